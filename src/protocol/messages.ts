@@ -1,0 +1,182 @@
+/**
+ * The contract between the API and render workers: job messages (API → worker) and worker
+ * events (worker → API). Both sides parse every message with these schemas; a message is
+ * `unknown` until it does. The worker imports nothing else from `src/`.
+ *
+ * Versioning: every message carries `v`. A breaking change adds a new version and both sides
+ * accept the old one until every producer is upgraded.
+ */
+import { z } from "zod";
+
+export const PROTOCOL_VERSION = 1 as const;
+
+/** What a worker can do; each capability has its own job queue/topic. */
+export const Capability = z.enum(["cpu", "nvenc", "manim"]);
+export type Capability = z.infer<typeof Capability>;
+
+/** Queue (embedded transport) or topic (Pub/Sub) that carries jobs for one capability. */
+export const jobQueueName = (capability: Capability): string => `render-jobs-${capability}`;
+/** Queue/topic that carries worker events to the API. */
+export const EVENTS_QUEUE = "render-events";
+
+/** Encoding options the API passes along; the worker has defaults for each. */
+export const TranscodeOptions = z.object({
+  /** Target HLS segment length in seconds. */
+  segmentSeconds: z.number().min(1).max(10).default(4),
+  /** Never plan rungs above this height (in addition to never above the source). */
+  maxHeight: z.number().int().positive().optional(),
+});
+export type TranscodeOptions = z.infer<typeof TranscodeOptions>;
+
+export const TranscodeJobMessage = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  type: z.literal("transcode"),
+  jobId: z.uuid(),
+  attempt: z.number().int().positive(),
+  videoId: z.uuid(),
+  /** Storage key of the source file, e.g. `videos/{videoId}/source/upload`. */
+  sourceKey: z.string().min(1),
+  /** Storage prefix of the video's media, e.g. `videos/{videoId}`; HLS goes under `{prefix}/hls/`. */
+  outputPrefix: z.string().min(1),
+  options: TranscodeOptions.default({ segmentSeconds: 4 }),
+});
+export type TranscodeJobMessage = z.infer<typeof TranscodeJobMessage>;
+
+/** Every job message kind, discriminated by `type`. */
+export const JobMessage = z.discriminatedUnion("type", [TranscodeJobMessage]);
+export type JobMessage = z.infer<typeof JobMessage>;
+
+/** Facts the worker's probe found about the source. */
+export const ProbeResult = z.object({
+  duration: z.number().nonnegative(),
+  /** Display dimensions (rotation applied). */
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+  fps: z.number().nonnegative(),
+  rotation: z.number().int(),
+  hasAudio: z.boolean(),
+  videoCodec: z.string(),
+  audioCodec: z.string().nullable(),
+});
+export type ProbeResult = z.infer<typeof ProbeResult>;
+
+/** One rung of the planned ladder. */
+export const Rung = z.object({
+  /** Directory name under `hls/` and the variant's name: `720p`, `audio`. */
+  name: z.string().regex(/^[a-z0-9]+$/),
+  kind: z.enum(["VIDEO", "AUDIO"]),
+  width: z.number().int().positive().nullable(),
+  height: z.number().int().positive().nullable(),
+  /** Peak bits per second, as declared in the master playlist. */
+  bandwidth: z.number().int().positive(),
+  /** RFC 6381 codecs string, e.g. `avc1.64001f` or `mp4a.40.2`. */
+  codecs: z.string(),
+});
+export type Rung = z.infer<typeof Rung>;
+
+export const VariantProgress = z.object({
+  name: z.string(),
+  /** Media time of finished segments / duration, 0..1. */
+  progress: z.number().min(0).max(1),
+  segmentCount: z.number().int().nonnegative(),
+});
+
+const jobEventBase = {
+  v: z.literal(PROTOCOL_VERSION),
+  jobId: z.uuid(),
+  attempt: z.number().int().positive(),
+  /** Per-attempt sequence number, starting at 1. */
+  seq: z.number().int().positive(),
+  workerId: z.string().min(1),
+  at: z.iso.datetime(),
+};
+
+/** Events about one job attempt; `seq` orders them within the attempt. */
+export const JobEvent = z.discriminatedUnion("type", [
+  z.object({ ...jobEventBase, type: z.literal("job.started") }),
+  z.object({ ...jobEventBase, type: z.literal("job.probed"), probe: ProbeResult, ladder: z.array(Rung).min(1) }),
+  z.object({
+    ...jobEventBase,
+    type: z.literal("job.progress"),
+    /** Overall progress 0..1. */
+    progress: z.number().min(0).max(1),
+    fps: z.number().nonnegative().nullable(),
+    /** Encoding speed as a multiple of real time. */
+    speed: z.number().nonnegative().nullable(),
+    etaSeconds: z.number().nonnegative().nullable(),
+    variants: z.array(VariantProgress),
+  }),
+  z.object({
+    ...jobEventBase,
+    type: z.literal("variant.ready"),
+    name: z.string(),
+    playlistKey: z.string(),
+    segmentCount: z.number().int().nonnegative(),
+  }),
+  /** The master playlist and the first segment of every rung are published. */
+  z.object({ ...jobEventBase, type: z.literal("video.playable"), masterKey: z.string() }),
+  z.object({
+    ...jobEventBase,
+    type: z.literal("job.succeeded"),
+    masterKey: z.string(),
+    posterKey: z.string().nullable(),
+  }),
+  z.object({
+    ...jobEventBase,
+    type: z.literal("job.failed"),
+    /** Readable reason, shown to users. */
+    error: z.string(),
+    /** False when retrying cannot help (the source is not a video, say). */
+    retryable: z.boolean(),
+    /** For operators: the command line and the tail of its stderr, when a process failed. */
+    command: z.string().optional(),
+    stderrTail: z.string().optional(),
+    exitCode: z.number().int().nullable().optional(),
+  }),
+]);
+export type JobEvent = z.infer<typeof JobEvent>;
+export type JobEventType = JobEvent["type"];
+
+/** Sent by every worker on a timer, with what it can do and what it is running. */
+export const WorkerHeartbeat = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  type: z.literal("worker.heartbeat"),
+  workerId: z.string().min(1),
+  capabilities: z.array(Capability),
+  /** Jobs (id and attempt) the worker is running right now. */
+  activeJobs: z.array(z.object({ jobId: z.uuid(), attempt: z.number().int().positive() })),
+  at: z.iso.datetime(),
+});
+export type WorkerHeartbeat = z.infer<typeof WorkerHeartbeat>;
+
+/** Everything a worker sends to the API. */
+export const WorkerEvent = z.union([JobEvent, WorkerHeartbeat]);
+export type WorkerEvent = z.infer<typeof WorkerEvent>;
+
+/** Distributive Omit, so each event kind keeps its own fields. */
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+/** A job event as a handler writes it; the worker's emitter adds the envelope. */
+export type JobEventBody = DistributiveOmit<JobEvent, "v" | "jobId" | "attempt" | "seq" | "workerId" | "at">;
+
+/** Parses an unknown message into a job message, with a readable error for old or foreign ones. */
+export function parseJobMessage(data: unknown): JobMessage {
+  const result = JobMessage.safeParse(data);
+  if (!result.success) throw new ProtocolError("job message", data, result.error);
+  return result.data;
+}
+
+/** Parses an unknown message into a worker event, with a readable error for old or foreign ones. */
+export function parseWorkerEvent(data: unknown): WorkerEvent {
+  const result = WorkerEvent.safeParse(data);
+  if (!result.success) throw new ProtocolError("worker event", data, result.error);
+  return result.data;
+}
+
+export class ProtocolError extends Error {
+  constructor(what: string, data: unknown, cause: z.ZodError) {
+    const v = typeof data === "object" && data !== null && "v" in data ? (data as { v: unknown }).v : undefined;
+    const version = v === PROTOCOL_VERSION ? "" : ` (protocol version ${JSON.stringify(v)}, expected ${PROTOCOL_VERSION})`;
+    super(`Invalid ${what}${version}: ${z.prettifyError(cause)}`, { cause });
+    this.name = "ProtocolError";
+  }
+}
