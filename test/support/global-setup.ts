@@ -1,1 +1,77 @@
-export default async function setup(): Promise<void> {}
+import { createHash } from "node:crypto";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import pg from "pg";
+import type { TestProject } from "vitest/node";
+import { applyMigrations } from "../../src/db/migrate.ts";
+import { startEmbeddedPostgres, type EmbeddedDatabase } from "../../src/db/embedded.ts";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    adminDatabaseUrl: string;
+    templateDatabase: string;
+  }
+}
+
+async function canConnect(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
+  try {
+    await client.connect();
+    await client.end();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function migrationsHash(): Promise<string> {
+  const dir = path.resolve("prisma/migrations");
+  const hash = createHash("sha256");
+  for (const name of (await readdir(dir)).sort()) {
+    if (name.endsWith(".toml")) continue;
+    hash.update(name).update(await readFile(path.join(dir, name, "migration.sql")));
+  }
+  return hash.digest("hex").slice(0, 12);
+}
+
+/**
+ * One Postgres for the whole run: TEST_DATABASE_URL, else the local server on 127.0.0.1:5432,
+ * else an embedded one. A template database is migrated once; each test file clones it.
+ */
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  let adminUrl = process.env.TEST_DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
+  let embedded: EmbeddedDatabase | null = null;
+  let embeddedDir: string | null = null;
+  if (!(await canConnect(adminUrl))) {
+    console.warn(`[test] no Postgres at ${adminUrl}; starting an embedded one`);
+    embeddedDir = await mkdtemp(path.join(tmpdir(), "videograph-test-pg-"));
+    embedded = await startEmbeddedPostgres(embeddedDir);
+    adminUrl = embedded.url;
+  }
+  const template = `videograph_tpl_${await migrationsHash()}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    await admin.query("SELECT pg_advisory_lock(4242)");
+    const { rowCount } = await admin.query("SELECT 1 FROM pg_database WHERE datname = $1", [template]);
+    if (!rowCount) {
+      const building = `${template}_building`;
+      await admin.query(`DROP DATABASE IF EXISTS "${building}" WITH (FORCE)`);
+      await admin.query(`CREATE DATABASE "${building}"`);
+      const url = new URL(adminUrl);
+      url.pathname = `/${building}`;
+      await applyMigrations(url.toString());
+      await admin.query(`ALTER DATABASE "${building}" RENAME TO "${template}"`);
+    }
+    await admin.query("SELECT pg_advisory_unlock(4242)");
+  } finally {
+    await admin.end();
+  }
+  project.provide("adminDatabaseUrl", adminUrl);
+  project.provide("templateDatabase", template);
+  return async () => {
+    await embedded?.stop();
+    if (embeddedDir) await rm(embeddedDir, { recursive: true, force: true });
+  };
+}

@@ -1,0 +1,22 @@
+# The API. Build: docker build -t videograph-api .
+FROM node:24-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY prisma ./prisma
+COPY prisma.config.ts ./
+COPY src ./src
+COPY scripts ./scripts
+RUN npx prisma generate && npm prune --omit=dev
+
+FROM node:24-bookworm-slim
+ENV NODE_ENV=production PORT=4000 LOCAL_WORKER=false
+WORKDIR /app
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/src ./src
+COPY package.json ./
+COPY prisma/migrations ./prisma/migrations
+RUN mkdir -p /data && chown node:node /data
+USER node
+EXPOSE 4000
+CMD ["node", "src/main.ts"]

@@ -1,0 +1,45 @@
+import { hostname } from "node:os";
+import { z } from "zod";
+import { Capability } from "../src/protocol/messages.ts";
+
+/** Every environment variable the worker reads; `.env.template` documents each one. */
+const WorkerEnvSchema = z.object({
+  TRANSPORT: z.enum(["postgres", "pubsub"]).default("postgres"),
+  DATABASE_URL: z.url().optional(),
+  GOOGLE_CLOUD_PROJECT: z.string().min(1).optional(),
+  PUBSUB_TOPIC_PREFIX: z.string().default("videograph"),
+  DATA_DIR: z.string().default("./data"),
+  WORKER_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
+  WORKER_CAPABILITIES: z
+    .string()
+    .default("cpu")
+    .transform((s) => s.split(",").map((c) => c.trim()).filter(Boolean))
+    .pipe(z.array(Capability).min(1)),
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(16).default(1),
+  WORKER_TMP_DIR: z.string().optional(),
+  PROGRESS_INTERVAL_MS: z.coerce.number().int().min(100).default(1000),
+  HEARTBEAT_INTERVAL_SECONDS: z.coerce.number().min(1).default(10),
+  SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(0).default(30),
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+});
+
+export type WorkerEnv = Readonly<z.infer<typeof WorkerEnvSchema>>;
+
+const CheckedWorkerEnvSchema = WorkerEnvSchema.superRefine((env, ctx) => {
+  if (env.TRANSPORT === "postgres" && !env.DATABASE_URL) {
+    ctx.addIssue({ code: "custom", path: ["DATABASE_URL"], message: "required with TRANSPORT=postgres: its queues live in Postgres" });
+  }
+  if (env.TRANSPORT === "pubsub" && !env.GOOGLE_CLOUD_PROJECT) {
+    ctx.addIssue({ code: "custom", path: ["GOOGLE_CLOUD_PROJECT"], message: "required when TRANSPORT=pubsub" });
+  }
+});
+
+export function loadWorkerEnv(source: NodeJS.ProcessEnv = process.env): WorkerEnv {
+  const input = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== ""));
+  const result = CheckedWorkerEnvSchema.safeParse(input);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
+    throw new Error(`Invalid worker configuration:\n${lines.join("\n")}`);
+  }
+  return Object.freeze(result.data);
+}

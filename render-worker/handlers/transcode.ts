@@ -1,0 +1,137 @@
+import path from "node:path";
+import type { JobEventBody, ProbeResult, TranscodeJobMessage } from "../../src/protocol/messages.ts";
+import { log } from "../log.ts";
+import { abortError, isAbortError } from "../media/errors.ts";
+import { encodeLadder, extractPoster, type LadderEncode } from "../media/ffmpeg.ts";
+import { createHlsPublisher, type HlsPublisher } from "../media/hls-publisher.ts";
+import { planLadder } from "../media/ladder.ts";
+import { probeSource } from "../media/probe.ts";
+import type { JobContext } from "./types.ts";
+
+/**
+ * Turns a stored source into an HLS ladder under `{outputPrefix}/hls/`, publishing segments and
+ * playlists while ffmpeg runs. Emits started, probed, progress, playable, variant.ready and
+ * succeeded; failures are thrown (a MediaError carries the command and stderr tail).
+ */
+export async function transcode(job: TranscodeJobMessage, ctx: JobContext): Promise<void> {
+  const { storage, signal } = ctx;
+  await ctx.emit({ type: "job.started" });
+
+  const input = await storage.inputFor(job.sourceKey);
+  const probe = await probeSource(input, { signal });
+  const ladder = planLadder(probe, { maxHeight: job.options.maxHeight });
+  await ctx.emit({ type: "job.probed", probe, ladder });
+
+  const posterKey = await publishPoster(job, ctx, input, probe);
+  if (signal.aborted) throw abortError(signal);
+
+  // Stops ffmpeg when the job is canceled or when publishing fails.
+  const encodeController = new AbortController();
+  const abortEncode = () => encodeController.abort(signal.reason);
+  signal.addEventListener("abort", abortEncode, { once: true });
+  const publishing: { failure?: unknown } = {};
+  const publisher = createHlsPublisher({
+    storage,
+    workDir: ctx.workDir,
+    outputPrefix: job.outputPrefix,
+    ladder,
+    probe,
+    onPlayable: (masterKey) => ctx.emit({ type: "video.playable", masterKey }),
+    onError: (error) => {
+      publishing.failure = error;
+      encodeController.abort(error);
+    },
+  });
+
+  try {
+    const encode = encodeLadder({
+      input,
+      probe,
+      ladder,
+      workDir: ctx.workDir,
+      segmentSeconds: job.options.segmentSeconds,
+      signal: encodeController.signal,
+    });
+    publisher.start();
+    const progress = reportProgress(ctx, probe, encode, publisher);
+    try {
+      await encode.done;
+    } catch (err) {
+      await Promise.all([progress.stop(), publisher.stop()]);
+      if ("failure" in publishing) throw publishing.failure;
+      throw err;
+    }
+    await progress.stop();
+    const variants = await publisher.finish();
+    if (signal.aborted) throw abortError(signal);
+    for (const v of variants) {
+      await ctx.emit({ type: "variant.ready", name: v.name, playlistKey: v.playlistKey, segmentCount: v.segmentCount });
+    }
+    await ctx.emit({ type: "job.succeeded", masterKey: publisher.masterKey, posterKey });
+  } finally {
+    signal.removeEventListener("abort", abortEncode);
+  }
+}
+
+/** Uploads `{outputPrefix}/thumbnails/poster.jpg`; a video without a poster is still a video. */
+async function publishPoster(job: TranscodeJobMessage, ctx: JobContext, input: string, probe: ProbeResult): Promise<string | null> {
+  const key = `${job.outputPrefix}/thumbnails/poster.jpg`;
+  const outFile = path.join(ctx.workDir, "poster.jpg");
+  try {
+    await extractPoster({ input, probe, outFile, signal: ctx.signal });
+    await ctx.storage.upload(key, outFile, { contentType: "image/jpeg", cacheControl: "public, max-age=3600" });
+    return key;
+  } catch (err) {
+    if (isAbortError(err)) throw err;
+    log.warn("poster failed; the video will have none", { jobId: job.jobId, err });
+    return null;
+  }
+}
+
+type ProgressBody = Extract<JobEventBody, { type: "job.progress" }>;
+
+/** Samples encoder and publisher on a timer and emits `job.progress` when a figure changed. */
+function reportProgress(ctx: JobContext, probe: ProbeResult, encode: LadderEncode, publisher: HlsPublisher): { stop(): Promise<void> } {
+  let inFlight: Promise<void> | null = null;
+  let lastSent = "";
+
+  const tick = () => {
+    // A slow transport gets fewer, fresher samples rather than a queue of stale ones.
+    if (inFlight) return;
+    const stats = encode.stats();
+    const variants = publisher.variants().map((v) => ({ name: v.name, progress: round(v.progress, 3), segmentCount: v.segmentCount }));
+    const fraction = stats.outTimeSeconds !== null ? stats.outTimeSeconds / probe.duration : Math.min(...variants.map((v) => v.progress));
+    const eta = stats.outTimeSeconds !== null && stats.speed ? Math.max(0, (probe.duration - stats.outTimeSeconds) / stats.speed) : null;
+    const body: ProgressBody = {
+      type: "job.progress",
+      progress: round(Math.min(1, Math.max(0, fraction)), 3),
+      fps: stats.fps === null ? null : round(stats.fps, 1),
+      speed: stats.speed === null ? null : round(stats.speed, 2),
+      etaSeconds: eta === null ? null : Math.round(eta),
+      variants,
+    };
+    const serialized = JSON.stringify(body);
+    if (serialized === lastSent) return;
+    lastSent = serialized;
+    inFlight = ctx
+      .emit(body)
+      // Progress is a sample: a lost one is replaced by the next tick, so it does not fail the job.
+      .catch((err: unknown) => log.warn("progress event not sent", { err }))
+      .finally(() => {
+        inFlight = null;
+      });
+  };
+
+  const timer = setInterval(tick, ctx.progressIntervalMs);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await inFlight;
+    },
+  };
+}
+
+function round(n: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}

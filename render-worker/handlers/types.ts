@@ -1,0 +1,14 @@
+import type { JobEventBody } from "../../src/protocol/messages.ts";
+import type { WorkerStorage } from "../storage/types.ts";
+
+/** What the worker gives a job handler. A handler reports failure by throwing. */
+export interface JobContext {
+  storage: WorkerStorage;
+  /** Sends an event about this job attempt; the worker adds the envelope (ids, seq, time). */
+  emit(event: JobEventBody): Promise<void>;
+  /** Fires when the job is canceled or the worker hands it back. */
+  signal: AbortSignal;
+  /** An empty temp dir for this job, created and removed by the caller. */
+  workDir: string;
+  progressIntervalMs: number;
+}

@@ -1,0 +1,52 @@
+import { loadWorkerEnv } from "./config.ts";
+import { log } from "./log.ts";
+import { createLocalWorkerStorage } from "./storage/local.ts";
+import { createPostgresWorkerTransport } from "./transport/postgres.ts";
+import { createPubSubWorkerTransport } from "./transport/pubsub.ts";
+import { createWorker, defaultTmpDir } from "./worker.ts";
+
+let env;
+try {
+  env = loadWorkerEnv();
+} catch (err) {
+  process.stderr.write(`${(err as Error).message}\n`);
+  process.exit(2);
+}
+
+const worker = createWorker({
+  workerId: env.WORKER_ID,
+  capabilities: env.WORKER_CAPABILITIES,
+  concurrency: env.WORKER_CONCURRENCY,
+  transport:
+    env.TRANSPORT === "pubsub"
+      ? createPubSubWorkerTransport({ projectId: env.GOOGLE_CLOUD_PROJECT!, topicPrefix: env.PUBSUB_TOPIC_PREFIX })
+      : createPostgresWorkerTransport(env.DATABASE_URL!),
+  storage: createLocalWorkerStorage(env.DATA_DIR),
+  tmpDir: defaultTmpDir(env.WORKER_TMP_DIR),
+  progressIntervalMs: env.PROGRESS_INTERVAL_MS,
+  heartbeatIntervalSeconds: env.HEARTBEAT_INTERVAL_SECONDS,
+});
+
+let stopping = false;
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  process.on(signal, () => {
+    if (stopping) {
+      log.warn("second signal: exiting now");
+      process.exit(1);
+    }
+    stopping = true;
+    log.info(`${signal}: shutting down`, { graceSeconds: env.SHUTDOWN_GRACE_SECONDS });
+    worker.shutdown(env.SHUTDOWN_GRACE_SECONDS).then(
+      () => process.exit(0),
+      (err) => {
+        log.error("shutdown failed", { err });
+        process.exit(1);
+      },
+    );
+  });
+}
+
+worker.start().catch((err) => {
+  log.error("worker failed to start", { err });
+  process.exit(1);
+});

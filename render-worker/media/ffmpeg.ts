@@ -1,0 +1,300 @@
+import { execFile } from "node:child_process";
+import { mkdir, stat } from "node:fs/promises";
+import path from "node:path";
+import ffmpeg from "fluent-ffmpeg";
+import type { ProbeResult, Rung } from "../../src/protocol/messages.ts";
+import { abortError, MediaError } from "./errors.ts";
+import { h264LevelOf, videoRateControl } from "./ladder.ts";
+
+/** The parts of `ffprobe -of json -show_format -show_streams` output the worker reads. */
+export interface FfprobeJson {
+  streams?: FfprobeJsonStream[];
+  format?: { format_name?: string; duration?: string };
+}
+
+export interface FfprobeJsonStream {
+  index: number;
+  codec_type?: string;
+  codec_name?: string;
+  width?: number;
+  height?: number;
+  sample_aspect_ratio?: string;
+  avg_frame_rate?: string;
+  r_frame_rate?: string;
+  duration?: string;
+  disposition?: { attached_pic?: number };
+  tags?: { rotate?: string };
+  side_data_list?: Array<{ side_data_type?: string; rotation?: number }>;
+}
+
+const FFPROBE = process.env.FFPROBE_PATH ?? "ffprobe";
+const STDERR_TAIL_LINES = 20;
+
+/**
+ * Runs ffprobe on a path or URL and returns its JSON. Fails with a MediaError whose message is
+ * ffprobe's own short reason (`moov atom not found; Invalid data found when processing input`).
+ */
+export function ffprobeJson(input: string, opts: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<FfprobeJson> {
+  const args = ["-v", "error", "-of", "json", "-show_format", "-show_streams", input];
+  const command = [FFPROBE, ...args].join(" ");
+  return new Promise((resolve, reject) => {
+    execFile(
+      FFPROBE,
+      args,
+      { maxBuffer: 32 * 1024 * 1024, timeout: opts.timeoutMs ?? 60_000, killSignal: "SIGKILL", signal: opts.signal },
+      (error, stdout, stderr) => {
+        if (opts.signal?.aborted) return reject(abortError(opts.signal));
+        const stderrTail = tailOf(stderr.split(/\r\n|\r|\n/));
+        if (error) {
+          const exitCode = typeof error.code === "number" ? error.code : null;
+          const timedOut = error.killed === true && exitCode === null;
+          const reason = timedOut ? "ffprobe timed out" : exitCode === null ? error.message : shortReason(stderr, input);
+          // A process that could not run or was cut off says nothing about the file.
+          return reject(new MediaError(reason, { retryable: exitCode === null, command, stderrTail, exitCode, cause: error }));
+        }
+        try {
+          resolve(JSON.parse(stdout) as FfprobeJson);
+        } catch (cause) {
+          reject(new MediaError("ffprobe printed invalid JSON", { retryable: true, command, stderrTail, cause }));
+        }
+      },
+    );
+  });
+}
+
+/** What the encoder has done so far, sampled by the caller's timer. */
+export interface EncodeStats {
+  /** Media time ffmpeg has encoded up to. */
+  outTimeSeconds: number | null;
+  /** Frames per second ffmpeg reports. */
+  fps: number | null;
+  /** Media seconds encoded per wall-clock second since ffmpeg started. */
+  speed: number | null;
+}
+
+export interface EncodeLadderArgs {
+  /** Path or URL of the source. */
+  input: string;
+  probe: ProbeResult;
+  ladder: Rung[];
+  /** ffmpeg runs here; rung `720p` is written to `720p/index.m3u8` and `720p/seg_00000.ts`… */
+  workDir: string;
+  segmentSeconds: number;
+  signal: AbortSignal;
+}
+
+export interface LadderEncode {
+  /** Settles when ffmpeg exits: a MediaError on failure, an AbortError when the signal fired. */
+  done: Promise<void>;
+  stats(): EncodeStats;
+}
+
+/**
+ * Encodes every rung in one ffmpeg process: the source is decoded once and scaled for every rung in
+ * one filter graph, and each rung is written as an HLS event playlist whose segments start on
+ * keyframes at the same media times in every rung.
+ */
+export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
+  const { input, ladder, workDir, segmentSeconds } = args;
+  const videoRungs = ladder.filter((r) => r.kind === "VIDEO");
+  const audioRungs = ladder.filter((r) => r.kind === "AUDIO");
+  const command = ffmpeg(input, { cwd: workDir, stdoutLines: 50 }).inputOptions("-nostdin", "-hide_banner");
+
+  if (videoRungs.length > 0) command.complexFilter(scaleGraph(videoRungs));
+  videoRungs.forEach((rung, i) => {
+    const rate = videoRateControl(rung);
+    command
+      .output(`${rung.name}/index.m3u8`)
+      .outputOptions(
+        "-map", `[v${i}]`,
+        "-c:v", "libx264",
+        "-preset", "veryfast",
+        "-profile:v", "high",
+        "-level:v", h264LevelOf(rung),
+        "-b:v", String(rate.bitrate),
+        "-maxrate", String(rate.maxrate),
+        "-bufsize", String(rate.bufsize),
+        "-force_key_frames", `expr:gte(t,n_forced*${segmentSeconds})`,
+        "-sc_threshold", "0",
+        ...hlsOptions(rung, segmentSeconds),
+      );
+  });
+  for (const rung of audioRungs) {
+    command
+      .output(`${rung.name}/index.m3u8`)
+      .outputOptions("-map", "0:a:0", "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-ar", "48000", ...hlsOptions(rung, segmentSeconds));
+  }
+
+  let latest: { outTimeSeconds: number; fps: number | null } | null = null;
+  let startedAt: number | null = null;
+  // Only stores the latest figures: the caller samples them on its own timer.
+  command.on("progress", (p: { timemark?: string; currentFps?: number }) => {
+    const outTimeSeconds = timemarkSeconds(p.timemark);
+    if (outTimeSeconds === null) return;
+    latest = { outTimeSeconds, fps: Number.isFinite(p.currentFps) ? (p.currentFps as number) : null };
+  });
+
+  const done = Promise.all(ladder.map((r) => mkdir(path.join(workDir, r.name), { recursive: true }))).then(() =>
+    runFfmpeg(command, args.signal, () => {
+      startedAt = Date.now();
+    }),
+  );
+
+  return {
+    done: done.then(() => undefined),
+    stats() {
+      if (latest === null || startedAt === null) return { outTimeSeconds: null, fps: null, speed: null };
+      const wallSeconds = (Date.now() - startedAt) / 1000;
+      return { outTimeSeconds: latest.outTimeSeconds, fps: latest.fps, speed: wallSeconds > 0 ? latest.outTimeSeconds / wallSeconds : null };
+    },
+  };
+}
+
+export interface ExtractPosterArgs {
+  input: string;
+  probe: ProbeResult;
+  /** Where to write the JPEG; ffmpeg runs in its directory. */
+  outFile: string;
+  signal?: AbortSignal;
+}
+
+/** Writes one JPEG frame from min(1 s, duration / 3), at most 720 px high, even dimensions. */
+export async function extractPoster(args: ExtractPosterArgs): Promise<void> {
+  const { probe, outFile } = args;
+  const height = Math.max(2, Math.floor(Math.min(720, probe.height) / 2) * 2);
+  const width = Math.max(2, Math.min(Math.floor(probe.width / 2) * 2, Math.round((probe.width * height) / probe.height / 2) * 2));
+  const at = Math.min(1, probe.duration / 3);
+  const command = ffmpeg(args.input, { cwd: path.dirname(outFile), stdoutLines: 50 })
+    .inputOptions("-nostdin", "-hide_banner", "-ss", at.toFixed(3))
+    .output(path.basename(outFile))
+    .outputOptions(
+      "-map", "0:V:0",
+      "-frames:v", "1",
+      "-vf", `scale=${width}:${height}:flags=bicubic,setsar=1`,
+      "-q:v", "3",
+      "-f", "image2",
+      "-update", "1",
+    );
+  const commandLine = await runFfmpeg(command, args.signal);
+  const written = await stat(outFile).catch(() => null);
+  if (!written || written.size === 0) {
+    throw new MediaError(`ffmpeg wrote no poster frame at ${at.toFixed(3)} s`, { retryable: false, command: commandLine });
+  }
+}
+
+/**
+ * A cascade: the source is scaled to the top rung, each rung is scaled from the one above it, and
+ * a `split` hands every rung's frames to its encoder. Scaling from the next larger rung instead of
+ * the source costs less per frame.
+ */
+function scaleGraph(videoRungs: Rung[]): string {
+  const last = videoRungs.length - 1;
+  return videoRungs
+    .map((rung, i) => {
+      // `V` skips attached pictures (cover art), the same stream the probe measured.
+      const from = i === 0 ? "[0:V:0]" : `[c${i - 1}]`;
+      // setsar=1: even rounding leaves a sliver of aspect error that scale would turn into odd pixel shapes.
+      const scale = `scale=${rung.width}:${rung.height}:flags=bicubic,setsar=1${i === 0 ? ",format=yuv420p" : ""}`;
+      return i === last ? `${from}${scale}[v${i}]` : `${from}${scale},split=2[v${i}][c${i}]`;
+    })
+    .join(";");
+}
+
+function hlsOptions(rung: Rung, segmentSeconds: number): string[] {
+  return [
+    // Several outputs fed by one filter graph buffer packets while the slowest catches up.
+    "-max_muxing_queue_size", "4096",
+    "-f", "hls",
+    "-hls_time", String(segmentSeconds),
+    "-hls_playlist_type", "event",
+    // temp_file: a segment appears under its name only once closed, and the playlist is replaced
+    // by rename, so whatever the playlist lists is complete.
+    "-hls_flags", "independent_segments+temp_file",
+    "-hls_segment_filename", `${rung.name}/seg_%05d.ts`,
+  ];
+}
+
+/** Runs a prepared command; resolves with its command line, kills it with SIGKILL on abort. */
+function runFfmpeg(command: ffmpeg.FfmpegCommand, signal: AbortSignal | undefined, onSpawn?: () => void): Promise<string> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(abortError(signal));
+    let commandLine = "";
+    let spawned = false;
+    const stderrTail: string[] = [];
+    const onAbort = () => {
+      // Before 'start' there is no process yet; the 'start' handler kills it then.
+      if (spawned) command.kill("SIGKILL");
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const settle = () => signal?.removeEventListener("abort", onAbort);
+
+    command.on("start", (line: string) => {
+      spawned = true;
+      commandLine = line;
+      if (signal?.aborted) {
+        command.kill("SIGKILL");
+        return;
+      }
+      onSpawn?.();
+    });
+    command.on("stderr", (line: string) => {
+      if (line.trim() === "" || /^\s*(frame|size)=/.test(line)) return;
+      stderrTail.push(line);
+      if (stderrTail.length > STDERR_TAIL_LINES) stderrTail.shift();
+    });
+    command.on("error", (err: Error) => {
+      settle();
+      if (signal?.aborted) return reject(abortError(signal));
+      const exitCode = exitCodeOf(err);
+      const what = exitCode === null ? err.message.replace(/:.*$/s, "") : `ffmpeg exited with code ${exitCode}`;
+      reject(
+        new MediaError(spawned ? `${what}: ${errorSummary(stderrTail) ?? "no error message"}` : `ffmpeg could not start: ${err.message}`, {
+          retryable: true,
+          command: commandLine || undefined,
+          stderrTail: stderrTail.join("\n") || undefined,
+          exitCode,
+          cause: err,
+        }),
+      );
+    });
+    command.on("end", () => {
+      settle();
+      if (signal?.aborted) return reject(abortError(signal));
+      resolve(commandLine);
+    });
+    command.run();
+  });
+}
+
+/** ffmpeg ends with its reason in unindented lines; indented ones describe the input. */
+function errorSummary(stderrTail: string[]): string | null {
+  const reasons = stderrTail.filter((l) => !/^\s/.test(l)).slice(-2);
+  return reasons.length > 0 ? reasons.map((l) => l.replace(/^\[[^\]]*@ 0x[0-9a-f]+\]\s*/i, "")).join(" ") : null;
+}
+
+function exitCodeOf(err: Error): number | null {
+  const match = /exited with code (\d+)/.exec(err.message);
+  return match ? Number(match[1]) : null;
+}
+
+/** `00:01:02.50` → 62.5; null for `N/A` and other non-times. */
+function timemarkSeconds(timemark: string | undefined): number | null {
+  const match = /^(\d+):(\d{2}):(\d{2}(?:\.\d+)?)$/.exec(timemark ?? "");
+  if (!match) return null;
+  return Number(match[1]) * 3600 + Number(match[2]) * 60 + Number(match[3]);
+}
+
+function tailOf(lines: string[]): string | undefined {
+  const kept = lines.filter((l) => l.trim() !== "" && !/^\s*(frame|size)=/.test(l));
+  return kept.slice(-STDERR_TAIL_LINES).join("\n") || undefined;
+}
+
+/** ffprobe's error lines without their `[demuxer @ 0x…]` and `input:` prefixes, deduplicated. */
+function shortReason(stderr: string, input: string): string {
+  const reasons = stderr
+    .split(/\r\n|\r|\n/)
+    .map((l) => l.replace(/^\[[^\]]*@ 0x[0-9a-f]+\]\s*/i, "").trim())
+    .map((l) => (l.startsWith(`${input}: `) ? l.slice(input.length + 2) : l))
+    .filter((l) => l !== "");
+  return [...new Set(reasons)].join("; ") || "ffprobe failed without saying why";
+}

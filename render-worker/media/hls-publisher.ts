@@ -1,0 +1,198 @@
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { Parser } from "m3u8-parser";
+import type { ProbeResult, Rung } from "../../src/protocol/messages.ts";
+import type { WorkerStorage } from "../storage/types.ts";
+
+const PLAYLIST_TYPE = "application/vnd.apple.mpegurl";
+const SEGMENT_TYPE = "video/mp2t";
+const CACHE_IMMUTABLE = "public, max-age=31536000, immutable";
+const CACHE_GROWING = "public, max-age=2";
+const CACHE_FINAL = "public, max-age=3600";
+/** Rung names match `^[a-z0-9]+$`, so this directory in the work dir is never a rung's. */
+const SNAPSHOT_DIR = ".publish";
+
+export interface HlsPublisherOptions {
+  storage: WorkerStorage;
+  /** The directory ffmpeg writes `{rung}/index.m3u8` and its segments into. */
+  workDir: string;
+  /** Storage prefix of the video; HLS goes under `{outputPrefix}/hls/`. */
+  outputPrefix: string;
+  ladder: Rung[];
+  probe: ProbeResult;
+  /** How often to look for new segments while ffmpeg runs. */
+  intervalMs?: number;
+  /** Called once, when the master playlist and a first segment of every rung are published. */
+  onPlayable?: (masterKey: string) => Promise<void>;
+  /** Called when a publishing pass fails while ffmpeg runs; the publisher stops then. */
+  onError?: (err: unknown) => void;
+}
+
+/** One rung's publishing state. */
+export interface VariantPublication {
+  name: string;
+  playlistKey: string;
+  /** Published media time / source duration, 0..1. */
+  progress: number;
+  segmentCount: number;
+}
+
+export interface HlsPublisher {
+  readonly masterKey: string;
+  /** Starts the timer that publishes segments as ffmpeg closes them. */
+  start(): void;
+  variants(): VariantPublication[];
+  /** After ffmpeg exited successfully: publishes what is left and the final (ENDLIST) playlists. */
+  finish(): Promise<VariantPublication[]>;
+  /** After a failure or cancellation: stops the timer and waits for the pass in flight. */
+  stop(): Promise<void>;
+}
+
+interface RungState {
+  rung: Rung;
+  uploaded: Set<string>;
+  uploadedSeconds: number;
+  /** Segments listed in the last playlist uploaded; -1 before the first. */
+  publishedSegments: number;
+}
+
+/**
+ * Publishes an HLS ladder while ffmpeg writes it. Each pass reads every rung's playlist, uploads
+ * the segments it lists that are not uploaded yet (listed means closed: ffmpeg runs with
+ * `temp_file`), then uploads a snapshot of that playlist, so a published playlist never names
+ * an unpublished segment. Once every rung has published a segment, the master playlist follows.
+ */
+export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
+  const { storage, workDir, ladder } = opts;
+  const hlsPrefix = `${opts.outputPrefix}/hls`;
+  const masterKey = `${hlsPrefix}/master.m3u8`;
+  const states: RungState[] = ladder.map((rung) => ({ rung, uploaded: new Set(), uploadedSeconds: 0, publishedSegments: -1 }));
+  let masterPublished = false;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let passInFlight: Promise<void> | null = null;
+  let failure: { error: unknown } | null = null;
+
+  async function publishRung(state: RungState, final: boolean): Promise<void> {
+    const name = state.rung.name;
+    const local = path.join(workDir, name, "index.m3u8");
+    let text: string;
+    try {
+      text = await readFile(local, "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT" && !final) return;
+      throw err;
+    }
+    const parser = new Parser();
+    parser.push(text);
+    parser.end();
+    const { segments, endList } = parser.manifest;
+    if (final && !endList) throw new Error(`The ${name} playlist has no #EXT-X-ENDLIST after ffmpeg finished`);
+
+    for (const segment of segments) {
+      if (state.uploaded.has(segment.uri)) continue;
+      if (!/^[\w.-]+$/.test(segment.uri)) throw new Error(`Unexpected segment URI ${JSON.stringify(segment.uri)} in the ${name} playlist`);
+      await storage.upload(`${hlsPrefix}/${name}/${segment.uri}`, path.join(workDir, name, segment.uri), {
+        contentType: SEGMENT_TYPE,
+        cacheControl: CACHE_IMMUTABLE,
+      });
+      state.uploaded.add(segment.uri);
+      state.uploadedSeconds += segment.duration;
+    }
+
+    if (final || segments.length > state.publishedSegments) {
+      // The file ffmpeg keeps replacing may already list more than was uploaded; publish what was read.
+      const snapshot = path.join(workDir, SNAPSHOT_DIR, `${name}.m3u8`);
+      await writeFile(snapshot, text);
+      await storage.upload(`${hlsPrefix}/${name}/index.m3u8`, snapshot, {
+        contentType: PLAYLIST_TYPE,
+        cacheControl: final ? CACHE_FINAL : CACHE_GROWING,
+      });
+      state.publishedSegments = segments.length;
+    }
+  }
+
+  async function publishPass(final: boolean): Promise<void> {
+    await mkdir(path.join(workDir, SNAPSHOT_DIR), { recursive: true });
+    // allSettled: no upload may still be reading the work dir when a failed pass returns.
+    const results = await Promise.allSettled(states.map((s) => publishRung(s, final)));
+    const failed = results.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
+    if (!masterPublished && states.every((s) => s.publishedSegments > 0)) {
+      const file = path.join(workDir, SNAPSHOT_DIR, "master.m3u8");
+      await writeFile(file, masterPlaylist(ladder, opts.probe));
+      await storage.upload(masterKey, file, { contentType: PLAYLIST_TYPE, cacheControl: CACHE_FINAL });
+      masterPublished = true;
+      await opts.onPlayable?.(masterKey);
+    }
+  }
+
+  function schedule(): void {
+    timer = setTimeout(() => {
+      passInFlight = publishPass(false)
+        .catch((error: unknown) => {
+          failure = { error };
+          stopped = true;
+          opts.onError?.(error);
+        })
+        .finally(() => {
+          passInFlight = null;
+          if (!stopped) schedule();
+        });
+    }, opts.intervalMs ?? 500);
+  }
+
+  async function halt(): Promise<void> {
+    stopped = true;
+    clearTimeout(timer);
+    await passInFlight;
+  }
+
+  function variants(): VariantPublication[] {
+    return states.map((s) => ({
+      name: s.rung.name,
+      playlistKey: `${hlsPrefix}/${s.rung.name}/index.m3u8`,
+      progress: opts.probe.duration > 0 ? Math.min(1, Math.max(0, s.uploadedSeconds / opts.probe.duration)) : 0,
+      segmentCount: s.uploaded.size,
+    }));
+  }
+
+  return {
+    masterKey,
+    start() {
+      if (!stopped && timer === undefined) schedule();
+    },
+    variants,
+    async finish() {
+      await halt();
+      if (failure) throw failure.error;
+      await publishPass(true);
+      if (!masterPublished) throw new Error("The master playlist was not published: a rung has no segments");
+      return variants();
+    },
+    stop: halt,
+  };
+}
+
+/** The master playlist: relative URIs, demuxed audio as one group every video rung refers to. */
+export function masterPlaylist(ladder: Rung[], probe: ProbeResult): string {
+  const audio = ladder.find((r) => r.kind === "AUDIO");
+  const lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-INDEPENDENT-SEGMENTS"];
+  if (audio) {
+    lines.push(
+      `#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="default",DEFAULT=YES,AUTOSELECT=YES,CHANNELS="2",URI="${audio.name}/index.m3u8"`,
+    );
+  }
+  for (const rung of ladder) {
+    if (rung.kind !== "VIDEO") continue;
+    const attributes = [
+      `BANDWIDTH=${rung.bandwidth}`,
+      `RESOLUTION=${rung.width}x${rung.height}`,
+      ...(probe.fps > 0 ? [`FRAME-RATE=${probe.fps.toFixed(3)}`] : []),
+      `CODECS="${audio ? `${rung.codecs},${audio.codecs}` : rung.codecs}"`,
+      ...(audio ? [`AUDIO="audio"`] : []),
+    ];
+    lines.push(`#EXT-X-STREAM-INF:${attributes.join(",")}`, `${rung.name}/index.m3u8`);
+  }
+  return `${lines.join("\n")}\n`;
+}

@@ -1,0 +1,151 @@
+import type { ProbeResult, Rung } from "../../src/protocol/messages.ts";
+
+/** Short side (the height of a landscape frame) → H.264 target bitrate in bits per second. */
+const VIDEO_PROFILES: ReadonlyArray<{ shortSide: number; bitrate: number }> = [
+  { shortSide: 2160, bitrate: 16_000_000 },
+  { shortSide: 1440, bitrate: 10_000_000 },
+  { shortSide: 1080, bitrate: 5_000_000 },
+  { shortSide: 720, bitrate: 2_800_000 },
+  { shortSide: 540, bitrate: 1_800_000 },
+  { shortSide: 480, bitrate: 1_400_000 },
+  { shortSide: 360, bitrate: 800_000 },
+  { shortSide: 240, bitrate: 400_000 },
+  { shortSide: 144, bitrate: 200_000 },
+];
+
+export const AUDIO_BITRATE = 128_000;
+export const AUDIO_CODECS = "mp4a.40.2";
+export const AUDIO_RUNG_NAME = "audio";
+
+/** Peak video rate allowed above the target, as passed to x264's VBV. */
+const MAXRATE_FACTOR = 1.1;
+/** MPEG-TS packetisation adds roughly this much on top of the elementary streams. */
+const TS_OVERHEAD_FACTOR = 1.1;
+/** A profile rung this close below a source-sized top rung adds nothing a player would notice. */
+const NEAR_DUPLICATE_RATIO = 0.9;
+
+/** H.264 levels: level_idc, max frame size in macroblocks, max macroblocks per second. */
+const H264_LEVELS: ReadonlyArray<{ idc: number; maxFrameMbs: number; maxMbPerSecond: number }> = [
+  { idc: 30, maxFrameMbs: 1620, maxMbPerSecond: 40_500 },
+  { idc: 31, maxFrameMbs: 3600, maxMbPerSecond: 108_000 },
+  { idc: 32, maxFrameMbs: 5120, maxMbPerSecond: 216_000 },
+  { idc: 40, maxFrameMbs: 8192, maxMbPerSecond: 245_760 },
+  { idc: 42, maxFrameMbs: 8704, maxMbPerSecond: 522_240 },
+  { idc: 50, maxFrameMbs: 22_080, maxMbPerSecond: 589_824 },
+  { idc: 51, maxFrameMbs: 36_864, maxMbPerSecond: 983_040 },
+  { idc: 52, maxFrameMbs: 36_864, maxMbPerSecond: 2_073_600 },
+];
+
+/** x264 rate control for a video rung, in bits per second. */
+export interface VideoRateControl {
+  bitrate: number;
+  maxrate: number;
+  bufsize: number;
+}
+
+/**
+ * Plans the HLS ladder for a probed source.
+ *
+ * Video rungs follow the profiles by the frame's short side, so a portrait 1080x1920 source gets
+ * `1080p` at 1080x1920. No rung is larger than the source (or than `maxHeight`, also a short
+ * side); when the source falls between profiles its own size is the top rung, named after its
+ * short side (`1000p`). Dimensions are even and keep the aspect ratio. A source whose short side
+ * is under 144 gets a single rung at its own size.
+ *
+ * Audio is demuxed: when the source has audio there is one `audio` rung (AAC-LC 128k stereo),
+ * video rungs are video-only, and each video rung's bandwidth counts the audio it plays with.
+ * Order: video rungs from the highest, then audio.
+ */
+export function planLadder(probe: ProbeResult, opts: { maxHeight?: number } = {}): Rung[] {
+  const landscape = probe.width >= probe.height;
+  const sourceShort = Math.min(probe.width, probe.height);
+  const sourceLong = Math.max(probe.width, probe.height);
+  const limit = Math.min(sourceShort, opts.maxHeight ?? Number.POSITIVE_INFINITY);
+  const longLimit = Math.max(2, floorEven(sourceLong));
+
+  const shortSides: number[] = [];
+  const profilesWithin = VIDEO_PROFILES.map((p) => p.shortSide).filter((s) => s <= limit);
+  const topProfile = profilesWithin[0];
+  const ownSize = Math.max(2, floorEven(limit));
+  if (topProfile === undefined || (limit > topProfile && topProfile < VIDEO_PROFILES[0].shortSide)) {
+    shortSides.push(ownSize);
+    shortSides.push(...profilesWithin.filter((s) => s / ownSize <= NEAR_DUPLICATE_RATIO));
+  } else {
+    shortSides.push(...profilesWithin);
+  }
+
+  const audioBitrate = probe.hasAudio ? AUDIO_BITRATE : 0;
+  const rungs: Rung[] = shortSides.map((short) => {
+    const long = Math.min(longLimit, roundEven((sourceLong * short) / sourceShort));
+    const width = landscape ? long : short;
+    const height = landscape ? short : long;
+    const rate = videoRateControlFor(short);
+    return {
+      name: `${short}p`,
+      kind: "VIDEO",
+      width,
+      height,
+      bandwidth: Math.round((rate.maxrate + audioBitrate) * TS_OVERHEAD_FACTOR),
+      codecs: `avc1.6400${h264LevelIdc(width, height, probe.fps).toString(16).padStart(2, "0")}`,
+    };
+  });
+  if (probe.hasAudio) {
+    rungs.push({
+      name: AUDIO_RUNG_NAME,
+      kind: "AUDIO",
+      width: null,
+      height: null,
+      bandwidth: Math.round(AUDIO_BITRATE * TS_OVERHEAD_FACTOR),
+      codecs: AUDIO_CODECS,
+    });
+  }
+  return rungs;
+}
+
+/** Rate control for a video rung, from its short side; the encoder and the plan share it. */
+export function videoRateControl(rung: Rung): VideoRateControl {
+  if (rung.width === null || rung.height === null) throw new Error(`Rung ${rung.name} is not a video rung`);
+  return videoRateControlFor(Math.min(rung.width, rung.height));
+}
+
+/** The H.264 level of a video rung as x264 spells it (`3.1`), read from its codecs string. */
+export function h264LevelOf(rung: Rung): string {
+  const idc = Number.parseInt(rung.codecs.slice(-2), 16);
+  return (idc / 10).toFixed(1);
+}
+
+function videoRateControlFor(shortSide: number): VideoRateControl {
+  const bitrate = Math.round(bitrateForShortSide(shortSide));
+  return { bitrate, maxrate: Math.round(bitrate * MAXRATE_FACTOR), bufsize: Math.round(bitrate * 1.5) };
+}
+
+/** Profile bitrate, interpolated linearly between profiles for in-between sizes. */
+function bitrateForShortSide(shortSide: number): number {
+  const smallest = VIDEO_PROFILES[VIDEO_PROFILES.length - 1];
+  if (shortSide <= smallest.shortSide) return Math.max(50_000, (smallest.bitrate * shortSide) / smallest.shortSide);
+  for (let i = 0; i < VIDEO_PROFILES.length - 1; i++) {
+    const upper = VIDEO_PROFILES[i];
+    const lower = VIDEO_PROFILES[i + 1];
+    if (shortSide >= lower.shortSide && shortSide <= upper.shortSide) {
+      const t = (shortSide - lower.shortSide) / (upper.shortSide - lower.shortSide);
+      return lower.bitrate + t * (upper.bitrate - lower.bitrate);
+    }
+  }
+  return VIDEO_PROFILES[0].bitrate;
+}
+
+/** The lowest level whose frame size and macroblock rate fit; 30 fps when the rate is unknown. */
+function h264LevelIdc(width: number, height: number, fps: number): number {
+  const frameMbs = Math.ceil(width / 16) * Math.ceil(height / 16);
+  const mbPerSecond = frameMbs * (fps > 0 ? fps : 30);
+  const level = H264_LEVELS.find((l) => frameMbs <= l.maxFrameMbs && mbPerSecond <= l.maxMbPerSecond);
+  return (level ?? H264_LEVELS[H264_LEVELS.length - 1]).idc;
+}
+
+function roundEven(n: number): number {
+  return Math.max(2, Math.round(n / 2) * 2);
+}
+
+function floorEven(n: number): number {
+  return Math.floor(n / 2) * 2;
+}

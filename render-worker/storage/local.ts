@@ -1,0 +1,55 @@
+import { randomBytes } from "node:crypto";
+import { access, copyFile, mkdir, rename, rm } from "node:fs/promises";
+import path from "node:path";
+import type { UploadOptions, WorkerStorage } from "./types.ts";
+
+/**
+ * Storage in a local directory: key `a/b` is the file `${dataDir}/a/b`. Content type and cache
+ * control are not stored; whoever serves the directory derives them from the file name.
+ */
+export function createLocalWorkerStorage(dataDir: string): WorkerStorage {
+  const root = path.resolve(dataDir);
+
+  function pathFor(key: string): string {
+    assertValidKey(key);
+    return path.join(root, ...key.split("/"));
+  }
+
+  return {
+    async inputFor(key) {
+      const file = pathFor(key);
+      try {
+        await access(file);
+      } catch {
+        throw new Error(`Storage object ${key} does not exist`);
+      }
+      return file;
+    },
+
+    async upload(key, file, _opts: UploadOptions) {
+      const destination = pathFor(key);
+      await mkdir(path.dirname(destination), { recursive: true });
+      // Same directory as the destination, so the rename is atomic (same file system).
+      const temp = `${destination}.${randomBytes(6).toString("hex")}.tmp`;
+      try {
+        await copyFile(file, temp);
+        await rename(temp, destination);
+      } finally {
+        await rm(temp, { force: true });
+      }
+    },
+  };
+}
+
+/** Rejects keys that could escape the storage root or name no file. */
+export function assertValidKey(key: string): void {
+  const segments = key.split("/");
+  const invalid =
+    key.length === 0 ||
+    key.includes("\\") ||
+    key.includes("\0") ||
+    path.isAbsolute(key) ||
+    /^[a-zA-Z]:/.test(key) ||
+    segments.some((s) => s === "" || s === "." || s === "..");
+  if (invalid) throw new Error(`Invalid storage key ${JSON.stringify(key)}`);
+}

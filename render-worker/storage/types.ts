@@ -1,0 +1,16 @@
+/** Headers a stored object is served with. */
+export interface UploadOptions {
+  contentType: string;
+  cacheControl: string;
+}
+
+/**
+ * The worker's view of media storage. Keys are relative, slash-separated paths such as
+ * `videos/{videoId}/hls/720p/index.m3u8`. An upload replaces the object atomically: readers see
+ * the old object or the new one, never part of one.
+ */
+export interface WorkerStorage {
+  /** A local path or URL ffmpeg can read the object from. */
+  inputFor(key: string): Promise<string>;
+  upload(key: string, file: string, opts: UploadOptions): Promise<void>;
+}

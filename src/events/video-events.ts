@@ -1,0 +1,51 @@
+import { createPubSub } from "graphql-yoga";
+import type { Variant, Video } from "../generated/prisma/client.ts";
+import type { VariantStatus, VideoStatus } from "../generated/prisma/enums.ts";
+import type { PostgresEventTarget } from "./postgres-event-target.ts";
+
+/**
+ * What travels to subscribers. Snapshots of the rows go along so that a subscriber's
+ * `video { status playable }` and `variant { progress }` are answered without a database
+ * read, and progress reaches clients before the throttled database write.
+ */
+export type VideoEventPayload =
+  | { kind: "status"; video: VideoSnapshot }
+  | { kind: "variantStatus"; video: VideoSnapshot; variant: VariantSnapshot }
+  | {
+      kind: "variantProgress";
+      video: VideoSnapshot;
+      variant: VariantSnapshot;
+      fps: number | null;
+      speed: number | null;
+      etaSeconds: number | null;
+    };
+
+/** Rows made JSON-safe: dates as ISO strings, byte counts as numbers. */
+export type VideoSnapshot = Omit<Video, "uploadSize" | "uploadedBytes" | DateKeys<Video>> & JsonDates<Video> & {
+  uploadSize: number | null;
+  uploadedBytes: number;
+};
+export type VariantSnapshot = Omit<Variant, DateKeys<Variant>> & JsonDates<Variant>;
+type DateKeys<T> = { [K in keyof T]: T[K] extends Date | null ? K : never }[keyof T];
+type JsonDates<T> = { [K in DateKeys<T>]: T[K] extends Date ? string : string | null };
+
+export const TERMINAL_VIDEO_STATUSES: ReadonlySet<VideoStatus> = new Set(["READY", "FAILED", "CANCELED"]);
+export const TERMINAL_VARIANT_STATUSES: ReadonlySet<VariantStatus> = new Set(["READY", "FAILED", "SKIPPED"]);
+
+export function videoSnapshot(video: Video): VideoSnapshot {
+  return JSON.parse(
+    JSON.stringify({ ...video, uploadSize: video.uploadSize === null ? null : Number(video.uploadSize), uploadedBytes: Number(video.uploadedBytes) }),
+  );
+}
+
+export function variantSnapshot(variant: Variant): VariantSnapshot {
+  return JSON.parse(JSON.stringify(variant));
+}
+
+type VideoPubSubEvents = { videoEvents: [videoId: string, payload: VideoEventPayload] };
+
+export function createVideoPubSub(eventTarget: PostgresEventTarget<never> | undefined) {
+  return createPubSub<VideoPubSubEvents>(eventTarget ? { eventTarget: eventTarget as never } : undefined);
+}
+
+export type VideoPubSub = ReturnType<typeof createVideoPubSub>;

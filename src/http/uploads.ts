@@ -1,0 +1,143 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Db } from "../db/client.ts";
+import { log } from "../log.ts";
+import { LocalStorage, UploadTooLargeError } from "../storage/local.ts";
+import { partialUploadKeyFor, queueUploadedVideo, sourceKeyFor } from "../jobs/videos.ts";
+import type { VideoPubSub } from "../events/video-events.ts";
+import type { Dispatcher } from "../jobs/dispatcher.ts";
+import type { UrlSigner } from "./signing.ts";
+
+export const UPLOAD_PATH_PREFIX = "/uploads/";
+
+export interface UploadDeps {
+  db: Db;
+  storage: LocalStorage;
+  signer: UrlSigner;
+  pubSub: VideoPubSub;
+  dispatcher: Dispatcher;
+  maxUploadBytes: number;
+  maxAttempts: number;
+}
+
+type ContentRange = { start: number; end: number; total: number | null } | { start: null; end: null; total: number | null };
+
+/** `bytes 0-99/1000`, `bytes 0-99/*` or `bytes *\/1000` (a status query). */
+export function parseContentRange(header: string | undefined): ContentRange | "invalid" | null {
+  if (header === undefined) return null;
+  const m = /^bytes (?:(\d+)-(\d+)|\*)\/(\d+|\*)$/.exec(header.trim());
+  if (!m) return "invalid";
+  const total = m[3] === "*" ? null : Number(m[3]);
+  if (m[1] === undefined) return { start: null, end: null, total };
+  const start = Number(m[1]);
+  const end = Number(m[2]);
+  if (end < start || (total !== null && end >= total)) return "invalid";
+  return { start, end, total };
+}
+
+function reply(res: ServerResponse, status: number, body: Record<string, unknown>, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { "content-type": "application/json", ...headers });
+  res.end(JSON.stringify(body));
+}
+
+/** Tells a client where to resume, as resumable-upload protocols (GCS, Mux/UpChunk) do: 308 + Range. */
+function resumeIncomplete(res: ServerResponse, received: number): void {
+  const headers: Record<string, string> = received > 0 ? { range: `bytes=0-${received - 1}` } : {};
+  res.writeHead(308, headers);
+  res.end();
+}
+
+const locks = new Map<string, Promise<void>>();
+/** One request at a time per upload within this instance. */
+async function withUploadLock<T>(videoId: string, fn: () => Promise<T>): Promise<T> {
+  const previous = locks.get(videoId) ?? Promise.resolve();
+  let release!: () => void;
+  const current = new Promise<void>((r) => (release = r));
+  const chained = previous.then(() => current);
+  locks.set(videoId, chained);
+  await previous;
+  try {
+    return await fn();
+  } finally {
+    release();
+    if (locks.get(videoId) === chained) locks.delete(videoId);
+  }
+}
+
+/**
+ * `PUT /uploads/{videoId}?expires&sig`: the body is the file, whole or as a chunk with
+ * `Content-Range: bytes start-end/total`. Answers 308 with `Range` while bytes are missing and
+ * 200 when the last byte landed (the video is then queued). `Content-Range: bytes *\/total`
+ * with an empty body asks how much has arrived.
+ */
+export async function handleUpload(deps: UploadDeps, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  if (req.method === "OPTIONS") {
+    res.writeHead(204, { allow: "PUT, OPTIONS" });
+    res.end();
+    return;
+  }
+  if (req.method !== "PUT") return reply(res, 405, { error: "Use PUT to upload a file" }, { allow: "PUT" });
+  const problem = deps.signer.check(url);
+  if (problem) return reply(res, 403, { error: `Upload URL rejected: ${problem}` });
+  const videoId = url.pathname.slice(UPLOAD_PATH_PREFIX.length);
+  const range = parseContentRange(req.headers["content-range"]);
+  if (range === "invalid") return reply(res, 400, { error: "Malformed Content-Range; expected `bytes start-end/total`" });
+  const contentLength = req.headers["content-length"] === undefined ? null : Number(req.headers["content-length"]);
+  const total = range ? range.total : contentLength;
+  if (total !== null && total > deps.maxUploadBytes) {
+    req.resume();
+    return reply(res, 413, { error: `File of ${total} bytes exceeds the upload limit of ${deps.maxUploadBytes} bytes` }, { connection: "close" });
+  }
+
+  await withUploadLock(videoId, async () => {
+    const video = await deps.db.video.findUnique({ where: { id: videoId } });
+    if (!video) return reply(res, 404, { error: "No such upload" });
+    if (video.status !== "WAITING_FOR_UPLOAD") {
+      req.resume();
+      return reply(res, 409, { error: `This upload is complete; the video is ${video.status}` });
+    }
+    if (video.uploadSize !== null && total !== null && Number(video.uploadSize) !== total) {
+      req.resume();
+      return reply(res, 400, { error: `Total size ${total} differs from the ${video.uploadSize} bytes declared earlier` });
+    }
+    const partKey = partialUploadKeyFor(videoId);
+    const received = (await deps.storage.size(partKey)) ?? 0;
+
+    if (range && range.start === null) {
+      // A status query: report progress without writing.
+      req.resume();
+      return resumeIncomplete(res, received);
+    }
+    const start = range?.start ?? 0;
+    if (start > received) {
+      req.resume();
+      return resumeIncomplete(res, received);
+    }
+    if (total === 0 || (range === null && contentLength === 0)) {
+      req.resume();
+      return reply(res, 400, { error: "The upload is empty (0 bytes); send the file's bytes" });
+    }
+    const limit = Math.min(deps.maxUploadBytes, range?.end !== undefined && range.end !== null ? range.end + 1 : deps.maxUploadBytes);
+    let written: number;
+    try {
+      written = await deps.storage.writeAt(partKey, start, req, limit);
+    } catch (err) {
+      if (err instanceof UploadTooLargeError) {
+        req.resume();
+        return reply(res, 413, { error: `Body exceeds the declared range or the limit of ${deps.maxUploadBytes} bytes` }, { connection: "close" });
+      }
+      throw err;
+    }
+    if (total !== null && video.uploadSize === null) {
+      await deps.db.video.update({ where: { id: videoId }, data: { uploadSize: total } });
+    }
+    await deps.db.video.update({ where: { id: videoId }, data: { uploadedBytes: written } });
+    const complete = total !== null ? written >= total : range === null;
+    if (!complete) return resumeIncomplete(res, written);
+    if (written === 0) return reply(res, 400, { error: "The upload is empty (0 bytes); send the file's bytes" });
+    const sourceKey = sourceKeyFor(videoId);
+    await deps.storage.move(partKey, sourceKey);
+    await queueUploadedVideo(deps, videoId, { key: sourceKey, name: "upload", size: written });
+    log.info("upload complete", { videoId, bytes: written });
+    reply(res, 200, { videoId, bytes: written, status: "QUEUED" });
+  });
+}

@@ -1,0 +1,67 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import path from "node:path";
+import { log } from "./log.ts";
+
+const WORKER_ENTRY = path.resolve(import.meta.dirname, "../render-worker/main.ts");
+
+export interface LocalWorker {
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs the render worker as a child process beside the API (the embedded default), restarting
+ * it with back-off if it dies. It is the same program a cloud worker runs, with the same
+ * transport; only its environment is handed down from the API's.
+ */
+export function startLocalWorker(options: {
+  databaseUrl: string;
+  dataDir: string;
+  concurrency: number;
+  graceSeconds: number;
+  workerId?: string;
+  extraEnv?: Record<string, string>;
+}): LocalWorker {
+  let child: ChildProcess | null = null;
+  let stopping = false;
+  let restarts = 0;
+  let restartTimer: NodeJS.Timeout | undefined;
+
+  function launch(): void {
+    const startedAt = Date.now();
+    child = spawn(process.execPath, [WORKER_ENTRY], {
+      stdio: ["ignore", "inherit", "inherit"],
+      env: {
+        ...process.env,
+        DATABASE_URL: options.databaseUrl,
+        DATA_DIR: path.resolve(options.dataDir),
+        WORKER_ID: options.workerId ?? `local-${process.pid}`,
+        WORKER_CONCURRENCY: String(options.concurrency),
+        SHUTDOWN_GRACE_SECONDS: String(options.graceSeconds),
+        ...options.extraEnv,
+      },
+    });
+    child.on("exit", (code, signal) => {
+      child = null;
+      if (stopping) return;
+      if (Date.now() - startedAt > 60_000) restarts = 0;
+      const delay = Math.min(30_000, 500 * 2 ** restarts++);
+      log.warn("local worker exited; restarting", { code, signal, delayMs: delay });
+      restartTimer = setTimeout(launch, delay);
+    });
+  }
+
+  launch();
+  return {
+    async stop() {
+      stopping = true;
+      clearTimeout(restartTimer);
+      const c = child;
+      if (!c || c.exitCode !== null) return;
+      const exited = new Promise<void>((resolve) => c.once("exit", () => resolve()));
+      c.kill("SIGTERM");
+      const timer = setTimeout(() => c.kill("SIGKILL"), (options.graceSeconds + 10) * 1000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}

@@ -1,0 +1,54 @@
+import { loadEnv } from "./config.ts";
+import { startEmbeddedPostgres, type EmbeddedDatabase } from "./db/embedded.ts";
+import { startLocalWorker, type LocalWorker } from "./local-worker.ts";
+import { log, setLogLevel } from "./log.ts";
+import { createApp } from "./server.ts";
+
+let env;
+try {
+  env = loadEnv();
+} catch (err) {
+  process.stderr.write(`${(err as Error).message}\n`);
+  process.exit(2);
+}
+setLogLevel(env.LOG_LEVEL);
+
+let embedded: EmbeddedDatabase | null = null;
+if (!env.DATABASE_URL) {
+  log.info("DATABASE_URL is not set: starting an embedded Postgres under DATA_DIR");
+  embedded = await startEmbeddedPostgres(env.DATA_DIR);
+}
+const databaseUrl = env.DATABASE_URL ?? embedded!.url;
+const app = await createApp(env, databaseUrl);
+await app.start();
+
+let worker: LocalWorker | null = null;
+if (env.LOCAL_WORKER) {
+  worker = startLocalWorker({
+    databaseUrl,
+    dataDir: env.DATA_DIR,
+    concurrency: env.WORKER_CONCURRENCY,
+    graceSeconds: env.SHUTDOWN_GRACE_SECONDS,
+  });
+}
+
+let stopping = false;
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  process.on(signal, async () => {
+    if (stopping) {
+      log.warn("second signal: exiting now");
+      process.exit(1);
+    }
+    stopping = true;
+    log.info(`${signal}: shutting down`);
+    try {
+      await worker?.stop();
+      await app.stop();
+      await embedded?.stop();
+      process.exit(0);
+    } catch (err) {
+      log.error("shutdown failed", { err });
+      process.exit(1);
+    }
+  });
+}

@@ -1,0 +1,20 @@
+import { builder } from "../builder.ts";
+import { FileTooLargeError, ValidationError } from "../errors.ts";
+
+export const ErrorInterface = builder.interfaceRef<Error>("Error").implement({
+  description: "Every error a mutation can return implements this.",
+  fields: (t) => ({ message: t.exposeString("message") }),
+});
+
+builder.objectType(ValidationError, {
+  name: "ValidationError",
+  interfaces: [ErrorInterface],
+  description: "An input was not acceptable; `field` names it.",
+  fields: (t) => ({ field: t.exposeString("field") }),
+});
+
+builder.objectType(FileTooLargeError, {
+  name: "FileTooLargeError",
+  interfaces: [ErrorInterface],
+  fields: (t) => ({ maxBytes: t.exposeFloat("maxBytes") }),
+});

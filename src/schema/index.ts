@@ -1,0 +1,12 @@
+import { builder } from "../builder.ts";
+import "./scalars.ts";
+import "./errors.ts";
+import "./job.ts";
+import "./variant.ts";
+import "./video.ts";
+
+builder.queryType({});
+builder.mutationType({});
+builder.subscriptionType({});
+
+export const schema = builder.toSchema({ sortSchema: true });

@@ -1,0 +1,228 @@
+import { GraphQLError } from "graphql";
+import { builder } from "../builder.ts";
+import type { Context } from "../context.ts";
+import { FileTooLargeError, ValidationError } from "../errors.ts";
+import type { Video } from "../generated/prisma/client.ts";
+import {
+  TERMINAL_VIDEO_STATUSES,
+  videoSnapshot,
+  type VideoEventPayload,
+} from "../events/video-events.ts";
+import { UPLOAD_PATH_PREFIX } from "../http/uploads.ts";
+import { queueUploadedVideo, sourceKeyFor } from "../jobs/videos.ts";
+import { UploadTooLargeError } from "../storage/local.ts";
+import { mediaUrl } from "./urls.ts";
+import { VariantRef } from "./variant.ts";
+
+export const VideoStatusEnum = builder.enumType("VideoStatus", {
+  values: ["WAITING_FOR_UPLOAD", "QUEUED", "PROCESSING", "READY", "FAILED", "CANCELED"] as const,
+});
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const notFound = (id: string) => new GraphQLError(`No video with id ${JSON.stringify(id)}`, { extensions: { code: "NOT_FOUND" } });
+
+export const VideoRef = builder.prismaObject("Video", {
+  description: "A video and its HLS ladder.",
+  fields: (t) => ({
+    id: t.exposeID("id"),
+    title: t.exposeString("title"),
+    status: t.expose("status", { type: VideoStatusEnum }),
+    playable: t.exposeBoolean("playable", { description: "True once every rung has its first segment: playback can start." }),
+    error: t.exposeString("error", { nullable: true, description: "Why the video failed, in words a user can act on." }),
+    duration: t.exposeFloat("duration", { nullable: true, description: "Seconds, from the probe." }),
+    width: t.exposeInt("width", { nullable: true, description: "Display width of the source (rotation applied)." }),
+    height: t.exposeInt("height", { nullable: true }),
+    fps: t.exposeFloat("fps", { nullable: true }),
+    rotation: t.exposeInt("rotation", { nullable: true }),
+    hasAudio: t.exposeBoolean("hasAudio", { nullable: true }),
+    uploadedBytes: t.float({ resolve: (v) => Number(v.uploadedBytes) }),
+    uploadSize: t.float({ nullable: true, resolve: (v) => (v.uploadSize === null ? null : Number(v.uploadSize)) }),
+    playbackUrl: t.string({
+      nullable: true,
+      description: "The HLS master playlist, once the video is playable.",
+      resolve: (v, _args, ctx) => (v.playable && v.masterKey ? mediaUrl(ctx, v.masterKey) : null),
+    }),
+    posterUrl: t.string({ nullable: true, resolve: (v, _args, ctx) => (v.posterKey ? mediaUrl(ctx, v.posterKey) : null) }),
+    variants: t.relation("variants", { query: { orderBy: [{ kind: "asc" }, { height: "desc" }] } }),
+    jobs: t.relatedConnection("jobs", { cursor: "id", query: { orderBy: { createdAt: "desc" } } }),
+    createdAt: t.expose("createdAt", { type: "DateTime" }),
+    updatedAt: t.expose("updatedAt", { type: "DateTime" }),
+    playableAt: t.expose("playableAt", { type: "DateTime", nullable: true }),
+    finishedAt: t.expose("finishedAt", { type: "DateTime", nullable: true }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  video: t.prismaField({
+    type: VideoRef,
+    nullable: true,
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (query, _root, { id }, ctx) =>
+      UUID.test(String(id)) ? ctx.db.video.findUnique({ ...query, where: { id: String(id) } }) : null,
+  }),
+  videos: t.prismaConnection({
+    type: VideoRef,
+    cursor: "id",
+    description: "Videos, newest first.",
+    args: { status: t.arg({ type: VideoStatusEnum }) },
+    resolve: (query, _root, args, ctx) =>
+      ctx.db.video.findMany({ ...query, where: args.status ? { status: args.status } : {}, orderBy: [{ createdAt: "desc" }, { id: "desc" }] }),
+  }),
+}));
+
+const CreateUploadInput = builder.inputType("CreateUploadInput", {
+  fields: (t) => ({ title: t.string({ required: true }) }),
+});
+
+interface UploadTicket {
+  uploadUrl: string;
+  expiresAt: Date;
+  maxBytes: number;
+  video: Video;
+}
+
+const CreateUploadSuccess = builder.objectRef<UploadTicket>("CreateUploadSuccess").implement({
+  fields: (t) => ({
+    uploadUrl: t.exposeString("uploadUrl", {
+      description: "PUT the file here, whole or in chunks with `Content-Range`; relative to the API's origin unless PUBLIC_URL is set.",
+    }),
+    expiresAt: t.expose("expiresAt", { type: "DateTime" }),
+    maxBytes: t.exposeFloat("maxBytes"),
+    video: t.field({ type: VideoRef, resolve: (r) => r.video }),
+  }),
+});
+
+const UploadVideoSuccess = builder.objectRef<{ video: Video }>("UploadVideoSuccess").implement({
+  fields: (t) => ({ video: t.field({ type: VideoRef, resolve: (r) => r.video }) }),
+});
+
+function validTitle(raw: string | null | undefined, fallback?: string): string {
+  const title = (raw ?? fallback ?? "").trim();
+  if (!title) throw new ValidationError("title", "A title is required");
+  if (title.length > 300) throw new ValidationError("title", "The title is longer than 300 characters");
+  return title;
+}
+
+builder.mutationFields((t) => ({
+  createUpload: t.field({
+    type: CreateUploadSuccess,
+    description: "Creates a video waiting for its file and returns a resumable upload URL for it.",
+    args: { input: t.arg({ type: CreateUploadInput, required: true }) },
+    errors: { types: [ValidationError], union: { name: "CreateUploadResult" } },
+    resolve: async (_root, { input }, ctx) => {
+      const video = await ctx.db.video.create({ data: { title: validTitle(input.title) } });
+      const path = `${UPLOAD_PATH_PREFIX}${video.id}`;
+      return {
+        video,
+        uploadUrl: `${ctx.publicUrl}${ctx.signer.sign(path, ctx.uploadUrlTtlSeconds)}`,
+        expiresAt: new Date(Date.now() + ctx.uploadUrlTtlSeconds * 1000),
+        maxBytes: ctx.maxUploadBytes,
+      };
+    },
+  }),
+  uploadVideo: t.field({
+    type: UploadVideoSuccess,
+    description: "Uploads a small file in the request itself (GraphQL multipart request) and queues it.",
+    args: { file: t.arg({ type: "File", required: true }), title: t.arg.string() },
+    errors: { types: [ValidationError, FileTooLargeError], union: { name: "UploadVideoResult" } },
+    resolve: async (_root, { file, title }, ctx) => {
+      const name = validTitle(title, file.name || "Untitled");
+      if (file.size === 0) throw new ValidationError("file", "The file is empty (0 bytes)");
+      if (file.size > ctx.maxUploadBytes) throw new FileTooLargeError(ctx.maxUploadBytes);
+      const created = await ctx.db.video.create({ data: { title: name } });
+      const key = sourceKeyFor(created.id);
+      try {
+        await ctx.storage.writeAt(key, 0, file.stream() as unknown as AsyncIterable<Uint8Array>, ctx.maxUploadBytes);
+      } catch (err) {
+        await ctx.db.video.delete({ where: { id: created.id } });
+        await ctx.storage.deletePrefix(`videos/${created.id}`);
+        if (err instanceof UploadTooLargeError) throw new FileTooLargeError(ctx.maxUploadBytes);
+        throw err;
+      }
+      const video = await queueUploadedVideo(ctx, created.id, { key, name: file.name || "upload", size: file.size });
+      return { video: video ?? created };
+    },
+  }),
+}));
+
+// --- live events -------------------------------------------------------------------------
+
+export const VideoEventInterface = builder.interfaceRef<VideoEventPayload>("VideoEvent").implement({
+  description: "Something happened to a video; every event carries the video's current state.",
+  resolveType: (e) =>
+    e.kind === "status" ? "VideoStatusEvent" : e.kind === "variantProgress" ? "VariantProgressEvent" : "VariantStatusEvent",
+  fields: (t) => ({
+    // Snapshots carry the row's scalar fields; relations are loaded on demand by the Prisma plugin.
+    video: t.field({ type: VideoRef, resolve: (e) => e.video as unknown as Video }),
+  }),
+});
+
+builder.objectRef<Extract<VideoEventPayload, { kind: "status" }>>("VideoStatusEvent").implement({
+  description: "The video's status or `playable` changed (also sent first, with the current state).",
+  interfaces: [VideoEventInterface],
+  fields: (t) => ({ status: t.field({ type: VideoStatusEnum, resolve: (e) => e.video.status }) }),
+});
+
+builder.objectRef<Extract<VideoEventPayload, { kind: "variantStatus" }>>("VariantStatusEvent").implement({
+  description: "A variant became READY or FAILED.",
+  interfaces: [VideoEventInterface],
+  fields: (t) => ({ variant: t.field({ type: VariantRef, resolve: (e) => e.variant as never }) }),
+});
+
+builder.objectRef<Extract<VideoEventPayload, { kind: "variantProgress" }>>("VariantProgressEvent").implement({
+  description: "Encoding progress of one variant, sampled about once a second.",
+  interfaces: [VideoEventInterface],
+  fields: (t) => ({
+    variant: t.field({ type: VariantRef, resolve: (e) => e.variant as never }),
+    fps: t.float({ nullable: true, description: "Frames encoded per second.", resolve: (e) => e.fps }),
+    speed: t.float({ nullable: true, description: "Media seconds encoded per wall second.", resolve: (e) => e.speed }),
+    etaSeconds: t.float({ nullable: true, resolve: (e) => e.etaSeconds }),
+  }),
+});
+
+async function* followVideo(
+  first: VideoEventPayload,
+  pending: Promise<IteratorResult<VideoEventPayload>>,
+  sub: AsyncIterator<VideoEventPayload>,
+): AsyncGenerator<VideoEventPayload> {
+  try {
+    yield first;
+    if (TERMINAL_VIDEO_STATUSES.has(first.video.status)) return;
+    let next = pending;
+    let seenUpdatedAt = first.video.updatedAt;
+    for (;;) {
+      const { value, done } = await next;
+      if (done) return;
+      next = sub.next();
+      // A status published before the initial read can arrive after it; it is not news.
+      if (value.kind === "status" && value.video.updatedAt < seenUpdatedAt) continue;
+      if (value.video.updatedAt > seenUpdatedAt) seenUpdatedAt = value.video.updatedAt;
+      yield value;
+      if (value.kind === "status" && TERMINAL_VIDEO_STATUSES.has(value.video.status)) return;
+    }
+  } finally {
+    await sub.return?.();
+  }
+}
+
+builder.subscriptionFields((t) => ({
+  videoEvents: t.field({
+    type: VideoEventInterface,
+    description: "Status and per-variant progress of one video. Starts with the current state; ends after READY, FAILED or CANCELED.",
+    args: { videoId: t.arg.id({ required: true }) },
+    subscribe: async (_root, { videoId }, ctx: Context) => {
+      const id = String(videoId);
+      if (!UUID.test(id)) throw notFound(id);
+      const sub = ctx.pubSub.subscribe("videoEvents", id)[Symbol.asyncIterator]();
+      // Asking for the first event registers the listener, so nothing published after the read below is missed.
+      const pending = sub.next();
+      const video = await ctx.db.video.findUnique({ where: { id } });
+      if (!video) {
+        await sub.return?.();
+        throw notFound(id);
+      }
+      return followVideo({ kind: "status", video: videoSnapshot(video) }, pending, sub);
+    },
+    resolve: (event) => event,
+  }),
+}));

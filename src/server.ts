@@ -1,0 +1,184 @@
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { useServer } from "graphql-ws/use/ws";
+import { createYoga, type YogaServerInstance } from "graphql-yoga";
+import { WebSocketServer } from "ws";
+import type { Env } from "./config.ts";
+import type { AppServices } from "./context.ts";
+import { createDb } from "./db/client.ts";
+import { applyMigrations } from "./db/migrate.ts";
+import { PostgresEventTarget } from "./events/postgres-event-target.ts";
+import { createVideoPubSub } from "./events/video-events.ts";
+import { handleMedia, MEDIA_PATH_PREFIX } from "./http/media.ts";
+import { loadSigningSecret, UrlSigner } from "./http/signing.ts";
+import { handleUpload, UPLOAD_PATH_PREFIX } from "./http/uploads.ts";
+import { createDispatcher } from "./jobs/dispatcher.ts";
+import { createEventIngestor } from "./jobs/ingest-events.ts";
+import { log } from "./log.ts";
+import { schema } from "./schema/index.ts";
+import { LocalStorage } from "./storage/local.ts";
+import { createPostgresTransport } from "./transport/postgres.ts";
+import { createPubSubApiTransport } from "./transport/pubsub.ts";
+
+export interface App {
+  /** The yoga instance, so tests can call `yoga.fetch` without a port. */
+  yoga: YogaServerInstance<Record<string, unknown>, AppServices>;
+  services: AppServices;
+  /** Applies migrations, connects the transport and listens; resolves with the bound port. */
+  start(): Promise<{ port: number; url: string }>;
+  /** Stops in a fixed order: HTTP and WebSockets, dispatcher, transport, fan-out, database. */
+  stop(): Promise<void>;
+}
+
+/** Builds the API around one database; `start` makes it serve. */
+export async function createApp(env: Env, databaseUrl: string): Promise<App> {
+  const db = createDb(databaseUrl);
+  const eventTarget = new PostgresEventTarget<never>(databaseUrl);
+  const pubSub = createVideoPubSub(eventTarget);
+  const storage = new LocalStorage(env.DATA_DIR);
+  const signer = new UrlSigner(await loadSigningSecret(env.SIGNING_SECRET, env.DATA_DIR));
+  const transport =
+    env.TRANSPORT === "pubsub"
+      ? createPubSubApiTransport({ projectId: env.GOOGLE_CLOUD_PROJECT!, topicPrefix: env.PUBSUB_TOPIC_PREFIX })
+      : createPostgresTransport({ connectionString: databaseUrl, stallSeconds: env.JOB_STALL_SECONDS });
+  const dispatcher = createDispatcher({ db, transport, segmentSeconds: env.HLS_SEGMENT_SECONDS });
+  const ingestor = createEventIngestor({
+    db,
+    pubSub,
+    progressWriteIntervalMs: env.PROGRESS_WRITE_INTERVAL_MS,
+    onJobRequeued: (runAfter) => dispatcher.kickAt(runAfter),
+  });
+  const services: AppServices = {
+    db,
+    storage,
+    signer,
+    pubSub,
+    dispatcher,
+    publicUrl: env.PUBLIC_URL?.replace(/\/$/, "") ?? "",
+    maxUploadBytes: env.MAX_UPLOAD_BYTES,
+    uploadUrlTtlSeconds: env.UPLOAD_URL_TTL_SECONDS,
+    maxAttempts: env.JOB_MAX_ATTEMPTS,
+  };
+
+  const yoga = createYoga<Record<string, unknown>, AppServices>({
+    schema,
+    context: () => services,
+    graphqlEndpoint: "/graphql",
+    graphiql: env.GRAPHIQL ?? env.NODE_ENV !== "production" ? { subscriptionsProtocol: "WS" } : false,
+    landingPage: false,
+    maskedErrors: true,
+    logging: env.LOG_LEVEL === "debug" ? "debug" : "warn",
+  });
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    if (url.pathname.startsWith(UPLOAD_PATH_PREFIX)) {
+      res.setHeader("access-control-allow-origin", "*");
+      res.setHeader("access-control-allow-methods", "PUT, OPTIONS");
+      res.setHeader("access-control-allow-headers", "content-type, content-range");
+      res.setHeader("access-control-expose-headers", "range");
+      return handleUpload({ ...services, maxAttempts: env.JOB_MAX_ATTEMPTS }, req, res, url);
+    }
+    if (url.pathname.startsWith(MEDIA_PATH_PREFIX)) return handleMedia(storage, req, res, url);
+    if (url.pathname === "/health") {
+      const ok = await db.$queryRaw`SELECT 1`.then(() => true, () => false);
+      res.writeHead(ok ? 200 : 503, { "content-type": "application/json" });
+      res.end(JSON.stringify({ status: ok ? "ok" : "database unavailable" }));
+      return;
+    }
+    if (String(req.headers["content-type"] ?? "").startsWith("multipart/form-data")) {
+      const length = Number(req.headers["content-length"] ?? NaN);
+      if (!Number.isFinite(length)) {
+        res.writeHead(411, { "content-type": "application/json" });
+        res.end(JSON.stringify({ errors: [{ message: "Multipart requests need a Content-Length" }] }));
+        return;
+      }
+      if (length > env.MULTIPART_MAX_BYTES) {
+        res.writeHead(413, { "content-type": "application/json", connection: "close" });
+        res.end(JSON.stringify({ errors: [{ message: `Request of ${length} bytes exceeds MULTIPART_MAX_BYTES (${env.MULTIPART_MAX_BYTES}); use createUpload for large files` }] }));
+        return;
+      }
+    }
+    await yoga.requestListener(req, res);
+  }
+
+  const httpServer = createHttpServer((req, res) => {
+    route(req, res).catch((err) => {
+      log.error("request failed", { err, url: req.url });
+      if (!res.headersSent) res.writeHead(500, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: "Internal server error" }));
+    });
+  });
+
+  // graphql-ws goes through yoga's envelop, so WebSocket and HTTP share plugins and context.
+  const wsServer = new WebSocketServer({ server: httpServer, path: yoga.graphqlEndpoint });
+  const wsHandle = useServer(
+    {
+      execute: (args: any) => args.rootValue.execute(args),
+      subscribe: (args: any) => args.rootValue.subscribe(args),
+      onSubscribe: async (ctx, _id, params) => {
+        const { schema: s, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+          ...ctx,
+          req: ctx.extra.request,
+          socket: ctx.extra.socket,
+          params,
+        });
+        const args = {
+          schema: s,
+          operationName: params.operationName,
+          document: parse(params.query),
+          variableValues: params.variables,
+          contextValue: await contextFactory(),
+          rootValue: { execute, subscribe },
+        };
+        const errors = validate(args.schema, args.document);
+        if (errors.length) return errors;
+        return args;
+      },
+    },
+    wsServer,
+  );
+
+  let started = false;
+  return {
+    yoga,
+    services,
+    async start() {
+      const applied = await applyMigrations(databaseUrl);
+      if (applied.length) log.info("migrations applied", { applied });
+      await eventTarget.start();
+      await transport.start();
+      await transport.consumeEvents((events) => ingestor.ingest(events));
+      dispatcher.start();
+      await new Promise<void>((resolve, reject) => {
+        httpServer.once("error", reject);
+        httpServer.listen(env.PORT, env.HOST, () => resolve());
+      });
+      started = true;
+      const { port } = httpServer.address() as AddressInfo;
+      const url = `http://${env.HOST === "0.0.0.0" ? "127.0.0.1" : env.HOST}:${port}`;
+      log.info("API listening", { url: `${url}/graphql` });
+      return { port, url };
+    },
+    async stop() {
+      log.info("stopping: HTTP and WebSocket connections");
+      if (started) {
+        const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
+        await wsHandle.dispose();
+        httpServer.closeIdleConnections();
+        const timer = setTimeout(() => httpServer.closeAllConnections(), 5000).unref();
+        await closed;
+        clearTimeout(timer);
+      }
+      log.info("stopping: dispatcher");
+      await dispatcher.stop();
+      log.info("stopping: transport");
+      await transport.stop();
+      log.info("stopping: event fan-out");
+      await eventTarget.close();
+      log.info("stopping: database");
+      await db.$disconnect();
+      log.info("stopped");
+    },
+  };
+}

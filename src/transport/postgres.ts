@@ -1,0 +1,58 @@
+import { PgBoss } from "pg-boss";
+import { Capability, EVENTS_QUEUE, jobQueueName, type JobMessage } from "../protocol/messages.ts";
+import { log } from "../log.ts";
+import type { ApiTransport } from "./types.ts";
+
+export interface PostgresTransportOptions {
+  connectionString: string;
+  /** A worker that stops heartbeating for this long loses its job to another worker. */
+  stallSeconds: number;
+}
+
+/**
+ * The embedded transport: job and event queues in Postgres, run by pg-boss (schema `pgboss`).
+ * Job attempts and retries belong to the API (table "Job"); pg-boss only redelivers a message
+ * whose worker died (no heartbeat for `stallSeconds`).
+ */
+export function createPostgresTransport(options: PostgresTransportOptions): ApiTransport {
+  const boss = new PgBoss({ connectionString: options.connectionString, useListenNotify: true, max: 4 });
+  boss.on("error", (err) => log.error("pg-boss error", { err }));
+
+  return {
+    async start() {
+      await boss.start();
+      for (const capability of Capability.options) {
+        await ensureQueue(boss, jobQueueName(capability), {
+          heartbeatSeconds: Math.max(10, options.stallSeconds),
+          retryLimit: 10,
+          retryDelay: 1,
+          retryBackoff: true,
+          expireInSeconds: 6 * 3600,
+          notify: true,
+        });
+      }
+      await ensureQueue(boss, EVENTS_QUEUE, { retryLimit: 20, retryDelay: 1, retryBackoff: true, notify: true });
+    },
+    async publishJob(capability: Capability, message: JobMessage) {
+      await boss.send(jobQueueName(capability), message);
+    },
+    async consumeEvents(handler) {
+      await boss.work(EVENTS_QUEUE, { batchSize: 100, pollingIntervalSeconds: 0.5, notifyPollingIntervalSeconds: 5 }, async (jobs) => {
+        await handler(jobs.map((j) => j.data));
+      });
+    },
+    async stop() {
+      await boss.stop({ graceful: true, timeout: 10_000 });
+    },
+  };
+}
+
+async function ensureQueue(boss: PgBoss, name: string, queueOptions: Parameters<PgBoss["createQueue"]>[1]): Promise<void> {
+  if (await boss.getQueue(name)) return;
+  try {
+    await boss.createQueue(name, queueOptions);
+  } catch (err) {
+    // Another instance created it between the check and here.
+    if (!(await boss.getQueue(name))) throw err;
+  }
+}

@@ -1,0 +1,208 @@
+import { PubSub, SubscriptionCloseBehaviors, type CreateSubscriptionOptions, type Message, type Topic } from "@google-cloud/pubsub";
+import { Capability, EVENTS_QUEUE, jobQueueName, type JobMessage } from "../protocol/messages.ts";
+import { log } from "../log.ts";
+import type { ApiTransport } from "./types.ts";
+
+export interface PubSubApiTransportOptions {
+  projectId: string;
+  /** Prefix of every topic and subscription name; workers must use the same. Default "videograph". */
+  topicPrefix?: string;
+}
+
+/** A topic or subscription that `setup()` made sure of. */
+export interface PubSubResource {
+  kind: "topic" | "subscription";
+  name: string;
+  /** False when it already existed. */
+  created: boolean;
+}
+
+export interface PubSubApiTransport extends ApiTransport {
+  /** Creates every topic and subscription that is missing; safe to run concurrently. */
+  setup(): Promise<PubSubResource[]>;
+}
+
+/** Names of the topics and subscriptions; the worker adapter derives the same ones. */
+export function pubSubResourceNames(prefix: string) {
+  return {
+    jobsTopic: (capability: Capability) => `${prefix}-${jobQueueName(capability)}`,
+    jobsSubscription: (capability: Capability) => `${prefix}-${jobQueueName(capability)}-workers`,
+    eventsTopic: `${prefix}-${EVENTS_QUEUE}`,
+    eventsSubscription: `${prefix}-${EVENTS_QUEUE}-api`,
+    deadLetterTopic: `${prefix}-dead-letter`,
+    deadLetterSubscription: `${prefix}-dead-letter-inspect`,
+  };
+}
+
+const ALREADY_EXISTS = 6;
+const EVENT_BATCH_SIZE = 100;
+const EVENT_BATCH_WINDOW_MS = 50;
+const REOPEN_DELAY_MS = 5000;
+const DEAD_LETTER_RETENTION_SECONDS = 7 * 24 * 3600;
+
+/**
+ * The production transport: Google Cloud Pub/Sub. Jobs go to one topic per capability, each
+ * with a subscription shared by that capability's workers (dead letters after 10 deliveries,
+ * retried with 10 s..600 s backoff). Worker events come back on one topic whose subscription
+ * all API instances share, so each event is applied once. Set `PUBSUB_EMULATOR_HOST` to use the
+ * emulator.
+ */
+export function createPubSubApiTransport(options: PubSubApiTransportOptions): PubSubApiTransport {
+  const pubsub = new PubSub({ projectId: options.projectId });
+  const names = pubSubResourceNames(options.topicPrefix ?? "videograph");
+  const topics = new Map<string, Topic>();
+  const topic = (name: string): Topic => {
+    let t = topics.get(name);
+    if (!t) topics.set(name, (t = pubsub.topic(name)));
+    return t;
+  };
+  let stopping = false;
+  let stopEvents: (() => Promise<void>) | null = null;
+
+  async function ensureTopic(name: string): Promise<PubSubResource> {
+    try {
+      await pubsub.createTopic(name);
+      return { kind: "topic", name, created: true };
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== ALREADY_EXISTS) throw err;
+      return { kind: "topic", name, created: false };
+    }
+  }
+
+  async function ensureSubscription(topicName: string, name: string, subscriptionOptions: CreateSubscriptionOptions): Promise<PubSubResource> {
+    try {
+      await pubsub.createSubscription(topicName, name, subscriptionOptions);
+      return { kind: "subscription", name, created: true };
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== ALREADY_EXISTS) throw err;
+      return { kind: "subscription", name, created: false };
+    }
+  }
+
+  async function setup(): Promise<PubSubResource[]> {
+    const topicResults = await Promise.all(
+      [...Capability.options.map(names.jobsTopic), names.eventsTopic, names.deadLetterTopic].map(ensureTopic),
+    );
+    // Without an expiration policy a subscription with no subscriber for 31 days is deleted,
+    // and messages then published to its topic are lost.
+    const neverExpire = { expirationPolicy: {} };
+    const jobsSubscription: CreateSubscriptionOptions = {
+      ...neverExpire,
+      ackDeadlineSeconds: 60,
+      // In production the Pub/Sub service agent needs publish on the dead-letter topic and
+      // subscribe on this subscription for dead-lettering to happen.
+      deadLetterPolicy: { deadLetterTopic: topic(names.deadLetterTopic).name, maxDeliveryAttempts: 10 },
+      retryPolicy: { minimumBackoff: { seconds: 10 }, maximumBackoff: { seconds: 600 } },
+    };
+    const subscriptionResults = await Promise.all([
+      ...Capability.options.map((c) => ensureSubscription(names.jobsTopic(c), names.jobsSubscription(c), jobsSubscription)),
+      // A batch fails only when the database does; no dead letters, so no event is ever dropped.
+      ensureSubscription(names.eventsTopic, names.eventsSubscription, {
+        ...neverExpire,
+        ackDeadlineSeconds: 30,
+        retryPolicy: { minimumBackoff: { seconds: 1 }, maximumBackoff: { seconds: 60 } },
+      }),
+      ensureSubscription(names.deadLetterTopic, names.deadLetterSubscription, {
+        ...neverExpire,
+        messageRetentionDuration: DEAD_LETTER_RETENTION_SECONDS,
+      }),
+    ]);
+    return [...topicResults, ...subscriptionResults];
+  }
+
+  return {
+    setup,
+    async start() {
+      await setup();
+    },
+
+    async publishJob(capability: Capability, message: JobMessage) {
+      const attributes: Record<string, string> = {
+        v: String(message.v),
+        type: message.type,
+        jobId: message.jobId,
+        attempt: String(message.attempt),
+      };
+      await topic(names.jobsTopic(capability)).publishMessage({ data: Buffer.from(JSON.stringify(message)), attributes });
+    },
+
+    async consumeEvents(handler) {
+      const subscription = pubsub.subscription(names.eventsSubscription, {
+        flowControl: { maxMessages: 2 * EVENT_BATCH_SIZE },
+        // close() keeps leasing until the batch being handled is acked instead of nacking it.
+        closeOptions: { behavior: SubscriptionCloseBehaviors.WaitForProcessing },
+      });
+      let buffered: Message[] = [];
+      let batchTimer: NodeJS.Timeout | undefined;
+      let handling: Promise<void> | null = null;
+
+      async function handleBatch(batch: Message[]): Promise<void> {
+        const events: unknown[] = [];
+        const parsed: Message[] = [];
+        for (const message of batch) {
+          try {
+            events.push(JSON.parse(message.data.toString("utf8")));
+            parsed.push(message);
+          } catch {
+            // It can never become valid: redelivering it would only fail again.
+            log.error("worker event is not JSON; dropped", { messageId: message.id, data: message.data.subarray(0, 200).toString("utf8") });
+            message.ack();
+          }
+        }
+        if (!events.length) return;
+        try {
+          await handler(events);
+          for (const message of parsed) message.ack();
+        } catch (err) {
+          log.error("worker events failed; they will be redelivered", { err, count: events.length });
+          for (const message of parsed) message.nack();
+        }
+      }
+
+      // One batch at a time, so the handler sees events roughly in arrival order.
+      function handleBuffered(): void {
+        clearTimeout(batchTimer);
+        batchTimer = undefined;
+        if (handling) return;
+        handling = (async () => {
+          while (buffered.length && !stopping) await handleBatch(buffered.splice(0, EVENT_BATCH_SIZE));
+        })().finally(() => {
+          handling = null;
+          if (buffered.length && !stopping) handleBuffered();
+        });
+      }
+
+      subscription.on("message", (message: Message) => {
+        if (stopping) {
+          message.nack();
+          return;
+        }
+        buffered.push(message);
+        if (handling) return;
+        if (buffered.length >= EVENT_BATCH_SIZE) handleBuffered();
+        else batchTimer ??= setTimeout(handleBuffered, EVENT_BATCH_WINDOW_MS);
+      });
+      subscription.on("error", (err) => log.error("Pub/Sub events subscription error", { subscription: names.eventsSubscription, err }));
+      subscription.on("close", () => {
+        if (stopping) return;
+        log.error("Pub/Sub events subscription closed unexpectedly; reopening", { subscription: names.eventsSubscription });
+        setTimeout(() => stopping || subscription.open(), REOPEN_DELAY_MS).unref();
+      });
+
+      stopEvents = async () => {
+        const closed = subscription.close();
+        clearTimeout(batchTimer);
+        for (const message of buffered.splice(0)) message.nack();
+        await handling;
+        await closed;
+      };
+    },
+
+    async stop() {
+      stopping = true;
+      await stopEvents?.();
+      await Promise.all([...topics.values()].map((t) => t.flush()));
+      await pubsub.close();
+    },
+  };
+}

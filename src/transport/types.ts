@@ -1,0 +1,20 @@
+import type { Capability, JobMessage } from "../protocol/messages.ts";
+
+/**
+ * The API's side of the transport port: it hands job messages to workers of a capability and
+ * receives worker events. Delivery is at least once; handlers must be idempotent.
+ */
+export interface ApiTransport {
+  start(): Promise<void>;
+  /**
+   * Publishes a job message for immediate delivery; resolves once the transport has it durably.
+   * Retry back-off is not the transport's business: the dispatcher publishes a retry when it is due.
+   */
+  publishJob(capability: Capability, message: JobMessage): Promise<void>;
+  /**
+   * Calls `handler` with batches of raw worker events (still `unknown`); a batch is acknowledged
+   * when the handler resolves and redelivered when it throws.
+   */
+  consumeEvents(handler: (events: unknown[]) => Promise<void>): Promise<void>;
+  stop(): Promise<void>;
+}

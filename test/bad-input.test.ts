@@ -1,0 +1,99 @@
+import { readFile } from "node:fs/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
+import { makeClip } from "./worker/media-fixtures.ts";
+
+const CREATE_UPLOAD = /* GraphQL */ `
+  mutation CreateUpload($title: String!) {
+    createUpload(input: { title: $title }) {
+      ... on CreateUploadSuccess { uploadUrl video { id } }
+    } }`;
+const FINAL_STATE = /* GraphQL */ `
+  subscription($id: ID!) { videoEvents(videoId: $id) { video { id status error playable } } }`;
+const UPLOAD_VIDEO = /* GraphQL */ `
+  mutation($file: File!, $title: String) {
+    uploadVideo(file: $file, title: $title) {
+      __typename
+      ... on UploadVideoSuccess { video { id status } }
+      ... on FileTooLargeError { maxBytes }
+      ... on Error { message }
+    } }`;
+
+/** Sends a file with the GraphQL multipart request spec, as a server-side CMS would. */
+async function multipartUpload(t: TestApp, bytes: Uint8Array<ArrayBuffer>, name: string, title?: string) {
+  const form = new FormData();
+  form.append("operations", JSON.stringify({ query: UPLOAD_VIDEO, variables: { file: null, title } }));
+  form.append("map", JSON.stringify({ 0: ["variables.file"] }));
+  form.append("0", new Blob([bytes]), name);
+  return fetch(`${t.url}/graphql`, { method: "POST", body: form });
+}
+
+describe("bad input gets a clear answer and loses nothing", () => {
+  let t: TestApp;
+  let goodClip: Buffer;
+  beforeAll(async () => {
+    t = await startTestApp({ env: { MULTIPART_MAX_BYTES: String(3 * 1024 * 1024), MAX_UPLOAD_BYTES: String(1024 * 1024) } });
+    goodClip = await readFile(await makeClip({ width: 320, height: 180, seconds: 3, audio: true }));
+  });
+  afterAll(() => t.stop());
+
+  /** Uploads through an upload URL and waits for the terminal state the subscription ends on. */
+  async function uploadAndWait(bytes: Uint8Array<ArrayBuffer>) {
+    const { uploadUrl, video } = (await t.gql(CREATE_UPLOAD, { title: "bad" })).data.createUpload;
+    const sub = collectSubscription<any>(t.wsClient(), FINAL_STATE, { id: video.id });
+    const res = await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: bytes });
+    expect(res.status).toBe(200);
+    const events = await sub.done;
+    return events.at(-1).videoEvents.video as { id: string; status: string; error: string | null; playable: boolean };
+  }
+
+  it("a file that is not video ends FAILED with a readable reason", async () => {
+    const final = await uploadAndWait(new TextEncoder().encode("This is a shopping list, not a video.\n".repeat(50)));
+    expect(final.status).toBe("FAILED");
+    expect(final.error).toMatch(/not a video/i);
+    expect(final.playable).toBe(false);
+  });
+
+  it("a truncated file ends FAILED with a readable reason", async () => {
+    const final = await uploadAndWait(new Uint8Array(goodClip.subarray(0, Math.floor(goodClip.length / 3))));
+    expect(final.status).toBe("FAILED");
+    expect(final.error).toMatch(/not a video|truncated|incomplete|no video/i);
+  });
+
+  it("uploadVideo refuses an empty file and a file over the limit, with typed errors", async () => {
+    let body = await (await multipartUpload(t, new Uint8Array(0), "empty.mp4")).json();
+    expect(body.data.uploadVideo).toMatchObject({ __typename: "ValidationError", message: expect.stringMatching(/empty/) });
+
+    body = await (await multipartUpload(t, new Uint8Array(1024 * 1024 + 1), "big.mp4")).json();
+    expect(body.data.uploadVideo).toEqual({ __typename: "FileTooLargeError", maxBytes: 1024 * 1024, message: expect.stringMatching(/limit/) });
+
+    // Past MULTIPART_MAX_BYTES the request is refused before it is read into memory.
+    const res = await multipartUpload(t, new Uint8Array(3 * 1024 * 1024 + 1), "huge.mp4");
+    expect(res.status).toBe(413);
+    body = await res.json();
+    expect(body.errors[0].message).toMatch(/MULTIPART_MAX_BYTES|createUpload/);
+  });
+
+  it("keeps serving: afterwards a good file sent with uploadVideo reaches READY", async () => {
+    const res = await multipartUpload(t, new Uint8Array(goodClip), "good.mp4", "good one");
+    const body = await res.json();
+    expect(body.data.uploadVideo.__typename).toBe("UploadVideoSuccess");
+    const id = body.data.uploadVideo.video.id;
+    const events = await collectSubscription<any>(t.wsClient(), FINAL_STATE, { id }).done;
+    expect(events.at(-1).videoEvents.video).toMatchObject({ status: "READY", playable: true, error: null });
+
+    // The failed videos stayed failed and nothing else changed state.
+    const list = (await t.gql(`{ videos(first: 20) { edges { node { title status } } } }`)).data.videos.edges.map((e: any) => e.node);
+    expect(list.filter((v: any) => v.status === "FAILED")).toHaveLength(2);
+    expect(list.filter((v: any) => v.status === "READY")).toEqual([{ title: "good one", status: "READY" }]);
+  });
+
+  it("answers a malformed GraphQL request with an error, not a crash", async () => {
+    const res = await fetch(`${t.url}/graphql`, { method: "POST", headers: { "content-type": "application/json" }, body: "{ not json" });
+    expect(res.status).toBe(400);
+    const res2 = await t.gql(`{ video(id: "not-a-uuid") { id } }`);
+    expect(res2).toEqual({ data: { video: null } });
+    expect((await fetch(`${t.url}/health`)).status).toBe(200);
+  });
+});
+

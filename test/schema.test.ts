@@ -1,0 +1,18 @@
+import { readFileSync } from "node:fs";
+import { printSchema } from "graphql";
+import { describe, expect, it } from "vitest";
+import { schema } from "../src/schema/index.ts";
+
+describe("printed schema", () => {
+  it("schema/schema.graphql matches the code (run `npm run schema:print` after changing the schema)", () => {
+    expect(readFileSync("schema/schema.graphql", "utf8")).toBe(`${printSchema(schema)}\n`);
+  });
+
+  it("keeps the operations front ends and CMSs already send", () => {
+    const sdl = printSchema(schema);
+    expect(sdl).toMatch(/createUpload\(input: CreateUploadInput!\): CreateUploadResult!/);
+    expect(sdl).toMatch(/videoEvents\(videoId: ID!\): VideoEvent!/);
+    expect(sdl).toMatch(/video\(id: ID!\): Video\n/);
+    expect(sdl).toMatch(/uploadVideo\(file: File!, title: String\): UploadVideoResult!/);
+  });
+});

@@ -1,0 +1,108 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { createClient, type Client } from "graphql-ws";
+import WebSocket from "ws";
+import { loadEnv } from "../../src/config.ts";
+import { startLocalWorker, type LocalWorker } from "../../src/local-worker.ts";
+import { createApp, type App } from "../../src/server.ts";
+import { createTestDatabase, type TestDatabase } from "./db.ts";
+
+export interface TestApp {
+  app: App;
+  url: string;
+  dataDir: string;
+  database: TestDatabase;
+  worker: LocalWorker | null;
+  /** POSTs a GraphQL operation with fetch, like a CMS would. */
+  gql<T = any>(query: string, variables?: Record<string, unknown>): Promise<{ data?: T; errors?: { message: string; extensions?: Record<string, unknown> }[] }>;
+  /** A graphql-ws client on this app; closed by `stop`. */
+  wsClient(): Client;
+  stop(): Promise<void>;
+}
+
+/**
+ * A whole service on a random port: its own database (cloned from the template), its own data
+ * dir and, unless `worker: false`, a real render worker process. `stop` disposes of all of it.
+ */
+export async function startTestApp(options: { env?: Record<string, string>; worker?: boolean } = {}): Promise<TestApp> {
+  const database = await createTestDatabase();
+  const dataDir = await mkdtemp(path.join(tmpdir(), "videograph-test-data-"));
+  const env = loadEnv({
+    NODE_ENV: "test",
+    HOST: "127.0.0.1",
+    PORT: "0",
+    DATA_DIR: dataDir,
+    DATABASE_URL: database.url,
+    HLS_SEGMENT_SECONDS: "2",
+    PROGRESS_WRITE_INTERVAL_MS: "500",
+    LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
+    ...options.env,
+  });
+  const app = await createApp(env, database.url);
+  const { url } = await app.start();
+  const worker =
+    options.worker === false
+      ? null
+      : startLocalWorker({
+          databaseUrl: database.url,
+          dataDir,
+          concurrency: 1,
+          graceSeconds: 5,
+          extraEnv: {
+            PROGRESS_INTERVAL_MS: "250",
+            HEARTBEAT_INTERVAL_SECONDS: "2",
+            LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
+            TRANSPORT: env.TRANSPORT,
+            ...(env.GOOGLE_CLOUD_PROJECT ? { GOOGLE_CLOUD_PROJECT: env.GOOGLE_CLOUD_PROJECT } : {}),
+            PUBSUB_TOPIC_PREFIX: env.PUBSUB_TOPIC_PREFIX,
+          },
+        });
+  const clients: Client[] = [];
+  return {
+    app,
+    url,
+    dataDir,
+    database,
+    worker,
+    async gql(query, variables) {
+      const res = await fetch(`${url}/graphql`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ query, variables }),
+      });
+      return res.json() as never;
+    },
+    wsClient() {
+      const client = createClient({ url: `${url.replace("http", "ws")}/graphql`, webSocketImpl: WebSocket, retryAttempts: 0 });
+      clients.push(client);
+      return client;
+    },
+    async stop() {
+      await Promise.all(clients.map((c) => c.dispose()));
+      await worker?.stop();
+      await app.stop();
+      await database.drop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Collects every event of a subscription until it completes (or errors). */
+export function collectSubscription<T>(client: Client, query: string, variables: Record<string, unknown>) {
+  const events: T[] = [];
+  const done = new Promise<T[]>((resolve, reject) => {
+    client.subscribe<T>(
+      { query, variables },
+      {
+        next: (msg) => {
+          if (msg.errors) reject(new Error(JSON.stringify(msg.errors)));
+          else events.push(msg.data as T);
+        },
+        error: (err) => reject(err instanceof Error ? err : new Error(JSON.stringify(err))),
+        complete: () => resolve(events),
+      },
+    );
+  });
+  return { events, done };
+}

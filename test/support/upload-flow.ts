@@ -1,0 +1,140 @@
+import { execFile } from "node:child_process";
+import { readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { promisify } from "node:util";
+import { Parser } from "m3u8-parser";
+import { expect } from "vitest";
+import { collectSubscription, type TestApp } from "./app.ts";
+
+const run = promisify(execFile);
+
+// The operations front ends and CMSs already send, unchanged.
+const CREATE_UPLOAD = /* GraphQL */ `
+  mutation CreateUpload($title: String!) {
+    createUpload(input: { title: $title }) {
+      __typename
+      ... on CreateUploadSuccess { uploadUrl video { id status } }
+      ... on Error { message }
+    } }`;
+const VIDEO_EVENTS = /* GraphQL */ `
+  subscription VideoEvents($id: ID!) {
+    videoEvents(videoId: $id) {
+      __typename
+      video { id status playable }
+      ... on VariantProgressEvent { variant { name height status progress } fps speed etaSeconds }
+    } }`;
+const VIDEO = /* GraphQL */ `
+  query Video($id: ID!) {
+    video(id: $id) {
+      id status playable duration width height playbackUrl
+      variants { name width height bandwidth status progress playlistUrl }
+      jobs(first: 10) { edges { node { id kind status attempt progress error } } }
+    } }`;
+
+type VideoEvent = {
+  videoEvents: {
+    __typename: string;
+    video: { id: string; status: string; playable: boolean };
+    variant?: { name: string; height: number | null; status: string; progress: number };
+    fps?: number | null;
+    speed?: number | null;
+    etaSeconds?: number | null;
+  };
+};
+
+function parsePlaylist(text: string) {
+  const parser = new Parser();
+  parser.push(text);
+  parser.end();
+  return parser.manifest;
+}
+
+/**
+ * The foundation flow through the public API only, with the operations front ends and CMSs send:
+ * createUpload, a chunked PUT, the videoEvents subscription over graphql-ws, the Video query,
+ * then the published HLS itself. Asserts READY with >= 5 rungs, top rung at the source height,
+ * playable before READY, per-variant progress, VOD playlists and segments that decode.
+ */
+export async function uploadClipAndCheckLadder(t: TestApp, clip: string): Promise<void> {
+  const created = await t.gql(CREATE_UPLOAD, { title: "8 s 720p" });
+  expect(created.errors).toBeUndefined();
+  const { uploadUrl, video } = created.data.createUpload;
+  expect(video.status).toBe("WAITING_FOR_UPLOAD");
+
+  const sub = collectSubscription<VideoEvent>(t.wsClient(), VIDEO_EVENTS, { id: video.id });
+
+  // Upload in two chunks, as a resumable client does.
+  const bytes = await readFile(clip);
+  const half = Math.floor(bytes.length / 2);
+  const first = await fetch(`${t.url}${uploadUrl}`, {
+    method: "PUT",
+    body: bytes.subarray(0, half),
+    headers: { "content-range": `bytes 0-${half - 1}/${bytes.length}` },
+  });
+  expect(first.status).toBe(308);
+  const last = await fetch(`${t.url}${uploadUrl}`, {
+    method: "PUT",
+    body: bytes.subarray(half),
+    headers: { "content-range": `bytes ${half}-${bytes.length - 1}/${bytes.length}` },
+  });
+  expect(last.status).toBe(200);
+
+  const events = (await sub.done).map((e) => e.videoEvents);
+  const statuses = events.map((e) => e.video.status);
+  expect(statuses[0]).toBe("WAITING_FOR_UPLOAD");
+  expect(statuses.at(-1)).toBe("READY");
+  expect(statuses).toContain("PROCESSING");
+
+  // Playable while still processing: playback can start long before the job ends.
+  const playableAt = events.findIndex((e) => e.video.playable);
+  expect(playableAt).toBeGreaterThan(-1);
+  expect(events[playableAt]!.video.status).toBe("PROCESSING");
+
+  const progress = events.filter((e) => e.__typename === "VariantProgressEvent");
+  expect(progress.length).toBeGreaterThan(0);
+  const midway = progress.filter((e) => e.variant!.progress > 0 && e.variant!.progress < 1);
+  expect(midway.length).toBeGreaterThan(0);
+  expect(new Set(progress.map((e) => e.variant!.name)).size).toBeGreaterThanOrEqual(2);
+  for (const e of progress) expect(e.variant!.status).toBe("ENCODING");
+  expect(progress.some((e) => (e.fps ?? 0) > 0 && (e.speed ?? 0) > 0 && e.etaSeconds !== null)).toBe(true);
+
+  const result = (await t.gql(VIDEO, { id: video.id })).data.video;
+  expect(result.status).toBe("READY");
+  expect(result.playable).toBe(true);
+  expect(result.width).toBe(1280);
+  expect(result.height).toBe(720);
+  expect(result.duration).toBeCloseTo(8, 0);
+  expect(result.playbackUrl).toBe(`/media/videos/${video.id}/hls/master.m3u8`);
+  expect(result.jobs.edges).toHaveLength(1);
+  expect(result.jobs.edges[0].node).toMatchObject({ kind: "TRANSCODE", status: "SUCCEEDED", attempt: 1, progress: 1, error: null });
+
+  const videoRungs = result.variants.filter((v: { height: number | null }) => v.height !== null);
+  expect(videoRungs.length).toBeGreaterThanOrEqual(5);
+  expect(Math.max(...videoRungs.map((v: { height: number }) => v.height))).toBe(720);
+  for (const v of result.variants) {
+    expect(v.status).toBe("READY");
+    expect(v.progress).toBe(1);
+    if (v.height !== null) expect(v.height).toBeLessThanOrEqual(720);
+  }
+
+  // The master lists every video rung; every media playlist is VOD and its segments decode.
+  const masterRes = await fetch(`${t.url}${result.playbackUrl}`);
+  expect(masterRes.headers.get("content-type")).toBe("application/vnd.apple.mpegurl");
+  const master = parsePlaylist(await masterRes.text());
+  expect(master.playlists!.length).toBe(videoRungs.length);
+  for (const v of result.variants) {
+    const text = await (await fetch(`${t.url}${v.playlistUrl}`)).text();
+    expect(text.trimEnd().endsWith("#EXT-X-ENDLIST")).toBe(true);
+    const playlist = parsePlaylist(text);
+    expect(playlist.segments!.length).toBeGreaterThanOrEqual(3);
+    const total = playlist.segments!.reduce((s, seg) => s + seg.duration, 0);
+    expect(total).toBeGreaterThan(7.5);
+    const segUrl = new URL(playlist.segments![1]!.uri, `${t.url}${v.playlistUrl}`);
+    const seg = await fetch(segUrl);
+    expect(seg.status).toBe(200);
+    const file = path.join(t.dataDir, `check-${v.name}.ts`);
+    await writeFile(file, Buffer.from(await seg.arrayBuffer()));
+    const { stderr } = await run("ffmpeg", ["-v", "error", "-i", file, "-f", "null", "-"]);
+    expect(stderr).toBe("");
+  }
+}

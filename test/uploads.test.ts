@@ -1,0 +1,165 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseContentRange } from "../src/http/uploads.ts";
+import { startTestApp, type TestApp } from "./support/app.ts";
+
+const CREATE_UPLOAD = /* GraphQL */ `
+  mutation CreateUpload($title: String!) {
+    createUpload(input: { title: $title }) {
+      __typename
+      ... on CreateUploadSuccess { uploadUrl video { id status } }
+      ... on Error { message }
+    }
+  }`;
+
+describe("parseContentRange", () => {
+  it("reads chunks, unknown totals and status queries", () => {
+    expect(parseContentRange("bytes 0-99/1000")).toEqual({ start: 0, end: 99, total: 1000 });
+    expect(parseContentRange("bytes 100-199/*")).toEqual({ start: 100, end: 199, total: null });
+    expect(parseContentRange("bytes */1000")).toEqual({ start: null, end: null, total: 1000 });
+    expect(parseContentRange(undefined)).toBeNull();
+  });
+  it("rejects malformed and inverted ranges", () => {
+    expect(parseContentRange("bytes 10-5/100")).toBe("invalid");
+    expect(parseContentRange("bytes 0-100/100")).toBe("invalid");
+    expect(parseContentRange("items 0-1/2")).toBe("invalid");
+  });
+});
+
+// No worker here: these tests stop at the point where a video is queued.
+describe("resumable upload URL", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ worker: false, env: { MAX_UPLOAD_BYTES: "1000" } });
+  });
+  afterAll(() => t.stop());
+
+  async function newUpload(title = "clip") {
+    const res = await t.gql(CREATE_UPLOAD, { title });
+    expect(res.errors).toBeUndefined();
+    return res.data.createUpload as { uploadUrl: string; video: { id: string; status: string } };
+  }
+  const put = (url: string, body: Uint8Array<ArrayBuffer> | string, headers: Record<string, string> = {}) =>
+    fetch(`${t.url}${url}`, { method: "PUT", body, headers });
+  const status = async (id: string) => (await t.gql(`query($id: ID!) { video(id: $id) { status uploadedBytes } }`, { id })).data.video;
+
+  it("createUpload validates its input", async () => {
+    const res = await t.gql(CREATE_UPLOAD, { title: "   " });
+    expect(res.data.createUpload).toEqual({ __typename: "ValidationError", message: "A title is required" });
+  });
+
+  it("takes chunks, reports where to resume, and queues the video after the last byte", async () => {
+    const upload = await newUpload();
+    expect(upload.video.status).toBe("WAITING_FOR_UPLOAD");
+    expect(upload.uploadUrl).toMatch(/^\/uploads\/[0-9a-f-]{36}\?expires=\d+&sig=/);
+    const body = new Uint8Array(300).map((_, i) => i % 256);
+
+    let res = await put(upload.uploadUrl, body.slice(0, 100), { "content-range": "bytes 0-99/300" });
+    expect(res.status).toBe(308);
+    expect(res.headers.get("range")).toBe("bytes=0-99");
+
+    // A chunk that skips ahead is refused with where to resume.
+    res = await put(upload.uploadUrl, body.slice(200), { "content-range": "bytes 200-299/300" });
+    expect(res.status).toBe(308);
+    expect(res.headers.get("range")).toBe("bytes=0-99");
+
+    res = await put(upload.uploadUrl, "", { "content-range": "bytes */300" });
+    expect(res.status).toBe(308);
+    expect(res.headers.get("range")).toBe("bytes=0-99");
+    expect(await status(upload.video.id)).toEqual({ status: "WAITING_FOR_UPLOAD", uploadedBytes: 100 });
+
+    // Re-sending an overlapping chunk after a lost response is fine.
+    res = await put(upload.uploadUrl, body.slice(50, 200), { "content-range": "bytes 50-199/300" });
+    expect(res.status).toBe(308);
+    expect(res.headers.get("range")).toBe("bytes=0-199");
+
+    res = await put(upload.uploadUrl, body.slice(200), { "content-range": "bytes 200-299/300" });
+    expect(res.status).toBe(200);
+    expect(await status(upload.video.id)).toEqual({ status: "QUEUED", uploadedBytes: 300 });
+    const { readFile } = await import("node:fs/promises");
+    const stored = await readFile(`${t.dataDir}/videos/${upload.video.id}/source/upload`);
+    expect(Buffer.compare(stored, Buffer.from(body))).toBe(0);
+
+    res = await put(upload.uploadUrl, body);
+    expect(res.status).toBe(409);
+    const jobs = (await t.gql(`query($id: ID!) { video(id: $id) { jobs(first: 10) { edges { node { kind status attempt } } } } }`, { id: upload.video.id })).data.video.jobs.edges;
+    expect(jobs).toEqual([{ node: { kind: "TRANSCODE", status: "QUEUED", attempt: 1 } }]);
+  });
+
+  it("refuses a zero-byte upload and keeps the video waiting for a real one", async () => {
+    const upload = await newUpload();
+    const res = await put(upload.uploadUrl, new Uint8Array(0));
+    expect(res.status).toBe(400);
+    expect((await res.json()).error).toMatch(/empty/);
+    expect((await status(upload.video.id)).status).toBe("WAITING_FOR_UPLOAD");
+  });
+
+  it("refuses files past MAX_UPLOAD_BYTES, declared or sent", async () => {
+    const upload = await newUpload();
+    let res = await put(upload.uploadUrl, new Uint8Array(10), { "content-range": "bytes 0-9/5000" });
+    expect(res.status).toBe(413);
+    res = await put(upload.uploadUrl, new Uint8Array(1001));
+    expect(res.status).toBe(413);
+    expect((await res.json()).error).toMatch(/limit of 1000 bytes/);
+    expect((await status(upload.video.id)).status).toBe("WAITING_FOR_UPLOAD");
+  });
+
+  it("refuses tampered and expired URLs", async () => {
+    const upload = await newUpload();
+    const other = await newUpload();
+    const tampered = upload.uploadUrl.replace(upload.video.id, other.video.id);
+    expect((await put(tampered, "x")).status).toBe(403);
+    const expired = upload.uploadUrl.replace(/expires=\d+/, "expires=1000");
+    expect((await put(expired, "x")).status).toBe(403);
+    expect((await put(upload.uploadUrl.replace(/sig=[^&]+/, ""), "x")).status).toBe(403);
+  });
+
+  it("answers GET /health", async () => {
+    const res = await fetch(`${t.url}/health`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: "ok" });
+  });
+});
+
+describe("transports for GraphQL", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ worker: false });
+  });
+  afterAll(() => t.stop());
+
+  it("streams videoEvents over SSE, starting with the current state", async () => {
+    const created = await t.gql(CREATE_UPLOAD, { title: "sse" });
+    const id = created.data.createUpload.video.id;
+    const controller = new AbortController();
+    const res = await fetch(`${t.url}/graphql`, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "text/event-stream" },
+      body: JSON.stringify({ query: `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { id status } } }`, variables: { id } }),
+      signal: controller.signal,
+    });
+    expect(res.headers.get("content-type")).toMatch(/text\/event-stream/);
+    const reader = res.body!.getReader();
+    let text = "";
+    while (!text.includes("\n\n") || !text.includes("data:")) text += new TextDecoder().decode((await reader.read()).value);
+    controller.abort();
+    const data = JSON.parse(/data: (.*)/.exec(text)![1]!);
+    expect(data).toEqual({ data: { videoEvents: { __typename: "VideoStatusEvent", video: { id, status: "WAITING_FOR_UPLOAD" } } } });
+  });
+
+  it("answers an unknown video on the subscription with NOT_FOUND", async () => {
+    const client = t.wsClient();
+    const err = await new Promise<any>((resolve) => {
+      client.subscribe(
+        { query: `subscription { videoEvents(videoId: "00000000-0000-4000-8000-000000000000") { __typename } }` },
+        { next: (m) => resolve(m.errors), error: resolve, complete: () => resolve("completed") },
+      );
+    });
+    expect(err[0].extensions.code).toBe("NOT_FOUND");
+  });
+
+  it("serves GraphiQL to browsers", async () => {
+    const res = await fetch(`${t.url}/graphql`, { headers: { accept: "text/html" } });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toMatch(/graphiql/i);
+  });
+});

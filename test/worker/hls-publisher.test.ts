@@ -1,0 +1,206 @@
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Parser } from "m3u8-parser";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { ProbeResult, Rung } from "../../src/protocol/messages.ts";
+import { createHlsPublisher, masterPlaylist } from "../../render-worker/media/hls-publisher.ts";
+import { planLadder } from "../../render-worker/media/ladder.ts";
+import { assertValidKey, createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
+import type { UploadOptions, WorkerStorage } from "../../render-worker/storage/types.ts";
+import { fixturesDir } from "./media-fixtures.ts";
+
+const probe: ProbeResult = { duration: 6, width: 640, height: 360, fps: 25, rotation: 0, hasAudio: true, videoCodec: "h264", audioCodec: "aac" };
+const ladder: Rung[] = planLadder(probe, { maxHeight: 240 }); // 240p, 144p, audio
+
+let root: string;
+let workDir: string;
+let dataDir: string;
+beforeEach(async () => {
+  root = await mkdtemp(path.join(fixturesDir(), "publisher-"));
+  workDir = path.join(root, "work");
+  dataDir = path.join(root, "data");
+  await mkdir(workDir);
+});
+afterEach(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+/** Writes what ffmpeg would: segments first, then the playlist that lists them. */
+async function writeRung(name: string, segmentCount: number, ended: boolean): Promise<void> {
+  const dir = path.join(workDir, name);
+  await mkdir(dir, { recursive: true });
+  const lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-TARGETDURATION:2", "#EXT-X-MEDIA-SEQUENCE:0", "#EXT-X-PLAYLIST-TYPE:EVENT"];
+  for (let i = 0; i < segmentCount; i++) {
+    const segment = `seg_${String(i).padStart(5, "0")}.ts`;
+    await writeFile(path.join(dir, segment), `${name} segment ${i}`);
+    lines.push("#EXTINF:2.000000,", segment);
+  }
+  if (ended) lines.push("#EXT-X-ENDLIST");
+  await writeFile(path.join(dir, "index.m3u8"), `${lines.join("\n")}\n`);
+}
+
+interface Upload {
+  key: string;
+  opts: UploadOptions;
+  /** For playlists: the segments the uploaded text lists. */
+  lists?: string[];
+}
+
+function recordingStorage(uploads: Upload[]): WorkerStorage {
+  const local = createLocalWorkerStorage(dataDir);
+  return {
+    inputFor: (key) => local.inputFor(key),
+    async upload(key, file, opts) {
+      let lists: string[] | undefined;
+      if (key.endsWith("index.m3u8")) {
+        const parser = new Parser();
+        parser.push(await readFile(file, "utf8"));
+        parser.end();
+        lists = parser.manifest.segments.map((s) => s.uri);
+      }
+      await local.upload(key, file, opts);
+      uploads.push({ key, opts, lists });
+    },
+  };
+}
+
+async function waitFor(condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 200 && !condition(); i++) await sleep(10);
+  if (!condition()) throw new Error(`Timed out waiting for ${what}`);
+}
+
+describe("createHlsPublisher", () => {
+  it("publishes segments before the playlists that list them, and the master once every rung can play", async () => {
+    const uploads: Upload[] = [];
+    const playable: string[] = [];
+    const publisher = createHlsPublisher({
+      storage: recordingStorage(uploads),
+      workDir,
+      outputPrefix: "videos/v1",
+      ladder,
+      probe,
+      intervalMs: 20,
+      onPlayable: async (key) => {
+        playable.push(key);
+      },
+    });
+    await writeRung("240p", 1, false);
+    await writeRung("144p", 2, false);
+    publisher.start();
+    await waitFor(() => uploads.some((u) => u.key === "videos/v1/hls/144p/index.m3u8"), "the 144p playlist");
+    await sleep(60);
+    // The audio rung has nothing yet: no master, not playable.
+    expect(uploads.map((u) => u.key)).not.toContain("videos/v1/hls/master.m3u8");
+    expect(playable).toEqual([]);
+    expect(publisher.variants()).toEqual([
+      { name: "240p", playlistKey: "videos/v1/hls/240p/index.m3u8", progress: 2 / 6, segmentCount: 1 },
+      { name: "144p", playlistKey: "videos/v1/hls/144p/index.m3u8", progress: 4 / 6, segmentCount: 2 },
+      { name: "audio", playlistKey: "videos/v1/hls/audio/index.m3u8", progress: 0, segmentCount: 0 },
+    ]);
+
+    await writeRung("audio", 1, false);
+    await waitFor(() => playable.length > 0, "playable");
+    expect(playable).toEqual(["videos/v1/hls/master.m3u8"]);
+
+    await writeRung("240p", 3, true);
+    await writeRung("144p", 3, true);
+    await writeRung("audio", 3, true);
+    const variants = await publisher.finish();
+    expect(variants.map((v) => [v.name, v.segmentCount, v.progress])).toEqual([
+      ["240p", 3, 1],
+      ["144p", 3, 1],
+      ["audio", 3, 1],
+    ]);
+    expect(playable).toHaveLength(1);
+
+    for (const [i, upload] of uploads.entries()) {
+      if (!upload.lists) continue;
+      const dir = upload.key.slice(0, -"index.m3u8".length);
+      const before = new Set(uploads.slice(0, i).map((u) => u.key));
+      for (const segment of upload.lists) expect(before, `${upload.key} lists ${segment}`).toContain(`${dir}${segment}`);
+    }
+    const master = uploads.findIndex((u) => u.key.endsWith("master.m3u8"));
+    for (const rung of ladder) {
+      expect(uploads.slice(0, master).some((u) => u.key === `videos/v1/hls/${rung.name}/index.m3u8` && u.lists!.length > 0)).toBe(true);
+    }
+
+    const playlistUploads = uploads.filter((u) => u.lists);
+    const finals = playlistUploads.slice(-3);
+    expect(finals.map((u) => u.opts.cacheControl)).toEqual(Array(3).fill("public, max-age=3600"));
+    expect(playlistUploads[0].opts).toEqual({ contentType: "application/vnd.apple.mpegurl", cacheControl: "public, max-age=2" });
+    expect(uploads.find((u) => u.key.endsWith(".ts"))?.opts).toEqual({ contentType: "video/mp2t", cacheControl: "public, max-age=31536000, immutable" });
+    // Every segment exactly once.
+    const segmentKeys = uploads.filter((u) => u.key.endsWith(".ts")).map((u) => u.key);
+    expect(segmentKeys).toHaveLength(9);
+    expect(new Set(segmentKeys).size).toBe(9);
+  });
+
+  it("refuses to finish while a playlist lacks #EXT-X-ENDLIST", async () => {
+    const publisher = createHlsPublisher({ storage: recordingStorage([]), workDir, outputPrefix: "videos/v1", ladder, probe, intervalMs: 20 });
+    for (const rung of ladder) await writeRung(rung.name, 1, rung.name !== "144p");
+    await expect(publisher.finish()).rejects.toThrow(/144p playlist has no #EXT-X-ENDLIST/);
+  });
+
+  it("stops and reports an upload failure while ffmpeg runs", async () => {
+    const errors: unknown[] = [];
+    const failing: WorkerStorage = {
+      inputFor: async (key) => key,
+      upload: async () => {
+        throw new Error("bucket unavailable");
+      },
+    };
+    const publisher = createHlsPublisher({ storage: failing, workDir, outputPrefix: "videos/v1", ladder, probe, intervalMs: 10, onError: (e) => errors.push(e) });
+    await writeRung("240p", 1, false);
+    publisher.start();
+    await waitFor(() => errors.length > 0, "the error");
+    await sleep(50);
+    expect(errors).toHaveLength(1);
+    await expect(publisher.finish()).rejects.toThrow("bucket unavailable");
+  });
+});
+
+describe("masterPlaylist", () => {
+  it("lists video rungs with the audio group when there is audio", () => {
+    expect(masterPlaylist(ladder, probe)).toBe(
+      [
+        "#EXTM3U",
+        "#EXT-X-VERSION:6",
+        "#EXT-X-INDEPENDENT-SEGMENTS",
+        '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="default",DEFAULT=YES,AUTOSELECT=YES,CHANNELS="2",URI="audio/index.m3u8"',
+        `#EXT-X-STREAM-INF:BANDWIDTH=${ladder[0].bandwidth},RESOLUTION=426x240,FRAME-RATE=25.000,CODECS="avc1.64001e,mp4a.40.2",AUDIO="audio"`,
+        "240p/index.m3u8",
+        `#EXT-X-STREAM-INF:BANDWIDTH=${ladder[1].bandwidth},RESOLUTION=256x144,FRAME-RATE=25.000,CODECS="avc1.64001e,mp4a.40.2",AUDIO="audio"`,
+        "144p/index.m3u8",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("has no audio group for a silent source", () => {
+    const silent = { ...probe, hasAudio: false, audioCodec: null };
+    const text = masterPlaylist(planLadder(silent, { maxHeight: 240 }), silent);
+    expect(text).not.toMatch(/EXT-X-MEDIA|AUDIO=|mp4a/);
+    expect(text).toMatch(/CODECS="avc1\.64001e"\n240p\/index\.m3u8/);
+  });
+});
+
+describe("createLocalWorkerStorage", () => {
+  it("uploads by copy and rename, leaving no temp file", async () => {
+    const storage = createLocalWorkerStorage(dataDir);
+    const file = path.join(root, "upload.bin");
+    await writeFile(file, "payload");
+    await storage.upload("videos/v1/hls/720p/seg_00000.ts", file, { contentType: "video/mp2t", cacheControl: "x" });
+    await storage.upload("videos/v1/hls/720p/seg_00000.ts", file, { contentType: "video/mp2t", cacheControl: "x" });
+    expect(await readdir(path.join(dataDir, "videos/v1/hls/720p"))).toEqual(["seg_00000.ts"]);
+    expect(await storage.inputFor("videos/v1/hls/720p/seg_00000.ts")).toBe(path.join(dataDir, "videos/v1/hls/720p/seg_00000.ts"));
+    await expect(storage.inputFor("videos/v1/missing")).rejects.toThrow(/does not exist/);
+  });
+
+  it("rejects keys that escape the root", () => {
+    for (const key of ["../etc/passwd", "videos/../../x", "/etc/passwd", "videos//x", "videos/./x", "", "a\\b", "C:/x"]) {
+      expect(() => assertValidKey(key), key).toThrow(/Invalid storage key/);
+    }
+    expect(() => assertValidKey("videos/v1/hls/master.m3u8")).not.toThrow();
+  });
+});

@@ -1,0 +1,128 @@
+import { open, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { ProbeResult } from "../../src/protocol/messages.ts";
+import { MediaError } from "../../render-worker/media/errors.ts";
+import { probeResultFrom, probeSource } from "../../render-worker/media/probe.ts";
+import { fixturesDir, makeClip, runFfmpeg } from "./media-fixtures.ts";
+
+async function probeError(input: string): Promise<MediaError> {
+  const error = await probeSource(input).then(
+    () => null,
+    (err: unknown) => err,
+  );
+  expect(error).toBeInstanceOf(MediaError);
+  const mediaError = error as MediaError;
+  expect(mediaError.retryable).toBe(false);
+  return mediaError;
+}
+
+describe("probeSource", () => {
+  it("reads size, duration, frame rate and audio of a clip", async () => {
+    const probe = await probeSource(await makeClip({ width: 640, height: 360, seconds: 3, audio: true }));
+    expect(() => ProbeResult.parse(probe)).not.toThrow();
+    expect(probe).toMatchObject({ width: 640, height: 360, fps: 25, rotation: 0, hasAudio: true, videoCodec: "h264", audioCodec: "aac" });
+    expect(probe.duration).toBeGreaterThan(2.8);
+    expect(probe.duration).toBeLessThan(3.2);
+  });
+
+  it("reports a clip without audio and its own frame rate", async () => {
+    const probe = await probeSource(await makeClip({ width: 320, height: 180, seconds: 2, audio: false, fps: 30 }));
+    expect(probe).toMatchObject({ width: 320, height: 180, fps: 30, hasAudio: false, audioCodec: null });
+    expect(Math.abs(probe.duration - 2)).toBeLessThanOrEqual(0.2);
+  });
+
+  it("applies the display matrix: a rotated clip reports display dimensions", async () => {
+    const probe = await probeSource(await makeClip({ width: 320, height: 180, seconds: 1, audio: false, rotate: 90 }));
+    expect(probe).toMatchObject({ width: 180, height: 320 });
+    // FFmpeg 5.1's muxer stores `rotate=90` as a +90° (counterclockwise) display matrix, which
+    // ffmpeg itself plays turned a quarter turn counterclockwise: 270° clockwise.
+    expect(probe.rotation).toBe(270);
+  });
+
+  it("refuses a text file as not a video", async () => {
+    const text = "These are meeting notes, not a video.\n".repeat(20);
+    // With a .txt name ffmpeg's tty demuxer would read it as ANSI art; without one, nothing reads it.
+    const named = path.join(fixturesDir(), "notes.txt");
+    const unnamed = path.join(fixturesDir(), "notes");
+    await writeFile(named, text);
+    await writeFile(unnamed, text);
+    expect((await probeError(named)).message).toBe("The file is not a video ffmpeg can read: it is a text file");
+    const error = await probeError(unnamed);
+    expect(error.message).toBe("The file is not a video ffmpeg can read: Invalid data found when processing input");
+    expect(error.command).toMatch(/^ffprobe .*notes$/);
+    expect(error.exitCode).toBe(1);
+  });
+
+  it("refuses an empty file", async () => {
+    const file = path.join(fixturesDir(), "empty.mp4");
+    await writeFile(file, "");
+    const error = await probeError(file);
+    expect(error.message).toBe("The file is not a video ffmpeg can read: the file is empty (0 bytes)");
+  });
+
+  it("refuses a truncated mp4", async () => {
+    const clip = await makeClip({ width: 320, height: 180, seconds: 2, audio: true });
+    const head = Buffer.alloc(2048);
+    const handle = await open(clip);
+    try {
+      await handle.read(head, 0, 2048, 0);
+    } finally {
+      await handle.close();
+    }
+    const file = path.join(fixturesDir(), "truncated.mp4");
+    await writeFile(file, head);
+    const error = await probeError(file);
+    expect(error.message).toMatch(/^The file is not a video ffmpeg can read: .*moov atom not found/);
+    expect(error.stderrTail).toMatch(/moov atom not found/);
+  });
+
+  it("refuses an audio-only file, saying audio-only sources are not supported", async () => {
+    const file = path.join(fixturesDir(), "voice.m4a");
+    await runFfmpeg(["-f", "lavfi", "-i", "sine=frequency=300:duration=1", "-c:a", "aac", file]);
+    const error = await probeError(file);
+    expect(error.message).toMatch(/^The file has no video stream/);
+    expect(error.message).toMatch(/audio-only sources are not supported/);
+  });
+
+  it("refuses frames larger than 8192 px", async () => {
+    const file = path.join(fixturesDir(), "wide.mkv");
+    await runFfmpeg(["-f", "lavfi", "-i", "testsrc2=size=8200x16:rate=5:duration=1", "-c:v", "ffv1", file]);
+    const error = await probeError(file);
+    expect(error.message).toMatch(/frame size 8200x16 exceeds the 8192 px limit/);
+  });
+});
+
+describe("probeResultFrom", () => {
+  const video = { index: 0, codec_type: "video", codec_name: "h264", width: 1920, height: 1080, avg_frame_rate: "30000/1001" };
+
+  it("takes the legacy clockwise rotate tag when there is no display matrix", () => {
+    const probe = probeResultFrom({ format: { duration: "5" }, streams: [{ ...video, tags: { rotate: "270" } }] });
+    expect(probe).toMatchObject({ width: 1080, height: 1920, rotation: 270, fps: 29.97 });
+  });
+
+  it("falls back to r_frame_rate and the stream duration", () => {
+    const probe = probeResultFrom({ format: {}, streams: [{ ...video, avg_frame_rate: "0/0", r_frame_rate: "25/1", duration: "7.5" }] });
+    expect(probe).toMatchObject({ fps: 25, duration: 7.5 });
+  });
+
+  it("widens non-square pixels to display width", () => {
+    const probe = probeResultFrom({ format: { duration: "5" }, streams: [{ ...video, width: 720, height: 576, sample_aspect_ratio: "16:15" }] });
+    expect(probe).toMatchObject({ width: 768, height: 576 });
+  });
+
+  it("ignores cover art: an mp3 with a picture is audio-only", () => {
+    const data = {
+      format: { duration: "5" },
+      streams: [
+        { index: 0, codec_type: "audio", codec_name: "mp3" },
+        { ...video, index: 1, codec_name: "mjpeg", disposition: { attached_pic: 1 } },
+      ],
+    };
+    expect(() => probeResultFrom(data)).toThrow(/no video stream/);
+  });
+
+  it("refuses a stream without duration, as a still image has", () => {
+    expect(() => probeResultFrom({ format: { format_name: "png_pipe" }, streams: [video] })).toThrow(/no duration/);
+  });
+});

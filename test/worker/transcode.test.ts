@@ -1,0 +1,204 @@
+import { execFile } from "node:child_process";
+import { copyFile, mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { promisify } from "node:util";
+import { Parser } from "m3u8-parser";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { JobEvent, PROTOCOL_VERSION, type JobEventBody, type TranscodeJobMessage } from "../../src/protocol/messages.ts";
+import { transcode } from "../../render-worker/handlers/transcode.ts";
+import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
+import { fixturesDir, makeClip, processesWithCwd } from "./media-fixtures.ts";
+
+const run = promisify(execFile);
+const JOB_ID = "7d7a3c52-58a4-4c1e-9a43-0f8f5f1b2c01";
+const VIDEO_ID = "a0b1c2d3-e4f5-4a6b-8c7d-9e0f1a2b3c4d";
+
+let root: string;
+let dataDir: string;
+let workDir: string;
+beforeEach(async () => {
+  root = await mkdtemp(path.join(fixturesDir(), "transcode-"));
+  dataDir = path.join(root, "data");
+  workDir = path.join(root, "work");
+  await mkdir(workDir, { recursive: true });
+});
+afterEach(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+async function jobFor(clip: string, segmentSeconds: number): Promise<TranscodeJobMessage> {
+  const sourceKey = `videos/${VIDEO_ID}/source/upload`;
+  await mkdir(path.dirname(path.join(dataDir, sourceKey)), { recursive: true });
+  await copyFile(clip, path.join(dataDir, sourceKey));
+  return { v: 1, type: "transcode", jobId: JOB_ID, attempt: 1, videoId: VIDEO_ID, sourceKey, outputPrefix: `videos/${VIDEO_ID}`, options: { segmentSeconds } };
+}
+
+/** Parses each body with the contract's schema, as the worker's emitter does. */
+function recordingEmit(events: JobEventBody[], onEvent?: (e: JobEventBody) => void) {
+  return async (body: JobEventBody): Promise<void> => {
+    JobEvent.parse({ ...body, v: PROTOCOL_VERSION, jobId: JOB_ID, attempt: 1, seq: events.length + 1, workerId: "test", at: new Date().toISOString() });
+    events.push(body);
+    onEvent?.(body);
+  };
+}
+
+function parsePlaylist(text: string) {
+  const parser = new Parser();
+  parser.push(text);
+  parser.end();
+  return parser.manifest;
+}
+
+/** Every playlist published so far lists only segments that are published too. */
+function unpublishedSegments(hlsDir: string, rungs: string[]): string[] {
+  const missing: string[] = [];
+  for (const rung of rungs) {
+    const playlist = path.join(hlsDir, rung, "index.m3u8");
+    if (!existsSync(playlist)) continue;
+    for (const segment of parsePlaylist(readFileSync(playlist, "utf8")).segments) {
+      if (!existsSync(path.join(hlsDir, rung, segment.uri))) missing.push(`${rung}/${segment.uri}`);
+    }
+  }
+  return missing;
+}
+
+describe("transcode", () => {
+  it("encodes the ladder in one ffmpeg process and publishes it progressively", async () => {
+    const clip = await makeClip({ width: 640, height: 360, seconds: 10, audio: true });
+    const job = await jobFor(clip, 2);
+    const hlsDir = path.join(dataDir, job.outputPrefix, "hls");
+    const rungs = ["360p", "240p", "144p", "audio"];
+    const events: JobEventBody[] = [];
+    const atPlayable: { master: boolean; segmentsPerRung: number[] } = { master: false, segmentsPerRung: [] };
+    const emit = recordingEmit(events, (e) => {
+      if (e.type !== "video.playable") return;
+      atPlayable.master = existsSync(path.join(hlsDir, "master.m3u8"));
+      atPlayable.segmentsPerRung = rungs.map((r) => {
+        const playlist = path.join(hlsDir, r, "index.m3u8");
+        return existsSync(playlist) ? parsePlaylist(readFileSync(playlist, "utf8")).segments.length : 0;
+      });
+    });
+
+    // Watch the processes working in the job's dir, and what storage shows, while the job runs.
+    const encoders = new Map<number, string[]>();
+    const inconsistencies: string[] = [];
+    let watching = true;
+    const watcher = (async () => {
+      while (watching) {
+        for (const pid of processesWithCwd(workDir)) {
+          try {
+            const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+            if (argv.includes("hls")) encoders.set(pid, argv);
+          } catch {
+            // Exited between the two reads.
+          }
+        }
+        inconsistencies.push(...unpublishedSegments(hlsDir, rungs));
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    try {
+      await transcode(job, { storage: createLocalWorkerStorage(dataDir), emit, signal: new AbortController().signal, workDir, progressIntervalMs: 200 });
+    } finally {
+      watching = false;
+      await watcher;
+    }
+
+    expect(encoders.size, "ffmpeg processes writing HLS").toBe(1);
+    const [argv] = [...encoders.values()];
+    for (const rung of rungs) expect(argv).toContain(`${rung}/index.m3u8`);
+    expect(argv.filter((a) => a === "-i")).toHaveLength(1);
+    expect(inconsistencies).toEqual([]);
+
+    const types = events.map((e) => e.type);
+    expect(types.filter((t) => t !== "job.progress")).toEqual([
+      "job.started",
+      "job.probed",
+      "video.playable",
+      "variant.ready",
+      "variant.ready",
+      "variant.ready",
+      "variant.ready",
+      "job.succeeded",
+    ]);
+    // Progress only while encoding: after probing, before the first variant is ready.
+    expect(types.lastIndexOf("job.progress")).toBeLessThan(types.indexOf("variant.ready"));
+    expect(types.indexOf("job.progress")).toBeGreaterThan(types.indexOf("job.probed"));
+    expect(atPlayable.master).toBe(true);
+    expect(atPlayable.segmentsPerRung.every((n) => n > 0)).toBe(true);
+
+    const probed = events[1] as Extract<JobEventBody, { type: "job.probed" }>;
+    expect(probed.ladder.map((r) => r.name)).toEqual(rungs);
+    const progress = events.filter((e) => e.type === "job.progress");
+    expect(progress.some((e) => e.progress > 0 && e.progress < 1)).toBe(true);
+    for (let i = 1; i < progress.length; i++) expect(progress[i]).not.toEqual(progress[i - 1]);
+
+    const ready = events.filter((e) => e.type === "variant.ready");
+    const succeeded = events.at(-1) as Extract<JobEventBody, { type: "job.succeeded" }>;
+    expect(succeeded).toEqual({ type: "job.succeeded", masterKey: `videos/${VIDEO_ID}/hls/master.m3u8`, posterKey: `videos/${VIDEO_ID}/thumbnails/poster.jpg` });
+    expect((await stat(path.join(dataDir, succeeded.posterKey!))).size).toBeGreaterThan(1000);
+
+    const master = parsePlaylist(await readFile(path.join(hlsDir, "master.m3u8"), "utf8"));
+    expect(master.playlists?.map((p) => p.uri)).toEqual(["360p/index.m3u8", "240p/index.m3u8", "144p/index.m3u8"]);
+    expect(master.playlists?.map((p) => p.attributes.RESOLUTION)).toEqual([
+      { width: 640, height: 360 },
+      { width: 426, height: 240 },
+      { width: 256, height: 144 },
+    ]);
+    for (const p of master.playlists ?? []) {
+      expect(p.attributes.AUDIO).toBe("audio");
+      expect(p.attributes.CODECS).toMatch(/^avc1\.6400[0-9a-f]{2},mp4a\.40\.2$/);
+    }
+    expect(master.mediaGroups?.AUDIO?.audio?.default?.uri).toBe("audio/index.m3u8");
+
+    for (const rung of rungs) {
+      const text = await readFile(path.join(hlsDir, rung, "index.m3u8"), "utf8");
+      expect(text.trimEnd().endsWith("#EXT-X-ENDLIST"), `${rung} ends`).toBe(true);
+      const playlist = parsePlaylist(text);
+      const total = playlist.segments.reduce((sum, s) => sum + s.duration, 0);
+      expect(Math.abs(total - 10), `${rung} duration`).toBeLessThan(0.3);
+      expect(ready.find((e) => e.type === "variant.ready" && e.name === rung)).toEqual({
+        type: "variant.ready",
+        name: rung,
+        playlistKey: `videos/${VIDEO_ID}/hls/${rung}/index.m3u8`,
+        segmentCount: playlist.segments.length,
+      });
+      for (const segment of playlist.segments) expect(existsSync(path.join(hlsDir, rung, segment.uri))).toBe(true);
+      if (rung !== "audio") {
+        // Keyframes at segment boundaries: every video segment holds 2 s.
+        expect(playlist.segments.every((s) => Math.abs(s.duration - 2) < 0.05)).toBe(true);
+      }
+      const { stderr } = await run("ffmpeg", ["-v", "error", "-i", path.join(hlsDir, rung, playlist.segments[1].uri), "-f", "null", "-"]);
+      expect(stderr).toBe("");
+    }
+    const { stdout } = await run("ffprobe", ["-v", "error", "-show_streams", "-of", "json", path.join(hlsDir, "240p", "seg_00000.ts")]);
+    expect(JSON.parse(stdout).streams).toMatchObject([{ codec_name: "h264", profile: "High", width: 426, height: 240 }]);
+  });
+
+  it("stops ffmpeg and rejects soon after the job is canceled", async () => {
+    const clip = await makeClip({ width: 1280, height: 720, seconds: 8, audio: true });
+    const job = await jobFor(clip, 2);
+    const controller = new AbortController();
+    const events: JobEventBody[] = [];
+    let abortedAt = 0;
+    const emit = recordingEmit(events, (e) => {
+      if (e.type === "job.progress" && e.progress > 0 && !controller.signal.aborted) {
+        abortedAt = Date.now();
+        controller.abort(new Error("canceled by the user"));
+      }
+    });
+    const outcome = await transcode(job, { storage: createLocalWorkerStorage(dataDir), emit, signal: controller.signal, workDir, progressIntervalMs: 100 }).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    const rejectedAfterMs = Date.now() - abortedAt;
+
+    expect(abortedAt).toBeGreaterThan(0);
+    expect(outcome).toMatchObject({ name: "AbortError" });
+    expect(rejectedAfterMs).toBeLessThan(3000);
+    expect(processesWithCwd(workDir)).toEqual([]);
+    expect(events.map((e) => e.type)).not.toContain("job.succeeded");
+    expect(events.map((e) => e.type)).not.toContain("variant.ready");
+  });
+});
