@@ -13,7 +13,8 @@ export const MAX_FRAME_SIDE = 8192;
  * video this worker can encode.
  */
 export async function probeSource(input: string, opts: { signal?: AbortSignal } = {}): Promise<ProbeResult> {
-  if (!/^[a-z][a-z0-9+.-]*:/i.test(input)) {
+  const isUrl = /^[a-z][a-z0-9+.-]*:/i.test(input);
+  if (!isUrl) {
     const file = await stat(input);
     if (file.size === 0) throw notAVideo("the file is empty (0 bytes)");
   }
@@ -22,8 +23,11 @@ export async function probeSource(input: string, opts: { signal?: AbortSignal } 
     data = await ffprobeJson(input, { signal: opts.signal });
   } catch (err) {
     if (err instanceof MediaError && !err.retryable) {
-      throw new MediaError(`The file is not a video ffmpeg can read: ${err.message}`, {
-        retryable: false,
+      // Reading a URL can fail for reasons that pass: an expired signed URL, a network hiccup.
+      const unreachable = isUrl && /Server returned|Connection|I\/O error|Network|resolve|timed out/i.test(err.message);
+      const message = unreachable ? `Could not read the source: ${err.message}` : `The file is not a video ffmpeg can read: ${err.message}`;
+      throw new MediaError(message, {
+        retryable: unreachable,
         command: err.command,
         stderrTail: err.stderrTail,
         exitCode: err.exitCode,

@@ -1,4 +1,6 @@
 import { open, writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { ProbeResult } from "../../src/protocol/messages.ts";
@@ -83,6 +85,22 @@ describe("probeSource", () => {
     const error = await probeError(file);
     expect(error.message).toMatch(/^The file has no video stream/);
     expect(error.message).toMatch(/audio-only sources are not supported/);
+  });
+
+  it("calls an unreadable URL retryable rather than not a video", async () => {
+    const server = createServer((_req, res) => res.writeHead(403).end("expired"));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/source.mp4?signature=old`;
+      const error = await probeSource(url).then(
+        () => null,
+        (err: unknown) => err,
+      );
+      expect(error).toBeInstanceOf(MediaError);
+      expect(error).toMatchObject({ retryable: true, message: expect.stringMatching(/^Could not read the source: .*403/) });
+    } finally {
+      server.close();
+    }
   });
 
   it("refuses frames larger than 8192 px", async () => {
