@@ -9,6 +9,9 @@ const WorkerEnvSchema = z.object({
   GOOGLE_CLOUD_PROJECT: z.string().min(1).optional(),
   PUBSUB_TOPIC_PREFIX: z.string().default("videograph"),
   DATA_DIR: z.string().default("./data"),
+  STORAGE: z.enum(["local", "gcs"]).default("local"),
+  GCS_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, "not a bucket name").optional(),
+  GCS_SIGNED_URL_TTL_SECONDS: z.coerce.number().int().min(300).max(7 * 24 * 3600).default(6 * 3600),
   WORKER_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
   WORKER_CAPABILITIES: z
     .string()
@@ -20,6 +23,8 @@ const WorkerEnvSchema = z.object({
   PROGRESS_INTERVAL_MS: z.coerce.number().int().min(100).default(1000),
   HEARTBEAT_INTERVAL_SECONDS: z.coerce.number().min(1).default(10),
   SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(0).default(30),
+  /** With Pub/Sub: the job's lease; a job whose worker died is redelivered about this long after. */
+  JOB_STALL_SECONDS: z.coerce.number().int().min(10).max(600).default(30),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
 });
 
@@ -31,6 +36,9 @@ const CheckedWorkerEnvSchema = WorkerEnvSchema.superRefine((env, ctx) => {
   }
   if (env.TRANSPORT === "pubsub" && !env.GOOGLE_CLOUD_PROJECT) {
     ctx.addIssue({ code: "custom", path: ["GOOGLE_CLOUD_PROJECT"], message: "required when TRANSPORT=pubsub" });
+  }
+  if (env.STORAGE === "gcs" && !env.GCS_BUCKET) {
+    ctx.addIssue({ code: "custom", path: ["GCS_BUCKET"], message: "required when STORAGE=gcs" });
   }
 });
 

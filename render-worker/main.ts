@@ -1,5 +1,6 @@
 import { loadWorkerEnv } from "./config.ts";
 import { log } from "./log.ts";
+import { createGcsWorkerStorage } from "./storage/gcs.ts";
 import { createLocalWorkerStorage } from "./storage/local.ts";
 import { createPostgresWorkerTransport } from "./transport/postgres.ts";
 import { createPubSubWorkerTransport } from "./transport/pubsub.ts";
@@ -19,9 +20,12 @@ const worker = createWorker({
   concurrency: env.WORKER_CONCURRENCY,
   transport:
     env.TRANSPORT === "pubsub"
-      ? createPubSubWorkerTransport({ projectId: env.GOOGLE_CLOUD_PROJECT!, topicPrefix: env.PUBSUB_TOPIC_PREFIX })
+      ? createPubSubWorkerTransport({ projectId: env.GOOGLE_CLOUD_PROJECT!, workerId: env.WORKER_ID, topicPrefix: env.PUBSUB_TOPIC_PREFIX, leaseSeconds: env.JOB_STALL_SECONDS })
       : createPostgresWorkerTransport(env.DATABASE_URL!),
-  storage: createLocalWorkerStorage(env.DATA_DIR),
+  storage:
+    env.STORAGE === "gcs"
+      ? createGcsWorkerStorage({ bucket: env.GCS_BUCKET!, signedUrlTtlSeconds: env.GCS_SIGNED_URL_TTL_SECONDS })
+      : createLocalWorkerStorage(env.DATA_DIR),
   tmpDir: defaultTmpDir(env.WORKER_TMP_DIR),
   progressIntervalMs: env.PROGRESS_INTERVAL_MS,
   heartbeatIntervalSeconds: env.HEARTBEAT_INTERVAL_SECONDS,

@@ -8,11 +8,16 @@ import {
   type Capability,
   type JobEventBody,
   type JobMessage,
+  parseControlMessage,
+  type ControlMessage,
 } from "../src/protocol/messages.ts";
 import { handlers } from "./handlers/index.ts";
 import { log } from "./log.ts";
+import { probeNvenc, type VideoEncoder } from "./media/ffmpeg.ts";
 import type { WorkerStorage } from "./storage/types.ts";
 import type { WorkerTransport } from "./transport/types.ts";
+
+const CANCELED_MEMORY_MS = 10 * 60_000;
 
 export interface WorkerOptions {
   workerId: string;
@@ -23,6 +28,8 @@ export interface WorkerOptions {
   tmpDir: string;
   progressIntervalMs: number;
   heartbeatIntervalSeconds: number;
+  /** Checks that NVENC works on this machine before the worker takes nvenc jobs. Default `probeNvenc`. */
+  probeNvenc?: typeof probeNvenc;
 }
 
 export interface Worker {
@@ -49,8 +56,12 @@ interface FailureDetails {
   exitCode?: number | null;
 }
 
+/** The encoder for jobs from each capability's queue; manim renders are encoded on the CPU. */
+const ENCODER_OF: Record<Capability, VideoEncoder> = { cpu: "libx264", nvenc: "h264_nvenc", manim: "libx264" };
+
 export function createWorker(options: WorkerOptions): Worker {
   const { transport, workerId } = options;
+  let capabilities = [...options.capabilities];
   const active = new Map<string, { attempt: number; controller: AbortController; done: Promise<void> }>();
   let shuttingDown = false;
   let heartbeat: NodeJS.Timeout | undefined;
@@ -60,13 +71,55 @@ export function createWorker(options: WorkerOptions): Worker {
       v: PROTOCOL_VERSION,
       type: "worker.heartbeat",
       workerId,
-      capabilities: options.capabilities,
+      capabilities,
       activeJobs: [...active].map(([jobId, a]) => ({ jobId, attempt: a.attempt })),
       at: new Date().toISOString(),
     });
   }
 
-  async function runJob(raw: unknown, transportSignal: AbortSignal): Promise<void> {
+  /**
+   * Drops `nvenc` when a probe encode fails: a worker that advertised it would take GPU jobs
+   * only to fail each one. Throws when no capability is left.
+   */
+  async function checkNvenc(): Promise<void> {
+    if (!capabilities.includes("nvenc")) return;
+    let reason = "no reason given";
+    if (await (options.probeNvenc ?? probeNvenc)({ onFailure: (r) => (reason = r) })) {
+      log.info("NVENC probe encode succeeded: taking nvenc jobs");
+      return;
+    }
+    capabilities = capabilities.filter((c) => c !== "nvenc");
+    log.error("NVENC IS NOT AVAILABLE: the probe encode with h264_nvenc failed, so this worker will NOT take nvenc jobs", {
+      reason,
+      capabilities,
+      hint: "needs an NVIDIA GPU with NVENC (L4, T4, A10, L40S; not A100/H100/H200) and NVIDIA_DRIVER_CAPABILITIES including video",
+    });
+    if (capabilities.length === 0) {
+      throw new Error(`WORKER_CAPABILITIES asks only for nvenc, but NVENC does not work on this machine (${reason}); no capability left to serve`);
+    }
+  }
+
+  /** Canceled attempts (job id → attempt), kept a while in case the job message comes after the cancel. */
+  const canceled = new Map<string, number>();
+  function onControl(raw: unknown): void {
+    let message: ControlMessage;
+    try {
+      message = parseControlMessage(raw);
+    } catch (err) {
+      log.error("control message rejected", { err: (err as Error).message });
+      return;
+    }
+    if (message.workerId !== undefined && message.workerId !== workerId) return;
+    canceled.set(message.jobId, message.attempt);
+    setTimeout(() => canceled.delete(message.jobId), CANCELED_MEMORY_MS).unref();
+    const running = active.get(message.jobId);
+    if (running && running.attempt === message.attempt) {
+      log.info("cancel received: stopping the job", { jobId: message.jobId, attempt: message.attempt });
+      running.controller.abort(new Error("job canceled"));
+    }
+  }
+
+  async function runJob(raw: unknown, transportSignal: AbortSignal, capability: Capability): Promise<void> {
     let job: JobMessage;
     try {
       job = parseJobMessage(raw);
@@ -88,18 +141,29 @@ export function createWorker(options: WorkerOptions): Worker {
       });
       await transport.publishEvent(event);
     };
+    if (canceled.get(job.jobId) === job.attempt) {
+      log.info("job was canceled before it started", { jobId: job.jobId, attempt: job.attempt });
+      await emit({ type: "job.canceled" });
+      return;
+    }
     const controller = new AbortController();
     const onTransportAbort = () => controller.abort(transportSignal.reason);
     transportSignal.addEventListener("abort", onTransportAbort, { once: true });
     const workDir = await mkdtemp(path.join(options.tmpDir, `videograph-${job.jobId}-`));
     let finish!: () => void;
     active.set(job.jobId, { attempt: job.attempt, controller, done: new Promise<void>((r) => (finish = r)) });
-    log.info("job started", { jobId: job.jobId, attempt: job.attempt, type: job.type });
+    const encoder = ENCODER_OF[capability];
+    log.info("job started", { jobId: job.jobId, attempt: job.attempt, type: job.type, capability, encoder });
     const started = Date.now();
     try {
-      await handlers[job.type](job, { storage: options.storage, emit, signal: controller.signal, workDir, progressIntervalMs: options.progressIntervalMs });
+      await handlers[job.type](job, { storage: options.storage, emit, signal: controller.signal, workDir, progressIntervalMs: options.progressIntervalMs, encoder });
       log.info("job finished", { jobId: job.jobId, seconds: (Date.now() - started) / 1000 });
     } catch (err) {
+      if (controller.signal.aborted && canceled.get(job.jobId) === job.attempt) {
+        log.info("job canceled", { jobId: job.jobId, attempt: job.attempt, seconds: (Date.now() - started) / 1000 });
+        await emit({ type: "job.canceled" });
+        return;
+      }
       if (shuttingDown && controller.signal.aborted) throw new HandedBackError(job.jobId);
       const e = err as Error & FailureDetails;
       log.warn("job failed", { jobId: job.jobId, attempt: job.attempt, error: e.message, command: e.command, stderrTail: e.stderrTail });
@@ -121,11 +185,13 @@ export function createWorker(options: WorkerOptions): Worker {
 
   return {
     async start() {
+      await checkNvenc();
       await transport.start();
-      await transport.consumeJobs(options.capabilities, options.concurrency, runJob);
+      await transport.onControl(onControl);
+      await transport.consumeJobs(capabilities, options.concurrency, runJob);
       heartbeat = setInterval(() => sendHeartbeat().catch((err) => log.warn("heartbeat failed", { err })), options.heartbeatIntervalSeconds * 1000);
       await sendHeartbeat();
-      log.info("worker ready", { workerId, capabilities: options.capabilities, concurrency: options.concurrency });
+      log.info("worker ready", { workerId, capabilities, concurrency: options.concurrency });
     },
     async shutdown(graceSeconds) {
       shuttingDown = true;
@@ -143,6 +209,9 @@ export function createWorker(options: WorkerOptions): Worker {
         await allDone;
       }
       clearInterval(heartbeat);
+      // Tells the API this worker runs nothing any more, so a job handed back is not taken for
+      // a duplicate when another worker picks it up.
+      await sendHeartbeat().catch((err) => log.warn("last heartbeat failed", { err }));
       log.info("shutdown: closing transport");
       await transport.stop();
       log.info("shutdown: done");

@@ -16,3 +16,12 @@ export class FileTooLargeError extends Error {
     this.maxBytes = maxBytes;
   }
 }
+
+export class NotFoundError extends Error {
+  readonly id: string;
+  constructor(what: string, id: string) {
+    super(`No ${what} with id ${JSON.stringify(id)}`);
+    this.name = "NotFoundError";
+    this.id = id;
+  }
+}

@@ -4,29 +4,32 @@ import { useServer } from "graphql-ws/use/ws";
 import { createYoga, type YogaServerInstance } from "graphql-yoga";
 import { WebSocketServer } from "ws";
 import type { Env } from "./config.ts";
-import type { AppServices } from "./context.ts";
+import type { AppServices, Context } from "./context.ts";
 import { createDb } from "./db/client.ts";
 import { applyMigrations } from "./db/migrate.ts";
 import { PostgresEventTarget } from "./events/postgres-event-target.ts";
 import { createVideoPubSub } from "./events/video-events.ts";
-import { handleMedia, MEDIA_PATH_PREFIX } from "./http/media.ts";
+import { handleGcsMedia, handleMedia, MEDIA_PATH_PREFIX } from "./http/media.ts";
 import { loadSigningSecret, UrlSigner } from "./http/signing.ts";
 import { handleUpload, UPLOAD_PATH_PREFIX } from "./http/uploads.ts";
+import { tellWorkersToCancel } from "./jobs/cancel.ts";
 import { createDispatcher } from "./jobs/dispatcher.ts";
 import { createEventIngestor } from "./jobs/ingest-events.ts";
 import { log } from "./log.ts";
 import { schema } from "./schema/index.ts";
+import { GcsStorage } from "./storage/gcs.ts";
+import { createUploadNotificationListener } from "./storage/gcs-notifications.ts";
 import { LocalStorage } from "./storage/local.ts";
 import { createPostgresTransport } from "./transport/postgres.ts";
 import { createPubSubApiTransport } from "./transport/pubsub.ts";
 
 export interface App {
   /** The yoga instance, so tests can call `yoga.fetch` without a port. */
-  yoga: YogaServerInstance<Record<string, unknown>, AppServices>;
+  yoga: YogaServerInstance<Record<string, unknown>, Context>;
   services: AppServices;
   /** Applies migrations, connects the transport and listens; resolves with the bound port. */
   start(): Promise<{ port: number; url: string }>;
-  /** Stops in a fixed order: HTTP and WebSockets, dispatcher, transport, fan-out, database. */
+  /** Stops in a fixed order: HTTP and WebSockets, storage notifications, dispatcher, transport, fan-out, database. */
   stop(): Promise<void>;
 }
 
@@ -35,18 +38,24 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
   const db = createDb(databaseUrl);
   const eventTarget = new PostgresEventTarget<never>(databaseUrl);
   const pubSub = createVideoPubSub(eventTarget);
-  const storage = new LocalStorage(env.DATA_DIR);
   const signer = new UrlSigner(await loadSigningSecret(env.SIGNING_SECRET, env.DATA_DIR));
+  const publicUrl = env.PUBLIC_URL?.replace(/\/$/, "") ?? "";
+  const storage =
+    env.STORAGE === "gcs"
+      ? new GcsStorage({ bucket: env.GCS_BUCKET!, publicUrl, signedUrlTtlSeconds: env.GCS_SIGNED_URL_TTL_SECONDS })
+      : new LocalStorage(env.DATA_DIR, { publicUrl, signer, uploadUrlTtlSeconds: env.UPLOAD_URL_TTL_SECONDS });
   const transport =
     env.TRANSPORT === "pubsub"
       ? createPubSubApiTransport({ projectId: env.GOOGLE_CLOUD_PROJECT!, topicPrefix: env.PUBSUB_TOPIC_PREFIX })
       : createPostgresTransport({ connectionString: databaseUrl, stallSeconds: env.JOB_STALL_SECONDS });
-  const dispatcher = createDispatcher({ db, transport, segmentSeconds: env.HLS_SEGMENT_SECONDS });
+  const dispatcher = createDispatcher({ db, transport, segmentSeconds: env.HLS_SEGMENT_SECONDS, maxDurationSeconds: env.MAX_DURATION_SECONDS });
   const ingestor = createEventIngestor({
     db,
     pubSub,
     progressWriteIntervalMs: env.PROGRESS_WRITE_INTERVAL_MS,
     onJobRequeued: (runAfter) => dispatcher.kickAt(runAfter),
+    onCanceledJobReported: (jobId, attempt, workerId) => tellWorkersToCancel(transport, jobId, attempt, workerId),
+    stallSeconds: env.JOB_STALL_SECONDS,
   });
   const services: AppServices = {
     db,
@@ -54,15 +63,26 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     signer,
     pubSub,
     dispatcher,
-    publicUrl: env.PUBLIC_URL?.replace(/\/$/, "") ?? "",
+    transport,
+    publicUrl,
     maxUploadBytes: env.MAX_UPLOAD_BYTES,
     uploadUrlTtlSeconds: env.UPLOAD_URL_TTL_SECONDS,
     maxAttempts: env.JOB_MAX_ATTEMPTS,
   };
 
-  const yoga = createYoga<Record<string, unknown>, AppServices>({
+  const notifications = env.GCS_NOTIFICATION_SUBSCRIPTION
+    ? createUploadNotificationListener({
+        subscription: env.GCS_NOTIFICATION_SUBSCRIPTION,
+        projectId: env.GOOGLE_CLOUD_PROJECT,
+        bucket: env.GCS_BUCKET ?? null,
+        deps: services,
+      })
+    : null;
+
+  const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
-    context: () => services,
+    // Over WebSocket there is no fetch Request: the initial context holds Node's `req` instead.
+    context: ({ request }: { request?: Request }) => ({ ...services, requestOrigin: request?.headers.get("origin") ?? null }),
     graphqlEndpoint: "/graphql",
     graphiql: env.GRAPHIQL ?? env.NODE_ENV !== "production" ? { subscriptionsProtocol: "WS" } : false,
     landingPage: false,
@@ -72,14 +92,16 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://localhost");
-    if (url.pathname.startsWith(UPLOAD_PATH_PREFIX)) {
+    if (url.pathname.startsWith(UPLOAD_PATH_PREFIX) && storage instanceof LocalStorage) {
       res.setHeader("access-control-allow-origin", "*");
       res.setHeader("access-control-allow-methods", "PUT, OPTIONS");
       res.setHeader("access-control-allow-headers", "content-type, content-range");
       res.setHeader("access-control-expose-headers", "range");
-      return handleUpload({ ...services, maxAttempts: env.JOB_MAX_ATTEMPTS }, req, res, url);
+      return handleUpload({ ...services, storage, maxAttempts: env.JOB_MAX_ATTEMPTS }, req, res, url);
     }
-    if (url.pathname.startsWith(MEDIA_PATH_PREFIX)) return handleMedia(storage, req, res, url);
+    if (url.pathname.startsWith(MEDIA_PATH_PREFIX)) {
+      return storage instanceof LocalStorage ? handleMedia(storage, req, res, url) : handleGcsMedia(storage, req, res, url);
+    }
     if (url.pathname === "/health") {
       const ok = await db.$queryRaw`SELECT 1`.then(() => true, () => false);
       res.writeHead(ok ? 200 : 503, { "content-type": "application/json" });
@@ -148,8 +170,9 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       if (applied.length) log.info("migrations applied", { applied });
       await eventTarget.start();
       await transport.start();
-      await transport.consumeEvents((events) => ingestor.ingest(events));
+      if (env.INGEST_EVENTS) await transport.consumeEvents((events) => ingestor.ingest(events));
       dispatcher.start();
+      await notifications?.start();
       await new Promise<void>((resolve, reject) => {
         httpServer.once("error", reject);
         httpServer.listen(env.PORT, env.HOST, () => resolve());
@@ -169,6 +192,10 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
         const timer = setTimeout(() => httpServer.closeAllConnections(), 5000).unref();
         await closed;
         clearTimeout(timer);
+      }
+      if (notifications) {
+        log.info("stopping: storage notifications");
+        await notifications.stop();
       }
       log.info("stopping: dispatcher");
       await dispatcher.stop();

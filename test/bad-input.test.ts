@@ -1,15 +1,9 @@
 import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
+import { startTestApp, type TestApp } from "./support/app.ts";
+import { finalState, uploadAndWait } from "./support/upload-and-wait.ts";
 import { makeClip } from "./worker/media-fixtures.ts";
 
-const CREATE_UPLOAD = /* GraphQL */ `
-  mutation CreateUpload($title: String!) {
-    createUpload(input: { title: $title }) {
-      ... on CreateUploadSuccess { uploadUrl video { id } }
-    } }`;
-const FINAL_STATE = /* GraphQL */ `
-  subscription($id: ID!) { videoEvents(videoId: $id) { video { id status error playable } } }`;
 const UPLOAD_VIDEO = /* GraphQL */ `
   mutation($file: File!, $title: String) {
     uploadVideo(file: $file, title: $title) {
@@ -37,25 +31,15 @@ describe("bad input gets a clear answer and loses nothing", () => {
   });
   afterAll(() => t.stop());
 
-  /** Uploads through an upload URL and waits for the terminal state the subscription ends on. */
-  async function uploadAndWait(bytes: Uint8Array<ArrayBuffer>) {
-    const { uploadUrl, video } = (await t.gql(CREATE_UPLOAD, { title: "bad" })).data.createUpload;
-    const sub = collectSubscription<any>(t.wsClient(), FINAL_STATE, { id: video.id });
-    const res = await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: bytes });
-    expect(res.status).toBe(200);
-    const events = await sub.done;
-    return events.at(-1).videoEvents.video as { id: string; status: string; error: string | null; playable: boolean };
-  }
-
   it("a file that is not video ends FAILED with a readable reason", async () => {
-    const final = await uploadAndWait(new TextEncoder().encode("This is a shopping list, not a video.\n".repeat(50)));
+    const final = await uploadAndWait(t, new TextEncoder().encode("This is a shopping list, not a video.\n".repeat(50)));
     expect(final.status).toBe("FAILED");
     expect(final.error).toMatch(/not a video/i);
     expect(final.playable).toBe(false);
   });
 
   it("a truncated file ends FAILED with a readable reason", async () => {
-    const final = await uploadAndWait(new Uint8Array(goodClip.subarray(0, Math.floor(goodClip.length / 3))));
+    const final = await uploadAndWait(t, new Uint8Array(goodClip.subarray(0, Math.floor(goodClip.length / 3))));
     expect(final.status).toBe("FAILED");
     expect(final.error).toMatch(/not a video|truncated|incomplete|no video/i);
   });
@@ -79,8 +63,7 @@ describe("bad input gets a clear answer and loses nothing", () => {
     const body = await res.json();
     expect(body.data.uploadVideo.__typename).toBe("UploadVideoSuccess");
     const id = body.data.uploadVideo.video.id;
-    const events = await collectSubscription<any>(t.wsClient(), FINAL_STATE, { id }).done;
-    expect(events.at(-1).videoEvents.video).toMatchObject({ status: "READY", playable: true, error: null });
+    expect(await finalState(t, id)).toMatchObject({ status: "READY", playable: true, error: null });
 
     // The failed videos stayed failed and nothing else changed state.
     const list = (await t.gql(`{ videos(first: 20) { edges { node { title status } } } }`)).data.videos.edges.map((e: any) => e.node);

@@ -1,8 +1,8 @@
-import { spawn } from "node:child_process";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { startApiProcess, stopAllProcesses } from "./support/processes.ts";
 
 /**
  * `npm start` with nothing configured: the entry file starts an embedded Postgres, applies
@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from "vitest";
 describe("npm start with no configuration", () => {
   const dirs: string[] = [];
   afterAll(async () => {
+    await stopAllProcesses();
     for (const d of dirs) await rm(d, { recursive: true, force: true });
   });
 
@@ -19,27 +20,12 @@ describe("npm start with no configuration", () => {
     dirs.push(dataDir);
     // As root (CI), the embedded Postgres runs as the "postgres" user, which must reach the data dir.
     await chmod(dataDir, 0o755);
-    const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: dataDir, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "info" };
-    delete env.DATABASE_URL;
-    const child = spawn(process.execPath, ["src/main.ts"], { env, stdio: ["ignore", "ignore", "pipe"] });
-    let log = "";
-    const url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no "API listening" within 60 s:\n${log}`)), 60_000);
-      child.stderr.on("data", (d) => {
-        log += d;
-        const m = /"msg":"API listening","url":"(http:\/\/[^"]+)\/graphql"/.exec(log);
-        if (m) {
-          clearTimeout(timer);
-          resolve(m[1]!);
-        }
-      });
-      child.once("exit", (code) => reject(new Error(`exited with ${code}:\n${log}`)));
-    });
-    expect(log).toContain("embedded Postgres started");
+    const api = await startApiProcess("api", { DATA_DIR: dataDir, DATABASE_URL: undefined, LOCAL_WORKER: "true" });
+    expect(api.log()).toContain("embedded Postgres started");
 
-    const health = await fetch(`${url}/health`);
+    const health = await fetch(`${api.url}/health`);
     expect(await health.json()).toEqual({ status: "ok" });
-    const res = await fetch(`${url}/graphql`, {
+    const res = await fetch(`${api.url}/graphql`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ query: `mutation { createUpload(input: { title: "x" }) { __typename } }` }),
@@ -47,11 +33,9 @@ describe("npm start with no configuration", () => {
     expect(await res.json()).toEqual({ data: { createUpload: { __typename: "CreateUploadSuccess" } } });
 
     // The local worker is up once it has announced itself.
-    await expect.poll(() => log.includes('"msg":"worker ready"'), { timeout: 30_000 }).toBe(true);
+    await api.waitForLog('"msg":"worker ready"', 30_000);
 
-    const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-    child.kill("SIGTERM");
-    expect(await exit).toBe(0);
-    expect(log).toContain('"msg":"stopped"');
+    expect(await api.stop("SIGTERM")).toBe(0);
+    expect(api.log()).toContain('"msg":"stopped"');
   });
 });

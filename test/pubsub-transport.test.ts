@@ -107,6 +107,7 @@ describe.skipIf(!emulator)("Pub/Sub transport (emulator)", () => {
       names.jobsTopic("manim"),
       names.eventsTopic,
       names.deadLetterTopic,
+      names.controlTopic,
       ...expectedSubscriptions,
     ].sort();
 

@@ -18,7 +18,7 @@ export async function transcode(job: TranscodeJobMessage, ctx: JobContext): Prom
   await ctx.emit({ type: "job.started" });
 
   const input = await storage.inputFor(job.sourceKey);
-  const probe = await probeSource(input, { signal });
+  const probe = await probeSource(input, { signal, maxDurationSeconds: job.options.maxDurationSeconds });
   const ladder = planLadder(probe, { maxHeight: job.options.maxHeight });
   await ctx.emit({ type: "job.probed", probe, ladder });
 
@@ -51,6 +51,7 @@ export async function transcode(job: TranscodeJobMessage, ctx: JobContext): Prom
       workDir: ctx.workDir,
       segmentSeconds: job.options.segmentSeconds,
       signal: encodeController.signal,
+      encoder: ctx.encoder ?? "libx264",
     });
     publisher.start();
     const progress = reportProgress(ctx, probe, encode, publisher);
@@ -65,7 +66,8 @@ export async function transcode(job: TranscodeJobMessage, ctx: JobContext): Prom
     const variants = await publisher.finish();
     if (signal.aborted) throw abortError(signal);
     for (const v of variants) {
-      await ctx.emit({ type: "variant.ready", name: v.name, playlistKey: v.playlistKey, segmentCount: v.segmentCount });
+      const rung = ladder.find((r) => r.name === v.name)!;
+      await ctx.emit({ type: "variant.ready", name: v.name, rung, playlistKey: v.playlistKey, segmentCount: v.segmentCount });
     }
     await ctx.emit({ type: "job.succeeded", masterKey: publisher.masterKey, posterKey });
   } finally {

@@ -1,4 +1,5 @@
 import type { JobEventBody } from "../../src/protocol/messages.ts";
+import type { VideoEncoder } from "../media/ffmpeg.ts";
 import type { WorkerStorage } from "../storage/types.ts";
 
 /** What the worker gives a job handler. A handler reports failure by throwing. */
@@ -11,4 +12,6 @@ export interface JobContext {
   /** An empty temp dir for this job, created and removed by the caller. */
   workDir: string;
   progressIntervalMs: number;
+  /** The H.264 encoder of the queue the job came from (nvenc: h264_nvenc); default libx264. */
+  encoder?: VideoEncoder;
 }

@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
 import { mkdir, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import ffmpeg from "fluent-ffmpeg";
 import type { ProbeResult, Rung } from "../../src/protocol/messages.ts";
@@ -28,15 +29,29 @@ export interface FfprobeJsonStream {
 }
 
 const FFPROBE = process.env.FFPROBE_PATH ?? "ffprobe";
+
+/**
+ * The largest frame ffmpeg may decode: a stream whose SPS changes to a huge size after the probe
+ * fails instead of allocating it. Matches the probe's frame-area limit.
+ */
+export const MAX_DECODE_PIXELS = 36_000_000;
+const decodeLimit = () => ["-max_pixels", String(MAX_DECODE_PIXELS)];
+
+/** Signed URLs (a GCS source) must not end up in job errors and logs: drop their query strings. */
+export function redactUrls(text: string): string {
+  return text.replace(/(https?:\/\/[^\s?"']+)\?[^\s"']*/g, "$1?…");
+}
 const STDERR_TAIL_LINES = 20;
 
 /**
  * Runs ffprobe on a path or URL and returns its JSON. Fails with a MediaError whose message is
  * ffprobe's own short reason (`moov atom not found; Invalid data found when processing input`).
  */
-export function ffprobeJson(input: string, opts: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<FfprobeJson> {
-  const args = ["-v", "error", "-of", "json", "-show_format", "-show_streams", input];
-  const command = [FFPROBE, ...args].join(" ");
+export function ffprobeJson(input: string, opts: { signal?: AbortSignal; timeoutMs?: number; maxPixels?: number } = {}): Promise<FfprobeJson> {
+  // -max_pixels makes the decoder refuse a huge frame instead of allocating it (a decompression bomb).
+  const limit = opts.maxPixels ? ["-max_pixels", String(opts.maxPixels)] : [];
+  const args = ["-v", "error", ...limit, "-of", "json", "-show_format", "-show_streams", input];
+  const command = redactUrls([FFPROBE, ...args].join(" "));
   return new Promise((resolve, reject) => {
     execFile(
       FFPROBE,
@@ -72,6 +87,9 @@ export interface EncodeStats {
   speed: number | null;
 }
 
+/** The H.264 encoders the worker uses: x264 on any CPU, NVENC on NVIDIA GPUs that have the engine. */
+export type VideoEncoder = "libx264" | "h264_nvenc";
+
 export interface EncodeLadderArgs {
   /** Path or URL of the source. */
   input: string;
@@ -81,6 +99,8 @@ export interface EncodeLadderArgs {
   workDir: string;
   segmentSeconds: number;
   signal: AbortSignal;
+  /** Default libx264. h264_nvenc needs a GPU that passed `probeNvenc()`. */
+  encoder?: VideoEncoder;
 }
 
 export interface LadderEncode {
@@ -98,26 +118,14 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
   const { input, ladder, workDir, segmentSeconds } = args;
   const videoRungs = ladder.filter((r) => r.kind === "VIDEO");
   const audioRungs = ladder.filter((r) => r.kind === "AUDIO");
-  const command = ffmpeg(input, { cwd: workDir, stdoutLines: 50 }).inputOptions("-nostdin", "-hide_banner");
+  const command = ffmpeg(input, { cwd: workDir, stdoutLines: 50 }).inputOptions("-nostdin", "-hide_banner", ...decodeLimit());
 
-  if (videoRungs.length > 0) command.complexFilter(scaleGraph(videoRungs));
+  if (videoRungs.length > 0) command.complexFilter(ladderScaleGraph(videoRungs));
   videoRungs.forEach((rung, i) => {
-    const rate = videoRateControl(rung);
+    const encoder = rungEncoder(args.encoder ?? "libx264", rung);
     command
       .output(`${rung.name}/index.m3u8`)
-      .outputOptions(
-        "-map", `[v${i}]`,
-        "-c:v", "libx264",
-        "-preset", "veryfast",
-        "-profile:v", "high",
-        "-level:v", h264LevelOf(rung),
-        "-b:v", String(rate.bitrate),
-        "-maxrate", String(rate.maxrate),
-        "-bufsize", String(rate.bufsize),
-        "-force_key_frames", `expr:gte(t,n_forced*${segmentSeconds})`,
-        "-sc_threshold", "0",
-        ...hlsOptions(rung, segmentSeconds),
-      );
+      .outputOptions("-map", `[v${i}]`, ...videoEncoderOptions(encoder, rung, segmentSeconds, args.probe.fps), ...hlsOptions(rung, segmentSeconds));
   });
   for (const rung of audioRungs) {
     command
@@ -150,6 +158,78 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
   };
 }
 
+/**
+ * NVENC's H.264 encoder refuses frames narrower or lower than this ("Frame Dimension less than
+ * the minimum supported value"; FFmpeg trac #9251: 144x144 fails, 145x145 encodes).
+ */
+export const NVENC_MIN_SIDE = 145;
+
+/** The encoder for one rung: h264_nvenc falls back to libx264 for rungs NVENC cannot encode (144p). */
+export function rungEncoder(encoder: VideoEncoder, rung: Rung): VideoEncoder {
+  if (encoder !== "h264_nvenc") return encoder;
+  return Math.min(rung.width ?? 0, rung.height ?? 0) < NVENC_MIN_SIDE ? "libx264" : encoder;
+}
+
+/**
+ * The options that encode one video rung: its rate control, its H.264 profile and level, and a
+ * keyframe at every multiple of `segmentSeconds` of media time, so every rung's segments start at
+ * the same times and each starts with an IDR frame. No scene-cut keyframes: they would land at
+ * different frames in different rungs.
+ */
+export function videoEncoderOptions(encoder: VideoEncoder, rung: Rung, segmentSeconds: number, fps: number): string[] {
+  const rate = videoRateControl(rung);
+  const common = [
+    "-profile:v", "high",
+    "-level:v", h264LevelOf(rung),
+    "-b:v", String(rate.bitrate),
+    "-maxrate", String(rate.maxrate),
+    "-bufsize", String(rate.bufsize),
+    "-force_key_frames", `expr:gte(t,n_forced*${segmentSeconds})`,
+  ];
+  if (encoder === "libx264") return ["-c:v", "libx264", "-preset", "veryfast", ...common, "-sc_threshold", "0"];
+  // Twice a segment's frames: the forced keyframes come first, and the same GOP length in every
+  // rung keeps any periodic IDR at the same frame in all of them.
+  const gop = 2 * Math.max(1, Math.round((fps > 0 ? fps : 30) * segmentSeconds));
+  return [
+    "-c:v", "h264_nvenc",
+    "-preset", "p4",
+    "-tune", "hq",
+    "-rc", "vbr",
+    ...common,
+    // ffmpeg marks forced keyframes as I frames; NVENC makes them IDR only when told to.
+    "-forced-idr", "1",
+    "-g", String(gop),
+    "-bf", "3",
+    "-rc-lookahead", "20",
+    "-no-scenecut", "1",
+  ];
+}
+
+/**
+ * Whether H.264 can be encoded with NVENC here: a 0.1 s encode of a generated frame, the one
+ * check that covers GPU, driver, the libnvidia-encode library mounted into the container and
+ * ffmpeg's build. Never rejects: any failure is `false`, and `onFailure` gets ffmpeg's reason.
+ */
+export async function probeNvenc(opts: { timeoutMs?: number; onFailure?: (reason: string) => void } = {}): Promise<boolean> {
+  const command = ffmpeg({ cwd: tmpdir(), stdoutLines: 50 })
+    // Both sides at least NVENC_MIN_SIDE, or a healthy GPU would fail the probe.
+    .input("color=c=black:s=256x256:r=25:d=0.1")
+    .inputFormat("lavfi")
+    .inputOptions("-nostdin", "-hide_banner")
+    .output("-")
+    .outputOptions("-c:v", "h264_nvenc", "-f", "null");
+  try {
+    await runFfmpeg(command, AbortSignal.timeout(opts.timeoutMs ?? 30_000));
+    return true;
+  } catch (err) {
+    // The encoder's own line ("Cannot load libcuda.so.1", "No capable devices found") says more
+    // than ffmpeg's closing "Conversion failed!".
+    const encoderLines = ((err as MediaError).stderrTail ?? "").split("\n").filter((l) => !/^\s/.test(l) && /nvenc|cuda|nvidia/i.test(l));
+    opts.onFailure?.(encoderLines.length ? encoderLines.map((l) => l.replace(/^\[[^\]]*@ 0x[0-9a-f]+\]\s*/i, "")).join("; ") : (err as Error).message);
+    return false;
+  }
+}
+
 export interface ExtractPosterArgs {
   input: string;
   probe: ProbeResult;
@@ -163,9 +243,10 @@ export async function extractPoster(args: ExtractPosterArgs): Promise<void> {
   const { probe, outFile } = args;
   const height = Math.max(2, Math.floor(Math.min(720, probe.height) / 2) * 2);
   const width = Math.max(2, Math.min(Math.floor(probe.width / 2) * 2, Math.round((probe.width * height) / probe.height / 2) * 2));
-  const at = Math.min(1, probe.duration / 3);
+  // A source of a frame or two has nothing after its first frame to seek to.
+  const at = probe.duration < 0.5 ? 0 : Math.min(1, probe.duration / 3);
   const command = ffmpeg(args.input, { cwd: path.dirname(outFile), stdoutLines: 50 })
-    .inputOptions("-nostdin", "-hide_banner", "-ss", at.toFixed(3))
+    .inputOptions("-nostdin", "-hide_banner", ...decodeLimit(), "-ss", at.toFixed(3))
     .output(path.basename(outFile))
     .outputOptions(
       "-map", "0:V:0",
@@ -183,11 +264,12 @@ export async function extractPoster(args: ExtractPosterArgs): Promise<void> {
 }
 
 /**
- * A cascade: the source is scaled to the top rung, each rung is scaled from the one above it, and
- * a `split` hands every rung's frames to its encoder. Scaling from the next larger rung instead of
- * the source costs less per frame.
+ * The filter graph of a ladder: a cascade where the source is scaled to the top rung, each rung
+ * is scaled from the one above it, and a `split` hands every rung's frames to its encoder; video
+ * rung `i` comes out as `[v{i}]`. Scaling from the next larger rung instead of the source costs
+ * less per frame. Exported for the benchmark, which runs it without encoders.
  */
-function scaleGraph(videoRungs: Rung[]): string {
+export function ladderScaleGraph(videoRungs: Rung[]): string {
   const last = videoRungs.length - 1;
   return videoRungs
     .map((rung, i) => {
@@ -230,7 +312,7 @@ function runFfmpeg(command: ffmpeg.FfmpegCommand, signal: AbortSignal | undefine
 
     command.on("start", (line: string) => {
       spawned = true;
-      commandLine = line;
+      commandLine = redactUrls(line);
       if (signal?.aborted) {
         command.kill("SIGKILL");
         return;

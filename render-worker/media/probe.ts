@@ -1,18 +1,39 @@
 import { stat } from "node:fs/promises";
 import type { ProbeResult } from "../../src/protocol/messages.ts";
 import { MediaError } from "./errors.ts";
-import { ffprobeJson, type FfprobeJson, type FfprobeJsonStream } from "./ffmpeg.ts";
+import { ffprobeJson, MAX_DECODE_PIXELS, type FfprobeJson, type FfprobeJsonStream } from "./ffmpeg.ts";
 
 /** Frames larger than this on either side are refused: x264 levels and players stop there. */
 export const MAX_FRAME_SIDE = 8192;
+/**
+ * Frames with more pixels than this are refused, whatever their shape (8192x8192 would be 67 Mpx).
+ * The largest frame any H.264 level allows is 139,264 macroblocks (35.7 Mpx); 8K UHD (7680x4320,
+ * 33.2 Mpx) and DCI 8K (8192x4320, 35.4 Mpx) fit; one decoded 8-bit 4:2:0 frame stays under 54 MB.
+ */
+export const MAX_FRAME_PIXELS = MAX_DECODE_PIXELS;
+/** Frames smaller than one 16x16 macroblock on either side hold nothing worth watching. */
+export const MIN_FRAME_SIDE = 16;
+/**
+ * Average frame rates above this are refused: phone slow motion is 120 or 240 fps, a higher rate
+ * is a broken or hostile file, and every frame is encoded once per rung.
+ */
+export const MAX_FRAME_RATE = 240;
+/** The duration limit when the job sets none: the API's `MAX_DURATION_SECONDS` default. */
+export const DEFAULT_MAX_DURATION_SECONDS = 6 * 3600;
+
+export interface ProbeLimits {
+  /** Sources longer than this are refused; default `DEFAULT_MAX_DURATION_SECONDS`. */
+  maxDurationSeconds?: number;
+}
 
 /**
  * Probes a source (path or URL) for what the ladder needs. Width and height are display
  * dimensions: rotation and non-square pixels applied. `rotation` is clockwise degrees, 0, 90,
  * 180 or 270. Throws a non-retryable MediaError with a readable message when the file is not a
- * video this worker can encode.
+ * video this worker can encode, or is outside the limits above: a file that declares an
+ * enormous frame, frame rate or duration is refused here, before the encoder runs.
  */
-export async function probeSource(input: string, opts: { signal?: AbortSignal } = {}): Promise<ProbeResult> {
+export async function probeSource(input: string, opts: { signal?: AbortSignal } & ProbeLimits = {}): Promise<ProbeResult> {
   const isUrl = /^[a-z][a-z0-9+.-]*:/i.test(input);
   if (!isUrl) {
     const file = await stat(input);
@@ -20,9 +41,15 @@ export async function probeSource(input: string, opts: { signal?: AbortSignal } 
   }
   let data: FfprobeJson;
   try {
-    data = await ffprobeJson(input, { signal: opts.signal });
+    data = await ffprobeJson(input, { signal: opts.signal, maxPixels: MAX_FRAME_PIXELS });
   } catch (err) {
     if (err instanceof MediaError && !err.retryable) {
+      // Run with -max_pixels, ffprobe stops at a larger frame instead of decoding it, and prints no streams.
+      const oversized = /Picture size (\d+)x(\d+) exceeds specified max pixel count/.exec(err.stderrTail ?? err.message);
+      if (oversized) {
+        const [width, height] = [Number(oversized[1]), Number(oversized[2])];
+        throw frameSizeError(width, height, width * height) ?? refused(`The video's frame size ${width}x${height} is too large`);
+      }
       // Reading a URL can fail for reasons that pass: an expired signed URL, a network hiccup.
       const unreachable = isUrl && /Server returned|Connection|I\/O error|Network|resolve|timed out/i.test(err.message);
       const message = unreachable ? `Could not read the source: ${err.message}` : `The file is not a video ffmpeg can read: ${err.message}`;
@@ -36,11 +63,11 @@ export async function probeSource(input: string, opts: { signal?: AbortSignal } 
     }
     throw err;
   }
-  return probeResultFrom(data);
+  return probeResultFrom(data, opts);
 }
 
 /** Reads a ProbeResult from ffprobe's JSON; the rules of `probeSource` without the process. */
-export function probeResultFrom(data: FfprobeJson): ProbeResult {
+export function probeResultFrom(data: FfprobeJson, limits: ProbeLimits = {}): ProbeResult {
   const streams = data.streams ?? [];
   // tty reads any text file as ANSI art: a "video" nobody uploads on purpose.
   if (data.format?.format_name === "tty") throw notAVideo("it is a text file");
@@ -48,16 +75,9 @@ export function probeResultFrom(data: FfprobeJson): ProbeResult {
   const audio = streams.find((s) => s.codec_type === "audio");
   if (!video) {
     const what = audio ? "it has only audio, and audio-only sources are not supported yet" : "it has no audio or video streams";
-    throw new MediaError(`The file has no video stream: ${what}`, { retryable: false });
+    throw refused(`The file has no video stream: ${what}`);
   }
-  if (!video.width || !video.height) {
-    throw new MediaError("The file's video stream has no frame size; the file may be truncated", { retryable: false });
-  }
-
-  const duration = firstPositive(data.format?.duration, video.duration);
-  if (duration === null) {
-    throw new MediaError("The file has no duration: it may be truncated, empty or a still image", { retryable: false });
-  }
+  if (!video.width || !video.height) throw refused("The file's video stream has no frame size; the file may be truncated");
 
   const rotation = clockwiseRotation(video);
   const sar = ratio(video.sample_aspect_ratio, ":");
@@ -65,21 +85,56 @@ export function probeResultFrom(data: FfprobeJson): ProbeResult {
   const sideways = rotation === 90 || rotation === 270;
   const width = sideways ? video.height : storedWidth;
   const height = sideways ? storedWidth : video.height;
-  if (width > MAX_FRAME_SIDE || height > MAX_FRAME_SIDE) {
-    throw new MediaError(`The video's frame size ${width}x${height} exceeds the ${MAX_FRAME_SIDE} px limit`, { retryable: false });
+  // Decoding costs the stored frame; players and users see the displayed one.
+  const sizeError = frameSizeError(width, height, video.width * video.height);
+  if (sizeError) throw sizeError;
+
+  const duration = firstPositive(data.format?.duration, video.duration);
+  if (duration === null) throw refused("The file has no duration: it may be truncated, empty or a still image");
+  // A header can declare a duration its streams do not have; the longest declared one counts.
+  const declared = Math.max(duration, firstPositive(video.duration) ?? 0);
+  const maxDuration = limits.maxDurationSeconds ?? DEFAULT_MAX_DURATION_SECONDS;
+  if (declared > maxDuration) {
+    throw refused(`The video is ${formatDuration(declared)} long; the limit is ${formatDuration(maxDuration)}`);
   }
 
-  const fps = ratio(video.avg_frame_rate, "/") || ratio(video.r_frame_rate, "/") || 0;
+  const fps = Math.round((ratio(video.avg_frame_rate, "/") || ratio(video.r_frame_rate, "/") || 0) * 1000) / 1000;
+  if (fps > MAX_FRAME_RATE) throw refused(`The video's frame rate of ${fps} fps is above the ${MAX_FRAME_RATE} fps limit`);
+
   return {
     duration,
     width,
     height,
-    fps: Math.round(fps * 1000) / 1000,
+    fps,
     rotation,
     hasAudio: audio !== undefined,
     videoCodec: video.codec_name ?? "unknown",
     audioCodec: audio?.codec_name ?? null,
   };
+}
+
+/** The error for a frame outside the limits, or null; `pixels` is the decoded frame's area. */
+function frameSizeError(width: number, height: number, pixels: number): MediaError | null {
+  const size = `The video's frame size ${width}x${height}`;
+  if (width > MAX_FRAME_SIDE || height > MAX_FRAME_SIDE) return refused(`${size} exceeds the ${MAX_FRAME_SIDE} px limit per side`);
+  if (pixels > MAX_FRAME_PIXELS) {
+    // Rounded up, so the figure never reads as equal to the limit it exceeds.
+    const megapixels = Math.ceil(pixels / 100_000) / 10;
+    return refused(`${size} (${megapixels} megapixels) exceeds the ${MAX_FRAME_PIXELS / 1_000_000} megapixel limit`);
+  }
+  if (width < MIN_FRAME_SIDE || height < MIN_FRAME_SIDE) return refused(`${size} is too small: each side must be at least ${MIN_FRAME_SIDE} px`);
+  return null;
+}
+
+/** `25920` → `7 h 12 min`, `40.2` → `41 s`: whole seconds, rounded up, zero parts left out. */
+function formatDuration(seconds: number): string {
+  const total = Math.ceil(seconds);
+  const parts = [
+    [Math.floor(total / 3600), "h"],
+    [Math.floor((total % 3600) / 60), "min"],
+    [total % 60, "s"],
+  ] as const;
+  return parts.filter(([n]) => n > 0).map(([n, unit]) => `${n} ${unit}`).join(" ");
 }
 
 /**
@@ -94,7 +149,12 @@ function clockwiseRotation(video: FfprobeJsonStream): number {
 }
 
 function notAVideo(reason: string): MediaError {
-  return new MediaError(`The file is not a video ffmpeg can read: ${reason}`, { retryable: false });
+  return refused(`The file is not a video ffmpeg can read: ${reason}`);
+}
+
+/** A source this worker will never encode: retrying cannot help. */
+function refused(message: string): MediaError {
+  return new MediaError(message, { retryable: false });
 }
 
 function firstPositive(...values: Array<string | undefined>): number | null {

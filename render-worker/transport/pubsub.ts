@@ -1,10 +1,13 @@
-import { Duration, PubSub, SubscriptionCloseBehaviors, type Message, type Topic } from "@google-cloud/pubsub";
-import { EVENTS_QUEUE, jobQueueName, type WorkerEvent } from "../../src/protocol/messages.ts";
+import { randomUUID } from "node:crypto";
+import { Duration, PubSub, SubscriptionCloseBehaviors, type Message, type Subscription, type Topic } from "@google-cloud/pubsub";
+import { CONTROL_CHANNEL, EVENTS_QUEUE, jobQueueName, type Capability, type WorkerEvent } from "../../src/protocol/messages.ts";
 import { log } from "../log.ts";
-import type { WorkerTransport } from "./types.ts";
+import type { JobHandler, WorkerTransport } from "./types.ts";
 
 export interface PubSubWorkerTransportOptions {
   projectId: string;
+  /** Names this worker's own subscription to the control topic. Default: a random id. */
+  workerId?: string;
   /** Must match the API's prefix. Default "videograph". */
   topicPrefix?: string;
   /**
@@ -14,6 +17,7 @@ export interface PubSubWorkerTransportOptions {
   leaseSeconds?: number;
 }
 
+const ALREADY_EXISTS = 6;
 const PERMISSION_DENIED = 7;
 /** Leases are renewed this long at most; a render running longer loses its job to another worker. */
 const MAX_LEASE_EXTENSION = Duration.from({ hours: 6 });
@@ -45,6 +49,7 @@ export function createPubSubWorkerTransport(options: PubSubWorkerTransportOption
   const consumers: JobConsumer[] = [];
   let eventsTopic: Topic | null = null;
   let stopping = false;
+  let controlSubscription: Subscription | null = null;
 
   async function waitForSubscription(name: string): Promise<boolean> {
     let loggedAt = 0;
@@ -67,7 +72,7 @@ export function createPubSubWorkerTransport(options: PubSubWorkerTransportOption
     return false;
   }
 
-  function consumeSubscription(name: string, concurrency: number, handler: (message: unknown, signal: AbortSignal) => Promise<void>): JobConsumer {
+  function consumeSubscription(name: string, capability: Capability, concurrency: number, handler: JobHandler): JobConsumer {
     const subscription = pubsub.subscription(name, {
       // Jobs beyond `concurrency` wait in `queued` below, not inside the client: the client's
       // own held-back messages are out of reach, and a WaitForProcessing close keeps leasing
@@ -106,7 +111,7 @@ export function createPubSubWorkerTransport(options: PubSubWorkerTransportOption
         message.received + MAX_LEASE_EXTENSION.totalOf("millisecond") - Date.now(),
       );
       try {
-        await handler(job, controller.signal);
+        await handler(job, controller.signal, capability);
         message.ack();
       } catch (err) {
         log.warn("job handed back to Pub/Sub for redelivery", { subscription: name, messageId: message.id, err });
@@ -176,13 +181,35 @@ export function createPubSubWorkerTransport(options: PubSubWorkerTransportOption
       for (const capability of capabilities) {
         const name = `${prefix}-${jobQueueName(capability)}-workers`;
         if (!(await waitForSubscription(name))) return;
-        consumers.push(consumeSubscription(name, concurrency, handler));
+        consumers.push(consumeSubscription(name, capability, concurrency, handler));
       }
     },
 
     async publishEvent(event: WorkerEvent) {
       eventsTopic ??= pubsub.topic(`${prefix}-${EVENTS_QUEUE}`);
       await eventsTopic.publishMessage({ data: Buffer.from(JSON.stringify(event)), attributes: { v: String(event.v), type: event.type } });
+    },
+
+    async onControl(handler) {
+      // A broadcast needs a subscription per worker. It removes itself after a day without this
+      // worker (a worker killed without stop leaves it behind until then).
+      const name = `${prefix}-${CONTROL_CHANNEL}-${options.workerId ?? randomUUID()}`.replace(/[^A-Za-z0-9._~+%-]/g, "-").slice(0, 255);
+      const topicName = `${prefix}-${CONTROL_CHANNEL}`;
+      try {
+        await pubsub.createSubscription(topicName, name, { expirationPolicy: { ttl: { seconds: 24 * 3600 } }, messageRetentionDuration: 600, ackDeadlineSeconds: 10 });
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== ALREADY_EXISTS) throw err;
+      }
+      controlSubscription = pubsub.subscription(name);
+      controlSubscription.on("message", (message: Message) => {
+        message.ack();
+        try {
+          handler(JSON.parse(message.data.toString("utf8")));
+        } catch (err) {
+          log.error("control message is not JSON; ignored", { err });
+        }
+      });
+      controlSubscription.on("error", (err) => log.error("control subscription failed; cancels will reach this worker only through refused events", { err }));
     },
 
     async stopConsuming() {
@@ -192,6 +219,10 @@ export function createPubSubWorkerTransport(options: PubSubWorkerTransportOption
     async stop() {
       stopConsuming();
       await Promise.all(consumers.map((consumer) => consumer.stopped()));
+      if (controlSubscription) {
+        await controlSubscription.close();
+        await controlSubscription.delete().catch((err: unknown) => log.warn("control subscription not deleted; it expires after a day", { err }));
+      }
       await eventsTopic?.flush();
       await pubsub.close();
     },

@@ -1,15 +1,26 @@
 import type { Capability, WorkerEvent } from "../../src/protocol/messages.ts";
 
 /**
+ * Handles one job message; `capability` is the queue it came from, so a job on the nvenc queue
+ * is encoded with NVENC and one on the cpu queue with x264.
+ */
+export type JobHandler = (message: unknown, signal: AbortSignal, capability: Capability) => Promise<void>;
+
+/**
  * The worker's side of the transport port. A job message is acknowledged when the handler
  * resolves; when it throws (a job handed back at shutdown), the transport delivers it again,
  * to this or another worker.
  */
 export interface WorkerTransport {
   start(): Promise<void>;
-  consumeJobs(capabilities: Capability[], concurrency: number, handler: (message: unknown, signal: AbortSignal) => Promise<void>): Promise<void>;
+  consumeJobs(capabilities: Capability[], concurrency: number, handler: JobHandler): Promise<void>;
   /** Resolves once the event is durably with the transport. */
   publishEvent(event: WorkerEvent): Promise<void>;
+  /**
+   * Calls `handler` with every control message (still `unknown`) broadcast while this worker
+   * runs; messages sent while it was down are not replayed.
+   */
+  onControl(handler: (message: unknown) => void): Promise<void>;
   /** Stops taking new jobs; in-flight handlers keep running. */
   stopConsuming(): Promise<void>;
   stop(): Promise<void>;

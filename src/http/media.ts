@@ -1,6 +1,9 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import path from "node:path";
+import type { GcsStorage } from "../storage/gcs.ts";
 import type { LocalStorage } from "../storage/local.ts";
+import { rewritePlaylistUris } from "../storage/playlist-urls.ts";
+import { assertValidKey } from "../storage/types.ts";
 
 export const MEDIA_PATH_PREFIX = "/media/";
 
@@ -19,34 +22,50 @@ function cacheControl(ext: string): string {
   return "public, max-age=300";
 }
 
+/** The published key a `/media/` request names, or null for anything else (sources included). */
+function publishedKey(url: URL): string | null {
+  let key: string;
+  try {
+    key = decodeURIComponent(url.pathname.slice(MEDIA_PATH_PREFIX.length));
+    assertValidKey(key);
+  } catch {
+    return null;
+  }
+  const parts = key.split("/");
+  const served = parts[0] === "videos" && (parts[2] === "hls" || parts[2] === "thumbnails") && path.extname(key) in CONTENT_TYPES;
+  return served ? key : null;
+}
+
+function notFound(res: ServerResponse): void {
+  res.writeHead(404, { "content-type": "text/plain" });
+  res.end("Not found");
+}
+
+function methodNotAllowed(req: IncomingMessage, res: ServerResponse): boolean {
+  if (req.method === "GET" || req.method === "HEAD") return false;
+  res.writeHead(405, { allow: "GET, HEAD" });
+  res.end();
+  return true;
+}
+
 /**
  * `GET /media/{storage key}` for the local storage adapter, with single byte ranges, so that
  * players can read segments and posters. Only published media (HLS and thumbnails) is served,
  * never sources.
  */
 export async function handleMedia(storage: LocalStorage, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-  if (req.method !== "GET" && req.method !== "HEAD") {
-    res.writeHead(405, { allow: "GET, HEAD" });
-    res.end();
-    return;
-  }
-  const key = decodeURIComponent(url.pathname.slice(MEDIA_PATH_PREFIX.length));
-  const parts = key.split("/");
-  const ext = path.extname(key);
-  const served = parts[0] === "videos" && (parts[2] === "hls" || parts[2] === "thumbnails") && ext in CONTENT_TYPES;
+  if (methodNotAllowed(req, res)) return;
+  const key = publishedKey(url);
   let size: number | null = null;
-  if (served) {
+  if (key !== null) {
     try {
       size = await storage.size(key);
     } catch {
       size = null;
     }
   }
-  if (size === null) {
-    res.writeHead(404, { "content-type": "text/plain" });
-    res.end("Not found");
-    return;
-  }
+  if (key === null || size === null) return notFound(res);
+  const ext = path.extname(key);
   const headers: Record<string, string | number> = {
     "content-type": CONTENT_TYPES[ext]!,
     "cache-control": cacheControl(ext),
@@ -83,4 +102,34 @@ export async function handleMedia(storage: LocalStorage, req: IncomingMessage, r
   const stream = storage.read(key, range);
   stream.on("error", () => res.destroy());
   stream.pipe(res);
+}
+
+/**
+ * `GET /media/{storage key}` with GCS storage. Playlists are read from the bucket and served
+ * with every segment URI replaced by a V4 signed URL (child playlist URIs stay relative, so they
+ * come back here); a VOD playlist may be cached for up to a quarter of the signed URLs' lifetime,
+ * a growing one for 2 s. Segments and posters are fetched from GCS itself: a request for one
+ * here is redirected to its signed URL.
+ */
+export async function handleGcsMedia(storage: GcsStorage, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  if (methodNotAllowed(req, res)) return;
+  const key = publishedKey(url);
+  if (key === null) return notFound(res);
+  if (path.extname(key) !== ".m3u8") {
+    res.writeHead(302, { location: await storage.signedReadUrl(key), "cache-control": "private, max-age=60", "access-control-allow-origin": "*" });
+    res.end();
+    return;
+  }
+  const text = await storage.readText(key);
+  if (text === null) return notFound(res);
+  const body = Buffer.from(await rewritePlaylistUris(text, key, (k) => storage.signedReadUrl(k)));
+  const final = /^#EXT-X-(ENDLIST|STREAM-INF)/m.test(text);
+  const maxAge = final ? Math.min(3600, Math.floor(storage.signedUrlTtlSeconds / 4)) : 2;
+  res.writeHead(200, {
+    "content-type": CONTENT_TYPES[".m3u8"]!,
+    "cache-control": `public, max-age=${maxAge}`,
+    "content-length": body.byteLength,
+    "access-control-allow-origin": "*",
+  });
+  res.end(req.method === "HEAD" ? undefined : body);
 }

@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Db } from "../db/client.ts";
 import { log } from "../log.ts";
-import { LocalStorage, UploadTooLargeError } from "../storage/local.ts";
+import type { LocalStorage } from "../storage/local.ts";
+import { UploadTooLargeError } from "../storage/types.ts";
 import { partialUploadKeyFor, queueUploadedVideo, sourceKeyFor } from "../jobs/videos.ts";
 import type { VideoPubSub } from "../events/video-events.ts";
 import type { Dispatcher } from "../jobs/dispatcher.ts";

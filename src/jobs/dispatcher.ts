@@ -26,7 +26,7 @@ const SWEEP_INTERVAL_MS = 5000;
  * ingestion tolerate (at-least-once). Rows are locked with SKIP LOCKED, so several API
  * instances never publish the same attempt at the same moment.
  */
-export function createDispatcher(deps: { db: Db; transport: ApiTransport; segmentSeconds: number }): Dispatcher {
+export function createDispatcher(deps: { db: Db; transport: ApiTransport; segmentSeconds: number; maxDurationSeconds: number }): Dispatcher {
   const { db, transport } = deps;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | null = null;
@@ -51,7 +51,7 @@ export function createDispatcher(deps: { db: Db; transport: ApiTransport; segmen
             videoId: job.videoId,
             sourceKey: job.video.sourceKey,
             outputPrefix: `videos/${job.videoId}`,
-            options: { segmentSeconds: deps.segmentSeconds },
+            options: { segmentSeconds: deps.segmentSeconds, maxDurationSeconds: deps.maxDurationSeconds },
           };
           await transport.publishJob(job.capability as Capability, message);
           await tx.job.update({ where: { id }, data: { dispatchedAt: new Date() } });

@@ -29,6 +29,10 @@ export function createEventIngestor(deps: {
   pubSub: VideoPubSub;
   progressWriteIntervalMs: number;
   onJobRequeued: (runAfter: Date) => void;
+  /** A worker started (or still runs) an attempt that was canceled: tell it (or only `workerId`) to stop. */
+  onCanceledJobReported: (jobId: string, attempt: number, workerId?: string) => Promise<void>;
+  /** A run whose worker has not been heard of for this long is presumed dead. */
+  stallSeconds: number;
 }): EventIngestor {
   const { db, pubSub } = deps;
   const lastProgressWrite = new Map<string, number>();
@@ -52,8 +56,56 @@ export function createEventIngestor(deps: {
       // A redelivered attempt starts its sequence again at 1.
       data: { status: "RUNNING", workerId: e.workerId, startedAt: now, heartbeatAt: now, lastSeq: e.seq },
     });
+    // Arriving after the job finished (out of order), it still tells where and when it ran.
+    await db.job.updateMany({
+      where: { id: e.jobId, attempt: e.attempt, status: "SUCCEEDED", startedAt: null },
+      data: { workerId: e.workerId, startedAt: now, heartbeatAt: now },
+    });
+    await db.jobRun.upsert({
+      where: { jobId_attempt_workerId: { jobId: e.jobId, attempt: e.attempt, workerId: e.workerId } },
+      create: { jobId: e.jobId, attempt: e.attempt, workerId: e.workerId, startedAt: now, heartbeatAt: now },
+      update: {},
+    });
+    // The run was first heard of through a later event; this is when it really started.
+    await db.jobRun.updateMany({
+      where: { jobId: e.jobId, attempt: e.attempt, workerId: e.workerId, startedAt: { gt: now } },
+      data: { startedAt: now, heartbeatAt: now },
+    });
+    // Another worker's run of this job has lost it (its worker stopped heartbeating and the
+    // transport redelivered); it ended at its last sign of life.
+    const others = await db.jobRun.findMany({ where: { jobId: e.jobId, status: "RUNNING", workerId: { not: e.workerId } } });
+    const aliveSince = now.getTime() - deps.stallSeconds * 1000;
+    if (others.some((run) => (run.heartbeatAt ?? run.startedAt).getTime() >= aliveSince)) {
+      // Another worker is running this job and is alive: the transport delivered it twice.
+      // The newcomer stops; the job never runs on two workers at once for long.
+      log.warn("duplicate run of a job; stopping the newcomer", { jobId: e.jobId, workerId: e.workerId });
+      await deps.onCanceledJobReported(e.jobId, e.attempt, e.workerId);
+      return;
+    }
+    for (const run of others) {
+      await db.jobRun.update({ where: { id: run.id }, data: { status: "ABANDONED", finishedAt: run.heartbeatAt ?? run.startedAt } });
+    }
     const { count } = await db.video.updateMany({ where: { id: videoId, status: "QUEUED" }, data: { status: "PROCESSING" } });
     if (count) await publishStatus(videoId);
+  }
+
+  async function finishRun(e: EventOf<"job.succeeded" | "job.failed" | "job.canceled">): Promise<void> {
+    const failure =
+      e.type === "job.failed"
+        ? { status: "FAILED" as const, error: e.error, command: e.command ?? null, stderrTail: e.stderrTail ?? null, exitCode: e.exitCode ?? null }
+        : e.type === "job.canceled"
+          ? { status: "CANCELED" as const }
+          : { status: "SUCCEEDED" as const };
+    const key = { jobId: e.jobId, attempt: e.attempt, workerId: e.workerId };
+    const finishedAt = new Date(e.at);
+    // `job.started` may not have arrived yet; the run then starts when it is first heard of.
+    await db.jobRun.upsert({
+      where: { jobId_attempt_workerId: key },
+      create: { ...key, ...failure, startedAt: finishedAt, finishedAt },
+      update: {},
+    });
+    // A run presumed dead that reports its end did run until then.
+    await db.jobRun.updateMany({ where: { ...key, status: { in: ["RUNNING", "ABANDONED"] } }, data: { ...failure, finishedAt } });
   }
 
   async function onProbed(e: EventOf<"job.probed">, videoId: string): Promise<void> {
@@ -127,24 +179,31 @@ export function createEventIngestor(deps: {
   }
 
   async function onVariantReady(e: EventOf<"variant.ready">, videoId: string): Promise<void> {
-    const { count } = await db.variant.updateMany({
-      where: { videoId, name: e.name, status: { in: ["PENDING", "ENCODING"] } },
-      data: { status: "READY", progress: 1, playlistKey: e.playlistKey, segmentCount: e.segmentCount, readyAt: new Date(e.at) },
+    const ready = { status: "READY" as const, progress: 1, playlistKey: e.playlistKey, segmentCount: e.segmentCount, readyAt: new Date(e.at) };
+    // Before `job.probed` (events can arrive out of order) the row does not exist yet.
+    await db.variant.createMany({
+      data: [{ videoId, name: e.name, kind: e.rung.kind, width: e.rung.width, height: e.rung.height, bandwidth: e.rung.bandwidth, codecs: e.rung.codecs, ...ready }],
+      skipDuplicates: true,
     });
+    const { count } = await db.variant.updateMany({ where: { videoId, name: e.name, status: { in: ["PENDING", "ENCODING"] } }, data: ready });
     if (!count) return;
     const variant = await db.variant.findUnique({ where: { videoId_name: { videoId, name: e.name } } });
     if (variant) await publishVariant(videoId, variant);
   }
 
   async function onPlayable(e: EventOf<"video.playable">, videoId: string): Promise<void> {
+    const at = new Date(e.at);
     const { count } = await db.video.updateMany({
       where: { id: videoId, playable: false },
-      data: { playable: true, masterKey: e.masterKey, playableAt: new Date(e.at) },
+      data: { playable: true, masterKey: e.masterKey, playableAt: at },
     });
+    // `job.succeeded` overtook this event and stamped its own, later time.
+    await db.video.updateMany({ where: { id: videoId, playableAt: { gt: at } }, data: { playableAt: at } });
     if (count) await publishStatus(videoId);
   }
 
   async function onSucceeded(e: EventOf<"job.succeeded">, videoId: string): Promise<void> {
+    await finishRun(e);
     const at = new Date(e.at);
     const { count } = await db.job.updateMany({
       where: { id: e.jobId, attempt: e.attempt, status: { in: ["QUEUED", "RUNNING"] } },
@@ -161,6 +220,7 @@ export function createEventIngestor(deps: {
   }
 
   async function onFailed(e: EventOf<"job.failed">, videoId: string): Promise<void> {
+    await finishRun(e);
     const job = await db.job.findUnique({ where: { id: e.jobId } });
     if (!job || job.attempt !== e.attempt || !["QUEUED", "RUNNING"].includes(job.status)) return;
     lastProgressWrite.delete(e.jobId);
@@ -194,7 +254,14 @@ export function createEventIngestor(deps: {
       log.warn("event for an unknown job ignored", { jobId: e.jobId, type: e.type });
       return;
     }
-    if (e.attempt !== job.attempt || job.status === "SUCCEEDED" || job.status === "FAILED" || job.status === "CANCELED") {
+    if (job.status === "CANCELED" && e.attempt === job.attempt) {
+      if (e.type === "job.canceled") await finishRun(e);
+      else if (e.type === "job.started" || e.type === "job.progress") await deps.onCanceledJobReported(e.jobId, e.attempt);
+      return;
+    }
+    // A SUCCEEDED job still takes the late data events of its attempt (each handler below only
+    // moves states forward), so arrival order does not change the outcome.
+    if (e.attempt !== job.attempt || job.status === "FAILED" || job.status === "CANCELED") {
       log.debug("event of a superseded attempt or finished job ignored", { jobId: e.jobId, attempt: e.attempt, type: e.type });
       return;
     }
@@ -208,6 +275,8 @@ export function createEventIngestor(deps: {
       case "video.playable": await onPlayable(e, job.videoId); break;
       case "job.succeeded": await onSucceeded(e, job.videoId); break;
       case "job.failed": await onFailed(e, job.videoId); break;
+      // A duplicate run stopped on request (a canceled job's runs returned above).
+      case "job.canceled": await finishRun(e); break;
     }
     if (e.type !== "job.progress") {
       await db.job.updateMany({ where: { id: e.jobId, attempt: e.attempt, lastSeq: { lt: e.seq } }, data: { lastSeq: e.seq } });
@@ -216,8 +285,23 @@ export function createEventIngestor(deps: {
 
   async function applyHeartbeat(h: WorkerHeartbeat): Promise<void> {
     const at = new Date(h.at);
+    // Runs this worker started before the heartbeat but no longer lists have ended: finished (their
+    // own event says so) or handed back at shutdown, so another worker may take them at once.
+    await db.jobRun.updateMany({
+      where: {
+        workerId: h.workerId,
+        status: "RUNNING",
+        startedAt: { lt: at },
+        NOT: h.activeJobs.map((a) => ({ jobId: a.jobId, attempt: a.attempt })),
+      },
+      data: { status: "ABANDONED", finishedAt: at },
+    });
     for (const active of h.activeJobs) {
       await db.job.updateMany({ where: { id: active.jobId, attempt: active.attempt, status: "RUNNING" }, data: { heartbeatAt: at } });
+      await db.jobRun.updateMany({
+        where: { jobId: active.jobId, attempt: active.attempt, workerId: h.workerId, status: "RUNNING" },
+        data: { heartbeatAt: at },
+      });
     }
   }
 

@@ -18,6 +18,10 @@ export type Capability = z.infer<typeof Capability>;
 export const jobQueueName = (capability: Capability): string => `render-jobs-${capability}`;
 /** Queue/topic that carries worker events to the API. */
 export const EVENTS_QUEUE = "render-events";
+/** Topic (Pub/Sub) that carries control messages from the API to every worker. */
+export const CONTROL_CHANNEL = "render-control";
+/** The same for the embedded transport: a Postgres NOTIFY channel every worker LISTENs on. */
+export const CONTROL_NOTIFY_CHANNEL = "videograph_render_control";
 
 /** Encoding options the API passes along; the worker has defaults for each. */
 export const TranscodeOptions = z.object({
@@ -25,6 +29,8 @@ export const TranscodeOptions = z.object({
   segmentSeconds: z.number().min(1).max(10).default(4),
   /** Never plan rungs above this height (in addition to never above the source). */
   maxHeight: z.number().int().positive().optional(),
+  /** Sources longer than this are refused before encoding (a guard against duration bombs). */
+  maxDurationSeconds: z.number().positive().optional(),
 });
 export type TranscodeOptions = z.infer<typeof TranscodeOptions>;
 
@@ -110,6 +116,8 @@ export const JobEvent = z.discriminatedUnion("type", [
     ...jobEventBase,
     type: z.literal("variant.ready"),
     name: z.string(),
+    /** The rung again, so the event is complete on its own even if it arrives before `job.probed`. */
+    rung: Rung,
     playlistKey: z.string(),
     segmentCount: z.number().int().nonnegative(),
   }),
@@ -121,6 +129,8 @@ export const JobEvent = z.discriminatedUnion("type", [
     masterKey: z.string(),
     posterKey: z.string().nullable(),
   }),
+  /** The worker stopped the attempt because it was canceled (a control message). */
+  z.object({ ...jobEventBase, type: z.literal("job.canceled") }),
   z.object({
     ...jobEventBase,
     type: z.literal("job.failed"),
@@ -148,6 +158,30 @@ export const WorkerHeartbeat = z.object({
   at: z.iso.datetime(),
 });
 export type WorkerHeartbeat = z.infer<typeof WorkerHeartbeat>;
+
+/**
+ * Sent by the API to every worker (broadcast); a worker acts on the jobs it runs and ignores the
+ * rest. Delivery is best effort: a worker that misses a cancel finds out when its events are
+ * refused, and the API repeats the cancel when a canceled job starts.
+ */
+export const ControlMessage = z.discriminatedUnion("type", [
+  z.object({
+    v: z.literal(PROTOCOL_VERSION),
+    type: z.literal("job.cancel"),
+    jobId: z.uuid(),
+    attempt: z.number().int().positive(),
+    /** Only this worker stops (a duplicate run of a job another worker is running); all when absent. */
+    workerId: z.string().optional(),
+  }),
+]);
+export type ControlMessage = z.infer<typeof ControlMessage>;
+
+/** Parses an unknown message into a control message, with a readable error for old or foreign ones. */
+export function parseControlMessage(data: unknown): ControlMessage {
+  const result = ControlMessage.safeParse(data);
+  if (!result.success) throw new ProtocolError("control message", data, result.error);
+  return result.data;
+}
 
 /** Everything a worker sends to the API. */
 export const WorkerEvent = z.union([JobEvent, WorkerHeartbeat]);

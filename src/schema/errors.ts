@@ -1,5 +1,5 @@
 import { builder } from "../builder.ts";
-import { FileTooLargeError, ValidationError } from "../errors.ts";
+import { FileTooLargeError, NotFoundError, ValidationError } from "../errors.ts";
 
 export const ErrorInterface = builder.interfaceRef<Error>("Error").implement({
   description: "Every error a mutation can return implements this.",
@@ -17,4 +17,11 @@ builder.objectType(FileTooLargeError, {
   name: "FileTooLargeError",
   interfaces: [ErrorInterface],
   fields: (t) => ({ maxBytes: t.exposeFloat("maxBytes") }),
+});
+
+builder.objectType(NotFoundError, {
+  name: "NotFoundError",
+  interfaces: [ErrorInterface],
+  description: "Nothing has the id given; `id` repeats it.",
+  fields: (t) => ({ id: t.exposeID("id") }),
 });

@@ -1,11 +1,35 @@
 import { builder } from "../builder.ts";
+import { NotFoundError, ValidationError } from "../errors.ts";
+import type { Job } from "../generated/prisma/client.ts";
+import { cancelVideo } from "../jobs/cancel.ts";
 
 export const JobStatusEnum = builder.enumType("JobStatus", {
   values: ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED"] as const,
 });
 export const JobKindEnum = builder.enumType("JobKind", { values: ["TRANSCODE"] as const });
 
-builder.prismaObject("Job", {
+export const JobRunStatusEnum = builder.enumType("JobRunStatus", {
+  values: ["RUNNING", "SUCCEEDED", "FAILED", "ABANDONED", "CANCELED"] as const,
+});
+
+builder.prismaObject("JobRun", {
+  description: "One worker's run of one attempt: where the job ran and, for operators, why it failed.",
+  fields: (t) => ({
+    id: t.exposeID("id"),
+    attempt: t.exposeInt("attempt"),
+    workerId: t.exposeString("workerId"),
+    status: t.expose("status", { type: JobRunStatusEnum }),
+    startedAt: t.expose("startedAt", { type: "DateTime" }),
+    heartbeatAt: t.expose("heartbeatAt", { type: "DateTime", nullable: true }),
+    finishedAt: t.expose("finishedAt", { type: "DateTime", nullable: true }),
+    error: t.exposeString("error", { nullable: true }),
+    command: t.exposeString("command", { nullable: true, description: "The command line that failed." }),
+    stderrTail: t.exposeString("stderrTail", { nullable: true, description: "The last lines the failed command wrote to stderr." }),
+    exitCode: t.exposeInt("exitCode", { nullable: true }),
+  }),
+});
+
+export const JobRef = builder.prismaObject("Job", {
   description: "One unit of work for a worker; a failed attempt is retried with `attempt + 1` up to `maxAttempts`.",
   fields: (t) => ({
     id: t.exposeID("id"),
@@ -18,8 +42,33 @@ builder.prismaObject("Job", {
     error: t.exposeString("error", { nullable: true }),
     workerId: t.exposeString("workerId", { nullable: true }),
     parent: t.relation("parent", { nullable: true }),
+    runs: t.relation("runs", { description: "Every worker run of every attempt, oldest first.", query: { orderBy: { startedAt: "asc" } } }),
     createdAt: t.expose("createdAt", { type: "DateTime" }),
     startedAt: t.expose("startedAt", { type: "DateTime", nullable: true }),
     finishedAt: t.expose("finishedAt", { type: "DateTime", nullable: true }),
   }),
 });
+
+const CancelJobSuccess = builder.objectRef<{ job: Job }>("CancelJobSuccess").implement({
+  fields: (t) => ({ job: t.field({ type: JobRef, resolve: (r) => r.job }) }),
+});
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+builder.mutationFields((t) => ({
+  cancelJob: t.field({
+    type: CancelJobSuccess,
+    description: "Cancels a queued or running job, and with it its video: the worker stops within seconds and cleans up.",
+    args: { id: t.arg.id({ required: true }) },
+    errors: { types: [ValidationError, NotFoundError], union: { name: "CancelJobResult" } },
+    resolve: async (_root, { id }, ctx) => {
+      const job = UUID.test(String(id)) ? await ctx.db.job.findUnique({ where: { id: String(id) } }) : null;
+      if (!job) throw new NotFoundError("job", String(id));
+      if (job.status !== "QUEUED" && job.status !== "RUNNING") {
+        throw new ValidationError("id", `The job is ${job.status}; only queued or running jobs can be canceled`);
+      }
+      await cancelVideo(ctx, job.videoId, [job.id]);
+      return { job: await ctx.db.job.findUniqueOrThrow({ where: { id: job.id } }) };
+    },
+  }),
+}));

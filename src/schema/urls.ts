@@ -1,7 +1,10 @@
 import type { Context } from "../context.ts";
-import { MEDIA_PATH_PREFIX } from "../http/media.ts";
 
-/** URL of a published object: absolute when PUBLIC_URL is set, else relative to the API's origin. */
-export function mediaUrl(ctx: Context, key: string): string {
-  return `${ctx.publicUrl}${MEDIA_PATH_PREFIX}${key}`;
+/**
+ * URL of a published object. Local storage: `/media/{key}`, absolute when PUBLIC_URL is set,
+ * else relative to the API's origin. GCS: the same for playlists (the API signs their segment
+ * URIs), a V4 signed URL for anything else.
+ */
+export function mediaUrl(ctx: Context, key: string): Promise<string> {
+  return ctx.storage.urlFor(key);
 }

@@ -1,16 +1,17 @@
 import { GraphQLError } from "graphql";
 import { builder } from "../builder.ts";
 import type { Context } from "../context.ts";
-import { FileTooLargeError, ValidationError } from "../errors.ts";
+import { FileTooLargeError, NotFoundError, ValidationError } from "../errors.ts";
 import type { Video } from "../generated/prisma/client.ts";
 import {
   TERMINAL_VIDEO_STATUSES,
   videoSnapshot,
   type VideoEventPayload,
 } from "../events/video-events.ts";
-import { UPLOAD_PATH_PREFIX } from "../http/uploads.ts";
+import { cancelVideo } from "../jobs/cancel.ts";
 import { queueUploadedVideo, sourceKeyFor } from "../jobs/videos.ts";
-import { UploadTooLargeError } from "../storage/local.ts";
+import { UploadTooLargeError } from "../storage/types.ts";
+import { completeUpload } from "../storage/upload-completion.ts";
 import { mediaUrl } from "./urls.ts";
 import { VariantRef } from "./variant.ts";
 
@@ -42,7 +43,11 @@ export const VideoRef = builder.prismaObject("Video", {
       description: "The HLS master playlist, once the video is playable.",
       resolve: (v, _args, ctx) => (v.playable && v.masterKey ? mediaUrl(ctx, v.masterKey) : null),
     }),
-    posterUrl: t.string({ nullable: true, resolve: (v, _args, ctx) => (v.posterKey ? mediaUrl(ctx, v.posterKey) : null) }),
+    posterUrl: t.string({
+      nullable: true,
+      description: "A JPEG frame; with GCS storage a signed URL that expires (query it again for a fresh one).",
+      resolve: (v, _args, ctx) => (v.posterKey ? mediaUrl(ctx, v.posterKey) : null),
+    }),
     variants: t.relation("variants", { query: { orderBy: [{ kind: "asc" }, { height: "desc" }] } }),
     jobs: t.relatedConnection("jobs", { cursor: "id", query: { orderBy: { createdAt: "desc" } } }),
     createdAt: t.expose("createdAt", { type: "DateTime" }),
@@ -71,7 +76,13 @@ builder.queryFields((t) => ({
 }));
 
 const CreateUploadInput = builder.inputType("CreateUploadInput", {
-  fields: (t) => ({ title: t.string({ required: true }) }),
+  fields: (t) => ({
+    title: t.string({ required: true }),
+    size: t.float({ description: "The file's size in bytes, if known: the upload URL then takes exactly that many." }),
+    origin: t.string({
+      description: "Origin of the web page that will upload (for CORS on GCS upload sessions); default: this request's Origin header.",
+    }),
+  }),
 });
 
 interface UploadTicket {
@@ -84,7 +95,8 @@ interface UploadTicket {
 const CreateUploadSuccess = builder.objectRef<UploadTicket>("CreateUploadSuccess").implement({
   fields: (t) => ({
     uploadUrl: t.exposeString("uploadUrl", {
-      description: "PUT the file here, whole or in chunks with `Content-Range`; relative to the API's origin unless PUBLIC_URL is set.",
+      description:
+        "PUT the file here, whole or in chunks with `Content-Range` (308 with `Range` until the last byte). With local storage it is relative to the API's origin unless PUBLIC_URL is set; with GCS it is a resumable upload session (chunks in multiples of 256 KiB), then `completeUpload` or the bucket's notification queues the video.",
     }),
     expiresAt: t.expose("expiresAt", { type: "DateTime" }),
     maxBytes: t.exposeFloat("maxBytes"),
@@ -96,6 +108,22 @@ const UploadVideoSuccess = builder.objectRef<{ video: Video }>("UploadVideoSucce
   fields: (t) => ({ video: t.field({ type: VideoRef, resolve: (r) => r.video }) }),
 });
 
+const CompleteUploadSuccess = builder.objectRef<{ video: Video }>("CompleteUploadSuccess").implement({
+  fields: (t) => ({ video: t.field({ type: VideoRef, resolve: (r) => r.video }) }),
+});
+
+function validOrigin(raw: string | null | undefined): string | null {
+  if (raw === null || raw === undefined) return null;
+  let origin: string | null = null;
+  try {
+    origin = new URL(raw).origin;
+  } catch {
+    origin = null;
+  }
+  if (origin === null || origin === "null" || origin !== raw) throw new ValidationError("origin", "Expected an origin such as https://cms.example.com");
+  return origin;
+}
+
 function validTitle(raw: string | null | undefined, fallback?: string): string {
   const title = (raw ?? fallback ?? "").trim();
   if (!title) throw new ValidationError("title", "A title is required");
@@ -103,21 +131,40 @@ function validTitle(raw: string | null | undefined, fallback?: string): string {
   return title;
 }
 
+const VideoResultRef = builder.objectRef<{ video: Video }>("CancelVideoSuccess").implement({
+  fields: (t) => ({ video: t.field({ type: VideoRef, resolve: (r) => r.video }) }),
+});
+
+const DeleteVideoSuccess = builder.objectRef<{ deletedVideoId: string }>("DeleteVideoSuccess").implement({
+  fields: (t) => ({ deletedVideoId: t.exposeID("deletedVideoId") }),
+});
+
+async function findVideoOrThrow(ctx: Context, id: string): Promise<Video> {
+  const video = UUID.test(id) ? await ctx.db.video.findUnique({ where: { id } }) : null;
+  if (!video) throw new NotFoundError("video", id);
+  return video;
+}
+
 builder.mutationFields((t) => ({
   createUpload: t.field({
     type: CreateUploadSuccess,
     description: "Creates a video waiting for its file and returns a resumable upload URL for it.",
     args: { input: t.arg({ type: CreateUploadInput, required: true }) },
-    errors: { types: [ValidationError], union: { name: "CreateUploadResult" } },
+    errors: { types: [ValidationError, FileTooLargeError], union: { name: "CreateUploadResult" } },
     resolve: async (_root, { input }, ctx) => {
-      const video = await ctx.db.video.create({ data: { title: validTitle(input.title) } });
-      const path = `${UPLOAD_PATH_PREFIX}${video.id}`;
-      return {
-        video,
-        uploadUrl: `${ctx.publicUrl}${ctx.signer.sign(path, ctx.uploadUrlTtlSeconds)}`,
-        expiresAt: new Date(Date.now() + ctx.uploadUrlTtlSeconds * 1000),
-        maxBytes: ctx.maxUploadBytes,
-      };
+      const title = validTitle(input.title);
+      const size = input.size ?? null;
+      if (size !== null && (!Number.isSafeInteger(size) || size < 1)) throw new ValidationError("size", "The size is a whole number of bytes, at least 1");
+      if (size !== null && size > ctx.maxUploadBytes) throw new FileTooLargeError(ctx.maxUploadBytes);
+      const origin = validOrigin(input.origin) ?? ctx.requestOrigin;
+      const video = await ctx.db.video.create({ data: { title, uploadSize: size } });
+      try {
+        const target = await ctx.storage.createUploadTarget(video.id, { maxBytes: ctx.maxUploadBytes, size, origin });
+        return { video, uploadUrl: target.url, expiresAt: target.expiresAt, maxBytes: ctx.maxUploadBytes };
+      } catch (err) {
+        await ctx.db.video.delete({ where: { id: video.id } });
+        throw err;
+      }
     },
   }),
   uploadVideo: t.field({
@@ -132,7 +179,10 @@ builder.mutationFields((t) => ({
       const created = await ctx.db.video.create({ data: { title: name } });
       const key = sourceKeyFor(created.id);
       try {
-        await ctx.storage.writeAt(key, 0, file.stream() as unknown as AsyncIterable<Uint8Array>, ctx.maxUploadBytes);
+        await ctx.storage.write(key, file.stream() as unknown as AsyncIterable<Uint8Array>, {
+          limit: ctx.maxUploadBytes,
+          contentType: file.type || "application/octet-stream",
+        });
       } catch (err) {
         await ctx.db.video.delete({ where: { id: created.id } });
         await ctx.storage.deletePrefix(`videos/${created.id}`);
@@ -142,6 +192,37 @@ builder.mutationFields((t) => ({
       const video = await queueUploadedVideo(ctx, created.id, { key, name: file.name || "upload", size: file.size });
       return { video: video ?? created };
     },
+  }),
+  cancelVideo: t.field({
+    type: VideoResultRef,
+    description: "Cancels a video that is waiting for its upload, queued or processing: workers stop within seconds and clean up.",
+    args: { id: t.arg.id({ required: true }) },
+    errors: { types: [ValidationError, NotFoundError], union: { name: "CancelVideoResult" } },
+    resolve: async (_root, { id }, ctx) => {
+      await findVideoOrThrow(ctx, String(id));
+      return { video: (await cancelVideo(ctx, String(id))).video };
+    },
+  }),
+  deleteVideo: t.field({
+    type: DeleteVideoSuccess,
+    description: "Deletes a video, its jobs and all its media in storage; a video still processing is canceled first.",
+    args: { id: t.arg.id({ required: true }) },
+    errors: { types: [NotFoundError], union: { name: "DeleteVideoResult" } },
+    resolve: async (_root, { id }, ctx) => {
+      const video = await findVideoOrThrow(ctx, String(id));
+      if (!TERMINAL_VIDEO_STATUSES.has(video.status)) await cancelVideo(ctx, video.id);
+      await ctx.storage.deletePrefix(`videos/${video.id}`);
+      await ctx.db.video.delete({ where: { id: video.id } });
+      return { deletedVideoId: video.id };
+    },
+  }),
+  completeUpload: t.field({
+    type: CompleteUploadSuccess,
+    description:
+      "Queues a video whose file went straight to storage (a GCS upload session) once the file is there. The bucket's notification normally does this; calling it again, or for a video already queued, returns the video unchanged.",
+    args: { videoId: t.arg.id({ required: true }) },
+    errors: { types: [ValidationError, NotFoundError, FileTooLargeError], union: { name: "CompleteUploadResult" } },
+    resolve: async (_root, { videoId }, ctx) => ({ video: (await completeUpload(ctx, String(videoId))).video }),
   }),
 }));
 

@@ -1,29 +1,60 @@
+import { randomBytes } from "node:crypto";
 import { createReadStream, type ReadStream } from "node:fs";
 import { mkdir, open, rename, rm, stat, truncate } from "node:fs/promises";
 import path from "node:path";
+import { MEDIA_PATH_PREFIX } from "../http/media.ts";
+import type { UrlSigner } from "../http/signing.ts";
+import { UPLOAD_PATH_PREFIX } from "../http/uploads.ts";
+import { assertValidKey, UploadTooLargeError, type ApiStorage, type UploadTarget, type UploadTargetOptions } from "./types.ts";
 
-/** Storage keys are relative, slash-separated and never climb out of the root. */
-export function assertValidKey(key: string): void {
-  if (!key || key.startsWith("/") || key.includes("\\") || key.split("/").some((p) => p === ".." || p === "." || p === "")) {
-    throw new Error(`Invalid storage key: ${JSON.stringify(key)}`);
-  }
+export interface LocalStorageOptions {
+  /** Origin for the URLs handed out, or "" for URLs relative to the API's origin. */
+  publicUrl: string;
+  /** Signs upload URLs (`PUT /uploads/{id}`, src/http/uploads.ts). */
+  signer: UrlSigner;
+  uploadUrlTtlSeconds: number;
 }
 
 /**
- * The API's view of local storage: a directory holding `videos/{id}/…` (see ARCHITECTURE.md,
- * "Storage layout"). Workers write media with their own adapter; the API receives uploads,
- * serves media and deletes it.
+ * Storage in a local directory holding `videos/{id}/…` (the embedded default). The API serves
+ * it under `/media` (src/http/media.ts) and takes uploads under `/uploads` (src/http/uploads.ts),
+ * which also use the local-only helpers below (offset writes, moves, ranged reads).
  */
-export class LocalStorage {
+export class LocalStorage implements ApiStorage {
   readonly root: string;
+  readonly #options: LocalStorageOptions;
 
-  constructor(root: string) {
+  constructor(root: string, options: LocalStorageOptions) {
     this.root = path.resolve(root);
+    this.#options = options;
   }
 
   pathFor(key: string): string {
     assertValidKey(key);
     return path.join(this.root, key);
+  }
+
+  async createUploadTarget(videoId: string, _options: UploadTargetOptions): Promise<UploadTarget> {
+    const { publicUrl, signer, uploadUrlTtlSeconds } = this.#options;
+    assertValidKey(videoId);
+    return {
+      url: `${publicUrl}${signer.sign(`${UPLOAD_PATH_PREFIX}${videoId}`, uploadUrlTtlSeconds)}`,
+      expiresAt: new Date(Date.now() + uploadUrlTtlSeconds * 1000),
+    };
+  }
+
+  async write(key: string, body: AsyncIterable<Uint8Array>, options: { limit: number; contentType: string }): Promise<number> {
+    const file = this.pathFor(key);
+    await mkdir(path.dirname(file), { recursive: true });
+    // Written beside the destination and renamed, so readers never see part of an object.
+    const temp = `${file}.${randomBytes(6).toString("hex")}.tmp`;
+    try {
+      const written = await this.#writeFile(temp, 0, body, options.limit);
+      await rename(temp, file);
+      return written;
+    } finally {
+      await rm(temp, { force: true });
+    }
   }
 
   /** Size in bytes, or null when the object does not exist. */
@@ -37,10 +68,25 @@ export class LocalStorage {
     }
   }
 
-  /** Writes `chunk` at byte `offset` of `key`, creating the file, and cuts anything after it. */
+  async urlFor(key: string): Promise<string> {
+    assertValidKey(key);
+    return `${this.#options.publicUrl}${MEDIA_PATH_PREFIX}${key}`;
+  }
+
+  async deletePrefix(prefix: string): Promise<void> {
+    await rm(this.pathFor(prefix), { recursive: true, force: true });
+  }
+
+  /** Writes `chunks` at byte `offset` of `key`, creating the file, and cuts anything after it. */
   async writeAt(key: string, offset: number, chunks: AsyncIterable<Uint8Array>, limit: number): Promise<number> {
     const file = this.pathFor(key);
     await mkdir(path.dirname(file), { recursive: true });
+    const position = await this.#writeFile(file, offset, chunks, limit);
+    await truncate(file, position);
+    return position;
+  }
+
+  async #writeFile(file: string, offset: number, chunks: AsyncIterable<Uint8Array>, limit: number): Promise<number> {
     const handle = await open(file, "a+").then(async (h) => {
       await h.close();
       return open(file, "r+");
@@ -56,7 +102,6 @@ export class LocalStorage {
     } finally {
       await handle.close();
     }
-    await truncate(file, position);
     return position;
   }
 
@@ -68,18 +113,5 @@ export class LocalStorage {
 
   read(key: string, range?: { start: number; end: number }): ReadStream {
     return createReadStream(this.pathFor(key), range);
-  }
-
-  async deletePrefix(prefix: string): Promise<void> {
-    await rm(this.pathFor(prefix), { recursive: true, force: true });
-  }
-}
-
-export class UploadTooLargeError extends Error {
-  readonly limit: number;
-  constructor(limit: number) {
-    super(`Upload exceeds the limit of ${limit} bytes`);
-    this.name = "UploadTooLargeError";
-    this.limit = limit;
   }
 }

@@ -1,5 +1,6 @@
+import pg from "pg";
 import { PgBoss } from "pg-boss";
-import { Capability, EVENTS_QUEUE, jobQueueName, type JobMessage } from "../protocol/messages.ts";
+import { Capability, CONTROL_NOTIFY_CHANNEL, EVENTS_QUEUE, jobQueueName, type ControlMessage, type JobMessage } from "../protocol/messages.ts";
 import { log } from "../log.ts";
 import type { ApiTransport } from "./types.ts";
 
@@ -15,8 +16,18 @@ export interface PostgresTransportOptions {
  * whose worker died (no heartbeat for `stallSeconds`).
  */
 export function createPostgresTransport(options: PostgresTransportOptions): ApiTransport {
-  const boss = new PgBoss({ connectionString: options.connectionString, useListenNotify: true, max: 4 });
+  // The monitor pass of supervision is what fails a job whose heartbeat stopped; run it often
+  // enough that a stalled job moves on within about 1.5 × JOB_STALL_SECONDS.
+  const checkSeconds = Math.max(1, Math.min(60, Math.floor(options.stallSeconds / 2)));
+  const boss = new PgBoss({
+    connectionString: options.connectionString,
+    useListenNotify: true,
+    max: 4,
+    superviseIntervalSeconds: checkSeconds,
+    monitorIntervalSeconds: checkSeconds,
+  });
   boss.on("error", (err) => log.error("pg-boss error", { err }));
+  const control = new pg.Pool({ connectionString: options.connectionString, max: 1 });
 
   return {
     async start() {
@@ -36,6 +47,9 @@ export function createPostgresTransport(options: PostgresTransportOptions): ApiT
     async publishJob(capability: Capability, message: JobMessage) {
       await boss.send(jobQueueName(capability), message);
     },
+    async publishControl(message: ControlMessage) {
+      await control.query("SELECT pg_notify($1, $2)", [CONTROL_NOTIFY_CHANNEL, JSON.stringify(message)]);
+    },
     async consumeEvents(handler) {
       await boss.work(EVENTS_QUEUE, { batchSize: 100, pollingIntervalSeconds: 0.5, notifyPollingIntervalSeconds: 5 }, async (jobs) => {
         await handler(jobs.map((j) => j.data));
@@ -43,6 +57,7 @@ export function createPostgresTransport(options: PostgresTransportOptions): ApiT
     },
     async stop() {
       await boss.stop({ graceful: true, timeout: 10_000 });
+      await control.end();
     },
   };
 }

@@ -1,5 +1,5 @@
 import { PubSub, SubscriptionCloseBehaviors, type CreateSubscriptionOptions, type Message, type Topic } from "@google-cloud/pubsub";
-import { Capability, EVENTS_QUEUE, jobQueueName, type JobMessage } from "../protocol/messages.ts";
+import { Capability, EVENTS_QUEUE, jobQueueName, type JobMessage, CONTROL_CHANNEL, type ControlMessage } from "../protocol/messages.ts";
 import { log } from "../log.ts";
 import type { ApiTransport } from "./types.ts";
 
@@ -30,6 +30,9 @@ export function pubSubResourceNames(prefix: string) {
     eventsTopic: `${prefix}-${EVENTS_QUEUE}`,
     eventsSubscription: `${prefix}-${EVENTS_QUEUE}-api`,
     deadLetterTopic: `${prefix}-dead-letter`,
+    /** Broadcast to workers: each worker subscribes with a subscription of its own. */
+    controlTopic: `${prefix}-${CONTROL_CHANNEL}`,
+    controlSubscription: (workerId: string) => `${prefix}-${CONTROL_CHANNEL}-${workerId.replace(/[^A-Za-z0-9._~+%-]/g, "-")}`.slice(0, 255),
     deadLetterSubscription: `${prefix}-dead-letter-inspect`,
   };
 }
@@ -81,7 +84,7 @@ export function createPubSubApiTransport(options: PubSubApiTransportOptions): Pu
 
   async function setup(): Promise<PubSubResource[]> {
     const topicResults = await Promise.all(
-      [...Capability.options.map(names.jobsTopic), names.eventsTopic, names.deadLetterTopic].map(ensureTopic),
+      [...Capability.options.map(names.jobsTopic), names.eventsTopic, names.deadLetterTopic, names.controlTopic].map(ensureTopic),
     );
     // Without an expiration policy a subscription with no subscriber for 31 days is deleted,
     // and messages then published to its topic are lost.
@@ -114,6 +117,10 @@ export function createPubSubApiTransport(options: PubSubApiTransportOptions): Pu
     setup,
     async start() {
       await setup();
+    },
+
+    async publishControl(message: ControlMessage) {
+      await topic(names.controlTopic).publishMessage({ data: Buffer.from(JSON.stringify(message)) });
     },
 
     async publishJob(capability: Capability, message: JobMessage) {

@@ -1,4 +1,4 @@
-import type { Capability, JobMessage } from "../protocol/messages.ts";
+import type { Capability, ControlMessage, JobMessage } from "../protocol/messages.ts";
 
 /**
  * The API's side of the transport port: it hands job messages to workers of a capability and
@@ -16,5 +16,7 @@ export interface ApiTransport {
    * when the handler resolves and redelivered when it throws.
    */
   consumeEvents(handler: (events: unknown[]) => Promise<void>): Promise<void>;
+  /** Broadcasts a control message to every worker that is running now (best effort). */
+  publishControl(message: ControlMessage): Promise<void>;
   stop(): Promise<void>;
 }

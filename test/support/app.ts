@@ -25,7 +25,7 @@ export interface TestApp {
  * A whole service on a random port: its own database (cloned from the template), its own data
  * dir and, unless `worker: false`, a real render worker process. `stop` disposes of all of it.
  */
-export async function startTestApp(options: { env?: Record<string, string>; worker?: boolean } = {}): Promise<TestApp> {
+export async function startTestApp(options: { env?: Record<string, string>; worker?: boolean; workerEnv?: Record<string, string> } = {}): Promise<TestApp> {
   const database = await createTestDatabase();
   const dataDir = await mkdtemp(path.join(tmpdir(), "videograph-test-data-"));
   const env = loadEnv({
@@ -54,8 +54,10 @@ export async function startTestApp(options: { env?: Record<string, string>; work
             HEARTBEAT_INTERVAL_SECONDS: "2",
             LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
             TRANSPORT: env.TRANSPORT,
+            JOB_STALL_SECONDS: String(env.JOB_STALL_SECONDS),
             ...(env.GOOGLE_CLOUD_PROJECT ? { GOOGLE_CLOUD_PROJECT: env.GOOGLE_CLOUD_PROJECT } : {}),
             PUBSUB_TOPIC_PREFIX: env.PUBSUB_TOPIC_PREFIX,
+            ...options.workerEnv,
           },
         });
   const clients: Client[] = [];

@@ -4,7 +4,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { MediaError } from "../../render-worker/media/errors.ts";
-import { encodeLadder, extractPoster } from "../../render-worker/media/ffmpeg.ts";
+import { encodeLadder, extractPoster, redactUrls } from "../../render-worker/media/ffmpeg.ts";
 import { planLadder } from "../../render-worker/media/ladder.ts";
 import { probeSource } from "../../render-worker/media/probe.ts";
 import { fixturesDir, makeClip } from "./media-fixtures.ts";
@@ -67,5 +67,13 @@ describe("extractPoster", () => {
     await extractPoster({ input: clip, probe: await probeSource(clip), outFile });
     const { stdout } = await run("ffprobe", ["-v", "error", "-show_entries", "stream=width,height", "-of", "csv=p=0", outFile]);
     expect(stdout.trim()).toBe("320,180");
+  });
+});
+
+describe("redactUrls", () => {
+  it("drops the query string of signed URLs from command lines, keeping the rest", () => {
+    const line = "ffmpeg -i https://storage.googleapis.com/b/videos/x/source/upload?X-Goog-Signature=abc&X-Goog-Expires=60 -f hls 720p/index.m3u8";
+    expect(redactUrls(line)).toBe("ffmpeg -i https://storage.googleapis.com/b/videos/x/source/upload?… -f hls 720p/index.m3u8");
+    expect(redactUrls("ffprobe /tmp/a.mp4")).toBe("ffprobe /tmp/a.mp4");
   });
 });

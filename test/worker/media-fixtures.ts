@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { mkdtempSync, readdirSync, readlinkSync } from "node:fs";
-import { rename, rm } from "node:fs/promises";
+import { readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -16,6 +16,8 @@ export interface ClipSpec {
   /** Written as the stream's legacy `rotate` tag, which the mp4 muxer turns into a display matrix. */
   rotate?: number;
   fps?: number;
+  /** Exactly this many frames instead of `seconds` of them. */
+  frames?: number;
 }
 
 let fixtureDir: string | undefined;
@@ -46,21 +48,21 @@ export async function runFfmpeg(args: string[]): Promise<void> {
  */
 export function makeClip(spec: ClipSpec): Promise<string> {
   const fps = spec.fps ?? 25;
-  const name = `clip-${spec.width}x${spec.height}-${spec.seconds}s-${fps}fps-${spec.audio ? "av" : "v"}-r${spec.rotate ?? 0}.mp4`;
-  let clip = made.get(name);
-  if (!clip) {
-    clip = generate(path.join(fixturesDir(), name), spec, fps);
-    made.set(name, clip);
-  }
-  return clip;
+  const length = spec.frames === undefined ? `${spec.seconds}s` : `${spec.frames}f`;
+  const name = `clip-${spec.width}x${spec.height}-${length}-${fps}fps-${spec.audio ? "av" : "v"}-r${spec.rotate ?? 0}.mp4`;
+  return fixture(name, (file) => generate(file, spec, fps));
 }
 
-async function generate(file: string, spec: ClipSpec, fps: number): Promise<string> {
+async function generate(file: string, spec: ClipSpec, fps: number): Promise<void> {
   const encoded = spec.rotate ? `${file}.unrotated.mp4` : `${file}.tmp.mp4`;
+  // testsrc2 draws even sizes only and 4:2:0 cannot hold odd ones: an odd size is scaled to, in 4:4:4.
+  const odd = spec.width % 2 === 1 || spec.height % 2 === 1;
   await runFfmpeg([
-    "-f", "lavfi", "-i", `testsrc2=size=${spec.width}x${spec.height}:rate=${fps}:duration=${spec.seconds}`,
+    "-f", "lavfi", "-i", `testsrc2=size=${spec.width + (spec.width % 2)}x${spec.height + (spec.height % 2)}:rate=${fps}:duration=${spec.seconds}`,
     ...(spec.audio ? ["-f", "lavfi", "-i", `sine=frequency=440:sample_rate=48000:duration=${spec.seconds}`] : []),
-    "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+    ...(odd ? ["-vf", `scale=${spec.width}:${spec.height},setsar=1`] : []),
+    ...(spec.frames === undefined ? [] : ["-frames:v", String(spec.frames)]),
+    "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", odd ? "yuv444p" : "yuv420p",
     ...(spec.audio ? ["-c:a", "aac", "-b:a", "96k"] : []),
     encoded,
   ]);
@@ -70,7 +72,238 @@ async function generate(file: string, spec: ClipSpec, fps: number): Promise<stri
     await rm(encoded, { force: true });
   }
   await rename(`${file}.tmp.mp4`, file);
-  return file;
+}
+
+/** The file `name` in the fixture dir, generated once per test file. */
+function fixture(name: string, generate: (file: string) => Promise<void>): Promise<string> {
+  let ready = made.get(name);
+  if (!ready) {
+    const file = path.join(fixturesDir(), name);
+    ready = generate(file).then(() => file);
+    made.set(name, ready);
+  }
+  return ready;
+}
+
+/** An AAC file with no video at all. */
+export function makeAudioOnly(seconds: number): Promise<string> {
+  return fixture(`audio-${seconds}s.m4a`, (file) =>
+    runFfmpeg(["-f", "lavfi", "-i", `sine=frequency=300:duration=${seconds}`, "-c:a", "aac", file]),
+  );
+}
+
+/**
+ * Variable frame rate, as phones record: 60 fps in the first second of every two, 10 fps in the
+ * other, with the timestamps kept as they are (no duplicated frames).
+ */
+export function makeVfrClip(spec: { width: number; height: number; seconds: number }): Promise<string> {
+  return fixture(`vfr-${spec.width}x${spec.height}-${spec.seconds}s.mp4`, (file) =>
+    runFfmpeg([
+      "-f", "lavfi", "-i", `testsrc2=size=${spec.width}x${spec.height}:rate=60:duration=${spec.seconds}`,
+      "-vf", "select='lt(mod(t\\,2)\\,1)+not(mod(n\\,6))'",
+      "-fps_mode", "passthrough",
+      "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+      file,
+    ]),
+  );
+}
+
+/**
+ * A decompression bomb: one 64x64 H.264 frame (a few KB) in an mp4 whose sequence parameter set
+ * declares `width`x`height` (multiples of 16), so a decoder allocates frames of that size.
+ */
+export function makeFrameSizeBomb(width: number, height: number): Promise<string> {
+  if (width % 16 !== 0 || height % 16 !== 0) throw new Error("The declared size must be whole macroblocks");
+  return fixture(`bomb-${width}x${height}.mp4`, async (file) => {
+    const small = `${file}.small.h264`;
+    const patched = `${file}.patched.h264`;
+    await runFfmpeg([
+      "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=25", "-frames:v", "1",
+      "-c:v", "libx264", "-preset", "ultrafast", "-profile:v", "baseline", "-pix_fmt", "yuv420p", small,
+    ]);
+    await writeFile(patched, withH264FrameSize(await readFile(small), width / 16, height / 16));
+    // -max_pixels keeps this ffmpeg from decoding the bomb while it reads the stream's parameters.
+    await runFfmpeg(["-max_pixels", "4096", "-f", "h264", "-i", patched, "-c", "copy", file]);
+    await Promise.all([rm(small, { force: true }), rm(patched, { force: true })]);
+  });
+}
+
+/** A YUV4MPEG2 file whose header declares `width`x`height` frames, followed by only 64 KiB of data. */
+export function makeY4mHeaderBomb(width: number, height: number): Promise<string> {
+  return fixture(`bomb-${width}x${height}.y4m`, (file) =>
+    writeFile(file, Buffer.concat([Buffer.from(`YUV4MPEG2 W${width} H${height} F25:1 Ip A1:1 C420jpeg\nFRAME\n`), Buffer.alloc(65_536, 0x80)])),
+  );
+}
+
+/**
+ * A one-second 64x64 clip whose container header declares `seconds`: the mp4's movie header (and
+ * track header), or the mkv's segment Duration.
+ */
+export function makeDurationBomb(container: "mp4" | "mkv", seconds: number): Promise<string> {
+  return fixture(`long-${seconds}s.${container}`, async (file) => {
+    const clip = await makeClip({ width: 64, height: 64, seconds: 1, audio: false });
+    if (container === "mp4") {
+      await writeFile(file, withMp4Duration(await readFile(clip), seconds));
+      return;
+    }
+    const mkv = `${file}.tmp.mkv`;
+    await runFfmpeg(["-i", clip, "-c", "copy", mkv]);
+    const bytes = await readFile(mkv);
+    // Duration (EBML id 0x4489) as an 8-byte float, in the default 1 ms timecode scale.
+    const at = bytes.indexOf(Buffer.from([0x44, 0x89, 0x88]));
+    if (at < 0) throw new Error("No 8-byte Duration element in the mkv");
+    bytes.writeDoubleBE(seconds * 1000, at + 3);
+    await writeFile(file, bytes);
+    await rm(mkv, { force: true });
+  });
+}
+
+/** Sets an mp4's movie duration (mvhd, timescale 1 s) and its tracks' (tkhd) to `seconds`. */
+function withMp4Duration(mp4: Buffer, seconds: number): Buffer {
+  const out = Buffer.from(mp4);
+  const boxes = (start: number, end: number): Array<{ type: string; body: number; end: number }> => {
+    const found = [];
+    for (let at = start; at + 8 <= end; ) {
+      const size = out.readUInt32BE(at);
+      if (size < 8) throw new Error("Unsupported mp4 box size");
+      found.push({ type: out.toString("latin1", at + 4, at + 8), body: at + 8, end: at + size });
+      at += size;
+    }
+    return found;
+  };
+  const moov = boxes(0, out.length).find((b) => b.type === "moov");
+  if (!moov) throw new Error("No moov box");
+  for (const box of boxes(moov.body, moov.end)) {
+    if (box.type === "mvhd") {
+      if (out[box.body] !== 0) throw new Error("Only version 0 mvhd is supported");
+      out.writeUInt32BE(1, box.body + 12);
+      out.writeUInt32BE(seconds, box.body + 16);
+    }
+    if (box.type !== "trak") continue;
+    const tkhd = boxes(box.body, box.end).find((b) => b.type === "tkhd");
+    if (!tkhd || out[tkhd.body] !== 0) throw new Error("Only version 0 tkhd is supported");
+    out.writeUInt32BE(seconds, tkhd.body + 20);
+  }
+  return out;
+}
+
+/**
+ * Rewrites the frame size in every sequence parameter set of an Annex B H.264 stream. The size is
+ * Exp-Golomb coded, so the SPS is decoded and re-encoded bit by bit; the slices are kept as they are.
+ */
+function withH264FrameSize(annexB: Buffer, widthMbs: number, heightMbs: number): Buffer {
+  const starts: number[] = [];
+  for (let i = 0; i + 3 <= annexB.length; i++) {
+    if (annexB[i] === 0 && annexB[i + 1] === 0 && annexB[i + 2] === 1) starts.push(i + 3);
+  }
+  const units = starts.map((start, k) => {
+    let end = k + 1 < starts.length ? starts[k + 1]! - 3 : annexB.length;
+    while (end > start && annexB[end - 1] === 0) end--;
+    const nal = annexB.subarray(start, end);
+    if ((nal[0]! & 0x1f) !== 7) return nal;
+    const sps = rewriteSpsFrameSize(unescapeRbsp(nal.subarray(1)), widthMbs, heightMbs);
+    return Buffer.concat([nal.subarray(0, 1), escapeRbsp(sps)]);
+  });
+  return Buffer.concat(units.flatMap((nal) => [Buffer.from([0, 0, 0, 1]), nal]));
+}
+
+/** ITU-T H.264 7.3.2.1.1, up to pic_height_in_map_units_minus1; the rest is copied. */
+function rewriteSpsFrameSize(rbsp: Buffer, widthMbs: number, heightMbs: number): Buffer {
+  const r = new BitReader(rbsp);
+  const w = new BitWriter();
+  const profile = r.bits(8);
+  w.bits(profile, 8);
+  w.bits(r.bits(16), 16); // constraint flags, level_idc
+  w.ue(r.ue()); // seq_parameter_set_id
+  if ([100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135].includes(profile)) {
+    const chroma = r.ue();
+    w.ue(chroma);
+    if (chroma === 3) w.bits(r.bits(1), 1);
+    w.ue(r.ue()); // bit_depth_luma_minus8
+    w.ue(r.ue()); // bit_depth_chroma_minus8
+    w.bits(r.bits(1), 1); // qpprime_y_zero_transform_bypass_flag
+    if (r.bits(1) !== 0) throw new Error("SPS scaling matrices are not supported");
+    w.bits(0, 1);
+  }
+  w.ue(r.ue()); // log2_max_frame_num_minus4
+  const pocType = r.ue();
+  w.ue(pocType);
+  if (pocType === 0) w.ue(r.ue());
+  else if (pocType === 1) throw new Error("pic_order_cnt_type 1 is not supported");
+  w.ue(r.ue()); // max_num_ref_frames
+  w.bits(r.bits(1), 1); // gaps_in_frame_num_value_allowed_flag
+  r.ue();
+  r.ue();
+  w.ue(widthMbs - 1);
+  w.ue(heightMbs - 1);
+  // The remaining flags, VUI and the rbsp trailing bits, unchanged.
+  while (r.remaining > 0) w.bits(r.bits(1), 1);
+  return w.toBuffer();
+}
+
+class BitReader {
+  private pos = 0;
+  private readonly bytes: Buffer;
+  constructor(bytes: Buffer) {
+    this.bytes = bytes;
+  }
+  get remaining(): number {
+    return this.bytes.length * 8 - this.pos;
+  }
+  bits(n: number): number {
+    let value = 0;
+    for (let i = 0; i < n; i++, this.pos++) value = value * 2 + ((this.bytes[this.pos >> 3]! >> (7 - (this.pos & 7))) & 1);
+    return value;
+  }
+  ue(): number {
+    let zeros = 0;
+    while (this.bits(1) === 0) zeros++;
+    return 2 ** zeros - 1 + this.bits(zeros);
+  }
+}
+
+class BitWriter {
+  private readonly out: number[] = [];
+  bits(value: number, n: number): void {
+    for (let i = n - 1; i >= 0; i--) this.out.push(Math.floor(value / 2 ** i) % 2);
+  }
+  ue(value: number): void {
+    const length = Math.floor(Math.log2(value + 1));
+    this.bits(0, length);
+    this.bits(value + 1, length + 1);
+  }
+  toBuffer(): Buffer {
+    const bytes = Buffer.alloc(Math.ceil(this.out.length / 8));
+    this.out.forEach((bit, i) => {
+      if (bit) bytes[i >> 3]! |= 0x80 >> (i & 7);
+    });
+    return bytes;
+  }
+}
+
+/** Drops emulation prevention bytes (00 00 03 → 00 00). */
+function unescapeRbsp(nal: Buffer): Buffer {
+  const out: number[] = [];
+  for (let i = 0; i < nal.length; i++) {
+    if (nal[i] === 3 && i >= 2 && nal[i - 1] === 0 && nal[i - 2] === 0) continue;
+    out.push(nal[i]!);
+  }
+  return Buffer.from(out);
+}
+
+/** Inserts emulation prevention bytes where two zeros precede a byte <= 3. */
+function escapeRbsp(rbsp: Buffer): Buffer {
+  const out: number[] = [];
+  let zeros = 0;
+  for (const byte of rbsp) {
+    if (zeros >= 2 && byte <= 3) {
+      out.push(3);
+      zeros = 0;
+    }
+    out.push(byte);
+    zeros = byte === 0 ? zeros + 1 : 0;
+  }
+  return Buffer.from(out);
 }
 
 /** Pids of live processes whose working directory is `dir` (Linux /proc). */

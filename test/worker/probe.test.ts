@@ -143,4 +143,32 @@ describe("probeResultFrom", () => {
   it("refuses a stream without duration, as a still image has", () => {
     expect(() => probeResultFrom({ format: { format_name: "png_pipe" }, streams: [video] })).toThrow(/no duration/);
   });
+
+  it("refuses a source over the duration limit, saying how long it is", () => {
+    expect(() => probeResultFrom({ format: { duration: "25920" }, streams: [video] })).toThrow(
+      new MediaError("The video is 7 h 12 min long; the limit is 6 h", { retryable: false }),
+    );
+    expect(() => probeResultFrom({ format: { duration: "21600" }, streams: [video] })).not.toThrow();
+    expect(() => probeResultFrom({ format: { duration: "90.5" }, streams: [video] }, { maxDurationSeconds: 90 })).toThrow(
+      "The video is 1 min 31 s long; the limit is 1 min 30 s",
+    );
+  });
+
+  it("counts a stream's declared duration when it is longer than the container's", () => {
+    expect(() => probeResultFrom({ format: { duration: "5" }, streams: [{ ...video, duration: "86400" }] })).toThrow(/is 24 h long; the limit is 6 h/);
+  });
+
+  it("allows DCI 8K and refuses a frame past 36 megapixels", () => {
+    expect(probeResultFrom({ format: { duration: "5" }, streams: [{ ...video, width: 8192, height: 4320 }] })).toMatchObject({ width: 8192, height: 4320 });
+    expect(() => probeResultFrom({ format: { duration: "5" }, streams: [{ ...video, width: 8192, height: 4400 }] })).toThrow(
+      "The video's frame size 8192x4400 (36.1 megapixels) exceeds the 36 megapixel limit",
+    );
+  });
+
+  it("allows 240 fps and refuses more, from the average or else the nominal rate", () => {
+    expect(probeResultFrom({ format: { duration: "5" }, streams: [{ ...video, avg_frame_rate: "240/1" }] })).toMatchObject({ fps: 240 });
+    expect(() => probeResultFrom({ format: { duration: "5" }, streams: [{ ...video, avg_frame_rate: "0/0", r_frame_rate: "1000/1" }] })).toThrow(
+      "The video's frame rate of 1000 fps is above the 240 fps limit",
+    );
+  });
 });

@@ -161,6 +161,7 @@ describe("transcode", () => {
       expect(ready.find((e) => e.type === "variant.ready" && e.name === rung)).toEqual({
         type: "variant.ready",
         name: rung,
+        rung: expect.objectContaining({ name: rung }),
         playlistKey: `videos/${VIDEO_ID}/hls/${rung}/index.m3u8`,
         segmentCount: playlist.segments.length,
       });

@@ -13,6 +13,9 @@ CREATE TYPE "JobStatus" AS ENUM ('QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CA
 -- CreateEnum
 CREATE TYPE "JobKind" AS ENUM ('TRANSCODE');
 
+-- CreateEnum
+CREATE TYPE "JobRunStatus" AS ENUM ('RUNNING', 'SUCCEEDED', 'FAILED', 'ABANDONED', 'CANCELED');
+
 -- CreateTable
 CREATE TABLE "Video" (
     "id" UUID NOT NULL,
@@ -90,6 +93,24 @@ CREATE TABLE "Job" (
     CONSTRAINT "Job_pkey" PRIMARY KEY ("id")
 );
 
+-- CreateTable
+CREATE TABLE "JobRun" (
+    "id" UUID NOT NULL,
+    "jobId" UUID NOT NULL,
+    "attempt" INTEGER NOT NULL,
+    "workerId" TEXT NOT NULL,
+    "status" "JobRunStatus" NOT NULL DEFAULT 'RUNNING',
+    "startedAt" TIMESTAMP(3) NOT NULL,
+    "heartbeatAt" TIMESTAMP(3),
+    "finishedAt" TIMESTAMP(3),
+    "error" TEXT,
+    "command" TEXT,
+    "stderrTail" TEXT,
+    "exitCode" INTEGER,
+
+    CONSTRAINT "JobRun_pkey" PRIMARY KEY ("id")
+);
+
 -- CreateIndex
 CREATE INDEX "Video_createdAt_idx" ON "Video"("createdAt");
 
@@ -102,6 +123,9 @@ CREATE INDEX "Job_videoId_idx" ON "Job"("videoId");
 -- CreateIndex
 CREATE INDEX "Job_status_dispatchedAt_idx" ON "Job"("status", "dispatchedAt");
 
+-- CreateIndex
+CREATE UNIQUE INDEX "JobRun_jobId_attempt_workerId_key" ON "JobRun"("jobId", "attempt", "workerId");
+
 -- AddForeignKey
 ALTER TABLE "Variant" ADD CONSTRAINT "Variant_videoId_fkey" FOREIGN KEY ("videoId") REFERENCES "Video"("id") ON DELETE CASCADE ON UPDATE CASCADE;
 
@@ -110,4 +134,7 @@ ALTER TABLE "Job" ADD CONSTRAINT "Job_videoId_fkey" FOREIGN KEY ("videoId") REFE
 
 -- AddForeignKey
 ALTER TABLE "Job" ADD CONSTRAINT "Job_parentId_fkey" FOREIGN KEY ("parentId") REFERENCES "Job"("id") ON DELETE SET NULL ON UPDATE CASCADE;
+
+-- AddForeignKey
+ALTER TABLE "JobRun" ADD CONSTRAINT "JobRun_jobId_fkey" FOREIGN KEY ("jobId") REFERENCES "Job"("id") ON DELETE CASCADE ON UPDATE CASCADE;
 

@@ -1,0 +1,70 @@
+import { generateKeyPairSync } from "node:crypto";
+import { stat } from "node:fs/promises";
+import { IdempotencyStrategy, Storage } from "@google-cloud/storage";
+import { assertValidKey } from "./local.ts";
+import type { UploadOptions, WorkerStorage } from "./types.ts";
+
+/** Above this, uploads use a resumable session (retries resume instead of starting over). */
+const RESUMABLE_THRESHOLD_BYTES = 16 * 1024 * 1024;
+
+export interface GcsWorkerStorageOptions {
+  bucket: string;
+  /** Lifetime of the signed URL ffmpeg reads a source from: the longest a job may read it. */
+  signedUrlTtlSeconds: number;
+  /** Default: a client configured from the environment (see below). */
+  client?: Storage;
+}
+
+/**
+ * A GCS client from the environment: Application Default Credentials, and
+ * `STORAGE_EMULATOR_HOST`, which the library reads itself (API endpoint and signed URLs). An
+ * emulator checks no signatures but signing still needs a key: without credentials a throwaway
+ * one is generated. Every write this worker makes replaces a whole object with the same
+ * content, so retrying any request is safe.
+ */
+export function createWorkerStorageClient(): Storage {
+  const retryOptions = { idempotencyStrategy: IdempotencyStrategy.RetryAlways };
+  if (process.env.STORAGE_EMULATOR_HOST && !process.env.GOOGLE_APPLICATION_CREDENTIALS) {
+    const { privateKey } = generateKeyPairSync("rsa", {
+      modulusLength: 2048,
+      privateKeyEncoding: { type: "pkcs8", format: "pem" },
+      publicKeyEncoding: { type: "spki", format: "pem" },
+    });
+    return new Storage({
+      retryOptions,
+      projectId: process.env.GOOGLE_CLOUD_PROJECT ?? "videograph-local",
+      credentials: { client_email: "videograph-emulator@videograph-local.iam.gserviceaccount.com", private_key: privateKey },
+    });
+  }
+  return new Storage({ retryOptions });
+}
+
+/**
+ * Storage in a GCS bucket. ffmpeg streams a source over HTTPS from a V4 signed URL (seeking
+ * with Range requests) instead of the worker downloading it first; published files are
+ * uploaded with their Content-Type and Cache-Control, which GCS serves to players.
+ */
+export function createGcsWorkerStorage(options: GcsWorkerStorageOptions): WorkerStorage {
+  const bucket = (options.client ?? createWorkerStorageClient()).bucket(options.bucket);
+
+  return {
+    async inputFor(key) {
+      assertValidKey(key);
+      const file = bucket.file(key);
+      const [exists] = await file.exists();
+      if (!exists) throw new Error(`Storage object ${key} does not exist`);
+      const [url] = await file.getSignedUrl({ version: "v4", action: "read", expires: Date.now() + options.signedUrlTtlSeconds * 1000 });
+      return url;
+    },
+
+    async upload(key, file, opts: UploadOptions) {
+      assertValidKey(key);
+      const { size } = await stat(file);
+      await bucket.upload(file, {
+        destination: key,
+        resumable: size > RESUMABLE_THRESHOLD_BYTES,
+        metadata: { contentType: opts.contentType, cacheControl: opts.cacheControl },
+      });
+    },
+  };
+}

@@ -1,0 +1,156 @@
+import { generateKeyPairSync } from "node:crypto";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { Storage, type Bucket } from "@google-cloud/storage";
+import { MEDIA_PATH_PREFIX } from "../http/media.ts";
+import { sourceKeyFor } from "../jobs/videos.ts";
+import { assertValidKey, UploadTooLargeError, type ApiStorage, type UploadTarget, type UploadTargetOptions } from "./types.ts";
+
+/** GCS keeps a resumable upload session for a week. */
+const SESSION_LIFETIME_MS = 7 * 24 * 3600 * 1000;
+const DELETE_CONCURRENCY = 16;
+const MAX_CACHED_URLS = 50_000;
+
+export interface GcsStorageOptions {
+  bucket: string;
+  /** Origin for the `/media/` playlist URLs handed out, or "" for URLs relative to the API's origin. */
+  publicUrl: string;
+  /** Lifetime of signed read URLs (at least three quarters of it is left when one is handed out). */
+  signedUrlTtlSeconds: number;
+  /** Default: `createStorageClient()`. */
+  client?: Storage;
+}
+
+/**
+ * A GCS client configured from the environment: Application Default Credentials, and
+ * `STORAGE_EMULATOR_HOST`, which the library reads itself (it becomes the API endpoint, and
+ * signed URLs then point at the emulator too). An emulator checks no signatures but signing
+ * still needs a key, so without credentials a throwaway one is generated.
+ */
+export function createStorageClient(): Storage {
+  if (process.env.STORAGE_EMULATOR_HOST && !process.env.GOOGLE_APPLICATION_CREDENTIALS) {
+    const { privateKey } = generateKeyPairSync("rsa", {
+      modulusLength: 2048,
+      privateKeyEncoding: { type: "pkcs8", format: "pem" },
+      publicKeyEncoding: { type: "spki", format: "pem" },
+    });
+    return new Storage({
+      projectId: process.env.GOOGLE_CLOUD_PROJECT ?? "videograph-local",
+      credentials: { client_email: "videograph-emulator@videograph-local.iam.gserviceaccount.com", private_key: privateKey },
+    });
+  }
+  return new Storage();
+}
+
+const isNotFound = (err: unknown) => (err as { code?: unknown }).code === 404;
+
+/**
+ * Google Cloud Storage for the API. Uploads go straight from the client to GCS through a
+ * resumable upload session; published objects are private and read through V4 signed URLs,
+ * except playlists, which the API serves under `/media/` with their segment URIs signed
+ * (src/http/media.ts), because relative URIs in a playlist behind a signed URL would not be signed.
+ */
+export class GcsStorage implements ApiStorage {
+  readonly bucket: Bucket;
+  readonly signedUrlTtlSeconds: number;
+  readonly #publicUrl: string;
+  readonly #signed = new Map<string, { windowStart: number; url: Promise<string> }>();
+
+  constructor(options: GcsStorageOptions) {
+    this.bucket = (options.client ?? createStorageClient()).bucket(options.bucket);
+    this.signedUrlTtlSeconds = options.signedUrlTtlSeconds;
+    this.#publicUrl = options.publicUrl;
+  }
+
+  async createUploadTarget(videoId: string, options: UploadTargetOptions): Promise<UploadTarget> {
+    const key = sourceKeyFor(videoId);
+    assertValidKey(key);
+    const [url] = await this.bucket.file(key).createResumableUpload({
+      // GCS answers CORS on the session URI for the origin that created it.
+      origin: options.origin ?? undefined,
+      // Sent as X-Upload-Content-Length: GCS then takes exactly that many bytes. A session has
+      // no "at most" limit, so an undeclared size is checked when the upload completes.
+      metadata: options.size !== null ? { contentLength: options.size } : {},
+      // Never replaces a source that is already there.
+      preconditionOpts: { ifGenerationMatch: 0 },
+    });
+    return { url, expiresAt: new Date(Date.now() + SESSION_LIFETIME_MS) };
+  }
+
+  async write(key: string, body: AsyncIterable<Uint8Array>, options: { limit: number; contentType: string }): Promise<number> {
+    assertValidKey(key);
+    let written = 0;
+    async function* limited() {
+      for await (const chunk of body) {
+        written += chunk.byteLength;
+        if (written > options.limit) throw new UploadTooLargeError(options.limit);
+        yield chunk;
+      }
+    }
+    // A single-request upload: when the source fails, the request is aborted and no object is made.
+    await pipeline(Readable.from(limited()), this.bucket.file(key).createWriteStream({ resumable: false, metadata: { contentType: options.contentType } }));
+    return written;
+  }
+
+  async size(key: string): Promise<number | null> {
+    assertValidKey(key);
+    try {
+      const [metadata] = await this.bucket.file(key).getMetadata();
+      return Number(metadata.size);
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+  }
+
+  async urlFor(key: string): Promise<string> {
+    assertValidKey(key);
+    return key.endsWith(".m3u8") ? `${this.#publicUrl}${MEDIA_PATH_PREFIX}${key}` : this.signedReadUrl(key);
+  }
+
+  /**
+   * A V4 signed GET URL. URLs are issued per time window (a quarter of the TTL) and reused
+   * within it, so a playlist does not cost a signature per segment per request and players and
+   * CDNs see stable URLs they can cache.
+   */
+  signedReadUrl(key: string, now = Date.now()): Promise<string> {
+    assertValidKey(key);
+    const ttlMs = this.signedUrlTtlSeconds * 1000;
+    const windowStart = Math.floor(now / (ttlMs / 4)) * (ttlMs / 4);
+    const cached = this.#signed.get(key);
+    if (cached && cached.windowStart === windowStart) return cached.url;
+    const url = this.bucket
+      .file(key)
+      .getSignedUrl({ version: "v4", action: "read", accessibleAt: windowStart, expires: windowStart + ttlMs })
+      .then(([signed]) => signed);
+    if (this.#signed.size >= MAX_CACHED_URLS) this.#signed.clear();
+    const entry = { windowStart, url };
+    this.#signed.set(key, entry);
+    url.catch(() => {
+      if (this.#signed.get(key) === entry) this.#signed.delete(key);
+    });
+    return url;
+  }
+
+  /** The text of a stored object, or null when it does not exist. */
+  async readText(key: string): Promise<string | null> {
+    assertValidKey(key);
+    try {
+      const [contents] = await this.bucket.file(key).download();
+      return contents.toString("utf8");
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+  }
+
+  async deletePrefix(prefix: string): Promise<void> {
+    assertValidKey(prefix);
+    const [files] = await this.bucket.getFiles({ prefix: `${prefix}/` });
+    // Not bucket.deleteFiles: it shares one options object between deletes and the first one
+    // consumes `ignoreNotFound`, so a concurrent delete of the same video would fail it.
+    for (let i = 0; i < files.length; i += DELETE_CONCURRENCY) {
+      await Promise.all(files.slice(i, i + DELETE_CONCURRENCY).map((f) => f.delete({ ignoreNotFound: true })));
+    }
+  }
+}

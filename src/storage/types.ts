@@ -1,0 +1,66 @@
+/** Where a client sends the bytes of a new video's file. */
+export interface UploadTarget {
+  /**
+   * `PUT` the file here, whole or in chunks with `Content-Range: bytes start-end/total`; the
+   * answer is `308` with `Range` until the last byte lands, then `200`/`201`. Local storage hands
+   * out its own `/uploads/…` URL (relative unless PUBLIC_URL is set), GCS a resumable upload
+   * session URI; both speak this protocol (GCS wants chunks in multiples of 256 KiB).
+   */
+  url: string;
+  /** After this the URL takes no more bytes. */
+  expiresAt: Date;
+}
+
+export interface UploadTargetOptions {
+  /** Largest file accepted (MAX_UPLOAD_BYTES). */
+  maxBytes: number;
+  /** The file's size when the client declared it; storage binds the target to it where it can. */
+  size: number | null;
+  /** Origin of the browser page that will upload, for CORS on the target (GCS sessions). */
+  origin: string | null;
+}
+
+/**
+ * The API's view of media storage. Keys are relative, slash-separated paths laid out as in
+ * ARCHITECTURE.md ("Storage layout"): `videos/{videoId}/source/upload`,
+ * `videos/{videoId}/hls/{rung}/index.m3u8`, … Workers write published media with their own
+ * adapter (render-worker/storage/); the API takes uploads, hands out URLs and deletes.
+ */
+export interface ApiStorage {
+  /**
+   * Creates the target a client uploads the source of `videoId` to; the bytes end up at
+   * `videos/{videoId}/source/upload`.
+   */
+  createUploadTarget(videoId: string, options: UploadTargetOptions): Promise<UploadTarget>;
+  /**
+   * Stores a whole object from a stream and returns its size. Past `limit` bytes it throws
+   * `UploadTooLargeError` and leaves no object behind; an existing object is replaced atomically.
+   */
+  write(key: string, body: AsyncIterable<Uint8Array>, options: { limit: number; contentType: string }): Promise<number>;
+  /** Size in bytes, or null when the object does not exist. */
+  size(key: string): Promise<number | null>;
+  /**
+   * The URL a player or browser fetches a published object (HLS playlist, segment, poster)
+   * from. Playlists are always served by the API under `/media/` (relative unless PUBLIC_URL is
+   * set); other objects may live elsewhere (a signed GCS URL).
+   */
+  urlFor(key: string): Promise<string>;
+  /** Deletes every object whose key starts with `${prefix}/`; nothing there is not an error. */
+  deletePrefix(prefix: string): Promise<void>;
+}
+
+export class UploadTooLargeError extends Error {
+  readonly limit: number;
+  constructor(limit: number) {
+    super(`Upload exceeds the limit of ${limit} bytes`);
+    this.name = "UploadTooLargeError";
+    this.limit = limit;
+  }
+}
+
+/** Storage keys are relative, slash-separated and never climb out of the root. */
+export function assertValidKey(key: string): void {
+  if (!key || key.startsWith("/") || key.includes("\\") || key.includes("\0") || key.split("/").some((p) => p === ".." || p === "." || p === "")) {
+    throw new Error(`Invalid storage key: ${JSON.stringify(key)}`);
+  }
+}

@@ -1,0 +1,103 @@
+import { existsSync, readdirSync } from "node:fs";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
+import { createUpload } from "./support/upload-and-wait.ts";
+import { makeClip, processesWithCwd } from "./worker/media-fixtures.ts";
+
+const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { status } } }`;
+const JOB = `query($id: ID!) { video(id: $id) { status error variants { status } jobs(first: 1) { edges { node { id status error runs { status finishedAt } } } } } }`;
+
+/** ffmpeg processes whose working directory is inside `root` (the worker's job temp dirs). */
+function ffmpegUnder(root: string): number[] {
+  if (!existsSync(root)) return [];
+  return readdirSync(root).flatMap((d) => processesWithCwd(path.join(root, d)));
+}
+
+describe("cancel and delete (public API, real worker)", () => {
+  let t: TestApp;
+  let workerTmp: string;
+  beforeAll(async () => {
+    workerTmp = await mkdtemp(path.join(tmpdir(), "videograph-worker-tmp-"));
+    t = await startTestApp({ workerEnv: { WORKER_TMP_DIR: workerTmp } });
+  });
+  afterAll(async () => {
+    await t.stop();
+    await rm(workerTmp, { recursive: true, force: true });
+  });
+
+  it("cancelVideo mid-encode: CANCELED at once, ffmpeg stopped and temp files gone within 5 s", async () => {
+    const clip = await makeClip({ width: 960, height: 540, seconds: 12, audio: true });
+    const { id, uploadUrl } = await createUpload(t, "cancel me");
+    const client = t.wsClient();
+    const firstProgress = new Promise<void>((resolve) => {
+      client.subscribe({ query: EVENTS, variables: { id } }, {
+        next: (m: any) => m.data?.videoEvents.__typename === "VariantProgressEvent" && resolve(),
+        error: () => {},
+        complete: () => {},
+      });
+    });
+    const final = collectSubscription<any>(client, EVENTS, { id });
+    expect((await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
+    await firstProgress;
+    expect(ffmpegUnder(workerTmp).length).toBeGreaterThan(0);
+
+    const canceledAt = Date.now();
+    const res = await t.gql(`mutation($id: ID!) { cancelVideo(id: $id) { __typename ... on CancelVideoSuccess { video { status error } } ... on Error { message } } }`, { id });
+    expect(res.data.cancelVideo).toEqual({ __typename: "CancelVideoSuccess", video: { status: "CANCELED", error: "Canceled on request" } });
+    expect((await final.done).at(-1).videoEvents.video.status).toBe("CANCELED");
+
+    await expect.poll(async () => (await t.gql(JOB, { id })).data.video.jobs.edges[0].node.runs[0]?.status, { timeout: 5000, interval: 100 }).toBe("CANCELED");
+    await expect.poll(() => ffmpegUnder(workerTmp).length, { timeout: 5000 - (Date.now() - canceledAt), interval: 100 }).toBe(0);
+    await expect.poll(() => readdirSync(workerTmp).length, { timeout: 2000, interval: 100 }).toBe(0);
+    expect(Date.now() - canceledAt).toBeLessThan(5000);
+
+    const video = (await t.gql(JOB, { id })).data.video;
+    expect(video.status).toBe("CANCELED");
+    expect(video.jobs.edges[0].node).toMatchObject({ status: "CANCELED", error: "Canceled on request" });
+    for (const v of video.variants) expect(v.status).toBe("SKIPPED");
+  });
+
+  it("cancels a video still waiting for its upload; the upload URL is then refused", async () => {
+    const { id, uploadUrl } = await createUpload(t, "never uploaded");
+    const res = await t.gql(`mutation($id: ID!) { cancelVideo(id: $id) { __typename ... on CancelVideoSuccess { video { status } } } }`, { id });
+    expect(res.data.cancelVideo.video.status).toBe("CANCELED");
+    expect((await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: "bytes" })).status).toBe(409);
+  });
+
+  it("refuses to cancel a finished video or job, and says when an id is unknown", async () => {
+    const clip = await makeClip({ width: 320, height: 180, seconds: 2, audio: false });
+    const { id, uploadUrl } = await createUpload(t, "finished");
+    const done = collectSubscription<any>(t.wsClient(), EVENTS, { id }).done;
+    await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) });
+    expect((await done).at(-1).videoEvents.video.status).toBe("READY");
+    const jobId = (await t.gql(JOB, { id })).data.video.jobs.edges[0].node.id;
+
+    const video = await t.gql(`mutation($id: ID!) { cancelVideo(id: $id) { __typename ... on Error { message } } }`, { id });
+    expect(video.data.cancelVideo).toEqual({ __typename: "ValidationError", message: expect.stringMatching(/READY/) });
+    const job = await t.gql(`mutation($id: ID!) { cancelJob(id: $id) { __typename ... on Error { message } } }`, { id: jobId });
+    expect(job.data.cancelJob).toEqual({ __typename: "ValidationError", message: expect.stringMatching(/SUCCEEDED/) });
+    const unknown = await t.gql(`mutation { cancelJob(id: "00000000-0000-4000-8000-000000000000") { __typename } }`);
+    expect(unknown.data.cancelJob.__typename).toBe("NotFoundError");
+  });
+
+  it("deleteVideo removes the video, its jobs and its media", async () => {
+    const clip = await makeClip({ width: 320, height: 180, seconds: 2, audio: true });
+    const { id, uploadUrl } = await createUpload(t, "to delete");
+    const done = collectSubscription<any>(t.wsClient(), EVENTS, { id }).done;
+    await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) });
+    expect((await done).at(-1).videoEvents.video.status).toBe("READY");
+    const dir = path.join(t.dataDir, "videos", id);
+    expect(existsSync(path.join(dir, "hls", "master.m3u8"))).toBe(true);
+
+    const res = await t.gql(`mutation($id: ID!) { deleteVideo(id: $id) { __typename ... on DeleteVideoSuccess { deletedVideoId } } }`, { id });
+    expect(res.data.deleteVideo).toEqual({ __typename: "DeleteVideoSuccess", deletedVideoId: id });
+    expect(existsSync(dir)).toBe(false);
+    expect((await t.gql(`query($id: ID!) { video(id: $id) { id } }`, { id })).data.video).toBeNull();
+    expect((await fetch(`${t.url}/media/videos/${id}/hls/master.m3u8`)).status).toBe(404);
+    const again = await t.gql(`mutation($id: ID!) { deleteVideo(id: $id) { __typename } }`, { id });
+    expect(again.data.deleteVideo.__typename).toBe("NotFoundError");
+  });
+});

@@ -1,0 +1,155 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createDb, type Db } from "../src/db/client.ts";
+import { createVideoPubSub } from "../src/events/video-events.ts";
+import { createEventIngestor, type EventIngestor } from "../src/jobs/ingest-events.ts";
+import { PROTOCOL_VERSION, type JobEvent, type JobEventBody, type Rung } from "../src/protocol/messages.ts";
+import { createTestDatabase, type TestDatabase } from "./support/db.ts";
+
+const LADDER: Rung[] = [
+  { name: "360p", kind: "VIDEO", width: 640, height: 360, bandwidth: 1_200_000, codecs: "avc1.64001e" },
+  { name: "144p", kind: "VIDEO", width: 256, height: 144, bandwidth: 400_000, codecs: "avc1.64000c" },
+  { name: "audio", kind: "AUDIO", width: null, height: null, bandwidth: 140_800, codecs: "mp4a.40.2" },
+];
+
+/** The events one clean run of a transcode job sends, in order. */
+function cleanRun(jobId: string, videoId: string, attempt = 1, workerId = "worker-1"): JobEvent[] {
+  const prefix = `videos/${videoId}/hls`;
+  const bodies: JobEventBody[] = [
+    { type: "job.started" },
+    {
+      type: "job.probed",
+      probe: { duration: 6, width: 640, height: 360, fps: 25, rotation: 0, hasAudio: true, videoCodec: "h264", audioCodec: "aac" },
+      ladder: LADDER,
+    },
+    { type: "job.progress", progress: 0.3, fps: 100, speed: 4, etaSeconds: 1, variants: LADDER.map((r) => ({ name: r.name, progress: 0.33, segmentCount: 1 })) },
+    { type: "video.playable", masterKey: `${prefix}/master.m3u8` },
+    { type: "job.progress", progress: 0.7, fps: 100, speed: 4, etaSeconds: 1, variants: LADDER.map((r) => ({ name: r.name, progress: 0.67, segmentCount: 2 })) },
+    ...LADDER.map((rung): JobEventBody => ({ type: "variant.ready", name: rung.name, rung, playlistKey: `${prefix}/${rung.name}/index.m3u8`, segmentCount: 3 })),
+    { type: "job.succeeded", masterKey: `${prefix}/master.m3u8`, posterKey: `videos/${videoId}/thumbnails/poster.jpg` },
+  ];
+  const t0 = Date.parse("2026-11-22T10:00:00Z");
+  return bodies.map((b, i) => ({ ...b, v: PROTOCOL_VERSION, jobId, attempt, seq: i + 1, workerId, at: new Date(t0 + i * 1000).toISOString() }) as JobEvent);
+}
+
+/** A seeded shuffle, so a failure can be replayed. */
+function shuffle<T>(items: T[], seed: number): T[] {
+  const out = [...items];
+  let s = seed;
+  for (let i = out.length - 1; i > 0; i--) {
+    s = (s * 1_103_515_245 + 12_345) % 2 ** 31;
+    const j = s % (i + 1);
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+describe("worker events are applied idempotently and in any order", () => {
+  let database: TestDatabase;
+  let db: Db;
+  let ingestor: EventIngestor;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    db = createDb(database.url);
+    ingestor = createEventIngestor({ db, pubSub: createVideoPubSub(undefined), progressWriteIntervalMs: 0, onJobRequeued: () => {}, onCanceledJobReported: async () => {}, stallSeconds: 30 });
+  });
+  afterAll(async () => {
+    await db.$disconnect();
+    await database.drop();
+  });
+
+  async function newJob() {
+    const video = await db.video.create({ data: { title: "t", status: "QUEUED", sourceKey: "x" } });
+    const job = await db.job.create({ data: { videoId: video.id, kind: "TRANSCODE", dispatchedAt: new Date() } });
+    return { videoId: video.id, jobId: job.id };
+  }
+
+  /** Everything the events decide, without ids and row timestamps. */
+  async function outcome(videoId: string) {
+    const video = await db.video.findUniqueOrThrow({
+      where: { id: videoId },
+      include: { variants: { orderBy: { name: "asc" } }, jobs: { include: { runs: true } } },
+    });
+    const { id, createdAt, updatedAt, variants, jobs, posterKey, masterKey, ...videoFacts } = video;
+    return {
+      video: { ...videoFacts, posterKey: posterKey?.replace(videoId, "V"), masterKey: masterKey?.replace(videoId, "V") },
+      variants: variants.map(({ id, videoId: _v, createdAt, updatedAt, playlistKey, ...v }) => ({ ...v, playlistKey: playlistKey?.replace(videoId, "V") })),
+      jobs: jobs.map(({ id, videoId: _v, createdAt, updatedAt, dispatchedAt, runs, ...j }) => ({
+        ...j,
+        runs: runs.map(({ id, jobId, ...r }) => r),
+      })),
+    };
+  }
+
+  it("a clean run ends READY with every variant READY", async () => {
+    const { videoId, jobId } = await newJob();
+    await ingestor.ingest(cleanRun(jobId, videoId));
+    const result = await outcome(videoId);
+    expect(result.video).toMatchObject({ status: "READY", playable: true, duration: 6, width: 640, error: null });
+    expect(result.variants.map((v) => [v.name, v.status, v.progress, v.segmentCount])).toEqual([
+      ["144p", "READY", 1, 3],
+      ["360p", "READY", 1, 3],
+      ["audio", "READY", 1, 3],
+    ]);
+    expect(result.jobs[0]).toMatchObject({ status: "SUCCEEDED", progress: 1, runs: [expect.objectContaining({ workerId: "worker-1", status: "SUCCEEDED" })] });
+  });
+
+  it("every event twice, in shuffled order and in separate batches, gives the same final state", async () => {
+    const reference = await newJob();
+    await ingestor.ingest(cleanRun(reference.jobId, reference.videoId));
+    const expected = await outcome(reference.videoId);
+
+    for (const seed of [1, 2, 3, 7, 11, 42, 77, 1234, 4321, 99_999]) {
+      const { videoId, jobId } = await newJob();
+      const events = shuffle([...cleanRun(jobId, videoId), ...cleanRun(jobId, videoId)], seed);
+      // Separate deliveries, as a queue redelivering and reordering would make them.
+      for (let i = 0; i < events.length; i += 3) await ingestor.ingest(events.slice(i, i + 3));
+      const actual = await outcome(videoId);
+      expect(actual, `seed ${seed}`).toEqual(expected);
+    }
+  });
+
+  it("ignores events of a superseded attempt and events that are not worker events", async () => {
+    const { videoId, jobId } = await newJob();
+    await db.job.update({ where: { id: jobId }, data: { attempt: 2 } });
+    const stale = cleanRun(jobId, videoId, 1, "worker-old");
+    await ingestor.ingest([...stale, { v: 99, type: "job.started" }, "garbage", null]);
+    const result = await outcome(videoId);
+    expect(result.video.status).toBe("QUEUED");
+    expect(result.variants).toEqual([]);
+    expect(result.jobs[0]).toMatchObject({ status: "QUEUED", attempt: 2, runs: [] });
+
+    await ingestor.ingest(cleanRun(jobId, videoId, 2, "worker-new"));
+    expect((await outcome(videoId)).video.status).toBe("READY");
+  });
+
+  it("a retryable failure queues the next attempt after a back-off; the last one fails the video", async () => {
+    const { videoId, jobId } = await newJob();
+    const requeued: Date[] = [];
+    const withRetries = createEventIngestor({ db, pubSub: createVideoPubSub(undefined), progressWriteIntervalMs: 0, onJobRequeued: (at) => void requeued.push(at), onCanceledJobReported: async () => {}, stallSeconds: 30 });
+    const failure = (attempt: number): JobEvent[] => [
+      cleanRun(jobId, videoId, attempt)[0]!,
+      { v: PROTOCOL_VERSION, jobId, attempt, seq: 2, workerId: "worker-1", at: new Date().toISOString(), type: "job.failed", error: "ffmpeg exited with code 1: boom", retryable: true, command: "ffmpeg -i x", stderrTail: "boom", exitCode: 1 },
+    ];
+    const before = Date.now();
+    await withRetries.ingest(failure(1));
+    let job = await db.job.findUniqueOrThrow({ where: { id: jobId } });
+    expect(job).toMatchObject({ status: "QUEUED", attempt: 2, dispatchedAt: null, error: "ffmpeg exited with code 1: boom" });
+    expect(job.runAfter!.getTime()).toBeGreaterThanOrEqual(before + 2000);
+    expect(requeued).toHaveLength(1);
+
+    await withRetries.ingest(failure(2));
+    await withRetries.ingest(failure(3));
+    const withRuns = await db.job.findUniqueOrThrow({ where: { id: jobId }, include: { runs: { orderBy: { attempt: "asc" } } } });
+    job = withRuns;
+    expect(job.status).toBe("FAILED");
+    expect(job.attempt).toBe(3);
+    expect(withRuns.runs.map((r) => [r.attempt, r.status, r.command, r.stderrTail, r.exitCode])).toEqual([
+      [1, "FAILED", "ffmpeg -i x", "boom", 1],
+      [2, "FAILED", "ffmpeg -i x", "boom", 1],
+      [3, "FAILED", "ffmpeg -i x", "boom", 1],
+    ]);
+    const video = await db.video.findUniqueOrThrow({ where: { id: videoId } });
+    expect(video).toMatchObject({ status: "FAILED", error: "ffmpeg exited with code 1: boom" });
+  });
+});

@@ -1,0 +1,190 @@
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { createClient, type Client } from "graphql-ws";
+import WebSocket from "ws";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { collectSubscription } from "./support/app.ts";
+import { createTestDatabase, type TestDatabase } from "./support/db.ts";
+import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
+import { makeClip } from "./worker/media-fixtures.ts";
+
+const CREATE_UPLOAD = `mutation($title: String!) { createUpload(input: { title: $title }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`;
+const EVENTS = `subscription($id: ID!) {
+  videoEvents(videoId: $id) {
+    __typename video { status playable }
+    ... on VariantProgressEvent { variant { name progress } }
+  } }`;
+const RUNS = `query($id: ID!) {
+  video(id: $id) {
+    status
+    variants { name status segmentCount }
+    jobs(first: 5) { edges { node { status attempt runs { workerId status startedAt heartbeatAt finishedAt } } } }
+  } }`;
+
+async function gql(url: string, query: string, variables: Record<string, unknown> = {}) {
+  const res = await fetch(`${url}/graphql`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ query, variables }) });
+  const body = await res.json();
+  if (body.errors) throw new Error(JSON.stringify(body.errors));
+  return body.data;
+}
+
+/**
+ * Many API instances and many workers on one database, each its own process, as deployed:
+ * events ingested by one API instance reach subscribers of another through LISTEN/NOTIFY, two
+ * workers share the queue, and a worker killed mid-encode loses its job to the other.
+ */
+describe("two API processes and two workers on one database (Postgres transport)", () => {
+  let db: TestDatabase;
+  let dataDir: string;
+  let apiA: ServiceProcess & { url: string };
+  let apiB: ServiceProcess & { url: string };
+  const workers = new Map<string, ServiceProcess>();
+  const clients: Client[] = [];
+  const wsClient = (url: string) => {
+    const c = createClient({ url: `${url.replace("http", "ws")}/graphql`, webSocketImpl: WebSocket, retryAttempts: 0 });
+    clients.push(c);
+    return c;
+  };
+  const upload = async (api: { url: string }, clip: string) => {
+    const { uploadUrl, video } = (await gql(api.url, CREATE_UPLOAD, { title: path.basename(clip) })).createUpload;
+    const res = await fetch(`${api.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) });
+    expect(res.status).toBe(200);
+    return video.id as string;
+  };
+
+  let common: Record<string, string>;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    dataDir = await mkdtemp(path.join(tmpdir(), "videograph-multi-"));
+    common = {
+      DATABASE_URL: db.url,
+      DATA_DIR: dataDir,
+      SIGNING_SECRET: "a-shared-secret-for-both-instances-000",
+      HLS_SEGMENT_SECONDS: "2",
+      JOB_STALL_SECONDS: "10",
+      PROGRESS_WRITE_INTERVAL_MS: "500",
+    };
+    // A only serves; B applies worker events. A's subscribers hear of them through Postgres.
+    apiA = await startApiProcess("api-a", { ...common, INGEST_EVENTS: "false" });
+    apiB = await startApiProcess("api-b", { ...common, INGEST_EVENTS: "true" });
+    for (const id of ["worker-1", "worker-2"]) {
+      workers.set(id, await startWorkerProcess(id, { ...common, PROGRESS_INTERVAL_MS: "250", HEARTBEAT_INTERVAL_SECONDS: "2" }));
+    }
+  });
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.dispose()));
+    await stopAllProcesses();
+    await db?.drop();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it("a subscriber on instance A sees every variant's progress ingested by instance B", async () => {
+    const clip = await makeClip({ width: 640, height: 360, seconds: 8, audio: true });
+    const { uploadUrl, video } = (await gql(apiB.url, CREATE_UPLOAD, { title: "fan-out" })).createUpload;
+    const sub = collectSubscription<any>(wsClient(apiA.url), EVENTS, { id: video.id });
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await fetch(`${apiB.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
+    const events = (await sub.done).map((e) => e.videoEvents);
+    expect(events.at(-1).video.status).toBe("READY");
+    const progressed = new Set(events.filter((e) => e.__typename === "VariantProgressEvent").map((e) => e.variant.name));
+    const { variants } = (await gql(apiA.url, RUNS, { id: video.id })).video;
+    expect([...progressed].sort()).toEqual(variants.map((v: { name: string }) => v.name).sort());
+    // Only B ingests: A's log never shows it applying an event, yet A's subscriber heard them all.
+    expect(apiA.log()).not.toContain("job attempt failed");
+  });
+
+  it("two workers share the queue and no job runs on both", async () => {
+    const clips = await Promise.all([0, 1, 2, 3].map((i) => makeClip({ width: 320 + 16 * i, height: 180, seconds: 4, audio: false })));
+    const ids = await Promise.all(clips.map((clip, i) => upload(i % 2 ? apiA : apiB, clip)));
+    const finals = await Promise.all(ids.map((id) => collectSubscription<any>(wsClient(apiA.url), EVENTS, { id }).done));
+    for (const events of finals) expect(events.at(-1).videoEvents.video.status).toBe("READY");
+    const usedWorkers = new Set<string>();
+    for (const id of ids) {
+      const { jobs } = (await gql(apiA.url, RUNS, { id })).video;
+      expect(jobs.edges).toHaveLength(1);
+      const runs = jobs.edges[0].node.runs;
+      expect(runs).toHaveLength(1);
+      expect(runs[0].status).toBe("SUCCEEDED");
+      usedWorkers.add(runs[0].workerId);
+    }
+    expect([...usedWorkers].sort()).toEqual(["worker-1", "worker-2"]);
+  });
+
+  it("kill -9 a worker mid-encode: the other worker takes the job over and the video reaches READY once", async () => {
+    const clip = await makeClip({ width: 960, height: 540, seconds: 12, audio: true });
+    const { uploadUrl, video } = (await gql(apiA.url, CREATE_UPLOAD, { title: "killed" })).createUpload;
+    const client = wsClient(apiA.url);
+    const firstProgress = new Promise<void>((resolve) => {
+      client.subscribe({ query: EVENTS, variables: { id: video.id } }, {
+        next: (m: any) => m.data?.videoEvents.__typename === "VariantProgressEvent" && resolve(),
+        error: () => {},
+        complete: () => {},
+      });
+    });
+    const final = collectSubscription<any>(client, EVENTS, { id: video.id });
+    expect((await fetch(`${apiA.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
+    await firstProgress;
+
+    const running = (await gql(apiA.url, RUNS, { id: video.id })).video.jobs.edges[0].node.runs;
+    expect(running).toHaveLength(1);
+    const victim = running[0].workerId as string;
+    const survivor = [...workers.keys()].find((w) => w !== victim)!;
+    await workers.get(victim)!.stop("SIGKILL");
+
+    const events = await final.done;
+    expect(events.at(-1).videoEvents.video).toEqual({ status: "READY", playable: true });
+    const result = (await gql(apiA.url, RUNS, { id: video.id })).video;
+    const job = result.jobs.edges[0].node;
+    expect(job.status).toBe("SUCCEEDED");
+    expect(job.runs.map((r: any) => [r.workerId, r.status])).toEqual([
+      [victim, "ABANDONED"],
+      [survivor, "SUCCEEDED"],
+    ]);
+    // Never on both at once: the dead run's last sign of life precedes the new run.
+    expect(new Date(job.runs[0].finishedAt).getTime()).toBeLessThanOrEqual(new Date(job.runs[1].startedAt).getTime());
+    for (const v of result.variants) {
+      expect(v.status).toBe("READY");
+      expect(v.segmentCount).toBeGreaterThanOrEqual(6);
+    }
+  });
+
+  it("SIGTERM: an idle worker exits 0 at once; a busy one hands its job back within the grace period, and the job completes", async () => {
+    for (const [id, w] of workers) {
+      if (w.child.exitCode === null && w.child.signalCode === null) {
+        const started = Date.now();
+        expect(await w.stop("SIGTERM")).toBe(0);
+        expect(Date.now() - started).toBeLessThan(5000);
+      }
+      workers.delete(id);
+    }
+    const graceful = await startWorkerProcess("worker-3", { ...common, SHUTDOWN_GRACE_SECONDS: "1", PROGRESS_INTERVAL_MS: "250", HEARTBEAT_INTERVAL_SECONDS: "2" });
+    const clip = await makeClip({ width: 960, height: 540, seconds: 12, audio: true });
+    const { uploadUrl, video } = (await gql(apiA.url, CREATE_UPLOAD, { title: "sigterm" })).createUpload;
+    const client = wsClient(apiA.url);
+    const firstProgress = new Promise<void>((resolve) => {
+      client.subscribe({ query: EVENTS, variables: { id: video.id } }, {
+        next: (m: any) => m.data?.videoEvents.__typename === "VariantProgressEvent" && resolve(),
+        error: () => {},
+        complete: () => {},
+      });
+    });
+    const final = collectSubscription<any>(client, EVENTS, { id: video.id });
+    expect((await fetch(`${apiA.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
+    await firstProgress;
+
+    const stopping = Date.now();
+    expect(await graceful.stop("SIGTERM")).toBe(0);
+    expect(Date.now() - stopping).toBeLessThan(6000);
+    expect(graceful.log()).toContain("handing jobs back");
+
+    await startWorkerProcess("worker-4", { ...common, PROGRESS_INTERVAL_MS: "250", HEARTBEAT_INTERVAL_SECONDS: "2" });
+    const events = await final.done;
+    expect(events.at(-1).videoEvents.video.status).toBe("READY");
+    const runs = (await gql(apiA.url, RUNS, { id: video.id })).video.jobs.edges[0].node.runs;
+    expect(runs.map((r: any) => [r.workerId, r.status])).toEqual([
+      ["worker-3", "ABANDONED"],
+      ["worker-4", "SUCCEEDED"],
+    ]);
+  });
+});

@@ -1,0 +1,86 @@
+import { spawn, type ChildProcess } from "node:child_process";
+
+/** A service started as its own process, as operators run it, with its log kept for assertions. */
+export interface ServiceProcess {
+  name: string;
+  child: ChildProcess;
+  log(): string;
+  /** Resolves when the log contains `text`; rejects after `timeoutMs` or if the process exits. */
+  waitForLog(text: string | RegExp, timeoutMs?: number): Promise<RegExpMatchArray | string>;
+  /** Sends `signal` and resolves with the exit code once the process has exited. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+const running = new Set<ServiceProcess>();
+
+function startProcess(name: string, entry: string, env: Record<string, string | undefined>): ServiceProcess {
+  // An undefined value removes the variable (DATABASE_URL: undefined → embedded Postgres).
+  const merged = Object.fromEntries(Object.entries({ ...process.env, ...env }).filter(([, v]) => v !== undefined)) as NodeJS.ProcessEnv;
+  const child = spawn(process.execPath, [entry], { env: merged, stdio: ["ignore", "ignore", "pipe"] });
+  let log = "";
+  const listeners = new Set<() => void>();
+  child.stderr!.on("data", (d) => {
+    log += d;
+    if (process.env.TEST_SERVICE_LOGS) process.stderr.write(`[${name}] ${d}`);
+    for (const l of listeners) l();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code, signal) => resolve(code ?? (signal ? null : code))));
+  const service: ServiceProcess = {
+    name,
+    child,
+    log: () => log,
+    waitForLog(text, timeoutMs = 60_000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const match = typeof text === "string" ? (log.includes(text) ? text : null) : log.match(text);
+          if (match) {
+            done();
+            resolve(match);
+          }
+        };
+        const timer = setTimeout(() => {
+          done();
+          reject(new Error(`${name}: no ${text} within ${timeoutMs} ms. Log:\n${log.slice(-4000)}`));
+        }, timeoutMs);
+        const onExit = () => {
+          done();
+          reject(new Error(`${name} exited (code ${child.exitCode}) before logging ${text}. Log:\n${log.slice(-4000)}`));
+        };
+        const done = () => {
+          clearTimeout(timer);
+          listeners.delete(check);
+          child.off("exit", onExit);
+        };
+        listeners.add(check);
+        child.once("exit", onExit);
+        check();
+      });
+    },
+    async stop(signal = "SIGTERM") {
+      running.delete(service);
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+  running.add(service);
+  return service;
+}
+
+/** `node src/main.ts` on a random port; resolves once it listens, with its URL. */
+export async function startApiProcess(name: string, env: Record<string, string | undefined>): Promise<ServiceProcess & { url: string }> {
+  const api = startProcess(name, "src/main.ts", { PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "info", LOCAL_WORKER: "false", ...env });
+  const match = (await api.waitForLog(/"msg":"API listening","url":"(http:\/\/[^"]+)\/graphql"/)) as RegExpMatchArray;
+  return Object.assign(api, { url: match[1]! });
+}
+
+/** `node render-worker/main.ts`; resolves once it has announced itself. */
+export async function startWorkerProcess(name: string, env: Record<string, string | undefined>): Promise<ServiceProcess> {
+  const worker = startProcess(name, "render-worker/main.ts", { LOG_LEVEL: "info", WORKER_ID: name, ...env });
+  await worker.waitForLog('"msg":"worker ready"');
+  return worker;
+}
+
+/** Kills whatever a test left running (SIGKILL: a test that failed midway owes no grace). */
+export async function stopAllProcesses(): Promise<void> {
+  await Promise.all([...running].map((p) => p.stop("SIGKILL")));
+}

@@ -1,0 +1,262 @@
+import { execFile, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { existsSync } from "node:fs";
+import { copyFile, mkdir, mkdtemp, rm } from "node:fs/promises";
+import path from "node:path";
+import { promisify } from "node:util";
+import { afterEach, describe, expect, it } from "vitest";
+import { probeNvenc, rungEncoder, videoEncoderOptions } from "../../render-worker/media/ffmpeg.ts";
+import { planLadder } from "../../render-worker/media/ladder.ts";
+import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
+import type { JobHandler, WorkerTransport } from "../../render-worker/transport/types.ts";
+import { createWorker } from "../../render-worker/worker.ts";
+import { parseWorkerEvent, PROTOCOL_VERSION, type Capability, type JobEvent, type TranscodeJobMessage, type WorkerEvent } from "../../src/protocol/messages.ts";
+import { createPostgresTransport } from "../../src/transport/postgres.ts";
+import { createTestDatabase } from "../support/db.ts";
+import { fixturesDir, makeClip } from "./media-fixtures.ts";
+
+const run = promisify(execFile);
+const WORKER_ENTRY = path.resolve(import.meta.dirname, "../../render-worker/main.ts");
+// A machine with the NVIDIA driver's device nodes may well encode; these tests are about one without.
+const hasNvidiaDevice = existsSync("/dev/nvidiactl");
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+const ladder1080 = planLadder({ duration: 10, width: 1920, height: 1080, fps: 30, rotation: 0, hasAudio: false, videoCodec: "h264", audioCodec: null });
+const rung1080 = ladder1080[0];
+
+/** A transcode job whose source (a generated clip) is in `dataDir`. */
+async function transcodeJob(dataDir: string): Promise<TranscodeJobMessage> {
+  const videoId = randomUUID();
+  const sourceKey = `videos/${videoId}/source/upload`;
+  await mkdir(path.join(dataDir, "videos", videoId, "source"), { recursive: true });
+  await copyFile(await makeClip({ width: 320, height: 180, seconds: 2, audio: false }), path.join(dataDir, sourceKey));
+  return { v: PROTOCOL_VERSION, type: "transcode", jobId: randomUUID(), attempt: 1, videoId, sourceKey, outputPrefix: `videos/${videoId}`, options: { segmentSeconds: 2 } };
+}
+
+async function waitFor<T>(what: string, find: () => T | undefined, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = find();
+    if (found !== undefined) return found;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe("h264_nvenc (no GPU here: command line only)", () => {
+  it("encodes a rung with VBR at the rung's rates, high profile, and IDR frames only at segment boundaries", () => {
+    expect(videoEncoderOptions("h264_nvenc", rung1080, 4, 30)).toEqual([
+      "-c:v", "h264_nvenc",
+      "-preset", "p4",
+      "-tune", "hq",
+      "-rc", "vbr",
+      "-profile:v", "high",
+      "-level:v", "4.0",
+      "-b:v", "5000000",
+      "-maxrate", "5500000",
+      "-bufsize", "7500000",
+      "-force_key_frames", "expr:gte(t,n_forced*4)",
+      "-forced-idr", "1",
+      "-g", "240",
+      "-bf", "3",
+      "-rc-lookahead", "20",
+      "-no-scenecut", "1",
+    ]);
+    // An unknown frame rate is taken as 30 fps for the GOP length.
+    expect(videoEncoderOptions("h264_nvenc", rung1080, 2, 0)).toContain("120");
+  });
+
+  it("uses only option names and values that this ffmpeg's h264_nvenc has", async () => {
+    const { stdout } = await run("ffmpeg", ["-hide_banner", "-h", "encoder=h264_nvenc"]);
+    const options = videoEncoderOptions("h264_nvenc", rung1080, 4, 30);
+    const encoderOptions = ["-preset", "-tune", "-rc", "-forced-idr", "-rc-lookahead", "-no-scenecut"];
+    for (const name of encoderOptions) expect(stdout, name).toMatch(new RegExp(`^\\s+${name}\\s`, "m"));
+    const named: Record<string, string> = { "-preset": "p4", "-tune": "hq", "-rc": "vbr", "-profile:v": "high", "-level:v": "4.0" };
+    for (const [name, value] of Object.entries(named)) {
+      expect(options[options.indexOf(name) + 1]).toBe(value);
+      expect(stdout, `${name} ${value}`).toMatch(new RegExp(`^\\s+${value.replace(".", "\\.")}\\s+\\d+\\s+E\\.\\.V`, "m"));
+    }
+  });
+
+  it("encodes rungs under 145 px on a side with libx264, since NVENC refuses them", () => {
+    expect(ladder1080.map((r) => `${r.name}:${rungEncoder("h264_nvenc", r)}`)).toEqual([
+      "1080p:h264_nvenc",
+      "720p:h264_nvenc",
+      "540p:h264_nvenc",
+      "480p:h264_nvenc",
+      "360p:h264_nvenc",
+      "240p:h264_nvenc",
+      "144p:libx264",
+    ]);
+    const portrait = planLadder({ duration: 10, width: 1080, height: 1920, fps: 30, rotation: 0, hasAudio: false, videoCodec: "h264", audioCodec: null });
+    expect(portrait.find((r) => r.name === "144p")).toMatchObject({ width: 144, height: 256 });
+    expect(rungEncoder("h264_nvenc", portrait.find((r) => r.name === "144p")!)).toBe("libx264");
+    expect(ladder1080.every((r) => rungEncoder("libx264", r) === "libx264")).toBe(true);
+  });
+
+  it("leaves the libx264 command as it was", () => {
+    expect(videoEncoderOptions("libx264", rung1080, 4, 30)).toEqual([
+      "-c:v", "libx264",
+      "-preset", "veryfast",
+      "-profile:v", "high",
+      "-level:v", "4.0",
+      "-b:v", "5000000",
+      "-maxrate", "5500000",
+      "-bufsize", "7500000",
+      "-force_key_frames", "expr:gte(t,n_forced*4)",
+      "-sc_threshold", "0",
+    ]);
+  });
+});
+
+describe.skipIf(hasNvidiaDevice)("probeNvenc (no GPU here)", () => {
+  it("returns false with ffmpeg's reason after a real probe encode", async () => {
+    const reasons: string[] = [];
+    expect(await probeNvenc({ onFailure: (r) => reasons.push(r) })).toBe(false);
+    expect(reasons).toHaveLength(1);
+    expect(reasons[0]).toMatch(/cuda|nvenc|nvidia/i);
+  });
+});
+
+describe.skipIf(hasNvidiaDevice)("a worker asked for nvenc on a machine without NVENC", () => {
+  it("started with WORKER_CAPABILITIES=cpu,nvenc, drops nvenc, says so loudly and still serves cpu jobs", async () => {
+    const db = await createTestDatabase();
+    cleanups.push(() => db.drop());
+    const api = createPostgresTransport({ connectionString: db.url, stallSeconds: 30 });
+    await api.start();
+    cleanups.push(() => api.stop());
+    const events: WorkerEvent[] = [];
+    await api.consumeEvents(async (batch) => {
+      events.push(...batch.map(parseWorkerEvent));
+    });
+
+    const dataDir = await mkdtemp(path.join(fixturesDir(), "nvenc-worker-"));
+    const nvencJob = await transcodeJob(dataDir);
+    const cpuJob = await transcodeJob(dataDir);
+    await api.publishJob("nvenc", nvencJob);
+
+    let stderr = "";
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    for (const name of ["PUBSUB_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT", "WORKER_ID", "WORKER_TMP_DIR"]) delete env[name];
+    const child = spawn(process.execPath, [WORKER_ENTRY], {
+      stdio: ["ignore", "ignore", "pipe"],
+      env: {
+        ...env,
+        TRANSPORT: "postgres",
+        DATABASE_URL: db.url,
+        DATA_DIR: dataDir,
+        WORKER_ID: "nvenc-test-worker",
+        WORKER_CAPABILITIES: "cpu,nvenc",
+        HEARTBEAT_INTERVAL_SECONDS: "1",
+        LOG_LEVEL: "info",
+      },
+    });
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    cleanups.push(async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      await exited;
+    });
+
+    const heartbeat = await waitFor("a heartbeat", () => events.find((e) => e.type === "worker.heartbeat"));
+    expect(heartbeat.workerId).toBe("nvenc-test-worker");
+    expect(heartbeat.capabilities).toEqual(["cpu"]);
+    const logLines = stderr.split("\n").filter(Boolean).map((l) => JSON.parse(l) as { level: string; msg: string; reason?: string; capabilities?: string[] });
+    const loud = logLines.find((l) => l.msg.startsWith("NVENC IS NOT AVAILABLE"));
+    expect(loud).toMatchObject({ level: "error", capabilities: ["cpu"] });
+    expect(loud?.reason).toMatch(/cuda|nvenc|nvidia/i);
+    expect(logLines.find((l) => l.msg === "worker ready")).toMatchObject({ capabilities: ["cpu"] });
+
+    await api.publishJob("cpu", cpuJob);
+    const jobEvents = () => events.filter((e): e is JobEvent => e.type !== "worker.heartbeat");
+    await waitFor("the cpu job to succeed", () => jobEvents().find((e) => e.jobId === cpuJob.jobId && e.type === "job.succeeded"));
+    expect(existsSync(path.join(dataDir, cpuJob.outputPrefix, "hls", "master.m3u8"))).toBe(true);
+    // The nvenc job was published first and is still waiting for a worker that can take it.
+    expect(jobEvents().filter((e) => e.jobId === nvencJob.jobId)).toEqual([]);
+
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+  });
+
+  it("started with WORKER_CAPABILITIES=nvenc alone, exits with a clear error before connecting", async () => {
+    const child = spawn(process.execPath, [WORKER_ENTRY], {
+      stdio: ["ignore", "ignore", "pipe"],
+      env: {
+        ...process.env,
+        TRANSPORT: "postgres",
+        // Nothing listens here: the worker must give up before it tries to connect.
+        DATABASE_URL: "postgresql://nobody@127.0.0.1:1/none",
+        WORKER_CAPABILITIES: "nvenc",
+        LOG_LEVEL: "info",
+      },
+    });
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+    const code = await new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/NVENC IS NOT AVAILABLE/);
+    expect(stderr).toMatch(/WORKER_CAPABILITIES asks only for nvenc, but NVENC does not work on this machine \(.+\); no capability left to serve/);
+    expect(stderr).not.toMatch(/ECONNREFUSED/);
+  });
+});
+
+describe("the queue a job came from picks its encoder", () => {
+  /** A transport that hands the test the worker's job handler and keeps what the worker sends. */
+  function inMemoryTransport() {
+    const events: WorkerEvent[] = [];
+    let handler: JobHandler | undefined;
+    let consumed: Capability[] = [];
+    const transport: WorkerTransport = {
+      async start() {},
+      async consumeJobs(capabilities, _concurrency, h) {
+        consumed = capabilities;
+        handler = h;
+      },
+      async publishEvent(event) {
+        events.push(event);
+      },
+      async onControl() {},
+      async stopConsuming() {},
+      async stop() {},
+    };
+    return { transport, events, deliver: (job: unknown, capability: Capability) => handler!(job, new AbortController().signal, capability), consumed: () => consumed };
+  }
+
+  it("encodes nvenc-queue jobs with h264_nvenc and cpu-queue jobs with libx264", async () => {
+    const root = await mkdtemp(path.join(fixturesDir(), "encoder-choice-"));
+    cleanups.push(() => rm(root, { recursive: true, force: true }));
+    const memory = inMemoryTransport();
+    const worker = createWorker({
+      workerId: "encoder-choice",
+      capabilities: ["cpu", "nvenc"],
+      concurrency: 1,
+      transport: memory.transport,
+      storage: createLocalWorkerStorage(root),
+      tmpDir: root,
+      progressIntervalMs: 200,
+      heartbeatIntervalSeconds: 60,
+      // Stands in for a GPU that passed the probe; the encode below is real and fails here.
+      probeNvenc: async () => true,
+    });
+    await worker.start();
+    cleanups.push(() => worker.shutdown(0));
+    expect(memory.consumed()).toEqual(["cpu", "nvenc"]);
+    expect(memory.events.find((e) => e.type === "worker.heartbeat")).toMatchObject({ capabilities: ["cpu", "nvenc"] });
+
+    const onGpuQueue = await transcodeJob(root);
+    await memory.deliver(onGpuQueue, "nvenc");
+    const failed = memory.events.find((e) => e.type === "job.failed" && e.jobId === onGpuQueue.jobId);
+    expect(failed).toMatchObject({ type: "job.failed", retryable: true });
+    const failure = failed as Extract<JobEvent, { type: "job.failed" }>;
+    // The 320x180 source's ladder: 180p on NVENC, 144p (under NVENC's minimum) on x264.
+    expect(failure.command).toMatch(/-map \[v0\] -c:v h264_nvenc -preset p4 .*-forced-idr 1 .*180p\/index\.m3u8 -map \[v1\] -c:v libx264 .*144p\/index\.m3u8$/);
+
+    const onCpuQueue = await transcodeJob(root);
+    await memory.deliver(onCpuQueue, "cpu");
+    expect(memory.events.find((e) => e.type === "job.succeeded" && e.jobId === onCpuQueue.jobId)).toBeDefined();
+  });
+});
