@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
+import { collectSubscription, firstProgress, startTestApp, type TestApp } from "./support/app.ts";
 import { createUpload } from "./support/upload-and-wait.ts";
 import { makeClip, processesWithCwd } from "./worker/media-fixtures.ts";
 
@@ -32,16 +32,10 @@ describe("cancel and delete (public API, real worker)", () => {
     const clip = await makeClip({ width: 960, height: 540, seconds: 12, audio: true });
     const { id, uploadUrl } = await createUpload(t, "cancel me");
     const client = t.wsClient();
-    const firstProgress = new Promise<void>((resolve) => {
-      client.subscribe({ query: EVENTS, variables: { id } }, {
-        next: (m: any) => m.data?.videoEvents.__typename === "VariantProgressEvent" && resolve(),
-        error: () => {},
-        complete: () => {},
-      });
-    });
+    const started = firstProgress(client, id);
     const final = collectSubscription<any>(client, EVENTS, { id });
     expect((await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
-    await firstProgress;
+    await started;
     expect(ffmpegUnder(workerTmp).length).toBeGreaterThan(0);
 
     const canceledAt = Date.now();

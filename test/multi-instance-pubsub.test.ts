@@ -5,7 +5,7 @@ import path from "node:path";
 import { createClient, type Client } from "graphql-ws";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { collectSubscription } from "./support/app.ts";
+import { collectSubscription, gqlAt } from "./support/app.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
 import { pubSubEmulatorUnavailableReason, startPubSubEmulator } from "./support/pubsub-emulator.ts";
@@ -25,13 +25,6 @@ const RUNS = `query($id: ID!) {
     status variants { name status }
     jobs(first: 5) { edges { node { status runs { workerId status startedAt heartbeatAt finishedAt } } } }
   } }`;
-
-async function gql(url: string, query: string, variables: Record<string, unknown> = {}) {
-  const res = await fetch(`${url}/graphql`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ query, variables }) });
-  const body = await res.json();
-  if (body.errors) throw new Error(JSON.stringify(body.errors));
-  return body.data;
-}
 
 /** The cloud issue's acceptance run, on one machine: every component is its own process. */
 describe.skipIf(!emulator)("two API processes, two workers, TRANSPORT=pubsub (real Pub/Sub emulator)", () => {
@@ -72,7 +65,7 @@ describe.skipIf(!emulator)("two API processes, two workers, TRANSPORT=pubsub (re
     const videos = await Promise.all(
       clips.map(async (clip, i) => {
         const api = apis[i % 2]!;
-        const { uploadUrl, video } = (await gql(api.url, CREATE_UPLOAD, { title: `clip ${i}` })).createUpload;
+        const { uploadUrl, video } = (await gqlAt(api.url, CREATE_UPLOAD, { title: `clip ${i}` })).createUpload;
         // A subscriber on each instance, whichever instance ingests the events.
         const subs = apis.map((a) => {
           const client = createClient({ url: `${a.url.replace("http", "ws")}/graphql`, webSocketImpl: WebSocket, retryAttempts: 0 });
@@ -92,7 +85,7 @@ describe.skipIf(!emulator)("two API processes, two workers, TRANSPORT=pubsub (re
 
     for (const v of videos) {
       const seen = await Promise.all(v.subs.map((s) => s.done));
-      const { video } = await gql(apis[0]!.url, RUNS, { id: v.id });
+      const { video } = await gqlAt(apis[0]!.url, RUNS, { id: v.id });
       expect(video.status).toBe("READY");
       const names = video.variants.map((x: { name: string }) => x.name).sort();
       for (const events of seen) {
@@ -108,5 +101,5 @@ describe.skipIf(!emulator)("two API processes, two workers, TRANSPORT=pubsub (re
     }
     // Which worker gets how many is not asserted: the emulator ignores flow control and may hand
     // every message to the first worker that connects (real Pub/Sub enforces it per stream).
-  });
+  }, 180_000);
 });

@@ -4,7 +4,7 @@ import path from "node:path";
 import { createClient, type Client } from "graphql-ws";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { collectSubscription } from "./support/app.ts";
+import { collectSubscription, firstProgress, gqlAt } from "./support/app.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
 import { makeClip } from "./worker/media-fixtures.ts";
@@ -21,13 +21,6 @@ const RUNS = `query($id: ID!) {
     variants { name status segmentCount }
     jobs(first: 5) { edges { node { status attempt runs { workerId status startedAt heartbeatAt finishedAt } } } }
   } }`;
-
-async function gql(url: string, query: string, variables: Record<string, unknown> = {}) {
-  const res = await fetch(`${url}/graphql`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ query, variables }) });
-  const body = await res.json();
-  if (body.errors) throw new Error(JSON.stringify(body.errors));
-  return body.data;
-}
 
 /**
  * Many API instances and many workers on one database, each its own process, as deployed:
@@ -47,7 +40,7 @@ describe("two API processes and two workers on one database (Postgres transport)
     return c;
   };
   const upload = async (api: { url: string }, clip: string) => {
-    const { uploadUrl, video } = (await gql(api.url, CREATE_UPLOAD, { title: path.basename(clip) })).createUpload;
+    const { uploadUrl, video } = (await gqlAt(api.url, CREATE_UPLOAD, { title: path.basename(clip) })).createUpload;
     const res = await fetch(`${api.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) });
     expect(res.status).toBe(200);
     return video.id as string;
@@ -81,14 +74,14 @@ describe("two API processes and two workers on one database (Postgres transport)
 
   it("a subscriber on instance A sees every variant's progress ingested by instance B", async () => {
     const clip = await makeClip({ width: 640, height: 360, seconds: 8, audio: true });
-    const { uploadUrl, video } = (await gql(apiB.url, CREATE_UPLOAD, { title: "fan-out" })).createUpload;
+    const { uploadUrl, video } = (await gqlAt(apiB.url, CREATE_UPLOAD, { title: "fan-out" })).createUpload;
     const sub = collectSubscription<any>(wsClient(apiA.url), EVENTS, { id: video.id });
     await new Promise((r) => setTimeout(r, 300));
     expect((await fetch(`${apiB.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
     const events = (await sub.done).map((e) => e.videoEvents);
     expect(events.at(-1).video.status).toBe("READY");
     const progressed = new Set(events.filter((e) => e.__typename === "VariantProgressEvent").map((e) => e.variant.name));
-    const { variants } = (await gql(apiA.url, RUNS, { id: video.id })).video;
+    const { variants } = (await gqlAt(apiA.url, RUNS, { id: video.id })).video;
     expect([...progressed].sort()).toEqual(variants.map((v: { name: string }) => v.name).sort());
     // Only B ingests: A's log never shows it applying an event, yet A's subscriber heard them all.
     expect(apiA.log()).not.toContain("job attempt failed");
@@ -101,7 +94,7 @@ describe("two API processes and two workers on one database (Postgres transport)
     for (const events of finals) expect(events.at(-1).videoEvents.video.status).toBe("READY");
     const usedWorkers = new Set<string>();
     for (const id of ids) {
-      const { jobs } = (await gql(apiA.url, RUNS, { id })).video;
+      const { jobs } = (await gqlAt(apiA.url, RUNS, { id })).video;
       expect(jobs.edges).toHaveLength(1);
       const runs = jobs.edges[0].node.runs;
       expect(runs).toHaveLength(1);
@@ -113,20 +106,14 @@ describe("two API processes and two workers on one database (Postgres transport)
 
   it("kill -9 a worker mid-encode: the other worker takes the job over and the video reaches READY once", async () => {
     const clip = await makeClip({ width: 960, height: 540, seconds: 12, audio: true });
-    const { uploadUrl, video } = (await gql(apiA.url, CREATE_UPLOAD, { title: "killed" })).createUpload;
+    const { uploadUrl, video } = (await gqlAt(apiA.url, CREATE_UPLOAD, { title: "killed" })).createUpload;
     const client = wsClient(apiA.url);
-    const firstProgress = new Promise<void>((resolve) => {
-      client.subscribe({ query: EVENTS, variables: { id: video.id } }, {
-        next: (m: any) => m.data?.videoEvents.__typename === "VariantProgressEvent" && resolve(),
-        error: () => {},
-        complete: () => {},
-      });
-    });
+    const started = firstProgress(client, video.id);
     const final = collectSubscription<any>(client, EVENTS, { id: video.id });
     expect((await fetch(`${apiA.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
-    await firstProgress;
+    await started;
 
-    const running = (await gql(apiA.url, RUNS, { id: video.id })).video.jobs.edges[0].node.runs;
+    const running = (await gqlAt(apiA.url, RUNS, { id: video.id })).video.jobs.edges[0].node.runs;
     expect(running).toHaveLength(1);
     const victim = running[0].workerId as string;
     const survivor = [...workers.keys()].find((w) => w !== victim)!;
@@ -134,7 +121,7 @@ describe("two API processes and two workers on one database (Postgres transport)
 
     const events = await final.done;
     expect(events.at(-1).videoEvents.video).toEqual({ status: "READY", playable: true });
-    const result = (await gql(apiA.url, RUNS, { id: video.id })).video;
+    const result = (await gqlAt(apiA.url, RUNS, { id: video.id })).video;
     const job = result.jobs.edges[0].node;
     expect(job.status).toBe("SUCCEEDED");
     expect(job.runs.map((r: any) => [r.workerId, r.status])).toEqual([
@@ -160,18 +147,12 @@ describe("two API processes and two workers on one database (Postgres transport)
     }
     const graceful = await startWorkerProcess("worker-3", { ...common, SHUTDOWN_GRACE_SECONDS: "1", PROGRESS_INTERVAL_MS: "250", HEARTBEAT_INTERVAL_SECONDS: "2" });
     const clip = await makeClip({ width: 960, height: 540, seconds: 12, audio: true });
-    const { uploadUrl, video } = (await gql(apiA.url, CREATE_UPLOAD, { title: "sigterm" })).createUpload;
+    const { uploadUrl, video } = (await gqlAt(apiA.url, CREATE_UPLOAD, { title: "sigterm" })).createUpload;
     const client = wsClient(apiA.url);
-    const firstProgress = new Promise<void>((resolve) => {
-      client.subscribe({ query: EVENTS, variables: { id: video.id } }, {
-        next: (m: any) => m.data?.videoEvents.__typename === "VariantProgressEvent" && resolve(),
-        error: () => {},
-        complete: () => {},
-      });
-    });
+    const started = firstProgress(client, video.id);
     const final = collectSubscription<any>(client, EVENTS, { id: video.id });
     expect((await fetch(`${apiA.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
-    await firstProgress;
+    await started;
 
     const stopping = Date.now();
     expect(await graceful.stop("SIGTERM")).toBe(0);
@@ -181,7 +162,7 @@ describe("two API processes and two workers on one database (Postgres transport)
     await startWorkerProcess("worker-4", { ...common, PROGRESS_INTERVAL_MS: "250", HEARTBEAT_INTERVAL_SECONDS: "2" });
     const events = await final.done;
     expect(events.at(-1).videoEvents.video.status).toBe("READY");
-    const runs = (await gql(apiA.url, RUNS, { id: video.id })).video.jobs.edges[0].node.runs;
+    const runs = (await gqlAt(apiA.url, RUNS, { id: video.id })).video.jobs.edges[0].node.runs;
     expect(runs.map((r: any) => [r.workerId, r.status])).toEqual([
       ["worker-3", "ABANDONED"],
       ["worker-4", "SUCCEEDED"],

@@ -2,6 +2,7 @@ import { builder } from "../builder.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
 import type { Job } from "../generated/prisma/client.ts";
 import { cancelVideo } from "../jobs/cancel.ts";
+import { isUuid } from "../ids.ts";
 
 export const JobStatusEnum = builder.enumType("JobStatus", {
   values: ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED"] as const,
@@ -53,7 +54,6 @@ const CancelJobSuccess = builder.objectRef<{ job: Job }>("CancelJobSuccess").imp
   fields: (t) => ({ job: t.field({ type: JobRef, resolve: (r) => r.job }) }),
 });
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 builder.mutationFields((t) => ({
   cancelJob: t.field({
@@ -62,7 +62,7 @@ builder.mutationFields((t) => ({
     args: { id: t.arg.id({ required: true }) },
     errors: { types: [ValidationError, NotFoundError], union: { name: "CancelJobResult" } },
     resolve: async (_root, { id }, ctx) => {
-      const job = UUID.test(String(id)) ? await ctx.db.job.findUnique({ where: { id: String(id) } }) : null;
+      const job = isUuid(String(id)) ? await ctx.db.job.findUnique({ where: { id: String(id) } }) : null;
       if (!job) throw new NotFoundError("job", String(id));
       if (job.status !== "QUEUED" && job.status !== "RUNNING") {
         throw new ValidationError("id", `The job is ${job.status}; only queued or running jobs can be canceled`);

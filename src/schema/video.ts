@@ -14,12 +14,12 @@ import { UploadTooLargeError } from "../storage/types.ts";
 import { completeUpload } from "../storage/upload-completion.ts";
 import { mediaUrl } from "./urls.ts";
 import { VariantRef } from "./variant.ts";
+import { isUuid } from "../ids.ts";
 
 export const VideoStatusEnum = builder.enumType("VideoStatus", {
   values: ["WAITING_FOR_UPLOAD", "QUEUED", "PROCESSING", "READY", "FAILED", "CANCELED"] as const,
 });
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const notFound = (id: string) => new GraphQLError(`No video with id ${JSON.stringify(id)}`, { extensions: { code: "NOT_FOUND" } });
 
 export const VideoRef = builder.prismaObject("Video", {
@@ -63,7 +63,7 @@ builder.queryFields((t) => ({
     nullable: true,
     args: { id: t.arg.id({ required: true }) },
     resolve: (query, _root, { id }, ctx) =>
-      UUID.test(String(id)) ? ctx.db.video.findUnique({ ...query, where: { id: String(id) } }) : null,
+      isUuid(String(id)) ? ctx.db.video.findUnique({ ...query, where: { id: String(id) } }) : null,
   }),
   videos: t.prismaConnection({
     type: VideoRef,
@@ -140,7 +140,7 @@ const DeleteVideoSuccess = builder.objectRef<{ deletedVideoId: string }>("Delete
 });
 
 async function findVideoOrThrow(ctx: Context, id: string): Promise<Video> {
-  const video = UUID.test(id) ? await ctx.db.video.findUnique({ where: { id } }) : null;
+  const video = isUuid(id) ? await ctx.db.video.findUnique({ where: { id } }) : null;
   if (!video) throw new NotFoundError("video", id);
   return video;
 }
@@ -293,7 +293,7 @@ builder.subscriptionFields((t) => ({
     args: { videoId: t.arg.id({ required: true }) },
     subscribe: async (_root, { videoId }, ctx: Context) => {
       const id = String(videoId);
-      if (!UUID.test(id)) throw notFound(id);
+      if (!isUuid(id)) throw notFound(id);
       const sub = ctx.pubSub.subscribe("videoEvents", id)[Symbol.asyncIterator]();
       // Asking for the first event registers the listener, so nothing published after the read below is missed.
       const pending = sub.next();

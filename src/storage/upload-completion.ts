@@ -5,8 +5,8 @@ import type { Video } from "../generated/prisma/client.ts";
 import type { Dispatcher } from "../jobs/dispatcher.ts";
 import { queueUploadedVideo, sourceKeyFor } from "../jobs/videos.ts";
 import type { ApiStorage } from "./types.ts";
+import { isUuid } from "../ids.ts";
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface UploadCompletionDeps {
   db: Db;
@@ -25,7 +25,7 @@ export interface UploadCompletionDeps {
  * source, so the video can take another) past `maxUploadBytes`.
  */
 export async function completeUpload(deps: UploadCompletionDeps, videoId: string): Promise<{ video: Video; queued: boolean }> {
-  const video = UUID.test(videoId) ? await deps.db.video.findUnique({ where: { id: videoId } }) : null;
+  const video = isUuid(videoId) ? await deps.db.video.findUnique({ where: { id: videoId } }) : null;
   if (!video) throw new NotFoundError("video", videoId);
   if (video.status !== "WAITING_FOR_UPLOAD") return { video, queued: false };
   const key = sourceKeyFor(videoId);

@@ -108,3 +108,21 @@ export function collectSubscription<T>(client: Client, query: string, variables:
   });
   return { events, done };
 }
+
+/** Resolves at the first VariantProgressEvent of a video: its encode is under way. */
+export function firstProgress(client: Client, videoId: string): Promise<void> {
+  return new Promise((resolve) => {
+    client.subscribe(
+      { query: `subscription($id: ID!) { videoEvents(videoId: $id) { __typename } }`, variables: { id: videoId } },
+      { next: (m: any) => m.data?.videoEvents.__typename === "VariantProgressEvent" && resolve(), error: () => {}, complete: () => {} },
+    );
+  });
+}
+
+/** POSTs an operation to the API at `url` and returns `data`; GraphQL errors throw. */
+export async function gqlAt(url: string, query: string, variables: Record<string, unknown> = {}): Promise<any> {
+  const res = await fetch(`${url}/graphql`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ query, variables }) });
+  const body = await res.json();
+  if (body.errors) throw new Error(JSON.stringify(body.errors));
+  return body.data;
+}
