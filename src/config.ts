@@ -12,6 +12,7 @@ const EnvSchema = z.object({
   DATA_DIR: z.string().default("./data"),
   MAX_UPLOAD_BYTES: z.coerce.number().int().positive().default(5 * 1024 ** 3),
   MULTIPART_MAX_BYTES: z.coerce.number().int().positive().default(100 * 1024 ** 2),
+  GRAPHQL_MAX_BODY_BYTES: z.coerce.number().int().positive().default(1024 ** 2),
   UPLOAD_URL_TTL_SECONDS: z.coerce.number().int().positive().default(24 * 3600),
   SIGNING_SECRET: z.string().min(32).optional(),
   STORAGE: z.enum(["local", "gcs"]).default("local"),

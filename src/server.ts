@@ -48,7 +48,13 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     env.TRANSPORT === "pubsub"
       ? createPubSubApiTransport({ projectId: env.GOOGLE_CLOUD_PROJECT!, topicPrefix: env.PUBSUB_TOPIC_PREFIX })
       : createPostgresTransport({ connectionString: databaseUrl, stallSeconds: env.JOB_STALL_SECONDS });
-  const dispatcher = createDispatcher({ db, transport, segmentSeconds: env.HLS_SEGMENT_SECONDS, maxDurationSeconds: env.MAX_DURATION_SECONDS });
+  const dispatcher = createDispatcher({
+    db,
+    transport,
+    segmentSeconds: env.HLS_SEGMENT_SECONDS,
+    maxDurationSeconds: env.MAX_DURATION_SECONDS,
+    vanishedAfterSeconds: 3 * env.JOB_STALL_SECONDS,
+  });
   const ingestor = createEventIngestor({
     db,
     pubSub,
@@ -108,16 +114,20 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       res.end(JSON.stringify({ status: ok ? "ok" : "database unavailable" }));
       return;
     }
-    if (String(req.headers["content-type"] ?? "").startsWith("multipart/form-data")) {
+    // Bodies are read into memory by yoga: refuse oversized ones before reading a byte.
+    if (req.method === "POST") {
+      const multipart = String(req.headers["content-type"] ?? "").startsWith("multipart/form-data");
+      const [limit, name] = multipart ? [env.MULTIPART_MAX_BYTES, "MULTIPART_MAX_BYTES"] : [env.GRAPHQL_MAX_BODY_BYTES, "GRAPHQL_MAX_BODY_BYTES"];
       const length = Number(req.headers["content-length"] ?? NaN);
       if (!Number.isFinite(length)) {
-        res.writeHead(411, { "content-type": "application/json" });
-        res.end(JSON.stringify({ errors: [{ message: "Multipart requests need a Content-Length" }] }));
+        res.writeHead(411, { "content-type": "application/json", connection: "close" });
+        res.end(JSON.stringify({ errors: [{ message: "GraphQL POST requests need a Content-Length" }] }));
         return;
       }
-      if (length > env.MULTIPART_MAX_BYTES) {
+      if (length > limit) {
         res.writeHead(413, { "content-type": "application/json", connection: "close" });
-        res.end(JSON.stringify({ errors: [{ message: `Request of ${length} bytes exceeds MULTIPART_MAX_BYTES (${env.MULTIPART_MAX_BYTES}); use createUpload for large files` }] }));
+        const hint = multipart ? "; use createUpload for large files" : "";
+        res.end(JSON.stringify({ errors: [{ message: `Request of ${length} bytes exceeds ${name} (${limit})${hint}` }] }));
         return;
       }
     }

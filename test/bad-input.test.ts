@@ -71,6 +71,14 @@ describe("bad input gets a clear answer and loses nothing", () => {
     expect(list.filter((v: any) => v.status === "READY")).toEqual([{ title: "good one", status: "READY" }]);
   });
 
+  it("refuses an oversized GraphQL request before reading it", async () => {
+    const query = `{ videos(first: 1) { edges { node { id } } } } #${"x".repeat(1024 * 1024)}`;
+    const res = await fetch(`${t.url}/graphql`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ query }) });
+    expect(res.status).toBe(413);
+    expect((await res.json()).errors[0].message).toMatch(/GRAPHQL_MAX_BODY_BYTES/);
+    expect((await fetch(`${t.url}/health`)).status).toBe(200);
+  });
+
   it("answers a malformed GraphQL request with an error, not a crash", async () => {
     const res = await fetch(`${t.url}/graphql`, { method: "POST", headers: { "content-type": "application/json" }, body: "{ not json" });
     expect(res.status).toBe(400);

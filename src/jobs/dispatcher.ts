@@ -26,14 +26,39 @@ const SWEEP_INTERVAL_MS = 5000;
  * ingestion tolerate (at-least-once). Rows are locked with SKIP LOCKED, so several API
  * instances never publish the same attempt at the same moment.
  */
-export function createDispatcher(deps: { db: Db; transport: ApiTransport; segmentSeconds: number; maxDurationSeconds: number }): Dispatcher {
+export function createDispatcher(deps: {
+  db: Db;
+  transport: ApiTransport;
+  segmentSeconds: number;
+  maxDurationSeconds: number;
+  /** A RUNNING job whose worker has been silent this long is queued again. */
+  vanishedAfterSeconds: number;
+}): Dispatcher {
   const { db, transport } = deps;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | null = null;
   let again = false;
   let stopped = false;
 
+  /**
+   * The backstop behind the transports' own redelivery: a job whose worker went silent without
+   * the transport noticing (a worker gone while the API was down, a stopped duplicate that acked
+   * its delivery) goes back to the queue. Also what recovers such jobs at start.
+   */
+  async function requeueVanished(): Promise<void> {
+    const cutoff = new Date(Date.now() - deps.vanishedAfterSeconds * 1000);
+    const silent = await db.job.findMany({ where: { status: "RUNNING", heartbeatAt: { lt: cutoff } }, select: { id: true, attempt: true, workerId: true } });
+    for (const job of silent) {
+      const { count } = await db.job.updateMany({
+        where: { id: job.id, attempt: job.attempt, status: "RUNNING", heartbeatAt: { lt: cutoff } },
+        data: { status: "QUEUED", dispatchedAt: null, workerId: null },
+      });
+      if (count) log.warn("job's worker went silent; queued again", { jobId: job.id, attempt: job.attempt, workerId: job.workerId });
+    }
+  }
+
   async function dispatchPending(): Promise<void> {
+    await requeueVanished();
     for (;;) {
       const count = await db.$transaction(async (tx) => {
         const rows = await tx.$queryRaw<{ id: string }[]>`

@@ -1,0 +1,68 @@
+import { PgBoss } from "pg-boss";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createDb, type Db } from "../src/db/client.ts";
+import { createDispatcher } from "../src/jobs/dispatcher.ts";
+import { jobQueueName, parseJobMessage } from "../src/protocol/messages.ts";
+import { createPostgresTransport } from "../src/transport/postgres.ts";
+import type { ApiTransport } from "../src/transport/types.ts";
+import { createTestDatabase, type TestDatabase } from "./support/db.ts";
+
+describe("dispatcher (outbox) with the Postgres transport", () => {
+  let database: TestDatabase;
+  let db: Db;
+  let transport: ApiTransport;
+  let reader: PgBoss;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    db = createDb(database.url);
+    transport = createPostgresTransport({ connectionString: database.url, stallSeconds: 10 });
+    await transport.start();
+    reader = new PgBoss({ connectionString: database.url, supervise: false, schedule: false });
+    await reader.start();
+  });
+  afterAll(async () => {
+    await reader.stop({ graceful: false });
+    await transport.stop();
+    await db.$disconnect();
+    await database.drop();
+  });
+
+  async function queuedMessages() {
+    const jobs = await reader.fetch(jobQueueName("cpu"), { batchSize: 50 });
+    return jobs.map((j) => parseJobMessage(j.data));
+  }
+
+  async function sweep(vanishedAfterSeconds = 90) {
+    const dispatcher = createDispatcher({ db, transport, segmentSeconds: 2, maxDurationSeconds: 60, vanishedAfterSeconds });
+    dispatcher.start();
+    await dispatcher.stop();
+  }
+
+  it("publishes a queued job once, stamps it, and leaves a retry alone until its runAfter", async () => {
+    const video = await db.video.create({ data: { title: "t", status: "QUEUED", sourceKey: "videos/x/source/upload" } });
+    const now = await db.job.create({ data: { videoId: video.id, kind: "TRANSCODE" } });
+    const later = await db.job.create({ data: { videoId: video.id, kind: "TRANSCODE", attempt: 2, runAfter: new Date(Date.now() + 60_000) } });
+    await sweep();
+    await sweep();
+    const messages = await queuedMessages();
+    expect(messages.map((m) => [m.jobId, m.attempt, m.options.segmentSeconds, m.options.maxDurationSeconds])).toEqual([[now.id, 1, 2, 60]]);
+    expect((await db.job.findUniqueOrThrow({ where: { id: now.id } })).dispatchedAt).not.toBeNull();
+    expect((await db.job.findUniqueOrThrow({ where: { id: later.id } })).dispatchedAt).toBeNull();
+  });
+
+  it("queues again a RUNNING job whose worker went silent, and leaves a live one alone (startup recovery)", async () => {
+    const video = await db.video.create({ data: { title: "t", status: "PROCESSING", sourceKey: "videos/y/source/upload" } });
+    const silent = await db.job.create({
+      data: { videoId: video.id, kind: "TRANSCODE", status: "RUNNING", workerId: "gone", dispatchedAt: new Date(0), heartbeatAt: new Date(Date.now() - 120_000) },
+    });
+    const alive = await db.job.create({
+      data: { videoId: video.id, kind: "TRANSCODE", status: "RUNNING", workerId: "here", dispatchedAt: new Date(0), heartbeatAt: new Date() },
+    });
+    await sweep(90);
+    const messages = await queuedMessages();
+    expect(messages.map((m) => m.jobId)).toEqual([silent.id]);
+    expect(await db.job.findUniqueOrThrow({ where: { id: silent.id } })).toMatchObject({ status: "QUEUED", attempt: 1, workerId: null });
+    expect(await db.job.findUniqueOrThrow({ where: { id: alive.id } })).toMatchObject({ status: "RUNNING", workerId: "here" });
+  });
+});
