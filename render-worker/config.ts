@@ -19,6 +19,8 @@ const WorkerEnvSchema = z.object({
     .transform((s) => s.split(",").map((c) => c.trim()).filter(Boolean))
     .pipe(z.array(Capability).min(1)),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(16).default(1),
+  /** Memory the worker's jobs may use; default: the cgroup's limit, else the machine's RAM. */
+  WORKER_MEMORY_LIMIT_BYTES: z.coerce.number().int().positive().optional(),
   WORKER_TMP_DIR: z.string().optional(),
   PROGRESS_INTERVAL_MS: z.coerce.number().int().min(100).default(1000),
   HEARTBEAT_INTERVAL_SECONDS: z.coerce.number().min(1).default(10),

@@ -18,6 +18,7 @@ const worker = createWorker({
   workerId: env.WORKER_ID,
   capabilities: env.WORKER_CAPABILITIES,
   concurrency: env.WORKER_CONCURRENCY,
+  memoryLimitBytes: env.WORKER_MEMORY_LIMIT_BYTES,
   transport:
     env.TRANSPORT === "pubsub"
       ? createPubSubWorkerTransport({ projectId: env.GOOGLE_CLOUD_PROJECT!, workerId: env.WORKER_ID, topicPrefix: env.PUBSUB_TOPIC_PREFIX, leaseSeconds: env.JOB_STALL_SECONDS })

@@ -11,6 +11,7 @@ import {
   parseControlMessage,
   type ControlMessage,
 } from "../src/protocol/messages.ts";
+import { memoryLimitBytes, MemoryBudget, NotAdmittedError } from "./admission.ts";
 import { handlers } from "./handlers/index.ts";
 import { log } from "./log.ts";
 import { probeNvenc, type VideoEncoder } from "./media/ffmpeg.ts";
@@ -20,6 +21,8 @@ import type { WorkerTransport } from "./transport/types.ts";
 const CANCELED_MEMORY_MS = 10 * 60_000;
 
 export interface WorkerOptions {
+  /** Memory the worker's jobs may use (see admission.ts); default: the cgroup's limit. */
+  memoryLimitBytes?: number;
   workerId: string;
   capabilities: Capability[];
   concurrency: number;
@@ -99,6 +102,8 @@ export function createWorker(options: WorkerOptions): Worker {
     }
   }
 
+  const memory = new MemoryBudget(memoryLimitBytes(options.memoryLimitBytes));
+
   /** Canceled attempts (job id → attempt), kept a while in case the job message comes after the cancel. */
   const canceled = new Map<string, number>();
   function onControl(raw: unknown): void {
@@ -156,7 +161,15 @@ export function createWorker(options: WorkerOptions): Worker {
     log.info("job started", { jobId: job.jobId, attempt: job.attempt, type: job.type, capability, encoder });
     const started = Date.now();
     try {
-      await handlers[job.type](job, { storage: options.storage, emit, signal: controller.signal, workDir, progressIntervalMs: options.progressIntervalMs, encoder });
+      await handlers[job.type](job, {
+        storage: options.storage,
+        emit,
+        signal: controller.signal,
+        workDir,
+        progressIntervalMs: options.progressIntervalMs,
+        encoder,
+        reserveMemory: (bytes) => memory.reserve(bytes),
+      });
       log.info("job finished", { jobId: job.jobId, seconds: (Date.now() - started) / 1000 });
     } catch (err) {
       if (controller.signal.aborted && canceled.get(job.jobId) === job.attempt) {
@@ -165,6 +178,12 @@ export function createWorker(options: WorkerOptions): Worker {
         return;
       }
       if (shuttingDown && controller.signal.aborted) throw new HandedBackError(job.jobId);
+      if (err instanceof NotAdmittedError) {
+        // It fits this worker, just not beside the jobs running now: the transport delivers it
+        // again later, here or to another worker.
+        log.info("job handed back: not enough memory now", { jobId: job.jobId, reason: err.message });
+        throw err;
+      }
       const e = err as Error & FailureDetails;
       log.warn("job failed", { jobId: job.jobId, attempt: job.attempt, error: e.message, command: e.command, stderrTail: e.stderrTail });
       await emit({

@@ -1,5 +1,6 @@
 import path from "node:path";
-import type { JobEventBody, ProbeResult, TranscodeJobMessage } from "../../src/protocol/messages.ts";
+import type { JobEventBody, ProbeResult, Rung, TranscodeJobMessage } from "../../src/protocol/messages.ts";
+import { estimateJobMemoryBytes } from "../admission.ts";
 import { log } from "../log.ts";
 import { abortError, isAbortError } from "../media/errors.ts";
 import { encodeLadder, extractPoster, type LadderEncode } from "../media/ffmpeg.ts";
@@ -20,6 +21,16 @@ export async function transcode(job: TranscodeJobMessage, ctx: JobContext): Prom
   const input = await storage.inputFor(job.sourceKey);
   const probe = await probeSource(input, { signal, maxDurationSeconds: job.options.maxDurationSeconds });
   const ladder = planLadder(probe, { maxHeight: job.options.maxHeight });
+  const releaseMemory = ctx.reserveMemory?.(estimateJobMemoryBytes(probe)) ?? (() => {});
+  try {
+    await encodeAndPublish(job, ctx, input, probe, ladder);
+  } finally {
+    releaseMemory();
+  }
+}
+
+async function encodeAndPublish(job: TranscodeJobMessage, ctx: JobContext, input: string, probe: ProbeResult, ladder: Rung[]): Promise<void> {
+  const { storage, signal } = ctx;
   await ctx.emit({ type: "job.probed", probe, ladder });
 
   const posterKey = await publishPoster(job, ctx, input, probe);

@@ -14,4 +14,9 @@ export interface JobContext {
   progressIntervalMs: number;
   /** The H.264 encoder of the queue the job came from (nvenc: h264_nvenc); default libx264. */
   encoder?: VideoEncoder;
+  /**
+   * Reserves memory for the encode and returns its release; throws when it does not fit now
+   * (the job is handed back) or on this worker at all (the job fails). Absent: no accounting.
+   */
+  reserveMemory?(bytes: number): () => void;
 }

@@ -66,6 +66,11 @@ export function createEventIngestor(deps: {
       create: { jobId: e.jobId, attempt: e.attempt, workerId: e.workerId, startedAt: now, heartbeatAt: now },
       update: {},
     });
+    // The same worker starts the attempt again after handing it back (memory, shutdown).
+    await db.jobRun.updateMany({
+      where: { jobId: e.jobId, attempt: e.attempt, workerId: e.workerId, status: "ABANDONED", finishedAt: { lt: now } },
+      data: { status: "RUNNING", finishedAt: null, heartbeatAt: now },
+    });
     // The run was first heard of through a later event; this is when it really started.
     await db.jobRun.updateMany({
       where: { jobId: e.jobId, attempt: e.attempt, workerId: e.workerId, startedAt: { gt: now } },
