@@ -17,6 +17,7 @@ import { createClient } from "graphql-ws";
 import pg from "pg";
 import WebSocket from "ws";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "../src/db/embedded.ts";
+import { canConnect } from "../src/db/reachable.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "../test/support/processes.ts";
 
 const run = promisify(execFile);
@@ -44,14 +45,7 @@ const log = (line: string) => process.stderr.write(`[loadtest] ${line}\n`);
 
 async function adminUrl(): Promise<string | null> {
   const url = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
-  try {
-    await client.connect();
-    await client.end();
-    return url;
-  } catch {
-    return null;
-  }
+  return (await canConnect(url)) ? url : null;
 }
 
 /** Peak resident memory (VmHWM) of a process and its children, in MiB, or null once gone. */

@@ -1,4 +1,7 @@
 import type { Db } from "../db/client.ts";
+import { FileTooLargeError, NotFoundError, ValidationError } from "../errors.ts";
+import { isUuid } from "../ids.ts";
+import type { ApiStorage } from "../storage/types.ts";
 import type { Video } from "../generated/prisma/client.ts";
 import { videoSnapshot, type VideoPubSub } from "../events/video-events.ts";
 import type { Dispatcher } from "./dispatcher.ts";
@@ -30,4 +33,38 @@ export async function queueUploadedVideo(
     deps.pubSub.publish("videoEvents", videoId, { kind: "status", video: videoSnapshot(video) });
   }
   return video;
+}
+
+export interface UploadCompletionDeps {
+  db: Db;
+  storage: ApiStorage;
+  pubSub: VideoPubSub;
+  dispatcher: Dispatcher;
+  maxAttempts: number;
+  maxUploadBytes: number;
+}
+
+/**
+ * Queues a video whose source landed in storage by itself (a GCS resumable upload), exactly as
+ * the last byte of a local upload does. Idempotent: a video that is no longer waiting for its
+ * upload is returned unchanged (`queued: false`). Throws NotFoundError for an unknown video,
+ * ValidationError while no non-empty source is stored, FileTooLargeError (after deleting the
+ * source, so the video can take another) past `maxUploadBytes`.
+ */
+export async function completeUpload(deps: UploadCompletionDeps, videoId: string): Promise<{ video: Video; queued: boolean }> {
+  const video = isUuid(videoId) ? await deps.db.video.findUnique({ where: { id: videoId } }) : null;
+  if (!video) throw new NotFoundError("video", videoId);
+  if (video.status !== "WAITING_FOR_UPLOAD") return { video, queued: false };
+  const key = sourceKeyFor(videoId);
+  const size = await deps.storage.size(key);
+  if (size === null) throw new ValidationError("videoId", "No file has been uploaded for this video yet, or its upload is not finished");
+  if (size === 0) throw new ValidationError("videoId", "The uploaded file is empty (0 bytes)");
+  if (size > deps.maxUploadBytes) {
+    await deps.storage.deletePrefix(`videos/${videoId}/source`);
+    throw new FileTooLargeError(deps.maxUploadBytes);
+  }
+  const queued = await queueUploadedVideo(deps, videoId, { key, name: "upload", size });
+  if (queued) return { video: queued, queued: true };
+  // Completed concurrently (the notification and the mutation can race): report the winner's result.
+  return { video: await deps.db.video.findUniqueOrThrow({ where: { id: videoId } }), queued: false };
 }

@@ -9,9 +9,8 @@ import {
   type VideoEventPayload,
 } from "../events/video-events.ts";
 import { cancelVideo } from "../jobs/cancel.ts";
-import { queueUploadedVideo, sourceKeyFor } from "../jobs/videos.ts";
+import { completeUpload, queueUploadedVideo, sourceKeyFor } from "../jobs/videos.ts";
 import { UploadTooLargeError } from "../storage/types.ts";
-import { completeUpload } from "../storage/upload-completion.ts";
 import { mediaUrl } from "./urls.ts";
 import { VariantRef } from "./variant.ts";
 import { isUuid } from "../ids.ts";

@@ -2,7 +2,7 @@ import { PubSub, SubscriptionCloseBehaviors, type Message, type Subscription } f
 import { z } from "zod";
 import { FileTooLargeError, NotFoundError, ValidationError } from "../errors.ts";
 import { log } from "../log.ts";
-import { completeUpload, type UploadCompletionDeps } from "./upload-completion.ts";
+import { completeUpload, type UploadCompletionDeps } from "../jobs/videos.ts";
 
 const UPLOADED_SOURCE = /^videos\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/source\/upload$/;
 const REOPEN_DELAY_MS = 5000;
