@@ -9,6 +9,13 @@ import { createUpload, uploadAndWait, type FinalVideo } from "./support/upload-a
 import { makeAudioOnly, makeClip, makeDurationBomb, makeFrameSizeBomb, makeVfrClip, makeY4mHeaderBomb } from "./worker/media-fixtures.ts";
 
 const run = promisify(execFile);
+
+/** Frames of the first video stream, decoded and counted by ffprobe. */
+async function countFrames(file: string): Promise<number> {
+  const { stdout } = await run("ffprobe", ["-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", file]);
+  // MPEG-TS lists the stream once per program too: the first line is the stream's own count.
+  return Number(stdout.trim().split("\n")[0]);
+}
 const WORKER_ENTRY = "render-worker/main.ts";
 const MAX_UPLOAD_BYTES = 2 * 1024 * 1024;
 
@@ -164,13 +171,22 @@ describe("hostile and unusual media each end in a correct state with a readable 
     expect(await firstSegmentOf(video)).toEqual({ width: 360, height: 640 });
   });
 
-  it("a variable frame rate keeps its duration", async () => {
-    const video = await expectReady("variable frame rate", await fileBytes(makeVfrClip({ width: 320, height: 180, seconds: 4 })));
+  it("a variable frame rate keeps its duration, without frames padded to the nominal rate", async () => {
+    const clip = makeVfrClip({ width: 320, height: 180, seconds: 4 });
+    const video = await expectReady("variable frame rate", await fileBytes(clip));
+    const source = await clip;
     expect(video.duration).toBeGreaterThan(3.8);
     expect(video.duration).toBeLessThan(4.1);
     const playlist = await (await fetch(`${t.url}${video.variants[0]!.playlistUrl}`)).text();
     const listed = [...playlist.matchAll(/#EXTINF:([\d.]+)/g)].reduce((sum, m) => sum + Number(m[1]), 0);
     expect(listed).toBeCloseTo(video.duration!, 0);
+    const sourceFrames = await countFrames(source);
+    let encodedFrames = 0;
+    for (const uri of playlist.split("\n").filter((l) => l && !l.startsWith("#"))) {
+      const file = path.join(t.dataDir, new URL(uri, `${t.url}${video.variants[0]!.playlistUrl}`).pathname.replace(/^\/media\//, ""));
+      encodedFrames += await countFrames(file);
+    }
+    expect(encodedFrames).toBeLessThanOrEqual(Math.ceil(sourceFrames * 1.05));
   });
 
   it("a very low resolution (16x16) gets one rung at its own size", async () => {

@@ -125,7 +125,7 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
     const encoder = rungEncoder(args.encoder ?? "libx264", rung);
     command
       .output(`${rung.name}/index.m3u8`)
-      .outputOptions("-map", `[v${i}]`, ...videoEncoderOptions(encoder, rung, segmentSeconds, args.probe.fps), ...hlsOptions(rung, segmentSeconds));
+      .outputOptions("-map", `[v${i}]`, ...frameRateCap(args.probe.fps), ...videoEncoderOptions(encoder, rung, segmentSeconds, args.probe.fps), ...hlsOptions(rung, segmentSeconds));
   });
   for (const rung of audioRungs) {
     command
@@ -280,6 +280,15 @@ export function ladderScaleGraph(videoRungs: Rung[]): string {
       return i === last ? `${from}${scale}[v${i}]` : `${from}${scale},split=2[v${i}][c${i}]`;
     })
     .join(";");
+}
+
+/**
+ * ffmpeg writes constant frame rate at the source's nominal rate, which pads a variable-rate
+ * phone video (nominal 60, average 35) with duplicated frames; capping at the average keeps the
+ * frame count and the duration. A constant-rate source is unchanged (its average is its rate).
+ */
+function frameRateCap(averageFps: number): string[] {
+  return averageFps > 0 ? ["-fpsmax", (Math.ceil(averageFps * 1000) / 1000).toString()] : [];
 }
 
 function hlsOptions(rung: Rung, segmentSeconds: number): string[] {

@@ -165,6 +165,8 @@ describe.skipIf(hasNvidiaDevice)("a worker asked for nvenc on a machine without 
     const heartbeat = await waitFor("a heartbeat", () => events.find((e) => e.type === "worker.heartbeat"));
     expect(heartbeat.workerId).toBe("nvenc-test-worker");
     expect(heartbeat.capabilities).toEqual(["cpu"]);
+    // The first heartbeat goes out just before "worker ready" is logged.
+    await waitFor("the worker ready line", () => stderr.includes('"msg":"worker ready"') || undefined);
     const logLines = stderr.split("\n").filter(Boolean).map((l) => JSON.parse(l) as { level: string; msg: string; reason?: string; capabilities?: string[] });
     const loud = logLines.find((l) => l.msg.startsWith("NVENC IS NOT AVAILABLE"));
     expect(loud).toMatchObject({ level: "error", capabilities: ["cpu"] });
@@ -253,7 +255,7 @@ describe("the queue a job came from picks its encoder", () => {
     expect(failed).toMatchObject({ type: "job.failed", retryable: true });
     const failure = failed as Extract<JobEvent, { type: "job.failed" }>;
     // The 320x180 source's ladder: 180p on NVENC, 144p (under NVENC's minimum) on x264.
-    expect(failure.command).toMatch(/-map \[v0\] -c:v h264_nvenc -preset p4 .*-forced-idr 1 .*180p\/index\.m3u8 -map \[v1\] -c:v libx264 .*144p\/index\.m3u8$/);
+    expect(failure.command).toMatch(/-map \[v0\] (?:-fpsmax \S+ )?-c:v h264_nvenc -preset p4 .*-forced-idr 1 .*180p\/index\.m3u8 -map \[v1\] (?:-fpsmax \S+ )?-c:v libx264 .*144p\/index\.m3u8$/);
 
     const onCpuQueue = await transcodeJob(root);
     await memory.deliver(onCpuQueue, "cpu");
