@@ -1,6 +1,7 @@
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseContentRange } from "../src/http/uploads.ts";
-import { startTestApp, type TestApp } from "./support/app.ts";
+import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 
 const CREATE_UPLOAD = /* GraphQL */ `
   mutation CreateUpload($title: String!) {
@@ -144,6 +145,27 @@ describe("transports for GraphQL", () => {
     controller.abort();
     const data = JSON.parse(/data: (.*)/.exec(text)![1]!);
     expect(data).toEqual({ data: { videoEvents: { __typename: "VideoStatusEvent", video: { id, status: "WAITING_FOR_UPLOAD" } } } });
+  });
+
+  it("a subscription catches up after the fan-out connection drops (events missed meanwhile)", async () => {
+    const created = await t.gql(CREATE_UPLOAD, { title: "resync" });
+    const id = created.data.createUpload.video.id;
+    const sub = collectSubscription<any>(t.wsClient(), `subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`, { id });
+    await expect.poll(() => sub.events.length).toBe(1);
+    const admin = new pg.Client({ connectionString: t.database.url });
+    await admin.connect();
+    try {
+      // Another instance's NOTIFY is lost while this instance's LISTEN connection is down.
+      const { rowCount } = await admin.query(
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN videograph_events'`,
+      );
+      expect(rowCount).toBe(1);
+      await admin.query(`UPDATE "Video" SET status = 'CANCELED', "updatedAt" = now() WHERE id = $1`, [id]);
+    } finally {
+      await admin.end();
+    }
+    const events = await sub.done;
+    expect(events.map((e: any) => e.videoEvents.video.status)).toEqual(["WAITING_FOR_UPLOAD", "CANCELED"]);
   });
 
   it("answers an unknown video on the subscription with NOT_FOUND", async () => {

@@ -3,6 +3,12 @@ import pg from "pg";
 import { log } from "../log.ts";
 
 const CHANNEL = "videograph_events";
+
+/**
+ * Delivered to the listeners of every topic after the connection was lost and re-established:
+ * NOTIFYs sent meanwhile by other instances are gone, so listeners should re-read what they follow.
+ */
+export const RESYNC = { kind: "resync" } as const;
 // Postgres refuses NOTIFY payloads of 8000 bytes or more.
 const MAX_PAYLOAD_BYTES = 7900;
 
@@ -17,7 +23,9 @@ export class PostgresEventTarget<TEvent extends TypedEvent> extends EventTarget 
   #client: pg.Client | null = null;
   #connecting: Promise<pg.Client> | null = null;
   #closed = false;
+  #everConnected = false;
   #pending: Promise<unknown> = Promise.resolve();
+  readonly #listenersByTopic = new Map<string, number>();
 
   constructor(connectionString: string) {
     super();
@@ -43,6 +51,11 @@ export class PostgresEventTarget<TEvent extends TypedEvent> extends EventTarget 
       await client.connect();
       await client.query(`LISTEN ${CHANNEL}`);
       this.#client = client;
+      if (this.#everConnected) {
+        log.info("event fan-out reconnected; subscribers re-read their state");
+        for (const topic of this.#listenersByTopic.keys()) super.dispatchEvent(new CustomEvent(topic, { detail: RESYNC }));
+      }
+      this.#everConnected = true;
       return client;
     })().finally(() => {
       this.#connecting = null;
@@ -80,6 +93,7 @@ export class PostgresEventTarget<TEvent extends TypedEvent> extends EventTarget 
     options?: AddEventListenerOptions | boolean,
   ): void {
     super.addEventListener(type, callback as EventListenerOrEventListenerObject | null, options);
+    this.#listenersByTopic.set(type, (this.#listenersByTopic.get(type) ?? 0) + 1);
   }
 
   override removeEventListener<TCurrEvent extends TEvent>(
@@ -88,6 +102,9 @@ export class PostgresEventTarget<TEvent extends TypedEvent> extends EventTarget 
     options?: EventListenerOptions | boolean,
   ): void {
     super.removeEventListener(type, callback as EventListenerOrEventListenerObject | null, options);
+    const left = (this.#listenersByTopic.get(type) ?? 1) - 1;
+    if (left > 0) this.#listenersByTopic.set(type, left);
+    else this.#listenersByTopic.delete(type);
   }
 
   /** Waits for queued NOTIFYs, then closes the connection. */

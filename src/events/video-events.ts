@@ -42,7 +42,10 @@ export function variantSnapshot(variant: Variant): VariantSnapshot {
   return JSON.parse(JSON.stringify(variant));
 }
 
-type VideoPubSubEvents = { videoEvents: [videoId: string, payload: VideoEventPayload] };
+/** What a subscription can receive: an event, or word that events may have been missed. */
+export type VideoEventMessage = VideoEventPayload | { kind: "resync" };
+
+type VideoPubSubEvents = { videoEvents: [videoId: string, payload: VideoEventMessage] };
 
 export function createVideoPubSub(eventTarget: PostgresEventTarget<never> | undefined) {
   return createPubSub<VideoPubSubEvents>(eventTarget ? { eventTarget: eventTarget as never } : undefined);

@@ -6,6 +6,7 @@ import type { Video } from "../generated/prisma/client.ts";
 import {
   TERMINAL_VIDEO_STATUSES,
   videoSnapshot,
+  type VideoEventMessage,
   type VideoEventPayload,
 } from "../events/video-events.ts";
 import { cancelVideo } from "../jobs/cancel.ts";
@@ -262,8 +263,9 @@ builder.objectRef<Extract<VideoEventPayload, { kind: "variantProgress" }>>("Vari
 
 async function* followVideo(
   first: VideoEventPayload,
-  pending: Promise<IteratorResult<VideoEventPayload>>,
-  sub: AsyncIterator<VideoEventPayload>,
+  pending: Promise<IteratorResult<VideoEventMessage>>,
+  sub: AsyncIterator<VideoEventMessage>,
+  reread: () => Promise<VideoEventPayload | null>,
 ): AsyncGenerator<VideoEventPayload> {
   try {
     yield first;
@@ -271,9 +273,13 @@ async function* followVideo(
     let next = pending;
     let seenUpdatedAt = first.video.updatedAt;
     for (;;) {
-      const { value, done } = await next;
+      const { value: message, done } = await next;
       if (done) return;
       next = sub.next();
+      // Events may have been missed while the fan-out reconnected: the database says where we are.
+      const value = message.kind === "resync" ? await reread() : message;
+      if (!value) return;
+      if (message.kind === "resync" && value.video.updatedAt === seenUpdatedAt) continue;
       // A status published before the initial read can arrive after it; it is not news.
       if (value.kind === "status" && value.video.updatedAt < seenUpdatedAt) continue;
       if (value.video.updatedAt > seenUpdatedAt) seenUpdatedAt = value.video.updatedAt;
@@ -301,7 +307,11 @@ builder.subscriptionFields((t) => ({
         await sub.return?.();
         throw notFound(id);
       }
-      return followVideo({ kind: "status", video: videoSnapshot(video) }, pending, sub);
+      const reread = async (): Promise<VideoEventPayload | null> => {
+        const now = await ctx.db.video.findUnique({ where: { id } });
+        return now && { kind: "status", video: videoSnapshot(now) };
+      };
+      return followVideo({ kind: "status", video: videoSnapshot(video) }, pending, sub, reread);
     },
     resolve: (event) => event,
   }),
