@@ -103,7 +103,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       res.setHeader("access-control-allow-methods", "PUT, OPTIONS");
       res.setHeader("access-control-allow-headers", "content-type, content-range");
       res.setHeader("access-control-expose-headers", "range");
-      return handleUpload({ ...services, storage, maxAttempts: env.JOB_MAX_ATTEMPTS }, req, res, url);
+      return handleUpload({ ...services, storage }, req, res, url);
     }
     if (url.pathname.startsWith(MEDIA_PATH_PREFIX)) {
       return storage instanceof LocalStorage ? handleMedia(storage, req, res, url) : handleGcsMedia(storage, req, res, url);

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { collectSubscription, firstProgress, startTestApp, type TestApp } from "./support/app.ts";
+import { collectSubscription, startTestApp, type TestApp, uploadUntilEncoding } from "./support/app.ts";
 import { createUpload } from "./support/upload-and-wait.ts";
 import { makeClip, processesWithCwd } from "./worker/media-fixtures.ts";
 
@@ -30,12 +30,7 @@ describe("cancel and delete (public API, real worker)", () => {
 
   it("cancelVideo mid-encode: CANCELED at once, ffmpeg stopped and temp files gone within 5 s", async () => {
     const clip = await makeClip({ width: 960, height: 540, seconds: 12, audio: true });
-    const { id, uploadUrl } = await createUpload(t, "cancel me");
-    const client = t.wsClient();
-    const started = firstProgress(client, id);
-    const final = collectSubscription<any>(client, EVENTS, { id });
-    expect((await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
-    await started;
+    const { id, final } = await uploadUntilEncoding(t.url, t.wsClient(), clip, "cancel me", EVENTS);
     expect(ffmpegUnder(workerTmp).length).toBeGreaterThan(0);
 
     const canceledAt = Date.now();

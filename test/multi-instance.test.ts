@@ -4,7 +4,7 @@ import path from "node:path";
 import { createClient, type Client } from "graphql-ws";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { collectSubscription, firstProgress, gqlAt } from "./support/app.ts";
+import { collectSubscription, gqlAt, uploadUntilEncoding } from "./support/app.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
 import { makeClip } from "./worker/media-fixtures.ts";
@@ -106,14 +106,9 @@ describe("two API processes and two workers on one database (Postgres transport)
 
   it("kill -9 a worker mid-encode: the other worker takes the job over and the video reaches READY once", async () => {
     const clip = await makeClip({ width: 960, height: 540, seconds: 12, audio: true });
-    const { uploadUrl, video } = (await gqlAt(apiA.url, CREATE_UPLOAD, { title: "killed" })).createUpload;
-    const client = wsClient(apiA.url);
-    const started = firstProgress(client, video.id);
-    const final = collectSubscription<any>(client, EVENTS, { id: video.id });
-    expect((await fetch(`${apiA.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
-    await started;
+    const { id, final } = await uploadUntilEncoding(apiA.url, wsClient(apiA.url), clip, "killed", EVENTS);
 
-    const running = (await gqlAt(apiA.url, RUNS, { id: video.id })).video.jobs.edges[0].node.runs;
+    const running = (await gqlAt(apiA.url, RUNS, { id })).video.jobs.edges[0].node.runs;
     expect(running).toHaveLength(1);
     const victim = running[0].workerId as string;
     const survivor = [...workers.keys()].find((w) => w !== victim)!;
@@ -121,7 +116,7 @@ describe("two API processes and two workers on one database (Postgres transport)
 
     const events = await final.done;
     expect(events.at(-1).videoEvents.video).toEqual({ status: "READY", playable: true });
-    const result = (await gqlAt(apiA.url, RUNS, { id: video.id })).video;
+    const result = (await gqlAt(apiA.url, RUNS, { id })).video;
     const job = result.jobs.edges[0].node;
     expect(job.status).toBe("SUCCEEDED");
     expect(job.runs.map((r: any) => [r.workerId, r.status])).toEqual([
@@ -147,12 +142,7 @@ describe("two API processes and two workers on one database (Postgres transport)
     }
     const graceful = await startWorkerProcess("worker-3", { ...common, SHUTDOWN_GRACE_SECONDS: "1", PROGRESS_INTERVAL_MS: "250", HEARTBEAT_INTERVAL_SECONDS: "2" });
     const clip = await makeClip({ width: 960, height: 540, seconds: 12, audio: true });
-    const { uploadUrl, video } = (await gqlAt(apiA.url, CREATE_UPLOAD, { title: "sigterm" })).createUpload;
-    const client = wsClient(apiA.url);
-    const started = firstProgress(client, video.id);
-    const final = collectSubscription<any>(client, EVENTS, { id: video.id });
-    expect((await fetch(`${apiA.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
-    await started;
+    const { id, final } = await uploadUntilEncoding(apiA.url, wsClient(apiA.url), clip, "sigterm", EVENTS);
 
     const stopping = Date.now();
     expect(await graceful.stop("SIGTERM")).toBe(0);
@@ -162,7 +152,7 @@ describe("two API processes and two workers on one database (Postgres transport)
     await startWorkerProcess("worker-4", { ...common, PROGRESS_INTERVAL_MS: "250", HEARTBEAT_INTERVAL_SECONDS: "2" });
     const events = await final.done;
     expect(events.at(-1).videoEvents.video.status).toBe("READY");
-    const runs = (await gqlAt(apiA.url, RUNS, { id: video.id })).video.jobs.edges[0].node.runs;
+    const runs = (await gqlAt(apiA.url, RUNS, { id })).video.jobs.edges[0].node.runs;
     expect(runs.map((r: any) => [r.workerId, r.status])).toEqual([
       ["worker-3", "ABANDONED"],
       ["worker-4", "SUCCEEDED"],

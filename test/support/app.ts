@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createClient, type Client } from "graphql-ws";
@@ -125,4 +125,20 @@ export async function gqlAt(url: string, query: string, variables: Record<string
   const body = await res.json();
   if (body.errors) throw new Error(JSON.stringify(body.errors));
   return body.data;
+}
+
+/**
+ * Creates an upload on the API at `url`, PUTs `clip` to it and resolves once the worker is
+ * encoding (the first VariantProgressEvent); `final` collects the video's `events` subscription
+ * until it ends.
+ */
+export async function uploadUntilEncoding(url: string, client: Client, clip: string, title: string, events: string) {
+  const { uploadUrl, video } = (await gqlAt(url, `mutation($title: String!) { createUpload(input: { title: $title }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`, { title })).createUpload;
+  const id = video.id as string;
+  const started = firstProgress(client, id);
+  const final = collectSubscription<any>(client, events, { id });
+  const res = await fetch(`${url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) });
+  if (res.status !== 200) throw new Error(`upload answered ${res.status}`);
+  await started;
+  return { id, final };
 }
