@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { isScope } from "./auth/scopes.ts";
 
 const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
 
@@ -33,6 +34,27 @@ const EnvSchema = z.object({
   MAX_DURATION_SECONDS: z.coerce.number().positive().default(6 * 3600),
   PROGRESS_WRITE_INTERVAL_MS: z.coerce.number().int().min(0).default(2000),
   GRAPHIQL: bool.optional(),
+  /** An admin key (all scopes, tenant "default") to make sure of at start, for automation; else one is created and printed on first start. */
+  BOOTSTRAP_API_KEY: z.string().min(24).startsWith("vg_").optional(),
+  /** Viewers' JWTs: the identity provider's JWKS (URL or JSON), or a shared HS256 secret. */
+  JWT_JWKS: z.string().min(1).optional(),
+  JWT_SECRET: z.string().min(32).optional(),
+  JWT_ISSUER: z.string().min(1).optional(),
+  JWT_AUDIENCE: z.string().min(1).optional(),
+  JWT_TENANT_CLAIM: z.string().min(1).default("tenant_id"),
+  JWT_ALLOWED_SCOPES: z.string().default("videos:read"),
+  PLAYBACK_TOKEN_TTL_SECONDS: z.coerce.number().int().min(10).max(7 * 24 * 3600).default(900),
+  WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  WEBHOOK_RETRY_BASE_SECONDS: z.coerce.number().min(0.1).default(30),
+  WEBHOOK_RETRY_HOURS: z.coerce.number().positive().default(24),
+  /** Lets webhooks reach private and loopback addresses (tests, a CMS on the same host). */
+  WEBHOOK_ALLOW_PRIVATE_URLS: bool.default(false),
+  GRAPHQL_INTROSPECTION: bool.optional(),
+  GRAPHQL_MAX_DEPTH: z.coerce.number().int().min(2).default(12),
+  GRAPHQL_MAX_COST: z.coerce.number().int().min(10).default(5000),
+  GRAPHQL_MAX_ALIASES: z.coerce.number().int().min(1).default(20),
+  GRAPHQL_MAX_TOKENS: z.coerce.number().int().min(50).default(2000),
+  RATE_LIMIT_MUTATIONS_PER_MINUTE: z.coerce.number().int().min(1).default(300),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
 });
 
@@ -41,6 +63,12 @@ export type Env = Readonly<z.infer<typeof EnvSchema>>;
 const CheckedEnvSchema = EnvSchema.superRefine((env, ctx) => {
   if (env.TRANSPORT === "pubsub" && !env.GOOGLE_CLOUD_PROJECT) {
     ctx.addIssue({ code: "custom", path: ["GOOGLE_CLOUD_PROJECT"], message: "required when TRANSPORT=pubsub" });
+  }
+  if (env.JWT_JWKS && env.JWT_SECRET) {
+    ctx.addIssue({ code: "custom", path: ["JWT_SECRET"], message: "set JWT_JWKS or JWT_SECRET, not both" });
+  }
+  for (const name of env.JWT_ALLOWED_SCOPES.split(/[\s,]+/).filter(Boolean)) {
+    if (!isScope(name)) ctx.addIssue({ code: "custom", path: ["JWT_ALLOWED_SCOPES"], message: `unknown scope ${name}` });
   }
   if (env.STORAGE === "gcs" && !env.GCS_BUCKET) {
     ctx.addIssue({ code: "custom", path: ["GCS_BUCKET"], message: "required when STORAGE=gcs" });

@@ -1,5 +1,7 @@
+import type { Principal } from "./auth/scopes.ts";
 import type { Db } from "./db/client.ts";
 import type { VideoPubSub } from "./events/video-events.ts";
+import type { PlaybackTokens } from "./http/playback-tokens.ts";
 import type { UrlSigner } from "./http/signing.ts";
 import type { Dispatcher } from "./jobs/dispatcher.ts";
 import type { ApiStorage } from "./storage/types.ts";
@@ -10,6 +12,7 @@ export interface AppServices {
   db: Db;
   storage: ApiStorage;
   signer: UrlSigner;
+  playbackTokens: PlaybackTokens;
   pubSub: VideoPubSub;
   dispatcher: Dispatcher;
   transport: ApiTransport;
@@ -18,10 +21,24 @@ export interface AppServices {
   maxUploadBytes: number;
   uploadUrlTtlSeconds: number;
   maxAttempts: number;
+  webhooks: {
+    allowPrivateUrls: boolean;
+    retryHours: number;
+    /** Wakes the deliverer (a resend). */
+    kick(): void;
+  };
 }
 
 /** What a resolver gets: the services, and what it needs to know about the request. */
 export interface Context extends AppServices {
   /** The `Origin` header of the HTTP request, if any (none over WebSocket). */
   requestOrigin: string | null;
+  /** The checked credential, or null when none was sent (every field then refuses). */
+  auth: Principal | null;
+}
+
+/** The caller's tenant; resolvers run only after scope auth let a principal through. */
+export function tenantOf(ctx: Context): string {
+  if (!ctx.auth) throw new Error("tenantOf called without a principal: the field lacks authScopes");
+  return ctx.auth.tenantId;
 }

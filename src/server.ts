@@ -2,14 +2,20 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import type { AddressInfo } from "node:net";
 import { useServer } from "graphql-ws/use/ws";
 import { createYoga, type YogaServerInstance } from "graphql-yoga";
+import pg from "pg";
 import { WebSocketServer } from "ws";
+import { bootstrapAdminKey } from "./auth/api-keys.ts";
+import { AuthenticationError, createAuthenticator } from "./auth/authenticate.ts";
+import { parseScopes, SCOPES } from "./auth/scopes.ts";
 import type { Env } from "./config.ts";
 import type { AppServices, Context } from "./context.ts";
 import { createDb } from "./db/client.ts";
 import { applyMigrations } from "./db/migrate.ts";
 import { PostgresEventTarget } from "./events/postgres-event-target.ts";
 import { createVideoPubSub } from "./events/video-events.ts";
-import { handleGcsMedia, handleMedia, MEDIA_PATH_PREFIX } from "./http/media.ts";
+import { createMutationRateLimiter, graphqlSecurityPlugins } from "./http/graphql-security.ts";
+import { handleGcsMedia, handleMedia, MEDIA_PATH_PREFIX, type PlaybackGuard } from "./http/media.ts";
+import { PlaybackTokens } from "./http/playback-tokens.ts";
 import { loadSigningSecret, UrlSigner } from "./http/signing.ts";
 import { handleUpload, UPLOAD_PATH_PREFIX } from "./http/uploads.ts";
 import { tellWorkersToCancel } from "./jobs/cancel.ts";
@@ -21,7 +27,14 @@ import { GcsStorage } from "./storage/gcs.ts";
 import { createUploadNotificationListener } from "./storage/gcs-notifications.ts";
 import { LocalStorage } from "./storage/local.ts";
 import { createPostgresTransport } from "./transport/postgres.ts";
+import { createWebhookDeliverer } from "./webhooks/deliverer.ts";
+import { createWebhookEmitter } from "./webhooks/events.ts";
 import { createPubSubApiTransport } from "./transport/pubsub.ts";
+
+function authorizationParam(params: Record<string, unknown> | undefined | null): string | null {
+  const value = params?.authorization ?? params?.Authorization;
+  return typeof value === "string" ? value : null;
+}
 
 export interface App {
   /** The yoga instance, so tests can call `yoga.fetch` without a port. */
@@ -38,7 +51,19 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
   const db = createDb(databaseUrl);
   const eventTarget = new PostgresEventTarget<never>(databaseUrl);
   const pubSub = createVideoPubSub(eventTarget);
-  const signer = new UrlSigner(await loadSigningSecret(env.SIGNING_SECRET, env.DATA_DIR));
+  const signingSecret = await loadSigningSecret(env.SIGNING_SECRET, env.DATA_DIR);
+  const signer = new UrlSigner(signingSecret);
+  const playbackTokens = new PlaybackTokens(signingSecret, env.PLAYBACK_TOKEN_TTL_SECONDS);
+  const authenticate = createAuthenticator(db, {
+    jwks: env.JWT_JWKS ?? null,
+    secret: env.JWT_SECRET ?? null,
+    issuer: env.JWT_ISSUER,
+    audience: env.JWT_AUDIENCE,
+    tenantClaim: env.JWT_TENANT_CLAIM,
+    allowedScopes: parseScopes(env.JWT_ALLOWED_SCOPES),
+  });
+  // A small pool of its own for the rate limiter's counters (Prisma's pool is not a pg.Pool).
+  const limiterPool = new pg.Pool({ connectionString: databaseUrl, max: 4 });
   const publicUrl = env.PUBLIC_URL?.replace(/\/$/, "") ?? "";
   const storage =
     env.STORAGE === "gcs"
@@ -55,9 +80,17 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     maxDurationSeconds: env.MAX_DURATION_SECONDS,
     vanishedAfterSeconds: 3 * env.JOB_STALL_SECONDS,
   });
+  const deliverer = createWebhookDeliverer({
+    db,
+    timeoutMs: env.WEBHOOK_TIMEOUT_MS,
+    retryBaseSeconds: env.WEBHOOK_RETRY_BASE_SECONDS,
+    allowPrivateUrls: env.WEBHOOK_ALLOW_PRIVATE_URLS,
+  });
+  const webhooks = createWebhookEmitter({ retryHours: env.WEBHOOK_RETRY_HOURS, onQueued: () => deliverer.kick() });
   const ingestor = createEventIngestor({
     db,
     pubSub,
+    webhooks,
     progressWriteIntervalMs: env.PROGRESS_WRITE_INTERVAL_MS,
     onJobRequeued: (runAfter) => dispatcher.kickAt(runAfter),
     onCanceledJobReported: (jobId, attempt, workerId) => tellWorkersToCancel(transport, jobId, attempt, workerId),
@@ -67,6 +100,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     db,
     storage,
     signer,
+    playbackTokens,
     pubSub,
     dispatcher,
     transport,
@@ -74,6 +108,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     maxUploadBytes: env.MAX_UPLOAD_BYTES,
     uploadUrlTtlSeconds: env.UPLOAD_URL_TTL_SECONDS,
     maxAttempts: env.JOB_MAX_ATTEMPTS,
+    webhooks: { allowPrivateUrls: env.WEBHOOK_ALLOW_PRIVATE_URLS, retryHours: env.WEBHOOK_RETRY_HOURS, kick: () => deliverer.kick() },
   };
 
   const notifications = env.GCS_NOTIFICATION_SUBSCRIPTION
@@ -85,10 +120,32 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       })
     : null;
 
+  // Media of SIGNED videos needs a token; a video's policy never changes, so it is cached.
+  const policies = new Map<string, { policy: "PUBLIC" | "SIGNED"; at: number }>();
+  const guard: PlaybackGuard = {
+    tokens: playbackTokens,
+    async policyOf(videoId) {
+      const cached = policies.get(videoId);
+      if (cached && Date.now() - cached.at < 60_000) return cached.policy;
+      const video = await db.video.findUnique({ where: { id: videoId }, select: { playbackPolicy: true } }).catch(() => null);
+      if (!video) return null;
+      if (policies.size > 50_000) policies.clear();
+      policies.set(videoId, { policy: video.playbackPolicy, at: Date.now() });
+      return video.playbackPolicy;
+    },
+  };
+
+  let limiter: Awaited<ReturnType<typeof createMutationRateLimiter>> | null = null;
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
-    // Over WebSocket there is no fetch Request: the initial context holds Node's `req` instead.
-    context: ({ request }: { request?: Request }) => ({ ...services, requestOrigin: request?.headers.get("origin") ?? null }),
+    // HTTP: the Authorization header. WebSocket (no fetch Request): `authorization` in the
+    // connection_init payload. Both go through the same authenticate().
+    context: async ({ request, connectionParams }: { request?: Request; connectionParams?: Record<string, unknown> }) => ({
+      ...services,
+      requestOrigin: request?.headers.get("origin") ?? null,
+      auth: await authenticate(request ? request.headers.get("authorization") : authorizationParam(connectionParams)),
+    }),
+    plugins: graphqlSecurityPlugins(env, () => limiter),
     graphqlEndpoint: "/graphql",
     graphiql: env.GRAPHIQL ?? env.NODE_ENV !== "production" ? { subscriptionsProtocol: "WS" } : false,
     landingPage: false,
@@ -106,7 +163,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       return handleUpload({ ...services, storage }, req, res, url);
     }
     if (url.pathname.startsWith(MEDIA_PATH_PREFIX)) {
-      return storage instanceof LocalStorage ? handleMedia(storage, req, res, url) : handleGcsMedia(storage, req, res, url);
+      return storage instanceof LocalStorage ? handleMedia(storage, guard, req, res, url) : handleGcsMedia(storage, guard, req, res, url);
     }
     if (url.pathname === "/health") {
       const ok = await db.$queryRaw`SELECT 1`.then(() => true, () => false);
@@ -146,6 +203,16 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
   const wsServer = new WebSocketServer({ server: httpServer, path: yoga.graphqlEndpoint });
   const wsHandle = useServer(
     {
+      // Credentials are checked once at connection_init (4403 closes a bad one) and again, by the
+      // same code, in each operation's context.
+      onConnect: async (ctx) => {
+        try {
+          return (await authenticate(authorizationParam(ctx.connectionParams))) !== null;
+        } catch (err) {
+          if (err instanceof AuthenticationError) return false;
+          throw err;
+        }
+      },
       execute: (args: any) => args.rootValue.execute(args),
       subscribe: (args: any) => args.rootValue.subscribe(args),
       onSubscribe: async (ctx, _id, params) => {
@@ -154,6 +221,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
           req: ctx.extra.request,
           socket: ctx.extra.socket,
           params,
+          connectionParams: ctx.connectionParams,
         });
         const args = {
           schema: s,
@@ -179,9 +247,19 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       const applied = await applyMigrations(databaseUrl);
       if (applied.length) log.info("migrations applied", { applied });
       await eventTarget.start();
+      limiter = await createMutationRateLimiter(limiterPool, env.RATE_LIMIT_MUTATIONS_PER_MINUTE);
+      const created = await bootstrapAdminKey(db, env.BOOTSTRAP_API_KEY, SCOPES);
+      if (created && !env.BOOTSTRAP_API_KEY) {
+        // Printed once, on the first start of an empty database: the secret is not stored.
+        process.stdout.write(
+          `\n  Admin API key (tenant "default", every scope) — shown once, keep it:\n\n    ${created.secret}\n\n  Send it as: Authorization: Bearer <key>\n\n`,
+        );
+        log.info("admin API key created", { keyId: created.key.id, prefix: created.key.prefix });
+      }
       await transport.start();
       if (env.INGEST_EVENTS) await transport.consumeEvents((events) => ingestor.ingest(events));
       dispatcher.start();
+      deliverer.start();
       await notifications?.start();
       await new Promise<void>((resolve, reject) => {
         httpServer.once("error", reject);
@@ -207,12 +285,15 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
         log.info("stopping: storage notifications");
         await notifications.stop();
       }
+      log.info("stopping: webhook deliveries");
+      await deliverer.stop();
       log.info("stopping: dispatcher");
       await dispatcher.stop();
       log.info("stopping: transport");
       await transport.stop();
       log.info("stopping: event fan-out");
       await eventTarget.close();
+      await limiterPool.end();
       log.info("stopping: database");
       await db.$disconnect();
       log.info("stopped");

@@ -1,3 +1,4 @@
+import { ADMIN_AUTH } from "./support/auth.ts";
 import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
@@ -19,7 +20,7 @@ async function multipartUpload(t: TestApp, bytes: Uint8Array<ArrayBuffer>, name:
   form.append("operations", JSON.stringify({ query: UPLOAD_VIDEO, variables: { file: null, title } }));
   form.append("map", JSON.stringify({ 0: ["variables.file"] }));
   form.append("0", new Blob([bytes]), name);
-  return fetch(`${t.url}/graphql`, { method: "POST", body: form });
+  return fetch(`${t.url}/graphql`, { method: "POST", body: form, headers: ADMIN_AUTH });
 }
 
 describe("bad input gets a clear answer and loses nothing", () => {
@@ -73,14 +74,14 @@ describe("bad input gets a clear answer and loses nothing", () => {
 
   it("refuses an oversized GraphQL request before reading it", async () => {
     const query = `{ videos(first: 1) { edges { node { id } } } } #${"x".repeat(1024 * 1024)}`;
-    const res = await fetch(`${t.url}/graphql`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ query }) });
+    const res = await fetch(`${t.url}/graphql`, { method: "POST", headers: { "content-type": "application/json", ...ADMIN_AUTH }, body: JSON.stringify({ query }) });
     expect(res.status).toBe(413);
     expect((await res.json()).errors[0].message).toMatch(/GRAPHQL_MAX_BODY_BYTES/);
     expect((await fetch(`${t.url}/health`)).status).toBe(200);
   });
 
   it("answers a malformed GraphQL request with an error, not a crash", async () => {
-    const res = await fetch(`${t.url}/graphql`, { method: "POST", headers: { "content-type": "application/json" }, body: "{ not json" });
+    const res = await fetch(`${t.url}/graphql`, { method: "POST", headers: { "content-type": "application/json", ...ADMIN_AUTH }, body: "{ not json" });
     expect(res.status).toBe(400);
     const res2 = await t.gql(`{ video(id: "not-a-uuid") { id } }`);
     expect(res2).toEqual({ data: { video: null } });

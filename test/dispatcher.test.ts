@@ -1,3 +1,4 @@
+import { DEFAULT_TENANT_ID } from "../src/auth/api-keys.ts";
 import { PgBoss } from "pg-boss";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDb, type Db } from "../src/db/client.ts";
@@ -40,7 +41,7 @@ describe("dispatcher (outbox) with the Postgres transport", () => {
   }
 
   it("publishes a queued job once, stamps it, and leaves a retry alone until its runAfter", async () => {
-    const video = await db.video.create({ data: { title: "t", status: "QUEUED", sourceKey: "videos/x/source/upload" } });
+    const video = await db.video.create({ data: { tenantId: DEFAULT_TENANT_ID, title: "t", status: "QUEUED", sourceKey: "videos/x/source/upload" } });
     const now = await db.job.create({ data: { videoId: video.id, kind: "TRANSCODE" } });
     const later = await db.job.create({ data: { videoId: video.id, kind: "TRANSCODE", attempt: 2, runAfter: new Date(Date.now() + 60_000) } });
     await sweep();
@@ -52,7 +53,7 @@ describe("dispatcher (outbox) with the Postgres transport", () => {
   });
 
   it("queues again a RUNNING job whose worker went silent, and leaves a live one alone (startup recovery)", async () => {
-    const video = await db.video.create({ data: { title: "t", status: "PROCESSING", sourceKey: "videos/y/source/upload" } });
+    const video = await db.video.create({ data: { tenantId: DEFAULT_TENANT_ID, title: "t", status: "PROCESSING", sourceKey: "videos/y/source/upload" } });
     const silent = await db.job.create({
       data: { videoId: video.id, kind: "TRANSCODE", status: "RUNNING", workerId: "gone", dispatchedAt: new Date(0), heartbeatAt: new Date(Date.now() - 120_000) },
     });

@@ -20,14 +20,17 @@ describe("npm start with no configuration", () => {
     dirs.push(dataDir);
     // As root (CI), the embedded Postgres runs as the "postgres" user, which must reach the data dir.
     await chmod(dataDir, 0o755);
-    const api = await startApiProcess("api", { DATA_DIR: dataDir, DATABASE_URL: undefined, LOCAL_WORKER: "true" });
+    const api = await startApiProcess("api", { DATA_DIR: dataDir, DATABASE_URL: undefined, LOCAL_WORKER: "true", BOOTSTRAP_API_KEY: undefined });
     expect(api.log()).toContain("embedded Postgres started");
+    // The first start of an empty database creates an admin key and prints it, once.
+    const printed = (await api.waitForLog(/shown once, keep it:\s+(vg_[\w-]+)/)) as RegExpMatchArray;
+    const key = printed[1]!;
 
     const health = await fetch(`${api.url}/health`);
     expect(await health.json()).toEqual({ status: "ok" });
     const res = await fetch(`${api.url}/graphql`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
       body: JSON.stringify({ query: `mutation { createUpload(input: { title: "x" }) { __typename } }` }),
     });
     expect(await res.json()).toEqual({ data: { createUpload: { __typename: "CreateUploadSuccess" } } });

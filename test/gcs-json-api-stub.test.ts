@@ -8,7 +8,8 @@ import { CRC32C, Storage } from "@google-cloud/storage";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
 import { probeSource } from "../render-worker/media/probe.ts";
 import { createGcsWorkerStorage } from "../render-worker/storage/gcs.ts";
-import { handleGcsMedia, MEDIA_PATH_PREFIX } from "../src/http/media.ts";
+import { handleGcsMedia, MEDIA_PATH_PREFIX, type PlaybackGuard } from "../src/http/media.ts";
+import { PlaybackTokens } from "../src/http/playback-tokens.ts";
 import { GcsStorage } from "../src/storage/gcs.ts";
 import { UploadTooLargeError } from "../src/storage/types.ts";
 import { makeClip } from "./worker/media-fixtures.ts";
@@ -125,9 +126,10 @@ beforeAll(async () => {
     projectId: "videograph-test",
     credentials: { client_email: "signer@videograph-test.iam.gserviceaccount.com", private_key: privateKey },
   });
+  const publicGuard: PlaybackGuard = { policyOf: async () => "PUBLIC", tokens: new PlaybackTokens("x".repeat(32), 60) };
   storage = new GcsStorage({ bucket: BUCKET, publicUrl: "", signedUrlTtlSeconds: TTL, client });
   mediaServer = createServer((req, res) => {
-    handleGcsMedia(storage, req, res, new URL(req.url!, "http://api")).catch((err) => {
+    handleGcsMedia(storage, publicGuard, req, res, new URL(req.url!, "http://api")).catch((err) => {
       res.writeHead(500);
       res.end(String(err));
     });
@@ -156,7 +158,7 @@ describe("GCS adapters against a stub of the JSON API (no GCS server here)", () 
   test("an upload target is a resumable session for the source, bound to the declared size and the page's origin, never replacing a source", async () => {
     const videoId = randomUUID();
     const before = Date.now();
-    const target = await storage.createUploadTarget(videoId, { maxBytes: 5000, size: 4242, origin: "https://cms.example.com" });
+    const target = await storage.createUploadTarget(videoId, { maxBytes: 5000, size: 4242, origin: "https://cms.example.com", nonce: "n" });
     expect(target.url).toMatch(/^https:\/\/storage\.example\/upload\/session\//);
     expect(target.expiresAt.getTime() - before).toBeGreaterThanOrEqual(7 * 24 * 3600 * 1000 - 1000);
     const [start] = requests;
@@ -167,7 +169,7 @@ describe("GCS adapters against a stub of the JSON API (no GCS server here)", () 
     expect(start!.headers.origin).toBe("https://cms.example.com");
 
     requests.length = 0;
-    await storage.createUploadTarget(videoId, { maxBytes: 5000, size: null, origin: null });
+    await storage.createUploadTarget(videoId, { maxBytes: 5000, size: null, origin: null, nonce: "n" });
     expect(requests[0]!.headers["x-upload-content-length"]).toBeUndefined();
     expect(requests[0]!.headers.origin).toBeUndefined();
   });

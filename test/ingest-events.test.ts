@@ -1,3 +1,7 @@
+import { DEFAULT_TENANT_ID } from "../src/auth/api-keys.ts";
+import { createWebhookEmitter } from "../src/webhooks/events.ts";
+
+const webhooks = createWebhookEmitter({ retryHours: 24, onQueued: () => {} });
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDb, type Db } from "../src/db/client.ts";
 import { createVideoPubSub } from "../src/events/video-events.ts";
@@ -51,15 +55,26 @@ describe("worker events are applied idempotently and in any order", () => {
   beforeAll(async () => {
     database = await createTestDatabase();
     db = createDb(database.url);
-    ingestor = createEventIngestor({ db, pubSub: createVideoPubSub(undefined), progressWriteIntervalMs: 0, onJobRequeued: () => {}, onCanceledJobReported: async () => {}, stallSeconds: 30 });
+    // An endpoint for every event type, so that the webhooks each event queues are part of the outcome.
+    await db.webhookEndpoint.create({ data: { tenantId: DEFAULT_TENANT_ID, url: "http://127.0.0.1:9/hook", secret: "s", events: [] } });
+    ingestor = createEventIngestor({ db, pubSub: createVideoPubSub(undefined), webhooks, progressWriteIntervalMs: 0, onJobRequeued: () => {}, onCanceledJobReported: async () => {}, stallSeconds: 30 });
   });
   afterAll(async () => {
     await db.$disconnect();
     await database.drop();
   });
 
+  /** Webhook deliveries queued for the video: their types, once each, with distinct event ids. */
+  async function queuedWebhooks(videoId: string) {
+    const deliveries = await db.webhookDelivery.findMany({ where: { payload: { path: ["data", "videoId"], equals: videoId } } });
+    const ofVideo = await db.webhookDelivery.findMany({ where: { payload: { path: ["data", "video", "id"], equals: videoId } } });
+    const all = [...deliveries, ...ofVideo];
+    expect(new Set(all.map((d) => d.eventId)).size).toBe(all.length);
+    return all.map((d) => d.eventType).sort();
+  }
+
   async function newJob() {
-    const video = await db.video.create({ data: { title: "t", status: "QUEUED", sourceKey: "x" } });
+    const video = await db.video.create({ data: { tenantId: DEFAULT_TENANT_ID, title: "t", status: "QUEUED", sourceKey: "x" } });
     const job = await db.job.create({ data: { videoId: video.id, kind: "TRANSCODE", dispatchedAt: new Date() } });
     return { videoId: video.id, jobId: job.id };
   }
@@ -78,6 +93,7 @@ describe("worker events are applied idempotently and in any order", () => {
         ...j,
         runs: runs.map(({ id, jobId, ...r }) => r),
       })),
+      webhooks: await queuedWebhooks(videoId),
     };
   }
 
@@ -85,6 +101,7 @@ describe("worker events are applied idempotently and in any order", () => {
     const { videoId, jobId } = await newJob();
     await ingestor.ingest(cleanRun(jobId, videoId));
     const result = await outcome(videoId);
+    expect(result.webhooks).toEqual(["variant.ready", "variant.ready", "variant.ready", "video.playable", "video.ready"]);
     expect(result.video).toMatchObject({ status: "READY", playable: true, duration: 6, width: 640, error: null });
     expect(result.variants.map((v) => [v.name, v.status, v.progress, v.segmentCount])).toEqual([
       ["144p", "READY", 1, 3],
@@ -126,7 +143,7 @@ describe("worker events are applied idempotently and in any order", () => {
   it("a retryable failure queues the next attempt after a back-off; the last one fails the video", async () => {
     const { videoId, jobId } = await newJob();
     const requeued: Date[] = [];
-    const withRetries = createEventIngestor({ db, pubSub: createVideoPubSub(undefined), progressWriteIntervalMs: 0, onJobRequeued: (at) => void requeued.push(at), onCanceledJobReported: async () => {}, stallSeconds: 30 });
+    const withRetries = createEventIngestor({ db, pubSub: createVideoPubSub(undefined), webhooks, progressWriteIntervalMs: 0, onJobRequeued: (at) => void requeued.push(at), onCanceledJobReported: async () => {}, stallSeconds: 30 });
     const failure = (attempt: number): JobEvent[] => [
       cleanRun(jobId, videoId, attempt)[0]!,
       { v: PROTOCOL_VERSION, jobId, attempt, seq: 2, workerId: "worker-1", at: new Date().toISOString(), type: "job.failed", error: "ffmpeg exited with code 1: boom", retryable: true, command: "ffmpeg -i x", stderrTail: "boom", exitCode: 1 },

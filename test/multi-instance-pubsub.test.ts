@@ -1,3 +1,4 @@
+import { ADMIN_AUTH } from "./support/auth.ts";
 import { randomUUID } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -68,7 +69,7 @@ describe.skipIf(!emulator)("two API processes, two workers, TRANSPORT=pubsub (re
         const { uploadUrl, video } = (await gqlAt(api.url, CREATE_UPLOAD, { title: `clip ${i}` })).createUpload;
         // A subscriber on each instance, whichever instance ingests the events.
         const subs = apis.map((a) => {
-          const client = createClient({ url: `${a.url.replace("http", "ws")}/graphql`, webSocketImpl: WebSocket, retryAttempts: 0 });
+          const client = createClient({ url: `${a.url.replace("http", "ws")}/graphql`, webSocketImpl: WebSocket, retryAttempts: 0, connectionParams: ADMIN_AUTH });
           clients.push(client);
           return collectSubscription<any>(client, EVENTS, { id: video.id });
         });

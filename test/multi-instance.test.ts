@@ -1,3 +1,4 @@
+import { ADMIN_AUTH } from "./support/auth.ts";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -35,7 +36,7 @@ describe("two API processes and two workers on one database (Postgres transport)
   const workers = new Map<string, ServiceProcess>();
   const clients: Client[] = [];
   const wsClient = (url: string) => {
-    const c = createClient({ url: `${url.replace("http", "ws")}/graphql`, webSocketImpl: WebSocket, retryAttempts: 0 });
+    const c = createClient({ url: `${url.replace("http", "ws")}/graphql`, webSocketImpl: WebSocket, retryAttempts: 0, connectionParams: ADMIN_AUTH });
     clients.push(c);
     return c;
   };

@@ -1,3 +1,4 @@
+import { DEFAULT_TENANT_ID } from "../src/auth/api-keys.ts";
 import { randomUUID } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -157,6 +158,8 @@ describe.each(ADAPTERS)("storage contract: $name", (adapter) => {
 
   test("published HLS plays through urlFor: playlists from the API, segments where the playlist points, with cache headers", async () => {
     const prefix = newVideoPrefix();
+    // The API serves a video's media by its playback policy, so the video must exist.
+    await t.app.services.db.video.create({ data: { id: prefix.split("/")[1]!, tenantId: DEFAULT_TENANT_ID, title: "contract" } });
     const segment = bytesOf(3000, 5);
     const poster = bytesOf(500, 9);
     await writeFile(path.join(scratch, "seg.ts"), segment);

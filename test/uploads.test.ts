@@ -1,3 +1,4 @@
+import { ADMIN_AUTH } from "./support/auth.ts";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseContentRange } from "../src/http/uploads.ts";
@@ -51,7 +52,7 @@ describe("resumable upload URL", () => {
   it("takes chunks, reports where to resume, and queues the video after the last byte", async () => {
     const upload = await newUpload();
     expect(upload.video.status).toBe("WAITING_FOR_UPLOAD");
-    expect(upload.uploadUrl).toMatch(/^\/uploads\/[0-9a-f-]{36}\?expires=\d+&sig=/);
+    expect(upload.uploadUrl).toMatch(/^\/uploads\/[0-9a-f-]{36}\?max=1000&n=[\w-]+&expires=\d+&sig=/);
     const body = new Uint8Array(300).map((_, i) => i % 256);
 
     let res = await put(upload.uploadUrl, body.slice(0, 100), { "content-range": "bytes 0-99/300" });
@@ -134,7 +135,7 @@ describe("transports for GraphQL", () => {
     const controller = new AbortController();
     const res = await fetch(`${t.url}/graphql`, {
       method: "POST",
-      headers: { "content-type": "application/json", accept: "text/event-stream" },
+      headers: { "content-type": "application/json", accept: "text/event-stream", ...ADMIN_AUTH },
       body: JSON.stringify({ query: `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { id status } } }`, variables: { id } }),
       signal: controller.signal,
     });

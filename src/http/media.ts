@@ -4,6 +4,40 @@ import type { GcsStorage } from "../storage/gcs.ts";
 import type { LocalStorage } from "../storage/local.ts";
 import { rewritePlaylistUris } from "../storage/playlist-urls.ts";
 import { assertValidKey } from "../storage/types.ts";
+import { appendTokenToPlaylist, type PlaybackTokens } from "./playback-tokens.ts";
+
+/** Who may read a video's media: its playback policy (null: no such video) and the token checker. */
+export interface PlaybackGuard {
+  policyOf(videoId: string): Promise<"PUBLIC" | "SIGNED" | null>;
+  tokens: PlaybackTokens;
+}
+
+/**
+ * Checks a request for a video's media against its playback policy. Returns the token to carry
+ * into playlists (SIGNED videos), "" for public ones, or null after answering 403/404.
+ */
+async function admit(guard: PlaybackGuard, key: string, url: URL, res: ServerResponse): Promise<string | null> {
+  const videoId = key.split("/")[1]!;
+  const policy = await guard.policyOf(videoId);
+  if (policy === null) {
+    notFound(res);
+    return null;
+  }
+  if (policy === "PUBLIC") return "";
+  const token = url.searchParams.get("token");
+  const problem = guard.tokens.check(videoId, token);
+  if (problem) {
+    res.writeHead(403, { "content-type": "text/plain", "cache-control": "no-store", "access-control-allow-origin": "*" });
+    res.end(`Forbidden: ${problem}`);
+    return null;
+  }
+  return token!;
+}
+
+/** Signed media must not sit in shared caches longer than its token lives. */
+function cacheControlFor(ext: string, token: string): string {
+  return token ? "private, max-age=60" : cacheControl(ext);
+}
 
 export const MEDIA_PATH_PREFIX = "/media/";
 
@@ -53,9 +87,12 @@ function methodNotAllowed(req: IncomingMessage, res: ServerResponse): boolean {
  * players can read segments and posters. Only published media (HLS and thumbnails) is served,
  * never sources.
  */
-export async function handleMedia(storage: LocalStorage, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+export async function handleMedia(storage: LocalStorage, guard: PlaybackGuard, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
   if (methodNotAllowed(req, res)) return;
   const key = publishedKey(url);
+  if (key === null) return notFound(res);
+  const token = await admit(guard, key, url, res);
+  if (token === null) return;
   let size: number | null = null;
   if (key !== null) {
     try {
@@ -66,9 +103,17 @@ export async function handleMedia(storage: LocalStorage, req: IncomingMessage, r
   }
   if (key === null || size === null) return notFound(res);
   const ext = path.extname(key);
+  if (ext === ".m3u8" && token) {
+    const text = await storage.readText(key);
+    if (text === null) return notFound(res);
+    const body = Buffer.from(appendTokenToPlaylist(text, token));
+    res.writeHead(200, { "content-type": CONTENT_TYPES[ext]!, "cache-control": "private, max-age=2", "content-length": body.byteLength, "access-control-allow-origin": "*" });
+    res.end(req.method === "HEAD" ? undefined : body);
+    return;
+  }
   const headers: Record<string, string | number> = {
     "content-type": CONTENT_TYPES[ext]!,
-    "cache-control": cacheControl(ext),
+    "cache-control": cacheControlFor(ext, token),
     "accept-ranges": "bytes",
     "access-control-allow-origin": "*",
   };
@@ -111,10 +156,12 @@ export async function handleMedia(storage: LocalStorage, req: IncomingMessage, r
  * a growing one for 2 s. Segments and posters are fetched from GCS itself: a request for one
  * here is redirected to its signed URL.
  */
-export async function handleGcsMedia(storage: GcsStorage, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+export async function handleGcsMedia(storage: GcsStorage, guard: PlaybackGuard, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
   if (methodNotAllowed(req, res)) return;
   const key = publishedKey(url);
   if (key === null) return notFound(res);
+  const token = await admit(guard, key, url, res);
+  if (token === null) return;
   if (path.extname(key) !== ".m3u8") {
     res.writeHead(302, { location: await storage.signedReadUrl(key), "cache-control": "private, max-age=60", "access-control-allow-origin": "*" });
     res.end();
@@ -122,12 +169,14 @@ export async function handleGcsMedia(storage: GcsStorage, req: IncomingMessage, 
   }
   const text = await storage.readText(key);
   if (text === null) return notFound(res);
-  const body = Buffer.from(await rewritePlaylistUris(text, key, (k) => storage.signedReadUrl(k)));
+  const signed = await rewritePlaylistUris(text, key, (k) => storage.signedReadUrl(k));
+  // Segment URIs are now absolute signed URLs; only child playlists (relative) need the token.
+  const body = Buffer.from(token ? appendTokenToPlaylist(signed, token) : signed);
   const final = /^#EXT-X-(ENDLIST|STREAM-INF)/m.test(text);
   const maxAge = final ? Math.min(3600, Math.floor(storage.signedUrlTtlSeconds / 4)) : 2;
   res.writeHead(200, {
     "content-type": CONTENT_TYPES[".m3u8"]!,
-    "cache-control": `public, max-age=${maxAge}`,
+    "cache-control": `${token ? "private" : "public"}, max-age=${maxAge}`,
     "content-length": body.byteLength,
     "access-control-allow-origin": "*",
   });

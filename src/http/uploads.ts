@@ -80,13 +80,15 @@ export async function handleUpload(deps: UploadDeps, req: IncomingMessage, res: 
   const problem = deps.signer.check(url);
   if (problem) return reply(res, 403, { error: `Upload URL rejected: ${problem}` });
   const videoId = url.pathname.slice(UPLOAD_PATH_PREFIX.length);
+  const maxBytes = Math.min(deps.maxUploadBytes, Number(url.searchParams.get("max") ?? deps.maxUploadBytes));
+  const nonce = url.searchParams.get("n");
   const range = parseContentRange(req.headers["content-range"]);
   if (range === "invalid") return reply(res, 400, { error: "Malformed Content-Range; expected `bytes start-end/total`" });
   const contentLength = req.headers["content-length"] === undefined ? null : Number(req.headers["content-length"]);
   const total = range ? range.total : contentLength;
-  if (total !== null && total > deps.maxUploadBytes) {
+  if (total !== null && total > maxBytes) {
     req.resume();
-    return reply(res, 413, { error: `File of ${total} bytes exceeds the upload limit of ${deps.maxUploadBytes} bytes` }, { connection: "close" });
+    return reply(res, 413, { error: `File of ${total} bytes exceeds this upload URL's limit of ${maxBytes} bytes` }, { connection: "close" });
   }
 
   await withUploadLock(videoId, async () => {
@@ -95,6 +97,10 @@ export async function handleUpload(deps: UploadDeps, req: IncomingMessage, res: 
     if (video.status !== "WAITING_FOR_UPLOAD") {
       req.resume();
       return reply(res, 409, { error: `This upload is complete; the video is ${video.status}` });
+    }
+    if (!nonce || video.uploadNonce !== nonce) {
+      req.resume();
+      return reply(res, 410, { error: "This upload URL is no longer valid (used, or replaced by a newer one)" });
     }
     if (video.uploadSize !== null && total !== null && Number(video.uploadSize) !== total) {
       req.resume();
@@ -117,14 +123,14 @@ export async function handleUpload(deps: UploadDeps, req: IncomingMessage, res: 
       req.resume();
       return reply(res, 400, { error: "The upload is empty (0 bytes); send the file's bytes" });
     }
-    const limit = Math.min(deps.maxUploadBytes, range?.end !== undefined && range.end !== null ? range.end + 1 : deps.maxUploadBytes);
+    const limit = Math.min(maxBytes, range?.end !== undefined && range.end !== null ? range.end + 1 : maxBytes);
     let written: number;
     try {
       written = await deps.storage.writeAt(partKey, start, req, limit);
     } catch (err) {
       if (err instanceof UploadTooLargeError) {
         req.resume();
-        return reply(res, 413, { error: `Body exceeds the declared range or the limit of ${deps.maxUploadBytes} bytes` }, { connection: "close" });
+        return reply(res, 413, { error: `Body exceeds the declared range or this upload URL's limit of ${maxBytes} bytes` }, { connection: "close" });
       }
       throw err;
     }

@@ -1,4 +1,5 @@
 import type { Db } from "../db/client.ts";
+import { videoWebhookData, webhookEventId, type WebhookEmitter } from "../webhooks/events.ts";
 import { retryDelayMs } from "./dispatcher.ts";
 import type { Variant } from "../generated/prisma/client.ts";
 import { log } from "../log.ts";
@@ -27,6 +28,7 @@ export interface EventIngestor {
 export function createEventIngestor(deps: {
   db: Db;
   pubSub: VideoPubSub;
+  webhooks: WebhookEmitter;
   progressWriteIntervalMs: number;
   onJobRequeued: (runAfter: Date) => void;
   /** A worker started (or still runs) an attempt that was canceled: tell it (or only `workerId`) to stop. */
@@ -34,7 +36,7 @@ export function createEventIngestor(deps: {
   /** A run whose worker has not been heard of for this long is presumed dead. */
   stallSeconds: number;
 }): EventIngestor {
-  const { db, pubSub } = deps;
+  const { db, pubSub, webhooks } = deps;
   const lastProgressWrite = new Map<string, number>();
 
   async function publishStatus(videoId: string): Promise<void> {
@@ -47,6 +49,11 @@ export function createEventIngestor(deps: {
     if (video) {
       pubSub.publish("videoEvents", videoId, { kind: "variantStatus", video: videoSnapshot(video), variant: variantSnapshot(variant) });
     }
+  }
+
+  async function emitPlayable(tx: Parameters<WebhookEmitter["emit"]>[0], videoId: string): Promise<void> {
+    const video = await tx.video.findUniqueOrThrow({ where: { id: videoId } });
+    await webhooks.emit(tx, videoId, "video.playable", webhookEventId("video.playable", videoId), { video: videoWebhookData(video) });
   }
 
   async function onStarted(e: EventOf<"job.started">, videoId: string): Promise<void> {
@@ -185,23 +192,35 @@ export function createEventIngestor(deps: {
 
   async function onVariantReady(e: EventOf<"variant.ready">, videoId: string): Promise<void> {
     const ready = { status: "READY" as const, progress: 1, playlistKey: e.playlistKey, segmentCount: e.segmentCount, readyAt: new Date(e.at) };
-    // Before `job.probed` (events can arrive out of order) the row does not exist yet.
-    await db.variant.createMany({
-      data: [{ videoId, name: e.name, kind: e.rung.kind, width: e.rung.width, height: e.rung.height, bandwidth: e.rung.bandwidth, codecs: e.rung.codecs, ...ready }],
-      skipDuplicates: true,
+    const variant = await db.$transaction(async (tx) => {
+      // Before `job.probed` (events can arrive out of order) the row does not exist yet.
+      const { count: created } = await tx.variant.createMany({
+        data: [{ videoId, name: e.name, kind: e.rung.kind, width: e.rung.width, height: e.rung.height, bandwidth: e.rung.bandwidth, codecs: e.rung.codecs, ...ready }],
+        skipDuplicates: true,
+      });
+      const { count } = await tx.variant.updateMany({ where: { videoId, name: e.name, status: { in: ["PENDING", "ENCODING"] } }, data: ready });
+      if (!count && !created) return null;
+      const row = await tx.variant.findUniqueOrThrow({ where: { videoId_name: { videoId, name: e.name } } });
+      const data = { videoId, variant: { id: row.id, name: row.name, kind: row.kind, width: row.width, height: row.height, segmentCount: row.segmentCount } };
+      await webhooks.emit(tx, videoId, "variant.ready", webhookEventId("variant.ready", row.id, row.readyAt!.toISOString()), data);
+      return row;
     });
-    const { count } = await db.variant.updateMany({ where: { videoId, name: e.name, status: { in: ["PENDING", "ENCODING"] } }, data: ready });
-    if (!count) return;
-    const variant = await db.variant.findUnique({ where: { videoId_name: { videoId, name: e.name } } });
-    if (variant) await publishVariant(videoId, variant);
+    if (!variant) return;
+    webhooks.flush();
+    await publishVariant(videoId, variant);
   }
 
   async function onPlayable(e: EventOf<"video.playable">, videoId: string): Promise<void> {
     const at = new Date(e.at);
-    const { count } = await db.video.updateMany({
-      where: { id: videoId, playable: false },
-      data: { playable: true, masterKey: e.masterKey, playableAt: at },
+    const count = await db.$transaction(async (tx) => {
+      const { count } = await tx.video.updateMany({
+        where: { id: videoId, playable: false },
+        data: { playable: true, masterKey: e.masterKey, playableAt: at },
+      });
+      if (count) await emitPlayable(tx, videoId);
+      return count;
     });
+    if (count) webhooks.flush();
     // `job.succeeded` overtook this event and stamped its own, later time.
     await db.video.updateMany({ where: { id: videoId, playableAt: { gt: at } }, data: { playableAt: at } });
     if (count) await publishStatus(videoId);
@@ -210,17 +229,29 @@ export function createEventIngestor(deps: {
   async function onSucceeded(e: EventOf<"job.succeeded">, videoId: string): Promise<void> {
     await finishRun(e);
     const at = new Date(e.at);
-    const { count } = await db.job.updateMany({
-      where: { id: e.jobId, attempt: e.attempt, status: { in: ["QUEUED", "RUNNING"] } },
-      data: { status: "SUCCEEDED", progress: 1, finishedAt: at, error: null },
+    const count = await db.$transaction(async (tx) => {
+      const { count } = await tx.job.updateMany({
+        where: { id: e.jobId, attempt: e.attempt, status: { in: ["QUEUED", "RUNNING"] } },
+        data: { status: "SUCCEEDED", progress: 1, finishedAt: at, error: null },
+      });
+      if (!count) return 0;
+      // `video.playable` may not have arrived yet; the video is playable now, so say it once.
+      const wasPlayable = (await tx.video.findUnique({ where: { id: videoId }, select: { playable: true } }))?.playable ?? true;
+      await tx.video.updateMany({
+        where: { id: videoId, status: { in: ["QUEUED", "PROCESSING"] } },
+        data: { status: "READY", playable: true, masterKey: e.masterKey, posterKey: e.posterKey, finishedAt: at },
+      });
+      await tx.video.updateMany({ where: { id: videoId, playableAt: null }, data: { playableAt: at } });
+      if (!wasPlayable) await emitPlayable(tx, videoId);
+      const video = await tx.video.findUniqueOrThrow({ where: { id: videoId } });
+      if (video.status === "READY") {
+        await webhooks.emit(tx, videoId, "video.ready", webhookEventId("video.ready", videoId, video.finishedAt!.toISOString()), { video: videoWebhookData(video) });
+      }
+      return count;
     });
     if (!count) return;
+    webhooks.flush();
     lastProgressWrite.delete(e.jobId);
-    await db.video.updateMany({
-      where: { id: videoId, status: { in: ["QUEUED", "PROCESSING"] } },
-      data: { status: "READY", playable: true, masterKey: e.masterKey, posterKey: e.posterKey, finishedAt: at },
-    });
-    await db.video.updateMany({ where: { id: videoId, playableAt: null }, data: { playableAt: at } });
     await publishStatus(videoId);
   }
 
@@ -240,16 +271,27 @@ export function createEventIngestor(deps: {
       return;
     }
     const at = new Date(e.at);
-    const { count } = await db.job.updateMany({
-      where: { id: job.id, attempt: job.attempt, status: { in: ["QUEUED", "RUNNING"] } },
-      data: { status: "FAILED", error: e.error, finishedAt: at },
+    const count = await db.$transaction(async (tx) => {
+      const { count } = await tx.job.updateMany({
+        where: { id: job.id, attempt: job.attempt, status: { in: ["QUEUED", "RUNNING"] } },
+        data: { status: "FAILED", error: e.error, finishedAt: at },
+      });
+      if (!count) return 0;
+      await tx.variant.updateMany({ where: { videoId, status: { in: ["PENDING", "ENCODING"] } }, data: { status: "FAILED", error: e.error } });
+      await tx.video.updateMany({
+        where: { id: videoId, status: { in: ["QUEUED", "PROCESSING"] } },
+        data: { status: "FAILED", error: e.error, finishedAt: at },
+      });
+      const jobData = { id: job.id, kind: job.kind, attempt: job.attempt, error: e.error, videoId };
+      await webhooks.emit(tx, videoId, "job.failed", webhookEventId("job.failed", job.id, String(job.attempt)), { job: jobData });
+      const video = await tx.video.findUniqueOrThrow({ where: { id: videoId } });
+      if (video.status === "FAILED") {
+        await webhooks.emit(tx, videoId, "video.failed", webhookEventId("video.failed", videoId, video.finishedAt!.toISOString()), { video: videoWebhookData(video) });
+      }
+      return count;
     });
     if (!count) return;
-    await db.variant.updateMany({ where: { videoId, status: { in: ["PENDING", "ENCODING"] } }, data: { status: "FAILED", error: e.error } });
-    await db.video.updateMany({
-      where: { id: videoId, status: { in: ["QUEUED", "PROCESSING"] } },
-      data: { status: "FAILED", error: e.error, finishedAt: at },
-    });
+    webhooks.flush();
     await publishStatus(videoId);
   }
 

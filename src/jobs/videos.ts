@@ -22,7 +22,7 @@ export async function queueUploadedVideo(
   const video = await deps.db.$transaction(async (tx) => {
     const { count } = await tx.video.updateMany({
       where: { id: videoId, status: "WAITING_FOR_UPLOAD" },
-      data: { status: "QUEUED", sourceKey: source.key, sourceName: source.name, uploadedBytes: source.size, uploadSize: source.size, uploadedAt: new Date() },
+      data: { status: "QUEUED", uploadNonce: null, sourceKey: source.key, sourceName: source.name, uploadedBytes: source.size, uploadSize: source.size, uploadedAt: new Date() },
     });
     if (!count) return null;
     await tx.job.create({ data: { videoId, kind: "TRANSCODE", capability: "cpu", maxAttempts: deps.maxAttempts } });

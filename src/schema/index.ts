@@ -4,6 +4,7 @@ import "./errors.ts";
 import "./job.ts";
 import "./variant.ts";
 import "./video.ts";
+import "./webhook.ts";
 
 builder.queryType({});
 builder.mutationType({});

@@ -1,4 +1,5 @@
 import { builder } from "../builder.ts";
+import { tenantOf } from "../context.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
 import type { Job } from "../generated/prisma/client.ts";
 import { cancelVideo } from "../jobs/cancel.ts";
@@ -43,7 +44,11 @@ export const JobRef = builder.prismaObject("Job", {
     error: t.exposeString("error", { nullable: true }),
     workerId: t.exposeString("workerId", { nullable: true }),
     parent: t.relation("parent", { nullable: true }),
-    runs: t.relation("runs", { description: "Every worker run of every attempt, oldest first.", query: { orderBy: { startedAt: "asc" } } }),
+    runs: t.relation("runs", {
+      description: "Every worker run of every attempt, oldest first; for operators (scope jobs:admin).",
+      authScopes: { scope: "jobs:admin" },
+      query: { orderBy: { startedAt: "asc" } },
+    }),
     createdAt: t.expose("createdAt", { type: "DateTime" }),
     startedAt: t.expose("startedAt", { type: "DateTime", nullable: true }),
     finishedAt: t.expose("finishedAt", { type: "DateTime", nullable: true }),
@@ -59,10 +64,11 @@ builder.mutationFields((t) => ({
   cancelJob: t.field({
     type: CancelJobSuccess,
     description: "Cancels a queued or running job, and with it its video: the worker stops within seconds and cleans up.",
+    authScopes: { scope: "jobs:admin" },
     args: { id: t.arg.id({ required: true }) },
     errors: { types: [ValidationError, NotFoundError], union: { name: "CancelJobResult" } },
     resolve: async (_root, { id }, ctx) => {
-      const job = isUuid(String(id)) ? await ctx.db.job.findUnique({ where: { id: String(id) } }) : null;
+      const job = isUuid(String(id)) ? await ctx.db.job.findFirst({ where: { id: String(id), video: { tenantId: tenantOf(ctx) } } }) : null;
       if (!job) throw new NotFoundError("job", String(id));
       if (job.status !== "QUEUED" && job.status !== "RUNNING") {
         throw new ValidationError("id", `The job is ${job.status}; only queued or running jobs can be canceled`);

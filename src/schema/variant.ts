@@ -23,9 +23,10 @@ export const VariantRef = builder.prismaObject("Variant", {
     playlistUrl: t.string({
       nullable: true,
       description: "The rung's media playlist, once its first segment is published.",
+      select: { video: { select: { id: true, playbackPolicy: true } } },
       resolve: (variant, _args, ctx) =>
         variant.status === "READY" || variant.segmentCount > 0
-          ? mediaUrl(ctx, `videos/${variant.videoId}/hls/${variant.name}/index.m3u8`)
+          ? mediaUrl(ctx, `videos/${variant.videoId}/hls/${variant.name}/index.m3u8`, variant.video)
           : null,
     }),
   }),

@@ -1,6 +1,7 @@
 import { GraphQLError } from "graphql";
 import { builder } from "../builder.ts";
-import type { Context } from "../context.ts";
+import { randomBytes } from "node:crypto";
+import { tenantOf, type Context } from "../context.ts";
 import { FileTooLargeError, NotFoundError, ValidationError } from "../errors.ts";
 import type { Video } from "../generated/prisma/client.ts";
 import {
@@ -16,6 +17,13 @@ import { mediaUrl } from "./urls.ts";
 import { VariantRef } from "./variant.ts";
 import { isUuid } from "../ids.ts";
 
+export const PlaybackPolicyEnum = builder.enumType("PlaybackPolicy", {
+  values: {
+    PUBLIC: { description: "Anyone with the URL can play it." },
+    SIGNED: { description: "Playlists, segments and images need a short-lived token bound to the video; the URLs this API hands out carry one." },
+  } as const,
+});
+
 export const VideoStatusEnum = builder.enumType("VideoStatus", {
   values: ["WAITING_FOR_UPLOAD", "QUEUED", "PROCESSING", "READY", "FAILED", "CANCELED"] as const,
 });
@@ -28,6 +36,7 @@ export const VideoRef = builder.prismaObject("Video", {
     id: t.exposeID("id"),
     title: t.exposeString("title"),
     status: t.expose("status", { type: VideoStatusEnum }),
+    playbackPolicy: t.expose("playbackPolicy", { type: PlaybackPolicyEnum }),
     playable: t.exposeBoolean("playable", { description: "True once every rung has its first segment: playback can start." }),
     error: t.exposeString("error", { nullable: true, description: "Why the video failed, in words a user can act on." }),
     duration: t.exposeFloat("duration", { nullable: true, description: "Seconds, from the probe." }),
@@ -41,12 +50,12 @@ export const VideoRef = builder.prismaObject("Video", {
     playbackUrl: t.string({
       nullable: true,
       description: "The HLS master playlist, once the video is playable.",
-      resolve: (v, _args, ctx) => (v.playable && v.masterKey ? mediaUrl(ctx, v.masterKey) : null),
+      resolve: (v, _args, ctx) => (v.playable && v.masterKey ? mediaUrl(ctx, v.masterKey, v) : null),
     }),
     posterUrl: t.string({
       nullable: true,
       description: "A JPEG frame; with GCS storage a signed URL that expires (query it again for a fresh one).",
-      resolve: (v, _args, ctx) => (v.posterKey ? mediaUrl(ctx, v.posterKey) : null),
+      resolve: (v, _args, ctx) => (v.posterKey ? mediaUrl(ctx, v.posterKey, v) : null),
     }),
     variants: t.relation("variants", { query: { orderBy: [{ kind: "asc" }, { height: "desc" }] } }),
     jobs: t.relatedConnection("jobs", { cursor: "id", query: { orderBy: { createdAt: "desc" } } }),
@@ -61,17 +70,24 @@ builder.queryFields((t) => ({
   video: t.prismaField({
     type: VideoRef,
     nullable: true,
+    description: "A video of the caller's tenant; null for any other id.",
+    authScopes: { scope: "videos:read" },
     args: { id: t.arg.id({ required: true }) },
     resolve: (query, _root, { id }, ctx) =>
-      isUuid(String(id)) ? ctx.db.video.findUnique({ ...query, where: { id: String(id) } }) : null,
+      isUuid(String(id)) ? ctx.db.video.findFirst({ ...query, where: { id: String(id), tenantId: tenantOf(ctx) } }) : null,
   }),
   videos: t.prismaConnection({
     type: VideoRef,
     cursor: "id",
-    description: "Videos, newest first.",
+    description: "The caller's tenant's videos, newest first.",
+    authScopes: { scope: "videos:read" },
     args: { status: t.arg({ type: VideoStatusEnum }) },
     resolve: (query, _root, args, ctx) =>
-      ctx.db.video.findMany({ ...query, where: args.status ? { status: args.status } : {}, orderBy: [{ createdAt: "desc" }, { id: "desc" }] }),
+      ctx.db.video.findMany({
+        ...query,
+        where: { tenantId: tenantOf(ctx), ...(args.status ? { status: args.status } : {}) },
+        orderBy: [{ createdAt: "desc" }, { id: "desc" }],
+      }),
   }),
 }));
 
@@ -81,6 +97,10 @@ const CreateUploadInput = builder.inputType("CreateUploadInput", {
     size: t.float({ description: "The file's size in bytes, if known: the upload URL then takes exactly that many." }),
     origin: t.string({
       description: "Origin of the web page that will upload (for CORS on GCS upload sessions); default: this request's Origin header.",
+    }),
+    playbackPolicy: t.field({ type: PlaybackPolicyEnum, description: "Default PUBLIC." }),
+    idempotencyKey: t.string({
+      description: "The same key (per tenant) returns the same video, with an upload URL for it, instead of creating a second one. Up to 200 characters.",
     }),
   }),
 });
@@ -139,16 +159,48 @@ const DeleteVideoSuccess = builder.objectRef<{ deletedVideoId: string }>("Delete
   fields: (t) => ({ deletedVideoId: t.exposeID("deletedVideoId") }),
 });
 
-async function findVideoOrThrow(ctx: Context, id: string): Promise<Video> {
-  const video = isUuid(id) ? await ctx.db.video.findUnique({ where: { id } }) : null;
+/** The caller's tenant's video `id`; another tenant's is "not found", exactly like a missing one. */
+export async function findVideoOrThrow(ctx: Context, id: string): Promise<Video> {
+  const video = isUuid(id) ? await ctx.db.video.findFirst({ where: { id, tenantId: tenantOf(ctx) } }) : null;
   if (!video) throw new NotFoundError("video", id);
   return video;
+}
+
+function validIdempotencyKey(raw: string | null | undefined): string | null {
+  if (raw === null || raw === undefined) return null;
+  if (!raw || raw.length > 200) throw new ValidationError("idempotencyKey", "An idempotency key has 1 to 200 characters");
+  return raw;
+}
+
+/**
+ * Creates a video for the caller's tenant, or with `idempotencyKey` returns the one an earlier
+ * call with the same key created (also when two calls race: the unique index decides).
+ */
+export async function createVideoOnce(
+  ctx: Context,
+  idempotencyKey: string | null,
+  data: { title: string; uploadSize?: number | null; playbackPolicy: "PUBLIC" | "SIGNED"; uploadNonce?: string | null },
+): Promise<{ video: Video; created: boolean }> {
+  const tenantId = tenantOf(ctx);
+  if (idempotencyKey === null) return { video: await ctx.db.video.create({ data: { ...data, tenantId } }), created: true };
+  const existing = () => ctx.db.video.findUnique({ where: { tenantId_idempotencyKey: { tenantId, idempotencyKey } } });
+  const earlier = await existing();
+  if (earlier) return { video: earlier, created: false };
+  try {
+    return { video: await ctx.db.video.create({ data: { ...data, tenantId, idempotencyKey } }), created: true };
+  } catch (err) {
+    const again = (err as { code?: string }).code === "P2002" ? await existing() : null;
+    if (again) return { video: again, created: false };
+    throw err;
+  }
 }
 
 builder.mutationFields((t) => ({
   createUpload: t.field({
     type: CreateUploadSuccess,
-    description: "Creates a video waiting for its file and returns a resumable upload URL for it.",
+    description:
+      "Creates a video waiting for its file and returns a resumable upload URL for it: single-use, expiring, bound to this video and its size limit. With `idempotencyKey`, a repeated call returns the same video and URL.",
+    authScopes: { scope: "videos:write" },
     args: { input: t.arg({ type: CreateUploadInput, required: true }) },
     errors: { types: [ValidationError, FileTooLargeError], union: { name: "CreateUploadResult" } },
     resolve: async (_root, { input }, ctx) => {
@@ -156,13 +208,24 @@ builder.mutationFields((t) => ({
       const size = input.size ?? null;
       if (size !== null && (!Number.isSafeInteger(size) || size < 1)) throw new ValidationError("size", "The size is a whole number of bytes, at least 1");
       if (size !== null && size > ctx.maxUploadBytes) throw new FileTooLargeError(ctx.maxUploadBytes);
+      const idempotencyKey = validIdempotencyKey(input.idempotencyKey);
       const origin = validOrigin(input.origin) ?? ctx.requestOrigin;
-      const video = await ctx.db.video.create({ data: { title, uploadSize: size } });
+      const { video, created } = await createVideoOnce(ctx, idempotencyKey, {
+        title,
+        uploadSize: size,
+        playbackPolicy: input.playbackPolicy ?? "PUBLIC",
+        uploadNonce: randomBytes(16).toString("base64url"),
+      });
       try {
-        const target = await ctx.storage.createUploadTarget(video.id, { maxBytes: ctx.maxUploadBytes, size, origin });
+        const target = await ctx.storage.createUploadTarget(video.id, {
+          maxBytes: ctx.maxUploadBytes,
+          size: video.uploadSize === null ? null : Number(video.uploadSize),
+          origin,
+          nonce: video.uploadNonce ?? "used",
+        });
         return { video, uploadUrl: target.url, expiresAt: target.expiresAt, maxBytes: ctx.maxUploadBytes };
       } catch (err) {
-        await ctx.db.video.delete({ where: { id: video.id } });
+        if (created) await ctx.db.video.delete({ where: { id: video.id } });
         throw err;
       }
     },
@@ -170,13 +233,14 @@ builder.mutationFields((t) => ({
   uploadVideo: t.field({
     type: UploadVideoSuccess,
     description: "Uploads a small file in the request itself (GraphQL multipart request) and queues it.",
+    authScopes: { scope: "videos:write" },
     args: { file: t.arg({ type: "File", required: true }), title: t.arg.string() },
     errors: { types: [ValidationError, FileTooLargeError], union: { name: "UploadVideoResult" } },
     resolve: async (_root, { file, title }, ctx) => {
       const name = validTitle(title, file.name || "Untitled");
       if (file.size === 0) throw new ValidationError("file", "The file is empty (0 bytes)");
       if (file.size > ctx.maxUploadBytes) throw new FileTooLargeError(ctx.maxUploadBytes);
-      const created = await ctx.db.video.create({ data: { title: name } });
+      const created = await ctx.db.video.create({ data: { title: name, tenantId: tenantOf(ctx) } });
       const key = sourceKeyFor(created.id);
       try {
         await ctx.storage.write(key, file.stream() as unknown as AsyncIterable<Uint8Array>, {
@@ -196,6 +260,7 @@ builder.mutationFields((t) => ({
   cancelVideo: t.field({
     type: VideoResultRef,
     description: "Cancels a video that is waiting for its upload, queued or processing: workers stop within seconds and clean up.",
+    authScopes: { scope: "videos:write" },
     args: { id: t.arg.id({ required: true }) },
     errors: { types: [ValidationError, NotFoundError], union: { name: "CancelVideoResult" } },
     resolve: async (_root, { id }, ctx) => {
@@ -206,6 +271,7 @@ builder.mutationFields((t) => ({
   deleteVideo: t.field({
     type: DeleteVideoSuccess,
     description: "Deletes a video, its jobs and all its media in storage; a video still processing is canceled first.",
+    authScopes: { scope: "videos:write" },
     args: { id: t.arg.id({ required: true }) },
     errors: { types: [NotFoundError], union: { name: "DeleteVideoResult" } },
     resolve: async (_root, { id }, ctx) => {
@@ -220,9 +286,13 @@ builder.mutationFields((t) => ({
     type: CompleteUploadSuccess,
     description:
       "Queues a video whose file went straight to storage (a GCS upload session) once the file is there. The bucket's notification normally does this; calling it again, or for a video already queued, returns the video unchanged.",
+    authScopes: { scope: "videos:write" },
     args: { videoId: t.arg.id({ required: true }) },
     errors: { types: [ValidationError, NotFoundError, FileTooLargeError], union: { name: "CompleteUploadResult" } },
-    resolve: async (_root, { videoId }, ctx) => ({ video: (await completeUpload(ctx, String(videoId))).video }),
+    resolve: async (_root, { videoId }, ctx) => {
+      await findVideoOrThrow(ctx, String(videoId));
+      return { video: (await completeUpload(ctx, String(videoId))).video };
+    },
   }),
 }));
 
@@ -295,14 +365,16 @@ builder.subscriptionFields((t) => ({
   videoEvents: t.field({
     type: VideoEventInterface,
     description: "Status and per-variant progress of one video. Starts with the current state; ends after READY, FAILED or CANCELED.",
+    authScopes: { scope: "videos:read" },
     args: { videoId: t.arg.id({ required: true }) },
     subscribe: async (_root, { videoId }, ctx: Context) => {
       const id = String(videoId);
       if (!isUuid(id)) throw notFound(id);
+      const tenantId = tenantOf(ctx);
       const sub = ctx.pubSub.subscribe("videoEvents", id)[Symbol.asyncIterator]();
       // Asking for the first event registers the listener, so nothing published after the read below is missed.
       const pending = sub.next();
-      const video = await ctx.db.video.findUnique({ where: { id } });
+      const video = await ctx.db.video.findFirst({ where: { id, tenantId } });
       if (!video) {
         await sub.return?.();
         throw notFound(id);

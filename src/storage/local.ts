@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { createReadStream, type ReadStream } from "node:fs";
-import { mkdir, open, rename, rm, stat, truncate } from "node:fs/promises";
+import { mkdir, open, readFile, rename, rm, stat, truncate } from "node:fs/promises";
 import path from "node:path";
 import { MEDIA_PATH_PREFIX } from "../http/media.ts";
 import type { UrlSigner } from "../http/signing.ts";
@@ -34,11 +34,13 @@ export class LocalStorage implements ApiStorage {
     return path.join(this.root, key);
   }
 
-  async createUploadTarget(videoId: string, _options: UploadTargetOptions): Promise<UploadTarget> {
+  async createUploadTarget(videoId: string, options: UploadTargetOptions): Promise<UploadTarget> {
     const { publicUrl, signer, uploadUrlTtlSeconds } = this.#options;
     assertValidKey(videoId);
+    // Bound to the video (path), its size limit and the nonce the video holds until the upload completes.
+    const params = { max: String(options.size ?? options.maxBytes), n: options.nonce };
     return {
-      url: `${publicUrl}${signer.sign(`${UPLOAD_PATH_PREFIX}${videoId}`, uploadUrlTtlSeconds)}`,
+      url: `${publicUrl}${signer.sign(`${UPLOAD_PATH_PREFIX}${videoId}`, uploadUrlTtlSeconds, params)}`,
       expiresAt: new Date(Date.now() + uploadUrlTtlSeconds * 1000),
     };
   }
@@ -109,6 +111,16 @@ export class LocalStorage implements ApiStorage {
     const dest = this.pathFor(to);
     await mkdir(path.dirname(dest), { recursive: true });
     await rename(this.pathFor(from), dest);
+  }
+
+  /** The object as UTF-8 text (playlists), or null when it does not exist. */
+  async readText(key: string): Promise<string | null> {
+    try {
+      return await readFile(this.pathFor(key), "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw err;
+    }
   }
 
   read(key: string, range?: { start: number; end: number }): ReadStream {

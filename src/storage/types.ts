@@ -18,6 +18,8 @@ export interface UploadTargetOptions {
   size: number | null;
   /** Origin of the browser page that will upload, for CORS on the target (GCS sessions). */
   origin: string | null;
+  /** Random value stored on the video; the target is good only while the video holds it. */
+  nonce: string;
 }
 
 /**

@@ -6,6 +6,7 @@ import WebSocket from "ws";
 import { loadEnv } from "../../src/config.ts";
 import { startLocalWorker, type LocalWorker } from "../../src/local-worker.ts";
 import { createApp, type App } from "../../src/server.ts";
+import { ADMIN_AUTH, TEST_ADMIN_KEY } from "./auth.ts";
 import { createTestDatabase, type TestDatabase } from "./db.ts";
 
 export interface TestApp {
@@ -14,10 +15,10 @@ export interface TestApp {
   dataDir: string;
   database: TestDatabase;
   worker: LocalWorker | null;
-  /** POSTs a GraphQL operation with fetch, like a CMS would. */
-  gql<T = any>(query: string, variables?: Record<string, unknown>): Promise<{ data?: T; errors?: { message: string; extensions?: Record<string, unknown> }[] }>;
-  /** A graphql-ws client on this app; closed by `stop`. */
-  wsClient(): Client;
+  /** POSTs a GraphQL operation with fetch, like a CMS would: as the admin key unless `authorization` says otherwise ("" sends none). */
+  gql<T = any>(query: string, variables?: Record<string, unknown>, authorization?: string): Promise<{ data?: T; errors?: { message: string; extensions?: Record<string, unknown> }[] }>;
+  /** A graphql-ws client on this app (as the admin key unless `authorization` says otherwise); closed by `stop`. */
+  wsClient(authorization?: string): Client;
   stop(): Promise<void>;
 }
 
@@ -37,6 +38,8 @@ export async function startTestApp(options: { env?: Record<string, string>; work
     HLS_SEGMENT_SECONDS: "2",
     PROGRESS_WRITE_INTERVAL_MS: "500",
     LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
+    BOOTSTRAP_API_KEY: TEST_ADMIN_KEY,
+    WEBHOOK_ALLOW_PRIVATE_URLS: "true",
     ...options.env,
   });
   const app = await createApp(env, database.url);
@@ -67,16 +70,21 @@ export async function startTestApp(options: { env?: Record<string, string>; work
     dataDir,
     database,
     worker,
-    async gql(query, variables) {
+    async gql(query, variables, authorization = ADMIN_AUTH.authorization) {
       const res = await fetch(`${url}/graphql`, {
         method: "POST",
-        headers: { "content-type": "application/json" },
+        headers: { "content-type": "application/json", ...(authorization ? { authorization } : {}) },
         body: JSON.stringify({ query, variables }),
       });
       return res.json() as never;
     },
-    wsClient() {
-      const client = createClient({ url: `${url.replace("http", "ws")}/graphql`, webSocketImpl: WebSocket, retryAttempts: 0 });
+    wsClient(authorization = ADMIN_AUTH.authorization) {
+      const client = createClient({
+        url: `${url.replace("http", "ws")}/graphql`,
+        webSocketImpl: WebSocket,
+        retryAttempts: 0,
+        connectionParams: authorization ? { authorization } : {},
+      });
       clients.push(client);
       return client;
     },
@@ -121,7 +129,7 @@ export function firstProgress(client: Client, videoId: string): Promise<void> {
 
 /** POSTs an operation to the API at `url` and returns `data`; GraphQL errors throw. */
 export async function gqlAt(url: string, query: string, variables: Record<string, unknown> = {}): Promise<any> {
-  const res = await fetch(`${url}/graphql`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ query, variables }) });
+  const res = await fetch(`${url}/graphql`, { method: "POST", headers: { "content-type": "application/json", ...ADMIN_AUTH }, body: JSON.stringify({ query, variables }) });
   const body = await res.json();
   if (body.errors) throw new Error(JSON.stringify(body.errors));
   return body.data;

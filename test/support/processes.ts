@@ -1,3 +1,4 @@
+import { TEST_ADMIN_KEY } from "./auth.ts";
 import { spawn, type ChildProcess } from "node:child_process";
 
 /** A service started as its own process, as operators run it, with its log kept for assertions. */
@@ -16,14 +17,17 @@ const running = new Set<ServiceProcess>();
 function startProcess(name: string, entry: string, env: Record<string, string | undefined>): ServiceProcess {
   // An undefined value removes the variable (DATABASE_URL: undefined → embedded Postgres).
   const merged = Object.fromEntries(Object.entries({ ...process.env, ...env }).filter(([, v]) => v !== undefined)) as NodeJS.ProcessEnv;
-  const child = spawn(process.execPath, [entry], { env: merged, stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(process.execPath, [entry], { env: merged, stdio: ["ignore", "pipe", "pipe"] });
   let log = "";
   const listeners = new Set<() => void>();
-  child.stderr!.on("data", (d) => {
-    log += d;
-    if (process.env.TEST_SERVICE_LOGS) process.stderr.write(`[${name}] ${d}`);
-    for (const l of listeners) l();
-  });
+  // Logs go to stderr; stdout carries what a service prints for its operator (the first admin key).
+  for (const stream of [child.stderr!, child.stdout!]) {
+    stream.on("data", (d) => {
+      log += d;
+      if (process.env.TEST_SERVICE_LOGS) process.stderr.write(`[${name}] ${d}`);
+      for (const l of listeners) l();
+    });
+  }
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code, signal) => resolve(code ?? (signal ? null : code))));
   const service: ServiceProcess = {
     name,
@@ -68,7 +72,7 @@ function startProcess(name: string, entry: string, env: Record<string, string | 
 
 /** `node src/main.ts` on a random port; resolves once it listens, with its URL. */
 export async function startApiProcess(name: string, env: Record<string, string | undefined>): Promise<ServiceProcess & { url: string }> {
-  const api = startProcess(name, "src/main.ts", { PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "info", LOCAL_WORKER: "false", ...env });
+  const api = startProcess(name, "src/main.ts", { PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "info", LOCAL_WORKER: "false", BOOTSTRAP_API_KEY: TEST_ADMIN_KEY, ...env });
   const match = (await api.waitForLog(/"msg":"API listening","url":"(http:\/\/[^"]+)\/graphql"/)) as RegExpMatchArray;
   return Object.assign(api, { url: match[1]! });
 }

@@ -1,0 +1,85 @@
+import { GraphQLError } from "graphql";
+import { createLocalJWKSet, createRemoteJWKSet, jwtVerify, type JWTVerifyGetKey } from "jose";
+import type { Db } from "../db/client.ts";
+import { isUuid } from "../ids.ts";
+import { hashApiKey, looksLikeApiKey } from "./api-keys.ts";
+import { isScope, type Principal, type Scope } from "./scopes.ts";
+
+export interface JwtSettings {
+  /** A JWKS URL (RS256/ES256 keys of the identity provider), a JWKS JSON document, or null. */
+  jwks: string | null;
+  /** Shared HS256 secret, or null. */
+  secret: string | null;
+  issuer?: string;
+  audience?: string;
+  /** Claim that names the viewer's tenant (its id or name). */
+  tenantClaim: string;
+  /** The most a JWT may grant; its `scope` claim is intersected with this. */
+  allowedScopes: readonly Scope[];
+}
+
+/** A credential was sent but is not good; the message says why, without echoing the secret. */
+export class AuthenticationError extends GraphQLError {
+  constructor(reason: string) {
+    super(`Unauthenticated: ${reason}`, { extensions: { code: "UNAUTHENTICATED", http: { status: 401 } } });
+  }
+}
+
+const LAST_USED_RESOLUTION_MS = 60_000;
+
+/**
+ * Turns an `Authorization` value into a principal: `Bearer vg_…` (an API key) or `Bearer <JWT>`.
+ * No header gives null (anonymous: every field then refuses); a bad one throws
+ * AuthenticationError. HTTP requests and WebSocket `connection_init` both come through here.
+ */
+export function createAuthenticator(db: Db, jwt: JwtSettings) {
+  let keySet: JWTVerifyGetKey | null = null;
+  if (jwt.jwks) {
+    keySet = jwt.jwks.trim().startsWith("{") ? createLocalJWKSet(JSON.parse(jwt.jwks)) : createRemoteJWKSet(new URL(jwt.jwks));
+  }
+  const hmacKey = jwt.secret ? new TextEncoder().encode(jwt.secret) : null;
+
+  async function fromApiKey(secret: string): Promise<Principal> {
+    const key = await db.apiKey.findUnique({ where: { hash: hashApiKey(secret) } });
+    if (!key) throw new AuthenticationError("unknown API key");
+    if (key.revokedAt) throw new AuthenticationError("the API key was revoked");
+    if (key.expiresAt && key.expiresAt.getTime() <= Date.now()) throw new AuthenticationError("the API key expired");
+    const now = new Date();
+    if (!key.lastUsedAt || now.getTime() - key.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
+      // Best effort, at most once a minute per key: a lost update only makes lastUsedAt coarser.
+      void db.apiKey.update({ where: { id: key.id }, data: { lastUsedAt: now } }).catch(() => {});
+    }
+    return { kind: "apiKey", tenantId: key.tenantId, scopes: new Set(key.scopes.filter(isScope)), subject: key.id };
+  }
+
+  async function fromJwt(token: string): Promise<Principal> {
+    if (!keySet && !hmacKey) throw new AuthenticationError("JWTs are not accepted here (set JWT_JWKS or JWT_SECRET)");
+    const options = { issuer: jwt.issuer, audience: jwt.audience, requiredClaims: ["exp"] };
+    let payload: Record<string, unknown>;
+    try {
+      payload = hmacKey
+        ? (await jwtVerify(token, hmacKey, { ...options, algorithms: ["HS256"] })).payload
+        : (await jwtVerify(token, keySet!, options)).payload;
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      throw new AuthenticationError(code === "ERR_JWT_EXPIRED" ? "the token expired" : "the token is not valid");
+    }
+    const tenantRef = payload[jwt.tenantClaim];
+    if (typeof tenantRef !== "string" || !tenantRef) throw new AuthenticationError(`the token has no ${jwt.tenantClaim} claim`);
+    const tenant = await db.tenant.findFirst({ where: isUuid(tenantRef) ? { id: tenantRef } : { name: tenantRef } });
+    if (!tenant) throw new AuthenticationError("the token's tenant does not exist");
+    const asked = typeof payload.scope === "string" ? payload.scope.split(" ") : ["videos:read"];
+    const scopes = new Set(asked.filter((s): s is Scope => isScope(s) && jwt.allowedScopes.includes(s)));
+    return { kind: "jwt", tenantId: tenant.id, scopes, subject: String(payload.sub ?? "") };
+  }
+
+  return async function authenticate(authorization: string | null | undefined): Promise<Principal | null> {
+    if (authorization === null || authorization === undefined || authorization === "") return null;
+    const m = /^Bearer\s+(\S+)$/i.exec(authorization.trim());
+    if (!m) throw new AuthenticationError("expected `Authorization: Bearer <API key or JWT>`");
+    const token = m[1]!;
+    return looksLikeApiKey(token) ? fromApiKey(token) : fromJwt(token);
+  };
+}
+
+export type Authenticate = ReturnType<typeof createAuthenticator>;
