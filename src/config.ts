@@ -44,6 +44,7 @@ const EnvSchema = z.object({
   JWT_TENANT_CLAIM: z.string().min(1).default("tenant_id"),
   JWT_ALLOWED_SCOPES: z.string().default("videos:read"),
   PLAYBACK_TOKEN_TTL_SECONDS: z.coerce.number().int().min(10).max(7 * 24 * 3600).default(900),
+  PLAYBACK_SESSION_SECONDS: z.coerce.number().int().min(60).max(7 * 24 * 3600).default(4 * 3600),
   WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
   WEBHOOK_RETRY_BASE_SECONDS: z.coerce.number().min(0.1).default(30),
   WEBHOOK_RETRY_HOURS: z.coerce.number().positive().default(24),

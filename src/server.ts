@@ -53,7 +53,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
   const pubSub = createVideoPubSub(eventTarget);
   const signingSecret = await loadSigningSecret(env.SIGNING_SECRET, env.DATA_DIR);
   const signer = new UrlSigner(signingSecret);
-  const playbackTokens = new PlaybackTokens(signingSecret, env.PLAYBACK_TOKEN_TTL_SECONDS);
+  const playbackTokens = new PlaybackTokens(signingSecret, env.PLAYBACK_TOKEN_TTL_SECONDS, env.PLAYBACK_SESSION_SECONDS);
   const authenticate = createAuthenticator(db, {
     jwks: env.JWT_JWKS ?? null,
     secret: env.JWT_SECRET ?? null,

@@ -14,7 +14,10 @@ export interface PlaybackGuard {
 
 /**
  * Checks a request for a video's media against its playback policy. Returns the token to carry
- * into playlists (SIGNED videos), "" for public ones, or null after answering 403/404.
+ * into playlists (SIGNED videos), "" for public ones, or null after answering 403/404. A token
+ * is checked when a player asks for a playlist; the URIs inside carry a fresh token for the
+ * playback session (PLAYBACK_SESSION_SECONDS), so a long video keeps playing after the token
+ * that opened it expired, while a leaked token still stops opening new sessions at its expiry.
  */
 async function admit(guard: PlaybackGuard, key: string, url: URL, res: ServerResponse): Promise<string | null> {
   const videoId = key.split("/")[1]!;
@@ -31,7 +34,7 @@ async function admit(guard: PlaybackGuard, key: string, url: URL, res: ServerRes
     res.end(`Forbidden: ${problem}`);
     return null;
   }
-  return token!;
+  return url.pathname.endsWith(".m3u8") ? guard.tokens.issue(videoId, guard.tokens.sessionSeconds) : token!;
 }
 
 /** Signed media must not sit in shared caches longer than its token lives. */

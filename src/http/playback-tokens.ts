@@ -9,10 +9,13 @@ import { createHmac, timingSafeEqual } from "node:crypto";
 export class PlaybackTokens {
   readonly #key: Buffer;
   readonly ttlSeconds: number;
+  /** How long playback that started with a valid token may go on (tokens inside playlists). */
+  readonly sessionSeconds: number;
 
-  constructor(signingSecret: string, ttlSeconds: number) {
+  constructor(signingSecret: string, ttlSeconds: number, sessionSeconds = Math.max(ttlSeconds, 4 * 3600)) {
     this.#key = createHmac("sha256", signingSecret).update("videograph playback tokens v1").digest();
     this.ttlSeconds = ttlSeconds;
+    this.sessionSeconds = sessionSeconds;
   }
 
   #mac(videoId: string, expires: number): string {

@@ -1,0 +1,154 @@
+import { readFile } from "node:fs/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PlaybackTokens } from "../src/http/playback-tokens.ts";
+import { UrlSigner } from "../src/http/signing.ts";
+import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
+import { makeClip } from "./worker/media-fixtures.ts";
+
+const SIGNING_SECRET = "test-signing-secret-test-signing-secret-0123";
+const CREATE_UPLOAD = /* GraphQL */ `
+  mutation($title: String!, $policy: PlaybackPolicy, $size: Float) {
+    createUpload(input: { title: $title, playbackPolicy: $policy, size: $size }) {
+      __typename ... on CreateUploadSuccess { uploadUrl video { id } }
+    } }`;
+const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`;
+const URLS = `query($id: ID!) { video(id: $id) { playbackPolicy playbackUrl posterUrl variants { name playlistUrl } } }`;
+
+describe("signed playback and upload URLs", () => {
+  let t: TestApp;
+  let clip: string;
+  const tokens = new PlaybackTokens(SIGNING_SECRET, 900);
+  const get = (p: string) => fetch(p.startsWith("http") ? p : `${t.url}${p}`);
+  const withToken = (p: string, token: string) => `${p.split("?")[0]}?token=${encodeURIComponent(token)}`;
+
+  async function readyVideo(policy: "PUBLIC" | "SIGNED"): Promise<string> {
+    const created = (await t.gql(CREATE_UPLOAD, { title: policy, policy })).data.createUpload;
+    const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: created.video.id }).done;
+    expect((await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
+    expect((await done).at(-1).videoEvents.video.status).toBe("READY");
+    return created.video.id;
+  }
+
+  beforeAll(async () => {
+    t = await startTestApp({ env: { SIGNING_SECRET } });
+    clip = await makeClip({ width: 160, height: 90, seconds: 2, audio: true });
+  });
+  afterAll(() => t?.stop());
+
+  describe("a SIGNED video", () => {
+    let id: string;
+    let urls: { playbackUrl: string; posterUrl: string; variants: { name: string; playlistUrl: string }[] };
+    beforeAll(async () => {
+      id = await readyVideo("SIGNED");
+      urls = (await t.gql(URLS, { id })).data.video;
+    });
+
+    it("hands out URLs that carry a token and play: master, variant playlists, segments, poster", async () => {
+      expect(urls.playbackUrl).toMatch(/\/master\.m3u8\?token=\d+\.[\w-]{43}$/);
+      const master = await get(urls.playbackUrl);
+      expect(master.status).toBe(200);
+      expect(master.headers.get("cache-control")).toMatch(/^private/);
+      const masterText = await master.text();
+      // Video rungs are URI lines; the audio rendition is a URI="…" attribute of EXT-X-MEDIA.
+      const children = [
+        ...masterText.split("\n").filter((l) => l && !l.startsWith("#")),
+        ...[...masterText.matchAll(/URI="([^"]+)"/g)].map((m) => m[1]!),
+      ];
+      expect(children.length).toBe(urls.variants.length);
+      for (const child of children) expect(child).toMatch(/index\.m3u8\?token=/);
+
+      // Follow the master's own (relative) child URI, as a player does.
+      const variantUrl = new URL(children[0]!, `${t.url}${urls.playbackUrl}`).href;
+      const variant = await get(variantUrl);
+      expect(variant.status).toBe(200);
+      const segments = (await variant.text()).split("\n").filter((l) => l && !l.startsWith("#"));
+      expect(segments.length).toBeGreaterThan(0);
+      for (const segment of segments) {
+        expect(segment).toMatch(/\.ts\?token=/);
+        const res = await get(new URL(segment, variantUrl).href);
+        expect(res.status).toBe(200);
+        expect((await res.arrayBuffer()).byteLength).toBeGreaterThan(0);
+      }
+      expect((await get(urls.posterUrl)).status).toBe(200);
+      for (const v of urls.variants) expect((await get(v.playlistUrl)).status).toBe(200);
+    });
+
+    it("refuses every media URL without a token, with a tampered, expired or another video's token", async () => {
+      const good = new URL(urls.playbackUrl, t.url).searchParams.get("token")!;
+      const [expires, mac] = good.split(".");
+      const flipped = `${expires}.${mac!.slice(0, -1)}${mac!.endsWith("A") ? "B" : "A"}`;
+      const otherVideo = tokens.issue("00000000-0000-4000-8000-00000000abcd");
+      const expired = tokens.issue(id, 60, Date.now() - 3600_000);
+      const paths = [urls.playbackUrl, urls.posterUrl, urls.variants[0]!.playlistUrl, `/media/videos/${id}/hls/${urls.variants[0]!.name}/seg_00000.ts`];
+      for (const p of paths) {
+        const bare = p.split("?")[0]!;
+        expect((await get(bare)).status, `${bare} without token`).toBe(403);
+        for (const [token, reason] of [[flipped, "invalid"], [otherVideo, "invalid"], [expired, "expired"], [`${Number(expires) + 3600}.${mac}`, "invalid"]] as const) {
+          const res = await get(withToken(bare, token));
+          expect(res.status, `${bare} ${reason}`).toBe(403);
+          expect(await res.text()).toContain(reason);
+        }
+      }
+      // A token that opened a playlist no longer opens one after it expired; the URIs inside carry a
+      // session token, so playback that started in time goes on.
+      const nearlyExpired = tokens.issue(id, 2);
+      const opened = await (await get(withToken(urls.variants[0]!.playlistUrl, nearlyExpired))).text();
+      const session = /token=([^\s&]+)/.exec(opened)![1]!;
+      expect(Number(decodeURIComponent(session).split(".")[0])).toBeGreaterThan(Date.now() / 1000 + 3600);
+      // The same token still works on the video it was issued for.
+      expect((await get(withToken(`/media/videos/${id}/hls/${urls.variants[0]!.name}/seg_00000.ts`, good))).status).toBe(200);
+    });
+  });
+
+  it("a PUBLIC video plays without a token and its URLs carry none", async () => {
+    const id = await readyVideo("PUBLIC");
+    const video = (await t.gql(URLS, { id })).data.video;
+    expect(video.playbackPolicy).toBe("PUBLIC");
+    expect(video.playbackUrl).not.toContain("token=");
+    const master = await get(video.playbackUrl);
+    expect(master.status).toBe(200);
+    expect(master.headers.get("cache-control")).toMatch(/^public/);
+  });
+
+  describe("upload URLs are single-use, expire, and are bound to one video and a size", () => {
+    const signer = new UrlSigner(SIGNING_SECRET);
+
+    async function newUpload(size?: number) {
+      const created = (await t.gql(CREATE_UPLOAD, { title: "u", size })).data.createUpload;
+      return { id: created.video.id as string, url: new URL(created.uploadUrl, t.url) };
+    }
+
+    it("an expired URL is refused", async () => {
+      const { id, url } = await newUpload();
+      const stale = signer.sign(`/uploads/${id}`, -5, { max: url.searchParams.get("max")!, n: url.searchParams.get("n")! });
+      const res = await fetch(`${t.url}${stale}`, { method: "PUT", body: "bytes" });
+      expect(res.status).toBe(403);
+      expect((await res.json()).error).toContain("expired");
+    });
+
+    it("a URL whose size limit was raised is refused (the limit is signed); the signed limit holds", async () => {
+      const { url } = await newUpload(1000);
+      expect(url.searchParams.get("max")).toBe("1000");
+      const raised = new URL(url);
+      raised.searchParams.set("max", "999999");
+      expect((await fetch(raised, { method: "PUT", body: new Uint8Array(2000) })).status).toBe(403);
+      const tooBig = await fetch(url, { method: "PUT", body: new Uint8Array(2000) });
+      expect(tooBig.status).toBe(413);
+    });
+
+    it("after the upload completes the URL is spent; a replaced URL is refused", async () => {
+      const { id, url } = await newUpload();
+      const done = collectSubscription<any>(t.wsClient(), EVENTS, { id }).done;
+      expect((await fetch(url, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
+      const replay = await fetch(url, { method: "PUT", body: await readFile(clip) });
+      expect(replay.status).toBe(409);
+      expect((await t.app.services.db.video.findUniqueOrThrow({ where: { id } })).uploadNonce).toBeNull();
+      await done;
+
+      const other = await newUpload();
+      await t.app.services.db.video.update({ where: { id: other.id }, data: { uploadNonce: "a-newer-url" } });
+      const replaced = await fetch(other.url, { method: "PUT", body: "bytes" });
+      expect(replaced.status).toBe(410);
+    });
+  });
+});
