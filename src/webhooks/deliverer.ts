@@ -2,7 +2,7 @@ import http from "node:http";
 import https from "node:https";
 import type { Db } from "../db/client.ts";
 import { log } from "../log.ts";
-import { guardedLookup } from "./safe-url.ts";
+import { guardedLookup, literalAddressProblem } from "./safe-url.ts";
 import { signWebhook } from "./signature.ts";
 
 export interface WebhookDelivererOptions {
@@ -29,6 +29,8 @@ interface PostResult {
 function post(url: URL, body: string, headers: Record<string, string>, options: WebhookDelivererOptions): Promise<PostResult> {
   const started = performance.now();
   const client = url.protocol === "https:" ? https : http;
+  const refused = literalAddressProblem(url, options.allowPrivateUrls);
+  if (refused) return Promise.resolve({ statusCode: null, responseBody: null, error: refused, durationMs: 0 });
   return new Promise((resolve) => {
     const done = (r: Omit<PostResult, "durationMs">) => resolve({ ...r, durationMs: Math.round(performance.now() - started) });
     const req = client.request(

@@ -23,6 +23,16 @@ export function validateWebhookUrl(raw: string, options: { allowHttp: boolean })
   return url;
 }
 
+/**
+ * Why a URL's host may not be reached, for hosts that are IP literals (Node connects to those
+ * without calling `lookup`), or null.
+ */
+export function literalAddressProblem(url: URL, allowPrivate: boolean): string | null {
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  if (allowPrivate || !ipaddr.isValid(host)) return null;
+  return isPublicAddress(host) ? null : `refused: ${host} is not a public address`;
+}
+
 type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
 
 /**

@@ -1,0 +1,85 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApiKey, ensureTenant } from "../src/auth/api-keys.ts";
+import { startTestApp, type TestApp } from "./support/app.ts";
+import { ADMIN_AUTH } from "./support/auth.ts";
+
+const CREATE_UPLOAD = `mutation { createUpload(input: { title: "x" }) { __typename } }`;
+
+describe("GraphQL hardening", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({
+      worker: false,
+      env: { GRAPHQL_MAX_DEPTH: "6", GRAPHQL_MAX_ALIASES: "5", GRAPHQL_MAX_COST: "150", GRAPHQL_INTROSPECTION: "false", RATE_LIMIT_MUTATIONS_PER_MINUTE: "3" },
+    });
+  });
+  afterAll(() => t?.stop());
+
+  it("refuses a query nested deeper than GRAPHQL_MAX_DEPTH, before running it", async () => {
+    const shallow = await t.gql(`{ videos { edges { node { id } } } }`);
+    expect(shallow.errors).toBeUndefined();
+    const deep = await t.gql(`{ videos { edges { node { jobs { edges { node { parent { parent { id } } } } } } } } }`);
+    expect(deep.errors![0]!.message).toMatch(/depth limit/i);
+    expect(deep.data ?? null).toBeNull();
+  });
+
+  it("refuses too many aliases and too costly queries", async () => {
+    const aliases = Array.from({ length: 6 }, (_, i) => `a${i}: videos { edges { cursor } }`).join(" ");
+    const tooMany = await t.gql(`{ ${aliases} }`);
+    expect(tooMany.errors?.[0]?.message, JSON.stringify(tooMany).slice(0, 300)).toMatch(/aliases/i);
+    const wide = Array.from({ length: 4 }, (_, i) => `v${i}: videos { edges { node { id title status duration width height fps variants { name status progress codecs } } } }`).join(" ");
+    const costly = await t.gql(`{ ${wide} }`);
+    expect(costly.errors?.[0]?.message, JSON.stringify(costly).slice(0, 300)).toMatch(/cost/i);
+  });
+
+  it("introspection is off when GRAPHQL_INTROSPECTION=false, and errors suggest no field names", async () => {
+    const res = await t.gql(`{ __schema { types { name } } }`);
+    expect(res.errors![0]!.message).toMatch(/introspection/i);
+    const typo = await t.gql(`{ vidoes { edges { cursor } } }`);
+    expect(typo.errors![0]!.message).not.toMatch(/Did you mean/);
+  });
+
+  it("masks unexpected errors: no internals reach the client", async () => {
+    // A well-formed cursor (Pothos encodes ids as base64 "GPC:S:<id>") whose id is no UUID: Postgres refuses it.
+    const cursor = Buffer.from("GPC:S:not-a-uuid").toString("base64");
+    const res = await t.gql(`query($c: String) { videos(after: $c) { edges { cursor } } }`, { c: cursor });
+    expect(res.errors![0]!.message).toBe("Unexpected error.");
+    expect(JSON.stringify(res)).not.toMatch(/prisma|postgres|uuid|stack/i);
+  });
+
+  it("CSRF: a request a browser could send without a preflight is refused", async () => {
+    // A simple GET (no Authorization, no custom header) as a cross-site <img> or link would make.
+    const get = await fetch(`${t.url}/graphql?query=${encodeURIComponent("{ videos { edges { cursor } } }")}`);
+    expect(get.status).toBe(403);
+    expect(JSON.stringify(await get.json())).toContain("CSRF");
+    // A form post (multipart, no custom header).
+    const form = new FormData();
+    form.append("operations", JSON.stringify({ query: CREATE_UPLOAD }));
+    form.append("map", "{}");
+    const post = await fetch(`${t.url}/graphql`, { method: "POST", body: form });
+    expect(post.status).toBe(403);
+    // The same GET from a client that sends its credential (never a simple request) works.
+    const authed = await fetch(`${t.url}/graphql?query=${encodeURIComponent("{ videos { edges { cursor } } }")}`, { headers: ADMIN_AUTH });
+    expect(authed.status).toBe(200);
+  });
+
+  it("rate-limits mutations per key (RATE_LIMIT_MUTATIONS_PER_MINUTE), not queries, not other keys", async () => {
+    const db = t.app.services.db;
+    const tenant = await ensureTenant(db, "limited");
+    const { secret } = await createApiKey(db, { tenantId: tenant.id, name: "limited", scopes: ["videos:read", "videos:write"] });
+    const other = await createApiKey(db, { tenantId: tenant.id, name: "other", scopes: ["videos:write"] });
+    const as = (s: string) => `Bearer ${s}`;
+    for (let i = 0; i < 3; i++) expect((await t.gql(CREATE_UPLOAD, {}, as(secret))).data.createUpload.__typename).toBe("CreateUploadSuccess");
+    const limited = await fetch(`${t.url}/graphql`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: as(secret) },
+      body: JSON.stringify({ query: CREATE_UPLOAD }),
+    });
+    const body = await limited.json();
+    expect(body.errors[0].extensions).toMatchObject({ code: "RATE_LIMITED" });
+    expect(body.errors[0].extensions.retryAfterSeconds).toBeGreaterThan(0);
+    expect(await db.video.count({ where: { tenantId: tenant.id } })).toBe(3);
+    expect((await t.gql(`{ videos { edges { cursor } } }`, {}, as(secret))).errors).toBeUndefined();
+    expect((await t.gql(CREATE_UPLOAD, {}, as(other.secret))).data.createUpload.__typename).toBe("CreateUploadSuccess");
+  });
+});

@@ -1,0 +1,216 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { readFile } from "node:fs/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isPublicAddress } from "../src/webhooks/safe-url.ts";
+import { signWebhook, verifyWebhookSignature } from "../src/webhooks/signature.ts";
+import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
+import { makeClip } from "./worker/media-fixtures.ts";
+
+const CREATE_ENDPOINT = /* GraphQL */ `
+  mutation($url: String!, $events: [WebhookEventType!]) {
+    createWebhookEndpoint(input: { url: $url, events: $events }) {
+      __typename
+      ... on CreateWebhookEndpointSuccess { secret endpoint { id url events } }
+      ... on ValidationError { field message }
+    } }`;
+const DELIVERIES = /* GraphQL */ `
+  { webhookEndpoints { id deliveries(first: 50) { edges { node {
+      id eventId eventType status attemptCount lastStatusCode payload attempts { statusCode responseBody durationMs }
+  } } } } }`;
+const CREATE_UPLOAD = `mutation($title: String!) { createUpload(input: { title: $title }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`;
+const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`;
+
+interface Received {
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+  answered: number;
+}
+
+/** A CMS's webhook receiver on 127.0.0.1 that answers with `statusFor(request)`. */
+async function startReceiver(statusFor: (type: string, id: string, nth: number) => number) {
+  const received: Received[] = [];
+  const seen = new Map<string, number>();
+  const server: Server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => (body += c));
+    req.on("end", () => {
+      const id = String(req.headers["webhook-id"]);
+      const nth = (seen.get(id) ?? 0) + 1;
+      seen.set(id, nth);
+      const answered = statusFor(String(req.headers["webhook-event"]), id, nth);
+      received.push({ headers: req.headers, body, answered });
+      res.writeHead(answered, { "content-type": "text/plain" });
+      res.end(answered < 300 ? "thanks" : "receiver is down");
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
+  return { url, received, close: () => new Promise<void>((r) => server.close(() => r())) };
+}
+
+async function uploadClip(t: TestApp, bytes: Uint8Array<ArrayBuffer>, title: string): Promise<{ id: string; status: string }> {
+  const created = (await t.gql(CREATE_UPLOAD, { title })).data.createUpload;
+  const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: created.video.id }).done;
+  expect((await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: bytes })).status).toBe(200);
+  return { id: created.video.id, status: (await done).at(-1).videoEvents.video.status };
+}
+
+describe("webhook signatures (the verification helper CMSs copy)", () => {
+  const secret = "whsec_test";
+  const body = JSON.stringify({ id: "e1", type: "video.ready" });
+
+  it("accepts its own signature within the replay window and refuses everything else", () => {
+    const now = Date.now();
+    const header = signWebhook(secret, body, Math.floor(now / 1000));
+    expect(header).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/);
+    expect(() => verifyWebhookSignature({ secret, header, rawBody: body, now })).not.toThrow();
+    const cases: [Parameters<typeof verifyWebhookSignature>[0], RegExp][] = [
+      [{ secret, header, rawBody: body.replace("e1", "e2"), now }, /does not match/],
+      [{ secret: "whsec_other", header, rawBody: body, now }, /does not match/],
+      [{ secret, header, rawBody: body, now: now + 301_000 }, /replay window/],
+      [{ secret, header, rawBody: body, now: now - 301_000 }, /replay window/],
+      [{ secret, header: "v1=abc", rawBody: body, now }, /malformed/],
+      [{ secret, header: undefined, rawBody: body, now }, /no Signature header/],
+      [{ secret, header: header.replace(/v1=./, "v1=0"), rawBody: body, now }, /does not match/],
+    ];
+    for (const [input, reason] of cases) expect(() => verifyWebhookSignature(input)).toThrow(reason);
+  });
+
+  it("accepts any of several v1 values, so a secret can be rotated", () => {
+    const t = Math.floor(Date.now() / 1000);
+    const oldSig = signWebhook("whsec_old", body, t).split(",")[1];
+    const newSig = signWebhook(secret, body, t).split(",")[1];
+    expect(() => verifyWebhookSignature({ secret, header: `t=${t},${oldSig},${newSig}`, rawBody: body })).not.toThrow();
+  });
+
+  it("classifies addresses: only public unicast ones may receive webhooks", () => {
+    for (const a of ["10.0.0.5", "172.16.0.1", "192.168.1.1", "127.0.0.1", "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "169.254.169.254", "0.0.0.0", "100.64.0.1", "224.0.0.1"]) {
+      expect(isPublicAddress(a), a).toBe(false);
+    }
+    for (const a of ["8.8.8.8", "2001:4860:4860::8888", "::ffff:8.8.8.8"]) expect(isPublicAddress(a), a).toBe(true);
+  });
+});
+
+describe("webhooks to a CMS through the public API", () => {
+  let t: TestApp;
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let clip: Uint8Array<ArrayBuffer>;
+
+  beforeAll(async () => {
+    // The receiver fails video.ready twice before it takes it.
+    receiver = await startReceiver((type, _id, nth) => (type === "video.ready" && nth <= 2 ? 500 : 200));
+    t = await startTestApp({ env: { WEBHOOK_RETRY_BASE_SECONDS: "0.3" } });
+    clip = new Uint8Array(await readFile(await makeClip({ width: 160, height: 90, seconds: 2, audio: true })));
+  });
+  afterAll(async () => {
+    await t?.stop();
+    await receiver?.close();
+  });
+
+  it("signs every event, retries a failing receiver with the same event id, and records each attempt", async () => {
+    const created = (await t.gql(CREATE_ENDPOINT, { url: receiver.url })).data.createWebhookEndpoint;
+    expect(created.__typename).toBe("CreateWebhookEndpointSuccess");
+    const secret: string = created.secret;
+    expect(secret).toMatch(/^whsec_/);
+    // The secret is shown once: the endpoint's fields do not have it.
+    expect(JSON.stringify((await t.gql(`{ webhookEndpoints { id url events enabled } }`)).data)).not.toContain(secret);
+
+    const video = await uploadClip(t, clip, "hooked");
+    expect(video.status).toBe("READY");
+    await expect.poll(() => receiver.received.filter((r) => r.headers["webhook-event"] === "video.ready" && r.answered === 200).length, { timeout: 20_000 }).toBe(1);
+
+    for (const r of receiver.received) {
+      expect(() => verifyWebhookSignature({ secret, header: String(r.headers.signature), rawBody: r.body })).not.toThrow();
+      const body = JSON.parse(r.body);
+      expect(body.id).toBe(r.headers["webhook-id"]);
+      expect(body.type).toBe(r.headers["webhook-event"]);
+    }
+    const taken = receiver.received.filter((r) => r.answered === 200).map((r) => JSON.parse(r.body));
+    expect(taken.map((b) => b.type).sort()).toEqual(["variant.ready", "variant.ready", "video.playable", "video.ready"]);
+    expect(new Set(taken.map((b) => b.id)).size).toBe(taken.length);
+    const ready = taken.find((b) => b.type === "video.ready")!;
+    expect(ready.data.video).toMatchObject({ id: video.id, status: "READY", playable: true });
+    const readyTries = receiver.received.filter((r) => r.headers["webhook-event"] === "video.ready");
+    expect(readyTries.map((r) => r.answered)).toEqual([500, 500, 200]);
+    expect(new Set(readyTries.map((r) => r.headers["webhook-id"]))).toEqual(new Set([ready.id]));
+
+    const deliveries = (await t.gql(DELIVERIES)).data.webhookEndpoints[0].deliveries.edges.map((e: any) => e.node);
+    const readyDelivery = deliveries.find((d: any) => d.eventType === "VIDEO_READY");
+    expect(readyDelivery).toMatchObject({ eventId: ready.id, status: "DELIVERED", attemptCount: 3, lastStatusCode: 200 });
+    expect(readyDelivery.attempts.map((a: any) => [a.statusCode, a.responseBody])).toEqual([
+      [500, "receiver is down"],
+      [500, "receiver is down"],
+      [200, "thanks"],
+    ]);
+    expect(JSON.parse(readyDelivery.payload)).toEqual(ready);
+
+    // Re-sent on request, with the same event id, so the CMS can dedupe it.
+    const before = receiver.received.length;
+    const resent = await t.gql(`mutation($id: ID!) { resendWebhookDelivery(id: $id) { __typename ... on ResendWebhookDeliverySuccess { delivery { status } } } }`, { id: readyDelivery.id });
+    expect(resent.data.resendWebhookDelivery.__typename).toBe("ResendWebhookDeliverySuccess");
+    await expect.poll(() => receiver.received.length, { timeout: 10_000 }).toBe(before + 1);
+    expect(receiver.received.at(-1)!.headers["webhook-id"]).toBe(ready.id);
+  });
+
+  it("sends only the event types an endpoint asked for: a failed video reaches a failures-only endpoint", async () => {
+    const failures = await startReceiver(() => 204);
+    try {
+      const created = (await t.gql(CREATE_ENDPOINT, { url: failures.url, events: ["VIDEO_FAILED", "JOB_FAILED"] })).data.createWebhookEndpoint;
+      expect(created.endpoint.events).toEqual(["VIDEO_FAILED", "JOB_FAILED"]);
+      const good = await uploadClip(t, clip, "fine");
+      expect(good.status).toBe("READY");
+      const bad = await uploadClip(t, new TextEncoder().encode("this is not a video at all\n".repeat(100)) as Uint8Array<ArrayBuffer>, "broken");
+      expect(bad.status).toBe("FAILED");
+      await expect.poll(() => failures.received.length, { timeout: 10_000 }).toBe(2);
+      const bodies = failures.received.map((r) => JSON.parse(r.body));
+      expect(bodies.map((b) => b.type).sort()).toEqual(["job.failed", "video.failed"]);
+      expect(bodies.every((b) => (b.data.video?.id ?? b.data.job?.videoId) === bad.id)).toBe(true);
+      expect(bodies.find((b) => b.type === "video.failed").data.video.error).toMatch(/not a video|Invalid data/i);
+    } finally {
+      await failures.close();
+    }
+  });
+});
+
+describe("webhook URLs are checked like any request the service makes for a tenant", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ worker: false, env: { WEBHOOK_ALLOW_PRIVATE_URLS: "false", WEBHOOK_RETRY_BASE_SECONDS: "0.2", WEBHOOK_RETRY_HOURS: "0.0005" } });
+  });
+  afterAll(() => t?.stop());
+
+  it("a host name that resolves to a private address is refused after DNS resolution, before connecting", async () => {
+    const created = (await t.gql(CREATE_ENDPOINT, { url: "https://localhost:9/hooks" })).data.createWebhookEndpoint;
+    const delivery = await t.app.services.db.webhookDelivery.create({
+      data: { eventId: crypto.randomUUID(), endpointId: created.endpoint.id, eventType: "video.ready", payload: { id: "y" }, giveUpAt: new Date(Date.now() + 60_000) },
+    });
+    t.app.services.webhooks.kick();
+    await expect
+      .poll(async () => (await t.app.services.db.webhookDelivery.findUniqueOrThrow({ where: { id: delivery.id } })).lastError, { timeout: 10_000 })
+      .toMatch(/^refused: localhost resolves to (127\.0\.0\.1|::1)(, (127\.0\.0\.1|::1))*, not a public address$/);
+  });
+
+  it("refuses http, credentials in the URL and non-URLs at registration", async () => {
+    for (const url of ["http://cms.example.com/hooks", "https://user:pw@cms.example.com/hooks", "not a url", "ftp://cms.example.com/"]) {
+      const res = (await t.gql(CREATE_ENDPOINT, { url })).data.createWebhookEndpoint;
+      expect(res, url).toMatchObject({ __typename: "ValidationError", field: "url" });
+    }
+  });
+
+  it("never connects to a private address; the delivery fails with the reason and gives up after the retry window", async () => {
+    const created = (await t.gql(CREATE_ENDPOINT, { url: "https://127.0.0.1:9/hooks" })).data.createWebhookEndpoint;
+    // Set up directly in the database (no worker here): the event itself is not under test.
+    const delivery = await t.app.services.db.webhookDelivery.create({
+      data: { eventId: crypto.randomUUID(), endpointId: created.endpoint.id, eventType: "video.ready", payload: { id: "x" }, giveUpAt: new Date(Date.now() + 1800) },
+    });
+    t.app.services.webhooks.kick();
+    await expect
+      .poll(async () => (await t.app.services.db.webhookDelivery.findUniqueOrThrow({ where: { id: delivery.id } })).status, { timeout: 15_000 })
+      .toBe("FAILED");
+    const final = await t.app.services.db.webhookDelivery.findUniqueOrThrow({ where: { id: delivery.id }, include: { attempts: true } });
+    expect(final.lastError).toBe("refused: 127.0.0.1 is not a public address");
+    expect(final.attempts.length).toBeGreaterThanOrEqual(2);
+    expect(final.attempts.every((a) => a.statusCode === null)).toBe(true);
+  });
+});
