@@ -14,6 +14,7 @@ import path from "node:path";
 import { parseArgs, promisify } from "node:util";
 import cliProgress from "cli-progress";
 import { createClient } from "graphql-ws";
+import { ADMIN_AUTH } from "../test/support/auth.ts";
 import pg from "pg";
 import WebSocket from "ws";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "../src/db/embedded.ts";
@@ -110,7 +111,8 @@ try {
 
   const common = { DATA_DIR: dataDir, DATABASE_URL: databaseUrl, LOG_LEVEL: "warn", SIGNING_SECRET: randomBytes(24).toString("hex") };
   log(`starting the API and ${workerCount} worker(s)`);
-  const api = await startApiProcess("api", { ...common, LOG_LEVEL: "info", LOCAL_WORKER: "false" });
+  // The load is one CMS key's uploads: lift the per-key mutation limit.
+  const api = await startApiProcess("api", { ...common, LOG_LEVEL: "info", LOCAL_WORKER: "false", RATE_LIMIT_MUTATIONS_PER_MINUTE: "100000" });
   const workers: ServiceProcess[] = [];
   for (let i = 0; i < workerCount; i++) workers.push(await startWorkerProcess(`loadtest-worker-${i + 1}`, { ...common, LOG_LEVEL: "info" }));
 
@@ -124,10 +126,10 @@ try {
   sampler = setInterval(() => void sample(), 500);
 
   const gql = async (query: string, variables: Record<string, unknown>) => {
-    const res = await fetch(`${api.url}/graphql`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ query, variables }) });
+    const res = await fetch(`${api.url}/graphql`, { method: "POST", headers: { "content-type": "application/json", ...ADMIN_AUTH }, body: JSON.stringify({ query, variables }) });
     return (await res.json()) as { data?: any; errors?: unknown[] };
   };
-  const ws = createClient({ url: `${api.url.replace("http", "ws")}/graphql`, webSocketImpl: WebSocket, retryAttempts: 3 });
+  const ws = createClient({ url: `${api.url.replace("http", "ws")}/graphql`, webSocketImpl: WebSocket, retryAttempts: 3, connectionParams: ADMIN_AUTH });
 
   const bar = new cliProgress.SingleBar(
     { format: "[loadtest] {bar} {value}/{total} ended | READY {ready} FAILED {failed} | {duration}s", hideCursor: true, stream: process.stderr },
