@@ -248,7 +248,8 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       if (applied.length) log.info("migrations applied", { applied });
       await eventTarget.start();
       limiter = await createMutationRateLimiter(limiterPool, env.RATE_LIMIT_MUTATIONS_PER_MINUTE);
-      const created = await bootstrapAdminKey(db, env.BOOTSTRAP_API_KEY, SCOPES);
+      // In production a secret printed to stdout would sit in the logs: keys come from the CLI or BOOTSTRAP_API_KEY.
+      const created = await bootstrapAdminKey(db, env.BOOTSTRAP_API_KEY, SCOPES, { createIfNone: env.NODE_ENV !== "production" });
       if (created && !env.BOOTSTRAP_API_KEY) {
         // Printed once, on the first start of an empty database: the secret is not stored.
         process.stdout.write(

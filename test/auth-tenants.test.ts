@@ -3,7 +3,10 @@ import { readFile } from "node:fs/promises";
 import { promisify } from "node:util";
 import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createApiKey, ensureTenant, revokeApiKey } from "../src/auth/api-keys.ts";
+import { bootstrapAdminKey, createApiKey, ensureTenant, revokeApiKey } from "../src/auth/api-keys.ts";
+import { SCOPES } from "../src/auth/scopes.ts";
+import { createDb } from "../src/db/client.ts";
+import { createTestDatabase } from "./support/db.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { ADMIN_AUTH } from "./support/auth.ts";
 import { makeClip } from "./worker/media-fixtures.ts";
@@ -259,5 +262,27 @@ describe("authentication, scopes and tenants through the public API", () => {
   it("the admin key used by the other tests has every scope", async () => {
     expect(ADMIN_AUTH.authorization).toMatch(/^Bearer vg_/);
     expect((await t.gql(`{ webhookEndpoints { id } }`)).errors).toBeUndefined();
+  });
+});
+
+describe("the first admin key", () => {
+  it("is created once on an empty database, and never in production (it would be printed into the logs)", async () => {
+    const database = await createTestDatabase();
+    const db = createDb(database.url, { max: 2 });
+    try {
+      expect(await bootstrapAdminKey(db, undefined, SCOPES, { createIfNone: false })).toBeNull();
+      expect(await db.apiKey.count()).toBe(0);
+      const [a, b] = await Promise.all([
+        bootstrapAdminKey(db, undefined, SCOPES, { createIfNone: true }),
+        bootstrapAdminKey(db, undefined, SCOPES, { createIfNone: true }),
+      ]);
+      expect([a, b].filter(Boolean)).toHaveLength(1);
+      expect((a ?? b)!.key.scopes).toEqual([...SCOPES]);
+      expect(await bootstrapAdminKey(db, undefined, SCOPES, { createIfNone: true })).toBeNull();
+      expect(await db.apiKey.count()).toBe(1);
+    } finally {
+      await db.$disconnect();
+      await database.drop();
+    }
   });
 });

@@ -60,10 +60,16 @@ export async function revokeApiKey(db: Db, idOrPrefix: string): Promise<ApiKey |
 }
 
 /**
- * Makes sure an admin key exists: with `pinnedSecret` (BOOTSTRAP_API_KEY) that key, else a new
- * one when the database has no key at all. Returns a secret only when it was just created.
+ * Makes sure an admin key exists: with `pinnedSecret` (BOOTSTRAP_API_KEY) that key, else (when
+ * `createIfNone`) a new one when the database has no key at all. Returns a secret only when it
+ * was just created.
  */
-export async function bootstrapAdminKey(db: Db, pinnedSecret: string | undefined, scopes: readonly Scope[]): Promise<CreatedApiKey | null> {
+export async function bootstrapAdminKey(
+  db: Db,
+  pinnedSecret: string | undefined,
+  scopes: readonly Scope[],
+  options: { createIfNone: boolean },
+): Promise<CreatedApiKey | null> {
   const tenant = await ensureTenant(db, DEFAULT_TENANT_NAME);
   if (pinnedSecret) {
     const existing = await db.apiKey.findUnique({ where: { hash: hashApiKey(pinnedSecret) } });
@@ -74,6 +80,7 @@ export async function bootstrapAdminKey(db: Db, pinnedSecret: string | undefined
       throw err;
     });
   }
+  if (!options.createIfNone) return null;
   // Serialised so that two instances starting together do not both create (and print) one.
   return db.$transaction(async (tx) => {
     await tx.$executeRaw`SELECT pg_advisory_xact_lock(4243)`;
