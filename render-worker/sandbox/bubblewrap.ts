@@ -122,7 +122,7 @@ export function bwrapArgs(args: SandboxRunArgs, uid: number | null): string[] {
     ...Object.entries(env).flatMap(([k, v]) => ["--setenv", k, v]),
     ...systemBinds(),
     "--ro-bind", "/etc", "/etc",
-    ...(args.readOnlyPaths ?? []).flatMap((p) => ["--ro-bind", p, p]),
+    ...(args.readOnlyPaths ?? []).flatMap(readOnlyBind),
     "--proc", "/proc",
     "--dev", "/dev",
     // A tmpfs is memory outside RLIMIT_AS: its size is capped like the work dir.
@@ -149,6 +149,19 @@ export function bwrapArgs(args: SandboxRunArgs, uid: number | null): string[] {
     ...args.command,
   );
   return out;
+}
+
+/**
+ * A read-only bind at the same path. bwrap creates missing parents with mode 0700, which the
+ * sandbox's uid could not traverse; they are made 0755 first. Paths under /usr and /etc are
+ * visible already.
+ */
+function readOnlyBind(hostPath: string): string[] {
+  const resolved = path.resolve(hostPath);
+  if (["/usr", "/etc"].some((dir) => resolved === dir || resolved.startsWith(`${dir}/`))) return [];
+  const parents: string[] = [];
+  for (let dir = path.dirname(resolved); dir !== "/"; dir = path.dirname(dir)) parents.unshift(dir);
+  return [...parents.flatMap((dir) => ["--perms", "0755", "--dir", dir]), "--ro-bind", resolved, resolved];
 }
 
 /** /usr read-only, and /bin, /lib… as the host has them: symlinks into /usr, or directories. */
