@@ -1,4 +1,5 @@
 import { runSandboxed, type SandboxLimits } from "../sandbox/bubblewrap.ts";
+import { abortError } from "../media/errors.ts";
 import { SCENE_FILE } from "./command.ts";
 
 /**
@@ -74,13 +75,13 @@ const CHECK_LIMITS: SandboxLimits = {
 export async function checkScene(workDir: string, sceneName: string, signal?: AbortSignal): Promise<SceneCheck> {
   const result = await runSandboxed({ command: ["python3", "-c", CHECK_SCRIPT, SCENE_FILE, sceneName], workDir, limits: CHECK_LIMITS, signal });
   const details = { command: "python3 -c <scene check> scene.py " + sceneName, stderrTail: result.stderrTail || undefined, exitCode: result.exitCode };
-  if (signal?.aborted) throw signal.reason;
+  if (signal?.aborted) throw abortError(signal);
   let answer: { error?: string; line?: number; message?: string; classes?: string[]; animationCount?: number | null };
   try {
     answer = JSON.parse(result.stdout);
   } catch {
     const why = result.limit ? `it hit the sandbox's ${result.limit} limit` : `the check exited with ${result.exitCode}`;
-    throw Object.assign(new Error(`The scene could not be checked: ${why}`), { retryable: result.limit !== null ? false : true, ...details });
+    throw Object.assign(new Error(`The scene could not be checked: ${why}`), { retryable: result.limit === null, ...details });
   }
   if (answer.error === "syntax") throw new SceneError(`Syntax error in the scene, line ${answer.line ?? "?"}: ${answer.message}`, details);
   if (answer.error === "unreadable") throw new SceneError(`The scene's code cannot be read: ${answer.message}`, details);

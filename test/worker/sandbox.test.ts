@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { runSandboxed, type SandboxLimits, type SandboxResult } from "../../render-worker/sandbox/bubblewrap.ts";
 
 const run = promisify(execFile);
+const UNPRIVILEGED_SCRIPT = path.resolve(import.meta.dirname, "sandbox-unprivileged.ts");
 
 const LIMITS: SandboxLimits = {
   cpuSeconds: 10,
@@ -236,5 +237,28 @@ except MemoryError:
     const result = await sandboxedPython(`import sys\nwhile True: sys.stdout.write("x" * 4096)`, { limits: { logBytes: 256 * 1024 } });
     expect(result.limit).toBe("log");
     expect(result.stdout.length).toBeLessThanOrEqual(256 * 1024);
+  });
+
+  // The Manim image runs the worker as an ordinary user: bwrap then builds a user namespace
+  // instead of switching to a uid of the sandbox's own.
+  it.runIf(process.getuid?.() === 0)("works the same from a worker that is not root (user namespace mode)", async () => {
+    await chmod(root, 0o755);
+    await chmod(workDir, 0o777);
+    const { server, port } = await listen();
+    const node = process.execPath;
+    try {
+      const limits = JSON.stringify({ ...LIMITS, processes: 16, wallMs: 3000 });
+      const args = ["--reuid=65534", "--regid=65534", "--clear-groups", "--", node, UNPRIVILEGED_SCRIPT, workDir, String(port), limits];
+      const { stdout } = await run("setpriv", args, { timeout: 60_000, env: { PATH: process.env.PATH, HOME: root } });
+      const seen = JSON.parse(stdout.trim().split("\n").at(-1)!);
+      expect(seen).toMatchObject({ uid: 65534, write: "65534", net: "failed", bombLimit: "wall" });
+      expect(readFileSync(path.join(workDir, "out.txt"), "utf8")).toBe("ok");
+      // In this mode the sandbox shares the worker's uid: the count also holds node and bwrap's
+      // own processes, so the bound is the limit plus a few, not the thousands of an unlimited bomb.
+      expect(seen.peak).toBeGreaterThan(8);
+      expect(seen.peak).toBeLessThanOrEqual(16 + 6);
+    } finally {
+      server.close();
+    }
   });
 });
