@@ -116,7 +116,7 @@ export function createWorker(options: WorkerOptions): Worker {
     if (!capabilities.includes("manim")) return;
     const bin = options.manim?.bin ?? "manim";
     let reason = "no reason given";
-    if (await (options.probeManim ?? probeManim)(bin, { onFailure: (r) => (reason = r), tmpDir: options.tmpDir })) {
+    if (await (options.probeManim ?? probeManim)(bin, { onFailure: (r) => (reason = r), tmpDir: options.tmpDir, sandboxPath: options.manim?.sandboxPath })) {
       log.info("manim runs in the sandbox: taking manim jobs", { bin });
       return;
     }

@@ -57,7 +57,7 @@ export async function renderManim(job: RenderManimJobMessage, ctx: JobContext): 
         limits,
         readOnlyPaths: manim.readOnlyPaths,
         // Rich wraps log lines at the console width, which would split the "Using cached data" line.
-        env: { COLUMNS: "400", PYTHONDONTWRITEBYTECODE: "1" },
+        env: { COLUMNS: "400", PYTHONDONTWRITEBYTECODE: "1", ...(ctx.manim?.sandboxPath ? { PATH: ctx.manim.sandboxPath } : {}) },
         signal,
         onOutput: (stream, text) => parser.write(stream, text),
       });

@@ -28,4 +28,6 @@ export interface ManimSettings {
   /** The manim program: a name on the sandbox's PATH, or a path (its directory is bound read-only). */
   bin: string;
   limits?: Partial<SandboxLimits>;
+  /** PATH inside the sandbox, for programs Manim runs (latex, dvisvgm); default DEFAULT_SANDBOX_PATH. */
+  sandboxPath?: string;
 }

@@ -8,7 +8,7 @@ import { runSandboxed } from "../sandbox/bubblewrap.ts";
  * the sandbox, which covers bubblewrap and the namespaces it needs as well as Manim itself. Never
  * rejects: any failure is `false`, and `onFailure` gets the reason.
  */
-export async function probeManim(bin: string, opts: { onFailure?: (reason: string) => void; tmpDir?: string } = {}): Promise<boolean> {
+export async function probeManim(bin: string, opts: { onFailure?: (reason: string) => void; tmpDir?: string; sandboxPath?: string } = {}): Promise<boolean> {
   const workDir = await mkdtemp(path.join(opts.tmpDir ?? tmpdir(), "videograph-manim-probe-"));
   try {
     const real = bin.includes("/") ? await realpath(bin) : bin;
@@ -16,6 +16,7 @@ export async function probeManim(bin: string, opts: { onFailure?: (reason: strin
       command: [real, "--version"],
       workDir,
       readOnlyPaths: bin.includes("/") ? [path.dirname(real)] : [],
+      env: opts.sandboxPath ? { PATH: opts.sandboxPath } : {},
       limits: { cpuSeconds: 30, wallMs: 60_000, memoryBytes: 2 * 1024 ** 3, processes: 64, outputBytes: 16 * 1024 ** 2, logBytes: 1024 ** 2 },
     });
     if (result.exitCode === 0) return true;

@@ -38,7 +38,7 @@ export interface SandboxRunArgs {
   limits: SandboxLimits;
   /** Extra host paths bound read-only at the same path (a program outside /usr). */
   readOnlyPaths?: string[];
-  /** Variables added to the sandbox's otherwise clean environment. */
+  /** Variables added to the sandbox's otherwise clean environment (PATH replaces the default). */
   env?: Record<string, string>;
   signal?: AbortSignal;
   /** Output as it arrives, within `logBytes`. */
@@ -67,7 +67,8 @@ const OUTPUT_POLL_MS = 200;
 /** Per-run uids come from here, far above any uid a system or container image hands out. */
 const SANDBOX_UID_BASE = 2_000_000_000;
 const SANDBOX_UID_SPAN = 100_000_000;
-const SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin";
+/** PATH inside the sandbox unless the caller sets one; only /usr and its symlinks are there to find. */
+export const DEFAULT_SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin";
 
 const uidsInUse = new Set<number>();
 
@@ -107,7 +108,7 @@ function allocateUid(): number {
 /** The bwrap argv. `uid` null: unprivileged mode (a user namespace instead of setpriv). */
 export function bwrapArgs(args: SandboxRunArgs, uid: number | null): string[] {
   const { limits } = args;
-  const env = { PATH: SANDBOX_PATH, HOME: "/tmp", LANG: "C.UTF-8", ...args.env };
+  const env = { PATH: DEFAULT_SANDBOX_PATH, HOME: "/tmp", LANG: "C.UTF-8", ...args.env };
   const out = [
     "--unshare-net",
     "--unshare-pid",
