@@ -1,13 +1,15 @@
 import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { renderManim } from "../../render-worker/handlers/render-manim.ts";
 import { probeManim } from "../../render-worker/manim/capability.ts";
+import { realFileInside } from "../../render-worker/manim/cache.ts";
 import { createManimProgressParser } from "../../render-worker/manim/progress.ts";
+import type { SandboxLimits } from "../../render-worker/sandbox/bubblewrap.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import type { JobHandler, WorkerTransport } from "../../render-worker/transport/types.ts";
 import { createWorker } from "../../render-worker/worker.ts";
@@ -58,16 +60,24 @@ function manimJob(code: string, sceneName = "Demo"): RenderManimJobMessage {
   };
 }
 
+interface RenderOptions {
+  limits?: Partial<SandboxLimits>;
+  controller?: AbortController;
+  onEvent?: (e: JobEventBody) => void;
+}
+
 /** Runs the handler as the worker would: a fresh work dir per job, every event parsed by the contract. */
-async function render(job: RenderManimJobMessage, bin = FAKE_MANIM): Promise<{ events: JobEventBody[]; workDir: string; error?: Error }> {
+async function render(job: RenderManimJobMessage, bin = FAKE_MANIM, opts: RenderOptions = {}): Promise<{ events: JobEventBody[]; workDir: string; error?: Error }> {
   const workDir = await mkdtemp(path.join(root, "work-"));
   const events: JobEventBody[] = [];
   const emit = async (body: JobEventBody) => {
     JobEvent.parse({ ...body, v: PROTOCOL_VERSION, jobId: JOB_ID, attempt: 1, seq: events.length + 1, workerId: "test", at: new Date().toISOString() });
     events.push(body);
+    opts.onEvent?.(body);
   };
+  const signal = (opts.controller ?? new AbortController()).signal;
   try {
-    await renderManim(job, { storage: createLocalWorkerStorage(dataDir), emit, signal: new AbortController().signal, workDir, progressIntervalMs: 20, manim: { bin } });
+    await renderManim(job, { storage: createLocalWorkerStorage(dataDir), emit, signal, workDir, progressIntervalMs: 20, manim: { bin, limits: opts.limits } });
     return { events, workDir };
   } catch (error) {
     return { events, workDir, error: error as Error };
@@ -159,6 +169,58 @@ describe("render_manim with the fake-manim stand-in, in the sandbox", () => {
     // Without the cache (another tenant's prefix) the same edit renders all three again.
     const uncached = await render({ ...manimJob(edited), cachePrefix: "manim-cache/tenant-2" });
     expect(uncached.events.at(-1)).toMatchObject({ type: "render.succeeded", animationsRendered: 3, animationsCached: 0 });
+  });
+});
+
+describe("render_manim stops", () => {
+  const LONG_SCENE = `from manim import *
+
+class Demo(Scene):
+    def construct(self):
+        self.play(Create(Square()))
+        self.wait(30)
+`;
+
+  it("at the wall limit, with a message for the author and nothing stored", async () => {
+    const job = manimJob(LONG_SCENE);
+    const started = Date.now();
+    const { error } = await render(job, FAKE_MANIM, { limits: { wallMs: 2000 } });
+    expect(error).toMatchObject({ name: "SceneError", retryable: false, message: "The render took longer than its limit of 2 s" });
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(existsSync(path.join(dataDir, job.outputKey))).toBe(false);
+    // Under a longer limit the same scene is still rendering at 3 s (the test cancels it then).
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(new Error("test done")), 3000);
+    const longer = await render(job, FAKE_MANIM, { limits: { wallMs: 60_000 }, controller });
+    clearTimeout(timer);
+    expect(longer.error?.name).toBe("AbortError");
+  });
+
+  it("when the job is canceled: the sandbox is killed and the handler rejects with an AbortError", async () => {
+    const controller = new AbortController();
+    const started = Date.now();
+    const job = manimJob(LONG_SCENE);
+    const { error, events } = await render(job, FAKE_MANIM, { controller, onEvent: (e) => e.type === "render.progress" && controller.abort(new Error("job canceled")) });
+    expect(error?.name).toBe("AbortError");
+    expect(events.some((e) => e.type === "render.progress")).toBe(true);
+    expect(events.some((e) => e.type === "render.succeeded")).toBe(false);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(existsSync(path.join(dataDir, job.outputKey))).toBe(false);
+  });
+});
+
+describe("files the sandbox leaves", () => {
+  it("are followed only to regular files inside the work dir: a symlink out is refused", async () => {
+    const workDir = await mkdtemp(path.join(root, "work-"));
+    const secret = path.join(root, "worker-secret.json");
+    await writeFile(secret, "{}");
+    await writeFile(path.join(workDir, "Demo.mp4"), "movie");
+    await symlink(secret, path.join(workDir, "Linked.mp4"));
+    await symlink(path.join(workDir, "Demo.mp4"), path.join(workDir, "Inside.mp4"));
+    expect(await realFileInside(workDir, path.join(workDir, "Demo.mp4"))).toBe(path.join(workDir, "Demo.mp4"));
+    expect(await realFileInside(workDir, path.join(workDir, "Inside.mp4"))).toBe(path.join(workDir, "Demo.mp4"));
+    expect(await realFileInside(workDir, path.join(workDir, "Linked.mp4"))).toBeNull();
+    expect(await realFileInside(workDir, path.join(workDir, "missing.mp4"))).toBeNull();
   });
 });
 
