@@ -27,6 +27,12 @@ const WorkerEnvSchema = z.object({
   SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(0).default(30),
   /** With Pub/Sub: the job's lease; a job whose worker died is redelivered about this long after. */
   JOB_STALL_SECONDS: z.coerce.number().int().min(10).max(600).default(30),
+  /** The manim program: a name on the sandbox's PATH (/usr/local/bin, /usr/bin, /bin) or a path. */
+  MANIM_BIN: z.string().min(1).default("manim"),
+  /** PATH inside the sandbox, for what Manim runs (latex, dvisvgm); directories must be under /usr. */
+  MANIM_SANDBOX_PATH: z.string().min(1).optional(),
+  /** Wall-clock limit of one Manim render. */
+  MANIM_TIMEOUT_SECONDS: z.coerce.number().int().min(10).max(6 * 3600).default(15 * 60),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
 });
 

@@ -12,8 +12,10 @@ import {
   type ControlMessage,
 } from "../src/protocol/messages.ts";
 import { memoryLimitBytes, MemoryBudget, NotAdmittedError } from "./admission.ts";
-import { handlers } from "./handlers/index.ts";
+import { runHandler } from "./handlers/index.ts";
+import type { ManimSettings } from "./handlers/types.ts";
 import { log } from "./log.ts";
+import { probeManim } from "./manim/capability.ts";
 import { probeNvenc, type VideoEncoder } from "./media/ffmpeg.ts";
 import type { WorkerStorage } from "./storage/types.ts";
 import type { WorkerTransport } from "./transport/types.ts";
@@ -33,6 +35,10 @@ export interface WorkerOptions {
   heartbeatIntervalSeconds: number;
   /** Checks that NVENC works on this machine before the worker takes nvenc jobs. Default `probeNvenc`. */
   probeNvenc?: typeof probeNvenc;
+  /** The manim program and its limits, for manim jobs. Default: `manim` on the sandbox's PATH. */
+  manim?: ManimSettings;
+  /** Checks that manim runs in the sandbox before the worker takes manim jobs. Default `probeManim`. */
+  probeManim?: typeof probeManim;
 }
 
 export interface Worker {
@@ -102,6 +108,30 @@ export function createWorker(options: WorkerOptions): Worker {
     }
   }
 
+  /**
+   * Drops `manim` when `manim --version` fails in the sandbox (no Manim, no bubblewrap, or no
+   * namespaces for it): the worker would take scene jobs only to fail each one.
+   */
+  async function checkManim(): Promise<void> {
+    if (!capabilities.includes("manim")) return;
+    const bin = options.manim?.bin ?? "manim";
+    let reason = "no reason given";
+    if (await (options.probeManim ?? probeManim)(bin, { onFailure: (r) => (reason = r), tmpDir: options.tmpDir, sandboxPath: options.manim?.sandboxPath })) {
+      log.info("manim runs in the sandbox: taking manim jobs", { bin });
+      return;
+    }
+    capabilities = capabilities.filter((c) => c !== "manim");
+    log.error("MANIM IS NOT AVAILABLE: `manim --version` failed in the sandbox, so this worker will NOT take manim jobs", {
+      bin,
+      reason,
+      capabilities,
+      hint: "needs Manim (MANIM_BIN, default `manim` on PATH), bubblewrap (`bwrap`), and either root with CAP_SYS_ADMIN or unprivileged user namespaces",
+    });
+    if (capabilities.length === 0) {
+      throw new Error(`WORKER_CAPABILITIES asks only for manim, but manim does not run in the sandbox here (${reason}); no capability left to serve`);
+    }
+  }
+
   const memory = new MemoryBudget(memoryLimitBytes(options.memoryLimitBytes));
 
   /** Canceled attempts (job id → attempt), kept a while in case the job message comes after the cancel. */
@@ -161,7 +191,7 @@ export function createWorker(options: WorkerOptions): Worker {
     log.info("job started", { jobId: job.jobId, attempt: job.attempt, type: job.type, capability, encoder });
     const started = Date.now();
     try {
-      await handlers[job.type](job, {
+      await runHandler(job, {
         storage: options.storage,
         emit,
         signal: controller.signal,
@@ -169,6 +199,7 @@ export function createWorker(options: WorkerOptions): Worker {
         progressIntervalMs: options.progressIntervalMs,
         encoder,
         reserveMemory: (bytes) => memory.reserve(bytes),
+        manim: options.manim,
       });
       log.info("job finished", { jobId: job.jobId, seconds: (Date.now() - started) / 1000 });
     } catch (err) {
@@ -205,6 +236,7 @@ export function createWorker(options: WorkerOptions): Worker {
   return {
     async start() {
       await checkNvenc();
+      await checkManim();
       await transport.start();
       await transport.onControl(onControl);
       await transport.consumeJobs(capabilities, options.concurrency, runJob);

@@ -1,5 +1,6 @@
 import type { JobEventBody } from "../../src/protocol/messages.ts";
 import type { VideoEncoder } from "../media/ffmpeg.ts";
+import type { SandboxLimits } from "../sandbox/bubblewrap.ts";
 import type { WorkerStorage } from "../storage/types.ts";
 
 /** What the worker gives a job handler. A handler reports failure by throwing. */
@@ -19,4 +20,14 @@ export interface JobContext {
    * (the job is handed back) or on this worker at all (the job fails). Absent: no accounting.
    */
   reserveMemory?(bytes: number): () => void;
+  /** For Manim jobs; defaults: `manim` on the sandbox's PATH and DEFAULT_MANIM_LIMITS. */
+  manim?: ManimSettings;
+}
+
+export interface ManimSettings {
+  /** The manim program: a name on the sandbox's PATH, or a path (its directory is bound read-only). */
+  bin: string;
+  limits?: Partial<SandboxLimits>;
+  /** PATH inside the sandbox, for programs Manim runs (latex, dvisvgm); default DEFAULT_SANDBOX_PATH. */
+  sandboxPath?: string;
 }

@@ -66,5 +66,15 @@ export function createGcsWorkerStorage(options: GcsWorkerStorageOptions): Worker
         metadata: { contentType: opts.contentType, cacheControl: opts.cacheControl },
       });
     },
+
+    async list(prefix) {
+      const [files] = await bucket.getFiles({ prefix, autoPaginate: true });
+      return files.map((f) => f.name);
+    },
+
+    async download(key, file) {
+      assertValidKey(key);
+      await bucket.file(key).download({ destination: file });
+    },
   };
 }

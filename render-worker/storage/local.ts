@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { access, copyFile, mkdir, rename, rm } from "node:fs/promises";
+import { access, copyFile, mkdir, readdir, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import type { UploadOptions, WorkerStorage } from "./types.ts";
 
@@ -37,6 +37,21 @@ export function createLocalWorkerStorage(dataDir: string): WorkerStorage {
       } finally {
         await rm(temp, { force: true });
       }
+    },
+
+    async list(prefix) {
+      const dir = pathFor(prefix.replace(/\/$/, ""));
+      const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === "ENOENT") return [];
+        throw err;
+      });
+      return entries
+        .filter((e) => e.isFile() && !e.name.endsWith(".tmp"))
+        .map((e) => path.relative(root, path.join(e.parentPath, e.name)).split(path.sep).join("/"));
+    },
+
+    async download(key, file) {
+      await copyFile(pathFor(key), file);
     },
   };
 }

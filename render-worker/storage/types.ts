@@ -13,4 +13,8 @@ export interface WorkerStorage {
   /** A local path or URL ffmpeg can read the object from. */
   inputFor(key: string): Promise<string>;
   upload(key: string, file: string, opts: UploadOptions): Promise<void>;
+  /** Keys of the objects under `prefix` (a key prefix ending in `/`), in no particular order. */
+  list(prefix: string): Promise<string[]>;
+  /** Copies an object to a local file. */
+  download(key: string, file: string): Promise<void>;
 }

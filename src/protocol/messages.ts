@@ -48,8 +48,40 @@ export const TranscodeJobMessage = z.object({
 });
 export type TranscodeJobMessage = z.infer<typeof TranscodeJobMessage>;
 
+/** Manim's quality presets: `-ql` 854x480 15 fps, `-qm` 1280x720 30, `-qh` 1920x1080 60, `-qk` 3840x2160 60. */
+export const ManimQuality = z.enum(["LOW", "MEDIUM", "HIGH", "FOURK"]);
+export type ManimQuality = z.infer<typeof ManimQuality>;
+export const ManimRenderer = z.enum(["CAIRO", "OPENGL"]);
+export type ManimRenderer = z.infer<typeof ManimRenderer>;
+
+/**
+ * Renders one scene of a Manim (Community Edition) script to an MP4 at `outputKey`, in a sandbox.
+ * Partial movie files (one per animation) are kept under `cachePrefix`, so a re-render of an
+ * edited scene renders only the animations whose Manim hash changed.
+ */
+export const RenderManimJobMessage = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  type: z.literal("render_manim"),
+  jobId: z.uuid(),
+  attempt: z.number().int().positive(),
+  videoId: z.uuid(),
+  /** Whose cache this is; the API builds `cachePrefix` from it. */
+  tenantId: z.string().min(1),
+  /** The Python source of the script. */
+  code: z.string().min(1).max(1_000_000),
+  /** The Scene subclass to render. */
+  sceneName: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "not a Python class name"),
+  quality: ManimQuality,
+  renderer: ManimRenderer.default("CAIRO"),
+  /** Storage key of the rendered MP4, e.g. `videos/{videoId}/source/scene.mp4`. */
+  outputKey: z.string().min(1),
+  /** Storage prefix of the tenant's partial movie files, e.g. `manim-cache/{tenantId}`. */
+  cachePrefix: z.string().min(1),
+});
+export type RenderManimJobMessage = z.infer<typeof RenderManimJobMessage>;
+
 /** Every job message kind, discriminated by `type`. */
-export const JobMessage = z.discriminatedUnion("type", [TranscodeJobMessage]);
+export const JobMessage = z.discriminatedUnion("type", [TranscodeJobMessage, RenderManimJobMessage]);
 export type JobMessage = z.infer<typeof JobMessage>;
 
 /** Facts the worker's probe found about the source. */
@@ -128,6 +160,37 @@ export const JobEvent = z.discriminatedUnion("type", [
     type: z.literal("job.succeeded"),
     masterKey: z.string(),
     posterKey: z.string().nullable(),
+  }),
+  /** Where a render is (render jobs), sampled on a timer. */
+  z.object({
+    ...jobEventBase,
+    type: z.literal("render.progress"),
+    /** The animation being rendered, from 0 (Manim's `Animation N` / `Waiting N`). */
+    animationIndex: z.number().int().nonnegative(),
+    /** Animations in the scene, when they can be counted before running it (no loops, no helpers). */
+    animationCount: z.number().int().positive().nullable(),
+    /** Of the current animation, 0..100. */
+    percent: z.number().min(0).max(100),
+    /** The current animation's description as Manim prints it, e.g. `Create(Square)`. */
+    description: z.string().nullable(),
+    /** Animations rendered and taken from the cache so far. */
+    renderedCount: z.number().int().nonnegative(),
+    cachedCount: z.number().int().nonnegative(),
+  }),
+  /**
+   * A render job finished: its output (a source for a transcode) is stored at `outputKey`. Render
+   * jobs end with this instead of `job.succeeded`, which describes an HLS ladder.
+   */
+  z.object({
+    ...jobEventBase,
+    type: z.literal("render.succeeded"),
+    outputKey: z.string(),
+    duration: z.number().nonnegative(),
+    width: z.number().int().positive(),
+    height: z.number().int().positive(),
+    fps: z.number().nonnegative(),
+    animationsRendered: z.number().int().nonnegative(),
+    animationsCached: z.number().int().nonnegative(),
   }),
   /** The worker stopped the attempt because it was canceled (a control message). */
   z.object({ ...jobEventBase, type: z.literal("job.canceled") }),

@@ -51,6 +51,8 @@ function recordingStorage(uploads: Upload[]): WorkerStorage {
   const local = createLocalWorkerStorage(dataDir);
   return {
     inputFor: (key) => local.inputFor(key),
+    list: (prefix) => local.list(prefix),
+    download: (key, file) => local.download(key, file),
     async upload(key, file, opts) {
       let lists: string[] | undefined;
       if (key.endsWith("index.m3u8")) {
@@ -149,6 +151,8 @@ describe("createHlsPublisher", () => {
       upload: async () => {
         throw new Error("bucket unavailable");
       },
+      list: async () => [],
+      download: async () => {},
     };
     const publisher = createHlsPublisher({ storage: failing, workDir, outputPrefix: "videos/v1", ladder, probe, intervalMs: 10, onError: (e) => errors.push(e) });
     await writeRung("240p", 1, false);

@@ -1,0 +1,166 @@
+import { mkdir, realpath, writeFile } from "node:fs/promises";
+import path from "node:path";
+import type { JobEventBody, RenderManimJobMessage } from "../../src/protocol/messages.ts";
+import { estimateJobMemoryBytes } from "../admission.ts";
+import { log } from "../log.ts";
+import { restorePartialMovies, realFileInside, uploadNewPartialMovies } from "../manim/cache.ts";
+import { MANIM_QUALITY, manimRenderArgs, partialMovieDir, qualityDir, SCENE_FILE, sceneMoviePath } from "../manim/command.ts";
+import { createManimProgressParser } from "../manim/progress.ts";
+import { checkScene, SceneError } from "../manim/scene-check.ts";
+import { abortError } from "../media/errors.ts";
+import { probeSource } from "../media/probe.ts";
+import { runSandboxed, type SandboxLimits, type SandboxResult } from "../sandbox/bubblewrap.ts";
+import type { JobContext } from "./types.ts";
+
+/** Limits of one render when the worker sets none (see ManimSettings). */
+export const DEFAULT_MANIM_LIMITS: SandboxLimits = {
+  cpuSeconds: 30 * 60,
+  wallMs: 15 * 60_000,
+  memoryBytes: 4 * 1024 ** 3,
+  processes: 512,
+  outputBytes: 2 * 1024 ** 3,
+  logBytes: 16 * 1024 ** 2,
+};
+
+/**
+ * Renders a Manim scene in the sandbox and stores the MP4 at `outputKey`. The scene is checked
+ * first (syntax, scene class), the scene's partial movie files are restored from `cachePrefix`
+ * so Manim skips unchanged animations, progress comes from Manim's own bars, and the new partial
+ * movie files go back to the cache. Emits started, render.progress and render.succeeded;
+ * failures are thrown (a SceneError when the scene itself is at fault).
+ */
+export async function renderManim(job: RenderManimJobMessage, ctx: JobContext): Promise<void> {
+  const { storage, signal } = ctx;
+  const limits = { ...DEFAULT_MANIM_LIMITS, ...ctx.manim?.limits };
+  await ctx.emit({ type: "job.started" });
+
+  const sceneDir = path.join(ctx.workDir, "scene");
+  await mkdir(sceneDir, { recursive: true });
+  await writeFile(path.join(sceneDir, SCENE_FILE), job.code);
+  const { animationCount } = await checkScene(sceneDir, job.sceneName, signal);
+
+  const q = MANIM_QUALITY[job.quality];
+  const releaseMemory = ctx.reserveMemory?.(estimateJobMemoryBytes(q)) ?? (() => {});
+  try {
+    const cacheKeyPrefix = `${job.cachePrefix}/${job.renderer.toLowerCase()}/${qualityDir(job.quality)}/${job.sceneName}/`;
+    const partialDir = path.join(sceneDir, partialMovieDir(job.quality, job.sceneName));
+    const restored = await restorePartialMovies(storage, cacheKeyPrefix, partialDir);
+
+    const manim = await manimCommand(ctx.manim?.bin ?? "manim");
+    const parser = createManimProgressParser();
+    const progress = reportRenderProgress(ctx, parser, animationCount);
+    let result: SandboxResult;
+    try {
+      result = await runSandboxed({
+        command: [manim.command, ...manimRenderArgs(job)],
+        workDir: sceneDir,
+        limits,
+        readOnlyPaths: manim.readOnlyPaths,
+        // Rich wraps log lines at the console width, which would split the "Using cached data" line.
+        env: { COLUMNS: "400", PYTHONDONTWRITEBYTECODE: "1", ...(ctx.manim?.sandboxPath ? { PATH: ctx.manim.sandboxPath } : {}) },
+        signal,
+        onOutput: (stream, text) => parser.write(stream, text),
+      });
+    } finally {
+      parser.end();
+      await progress.stop();
+    }
+    if (signal.aborted) throw abortError(signal);
+    if (result.limit !== null || result.exitCode !== 0) throw renderFailure(result, limits);
+
+    const movie = await realFileInside(sceneDir, path.join(sceneDir, sceneMoviePath(job.quality, job.sceneName)));
+    if (movie === null) {
+      throw new SceneError(`Manim wrote no movie for ${job.sceneName}: a scene needs at least one self.play or self.wait`, { command: result.command });
+    }
+    const probe = await probeSource(movie, { signal });
+    await storage.upload(job.outputKey, movie, { contentType: "video/mp4", cacheControl: "private, max-age=0" });
+    try {
+      const added = await uploadNewPartialMovies(storage, cacheKeyPrefix, sceneDir, partialDir, restored);
+      log.info("manim cache updated", { jobId: job.jobId, restored: restored.size, added: added.length });
+    } catch (err) {
+      // The render is done; a missing cache entry only costs the next render time.
+      log.warn("manim cache not updated", { jobId: job.jobId, err });
+    }
+    const final = parser.snapshot();
+    await ctx.emit({
+      type: "render.succeeded",
+      outputKey: job.outputKey,
+      duration: probe.duration,
+      width: probe.width,
+      height: probe.height,
+      fps: probe.fps,
+      animationsRendered: final.renderedCount,
+      animationsCached: final.cachedCount,
+    });
+  } finally {
+    releaseMemory();
+  }
+}
+
+/**
+ * The manim program as the sandbox sees it: a bare name is looked up on the sandbox's PATH
+ * (/usr/local/bin, /usr/bin, /bin); a path elsewhere has its directory bound read-only.
+ */
+async function manimCommand(bin: string): Promise<{ command: string; readOnlyPaths: string[] }> {
+  if (!bin.includes("/")) return { command: bin, readOnlyPaths: [] };
+  const real = await realpath(bin);
+  return { command: real, readOnlyPaths: [path.dirname(real)] };
+}
+
+/** The readable reason a render failed, and whether another attempt could help. */
+function renderFailure(result: SandboxResult, limits: SandboxLimits): Error {
+  const details = { command: result.command, stderrTail: result.stderrTail || undefined, exitCode: result.exitCode };
+  const mb = (bytes: number) => `${Math.round(bytes / 1024 ** 2)} MB`;
+  switch (result.limit) {
+    case "wall": return new SceneError(`The render took longer than its limit of ${limits.wallMs / 1000} s`, details);
+    case "cpu": return new SceneError(`The render used more than its limit of ${limits.cpuSeconds} s of CPU time`, details);
+    case "output": return new SceneError(`The render wrote more than its limit of ${mb(limits.outputBytes)}`, details);
+    case "log": return new SceneError(`The render printed more than its limit of ${mb(limits.logBytes)}`, details);
+  }
+  // Python ends a traceback with "SomeError: reason"; Manim's own errors are logged as "ERROR …".
+  const lines = `${result.stdout}\n${result.stderrTail}`.split(/\r\n|\r|\n/).map((l) => l.trim());
+  const reason = lines.reverse().find((l) => /^[A-Za-z_.]*(Error|Exception)\b.*/.test(l) || /^ERROR\s/.test(l));
+  if (reason) return new SceneError(`The scene failed: ${reason.replace(/^ERROR\s+/, "")}`, details);
+  // No reason from the scene: killed from outside (the machine's OOM killer, say) or a crash.
+  return Object.assign(new Error(`Manim exited with ${result.signal ?? `code ${result.exitCode}`} without saying why`), { retryable: true, ...details });
+}
+
+type RenderProgressBody = Extract<JobEventBody, { type: "render.progress" }>;
+
+/** Samples the parser on a timer and emits `render.progress` when a figure changed. */
+function reportRenderProgress(ctx: JobContext, parser: ReturnType<typeof createManimProgressParser>, animationCount: number | null): { stop(): Promise<void> } {
+  let inFlight: Promise<void> | null = null;
+  let lastSent = "";
+  const tick = () => {
+    if (inFlight) return;
+    const p = parser.snapshot();
+    if (p.animationIndex === null) return;
+    const body: RenderProgressBody = {
+      type: "render.progress",
+      animationIndex: p.animationIndex,
+      animationCount,
+      percent: p.percent,
+      description: p.description,
+      renderedCount: p.renderedCount,
+      cachedCount: p.cachedCount,
+    };
+    const serialized = JSON.stringify(body);
+    if (serialized === lastSent) return;
+    lastSent = serialized;
+    inFlight = ctx
+      .emit(body)
+      .catch((err: unknown) => log.warn("progress event not sent", { err }))
+      .finally(() => {
+        inFlight = null;
+      });
+  };
+  const timer = setInterval(tick, ctx.progressIntervalMs);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await inFlight;
+      tick();
+      await inFlight;
+    },
+  };
+}

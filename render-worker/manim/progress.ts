@@ -1,0 +1,69 @@
+/** What Manim's output says about the render so far. */
+export interface ManimProgress {
+  /** The animation of the latest progress line, from 0; null before the first. */
+  animationIndex: number | null;
+  percent: number;
+  description: string | null;
+  /** Animations that showed a progress bar without being served from the cache. */
+  renderedCount: number;
+  /** Animations Manim took from its partial movie files. */
+  cachedCount: number;
+}
+
+// tqdm's default bar, "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} […]" (tqdm.github.io/docs/tqdm),
+// with Manim's descriptions "Animation {n}: {animation}[, etc.]" and "Waiting {n}"
+// (manim/scene/scene.py, Scene._get_animation_time_progression). The description holds ": " itself,
+// so the greedy match settles on the last ": NN%|". Bars are "#" or block characters depending on
+// the terminal's encoding; only the fields around them are read.
+const PROGRESS_LINE = /(?:^|\s)(?:Animation (\d+): (.*)|Waiting (\d+)): +(\d{1,3})%\|/;
+// Logged by Manim's renderers when an animation's partial movie file exists
+// (manim/renderer/cairo_renderer.py, CairoRenderer.play), behind Rich's time and level columns.
+const CACHED_LINE = /Animation (\d+) : Using cached data \(hash : ([\w.-]+)\)/;
+
+/**
+ * Reads Manim's stdout and stderr as they arrive (tqdm redraws its bar with `\r`, so both `\r`
+ * and `\n` end a line) and keeps the latest state; the caller samples it on its own timer.
+ */
+export function createManimProgressParser() {
+  const partial = { stdout: "", stderr: "" };
+  const shown = new Set<number>();
+  const cached = new Set<number>();
+  const state: ManimProgress = { animationIndex: null, percent: 0, description: null, renderedCount: 0, cachedCount: 0 };
+
+  function readLine(line: string): void {
+    const hit = CACHED_LINE.exec(line);
+    if (hit) {
+      cached.add(Number(hit[1]));
+    } else {
+      const bar = PROGRESS_LINE.exec(line);
+      if (!bar) return;
+      const index = Number(bar[1] ?? bar[3]);
+      shown.add(index);
+      state.animationIndex = index;
+      state.percent = Math.min(100, Number(bar[4]));
+      state.description = bar[2] !== undefined ? bar[2] : `Waiting`;
+    }
+    state.cachedCount = cached.size;
+    state.renderedCount = [...shown].filter((i) => !cached.has(i)).length;
+  }
+
+  return {
+    write(stream: "stdout" | "stderr", text: string): void {
+      const lines = (partial[stream] + text).split(/\r\n|\r|\n/);
+      partial[stream] = lines.pop() ?? "";
+      // A single unterminated line would otherwise grow without bound.
+      if (partial[stream].length > 4096) partial[stream] = partial[stream].slice(-4096);
+      for (const line of lines) readLine(line);
+    },
+    /** Reads what is left after the process ended. */
+    end(): void {
+      for (const stream of ["stdout", "stderr"] as const) {
+        readLine(partial[stream]);
+        partial[stream] = "";
+      }
+    },
+    snapshot(): ManimProgress {
+      return { ...state };
+    },
+  };
+}

@@ -1,0 +1,277 @@
+import { spawn } from "node:child_process";
+import { randomInt } from "node:crypto";
+import { existsSync, lstatSync, readlinkSync } from "node:fs";
+import { chown, lstat, readdir } from "node:fs/promises";
+import path from "node:path";
+import { constants as osConstants } from "node:os";
+
+/** Where the job's work dir appears inside the sandbox. */
+export const SANDBOX_WORK_DIR = "/job";
+
+/** Every limit a sandboxed program runs under. */
+export interface SandboxLimits {
+  /** CPU seconds per process (RLIMIT_CPU): SIGXCPU at the limit, SIGKILL a second later. */
+  cpuSeconds: number;
+  /** Wall-clock time of the whole sandbox; then every process in it is killed. */
+  wallMs: number;
+  /** Address space per process (RLIMIT_AS): allocations beyond it fail. */
+  memoryBytes: number;
+  /** Processes and threads of the sandbox's own uid (RLIMIT_NPROC): fork beyond it fails. */
+  processes: number;
+  /**
+   * Size of the work dir: no file may grow to it (RLIMIT_FSIZE), and the sandbox is killed when
+   * the dir's total reaches it.
+   */
+  outputBytes: number;
+  /** Bytes of stdout plus stderr; the sandbox is killed when it prints more. */
+  logBytes: number;
+}
+
+/** The limit the sandbox was stopped by. Memory and process limits make calls fail instead. */
+export type SandboxLimit = "cpu" | "wall" | "output" | "log";
+
+export interface SandboxRunArgs {
+  /** argv inside the sandbox; the program is looked up on the sandbox's PATH. */
+  command: string[];
+  /** Host dir bound read-write at `/job`, the program's cwd; the only writable place besides `/tmp`. */
+  workDir: string;
+  limits: SandboxLimits;
+  /** Extra host paths bound read-only at the same path (a program outside /usr). */
+  readOnlyPaths?: string[];
+  /** Variables added to the sandbox's otherwise clean environment (PATH replaces the default). */
+  env?: Record<string, string>;
+  signal?: AbortSignal;
+  /** Output as it arrives, within `logBytes`. */
+  onOutput?(stream: "stdout" | "stderr", text: string): void;
+  /** Called once bwrap runs: its pid outside, and the uid the program runs as outside. */
+  onSpawn?(info: { pid: number; uid: number }): void;
+}
+
+export interface SandboxResult {
+  /** bwrap's exit status in shell encoding: the program's code, or 128 + n when signal n killed it. */
+  exitCode: number | null;
+  /** The signal that ended the program (from the encoding above), or SIGKILL when the supervisor killed it. */
+  signal: NodeJS.Signals | null;
+  /** The limit that stopped the program, null when none did. */
+  limit: SandboxLimit | null;
+  stdout: string;
+  stderrTail: string;
+  /** The bwrap command line, for operators. */
+  command: string;
+  durationMs: number;
+}
+
+const STDOUT_KEPT = 64 * 1024;
+const STDERR_TAIL = 8 * 1024;
+const OUTPUT_POLL_MS = 200;
+/** Per-run uids come from here, far above any uid a system or container image hands out. */
+const SANDBOX_UID_BASE = 2_000_000_000;
+const SANDBOX_UID_SPAN = 100_000_000;
+/** PATH inside the sandbox unless the caller sets one; only /usr and its symlinks are there to find. */
+export const DEFAULT_SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin";
+
+const uidsInUse = new Set<number>();
+
+/**
+ * Runs an untrusted program under bubblewrap: no network (its own empty network namespace), its
+ * own pid/ipc/uts namespaces and session, a read-only /usr and /etc, the job's dir at /job as the
+ * only writable host path, a private /tmp, a clean environment, and the limits in `limits`.
+ *
+ * Run as root, the program runs under a uid of its own (setpriv inside the sandbox), so files
+ * the worker's user can read stay closed to it and RLIMIT_NPROC counts only its processes. Run
+ * as another user, bwrap needs unprivileged user namespaces and the program keeps the worker's
+ * uid (mapped to 65534): narrow binds are then the only file protection, and RLIMIT_NPROC counts
+ * the worker's own processes too.
+ */
+export async function runSandboxed(args: SandboxRunArgs): Promise<SandboxResult> {
+  const privileged = process.getuid?.() === 0;
+  const uid = privileged ? allocateUid() : process.getuid!();
+  try {
+    // The program writes the work dir as its own uid; root reads it back afterwards.
+    if (privileged) await chownTree(args.workDir, uid);
+    return await supervise(args, bwrapArgs(args, privileged ? uid : null), uid);
+  } finally {
+    uidsInUse.delete(uid);
+  }
+}
+
+function allocateUid(): number {
+  for (;;) {
+    const uid = SANDBOX_UID_BASE + randomInt(SANDBOX_UID_SPAN);
+    if (!uidsInUse.has(uid)) {
+      uidsInUse.add(uid);
+      return uid;
+    }
+  }
+}
+
+/** The bwrap argv. `uid` null: unprivileged mode (a user namespace instead of setpriv). */
+export function bwrapArgs(args: SandboxRunArgs, uid: number | null): string[] {
+  const { limits } = args;
+  const env = { PATH: DEFAULT_SANDBOX_PATH, HOME: "/tmp", LANG: "C.UTF-8", ...args.env };
+  const out = [
+    "--unshare-net",
+    "--unshare-pid",
+    "--unshare-ipc",
+    "--unshare-uts",
+    "--unshare-cgroup-try",
+    ...(uid === null ? ["--unshare-user", "--uid", "65534", "--gid", "65534"] : []),
+    "--hostname", "sandbox",
+    "--die-with-parent",
+    "--new-session",
+    "--clearenv",
+    ...Object.entries(env).flatMap(([k, v]) => ["--setenv", k, v]),
+    ...systemBinds(),
+    "--ro-bind", "/etc", "/etc",
+    ...(args.readOnlyPaths ?? []).flatMap(readOnlyBind),
+    "--proc", "/proc",
+    "--dev", "/dev",
+    // A tmpfs is memory outside RLIMIT_AS: its size is capped like the work dir.
+    "--size", String(limits.outputBytes),
+    "--tmpfs", "/tmp",
+    "--bind", args.workDir, SANDBOX_WORK_DIR,
+    "--chdir", SANDBOX_WORK_DIR,
+  ];
+  if (uid !== null) {
+    // Only setpriv gets these two capabilities, to drop to the run's uid; it clears every
+    // capability, the bounding set included, before it executes the program.
+    out.push("--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--", "setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs");
+  } else {
+    out.push("--");
+  }
+  out.push(
+    "prlimit",
+    `--cpu=${limits.cpuSeconds}:${limits.cpuSeconds + 1}`,
+    `--as=${limits.memoryBytes}`,
+    `--nproc=${limits.processes}`,
+    `--fsize=${limits.outputBytes}`,
+    "--core=0",
+    "--",
+    ...args.command,
+  );
+  return out;
+}
+
+/**
+ * A read-only bind at the same path. bwrap creates missing parents with mode 0700, which the
+ * sandbox's uid could not traverse; they are made 0755 first. Paths under /usr and /etc are
+ * visible already.
+ */
+function readOnlyBind(hostPath: string): string[] {
+  const resolved = path.resolve(hostPath);
+  if (["/usr", "/etc"].some((dir) => resolved === dir || resolved.startsWith(`${dir}/`))) return [];
+  const parents: string[] = [];
+  for (let dir = path.dirname(resolved); dir !== "/"; dir = path.dirname(dir)) parents.unshift(dir);
+  return [...parents.flatMap((dir) => ["--perms", "0755", "--dir", dir]), "--ro-bind", resolved, resolved];
+}
+
+/** /usr read-only, and /bin, /lib… as the host has them: symlinks into /usr, or directories. */
+function systemBinds(): string[] {
+  const out = ["--ro-bind", "/usr", "/usr"];
+  for (const dir of ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"]) {
+    if (!existsSync(dir)) continue;
+    if (lstatSync(dir).isSymbolicLink()) out.push("--symlink", readlinkSync(dir), dir);
+    else out.push("--ro-bind", dir, dir);
+  }
+  return out;
+}
+
+function supervise(args: SandboxRunArgs, argv: string[], uid: number): Promise<SandboxResult> {
+  const { limits } = args;
+  const started = Date.now();
+  const command = ["bwrap", ...argv].join(" ");
+  return new Promise((resolve, reject) => {
+    // Its own process group, so a kill reaches bwrap and, through --die-with-parent and the pid
+    // namespace, every process in the sandbox.
+    const child = spawn("bwrap", argv, { detached: true, stdio: ["ignore", "pipe", "pipe"], env: {} });
+    let limit: SandboxLimit | null = null;
+    let killedBySupervisor = false;
+    let logBytes = 0;
+    let stdout = "";
+    let stderrTail = "";
+
+    const kill = (why: SandboxLimit | null) => {
+      if (killedBySupervisor) return;
+      killedBySupervisor = true;
+      limit ??= why;
+      try {
+        process.kill(-child.pid!, "SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    };
+    const onData = (stream: "stdout" | "stderr") => (chunk: Buffer) => {
+      if (killedBySupervisor) return;
+      logBytes += chunk.length;
+      if (logBytes > limits.logBytes) return kill("log");
+      const text = chunk.toString("utf8");
+      if (stream === "stdout") stdout = (stdout + text).slice(0, STDOUT_KEPT);
+      else stderrTail = (stderrTail + text).slice(-STDERR_TAIL);
+      args.onOutput?.(stream, text);
+    };
+    child.stdout.on("data", onData("stdout"));
+    child.stderr.on("data", onData("stderr"));
+
+    const wallTimer = setTimeout(() => kill("wall"), limits.wallMs);
+    let polling = false;
+    const outputTimer = setInterval(() => {
+      if (polling) return;
+      polling = true;
+      treeBytes(args.workDir)
+        .then((bytes) => {
+          if (bytes >= limits.outputBytes) kill("output");
+        })
+        .catch(() => {})
+        .finally(() => (polling = false));
+    }, OUTPUT_POLL_MS);
+    const onAbort = () => kill(null);
+    args.signal?.addEventListener("abort", onAbort, { once: true });
+    if (args.signal?.aborted) onAbort();
+
+    child.once("spawn", () => args.onSpawn?.({ pid: child.pid!, uid }));
+    child.once("error", (err) => {
+      clearTimeout(wallTimer);
+      clearInterval(outputTimer);
+      args.signal?.removeEventListener("abort", onAbort);
+      reject(new Error(`bwrap could not start: ${err.message}`, { cause: err }));
+    });
+    child.once("close", async (code, signal) => {
+      clearTimeout(wallTimer);
+      clearInterval(outputTimer);
+      args.signal?.removeEventListener("abort", onAbort);
+      const programSignal = code !== null && code > 128 ? signalName(code - 128) : null;
+      const endedBy = signal ?? programSignal;
+      if (limit === null && endedBy === "SIGXCPU") limit = "cpu";
+      if (limit === null && endedBy === "SIGXFSZ") limit = "output";
+      // A file cut at RLIMIT_FSIZE ends the write with EFBIG, which many programs (Python among
+      // them) report as an ordinary error: the size left behind says what happened.
+      if (limit === null && (await treeBytes(args.workDir).catch(() => 0)) >= limits.outputBytes) limit = "output";
+      resolve({ exitCode: code, signal: endedBy, limit, stdout, stderrTail, command, durationMs: Date.now() - started });
+    });
+  });
+}
+
+function signalName(n: number): NodeJS.Signals | null {
+  const found = Object.entries(osConstants.signals).find(([, v]) => v === n);
+  return found ? (found[0] as NodeJS.Signals) : null;
+}
+
+/** Total bytes of the regular files under `dir`. */
+export async function treeBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) total += await treeBytes(full);
+    else if (entry.isFile()) total += (await lstat(full)).size;
+  }
+  return total;
+}
+
+async function chownTree(dir: string, uid: number): Promise<void> {
+  await chown(dir, uid, uid);
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) await chownTree(full, uid);
+    else await chown(full, uid, uid);
+  }
+}

@@ -1,0 +1,264 @@
+import { execFile } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { runSandboxed, type SandboxLimits, type SandboxResult } from "../../render-worker/sandbox/bubblewrap.ts";
+
+const run = promisify(execFile);
+const UNPRIVILEGED_SCRIPT = path.resolve(import.meta.dirname, "sandbox-unprivileged.ts");
+
+const LIMITS: SandboxLimits = {
+  cpuSeconds: 10,
+  wallMs: 20_000,
+  memoryBytes: 512 * 1024 * 1024,
+  processes: 64,
+  outputBytes: 8 * 1024 * 1024,
+  logBytes: 1024 * 1024,
+};
+
+let root: string;
+let workDir: string;
+beforeEach(async () => {
+  root = await mkdtemp(path.join(tmpdir(), "videograph-sandbox-"));
+  workDir = path.join(root, "work");
+  await mkdir(workDir);
+});
+afterEach(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+function sandboxedPython(script: string, opts: { limits?: Partial<SandboxLimits>; onSpawn?: (info: { pid: number; uid: number }) => void } = {}): Promise<SandboxResult> {
+  return runSandboxed({ command: ["python3", "-c", script], workDir, limits: { ...LIMITS, ...opts.limits }, onSpawn: opts.onSpawn });
+}
+
+/** The same script outside the sandbox: the positive control. */
+async function unsandboxedPython(script: string): Promise<{ code: number; stdout: string }> {
+  try {
+    const { stdout } = await run("python3", ["-c", script], { cwd: workDir, timeout: 20_000 });
+    return { code: 0, stdout };
+  } catch (err) {
+    const e = err as { code: number; stdout: string };
+    return { code: e.code, stdout: e.stdout };
+  }
+}
+
+function listen(): Promise<{ server: Server; port: number }> {
+  return new Promise((resolve) => {
+    const server = createServer((socket) => socket.end("hello\n"));
+    server.listen(0, "127.0.0.1", () => resolve({ server, port: (server.address() as { port: number }).port }));
+  });
+}
+
+/** Processes of `uid` on the machine, read from /proc. */
+function processesOfUid(uid: number): number {
+  let count = 0;
+  for (const pid of readdirSync("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const status = readFileSync(`/proc/${pid}/status`, "utf8");
+      if (new RegExp(`^Uid:\\s+${uid}\\s`, "m").test(status)) count += 1;
+    } catch {
+      // Exited meanwhile.
+    }
+  }
+  return count;
+}
+
+describe("the bubblewrap sandbox", () => {
+  it("lets a well-behaved script write its output file into the work dir", async () => {
+    const result = await sandboxedPython(`import os\nopen("out.txt", "w").write(os.getcwd())\nprint("done")`);
+    expect(result).toMatchObject({ exitCode: 0, limit: null, signal: null });
+    expect(result.stdout).toBe("done\n");
+    expect(readFileSync(path.join(workDir, "out.txt"), "utf8")).toBe("/job");
+  });
+
+  it("has no network: a TCP server on the host's 127.0.0.1 and an external address are unreachable", async () => {
+    const { server, port } = await listen();
+    try {
+      const script = (host: string, p: number) => `
+import socket
+try:
+    s = socket.create_connection((${JSON.stringify(host)}, ${p}), timeout=3)
+    print("connected", s.recv(16).decode().strip())
+except OSError as e:
+    print("failed", e.errno)
+`;
+      expect((await unsandboxedPython(script("127.0.0.1", port))).stdout).toBe("connected hello\n");
+      const local = await sandboxedPython(script("127.0.0.1", port));
+      expect(local.exitCode).toBe(0);
+      expect(local.stdout).toMatch(/^failed \d+\n$/);
+
+      const external = await sandboxedPython(script("1.1.1.1", 443));
+      expect(external.stdout).toMatch(/^failed \d+\n$/);
+      const names = await sandboxedPython(`
+import socket
+try:
+    print("resolved", socket.gethostbyname("example.com"))
+except OSError as e:
+    print("failed", type(e).__name__)
+`);
+      expect(names.stdout).toMatch(/^failed /);
+    } finally {
+      server.close();
+    }
+  });
+
+  it("hides the worker's credentials file and environment", async () => {
+    const secretDir = await mkdtemp(path.join(tmpdir(), "videograph-secrets-"));
+    const credentials = path.join(secretDir, "service-account.json");
+    await writeFile(credentials, '{"private_key": "fake-secret"}', { mode: 0o600 });
+    process.env.GOOGLE_APPLICATION_CREDENTIALS = credentials;
+    process.env.VIDEOGRAPH_TEST_SECRET = "fake-secret-value";
+    try {
+      const script = `
+import os
+print(os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"), os.environ.get("VIDEOGRAPH_TEST_SECRET"))
+for p in [${JSON.stringify(credentials)}, "/etc/shadow"]:
+    try:
+        print("read", len(open(p).read()))
+    except OSError as e:
+        print("denied", e.errno)
+`;
+      const control = await unsandboxedPython(script);
+      expect(control.stdout.split("\n").slice(0, 2)).toEqual([`${credentials} fake-secret-value`, "read 30"]);
+      const result = await sandboxedPython(script);
+      expect(result.stdout).toMatch(/^None None\ndenied 2\ndenied 13\n$/);
+      expect(result.exitCode).toBe(0);
+    } finally {
+      delete process.env.GOOGLE_APPLICATION_CREDENTIALS;
+      delete process.env.VIDEOGRAPH_TEST_SECRET;
+      await rm(secretDir, { recursive: true, force: true });
+    }
+  });
+
+  it("cannot write outside the work dir", async () => {
+    const outside = path.join(root, "outside.txt");
+    // System paths the test can check but never writes itself: only the sandbox tries them.
+    const systemPaths = ["/etc/videograph-sandbox-test", "/usr/videograph-sandbox-test", "/videograph-sandbox-test"];
+    const writer = (paths: string[]) => `
+for p in ${JSON.stringify(paths)}:
+    try:
+        open(p, "w").write("x")
+        print("wrote")
+    except OSError as e:
+        print("denied", e.errno)
+`;
+    const result = await sandboxedPython(writer([outside, ...systemPaths]));
+    expect(result.stdout.trim().split("\n")).toHaveLength(4);
+    expect(result.stdout).not.toMatch(/wrote/);
+    for (const p of [outside, ...systemPaths]) expect(existsSync(p), p).toBe(false);
+    expect((await unsandboxedPython(writer([outside]))).stdout).toBe("wrote\n");
+    expect(existsSync(outside)).toBe(true);
+  });
+
+  it("bounds a fork bomb by the process limit, and the wall limit ends it", async () => {
+    const bomb = `
+import os, time
+while True:
+    try:
+        os.fork()
+    except OSError:
+        time.sleep(0.01)
+`;
+    const peakOf = async (processes: number) => {
+      let peak = 0;
+      let watching = true;
+      let uid: number | null = null;
+      const watcher = (async () => {
+        while (watching) {
+          if (uid !== null) peak = Math.max(peak, processesOfUid(uid));
+          await new Promise((r) => setTimeout(r, 25));
+        }
+      })();
+      const result = await sandboxedPython(bomb, { limits: { processes, wallMs: 3000 }, onSpawn: (info) => (uid = info.uid) });
+      watching = false;
+      await watcher;
+      return { result, peak, left: processesOfUid(uid!) };
+    };
+    const small = await peakOf(16);
+    expect(small.result.limit).toBe("wall");
+    expect(small.peak).toBeGreaterThan(8);
+    expect(small.peak).toBeLessThanOrEqual(16);
+    expect(small.left).toBe(0);
+    // The limit is what bounds it: a larger limit lets the bomb grow larger.
+    const larger = await peakOf(40);
+    expect(larger.peak).toBeGreaterThan(16);
+    expect(larger.peak).toBeLessThanOrEqual(40);
+  });
+
+  it("kills an infinite loop at the CPU limit", async () => {
+    const result = await sandboxedPython("while True: pass", { limits: { cpuSeconds: 1, wallMs: 30_000 } });
+    expect(result.limit).toBe("cpu");
+    expect(result.signal).toBe("SIGXCPU");
+    expect(result.durationMs).toBeLessThan(15_000);
+  });
+
+  it("kills a sleep at the wall limit", async () => {
+    const result = await runSandboxed({ command: ["sleep", "60"], workDir, limits: { ...LIMITS, wallMs: 1000 } });
+    expect(result.limit).toBe("wall");
+    expect(result.signal).toBe("SIGKILL");
+    expect(result.durationMs).toBeLessThan(5000);
+  });
+
+  it("stops a file at the output limit", async () => {
+    const writer = (bytes: number) => `
+with open("big.bin", "wb") as f:
+    for _ in range(${bytes / 65536}):
+        f.write(b"x" * 65536)
+print("written")
+`;
+    const limits = { outputBytes: 1024 * 1024 };
+    const small = await sandboxedPython(writer(512 * 1024), { limits });
+    expect(small).toMatchObject({ exitCode: 0, limit: null });
+    const big = await sandboxedPython(writer(4 * 1024 * 1024), { limits });
+    expect(big.exitCode).not.toBe(0);
+    expect(big.stdout).toBe("");
+    expect(big.limit).toBe("output");
+    expect((await stat(path.join(workDir, "big.bin"))).size).toBeLessThanOrEqual(1024 * 1024);
+  });
+
+  it("makes allocations beyond the memory limit fail", async () => {
+    const allocate = `
+try:
+    b = bytearray(400 * 1024 * 1024)
+    print("allocated", len(b) // 1048576)
+except MemoryError:
+    print("MemoryError")
+`;
+    expect((await sandboxedPython(allocate, { limits: { memoryBytes: 256 * 1024 * 1024 } })).stdout).toBe("MemoryError\n");
+    expect((await sandboxedPython(allocate, { limits: { memoryBytes: 1024 * 1024 * 1024 } })).stdout).toBe("allocated 400\n");
+  });
+
+  it("kills a program that prints more than the log limit", async () => {
+    const result = await sandboxedPython(`import sys\nwhile True: sys.stdout.write("x" * 4096)`, { limits: { logBytes: 256 * 1024 } });
+    expect(result.limit).toBe("log");
+    expect(result.stdout.length).toBeLessThanOrEqual(256 * 1024);
+  });
+
+  // The Manim image runs the worker as an ordinary user: bwrap then builds a user namespace
+  // instead of switching to a uid of the sandbox's own.
+  it.runIf(process.getuid?.() === 0)("works the same from a worker that is not root (user namespace mode)", async () => {
+    await chmod(root, 0o755);
+    await chmod(workDir, 0o777);
+    const { server, port } = await listen();
+    const node = process.execPath;
+    try {
+      const limits = JSON.stringify({ ...LIMITS, processes: 16, wallMs: 3000 });
+      const args = ["--reuid=65534", "--regid=65534", "--clear-groups", "--", node, UNPRIVILEGED_SCRIPT, workDir, String(port), limits];
+      const { stdout } = await run("setpriv", args, { timeout: 60_000, env: { PATH: process.env.PATH, HOME: root } });
+      const seen = JSON.parse(stdout.trim().split("\n").at(-1)!);
+      expect(seen).toMatchObject({ uid: 65534, write: "65534", net: "failed", bombLimit: "wall" });
+      expect(readFileSync(path.join(workDir, "out.txt"), "utf8")).toBe("ok");
+      // In this mode the sandbox shares the worker's uid: the count also holds node and bwrap's
+      // own processes, so the bound is the limit plus a few, not the thousands of an unlimited bomb.
+      expect(seen.peak).toBeGreaterThan(8);
+      expect(seen.peak).toBeLessThanOrEqual(16 + 6);
+    } finally {
+      server.close();
+    }
+  });
+});
