@@ -66,7 +66,7 @@ interface FailureDetails {
 }
 
 /** The encoder for jobs from each capability's queue; manim renders are encoded on the CPU. */
-const ENCODER_OF: Record<Capability, VideoEncoder> = { cpu: "libx264", nvenc: "h264_nvenc", manim: "libx264" };
+const ENCODER_OF: Record<Capability, VideoEncoder> = { cpu: "libx264", nvenc: "h264_nvenc", manim: "libx264", local: "libx264" };
 
 export function createWorker(options: WorkerOptions): Worker {
   const { transport, workerId } = options;

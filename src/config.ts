@@ -56,6 +56,15 @@ const EnvSchema = z.object({
   GRAPHQL_MAX_ALIASES: z.coerce.number().int().min(1).default(20),
   GRAPHQL_MAX_TOKENS: z.coerce.number().int().min(50).default(2000),
   RATE_LIMIT_MUTATIONS_PER_MINUTE: z.coerce.number().int().min(1).default(300),
+  /** Send a job to the API's own worker when no worker with its capability heartbeated for FALLBACK_AFTER_SECONDS. */
+  LOCAL_FALLBACK: bool.default(false),
+  FALLBACK_AFTER_SECONDS: z.coerce.number().int().min(1).default(60),
+  /** Largest file createVideoFromUrl downloads (default MAX_UPLOAD_BYTES). */
+  URL_IMPORT_MAX_BYTES: z.coerce.number().int().positive().optional(),
+  /** Test-only: lets createVideoFromUrl reach private and loopback addresses. */
+  URL_IMPORT_ALLOW_PRIVATE: bool.default(false),
+  GEMINI_API_KEY: z.string().min(1).optional(),
+  GEMINI_MODEL: z.string().min(1).default("gemini-2.5-flash"),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
 });
 

@@ -36,6 +36,8 @@ export function startLocalWorker(options: {
         DATA_DIR: path.resolve(options.dataDir),
         WORKER_ID: options.workerId ?? `local-${process.pid}`,
         WORKER_CONCURRENCY: String(options.concurrency),
+        // The API's own worker also serves the fallback queue (LOCAL_FALLBACK).
+        WORKER_CAPABILITIES: process.env.WORKER_CAPABILITIES ?? "cpu,local",
         SHUTDOWN_GRACE_SECONDS: String(options.graceSeconds),
         ...options.extraEnv,
       },

@@ -79,6 +79,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     segmentSeconds: env.HLS_SEGMENT_SECONDS,
     maxDurationSeconds: env.MAX_DURATION_SECONDS,
     vanishedAfterSeconds: 3 * env.JOB_STALL_SECONDS,
+    fallback: env.LOCAL_FALLBACK ? { afterSeconds: env.FALLBACK_AFTER_SECONDS } : null,
   });
   const deliverer = createWebhookDeliverer({
     db,

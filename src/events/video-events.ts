@@ -18,6 +18,19 @@ export type VideoEventPayload =
       fps: number | null;
       speed: number | null;
       etaSeconds: number | null;
+    }
+  | {
+      kind: "renderProgress";
+      video: VideoSnapshot;
+      /** The animation (Manim) or question (composition) being rendered, from 0. */
+      index: number;
+      count: number | null;
+      /** Of the current item, 0..100. */
+      percent: number;
+      description: string | null;
+      /** Items rendered, and taken from the cache (Manim's partial movies), so far. */
+      renderedCount: number;
+      cachedCount: number;
     };
 
 /** Rows made JSON-safe: dates as ISO strings, byte counts as numbers. */

@@ -1,7 +1,8 @@
 import type { Db } from "../db/client.ts";
 import { log } from "../log.ts";
-import { PROTOCOL_VERSION, type Capability, type JobMessage } from "../protocol/messages.ts";
+import type { Capability } from "../protocol/messages.ts";
 import type { ApiTransport } from "../transport/types.ts";
+import { buildJobMessage } from "./job-messages.ts";
 
 /** Delay before attempt `attempt` (2, 3, …) of a job: 2 s, 4 s, 8 s … up to 5 minutes. */
 export function retryDelayMs(attempt: number): number {
@@ -33,12 +34,46 @@ export function createDispatcher(deps: {
   maxDurationSeconds: number;
   /** A RUNNING job whose worker has been silent this long is queued again. */
   vanishedAfterSeconds: number;
+  /**
+   * LOCAL_FALLBACK: a job whose capability no worker has heartbeated for `afterSeconds` goes to
+   * the API's own worker (the `local` queue) instead; null when off.
+   */
+  fallback?: { afterSeconds: number } | null;
 }): Dispatcher {
   const { db, transport } = deps;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | null = null;
   let again = false;
   let stopped = false;
+  const startedAt = Date.now();
+
+  /** The queue for a job of `capability` now: its own, or `local` when no such worker is alive. */
+  async function routeFor(tx: Pick<Db, "worker">, capability: Capability): Promise<Capability> {
+    if (!deps.fallback || capability === "cpu" || capability === "local") return capability;
+    const since = new Date(Date.now() - deps.fallback.afterSeconds * 1000);
+    // Until the API has been up that long, silence may only mean workers have not reported yet.
+    if (Date.now() - startedAt < deps.fallback.afterSeconds * 1000) return capability;
+    const alive = await tx.worker.count({ where: { capabilities: { has: capability }, lastHeartbeatAt: { gte: since } } });
+    return alive > 0 ? capability : "local";
+  }
+
+  /**
+   * A job sent to a capability's queue that nobody took within FALLBACK_AFTER_SECONDS, while no
+   * worker with that capability is alive, is sent again to the local worker.
+   */
+  async function rerouteStranded(): Promise<void> {
+    if (!deps.fallback) return;
+    const cutoff = new Date(Date.now() - deps.fallback.afterSeconds * 1000);
+    const stranded = await db.job.findMany({
+      where: { status: "QUEUED", dispatchedAt: { lt: cutoff }, dispatchedTo: { notIn: ["cpu", "local"] } },
+      select: { id: true, attempt: true, capability: true },
+    });
+    for (const job of stranded) {
+      if ((await routeFor(db, job.capability as Capability)) !== "local") continue;
+      const { count } = await db.job.updateMany({ where: { id: job.id, attempt: job.attempt, status: "QUEUED" }, data: { dispatchedAt: null } });
+      if (count) log.warn("no worker took the job and none with its capability is alive; sending it to the local worker", { jobId: job.id, capability: job.capability });
+    }
+  }
 
   /**
    * The backstop behind the transports' own redelivery: a job whose worker went silent without
@@ -59,6 +94,7 @@ export function createDispatcher(deps: {
 
   async function dispatchPending(): Promise<void> {
     await requeueVanished();
+    await rerouteStranded();
     for (;;) {
       const count = await db.$transaction(async (tx) => {
         const rows = await tx.$queryRaw<{ id: string }[]>`
@@ -67,20 +103,11 @@ export function createDispatcher(deps: {
           ORDER BY "createdAt" LIMIT 20 FOR UPDATE SKIP LOCKED`;
         for (const { id } of rows) {
           const job = await tx.job.findUniqueOrThrow({ where: { id }, include: { video: true } });
-          if (!job.video.sourceKey) throw new Error(`Job ${id} has no source to transcode`);
-          const message: JobMessage = {
-            v: PROTOCOL_VERSION,
-            type: "transcode",
-            jobId: job.id,
-            attempt: job.attempt,
-            videoId: job.videoId,
-            sourceKey: job.video.sourceKey,
-            outputPrefix: `videos/${job.videoId}`,
-            options: { segmentSeconds: deps.segmentSeconds, maxDurationSeconds: deps.maxDurationSeconds },
-          };
-          await transport.publishJob(job.capability as Capability, message);
-          await tx.job.update({ where: { id }, data: { dispatchedAt: new Date() } });
-          log.info("job dispatched", { jobId: id, attempt: job.attempt });
+          const message = buildJobMessage(job, job.video, deps);
+          const queue = await routeFor(tx, job.capability as Capability);
+          await transport.publishJob(queue, message);
+          await tx.job.update({ where: { id }, data: { dispatchedAt: new Date(), dispatchedTo: queue } });
+          log.info("job dispatched", { jobId: id, attempt: job.attempt, kind: job.kind, queue });
         }
         return rows.length;
       }, { timeout: 30_000 });

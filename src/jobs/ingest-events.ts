@@ -101,7 +101,7 @@ export function createEventIngestor(deps: {
     if (count) await publishStatus(videoId);
   }
 
-  async function finishRun(e: EventOf<"job.succeeded" | "job.failed" | "job.canceled">): Promise<void> {
+  async function finishRun(e: EventOf<"job.succeeded" | "render.succeeded" | "job.failed" | "job.canceled">): Promise<void> {
     const failure =
       e.type === "job.failed"
         ? { status: "FAILED" as const, error: e.error, command: e.command ?? null, stderrTail: e.stderrTail ?? null, exitCode: e.exitCode ?? null }
@@ -188,6 +188,54 @@ export function createEventIngestor(deps: {
         data: { progress: e.progress },
       });
     }
+  }
+
+  async function onRenderProgress(e: EventOf<"render.progress">, videoId: string): Promise<void> {
+    const video = await db.video.findUnique({ where: { id: videoId } });
+    if (!video) return;
+    pubSub.publish("videoEvents", videoId, {
+      kind: "renderProgress",
+      video: videoSnapshot(video),
+      index: e.animationIndex,
+      count: e.animationCount,
+      percent: e.percent,
+      description: e.description,
+      renderedCount: e.renderedCount,
+      cachedCount: e.cachedCount,
+    });
+    const now = Date.now();
+    if (e.animationCount && now - (lastProgressWrite.get(e.jobId) ?? 0) >= deps.progressWriteIntervalMs) {
+      lastProgressWrite.set(e.jobId, now);
+      const progress = Math.min(1, (Math.min(e.animationIndex, e.animationCount - 1) + e.percent / 100) / e.animationCount);
+      await db.job.updateMany({ where: { id: e.jobId, attempt: e.attempt, status: "RUNNING", progress: { lte: progress } }, data: { progress } });
+    }
+  }
+
+  /**
+   * A render or import job made the video's source: it succeeds, and in the same transaction the
+   * video gets the source and a transcode job (its child) is queued.
+   */
+  async function onRenderSucceeded(e: EventOf<"render.succeeded">, videoId: string): Promise<void> {
+    await finishRun(e);
+    const at = new Date(e.at);
+    const queued = await db.$transaction(async (tx) => {
+      const { count } = await tx.job.updateMany({
+        where: { id: e.jobId, attempt: e.attempt, status: { in: ["QUEUED", "RUNNING"] } },
+        data: { status: "SUCCEEDED", progress: 1, finishedAt: at, error: null },
+      });
+      if (!count) return false;
+      const parent = await tx.job.findUniqueOrThrow({ where: { id: e.jobId } });
+      await tx.video.updateMany({
+        where: { id: videoId, status: { in: ["QUEUED", "PROCESSING"] } },
+        data: { sourceKey: e.outputKey, sourceName: e.outputKey.split("/").at(-1)!, uploadedAt: at },
+      });
+      await tx.job.create({ data: { videoId, kind: "TRANSCODE", capability: "cpu", parentId: parent.id, maxAttempts: parent.maxAttempts } });
+      return true;
+    });
+    if (!queued) return;
+    lastProgressWrite.delete(e.jobId);
+    deps.onJobRequeued(new Date());
+    await publishStatus(videoId);
   }
 
   async function onVariantReady(e: EventOf<"variant.ready">, videoId: string): Promise<void> {
@@ -313,7 +361,7 @@ export function createEventIngestor(deps: {
       return;
     }
     // Progress older than an applied state event says nothing new.
-    if (e.type === "job.progress" && e.seq < job.lastSeq) return;
+    if ((e.type === "job.progress" || e.type === "render.progress") && e.seq < job.lastSeq) return;
     switch (e.type) {
       case "job.started": await onStarted(e, job.videoId); break;
       case "job.probed": await onProbed(e, job.videoId); break;
@@ -321,17 +369,26 @@ export function createEventIngestor(deps: {
       case "variant.ready": await onVariantReady(e, job.videoId); break;
       case "video.playable": await onPlayable(e, job.videoId); break;
       case "job.succeeded": await onSucceeded(e, job.videoId); break;
+      case "render.progress": await onRenderProgress(e, job.videoId); break;
+      case "render.succeeded": await onRenderSucceeded(e, job.videoId); break;
       case "job.failed": await onFailed(e, job.videoId); break;
       // A duplicate run stopped on request (a canceled job's runs returned above).
       case "job.canceled": await finishRun(e); break;
     }
-    if (e.type !== "job.progress") {
+    if (e.type !== "job.progress" && e.type !== "render.progress") {
       await db.job.updateMany({ where: { id: e.jobId, attempt: e.attempt, lastSeq: { lt: e.seq } }, data: { lastSeq: e.seq } });
     }
   }
 
   async function applyHeartbeat(h: WorkerHeartbeat): Promise<void> {
     const at = new Date(h.at);
+    // What is alive, for LOCAL_FALLBACK routing; an older heartbeat delivered late changes nothing.
+    await db.worker.upsert({
+      where: { id: h.workerId },
+      create: { id: h.workerId, capabilities: h.capabilities, lastHeartbeatAt: at },
+      update: {},
+    });
+    await db.worker.updateMany({ where: { id: h.workerId, lastHeartbeatAt: { lt: at } }, data: { capabilities: h.capabilities, lastHeartbeatAt: at } });
     // Runs this worker started before the heartbeat but no longer lists have ended: finished (their
     // own event says so) or handed back at shutdown, so another worker may take them at once.
     await db.jobRun.updateMany({

@@ -10,8 +10,12 @@ import { z } from "zod";
 
 export const PROTOCOL_VERSION = 1 as const;
 
-/** What a worker can do; each capability has its own job queue/topic. */
-export const Capability = z.enum(["cpu", "nvenc", "manim"]);
+/**
+ * What a worker can do; each capability has its own job queue/topic. `local` is the queue of the
+ * API's own worker (npm start): the API sends a job there when no worker with the job's
+ * capability is alive and LOCAL_FALLBACK is on.
+ */
+export const Capability = z.enum(["cpu", "nvenc", "manim", "local"]);
 export type Capability = z.infer<typeof Capability>;
 
 /** Queue (embedded transport) or topic (Pub/Sub) that carries jobs for one capability. */

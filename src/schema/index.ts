@@ -4,6 +4,7 @@ import "./errors.ts";
 import "./job.ts";
 import "./variant.ts";
 import "./video.ts";
+import "./render.ts";
 import "./webhook.ts";
 
 builder.queryType({});

@@ -8,7 +8,7 @@ import { isUuid } from "../ids.ts";
 export const JobStatusEnum = builder.enumType("JobStatus", {
   values: ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED"] as const,
 });
-export const JobKindEnum = builder.enumType("JobKind", { values: ["TRANSCODE"] as const });
+export const JobKindEnum = builder.enumType("JobKind", { values: ["TRANSCODE", "RENDER_MANIM", "RENDER_COMPOSITION", "IMPORT_URL"] as const });
 
 export const JobRunStatusEnum = builder.enumType("JobRunStatus", {
   values: ["RUNNING", "SUCCEEDED", "FAILED", "ABANDONED", "CANCELED"] as const,
@@ -37,7 +37,11 @@ export const JobRef = builder.prismaObject("Job", {
     id: t.exposeID("id"),
     kind: t.expose("kind", { type: JobKindEnum }),
     status: t.expose("status", { type: JobStatusEnum }),
-    capability: t.exposeString("capability"),
+    capability: t.exposeString("capability", { description: "What a worker needs to run it: cpu, nvenc, manim." }),
+    dispatchedTo: t.exposeString("dispatchedTo", {
+      nullable: true,
+      description: "The queue its attempt went to: its capability's, or `local` when the API's own worker took it because no worker with the capability was alive (LOCAL_FALLBACK).",
+    }),
     attempt: t.exposeInt("attempt"),
     maxAttempts: t.exposeInt("maxAttempts"),
     progress: t.exposeFloat("progress"),

@@ -3,7 +3,7 @@ import { builder } from "../builder.ts";
 import { randomBytes } from "node:crypto";
 import { tenantOf, type Context } from "../context.ts";
 import { FileTooLargeError, NotFoundError, ValidationError } from "../errors.ts";
-import type { Video } from "../generated/prisma/client.ts";
+import type { Prisma, Video } from "../generated/prisma/client.ts";
 import {
   TERMINAL_VIDEO_STATUSES,
   videoSnapshot,
@@ -24,6 +24,8 @@ export const PlaybackPolicyEnum = builder.enumType("PlaybackPolicy", {
   } as const,
 });
 
+export const VideoSourceEnum = builder.enumType("VideoSource", { values: ["UPLOAD", "URL", "MANIM", "COMPOSITION"] as const });
+
 export const VideoStatusEnum = builder.enumType("VideoStatus", {
   values: ["WAITING_FOR_UPLOAD", "QUEUED", "PROCESSING", "READY", "FAILED", "CANCELED"] as const,
 });
@@ -37,6 +39,7 @@ export const VideoRef = builder.prismaObject("Video", {
     title: t.exposeString("title"),
     status: t.expose("status", { type: VideoStatusEnum }),
     playbackPolicy: t.expose("playbackPolicy", { type: PlaybackPolicyEnum }),
+    source: t.expose("source", { type: VideoSourceEnum, description: "Where the source comes from." }),
     playable: t.exposeBoolean("playable", { description: "True once every rung has its first segment: playback can start." }),
     error: t.exposeString("error", { nullable: true, description: "Why the video failed, in words a user can act on." }),
     duration: t.exposeFloat("duration", { nullable: true, description: "Seconds, from the probe." }),
@@ -144,7 +147,7 @@ function validOrigin(raw: string | null | undefined): string | null {
   return origin;
 }
 
-function validTitle(raw: string | null | undefined, fallback?: string): string {
+export function validTitle(raw: string | null | undefined, fallback?: string): string {
   const title = (raw ?? fallback ?? "").trim();
   if (!title) throw new ValidationError("title", "A title is required");
   if (title.length > 300) throw new ValidationError("title", "The title is longer than 300 characters");
@@ -166,7 +169,7 @@ export async function findVideoOrThrow(ctx: Context, id: string): Promise<Video>
   return video;
 }
 
-function validIdempotencyKey(raw: string | null | undefined): string | null {
+export function validIdempotencyKey(raw: string | null | undefined): string | null {
   if (raw === null || raw === undefined) return null;
   if (!raw || raw.length > 200) throw new ValidationError("idempotencyKey", "An idempotency key has 1 to 200 characters");
   return raw;
@@ -179,7 +182,7 @@ function validIdempotencyKey(raw: string | null | undefined): string | null {
 export async function createVideoOnce(
   ctx: Context,
   idempotencyKey: string | null,
-  data: { title: string; uploadSize?: number | null; playbackPolicy: "PUBLIC" | "SIGNED"; uploadNonce?: string | null },
+  data: Omit<Prisma.VideoUncheckedCreateInput, "tenantId" | "idempotencyKey">,
 ): Promise<{ video: Video; created: boolean }> {
   const tenantId = tenantOf(ctx);
   if (idempotencyKey === null) return { video: await ctx.db.video.create({ data: { ...data, tenantId } }), created: true };
@@ -301,7 +304,7 @@ builder.mutationFields((t) => ({
 export const VideoEventInterface = builder.interfaceRef<VideoEventPayload>("VideoEvent").implement({
   description: "Something happened to a video; every event carries the video's current state.",
   resolveType: (e) =>
-    e.kind === "status" ? "VideoStatusEvent" : e.kind === "variantProgress" ? "VariantProgressEvent" : "VariantStatusEvent",
+    ({ status: "VideoStatusEvent", variantProgress: "VariantProgressEvent", variantStatus: "VariantStatusEvent", renderProgress: "RenderProgressEvent" })[e.kind],
   fields: (t) => ({
     // Snapshots carry the row's scalar fields; relations are loaded on demand by the Prisma plugin.
     video: t.field({ type: VideoRef, resolve: (e) => e.video as unknown as Video }),
@@ -328,6 +331,19 @@ builder.objectRef<Extract<VideoEventPayload, { kind: "variantProgress" }>>("Vari
     fps: t.float({ nullable: true, description: "Frames encoded per second.", resolve: (e) => e.fps }),
     speed: t.float({ nullable: true, description: "Media seconds encoded per wall second.", resolve: (e) => e.speed }),
     etaSeconds: t.float({ nullable: true, resolve: (e) => e.etaSeconds }),
+  }),
+});
+
+builder.objectRef<Extract<VideoEventPayload, { kind: "renderProgress" }>>("RenderProgressEvent").implement({
+  description: "Progress of the render that makes a video's source (a Manim scene's animations, a composition's questions), before the ladder's progress.",
+  interfaces: [VideoEventInterface],
+  fields: (t) => ({
+    index: t.int({ description: "The animation or question being rendered, from 0.", resolve: (e) => e.index }),
+    count: t.int({ nullable: true, description: "How many there are, when known before rendering.", resolve: (e) => e.count }),
+    percent: t.float({ description: "Of the current one, 0..100.", resolve: (e) => e.percent }),
+    description: t.string({ nullable: true, description: "What is being rendered, e.g. `Create(Square)`.", resolve: (e) => e.description }),
+    renderedCount: t.int({ description: "Items rendered so far.", resolve: (e) => e.renderedCount }),
+    cachedCount: t.int({ description: "Items taken from the cache so far (Manim animations unchanged since an earlier render).", resolve: (e) => e.cachedCount }),
   }),
 });
 

@@ -1,0 +1,141 @@
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
+
+/** fake-manim: a stand-in for Manim's CLI (test/fixtures/manim-standin/manim); Manim cannot be installed here. */
+const FAKE_MANIM = path.resolve(import.meta.dirname, "fixtures/manim-standin/manim");
+
+const RENDER = /* GraphQL */ `
+  mutation($code: String!, $scene: String!, $key: String) {
+    renderManim(input: { code: $code, sceneName: $scene, quality: LOW, title: "scene", idempotencyKey: $key }) {
+      __typename
+      ... on RenderSuccess { video { id status source } }
+      ... on ValidationError { field message }
+    } }`;
+const EVENTS = /* GraphQL */ `
+  subscription($id: ID!) { videoEvents(videoId: $id) {
+    __typename video { status error }
+    ... on RenderProgressEvent { index count percent description renderedCount cachedCount }
+  } }`;
+const VIDEO = /* GraphQL */ `
+  query($id: ID!) { video(id: $id) { status source duration width height playbackUrl
+    variants { name status }
+    jobs(first: 5) { edges { node { id kind status capability parent { id kind } runs { workerId status } } } } } }`;
+
+const scene = (lastShift: string) => `from manim import *
+
+class Demo(Scene):
+    def construct(self):
+        square = Square()
+        self.play(Create(square))
+        self.wait(0.5)
+        self.play(square.animate.shift(${lastShift}), run_time=1)
+`;
+
+describe("renderManim through the public API, with the fake-manim stand-in in the sandbox", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ workerEnv: { WORKER_CAPABILITIES: "cpu,manim", MANIM_BIN: FAKE_MANIM } });
+  });
+  afterAll(() => t?.stop());
+
+  async function renderToEnd(code: string, key?: string) {
+    const res = (await t.gql(RENDER, { code, scene: "Demo", key })).data.renderManim;
+    expect(res.__typename).toBe("RenderSuccess");
+    const events = await collectSubscription<any>(t.wsClient(), EVENTS, { id: res.video.id }).done;
+    return { id: res.video.id as string, events: events.map((e) => e.videoEvents) };
+  }
+
+  it("renders the scene, streams progress per animation before the ladder's, and ends READY with a ladder", async () => {
+    const { id, events } = await renderToEnd(scene("RIGHT"));
+    expect(events.at(-1).video.status).toBe("READY");
+    const renderEvents = events.filter((e) => e.__typename === "RenderProgressEvent");
+    expect(renderEvents.length).toBeGreaterThan(0);
+    const indexes = renderEvents.map((e) => e.index);
+    expect(indexes).toEqual([...indexes].sort((a, b) => a - b));
+    expect(indexes.at(-1)).toBe(2);
+    expect(renderEvents.at(-1)).toMatchObject({ count: 3, renderedCount: 3, cachedCount: 0 });
+    const firstLadder = events.findIndex((e) => e.__typename === "VariantProgressEvent" || e.__typename === "VariantStatusEvent");
+    const lastRender = events.findLastIndex((e) => e.__typename === "RenderProgressEvent");
+    expect(firstLadder).toBeGreaterThan(lastRender);
+
+    const video = (await t.gql(VIDEO, { id })).data.video;
+    expect(video).toMatchObject({ status: "READY", source: "MANIM", width: 854, height: 480 });
+    expect(video.duration).toBeCloseTo(2.5, 0);
+    expect(video.variants.every((v: any) => v.status === "READY")).toBe(true);
+    const jobs = video.jobs.edges.map((e: any) => e.node);
+    const render = jobs.find((j: any) => j.kind === "RENDER_MANIM");
+    const transcode = jobs.find((j: any) => j.kind === "TRANSCODE");
+    expect(render).toMatchObject({ status: "SUCCEEDED", capability: "manim" });
+    expect(transcode).toMatchObject({ status: "SUCCEEDED", parent: { id: render.id, kind: "RENDER_MANIM" } });
+    expect((await fetch(`${t.url}${video.playbackUrl}`)).status).toBe(200);
+  });
+
+  it("after an edit of the last animation, only that one is rendered again (the tenant's cache has the rest)", async () => {
+    const { events } = await renderToEnd(scene("LEFT * 2"));
+    expect(events.at(-1).video.status).toBe("READY");
+    const last = events.filter((e) => e.__typename === "RenderProgressEvent").at(-1);
+    expect(last).toMatchObject({ renderedCount: 1, cachedCount: 2 });
+  });
+
+  it("a syntax error fails the video with its line number, before any render, and nothing is transcoded", async () => {
+    const broken = scene("RIGHT").replace("def construct(self):", "def construct(self)");
+    const { id, events } = await renderToEnd(broken);
+    expect(events.some((e) => e.__typename === "RenderProgressEvent")).toBe(false);
+    const final = events.at(-1).video;
+    expect(final.status).toBe("FAILED");
+    expect(final.error).toMatch(/line 4/);
+    const jobs = (await t.gql(VIDEO, { id })).data.video.jobs.edges.map((e: any) => e.node);
+    expect(jobs.map((j: any) => [j.kind, j.status])).toEqual([["RENDER_MANIM", "FAILED"]]);
+  });
+
+  it("a missing scene class is named; bad input is refused before a video exists", async () => {
+    const res = (await t.gql(RENDER, { code: scene("RIGHT"), scene: "Nope" })).data.renderManim;
+    const events = await collectSubscription<any>(t.wsClient(), EVENTS, { id: res.video.id }).done;
+    expect(events.at(-1).videoEvents.video).toMatchObject({ status: "FAILED", error: expect.stringMatching(/Nope/) });
+    expect((await t.gql(RENDER, { code: "x", scene: "not a class" })).data.renderManim).toMatchObject({ __typename: "ValidationError", field: "sceneName" });
+    expect((await t.gql(RENDER, { code: "  ", scene: "Demo" })).data.renderManim).toMatchObject({ __typename: "ValidationError", field: "code" });
+  });
+
+  it("the same idempotency key returns the same video instead of rendering again", async () => {
+    const a = (await t.gql(RENDER, { code: scene("UP"), scene: "Demo", key: "lesson-7" })).data.renderManim.video.id;
+    const b = (await t.gql(RENDER, { code: scene("UP"), scene: "Demo", key: "lesson-7" })).data.renderManim.video.id;
+    expect(b).toBe(a);
+    expect(await t.app.services.db.job.count({ where: { videoId: a, kind: "RENDER_MANIM" } })).toBe(1);
+  });
+});
+
+describe("LOCAL_FALLBACK: a manim job with no manim worker alive", () => {
+  const JOB = `query($id: ID!) { video(id: $id) { status jobs(first: 5) { edges { node { kind status capability dispatchedTo runs { workerId } } } } } }`;
+  const code = scene("DOWN");
+
+  it("waits for a manim worker when LOCAL_FALLBACK is off", async () => {
+    const t = await startTestApp({ env: { FALLBACK_AFTER_SECONDS: "1" }, workerEnv: { WORKER_CAPABILITIES: "cpu,local", MANIM_BIN: FAKE_MANIM } });
+    try {
+      const id = (await t.gql(RENDER, { code, scene: "Demo" })).data.renderManim.video.id;
+      await new Promise((r) => setTimeout(r, 3000));
+      const video = (await t.gql(JOB, { id })).data.video;
+      expect(video.status).toBe("QUEUED");
+      expect(video.jobs.edges[0].node).toMatchObject({ kind: "RENDER_MANIM", status: "QUEUED", dispatchedTo: "manim", runs: [] });
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it("goes to the API's own worker after FALLBACK_AFTER_SECONDS when LOCAL_FALLBACK=true, and the job says where it ran", async () => {
+    const t = await startTestApp({
+      env: { LOCAL_FALLBACK: "true", FALLBACK_AFTER_SECONDS: "2" },
+      workerEnv: { WORKER_CAPABILITIES: "cpu,local", MANIM_BIN: FAKE_MANIM },
+    });
+    try {
+      const id = (await t.gql(RENDER, { code, scene: "Demo" })).data.renderManim.video.id;
+      const events = await collectSubscription<any>(t.wsClient(), EVENTS, { id }).done;
+      expect(events.at(-1).videoEvents.video.status).toBe("READY");
+      const render = (await t.gql(JOB, { id })).data.video.jobs.edges.map((e: any) => e.node).find((j: any) => j.kind === "RENDER_MANIM");
+      expect(render).toMatchObject({ status: "SUCCEEDED", capability: "manim", dispatchedTo: "local" });
+      expect(render.runs).toEqual([{ workerId: expect.stringMatching(/^local-/) }]);
+    } finally {
+      await t.stop();
+    }
+  });
+});
