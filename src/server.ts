@@ -148,7 +148,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     }),
     plugins: graphqlSecurityPlugins(env, () => limiter),
     graphqlEndpoint: "/graphql",
-    graphiql: env.GRAPHIQL ?? env.NODE_ENV !== "production" ? { subscriptionsProtocol: "WS" } : false,
+    graphiql: env.GRAPHIQL ?? env.NODE_ENV !== "production" ? { subscriptionsProtocol: "SSE" } : false,
     landingPage: false,
     maskedErrors: true,
     logging: env.LOG_LEVEL === "debug" ? "debug" : "warn",
