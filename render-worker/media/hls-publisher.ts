@@ -3,6 +3,7 @@ import path from "node:path";
 import { Parser } from "m3u8-parser";
 import type { ProbeResult, Rung } from "../../src/protocol/messages.ts";
 import type { WorkerStorage } from "../storage/types.ts";
+import { mergePlaylist, type KeptSegment } from "./resume.ts";
 
 const PLAYLIST_TYPE = "application/vnd.apple.mpegurl";
 const SEGMENT_TYPE = "video/mp2t";
@@ -18,7 +19,12 @@ export interface HlsPublisherOptions {
   workDir: string;
   /** Storage prefix of the video; HLS goes under `{outputPrefix}/hls/`. */
   outputPrefix: string;
+  /** The whole ladder: the master playlist lists every rung. */
   ladder: Rung[];
+  /** The rungs ffmpeg writes and this publisher publishes; default the whole ladder (retryVariant: some). */
+  rungs?: Rung[];
+  /** Per rung, the segments an earlier run published that this run keeps (a resumed run). */
+  kept?: Map<string, KeptSegment[]>;
   probe: ProbeResult;
   /** How often to look for new segments while ffmpeg runs. */
   intervalMs?: number;
@@ -50,6 +56,7 @@ export interface HlsPublisher {
 
 interface RungState {
   rung: Rung;
+  kept: KeptSegment[];
   uploaded: Set<string>;
   uploadedSeconds: number;
   /** Segments listed in the last playlist uploaded; -1 before the first. */
@@ -66,7 +73,16 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
   const { storage, workDir, ladder } = opts;
   const hlsPrefix = `${opts.outputPrefix}/hls`;
   const masterKey = `${hlsPrefix}/master.m3u8`;
-  const states: RungState[] = ladder.map((rung) => ({ rung, uploaded: new Set(), uploadedSeconds: 0, publishedSegments: -1 }));
+  const states: RungState[] = (opts.rungs ?? ladder).map((rung) => {
+    const kept = opts.kept?.get(rung.name) ?? [];
+    return {
+      rung,
+      kept,
+      uploaded: new Set(kept.map((s) => s.uri)),
+      uploadedSeconds: kept.reduce((sum, s) => sum + s.duration, 0),
+      publishedSegments: -1,
+    };
+  });
   let masterPublished = false;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
@@ -100,15 +116,16 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
       state.uploadedSeconds += segment.duration;
     }
 
-    if (final || segments.length > state.publishedSegments) {
+    const listed = state.kept.length + segments.length;
+    if (final || listed > state.publishedSegments) {
       // The file ffmpeg keeps replacing may already list more than was uploaded; publish what was read.
       const snapshot = path.join(workDir, SNAPSHOT_DIR, `${name}.m3u8`);
-      await writeFile(snapshot, text);
+      await writeFile(snapshot, mergePlaylist(state.kept, text));
       await storage.upload(`${hlsPrefix}/${name}/index.m3u8`, snapshot, {
         contentType: PLAYLIST_TYPE,
         cacheControl: final ? CACHE_FINAL : CACHE_GROWING,
       });
-      state.publishedSegments = segments.length;
+      state.publishedSegments = listed;
     }
   }
 

@@ -66,5 +66,16 @@ export function createGcsWorkerStorage(options: GcsWorkerStorageOptions): Worker
         metadata: { contentType: opts.contentType, cacheControl: opts.cacheControl },
       });
     },
+
+    async readText(key) {
+      assertValidKey(key);
+      try {
+        const [contents] = await bucket.file(key).download();
+        return contents.toString("utf8");
+      } catch (err) {
+        if ((err as { code?: number }).code === 404) return null;
+        throw err;
+      }
+    },
   };
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { access, copyFile, mkdir, rename, rm } from "node:fs/promises";
+import { access, copyFile, mkdir, readFile, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import type { UploadOptions, WorkerStorage } from "./types.ts";
 
@@ -36,6 +36,15 @@ export function createLocalWorkerStorage(dataDir: string): WorkerStorage {
         await rename(temp, destination);
       } finally {
         await rm(temp, { force: true });
+      }
+    },
+
+    async readText(key) {
+      try {
+        return await readFile(pathFor(key), "utf8");
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+        throw err;
       }
     },
   };

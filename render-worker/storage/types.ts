@@ -13,4 +13,6 @@ export interface WorkerStorage {
   /** A local path or URL ffmpeg can read the object from. */
   inputFor(key: string): Promise<string>;
   upload(key: string, file: string, opts: UploadOptions): Promise<void>;
+  /** A small object's text (a playlist), or null when there is no such object. */
+  readText(key: string): Promise<string | null>;
 }

@@ -76,7 +76,11 @@ export function createDispatcher(deps: {
             videoId: job.videoId,
             sourceKey: job.video.sourceKey,
             outputPrefix: `videos/${job.videoId}`,
-            options: { segmentSeconds: deps.segmentSeconds, maxDurationSeconds: deps.maxDurationSeconds },
+            options: {
+              segmentSeconds: deps.segmentSeconds,
+              maxDurationSeconds: deps.maxDurationSeconds,
+              ...(job.rungs.length > 0 ? { rungs: job.rungs } : {}),
+            },
           };
           await transport.publishJob(job.capability as Capability, message);
           await tx.job.update({ where: { id }, data: { dispatchedAt: new Date() } });

@@ -142,6 +142,13 @@ export function createEventIngestor(deps: {
         skipDuplicates: true,
       }),
     ]);
+    if (e.resumed) {
+      const key = { jobId: e.jobId, attempt: e.attempt, workerId: e.workerId };
+      const resumed = { resumedSegments: e.resumed.segments, resumedFromSeconds: e.resumed.fromSeconds };
+      const at = new Date(e.at);
+      // `job.started` may not have arrived yet; the run then starts when it is first heard of.
+      await db.jobRun.upsert({ where: { jobId_attempt_workerId: key }, create: { ...key, ...resumed, startedAt: at, heartbeatAt: at }, update: resumed });
+    }
     await publishStatus(videoId);
   }
 
@@ -218,7 +225,8 @@ export function createEventIngestor(deps: {
     lastProgressWrite.delete(e.jobId);
     await db.video.updateMany({
       where: { id: videoId, status: { in: ["QUEUED", "PROCESSING"] } },
-      data: { status: "READY", playable: true, masterKey: e.masterKey, posterKey: e.posterKey, finishedAt: at },
+      // A retried rung's job makes no poster: the video keeps the one it has.
+      data: { status: "READY", playable: true, masterKey: e.masterKey, posterKey: e.posterKey ?? undefined, finishedAt: at },
     });
     await db.video.updateMany({ where: { id: videoId, playableAt: null }, data: { playableAt: at } });
     await publishStatus(videoId);

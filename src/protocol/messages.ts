@@ -31,6 +31,11 @@ export const TranscodeOptions = z.object({
   maxHeight: z.number().int().positive().optional(),
   /** Sources longer than this are refused before encoding (a guard against duration bombs). */
   maxDurationSeconds: z.number().positive().optional(),
+  /**
+   * Encode only these rungs of the planned ladder (retryVariant); the master playlist still lists
+   * the whole ladder. Absent: every rung.
+   */
+  rungs: z.array(z.string().regex(/^[a-z0-9]+$/)).min(1).optional(),
 });
 export type TranscodeOptions = z.infer<typeof TranscodeOptions>;
 
@@ -100,7 +105,14 @@ const jobEventBase = {
 /** Events about one job attempt; `seq` orders them within the attempt. */
 export const JobEvent = z.discriminatedUnion("type", [
   z.object({ ...jobEventBase, type: z.literal("job.started") }),
-  z.object({ ...jobEventBase, type: z.literal("job.probed"), probe: ProbeResult, ladder: z.array(Rung).min(1) }),
+  z.object({
+    ...jobEventBase,
+    type: z.literal("job.probed"),
+    probe: ProbeResult,
+    ladder: z.array(Rung).min(1),
+    /** The attempt kept what an earlier run published and encodes from here; absent: from the start. */
+    resumed: z.object({ segments: z.number().int().positive(), fromSeconds: z.number().positive() }).optional(),
+  }),
   z.object({
     ...jobEventBase,
     type: z.literal("job.progress"),

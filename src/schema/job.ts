@@ -27,6 +27,11 @@ builder.prismaObject("JobRun", {
     command: t.exposeString("command", { nullable: true, description: "The command line that failed." }),
     stderrTail: t.exposeString("stderrTail", { nullable: true, description: "The last lines the failed command wrote to stderr." }),
     exitCode: t.exposeInt("exitCode", { nullable: true }),
+    resumedSegments: t.exposeInt("resumedSegments", {
+      nullable: true,
+      description: "Segments per rung this run kept from an earlier run of the job instead of encoding them again; null: it encoded from the start.",
+    }),
+    resumedFromSeconds: t.exposeFloat("resumedFromSeconds", { nullable: true, description: "The media time this run started encoding from, when it resumed." }),
   }),
 });
 

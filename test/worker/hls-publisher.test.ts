@@ -51,6 +51,7 @@ function recordingStorage(uploads: Upload[]): WorkerStorage {
   const local = createLocalWorkerStorage(dataDir);
   return {
     inputFor: (key) => local.inputFor(key),
+    readText: (key) => local.readText(key),
     async upload(key, file, opts) {
       let lists: string[] | undefined;
       if (key.endsWith("index.m3u8")) {
@@ -146,6 +147,7 @@ describe("createHlsPublisher", () => {
     const errors: unknown[] = [];
     const failing: WorkerStorage = {
       inputFor: async (key) => key,
+      readText: async () => null,
       upload: async () => {
         throw new Error("bucket unavailable");
       },
