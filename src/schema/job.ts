@@ -45,6 +45,7 @@ export const JobRef = builder.prismaObject("Job", {
     attempt: t.exposeInt("attempt"),
     maxAttempts: t.exposeInt("maxAttempts"),
     progress: t.exposeFloat("progress"),
+    rungs: t.exposeStringList("rungs", { description: "The rungs the job encodes (retryVariant); empty: the whole ladder." }),
     error: t.exposeString("error", { nullable: true }),
     workerId: t.exposeString("workerId", { nullable: true }),
     parent: t.relation("parent", { nullable: true }),
