@@ -20,13 +20,14 @@ import type { JobContext } from "./types.ts";
  */
 export async function transcode(job: TranscodeJobMessage, ctx: JobContext): Promise<void> {
   const { storage, signal } = ctx;
-  await ctx.emit({ type: "job.started" });
-
   const input = await storage.inputFor(job.sourceKey);
   const probe = await probeSource(input, { signal, maxDurationSeconds: job.options.maxDurationSeconds });
   const ladder = planLadder(probe, { maxHeight: job.options.maxHeight });
   const releaseMemory = ctx.reserveMemory?.(estimateJobMemoryBytes(probe)) ?? (() => {});
   try {
+    // Only once admitted: a delivery handed back for lack of memory never started a run, so the
+    // job's runs say when it really ran.
+    await ctx.emit({ type: "job.started" });
     await encodeAndPublish(job, ctx, input, probe, ladder);
   } finally {
     releaseMemory();
