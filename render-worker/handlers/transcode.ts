@@ -64,7 +64,7 @@ async function encodeAndPublish(job: TranscodeJobMessage, ctx: JobContext, input
     storage,
     workDir: ctx.workDir,
     outputPrefix: job.outputPrefix,
-    ladder,
+    ladder: await masterLadder(storage, hlsPrefix, ladder, rungs),
     rungs,
     kept: resume?.kept,
     probe,
@@ -100,12 +100,31 @@ async function encodeAndPublish(job: TranscodeJobMessage, ctx: JobContext, input
     if (signal.aborted) throw abortError(signal);
     for (const v of variants) {
       const rung = ladder.find((r) => r.name === v.name)!;
-      await ctx.emit({ type: "variant.ready", name: v.name, rung, playlistKey: v.playlistKey, segmentCount: v.segmentCount });
+      if (v.error !== undefined) {
+        log.warn("a rung failed alone", { jobId: job.jobId, rung: v.name, error: v.error });
+        await ctx.emit({ type: "variant.failed", name: v.name, rung, error: v.error });
+      } else {
+        await ctx.emit({ type: "variant.ready", name: v.name, rung, playlistKey: v.playlistKey, segmentCount: v.segmentCount });
+      }
     }
     await ctx.emit({ type: "job.succeeded", masterKey: publisher.masterKey, posterKey });
   } finally {
     signal.removeEventListener("abort", abortEncode);
   }
+}
+
+/**
+ * What the master playlist lists: the whole ladder, or when only some rungs are encoded, those
+ * and the other rungs whose published playlists are complete (a rung that failed alone stays out).
+ */
+async function masterLadder(storage: JobContext["storage"], hlsPrefix: string, ladder: Rung[], rungs: Rung[]): Promise<Rung[]> {
+  if (rungs.length === ladder.length) return ladder;
+  const listed: Rung[] = [];
+  for (const rung of ladder) {
+    const complete = rungs.includes(rung) || (await storage.readText(`${hlsPrefix}/${rung.name}/index.m3u8`))?.includes("#EXT-X-ENDLIST");
+    if (complete) listed.push(rung);
+  }
+  return listed;
 }
 
 /** The planned rungs named in `names` (every rung when absent); a name the plan lacks fails the job. */

@@ -19,7 +19,7 @@ export interface HlsPublisherOptions {
   workDir: string;
   /** Storage prefix of the video; HLS goes under `{outputPrefix}/hls/`. */
   outputPrefix: string;
-  /** The whole ladder: the master playlist lists every rung. */
+  /** The rungs the master playlist lists (those of `rungs` that fail to publish are left out). */
   ladder: Rung[];
   /** The rungs ffmpeg writes and this publisher publishes; default the whole ladder (retryVariant: some). */
   rungs?: Rung[];
@@ -41,6 +41,18 @@ export interface VariantPublication {
   /** Published media time / source duration, 0..1. */
   progress: number;
   segmentCount: number;
+  /** Set when storage refused this rung's files: the rung failed alone and the master leaves it out. */
+  error?: string;
+}
+
+/** Storage refused one of a rung's files; the other rungs go on. */
+export class RungPublishError extends Error {
+  readonly rung: string;
+  constructor(rung: string, cause: unknown) {
+    super(`Publishing the ${rung} rung failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = "RungPublishError";
+    this.rung = rung;
+  }
 }
 
 export interface HlsPublisher {
@@ -61,6 +73,7 @@ interface RungState {
   uploadedSeconds: number;
   /** Segments listed in the last playlist uploaded; -1 before the first. */
   publishedSegments: number;
+  failure?: RungPublishError;
 }
 
 /**
@@ -68,6 +81,8 @@ interface RungState {
  * the segments it lists that are not uploaded yet (listed means closed: ffmpeg runs with
  * `temp_file`), then uploads a snapshot of that playlist, so a published playlist never names
  * an unpublished segment. Once every rung has published a segment, the master playlist follows.
+ * A rung whose files storage refuses fails alone: it is published no further and the master
+ * leaves it out, unless no video rung is left, which fails the whole publication.
  */
 export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
   const { storage, workDir, ladder } = opts;
@@ -84,10 +99,19 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
     };
   });
   let masterPublished = false;
+  let masterFailedRungs = 0;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let passInFlight: Promise<void> | null = null;
   let failure: { error: unknown } | null = null;
+
+  async function uploadOfRung(rung: string, key: string, file: string, options: { contentType: string; cacheControl: string }): Promise<void> {
+    try {
+      await storage.upload(key, file, options);
+    } catch (err) {
+      throw new RungPublishError(rung, err);
+    }
+  }
 
   async function publishRung(state: RungState, final: boolean): Promise<void> {
     const name = state.rung.name;
@@ -108,7 +132,7 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
     for (const segment of segments) {
       if (state.uploaded.has(segment.uri)) continue;
       if (!/^[\w.-]+$/.test(segment.uri)) throw new Error(`Unexpected segment URI ${JSON.stringify(segment.uri)} in the ${name} playlist`);
-      await storage.upload(`${hlsPrefix}/${name}/${segment.uri}`, path.join(workDir, name, segment.uri), {
+      await uploadOfRung(name, `${hlsPrefix}/${name}/${segment.uri}`, path.join(workDir, name, segment.uri), {
         contentType: SEGMENT_TYPE,
         cacheControl: CACHE_IMMUTABLE,
       });
@@ -121,7 +145,7 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
       // The file ffmpeg keeps replacing may already list more than was uploaded; publish what was read.
       const snapshot = path.join(workDir, SNAPSHOT_DIR, `${name}.m3u8`);
       await writeFile(snapshot, mergePlaylist(state.kept, text));
-      await storage.upload(`${hlsPrefix}/${name}/index.m3u8`, snapshot, {
+      await uploadOfRung(name, `${hlsPrefix}/${name}/index.m3u8`, snapshot, {
         contentType: PLAYLIST_TYPE,
         cacheControl: final ? CACHE_FINAL : CACHE_GROWING,
       });
@@ -131,16 +155,28 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
 
   async function publishPass(final: boolean): Promise<void> {
     await mkdir(path.join(workDir, SNAPSHOT_DIR), { recursive: true });
+    const publishing = states.filter((s) => !s.failure);
     // allSettled: no upload may still be reading the work dir when a failed pass returns.
-    const results = await Promise.allSettled(states.map((s) => publishRung(s, final)));
-    const failed = results.find((r) => r.status === "rejected");
-    if (failed) throw failed.reason;
-    if (!masterPublished && states.every((s) => s.publishedSegments > 0)) {
+    const results = await Promise.allSettled(publishing.map((s) => publishRung(s, final)));
+    const failed = results.find((r) => r.status === "rejected" && !(r.reason instanceof RungPublishError));
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    results.forEach((r, i) => {
+      if (r.status === "rejected") publishing[i]!.failure = r.reason as RungPublishError;
+    });
+    const live = states.filter((s) => !s.failure);
+    const needed = states.some((s) => s.rung.kind === "VIDEO") ? live.filter((s) => s.rung.kind === "VIDEO") : live;
+    if (needed.length === 0) throw states.find((s) => s.failure)!.failure;
+    const failedRungs = new Set(states.filter((s) => s.failure).map((s) => s.rung.name));
+    const masterIsStale = masterPublished && failedRungs.size > masterFailedRungs;
+    if ((!masterPublished && live.every((s) => s.publishedSegments > 0)) || masterIsStale) {
       const file = path.join(workDir, SNAPSHOT_DIR, "master.m3u8");
-      await writeFile(file, masterPlaylist(ladder, opts.probe));
+      await writeFile(file, masterPlaylist(ladder.filter((r) => !failedRungs.has(r.name)), opts.probe));
       await storage.upload(masterKey, file, { contentType: PLAYLIST_TYPE, cacheControl: CACHE_FINAL });
-      masterPublished = true;
-      await opts.onPlayable?.(masterKey);
+      masterFailedRungs = failedRungs.size;
+      if (!masterPublished) {
+        masterPublished = true;
+        await opts.onPlayable?.(masterKey);
+      }
     }
   }
 
@@ -171,6 +207,7 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
       playlistKey: `${hlsPrefix}/${s.rung.name}/index.m3u8`,
       progress: opts.probe.duration > 0 ? Math.min(1, Math.max(0, s.uploadedSeconds / opts.probe.duration)) : 0,
       segmentCount: s.uploaded.size,
+      ...(s.failure ? { error: s.failure.message } : {}),
     }));
   }
 

@@ -43,7 +43,8 @@ export function createLocalWorkerStorage(dataDir: string): WorkerStorage {
       try {
         return await readFile(pathFor(key), "utf8");
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === "ENOENT" || code === "ENOTDIR") return null;
         throw err;
       }
     },

@@ -203,6 +203,19 @@ export function createEventIngestor(deps: {
     if (variant) await publishVariant(videoId, variant);
   }
 
+  async function onVariantFailed(e: EventOf<"variant.failed">, videoId: string): Promise<void> {
+    const failed = { status: "FAILED" as const, error: e.error };
+    // Before `job.probed` (events can arrive out of order) the row does not exist yet.
+    await db.variant.createMany({
+      data: [{ videoId, name: e.name, kind: e.rung.kind, width: e.rung.width, height: e.rung.height, bandwidth: e.rung.bandwidth, codecs: e.rung.codecs, ...failed }],
+      skipDuplicates: true,
+    });
+    const { count } = await db.variant.updateMany({ where: { videoId, name: e.name, status: { in: ["PENDING", "ENCODING"] } }, data: failed });
+    if (!count) return;
+    const variant = await db.variant.findUnique({ where: { videoId_name: { videoId, name: e.name } } });
+    if (variant) await publishVariant(videoId, variant);
+  }
+
   async function onPlayable(e: EventOf<"video.playable">, videoId: string): Promise<void> {
     const at = new Date(e.at);
     const { count } = await db.video.updateMany({
@@ -285,6 +298,7 @@ export function createEventIngestor(deps: {
       case "job.probed": await onProbed(e, job.videoId); break;
       case "job.progress": await onProgress(e, job.videoId); break;
       case "variant.ready": await onVariantReady(e, job.videoId); break;
+      case "variant.failed": await onVariantFailed(e, job.videoId); break;
       case "video.playable": await onPlayable(e, job.videoId); break;
       case "job.succeeded": await onSucceeded(e, job.videoId); break;
       case "job.failed": await onFailed(e, job.videoId); break;

@@ -133,6 +133,11 @@ export const JobEvent = z.discriminatedUnion("type", [
     playlistKey: z.string(),
     segmentCount: z.number().int().nonnegative(),
   }),
+  /**
+   * Storage refused a rung's files: that rung failed alone (the master playlist leaves it out) and
+   * the job goes on; `retryVariant` encodes it again.
+   */
+  z.object({ ...jobEventBase, type: z.literal("variant.failed"), name: z.string(), rung: Rung, error: z.string() }),
   /** The master playlist and the first segment of every rung are published. */
   z.object({ ...jobEventBase, type: z.literal("video.playable"), masterKey: z.string() }),
   z.object({
