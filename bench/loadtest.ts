@@ -166,7 +166,8 @@ try {
     });
     const put = await fetch(`${api.url}${ticket.uploadUrl}`, { method: "PUT", body: bytes });
     if (put.status !== 200) return { status: `upload HTTP ${put.status}`, seconds: 0 };
-    const status = await Promise.race([end, new Promise<string>((r) => setTimeout(() => r("TIMEOUT"), Math.max(0, timeoutMs - (Date.now() - started))))]);
+    // unref: a pending bound must not keep the process alive for minutes after the last video ended.
+    const status = await Promise.race([end, new Promise<string>((r) => setTimeout(() => r("TIMEOUT"), Math.max(0, timeoutMs - (Date.now() - started))).unref())]);
     if (status === "READY") ready++;
     else failed++;
     bar.increment(1, { ready, failed });
