@@ -53,6 +53,15 @@ export async function planResume(args: {
   duration: number;
   fps: number;
 }): Promise<ResumePlan> {
+  try {
+    return await findResumePoint(args);
+  } catch (err) {
+    // Whatever cannot be read is encoded again.
+    return { resume: null, reason: `the earlier run's playlists could not be read: ${err instanceof Error ? err.message : String(err)}` };
+  }
+}
+
+async function findResumePoint(args: Parameters<typeof planResume>[0]): Promise<ResumePlan> {
   const { storage, hlsPrefix, manifest, rungs } = args;
   const previous = await storage.readText(`${hlsPrefix}/${ENCODE_MANIFEST}`);
   if (previous === null) return { resume: null, reason: "no earlier run published anything" };

@@ -48,7 +48,7 @@ const planFor = (objects: Record<string, string>, manifest = MANIFEST, duration 
   planResume({ storage: textStorage(objects), hlsPrefix: "hls", manifest, rungs: LADDER, duration, fps: 25 });
 
 describe("planResume", () => {
-  const published = {
+  const published: Record<string, string> = {
     [`hls/${ENCODE_MANIFEST}`]: encodeManifestText(MANIFEST),
     "hls/360p/index.m3u8": playlist([2, 2, 2, 2]),
     "hls/240p/index.m3u8": playlist([2, 2, 2]),
@@ -84,6 +84,15 @@ describe("planResume", () => {
       const plan = await planFor(objects, manifest);
       expect(plan.resume, what).toBeNull();
     }
+    const unreadable: WorkerStorage = {
+      ...textStorage(published),
+      readText: async (key) => {
+        if (key.endsWith("240p/index.m3u8")) throw new Error("503 Service Unavailable");
+        return published[key] ?? null;
+      },
+    };
+    const plan = await planResume({ storage: unreadable, hlsPrefix: "hls", manifest: MANIFEST, rungs: LADDER, duration: 12, fps: 25 });
+    expect(plan).toEqual({ resume: null, reason: "the earlier run's playlists could not be read: 503 Service Unavailable" });
   });
 });
 
