@@ -51,9 +51,13 @@ async function encodeAndPublish(job: TranscodeJobMessage, ctx: JobContext, input
   // A retried rung keeps the video's poster.
   const posterKey = job.options.rungs ? null : await publishPoster(job, ctx, input, probe);
   if (signal.aborted) throw abortError(signal);
-  const manifestFile = path.join(ctx.workDir, ENCODE_MANIFEST);
-  await writeFile(manifestFile, encodeManifestText(manifest));
-  await storage.upload(`${hlsPrefix}/${ENCODE_MANIFEST}`, manifestFile, { contentType: "application/json", cacheControl: "no-store" });
+  // Written once every rung of this run has published, so it never vouches for playlists an
+  // earlier job left (a run that dies before then is followed by a full encode).
+  const publishManifest = async () => {
+    const file = path.join(ctx.workDir, ENCODE_MANIFEST);
+    await writeFile(file, encodeManifestText(manifest));
+    await storage.upload(`${hlsPrefix}/${ENCODE_MANIFEST}`, file, { contentType: "application/json", cacheControl: "no-store" });
+  };
 
   // Stops ffmpeg when the job is canceled or when publishing fails.
   const encodeController = new AbortController();
@@ -68,7 +72,10 @@ async function encodeAndPublish(job: TranscodeJobMessage, ctx: JobContext, input
     rungs,
     kept: resume?.kept,
     probe,
-    onPlayable: (masterKey) => ctx.emit({ type: "video.playable", masterKey }),
+    onPlayable: async (masterKey) => {
+      await publishManifest();
+      await ctx.emit({ type: "video.playable", masterKey });
+    },
     onError: (error) => {
       publishing.failure = error;
       encodeController.abort(error);

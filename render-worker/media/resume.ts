@@ -3,8 +3,8 @@ import type { Rung } from "../../src/protocol/messages.ts";
 import type { WorkerStorage } from "../storage/types.ts";
 
 /**
- * Written beside the playlists before an encode starts: which job wrote the segments under
- * `hls/` and how. A later run keeps published segments only when it is a run of the same job
+ * Written beside the playlists once a run has published every rung: which job wrote the
+ * segments under `hls/` and how. A later run keeps published segments only when it is a run of the same job
  * that would encode the same ladder the same way; anything else (new options, a new ladder
  * planner, another job such as a retryVariant of a failed rung) starts from zero.
  */

@@ -8,8 +8,8 @@ import type { Dispatcher } from "./dispatcher.ts";
 /**
  * Queues a transcode of one FAILED variant's rung alone: the variant goes back to PENDING, the
  * video to PROCESSING (READY again when the rung is), and a job with `rungs = [name]` encodes
- * only that rung and republishes the master playlist with the whole ladder, leaving every other
- * rung's files as they are. One job per video at a time: refused while one is queued or running.
+ * only that rung and republishes the master playlist with it and every other complete rung,
+ * leaving the other rungs' files as they are. One job per video at a time: refused while one is queued or running.
  */
 export async function retryVariant(
   deps: { db: Db; pubSub: VideoPubSub; dispatcher: Dispatcher; maxAttempts: number },
