@@ -4,6 +4,8 @@
 // of the workers, and how many jobs were lost (uploaded but never reached an end state).
 //   npm run loadtest                                    20 uploads, 2 workers, 5 min bound
 //   npm run loadtest -- --uploads=50 --workers=2 --seconds=4 --timeout=600 --transport=postgres
+//   npm run loadtest -- --transport=pubsub   jobs and events through the Pub/Sub emulator, started
+//                                            here as the tests start it (java -jar on its jar)
 //   DATABASE_URL=postgresql://…  uses that server (a fresh database in it); default: the local
 //   server on 127.0.0.1:5432, else an embedded Postgres.
 import { execFile } from "node:child_process";
@@ -20,6 +22,7 @@ import WebSocket from "ws";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "../src/db/embedded.ts";
 import { canConnect } from "../src/db/reachable.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "../test/support/processes.ts";
+import { pubSubEmulatorUnavailableReason, startPubSubEmulator, type PubSubEmulator } from "../test/support/pubsub-emulator.ts";
 
 const run = promisify(execFile);
 
@@ -30,15 +33,17 @@ const { values: flags } = parseArgs({
     seconds: { type: "string", default: "4" },
     size: { type: "string", default: "640x360" },
     timeout: { type: "string", default: "300" },
+    transport: { type: "string", default: "postgres" },
   },
 });
+const transport = flags.transport;
 const uploads = Number(flags.uploads);
 const workerCount = Number(flags.workers);
 const clipSeconds = Number(flags.seconds);
 const [width, height] = flags.size.split("x").map(Number) as [number, number];
 const timeoutMs = Number(flags.timeout) * 1000;
-if (![uploads, workerCount, clipSeconds, width, height, timeoutMs].every((n) => Number.isFinite(n) && n > 0)) {
-  console.error("usage: npm run loadtest -- [--uploads=N] [--workers=N] [--seconds=S] [--size=WxH] [--timeout=S]");
+if (![uploads, workerCount, clipSeconds, width, height, timeoutMs].every((n) => Number.isFinite(n) && n > 0) || !["postgres", "pubsub"].includes(transport)) {
+  console.error("usage: npm run loadtest -- [--uploads=N] [--workers=N] [--seconds=S] [--size=WxH] [--timeout=S] [--transport=postgres|pubsub]");
   process.exit(2);
 }
 
@@ -100,7 +105,16 @@ const databaseUrl = Object.assign(new URL(admin), { pathname: `/${dbName}` }).to
 
 const peaks = new Map<string, number>();
 let sampler: NodeJS.Timeout | undefined;
+let emulator: PubSubEmulator | null = null;
 try {
+  let transportEnv: Record<string, string> = { TRANSPORT: "postgres" };
+  if (transport === "pubsub") {
+    log("starting the Pub/Sub emulator");
+    emulator = await startPubSubEmulator();
+    if (!emulator) throw new Error(`--transport=pubsub needs the Pub/Sub emulator: ${pubSubEmulatorUnavailableReason}`);
+    // A project of its own: the emulator keeps topics and subscriptions of earlier runs.
+    transportEnv = { TRANSPORT: "pubsub", GOOGLE_CLOUD_PROJECT: `videograph-loadtest-${randomBytes(4).toString("hex")}`, PUBSUB_EMULATOR_HOST: emulator.host };
+  }
   const clip = path.join(dataDir, "clip.mp4");
   await run("ffmpeg", [
     "-v", "error", "-f", "lavfi", "-i", `testsrc2=size=${width}x${height}:rate=30:duration=${clipSeconds}`,
@@ -109,7 +123,7 @@ try {
   ]);
   const bytes = await readFile(clip);
 
-  const common = { DATA_DIR: dataDir, DATABASE_URL: databaseUrl, LOG_LEVEL: "warn", SIGNING_SECRET: randomBytes(24).toString("hex") };
+  const common = { DATA_DIR: dataDir, DATABASE_URL: databaseUrl, LOG_LEVEL: "warn", SIGNING_SECRET: randomBytes(24).toString("hex"), ...transportEnv };
   log(`starting the API and ${workerCount} worker(s)`);
   // The load is one CMS key's uploads: lift the per-key mutation limit.
   const api = await startApiProcess("api", { ...common, LOG_LEVEL: "info", LOCAL_WORKER: "false", RATE_LIMIT_MUTATIONS_PER_MINUTE: "100000" });
@@ -154,7 +168,8 @@ try {
     });
     const put = await fetch(`${api.url}${ticket.uploadUrl}`, { method: "PUT", body: bytes });
     if (put.status !== 200) return { status: `upload HTTP ${put.status}`, seconds: 0 };
-    const status = await Promise.race([end, new Promise<string>((r) => setTimeout(() => r("TIMEOUT"), Math.max(0, timeoutMs - (Date.now() - started))))]);
+    // unref: a pending bound must not keep the process alive for minutes after the last video ended.
+    const status = await Promise.race([end, new Promise<string>((r) => setTimeout(() => r("TIMEOUT"), Math.max(0, timeoutMs - (Date.now() - started))).unref())]);
     if (status === "READY") ready++;
     else failed++;
     bar.increment(1, { ready, failed });
@@ -176,7 +191,7 @@ try {
   console.log(`
 videograph load test — ${new Date().toISOString()}
 machine: ${os.cpus().length} cores (${cpu}), ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB, Node ${process.version}
-stack:   1 API process, ${workerCount} worker process(es), transport postgres, local storage
+stack:   1 API process, ${workerCount} worker process(es), transport ${transport}${emulator ? " (Pub/Sub emulator)" : ""}, local storage
 load:    ${uploads} uploads at once of a ${clipSeconds} s ${width}x${height} clip (${(bytes.length / 1024).toFixed(0)} KiB), bound ${timeoutMs / 1000} s
 
 success rate        ${((100 * toReady.length) / uploads).toFixed(1)} % (${toReady.length}/${uploads} READY)
@@ -190,6 +205,7 @@ jobs lost: ${lost}${otherFailures.length ? `\nfailures: ${[...new Set(otherFailu
 } finally {
   clearInterval(sampler);
   await stopAllProcesses();
+  await emulator?.stop();
   const c = new pg.Client({ connectionString: admin });
   await c.connect();
   await c.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);

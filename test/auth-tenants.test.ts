@@ -32,7 +32,7 @@ describe("authentication, scopes and tenants through the public API", () => {
   /** Tenant A: the admin key (tenant "default"); tenant B: its own admin-like key. */
   let keyB: string;
   let readOnlyA: string;
-  let videoA: { id: string; jobId: string; uploadUrl: string };
+  let videoA: { id: string; jobId: string; uploadUrl: string; variantId: string };
   let waitingA: { id: string; uploadUrl: string };
 
   beforeAll(async () => {
@@ -50,7 +50,10 @@ describe("authentication, scopes and tenants through the public API", () => {
     expect((await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
     expect((await done).at(-1).videoEvents.video.status).toBe("READY");
     const job = await db.job.findFirstOrThrow({ where: { videoId: created.video.id } });
-    videoA = { id: created.video.id, jobId: job.id, uploadUrl: created.uploadUrl };
+    const variant = await db.variant.findFirstOrThrow({ where: { videoId: created.video.id } });
+    // FAILED, so that only the tenant check stands between B and a retry.
+    await db.variant.update({ where: { id: variant.id }, data: { status: "FAILED" } });
+    videoA = { id: created.video.id, jobId: job.id, uploadUrl: created.uploadUrl, variantId: variant.id };
     const waiting = (await t.gql(CREATE_UPLOAD, { title: "a-waiting" })).data.createUpload;
     waitingA = { id: waiting.video.id, uploadUrl: waiting.uploadUrl };
   });
@@ -171,6 +174,7 @@ describe("authentication, scopes and tenants through the public API", () => {
         [`mutation($id: ID!) { deleteVideo(id: $id) { __typename } }`, { id: videoA.id }, "deleteVideo"],
         [`mutation($id: ID!) { completeUpload(videoId: $id) { __typename } }`, { id: waitingA.id }, "completeUpload"],
         [`mutation($id: ID!) { cancelJob(id: $id) { __typename } }`, { id: videoA.jobId }, "cancelJob"],
+        [`mutation($id: ID!) { retryVariant(id: $id) { __typename } }`, { id: videoA.variantId }, "retryVariant"],
       ] as const;
       for (const [query, variables, field] of ops) {
         const res = await t.gql(query, variables, asB());

@@ -215,6 +215,16 @@ describe("GCS adapters against a stub of the JSON API (no GCS server here)", () 
     await expect(worker.inputFor("videos/v1/source/upload")).rejects.toThrow("Storage object videos/v1/source/upload does not exist");
   });
 
+  test("the worker reads a published playlist back with one media GET, and null for a missing one", async () => {
+    objects.set("videos/v3/hls/720p/index.m3u8", { data: Buffer.from("#EXTM3U\n#EXTINF:2.0,\nseg_00000.ts\n"), metadata: { contentType: "application/vnd.apple.mpegurl" } });
+    const worker = createGcsWorkerStorage({ bucket: BUCKET, signedUrlTtlSeconds: 3600, client });
+    expect(await worker.readText("videos/v3/hls/720p/index.m3u8")).toBe("#EXTM3U\n#EXTINF:2.0,\nseg_00000.ts\n");
+    expect(requests.filter((r) => r.url.searchParams.get("alt") === "media").map((r) => [r.method, decodeURIComponent(r.url.pathname)])).toEqual([
+      ["GET", `/storage/v1/b/${BUCKET}/o/videos/v3/hls/720p/index.m3u8`],
+    ]);
+    expect(await worker.readText("videos/v3/hls/480p/index.m3u8")).toBeNull();
+  });
+
   test("ffprobe streams a source from the worker's signed URL, seeking with Range requests instead of downloading it first", async () => {
     const clip = await readFile(await makeClip({ width: 320, height: 240, seconds: 2, audio: true }));
     objects.set("videos/v2/source/upload", { data: clip, metadata: { contentType: "video/mp4" } });

@@ -140,6 +140,46 @@ describe("worker events are applied idempotently and in any order", () => {
     expect((await outcome(videoId)).video.status).toBe("READY");
   });
 
+  it("a run that resumes after its worker died records where it resumed and never makes a READY variant worse", async () => {
+    const { videoId, jobId } = await newJob();
+    // The first worker got as far as its variant.ready events, then died before job.succeeded.
+    const dead = cleanRun(jobId, videoId, 1, "worker-1").filter((e) => e.type !== "job.succeeded");
+    await ingestor.ingest(dead);
+    const resumed = cleanRun(jobId, videoId, 1, "worker-2").map((e) => ({ ...e, at: new Date(Date.parse(e.at) + 60_000).toISOString() }) as JobEvent);
+    const probed = resumed[1] as Extract<JobEvent, { type: "job.probed" }>;
+    resumed[1] = { ...probed, resumed: { segments: 2, fromSeconds: 4 } };
+    // Its progress starts below 1 (it counts the kept segments, not the finished rungs).
+    await ingestor.ingest(resumed.slice(0, 3));
+    const during = await outcome(videoId);
+    expect(during.variants.map((v) => [v.name, v.status, v.progress])).toEqual([
+      ["144p", "READY", 1],
+      ["360p", "READY", 1],
+      ["audio", "READY", 1],
+    ]);
+    await ingestor.ingest(resumed.slice(3));
+    const result = await outcome(videoId);
+    expect(result.video.status).toBe("READY");
+    expect(result.jobs[0]!.runs.map((r) => [r.workerId, r.status, r.resumedSegments, r.resumedFromSeconds])).toEqual([
+      ["worker-1", "ABANDONED", null, null],
+      ["worker-2", "SUCCEEDED", 2, 4],
+    ]);
+  });
+
+  it("a rung that failed alone is FAILED while the video is READY", async () => {
+    const { videoId, jobId } = await newJob();
+    const events = cleanRun(jobId, videoId);
+    const i = events.findIndex((e) => e.type === "variant.ready" && e.name === "144p");
+    events[i] = { ...events[i]!, type: "variant.failed", name: "144p", rung: LADDER[1]!, error: "Publishing the 144p rung failed: 403" } as JobEvent;
+    await ingestor.ingest(events);
+    const result = await outcome(videoId);
+    expect(result.video.status).toBe("READY");
+    expect(result.variants.map((v) => [v.name, v.status, v.error])).toEqual([
+      ["144p", "FAILED", "Publishing the 144p rung failed: 403"],
+      ["360p", "READY", null],
+      ["audio", "READY", null],
+    ]);
+  });
+
   it("a retryable failure queues the next attempt after a back-off; the last one fails the video", async () => {
     const { videoId, jobId } = await newJob();
     const requeued: Date[] = [];

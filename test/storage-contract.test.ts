@@ -210,6 +210,16 @@ describe.each(ADAPTERS)("storage contract: $name", (adapter) => {
     await expect(worker.inputFor(`${prefix}/source/missing`)).rejects.toThrow(/does not exist/);
   });
 
+  test("the worker reads back a playlist it published, and null for one never published", async () => {
+    const prefix = newVideoPrefix();
+    const text = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.000000,\nseg_00000.ts\n";
+    const file = path.join(scratch, "readback.m3u8");
+    await writeFile(file, text);
+    await worker.upload(`${prefix}/hls/360p/index.m3u8`, file, { contentType: "application/vnd.apple.mpegurl", cacheControl: "public, max-age=2" });
+    expect(await worker.readText(`${prefix}/hls/360p/index.m3u8`)).toBe(text);
+    expect(await worker.readText(`${prefix}/hls/240p/index.m3u8`)).toBeNull();
+  });
+
   async function createUpload(size?: number) {
     const res = await t.gql(CREATE_UPLOAD, { title: "contract", size });
     expect(res.errors).toBeUndefined();

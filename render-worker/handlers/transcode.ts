@@ -1,28 +1,33 @@
+import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { JobEventBody, ProbeResult, Rung, TranscodeJobMessage } from "../../src/protocol/messages.ts";
 import { estimateJobMemoryBytes } from "../admission.ts";
 import { log } from "../log.ts";
-import { abortError, isAbortError } from "../media/errors.ts";
+import { abortError, isAbortError, MediaError } from "../media/errors.ts";
 import { encodeLadder, extractPoster, type LadderEncode } from "../media/ffmpeg.ts";
 import { createHlsPublisher, type HlsPublisher } from "../media/hls-publisher.ts";
 import { planLadder } from "../media/ladder.ts";
 import { probeSource } from "../media/probe.ts";
+import { ENCODE_MANIFEST, encodeManifestText, planResume, type EncodeManifest, type ResumePoint } from "../media/resume.ts";
 import type { JobContext } from "./types.ts";
 
 /**
  * Turns a stored source into an HLS ladder under `{outputPrefix}/hls/`, publishing segments and
  * playlists while ffmpeg runs. Emits started, probed, progress, playable, variant.ready and
- * succeeded; failures are thrown (a MediaError carries the command and stderr tail).
+ * succeeded; failures are thrown (a MediaError carries the command and stderr tail). A run after
+ * one that died or was handed back keeps the segments every rung published and encodes the rest;
+ * `options.rungs` encodes only those rungs (retryVariant).
  */
 export async function transcode(job: TranscodeJobMessage, ctx: JobContext): Promise<void> {
   const { storage, signal } = ctx;
-  await ctx.emit({ type: "job.started" });
-
   const input = await storage.inputFor(job.sourceKey);
   const probe = await probeSource(input, { signal, maxDurationSeconds: job.options.maxDurationSeconds });
   const ladder = planLadder(probe, { maxHeight: job.options.maxHeight });
   const releaseMemory = ctx.reserveMemory?.(estimateJobMemoryBytes(probe)) ?? (() => {});
   try {
+    // Only once admitted: a delivery handed back for lack of memory never started a run, so the
+    // job's runs say when it really ran.
+    await ctx.emit({ type: "job.started" });
     await encodeAndPublish(job, ctx, input, probe, ladder);
   } finally {
     releaseMemory();
@@ -31,10 +36,28 @@ export async function transcode(job: TranscodeJobMessage, ctx: JobContext): Prom
 
 async function encodeAndPublish(job: TranscodeJobMessage, ctx: JobContext, input: string, probe: ProbeResult, ladder: Rung[]): Promise<void> {
   const { storage, signal } = ctx;
-  await ctx.emit({ type: "job.probed", probe, ladder });
+  const rungs = rungsToEncode(ladder, job.options.rungs);
+  const hlsPrefix = `${job.outputPrefix}/hls`;
+  const manifest: EncodeManifest = { jobId: job.jobId, ladder, segmentSeconds: job.options.segmentSeconds, encoder: ctx.encoder ?? "libx264" };
+  const plan = await planResume({ storage, hlsPrefix, manifest, rungs, duration: probe.duration, fps: probe.fps });
+  const resume: ResumePoint | null = plan.resume;
+  if (plan.resume) {
+    log.info("resuming: keeping the segments an earlier run published", { jobId: job.jobId, segments: plan.resume.segments, fromSeconds: plan.resume.fromSeconds });
+  } else {
+    log.info("encoding from the start", { jobId: job.jobId, reason: plan.reason });
+  }
+  await ctx.emit({ type: "job.probed", probe, ladder, ...(resume ? { resumed: { segments: resume.segments, fromSeconds: resume.fromSeconds } } : {}) });
 
-  const posterKey = await publishPoster(job, ctx, input, probe);
+  // A retried rung keeps the video's poster.
+  const posterKey = job.options.rungs ? null : await publishPoster(job, ctx, input, probe);
   if (signal.aborted) throw abortError(signal);
+  // Written once every rung of this run has published, so it never vouches for playlists an
+  // earlier job left (a run that dies before then is followed by a full encode).
+  const publishManifest = async () => {
+    const file = path.join(ctx.workDir, ENCODE_MANIFEST);
+    await writeFile(file, encodeManifestText(manifest));
+    await storage.upload(`${hlsPrefix}/${ENCODE_MANIFEST}`, file, { contentType: "application/json", cacheControl: "no-store" });
+  };
 
   // Stops ffmpeg when the job is canceled or when publishing fails.
   const encodeController = new AbortController();
@@ -45,9 +68,14 @@ async function encodeAndPublish(job: TranscodeJobMessage, ctx: JobContext, input
     storage,
     workDir: ctx.workDir,
     outputPrefix: job.outputPrefix,
-    ladder,
+    ladder: await masterLadder(storage, hlsPrefix, ladder, rungs),
+    rungs,
+    kept: resume?.kept,
     probe,
-    onPlayable: (masterKey) => ctx.emit({ type: "video.playable", masterKey }),
+    onPlayable: async (masterKey) => {
+      await publishManifest();
+      await ctx.emit({ type: "video.playable", masterKey });
+    },
     onError: (error) => {
       publishing.failure = error;
       encodeController.abort(error);
@@ -58,11 +86,12 @@ async function encodeAndPublish(job: TranscodeJobMessage, ctx: JobContext, input
     const encode = encodeLadder({
       input,
       probe,
-      ladder,
+      ladder: rungs,
       workDir: ctx.workDir,
       segmentSeconds: job.options.segmentSeconds,
       signal: encodeController.signal,
       encoder: ctx.encoder ?? "libx264",
+      ...(resume ? { resumeFrom: { segments: resume.segments, fromSeconds: resume.fromSeconds } } : {}),
     });
     publisher.start();
     const progress = reportProgress(ctx, probe, encode, publisher);
@@ -78,12 +107,41 @@ async function encodeAndPublish(job: TranscodeJobMessage, ctx: JobContext, input
     if (signal.aborted) throw abortError(signal);
     for (const v of variants) {
       const rung = ladder.find((r) => r.name === v.name)!;
-      await ctx.emit({ type: "variant.ready", name: v.name, rung, playlistKey: v.playlistKey, segmentCount: v.segmentCount });
+      if (v.error !== undefined) {
+        log.warn("a rung failed alone", { jobId: job.jobId, rung: v.name, error: v.error });
+        await ctx.emit({ type: "variant.failed", name: v.name, rung, error: v.error });
+      } else {
+        await ctx.emit({ type: "variant.ready", name: v.name, rung, playlistKey: v.playlistKey, segmentCount: v.segmentCount });
+      }
     }
     await ctx.emit({ type: "job.succeeded", masterKey: publisher.masterKey, posterKey });
   } finally {
     signal.removeEventListener("abort", abortEncode);
   }
+}
+
+/**
+ * What the master playlist lists: the whole ladder, or when only some rungs are encoded, those
+ * and the other rungs whose published playlists are complete (a rung that failed alone stays out).
+ */
+async function masterLadder(storage: JobContext["storage"], hlsPrefix: string, ladder: Rung[], rungs: Rung[]): Promise<Rung[]> {
+  if (rungs.length === ladder.length) return ladder;
+  const listed: Rung[] = [];
+  for (const rung of ladder) {
+    const complete = rungs.includes(rung) || (await storage.readText(`${hlsPrefix}/${rung.name}/index.m3u8`))?.includes("#EXT-X-ENDLIST");
+    if (complete) listed.push(rung);
+  }
+  return listed;
+}
+
+/** The planned rungs named in `names` (every rung when absent); a name the plan lacks fails the job. */
+function rungsToEncode(ladder: Rung[], names: string[] | undefined): Rung[] {
+  if (!names) return ladder;
+  const missing = names.filter((n) => !ladder.some((r) => r.name === n));
+  if (missing.length > 0) {
+    throw new MediaError(`The ladder planned for this source has no rung ${missing.join(", ")} (it has ${ladder.map((r) => r.name).join(", ")})`, { retryable: false });
+  }
+  return ladder.filter((r) => names.includes(r.name));
 }
 
 /** Uploads `{outputPrefix}/thumbnails/poster.jpg`; a video without a poster is still a video. */

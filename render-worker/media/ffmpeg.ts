@@ -101,6 +101,8 @@ export interface EncodeLadderArgs {
   signal: AbortSignal;
   /** Default libx264. h264_nvenc needs a GPU that passed `probeNvenc()`. */
   encoder?: VideoEncoder;
+  /** Start at segment `segments` (at `fromSeconds` of media time), continuing an earlier run's timeline. */
+  resumeFrom?: { segments: number; fromSeconds: number };
 }
 
 export interface LadderEncode {
@@ -118,19 +120,24 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
   const { input, ladder, workDir, segmentSeconds } = args;
   const videoRungs = ladder.filter((r) => r.kind === "VIDEO");
   const audioRungs = ladder.filter((r) => r.kind === "AUDIO");
-  const command = ffmpeg(input, { cwd: workDir, stdoutLines: 50 }).inputOptions("-nostdin", "-hide_banner", ...decodeLimit());
+  const from = args.resumeFrom ?? { segments: 0, fromSeconds: 0 };
+  // -ss before the input seeks accurately: decoding starts at the keyframe before, frames before
+  // `fromSeconds` are dropped, and the first one kept gets a forced keyframe as in the earlier run.
+  const seek = from.fromSeconds > 0 ? ["-ss", from.fromSeconds.toFixed(6)] : [];
+  const command = ffmpeg(input, { cwd: workDir, stdoutLines: 50 }).inputOptions("-nostdin", "-hide_banner", ...decodeLimit(), ...seek);
+  const timeline = timelineOptions(from.segments, from.fromSeconds);
 
   if (videoRungs.length > 0) command.complexFilter(ladderScaleGraph(videoRungs));
   videoRungs.forEach((rung, i) => {
     const encoder = rungEncoder(args.encoder ?? "libx264", rung);
     command
       .output(`${rung.name}/index.m3u8`)
-      .outputOptions("-map", `[v${i}]`, ...frameRateCap(args.probe.fps), ...videoEncoderOptions(encoder, rung, segmentSeconds, args.probe.fps), ...hlsOptions(rung, segmentSeconds));
+      .outputOptions("-map", `[v${i}]`, ...frameRateCap(args.probe.fps), ...videoEncoderOptions(encoder, rung, segmentSeconds, args.probe.fps), ...timeline, ...hlsOptions(rung, segmentSeconds));
   });
   for (const rung of audioRungs) {
     command
       .output(`${rung.name}/index.m3u8`)
-      .outputOptions("-map", "0:a:0", "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-ar", "48000", ...hlsOptions(rung, segmentSeconds));
+      .outputOptions("-map", "0:a:0", "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-ar", "48000", ...timeline, ...hlsOptions(rung, segmentSeconds));
   }
 
   let latest: { outTimeSeconds: number; fps: number | null } | null = null;
@@ -153,7 +160,8 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
     stats() {
       if (latest === null || startedAt === null) return { outTimeSeconds: null, fps: null, speed: null };
       const wallSeconds = (Date.now() - startedAt) / 1000;
-      return { outTimeSeconds: latest.outTimeSeconds, fps: latest.fps, speed: wallSeconds > 0 ? latest.outTimeSeconds / wallSeconds : null };
+      // ffmpeg counts from where this run started, not from the timeline offset.
+      return { outTimeSeconds: from.fromSeconds + latest.outTimeSeconds, fps: latest.fps, speed: wallSeconds > 0 ? latest.outTimeSeconds / wallSeconds : null };
     },
   };
 }
@@ -289,6 +297,18 @@ export function ladderScaleGraph(videoRungs: Rung[]): string {
  */
 function frameRateCap(averageFps: number): string[] {
   return averageFps > 0 ? ["-fpsmax", (Math.ceil(averageFps * 1000) / 1000).toString()] : [];
+}
+
+/**
+ * Every output's timestamps start this far in, so that no encoder's first timestamps (B-frame
+ * reordering, AAC priming) are negative: the TS muxer would shift such a timeline by that run's
+ * own encoder delay, and a resumed run's segments would not continue the earlier ones exactly.
+ */
+const TIMELINE_LEAD_SECONDS = 10;
+
+/** Segment numbers and timestamps of a run that starts at segment `segments`, `fromSeconds` in. */
+function timelineOptions(segments: number, fromSeconds: number): string[] {
+  return ["-output_ts_offset", (TIMELINE_LEAD_SECONDS + fromSeconds).toFixed(6), "-start_number", String(segments)];
 }
 
 function hlsOptions(rung: Rung, segmentSeconds: number): string[] {

@@ -3,6 +3,7 @@ import path from "node:path";
 import { Parser } from "m3u8-parser";
 import type { ProbeResult, Rung } from "../../src/protocol/messages.ts";
 import type { WorkerStorage } from "../storage/types.ts";
+import { mergePlaylist, type KeptSegment } from "./resume.ts";
 
 const PLAYLIST_TYPE = "application/vnd.apple.mpegurl";
 const SEGMENT_TYPE = "video/mp2t";
@@ -18,7 +19,12 @@ export interface HlsPublisherOptions {
   workDir: string;
   /** Storage prefix of the video; HLS goes under `{outputPrefix}/hls/`. */
   outputPrefix: string;
+  /** The rungs the master playlist lists (those of `rungs` that fail to publish are left out). */
   ladder: Rung[];
+  /** The rungs ffmpeg writes and this publisher publishes; default the whole ladder (retryVariant: some). */
+  rungs?: Rung[];
+  /** Per rung, the segments an earlier run published that this run keeps (a resumed run). */
+  kept?: Map<string, KeptSegment[]>;
   probe: ProbeResult;
   /** How often to look for new segments while ffmpeg runs. */
   intervalMs?: number;
@@ -35,6 +41,18 @@ export interface VariantPublication {
   /** Published media time / source duration, 0..1. */
   progress: number;
   segmentCount: number;
+  /** Set when storage refused this rung's files: the rung failed alone and the master leaves it out. */
+  error?: string;
+}
+
+/** Storage refused one of a rung's files; the other rungs go on. */
+export class RungPublishError extends Error {
+  readonly rung: string;
+  constructor(rung: string, cause: unknown) {
+    super(`Publishing the ${rung} rung failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = "RungPublishError";
+    this.rung = rung;
+  }
 }
 
 export interface HlsPublisher {
@@ -50,10 +68,12 @@ export interface HlsPublisher {
 
 interface RungState {
   rung: Rung;
+  kept: KeptSegment[];
   uploaded: Set<string>;
   uploadedSeconds: number;
   /** Segments listed in the last playlist uploaded; -1 before the first. */
   publishedSegments: number;
+  failure?: RungPublishError;
 }
 
 /**
@@ -61,17 +81,37 @@ interface RungState {
  * the segments it lists that are not uploaded yet (listed means closed: ffmpeg runs with
  * `temp_file`), then uploads a snapshot of that playlist, so a published playlist never names
  * an unpublished segment. Once every rung has published a segment, the master playlist follows.
+ * A rung whose files storage refuses fails alone: it is published no further and the master
+ * leaves it out, unless no video rung is left, which fails the whole publication.
  */
 export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
   const { storage, workDir, ladder } = opts;
   const hlsPrefix = `${opts.outputPrefix}/hls`;
   const masterKey = `${hlsPrefix}/master.m3u8`;
-  const states: RungState[] = ladder.map((rung) => ({ rung, uploaded: new Set(), uploadedSeconds: 0, publishedSegments: -1 }));
+  const states: RungState[] = (opts.rungs ?? ladder).map((rung) => {
+    const kept = opts.kept?.get(rung.name) ?? [];
+    return {
+      rung,
+      kept,
+      uploaded: new Set(kept.map((s) => s.uri)),
+      uploadedSeconds: kept.reduce((sum, s) => sum + s.duration, 0),
+      publishedSegments: -1,
+    };
+  });
   let masterPublished = false;
+  let masterFailedRungs = 0;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let passInFlight: Promise<void> | null = null;
   let failure: { error: unknown } | null = null;
+
+  async function uploadOfRung(rung: string, key: string, file: string, options: { contentType: string; cacheControl: string }): Promise<void> {
+    try {
+      await storage.upload(key, file, options);
+    } catch (err) {
+      throw new RungPublishError(rung, err);
+    }
+  }
 
   async function publishRung(state: RungState, final: boolean): Promise<void> {
     const name = state.rung.name;
@@ -92,7 +132,7 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
     for (const segment of segments) {
       if (state.uploaded.has(segment.uri)) continue;
       if (!/^[\w.-]+$/.test(segment.uri)) throw new Error(`Unexpected segment URI ${JSON.stringify(segment.uri)} in the ${name} playlist`);
-      await storage.upload(`${hlsPrefix}/${name}/${segment.uri}`, path.join(workDir, name, segment.uri), {
+      await uploadOfRung(name, `${hlsPrefix}/${name}/${segment.uri}`, path.join(workDir, name, segment.uri), {
         contentType: SEGMENT_TYPE,
         cacheControl: CACHE_IMMUTABLE,
       });
@@ -100,30 +140,43 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
       state.uploadedSeconds += segment.duration;
     }
 
-    if (final || segments.length > state.publishedSegments) {
+    const listed = state.kept.length + segments.length;
+    if (final || listed > state.publishedSegments) {
       // The file ffmpeg keeps replacing may already list more than was uploaded; publish what was read.
       const snapshot = path.join(workDir, SNAPSHOT_DIR, `${name}.m3u8`);
-      await writeFile(snapshot, text);
-      await storage.upload(`${hlsPrefix}/${name}/index.m3u8`, snapshot, {
+      await writeFile(snapshot, mergePlaylist(state.kept, text));
+      await uploadOfRung(name, `${hlsPrefix}/${name}/index.m3u8`, snapshot, {
         contentType: PLAYLIST_TYPE,
         cacheControl: final ? CACHE_FINAL : CACHE_GROWING,
       });
-      state.publishedSegments = segments.length;
+      state.publishedSegments = listed;
     }
   }
 
   async function publishPass(final: boolean): Promise<void> {
     await mkdir(path.join(workDir, SNAPSHOT_DIR), { recursive: true });
+    const publishing = states.filter((s) => !s.failure);
     // allSettled: no upload may still be reading the work dir when a failed pass returns.
-    const results = await Promise.allSettled(states.map((s) => publishRung(s, final)));
-    const failed = results.find((r) => r.status === "rejected");
-    if (failed) throw failed.reason;
-    if (!masterPublished && states.every((s) => s.publishedSegments > 0)) {
+    const results = await Promise.allSettled(publishing.map((s) => publishRung(s, final)));
+    const failed = results.find((r) => r.status === "rejected" && !(r.reason instanceof RungPublishError));
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    results.forEach((r, i) => {
+      if (r.status === "rejected") publishing[i]!.failure = r.reason as RungPublishError;
+    });
+    const live = states.filter((s) => !s.failure);
+    const needed = states.some((s) => s.rung.kind === "VIDEO") ? live.filter((s) => s.rung.kind === "VIDEO") : live;
+    if (needed.length === 0) throw states.find((s) => s.failure)!.failure;
+    const failedRungs = new Set(states.filter((s) => s.failure).map((s) => s.rung.name));
+    const masterIsStale = masterPublished && failedRungs.size > masterFailedRungs;
+    if ((!masterPublished && live.every((s) => s.publishedSegments > 0)) || masterIsStale) {
       const file = path.join(workDir, SNAPSHOT_DIR, "master.m3u8");
-      await writeFile(file, masterPlaylist(ladder, opts.probe));
+      await writeFile(file, masterPlaylist(ladder.filter((r) => !failedRungs.has(r.name)), opts.probe));
       await storage.upload(masterKey, file, { contentType: PLAYLIST_TYPE, cacheControl: CACHE_FINAL });
-      masterPublished = true;
-      await opts.onPlayable?.(masterKey);
+      masterFailedRungs = failedRungs.size;
+      if (!masterPublished) {
+        masterPublished = true;
+        await opts.onPlayable?.(masterKey);
+      }
     }
   }
 
@@ -154,6 +207,7 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
       playlistKey: `${hlsPrefix}/${s.rung.name}/index.m3u8`,
       progress: opts.probe.duration > 0 ? Math.min(1, Math.max(0, s.uploadedSeconds / opts.probe.duration)) : 0,
       segmentCount: s.uploaded.size,
+      ...(s.failure ? { error: s.failure.message } : {}),
     }));
   }
 

@@ -76,5 +76,16 @@ export function createGcsWorkerStorage(options: GcsWorkerStorageOptions): Worker
       assertValidKey(key);
       await bucket.file(key).download({ destination: file });
     },
+
+    async readText(key) {
+      assertValidKey(key);
+      try {
+        const [contents] = await bucket.file(key).download();
+        return contents.toString("utf8");
+      } catch (err) {
+        if ((err as { code?: number }).code === 404) return null;
+        throw err;
+      }
+    },
   };
 }

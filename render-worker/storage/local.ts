@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { access, copyFile, mkdir, readdir, rename, rm } from "node:fs/promises";
+import { access, copyFile, mkdir, readdir, readFile, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import type { UploadOptions, WorkerStorage } from "./types.ts";
 
@@ -52,6 +52,16 @@ export function createLocalWorkerStorage(dataDir: string): WorkerStorage {
 
     async download(key, file) {
       await copyFile(pathFor(key), file);
+    },
+
+    async readText(key) {
+      try {
+        return await readFile(pathFor(key), "utf8");
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === "ENOENT" || code === "ENOTDIR") return null;
+        throw err;
+      }
     },
   };
 }

@@ -17,4 +17,6 @@ export interface WorkerStorage {
   list(prefix: string): Promise<string[]>;
   /** Copies an object to a local file. */
   download(key: string, file: string): Promise<void>;
+  /** A small object's text (a playlist), or null when there is no such object. */
+  readText(key: string): Promise<string | null>;
 }

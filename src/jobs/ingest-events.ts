@@ -149,6 +149,13 @@ export function createEventIngestor(deps: {
         skipDuplicates: true,
       }),
     ]);
+    if (e.resumed) {
+      const key = { jobId: e.jobId, attempt: e.attempt, workerId: e.workerId };
+      const resumed = { resumedSegments: e.resumed.segments, resumedFromSeconds: e.resumed.fromSeconds };
+      const at = new Date(e.at);
+      // `job.started` may not have arrived yet; the run then starts when it is first heard of.
+      await db.jobRun.upsert({ where: { jobId_attempt_workerId: key }, create: { ...key, ...resumed, startedAt: at, heartbeatAt: at }, update: resumed });
+    }
     await publishStatus(videoId);
   }
 
@@ -258,6 +265,19 @@ export function createEventIngestor(deps: {
     await publishVariant(videoId, variant);
   }
 
+  async function onVariantFailed(e: EventOf<"variant.failed">, videoId: string): Promise<void> {
+    const failed = { status: "FAILED" as const, error: e.error };
+    // Before `job.probed` (events can arrive out of order) the row does not exist yet.
+    await db.variant.createMany({
+      data: [{ videoId, name: e.name, kind: e.rung.kind, width: e.rung.width, height: e.rung.height, bandwidth: e.rung.bandwidth, codecs: e.rung.codecs, ...failed }],
+      skipDuplicates: true,
+    });
+    const { count } = await db.variant.updateMany({ where: { videoId, name: e.name, status: { in: ["PENDING", "ENCODING"] } }, data: failed });
+    if (!count) return;
+    const variant = await db.variant.findUnique({ where: { videoId_name: { videoId, name: e.name } } });
+    if (variant) await publishVariant(videoId, variant);
+  }
+
   async function onPlayable(e: EventOf<"video.playable">, videoId: string): Promise<void> {
     const at = new Date(e.at);
     const count = await db.$transaction(async (tx) => {
@@ -287,7 +307,8 @@ export function createEventIngestor(deps: {
       const wasPlayable = (await tx.video.findUnique({ where: { id: videoId }, select: { playable: true } }))?.playable ?? true;
       await tx.video.updateMany({
         where: { id: videoId, status: { in: ["QUEUED", "PROCESSING"] } },
-        data: { status: "READY", playable: true, masterKey: e.masterKey, posterKey: e.posterKey, finishedAt: at },
+        // A retried rung's job makes no poster: the video keeps the one it has.
+        data: { status: "READY", playable: true, masterKey: e.masterKey, posterKey: e.posterKey ?? undefined, finishedAt: at },
       });
       await tx.video.updateMany({ where: { id: videoId, playableAt: null }, data: { playableAt: at } });
       if (!wasPlayable) await emitPlayable(tx, videoId);
@@ -367,6 +388,7 @@ export function createEventIngestor(deps: {
       case "job.probed": await onProbed(e, job.videoId); break;
       case "job.progress": await onProgress(e, job.videoId); break;
       case "variant.ready": await onVariantReady(e, job.videoId); break;
+      case "variant.failed": await onVariantFailed(e, job.videoId); break;
       case "video.playable": await onPlayable(e, job.videoId); break;
       case "job.succeeded": await onSucceeded(e, job.videoId); break;
       case "render.progress": await onRenderProgress(e, job.videoId); break;

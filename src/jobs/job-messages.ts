@@ -26,7 +26,12 @@ export function buildJobMessage(job: Job, video: Video, settings: JobMessageSett
         type: "transcode",
         sourceKey: video.sourceKey,
         outputPrefix: `videos/${job.videoId}`,
-        options: { segmentSeconds: settings.segmentSeconds, maxDurationSeconds: settings.maxDurationSeconds },
+        options: {
+          segmentSeconds: settings.segmentSeconds,
+          maxDurationSeconds: settings.maxDurationSeconds,
+          // retryVariant: only these rungs, the master still listing the whole ladder.
+          ...(job.rungs.length > 0 ? { rungs: job.rungs } : {}),
+        },
       };
     case "RENDER_MANIM":
       return {

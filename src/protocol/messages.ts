@@ -35,6 +35,11 @@ export const TranscodeOptions = z.object({
   maxHeight: z.number().int().positive().optional(),
   /** Sources longer than this are refused before encoding (a guard against duration bombs). */
   maxDurationSeconds: z.number().positive().optional(),
+  /**
+   * Encode only these rungs of the planned ladder (retryVariant); the master playlist still lists
+   * the whole ladder. Absent: every rung.
+   */
+  rungs: z.array(z.string().regex(/^[a-z0-9]+$/)).min(1).optional(),
 });
 export type TranscodeOptions = z.infer<typeof TranscodeOptions>;
 
@@ -136,7 +141,14 @@ const jobEventBase = {
 /** Events about one job attempt; `seq` orders them within the attempt. */
 export const JobEvent = z.discriminatedUnion("type", [
   z.object({ ...jobEventBase, type: z.literal("job.started") }),
-  z.object({ ...jobEventBase, type: z.literal("job.probed"), probe: ProbeResult, ladder: z.array(Rung).min(1) }),
+  z.object({
+    ...jobEventBase,
+    type: z.literal("job.probed"),
+    probe: ProbeResult,
+    ladder: z.array(Rung).min(1),
+    /** The attempt kept what an earlier run published and encodes from here; absent: from the start. */
+    resumed: z.object({ segments: z.number().int().positive(), fromSeconds: z.number().positive() }).optional(),
+  }),
   z.object({
     ...jobEventBase,
     type: z.literal("job.progress"),
@@ -157,6 +169,11 @@ export const JobEvent = z.discriminatedUnion("type", [
     playlistKey: z.string(),
     segmentCount: z.number().int().nonnegative(),
   }),
+  /**
+   * Storage refused a rung's files: that rung failed alone (the master playlist leaves it out) and
+   * the job goes on; `retryVariant` encodes it again.
+   */
+  z.object({ ...jobEventBase, type: z.literal("variant.failed"), name: z.string(), rung: Rung, error: z.string() }),
   /** The master playlist and the first segment of every rung are published. */
   z.object({ ...jobEventBase, type: z.literal("video.playable"), masterKey: z.string() }),
   z.object({

@@ -28,6 +28,11 @@ builder.prismaObject("JobRun", {
     command: t.exposeString("command", { nullable: true, description: "The command line that failed." }),
     stderrTail: t.exposeString("stderrTail", { nullable: true, description: "The last lines the failed command wrote to stderr." }),
     exitCode: t.exposeInt("exitCode", { nullable: true }),
+    resumedSegments: t.exposeInt("resumedSegments", {
+      nullable: true,
+      description: "Segments per rung this run kept from an earlier run of the job instead of encoding them again; null: it encoded from the start.",
+    }),
+    resumedFromSeconds: t.exposeFloat("resumedFromSeconds", { nullable: true, description: "The media time this run started encoding from, when it resumed." }),
   }),
 });
 
@@ -45,6 +50,7 @@ export const JobRef = builder.prismaObject("Job", {
     attempt: t.exposeInt("attempt"),
     maxAttempts: t.exposeInt("maxAttempts"),
     progress: t.exposeFloat("progress"),
+    rungs: t.exposeStringList("rungs", { description: "The rungs the job encodes (retryVariant); empty: the whole ladder." }),
     error: t.exposeString("error", { nullable: true }),
     workerId: t.exposeString("workerId", { nullable: true }),
     parent: t.relation("parent", { nullable: true }),

@@ -1,5 +1,11 @@
 import { builder } from "../builder.ts";
+import { NotFoundError, ValidationError } from "../errors.ts";
+import type { Job, Variant, Video } from "../generated/prisma/client.ts";
+import { tenantOf } from "../context.ts";
+import { retryVariant } from "../jobs/retry-variant.ts";
+import { JobRef } from "./job.ts";
 import { mediaUrl } from "./urls.ts";
+import { VideoRef } from "./video.ts";
 
 export const VariantStatusEnum = builder.enumType("VariantStatus", {
   values: ["PENDING", "ENCODING", "READY", "FAILED", "SKIPPED"] as const,
@@ -31,3 +37,23 @@ export const VariantRef = builder.prismaObject("Variant", {
     }),
   }),
 });
+
+const RetryVariantSuccess = builder.objectRef<{ variant: Variant; video: Video; job: Job }>("RetryVariantSuccess").implement({
+  fields: (t) => ({
+    variant: t.field({ type: VariantRef, resolve: (r) => r.variant }),
+    video: t.field({ type: VideoRef, resolve: (r) => r.video }),
+    job: t.field({ type: JobRef, resolve: (r) => r.job }),
+  }),
+});
+
+builder.mutationFields((t) => ({
+  retryVariant: t.field({
+    type: RetryVariantSuccess,
+    description:
+      "Encodes one FAILED variant again, alone: the other rungs are not touched and the master playlist keeps listing the whole ladder. Allowed when the video is READY or FAILED; the video is PROCESSING until the rung is READY.",
+    authScopes: { scope: "videos:write" },
+    args: { id: t.arg.id({ required: true }) },
+    errors: { types: [ValidationError, NotFoundError], union: { name: "RetryVariantResult" } },
+    resolve: (_root, { id }, ctx) => retryVariant(ctx, String(id), tenantOf(ctx)),
+  }),
+}));

@@ -53,6 +53,7 @@ function recordingStorage(uploads: Upload[]): WorkerStorage {
     inputFor: (key) => local.inputFor(key),
     list: (prefix) => local.list(prefix),
     download: (key, file) => local.download(key, file),
+    readText: (key) => local.readText(key),
     async upload(key, file, opts) {
       let lists: string[] | undefined;
       if (key.endsWith("index.m3u8")) {
@@ -138,16 +139,52 @@ describe("createHlsPublisher", () => {
     expect(new Set(segmentKeys).size).toBe(9);
   });
 
+  it("a rung whose files storage refuses fails alone: the others finish and the master leaves it out", async () => {
+    const uploads: Upload[] = [];
+    const recording = recordingStorage(uploads);
+    const refusing144p: WorkerStorage = {
+      ...recording,
+      upload: async (key, file, opts) => {
+        if (key.includes("/144p/")) throw new Error("403 Forbidden");
+        await recording.upload(key, file, opts);
+      },
+    };
+    const playable: string[] = [];
+    const errors: unknown[] = [];
+    const publisher = createHlsPublisher({
+      storage: refusing144p, workDir, outputPrefix: "videos/v1", ladder, probe, intervalMs: 20,
+      onPlayable: async (key) => void playable.push(key),
+      onError: (e) => errors.push(e),
+    });
+    for (const rung of ladder) await writeRung(rung.name, 1, false);
+    publisher.start();
+    await waitFor(() => playable.length > 0, "playable without the failed rung");
+    for (const rung of ladder) await writeRung(rung.name, 3, true);
+    const variants = await publisher.finish();
+
+    expect(errors).toEqual([]);
+    expect(variants.map((v) => [v.name, v.segmentCount, v.error])).toEqual([
+      ["240p", 3, undefined],
+      ["144p", 0, "Publishing the 144p rung failed: 403 Forbidden"],
+      ["audio", 3, undefined],
+    ]);
+    const master = await readFile(path.join(dataDir, "videos/v1/hls/master.m3u8"), "utf8");
+    expect(master).toContain("240p/index.m3u8");
+    expect(master).toContain("audio/index.m3u8");
+    expect(master).not.toContain("144p");
+  });
+
   it("refuses to finish while a playlist lacks #EXT-X-ENDLIST", async () => {
     const publisher = createHlsPublisher({ storage: recordingStorage([]), workDir, outputPrefix: "videos/v1", ladder, probe, intervalMs: 20 });
     for (const rung of ladder) await writeRung(rung.name, 1, rung.name !== "144p");
     await expect(publisher.finish()).rejects.toThrow(/144p playlist has no #EXT-X-ENDLIST/);
   });
 
-  it("stops and reports an upload failure while ffmpeg runs", async () => {
+  it("stops and reports an upload failure while ffmpeg runs once no video rung can be published", async () => {
     const errors: unknown[] = [];
     const failing: WorkerStorage = {
       inputFor: async (key) => key,
+      readText: async () => null,
       upload: async () => {
         throw new Error("bucket unavailable");
       },
@@ -156,11 +193,12 @@ describe("createHlsPublisher", () => {
     };
     const publisher = createHlsPublisher({ storage: failing, workDir, outputPrefix: "videos/v1", ladder, probe, intervalMs: 10, onError: (e) => errors.push(e) });
     await writeRung("240p", 1, false);
+    await writeRung("144p", 1, false);
     publisher.start();
     await waitFor(() => errors.length > 0, "the error");
     await sleep(50);
     expect(errors).toHaveLength(1);
-    await expect(publisher.finish()).rejects.toThrow("bucket unavailable");
+    await expect(publisher.finish()).rejects.toThrow(/Publishing the (240p|144p) rung failed: bucket unavailable/);
   });
 });
 

@@ -1,0 +1,138 @@
+import { Parser } from "m3u8-parser";
+import type { Rung } from "../../src/protocol/messages.ts";
+import type { WorkerStorage } from "../storage/types.ts";
+
+/**
+ * Written beside the playlists once a run has published every rung: which job wrote the
+ * segments under `hls/` and how. A later run keeps published segments only when it is a run of the same job
+ * that would encode the same ladder the same way; anything else (new options, a new ladder
+ * planner, another job such as a retryVariant of a failed rung) starts from zero.
+ */
+export const ENCODE_MANIFEST = "encode.json";
+
+export interface EncodeManifest {
+  jobId: string;
+  ladder: Rung[];
+  segmentSeconds: number;
+  encoder: string;
+}
+
+/** A published segment a resumed run keeps: its URI in the rung's playlist and its length. */
+export interface KeptSegment {
+  uri: string;
+  duration: number;
+}
+
+/** Where a run starts: segment `segments` of every rung, at `fromSeconds` of media time. */
+export interface ResumePoint {
+  segments: number;
+  fromSeconds: number;
+  /** Per rung name, the first `segments` segments of its published playlist. */
+  kept: Map<string, KeptSegment[]>;
+}
+
+export type ResumePlan = { resume: ResumePoint } | { resume: null; reason: string };
+
+export function encodeManifestText(manifest: EncodeManifest): string {
+  return `${JSON.stringify(manifest)}\n`;
+}
+
+/**
+ * Finds what an earlier run of this encode left published: the number N of segments every rung
+ * to encode has published, which end at N × segmentSeconds in every rung because each segment
+ * starts on a keyframe forced at a multiple of segmentSeconds. Resuming from there re-encodes
+ * nothing that is published. At least the last segment is always left to encode, so the run
+ * still writes every rung's end of list.
+ */
+export async function planResume(args: {
+  storage: WorkerStorage;
+  hlsPrefix: string;
+  manifest: EncodeManifest;
+  /** The rungs this run encodes (the whole ladder, or a retryVariant's rungs). */
+  rungs: Rung[];
+  duration: number;
+  fps: number;
+}): Promise<ResumePlan> {
+  try {
+    return await findResumePoint(args);
+  } catch (err) {
+    // Whatever cannot be read is encoded again.
+    return { resume: null, reason: `the earlier run's playlists could not be read: ${err instanceof Error ? err.message : String(err)}` };
+  }
+}
+
+async function findResumePoint(args: Parameters<typeof planResume>[0]): Promise<ResumePlan> {
+  const { storage, hlsPrefix, manifest, rungs } = args;
+  const previous = await storage.readText(`${hlsPrefix}/${ENCODE_MANIFEST}`);
+  if (previous === null) return { resume: null, reason: "no earlier run published anything" };
+  if (previous !== encodeManifestText(manifest)) return { resume: null, reason: "an earlier run was another job's, or encoded another ladder or with other options" };
+
+  const segmentSeconds = manifest.segmentSeconds;
+  const published = new Map<string, KeptSegment[]>();
+  for (const rung of rungs) {
+    const text = await storage.readText(`${hlsPrefix}/${rung.name}/index.m3u8`);
+    if (text === null) return { resume: null, reason: `the ${rung.name} rung has no published playlist` };
+    const segments = publishedSegments(text);
+    if (segments === null) return { resume: null, reason: `the ${rung.name} playlist is not one this worker wrote` };
+    published.set(rung.name, segments);
+  }
+
+  const lastSegmentIndex = Math.max(0, Math.ceil(args.duration / segmentSeconds - 1e-6) - 1);
+  const segments = Math.min(lastSegmentIndex, ...[...published.values()].map((s) => s.length));
+  if (segments === 0) return { resume: null, reason: "not every rung has a complete segment" };
+
+  // A video segment ends on the first frame at or after its boundary, so N segments last N ×
+  // segmentSeconds give or take a frame; anything else means the cuts are not where we seek to.
+  const frame = args.fps > 0 ? 1 / args.fps : 0.1;
+  for (const rung of rungs) {
+    if (rung.kind !== "VIDEO") continue;
+    const seconds = published.get(rung.name)!.slice(0, segments).reduce((sum, s) => sum + s.duration, 0);
+    if (Math.abs(seconds - segments * segmentSeconds) > frame + 0.01) {
+      return { resume: null, reason: `the ${rung.name} segments are not cut every ${segmentSeconds} s` };
+    }
+  }
+  const kept = new Map([...published].map(([name, s]) => [name, s.slice(0, segments)]));
+  return { resume: { segments, fromSeconds: segments * segmentSeconds, kept } };
+}
+
+/** The segments of a playlist whose segments are `seg_00000.ts`, `seg_00001.ts`… from 0; else null. */
+function publishedSegments(text: string): KeptSegment[] | null {
+  const parser = new Parser();
+  parser.push(text);
+  parser.end();
+  const { segments, mediaSequence } = parser.manifest;
+  if ((mediaSequence ?? 0) !== 0) return null;
+  const kept: KeptSegment[] = [];
+  for (const [i, segment] of segments.entries()) {
+    if (segment.uri !== segmentFileName(i) || !(segment.duration > 0)) return null;
+    kept.push({ uri: segment.uri, duration: segment.duration });
+  }
+  return kept;
+}
+
+/** The name ffmpeg gives segment `index` (`-hls_segment_filename seg_%05d.ts`). */
+export function segmentFileName(index: number): string {
+  return `seg_${String(index).padStart(5, "0")}.ts`;
+}
+
+/**
+ * A resumed rung's playlist: the segments kept from the earlier run, then what this run's ffmpeg
+ * lists (it numbers its segments from the kept count and writes `MEDIA-SEQUENCE` = that count,
+ * which the merged playlist, starting at segment 0, sets back to 0).
+ */
+export function mergePlaylist(kept: KeptSegment[], ffmpegText: string): string {
+  if (kept.length === 0) return ffmpegText;
+  const lines = ffmpegText.split("\n");
+  const firstSegment = lines.findIndex((l) => l.startsWith("#EXTINF"));
+  const bodyStart = firstSegment === -1 ? lines.findIndex((l) => l.startsWith("#EXT-X-ENDLIST")) : firstSegment;
+  const header = (bodyStart === -1 ? lines : lines.slice(0, bodyStart)).filter((l) => l !== "");
+  const body = bodyStart === -1 ? [] : lines.slice(bodyStart);
+  const keptTarget = Math.max(...kept.map((s) => Math.round(s.duration)));
+  const merged = header.map((l) => {
+    if (l.startsWith("#EXT-X-MEDIA-SEQUENCE:")) return "#EXT-X-MEDIA-SEQUENCE:0";
+    if (l.startsWith("#EXT-X-TARGETDURATION:")) return `#EXT-X-TARGETDURATION:${Math.max(keptTarget, Number(l.split(":")[1]) || 0)}`;
+    return l;
+  });
+  for (const s of kept) merged.push(`#EXTINF:${s.duration.toFixed(6)},`, s.uri);
+  return [...merged, ...body].join("\n");
+}

@@ -1,0 +1,46 @@
+import type { Db } from "../db/client.ts";
+import { NotFoundError, ValidationError } from "../errors.ts";
+import { videoSnapshot, type VideoPubSub } from "../events/video-events.ts";
+import type { Job, Variant, Video } from "../generated/prisma/client.ts";
+import { isUuid } from "../ids.ts";
+import type { Dispatcher } from "./dispatcher.ts";
+
+/**
+ * Queues a transcode of one FAILED variant's rung alone: the variant goes back to PENDING, the
+ * video to PROCESSING (READY again when the rung is), and a job with `rungs = [name]` encodes
+ * only that rung and republishes the master playlist with it and every other complete rung,
+ * leaving the other rungs' files as they are. One job per video at a time: refused while one is queued or running.
+ */
+export async function retryVariant(
+  deps: { db: Db; pubSub: VideoPubSub; dispatcher: Dispatcher; maxAttempts: number },
+  variantId: string,
+  tenantId: string,
+): Promise<{ variant: Variant; video: Video; job: Job }> {
+  const result = await deps.db.$transaction(async (tx) => {
+    const variant = isUuid(variantId)
+      ? await tx.variant.findFirst({ where: { id: variantId, video: { tenantId } }, include: { video: true } })
+      : null;
+    if (!variant) throw new NotFoundError("variant", variantId);
+    if (variant.status !== "FAILED") throw new ValidationError("id", `The variant is ${variant.status}; only a FAILED variant can be retried`);
+    const { video } = variant;
+    // The status update below is the lock: of two concurrent retries of one video, one finds it PROCESSING.
+    const { count } = await tx.video.updateMany({
+      where: { id: video.id, status: { in: ["READY", "FAILED"] }, jobs: { none: { status: { in: ["QUEUED", "RUNNING"] } } } },
+      data: { status: "PROCESSING", error: null, finishedAt: null },
+    });
+    if (!count) {
+      throw new ValidationError("id", `The video is ${video.status}; a variant can be retried once the video is READY or FAILED and no job runs for it`);
+    }
+    const retried = await tx.variant.update({
+      where: { id: variant.id },
+      data: { status: "PENDING", progress: 0, segmentCount: 0, error: null, readyAt: null },
+    });
+    const job = await tx.job.create({
+      data: { videoId: video.id, kind: "TRANSCODE", capability: "cpu", maxAttempts: deps.maxAttempts, rungs: [variant.name] },
+    });
+    return { variant: retried, job, video: await tx.video.findUniqueOrThrow({ where: { id: video.id } }) };
+  });
+  deps.dispatcher.kick();
+  deps.pubSub.publish("videoEvents", result.video.id, { kind: "status", video: videoSnapshot(result.video) });
+  return result;
+}

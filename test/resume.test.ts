@@ -1,0 +1,110 @@
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { readFile, stat } from "node:fs/promises";
+import path from "node:path";
+import { promisify } from "node:util";
+import { Parser } from "m3u8-parser";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
+import { startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
+import { createUpload } from "./support/upload-and-wait.ts";
+import { makeClip } from "./worker/media-fixtures.ts";
+
+const run = promisify(execFile);
+const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { status playable } } }`;
+const RESULT = `query($id: ID!) {
+  video(id: $id) {
+    status duration
+    variants { name status segmentCount progress }
+    jobs(first: 1) { edges { node { status attempt runs { workerId status startedAt finishedAt resumedSegments resumedFromSeconds } } } }
+  } }`;
+
+function segmentsOf(text: string): { uri: string; duration: number }[] {
+  const parser = new Parser();
+  parser.push(text);
+  parser.end();
+  return parser.manifest.segments;
+}
+
+/** Segments listed by each rung's published playlist (0 for a rung not published yet). */
+async function publishedSegmentCounts(hlsDir: string): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  for (const rung of ["540p", "480p", "360p", "240p", "144p", "audio"]) {
+    const file = path.join(hlsDir, rung, "index.m3u8");
+    counts.set(rung, existsSync(file) ? segmentsOf(await readFile(file, "utf8").catch(() => "")).length : 0);
+  }
+  return counts;
+}
+
+describe("a transcode retried after its worker died resumes from what was published (public API, real workers)", () => {
+  let t: TestApp;
+  const workerEnv = () => ({ DATABASE_URL: t.database.url, DATA_DIR: t.dataDir, PROGRESS_INTERVAL_MS: "250", HEARTBEAT_INTERVAL_SECONDS: "2" });
+  beforeAll(async () => {
+    t = await startTestApp({ worker: false, env: { JOB_STALL_SECONDS: "10" } });
+  });
+  afterAll(async () => {
+    await stopAllProcesses();
+    await t.stop();
+  });
+
+  it("kill -9 mid-encode: the next run keeps the published segments, encodes the rest, and the video plays through", async () => {
+    const seconds = 20;
+    const clip = await makeClip({ width: 960, height: 540, seconds, audio: true });
+    const first = await startWorkerProcess("worker-first", workerEnv());
+    const { id, uploadUrl } = await createUpload(t, "resumed");
+    const final = collectSubscription<any>(t.wsClient(), EVENTS, { id }).done;
+    expect((await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
+
+    const hlsDir = path.join(t.dataDir, "videos", id, "hls");
+    await expect
+      .poll(async () => Math.min(...(await publishedSegmentCounts(hlsDir)).values()), { timeout: 60_000, interval: 50 })
+      .toBeGreaterThanOrEqual(3);
+    await first.stop("SIGKILL");
+    const publishedAtKill = await publishedSegmentCounts(hlsDir);
+    expect(Math.max(...publishedAtKill.values()), "the kill came before the end").toBeLessThan(seconds / 2);
+    // The segments every rung had published; the next run must keep them as they are.
+    const keptMtimes = new Map<string, number>();
+    for (const rung of publishedAtKill.keys()) {
+      for (let i = 0; i < Math.min(...publishedAtKill.values()); i++) {
+        const file = `${rung}/seg_${String(i).padStart(5, "0")}.ts`;
+        keptMtimes.set(file, (await stat(path.join(hlsDir, file))).mtimeMs);
+      }
+    }
+
+    await startWorkerProcess("worker-second", workerEnv());
+    expect((await final).at(-1).videoEvents.video).toEqual({ status: "READY", playable: true });
+
+    const video = (await t.gql(RESULT, { id })).data.video;
+    const job = video.jobs.edges[0].node;
+    expect(job.status).toBe("SUCCEEDED");
+    expect(job.runs.map((r: any) => [r.workerId, r.status])).toEqual([
+      ["worker-first", "ABANDONED"],
+      ["worker-second", "SUCCEEDED"],
+    ]);
+    const [dead, resumed] = job.runs;
+    expect(dead.resumedSegments).toBeNull();
+    // It kept at least what every rung had published when the first worker died, and encoded the rest.
+    expect(resumed.resumedSegments).toBeGreaterThanOrEqual(Math.min(...publishedAtKill.values()));
+    expect(resumed.resumedSegments).toBeLessThan(seconds / 2);
+    expect(resumed.resumedFromSeconds).toBe(resumed.resumedSegments * 2);
+    expect(new Date(dead.finishedAt).getTime()).toBeLessThanOrEqual(new Date(resumed.startedAt).getTime());
+
+    for (const [file, mtime] of keptMtimes) expect((await stat(path.join(hlsDir, file))).mtimeMs, `${file} kept as the first worker wrote it`).toBe(mtime);
+    expect(video.variants.map((v: any) => v.name).sort()).toEqual([...publishedAtKill.keys()].sort());
+    for (const variant of video.variants) {
+      const playlistFile = path.join(hlsDir, variant.name, "index.m3u8");
+      const segments = segmentsOf(await readFile(playlistFile, "utf8"));
+      expect(variant).toMatchObject({ status: "READY", progress: 1, segmentCount: segments.length });
+      if (variant.name !== "audio") expect(segments, variant.name).toHaveLength(seconds / 2);
+      for (const segment of segments) {
+        const { stderr } = await run("ffmpeg", ["-v", "error", "-i", path.join(hlsDir, variant.name, segment.uri), "-f", "null", "-"]);
+        expect(stderr, `${variant.name}/${segment.uri} decodes`).toBe("");
+      }
+      const { stdout } = await run("ffprobe", ["-v", "error", "-show_entries", "packet=pts_time", "-of", "csv=p=0", playlistFile], { maxBuffer: 64 << 20 });
+      const times = stdout.split("\n").map((l) => l.replace(/,$/, "").trim()).filter((l) => l !== "" && l !== "N/A").map(Number).sort((a, b) => a - b);
+      const largestGap = Math.max(...times.slice(1).map((time, i) => time - times[i]!));
+      expect(largestGap, `${variant.name}: no gap in the timeline`).toBeLessThan(0.05);
+      expect(Math.abs(times.at(-1)! - times[0]! - seconds), `${variant.name}: as long as the source`).toBeLessThan(2);
+    }
+  });
+});

@@ -1,0 +1,123 @@
+import { execFile } from "node:child_process";
+import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { promisify } from "node:util";
+import { Parser } from "m3u8-parser";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestApp, type TestApp } from "./support/app.ts";
+import { createUpload, finalState, uploadAndWait } from "./support/upload-and-wait.ts";
+import { makeClip } from "./worker/media-fixtures.ts";
+
+const run = promisify(execFile);
+const VIDEO = `query($id: ID!) {
+  video(id: $id) {
+    status
+    variants { id name status segmentCount error }
+    jobs(first: 5) { edges { node { status rungs } } }
+  } }`;
+const RETRY = `mutation($id: ID!) {
+  retryVariant(id: $id) {
+    __typename
+    ... on RetryVariantSuccess { variant { name status } video { status } job { status rungs } }
+    ... on Error { message }
+  } }`;
+
+/** Modification time of every file under `dir`, by path relative to it. */
+async function mtimes(dir: string): Promise<Map<string, number>> {
+  const files = new Map<string, number>();
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const file = path.join(entry.parentPath, entry.name);
+    files.set(path.relative(dir, file), (await stat(file)).mtimeMs);
+  }
+  return files;
+}
+
+async function masterUris(hlsDir: string): Promise<string[]> {
+  const parser = new Parser();
+  parser.push(await readFile(path.join(hlsDir, "master.m3u8"), "utf8"));
+  parser.end();
+  return (parser.manifest.playlists ?? []).map((p: { uri: string }) => p.uri);
+}
+
+describe("retryVariant (public API, real worker)", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp();
+  });
+  afterAll(async () => {
+    await t.stop();
+  });
+
+  it("a rung storage refuses fails alone; retryVariant re-encodes it alone: other rungs' files untouched, full master, video READY", async () => {
+    const clip = await makeClip({ width: 640, height: 360, seconds: 6, audio: true });
+    const { id, uploadUrl } = await createUpload(t, "retry a rung");
+    const hlsDir = path.join(t.dataDir, "videos", id, "hls");
+    // A file where the 240p directory belongs: storage cannot write any 240p object.
+    await mkdir(hlsDir, { recursive: true });
+    await writeFile(path.join(hlsDir, "240p"), "in the way");
+    const first = finalState(t, id);
+    expect((await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
+    expect((await first).status).toBe("READY");
+
+    const before = (await t.gql(VIDEO, { id })).data.video;
+    const target = before.variants.find((v: any) => v.name === "240p");
+    expect(target).toMatchObject({ status: "FAILED", error: expect.stringMatching(/^Publishing the 240p rung failed: /) });
+    const others = before.variants.filter((v: any) => v.name !== "240p");
+    expect(others.map((v: any) => [v.name, v.status]).sort()).toEqual([["144p", "READY"], ["360p", "READY"], ["audio", "READY"]]);
+    expect(await masterUris(hlsDir)).toEqual(["360p/index.m3u8", "144p/index.m3u8"]);
+
+    await rm(path.join(hlsDir, "240p"));
+    const untouched = new Map<string, Map<string, number>>();
+    for (const { name } of others) untouched.set(name, await mtimes(path.join(hlsDir, name)));
+    const posterMtime = (await stat(path.join(t.dataDir, "videos", id, "thumbnails", "poster.jpg"))).mtimeMs;
+
+    const retried = (await t.gql(RETRY, { id: target.id })).data.retryVariant;
+    expect(retried).toEqual({
+      __typename: "RetryVariantSuccess",
+      variant: { name: "240p", status: "PENDING" },
+      video: { status: "PROCESSING" },
+      job: { status: "QUEUED", rungs: ["240p"] },
+    });
+    const again = (await t.gql(RETRY, { id: target.id })).data.retryVariant;
+    expect(again).toEqual({ __typename: "ValidationError", message: expect.stringMatching(/PENDING/) });
+    expect((await finalState(t, id)).status).toBe("READY");
+
+    const after = (await t.gql(VIDEO, { id })).data.video;
+    expect(after.jobs.edges.map((e: any) => [e.node.status, e.node.rungs])).toEqual([
+      ["SUCCEEDED", ["240p"]],
+      ["SUCCEEDED", []],
+    ]);
+    for (const v of after.variants) expect(v, v.name).toMatchObject({ status: "READY", error: null });
+    const parser = new Parser();
+    parser.push(await readFile(path.join(hlsDir, "240p", "index.m3u8"), "utf8"));
+    parser.end();
+    expect(parser.manifest.endList).toBe(true);
+    expect(parser.manifest.segments).toHaveLength(3);
+    expect(after.variants.find((v: any) => v.name === "240p").segmentCount).toBe(3);
+    for (const segment of parser.manifest.segments) {
+      const { stderr } = await run("ffmpeg", ["-v", "error", "-i", path.join(hlsDir, "240p", segment.uri), "-f", "null", "-"]);
+      expect(stderr).toBe("");
+    }
+    // Only the retried rung was written: every other rung's files and the poster are as they were.
+    for (const [name, files] of untouched) expect(await mtimes(path.join(hlsDir, name)), name).toEqual(files);
+    expect((await stat(path.join(t.dataDir, "videos", id, "thumbnails", "poster.jpg"))).mtimeMs).toBe(posterMtime);
+    expect(await masterUris(hlsDir)).toEqual(["360p/index.m3u8", "240p/index.m3u8", "144p/index.m3u8"]);
+  });
+
+  it("refuses a variant that is not FAILED, an unknown id, and a retry while the video processes (states set in the database)", async () => {
+    const clip = await makeClip({ width: 320, height: 180, seconds: 2, audio: false });
+    const { id } = await uploadAndWait(t, new Uint8Array(await readFile(clip)), "not failed");
+    const [variant] = (await t.gql(VIDEO, { id })).data.video.variants;
+    expect((await t.gql(RETRY, { id: variant.id })).data.retryVariant).toEqual({ __typename: "ValidationError", message: expect.stringMatching(/READY/) });
+    expect((await t.gql(RETRY, { id: "00000000-0000-4000-8000-000000000000" })).data.retryVariant.__typename).toBe("NotFoundError");
+
+    const db = new pg.Client({ connectionString: t.database.url });
+    await db.connect();
+    await db.query(`UPDATE "Variant" SET status = 'FAILED' WHERE id = $1`, [variant.id]);
+    await db.query(`UPDATE "Video" SET status = 'PROCESSING' WHERE id = $1`, [id]);
+    await db.end();
+    expect((await t.gql(RETRY, { id: variant.id })).data.retryVariant).toEqual({ __typename: "ValidationError", message: expect.stringMatching(/PROCESSING/) });
+  });
+});

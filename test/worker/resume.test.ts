@@ -1,0 +1,206 @@
+import { execFile } from "node:child_process";
+import { copyFile, mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import path from "node:path";
+import { promisify } from "node:util";
+import { Parser } from "m3u8-parser";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { JobEventBody, Rung, TranscodeJobMessage } from "../../src/protocol/messages.ts";
+import { transcode } from "../../render-worker/handlers/transcode.ts";
+import { ENCODE_MANIFEST, encodeManifestText, mergePlaylist, planResume, type EncodeManifest } from "../../render-worker/media/resume.ts";
+import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
+import type { WorkerStorage } from "../../render-worker/storage/types.ts";
+import { fixturesDir, makeClip } from "./media-fixtures.ts";
+
+const run = promisify(execFile);
+const JOB_ID = "7d7a3c52-58a4-4c1e-9a43-0f8f5f1b2c02";
+const VIDEO_ID = "a0b1c2d3-e4f5-4a6b-8c7d-9e0f1a2b3c4e";
+
+const rung = (name: string, kind: "VIDEO" | "AUDIO" = "VIDEO"): Rung => ({
+  name,
+  kind,
+  width: kind === "VIDEO" ? 640 : null,
+  height: kind === "VIDEO" ? 360 : null,
+  bandwidth: 1_000_000,
+  codecs: kind === "VIDEO" ? "avc1.64001e" : "mp4a.40.2",
+});
+const LADDER = [rung("360p"), rung("240p"), rung("audio", "AUDIO")];
+const MANIFEST: EncodeManifest = { jobId: JOB_ID, ladder: LADDER, segmentSeconds: 2, encoder: "libx264" };
+
+function playlist(durations: number[], opts: { endList?: boolean; mediaSequence?: number } = {}): string {
+  const lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-TARGETDURATION:2", `#EXT-X-MEDIA-SEQUENCE:${opts.mediaSequence ?? 0}`, "#EXT-X-PLAYLIST-TYPE:EVENT"];
+  durations.forEach((d, i) => lines.push(`#EXTINF:${d.toFixed(6)},`, `seg_${String(i + (opts.mediaSequence ?? 0)).padStart(5, "0")}.ts`));
+  if (opts.endList) lines.push("#EXT-X-ENDLIST");
+  return `${lines.join("\n")}\n`;
+}
+
+/** Storage holding only these texts; nothing is written. */
+function textStorage(objects: Record<string, string>): WorkerStorage {
+  return {
+    inputFor: async (key) => key,
+    list: async () => [],
+    download: async () => {
+      throw new Error("read-only");
+    },
+    upload: async () => {
+      throw new Error("read-only");
+    },
+    readText: async (key) => objects[key] ?? null,
+  };
+}
+
+const planFor = (objects: Record<string, string>, manifest = MANIFEST, duration = 12) =>
+  planResume({ storage: textStorage(objects), hlsPrefix: "hls", manifest, rungs: LADDER, duration, fps: 25 });
+
+describe("planResume", () => {
+  const published: Record<string, string> = {
+    [`hls/${ENCODE_MANIFEST}`]: encodeManifestText(MANIFEST),
+    "hls/360p/index.m3u8": playlist([2, 2, 2, 2]),
+    "hls/240p/index.m3u8": playlist([2, 2, 2]),
+    "hls/audio/index.m3u8": playlist([2.005333, 2.005333, 1.984, 2.005333, 2.005333]),
+  };
+
+  it("keeps the segments every rung has published and starts after them", async () => {
+    const { resume } = await planFor(published);
+    expect(resume).toMatchObject({ segments: 3, fromSeconds: 6 });
+    expect([...resume!.kept.keys()]).toEqual(["360p", "240p", "audio"]);
+    expect(resume!.kept.get("audio")!.map((s) => s.uri)).toEqual(["seg_00000.ts", "seg_00001.ts", "seg_00002.ts"]);
+    expect(resume!.kept.get("360p")!.map((s) => s.duration)).toEqual([2, 2, 2]);
+  });
+
+  it("leaves at least the last segment to encode, even when every segment was published", async () => {
+    const all = playlist([2, 2, 2, 2, 2, 2], { endList: true });
+    const { resume } = await planFor({ ...published, "hls/360p/index.m3u8": all, "hls/240p/index.m3u8": all, "hls/audio/index.m3u8": all });
+    expect(resume).toMatchObject({ segments: 5, fromSeconds: 10 });
+  });
+
+  it("starts from zero when there is nothing to keep or it cannot be trusted", async () => {
+    const cases: Array<[string, Record<string, string>, EncodeManifest?]> = [
+      ["no earlier run", {}],
+      ["another job wrote it", published, { ...MANIFEST, jobId: "0d7a3c52-58a4-4c1e-9a43-0f8f5f1b2c02" }],
+      ["other options", published, { ...MANIFEST, segmentSeconds: 4 }],
+      ["another ladder", published, { ...MANIFEST, ladder: LADDER.slice(1) }],
+      ["a rung never published", { ...published, "hls/240p/index.m3u8": undefined as never }],
+      ["a rung has no segment yet", { ...published, "hls/240p/index.m3u8": playlist([]) }],
+      ["segments not cut at the boundaries", { ...published, "hls/240p/index.m3u8": playlist([2, 3.2, 2]) }],
+      ["a playlist this worker did not write", { ...published, "hls/240p/index.m3u8": playlist([2, 2, 2], { mediaSequence: 4 }) }],
+    ];
+    for (const [what, objects, manifest] of cases) {
+      const plan = await planFor(objects, manifest);
+      expect(plan.resume, what).toBeNull();
+    }
+    const unreadable: WorkerStorage = {
+      ...textStorage(published),
+      readText: async (key) => {
+        if (key.endsWith("240p/index.m3u8")) throw new Error("503 Service Unavailable");
+        return published[key] ?? null;
+      },
+    };
+    const plan = await planResume({ storage: unreadable, hlsPrefix: "hls", manifest: MANIFEST, rungs: LADDER, duration: 12, fps: 25 });
+    expect(plan).toEqual({ resume: null, reason: "the earlier run's playlists could not be read: 503 Service Unavailable" });
+  });
+});
+
+describe("mergePlaylist", () => {
+  it("lists the kept segments, then ffmpeg's, as one playlist from segment 0", () => {
+    const kept = [{ uri: "seg_00000.ts", duration: 2 }, { uri: "seg_00001.ts", duration: 2.005333 }];
+    const merged = mergePlaylist(kept, playlist([2, 1.5], { mediaSequence: 2, endList: true }));
+    const parser = new Parser();
+    parser.push(merged);
+    parser.end();
+    expect(parser.manifest.mediaSequence).toBe(0);
+    expect(parser.manifest.endList).toBe(true);
+    expect(parser.manifest.segments.map((s: { uri: string; duration: number }) => [s.uri, s.duration])).toEqual([
+      ["seg_00000.ts", 2],
+      ["seg_00001.ts", 2.005333],
+      ["seg_00002.ts", 2],
+      ["seg_00003.ts", 1.5],
+    ]);
+  });
+});
+
+/** Presentation times of a playlist's packets, in order. */
+async function packetTimes(playlistFile: string): Promise<number[]> {
+  const { stdout } = await run("ffprobe", ["-v", "error", "-show_entries", "packet=pts_time", "-of", "csv=p=0", playlistFile], { maxBuffer: 64 * 1024 * 1024 });
+  return stdout.split("\n").map((l) => l.replace(/,$/, "").trim()).filter((l) => l !== "" && l !== "N/A").map(Number).sort((a, b) => a - b);
+}
+
+describe("transcode resumes what an earlier run of the job published (real ffmpeg)", () => {
+  let root: string;
+  beforeEach(async () => {
+    root = await mkdtemp(path.join(fixturesDir(), "resume-"));
+  });
+  afterEach(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("a run stopped after some segments, then a new run: only the rest is encoded and the playlists play through", async () => {
+    const seconds = 16;
+    const clip = await makeClip({ width: 640, height: 360, seconds, audio: true });
+    const dataDir = path.join(root, "data");
+    const sourceKey = `videos/${VIDEO_ID}/source/upload`;
+    await mkdir(path.dirname(path.join(dataDir, sourceKey)), { recursive: true });
+    await copyFile(clip, path.join(dataDir, sourceKey));
+    const job: TranscodeJobMessage = { v: 1, type: "transcode", jobId: JOB_ID, attempt: 1, videoId: VIDEO_ID, sourceKey, outputPrefix: `videos/${VIDEO_ID}`, options: { segmentSeconds: 2 } };
+    const storage = createLocalWorkerStorage(dataDir);
+    const hlsDir = path.join(dataDir, job.outputPrefix, "hls");
+
+    // The first run dies (aborted, as a killed worker's would stop) once every rung published 3 segments.
+    const first = new AbortController();
+    const firstEvents: JobEventBody[] = [];
+    const stopped = await transcode(job, {
+      storage,
+      signal: first.signal,
+      workDir: await mkdtemp(path.join(root, "work-")),
+      progressIntervalMs: 100,
+      emit: async (e) => {
+        firstEvents.push(e);
+        if (e.type === "job.progress" && e.variants.length > 0 && e.variants.every((v) => v.segmentCount >= 3)) first.abort(new Error("worker killed"));
+      },
+    }).catch((err: unknown) => err);
+    expect(stopped).toMatchObject({ name: "AbortError" });
+    const keptFiles = new Map<string, number>();
+    for (const name of ["360p", "240p", "144p", "audio"]) {
+      for (const uri of ["seg_00000.ts", "seg_00001.ts", "seg_00002.ts"]) keptFiles.set(`${name}/${uri}`, (await stat(path.join(hlsDir, name, uri))).mtimeMs);
+    }
+
+    const events: JobEventBody[] = [];
+    await transcode({ ...job, attempt: 2 }, {
+      storage,
+      signal: new AbortController().signal,
+      workDir: await mkdtemp(path.join(root, "work-")),
+      progressIntervalMs: 100,
+      emit: async (e) => {
+        events.push(e);
+      },
+    });
+
+    const probed = events.find((e) => e.type === "job.probed") as Extract<JobEventBody, { type: "job.probed" }>;
+    expect(probed.resumed!.segments).toBeGreaterThanOrEqual(3);
+    expect(probed.resumed!.fromSeconds).toBe(probed.resumed!.segments * 2);
+    // The kept segments were not written again.
+    for (const [file, mtime] of keptFiles) expect((await stat(path.join(hlsDir, file))).mtimeMs, file).toBe(mtime);
+    // Progress counts what was kept: the first sample is already past it.
+    const progress = events.filter((e) => e.type === "job.progress");
+    expect(Math.min(...progress[0]!.variants.map((v) => v.progress))).toBeGreaterThanOrEqual((probed.resumed!.fromSeconds - 0.1) / seconds);
+
+    for (const name of ["360p", "240p", "144p", "audio"]) {
+      const text = await readFile(path.join(hlsDir, name, "index.m3u8"), "utf8");
+      const parser = new Parser();
+      parser.push(text);
+      parser.end();
+      const segments = parser.manifest.segments as { uri: string; duration: number }[];
+      expect(parser.manifest.endList, name).toBe(true);
+      expect(segments.map((s) => s.uri)).toEqual(segments.map((_, i) => `seg_${String(i).padStart(5, "0")}.ts`));
+      if (name !== "audio") expect(segments).toHaveLength(seconds / 2);
+      const ready = events.find((e) => e.type === "variant.ready" && e.name === name);
+      expect(ready).toMatchObject({ segmentCount: segments.length });
+      // The playlist plays through: one timeline without gaps as long as the source, every segment decodes.
+      const times = await packetTimes(path.join(hlsDir, name, "index.m3u8"));
+      const gaps = times.slice(1).map((t, i) => t - times[i]!);
+      expect(Math.max(...gaps), `${name} largest gap`).toBeLessThan(0.05);
+      expect(Math.abs(times.at(-1)! - times[0]! - seconds), `${name} timeline length`).toBeLessThan(0.2);
+      const { stderr } = await run("ffmpeg", ["-v", "error", "-i", path.join(hlsDir, name, "index.m3u8"), "-f", "null", "-"]);
+      expect(stderr, name).toBe("");
+    }
+  });
+});
