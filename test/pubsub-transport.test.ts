@@ -98,6 +98,7 @@ describe.skipIf(!emulator)("Pub/Sub transport (emulator)", () => {
       names.jobsSubscription("cpu"),
       names.jobsSubscription("nvenc"),
       names.jobsSubscription("manim"),
+      names.jobsSubscription("local"),
       names.eventsSubscription,
       names.deadLetterSubscription,
     ].sort();
@@ -105,6 +106,7 @@ describe.skipIf(!emulator)("Pub/Sub transport (emulator)", () => {
       names.jobsTopic("cpu"),
       names.jobsTopic("nvenc"),
       names.jobsTopic("manim"),
+      names.jobsTopic("local"),
       names.eventsTopic,
       names.deadLetterTopic,
       names.controlTopic,
