@@ -10,6 +10,7 @@ import { checkScene, SceneError } from "../manim/scene-check.ts";
 import { abortError } from "../media/errors.ts";
 import { probeSource } from "../media/probe.ts";
 import { runSandboxed, type SandboxLimits, type SandboxResult } from "../sandbox/bubblewrap.ts";
+import { sampleProgress } from "./progress-sampler.ts";
 import type { JobContext } from "./types.ts";
 
 /** Limits of one render when the worker sets none (see ManimSettings). */
@@ -127,15 +128,12 @@ function renderFailure(result: SandboxResult, limits: SandboxLimits): Error {
 
 type RenderProgressBody = Extract<JobEventBody, { type: "render.progress" }>;
 
-/** Samples the parser on a timer and emits `render.progress` when a figure changed. */
-function reportRenderProgress(ctx: JobContext, parser: ReturnType<typeof createManimProgressParser>, animationCount: number | null): { stop(): Promise<void> } {
-  let inFlight: Promise<void> | null = null;
-  let lastSent = "";
-  const tick = () => {
-    if (inFlight) return;
+/** Samples the parser on the progress timer; the last state is sent once more at the end. */
+function reportRenderProgress(ctx: JobContext, parser: ReturnType<typeof createManimProgressParser>, animationCount: number | null) {
+  const sampler = sampleProgress(ctx, (): RenderProgressBody | null => {
     const p = parser.snapshot();
-    if (p.animationIndex === null) return;
-    const body: RenderProgressBody = {
+    if (p.animationIndex === null) return null;
+    return {
       type: "render.progress",
       animationIndex: p.animationIndex,
       animationCount,
@@ -144,23 +142,6 @@ function reportRenderProgress(ctx: JobContext, parser: ReturnType<typeof createM
       renderedCount: p.renderedCount,
       cachedCount: p.cachedCount,
     };
-    const serialized = JSON.stringify(body);
-    if (serialized === lastSent) return;
-    lastSent = serialized;
-    inFlight = ctx
-      .emit(body)
-      .catch((err: unknown) => log.warn("progress event not sent", { err }))
-      .finally(() => {
-        inFlight = null;
-      });
-  };
-  const timer = setInterval(tick, ctx.progressIntervalMs);
-  return {
-    async stop() {
-      clearInterval(timer);
-      await inFlight;
-      tick();
-      await inFlight;
-    },
-  };
+  });
+  return { stop: () => sampler.stop({ final: true }) };
 }

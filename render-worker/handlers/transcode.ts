@@ -9,6 +9,7 @@ import { createHlsPublisher, type HlsPublisher } from "../media/hls-publisher.ts
 import { planLadder } from "../media/ladder.ts";
 import { probeSource } from "../media/probe.ts";
 import { ENCODE_MANIFEST, encodeManifestText, planResume, type EncodeManifest, type ResumePoint } from "../media/resume.ts";
+import { sampleProgress } from "./progress-sampler.ts";
 import type { JobContext } from "./types.ts";
 
 /**
@@ -163,17 +164,12 @@ type ProgressBody = Extract<JobEventBody, { type: "job.progress" }>;
 
 /** Samples encoder and publisher on a timer and emits `job.progress` when a figure changed. */
 function reportProgress(ctx: JobContext, probe: ProbeResult, encode: LadderEncode, publisher: HlsPublisher): { stop(): Promise<void> } {
-  let inFlight: Promise<void> | null = null;
-  let lastSent = "";
-
-  const tick = () => {
-    // A slow transport gets fewer, fresher samples rather than a queue of stale ones.
-    if (inFlight) return;
+  return sampleProgress(ctx, (): ProgressBody => {
     const stats = encode.stats();
     const variants = publisher.variants().map((v) => ({ name: v.name, progress: round(v.progress, 3), segmentCount: v.segmentCount }));
     const fraction = stats.outTimeSeconds !== null ? stats.outTimeSeconds / probe.duration : Math.min(...variants.map((v) => v.progress));
     const eta = stats.outTimeSeconds !== null && stats.speed ? Math.max(0, (probe.duration - stats.outTimeSeconds) / stats.speed) : null;
-    const body: ProgressBody = {
+    return {
       type: "job.progress",
       progress: round(Math.min(1, Math.max(0, fraction)), 3),
       fps: stats.fps === null ? null : round(stats.fps, 1),
@@ -181,25 +177,7 @@ function reportProgress(ctx: JobContext, probe: ProbeResult, encode: LadderEncod
       etaSeconds: eta === null ? null : Math.round(eta),
       variants,
     };
-    const serialized = JSON.stringify(body);
-    if (serialized === lastSent) return;
-    lastSent = serialized;
-    inFlight = ctx
-      .emit(body)
-      // Progress is a sample: a lost one is replaced by the next tick, so it does not fail the job.
-      .catch((err: unknown) => log.warn("progress event not sent", { err }))
-      .finally(() => {
-        inFlight = null;
-      });
-  };
-
-  const timer = setInterval(tick, ctx.progressIntervalMs);
-  return {
-    async stop() {
-      clearInterval(timer);
-      await inFlight;
-    },
-  };
+  });
 }
 
 function round(n: number, digits: number): number {

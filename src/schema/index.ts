@@ -5,6 +5,7 @@ import "./job.ts";
 import "./variant.ts";
 import "./video.ts";
 import "./render.ts";
+import "./asset.ts";
 import "./webhook.ts";
 
 builder.queryType({});

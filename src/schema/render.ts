@@ -64,7 +64,51 @@ export async function createRenderedVideo(
   return video;
 }
 
+const CreateVideoFromUrlInput = builder.inputType("CreateVideoFromUrlInput", {
+  fields: (t) => ({
+    url: t.string({ required: true, description: "An http(s) URL of a video file on the public internet." }),
+    title: t.string({ required: true }),
+    playbackPolicy: t.field({ type: PlaybackPolicyEnum }),
+    idempotencyKey: t.string({ description: "The same key (per tenant) returns the same video instead of importing again." }),
+  }),
+});
+
+/** The checks that need no network; the worker checks the addresses the host resolves to. */
+function validImportUrl(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ValidationError("url", "Not a URL");
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new ValidationError("url", `Only http and https URLs can be imported, not ${url.protocol}`);
+  if (url.username || url.password) throw new ValidationError("url", "Credentials in the URL are not allowed");
+  if (url.href.length > 8192) throw new ValidationError("url", "The URL is longer than 8192 characters");
+  return url.href;
+}
+
 builder.mutationFields((t) => ({
+  createVideoFromUrl: t.field({
+    type: RenderSuccess,
+    description:
+      "Imports a video from a public http(s) URL (IMPORT_URL job: a worker downloads it into storage, at most URL_IMPORT_MAX_BYTES, refusing private, loopback and link-local addresses after DNS resolution and on every redirect), then transcodes it.",
+    authScopes: { scope: "videos:write" },
+    args: { input: t.arg({ type: CreateVideoFromUrlInput, required: true }) },
+    errors: { types: [ValidationError], union: { name: "CreateVideoFromUrlResult" } },
+    resolve: async (_root, { input }, ctx) => {
+      const url = validImportUrl(input.url);
+      const video = await createRenderedVideo(ctx, {
+        title: validTitle(input.title),
+        idempotencyKey: validIdempotencyKey(input.idempotencyKey),
+        playbackPolicy: input.playbackPolicy ?? "PUBLIC",
+        source: "URL",
+        kind: "IMPORT_URL",
+        capability: "cpu",
+        input: { url },
+      });
+      return { video };
+    },
+  }),
   renderManim: t.field({
     type: RenderSuccess,
     description:
