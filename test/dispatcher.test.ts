@@ -66,4 +66,15 @@ describe("dispatcher (outbox) with the Postgres transport", () => {
     expect(await db.job.findUniqueOrThrow({ where: { id: silent.id } })).toMatchObject({ status: "QUEUED", attempt: 1, workerId: null });
     expect(await db.job.findUniqueOrThrow({ where: { id: alive.id } })).toMatchObject({ status: "RUNNING", workerId: "here" });
   });
+
+  it("fails a job no worker could run (a transcode without a source) and still dispatches the ones behind it", async () => {
+    const broken = await db.video.create({ data: { tenantId: DEFAULT_TENANT_ID, title: "no source", status: "QUEUED" } });
+    const good = await db.video.create({ data: { tenantId: DEFAULT_TENANT_ID, title: "t", status: "QUEUED", sourceKey: "videos/z/source/upload" } });
+    const bad = await db.job.create({ data: { videoId: broken.id, kind: "TRANSCODE" } });
+    const fine = await db.job.create({ data: { videoId: good.id, kind: "TRANSCODE" } });
+    await sweep();
+    expect((await queuedMessages()).map((m) => m.jobId)).toEqual([fine.id]);
+    expect(await db.job.findUniqueOrThrow({ where: { id: bad.id } })).toMatchObject({ status: "FAILED", error: expect.stringMatching(/cannot be sent to a worker: .*no source/) });
+    expect(await db.video.findUniqueOrThrow({ where: { id: broken.id } })).toMatchObject({ status: "FAILED" });
+  });
 });

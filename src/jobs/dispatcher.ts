@@ -103,7 +103,17 @@ export function createDispatcher(deps: {
           ORDER BY "createdAt" LIMIT 20 FOR UPDATE SKIP LOCKED`;
         for (const { id } of rows) {
           const job = await tx.job.findUniqueOrThrow({ where: { id }, include: { video: true } });
-          const message = buildJobMessage(job, job.video, deps);
+          let message;
+          try {
+            message = buildJobMessage(job, job.video, deps);
+          } catch (err) {
+            // A job no worker could run must not hold up the jobs behind it.
+            const error = `The job cannot be sent to a worker: ${(err as Error).message}`;
+            log.error("job not dispatchable; failed", { jobId: id, err });
+            await tx.job.update({ where: { id }, data: { status: "FAILED", error, finishedAt: new Date() } });
+            await tx.video.updateMany({ where: { id: job.videoId, status: { in: ["QUEUED", "PROCESSING"] } }, data: { status: "FAILED", error, finishedAt: new Date() } });
+            continue;
+          }
           const queue = await routeFor(tx, job.capability as Capability);
           await transport.publishJob(queue, message);
           await tx.job.update({ where: { id }, data: { dispatchedAt: new Date(), dispatchedTo: queue } });
