@@ -12,7 +12,7 @@ import {
   type ControlMessage,
 } from "../src/protocol/messages.ts";
 import { memoryLimitBytes, MemoryBudget, NotAdmittedError } from "./admission.ts";
-import { handlers } from "./handlers/index.ts";
+import { runHandler } from "./handlers/index.ts";
 import { log } from "./log.ts";
 import { probeNvenc, type VideoEncoder } from "./media/ffmpeg.ts";
 import type { WorkerStorage } from "./storage/types.ts";
@@ -161,7 +161,7 @@ export function createWorker(options: WorkerOptions): Worker {
     log.info("job started", { jobId: job.jobId, attempt: job.attempt, type: job.type, capability, encoder });
     const started = Date.now();
     try {
-      await handlers[job.type](job, {
+      await runHandler(job, {
         storage: options.storage,
         emit,
         signal: controller.signal,

@@ -2,7 +2,7 @@ import { PgBoss } from "pg-boss";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDb, type Db } from "../src/db/client.ts";
 import { createDispatcher } from "../src/jobs/dispatcher.ts";
-import { jobQueueName, parseJobMessage } from "../src/protocol/messages.ts";
+import { jobQueueName, TranscodeJobMessage } from "../src/protocol/messages.ts";
 import { createPostgresTransport } from "../src/transport/postgres.ts";
 import type { ApiTransport } from "../src/transport/types.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
@@ -30,7 +30,7 @@ describe("dispatcher (outbox) with the Postgres transport", () => {
 
   async function queuedMessages() {
     const jobs = await reader.fetch(jobQueueName("cpu"), { batchSize: 50 });
-    return jobs.map((j) => parseJobMessage(j.data));
+    return jobs.map((j) => TranscodeJobMessage.parse(j.data));
   }
 
   async function sweep(vanishedAfterSeconds = 90) {

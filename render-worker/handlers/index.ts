@@ -1,5 +1,7 @@
 import type { JobMessage } from "../../src/protocol/messages.ts";
 import type { JobContext } from "./types.ts";
+import { importUrl } from "./import-url.ts";
+import { renderComposition } from "./render-composition.ts";
 import { transcode } from "./transcode.ts";
 
 type Handlers = { [K in JobMessage["type"]]: (job: Extract<JobMessage, { type: K }>, ctx: JobContext) => Promise<void> };
@@ -7,4 +9,13 @@ type Handlers = { [K in JobMessage["type"]]: (job: Extract<JobMessage, { type: K
 /** One handler per job kind; a kind missing here fails to type-check. */
 export const handlers: Handlers = {
   transcode,
+  render_composition: renderComposition,
+  import_url: importUrl,
 };
+
+/** Runs the handler of the job's kind. */
+export function runHandler(job: JobMessage, ctx: JobContext): Promise<void> {
+  // TypeScript cannot correlate `handlers[job.type]` with `job`; the mapped type above guarantees it.
+  const handler = handlers[job.type] as (job: JobMessage, ctx: JobContext) => Promise<void>;
+  return handler(job, ctx);
+}

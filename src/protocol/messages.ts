@@ -48,8 +48,82 @@ export const TranscodeJobMessage = z.object({
 });
 export type TranscodeJobMessage = z.infer<typeof TranscodeJobMessage>;
 
+// --- Quiz compositions and URL imports (issue #5), worker side ---
+
+/** One quiz question: 2 to 6 choices, `answerIndex` the correct one (0-based). */
+export const QuizQuestion = z
+  .object({
+    question: z.string().trim().min(1).max(500),
+    choices: z.array(z.string().trim().min(1).max(200)).min(2).max(6),
+    answerIndex: z.number().int().nonnegative(),
+    explanation: z.string().max(1000).optional(),
+  })
+  .refine((q) => q.answerIndex < q.choices.length, { message: "answerIndex must point at one of the choices", path: ["answerIndex"] });
+export type QuizQuestion = z.infer<typeof QuizQuestion>;
+
+/** Renders a quiz to one mp4 at `outputKey` (a render job; its transcode is a separate job). */
+export const RenderCompositionJobMessage = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  type: z.literal("render_composition"),
+  jobId: z.uuid(),
+  attempt: z.number().int().positive(),
+  videoId: z.uuid(),
+  template: z.literal("QUIZ"),
+  questions: z.array(QuizQuestion).min(1).max(100),
+  /** How long each question shows with its timer, before the answer is revealed. */
+  secondsPerQuestion: z.number().min(1).max(60).default(5),
+  /** espeak-ng reads each question and its choices; the voice name goes to `espeak-ng -v`. */
+  narration: z.object({ voice: z.string().regex(/^[A-Za-z0-9_+-]{1,64}$/) }).nullable().default(null),
+  /** Storage keys of tenant-uploaded assets; each replaces a built-in look or sound. */
+  assets: z
+    .object({ backgroundKey: z.string().min(1).optional(), timerKey: z.string().min(1).optional(), correctSoundKey: z.string().min(1).optional() })
+    .default({}),
+  width: z.number().int().min(320).max(3840).multipleOf(2).default(1280),
+  height: z.number().int().min(240).max(2160).multipleOf(2).default(720),
+  /** Storage key of the rendered mp4, e.g. `videos/{videoId}/source/composition.mp4`. */
+  outputKey: z.string().min(1),
+});
+export type RenderCompositionJobMessage = z.infer<typeof RenderCompositionJobMessage>;
+
+/** Downloads a video from a public http(s) URL into storage at `outputKey`. */
+export const ImportUrlJobMessage = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  type: z.literal("import_url"),
+  jobId: z.uuid(),
+  attempt: z.number().int().positive(),
+  videoId: z.uuid(),
+  url: z.string().min(1).max(8192),
+  /** Larger responses are refused, whether they say so in Content-Length or not. */
+  maxBytes: z.number().int().positive(),
+  outputKey: z.string().min(1),
+  /** Test-only: lets the worker fetch loopback and private addresses. Never set it in production. */
+  allowPrivateAddresses: z.boolean().default(false),
+});
+export type ImportUrlJobMessage = z.infer<typeof ImportUrlJobMessage>;
+
+/** Progress of a render job: `animationIndex` is the part being rendered (a quiz question), 0-based. */
+export const RenderProgressFields = {
+  type: z.literal("render.progress"),
+  animationIndex: z.number().int().nonnegative(),
+  animationCount: z.number().int().positive().nullable(),
+  percent: z.number().min(0).max(100),
+};
+
+/** The file a render or import job put in storage, with what the probe found; sent before `job.succeeded`. */
+export const RenderOutputFields = {
+  type: z.literal("render.output"),
+  outputKey: z.string(),
+  duration: z.number().nonnegative(),
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+  hasAudio: z.boolean(),
+  bytes: z.number().int().nonnegative(),
+};
+
+// --- end of issue #5 block ---
+
 /** Every job message kind, discriminated by `type`. */
-export const JobMessage = z.discriminatedUnion("type", [TranscodeJobMessage]);
+export const JobMessage = z.discriminatedUnion("type", [TranscodeJobMessage, RenderCompositionJobMessage, ImportUrlJobMessage]);
 export type JobMessage = z.infer<typeof JobMessage>;
 
 /** Facts the worker's probe found about the source. */
@@ -123,11 +197,15 @@ export const JobEvent = z.discriminatedUnion("type", [
   }),
   /** The master playlist and the first segment of every rung are published. */
   z.object({ ...jobEventBase, type: z.literal("video.playable"), masterKey: z.string() }),
+  /**
+   * The job is done. A transcode sends its HLS master and poster; a render or import job sends
+   * neither (its file is in the `render.output` event before this one).
+   */
   z.object({
     ...jobEventBase,
     type: z.literal("job.succeeded"),
-    masterKey: z.string(),
-    posterKey: z.string().nullable(),
+    masterKey: z.string().optional(),
+    posterKey: z.string().nullable().optional(),
   }),
   /** The worker stopped the attempt because it was canceled (a control message). */
   z.object({ ...jobEventBase, type: z.literal("job.canceled") }),
@@ -143,6 +221,8 @@ export const JobEvent = z.discriminatedUnion("type", [
     stderrTail: z.string().optional(),
     exitCode: z.number().int().nullable().optional(),
   }),
+  z.object({ ...jobEventBase, ...RenderProgressFields }),
+  z.object({ ...jobEventBase, ...RenderOutputFields }),
 ]);
 export type JobEvent = z.infer<typeof JobEvent>;
 export type JobEventType = JobEvent["type"];
