@@ -78,6 +78,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     transport,
     segmentSeconds: env.HLS_SEGMENT_SECONDS,
     maxDurationSeconds: env.MAX_DURATION_SECONDS,
+    urlImport: { maxBytes: env.URL_IMPORT_MAX_BYTES ?? env.MAX_UPLOAD_BYTES, allowPrivateAddresses: env.URL_IMPORT_ALLOW_PRIVATE },
     vanishedAfterSeconds: 3 * env.JOB_STALL_SECONDS,
     fallback: env.LOCAL_FALLBACK ? { afterSeconds: env.FALLBACK_AFTER_SECONDS } : null,
   });

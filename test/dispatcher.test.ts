@@ -35,7 +35,7 @@ describe("dispatcher (outbox) with the Postgres transport", () => {
   }
 
   async function sweep(vanishedAfterSeconds = 90) {
-    const dispatcher = createDispatcher({ db, transport, segmentSeconds: 2, maxDurationSeconds: 60, vanishedAfterSeconds });
+    const dispatcher = createDispatcher({ db, transport, segmentSeconds: 2, maxDurationSeconds: 60, urlImport: { maxBytes: 1e6, allowPrivateAddresses: false }, vanishedAfterSeconds });
     dispatcher.start();
     await dispatcher.stop();
   }

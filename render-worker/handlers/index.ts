@@ -1,6 +1,8 @@
 import type { JobMessage } from "../../src/protocol/messages.ts";
 import type { JobContext } from "./types.ts";
 import { renderManim } from "./render-manim.ts";
+import { importUrl } from "./import-url.ts";
+import { renderComposition } from "./render-composition.ts";
 import { transcode } from "./transcode.ts";
 
 type Handlers = { [K in JobMessage["type"]]: (job: Extract<JobMessage, { type: K }>, ctx: JobContext) => Promise<void> };
@@ -9,14 +11,13 @@ type Handlers = { [K in JobMessage["type"]]: (job: Extract<JobMessage, { type: K
 export const handlers: Handlers = {
   transcode,
   render_manim: renderManim,
+  render_composition: renderComposition,
+  import_url: importUrl,
 };
 
 /** Runs the handler of the job's kind. */
 export function runHandler(job: JobMessage, ctx: JobContext): Promise<void> {
-  switch (job.type) {
-    case "transcode":
-      return handlers.transcode(job, ctx);
-    case "render_manim":
-      return handlers.render_manim(job, ctx);
-  }
+  // TypeScript cannot correlate `handlers[job.type]` with `job`; the mapped type above guarantees it.
+  const handler = handlers[job.type] as (job: JobMessage, ctx: JobContext) => Promise<void>;
+  return handler(job, ctx);
 }

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdir, stat } from "node:fs/promises";
+import { mkdir, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import ffmpeg from "fluent-ffmpeg";
@@ -408,4 +408,77 @@ function shortReason(stderr: string, input: string): string {
     .map((l) => (l.startsWith(`${input}: `) ? l.slice(input.length + 2) : l))
     .filter((l) => l !== "");
   return [...new Set(reasons)].join("; ") || "ffprobe failed without saying why";
+}
+
+/** An input of a composed render: a file, or a file read in a loop for as long as the graph needs. */
+export interface GraphInput {
+  file: string;
+  loop: boolean;
+}
+
+export interface RenderGraphArgs {
+  inputs: GraphInput[];
+  /** A `-filter_complex` graph whose outputs are `[video]` and `[audio]` labels named below. */
+  filterGraph: string;
+  videoLabel: string;
+  audioLabel: string;
+  /** Output file, relative to `workDir`; an H.264 + AAC mp4. */
+  outFile: string;
+  durationSeconds: number;
+  /** ffmpeg runs here; the graph's `textfile=` paths are relative to it. */
+  workDir: string;
+  signal: AbortSignal;
+  /** Called with the media time ffmpeg has written so far. */
+  onProgress?: (outTimeSeconds: number) => void;
+}
+
+/** Output settings every composed part shares, so the parts can be joined without re-encoding. */
+const COMPOSED_OUTPUT_OPTIONS = [
+  "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p", "-r", "25",
+  "-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2",
+];
+
+/** Renders a filter graph (text, shapes, generated sources, the given inputs) to an mp4. */
+export async function renderFilterGraph(args: RenderGraphArgs): Promise<void> {
+  const command = ffmpeg({ cwd: args.workDir, stdoutLines: 50 });
+  for (const input of args.inputs) {
+    command.input(input.file).inputOptions(...(input.loop ? ["-stream_loop", "-1"] : []), ...decodeLimit());
+  }
+  command
+    .complexFilter(args.filterGraph)
+    .output(args.outFile)
+    .outputOptions(
+      "-map", `[${args.videoLabel}]`,
+      "-map", `[${args.audioLabel}]`,
+      ...COMPOSED_OUTPUT_OPTIONS,
+      "-t", args.durationSeconds.toFixed(3),
+      "-movflags", "+faststart",
+    );
+  command.addOption("-nostdin").addOption("-hide_banner");
+  if (args.onProgress) {
+    const onProgress = args.onProgress;
+    // fluent-ffmpeg's 'progress' event would first ffprobe input 0, which a graph of generated sources lacks.
+    command.on("stderr", (line: string) => {
+      const seconds = timemarkSeconds(/\btime=(\S+)/.exec(line)?.[1]);
+      if (seconds !== null) onProgress(seconds);
+    });
+  }
+  await runFfmpeg(command, args.signal);
+}
+
+/**
+ * Joins mp4 parts rendered with the same settings (see `renderFilterGraph`) into one mp4 without
+ * re-encoding, with ffmpeg's concat demuxer. Paths are relative to `workDir`.
+ */
+export async function concatParts(args: { parts: string[]; outFile: string; workDir: string; signal: AbortSignal }): Promise<void> {
+  const listFile = "concat-list.txt";
+  // The list's own quoting: a part name is ours (`part-000.mp4`), but never trust a name with a quote.
+  if (args.parts.some((p) => /['\n\\]/.test(p))) throw new Error("concat parts must have plain file names");
+  await writeFile(path.join(args.workDir, listFile), args.parts.map((p) => `file '${p}'\n`).join(""));
+  const command = ffmpeg({ cwd: args.workDir, stdoutLines: 50 })
+    .input(listFile)
+    .inputOptions("-nostdin", "-hide_banner", "-f", "concat", "-safe", "0")
+    .output(args.outFile)
+    .outputOptions("-map", "0:v:0", "-map", "0:a:0", "-c", "copy", "-movflags", "+faststart");
+  await runFfmpeg(command, args.signal);
 }

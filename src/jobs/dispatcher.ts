@@ -32,6 +32,7 @@ export function createDispatcher(deps: {
   transport: ApiTransport;
   segmentSeconds: number;
   maxDurationSeconds: number;
+  urlImport: { maxBytes: number; allowPrivateAddresses: boolean };
   /** A RUNNING job whose worker has been silent this long is queued again. */
   vanishedAfterSeconds: number;
   /**

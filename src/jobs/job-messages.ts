@@ -4,6 +4,8 @@ import { PROTOCOL_VERSION, type JobMessage } from "../protocol/messages.ts";
 export interface JobMessageSettings {
   segmentSeconds: number;
   maxDurationSeconds: number;
+  /** createVideoFromUrl: the largest download, and the test-only private-address switch. */
+  urlImport: { maxBytes: number; allowPrivateAddresses: boolean };
 }
 
 /** Where a render or import job stores the source it makes; the transcode then reads it. */
@@ -44,6 +46,28 @@ export function buildJobMessage(job: Job, video: Video, settings: JobMessageSett
         renderer: input.renderer as never,
         outputKey: renderedSourceKeyFor(job.videoId, "scene.mp4"),
         cachePrefix: manimCachePrefixFor(video.tenantId),
+      };
+    case "RENDER_COMPOSITION":
+      return {
+        ...base,
+        type: "render_composition",
+        template: "QUIZ",
+        questions: input.questions as never,
+        secondsPerQuestion: Number(input.secondsPerQuestion ?? 5),
+        narration: (input.narration ?? null) as never,
+        assets: (input.assets ?? {}) as never,
+        width: Number(input.width ?? 1280),
+        height: Number(input.height ?? 720),
+        outputKey: renderedSourceKeyFor(job.videoId, "composition.mp4"),
+      };
+    case "IMPORT_URL":
+      return {
+        ...base,
+        type: "import_url",
+        url: String(input.url),
+        maxBytes: settings.urlImport.maxBytes,
+        allowPrivateAddresses: settings.urlImport.allowPrivateAddresses,
+        outputKey: renderedSourceKeyFor(job.videoId, "import"),
       };
     default:
       throw new Error(`No job message for a ${job.kind} job`);

@@ -89,8 +89,64 @@ export const RenderManimJobMessage = z.object({
 });
 export type RenderManimJobMessage = z.infer<typeof RenderManimJobMessage>;
 
+
+// --- Quiz compositions and URL imports (issue #5), worker side ---
+
+/** One quiz question: 2 to 6 choices, `answerIndex` the correct one (0-based). */
+export const QuizQuestion = z
+  .object({
+    question: z.string().trim().min(1).max(500),
+    choices: z.array(z.string().trim().min(1).max(200)).min(2).max(6),
+    answerIndex: z.number().int().nonnegative(),
+    explanation: z.string().max(1000).optional(),
+  })
+  .refine((q) => q.answerIndex < q.choices.length, { message: "answerIndex must point at one of the choices", path: ["answerIndex"] });
+export type QuizQuestion = z.infer<typeof QuizQuestion>;
+
+/** Renders a quiz to one mp4 at `outputKey` (a render job; its transcode is a separate job). */
+export const RenderCompositionJobMessage = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  type: z.literal("render_composition"),
+  jobId: z.uuid(),
+  attempt: z.number().int().positive(),
+  videoId: z.uuid(),
+  template: z.literal("QUIZ"),
+  questions: z.array(QuizQuestion).min(1).max(100),
+  /** How long each question shows with its timer, before the answer is revealed. */
+  secondsPerQuestion: z.number().min(1).max(60).default(5),
+  /** espeak-ng reads each question and its choices; the voice name goes to `espeak-ng -v`. */
+  narration: z.object({ voice: z.string().regex(/^[A-Za-z0-9_+-]{1,64}$/) }).nullable().default(null),
+  /** Storage keys of tenant-uploaded assets; each replaces a built-in look or sound. */
+  assets: z
+    .object({ backgroundKey: z.string().min(1).optional(), timerKey: z.string().min(1).optional(), correctSoundKey: z.string().min(1).optional() })
+    .default({}),
+  width: z.number().int().min(320).max(3840).multipleOf(2).default(1280),
+  height: z.number().int().min(240).max(2160).multipleOf(2).default(720),
+  /** Storage key of the rendered mp4, e.g. `videos/{videoId}/source/composition.mp4`. */
+  outputKey: z.string().min(1),
+});
+export type RenderCompositionJobMessage = z.infer<typeof RenderCompositionJobMessage>;
+
+/** Downloads a video from a public http(s) URL into storage at `outputKey`. */
+export const ImportUrlJobMessage = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  type: z.literal("import_url"),
+  jobId: z.uuid(),
+  attempt: z.number().int().positive(),
+  videoId: z.uuid(),
+  url: z.string().min(1).max(8192),
+  /** Larger responses are refused, whether they say so in Content-Length or not. */
+  maxBytes: z.number().int().positive(),
+  outputKey: z.string().min(1),
+  /** Test-only: lets the worker fetch loopback and private addresses. Never set it in production. */
+  allowPrivateAddresses: z.boolean().default(false),
+});
+export type ImportUrlJobMessage = z.infer<typeof ImportUrlJobMessage>;
+
+// --- end of issue #5 block ---
+
 /** Every job message kind, discriminated by `type`. */
-export const JobMessage = z.discriminatedUnion("type", [TranscodeJobMessage, RenderManimJobMessage]);
+export const JobMessage = z.discriminatedUnion("type", [TranscodeJobMessage, RenderManimJobMessage, RenderCompositionJobMessage, ImportUrlJobMessage]);
 export type JobMessage = z.infer<typeof JobMessage>;
 
 /** Facts the worker's probe found about the source. */
@@ -176,6 +232,7 @@ export const JobEvent = z.discriminatedUnion("type", [
   z.object({ ...jobEventBase, type: z.literal("variant.failed"), name: z.string(), rung: Rung, error: z.string() }),
   /** The master playlist and the first segment of every rung are published. */
   z.object({ ...jobEventBase, type: z.literal("video.playable"), masterKey: z.string() }),
+  /** A transcode is done: its HLS master and poster (render and import jobs end with `render.succeeded`). */
   z.object({
     ...jobEventBase,
     type: z.literal("job.succeeded"),

@@ -6,6 +6,7 @@ import "./variant.ts";
 import "./video.ts";
 import "./render.ts";
 import "./asset.ts";
+import "./composition.ts";
 import "./webhook.ts";
 
 builder.queryType({});

@@ -30,7 +30,7 @@ const RenderManimInput = builder.inputType("RenderManimInput", {
   }),
 });
 
-const RenderSuccess = builder.objectRef<{ video: Video }>("RenderSuccess").implement({
+export const RenderSuccess = builder.objectRef<{ video: Video }>("RenderSuccess").implement({
   description: "The video whose source is being rendered or imported; follow it with `videoEvents`.",
   fields: (t) => ({ video: t.field({ type: VideoRef, resolve: (r) => r.video }) }),
 });

@@ -1,0 +1,133 @@
+import path from "node:path";
+import type { JobEventBody, RenderCompositionJobMessage } from "../../src/protocol/messages.ts";
+import { estimateJobMemoryBytes } from "../admission.ts";
+import type { QuizAssets } from "../composition/quiz-graph.ts";
+import { renderQuiz } from "../composition/render-quiz.ts";
+import { log } from "../log.ts";
+import { MediaError } from "../media/errors.ts";
+import { ffprobeJson } from "../media/ffmpeg.ts";
+import { probeSource } from "../media/probe.ts";
+import type { WorkerStorage } from "../storage/types.ts";
+import { sampleProgress } from "./progress-sampler.ts";
+import type { JobContext } from "./types.ts";
+
+const OUTPUT_FILE = "composition.mp4";
+
+/**
+ * Renders a quiz composition to one mp4 at `outputKey`. Emits started, render.progress (per
+ * question) and render.succeeded (the transcode of the output is its own job).
+ */
+export async function renderComposition(job: RenderCompositionJobMessage, ctx: JobContext): Promise<void> {
+  const { signal } = ctx;
+  await ctx.emit({ type: "job.started" });
+  const assets = await resolveAssets(job, ctx.storage, signal);
+  const releaseMemory = ctx.reserveMemory?.(estimateJobMemoryBytes(job)) ?? (() => {});
+  const progress = reportRenderProgress(ctx, job.questions);
+  try {
+    await renderQuiz({
+      questions: job.questions,
+      secondsPerQuestion: job.secondsPerQuestion,
+      width: job.width,
+      height: job.height,
+      voice: job.narration?.voice ?? null,
+      assets,
+      workDir: ctx.workDir,
+      outFile: OUTPUT_FILE,
+      signal,
+      onProgress: progress.update,
+    });
+  } finally {
+    await progress.stop();
+    releaseMemory();
+  }
+  const outFile = path.join(ctx.workDir, OUTPUT_FILE);
+  const probe = await probeSource(outFile, { signal });
+  await ctx.storage.upload(job.outputKey, outFile, { contentType: "video/mp4", cacheControl: "private, max-age=0" });
+  await ctx.emit({
+    type: "render.progress",
+    animationIndex: job.questions.length - 1,
+    animationCount: job.questions.length,
+    percent: 100,
+    description: null,
+    renderedCount: job.questions.length,
+    cachedCount: 0,
+  });
+  await ctx.emit({
+    type: "render.succeeded",
+    outputKey: job.outputKey,
+    duration: probe.duration,
+    width: probe.width,
+    height: probe.height,
+    fps: probe.fps,
+    animationsRendered: job.questions.length,
+    animationsCached: 0,
+  });
+}
+
+/** Where ffmpeg reads each asset from, checked to be the kind of media its place needs. */
+async function resolveAssets(job: RenderCompositionJobMessage, storage: WorkerStorage, signal: AbortSignal): Promise<QuizAssets> {
+  const assets: QuizAssets = {};
+  const { backgroundKey, timerKey, correctSoundKey } = job.assets;
+  if (backgroundKey) {
+    assets.background = await assetInput(storage, "backgroundKey", backgroundKey);
+    await probeAsset("backgroundKey", backgroundKey, assets.background, signal);
+  }
+  if (timerKey) {
+    const file = await assetInput(storage, "timerKey", timerKey);
+    const probe = await probeAsset("timerKey", timerKey, file, signal);
+    if (probe.duration <= 0) throw assetError("timerKey", timerKey, "it has no duration");
+    assets.timer = { file, durationSeconds: probe.duration };
+  }
+  if (correctSoundKey) {
+    assets.correctSound = await assetInput(storage, "correctSoundKey", correctSoundKey);
+    const data = await ffprobeJson(assets.correctSound, { signal }).catch((err: Error) => {
+      throw assetError("correctSoundKey", correctSoundKey, err.message);
+    });
+    if (!data.streams?.some((s) => s.codec_type === "audio")) throw assetError("correctSoundKey", correctSoundKey, "it has no audio stream");
+  }
+  return assets;
+}
+
+async function assetInput(storage: WorkerStorage, field: string, key: string): Promise<string> {
+  try {
+    return await storage.inputFor(key);
+  } catch (err) {
+    throw assetError(field, key, (err as Error).message);
+  }
+}
+
+async function probeAsset(field: string, key: string, input: string, signal: AbortSignal) {
+  try {
+    return await probeSource(input, { signal });
+  } catch (err) {
+    if (err instanceof MediaError && err.retryable) throw err;
+    throw assetError(field, key, (err as Error).message);
+  }
+}
+
+function assetError(field: string, key: string, reason: string): MediaError {
+  return new MediaError(`The composition's ${field} asset ${path.basename(key)} cannot be used: ${reason}`, { retryable: false });
+}
+
+type RenderProgressBody = Extract<JobEventBody, { type: "render.progress" }>;
+
+/** The renderer's callback only stores the latest figure; the progress sampler sends it when it changed. */
+function reportRenderProgress(ctx: JobContext, questions: readonly { question: string }[]): { update(index: number, fraction: number): void; stop(): Promise<void> } {
+  const count = questions.length;
+  let latest = { index: 0, fraction: 0 };
+  const sampler = sampleProgress(ctx, (): RenderProgressBody => ({
+    type: "render.progress",
+    animationIndex: latest.index,
+    animationCount: count,
+    percent: Math.min(100, Math.round(latest.fraction * 1000) / 10),
+    description: `Question ${latest.index + 1}: ${questions[latest.index]!.question.slice(0, 80)}`,
+    renderedCount: latest.index,
+    cachedCount: 0,
+  }));
+  return {
+    update(index, fraction) {
+      latest = { index: Math.min(index, count - 1), fraction };
+    },
+    stop: () => sampler.stop({ final: true }),
+  };
+}
