@@ -64,7 +64,9 @@ const EnvSchema = z.object({
   /** Test-only: lets createVideoFromUrl reach private and loopback addresses. */
   URL_IMPORT_ALLOW_PRIVATE: bool.default(false),
   GEMINI_API_KEY: z.string().min(1).optional(),
-  GEMINI_MODEL: z.string().min(1).default("gemini-2.5-flash"),
+  GEMINI_MODEL: z.string().min(1).default("gemini-3.5-flash"),
+  /** Where the Gemini API is (tests point it at a stand-in). */
+  GEMINI_BASE_URL: z.url().default("https://generativelanguage.googleapis.com"),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
 });
 

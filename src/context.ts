@@ -21,6 +21,7 @@ export interface AppServices {
   maxUploadBytes: number;
   uploadUrlTtlSeconds: number;
   maxAttempts: number;
+  gemini: { apiKey: string | undefined; model: string; baseUrl: string };
   webhooks: {
     allowPrivateUrls: boolean;
     retryHours: number;

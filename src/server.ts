@@ -110,6 +110,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     maxUploadBytes: env.MAX_UPLOAD_BYTES,
     uploadUrlTtlSeconds: env.UPLOAD_URL_TTL_SECONDS,
     maxAttempts: env.JOB_MAX_ATTEMPTS,
+    gemini: { apiKey: env.GEMINI_API_KEY, model: env.GEMINI_MODEL, baseUrl: env.GEMINI_BASE_URL },
     webhooks: { allowPrivateUrls: env.WEBHOOK_ALLOW_PRIVATE_URLS, retryHours: env.WEBHOOK_RETRY_HOURS, kick: () => deliverer.kick() },
   };
 

@@ -3,7 +3,9 @@ import { tenantOf, type Context } from "../context.ts";
 import { ValidationError } from "../errors.ts";
 import { isUuid } from "../ids.ts";
 import { QuizQuestion, RenderCompositionJobMessage } from "../protocol/messages.ts";
+import { GeminiError, GeminiNotConfiguredError, generateQuizQuestions } from "../render/gemini.ts";
 import { parseQuizCsv, QuizCsvError } from "../render/quiz-csv.ts";
+import { ErrorInterface } from "./errors.ts";
 import { createRenderedVideo, RenderSuccess } from "./render.ts";
 import { PlaybackPolicyEnum, validIdempotencyKey, validTitle } from "./video.ts";
 
@@ -86,7 +88,44 @@ function questionsFrom(input: { questions?: readonly unknown[] | null; csv?: str
   return questions;
 }
 
+export const QuizDifficultyEnum = builder.enumType("QuizDifficulty", { values: ["EASY", "MEDIUM", "HARD"] as const });
+
+/** The service cannot do this here (generateQuiz without GEMINI_API_KEY). */
+builder.objectType(GeminiNotConfiguredError, {
+  name: "NotConfiguredError",
+  interfaces: [ErrorInterface],
+  fields: () => ({}),
+});
+
+/** Gemini failed or answered something unusable; the message says which. */
+builder.objectType(GeminiError, {
+  name: "GenerationError",
+  interfaces: [ErrorInterface],
+  fields: () => ({}),
+});
+
+const GenerateQuizSuccess = builder.objectRef<{ questions: QuizQuestion[] }>("GenerateQuizSuccess").implement({
+  fields: (t) => ({ questions: t.field({ type: [QuizQuestionRef], resolve: (r) => r.questions }) }),
+});
+
 builder.mutationFields((t) => ({
+  generateQuiz: t.field({
+    type: GenerateQuizSuccess,
+    description:
+      "Asks Gemini (structured output) for quiz questions to pass to renderComposition. Needs GEMINI_API_KEY on the API; without it the answer is a NotConfiguredError saying so.",
+    authScopes: { scope: "videos:write" },
+    args: {
+      topic: t.arg.string({ required: true }),
+      count: t.arg.int({ required: true, description: "1 to 20." }),
+      difficulty: t.arg({ type: QuizDifficultyEnum, required: true }),
+    },
+    errors: { types: [ValidationError, GeminiNotConfiguredError, GeminiError], union: { name: "GenerateQuizResult" } },
+    resolve: async (_root, { topic, count, difficulty }, ctx) => {
+      if (!topic.trim() || topic.length > 300) throw new ValidationError("topic", "A topic has 1 to 300 characters");
+      if (count < 1 || count > 20) throw new ValidationError("count", "Between 1 and 20 questions");
+      return { questions: await generateQuizQuestions({ topic: topic.trim(), count, difficulty }, ctx.gemini) };
+    },
+  }),
   renderComposition: t.field({
     type: RenderSuccess,
     description:
