@@ -123,13 +123,14 @@ export function bwrapArgs(args: SandboxRunArgs, uid: number | null): string[] {
     ...Object.entries(env).flatMap(([k, v]) => ["--setenv", k, v]),
     ...systemBinds(),
     "--ro-bind", "/etc", "/etc",
-    ...(args.readOnlyPaths ?? []).flatMap(readOnlyBind),
     "--proc", "/proc",
     "--dev", "/dev",
     // A tmpfs is memory outside RLIMIT_AS: its size is capped like the work dir.
     "--size", String(limits.outputBytes),
     "--tmpfs", "/tmp",
     "--bind", args.workDir, SANDBOX_WORK_DIR,
+    // After /tmp, or a program that lives under /tmp (a checkout there) would be hidden by the tmpfs.
+    ...(args.readOnlyPaths ?? []).flatMap(readOnlyBind),
     "--chdir", SANDBOX_WORK_DIR,
   ];
   if (uid !== null) {

@@ -1,7 +1,8 @@
 import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -242,6 +243,20 @@ describe("the manim capability", () => {
     };
     return { transport, events, deliver: (job: unknown) => handler!(job, new AbortController().signal, "manim") };
   }
+
+  it("finds a manim program that lives under /tmp (a checkout there), which the sandbox's own /tmp would hide", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "manim-under-tmp-"));
+    // As a checkout's directories are: readable by others (mkdtemp makes 0700).
+    await chmod(dir, 0o755);
+    try {
+      await copyFile(FAKE_MANIM, path.join(dir, "manim"));
+      await chmod(path.join(dir, "manim"), 0o755);
+      let reason = "";
+      expect(await probeManim(path.join(dir, "manim"), { onFailure: (r) => (reason = r) }), reason).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 
   it("is there when `manim --version` runs in the sandbox, and not when it does not", async () => {
     expect(await probeManim(FAKE_MANIM)).toBe(true);
