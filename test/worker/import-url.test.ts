@@ -1,0 +1,284 @@
+import { createReadStream } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import path from "node:path";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { ImportUrlJobMessage, JobEvent, PROTOCOL_VERSION, type JobEventBody } from "../../src/protocol/messages.ts";
+import { importUrl, type ImportUrlOptions } from "../../render-worker/handlers/import-url.ts";
+import { publicAddressesOnly } from "../../render-worker/net/address-policy.ts";
+import { DownloadError, downloadUrl } from "../../render-worker/net/download.ts";
+import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
+import { fixturesDir, makeClip } from "./media-fixtures.ts";
+
+const JOB_ID = "0e4a8c2b-6d1f-4a3e-9b5c-7d8e9f0a1b2c";
+const VIDEO_ID = "c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f";
+
+let clip: string;
+let server: http.Server;
+let origin: string;
+/** Requests the stand-in server received, by path. */
+const received: string[] = [];
+
+beforeAll(async () => {
+  clip = await makeClip({ width: 320, height: 180, seconds: 2, audio: true });
+  const size = (await stat(clip)).size;
+  server = http.createServer((req, res) => {
+    received.push(req.url ?? "");
+    const url = new URL(req.url ?? "/", "http://x");
+    if (url.pathname === "/clip.mp4") {
+      res.writeHead(200, { "content-type": "video/mp4", "content-length": size });
+      createReadStream(clip).pipe(res);
+    } else if (url.pathname === "/chunked.mp4") {
+      // No Content-Length: the size is only known by counting.
+      res.writeHead(200, { "content-type": "video/mp4" });
+      createReadStream(clip).pipe(res);
+    } else if (url.pathname === "/redirect") {
+      res.writeHead(302, { location: url.searchParams.get("to") ?? "/" });
+      res.end();
+    } else if (url.pathname === "/loop") {
+      const n = Number(url.searchParams.get("n") ?? 0);
+      res.writeHead(301, { location: `/loop?n=${n + 1}` });
+      res.end();
+    } else if (url.pathname === "/page") {
+      res.writeHead(200, { "content-type": "text/html" });
+      res.end("<html>not a video</html>");
+    } else {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  await new Promise((resolve) => server.close(resolve));
+});
+
+let root: string;
+let dataDir: string;
+let workDir: string;
+beforeEach(async () => {
+  received.length = 0;
+  root = await mkdtemp(path.join(fixturesDir(), "import-"));
+  dataDir = path.join(root, "data");
+  workDir = path.join(root, "work");
+  await mkdir(workDir, { recursive: true });
+});
+afterEach(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+function job(fields: Partial<Record<string, unknown>>): ImportUrlJobMessage {
+  return ImportUrlJobMessage.parse({
+    v: 1,
+    type: "import_url",
+    jobId: JOB_ID,
+    attempt: 1,
+    videoId: VIDEO_ID,
+    url: `${origin}/clip.mp4`,
+    maxBytes: 50_000_000,
+    outputKey: `videos/${VIDEO_ID}/source/import`,
+    ...fields,
+  });
+}
+
+async function runImport(message: ImportUrlJobMessage, options?: ImportUrlOptions): Promise<JobEventBody[]> {
+  const events: JobEventBody[] = [];
+  await importUrl(
+    message,
+    {
+      storage: createLocalWorkerStorage(dataDir),
+      emit: async (body) => {
+        JobEvent.parse({ ...body, v: PROTOCOL_VERSION, jobId: JOB_ID, attempt: 1, seq: events.length + 1, workerId: "test", at: new Date().toISOString() });
+        events.push(body);
+      },
+      signal: new AbortController().signal,
+      workDir,
+      progressIntervalMs: 50,
+    },
+    options,
+  );
+  return events;
+}
+
+async function failureOf(promise: Promise<unknown>): Promise<DownloadError> {
+  const error = await promise.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(DownloadError);
+  return error as DownloadError;
+}
+
+/** downloadUrl with the production policy and a resolver that answers `addresses` for every name. */
+function downloadResolvingTo(url: string, addresses: string[], maxBytes = 50_000_000) {
+  return downloadUrl({
+    url,
+    outFile: path.join(workDir, "out"),
+    maxBytes,
+    policy: publicAddressesOnly,
+    signal: new AbortController().signal,
+    resolveHost: async () => addresses.map((address) => ({ address, family: address.includes(":") ? 6 : 4 })),
+  });
+}
+
+describe("import_url", () => {
+  it("imports a video from a local server when the test-only setting allows private addresses", async () => {
+    const message = job({ allowPrivateAddresses: true });
+    const events = await runImport(message);
+    expect(await readFile(path.join(dataDir, message.outputKey))).toEqual(await readFile(clip));
+    expect(events.map((e) => e.type)).toEqual(["job.started", "render.succeeded"]);
+    expect(events[1]).toMatchObject({ outputKey: message.outputKey, width: 320, height: 180 });
+  });
+
+  it("refuses the same URL by default: the server is on loopback", async () => {
+    const error = await failureOf(runImport(job({})));
+    expect(error.message).toBe("refused: 127.0.0.1 is a loopback address");
+    expect(error.retryable).toBe(false);
+    expect(received).toEqual([]);
+  });
+
+  it("refuses a host name that resolves to a loopback address", async () => {
+    const error = await failureOf(runImport(job({ url: `http://localhost:${new URL(origin).port}/clip.mp4` })));
+    expect(error.message).toMatch(/^refused: (127\.0\.0\.1|::1) is a loopback address$/);
+    expect(received).toEqual([]);
+  });
+
+  it.each([
+    ["10.0.0.5", "a private address"],
+    ["172.16.3.4", "a private address"],
+    ["172.31.255.255", "a private address"],
+    ["192.168.1.1", "a private address"],
+    ["127.0.0.1", "a loopback address"],
+    ["127.8.9.10", "a loopback address"],
+    ["::1", "a loopback address"],
+    ["fe80::1", "a link-local address"],
+    ["fc00::1", "a unique-local address"],
+    ["fd12:3456::1", "a unique-local address"],
+    ["::ffff:127.0.0.1", "a loopback address"],
+    ["::ffff:10.0.0.1", "a private address"],
+    ["169.254.169.254", "a link-local address"],
+    ["0.0.0.0", "an unspecified address"],
+    ["::", "an unspecified address"],
+    ["100.64.0.1", "a carrier-grade NAT address"],
+    ["224.0.0.1", "a multicast address"],
+    ["ff02::1", "a multicast address"],
+    ["255.255.255.255", "a broadcast address"],
+    ["64:ff9b::a00:1", "a NAT64 address"],
+    ["2002:a00:1::", "a 6to4 address"],
+  ])("refuses %s (%s), as a resolved name and as a literal", async (address, words) => {
+    const byName = await failureOf(downloadResolvingTo("http://media.example.test/v.mp4", [address]));
+    expect(byName.message).toBe(`refused: ${address} is ${words}`);
+    expect(byName.retryable).toBe(false);
+    const literal = address.includes(":") ? `[${address}]` : address;
+    const byLiteral = await failureOf(downloadResolvingTo(`http://${literal}/v.mp4`, []));
+    expect(byLiteral.message).toMatch(/^refused: \S+ is /);
+    expect(byLiteral.message).toContain(words);
+  });
+
+  it("refuses a name when any of its addresses is private, not only the first", async () => {
+    const error = await failureOf(downloadResolvingTo("http://media.example.test/v.mp4", ["93.184.216.34", "10.1.2.3"]));
+    expect(error.message).toBe("refused: 10.1.2.3 is a private address");
+  });
+
+  it("accepts public addresses and connects to the checked one, whatever the URL's host name", async () => {
+    expect(publicAddressesOnly("93.184.216.34")).toBeNull();
+    expect(publicAddressesOnly("2606:2800:220:1::248")).toBeNull();
+    // The policy lets 127.0.0.1 through here, so the pinned connection can be observed: the name
+    // resolves (once) to the local server, and the request reaches it with the URL's Host header.
+    let lookups = 0;
+    const result = await downloadUrl({
+      url: `http://videos.example.test:${new URL(origin).port}/clip.mp4`,
+      outFile: path.join(workDir, "out"),
+      maxBytes: 50_000_000,
+      policy: (a) => (a === "127.0.0.1" ? null : publicAddressesOnly(a)),
+      signal: new AbortController().signal,
+      resolveHost: async () => {
+        lookups++;
+        return [{ address: "127.0.0.1", family: 4 }];
+      },
+    });
+    expect(result.bytes).toBe((await stat(clip)).size);
+    expect(lookups).toBe(1);
+  });
+
+  it("refuses a redirect to a private address before connecting to it", async () => {
+    // The server counts as public here; the hop it redirects to is judged by the default rules.
+    const policy = (a: string) => (a === "127.0.0.1" ? null : publicAddressesOnly(a));
+    for (const target of ["http://10.0.0.5/x.mp4", "http://169.254.169.254/latest/meta-data/", "http://[::ffff:192.168.0.1]/"]) {
+      const error = await failureOf(
+        downloadUrl({ url: `${origin}/redirect?to=${encodeURIComponent(target)}`, outFile: path.join(workDir, "out"), maxBytes: 1e6, policy, signal: new AbortController().signal }),
+      );
+      expect(error.message).toMatch(/^refused: \S+ is a (private|link-local) address$/);
+    }
+    const toFile = await failureOf(
+      downloadUrl({ url: `${origin}/redirect?to=${encodeURIComponent("file:///etc/passwd")}`, outFile: path.join(workDir, "out"), maxBytes: 1e6, policy, signal: new AbortController().signal }),
+    );
+    expect(toFile.message).toBe("refused: only http and https URLs can be imported, not file:");
+  });
+
+  it("follows up to 5 redirects and refuses the 6th", async () => {
+    const error = await failureOf(runImport(job({ url: `${origin}/loop`, allowPrivateAddresses: true })));
+    expect(error.message).toBe("refused: more than 5 redirects");
+    expect(received).toEqual(["/loop", "/loop?n=1", "/loop?n=2", "/loop?n=3", "/loop?n=4", "/loop?n=5"]);
+    const events = await runImport(job({ url: `${origin}/redirect?to=${encodeURIComponent("/clip.mp4")}`, allowPrivateAddresses: true }));
+    expect(events.at(-1)?.type).toBe("render.succeeded");
+  });
+
+  it("refuses a body over maxBytes, declared in Content-Length or only counted", async () => {
+    const size = (await stat(clip)).size;
+    const declared = await failureOf(runImport(job({ maxBytes: size - 1, allowPrivateAddresses: true })));
+    expect(declared.message).toBe(`too large: more than ${size - 1} bytes`);
+    expect(declared.retryable).toBe(false);
+    const counted = await failureOf(runImport(job({ url: `${origin}/chunked.mp4`, maxBytes: size - 1, allowPrivateAddresses: true })));
+    expect(counted.message).toBe(`too large: more than ${size - 1} bytes`);
+    const exact = await runImport(job({ url: `${origin}/chunked.mp4`, maxBytes: size, allowPrivateAddresses: true }));
+    expect(exact.at(-1)?.type).toBe("render.succeeded");
+  });
+
+  it.each(["file:///etc/passwd", "ftp://example.com/v.mp4", "gopher://example.com:70/1", "data:video/mp4;base64,AAAA", "javascript:alert(1)"])(
+    "refuses the scheme of %s",
+    async (url) => {
+      const error = await failureOf(runImport(job({ url, allowPrivateAddresses: true })));
+      expect(error.message).toBe(`refused: only http and https URLs can be imported, not ${new URL(url).protocol}`);
+      expect(error.retryable).toBe(false);
+    },
+  );
+
+  it("fails with the HTTP status, retrying only server errors", async () => {
+    const error = await failureOf(runImport(job({ url: `${origin}/missing.mp4`, allowPrivateAddresses: true })));
+    expect(error.message).toBe("HTTP 404 Not Found");
+    expect(error.retryable).toBe(false);
+  });
+
+  it("refuses a download that is not a video before it reaches storage", async () => {
+    const message = job({ url: `${origin}/page`, allowPrivateAddresses: true });
+    const error = await failureOf(runImport(message));
+    expect(error.message).toMatch(/^The file is not a video ffmpeg can read/);
+    expect(error.retryable).toBe(false);
+    await expect(stat(path.join(dataDir, message.outputKey))).rejects.toThrow(/ENOENT/);
+  });
+
+  it("gives up on a server that never answers", async () => {
+    const silent = http.createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    try {
+      const error = await failureOf(
+        downloadUrl({
+          url: `http://127.0.0.1:${(silent.address() as AddressInfo).port}/`,
+          outFile: path.join(workDir, "out"),
+          maxBytes: 1e6,
+          policy: () => null,
+          signal: new AbortController().signal,
+          headersTimeoutMs: 300,
+        }),
+      );
+      expect(error.message).toMatch(/^no answer from 127\.0\.0\.1:\d+ within 0\.3 s$/);
+      expect(error.retryable).toBe(true);
+    } finally {
+      silent.closeAllConnections();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+});
