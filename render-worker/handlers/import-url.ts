@@ -1,8 +1,8 @@
 import path from "node:path";
 import type { ImportUrlJobMessage } from "../../src/protocol/messages.ts";
-import { probeSource } from "../media/probe.ts";
 import { anyAddress, publicAddressesOnly } from "../net/address-policy.ts";
 import { downloadUrl, type ResolveHost } from "../net/download.ts";
+import { renderSucceeded, storeSource } from "./rendered-source.ts";
 import type { JobContext } from "./types.ts";
 
 /** Tests swap the DNS resolver; production uses the system's. */
@@ -26,18 +26,8 @@ export async function importUrl(job: ImportUrlJobMessage, ctx: JobContext, optio
     signal,
     resolveHost: options.resolveHost,
   });
-  // A page or an error document served as 200 is refused here, before it reaches storage.
-  const probe = await probeSource(outFile, { signal });
+  // A page or an error document served as 200 is refused by the probe, before it reaches storage.
   const contentType = download.contentType?.startsWith("video/") ? download.contentType : "application/octet-stream";
-  await ctx.storage.upload(job.outputKey, outFile, { contentType, cacheControl: "private, max-age=0" });
-  await ctx.emit({
-    type: "render.succeeded",
-    outputKey: job.outputKey,
-    duration: probe.duration,
-    width: probe.width,
-    height: probe.height,
-    fps: probe.fps,
-    animationsRendered: 0,
-    animationsCached: 0,
-  });
+  const probe = await storeSource(ctx, outFile, job.outputKey, contentType);
+  await ctx.emit(renderSucceeded(job.outputKey, probe, { rendered: 0, cached: 0 }));
 }

@@ -3,12 +3,12 @@ import type { JobEventBody, RenderCompositionJobMessage } from "../../src/protoc
 import { estimateJobMemoryBytes } from "../admission.ts";
 import type { QuizAssets } from "../composition/quiz-graph.ts";
 import { renderQuiz } from "../composition/render-quiz.ts";
-import { log } from "../log.ts";
 import { MediaError } from "../media/errors.ts";
 import { ffprobeJson } from "../media/ffmpeg.ts";
 import { probeSource } from "../media/probe.ts";
 import type { WorkerStorage } from "../storage/types.ts";
 import { sampleProgress } from "./progress-sampler.ts";
+import { renderSucceeded, storeSource } from "./rendered-source.ts";
 import type { JobContext } from "./types.ts";
 
 const OUTPUT_FILE = "composition.mp4";
@@ -41,8 +41,7 @@ export async function renderComposition(job: RenderCompositionJobMessage, ctx: J
     releaseMemory();
   }
   const outFile = path.join(ctx.workDir, OUTPUT_FILE);
-  const probe = await probeSource(outFile, { signal });
-  await ctx.storage.upload(job.outputKey, outFile, { contentType: "video/mp4", cacheControl: "private, max-age=0" });
+  const probe = await storeSource(ctx, outFile, job.outputKey);
   await ctx.emit({
     type: "render.progress",
     animationIndex: job.questions.length - 1,
@@ -52,16 +51,7 @@ export async function renderComposition(job: RenderCompositionJobMessage, ctx: J
     renderedCount: job.questions.length,
     cachedCount: 0,
   });
-  await ctx.emit({
-    type: "render.succeeded",
-    outputKey: job.outputKey,
-    duration: probe.duration,
-    width: probe.width,
-    height: probe.height,
-    fps: probe.fps,
-    animationsRendered: job.questions.length,
-    animationsCached: 0,
-  });
+  await ctx.emit(renderSucceeded(job.outputKey, probe, { rendered: job.questions.length, cached: 0 }));
 }
 
 /** Where ffmpeg reads each asset from, checked to be the kind of media its place needs. */

@@ -8,9 +8,9 @@ import { MANIM_QUALITY, manimRenderArgs, partialMovieDir, qualityDir, SCENE_FILE
 import { createManimProgressParser } from "../manim/progress.ts";
 import { checkScene, SceneError } from "../manim/scene-check.ts";
 import { abortError } from "../media/errors.ts";
-import { probeSource } from "../media/probe.ts";
 import { runSandboxed, type SandboxLimits, type SandboxResult } from "../sandbox/bubblewrap.ts";
 import { sampleProgress } from "./progress-sampler.ts";
+import { renderSucceeded, storeSource } from "./rendered-source.ts";
 import type { JobContext } from "./types.ts";
 
 /** Limits of one render when the worker sets none (see ManimSettings). */
@@ -73,8 +73,7 @@ export async function renderManim(job: RenderManimJobMessage, ctx: JobContext): 
     if (movie === null) {
       throw new SceneError(`Manim wrote no movie for ${job.sceneName}: a scene needs at least one self.play or self.wait`, { command: result.command });
     }
-    const probe = await probeSource(movie, { signal });
-    await storage.upload(job.outputKey, movie, { contentType: "video/mp4", cacheControl: "private, max-age=0" });
+    const probe = await storeSource(ctx, movie, job.outputKey);
     try {
       const added = await uploadNewPartialMovies(storage, cacheKeyPrefix, sceneDir, partialDir, restored);
       log.info("manim cache updated", { jobId: job.jobId, restored: restored.size, added: added.length });
@@ -83,16 +82,7 @@ export async function renderManim(job: RenderManimJobMessage, ctx: JobContext): 
       log.warn("manim cache not updated", { jobId: job.jobId, err });
     }
     const final = parser.snapshot();
-    await ctx.emit({
-      type: "render.succeeded",
-      outputKey: job.outputKey,
-      duration: probe.duration,
-      width: probe.width,
-      height: probe.height,
-      fps: probe.fps,
-      animationsRendered: final.renderedCount,
-      animationsCached: final.cachedCount,
-    });
+    await ctx.emit(renderSucceeded(job.outputKey, probe, { rendered: final.renderedCount, cached: final.cachedCount }));
   } finally {
     releaseMemory();
   }

@@ -1,0 +1,27 @@
+import type { JobEventBody, ProbeResult } from "../../src/protocol/messages.ts";
+import { probeSource } from "../media/probe.ts";
+import type { JobContext } from "./types.ts";
+
+/**
+ * Probes a source a job made (a render, a download) with the probe's limits, then stores it at
+ * `outputKey` for the transcode that follows; what ffmpeg cannot read never reaches storage.
+ */
+export async function storeSource(ctx: JobContext, file: string, outputKey: string, contentType = "video/mp4"): Promise<ProbeResult> {
+  const probe = await probeSource(file, { signal: ctx.signal });
+  await ctx.storage.upload(outputKey, file, { contentType, cacheControl: "private, max-age=0" });
+  return probe;
+}
+
+/** The last event of a render or import job: its source is stored (the API then queues the transcode). */
+export function renderSucceeded(outputKey: string, probe: ProbeResult, counts: { rendered: number; cached: number }): JobEventBody {
+  return {
+    type: "render.succeeded",
+    outputKey,
+    duration: probe.duration,
+    width: probe.width,
+    height: probe.height,
+    fps: probe.fps,
+    animationsRendered: counts.rendered,
+    animationsCached: counts.cached,
+  };
+}
