@@ -4,12 +4,13 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { ImportUrlJobMessage, JobEvent, PROTOCOL_VERSION, type JobEventBody } from "../../src/protocol/messages.ts";
+import { ImportUrlJobMessage, type JobEventBody } from "../../src/protocol/messages.ts";
 import { importUrl, type ImportUrlOptions } from "../../render-worker/handlers/import-url.ts";
 import { publicAddressesOnly } from "../../render-worker/net/address-policy.ts";
 import { DownloadError, downloadUrl } from "../../render-worker/net/download.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import { fixturesDir, makeClip } from "./media-fixtures.ts";
+import { contractCheckedEmit } from "./job-events.ts";
 
 const JOB_ID = "0e4a8c2b-6d1f-4a3e-9b5c-7d8e9f0a1b2c";
 const VIDEO_ID = "c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f";
@@ -89,10 +90,7 @@ async function runImport(message: ImportUrlJobMessage, options?: ImportUrlOption
     message,
     {
       storage: createLocalWorkerStorage(dataDir),
-      emit: async (body) => {
-        JobEvent.parse({ ...body, v: PROTOCOL_VERSION, jobId: JOB_ID, attempt: 1, seq: events.length + 1, workerId: "test", at: new Date().toISOString() });
-        events.push(body);
-      },
+      emit: contractCheckedEmit(JOB_ID, events),
       signal: new AbortController().signal,
       workDir,
       progressIntervalMs: 50,

@@ -3,13 +3,14 @@ import { mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { JobEvent, PROTOCOL_VERSION, RenderCompositionJobMessage, type JobEventBody, type QuizQuestion } from "../../src/protocol/messages.ts";
+import { RenderCompositionJobMessage, type JobEventBody, type QuizQuestion } from "../../src/protocol/messages.ts";
 import { parseQuizCsv } from "../../src/render/quiz-csv.ts";
 import { quizSegmentGraph, REVEAL_SECONDS, wrapText, writeQuestionText } from "../../render-worker/composition/quiz-graph.ts";
 import { renderComposition } from "../../render-worker/handlers/render-composition.ts";
 import { MediaError } from "../../render-worker/media/errors.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import { fixturesDir, runFfmpeg } from "./media-fixtures.ts";
+import { contractCheckedEmit } from "./job-events.ts";
 
 const run = promisify(execFile);
 const JOB_ID = "5c3e1f0a-9b7d-4e2a-8c61-2f4b6d8e0a13";
@@ -60,10 +61,7 @@ async function render(message: RenderCompositionJobMessage): Promise<{ events: J
   const events: JobEventBody[] = [];
   await renderComposition(message, {
     storage: createLocalWorkerStorage(dataDir),
-    emit: async (body) => {
-      JobEvent.parse({ ...body, v: PROTOCOL_VERSION, jobId: JOB_ID, attempt: 1, seq: events.length + 1, workerId: "test", at: new Date().toISOString() });
-      events.push(body);
-    },
+    emit: contractCheckedEmit(JOB_ID, events),
     signal: new AbortController().signal,
     workDir,
     progressIntervalMs: 20,

@@ -14,8 +14,9 @@ import type { SandboxLimits } from "../../render-worker/sandbox/bubblewrap.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import type { JobHandler, WorkerTransport } from "../../render-worker/transport/types.ts";
 import { createWorker } from "../../render-worker/worker.ts";
-import { JobEvent, PROTOCOL_VERSION, type JobEventBody, type RenderManimJobMessage, type WorkerEvent } from "../../src/protocol/messages.ts";
+import { type JobEventBody, type RenderManimJobMessage, type WorkerEvent } from "../../src/protocol/messages.ts";
 import { fixturesDir } from "./media-fixtures.ts";
+import { contractCheckedEmit } from "./job-events.ts";
 
 const run = promisify(execFile);
 /** fake-manim: a stand-in for Manim's CLI (see its header); Manim itself cannot be installed here. */
@@ -71,11 +72,7 @@ interface RenderOptions {
 async function render(job: RenderManimJobMessage, bin = FAKE_MANIM, opts: RenderOptions = {}): Promise<{ events: JobEventBody[]; workDir: string; error?: Error }> {
   const workDir = await mkdtemp(path.join(root, "work-"));
   const events: JobEventBody[] = [];
-  const emit = async (body: JobEventBody) => {
-    JobEvent.parse({ ...body, v: PROTOCOL_VERSION, jobId: JOB_ID, attempt: 1, seq: events.length + 1, workerId: "test", at: new Date().toISOString() });
-    events.push(body);
-    opts.onEvent?.(body);
-  };
+  const emit = contractCheckedEmit(JOB_ID, events, opts.onEvent);
   const signal = (opts.controller ?? new AbortController()).signal;
   try {
     await renderManim(job, { storage: createLocalWorkerStorage(dataDir), emit, signal, workDir, progressIntervalMs: 20, manim: { bin, limits: opts.limits } });

@@ -5,10 +5,11 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { Parser } from "m3u8-parser";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { JobEvent, PROTOCOL_VERSION, type JobEventBody, type TranscodeJobMessage } from "../../src/protocol/messages.ts";
+import { type JobEventBody, type TranscodeJobMessage } from "../../src/protocol/messages.ts";
 import { transcode } from "../../render-worker/handlers/transcode.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import { fixturesDir, makeClip, processesWithCwd } from "./media-fixtures.ts";
+import { contractCheckedEmit } from "./job-events.ts";
 
 const run = promisify(execFile);
 const JOB_ID = "7d7a3c52-58a4-4c1e-9a43-0f8f5f1b2c01";
@@ -34,14 +35,7 @@ async function jobFor(clip: string, segmentSeconds: number): Promise<TranscodeJo
   return { v: 1, type: "transcode", jobId: JOB_ID, attempt: 1, videoId: VIDEO_ID, sourceKey, outputPrefix: `videos/${VIDEO_ID}`, options: { segmentSeconds } };
 }
 
-/** Parses each body with the contract's schema, as the worker's emitter does. */
-function recordingEmit(events: JobEventBody[], onEvent?: (e: JobEventBody) => void) {
-  return async (body: JobEventBody): Promise<void> => {
-    JobEvent.parse({ ...body, v: PROTOCOL_VERSION, jobId: JOB_ID, attempt: 1, seq: events.length + 1, workerId: "test", at: new Date().toISOString() });
-    events.push(body);
-    onEvent?.(body);
-  };
-}
+const recordingEmit = (events: JobEventBody[], onEvent?: (e: JobEventBody) => void) => contractCheckedEmit(JOB_ID, events, onEvent);
 
 function parsePlaylist(text: string) {
   const parser = new Parser();
