@@ -8,12 +8,12 @@ import { afterEach, describe, expect, it } from "vitest";
 import { probeNvenc, rungEncoder, videoEncoderOptions } from "../../render-worker/media/ffmpeg.ts";
 import { planLadder } from "../../render-worker/media/ladder.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
-import type { JobHandler, WorkerTransport } from "../../render-worker/transport/types.ts";
 import { createWorker } from "../../render-worker/worker.ts";
-import { parseWorkerEvent, PROTOCOL_VERSION, type Capability, type JobEvent, type TranscodeJobMessage, type WorkerEvent } from "../../src/protocol/messages.ts";
+import { parseWorkerEvent, PROTOCOL_VERSION, type JobEvent, type TranscodeJobMessage, type WorkerEvent } from "../../src/protocol/messages.ts";
 import { createPostgresTransport } from "../../src/transport/postgres.ts";
 import { createTestDatabase } from "../support/db.ts";
 import { fixturesDir, makeClip } from "./media-fixtures.ts";
+import { inMemoryTransport } from "./in-memory-transport.ts";
 
 const run = promisify(execFile);
 const WORKER_ENTRY = path.resolve(import.meta.dirname, "../../render-worker/main.ts");
@@ -207,27 +207,6 @@ describe.skipIf(hasNvidiaDevice)("a worker asked for nvenc on a machine without 
 });
 
 describe("the queue a job came from picks its encoder", () => {
-  /** A transport that hands the test the worker's job handler and keeps what the worker sends. */
-  function inMemoryTransport() {
-    const events: WorkerEvent[] = [];
-    let handler: JobHandler | undefined;
-    let consumed: Capability[] = [];
-    const transport: WorkerTransport = {
-      async start() {},
-      async consumeJobs(capabilities, _concurrency, h) {
-        consumed = capabilities;
-        handler = h;
-      },
-      async publishEvent(event) {
-        events.push(event);
-      },
-      async onControl() {},
-      async stopConsuming() {},
-      async stop() {},
-    };
-    return { transport, events, deliver: (job: unknown, capability: Capability) => handler!(job, new AbortController().signal, capability), consumed: () => consumed };
-  }
-
   it("encodes nvenc-queue jobs with h264_nvenc and cpu-queue jobs with libx264", async () => {
     const root = await mkdtemp(path.join(fixturesDir(), "encoder-choice-"));
     cleanups.push(() => rm(root, { recursive: true, force: true }));

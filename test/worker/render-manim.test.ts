@@ -12,11 +12,11 @@ import { realFileInside } from "../../render-worker/manim/cache.ts";
 import { createManimProgressParser } from "../../render-worker/manim/progress.ts";
 import type { SandboxLimits } from "../../render-worker/sandbox/bubblewrap.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
-import type { JobHandler, WorkerTransport } from "../../render-worker/transport/types.ts";
 import { createWorker } from "../../render-worker/worker.ts";
-import { type JobEventBody, type RenderManimJobMessage, type WorkerEvent } from "../../src/protocol/messages.ts";
+import { type JobEventBody, type RenderManimJobMessage } from "../../src/protocol/messages.ts";
 import { fixturesDir } from "./media-fixtures.ts";
 import { contractCheckedEmit } from "./job-events.ts";
+import { inMemoryTransport } from "./in-memory-transport.ts";
 
 const run = promisify(execFile);
 /** fake-manim: a stand-in for Manim's CLI (see its header); Manim itself cannot be installed here. */
@@ -223,24 +223,6 @@ describe("files the sandbox leaves", () => {
 });
 
 describe("the manim capability", () => {
-  function inMemoryTransport() {
-    const events: WorkerEvent[] = [];
-    let handler: JobHandler | undefined;
-    const transport: WorkerTransport = {
-      async start() {},
-      async consumeJobs(_capabilities, _concurrency, h) {
-        handler = h;
-      },
-      async publishEvent(event) {
-        events.push(event);
-      },
-      async onControl() {},
-      async stopConsuming() {},
-      async stop() {},
-    };
-    return { transport, events, deliver: (job: unknown) => handler!(job, new AbortController().signal, "manim") };
-  }
-
   it("finds a manim program that lives under /tmp (a checkout there), which the sandbox's own /tmp would hide", async () => {
     const dir = await mkdtemp(path.join(tmpdir(), "manim-under-tmp-"));
     // As a checkout's directories are: readable by others (mkdtemp makes 0700).
@@ -289,10 +271,10 @@ describe("the manim capability", () => {
     try {
       expect(withManim.memory.events.find((e) => e.type === "worker.heartbeat")).toMatchObject({ capabilities: ["cpu", "manim"] });
       const job = { ...manimJob(THREE_ANIMATIONS), jobId: randomUUID() };
-      await withManim.memory.deliver(job);
+      await withManim.memory.deliver(job, "manim");
       expect(withManim.memory.events.find((e) => e.type === "render.succeeded" && e.jobId === job.jobId)).toMatchObject({ outputKey: job.outputKey });
       const syntax = { ...manimJob("class Demo(:\n"), jobId: randomUUID() };
-      await withManim.memory.deliver(syntax);
+      await withManim.memory.deliver(syntax, "manim");
       expect(withManim.memory.events.find((e) => e.type === "job.failed" && e.jobId === syntax.jobId)).toMatchObject({ retryable: false, error: expect.stringMatching(/^Syntax error in the scene, line 1: /) });
     } finally {
       await withManim.worker.shutdown(0);

@@ -1,0 +1,30 @@
+import type { JobHandler, WorkerTransport } from "../../render-worker/transport/types.ts";
+import type { Capability, WorkerEvent } from "../../src/protocol/messages.ts";
+
+/** A worker transport that hands the test the worker's job handler and keeps what the worker sends. */
+export function inMemoryTransport() {
+  const events: WorkerEvent[] = [];
+  let handler: JobHandler | undefined;
+  let consumed: Capability[] = [];
+  const transport: WorkerTransport = {
+    async start() {},
+    async consumeJobs(capabilities, _concurrency, h) {
+      consumed = capabilities;
+      handler = h;
+    },
+    async publishEvent(event) {
+      events.push(event);
+    },
+    async onControl() {},
+    async stopConsuming() {},
+    async stop() {},
+  };
+  return {
+    transport,
+    events,
+    /** Delivers a job as if it came from `capability`'s queue. */
+    deliver: (job: unknown, capability: Capability) => handler!(job, new AbortController().signal, capability),
+    /** The queues the worker asked to consume. */
+    consumed: () => consumed,
+  };
+}
