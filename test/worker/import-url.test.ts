@@ -1,15 +1,15 @@
 import { createReadStream } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ImportUrlJobMessage, type JobEventBody } from "../../src/protocol/messages.ts";
 import { importUrl, type ImportUrlOptions } from "../../render-worker/handlers/import-url.ts";
 import { publicAddressesOnly } from "../../render-worker/net/address-policy.ts";
 import { DownloadError, downloadUrl } from "../../render-worker/net/download.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
-import { fixturesDir, makeClip } from "./media-fixtures.ts";
+import { jobDirsPerTest, makeClip } from "./media-fixtures.ts";
 import { contractCheckedEmit } from "./job-events.ts";
 
 const JOB_ID = "0e4a8c2b-6d1f-4a3e-9b5c-7d8e9f0a1b2c";
@@ -56,18 +56,9 @@ afterAll(async () => {
   await new Promise((resolve) => server.close(resolve));
 });
 
-let root: string;
-let dataDir: string;
-let workDir: string;
-beforeEach(async () => {
+const dirs = jobDirsPerTest("import");
+beforeEach(() => {
   received.length = 0;
-  root = await mkdtemp(path.join(fixturesDir(), "import-"));
-  dataDir = path.join(root, "data");
-  workDir = path.join(root, "work");
-  await mkdir(workDir, { recursive: true });
-});
-afterEach(async () => {
-  await rm(root, { recursive: true, force: true });
 });
 
 function job(fields: Partial<Record<string, unknown>>): ImportUrlJobMessage {
@@ -89,10 +80,10 @@ async function runImport(message: ImportUrlJobMessage, options?: ImportUrlOption
   await importUrl(
     message,
     {
-      storage: createLocalWorkerStorage(dataDir),
+      storage: createLocalWorkerStorage(dirs.dataDir),
       emit: contractCheckedEmit(JOB_ID, events),
       signal: new AbortController().signal,
-      workDir,
+      workDir: dirs.workDir,
       progressIntervalMs: 50,
     },
     options,
@@ -113,7 +104,7 @@ async function failureOf(promise: Promise<unknown>): Promise<DownloadError> {
 function downloadResolvingTo(url: string, addresses: string[], maxBytes = 50_000_000) {
   return downloadUrl({
     url,
-    outFile: path.join(workDir, "out"),
+    outFile: path.join(dirs.workDir, "out"),
     maxBytes,
     policy: publicAddressesOnly,
     signal: new AbortController().signal,
@@ -125,7 +116,7 @@ describe("import_url", () => {
   it("imports a video from a local server when the test-only setting allows private addresses", async () => {
     const message = job({ allowPrivateAddresses: true });
     const events = await runImport(message);
-    expect(await readFile(path.join(dataDir, message.outputKey))).toEqual(await readFile(clip));
+    expect(await readFile(path.join(dirs.dataDir, message.outputKey))).toEqual(await readFile(clip));
     expect(events.map((e) => e.type)).toEqual(["job.started", "render.succeeded"]);
     expect(events[1]).toMatchObject({ outputKey: message.outputKey, width: 320, height: 180 });
   });
@@ -188,7 +179,7 @@ describe("import_url", () => {
     let lookups = 0;
     const result = await downloadUrl({
       url: `http://videos.example.test:${new URL(origin).port}/clip.mp4`,
-      outFile: path.join(workDir, "out"),
+      outFile: path.join(dirs.workDir, "out"),
       maxBytes: 50_000_000,
       policy: (a) => (a === "127.0.0.1" ? null : publicAddressesOnly(a)),
       signal: new AbortController().signal,
@@ -206,12 +197,12 @@ describe("import_url", () => {
     const policy = (a: string) => (a === "127.0.0.1" ? null : publicAddressesOnly(a));
     for (const target of ["http://10.0.0.5/x.mp4", "http://169.254.169.254/latest/meta-data/", "http://[::ffff:192.168.0.1]/"]) {
       const error = await failureOf(
-        downloadUrl({ url: `${origin}/redirect?to=${encodeURIComponent(target)}`, outFile: path.join(workDir, "out"), maxBytes: 1e6, policy, signal: new AbortController().signal }),
+        downloadUrl({ url: `${origin}/redirect?to=${encodeURIComponent(target)}`, outFile: path.join(dirs.workDir, "out"), maxBytes: 1e6, policy, signal: new AbortController().signal }),
       );
       expect(error.message).toMatch(/^refused: \S+ is a (private|link-local) address$/);
     }
     const toFile = await failureOf(
-      downloadUrl({ url: `${origin}/redirect?to=${encodeURIComponent("file:///etc/passwd")}`, outFile: path.join(workDir, "out"), maxBytes: 1e6, policy, signal: new AbortController().signal }),
+      downloadUrl({ url: `${origin}/redirect?to=${encodeURIComponent("file:///etc/passwd")}`, outFile: path.join(dirs.workDir, "out"), maxBytes: 1e6, policy, signal: new AbortController().signal }),
     );
     expect(toFile.message).toBe("refused: only http and https URLs can be imported, not file:");
   });
@@ -259,7 +250,7 @@ describe("import_url", () => {
     expect(error).toBeInstanceOf(Error);
     expect(error!.message).toMatch(/^The file is not a video ffmpeg can read/);
     expect(error!.retryable).toBe(false);
-    await expect(stat(path.join(dataDir, message.outputKey))).rejects.toThrow(/ENOENT/);
+    await expect(stat(path.join(dirs.dataDir, message.outputKey))).rejects.toThrow(/ENOENT/);
   });
 
   it("gives up on a server that never answers", async () => {
@@ -269,7 +260,7 @@ describe("import_url", () => {
       const error = await failureOf(
         downloadUrl({
           url: `http://127.0.0.1:${(silent.address() as AddressInfo).port}/`,
-          outFile: path.join(workDir, "out"),
+          outFile: path.join(dirs.workDir, "out"),
           maxBytes: 1e6,
           policy: () => null,
           signal: new AbortController().signal,

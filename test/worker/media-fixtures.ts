@@ -1,10 +1,10 @@
 import { execFile } from "node:child_process";
 import { mkdtempSync, readdirSync, readlinkSync } from "node:fs";
-import { readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { afterAll } from "vitest";
+import { afterAll, afterEach, beforeEach } from "vitest";
 
 const run = promisify(execFile);
 
@@ -30,6 +30,24 @@ afterAll(async () => {
   made.clear();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
+
+/**
+ * For each test, a fresh `data/` (the local storage root) and `work/` (a job's work dir) under
+ * the fixtures dir, removed after the test. Read the paths inside tests: they change per test.
+ */
+export function jobDirsPerTest(prefix: string): { root: string; dataDir: string; workDir: string } {
+  const dirs = { root: "", dataDir: "", workDir: "" };
+  beforeEach(async () => {
+    dirs.root = await mkdtemp(path.join(fixturesDir(), `${prefix}-`));
+    dirs.dataDir = path.join(dirs.root, "data");
+    dirs.workDir = path.join(dirs.root, "work");
+    await mkdir(dirs.workDir, { recursive: true });
+  });
+  afterEach(async () => {
+    await rm(dirs.root, { recursive: true, force: true });
+  });
+  return dirs;
+}
 
 /** A temp dir for the current test file's media, removed after its last test. */
 export function fixturesDir(): string {

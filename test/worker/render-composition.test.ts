@@ -1,15 +1,15 @@
 import { execFile } from "node:child_process";
-import { mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdir, readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { RenderCompositionJobMessage, type JobEventBody, type QuizQuestion } from "../../src/protocol/messages.ts";
 import { parseQuizCsv } from "../../src/render/quiz-csv.ts";
 import { quizSegmentGraph, REVEAL_SECONDS, wrapText, writeQuestionText } from "../../render-worker/composition/quiz-graph.ts";
 import { renderComposition } from "../../render-worker/handlers/render-composition.ts";
 import { MediaError } from "../../render-worker/media/errors.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
-import { fixturesDir, runFfmpeg } from "./media-fixtures.ts";
+import { jobDirsPerTest, runFfmpeg } from "./media-fixtures.ts";
 import { contractCheckedEmit } from "./job-events.ts";
 
 const run = promisify(execFile);
@@ -19,18 +19,7 @@ const VIDEO_ID = "b7e2c4d6-1a3f-4b5c-9d8e-0f1a2b3c4d5e";
 const WIDTH = 640;
 const HEIGHT = 360;
 
-let root: string;
-let dataDir: string;
-let workDir: string;
-beforeEach(async () => {
-  root = await mkdtemp(path.join(fixturesDir(), "composition-"));
-  dataDir = path.join(root, "data");
-  workDir = path.join(root, "work");
-  await mkdir(workDir, { recursive: true });
-});
-afterEach(async () => {
-  await rm(root, { recursive: true, force: true });
-});
+const dirs = jobDirsPerTest("composition");
 
 const QUESTIONS: QuizQuestion[] = [
   { question: "What is the capital of France?", choices: ["Paris", "Lyon", "Marseille", "Nice"], answerIndex: 0, explanation: "Since 987." },
@@ -60,13 +49,13 @@ function job(fields: Partial<Record<string, unknown>>): RenderCompositionJobMess
 async function render(message: RenderCompositionJobMessage): Promise<{ events: JobEventBody[]; output: string }> {
   const events: JobEventBody[] = [];
   await renderComposition(message, {
-    storage: createLocalWorkerStorage(dataDir),
+    storage: createLocalWorkerStorage(dirs.dataDir),
     emit: contractCheckedEmit(JOB_ID, events),
     signal: new AbortController().signal,
-    workDir,
+    workDir: dirs.workDir,
     progressIntervalMs: 20,
   });
-  return { events, output: path.join(dataDir, message.outputKey) };
+  return { events, output: path.join(dirs.dataDir, message.outputKey) };
 }
 
 async function ffprobe(file: string): Promise<{ duration: number; streams: string[] }> {
@@ -152,7 +141,7 @@ describe("render_composition (QUIZ)", () => {
   });
 
   it("uses the background, timer and sound assets from storage", async () => {
-    const assetDir = path.join(dataDir, "tenants", "t1", "assets");
+    const assetDir = path.join(dirs.dataDir, "tenants", "t1", "assets");
     await mkdir(assetDir, { recursive: true });
     await runFfmpeg(["-f", "lavfi", "-i", "color=c=0xff0000:s=320x180:r=25:d=1", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", path.join(assetDir, "1.mp4")]);
     await runFfmpeg(["-f", "lavfi", "-i", "color=c=0x00ffff:s=320x20:r=25:d=1", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", path.join(assetDir, "timer.mp4")]);
@@ -184,8 +173,8 @@ describe("render_composition (QUIZ)", () => {
   });
 
   it("refuses an asset that is not a video, naming it, without retrying", async () => {
-    await mkdir(path.join(dataDir, "assets"), { recursive: true });
-    await run("sh", ["-c", `echo 'not a video' > ${path.join(dataDir, "assets", "bg.mp4")}`]);
+    await mkdir(path.join(dirs.dataDir, "assets"), { recursive: true });
+    await run("sh", ["-c", `echo 'not a video' > ${path.join(dirs.dataDir, "assets", "bg.mp4")}`]);
     const error = await render(job({ assets: { backgroundKey: "assets/bg.mp4" } })).catch((e: unknown) => e);
     expect((error as MediaError).message).toMatch(/^The composition's backgroundKey asset bg\.mp4 cannot be used: /);
     expect((error as MediaError).retryable).toBe(false);
@@ -209,16 +198,16 @@ describe("render_composition (QUIZ)", () => {
     expect(media.duration).toBeCloseTo(2 * (2 + REVEAL_SECONDS), 0);
 
     // The text reached drawtext only through files, unchanged but for whitespace.
-    const files = await readdir(workDir);
-    const question = await readFile(path.join(workDir, files.find((f) => f === "q0-question-0.txt")!), "utf8");
+    const files = await readdir(dirs.workDir);
+    const question = await readFile(path.join(dirs.workDir, files.find((f) => f === "q0-question-0.txt")!), "utf8");
     expect(question.startsWith(`It's "quoted": 100% sure? C:\\path\\to\\file;`)).toBe(true);
     expect(files.filter((f) => /^q1-question-\d\.txt$/.test(f))).toHaveLength(3);
-    expect(await readFile(path.join(workDir, "q1-question-2.txt"), "utf8")).toMatch(/…$/);
+    expect(await readFile(path.join(dirs.workDir, "q1-question-2.txt"), "utf8")).toMatch(/…$/);
   });
 
   it("never puts user text in the filter graph, and reads every text file with expansion=none", async () => {
     const spec = { question: { question: "Q: 'a' % b", choices: ["c:d", "e,f"], answerIndex: 0, explanation: "g;h" }, index: 0, count: 1, secondsPerQuestion: 5, width: 1280, height: 720, assets: {}, narration: null };
-    const lines = await writeQuestionText(spec, workDir, "q0-");
+    const lines = await writeQuestionText(spec, dirs.workDir, "q0-");
     const graph = quizSegmentGraph(spec, lines, 0, "");
     for (const text of ["Q: 'a' % b", "c:d", "e,f", "g;h"]) expect(graph.filter).not.toContain(text);
     const drawtexts = graph.filter.match(/drawtext=[^,;]*/g) ?? [];

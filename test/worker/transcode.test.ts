@@ -1,37 +1,26 @@
 import { execFile } from "node:child_process";
-import { copyFile, mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { copyFile, mkdir, readFile, stat } from "node:fs/promises";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import { Parser } from "m3u8-parser";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { type JobEventBody, type TranscodeJobMessage } from "../../src/protocol/messages.ts";
 import { transcode } from "../../render-worker/handlers/transcode.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
-import { fixturesDir, makeClip, processesWithCwd } from "./media-fixtures.ts";
+import { jobDirsPerTest, makeClip, processesWithCwd } from "./media-fixtures.ts";
 import { contractCheckedEmit } from "./job-events.ts";
 
 const run = promisify(execFile);
 const JOB_ID = "7d7a3c52-58a4-4c1e-9a43-0f8f5f1b2c01";
 const VIDEO_ID = "a0b1c2d3-e4f5-4a6b-8c7d-9e0f1a2b3c4d";
 
-let root: string;
-let dataDir: string;
-let workDir: string;
-beforeEach(async () => {
-  root = await mkdtemp(path.join(fixturesDir(), "transcode-"));
-  dataDir = path.join(root, "data");
-  workDir = path.join(root, "work");
-  await mkdir(workDir, { recursive: true });
-});
-afterEach(async () => {
-  await rm(root, { recursive: true, force: true });
-});
+const dirs = jobDirsPerTest("transcode");
 
 async function jobFor(clip: string, segmentSeconds: number): Promise<TranscodeJobMessage> {
   const sourceKey = `videos/${VIDEO_ID}/source/upload`;
-  await mkdir(path.dirname(path.join(dataDir, sourceKey)), { recursive: true });
-  await copyFile(clip, path.join(dataDir, sourceKey));
+  await mkdir(path.dirname(path.join(dirs.dataDir, sourceKey)), { recursive: true });
+  await copyFile(clip, path.join(dirs.dataDir, sourceKey));
   return { v: 1, type: "transcode", jobId: JOB_ID, attempt: 1, videoId: VIDEO_ID, sourceKey, outputPrefix: `videos/${VIDEO_ID}`, options: { segmentSeconds } };
 }
 
@@ -61,7 +50,7 @@ describe("transcode", () => {
   it("encodes the ladder in one ffmpeg process and publishes it progressively", async () => {
     const clip = await makeClip({ width: 640, height: 360, seconds: 10, audio: true });
     const job = await jobFor(clip, 2);
-    const hlsDir = path.join(dataDir, job.outputPrefix, "hls");
+    const hlsDir = path.join(dirs.dataDir, job.outputPrefix, "hls");
     const rungs = ["360p", "240p", "144p", "audio"];
     const events: JobEventBody[] = [];
     const atPlayable: { master: boolean; segmentsPerRung: number[] } = { master: false, segmentsPerRung: [] };
@@ -80,7 +69,7 @@ describe("transcode", () => {
     let watching = true;
     const watcher = (async () => {
       while (watching) {
-        for (const pid of processesWithCwd(workDir)) {
+        for (const pid of processesWithCwd(dirs.workDir)) {
           try {
             const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
             if (argv.includes("hls")) encoders.set(pid, argv);
@@ -93,7 +82,7 @@ describe("transcode", () => {
       }
     })();
     try {
-      await transcode(job, { storage: createLocalWorkerStorage(dataDir), emit, signal: new AbortController().signal, workDir, progressIntervalMs: 200 });
+      await transcode(job, { storage: createLocalWorkerStorage(dirs.dataDir), emit, signal: new AbortController().signal, workDir: dirs.workDir, progressIntervalMs: 200 });
     } finally {
       watching = false;
       await watcher;
@@ -131,7 +120,7 @@ describe("transcode", () => {
     const ready = events.filter((e) => e.type === "variant.ready");
     const succeeded = events.at(-1) as Extract<JobEventBody, { type: "job.succeeded" }>;
     expect(succeeded).toEqual({ type: "job.succeeded", masterKey: `videos/${VIDEO_ID}/hls/master.m3u8`, posterKey: `videos/${VIDEO_ID}/thumbnails/poster.jpg` });
-    expect((await stat(path.join(dataDir, succeeded.posterKey!))).size).toBeGreaterThan(1000);
+    expect((await stat(path.join(dirs.dataDir, succeeded.posterKey!))).size).toBeGreaterThan(1000);
 
     const master = parsePlaylist(await readFile(path.join(hlsDir, "master.m3u8"), "utf8"));
     expect(master.playlists?.map((p) => p.uri)).toEqual(["360p/index.m3u8", "240p/index.m3u8", "144p/index.m3u8"]);
@@ -183,7 +172,7 @@ describe("transcode", () => {
         controller.abort(new Error("canceled by the user"));
       }
     });
-    const outcome = await transcode(job, { storage: createLocalWorkerStorage(dataDir), emit, signal: controller.signal, workDir, progressIntervalMs: 100 }).then(
+    const outcome = await transcode(job, { storage: createLocalWorkerStorage(dirs.dataDir), emit, signal: controller.signal, workDir: dirs.workDir, progressIntervalMs: 100 }).then(
       () => null,
       (err: unknown) => err,
     );
@@ -192,7 +181,7 @@ describe("transcode", () => {
     expect(abortedAt).toBeGreaterThan(0);
     expect(outcome).toMatchObject({ name: "AbortError" });
     expect(rejectedAfterMs).toBeLessThan(3000);
-    expect(processesWithCwd(workDir)).toEqual([]);
+    expect(processesWithCwd(dirs.workDir)).toEqual([]);
     expect(events.map((e) => e.type)).not.toContain("job.succeeded");
     expect(events.map((e) => e.type)).not.toContain("variant.ready");
   });
