@@ -37,6 +37,21 @@ async function admit(guard: PlaybackGuard, key: string, url: URL, res: ServerRes
   return url.pathname.endsWith(".m3u8") ? guard.tokens.issue(videoId, guard.tokens.sessionSeconds) : token!;
 }
 
+/**
+ * What both media handlers check first: GET/HEAD, a published key, the video's playback policy.
+ * Null once the request was answered (405, 404 or 403).
+ */
+async function admitRequest(guard: PlaybackGuard, req: IncomingMessage, res: ServerResponse, url: URL): Promise<{ key: string; token: string } | null> {
+  if (methodNotAllowed(req, res)) return null;
+  const key = publishedKey(url);
+  if (key === null) {
+    notFound(res);
+    return null;
+  }
+  const token = await admit(guard, key, url, res);
+  return token === null ? null : { key, token };
+}
+
 /** Signed media must not sit in shared caches longer than its token lives. */
 function cacheControlFor(ext: string, token: string): string {
   return token ? "private, max-age=60" : cacheControl(ext);
@@ -91,20 +106,11 @@ function methodNotAllowed(req: IncomingMessage, res: ServerResponse): boolean {
  * never sources.
  */
 export async function handleMedia(storage: LocalStorage, guard: PlaybackGuard, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-  if (methodNotAllowed(req, res)) return;
-  const key = publishedKey(url);
-  if (key === null) return notFound(res);
-  const token = await admit(guard, key, url, res);
-  if (token === null) return;
-  let size: number | null = null;
-  if (key !== null) {
-    try {
-      size = await storage.size(key);
-    } catch {
-      size = null;
-    }
-  }
-  if (key === null || size === null) return notFound(res);
+  const admitted = await admitRequest(guard, req, res, url);
+  if (admitted === null) return;
+  const { key, token } = admitted;
+  const size = await storage.size(key).catch(() => null);
+  if (size === null) return notFound(res);
   const ext = path.extname(key);
   if (ext === ".m3u8" && token) {
     const text = await storage.readText(key);
@@ -160,11 +166,9 @@ export async function handleMedia(storage: LocalStorage, guard: PlaybackGuard, r
  * here is redirected to its signed URL.
  */
 export async function handleGcsMedia(storage: GcsStorage, guard: PlaybackGuard, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-  if (methodNotAllowed(req, res)) return;
-  const key = publishedKey(url);
-  if (key === null) return notFound(res);
-  const token = await admit(guard, key, url, res);
-  if (token === null) return;
+  const admitted = await admitRequest(guard, req, res, url);
+  if (admitted === null) return;
+  const { key, token } = admitted;
   if (path.extname(key) !== ".m3u8") {
     res.writeHead(302, { location: await storage.signedReadUrl(key), "cache-control": "private, max-age=60", "access-control-allow-origin": "*" });
     res.end();
