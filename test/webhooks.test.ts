@@ -2,7 +2,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isPublicAddress } from "../src/webhooks/safe-url.ts";
+import { isPublicAddress } from "../src/http/outbound-url.ts";
 import { signWebhook, verifyWebhookSignature } from "../src/webhooks/signature.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { makeClip } from "./worker/media-fixtures.ts";

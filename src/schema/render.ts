@@ -1,4 +1,5 @@
 import { builder } from "../builder.ts";
+import { checkOutboundUrl } from "../http/outbound-url.ts";
 import type { Context } from "../context.ts";
 import { ValidationError } from "../errors.ts";
 import type { Video } from "../generated/prisma/client.ts";
@@ -73,20 +74,6 @@ const CreateVideoFromUrlInput = builder.inputType("CreateVideoFromUrlInput", {
   }),
 });
 
-/** The checks that need no network; the worker checks the addresses the host resolves to. */
-function validImportUrl(raw: string): string {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new ValidationError("url", "Not a URL");
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw new ValidationError("url", `Only http and https URLs can be imported, not ${url.protocol}`);
-  if (url.username || url.password) throw new ValidationError("url", "Credentials in the URL are not allowed");
-  if (url.href.length > 8192) throw new ValidationError("url", "The URL is longer than 8192 characters");
-  return url.href;
-}
-
 builder.mutationFields((t) => ({
   createVideoFromUrl: t.field({
     type: RenderSuccess,
@@ -96,7 +83,9 @@ builder.mutationFields((t) => ({
     args: { input: t.arg({ type: CreateVideoFromUrlInput, required: true }) },
     errors: { types: [ValidationError], union: { name: "CreateVideoFromUrlResult" } },
     resolve: async (_root, { input }, ctx) => {
-      const url = validImportUrl(input.url);
+      // The checks that need no network; the worker checks the addresses the host resolves to.
+      const url = checkOutboundUrl(input.url, { allowHttp: true, maxLength: 8192 });
+      if (typeof url === "string") throw new ValidationError("url", `Cannot be imported: ${url}`);
       const video = await createRenderedVideo(ctx, {
         title: validTitle(input.title),
         idempotencyKey: validIdempotencyKey(input.idempotencyKey),
@@ -104,7 +93,7 @@ builder.mutationFields((t) => ({
         source: "URL",
         kind: "IMPORT_URL",
         capability: "cpu",
-        input: { url },
+        input: { url: url.href },
       });
       return { video };
     },

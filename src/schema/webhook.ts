@@ -5,7 +5,7 @@ import { NotFoundError, ValidationError } from "../errors.ts";
 import type { WebhookDelivery, WebhookEndpoint } from "../generated/prisma/client.ts";
 import { isUuid } from "../ids.ts";
 import { WEBHOOK_EVENT_TYPES, type WebhookEventType } from "../webhooks/events.ts";
-import { validateWebhookUrl } from "../webhooks/safe-url.ts";
+import { checkOutboundUrl } from "../http/outbound-url.ts";
 
 const enumName = (type: WebhookEventType) => type.replace(".", "_").toUpperCase();
 
@@ -117,7 +117,7 @@ builder.mutationFields((t) => ({
     args: { input: t.arg({ type: CreateWebhookEndpointInput, required: true }) },
     errors: { types: [ValidationError], union: { name: "CreateWebhookEndpointResult" } },
     resolve: async (_root, { input }, ctx) => {
-      const url = validateWebhookUrl(input.url, { allowHttp: ctx.webhooks.allowPrivateUrls });
+      const url = checkOutboundUrl(input.url, { allowHttp: ctx.webhooks.allowPrivateUrls, maxLength: 2000 });
       if (typeof url === "string") throw new ValidationError("url", `Not usable for webhooks: ${url}`);
       const secret = `whsec_${randomBytes(24).toString("base64url")}`;
       const endpoint = await ctx.db.webhookEndpoint.create({

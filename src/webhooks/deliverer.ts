@@ -2,7 +2,7 @@ import http from "node:http";
 import https from "node:https";
 import type { Db } from "../db/client.ts";
 import { log } from "../log.ts";
-import { guardedLookup, literalAddressProblem } from "./safe-url.ts";
+import { guardedLookup, literalAddressProblem } from "../http/outbound-url.ts";
 import { signWebhook } from "./signature.ts";
 
 export interface WebhookDelivererOptions {

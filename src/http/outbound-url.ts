@@ -9,17 +9,23 @@ export function isPublicAddress(address: string): boolean {
   return parsed.range() === "unicast";
 }
 
-/** Checks a webhook URL when it is registered: http(s), no credentials, a host. */
-export function validateWebhookUrl(raw: string, options: { allowHttp: boolean }): URL | string {
+/**
+ * Checks a URL the service will fetch or post to for a tenant (a webhook, an import) before it
+ * is stored: https (or http where allowed), no credentials, at most `maxLength` characters.
+ * Returns the parsed URL or why it is refused. Where it may connect is checked at connect time.
+ */
+export function checkOutboundUrl(raw: string, options: { allowHttp: boolean; maxLength: number }): URL | string {
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
     return "not a URL";
   }
-  if (url.protocol !== "https:" && !(options.allowHttp && url.protocol === "http:")) return options.allowHttp ? "use an http(s) URL" : "use an https URL";
-  if (url.username || url.password) return "credentials in the URL are not allowed; the Signature header authenticates us";
-  if (url.href.length > 2000) return "longer than 2000 characters";
+  if (url.protocol !== "https:" && !(options.allowHttp && url.protocol === "http:")) {
+    return options.allowHttp ? `use an http or https URL, not ${url.protocol}` : `use an https URL, not ${url.protocol}`;
+  }
+  if (url.username || url.password) return "credentials in the URL are not allowed";
+  if (url.href.length > options.maxLength) return `longer than ${options.maxLength} characters`;
   return url;
 }
 
