@@ -405,12 +405,10 @@ export function createEventIngestor(deps: {
   async function applyHeartbeat(h: WorkerHeartbeat): Promise<void> {
     const at = new Date(h.at);
     // What is alive, for LOCAL_FALLBACK routing; an older heartbeat delivered late changes nothing.
-    await db.worker.upsert({
-      where: { id: h.workerId },
-      create: { id: h.workerId, capabilities: h.capabilities, lastHeartbeatAt: at },
-      update: {},
-    });
-    await db.worker.updateMany({ where: { id: h.workerId, lastHeartbeatAt: { lt: at } }, data: { capabilities: h.capabilities, lastHeartbeatAt: at } });
+    await db.$executeRaw`
+      INSERT INTO "Worker" (id, capabilities, "lastHeartbeatAt") VALUES (${h.workerId}, ${h.capabilities}, ${at})
+      ON CONFLICT (id) DO UPDATE SET capabilities = EXCLUDED.capabilities, "lastHeartbeatAt" = EXCLUDED."lastHeartbeatAt"
+      WHERE "Worker"."lastHeartbeatAt" < EXCLUDED."lastHeartbeatAt"`;
     // Runs this worker started before the heartbeat but no longer lists have ended: finished (their
     // own event says so) or handed back at shutdown, so another worker may take them at once.
     await db.jobRun.updateMany({
