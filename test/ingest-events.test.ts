@@ -209,4 +209,22 @@ describe("worker events are applied idempotently and in any order", () => {
     const video = await db.video.findUniqueOrThrow({ where: { id: videoId } });
     expect(video).toMatchObject({ status: "FAILED", error: "ffmpeg exited with code 1: boom" });
   });
+
+  it("a finished job delivered again is stopped where it starts; its own late start is not", async () => {
+    const { videoId, jobId } = await newJob();
+    const stopped: string[] = [];
+    const ingest = createEventIngestor({ db, pubSub: createVideoPubSub(undefined), webhooks, progressWriteIntervalMs: 0, onJobRequeued: () => {}, onCanceledJobReported: async (_job, _attempt, workerId) => void stopped.push(workerId ?? "all"), stallSeconds: 30 });
+    const run = cleanRun(jobId, videoId);
+    // The finished run's own start, arriving after its end, only says when it started.
+    await ingest.ingest([...run.slice(1), run[0]!]);
+    expect(stopped).toEqual([]);
+    const later = new Date(Date.parse(run.at(-1)!.at) + 60_000).toISOString();
+    const again = (workerId: string): JobEvent => ({ ...run[0]!, workerId, seq: 1, at: later });
+    await ingest.ingest([again("worker-2"), again("worker-1")]);
+    expect(stopped).toEqual(["worker-2", "worker-1"]);
+    const result = await outcome(videoId);
+    expect(result.video.status).toBe("READY");
+    expect(result.jobs[0]!.status).toBe("SUCCEEDED");
+    expect(result.jobs[0]!.runs.map((r) => [r.workerId, r.status])).toEqual([["worker-1", "SUCCEEDED"]]);
+  });
 });

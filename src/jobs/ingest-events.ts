@@ -1,7 +1,7 @@
 import type { Db } from "../db/client.ts";
 import { videoWebhookData, webhookEventId, type WebhookEmitter } from "../webhooks/events.ts";
 import { retryDelayMs } from "./dispatcher.ts";
-import type { Variant } from "../generated/prisma/client.ts";
+import type { JobStatus, Variant } from "../generated/prisma/client.ts";
 import { log } from "../log.ts";
 import { parseWorkerEvent, type JobEvent, type WorkerEvent, type WorkerHeartbeat } from "../protocol/messages.ts";
 import {
@@ -56,8 +56,18 @@ export function createEventIngestor(deps: {
     await webhooks.emit(tx, videoId, "video.playable", webhookEventId("video.playable", videoId), { video: videoWebhookData(video) });
   }
 
-  async function onStarted(e: EventOf<"job.started">, videoId: string): Promise<void> {
+  async function onStarted(e: EventOf<"job.started">, videoId: string, jobStatus: JobStatus): Promise<void> {
     const now = new Date(e.at);
+    if (jobStatus === "SUCCEEDED") {
+      // A start that is not this worker's finished run arriving late: the transport delivered a
+      // finished job again. The newcomer stops before it rewrites what the job published.
+      const run = await db.jobRun.findUnique({ where: { jobId_attempt_workerId: { jobId: e.jobId, attempt: e.attempt, workerId: e.workerId } } });
+      if (!run?.finishedAt || run.finishedAt < now) {
+        log.warn("a finished job was started again; stopping the run", { jobId: e.jobId, workerId: e.workerId });
+        await deps.onCanceledJobReported(e.jobId, e.attempt, e.workerId);
+        return;
+      }
+    }
     await db.job.updateMany({
       where: { id: e.jobId, attempt: e.attempt, status: { in: ["QUEUED", "RUNNING"] } },
       // A redelivered attempt starts its sequence again at 1.
@@ -384,7 +394,7 @@ export function createEventIngestor(deps: {
     // Progress older than an applied state event says nothing new.
     if ((e.type === "job.progress" || e.type === "render.progress") && e.seq < job.lastSeq) return;
     switch (e.type) {
-      case "job.started": await onStarted(e, job.videoId); break;
+      case "job.started": await onStarted(e, job.videoId, job.status); break;
       case "job.probed": await onProbed(e, job.videoId); break;
       case "job.progress": await onProgress(e, job.videoId); break;
       case "variant.ready": await onVariantReady(e, job.videoId); break;
