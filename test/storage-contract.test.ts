@@ -3,65 +3,46 @@ import { randomUUID } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { Storage } from "@google-cloud/storage";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createGcsWorkerStorage } from "../render-worker/storage/gcs.ts";
 import { createLocalWorkerStorage } from "../render-worker/storage/local.ts";
 import type { WorkerStorage } from "../render-worker/storage/types.ts";
 import type { ApiStorage } from "../src/storage/types.ts";
 import { UploadTooLargeError } from "../src/storage/types.ts";
+import { createStorageClient } from "../src/storage/gcs.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
+import { startGcsEmulator } from "./support/gcs-emulator.ts";
 
 const MAX_UPLOAD_BYTES = 1024 * 1024;
 const GCS_CHUNK = 256 * 1024;
 
 interface Adapter {
   name: string;
-  /** Why the adapter cannot be tested here, or null. */
-  unavailable: string | null;
   /** Env for the API, and the worker's adapter on the same storage. */
   open(): Promise<{ env: Record<string, string>; worker: (dataDir: string) => WorkerStorage; cleanup(): Promise<void> }>;
-}
-
-function gcsUnavailable(): string | null {
-  if (!process.env.STORAGE_EMULATOR_HOST && !process.env.GOOGLE_APPLICATION_CREDENTIALS) {
-    return "neither STORAGE_EMULATOR_HOST nor GOOGLE_APPLICATION_CREDENTIALS is set; there is no GCS emulator on this machine (fake-gcs-server is not installable here; docker-compose runs it)";
-  }
-  if (!process.env.STORAGE_EMULATOR_HOST && !process.env.GCS_TEST_BUCKET) {
-    return "GOOGLE_APPLICATION_CREDENTIALS is set but GCS_TEST_BUCKET is not: name a bucket the tests may write under videos/";
-  }
-  return null;
 }
 
 const ADAPTERS: Adapter[] = [
   {
     name: "local",
-    unavailable: null,
     async open() {
       return { env: {}, worker: (dataDir) => createLocalWorkerStorage(dataDir), cleanup: async () => {} };
     },
   },
   {
-    name: "gcs",
-    unavailable: gcsUnavailable(),
+    name: "gcs (fake-gcs-server)",
     async open() {
-      let bucket = process.env.GCS_TEST_BUCKET;
-      if (!bucket) {
-        bucket = `videograph-contract-${randomUUID().slice(0, 8)}`;
-        await new Storage({ projectId: process.env.GOOGLE_CLOUD_PROJECT ?? "videograph-local" }).createBucket(bucket);
-      }
+      const emulator = await startGcsEmulator();
+      const bucket = `videograph-contract-${randomUUID().slice(0, 8)}`;
+      await createStorageClient(emulator.endpoint).createBucket(bucket);
       return {
-        env: { STORAGE: "gcs", GCS_BUCKET: bucket, GCS_SIGNED_URL_TTL_SECONDS: "3600" },
-        worker: () => createGcsWorkerStorage({ bucket: bucket!, signedUrlTtlSeconds: 3600 }),
-        cleanup: async () => {},
+        env: { STORAGE: "gcs", GCS_BUCKET: bucket, GCS_API_ENDPOINT: emulator.endpoint, GCS_SIGNED_URL_TTL_SECONDS: "3600" },
+        worker: () => createGcsWorkerStorage({ bucket, apiEndpoint: emulator.endpoint, signedUrlTtlSeconds: 3600 }),
+        cleanup: () => emulator.stop(),
       };
     },
   },
 ];
-
-for (const adapter of ADAPTERS) {
-  if (adapter.unavailable) console.warn(`[test] storage contract for ${adapter.name.toUpperCase()} SKIPPED: ${adapter.unavailable}`);
-}
 
 const CREATE_UPLOAD = /* GraphQL */ `
   mutation($title: String!, $size: Float) {
@@ -86,11 +67,6 @@ async function* chunksOf(bytes: Uint8Array, size = 64 * 1024): AsyncGenerator<Ui
 const bytesOf = (n: number, seed = 1) => new Uint8Array(n).map((_, i) => (i * 7 + seed) % 256);
 
 describe.each(ADAPTERS)("storage contract: $name", (adapter) => {
-  if (adapter.unavailable) {
-    test.skip(`${adapter.name}: ${adapter.unavailable}`, () => {});
-    return;
-  }
-
   let t: TestApp;
   let storage: ApiStorage;
   let worker: WorkerStorage;
