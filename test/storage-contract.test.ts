@@ -18,6 +18,8 @@ const GCS_CHUNK = 256 * 1024;
 
 interface Adapter {
   name: string;
+  /** Parts of the contract the store under test cannot show, with why; those tests are not defined for it. */
+  cannotShow?: Partial<Record<"resumeStatusQuery" | "declaredSizeBinding", string>>;
   /** Env for the API, and the worker's adapter on the same storage. */
   open(): Promise<{ env: Record<string, string>; worker: (dataDir: string) => WorkerStorage; cleanup(): Promise<void> }>;
 }
@@ -31,6 +33,11 @@ const ADAPTERS: Adapter[] = [
   },
   {
     name: "gcs (fake-gcs-server)",
+    // Both are GCS's own behaviour; test/gcs-json-api-stub.test.ts checks the session is asked for the declared size.
+    cannotShow: {
+      resumeStatusQuery: "fake-gcs-server 1.54 takes `Content-Range: bytes */N` as the end of a streamed upload and finalizes the object",
+      declaredSizeBinding: "fake-gcs-server 1.54 ignores X-Upload-Content-Length",
+    },
     async open() {
       const emulator = await startGcsEmulator();
       const bucket = `videograph-contract-${randomUUID().slice(0, 8)}`;
@@ -183,6 +190,13 @@ describe.each(ADAPTERS)("storage contract: $name", (adapter) => {
     const input = await worker.inputFor(`${prefix}/source/upload`);
     const read = /^https?:\/\//.test(input) ? Buffer.from(await (await fetch(input)).arrayBuffer()) : await readFile(input);
     expect(Buffer.compare(read, Buffer.from(source))).toBe(0);
+    if (/^https?:\/\//.test(input)) {
+      // ffmpeg seeks in a source it streams from a URL (an MP4's index is often at its end).
+      const range = await fetch(input, { headers: { range: "bytes=60000-60099" } });
+      expect(range.status).toBe(206);
+      expect(range.headers.get("content-range")).toBe(`bytes 60000-60099/${source.length}`);
+      expect(Buffer.compare(Buffer.from(await range.arrayBuffer()), Buffer.from(source.subarray(60000, 60100)))).toBe(0);
+    }
     await expect(worker.inputFor(`${prefix}/source/missing`)).rejects.toThrow(/does not exist/);
   });
 
@@ -215,7 +229,7 @@ describe.each(ADAPTERS)("storage contract: $name", (adapter) => {
     expect(completed.data.completeUpload).toEqual({ __typename: "CompleteUploadSuccess", video: { id: upload.video.id, status: "QUEUED" } });
   });
 
-  test("the upload target is resumable: 308 with Range until the last chunk, and a status query", async () => {
+  test("the upload target is resumable: 308 with Range until the last chunk, then the whole object", async () => {
     const upload = await createUpload();
     const url = absolute(upload.uploadUrl);
     const total = GCS_CHUNK + 1000;
@@ -223,19 +237,39 @@ describe.each(ADAPTERS)("storage contract: $name", (adapter) => {
     let res = await fetch(url, { method: "PUT", body: body.slice(0, GCS_CHUNK), headers: { "content-range": `bytes 0-${GCS_CHUNK - 1}/${total}` } });
     expect(res.status).toBe(308);
     expect(res.headers.get("range")).toBe(`bytes=0-${GCS_CHUNK - 1}`);
-    res = await fetch(url, { method: "PUT", headers: { "content-range": `bytes */${total}` } });
-    expect(res.status).toBe(308);
-    expect(res.headers.get("range")).toBe(`bytes=0-${GCS_CHUNK - 1}`);
+    expect(await storage.size(`videos/${upload.video.id}/source/upload`)).toBeNull();
     res = await fetch(url, { method: "PUT", body: body.slice(GCS_CHUNK), headers: { "content-range": `bytes ${GCS_CHUNK}-${total - 1}/${total}` } });
     expect(res.ok).toBe(true);
     expect(await storage.size(`videos/${upload.video.id}/source/upload`)).toBe(total);
+    const input = await worker.inputFor(`videos/${upload.video.id}/source/upload`);
+    const stored = /^https?:\/\//.test(input) ? Buffer.from(await (await fetch(input)).arrayBuffer()) : await readFile(input);
+    expect(Buffer.compare(stored, Buffer.from(body))).toBe(0);
   });
 
-  test("a declared size binds the upload target: a bigger file is refused and nothing is stored", async () => {
-    const upload = await createUpload(100);
-    const res = await fetch(absolute(upload.uploadUrl), { method: "PUT", body: bytesOf(101) });
-    expect(res.status).toBeGreaterThanOrEqual(400);
-    expect(res.status).toBeLessThan(500);
-    expect(await storage.size(`videos/${upload.video.id}/source/upload`)).toBeNull();
-  });
+  if (!adapter.cannotShow?.resumeStatusQuery) {
+    test("an interrupted upload asks where to resume: a status query answers 308 with the Range received", async () => {
+      const upload = await createUpload();
+      const url = absolute(upload.uploadUrl);
+      const total = GCS_CHUNK + 1000;
+      const body = bytesOf(total, 4);
+      let res = await fetch(url, { method: "PUT", body: body.slice(0, GCS_CHUNK), headers: { "content-range": `bytes 0-${GCS_CHUNK - 1}/${total}` } });
+      expect(res.status).toBe(308);
+      res = await fetch(url, { method: "PUT", headers: { "content-range": `bytes */${total}` } });
+      expect(res.status).toBe(308);
+      expect(res.headers.get("range")).toBe(`bytes=0-${GCS_CHUNK - 1}`);
+      res = await fetch(url, { method: "PUT", body: body.slice(GCS_CHUNK), headers: { "content-range": `bytes ${GCS_CHUNK}-${total - 1}/${total}` } });
+      expect(res.ok).toBe(true);
+      expect(await storage.size(`videos/${upload.video.id}/source/upload`)).toBe(total);
+    });
+  }
+
+  if (!adapter.cannotShow?.declaredSizeBinding) {
+    test("a declared size binds the upload target: a bigger file is refused and nothing is stored", async () => {
+      const upload = await createUpload(100);
+      const res = await fetch(absolute(upload.uploadUrl), { method: "PUT", body: bytesOf(101) });
+      expect(res.status).toBeGreaterThanOrEqual(400);
+      expect(res.status).toBeLessThan(500);
+      expect(await storage.size(`videos/${upload.video.id}/source/upload`)).toBeNull();
+    });
+  }
 });
