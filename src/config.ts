@@ -21,7 +21,7 @@ const EnvSchema = z.object({
   // V4 signed URLs live at most 7 days.
   GCS_SIGNED_URL_TTL_SECONDS: z.coerce.number().int().min(300).max(7 * 24 * 3600).default(6 * 3600),
   /** Origin of a GCS-compatible server (fake-gcs-server); unset: Google. */
-  GCS_API_ENDPOINT: z.url().optional(),
+  GCS_API_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
   /** Only checked: the Node client takes it as its JSON API base URL, which misroutes uploads and signed URLs. */
   STORAGE_EMULATOR_HOST: z.string().optional(),
   GCS_NOTIFICATION_SUBSCRIPTION: z.string().min(1).optional(),

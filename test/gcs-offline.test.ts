@@ -192,6 +192,16 @@ describe("GCS configuration", () => {
     expect(loadEnv({ GCS_NOTIFICATION_SUBSCRIPTION: "uploads", GOOGLE_CLOUD_PROJECT: "p" }).GCS_NOTIFICATION_SUBSCRIPTION).toBe("uploads");
   });
 
+  test("an emulator is named by GCS_API_ENDPOINT; STORAGE_EMULATOR_HOST, which the Node client misroutes, is refused with STORAGE=gcs", () => {
+    const gcs = { STORAGE: "gcs", GCS_BUCKET: "videograph-media", DATABASE_URL: "postgresql://localhost/videograph" };
+    for (const load of [loadEnv, loadWorkerEnv]) {
+      expect(load({ ...gcs, GCS_API_ENDPOINT: "http://127.0.0.1:4443" }).GCS_API_ENDPOINT).toBe("http://127.0.0.1:4443");
+      expect(messages(() => load({ ...gcs, GCS_API_ENDPOINT: "gcs:4443" }))).toMatch(/GCS_API_ENDPOINT:/);
+      expect(messages(() => load({ ...gcs, STORAGE_EMULATOR_HOST: "http://127.0.0.1:4443" }))).toMatch(/STORAGE_EMULATOR_HOST: not supported: set GCS_API_ENDPOINT/);
+      expect(load({ DATABASE_URL: gcs.DATABASE_URL, STORAGE_EMULATOR_HOST: "http://127.0.0.1:4443" }).STORAGE).toBe("local");
+    }
+  });
+
   test("the worker reads the same storage variables", () => {
     const base = { DATABASE_URL: "postgresql://localhost/videograph" };
     expect(loadWorkerEnv(base).STORAGE).toBe("local");
