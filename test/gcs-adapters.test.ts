@@ -82,6 +82,10 @@ beforeEach(() => {
   requests.length = 0;
 });
 
+async function* once(data: Uint8Array) {
+  yield data;
+}
+
 async function publish(key: string, data: string | Buffer, options: { contentType: string; cacheControl: string }) {
   const file = path.join(scratch, randomUUID());
   await writeFile(file, data);
@@ -151,7 +155,7 @@ describe("GCS adapters against fake-gcs-server", () => {
   test("ffprobe streams a source from the worker's signed URL, seeking with Range requests instead of downloading it first", async () => {
     const key = `videos/${randomUUID()}/source/upload`;
     const clip = await readFile(await makeClip({ width: 320, height: 240, seconds: 2, audio: true }));
-    await storage.write(key, [clip], { limit: clip.length, contentType: "video/mp4" });
+    await storage.write(key, once(clip), { limit: clip.length, contentType: "video/mp4" });
     const input = await worker.inputFor(key);
     requests.length = 0;
     const probe = await probeSource(input);
@@ -167,7 +171,7 @@ describe("GCS adapters against fake-gcs-server", () => {
     await publish(`videos/${id}/hls/master.m3u8`, "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1000\n720p/index.m3u8\n", playlist);
     await publish(`videos/${id}/hls/720p/index.m3u8`, "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\nseg_00000.ts\n", playlist);
     await publish(`videos/${id}/hls/720p/seg_00000.ts`, "segment-bytes", { contentType: "video/mp2t", cacheControl: "public, max-age=31536000, immutable" });
-    await storage.write(`videos/${id}/source/upload`, [Buffer.from("source")], { limit: 100, contentType: "video/mp4" });
+    await storage.write(`videos/${id}/source/upload`, once(Buffer.from("source")), { limit: 100, contentType: "video/mp4" });
 
     const master = await fetch(`${mediaUrl}${MEDIA_PATH_PREFIX}videos/${id}/hls/master.m3u8`);
     expect(master.status).toBe(200);
