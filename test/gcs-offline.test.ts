@@ -48,7 +48,7 @@ function verifyV4(signedUrl: string, publicKey: string): boolean {
 
 const parseGoogDate = (d: string) => Date.parse(`${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6, 8)}T${d.slice(9, 11)}:${d.slice(11, 13)}:${d.slice(13, 15)}Z`);
 
-describe("GCS signed read URLs (offline signing, no GCS server here)", () => {
+describe("GCS signed read URLs (offline signing: the emulator accepts any signature, GCS would not)", () => {
   const key = throwawayKey();
   const storage = gcsStorage(key.privateKey);
 
