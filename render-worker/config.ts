@@ -12,6 +12,10 @@ const WorkerEnvSchema = z.object({
   STORAGE: z.enum(["local", "gcs"]).default("local"),
   GCS_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, "not a bucket name").optional(),
   GCS_SIGNED_URL_TTL_SECONDS: z.coerce.number().int().min(300).max(7 * 24 * 3600).default(6 * 3600),
+  /** Origin of a GCS-compatible server (fake-gcs-server); unset: Google. */
+  GCS_API_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
+  /** Only checked: the Node client takes it as its JSON API base URL, which misroutes uploads and signed URLs. */
+  STORAGE_EMULATOR_HOST: z.string().optional(),
   WORKER_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
   WORKER_CAPABILITIES: z
     .string()
@@ -47,6 +51,9 @@ const CheckedWorkerEnvSchema = WorkerEnvSchema.superRefine((env, ctx) => {
   }
   if (env.STORAGE === "gcs" && !env.GCS_BUCKET) {
     ctx.addIssue({ code: "custom", path: ["GCS_BUCKET"], message: "required when STORAGE=gcs" });
+  }
+  if (env.STORAGE === "gcs" && env.STORAGE_EMULATOR_HOST) {
+    ctx.addIssue({ code: "custom", path: ["STORAGE_EMULATOR_HOST"], message: "not supported: set GCS_API_ENDPOINT to the emulator's origin instead" });
   }
 });
 

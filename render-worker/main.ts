@@ -25,7 +25,7 @@ const worker = createWorker({
       : createPostgresWorkerTransport(env.DATABASE_URL!),
   storage:
     env.STORAGE === "gcs"
-      ? createGcsWorkerStorage({ bucket: env.GCS_BUCKET!, signedUrlTtlSeconds: env.GCS_SIGNED_URL_TTL_SECONDS })
+      ? createGcsWorkerStorage({ bucket: env.GCS_BUCKET!, apiEndpoint: env.GCS_API_ENDPOINT, signedUrlTtlSeconds: env.GCS_SIGNED_URL_TTL_SECONDS })
       : createLocalWorkerStorage(env.DATA_DIR),
   tmpDir: defaultTmpDir(env.WORKER_TMP_DIR),
   progressIntervalMs: env.PROGRESS_INTERVAL_MS,

@@ -6,7 +6,7 @@
 //  4. the bucket's CORS: browsers upload (PUT to resumable sessions) and fetch segments and
 //     posters (GET by signed URL) cross-origin.
 // Reads GCS_BUCKET and GOOGLE_CLOUD_PROJECT (required), PUBSUB_TOPIC_PREFIX, GCS_NOTIFICATION_TOPIC,
-// GCS_NOTIFICATION_SUBSCRIPTION, GCS_CORS_ORIGINS (comma-separated, default *); STORAGE_EMULATOR_HOST
+// GCS_NOTIFICATION_SUBSCRIPTION, GCS_CORS_ORIGINS (comma-separated, default *); GCS_API_ENDPOINT
 // and PUBSUB_EMULATOR_HOST point it at emulators.
 import { PubSub, type Topic } from "@google-cloud/pubsub";
 import { Storage, type Bucket } from "@google-cloud/storage";
@@ -24,7 +24,7 @@ const prefix = process.env.PUBSUB_TOPIC_PREFIX || "videograph";
 const topicName = process.env.GCS_NOTIFICATION_TOPIC || `${prefix}-gcs-object-finalize`;
 const subscriptionName = (process.env.GCS_NOTIFICATION_SUBSCRIPTION || `${prefix}-gcs-object-finalize-api`).split("/").pop()!;
 const corsOrigins = (process.env.GCS_CORS_ORIGINS || "*").split(",").map((o) => o.trim()).filter(Boolean);
-const storageEmulator = process.env.STORAGE_EMULATOR_HOST;
+const storageEmulator = process.env.GCS_API_ENDPOINT;
 
 const say = (created: boolean, what: string) => console.log(`  ${created ? "created" : "exists "}  ${what}`);
 
@@ -88,16 +88,19 @@ async function setCors(bucket: Bucket): Promise<void> {
   console.log(`  set      CORS on gs://${bucketName}: ${corsOrigins.join(", ")} may GET, HEAD, PUT, POST`);
 }
 
-const storage = new Storage({ projectId });
+const storage = new Storage({ projectId, ...(storageEmulator ? { apiEndpoint: storageEmulator } : {}) });
 const pubsub = new PubSub({ projectId });
 const bucket = storage.bucket(bucketName);
 try {
-  const [exists] = await bucket.exists();
-  if (!exists) throw new Error(`Bucket gs://${bucketName} does not exist (or these credentials cannot see it)`);
   console.log(`GCS upload notifications for gs://${bucketName}${storageEmulator ? ` (emulator at ${storageEmulator})` : ""}, project ${projectId}:`);
+  const [exists] = await bucket.exists();
+  if (!exists && storageEmulator) {
+    await bucket.create();
+    say(true, `bucket gs://${bucketName} on the emulator`);
+  } else if (!exists) throw new Error(`Bucket gs://${bucketName} does not exist (or these credentials cannot see it)`);
   const topic = await ensureTopic(pubsub);
   if (storageEmulator) {
-    // fake-gcs-server has no notification configs: it publishes its own events when started
+    // fake-gcs-server 1.54 has no notification configs: it publishes its own events when started
     // with -event.pubsub-project-id, -event.pubsub-topic and PUBSUB_EMULATOR_HOST.
     console.log(
       `  skipped  notification config and publisher role (emulator): start it with PUBSUB_EMULATOR_HOST set and ` +

@@ -20,6 +20,10 @@ const EnvSchema = z.object({
   GCS_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, "not a bucket name").optional(),
   // V4 signed URLs live at most 7 days.
   GCS_SIGNED_URL_TTL_SECONDS: z.coerce.number().int().min(300).max(7 * 24 * 3600).default(6 * 3600),
+  /** Origin of a GCS-compatible server (fake-gcs-server); unset: Google. */
+  GCS_API_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
+  /** Only checked: the Node client takes it as its JSON API base URL, which misroutes uploads and signed URLs. */
+  STORAGE_EMULATOR_HOST: z.string().optional(),
   GCS_NOTIFICATION_SUBSCRIPTION: z.string().min(1).optional(),
   TRANSPORT: z.enum(["postgres", "pubsub"]).default("postgres"),
   GOOGLE_CLOUD_PROJECT: z.string().min(1).optional(),
@@ -84,6 +88,9 @@ const CheckedEnvSchema = EnvSchema.superRefine((env, ctx) => {
   }
   if (env.STORAGE === "gcs" && !env.GCS_BUCKET) {
     ctx.addIssue({ code: "custom", path: ["GCS_BUCKET"], message: "required when STORAGE=gcs" });
+  }
+  if (env.STORAGE === "gcs" && env.STORAGE_EMULATOR_HOST) {
+    ctx.addIssue({ code: "custom", path: ["STORAGE_EMULATOR_HOST"], message: "not supported: set GCS_API_ENDPOINT to the emulator's origin instead" });
   }
   if (env.GCS_NOTIFICATION_SUBSCRIPTION && !env.GCS_NOTIFICATION_SUBSCRIPTION.startsWith("projects/") && !env.GOOGLE_CLOUD_PROJECT) {
     ctx.addIssue({ code: "custom", path: ["GOOGLE_CLOUD_PROJECT"], message: "required with GCS_NOTIFICATION_SUBSCRIPTION, unless that is a full projects/…/subscriptions/… name" });

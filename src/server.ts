@@ -67,7 +67,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
   const publicUrl = env.PUBLIC_URL?.replace(/\/$/, "") ?? "";
   const storage =
     env.STORAGE === "gcs"
-      ? new GcsStorage({ bucket: env.GCS_BUCKET!, publicUrl, signedUrlTtlSeconds: env.GCS_SIGNED_URL_TTL_SECONDS })
+      ? new GcsStorage({ bucket: env.GCS_BUCKET!, apiEndpoint: env.GCS_API_ENDPOINT, publicUrl, signedUrlTtlSeconds: env.GCS_SIGNED_URL_TTL_SECONDS })
       : new LocalStorage(env.DATA_DIR, { publicUrl, signer, uploadUrlTtlSeconds: env.UPLOAD_URL_TTL_SECONDS });
   const transport =
     env.TRANSPORT === "pubsub"

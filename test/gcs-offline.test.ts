@@ -48,7 +48,7 @@ function verifyV4(signedUrl: string, publicKey: string): boolean {
 
 const parseGoogDate = (d: string) => Date.parse(`${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6, 8)}T${d.slice(9, 11)}:${d.slice(11, 13)}:${d.slice(13, 15)}Z`);
 
-describe("GCS signed read URLs (offline signing, no GCS server here)", () => {
+describe("GCS signed read URLs (offline signing: the emulator accepts any signature, GCS would not)", () => {
   const key = throwawayKey();
   const storage = gcsStorage(key.privateKey);
 
@@ -190,6 +190,16 @@ describe("GCS configuration", () => {
     expect(messages(() => loadEnv({ GCS_NOTIFICATION_SUBSCRIPTION: "uploads" }))).toMatch(/GOOGLE_CLOUD_PROJECT: required with GCS_NOTIFICATION_SUBSCRIPTION/);
     expect(loadEnv({ GCS_NOTIFICATION_SUBSCRIPTION: "projects/p/subscriptions/uploads" }).GCS_NOTIFICATION_SUBSCRIPTION).toBe("projects/p/subscriptions/uploads");
     expect(loadEnv({ GCS_NOTIFICATION_SUBSCRIPTION: "uploads", GOOGLE_CLOUD_PROJECT: "p" }).GCS_NOTIFICATION_SUBSCRIPTION).toBe("uploads");
+  });
+
+  test("an emulator is named by GCS_API_ENDPOINT; STORAGE_EMULATOR_HOST, which the Node client misroutes, is refused with STORAGE=gcs", () => {
+    const gcs = { STORAGE: "gcs", GCS_BUCKET: "videograph-media", DATABASE_URL: "postgresql://localhost/videograph" };
+    for (const load of [loadEnv, loadWorkerEnv]) {
+      expect(load({ ...gcs, GCS_API_ENDPOINT: "http://127.0.0.1:4443" }).GCS_API_ENDPOINT).toBe("http://127.0.0.1:4443");
+      expect(messages(() => load({ ...gcs, GCS_API_ENDPOINT: "gcs:4443" }))).toMatch(/GCS_API_ENDPOINT:/);
+      expect(messages(() => load({ ...gcs, STORAGE_EMULATOR_HOST: "http://127.0.0.1:4443" }))).toMatch(/STORAGE_EMULATOR_HOST: not supported: set GCS_API_ENDPOINT/);
+      expect(load({ DATABASE_URL: gcs.DATABASE_URL, STORAGE_EMULATOR_HOST: "http://127.0.0.1:4443" }).STORAGE).toBe("local");
+    }
   });
 
   test("the worker reads the same storage variables", () => {

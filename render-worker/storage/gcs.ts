@@ -11,32 +11,34 @@ export interface GcsWorkerStorageOptions {
   bucket: string;
   /** Lifetime of the signed URL ffmpeg reads a source from: the longest a job may read it. */
   signedUrlTtlSeconds: number;
-  /** Default: a client configured from the environment (see below). */
+  /** Origin of a GCS-compatible server (GCS_API_ENDPOINT, an emulator), or undefined for Google. */
+  apiEndpoint?: string;
+  /** Default: `createWorkerStorageClient(apiEndpoint)`. */
   client?: Storage;
 }
 
 /**
- * A GCS client from the environment: Application Default Credentials, and
- * `STORAGE_EMULATOR_HOST`, which the library reads itself (API endpoint and signed URLs). An
- * emulator checks no signatures but signing still needs a key: without credentials a throwaway
- * one is generated. Every write this worker makes replaces a whole object with the same
- * content, so retrying any request is safe.
+ * A GCS client: Application Default Credentials against Google, or the server at `apiEndpoint`
+ * (JSON API, uploads and signed URLs all go there). An emulator checks no signatures but
+ * signing still needs a key: without credentials a throwaway one is generated. Every write this
+ * worker makes replaces a whole object with the same content, so retrying any request is safe.
  */
-export function createWorkerStorageClient(): Storage {
+export function createWorkerStorageClient(apiEndpoint?: string): Storage {
   const retryOptions = { idempotencyStrategy: IdempotencyStrategy.RetryAlways };
-  if (process.env.STORAGE_EMULATOR_HOST && !process.env.GOOGLE_APPLICATION_CREDENTIALS) {
+  if (apiEndpoint && !process.env.GOOGLE_APPLICATION_CREDENTIALS) {
     const { privateKey } = generateKeyPairSync("rsa", {
       modulusLength: 2048,
       privateKeyEncoding: { type: "pkcs8", format: "pem" },
       publicKeyEncoding: { type: "spki", format: "pem" },
     });
     return new Storage({
+      apiEndpoint,
       retryOptions,
       projectId: process.env.GOOGLE_CLOUD_PROJECT ?? "videograph-local",
       credentials: { client_email: "videograph-emulator@videograph-local.iam.gserviceaccount.com", private_key: privateKey },
     });
   }
-  return new Storage({ retryOptions });
+  return new Storage({ retryOptions, ...(apiEndpoint ? { apiEndpoint } : {}) });
 }
 
 /**
@@ -45,7 +47,7 @@ export function createWorkerStorageClient(): Storage {
  * uploaded with their Content-Type and Cache-Control, which GCS serves to players.
  */
 export function createGcsWorkerStorage(options: GcsWorkerStorageOptions): WorkerStorage {
-  const bucket = (options.client ?? createWorkerStorageClient()).bucket(options.bucket);
+  const bucket = (options.client ?? createWorkerStorageClient(options.apiEndpoint)).bucket(options.bucket);
 
   return {
     async inputFor(key) {

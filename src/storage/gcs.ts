@@ -17,29 +17,31 @@ export interface GcsStorageOptions {
   publicUrl: string;
   /** Lifetime of signed read URLs (at least three quarters of it is left when one is handed out). */
   signedUrlTtlSeconds: number;
-  /** Default: `createStorageClient()`. */
+  /** Origin of a GCS-compatible server (GCS_API_ENDPOINT, an emulator), or undefined for Google. */
+  apiEndpoint?: string;
+  /** Default: `createStorageClient(apiEndpoint)`. */
   client?: Storage;
 }
 
 /**
- * A GCS client configured from the environment: Application Default Credentials, and
- * `STORAGE_EMULATOR_HOST`, which the library reads itself (it becomes the API endpoint, and
- * signed URLs then point at the emulator too). An emulator checks no signatures but signing
- * still needs a key, so without credentials a throwaway one is generated.
+ * A GCS client: Application Default Credentials against Google, or the server at `apiEndpoint`
+ * (JSON API, uploads and signed URLs all go there). An emulator checks no signatures but
+ * signing still needs a key, so without credentials a throwaway one is generated.
  */
-export function createStorageClient(): Storage {
-  if (process.env.STORAGE_EMULATOR_HOST && !process.env.GOOGLE_APPLICATION_CREDENTIALS) {
+export function createStorageClient(apiEndpoint?: string): Storage {
+  if (apiEndpoint && !process.env.GOOGLE_APPLICATION_CREDENTIALS) {
     const { privateKey } = generateKeyPairSync("rsa", {
       modulusLength: 2048,
       privateKeyEncoding: { type: "pkcs8", format: "pem" },
       publicKeyEncoding: { type: "spki", format: "pem" },
     });
     return new Storage({
+      apiEndpoint,
       projectId: process.env.GOOGLE_CLOUD_PROJECT ?? "videograph-local",
       credentials: { client_email: "videograph-emulator@videograph-local.iam.gserviceaccount.com", private_key: privateKey },
     });
   }
-  return new Storage();
+  return new Storage(apiEndpoint ? { apiEndpoint } : {});
 }
 
 const isNotFound = (err: unknown) => (err as { code?: unknown }).code === 404;
@@ -57,7 +59,7 @@ export class GcsStorage implements ApiStorage {
   readonly #signed = new Map<string, { windowStart: number; url: Promise<string> }>();
 
   constructor(options: GcsStorageOptions) {
-    this.bucket = (options.client ?? createStorageClient()).bucket(options.bucket);
+    this.bucket = (options.client ?? createStorageClient(options.apiEndpoint)).bucket(options.bucket);
     this.signedUrlTtlSeconds = options.signedUrlTtlSeconds;
     this.#publicUrl = options.publicUrl;
   }
