@@ -231,7 +231,7 @@ describe("GCS adapters against a stub of the JSON API (no GCS server here)", () 
     const worker = createGcsWorkerStorage({ bucket: BUCKET, signedUrlTtlSeconds: 3600, client });
     const input = await worker.inputFor("videos/v2/source/upload");
     requests.length = 0;
-    const probe = await probeSource(input);
+    const { probe } = await probeSource(input);
     expect([probe.width, probe.height, probe.hasAudio, Math.round(probe.duration)]).toEqual([320, 240, true, 2]);
     const reads = requests.filter((r) => r.url.pathname === `/${BUCKET}/videos/v2/source/upload`);
     expect(reads.length).toBeGreaterThan(0);
