@@ -8,7 +8,7 @@ import { ownMediaFile, type ProbedInput } from "../media/media-input.ts";
 export const REVEAL_SECONDS = 3;
 export const QUIZ_FPS = 25;
 
-const FONT_DIR = process.env.QUIZ_FONT_DIR ?? "/usr/share/fonts/truetype/dejavu";
+const FONT_DIR = process.env.QUIZ_FONT_DIR || "/usr/share/fonts/truetype/dejavu";
 const BOLD_FONT = path.join(FONT_DIR, "DejaVuSans-Bold.ttf");
 const REGULAR_FONT = path.join(FONT_DIR, "DejaVuSans.ttf");
 

@@ -30,8 +30,8 @@ export interface FfprobeJsonStream {
   side_data_list?: Array<{ side_data_type?: string; rotation?: number }>;
 }
 
-const FFPROBE = process.env.FFPROBE_PATH ?? "ffprobe";
-const FFMPEG = process.env.FFMPEG_PATH ?? "ffmpeg";
+const FFPROBE = process.env.FFPROBE_PATH || "ffprobe";
+const FFMPEG = process.env.FFMPEG_PATH || "ffmpeg";
 
 /**
  * The largest frame ffmpeg may decode: a stream whose SPS changes to a huge size after the probe

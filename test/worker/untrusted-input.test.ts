@@ -205,17 +205,44 @@ describe("the processes that parse tenant input carry no secrets", () => {
     await transcode({ v: 1, type: "transcode", jobId: JOB_ID, attempt: 1, videoId: ATTACKER, sourceKey, outputPrefix: `videos/${ATTACKER}`, options: { segmentSeconds: 2 } }, context(events));
     expect(events.at(-1)?.type).toBe("job.succeeded");
 
+    // One ffprobe, the worker's own within the whitelists: fluent-ffmpeg's (for its progress event) never runs.
+    expect(await ffprobe.dumps()).toHaveLength(1);
     const dumps = [...(await ffprobe.dumps()), ...(await ffmpeg.dumps())];
     // The probe, the poster and the ladder.
     expect(dumps.length).toBeGreaterThanOrEqual(3);
+    expectNoSecrets(dumps, MEDIA_TOOL_ENV_NAMES);
+  });
+
+  it("espeak-ng and ffmpeg see only the media tools' variables during a narrated composition", async () => {
+    const espeak = await revealingWrapper("espeak-ng");
+    const ffmpeg = await revealingWrapper("ffmpeg");
+    for (const [name, value] of Object.entries(SECRETS)) vi.stubEnv(name, value);
+    vi.stubEnv("ESPEAK_PATH", espeak.wrapper);
+    vi.stubEnv("FFMPEG_PATH", ffmpeg.wrapper);
+    vi.resetModules();
+    const { renderComposition } = await import("../../render-worker/handlers/render-composition.ts");
+    const { MEDIA_TOOL_ENV_NAMES } = await import("../../render-worker/media/tool-environment.ts");
+    const job = {
+      v: 1, type: "render_composition", jobId: JOB_ID, attempt: 1, videoId: ATTACKER, template: "QUIZ",
+      questions: [{ question: "Who reads this?", choices: ["espeak", "nobody"], answerIndex: 0 }],
+      secondsPerQuestion: 1, narration: { voice: "en" }, width: 320, height: 180,
+      outputKey: `videos/${ATTACKER}/source/composition.mp4`, assets: {},
+    } as RenderCompositionJobMessage;
+    await renderComposition(job, context([]));
+    const dumps = [...(await espeak.dumps()), ...(await ffmpeg.dumps())];
+    expect(dumps.length).toBeGreaterThanOrEqual(2);
+    expectNoSecrets(dumps, MEDIA_TOOL_ENV_NAMES);
+  });
+
+  function expectNoSecrets(dumps: string[], allowed: string[]): void {
     for (const dump of dumps) {
       const names = dump.split("\n").filter(Boolean).map((line) => line.slice(0, line.indexOf("=")));
       // The shell adds PWD (and on some systems SHLVL/_) itself.
-      expect(names.filter((n) => !["PWD", "SHLVL", "_", "OLDPWD"].includes(n)).every((n) => MEDIA_TOOL_ENV_NAMES.includes(n)), names.join(" ")).toBe(true);
+      expect(names.filter((n) => !["PWD", "SHLVL", "_", "OLDPWD"].includes(n) && !allowed.includes(n))).toEqual([]);
       for (const [name, value] of Object.entries(SECRETS)) {
         expect(dump).not.toContain(name);
         expect(dump).not.toContain(value);
       }
     }
-  });
+  }
 });
