@@ -1,4 +1,6 @@
 import { createHash } from "node:crypto";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { chmod, copyFile, mkdir, readdir, readFile, stat, utimes, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -137,6 +139,28 @@ describe("a source that references other files is refused before anything reads 
     expect(error.message).toMatch(new RegExp(`^The composition's ${field} asset clip\\.mp4 cannot be used: The file is an HLS playlist, not a video`));
     expect(await filesUnder(path.join(dirs.dataDir, `videos/${ATTACKER}`))).toEqual([]);
     await expectUnread(victim);
+  });
+
+  it("a playlist read from a signed URL (GCS) cannot make ffmpeg request another address", async () => {
+    const internalRequests: string[] = [];
+    const internal = createServer((req, res) => {
+      internalRequests.push(req.url ?? "");
+      res.end("secret");
+    });
+    await new Promise<void>((resolve) => internal.listen(0, "127.0.0.1", resolve));
+    const internalUrl = `http://127.0.0.1:${(internal.address() as AddressInfo).port}/computeMetadata/v1/seg.ts`;
+    const bucket = createServer((_req, res) => res.end(playlist([internalUrl])));
+    await new Promise<void>((resolve) => bucket.listen(0, "127.0.0.1", resolve));
+    try {
+      const { probeSource } = await import("../../render-worker/media/probe.ts");
+      const signedUrl = `http://127.0.0.1:${(bucket.address() as AddressInfo).port}/bucket/videos/${ATTACKER}/source/upload?X-Goog-Signature=abc`;
+      const error = await rejection(probeSource(signedUrl));
+      expect(internalRequests).toEqual([]);
+      expect(error.message).toMatch(HLS_REFUSED);
+    } finally {
+      internal.close();
+      bucket.close();
+    }
   });
 
   it("a source location that is not a plain path or an http(s) URL is refused before ffprobe runs", async () => {
