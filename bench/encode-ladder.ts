@@ -104,8 +104,8 @@ async function makeSource(dir: string, name: string): Promise<string> {
   return file;
 }
 
-async function encodeOnce(input: string, ladder: Rung[], encoder: VideoEncoder, clockTicks: number): Promise<{ wall: number; cpu: number; rss: number | null }> {
-  const probe = await probeSource(input);
+async function encodeOnce(source: string, ladder: Rung[], encoder: VideoEncoder, clockTicks: number): Promise<{ wall: number; cpu: number; rss: number | null }> {
+  const { input, probe } = await probeSource(source);
   // On a terminal only (cli-progress draws nothing elsewhere): media seconds encoded, and speed.
   const bar = new cliProgress.SingleBar(
     { format: "  {bar} {value}/{total} s of media  {speed}× real time", stream: process.stderr, hideCursor: true, clearOnComplete: true },
@@ -160,7 +160,7 @@ function decodeAndScaleOnly(input: string, ladder: Rung[], workDir: string): Pro
 }
 
 async function benchSource(input: string, name: string, encoder: VideoEncoder, perRung: boolean, clockTicks: number): Promise<Row[]> {
-  const ladder = planLadder(await probeSource(input));
+  const ladder = planLadder((await probeSource(input)).probe);
   const rows: Row[] = [];
   progress(`${name}: ${encoder}, one process, ${ladder.length} rungs (${ladder.map((r) => r.name).join(" ")})`);
   const once = await encodeOnce(input, ladder, encoder, clockTicks);

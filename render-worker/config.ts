@@ -42,6 +42,18 @@ const WorkerEnvSchema = z.object({
 
 export type WorkerEnv = Readonly<z.infer<typeof WorkerEnvSchema>>;
 
+/**
+ * Every variable a worker process is given when the API starts it (the embedded default): the
+ * schema's, the media tools' paths, the Google client libraries' and the platform's. The API's
+ * own secrets (BOOTSTRAP_API_KEY, JWT_SECRET, webhook and storage signing keys…) are not here.
+ */
+export const WORKER_ENV_NAMES: readonly string[] = [
+  ...WorkerEnvSchema.keyof().options,
+  "FFMPEG_PATH", "FFPROBE_PATH", "ESPEAK_PATH", "ESPEAK_DATA_PATH", "QUIZ_FONT_DIR",
+  "GOOGLE_APPLICATION_CREDENTIALS", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST",
+  "PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "NODE_EXTRA_CA_CERTS",
+];
+
 const CheckedWorkerEnvSchema = WorkerEnvSchema.superRefine((env, ctx) => {
   if (env.TRANSPORT === "postgres" && !env.DATABASE_URL) {
     ctx.addIssue({ code: "custom", path: ["DATABASE_URL"], message: "required with TRANSPORT=postgres: its queues live in Postgres" });

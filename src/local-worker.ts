@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
+import { WORKER_ENV_NAMES } from "../render-worker/config.ts";
 import { log } from "./log.ts";
 
 const WORKER_ENTRY = path.resolve(import.meta.dirname, "../render-worker/main.ts");
@@ -11,7 +12,8 @@ export interface LocalWorker {
 /**
  * Runs the render worker as a child process beside the API (the embedded default), restarting
  * it with back-off if it dies. It is the same program a cloud worker runs, with the same
- * transport; only its environment is handed down from the API's.
+ * transport. Of the API's environment it gets only the variables a worker reads
+ * (`WORKER_ENV_NAMES`): it parses tenant media, so the API's secrets stay out of its reach.
  */
 export function startLocalWorker(options: {
   databaseUrl: string;
@@ -31,7 +33,7 @@ export function startLocalWorker(options: {
     child = spawn(process.execPath, [WORKER_ENTRY], {
       stdio: ["ignore", "inherit", "inherit"],
       env: {
-        ...process.env,
+        ...workerEnvFrom(process.env),
         DATABASE_URL: options.databaseUrl,
         DATA_DIR: path.resolve(options.dataDir),
         WORKER_ID: options.workerId ?? `local-${process.pid}`,
@@ -66,4 +68,8 @@ export function startLocalWorker(options: {
       clearTimeout(timer);
     },
   };
+}
+
+function workerEnvFrom(env: NodeJS.ProcessEnv): Record<string, string> {
+  return Object.fromEntries(WORKER_ENV_NAMES.flatMap((name) => (env[name] === undefined ? [] : [[name, env[name]]])));
 }

@@ -158,7 +158,7 @@ describe("GCS adapters against fake-gcs-server", () => {
     await storage.write(key, once(clip), { limit: clip.length, contentType: "video/mp4" });
     const input = await worker.inputFor(key);
     requests.length = 0;
-    const probe = await probeSource(input);
+    const { probe } = await probeSource(input);
     expect([probe.width, probe.height, probe.hasAudio, Math.round(probe.duration)]).toEqual([320, 240, true, 2]);
     const reads = requests.filter((r) => r.url.pathname === `/${BUCKET}/${key}`);
     expect(reads.length).toBeGreaterThan(0);

@@ -2,12 +2,13 @@ import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { QuizQuestion } from "../../src/protocol/messages.ts";
 import type { GraphInput } from "../media/ffmpeg.ts";
+import { ownMediaFile, type ProbedInput } from "../media/media-input.ts";
 
 /** How long the answer stays revealed after each question's countdown. */
 export const REVEAL_SECONDS = 3;
 export const QUIZ_FPS = 25;
 
-const FONT_DIR = process.env.QUIZ_FONT_DIR ?? "/usr/share/fonts/truetype/dejavu";
+const FONT_DIR = process.env.QUIZ_FONT_DIR || "/usr/share/fonts/truetype/dejavu";
 const BOLD_FONT = path.join(FONT_DIR, "DejaVuSans-Bold.ttf");
 const REGULAR_FONT = path.join(FONT_DIR, "DejaVuSans.ttf");
 
@@ -19,13 +20,14 @@ const PALETTE: Array<[string, string]> = [
   ["0x312e81", "0x0f766e"],
 ];
 
+/** The tenant's assets, each probed: ffmpeg opens it as the container its probe found. */
 export interface QuizAssets {
   /** A video shown (looped, scaled and cropped to the frame) behind every question. */
-  background?: string;
+  background?: ProbedInput;
   /** A timer animation, stretched to the countdown and fitted into the timer bar's place. */
-  timer?: { file: string; durationSeconds: number };
+  timer?: { input: ProbedInput; durationSeconds: number };
   /** A sound played when the answer is revealed. */
-  correctSound?: string;
+  correctSound?: ProbedInput;
 }
 
 export interface QuizSegmentSpec {
@@ -227,8 +229,8 @@ export function quizSegmentGraph(spec: QuizSegmentSpec, lines: TextLine[], first
   const D = quizSegmentSeconds(S);
   const layout = quizLayout(W, H, spec.question.choices.length);
   const inputs: GraphInput[] = [];
-  const addInput = (file: string, loop: boolean): number => {
-    inputs.push({ file, loop });
+  const addInput = (input: ProbedInput, loop: boolean): number => {
+    inputs.push({ input, loop });
     return firstInput + inputs.length - 1;
   };
   const chains: string[] = [];
@@ -248,7 +250,7 @@ export function quizSegmentGraph(spec: QuizSegmentSpec, lines: TextLine[], first
 
   const t = layout.timer;
   if (spec.assets.timer) {
-    const timer = addInput(spec.assets.timer.file, false);
+    const timer = addInput(spec.assets.timer.input, false);
     const stretch = S / spec.assets.timer.durationSeconds;
     chains.push(
       `[${timer}:v:0]setpts=(PTS-STARTPTS)*${stretch.toFixed(6)},fps=${QUIZ_FPS},trim=duration=${S},` +
@@ -291,7 +293,7 @@ export function quizSegmentGraph(spec: QuizSegmentSpec, lines: TextLine[], first
   }
   audio.push(`[${L("ding")}]`);
   if (spec.narration) {
-    const voice = addInput(spec.narration, false);
+    const voice = addInput(ownMediaFile(spec.narration, "wav"), false);
     chains.push(`[${voice}:a:0]${stereo}[${L("voice")}]`);
     audio.push(`[${L("voice")}]`);
   }

@@ -4,8 +4,7 @@ import { estimateJobMemoryBytes } from "../admission.ts";
 import type { QuizAssets } from "../composition/quiz-graph.ts";
 import { renderQuiz } from "../composition/render-quiz.ts";
 import { MediaError } from "../media/errors.ts";
-import { ffprobeJson } from "../media/ffmpeg.ts";
-import { probeSource } from "../media/probe.ts";
+import { probeContainer, probeSource } from "../media/probe.ts";
 import type { WorkerStorage } from "../storage/types.ts";
 import { sampleProgress } from "./progress-sampler.ts";
 import { renderSucceeded, storeSource } from "./rendered-source.ts";
@@ -59,21 +58,22 @@ async function resolveAssets(job: RenderCompositionJobMessage, storage: WorkerSt
   const assets: QuizAssets = {};
   const { backgroundKey, timerKey, correctSoundKey } = job.assets;
   if (backgroundKey) {
-    assets.background = await assetInput(storage, "backgroundKey", backgroundKey);
-    await probeAsset("backgroundKey", backgroundKey, assets.background, signal);
+    const background = await probeAsset("backgroundKey", backgroundKey, await assetInput(storage, "backgroundKey", backgroundKey), signal);
+    assets.background = background.input;
   }
   if (timerKey) {
-    const file = await assetInput(storage, "timerKey", timerKey);
-    const probe = await probeAsset("timerKey", timerKey, file, signal);
-    if (probe.duration <= 0) throw assetError("timerKey", timerKey, "it has no duration");
-    assets.timer = { file, durationSeconds: probe.duration };
+    const timer = await probeAsset("timerKey", timerKey, await assetInput(storage, "timerKey", timerKey), signal);
+    if (timer.probe.duration <= 0) throw assetError("timerKey", timerKey, "it has no duration");
+    assets.timer = { input: timer.input, durationSeconds: timer.probe.duration };
   }
   if (correctSoundKey) {
-    assets.correctSound = await assetInput(storage, "correctSoundKey", correctSoundKey);
-    const data = await ffprobeJson(assets.correctSound, { signal }).catch((err: Error) => {
+    const location = await assetInput(storage, "correctSoundKey", correctSoundKey);
+    const sound = await probeContainer(location, { signal }).catch((err: Error) => {
+      if (err instanceof MediaError && err.retryable) throw err;
       throw assetError("correctSoundKey", correctSoundKey, err.message);
     });
-    if (!data.streams?.some((s) => s.codec_type === "audio")) throw assetError("correctSoundKey", correctSoundKey, "it has no audio stream");
+    if (!sound.data.streams?.some((s) => s.codec_type === "audio")) throw assetError("correctSoundKey", correctSoundKey, "it has no audio stream");
+    assets.correctSound = sound.input;
   }
   return assets;
 }

@@ -7,7 +7,7 @@ import type { JobContext } from "./types.ts";
  * `outputKey` for the transcode that follows; what ffmpeg cannot read never reaches storage.
  */
 export async function storeSource(ctx: JobContext, file: string, outputKey: string, contentType = "video/mp4"): Promise<ProbeResult> {
-  const probe = await probeSource(file, { signal: ctx.signal });
+  const { probe } = await probeSource(file, { signal: ctx.signal });
   await ctx.storage.upload(outputKey, file, { contentType, cacheControl: "private, max-age=0" });
   return probe;
 }

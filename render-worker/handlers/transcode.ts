@@ -7,6 +7,7 @@ import { abortError, isAbortError, MediaError } from "../media/errors.ts";
 import { encodeLadder, extractPoster, type LadderEncode } from "../media/ffmpeg.ts";
 import { createHlsPublisher, type HlsPublisher } from "../media/hls-publisher.ts";
 import { planLadder } from "../media/ladder.ts";
+import type { ProbedInput } from "../media/media-input.ts";
 import { probeSource } from "../media/probe.ts";
 import { ENCODE_MANIFEST, encodeManifestText, planResume, type EncodeManifest, type ResumePoint } from "../media/resume.ts";
 import { sampleProgress } from "./progress-sampler.ts";
@@ -21,8 +22,7 @@ import type { JobContext } from "./types.ts";
  */
 export async function transcode(job: TranscodeJobMessage, ctx: JobContext): Promise<void> {
   const { storage, signal } = ctx;
-  const input = await storage.inputFor(job.sourceKey);
-  const probe = await probeSource(input, { signal, maxDurationSeconds: job.options.maxDurationSeconds });
+  const { input, probe } = await probeSource(await storage.inputFor(job.sourceKey), { signal, maxDurationSeconds: job.options.maxDurationSeconds });
   const ladder = planLadder(probe, { maxHeight: job.options.maxHeight });
   const releaseMemory = ctx.reserveMemory?.(estimateJobMemoryBytes(probe)) ?? (() => {});
   try {
@@ -35,7 +35,7 @@ export async function transcode(job: TranscodeJobMessage, ctx: JobContext): Prom
   }
 }
 
-async function encodeAndPublish(job: TranscodeJobMessage, ctx: JobContext, input: string, probe: ProbeResult, ladder: Rung[]): Promise<void> {
+async function encodeAndPublish(job: TranscodeJobMessage, ctx: JobContext, input: ProbedInput, probe: ProbeResult, ladder: Rung[]): Promise<void> {
   const { storage, signal } = ctx;
   const rungs = rungsToEncode(ladder, job.options.rungs);
   const hlsPrefix = `${job.outputPrefix}/hls`;
@@ -146,7 +146,7 @@ function rungsToEncode(ladder: Rung[], names: string[] | undefined): Rung[] {
 }
 
 /** Uploads `{outputPrefix}/thumbnails/poster.jpg`; a video without a poster is still a video. */
-async function publishPoster(job: TranscodeJobMessage, ctx: JobContext, input: string, probe: ProbeResult): Promise<string | null> {
+async function publishPoster(job: TranscodeJobMessage, ctx: JobContext, input: ProbedInput, probe: ProbeResult): Promise<string | null> {
   const key = `${job.outputPrefix}/thumbnails/poster.jpg`;
   const outFile = path.join(ctx.workDir, "poster.jpg");
   try {

@@ -6,6 +6,8 @@ import ffmpeg from "fluent-ffmpeg";
 import type { ProbeResult, Rung } from "../../src/protocol/messages.ts";
 import { abortError, MediaError } from "./errors.ts";
 import { h264LevelOf, videoRateControl } from "./ladder.ts";
+import { mediaInputOptions, type MediaInput, type ProbedInput } from "./media-input.ts";
+import { mediaToolEnv } from "./tool-environment.ts";
 
 /** The parts of `ffprobe -of json -show_format -show_streams` output the worker reads. */
 export interface FfprobeJson {
@@ -28,7 +30,8 @@ export interface FfprobeJsonStream {
   side_data_list?: Array<{ side_data_type?: string; rotation?: number }>;
 }
 
-const FFPROBE = process.env.FFPROBE_PATH ?? "ffprobe";
+const FFPROBE = process.env.FFPROBE_PATH || "ffprobe";
+const FFMPEG = process.env.FFMPEG_PATH || "ffmpeg";
 
 /**
  * The largest frame ffmpeg may decode: a stream whose SPS changes to a huge size after the probe
@@ -44,26 +47,27 @@ export function redactUrls(text: string): string {
 const STDERR_TAIL_LINES = 20;
 
 /**
- * Runs ffprobe on a path or URL and returns its JSON. Fails with a MediaError whose message is
- * ffprobe's own short reason (`moov atom not found; Invalid data found when processing input`).
+ * Runs ffprobe on an input, within its whitelists, and returns its JSON. Fails with a MediaError
+ * whose message is ffprobe's own short reason (`moov atom not found; Invalid data found when
+ * processing input`).
  */
-export function ffprobeJson(input: string, opts: { signal?: AbortSignal; timeoutMs?: number; maxPixels?: number } = {}): Promise<FfprobeJson> {
+export function ffprobeJson(input: MediaInput, opts: { signal?: AbortSignal; timeoutMs?: number; maxPixels?: number } = {}): Promise<FfprobeJson> {
   // -max_pixels makes the decoder refuse a huge frame instead of allocating it (a decompression bomb).
   const limit = opts.maxPixels ? ["-max_pixels", String(opts.maxPixels)] : [];
-  const args = ["-v", "error", ...limit, "-of", "json", "-show_format", "-show_streams", input];
+  const args = ["-v", "error", ...mediaInputOptions(input), ...limit, "-of", "json", "-show_format", "-show_streams", input.url];
   const command = redactUrls([FFPROBE, ...args].join(" "));
   return new Promise((resolve, reject) => {
     execFile(
       FFPROBE,
       args,
-      { maxBuffer: 32 * 1024 * 1024, timeout: opts.timeoutMs ?? 60_000, killSignal: "SIGKILL", signal: opts.signal },
+      { maxBuffer: 32 * 1024 * 1024, timeout: opts.timeoutMs ?? 60_000, killSignal: "SIGKILL", signal: opts.signal, env: mediaToolEnv() },
       (error, stdout, stderr) => {
         if (opts.signal?.aborted) return reject(abortError(opts.signal));
         const stderrTail = tailOf(stderr.split(/\r\n|\r|\n/));
         if (error) {
           const exitCode = typeof error.code === "number" ? error.code : null;
           const timedOut = error.killed === true && exitCode === null;
-          const reason = timedOut ? "ffprobe timed out" : exitCode === null ? error.message : shortReason(stderr, input);
+          const reason = timedOut ? "ffprobe timed out" : exitCode === null ? error.message : shortReason(stderr, input.url);
           // A process that could not run or was cut off says nothing about the file.
           return reject(new MediaError(reason, { retryable: exitCode === null, command, stderrTail, exitCode, cause: error }));
         }
@@ -91,8 +95,8 @@ export interface EncodeStats {
 export type VideoEncoder = "libx264" | "h264_nvenc";
 
 export interface EncodeLadderArgs {
-  /** Path or URL of the source. */
-  input: string;
+  /** The source, opened as the container its probe found. */
+  input: ProbedInput;
   probe: ProbeResult;
   ladder: Rung[];
   /** ffmpeg runs here; rung `720p` is written to `720p/index.m3u8` and `720p/seg_00000.ts`… */
@@ -124,7 +128,7 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
   // -ss before the input seeks accurately: decoding starts at the keyframe before, frames before
   // `fromSeconds` are dropped, and the first one kept gets a forced keyframe as in the earlier run.
   const seek = from.fromSeconds > 0 ? ["-ss", from.fromSeconds.toFixed(6)] : [];
-  const command = ffmpeg(input, { cwd: workDir, stdoutLines: 50 }).inputOptions("-nostdin", "-hide_banner", ...decodeLimit(), ...seek);
+  const command = ffmpeg(input.url, { cwd: workDir, stdoutLines: 50 }).inputOptions("-nostdin", "-hide_banner", ...mediaInputOptions(input), ...decodeLimit(), ...seek);
   const timeline = timelineOptions(from.segments, from.fromSeconds);
 
   if (videoRungs.length > 0) command.complexFilter(ladderScaleGraph(videoRungs));
@@ -142,11 +146,13 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
 
   let latest: { outTimeSeconds: number; fps: number | null } | null = null;
   let startedAt: number | null = null;
-  // Only stores the latest figures: the caller samples them on its own timer.
-  command.on("progress", (p: { timemark?: string; currentFps?: number }) => {
-    const outTimeSeconds = timemarkSeconds(p.timemark);
+  // Only stores the latest figures: the caller samples them on its own timer. Read from stderr:
+  // fluent-ffmpeg's 'progress' event would run its own ffprobe on the source, outside the whitelists.
+  command.on("stderr", (line: string) => {
+    const outTimeSeconds = timemarkSeconds(/\btime=(\S+)/.exec(line)?.[1]);
     if (outTimeSeconds === null) return;
-    latest = { outTimeSeconds, fps: Number.isFinite(p.currentFps) ? (p.currentFps as number) : null };
+    const fps = Number(/\bfps=\s*([\d.]+)/.exec(line)?.[1]);
+    latest = { outTimeSeconds, fps: Number.isFinite(fps) ? fps : null };
   });
 
   const done = Promise.all(ladder.map((r) => mkdir(path.join(workDir, r.name), { recursive: true }))).then(() =>
@@ -239,7 +245,7 @@ export async function probeNvenc(opts: { timeoutMs?: number; onFailure?: (reason
 }
 
 export interface ExtractPosterArgs {
-  input: string;
+  input: ProbedInput;
   probe: ProbeResult;
   /** Where to write the JPEG; ffmpeg runs in its directory. */
   outFile: string;
@@ -253,8 +259,8 @@ export async function extractPoster(args: ExtractPosterArgs): Promise<void> {
   const width = Math.max(2, Math.min(Math.floor(probe.width / 2) * 2, Math.round((probe.width * height) / probe.height / 2) * 2));
   // A source of a frame or two has nothing after its first frame to seek to.
   const at = probe.duration < 0.5 ? 0 : Math.min(1, probe.duration / 3);
-  const command = ffmpeg(args.input, { cwd: path.dirname(outFile), stdoutLines: 50 })
-    .inputOptions("-nostdin", "-hide_banner", ...decodeLimit(), "-ss", at.toFixed(3))
+  const command = ffmpeg(args.input.url, { cwd: path.dirname(outFile), stdoutLines: 50 })
+    .inputOptions("-nostdin", "-hide_banner", ...mediaInputOptions(args.input), ...decodeLimit(), "-ss", at.toFixed(3))
     .output(path.basename(outFile))
     .outputOptions(
       "-map", "0:V:0",
@@ -325,6 +331,18 @@ function hlsOptions(rung: Rung, segmentSeconds: number): string[] {
   ];
 }
 
+/**
+ * fluent-ffmpeg has no option for the child's environment, and its one spawn would hand down the
+ * worker's whole environment: this command's spawn gets the media tools' environment instead.
+ */
+function withMediaToolEnv(command: ffmpeg.FfmpegCommand): void {
+  const spawnable = command as unknown as { _spawnFfmpeg: (args: string[], options: object, ...callbacks: unknown[]) => void };
+  const spawnFfmpeg = spawnable._spawnFfmpeg;
+  spawnable._spawnFfmpeg = function (this: unknown, args, options, ...callbacks) {
+    return spawnFfmpeg.call(this, args, typeof options === "object" ? { ...options, env: mediaToolEnv() } : options, ...callbacks);
+  };
+}
+
 /** Runs a prepared command; resolves with its command line, kills it with SIGKILL on abort. */
 function runFfmpeg(command: ffmpeg.FfmpegCommand, signal: AbortSignal | undefined, onSpawn?: () => void): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -373,6 +391,8 @@ function runFfmpeg(command: ffmpeg.FfmpegCommand, signal: AbortSignal | undefine
       if (signal?.aborted) return reject(abortError(signal));
       resolve(commandLine);
     });
+    command.setFfmpegPath(FFMPEG);
+    withMediaToolEnv(command);
     command.run();
   });
 }
@@ -410,9 +430,9 @@ function shortReason(stderr: string, input: string): string {
   return [...new Set(reasons)].join("; ") || "ffprobe failed without saying why";
 }
 
-/** An input of a composed render: a file, or a file read in a loop for as long as the graph needs. */
+/** An input of a composed render: a probed file, or one read in a loop for as long as the graph needs. */
 export interface GraphInput {
-  file: string;
+  input: ProbedInput;
   loop: boolean;
 }
 
@@ -442,7 +462,7 @@ const COMPOSED_OUTPUT_OPTIONS = [
 export async function renderFilterGraph(args: RenderGraphArgs): Promise<void> {
   const command = ffmpeg({ cwd: args.workDir, stdoutLines: 50 });
   for (const input of args.inputs) {
-    command.input(input.file).inputOptions(...(input.loop ? ["-stream_loop", "-1"] : []), ...decodeLimit());
+    command.input(input.input.url).inputOptions(...mediaInputOptions(input.input), ...(input.loop ? ["-stream_loop", "-1"] : []), ...decodeLimit());
   }
   command
     .complexFilter(args.filterGraph)
@@ -477,7 +497,8 @@ export async function concatParts(args: { parts: string[]; outFile: string; work
   await writeFile(path.join(args.workDir, listFile), args.parts.map((p) => `file '${p}'\n`).join(""));
   const command = ffmpeg({ cwd: args.workDir, stdoutLines: 50 })
     .input(listFile)
-    .inputOptions("-nostdin", "-hide_banner", "-f", "concat", "-safe", "0")
+    // Only the parts may be opened: the list and the mp4s it names, from files in the work dir.
+    .inputOptions("-nostdin", "-hide_banner", "-protocol_whitelist", "file", "-format_whitelist", "concat,mov", "-f", "concat")
     .output(args.outFile)
     .outputOptions("-map", "0:v:0", "-map", "0:a:0", "-c", "copy", "-movflags", "+faststart");
   await runFfmpeg(command, args.signal);

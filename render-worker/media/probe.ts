@@ -2,6 +2,7 @@ import { stat } from "node:fs/promises";
 import type { ProbeResult } from "../../src/protocol/messages.ts";
 import { MediaError } from "./errors.ts";
 import { ffprobeJson, MAX_DECODE_PIXELS, type FfprobeJson, type FfprobeJsonStream } from "./ffmpeg.ts";
+import { mediaInputAt, probedInput, refusedFormatReason, type ProbedInput } from "./media-input.ts";
 
 /** Frames larger than this on either side are refused: x264 levels and players stop there. */
 export const MAX_FRAME_SIDE = 8192;
@@ -26,17 +27,35 @@ export interface ProbeLimits {
   maxDurationSeconds?: number;
 }
 
+/** A source the probe accepted: how ffmpeg must open it, and what the ladder needs to know. */
+export interface ProbedSource {
+  input: ProbedInput;
+  probe: ProbeResult;
+}
+
 /**
- * Probes a source (path or URL) for what the ladder needs. Width and height are display
- * dimensions: rotation and non-square pixels applied. `rotation` is clockwise degrees, 0, 90,
- * 180 or 270. Throws a non-retryable MediaError with a readable message when the file is not a
- * video this worker can encode, or is outside the limits above: a file that declares an
- * enormous frame, frame rate or duration is refused here, before the encoder runs.
+ * Probes a source (a path or URL in storage) for what the ladder needs. ffprobe decides the
+ * container within the upload whitelist (a playlist or list is refused before anything it names
+ * is opened), and every later ffmpeg run opens the source as that container. Width and height
+ * are display dimensions: rotation and non-square pixels applied. `rotation` is clockwise
+ * degrees, 0, 90, 180 or 270. Throws a non-retryable MediaError with a readable message when the
+ * file is not a video this worker can encode, or is outside the limits above: a file that
+ * declares an enormous frame, frame rate or duration is refused here, before the encoder runs.
  */
-export async function probeSource(input: string, opts: { signal?: AbortSignal } & ProbeLimits = {}): Promise<ProbeResult> {
-  const isUrl = /^[a-z][a-z0-9+.-]*:/i.test(input);
+export async function probeSource(location: string, opts: { signal?: AbortSignal } & ProbeLimits = {}): Promise<ProbedSource> {
+  const { input, data } = await probeContainer(location, opts);
+  return { input, probe: probeResultFrom(data, opts) };
+}
+
+/**
+ * ffprobe's view of any media file a tenant gave (a source, a sound), within the upload
+ * whitelists; the refusals of `probeSource` that come from the file, not from its streams.
+ */
+export async function probeContainer(location: string, opts: { signal?: AbortSignal } = {}): Promise<{ input: ProbedInput; data: FfprobeJson }> {
+  const input = mediaInputAt(location);
+  const isUrl = input.protocols !== "file";
   if (!isUrl) {
-    const file = await stat(input);
+    const file = await stat(location);
     if (file.size === 0) throw notAVideo("the file is empty (0 bytes)");
   }
   let data: FfprobeJson;
@@ -44,6 +63,8 @@ export async function probeSource(input: string, opts: { signal?: AbortSignal } 
     data = await ffprobeJson(input, { signal: opts.signal, maxPixels: MAX_FRAME_PIXELS });
   } catch (err) {
     if (err instanceof MediaError && !err.retryable) {
+      const notWhitelisted = /\[([^\]@\s]+) @ 0x[0-9a-f]+\] Format not on whitelist/.exec(err.stderrTail ?? "");
+      if (notWhitelisted) throw new MediaError(refusedFormatReason(notWhitelisted[1]!), { retryable: false, command: err.command, stderrTail: err.stderrTail, exitCode: err.exitCode });
       // Run with -max_pixels, ffprobe stops at a larger frame instead of decoding it, and prints no streams.
       const oversized = /Picture size (\d+)x(\d+) exceeds specified max pixel count/.exec(err.stderrTail ?? err.message);
       if (oversized) {
@@ -63,7 +84,9 @@ export async function probeSource(input: string, opts: { signal?: AbortSignal } 
     }
     throw err;
   }
-  return probeResultFrom(data, opts);
+  const probed = probedInput(input, data.format?.format_name);
+  if (probed === null) throw refused(refusedFormatReason(data.format?.format_name ?? "unknown"));
+  return { input: probed, data };
 }
 
 /** Reads a ProbeResult from ffprobe's JSON; the rules of `probeSource` without the process. */

@@ -2,8 +2,9 @@ import { execFile } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { abortError, MediaError } from "./errors.ts";
+import { mediaToolEnv } from "./tool-environment.ts";
 
-const ESPEAK = process.env.ESPEAK_PATH ?? "espeak-ng";
+const ESPEAK = process.env.ESPEAK_PATH || "espeak-ng";
 
 /**
  * Speaks `text` with espeak-ng into a WAV file in `workDir`. The text goes through a file (`-f`),
@@ -15,7 +16,7 @@ export async function synthesizeSpeech(args: { text: string; voice: string; outF
   const argv = ["-v", args.voice, "-w", args.outFile, "-f", textFile];
   const command = [ESPEAK, ...argv].join(" ");
   await new Promise<void>((resolve, reject) => {
-    execFile(ESPEAK, argv, { cwd: args.workDir, timeout: 60_000, killSignal: "SIGKILL", signal: args.signal }, (error, _stdout, stderr) => {
+    execFile(ESPEAK, argv, { cwd: args.workDir, timeout: 60_000, killSignal: "SIGKILL", signal: args.signal, env: mediaToolEnv() }, (error, _stdout, stderr) => {
       if (args.signal.aborted) return reject(abortError(args.signal));
       if (!error) return resolve();
       const exitCode = typeof error.code === "number" ? error.code : null;

@@ -22,10 +22,10 @@ afterEach(async () => {
 describe("encodeLadder", () => {
   it("fails with the command line, exit code and stderr tail of ffmpeg", async () => {
     const clip = await makeClip({ width: 320, height: 180, seconds: 2, audio: false });
-    const probe = await probeSource(clip);
+    const { input, probe } = await probeSource(clip);
     // A ladder planned for audio the source does not have: ffmpeg refuses the `0:a:0` map.
     const ladder = planLadder({ ...probe, hasAudio: true, audioCodec: "aac" });
-    const encode = encodeLadder({ input: clip, probe, ladder, workDir, segmentSeconds: 2, signal: new AbortController().signal });
+    const encode = encodeLadder({ input, probe, ladder, workDir, segmentSeconds: 2, signal: new AbortController().signal });
     const error = await encode.done.then(
       () => null,
       (err: unknown) => err,
@@ -43,10 +43,10 @@ describe("encodeLadder", () => {
 
   it("rejects at once with an AbortError when the signal has already fired", async () => {
     const clip = await makeClip({ width: 320, height: 180, seconds: 2, audio: false });
-    const probe = await probeSource(clip);
+    const { input, probe } = await probeSource(clip);
     const controller = new AbortController();
     controller.abort(new Error("canceled by the user"));
-    const encode = encodeLadder({ input: clip, probe, ladder: planLadder(probe), workDir, segmentSeconds: 2, signal: controller.signal });
+    const encode = encodeLadder({ input, probe, ladder: planLadder(probe), workDir, segmentSeconds: 2, signal: controller.signal });
     await expect(encode.done).rejects.toMatchObject({ name: "AbortError" });
   });
 });
@@ -54,9 +54,9 @@ describe("encodeLadder", () => {
 describe("extractPoster", () => {
   it("writes a JPEG at most 720 px high with even dimensions", async () => {
     const clip = await makeClip({ width: 320, height: 900, seconds: 2, audio: false });
-    const probe = await probeSource(clip);
+    const { input, probe } = await probeSource(clip);
     const outFile = path.join(workDir, "poster.jpg");
-    await extractPoster({ input: clip, probe, outFile });
+    await extractPoster({ input, probe, outFile });
     const { stdout } = await run("ffprobe", ["-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0", outFile]);
     expect(stdout.trim()).toBe("mjpeg,256,720");
   });
@@ -64,7 +64,7 @@ describe("extractPoster", () => {
   it("keeps a small source's size", async () => {
     const clip = await makeClip({ width: 320, height: 180, seconds: 2, audio: false });
     const outFile = path.join(workDir, "poster.jpg");
-    await extractPoster({ input: clip, probe: await probeSource(clip), outFile });
+    await extractPoster({ ...(await probeSource(clip)), outFile });
     const { stdout } = await run("ffprobe", ["-v", "error", "-show_entries", "stream=width,height", "-of", "csv=p=0", outFile]);
     expect(stdout.trim()).toBe("320,180");
   });

@@ -21,7 +21,7 @@ async function probeError(input: string): Promise<MediaError> {
 
 describe("probeSource", () => {
   it("reads size, duration, frame rate and audio of a clip", async () => {
-    const probe = await probeSource(await makeClip({ width: 640, height: 360, seconds: 3, audio: true }));
+    const { probe } = await probeSource(await makeClip({ width: 640, height: 360, seconds: 3, audio: true }));
     expect(() => ProbeResult.parse(probe)).not.toThrow();
     expect(probe).toMatchObject({ width: 640, height: 360, fps: 25, rotation: 0, hasAudio: true, videoCodec: "h264", audioCodec: "aac" });
     expect(probe.duration).toBeGreaterThan(2.8);
@@ -29,13 +29,13 @@ describe("probeSource", () => {
   });
 
   it("reports a clip without audio and its own frame rate", async () => {
-    const probe = await probeSource(await makeClip({ width: 320, height: 180, seconds: 2, audio: false, fps: 30 }));
+    const { probe } = await probeSource(await makeClip({ width: 320, height: 180, seconds: 2, audio: false, fps: 30 }));
     expect(probe).toMatchObject({ width: 320, height: 180, fps: 30, hasAudio: false, audioCodec: null });
     expect(Math.abs(probe.duration - 2)).toBeLessThanOrEqual(0.2);
   });
 
   it("applies the display matrix: a rotated clip reports display dimensions", async () => {
-    const probe = await probeSource(await makeClip({ width: 320, height: 180, seconds: 1, audio: false, rotate: 90 }));
+    const { probe } = await probeSource(await makeClip({ width: 320, height: 180, seconds: 1, audio: false, rotate: 90 }));
     expect(probe).toMatchObject({ width: 180, height: 320 });
     // FFmpeg 5.1's muxer stores `rotate=90` as a +90° (counterclockwise) display matrix, which
     // ffmpeg itself plays turned a quarter turn counterclockwise: 270° clockwise.

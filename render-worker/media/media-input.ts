@@ -1,0 +1,77 @@
+import path from "node:path";
+import { MediaError } from "./errors.ts";
+
+/**
+ * The demuxers a tenant's file may be opened with: containers that hold their media themselves
+ * and name no other file. Playlists and lists (hls, dash, concat, image2 patterns, tee…) are not
+ * here: they make ffmpeg open the files or URLs they list, another tenant's media among them.
+ * `yuv4mpegpipe` (y4m) is a header and raw frames, kept because editing tools export it.
+ */
+export const UPLOAD_FORMATS = ["mov", "matroska", "mpegts", "avi", "flv", "ogg", "wav", "mp3", "aac", "flac", "yuv4mpegpipe"] as const;
+export type UploadFormat = (typeof UPLOAD_FORMATS)[number];
+
+const UPLOAD_FORMAT_NAMES = "MP4/MOV, Matroska/WebM, MPEG-TS, AVI, FLV, Ogg, WAV, MP3, AAC, FLAC or Y4M";
+
+/** How ffmpeg opens one input: where, over which protocols, and (once probed) as which container. */
+export interface MediaInput {
+  /** `file:` and an absolute path, or an http(s) URL. */
+  url: string;
+  /** Exactly the protocols the location needs; never one that opens another location (concat, subfile, crypto…). */
+  protocols: string;
+  format: UploadFormat | null;
+}
+
+/** An input whose container the probe found and checked: ffmpeg opens it as exactly that. */
+export type ProbedInput = MediaInput & { format: UploadFormat };
+
+/**
+ * The input at a storage location: a path (`file:` is added, so a colon in a name is never read
+ * as a protocol) or a signed http(s) URL. Anything else is refused before ffmpeg sees it.
+ */
+export function mediaInputAt(location: string): MediaInput {
+  if (location.startsWith("/") || !location.includes(":")) return { url: `file:${path.resolve(location)}`, protocols: "file", format: null };
+  if (/^https:\/\//i.test(location)) return { url: location, protocols: "https,tls,tcp", format: null };
+  if (/^http:\/\//i.test(location)) return { url: location, protocols: "http,tcp", format: null };
+  throw new MediaError(`The worker reads sources only from a file path or an http(s) URL, not ${location.slice(0, location.indexOf(":") + 1)}`, { retryable: false });
+}
+
+/** A file the worker wrote itself (narration, a rendered part), opened as `format` and nothing else. */
+export function ownMediaFile(file: string, format: UploadFormat): ProbedInput {
+  return { url: `file:${file}`, protocols: "file", format };
+}
+
+/** The probed input, or null when ffprobe named a container outside the whitelist. */
+export function probedInput(input: MediaInput, formatName: string | undefined): ProbedInput | null {
+  const names = (formatName ?? "").split(",");
+  const format = UPLOAD_FORMATS.find((f) => names.includes(f));
+  return format ? { ...input, format } : null;
+}
+
+/** ffmpeg and ffprobe options placed before `-i`: the whitelists, and the container once known. */
+export function mediaInputOptions(input: MediaInput): string[] {
+  return [
+    "-protocol_whitelist", input.protocols,
+    "-format_whitelist", UPLOAD_FORMATS.join(","),
+    ...(input.format ? ["-f", input.format] : []),
+    // External data references of QuickTime files are off by default; an mp4 must never turn them on.
+    // ffprobe ignores the option for other containers, ffmpeg refuses it, so it goes where it applies.
+    ...(input.format === null || input.format === "mov" ? ["-enable_drefs", "0"] : []),
+  ];
+}
+
+/** The readable reason for a file whose container ffmpeg recognised but the whitelist refused. */
+export function refusedFormatReason(demuxer: string): string {
+  const lists = "so only single media files are accepted";
+  switch (demuxer) {
+    case "hls":
+      return `The file is an HLS playlist, not a video: a playlist makes ffmpeg open the other files it lists, ${lists}`;
+    case "dash":
+      return `The file is a DASH manifest, not a video: a manifest makes ffmpeg open the other files it lists, ${lists}`;
+    case "concat":
+      return `The file is an ffmpeg concat list, not a video: a list makes ffmpeg open the other files it names, ${lists}`;
+    case "tty":
+      return "The file is not a video ffmpeg can read: it is a text file";
+  }
+  if (demuxer === "image2" || demuxer.endsWith("_pipe")) return `The file is a still image (${demuxer.replace(/_pipe$/, "")}), not a video`;
+  return `The file's format (${demuxer}) is not accepted: upload ${UPLOAD_FORMAT_NAMES}`;
+}
