@@ -36,4 +36,4 @@ const watcher = (async () => {
 const bomb = await python("import os, time\nwhile True:\n  try:\n    os.fork()\n  except OSError:\n    time.sleep(0.01)");
 watching = false;
 await watcher;
-console.log(JSON.stringify({ uid, write: write.stdout.trim(), net: net.stdout.trim(), bombLimit: bomb.limit, peak }));
+console.log(JSON.stringify({ uid, write: write.stdout.trim(), net: net.stdout.trim(), bombLimit: bomb.limit, peak, cgroup: write.cgroup }));

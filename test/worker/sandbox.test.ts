@@ -234,6 +234,21 @@ except MemoryError:
     expect((await sandboxedPython(allocate, { limits: { memoryBytes: 1024 * 1024 * 1024 } })).stdout).toBe("allocated 400\n");
   });
 
+  it("runs in a cgroup of its own on this machine (cgroup v1 here), removed afterwards", async () => {
+    const result = await sandboxedPython(`print(open("/proc/self/cgroup").read())`);
+    expect(result.cgroup).not.toBe(null);
+    const memoryLine = result.stdout.split("\n").find((l) => /^\d+:memory:/.test(l) || /^0::/.test(l));
+    // The cgroup namespace makes the run's cgroup the root of what it sees.
+    expect(memoryLine).toMatch(/:\/$/);
+    const leftovers = readFileSync("/proc/self/mountinfo", "utf8")
+      .split("\n")
+      .filter((l) => / - cgroup2? /.test(l))
+      .map((l) => l.split(" ")[4])
+      .flatMap((mount) => readdirSync(mount, { recursive: true }).map(String))
+      .filter((p) => p.includes(`videograph-run-${process.pid}-`));
+    expect(leftovers).toEqual([]);
+  });
+
   it("holds the run as a whole to its memory limit: six children of 200 MiB each under a 256 MiB limit end the run", async () => {
     const sixChildren = `
 import os
@@ -356,9 +371,12 @@ print(seen[0], subprocess.run(["true"]).returncode)
     try {
       const limits = JSON.stringify({ ...LIMITS, processes: 16, wallMs: 3000 });
       const args = ["--reuid=65534", "--regid=65534", "--clear-groups", "--", node, UNPRIVILEGED_SCRIPT, workDir, String(port), limits];
-      const { stdout } = await run("setpriv", args, { timeout: 60_000, env: { PATH: process.env.PATH, HOME: root } });
+      const { stdout, stderr } = await run("setpriv", args, { timeout: 60_000, env: { PATH: process.env.PATH, HOME: root } });
       const seen = JSON.parse(stdout.trim().split("\n").at(-1)!);
       expect(seen).toMatchObject({ uid: 65534, write: "65534", net: "failed", bombLimit: "wall" });
+      // This machine gives uid 65534 no cgroup to write: limits hold per process, and the worker says so.
+      expect(seen.cgroup).toBe(null);
+      expect(stderr).toMatch(/"level":"error".*no writable cgroup; memory and process limits hold per process only/);
       expect(readFileSync(path.join(workDir, "out.txt"), "utf8")).toBe("ok");
       // In this mode the sandbox shares the worker's uid: the count also holds node and bwrap's
       // own processes, so the bound is the limit plus a few, not the thousands of an unlimited bomb.
