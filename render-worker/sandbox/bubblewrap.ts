@@ -91,7 +91,7 @@ export interface SandboxResult {
 
 const STDOUT_KEPT = 64 * 1024;
 const STDERR_TAIL = 8 * 1024;
-const OUTPUT_POLL_MS = 200;
+const USAGE_POLL_MS = 200;
 /** Per-run uids come from here, far above any uid a system or container image hands out. */
 const SANDBOX_UID_BASE = 2_000_000_000;
 const SANDBOX_UID_SPAN = 100_000_000;
@@ -270,18 +270,16 @@ function supervise(args: SandboxRunArgs, argv: string[], uid: number, cgroup: Ru
 
     const wallTimer = setTimeout(() => kill("wall"), limits.wallMs);
     let polling = false;
-    const outputTimer = setInterval(() => {
+    const usageTimer = setInterval(() => {
       if (polling) return;
       polling = true;
-      Promise.all([treeBytes(args.workDir), cgroup?.usage()])
-        .then(([bytes, usage]) => {
-          if (bytes >= limits.outputBytes) kill("output");
-          const reached = usage ? limitReachedIn(usage) : null;
-          if (reached) kill(reached);
-        })
-        .catch(() => {})
-        .finally(() => (polling = false));
-    }, OUTPUT_POLL_MS);
+      const output = treeBytes(args.workDir).then((bytes) => bytes >= limits.outputBytes && kill("output"));
+      const usage = cgroup?.usage().then((u) => {
+        const reached = limitReachedIn(u);
+        if (reached) kill(reached);
+      });
+      Promise.allSettled([output, usage]).finally(() => (polling = false));
+    }, USAGE_POLL_MS);
     const onAbort = () => kill(null);
     args.signal?.addEventListener("abort", onAbort, { once: true });
     if (args.signal?.aborted) onAbort();
@@ -289,13 +287,13 @@ function supervise(args: SandboxRunArgs, argv: string[], uid: number, cgroup: Ru
     child.once("spawn", () => args.onSpawn?.({ pid: child.pid!, uid }));
     child.once("error", (err) => {
       clearTimeout(wallTimer);
-      clearInterval(outputTimer);
+      clearInterval(usageTimer);
       args.signal?.removeEventListener("abort", onAbort);
       reject(new Error(`bwrap could not start: ${err.message}`, { cause: err }));
     });
     child.once("close", async (code, signal) => {
       clearTimeout(wallTimer);
-      clearInterval(outputTimer);
+      clearInterval(usageTimer);
       args.signal?.removeEventListener("abort", onAbort);
       const programSignal = code !== null && code > 128 ? signalName(code - 128) : null;
       const endedBy = signal ?? programSignal;

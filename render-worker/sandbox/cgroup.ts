@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, rmdir, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rmdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { log } from "../log.ts";
 
@@ -65,11 +65,41 @@ export async function createRunCgroup(limits: RunCgroupLimits): Promise<RunCgrou
   });
   const found = await layout;
   if (found.version === null) return null;
-  const name = `videograph-run-${process.pid}-${randomBytes(6).toString("hex")}`;
+  const name = `${RUN_PREFIX}${process.pid}-${randomBytes(6).toString("hex")}`;
   return found.version === "v2" ? createV2(found.parent, name, limits, found.cpu) : createV1(found, name, limits);
 }
 
+const RUN_PREFIX = "videograph-run-";
+
 async function detectLayout(): Promise<Layout> {
+  const found = await findLayout();
+  if (found.version === "v2") await removeRunsOfDeadWorkers([found.parent]);
+  if (found.version === "v1") await removeRunsOfDeadWorkers([found.memory, found.pids, found.cpu, found.cpuacct]);
+  return found;
+}
+
+/** A worker that was killed could not remove its runs' cgroups; empty ones of dead pids go now. */
+async function removeRunsOfDeadWorkers(parents: (string | null)[]): Promise<void> {
+  for (const parent of new Set(parents)) {
+    if (!parent) continue;
+    for (const name of await readdir(parent).catch(() => [])) {
+      const pid = Number(name.slice(RUN_PREFIX.length).split("-")[0]);
+      if (!name.startsWith(RUN_PREFIX) || !Number.isInteger(pid) || isAlive(pid)) continue;
+      await rmdir(path.join(parent, name)).catch(() => {});
+    }
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+async function findLayout(): Promise<Layout> {
   try {
     const memberships = parseProcCgroup(await readFile("/proc/self/cgroup", "utf8"));
     const unifiedOnly = memberships.size === 1 && memberships.has("");

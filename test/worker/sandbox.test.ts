@@ -1,6 +1,6 @@
-import { execFile } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -10,6 +10,7 @@ import { runSandboxed, type SandboxLimits, type SandboxResult } from "../../rend
 
 const run = promisify(execFile);
 const UNPRIVILEGED_SCRIPT = path.resolve(import.meta.dirname, "sandbox-unprivileged.ts");
+const SANDBOX_MODULE = path.resolve(import.meta.dirname, "../../render-worker/sandbox/bubblewrap.ts");
 
 const LIMITS: SandboxLimits = {
   cpuSeconds: 10,
@@ -247,6 +248,28 @@ except MemoryError:
       .flatMap((mount) => readdirSync(mount, { recursive: true }).map(String))
       .filter((p) => p.includes(`videograph-run-${process.pid}-`));
     expect(leftovers).toEqual([]);
+  });
+
+  it("removes, at a worker's first run, the empty run cgroups a killed worker left", async () => {
+    const ownMemoryCgroup = readFileSync("/proc/self/cgroup", "utf8").match(/^\d+:memory:(.*)$/m)?.[1];
+    expect(ownMemoryCgroup, "this machine's cgroup v1 memory hierarchy").toBeDefined();
+    const dead = spawnSync("true").pid!;
+    const leftover = path.join("/sys/fs/cgroup/memory", ownMemoryCgroup!, `videograph-run-${dead}-0123456789ab`);
+    const ofLiveWorker = path.join("/sys/fs/cgroup/memory", ownMemoryCgroup!, `videograph-run-${process.pid}-0123456789ab`);
+    await mkdir(leftover);
+    await mkdir(ofLiveWorker);
+    try {
+      const worker = `import { runSandboxed } from ${JSON.stringify(SANDBOX_MODULE)};
+const r = await runSandboxed({ command: ["true"], workDir: ${JSON.stringify(workDir)}, limits: ${JSON.stringify(LIMITS)} });
+console.log(r.cgroup);`;
+      const { stdout } = await run(process.execPath, ["--input-type=module", "-e", worker], { timeout: 30_000 });
+      expect(stdout).toBe("v1\n");
+      expect(existsSync(leftover)).toBe(false);
+      expect(existsSync(ofLiveWorker)).toBe(true);
+    } finally {
+      await rmdir(leftover).catch(() => {});
+      await rmdir(ofLiveWorker);
+    }
   });
 
   it("holds the run as a whole to its memory limit: six children of 200 MiB each under a 256 MiB limit end the run", async () => {
