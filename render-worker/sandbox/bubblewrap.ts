@@ -101,11 +101,14 @@ export const DEFAULT_SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin";
 const uidsInUse = new Set<number>();
 /** bwrap reads the seccomp filter from this fd, the child's fourth stdio entry. */
 const SECCOMP_FD = 3;
+/** The wrapper's $0, which sh puts before its error messages, and its exit code when joining failed. */
+const JOIN_CGROUP_NAME = "videograph-join-cgroup";
+const JOIN_FAILED = 125;
 /**
  * Joins the run's cgroup(s), then becomes bwrap: everything bwrap starts is in the cgroup from
  * its first instruction. argv: the number of cgroup.procs files, the files, the command.
  */
-const JOIN_CGROUP_THEN_EXEC = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n - 1)); done; exec "$@"';
+const JOIN_CGROUP_THEN_EXEC = `n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit ${JOIN_FAILED}; shift; n=$((n - 1)); done; exec "$@"`;
 
 /**
  * Runs an untrusted program under bubblewrap: no network (its own empty network namespace), its
@@ -230,10 +233,13 @@ function supervise(args: SandboxRunArgs, argv: string[], uid: number, cgroup: Ru
     // Its own process group, so a kill reaches bwrap and, through --die-with-parent and the pid
     // namespace, every process in the sandbox.
     const [file, fileArgs] = cgroup
-      ? ["/bin/sh", ["-c", JOIN_CGROUP_THEN_EXEC, "videograph-join-cgroup", String(cgroup.procsFiles.length), ...cgroup.procsFiles, "bwrap", ...argv]]
+      ? ["/bin/sh", ["-c", JOIN_CGROUP_THEN_EXEC, JOIN_CGROUP_NAME, String(cgroup.procsFiles.length), ...cgroup.procsFiles, "bwrap", ...argv]]
       : ["bwrap", argv];
     const child = spawn(file, fileArgs, { detached: true, stdio: ["ignore", "pipe", "pipe", "pipe"], env: {} });
-    (child.stdio[SECCOMP_FD] as Writable).end(noUserNamespacesFilter());
+    const seccomp = child.stdio[SECCOMP_FD] as Writable;
+    // A bwrap that never starts or exits before reading it: the close below reports that.
+    seccomp.on("error", () => {});
+    seccomp.end(noUserNamespacesFilter());
     let limit: SandboxLimit | null = null;
     let killedBySupervisor = false;
     let logBytes = 0;
@@ -297,6 +303,9 @@ function supervise(args: SandboxRunArgs, argv: string[], uid: number, cgroup: Ru
       args.signal?.removeEventListener("abort", onAbort);
       const programSignal = code !== null && code > 128 ? signalName(code - 128) : null;
       const endedBy = signal ?? programSignal;
+      if (cgroup && code === JOIN_FAILED && stderrTail.startsWith(`${JOIN_CGROUP_NAME}:`)) {
+        return reject(new Error(`the sandbox could not join its cgroup: ${stderrTail.trim()}`));
+      }
       const usage = await cgroup?.usage().catch(() => undefined);
       if (limit === null && usage) limit = limitReachedIn(usage);
       if (limit === null && endedBy === "SIGXCPU") limit = "cpu";
