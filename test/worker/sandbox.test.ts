@@ -396,7 +396,7 @@ print(seen[0], subprocess.run(["true"]).returncode)
       const args = ["--reuid=65534", "--regid=65534", "--clear-groups", "--", node, UNPRIVILEGED_SCRIPT, workDir, String(port), limits];
       const { stdout, stderr } = await run("setpriv", args, { timeout: 60_000, env: { PATH: process.env.PATH, HOME: root } });
       const seen = JSON.parse(stdout.trim().split("\n").at(-1)!);
-      expect(seen).toMatchObject({ uid: 65534, write: "65534", net: "failed", bombLimit: "wall" });
+      expect(seen).toMatchObject({ uid: 65534, write: "65534", net: "failed", bombLimit: "wall", userns: "refused" });
       // This machine gives uid 65534 no cgroup to write: limits hold per process, and the worker says so.
       expect(seen.cgroup).toBe(null);
       expect(stderr).toMatch(/"level":"error".*no writable cgroup; memory and process limits hold per process only/);
