@@ -19,6 +19,7 @@ export const DEFAULT_MANIM_LIMITS: SandboxLimits = {
   wallMs: 15 * 60_000,
   memoryBytes: 4 * 1024 ** 3,
   processes: 512,
+  cpus: 1,
   outputBytes: 2 * 1024 ** 3,
   logBytes: 16 * 1024 ** 2,
 };
@@ -105,6 +106,7 @@ function renderFailure(result: SandboxResult, limits: SandboxLimits): Error {
   switch (result.limit) {
     case "wall": return new SceneError(`The render took longer than its limit of ${limits.wallMs / 1000} s`, details);
     case "cpu": return new SceneError(`The render used more than its limit of ${limits.cpuSeconds} s of CPU time`, details);
+    case "memory": return new SceneError(`The scene used more than ${mb(limits.memoryBytes)} of memory (memory limit)`, details);
     case "output": return new SceneError(`The render wrote more than its limit of ${mb(limits.outputBytes)}`, details);
     case "log": return new SceneError(`The render printed more than its limit of ${mb(limits.logBytes)}`, details);
   }

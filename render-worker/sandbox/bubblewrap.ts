@@ -4,20 +4,39 @@ import { existsSync, lstatSync, readlinkSync } from "node:fs";
 import { chown, lstat, readdir } from "node:fs/promises";
 import path from "node:path";
 import { constants as osConstants } from "node:os";
+import type { Writable } from "node:stream";
+import { createRunCgroup, type RunCgroup, type RunCgroupUsage } from "./cgroup.ts";
+import { noUserNamespacesFilter } from "./seccomp.ts";
 
 /** Where the job's work dir appears inside the sandbox. */
 export const SANDBOX_WORK_DIR = "/job";
+/** HOME inside the sandbox: in its private /tmp, writable by the program. */
+export const SANDBOX_HOME = "/tmp/home";
 
-/** Every limit a sandboxed program runs under. */
+/**
+ * Every limit a sandboxed program runs under. With a cgroup of the run's own (see cgroup.ts)
+ * memory, processes and CPU time hold for the run as a whole; without one only per process.
+ */
 export interface SandboxLimits {
-  /** CPU seconds per process (RLIMIT_CPU): SIGXCPU at the limit, SIGKILL a second later. */
+  /**
+   * CPU seconds of the whole run (its cgroup's accounting; the run is killed past it), and of
+   * each process (RLIMIT_CPU: SIGXCPU at the limit, SIGKILL a second later).
+   */
   cpuSeconds: number;
   /** Wall-clock time of the whole sandbox; then every process in it is killed. */
   wallMs: number;
-  /** Address space per process (RLIMIT_AS): allocations beyond it fail. */
+  /**
+   * Memory of the whole run, tmpfs included (the cgroup's limit: the kernel's OOM killer acts
+   * at it and the run is ended), and address space per process (RLIMIT_AS: allocations beyond it fail).
+   */
   memoryBytes: number;
-  /** Processes and threads of the sandbox's own uid (RLIMIT_NPROC): fork beyond it fails. */
+  /**
+   * Processes and threads of the run (the cgroup's pids.max) and of the sandbox's own uid
+   * (RLIMIT_NPROC): fork beyond either fails.
+   */
   processes: number;
+  /** CPUs' worth of time the run may use at once (the cgroup's CPU quota); unset, no quota. */
+  cpus?: number;
   /**
    * Size of the work dir: no file may grow to it (RLIMIT_FSIZE), and the sandbox is killed when
    * the dir's total reaches it.
@@ -27,8 +46,11 @@ export interface SandboxLimits {
   logBytes: number;
 }
 
-/** The limit the sandbox was stopped by. Memory and process limits make calls fail instead. */
-export type SandboxLimit = "cpu" | "wall" | "output" | "log";
+/**
+ * The limit the sandbox was stopped by. The process limit, and the per-process memory limit,
+ * make calls fail instead.
+ */
+export type SandboxLimit = "cpu" | "wall" | "output" | "log" | "memory";
 
 export interface SandboxRunArgs {
   /** argv inside the sandbox; the program is looked up on the sandbox's PATH. */
@@ -59,11 +81,17 @@ export interface SandboxResult {
   /** The bwrap command line, for operators. */
   command: string;
   durationMs: number;
+  /** The run's own cgroup, or null when the machine gave none and limits held per process only. */
+  cgroup: "v1" | "v2" | null;
+  /** From the run's cgroup; null without one. */
+  memoryPeakBytes: number | null;
+  cpuSeconds: number | null;
+  processesPeak: number | null;
 }
 
 const STDOUT_KEPT = 64 * 1024;
 const STDERR_TAIL = 8 * 1024;
-const OUTPUT_POLL_MS = 200;
+const USAGE_POLL_MS = 200;
 /** Per-run uids come from here, far above any uid a system or container image hands out. */
 const SANDBOX_UID_BASE = 2_000_000_000;
 const SANDBOX_UID_SPAN = 100_000_000;
@@ -71,11 +99,22 @@ const SANDBOX_UID_SPAN = 100_000_000;
 export const DEFAULT_SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin";
 
 const uidsInUse = new Set<number>();
+/** bwrap reads the seccomp filter from this fd, the child's fourth stdio entry. */
+const SECCOMP_FD = 3;
+/** The wrapper's $0, which sh puts before its error messages, and its exit code when joining failed. */
+const JOIN_CGROUP_NAME = "videograph-join-cgroup";
+const JOIN_FAILED = 125;
+/**
+ * Joins the run's cgroup(s), then becomes bwrap: everything bwrap starts is in the cgroup from
+ * its first instruction. argv: the number of cgroup.procs files, the files, the command.
+ */
+const JOIN_CGROUP_THEN_EXEC = `n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit ${JOIN_FAILED}; shift; n=$((n - 1)); done; exec "$@"`;
 
 /**
  * Runs an untrusted program under bubblewrap: no network (its own empty network namespace), its
  * own pid/ipc/uts namespaces and session, a read-only /usr and /etc, the job's dir at /job as the
- * only writable host path, a private /tmp, a clean environment, and the limits in `limits`.
+ * only writable host path, a private /tmp with HOME in it, a clean environment, no new user
+ * namespaces (seccomp), its own cgroup where the machine allows one, and the limits in `limits`.
  *
  * Run as root, the program runs under a uid of its own (setpriv inside the sandbox), so files
  * the worker's user can read stay closed to it and RLIMIT_NPROC counts only its processes. Run
@@ -86,11 +125,15 @@ const uidsInUse = new Set<number>();
 export async function runSandboxed(args: SandboxRunArgs): Promise<SandboxResult> {
   const privileged = process.getuid?.() === 0;
   const uid = privileged ? allocateUid() : process.getuid!();
+  let cgroup: RunCgroup | null = null;
   try {
     // The program writes the work dir as its own uid; root reads it back afterwards.
     if (privileged) await chownTree(args.workDir, uid);
-    return await supervise(args, bwrapArgs(args, privileged ? uid : null), uid);
+    const { memoryBytes, processes, cpus } = args.limits;
+    cgroup = await createRunCgroup({ memoryBytes, processes, cpus });
+    return await supervise(args, bwrapArgs(args, privileged ? uid : null), uid, cgroup);
   } finally {
+    await cgroup?.remove();
     uidsInUse.delete(uid);
   }
 }
@@ -108,7 +151,7 @@ function allocateUid(): number {
 /** The bwrap argv. `uid` null: unprivileged mode (a user namespace instead of setpriv). */
 export function bwrapArgs(args: SandboxRunArgs, uid: number | null): string[] {
   const { limits } = args;
-  const env = { PATH: DEFAULT_SANDBOX_PATH, HOME: "/tmp", LANG: "C.UTF-8", ...args.env };
+  const env = { PATH: DEFAULT_SANDBOX_PATH, HOME: SANDBOX_HOME, LANG: "C.UTF-8", ...args.env };
   const out = [
     "--unshare-net",
     "--unshare-pid",
@@ -119,6 +162,7 @@ export function bwrapArgs(args: SandboxRunArgs, uid: number | null): string[] {
     "--hostname", "sandbox",
     "--die-with-parent",
     "--new-session",
+    "--seccomp", String(SECCOMP_FD),
     "--clearenv",
     ...Object.entries(env).flatMap(([k, v]) => ["--setenv", k, v]),
     ...systemBinds(),
@@ -127,7 +171,11 @@ export function bwrapArgs(args: SandboxRunArgs, uid: number | null): string[] {
     "--dev", "/dev",
     // A tmpfs is memory outside RLIMIT_AS: its size is capped like the work dir.
     "--size", String(limits.outputBytes),
+    // Sticky and world-writable like a host's /tmp: as root, bwrap makes it root's.
+    "--perms", "1777",
     "--tmpfs", "/tmp",
+    "--perms", "0777",
+    "--dir", SANDBOX_HOME,
     "--bind", args.workDir, SANDBOX_WORK_DIR,
     // After /tmp, or a program that lives under /tmp (a checkout there) would be hidden by the tmpfs.
     ...(args.readOnlyPaths ?? []).flatMap(readOnlyBind),
@@ -177,14 +225,21 @@ function systemBinds(): string[] {
   return out;
 }
 
-function supervise(args: SandboxRunArgs, argv: string[], uid: number): Promise<SandboxResult> {
+function supervise(args: SandboxRunArgs, argv: string[], uid: number, cgroup: RunCgroup | null): Promise<SandboxResult> {
   const { limits } = args;
   const started = Date.now();
   const command = ["bwrap", ...argv].join(" ");
   return new Promise((resolve, reject) => {
     // Its own process group, so a kill reaches bwrap and, through --die-with-parent and the pid
     // namespace, every process in the sandbox.
-    const child = spawn("bwrap", argv, { detached: true, stdio: ["ignore", "pipe", "pipe"], env: {} });
+    const [file, fileArgs] = cgroup
+      ? ["/bin/sh", ["-c", JOIN_CGROUP_THEN_EXEC, JOIN_CGROUP_NAME, String(cgroup.procsFiles.length), ...cgroup.procsFiles, "bwrap", ...argv]]
+      : ["bwrap", argv];
+    const child = spawn(file, fileArgs, { detached: true, stdio: ["ignore", "pipe", "pipe", "pipe"], env: {} });
+    const seccomp = child.stdio[SECCOMP_FD] as Writable;
+    // A bwrap that never starts or exits before reading it: the close below reports that.
+    seccomp.on("error", () => {});
+    seccomp.end(noUserNamespacesFilter());
     let limit: SandboxLimit | null = null;
     let killedBySupervisor = false;
     let logBytes = 0;
@@ -200,6 +255,12 @@ function supervise(args: SandboxRunArgs, argv: string[], uid: number): Promise<S
       } catch {
         // Already gone.
       }
+      void cgroup?.killAll();
+    };
+    const limitReachedIn = (usage: RunCgroupUsage): SandboxLimit | null => {
+      if (usage.oomKills > 0) return "memory";
+      if (usage.cpuSeconds !== null && usage.cpuSeconds > limits.cpuSeconds) return "cpu";
+      return null;
     };
     const onData = (stream: "stdout" | "stderr") => (chunk: Buffer) => {
       if (killedBySupervisor) return;
@@ -210,21 +271,21 @@ function supervise(args: SandboxRunArgs, argv: string[], uid: number): Promise<S
       else stderrTail = (stderrTail + text).slice(-STDERR_TAIL);
       args.onOutput?.(stream, text);
     };
-    child.stdout.on("data", onData("stdout"));
-    child.stderr.on("data", onData("stderr"));
+    child.stdout!.on("data", onData("stdout"));
+    child.stderr!.on("data", onData("stderr"));
 
     const wallTimer = setTimeout(() => kill("wall"), limits.wallMs);
     let polling = false;
-    const outputTimer = setInterval(() => {
+    const usageTimer = setInterval(() => {
       if (polling) return;
       polling = true;
-      treeBytes(args.workDir)
-        .then((bytes) => {
-          if (bytes >= limits.outputBytes) kill("output");
-        })
-        .catch(() => {})
-        .finally(() => (polling = false));
-    }, OUTPUT_POLL_MS);
+      const output = treeBytes(args.workDir).then((bytes) => bytes >= limits.outputBytes && kill("output"));
+      const usage = cgroup?.usage().then((u) => {
+        const reached = limitReachedIn(u);
+        if (reached) kill(reached);
+      });
+      Promise.allSettled([output, usage]).finally(() => (polling = false));
+    }, USAGE_POLL_MS);
     const onAbort = () => kill(null);
     args.signal?.addEventListener("abort", onAbort, { once: true });
     if (args.signal?.aborted) onAbort();
@@ -232,22 +293,39 @@ function supervise(args: SandboxRunArgs, argv: string[], uid: number): Promise<S
     child.once("spawn", () => args.onSpawn?.({ pid: child.pid!, uid }));
     child.once("error", (err) => {
       clearTimeout(wallTimer);
-      clearInterval(outputTimer);
+      clearInterval(usageTimer);
       args.signal?.removeEventListener("abort", onAbort);
       reject(new Error(`bwrap could not start: ${err.message}`, { cause: err }));
     });
     child.once("close", async (code, signal) => {
       clearTimeout(wallTimer);
-      clearInterval(outputTimer);
+      clearInterval(usageTimer);
       args.signal?.removeEventListener("abort", onAbort);
       const programSignal = code !== null && code > 128 ? signalName(code - 128) : null;
       const endedBy = signal ?? programSignal;
+      if (cgroup && code === JOIN_FAILED && stderrTail.startsWith(`${JOIN_CGROUP_NAME}:`)) {
+        return reject(new Error(`the sandbox could not join its cgroup: ${stderrTail.trim()}`));
+      }
+      const usage = await cgroup?.usage().catch(() => undefined);
+      if (limit === null && usage) limit = limitReachedIn(usage);
       if (limit === null && endedBy === "SIGXCPU") limit = "cpu";
       if (limit === null && endedBy === "SIGXFSZ") limit = "output";
       // A file cut at RLIMIT_FSIZE ends the write with EFBIG, which many programs (Python among
       // them) report as an ordinary error: the size left behind says what happened.
       if (limit === null && (await treeBytes(args.workDir).catch(() => 0)) >= limits.outputBytes) limit = "output";
-      resolve({ exitCode: code, signal: endedBy, limit, stdout, stderrTail, command, durationMs: Date.now() - started });
+      resolve({
+        exitCode: code,
+        signal: endedBy,
+        limit,
+        stdout,
+        stderrTail,
+        command,
+        durationMs: Date.now() - started,
+        cgroup: cgroup?.version ?? null,
+        memoryPeakBytes: usage?.memoryPeakBytes ?? null,
+        cpuSeconds: usage?.cpuSeconds ?? null,
+        processesPeak: usage?.processesPeak ?? null,
+      });
     });
   });
 }

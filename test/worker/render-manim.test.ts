@@ -194,6 +194,31 @@ class Demo(Scene):
     expect(longer.error?.name).toBe("AbortError");
   });
 
+  it("at the memory limit of the render as a whole: six children of 200 MiB under 256 MiB fail it, for good, with the reason", async () => {
+    const binDir = path.join(root, "bin");
+    await mkdir(binDir, { mode: 0o755 });
+    await chmod(root, 0o755);
+    const sixChildren = path.join(binDir, "manim");
+    await writeFile(sixChildren, `#!/usr/bin/env python3
+import os, time
+for _ in range(6):
+    if os.fork() == 0:
+        block = bytearray(200 * 1024 * 1024)
+        for i in range(0, len(block), 4096):
+            block[i] = 1
+        time.sleep(30)
+        os._exit(0)
+os.wait()
+`);
+    await chmod(sixChildren, 0o755);
+    const job = manimJob(THREE_ANIMATIONS);
+    const started = Date.now();
+    const { error } = await render(job, sixChildren, { limits: { memoryBytes: 256 * 1024 ** 2, wallMs: 60_000 } });
+    expect(error).toMatchObject({ name: "SceneError", retryable: false, message: "The scene used more than 256 MB of memory (memory limit)" });
+    expect(Date.now() - started).toBeLessThan(25_000);
+    expect(existsSync(path.join(dataDir, job.outputKey))).toBe(false);
+  });
+
   it("when the job is canceled: the sandbox is killed and the handler rejects with an AbortError", async () => {
     const controller = new AbortController();
     const started = Date.now();

@@ -1,6 +1,6 @@
-import { execFile } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -10,6 +10,7 @@ import { runSandboxed, type SandboxLimits, type SandboxResult } from "../../rend
 
 const run = promisify(execFile);
 const UNPRIVILEGED_SCRIPT = path.resolve(import.meta.dirname, "sandbox-unprivileged.ts");
+const SANDBOX_MODULE = path.resolve(import.meta.dirname, "../../render-worker/sandbox/bubblewrap.ts");
 
 const LIMITS: SandboxLimits = {
   cpuSeconds: 10,
@@ -184,6 +185,7 @@ while True:
     expect(small.peak).toBeGreaterThan(8);
     expect(small.peak).toBeLessThanOrEqual(16);
     expect(small.left).toBe(0);
+    expect(small.result.processesPeak).toBeLessThanOrEqual(16);
     // The limit is what bounds it: a larger limit lets the bomb grow larger.
     const larger = await peakOf(40);
     expect(larger.peak).toBeGreaterThan(16);
@@ -233,6 +235,149 @@ except MemoryError:
     expect((await sandboxedPython(allocate, { limits: { memoryBytes: 1024 * 1024 * 1024 } })).stdout).toBe("allocated 400\n");
   });
 
+  it("runs in a cgroup of its own on this machine (cgroup v1 here), removed afterwards", async () => {
+    const result = await sandboxedPython(`print(open("/proc/self/cgroup").read())`);
+    expect(result.cgroup).not.toBe(null);
+    const memoryLine = result.stdout.split("\n").find((l) => /^\d+:memory:/.test(l) || /^0::/.test(l));
+    // The cgroup namespace makes the run's cgroup the root of what it sees.
+    expect(memoryLine).toMatch(/:\/$/);
+    const leftovers = readFileSync("/proc/self/mountinfo", "utf8")
+      .split("\n")
+      .filter((l) => / - cgroup2? /.test(l))
+      .map((l) => l.split(" ")[4])
+      .flatMap((mount) => readdirSync(mount, { recursive: true }).map(String))
+      .filter((p) => p.includes(`videograph-run-${process.pid}-`));
+    expect(leftovers).toEqual([]);
+  });
+
+  it("removes, at a worker's first run, the empty run cgroups a killed worker left", async () => {
+    const ownMemoryCgroup = readFileSync("/proc/self/cgroup", "utf8").match(/^\d+:memory:(.*)$/m)?.[1];
+    expect(ownMemoryCgroup, "this machine's cgroup v1 memory hierarchy").toBeDefined();
+    const dead = spawnSync("true").pid!;
+    const leftover = path.join("/sys/fs/cgroup/memory", ownMemoryCgroup!, `videograph-run-${dead}-0123456789ab`);
+    const ofLiveWorker = path.join("/sys/fs/cgroup/memory", ownMemoryCgroup!, `videograph-run-${process.pid}-0123456789ab`);
+    await mkdir(leftover);
+    await mkdir(ofLiveWorker);
+    try {
+      const worker = `import { runSandboxed } from ${JSON.stringify(SANDBOX_MODULE)};
+const r = await runSandboxed({ command: ["true"], workDir: ${JSON.stringify(workDir)}, limits: ${JSON.stringify(LIMITS)} });
+console.log(r.cgroup);`;
+      const { stdout } = await run(process.execPath, ["--input-type=module", "-e", worker], { timeout: 30_000 });
+      expect(stdout).toBe("v1\n");
+      expect(existsSync(leftover)).toBe(false);
+      expect(existsSync(ofLiveWorker)).toBe(true);
+    } finally {
+      await rmdir(leftover).catch(() => {});
+      await rmdir(ofLiveWorker);
+    }
+  });
+
+  it("holds the run as a whole to its memory limit: six children of 200 MiB each under a 256 MiB limit end the run", async () => {
+    const sixChildren = `
+import os
+children = []
+for _ in range(6):
+    pid = os.fork()
+    if pid == 0:
+        block = bytearray(200 * 1024 * 1024)
+        for i in range(0, len(block), 4096):
+            block[i] = 1
+        os.read(os.open("/dev/zero", os.O_RDONLY), 1)
+        import time
+        time.sleep(30)
+        os._exit(0)
+    children.append(pid)
+for pid in children:
+    os.waitpid(pid, 0)
+print("all children done")
+`;
+    const limit = 256 * 1024 * 1024;
+    const started = Date.now();
+    const result = await sandboxedPython(sixChildren, { limits: { memoryBytes: limit, wallMs: 60_000 } });
+    expect(result.limit).toBe("memory");
+    expect(result.stdout).toBe("");
+    expect(Date.now() - started).toBeLessThan(30_000);
+    // What the kernel charged to the run, all processes together, never went past the limit.
+    expect(result.memoryPeakBytes).toBeGreaterThan(200 * 1024 * 1024);
+    expect(result.memoryPeakBytes).toBeLessThanOrEqual(limit);
+  });
+
+  it("counts a file in the sandbox's /tmp towards the memory limit", async () => {
+    const fill = (mib: number) => `
+with open("/tmp/fill", "wb") as f:
+    for _ in range(${mib}):
+        f.write(b"x" * 1048576)
+print("written")
+`;
+    const limits = { memoryBytes: 128 * 1024 * 1024, outputBytes: 512 * 1024 * 1024, wallMs: 60_000 };
+    expect(await sandboxedPython(fill(32), { limits })).toMatchObject({ limit: null, exitCode: 0, stdout: "written\n" });
+    const over = await sandboxedPython(fill(300), { limits });
+    expect(over.limit).toBe("memory");
+    expect(over.memoryPeakBytes).toBeLessThanOrEqual(128 * 1024 * 1024);
+  });
+
+  it("holds the run's CPU time as a whole: four busy children stop at the run's CPU limit, not four times it", async () => {
+    const busy = `
+import os
+for _ in range(4):
+    if os.fork() == 0:
+        while True: pass
+os.wait()
+`;
+    const result = await sandboxedPython(busy, { limits: { cpuSeconds: 2, wallMs: 60_000 } });
+    expect(result.limit).toBe("cpu");
+    // Per process, each child could have used 2 s: 8 s in all. The slack is one poll of the cgroup.
+    expect(result.cpuSeconds).toBeGreaterThanOrEqual(2);
+    expect(result.cpuSeconds).toBeLessThan(3);
+  });
+
+  it("caps the run at a CPU quota: two busy processes under a quota of half a core get half a core", async () => {
+    const busy = `
+import os, time
+if os.fork() == 0:
+    while True: pass
+t = time.time()
+while time.time() - t < 2: pass
+`;
+    const result = await sandboxedPython(busy, { limits: { cpus: 0.5, wallMs: 60_000 } });
+    expect(result.limit).toBe(null);
+    expect(result.cpuSeconds).toBeGreaterThan(0.5);
+    expect(result.cpuSeconds).toBeLessThan(1.4);
+  });
+
+  it("lets the program write its home dir and /tmp", async () => {
+    const result = await sandboxedPython(`
+import os
+home = os.environ["HOME"]
+for d in [home, "/tmp"]:
+    p = os.path.join(d, ".probe")
+    open(p, "w").write("x")
+    print(d, open(p).read())
+os.makedirs(os.path.join(home, ".cache", "manim"))
+print(os.stat(home).st_uid == os.getuid() or oct(os.stat(home).st_mode & 0o777))
+`);
+    expect(result.stderrTail).toBe("");
+    expect(result.stdout).toMatch(/^\/\S+ x\n\/tmp x\n/);
+    expect(result.exitCode).toBe(0);
+  });
+
+  it("cannot create user namespaces; threads and subprocesses still work", async () => {
+    const userns = await run("unshare", ["-U", "true"]).then(() => "created", () => "refused");
+    expect(userns).toBe("created");
+    const result = await sandboxedPython(`
+import subprocess, threading
+r = subprocess.run(["unshare", "-U", "true"], capture_output=True, text=True)
+print("unshare", r.returncode, r.stderr.strip())
+r = subprocess.run(["unshare", "-U", "-r", "id", "-u"], capture_output=True, text=True)
+print("unshare -r", r.returncode)
+seen = []
+t = threading.Thread(target=lambda: seen.append("thread ran"))
+t.start(); t.join()
+print(seen[0], subprocess.run(["true"]).returncode)
+`);
+    expect(result.stdout).toMatch(/^unshare 1 unshare: unshare failed: Operation not permitted\nunshare -r 1\nthread ran 0\n$/);
+  });
+
   it("kills a program that prints more than the log limit", async () => {
     const result = await sandboxedPython(`import sys\nwhile True: sys.stdout.write("x" * 4096)`, { limits: { logBytes: 256 * 1024 } });
     expect(result.limit).toBe("log");
@@ -249,9 +394,12 @@ except MemoryError:
     try {
       const limits = JSON.stringify({ ...LIMITS, processes: 16, wallMs: 3000 });
       const args = ["--reuid=65534", "--regid=65534", "--clear-groups", "--", node, UNPRIVILEGED_SCRIPT, workDir, String(port), limits];
-      const { stdout } = await run("setpriv", args, { timeout: 60_000, env: { PATH: process.env.PATH, HOME: root } });
+      const { stdout, stderr } = await run("setpriv", args, { timeout: 60_000, env: { PATH: process.env.PATH, HOME: root } });
       const seen = JSON.parse(stdout.trim().split("\n").at(-1)!);
-      expect(seen).toMatchObject({ uid: 65534, write: "65534", net: "failed", bombLimit: "wall" });
+      expect(seen).toMatchObject({ uid: 65534, write: "65534", net: "failed", bombLimit: "wall", userns: "refused" });
+      // This machine gives uid 65534 no cgroup to write: limits hold per process, and the worker says so.
+      expect(seen.cgroup).toBe(null);
+      expect(stderr).toMatch(/"level":"error".*no writable cgroup; memory and process limits hold per process only/);
       expect(readFileSync(path.join(workDir, "out.txt"), "utf8")).toBe("ok");
       // In this mode the sandbox shares the worker's uid: the count also holds node and bwrap's
       // own processes, so the bound is the limit plus a few, not the thousands of an unlimited bomb.
