@@ -9,9 +9,14 @@ const WorkerEnvSchema = z.object({
   GOOGLE_CLOUD_PROJECT: z.string().min(1).optional(),
   PUBSUB_TOPIC_PREFIX: z.string().default("videograph"),
   DATA_DIR: z.string().default("./data"),
-  STORAGE: z.enum(["local", "gcs"]).default("local"),
+  STORAGE: z.enum(["local", "gcs", "s3"]).default("local"),
   GCS_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, "not a bucket name").optional(),
   GCS_SIGNED_URL_TTL_SECONDS: z.coerce.number().int().min(300).max(7 * 24 * 3600).default(6 * 3600),
+  S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "not a bucket name").optional(),
+  S3_ENDPOINT: z.url().optional(),
+  S3_REGION: z.string().min(1).default("us-east-1"),
+  S3_FORCE_PATH_STYLE: z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1").default(false),
+  S3_SIGNED_URL_TTL_SECONDS: z.coerce.number().int().min(300).max(7 * 24 * 3600).default(6 * 3600),
   WORKER_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
   WORKER_CAPABILITIES: z
     .string()
@@ -47,6 +52,9 @@ const CheckedWorkerEnvSchema = WorkerEnvSchema.superRefine((env, ctx) => {
   }
   if (env.STORAGE === "gcs" && !env.GCS_BUCKET) {
     ctx.addIssue({ code: "custom", path: ["GCS_BUCKET"], message: "required when STORAGE=gcs" });
+  }
+  if (env.STORAGE === "s3" && !env.S3_BUCKET) {
+    ctx.addIssue({ code: "custom", path: ["S3_BUCKET"], message: "required when STORAGE=s3" });
   }
 });
 

@@ -8,7 +8,7 @@ import { CRC32C, Storage } from "@google-cloud/storage";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
 import { probeSource } from "../render-worker/media/probe.ts";
 import { createGcsWorkerStorage } from "../render-worker/storage/gcs.ts";
-import { handleGcsMedia, MEDIA_PATH_PREFIX, type PlaybackGuard } from "../src/http/media.ts";
+import { handleSignedUrlMedia, MEDIA_PATH_PREFIX, type PlaybackGuard } from "../src/http/media.ts";
 import { PlaybackTokens } from "../src/http/playback-tokens.ts";
 import { GcsStorage } from "../src/storage/gcs.ts";
 import { UploadTooLargeError } from "../src/storage/types.ts";
@@ -129,7 +129,7 @@ beforeAll(async () => {
   const publicGuard: PlaybackGuard = { policyOf: async () => "PUBLIC", tokens: new PlaybackTokens("x".repeat(32), 60) };
   storage = new GcsStorage({ bucket: BUCKET, publicUrl: "", signedUrlTtlSeconds: TTL, client });
   mediaServer = createServer((req, res) => {
-    handleGcsMedia(storage, publicGuard, req, res, new URL(req.url!, "http://api")).catch((err) => {
+    handleSignedUrlMedia(storage, publicGuard, req, res, new URL(req.url!, "http://api")).catch((err) => {
       res.writeHead(500);
       res.end(String(err));
     });
