@@ -23,7 +23,7 @@ const EnvSchema = z.object({
   GCS_NOTIFICATION_SUBSCRIPTION: z.string().min(1).optional(),
   S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "not a bucket name").optional(),
   /** An S3-compatible service's endpoint (R2, Spaces, MinIO); unset: AWS S3 itself. */
-  S3_ENDPOINT: z.url().optional(),
+  S3_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
   S3_REGION: z.string().min(1).default("us-east-1"),
   S3_FORCE_PATH_STYLE: bool.default(false),
   // SigV4 presigned URLs live at most 7 days.
