@@ -1,5 +1,14 @@
+import { execFile } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
-import { GetObjectCommand, ListPartsCommand, ListMultipartUploadsCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { promisify } from "node:util";
+import {
+  GetBucketCorsCommand,
+  GetBucketLifecycleConfigurationCommand,
+  GetObjectCommand,
+  ListMultipartUploadsCommand,
+  ListPartsCommand,
+  PutObjectCommand,
+} from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { loadWorkerEnv } from "../render-worker/config.ts";
 import { loadEnv } from "../src/config.ts";
@@ -9,6 +18,7 @@ import { UploadTooLargeError } from "../src/storage/types.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { startMotoS3, type MotoS3 } from "./support/moto-s3.ts";
 
+const run = promisify(execFile);
 const MIB = 1024 * 1024;
 const PART = 8 * MIB;
 const TTL = 3600;
@@ -152,6 +162,19 @@ describe("S3 storage against moto's S3 server", () => {
     await storage.writeUploadChunk(videoId, MIB, chunksOf(file.subarray(MIB)), file.length);
     await storage.finishUpload(videoId);
     expect(sha256(await readObject(`videos/${videoId}/source/upload`))).toBe(sha256(file));
+  });
+
+  test("npm run setup:s3 creates the bucket with CORS for playback and a rule that aborts unfinished uploads; again changes nothing", async () => {
+    const Bucket = `videograph-setup-${randomUUID().slice(0, 8)}`;
+    const setupEnv = { ...process.env, S3_BUCKET: Bucket, S3_ENDPOINT: moto.endpoint, S3_FORCE_PATH_STYLE: "true", UPLOAD_URL_TTL_SECONDS: "86400", S3_CORS_ORIGINS: "https://cms.example" };
+    const first = await run(process.execPath, ["scripts/setup-s3.ts"], { env: setupEnv });
+    expect(first.stdout).toMatch(/created +bucket/);
+    const again = await run(process.execPath, ["scripts/setup-s3.ts"], { env: setupEnv });
+    expect(again.stdout).toMatch(/exists +bucket/);
+    const cors = await storage.client.send(new GetBucketCorsCommand({ Bucket }));
+    expect(cors.CORSRules).toMatchObject([{ AllowedOrigins: ["https://cms.example"], AllowedMethods: ["GET", "HEAD"] }]);
+    const lifecycle = await storage.client.send(new GetBucketLifecycleConfigurationCommand({ Bucket }));
+    expect(lifecycle.Rules).toMatchObject([{ Status: "Enabled", Filter: { Prefix: "videos/" }, AbortIncompleteMultipartUpload: { DaysAfterInitiation: 2 } }]);
   });
 
   test("write past its limit leaves no multipart upload behind", async () => {
