@@ -1,16 +1,21 @@
 import { execFile } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { promisify } from "node:util";
 import {
   GetBucketCorsCommand,
   GetBucketLifecycleConfigurationCommand,
   GetObjectCommand,
+  HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListPartsCommand,
   PutObjectCommand,
 } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { loadWorkerEnv } from "../render-worker/config.ts";
+import { createS3WorkerStorage } from "../render-worker/storage/s3.ts";
 import { loadEnv } from "../src/config.ts";
 import { UrlSigner } from "../src/http/signing.ts";
 import { S3Storage } from "../src/storage/s3.ts";
@@ -175,6 +180,27 @@ describe("S3 storage against moto's S3 server", () => {
     expect(cors.CORSRules).toMatchObject([{ AllowedOrigins: ["https://cms.example"], AllowedMethods: ["GET", "HEAD"] }]);
     const lifecycle = await storage.client.send(new GetBucketLifecycleConfigurationCommand({ Bucket }));
     expect(lifecycle.Rules).toMatchObject([{ Status: "Enabled", Filter: { Prefix: "videos/" }, AbortIncompleteMultipartUpload: { DaysAfterInitiation: 2 } }]);
+  });
+
+  test("the worker uploads with the headers players get (multipart above 16 MiB), lists a prefix and downloads", async () => {
+    const worker = createS3WorkerStorage({ bucket: env.S3_BUCKET!, endpoint: moto.endpoint, region: "us-east-1", forcePathStyle: true, signedUrlTtlSeconds: TTL });
+    const dir = await mkdtemp(path.join(tmpdir(), "videograph-s3-worker-"));
+    try {
+      const prefix = `videos/${randomUUID()}/`;
+      const big = bytesOf(17 * MIB, 9);
+      await writeFile(path.join(dir, "big.mp4"), big);
+      await writeFile(path.join(dir, "empty.json"), "");
+      await worker.upload(`${prefix}renders/out.mp4`, path.join(dir, "big.mp4"), { contentType: "video/mp4", cacheControl: "public, max-age=300" });
+      await worker.upload(`${prefix}hls/encode.json`, path.join(dir, "empty.json"), { contentType: "application/json", cacheControl: "no-store" });
+      const head = await storage.client.send(new HeadObjectCommand({ Bucket: env.S3_BUCKET!, Key: `${prefix}renders/out.mp4` }));
+      expect([head.ContentLength, head.ContentType, head.CacheControl]).toEqual([big.length, "video/mp4", "public, max-age=300"]);
+      expect((await worker.list(prefix)).sort()).toEqual([`${prefix}hls/encode.json`, `${prefix}renders/out.mp4`]);
+      expect(await worker.list(`${prefix}thumbnails/`)).toEqual([]);
+      await worker.download(`${prefix}renders/out.mp4`, path.join(dir, "back.mp4"));
+      expect(sha256(await readFile(path.join(dir, "back.mp4")))).toBe(sha256(big));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   test("write past its limit leaves no multipart upload behind", async () => {
