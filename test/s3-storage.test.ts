@@ -10,6 +10,7 @@ import {
   GetObjectCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
+  ListObjectsV2Command,
   ListPartsCommand,
   PutObjectCommand,
 } from "@aws-sdk/client-s3";
@@ -118,53 +119,76 @@ describe("S3 storage against moto's S3 server", () => {
     expect(await storage.urlFor(`videos/${randomUUID()}/hls/master.m3u8`)).toMatch(/^\/media\/videos\/[0-9a-f-]+\/hls\/master\.m3u8$/);
   });
 
-  test("an upload is one multipart upload in 8 MiB parts; what does not fill a part waits in the tail; the source appears at the end", async () => {
+  const upTo = (total: number, limit = total) => ({ limit, isComplete: (held: number) => held >= total });
+  const piecesOf = async (videoId: string) =>
+    ((await storage.client.send(new ListObjectsV2Command({ Bucket: env.S3_BUCKET!, Prefix: `videos/${videoId}/source/upload.part/` }))).Contents ?? []).map((o) => [
+      Number(o.Key!.split("/").at(-1)),
+      o.Size,
+    ]);
+
+  test("an upload is one multipart upload in 8 MiB parts; what does not fill a part waits in pieces; the source appears at the end", async () => {
     const videoId = randomUUID();
     const file = bytesOf(20 * MIB + 5, 7);
     expect(await storage.receivedUploadBytes(videoId)).toBe(0);
-    expect(await storage.writeUploadChunk(videoId, 0, chunksOf(file.subarray(0, 3 * MIB)), file.length)).toBe(3 * MIB);
-    expect(await partsOf(videoId)).toEqual([]);
-    expect(await storage.writeUploadChunk(videoId, 3 * MIB, chunksOf(file.subarray(3 * MIB, 9 * MIB)), file.length)).toBe(9 * MIB);
-    expect(await partsOf(videoId)).toEqual([PART]);
+    expect(await storage.writeUploadChunk(videoId, 0, chunksOf(file.subarray(0, 3 * MIB)), upTo(file.length))).toBe(3 * MIB);
+    expect([await partsOf(videoId), await piecesOf(videoId)]).toEqual([[], [[0, 3 * MIB]]]);
+    expect(await storage.writeUploadChunk(videoId, 3 * MIB, chunksOf(file.subarray(3 * MIB, 9 * MIB)), upTo(file.length))).toBe(9 * MIB);
+    expect([await partsOf(videoId), await piecesOf(videoId)]).toEqual([[PART], [[PART, MIB]]]);
     expect(await storage.receivedUploadBytes(videoId)).toBe(9 * MIB);
     // A client that resends from an older offset: the bytes already held are not taken twice.
-    expect(await storage.writeUploadChunk(videoId, 6 * MIB, chunksOf(file.subarray(6 * MIB, 17 * MIB)), file.length)).toBe(17 * MIB);
-    expect(await partsOf(videoId)).toEqual([PART, PART]);
+    expect(await storage.writeUploadChunk(videoId, 6 * MIB, chunksOf(file.subarray(6 * MIB, 17 * MIB)), upTo(file.length))).toBe(17 * MIB);
+    expect([await partsOf(videoId), await piecesOf(videoId)]).toEqual([[PART, PART], [[2 * PART, MIB]]]);
     expect(await storage.size(`videos/${videoId}/source/upload`)).toBeNull();
-    expect(await storage.writeUploadChunk(videoId, 17 * MIB, chunksOf(file.subarray(17 * MIB)), file.length)).toBe(file.length);
+    expect(await storage.writeUploadChunk(videoId, 17 * MIB, chunksOf(file.subarray(17 * MIB)), upTo(file.length))).toBe(file.length);
     expect(await storage.finishUpload(videoId)).toBe(`videos/${videoId}/source/upload`);
     expect(await storage.size(`videos/${videoId}/source/upload`)).toBe(file.length);
     expect(sha256(await readObject(`videos/${videoId}/source/upload`))).toBe(sha256(file));
-    expect(await storage.size(`videos/${videoId}/source/upload.part`)).toBeNull();
+    expect(await piecesOf(videoId)).toEqual([]);
   });
 
-  test("a tail left from before the last part (a crash between the two) is not counted", async () => {
+  test("held bytes are never rewritten: each request adds one piece until a part is full", async () => {
+    const videoId = randomUUID();
+    const file = bytesOf(4 * MIB, 2);
+    for (let i = 0; i < 3; i++) await storage.writeUploadChunk(videoId, i * MIB, chunksOf(file.subarray(i * MIB, (i + 1) * MIB)), upTo(file.length));
+    expect(await piecesOf(videoId)).toEqual([[0, MIB], [MIB, MIB], [2 * MIB, MIB]]);
+    expect(await storage.receivedUploadBytes(videoId)).toBe(3 * MIB);
+  });
+
+  test("a piece already in a part (a crash before it was deleted) is not counted again", async () => {
     const videoId = randomUUID();
     const file = bytesOf(10 * MIB, 3);
-    await storage.writeUploadChunk(videoId, 0, chunksOf(file.subarray(0, 5 * MIB)), file.length);
-    const staleTail = await readObject(`videos/${videoId}/source/upload.part`);
-    await storage.writeUploadChunk(videoId, 5 * MIB, chunksOf(file.subarray(5 * MIB, 9 * MIB)), file.length);
+    await storage.writeUploadChunk(videoId, 0, chunksOf(file.subarray(0, 5 * MIB)), upTo(file.length));
+    const [[offset]] = await piecesOf(videoId);
+    const consumed = await readObject(`videos/${videoId}/source/upload.part/${String(offset).padStart(15, "0")}`);
+    await storage.writeUploadChunk(videoId, 5 * MIB, chunksOf(file.subarray(5 * MIB, 9 * MIB)), upTo(file.length));
+    // The part went in, then the process died before it deleted the piece.
+    await storage.client.send(new PutObjectCommand({ Bucket: env.S3_BUCKET!, Key: `videos/${videoId}/source/upload.part/${String(offset).padStart(15, "0")}`, Body: consumed }));
+    expect(await piecesOf(videoId)).toEqual([[0, 5 * MIB], [PART, MIB]]);
     expect(await storage.receivedUploadBytes(videoId)).toBe(9 * MIB);
-    // The part went in, then the process died before it replaced the tail.
-    await storage.client.send(new PutObjectCommand({ Bucket: env.S3_BUCKET!, Key: `videos/${videoId}/source/upload.part`, Body: staleTail, Metadata: { offset: "0" } }));
-    expect(await storage.receivedUploadBytes(videoId)).toBe(PART);
-    await storage.writeUploadChunk(videoId, PART, chunksOf(file.subarray(PART)), file.length);
+    await storage.writeUploadChunk(videoId, 9 * MIB, chunksOf(file.subarray(9 * MIB)), upTo(file.length));
     await storage.finishUpload(videoId);
     expect(sha256(await readObject(`videos/${videoId}/source/upload`))).toBe(sha256(file));
+    expect(await piecesOf(videoId)).toEqual([]);
   });
 
-  test("bytes that arrived before a client went away are kept; a body past the limit adds nothing", async () => {
+  test("what arrived before a client went away is kept from 256 KiB on; less is kept only when it ends the file; past the limit nothing is", async () => {
     const videoId = randomUUID();
     const file = bytesOf(3 * MIB, 5);
-    async function* dropsAfterOneMiB() {
-      yield file.subarray(0, MIB);
-      throw new Error("socket hang up");
-    }
-    await expect(storage.writeUploadChunk(videoId, 0, dropsAfterOneMiB(), file.length)).rejects.toThrow(/socket hang up/);
+    const dropsAfter = (from: number, to: number) =>
+      (async function* () {
+        yield file.subarray(from, to);
+        throw new Error("socket hang up");
+      })();
+    await expect(storage.writeUploadChunk(videoId, 0, dropsAfter(0, MIB), upTo(file.length))).rejects.toThrow(/socket hang up/);
     expect(await storage.receivedUploadBytes(videoId)).toBe(MIB);
-    await expect(storage.writeUploadChunk(videoId, MIB, chunksOf(file.subarray(MIB)), 2 * MIB)).rejects.toBeInstanceOf(UploadTooLargeError);
+    await expect(storage.writeUploadChunk(videoId, MIB, dropsAfter(MIB, MIB + 100 * 1024), upTo(file.length))).rejects.toThrow(/socket hang up/);
     expect(await storage.receivedUploadBytes(videoId)).toBe(MIB);
-    await storage.writeUploadChunk(videoId, MIB, chunksOf(file.subarray(MIB)), file.length);
+    // A resent chunk that brings only 100 KiB past what is held, not ending the file.
+    expect(await storage.writeUploadChunk(videoId, MIB - 200 * 1024, chunksOf(file.subarray(MIB - 200 * 1024, MIB + 100 * 1024)), upTo(file.length))).toBe(MIB);
+    await expect(storage.writeUploadChunk(videoId, MIB, chunksOf(file.subarray(MIB)), upTo(file.length, 2 * MIB))).rejects.toBeInstanceOf(UploadTooLargeError);
+    expect(await storage.receivedUploadBytes(videoId)).toBe(MIB);
+    expect(await storage.writeUploadChunk(videoId, MIB, chunksOf(file.subarray(MIB, file.length - 10)), upTo(file.length))).toBe(file.length - 10);
+    expect(await storage.writeUploadChunk(videoId, file.length - 10, chunksOf(file.subarray(file.length - 10)), upTo(file.length))).toBe(file.length);
     await storage.finishUpload(videoId);
     expect(sha256(await readObject(`videos/${videoId}/source/upload`))).toBe(sha256(file));
   });
@@ -251,5 +275,18 @@ describe("the resumable PUT contract with STORAGE=s3, across several parts", () 
     const video = await t.app.services.db.video.findUniqueOrThrow({ where: { id: created.video.id } });
     expect([video.status, Number(video.uploadedBytes), video.sourceKey]).toEqual(["QUEUED", file.length, `videos/${created.video.id}/source/upload`]);
     expect((await put(0, 10)).status).toBe(409);
+  });
+
+  test("chunks other than the last must be at least 256 KiB; a short last chunk is fine", async () => {
+    const created = (await t.gql(`mutation { createUpload(input: { title: "small chunks" }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`)).data.createUpload;
+    const url = `${t.url}${created.uploadUrl}`;
+    const file = bytesOf(256 * 1024 + 100, 13);
+    const small = await fetch(url, { method: "PUT", body: file.subarray(0, 1000), headers: { "content-range": `bytes 0-999/${file.length}` } });
+    expect(small.status).toBe(400);
+    expect(await small.json()).toEqual({ error: "Chunks other than the last must be at least 262144 bytes" });
+    const first = await fetch(url, { method: "PUT", body: file.subarray(0, 256 * 1024), headers: { "content-range": `bytes 0-${256 * 1024 - 1}/${file.length}` } });
+    expect([first.status, first.headers.get("range")]).toEqual([308, `bytes=0-${256 * 1024 - 1}`]);
+    const last = await fetch(url, { method: "PUT", body: file.subarray(256 * 1024), headers: { "content-range": `bytes ${256 * 1024}-${file.length - 1}/${file.length}` } });
+    expect(last.status).toBe(200);
   });
 });

@@ -135,13 +135,13 @@ describe("upload → HLS with STORAGE=s3 (moto's S3 server, real worker, presign
     const clip = await makeClip({ width: 160, height: 90, seconds: 2, audio: false });
     const id = await uploadAndWait(clip, "PUBLIC");
     expect((await objectsUnder(`videos/${id}/`)).length).toBeGreaterThan(3);
-    // And an upload that never finished: one 8 MiB part in a multipart upload, the rest held in the tail.
+    // And an upload that never finished: one 8 MiB part in a multipart upload, the rest held in a piece.
     const pending = (await t.gql(CREATE_UPLOAD, { title: "pending", policy: "PUBLIC" })).data.createUpload;
     const sent = 9 * 1024 * 1024;
     const res = await fetch(`${t.url}${pending.uploadUrl}`, { method: "PUT", body: new Uint8Array(sent), headers: { "content-range": `bytes 0-${sent - 1}/${2 * sent}` } });
     expect(res.status).toBe(308);
     expect(res.headers.get("range")).toBe(`bytes=0-${sent - 1}`);
-    expect(await objectsUnder(`videos/${pending.video.id}/`)).toEqual([`videos/${pending.video.id}/source/upload.part`]);
+    expect(await objectsUnder(`videos/${pending.video.id}/`)).toEqual([`videos/${pending.video.id}/source/upload.part/${String(8 * 1024 * 1024).padStart(15, "0")}`]);
     const unfinished = await storage.client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: `videos/${pending.video.id}/` }));
     expect(unfinished.Uploads?.map((u) => u.Key)).toEqual([`videos/${pending.video.id}/source/upload`]);
 

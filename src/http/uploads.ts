@@ -139,10 +139,16 @@ export async function handleUpload(deps: UploadDeps, req: IncomingMessage, res: 
       req.resume();
       return reply(res, 400, { error: "The upload is empty (0 bytes); send the file's bytes" });
     }
+    const endsFile = range === null || (range.total !== null && range.end! + 1 === range.total);
+    if (!endsFile && range.end! - range.start! + 1 < deps.storage.minChunkBytes) {
+      req.resume();
+      return reply(res, 400, { error: `Chunks other than the last must be at least ${deps.storage.minChunkBytes} bytes` });
+    }
     const limit = Math.min(maxBytes, range?.end !== undefined && range.end !== null ? range.end + 1 : maxBytes);
+    const isComplete = (held: number) => (total !== null ? held >= total : range === null);
     let written: number;
     try {
-      written = await deps.storage.writeUploadChunk(videoId, start, req, limit);
+      written = await deps.storage.writeUploadChunk(videoId, start, req, { limit, isComplete });
     } catch (err) {
       if (err instanceof UploadTooLargeError) {
         req.resume();
@@ -154,8 +160,7 @@ export async function handleUpload(deps: UploadDeps, req: IncomingMessage, res: 
       await deps.db.video.update({ where: { id: videoId }, data: { uploadSize: total } });
     }
     await deps.db.video.update({ where: { id: videoId }, data: { uploadedBytes: written } });
-    const complete = total !== null ? written >= total : range === null;
-    if (!complete) return resumeIncomplete(res, written);
+    if (!isComplete(written)) return resumeIncomplete(res, written);
     if (written === 0) return reply(res, 400, { error: "The upload is empty (0 bytes); send the file's bytes" });
     const sourceKey = await deps.storage.finishUpload(videoId);
     await queueUploadedVideo(deps, videoId, { key: sourceKey, name: "upload", size: written });

@@ -119,7 +119,7 @@ const CreateUploadSuccess = builder.objectRef<UploadTicket>("CreateUploadSuccess
   fields: (t) => ({
     uploadUrl: t.exposeString("uploadUrl", {
       description:
-        "PUT the file here, whole or in chunks with `Content-Range` (308 with `Range` until the last byte). With local or S3 storage it is the API's own URL, relative to its origin unless PUBLIC_URL is set, and the last byte queues the video; with GCS it is a resumable upload session (chunks in multiples of 256 KiB), then `completeUpload` or the bucket's notification queues the video.",
+        "PUT the file here, whole or in chunks with `Content-Range` (308 with `Range` until the last byte). With local or S3 storage it is the API's own URL, relative to its origin unless PUBLIC_URL is set, and the last byte queues the video (S3: chunks other than the last of at least 256 KiB); with GCS it is a resumable upload session (chunks in multiples of 256 KiB), then `completeUpload` or the bucket's notification queues the video.",
     }),
     expiresAt: t.expose("expiresAt", { type: "DateTime" }),
     maxBytes: t.exposeFloat("maxBytes"),

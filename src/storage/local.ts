@@ -73,12 +73,14 @@ export class LocalStorage implements ApiStorage, ResumableUploads {
     await rm(this.pathFor(prefix), { recursive: true, force: true });
   }
 
+  readonly minChunkBytes = 1;
+
   async receivedUploadBytes(videoId: string): Promise<number> {
     return (await this.size(partialUploadKeyFor(videoId))) ?? 0;
   }
 
-  async writeUploadChunk(videoId: string, start: number, body: AsyncIterable<Uint8Array>, limit: number): Promise<number> {
-    return this.writeAt(partialUploadKeyFor(videoId), start, body, limit);
+  async writeUploadChunk(videoId: string, start: number, body: AsyncIterable<Uint8Array>, options: { limit: number }): Promise<number> {
+    return this.writeAt(partialUploadKeyFor(videoId), start, body, options.limit);
   }
 
   async finishUpload(videoId: string): Promise<string> {

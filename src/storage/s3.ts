@@ -29,8 +29,8 @@ const MIB = 1024 * 1024;
 const MIN_UPLOAD_PART_BYTES = 8 * MIB;
 const MAX_PARTS = 10_000;
 const DELETE_BATCH = 1000;
-/** Metadata on the held tail of an upload: the byte offset it starts at. */
-const TAIL_OFFSET = "offset";
+/** A request must bring this much, unless it ends the file (GCS wants multiples of the same). */
+const MIN_CHUNK_BYTES = 256 * 1024;
 
 export interface S3ConnectionOptions {
   /** An S3-compatible service (R2, Spaces, MinIO); undefined: AWS S3. */
@@ -75,12 +75,22 @@ const isNotFound = (err: unknown) => {
   return e.name === "NotFound" || e.name === "NoSuchKey" || e.$metadata?.httpStatusCode === 404;
 };
 
+interface Piece {
+  key: string;
+  offset: number;
+  size: number;
+}
+
 interface HeldUpload {
   uploadId: string | null;
   parts: Part[];
   partBytes: number;
-  /** Bytes held past the parts, in the tail object, shorter than a part. */
-  tailBytes: number;
+  committedBytes: number;
+  /** Bytes held past the parts, fewer than a part, one object per request that brought them. */
+  pieces: Piece[];
+  pieceBytes: number;
+  /** Every piece object, those already in a part too. */
+  allPieceKeys: string[];
 }
 
 /**
@@ -90,11 +100,14 @@ interface HeldUpload {
  *
  * Uploads keep the resumable `PUT` contract of local storage at the API's own signed URL (S3
  * has no resumable session a client could be handed). The bytes go into one S3 multipart upload
- * on the source key, in parts of a fixed size; what does not fill a part yet is held in a tail
- * object (`…/source/upload.part`) that records the offset it starts at, so a crash between a part
- * and its tail never counts a byte twice. The source object exists only once the last byte is in.
+ * on the source key, in parts of a fixed size; what does not fill a part yet is held in pieces,
+ * one object per request (`…/source/upload.part/{offset}`), never rewritten, so a client sending
+ * small chunks cannot make the API copy the same bytes again and again. A piece that went into a
+ * part starts before the parts end and is not counted, so a crash between the two counts no byte
+ * twice. The source object exists only once the last byte is in.
  */
 export class S3Storage implements ApiStorage, ResumableUploads {
+  readonly minChunkBytes = MIN_CHUNK_BYTES;
   readonly client: S3Client;
   readonly bucket: string;
   readonly signedUrlTtlSeconds: number;
@@ -182,12 +195,7 @@ export class S3Storage implements ApiStorage, ResumableUploads {
     assertValidKey(prefix);
     const Prefix = `${prefix}/`;
     for await (const page of paginateListObjectsV2({ client: this.client }, { Bucket: this.bucket, Prefix })) {
-      const keys = (page.Contents ?? []).map((o) => ({ Key: o.Key! }));
-      for (let i = 0; i < keys.length; i += DELETE_BATCH) {
-        const result = await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: keys.slice(i, i + DELETE_BATCH), Quiet: true } }));
-        const failed = (result.Errors ?? []).filter((e) => e.Code !== "NoSuchKey");
-        if (failed.length) throw new Error(`Could not delete ${failed.length} objects under ${Prefix}: ${failed[0]!.Key} ${failed[0]!.Code} ${failed[0]!.Message}`);
-      }
+      await this.#deleteKeys((page.Contents ?? []).map((o) => o.Key!));
     }
     // Parts of an unfinished upload are stored (and billed) until the upload is aborted.
     const uploads = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix }));
@@ -200,30 +208,50 @@ export class S3Storage implements ApiStorage, ResumableUploads {
 
   async receivedUploadBytes(videoId: string): Promise<number> {
     const held = await this.#heldUpload(videoId);
-    return held.parts.length * held.partBytes + held.tailBytes;
+    return held.committedBytes + held.pieceBytes;
   }
 
-  async writeUploadChunk(videoId: string, start: number, body: AsyncIterable<Uint8Array>, limit: number): Promise<number> {
+  async writeUploadChunk(
+    videoId: string,
+    start: number,
+    body: AsyncIterable<Uint8Array>,
+    options: { limit: number; isComplete(held: number): boolean },
+  ): Promise<number> {
     const held = await this.#heldUpload(videoId);
     const sourceKey = sourceKeyFor(videoId);
-    let committed = held.parts.length * held.partBytes;
     // Bytes the client sends again (it resumed from an older offset) are the ones already held.
-    let skip = committed + held.tailBytes - start;
-    const pending: Buffer[] = held.tailBytes > 0 ? [await this.#readTail(videoId)] : [];
-    let pendingBytes = held.tailBytes;
+    let skip = held.committedBytes + held.pieceBytes - start;
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    const position = () => held.committedBytes + held.pieceBytes + pendingBytes;
 
     const flushParts = async () => {
-      while (pendingBytes >= held.partBytes) {
-        const all = Buffer.concat(pending);
+      while (held.pieceBytes + pendingBytes >= held.partBytes) {
+        const all = Buffer.concat([...(await Promise.all(held.pieces.map((p) => this.#readObject(p.key)))), ...pending]);
         const part = all.subarray(0, held.partBytes);
         held.uploadId ??= await this.#createMultipartUpload(sourceKey);
         const PartNumber = held.parts.length + 1;
         const { ETag } = await this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key: sourceKey, UploadId: held.uploadId, PartNumber, Body: part }));
         held.parts.push({ PartNumber, ETag, Size: part.byteLength });
-        committed += part.byteLength;
-        pending.splice(0, pending.length, all.subarray(held.partBytes));
-        pendingBytes -= held.partBytes;
+        held.committedBytes += part.byteLength;
+        // Pieces now in the part end before committedBytes: left behind, they are not counted.
+        await this.#deleteKeys(held.pieces.map((p) => p.key)).catch(() => {});
+        held.pieces = [];
+        held.pieceBytes = 0;
+        pending = [all.subarray(held.partBytes)];
+        pendingBytes = pending[0]!.byteLength;
       }
+    };
+    const keepPending = async (always: boolean) => {
+      // Short pieces only when they end the file, so a part is made of at most
+      // partBytes / minChunkBytes pieces and no piece is ever rewritten.
+      if (pendingBytes === 0 || (pendingBytes < this.minChunkBytes && !always)) return;
+      const offset = held.committedBytes + held.pieceBytes;
+      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: pieceKey(videoId, offset), Body: Buffer.concat(pending) }));
+      held.pieces.push({ key: pieceKey(videoId, offset), offset, size: pendingBytes });
+      held.pieceBytes += pendingBytes;
+      pending = [];
+      pendingBytes = 0;
     };
 
     try {
@@ -235,28 +263,28 @@ export class S3Storage implements ApiStorage, ResumableUploads {
           skip -= skipped;
         }
         if (!bytes.byteLength) continue;
-        if (committed + pendingBytes + bytes.byteLength > limit) throw new UploadTooLargeError(limit);
+        if (position() + bytes.byteLength > options.limit) throw new UploadTooLargeError(options.limit);
         pending.push(bytes);
         pendingBytes += bytes.byteLength;
         await flushParts();
       }
     } catch (err) {
       // A client that went away resumes from what was kept; a refused body keeps nothing new.
-      if (!(err instanceof UploadTooLargeError)) await this.#writeTail(videoId, committed, pending).catch(() => {});
+      if (!(err instanceof UploadTooLargeError)) await keepPending(false).catch(() => {});
       throw err;
     }
-    await this.#writeTail(videoId, committed, pending);
-    return committed + pendingBytes;
+    await keepPending(options.isComplete(position()));
+    return held.committedBytes + held.pieceBytes;
   }
 
   async finishUpload(videoId: string): Promise<string> {
     const held = await this.#heldUpload(videoId);
     const sourceKey = sourceKeyFor(videoId);
     held.uploadId ??= await this.#createMultipartUpload(sourceKey);
-    if (held.tailBytes > 0 || held.parts.length === 0) {
+    if (held.pieceBytes > 0 || held.parts.length === 0) {
       // The last part may be smaller than the others.
       const PartNumber = held.parts.length + 1;
-      const Body = await this.#readTail(videoId);
+      const Body = Buffer.concat(await Promise.all(held.pieces.map((p) => this.#readObject(p.key))));
       const { ETag } = await this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key: sourceKey, UploadId: held.uploadId, PartNumber, Body }));
       held.parts.push({ PartNumber, ETag });
     }
@@ -268,11 +296,11 @@ export class S3Storage implements ApiStorage, ResumableUploads {
         MultipartUpload: { Parts: held.parts.map(({ PartNumber, ETag }) => ({ PartNumber, ETag })) },
       }),
     );
-    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: partialUploadKeyFor(videoId) }));
+    await this.#deleteKeys(held.allPieceKeys);
     return sourceKey;
   }
 
-  /** The multipart upload of a video's source with its parts so far, and the valid tail's size. */
+  /** The multipart upload of a video's source with its parts so far, and the pieces held after them. */
   async #heldUpload(videoId: string): Promise<HeldUpload> {
     const sourceKey = sourceKeyFor(videoId);
     assertValidKey(sourceKey);
@@ -297,14 +325,31 @@ export class S3Storage implements ApiStorage, ResumableUploads {
       if (part.PartNumber !== good.length + 1 || part.Size !== partBytes) break;
       good.push(part);
     }
-    let tailBytes = 0;
-    try {
-      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: partialUploadKeyFor(videoId) }));
-      if (head.Metadata?.[TAIL_OFFSET] === String(good.length * partBytes)) tailBytes = head.ContentLength ?? 0;
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
+    const committedBytes = good.length * partBytes;
+
+    const found: Piece[] = [];
+    const Prefix = `${partialUploadKeyFor(videoId)}/`;
+    for await (const page of paginateListObjectsV2({ client: this.client }, { Bucket: this.bucket, Prefix })) {
+      for (const o of page.Contents ?? []) found.push({ key: o.Key!, offset: Number(o.Key!.slice(Prefix.length)), size: o.Size ?? 0 });
     }
-    return { uploadId: upload?.UploadId ?? null, parts: good, partBytes, tailBytes };
+    found.sort((a, b) => a.offset - b.offset);
+    // The pieces that continue the parts without a gap; older ones went into a part already.
+    const pieces: Piece[] = [];
+    let next = committedBytes;
+    for (const piece of found) {
+      if (piece.offset !== next) continue;
+      pieces.push(piece);
+      next += piece.size;
+    }
+    return {
+      uploadId: upload?.UploadId ?? null,
+      parts: good,
+      partBytes,
+      committedBytes,
+      pieces,
+      pieceBytes: next - committedBytes,
+      allPieceKeys: found.map((p) => p.key),
+    };
   }
 
   async #createMultipartUpload(key: string): Promise<string> {
@@ -312,18 +357,22 @@ export class S3Storage implements ApiStorage, ResumableUploads {
     return UploadId!;
   }
 
-  async #readTail(videoId: string): Promise<Buffer> {
-    const object = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: partialUploadKeyFor(videoId) }));
+  async #readObject(key: string): Promise<Buffer> {
+    const object = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
     return Buffer.from(await object.Body!.transformToByteArray());
   }
 
-  async #writeTail(videoId: string, offset: number, pending: Buffer[]): Promise<void> {
-    const Key = partialUploadKeyFor(videoId);
-    const Body = Buffer.concat(pending);
-    if (Body.byteLength === 0) {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key }));
-      return;
+  async #deleteKeys(keys: string[]): Promise<void> {
+    for (let i = 0; i < keys.length; i += DELETE_BATCH) {
+      const batch = keys.slice(i, i + DELETE_BATCH).map((Key) => ({ Key }));
+      const result = await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch, Quiet: true } }));
+      const failed = (result.Errors ?? []).filter((e) => e.Code !== "NoSuchKey");
+      if (failed.length) throw new Error(`Could not delete ${failed.length} objects: ${failed[0]!.Key} ${failed[0]!.Code} ${failed[0]!.Message}`);
     }
-    await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body, Metadata: { [TAIL_OFFSET]: String(offset) } }));
   }
+}
+
+/** Where the bytes of an upload from `offset` on wait until they fill a part. */
+function pieceKey(videoId: string, offset: number): string {
+  return `${partialUploadKeyFor(videoId)}/${String(offset).padStart(15, "0")}`;
 }

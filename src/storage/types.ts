@@ -58,13 +58,16 @@ export interface ApiStorage {
  * API instance.
  */
 export interface ResumableUploads {
+  /** Smallest chunk a request may declare, except the one that ends the file. */
+  readonly minChunkBytes: number;
   /** How many bytes of the video's upload are held, from byte 0 without a gap. */
   receivedUploadBytes(videoId: string): Promise<number>;
   /**
    * Takes `body` as the upload's bytes from offset `start` (at most the bytes held) and returns
-   * how many bytes are then held. Past `limit` it throws UploadTooLargeError.
+   * how many bytes are then held. Past `limit` it throws UploadTooLargeError. `isComplete` says
+   * whether a number of bytes held is the whole file.
    */
-  writeUploadChunk(videoId: string, start: number, body: AsyncIterable<Uint8Array>, limit: number): Promise<number>;
+  writeUploadChunk(videoId: string, start: number, body: AsyncIterable<Uint8Array>, options: { limit: number; isComplete(held: number): boolean }): Promise<number>;
   /** Makes the bytes held the video's source, `videos/{id}/source/upload`, and returns that key. */
   finishUpload(videoId: string): Promise<string>;
 }
