@@ -9,13 +9,18 @@ const WorkerEnvSchema = z.object({
   GOOGLE_CLOUD_PROJECT: z.string().min(1).optional(),
   PUBSUB_TOPIC_PREFIX: z.string().default("videograph"),
   DATA_DIR: z.string().default("./data"),
-  STORAGE: z.enum(["local", "gcs"]).default("local"),
+  STORAGE: z.enum(["local", "gcs", "s3"]).default("local"),
   GCS_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, "not a bucket name").optional(),
   GCS_SIGNED_URL_TTL_SECONDS: z.coerce.number().int().min(300).max(7 * 24 * 3600).default(6 * 3600),
   /** Origin of a GCS-compatible server (fake-gcs-server); unset: Google. */
   GCS_API_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
   /** Only checked: the Node client takes it as its JSON API base URL, which misroutes uploads and signed URLs. */
   STORAGE_EMULATOR_HOST: z.string().optional(),
+  S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "not a bucket name").optional(),
+  S3_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
+  S3_REGION: z.string().min(1).default("us-east-1"),
+  S3_FORCE_PATH_STYLE: z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1").default(false),
+  S3_SIGNED_URL_TTL_SECONDS: z.coerce.number().int().min(300).max(7 * 24 * 3600).default(6 * 3600),
   WORKER_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
   WORKER_CAPABILITIES: z
     .string()
@@ -51,6 +56,10 @@ export const WORKER_ENV_NAMES: readonly string[] = [
   ...WorkerEnvSchema.keyof().options,
   "FFMPEG_PATH", "FFPROBE_PATH", "ESPEAK_PATH", "ESPEAK_DATA_PATH", "QUIZ_FONT_DIR",
   "GOOGLE_APPLICATION_CREDENTIALS", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST",
+  // The AWS SDK's standard credential chain (STORAGE=s3).
+  "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION",
+  "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
+  "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
   "PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "NODE_EXTRA_CA_CERTS",
 ];
 
@@ -66,6 +75,9 @@ const CheckedWorkerEnvSchema = WorkerEnvSchema.superRefine((env, ctx) => {
   }
   if (env.STORAGE === "gcs" && env.STORAGE_EMULATOR_HOST) {
     ctx.addIssue({ code: "custom", path: ["STORAGE_EMULATOR_HOST"], message: "not supported: set GCS_API_ENDPOINT to the emulator's origin instead" });
+  }
+  if (env.STORAGE === "s3" && !env.S3_BUCKET) {
+    ctx.addIssue({ code: "custom", path: ["S3_BUCKET"], message: "required when STORAGE=s3" });
   }
 });
 

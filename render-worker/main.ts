@@ -2,6 +2,7 @@ import { loadWorkerEnv } from "./config.ts";
 import { log } from "./log.ts";
 import { createGcsWorkerStorage } from "./storage/gcs.ts";
 import { createLocalWorkerStorage } from "./storage/local.ts";
+import { createS3WorkerStorage } from "./storage/s3.ts";
 import { createPostgresWorkerTransport } from "./transport/postgres.ts";
 import { createPubSubWorkerTransport } from "./transport/pubsub.ts";
 import { createWorker, defaultTmpDir } from "./worker.ts";
@@ -26,7 +27,15 @@ const worker = createWorker({
   storage:
     env.STORAGE === "gcs"
       ? createGcsWorkerStorage({ bucket: env.GCS_BUCKET!, apiEndpoint: env.GCS_API_ENDPOINT, signedUrlTtlSeconds: env.GCS_SIGNED_URL_TTL_SECONDS })
-      : createLocalWorkerStorage(env.DATA_DIR),
+      : env.STORAGE === "s3"
+        ? createS3WorkerStorage({
+            bucket: env.S3_BUCKET!,
+            endpoint: env.S3_ENDPOINT,
+            region: env.S3_REGION,
+            forcePathStyle: env.S3_FORCE_PATH_STYLE,
+            signedUrlTtlSeconds: env.S3_SIGNED_URL_TTL_SECONDS,
+          })
+        : createLocalWorkerStorage(env.DATA_DIR),
   tmpDir: defaultTmpDir(env.WORKER_TMP_DIR),
   progressIntervalMs: env.PROGRESS_INTERVAL_MS,
   heartbeatIntervalSeconds: env.HEARTBEAT_INTERVAL_SECONDS,

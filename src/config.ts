@@ -16,7 +16,7 @@ const EnvSchema = z.object({
   GRAPHQL_MAX_BODY_BYTES: z.coerce.number().int().positive().default(1024 ** 2),
   UPLOAD_URL_TTL_SECONDS: z.coerce.number().int().positive().default(24 * 3600),
   SIGNING_SECRET: z.string().min(32).optional(),
-  STORAGE: z.enum(["local", "gcs"]).default("local"),
+  STORAGE: z.enum(["local", "gcs", "s3"]).default("local"),
   GCS_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, "not a bucket name").optional(),
   // V4 signed URLs live at most 7 days.
   GCS_SIGNED_URL_TTL_SECONDS: z.coerce.number().int().min(300).max(7 * 24 * 3600).default(6 * 3600),
@@ -25,6 +25,13 @@ const EnvSchema = z.object({
   /** Only checked: the Node client takes it as its JSON API base URL, which misroutes uploads and signed URLs. */
   STORAGE_EMULATOR_HOST: z.string().optional(),
   GCS_NOTIFICATION_SUBSCRIPTION: z.string().min(1).optional(),
+  S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "not a bucket name").optional(),
+  /** An S3-compatible service's endpoint (R2, Spaces, MinIO); unset: AWS S3 itself. */
+  S3_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
+  S3_REGION: z.string().min(1).default("us-east-1"),
+  S3_FORCE_PATH_STYLE: bool.default(false),
+  // SigV4 presigned URLs live at most 7 days.
+  S3_SIGNED_URL_TTL_SECONDS: z.coerce.number().int().min(300).max(7 * 24 * 3600).default(6 * 3600),
   TRANSPORT: z.enum(["postgres", "pubsub"]).default("postgres"),
   GOOGLE_CLOUD_PROJECT: z.string().min(1).optional(),
   PUBSUB_TOPIC_PREFIX: z.string().regex(/^[a-zA-Z][\w.~+%-]*$/).default("videograph"),
@@ -91,6 +98,9 @@ const CheckedEnvSchema = EnvSchema.superRefine((env, ctx) => {
   }
   if (env.STORAGE === "gcs" && env.STORAGE_EMULATOR_HOST) {
     ctx.addIssue({ code: "custom", path: ["STORAGE_EMULATOR_HOST"], message: "not supported: set GCS_API_ENDPOINT to the emulator's origin instead" });
+  }
+  if (env.STORAGE === "s3" && !env.S3_BUCKET) {
+    ctx.addIssue({ code: "custom", path: ["S3_BUCKET"], message: "required when STORAGE=s3" });
   }
   if (env.GCS_NOTIFICATION_SUBSCRIPTION && !env.GCS_NOTIFICATION_SUBSCRIPTION.startsWith("projects/") && !env.GOOGLE_CLOUD_PROJECT) {
     ctx.addIssue({ code: "custom", path: ["GOOGLE_CLOUD_PROJECT"], message: "required with GCS_NOTIFICATION_SUBSCRIPTION, unless that is a full projects/…/subscriptions/… name" });

@@ -14,7 +14,7 @@ import { applyMigrations } from "./db/migrate.ts";
 import { PostgresEventTarget } from "./events/postgres-event-target.ts";
 import { createVideoPubSub } from "./events/video-events.ts";
 import { createMutationRateLimiter, graphqlSecurityPlugins } from "./http/graphql-security.ts";
-import { handleGcsMedia, handleMedia, MEDIA_PATH_PREFIX, type PlaybackGuard } from "./http/media.ts";
+import { handleMedia, handleSignedUrlMedia, MEDIA_PATH_PREFIX, type PlaybackGuard } from "./http/media.ts";
 import { PlaybackTokens } from "./http/playback-tokens.ts";
 import { loadSigningSecret, UrlSigner } from "./http/signing.ts";
 import { handleUpload, UPLOAD_PATH_PREFIX } from "./http/uploads.ts";
@@ -26,6 +26,7 @@ import { schema } from "./schema/index.ts";
 import { GcsStorage } from "./storage/gcs.ts";
 import { createUploadNotificationListener } from "./storage/gcs-notifications.ts";
 import { LocalStorage } from "./storage/local.ts";
+import { S3Storage } from "./storage/s3.ts";
 import { createPostgresTransport } from "./transport/postgres.ts";
 import { createWebhookDeliverer } from "./webhooks/deliverer.ts";
 import { createWebhookEmitter } from "./webhooks/events.ts";
@@ -68,7 +69,19 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
   const storage =
     env.STORAGE === "gcs"
       ? new GcsStorage({ bucket: env.GCS_BUCKET!, apiEndpoint: env.GCS_API_ENDPOINT, publicUrl, signedUrlTtlSeconds: env.GCS_SIGNED_URL_TTL_SECONDS })
-      : new LocalStorage(env.DATA_DIR, { publicUrl, signer, uploadUrlTtlSeconds: env.UPLOAD_URL_TTL_SECONDS });
+      : env.STORAGE === "s3"
+        ? new S3Storage({
+            bucket: env.S3_BUCKET!,
+            endpoint: env.S3_ENDPOINT,
+            region: env.S3_REGION,
+            forcePathStyle: env.S3_FORCE_PATH_STYLE,
+            signedUrlTtlSeconds: env.S3_SIGNED_URL_TTL_SECONDS,
+            maxUploadBytes: env.MAX_UPLOAD_BYTES,
+            publicUrl,
+            signer,
+            uploadUrlTtlSeconds: env.UPLOAD_URL_TTL_SECONDS,
+          })
+        : new LocalStorage(env.DATA_DIR, { publicUrl, signer, uploadUrlTtlSeconds: env.UPLOAD_URL_TTL_SECONDS });
   const transport =
     env.TRANSPORT === "pubsub"
       ? createPubSubApiTransport({ projectId: env.GOOGLE_CLOUD_PROJECT!, topicPrefix: env.PUBSUB_TOPIC_PREFIX })
@@ -158,7 +171,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://localhost");
-    if (url.pathname.startsWith(UPLOAD_PATH_PREFIX) && storage instanceof LocalStorage) {
+    if (url.pathname.startsWith(UPLOAD_PATH_PREFIX) && !(storage instanceof GcsStorage)) {
       res.setHeader("access-control-allow-origin", "*");
       res.setHeader("access-control-allow-methods", "PUT, OPTIONS");
       res.setHeader("access-control-allow-headers", "content-type, content-range");
@@ -166,7 +179,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       return handleUpload({ ...services, storage }, req, res, url);
     }
     if (url.pathname.startsWith(MEDIA_PATH_PREFIX)) {
-      return storage instanceof LocalStorage ? handleMedia(storage, guard, req, res, url) : handleGcsMedia(storage, guard, req, res, url);
+      return storage instanceof LocalStorage ? handleMedia(storage, guard, req, res, url) : handleSignedUrlMedia(storage, guard, req, res, url);
     }
     if (url.pathname === "/health") {
       const ok = await db.$queryRaw`SELECT 1`.then(() => true, () => false);

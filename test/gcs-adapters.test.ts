@@ -9,7 +9,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest"
 import { probeSource } from "../render-worker/media/probe.ts";
 import { createGcsWorkerStorage } from "../render-worker/storage/gcs.ts";
 import type { WorkerStorage } from "../render-worker/storage/types.ts";
-import { handleGcsMedia, MEDIA_PATH_PREFIX, type PlaybackGuard } from "../src/http/media.ts";
+import { handleSignedUrlMedia, MEDIA_PATH_PREFIX, type PlaybackGuard } from "../src/http/media.ts";
 import { PlaybackTokens } from "../src/http/playback-tokens.ts";
 import { createStorageClient, GcsStorage } from "../src/storage/gcs.ts";
 import { startGcsEmulator, type GcsEmulator } from "./support/gcs-emulator.ts";
@@ -60,7 +60,7 @@ beforeAll(async () => {
   worker = createGcsWorkerStorage({ bucket: BUCKET, apiEndpoint, signedUrlTtlSeconds: 3600 });
   const publicGuard: PlaybackGuard = { policyOf: async () => "PUBLIC", tokens: new PlaybackTokens("x".repeat(32), 60) };
   mediaServer = createServer((req, res) => {
-    handleGcsMedia(storage, publicGuard, req, res, new URL(req.url!, "http://api")).catch((err) => {
+    handleSignedUrlMedia(storage, publicGuard, req, res, new URL(req.url!, "http://api")).catch((err) => {
       res.writeHead(500);
       res.end(String(err));
     });

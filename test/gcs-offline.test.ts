@@ -180,7 +180,7 @@ describe("GCS configuration", () => {
     expect(env.GCS_SIGNED_URL_TTL_SECONDS).toBe(6 * 3600);
     expect(messages(() => loadEnv({ STORAGE: "gcs" }))).toMatch(/GCS_BUCKET: required when STORAGE=gcs/);
     expect(loadEnv({ STORAGE: "gcs", GCS_BUCKET: "videograph-media" }).GCS_BUCKET).toBe("videograph-media");
-    const invalid = messages(() => loadEnv({ STORAGE: "s3", GCS_BUCKET: "Not_A_Bucket", GCS_SIGNED_URL_TTL_SECONDS: String(8 * 24 * 3600) }));
+    const invalid = messages(() => loadEnv({ STORAGE: "azure", GCS_BUCKET: "Not_A_Bucket", GCS_SIGNED_URL_TTL_SECONDS: String(8 * 24 * 3600) }));
     expect(invalid).toMatch(/STORAGE:/);
     expect(invalid).toMatch(/GCS_BUCKET:/);
     expect(invalid).toMatch(/GCS_SIGNED_URL_TTL_SECONDS:/);

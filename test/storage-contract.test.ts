@@ -6,12 +6,14 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createGcsWorkerStorage } from "../render-worker/storage/gcs.ts";
 import { createLocalWorkerStorage } from "../render-worker/storage/local.ts";
+import { createS3WorkerStorage } from "../render-worker/storage/s3.ts";
 import type { WorkerStorage } from "../render-worker/storage/types.ts";
 import type { ApiStorage } from "../src/storage/types.ts";
 import { UploadTooLargeError } from "../src/storage/types.ts";
 import { createStorageClient } from "../src/storage/gcs.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { startGcsEmulator } from "./support/gcs-emulator.ts";
+import { startMotoS3 } from "./support/moto-s3.ts";
 
 const MAX_UPLOAD_BYTES = 1024 * 1024;
 const GCS_CHUNK = 256 * 1024;
@@ -46,6 +48,18 @@ const ADAPTERS: Adapter[] = [
         env: { STORAGE: "gcs", GCS_BUCKET: bucket, GCS_API_ENDPOINT: emulator.endpoint, GCS_SIGNED_URL_TTL_SECONDS: "3600" },
         worker: () => createGcsWorkerStorage({ bucket, apiEndpoint: emulator.endpoint, signedUrlTtlSeconds: 3600 }),
         cleanup: () => emulator.stop(),
+      };
+    },
+  },
+  {
+    name: "s3",
+    async open() {
+      const moto = await startMotoS3();
+      const env = await moto.createBucket();
+      return {
+        env,
+        worker: () => createS3WorkerStorage({ bucket: env.S3_BUCKET!, endpoint: moto.endpoint, region: "us-east-1", forcePathStyle: true, signedUrlTtlSeconds: 3600 }),
+        cleanup: () => moto.stop(),
       };
     },
   },

@@ -1,6 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import path from "node:path";
-import type { GcsStorage } from "../storage/gcs.ts";
 import type { LocalStorage } from "../storage/local.ts";
 import { rewritePlaylistUris } from "../storage/playlist-urls.ts";
 import { assertValidKey } from "../storage/types.ts";
@@ -158,14 +157,22 @@ export async function handleMedia(storage: LocalStorage, guard: PlaybackGuard, r
   stream.pipe(res);
 }
 
+/** A bucket whose objects players read through signed URLs (GCS, S3-compatible). */
+export interface SignedUrlMediaStorage {
+  readonly signedUrlTtlSeconds: number;
+  signedReadUrl(key: string): Promise<string>;
+  /** The object's text, or null when it does not exist. */
+  readText(key: string): Promise<string | null>;
+}
+
 /**
- * `GET /media/{storage key}` with GCS storage. Playlists are read from the bucket and served
- * with every segment URI replaced by a V4 signed URL (child playlist URIs stay relative, so they
- * come back here); a VOD playlist may be cached for up to a quarter of the signed URLs' lifetime,
- * a growing one for 2 s. Segments and posters are fetched from GCS itself: a request for one
- * here is redirected to its signed URL.
+ * `GET /media/{storage key}` with bucket storage (GCS, S3). Playlists are read from the bucket
+ * and served with every segment URI replaced by a signed URL (child playlist URIs stay relative,
+ * so they come back here); a VOD playlist may be cached for up to a quarter of the signed URLs'
+ * lifetime, a growing one for 2 s. Segments and posters are fetched from the bucket itself: a
+ * request for one here is redirected to its signed URL.
  */
-export async function handleGcsMedia(storage: GcsStorage, guard: PlaybackGuard, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+export async function handleSignedUrlMedia(storage: SignedUrlMediaStorage, guard: PlaybackGuard, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
   const admitted = await admitRequest(guard, req, res, url);
   if (admitted === null) return;
   const { key, token } = admitted;

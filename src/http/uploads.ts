@@ -1,18 +1,35 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Db } from "../db/client.ts";
 import { log } from "../log.ts";
-import type { LocalStorage } from "../storage/local.ts";
-import { UploadTooLargeError } from "../storage/types.ts";
-import { partialUploadKeyFor, queueUploadedVideo, sourceKeyFor } from "../jobs/videos.ts";
+import { assertValidKey, UploadTooLargeError, type ResumableUploads, type UploadTarget, type UploadTargetOptions } from "../storage/types.ts";
+import { queueUploadedVideo } from "../jobs/videos.ts";
 import type { VideoPubSub } from "../events/video-events.ts";
 import type { Dispatcher } from "../jobs/dispatcher.ts";
 import type { UrlSigner } from "./signing.ts";
 
 export const UPLOAD_PATH_PREFIX = "/uploads/";
 
+/**
+ * The API's own upload URL, `PUT /uploads/{videoId}?…&sig`, for storage that takes uploads
+ * through the API (ResumableUploads). It is bound to the video (path), its size limit and the
+ * nonce the video holds until the upload completes.
+ */
+export function signedUploadTarget(
+  videoId: string,
+  options: UploadTargetOptions,
+  signing: { publicUrl: string; signer: UrlSigner; uploadUrlTtlSeconds: number },
+): UploadTarget {
+  assertValidKey(videoId);
+  const params = { max: String(options.size ?? options.maxBytes), n: options.nonce };
+  return {
+    url: `${signing.publicUrl}${signing.signer.sign(`${UPLOAD_PATH_PREFIX}${videoId}`, signing.uploadUrlTtlSeconds, params)}`,
+    expiresAt: new Date(Date.now() + signing.uploadUrlTtlSeconds * 1000),
+  };
+}
+
 export interface UploadDeps {
   db: Db;
-  storage: LocalStorage;
+  storage: ResumableUploads;
   signer: UrlSigner;
   pubSub: VideoPubSub;
   dispatcher: Dispatcher;
@@ -106,8 +123,7 @@ export async function handleUpload(deps: UploadDeps, req: IncomingMessage, res: 
       req.resume();
       return reply(res, 400, { error: `Total size ${total} differs from the ${video.uploadSize} bytes declared earlier` });
     }
-    const partKey = partialUploadKeyFor(videoId);
-    const received = (await deps.storage.size(partKey)) ?? 0;
+    const received = await deps.storage.receivedUploadBytes(videoId);
 
     if (range && range.start === null) {
       // A status query: report progress without writing.
@@ -123,10 +139,16 @@ export async function handleUpload(deps: UploadDeps, req: IncomingMessage, res: 
       req.resume();
       return reply(res, 400, { error: "The upload is empty (0 bytes); send the file's bytes" });
     }
+    const endsFile = range === null || (range.total !== null && range.end! + 1 === range.total);
+    if (!endsFile && range.end! - range.start! + 1 < deps.storage.minChunkBytes) {
+      req.resume();
+      return reply(res, 400, { error: `Chunks other than the last must be at least ${deps.storage.minChunkBytes} bytes` });
+    }
     const limit = Math.min(maxBytes, range?.end !== undefined && range.end !== null ? range.end + 1 : maxBytes);
+    const isComplete = (held: number) => (total !== null ? held >= total : range === null);
     let written: number;
     try {
-      written = await deps.storage.writeAt(partKey, start, req, limit);
+      written = await deps.storage.writeUploadChunk(videoId, start, req, { limit, isComplete });
     } catch (err) {
       if (err instanceof UploadTooLargeError) {
         req.resume();
@@ -138,11 +160,9 @@ export async function handleUpload(deps: UploadDeps, req: IncomingMessage, res: 
       await deps.db.video.update({ where: { id: videoId }, data: { uploadSize: total } });
     }
     await deps.db.video.update({ where: { id: videoId }, data: { uploadedBytes: written } });
-    const complete = total !== null ? written >= total : range === null;
-    if (!complete) return resumeIncomplete(res, written);
+    if (!isComplete(written)) return resumeIncomplete(res, written);
     if (written === 0) return reply(res, 400, { error: "The upload is empty (0 bytes); send the file's bytes" });
-    const sourceKey = sourceKeyFor(videoId);
-    await deps.storage.move(partKey, sourceKey);
+    const sourceKey = await deps.storage.finishUpload(videoId);
     await queueUploadedVideo(deps, videoId, { key: sourceKey, name: "upload", size: written });
     log.info("upload complete", { videoId, bytes: written });
     reply(res, 200, { videoId, bytes: written, status: "QUEUED" });

@@ -57,7 +57,7 @@ export const VideoRef = builder.prismaObject("Video", {
     }),
     posterUrl: t.string({
       nullable: true,
-      description: "A JPEG frame; with GCS storage a signed URL that expires (query it again for a fresh one).",
+      description: "A JPEG frame; with GCS or S3 storage a signed URL that expires (query it again for a fresh one).",
       resolve: (v, _args, ctx) => (v.posterKey ? mediaUrl(ctx, v.posterKey, v) : null),
     }),
     variants: t.relation("variants", { query: { orderBy: [{ kind: "asc" }, { height: "desc" }] } }),
@@ -119,7 +119,7 @@ const CreateUploadSuccess = builder.objectRef<UploadTicket>("CreateUploadSuccess
   fields: (t) => ({
     uploadUrl: t.exposeString("uploadUrl", {
       description:
-        "PUT the file here, whole or in chunks with `Content-Range` (308 with `Range` until the last byte). With local storage it is relative to the API's origin unless PUBLIC_URL is set; with GCS it is a resumable upload session (chunks in multiples of 256 KiB), then `completeUpload` or the bucket's notification queues the video.",
+        "PUT the file here, whole or in chunks with `Content-Range` (308 with `Range` until the last byte). With local or S3 storage it is the API's own URL, relative to its origin unless PUBLIC_URL is set, and the last byte queues the video (S3: chunks other than the last of at least 256 KiB); with GCS it is a resumable upload session (chunks in multiples of 256 KiB), then `completeUpload` or the bucket's notification queues the video.",
     }),
     expiresAt: t.expose("expiresAt", { type: "DateTime" }),
     maxBytes: t.exposeFloat("maxBytes"),

@@ -4,8 +4,9 @@ import { mkdir, open, readFile, rename, rm, stat, truncate } from "node:fs/promi
 import path from "node:path";
 import { MEDIA_PATH_PREFIX } from "../http/media.ts";
 import type { UrlSigner } from "../http/signing.ts";
-import { UPLOAD_PATH_PREFIX } from "../http/uploads.ts";
-import { assertValidKey, UploadTooLargeError, type ApiStorage, type UploadTarget, type UploadTargetOptions } from "./types.ts";
+import { signedUploadTarget } from "../http/uploads.ts";
+import { partialUploadKeyFor, sourceKeyFor } from "../jobs/videos.ts";
+import { assertValidKey, UploadTooLargeError, type ApiStorage, type ResumableUploads, type UploadTarget, type UploadTargetOptions } from "./types.ts";
 
 export interface LocalStorageOptions {
   /** Origin for the URLs handed out, or "" for URLs relative to the API's origin. */
@@ -20,7 +21,7 @@ export interface LocalStorageOptions {
  * it under `/media` (src/http/media.ts) and takes uploads under `/uploads` (src/http/uploads.ts),
  * which also use the local-only helpers below (offset writes, moves, ranged reads).
  */
-export class LocalStorage implements ApiStorage {
+export class LocalStorage implements ApiStorage, ResumableUploads {
   readonly root: string;
   readonly #options: LocalStorageOptions;
 
@@ -35,14 +36,7 @@ export class LocalStorage implements ApiStorage {
   }
 
   async createUploadTarget(videoId: string, options: UploadTargetOptions): Promise<UploadTarget> {
-    const { publicUrl, signer, uploadUrlTtlSeconds } = this.#options;
-    assertValidKey(videoId);
-    // Bound to the video (path), its size limit and the nonce the video holds until the upload completes.
-    const params = { max: String(options.size ?? options.maxBytes), n: options.nonce };
-    return {
-      url: `${publicUrl}${signer.sign(`${UPLOAD_PATH_PREFIX}${videoId}`, uploadUrlTtlSeconds, params)}`,
-      expiresAt: new Date(Date.now() + uploadUrlTtlSeconds * 1000),
-    };
+    return signedUploadTarget(videoId, options, this.#options);
   }
 
   async write(key: string, body: AsyncIterable<Uint8Array>, options: { limit: number; contentType: string }): Promise<number> {
@@ -77,6 +71,22 @@ export class LocalStorage implements ApiStorage {
 
   async deletePrefix(prefix: string): Promise<void> {
     await rm(this.pathFor(prefix), { recursive: true, force: true });
+  }
+
+  readonly minChunkBytes = 1;
+
+  async receivedUploadBytes(videoId: string): Promise<number> {
+    return (await this.size(partialUploadKeyFor(videoId))) ?? 0;
+  }
+
+  async writeUploadChunk(videoId: string, start: number, body: AsyncIterable<Uint8Array>, options: { limit: number }): Promise<number> {
+    return this.writeAt(partialUploadKeyFor(videoId), start, body, options.limit);
+  }
+
+  async finishUpload(videoId: string): Promise<string> {
+    const sourceKey = sourceKeyFor(videoId);
+    await this.move(partialUploadKeyFor(videoId), sourceKey);
+    return sourceKey;
   }
 
   /** Writes `chunks` at byte `offset` of `key`, creating the file, and cuts anything after it. */

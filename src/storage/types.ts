@@ -3,8 +3,8 @@ export interface UploadTarget {
   /**
    * `PUT` the file here, whole or in chunks with `Content-Range: bytes start-end/total`; the
    * answer is `308` with `Range` until the last byte lands, then `200`/`201`. Local storage hands
-   * out its own `/uploads/…` URL (relative unless PUBLIC_URL is set), GCS a resumable upload
-   * session URI; both speak this protocol (GCS wants chunks in multiples of 256 KiB).
+   * and S3 hand out the API's own `/uploads/…` URL (relative unless PUBLIC_URL is set), GCS a
+   * resumable upload session URI; all speak this protocol (GCS wants chunks in multiples of 256 KiB).
    */
   url: string;
   /** After this the URL takes no more bytes. */
@@ -49,6 +49,27 @@ export interface ApiStorage {
   urlFor(key: string): Promise<string>;
   /** Deletes every object whose key starts with `${prefix}/`; nothing there is not an error. */
   deletePrefix(prefix: string): Promise<void>;
+}
+
+/**
+ * Storage whose uploads the API answers itself at its signed `PUT /uploads/{videoId}` URL
+ * (src/http/uploads.ts): the local directory, and S3-compatible buckets, which have no
+ * resumable session a client could be handed. Calls for one upload never overlap within an
+ * API instance.
+ */
+export interface ResumableUploads {
+  /** Smallest chunk a request may declare, except the one that ends the file. */
+  readonly minChunkBytes: number;
+  /** How many bytes of the video's upload are held, from byte 0 without a gap. */
+  receivedUploadBytes(videoId: string): Promise<number>;
+  /**
+   * Takes `body` as the upload's bytes from offset `start` (at most the bytes held) and returns
+   * how many bytes are then held. Past `limit` it throws UploadTooLargeError. `isComplete` says
+   * whether a number of bytes held is the whole file.
+   */
+  writeUploadChunk(videoId: string, start: number, body: AsyncIterable<Uint8Array>, options: { limit: number; isComplete(held: number): boolean }): Promise<number>;
+  /** Makes the bytes held the video's source, `videos/{id}/source/upload`, and returns that key. */
+  finishUpload(videoId: string): Promise<string>;
 }
 
 export class UploadTooLargeError extends Error {

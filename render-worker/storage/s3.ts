@@ -1,0 +1,98 @@
+import { createReadStream, createWriteStream } from "node:fs";
+import { stat } from "node:fs/promises";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { GetObjectCommand, HeadObjectCommand, S3Client, paginateListObjectsV2 } from "@aws-sdk/client-s3";
+import { Upload } from "@aws-sdk/lib-storage";
+import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
+import { assertValidKey } from "./local.ts";
+import type { UploadOptions, WorkerStorage } from "./types.ts";
+
+const PART_BYTES = 16 * 1024 * 1024;
+
+export interface S3WorkerStorageOptions {
+  bucket: string;
+  /** An S3-compatible service (R2, Spaces, MinIO); undefined: AWS S3. */
+  endpoint?: string;
+  region: string;
+  /** `https://endpoint/bucket/key` instead of `https://bucket.endpoint/key` (MinIO, moto). */
+  forcePathStyle: boolean;
+  /** Lifetime of the presigned URL ffmpeg reads a source from: the longest a job may read it. */
+  signedUrlTtlSeconds: number;
+  /** Default: a client from these options and the SDK's default credential chain. */
+  client?: S3Client;
+}
+
+const isNotFound = (err: unknown) => {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e.name === "NotFound" || e.name === "NoSuchKey" || e.$metadata?.httpStatusCode === 404;
+};
+
+/**
+ * Storage in an S3-compatible bucket (S3, R2, Spaces, MinIO). ffmpeg streams a source over HTTP
+ * from a presigned URL, seeking with Range requests, instead of the worker downloading it first;
+ * published files are uploaded with their Content-Type and Cache-Control, which the bucket
+ * serves to players. Other services than AWS get checksums only where an operation requires
+ * them: several reject or mishandle the SDK's default CRC headers.
+ */
+export function createS3WorkerStorage(options: S3WorkerStorageOptions): WorkerStorage {
+  const client =
+    options.client ??
+    new S3Client({
+      region: options.region,
+      endpoint: options.endpoint,
+      forcePathStyle: options.forcePathStyle,
+      ...(options.endpoint ? { requestChecksumCalculation: "WHEN_REQUIRED", responseChecksumValidation: "WHEN_REQUIRED" } : {}),
+    });
+  const Bucket = options.bucket;
+
+  return {
+    async inputFor(key) {
+      assertValidKey(key);
+      try {
+        await client.send(new HeadObjectCommand({ Bucket, Key: key }));
+      } catch (err) {
+        if (isNotFound(err)) throw new Error(`Storage object ${key} does not exist`);
+        throw err;
+      }
+      return getSignedUrl(client, new GetObjectCommand({ Bucket, Key: key }), { expiresIn: options.signedUrlTtlSeconds });
+    },
+
+    async upload(key, file, opts: UploadOptions) {
+      assertValidKey(key);
+      const { size } = await stat(file);
+      // One PUT up to a part's size, else a multipart upload (S3 takes at most 5 GiB in one PUT).
+      await new Upload({
+        client,
+        params: { Bucket, Key: key, Body: size > 0 ? createReadStream(file) : Buffer.alloc(0), ContentType: opts.contentType, CacheControl: opts.cacheControl },
+        partSize: PART_BYTES,
+        queueSize: 2,
+      }).done();
+    },
+
+    async list(prefix) {
+      const keys: string[] = [];
+      for await (const page of paginateListObjectsV2({ client }, { Bucket, Prefix: prefix })) {
+        for (const object of page.Contents ?? []) keys.push(object.Key!);
+      }
+      return keys;
+    },
+
+    async download(key, file) {
+      assertValidKey(key);
+      const object = await client.send(new GetObjectCommand({ Bucket, Key: key }));
+      await pipeline(object.Body as Readable, createWriteStream(file));
+    },
+
+    async readText(key) {
+      assertValidKey(key);
+      try {
+        const object = await client.send(new GetObjectCommand({ Bucket, Key: key }));
+        return await object.Body!.transformToString("utf8");
+      } catch (err) {
+        if (isNotFound(err)) return null;
+        throw err;
+      }
+    },
+  };
+}

@@ -1,0 +1,68 @@
+// Prepares an S3-compatible bucket for STORAGE=s3 (`npm run setup:s3`); safe to run again.
+//  1. the bucket, unless it exists,
+//  2. its CORS: browsers fetch segments and posters (GET by presigned URL) cross-origin,
+//  3. a lifecycle rule that aborts multipart uploads left unfinished under videos/ (their parts are
+//     stored and billed until then) a day after upload URLs expire.
+// Reads S3_BUCKET (required), S3_ENDPOINT, S3_REGION, S3_FORCE_PATH_STYLE, UPLOAD_URL_TTL_SECONDS,
+// S3_CORS_ORIGINS (comma-separated, default *); credentials come from the SDK's default chain.
+import { CreateBucketCommand, HeadBucketCommand, PutBucketCorsCommand, PutBucketLifecycleConfigurationCommand, type BucketLocationConstraint } from "@aws-sdk/client-s3";
+import { createS3Client } from "../src/storage/s3.ts";
+
+const bucket = process.env.S3_BUCKET;
+if (!bucket) {
+  console.error("S3_BUCKET is required");
+  process.exit(2);
+}
+const region = process.env.S3_REGION || "us-east-1";
+const endpoint = process.env.S3_ENDPOINT || undefined;
+const forcePathStyle = ["true", "1"].includes(process.env.S3_FORCE_PATH_STYLE ?? "");
+const corsOrigins = (process.env.S3_CORS_ORIGINS || "*").split(",").map((o) => o.trim()).filter(Boolean);
+const abortAfterDays = Math.ceil(Number(process.env.UPLOAD_URL_TTL_SECONDS || 86_400) / 86_400) + 1;
+
+const client = createS3Client({ endpoint, region, forcePathStyle });
+const say = (what: string) => console.log(`  ${what}`);
+
+try {
+  console.log(`S3 bucket ${bucket}${endpoint ? ` at ${endpoint}` : ""} (${region}):`);
+  try {
+    await client.send(new HeadBucketCommand({ Bucket: bucket }));
+    say("exists   bucket");
+  } catch (err) {
+    if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode !== 404) throw err;
+    // us-east-1 takes no location constraint; R2 ("auto") and most other services ignore it.
+    const location = region === "us-east-1" || region === "auto" ? undefined : { LocationConstraint: region as BucketLocationConstraint };
+    await client.send(new CreateBucketCommand({ Bucket: bucket, CreateBucketConfiguration: location }));
+    say("created  bucket");
+  }
+  await client.send(
+    new PutBucketCorsCommand({
+      Bucket: bucket,
+      CORSConfiguration: {
+        CORSRules: [
+          {
+            AllowedOrigins: corsOrigins,
+            AllowedMethods: ["GET", "HEAD"],
+            AllowedHeaders: ["Range"],
+            ExposeHeaders: ["Content-Length", "Content-Range", "Accept-Ranges", "ETag"],
+            MaxAgeSeconds: 3600,
+          },
+        ],
+      },
+    }),
+  );
+  say(`set      CORS: ${corsOrigins.join(", ")} may GET and HEAD`);
+  await client.send(
+    new PutBucketLifecycleConfigurationCommand({
+      Bucket: bucket,
+      LifecycleConfiguration: {
+        Rules: [{ ID: "videograph-abort-unfinished-uploads", Status: "Enabled", Filter: { Prefix: "videos/" }, AbortIncompleteMultipartUpload: { DaysAfterInitiation: abortAfterDays } }],
+      },
+    }),
+  );
+  say(`set      lifecycle: unfinished multipart uploads under videos/ are aborted after ${abortAfterDays} days`);
+} catch (err) {
+  console.error(`setup:s3 failed: ${(err as Error).message}`);
+  process.exitCode = 1;
+} finally {
+  client.destroy();
+}

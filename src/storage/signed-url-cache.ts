@@ -1,0 +1,32 @@
+const MAX_CACHED_URLS = 50_000;
+
+/**
+ * Signed read URLs issued per time window (a quarter of the TTL) and reused within it, so a
+ * playlist does not cost a signature per segment per request and players and CDNs see stable
+ * URLs they can cache; at least three quarters of a URL's lifetime is left when it is handed out.
+ */
+export class SignedUrlCache {
+  readonly ttlSeconds: number;
+  readonly #sign: (key: string, window: { start: Date; expiresInSeconds: number }) => Promise<string>;
+  readonly #urls = new Map<string, { windowStart: number; url: Promise<string> }>();
+
+  constructor(ttlSeconds: number, sign: (key: string, window: { start: Date; expiresInSeconds: number }) => Promise<string>) {
+    this.ttlSeconds = ttlSeconds;
+    this.#sign = sign;
+  }
+
+  urlFor(key: string, now = Date.now()): Promise<string> {
+    const quarterMs = (this.ttlSeconds * 1000) / 4;
+    const windowStart = Math.floor(now / quarterMs) * quarterMs;
+    const cached = this.#urls.get(key);
+    if (cached && cached.windowStart === windowStart) return cached.url;
+    const url = this.#sign(key, { start: new Date(windowStart), expiresInSeconds: this.ttlSeconds });
+    if (this.#urls.size >= MAX_CACHED_URLS) this.#urls.clear();
+    const entry = { windowStart, url };
+    this.#urls.set(key, entry);
+    url.catch(() => {
+      if (this.#urls.get(key) === entry) this.#urls.delete(key);
+    });
+    return url;
+  }
+}
