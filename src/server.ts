@@ -61,6 +61,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     audience: env.JWT_AUDIENCE,
     tenantClaim: env.JWT_TENANT_CLAIM,
     allowedScopes: parseScopes(env.JWT_ALLOWED_SCOPES),
+    maxLifetimeSeconds: env.JWT_MAX_LIFETIME_SECONDS,
   });
   // A small pool of its own for the rate limiter's counters (Prisma's pool is not a pg.Pool).
   const limiterPool = new pg.Pool({ connectionString: databaseUrl, max: 4 });
