@@ -22,8 +22,10 @@ export interface JwtSettings {
 
 /** A credential was sent but is not good; the message says why, without echoing the secret. */
 export class AuthenticationError extends GraphQLError {
+  readonly reason: string;
   constructor(reason: string) {
     super(`Unauthenticated: ${reason}`, { extensions: { code: "UNAUTHENTICATED", http: { status: 401 } } });
+    this.reason = reason;
   }
 }
 
