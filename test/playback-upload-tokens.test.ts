@@ -83,7 +83,7 @@ describe("signed playback and upload URLs", () => {
       for (const p of paths) {
         const bare = p.split("?")[0]!;
         expect((await get(bare)).status, `${bare} without token`).toBe(403);
-        for (const [token, reason] of [[flipped, "invalid"], [otherVideo, "invalid"], [expired, "expired"], [`${kind}.${Number(expires) + 3600}.${mac}`, "invalid"], [`s.${expires}.${mac}`, "invalid"]] as const) {
+        for (const [token, reason] of [[flipped, "invalid"], [otherVideo, "invalid"], [expired, "expired"], [`${kind}.${Number(expires) + 3600}.${mac}`, "invalid"], [`s.${expires}.${mac}`, "invalid"], [`${kind}.0${expires}.${flipped.split(".")[2]}`, "invalid"]] as const) {
           const res = await get(withToken(bare, token));
           expect(res.status, `${bare} ${reason}`).toBe(403);
           expect(await res.text()).toContain(reason);
