@@ -50,7 +50,7 @@ function useMutationRateLimit(limiter: () => RateLimiterPostgres | null, perMinu
           // The counter was raised by the refused request: give its points back.
           await counters.reward(key, cost);
           retryAfter = Math.max(1, Math.ceil(err.msBeforeNext / 1000));
-          refused = `more than ${perMinute} mutations a minute for this credential (this request costs ${cost}); retry in ${retryAfter} s`;
+          refused = `more than ${perMinute} mutation points a minute for this credential (this request costs ${cost}); retry in ${retryAfter} s`;
         }
       }
       if (refused === null) return;
