@@ -54,6 +54,10 @@ const EnvSchema = z.object({
   JWT_AUDIENCE: z.string().min(1).optional(),
   JWT_TENANT_CLAIM: z.string().min(1).default("tenant_id"),
   JWT_ALLOWED_SCOPES: z.string().default("videos:read"),
+  /** How often a live subscription's credential is checked again (revoked API keys also end it at once). */
+  AUTH_RECHECK_SECONDS: z.coerce.number().int().min(1).default(60),
+  /** JWTs that live longer than this (exp - iat, or exp - now without iat) are refused. */
+  JWT_MAX_LIFETIME_SECONDS: z.coerce.number().int().min(60).default(24 * 3600),
   PLAYBACK_TOKEN_TTL_SECONDS: z.coerce.number().int().min(10).max(7 * 24 * 3600).default(900),
   PLAYBACK_SESSION_SECONDS: z.coerce.number().int().min(60).max(7 * 24 * 3600).default(4 * 3600),
   WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),

@@ -6,6 +6,7 @@ import pg from "pg";
 import { WebSocketServer } from "ws";
 import { bootstrapAdminKey } from "./auth/api-keys.ts";
 import { AuthenticationError, createAuthenticator } from "./auth/authenticate.ts";
+import { LiveCredentials } from "./auth/live-credentials.ts";
 import { parseScopes, SCOPES } from "./auth/scopes.ts";
 import type { Env } from "./config.ts";
 import type { AppServices, Context } from "./context.ts";
@@ -62,7 +63,10 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     audience: env.JWT_AUDIENCE,
     tenantClaim: env.JWT_TENANT_CLAIM,
     allowedScopes: parseScopes(env.JWT_ALLOWED_SCOPES),
+    maxLifetimeSeconds: env.JWT_MAX_LIFETIME_SECONDS,
   });
+  const liveCredentials = new LiveCredentials(authenticate, env.AUTH_RECHECK_SECONDS);
+  liveCredentials.listen(eventTarget);
   // A small pool of its own for the rate limiter's counters (Prisma's pool is not a pg.Pool).
   const limiterPool = new pg.Pool({ connectionString: databaseUrl, max: 4 });
   const publicUrl = env.PUBLIC_URL?.replace(/\/$/, "") ?? "";
@@ -161,7 +165,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       requestOrigin: request?.headers.get("origin") ?? null,
       auth: await authenticate(request ? request.headers.get("authorization") : authorizationParam(connectionParams)),
     }),
-    plugins: graphqlSecurityPlugins(env, () => limiter),
+    plugins: [...graphqlSecurityPlugins(env, () => limiter), liveCredentials.plugin()],
     graphqlEndpoint: "/graphql",
     graphiql: env.GRAPHIQL ?? env.NODE_ENV !== "production" ? { subscriptionsProtocol: "SSE" } : false,
     landingPage: false,
@@ -217,18 +221,24 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
 
   // graphql-ws goes through yoga's envelop, so WebSocket and HTTP share plugins and context.
   const wsServer = new WebSocketServer({ server: httpServer, path: yoga.graphqlEndpoint });
+  const stopWatching = new WeakMap<object, () => void>();
   const wsHandle = useServer(
     {
-      // Credentials are checked once at connection_init (4403 closes a bad one) and again, by the
-      // same code, in each operation's context.
+      // Credentials are checked at connection_init (4403 closes a bad one), by the same code in
+      // each operation's context, and for as long as the socket lives (LiveCredentials).
       onConnect: async (ctx) => {
+        const authorization = authorizationParam(ctx.connectionParams);
         try {
-          return (await authenticate(authorizationParam(ctx.connectionParams))) !== null;
+          const principal = await authenticate(authorization);
+          if (principal === null) return false;
+          stopWatching.set(ctx, liveCredentials.watchSocket(authorization!, principal, ctx.extra.socket));
+          return true;
         } catch (err) {
           if (err instanceof AuthenticationError) return false;
           throw err;
         }
       },
+      onClose: (ctx) => stopWatching.get(ctx)?.(),
       execute: (args: any) => args.rootValue.execute(args),
       subscribe: (args: any) => args.rootValue.subscribe(args),
       onSubscribe: async (ctx, _id, params) => {

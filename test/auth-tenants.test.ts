@@ -27,6 +27,12 @@ function jwt(claims: Record<string, unknown>, expiresIn: string | number = "5m",
   return new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).setSubject("viewer-1").setIssuedAt().setExpirationTime(expiresIn).sign(new TextEncoder().encode(secret));
 }
 
+/** A JWT with exactly these claims (no iat or exp unless given). */
+function unsigned(claims: Record<string, unknown>, secret = JWT_SECRET) {
+  return new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).setSubject("viewer-1").sign(new TextEncoder().encode(secret));
+}
+const now = () => Math.floor(Date.now() / 1000);
+
 describe("authentication, scopes and tenants through the public API", () => {
   let t: TestApp;
   /** Tenant A: the admin key (tenant "default"); tenant B: its own admin-like key. */
@@ -106,7 +112,7 @@ describe("authentication, scopes and tenants through the public API", () => {
     });
 
     it("a viewer's JWT reads its tenant's videos, not another's, and cannot write", async () => {
-      const viewer = bearer(await jwt({ tenant_id: "default" }));
+      const viewer = bearer(await jwt({ tenant_id: "default" }, "23h"));
       expect((await t.gql(VIDEO, { id: videoA.id }, viewer)).data.video.id).toBe(videoA.id);
       const write = await t.gql(CREATE_UPLOAD, { title: "x" }, viewer);
       expect(write.errors![0]!.extensions!.code).toBe("FORBIDDEN");
@@ -127,10 +133,17 @@ describe("authentication, scopes and tenants through the public API", () => {
         [await jwt({ tenant_id: "default" }, "5m", "another-secret-another-secret-another-secret"), "not valid"],
         [await jwt({}), "no tenant_id claim"],
         [await jwt({ tenant_id: "no-such-tenant" }), "tenant does not exist"],
+        // Longer than JWT_MAX_LIFETIME_SECONDS (default 24 h): by exp - iat, by exp - now when
+        // there is no iat, and by exp - now when iat is put in the future to look short.
+        [await jwt({ tenant_id: "default" }, "100y"), "lifetime"],
+        [await jwt({ tenant_id: "default" }, "25h"), "lifetime"],
+        [await unsigned({ tenant_id: "default", exp: now() + 25 * 3600 }), "lifetime"],
+        [await unsigned({ tenant_id: "default", iat: now() + 100 * 365 * 86400 - 60, exp: now() + 100 * 365 * 86400 }), "lifetime"],
+        [await unsigned({ tenant_id: "default" }), "exp"],
       ];
       for (const [token, reason] of cases) {
         const res = await t.gql(VIDEO, { id: videoA.id }, bearer(token));
-        expect(res.errors![0]!.message, reason).toContain(reason);
+        expect(res.errors?.[0]?.message, reason).toContain(reason);
         expect(res.errors![0]!.extensions!.code).toBe("UNAUTHENTICATED");
       }
     });

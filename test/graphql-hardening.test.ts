@@ -82,4 +82,61 @@ describe("GraphQL hardening", () => {
     expect((await t.gql(`{ videos { edges { cursor } } }`, {}, as(secret))).errors).toBeUndefined();
     expect((await t.gql(CREATE_UPLOAD, {}, as(other.secret))).data.createUpload.__typename).toBe("CreateUploadSuccess");
   });
+
+  describe("the rate limit counts mutations, not requests", () => {
+    const db = () => t.app.services.db;
+    const aliased = (n: number) => `mutation { ${Array.from({ length: n }, (_, i) => `u${i}: createUpload(input: { title: "a${i}" }) { __typename }`).join(" ")} }`;
+    async function freshKey(name: string) {
+      const tenant = await ensureTenant(db(), name);
+      const { secret } = await createApiKey(db(), { tenantId: tenant.id, name, scopes: ["videos:read", "videos:write"] });
+      return { tenantId: tenant.id, authorization: `Bearer ${secret}` };
+    }
+    const expectRateLimited = (res: { data?: unknown; errors?: { extensions?: Record<string, unknown> }[] }) => {
+      expect(res.errors?.[0]?.extensions, JSON.stringify(res).slice(0, 300)).toMatchObject({ code: "RATE_LIMITED" });
+      expect(res.errors![0]!.extensions!.retryAfterSeconds).toBeGreaterThan(0);
+      expect(res.data ?? null).toBeNull();
+    };
+
+    it("each aliased root field counts; a request over the budget runs none of its mutations and costs nothing", async () => {
+      const key = await freshKey("aliases");
+      expectRateLimited(await t.gql(aliased(4), {}, key.authorization));
+      expect(await db().video.count({ where: { tenantId: key.tenantId } })).toBe(0);
+      const three = await t.gql(aliased(3), {}, key.authorization);
+      expect(three.errors).toBeUndefined();
+      expect(await db().video.count({ where: { tenantId: key.tenantId } })).toBe(3);
+      expectRateLimited(await t.gql(aliased(1), {}, key.authorization));
+      expect(await db().video.count({ where: { tenantId: key.tenantId } })).toBe(3);
+    });
+
+    it("root fields behind fragments count, and so do mutations sent over graphql-ws", async () => {
+      const key = await freshKey("fragments");
+      const spread = `mutation { ...Two ... on Mutation { c: createUpload(input: { title: "c" }) { __typename } d: createUpload(input: { title: "d" }) { __typename } } }
+        fragment Two on Mutation { a: createUpload(input: { title: "a" }) { __typename } b: createUpload(input: { title: "b" }) { __typename } }`;
+      expectRateLimited(await t.gql(spread, {}, key.authorization));
+      const overWs = await new Promise<any>((resolve, reject) => {
+        t.wsClient(key.authorization).subscribe({ query: aliased(4) }, { next: resolve, error: reject, complete: () => {} });
+      });
+      expectRateLimited(overWs);
+      expect(await db().video.count({ where: { tenantId: key.tenantId } })).toBe(0);
+    });
+
+    it("expensive mutations weigh more: an import costs more than this whole budget", async () => {
+      const key = await freshKey("weights");
+      const importing = await t.gql(`mutation { createVideoFromUrl(input: { title: "i", url: "https://example.invalid/a.mp4" }) { __typename } }`, {}, key.authorization);
+      expectRateLimited(importing);
+      expect(importing.errors![0]!.message).toMatch(/costs 10/);
+      expect((await t.gql(aliased(1), {}, key.authorization)).errors).toBeUndefined();
+    });
+
+    it("a batched request (an array of operations) runs nothing: batching is off", async () => {
+      const key = await freshKey("batched");
+      const res = await fetch(`${t.url}/graphql`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: key.authorization },
+        body: JSON.stringify(Array.from({ length: 4 }, () => ({ query: aliased(1) }))),
+      });
+      expect(res.status).toBeGreaterThanOrEqual(400);
+      expect(await db().video.count({ where: { tenantId: key.tenantId } })).toBe(0);
+    });
+  });
 });

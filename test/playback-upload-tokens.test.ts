@@ -44,7 +44,7 @@ describe("signed playback and upload URLs", () => {
     });
 
     it("hands out URLs that carry a token and play: master, variant playlists, segments, poster", async () => {
-      expect(urls.playbackUrl).toMatch(/\/master\.m3u8\?token=\d+\.[\w-]{43}$/);
+      expect(urls.playbackUrl).toMatch(/\/master\.m3u8\?token=o\.\d+\.[\w-]{43}$/);
       const master = await get(urls.playbackUrl);
       expect(master.status).toBe(200);
       expect(master.headers.get("cache-control")).toMatch(/^private/);
@@ -75,15 +75,15 @@ describe("signed playback and upload URLs", () => {
 
     it("refuses every media URL without a token, with a tampered, expired or another video's token", async () => {
       const good = new URL(urls.playbackUrl, t.url).searchParams.get("token")!;
-      const [expires, mac] = good.split(".");
-      const flipped = `${expires}.${mac!.slice(0, -1)}${mac!.endsWith("A") ? "B" : "A"}`;
+      const [kind, expires, mac] = good.split(".");
+      const flipped = `${kind}.${expires}.${mac!.slice(0, -1)}${mac!.endsWith("A") ? "B" : "A"}`;
       const otherVideo = tokens.issue("00000000-0000-4000-8000-00000000abcd");
       const expired = tokens.issue(id, 60, Date.now() - 3600_000);
       const paths = [urls.playbackUrl, urls.posterUrl, urls.variants[0]!.playlistUrl, `/media/videos/${id}/hls/${urls.variants[0]!.name}/seg_00000.ts`];
       for (const p of paths) {
         const bare = p.split("?")[0]!;
         expect((await get(bare)).status, `${bare} without token`).toBe(403);
-        for (const [token, reason] of [[flipped, "invalid"], [otherVideo, "invalid"], [expired, "expired"], [`${Number(expires) + 3600}.${mac}`, "invalid"]] as const) {
+        for (const [token, reason] of [[flipped, "invalid"], [otherVideo, "invalid"], [expired, "expired"], [`${kind}.${Number(expires) + 3600}.${mac}`, "invalid"], [`s.${expires}.${mac}`, "invalid"], [`${kind}.0${expires}.${flipped.split(".")[2]}`, "invalid"]] as const) {
           const res = await get(withToken(bare, token));
           expect(res.status, `${bare} ${reason}`).toBe(403);
           expect(await res.text()).toContain(reason);
@@ -94,9 +94,48 @@ describe("signed playback and upload URLs", () => {
       const nearlyExpired = tokens.issue(id, 2);
       const opened = await (await get(withToken(urls.variants[0]!.playlistUrl, nearlyExpired))).text();
       const session = /token=([^\s&]+)/.exec(opened)![1]!;
-      expect(Number(decodeURIComponent(session).split(".")[0])).toBeGreaterThan(Date.now() / 1000 + 3600);
+      expect(Number(decodeURIComponent(session).split(".")[1])).toBeGreaterThan(Date.now() / 1000 + 3600);
       // The same token still works on the video it was issued for.
       expect((await get(withToken(`/media/videos/${id}/hls/${urls.variants[0]!.name}/seg_00000.ts`, good))).status).toBe(200);
+    });
+
+    it("a session token from inside a playlist never opens the master, and replaying it never extends the session", async () => {
+      const tokenIn = (text: string) => decodeURIComponent(/token=([^\s&"]+)/.exec(text)![1]!);
+      const master = await (await get(urls.playbackUrl)).text();
+      const session = tokenIn(master);
+      const replayed = await get(withToken(urls.playbackUrl, session));
+      expect(replayed.status).toBe(403);
+      expect(await replayed.text()).toContain("session token");
+
+      // Re-fetching a variant playlist with the session token carries that same token along (same
+      // end), however often and however late it is re-fetched: no fresh session comes out of it.
+      await new Promise((r) => setTimeout(r, 1100));
+      const variantPath = urls.variants[0]!.playlistUrl.split("?")[0]!;
+      const refetched = await get(withToken(variantPath, session));
+      expect(refetched.status).toBe(200);
+      expect(tokenIn(await refetched.text())).toBe(session);
+    });
+
+    it("a session plays to its end after the opening token expired, and not a second longer", async () => {
+      const opening = tokens.issue(id, 2);
+      const variantPath = urls.variants[0]!.playlistUrl.split("?")[0]!;
+      const segmentPath = `/media/videos/${id}/hls/${urls.variants[0]!.name}/seg_00000.ts`;
+      const master = await get(withToken(urls.playbackUrl.split("?")[0]!, opening));
+      expect(master.status).toBe(200);
+      const session = decodeURIComponent(/token=([^\s&"]+)/.exec(await master.text())![1]!);
+      await new Promise((r) => setTimeout(r, 2500));
+      const expiredOpening = await get(withToken(urls.playbackUrl, opening));
+      expect(expiredOpening.status).toBe(403);
+      expect(await expiredOpening.text()).toContain("expired");
+      expect((await get(withToken(variantPath, session))).status).toBe(200);
+      expect((await get(withToken(segmentPath, session))).status).toBe(200);
+
+      const ended = tokens.issueSession(id, Math.floor(Date.now() / 1000) - 1);
+      for (const p of [variantPath, segmentPath]) {
+        const res = await get(withToken(p, ended));
+        expect(res.status, p).toBe(403);
+        expect(await res.text()).toContain("expired");
+      }
     });
   });
 

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import type { Db } from "../db/client.ts";
+import { EVENTS_CHANNEL, notificationPayload } from "../events/postgres-event-target.ts";
 import type { ApiKey } from "../generated/prisma/client.ts";
 import { parseScopes, type Scope } from "./scopes.ts";
 
@@ -50,13 +51,21 @@ export async function createApiKey(
   return { key, secret };
 }
 
-/** Revokes a key by id or by its secret's prefix; returns the revoked key, or null. */
+/** The fan-out topic that tells every API instance a key was revoked: `{ keyId }`. */
+export const API_KEY_REVOKED_TOPIC = "apiKeyRevoked";
+
+/**
+ * Revokes a key by id or by its secret's prefix; returns the revoked key, or null. Every API
+ * instance is told, so that live subscriptions of the key end at once.
+ */
 export async function revokeApiKey(db: Db, idOrPrefix: string): Promise<ApiKey | null> {
   const key = await db.apiKey.findFirst({
     where: /^[0-9a-f-]{36}$/i.test(idOrPrefix) ? { id: idOrPrefix } : { prefix: idOrPrefix },
   });
   if (!key) return null;
-  return db.apiKey.update({ where: { id: key.id }, data: { revokedAt: key.revokedAt ?? new Date() } });
+  const revoked = await db.apiKey.update({ where: { id: key.id }, data: { revokedAt: key.revokedAt ?? new Date() } });
+  await db.$executeRaw`SELECT pg_notify(${EVENTS_CHANNEL}, ${notificationPayload(API_KEY_REVOKED_TOPIC, { keyId: key.id })})`;
+  return revoked;
 }
 
 /**

@@ -16,12 +16,16 @@ export interface JwtSettings {
   tenantClaim: string;
   /** The most a JWT may grant; its `scope` claim is intersected with this. */
   allowedScopes: readonly Scope[];
+  /** The longest life a JWT may have, from its `iat` (or from now, without one) to its `exp`. */
+  maxLifetimeSeconds: number;
 }
 
 /** A credential was sent but is not good; the message says why, without echoing the secret. */
 export class AuthenticationError extends GraphQLError {
+  readonly reason: string;
   constructor(reason: string) {
     super(`Unauthenticated: ${reason}`, { extensions: { code: "UNAUTHENTICATED", http: { status: 401 } } });
+    this.reason = reason;
   }
 }
 
@@ -61,8 +65,16 @@ export function createAuthenticator(db: Db, jwt: JwtSettings) {
         ? (await jwtVerify(token, hmacKey, { ...options, algorithms: ["HS256"] })).payload
         : (await jwtVerify(token, keySet!, options)).payload;
     } catch (err) {
-      const code = (err as { code?: string }).code;
-      throw new AuthenticationError(code === "ERR_JWT_EXPIRED" ? "the token expired" : "the token is not valid");
+      const { code, claim, reason } = err as { code?: string; claim?: string; reason?: string };
+      if (code === "ERR_JWT_EXPIRED") throw new AuthenticationError("the token expired");
+      if (code === "ERR_JWT_CLAIM_VALIDATION_FAILED" && claim === "exp" && reason === "missing") throw new AuthenticationError("the token has no exp claim");
+      throw new AuthenticationError("the token is not valid");
+    }
+    // An iat in the future must not make a long-lived token look short: count from now at the latest.
+    const nowSeconds = Math.floor(Date.now() / 1000);
+    const from = typeof payload.iat === "number" ? Math.min(payload.iat, nowSeconds) : nowSeconds;
+    if ((payload.exp as number) - from > jwt.maxLifetimeSeconds) {
+      throw new AuthenticationError(`the token's lifetime exceeds ${jwt.maxLifetimeSeconds} s (JWT_MAX_LIFETIME_SECONDS)`);
     }
     const tenantRef = payload[jwt.tenantClaim];
     if (typeof tenantRef !== "string" || !tenantRef) throw new AuthenticationError(`the token has no ${jwt.tenantClaim} claim`);

@@ -2,7 +2,16 @@ import type { TypedEvent, TypedEventTarget } from "@graphql-yoga/typed-event-tar
 import pg from "pg";
 import { log } from "../log.ts";
 
-const CHANNEL = "videograph_events";
+/** The NOTIFY channel every API instance listens on. */
+export const EVENTS_CHANNEL = "videograph_events";
+
+/**
+ * The NOTIFY payload that delivers `detail` to the listeners of `type` on every API instance; for
+ * processes that send one without an event target (the CLI) as well.
+ */
+export function notificationPayload(type: string, detail: unknown): string {
+  return JSON.stringify({ t: type, d: detail });
+}
 
 /**
  * Delivered to the listeners of every topic after the connection was lost and re-established:
@@ -49,7 +58,7 @@ export class PostgresEventTarget<TEvent extends TypedEvent> extends EventTarget 
         if (!this.#closed) setTimeout(() => this.#connect().catch(() => {}), 1000).unref();
       });
       await client.connect();
-      await client.query(`LISTEN ${CHANNEL}`);
+      await client.query(`LISTEN ${EVENTS_CHANNEL}`);
       this.#client = client;
       if (this.#everConnected) {
         log.info("event fan-out reconnected; subscribers re-read their state");
@@ -75,14 +84,14 @@ export class PostgresEventTarget<TEvent extends TypedEvent> extends EventTarget 
   }
 
   override dispatchEvent(event: TEvent): boolean {
-    const payload = JSON.stringify({ t: event.type, d: event.detail });
+    const payload = notificationPayload(event.type, event.detail);
     if (Buffer.byteLength(payload) > MAX_PAYLOAD_BYTES) {
       log.error("event too large for NOTIFY; dropped", { type: event.type, bytes: Buffer.byteLength(payload) });
       return false;
     }
     this.#pending = this.#pending
       .then(() => this.#connect())
-      .then((client) => client.query("SELECT pg_notify($1, $2)", [CHANNEL, payload]))
+      .then((client) => client.query("SELECT pg_notify($1, $2)", [EVENTS_CHANNEL, payload]))
       .catch((err) => log.warn("NOTIFY failed; event not fanned out", { err, type: event.type }));
     return true;
   }

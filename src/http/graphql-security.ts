@@ -1,15 +1,16 @@
 import { EnvelopArmorPlugin } from "@escape.tech/graphql-armor";
 import { useCSRFPrevention } from "@graphql-yoga/plugin-csrf-prevention";
 import { useDisableIntrospection } from "@graphql-yoga/plugin-disable-introspection";
-import { GraphQLError, type DefinitionNode, type DocumentNode, type OperationDefinitionNode } from "graphql";
+import { GraphQLError, type DocumentNode } from "graphql";
 import type { Plugin } from "graphql-yoga";
 import type pg from "pg";
 import { RateLimiterPostgres, RateLimiterRes } from "rate-limiter-flexible";
 import type { Env } from "../config.ts";
 import type { Context } from "../context.ts";
+import { executedOperation, mutationCost } from "./mutation-cost.ts";
 
 /**
- * Limits on what one key can do: mutations per minute, counted in Postgres so that every API
+ * Limits on what one key can do: mutation cost per minute, counted in Postgres so that every API
  * instance shares the budget. The counter table is the library's own (created on first start).
  */
 export async function createMutationRateLimiter(pool: pg.Pool, perMinute: number): Promise<RateLimiterPostgres> {
@@ -21,29 +22,45 @@ export async function createMutationRateLimiter(pool: pg.Pool, perMinute: number
   });
 }
 
-/** `limiter()` is null until the API has started (its table is made in start()). */
+/**
+ * Charges a mutation's cost (see MUTATION_WEIGHTS) to its credential before it runs. A request
+ * whose cost does not fit in what is left of the minute runs none of its mutations and is charged
+ * nothing. `limiter()` is null until the API has started (its table is made in start()).
+ */
 function useMutationRateLimit(limiter: () => RateLimiterPostgres | null, perMinute: number): Plugin<Context> {
   return {
     async onExecute({ args, setResultAndStopExecution }) {
-      const definitions = (args.document as DocumentNode).definitions;
-      const operations = definitions.filter((d: DefinitionNode): d is OperationDefinitionNode => d.kind === "OperationDefinition");
-      const operation = operations.find((d) => !args.operationName || d.name?.value === args.operationName);
+      const document = args.document as DocumentNode;
+      const operation = executedOperation(document, args.operationName);
       const principal = (args.contextValue as Context).auth;
       const counters = limiter();
       if (operation?.operation !== "mutation" || !principal || !counters) return;
-      try {
-        await counters.consume(`${principal.kind}:${principal.subject}`);
-      } catch (err) {
-        if (!(err instanceof RateLimiterRes)) throw err;
-        const retryAfter = Math.ceil(err.msBeforeNext / 1000);
-        setResultAndStopExecution({
-          errors: [
-            new GraphQLError(`Rate limited: more than ${perMinute} mutations a minute for this credential; retry in ${retryAfter} s`, {
-              extensions: { code: "RATE_LIMITED", retryAfterSeconds: retryAfter, http: { status: 429, headers: { "retry-after": String(retryAfter) } } },
-            }),
-          ],
-        });
+      const cost = mutationCost(args.schema, document, operation, args.variableValues as Record<string, unknown> | undefined);
+      if (cost === 0) return;
+      const key = `${principal.kind}:${principal.subject}`;
+      let refused: string | null = null;
+      let retryAfter = 60;
+      if (cost > perMinute) {
+        refused = `this request costs ${cost}, more than the ${perMinute} a minute allowed for this credential; split it`;
+      } else {
+        try {
+          await counters.consume(key, cost);
+        } catch (err) {
+          if (!(err instanceof RateLimiterRes)) throw err;
+          // The counter was raised by the refused request: give its points back.
+          await counters.reward(key, cost);
+          retryAfter = Math.max(1, Math.ceil(err.msBeforeNext / 1000));
+          refused = `more than ${perMinute} mutation points a minute for this credential (this request costs ${cost}); retry in ${retryAfter} s`;
+        }
       }
+      if (refused === null) return;
+      setResultAndStopExecution({
+        errors: [
+          new GraphQLError(`Rate limited: ${refused}`, {
+            extensions: { code: "RATE_LIMITED", retryAfterSeconds: retryAfter, http: { status: 429, headers: { "retry-after": String(retryAfter) } } },
+          }),
+        ],
+      });
     },
   };
 }

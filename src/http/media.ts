@@ -13,10 +13,11 @@ export interface PlaybackGuard {
 
 /**
  * Checks a request for a video's media against its playback policy. Returns the token to carry
- * into playlists (SIGNED videos), "" for public ones, or null after answering 403/404. A token
- * is checked when a player asks for a playlist; the URIs inside carry a fresh token for the
- * playback session (PLAYBACK_SESSION_SECONDS), so a long video keeps playing after the token
- * that opened it expired, while a leaked token still stops opening new sessions at its expiry.
+ * into playlists (SIGNED videos), "" for public ones, or null after answering 403/404. The master
+ * playlist opens a playback session and takes only an opening token (the API's URLs); the URIs
+ * inside carry a session token that ends PLAYBACK_SESSION_SECONDS after that opening, so a long
+ * video keeps playing after the opening token expired. Variant playlists fetched with a session
+ * token carry that same token on: replaying it never extends the session.
  */
 async function admit(guard: PlaybackGuard, key: string, url: URL, res: ServerResponse): Promise<string | null> {
   const videoId = key.split("/")[1]!;
@@ -27,13 +28,14 @@ async function admit(guard: PlaybackGuard, key: string, url: URL, res: ServerRes
   }
   if (policy === "PUBLIC") return "";
   const token = url.searchParams.get("token");
-  const problem = guard.tokens.check(videoId, token);
-  if (problem) {
+  const opensSession = key.endsWith("/hls/master.m3u8");
+  const checked = guard.tokens.check(videoId, token, opensSession ? ["open"] : ["open", "session"]);
+  if ("problem" in checked) {
     res.writeHead(403, { "content-type": "text/plain", "cache-control": "no-store", "access-control-allow-origin": "*" });
-    res.end(`Forbidden: ${problem}`);
+    res.end(`Forbidden: ${checked.problem}`);
     return null;
   }
-  return url.pathname.endsWith(".m3u8") ? guard.tokens.issue(videoId, guard.tokens.sessionSeconds) : token!;
+  return key.endsWith(".m3u8") && checked.kind === "open" ? guard.tokens.startSession(videoId) : token!;
 }
 
 /**

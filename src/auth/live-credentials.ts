@@ -1,0 +1,150 @@
+import type { ExecutionResult } from "graphql";
+import type { Plugin } from "graphql-yoga";
+import type { Context } from "../context.ts";
+import { RESYNC } from "../events/postgres-event-target.ts";
+import { log } from "../log.ts";
+import { API_KEY_REVOKED_TOPIC } from "./api-keys.ts";
+import { AuthenticationError, type Authenticate } from "./authenticate.ts";
+import type { Principal } from "./scopes.ts";
+
+/** graphql-ws' own "Forbidden" close code: the credential of a live connection stopped being good. */
+export const CREDENTIAL_LOST_CLOSE_CODE = 4403;
+
+interface Watch {
+  subject: string | null;
+  recheck(): Promise<void>;
+}
+
+/**
+ * Keeps the credentials of long-lived connections (graphql-ws sockets, SSE subscriptions) honest:
+ * each is authenticated again every `intervalSeconds` (an expired JWT or API key, or a key
+ * revoked by any means, fails there), and at once when an API key is revoked (a NOTIFY from
+ * `revokeApiKey`, also from the CLI) or when the fan-out reconnected and may have missed one.
+ */
+export class LiveCredentials {
+  readonly #authenticate: Authenticate;
+  readonly #intervalMs: number;
+  readonly #watches = new Set<Watch>();
+
+  constructor(authenticate: Authenticate, intervalSeconds: number) {
+    this.#authenticate = authenticate;
+    this.#intervalMs = intervalSeconds * 1000;
+  }
+
+  /** Listens for revocations on the fan-out (every API instance gets them). */
+  listen(fanOut: EventTarget): void {
+    fanOut.addEventListener(API_KEY_REVOKED_TOPIC, (event) => {
+      const detail = (event as CustomEvent).detail;
+      for (const watch of this.#watches) {
+        if (detail === RESYNC || (detail as { keyId?: string })?.keyId === watch.subject) void watch.recheck();
+      }
+    });
+  }
+
+  /**
+   * Calls `onLost` once, with the reason, when `authorization` stops authenticating. Returns the
+   * function that stops watching (call it when the connection ends).
+   */
+  watch(authorization: string, principal: Principal, onLost: (reason: string) => void): () => void {
+    let done = false;
+    const watch: Watch = {
+      subject: principal.kind === "apiKey" ? principal.subject : null,
+      recheck: async () => {
+        if (done) return;
+        let reason: string | null = null;
+        try {
+          if ((await this.#authenticate(authorization)) === null) reason = "no credential";
+        } catch (err) {
+          if (!(err instanceof AuthenticationError)) return log.warn("credential re-check failed; trying again later", { err });
+          reason = err.reason;
+        }
+        if (reason === null || done) return;
+        stop();
+        onLost(reason);
+      },
+    };
+    const timer = setInterval(() => void watch.recheck(), this.#intervalMs).unref();
+    const stop = () => {
+      done = true;
+      clearInterval(timer);
+      this.#watches.delete(watch);
+    };
+    this.#watches.add(watch);
+    return stop;
+  }
+
+  /** Watches a WebSocket's credential; closes it with CREDENTIAL_LOST_CLOSE_CODE when it fails. */
+  watchSocket(authorization: string, principal: Principal, socket: { close(code: number, reason: string): void }): () => void {
+    // A close reason has at most 123 bytes.
+    return this.watch(authorization, principal, (reason) => socket.close(CREDENTIAL_LOST_CLOSE_CODE, Buffer.from(`Forbidden: ${reason}`).subarray(0, 123).toString()));
+  }
+
+  /**
+   * A yoga plugin that ends a subscription served over HTTP (SSE) with an UNAUTHENTICATED error
+   * when its credential fails. WebSocket subscriptions are not touched: their connection is
+   * watched as a whole and closed.
+   */
+  plugin(): Plugin<Context> {
+    return {
+      onSubscribe: ({ args }) => {
+        const context = args.contextValue as Context & { request?: Request };
+        const authorization = context.request?.headers.get("authorization");
+        if (!authorization || !context.auth) return;
+        const principal = context.auth;
+        return {
+          onSubscribeResult: ({ result, setResult }) => {
+            if (!isAsyncIterable(result)) return;
+            let lost!: (result: ExecutionResult) => void;
+            const lostResult = new Promise<ExecutionResult>((resolve) => (lost = resolve));
+            const stop = this.watch(authorization, principal, (reason) => lost({ errors: [new AuthenticationError(reason)] }));
+            setResult(endWith(result, lostResult, stop));
+          },
+        };
+      },
+    };
+  }
+}
+
+function isAsyncIterable<T>(value: unknown): value is AsyncIterable<T> {
+  return typeof value === "object" && value !== null && Symbol.asyncIterator in value;
+}
+
+/**
+ * `source`, until `last` settles: then `last`'s value is the final item. `onEnd` runs once when the
+ * stream ends either way. The source's return() is not awaited: a generator suspended at an
+ * await would hold the final item back until its next event.
+ */
+function endWith<T>(source: AsyncIterable<T>, last: Promise<T>, onEnd: () => void): AsyncIterableIterator<T> {
+  const iterator = source[Symbol.asyncIterator]();
+  const final = last.then((value) => ({ final: value }));
+  let ended = false;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    onEnd();
+    void iterator.return?.()?.catch(() => {});
+  };
+  return {
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+    async next() {
+      if (ended) return { done: true, value: undefined };
+      const next = await Promise.race([iterator.next(), final]);
+      if ("final" in next) {
+        end();
+        return { done: false, value: next.final };
+      }
+      if (next.done) end();
+      return next;
+    },
+    async return() {
+      end();
+      return { done: true, value: undefined };
+    },
+    async throw(err: unknown) {
+      end();
+      throw err;
+    },
+  };
+}
