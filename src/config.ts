@@ -50,6 +50,7 @@ const EnvSchema = z.object({
   WEBHOOK_RETRY_HOURS: z.coerce.number().positive().default(24),
   /** Lets webhooks reach private and loopback addresses (tests, a CMS on the same host). */
   WEBHOOK_ALLOW_PRIVATE_URLS: bool.default(false),
+  WEBHOOK_MAX_ENDPOINTS_PER_TENANT: z.coerce.number().int().min(1).default(20),
   GRAPHQL_INTROSPECTION: bool.optional(),
   GRAPHQL_MAX_DEPTH: z.coerce.number().int().min(2).default(12),
   GRAPHQL_MAX_COST: z.coerce.number().int().min(10).default(5000),

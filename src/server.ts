@@ -111,7 +111,12 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     uploadUrlTtlSeconds: env.UPLOAD_URL_TTL_SECONDS,
     maxAttempts: env.JOB_MAX_ATTEMPTS,
     gemini: { apiKey: env.GEMINI_API_KEY, model: env.GEMINI_MODEL, baseUrl: env.GEMINI_BASE_URL },
-    webhooks: { allowPrivateUrls: env.WEBHOOK_ALLOW_PRIVATE_URLS, retryHours: env.WEBHOOK_RETRY_HOURS, kick: () => deliverer.kick() },
+    webhooks: {
+      allowPrivateUrls: env.WEBHOOK_ALLOW_PRIVATE_URLS,
+      retryHours: env.WEBHOOK_RETRY_HOURS,
+      maxEndpointsPerTenant: env.WEBHOOK_MAX_ENDPOINTS_PER_TENANT,
+      kick: () => deliverer.kick(),
+    },
   };
 
   const notifications = env.GCS_NOTIFICATION_SUBSCRIPTION
