@@ -9,6 +9,12 @@ const EnvSchema = z.object({
   HOST: z.string().default("0.0.0.0"),
   PORT: z.coerce.number().int().min(0).max(65535).default(4000),
   PUBLIC_URL: z.url().optional(),
+  /** Origins whose pages may call /graphql (comma-separated), or `*`; never with credentials. */
+  CORS_ORIGINS: z
+    .string()
+    .default("*")
+    .transform((v) => v.split(",").map((o) => o.trim()).filter(Boolean))
+    .refine((list) => list.every((o) => o === "*" || (!o.includes("*") && URL.canParse(o) && new URL(o).origin === o)), "a comma-separated list of origins (https://app.example.com) or *"),
   DATABASE_URL: z.url().optional(),
   DATA_DIR: z.string().default("./data"),
   MAX_UPLOAD_BYTES: z.coerce.number().int().positive().default(5 * 1024 ** 3),

@@ -13,6 +13,7 @@ import { createDb } from "./db/client.ts";
 import { applyMigrations } from "./db/migrate.ts";
 import { PostgresEventTarget } from "./events/postgres-event-target.ts";
 import { createVideoPubSub } from "./events/video-events.ts";
+import { graphqlCors } from "./http/cors.ts";
 import { createMutationRateLimiter, graphqlSecurityPlugins } from "./http/graphql-security.ts";
 import { handleGcsMedia, handleMedia, MEDIA_PATH_PREFIX, type PlaybackGuard } from "./http/media.ts";
 import { PlaybackTokens } from "./http/playback-tokens.ts";
@@ -155,6 +156,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     }),
     plugins: graphqlSecurityPlugins(env, () => limiter),
     graphqlEndpoint: "/graphql",
+    cors: graphqlCors(env.CORS_ORIGINS),
     graphiql: env.GRAPHIQL ?? env.NODE_ENV !== "production" ? { subscriptionsProtocol: "SSE" } : false,
     landingPage: false,
     maskedErrors: true,
