@@ -277,9 +277,11 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
         httpServer.listen(env.PORT, env.HOST, () => resolve());
       });
       started = true;
-      const { port } = httpServer.address() as AddressInfo;
-      const url = `http://${env.HOST === "0.0.0.0" ? "127.0.0.1" : env.HOST}:${port}`;
-      log.info("API listening", { url: `${url}/graphql` });
+      const { address, family, port } = httpServer.address() as AddressInfo;
+      // A wildcard bind is reached locally through the loopback address of its family.
+      const localHost = address === "0.0.0.0" ? "127.0.0.1" : address === "::" ? "::1" : address;
+      const url = `http://${family === "IPv6" ? `[${localHost}]` : localHost}:${port}`;
+      log.info("API listening", { address, port, url: `${url}/graphql` });
       return { port, url };
     },
     async stop() {
