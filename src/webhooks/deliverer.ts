@@ -31,9 +31,11 @@ interface PostResult {
 /** One POST, to the address the guarded lookup checked, no redirects followed. */
 function post(rawUrl: string, body: string, headers: Record<string, string>, options: WebhookDelivererOptions): Promise<PostResult> {
   const started = performance.now();
+  const refusal = (error: string): Promise<PostResult> => Promise.resolve({ statusCode: null, responseBody: null, error, durationMs: 0, permanent: true });
   const url = checkWebhookUrl(rawUrl, options.allowPrivateUrls);
-  const refused = typeof url === "string" ? `refused: ${url}` : literalAddressProblem(url, options.allowPrivateUrls);
-  if (refused || typeof url === "string") return Promise.resolve({ statusCode: null, responseBody: null, error: refused, durationMs: 0, permanent: true });
+  if (typeof url === "string") return refusal(`refused: ${url}`);
+  const literal = literalAddressProblem(url, options.allowPrivateUrls);
+  if (literal) return refusal(literal);
   const client = url.protocol === "https:" ? https : http;
   return new Promise((resolve) => {
     const done = (r: Omit<PostResult, "durationMs" | "permanent">, permanent = false) =>
