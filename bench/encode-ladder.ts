@@ -6,12 +6,13 @@ import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, readdir, readFile, readlink, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { parseArgs, promisify } from "node:util";
+import { promisify } from "node:util";
 import cliProgress from "cli-progress";
 import type { Rung } from "../src/protocol/messages.ts";
 import { encodeLadder, ladderScaleGraph, probeNvenc, type VideoEncoder } from "../render-worker/media/ffmpeg.ts";
 import { planLadder } from "../render-worker/media/ladder.ts";
 import { probeSource } from "../render-worker/media/probe.ts";
+import { parseCommandLine, usageError } from "../scripts/cli.ts";
 
 const run = promisify(execFile);
 
@@ -24,7 +25,10 @@ const FPS = 30;
 const SEGMENT_SECONDS = 4;
 const RSS_POLL_MS = 100;
 
-const { values: flags } = parseArgs({
+const USAGE = `usage: npm run bench [-- --seconds=<s> --cases=<${Object.keys(SOURCES).join(",")}>]
+Encodes generated sources with the worker's ladder and prints wall time, CPU time and peak memory.
+Defaults: --seconds=20 --cases=1080p,720p,2160p.`;
+const { values: flags } = parseCommandLine(USAGE, {
   options: {
     seconds: { type: "string", default: "20" },
     cases: { type: "string", default: "1080p,720p,2160p" },
@@ -32,8 +36,8 @@ const { values: flags } = parseArgs({
 });
 const seconds = Number(flags.seconds);
 const cases = flags.cases.split(",").map((c) => c.trim());
-for (const c of cases) if (!SOURCES[c]) throw new Error(`Unknown case ${c}; known: ${Object.keys(SOURCES).join(", ")}`);
-if (!(seconds > 0)) throw new Error(`--seconds must be positive, got ${flags.seconds}`);
+for (const c of cases) if (!SOURCES[c]) usageError(USAGE, `Unknown case ${c}; known: ${Object.keys(SOURCES).join(", ")}`);
+if (!(seconds > 0)) usageError(USAGE, `--seconds must be positive, got ${flags.seconds}`);
 
 interface Row {
   source: string;

@@ -13,7 +13,7 @@ import { randomBytes } from "node:crypto";
 import { chmod, mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { parseArgs, promisify } from "node:util";
+import { promisify } from "node:util";
 import cliProgress from "cli-progress";
 import { createClient } from "graphql-ws";
 import { ADMIN_AUTH } from "../test/support/auth.ts";
@@ -23,10 +23,14 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from "../src/db/embedded
 import { canConnect } from "../src/db/reachable.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "../test/support/processes.ts";
 import { pubSubEmulatorUnavailableReason, startPubSubEmulator, type PubSubEmulator } from "../test/support/pubsub-emulator.ts";
+import { parseCommandLine, usageError } from "../scripts/cli.ts";
 
 const run = promisify(execFile);
 
-const { values: flags } = parseArgs({
+const USAGE = `usage: npm run loadtest -- [--uploads=N] [--workers=N] [--seconds=S] [--size=WxH] [--timeout=S] [--transport=postgres|pubsub]
+Uploads N generated clips at once to a stack started here and prints success rate, time to READY,
+peak memory and lost jobs. Defaults: 20 uploads, 2 workers, 4 s clips of 640x360, 300 s, postgres.`;
+const { values: flags } = parseCommandLine(USAGE, {
   options: {
     uploads: { type: "string", default: "20" },
     workers: { type: "string", default: "2" },
@@ -43,8 +47,7 @@ const clipSeconds = Number(flags.seconds);
 const [width, height] = flags.size.split("x").map(Number) as [number, number];
 const timeoutMs = Number(flags.timeout) * 1000;
 if (![uploads, workerCount, clipSeconds, width, height, timeoutMs].every((n) => Number.isFinite(n) && n > 0) || !["postgres", "pubsub"].includes(transport)) {
-  console.error("usage: npm run loadtest -- [--uploads=N] [--workers=N] [--seconds=S] [--size=WxH] [--timeout=S] [--transport=postgres|pubsub]");
-  process.exit(2);
+  usageError(USAGE, "each number must be positive, and --transport postgres or pubsub");
 }
 
 const log = (line: string) => process.stderr.write(`[loadtest] ${line}\n`);

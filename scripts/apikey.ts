@@ -6,7 +6,6 @@
  * Uses DATABASE_URL; without it, the embedded Postgres under DATA_DIR (the one a running
  * `npm start` serves, or a temporary start of it).
  */
-import { parseArgs } from "node:util";
 import { createApiKey, ensureTenant, revokeApiKey } from "../src/auth/api-keys.ts";
 import { parseScopes, SCOPES } from "../src/auth/scopes.ts";
 import { loadEnv } from "../src/config.ts";
@@ -14,25 +13,59 @@ import { createDb } from "../src/db/client.ts";
 import { runningEmbeddedPostgres, startEmbeddedPostgres } from "../src/db/embedded.ts";
 import { applyMigrations } from "../src/db/migrate.ts";
 import { setLogLevel } from "../src/log.ts";
+import { parseCommandLine, usageError } from "./cli.ts";
+
+const USAGE = {
+  create: `usage: npm run apikey:create -- --tenant <name> --scopes <a,b> [--name <label>] [--expires-days <n>]
+Creates an API key (and the tenant, if new) and prints it once. Scopes: ${SCOPES.join(", ")}.`,
+  list: `usage: npm run apikey:list [-- --tenant <name>]
+Lists API keys (id, prefix, tenant, state, scopes, last use), never their secrets.`,
+  revoke: `usage: npm run apikey:revoke -- <key id or prefix>
+Revokes a key; it stops working on the next request.`,
+};
+const ALL_USAGE = `${USAGE.create}\n\n${USAGE.list}\n\n${USAGE.revoke}\n\nUses DATABASE_URL, or the embedded Postgres under DATA_DIR.`;
 
 const [command, ...rest] = process.argv.slice(2);
-const { values, positionals } = parseArgs({
+if (command !== "create" && command !== "list" && command !== "revoke") {
+  if (command === "--help" || command === "-h") parseCommandLine(ALL_USAGE, { args: [command] });
+  usageError(ALL_USAGE, command === undefined ? "a command is required: create, list or revoke" : `unknown command ${command}`);
+}
+const usage = `${USAGE[command]}\nUses DATABASE_URL, or the embedded Postgres under DATA_DIR (of a running \`npm start\`, or started for the command).`;
+const parsed = parseCommandLine(usage, {
   args: rest,
-  allowPositionals: true,
-  options: {
-    tenant: { type: "string" },
-    scopes: { type: "string" },
-    name: { type: "string" },
-    "expires-days": { type: "string" },
-  },
+  allowPositionals: command === "revoke",
+  options:
+    command === "create"
+      ? { tenant: { type: "string" }, scopes: { type: "string" }, name: { type: "string" }, "expires-days": { type: "string" } }
+      : command === "list"
+        ? { tenant: { type: "string" } }
+        : {},
 });
+// Every option is a string; which ones a command takes is checked above.
+const values = parsed.values as { tenant?: string; scopes?: string; name?: string; "expires-days"?: string };
+const { positionals } = parsed;
+if (command === "revoke" && positionals.length !== 1) usageError(usage, "one key id or prefix is required");
+
+// Checked before any database is reached, so a mistake costs no start of the embedded Postgres.
+let scopes: ReturnType<typeof parseScopes> = [];
+let days: number | null = null;
+if (command === "create") {
+  if (!values.tenant) usageError(usage, "--tenant is required (a name; created if new)");
+  if (!values.scopes) usageError(usage, `--scopes is required, from: ${SCOPES.join(", ")}`);
+  try {
+    scopes = parseScopes(values.scopes);
+  } catch (err) {
+    usageError(usage, (err as Error).message);
+  }
+  days = values["expires-days"] === undefined ? null : Number(values["expires-days"]);
+  if (days !== null && !(days > 0)) usageError(usage, "--expires-days is a positive number");
+}
 
 function fail(message: string): never {
   process.stderr.write(`${message}\n`);
   process.exit(2);
 }
 
-if (!["create", "list", "revoke"].includes(command ?? "")) fail("usage: apikey create --tenant T --scopes a,b | list [--tenant T] | revoke <id or prefix>");
 const env = loadEnv();
 setLogLevel("warn");
 let stopEmbedded: (() => Promise<void>) | null = null;
@@ -46,17 +79,7 @@ await applyMigrations(url);
 const db = createDb(url, { max: 2 });
 try {
   if (command === "create") {
-    if (!values.tenant) fail("--tenant is required (a name; created if new)");
-    if (!values.scopes) fail(`--scopes is required, from: ${SCOPES.join(", ")}`);
-    let scopes;
-    try {
-      scopes = parseScopes(values.scopes);
-    } catch (err) {
-      fail((err as Error).message);
-    }
-    const days = values["expires-days"] === undefined ? null : Number(values["expires-days"]);
-    if (days !== null && !(days > 0)) fail("--expires-days is a positive number");
-    const tenant = await ensureTenant(db, values.tenant);
+    const tenant = await ensureTenant(db, values.tenant!);
     const { key, secret } = await createApiKey(db, {
       tenantId: tenant.id,
       name: values.name ?? "created with apikey:create",
@@ -77,7 +100,7 @@ try {
       process.stdout.write(`${k.id}  ${k.prefix}…  ${k.tenant.name}  ${state}  ${k.scopes.join(",")}  last used ${k.lastUsedAt?.toISOString() ?? "never"}  ${k.name}\n`);
     }
   } else {
-    const target = positionals[0] ?? fail("usage: apikey revoke <key id or prefix>");
+    const target = positionals[0]!;
     const key = await revokeApiKey(db, target);
     if (!key) fail(`No API key with id or prefix ${target}`);
     process.stdout.write(`revoked ${key.id} (${key.prefix}…)\n`);

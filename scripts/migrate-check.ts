@@ -1,6 +1,14 @@
 // Exits 2 (and prints the missing SQL) when prisma/schema.prisma and the committed migrations
 // disagree; 0 when they match. Used by `npm test` (test/migrations.test.ts) and CI.
 import { diffArgs, prismaMigrate } from "./prisma-migrate.ts";
+import { parseCommandLine } from "./cli.ts";
+
+parseCommandLine(
+  `usage: npm run migrate:check
+Exits 0 when the committed migrations create prisma/schema.prisma, 2 (printing the missing SQL)
+when they do not. Uses DATABASE_URL for a throw-away shadow database (default: local Postgres).`,
+  {},
+);
 
 try {
   prismaMigrate([...diffArgs, "--exit-code"], { capture: true });

@@ -3,6 +3,14 @@
 # into a project-local virtualenv, .tools/emulators. Idempotent: a second run with the same pins
 # does nothing. Needs python3 with venv and PyPI.
 set -euo pipefail
+usage="usage: npm run setup:emulators
+Installs the storage emulators the tests start (pinned in scripts/emulators-requirements.txt)
+into .tools/emulators; does nothing when they are up to date."
+case "${1-}" in
+  "") ;;
+  -h|--help) echo "$usage"; exit 0 ;;
+  *) printf 'Unexpected argument %s\n\n%s\n' "$1" "$usage" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 venv=.tools/emulators
 req=scripts/emulators-requirements.txt

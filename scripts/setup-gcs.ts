@@ -10,6 +10,16 @@
 // and PUBSUB_EMULATOR_HOST point it at emulators.
 import { PubSub, type Topic } from "@google-cloud/pubsub";
 import { Storage, type Bucket } from "@google-cloud/storage";
+import { parseCommandLine } from "./cli.ts";
+
+parseCommandLine(
+  `usage: npm run setup:gcs
+Prepares a GCS bucket for STORAGE=gcs: the object-notification topic and subscription, and the
+bucket's CORS; safe to run again. Reads GCS_BUCKET and GOOGLE_CLOUD_PROJECT (required),
+PUBSUB_TOPIC_PREFIX, GCS_NOTIFICATION_TOPIC, GCS_NOTIFICATION_SUBSCRIPTION, GCS_CORS_ORIGINS;
+STORAGE_EMULATOR_HOST and PUBSUB_EMULATOR_HOST point it at emulators.`,
+  {},
+);
 
 const ALREADY_EXISTS = 6;
 const PUBLISHER_ROLE = "roles/pubsub.publisher";

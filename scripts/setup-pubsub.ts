@@ -2,7 +2,14 @@
 // Idempotent; the API also runs it at start. GOOGLE_CLOUD_PROJECT is required,
 // PUBSUB_TOPIC_PREFIX optional; PUBSUB_EMULATOR_HOST points it at the emulator.
 import { createPubSubApiTransport } from "../src/transport/pubsub.ts";
+import { parseCommandLine } from "./cli.ts";
 
+parseCommandLine(
+  `usage: npm run setup:pubsub
+Creates the Pub/Sub topics and subscriptions the API and workers use; safe to run again.
+Reads GOOGLE_CLOUD_PROJECT (required) and PUBSUB_TOPIC_PREFIX; PUBSUB_EMULATOR_HOST points it at the emulator.`,
+  {},
+);
 const projectId = process.env.GOOGLE_CLOUD_PROJECT;
 if (!projectId) {
   console.error("GOOGLE_CLOUD_PROJECT is required: the project that holds the topics and subscriptions");

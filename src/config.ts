@@ -9,6 +9,12 @@ const EnvSchema = z.object({
   HOST: z.string().default("0.0.0.0"),
   PORT: z.coerce.number().int().min(0).max(65535).default(4000),
   PUBLIC_URL: z.url().optional(),
+  /** Origins whose pages may call /graphql (comma-separated), or `*`; never with credentials. */
+  CORS_ORIGINS: z
+    .string()
+    .default("*")
+    .transform((v) => v.split(",").map((o) => o.trim()).filter(Boolean))
+    .refine((list) => list.every((o) => o === "*" || (!o.includes("*") && URL.canParse(o) && new URL(o).origin === o)), "a comma-separated list of origins (https://app.example.com) or *"),
   DATABASE_URL: z.url().optional(),
   DATA_DIR: z.string().default("./data"),
   MAX_UPLOAD_BYTES: z.coerce.number().int().positive().default(5 * 1024 ** 3),
@@ -65,6 +71,7 @@ const EnvSchema = z.object({
   WEBHOOK_RETRY_HOURS: z.coerce.number().positive().default(24),
   /** Lets webhooks reach private and loopback addresses (tests, a CMS on the same host). */
   WEBHOOK_ALLOW_PRIVATE_URLS: bool.default(false),
+  WEBHOOK_MAX_ENDPOINTS_PER_TENANT: z.coerce.number().int().min(1).default(20),
   GRAPHQL_INTROSPECTION: bool.optional(),
   GRAPHQL_MAX_DEPTH: z.coerce.number().int().min(2).default(12),
   GRAPHQL_MAX_COST: z.coerce.number().int().min(10).default(5000),

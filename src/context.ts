@@ -25,6 +25,7 @@ export interface AppServices {
   webhooks: {
     allowPrivateUrls: boolean;
     retryHours: number;
+    maxEndpointsPerTenant: number;
     /** Wakes the deliverer (a resend). */
     kick(): void;
   };

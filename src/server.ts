@@ -14,6 +14,7 @@ import { createDb } from "./db/client.ts";
 import { applyMigrations } from "./db/migrate.ts";
 import { PostgresEventTarget } from "./events/postgres-event-target.ts";
 import { createVideoPubSub } from "./events/video-events.ts";
+import { graphqlCors } from "./http/cors.ts";
 import { createMutationRateLimiter, graphqlSecurityPlugins } from "./http/graphql-security.ts";
 import { handleMedia, handleSignedUrlMedia, MEDIA_PATH_PREFIX, type PlaybackGuard } from "./http/media.ts";
 import { PlaybackTokens } from "./http/playback-tokens.ts";
@@ -128,7 +129,12 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     uploadUrlTtlSeconds: env.UPLOAD_URL_TTL_SECONDS,
     maxAttempts: env.JOB_MAX_ATTEMPTS,
     gemini: { apiKey: env.GEMINI_API_KEY, model: env.GEMINI_MODEL, baseUrl: env.GEMINI_BASE_URL },
-    webhooks: { allowPrivateUrls: env.WEBHOOK_ALLOW_PRIVATE_URLS, retryHours: env.WEBHOOK_RETRY_HOURS, kick: () => deliverer.kick() },
+    webhooks: {
+      allowPrivateUrls: env.WEBHOOK_ALLOW_PRIVATE_URLS,
+      retryHours: env.WEBHOOK_RETRY_HOURS,
+      maxEndpointsPerTenant: env.WEBHOOK_MAX_ENDPOINTS_PER_TENANT,
+      kick: () => deliverer.kick(),
+    },
   };
 
   const notifications = env.GCS_NOTIFICATION_SUBSCRIPTION
@@ -167,6 +173,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     }),
     plugins: [...graphqlSecurityPlugins(env, () => limiter), liveCredentials.plugin()],
     graphqlEndpoint: "/graphql",
+    cors: graphqlCors(env.CORS_ORIGINS),
     graphiql: env.GRAPHIQL ?? env.NODE_ENV !== "production" ? { subscriptionsProtocol: "SSE" } : false,
     landingPage: false,
     maskedErrors: true,
@@ -293,9 +300,11 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
         httpServer.listen(env.PORT, env.HOST, () => resolve());
       });
       started = true;
-      const { port } = httpServer.address() as AddressInfo;
-      const url = `http://${env.HOST === "0.0.0.0" ? "127.0.0.1" : env.HOST}:${port}`;
-      log.info("API listening", { url: `${url}/graphql` });
+      const { address, family, port } = httpServer.address() as AddressInfo;
+      // A wildcard bind is reached locally through the loopback address of its family.
+      const localHost = address === "0.0.0.0" ? "127.0.0.1" : address === "::" ? "::1" : address;
+      const url = `http://${family === "IPv6" ? `[${localHost}]` : localHost}:${port}`;
+      log.info("API listening", { address, port, url: `${url}/graphql` });
       return { port, url };
     },
     async stop() {

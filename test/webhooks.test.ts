@@ -6,6 +6,7 @@ import { isPublicAddress } from "../src/http/outbound-url.ts";
 import { signWebhook, verifyWebhookSignature } from "../src/webhooks/signature.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { makeClip } from "./worker/media-fixtures.ts";
+import { NON_PUBLIC_ADDRESSES, PUBLIC_ADDRESSES } from "./fixtures/non-public-addresses.ts";
 
 const CREATE_ENDPOINT = /* GraphQL */ `
   mutation($url: String!, $events: [WebhookEventType!]) {
@@ -72,7 +73,7 @@ describe("webhook signatures (the verification helper CMSs copy)", () => {
       [{ secret, header, rawBody: body, now: now - 301_000 }, /replay window/],
       [{ secret, header: "v1=abc", rawBody: body, now }, /malformed/],
       [{ secret, header: undefined, rawBody: body, now }, /no Signature header/],
-      [{ secret, header: header.replace(/v1=./, "v1=0"), rawBody: body, now }, /does not match/],
+      [{ secret, header: header.replace(/v1=(.)/, (_, c) => `v1=${c === "0" ? "1" : "0"}`), rawBody: body, now }, /does not match/],
     ];
     for (const [input, reason] of cases) expect(() => verifyWebhookSignature(input)).toThrow(reason);
   });
@@ -84,11 +85,9 @@ describe("webhook signatures (the verification helper CMSs copy)", () => {
     expect(() => verifyWebhookSignature({ secret, header: `t=${t},${oldSig},${newSig}`, rawBody: body })).not.toThrow();
   });
 
-  it("classifies addresses: only public unicast ones may receive webhooks", () => {
-    for (const a of ["10.0.0.5", "172.16.0.1", "192.168.1.1", "127.0.0.1", "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "169.254.169.254", "0.0.0.0", "100.64.0.1", "224.0.0.1"]) {
-      expect(isPublicAddress(a), a).toBe(false);
-    }
-    for (const a of ["8.8.8.8", "2001:4860:4860::8888", "::ffff:8.8.8.8"]) expect(isPublicAddress(a), a).toBe(true);
+  it("classifies addresses: only public unicast ones may receive webhooks, the same ones as URL imports", () => {
+    for (const [address] of NON_PUBLIC_ADDRESSES) expect(isPublicAddress(address), address).toBe(false);
+    for (const address of PUBLIC_ADDRESSES) expect(isPublicAddress(address), address).toBe(true);
   });
 });
 
@@ -153,6 +152,28 @@ describe("webhooks to a CMS through the public API", () => {
     expect(receiver.received.at(-1)!.headers["webhook-id"]).toBe(ready.id);
   });
 
+  it("a receiver answering 410 Gone ends the delivery at once; other errors are retried until the window closes", async () => {
+    const gone = await startReceiver(() => 410);
+    const down = await startReceiver(() => 503);
+    try {
+      const goneId = (await t.gql(CREATE_ENDPOINT, { url: gone.url, events: ["JOB_FAILED"] })).data.createWebhookEndpoint.endpoint.id;
+      const downId = (await t.gql(CREATE_ENDPOINT, { url: down.url, events: ["JOB_FAILED"] })).data.createWebhookEndpoint.endpoint.id;
+      const goneDelivery = await queueDelivery(t, goneId, 3600_000);
+      const downDelivery = await queueDelivery(t, downId, 1500);
+      t.app.services.webhooks.kick();
+      const [goneFinal, downFinal] = [await settled(t, goneDelivery.id), await settled(t, downDelivery.id)];
+      expect(goneFinal.attempts.map((a) => a.statusCode)).toEqual([410]);
+      expect(gone.received).toHaveLength(1);
+      expect(downFinal.attempts.length).toBeGreaterThanOrEqual(2);
+      expect(downFinal.attempts.every((a) => a.statusCode === 503)).toBe(true);
+      expect(down.received).toHaveLength(downFinal.attempts.length);
+    } finally {
+      await gone.close();
+      await down.close();
+      await t.app.services.db.webhookEndpoint.deleteMany({ where: { url: { in: [gone.url, down.url] } } });
+    }
+  });
+
   it("sends only the event types an endpoint asked for: a failed video reaches a failures-only endpoint", async () => {
     const failures = await startReceiver(() => 204);
     try {
@@ -173,23 +194,51 @@ describe("webhooks to a CMS through the public API", () => {
   });
 });
 
+/** A delivery of a made-up event, set up directly in the database: the event itself is not under test. */
+function queueDelivery(t: TestApp, endpointId: string, giveUpInMs: number) {
+  return t.app.services.db.webhookDelivery.create({
+    data: { eventId: crypto.randomUUID(), endpointId, eventType: "video.ready", payload: { id: "x" }, giveUpAt: new Date(Date.now() + giveUpInMs) },
+  });
+}
+
+/** An endpoint stored as it is, past the registration checks (one registered before a rule existed, or a name whose DNS changed since). */
+async function storedEndpoint(t: TestApp, url: string): Promise<string> {
+  const tenant = await t.app.services.db.tenant.findUniqueOrThrow({ where: { name: "default" } });
+  return (await t.app.services.db.webhookEndpoint.create({ data: { tenantId: tenant.id, url, secret: "whsec_x", events: [] } })).id;
+}
+
+async function settled(t: TestApp, deliveryId: string) {
+  await expect
+    .poll(async () => (await t.app.services.db.webhookDelivery.findUniqueOrThrow({ where: { id: deliveryId } })).status, { timeout: 15_000 })
+    .toBe("FAILED");
+  return t.app.services.db.webhookDelivery.findUniqueOrThrow({ where: { id: deliveryId }, include: { attempts: true } });
+}
+
+/** The API's warning lines about one delivery, read from its log on stderr while `run` runs. */
+async function warningsAbout(deliveryId: string, run: () => Promise<void>): Promise<string[]> {
+  const lines: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    lines.push(...String(chunk).split("\n").filter((l) => l.includes(deliveryId) && l.includes('"level":"warn"')));
+    return (write as (...a: unknown[]) => boolean)(chunk, ...rest);
+  }) as typeof process.stderr.write;
+  try {
+    await run();
+  } finally {
+    process.stderr.write = write;
+  }
+  return lines;
+}
+
 describe("webhook URLs are checked like any request the service makes for a tenant", () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await startTestApp({ worker: false, env: { WEBHOOK_ALLOW_PRIVATE_URLS: "false", WEBHOOK_RETRY_BASE_SECONDS: "0.2", WEBHOOK_RETRY_HOURS: "0.0005" } });
+    t = await startTestApp({
+      worker: false,
+      env: { WEBHOOK_ALLOW_PRIVATE_URLS: "false", WEBHOOK_RETRY_BASE_SECONDS: "0.2", WEBHOOK_RETRY_HOURS: "1", WEBHOOK_MAX_ENDPOINTS_PER_TENANT: "3" },
+    });
   });
   afterAll(() => t?.stop());
-
-  it("a host name that resolves to a private address is refused after DNS resolution, before connecting", async () => {
-    const created = (await t.gql(CREATE_ENDPOINT, { url: "https://localhost:9/hooks" })).data.createWebhookEndpoint;
-    const delivery = await t.app.services.db.webhookDelivery.create({
-      data: { eventId: crypto.randomUUID(), endpointId: created.endpoint.id, eventType: "video.ready", payload: { id: "y" }, giveUpAt: new Date(Date.now() + 60_000) },
-    });
-    t.app.services.webhooks.kick();
-    await expect
-      .poll(async () => (await t.app.services.db.webhookDelivery.findUniqueOrThrow({ where: { id: delivery.id } })).lastError, { timeout: 10_000 })
-      .toMatch(/^refused: localhost resolves to (127\.0\.0\.1|::1)(, (127\.0\.0\.1|::1))*, not a public address$/);
-  });
 
   it("refuses http, credentials in the URL and non-URLs at registration", async () => {
     for (const url of ["http://cms.example.com/hooks", "https://user:pw@cms.example.com/hooks", "not a url", "ftp://cms.example.com/"]) {
@@ -198,19 +247,79 @@ describe("webhook URLs are checked like any request the service makes for a tena
     }
   });
 
-  it("never connects to a private address; the delivery fails with the reason and gives up after the retry window", async () => {
-    const created = (await t.gql(CREATE_ENDPOINT, { url: "https://127.0.0.1:9/hooks" })).data.createWebhookEndpoint;
-    // Set up directly in the database (no worker here): the event itself is not under test.
-    const delivery = await t.app.services.db.webhookDelivery.create({
-      data: { eventId: crypto.randomUUID(), endpointId: created.endpoint.id, eventType: "video.ready", payload: { id: "x" }, giveUpAt: new Date(Date.now() + 1800) },
+  it("refuses at registration a host that is, or resolves now to, a non-public address", async () => {
+    const cases: [string, string][] = [
+      ["https://127.0.0.1/hooks", "refused: 127.0.0.1 is not a public address"],
+      ["https://[::7f00:1]/hooks", "refused: ::7f00:1 is not a public address"],
+      ["https://[::ffff:a00:1]/hooks", "refused: ::ffff:a00:1 is not a public address"],
+      ["https://[64:ff9b::a9fe:a9fe]/hooks", "refused: 64:ff9b::a9fe:a9fe is not a public address"],
+      ["https://169.254.169.254/latest/meta-data/", "refused: 169.254.169.254 is not a public address"],
+      ["https://localhost:8443/hooks", "refused: localhost resolves to"],
+    ];
+    for (const [url, reason] of cases) {
+      const res = (await t.gql(CREATE_ENDPOINT, { url })).data.createWebhookEndpoint;
+      expect(res, url).toMatchObject({ __typename: "ValidationError", field: "url" });
+      expect(res.message, url).toContain(reason);
+    }
+    expect((await t.gql(`{ webhookEndpoints { id } }`)).data.webhookEndpoints).toEqual([]);
+    // A public literal, and a name that does not resolve yet (delivery checks it again), are taken.
+    for (const url of ["https://93.184.216.34/hooks", "https://cms.invalid/hooks"]) {
+      expect((await t.gql(CREATE_ENDPOINT, { url })).data.createWebhookEndpoint.__typename, url).toBe("CreateWebhookEndpointSuccess");
+    }
+  });
+
+  it("caps a tenant's endpoints at WEBHOOK_MAX_ENDPOINTS_PER_TENANT, also when created at once", async () => {
+    const db = t.app.services.db;
+    await db.webhookEndpoint.deleteMany({});
+    const created = await Promise.all(Array.from({ length: 5 }, (_, i) => t.gql(CREATE_ENDPOINT, { url: `https://93.184.216.34/hooks/${i}` })));
+    const kinds = created.map((r) => r.data.createWebhookEndpoint.__typename).sort();
+    expect(kinds).toEqual(["CreateWebhookEndpointSuccess", "CreateWebhookEndpointSuccess", "CreateWebhookEndpointSuccess", "ValidationError", "ValidationError"]);
+    expect(created.find((r) => r.data.createWebhookEndpoint.__typename === "ValidationError")!.data.createWebhookEndpoint.message).toBe(
+      "A tenant has at most 3 webhook endpoints; delete one first",
+    );
+    expect(await db.webhookEndpoint.count()).toBe(3);
+    const first = created.find((r) => r.data.createWebhookEndpoint.__typename === "CreateWebhookEndpointSuccess")!.data.createWebhookEndpoint.endpoint.id;
+    await t.gql(`mutation($id: ID!) { deleteWebhookEndpoint(id: $id) { __typename } }`, { id: first });
+    expect((await t.gql(CREATE_ENDPOINT, { url: "https://93.184.216.34/hooks/again" })).data.createWebhookEndpoint.__typename).toBe("CreateWebhookEndpointSuccess");
+    await db.webhookEndpoint.deleteMany({});
+  });
+
+  it("a delivery to an IPv4-compatible literal of loopback, [::7f00:1], fails at once: one attempt, one warning, no retries", async () => {
+    const endpointId = await storedEndpoint(t, "https://[::7f00:1]:9/hooks");
+    const delivery = await queueDelivery(t, endpointId, 3600_000);
+    let final!: Awaited<ReturnType<typeof settled>>;
+    const warnings = await warningsAbout(delivery.id, async () => {
+      t.app.services.webhooks.kick();
+      final = await settled(t, delivery.id);
+      await new Promise((r) => setTimeout(r, 800));
     });
+    expect(final.lastError).toBe("refused: ::7f00:1 is not a public address");
+    expect(final.nextAttemptAt).toBeNull();
+    expect((await t.app.services.db.webhookAttempt.findMany({ where: { deliveryId: delivery.id } })).map((a) => [a.statusCode, a.error])).toEqual([
+      [null, "refused: ::7f00:1 is not a public address"],
+    ]);
+    expect(warnings).toHaveLength(1);
+  });
+
+  it("a host name that resolves to a private address is refused after DNS resolution, before connecting, and not retried", async () => {
+    const endpointId = await storedEndpoint(t, "https://localhost:9/hooks");
+    const delivery = await queueDelivery(t, endpointId, 3600_000);
     t.app.services.webhooks.kick();
-    await expect
-      .poll(async () => (await t.app.services.db.webhookDelivery.findUniqueOrThrow({ where: { id: delivery.id } })).status, { timeout: 15_000 })
-      .toBe("FAILED");
-    const final = await t.app.services.db.webhookDelivery.findUniqueOrThrow({ where: { id: delivery.id }, include: { attempts: true } });
-    expect(final.lastError).toBe("refused: 127.0.0.1 is not a public address");
-    expect(final.attempts.length).toBeGreaterThanOrEqual(2);
-    expect(final.attempts.every((a) => a.statusCode === null)).toBe(true);
+    const final = await settled(t, delivery.id);
+    expect(final.lastError).toMatch(/^refused: localhost resolves to (127\.0\.0\.1|::1)(, (127\.0\.0\.1|::1))*, not a public address$/);
+    expect(final.attempts).toHaveLength(1);
+  });
+
+  it("a stored URL the settings no longer allow (http here, or no URL at all) fails at once instead of crashing the deliverer", async () => {
+    for (const [url, reason] of [
+      ["http://93.184.216.34/hooks", "refused: use an https URL, not http:"],
+      ["not a url", "refused: not a URL"],
+    ]) {
+      const delivery = await queueDelivery(t, await storedEndpoint(t, url!), 3600_000);
+      t.app.services.webhooks.kick();
+      const final = await settled(t, delivery.id);
+      expect(final.lastError, url).toBe(reason);
+      expect(final.attempts, url).toHaveLength(1);
+    }
   });
 });

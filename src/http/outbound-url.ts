@@ -1,12 +1,12 @@
 import { lookup as dnsLookup, type LookupAddress } from "node:dns";
-import ipaddr from "ipaddr.js";
+import { lookup as dnsLookupAsync } from "node:dns/promises";
+import { setTimeout as sleep } from "node:timers/promises";
+import { isIP } from "node:net";
+import { whyNotPublic } from "../protocol/public-address.ts";
 
-/** Ranges a webhook may reach: only public unicast addresses. */
+/** Addresses a webhook may reach: only public unicast ones, by the rules URL imports use too. */
 export function isPublicAddress(address: string): boolean {
-  if (!ipaddr.isValid(address)) return false;
-  let parsed = ipaddr.parse(address);
-  if (parsed.kind() === "ipv6" && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) parsed = (parsed as ipaddr.IPv6).toIPv4Address();
-  return parsed.range() === "unicast";
+  return whyNotPublic(address) === null;
 }
 
 /**
@@ -35,11 +35,36 @@ export function checkOutboundUrl(raw: string, options: { allowHttp: boolean; max
  */
 export function literalAddressProblem(url: URL, allowPrivate: boolean): string | null {
   const host = url.hostname.replace(/^\[|\]$/g, "");
-  if (allowPrivate || !ipaddr.isValid(host)) return null;
+  if (allowPrivate || !isIP(host)) return null;
   return isPublicAddress(host) ? null : `refused: ${host} is not a public address`;
 }
 
+function notPublicMessage(hostname: string, addresses: LookupAddress[]): string {
+  return `refused: ${hostname} resolves to ${addresses.map((a) => a.address).join(", ")}, not a public address`;
+}
+
+/**
+ * At registration, why a URL's host cannot be reached as things stand: an IP literal that is not
+ * public, or a name that resolves now to no public address (what the guarded lookup would refuse
+ * at delivery). A name that does not resolve, or not within `timeoutMs`, passes: it may by the
+ * time of a delivery, which checks again.
+ */
+export async function hostAddressProblem(url: URL, allowPrivate: boolean, timeoutMs = 3000): Promise<string | null> {
+  if (allowPrivate) return null;
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  if (isIP(host)) return literalAddressProblem(url, allowPrivate);
+  const addresses = await Promise.race([
+    dnsLookupAsync(host, { all: true }).catch(() => null),
+    sleep(timeoutMs, null, { ref: false }),
+  ]);
+  if (!addresses?.length || addresses.some((a) => isPublicAddress(a.address))) return null;
+  return notPublicMessage(host, addresses);
+}
+
 type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
+
+/** The `code` of the error the guarded lookup fails with when it refuses every address. */
+export const ADDRESS_NOT_PUBLIC = "EADDRNOTPUBLIC";
 
 /**
  * A `lookup` for http.request that refuses private, loopback, link-local and other non-public
@@ -53,8 +78,8 @@ export function guardedLookup(allowPrivate: boolean) {
       const list = addresses as LookupAddress[];
       const allowed = allowPrivate ? list : list.filter((a) => isPublicAddress(a.address));
       if (allowed.length === 0) {
-        const e = new Error(`refused: ${hostname} resolves to ${list.map((a) => a.address).join(", ")}, not a public address`) as NodeJS.ErrnoException;
-        e.code = "EADDRNOTPUBLIC";
+        const e = new Error(notPublicMessage(hostname, list)) as NodeJS.ErrnoException;
+        e.code = ADDRESS_NOT_PUBLIC;
         return callback(e, []);
       }
       if ((options as { all?: boolean }).all) return callback(null, allowed);

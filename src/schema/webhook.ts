@@ -5,7 +5,8 @@ import { NotFoundError, ValidationError } from "../errors.ts";
 import type { WebhookDelivery, WebhookEndpoint } from "../generated/prisma/client.ts";
 import { isUuid } from "../ids.ts";
 import { WEBHOOK_EVENT_TYPES, type WebhookEventType } from "../webhooks/events.ts";
-import { checkOutboundUrl } from "../http/outbound-url.ts";
+import { checkWebhookUrl } from "../webhooks/endpoint-url.ts";
+import { hostAddressProblem } from "../http/outbound-url.ts";
 
 const enumName = (type: WebhookEventType) => type.replace(".", "_").toUpperCase();
 
@@ -117,12 +118,20 @@ builder.mutationFields((t) => ({
     args: { input: t.arg({ type: CreateWebhookEndpointInput, required: true }) },
     errors: { types: [ValidationError], union: { name: "CreateWebhookEndpointResult" } },
     resolve: async (_root, { input }, ctx) => {
-      const url = checkOutboundUrl(input.url, { allowHttp: ctx.webhooks.allowPrivateUrls, maxLength: 2000 });
+      const url = checkWebhookUrl(input.url, ctx.webhooks.allowPrivateUrls);
       if (typeof url === "string") throw new ValidationError("url", `Not usable for webhooks: ${url}`);
+      const unreachable = await hostAddressProblem(url, ctx.webhooks.allowPrivateUrls);
+      if (unreachable) throw new ValidationError("url", `Not usable for webhooks: ${unreachable}`);
+      const tenantId = tenantOf(ctx);
+      const max = ctx.webhooks.maxEndpointsPerTenant;
       const secret = `whsec_${randomBytes(24).toString("base64url")}`;
-      const endpoint = await ctx.db.webhookEndpoint.create({
-        data: { tenantId: tenantOf(ctx), url: url.href, secret, events: [...new Set(input.events ?? [])] },
+      const endpoint = await ctx.db.$transaction(async (tx) => {
+        // The tenant's row is locked so that two concurrent creations cannot both pass the count.
+        await tx.$queryRaw`SELECT 1 FROM "Tenant" WHERE id = ${tenantId}::uuid FOR UPDATE`;
+        if ((await tx.webhookEndpoint.count({ where: { tenantId } })) >= max) return null;
+        return tx.webhookEndpoint.create({ data: { tenantId, url: url.href, secret, events: [...new Set(input.events ?? [])] } });
       });
+      if (!endpoint) throw new ValidationError("input", `A tenant has at most ${max} webhook endpoints; delete one first`);
       return { endpoint, secret };
     },
   }),

@@ -2,7 +2,8 @@ import http from "node:http";
 import https from "node:https";
 import type { Db } from "../db/client.ts";
 import { log } from "../log.ts";
-import { guardedLookup, literalAddressProblem } from "../http/outbound-url.ts";
+import { ADDRESS_NOT_PUBLIC, guardedLookup, literalAddressProblem } from "../http/outbound-url.ts";
+import { checkWebhookUrl } from "./endpoint-url.ts";
 import { signWebhook } from "./signature.ts";
 
 export interface WebhookDelivererOptions {
@@ -23,16 +24,22 @@ interface PostResult {
   responseBody: string | null;
   error: string | null;
   durationMs: number;
+  /** Trying again cannot help: the address or URL is refused, or the receiver answered 410 Gone. */
+  permanent: boolean;
 }
 
 /** One POST, to the address the guarded lookup checked, no redirects followed. */
-function post(url: URL, body: string, headers: Record<string, string>, options: WebhookDelivererOptions): Promise<PostResult> {
+function post(rawUrl: string, body: string, headers: Record<string, string>, options: WebhookDelivererOptions): Promise<PostResult> {
   const started = performance.now();
+  const refusal = (error: string): Promise<PostResult> => Promise.resolve({ statusCode: null, responseBody: null, error, durationMs: 0, permanent: true });
+  const url = checkWebhookUrl(rawUrl, options.allowPrivateUrls);
+  if (typeof url === "string") return refusal(`refused: ${url}`);
+  const literal = literalAddressProblem(url, options.allowPrivateUrls);
+  if (literal) return refusal(literal);
   const client = url.protocol === "https:" ? https : http;
-  const refused = literalAddressProblem(url, options.allowPrivateUrls);
-  if (refused) return Promise.resolve({ statusCode: null, responseBody: null, error: refused, durationMs: 0 });
   return new Promise((resolve) => {
-    const done = (r: Omit<PostResult, "durationMs">) => resolve({ ...r, durationMs: Math.round(performance.now() - started) });
+    const done = (r: Omit<PostResult, "durationMs" | "permanent">, permanent = false) =>
+      resolve({ ...r, durationMs: Math.round(performance.now() - started), permanent: permanent || r.statusCode === 410 });
     const req = client.request(
       url,
       {
@@ -53,7 +60,7 @@ function post(url: URL, body: string, headers: Record<string, string>, options: 
       },
     );
     req.on("timeout", () => req.destroy(new Error(`no answer within ${options.timeoutMs} ms`)));
-    req.on("error", (err) => done({ statusCode: null, responseBody: null, error: err.message }));
+    req.on("error", (err: NodeJS.ErrnoException) => done({ statusCode: null, responseBody: null, error: err.message }, err.code === ADDRESS_NOT_PUBLIC));
     req.end(body);
   });
 }
@@ -61,7 +68,9 @@ function post(url: URL, body: string, headers: Record<string, string>, options: 
 /**
  * Sends queued webhook deliveries: claims due ones with a lease (FOR UPDATE SKIP LOCKED, so API
  * instances share the work and none is sent twice at once), POSTs them signed, records every
- * attempt and retries with exponential back-off until the delivery's `giveUpAt` (24 h).
+ * attempt and retries with exponential back-off until the delivery's `giveUpAt` (24 h). A refusal
+ * that another try cannot change (a non-public address, a URL the settings no longer allow, 410
+ * Gone) fails the delivery at once.
  */
 export function createWebhookDeliverer(options: WebhookDelivererOptions) {
   const { db } = options;
@@ -76,7 +85,7 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions) {
     if (!delivery || delivery.status === "DELIVERED") return;
     const body = JSON.stringify(delivery.payload);
     const result = await post(
-      new URL(delivery.endpoint.url),
+      delivery.endpoint.url,
       body,
       { signature: signWebhook(delivery.endpoint.secret, body), "webhook-id": delivery.eventId, "webhook-event": delivery.eventType },
       options,
@@ -86,7 +95,7 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions) {
     const error = ok ? null : (result.error ?? `HTTP ${result.statusCode}`);
     const wait = Math.min(3600, options.retryBaseSeconds * 2 ** (attemptCount - 1)) * 1000;
     const next = new Date(Date.now() + wait);
-    const giveUp = !ok && next > delivery.giveUpAt;
+    const giveUp = !ok && (result.permanent || next > delivery.giveUpAt);
     await db.$transaction([
       db.webhookAttempt.create({ data: { deliveryId: id, statusCode: result.statusCode, responseBody: result.responseBody, error, durationMs: result.durationMs } }),
       db.webhookDelivery.update({
@@ -101,7 +110,7 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions) {
         },
       }),
     ]);
-    if (!ok) log.warn("webhook delivery failed", { deliveryId: id, attempt: attemptCount, error, giveUp });
+    if (!ok) log.warn("webhook delivery failed", { deliveryId: id, attempt: attemptCount, error, giveUp, permanent: result.permanent });
   }
 
   async function runOnce(): Promise<number> {

@@ -73,7 +73,7 @@ function startProcess(name: string, entry: string, env: Record<string, string | 
 /** `node src/main.ts` on a random port; resolves once it listens, with its URL. */
 export async function startApiProcess(name: string, env: Record<string, string | undefined>): Promise<ServiceProcess & { url: string }> {
   const api = startProcess(name, "src/main.ts", { PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "info", LOCAL_WORKER: "false", BOOTSTRAP_API_KEY: TEST_ADMIN_KEY, ...env });
-  const match = (await api.waitForLog(/"msg":"API listening","url":"(http:\/\/[^"]+)\/graphql"/)) as RegExpMatchArray;
+  const match = (await api.waitForLog(/"msg":"API listening".*"url":"(http:\/\/[^"]+)\/graphql"/)) as RegExpMatchArray;
   return Object.assign(api, { url: match[1]! });
 }
 

@@ -1,0 +1,27 @@
+import { parseArgs, type ParseArgsConfig } from "node:util";
+
+/** Prints why the arguments are wrong and the usage on stderr, and exits 2 (a usage error). */
+export function usageError(usage: string, message: string): never {
+  process.stderr.write(`${message}\n\n${usage.trim()}\n`);
+  process.exit(2);
+}
+
+/**
+ * Parses a command line with node's util.parseArgs (strict: unknown options are errors). `-h` or
+ * `--help` anywhere before `--` prints `usage` on stdout and exits 0 before anything else runs;
+ * an unknown option or a malformed argument exits through usageError, not with a stack trace.
+ * `args` defaults to the process's arguments.
+ */
+export function parseCommandLine<const T extends ParseArgsConfig>(usage: string, config: T): ReturnType<typeof parseArgs<T>> {
+  const args = config.args ?? process.argv.slice(2);
+  const end = args.indexOf("--");
+  if ((end === -1 ? args : args.slice(0, end)).some((a) => a === "--help" || a === "-h")) {
+    process.stdout.write(`${usage.trim()}\n`);
+    process.exit(0);
+  }
+  try {
+    return parseArgs({ ...config, args } as T);
+  } catch (err) {
+    usageError(usage, (err as Error).message);
+  }
+}

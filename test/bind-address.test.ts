@@ -1,0 +1,44 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestDatabase, type TestDatabase } from "./support/db.ts";
+import { startApiProcess, stopAllProcesses } from "./support/processes.ts";
+
+/** The "API listening" record of a process's log. */
+function listeningRecord(log: string): Record<string, unknown> {
+  const line = log.split("\n").find((l) => l.includes('"msg":"API listening"'));
+  expect(line).toBeDefined();
+  return JSON.parse(line!);
+}
+
+describe("the API binds HOST and logs the address it bound", () => {
+  let db: TestDatabase;
+  let dataDir: string;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    dataDir = await mkdtemp(path.join(tmpdir(), "videograph-bind-"));
+  });
+  afterAll(async () => {
+    await stopAllProcesses();
+    await db?.drop();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it.each([
+    ["0.0.0.0", "0.0.0.0", "http://127.0.0.1:"],
+    ["::1", "::1", "http://[::1]:"],
+  ])("HOST=%s: the log names %s as the bound address and a URL that reaches it", async (host, bound, urlStart) => {
+    const api = await startApiProcess(`api-bind-${host}`, { HOST: host, DATABASE_URL: db.url, DATA_DIR: dataDir });
+    try {
+      const record = listeningRecord(api.log());
+      expect(record.address).toBe(bound);
+      expect(record.port).toEqual(expect.any(Number));
+      expect(record.url).toBe(`${urlStart}${record.port}/graphql`);
+      expect(api.url).toBe(`${urlStart}${record.port}`);
+      expect((await fetch(`${api.url}/health`)).status).toBe(200);
+    } finally {
+      expect(await api.stop()).toBe(0);
+    }
+  });
+});
