@@ -17,7 +17,7 @@ parseCommandLine(
 Prepares a GCS bucket for STORAGE=gcs: the object-notification topic and subscription, and the
 bucket's CORS; safe to run again. Reads GCS_BUCKET and GOOGLE_CLOUD_PROJECT (required),
 PUBSUB_TOPIC_PREFIX, GCS_NOTIFICATION_TOPIC, GCS_NOTIFICATION_SUBSCRIPTION, GCS_CORS_ORIGINS;
-STORAGE_EMULATOR_HOST and PUBSUB_EMULATOR_HOST point it at emulators.`,
+GCS_API_ENDPOINT and PUBSUB_EMULATOR_HOST point it at emulators.`,
   {},
 );
 

@@ -7,6 +7,16 @@
 // S3_CORS_ORIGINS (comma-separated, default *); credentials come from the SDK's default chain.
 import { CreateBucketCommand, HeadBucketCommand, PutBucketCorsCommand, PutBucketLifecycleConfigurationCommand, type BucketLocationConstraint } from "@aws-sdk/client-s3";
 import { createS3Client } from "../src/storage/s3.ts";
+import { parseCommandLine } from "./cli.ts";
+
+parseCommandLine(
+  `usage: npm run setup:s3
+Prepares an S3-compatible bucket for STORAGE=s3: creates it unless it exists, sets its CORS and a
+rule that aborts unfinished multipart uploads; safe to run again. Reads S3_BUCKET (required),
+S3_ENDPOINT, S3_REGION, S3_FORCE_PATH_STYLE, UPLOAD_URL_TTL_SECONDS, S3_CORS_ORIGINS; credentials
+come from the AWS SDK's default chain (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, …).`,
+  {},
+);
 
 const bucket = process.env.S3_BUCKET;
 if (!bucket) {
