@@ -4,12 +4,12 @@ import { pipeline } from "node:stream/promises";
 import { Storage, type Bucket } from "@google-cloud/storage";
 import { MEDIA_PATH_PREFIX } from "../http/media.ts";
 import { sourceKeyFor } from "../jobs/videos.ts";
+import { SignedUrlCache } from "./signed-url-cache.ts";
 import { assertValidKey, UploadTooLargeError, type ApiStorage, type UploadTarget, type UploadTargetOptions } from "./types.ts";
 
 /** GCS keeps a resumable upload session for a week. */
 const SESSION_LIFETIME_MS = 7 * 24 * 3600 * 1000;
 const DELETE_CONCURRENCY = 16;
-const MAX_CACHED_URLS = 50_000;
 
 export interface GcsStorageOptions {
   bucket: string;
@@ -56,12 +56,18 @@ export class GcsStorage implements ApiStorage {
   readonly bucket: Bucket;
   readonly signedUrlTtlSeconds: number;
   readonly #publicUrl: string;
-  readonly #signed = new Map<string, { windowStart: number; url: Promise<string> }>();
+  readonly #signed: SignedUrlCache;
 
   constructor(options: GcsStorageOptions) {
     this.bucket = (options.client ?? createStorageClient(options.apiEndpoint)).bucket(options.bucket);
     this.signedUrlTtlSeconds = options.signedUrlTtlSeconds;
     this.#publicUrl = options.publicUrl;
+    this.#signed = new SignedUrlCache(options.signedUrlTtlSeconds, (key, window) =>
+      this.bucket
+        .file(key)
+        .getSignedUrl({ version: "v4", action: "read", accessibleAt: window.start, expires: window.start.getTime() + window.expiresInSeconds * 1000 })
+        .then(([signed]) => signed),
+    );
   }
 
   async createUploadTarget(videoId: string, options: UploadTargetOptions): Promise<UploadTarget> {
@@ -110,28 +116,10 @@ export class GcsStorage implements ApiStorage {
     return key.endsWith(".m3u8") ? `${this.#publicUrl}${MEDIA_PATH_PREFIX}${key}` : this.signedReadUrl(key);
   }
 
-  /**
-   * A V4 signed GET URL. URLs are issued per time window (a quarter of the TTL) and reused
-   * within it, so a playlist does not cost a signature per segment per request and players and
-   * CDNs see stable URLs they can cache.
-   */
+  /** A V4 signed GET URL, issued per time window (SignedUrlCache). */
   signedReadUrl(key: string, now = Date.now()): Promise<string> {
     assertValidKey(key);
-    const ttlMs = this.signedUrlTtlSeconds * 1000;
-    const windowStart = Math.floor(now / (ttlMs / 4)) * (ttlMs / 4);
-    const cached = this.#signed.get(key);
-    if (cached && cached.windowStart === windowStart) return cached.url;
-    const url = this.bucket
-      .file(key)
-      .getSignedUrl({ version: "v4", action: "read", accessibleAt: windowStart, expires: windowStart + ttlMs })
-      .then(([signed]) => signed);
-    if (this.#signed.size >= MAX_CACHED_URLS) this.#signed.clear();
-    const entry = { windowStart, url };
-    this.#signed.set(key, entry);
-    url.catch(() => {
-      if (this.#signed.get(key) === entry) this.#signed.delete(key);
-    });
-    return url;
+    return this.#signed.urlFor(key, now);
   }
 
   /** The text of a stored object, or null when it does not exist. */
