@@ -127,6 +127,8 @@ export function bwrapArgs(args: SandboxRunArgs, uid: number | null): string[] {
     "--dev", "/dev",
     // A tmpfs is memory outside RLIMIT_AS: its size is capped like the work dir.
     "--size", String(limits.outputBytes),
+    // Sticky and world-writable like a real /tmp, since HOME is /tmp for the sandbox's uid.
+    "--perms", "1777",
     "--tmpfs", "/tmp",
     "--bind", args.workDir, SANDBOX_WORK_DIR,
     // After /tmp, or a program that lives under /tmp (a checkout there) would be hidden by the tmpfs.
