@@ -58,7 +58,7 @@ export function createManimFailureReader() {
 export function describeManimFailure(f: ManimFailure): string | null {
   const at = f.sceneLine !== null ? ` (scene line ${f.sceneLine})` : "";
   if (f.latexError !== null) {
-    const expression = f.latexExpression !== null ? ` in ${JSON.stringify(f.latexExpression)}` : "";
+    const expression = f.latexExpression !== null ? ` in "${f.latexExpression}"` : "";
     return `LaTeX error${expression}: ${f.latexError}${at}`;
   }
   if (f.exception !== null) {

@@ -200,7 +200,7 @@ describe("render_manim: the mistakes scene authors make come back readable and a
 
   it("a LaTeX error, naming the expression", async () => {
     const { error } = await render(manimJob(scene('        self.add(MathTex(r"\\frac{1}{2} + \\notacommand"))\n')));
-    expect(error).toMatchObject({ name: "SceneError", retryable: false, message: 'LaTeX error in "\\\\frac{1}{2} + \\\\notacommand": Undefined control sequence. (scene line 5)' });
+    expect(error).toMatchObject({ name: "SceneError", retryable: false, message: 'LaTeX error in "\\frac{1}{2} + \\notacommand": Undefined control sequence. (scene line 5)' });
   });
 });
 
