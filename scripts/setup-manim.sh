@@ -11,6 +11,7 @@ python=${MANIM_SETUP_PYTHON:-python3}
 
 # Each check and the Debian package that satisfies it.
 missing=()
+command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 if command -v pkg-config >/dev/null 2>&1; then
   pkg-config --exists cairo || missing+=(libcairo2-dev)
