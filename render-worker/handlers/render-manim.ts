@@ -121,7 +121,7 @@ function renderFailure(result: SandboxResult, limits: SandboxLimits, said: Manim
     case "output": return new SceneError(`The render wrote more than its limit of ${mb(limits.outputBytes)}`, details);
     case "log": return new SceneError(`The render printed more than its limit of ${mb(limits.logBytes)}`, details);
   }
-  // The shell's "command not found", here from bwrap's exec of a program the sandbox lacks.
+  // prlimit, like a shell, exits 127 when the program it should run is not in the sandbox.
   if (result.exitCode === 127 && !result.stdout.includes("Manim Community")) return notInstalled("exit code 127: the program is not in the sandbox", details);
   const reason = describeManimFailure(said);
   if (reason) return new SceneError(reason, details);
