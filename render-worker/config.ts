@@ -36,8 +36,11 @@ const WorkerEnvSchema = z.object({
   SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(0).default(30),
   /** With Pub/Sub: the job's lease; a job whose worker died is redelivered about this long after. */
   JOB_STALL_SECONDS: z.coerce.number().int().min(10).max(600).default(30),
-  /** The manim program: a name on the sandbox's PATH (/usr/local/bin, /usr/bin, /bin) or a path. */
-  MANIM_BIN: z.string().min(1).default("manim"),
+  /**
+   * The manim program: a name on the sandbox's PATH (/usr/local/bin, /usr/bin, /bin) or a path.
+   * Unset: the project's .tools/manim (npm run setup:manim), else `manim` on the sandbox's PATH.
+   */
+  MANIM_BIN: z.string().min(1).optional(),
   /** PATH inside the sandbox, for what Manim runs (latex, dvisvgm); directories must be under /usr. */
   MANIM_SANDBOX_PATH: z.string().min(1).optional(),
   /** Wall-clock limit of one Manim render. */

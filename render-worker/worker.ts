@@ -15,7 +15,7 @@ import { memoryLimitBytes, MemoryBudget, NotAdmittedError } from "./admission.ts
 import { runHandler } from "./handlers/index.ts";
 import type { ManimSettings } from "./handlers/types.ts";
 import { log } from "./log.ts";
-import { probeManim } from "./manim/capability.ts";
+import { locateManim, probeManim } from "./manim/capability.ts";
 import { probeNvenc, type VideoEncoder } from "./media/ffmpeg.ts";
 import type { WorkerStorage } from "./storage/types.ts";
 import type { WorkerTransport } from "./transport/types.ts";
@@ -35,9 +35,9 @@ export interface WorkerOptions {
   heartbeatIntervalSeconds: number;
   /** Checks that NVENC works on this machine before the worker takes nvenc jobs. Default `probeNvenc`. */
   probeNvenc?: typeof probeNvenc;
-  /** The manim program and its limits, for manim jobs. Default: `manim` on the sandbox's PATH. */
+  /** The manim program and its limits, for manim jobs. Default: see locateManim. */
   manim?: ManimSettings;
-  /** Checks that manim runs in the sandbox before the worker takes manim jobs. Default `probeManim`. */
+  /** Checks that a scene renders in the sandbox before the worker takes manim jobs. Default `probeManim`. */
   probeManim?: typeof probeManim;
 }
 
@@ -109,23 +109,25 @@ export function createWorker(options: WorkerOptions): Worker {
   }
 
   /**
-   * Drops `manim` when `manim --version` fails in the sandbox (no Manim, no bubblewrap, or no
-   * namespaces for it): the worker would take scene jobs only to fail each one.
+   * Drops `manim` when a tiny real render fails in the sandbox (no Manim, no LaTeX, no
+   * bubblewrap, or no namespaces for it): the worker would take scene jobs only to fail each one.
    */
   async function checkManim(): Promise<void> {
     if (!capabilities.includes("manim")) return;
-    const bin = options.manim?.bin ?? "manim";
+    const configured = options.manim?.bin;
     let reason = "no reason given";
-    if (await (options.probeManim ?? probeManim)(bin, { onFailure: (r) => (reason = r), tmpDir: options.tmpDir, sandboxPath: options.manim?.sandboxPath })) {
-      log.info("manim runs in the sandbox: taking manim jobs", { bin });
+    const install = locateManim(configured);
+    if (await (options.probeManim ?? probeManim)(install, { onFailure: (r) => (reason = r), tmpDir: options.tmpDir, sandboxPath: options.manim?.sandboxPath })) {
+      const { command, foundBy } = await install;
+      log.info("a test render with manim succeeded in the sandbox: taking manim jobs", { manim: command, foundBy });
       return;
     }
     capabilities = capabilities.filter((c) => c !== "manim");
-    log.error("MANIM IS NOT AVAILABLE: `manim --version` failed in the sandbox, so this worker will NOT take manim jobs", {
-      bin,
+    log.error("MANIM IS NOT AVAILABLE: a test render failed in the sandbox, so this worker will NOT take manim jobs", {
+      manimBin: configured ?? null,
       reason,
       capabilities,
-      hint: "needs Manim (MANIM_BIN, default `manim` on PATH), bubblewrap (`bwrap`), and either root with CAP_SYS_ADMIN or unprivileged user namespaces",
+      hint: "run `npm run setup:manim` (Manim in .tools/manim), or set MANIM_BIN; needs the Debian packages of scripts/manim-debian-packages.txt, bubblewrap (`bwrap`), and either root with CAP_SYS_ADMIN or unprivileged user namespaces",
     });
     if (capabilities.length === 0) {
       throw new Error(`WORKER_CAPABILITIES asks only for manim, but manim does not run in the sandbox here (${reason}); no capability left to serve`);

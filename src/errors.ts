@@ -25,3 +25,13 @@ export class NotFoundError extends Error {
     this.id = id;
   }
 }
+
+/** No worker can run the job now, so none is queued. */
+export class NoWorkerError extends Error {
+  readonly capability: string;
+  constructor(capability: string, message: string) {
+    super(message);
+    this.name = "NoWorkerError";
+    this.capability = capability;
+  }
+}

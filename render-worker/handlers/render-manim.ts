@@ -1,9 +1,11 @@
-import { mkdir, realpath, writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { JobEventBody, RenderManimJobMessage } from "../../src/protocol/messages.ts";
 import { estimateJobMemoryBytes } from "../admission.ts";
 import { log } from "../log.ts";
 import { restorePartialMovies, realFileInside, uploadNewPartialMovies } from "../manim/cache.ts";
+import { locateManim, type ManimInstall } from "../manim/capability.ts";
+import { createManimFailureReader, describeManimFailure, type ManimFailure } from "../manim/failure.ts";
 import { MANIM_QUALITY, manimRenderArgs, partialMovieDir, qualityDir, SCENE_FILE, sceneMoviePath } from "../manim/command.ts";
 import { createManimProgressParser } from "../manim/progress.ts";
 import { checkScene, SceneError } from "../manim/scene-check.ts";
@@ -39,7 +41,9 @@ export async function renderManim(job: RenderManimJobMessage, ctx: JobContext): 
   const sceneDir = path.join(ctx.workDir, "scene");
   await mkdir(sceneDir, { recursive: true });
   await writeFile(path.join(sceneDir, SCENE_FILE), job.code);
-  const { animationCount } = await checkScene(sceneDir, job.sceneName, signal);
+  const manim = await findManim(ctx.manim?.bin);
+  const sandboxEnv: Record<string, string> = ctx.manim?.sandboxPath ? { PATH: ctx.manim.sandboxPath } : {};
+  const { animationCount } = await checkScene(sceneDir, job.sceneName, { python: manim.python, readOnlyPaths: manim.readOnlyPaths, env: sandboxEnv, signal });
 
   const q = MANIM_QUALITY[job.quality];
   const releaseMemory = ctx.reserveMemory?.(estimateJobMemoryBytes(q)) ?? (() => {});
@@ -48,10 +52,11 @@ export async function renderManim(job: RenderManimJobMessage, ctx: JobContext): 
     const partialDir = path.join(sceneDir, partialMovieDir(job.quality, job.sceneName));
     const restored = await restorePartialMovies(storage, cacheKeyPrefix, partialDir);
 
-    const manim = await manimCommand(ctx.manim?.bin ?? "manim");
     const parser = createManimProgressParser();
+    const failure = createManimFailureReader();
     const progress = reportRenderProgress(ctx, parser, animationCount);
     let result: SandboxResult;
+    let completed = false;
     try {
       result = await runSandboxed({
         command: [manim.command, ...manimRenderArgs(job)],
@@ -59,16 +64,20 @@ export async function renderManim(job: RenderManimJobMessage, ctx: JobContext): 
         limits,
         readOnlyPaths: manim.readOnlyPaths,
         // Rich wraps log lines at the console width, which would split the "Using cached data" line.
-        env: { COLUMNS: "400", PYTHONDONTWRITEBYTECODE: "1", ...(ctx.manim?.sandboxPath ? { PATH: ctx.manim.sandboxPath } : {}) },
+        env: { COLUMNS: "400", PYTHONDONTWRITEBYTECODE: "1", ...sandboxEnv },
         signal,
-        onOutput: (stream, text) => parser.write(stream, text),
+        onOutput: (stream, text) => {
+          parser.write(stream, text);
+          failure.write(stream, text);
+        },
       });
+      completed = result.exitCode === 0 && result.limit === null;
     } finally {
-      parser.end();
+      parser.end({ completed });
       await progress.stop();
     }
     if (signal.aborted) throw abortError(signal);
-    if (result.limit !== null || result.exitCode !== 0) throw renderFailure(result, limits);
+    if (result.limit !== null || result.exitCode !== 0) throw renderFailure(result, limits, failure.end());
 
     const movie = await realFileInside(sceneDir, path.join(sceneDir, sceneMoviePath(job.quality, job.sceneName)));
     if (movie === null) {
@@ -89,18 +98,22 @@ export async function renderManim(job: RenderManimJobMessage, ctx: JobContext): 
   }
 }
 
-/**
- * The manim program as the sandbox sees it: a bare name is looked up on the sandbox's PATH
- * (/usr/local/bin, /usr/bin, /bin); a path elsewhere has its directory bound read-only.
- */
-async function manimCommand(bin: string): Promise<{ command: string; readOnlyPaths: string[] }> {
-  if (!bin.includes("/")) return { command: bin, readOnlyPaths: [] };
-  const real = await realpath(bin);
-  return { command: real, readOnlyPaths: [path.dirname(real)] };
+/** Manim as locateManim finds it; a configured path that does not exist is "not installed" too. */
+async function findManim(configured: string | undefined): Promise<ManimInstall> {
+  try {
+    return await locateManim(configured);
+  } catch (err) {
+    throw notInstalled(`${configured} cannot be used: ${(err as Error).message}`);
+  }
+}
+
+/** Another worker may have Manim, so the job is retried. */
+function notInstalled(why: string, details: object = {}): Error {
+  return Object.assign(new Error(`Manim is not installed on this worker (${why})`), { retryable: true, ...details });
 }
 
 /** The readable reason a render failed, and whether another attempt could help. */
-function renderFailure(result: SandboxResult, limits: SandboxLimits): Error {
+function renderFailure(result: SandboxResult, limits: SandboxLimits, said: ManimFailure): Error {
   const details = { command: result.command, stderrTail: result.stderrTail || undefined, exitCode: result.exitCode };
   const mb = (bytes: number) => `${Math.round(bytes / 1024 ** 2)} MB`;
   switch (result.limit) {
@@ -110,10 +123,12 @@ function renderFailure(result: SandboxResult, limits: SandboxLimits): Error {
     case "output": return new SceneError(`The render wrote more than its limit of ${mb(limits.outputBytes)}`, details);
     case "log": return new SceneError(`The render printed more than its limit of ${mb(limits.logBytes)}`, details);
   }
-  // Python ends a traceback with "SomeError: reason"; Manim's own errors are logged as "ERROR …".
-  const lines = `${result.stdout}\n${result.stderrTail}`.split(/\r\n|\r|\n/).map((l) => l.trim());
-  const reason = lines.reverse().find((l) => /^[A-Za-z_.]*(Error|Exception)\b.*/.test(l) || /^ERROR\s/.test(l));
-  if (reason) return new SceneError(`The scene failed: ${reason.replace(/^ERROR\s+/, "")}`, details);
+  // prlimit, like a shell, exits 127 when the program it should run is not in the sandbox.
+  if (result.exitCode === 127 && !result.stdout.includes("Manim Community")) return notInstalled("exit code 127: the program is not in the sandbox", details);
+  const reason = describeManimFailure(said);
+  if (reason) return new SceneError(reason, details);
+  const logged = `${result.stdout}\n${result.stderrTail}`.split(/\r\n|\r|\n/).map((l) => l.trim()).reverse().find((l) => /^ERROR\s/.test(l));
+  if (logged) return new SceneError(`The scene failed: ${logged.replace(/^ERROR\s+/, "").replace(/\s{2,}\S+\.py:\d+$/, "")}`, details);
   // No reason from the scene: killed from outside (the machine's OOM killer, say) or a crash.
   return Object.assign(new Error(`Manim exited with ${result.signal ?? `code ${result.exitCode}`} without saying why`), { retryable: true, ...details });
 }

@@ -20,13 +20,13 @@ export interface JobContext {
    * (the job is handed back) or on this worker at all (the job fails). Absent: no accounting.
    */
   reserveMemory?(bytes: number): () => void;
-  /** For Manim jobs; defaults: `manim` on the sandbox's PATH and DEFAULT_MANIM_LIMITS. */
+  /** For Manim jobs; defaults: the Manim locateManim finds and DEFAULT_MANIM_LIMITS. */
   manim?: ManimSettings;
 }
 
 export interface ManimSettings {
-  /** The manim program: a name on the sandbox's PATH, or a path (its directory is bound read-only). */
-  bin: string;
+  /** The manim program: a name on the sandbox's PATH, or a path; default: see locateManim. */
+  bin?: string;
   limits?: Partial<SandboxLimits>;
   /** PATH inside the sandbox, for programs Manim runs (latex, dvisvgm); default DEFAULT_SANDBOX_PATH. */
   sandboxPath?: string;

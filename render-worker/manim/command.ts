@@ -38,22 +38,12 @@ export function partialMovieDir(quality: ManimQuality, sceneName: string): strin
 }
 
 /**
- * `manim render` with the flags of Manim Community v0.19 (`manim render --help`,
- * docs.manim.community/en/stable/guides/configuration.html). Caching stays on: the partial movie
- * files restored from storage are what lets Manim skip unchanged animations. `--write_to_movie`
- * makes the OpenGL renderer write a file too; `--progress_bar display` keeps tqdm's bars, which
- * the progress parser reads.
+ * `manim render` with the flags of Manim Community v0.22 (`manim render --help`). Caching stays
+ * on: the partial movie files restored from storage are what lets Manim skip unchanged
+ * animations. `--progress_bar display` keeps tqdm's bars, which the progress parser reads. The
+ * OpenGL renderer runs headless on Mesa's EGL (software rendering when there is no GPU).
  */
 export function manimRenderArgs(opts: { quality: ManimQuality; renderer: ManimRenderer; sceneName: string }): string[] {
-  return [
-    "render",
-    MANIM_QUALITY[opts.quality].flag,
-    `--renderer=${opts.renderer === "OPENGL" ? "opengl" : "cairo"}`,
-    "--media_dir", MEDIA_DIR,
-    "--progress_bar", "display",
-    "--write_to_movie",
-    "--format", "mp4",
-    SCENE_FILE,
-    opts.sceneName,
-  ];
+  const renderer = opts.renderer === "OPENGL" ? "opengl" : "cairo";
+  return ["render", MANIM_QUALITY[opts.quality].flag, `--renderer=${renderer}`, "--media_dir", MEDIA_DIR, "--progress_bar", "display", "--format", "mp4", SCENE_FILE, opts.sceneName];
 }

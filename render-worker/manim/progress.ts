@@ -55,12 +55,16 @@ export function createManimProgressParser() {
       if (partial[stream].length > 4096) partial[stream] = partial[stream].slice(-4096);
       for (const line of lines) readLine(line);
     },
-    /** Reads what is left after the process ended. */
-    end(): void {
+    /**
+     * Reads what is left after the process ended. Manim's bars vanish when they finish (tqdm's
+     * leave=False), often before one shows 100%: a render that `completed` has finished its last.
+     */
+    end(opts: { completed: boolean } = { completed: false }): void {
       for (const stream of ["stdout", "stderr"] as const) {
         readLine(partial[stream]);
         partial[stream] = "";
       }
+      if (opts.completed && state.animationIndex !== null) state.percent = 100;
     },
     snapshot(): ManimProgress {
       return { ...state };

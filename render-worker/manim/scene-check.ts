@@ -70,11 +70,23 @@ const CHECK_LIMITS: SandboxLimits = {
 /**
  * Parses the scene file in `workDir` inside the sandbox, before anything renders: a syntax error
  * becomes "line N: message", a missing scene class names the classes there are. Both throw a
- * SceneError.
+ * SceneError. `python` is Manim's (its readOnlyPaths bound), so the grammar is the one the render has.
  */
-export async function checkScene(workDir: string, sceneName: string, signal?: AbortSignal): Promise<SceneCheck> {
-  const result = await runSandboxed({ command: ["python3", "-c", CHECK_SCRIPT, SCENE_FILE, sceneName], workDir, limits: CHECK_LIMITS, signal });
-  const details = { command: "python3 -c <scene check> scene.py " + sceneName, stderrTail: result.stderrTail || undefined, exitCode: result.exitCode };
+export async function checkScene(
+  workDir: string,
+  sceneName: string,
+  opts: { python?: string; readOnlyPaths?: string[]; env?: Record<string, string>; signal?: AbortSignal } = {},
+): Promise<SceneCheck> {
+  const { signal } = opts;
+  const result = await runSandboxed({
+    command: [opts.python ?? "python3", "-c", CHECK_SCRIPT, SCENE_FILE, sceneName],
+    workDir,
+    limits: CHECK_LIMITS,
+    readOnlyPaths: opts.readOnlyPaths,
+    env: opts.env,
+    signal,
+  });
+  const details = { command: `${opts.python ?? "python3"} -c <scene check> scene.py ${sceneName}`, stderrTail: result.stderrTail || undefined, exitCode: result.exitCode };
   if (signal?.aborted) throw abortError(signal);
   let answer: { error?: string; line?: number; message?: string; classes?: string[]; animationCount?: number | null };
   try {

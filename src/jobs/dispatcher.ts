@@ -14,6 +14,11 @@ export interface Dispatcher {
   kick(): void;
   /** Dispatches at `at` (a retry's `runAfter`), sooner than the sweep would. */
   kickAt(at: Date): void;
+  /**
+   * Why no worker can run a job of `capability` now, or null when one can: a worker with it has
+   * heartbeated within `vanishedAfterSeconds`, or LOCAL_FALLBACK hands it to the API's own worker.
+   */
+  whyUnserved(capability: Capability): Promise<string | null>;
   start(): void;
   stop(): Promise<void>;
 }
@@ -145,6 +150,13 @@ export function createDispatcher(deps: {
 
   return {
     kick: run,
+    async whyUnserved(capability) {
+      if (capability === "cpu" || capability === "local" || deps.fallback) return null;
+      const since = new Date(Date.now() - deps.vanishedAfterSeconds * 1000);
+      const alive = await db.worker.count({ where: { capabilities: { has: capability }, lastHeartbeatAt: { gte: since } } });
+      if (alive > 0) return null;
+      return `no worker with the ${capability} capability has reported in the last ${deps.vanishedAfterSeconds} s, and LOCAL_FALLBACK is off`;
+    },
     kickAt(at) {
       setTimeout(run, Math.max(0, at.getTime() - Date.now())).unref();
     },

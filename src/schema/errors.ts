@@ -1,5 +1,5 @@
 import { builder } from "../builder.ts";
-import { FileTooLargeError, NotFoundError, ValidationError } from "../errors.ts";
+import { FileTooLargeError, NoWorkerError, NotFoundError, ValidationError } from "../errors.ts";
 
 export const ErrorInterface = builder.interfaceRef<Error>("Error").implement({
   description: "Every error a mutation can return implements this.",
@@ -24,4 +24,11 @@ builder.objectType(NotFoundError, {
   interfaces: [ErrorInterface],
   description: "Nothing has the id given; `id` repeats it.",
   fields: (t) => ({ id: t.exposeID("id") }),
+});
+
+builder.objectType(NoWorkerError, {
+  name: "NoWorkerError",
+  interfaces: [ErrorInterface],
+  description: "No worker can run this now (none with `capability` is alive); nothing was created. Try again once one runs.",
+  fields: (t) => ({ capability: t.exposeString("capability") }),
 });

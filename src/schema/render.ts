@@ -1,7 +1,7 @@
 import { builder } from "../builder.ts";
 import { checkOutboundUrl } from "../http/outbound-url.ts";
 import type { Context } from "../context.ts";
-import { ValidationError } from "../errors.ts";
+import { NoWorkerError, ValidationError } from "../errors.ts";
 import type { Video } from "../generated/prisma/client.ts";
 import type { Prisma } from "../generated/prisma/client.ts";
 import { videoSnapshot } from "../events/video-events.ts";
@@ -101,15 +101,17 @@ builder.mutationFields((t) => ({
   renderManim: t.field({
     type: RenderSuccess,
     description:
-      "Renders a Manim scene in a sandboxed worker with the `manim` capability (RENDER_MANIM job), then transcodes it into the ladder (its child TRANSCODE job). `videoEvents` streams the render's progress per animation first. Syntax errors (with line numbers) and a missing scene class fail the video before any render.",
+      "Renders a Manim scene in a sandboxed worker with the `manim` capability (RENDER_MANIM job), then transcodes it into the ladder (its child TRANSCODE job). `videoEvents` streams the render's progress per animation first. Syntax errors (with line numbers) and a missing scene class fail the video before any render; exceptions (with their line) and LaTeX errors (with the expression) fail it too, without retries. NoWorkerError when no worker can render Manim now.",
     authScopes: { scope: "videos:write" },
     args: { input: t.arg({ type: RenderManimInput, required: true }) },
-    errors: { types: [ValidationError], union: { name: "RenderManimResult" } },
+    errors: { types: [ValidationError, NoWorkerError], union: { name: "RenderManimResult" } },
     resolve: async (_root, { input }, ctx) => {
       const title = validTitle(input.title);
       if (Buffer.byteLength(input.code) > MAX_SCENE_CODE_BYTES) throw new ValidationError("code", "The scene code is larger than 1 MB");
       if (!input.code.trim()) throw new ValidationError("code", "The scene code is empty");
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(input.sceneName)) throw new ValidationError("sceneName", "Not a Python class name");
+      const unserved = await ctx.dispatcher.whyUnserved("manim");
+      if (unserved) throw new NoWorkerError("manim", `No worker can render Manim scenes now: ${unserved}`);
       const video = await createRenderedVideo(ctx, {
         title,
         idempotencyKey: validIdempotencyKey(input.idempotencyKey),
