@@ -7,12 +7,12 @@
 import { copyFile, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { parseArgs } from "node:util";
 import { DEFAULT_MANIM_LIMITS } from "../render-worker/handlers/render-manim.ts";
 import { locateManim } from "../render-worker/manim/capability.ts";
 import { MANIM_QUALITY, manimRenderArgs, SCENE_FILE } from "../render-worker/manim/command.ts";
 import { runSandboxed } from "../render-worker/sandbox/bubblewrap.ts";
 import type { ManimQuality } from "../src/protocol/messages.ts";
+import { parseCommandLine, usageError } from "../scripts/cli.ts";
 
 const SCENE = path.join(import.meta.dirname, "manim-standard-scene.py");
 // Runs Manim as a child and reports what the kernel counted for it once it was reaped.
@@ -24,9 +24,16 @@ print(f"bench: peak_rss_kb={r.ru_maxrss} cpu_s={r.ru_utime + r.ru_stime:.2f}", f
 sys.exit(code)
 `;
 
-const { values: flags } = parseArgs({ options: { qualities: { type: "string", default: "LOW,MEDIUM,HIGH,FOURK" } } });
+const { values: flags } = parseCommandLine(
+  `usage: npm run bench:manim [-- --qualities=LOW,MEDIUM,HIGH,FOURK]
+Renders bench/manim-standard-scene.py with the worker's Manim in the sandbox at each quality and
+prints wall seconds, CPU seconds and peak memory per quality.`,
+  { options: { qualities: { type: "string", default: "LOW,MEDIUM,HIGH,FOURK" } } },
+);
 const qualities = flags.qualities.split(",").map((q) => q.trim()) as ManimQuality[];
-for (const q of qualities) if (!MANIM_QUALITY[q]) throw new Error(`Unknown quality ${q}; known: ${Object.keys(MANIM_QUALITY).join(", ")}`);
+for (const q of qualities) {
+  if (!MANIM_QUALITY[q]) usageError("usage: npm run bench:manim [-- --qualities=LOW,MEDIUM,HIGH,FOURK]", `Unknown quality ${q}; known: ${Object.keys(MANIM_QUALITY).join(", ")}`);
+}
 
 const manim = await locateManim(process.env.MANIM_BIN || undefined);
 console.log(`Manim: ${manim.command} (${manim.foundBy}); ${os.cpus().length} × ${os.cpus()[0]?.model ?? "CPU"}; ${new Date().toISOString()}`);

@@ -8,6 +8,14 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { renderManim } from "../render-worker/handlers/render-manim.ts";
 import { createLocalWorkerStorage } from "../render-worker/storage/local.ts";
+import { parseCommandLine } from "./cli.ts";
+
+parseCommandLine(
+  `usage: npm run docs:manim-frames
+Renders bench/manim-standard-scene.py with the worker's own Manim handler (sandbox, MEDIUM) and
+tiles six frames of the movie into docs/manim-frames.png.`,
+  {},
+);
 
 const run = promisify(execFile);
 const root = path.resolve(import.meta.dirname, "..");

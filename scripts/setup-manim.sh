@@ -4,6 +4,15 @@
 # same pins does nothing. Needs the Debian packages of scripts/manim-debian-packages.txt (it stops
 # and names the missing ones) and PyPI.
 set -euo pipefail
+usage="usage: npm run setup:manim
+Installs Manim Community (pinned in scripts/manim-requirements.txt) into .tools/manim; does
+nothing when it is up to date. Needs the Debian packages of scripts/manim-debian-packages.txt.
+MANIM_SETUP_PYTHON picks the Python (default python3)."
+case "${1-}" in
+  "") ;;
+  -h|--help) echo "$usage"; exit 0 ;;
+  *) printf 'Unexpected argument %s\n\n%s\n' "$1" "$usage" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 venv=.tools/manim
 req=scripts/manim-requirements.txt
