@@ -59,12 +59,20 @@ export const WORKER_ENV_NAMES: readonly string[] = [
   ...WorkerEnvSchema.keyof().options,
   "FFMPEG_PATH", "FFPROBE_PATH", "ESPEAK_PATH", "ESPEAK_DATA_PATH", "QUIZ_FONT_DIR",
   "GOOGLE_APPLICATION_CREDENTIALS", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST",
-  // The AWS SDK's standard credential chain (STORAGE=s3).
+  "PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "NODE_EXTRA_CA_CERTS",
+];
+
+/** The AWS SDK's standard credential chain: a worker needs it only to reach S3 (STORAGE=s3). */
+const AWS_CREDENTIAL_ENV_NAMES: readonly string[] = [
   "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION",
   "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
   "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-  "PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "NODE_EXTRA_CA_CERTS",
 ];
+
+/** The variables a worker started with `source` as its environment is given: WORKER_ENV_NAMES, and AWS credentials with STORAGE=s3. */
+export function workerEnvNames(source: NodeJS.ProcessEnv): readonly string[] {
+  return source.STORAGE === "s3" ? [...WORKER_ENV_NAMES, ...AWS_CREDENTIAL_ENV_NAMES] : WORKER_ENV_NAMES;
+}
 
 const CheckedWorkerEnvSchema = WorkerEnvSchema.superRefine((env, ctx) => {
   if (env.TRANSPORT === "postgres" && !env.DATABASE_URL) {

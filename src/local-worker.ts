@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
-import { WORKER_ENV_NAMES } from "../render-worker/config.ts";
+import { workerEnvNames } from "../render-worker/config.ts";
 import { log } from "./log.ts";
 
 const WORKER_ENTRY = path.resolve(import.meta.dirname, "../render-worker/main.ts");
@@ -13,7 +13,7 @@ export interface LocalWorker {
  * Runs the render worker as a child process beside the API (the embedded default), restarting
  * it with back-off if it dies. It is the same program a cloud worker runs, with the same
  * transport. Of the API's environment it gets only the variables a worker reads
- * (`WORKER_ENV_NAMES`): it parses tenant media, so the API's secrets stay out of its reach.
+ * (`workerEnvNames`): it parses tenant media, so the API's secrets stay out of its reach.
  */
 export function startLocalWorker(options: {
   databaseUrl: string;
@@ -71,5 +71,5 @@ export function startLocalWorker(options: {
 }
 
 function workerEnvFrom(env: NodeJS.ProcessEnv): Record<string, string> {
-  return Object.fromEntries(WORKER_ENV_NAMES.flatMap((name) => (env[name] === undefined ? [] : [[name, env[name]]])));
+  return Object.fromEntries(workerEnvNames(env).flatMap((name) => (env[name] === undefined ? [] : [[name, env[name]]])));
 }
