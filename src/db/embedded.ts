@@ -128,5 +128,29 @@ export async function runEmbeddedPostgres(dataDir: string, port?: number): Promi
   if (!rowCount) await admin.query("CREATE DATABASE videograph");
   await admin.end();
   log.info("embedded Postgres started", { port: pgPort });
-  return { url, stop: () => pgServer.stop() };
+  return {
+    url,
+    async stop() {
+      await clientsDisconnected(pgServer, 5000).catch(() => undefined);
+      await pgServer.stop();
+    },
+  };
+}
+
+/**
+ * Resolves once no other client is connected, or after `timeoutMs`. The package stops Postgres
+ * with SIGINT ("fast shutdown"), which sends an error to every connection still open, and a pg
+ * Pool's end() resolves before its connections have closed.
+ */
+async function clientsDisconnected(pgServer: EmbeddedPostgres, timeoutMs: number): Promise<void> {
+  const admin = pgServer.getPgClient("postgres", "127.0.0.1");
+  await admin.connect();
+  try {
+    for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) {
+      const { rows } = await admin.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()");
+      if (rows[0].n === 0) return;
+    }
+  } finally {
+    await admin.end();
+  }
 }
