@@ -135,7 +135,7 @@ try {
   say(`listening at ${url} after ${((Date.now() - started) / 1000).toFixed(0)} s`);
   const health = await fetch(`${url}/health`).then((r) => r.json());
   if (health?.status !== "ok") fail(`/health answered ${JSON.stringify(health)}`);
-  const key = output.match(/shown once, keep it:\s+(vg_\S+)/)?.[1] ?? fail("no admin API key printed");
+  const key = output.match(/shown once, keep it:\s+export VIDEOGRAPH_KEY=(vg_\S+)/)?.[1] ?? fail("no admin API key printed");
 
   async function gql(query: string, variables: Record<string, unknown> = {}) {
     const res = await fetch(`${url}/graphql`, {

@@ -24,7 +24,7 @@ describe("npm start with no configuration", () => {
     const api = await startApiProcess("api", { DATA_DIR: dataDir, DATABASE_URL: undefined, LOCAL_WORKER: "true", BOOTSTRAP_API_KEY: undefined });
     expect(api.log()).toContain("embedded Postgres started");
     // The first start of an empty database creates an admin key and prints it, once.
-    const printed = (await api.waitForLog(/shown once, keep it:\s+(vg_[\w-]+)/)) as RegExpMatchArray;
+    const printed = (await api.waitForLog(/shown once, keep it:\s+export VIDEOGRAPH_KEY=(vg_[\w-]+)/)) as RegExpMatchArray;
     const key = printed[1]!;
 
     const health = await fetch(`${api.url}/health`);
