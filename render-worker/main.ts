@@ -59,8 +59,9 @@ function shutdown(reason: string): void {
   );
 }
 for (const signal of ["SIGTERM", "SIGINT"] as const) process.on(signal, () => shutdown(signal));
-// The API's local worker (src/local-worker.ts) has an IPC channel to it, closed when the API is gone.
-process.on("disconnect", () => shutdown("API process gone"));
+// The API's local worker (src/local-worker.ts) has an IPC channel to it, closed when the API is
+// gone; a shutdown already under way goes on.
+process.on("disconnect", () => stopping || shutdown("API process gone"));
 
 worker.start().catch((err) => {
   log.error("worker failed to start", { err });

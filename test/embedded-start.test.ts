@@ -77,4 +77,21 @@ describe("npm start with no configuration", () => {
     for (let i = 0; i < 50 && alivePids(descendants).length; i++) await new Promise((r) => setTimeout(r, 100));
     expect(alivePids(descendants)).toEqual([]);
   });
+
+  it("when the API process is killed outright, its worker and embedded Postgres stop by themselves", async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), "videograph-start-"));
+    dirs.push(dataDir);
+    await chmod(dataDir, 0o755);
+    const api = await startApiProcess("api-killed", { DATA_DIR: dataDir, DATABASE_URL: undefined, LOCAL_WORKER: "true" });
+    await api.waitForLog('"msg":"worker ready"', 30_000);
+    const descendants = descendantPids(api.child.pid!);
+    expect(descendants.length).toBeGreaterThanOrEqual(3);
+
+    // They run in process groups of their own, so nothing but the closed IPC channel tells them.
+    await api.stop("SIGKILL");
+    for (let i = 0; i < 150 && alivePids(descendants).length; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(alivePids(descendants)).toEqual([]);
+    expect(api.log()).toContain('"msg":"API process gone: shutting down"');
+    expect(api.log()).toContain('"msg":"embedded Postgres stopped"');
+  });
 });
