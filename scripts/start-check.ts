@@ -131,7 +131,7 @@ async function waitFor<T>(what: string, seconds: number, probe: () => T | null |
 }
 
 try {
-  const url = await waitFor("\"API listening\"", START_SECONDS, () => output.match(/"msg":"API listening","url":"(http:\/\/[^"]+)\/graphql"/)?.[1] ?? null);
+  const url = await waitFor("\"API listening\"", START_SECONDS, () => output.match(/"msg":"API listening".*"url":"(http:\/\/[^"]+)\/graphql"/)?.[1] ?? null);
   say(`listening at ${url} after ${((Date.now() - started) / 1000).toFixed(0)} s`);
   const health = await fetch(`${url}/health`).then((r) => r.json());
   if (health?.status !== "ok") fail(`/health answered ${JSON.stringify(health)}`);
