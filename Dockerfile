@@ -1,13 +1,13 @@
 # The API. Build: docker build -t videograph-api .
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
-COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# `npm ci` generates the Prisma client (postinstall), so the schema comes first.
+COPY package.json package-lock.json prisma.config.ts ./
 COPY prisma ./prisma
-COPY prisma.config.ts ./
+RUN npm ci --no-audit --no-fund
 COPY src ./src
 COPY scripts ./scripts
-RUN npx prisma generate && npm prune --omit=dev
+RUN npm prune --omit=dev
 
 FROM node:24-bookworm-slim
 ENV NODE_ENV=production PORT=4000 LOCAL_WORKER=false

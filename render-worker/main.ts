@@ -7,7 +7,7 @@ import { createPostgresWorkerTransport } from "./transport/postgres.ts";
 import { createPubSubWorkerTransport } from "./transport/pubsub.ts";
 import { createWorker, defaultTmpDir } from "./worker.ts";
 
-let env;
+let env: ReturnType<typeof loadWorkerEnv>;
 try {
   env = loadWorkerEnv();
 } catch (err) {
@@ -43,23 +43,25 @@ const worker = createWorker({
 });
 
 let stopping = false;
-for (const signal of ["SIGTERM", "SIGINT"] as const) {
-  process.on(signal, () => {
-    if (stopping) {
-      log.warn("second signal: exiting now");
+function shutdown(reason: string): void {
+  if (stopping) {
+    log.warn("second signal: exiting now");
+    process.exit(1);
+  }
+  stopping = true;
+  log.info(`${reason}: shutting down`, { graceSeconds: env.SHUTDOWN_GRACE_SECONDS });
+  worker.shutdown(env.SHUTDOWN_GRACE_SECONDS).then(
+    () => process.exit(0),
+    (err) => {
+      log.error("shutdown failed", { err });
       process.exit(1);
-    }
-    stopping = true;
-    log.info(`${signal}: shutting down`, { graceSeconds: env.SHUTDOWN_GRACE_SECONDS });
-    worker.shutdown(env.SHUTDOWN_GRACE_SECONDS).then(
-      () => process.exit(0),
-      (err) => {
-        log.error("shutdown failed", { err });
-        process.exit(1);
-      },
-    );
-  });
+    },
+  );
 }
+for (const signal of ["SIGTERM", "SIGINT"] as const) process.on(signal, () => shutdown(signal));
+// The API's local worker (src/local-worker.ts) has an IPC channel to it, closed when the API is
+// gone; a shutdown already under way goes on.
+process.on("disconnect", () => stopping || shutdown("API process gone"));
 
 worker.start().catch((err) => {
   log.error("worker failed to start", { err });

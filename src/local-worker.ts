@@ -14,6 +14,9 @@ export interface LocalWorker {
  * it with back-off if it dies. It is the same program a cloud worker runs, with the same
  * transport. Of the API's environment it gets only the variables a worker reads
  * (`workerEnvNames`): it parses tenant media, so the API's secrets stay out of its reach.
+ *
+ * It runs in its own process group, so a terminal's Ctrl-C reaches only the API, which then
+ * stops it once (a second signal would force it). The IPC channel tells it when the API is gone.
  */
 export function startLocalWorker(options: {
   databaseUrl: string;
@@ -31,7 +34,8 @@ export function startLocalWorker(options: {
   function launch(): void {
     const startedAt = Date.now();
     child = spawn(process.execPath, [WORKER_ENTRY], {
-      stdio: ["ignore", "inherit", "inherit"],
+      detached: true,
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
       env: {
         ...workerEnvFrom(process.env),
         DATABASE_URL: options.databaseUrl,

@@ -70,6 +70,8 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
   liveCredentials.listen(eventTarget);
   // A small pool of its own for the rate limiter's counters (Prisma's pool is not a pg.Pool).
   const limiterPool = new pg.Pool({ connectionString: databaseUrl, max: 4 });
+  // An idle client whose connection the server ends (a restart, a failover) must not crash the API.
+  limiterPool.on("error", (err) => log.warn("rate limiter connection lost", { err }));
   const publicUrl = env.PUBLIC_URL?.replace(/\/$/, "") ?? "";
   const storage =
     env.STORAGE === "gcs"
@@ -286,7 +288,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       if (created && !env.BOOTSTRAP_API_KEY) {
         // Printed once, on the first start of an empty database: the secret is not stored.
         process.stdout.write(
-          `\n  Admin API key (tenant "default", every scope) — shown once, keep it:\n\n    ${created.secret}\n\n  Send it as: Authorization: Bearer <key>\n\n`,
+          `\n  Admin API key (tenant "default", every scope) — shown once, keep it:\n\n    export VIDEOGRAPH_KEY=${created.secret}\n\n  Send it as: Authorization: Bearer <key>\n\n`,
         );
         log.info("admin API key created", { keyId: created.key.id, prefix: created.key.prefix });
       }

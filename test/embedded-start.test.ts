@@ -2,6 +2,7 @@ import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { alivePids, descendantPids } from "./support/child-processes.ts";
 import { startApiProcess, stopAllProcesses } from "./support/processes.ts";
 
 /**
@@ -23,7 +24,7 @@ describe("npm start with no configuration", () => {
     const api = await startApiProcess("api", { DATA_DIR: dataDir, DATABASE_URL: undefined, LOCAL_WORKER: "true", BOOTSTRAP_API_KEY: undefined });
     expect(api.log()).toContain("embedded Postgres started");
     // The first start of an empty database creates an admin key and prints it, once.
-    const printed = (await api.waitForLog(/shown once, keep it:\s+(vg_[\w-]+)/)) as RegExpMatchArray;
+    const printed = (await api.waitForLog(/shown once, keep it:\s+export VIDEOGRAPH_KEY=(vg_[\w-]+)/)) as RegExpMatchArray;
     const key = printed[1]!;
 
     const health = await fetch(`${api.url}/health`);
@@ -40,5 +41,57 @@ describe("npm start with no configuration", () => {
 
     expect(await api.stop("SIGTERM")).toBe(0);
     expect(api.log()).toContain('"msg":"stopped"');
+  });
+
+  it("stops in order on a terminal's Ctrl-C (SIGINT to the whole process group), with no errors and nothing left running", async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), "videograph-start-"));
+    dirs.push(dataDir);
+    await chmod(dataDir, 0o755);
+    const api = await startApiProcess("api-ctrl-c", { DATA_DIR: dataDir, DATABASE_URL: undefined, LOCAL_WORKER: "true" }, { ownProcessGroup: true });
+    await api.waitForLog('"msg":"worker ready"', 30_000);
+    // The embedded Postgres (its host process, the postmaster and its backends) and the worker.
+    const descendants = descendantPids(api.child.pid!);
+    expect(descendants.length).toBeGreaterThanOrEqual(3);
+
+    expect(await api.interruptGroup()).toBe(0);
+    const log = api.log();
+    const order = [
+      '"msg":"SIGINT: shutting down"',
+      '"component":"worker","msg":"SIGTERM: shutting down"',
+      '"component":"worker","msg":"shutdown: done"',
+      '"msg":"stopping: HTTP and WebSocket connections"',
+      '"msg":"stopping: database"',
+      '"msg":"stopped"',
+      '"msg":"stopping: embedded Postgres"',
+      '"msg":"embedded Postgres stopped"',
+    ];
+    const positions = order.map((line) => log.indexOf(line));
+    expect(positions.every((p) => p >= 0), log).toBe(true);
+    expect(positions, log).toEqual([...positions].sort((a, b) => a - b));
+    // The worker is signalled once, by the API: a second signal would force it.
+    expect(log.match(/"component":"worker","msg":"SIG\w+: shutting down"/g)).toHaveLength(1);
+    expect(log).not.toContain("second signal");
+    expect(log).not.toMatch(/"level":"error"/);
+    expect(log).not.toMatch(/\n\s+at .+:\d+:\d+\)?\n/);
+    // The API resolves only once Postgres has stopped; give the kernel a moment to reap.
+    for (let i = 0; i < 50 && alivePids(descendants).length; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(alivePids(descendants)).toEqual([]);
+  });
+
+  it("when the API process is killed outright, its worker and embedded Postgres stop by themselves", async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), "videograph-start-"));
+    dirs.push(dataDir);
+    await chmod(dataDir, 0o755);
+    const api = await startApiProcess("api-killed", { DATA_DIR: dataDir, DATABASE_URL: undefined, LOCAL_WORKER: "true" });
+    await api.waitForLog('"msg":"worker ready"', 30_000);
+    const descendants = descendantPids(api.child.pid!);
+    expect(descendants.length).toBeGreaterThanOrEqual(3);
+
+    // They run in process groups of their own, so nothing but the closed IPC channel tells them.
+    await api.stop("SIGKILL");
+    for (let i = 0; i < 150 && alivePids(descendants).length; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(alivePids(descendants)).toEqual([]);
+    expect(api.log()).toContain('"msg":"API process gone: shutting down"');
+    expect(api.log()).toContain('"msg":"embedded Postgres stopped"');
   });
 });

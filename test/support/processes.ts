@@ -10,14 +10,19 @@ export interface ServiceProcess {
   waitForLog(text: string | RegExp, timeoutMs?: number): Promise<RegExpMatchArray | string>;
   /** Sends `signal` and resolves with the exit code once the process has exited. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /**
+   * Sends SIGINT to the process's whole group, as a terminal's Ctrl-C does, and resolves with the
+   * exit code; only for a process started with `ownProcessGroup`.
+   */
+  interruptGroup(): Promise<number | null>;
 }
 
 const running = new Set<ServiceProcess>();
 
-function startProcess(name: string, entry: string, env: Record<string, string | undefined>): ServiceProcess {
+function startProcess(name: string, entry: string, env: Record<string, string | undefined>, options: { ownProcessGroup?: boolean } = {}): ServiceProcess {
   // An undefined value removes the variable (DATABASE_URL: undefined → embedded Postgres).
   const merged = Object.fromEntries(Object.entries({ ...process.env, ...env }).filter(([, v]) => v !== undefined)) as NodeJS.ProcessEnv;
-  const child = spawn(process.execPath, [entry], { env: merged, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [entry], { env: merged, stdio: ["ignore", "pipe", "pipe"], detached: options.ownProcessGroup ?? false });
   let log = "";
   const listeners = new Set<() => void>();
   // Logs go to stderr; stdout carries what a service prints for its operator (the first admin key).
@@ -65,14 +70,24 @@ function startProcess(name: string, entry: string, env: Record<string, string | 
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;
     },
+    async interruptGroup() {
+      if (!options.ownProcessGroup) throw new Error(`${name} was not started in its own process group`);
+      running.delete(service);
+      if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, "SIGINT");
+      return exited;
+    },
   };
   running.add(service);
   return service;
 }
 
 /** `node src/main.ts` on a random port; resolves once it listens, with its URL. */
-export async function startApiProcess(name: string, env: Record<string, string | undefined>): Promise<ServiceProcess & { url: string }> {
-  const api = startProcess(name, "src/main.ts", { PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "info", LOCAL_WORKER: "false", BOOTSTRAP_API_KEY: TEST_ADMIN_KEY, ...env });
+export async function startApiProcess(
+  name: string,
+  env: Record<string, string | undefined>,
+  options: { ownProcessGroup?: boolean } = {},
+): Promise<ServiceProcess & { url: string }> {
+  const api = startProcess(name, "src/main.ts", { PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "info", LOCAL_WORKER: "false", BOOTSTRAP_API_KEY: TEST_ADMIN_KEY, ...env }, options);
   const match = (await api.waitForLog(/"msg":"API listening".*"url":"(http:\/\/[^"]+)\/graphql"/)) as RegExpMatchArray;
   return Object.assign(api, { url: match[1]! });
 }
