@@ -8,6 +8,16 @@ import { chmod, mkdtemp, readFile, readdir, readlink, rm, writeFile } from "node
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { parseCommandLine } from "./cli.ts";
+
+parseCommandLine(
+  `usage: npm run check:start
+In a fresh clone of HEAD, runs the README's start command (npm ci && npm start) as a new user
+would, checks /health, uploads a generated clip to READY through the public API, then sends
+Ctrl-C to the process group and checks a clean stop: exit within 30 s, no error-level line, no
+stack trace, no process left. Uncommitted changes are not checked.`,
+  {},
+);
 
 const STOP_SECONDS = 30;
 const START_SECONDS = 600;
