@@ -2,6 +2,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Parser } from "m3u8-parser";
 import type { ProbeResult, Rung } from "../../src/protocol/messages.ts";
+import { storageUnavailable } from "../storage/errors.ts";
 import type { WorkerStorage } from "../storage/types.ts";
 import { mergePlaylist, type KeptSegment } from "./resume.ts";
 
@@ -45,7 +46,10 @@ export interface VariantPublication {
   error?: string;
 }
 
-/** Storage refused one of a rung's files; the other rungs go on. */
+/**
+ * Storage refused one of a rung's files for a reason of that file (not a full disk or an outage,
+ * which are StorageUnavailableError and fail the attempt); the other rungs go on.
+ */
 export class RungPublishError extends Error {
   readonly rung: string;
   constructor(rung: string, cause: unknown) {
@@ -82,7 +86,9 @@ interface RungState {
  * `temp_file`), then uploads a snapshot of that playlist, so a published playlist never names
  * an unpublished segment. Once every rung has published a segment, the master playlist follows.
  * A rung whose files storage refuses fails alone: it is published no further and the master
- * leaves it out, unless no video rung is left, which fails the whole publication.
+ * leaves it out, unless no video rung is left, which fails the whole publication. A full,
+ * failing or unreachable storage (or work dir) fails the whole publication instead, so the
+ * attempt is retried rather than ending with rungs missing.
  */
 export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
   const { storage, workDir, ladder } = opts;
@@ -109,7 +115,7 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
     try {
       await storage.upload(key, file, options);
     } catch (err) {
-      throw new RungPublishError(rung, err);
+      throw storageUnavailable(err) ?? new RungPublishError(rung, err);
     }
   }
 
@@ -154,6 +160,14 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
   }
 
   async function publishPass(final: boolean): Promise<void> {
+    try {
+      await publishRungsAndMaster(final);
+    } catch (err) {
+      throw storageUnavailable(err) ?? err;
+    }
+  }
+
+  async function publishRungsAndMaster(final: boolean): Promise<void> {
     await mkdir(path.join(workDir, SNAPSHOT_DIR), { recursive: true });
     const publishing = states.filter((s) => !s.failure);
     // allSettled: no upload may still be reading the work dir when a failed pass returns.

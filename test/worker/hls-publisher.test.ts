@@ -8,6 +8,8 @@ import { createHlsPublisher, masterPlaylist } from "../../render-worker/media/hl
 import { planLadder } from "../../render-worker/media/ladder.ts";
 import { assertValidKey, createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import type { UploadOptions, WorkerStorage } from "../../render-worker/storage/types.ts";
+import { StorageUnavailableError } from "../../render-worker/storage/errors.ts";
+import { canMountTmpfs, mountSmallDisk } from "../support/tmpfs.ts";
 import { fixturesDir } from "./media-fixtures.ts";
 
 const probe: ProbeResult = { duration: 6, width: 640, height: 360, fps: 25, rotation: 0, hasAudio: true, videoCodec: "h264", audioCodec: "aac" };
@@ -172,6 +174,47 @@ describe("createHlsPublisher", () => {
     expect(master).toContain("240p/index.m3u8");
     expect(master).toContain("audio/index.m3u8");
     expect(master).not.toContain("144p");
+  });
+
+  it.skipIf(!canMountTmpfs)("a full storage disk (a real ENOSPC on a 256 KiB tmpfs; needs root) fails the publication, retryable, and no rung fails alone", async () => {
+    const disk = await mountSmallDisk(dataDir, 256 * 1024);
+    try {
+      const errors: unknown[] = [];
+      const publisher = createHlsPublisher({
+        storage: createLocalWorkerStorage(dataDir), workDir, outputPrefix: "videos/v1", ladder, probe, intervalMs: 20,
+        onError: (e) => errors.push(e),
+      });
+      for (const rung of ladder) await writeRung(rung.name, 2, false);
+      // One rung's segments alone overflow the disk.
+      for (const segment of ["seg_00000.ts", "seg_00001.ts"]) await writeFile(path.join(workDir, "144p", segment), Buffer.alloc(200 * 1024, 1));
+      publisher.start();
+      await waitFor(() => errors.length > 0, "the storage error");
+      expect(errors[0]).toBeInstanceOf(StorageUnavailableError);
+      expect((errors[0] as StorageUnavailableError).full).toBe(true);
+      expect((errors[0] as StorageUnavailableError).retryable).toBe(true);
+      expect((errors[0] as Error).message).toMatch(/^Storage is full: ENOSPC/);
+      expect(publisher.variants().filter((v) => v.error !== undefined)).toEqual([]);
+      await expect(publisher.finish()).rejects.toThrow(/Storage is full/);
+    } finally {
+      await disk.unmount();
+    }
+  });
+
+  it("a storage quota or outage from a cloud store fails the publication, not the rung (S3 and GCS error shapes)", async () => {
+    const quotaErrors: unknown[] = [
+      Object.assign(new Error("The bucket's quota is exceeded"), { name: "QuotaExceeded", $metadata: { httpStatusCode: 403 } }),
+      Object.assign(new Error("Storage backend has reached its minimum free drive threshold"), { name: "XMinioStorageFull", $metadata: { httpStatusCode: 507 } }),
+      Object.assign(new Error("The project exceeded its quota"), { code: 403, errors: [{ reason: "quotaExceeded" }] }),
+      Object.assign(new Error("Backend Error"), { code: 503 }),
+    ];
+    for (const refusal of quotaErrors) {
+      const storage: WorkerStorage = { ...recordingStorage([]), upload: async () => Promise.reject(refusal) };
+      const publisher = createHlsPublisher({ storage, workDir, outputPrefix: "videos/v1", ladder, probe });
+      for (const rung of ladder) await writeRung(rung.name, 1, true);
+      const failure = await publisher.finish().then(() => null, (err: unknown) => err);
+      expect(failure, (refusal as Error).name).toBeInstanceOf(StorageUnavailableError);
+      expect(publisher.variants().filter((v) => v.error !== undefined)).toEqual([]);
+    }
   });
 
   it("refuses to finish while a playlist lacks #EXT-X-ENDLIST", async () => {
