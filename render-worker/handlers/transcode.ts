@@ -10,7 +10,7 @@ import { planLadder } from "../media/ladder.ts";
 import type { ProbedInput } from "../media/media-input.ts";
 import { probeSource } from "../media/probe.ts";
 import { ENCODE_MANIFEST, encodeManifestText, planResume, type EncodeManifest, type ResumePoint } from "../media/resume.ts";
-import { storageUnavailable } from "../storage/errors.ts";
+import { storageUnavailable } from "../../src/protocol/storage-errors.ts";
 import { sampleProgress } from "./progress-sampler.ts";
 import type { JobContext } from "./types.ts";
 

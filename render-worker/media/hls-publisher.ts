@@ -2,7 +2,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Parser } from "m3u8-parser";
 import type { ProbeResult, Rung } from "../../src/protocol/messages.ts";
-import { storageUnavailable } from "../storage/errors.ts";
+import { storageUnavailable } from "../../src/protocol/storage-errors.ts";
 import type { WorkerStorage } from "../storage/types.ts";
 import { mergePlaylist, type KeptSegment } from "./resume.ts";
 
