@@ -72,7 +72,7 @@ function resumeIncomplete(res: ServerResponse, received: number): void {
 function refuseForStorage(res: ServerResponse, req: IncomingMessage, videoId: string, unavailable: StorageUnavailableError, kept: number | null): void {
   log.warn(unavailable.full ? "upload refused: storage is full" : "upload refused: storage is unavailable", { videoId, keptBytes: kept, err: unavailable.message });
   req.resume();
-  const resumeAt = kept === null ? "" : ` The first ${kept} bytes are kept: resume from byte ${kept}.`;
+  const resumeAt = kept === null ? "" : kept === 0 ? " Nothing of the file is kept: send it from byte 0." : ` The first ${kept} bytes are kept: resume from byte ${kept}.`;
   const headers: Record<string, string> = { connection: "close", "retry-after": "60", ...(kept ? { range: `bytes=0-${kept - 1}` } : {}) };
   const reason = unavailable.full ? "The server's storage is full" : "The server's storage is unavailable";
   reply(res, unavailable.full ? 507 : 503, { error: `${reason}, so this chunk was not stored; try again later.${resumeAt}` }, headers);
@@ -162,7 +162,8 @@ export async function handleUpload(deps: UploadDeps, req: IncomingMessage, res: 
     const isComplete = (held: number) => (total !== null ? held >= total : range === null);
     let written: number;
     try {
-      written = await deps.storage.writeUploadChunk(videoId, start, req, { limit, isComplete });
+      // A refused body (too large, storage full) is answered and drained, so it is not destroyed.
+      written = await deps.storage.writeUploadChunk(videoId, start, req.iterator({ destroyOnReturn: false }), { limit, isComplete });
     } catch (err) {
       if (err instanceof UploadTooLargeError) {
         req.resume();
