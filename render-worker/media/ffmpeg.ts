@@ -358,6 +358,7 @@ function runFfmpeg(command: ffmpeg.FfmpegCommand, signal: AbortSignal | undefine
     if (signal?.aborted) return reject(abortError(signal));
     let commandLine = "";
     let spawned = false;
+    let diskFull = false;
     const stderrTail: string[] = [];
     const onAbort = () => {
       // Before 'start' there is no process yet; the 'start' handler kills it then.
@@ -377,6 +378,7 @@ function runFfmpeg(command: ffmpeg.FfmpegCommand, signal: AbortSignal | undefine
     });
     command.on("stderr", (line: string) => {
       if (line.trim() === "" || /^\s*(frame|size)=/.test(line)) return;
+      if (DISK_FULL.test(line)) diskFull = true;
       stderrTail.push(line);
       if (stderrTail.length > STDERR_TAIL_LINES) stderrTail.shift();
     });
@@ -398,12 +400,19 @@ function runFfmpeg(command: ffmpeg.FfmpegCommand, signal: AbortSignal | undefine
     command.on("end", () => {
       settle();
       if (signal?.aborted) return reject(abortError(signal));
+      if (diskFull) {
+        // The HLS muxer logs a failed segment or playlist write and carries on to exit 0.
+        const details = { retryable: true, command: commandLine || undefined, stderrTail: stderrTail.join("\n") || undefined, exitCode: 0 };
+        return reject(new MediaError("ffmpeg ran out of disk space in the work dir (No space left on device)", details));
+      }
       resolve(commandLine);
     });
     asMediaTool(command);
     command.run();
   });
 }
+
+const DISK_FULL = /No space left on device|Disk quota exceeded/i;
 
 /** ffmpeg ends with its reason in unindented lines; indented ones describe the input. */
 function errorSummary(stderrTail: string[]): string | null {
