@@ -239,9 +239,9 @@ export function createWorker(options: WorkerOptions): Worker {
 
   return {
     async start() {
-      workDirs = await claimWorkDirs(options.tmpDir);
       await checkNvenc();
       await checkManim();
+      workDirs = await claimWorkDirs(options.tmpDir);
       await transport.start();
       await transport.onControl(onControl);
       await transport.consumeJobs(capabilities, options.concurrency, runJob);
