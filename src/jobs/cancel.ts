@@ -17,7 +17,8 @@ export const CANCELED_REASON = "Canceled on request";
 /**
  * Cancels a video and its unfinished jobs (all of them, or only `jobIds`): the rows say CANCELED
  * at once, unfinished variants SKIPPED, and every worker is told to stop those attempts. A worker
- * that missed the message is told again when it reports the job started (see ingest-events.ts).
+ * that missed the message is told again when it reports the job started or lists it in a heartbeat
+ * (see ingest-events.ts).
  */
 export async function cancelVideo(deps: CancelDeps, videoId: string, jobIds?: string[]): Promise<{ video: Video; jobs: Job[] }> {
   const at = new Date();
