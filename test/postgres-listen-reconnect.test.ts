@@ -1,6 +1,8 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import net from "node:net";
+import { isConnectionLoss } from "../render-worker/transport/postgres.ts";
 import { listenWithReconnect } from "../render-worker/transport/postgres-listener.ts";
 import { EVENTS_CHANNEL, notificationPayload, PostgresEventTarget, RESYNC } from "../src/events/postgres-event-target.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
@@ -78,5 +80,30 @@ describe("LISTEN connections come back by themselves after an outage of several 
     } finally {
       await listener.close();
     }
+  });
+
+  it("a worker's event send tells a lost connection or an absent server (retried) from a refused request (not retried)", async () => {
+    const errorOf = (p: Promise<unknown>) => p.then(() => null, (err: unknown) => err);
+    const closedPort = await new Promise<number>((resolve) => {
+      const srv = net.createServer().listen(0, "127.0.0.1", () => {
+        const { port } = srv.address() as net.AddressInfo;
+        srv.close(() => resolve(port));
+      });
+    });
+    const unreachable = new pg.Client({ connectionString: `postgresql://x@127.0.0.1:${closedPort}/x` });
+    expect(isConnectionLoss(await errorOf(unreachable.connect()))).toBe(true);
+
+    const victim = new pg.Client({ connectionString: listenerUrl });
+    victim.on("error", () => {});
+    await victim.connect();
+    const { rows } = await victim.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
+    const sleeping = errorOf(victim.query("SELECT pg_sleep(10)"));
+    await expect.poll(async () => (await admin.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND query LIKE 'SELECT pg_sleep%'", [rows[0]!.pid])).rowCount).toBe(1);
+    await admin.query("SELECT pg_terminate_backend($1)", [rows[0]!.pid]);
+    expect(isConnectionLoss(await sleeping)).toBe(true);
+    await victim.end().catch(() => {});
+
+    expect(isConnectionLoss(await errorOf(admin.query("SELECT * FROM no_such_table")))).toBe(false);
+    expect(isConnectionLoss(await errorOf(admin.query("SELECT pg_notify('x', repeat('y', 9000))")))).toBe(false);
   });
 });
