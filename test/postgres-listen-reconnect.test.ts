@@ -106,4 +106,67 @@ describe("LISTEN connections come back by themselves after an outage of several 
     expect(isConnectionLoss(await errorOf(admin.query("SELECT * FROM no_such_table")))).toBe(false);
     expect(isConnectionLoss(await errorOf(admin.query("SELECT pg_notify('x', repeat('y', 9000))")))).toBe(false);
   });
+
+  it("both LISTENs notice a connection that went silent (a failover without a goodbye) and listen again", async () => {
+    const proxy = await startFreezableProxy(new URL(listenerUrl));
+    const viaProxy = new URL(listenerUrl);
+    viaProxy.port = String(proxy.port);
+    const target = new PostgresEventTarget<never>(viaProxy.toString());
+    await target.start();
+    const fanOut: unknown[] = [];
+    target.addEventListener("some-topic" as never, (e: Event) => fanOut.push((e as CustomEvent).detail));
+    let reconnected = 0;
+    const control: string[] = [];
+    const listener = await listenWithReconnect({ connectionString: viaProxy.toString(), channel: "videograph_test_silent", onNotification: (p) => control.push(p), onReconnected: () => reconnected++ });
+    try {
+      proxy.freezeOpenConnections();
+      // A probe every 10 s that times out after 5 s: noticed within 15 s, listening again soon after.
+      await expect.poll(() => reconnected, { timeout: 20_000, interval: 200 }).toBe(1);
+      await expect.poll(() => fanOut, { timeout: 20_000, interval: 200 }).toContainEqual(RESYNC);
+      await admin.query("NOTIFY videograph_test_silent, 'after'");
+      await expect.poll(() => control, { timeout: 2000, interval: 50 }).toEqual(["after"]);
+    } finally {
+      await listener.close();
+      await target.close();
+      proxy.close();
+    }
+  }, 30_000);
 });
+
+/**
+ * A TCP proxy to the test's Postgres whose open connections can be frozen: bytes stop flowing both
+ * ways without either end being told, as when a failover moves the server's address away.
+ */
+async function startFreezableProxy(target: URL): Promise<{ port: number; freezeOpenConnections(): void; close(): void }> {
+  const open = new Set<[net.Socket, net.Socket]>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port || 5432), target.hostname);
+    const pair: [net.Socket, net.Socket] = [client, upstream];
+    open.add(pair);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    const drop = () => {
+      open.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("error", drop).on("close", drop);
+    upstream.on("error", drop).on("close", drop);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    freezeOpenConnections() {
+      for (const [client, upstream] of open) {
+        client.unpipe(upstream);
+        upstream.unpipe(client);
+        client.pause();
+        upstream.pause();
+      }
+      open.clear();
+    },
+    close() {
+      server.close();
+    },
+  };
+}

@@ -22,6 +22,10 @@ export const RESYNC = { kind: "resync" } as const;
 const MAX_PAYLOAD_BYTES = 7900;
 const FIRST_RETRY_MS = 250;
 const MAX_RETRY_MS = 5000;
+// A failover can leave the old connection silently dead (no FIN, no error); a query that does
+// not answer in time is how the fan-out notices.
+const PROBE_INTERVAL_MS = 10_000;
+const QUERY_TIMEOUT_MS = 5000;
 
 /**
  * An EventTarget for yoga's pubsub that fans events out to every API instance through
@@ -36,6 +40,7 @@ export class PostgresEventTarget<TEvent extends TypedEvent> extends EventTarget 
   #closed = false;
   #everConnected = false;
   #pending: Promise<unknown> = Promise.resolve();
+  #probeTimer: NodeJS.Timeout | null = null;
   readonly #listenersByTopic = new Map<string, number>();
 
   constructor(connectionString: string) {
@@ -46,12 +51,17 @@ export class PostgresEventTarget<TEvent extends TypedEvent> extends EventTarget 
   /** Connects and starts listening; also reconnects after the connection drops. */
   async start(): Promise<void> {
     await this.#connect();
+    this.#probeTimer = setInterval(() => {
+      const client = this.#client;
+      client?.query("SELECT 1").catch((err: Error) => this.#lost(client, err));
+    }, PROBE_INTERVAL_MS);
+    this.#probeTimer.unref();
   }
 
   #connect(): Promise<pg.Client> {
     if (this.#client) return Promise.resolve(this.#client);
     this.#connecting ??= (async () => {
-      const client = new pg.Client({ connectionString: this.#connectionString, keepAlive: true });
+      const client = new pg.Client({ connectionString: this.#connectionString, keepAlive: true, query_timeout: QUERY_TIMEOUT_MS });
       client.on("notification", (msg) => this.#deliver(msg.payload));
       client.on("error", (err) => this.#lost(client, err));
       client.on("end", () => this.#lost(client, new Error("connection ended")));
@@ -143,6 +153,7 @@ export class PostgresEventTarget<TEvent extends TypedEvent> extends EventTarget 
   /** Waits for queued NOTIFYs, then closes the connection. */
   async close(): Promise<void> {
     this.#closed = true;
+    if (this.#probeTimer) clearInterval(this.#probeTimer);
     await this.#pending;
     await this.#client?.end().catch(() => {});
     this.#client = null;
