@@ -107,7 +107,7 @@ describe("LISTEN connections come back by themselves after an outage of several 
     expect(isConnectionLoss(await errorOf(admin.query("SELECT pg_notify('x', repeat('y', 9000))")))).toBe(false);
   });
 
-  it("both LISTENs notice a connection that went silent (a failover without a goodbye) and listen again", async () => {
+  it("both LISTENs notice a connection that went silent (a failover without a goodbye), give up on a connect that hangs, and listen again", async () => {
     const proxy = await startFreezableProxy(new URL(listenerUrl));
     const viaProxy = new URL(listenerUrl);
     viaProxy.port = String(proxy.port);
@@ -120,9 +120,13 @@ describe("LISTEN connections come back by themselves after an outage of several 
     const listener = await listenWithReconnect({ connectionString: viaProxy.toString(), channel: "videograph_test_silent", onNotification: (p) => control.push(p), onReconnected: () => reconnected++ });
     try {
       proxy.freezeOpenConnections();
-      // A probe every 10 s that times out after 5 s: noticed within 15 s, listening again soon after.
-      await expect.poll(() => reconnected, { timeout: 20_000, interval: 200 }).toBe(1);
-      await expect.poll(() => fanOut, { timeout: 20_000, interval: 200 }).toContainEqual(RESYNC);
+      // A probe every 10 s that times out after 5 s notices within 15 s; the first new connections
+      // are accepted and never answered, which a connect timeout of 10 s ends.
+      proxy.setSwallowNew(true);
+      await expect.poll(() => proxy.swallowed(), { timeout: 20_000, interval: 200 }).toBe(2);
+      proxy.setSwallowNew(false);
+      await expect.poll(() => reconnected, { timeout: 15_000, interval: 200 }).toBe(1);
+      await expect.poll(() => fanOut, { timeout: 15_000, interval: 200 }).toContainEqual(RESYNC);
       await admin.query("NOTIFY videograph_test_silent, 'after'");
       await expect.poll(() => control, { timeout: 2000, interval: 50 }).toEqual(["after"]);
     } finally {
@@ -130,16 +134,23 @@ describe("LISTEN connections come back by themselves after an outage of several 
       await target.close();
       proxy.close();
     }
-  }, 30_000);
+  }, 60_000);
 });
 
 /**
  * A TCP proxy to the test's Postgres whose open connections can be frozen: bytes stop flowing both
  * ways without either end being told, as when a failover moves the server's address away.
  */
-async function startFreezableProxy(target: URL): Promise<{ port: number; freezeOpenConnections(): void; close(): void }> {
+async function startFreezableProxy(target: URL): Promise<{ port: number; freezeOpenConnections(): void; setSwallowNew(on: boolean): void; swallowed(): number; close(): void }> {
   const open = new Set<[net.Socket, net.Socket]>();
+  const held: net.Socket[] = [];
+  let swallowNew = false;
   const server = net.createServer((client) => {
+    if (swallowNew) {
+      client.on("error", () => {});
+      held.push(client);
+      return;
+    }
     const upstream = net.connect(Number(target.port || 5432), target.hostname);
     const pair: [net.Socket, net.Socket] = [client, upstream];
     open.add(pair);
@@ -165,7 +176,12 @@ async function startFreezableProxy(target: URL): Promise<{ port: number; freezeO
       }
       open.clear();
     },
+    setSwallowNew(on) {
+      swallowNew = on;
+    },
+    swallowed: () => held.length,
     close() {
+      for (const socket of held) socket.destroy();
       server.close();
     },
   };

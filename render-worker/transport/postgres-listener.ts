@@ -32,7 +32,8 @@ export async function listenWithReconnect(options: PostgresListenerOptions): Pro
   let probeTimer: NodeJS.Timeout | null = null;
 
   async function connect(): Promise<void> {
-    const next = new pg.Client({ connectionString: options.connectionString, keepAlive: true, query_timeout: PROBE_TIMEOUT_MS });
+    // A connect to an address that no longer answers would otherwise hang for minutes, not retry.
+    const next = new pg.Client({ connectionString: options.connectionString, keepAlive: true, query_timeout: PROBE_TIMEOUT_MS, connectionTimeoutMillis: 10_000 });
     next.on("notification", (msg) => {
       if (msg.payload !== undefined) options.onNotification(msg.payload);
     });

@@ -61,7 +61,8 @@ export class PostgresEventTarget<TEvent extends TypedEvent> extends EventTarget 
   #connect(): Promise<pg.Client> {
     if (this.#client) return Promise.resolve(this.#client);
     this.#connecting ??= (async () => {
-      const client = new pg.Client({ connectionString: this.#connectionString, keepAlive: true, query_timeout: QUERY_TIMEOUT_MS });
+      // A connect to an address that no longer answers would otherwise hang for minutes, not retry.
+      const client = new pg.Client({ connectionString: this.#connectionString, keepAlive: true, query_timeout: QUERY_TIMEOUT_MS, connectionTimeoutMillis: 10_000 });
       client.on("notification", (msg) => this.#deliver(msg.payload));
       client.on("error", (err) => this.#lost(client, err));
       client.on("end", () => this.#lost(client, new Error("connection ended")));
