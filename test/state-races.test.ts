@@ -8,6 +8,7 @@ import { cancelVideo, tellWorkersToCancel } from "../src/jobs/cancel.ts";
 import { createDispatcher, type Dispatcher } from "../src/jobs/dispatcher.ts";
 import { createEventIngestor, type EventIngestor } from "../src/jobs/ingest-events.ts";
 import { retryVariant } from "../src/jobs/retry-variant.ts";
+import { queueUploadedVideo } from "../src/jobs/videos.ts";
 import { CONTROL_NOTIFY_CHANNEL, PROTOCOL_VERSION, type JobEvent, type JobEventBody, type Rung } from "../src/protocol/messages.ts";
 import { createPostgresTransport } from "../src/transport/postgres.ts";
 import type { ApiTransport } from "../src/transport/types.ts";
@@ -245,6 +246,21 @@ describe("state changes are compare-and-set; races with the interleaving injecte
     expect(s.job.status).toBe("FAILED");
     expect(Object.values(s.variants)).not.toContain("SKIPPED");
     expect(await cancelsSent(jobId)).toBe(0);
+  });
+
+  it("an upload completing while a cancel holds after its read queues nothing: the video stays CANCELED with no job", async () => {
+    const video = await db.video.create({ data: { tenantId: DEFAULT_TENANT_ID, title: "race", status: "WAITING_FOR_UPLOAD" } });
+    const g = gate();
+    const cancel = outcomeOf(cancelVideo(deps(), video.id, undefined, g.hold));
+    await g.reached;
+    const queued = queueUploadedVideo(deps(), video.id, { key: `videos/${video.id}/source/upload`, name: "upload", size: 10 });
+    await settledOrBlocked(queued);
+    g.release();
+
+    expect(await cancel).not.toBeInstanceOf(Error);
+    expect(await queued).toBeNull();
+    expect((await stateOf(video.id)).video.status).toBe("CANCELED");
+    expect(await db.job.count({ where: { videoId: video.id } })).toBe(0);
   });
 
   it("of two concurrent retryVariants the loser is told a retry is already queued", async () => {
