@@ -193,6 +193,41 @@ describe("state changes are compare-and-set; races with the interleaving injecte
     expect(await cancelsSent(jobId)).toBe(0);
   });
 
+  it("a video.playable arriving while a cancel holds after its read does not make the canceled video playable", async () => {
+    const video = await db.video.create({ data: { tenantId: DEFAULT_TENANT_ID, title: "race", status: "QUEUED", sourceKey: "x" } });
+    const job = await db.job.create({ data: { videoId: video.id, kind: "TRANSCODE", dispatchedAt: new Date() } });
+    const [started, probed, playable] = runUntilLastRung(job.id, video.id).applied;
+    await ingestor.ingest([started!, probed!]);
+    const g = gate();
+    const cancel = outcomeOf(cancelVideo(deps(), video.id, undefined, g.hold));
+    await g.reached;
+    const late = ingestor.ingest([playable!]);
+    await settledOrBlocked(late);
+    g.release();
+    expect(await cancel).not.toBeInstanceOf(Error);
+    await late;
+
+    const s = await stateOf(video.id);
+    expect(s.video).toMatchObject({ status: "CANCELED", playable: false, masterKey: null });
+    expect(s.webhookTypes).not.toContain("video.playable");
+  });
+
+  it("after a committed cancel, a run still reporting is told again to stop, and its end is recorded without changing the job", async () => {
+    const { videoId, jobId, succeeded } = await processingVideo();
+    await cancelVideo(deps(), videoId);
+    const told = await cancelsSent(jobId);
+    await ingestor.ingest(succeeded.slice(0, 1));
+    expect(await cancelsSent(jobId)).toBe(told + 1);
+    await ingestor.ingest(succeeded.slice(1));
+
+    const s = await stateOf(videoId);
+    expect(s.video.status).toBe("CANCELED");
+    expect(s.job.status).toBe("CANCELED");
+    expect(s.variants.audio).toBe("SKIPPED");
+    expect(s.webhookTypes).not.toContain("video.ready");
+    expect(s.job.runs.map((r) => [r.workerId, r.status])).toEqual([["worker-1", "SUCCEEDED"]]);
+  });
+
   it("of two concurrent cancels one succeeds, the other is refused, and workers are told once", async () => {
     const { videoId, jobId } = await processingVideo();
     const g = gate();
