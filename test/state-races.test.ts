@@ -111,12 +111,12 @@ describe("state changes are compare-and-set; races with the interleaving injecte
     holdTransition = undefined;
   });
 
-  /** Waits until `p` has settled or a session of the test database waits for a lock: the competing change went as far as it can. */
+  /** Waits until `p` has settled or a session of the test database waits for a row lock: the competing change went as far as it can. */
   async function settledOrBlocked(p: Promise<unknown>): Promise<void> {
     let settled = false;
     void p.finally(() => (settled = true));
     const lockWaits = async () =>
-      (await sql.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)).rows[0].n;
+      (await sql.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event IN ('transactionid', 'tuple')`)).rows[0].n;
     await expect.poll(async () => settled || (await lockWaits()) > 0, { timeout: 10_000, interval: 20 }).toBe(true);
   }
 
