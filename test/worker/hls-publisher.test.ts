@@ -35,7 +35,8 @@ async function writeRung(name: string, segmentCount: number, ended: boolean): Pr
   const lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-TARGETDURATION:2", "#EXT-X-MEDIA-SEQUENCE:0", "#EXT-X-PLAYLIST-TYPE:EVENT"];
   for (let i = 0; i < segmentCount; i++) {
     const segment = `seg_${String(i).padStart(5, "0")}.ts`;
-    await writeFile(path.join(dir, segment), `${name} segment ${i}`);
+    // One whole 188-byte TS packet: the publisher refuses a segment cut short.
+    await writeFile(path.join(dir, segment), Buffer.concat([Buffer.from(`${name} segment ${i}`), Buffer.alloc(188)]).subarray(0, 188));
     lines.push("#EXTINF:2.000000,", segment);
   }
   if (ended) lines.push("#EXT-X-ENDLIST");
@@ -186,7 +187,7 @@ describe("createHlsPublisher", () => {
       });
       for (const rung of ladder) await writeRung(rung.name, 2, false);
       // One rung's segments alone overflow the disk.
-      for (const segment of ["seg_00000.ts", "seg_00001.ts"]) await writeFile(path.join(workDir, "144p", segment), Buffer.alloc(200 * 1024, 1));
+      for (const segment of ["seg_00000.ts", "seg_00001.ts"]) await writeFile(path.join(workDir, "144p", segment), Buffer.alloc(188 * 1100, 1));
       publisher.start();
       await waitFor(() => errors.length > 0, "the storage error");
       expect(errors[0]).toBeInstanceOf(StorageUnavailableError);
@@ -215,6 +216,16 @@ describe("createHlsPublisher", () => {
       expect(failure, (refusal as Error).name).toBeInstanceOf(StorageUnavailableError);
       expect(publisher.variants().filter((v) => v.error !== undefined)).toEqual([]);
     }
+  });
+
+  it("a segment that is not whole TS packets (ffmpeg's write failed) fails the publication as a storage failure, not the rung", async () => {
+    const publisher = createHlsPublisher({ storage: recordingStorage([]), workDir, outputPrefix: "videos/v1", ladder, probe });
+    for (const rung of ladder) await writeRung(rung.name, 2, true);
+    await writeFile(path.join(workDir, "240p", "seg_00001.ts"), Buffer.alloc(32768, 1));
+    const failure = await publisher.finish().then(() => null, (err: unknown) => err);
+    expect(failure).toBeInstanceOf(StorageUnavailableError);
+    expect((failure as Error).message).toBe("Storage is unavailable: The segment 240p/seg_00001.ts was cut short at 32768 bytes in the work dir");
+    expect(publisher.variants().filter((v) => v.error !== undefined)).toEqual([]);
   });
 
   it("refuses to finish while a playlist lacks #EXT-X-ENDLIST", async () => {
