@@ -65,6 +65,10 @@ function recordingStorage(uploads: Upload[]): WorkerStorage {
       await local.upload(key, file, opts);
       uploads.push({ key, opts, lists });
     },
+    async uploadOnce(key, file, opts) {
+      await local.uploadOnce(key, file, opts);
+      uploads.push({ key, opts });
+    },
   };
 }
 
@@ -148,6 +152,10 @@ describe("createHlsPublisher", () => {
         if (key.includes("/144p/")) throw new Error("403 Forbidden");
         await recording.upload(key, file, opts);
       },
+      uploadOnce: async (key, file, opts) => {
+        if (key.includes("/144p/")) throw new Error("403 Forbidden");
+        await recording.uploadOnce(key, file, opts);
+      },
     };
     const playable: string[] = [];
     const errors: unknown[] = [];
@@ -186,6 +194,9 @@ describe("createHlsPublisher", () => {
       inputFor: async (key) => key,
       readText: async () => null,
       upload: async () => {
+        throw new Error("bucket unavailable");
+      },
+      uploadOnce: async () => {
         throw new Error("bucket unavailable");
       },
       list: async () => [],
