@@ -306,9 +306,8 @@ export function createWorker(options: WorkerOptions): Worker {
     } finally {
       transportSignal.removeEventListener("abort", onTransportAbort);
       active.delete(runId);
-      settle(outcome);
       finish();
-      await rm(workDir, { recursive: true, force: true });
+      await rm(workDir, { recursive: true, force: true }).finally(() => settle(outcome));
     }
   }
 
