@@ -121,10 +121,10 @@ export function createEventIngestor(deps: {
         ? { status: "FAILED" as const, error: e.error, command: e.command ?? null, stderrTail: e.stderrTail ?? null, exitCode: e.exitCode ?? null }
         : e.type === "job.canceled"
           ? { status: "CANCELED" as const }
-          : { status: "SUCCEEDED" as const, alreadyDone: e.type === "job.succeeded" && e.alreadyDone === true };
+          : { status: "SUCCEEDED" as const, alreadyDone: e.alreadyDone === true };
     const key = runKey(e);
     const finishedAt = new Date(e.at);
-    if (e.type === "job.succeeded" && e.alreadyDone) {
+    if (failure.status === "SUCCEEDED" && failure.alreadyDone) {
       log.info("a delivery of a finished job found its output complete and did no work", { jobId: e.jobId, workerId: e.workerId, runId: e.runId });
     }
     // `job.started` may not have arrived yet; the run then starts when it is first heard of.

@@ -277,6 +277,8 @@ export const JobEvent = z.discriminatedUnion("type", [
     fps: z.number().nonnegative(),
     animationsRendered: z.number().int().nonnegative(),
     animationsCached: z.number().int().nonnegative(),
+    /** The delivery found the job's output stored (a finished job delivered again) and did no work. */
+    alreadyDone: z.boolean().optional(),
   }),
   /** The worker stopped the attempt because it was canceled (a control message). */
   z.object({ ...jobEventBase, type: z.literal("job.canceled") }),

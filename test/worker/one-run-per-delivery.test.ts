@@ -1,9 +1,12 @@
 import { createHash, randomUUID } from "node:crypto";
-import { copyFile, mkdir, readFile, readdir, writeFile } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { copyFile, mkdir, readFile, readdir, stat, writeFile } from "node:fs/promises";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { Parser } from "m3u8-parser";
 import { afterEach, describe, expect, it } from "vitest";
-import type { JobEvent, TranscodeJobMessage, WorkerEvent } from "../../src/protocol/messages.ts";
+import type { ImportUrlJobMessage, JobEvent, TranscodeJobMessage, WorkerEvent } from "../../src/protocol/messages.ts";
 import { ENCODE_MANIFEST } from "../../render-worker/media/resume.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import type { WorkerStorage } from "../../render-worker/storage/types.ts";
@@ -186,5 +189,50 @@ describe("one delivery, one run (real ffmpeg, local storage)", () => {
     const next = jobEvents().slice(ended);
     expect(next[0]).toMatchObject({ type: "job.started" });
     expect(next.at(-1)).toMatchObject({ type: "job.succeeded" });
+  });
+});
+
+describe("a render or import job delivered again after it finished", () => {
+  it("does no work: the stored source stays as it is and the delivery reports it with alreadyDone", async () => {
+    const clip = await makeClip({ width: 320, height: 180, seconds: 2, audio: true });
+    let downloads = 0;
+    const server = http.createServer((_req, res) => {
+      downloads++;
+      res.writeHead(200, { "content-type": "video/mp4" });
+      createReadStream(clip).pipe(res);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const memory = inMemoryTransport();
+      const worker = createWorker({
+        workerId: "w1", capabilities: ["cpu"], concurrency: 1, transport: memory.transport,
+        storage: createLocalWorkerStorage(dirs.dataDir), tmpDir: dirs.workDir, progressIntervalMs: 100, heartbeatIntervalSeconds: 60,
+      });
+      await worker.start();
+      workers.push(worker);
+      const videoId = randomUUID();
+      const job: ImportUrlJobMessage = {
+        v: 1, type: "import_url", jobId: randomUUID(), attempt: 1, videoId, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/clip.mp4`,
+        maxBytes: 10_000_000, outputKey: `videos/${videoId}/source/import`, allowPrivateAddresses: true,
+      };
+      const jobEvents = () => memory.events.filter((e): e is JobEvent => e.type !== "worker.heartbeat" && e.jobId === job.jobId);
+      await memory.deliver(job, "cpu");
+      const first = jobEvents().at(-1)!;
+      expect(first).toMatchObject({ type: "render.succeeded", outputKey: job.outputKey });
+      const stored = path.join(dirs.dataDir, job.outputKey);
+      const before = { hash: createHash("sha256").update(await readFile(stored)).digest("hex"), mtimeMs: (await stat(stored)).mtimeMs };
+      const ended = jobEvents().length;
+
+      await memory.deliver(job, "cpu");
+      const again = jobEvents().slice(ended);
+      const { seq: _s, runId: _r, at: _a, ...firstBody } = first;
+      expect(again).toHaveLength(1);
+      expect(again[0]).toMatchObject({ ...firstBody, alreadyDone: true });
+      expect(again[0]!.runId).not.toBe(first.runId);
+      expect(downloads).toBe(1);
+      expect({ hash: createHash("sha256").update(await readFile(stored)).digest("hex"), mtimeMs: (await stat(stored)).mtimeMs }).toEqual(before);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
