@@ -243,7 +243,6 @@ export function createWorker(options: WorkerOptions): Worker {
     const controller = new AbortController();
     const onTransportAbort = () => controller.abort(transportSignal.reason);
     transportSignal.addEventListener("abort", onTransportAbort, { once: true });
-    const workDir = await mkdtemp(path.join(options.tmpDir, `videograph-${job.jobId}-`));
     let finish!: () => void;
     let settle!: (outcome: "ended" | "handedBack") => void;
     const run: ActiveRun = {
@@ -255,17 +254,20 @@ export function createWorker(options: WorkerOptions): Worker {
       done: new Promise<void>((r) => (finish = r)),
       outcome: new Promise((r) => (settle = r)),
     };
+    // Registered before the first await, so a delivery arriving meanwhile joins this run.
     active.set(runId, run);
-    if (canceled.get(job.jobId) === job.attempt) {
-      // The cancel came while the run was being set up.
-      run.canceled = true;
-      controller.abort(new Error("job canceled"));
-    }
     let outcome: "ended" | "handedBack" = "handedBack";
     const encoder = ENCODER_OF[capability];
-    log.info("job started", { jobId: job.jobId, attempt: job.attempt, runId, type: job.type, capability, encoder });
     const started = Date.now();
+    let workDir: string | undefined;
     try {
+      workDir = await mkdtemp(path.join(options.tmpDir, `videograph-${job.jobId}-`));
+      if (canceled.get(job.jobId) === job.attempt) {
+        // The cancel came while the run was being set up.
+        run.canceled = true;
+        controller.abort(new Error("job canceled"));
+      }
+      log.info("job started", { jobId: job.jobId, attempt: job.attempt, runId, type: job.type, capability, encoder });
       await runHandler(job, {
         storage: options.storage,
         emit,
@@ -307,7 +309,7 @@ export function createWorker(options: WorkerOptions): Worker {
       transportSignal.removeEventListener("abort", onTransportAbort);
       active.delete(runId);
       finish();
-      await rm(workDir, { recursive: true, force: true }).finally(() => settle(outcome));
+      await (workDir ? rm(workDir, { recursive: true, force: true }) : Promise.resolve()).finally(() => settle(outcome));
     }
   }
 
