@@ -74,6 +74,8 @@ interface RungState {
   uploadedSeconds: number;
   /** Segments listed in the last playlist uploaded; -1 before the first. */
   publishedSegments: number;
+  /** What the playlist in storage lists when it is ahead of this run (another run's): this run publishes only past it. */
+  aheadOfUs: number;
   failure?: RungPublishError;
 }
 
@@ -97,6 +99,7 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
       uploaded: new Set(kept.map((s) => s.uri)),
       uploadedSeconds: kept.reduce((sum, s) => sum + s.duration, 0),
       publishedSegments: -1,
+      aheadOfUs: -1,
     };
   });
   let masterPublished = false;
@@ -143,7 +146,7 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
     if (final && !endList) throw new Error(`The ${name} playlist has no #EXT-X-ENDLIST after ffmpeg finished`);
     const listed = state.kept.length + segments.length;
     const fresh = segments.filter((s) => !state.uploaded.has(s.uri));
-    if (!final && fresh.length === 0 && listed <= state.publishedSegments) return;
+    if (!final && fresh.length === 0 && listed <= Math.max(state.publishedSegments, state.aheadOfUs)) return;
 
     const playlistKey = `${hlsPrefix}/${name}/index.m3u8`;
     const published = await publishedPlaylist(playlistKey);
@@ -166,7 +169,7 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
     const behind = published !== null && (published.uris.size > listed || (published.endList && !final));
     if (behind && final) throw new Error(`The ${name} playlist this run finished lists fewer segments than the published one`);
     if (behind) {
-      state.publishedSegments = Math.max(state.publishedSegments, published.endList ? Number.MAX_SAFE_INTEGER : published.uris.size);
+      state.aheadOfUs = published.endList ? Number.MAX_SAFE_INTEGER : published.uris.size;
       return;
     }
     if (final || listed > state.publishedSegments) {

@@ -182,6 +182,41 @@ describe("createHlsPublisher", () => {
     expect(master).not.toContain("144p");
   });
 
+  it("a run behind a published playlist never shrinks it nor drops its end, and keeps the segments it lists", async () => {
+    const finished = createHlsPublisher({ storage: recordingStorage([]), workDir, outputPrefix: "videos/v1", ladder, probe, intervalMs: 20 });
+    for (const rung of ladder) await writeRung(rung.name, 3, true);
+    await finished.finish();
+    const published = async (name: string) => {
+      const parser = new Parser();
+      parser.push(await readFile(path.join(dataDir, "videos/v1/hls", name, "index.m3u8"), "utf8"));
+      parser.end();
+      return { segments: parser.manifest.segments.length, endList: parser.manifest.endList === true };
+    };
+
+    // A stale run of the job starts over: its first segment has other bytes than the published one.
+    await rm(workDir, { recursive: true });
+    await mkdir(workDir);
+    for (const rung of ladder) await writeRung(rung.name, 1, false);
+    await writeFile(path.join(workDir, "240p", "seg_00000.ts"), "other bytes");
+    const uploads: Upload[] = [];
+    const errors: unknown[] = [];
+    const stale = createHlsPublisher({ storage: recordingStorage(uploads), workDir, outputPrefix: "videos/v1", ladder, probe, intervalMs: 20, onError: (e) => errors.push(e) });
+    stale.start();
+    await waitFor(() => stale.variants().every((v) => v.segmentCount === 1), "a pass of the stale run");
+    await sleep(60);
+    expect(errors).toEqual([]);
+    expect(uploads.filter((u) => u.key.endsWith(".m3u8"))).toEqual([]);
+    for (const rung of ladder) expect(await published(rung.name)).toEqual({ segments: 3, endList: true });
+    expect(await readFile(path.join(dataDir, "videos/v1/hls/240p/seg_00000.ts"), "utf8")).toBe("240p segment 0");
+
+    // Finishing with fewer segments than are published fails the run and publishes nothing.
+    for (const rung of ladder) await writeRung(rung.name, 2, true);
+    await writeFile(path.join(workDir, "240p", "seg_00000.ts"), "other bytes");
+    await expect(stale.finish()).rejects.toThrow(/lists fewer segments than the published one/);
+    for (const rung of ladder) expect(await published(rung.name)).toEqual({ segments: 3, endList: true });
+    expect(await readFile(path.join(dataDir, "videos/v1/hls/240p/seg_00000.ts"), "utf8")).toBe("240p segment 0");
+  });
+
   it("refuses to finish while a playlist lacks #EXT-X-ENDLIST", async () => {
     const publisher = createHlsPublisher({ storage: recordingStorage([]), workDir, outputPrefix: "videos/v1", ladder, probe, intervalMs: 20 });
     for (const rung of ladder) await writeRung(rung.name, 1, rung.name !== "144p");
