@@ -5,17 +5,13 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectSubscription, startTestApp, type TestApp, uploadUntilEncoding } from "./support/app.ts";
 import { createUpload } from "./support/upload-and-wait.ts";
-import { makeClip, processesWithCwd } from "./worker/media-fixtures.ts";
+import { makeClip, processesWorkingUnder } from "./worker/media-fixtures.ts";
 
 const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { status } } }`;
 const JOB = `query($id: ID!) { video(id: $id) { status error variants { status } jobs(first: 1) { edges { node { id status error runs { status finishedAt } } } } } }`;
 
-/** ffmpeg processes whose working directory is inside `root` (the worker's job temp dirs). */
 /** Processes working in a job's temp dir: `{root}/videograph-worker-…/videograph-{jobId}-…`. */
-function ffmpegUnder(root: string): number[] {
-  if (!existsSync(root)) return [];
-  return readdirSync(root, { recursive: true }).flatMap((d) => processesWithCwd(path.join(root, String(d))));
-}
+const ffmpegUnder = (root: string): number[] => processesWorkingUnder(root);
 
 describe("cancel and delete (public API, real worker)", () => {
   let t: TestApp;

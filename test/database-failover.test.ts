@@ -1,5 +1,4 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, readdirSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -11,7 +10,7 @@ import { ADMIN_AUTH } from "./support/auth.ts";
 import { collectSubscription, gqlAt, uploadUntilEncoding } from "./support/app.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
-import { makeClip, processesWithCwd } from "./worker/media-fixtures.ts";
+import { makeClip, processesWorkingUnder } from "./worker/media-fixtures.ts";
 
 const CREATE_UPLOAD = `mutation($title: String!) { createUpload(input: { title: $title }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`;
 const CANCEL = `mutation($id: ID!) { cancelVideo(id: $id) { __typename ... on Error { message } } }`;
@@ -48,7 +47,7 @@ describe("database connections lost under a running API and worker (Postgres tra
     );
     return rowCount ?? 0;
   };
-  const ffmpegRunning = () => (existsSync(workerTmp) ? readdirSync(workerTmp).flatMap((d) => processesWithCwd(path.join(workerTmp, d))).length : 0);
+  const ffmpegRunning = () => processesWorkingUnder(workerTmp).length;
   const alive = (p: ServiceProcess) => p.child.exitCode === null && p.child.signalCode === null;
 
   beforeAll(async () => {

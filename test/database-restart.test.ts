@@ -1,4 +1,3 @@
-import { existsSync, readdirSync } from "node:fs";
 import { chmod, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -9,7 +8,7 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from "../src/db/embedded
 import { ADMIN_AUTH } from "./support/auth.ts";
 import { collectSubscription, gqlAt, uploadUntilEncoding } from "./support/app.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
-import { makeClip, processesWithCwd } from "./worker/media-fixtures.ts";
+import { makeClip, processesWorkingUnder } from "./worker/media-fixtures.ts";
 
 const CREATE_UPLOAD = `mutation($title: String!) { createUpload(input: { title: $title }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`;
 const CANCEL = `mutation($id: ID!) { cancelVideo(id: $id) { __typename ... on Error { message } } }`;
@@ -32,7 +31,7 @@ describe("a Postgres restart under a running API and worker (Postgres transport)
     clients.push(c);
     return c;
   };
-  const ffmpegRunning = () => (existsSync(workerTmp) ? readdirSync(workerTmp).flatMap((d) => processesWithCwd(path.join(workerTmp, d))).length : 0);
+  const ffmpegRunning = () => processesWorkingUnder(workerTmp).length;
   const alive = (p: ServiceProcess) => p.child.exitCode === null && p.child.signalCode === null;
 
   beforeAll(async () => {
@@ -75,6 +74,7 @@ describe("a Postgres restart under a running API and worker (Postgres transport)
 
     const canceled = await makeClip({ width: 960, height: 540, seconds: 12, audio: true });
     const { id } = await uploadUntilEncoding(api.url, wsClient(), canceled, "canceled after the restart", EVENTS);
+    expect(ffmpegRunning()).toBeGreaterThan(0);
     const canceledAt = Date.now();
     expect((await gqlAt(api.url, CANCEL, { id })).cancelVideo.__typename).toBe("CancelVideoSuccess");
     await expect.poll(ffmpegRunning, { timeout: 5000, interval: 100 }).toBe(0);

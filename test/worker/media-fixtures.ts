@@ -325,6 +325,21 @@ function escapeRbsp(rbsp: Buffer): Buffer {
 }
 
 /** Pids of live processes whose working directory is `dir` (Linux /proc). */
+/** Processes whose working directory is `root` or anywhere below it (a worker's job temp dirs). */
+export function processesWorkingUnder(root: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cwd = readlinkSync(`/proc/${entry}/cwd`);
+      if (cwd === root || cwd.startsWith(`${root}/`)) pids.push(Number(entry));
+    } catch {
+      // The process exited or is not ours to inspect.
+    }
+  }
+  return pids;
+}
+
 export function processesWithCwd(dir: string): number[] {
   const pids: number[] = [];
   for (const entry of readdirSync("/proc")) {
