@@ -428,6 +428,7 @@ try {
   interface CancelCheck {
     fault: FaultRecord;
     videoId: string;
+    jobIds: string[];
     sentAt: number;
     answer: "success" | "refused" | "error";
     canceledAfterMs: number | null;
@@ -436,23 +437,26 @@ try {
   const cancelChecks: CancelCheck[] = [];
   const pendingCancels: Promise<void>[] = [];
 
+  /** The first terminal status each cancel target's subscription reported (it ends there). */
+  const firstTerminalSeen = new Map<string, string>();
   function armCancel(u: Upload): void {
     let fired = false;
     const EVENTS = /* GraphQL */ `subscription($id: ID!) { videoEvents(videoId: $id) { video { status }
       ... on VariantProgressEvent { variant { status progress } } ... on VariantStatusEvent { variant { status progress } } } }`;
-    const stop = ws!.subscribe(
+    ws!.subscribe(
       { query: EVENTS, variables: { id: u.id } },
       {
         next: (m: any) => {
+          const status = m.data?.videoEvents?.video?.status;
+          if (["READY", "FAILED", "CANCELED"].includes(status) && !firstTerminalSeen.has(u.id!)) firstTerminalSeen.set(u.id!, status);
           const variant = m.data?.videoEvents?.variant;
           if (fired || !variant || !(variant.progress >= 0.6 || variant.status === "READY")) return;
           fired = true;
-          stop();
           pendingCancels.push(cancelNearCompletion(u.id!));
         },
         error: () => undefined,
         complete: () => {
-          if (!fired) pendingCancels.push(Promise.resolve(notInjected("cancel", `video ${u.id} ended before its rungs passed 60 %`)));
+          if (!fired) pendingCancels.push(Promise.resolve(notInjected("cancel", `video ${u.id}: its events ended before its rungs passed 60 %`)));
         },
       },
     );
@@ -468,7 +472,7 @@ try {
     // Timed from the answer: while the API or Postgres is restarting the request itself waits.
     const sentAt = Date.now();
     const typename = r.data?.cancelVideo?.__typename;
-    const check: CancelCheck = { fault: f, videoId, sentAt, answer: typename === "CancelVideoSuccess" ? "success" : typename ? "refused" : "error", canceledAfterMs: null, ffmpegGoneAfterMs: null };
+    const check: CancelCheck = { fault: f, videoId, jobIds, sentAt, answer: typename === "CancelVideoSuccess" ? "success" : typename ? "refused" : "error", canceledAfterMs: null, ffmpegGoneAfterMs: null };
     cancelChecks.push(check);
     f.outcome.push(`answered ${typename ?? JSON.stringify(r.errors)}${r.data?.cancelVideo?.message ? `: ${r.data.cancelVideo.message}` : ""} after ${sentAt - requestedAt} ms`);
     for (const deadline = sentAt + 10_000; Date.now() < deadline && (check.canceledAfterMs === null || check.ffmpegGoneAfterMs === null); await sleep(100)) {
@@ -539,9 +543,18 @@ try {
   const rewrittenSegments = new Set(changedBytes.map((r) => r.key));
   const honoured = cancelChecks.filter((c) => {
     if (c.answer === "refused") return terminal.has(finals.get(c.videoId)?.status ?? "") && finals.get(c.videoId)?.status !== "CANCELED";
+    const final = finals.get(c.videoId);
     const writesAfter = watcher.firstSeen(c.videoId).filter((at) => at > c.sentAt + 5000).length + rewrites.filter((r) => r.key.startsWith(`videos/${c.videoId}/`) && r.at > c.sentAt + 5000).length;
-    c.fault.outcome.push(`final: ${finals.get(c.videoId)?.status}, variants ${finals.get(c.videoId)?.variants.map((v) => v.status).join("/")}, ${writesAfter} segment write(s) more than 5 s after the cancel`);
-    return c.answer === "success" && c.canceledAfterMs !== null && c.canceledAfterMs <= 5000 && c.ffmpegGoneAfterMs !== null && c.ffmpegGoneAfterMs <= 5000 && writesAfter === 0 && finals.get(c.videoId)?.status === "CANCELED";
+    // A cancel that "succeeds" on a video already READY (or whose job went on to succeed) was not honoured, it was overruled.
+    const jobsSucceeded = final?.jobs.edges.filter((e) => c.jobIds.includes(e.node.id) && e.node.status === "SUCCEEDED").length ?? 0;
+    const sawFirst = firstTerminalSeen.get(c.videoId);
+    c.fault.outcome.push(
+      `final: ${final?.status}, variants ${final?.variants.map((v) => v.status).join("/")}, its job(s) ${final?.jobs.edges.filter((e) => c.jobIds.includes(e.node.id)).map((e) => e.node.status).join("/")}; first end state seen live: ${sawFirst ?? "none"}; ${writesAfter} segment write(s) more than 5 s after the answer`,
+    );
+    return (
+      c.answer === "success" && c.canceledAfterMs !== null && c.canceledAfterMs <= 5000 && c.ffmpegGoneAfterMs !== null && c.ffmpegGoneAfterMs <= 5000 &&
+      writesAfter === 0 && final?.status === "CANCELED" && jobsSucceeded === 0 && (sawFirst === undefined || sawFirst === "CANCELED")
+    );
   });
   for (const d of duplicateChecks) {
     const v = finals.get(d.videoId);
