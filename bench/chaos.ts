@@ -77,7 +77,7 @@ setLogLevel("warn");
 // The embedded Postgres's own process logs with the level it inherits; the services get theirs.
 process.env.LOG_LEVEL = "warn";
 const say = (line: string) => process.stderr.write(`[chaos ${elapsed()}] ${line}\n`);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 let t0 = Date.now();
 const elapsed = (at = Date.now()) => `+${((at - t0) / 1000).toFixed(1)}s`;
 

@@ -33,18 +33,28 @@ export interface SupervisedService {
   stop(graceMs: number): Promise<"exited" | "killed" | "was down">;
 }
 
-/** The last lines of a log that say what went wrong: error records and anything not JSON (a stack trace). */
+/**
+ * What a log says went wrong at its end: an uncaught error's first line and where it was emitted
+ * (Node prints those as plain text), else the last error record.
+ */
 function errorTail(log: string): string {
-  const said = (line: string): string | null => {
-    if (!line.startsWith("{")) return line.trim() || null;
+  const lines = log.split("\n");
+  const crash = lines.findLastIndex((l) => /^\S*(Error|error)\b.*: /.test(l) && !l.startsWith("{"));
+  if (crash !== -1) {
+    const emitted = lines.findIndex((l, i) => i > crash && l.startsWith("Emitted 'error' event"));
+    const where = emitted === -1 ? [] : [lines[emitted]!, lines[emitted + 1]?.trim() ?? ""];
+    return [lines[crash]!, ...where].join(" ").slice(0, 400);
+  }
+  for (const line of lines.reverse()) {
+    if (!line.startsWith("{")) continue;
     try {
       const record = JSON.parse(line) as { level?: string; msg?: string; err?: { message?: string } };
-      return record.level === "error" ? `${record.msg}${record.err?.message ? `: ${record.err.message}` : ""}` : null;
+      if (record.level === "error") return `${record.msg}${record.err?.message ? `: ${record.err.message}` : ""}`.slice(0, 400);
     } catch {
-      return line.trim();
+      // a line cut short by the crash
     }
-  };
-  return log.split("\n").map(said).filter((l): l is string => l !== null).slice(-3).join(" | ").slice(0, 400);
+  }
+  return "no error in its log";
 }
 
 export function supervise(
