@@ -17,7 +17,7 @@ import { jobQueueName, type Capability } from "../src/protocol/messages.ts";
 import { createPostgresTransport } from "../src/transport/postgres.ts";
 import { ADMIN_AUTH } from "../test/support/auth.ts";
 import { startApiProcess, startWorkerProcess } from "../test/support/processes.ts";
-import { ffmpegUnder, inGroups, listProcesses, stillRunning, type ProcessInfo } from "./support/process-scan.ts";
+import { familyOf, ffmpegUnder, inGroups, listProcesses, stillRunning, type ProcessInfo } from "./support/process-scan.ts";
 import { watchSegments } from "./support/segment-watch.ts";
 import { CREATE_UPLOAD, generateClip, postGraphQL, type GraphQLResponse } from "./support/stack.ts";
 import { supervise, type SupervisedService } from "./support/supervisor.ts";
@@ -213,19 +213,25 @@ try {
   services.push(api);
   await api.up();
   if (!api.current()) throw new Error(`the API did not start; see ${logDir}/api.log (run with --keep)`);
+  const workerIdOf = (name: string, incarnation: number) => `chaos-${name}.${incarnation}`;
+  /** The pid of a worker process by its WORKER_ID, to find the ffmpeg of a job's run whatever its temp dir is called. */
+  const workerPids = new Map<string, number>();
   for (let i = 1; i <= workerCount; i++) {
     const name = `worker-${i}`;
     services.push(
       supervise(
         name,
         (incarnation) =>
-          startWorkerProcess(`chaos-${name}.${incarnation}`, {
+          startWorkerProcess(workerIdOf(name, incarnation), {
             ...common,
             WORKER_TMP_DIR: workDir,
             HEARTBEAT_INTERVAL_SECONDS: "2",
             SHUTDOWN_GRACE_SECONDS: "2",
             PROGRESS_INTERVAL_MS: "250",
-          }, { ownProcessGroup: true }),
+          }, { ownProcessGroup: true }).then((p) => {
+            workerPids.set(workerIdOf(name, incarnation), p.child.pid!);
+            return p;
+          }),
         { restartDelayMs: 1000, giveUpAfterMs: 90_000, logFile: path.join(logDir, `${name}.log`) },
       ),
     );
@@ -320,9 +326,8 @@ try {
     say(`${kind}: NOT injected: ${why}`);
   };
   const busyWorker = (): SupervisedService | null => {
-    const encoding = new Set(ffmpegUnder(workDir).map((p) => p.pgrp));
     const up = workers.filter((w) => w.current()?.child.pid);
-    return up.find((w) => encoding.has(w.current()!.child.pid!)) ?? up[Math.floor(random() * up.length)] ?? null;
+    return up.find((w) => familyOf(w.current()!.child.pid!).some((p) => p.command === "ffmpeg")) ?? up[Math.floor(random() * up.length)] ?? null;
   };
 
   async function killWorker(signal: "SIGKILL" | "SIGTERM"): Promise<void> {
@@ -330,8 +335,8 @@ try {
     const w = busyWorker();
     if (!w) return notInjected(kind, "no worker was up");
     const pid = w.current()!.child.pid!;
-    const group = inGroups([pid]).filter((p) => p.pid !== pid);
-    const ffmpeg = ffmpegUnder(workDir).filter((p) => p.pgrp === pid);
+    const group = familyOf(pid);
+    const ffmpeg = ffmpegUnder(workDir).filter((p) => group.some((q) => q.pid === p.pid));
     const f = record(kind, `${signal} ${w.name} (pid ${pid}, ${ffmpeg.length ? `encoding in ${ffmpeg.map((p) => path.basename(p.cwd)).join(", ")}` : "idle"})`);
     const downAt = Date.now();
     await w.signal(signal);
@@ -465,7 +470,11 @@ try {
   async function cancelNearCompletion(videoId: string): Promise<void> {
     const before = await videoState(videoId).catch(() => null);
     if (!before) return notInjected("cancel", `video ${videoId}: its state could not be read`);
-    const jobIds = before.jobs.edges.map((e) => e.node).filter((j) => j.status === "RUNNING" || j.status === "QUEUED").map((j) => j.id);
+    const unfinished = before.jobs.edges.map((e) => e.node).filter((j) => j.status === "RUNNING" || j.status === "QUEUED");
+    const jobIds = unfinished.map((j) => j.id);
+    const runners = unfinished.flatMap((j) => j.runs.filter((r) => r.status === "RUNNING").map((r) => workerPids.get(r.workerId))).filter((pid) => pid !== undefined);
+    // Its ffmpeg: one in the job's temp dir, or one started by a worker running the job now.
+    const encodesTheJob = () => ffmpegUnder(workDir).some((p) => jobIds.some((id) => p.cwd.includes(id))) || runners.some((pid) => familyOf(pid).some((p) => p.command === "ffmpeg"));
     const f = record("cancel", `cancelVideo ${videoId} near completion (video ${before.status}, variants ${before.variants.map((v) => v.status).join("/")})`);
     const requestedAt = Date.now();
     const r = await gql(`mutation($id: ID!) { cancelVideo(id: $id) { __typename ... on Error { message } } }`, { id: videoId }).catch((err: Error): GraphQLResponse => ({ errors: [{ message: err.message }] }));
@@ -476,7 +485,7 @@ try {
     cancelChecks.push(check);
     f.outcome.push(`answered ${typename ?? JSON.stringify(r.errors)}${r.data?.cancelVideo?.message ? `: ${r.data.cancelVideo.message}` : ""} after ${sentAt - requestedAt} ms`);
     for (const deadline = sentAt + 10_000; Date.now() < deadline && (check.canceledAfterMs === null || check.ffmpegGoneAfterMs === null); await sleep(100)) {
-      if (check.ffmpegGoneAfterMs === null && !ffmpegUnder(workDir).some((p) => jobIds.some((id) => p.cwd.includes(id)))) check.ffmpegGoneAfterMs = Date.now() - sentAt;
+      if (check.ffmpegGoneAfterMs === null && !encodesTheJob()) check.ffmpegGoneAfterMs = Date.now() - sentAt;
       if (check.canceledAfterMs === null && (await videoState(videoId).catch(() => null))?.status === "CANCELED") check.canceledAfterMs = Date.now() - sentAt;
     }
     f.outcome.push(`after the answer: CANCELED after ${check.canceledAfterMs ?? "—"} ms, its ffmpeg gone after ${check.ffmpegGoneAfterMs ?? "—"} ms`);

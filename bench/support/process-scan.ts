@@ -57,6 +57,22 @@ export function ffmpegUnder(root: string): (ProcessInfo & { cwd: string })[] {
     .filter((p) => p.cwd === root || p.cwd.startsWith(`${root}/`));
 }
 
+/** Live processes started by `pid`, directly or not, or in its process group (a child may have left it). */
+export function familyOf(pid: number): ProcessInfo[] {
+  const all = listProcesses();
+  const found = new Set<number>([pid]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const p of all) {
+      if (!found.has(p.pid) && (found.has(p.ppid) || p.pgrp === pid)) {
+        found.add(p.pid);
+        grew = true;
+      }
+    }
+  }
+  return all.filter((p) => p.pid !== pid && found.has(p.pid));
+}
+
 /** Live processes in any of the process groups `groups`. */
 export function inGroups(groups: Iterable<number>): ProcessInfo[] {
   const wanted = new Set(groups);
