@@ -242,14 +242,16 @@ try {
 
   // --- the schedule --------------------------------------------------------------------------
   const random = seededRandom(seed);
-  const windowMs = Math.max(30, uploads * 3) * 1000;
+  const kinds = [...requested].filter(([kind]) => kind !== "cancel").flatMap(([kind, count]) => Array<FaultKind>(count).fill(kind));
+  const windowMs = Math.max(30, uploads * 3, kinds.length * 4) * 1000;
   const uploadAt = Array.from({ length: uploads }, (_, i) => (i * windowMs) / uploads);
-  const timed: { at: number; kind: FaultKind }[] = [];
-  for (const [kind, count] of requested) {
-    if (kind === "cancel") continue;
-    for (let i = 0; i < count; i++) timed.push({ at: windowMs * (0.1 + 0.8 * random()), kind });
+  // A seeded shuffle of the faults into evenly spaced slots, each at a random point of its slot.
+  for (let i = kinds.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [kinds[i], kinds[j]] = [kinds[j]!, kinds[i]!];
   }
-  timed.sort((a, b) => a.at - b.at);
+  const slotMs = (0.85 * windowMs) / Math.max(1, kinds.length);
+  const timed = kinds.map((kind, i) => ({ kind, at: 0.1 * windowMs + slotMs * (i + 0.2 + 0.6 * random()) }));
   const cancelTargets = new Set<number>();
   const wantedCancels = Math.min(requested.get("cancel") ?? 0, uploads);
   while (cancelTargets.size < wantedCancels) cancelTargets.add(Math.floor(random() * uploads));
@@ -325,15 +327,27 @@ try {
     faults.push({ at: Date.now(), kind, what: why, outcome: [], injected: false });
     say(`${kind}: NOT injected: ${why}`);
   };
+  /** Workers a fault is being injected into now: two faults on one process at once would blur both. */
+  const targeted = new Set<SupervisedService>();
   const busyWorker = (): SupervisedService | null => {
-    const up = workers.filter((w) => w.current()?.child.pid);
+    const up = workers.filter((w) => w.current()?.child.pid && !targeted.has(w));
     return up.find((w) => familyOf(w.current()!.child.pid!).some((p) => p.command === "ffmpeg")) ?? up[Math.floor(random() * up.length)] ?? null;
   };
 
   async function killWorker(signal: "SIGKILL" | "SIGTERM"): Promise<void> {
     const kind = signal === "SIGKILL" ? "worker-kill" : "worker-term";
-    const w = busyWorker();
-    if (!w) return notInjected(kind, "no worker was up");
+    let w = busyWorker();
+    for (const giveUpAt = Date.now() + 60_000; !w && Date.now() < giveUpAt; w = busyWorker()) await sleep(500);
+    if (!w) return notInjected(kind, "no worker was up for 60 s");
+    targeted.add(w);
+    try {
+      await signalWorker(w, signal, kind);
+    } finally {
+      targeted.delete(w);
+    }
+  }
+
+  async function signalWorker(w: SupervisedService, signal: "SIGKILL" | "SIGTERM", kind: FaultKind): Promise<void> {
     const pid = w.current()!.child.pid!;
     const group = familyOf(pid);
     const ffmpeg = ffmpegUnder(workDir).filter((p) => group.some((q) => q.pid === p.pid));
@@ -351,8 +365,9 @@ try {
   }
 
   async function killApi(): Promise<void> {
+    await api.up();
     const pid = api.current()?.child.pid;
-    if (!pid) return notInjected("api-kill", "the API was down already");
+    if (!pid) return notInjected("api-kill", "the API did not come back");
     const f = record("api-kill", `SIGKILL api (pid ${pid})`);
     const downAt = Date.now();
     await api.signal("SIGKILL");
