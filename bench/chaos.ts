@@ -34,7 +34,7 @@ local storage), uploads N generated clips through the public API while faults la
 schedule, then prints uploads, faults, READY, FAILED by reason, lost, stuck, rewritten segments,
 cancels honoured within 5 s and processes needing a human. Exits 1 when a figure that must be 0 is not.
   --faults=kind:count,...   default ${DEFAULT_FAULTS}
-      worker-kill  SIGKILL a worker's pid (not its group, as the OOM killer does), preferably one encoding
+      worker-kill  SIGKILL a worker's pid (not its group, as the OOM killer does), one encoding if any within 15 s
       worker-term  SIGTERM a worker (it hands its job back after SHUTDOWN_GRACE_SECONDS=2)
       api-kill     SIGKILL the API
       pg-restart   stop the embedded Postgres (fast shutdown), 2 s down, start it on the same data dir and port
@@ -329,15 +329,17 @@ try {
   };
   /** Workers a fault is being injected into now: two faults on one process at once would blur both. */
   const targeted = new Set<SupervisedService>();
-  const busyWorker = (): SupervisedService | null => {
+  const workerToSignal = (encodingOnly: boolean): SupervisedService | null => {
     const up = workers.filter((w) => w.current()?.child.pid && !targeted.has(w));
-    return up.find((w) => familyOf(w.current()!.child.pid!).some((p) => p.command === "ffmpeg")) ?? up[Math.floor(random() * up.length)] ?? null;
+    const encoding = up.find((w) => familyOf(w.current()!.child.pid!).some((p) => p.command === "ffmpeg"));
+    return encoding ?? (encodingOnly ? null : (up[Math.floor(random() * up.length)] ?? null));
   };
 
   async function killWorker(signal: "SIGKILL" | "SIGTERM"): Promise<void> {
     const kind = signal === "SIGKILL" ? "worker-kill" : "worker-term";
-    let w = busyWorker();
-    for (const giveUpAt = Date.now() + 60_000; !w && Date.now() < giveUpAt; w = busyWorker()) await sleep(500);
+    // Up to 15 s for a worker that is encoding, then any worker that is up.
+    let w = workerToSignal(true);
+    for (const anyAfter = Date.now() + 15_000, giveUpAt = Date.now() + 60_000; !w && Date.now() < giveUpAt; w = workerToSignal(Date.now() > anyAfter)) await sleep(250);
     if (!w) return notInjected(kind, "no worker was up for 60 s");
     targeted.add(w);
     try {
