@@ -281,7 +281,11 @@ try {
   };
   const videoState = async (id: string): Promise<VideoState> => (await gql(VIDEO, { id })).data?.video;
 
-  const refused = (u: Upload, what: string) => u.refusals.set(what, (u.refusals.get(what) ?? 0) + 1);
+  const refusalTimes: { at: number; what: string }[] = [];
+  const refused = (u: Upload, what: string) => {
+    u.refusals.set(what, (u.refusals.get(what) ?? 0) + 1);
+    refusalTimes.push({ at: Date.now(), what });
+  };
   async function uploadOne(index: number): Promise<void> {
     const u: Upload = { index, id: null, uploaded: false, refusals: new Map(), cancelArmed: cancelTargets.has(index) };
     videos.push(u);
@@ -358,10 +362,14 @@ try {
     await w.signal(signal);
     const back = w.up().then(() => (w.current() ? `back after ${((Date.now() - downAt) / 1000).toFixed(1)} s` : "did NOT come back"));
     if (signal === "SIGKILL") {
-      await sleep(5000);
+      let lastSeenAlive = downAt;
+      for (const until = downAt + 5000; Date.now() < until && group.some(stillRunning); await sleep(100)) lastSeenAlive = Date.now();
       const outlived = group.filter(stillRunning);
       killedWorkerDebris.push({ fault: f, processes: outlived });
-      f.outcome.push(`${outlived.length} of its ${group.length} child process(es) still running 5 s after it (${outlived.map((p) => `${p.command} ${p.pid}`).join(", ") || "none"})`);
+      f.outcome.push(
+        `${outlived.length} of its ${group.length} child process(es) still running 5 s after it (${outlived.map((p) => `${p.command} ${p.pid}`).join(", ") || "none"})` +
+          (group.length && !outlived.length ? `; the last ended ${((lastSeenAlive - downAt) / 1000).toFixed(1)} s after it` : ""),
+      );
     }
     f.outcome.push(await back);
   }
@@ -444,7 +452,8 @@ try {
     await run("mount", ["-o", `remount,size=${usedKiB + 64}k`, diskDir]);
     await sleep(10_000);
     await run("mount", ["-o", `remount,size=${TMPFS_SIZE}`, diskDir]);
-    f.outcome.push("enlarged again");
+    const during = refusalTimes.filter((r) => r.at >= f.at);
+    f.outcome.push(`enlarged again; the client was refused ${during.length} time(s) meanwhile${during.length ? `: ${[...new Set(during.map((r) => r.what))].join("; ")}` : ""}`);
   }
 
   interface CancelCheck {
