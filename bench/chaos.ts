@@ -16,7 +16,7 @@ import { setLogLevel } from "../src/log.ts";
 import { jobQueueName, type Capability } from "../src/protocol/messages.ts";
 import { createPostgresTransport } from "../src/transport/postgres.ts";
 import { ADMIN_AUTH } from "../test/support/auth.ts";
-import { startApiProcess, startWorkerProcess } from "../test/support/processes.ts";
+import { startApiProcess, startWorkerProcess, stopAllProcesses } from "../test/support/processes.ts";
 import { familyOf, ffmpegUnder, inGroups, listProcesses, stillRunning, type ProcessInfo } from "./support/process-scan.ts";
 import { watchSegments } from "./support/segment-watch.ts";
 import { CREATE_UPLOAD, generateClip, postGraphQL, type GraphQLResponse } from "./support/stack.ts";
@@ -179,6 +179,8 @@ async function stopStack(): Promise<{ wouldNotStop: string[]; leftovers: Process
 
 async function cleanUp(leftovers: ProcessInfo[]): Promise<void> {
   for (const p of leftovers) if (stillRunning(p)) process.kill(p.pid, "SIGKILL");
+  // A start that timed out may have left its process running, unknown to the supervisor.
+  await stopAllProcesses();
   if (tmpfsMounted) await run("umount", ["-l", diskDir]).catch((err) => say(`umount ${diskDir} failed: ${(err as Error).message}`));
   if (flags.keep) say(`kept ${root} (service logs in ${logDir})`);
   else await rm(root, { recursive: true, force: true });
@@ -576,6 +578,11 @@ try {
   const rewrites = watcher.rewrites();
   const changedBytes = rewrites.filter((r) => !r.sameBytes);
   const rewrittenSegments = new Set(changedBytes.map((r) => r.key));
+  const rewrittenByVideo = new Map<string, number>();
+  for (const key of rewrittenSegments) {
+    const id = key.split("/")[1]!;
+    rewrittenByVideo.set(id, (rewrittenByVideo.get(id) ?? 0) + 1);
+  }
   const honoured = cancelChecks.filter((c) => {
     if (c.answer === "refused") return terminal.has(finals.get(c.videoId)?.status ?? "") && finals.get(c.videoId)?.status !== "CANCELED";
     const final = finals.get(c.videoId);
@@ -625,7 +632,7 @@ FAILED                         ${failed.length}${[...failedReasons].map(([r, n])
 CANCELED                       ${canceled.length}
 lost                           ${lost.length}${gate(lost.length)}${lost.map((u) => ` ${u.id} (${statusOf(u)})`).join("")}
 stuck                          ${stuck.length}${gate(stuck.length)}${stuck.map((u) => ` ${u.id} (${statusOf(u)})`).join("")}
-rewritten segments             ${rewrittenSegments.size}${gate(rewrittenSegments.size)} (of ${watcher.segmentCount()} published; ${rewrites.length - changedBytes.length} written again with the same bytes)
+rewritten segments             ${rewrittenSegments.size}${gate(rewrittenSegments.size)} (of ${watcher.segmentCount()} published; ${rewrites.length - changedBytes.length} written again with the same bytes)${[...rewrittenByVideo].map(([id, n]) => `\n  ${n} of video ${id}`).join("")}
 cancels honoured within 5 s    ${honoured.length}/${cancelChecks.length}${gate(cancelChecks.length - honoured.length)}
 processes needing a human      ${needingHuman}${gate(needingHuman)} (${orphaned.length} outliving a killed worker by 5 s, ${leftovers.length} left after stopping${leftovers.length ? `: ${leftovers.map((p) => `${p.command} ${p.pid}`).join(", ")}` : ""}, ${gaveUp.length} service(s) not coming back${gaveUp.length ? `: ${gaveUp.join(", ")}` : ""})
 faults not injected            ${missing.length}${gate(missing.length)}${missing.map(([k, n]) => ` ${k} ${injectedCount(k)}/${n}`).join(",")}${tmpfsMounted ? "" : "\n  disk-full skipped: mounting a tmpfs needs root"}
