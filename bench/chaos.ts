@@ -635,7 +635,7 @@ stuck                          ${stuck.length}${gate(stuck.length)}${stuck.map((
 rewritten segments             ${rewrittenSegments.size}${gate(rewrittenSegments.size)} (of ${watcher.segmentCount()} published; ${rewrites.length - changedBytes.length} written again with the same bytes)${[...rewrittenByVideo].map(([id, n]) => `\n  ${n} of video ${id}`).join("")}
 cancels honoured within 5 s    ${honoured.length}/${cancelChecks.length}${gate(cancelChecks.length - honoured.length)}
 processes needing a human      ${needingHuman}${gate(needingHuman)} (${orphaned.length} outliving a killed worker by 5 s, ${leftovers.length} left after stopping${leftovers.length ? `: ${leftovers.map((p) => `${p.command} ${p.pid}`).join(", ")}` : ""}, ${gaveUp.length} service(s) not coming back${gaveUp.length ? `: ${gaveUp.join(", ")}` : ""})
-faults not injected            ${missing.length}${gate(missing.length)}${missing.map(([k, n]) => ` ${k} ${injectedCount(k)}/${n}`).join(",")}${tmpfsMounted ? "" : "\n  disk-full skipped: mounting a tmpfs needs root"}
+faults not injected            ${missing.length}${gate(missing.length)}${missing.map(([k, n]) => ` ${k} ${injectedCount(k)}/${n}`).join(",")}${!asRoot && (requested.get("disk-full") ?? 0) > 0 ? "\n  disk-full skipped: mounting a tmpfs needs root" : ""}
 not gated:
   services that exited by themselves   ${unplanned.length}${unplanned.length ? ` (${unplanned.join(", ")})` : ""}
   services SIGKILLed at the end        ${wouldNotStop.length} (no exit within 40 s of SIGTERM)${wouldNotStop.length ? `: ${wouldNotStop.join(", ")}` : ""}
