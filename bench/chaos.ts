@@ -39,10 +39,10 @@ cancels honoured within 5 s and processes needing a human. Exits 1 when a figure
       api-kill     SIGKILL the API
       pg-restart   stop the embedded Postgres (fast shutdown), 2 s down, start it on the same data dir and port
       duplicate    publish a job's own message again through the transport: a running job, then a finished one, ...
-      cancel       cancelVideo once a video's rungs are past 60 %; honoured = CANCELED and its ffmpeg gone within 5 s
+      cancel       cancelVideo once one of a video's rungs is past 60 % or READY; honoured = CANCELED and its ffmpeg gone within 5 s
       disk-full    as root: shrink the tmpfs holding storage and the workers' temp dirs to what is in use, for 10 s
   Killed and exited services are restarted like a supervisor would, 1 s after they exit.
-  --seed=N      replays a schedule (printed at the start); --settle=S how long videos may take to end
+  --seed=N      replays a schedule (printed at the start; what it hits still depends on timing); --settle=S how long videos may take to end
                 after the last fault (default 120); --keep keeps the run's directory and service logs.
 Defaults: 20 uploads, 2 workers, 6 s clips of 640x360 with audio, 2 s HLS segments.`;
 const { values: flags } = parseCommandLine(USAGE, {
