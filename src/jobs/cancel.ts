@@ -1,10 +1,11 @@
 import type { Db } from "../db/client.ts";
-import { ValidationError } from "../errors.ts";
+import { NotFoundError, ValidationError } from "../errors.ts";
 import { TERMINAL_VIDEO_STATUSES, videoSnapshot, type VideoPubSub } from "../events/video-events.ts";
-import type { Job, Video } from "../generated/prisma/client.ts";
+import type { Job, JobStatus, Video } from "../generated/prisma/client.ts";
 import { log } from "../log.ts";
 import { PROTOCOL_VERSION } from "../protocol/messages.ts";
 import type { ApiTransport } from "../transport/types.ts";
+import { lockVideo } from "./video-lock.ts";
 
 export interface CancelDeps {
   db: Db;
@@ -17,22 +18,37 @@ export const CANCELED_REASON = "Canceled on request";
 /**
  * Cancels a video and its unfinished jobs (all of them, or only `jobIds`): the rows say CANCELED
  * at once, unfinished variants SKIPPED, and every worker is told to stop those attempts. A worker
- * that missed the message is told again when it reports the job started (see ingest-events.ts).
+ * that missed the message is told again when it reports the job (see ingest-events.ts).
+ *
+ * Compare-and-set under the video's row lock (video-lock.ts): a video that finished first (READY,
+ * FAILED, or CANCELED by a concurrent cancel) is refused with a ValidationError and left as it is;
+ * a completion or failure that arrives after the cancel changes nothing. A canceled video is not
+ * playable and offers no master playlist: its READY rungs stay READY, its master and files stay in
+ * storage until the video is deleted. `hold` is a test seam, awaited after the read, before the writes.
  */
-export async function cancelVideo(deps: CancelDeps, videoId: string, jobIds?: string[]): Promise<{ video: Video; jobs: Job[] }> {
+export async function cancelVideo(deps: CancelDeps, videoId: string, jobIds?: string[], hold?: () => Promise<void>): Promise<{ video: Video; jobs: Job[] }> {
   const at = new Date();
   const result = await deps.db.$transaction(async (tx) => {
-    const video = await tx.video.findUniqueOrThrow({ where: { id: videoId } });
-    if (TERMINAL_VIDEO_STATUSES.has(video.status)) {
-      throw new ValidationError("id", `The video is ${video.status}; only videos waiting for upload, queued or processing can be canceled`);
+    const status = await lockVideo(tx, videoId);
+    if (!status) throw new NotFoundError("video", videoId);
+    if (TERMINAL_VIDEO_STATUSES.has(status)) {
+      throw new ValidationError("id", `The video is ${status}: it has already finished; only videos waiting for upload, queued or processing can be canceled`);
     }
-    const jobs = await tx.job.findMany({
-      where: { videoId, status: { in: ["QUEUED", "RUNNING"] }, ...(jobIds ? { id: { in: jobIds } } : {}) },
-    });
-    await tx.job.updateMany({ where: { id: { in: jobs.map((j) => j.id) } }, data: { status: "CANCELED", finishedAt: at, error: CANCELED_REASON } });
+    const unfinished = { status: { in: ["QUEUED", "RUNNING"] as JobStatus[] } };
+    const jobs = await tx.job.findMany({ where: { videoId, ...unfinished, ...(jobIds ? { id: { in: jobIds } } : {}) } });
+    if (jobIds && !jobs.length) {
+      const finished = await tx.job.findFirst({ where: { videoId, id: { in: jobIds } } });
+      throw new ValidationError("id", `The job is ${finished?.status ?? "gone"}: it has already finished; only queued or running jobs can be canceled`);
+    }
+    await hold?.();
+    const ids = jobs.map((j) => j.id);
+    await tx.job.updateMany({ where: { id: { in: ids }, ...unfinished }, data: { status: "CANCELED", finishedAt: at, error: CANCELED_REASON } });
     await tx.variant.updateMany({ where: { videoId, status: { in: ["PENDING", "ENCODING"] } }, data: { status: "SKIPPED" } });
-    const canceled = await tx.video.update({ where: { id: videoId }, data: { status: "CANCELED", error: CANCELED_REASON, finishedAt: at } });
-    return { video: canceled, jobs: await tx.job.findMany({ where: { id: { in: jobs.map((j) => j.id) } } }) };
+    const canceled = await tx.video.update({
+      where: { id: videoId },
+      data: { status: "CANCELED", error: CANCELED_REASON, finishedAt: at, playable: false, masterKey: null },
+    });
+    return { video: canceled, jobs: await tx.job.findMany({ where: { id: { in: ids }, status: "CANCELED" } }) };
   });
   deps.pubSub.publish("videoEvents", videoId, { kind: "status", video: videoSnapshot(result.video) });
   for (const job of result.jobs) await tellWorkersToCancel(deps.transport, job.id, job.attempt);

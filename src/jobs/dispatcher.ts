@@ -115,6 +115,10 @@ export function createDispatcher(deps: {
           } catch (err) {
             // A job no worker could run must not hold up the jobs behind it.
             const error = `The job cannot be sent to a worker: ${(err as Error).message}`;
+            // The job's row is locked before its video's here, the other way round from every other
+            // state change (video-lock.ts): wait for no video lock, or the two could deadlock.
+            const videoFree = await tx.$queryRaw<unknown[]>`SELECT 1 FROM "Video" WHERE id = ${job.videoId}::uuid FOR NO KEY UPDATE SKIP LOCKED`;
+            if (!videoFree.length) continue;
             log.error("job not dispatchable; failed", { jobId: id, err });
             await tx.job.update({ where: { id }, data: { status: "FAILED", error, finishedAt: new Date() } });
             await tx.video.updateMany({ where: { id: job.videoId, status: { in: ["QUEUED", "PROCESSING"] } }, data: { status: "FAILED", error, finishedAt: new Date() } });

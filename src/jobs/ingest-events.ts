@@ -1,6 +1,7 @@
 import type { Db } from "../db/client.ts";
 import { videoWebhookData, webhookEventId, type WebhookEmitter } from "../webhooks/events.ts";
 import { retryDelayMs } from "./dispatcher.ts";
+import { lockVideo } from "./video-lock.ts";
 import type { JobStatus, Variant } from "../generated/prisma/client.ts";
 import { log } from "../log.ts";
 import { parseWorkerEvent, type JobEvent, type WorkerEvent, type WorkerHeartbeat } from "../protocol/messages.ts";
@@ -35,6 +36,8 @@ export function createEventIngestor(deps: {
   onCanceledJobReported: (jobId: string, attempt: number, workerId?: string) => Promise<void>;
   /** A run whose worker has not been heard of for this long is presumed dead. */
   stallSeconds: number;
+  /** Test seam: awaited inside the transaction of a job's final transition (under the video's lock), just before it commits. */
+  holdTransition?: (e: JobEvent) => Promise<void>;
 }): EventIngestor {
   const { db, pubSub, webhooks } = deps;
   const lastProgressWrite = new Map<string, number>();
@@ -105,7 +108,8 @@ export function createEventIngestor(deps: {
       return;
     }
     for (const run of others) {
-      await db.jobRun.update({ where: { id: run.id }, data: { status: "ABANDONED", finishedAt: run.heartbeatAt ?? run.startedAt } });
+      // Only if it is still RUNNING: a run that reported its end meanwhile stays finished.
+      await db.jobRun.updateMany({ where: { id: run.id, status: "RUNNING" }, data: { status: "ABANDONED", finishedAt: run.heartbeatAt ?? run.startedAt } });
     }
     const { count } = await db.video.updateMany({ where: { id: videoId, status: "QUEUED" }, data: { status: "PROCESSING" } });
     if (count) await publishStatus(videoId);
@@ -236,6 +240,7 @@ export function createEventIngestor(deps: {
     await finishRun(e);
     const at = new Date(e.at);
     const queued = await db.$transaction(async (tx) => {
+      await lockVideo(tx, videoId);
       const { count } = await tx.job.updateMany({
         where: { id: e.jobId, attempt: e.attempt, status: { in: ["QUEUED", "RUNNING"] } },
         data: { status: "SUCCEEDED", progress: 1, finishedAt: at, error: null },
@@ -292,7 +297,8 @@ export function createEventIngestor(deps: {
     const at = new Date(e.at);
     const count = await db.$transaction(async (tx) => {
       const { count } = await tx.video.updateMany({
-        where: { id: videoId, playable: false },
+        // A canceled or failed video offers no master, even when the event arrives after the cancel.
+        where: { id: videoId, playable: false, status: { in: ["QUEUED", "PROCESSING", "READY"] } },
         data: { playable: true, masterKey: e.masterKey, playableAt: at },
       });
       if (count) await emitPlayable(tx, videoId);
@@ -308,6 +314,7 @@ export function createEventIngestor(deps: {
     await finishRun(e);
     const at = new Date(e.at);
     const count = await db.$transaction(async (tx) => {
+      await lockVideo(tx, videoId);
       const { count } = await tx.job.updateMany({
         where: { id: e.jobId, attempt: e.attempt, status: { in: ["QUEUED", "RUNNING"] } },
         data: { status: "SUCCEEDED", progress: 1, finishedAt: at, error: null },
@@ -326,6 +333,7 @@ export function createEventIngestor(deps: {
       if (video.status === "READY") {
         await webhooks.emit(tx, videoId, "video.ready", webhookEventId("video.ready", videoId, video.finishedAt!.toISOString()), { video: videoWebhookData(video) });
       }
+      await deps.holdTransition?.(e);
       return count;
     });
     if (!count) return;
@@ -351,6 +359,7 @@ export function createEventIngestor(deps: {
     }
     const at = new Date(e.at);
     const count = await db.$transaction(async (tx) => {
+      await lockVideo(tx, videoId);
       const { count } = await tx.job.updateMany({
         where: { id: job.id, attempt: job.attempt, status: { in: ["QUEUED", "RUNNING"] } },
         data: { status: "FAILED", error: e.error, finishedAt: at },
@@ -367,6 +376,7 @@ export function createEventIngestor(deps: {
       if (video.status === "FAILED") {
         await webhooks.emit(tx, videoId, "video.failed", webhookEventId("video.failed", videoId, video.finishedAt!.toISOString()), { video: videoWebhookData(video) });
       }
+      await deps.holdTransition?.(e);
       return count;
     });
     if (!count) return;
@@ -381,8 +391,10 @@ export function createEventIngestor(deps: {
       return;
     }
     if (job.status === "CANCELED" && e.attempt === job.attempt) {
-      if (e.type === "job.canceled") await finishRun(e);
-      else if (e.type === "job.started" || e.type === "job.progress") await deps.onCanceledJobReported(e.jobId, e.attempt);
+      // The cancel won: the job and video stay as it left them. A run that ended says how; one
+      // still working is told (again) to stop.
+      if (e.type === "job.canceled" || e.type === "job.succeeded" || e.type === "render.succeeded" || e.type === "job.failed") await finishRun(e);
+      else await deps.onCanceledJobReported(e.jobId, e.attempt);
       return;
     }
     // A SUCCEEDED job still takes the late data events of its attempt (each handler below only

@@ -10,27 +10,29 @@ import type { Dispatcher } from "./dispatcher.ts";
  * video to PROCESSING (READY again when the rung is), and a job with `rungs = [name]` encodes
  * only that rung and republishes the master playlist with it and every other complete rung,
  * leaving the other rungs' files as they are. One job per video at a time: refused while one is queued or running.
+ * `hold` is a test seam, awaited after the read, before the writes.
  */
 export async function retryVariant(
   deps: { db: Db; pubSub: VideoPubSub; dispatcher: Dispatcher; maxAttempts: number },
   variantId: string,
   tenantId: string,
+  hold?: () => Promise<void>,
 ): Promise<{ variant: Variant; video: Video; job: Job }> {
   const result = await deps.db.$transaction(async (tx) => {
     const variant = isUuid(variantId)
       ? await tx.variant.findFirst({ where: { id: variantId, video: { tenantId } }, include: { video: true } })
       : null;
     if (!variant) throw new NotFoundError("variant", variantId);
+    if (variant.status === "PENDING" || variant.status === "ENCODING") throw new ValidationError("id", await whyNotRetryable(tx, variant.videoId, variant.name));
     if (variant.status !== "FAILED") throw new ValidationError("id", `The variant is ${variant.status}; only a FAILED variant can be retried`);
     const { video } = variant;
+    await hold?.();
     // The status update below is the lock: of two concurrent retries of one video, one finds it PROCESSING.
     const { count } = await tx.video.updateMany({
       where: { id: video.id, status: { in: ["READY", "FAILED"] }, jobs: { none: { status: { in: ["QUEUED", "RUNNING"] } } } },
       data: { status: "PROCESSING", error: null, finishedAt: null },
     });
-    if (!count) {
-      throw new ValidationError("id", `The video is ${video.status}; a variant can be retried once the video is READY or FAILED and no job runs for it`);
-    }
+    if (!count) throw new ValidationError("id", await whyNotRetryable(tx, video.id, variant.name));
     const retried = await tx.variant.update({
       where: { id: variant.id },
       data: { status: "PENDING", progress: 0, segmentCount: 0, error: null, readyAt: null },
@@ -43,4 +45,13 @@ export async function retryVariant(
   deps.dispatcher.kick();
   deps.pubSub.publish("videoEvents", result.video.id, { kind: "status", video: videoSnapshot(result.video) });
   return result;
+}
+
+/** Why the video's compare-and-set refused a retry, as it stands now (the winner of a race has committed). */
+async function whyNotRetryable(tx: Pick<Db, "video" | "job">, videoId: string, rung: string): Promise<string> {
+  const running = await tx.job.findFirst({ where: { videoId, status: { in: ["QUEUED", "RUNNING"] } }, orderBy: { createdAt: "desc" } });
+  if (running?.rungs.includes(rung)) return `A retry of this variant is already ${running.status === "QUEUED" ? "queued" : "running"}`;
+  if (running) return `A job of this video is ${running.status === "QUEUED" ? "queued" : "running"}; retry the variant once it has finished`;
+  const { status } = await tx.video.findUniqueOrThrow({ where: { id: videoId }, select: { status: true } });
+  return `The video is ${status}; a variant can be retried once the video is READY or FAILED`;
 }

@@ -279,7 +279,12 @@ builder.mutationFields((t) => ({
     errors: { types: [NotFoundError], union: { name: "DeleteVideoResult" } },
     resolve: async (_root, { id }, ctx) => {
       const video = await findVideoOrThrow(ctx, String(id));
-      if (!TERMINAL_VIDEO_STATUSES.has(video.status)) await cancelVideo(ctx, video.id);
+      if (!TERMINAL_VIDEO_STATUSES.has(video.status)) {
+        // A video that finished meanwhile (the cancel is refused) is deleted all the same.
+        await cancelVideo(ctx, video.id).catch((err: unknown) => {
+          if (!(err instanceof ValidationError)) throw err;
+        });
+      }
       await ctx.storage.deletePrefix(`videos/${video.id}`);
       await ctx.db.video.delete({ where: { id: video.id } });
       return { deletedVideoId: video.id };

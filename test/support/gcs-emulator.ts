@@ -1,10 +1,9 @@
-import { spawn } from "node:child_process";
 import { access, readdir } from "node:fs/promises";
-import net from "node:net";
 import path from "node:path";
+import { freePort } from "../../src/free-port.ts";
+import { startLocalServer } from "./local-server.ts";
 
 const START_TIMEOUT_MS = 20_000;
-const STOP_TIMEOUT_MS = 5000;
 const VENV = path.resolve(import.meta.dirname, "../../.tools/emulators");
 const ARCH: Record<string, string> = { x64: "amd64", arm64: "arm64" };
 
@@ -33,17 +32,6 @@ async function findBinary(): Promise<string> {
   throw new Error(`fake-gcs-server is not installed in ${VENV}: ${setup}`);
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 /**
  * Starts fake-gcs-server (in memory, plain HTTP) on a free port of 127.0.0.1 and resolves once
  * its JSON API answers. Throws, never skips, when the binary is missing: the tests' `pretest`
@@ -60,37 +48,13 @@ export async function startGcsEmulator(options: GcsEmulatorOptions = {}): Promis
     args.push("-event.pubsub-project-id", n.projectId, "-event.pubsub-topic", n.topic, "-event.list", "finalize", "-event.object-prefix", n.objectPrefix);
     env.PUBSUB_EMULATOR_HOST = n.pubsubHost;
   }
-  const child = spawn(binary, args, { env, stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  const keepTail = (chunk: Buffer) => {
-    output = (output + chunk.toString()).slice(-4000);
-  };
-  child.stdout.on("data", keepTail);
-  child.stderr.on("data", keepTail);
-  let hasExited = false;
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  void exited.then(() => (hasExited = true));
-  // Should the test process end without calling stop(), the emulator must not outlive it.
-  const killOnExit = () => child.kill("SIGKILL");
-  process.once("exit", killOnExit);
-
-  const stop = async () => {
-    process.removeListener("exit", killOnExit);
-    if (hasExited) return;
-    child.kill("SIGTERM");
-    const timer = setTimeout(() => child.kill("SIGKILL"), STOP_TIMEOUT_MS);
-    await exited;
-    clearTimeout(timer);
-  };
-
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  for (;;) {
-    const ready = await fetch(`${endpoint}/storage/v1/b`).then((r) => r.ok, () => false);
-    if (ready) return { endpoint, stop };
-    if (hasExited || Date.now() > deadline) {
-      await stop();
-      throw new Error(`fake-gcs-server did not start on port ${port} (${hasExited ? "it exited" : "timed out"}):\n${output}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const server = await startLocalServer({
+    name: `fake-gcs-server on port ${port}`,
+    command: binary,
+    args,
+    env,
+    ready: () => fetch(`${endpoint}/storage/v1/b`).then((r) => r.ok),
+    startTimeoutMs: START_TIMEOUT_MS,
+  });
+  return { endpoint, stop: server.stop };
 }
