@@ -3,7 +3,6 @@
 // schedule, then what became of every video, segment and process. See README "Failure model".
 import { execFile } from "node:child_process";
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, statfs } from "node:fs/promises";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -12,6 +11,7 @@ import pg from "pg";
 import WebSocket from "ws";
 import { parseCommandLine, usageError } from "../scripts/cli.ts";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "../src/db/embedded.ts";
+import { freePort } from "../src/free-port.ts";
 import { setLogLevel } from "../src/log.ts";
 import { jobQueueName, type Capability } from "../src/protocol/messages.ts";
 import { createPostgresTransport } from "../src/transport/postgres.ts";
@@ -89,17 +89,6 @@ function seededRandom(s: number): () => number {
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 // --- the stack -----------------------------------------------------------------------------
