@@ -437,10 +437,16 @@ try {
 
   async function fillDisk(): Promise<void> {
     if (!tmpfsMounted) return notInjected("disk-full", asRoot ? "no tmpfs" : "skipped: mounting a tmpfs needs root");
-    const s = await statfs(diskDir);
-    const usedKiB = Math.ceil(((s.blocks - s.bfree) * s.bsize) / 1024);
-    const f = record("disk-full", `tmpfs of storage and worker temp dirs shrunk to ${usedKiB + 64} KiB (in use: ${usedKiB} KiB) for 10 s`);
-    await run("mount", ["-o", `remount,size=${usedKiB + 64}k`, diskDir]);
+    // tmpfs refuses a size below what is in use, and uploads keep writing: measure and shrink until it takes.
+    let shrunk: { usedKiB: number; sizeKiB: number } | null = null;
+    for (let marginKiB = 64; !shrunk && marginKiB <= 4096; marginKiB *= 2) {
+      const s = await statfs(diskDir);
+      const usedKiB = Math.ceil(((s.blocks - s.bfree) * s.bsize) / 1024);
+      const ok = await run("mount", ["-o", `remount,size=${usedKiB + marginKiB}k`, diskDir]).then(() => true, () => false);
+      if (ok) shrunk = { usedKiB, sizeKiB: usedKiB + marginKiB };
+    }
+    if (!shrunk) return notInjected("disk-full", "tmpfs refused every smaller size");
+    const f = record("disk-full", `tmpfs of storage and worker temp dirs shrunk to ${shrunk.sizeKiB} KiB (in use: ${shrunk.usedKiB} KiB) for 10 s`);
     await sleep(10_000);
     await run("mount", ["-o", `remount,size=${TMPFS_SIZE}`, diskDir]);
     const during = refusalTimes.filter((r) => r.at >= f.at);
@@ -516,7 +522,16 @@ try {
   const injecting = timed.map(async ({ at, kind }) => {
     await sleep(at - (Date.now() - t0));
     const inject = { "worker-kill": () => killWorker("SIGKILL"), "worker-term": () => killWorker("SIGTERM"), "api-kill": killApi, "pg-restart": restartPostgres, duplicate: duplicateDelivery, "disk-full": fillDisk, cancel: async () => {} }[kind];
-    await inject().catch((err: Error) => notInjected(kind, `the harness failed: ${err.message}`));
+    const recordedBefore = faults.length;
+    await inject().catch((err: Error) => {
+      // A fault recorded and then cut short by the harness's own error was not injected as planned.
+      const started = faults.slice(recordedBefore).find((f) => f.kind === kind && f.injected);
+      if (started) {
+        started.injected = false;
+        started.outcome.push(`the harness failed: ${err.message}`);
+        say(`${kind}: the harness failed: ${err.message}`);
+      } else notInjected(kind, `the harness failed: ${err.message}`);
+    });
   });
   for (const s of services) {
     // A crash the harness did not cause is a finding: logged as it happens.
