@@ -240,7 +240,9 @@ export function createWorker(options: WorkerOptions): Worker {
       await checkNvenc();
       await checkManim();
       await transport.start();
-      await transport.onControl(onControl);
+      // The API answers a heartbeat that lists a canceled job with its cancel again: that is how
+      // cancels broadcast while the control channel was down reach this worker.
+      await transport.onControl(onControl, () => void sendHeartbeat().catch((err) => log.warn("heartbeat after reconnecting failed", { err })));
       await transport.consumeJobs(capabilities, options.concurrency, runJob);
       heartbeat = setInterval(() => sendHeartbeat().catch((err) => log.warn("heartbeat failed", { err })), options.heartbeatIntervalSeconds * 1000);
       await sendHeartbeat();

@@ -69,7 +69,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
   const liveCredentials = new LiveCredentials(authenticate, env.AUTH_RECHECK_SECONDS);
   liveCredentials.listen(eventTarget);
   // A small pool of its own for the rate limiter's counters (Prisma's pool is not a pg.Pool).
-  const limiterPool = new pg.Pool({ connectionString: databaseUrl, max: 4 });
+  const limiterPool = new pg.Pool({ connectionString: databaseUrl, max: 4, connectionTimeoutMillis: 10_000 });
   // An idle client whose connection the server ends (a restart, a failover) must not crash the API.
   limiterPool.on("error", (err) => log.warn("rate limiter connection lost", { err }));
   const publicUrl = env.PUBLIC_URL?.replace(/\/$/, "") ?? "";

@@ -227,4 +227,19 @@ describe("worker events are applied idempotently and in any order", () => {
     expect(result.jobs[0]!.status).toBe("SUCCEEDED");
     expect(result.jobs[0]!.runs.map((r) => [r.workerId, r.status])).toEqual([["worker-1", "SUCCEEDED"]]);
   });
+
+  it("a heartbeat that lists a canceled attempt is answered with a cancel for that worker (how a worker learns of cancels it missed)", async () => {
+    const canceled = await newJob();
+    const running = await newJob();
+    const told: [string, number, string | undefined][] = [];
+    const ingest = createEventIngestor({ db, pubSub: createVideoPubSub(undefined), webhooks, progressWriteIntervalMs: 0, onJobRequeued: () => {}, onCanceledJobReported: async (jobId, attempt, workerId) => void told.push([jobId, attempt, workerId]), stallSeconds: 30 });
+    await ingest.ingest([cleanRun(canceled.jobId, canceled.videoId)[0]!, cleanRun(running.jobId, running.videoId)[0]!]);
+    await db.job.update({ where: { id: canceled.jobId }, data: { status: "CANCELED" } });
+    const heartbeat = (activeJobs: { jobId: string; attempt: number }[], at: string) => ({ v: PROTOCOL_VERSION, type: "worker.heartbeat", workerId: "worker-1", capabilities: ["cpu"], activeJobs, at });
+    await ingest.ingest([heartbeat([{ jobId: running.jobId, attempt: 1 }, { jobId: canceled.jobId, attempt: 1 }], "2026-11-22T10:05:00.000Z")]);
+    expect(told).toEqual([[canceled.jobId, 1, "worker-1"]]);
+    // Another attempt of the job, or a worker that lists none, is not told.
+    await ingest.ingest([heartbeat([{ jobId: canceled.jobId, attempt: 2 }], "2026-11-22T10:05:01.000Z"), heartbeat([], "2026-11-22T10:05:02.000Z")]);
+    expect(told).toHaveLength(1);
+  });
 });

@@ -1,17 +1,27 @@
-import pg from "pg";
 import { PgBoss } from "pg-boss";
 import { CONTROL_NOTIFY_CHANNEL, EVENTS_QUEUE, jobQueueName, type WorkerEvent } from "../../src/protocol/messages.ts";
 import { log } from "../log.ts";
+import { listenWithReconnect, type PostgresListener } from "./postgres-listener.ts";
 import type { WorkerTransport } from "./types.ts";
 
 const QUEUE_WAIT_MS = 500;
+/** How long an event waits for the database to come back (a restart, a failover) before its send fails. */
+const EVENT_SEND_PATIENCE_MS = 60_000;
+const MAX_SEND_RETRY_MS = 5000;
+
+/** An error that says the connection or the server went away, not that the request was wrong. */
+export function isConnectionLoss(err: unknown): boolean {
+  const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
+  if (typeof code === "string" && (/^(08|57P)/.test(code) || ["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ENOTFOUND", "EAI_AGAIN"].includes(code))) return true;
+  return typeof message === "string" && /Connection terminated|connection timeout|Client has encountered a connection error/i.test(message);
+}
 
 /** The embedded transport (pg-boss in Postgres); the API creates the queues. */
 export function createPostgresWorkerTransport(connectionString: string): WorkerTransport {
   const boss = new PgBoss({ connectionString, useListenNotify: true, max: 3, supervise: false, schedule: false });
   boss.on("error", (err) => log.error("pg-boss error", { err }));
   const queues: string[] = [];
-  let control: pg.Client | null = null;
+  let control: PostgresListener | null = null;
 
   return {
     async start() {
@@ -31,26 +41,36 @@ export function createPostgresWorkerTransport(connectionString: string): WorkerT
       }
     },
     async publishEvent(event: WorkerEvent) {
-      await boss.send(EVENTS_QUEUE, event);
-    },
-    async onControl(handler) {
-      control = new pg.Client({ connectionString });
-      control.on("notification", (msg) => {
+      const giveUpAt = Date.now() + EVENT_SEND_PATIENCE_MS;
+      for (let delayMs = 250; ; delayMs = Math.min(delayMs * 2, MAX_SEND_RETRY_MS)) {
         try {
-          handler(JSON.parse(msg.payload ?? "null"));
+          return void (await boss.send(EVENTS_QUEUE, event));
         } catch (err) {
-          log.error("control message is not JSON; ignored", { err });
+          if (!isConnectionLoss(err) || Date.now() + delayMs > giveUpAt) throw err;
+          log.warn("event not sent: database unreachable; retrying", { type: event.type, err: (err as Error).message, retryInMs: delayMs });
+          await new Promise((r) => setTimeout(r, delayMs));
         }
+      }
+    },
+    async onControl(handler, onReconnected) {
+      control = await listenWithReconnect({
+        connectionString,
+        channel: CONTROL_NOTIFY_CHANNEL,
+        onNotification(payload) {
+          try {
+            handler(JSON.parse(payload));
+          } catch (err) {
+            log.error("control message is not JSON; ignored", { err });
+          }
+        },
+        onReconnected,
       });
-      control.on("error", (err) => log.error("control channel lost; cancels will reach this worker only through refused events", { err }));
-      await control.connect();
-      await control.query(`LISTEN ${CONTROL_NOTIFY_CHANNEL}`);
     },
     async stopConsuming() {
       await Promise.all(queues.map((q) => boss.offWork(q, { wait: false })));
     },
     async stop() {
-      await control?.end().catch(() => {});
+      await control?.close();
       await boss.stop({ graceful: true, timeout: 5000 });
     },
   };

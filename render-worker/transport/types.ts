@@ -18,9 +18,10 @@ export interface WorkerTransport {
   publishEvent(event: WorkerEvent): Promise<void>;
   /**
    * Calls `handler` with every control message (still `unknown`) broadcast while this worker
-   * runs; messages sent while it was down are not replayed.
+   * runs; messages sent while it was down are not replayed. A transport whose channel can drop
+   * and come back calls `onReconnected` then, so the worker can ask for what it missed.
    */
-  onControl(handler: (message: unknown) => void): Promise<void>;
+  onControl(handler: (message: unknown) => void, onReconnected: () => void): Promise<void>;
   /** Stops taking new jobs; in-flight handlers keep running. */
   stopConsuming(): Promise<void>;
   stop(): Promise<void>;

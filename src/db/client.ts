@@ -1,8 +1,19 @@
 import { PrismaPg } from "@prisma/adapter-pg";
 import { PrismaClient } from "../generated/prisma/client.ts";
+import { log } from "../log.ts";
 
 export type Db = PrismaClient;
 
 export function createDb(databaseUrl: string, options: { max?: number } = {}): Db {
-  return new PrismaClient({ adapter: new PrismaPg({ connectionString: databaseUrl, max: options.max ?? 10 }) });
+  // The adapter's pool drops a connection the server ends (a restart, a failover) and opens
+  // another for the next query; these only say so. Without a connect timeout, requests would
+  // hang for minutes on an address that no longer answers (pg-boss uses the same 10 s).
+  const adapter = new PrismaPg(
+    { connectionString: databaseUrl, max: options.max ?? 10, connectionTimeoutMillis: 10_000 },
+    {
+      onPoolError: (err) => log.warn("database connection lost (idle)", { err: err.message }),
+      onConnectionError: (err) => log.warn("database connection lost (in a transaction)", { err: err.message }),
+    },
+  );
+  return new PrismaClient({ adapter });
 }

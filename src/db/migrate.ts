@@ -20,6 +20,8 @@ export async function applyMigrations(databaseUrl: string, dir = MIGRATIONS_DIR)
     .map((d) => d.name)
     .sort();
   const client = new pg.Client({ connectionString: databaseUrl });
+  // A connection lost mid-migration fails the query in flight; the event itself must not crash the process.
+  client.on("error", () => {});
   await client.connect();
   const applied: string[] = [];
   try {

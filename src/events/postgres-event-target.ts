@@ -20,6 +20,12 @@ export function notificationPayload(type: string, detail: unknown): string {
 export const RESYNC = { kind: "resync" } as const;
 // Postgres refuses NOTIFY payloads of 8000 bytes or more.
 const MAX_PAYLOAD_BYTES = 7900;
+const FIRST_RETRY_MS = 250;
+const MAX_RETRY_MS = 5000;
+// A failover can leave the old connection silently dead (no FIN, no error); a query that does
+// not answer in time is how the fan-out notices.
+const PROBE_INTERVAL_MS = 10_000;
+const QUERY_TIMEOUT_MS = 5000;
 
 /**
  * An EventTarget for yoga's pubsub that fans events out to every API instance through
@@ -34,6 +40,7 @@ export class PostgresEventTarget<TEvent extends TypedEvent> extends EventTarget 
   #closed = false;
   #everConnected = false;
   #pending: Promise<unknown> = Promise.resolve();
+  #probeTimer: NodeJS.Timeout | null = null;
   readonly #listenersByTopic = new Map<string, number>();
 
   constructor(connectionString: string) {
@@ -44,21 +51,28 @@ export class PostgresEventTarget<TEvent extends TypedEvent> extends EventTarget 
   /** Connects and starts listening; also reconnects after the connection drops. */
   async start(): Promise<void> {
     await this.#connect();
+    this.#probeTimer = setInterval(() => {
+      const client = this.#client;
+      client?.query("SELECT 1").catch((err: Error) => this.#lost(client, err));
+    }, PROBE_INTERVAL_MS);
+    this.#probeTimer.unref();
   }
 
   #connect(): Promise<pg.Client> {
     if (this.#client) return Promise.resolve(this.#client);
     this.#connecting ??= (async () => {
-      const client = new pg.Client({ connectionString: this.#connectionString });
+      // A connect to an address that no longer answers would otherwise hang for minutes, not retry.
+      const client = new pg.Client({ connectionString: this.#connectionString, keepAlive: true, query_timeout: QUERY_TIMEOUT_MS, connectionTimeoutMillis: 10_000 });
       client.on("notification", (msg) => this.#deliver(msg.payload));
-      client.on("error", (err) => {
-        log.warn("event fan-out connection lost; reconnecting", { err });
-        this.#client = null;
-        client.end().catch(() => {});
-        if (!this.#closed) setTimeout(() => this.#connect().catch(() => {}), 1000).unref();
-      });
-      await client.connect();
-      await client.query(`LISTEN ${EVENTS_CHANNEL}`);
+      client.on("error", (err) => this.#lost(client, err));
+      client.on("end", () => this.#lost(client, new Error("connection ended")));
+      try {
+        await client.connect();
+        await client.query(`LISTEN ${EVENTS_CHANNEL}`);
+      } catch (err) {
+        await client.end().catch(() => {});
+        throw err;
+      }
       this.#client = client;
       if (this.#everConnected) {
         log.info("event fan-out reconnected; subscribers re-read their state");
@@ -70,6 +84,27 @@ export class PostgresEventTarget<TEvent extends TypedEvent> extends EventTarget 
       this.#connecting = null;
     });
     return this.#connecting;
+  }
+
+  #lost(client: pg.Client, err: Error): void {
+    if (this.#client !== client) return;
+    this.#client = null;
+    client.end().catch(() => {});
+    if (this.#closed) return;
+    log.warn("event fan-out connection lost; reconnecting", { err: err.message });
+    this.#reconnectAfter(FIRST_RETRY_MS);
+  }
+
+  /** Retries with back-off until LISTEN is in place again (a restart can take many seconds). */
+  #reconnectAfter(delayMs: number): void {
+    setTimeout(() => {
+      if (this.#closed || this.#client) return;
+      this.#connect().catch((err) => {
+        const next = Math.min(delayMs * 2, MAX_RETRY_MS);
+        log.warn("event fan-out still down; retrying", { err: (err as Error).message, retryInMs: next });
+        this.#reconnectAfter(next);
+      });
+    }, delayMs).unref();
   }
 
   #deliver(payload: string | undefined): void {
@@ -119,6 +154,7 @@ export class PostgresEventTarget<TEvent extends TypedEvent> extends EventTarget 
   /** Waits for queued NOTIFYs, then closes the connection. */
   async close(): Promise<void> {
     this.#closed = true;
+    if (this.#probeTimer) clearInterval(this.#probeTimer);
     await this.#pending;
     await this.#client?.end().catch(() => {});
     this.#client = null;

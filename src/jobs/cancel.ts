@@ -18,7 +18,8 @@ export const CANCELED_REASON = "Canceled on request";
 /**
  * Cancels a video and its unfinished jobs (all of them, or only `jobIds`): the rows say CANCELED
  * at once, unfinished variants SKIPPED, and every worker is told to stop those attempts. A worker
- * that missed the message is told again when it reports the job (see ingest-events.ts).
+ * that missed the message is told again when it reports the job or lists it in a heartbeat
+ * (see ingest-events.ts).
  *
  * Compare-and-set under the video's row lock (video-lock.ts): a video that finished first (READY,
  * FAILED, or CANCELED by a concurrent cancel) is refused with a ValidationError and left as it is;

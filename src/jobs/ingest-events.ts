@@ -442,6 +442,15 @@ export function createEventIngestor(deps: {
       },
       data: { status: "ABANDONED", finishedAt: at },
     });
+    // A cancel broadcast while this worker's control channel was down is lost; it learns of it
+    // here, on its next heartbeat (a worker sends one as soon as its channel is back).
+    if (h.activeJobs.length > 0) {
+      const canceled = await db.job.findMany({
+        where: { status: "CANCELED", OR: h.activeJobs.map((a) => ({ id: a.jobId, attempt: a.attempt })) },
+        select: { id: true, attempt: true },
+      });
+      for (const job of canceled) await deps.onCanceledJobReported(job.id, job.attempt, h.workerId);
+    }
     for (const active of h.activeJobs) {
       await db.job.updateMany({ where: { id: active.jobId, attempt: active.attempt, status: "RUNNING" }, data: { heartbeatAt: at } });
       await db.jobRun.updateMany({

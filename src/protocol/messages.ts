@@ -303,7 +303,8 @@ export type WorkerHeartbeat = z.infer<typeof WorkerHeartbeat>;
 /**
  * Sent by the API to every worker (broadcast); a worker acts on the jobs it runs and ignores the
  * rest. Delivery is best effort: a worker that misses a cancel finds out when its events are
- * refused, and the API repeats the cancel when a canceled job starts.
+ * refused, and the API repeats the cancel when a canceled job starts or appears in the worker's
+ * heartbeat (which a worker sends at once when its control channel comes back).
  */
 export const ControlMessage = z.discriminatedUnion("type", [
   z.object({

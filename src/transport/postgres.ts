@@ -27,7 +27,9 @@ export function createPostgresTransport(options: PostgresTransportOptions): ApiT
     monitorIntervalSeconds: checkSeconds,
   });
   boss.on("error", (err) => log.error("pg-boss error", { err }));
-  const control = new pg.Pool({ connectionString: options.connectionString, max: 1 });
+  const control = new pg.Pool({ connectionString: options.connectionString, max: 1, connectionTimeoutMillis: 10_000 });
+  // An idle connection the server ends (a restart, a failover) is dropped; the next NOTIFY opens another.
+  control.on("error", (err) => log.warn("control connection lost", { err: err.message }));
 
   return {
     async start() {
