@@ -270,7 +270,14 @@ try {
     variants: { name: string; height: number | null; status: string }[];
     jobs: { edges: { node: { id: string; status: string; attempt: number; dispatchedTo: string | null; runs: { status: string; workerId: string }[] } }[] };
   };
-  const videoState = async (id: string): Promise<VideoState> => (await gql(VIDEO, { id })).data?.video;
+  /** The video as the API reports it; an answer with errors (Postgres restarting) is asked again for up to 30 s. */
+  const videoState = async (id: string): Promise<VideoState> => {
+    for (let tries = 0; ; tries++) {
+      const r = await gql(VIDEO, { id });
+      if (r.data?.video || !r.errors || tries >= 30) return r.data?.video;
+      await sleep(1000);
+    }
+  };
 
   const refusalTimes: { at: number; what: string }[] = [];
   const refused = (u: Upload, what: string) => {
@@ -500,7 +507,14 @@ try {
     const encodesTheJob = () => ffmpegUnder(workDir).some((p) => jobIds.some((id) => p.cwd.includes(id))) || runners.some((pid) => familyOf(pid).some((p) => p.command === "ffmpeg"));
     const f = record("cancel", `cancelVideo ${videoId} near completion (video ${before.status}, variants ${before.variants.map((v) => v.status).join("/")})`);
     const requestedAt = Date.now();
-    const r = await gql(`mutation($id: ID!) { cancelVideo(id: $id) { __typename ... on Error { message } } }`, { id: videoId }).catch((err: Error): GraphQLResponse => ({ errors: [{ message: err.message }] }));
+    // As a CMS would, asked again after an unexpected error (not after a modelled answer such as a ValidationError).
+    let r: GraphQLResponse = {};
+    for (let tries = 0; tries < 15; tries++) {
+      r = await gql(`mutation($id: ID!) { cancelVideo(id: $id) { __typename ... on Error { message } } }`, { id: videoId }).catch((err: Error): GraphQLResponse => ({ errors: [{ message: err.message }] }));
+      if (r.data?.cancelVideo) break;
+      f.outcome.push(`answered ${JSON.stringify(r.errors)}; asking again`);
+      await sleep(1000);
+    }
     // Timed from the answer: while the API or Postgres is restarting the request itself waits.
     const sentAt = Date.now();
     const typename = r.data?.cancelVideo?.__typename;
