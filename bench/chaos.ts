@@ -17,7 +17,7 @@ import { jobQueueName, type Capability } from "../src/protocol/messages.ts";
 import { createPostgresTransport } from "../src/transport/postgres.ts";
 import { ADMIN_AUTH } from "../test/support/auth.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses } from "../test/support/processes.ts";
-import { familyOf, ffmpegUnder, inGroups, listProcesses, stillRunning, type ProcessInfo } from "./support/process-scan.ts";
+import { ageSeconds, familyOf, ffmpegUnder, inGroups, listProcesses, stillRunning, type ProcessInfo } from "./support/process-scan.ts";
 import { watchSegments } from "./support/segment-watch.ts";
 import { CREATE_UPLOAD, generateClip, postGraphQL, type GraphQLResponse } from "./support/stack.ts";
 import { supervise, type SupervisedService } from "./support/supervisor.ts";
@@ -26,6 +26,8 @@ const run = promisify(execFile);
 
 const FAULT_KINDS = ["worker-kill", "worker-term", "api-kill", "pg-restart", "duplicate", "cancel", "disk-full"] as const;
 type FaultKind = (typeof FAULT_KINDS)[number];
+/** How long a killed worker's children may take to die with it before they count as orphans. */
+const ORPHAN_GRACE_MS = 2000;
 const DEFAULT_FAULTS = "worker-kill:3,worker-term:1,api-kill:2,pg-restart:2,duplicate:2,cancel:2,disk-full:1";
 
 const USAGE = `usage: npm run chaos -- [--uploads=N] [--workers=N] [--seconds=S] [--size=WxH] [--seed=N] [--faults=LIST] [--settle=S] [--keep]
@@ -34,7 +36,8 @@ local storage), uploads N generated clips through the public API while faults la
 schedule, then prints uploads, faults, READY, FAILED by reason, lost, stuck, rewritten segments,
 cancels honoured within 5 s and processes needing a human. Exits 1 when a figure that must be 0 is not.
   --faults=kind:count,...   default ${DEFAULT_FAULTS}
-      worker-kill  SIGKILL a worker's pid (not its group, as the OOM killer does), one encoding if any within 15 s
+      worker-kill  SIGKILL a worker's pid (not its group, as the OOM killer does), preferably one whose ffmpeg just started;
+                   its children still running 2 s later count as processes needing a human
       worker-term  SIGTERM a worker (it hands its job back after SHUTDOWN_GRACE_SECONDS=2)
       api-kill     SIGKILL the API
       pg-restart   stop the embedded Postgres (fast shutdown), 2 s down, start it on the same data dir and port
@@ -331,17 +334,31 @@ try {
   };
   /** Workers a fault is being injected into now: two faults on one process at once would blur both. */
   const targeted = new Set<SupervisedService>();
-  const workerToSignal = (encodingOnly: boolean): SupervisedService | null => {
+  /**
+   * A worker to signal: first one whose ffmpeg started less than 1.5 s ago (the most work left to
+   * orphan), after 10 s any that is encoding, after 15 s any that is up.
+   */
+  const workerToSignal = (since: number): SupervisedService | null => {
+    const waited = Date.now() - since;
     const up = workers.filter((w) => w.current()?.child.pid && !targeted.has(w));
-    const encoding = up.find((w) => familyOf(w.current()!.child.pid!).some((p) => p.command === "ffmpeg"));
-    return encoding ?? (encodingOnly ? null : (up[Math.floor(random() * up.length)] ?? null));
+    const all = listProcesses();
+    const ffmpegOf = (w: SupervisedService) => familyOf(w.current()!.child.pid!, all).filter((p) => p.command === "ffmpeg");
+    return (
+      up.find((w) => ffmpegOf(w).some((p) => ageSeconds(p) < 1.5)) ??
+      (waited > 10_000 ? up.find((w) => ffmpegOf(w).length > 0) : undefined) ??
+      (waited > 15_000 ? up[Math.floor(random() * up.length)] : undefined) ??
+      null
+    );
   };
 
   async function killWorker(signal: "SIGKILL" | "SIGTERM"): Promise<void> {
     const kind = signal === "SIGKILL" ? "worker-kill" : "worker-term";
-    // Up to 15 s for a worker that is encoding, then any worker that is up.
-    let w = workerToSignal(true);
-    for (const anyAfter = Date.now() + 15_000, giveUpAt = Date.now() + 60_000; !w && Date.now() < giveUpAt; w = workerToSignal(Date.now() > anyAfter)) await sleep(250);
+    const since = Date.now();
+    let w = workerToSignal(since);
+    while (!w && Date.now() - since < 60_000) {
+      await sleep(200);
+      w = workerToSignal(since);
+    }
     if (!w) return notInjected(kind, "no worker was up for 60 s");
     targeted.add(w);
     try {
@@ -361,11 +378,11 @@ try {
     const back = w.up().then(() => (w.current() ? `back after ${((Date.now() - downAt) / 1000).toFixed(1)} s` : "did NOT come back"));
     if (signal === "SIGKILL") {
       let lastSeenAlive = downAt;
-      for (const until = downAt + 5000; Date.now() < until && group.some(stillRunning); await sleep(100)) lastSeenAlive = Date.now();
+      for (const until = downAt + ORPHAN_GRACE_MS; Date.now() < until && group.some(stillRunning); await sleep(100)) lastSeenAlive = Date.now();
       const outlived = group.filter(stillRunning);
       killedWorkerDebris.push({ fault: f, processes: outlived });
       f.outcome.push(
-        `${outlived.length} of its ${group.length} child process(es) still running 5 s after it (${outlived.map((p) => `${p.command} ${p.pid}`).join(", ") || "none"})` +
+        `${outlived.length} of its ${group.length} child process(es) still running ${ORPHAN_GRACE_MS / 1000} s after it (${outlived.map((p) => `${p.command} ${p.pid}`).join(", ") || "none"})` +
           (group.length && !outlived.length ? `; the last ended ${((lastSeenAlive - downAt) / 1000).toFixed(1)} s after it` : ""),
       );
     }
@@ -504,7 +521,10 @@ try {
     const jobIds = unfinished.map((j) => j.id);
     const runners = unfinished.flatMap((j) => j.runs.filter((r) => r.status === "RUNNING").map((r) => workerPids.get(r.workerId))).filter((pid) => pid !== undefined);
     // Its ffmpeg: one in the job's temp dir, or one started by a worker running the job now.
-    const encodesTheJob = () => ffmpegUnder(workDir).some((p) => jobIds.some((id) => p.cwd.includes(id))) || runners.some((pid) => familyOf(pid).some((p) => p.command === "ffmpeg"));
+    const encodesTheJob = () => {
+      const all = listProcesses();
+      return ffmpegUnder(workDir, all).some((p) => jobIds.some((id) => p.cwd.includes(id))) || runners.some((pid) => familyOf(pid, all).some((p) => p.command === "ffmpeg"));
+    };
     const f = record("cancel", `cancelVideo ${videoId} near completion (video ${before.status}, variants ${before.variants.map((v) => v.status).join("/")})`);
     const requestedAt = Date.now();
     // As a CMS would, asked again after an unexpected error (not after a modelled answer such as a ValidationError).
@@ -521,7 +541,7 @@ try {
     const check: CancelCheck = { fault: f, videoId, jobIds, sentAt, answer: typename === "CancelVideoSuccess" ? "success" : typename ? "refused" : "error", canceledAfterMs: null, ffmpegGoneAfterMs: null };
     cancelChecks.push(check);
     f.outcome.push(`answered ${typename ?? JSON.stringify(r.errors)}${r.data?.cancelVideo?.message ? `: ${r.data.cancelVideo.message}` : ""} after ${sentAt - requestedAt} ms`);
-    for (const deadline = sentAt + 10_000; Date.now() < deadline && (check.canceledAfterMs === null || check.ffmpegGoneAfterMs === null); await sleep(100)) {
+    for (const deadline = sentAt + 10_000; Date.now() < deadline && (check.canceledAfterMs === null || check.ffmpegGoneAfterMs === null); await sleep(200)) {
       if (check.ffmpegGoneAfterMs === null && !encodesTheJob()) check.ffmpegGoneAfterMs = Date.now() - sentAt;
       if (check.canceledAfterMs === null && (await videoState(videoId).catch(() => null))?.status === "CANCELED") check.canceledAfterMs = Date.now() - sentAt;
     }
@@ -652,7 +672,7 @@ lost                           ${lost.length}${gate(lost.length)}${lost.map((u) 
 stuck                          ${stuck.length}${gate(stuck.length)}${stuck.map((u) => ` ${u.id} (${statusOf(u)})`).join("")}
 rewritten segments             ${rewrittenSegments.size}${gate(rewrittenSegments.size)} (of ${watcher.segmentCount()} published; ${rewrites.length - changedBytes.length} written again with the same bytes)${[...rewrittenByVideo].map(([id, n]) => `\n  ${n} of video ${id}`).join("")}
 cancels honoured within 5 s    ${honoured.length}/${cancelChecks.length}${gate(cancelChecks.length - honoured.length)}
-processes needing a human      ${needingHuman}${gate(needingHuman)} (${orphaned.length} outliving a killed worker by 5 s, ${leftovers.length} left after stopping${leftovers.length ? `: ${leftovers.map((p) => `${p.command} ${p.pid}`).join(", ")}` : ""}, ${gaveUp.length} service(s) not coming back${gaveUp.length ? `: ${gaveUp.join(", ")}` : ""})
+processes needing a human      ${needingHuman}${gate(needingHuman)} (${orphaned.length} outliving a killed worker by ${ORPHAN_GRACE_MS / 1000} s, ${leftovers.length} left after stopping${leftovers.length ? `: ${leftovers.map((p) => `${p.command} ${p.pid}`).join(", ")}` : ""}, ${gaveUp.length} service(s) not coming back${gaveUp.length ? `: ${gaveUp.join(", ")}` : ""})
 faults not injected            ${missing.length}${gate(missing.length)}${missing.map(([k, n]) => ` ${k} ${injectedCount(k)}/${n}`).join(",")}${!asRoot && (requested.get("disk-full") ?? 0) > 0 ? "\n  disk-full skipped: mounting a tmpfs needs root" : ""}
 not gated:
   services that exited by themselves   ${unplanned.length}${unplanned.length ? ` (${unplanned.join(", ")})` : ""}

@@ -40,6 +40,15 @@ export function stillRunning(p: ProcessInfo): boolean {
   return readProcess(p.pid)?.startTime === p.startTime;
 }
 
+// Linux reports start times in clock ticks; USER_HZ is 100 on every architecture it runs on here.
+const TICKS_PER_SECOND = 100;
+
+/** Seconds since the process started. */
+export function ageSeconds(p: ProcessInfo): number {
+  const uptime = Number(readFileSync("/proc/uptime", "utf8").split(" ")[0]);
+  return uptime - p.startTime / TICKS_PER_SECOND;
+}
+
 /** The working directory of a process, or null when it is gone or unreadable. */
 export function workingDirectory(pid: number): string | null {
   try {
@@ -50,16 +59,15 @@ export function workingDirectory(pid: number): string | null {
 }
 
 /** ffmpeg processes whose working directory is under `root` (the worker runs each in its job's temp dir). */
-export function ffmpegUnder(root: string): (ProcessInfo & { cwd: string })[] {
-  return listProcesses()
+export function ffmpegUnder(root: string, all: ProcessInfo[] = listProcesses()): (ProcessInfo & { cwd: string })[] {
+  return all
     .filter((p) => p.command === "ffmpeg")
     .map((p) => ({ ...p, cwd: workingDirectory(p.pid) ?? "" }))
     .filter((p) => p.cwd === root || p.cwd.startsWith(`${root}/`));
 }
 
-/** Live processes started by `pid`, directly or not, or in its process group (a child may have left it). */
-export function familyOf(pid: number): ProcessInfo[] {
-  const all = listProcesses();
+/** Live processes (of `all`, default every one now) started by `pid`, directly or not, or in its process group (a child may have left it). */
+export function familyOf(pid: number, all: ProcessInfo[] = listProcesses()): ProcessInfo[] {
   const found = new Set<number>([pid]);
   for (let grew = true; grew; ) {
     grew = false;
