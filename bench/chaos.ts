@@ -17,7 +17,7 @@ import { jobQueueName, type Capability } from "../src/protocol/messages.ts";
 import { createPostgresTransport } from "../src/transport/postgres.ts";
 import { ADMIN_AUTH } from "../test/support/auth.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses } from "../test/support/processes.ts";
-import { ageSeconds, familyOf, ffmpegUnder, inGroups, listProcesses, stillRunning, type ProcessInfo } from "./support/process-scan.ts";
+import { ageSeconds, familyOf, ffmpegUnder, inGroups, listProcesses, stillRunning, workingDirectory, type ProcessInfo } from "./support/process-scan.ts";
 import { watchSegments } from "./support/segment-watch.ts";
 import { CREATE_UPLOAD, generateClip, postGraphQL, type GraphQLResponse } from "./support/stack.ts";
 import { supervise, type SupervisedService } from "./support/supervisor.ts";
@@ -371,8 +371,8 @@ try {
   async function signalWorker(w: SupervisedService, signal: "SIGKILL" | "SIGTERM", kind: FaultKind): Promise<void> {
     const pid = w.current()!.child.pid!;
     const group = familyOf(pid);
-    const ffmpeg = ffmpegUnder(workDir).filter((p) => group.some((q) => q.pid === p.pid));
-    const f = record(kind, `${signal} ${w.name} (pid ${pid}, ${ffmpeg.length ? `encoding in ${ffmpeg.map((p) => path.basename(p.cwd)).join(", ")}` : "idle"})`);
+    const children = group.map((p) => `${p.command} ${p.pid} (${ageSeconds(p).toFixed(1)} s old${workingDirectory(p.pid)?.startsWith(workDir) ? ` in ${path.basename(workingDirectory(p.pid)!)}` : ""})`);
+    const f = record(kind, `${signal} ${w.name} (pid ${pid}, ${children.length ? `running ${children.join(", ")}` : "idle"})`);
     const downAt = Date.now();
     await w.signal(signal);
     const back = w.up().then(() => (w.current() ? `back after ${((Date.now() - downAt) / 1000).toFixed(1)} s` : "did NOT come back"));
