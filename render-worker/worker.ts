@@ -19,6 +19,7 @@ import { locateManim, probeManim } from "./manim/capability.ts";
 import { probeNvenc, type VideoEncoder } from "./media/ffmpeg.ts";
 import type { WorkerStorage } from "./storage/types.ts";
 import type { WorkerTransport } from "./transport/types.ts";
+import { claimWorkDirs, type WorkDirs } from "./work-dirs.ts";
 
 const CANCELED_MEMORY_MS = 10 * 60_000;
 
@@ -74,6 +75,7 @@ export function createWorker(options: WorkerOptions): Worker {
   const active = new Map<string, { attempt: number; controller: AbortController; done: Promise<void> }>();
   let shuttingDown = false;
   let heartbeat: NodeJS.Timeout | undefined;
+  let workDirs: WorkDirs | undefined;
 
   async function sendHeartbeat(): Promise<void> {
     await transport.publishEvent({
@@ -186,7 +188,7 @@ export function createWorker(options: WorkerOptions): Worker {
     const controller = new AbortController();
     const onTransportAbort = () => controller.abort(transportSignal.reason);
     transportSignal.addEventListener("abort", onTransportAbort, { once: true });
-    const workDir = await mkdtemp(path.join(options.tmpDir, `videograph-${job.jobId}-`));
+    const workDir = await mkdtemp(path.join(workDirs!.root, `videograph-${job.jobId}-`));
     let finish!: () => void;
     active.set(job.jobId, { attempt: job.attempt, controller, done: new Promise<void>((r) => (finish = r)) });
     const encoder = ENCODER_OF[capability];
@@ -239,6 +241,7 @@ export function createWorker(options: WorkerOptions): Worker {
     async start() {
       await checkNvenc();
       await checkManim();
+      workDirs = await claimWorkDirs(options.tmpDir);
       await transport.start();
       // The API answers a heartbeat that lists a canceled job with its cancel again: that is how
       // cancels broadcast while the control channel was down reach this worker.
@@ -269,6 +272,7 @@ export function createWorker(options: WorkerOptions): Worker {
       await sendHeartbeat().catch((err) => log.warn("last heartbeat failed", { err }));
       log.info("shutdown: closing transport");
       await transport.stop();
+      await workDirs?.release();
       log.info("shutdown: done");
     },
   };

@@ -11,9 +11,10 @@ const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename 
 const JOB = `query($id: ID!) { video(id: $id) { status error variants { status } jobs(first: 1) { edges { node { id status error runs { status finishedAt } } } } } }`;
 
 /** ffmpeg processes whose working directory is inside `root` (the worker's job temp dirs). */
+/** Processes working in a job's temp dir: `{root}/videograph-worker-…/videograph-{jobId}-…`. */
 function ffmpegUnder(root: string): number[] {
   if (!existsSync(root)) return [];
-  return readdirSync(root).flatMap((d) => processesWithCwd(path.join(root, d)));
+  return readdirSync(root, { recursive: true }).flatMap((d) => processesWithCwd(path.join(root, String(d))));
 }
 
 describe("cancel and delete (public API, real worker)", () => {
@@ -40,7 +41,9 @@ describe("cancel and delete (public API, real worker)", () => {
 
     await expect.poll(async () => (await t.gql(JOB, { id })).data.video.jobs.edges[0].node.runs[0]?.status, { timeout: 5000, interval: 100 }).toBe("CANCELED");
     await expect.poll(() => ffmpegUnder(workerTmp).length, { timeout: 5000 - (Date.now() - canceledAt), interval: 100 }).toBe(0);
-    await expect.poll(() => readdirSync(workerTmp).length, { timeout: 2000, interval: 100 }).toBe(0);
+    // Nothing left but the worker's own dir and its owner file.
+    const leftovers = () => readdirSync(workerTmp, { recursive: true }).filter((p) => !/^videograph-worker-[^/]+(\/owner\.json)?$/.test(String(p)));
+    await expect.poll(leftovers, { timeout: 2000, interval: 100 }).toEqual([]);
     expect(Date.now() - canceledAt).toBeLessThan(5000);
 
     const video = (await t.gql(JOB, { id })).data.video;

@@ -210,6 +210,27 @@ describe("worker events are applied idempotently and in any order", () => {
     expect(video).toMatchObject({ status: "FAILED", error: "ffmpeg exited with code 1: boom" });
   });
 
+  it("a video that fails after it became playable is no longer playable, and its error names no internal path", async () => {
+    const { videoId, jobId } = await newJob();
+    const run = cleanRun(jobId, videoId);
+    const playable = run.findIndex((e) => e.type === "video.playable");
+    const error =
+      "Storage is full: ENOSPC: no space left on device, copyfile '/tmp/videograph-j1-Ab12Cd/720p/seg_00003.ts' -> '/var/lib/videograph/data/videos/v1/hls/720p/seg_00003.ts.9f8e.tmp'";
+    await ingestor.ingest([
+      ...run.slice(0, playable + 1),
+      { v: PROTOCOL_VERSION, jobId, attempt: 1, seq: playable + 2, workerId: "worker-1", at: new Date().toISOString(), type: "job.failed", error, retryable: false },
+    ]);
+    const video = await db.video.findUniqueOrThrow({ where: { id: videoId }, include: { variants: true, jobs: { include: { runs: true } } } });
+    expect(video.status).toBe("FAILED");
+    expect(video.playable).toBe(false);
+    const userFacing = "Storage is full: ENOSPC: no space left on device, copyfile '720p/seg_00003.ts' -> 'videos/v1/hls/720p/seg_00003.ts.9f8e.tmp'";
+    expect(video.error).toBe(userFacing);
+    expect(video.jobs[0]!.error).toBe(userFacing);
+    expect(video.variants.map((v) => v.error)).toEqual(video.variants.map(() => userFacing));
+    // Operators keep the whole text on the run.
+    expect(video.jobs[0]!.runs[0]!.error).toBe(error);
+  });
+
   it("a finished job delivered again is stopped where it starts; its own late start is not", async () => {
     const { videoId, jobId } = await newJob();
     const stopped: string[] = [];

@@ -10,6 +10,7 @@ import { planLadder } from "../media/ladder.ts";
 import type { ProbedInput } from "../media/media-input.ts";
 import { probeSource } from "../media/probe.ts";
 import { ENCODE_MANIFEST, encodeManifestText, planResume, type EncodeManifest, type ResumePoint } from "../media/resume.ts";
+import { storageUnavailable } from "../../src/protocol/storage-errors.ts";
 import { sampleProgress } from "./progress-sampler.ts";
 import type { JobContext } from "./types.ts";
 
@@ -155,6 +156,9 @@ async function publishPoster(job: TranscodeJobMessage, ctx: JobContext, input: P
     return key;
   } catch (err) {
     if (isAbortError(err)) throw err;
+    // A full or failing storage fails the attempt; the retry makes the poster.
+    const unavailable = storageUnavailable(err);
+    if (unavailable) throw unavailable;
     log.warn("poster failed; the video will have none", { jobId: job.jobId, err });
     return null;
   }

@@ -8,6 +8,7 @@ import { abortError, MediaError } from "./errors.ts";
 import { h264LevelOf, videoRateControl } from "./ladder.ts";
 import { mediaInputOptions, type MediaInput, type ProbedInput } from "./media-input.ts";
 import { mediaToolEnv } from "./tool-environment.ts";
+import { diesWithWorker } from "./tool-process.ts";
 
 /** The parts of `ffprobe -of json -show_format -show_streams` output the worker reads. */
 export interface FfprobeJson {
@@ -57,9 +58,10 @@ export function ffprobeJson(input: MediaInput, opts: { signal?: AbortSignal; tim
   const args = ["-v", "error", ...mediaInputOptions(input), ...limit, "-of", "json", "-show_format", "-show_streams", input.url];
   const command = redactUrls([FFPROBE, ...args].join(" "));
   return new Promise((resolve, reject) => {
+    const ffprobe = diesWithWorker(FFPROBE, args);
     execFile(
-      FFPROBE,
-      args,
+      ffprobe.file,
+      ffprobe.args,
       { maxBuffer: 32 * 1024 * 1024, timeout: opts.timeoutMs ?? 60_000, killSignal: "SIGKILL", signal: opts.signal, env: mediaToolEnv() },
       (error, stdout, stderr) => {
         if (opts.signal?.aborted) return reject(abortError(opts.signal));
@@ -332,14 +334,21 @@ function hlsOptions(rung: Rung, segmentSeconds: number): string[] {
 }
 
 /**
- * fluent-ffmpeg has no option for the child's environment, and its one spawn would hand down the
- * worker's whole environment: this command's spawn gets the media tools' environment instead.
+ * fluent-ffmpeg has no option for the child's environment or its launcher, and its one spawn
+ * would hand down the worker's whole environment and outlive a killed worker: this command's
+ * spawns get the media tools' environment and die with the worker (diesWithWorker).
  */
-function withMediaToolEnv(command: ffmpeg.FfmpegCommand): void {
-  const spawnable = command as unknown as { _spawnFfmpeg: (args: string[], options: object, ...callbacks: unknown[]) => void };
+function asMediaTool(command: ffmpeg.FfmpegCommand): void {
+  const spawnable = command as unknown as {
+    _spawnFfmpeg: (args: string[], options: object, ...callbacks: unknown[]) => void;
+    _getFfmpegPath: (callback: (err: Error | null, path?: string) => void) => void;
+  };
   const spawnFfmpeg = spawnable._spawnFfmpeg;
+  const launcher = diesWithWorker(FFMPEG, []);
+  spawnable._getFfmpegPath = (callback) => callback(null, launcher.file);
   spawnable._spawnFfmpeg = function (this: unknown, args, options, ...callbacks) {
-    return spawnFfmpeg.call(this, args, typeof options === "object" ? { ...options, env: mediaToolEnv() } : options, ...callbacks);
+    const env = typeof options === "object" ? { ...options, env: mediaToolEnv() } : options;
+    return spawnFfmpeg.call(this, [...launcher.args, ...args], env, ...callbacks);
   };
 }
 
@@ -349,6 +358,7 @@ function runFfmpeg(command: ffmpeg.FfmpegCommand, signal: AbortSignal | undefine
     if (signal?.aborted) return reject(abortError(signal));
     let commandLine = "";
     let spawned = false;
+    let diskFull = false;
     const stderrTail: string[] = [];
     const onAbort = () => {
       // Before 'start' there is no process yet; the 'start' handler kills it then.
@@ -368,6 +378,7 @@ function runFfmpeg(command: ffmpeg.FfmpegCommand, signal: AbortSignal | undefine
     });
     command.on("stderr", (line: string) => {
       if (line.trim() === "" || /^\s*(frame|size)=/.test(line)) return;
+      if (DISK_FULL.test(line)) diskFull = true;
       stderrTail.push(line);
       if (stderrTail.length > STDERR_TAIL_LINES) stderrTail.shift();
     });
@@ -389,13 +400,19 @@ function runFfmpeg(command: ffmpeg.FfmpegCommand, signal: AbortSignal | undefine
     command.on("end", () => {
       settle();
       if (signal?.aborted) return reject(abortError(signal));
+      if (diskFull) {
+        // The HLS muxer logs a failed segment or playlist write and carries on to exit 0.
+        const details = { retryable: true, command: commandLine || undefined, stderrTail: stderrTail.join("\n") || undefined, exitCode: 0 };
+        return reject(new MediaError("ffmpeg ran out of disk space in the work dir (No space left on device)", details));
+      }
       resolve(commandLine);
     });
-    command.setFfmpegPath(FFMPEG);
-    withMediaToolEnv(command);
+    asMediaTool(command);
     command.run();
   });
 }
+
+const DISK_FULL = /No space left on device|Disk quota exceeded/i;
 
 /** ffmpeg ends with its reason in unindented lines; indented ones describe the input. */
 function errorSummary(stderrTail: string[]): string | null {

@@ -1,7 +1,8 @@
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, stat, statfs, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Parser } from "m3u8-parser";
 import type { ProbeResult, Rung } from "../../src/protocol/messages.ts";
+import { storageUnavailable } from "../../src/protocol/storage-errors.ts";
 import type { WorkerStorage } from "../storage/types.ts";
 import { mergePlaylist, type KeptSegment } from "./resume.ts";
 
@@ -10,6 +11,10 @@ const SEGMENT_TYPE = "video/mp2t";
 const CACHE_IMMUTABLE = "public, max-age=31536000, immutable";
 const CACHE_GROWING = "public, max-age=2";
 const CACHE_FINAL = "public, max-age=3600";
+/** An MPEG-TS file is whole packets of this size; a segment that is not was cut short. */
+const TS_PACKET_BYTES = 188;
+/** Below this much free space the work dir counts as full. */
+const WORK_DIR_MIN_FREE_BYTES = 1024 * 1024;
 /** Rung names match `^[a-z0-9]+$`, so this directory in the work dir is never a rung's. */
 const SNAPSHOT_DIR = ".publish";
 
@@ -45,7 +50,10 @@ export interface VariantPublication {
   error?: string;
 }
 
-/** Storage refused one of a rung's files; the other rungs go on. */
+/**
+ * Storage refused one of a rung's files for a reason of that file (not a full disk or an outage,
+ * which are StorageUnavailableError and fail the attempt); the other rungs go on.
+ */
 export class RungPublishError extends Error {
   readonly rung: string;
   constructor(rung: string, cause: unknown) {
@@ -82,7 +90,9 @@ interface RungState {
  * `temp_file`), then uploads a snapshot of that playlist, so a published playlist never names
  * an unpublished segment. Once every rung has published a segment, the master playlist follows.
  * A rung whose files storage refuses fails alone: it is published no further and the master
- * leaves it out, unless no video rung is left, which fails the whole publication.
+ * leaves it out, unless no video rung is left, which fails the whole publication. A full,
+ * failing or unreachable storage (or work dir) fails the whole publication instead, so the
+ * attempt is retried rather than ending with rungs missing.
  */
 export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
   const { storage, workDir, ladder } = opts;
@@ -109,7 +119,7 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
     try {
       await storage.upload(key, file, options);
     } catch (err) {
-      throw new RungPublishError(rung, err);
+      throw storageUnavailable(err) ?? new RungPublishError(rung, err);
     }
   }
 
@@ -132,6 +142,11 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
     for (const segment of segments) {
       if (state.uploaded.has(segment.uri)) continue;
       if (!/^[\w.-]+$/.test(segment.uri)) throw new Error(`Unexpected segment URI ${JSON.stringify(segment.uri)} in the ${name} playlist`);
+      const { size } = await stat(path.join(workDir, name, segment.uri));
+      if (size === 0 || size % TS_PACKET_BYTES !== 0) {
+        // ffmpeg's HLS muxer lists a segment whose writes failed (a full disk) and exits 0.
+        throw Object.assign(new Error(`The segment ${name}/${segment.uri} was cut short at ${size} bytes in the work dir`), { code: "EIO" });
+      }
       await uploadOfRung(name, `${hlsPrefix}/${name}/${segment.uri}`, path.join(workDir, name, segment.uri), {
         contentType: SEGMENT_TYPE,
         cacheControl: CACHE_IMMUTABLE,
@@ -154,6 +169,14 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
   }
 
   async function publishPass(final: boolean): Promise<void> {
+    try {
+      await publishRungsAndMaster(final);
+    } catch (err) {
+      throw (await workDirFull(workDir, err)) ?? storageUnavailable(err) ?? err;
+    }
+  }
+
+  async function publishRungsAndMaster(final: boolean): Promise<void> {
     await mkdir(path.join(workDir, SNAPSHOT_DIR), { recursive: true });
     const publishing = states.filter((s) => !s.failure);
     // allSettled: no upload may still be reading the work dir when a failed pass returns.
@@ -226,6 +249,17 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
     },
     stop: halt,
   };
+}
+
+/**
+ * A failed pass on a full work dir failed for that (a playlist ffmpeg could not finish, a cut
+ * segment), whatever the error says: ffmpeg reports no failed write.
+ */
+async function workDirFull(workDir: string, err: unknown): Promise<Error | null> {
+  const fs = await statfs(workDir).catch(() => null);
+  if (!fs || fs.bavail * fs.bsize >= WORK_DIR_MIN_FREE_BYTES) return null;
+  const reason = err instanceof Error ? err.message : String(err);
+  return storageUnavailable(Object.assign(new Error(`ENOSPC: no space left on device in the worker's work dir (${reason})`), { code: "ENOSPC" }));
 }
 
 /** The master playlist: relative URIs, demuxed audio as one group every video rung refers to. */

@@ -3,6 +3,7 @@ import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { abortError, MediaError } from "./errors.ts";
 import { mediaToolEnv } from "./tool-environment.ts";
+import { diesWithWorker } from "./tool-process.ts";
 
 const ESPEAK = process.env.ESPEAK_PATH || "espeak-ng";
 
@@ -16,7 +17,8 @@ export async function synthesizeSpeech(args: { text: string; voice: string; outF
   const argv = ["-v", args.voice, "-w", args.outFile, "-f", textFile];
   const command = [ESPEAK, ...argv].join(" ");
   await new Promise<void>((resolve, reject) => {
-    execFile(ESPEAK, argv, { cwd: args.workDir, timeout: 60_000, killSignal: "SIGKILL", signal: args.signal, env: mediaToolEnv() }, (error, _stdout, stderr) => {
+    const espeak = diesWithWorker(ESPEAK, argv);
+    execFile(espeak.file, espeak.args, { cwd: args.workDir, timeout: 60_000, killSignal: "SIGKILL", signal: args.signal, env: mediaToolEnv() }, (error, _stdout, stderr) => {
       if (args.signal.aborted) return reject(abortError(args.signal));
       if (!error) return resolve();
       const exitCode = typeof error.code === "number" ? error.code : null;

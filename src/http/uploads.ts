@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Db } from "../db/client.ts";
 import { log } from "../log.ts";
+import { storageUnavailable, type StorageUnavailableError } from "../protocol/storage-errors.ts";
 import { assertValidKey, UploadTooLargeError, type ResumableUploads, type UploadTarget, type UploadTargetOptions } from "../storage/types.ts";
 import { queueUploadedVideo } from "../jobs/videos.ts";
 import type { VideoPubSub } from "../events/video-events.ts";
@@ -62,6 +63,19 @@ function resumeIncomplete(res: ServerResponse, received: number): void {
   const headers: Record<string, string> = received > 0 ? { range: `bytes=0-${received - 1}` } : {};
   res.writeHead(308, headers);
   res.end();
+}
+
+/**
+ * 507 when storage is full, 503 when it fails: this request's bytes were not kept, those of
+ * earlier requests were (`Range`), and the video keeps waiting for the rest.
+ */
+function refuseForStorage(res: ServerResponse, req: IncomingMessage, videoId: string, unavailable: StorageUnavailableError, kept: number | null): void {
+  log.warn(unavailable.full ? "upload refused: storage is full" : "upload refused: storage is unavailable", { videoId, keptBytes: kept, err: unavailable.message });
+  req.resume();
+  const resumeAt = kept === null ? "" : kept === 0 ? " Nothing of the file is kept: send it from byte 0." : ` The first ${kept} bytes are kept: resume from byte ${kept}.`;
+  const headers: Record<string, string> = { connection: "close", "retry-after": "60", ...(kept ? { range: `bytes=0-${kept - 1}` } : {}) };
+  const reason = unavailable.full ? "The server's storage is full" : "The server's storage is unavailable";
+  reply(res, unavailable.full ? 507 : 503, { error: `${reason}, so this chunk was not stored; try again later.${resumeAt}` }, headers);
 }
 
 const locks = new Map<string, Promise<void>>();
@@ -148,12 +162,22 @@ export async function handleUpload(deps: UploadDeps, req: IncomingMessage, res: 
     const isComplete = (held: number) => (total !== null ? held >= total : range === null);
     let written: number;
     try {
-      written = await deps.storage.writeUploadChunk(videoId, start, req, { limit, isComplete });
+      // A refused body (too large, storage full) is answered and drained, so it is not destroyed.
+      written = await deps.storage.writeUploadChunk(videoId, start, req.iterator({ destroyOnReturn: false }), { limit, isComplete });
     } catch (err) {
       if (err instanceof UploadTooLargeError) {
         req.resume();
         return reply(res, 413, { error: `Body exceeds the declared range or this upload URL's limit of ${maxBytes} bytes` }, { connection: "close" });
       }
+      if (req.destroyed && !req.complete) {
+        // The client went away mid-chunk (a closed tab, a lost network): it resumes from what was kept.
+        const kept = await deps.storage.receivedUploadBytes(videoId);
+        await deps.db.video.update({ where: { id: videoId }, data: { uploadedBytes: kept } });
+        log.info("upload chunk interrupted: the client went away", { videoId, keptBytes: kept });
+        return;
+      }
+      const unavailable = storageUnavailable(err);
+      if (unavailable) return refuseForStorage(res, req, videoId, unavailable, await deps.storage.receivedUploadBytes(videoId).catch(() => null));
       throw err;
     }
     if (total !== null && video.uploadSize === null) {

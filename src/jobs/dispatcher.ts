@@ -121,7 +121,7 @@ export function createDispatcher(deps: {
             if (!videoFree.length) continue;
             log.error("job not dispatchable; failed", { jobId: id, err });
             await tx.job.update({ where: { id }, data: { status: "FAILED", error, finishedAt: new Date() } });
-            await tx.video.updateMany({ where: { id: job.videoId, status: { in: ["QUEUED", "PROCESSING"] } }, data: { status: "FAILED", error, finishedAt: new Date() } });
+            await tx.video.updateMany({ where: { id: job.videoId, status: { in: ["QUEUED", "PROCESSING"] } }, data: { status: "FAILED", playable: false, error, finishedAt: new Date() } });
             continue;
           }
           const queue = await routeFor(tx, job.capability as Capability);

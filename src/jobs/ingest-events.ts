@@ -1,6 +1,7 @@
 import type { Db } from "../db/client.ts";
 import { videoWebhookData, webhookEventId, type WebhookEmitter } from "../webhooks/events.ts";
 import { retryDelayMs } from "./dispatcher.ts";
+import { userFacingError } from "./user-facing-error.ts";
 import { lockVideo } from "./video-lock.ts";
 import type { JobStatus, Variant } from "../generated/prisma/client.ts";
 import { log } from "../log.ts";
@@ -281,7 +282,7 @@ export function createEventIngestor(deps: {
   }
 
   async function onVariantFailed(e: EventOf<"variant.failed">, videoId: string): Promise<void> {
-    const failed = { status: "FAILED" as const, error: e.error };
+    const failed = { status: "FAILED" as const, error: userFacingError(e.error) };
     // Before `job.probed` (events can arrive out of order) the row does not exist yet.
     await db.variant.createMany({
       data: [{ videoId, name: e.name, kind: e.rung.kind, width: e.rung.width, height: e.rung.height, bandwidth: e.rung.bandwidth, codecs: e.rung.codecs, ...failed }],
@@ -348,11 +349,12 @@ export function createEventIngestor(deps: {
     if (!job || job.attempt !== e.attempt || !["QUEUED", "RUNNING"].includes(job.status)) return;
     lastProgressWrite.delete(e.jobId);
     log.warn("job attempt failed", { jobId: e.jobId, attempt: e.attempt, error: e.error, command: e.command, stderrTail: e.stderrTail });
+    const error = userFacingError(e.error);
     if (e.retryable && job.attempt < job.maxAttempts) {
       const runAfter = new Date(Date.now() + retryDelayMs(job.attempt + 1));
       const { count } = await db.job.updateMany({
         where: { id: job.id, attempt: job.attempt, status: { in: ["QUEUED", "RUNNING"] } },
-        data: { status: "QUEUED", attempt: job.attempt + 1, dispatchedAt: null, runAfter, lastSeq: 0, error: e.error, workerId: null },
+        data: { status: "QUEUED", attempt: job.attempt + 1, dispatchedAt: null, runAfter, lastSeq: 0, error, workerId: null },
       });
       if (count) deps.onJobRequeued(runAfter);
       return;
@@ -362,15 +364,16 @@ export function createEventIngestor(deps: {
       await lockVideo(tx, videoId);
       const { count } = await tx.job.updateMany({
         where: { id: job.id, attempt: job.attempt, status: { in: ["QUEUED", "RUNNING"] } },
-        data: { status: "FAILED", error: e.error, finishedAt: at },
+        data: { status: "FAILED", error, finishedAt: at },
       });
       if (!count) return 0;
-      await tx.variant.updateMany({ where: { videoId, status: { in: ["PENDING", "ENCODING"] } }, data: { status: "FAILED", error: e.error } });
+      await tx.variant.updateMany({ where: { videoId, status: { in: ["PENDING", "ENCODING"] } }, data: { status: "FAILED", error } });
       await tx.video.updateMany({
         where: { id: videoId, status: { in: ["QUEUED", "PROCESSING"] } },
-        data: { status: "FAILED", error: e.error, finishedAt: at },
+        // Its master lists playlists that will never end: nothing to play.
+        data: { status: "FAILED", playable: false, error, finishedAt: at },
       });
-      const jobData = { id: job.id, kind: job.kind, attempt: job.attempt, error: e.error, videoId };
+      const jobData = { id: job.id, kind: job.kind, attempt: job.attempt, error, videoId };
       await webhooks.emit(tx, videoId, "job.failed", webhookEventId("job.failed", job.id, String(job.attempt)), { job: jobData });
       const video = await tx.video.findUniqueOrThrow({ where: { id: videoId } });
       if (video.status === "FAILED") {

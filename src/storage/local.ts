@@ -6,6 +6,7 @@ import { MEDIA_PATH_PREFIX } from "../http/media.ts";
 import type { UrlSigner } from "../http/signing.ts";
 import { signedUploadTarget } from "../http/uploads.ts";
 import { partialUploadKeyFor, sourceKeyFor } from "../jobs/videos.ts";
+import { storageUnavailable } from "../protocol/storage-errors.ts";
 import { assertValidKey, UploadTooLargeError, type ApiStorage, type ResumableUploads, type UploadTarget, type UploadTargetOptions } from "./types.ts";
 
 export interface LocalStorageOptions {
@@ -89,11 +90,25 @@ export class LocalStorage implements ApiStorage, ResumableUploads {
     return sourceKey;
   }
 
-  /** Writes `chunks` at byte `offset` of `key`, creating the file, and cuts anything after it. */
+  /**
+   * Writes `chunks` at byte `offset` of `key`, creating the file, and cuts anything after it.
+   * When the disk is full, the bytes of this call are cut again (the file keeps what it held
+   * before, or is removed if it held nothing), so a full disk is not left fuller.
+   */
   async writeAt(key: string, offset: number, chunks: AsyncIterable<Uint8Array>, limit: number): Promise<number> {
     const file = this.pathFor(key);
     await mkdir(path.dirname(file), { recursive: true });
-    const position = await this.#writeFile(file, offset, chunks, limit);
+    const heldBefore = (await this.size(key)) ?? 0;
+    let position: number;
+    try {
+      position = await this.#writeFile(file, offset, chunks, limit);
+    } catch (err) {
+      if (storageUnavailable(err)?.full) {
+        if (heldBefore === 0) await rm(file, { force: true });
+        else await truncate(file, heldBefore);
+      }
+      throw err;
+    }
     await truncate(file, position);
     return position;
   }

@@ -21,6 +21,7 @@ import { MEDIA_PATH_PREFIX } from "../http/media.ts";
 import type { UrlSigner } from "../http/signing.ts";
 import { signedUploadTarget } from "../http/uploads.ts";
 import { partialUploadKeyFor, sourceKeyFor } from "../jobs/videos.ts";
+import { storageUnavailable } from "../protocol/storage-errors.ts";
 import { SignedUrlCache } from "./signed-url-cache.ts";
 import { assertValidKey, UploadTooLargeError, type ApiStorage, type ResumableUploads, type UploadTarget, type UploadTargetOptions } from "./types.ts";
 
@@ -269,8 +270,9 @@ export class S3Storage implements ApiStorage, ResumableUploads {
         await flushParts();
       }
     } catch (err) {
-      // A client that went away resumes from what was kept; a refused body keeps nothing new.
-      if (!(err instanceof UploadTooLargeError)) await keepPending(false).catch(() => {});
+      // A client that went away resumes from what was kept; a refused body, or one a full
+      // bucket refused, keeps nothing new.
+      if (!(err instanceof UploadTooLargeError) && !storageUnavailable(err)?.full) await keepPending(false).catch(() => {});
       throw err;
     }
     await keepPending(options.isComplete(position()));

@@ -8,6 +8,8 @@ import { createHlsPublisher, masterPlaylist } from "../../render-worker/media/hl
 import { planLadder } from "../../render-worker/media/ladder.ts";
 import { assertValidKey, createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import type { UploadOptions, WorkerStorage } from "../../render-worker/storage/types.ts";
+import { StorageUnavailableError } from "../../src/protocol/storage-errors.ts";
+import { canMountTmpfs, mountSmallDisk } from "../support/tmpfs.ts";
 import { fixturesDir } from "./media-fixtures.ts";
 
 const probe: ProbeResult = { duration: 6, width: 640, height: 360, fps: 25, rotation: 0, hasAudio: true, videoCodec: "h264", audioCodec: "aac" };
@@ -33,7 +35,8 @@ async function writeRung(name: string, segmentCount: number, ended: boolean): Pr
   const lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-TARGETDURATION:2", "#EXT-X-MEDIA-SEQUENCE:0", "#EXT-X-PLAYLIST-TYPE:EVENT"];
   for (let i = 0; i < segmentCount; i++) {
     const segment = `seg_${String(i).padStart(5, "0")}.ts`;
-    await writeFile(path.join(dir, segment), `${name} segment ${i}`);
+    // One whole 188-byte TS packet: the publisher refuses a segment cut short.
+    await writeFile(path.join(dir, segment), Buffer.concat([Buffer.from(`${name} segment ${i}`), Buffer.alloc(188)]).subarray(0, 188));
     lines.push("#EXTINF:2.000000,", segment);
   }
   if (ended) lines.push("#EXT-X-ENDLIST");
@@ -172,6 +175,57 @@ describe("createHlsPublisher", () => {
     expect(master).toContain("240p/index.m3u8");
     expect(master).toContain("audio/index.m3u8");
     expect(master).not.toContain("144p");
+  });
+
+  it.skipIf(!canMountTmpfs)("a full storage disk (a real ENOSPC on a 256 KiB tmpfs; needs root) fails the publication, retryable, and no rung fails alone", async () => {
+    const disk = await mountSmallDisk(dataDir, 256 * 1024);
+    try {
+      const errors: unknown[] = [];
+      const publisher = createHlsPublisher({
+        storage: createLocalWorkerStorage(dataDir), workDir, outputPrefix: "videos/v1", ladder, probe, intervalMs: 20,
+        onError: (e) => errors.push(e),
+      });
+      for (const rung of ladder) await writeRung(rung.name, 2, false);
+      // One rung's segments alone overflow the disk.
+      for (const segment of ["seg_00000.ts", "seg_00001.ts"]) await writeFile(path.join(workDir, "144p", segment), Buffer.alloc(188 * 1100, 1));
+      publisher.start();
+      await waitFor(() => errors.length > 0, "the storage error");
+      expect(errors[0]).toBeInstanceOf(StorageUnavailableError);
+      expect((errors[0] as StorageUnavailableError).full).toBe(true);
+      expect((errors[0] as StorageUnavailableError).retryable).toBe(true);
+      expect((errors[0] as Error).message).toMatch(/^Storage is full: ENOSPC/);
+      expect(publisher.variants().filter((v) => v.error !== undefined)).toEqual([]);
+      await expect(publisher.finish()).rejects.toThrow(/Storage is full/);
+    } finally {
+      await disk.unmount();
+    }
+  });
+
+  it("a storage quota or outage from a cloud store fails the publication, not the rung (S3 and GCS error shapes)", async () => {
+    const quotaErrors: unknown[] = [
+      Object.assign(new Error("The bucket's quota is exceeded"), { name: "QuotaExceeded", $metadata: { httpStatusCode: 403 } }),
+      Object.assign(new Error("Storage backend has reached its minimum free drive threshold"), { name: "XMinioStorageFull", $metadata: { httpStatusCode: 507 } }),
+      Object.assign(new Error("The project exceeded its quota"), { code: 403, errors: [{ reason: "quotaExceeded" }] }),
+      Object.assign(new Error("Backend Error"), { code: 503 }),
+    ];
+    for (const refusal of quotaErrors) {
+      const storage: WorkerStorage = { ...recordingStorage([]), upload: async () => Promise.reject(refusal) };
+      const publisher = createHlsPublisher({ storage, workDir, outputPrefix: "videos/v1", ladder, probe });
+      for (const rung of ladder) await writeRung(rung.name, 1, true);
+      const failure = await publisher.finish().then(() => null, (err: unknown) => err);
+      expect(failure, (refusal as Error).name).toBeInstanceOf(StorageUnavailableError);
+      expect(publisher.variants().filter((v) => v.error !== undefined)).toEqual([]);
+    }
+  });
+
+  it("a segment that is not whole TS packets (ffmpeg's write failed) fails the publication as a storage failure, not the rung", async () => {
+    const publisher = createHlsPublisher({ storage: recordingStorage([]), workDir, outputPrefix: "videos/v1", ladder, probe });
+    for (const rung of ladder) await writeRung(rung.name, 2, true);
+    await writeFile(path.join(workDir, "240p", "seg_00001.ts"), Buffer.alloc(32768, 1));
+    const failure = await publisher.finish().then(() => null, (err: unknown) => err);
+    expect(failure).toBeInstanceOf(StorageUnavailableError);
+    expect((failure as Error).message).toBe("Storage is unavailable: The segment 240p/seg_00001.ts was cut short at 32768 bytes in the work dir");
+    expect(publisher.variants().filter((v) => v.error !== undefined)).toEqual([]);
   });
 
   it("refuses to finish while a playlist lacks #EXT-X-ENDLIST", async () => {

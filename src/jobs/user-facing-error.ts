@@ -1,0 +1,21 @@
+/** An absolute path of two or more components, not part of a URL or a relative path. */
+const ABSOLUTE_PATH = /(?<![\w.:/~-])(?:\/[^\s'"`/,;()<>[\]]+){2,}\/?/g;
+
+/** What a path says to a user: its part inside a job's work dir or a storage key, else its file name. */
+function shortenPath(absolute: string): string {
+  const parts = absolute.split("/").filter(Boolean);
+  const workDir = parts.findLastIndex((p) => p.startsWith("videograph-"));
+  if (workDir >= 0) return parts.slice(workDir + 1).join("/") || ".";
+  const storageKey = parts.lastIndexOf("videos");
+  if (storageKey >= 0) return parts.slice(storageKey).join("/");
+  return parts.at(-1)!;
+}
+
+/**
+ * A worker's error as users see it (Job.error, Video.error, Variant.error, webhooks): without the
+ * worker's temp dirs and data directories, which say nothing to a user and map the machine.
+ * The full text stays on the run (JobRun.error) for operators.
+ */
+export function userFacingError(text: string): string {
+  return text.replace(ABSOLUTE_PATH, shortenPath);
+}

@@ -1,0 +1,65 @@
+import { copyFile, mkdir, stat } from "node:fs/promises";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import type { JobEventBody, TranscodeJobMessage } from "../../src/protocol/messages.ts";
+import { transcode } from "../../render-worker/handlers/transcode.ts";
+import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
+import { canMountTmpfs, mountSmallDisk } from "../support/tmpfs.ts";
+import { contractCheckedEmit } from "./job-events.ts";
+import { jobDirsPerTest, makeClip } from "./media-fixtures.ts";
+
+const JOB_ID = "3c1d1e9a-6f0b-4f57-9d1e-2b8a4c6e1f01";
+const VIDEO_ID = "b7c0e2a4-1d3f-4e5a-9b6c-7d8e9f0a1b2c";
+const dirs = jobDirsPerTest("full-disk");
+
+async function jobFor(clip: string): Promise<TranscodeJobMessage> {
+  const sourceKey = `videos/${VIDEO_ID}/source/upload`;
+  await mkdir(path.dirname(path.join(dirs.dataDir, sourceKey)), { recursive: true });
+  await copyFile(clip, path.join(dirs.dataDir, sourceKey));
+  return { v: 1, type: "transcode", jobId: JOB_ID, attempt: 1, videoId: VIDEO_ID, sourceKey, outputPrefix: `videos/${VIDEO_ID}`, options: { segmentSeconds: 2 } };
+}
+
+async function transcodeOnce(job: TranscodeJobMessage, events: JobEventBody[]): Promise<unknown> {
+  const emit = contractCheckedEmit(JOB_ID, events);
+  const ctx = { storage: createLocalWorkerStorage(dirs.dataDir), emit, signal: new AbortController().signal, workDir: dirs.workDir, progressIntervalMs: 200 };
+  return transcode(job, ctx).then(() => null, (err: unknown) => err);
+}
+
+// A real ENOSPC from a small tmpfs: mounting one needs root.
+describe.skipIf(!canMountTmpfs)("transcode on a full disk (tmpfs; needs root)", () => {
+  it("storage filling up mid-ladder fails the attempt, retryable, and no rung fails alone or goes READY without the others", async () => {
+    const clip = await makeClip({ width: 640, height: 360, seconds: 8, audio: true });
+    // Room for the source and a little more, not for the ladder.
+    const disk = await mountSmallDisk(dirs.dataDir, (await stat(clip)).size + 384 * 1024);
+    try {
+      const events: JobEventBody[] = [];
+      const failure = await transcodeOnce(await jobFor(clip), events);
+      expect(failure).toMatchObject({ name: "StorageUnavailableError", full: true, retryable: true });
+      expect((failure as Error).message).toMatch(/^Storage is full: ENOSPC/);
+      const types = events.map((e) => e.type);
+      expect(types).not.toContain("variant.failed");
+      expect(types).not.toContain("variant.ready");
+      expect(types).not.toContain("job.succeeded");
+    } finally {
+      await disk.unmount();
+    }
+  });
+
+  it("a full work dir fails the attempt, retryable, and publishes no rung as ready", async () => {
+    const clip = await makeClip({ width: 640, height: 360, seconds: 8, audio: true });
+    const job = await jobFor(clip);
+    const disk = await mountSmallDisk(dirs.workDir, 256 * 1024);
+    try {
+      const events: JobEventBody[] = [];
+      const failure = await transcodeOnce(job, events);
+      expect(failure).toBeInstanceOf(Error);
+      expect((failure as { retryable?: boolean }).retryable, `${(failure as Error).name}: ${(failure as Error).message}`).toBe(true);
+      expect((failure as Error).message).toMatch(/No space left on device|ENOSPC/);
+      const types = events.map((e) => e.type);
+      expect(types).not.toContain("variant.failed");
+      expect(types).not.toContain("job.succeeded");
+    } finally {
+      await disk.unmount();
+    }
+  });
+});
