@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -59,6 +60,18 @@ class HandedBackError extends Error {
   }
 }
 
+interface ActiveRun {
+  runId: string;
+  jobId: string;
+  attempt: number;
+  controller: AbortController;
+  /** Stopped by a cancel (of the job, or of this run as a duplicate), not by a failure or shutdown. */
+  canceled: boolean;
+  done: Promise<void>;
+  /** `ended`: the run reported its end (the message is done with); `handedBack`: it goes back to the transport. */
+  outcome: Promise<"ended" | "handedBack">;
+}
+
 interface FailureDetails {
   retryable?: boolean;
   command?: string;
@@ -72,7 +85,9 @@ const ENCODER_OF: Record<Capability, VideoEncoder> = { cpu: "libx264", nvenc: "h
 export function createWorker(options: WorkerOptions): Worker {
   const { transport, workerId } = options;
   let capabilities = [...options.capabilities];
-  const active = new Map<string, { attempt: number; controller: AbortController; done: Promise<void> }>();
+  /** Runs in flight by run id: one per delivery this worker took on. */
+  const active = new Map<string, ActiveRun>();
+  const runOf = (jobId: string, attempt?: number) => [...active.values()].find((r) => r.jobId === jobId && (attempt === undefined || r.attempt === attempt));
   let shuttingDown = false;
   let heartbeat: NodeJS.Timeout | undefined;
   let workDirs: WorkDirs | undefined;
@@ -83,7 +98,7 @@ export function createWorker(options: WorkerOptions): Worker {
       type: "worker.heartbeat",
       workerId,
       capabilities,
-      activeJobs: [...active].map(([jobId, a]) => ({ jobId, attempt: a.attempt })),
+      activeJobs: [...active.values()].map((r) => ({ jobId: r.jobId, attempt: r.attempt })),
       at: new Date().toISOString(),
     });
   }
@@ -149,13 +164,44 @@ export function createWorker(options: WorkerOptions): Worker {
       return;
     }
     if (message.workerId !== undefined && message.workerId !== workerId) return;
+    if (message.runId !== undefined) {
+      // A duplicate run is stopped; the job itself is not canceled, so a later delivery still runs.
+      const run = active.get(message.runId);
+      if (run) {
+        log.info("cancel of a duplicate run received: stopping it", { jobId: run.jobId, attempt: run.attempt, runId: run.runId });
+        run.canceled = true;
+        run.controller.abort(new Error("duplicate run stopped"));
+      }
+      return;
+    }
     canceled.set(message.jobId, message.attempt);
     setTimeout(() => canceled.delete(message.jobId), CANCELED_MEMORY_MS).unref();
-    const running = active.get(message.jobId);
-    if (running && running.attempt === message.attempt) {
-      log.info("cancel received: stopping the job", { jobId: message.jobId, attempt: message.attempt });
-      running.controller.abort(new Error("job canceled"));
+    for (const run of active.values()) {
+      if (run.jobId !== message.jobId || run.attempt !== message.attempt) continue;
+      log.info("cancel received: stopping the job", { jobId: message.jobId, attempt: message.attempt, runId: run.runId });
+      run.canceled = true;
+      run.controller.abort(new Error("job canceled"));
     }
+  }
+
+  /**
+   * A second delivery of an attempt this worker is running (a transport redelivers when it thinks
+   * the first delivery's lease lapsed) does no work: it waits for the running one and settles as
+   * it does. Acknowledging it at once could acknowledge the message whose lease the running one
+   * depends on (Pub/Sub), and a job lost with its worker would then never be delivered again.
+   */
+  async function joinRunningRun(running: ActiveRun, transportSignal: AbortSignal): Promise<void> {
+    log.warn("a job running here was delivered again: the delivery waits for the running run and does no work", {
+      jobId: running.jobId,
+      attempt: running.attempt,
+      runId: running.runId,
+    });
+    const leaseLost = new Promise<"leaseLost">((resolve) => {
+      if (transportSignal.aborted) resolve("leaseLost");
+      transportSignal.addEventListener("abort", () => resolve("leaseLost"), { once: true });
+    });
+    const outcome = await Promise.race([running.outcome, leaseLost]);
+    if (outcome !== "ended") throw new HandedBackError(running.jobId);
   }
 
   async function runJob(raw: unknown, transportSignal: AbortSignal, capability: Capability): Promise<void> {
@@ -167,6 +213,9 @@ export function createWorker(options: WorkerOptions): Worker {
       log.error("job message rejected", { err: (err as Error).message });
       return;
     }
+    const running = runOf(job.jobId, job.attempt);
+    if (running) return joinRunningRun(running, transportSignal);
+    const runId = randomUUID();
     let seq = 0;
     const emit = async (body: JobEventBody): Promise<void> => {
       const event = JobEvent.parse({
@@ -176,6 +225,7 @@ export function createWorker(options: WorkerOptions): Worker {
         attempt: job.attempt,
         seq: ++seq,
         workerId,
+        runId,
         at: new Date().toISOString(),
       });
       await transport.publishEvent(event);
@@ -185,16 +235,41 @@ export function createWorker(options: WorkerOptions): Worker {
       await emit({ type: "job.canceled" });
       return;
     }
+    // The API only takes a later attempt's events: an older attempt still running here stops.
+    for (const older of active.values()) {
+      if (older.jobId === job.jobId && older.attempt < job.attempt) {
+        log.warn("a later attempt of a job running here arrived: stopping the older run", { jobId: job.jobId, attempt: older.attempt, runId: older.runId });
+        older.controller.abort(new Error(`superseded by attempt ${job.attempt}`));
+      }
+    }
     const controller = new AbortController();
     const onTransportAbort = () => controller.abort(transportSignal.reason);
     transportSignal.addEventListener("abort", onTransportAbort, { once: true });
-    const workDir = await mkdtemp(path.join(workDirs!.root, `videograph-${job.jobId}-`));
     let finish!: () => void;
-    active.set(job.jobId, { attempt: job.attempt, controller, done: new Promise<void>((r) => (finish = r)) });
+    let settle!: (outcome: "ended" | "handedBack") => void;
+    const run: ActiveRun = {
+      runId,
+      jobId: job.jobId,
+      attempt: job.attempt,
+      controller,
+      canceled: false,
+      done: new Promise<void>((r) => (finish = r)),
+      outcome: new Promise((r) => (settle = r)),
+    };
+    // Registered before the first await, so a delivery arriving meanwhile joins this run.
+    active.set(runId, run);
+    let outcome: "ended" | "handedBack" = "handedBack";
     const encoder = ENCODER_OF[capability];
-    log.info("job started", { jobId: job.jobId, attempt: job.attempt, type: job.type, capability, encoder });
     const started = Date.now();
+    let workDir: string | undefined;
     try {
+      workDir = await mkdtemp(path.join(workDirs!.root, `videograph-${job.jobId}-`));
+      if (canceled.get(job.jobId) === job.attempt) {
+        // The cancel came while the run was being set up.
+        run.canceled = true;
+        controller.abort(new Error("job canceled"));
+      }
+      log.info("job started", { jobId: job.jobId, attempt: job.attempt, runId, type: job.type, capability, encoder });
       await runHandler(job, {
         storage: options.storage,
         emit,
@@ -205,11 +280,13 @@ export function createWorker(options: WorkerOptions): Worker {
         reserveMemory: (bytes) => memory.reserve(bytes),
         manim: options.manim,
       });
-      log.info("job finished", { jobId: job.jobId, seconds: (Date.now() - started) / 1000 });
+      log.info("job finished", { jobId: job.jobId, runId, seconds: (Date.now() - started) / 1000 });
+      outcome = "ended";
     } catch (err) {
-      if (controller.signal.aborted && canceled.get(job.jobId) === job.attempt) {
-        log.info("job canceled", { jobId: job.jobId, attempt: job.attempt, seconds: (Date.now() - started) / 1000 });
+      if (controller.signal.aborted && run.canceled) {
+        log.info("job canceled", { jobId: job.jobId, attempt: job.attempt, runId, seconds: (Date.now() - started) / 1000 });
         await emit({ type: "job.canceled" });
+        outcome = "ended";
         return;
       }
       if (shuttingDown && controller.signal.aborted) throw new HandedBackError(job.jobId);
@@ -220,7 +297,8 @@ export function createWorker(options: WorkerOptions): Worker {
         throw err;
       }
       const e = err as Error & FailureDetails;
-      log.warn("job failed", { jobId: job.jobId, attempt: job.attempt, error: e.message, command: e.command, stderrTail: e.stderrTail });
+      outcome = "ended";
+      log.warn("job failed", { jobId: job.jobId, attempt: job.attempt, runId, error: e.message, command: e.command, stderrTail: e.stderrTail });
       await emit({
         type: "job.failed",
         error: e.message || String(err),
@@ -231,9 +309,9 @@ export function createWorker(options: WorkerOptions): Worker {
       });
     } finally {
       transportSignal.removeEventListener("abort", onTransportAbort);
-      active.delete(job.jobId);
+      active.delete(runId);
       finish();
-      await rm(workDir, { recursive: true, force: true });
+      await (workDir ? rm(workDir, { recursive: true, force: true }) : Promise.resolve()).finally(() => settle(outcome));
     }
   }
 
@@ -262,7 +340,7 @@ export function createWorker(options: WorkerOptions): Worker {
         new Promise<boolean>((r) => setTimeout(() => r(true), graceSeconds * 1000).unref()),
       ]);
       if (timedOut) {
-        log.warn("shutdown: grace period over, handing jobs back", { jobs: [...active.keys()] });
+        log.warn("shutdown: grace period over, handing jobs back", { jobs: [...active.values()].map((r) => r.jobId) });
         for (const a of active.values()) a.controller.abort(new Error("worker shutting down"));
         await allDone;
       }

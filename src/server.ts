@@ -115,7 +115,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     webhooks,
     progressWriteIntervalMs: env.PROGRESS_WRITE_INTERVAL_MS,
     onJobRequeued: (runAfter) => dispatcher.kickAt(runAfter),
-    onCanceledJobReported: (jobId, attempt, workerId) => tellWorkersToCancel(transport, jobId, attempt, workerId),
+    onCanceledJobReported: (jobId, attempt, workerId, runId) => tellWorkersToCancel(transport, jobId, attempt, workerId, runId),
     stallSeconds: env.JOB_STALL_SECONDS,
   });
   const services: AppServices = {

@@ -2,11 +2,12 @@ import { DEFAULT_TENANT_ID } from "../src/auth/api-keys.ts";
 import { createWebhookEmitter } from "../src/webhooks/events.ts";
 
 const webhooks = createWebhookEmitter({ retryHours: 24, onQueued: () => {} });
+import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDb, type Db } from "../src/db/client.ts";
 import { createVideoPubSub } from "../src/events/video-events.ts";
 import { createEventIngestor, type EventIngestor } from "../src/jobs/ingest-events.ts";
-import { PROTOCOL_VERSION, type JobEvent, type JobEventBody, type Rung } from "../src/protocol/messages.ts";
+import { parseWorkerEvent, PROTOCOL_VERSION, type JobEvent, type JobEventBody, type Rung } from "../src/protocol/messages.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 
 const LADDER: Rung[] = [
@@ -247,6 +248,66 @@ describe("worker events are applied idempotently and in any order", () => {
     expect(result.video.status).toBe("READY");
     expect(result.jobs[0]!.status).toBe("SUCCEEDED");
     expect(result.jobs[0]!.runs.map((r) => [r.workerId, r.status])).toEqual([["worker-1", "SUCCEEDED"]]);
+  });
+
+  it("job events carry a run id or, from workers older than run ids, none; a malformed one is refused", () => {
+    const [started] = cleanRun(randomUUID(), randomUUID());
+    expect(parseWorkerEvent(started)).not.toHaveProperty("runId");
+    const runId = randomUUID();
+    expect(parseWorkerEvent({ ...started, runId })).toMatchObject({ runId });
+    expect(() => parseWorkerEvent({ ...started, runId: "run-1" })).toThrow(/runId/);
+  });
+
+  it("a second delivery to the same worker is its own run: it is stopped by its run id and the original's record stays", async () => {
+    const { videoId, jobId } = await newJob();
+    const stopped: [string | undefined, string | undefined][] = [];
+    const ingest = createEventIngestor({ db, pubSub: createVideoPubSub(undefined), webhooks, progressWriteIntervalMs: 0, onJobRequeued: () => {}, onCanceledJobReported: async (_job, _attempt, workerId, runId) => void stopped.push([workerId, runId]), stallSeconds: 30 });
+    const original = randomUUID();
+    const duplicate = randomUUID();
+    const run = cleanRun(jobId, videoId).map((e) => ({ ...e, runId: original }));
+    const t = (i: number) => run[i]!.at;
+    // The duplicate starts mid-run on the same worker, is told to stop, and reports it stopped.
+    const second: JobEvent[] = [
+      { v: PROTOCOL_VERSION, type: "job.started", jobId, attempt: 1, seq: 1, workerId: "worker-1", runId: duplicate, at: t(2) },
+      { v: PROTOCOL_VERSION, type: "job.canceled", jobId, attempt: 1, seq: 2, workerId: "worker-1", runId: duplicate, at: t(3) },
+    ];
+    await ingest.ingest(run.slice(0, 2));
+    await ingest.ingest(second.slice(0, 1));
+    expect(stopped).toEqual([["worker-1", duplicate]]);
+    await ingest.ingest([...second.slice(1), ...run.slice(2)]);
+
+    const result = await outcome(videoId);
+    expect(result.video.status).toBe("READY");
+    expect(result.jobs[0]!.status).toBe("SUCCEEDED");
+    const runs = result.jobs[0]!.runs.map((r) => [r.runId, r.status]);
+    expect(runs).toHaveLength(2);
+    expect(runs).toEqual(expect.arrayContaining([[original, "SUCCEEDED"], [duplicate, "CANCELED"]]));
+  });
+
+  it("a delivery of a finished job that did no work is recorded as a run of its own and changes nothing else", async () => {
+    const { videoId, jobId } = await newJob();
+    const ingest = createEventIngestor({ db, pubSub: createVideoPubSub(undefined), webhooks, progressWriteIntervalMs: 0, onJobRequeued: () => {}, onCanceledJobReported: async () => {}, stallSeconds: 30 });
+    const original = randomUUID();
+    const run = cleanRun(jobId, videoId).map((e) => ({ ...e, runId: original }));
+    await ingest.ingest(run);
+    const before = await outcome(videoId);
+
+    const stale = randomUUID();
+    const later = new Date(Date.parse(run.at(-1)!.at) + 60_000).toISOString();
+    const succeeded = run.at(-1) as Extract<JobEvent, { type: "job.succeeded" }>;
+    const readies = run.filter((e) => e.type === "variant.ready");
+    await ingest.ingest([
+      ...readies.map((e, i) => ({ ...e, runId: stale, seq: i + 1, at: later })),
+      { ...succeeded, alreadyDone: true, runId: stale, seq: readies.length + 1, at: later },
+    ]);
+
+    const after = await outcome(videoId);
+    const { jobs: jobsAfter, ...restAfter } = after;
+    const { jobs: jobsBefore, ...restBefore } = before;
+    expect(restAfter).toEqual(restBefore);
+    expect(jobsAfter[0]!.finishedAt).toEqual(jobsBefore[0]!.finishedAt);
+    expect(jobsAfter[0]!.runs.find((r) => r.runId === original)).toEqual(jobsBefore[0]!.runs[0]);
+    expect(jobsAfter[0]!.runs.find((r) => r.runId === stale)).toMatchObject({ workerId: "worker-1", status: "SUCCEEDED", alreadyDone: true });
   });
 
   it("a heartbeat that lists a canceled attempt is answered with a cancel for that worker (how a worker learns of cancels it missed)", async () => {

@@ -8,6 +8,7 @@ import { createGcsWorkerStorage } from "../render-worker/storage/gcs.ts";
 import { createLocalWorkerStorage } from "../render-worker/storage/local.ts";
 import { createS3WorkerStorage } from "../render-worker/storage/s3.ts";
 import type { WorkerStorage } from "../render-worker/storage/types.ts";
+import { ObjectExistsError } from "../render-worker/storage/write-once.ts";
 import type { ApiStorage } from "../src/storage/types.ts";
 import { UploadTooLargeError } from "../src/storage/types.ts";
 import { createStorageClient } from "../src/storage/gcs.ts";
@@ -222,6 +223,38 @@ describe.each(ADAPTERS)("storage contract: $name", (adapter) => {
     await worker.upload(`${prefix}/hls/360p/index.m3u8`, file, { contentType: "application/vnd.apple.mpegurl", cacheControl: "public, max-age=2" });
     expect(await worker.readText(`${prefix}/hls/360p/index.m3u8`)).toBe(text);
     expect(await worker.readText(`${prefix}/hls/240p/index.m3u8`)).toBeNull();
+  });
+
+  test("a write-once object is never replaced: the same bytes again are fine, other bytes are refused and the stored bytes stay", async () => {
+    const prefix = newVideoPrefix();
+    const key = `${prefix}/hls/360p/seg_00000.ts`;
+    const opts = { contentType: "video/mp2t", cacheControl: "public, max-age=31536000, immutable" };
+    const original = path.join(scratch, "once-original.ts");
+    const other = path.join(scratch, "once-other.ts");
+    await writeFile(original, bytesOf(5000, 11));
+    await writeFile(other, bytesOf(5000, 12));
+    const stored = async () => {
+      const file = path.join(scratch, `once-read-${randomUUID()}`);
+      await worker.download(key, file);
+      return readFile(file);
+    };
+
+    await worker.uploadOnce(key, original, opts);
+    await worker.uploadOnce(key, original, opts);
+    await expect(worker.uploadOnce(key, other, opts)).rejects.toBeInstanceOf(ObjectExistsError);
+    expect(Buffer.compare(await stored(), Buffer.from(bytesOf(5000, 11)))).toBe(0);
+    expect((await worker.list(`${prefix}/hls/360p/`)).sort()).toEqual([key]);
+
+    // Two runs racing for one key: one wins, the other is refused, and the object is the winner's.
+    const raced = `${prefix}/hls/360p/seg_00001.ts`;
+    const results = await Promise.allSettled([worker.uploadOnce(raced, original, opts), worker.uploadOnce(raced, other, opts)]);
+    expect(results.map((r) => r.status).sort()).toEqual(["fulfilled", "rejected"]);
+    const refused = results.find((r) => r.status === "rejected") as PromiseRejectedResult;
+    expect(refused.reason).toBeInstanceOf(ObjectExistsError);
+    const file = path.join(scratch, "once-raced");
+    await worker.download(raced, file);
+    const winner = results[0]!.status === "fulfilled" ? bytesOf(5000, 11) : bytesOf(5000, 12);
+    expect(Buffer.compare(await readFile(file), Buffer.from(winner))).toBe(0);
   });
 
   async function createUpload(size?: number) {

@@ -3,6 +3,7 @@ import type { JobContext } from "./types.ts";
 import { renderManim } from "./render-manim.ts";
 import { importUrl } from "./import-url.ts";
 import { renderComposition } from "./render-composition.ts";
+import { runRenderOnce } from "./render-record.ts";
 import { transcode } from "./transcode.ts";
 
 type Handlers = { [K in JobMessage["type"]]: (job: Extract<JobMessage, { type: K }>, ctx: JobContext) => Promise<void> };
@@ -19,5 +20,6 @@ export const handlers: Handlers = {
 export function runHandler(job: JobMessage, ctx: JobContext): Promise<void> {
   // TypeScript cannot correlate `handlers[job.type]` with `job`; the mapped type above guarantees it.
   const handler = handlers[job.type] as (job: JobMessage, ctx: JobContext) => Promise<void>;
-  return handler(job, ctx);
+  if (job.type === "transcode") return handler(job, ctx);
+  return runRenderOnce(job, ctx, (recordingCtx) => handler(job, recordingCtx));
 }

@@ -9,7 +9,7 @@ import { createHlsPublisher, type HlsPublisher } from "../media/hls-publisher.ts
 import { planLadder } from "../media/ladder.ts";
 import type { ProbedInput } from "../media/media-input.ts";
 import { probeSource } from "../media/probe.ts";
-import { ENCODE_MANIFEST, encodeManifestText, planResume, type EncodeManifest, type ResumePoint } from "../media/resume.ts";
+import { completedEncode, ENCODE_MANIFEST, encodeManifestText, planResume, type EncodeManifest, type ResumePoint } from "../media/resume.ts";
 import { storageUnavailable } from "../../src/protocol/storage-errors.ts";
 import { sampleProgress } from "./progress-sampler.ts";
 import type { JobContext } from "./types.ts";
@@ -23,6 +23,7 @@ import type { JobContext } from "./types.ts";
  */
 export async function transcode(job: TranscodeJobMessage, ctx: JobContext): Promise<void> {
   const { storage, signal } = ctx;
+  if (await reportCompletedEncode(job, ctx)) return;
   const { input, probe } = await probeSource(await storage.inputFor(job.sourceKey), { signal, maxDurationSeconds: job.options.maxDurationSeconds });
   const ladder = planLadder(probe, { maxHeight: job.options.maxHeight });
   const releaseMemory = ctx.reserveMemory?.(estimateJobMemoryBytes(probe)) ?? (() => {});
@@ -55,9 +56,9 @@ async function encodeAndPublish(job: TranscodeJobMessage, ctx: JobContext, input
   if (signal.aborted) throw abortError(signal);
   // Written once every rung of this run has published, so it never vouches for playlists an
   // earlier job left (a run that dies before then is followed by a full encode).
-  const publishManifest = async () => {
+  const publishManifest = async (complete?: EncodeManifest["complete"]) => {
     const file = path.join(ctx.workDir, ENCODE_MANIFEST);
-    await writeFile(file, encodeManifestText(manifest));
+    await writeFile(file, encodeManifestText(complete ? { ...manifest, complete } : manifest));
     await storage.upload(`${hlsPrefix}/${ENCODE_MANIFEST}`, file, { contentType: "application/json", cacheControl: "no-store" });
   };
 
@@ -75,7 +76,7 @@ async function encodeAndPublish(job: TranscodeJobMessage, ctx: JobContext, input
     kept: resume?.kept,
     probe,
     onPlayable: async (masterKey) => {
-      await publishManifest();
+      await publishManifest(undefined);
       await ctx.emit({ type: "video.playable", masterKey });
     },
     onError: (error) => {
@@ -107,6 +108,11 @@ async function encodeAndPublish(job: TranscodeJobMessage, ctx: JobContext, input
     await progress.stop();
     const variants = await publisher.finish();
     if (signal.aborted) throw abortError(signal);
+    await publishManifest({
+      masterKey: publisher.masterKey,
+      posterKey,
+      variants: variants.map((v) => ({ name: v.name, playlistKey: v.playlistKey, segmentCount: v.segmentCount, ...(v.error !== undefined ? { error: v.error } : {}) })),
+    });
     for (const v of variants) {
       const rung = ladder.find((r) => r.name === v.name)!;
       if (v.error !== undefined) {
@@ -120,6 +126,25 @@ async function encodeAndPublish(job: TranscodeJobMessage, ctx: JobContext, input
   } finally {
     signal.removeEventListener("abort", abortEncode);
   }
+}
+
+/**
+ * A delivery of a job whose run already published everything (a transport delivered a finished
+ * job again) does no work: it reports what that run published, so the job finishes even if the
+ * first run's events were lost, and says it did nothing (`alreadyDone`).
+ */
+async function reportCompletedEncode(job: TranscodeJobMessage, ctx: JobContext): Promise<boolean> {
+  const done = await completedEncode(ctx.storage, `${job.outputPrefix}/hls`, job.jobId);
+  if (!done) return false;
+  log.info("the job's output is complete in storage: acknowledged without work", { jobId: job.jobId, attempt: job.attempt });
+  for (const v of done.complete.variants) {
+    const rung = done.ladder.find((r) => r.name === v.name);
+    if (!rung) continue;
+    if (v.error !== undefined) await ctx.emit({ type: "variant.failed", name: v.name, rung, error: v.error });
+    else await ctx.emit({ type: "variant.ready", name: v.name, rung, playlistKey: v.playlistKey, segmentCount: v.segmentCount });
+  }
+  await ctx.emit({ type: "job.succeeded", masterKey: done.complete.masterKey, posterKey: done.complete.posterKey, alreadyDone: true });
+  return true;
 }
 
 /**

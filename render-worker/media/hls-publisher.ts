@@ -4,6 +4,7 @@ import { Parser } from "m3u8-parser";
 import type { ProbeResult, Rung } from "../../src/protocol/messages.ts";
 import { storageUnavailable } from "../../src/protocol/storage-errors.ts";
 import type { WorkerStorage } from "../storage/types.ts";
+import { ObjectExistsError } from "../storage/write-once.ts";
 import { mergePlaylist, type KeptSegment } from "./resume.ts";
 
 const PLAYLIST_TYPE = "application/vnd.apple.mpegurl";
@@ -81,6 +82,8 @@ interface RungState {
   uploadedSeconds: number;
   /** Segments listed in the last playlist uploaded; -1 before the first. */
   publishedSegments: number;
+  /** What the playlist in storage lists when it is ahead of this run (another run's): this run publishes only past it. */
+  aheadOfUs: number;
   failure?: RungPublishError;
 }
 
@@ -106,6 +109,7 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
       uploaded: new Set(kept.map((s) => s.uri)),
       uploadedSeconds: kept.reduce((sum, s) => sum + s.duration, 0),
       publishedSegments: -1,
+      aheadOfUs: -1,
     };
   });
   let masterPublished = false;
@@ -115,12 +119,24 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
   let passInFlight: Promise<void> | null = null;
   let failure: { error: unknown } | null = null;
 
-  async function uploadOfRung(rung: string, key: string, file: string, options: { contentType: string; cacheControl: string }): Promise<void> {
+  async function uploadOfRung(rung: string, key: string, file: string, options: { contentType: string; cacheControl: string }, once = false): Promise<void> {
     try {
-      await storage.upload(key, file, options);
+      await (once ? storage.uploadOnce(key, file, options) : storage.upload(key, file, options));
     } catch (err) {
+      // Another run published other bytes under this key: the whole run stops, whatever the rung.
+      if (err instanceof ObjectExistsError) throw err;
       throw storageUnavailable(err) ?? new RungPublishError(rung, err);
     }
+  }
+
+  /** The rung's playlist as storage serves it now (another run of the job may have published it). */
+  async function publishedPlaylist(playlistKey: string): Promise<{ uris: Set<string>; endList: boolean } | null> {
+    const text = await storage.readText(playlistKey);
+    if (text === null) return null;
+    const parser = new Parser();
+    parser.push(text);
+    parser.end();
+    return { uris: new Set(parser.manifest.segments.map((s) => s.uri)), endList: parser.manifest.endList === true };
   }
 
   async function publishRung(state: RungState, final: boolean): Promise<void> {
@@ -138,29 +154,44 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
     parser.end();
     const { segments, endList } = parser.manifest;
     if (final && !endList) throw new Error(`The ${name} playlist has no #EXT-X-ENDLIST after ffmpeg finished`);
+    const listed = state.kept.length + segments.length;
+    const fresh = segments.filter((s) => !state.uploaded.has(s.uri));
+    if (!final && fresh.length === 0 && listed <= Math.max(state.publishedSegments, state.aheadOfUs)) return;
 
-    for (const segment of segments) {
-      if (state.uploaded.has(segment.uri)) continue;
+    const playlistKey = `${hlsPrefix}/${name}/index.m3u8`;
+    const published = await publishedPlaylist(playlistKey);
+    for (const segment of fresh) {
       if (!/^[\w.-]+$/.test(segment.uri)) throw new Error(`Unexpected segment URI ${JSON.stringify(segment.uri)} in the ${name} playlist`);
-      const { size } = await stat(path.join(workDir, name, segment.uri));
-      if (size === 0 || size % TS_PACKET_BYTES !== 0) {
-        // ffmpeg's HLS muxer lists a segment whose writes failed (a full disk) and exits 0.
-        throw Object.assign(new Error(`The segment ${name}/${segment.uri} was cut short at ${size} bytes in the work dir`), { code: "EIO" });
+      // A segment a published playlist lists may have been played: it stays as it is, even when
+      // this run (a resumed or duplicate one) encoded other bytes for it.
+      if (!published?.uris.has(segment.uri)) {
+        const { size } = await stat(path.join(workDir, name, segment.uri));
+        if (size === 0 || size % TS_PACKET_BYTES !== 0) {
+          // ffmpeg's HLS muxer lists a segment whose writes failed (a full disk) and exits 0.
+          throw Object.assign(new Error(`The segment ${name}/${segment.uri} was cut short at ${size} bytes in the work dir`), { code: "EIO" });
+        }
+        await uploadOfRung(name, `${hlsPrefix}/${name}/${segment.uri}`, path.join(workDir, name, segment.uri), {
+          contentType: SEGMENT_TYPE,
+          cacheControl: CACHE_IMMUTABLE,
+        }, true);
       }
-      await uploadOfRung(name, `${hlsPrefix}/${name}/${segment.uri}`, path.join(workDir, name, segment.uri), {
-        contentType: SEGMENT_TYPE,
-        cacheControl: CACHE_IMMUTABLE,
-      });
       state.uploaded.add(segment.uri);
       state.uploadedSeconds += segment.duration;
     }
 
-    const listed = state.kept.length + segments.length;
+    // A published playlist never shrinks and never loses its end: this run's playlist replaces
+    // it only once it lists as much, and a complete one only with its own complete one.
+    const behind = published !== null && (published.uris.size > listed || (published.endList && !final));
+    if (behind && final) throw new Error(`The ${name} playlist this run finished lists fewer segments than the published one`);
+    if (behind) {
+      state.aheadOfUs = published.endList ? Number.MAX_SAFE_INTEGER : published.uris.size;
+      return;
+    }
     if (final || listed > state.publishedSegments) {
       // The file ffmpeg keeps replacing may already list more than was uploaded; publish what was read.
       const snapshot = path.join(workDir, SNAPSHOT_DIR, `${name}.m3u8`);
       await writeFile(snapshot, mergePlaylist(state.kept, text));
-      await uploadOfRung(name, `${hlsPrefix}/${name}/index.m3u8`, snapshot, {
+      await uploadOfRung(name, playlistKey, snapshot, {
         contentType: PLAYLIST_TYPE,
         cacheControl: final ? CACHE_FINAL : CACHE_GROWING,
       });

@@ -15,6 +15,15 @@ export interface EncodeManifest {
   ladder: Rung[];
   segmentSeconds: number;
   encoder: string;
+  /** Set once the job's run published everything: what it published, so a later delivery does no work. */
+  complete?: CompletedEncode;
+}
+
+/** What a finished transcode published, as its `job.succeeded` and variant events said. */
+export interface CompletedEncode {
+  masterKey: string;
+  posterKey: string | null;
+  variants: { name: string; playlistKey: string; segmentCount: number; error?: string }[];
 }
 
 /** A published segment a resumed run keeps: its URI in the rung's playlist and its length. */
@@ -35,6 +44,21 @@ export type ResumePlan = { resume: ResumePoint } | { resume: null; reason: strin
 
 export function encodeManifestText(manifest: EncodeManifest): string {
   return `${JSON.stringify(manifest)}\n`;
+}
+
+/**
+ * The manifest of `jobId`'s finished run, when one published everything under `hlsPrefix`; null
+ * when there is none, it is another job's, or it cannot be read (the job then runs).
+ */
+export async function completedEncode(storage: WorkerStorage, hlsPrefix: string, jobId: string): Promise<(EncodeManifest & { complete: CompletedEncode }) | null> {
+  try {
+    const text = await storage.readText(`${hlsPrefix}/${ENCODE_MANIFEST}`);
+    if (text === null) return null;
+    const manifest = JSON.parse(text) as EncodeManifest;
+    return manifest.jobId === jobId && manifest.complete && Array.isArray(manifest.complete.variants) ? (manifest as EncodeManifest & { complete: CompletedEncode }) : null;
+  } catch {
+    return null;
+  }
 }
 
 /**

@@ -3,6 +3,7 @@ import { stat } from "node:fs/promises";
 import { IdempotencyStrategy, Storage } from "@google-cloud/storage";
 import { assertValidKey } from "./local.ts";
 import type { UploadOptions, WorkerStorage } from "./types.ts";
+import { assertSameBytes } from "./write-once.ts";
 
 /** Above this, uploads use a resumable session (retries resume instead of starting over). */
 const RESUMABLE_THRESHOLD_BYTES = 16 * 1024 * 1024;
@@ -67,6 +68,24 @@ export function createGcsWorkerStorage(options: GcsWorkerStorageOptions): Worker
         resumable: size > RESUMABLE_THRESHOLD_BYTES,
         metadata: { contentType: opts.contentType, cacheControl: opts.cacheControl },
       });
+    },
+
+    async uploadOnce(key, file, opts: UploadOptions) {
+      assertValidKey(key);
+      const { size } = await stat(file);
+      try {
+        // Generation 0: the object must not exist. A retry of a write that went through is
+        // refused too, and then finds its own bytes.
+        await bucket.upload(file, {
+          destination: key,
+          resumable: size > RESUMABLE_THRESHOLD_BYTES,
+          metadata: { contentType: opts.contentType, cacheControl: opts.cacheControl },
+          preconditionOpts: { ifGenerationMatch: 0 },
+        });
+      } catch (err) {
+        if ((err as { code?: number }).code !== 412) throw err;
+        await assertSameBytes(key, file, bucket.file(key).createReadStream());
+      }
     },
 
     async list(prefix) {

@@ -1,7 +1,9 @@
 import { randomBytes } from "node:crypto";
-import { access, copyFile, mkdir, readdir, readFile, rename, rm } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { access, copyFile, link, mkdir, readdir, readFile, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import type { UploadOptions, WorkerStorage } from "./types.ts";
+import { assertSameBytes } from "./write-once.ts";
 
 /**
  * Storage in a local directory: key `a/b` is the file `${dataDir}/a/b`. Content type and cache
@@ -34,6 +36,22 @@ export function createLocalWorkerStorage(dataDir: string): WorkerStorage {
       try {
         await copyFile(file, temp);
         await rename(temp, destination);
+      } finally {
+        await rm(temp, { force: true });
+      }
+    },
+
+    async uploadOnce(key, file, _opts: UploadOptions) {
+      const destination = pathFor(key);
+      await mkdir(path.dirname(destination), { recursive: true });
+      const temp = `${destination}.${randomBytes(6).toString("hex")}.tmp`;
+      try {
+        await copyFile(file, temp);
+        // link() fails when the destination exists, so it never replaces one (rename would).
+        await link(temp, destination);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+        await assertSameBytes(key, file, createReadStream(destination));
       } finally {
         await rm(temp, { force: true });
       }

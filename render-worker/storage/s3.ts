@@ -7,6 +7,7 @@ import { Upload } from "@aws-sdk/lib-storage";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { assertValidKey } from "./local.ts";
 import type { UploadOptions, WorkerStorage } from "./types.ts";
+import { assertSameBytes } from "./write-once.ts";
 
 const PART_BYTES = 16 * 1024 * 1024;
 
@@ -26,6 +27,12 @@ export interface S3WorkerStorageOptions {
 const isNotFound = (err: unknown) => {
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
   return e.name === "NotFound" || e.name === "NoSuchKey" || e.$metadata?.httpStatusCode === 404;
+};
+
+/** A create-only write refused: 412 when the object exists, 409 when a concurrent write to the key won. */
+const isExisting = (err: unknown) => {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e.name === "PreconditionFailed" || e.name === "ConditionalRequestConflict" || e.$metadata?.httpStatusCode === 412 || e.$metadata?.httpStatusCode === 409;
 };
 
 /**
@@ -68,6 +75,24 @@ export function createS3WorkerStorage(options: S3WorkerStorageOptions): WorkerSt
         partSize: PART_BYTES,
         queueSize: 2,
       }).done();
+    },
+
+    async uploadOnce(key, file, opts: UploadOptions) {
+      assertValidKey(key);
+      const { size } = await stat(file);
+      try {
+        // `If-None-Match: *` makes the PUT (or the multipart completion) create-only.
+        await new Upload({
+          client,
+          params: { Bucket, Key: key, Body: size > 0 ? createReadStream(file) : Buffer.alloc(0), ContentType: opts.contentType, CacheControl: opts.cacheControl, IfNoneMatch: "*" },
+          partSize: PART_BYTES,
+          queueSize: 2,
+        }).done();
+      } catch (err) {
+        if (!isExisting(err)) throw err;
+        const object = await client.send(new GetObjectCommand({ Bucket, Key: key }));
+        await assertSameBytes(key, file, object.Body as Readable);
+      }
     },
 
     async list(prefix) {

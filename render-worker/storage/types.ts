@@ -13,6 +13,13 @@ export interface WorkerStorage {
   /** A local path or URL ffmpeg can read the object from. */
   inputFor(key: string): Promise<string>;
   upload(key: string, file: string, opts: UploadOptions): Promise<void>;
+  /**
+   * Stores an object that is never replaced (an HLS segment, served `immutable`): when `key`
+   * exists with the same bytes nothing is written; with other bytes it throws ObjectExistsError
+   * (write-once.ts) and the stored object stays as it is. The check and the write are one step
+   * of the store (a create-only write), so two runs racing for a key cannot both win.
+   */
+  uploadOnce(key: string, file: string, opts: UploadOptions): Promise<void>;
   /** Keys of the objects under `prefix` (a key prefix ending in `/`), in no particular order. */
   list(prefix: string): Promise<string[]>;
   /** Copies an object to a local file. */

@@ -57,9 +57,9 @@ export async function cancelVideo(deps: CancelDeps, videoId: string, jobIds?: st
 }
 
 /** Broadcasts the cancel; a failure is logged, the rows already say CANCELED. */
-export async function tellWorkersToCancel(transport: ApiTransport, jobId: string, attempt: number, workerId?: string): Promise<void> {
+export async function tellWorkersToCancel(transport: ApiTransport, jobId: string, attempt: number, workerId?: string, runId?: string): Promise<void> {
   try {
-    await transport.publishControl({ v: PROTOCOL_VERSION, type: "job.cancel", jobId, attempt, ...(workerId ? { workerId } : {}) });
+    await transport.publishControl({ v: PROTOCOL_VERSION, type: "job.cancel", jobId, attempt, ...(workerId ? { workerId } : {}), ...(runId ? { runId } : {}) });
   } catch (err) {
     log.warn("cancel not broadcast; the worker will be told when it reports the job", { jobId, err });
   }

@@ -15,6 +15,9 @@ import {
 
 type EventOf<T extends JobEvent["type"]> = Extract<JobEvent, { type: T }>;
 
+/** The JobRun row of the delivery that sent `e`; workers older than run ids have one run per attempt and worker. */
+const runKey = (e: JobEvent) => ({ jobId: e.jobId, attempt: e.attempt, workerId: e.workerId, runId: e.runId ?? "" });
+
 export interface EventIngestor {
   /** Parses, orders and applies a batch of raw worker events. */
   ingest(raw: unknown[]): Promise<void>;
@@ -33,8 +36,8 @@ export function createEventIngestor(deps: {
   webhooks: WebhookEmitter;
   progressWriteIntervalMs: number;
   onJobRequeued: (runAfter: Date) => void;
-  /** A worker started (or still runs) an attempt that was canceled: tell it (or only `workerId`) to stop. */
-  onCanceledJobReported: (jobId: string, attempt: number, workerId?: string) => Promise<void>;
+  /** A worker started (or still runs) an attempt that was canceled: tell it (or only `workerId`, or only its run `runId`) to stop. */
+  onCanceledJobReported: (jobId: string, attempt: number, workerId?: string, runId?: string) => Promise<void>;
   /** A run whose worker has not been heard of for this long is presumed dead. */
   stallSeconds: number;
   /** Test seam: awaited inside the transaction of a job's final transition (under the video's lock), just before it commits. */
@@ -65,10 +68,10 @@ export function createEventIngestor(deps: {
     if (jobStatus === "SUCCEEDED") {
       // A start that is not this worker's finished run arriving late: the transport delivered a
       // finished job again. The newcomer stops before it rewrites what the job published.
-      const run = await db.jobRun.findUnique({ where: { jobId_attempt_workerId: { jobId: e.jobId, attempt: e.attempt, workerId: e.workerId } } });
+      const run = await db.jobRun.findUnique({ where: { jobId_attempt_workerId_runId: runKey(e) } });
       if (!run?.finishedAt || run.finishedAt < now) {
-        log.warn("a finished job was started again; stopping the run", { jobId: e.jobId, workerId: e.workerId });
-        await deps.onCanceledJobReported(e.jobId, e.attempt, e.workerId);
+        log.warn("a finished job was started again; stopping the run", { jobId: e.jobId, workerId: e.workerId, runId: e.runId });
+        await deps.onCanceledJobReported(e.jobId, e.attempt, e.workerId, e.runId);
         return;
       }
     }
@@ -82,30 +85,31 @@ export function createEventIngestor(deps: {
       where: { id: e.jobId, attempt: e.attempt, status: "SUCCEEDED", startedAt: null },
       data: { workerId: e.workerId, startedAt: now, heartbeatAt: now },
     });
+    const key = runKey(e);
     await db.jobRun.upsert({
-      where: { jobId_attempt_workerId: { jobId: e.jobId, attempt: e.attempt, workerId: e.workerId } },
-      create: { jobId: e.jobId, attempt: e.attempt, workerId: e.workerId, startedAt: now, heartbeatAt: now },
+      where: { jobId_attempt_workerId_runId: key },
+      create: { ...key, startedAt: now, heartbeatAt: now },
       update: {},
     });
     // The same worker starts the attempt again after handing it back (memory, shutdown).
     await db.jobRun.updateMany({
-      where: { jobId: e.jobId, attempt: e.attempt, workerId: e.workerId, status: "ABANDONED", finishedAt: { lt: now } },
+      where: { ...key, status: "ABANDONED", finishedAt: { lt: now } },
       data: { status: "RUNNING", finishedAt: null, heartbeatAt: now },
     });
     // The run was first heard of through a later event; this is when it really started.
     await db.jobRun.updateMany({
-      where: { jobId: e.jobId, attempt: e.attempt, workerId: e.workerId, startedAt: { gt: now } },
+      where: { ...key, startedAt: { gt: now } },
       data: { startedAt: now, heartbeatAt: now },
     });
-    // Another worker's run of this job has lost it (its worker stopped heartbeating and the
-    // transport redelivered); it ended at its last sign of life.
-    const others = await db.jobRun.findMany({ where: { jobId: e.jobId, status: "RUNNING", workerId: { not: e.workerId } } });
+    // Another run of this job (on another worker, or another delivery to this one) has lost it:
+    // its worker stopped heartbeating and the transport redelivered; it ended at its last sign of life.
+    const others = await db.jobRun.findMany({ where: { jobId: e.jobId, status: "RUNNING", NOT: { workerId: key.workerId, runId: key.runId } } });
     const aliveSince = now.getTime() - deps.stallSeconds * 1000;
     if (others.some((run) => (run.heartbeatAt ?? run.startedAt).getTime() >= aliveSince)) {
-      // Another worker is running this job and is alive: the transport delivered it twice.
-      // The newcomer stops; the job never runs on two workers at once for long.
-      log.warn("duplicate run of a job; stopping the newcomer", { jobId: e.jobId, workerId: e.workerId });
-      await deps.onCanceledJobReported(e.jobId, e.attempt, e.workerId);
+      // Another run of this job is alive: the transport delivered it twice. The newcomer stops
+      // (only it: the cancel names its run), so the job never runs twice at once for long.
+      log.warn("duplicate run of a job; stopping the newcomer", { jobId: e.jobId, workerId: e.workerId, runId: e.runId });
+      await deps.onCanceledJobReported(e.jobId, e.attempt, e.workerId, e.runId);
       return;
     }
     for (const run of others) {
@@ -122,12 +126,15 @@ export function createEventIngestor(deps: {
         ? { status: "FAILED" as const, error: e.error, command: e.command ?? null, stderrTail: e.stderrTail ?? null, exitCode: e.exitCode ?? null }
         : e.type === "job.canceled"
           ? { status: "CANCELED" as const }
-          : { status: "SUCCEEDED" as const };
-    const key = { jobId: e.jobId, attempt: e.attempt, workerId: e.workerId };
+          : { status: "SUCCEEDED" as const, alreadyDone: e.alreadyDone === true };
+    const key = runKey(e);
     const finishedAt = new Date(e.at);
+    if (failure.status === "SUCCEEDED" && failure.alreadyDone) {
+      log.info("a delivery of a finished job found its output complete and did no work", { jobId: e.jobId, workerId: e.workerId, runId: e.runId });
+    }
     // `job.started` may not have arrived yet; the run then starts when it is first heard of.
     await db.jobRun.upsert({
-      where: { jobId_attempt_workerId: key },
+      where: { jobId_attempt_workerId_runId: key },
       create: { ...key, ...failure, startedAt: finishedAt, finishedAt },
       update: {},
     });
@@ -165,11 +172,11 @@ export function createEventIngestor(deps: {
       }),
     ]);
     if (e.resumed) {
-      const key = { jobId: e.jobId, attempt: e.attempt, workerId: e.workerId };
+      const key = runKey(e);
       const resumed = { resumedSegments: e.resumed.segments, resumedFromSeconds: e.resumed.fromSeconds };
       const at = new Date(e.at);
       // `job.started` may not have arrived yet; the run then starts when it is first heard of.
-      await db.jobRun.upsert({ where: { jobId_attempt_workerId: key }, create: { ...key, ...resumed, startedAt: at, heartbeatAt: at }, update: resumed });
+      await db.jobRun.upsert({ where: { jobId_attempt_workerId_runId: key }, create: { ...key, ...resumed, startedAt: at, heartbeatAt: at }, update: resumed });
     }
     await publishStatus(videoId);
   }

@@ -191,6 +191,12 @@ const jobEventBase = {
   /** Per-attempt sequence number, starting at 1. */
   seq: z.number().int().positive(),
   workerId: z.string().min(1),
+  /**
+   * One delivery of the job to a worker: every event of that run carries it, so two runs of one
+   * attempt (a duplicate delivery) are told apart even on the same worker. Absent in events of
+   * workers older than this field; the API then keys the run by job, attempt and worker.
+   */
+  runId: z.uuid().optional(),
   at: z.iso.datetime(),
 };
 
@@ -238,6 +244,8 @@ export const JobEvent = z.discriminatedUnion("type", [
     type: z.literal("job.succeeded"),
     masterKey: z.string(),
     posterKey: z.string().nullable(),
+    /** The delivery found the job's output complete in storage (a finished job delivered again) and did no work. */
+    alreadyDone: z.boolean().optional(),
   }),
   /** Where a render is (render jobs), sampled on a timer. */
   z.object({
@@ -269,6 +277,8 @@ export const JobEvent = z.discriminatedUnion("type", [
     fps: z.number().nonnegative(),
     animationsRendered: z.number().int().nonnegative(),
     animationsCached: z.number().int().nonnegative(),
+    /** The delivery found the job's output stored (a finished job delivered again) and did no work. */
+    alreadyDone: z.boolean().optional(),
   }),
   /** The worker stopped the attempt because it was canceled (a control message). */
   z.object({ ...jobEventBase, type: z.literal("job.canceled") }),
@@ -314,6 +324,8 @@ export const ControlMessage = z.discriminatedUnion("type", [
     attempt: z.number().int().positive(),
     /** Only this worker stops (a duplicate run of a job another worker is running); all when absent. */
     workerId: z.string().optional(),
+    /** Only this run stops (a duplicate run, which may be on the same worker as the original). */
+    runId: z.uuid().optional(),
   }),
 ]);
 export type ControlMessage = z.infer<typeof ControlMessage>;
@@ -332,7 +344,7 @@ export type WorkerEvent = z.infer<typeof WorkerEvent>;
 /** Distributive Omit, so each event kind keeps its own fields. */
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 /** A job event as a handler writes it; the worker's emitter adds the envelope. */
-export type JobEventBody = DistributiveOmit<JobEvent, "v" | "jobId" | "attempt" | "seq" | "workerId" | "at">;
+export type JobEventBody = DistributiveOmit<JobEvent, "v" | "jobId" | "attempt" | "seq" | "workerId" | "runId" | "at">;
 
 /** Parses an unknown message into a job message, with a readable error for old or foreign ones. */
 export function parseJobMessage(data: unknown): JobMessage {

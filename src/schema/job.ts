@@ -33,6 +33,9 @@ builder.prismaObject("JobRun", {
       description: "Segments per rung this run kept from an earlier run of the job instead of encoding them again; null: it encoded from the start.",
     }),
     resumedFromSeconds: t.exposeFloat("resumedFromSeconds", { nullable: true, description: "The media time this run started encoding from, when it resumed." }),
+    alreadyDone: t.exposeBoolean("alreadyDone", {
+      description: "The job was delivered again after it finished: this run found its output complete in storage and did no work.",
+    }),
   }),
 });
 

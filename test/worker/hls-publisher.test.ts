@@ -29,14 +29,18 @@ afterEach(async () => {
 });
 
 /** Writes what ffmpeg would: segments first, then the playlist that lists them. */
+/** One whole 188-byte TS packet that names its rung and number: the publisher refuses a segment cut short. */
+function segmentBytes(name: string, i: number): Buffer {
+  return Buffer.concat([Buffer.from(`${name} segment ${i}`), Buffer.alloc(188)]).subarray(0, 188);
+}
+
 async function writeRung(name: string, segmentCount: number, ended: boolean): Promise<void> {
   const dir = path.join(workDir, name);
   await mkdir(dir, { recursive: true });
   const lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-TARGETDURATION:2", "#EXT-X-MEDIA-SEQUENCE:0", "#EXT-X-PLAYLIST-TYPE:EVENT"];
   for (let i = 0; i < segmentCount; i++) {
     const segment = `seg_${String(i).padStart(5, "0")}.ts`;
-    // One whole 188-byte TS packet: the publisher refuses a segment cut short.
-    await writeFile(path.join(dir, segment), Buffer.concat([Buffer.from(`${name} segment ${i}`), Buffer.alloc(188)]).subarray(0, 188));
+    await writeFile(path.join(dir, segment), segmentBytes(name, i));
     lines.push("#EXTINF:2.000000,", segment);
   }
   if (ended) lines.push("#EXT-X-ENDLIST");
@@ -67,6 +71,10 @@ function recordingStorage(uploads: Upload[]): WorkerStorage {
       }
       await local.upload(key, file, opts);
       uploads.push({ key, opts, lists });
+    },
+    async uploadOnce(key, file, opts) {
+      await local.uploadOnce(key, file, opts);
+      uploads.push({ key, opts });
     },
   };
 }
@@ -151,6 +159,10 @@ describe("createHlsPublisher", () => {
         if (key.includes("/144p/")) throw new Error("403 Forbidden");
         await recording.upload(key, file, opts);
       },
+      uploadOnce: async (key, file, opts) => {
+        if (key.includes("/144p/")) throw new Error("403 Forbidden");
+        await recording.uploadOnce(key, file, opts);
+      },
     };
     const playable: string[] = [];
     const errors: unknown[] = [];
@@ -228,6 +240,41 @@ describe("createHlsPublisher", () => {
     expect(publisher.variants().filter((v) => v.error !== undefined)).toEqual([]);
   });
 
+  it("a run behind a published playlist never shrinks it nor drops its end, and keeps the segments it lists", async () => {
+    const finished = createHlsPublisher({ storage: recordingStorage([]), workDir, outputPrefix: "videos/v1", ladder, probe, intervalMs: 20 });
+    for (const rung of ladder) await writeRung(rung.name, 3, true);
+    await finished.finish();
+    const published = async (name: string) => {
+      const parser = new Parser();
+      parser.push(await readFile(path.join(dataDir, "videos/v1/hls", name, "index.m3u8"), "utf8"));
+      parser.end();
+      return { segments: parser.manifest.segments.length, endList: parser.manifest.endList === true };
+    };
+
+    // A stale run of the job starts over: its first segment has other bytes than the published one.
+    await rm(workDir, { recursive: true });
+    await mkdir(workDir);
+    for (const rung of ladder) await writeRung(rung.name, 1, false);
+    await writeFile(path.join(workDir, "240p", "seg_00000.ts"), "other bytes");
+    const uploads: Upload[] = [];
+    const errors: unknown[] = [];
+    const stale = createHlsPublisher({ storage: recordingStorage(uploads), workDir, outputPrefix: "videos/v1", ladder, probe, intervalMs: 20, onError: (e) => errors.push(e) });
+    stale.start();
+    await waitFor(() => stale.variants().every((v) => v.segmentCount === 1), "a pass of the stale run");
+    await sleep(60);
+    expect(errors).toEqual([]);
+    expect(uploads.filter((u) => u.key.endsWith(".m3u8"))).toEqual([]);
+    for (const rung of ladder) expect(await published(rung.name)).toEqual({ segments: 3, endList: true });
+    expect(await readFile(path.join(dataDir, "videos/v1/hls/240p/seg_00000.ts"))).toEqual(segmentBytes("240p", 0));
+
+    // Finishing with fewer segments than are published fails the run and publishes nothing.
+    for (const rung of ladder) await writeRung(rung.name, 2, true);
+    await writeFile(path.join(workDir, "240p", "seg_00000.ts"), "other bytes");
+    await expect(stale.finish()).rejects.toThrow(/lists fewer segments than the published one/);
+    for (const rung of ladder) expect(await published(rung.name)).toEqual({ segments: 3, endList: true });
+    expect(await readFile(path.join(dataDir, "videos/v1/hls/240p/seg_00000.ts"))).toEqual(segmentBytes("240p", 0));
+  });
+
   it("refuses to finish while a playlist lacks #EXT-X-ENDLIST", async () => {
     const publisher = createHlsPublisher({ storage: recordingStorage([]), workDir, outputPrefix: "videos/v1", ladder, probe, intervalMs: 20 });
     for (const rung of ladder) await writeRung(rung.name, 1, rung.name !== "144p");
@@ -240,6 +287,9 @@ describe("createHlsPublisher", () => {
       inputFor: async (key) => key,
       readText: async () => null,
       upload: async () => {
+        throw new Error("bucket unavailable");
+      },
+      uploadOnce: async () => {
         throw new Error("bucket unavailable");
       },
       list: async () => [],

@@ -5,6 +5,7 @@ import type { Capability, WorkerEvent } from "../../src/protocol/messages.ts";
 export function inMemoryTransport() {
   const events: WorkerEvent[] = [];
   let handler: JobHandler | undefined;
+  let controlHandler: ((message: unknown) => void) | undefined;
   let consumed: Capability[] = [];
   const transport: WorkerTransport = {
     async start() {},
@@ -15,7 +16,9 @@ export function inMemoryTransport() {
     async publishEvent(event) {
       events.push(event);
     },
-    async onControl() {},
+    async onControl(h) {
+      controlHandler = h;
+    },
     async stopConsuming() {},
     async stop() {},
   };
@@ -23,7 +26,9 @@ export function inMemoryTransport() {
     transport,
     events,
     /** Delivers a job as if it came from `capability`'s queue. */
-    deliver: (job: unknown, capability: Capability) => handler!(job, new AbortController().signal, capability),
+    deliver: (job: unknown, capability: Capability, signal = new AbortController().signal) => handler!(job, signal, capability),
+    /** Broadcasts a control message (a cancel) to the worker. */
+    control: (message: unknown) => controlHandler!(message),
     /** The queues the worker asked to consume. */
     consumed: () => consumed,
   };

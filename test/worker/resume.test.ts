@@ -41,6 +41,9 @@ function textStorage(objects: Record<string, string>): WorkerStorage {
     download: async () => {
       throw new Error("read-only");
     },
+    uploadOnce: async () => {
+      throw new Error("read-only");
+    },
     upload: async () => {
       throw new Error("read-only");
     },

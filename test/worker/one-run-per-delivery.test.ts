@@ -1,0 +1,238 @@
+import { createHash, randomUUID } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { copyFile, mkdir, readFile, readdir, stat, writeFile } from "node:fs/promises";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import path from "node:path";
+import { Parser } from "m3u8-parser";
+import { afterEach, describe, expect, it } from "vitest";
+import type { ImportUrlJobMessage, JobEvent, TranscodeJobMessage, WorkerEvent } from "../../src/protocol/messages.ts";
+import { ENCODE_MANIFEST } from "../../render-worker/media/resume.ts";
+import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
+import type { WorkerStorage } from "../../render-worker/storage/types.ts";
+import { createWorker, type Worker } from "../../render-worker/worker.ts";
+import { inMemoryTransport } from "./in-memory-transport.ts";
+import { jobDirsPerTest, makeClip } from "./media-fixtures.ts";
+
+const dirs = jobDirsPerTest("one-run");
+const workers: Worker[] = [];
+afterEach(async () => {
+  for (const w of workers.splice(0)) await w.shutdown(0);
+});
+
+/** Every playlist upload, in order: its key, how many segments it lists, whether it ends. */
+interface PlaylistWrite {
+  key: string;
+  segments: number;
+  endList: boolean;
+}
+
+function recordingPlaylists(storage: WorkerStorage, writes: PlaylistWrite[]): WorkerStorage {
+  return {
+    ...storage,
+    async upload(key, file, opts) {
+      await storage.upload(key, file, opts);
+      if (!key.endsWith("index.m3u8")) return;
+      const parser = new Parser();
+      parser.push(await readFile(file, "utf8"));
+      parser.end();
+      writes.push({ key, segments: parser.manifest.segments.length, endList: parser.manifest.endList === true });
+    },
+  };
+}
+
+async function setUp(opts: { concurrency?: number } = {}) {
+  const clip = await makeClip({ width: 640, height: 360, seconds: 8, audio: true });
+  const videoId = randomUUID();
+  const sourceKey = `videos/${videoId}/source/upload`;
+  await mkdir(path.dirname(path.join(dirs.dataDir, sourceKey)), { recursive: true });
+  await copyFile(clip, path.join(dirs.dataDir, sourceKey));
+  const job: TranscodeJobMessage = {
+    v: 1, type: "transcode", jobId: randomUUID(), attempt: 1, videoId, sourceKey, outputPrefix: `videos/${videoId}`, options: { segmentSeconds: 2 },
+  };
+  const playlistWrites: PlaylistWrite[] = [];
+  const memory = inMemoryTransport();
+  const worker = createWorker({
+    workerId: "w1",
+    capabilities: ["cpu"],
+    concurrency: opts.concurrency ?? 2,
+    transport: memory.transport,
+    storage: recordingPlaylists(createLocalWorkerStorage(dirs.dataDir), playlistWrites),
+    tmpDir: dirs.workDir,
+    progressIntervalMs: 100,
+    heartbeatIntervalSeconds: 60,
+  });
+  await worker.start();
+  workers.push(worker);
+  const hlsDir = path.join(dirs.dataDir, job.outputPrefix, "hls");
+  const jobEvents = () => memory.events.filter((e): e is JobEvent => e.type !== "worker.heartbeat" && e.jobId === job.jobId);
+  return { job, memory, playlistWrites, hlsDir, jobEvents };
+}
+
+/** sha256 of every file under `dir`, by path relative to it. */
+async function hashes(dir: string): Promise<Map<string, string>> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  const out = new Map<string, string>();
+  for (const e of entries.filter((e) => e.isFile())) {
+    const file = path.join(e.parentPath, e.name);
+    out.set(path.relative(dir, file), createHash("sha256").update(await readFile(file)).digest("hex"));
+  }
+  return out;
+}
+
+async function waitFor(check: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const typesOf = (events: WorkerEvent[]) => events.map((e) => e.type);
+
+describe("one delivery, one run (real ffmpeg, local storage)", () => {
+  it("a second delivery of an attempt running on the same worker does no work and settles after the running one", async () => {
+    const { job, memory, playlistWrites, jobEvents } = await setUp();
+    // In the same tick: the worker has not created the first run's work dir yet.
+    const first = memory.deliver(job, "cpu");
+    // The message of the second delivery is acknowledged only once the running run ended.
+    const secondSettledAfterTheRun = memory.deliver(job, "cpu").then(() => jobEvents().some((e) => e.type === "job.succeeded"));
+    await first;
+    expect(await secondSettledAfterTheRun).toBe(true);
+    const events = jobEvents();
+    expect(typesOf(events).filter((t) => t === "job.started")).toHaveLength(1);
+    expect(typesOf(events).filter((t) => t === "job.succeeded")).toHaveLength(1);
+    const runIds = new Set(events.map((e) => e.runId));
+    expect(runIds.size).toBe(1);
+    expect([...runIds][0]).toMatch(/^[0-9a-f-]{36}$/);
+    // Every published playlist only grew, and kept its end once it had one.
+    const byKey = Map.groupBy(playlistWrites, (w) => w.key);
+    expect(byKey.size).toBe(4);
+    for (const [key, writes] of byKey) {
+      writes.forEach((w, i) => {
+        if (i === 0) return;
+        expect(w.segments, key).toBeGreaterThanOrEqual(writes[i - 1]!.segments);
+        if (writes[i - 1]!.endList) expect(w.endList, key).toBe(true);
+      });
+    }
+  });
+
+  it("a delivery of a finished job is acknowledged without work and every published byte stays as it was", async () => {
+    const { job, memory, hlsDir, jobEvents } = await setUp();
+    await memory.deliver(job, "cpu");
+    const finished = jobEvents().length;
+    const before = await hashes(hlsDir);
+    expect([...before.keys()].filter((k) => k.endsWith(".ts")).length).toBeGreaterThanOrEqual(16);
+
+    await memory.deliver(job, "cpu");
+    const again = jobEvents().slice(finished);
+    expect(typesOf(again)).toEqual(["variant.ready", "variant.ready", "variant.ready", "variant.ready", "job.succeeded"]);
+    expect(again.at(-1)).toMatchObject({ type: "job.succeeded", alreadyDone: true, masterKey: `${job.outputPrefix}/hls/master.m3u8` });
+    expect(new Set(again.map((e) => e.runId)).size).toBe(1);
+    expect(again[0]!.runId).not.toBe(jobEvents()[0]!.runId);
+    expect(await hashes(hlsDir)).toEqual(before);
+  });
+
+  it("a stale run that resumes a finished job (no completion record) rewrites no segment, even where it encodes other bytes", async () => {
+    const { job, memory, hlsDir, playlistWrites, jobEvents } = await setUp();
+    await memory.deliver(job, "cpu");
+    // As a worker from before completion records left it, with the last segment of each rung
+    // standing for bytes an earlier encode made differently (a resumed encode is not bit-exact).
+    const manifestFile = path.join(hlsDir, ENCODE_MANIFEST);
+    const { complete: _complete, ...unfinished } = JSON.parse(await readFile(manifestFile, "utf8"));
+    await writeFile(manifestFile, `${JSON.stringify(unfinished)}\n`);
+    for (const rung of ["360p", "240p", "144p", "audio"]) {
+      const last = path.join(hlsDir, rung, "seg_00003.ts");
+      const bytes = await readFile(last);
+      bytes[bytes.length - 1] ^= 0xff;
+      await writeFile(last, bytes);
+    }
+    const before = await hashes(hlsDir);
+    const writesBefore = playlistWrites.length;
+    const finished = jobEvents().length;
+
+    await memory.deliver(job, "cpu");
+    const again = jobEvents().slice(finished);
+    expect(again.find((e) => e.type === "job.probed")).toMatchObject({ resumed: { segments: 3, fromSeconds: 6 } });
+    expect(again.at(-1)).toMatchObject({ type: "job.succeeded" });
+    const after = await hashes(hlsDir);
+    for (const [file, hash] of before) if (file.endsWith(".ts")) expect(after.get(file), file).toBe(hash);
+    // The stale run published its playlists only as complete as the finished ones.
+    const finalOf = new Map(playlistWrites.slice(0, writesBefore).map((w) => [w.key, w.segments]));
+    const stale = playlistWrites.slice(writesBefore);
+    expect(stale).toHaveLength(4);
+    for (const w of stale) expect(w, w.key).toEqual({ key: w.key, segments: finalOf.get(w.key), endList: true });
+  });
+
+  it("a segment key another run wrote with other bytes fails the run and keeps its bytes", async () => {
+    const { job, memory, hlsDir, jobEvents } = await setUp();
+    const foreign = path.join(hlsDir, "240p", "seg_00001.ts");
+    await mkdir(path.dirname(foreign), { recursive: true });
+    await writeFile(foreign, "another run's bytes");
+    await memory.deliver(job, "cpu");
+    expect(jobEvents().at(-1)).toMatchObject({ type: "job.failed", error: expect.stringMatching(/240p\/seg_00001\.ts was already published with other bytes/) });
+    expect(await readFile(foreign, "utf8")).toBe("another run's bytes");
+  });
+
+  it("a cancel naming a run stops that run only; the job is not canceled for later deliveries", async () => {
+    const { job, memory, jobEvents } = await setUp();
+    const first = memory.deliver(job, "cpu");
+    await waitFor(() => jobEvents().some((e) => e.type === "job.started"), "the run to start");
+    const runId = jobEvents()[0]!.runId!;
+    memory.control({ v: 1, type: "job.cancel", jobId: job.jobId, attempt: 1, runId: randomUUID() });
+    memory.control({ v: 1, type: "job.cancel", jobId: job.jobId, attempt: 1, runId });
+    await first;
+    expect(jobEvents().at(-1)).toMatchObject({ type: "job.canceled", runId });
+    const ended = jobEvents().length;
+
+    await memory.deliver(job, "cpu");
+    const next = jobEvents().slice(ended);
+    expect(next[0]).toMatchObject({ type: "job.started" });
+    expect(next.at(-1)).toMatchObject({ type: "job.succeeded" });
+  });
+});
+
+describe("a render or import job delivered again after it finished", () => {
+  it("does no work: the stored source stays as it is and the delivery reports it with alreadyDone", async () => {
+    const clip = await makeClip({ width: 320, height: 180, seconds: 2, audio: true });
+    let downloads = 0;
+    const server = http.createServer((_req, res) => {
+      downloads++;
+      res.writeHead(200, { "content-type": "video/mp4" });
+      createReadStream(clip).pipe(res);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const memory = inMemoryTransport();
+      const worker = createWorker({
+        workerId: "w1", capabilities: ["cpu"], concurrency: 1, transport: memory.transport,
+        storage: createLocalWorkerStorage(dirs.dataDir), tmpDir: dirs.workDir, progressIntervalMs: 100, heartbeatIntervalSeconds: 60,
+      });
+      await worker.start();
+      workers.push(worker);
+      const videoId = randomUUID();
+      const job: ImportUrlJobMessage = {
+        v: 1, type: "import_url", jobId: randomUUID(), attempt: 1, videoId, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/clip.mp4`,
+        maxBytes: 10_000_000, outputKey: `videos/${videoId}/source/import`, allowPrivateAddresses: true,
+      };
+      const jobEvents = () => memory.events.filter((e): e is JobEvent => e.type !== "worker.heartbeat" && e.jobId === job.jobId);
+      await memory.deliver(job, "cpu");
+      const first = jobEvents().at(-1)!;
+      expect(first).toMatchObject({ type: "render.succeeded", outputKey: job.outputKey });
+      const stored = path.join(dirs.dataDir, job.outputKey);
+      const before = { hash: createHash("sha256").update(await readFile(stored)).digest("hex"), mtimeMs: (await stat(stored)).mtimeMs };
+      const ended = jobEvents().length;
+
+      await memory.deliver(job, "cpu");
+      const again = jobEvents().slice(ended);
+      const { seq: _s, runId: _r, at: _a, ...firstBody } = first;
+      expect(again).toHaveLength(1);
+      expect(again[0]).toMatchObject({ ...firstBody, alreadyDone: true });
+      expect(again[0]!.runId).not.toBe(first.runId);
+      expect(downloads).toBe(1);
+      expect({ hash: createHash("sha256").update(await readFile(stored)).digest("hex"), mtimeMs: (await stat(stored)).mtimeMs }).toEqual(before);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
