@@ -508,7 +508,13 @@ try {
         },
         error: () => undefined,
         complete: () => {
-          if (!fired) pendingCancels.push(Promise.resolve(notInjected("cancel", `video ${u.id}: its events ended before its rungs passed 60 %`)));
+          if (fired) return;
+          // Moved to an upload not started yet, if any, so the requested number of cancels still lands.
+          const later = uploadAt.findIndex((_, i) => i > u.index && !cancelTargets.has(i) && !videos.some((v) => v.index === i));
+          if (later !== -1 && !stackStopped) {
+            cancelTargets.add(later);
+            say(`cancel: video ${u.id} ended before its rungs passed 60 %; upload #${later} will be canceled instead`);
+          } else pendingCancels.push(Promise.resolve(notInjected("cancel", `video ${u.id}: its events ended before its rungs passed 60 %`)));
         },
       },
     );
@@ -647,7 +653,8 @@ try {
   const needingHuman = orphaned.length + leftovers.length + gaveUp.length;
   const readyIncomplete = ready.filter((u) => finals.get(u.id!)?.variants.some((v) => v.status !== "READY")).length;
   const failedPlayable = failed.filter((u) => finals.get(u.id!)?.playable).length;
-  const leakingPaths = uploaded.filter((u) => (finals.get(u.id!)?.error ?? "").includes(root)).length;
+  const internalPath = new RegExp([root, "disk/data", "disk/work", "/tmp/"].map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|"));
+  const leakingPaths = uploaded.filter((u) => internalPath.test(finals.get(u.id!)?.error ?? "")).length;
   const injectedCount = (kind: FaultKind) => faults.filter((f) => f.kind === kind && f.injected).length;
   const missing = [...requested].filter(([kind, n]) => injectedCount(kind) < n && !(kind === "disk-full" && !asRoot));
   const unplanned = services.flatMap((s) => s.unplannedExits.map(() => s.name));
