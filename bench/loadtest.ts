@@ -17,10 +17,9 @@ import { promisify } from "node:util";
 import cliProgress from "cli-progress";
 import { createClient } from "graphql-ws";
 import { ADMIN_AUTH } from "../test/support/auth.ts";
-import pg from "pg";
 import WebSocket from "ws";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "../src/db/embedded.ts";
-import { canConnect } from "../src/db/reachable.ts";
+import { CREATE_UPLOAD, createScratchDatabase, generateClip, postGraphQL, reachableAdminUrl } from "./support/stack.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "../test/support/processes.ts";
 import { pubSubEmulatorUnavailableReason, startPubSubEmulator, type PubSubEmulator } from "../test/support/pubsub-emulator.ts";
 import { parseCommandLine, usageError } from "../scripts/cli.ts";
@@ -51,11 +50,6 @@ if (![uploads, workerCount, clipSeconds, width, height, timeoutMs].every((n) => 
 }
 
 const log = (line: string) => process.stderr.write(`[loadtest] ${line}\n`);
-
-async function adminUrl(): Promise<string | null> {
-  const url = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
-  return (await canConnect(url)) ? url : null;
-}
 
 /** Peak resident memory (VmHWM) of a process and its children, in MiB, or null once gone. */
 async function peakRssMiB(pid: number): Promise<number | null> {
@@ -91,20 +85,14 @@ function percentile(sorted: number[], p: number): number {
 const dataDir = await mkdtemp(path.join(os.tmpdir(), "videograph-loadtest-"));
 await chmod(dataDir, 0o755);
 let embedded: EmbeddedDatabase | null = null;
-let admin = await adminUrl();
+let admin = await reachableAdminUrl();
 if (!admin) {
   log("no Postgres at 127.0.0.1:5432; starting an embedded one");
   embedded = await startEmbeddedPostgres(dataDir);
   admin = embedded.url;
 }
-const dbName = `videograph_loadtest_${randomBytes(4).toString("hex")}`;
-{
-  const c = new pg.Client({ connectionString: admin });
-  await c.connect();
-  await c.query(`CREATE DATABASE "${dbName}"`);
-  await c.end();
-}
-const databaseUrl = Object.assign(new URL(admin), { pathname: `/${dbName}` }).toString();
+const database = await createScratchDatabase(admin, "videograph_loadtest");
+const databaseUrl = database.url;
 
 const peaks = new Map<string, number>();
 let sampler: NodeJS.Timeout | undefined;
@@ -118,13 +106,7 @@ try {
     // A project of its own: the emulator keeps topics and subscriptions of earlier runs.
     transportEnv = { TRANSPORT: "pubsub", GOOGLE_CLOUD_PROJECT: `videograph-loadtest-${randomBytes(4).toString("hex")}`, PUBSUB_EMULATOR_HOST: emulator.host };
   }
-  const clip = path.join(dataDir, "clip.mp4");
-  await run("ffmpeg", [
-    "-v", "error", "-f", "lavfi", "-i", `testsrc2=size=${width}x${height}:rate=30:duration=${clipSeconds}`,
-    "-f", "lavfi", "-i", `sine=frequency=440:duration=${clipSeconds}`,
-    "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest", clip,
-  ]);
-  const bytes = await readFile(clip);
+  const bytes = await readFile(await generateClip(dataDir, { seconds: clipSeconds, width, height }));
 
   const common = { DATA_DIR: dataDir, DATABASE_URL: databaseUrl, LOG_LEVEL: "warn", SIGNING_SECRET: randomBytes(24).toString("hex"), ...transportEnv };
   log(`starting the API and ${workerCount} worker(s)`);
@@ -142,10 +124,7 @@ try {
   };
   sampler = setInterval(() => void sample(), 500);
 
-  const gql = async (query: string, variables: Record<string, unknown>) => {
-    const res = await fetch(`${api.url}/graphql`, { method: "POST", headers: { "content-type": "application/json", ...ADMIN_AUTH }, body: JSON.stringify({ query, variables }) });
-    return (await res.json()) as { data?: any; errors?: unknown[] };
-  };
+  const gql = (query: string, variables: Record<string, unknown>) => postGraphQL(api.url, query, variables);
   const ws = createClient({ url: `${api.url.replace("http", "ws")}/graphql`, webSocketImpl: WebSocket, retryAttempts: 3, connectionParams: ADMIN_AUTH });
 
   const bar = new cliProgress.SingleBar(
@@ -159,7 +138,7 @@ try {
 
   const one = async (i: number): Promise<{ status: string; seconds: number }> => {
     const t0 = Date.now();
-    const created = await gql(`mutation($t: String!) { createUpload(input: { title: $t }) { ... on CreateUploadSuccess { uploadUrl video { id } } ... on Error { message } } }`, { t: `load ${i}` });
+    const created = await gql(CREATE_UPLOAD, { t: `load ${i}` });
     const ticket = created.data?.createUpload;
     if (!ticket?.uploadUrl) return { status: `createUpload: ${JSON.stringify(created.errors ?? ticket)}`, seconds: 0 };
     const end = new Promise<string>((resolve) => {
@@ -209,10 +188,7 @@ jobs lost: ${lost}${otherFailures.length ? `\nfailures: ${[...new Set(otherFailu
   clearInterval(sampler);
   await stopAllProcesses();
   await emulator?.stop();
-  const c = new pg.Client({ connectionString: admin });
-  await c.connect();
-  await c.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
-  await c.end();
+  await database.drop();
   await embedded?.stop();
   await rm(dataDir, { recursive: true, force: true });
 }

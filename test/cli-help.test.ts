@@ -27,7 +27,7 @@ const STACK_TRACE = /^\s+at |node:internal|Error: /m;
 describe("every command-line program answers --help and refuses unknown flags without a stack trace", () => {
   it("finds the programs in package.json", () => {
     expect(commands).toEqual(
-      expect.arrayContaining(["apikey:create", "apikey:list", "apikey:revoke", "migrate:create", "migrate:check", "migrate:deploy", "schema:print", "setup:pubsub", "setup:gcs", "setup:emulators", "bench", "loadtest"]),
+      expect.arrayContaining(["apikey:create", "apikey:list", "apikey:revoke", "migrate:create", "migrate:check", "migrate:deploy", "schema:print", "setup:pubsub", "setup:gcs", "setup:emulators", "bench", "loadtest", "chaos"]),
     );
   });
 

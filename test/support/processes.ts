@@ -93,8 +93,12 @@ export async function startApiProcess(
 }
 
 /** `node render-worker/main.ts`; resolves once it has announced itself. */
-export async function startWorkerProcess(name: string, env: Record<string, string | undefined>): Promise<ServiceProcess> {
-  const worker = startProcess(name, "render-worker/main.ts", { LOG_LEVEL: "info", WORKER_ID: name, ...env });
+export async function startWorkerProcess(
+  name: string,
+  env: Record<string, string | undefined>,
+  options: { ownProcessGroup?: boolean } = {},
+): Promise<ServiceProcess> {
+  const worker = startProcess(name, "render-worker/main.ts", { LOG_LEVEL: "info", WORKER_ID: name, ...env }, options);
   await worker.waitForLog('"msg":"worker ready"');
   return worker;
 }

@@ -1,0 +1,65 @@
+// Pieces the load test and the chaos run share: a generated clip, a scratch database, a client of
+// the public GraphQL API.
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import path from "node:path";
+import { promisify } from "node:util";
+import pg from "pg";
+import { canConnect } from "../../src/db/reachable.ts";
+import { ADMIN_AUTH } from "../../test/support/auth.ts";
+
+const run = promisify(execFile);
+
+/** Writes a `seconds` long H.264 + AAC clip of `width`x`height` (lavfi test pattern and a tone) to `dir`. */
+export async function generateClip(dir: string, clip: { seconds: number; width: number; height: number }): Promise<string> {
+  const file = path.join(dir, "clip.mp4");
+  await run("ffmpeg", [
+    "-v", "error", "-f", "lavfi", "-i", `testsrc2=size=${clip.width}x${clip.height}:rate=30:duration=${clip.seconds}`,
+    "-f", "lavfi", "-i", `sine=frequency=440:duration=${clip.seconds}`,
+    "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest", "-y", file,
+  ]);
+  return file;
+}
+
+/** DATABASE_URL, else the local server on 127.0.0.1:5432, when it answers; null otherwise. */
+export async function reachableAdminUrl(): Promise<string | null> {
+  const url = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
+  return (await canConnect(url)) ? url : null;
+}
+
+/** A fresh database named `{prefix}_{random}` on the server of `adminUrl`; drop() removes it. */
+export async function createScratchDatabase(adminUrl: string, prefix: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `${prefix}_${randomBytes(4).toString("hex")}`;
+  const admin = async (sql: string) => {
+    const c = new pg.Client({ connectionString: adminUrl });
+    await c.connect();
+    try {
+      await c.query(sql);
+    } finally {
+      await c.end();
+    }
+  };
+  await admin(`CREATE DATABASE "${name}"`);
+  return {
+    url: Object.assign(new URL(adminUrl), { pathname: `/${name}` }).toString(),
+    drop: () => admin(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`),
+  };
+}
+
+export interface GraphQLResponse {
+  data?: any;
+  errors?: { message: string }[];
+}
+
+/** POSTs one operation to `{baseUrl}/graphql` with the test admin key (tenant "default", every scope). */
+export async function postGraphQL(baseUrl: string, query: string, variables: Record<string, unknown> = {}): Promise<GraphQLResponse> {
+  const res = await fetch(`${baseUrl}/graphql`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...ADMIN_AUTH },
+    body: JSON.stringify({ query, variables }),
+  });
+  return (await res.json()) as GraphQLResponse;
+}
+
+export const CREATE_UPLOAD = /* GraphQL */ `
+  mutation($t: String!) { createUpload(input: { title: $t }) { ... on CreateUploadSuccess { uploadUrl video { id } } ... on Error { message } } }`;
