@@ -1,6 +1,9 @@
 /** An absolute path of two or more components, not part of a URL or a relative path. */
 const ABSOLUTE_PATH = /(?<![\w.:/~-])(?:\/[^\s'"`/,;()<>[\]]+){2,}\/?/g;
 
+/** A relative path that leads to a storage key (a data dir given as a relative DATA_DIR): its leading dirs. */
+const RELATIVE_PREFIX_OF_KEY = /(?<![\w.:/~-])(?:[\w.-]+\/)+(?=(?:videos|tenants)\/)/g;
+
 /** What a path says to a user: its part inside a job's work dir or a storage key, else its file name. */
 function shortenPath(absolute: string): string {
   const parts = absolute.split("/").filter(Boolean);
@@ -17,5 +20,5 @@ function shortenPath(absolute: string): string {
  * The full text stays on the run (JobRun.error) for operators.
  */
 export function userFacingError(text: string): string {
-  return text.replace(ABSOLUTE_PATH, shortenPath);
+  return text.replace(ABSOLUTE_PATH, shortenPath).replace(RELATIVE_PREFIX_OF_KEY, "");
 }
