@@ -72,7 +72,7 @@ describe("a Postgres restart under a running API and worker (Postgres transport)
     expect((await fetch(`${api.url}${created!.uploadUrl}`, { method: "PUT", body: await readFile(after) })).status).toBe(200);
     expect((await afterFinal.done).at(-1).videoEvents.video.status).toBe("READY");
 
-    const canceled = await makeClip({ width: 960, height: 540, seconds: 12, audio: true });
+    const canceled = await makeClip({ width: 960, height: 540, seconds: 40, audio: true });
     const { id } = await uploadUntilEncoding(api.url, wsClient(), canceled, "canceled after the restart", EVENTS);
     expect(ffmpegRunning()).toBeGreaterThan(0);
     const canceledAt = Date.now();

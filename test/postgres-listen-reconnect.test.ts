@@ -82,7 +82,7 @@ describe("LISTEN connections come back by themselves after an outage of several 
     }
   });
 
-  it("a worker's event send tells a lost connection or an absent server (retried) from a refused request (not retried)", async () => {
+  it("a worker's event send tells a lost connection, an absent server or a refused login (retried) from a refused request (not retried)", async () => {
     const errorOf = (p: Promise<unknown>) => p.then(() => null, (err: unknown) => err);
     const closedPort = await new Promise<number>((resolve) => {
       const srv = net.createServer().listen(0, "127.0.0.1", () => {
@@ -102,6 +102,13 @@ describe("LISTEN connections come back by themselves after an outage of several 
     await admin.query("SELECT pg_terminate_backend($1)", [rows[0]!.pid]);
     expect(isConnectionLoss(await sleeping)).toBe(true);
     await victim.end().catch(() => {});
+
+    await admin.query(`ALTER ROLE "${role}" NOLOGIN`);
+    try {
+      expect(isConnectionLoss(await errorOf(new pg.Client({ connectionString: listenerUrl }).connect()))).toBe(true);
+    } finally {
+      await admin.query(`ALTER ROLE "${role}" LOGIN`);
+    }
 
     expect(isConnectionLoss(await errorOf(admin.query("SELECT * FROM no_such_table")))).toBe(false);
     expect(isConnectionLoss(await errorOf(admin.query("SELECT pg_notify('x', repeat('y', 9000))")))).toBe(false);

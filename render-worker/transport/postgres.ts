@@ -9,10 +9,14 @@ const QUEUE_WAIT_MS = 500;
 const EVENT_SEND_PATIENCE_MS = 60_000;
 const MAX_SEND_RETRY_MS = 5000;
 
-/** An error that says the connection or the server went away, not that the request was wrong. */
+/**
+ * An error that says the connection or the server went away, or that the server refused the login
+ * for now (SQLSTATE class 28: a role locked while a failover or a credential rotation completes),
+ * not that the request was wrong.
+ */
 export function isConnectionLoss(err: unknown): boolean {
   const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
-  if (typeof code === "string" && (/^(08|57P)/.test(code) || ["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ENOTFOUND", "EAI_AGAIN"].includes(code))) return true;
+  if (typeof code === "string" && (/^(08|57P|28)/.test(code) || ["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ENOTFOUND", "EAI_AGAIN"].includes(code))) return true;
   return typeof message === "string" && /Connection terminated|connection timeout|Client has encountered a connection error/i.test(message);
 }
 
