@@ -104,7 +104,7 @@ try {
     emulator = await startPubSubEmulator();
     if (!emulator) throw new Error(`--transport=pubsub needs the Pub/Sub emulator: ${pubSubEmulatorUnavailableReason}`);
     // A project of its own: the emulator keeps topics and subscriptions of earlier runs.
-    transportEnv = { TRANSPORT: "pubsub", GOOGLE_CLOUD_PROJECT: `videograph-loadtest-${randomBytes(4).toString("hex")}`, PUBSUB_EMULATOR_HOST: emulator.host };
+    transportEnv = { TRANSPORT: "pubsub", GOOGLE_CLOUD_PROJECT: `videograph-loadtest-${randomBytes(4).toString("hex")}`, PUBSUB_EMULATOR_HOST: emulator.host, METADATA_SERVER_DETECTION: "none" };
   }
   const bytes = await readFile(await generateClip(dataDir, { seconds: clipSeconds, width, height }));
 
