@@ -5,9 +5,9 @@ import { describe, expect, it } from "vitest";
 
 const run = promisify(execFile);
 
-/** Every npm script that runs one of the project's command-line programs (scripts/, bench/). */
+/** Every npm script that runs one of the project's command-line programs (scripts/, bench/, the API, the worker). */
 const commands = Object.entries(JSON.parse(readFileSync("package.json", "utf8")).scripts as Record<string, string>)
-  .filter(([, command]) => /\b(scripts|bench)\/[\w-]+\.(ts|sh)\b/.test(command) && !command.includes("&&"))
+  .filter(([, command]) => /\b(scripts|bench)\/[\w-]+\.(ts|sh)\b|\b(src|render-worker)\/main\.ts\b/.test(command) && !command.includes("&&"))
   .map(([name]) => name);
 
 async function npmRun(name: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -27,14 +27,14 @@ const STACK_TRACE = /^\s+at |node:internal|Error: /m;
 describe("every command-line program answers --help and refuses unknown flags without a stack trace", () => {
   it("finds the programs in package.json", () => {
     expect(commands).toEqual(
-      expect.arrayContaining(["apikey:create", "apikey:list", "apikey:revoke", "migrate:create", "migrate:check", "migrate:deploy", "schema:print", "setup:pubsub", "setup:gcs", "setup:emulators", "bench", "loadtest", "chaos"]),
+      expect.arrayContaining(["start", "worker", "apikey:create", "apikey:list", "apikey:revoke", "migrate:create", "migrate:check", "migrate:deploy", "schema:print", "setup:pubsub", "setup:gcs", "setup:emulators", "bench", "loadtest", "chaos"]),
     );
   });
 
   it.each(commands)("npm run %s -- --help: usage on stdout, exit 0", async (name) => {
     const { code, stdout, stderr } = await npmRun(name, "--help");
     expect(code, stderr).toBe(0);
-    expect(stdout).toMatch(/^usage: npm run /);
+    expect(stdout).toMatch(/^usage: npm (run |start\b)/);
     expect(stderr).not.toMatch(STACK_TRACE);
   });
 
@@ -42,7 +42,7 @@ describe("every command-line program answers --help and refuses unknown flags wi
     const { code, stdout, stderr } = await npmRun(name, "--no-such-flag");
     expect(code, stderr).toBe(2);
     expect(stdout).toBe("");
-    expect(stderr).toMatch(/--no-such-flag[^]*usage: npm run /);
+    expect(stderr).toMatch(/--no-such-flag[^]*usage: npm (run |start\b)/);
     expect(stderr).not.toMatch(STACK_TRACE);
   });
 
