@@ -8,6 +8,7 @@ import { chmod, mkdtemp, readFile, readdir, readlink, rm, writeFile } from "node
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { freePort } from "../src/free-port.ts";
+import { descendantPids } from "../test/support/child-processes.ts";
 import { parseCommandLine } from "./cli.ts";
 
 parseCommandLine(
@@ -60,30 +61,6 @@ async function newUserEnv(port: number): Promise<NodeJS.ProcessEnv> {
   // Another service may hold the default 4000 on a shared machine; PORT is the README's own knob.
   env.PORT = String(port);
   return env;
-}
-
-/** Pids of `root`'s live descendants, from /proc (Linux). */
-async function descendants(root: number): Promise<number[]> {
-  const parents = new Map<number, number>();
-  for (const name of await readdir("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    const stat = await readFile(`/proc/${name}/stat`, "utf8").catch(() => null);
-    if (!stat) continue;
-    const [state, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (state !== "Z") parents.set(Number(name), Number(ppid));
-  }
-  const found = new Set([root]);
-  for (let grew = true; grew; ) {
-    grew = false;
-    for (const [pid, ppid] of parents) {
-      if (found.has(ppid) && !found.has(pid)) {
-        found.add(pid);
-        grew = true;
-      }
-    }
-  }
-  found.delete(root);
-  return [...found];
 }
 
 /** Live processes whose command line, or working directory, is inside `dir`. */
@@ -162,7 +139,7 @@ try {
   if (status !== "READY") fail(`the video ended ${status}`);
   say("READY");
 
-  const running = await descendants(shell.pid!);
+  const running = descendantPids(shell.pid!);
   say(`Ctrl-C (SIGINT to process group ${shell.pid})`);
   const interruptedAt = Date.now();
   process.kill(-shell.pid!, "SIGINT");
