@@ -87,7 +87,7 @@ export function createWorker(options: WorkerOptions): Worker {
   let capabilities = [...options.capabilities];
   /** Runs in flight by run id: one per delivery this worker took on. */
   const active = new Map<string, ActiveRun>();
-  const runOf = (jobId: string, attempt?: number) => [...active.values()].find((r) => r.jobId === jobId && (attempt === undefined || r.attempt === attempt));
+  const runOf = (jobId: string, attempt: number) => [...active.values()].find((r) => r.jobId === jobId && r.attempt === attempt);
   let shuttingDown = false;
   let heartbeat: NodeJS.Timeout | undefined;
   let workDirs: WorkDirs | undefined;
