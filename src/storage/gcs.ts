@@ -2,7 +2,6 @@ import { generateKeyPairSync } from "node:crypto";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Storage, type Bucket } from "@google-cloud/storage";
-import { MEDIA_PATH_PREFIX } from "../http/media.ts";
 import { sourceKeyFor } from "../jobs/videos.ts";
 import { SignedUrlCache } from "./signed-url-cache.ts";
 import { assertValidKey, UploadTooLargeError, type ApiStorage, type UploadTarget, type UploadTargetOptions } from "./types.ts";
@@ -113,7 +112,7 @@ export class GcsStorage implements ApiStorage {
 
   async urlFor(key: string): Promise<string> {
     assertValidKey(key);
-    return key.endsWith(".m3u8") ? `${this.#publicUrl}${MEDIA_PATH_PREFIX}${key}` : this.signedReadUrl(key);
+    return this.#signed.clientUrlFor(key, this.#publicUrl);
   }
 
   /** A V4 signed GET URL, issued per time window (SignedUrlCache). */

@@ -17,7 +17,6 @@ import {
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
-import { MEDIA_PATH_PREFIX } from "../http/media.ts";
 import type { UrlSigner } from "../http/signing.ts";
 import { signedUploadTarget } from "../http/uploads.ts";
 import { partialUploadKeyFor, sourceKeyFor } from "../jobs/videos.ts";
@@ -171,7 +170,7 @@ export class S3Storage implements ApiStorage, ResumableUploads {
 
   async urlFor(key: string): Promise<string> {
     assertValidKey(key);
-    return key.endsWith(".m3u8") ? `${this.#options.publicUrl}${MEDIA_PATH_PREFIX}${key}` : this.signedReadUrl(key);
+    return this.#signed.clientUrlFor(key, this.#options.publicUrl);
   }
 
   /** A presigned GET URL, issued per time window (SignedUrlCache). */

@@ -1,3 +1,5 @@
+import { MEDIA_PATH_PREFIX } from "../http/media.ts";
+
 const MAX_CACHED_URLS = 50_000;
 
 /**
@@ -13,6 +15,14 @@ export class SignedUrlCache {
   constructor(ttlSeconds: number, sign: (key: string, window: { start: Date; expiresInSeconds: number }) => Promise<string>) {
     this.ttlSeconds = ttlSeconds;
     this.#sign = sign;
+  }
+
+  /**
+   * The URL a client is handed for a stored object: a playlist goes through the API's /media/
+   * under `publicUrl`, which signs the URIs inside it per request; anything else is signed here.
+   */
+  clientUrlFor(key: string, publicUrl: string): Promise<string> {
+    return key.endsWith(".m3u8") ? Promise.resolve(`${publicUrl}${MEDIA_PATH_PREFIX}${key}`) : this.urlFor(key);
   }
 
   urlFor(key: string, now = Date.now()): Promise<string> {
