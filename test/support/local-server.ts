@@ -19,8 +19,14 @@ export async function startLocalServer(options: {
   ready: () => Promise<boolean>;
   startTimeoutMs: number;
   pollMs?: number;
+  /** Runs it in a process group of its own and signals the whole group (a JVM's children too). */
+  ownProcessGroup?: boolean;
 }): Promise<LocalServer> {
-  const child = spawn(options.command, options.args, { env: options.env ?? process.env, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(options.command, options.args, {
+    env: options.env ?? process.env,
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: options.ownProcessGroup ?? false,
+  });
   let output = "";
   const keepTail = (chunk: Buffer) => {
     output = (output + chunk.toString()).slice(-4000);
@@ -30,14 +36,22 @@ export async function startLocalServer(options: {
   let hasExited = false;
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   void exited.then(() => (hasExited = true));
-  const killOnExit = () => child.kill("SIGKILL");
+  const kill = (signal: NodeJS.Signals) => {
+    if (!options.ownProcessGroup) return void child.kill(signal);
+    try {
+      process.kill(-child.pid!, signal);
+    } catch {
+      // Already gone.
+    }
+  };
+  const killOnExit = () => kill("SIGKILL");
   process.once("exit", killOnExit);
 
   const stop = async () => {
     process.removeListener("exit", killOnExit);
     if (hasExited) return;
-    child.kill("SIGTERM");
-    const timer = setTimeout(() => child.kill("SIGKILL"), STOP_TIMEOUT_MS);
+    kill("SIGTERM");
+    const timer = setTimeout(() => kill("SIGKILL"), STOP_TIMEOUT_MS);
     await exited;
     clearTimeout(timer);
   };

@@ -1,16 +1,16 @@
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { readdir } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
 import { freePort } from "../../src/free-port.ts";
+import { startLocalServer } from "./local-server.ts";
 
 const execFileAsync = promisify(execFile);
 
 const BUNDLED_SDK_ROOT = "/usr/lib/google-cloud-sdk";
 const JAR_PATTERN = /^cloud-pubsub-emulator-.*\.jar$/;
 const START_TIMEOUT_MS = 30_000;
-const STOP_TIMEOUT_MS = 5000;
 
 export interface PubSubEmulator {
   /** `host:port`, the value for `PUBSUB_EMULATOR_HOST`. */
@@ -79,45 +79,14 @@ export async function startPubSubEmulator(): Promise<PubSubEmulator | null> {
     return null;
   }
   const port = await freePort();
-  // Its own process group, so stop() reaches any child the JVM starts.
-  const child = spawn("java", ["-jar", jar, "--host=127.0.0.1", `--port=${port}`], { detached: true, stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  const keepTail = (chunk: Buffer) => {
-    output = (output + chunk.toString()).slice(-4000);
-  };
-  child.stdout.on("data", keepTail);
-  child.stderr.on("data", keepTail);
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  let hasExited = false;
-  void exited.then(() => (hasExited = true));
-
-  const killGroup = (signal: NodeJS.Signals) => {
-    try {
-      process.kill(-child.pid!, signal);
-    } catch {
-      // Already gone.
-    }
-  };
-  // Should the test process end without calling stop(), the emulator must not outlive it.
-  const killOnExit = () => killGroup("SIGKILL");
-  process.once("exit", killOnExit);
-
-  const stop = async () => {
-    process.removeListener("exit", killOnExit);
-    if (hasExited) return;
-    killGroup("SIGTERM");
-    const timer = setTimeout(() => killGroup("SIGKILL"), STOP_TIMEOUT_MS);
-    await exited;
-    clearTimeout(timer);
-  };
-
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  while (!(await acceptsConnections(port))) {
-    if (hasExited || Date.now() > deadline) {
-      await stop();
-      throw new Error(`Pub/Sub emulator did not start on port ${port} (${hasExited ? "it exited" : "timed out"}):\n${output}`);
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  const { stop } = await startLocalServer({
+    name: `Pub/Sub emulator on port ${port}`,
+    command: "java",
+    args: ["-jar", jar, "--host=127.0.0.1", `--port=${port}`],
+    ready: () => acceptsConnections(port),
+    startTimeoutMs: START_TIMEOUT_MS,
+    pollMs: 200,
+    ownProcessGroup: true,
+  });
   return { host: `127.0.0.1:${port}`, stop };
 }
