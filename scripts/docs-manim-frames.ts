@@ -27,7 +27,7 @@ try {
   const outputKey = "frames/standard.mp4";
   await renderManim(
     {
-      v: 1,
+      v: 2,
       type: "render_manim",
       jobId: "00000000-0000-4000-8000-000000000001",
       attempt: 1,

@@ -2,7 +2,7 @@ import path from "node:path";
 import type { ImportUrlJobMessage } from "../../src/protocol/messages.ts";
 import { anyAddress, publicAddressesOnly } from "../net/address-policy.ts";
 import { downloadUrl, type ResolveHost } from "../net/download.ts";
-import { renderSucceeded, storeSource } from "./rendered-source.ts";
+import { sourceReady, storeSource } from "./rendered-source.ts";
 import type { JobContext } from "./types.ts";
 
 /** Tests swap the DNS resolver; production uses the system's. */
@@ -12,7 +12,7 @@ export interface ImportUrlOptions {
 
 /**
  * Downloads a video from a public http(s) URL (see `downloadUrl` for what is refused), checks that
- * ffmpeg can read it, and stores it at `outputKey`. Emits started and render.succeeded.
+ * ffmpeg can read it, and stores it at `outputKey`. Emits started and source.ready.
  */
 export async function importUrl(job: ImportUrlJobMessage, ctx: JobContext, options: ImportUrlOptions = {}): Promise<void> {
   const { signal } = ctx;
@@ -29,5 +29,5 @@ export async function importUrl(job: ImportUrlJobMessage, ctx: JobContext, optio
   // A page or an error document served as 200 is refused by the probe, before it reaches storage.
   const contentType = download.contentType?.startsWith("video/") ? download.contentType : "application/octet-stream";
   const probe = await storeSource(ctx, outFile, job.outputKey, contentType);
-  await ctx.emit(renderSucceeded(job.outputKey, probe, { rendered: 0, cached: 0 }));
+  await ctx.emit(sourceReady(job.outputKey, probe, { rendered: 0, cached: 0 }));
 }

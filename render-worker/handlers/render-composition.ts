@@ -7,14 +7,14 @@ import { MediaError } from "../media/errors.ts";
 import { probeContainer, probeSource } from "../media/probe.ts";
 import type { WorkerStorage } from "../storage/types.ts";
 import { sampleProgress } from "./progress-sampler.ts";
-import { renderSucceeded, storeSource } from "./rendered-source.ts";
+import { sourceReady, storeSource } from "./rendered-source.ts";
 import type { JobContext } from "./types.ts";
 
 const OUTPUT_FILE = "composition.mp4";
 
 /**
  * Renders a quiz composition to one mp4 at `outputKey`. Emits started, render.progress (per
- * question) and render.succeeded (the transcode of the output is its own job).
+ * question) and source.ready (the transcode of the output is its own job).
  */
 export async function renderComposition(job: RenderCompositionJobMessage, ctx: JobContext): Promise<void> {
   const { signal } = ctx;
@@ -43,14 +43,14 @@ export async function renderComposition(job: RenderCompositionJobMessage, ctx: J
   const probe = await storeSource(ctx, outFile, job.outputKey);
   await ctx.emit({
     type: "render.progress",
-    animationIndex: job.questions.length - 1,
-    animationCount: job.questions.length,
+    index: job.questions.length - 1,
+    count: job.questions.length,
     percent: 100,
     description: null,
     renderedCount: job.questions.length,
     cachedCount: 0,
   });
-  await ctx.emit(renderSucceeded(job.outputKey, probe, { rendered: job.questions.length, cached: 0 }));
+  await ctx.emit(sourceReady(job.outputKey, probe, { rendered: job.questions.length, cached: 0 }));
 }
 
 /** Where ffmpeg reads each asset from, checked to be the kind of media its place needs. */
@@ -107,8 +107,8 @@ function reportRenderProgress(ctx: JobContext, questions: readonly { question: s
   let latest = { index: 0, fraction: 0 };
   const sampler = sampleProgress(ctx, (): RenderProgressBody => ({
     type: "render.progress",
-    animationIndex: latest.index,
-    animationCount: count,
+    index: latest.index,
+    count,
     percent: Math.min(100, Math.round(latest.fraction * 1000) / 10),
     description: `Question ${latest.index + 1}: ${questions[latest.index]!.question.slice(0, 80)}`,
     renderedCount: latest.index,

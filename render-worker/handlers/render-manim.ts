@@ -12,7 +12,7 @@ import { checkScene, SceneError } from "../manim/scene-check.ts";
 import { abortError } from "../media/errors.ts";
 import { runSandboxed, type SandboxLimits, type SandboxResult } from "../sandbox/bubblewrap.ts";
 import { sampleProgress } from "./progress-sampler.ts";
-import { renderSucceeded, storeSource } from "./rendered-source.ts";
+import { sourceReady, storeSource } from "./rendered-source.ts";
 import type { JobContext } from "./types.ts";
 
 /** Limits of one render when the worker sets none (see ManimSettings). */
@@ -30,7 +30,7 @@ export const DEFAULT_MANIM_LIMITS: SandboxLimits = {
  * Renders a Manim scene in the sandbox and stores the MP4 at `outputKey`. The scene is checked
  * first (syntax, scene class), the scene's partial movie files are restored from `cachePrefix`
  * so Manim skips unchanged animations, progress comes from Manim's own bars, and the new partial
- * movie files go back to the cache. Emits started, render.progress and render.succeeded;
+ * movie files go back to the cache. Emits started, render.progress and source.ready;
  * failures are thrown (a SceneError when the scene itself is at fault).
  */
 export async function renderManim(job: RenderManimJobMessage, ctx: JobContext): Promise<void> {
@@ -92,7 +92,7 @@ export async function renderManim(job: RenderManimJobMessage, ctx: JobContext): 
       log.warn("manim cache not updated", { jobId: job.jobId, err });
     }
     const final = parser.snapshot();
-    await ctx.emit(renderSucceeded(job.outputKey, probe, { rendered: final.renderedCount, cached: final.cachedCount }));
+    await ctx.emit(sourceReady(job.outputKey, probe, { rendered: final.renderedCount, cached: final.cachedCount }));
   } finally {
     releaseMemory();
   }
@@ -142,8 +142,8 @@ function reportRenderProgress(ctx: JobContext, parser: ReturnType<typeof createM
     if (p.animationIndex === null) return null;
     return {
       type: "render.progress",
-      animationIndex: p.animationIndex,
-      animationCount,
+      index: p.animationIndex,
+      count: animationCount,
       percent: p.percent,
       description: p.description,
       renderedCount: p.renderedCount,

@@ -5,12 +5,12 @@ import { log } from "../log.ts";
 import type { JobContext } from "./types.ts";
 
 type RenderJob = Exclude<JobMessage, { type: "transcode" }>;
-type RenderSucceeded = Extract<JobEventBody, { type: "render.succeeded" }>;
+type SourceReady = Extract<JobEventBody, { type: "source.ready" }>;
 
-/** Beside a render's output: which job stored it and what its `render.succeeded` said. */
+/** Beside a render's output: which job stored it and what its `source.ready` said. */
 interface RenderRecord {
   jobId: string;
-  succeeded: RenderSucceeded;
+  succeeded: SourceReady;
 }
 
 const recordKeyOf = (outputKey: string) => `${outputKey}.done.json`;
@@ -32,7 +32,7 @@ export async function runRenderOnce(job: RenderJob, ctx: JobContext, run: (ctx: 
   await run({
     ...ctx,
     emit: async (event) => {
-      if (event.type === "render.succeeded") {
+      if (event.type === "source.ready") {
         const file = path.join(ctx.workDir, "render-record.json");
         await writeFile(file, JSON.stringify({ jobId: job.jobId, succeeded: event } satisfies RenderRecord));
         await ctx.storage.upload(recordKey, file, { contentType: "application/json", cacheControl: "no-store" });

@@ -13,15 +13,15 @@ export async function storeSource(ctx: JobContext, file: string, outputKey: stri
 }
 
 /** The last event of a render or import job: its source is stored (the API then queues the transcode). */
-export function renderSucceeded(outputKey: string, probe: ProbeResult, counts: { rendered: number; cached: number }): JobEventBody {
+export function sourceReady(outputKey: string, probe: ProbeResult, counts: { rendered: number; cached: number }): JobEventBody {
   return {
-    type: "render.succeeded",
+    type: "source.ready",
     outputKey,
     duration: probe.duration,
     width: probe.width,
     height: probe.height,
     fps: probe.fps,
-    animationsRendered: counts.rendered,
-    animationsCached: counts.cached,
+    renderedCount: counts.rendered,
+    cachedCount: counts.cached,
   };
 }

@@ -120,7 +120,7 @@ export function createEventIngestor(deps: {
     if (count) await publishStatus(videoId);
   }
 
-  async function finishRun(e: EventOf<"job.succeeded" | "render.succeeded" | "job.failed" | "job.canceled">): Promise<void> {
+  async function finishRun(e: EventOf<"job.succeeded" | "source.ready" | "job.failed" | "job.canceled">): Promise<void> {
     const failure =
       e.type === "job.failed"
         ? { status: "FAILED" as const, error: e.error, command: e.command ?? null, stderrTail: e.stderrTail ?? null, exitCode: e.exitCode ?? null }
@@ -225,17 +225,17 @@ export function createEventIngestor(deps: {
     pubSub.publish("videoEvents", videoId, {
       kind: "renderProgress",
       video: videoSnapshot(video),
-      index: e.animationIndex,
-      count: e.animationCount,
+      index: e.index,
+      count: e.count,
       percent: e.percent,
       description: e.description,
       renderedCount: e.renderedCount,
       cachedCount: e.cachedCount,
     });
     const now = Date.now();
-    if (e.animationCount && now - (lastProgressWrite.get(e.jobId) ?? 0) >= deps.progressWriteIntervalMs) {
+    if (e.count && now - (lastProgressWrite.get(e.jobId) ?? 0) >= deps.progressWriteIntervalMs) {
       lastProgressWrite.set(e.jobId, now);
-      const progress = Math.min(1, (Math.min(e.animationIndex, e.animationCount - 1) + e.percent / 100) / e.animationCount);
+      const progress = Math.min(1, (Math.min(e.index, e.count - 1) + e.percent / 100) / e.count);
       await db.job.updateMany({ where: { id: e.jobId, attempt: e.attempt, status: "RUNNING", progress: { lte: progress } }, data: { progress } });
     }
   }
@@ -244,7 +244,7 @@ export function createEventIngestor(deps: {
    * A render or import job made the video's source: it succeeds, and in the same transaction the
    * video gets the source and a transcode job (its child) is queued.
    */
-  async function onRenderSucceeded(e: EventOf<"render.succeeded">, videoId: string): Promise<void> {
+  async function onSourceReady(e: EventOf<"source.ready">, videoId: string): Promise<void> {
     await finishRun(e);
     const at = new Date(e.at);
     const queued = await db.$transaction(async (tx) => {
@@ -403,7 +403,7 @@ export function createEventIngestor(deps: {
     if (job.status === "CANCELED" && e.attempt === job.attempt) {
       // The cancel won: the job and video stay as it left them. A run that ended says how; one
       // still working is told (again) to stop.
-      if (e.type === "job.canceled" || e.type === "job.succeeded" || e.type === "render.succeeded" || e.type === "job.failed") await finishRun(e);
+      if (e.type === "job.canceled" || e.type === "job.succeeded" || e.type === "source.ready" || e.type === "job.failed") await finishRun(e);
       else await deps.onCanceledJobReported(e.jobId, e.attempt);
       return;
     }
@@ -424,7 +424,7 @@ export function createEventIngestor(deps: {
       case "video.playable": await onPlayable(e, job.videoId); break;
       case "job.succeeded": await onSucceeded(e, job.videoId); break;
       case "render.progress": await onRenderProgress(e, job.videoId); break;
-      case "render.succeeded": await onRenderSucceeded(e, job.videoId); break;
+      case "source.ready": await onSourceReady(e, job.videoId); break;
       case "job.failed": await onFailed(e, job.videoId); break;
       // A duplicate run stopped on request (a canceled job's runs returned above).
       case "job.canceled": await finishRun(e); break;

@@ -4,11 +4,17 @@
  * `unknown` until it does. The worker imports nothing else from `src/`.
  *
  * Versioning: every message carries `v`. A breaking change adds a new version and both sides
- * accept the old one until every producer is upgraded.
+ * accept the old one until every producer is upgraded: version 2 renamed the render events
+ * (`render.progress` counts steps, `source.ready` replaced `render.succeeded`); the parsers below
+ * still read version 1 and turn it into version 2. Upgrade workers before the API.
  */
 import { z } from "zod";
 
-export const PROTOCOL_VERSION = 1 as const;
+export const PROTOCOL_VERSION = 2 as const;
+/** Versions still read, the current one last. */
+const READ_VERSIONS = [1, PROTOCOL_VERSION] as const;
+/** `v` of a message read from the other side: the current version or one still accepted. */
+const readVersion = z.literal(READ_VERSIONS).transform(() => PROTOCOL_VERSION);
 
 /**
  * What a worker can do; each capability has its own job queue/topic. `local` is the queue of the
@@ -44,7 +50,7 @@ export const TranscodeOptions = z.object({
 export type TranscodeOptions = z.infer<typeof TranscodeOptions>;
 
 export const TranscodeJobMessage = z.object({
-  v: z.literal(PROTOCOL_VERSION),
+  v: readVersion,
   type: z.literal("transcode"),
   jobId: z.uuid(),
   attempt: z.number().int().positive(),
@@ -69,7 +75,7 @@ export type ManimRenderer = z.infer<typeof ManimRenderer>;
  * edited scene renders only the animations whose Manim hash changed.
  */
 export const RenderManimJobMessage = z.object({
-  v: z.literal(PROTOCOL_VERSION),
+  v: readVersion,
   type: z.literal("render_manim"),
   jobId: z.uuid(),
   attempt: z.number().int().positive(),
@@ -105,7 +111,7 @@ export type QuizQuestion = z.infer<typeof QuizQuestion>;
 
 /** Renders a quiz to one mp4 at `outputKey` (a render job; its transcode is a separate job). */
 export const RenderCompositionJobMessage = z.object({
-  v: z.literal(PROTOCOL_VERSION),
+  v: readVersion,
   type: z.literal("render_composition"),
   jobId: z.uuid(),
   attempt: z.number().int().positive(),
@@ -129,7 +135,7 @@ export type RenderCompositionJobMessage = z.infer<typeof RenderCompositionJobMes
 
 /** Downloads a video from a public http(s) URL into storage at `outputKey`. */
 export const ImportUrlJobMessage = z.object({
-  v: z.literal(PROTOCOL_VERSION),
+  v: readVersion,
   type: z.literal("import_url"),
   jobId: z.uuid(),
   attempt: z.number().int().positive(),
@@ -185,7 +191,7 @@ export const VariantProgress = z.object({
 });
 
 const jobEventBase = {
-  v: z.literal(PROTOCOL_VERSION),
+  v: readVersion,
   jobId: z.uuid(),
   attempt: z.number().int().positive(),
   /** Per-attempt sequence number, starting at 1. */
@@ -238,7 +244,7 @@ export const JobEvent = z.discriminatedUnion("type", [
   z.object({ ...jobEventBase, type: z.literal("variant.failed"), name: z.string(), rung: Rung, error: z.string() }),
   /** The master playlist and the first segment of every rung are published. */
   z.object({ ...jobEventBase, type: z.literal("video.playable"), masterKey: z.string() }),
-  /** A transcode is done: its HLS master and poster (render and import jobs end with `render.succeeded`). */
+  /** A transcode is done: its HLS master and poster (render and import jobs end with `source.ready`). */
   z.object({
     ...jobEventBase,
     type: z.literal("job.succeeded"),
@@ -247,36 +253,40 @@ export const JobEvent = z.discriminatedUnion("type", [
     /** The delivery found the job's output complete in storage (a finished job delivered again) and did no work. */
     alreadyDone: z.boolean().optional(),
   }),
-  /** Where a render is (render jobs), sampled on a timer. */
+  /**
+   * Where a render is (render and import jobs), sampled on a timer. A render runs in steps: a Manim
+   * scene's animations, a quiz's questions.
+   */
   z.object({
     ...jobEventBase,
     type: z.literal("render.progress"),
-    /** The animation being rendered, from 0 (Manim's `Animation N` / `Waiting N`). */
-    animationIndex: z.number().int().nonnegative(),
-    /** Animations in the scene, when they can be counted before running it (no loops, no helpers). */
-    animationCount: z.number().int().positive().nullable(),
-    /** Of the current animation, 0..100. */
+    /** The step being rendered, from 0 (Manim's `Animation N` / `Waiting N`, a quiz's question). */
+    index: z.number().int().nonnegative(),
+    /** Steps in the render, when they can be counted before it runs (no loops, no helpers). */
+    count: z.number().int().positive().nullable(),
+    /** Of the current step, 0..100. */
     percent: z.number().min(0).max(100),
-    /** The current animation's description as Manim prints it, e.g. `Create(Square)`. */
+    /** The current step's description, e.g. `Create(Square)` as Manim prints it. */
     description: z.string().nullable(),
-    /** Animations rendered and taken from the cache so far. */
+    /** Steps rendered and taken from the cache so far. */
     renderedCount: z.number().int().nonnegative(),
     cachedCount: z.number().int().nonnegative(),
   }),
   /**
-   * A render job finished: its output (a source for a transcode) is stored at `outputKey`. Render
-   * jobs end with this instead of `job.succeeded`, which describes an HLS ladder.
+   * A render or import job finished: its output, a source for a transcode, is stored at
+   * `outputKey`. These jobs end with this instead of `job.succeeded`, which describes an HLS ladder.
    */
   z.object({
     ...jobEventBase,
-    type: z.literal("render.succeeded"),
+    type: z.literal("source.ready"),
     outputKey: z.string(),
     duration: z.number().nonnegative(),
     width: z.number().int().positive(),
     height: z.number().int().positive(),
     fps: z.number().nonnegative(),
-    animationsRendered: z.number().int().nonnegative(),
-    animationsCached: z.number().int().nonnegative(),
+    /** Steps rendered and taken from the cache (0 and 0 for an import). */
+    renderedCount: z.number().int().nonnegative(),
+    cachedCount: z.number().int().nonnegative(),
     /** The delivery found the job's output stored (a finished job delivered again) and did no work. */
     alreadyDone: z.boolean().optional(),
   }),
@@ -300,7 +310,7 @@ export type JobEventType = JobEvent["type"];
 
 /** Sent by every worker on a timer, with what it can do and what it is running. */
 export const WorkerHeartbeat = z.object({
-  v: z.literal(PROTOCOL_VERSION),
+  v: readVersion,
   type: z.literal("worker.heartbeat"),
   workerId: z.string().min(1),
   capabilities: z.array(Capability),
@@ -318,7 +328,7 @@ export type WorkerHeartbeat = z.infer<typeof WorkerHeartbeat>;
  */
 export const ControlMessage = z.discriminatedUnion("type", [
   z.object({
-    v: z.literal(PROTOCOL_VERSION),
+    v: readVersion,
     type: z.literal("job.cancel"),
     jobId: z.uuid(),
     attempt: z.number().int().positive(),
@@ -355,15 +365,32 @@ export function parseJobMessage(data: unknown): JobMessage {
 
 /** Parses an unknown message into a worker event, with a readable error for old or foreign ones. */
 export function parseWorkerEvent(data: unknown): WorkerEvent {
-  const result = WorkerEvent.safeParse(data);
+  const result = WorkerEvent.safeParse(renameVersion1RenderEvent(data));
   if (!result.success) throw new ProtocolError("worker event", data, result.error);
   return result.data;
+}
+
+/** Version 1's render events under their version 2 names; everything else as it is. */
+function renameVersion1RenderEvent(data: unknown): unknown {
+  if (typeof data !== "object" || data === null) return data;
+  const event = data as Record<string, unknown>;
+  if (event.v !== 1) return data;
+  if (event.type === "render.progress") {
+    const { animationIndex, animationCount, ...rest } = event;
+    return { ...rest, index: animationIndex, count: animationCount };
+  }
+  if (event.type === "render.succeeded") {
+    const { animationsRendered, animationsCached, ...rest } = event;
+    return { ...rest, type: "source.ready", renderedCount: animationsRendered, cachedCount: animationsCached };
+  }
+  return data;
 }
 
 export class ProtocolError extends Error {
   constructor(what: string, data: unknown, cause: z.ZodError) {
     const v = typeof data === "object" && data !== null && "v" in data ? (data as { v: unknown }).v : undefined;
-    const version = v === PROTOCOL_VERSION ? "" : ` (protocol version ${JSON.stringify(v)}, expected ${PROTOCOL_VERSION})`;
+    const known = (READ_VERSIONS as readonly unknown[]).includes(v);
+    const version = known ? "" : ` (protocol version ${JSON.stringify(v)}, expected ${READ_VERSIONS.join(" or ")})`;
     super(`Invalid ${what}${version}: ${z.prettifyError(cause)}`, { cause });
     this.name = "ProtocolError";
   }

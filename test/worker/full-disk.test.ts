@@ -16,7 +16,7 @@ async function jobFor(clip: string): Promise<TranscodeJobMessage> {
   const sourceKey = `videos/${VIDEO_ID}/source/upload`;
   await mkdir(path.dirname(path.join(dirs.dataDir, sourceKey)), { recursive: true });
   await copyFile(clip, path.join(dirs.dataDir, sourceKey));
-  return { v: 1, type: "transcode", jobId: JOB_ID, attempt: 1, videoId: VIDEO_ID, sourceKey, outputPrefix: `videos/${VIDEO_ID}`, options: { segmentSeconds: 2 } };
+  return { v: 2, type: "transcode", jobId: JOB_ID, attempt: 1, videoId: VIDEO_ID, sourceKey, outputPrefix: `videos/${VIDEO_ID}`, options: { segmentSeconds: 2 } };
 }
 
 async function transcodeOnce(job: TranscodeJobMessage, events: JobEventBody[]): Promise<unknown> {

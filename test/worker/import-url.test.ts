@@ -118,7 +118,7 @@ describe("import_url", () => {
     const message = job({ allowPrivateAddresses: true });
     const events = await runImport(message);
     expect(await readFile(path.join(dirs.dataDir, message.outputKey))).toEqual(await readFile(clip));
-    expect(events.map((e) => e.type)).toEqual(["job.started", "render.succeeded"]);
+    expect(events.map((e) => e.type)).toEqual(["job.started", "source.ready"]);
     expect(events[1]).toMatchObject({ outputKey: message.outputKey, width: 320, height: 180 });
   });
 
@@ -197,7 +197,7 @@ describe("import_url", () => {
     expect(error.message).toBe("refused: more than 5 redirects");
     expect(received).toEqual(["/loop", "/loop?n=1", "/loop?n=2", "/loop?n=3", "/loop?n=4", "/loop?n=5"]);
     const events = await runImport(job({ url: `${origin}/redirect?to=${encodeURIComponent("/clip.mp4")}`, allowPrivateAddresses: true }));
-    expect(events.at(-1)?.type).toBe("render.succeeded");
+    expect(events.at(-1)?.type).toBe("source.ready");
   });
 
   it("refuses a body over maxBytes, declared in Content-Length or only counted", async () => {
@@ -208,7 +208,7 @@ describe("import_url", () => {
     const counted = await failureOf(runImport(job({ url: `${origin}/chunked.mp4`, maxBytes: size - 1, allowPrivateAddresses: true })));
     expect(counted.message).toBe(`too large: more than ${size - 1} bytes`);
     const exact = await runImport(job({ url: `${origin}/chunked.mp4`, maxBytes: size, allowPrivateAddresses: true }));
-    expect(exact.at(-1)?.type).toBe("render.succeeded");
+    expect(exact.at(-1)?.type).toBe("source.ready");
   });
 
   it.each(["file:///etc/passwd", "ftp://example.com/v.mp4", "gopher://example.com:70/1", "data:video/mp4;base64,AAAA", "javascript:alert(1)"])(

@@ -48,7 +48,7 @@ async function setUp(opts: { concurrency?: number } = {}) {
   await mkdir(path.dirname(path.join(dirs.dataDir, sourceKey)), { recursive: true });
   await copyFile(clip, path.join(dirs.dataDir, sourceKey));
   const job: TranscodeJobMessage = {
-    v: 1, type: "transcode", jobId: randomUUID(), attempt: 1, videoId, sourceKey, outputPrefix: `videos/${videoId}`, options: { segmentSeconds: 2 },
+    v: 2, type: "transcode", jobId: randomUUID(), attempt: 1, videoId, sourceKey, outputPrefix: `videos/${videoId}`, options: { segmentSeconds: 2 },
   };
   const playlistWrites: PlaylistWrite[] = [];
   const memory = inMemoryTransport();
@@ -212,13 +212,13 @@ describe("a render or import job delivered again after it finished", () => {
       workers.push(worker);
       const videoId = randomUUID();
       const job: ImportUrlJobMessage = {
-        v: 1, type: "import_url", jobId: randomUUID(), attempt: 1, videoId, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/clip.mp4`,
+        v: 2, type: "import_url", jobId: randomUUID(), attempt: 1, videoId, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/clip.mp4`,
         maxBytes: 10_000_000, outputKey: `videos/${videoId}/source/import`, allowPrivateAddresses: true,
       };
       const jobEvents = () => memory.events.filter((e): e is JobEvent => e.type !== "worker.heartbeat" && e.jobId === job.jobId);
       await memory.deliver(job, "cpu");
       const first = jobEvents().at(-1)!;
-      expect(first).toMatchObject({ type: "render.succeeded", outputKey: job.outputKey });
+      expect(first).toMatchObject({ type: "source.ready", outputKey: job.outputKey });
       const stored = path.join(dirs.dataDir, job.outputKey);
       const before = { hash: createHash("sha256").update(await readFile(stored)).digest("hex"), mtimeMs: (await stat(stored)).mtimeMs };
       const ended = jobEvents().length;

@@ -109,17 +109,17 @@ describe("render_composition (QUIZ)", () => {
 
     const types = events.map((e) => e.type);
     expect(types[0]).toBe("job.started");
-    expect(types.at(-1)).toBe("render.succeeded");
+    expect(types.at(-1)).toBe("source.ready");
     const progress = events.filter((e) => e.type === "render.progress");
-    expect(new Set(progress.map((p) => p.animationIndex))).toEqual(new Set([0, 1, 2]));
-    expect(progress.every((p) => p.animationCount === 3)).toBe(true);
+    expect(new Set(progress.map((p) => p.index))).toEqual(new Set([0, 1, 2]));
+    expect(progress.every((p) => p.count === 3)).toBe(true);
     // Question by question, each from 0 to 100 % (percent is of the current question, as for Manim's animations).
-    const order = progress.map((p) => p.animationIndex * 1000 + p.percent);
+    const order = progress.map((p) => p.index * 1000 + p.percent);
     expect(order).toEqual([...order].sort((a, b) => a - b));
-    expect(progress.at(-1)).toMatchObject({ animationIndex: 2, percent: 100, renderedCount: 3 });
-    const out = events.find((e) => e.type === "render.succeeded");
-    expect(out).toMatchObject({ outputKey: job({}).outputKey, width: WIDTH, height: HEIGHT, animationsRendered: 3 });
-    expect(out?.type === "render.succeeded" && Math.abs(out.duration - 3 * segment)).toBeLessThan(0.2);
+    expect(progress.at(-1)).toMatchObject({ index: 2, percent: 100, renderedCount: 3 });
+    const out = events.find((e) => e.type === "source.ready");
+    expect(out).toMatchObject({ outputKey: job({}).outputKey, width: WIDTH, height: HEIGHT, renderedCount: 3 });
+    expect(out?.type === "source.ready" && Math.abs(out.duration - 3 * segment)).toBeLessThan(0.2);
   });
 
   it("mixes the espeak-ng narration under the question when asked", async () => {

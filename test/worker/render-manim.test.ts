@@ -47,7 +47,7 @@ afterEach(async () => {
 
 function manimJob(code: string, sceneName = "Demo", quality: RenderManimJobMessage["quality"] = "LOW"): RenderManimJobMessage {
   return {
-    v: 1,
+    v: 2,
     type: "render_manim",
     jobId: JOB_ID,
     attempt: 1,
@@ -84,7 +84,7 @@ async function render(job: RenderManimJobMessage, bin = MANIM, opts: RenderOptio
   }
 }
 
-type Succeeded = Extract<JobEventBody, { type: "render.succeeded" }>;
+type Succeeded = Extract<JobEventBody, { type: "source.ready" }>;
 type Progress = Extract<JobEventBody, { type: "render.progress" }>;
 
 async function durationOf(file: string): Promise<number> {
@@ -116,19 +116,19 @@ describe("render_manim with real Manim, in the sandbox", () => {
 
     expect(events[0]).toEqual({ type: "job.started" });
     const succeeded = events.at(-1) as Succeeded;
-    expect(succeeded).toMatchObject({ type: "render.succeeded", outputKey: job.outputKey, width: 854, height: 480, animationsRendered: 3, animationsCached: 0 });
+    expect(succeeded).toMatchObject({ type: "source.ready", outputKey: job.outputKey, width: 854, height: 480, renderedCount: 3, cachedCount: 0 });
     expect(succeeded.fps).toBeCloseTo(15, 1);
     expect(succeeded.duration).toBeCloseTo(2, 0);
     expect(await durationOf(path.join(dataDir, job.outputKey))).toBeCloseTo(2, 0);
 
     const progress = events.filter((e): e is Progress => e.type === "render.progress");
-    const indexes = progress.map((p) => p.animationIndex);
+    const indexes = progress.map((p) => p.index);
     expect([...new Set(indexes)]).toEqual([0, 1, 2]);
     expect(indexes).toEqual([...indexes].sort((a, b) => a - b));
-    expect(progress.every((p) => p.animationCount === 3)).toBe(true);
-    expect(progress.find((p) => p.animationIndex === 0)?.description).toMatch(/^Create\(Square\), etc\./);
-    expect(progress.find((p) => p.animationIndex === 1)?.description).toBe("Transform(Square)");
-    expect(progress.at(-1)).toMatchObject({ animationIndex: 2, percent: 100, renderedCount: 3, cachedCount: 0 });
+    expect(progress.every((p) => p.count === 3)).toBe(true);
+    expect(progress.find((p) => p.index === 0)?.description).toMatch(/^Create\(Square\), etc\./);
+    expect(progress.find((p) => p.index === 1)?.description).toBe("Transform(Square)");
+    expect(progress.at(-1)).toMatchObject({ index: 2, percent: 100, renderedCount: 3, cachedCount: 0 });
   });
 
   it("re-renders only the edited animation of three: Manim's partial movie files come back from the cache", async () => {
@@ -136,7 +136,7 @@ describe("render_manim with real Manim, in the sandbox", () => {
     const first = await render(manimJob(THREE_ANIMATIONS));
     const firstMs = Date.now() - started;
     expect(first.error).toBeUndefined();
-    expect(first.events.at(-1)).toMatchObject({ type: "render.succeeded", animationsRendered: 3, animationsCached: 0 });
+    expect(first.events.at(-1)).toMatchObject({ type: "source.ready", renderedCount: 3, cachedCount: 0 });
     const cacheDir = path.join(dataDir, "manim-cache/tenant-1/cairo/480p15/Demo");
     expect((await readdir(cacheDir)).filter((f) => f.endsWith(".mp4"))).toHaveLength(3);
 
@@ -147,14 +147,14 @@ describe("render_manim with real Manim, in the sandbox", () => {
     const secondMs = Date.now() - again;
     expect(second.error).toBeUndefined();
     const succeeded = second.events.at(-1) as Succeeded;
-    expect(succeeded).toMatchObject({ type: "render.succeeded", animationsRendered: 1, animationsCached: 2 });
+    expect(succeeded).toMatchObject({ type: "source.ready", renderedCount: 1, cachedCount: 2 });
     expect(succeeded.duration).toBeCloseTo(2.5, 0);
     expect((await readdir(cacheDir)).filter((f) => f.endsWith(".mp4"))).toHaveLength(4);
     console.info(`manim cache: 3 animations rendered in ${firstMs} ms; after editing one, 1 rendered + 2 cached in ${secondMs} ms`);
 
     // Without the cache (another tenant's prefix) the same edit renders all three again.
     const uncached = await render({ ...manimJob(edited), cachePrefix: "manim-cache/tenant-2" });
-    expect(uncached.events.at(-1)).toMatchObject({ type: "render.succeeded", animationsRendered: 3, animationsCached: 0 });
+    expect(uncached.events.at(-1)).toMatchObject({ type: "source.ready", renderedCount: 3, cachedCount: 0 });
   });
 
   it("renders each quality preset at its size and frame rate", async () => {
@@ -173,7 +173,7 @@ describe("render_manim with real Manim, in the sandbox", () => {
     const job = { ...manimJob(scene("        self.play(Create(Circle()), run_time=0.5)\n")), renderer: "OPENGL" as const };
     const { events, error } = await render(job);
     expect(error).toBeUndefined();
-    expect(events.at(-1)).toMatchObject({ type: "render.succeeded", width: 854, height: 480, animationsRendered: 1 });
+    expect(events.at(-1)).toMatchObject({ type: "source.ready", width: 854, height: 480, renderedCount: 1 });
     expect(await readdir(path.join(dataDir, "manim-cache/tenant-1/opengl/480p15/Demo"))).toHaveLength(1);
   });
 });
@@ -256,7 +256,7 @@ os.wait()
     });
     expect(error?.name).toBe("AbortError");
     expect(events.some((e) => e.type === "render.progress")).toBe(true);
-    expect(events.some((e) => e.type === "render.succeeded")).toBe(false);
+    expect(events.some((e) => e.type === "source.ready")).toBe(false);
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(existsSync(path.join(dataDir, job.outputKey))).toBe(false);
   });
@@ -335,7 +335,7 @@ describe("the manim capability", () => {
       expect(withManim.memory.events.find((e) => e.type === "worker.heartbeat")).toMatchObject({ capabilities: ["cpu", "manim"] });
       const job = { ...manimJob(scene("        self.play(Create(Square()), run_time=0.5)\n")), jobId: randomUUID() };
       await withManim.memory.deliver(job, "manim");
-      expect(withManim.memory.events.find((e) => e.type === "render.succeeded" && e.jobId === job.jobId)).toMatchObject({ outputKey: job.outputKey });
+      expect(withManim.memory.events.find((e) => e.type === "source.ready" && e.jobId === job.jobId)).toMatchObject({ outputKey: job.outputKey });
       const syntax = { ...manimJob("class Demo(:\n"), jobId: randomUUID() };
       await withManim.memory.deliver(syntax, "manim");
       expect(withManim.memory.events.find((e) => e.type === "job.failed" && e.jobId === syntax.jobId)).toMatchObject({ retryable: false, error: expect.stringMatching(/^Syntax error in the scene, line 1: /) });

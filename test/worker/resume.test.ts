@@ -143,7 +143,7 @@ describe("transcode resumes what an earlier run of the job published (real ffmpe
     const sourceKey = `videos/${VIDEO_ID}/source/upload`;
     await mkdir(path.dirname(path.join(dataDir, sourceKey)), { recursive: true });
     await copyFile(clip, path.join(dataDir, sourceKey));
-    const job: TranscodeJobMessage = { v: 1, type: "transcode", jobId: JOB_ID, attempt: 1, videoId: VIDEO_ID, sourceKey, outputPrefix: `videos/${VIDEO_ID}`, options: { segmentSeconds: 2 } };
+    const job: TranscodeJobMessage = { v: 2, type: "transcode", jobId: JOB_ID, attempt: 1, videoId: VIDEO_ID, sourceKey, outputPrefix: `videos/${VIDEO_ID}`, options: { segmentSeconds: 2 } };
     const storage = createLocalWorkerStorage(dataDir);
     const hlsDir = path.join(dataDir, job.outputPrefix, "hls");
 

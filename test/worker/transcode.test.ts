@@ -21,7 +21,7 @@ async function jobFor(clip: string, segmentSeconds: number): Promise<TranscodeJo
   const sourceKey = `videos/${VIDEO_ID}/source/upload`;
   await mkdir(path.dirname(path.join(dirs.dataDir, sourceKey)), { recursive: true });
   await copyFile(clip, path.join(dirs.dataDir, sourceKey));
-  return { v: 1, type: "transcode", jobId: JOB_ID, attempt: 1, videoId: VIDEO_ID, sourceKey, outputPrefix: `videos/${VIDEO_ID}`, options: { segmentSeconds } };
+  return { v: 2, type: "transcode", jobId: JOB_ID, attempt: 1, videoId: VIDEO_ID, sourceKey, outputPrefix: `videos/${VIDEO_ID}`, options: { segmentSeconds } };
 }
 
 const recordingEmit = (events: JobEventBody[], onEvent?: (e: JobEventBody) => void) => contractCheckedEmit(JOB_ID, events, onEvent);

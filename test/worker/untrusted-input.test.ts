@@ -98,7 +98,7 @@ describe("a source that references other files is refused before anything reads 
     const sourceKey = `videos/${ATTACKER}/source/${name}`;
     await mkdir(path.dirname(path.join(dirs.dataDir, sourceKey)), { recursive: true });
     await writeFile(path.join(dirs.dataDir, sourceKey), contents(victim.file));
-    const job: TranscodeJobMessage = { v: 1, type: "transcode", jobId: JOB_ID, attempt: 1, videoId: ATTACKER, sourceKey, outputPrefix: `videos/${ATTACKER}`, options: { segmentSeconds: 2 } };
+    const job: TranscodeJobMessage = { v: 2, type: "transcode", jobId: JOB_ID, attempt: 1, videoId: ATTACKER, sourceKey, outputPrefix: `videos/${ATTACKER}`, options: { segmentSeconds: 2 } };
     const events: JobEventBody[] = [];
     const { transcode } = await import("../../render-worker/handlers/transcode.ts");
 
@@ -129,7 +129,7 @@ describe("a source that references other files is refused before anything reads 
     await writeFile(path.join(dirs.dataDir, assetKey), playlist([victim.file]));
     const { renderComposition } = await import("../../render-worker/handlers/render-composition.ts");
     const job = {
-      v: 1, type: "render_composition", jobId: JOB_ID, attempt: 1, videoId: ATTACKER, template: "QUIZ",
+      v: 2, type: "render_composition", jobId: JOB_ID, attempt: 1, videoId: ATTACKER, template: "QUIZ",
       questions: [{ question: "Whose video?", choices: ["mine", "yours"], answerIndex: 1 }],
       secondsPerQuestion: 2, narration: null, width: 320, height: 180,
       outputKey: `videos/${ATTACKER}/source/composition.mp4`,
@@ -226,7 +226,7 @@ describe("the processes that parse tenant input carry no secrets", () => {
     await mkdir(path.dirname(path.join(dirs.dataDir, sourceKey)), { recursive: true });
     await copyFile(clip, path.join(dirs.dataDir, sourceKey));
     const events: JobEventBody[] = [];
-    await transcode({ v: 1, type: "transcode", jobId: JOB_ID, attempt: 1, videoId: ATTACKER, sourceKey, outputPrefix: `videos/${ATTACKER}`, options: { segmentSeconds: 2 } }, context(events));
+    await transcode({ v: 2, type: "transcode", jobId: JOB_ID, attempt: 1, videoId: ATTACKER, sourceKey, outputPrefix: `videos/${ATTACKER}`, options: { segmentSeconds: 2 } }, context(events));
     expect(events.at(-1)?.type).toBe("job.succeeded");
 
     // One ffprobe, the worker's own within the whitelists: fluent-ffmpeg's (for its progress event) never runs.
@@ -247,7 +247,7 @@ describe("the processes that parse tenant input carry no secrets", () => {
     const { renderComposition } = await import("../../render-worker/handlers/render-composition.ts");
     const { MEDIA_TOOL_ENV_NAMES } = await import("../../render-worker/media/tool-environment.ts");
     const job = {
-      v: 1, type: "render_composition", jobId: JOB_ID, attempt: 1, videoId: ATTACKER, template: "QUIZ",
+      v: 2, type: "render_composition", jobId: JOB_ID, attempt: 1, videoId: ATTACKER, template: "QUIZ",
       questions: [{ question: "Who reads this?", choices: ["espeak", "nobody"], answerIndex: 0 }],
       secondsPerQuestion: 1, narration: { voice: "en" }, width: 320, height: 180,
       outputKey: `videos/${ATTACKER}/source/composition.mp4`, assets: {},
