@@ -24,7 +24,7 @@ export interface UploadTargetOptions {
 
 /**
  * The API's view of media storage. Keys are relative, slash-separated paths laid out as in
- * ARCHITECTURE.md ("Storage layout"): `videos/{videoId}/source/upload`,
+ * docs/storage-and-deployment.md ("Storage layout"): `videos/{videoId}/source/upload`,
  * `videos/{videoId}/hls/{rung}/index.m3u8`, … Workers write published media with their own
  * adapter (render-worker/storage/); the API takes uploads, hands out URLs and deletes.
  */
