@@ -16,23 +16,26 @@ import { PostgresEventTarget } from "./events/postgres-event-target.ts";
 import { createVideoPubSub } from "./events/video-events.ts";
 import { graphqlCors } from "./http/cors.ts";
 import { createMutationRateLimiter, graphqlSecurityPlugins } from "./http/graphql-security.ts";
-import { handleMedia, handleSignedUrlMedia, MEDIA_PATH_PREFIX, type PlaybackGuard } from "./http/media.ts";
+import { handleHealth, HEALTH_PATH } from "./http/health.ts";
+import { handleMedia, handleSignedUrlMedia } from "./http/media.ts";
+import { createPlaybackGuard } from "./http/playback-guard.ts";
 import { PlaybackTokens } from "./http/playback-tokens.ts";
-import { loadSigningSecret, UrlSigner } from "./http/signing.ts";
-import { handleUpload, UPLOAD_PATH_PREFIX } from "./http/uploads.ts";
 import { tellWorkersToCancel } from "./jobs/cancel.ts";
 import { createDispatcher } from "./jobs/dispatcher.ts";
 import { createEventIngestor } from "./jobs/ingest-events.ts";
 import { log } from "./log.ts";
 import { schema } from "./schema/index.ts";
+import { createApiStorage } from "./storage/api-storage.ts";
+import { MEDIA_PATH_PREFIX, UPLOAD_PATH_PREFIX } from "./storage/api-urls.ts";
 import { GcsStorage } from "./storage/gcs.ts";
-import { createUploadNotificationListener } from "./storage/gcs-notifications.ts";
 import { LocalStorage } from "./storage/local.ts";
-import { S3Storage } from "./storage/s3.ts";
+import { loadSigningSecret, UrlSigner } from "./storage/url-signer.ts";
 import { createPostgresTransport } from "./transport/postgres.ts";
+import { createPubSubApiTransport } from "./transport/pubsub.ts";
+import { createUploadNotificationListener } from "./uploads/gcs-notifications.ts";
+import { handleUpload } from "./uploads/upload-put.ts";
 import { createWebhookDeliverer } from "./webhooks/deliverer.ts";
 import { createWebhookEmitter } from "./webhooks/events.ts";
-import { createPubSubApiTransport } from "./transport/pubsub.ts";
 
 function authorizationParam(params: Record<string, unknown> | undefined | null): string | null {
   const value = params?.authorization ?? params?.Authorization;
@@ -73,22 +76,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
   // An idle client whose connection the server ends (a restart, a failover) must not crash the API.
   limiterPool.on("error", (err) => log.warn("rate limiter connection lost", { err }));
   const publicUrl = env.PUBLIC_URL?.replace(/\/$/, "") ?? "";
-  const storage =
-    env.STORAGE === "gcs"
-      ? new GcsStorage({ bucket: env.GCS_BUCKET!, apiEndpoint: env.GCS_API_ENDPOINT, publicUrl, signedUrlTtlSeconds: env.GCS_SIGNED_URL_TTL_SECONDS })
-      : env.STORAGE === "s3"
-        ? new S3Storage({
-            bucket: env.S3_BUCKET!,
-            endpoint: env.S3_ENDPOINT,
-            region: env.S3_REGION,
-            forcePathStyle: env.S3_FORCE_PATH_STYLE,
-            signedUrlTtlSeconds: env.S3_SIGNED_URL_TTL_SECONDS,
-            maxUploadBytes: env.MAX_UPLOAD_BYTES,
-            publicUrl,
-            signer,
-            uploadUrlTtlSeconds: env.UPLOAD_URL_TTL_SECONDS,
-          })
-        : new LocalStorage(env.DATA_DIR, { publicUrl, signer, uploadUrlTtlSeconds: env.UPLOAD_URL_TTL_SECONDS });
+  const storage = createApiStorage(env, { publicUrl, signer });
   const transport =
     env.TRANSPORT === "pubsub"
       ? createPubSubApiTransport({ projectId: env.GOOGLE_CLOUD_PROJECT!, topicPrefix: env.PUBSUB_TOPIC_PREFIX })
@@ -148,20 +136,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       })
     : null;
 
-  // Media of SIGNED videos needs a token; a video's policy never changes, so it is cached.
-  const policies = new Map<string, { policy: "PUBLIC" | "SIGNED"; at: number }>();
-  const guard: PlaybackGuard = {
-    tokens: playbackTokens,
-    async policyOf(videoId) {
-      const cached = policies.get(videoId);
-      if (cached && Date.now() - cached.at < 60_000) return cached.policy;
-      const video = await db.video.findUnique({ where: { id: videoId }, select: { playbackPolicy: true } }).catch(() => null);
-      if (!video) return null;
-      if (policies.size > 50_000) policies.clear();
-      policies.set(videoId, { policy: video.playbackPolicy, at: Date.now() });
-      return video.playbackPolicy;
-    },
-  };
+  const guard = createPlaybackGuard(db, playbackTokens);
 
   let limiter: Awaited<ReturnType<typeof createMutationRateLimiter>> | null = null;
   const yoga = createYoga<Record<string, unknown>, Context>({
@@ -185,38 +160,15 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://localhost");
     if (url.pathname.startsWith(UPLOAD_PATH_PREFIX) && !(storage instanceof GcsStorage)) {
-      res.setHeader("access-control-allow-origin", "*");
-      res.setHeader("access-control-allow-methods", "PUT, OPTIONS");
-      res.setHeader("access-control-allow-headers", "content-type, content-range");
-      res.setHeader("access-control-expose-headers", "range");
       return handleUpload({ ...services, storage }, req, res, url);
     }
     if (url.pathname.startsWith(MEDIA_PATH_PREFIX)) {
-      return storage instanceof LocalStorage ? handleMedia(storage, guard, req, res, url) : handleSignedUrlMedia(storage, guard, req, res, url);
+      return storage instanceof LocalStorage
+        ? handleMedia(storage, guard, req, res, url)
+        : handleSignedUrlMedia(storage, guard, req, res, url);
     }
-    if (url.pathname === "/health") {
-      const ok = await db.$queryRaw`SELECT 1`.then(() => true, () => false);
-      res.writeHead(ok ? 200 : 503, { "content-type": "application/json" });
-      res.end(JSON.stringify({ status: ok ? "ok" : "database unavailable" }));
-      return;
-    }
-    // Bodies are read into memory by yoga: refuse oversized ones before reading a byte.
-    if (req.method === "POST") {
-      const multipart = String(req.headers["content-type"] ?? "").startsWith("multipart/form-data");
-      const [limit, name] = multipart ? [env.MULTIPART_MAX_BYTES, "MULTIPART_MAX_BYTES"] : [env.GRAPHQL_MAX_BODY_BYTES, "GRAPHQL_MAX_BODY_BYTES"];
-      const length = Number(req.headers["content-length"] ?? NaN);
-      if (!Number.isFinite(length)) {
-        res.writeHead(411, { "content-type": "application/json", connection: "close" });
-        res.end(JSON.stringify({ errors: [{ message: "GraphQL POST requests need a Content-Length" }] }));
-        return;
-      }
-      if (length > limit) {
-        res.writeHead(413, { "content-type": "application/json", connection: "close" });
-        const hint = multipart ? "; use createUpload for large files" : "";
-        res.end(JSON.stringify({ errors: [{ message: `Request of ${length} bytes exceeds ${name} (${limit})${hint}` }] }));
-        return;
-      }
-    }
+    if (url.pathname === HEALTH_PATH) return handleHealth(db, res);
+    if (refusedForSize(req, res, env)) return;
     await yoga.requestListener(req, res);
   }
 
@@ -337,4 +289,29 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       log.info("stopped");
     },
   };
+}
+
+/**
+ * Bodies are read into memory by yoga: an oversized POST is refused (413), or one without a
+ * Content-Length (411), before a byte is read. True once the request was answered.
+ */
+function refusedForSize(req: IncomingMessage, res: ServerResponse, env: Env): boolean {
+  if (req.method !== "POST") return false;
+  const multipart = String(req.headers["content-type"] ?? "").startsWith("multipart/form-data");
+  const [limit, name] = multipart
+    ? [env.MULTIPART_MAX_BYTES, "MULTIPART_MAX_BYTES"]
+    : [env.GRAPHQL_MAX_BODY_BYTES, "GRAPHQL_MAX_BODY_BYTES"];
+  const length = Number(req.headers["content-length"] ?? NaN);
+  if (!Number.isFinite(length)) {
+    res.writeHead(411, { "content-type": "application/json", connection: "close" });
+    res.end(JSON.stringify({ errors: [{ message: "GraphQL POST requests need a Content-Length" }] }));
+    return true;
+  }
+  if (length > limit) {
+    res.writeHead(413, { "content-type": "application/json", connection: "close" });
+    const hint = multipart ? "; use createUpload for large files" : "";
+    res.end(JSON.stringify({ errors: [{ message: `Request of ${length} bytes exceeds ${name} (${limit})${hint}` }] }));
+    return true;
+  }
+  return false;
 }

@@ -1,42 +1,11 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import path from "node:path";
+import { MEDIA_PATH_PREFIX } from "../storage/api-urls.ts";
 import type { LocalStorage } from "../storage/local.ts";
 import { rewritePlaylistUris } from "../storage/playlist-urls.ts";
 import { assertValidKey } from "../storage/types.ts";
-import { appendTokenToPlaylist, type PlaybackTokens } from "./playback-tokens.ts";
-
-/** Who may read a video's media: its playback policy (null: no such video) and the token checker. */
-export interface PlaybackGuard {
-  policyOf(videoId: string): Promise<"PUBLIC" | "SIGNED" | null>;
-  tokens: PlaybackTokens;
-}
-
-/**
- * Checks a request for a video's media against its playback policy. Returns the token to carry
- * into playlists (SIGNED videos), "" for public ones, or null after answering 403/404. The master
- * playlist opens a playback session and takes only an opening token (the API's URLs); the URIs
- * inside carry a session token that ends PLAYBACK_SESSION_SECONDS after that opening, so a long
- * video keeps playing after the opening token expired. Variant playlists fetched with a session
- * token carry that same token on: replaying it never extends the session.
- */
-async function admit(guard: PlaybackGuard, key: string, url: URL, res: ServerResponse): Promise<string | null> {
-  const videoId = key.split("/")[1]!;
-  const policy = await guard.policyOf(videoId);
-  if (policy === null) {
-    notFound(res);
-    return null;
-  }
-  if (policy === "PUBLIC") return "";
-  const token = url.searchParams.get("token");
-  const opensSession = key.endsWith("/hls/master.m3u8");
-  const checked = guard.tokens.check(videoId, token, opensSession ? ["open"] : ["open", "session"]);
-  if ("problem" in checked) {
-    res.writeHead(403, { "content-type": "text/plain", "cache-control": "no-store", "access-control-allow-origin": "*" });
-    res.end(`Forbidden: ${checked.problem}`);
-    return null;
-  }
-  return key.endsWith(".m3u8") && checked.kind === "open" ? guard.tokens.startSession(videoId) : token!;
-}
+import { admitPlayback, type PlaybackGuard } from "./playback-guard.ts";
+import { appendTokenToPlaylist } from "./playback-tokens.ts";
 
 /**
  * What both media handlers check first: GET/HEAD, a published key, the video's playback policy.
@@ -49,16 +18,17 @@ async function admitRequest(guard: PlaybackGuard, req: IncomingMessage, res: Ser
     notFound(res);
     return null;
   }
-  const token = await admit(guard, key, url, res);
-  return token === null ? null : { key, token };
+  const admission = await admitPlayback(guard, key, url);
+  if ("token" in admission) return { key, token: admission.token };
+  if (admission.refused === "not found") notFound(res);
+  else forbidden(res, admission.problem);
+  return null;
 }
 
 /** Signed media must not sit in shared caches longer than its token lives. */
 function cacheControlFor(ext: string, token: string): string {
   return token ? "private, max-age=60" : cacheControl(ext);
 }
-
-export const MEDIA_PATH_PREFIX = "/media/";
 
 const CONTENT_TYPES: Record<string, string> = {
   ".m3u8": "application/vnd.apple.mpegurl",
@@ -92,6 +62,11 @@ function publishedKey(url: URL): string | null {
 function notFound(res: ServerResponse): void {
   res.writeHead(404, { "content-type": "text/plain" });
   res.end("Not found");
+}
+
+function forbidden(res: ServerResponse, problem: string): void {
+  res.writeHead(403, { "content-type": "text/plain", "cache-control": "no-store", "access-control-allow-origin": "*" });
+  res.end(`Forbidden: ${problem}`);
 }
 
 function methodNotAllowed(req: IncomingMessage, res: ServerResponse): boolean {

@@ -2,7 +2,7 @@ import { generateKeyPairSync } from "node:crypto";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Storage, type Bucket } from "@google-cloud/storage";
-import { sourceKeyFor } from "../jobs/videos.ts";
+import { sourceKey } from "../protocol/storage-layout.ts";
 import { SignedUrlCache } from "./signed-url-cache.ts";
 import { assertValidKey, UploadTooLargeError, type ApiStorage, type UploadTarget, type UploadTargetOptions } from "./types.ts";
 
@@ -70,7 +70,7 @@ export class GcsStorage implements ApiStorage {
   }
 
   async createUploadTarget(videoId: string, options: UploadTargetOptions): Promise<UploadTarget> {
-    const key = sourceKeyFor(videoId);
+    const key = sourceKey(videoId);
     assertValidKey(key);
     const [url] = await this.bucket.file(key).createResumableUpload({
       // GCS answers CORS on the session URI for the origin that created it.

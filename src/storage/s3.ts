@@ -17,10 +17,9 @@ import {
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
-import type { UrlSigner } from "../http/signing.ts";
-import { signedUploadTarget } from "../http/uploads.ts";
-import { partialUploadKeyFor, sourceKeyFor } from "../jobs/videos.ts";
 import { storageUnavailable } from "../protocol/storage-errors.ts";
+import { partialUploadKey, sourceKey } from "../protocol/storage-layout.ts";
+import { signedUploadTarget, type UploadUrlSigning } from "./api-urls.ts";
 import { SignedUrlCache } from "./signed-url-cache.ts";
 import { assertValidKey, UploadTooLargeError, type ApiStorage, type ResumableUploads, type UploadTarget, type UploadTargetOptions } from "./types.ts";
 
@@ -55,13 +54,9 @@ export function createS3Client(options: S3ConnectionOptions): S3Client {
   });
 }
 
-export interface S3StorageOptions extends S3ConnectionOptions {
+/** Playlists and uploads (`PUT /uploads/{id}`) go through the API, at `publicUrl`. */
+export interface S3StorageOptions extends S3ConnectionOptions, UploadUrlSigning {
   bucket: string;
-  /** Origin for the URLs handed out (playlists, uploads), or "" for URLs relative to the API's origin. */
-  publicUrl: string;
-  /** Signs upload URLs (`PUT /uploads/{id}`, src/http/uploads.ts), which the API answers. */
-  signer: UrlSigner;
-  uploadUrlTtlSeconds: number;
   /** Lifetime of presigned read URLs (at least three quarters of it is left when one is handed out). */
   signedUrlTtlSeconds: number;
   /** Largest upload (MAX_UPLOAD_BYTES): sets the part size, so that it fits in 10,000 parts. */
@@ -218,7 +213,7 @@ export class S3Storage implements ApiStorage, ResumableUploads {
     options: { limit: number; isComplete(held: number): boolean },
   ): Promise<number> {
     const held = await this.#heldUpload(videoId);
-    const sourceKey = sourceKeyFor(videoId);
+    const source = sourceKey(videoId);
     // Bytes the client sends again (it resumed from an older offset) are the ones already held.
     let skip = held.committedBytes + held.pieceBytes - start;
     let pending: Buffer[] = [];
@@ -229,9 +224,9 @@ export class S3Storage implements ApiStorage, ResumableUploads {
       while (held.pieceBytes + pendingBytes >= held.partBytes) {
         const all = Buffer.concat([...(await Promise.all(held.pieces.map((p) => this.#readObject(p.key)))), ...pending]);
         const part = all.subarray(0, held.partBytes);
-        held.uploadId ??= await this.#createMultipartUpload(sourceKey);
+        held.uploadId ??= await this.#createMultipartUpload(source);
         const PartNumber = held.parts.length + 1;
-        const { ETag } = await this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key: sourceKey, UploadId: held.uploadId, PartNumber, Body: part }));
+        const { ETag } = await this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key: source, UploadId: held.uploadId, PartNumber, Body: part }));
         held.parts.push({ PartNumber, ETag, Size: part.byteLength });
         held.committedBytes += part.byteLength;
         // Pieces now in the part end before committedBytes: left behind, they are not counted.
@@ -280,40 +275,40 @@ export class S3Storage implements ApiStorage, ResumableUploads {
 
   async finishUpload(videoId: string): Promise<string> {
     const held = await this.#heldUpload(videoId);
-    const sourceKey = sourceKeyFor(videoId);
-    held.uploadId ??= await this.#createMultipartUpload(sourceKey);
+    const source = sourceKey(videoId);
+    held.uploadId ??= await this.#createMultipartUpload(source);
     if (held.pieceBytes > 0 || held.parts.length === 0) {
       // The last part may be smaller than the others.
       const PartNumber = held.parts.length + 1;
       const Body = Buffer.concat(await Promise.all(held.pieces.map((p) => this.#readObject(p.key))));
-      const { ETag } = await this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key: sourceKey, UploadId: held.uploadId, PartNumber, Body }));
+      const { ETag } = await this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key: source, UploadId: held.uploadId, PartNumber, Body }));
       held.parts.push({ PartNumber, ETag });
     }
     await this.client.send(
       new CompleteMultipartUploadCommand({
         Bucket: this.bucket,
-        Key: sourceKey,
+        Key: source,
         UploadId: held.uploadId,
         MultipartUpload: { Parts: held.parts.map(({ PartNumber, ETag }) => ({ PartNumber, ETag })) },
       }),
     );
     await this.#deleteKeys(held.allPieceKeys);
-    return sourceKey;
+    return source;
   }
 
   /** The multipart upload of a video's source with its parts so far, and the pieces held after them. */
   async #heldUpload(videoId: string): Promise<HeldUpload> {
-    const sourceKey = sourceKeyFor(videoId);
-    assertValidKey(sourceKey);
-    const listed = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: sourceKey }));
+    const source = sourceKey(videoId);
+    assertValidKey(source);
+    const listed = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: source }));
     const upload = (listed.Uploads ?? [])
-      .filter((u) => u.Key === sourceKey)
+      .filter((u) => u.Key === source)
       .sort((a, b) => (a.Initiated?.getTime() ?? 0) - (b.Initiated?.getTime() ?? 0))[0];
     const parts: Part[] = [];
     if (upload) {
       let marker: string | undefined;
       do {
-        const page = await this.client.send(new ListPartsCommand({ Bucket: this.bucket, Key: sourceKey, UploadId: upload.UploadId!, PartNumberMarker: marker }));
+        const page = await this.client.send(new ListPartsCommand({ Bucket: this.bucket, Key: source, UploadId: upload.UploadId!, PartNumberMarker: marker }));
         parts.push(...(page.Parts ?? []));
         marker = page.IsTruncated ? page.NextPartNumberMarker : undefined;
       } while (marker);
@@ -329,7 +324,7 @@ export class S3Storage implements ApiStorage, ResumableUploads {
     const committedBytes = good.length * partBytes;
 
     const found: Piece[] = [];
-    const Prefix = `${partialUploadKeyFor(videoId)}/`;
+    const Prefix = `${partialUploadKey(videoId)}/`;
     for await (const page of paginateListObjectsV2({ client: this.client }, { Bucket: this.bucket, Prefix })) {
       for (const o of page.Contents ?? []) found.push({ key: o.Key!, offset: Number(o.Key!.slice(Prefix.length)), size: o.Size ?? 0 });
     }
@@ -375,5 +370,5 @@ export class S3Storage implements ApiStorage, ResumableUploads {
 
 /** Where the bytes of an upload from `offset` on wait until they fill a part. */
 function pieceKey(videoId: string, offset: number): string {
-  return `${partialUploadKeyFor(videoId)}/${String(offset).padStart(15, "0")}`;
+  return `${partialUploadKey(videoId)}/${String(offset).padStart(15, "0")}`;
 }

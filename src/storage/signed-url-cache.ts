@@ -1,4 +1,4 @@
-import { MEDIA_PATH_PREFIX } from "../http/media.ts";
+import { mediaUrl } from "./api-urls.ts";
 
 const MAX_CACHED_URLS = 50_000;
 
@@ -22,7 +22,7 @@ export class SignedUrlCache {
    * under `publicUrl`, which signs the URIs inside it per request; anything else is signed here.
    */
   clientUrlFor(key: string, publicUrl: string): Promise<string> {
-    return key.endsWith(".m3u8") ? Promise.resolve(`${publicUrl}${MEDIA_PATH_PREFIX}${key}`) : this.urlFor(key);
+    return key.endsWith(".m3u8") ? Promise.resolve(mediaUrl(publicUrl, key)) : this.urlFor(key);
   }
 
   urlFor(key: string, now = Date.now()): Promise<string> {

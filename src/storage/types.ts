@@ -53,7 +53,7 @@ export interface ApiStorage {
 
 /**
  * Storage whose uploads the API answers itself at its signed `PUT /uploads/{videoId}` URL
- * (src/http/uploads.ts): the local directory, and S3-compatible buckets, which have no
+ * (src/uploads/upload-put.ts): the local directory, and S3-compatible buckets, which have no
  * resumable session a client could be handed. Calls for one upload never overlap within an
  * API instance.
  */

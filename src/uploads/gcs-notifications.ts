@@ -2,9 +2,10 @@ import { PubSub, SubscriptionCloseBehaviors, type Message, type Subscription } f
 import { z } from "zod";
 import { FileTooLargeError, NotFoundError, ValidationError } from "../errors.ts";
 import { log } from "../log.ts";
-import { completeUpload, type UploadCompletionDeps } from "../jobs/videos.ts";
+import { sourceKey } from "../protocol/storage-layout.ts";
+import { completeUpload, type UploadCompletionDeps } from "./complete-upload.ts";
 
-const UPLOADED_SOURCE = /^videos\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/source\/upload$/;
+const VIDEO_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const REOPEN_DELAY_MS = 5000;
 
 /** The attributes GCS puts on every Pub/Sub notification, whatever the payload format. */
@@ -36,8 +37,8 @@ export async function handleObjectNotification(
   const { eventType, bucketId, objectId } = parsed.data;
   if (eventType !== "OBJECT_FINALIZE") return { outcome: "ignored", reason: `event ${eventType}` };
   if (options.bucket !== null && bucketId !== options.bucket) return { outcome: "ignored", reason: `bucket ${bucketId}` };
-  const videoId = UPLOADED_SOURCE.exec(objectId)?.[1];
-  if (!videoId) return { outcome: "ignored", reason: "not an uploaded source" };
+  const videoId = objectId.split("/")[1] ?? "";
+  if (!VIDEO_ID.test(videoId) || objectId !== sourceKey(videoId)) return { outcome: "ignored", reason: "not an uploaded source" };
   try {
     const { queued } = await options.complete(videoId);
     return { outcome: queued ? "queued" : "unchanged", videoId };

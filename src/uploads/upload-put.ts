@@ -1,32 +1,13 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Db } from "../db/client.ts";
-import { log } from "../log.ts";
-import { storageUnavailable, type StorageUnavailableError } from "../protocol/storage-errors.ts";
-import { assertValidKey, UploadTooLargeError, type ResumableUploads, type UploadTarget, type UploadTargetOptions } from "../storage/types.ts";
-import { queueUploadedVideo } from "../jobs/videos.ts";
 import type { VideoPubSub } from "../events/video-events.ts";
 import type { Dispatcher } from "../jobs/dispatcher.ts";
-import type { UrlSigner } from "./signing.ts";
-
-export const UPLOAD_PATH_PREFIX = "/uploads/";
-
-/**
- * The API's own upload URL, `PUT /uploads/{videoId}?…&sig`, for storage that takes uploads
- * through the API (ResumableUploads). It is bound to the video (path), its size limit and the
- * nonce the video holds until the upload completes.
- */
-export function signedUploadTarget(
-  videoId: string,
-  options: UploadTargetOptions,
-  signing: { publicUrl: string; signer: UrlSigner; uploadUrlTtlSeconds: number },
-): UploadTarget {
-  assertValidKey(videoId);
-  const params = { max: String(options.size ?? options.maxBytes), n: options.nonce };
-  return {
-    url: `${signing.publicUrl}${signing.signer.sign(`${UPLOAD_PATH_PREFIX}${videoId}`, signing.uploadUrlTtlSeconds, params)}`,
-    expiresAt: new Date(Date.now() + signing.uploadUrlTtlSeconds * 1000),
-  };
-}
+import { log } from "../log.ts";
+import { storageUnavailable, type StorageUnavailableError } from "../protocol/storage-errors.ts";
+import { UPLOAD_PATH_PREFIX } from "../storage/api-urls.ts";
+import { UploadTooLargeError, type ResumableUploads } from "../storage/types.ts";
+import type { UrlSigner } from "../storage/url-signer.ts";
+import { queueUploadedVideo } from "./complete-upload.ts";
 
 export interface UploadDeps {
   db: Db;
@@ -102,6 +83,10 @@ async function withUploadLock<T>(videoId: string, fn: () => Promise<T>): Promise
  * with an empty body asks how much has arrived.
  */
 export async function handleUpload(deps: UploadDeps, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  res.setHeader("access-control-allow-origin", "*");
+  res.setHeader("access-control-allow-methods", "PUT, OPTIONS");
+  res.setHeader("access-control-allow-headers", "content-type, content-range");
+  res.setHeader("access-control-expose-headers", "range");
   if (req.method === "OPTIONS") {
     res.writeHead(204, { allow: "PUT, OPTIONS" });
     res.end();
