@@ -1,11 +1,9 @@
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { useServer } from "graphql-ws/use/ws";
 import { createYoga, type YogaServerInstance } from "graphql-yoga";
 import pg from "pg";
-import { WebSocketServer } from "ws";
 import { bootstrapAdminKey } from "./auth/api-keys.ts";
-import { AuthenticationError, createAuthenticator } from "./auth/authenticate.ts";
+import { createAuthenticator } from "./auth/authenticate.ts";
 import { LiveCredentials } from "./auth/live-credentials.ts";
 import { parseScopes, SCOPES } from "./auth/scopes.ts";
 import type { Env } from "./config.ts";
@@ -16,6 +14,7 @@ import { PostgresEventTarget } from "./events/postgres-event-target.ts";
 import { createVideoPubSub } from "./events/video-events.ts";
 import { graphqlCors } from "./http/cors.ts";
 import { createMutationRateLimiter, graphqlSecurityPlugins } from "./http/graphql-security.ts";
+import { authorizationParam, serveGraphqlOverWebSocket } from "./http/graphql-ws.ts";
 import { handleHealth, HEALTH_PATH } from "./http/health.ts";
 import { handleMedia, handleSignedUrlMedia } from "./http/media.ts";
 import { createPlaybackGuard } from "./http/playback-guard.ts";
@@ -37,10 +36,8 @@ import { handleUpload } from "./uploads/upload-put.ts";
 import { createWebhookDeliverer } from "./webhooks/deliverer.ts";
 import { createWebhookEmitter } from "./webhooks/events.ts";
 
-function authorizationParam(params: Record<string, unknown> | undefined | null): string | null {
-  const value = params?.authorization ?? params?.Authorization;
-  return typeof value === "string" ? value : null;
-}
+/** What yoga builds a context from: an HTTP request, or a WebSocket's connection_init payload. */
+type ContextInput = { request?: Request; connectionParams?: Record<string, unknown> };
 
 export interface App {
   /** The yoga instance, so tests can call `yoga.fetch` without a port. */
@@ -59,7 +56,11 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
   const pubSub = createVideoPubSub(eventTarget);
   const signingSecret = await loadSigningSecret(env.SIGNING_SECRET, env.DATA_DIR);
   const signer = new UrlSigner(signingSecret);
-  const playbackTokens = new PlaybackTokens(signingSecret, env.PLAYBACK_TOKEN_TTL_SECONDS, env.PLAYBACK_SESSION_SECONDS);
+  const playbackTokens = new PlaybackTokens(
+    signingSecret,
+    env.PLAYBACK_TOKEN_TTL_SECONDS,
+    env.PLAYBACK_SESSION_SECONDS,
+  );
   const authenticate = createAuthenticator(db, {
     jwks: env.JWT_JWKS ?? null,
     secret: env.JWT_SECRET ?? null,
@@ -86,7 +87,10 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     transport,
     segmentSeconds: env.HLS_SEGMENT_SECONDS,
     maxDurationSeconds: env.MAX_DURATION_SECONDS,
-    urlImport: { maxBytes: env.URL_IMPORT_MAX_BYTES ?? env.MAX_UPLOAD_BYTES, allowPrivateAddresses: env.URL_IMPORT_ALLOW_PRIVATE },
+    urlImport: {
+      maxBytes: env.URL_IMPORT_MAX_BYTES ?? env.MAX_UPLOAD_BYTES,
+      allowPrivateAddresses: env.URL_IMPORT_ALLOW_PRIVATE,
+    },
     vanishedAfterSeconds: 3 * env.JOB_STALL_SECONDS,
     fallback: env.LOCAL_FALLBACK ? { afterSeconds: env.FALLBACK_AFTER_SECONDS } : null,
   });
@@ -103,7 +107,8 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     webhooks,
     progressWriteIntervalMs: env.PROGRESS_WRITE_INTERVAL_MS,
     onJobRequeued: (runAfter) => dispatcher.kickAt(runAfter),
-    onCanceledJobReported: (jobId, attempt, workerId, runId) => tellWorkersToCancel(transport, jobId, attempt, workerId, runId),
+    onCanceledJobReported: (jobId, attempt, workerId, runId) =>
+      tellWorkersToCancel(transport, jobId, attempt, workerId, runId),
     stallSeconds: env.JOB_STALL_SECONDS,
   });
   const services: AppServices = {
@@ -143,7 +148,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     schema,
     // HTTP: the Authorization header. WebSocket (no fetch Request): `authorization` in the
     // connection_init payload. Both go through the same authenticate().
-    context: async ({ request, connectionParams }: { request?: Request; connectionParams?: Record<string, unknown> }) => ({
+    context: async ({ request, connectionParams }: ContextInput) => ({
       ...services,
       requestOrigin: request?.headers.get("origin") ?? null,
       auth: await authenticate(request ? request.headers.get("authorization") : authorizationParam(connectionParams)),
@@ -151,7 +156,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     plugins: [...graphqlSecurityPlugins(env, () => limiter), liveCredentials.plugin()],
     graphqlEndpoint: "/graphql",
     cors: graphqlCors(env.CORS_ORIGINS),
-    graphiql: env.GRAPHIQL ?? env.NODE_ENV !== "production" ? { subscriptionsProtocol: "SSE" } : false,
+    graphiql: (env.GRAPHIQL ?? env.NODE_ENV !== "production") ? { subscriptionsProtocol: "SSE" } : false,
     landingPage: false,
     maskedErrors: true,
     logging: env.LOG_LEVEL === "debug" ? "debug" : "warn",
@@ -180,51 +185,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     });
   });
 
-  // graphql-ws goes through yoga's envelop, so WebSocket and HTTP share plugins and context.
-  const wsServer = new WebSocketServer({ server: httpServer, path: yoga.graphqlEndpoint });
-  const stopWatching = new WeakMap<object, () => void>();
-  const wsHandle = useServer(
-    {
-      // Credentials are checked at connection_init (4403 closes a bad one), by the same code in
-      // each operation's context, and for as long as the socket lives (LiveCredentials).
-      onConnect: async (ctx) => {
-        const authorization = authorizationParam(ctx.connectionParams);
-        try {
-          const principal = await authenticate(authorization);
-          if (principal === null) return false;
-          stopWatching.set(ctx, liveCredentials.watchSocket(authorization!, principal, ctx.extra.socket));
-          return true;
-        } catch (err) {
-          if (err instanceof AuthenticationError) return false;
-          throw err;
-        }
-      },
-      onClose: (ctx) => stopWatching.get(ctx)?.(),
-      execute: (args: any) => args.rootValue.execute(args),
-      subscribe: (args: any) => args.rootValue.subscribe(args),
-      onSubscribe: async (ctx, _id, params) => {
-        const { schema: s, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
-          ...ctx,
-          req: ctx.extra.request,
-          socket: ctx.extra.socket,
-          params,
-          connectionParams: ctx.connectionParams,
-        });
-        const args = {
-          schema: s,
-          operationName: params.operationName,
-          document: parse(params.query),
-          variableValues: params.variables,
-          contextValue: await contextFactory(),
-          rootValue: { execute, subscribe },
-        };
-        const errors = validate(args.schema, args.document);
-        if (errors.length) return errors;
-        return args;
-      },
-    },
-    wsServer,
-  );
+  const wsHandle = serveGraphqlOverWebSocket(httpServer, yoga, { authenticate, liveCredentials });
 
   let started = false;
   return {
@@ -236,11 +197,15 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       await eventTarget.start();
       limiter = await createMutationRateLimiter(limiterPool, env.RATE_LIMIT_MUTATIONS_PER_MINUTE);
       // In production a secret printed to stdout would sit in the logs: keys come from the CLI or BOOTSTRAP_API_KEY.
-      const created = await bootstrapAdminKey(db, env.BOOTSTRAP_API_KEY, SCOPES, { createIfNone: env.NODE_ENV !== "production" });
+      const created = await bootstrapAdminKey(db, env.BOOTSTRAP_API_KEY, SCOPES, {
+        createIfNone: env.NODE_ENV !== "production",
+      });
       if (created && !env.BOOTSTRAP_API_KEY) {
         // Printed once, on the first start of an empty database: the secret is not stored.
         process.stdout.write(
-          `\n  Admin API key (tenant "default", every scope) — shown once, keep it:\n\n    export VIDEOGRAPH_KEY=${created.secret}\n\n  Send it as: Authorization: Bearer <key>\n\n`,
+          `\n  Admin API key (tenant "default", every scope) — shown once, keep it:\n\n` +
+            `    export VIDEOGRAPH_KEY=${created.secret}\n\n` +
+            `  Send it as: Authorization: Bearer <key>\n\n`,
         );
         log.info("admin API key created", { keyId: created.key.id, prefix: created.key.prefix });
       }

@@ -11,7 +11,12 @@ import { appendTokenToPlaylist } from "./playback-tokens.ts";
  * What both media handlers check first: GET/HEAD, a published key, the video's playback policy.
  * Null once the request was answered (405, 404 or 403).
  */
-async function admitRequest(guard: PlaybackGuard, req: IncomingMessage, res: ServerResponse, url: URL): Promise<{ key: string; token: string } | null> {
+async function admitRequest(
+  guard: PlaybackGuard,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+): Promise<{ key: string; token: string } | null> {
   if (methodNotAllowed(req, res)) return null;
   const key = publishedKey(url);
   if (key === null) {
@@ -55,7 +60,8 @@ function publishedKey(url: URL): string | null {
     return null;
   }
   const parts = key.split("/");
-  const served = parts[0] === "videos" && (parts[2] === "hls" || parts[2] === "thumbnails") && path.extname(key) in CONTENT_TYPES;
+  const served =
+    parts[0] === "videos" && (parts[2] === "hls" || parts[2] === "thumbnails") && path.extname(key) in CONTENT_TYPES;
   return served ? key : null;
 }
 
@@ -81,7 +87,13 @@ function methodNotAllowed(req: IncomingMessage, res: ServerResponse): boolean {
  * players can read segments and posters. Only published media (HLS and thumbnails) is served,
  * never sources.
  */
-export async function handleMedia(storage: LocalStorage, guard: PlaybackGuard, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+export async function handleMedia(
+  storage: LocalStorage,
+  guard: PlaybackGuard,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+): Promise<void> {
   const admitted = await admitRequest(guard, req, res, url);
   if (admitted === null) return;
   const { key, token } = admitted;
@@ -92,7 +104,12 @@ export async function handleMedia(storage: LocalStorage, guard: PlaybackGuard, r
     const text = await storage.readText(key);
     if (text === null) return notFound(res);
     const body = Buffer.from(appendTokenToPlaylist(text, token));
-    res.writeHead(200, { "content-type": CONTENT_TYPES[ext]!, "cache-control": "private, max-age=2", "content-length": body.byteLength, "access-control-allow-origin": "*" });
+    res.writeHead(200, {
+      "content-type": CONTENT_TYPES[ext]!,
+      "cache-control": "private, max-age=2",
+      "content-length": body.byteLength,
+      "access-control-allow-origin": "*",
+    });
     res.end(req.method === "HEAD" ? undefined : body);
     return;
   }
@@ -149,12 +166,22 @@ export interface SignedUrlMediaStorage {
  * lifetime, a growing one for 2 s. Segments and posters are fetched from the bucket itself: a
  * request for one here is redirected to its signed URL.
  */
-export async function handleSignedUrlMedia(storage: SignedUrlMediaStorage, guard: PlaybackGuard, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+export async function handleSignedUrlMedia(
+  storage: SignedUrlMediaStorage,
+  guard: PlaybackGuard,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+): Promise<void> {
   const admitted = await admitRequest(guard, req, res, url);
   if (admitted === null) return;
   const { key, token } = admitted;
   if (path.extname(key) !== ".m3u8") {
-    res.writeHead(302, { location: await storage.signedReadUrl(key), "cache-control": "private, max-age=60", "access-control-allow-origin": "*" });
+    res.writeHead(302, {
+      location: await storage.signedReadUrl(key),
+      "cache-control": "private, max-age=60",
+      "access-control-allow-origin": "*",
+    });
     res.end();
     return;
   }

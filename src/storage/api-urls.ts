@@ -23,7 +23,11 @@ export interface UploadUrlSigning {
  * through the API (ResumableUploads). It is bound to the video (path), its size limit and the
  * nonce the video holds until the upload completes.
  */
-export function signedUploadTarget(videoId: string, options: UploadTargetOptions, signing: UploadUrlSigning): UploadTarget {
+export function signedUploadTarget(
+  videoId: string,
+  options: UploadTargetOptions,
+  signing: UploadUrlSigning,
+): UploadTarget {
   assertValidKey(videoId);
   const params = { max: String(options.size ?? options.maxBytes), n: options.nonce };
   const signed = signing.signer.sign(`${UPLOAD_PATH_PREFIX}${videoId}`, signing.uploadUrlTtlSeconds, params);

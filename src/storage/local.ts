@@ -40,7 +40,11 @@ export class LocalStorage implements ApiStorage, ResumableUploads {
     return signedUploadTarget(videoId, options, this.#options);
   }
 
-  async write(key: string, body: AsyncIterable<Uint8Array>, options: { limit: number; contentType: string }): Promise<number> {
+  async write(
+    key: string,
+    body: AsyncIterable<Uint8Array>,
+    options: { limit: number; contentType: string },
+  ): Promise<number> {
     const file = this.pathFor(key);
     await mkdir(path.dirname(file), { recursive: true });
     // Written beside the destination and renamed, so readers never see part of an object.
@@ -80,7 +84,12 @@ export class LocalStorage implements ApiStorage, ResumableUploads {
     return (await this.size(partialUploadKey(videoId))) ?? 0;
   }
 
-  async writeUploadChunk(videoId: string, start: number, body: AsyncIterable<Uint8Array>, options: { limit: number }): Promise<number> {
+  async writeUploadChunk(
+    videoId: string,
+    start: number,
+    body: AsyncIterable<Uint8Array>,
+    options: { limit: number },
+  ): Promise<number> {
     return this.writeAt(partialUploadKey(videoId), start, body, options.limit);
   }
 

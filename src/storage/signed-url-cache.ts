@@ -12,7 +12,10 @@ export class SignedUrlCache {
   readonly #sign: (key: string, window: { start: Date; expiresInSeconds: number }) => Promise<string>;
   readonly #urls = new Map<string, { windowStart: number; url: Promise<string> }>();
 
-  constructor(ttlSeconds: number, sign: (key: string, window: { start: Date; expiresInSeconds: number }) => Promise<string>) {
+  constructor(
+    ttlSeconds: number,
+    sign: (key: string, window: { start: Date; expiresInSeconds: number }) => Promise<string>,
+  ) {
     this.ttlSeconds = ttlSeconds;
     this.#sign = sign;
   }
