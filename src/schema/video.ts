@@ -11,7 +11,7 @@ import {
   type VideoEventPayload,
 } from "../events/video-events.ts";
 import { cancelVideo } from "../jobs/cancel.ts";
-import { completeUpload, queueUploadedVideo, sourceKeyFor } from "../jobs/videos.ts";
+import { completeUpload, queueUploadedVideo, sourceKeyFor } from "../uploads/complete-upload.ts";
 import { UploadTooLargeError } from "../storage/types.ts";
 import { mediaUrl } from "./urls.ts";
 import { VariantRef } from "./variant.ts";
