@@ -4,6 +4,8 @@ import "./errors.ts";
 import "./job.ts";
 import "./variant.ts";
 import "./video.ts";
+import "./upload.ts";
+import "./video-events.ts";
 import "./render.ts";
 import "./asset.ts";
 import "./composition.ts";
