@@ -2,17 +2,13 @@ import { builder } from "../builder.ts";
 import { tenantOf } from "../context.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
 import type { Job } from "../generated/prisma/client.ts";
+import { JobKind, JobRunStatus, JobStatus } from "../generated/prisma/enums.ts";
 import { cancelVideo } from "../jobs/cancel.ts";
 import { isUuid } from "../ids.ts";
 
-export const JobStatusEnum = builder.enumType("JobStatus", {
-  values: ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED"] as const,
-});
-export const JobKindEnum = builder.enumType("JobKind", { values: ["TRANSCODE", "RENDER_MANIM", "RENDER_COMPOSITION", "IMPORT_URL"] as const });
-
-export const JobRunStatusEnum = builder.enumType("JobRunStatus", {
-  values: ["RUNNING", "SUCCEEDED", "FAILED", "ABANDONED", "CANCELED"] as const,
-});
+export const JobStatusEnum = builder.enumType(JobStatus, { name: "JobStatus" });
+export const JobKindEnum = builder.enumType(JobKind, { name: "JobKind" });
+export const JobRunStatusEnum = builder.enumType(JobRunStatus, { name: "JobRunStatus" });
 
 builder.prismaObject("JobRun", {
   description: "One worker's run of one attempt: where the job ran and, for operators, why it failed.",
@@ -71,7 +67,6 @@ export const JobRef = builder.prismaObject("Job", {
 const CancelJobSuccess = builder.objectRef<{ job: Job }>("CancelJobSuccess").implement({
   fields: (t) => ({ job: t.field({ type: JobRef, resolve: (r) => r.job }) }),
 });
-
 
 builder.mutationFields((t) => ({
   cancelJob: t.field({

@@ -3,6 +3,7 @@ import { builder } from "../builder.ts";
 import { tenantOf, type Context } from "../context.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
 import type { WebhookDelivery, WebhookEndpoint } from "../generated/prisma/client.ts";
+import { WebhookDeliveryStatus } from "../generated/prisma/enums.ts";
 import { isUuid } from "../ids.ts";
 import { WEBHOOK_EVENT_TYPES, type WebhookEventType } from "../webhooks/events.ts";
 import { checkWebhookUrl } from "../webhooks/endpoint-url.ts";
@@ -17,7 +18,7 @@ export const WebhookEventTypeEnum = builder.enumType("WebhookEventType", {
   >,
 });
 
-const WebhookDeliveryStatusEnum = builder.enumType("WebhookDeliveryStatus", { values: ["PENDING", "DELIVERED", "FAILED"] as const });
+const WebhookDeliveryStatusEnum = builder.enumType(WebhookDeliveryStatus, { name: "WebhookDeliveryStatus" });
 
 builder.prismaObject("WebhookAttempt", {
   description: "One POST of a delivery and what the receiver answered.",
