@@ -7,7 +7,8 @@ import { GeminiError, GeminiNotConfiguredError, generateQuizQuestions } from "..
 import { parseQuizCsv, QuizCsvError } from "../render/quiz-csv.ts";
 import { ErrorInterface } from "./errors.ts";
 import { createRenderedVideo, RenderSuccess } from "./render.ts";
-import { PlaybackPolicyEnum, validIdempotencyKey, validTitle } from "./video.ts";
+import { validIdempotencyKey, validTitle } from "../videos/input-rules.ts";
+import { PlaybackPolicyEnum } from "./video.ts";
 
 export const CompositionTemplateEnum = builder.enumType("CompositionTemplate", {
   values: { QUIZ: { description: "A narrated quiz: per question the question, a timer bar, the choices, then the answer with a sound cue." } } as const,

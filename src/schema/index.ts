@@ -3,6 +3,8 @@ import "./scalars.ts";
 import "./errors.ts";
 import "./job.ts";
 import "./variant.ts";
+import "./upload.ts";
+import "./video-events.ts";
 import "./video.ts";
 import "./render.ts";
 import "./asset.ts";

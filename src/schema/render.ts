@@ -5,7 +5,9 @@ import { NoWorkerError, ValidationError } from "../errors.ts";
 import type { Video } from "../generated/prisma/client.ts";
 import type { Prisma } from "../generated/prisma/client.ts";
 import { videoSnapshot } from "../events/video-events.ts";
-import { createVideoOnce, PlaybackPolicyEnum, validIdempotencyKey, validTitle, VideoRef } from "./video.ts";
+import { createVideoOnce } from "../videos/create-video-once.ts";
+import { validIdempotencyKey, validTitle } from "../videos/input-rules.ts";
+import { PlaybackPolicyEnum, VideoRef } from "./video.ts";
 
 const MAX_SCENE_CODE_BYTES = 1_000_000;
 

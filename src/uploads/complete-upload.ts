@@ -7,8 +7,6 @@ import type { Video } from "../generated/prisma/client.ts";
 import { videoSnapshot, type VideoPubSub } from "../events/video-events.ts";
 import type { Dispatcher } from "../jobs/dispatcher.ts";
 
-export const sourceKeyFor = (videoId: string, name = "upload"): string => sourceKey(videoId, name);
-
 /**
  * Called once the source's last byte is stored: queues the video and its transcode job in one
  * transaction (the job row is the outbox the dispatcher publishes from). Returns null when the
