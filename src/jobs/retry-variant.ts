@@ -1,8 +1,9 @@
 import type { Db } from "../db/client.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
-import { videoSnapshot, type VideoPubSub } from "../events/video-events.ts";
+import type { VideoPubSub } from "../events/video-events.ts";
 import type { Job, Variant, Video } from "../generated/prisma/client.ts";
 import { isUuid } from "../ids.ts";
+import { announceQueuedJob, createJob } from "./create-job.ts";
 import type { Dispatcher } from "./dispatcher.ts";
 
 /**
@@ -37,13 +38,10 @@ export async function retryVariant(
       where: { id: variant.id },
       data: { status: "PENDING", progress: 0, segmentCount: 0, error: null, readyAt: null },
     });
-    const job = await tx.job.create({
-      data: { videoId: video.id, kind: "TRANSCODE", capability: "cpu", maxAttempts: deps.maxAttempts, rungs: [variant.name] },
-    });
+    const job = await createJob(tx, { videoId: video.id, kind: "TRANSCODE", input: { rungs: [variant.name] }, maxAttempts: deps.maxAttempts });
     return { variant: retried, job, video: await tx.video.findUniqueOrThrow({ where: { id: video.id } }) };
   });
-  deps.dispatcher.kick();
-  deps.pubSub.publish("videoEvents", result.video.id, { kind: "status", video: videoSnapshot(result.video) });
+  announceQueuedJob(deps, result.video);
   return result;
 }
 

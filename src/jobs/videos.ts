@@ -4,6 +4,7 @@ import { isUuid } from "../ids.ts";
 import type { ApiStorage } from "../storage/types.ts";
 import type { Video } from "../generated/prisma/client.ts";
 import { videoSnapshot, type VideoPubSub } from "../events/video-events.ts";
+import { createJob } from "./create-job.ts";
 import type { Dispatcher } from "./dispatcher.ts";
 
 export const sourceKeyFor = (videoId: string, name = "upload") => `videos/${videoId}/source/${name}`;
@@ -25,7 +26,7 @@ export async function queueUploadedVideo(
       data: { status: "QUEUED", uploadNonce: null, sourceKey: source.key, sourceName: source.name, uploadedBytes: source.size, uploadSize: source.size, uploadedAt: new Date() },
     });
     if (!count) return null;
-    await tx.job.create({ data: { videoId, kind: "TRANSCODE", capability: "cpu", maxAttempts: deps.maxAttempts } });
+    await createJob(tx, { videoId, kind: "TRANSCODE", input: {}, maxAttempts: deps.maxAttempts });
     return tx.video.findUniqueOrThrow({ where: { id: videoId } });
   });
   if (video) {

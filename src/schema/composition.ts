@@ -3,10 +3,10 @@ import { tenantOf, type Context } from "../context.ts";
 import { ValidationError } from "../errors.ts";
 import { isUuid } from "../ids.ts";
 import { QuizQuestion, RenderCompositionJobMessage } from "../protocol/messages.ts";
-import { GeminiError, GeminiNotConfiguredError, generateQuizQuestions } from "../render/gemini.ts";
-import { parseQuizCsv, QuizCsvError } from "../render/quiz-csv.ts";
+import { GeminiError, GeminiNotConfiguredError, generateQuizQuestions } from "../quiz/generate-quiz.ts";
+import { parseQuizCsv, QuizCsvError } from "../quiz/parse-quiz-csv.ts";
 import { ErrorInterface } from "./errors.ts";
-import { createRenderedVideo, RenderSuccess } from "./render.ts";
+import { createRenderedVideo, RenderSuccess } from "./rendered-video.ts";
 import { PlaybackPolicyEnum, validIdempotencyKey, validTitle } from "./video.ts";
 
 export const CompositionTemplateEnum = builder.enumType("CompositionTemplate", {
@@ -160,8 +160,7 @@ builder.mutationFields((t) => ({
         playbackPolicy: input.playbackPolicy ?? "PUBLIC",
         source: "COMPOSITION",
         kind: "RENDER_COMPOSITION",
-        capability: "cpu",
-        input: JSON.parse(JSON.stringify({ template: input.template, questions, assets, ...settings })),
+        input: { template: input.template, questions, assets, ...settings },
       });
       return { video };
     },
