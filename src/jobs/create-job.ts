@@ -67,19 +67,28 @@ export function parseJobInput<K extends JobKind>(kind: K, input: unknown): Store
  * from). Once the transaction commits, the caller calls `announceQueuedJob`.
  */
 export async function createJob(tx: Pick<Db, "job">, job: NewJob): Promise<Job> {
-  const common = { videoId: job.videoId, kind: job.kind, capability: jobCapability[job.kind], maxAttempts: job.maxAttempts };
-  const parent = job.parentId === undefined ? {} : { parentId: job.parentId };
+  const common = {
+    videoId: job.videoId,
+    kind: job.kind,
+    capability: jobCapability[job.kind],
+    maxAttempts: job.maxAttempts,
+    ...(job.parentId === undefined ? {} : { parentId: job.parentId }),
+  };
   if (job.kind === "TRANSCODE") {
     const { rungs } = parseJobInput("TRANSCODE", job.input);
-    return tx.job.create({ data: { ...common, ...parent, ...(rungs ? { rungs } : {}) } });
+    return tx.job.create({ data: { ...common, ...(rungs ? { rungs } : {}) } });
   }
   const input = parseJobInput(job.kind, job.input);
   // Through JSON: the stored value is what the message builder reads back (no undefined keys).
-  return tx.job.create({ data: { ...common, ...parent, input: JSON.parse(JSON.stringify(input)) as Prisma.InputJsonValue } });
+  const stored = JSON.parse(JSON.stringify(input)) as Prisma.InputJsonValue;
+  return tx.job.create({ data: { ...common, input: stored } });
 }
 
 /** After the transaction that queued a job commits: dispatch it now and tell the video's subscribers. */
-export function announceQueuedJob(deps: { dispatcher: Pick<Dispatcher, "kick">; pubSub: VideoPubSub }, video: Video): void {
+export function announceQueuedJob(
+  deps: { dispatcher: Pick<Dispatcher, "kick">; pubSub: VideoPubSub },
+  video: Video,
+): void {
   deps.dispatcher.kick();
   deps.pubSub.publish("videoEvents", video.id, { kind: "status", video: videoSnapshot(video) });
 }

@@ -56,7 +56,8 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
           log.error("worker event rejected", { err: (err as Error).message });
         }
       }
-      const order = (e: WorkerEvent) => (e.type === "worker.heartbeat" ? [e.workerId, 0, 0] : [e.jobId, e.attempt, e.seq]);
+      const order = (e: WorkerEvent) =>
+        e.type === "worker.heartbeat" ? [e.workerId, 0, 0] : [e.jobId, e.attempt, e.seq];
       events.sort((a, b) => {
         const [ka, aa, sa] = order(a);
         const [kb, ab, sb] = order(b);

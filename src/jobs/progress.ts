@@ -28,7 +28,8 @@ export function renderJobProgress(e: Pick<RenderProgress, "index" | "count" | "p
  */
 export function variantAfterProgress(row: Variant, reported: ReportedVariantProgress): Variant | null {
   if (TERMINAL_VARIANT_STATUSES.has(row.status) || reported.progress < row.progress) return null;
-  return { ...row, status: "ENCODING", progress: reported.progress, segmentCount: Math.max(row.segmentCount, reported.segmentCount) };
+  const segmentCount = Math.max(row.segmentCount, reported.segmentCount);
+  return { ...row, status: "ENCODING", progress: reported.progress, segmentCount };
 }
 
 /**

@@ -48,7 +48,9 @@ builder.mutationFields((t) => ({
         throw new ValidationError("code", "The scene code is larger than 1 MB");
       }
       if (!input.code.trim()) throw new ValidationError("code", "The scene code is empty");
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(input.sceneName)) throw new ValidationError("sceneName", "Not a Python class name");
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(input.sceneName)) {
+        throw new ValidationError("sceneName", "Not a Python class name");
+      }
       const unserved = await ctx.dispatcher.whyUnserved(jobCapability.RENDER_MANIM);
       if (unserved) throw new NoWorkerError("manim", `No worker can render Manim scenes now: ${unserved}`);
       const video = await createRenderedVideo(ctx, {

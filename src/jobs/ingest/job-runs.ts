@@ -11,10 +11,18 @@ import { publishVideoStatus, type EventOf, type IngestDeps } from "./ingest-deps
  * The JobRun row of the delivery that sent `e`; workers older than run ids have one run per
  * attempt and worker.
  */
-export const runKey = (e: JobEvent) => ({ jobId: e.jobId, attempt: e.attempt, workerId: e.workerId, runId: e.runId ?? "" });
+export const runKey = (e: JobEvent) => ({
+  jobId: e.jobId,
+  attempt: e.attempt,
+  workerId: e.workerId,
+  runId: e.runId ?? "",
+});
 
 /** An event that ends a run. */
 export type RunEndEvent = EventOf<"job.succeeded" | "source.ready" | "job.failed" | "job.canceled">;
+
+/** Names a run in log lines. */
+const runOf = (e: JobEvent) => ({ jobId: e.jobId, workerId: e.workerId, runId: e.runId });
 
 const endsRun = (e: JobEvent): e is RunEndEvent =>
   e.type === "job.canceled" || e.type === "job.succeeded" || e.type === "source.ready" || e.type === "job.failed";
@@ -35,7 +43,10 @@ export function createJobRunIngestor(deps: IngestDeps) {
    * Events of a canceled attempt end their run or tell the worker (again) to stop.
    */
   async function admit(e: JobEvent): Promise<{ videoId: string; status: JobStatus } | null> {
-    const job = await db.job.findUnique({ where: { id: e.jobId }, select: { videoId: true, attempt: true, status: true, lastSeq: true } });
+    const job = await db.job.findUnique({
+      where: { id: e.jobId },
+      select: { videoId: true, attempt: true, status: true, lastSeq: true },
+    });
     if (!job) {
       log.warn("event for an unknown job ignored", { jobId: e.jobId, type: e.type });
       return null;
@@ -50,7 +61,8 @@ export function createJobRunIngestor(deps: IngestDeps) {
     // A SUCCEEDED job still takes the late data events of its attempt (each handler only moves
     // states forward), so arrival order does not change the outcome.
     if (e.attempt !== job.attempt || job.status === "FAILED" || job.status === "CANCELED") {
-      log.debug("event of a superseded attempt or finished job ignored", { jobId: e.jobId, attempt: e.attempt, type: e.type });
+      const about = { jobId: e.jobId, attempt: e.attempt, type: e.type };
+      log.debug("event of a superseded attempt or finished job ignored", about);
       return null;
     }
     // Progress older than an applied state event says nothing new.
@@ -61,7 +73,10 @@ export function createJobRunIngestor(deps: IngestDeps) {
   /** Remembers the latest state event applied; progress is not a state event. */
   async function recordSeq(e: JobEvent): Promise<void> {
     if (isProgress(e)) return;
-    await db.job.updateMany({ where: { id: e.jobId, attempt: e.attempt, lastSeq: { lt: e.seq } }, data: { lastSeq: e.seq } });
+    await db.job.updateMany({
+      where: { id: e.jobId, attempt: e.attempt, lastSeq: { lt: e.seq } },
+      data: { lastSeq: e.seq },
+    });
   }
 
   async function onStarted(e: EventOf<"job.started">, videoId: string, jobStatus: JobStatus): Promise<void> {
@@ -71,7 +86,7 @@ export function createJobRunIngestor(deps: IngestDeps) {
       // finished job again. The newcomer stops before it rewrites what the job published.
       const run = await db.jobRun.findUnique({ where: { jobId_attempt_workerId_runId: runKey(e) } });
       if (!run?.finishedAt || run.finishedAt < now) {
-        log.warn("a finished job was started again; stopping the run", { jobId: e.jobId, workerId: e.workerId, runId: e.runId });
+        log.warn("a finished job was started again; stopping the run", runOf(e));
         await deps.onCanceledJobReported(e.jobId, e.attempt, e.workerId, e.runId);
         return;
       }
@@ -111,7 +126,7 @@ export function createJobRunIngestor(deps: IngestDeps) {
     if (others.some((run) => (run.heartbeatAt ?? run.startedAt).getTime() >= aliveSince)) {
       // Another run of this job is alive: the transport delivered it twice. The newcomer stops
       // (only it: the cancel names its run), so the job never runs twice at once for long.
-      log.warn("duplicate run of a job; stopping the newcomer", { jobId: e.jobId, workerId: e.workerId, runId: e.runId });
+      log.warn("duplicate run of a job; stopping the newcomer", runOf(e));
       await deps.onCanceledJobReported(e.jobId, e.attempt, e.workerId, e.runId);
       return;
     }
@@ -122,7 +137,10 @@ export function createJobRunIngestor(deps: IngestDeps) {
         data: { status: "ABANDONED", finishedAt: run.heartbeatAt ?? run.startedAt },
       });
     }
-    const { count } = await db.video.updateMany({ where: { id: videoId, status: "QUEUED" }, data: { status: "PROCESSING" } });
+    const { count } = await db.video.updateMany({
+      where: { id: videoId, status: "QUEUED" },
+      data: { status: "PROCESSING" },
+    });
     if (count) await publishVideoStatus(deps, videoId);
   }
 
@@ -130,18 +148,20 @@ export function createJobRunIngestor(deps: IngestDeps) {
   async function finishRun(e: RunEndEvent): Promise<void> {
     const failure =
       e.type === "job.failed"
-        ? { status: "FAILED" as const, error: e.error, command: e.command ?? null, stderrTail: e.stderrTail ?? null, exitCode: e.exitCode ?? null }
+        ? {
+            status: "FAILED" as const,
+            error: e.error,
+            command: e.command ?? null,
+            stderrTail: e.stderrTail ?? null,
+            exitCode: e.exitCode ?? null,
+          }
         : e.type === "job.canceled"
           ? { status: "CANCELED" as const }
           : { status: "SUCCEEDED" as const, alreadyDone: e.alreadyDone === true };
     const key = runKey(e);
     const finishedAt = new Date(e.at);
     if (failure.status === "SUCCEEDED" && failure.alreadyDone) {
-      log.info("a delivery of a finished job found its output complete and did no work", {
-        jobId: e.jobId,
-        workerId: e.workerId,
-        runId: e.runId,
-      });
+      log.info("a delivery of a finished job found its output complete and did no work", runOf(e));
     }
     // `job.started` may not have arrived yet; the run then starts when it is first heard of.
     await db.jobRun.upsert({
@@ -150,7 +170,10 @@ export function createJobRunIngestor(deps: IngestDeps) {
       update: {},
     });
     // A run presumed dead that reports its end did run until then.
-    await db.jobRun.updateMany({ where: { ...key, status: { in: ["RUNNING", "ABANDONED"] } }, data: { ...failure, finishedAt } });
+    await db.jobRun.updateMany({
+      where: { ...key, status: { in: ["RUNNING", "ABANDONED"] } },
+      data: { ...failure, finishedAt },
+    });
   }
 
   /** The run resumed from what an earlier run published. */
@@ -173,13 +196,22 @@ export function createJobRunIngestor(deps: IngestDeps) {
     const job = await db.job.findUnique({ where: { id: e.jobId } });
     if (!job || job.attempt !== e.attempt || !["QUEUED", "RUNNING"].includes(job.status)) return;
     deps.progressWrites.forget(e.jobId);
-    log.warn("job attempt failed", { jobId: e.jobId, attempt: e.attempt, error: e.error, command: e.command, stderrTail: e.stderrTail });
+    const { jobId, attempt, command, stderrTail } = e;
+    log.warn("job attempt failed", { jobId, attempt, error: e.error, command, stderrTail });
     const error = userFacingError(e.error);
     if (e.retryable && job.attempt < job.maxAttempts) {
       const runAfter = new Date(Date.now() + retryDelayMs(job.attempt + 1));
       const { count } = await db.job.updateMany({
         where: { id: job.id, attempt: job.attempt, status: { in: ["QUEUED", "RUNNING"] } },
-        data: { status: "QUEUED", attempt: job.attempt + 1, dispatchedAt: null, runAfter, lastSeq: 0, error, workerId: null },
+        data: {
+          status: "QUEUED",
+          attempt: job.attempt + 1,
+          dispatchedAt: null,
+          runAfter,
+          lastSeq: 0,
+          error,
+          workerId: null,
+        },
       });
       if (count) deps.onJobRequeued(runAfter);
       return;
@@ -192,14 +224,18 @@ export function createJobRunIngestor(deps: IngestDeps) {
         data: { status: "FAILED", error, finishedAt: at },
       });
       if (!count) return 0;
-      await tx.variant.updateMany({ where: { videoId, status: { in: ["PENDING", "ENCODING"] } }, data: { status: "FAILED", error } });
+      await tx.variant.updateMany({
+        where: { videoId, status: { in: ["PENDING", "ENCODING"] } },
+        data: { status: "FAILED", error },
+      });
       await tx.video.updateMany({
         where: { id: videoId, status: { in: ["QUEUED", "PROCESSING"] } },
         // Its master lists playlists that will never end: nothing to play.
         data: { status: "FAILED", playable: false, error, finishedAt: at },
       });
       const jobData = { id: job.id, kind: job.kind, attempt: job.attempt, error, videoId };
-      await webhooks.emit(tx, videoId, "job.failed", webhookEventId("job.failed", job.id, String(job.attempt)), { job: jobData });
+      const jobEventId = webhookEventId("job.failed", job.id, String(job.attempt));
+      await webhooks.emit(tx, videoId, "job.failed", jobEventId, { job: jobData });
       const video = await tx.video.findUniqueOrThrow({ where: { id: videoId } });
       if (video.status === "FAILED") {
         const eventId = webhookEventId("video.failed", videoId, video.finishedAt!.toISOString());
@@ -218,7 +254,8 @@ export function createJobRunIngestor(deps: IngestDeps) {
     // What is alive, for LOCAL_FALLBACK routing; an older heartbeat delivered late changes nothing.
     await db.$executeRaw`
       INSERT INTO "Worker" (id, capabilities, "lastHeartbeatAt") VALUES (${h.workerId}, ${h.capabilities}, ${at})
-      ON CONFLICT (id) DO UPDATE SET capabilities = EXCLUDED.capabilities, "lastHeartbeatAt" = EXCLUDED."lastHeartbeatAt"
+      ON CONFLICT (id) DO UPDATE
+        SET capabilities = EXCLUDED.capabilities, "lastHeartbeatAt" = EXCLUDED."lastHeartbeatAt"
       WHERE "Worker"."lastHeartbeatAt" < EXCLUDED."lastHeartbeatAt"`;
     // Runs this worker started before the heartbeat but no longer lists have ended: finished (their
     // own event says so) or handed back at shutdown, so another worker may take them at once.
@@ -241,7 +278,10 @@ export function createJobRunIngestor(deps: IngestDeps) {
       for (const job of canceled) await deps.onCanceledJobReported(job.id, job.attempt, h.workerId);
     }
     for (const active of h.activeJobs) {
-      await db.job.updateMany({ where: { id: active.jobId, attempt: active.attempt, status: "RUNNING" }, data: { heartbeatAt: at } });
+      await db.job.updateMany({
+        where: { id: active.jobId, attempt: active.attempt, status: "RUNNING" },
+        data: { heartbeatAt: at },
+      });
       await db.jobRun.updateMany({
         where: { jobId: active.jobId, attempt: active.attempt, workerId: h.workerId, status: "RUNNING" },
         data: { heartbeatAt: at },

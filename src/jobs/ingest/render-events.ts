@@ -52,7 +52,8 @@ export function createRenderEventIngestor(deps: IngestDeps, runs: JobRunIngestor
         where: { id: videoId, status: { in: ["QUEUED", "PROCESSING"] } },
         data: { sourceKey: e.outputKey, sourceName: sourceName(e.outputKey), uploadedAt: at },
       });
-      await createJob(tx, { videoId, kind: "TRANSCODE", input: {}, parentId: parent.id, maxAttempts: parent.maxAttempts });
+      const { maxAttempts } = parent;
+      await createJob(tx, { videoId, kind: "TRANSCODE", input: {}, parentId: parent.id, maxAttempts });
       return tx.video.findUniqueOrThrow({ where: { id: videoId } });
     });
     if (!video) return;

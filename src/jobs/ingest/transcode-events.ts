@@ -1,11 +1,23 @@
 import type { Variant } from "../../generated/prisma/client.ts";
 import { variantSnapshot, videoSnapshot } from "../../events/video-events.ts";
+import type { Rung } from "../../protocol/messages.ts";
 import { videoWebhookData, webhookEventId, type WebhookEmitter } from "../../webhooks/events.ts";
 import { userFacingError } from "../user-facing-error.ts";
 import { variantAfterProgress } from "../progress.ts";
 import { lockVideo } from "../video-lock.ts";
 import { publishVideoStatus, type EventOf, type IngestDeps } from "./ingest-deps.ts";
 import type { JobRunIngestor } from "./job-runs.ts";
+
+/** A variant row's fields from its rung of the ladder. */
+const variantOfRung = (videoId: string, name: string, rung: Rung) => ({
+  videoId,
+  name,
+  kind: rung.kind,
+  width: rung.width,
+  height: rung.height,
+  bandwidth: rung.bandwidth,
+  codecs: rung.codecs,
+});
 
 /**
  * A transcode's events: the probe and its ladder, progress per rung, each rung ready or failed,
@@ -16,14 +28,18 @@ export function createTranscodeEventIngestor(deps: IngestDeps, runs: JobRunInges
 
   async function publishVariant(videoId: string, variant: Variant): Promise<void> {
     const video = await db.video.findUnique({ where: { id: videoId } });
-    if (video) {
-      pubSub.publish("videoEvents", videoId, { kind: "variantStatus", video: videoSnapshot(video), variant: variantSnapshot(variant) });
-    }
+    if (!video) return;
+    pubSub.publish("videoEvents", videoId, {
+      kind: "variantStatus",
+      video: videoSnapshot(video),
+      variant: variantSnapshot(variant),
+    });
   }
 
   async function emitPlayable(tx: Parameters<WebhookEmitter["emit"]>[0], videoId: string): Promise<void> {
     const video = await tx.video.findUniqueOrThrow({ where: { id: videoId } });
-    await webhooks.emit(tx, videoId, "video.playable", webhookEventId("video.playable", videoId), { video: videoWebhookData(video) });
+    const eventId = webhookEventId("video.playable", videoId);
+    await webhooks.emit(tx, videoId, "video.playable", eventId, { video: videoWebhookData(video) });
   }
 
   async function onProbed(e: EventOf<"job.probed">, videoId: string): Promise<void> {
@@ -43,15 +59,7 @@ export function createTranscodeEventIngestor(deps: IngestDeps, runs: JobRunInges
         },
       }),
       db.variant.createMany({
-        data: e.ladder.map((r) => ({
-          videoId,
-          name: r.name,
-          kind: r.kind,
-          width: r.width,
-          height: r.height,
-          bandwidth: r.bandwidth,
-          codecs: r.codecs,
-        })),
+        data: e.ladder.map((rung) => variantOfRung(videoId, rung.name, rung)),
         skipDuplicates: true,
       }),
     ]);
@@ -103,21 +111,31 @@ export function createTranscodeEventIngestor(deps: IngestDeps, runs: JobRunInges
       segmentCount: e.segmentCount,
       readyAt: new Date(e.at),
     };
-    const { rung } = e;
     const variant = await db.$transaction(async (tx) => {
       // Before `job.probed` (events can arrive out of order) the row does not exist yet.
       const { count: created } = await tx.variant.createMany({
-        data: [{ videoId, name: e.name, kind: rung.kind, width: rung.width, height: rung.height, bandwidth: rung.bandwidth, codecs: rung.codecs, ...ready }],
+        data: [{ ...variantOfRung(videoId, e.name, e.rung), ...ready }],
         skipDuplicates: true,
       });
-      const { count } = await tx.variant.updateMany({ where: { videoId, name: e.name, status: { in: ["PENDING", "ENCODING"] } }, data: ready });
+      const { count } = await tx.variant.updateMany({
+        where: { videoId, name: e.name, status: { in: ["PENDING", "ENCODING"] } },
+        data: ready,
+      });
       if (!count && !created) return null;
       const row = await tx.variant.findUniqueOrThrow({ where: { videoId_name: { videoId, name: e.name } } });
       const data = {
         videoId,
-        variant: { id: row.id, name: row.name, kind: row.kind, width: row.width, height: row.height, segmentCount: row.segmentCount },
+        variant: {
+          id: row.id,
+          name: row.name,
+          kind: row.kind,
+          width: row.width,
+          height: row.height,
+          segmentCount: row.segmentCount,
+        },
       };
-      await webhooks.emit(tx, videoId, "variant.ready", webhookEventId("variant.ready", row.id, row.readyAt!.toISOString()), data);
+      const eventId = webhookEventId("variant.ready", row.id, row.readyAt!.toISOString());
+      await webhooks.emit(tx, videoId, "variant.ready", eventId, data);
       return row;
     });
     if (!variant) return;
@@ -127,13 +145,15 @@ export function createTranscodeEventIngestor(deps: IngestDeps, runs: JobRunInges
 
   async function onVariantFailed(e: EventOf<"variant.failed">, videoId: string): Promise<void> {
     const failed = { status: "FAILED" as const, error: userFacingError(e.error) };
-    const { rung } = e;
     // Before `job.probed` (events can arrive out of order) the row does not exist yet.
     await db.variant.createMany({
-      data: [{ videoId, name: e.name, kind: rung.kind, width: rung.width, height: rung.height, bandwidth: rung.bandwidth, codecs: rung.codecs, ...failed }],
+      data: [{ ...variantOfRung(videoId, e.name, e.rung), ...failed }],
       skipDuplicates: true,
     });
-    const { count } = await db.variant.updateMany({ where: { videoId, name: e.name, status: { in: ["PENDING", "ENCODING"] } }, data: failed });
+    const { count } = await db.variant.updateMany({
+      where: { videoId, name: e.name, status: { in: ["PENDING", "ENCODING"] } },
+      data: failed,
+    });
     if (!count) return;
     const variant = await db.variant.findUnique({ where: { videoId_name: { videoId, name: e.name } } });
     if (variant) await publishVariant(videoId, variant);
@@ -167,11 +187,18 @@ export function createTranscodeEventIngestor(deps: IngestDeps, runs: JobRunInges
       });
       if (!count) return 0;
       // `video.playable` may not have arrived yet; the video is playable now, so say it once.
-      const wasPlayable = (await tx.video.findUnique({ where: { id: videoId }, select: { playable: true } }))?.playable ?? true;
+      const before = await tx.video.findUnique({ where: { id: videoId }, select: { playable: true } });
+      const wasPlayable = before?.playable ?? true;
       await tx.video.updateMany({
         where: { id: videoId, status: { in: ["QUEUED", "PROCESSING"] } },
         // A retried rung's job makes no poster: the video keeps the one it has.
-        data: { status: "READY", playable: true, masterKey: e.masterKey, posterKey: e.posterKey ?? undefined, finishedAt: at },
+        data: {
+          status: "READY",
+          playable: true,
+          masterKey: e.masterKey,
+          posterKey: e.posterKey ?? undefined,
+          finishedAt: at,
+        },
       });
       await tx.video.updateMany({ where: { id: videoId, playableAt: null }, data: { playableAt: at } });
       if (!wasPlayable) await emitPlayable(tx, videoId);
