@@ -1,6 +1,6 @@
 import { builder } from "../builder.ts";
 import type { Context } from "../context.ts";
-import type { Video } from "../generated/prisma/client.ts";
+import type { JobKind, Video } from "../generated/prisma/client.ts";
 import { announceQueuedJob, createJob, type JobInputOf } from "../jobs/create-job.ts";
 import { createVideoOnce, VideoRef } from "./video.ts";
 
@@ -9,9 +9,9 @@ export const RenderSuccess = builder.objectRef<{ video: Video }>("RenderSuccess"
   fields: (t) => ({ video: t.field({ type: VideoRef, resolve: (r) => r.video }) }),
 });
 
-type SourceJob = {
-  [K in "RENDER_MANIM" | "RENDER_COMPOSITION" | "IMPORT_URL"]: { kind: K; input: JobInputOf<K> };
-}["RENDER_MANIM" | "RENDER_COMPOSITION" | "IMPORT_URL"];
+/** The kinds of job that make a video's source. */
+type SourceJobKind = Exclude<JobKind, "TRANSCODE">;
+type SourceJob = { [K in SourceJobKind]: { kind: K; input: JobInputOf<K> } }[SourceJobKind];
 
 /**
  * Creates a video whose source a worker makes (a render, an import) and queues its first job;
