@@ -5,6 +5,7 @@ import { sourceKey, sourcePrefix } from "../protocol/storage-layout.ts";
 import type { ApiStorage } from "../storage/types.ts";
 import type { Video } from "../generated/prisma/client.ts";
 import { videoSnapshot, type VideoPubSub } from "../events/video-events.ts";
+import { announceQueuedJob, createJob } from "../jobs/create-job.ts";
 import type { Dispatcher } from "../jobs/dispatcher.ts";
 
 /**
@@ -31,13 +32,10 @@ export async function queueUploadedVideo(
       },
     });
     if (!count) return null;
-    await tx.job.create({ data: { videoId, kind: "TRANSCODE", capability: "cpu", maxAttempts: deps.maxAttempts } });
+    await createJob(tx, { videoId, kind: "TRANSCODE", input: {}, maxAttempts: deps.maxAttempts });
     return tx.video.findUniqueOrThrow({ where: { id: videoId } });
   });
-  if (video) {
-    deps.dispatcher.kick();
-    deps.pubSub.publish("videoEvents", videoId, { kind: "status", video: videoSnapshot(video) });
-  }
+  if (video) announceQueuedJob(deps, video);
   return video;
 }
 
