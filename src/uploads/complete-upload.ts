@@ -4,7 +4,7 @@ import { isUuid } from "../ids.ts";
 import { sourceKey, sourcePrefix } from "../protocol/storage-layout.ts";
 import type { ApiStorage } from "../storage/types.ts";
 import type { Video } from "../generated/prisma/client.ts";
-import { videoSnapshot, type VideoPubSub } from "../events/video-events.ts";
+import type { VideoPubSub } from "../events/video-events.ts";
 import { announceQueuedJob, createJob } from "../jobs/create-job.ts";
 import type { Dispatcher } from "../jobs/dispatcher.ts";
 
