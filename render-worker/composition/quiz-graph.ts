@@ -1,7 +1,7 @@
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { QuizQuestion } from "../../src/protocol/messages.ts";
-import type { GraphInput } from "../media/ffmpeg.ts";
+import type { GraphInput } from "./render-graph.ts";
 import { ownMediaFile, type ProbedInput } from "../media/media-input.ts";
 
 /** How long the answer stays revealed after each question's countdown. */

@@ -1,5 +1,5 @@
 import type { QuizQuestion } from "../../src/protocol/messages.ts";
-import { concatParts, renderFilterGraph } from "../media/ffmpeg.ts";
+import { concatParts, renderFilterGraph } from "./render-graph.ts";
 import { synthesizeSpeech } from "../media/speech.ts";
 import { narrationText, quizSegmentGraph, quizSegmentSeconds, writeQuestionText, type QuizAssets, type QuizSegmentSpec } from "./quiz-graph.ts";
 

@@ -1,17 +1,17 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import type { JobEventBody, RenderManimJobMessage } from "../../src/protocol/messages.ts";
+import type { RenderManimJobMessage } from "../../src/protocol/messages.ts";
 import { estimateJobMemoryBytes } from "../admission.ts";
 import { log } from "../log.ts";
 import { restorePartialMovies, realFileInside, uploadNewPartialMovies } from "../manim/cache.ts";
 import { locateManim, type ManimInstall } from "../manim/capability.ts";
 import { createManimFailureReader, describeManimFailure, type ManimFailure } from "../manim/failure.ts";
 import { MANIM_QUALITY, manimRenderArgs, partialMovieDir, qualityDir, SCENE_FILE, sceneMoviePath } from "../manim/command.ts";
-import { createManimProgressParser } from "../manim/progress.ts";
+import { createManimProgressParser } from "../manim/progress-bars.ts";
 import { checkScene, SceneError } from "../manim/scene-check.ts";
 import { abortError } from "../media/errors.ts";
+import { reportManimProgress } from "../progress/job-progress.ts";
 import { runSandboxed, type SandboxLimits, type SandboxResult } from "../sandbox/bubblewrap.ts";
-import { sampleProgress } from "./progress-sampler.ts";
 import { sourceReady, storeSource } from "./rendered-source.ts";
 import type { JobContext } from "./types.ts";
 
@@ -54,7 +54,7 @@ export async function renderManim(job: RenderManimJobMessage, ctx: JobContext): 
 
     const parser = createManimProgressParser();
     const failure = createManimFailureReader();
-    const progress = reportRenderProgress(ctx, parser, animationCount);
+    const progress = reportManimProgress(ctx, parser, animationCount);
     let result: SandboxResult;
     let completed = false;
     try {
@@ -131,24 +131,4 @@ function renderFailure(result: SandboxResult, limits: SandboxLimits, said: Manim
   if (logged) return new SceneError(`The scene failed: ${logged.replace(/^ERROR\s+/, "").replace(/\s{2,}\S+\.py:\d+$/, "")}`, details);
   // No reason from the scene: killed from outside (the machine's OOM killer, say) or a crash.
   return Object.assign(new Error(`Manim exited with ${result.signal ?? `code ${result.exitCode}`} without saying why`), { retryable: true, ...details });
-}
-
-type RenderProgressBody = Extract<JobEventBody, { type: "render.progress" }>;
-
-/** Samples the parser on the progress timer; the last state is sent once more at the end. */
-function reportRenderProgress(ctx: JobContext, parser: ReturnType<typeof createManimProgressParser>, animationCount: number | null) {
-  const sampler = sampleProgress(ctx, (): RenderProgressBody | null => {
-    const p = parser.snapshot();
-    if (p.animationIndex === null) return null;
-    return {
-      type: "render.progress",
-      index: p.animationIndex,
-      count: animationCount,
-      percent: p.percent,
-      description: p.description,
-      renderedCount: p.renderedCount,
-      cachedCount: p.cachedCount,
-    };
-  });
-  return { stop: () => sampler.stop({ final: true }) };
 }

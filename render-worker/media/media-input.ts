@@ -59,6 +59,17 @@ export function mediaInputOptions(input: MediaInput): string[] {
   ];
 }
 
+/**
+ * The largest frame ffmpeg may decode: a stream whose SPS changes to a huge size after the probe
+ * fails instead of allocating it. The probe refuses larger frames up front.
+ */
+export const MAX_DECODE_PIXELS = 36_000_000;
+
+/** The input option that makes the decoder refuse a frame larger than MAX_DECODE_PIXELS. */
+export function decodeLimitOptions(): string[] {
+  return ["-max_pixels", String(MAX_DECODE_PIXELS)];
+}
+
 /** The readable reason for a file whose container ffmpeg recognised but the whitelist refused. */
 export function refusedFormatReason(demuxer: string): string {
   const lists = "so only single media files are accepted";

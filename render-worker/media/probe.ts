@@ -1,8 +1,20 @@
+import { execFile } from "node:child_process";
 import { stat } from "node:fs/promises";
 import type { ProbeResult } from "../../src/protocol/messages.ts";
-import { MediaError } from "./errors.ts";
-import { ffprobeJson, MAX_DECODE_PIXELS, type FfprobeJson, type FfprobeJsonStream } from "./ffmpeg.ts";
-import { mediaInputAt, probedInput, refusedFormatReason, type ProbedInput } from "./media-input.ts";
+import { abortError, MediaError, redactUrls, stderrTailOf, withoutLogPrefix } from "./errors.ts";
+import {
+  MAX_DECODE_PIXELS,
+  mediaInputAt,
+  mediaInputOptions,
+  probedInput,
+  refusedFormatReason,
+  type MediaInput,
+  type ProbedInput,
+} from "./media-input.ts";
+import { mediaToolEnv } from "./tool-environment.ts";
+import { diesWithWorker } from "./tool-process.ts";
+
+const FFPROBE = process.env.FFPROBE_PATH || "ffprobe";
 
 /** Frames larger than this on either side are refused: x264 levels and players stop there. */
 export const MAX_FRAME_SIDE = 8192;
@@ -193,4 +205,79 @@ function ratio(value: string | undefined, separator: string): number | null {
   const [num, den] = (value ?? "").split(separator).map(Number);
   if (!Number.isFinite(num) || !Number.isFinite(den) || den === 0 || num === 0) return null;
   return num / den;
+}
+
+/** The parts of `ffprobe -of json -show_format -show_streams` output the worker reads. */
+export interface FfprobeJson {
+  streams?: FfprobeJsonStream[];
+  format?: { format_name?: string; duration?: string };
+}
+
+export interface FfprobeJsonStream {
+  index: number;
+  codec_type?: string;
+  codec_name?: string;
+  width?: number;
+  height?: number;
+  sample_aspect_ratio?: string;
+  avg_frame_rate?: string;
+  r_frame_rate?: string;
+  duration?: string;
+  disposition?: { attached_pic?: number };
+  tags?: { rotate?: string };
+  side_data_list?: Array<{ side_data_type?: string; rotation?: number }>;
+}
+
+interface FfprobeOptions {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+  maxPixels?: number;
+}
+
+/**
+ * Runs ffprobe on an input, within its whitelists, and returns its JSON. Fails with a MediaError
+ * whose message is ffprobe's own short reason (`moov atom not found; Invalid data found when
+ * processing input`).
+ */
+function ffprobeJson(input: MediaInput, opts: FfprobeOptions = {}): Promise<FfprobeJson> {
+  // -max_pixels makes the decoder refuse a huge frame instead of allocating it (a decompression bomb).
+  const limit = opts.maxPixels ? ["-max_pixels", String(opts.maxPixels)] : [];
+  const args = ["-v", "error", ...mediaInputOptions(input), ...limit, "-of", "json", "-show_format", "-show_streams", input.url];
+  const command = redactUrls([FFPROBE, ...args].join(" "));
+  const ffprobe = diesWithWorker(FFPROBE, args);
+  const execOptions = {
+    maxBuffer: 32 * 1024 * 1024,
+    timeout: opts.timeoutMs ?? 60_000,
+    killSignal: "SIGKILL" as const,
+    signal: opts.signal,
+    env: mediaToolEnv(),
+  };
+  return new Promise((resolve, reject) => {
+    execFile(ffprobe.file, ffprobe.args, execOptions, (error, stdout, stderr) => {
+      if (opts.signal?.aborted) return reject(abortError(opts.signal));
+      const stderrTail = stderrTailOf(stderr);
+      if (error) {
+        const exitCode = typeof error.code === "number" ? error.code : null;
+        const timedOut = error.killed === true && exitCode === null;
+        const reason = timedOut ? "ffprobe timed out" : exitCode === null ? error.message : shortReason(stderr, input.url);
+        // A process that could not run or was cut off says nothing about the file.
+        return reject(new MediaError(reason, { retryable: exitCode === null, command, stderrTail, exitCode, cause: error }));
+      }
+      try {
+        resolve(JSON.parse(stdout) as FfprobeJson);
+      } catch (cause) {
+        reject(new MediaError("ffprobe printed invalid JSON", { retryable: true, command, stderrTail, cause }));
+      }
+    });
+  });
+}
+
+/** ffprobe's error lines without their `[demuxer @ 0x…]` and `input:` prefixes, deduplicated. */
+function shortReason(stderr: string, input: string): string {
+  const reasons = stderr
+    .split(/\r\n|\r|\n/)
+    .map((l) => withoutLogPrefix(l).trim())
+    .map((l) => (l.startsWith(`${input}: `) ? l.slice(input.length + 2) : l))
+    .filter((l) => l !== "");
+  return [...new Set(reasons)].join("; ") || "ffprobe failed without saying why";
 }
