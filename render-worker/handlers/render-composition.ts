@@ -46,11 +46,16 @@ export async function renderComposition(job: RenderCompositionJobMessage, ctx: J
 }
 
 /** Where ffmpeg reads each asset from, checked to be the kind of media its place needs. */
-async function resolveAssets(job: RenderCompositionJobMessage, storage: WorkerStorage, signal: AbortSignal): Promise<QuizAssets> {
+async function resolveAssets(
+  job: RenderCompositionJobMessage,
+  storage: WorkerStorage,
+  signal: AbortSignal,
+): Promise<QuizAssets> {
   const assets: QuizAssets = {};
   const { backgroundKey, timerKey, correctSoundKey } = job.assets;
   if (backgroundKey) {
-    const background = await probeAsset("backgroundKey", backgroundKey, await assetInput(storage, "backgroundKey", backgroundKey), signal);
+    const location = await assetInput(storage, "backgroundKey", backgroundKey);
+    const background = await probeAsset("backgroundKey", backgroundKey, location, signal);
     assets.background = background.input;
   }
   if (timerKey) {
@@ -64,7 +69,9 @@ async function resolveAssets(job: RenderCompositionJobMessage, storage: WorkerSt
       if (err instanceof MediaError && err.retryable) throw err;
       throw assetError("correctSoundKey", correctSoundKey, err.message);
     });
-    if (!sound.data.streams?.some((s) => s.codec_type === "audio")) throw assetError("correctSoundKey", correctSoundKey, "it has no audio stream");
+    if (!sound.data.streams?.some((s) => s.codec_type === "audio")) {
+      throw assetError("correctSoundKey", correctSoundKey, "it has no audio stream");
+    }
     assets.correctSound = sound.input;
   }
   return assets;
@@ -88,5 +95,6 @@ async function probeAsset(field: string, key: string, input: string, signal: Abo
 }
 
 function assetError(field: string, key: string, reason: string): MediaError {
-  return new MediaError(`The composition's ${field} asset ${path.basename(key)} cannot be used: ${reason}`, { retryable: false });
+  const message = `The composition's ${field} asset ${path.basename(key)} cannot be used: ${reason}`;
+  return new MediaError(message, { retryable: false });
 }

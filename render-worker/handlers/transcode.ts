@@ -59,7 +59,8 @@ async function encodeAndPublish(
   const hls = hlsLayout(job.outputPrefix);
   const encoder = ctx.encoder ?? "libx264";
   const manifest: EncodeManifest = { jobId: job.jobId, ladder, segmentSeconds: job.options.segmentSeconds, encoder };
-  const plan = await planResume({ storage, hlsPrefix: hls.prefix, manifest, rungs, duration: probe.duration, fps: probe.fps });
+  const { duration, fps } = probe;
+  const plan = await planResume({ storage, hlsPrefix: hls.prefix, manifest, rungs, duration, fps });
   const resume: ResumePoint | null = plan.resume;
   const resumed = resume ? { segments: resume.segments, fromSeconds: resume.fromSeconds } : null;
   if (plan.resume) {
@@ -164,7 +165,8 @@ async function encodeAndPublish(
 async function reportCompletedEncode(job: TranscodeJobMessage, ctx: JobContext): Promise<boolean> {
   const done = await completedEncode(ctx.storage, hlsLayout(job.outputPrefix).encodeManifestKey, job.jobId);
   if (!done) return false;
-  log.info("the job's output is complete in storage: acknowledged without work", { jobId: job.jobId, attempt: job.attempt });
+  const { jobId, attempt } = job;
+  log.info("the job's output is complete in storage: acknowledged without work", { jobId, attempt });
   for (const v of done.complete.variants) {
     const rung = done.ladder.find((r) => r.name === v.name);
     if (!rung) continue;
@@ -190,7 +192,8 @@ async function masterLadder(
   if (rungs.length === ladder.length) return ladder;
   const listed: Rung[] = [];
   for (const rung of ladder) {
-    const complete = rungs.includes(rung) || (await storage.readText(hls.playlistKey(rung.name)))?.includes("#EXT-X-ENDLIST");
+    const complete =
+      rungs.includes(rung) || (await storage.readText(hls.playlistKey(rung.name)))?.includes("#EXT-X-ENDLIST");
     if (complete) listed.push(rung);
   }
   return listed;
@@ -202,7 +205,8 @@ function rungsToEncode(ladder: PlannedRung[], names: string[] | undefined): Plan
   const missing = names.filter((n) => !ladder.some((r) => r.name === n));
   if (missing.length > 0) {
     const planned = ladder.map((r) => r.name).join(", ");
-    throw new MediaError(`The ladder planned for this source has no rung ${missing.join(", ")} (it has ${planned})`, { retryable: false });
+    const message = `The ladder planned for this source has no rung ${missing.join(", ")} (it has ${planned})`;
+    throw new MediaError(message, { retryable: false });
   }
   return ladder.filter((r) => names.includes(r.name));
 }

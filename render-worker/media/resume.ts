@@ -54,7 +54,11 @@ type FinishedEncode = EncodeManifest & { complete: CompletedEncode };
  * The manifest at `manifestKey` when `jobId`'s finished run wrote it; null when there is none,
  * it is another job's, or it cannot be read (the job then runs).
  */
-export async function completedEncode(storage: WorkerStorage, manifestKey: string, jobId: string): Promise<FinishedEncode | null> {
+export async function completedEncode(
+  storage: WorkerStorage,
+  manifestKey: string,
+  jobId: string,
+): Promise<FinishedEncode | null> {
   try {
     const text = await storage.readText(manifestKey);
     if (text === null) return null;
@@ -86,7 +90,8 @@ export async function planResume(args: {
     return await findResumePoint(args);
   } catch (err) {
     // Whatever cannot be read is encoded again.
-    return { resume: null, reason: `the earlier run's playlists could not be read: ${err instanceof Error ? err.message : String(err)}` };
+    const why = err instanceof Error ? err.message : String(err);
+    return { resume: null, reason: `the earlier run's playlists could not be read: ${why}` };
   }
 }
 
@@ -95,7 +100,8 @@ async function findResumePoint(args: Parameters<typeof planResume>[0]): Promise<
   const previous = await storage.readText(`${hlsPrefix}/${ENCODE_MANIFEST}`);
   if (previous === null) return { resume: null, reason: "no earlier run published anything" };
   if (previous !== encodeManifestText(manifest)) {
-    return { resume: null, reason: "an earlier run was another job's, or encoded another ladder or with other options" };
+    const reason = "an earlier run was another job's, or encoded another ladder or with other options";
+    return { resume: null, reason };
   }
 
   const segmentSeconds = manifest.segmentSeconds;
@@ -161,7 +167,9 @@ export function mergePlaylist(kept: KeptSegment[], ffmpegText: string): string {
   const keptTarget = Math.max(...kept.map((s) => Math.round(s.duration)));
   const merged = header.map((l) => {
     if (l.startsWith("#EXT-X-MEDIA-SEQUENCE:")) return "#EXT-X-MEDIA-SEQUENCE:0";
-    if (l.startsWith("#EXT-X-TARGETDURATION:")) return `#EXT-X-TARGETDURATION:${Math.max(keptTarget, Number(l.split(":")[1]) || 0)}`;
+    if (l.startsWith("#EXT-X-TARGETDURATION:")) {
+      return `#EXT-X-TARGETDURATION:${Math.max(keptTarget, Number(l.split(":")[1]) || 0)}`;
+    }
     return l;
   });
   for (const s of kept) merged.push(`#EXTINF:${s.duration.toFixed(6)},`, s.uri);
