@@ -9,8 +9,10 @@ import path from "node:path";
 import { promisify } from "node:util";
 import cliProgress from "cli-progress";
 import type { Rung } from "../src/protocol/messages.ts";
-import { encodeLadder, ladderScaleGraph, probeNvenc, type VideoEncoder } from "../render-worker/media/ffmpeg.ts";
-import { planLadder } from "../render-worker/media/ladder.ts";
+import { encodeLadder, ladderScaleGraph, type VideoEncoder } from "../render-worker/media/encode-ladder.ts";
+import { AUDIO_ENCODER_OPTIONS, planLadder } from "../render-worker/media/ladder.ts";
+import { probeNvenc } from "../render-worker/media/nvenc.ts";
+import { encoderProgress } from "../render-worker/progress/job-progress.ts";
 import { probeSource } from "../render-worker/media/probe.ts";
 import { parseCommandLine, usageError } from "../scripts/cli.ts";
 
@@ -119,7 +121,7 @@ async function encodeOnce(source: string, ladder: Rung[], encoder: VideoEncoder,
     const encode = encodeLadder({ input, probe, ladder, workDir, segmentSeconds: SEGMENT_SECONDS, signal: interrupted.signal, encoder });
     bar.start(Math.round(probe.duration), 0, { speed: "–" });
     const timer = setInterval(() => {
-      const { outTimeSeconds, speed } = encode.stats();
+      const { outTimeSeconds, speed } = encoderProgress(encode.status());
       if (outTimeSeconds !== null) bar.update(Math.min(Math.round(outTimeSeconds), bar.getTotal()), { speed: speed === null ? "–" : speed.toFixed(2) });
     }, 500);
     try {
@@ -159,7 +161,7 @@ function decodeAndScaleOnly(input: string, ladder: Rung[], workDir: string): Pro
   const videoRungs = ladder.filter((r) => r.kind === "VIDEO");
   const args = ["-nostdin", "-hide_banner", "-v", "error", "-i", input, "-filter_complex", ladderScaleGraph(videoRungs)];
   videoRungs.forEach((_, i) => args.push("-map", `[v${i}]`, "-f", "null", "-"));
-  if (ladder.some((r) => r.kind === "AUDIO")) args.push("-map", "0:a:0", "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-ar", "48000", "-f", "null", "-");
+  if (ladder.some((r) => r.kind === "AUDIO")) args.push("-map", "0:a:0", ...AUDIO_ENCODER_OPTIONS, "-f", "null", "-");
   return run("ffmpeg", args, { cwd: workDir, signal: interrupted.signal });
 }
 

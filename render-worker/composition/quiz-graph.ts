@@ -1,7 +1,7 @@
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { QuizQuestion } from "../../src/protocol/messages.ts";
-import type { GraphInput } from "../media/ffmpeg.ts";
+import type { GraphInput } from "./render-graph.ts";
 import { ownMediaFile, type ProbedInput } from "../media/media-input.ts";
 
 /** How long the answer stays revealed after each question's countdown. */
@@ -156,8 +156,19 @@ export function quizLayout(width: number, height: number, choiceCount: number) {
     question: { top: px(70), fontSize: px(40), lineHeight: px(52), maxLines: 3, maxWidth: width - 2 * margin },
     timer: { x: margin, y: px(250), w: width - 2 * margin, h: px(16) },
     choices,
-    choice: { fontSize: px(28), lineHeight: px(36), maxLines: Math.max(1, Math.floor((choiceH - px(16)) / px(36))), padding: px(24) },
-    explanation: { top: choicesTop + rows * choiceH + (rows - 1) * gap + px(24), fontSize: px(26), lineHeight: px(34), maxLines: 2, maxWidth: width - 2 * margin },
+    choice: {
+      fontSize: px(28),
+      lineHeight: px(36),
+      maxLines: Math.max(1, Math.floor((choiceH - px(16)) / px(36))),
+      padding: px(24),
+    },
+    explanation: {
+      top: choicesTop + rows * choiceH + (rows - 1) * gap + px(24),
+      fontSize: px(26),
+      lineHeight: px(34),
+      maxLines: 2,
+      maxWidth: width - 2 * margin,
+    },
   };
 }
 
@@ -197,22 +208,48 @@ export async function writeQuestionText(spec: QuizSegmentSpec, workDir: string, 
   });
   const q = layout.question;
   wrapText(spec.question.question, q.maxWidth / q.fontSize, q.maxLines).forEach((text, i) =>
-    lines.push({ file: `${prefix}question-${i}.txt`, text, font: BOLD_FONT, fontSize: q.fontSize, x: "(w-text_w)/2", y: q.top + i * q.lineHeight, color: "white" }),
+    lines.push({
+      file: `${prefix}question-${i}.txt`,
+      text,
+      font: BOLD_FONT,
+      fontSize: q.fontSize,
+      x: "(w-text_w)/2",
+      y: q.top + i * q.lineHeight,
+      color: "white",
+    }),
   );
   const c = layout.choice;
   spec.question.choices.forEach((choice, k) => {
     const box = layout.choices[k]!;
     const wrapped = wrapText(`${LETTERS[k]}.  ${choice}`, (box.w - 2 * c.padding) / c.fontSize, c.maxLines);
-    const blockTop = box.y + Math.round((box.h - wrapped.length * c.lineHeight) / 2) + Math.round((c.lineHeight - c.fontSize) / 2);
+    const blockTop =
+      box.y + Math.round((box.h - wrapped.length * c.lineHeight) / 2) + Math.round((c.lineHeight - c.fontSize) / 2);
     wrapped.forEach((text, i) =>
-      lines.push({ file: `${prefix}choice-${k}-${i}.txt`, text, font: BOLD_FONT, fontSize: c.fontSize, x: String(box.x + c.padding), y: blockTop + i * c.lineHeight, color: "white" }),
+      lines.push({
+        file: `${prefix}choice-${k}-${i}.txt`,
+        text,
+        font: BOLD_FONT,
+        fontSize: c.fontSize,
+        x: String(box.x + c.padding),
+        y: blockTop + i * c.lineHeight,
+        color: "white",
+      }),
     );
   });
   const explanation = spec.question.explanation ? normalizeText(spec.question.explanation) : "";
   if (explanation !== "") {
     const e = layout.explanation;
     wrapText(explanation, e.maxWidth / e.fontSize, e.maxLines).forEach((text, i) =>
-      lines.push({ file: `${prefix}explanation-${i}.txt`, text, font: REGULAR_FONT, fontSize: e.fontSize, x: "(w-text_w)/2", y: e.top + i * e.lineHeight, color: "white", enable: `gte(t,${S})` }),
+      lines.push({
+        file: `${prefix}explanation-${i}.txt`,
+        text,
+        font: REGULAR_FONT,
+        fontSize: e.fontSize,
+        x: "(w-text_w)/2",
+        y: e.top + i * e.lineHeight,
+        color: "white",
+        enable: `gte(t,${S})`,
+      }),
     );
   }
   await Promise.all(lines.map((l) => writeFile(path.join(workDir, l.file), l.text)));
@@ -224,7 +261,12 @@ export async function writeQuestionText(spec: QuizSegmentSpec, workDir: string, 
  * after `secondsPerQuestion` the correct choice turned green with a sound; narration under it all.
  * Input indexes start at `firstInput`; labels start with `prefix`.
  */
-export function quizSegmentGraph(spec: QuizSegmentSpec, lines: TextLine[], firstInput: number, prefix: string): QuizSegmentGraph {
+export function quizSegmentGraph(
+  spec: QuizSegmentSpec,
+  lines: TextLine[],
+  firstInput: number,
+  prefix: string,
+): QuizSegmentGraph {
   const { width: W, height: H, secondsPerQuestion: S } = spec;
   const D = quizSegmentSeconds(S);
   const layout = quizLayout(W, H, spec.question.choices.length);
@@ -239,13 +281,17 @@ export function quizSegmentGraph(spec: QuizSegmentSpec, lines: TextLine[], first
   if (spec.assets.background) {
     const bg = addInput(spec.assets.background, true);
     chains.push(
-      `[${bg}:v:0]scale=${W}:${H}:force_original_aspect_ratio=increase,crop=${W}:${H},setsar=1,fps=${QUIZ_FPS},trim=duration=${D},setpts=PTS-STARTPTS,` +
+      `[${bg}:v:0]scale=${W}:${H}:force_original_aspect_ratio=increase,crop=${W}:${H},setsar=1,` +
+        `fps=${QUIZ_FPS},trim=duration=${D},setpts=PTS-STARTPTS,` +
         // Darkened so white text stays readable on any background.
         `colorlevels=romax=0.55:gomax=0.55:bomax=0.55,format=yuv420p[${L("bg")}]`,
     );
   } else {
     const [c0, c1] = PALETTE[spec.index % PALETTE.length]!;
-    chains.push(`gradients=s=${W}x${H}:r=${QUIZ_FPS}:d=${D}:c0=${c0}:c1=${c1}:x0=0:y0=0:x1=${W}:y1=${H}:speed=0.00001,format=yuv420p[${L("bg")}]`);
+    chains.push(
+      `gradients=s=${W}x${H}:r=${QUIZ_FPS}:d=${D}:c0=${c0}:c1=${c1}:x0=0:y0=0:x1=${W}:y1=${H}:speed=0.00001,` +
+        `format=yuv420p[${L("bg")}]`,
+    );
   }
 
   const t = layout.timer;
@@ -264,14 +310,17 @@ export function quizSegmentGraph(spec: QuizSegmentSpec, lines: TextLine[], first
   }
 
   const draw: string[] = [];
-  layout.choices.forEach((box) => draw.push(`drawbox=x=${box.x}:y=${box.y}:w=${box.w}:h=${box.h}:color=black@0.55:t=fill`));
+  const boxAt = (box: ReturnType<typeof quizLayout>["choices"][number]) =>
+    `drawbox=x=${box.x}:y=${box.y}:w=${box.w}:h=${box.h}`;
+  layout.choices.forEach((box) => draw.push(`${boxAt(box)}:color=black@0.55:t=fill`));
   const correct = layout.choices[spec.question.answerIndex]!;
-  draw.push(`drawbox=x=${correct.x}:y=${correct.y}:w=${correct.w}:h=${correct.h}:color=0x16a34a:t=fill:enable='gte(t,${S})'`);
-  draw.push(`drawbox=x=${correct.x}:y=${correct.y}:w=${correct.w}:h=${correct.h}:color=white:t=${Math.max(2, Math.round(t.h / 4))}:enable='gte(t,${S})'`);
+  draw.push(`${boxAt(correct)}:color=0x16a34a:t=fill:enable='gte(t,${S})'`);
+  draw.push(`${boxAt(correct)}:color=white:t=${Math.max(2, Math.round(t.h / 4))}:enable='gte(t,${S})'`);
   for (const line of lines) {
     const enable = line.enable ? `:enable='${line.enable}'` : "";
     draw.push(
-      `drawtext=fontfile=${line.font}:textfile=${line.file}:expansion=none:fontsize=${line.fontSize}:fontcolor=${line.color}:x=${line.x}:y=${line.y}${enable}`,
+      `drawtext=fontfile=${line.font}:textfile=${line.file}:expansion=none:` +
+        `fontsize=${line.fontSize}:fontcolor=${line.color}:x=${line.x}:y=${line.y}${enable}`,
     );
   }
   chains.push(`[${L("bg")}]${draw.join(",")}[${L("drawn")}]`);
@@ -288,7 +337,8 @@ export function quizSegmentGraph(spec: QuizSegmentSpec, lines: TextLine[], first
     chains.push(`[${sound}:a:0]${stereo},atrim=duration=${REVEAL_SECONDS},adelay=${delayMs}|${delayMs}[${L("ding")}]`);
   } else {
     chains.push(
-      `sine=f=880:r=48000:d=0.6,${stereo},volume=2,afade=t=out:st=0.15:d=0.45,adelay=${delayMs}|${delayMs}[${L("ding")}]`,
+      `sine=f=880:r=48000:d=0.6,${stereo},volume=2,afade=t=out:st=0.15:d=0.45,` +
+        `adelay=${delayMs}|${delayMs}[${L("ding")}]`,
     );
   }
   audio.push(`[${L("ding")}]`);

@@ -1,7 +1,14 @@
 import type { QuizQuestion } from "../../src/protocol/messages.ts";
-import { concatParts, renderFilterGraph } from "../media/ffmpeg.ts";
+import { concatParts, renderFilterGraph } from "./render-graph.ts";
 import { synthesizeSpeech } from "../media/speech.ts";
-import { narrationText, quizSegmentGraph, quizSegmentSeconds, writeQuestionText, type QuizAssets, type QuizSegmentSpec } from "./quiz-graph.ts";
+import {
+  narrationText,
+  quizSegmentGraph,
+  quizSegmentSeconds,
+  writeQuestionText,
+  type QuizAssets,
+  type QuizSegmentSpec,
+} from "./quiz-graph.ts";
 
 export interface RenderQuizArgs {
   questions: QuizQuestion[];
@@ -37,7 +44,8 @@ export async function renderQuiz(args: RenderQuizArgs): Promise<void> {
     let narration: string | null = null;
     if (args.voice !== null) {
       narration = `narration-${index}.wav`;
-      await synthesizeSpeech({ text: narrationText(question), voice: args.voice, outFile: narration, workDir: args.workDir, signal: args.signal });
+      const { workDir, signal } = args;
+      await synthesizeSpeech({ text: narrationText(question), voice: args.voice, outFile: narration, workDir, signal });
     }
     specs.push({
       question,

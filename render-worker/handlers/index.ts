@@ -1,25 +1,26 @@
 import type { JobMessage } from "../../src/protocol/messages.ts";
-import type { JobContext } from "./types.ts";
-import { renderManim } from "./render-manim.ts";
 import { importUrl } from "./import-url.ts";
 import { renderComposition } from "./render-composition.ts";
+import { renderManim } from "./render-manim.ts";
 import { runRenderOnce } from "./render-record.ts";
 import { transcode } from "./transcode.ts";
+import type { JobContext, JobHandler } from "./types.ts";
 
-type Handlers = { [K in JobMessage["type"]]: (job: Extract<JobMessage, { type: K }>, ctx: JobContext) => Promise<void> };
-
-/** One handler per job kind; a kind missing here fails to type-check. */
-export const handlers: Handlers = {
+/**
+ * One handler per job kind, keyed by the message's `type`: a kind added to the contract's
+ * JobMessage fails to type-check here until it has a handler.
+ */
+const handlers = {
   transcode,
   render_manim: renderManim,
   render_composition: renderComposition,
   import_url: importUrl,
-};
+} satisfies { [Type in JobMessage["type"]]: JobHandler<Extract<JobMessage, { type: Type }>> };
 
 /** Runs the handler of the job's kind. */
 export function runHandler(job: JobMessage, ctx: JobContext): Promise<void> {
-  // TypeScript cannot correlate `handlers[job.type]` with `job`; the mapped type above guarantees it.
-  const handler = handlers[job.type] as (job: JobMessage, ctx: JobContext) => Promise<void>;
+  // TypeScript cannot correlate `handlers[job.type]` with `job`; the `satisfies` above guarantees it.
+  const handler = handlers[job.type] as JobHandler<JobMessage>;
   if (job.type === "transcode") return handler(job, ctx);
   return runRenderOnce(job, ctx, (recordingCtx) => handler(job, recordingCtx));
 }

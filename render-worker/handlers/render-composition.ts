@@ -1,12 +1,12 @@
 import path from "node:path";
-import type { JobEventBody, RenderCompositionJobMessage } from "../../src/protocol/messages.ts";
+import type { RenderCompositionJobMessage } from "../../src/protocol/messages.ts";
 import { estimateJobMemoryBytes } from "../admission.ts";
 import type { QuizAssets } from "../composition/quiz-graph.ts";
 import { renderQuiz } from "../composition/render-quiz.ts";
 import { MediaError } from "../media/errors.ts";
 import { probeContainer, probeSource } from "../media/probe.ts";
+import { reportQuizProgress } from "../progress/job-progress.ts";
 import type { WorkerStorage } from "../storage/types.ts";
-import { sampleProgress } from "./progress-sampler.ts";
 import { sourceReady, storeSource } from "./rendered-source.ts";
 import type { JobContext } from "./types.ts";
 
@@ -21,7 +21,7 @@ export async function renderComposition(job: RenderCompositionJobMessage, ctx: J
   await ctx.emit({ type: "job.started" });
   const assets = await resolveAssets(job, ctx.storage, signal);
   const releaseMemory = ctx.reserveMemory?.(estimateJobMemoryBytes(job)) ?? (() => {});
-  const progress = reportRenderProgress(ctx, job.questions);
+  const progress = reportQuizProgress(ctx, job.questions);
   try {
     await renderQuiz({
       questions: job.questions,
@@ -41,24 +41,21 @@ export async function renderComposition(job: RenderCompositionJobMessage, ctx: J
   }
   const outFile = path.join(ctx.workDir, OUTPUT_FILE);
   const probe = await storeSource(ctx, outFile, job.outputKey);
-  await ctx.emit({
-    type: "render.progress",
-    index: job.questions.length - 1,
-    count: job.questions.length,
-    percent: 100,
-    description: null,
-    renderedCount: job.questions.length,
-    cachedCount: 0,
-  });
+  await progress.finished();
   await ctx.emit(sourceReady(job.outputKey, probe, { rendered: job.questions.length, cached: 0 }));
 }
 
 /** Where ffmpeg reads each asset from, checked to be the kind of media its place needs. */
-async function resolveAssets(job: RenderCompositionJobMessage, storage: WorkerStorage, signal: AbortSignal): Promise<QuizAssets> {
+async function resolveAssets(
+  job: RenderCompositionJobMessage,
+  storage: WorkerStorage,
+  signal: AbortSignal,
+): Promise<QuizAssets> {
   const assets: QuizAssets = {};
   const { backgroundKey, timerKey, correctSoundKey } = job.assets;
   if (backgroundKey) {
-    const background = await probeAsset("backgroundKey", backgroundKey, await assetInput(storage, "backgroundKey", backgroundKey), signal);
+    const location = await assetInput(storage, "backgroundKey", backgroundKey);
+    const background = await probeAsset("backgroundKey", backgroundKey, location, signal);
     assets.background = background.input;
   }
   if (timerKey) {
@@ -72,7 +69,9 @@ async function resolveAssets(job: RenderCompositionJobMessage, storage: WorkerSt
       if (err instanceof MediaError && err.retryable) throw err;
       throw assetError("correctSoundKey", correctSoundKey, err.message);
     });
-    if (!sound.data.streams?.some((s) => s.codec_type === "audio")) throw assetError("correctSoundKey", correctSoundKey, "it has no audio stream");
+    if (!sound.data.streams?.some((s) => s.codec_type === "audio")) {
+      throw assetError("correctSoundKey", correctSoundKey, "it has no audio stream");
+    }
     assets.correctSound = sound.input;
   }
   return assets;
@@ -96,28 +95,6 @@ async function probeAsset(field: string, key: string, input: string, signal: Abo
 }
 
 function assetError(field: string, key: string, reason: string): MediaError {
-  return new MediaError(`The composition's ${field} asset ${path.basename(key)} cannot be used: ${reason}`, { retryable: false });
-}
-
-type RenderProgressBody = Extract<JobEventBody, { type: "render.progress" }>;
-
-/** The renderer's callback only stores the latest figure; the progress sampler sends it when it changed. */
-function reportRenderProgress(ctx: JobContext, questions: readonly { question: string }[]): { update(index: number, fraction: number): void; stop(): Promise<void> } {
-  const count = questions.length;
-  let latest = { index: 0, fraction: 0 };
-  const sampler = sampleProgress(ctx, (): RenderProgressBody => ({
-    type: "render.progress",
-    index: latest.index,
-    count,
-    percent: Math.min(100, Math.round(latest.fraction * 1000) / 10),
-    description: `Question ${latest.index + 1}: ${questions[latest.index]!.question.slice(0, 80)}`,
-    renderedCount: latest.index,
-    cachedCount: 0,
-  }));
-  return {
-    update(index, fraction) {
-      latest = { index: Math.min(index, count - 1), fraction };
-    },
-    stop: () => sampler.stop({ final: true }),
-  };
+  const message = `The composition's ${field} asset ${path.basename(key)} cannot be used: ${reason}`;
+  return new MediaError(message, { retryable: false });
 }

@@ -1,17 +1,24 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import type { JobEventBody, RenderManimJobMessage } from "../../src/protocol/messages.ts";
+import type { RenderManimJobMessage } from "../../src/protocol/messages.ts";
 import { estimateJobMemoryBytes } from "../admission.ts";
 import { log } from "../log.ts";
 import { restorePartialMovies, realFileInside, uploadNewPartialMovies } from "../manim/cache.ts";
 import { locateManim, type ManimInstall } from "../manim/capability.ts";
 import { createManimFailureReader, describeManimFailure, type ManimFailure } from "../manim/failure.ts";
-import { MANIM_QUALITY, manimRenderArgs, partialMovieDir, qualityDir, SCENE_FILE, sceneMoviePath } from "../manim/command.ts";
-import { createManimProgressParser } from "../manim/progress.ts";
+import {
+  MANIM_QUALITY,
+  manimRenderArgs,
+  partialMovieDir,
+  qualityDir,
+  SCENE_FILE,
+  sceneMoviePath,
+} from "../manim/command.ts";
+import { createManimProgressParser } from "../manim/progress-bars.ts";
 import { checkScene, SceneError } from "../manim/scene-check.ts";
 import { abortError } from "../media/errors.ts";
+import { reportManimProgress } from "../progress/job-progress.ts";
 import { runSandboxed, type SandboxLimits, type SandboxResult } from "../sandbox/bubblewrap.ts";
-import { sampleProgress } from "./progress-sampler.ts";
 import { sourceReady, storeSource } from "./rendered-source.ts";
 import type { JobContext } from "./types.ts";
 
@@ -43,18 +50,24 @@ export async function renderManim(job: RenderManimJobMessage, ctx: JobContext): 
   await writeFile(path.join(sceneDir, SCENE_FILE), job.code);
   const manim = await findManim(ctx.manim?.bin);
   const sandboxEnv: Record<string, string> = ctx.manim?.sandboxPath ? { PATH: ctx.manim.sandboxPath } : {};
-  const { animationCount } = await checkScene(sceneDir, job.sceneName, { python: manim.python, readOnlyPaths: manim.readOnlyPaths, env: sandboxEnv, signal });
+  const { animationCount } = await checkScene(sceneDir, job.sceneName, {
+    python: manim.python,
+    readOnlyPaths: manim.readOnlyPaths,
+    env: sandboxEnv,
+    signal,
+  });
 
   const q = MANIM_QUALITY[job.quality];
   const releaseMemory = ctx.reserveMemory?.(estimateJobMemoryBytes(q)) ?? (() => {});
   try {
-    const cacheKeyPrefix = `${job.cachePrefix}/${job.renderer.toLowerCase()}/${qualityDir(job.quality)}/${job.sceneName}/`;
+    const renderer = job.renderer.toLowerCase();
+    const cacheKeyPrefix = `${job.cachePrefix}/${renderer}/${qualityDir(job.quality)}/${job.sceneName}/`;
     const partialDir = path.join(sceneDir, partialMovieDir(job.quality, job.sceneName));
     const restored = await restorePartialMovies(storage, cacheKeyPrefix, partialDir);
 
     const parser = createManimProgressParser();
     const failure = createManimFailureReader();
-    const progress = reportRenderProgress(ctx, parser, animationCount);
+    const progress = reportManimProgress(ctx, parser, animationCount);
     let result: SandboxResult;
     let completed = false;
     try {
@@ -81,7 +94,8 @@ export async function renderManim(job: RenderManimJobMessage, ctx: JobContext): 
 
     const movie = await realFileInside(sceneDir, path.join(sceneDir, sceneMoviePath(job.quality, job.sceneName)));
     if (movie === null) {
-      throw new SceneError(`Manim wrote no movie for ${job.sceneName}: a scene needs at least one self.play or self.wait`, { command: result.command });
+      const message = `Manim wrote no movie for ${job.sceneName}: a scene needs at least one self.play or self.wait`;
+      throw new SceneError(message, { command: result.command });
     }
     const probe = await storeSource(ctx, movie, job.outputKey);
     try {
@@ -118,37 +132,29 @@ function renderFailure(result: SandboxResult, limits: SandboxLimits, said: Manim
   const mb = (bytes: number) => `${Math.round(bytes / 1024 ** 2)} MB`;
   switch (result.limit) {
     case "wall": return new SceneError(`The render took longer than its limit of ${limits.wallMs / 1000} s`, details);
-    case "cpu": return new SceneError(`The render used more than its limit of ${limits.cpuSeconds} s of CPU time`, details);
-    case "memory": return new SceneError(`The scene used more than ${mb(limits.memoryBytes)} of memory (memory limit)`, details);
+    case "cpu":
+      return new SceneError(`The render used more than its limit of ${limits.cpuSeconds} s of CPU time`, details);
+    case "memory":
+      return new SceneError(`The scene used more than ${mb(limits.memoryBytes)} of memory (memory limit)`, details);
     case "output": return new SceneError(`The render wrote more than its limit of ${mb(limits.outputBytes)}`, details);
     case "log": return new SceneError(`The render printed more than its limit of ${mb(limits.logBytes)}`, details);
   }
   // prlimit, like a shell, exits 127 when the program it should run is not in the sandbox.
-  if (result.exitCode === 127 && !result.stdout.includes("Manim Community")) return notInstalled("exit code 127: the program is not in the sandbox", details);
+  if (result.exitCode === 127 && !result.stdout.includes("Manim Community")) {
+    return notInstalled("exit code 127: the program is not in the sandbox", details);
+  }
   const reason = describeManimFailure(said);
   if (reason) return new SceneError(reason, details);
-  const logged = `${result.stdout}\n${result.stderrTail}`.split(/\r\n|\r|\n/).map((l) => l.trim()).reverse().find((l) => /^ERROR\s/.test(l));
-  if (logged) return new SceneError(`The scene failed: ${logged.replace(/^ERROR\s+/, "").replace(/\s{2,}\S+\.py:\d+$/, "")}`, details);
+  const logged = `${result.stdout}\n${result.stderrTail}`
+    .split(/\r\n|\r|\n/)
+    .map((l) => l.trim())
+    .reverse()
+    .find((l) => /^ERROR\s/.test(l));
+  if (logged) {
+    const reason = logged.replace(/^ERROR\s+/, "").replace(/\s{2,}\S+\.py:\d+$/, "");
+    return new SceneError(`The scene failed: ${reason}`, details);
+  }
   // No reason from the scene: killed from outside (the machine's OOM killer, say) or a crash.
-  return Object.assign(new Error(`Manim exited with ${result.signal ?? `code ${result.exitCode}`} without saying why`), { retryable: true, ...details });
-}
-
-type RenderProgressBody = Extract<JobEventBody, { type: "render.progress" }>;
-
-/** Samples the parser on the progress timer; the last state is sent once more at the end. */
-function reportRenderProgress(ctx: JobContext, parser: ReturnType<typeof createManimProgressParser>, animationCount: number | null) {
-  const sampler = sampleProgress(ctx, (): RenderProgressBody | null => {
-    const p = parser.snapshot();
-    if (p.animationIndex === null) return null;
-    return {
-      type: "render.progress",
-      index: p.animationIndex,
-      count: animationCount,
-      percent: p.percent,
-      description: p.description,
-      renderedCount: p.renderedCount,
-      cachedCount: p.cachedCount,
-    };
-  });
-  return { stop: () => sampler.stop({ final: true }) };
+  const exit = result.signal ?? `code ${result.exitCode}`;
+  return Object.assign(new Error(`Manim exited with ${exit} without saying why`), { retryable: true, ...details });
 }

@@ -1,5 +1,5 @@
-import type { JobEventBody } from "../../src/protocol/messages.ts";
-import type { VideoEncoder } from "../media/ffmpeg.ts";
+import type { JobEventBody, JobMessage } from "../../src/protocol/messages.ts";
+import type { VideoEncoder } from "../media/encode-ladder.ts";
 import type { SandboxLimits } from "../sandbox/bubblewrap.ts";
 import type { WorkerStorage } from "../storage/types.ts";
 
@@ -23,6 +23,9 @@ export interface JobContext {
   /** For Manim jobs; defaults: the Manim locateManim finds and DEFAULT_MANIM_LIMITS. */
   manim?: ManimSettings;
 }
+
+/** Runs one kind of job; reports failure by throwing. */
+export type JobHandler<Job extends JobMessage> = (job: Job, ctx: JobContext) => Promise<void>;
 
 export interface ManimSettings {
   /** The manim program: a name on the sandbox's PATH, or a path; default: see locateManim. */

@@ -39,3 +39,47 @@ export function abortError(signal: AbortSignal): DOMException {
 export function isAbortError(err: unknown): boolean {
   return err instanceof Error && err.name === "AbortError";
 }
+
+/** Signed URLs (a GCS source) must not end up in job errors and logs: drop their query strings. */
+export function redactUrls(text: string): string {
+  return text.replace(/(https?:\/\/[^\s?"']+)\?[^\s"']*/g, "$1?…");
+}
+
+const STDERR_TAIL_LINES = 20;
+
+/** Whether a line of ffmpeg's or ffprobe's stderr says something: not blank, not a `frame=` status line. */
+function isLogLine(line: string): boolean {
+  return line.trim() !== "" && !/^\s*(frame|size)=/.test(line);
+}
+
+/** The last log lines of a running tool's stderr, for `MediaError.stderrTail`. */
+export interface StderrTail {
+  /** Keeps the line unless it is blank or a status line; says whether it kept it. */
+  add(line: string): boolean;
+  lines(): readonly string[];
+  text(): string | undefined;
+}
+
+export function createStderrTail(): StderrTail {
+  const kept: string[] = [];
+  return {
+    add(line) {
+      if (!isLogLine(line)) return false;
+      kept.push(line);
+      if (kept.length > STDERR_TAIL_LINES) kept.shift();
+      return true;
+    },
+    lines: () => kept,
+    text: () => kept.join("\n") || undefined,
+  };
+}
+
+/** The last log lines of a finished tool's whole stderr. */
+export function stderrTailOf(stderr: string): string | undefined {
+  return stderr.split(/\r\n|\r|\n/).filter(isLogLine).slice(-STDERR_TAIL_LINES).join("\n") || undefined;
+}
+
+/** A log line without the `[h264_nvenc @ 0x55d…]` prefix that names the component that wrote it. */
+export function withoutLogPrefix(line: string): string {
+  return line.replace(/^\[[^\]]*@ 0x[0-9a-f]+\]\s*/i, "");
+}

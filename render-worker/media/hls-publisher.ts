@@ -3,6 +3,8 @@ import path from "node:path";
 import { Parser } from "m3u8-parser";
 import type { ProbeResult, Rung } from "../../src/protocol/messages.ts";
 import { storageUnavailable } from "../../src/protocol/storage-errors.ts";
+import { hlsLayout, RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
+import { publishedFraction } from "../progress/job-progress.ts";
 import type { WorkerStorage } from "../storage/types.ts";
 import { ObjectExistsError } from "../storage/write-once.ts";
 import { mergePlaylist, type KeptSegment } from "./resume.ts";
@@ -82,7 +84,10 @@ interface RungState {
   uploadedSeconds: number;
   /** Segments listed in the last playlist uploaded; -1 before the first. */
   publishedSegments: number;
-  /** What the playlist in storage lists when it is ahead of this run (another run's): this run publishes only past it. */
+  /**
+   * What the playlist in storage lists when it is ahead of this run (another run's): this run
+   * publishes only past it.
+   */
   aheadOfUs: number;
   failure?: RungPublishError;
 }
@@ -99,8 +104,8 @@ interface RungState {
  */
 export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
   const { storage, workDir, ladder } = opts;
-  const hlsPrefix = `${opts.outputPrefix}/hls`;
-  const masterKey = `${hlsPrefix}/master.m3u8`;
+  const hls = hlsLayout(opts.outputPrefix);
+  const masterKey = hls.masterKey;
   const states: RungState[] = (opts.rungs ?? ladder).map((rung) => {
     const kept = opts.kept?.get(rung.name) ?? [];
     return {
@@ -119,7 +124,13 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
   let passInFlight: Promise<void> | null = null;
   let failure: { error: unknown } | null = null;
 
-  async function uploadOfRung(rung: string, key: string, file: string, options: { contentType: string; cacheControl: string }, once = false): Promise<void> {
+  async function uploadOfRung(
+    rung: string,
+    key: string,
+    file: string,
+    options: { contentType: string; cacheControl: string },
+    once = false,
+  ): Promise<void> {
     try {
       await (once ? storage.uploadOnce(key, file, options) : storage.upload(key, file, options));
     } catch (err) {
@@ -141,7 +152,7 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
 
   async function publishRung(state: RungState, final: boolean): Promise<void> {
     const name = state.rung.name;
-    const local = path.join(workDir, name, "index.m3u8");
+    const local = path.join(workDir, name, RUNG_PLAYLIST);
     let text: string;
     try {
       text = await readFile(local, "utf8");
@@ -158,22 +169,24 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
     const fresh = segments.filter((s) => !state.uploaded.has(s.uri));
     if (!final && fresh.length === 0 && listed <= Math.max(state.publishedSegments, state.aheadOfUs)) return;
 
-    const playlistKey = `${hlsPrefix}/${name}/index.m3u8`;
+    const playlistKey = hls.playlistKey(name);
     const published = await publishedPlaylist(playlistKey);
     for (const segment of fresh) {
-      if (!/^[\w.-]+$/.test(segment.uri)) throw new Error(`Unexpected segment URI ${JSON.stringify(segment.uri)} in the ${name} playlist`);
+      if (!/^[\w.-]+$/.test(segment.uri)) {
+        throw new Error(`Unexpected segment URI ${JSON.stringify(segment.uri)} in the ${name} playlist`);
+      }
       // A segment a published playlist lists may have been played: it stays as it is, even when
       // this run (a resumed or duplicate one) encoded other bytes for it.
       if (!published?.uris.has(segment.uri)) {
         const { size } = await stat(path.join(workDir, name, segment.uri));
         if (size === 0 || size % TS_PACKET_BYTES !== 0) {
           // ffmpeg's HLS muxer lists a segment whose writes failed (a full disk) and exits 0.
-          throw Object.assign(new Error(`The segment ${name}/${segment.uri} was cut short at ${size} bytes in the work dir`), { code: "EIO" });
+          const cut = new Error(`The segment ${name}/${segment.uri} was cut short at ${size} bytes in the work dir`);
+          throw Object.assign(cut, { code: "EIO" });
         }
-        await uploadOfRung(name, `${hlsPrefix}/${name}/${segment.uri}`, path.join(workDir, name, segment.uri), {
-          contentType: SEGMENT_TYPE,
-          cacheControl: CACHE_IMMUTABLE,
-        }, true);
+        const segmentKey = `${hls.rungPrefix(name)}/${segment.uri}`;
+        const segmentOptions = { contentType: SEGMENT_TYPE, cacheControl: CACHE_IMMUTABLE };
+        await uploadOfRung(name, segmentKey, path.join(workDir, name, segment.uri), segmentOptions, true);
       }
       state.uploaded.add(segment.uri);
       state.uploadedSeconds += segment.duration;
@@ -182,7 +195,9 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
     // A published playlist never shrinks and never loses its end: this run's playlist replaces
     // it only once it lists as much, and a complete one only with its own complete one.
     const behind = published !== null && (published.uris.size > listed || (published.endList && !final));
-    if (behind && final) throw new Error(`The ${name} playlist this run finished lists fewer segments than the published one`);
+    if (behind && final) {
+      throw new Error(`The ${name} playlist this run finished lists fewer segments than the published one`);
+    }
     if (behind) {
       state.aheadOfUs = published.endList ? Number.MAX_SAFE_INTEGER : published.uris.size;
       return;
@@ -258,8 +273,8 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
   function variants(): VariantPublication[] {
     return states.map((s) => ({
       name: s.rung.name,
-      playlistKey: `${hlsPrefix}/${s.rung.name}/index.m3u8`,
-      progress: opts.probe.duration > 0 ? Math.min(1, Math.max(0, s.uploadedSeconds / opts.probe.duration)) : 0,
+      playlistKey: hls.playlistKey(s.rung.name),
+      progress: publishedFraction(s.uploadedSeconds, opts.probe.duration),
       segmentCount: s.uploaded.size,
       ...(s.failure ? { error: s.failure.message } : {}),
     }));
@@ -290,7 +305,8 @@ async function workDirFull(workDir: string, err: unknown): Promise<Error | null>
   const fs = await statfs(workDir).catch(() => null);
   if (!fs || fs.bavail * fs.bsize >= WORK_DIR_MIN_FREE_BYTES) return null;
   const reason = err instanceof Error ? err.message : String(err);
-  return storageUnavailable(Object.assign(new Error(`ENOSPC: no space left on device in the worker's work dir (${reason})`), { code: "ENOSPC" }));
+  const full = new Error(`ENOSPC: no space left on device in the worker's work dir (${reason})`);
+  return storageUnavailable(Object.assign(full, { code: "ENOSPC" }));
 }
 
 /** The master playlist: relative URIs, demuxed audio as one group every video rung refers to. */
@@ -299,7 +315,8 @@ export function masterPlaylist(ladder: Rung[], probe: ProbeResult): string {
   const lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-INDEPENDENT-SEGMENTS"];
   if (audio) {
     lines.push(
-      `#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="default",DEFAULT=YES,AUTOSELECT=YES,CHANNELS="2",URI="${audio.name}/index.m3u8"`,
+      `#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="default",DEFAULT=YES,AUTOSELECT=YES,CHANNELS="2",` +
+        `URI="${audio.name}/${RUNG_PLAYLIST}"`,
     );
   }
   for (const rung of ladder) {
@@ -311,7 +328,7 @@ export function masterPlaylist(ladder: Rung[], probe: ProbeResult): string {
       `CODECS="${audio ? `${rung.codecs},${audio.codecs}` : rung.codecs}"`,
       ...(audio ? [`AUDIO="audio"`] : []),
     ];
-    lines.push(`#EXT-X-STREAM-INF:${attributes.join(",")}`, `${rung.name}/index.m3u8`);
+    lines.push(`#EXT-X-STREAM-INF:${attributes.join(",")}`, `${rung.name}/${RUNG_PLAYLIST}`);
   }
   return `${lines.join("\n")}\n`;
 }

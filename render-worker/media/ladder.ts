@@ -16,6 +16,13 @@ const VIDEO_PROFILES: ReadonlyArray<{ shortSide: number; bitrate: number }> = [
 export const AUDIO_BITRATE = 128_000;
 export const AUDIO_CODECS = "mp4a.40.2";
 export const AUDIO_RUNG_NAME = "audio";
+/** How audio is encoded, in the audio rung and in a composed render: AAC-LC (AUDIO_CODECS), stereo, 48 kHz. */
+export const AUDIO_ENCODER_OPTIONS: readonly string[] = [
+  "-c:a", "aac",
+  "-b:a", String(AUDIO_BITRATE),
+  "-ac", "2",
+  "-ar", "48000",
+];
 
 /** Peak video rate allowed above the target, as passed to x264's VBV. */
 const MAXRATE_FACTOR = 1.1;
@@ -35,6 +42,12 @@ const H264_LEVELS: ReadonlyArray<{ idc: number; maxFrameMbs: number; maxMbPerSec
   { idc: 51, maxFrameMbs: 36_864, maxMbPerSecond: 983_040 },
   { idc: 52, maxFrameMbs: 36_864, maxMbPerSecond: 2_073_600 },
 ];
+
+/** A rung as planned: the contract's Rung, and for a video rung the H.264 level its codecs string names. */
+export interface PlannedRung extends Rung {
+  /** H.264 level_idc (31 is level 3.1); absent on the audio rung. */
+  h264Level?: number;
+}
 
 /** x264 rate control for a video rung, in bits per second. */
 export interface VideoRateControl {
@@ -56,7 +69,7 @@ export interface VideoRateControl {
  * video rungs are video-only, and each video rung's bandwidth counts the audio it plays with.
  * Order: video rungs from the highest, then audio.
  */
-export function planLadder(probe: ProbeResult, opts: { maxHeight?: number } = {}): Rung[] {
+export function planLadder(probe: ProbeResult, opts: { maxHeight?: number } = {}): PlannedRung[] {
   const landscape = probe.width >= probe.height;
   const sourceShort = Math.min(probe.width, probe.height);
   const sourceLong = Math.max(probe.width, probe.height);
@@ -75,18 +88,20 @@ export function planLadder(probe: ProbeResult, opts: { maxHeight?: number } = {}
   }
 
   const audioBitrate = probe.hasAudio ? AUDIO_BITRATE : 0;
-  const rungs: Rung[] = shortSides.map((short) => {
+  const rungs: PlannedRung[] = shortSides.map((short) => {
     const long = Math.min(longLimit, roundEven((sourceLong * short) / sourceShort));
     const width = landscape ? long : short;
     const height = landscape ? short : long;
     const rate = videoRateControlFor(short);
+    const h264Level = h264LevelIdc(width, height, probe.fps);
     return {
       name: `${short}p`,
       kind: "VIDEO",
       width,
       height,
       bandwidth: Math.round((rate.maxrate + audioBitrate) * TS_OVERHEAD_FACTOR),
-      codecs: `avc1.6400${h264LevelIdc(width, height, probe.fps).toString(16).padStart(2, "0")}`,
+      codecs: avc1HighCodecs(h264Level),
+      h264Level,
     };
   });
   if (probe.hasAudio) {
@@ -108,10 +123,9 @@ export function videoRateControl(rung: Rung): VideoRateControl {
   return videoRateControlFor(Math.min(rung.width, rung.height));
 }
 
-/** The H.264 level of a video rung as x264 spells it (`3.1`), read from its codecs string. */
-export function h264LevelOf(rung: Rung): string {
-  const idc = Number.parseInt(rung.codecs.slice(-2), 16);
-  return (idc / 10).toFixed(1);
+/** The RFC 6381 codecs string of H.264 High profile (`6400`) at a level: 31 → `avc1.64001f`. */
+function avc1HighCodecs(levelIdc: number): string {
+  return `avc1.6400${levelIdc.toString(16).padStart(2, "0")}`;
 }
 
 function videoRateControlFor(shortSide: number): VideoRateControl {

@@ -7,7 +7,9 @@ import { MediaError } from "./errors.ts";
  * here: they make ffmpeg open the files or URLs they list, another tenant's media among them.
  * `yuv4mpegpipe` (y4m) is a header and raw frames, kept because editing tools export it.
  */
-export const UPLOAD_FORMATS = ["mov", "matroska", "mpegts", "avi", "flv", "ogg", "wav", "mp3", "aac", "flac", "yuv4mpegpipe"] as const;
+export const UPLOAD_FORMATS = [
+  "mov", "matroska", "mpegts", "avi", "flv", "ogg", "wav", "mp3", "aac", "flac", "yuv4mpegpipe",
+] as const;
 export type UploadFormat = (typeof UPLOAD_FORMATS)[number];
 
 const UPLOAD_FORMAT_NAMES = "MP4/MOV, Matroska/WebM, MPEG-TS, AVI, FLV, Ogg, WAV, MP3, AAC, FLAC or Y4M";
@@ -29,10 +31,14 @@ export type ProbedInput = MediaInput & { format: UploadFormat };
  * as a protocol) or a signed http(s) URL. Anything else is refused before ffmpeg sees it.
  */
 export function mediaInputAt(location: string): MediaInput {
-  if (location.startsWith("/") || !location.includes(":")) return { url: `file:${path.resolve(location)}`, protocols: "file", format: null };
+  if (location.startsWith("/") || !location.includes(":")) {
+    return { url: `file:${path.resolve(location)}`, protocols: "file", format: null };
+  }
   if (/^https:\/\//i.test(location)) return { url: location, protocols: "https,tls,tcp", format: null };
   if (/^http:\/\//i.test(location)) return { url: location, protocols: "http,tcp", format: null };
-  throw new MediaError(`The worker reads sources only from a file path or an http(s) URL, not ${location.slice(0, location.indexOf(":") + 1)}`, { retryable: false });
+  const scheme = location.slice(0, location.indexOf(":") + 1);
+  const message = `The worker reads sources only from a file path or an http(s) URL, not ${scheme}`;
+  throw new MediaError(message, { retryable: false });
 }
 
 /** A file the worker wrote itself (narration, a rendered part), opened as `format` and nothing else. */
@@ -59,19 +65,34 @@ export function mediaInputOptions(input: MediaInput): string[] {
   ];
 }
 
+/**
+ * The largest frame ffmpeg may decode: a stream whose SPS changes to a huge size after the probe
+ * fails instead of allocating it. The probe refuses larger frames up front.
+ */
+export const MAX_DECODE_PIXELS = 36_000_000;
+
+/** The input option that makes the decoder refuse a frame larger than MAX_DECODE_PIXELS. */
+export function decodeLimitOptions(): string[] {
+  return ["-max_pixels", String(MAX_DECODE_PIXELS)];
+}
+
 /** The readable reason for a file whose container ffmpeg recognised but the whitelist refused. */
 export function refusedFormatReason(demuxer: string): string {
-  const lists = "so only single media files are accepted";
+  const opensOthers = (file: string, what: string, verb: string) =>
+    `The file is ${file}, not a video: ${what} makes ffmpeg open the other files it ${verb}, ` +
+    "so only single media files are accepted";
   switch (demuxer) {
     case "hls":
-      return `The file is an HLS playlist, not a video: a playlist makes ffmpeg open the other files it lists, ${lists}`;
+      return opensOthers("an HLS playlist", "a playlist", "lists");
     case "dash":
-      return `The file is a DASH manifest, not a video: a manifest makes ffmpeg open the other files it lists, ${lists}`;
+      return opensOthers("a DASH manifest", "a manifest", "lists");
     case "concat":
-      return `The file is an ffmpeg concat list, not a video: a list makes ffmpeg open the other files it names, ${lists}`;
+      return opensOthers("an ffmpeg concat list", "a list", "names");
     case "tty":
       return "The file is not a video ffmpeg can read: it is a text file";
   }
-  if (demuxer === "image2" || demuxer.endsWith("_pipe")) return `The file is a still image (${demuxer.replace(/_pipe$/, "")}), not a video`;
+  if (demuxer === "image2" || demuxer.endsWith("_pipe")) {
+    return `The file is a still image (${demuxer.replace(/_pipe$/, "")}), not a video`;
+  }
   return `The file's format (${demuxer}) is not accepted: upload ${UPLOAD_FORMAT_NAMES}`;
 }

@@ -1,8 +1,20 @@
+import { execFile } from "node:child_process";
 import { stat } from "node:fs/promises";
 import type { ProbeResult } from "../../src/protocol/messages.ts";
-import { MediaError } from "./errors.ts";
-import { ffprobeJson, MAX_DECODE_PIXELS, type FfprobeJson, type FfprobeJsonStream } from "./ffmpeg.ts";
-import { mediaInputAt, probedInput, refusedFormatReason, type ProbedInput } from "./media-input.ts";
+import { abortError, MediaError, redactUrls, stderrTailOf, withoutLogPrefix } from "./errors.ts";
+import {
+  MAX_DECODE_PIXELS,
+  mediaInputAt,
+  mediaInputOptions,
+  probedInput,
+  refusedFormatReason,
+  type MediaInput,
+  type ProbedInput,
+} from "./media-input.ts";
+import { mediaToolEnv } from "./tool-environment.ts";
+import { diesWithWorker } from "./tool-process.ts";
+
+const FFPROBE = process.env.FFPROBE_PATH || "ffprobe";
 
 /** Frames larger than this on either side are refused: x264 levels and players stop there. */
 export const MAX_FRAME_SIDE = 8192;
@@ -21,6 +33,8 @@ export const MIN_FRAME_SIDE = 16;
 export const MAX_FRAME_RATE = 240;
 /** The duration limit when the job sets none: the API's `MAX_DURATION_SECONDS` default. */
 export const DEFAULT_MAX_DURATION_SECONDS = 6 * 3600;
+
+const OVERSIZED_FRAME = /Picture size (\d+)x(\d+) exceeds specified max pixel count/;
 
 export interface ProbeLimits {
   /** Sources longer than this are refused; default `DEFAULT_MAX_DURATION_SECONDS`. */
@@ -42,7 +56,10 @@ export interface ProbedSource {
  * file is not a video this worker can encode, or is outside the limits above: a file that
  * declares an enormous frame, frame rate or duration is refused here, before the encoder runs.
  */
-export async function probeSource(location: string, opts: { signal?: AbortSignal } & ProbeLimits = {}): Promise<ProbedSource> {
+export async function probeSource(
+  location: string,
+  opts: { signal?: AbortSignal } & ProbeLimits = {},
+): Promise<ProbedSource> {
   const { input, data } = await probeContainer(location, opts);
   return { input, probe: probeResultFrom(data, opts) };
 }
@@ -51,7 +68,10 @@ export async function probeSource(location: string, opts: { signal?: AbortSignal
  * ffprobe's view of any media file a tenant gave (a source, a sound), within the upload
  * whitelists; the refusals of `probeSource` that come from the file, not from its streams.
  */
-export async function probeContainer(location: string, opts: { signal?: AbortSignal } = {}): Promise<{ input: ProbedInput; data: FfprobeJson }> {
+export async function probeContainer(
+  location: string,
+  opts: { signal?: AbortSignal } = {},
+): Promise<{ input: ProbedInput; data: FfprobeJson }> {
   const input = mediaInputAt(location);
   const isUrl = input.protocols !== "file";
   if (!isUrl) {
@@ -64,16 +84,22 @@ export async function probeContainer(location: string, opts: { signal?: AbortSig
   } catch (err) {
     if (err instanceof MediaError && !err.retryable) {
       const notWhitelisted = /\[([^\]@\s]+) @ 0x[0-9a-f]+\] Format not on whitelist/.exec(err.stderrTail ?? "");
-      if (notWhitelisted) throw new MediaError(refusedFormatReason(notWhitelisted[1]!), { retryable: false, command: err.command, stderrTail: err.stderrTail, exitCode: err.exitCode });
+      const details = { command: err.command, stderrTail: err.stderrTail, exitCode: err.exitCode };
+      if (notWhitelisted) {
+        throw new MediaError(refusedFormatReason(notWhitelisted[1]!), { retryable: false, ...details });
+      }
       // Run with -max_pixels, ffprobe stops at a larger frame instead of decoding it, and prints no streams.
-      const oversized = /Picture size (\d+)x(\d+) exceeds specified max pixel count/.exec(err.stderrTail ?? err.message);
+      const oversized = OVERSIZED_FRAME.exec(err.stderrTail ?? err.message);
       if (oversized) {
         const [width, height] = [Number(oversized[1]), Number(oversized[2])];
-        throw frameSizeError(width, height, width * height) ?? refused(`The video's frame size ${width}x${height} is too large`);
+        const tooLarge = refused(`The video's frame size ${width}x${height} is too large`);
+        throw frameSizeError(width, height, width * height) ?? tooLarge;
       }
       // Reading a URL can fail for reasons that pass: an expired signed URL, a network hiccup.
       const unreachable = isUrl && /Server returned|Connection|I\/O error|Network|resolve|timed out/i.test(err.message);
-      const message = unreachable ? `Could not read the source: ${err.message}` : `The file is not a video ffmpeg can read: ${err.message}`;
+      const message = unreachable
+        ? `Could not read the source: ${err.message}`
+        : `The file is not a video ffmpeg can read: ${err.message}`;
       throw new MediaError(message, {
         retryable: unreachable,
         command: err.command,
@@ -97,10 +123,14 @@ export function probeResultFrom(data: FfprobeJson, limits: ProbeLimits = {}): Pr
   const video = streams.find((s) => s.codec_type === "video" && s.disposition?.attached_pic !== 1);
   const audio = streams.find((s) => s.codec_type === "audio");
   if (!video) {
-    const what = audio ? "it has only audio, and audio-only sources are not supported yet" : "it has no audio or video streams";
+    const what = audio
+      ? "it has only audio, and audio-only sources are not supported yet"
+      : "it has no audio or video streams";
     throw refused(`The file has no video stream: ${what}`);
   }
-  if (!video.width || !video.height) throw refused("The file's video stream has no frame size; the file may be truncated");
+  if (!video.width || !video.height) {
+    throw refused("The file's video stream has no frame size; the file may be truncated");
+  }
 
   const rotation = clockwiseRotation(video);
   const sar = ratio(video.sample_aspect_ratio, ":");
@@ -122,7 +152,9 @@ export function probeResultFrom(data: FfprobeJson, limits: ProbeLimits = {}): Pr
   }
 
   const fps = Math.round((ratio(video.avg_frame_rate, "/") || ratio(video.r_frame_rate, "/") || 0) * 1000) / 1000;
-  if (fps > MAX_FRAME_RATE) throw refused(`The video's frame rate of ${fps} fps is above the ${MAX_FRAME_RATE} fps limit`);
+  if (fps > MAX_FRAME_RATE) {
+    throw refused(`The video's frame rate of ${fps} fps is above the ${MAX_FRAME_RATE} fps limit`);
+  }
 
   return {
     duration,
@@ -139,13 +171,17 @@ export function probeResultFrom(data: FfprobeJson, limits: ProbeLimits = {}): Pr
 /** The error for a frame outside the limits, or null; `pixels` is the decoded frame's area. */
 function frameSizeError(width: number, height: number, pixels: number): MediaError | null {
   const size = `The video's frame size ${width}x${height}`;
-  if (width > MAX_FRAME_SIDE || height > MAX_FRAME_SIDE) return refused(`${size} exceeds the ${MAX_FRAME_SIDE} px limit per side`);
+  if (width > MAX_FRAME_SIDE || height > MAX_FRAME_SIDE) {
+    return refused(`${size} exceeds the ${MAX_FRAME_SIDE} px limit per side`);
+  }
   if (pixels > MAX_FRAME_PIXELS) {
     // Rounded up, so the figure never reads as equal to the limit it exceeds.
     const megapixels = Math.ceil(pixels / 100_000) / 10;
     return refused(`${size} (${megapixels} megapixels) exceeds the ${MAX_FRAME_PIXELS / 1_000_000} megapixel limit`);
   }
-  if (width < MIN_FRAME_SIDE || height < MIN_FRAME_SIDE) return refused(`${size} is too small: each side must be at least ${MIN_FRAME_SIDE} px`);
+  if (width < MIN_FRAME_SIDE || height < MIN_FRAME_SIDE) {
+    return refused(`${size} is too small: each side must be at least ${MIN_FRAME_SIDE} px`);
+  }
   return null;
 }
 
@@ -165,7 +201,9 @@ function formatDuration(seconds: number): string {
  * tag is clockwise. Both become clockwise degrees, snapped to quarter turns.
  */
 function clockwiseRotation(video: FfprobeJsonStream): number {
-  const matrix = video.side_data_list?.find((d) => d.side_data_type === "Display Matrix" && typeof d.rotation === "number");
+  const matrix = video.side_data_list?.find(
+    (d) => d.side_data_type === "Display Matrix" && typeof d.rotation === "number",
+  );
   const degrees = matrix ? -(matrix.rotation as number) : Number(video.tags?.rotate ?? 0);
   if (!Number.isFinite(degrees)) return 0;
   return (((Math.round(degrees / 90) * 90) % 360) + 360) % 360;
@@ -193,4 +231,87 @@ function ratio(value: string | undefined, separator: string): number | null {
   const [num, den] = (value ?? "").split(separator).map(Number);
   if (!Number.isFinite(num) || !Number.isFinite(den) || den === 0 || num === 0) return null;
   return num / den;
+}
+
+/** The parts of `ffprobe -of json -show_format -show_streams` output the worker reads. */
+export interface FfprobeJson {
+  streams?: FfprobeJsonStream[];
+  format?: { format_name?: string; duration?: string };
+}
+
+export interface FfprobeJsonStream {
+  index: number;
+  codec_type?: string;
+  codec_name?: string;
+  width?: number;
+  height?: number;
+  sample_aspect_ratio?: string;
+  avg_frame_rate?: string;
+  r_frame_rate?: string;
+  duration?: string;
+  disposition?: { attached_pic?: number };
+  tags?: { rotate?: string };
+  side_data_list?: Array<{ side_data_type?: string; rotation?: number }>;
+}
+
+interface FfprobeOptions {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+  maxPixels?: number;
+}
+
+/**
+ * Runs ffprobe on an input, within its whitelists, and returns its JSON. Fails with a MediaError
+ * whose message is ffprobe's own short reason (`moov atom not found; Invalid data found when
+ * processing input`).
+ */
+function ffprobeJson(input: MediaInput, opts: FfprobeOptions = {}): Promise<FfprobeJson> {
+  // -max_pixels makes the decoder refuse a huge frame instead of allocating it (a decompression bomb).
+  const limit = opts.maxPixels ? ["-max_pixels", String(opts.maxPixels)] : [];
+  const args = [
+    "-v", "error",
+    ...mediaInputOptions(input), ...limit,
+    "-of", "json", "-show_format", "-show_streams",
+    input.url,
+  ];
+  const command = redactUrls([FFPROBE, ...args].join(" "));
+  const ffprobe = diesWithWorker(FFPROBE, args);
+  const execOptions = {
+    maxBuffer: 32 * 1024 * 1024,
+    timeout: opts.timeoutMs ?? 60_000,
+    killSignal: "SIGKILL" as const,
+    signal: opts.signal,
+    env: mediaToolEnv(),
+  };
+  return new Promise((resolve, reject) => {
+    execFile(ffprobe.file, ffprobe.args, execOptions, (error, stdout, stderr) => {
+      if (opts.signal?.aborted) return reject(abortError(opts.signal));
+      const stderrTail = stderrTailOf(stderr);
+      if (error) {
+        const exitCode = typeof error.code === "number" ? error.code : null;
+        const timedOut = error.killed === true && exitCode === null;
+        const reason = timedOut ? "ffprobe timed out"
+          : exitCode === null ? error.message
+          : shortReason(stderr, input.url);
+        // A process that could not run or was cut off says nothing about the file.
+        const retryable = exitCode === null;
+        return reject(new MediaError(reason, { retryable, command, stderrTail, exitCode, cause: error }));
+      }
+      try {
+        resolve(JSON.parse(stdout) as FfprobeJson);
+      } catch (cause) {
+        reject(new MediaError("ffprobe printed invalid JSON", { retryable: true, command, stderrTail, cause }));
+      }
+    });
+  });
+}
+
+/** ffprobe's error lines without their `[demuxer @ 0x…]` and `input:` prefixes, deduplicated. */
+function shortReason(stderr: string, input: string): string {
+  const reasons = stderr
+    .split(/\r\n|\r|\n/)
+    .map((l) => withoutLogPrefix(l).trim())
+    .map((l) => (l.startsWith(`${input}: `) ? l.slice(input.length + 2) : l))
+    .filter((l) => l !== "");
+  return [...new Set(reasons)].join("; ") || "ffprobe failed without saying why";
 }

@@ -1,12 +1,13 @@
 import { Parser } from "m3u8-parser";
-import type { Rung } from "../../src/protocol/messages.ts";
+import { Rung } from "../../src/protocol/messages.ts";
+import { RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
 import type { WorkerStorage } from "../storage/types.ts";
 
 /**
  * Written beside the playlists once a run has published every rung: which job wrote the
- * segments under `hls/` and how. A later run keeps published segments only when it is a run of the same job
- * that would encode the same ladder the same way; anything else (new options, a new ladder
- * planner, another job such as a retryVariant of a failed rung) starts from zero.
+ * segments under `hls/` and how. A later run keeps published segments only when it is a run of
+ * the same job that would encode the same ladder the same way; anything else (new options, a new
+ * ladder planner, another job such as a retryVariant of a failed rung) starts from zero.
  */
 export const ENCODE_MANIFEST = "encode.json";
 
@@ -42,20 +43,28 @@ export interface ResumePoint {
 
 export type ResumePlan = { resume: ResumePoint } | { resume: null; reason: string };
 
+/** The manifest as stored: its rungs as the contract has them, so the text depends on nothing else. */
 export function encodeManifestText(manifest: EncodeManifest): string {
-  return `${JSON.stringify(manifest)}\n`;
+  return `${JSON.stringify({ ...manifest, ladder: manifest.ladder.map((r) => Rung.parse(r)) })}\n`;
 }
 
+type FinishedEncode = EncodeManifest & { complete: CompletedEncode };
+
 /**
- * The manifest of `jobId`'s finished run, when one published everything under `hlsPrefix`; null
- * when there is none, it is another job's, or it cannot be read (the job then runs).
+ * The manifest at `manifestKey` when `jobId`'s finished run wrote it; null when there is none,
+ * it is another job's, or it cannot be read (the job then runs).
  */
-export async function completedEncode(storage: WorkerStorage, hlsPrefix: string, jobId: string): Promise<(EncodeManifest & { complete: CompletedEncode }) | null> {
+export async function completedEncode(
+  storage: WorkerStorage,
+  manifestKey: string,
+  jobId: string,
+): Promise<FinishedEncode | null> {
   try {
-    const text = await storage.readText(`${hlsPrefix}/${ENCODE_MANIFEST}`);
+    const text = await storage.readText(manifestKey);
     if (text === null) return null;
     const manifest = JSON.parse(text) as EncodeManifest;
-    return manifest.jobId === jobId && manifest.complete && Array.isArray(manifest.complete.variants) ? (manifest as EncodeManifest & { complete: CompletedEncode }) : null;
+    const finished = manifest.jobId === jobId && manifest.complete && Array.isArray(manifest.complete.variants);
+    return finished ? (manifest as FinishedEncode) : null;
   } catch {
     return null;
   }
@@ -81,7 +90,8 @@ export async function planResume(args: {
     return await findResumePoint(args);
   } catch (err) {
     // Whatever cannot be read is encoded again.
-    return { resume: null, reason: `the earlier run's playlists could not be read: ${err instanceof Error ? err.message : String(err)}` };
+    const why = err instanceof Error ? err.message : String(err);
+    return { resume: null, reason: `the earlier run's playlists could not be read: ${why}` };
   }
 }
 
@@ -89,12 +99,15 @@ async function findResumePoint(args: Parameters<typeof planResume>[0]): Promise<
   const { storage, hlsPrefix, manifest, rungs } = args;
   const previous = await storage.readText(`${hlsPrefix}/${ENCODE_MANIFEST}`);
   if (previous === null) return { resume: null, reason: "no earlier run published anything" };
-  if (previous !== encodeManifestText(manifest)) return { resume: null, reason: "an earlier run was another job's, or encoded another ladder or with other options" };
+  if (previous !== encodeManifestText(manifest)) {
+    const reason = "an earlier run was another job's, or encoded another ladder or with other options";
+    return { resume: null, reason };
+  }
 
   const segmentSeconds = manifest.segmentSeconds;
   const published = new Map<string, KeptSegment[]>();
   for (const rung of rungs) {
-    const text = await storage.readText(`${hlsPrefix}/${rung.name}/index.m3u8`);
+    const text = await storage.readText(`${hlsPrefix}/${rung.name}/${RUNG_PLAYLIST}`);
     if (text === null) return { resume: null, reason: `the ${rung.name} rung has no published playlist` };
     const segments = publishedSegments(text);
     if (segments === null) return { resume: null, reason: `the ${rung.name} playlist is not one this worker wrote` };
@@ -154,7 +167,9 @@ export function mergePlaylist(kept: KeptSegment[], ffmpegText: string): string {
   const keptTarget = Math.max(...kept.map((s) => Math.round(s.duration)));
   const merged = header.map((l) => {
     if (l.startsWith("#EXT-X-MEDIA-SEQUENCE:")) return "#EXT-X-MEDIA-SEQUENCE:0";
-    if (l.startsWith("#EXT-X-TARGETDURATION:")) return `#EXT-X-TARGETDURATION:${Math.max(keptTarget, Number(l.split(":")[1]) || 0)}`;
+    if (l.startsWith("#EXT-X-TARGETDURATION:")) {
+      return `#EXT-X-TARGETDURATION:${Math.max(keptTarget, Number(l.split(":")[1]) || 0)}`;
+    }
     return l;
   });
   for (const s of kept) merged.push(`#EXTINF:${s.duration.toFixed(6)},`, s.uri);

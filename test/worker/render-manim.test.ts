@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { renderManim } from "../../render-worker/handlers/render-manim.ts";
 import { locateManim, PROJECT_MANIM_VENV, probeManim } from "../../render-worker/manim/capability.ts";
 import { realFileInside } from "../../render-worker/manim/cache.ts";
-import { createManimProgressParser } from "../../render-worker/manim/progress.ts";
+import { createManimProgressParser } from "../../render-worker/manim/progress-bars.ts";
 import type { SandboxLimits } from "../../render-worker/sandbox/bubblewrap.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import { createWorker } from "../../render-worker/worker.ts";

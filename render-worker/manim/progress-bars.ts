@@ -28,7 +28,13 @@ export function createManimProgressParser() {
   const partial = { stdout: "", stderr: "" };
   const shown = new Set<number>();
   const cached = new Set<number>();
-  const state: ManimProgress = { animationIndex: null, percent: 0, description: null, renderedCount: 0, cachedCount: 0 };
+  const state: ManimProgress = {
+    animationIndex: null,
+    percent: 0,
+    description: null,
+    renderedCount: 0,
+    cachedCount: 0,
+  };
 
   function readLine(line: string): void {
     const hit = CACHED_LINE.exec(line);

@@ -1,0 +1,44 @@
+import { tmpdir } from "node:os";
+import type { Rung } from "../../src/protocol/messages.ts";
+import type { VideoEncoder } from "./encode-ladder.ts";
+import { withoutLogPrefix, type MediaError } from "./errors.ts";
+import { runFfmpeg } from "./ffmpeg-process.ts";
+
+/**
+ * NVENC's H.264 encoder refuses frames narrower or lower than this ("Frame Dimension less than
+ * the minimum supported value"; FFmpeg trac #9251: 144x144 fails, 145x145 encodes).
+ */
+export const NVENC_MIN_SIDE = 145;
+
+/** The encoder for one rung: h264_nvenc falls back to libx264 for rungs NVENC cannot encode (144p). */
+export function rungEncoder(encoder: VideoEncoder, rung: Rung): VideoEncoder {
+  if (encoder !== "h264_nvenc") return encoder;
+  return Math.min(rung.width ?? 0, rung.height ?? 0) < NVENC_MIN_SIDE ? "libx264" : encoder;
+}
+
+/**
+ * Whether H.264 can be encoded with NVENC here: a 0.1 s encode of a generated frame, the one
+ * check that covers GPU, driver, the libnvidia-encode library mounted into the container and
+ * ffmpeg's build. Never rejects: any failure is `false`, and `onFailure` gets ffmpeg's reason.
+ */
+export async function probeNvenc(
+  opts: { timeoutMs?: number; onFailure?: (reason: string) => void } = {},
+): Promise<boolean> {
+  try {
+    await runFfmpeg({
+      // Both sides at least NVENC_MIN_SIDE, or a healthy GPU would fail the probe.
+      inputs: [{ source: "color=c=black:s=256x256:r=25:d=0.1", options: ["-f", "lavfi"] }],
+      outputs: [{ target: "-", options: ["-c:v", "h264_nvenc", "-f", "null"] }],
+      cwd: tmpdir(),
+      signal: AbortSignal.timeout(opts.timeoutMs ?? 30_000),
+    });
+    return true;
+  } catch (err) {
+    // The encoder's own line ("Cannot load libcuda.so.1", "No capable devices found") says more
+    // than ffmpeg's closing "Conversion failed!".
+    const lines = ((err as MediaError).stderrTail ?? "").split("\n");
+    const encoderLines = lines.filter((l) => !/^\s/.test(l) && /nvenc|cuda|nvidia/i.test(l)).map(withoutLogPrefix);
+    opts.onFailure?.(encoderLines.length ? encoderLines.join("; ") : (err as Error).message);
+    return false;
+  }
+}

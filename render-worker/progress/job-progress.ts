@@ -1,0 +1,191 @@
+import type { JobEventBody } from "../../src/protocol/messages.ts";
+import type { JobContext } from "../handlers/types.ts";
+import { log } from "../log.ts";
+import type { ManimProgress } from "../manim/progress-bars.ts";
+import type { EncoderStatus } from "../media/encode-ladder.ts";
+import type { VariantPublication } from "../media/hls-publisher.ts";
+
+/**
+ * A job's progress events, computed here from the raw facts handlers feed in: ffmpeg's status line
+ * and the rungs' published media time (`job.progress`), Manim's progress bars and the quiz
+ * renderer's position (`render.progress`). Callbacks only store facts; the sampler's timer sends.
+ */
+
+type ProgressChannel = Pick<JobContext, "emit" | "progressIntervalMs">;
+type TranscodeProgressBody = Extract<JobEventBody, { type: "job.progress" }>;
+type RenderProgressBody = Extract<JobEventBody, { type: "render.progress" }>;
+
+export interface ProgressReport {
+  /** Stops the timer and waits for the event in flight; a render's last state is sent once more. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Sends `sample()` as an event every `ctx.progressIntervalMs` when it changed since the last one
+ * sent (null: nothing to say yet). A slow transport gets fewer, fresher samples rather than a
+ * queue of stale ones, and a lost sample is replaced by the next, so it never fails the job.
+ * `stop({ final: true })` sends the last state once more, so the end of a render is not lost
+ * between ticks.
+ */
+function sampleProgress(
+  ctx: ProgressChannel,
+  sample: () => JobEventBody | null,
+): { stop(options?: { final?: boolean }): Promise<void> } {
+  let inFlight: Promise<void> | null = null;
+  let lastSent = "";
+  const tick = () => {
+    if (inFlight) return;
+    const body = sample();
+    if (body === null) return;
+    const serialized = JSON.stringify(body);
+    if (serialized === lastSent) return;
+    lastSent = serialized;
+    inFlight = ctx
+      .emit(body)
+      .catch((err: unknown) => log.warn("progress event not sent", { err }))
+      .finally(() => {
+        inFlight = null;
+      });
+  };
+  const timer = setInterval(tick, ctx.progressIntervalMs);
+  return {
+    async stop(options = {}) {
+      clearInterval(timer);
+      await inFlight;
+      if (!options.final) return;
+      tick();
+      await inFlight;
+    },
+  };
+}
+
+/** Where an encode is on the source's timeline, and how fast it goes. */
+export interface EncoderProgress {
+  /** Media time encoded up to, on the whole source's timeline (a resumed run starts part-way). */
+  outTimeSeconds: number | null;
+  /** Frames per second ffmpeg reports. */
+  fps: number | null;
+  /** Media seconds encoded per wall-clock second since ffmpeg started. */
+  speed: number | null;
+}
+
+export function encoderProgress(status: EncoderStatus | null, now = Date.now()): EncoderProgress {
+  if (status === null) return { outTimeSeconds: null, fps: null, speed: null };
+  const wallSeconds = (now - status.startedAt) / 1000;
+  return {
+    outTimeSeconds: status.fromSeconds + status.outTimeSeconds,
+    fps: status.fps,
+    speed: wallSeconds > 0 ? status.outTimeSeconds / wallSeconds : null,
+  };
+}
+
+/** A rung's progress: its published media time over the source's duration, 0..1. */
+export function publishedFraction(publishedSeconds: number, durationSeconds: number): number {
+  return durationSeconds > 0 ? Math.min(1, Math.max(0, publishedSeconds / durationSeconds)) : 0;
+}
+
+/** What a transcode's progress is computed from. */
+export interface TranscodeFacts {
+  durationSeconds: number;
+  encoder(): EncoderStatus | null;
+  variants(): VariantPublication[];
+}
+
+/**
+ * A transcode's `job.progress`: overall progress is the encoder's position (the slowest rung's
+ * publishing before ffmpeg's first status line); ETA from the encoder's speed.
+ */
+export function transcodeProgress(facts: TranscodeFacts): TranscodeProgressBody {
+  const stats = encoderProgress(facts.encoder());
+  const duration = facts.durationSeconds;
+  const variants = facts.variants().map((v) => ({
+    name: v.name,
+    progress: round(v.progress, 3),
+    segmentCount: v.segmentCount,
+  }));
+  const encoded = stats.outTimeSeconds;
+  const fraction = encoded !== null ? encoded / duration : Math.min(...variants.map((v) => v.progress));
+  const eta = encoded !== null && stats.speed ? Math.max(0, (duration - encoded) / stats.speed) : null;
+  return {
+    type: "job.progress",
+    progress: round(Math.min(1, Math.max(0, fraction)), 3),
+    fps: stats.fps === null ? null : round(stats.fps, 1),
+    speed: stats.speed === null ? null : round(stats.speed, 2),
+    etaSeconds: eta === null ? null : Math.round(eta),
+    variants,
+  };
+}
+
+/** Sends `job.progress` on the progress timer when a figure changed. */
+export function reportTranscodeProgress(ctx: ProgressChannel, facts: TranscodeFacts): ProgressReport {
+  const sampler = sampleProgress(ctx, () => transcodeProgress(facts));
+  return { stop: () => sampler.stop() };
+}
+
+/** Sends Manim's progress bars as `render.progress`, one step per animation. */
+export function reportManimProgress(
+  ctx: ProgressChannel,
+  bars: { snapshot(): ManimProgress },
+  animationCount: number | null,
+): ProgressReport {
+  const sampler = sampleProgress(ctx, (): RenderProgressBody | null => {
+    const p = bars.snapshot();
+    if (p.animationIndex === null) return null;
+    return {
+      type: "render.progress",
+      index: p.animationIndex,
+      count: animationCount,
+      percent: p.percent,
+      description: p.description,
+      renderedCount: p.renderedCount,
+      cachedCount: p.cachedCount,
+    };
+  });
+  return { stop: () => sampler.stop({ final: true }) };
+}
+
+export interface QuizProgressReport extends ProgressReport {
+  /** The renderer's callback: question `index` is `fraction` done. Only stores the figures. */
+  update(index: number, fraction: number): void;
+  /** Once the video is stored: every question is done. */
+  finished(): Promise<void>;
+}
+
+/** Sends a quiz render's position as `render.progress`, one step per question. */
+export function reportQuizProgress(
+  ctx: ProgressChannel,
+  questions: readonly { question: string }[],
+): QuizProgressReport {
+  const count = questions.length;
+  let latest = { index: 0, fraction: 0 };
+  const sampler = sampleProgress(ctx, (): RenderProgressBody => ({
+    type: "render.progress",
+    index: latest.index,
+    count,
+    percent: Math.min(100, Math.round(latest.fraction * 1000) / 10),
+    description: `Question ${latest.index + 1}: ${questions[latest.index]!.question.slice(0, 80)}`,
+    renderedCount: latest.index,
+    cachedCount: 0,
+  }));
+  return {
+    update(index, fraction) {
+      latest = { index: Math.min(index, count - 1), fraction };
+    },
+    stop: () => sampler.stop({ final: true }),
+    finished: () =>
+      ctx.emit({
+        type: "render.progress",
+        index: count - 1,
+        count,
+        percent: 100,
+        description: null,
+        renderedCount: count,
+        cachedCount: 0,
+      }),
+  };
+}
+
+function round(n: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
