@@ -2,7 +2,7 @@ import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { ProbeResult, Rung, TranscodeJobMessage } from "../../src/protocol/messages.ts";
 import { storageUnavailable } from "../../src/protocol/storage-errors.ts";
-import { hlsLayout, posterKey } from "../../src/protocol/storage-layout.ts";
+import { ENCODE_MANIFEST, hlsLayout, posterKey } from "../../src/protocol/storage-layout.ts";
 import { estimateJobMemoryBytes } from "../admission.ts";
 import { log } from "../log.ts";
 import { encodeLadder } from "../media/encode-ladder.ts";
@@ -14,7 +14,6 @@ import { extractPoster } from "../media/poster.ts";
 import { probeSource } from "../media/probe.ts";
 import {
   completedEncode,
-  ENCODE_MANIFEST,
   encodeManifestText,
   planResume,
   type EncodeManifest,

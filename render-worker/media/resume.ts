@@ -1,6 +1,6 @@
 import { Parser } from "m3u8-parser";
 import { Rung } from "../../src/protocol/messages.ts";
-import { RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
+import { ENCODE_MANIFEST, RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
 import type { WorkerStorage } from "../storage/types.ts";
 
 /**
@@ -9,7 +9,6 @@ import type { WorkerStorage } from "../storage/types.ts";
  * the same job that would encode the same ladder the same way; anything else (new options, a new
  * ladder planner, another job such as a retryVariant of a failed rung) starts from zero.
  */
-export const ENCODE_MANIFEST = "encode.json";
 
 export interface EncodeManifest {
   jobId: string;

@@ -30,23 +30,26 @@ export const partialUploadKey = (videoId: string): string => `${sourceKey(videoI
 /** The name of a stored source: the last part of its key. */
 export const sourceName = (key: string): string => key.slice(key.lastIndexOf("/") + 1);
 
+/** A rung's playlist, relative to the master playlist (the URI the master lists). */
+export const RUNG_PLAYLIST = "index.m3u8";
+
+/** What the finished encode published, beside the master playlist. */
+export const ENCODE_MANIFEST = "encode.json";
+
 /** The HLS keys under a video's prefix (the `outputPrefix` of a transcode job). */
 export function hlsLayout(outputPrefix: string) {
   const prefix = `${outputPrefix}/hls`;
   return {
     prefix,
     masterKey: `${prefix}/master.m3u8`,
-    encodeManifestKey: `${prefix}/encode.json`,
+    encodeManifestKey: `${prefix}/${ENCODE_MANIFEST}`,
     rungPrefix: (rung: string) => `${prefix}/${rung}`,
-    playlistKey: (rung: string) => `${prefix}/${rung}/index.m3u8`,
+    playlistKey: (rung: string) => `${prefix}/${rung}/${RUNG_PLAYLIST}`,
   };
 }
 
 /** The poster of a video, under its prefix. */
 export const posterKey = (outputPrefix: string): string => `${outputPrefix}/thumbnails/poster.jpg`;
-
-/** A rung's playlist, relative to the master playlist (the URI the master lists). */
-export const RUNG_PLAYLIST = "index.m3u8";
 
 /** Whether a key is a master playlist: opening it starts a playback session. */
 export const isMasterPlaylistKey = (key: string): boolean => key.endsWith("/hls/master.m3u8");

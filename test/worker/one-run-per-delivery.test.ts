@@ -7,7 +7,7 @@ import path from "node:path";
 import { Parser } from "m3u8-parser";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ImportUrlJobMessage, JobEvent, TranscodeJobMessage, WorkerEvent } from "../../src/protocol/messages.ts";
-import { ENCODE_MANIFEST } from "../../render-worker/media/resume.ts";
+import { ENCODE_MANIFEST } from "../../src/protocol/storage-layout.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import type { WorkerStorage } from "../../render-worker/storage/types.ts";
 import { createWorker, type Worker } from "../../render-worker/worker.ts";
