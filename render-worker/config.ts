@@ -1,13 +1,14 @@
 import { hostname } from "node:os";
 import { z } from "zod";
 import { Capability } from "../src/protocol/messages.ts";
+import { DEFAULT_TOPIC_PREFIX } from "../src/protocol/queues.ts";
 
 /** Every environment variable the worker reads; `.env.template` documents each one. */
 const WorkerEnvSchema = z.object({
   TRANSPORT: z.enum(["postgres", "pubsub"]).default("postgres"),
   DATABASE_URL: z.url().optional(),
   GOOGLE_CLOUD_PROJECT: z.string().min(1).optional(),
-  PUBSUB_TOPIC_PREFIX: z.string().default("videograph"),
+  PUBSUB_TOPIC_PREFIX: z.string().default(DEFAULT_TOPIC_PREFIX),
   DATA_DIR: z.string().default("./data"),
   STORAGE: z.enum(["local", "gcs", "s3"]).default("local"),
   GCS_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, "not a bucket name").optional(),

@@ -1,5 +1,6 @@
 import { PgBoss } from "pg-boss";
-import { CONTROL_NOTIFY_CHANNEL, EVENTS_QUEUE, jobQueueName, type WorkerEvent } from "../../src/protocol/messages.ts";
+import type { WorkerEvent } from "../../src/protocol/messages.ts";
+import { CONTROL_NOTIFY_CHANNEL, EVENTS_QUEUE, jobQueueName } from "../../src/protocol/queues.ts";
 import { log } from "../log.ts";
 import { listenWithReconnect, type PostgresListener } from "./postgres-listener.ts";
 import type { WorkerTransport } from "./types.ts";

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Duration, PubSub, SubscriptionCloseBehaviors, type Message, type Subscription, type Topic } from "@google-cloud/pubsub";
-import { CONTROL_CHANNEL, EVENTS_QUEUE, jobQueueName, type Capability, type WorkerEvent } from "../../src/protocol/messages.ts";
+import type { Capability, WorkerEvent } from "../../src/protocol/messages.ts";
+import { DEFAULT_TOPIC_PREFIX, pubSubResourceNames } from "../../src/protocol/queues.ts";
 import { log } from "../log.ts";
 import type { JobHandler, WorkerTransport } from "./types.ts";
 
@@ -8,7 +9,7 @@ export interface PubSubWorkerTransportOptions {
   projectId: string;
   /** Names this worker's own subscription to the control topic. Default: a random id. */
   workerId?: string;
-  /** Must match the API's prefix. Default "videograph". */
+  /** Must match the API's prefix. Default `DEFAULT_TOPIC_PREFIX`. */
   topicPrefix?: string;
   /**
    * Ack deadline (10..600 s) the client renews while a job runs; a job whose worker died is
@@ -35,16 +36,15 @@ interface JobConsumer {
 
 /**
  * The production transport: Google Cloud Pub/Sub. Takes jobs from the subscription of each of
- * the worker's capabilities (`{prefix}-render-jobs-{capability}-workers`), renewing each job's
- * lease while its handler runs, and publishes events to `{prefix}-render-events`. The API
- * creates the topics and subscriptions; this side only waits for them. Set
- * `PUBSUB_EMULATOR_HOST` to use the emulator.
+ * the worker's capabilities, renewing each job's lease while its handler runs, and publishes
+ * events to the events topic (names: `pubSubResourceNames`). The API creates the topics and
+ * subscriptions; this side only waits for them. Set `PUBSUB_EMULATOR_HOST` to use the emulator.
  */
 export function createPubSubWorkerTransport(options: PubSubWorkerTransportOptions): WorkerTransport {
   const leaseSeconds = options.leaseSeconds ?? 60;
   if (!(leaseSeconds >= 10 && leaseSeconds <= 600)) throw new RangeError(`leaseSeconds must be 10..600, got ${leaseSeconds}`);
   const lease = Duration.from({ seconds: leaseSeconds });
-  const prefix = options.topicPrefix ?? "videograph";
+  const names = pubSubResourceNames(options.topicPrefix ?? DEFAULT_TOPIC_PREFIX);
   const pubsub = new PubSub({ projectId: options.projectId });
   const consumers: JobConsumer[] = [];
   let eventsTopic: Topic | null = null;
@@ -179,24 +179,23 @@ export function createPubSubWorkerTransport(options: PubSubWorkerTransportOption
 
     async consumeJobs(capabilities, concurrency, handler) {
       for (const capability of capabilities) {
-        const name = `${prefix}-${jobQueueName(capability)}-workers`;
+        const name = names.jobsSubscription(capability);
         if (!(await waitForSubscription(name))) return;
         consumers.push(consumeSubscription(name, capability, concurrency, handler));
       }
     },
 
     async publishEvent(event: WorkerEvent) {
-      eventsTopic ??= pubsub.topic(`${prefix}-${EVENTS_QUEUE}`);
+      eventsTopic ??= pubsub.topic(names.eventsTopic);
       await eventsTopic.publishMessage({ data: Buffer.from(JSON.stringify(event)), attributes: { v: String(event.v), type: event.type } });
     },
 
     async onControl(handler) {
       // A broadcast needs a subscription per worker. It removes itself after a day without this
       // worker (a worker killed without stop leaves it behind until then).
-      const name = `${prefix}-${CONTROL_CHANNEL}-${options.workerId ?? randomUUID()}`.replace(/[^A-Za-z0-9._~+%-]/g, "-").slice(0, 255);
-      const topicName = `${prefix}-${CONTROL_CHANNEL}`;
+      const name = names.controlSubscription(options.workerId ?? randomUUID());
       try {
-        await pubsub.createSubscription(topicName, name, { expirationPolicy: { ttl: { seconds: 24 * 3600 } }, messageRetentionDuration: 600, ackDeadlineSeconds: 10 });
+        await pubsub.createSubscription(names.controlTopic, name, { expirationPolicy: { ttl: { seconds: 24 * 3600 } }, messageRetentionDuration: 600, ackDeadlineSeconds: 10 });
       } catch (err) {
         if ((err as { code?: unknown }).code !== ALREADY_EXISTS) throw err;
       }

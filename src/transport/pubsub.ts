@@ -1,11 +1,12 @@
 import { PubSub, SubscriptionCloseBehaviors, type CreateSubscriptionOptions, type Message, type Topic } from "@google-cloud/pubsub";
-import { Capability, EVENTS_QUEUE, jobQueueName, type JobMessage, CONTROL_CHANNEL, type ControlMessage } from "../protocol/messages.ts";
+import { Capability, type ControlMessage, type JobMessage } from "../protocol/messages.ts";
+import { DEFAULT_TOPIC_PREFIX, pubSubResourceNames } from "../protocol/queues.ts";
 import { log } from "../log.ts";
 import type { ApiTransport } from "./types.ts";
 
 export interface PubSubApiTransportOptions {
   projectId: string;
-  /** Prefix of every topic and subscription name; workers must use the same. Default "videograph". */
+  /** Prefix of every topic and subscription name; workers must use the same. Default `DEFAULT_TOPIC_PREFIX`. */
   topicPrefix?: string;
 }
 
@@ -20,21 +21,6 @@ export interface PubSubResource {
 export interface PubSubApiTransport extends ApiTransport {
   /** Creates every topic and subscription that is missing; safe to run concurrently. */
   setup(): Promise<PubSubResource[]>;
-}
-
-/** Names of the topics and subscriptions; the worker adapter derives the same ones. */
-export function pubSubResourceNames(prefix: string) {
-  return {
-    jobsTopic: (capability: Capability) => `${prefix}-${jobQueueName(capability)}`,
-    jobsSubscription: (capability: Capability) => `${prefix}-${jobQueueName(capability)}-workers`,
-    eventsTopic: `${prefix}-${EVENTS_QUEUE}`,
-    eventsSubscription: `${prefix}-${EVENTS_QUEUE}-api`,
-    deadLetterTopic: `${prefix}-dead-letter`,
-    /** Broadcast to workers: each worker subscribes with a subscription of its own. */
-    controlTopic: `${prefix}-${CONTROL_CHANNEL}`,
-    controlSubscription: (workerId: string) => `${prefix}-${CONTROL_CHANNEL}-${workerId.replace(/[^A-Za-z0-9._~+%-]/g, "-")}`.slice(0, 255),
-    deadLetterSubscription: `${prefix}-dead-letter-inspect`,
-  };
 }
 
 const ALREADY_EXISTS = 6;
@@ -52,7 +38,7 @@ const DEAD_LETTER_RETENTION_SECONDS = 7 * 24 * 3600;
  */
 export function createPubSubApiTransport(options: PubSubApiTransportOptions): PubSubApiTransport {
   const pubsub = new PubSub({ projectId: options.projectId });
-  const names = pubSubResourceNames(options.topicPrefix ?? "videograph");
+  const names = pubSubResourceNames(options.topicPrefix ?? DEFAULT_TOPIC_PREFIX);
   const topics = new Map<string, Topic>();
   const topic = (name: string): Topic => {
     let t = topics.get(name);
