@@ -2,8 +2,9 @@ import { hostname } from "node:os";
 import { z } from "zod";
 import { Capability } from "../src/protocol/messages.ts";
 import { DEFAULT_TOPIC_PREFIX } from "../src/protocol/queues.ts";
+import type { WorkerConfigEnvName } from "../src/protocol/worker-env.ts";
 
-/** Every environment variable the worker reads; `.env.template` documents each one. */
+/** Every environment variable of the worker's configuration; `.env.template` documents each one. */
 const WorkerEnvSchema = z.object({
   TRANSPORT: z.enum(["postgres", "pubsub"]).default("postgres"),
   DATABASE_URL: z.url().optional(),
@@ -47,33 +48,9 @@ const WorkerEnvSchema = z.object({
   /** Wall-clock limit of one Manim render. */
   MANIM_TIMEOUT_SECONDS: z.coerce.number().int().min(10).max(6 * 3600).default(15 * 60),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
-});
+} satisfies Record<WorkerConfigEnvName, z.ZodType>);
 
 export type WorkerEnv = Readonly<z.infer<typeof WorkerEnvSchema>>;
-
-/**
- * Every variable a worker process is given when the API starts it (the embedded default): the
- * schema's, the media tools' paths, the Google client libraries' and the platform's. The API's
- * own secrets (BOOTSTRAP_API_KEY, JWT_SECRET, webhook and storage signing keys…) are not here.
- */
-export const WORKER_ENV_NAMES: readonly string[] = [
-  ...WorkerEnvSchema.keyof().options,
-  "FFMPEG_PATH", "FFPROBE_PATH", "ESPEAK_PATH", "ESPEAK_DATA_PATH", "QUIZ_FONT_DIR",
-  "GOOGLE_APPLICATION_CREDENTIALS", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST", "METADATA_SERVER_DETECTION",
-  "PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "NODE_EXTRA_CA_CERTS",
-];
-
-/** The AWS SDK's standard credential chain: a worker needs it only to reach S3 (STORAGE=s3). */
-const AWS_CREDENTIAL_ENV_NAMES: readonly string[] = [
-  "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION",
-  "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
-  "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-];
-
-/** The variables a worker started with `source` as its environment is given: WORKER_ENV_NAMES, and AWS credentials with STORAGE=s3. */
-export function workerEnvNames(source: NodeJS.ProcessEnv): readonly string[] {
-  return source.STORAGE === "s3" ? [...WORKER_ENV_NAMES, ...AWS_CREDENTIAL_ENV_NAMES] : WORKER_ENV_NAMES;
-}
 
 const CheckedWorkerEnvSchema = WorkerEnvSchema.superRefine((env, ctx) => {
   if (env.TRANSPORT === "postgres" && !env.DATABASE_URL) {
