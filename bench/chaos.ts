@@ -18,7 +18,7 @@ import { jobQueueName } from "../src/protocol/queues.ts";
 import { createPostgresTransport } from "../src/transport/postgres.ts";
 import { ADMIN_AUTH } from "../test/support/auth.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses } from "../test/support/processes.ts";
-import { ageSeconds, familyOf, ffmpegUnder, inGroups, listProcesses, stillRunning, workingDirectory, type ProcessInfo } from "./support/process-scan.ts";
+import { ageSeconds, familyOf, ffmpegUnder, inGroups, listProcesses, stillRunning, workingDirectory, type ProcessInfo } from "../test/support/process-scan.ts";
 import { watchSegments } from "./support/segment-watch.ts";
 import { CREATE_UPLOAD, generateClip, postGraphQL, type GraphQLResponse } from "./support/stack.ts";
 import { supervise, type SupervisedService } from "./support/supervisor.ts";

@@ -8,7 +8,7 @@ import { chmod, mkdtemp, readFile, readdir, readlink, rm, writeFile } from "node
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { freePort } from "../src/free-port.ts";
-import { descendantPids } from "../test/support/child-processes.ts";
+import { descendantPids } from "../test/support/process-scan.ts";
 import { parseCommandLine } from "./cli.ts";
 
 parseCommandLine(
