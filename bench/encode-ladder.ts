@@ -12,7 +12,7 @@ import type { Rung } from "../src/protocol/messages.ts";
 import { encodeLadder, ladderScaleGraph, probeNvenc, type VideoEncoder } from "../render-worker/media/ffmpeg.ts";
 import { planLadder } from "../render-worker/media/ladder.ts";
 import { probeSource } from "../render-worker/media/probe.ts";
-import { parseCommandLine, usageError } from "../scripts/cli.ts";
+import { parseCommandLine, usageError } from "../src/protocol/command-line.ts";
 
 const run = promisify(execFile);
 

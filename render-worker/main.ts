@@ -1,4 +1,4 @@
-import { parseArgs } from "node:util";
+import { loadConfigOrExit, parseCommandLine } from "../src/protocol/command-line.ts";
 import { loadWorkerEnv } from "./config.ts";
 import { log } from "./log.ts";
 import { createGcsWorkerStorage } from "./storage/gcs.ts";
@@ -8,29 +8,15 @@ import { createPostgresWorkerTransport } from "./transport/postgres.ts";
 import { createPubSubWorkerTransport } from "./transport/pubsub.ts";
 import { createWorker, defaultTmpDir } from "./worker.ts";
 
-const USAGE = `usage: npm run worker
+parseCommandLine(
+  `usage: npm run worker
 Runs a render worker: it takes jobs for WORKER_CAPABILITIES from TRANSPORT (postgres: needs
 DATABASE_URL; pubsub: GOOGLE_CLOUD_PROJECT) and writes media to STORAGE. Configured only by
 environment variables (and a .env file): .env.template documents each one. SIGTERM hands back
-what is running after SHUTDOWN_GRACE_SECONDS.
-`;
-try {
-  if (parseArgs({ options: { help: { type: "boolean", short: "h" } } }).values.help) {
-    process.stdout.write(USAGE);
-    process.exit(0);
-  }
-} catch (err) {
-  process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
-  process.exit(2);
-}
-
-let env: ReturnType<typeof loadWorkerEnv>;
-try {
-  env = loadWorkerEnv();
-} catch (err) {
-  process.stderr.write(`${(err as Error).message}\n`);
-  process.exit(2);
-}
+what is running after SHUTDOWN_GRACE_SECONDS.`,
+  {},
+);
+const env = loadConfigOrExit(loadWorkerEnv);
 
 const worker = createWorker({
   workerId: env.WORKER_ID,

@@ -1,3 +1,7 @@
+/**
+ * How every command-line program of the project (the API, the worker, scripts/, bench/) treats its
+ * arguments; each keeps its own usage text.
+ */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
 /** Prints why the arguments are wrong and the usage on stderr, and exits 2 (a usage error). */
@@ -23,5 +27,18 @@ export function parseCommandLine<const T extends ParseArgsConfig>(usage: string,
     return parseArgs({ ...config, args } as T);
   } catch (err) {
     usageError(usage, (err as Error).message);
+  }
+}
+
+/**
+ * Returns what `load` (a program's environment parser) returns; when it throws, prints its message
+ * (every invalid variable) on stderr, without a stack trace, and exits 2.
+ */
+export function loadConfigOrExit<T>(load: () => T): T {
+  try {
+    return load();
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    process.exit(2);
   }
 }
