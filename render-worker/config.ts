@@ -54,7 +54,8 @@ export type WorkerEnv = Readonly<z.infer<typeof WorkerEnvSchema>>;
 
 const CheckedWorkerEnvSchema = WorkerEnvSchema.superRefine((env, ctx) => {
   if (env.TRANSPORT === "postgres" && !env.DATABASE_URL) {
-    ctx.addIssue({ code: "custom", path: ["DATABASE_URL"], message: "required with TRANSPORT=postgres: its queues live in Postgres" });
+    const message = "required with TRANSPORT=postgres: its queues live in Postgres";
+    ctx.addIssue({ code: "custom", path: ["DATABASE_URL"], message });
   }
   if (env.TRANSPORT === "pubsub" && !env.GOOGLE_CLOUD_PROJECT) {
     ctx.addIssue({ code: "custom", path: ["GOOGLE_CLOUD_PROJECT"], message: "required when TRANSPORT=pubsub" });
@@ -63,7 +64,8 @@ const CheckedWorkerEnvSchema = WorkerEnvSchema.superRefine((env, ctx) => {
     ctx.addIssue({ code: "custom", path: ["GCS_BUCKET"], message: "required when STORAGE=gcs" });
   }
   if (env.STORAGE === "gcs" && env.STORAGE_EMULATOR_HOST) {
-    ctx.addIssue({ code: "custom", path: ["STORAGE_EMULATOR_HOST"], message: "not supported: set GCS_API_ENDPOINT to the emulator's origin instead" });
+    const message = "not supported: set GCS_API_ENDPOINT to the emulator's origin instead";
+    ctx.addIssue({ code: "custom", path: ["STORAGE_EMULATOR_HOST"], message });
   }
   if (env.STORAGE === "s3" && !env.S3_BUCKET) {
     ctx.addIssue({ code: "custom", path: ["S3_BUCKET"], message: "required when STORAGE=s3" });

@@ -25,11 +25,20 @@ const worker = createWorker({
   memoryLimitBytes: env.WORKER_MEMORY_LIMIT_BYTES,
   transport:
     env.TRANSPORT === "pubsub"
-      ? createPubSubWorkerTransport({ projectId: env.GOOGLE_CLOUD_PROJECT!, workerId: env.WORKER_ID, topicPrefix: env.PUBSUB_TOPIC_PREFIX, leaseSeconds: env.JOB_STALL_SECONDS })
+      ? createPubSubWorkerTransport({
+          projectId: env.GOOGLE_CLOUD_PROJECT!,
+          workerId: env.WORKER_ID,
+          topicPrefix: env.PUBSUB_TOPIC_PREFIX,
+          leaseSeconds: env.JOB_STALL_SECONDS,
+        })
       : createPostgresWorkerTransport(env.DATABASE_URL!),
   storage:
     env.STORAGE === "gcs"
-      ? createGcsWorkerStorage({ bucket: env.GCS_BUCKET!, apiEndpoint: env.GCS_API_ENDPOINT, signedUrlTtlSeconds: env.GCS_SIGNED_URL_TTL_SECONDS })
+      ? createGcsWorkerStorage({
+          bucket: env.GCS_BUCKET!,
+          apiEndpoint: env.GCS_API_ENDPOINT,
+          signedUrlTtlSeconds: env.GCS_SIGNED_URL_TTL_SECONDS,
+        })
       : env.STORAGE === "s3"
         ? createS3WorkerStorage({
             bucket: env.S3_BUCKET!,
@@ -42,7 +51,11 @@ const worker = createWorker({
   tmpDir: defaultTmpDir(env.WORKER_TMP_DIR),
   progressIntervalMs: env.PROGRESS_INTERVAL_MS,
   heartbeatIntervalSeconds: env.HEARTBEAT_INTERVAL_SECONDS,
-  manim: { bin: env.MANIM_BIN, limits: { wallMs: env.MANIM_TIMEOUT_SECONDS * 1000 }, sandboxPath: env.MANIM_SANDBOX_PATH },
+  manim: {
+    bin: env.MANIM_BIN,
+    limits: { wallMs: env.MANIM_TIMEOUT_SECONDS * 1000 },
+    sandboxPath: env.MANIM_SANDBOX_PATH,
+  },
 });
 
 let stopping = false;

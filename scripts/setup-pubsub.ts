@@ -26,8 +26,10 @@ try {
   }
   if (!process.env.PUBSUB_EMULATOR_HOST) {
     console.log(
-      "Dead-lettering needs the Pub/Sub service agent (service-PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com)\n" +
-        "to have roles/pubsub.publisher on the dead-letter topic and roles/pubsub.subscriber on the jobs subscriptions.",
+      "Dead-lettering needs the Pub/Sub service agent " +
+        "(service-PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com)\n" +
+        "to have roles/pubsub.publisher on the dead-letter topic " +
+        "and roles/pubsub.subscriber on the jobs subscriptions.",
     );
   }
 } finally {

@@ -75,5 +75,7 @@ export function startLocalWorker(options: {
 }
 
 function workerEnvFrom(env: NodeJS.ProcessEnv): Record<string, string> {
-  return Object.fromEntries(workerEnvNames(env).flatMap((name) => (env[name] === undefined ? [] : [[name, env[name]]])));
+  return Object.fromEntries(
+    workerEnvNames(env).flatMap((name) => (env[name] === undefined ? [] : [[name, env[name]]])),
+  );
 }

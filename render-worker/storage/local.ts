@@ -63,10 +63,12 @@ export function createLocalWorkerStorage(dataDir: string): WorkerStorage {
 
     async list(prefix) {
       const dir = pathFor(prefix.replace(/\/$/, ""));
-      const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
-        if (err.code === "ENOENT") return [];
-        throw err;
-      });
+      const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(
+        (err: NodeJS.ErrnoException) => {
+          if (err.code === "ENOENT") return [];
+          throw err;
+        },
+      );
       return entries
         .filter((e) => e.isFile() && !e.name.endsWith(".tmp"))
         .map((e) => path.relative(root, path.join(e.parentPath, e.name)).split(path.sep).join("/"));

@@ -36,7 +36,8 @@ async function assertReachableByOthers(dir: string): Promise<void> {
     const { mode } = await stat(d);
     if (!(mode & 0o001)) {
       throw new Error(
-        `Running as root, the embedded Postgres runs as the "postgres" user, which cannot enter ${d} (mode ${(mode & 0o777).toString(8)}). ` +
+        `Running as root, the embedded Postgres runs as the "postgres" user, which cannot enter ${d} ` +
+          `(mode ${(mode & 0o777).toString(8)}). ` +
           "Set DATA_DIR to a directory others can traverse, run as a normal user, or set DATABASE_URL.",
       );
     }
@@ -84,8 +85,13 @@ export async function startEmbeddedPostgres(dataDir: string, port?: number): Pro
   });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const url = await new Promise<string>((resolve, reject) => {
-    child.once("message", (m: { url?: string; error?: string }) => (m.url ? resolve(m.url) : reject(new Error(m.error))));
-    child.once("exit", (code, signal) => reject(new Error(`the embedded Postgres process exited (code ${code}, signal ${signal}) before it was ready`)));
+    child.once("message", (m: { url?: string; error?: string }) => {
+      if (m.url) resolve(m.url);
+      else reject(new Error(m.error));
+    });
+    child.once("exit", (code, signal) => {
+      reject(new Error(`the embedded Postgres process exited (code ${code}, signal ${signal}) before it was ready`));
+    });
   });
   return {
     url,
@@ -146,7 +152,10 @@ async function clientsDisconnected(pgServer: EmbeddedPostgres, timeoutMs: number
   await admin.connect();
   try {
     for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) {
-      const { rows } = await admin.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()");
+      const { rows } = await admin.query(
+        "SELECT count(*)::int AS n FROM pg_stat_activity " +
+          "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
+      );
       if (rows[0].n === 0) return;
     }
   } finally {

@@ -16,7 +16,10 @@ export function usageError(usage: string, message: string): never {
  * an unknown option or a malformed argument exits through usageError, not with a stack trace.
  * `args` defaults to the process's arguments.
  */
-export function parseCommandLine<const T extends ParseArgsConfig>(usage: string, config: T): ReturnType<typeof parseArgs<T>> {
+export function parseCommandLine<const T extends ParseArgsConfig>(
+  usage: string,
+  config: T,
+): ReturnType<typeof parseArgs<T>> {
   const args = config.args ?? process.argv.slice(2);
   const end = args.indexOf("--");
   if ((end === -1 ? args : args.slice(0, end)).some((a) => a === "--help" || a === "-h")) {

@@ -37,6 +37,8 @@ export function pubSubResourceNames(prefix: string) {
     /** Broadcast to workers: each worker subscribes with a subscription of its own. */
     controlTopic: `${prefix}-${CONTROL_CHANNEL}`,
     controlSubscription: (workerId: string) =>
-      `${prefix}-${CONTROL_CHANNEL}-${workerId}`.replace(NOT_IN_SUBSCRIPTION_NAME, "-").slice(0, MAX_SUBSCRIPTION_NAME_LENGTH),
+      `${prefix}-${CONTROL_CHANNEL}-${workerId}`
+        .replace(NOT_IN_SUBSCRIPTION_NAME, "-")
+        .slice(0, MAX_SUBSCRIPTION_NAME_LENGTH),
   };
 }

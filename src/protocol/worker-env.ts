@@ -36,7 +36,10 @@ const AWS_CREDENTIAL_ENV_NAMES: readonly string[] = [
   "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
 ];
 
-/** The variables a worker started with `source` as its environment is given: WORKER_ENV_NAMES, and AWS's with STORAGE=s3. */
+/**
+ * The variables a worker started with `source` as its environment is given: WORKER_ENV_NAMES, and
+ * AWS credentials with STORAGE=s3.
+ */
 export function workerEnvNames(source: NodeJS.ProcessEnv): readonly string[] {
   return source.STORAGE === "s3" ? [...WORKER_ENV_NAMES, ...AWS_CREDENTIAL_ENV_NAMES] : WORKER_ENV_NAMES;
 }

@@ -54,7 +54,8 @@ export function createPostgresTransport(options: PostgresTransportOptions): ApiT
       await control.query("SELECT pg_notify($1, $2)", [CONTROL_NOTIFY_CHANNEL, JSON.stringify(message)]);
     },
     async consumeEvents(handler) {
-      await boss.work(EVENTS_QUEUE, { batchSize: 100, pollingIntervalSeconds: 0.5, notifyPollingIntervalSeconds: 5 }, async (jobs) => {
+      const workOptions = { batchSize: 100, pollingIntervalSeconds: 0.5, notifyPollingIntervalSeconds: 5 };
+      await boss.work(EVENTS_QUEUE, workOptions, async (jobs) => {
         await handler(jobs.map((j) => j.data));
       });
     },
@@ -65,7 +66,9 @@ export function createPostgresTransport(options: PostgresTransportOptions): ApiT
   };
 }
 
-async function ensureQueue(boss: PgBoss, name: string, queueOptions: Parameters<PgBoss["createQueue"]>[1]): Promise<void> {
+type QueueOptions = Parameters<PgBoss["createQueue"]>[1];
+
+async function ensureQueue(boss: PgBoss, name: string, queueOptions: QueueOptions): Promise<void> {
   if (await boss.getQueue(name)) return;
   try {
     await boss.createQueue(name, queueOptions);
