@@ -1,8 +1,8 @@
 /**
- * Where messages travel between the API and workers. Both programs and scripts/setup-pubsub.ts
- * take every queue, topic, subscription and channel name from here, so each is written down once.
- * The embedded transport uses the queue names as they are and a NOTIFY channel for control; Pub/Sub
- * puts a prefix before each name (`pubSubResourceNames`).
+ * Where messages travel between the API and workers. Both programs take every queue, topic,
+ * subscription and channel name from here (scripts/setup-pubsub.ts through the API's transport), so
+ * each is written down once. The embedded transport uses the queue names as they are and a NOTIFY
+ * channel for control; Pub/Sub puts a prefix before each name (`pubSubResourceNames`).
  */
 import type { Capability } from "./messages.ts";
 
