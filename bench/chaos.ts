@@ -1,6 +1,6 @@
 // Chaos run (`npm run chaos`): an API and workers as separate processes on an embedded Postgres of
 // this script's own, N clips uploaded through the public API while faults land on a seeded
-// schedule, then what became of every video, segment and process. See README "Failure model".
+// schedule, then what became of every video, segment and process. See docs/failure-model.md, "Chaos".
 import { execFile } from "node:child_process";
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, statfs } from "node:fs/promises";
 import os from "node:os";

@@ -43,7 +43,7 @@ export GPU_WORKERS_MIN="0"
 export GPU_WORKERS_MAX="175"
 # Deploy the NVENC pool too: needs L4 quota in REGION ("Total Nvidia L4 GPU allocation, per
 # project per region", Cloud Run Admin API). Off by default: the API publishes every transcode
-# to the cpu topic today (src/jobs/videos.ts), so a GPU pool would get no jobs yet.
+# to the cpu topic today (src/uploads/complete-upload.ts), so a GPU pool would get no jobs yet.
 export DEPLOY_GPU_POOL="false"
 
 # The API's public origin, used in URLs it hands out. Empty on the first deploy; set it to the

@@ -1,6 +1,6 @@
 // Renders bench/manim-standard-scene.py with the worker's own Manim handler (sandbox, MEDIUM
 // quality) and tiles six evenly spaced frames of the movie into docs/manim-frames.png, the
-// README's picture of a real render (`npm run docs:manim-frames`).
+// picture of a real render in docs/manim-and-compositions.md (`npm run docs:manim-frames`).
 import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";

@@ -1,6 +1,6 @@
 // Runs Prisma 6's CLI (installed as `prisma-migrate`, WASM schema engine through adapter-pg) with
 // prisma.migrate.config.ts: the only way to diff migrations against the schema on machines that
-// cannot download Prisma 7's native schema engine. See README, "Migrations".
+// cannot download Prisma 7's native schema engine. See docs/storage-and-deployment.md, "Migrations".
 import { execFileSync } from "node:child_process";
 
 export const DEV_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres";

@@ -58,7 +58,7 @@ async function newUserEnv(port: number): Promise<NodeJS.ProcessEnv> {
     .split(path.delimiter)
     .filter((dir) => !dir.includes(`${path.sep}node_modules${path.sep}`) && !dir.endsWith(`${path.sep}node_modules${path.sep}.bin`))
     .join(path.delimiter);
-  // Another service may hold the default 4000 on a shared machine; PORT is the README's own knob.
+  // Another service may hold the default 4000 on a shared machine; PORT is a documented setting.
   env.PORT = String(port);
   return env;
 }

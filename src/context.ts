@@ -2,7 +2,7 @@ import type { Principal } from "./auth/scopes.ts";
 import type { Db } from "./db/client.ts";
 import type { VideoPubSub } from "./events/video-events.ts";
 import type { PlaybackTokens } from "./http/playback-tokens.ts";
-import type { UrlSigner } from "./http/signing.ts";
+import type { UrlSigner } from "./storage/url-signer.ts";
 import type { Dispatcher } from "./jobs/dispatcher.ts";
 import type { ApiStorage } from "./storage/types.ts";
 import type { ApiTransport } from "./transport/types.ts";

@@ -1,11 +1,9 @@
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { useServer } from "graphql-ws/use/ws";
 import { createYoga, type YogaServerInstance } from "graphql-yoga";
 import pg from "pg";
-import { WebSocketServer } from "ws";
 import { bootstrapAdminKey } from "./auth/api-keys.ts";
-import { AuthenticationError, createAuthenticator } from "./auth/authenticate.ts";
+import { createAuthenticator } from "./auth/authenticate.ts";
 import { LiveCredentials } from "./auth/live-credentials.ts";
 import { parseScopes, SCOPES } from "./auth/scopes.ts";
 import type { Env } from "./config.ts";
@@ -16,28 +14,30 @@ import { PostgresEventTarget } from "./events/postgres-event-target.ts";
 import { createVideoPubSub } from "./events/video-events.ts";
 import { graphqlCors } from "./http/cors.ts";
 import { createMutationRateLimiter, graphqlSecurityPlugins } from "./http/graphql-security.ts";
-import { handleMedia, handleSignedUrlMedia, MEDIA_PATH_PREFIX, type PlaybackGuard } from "./http/media.ts";
+import { authorizationParam, serveGraphqlOverWebSocket } from "./http/graphql-ws.ts";
+import { handleHealth, HEALTH_PATH } from "./http/health.ts";
+import { handleMedia, handleSignedUrlMedia } from "./http/media.ts";
+import { createPlaybackGuard } from "./http/playback-guard.ts";
 import { PlaybackTokens } from "./http/playback-tokens.ts";
-import { loadSigningSecret, UrlSigner } from "./http/signing.ts";
-import { handleUpload, UPLOAD_PATH_PREFIX } from "./http/uploads.ts";
 import { tellWorkersToCancel } from "./jobs/cancel.ts";
 import { createDispatcher } from "./jobs/dispatcher.ts";
 import { createEventIngestor } from "./jobs/ingest-events.ts";
 import { log } from "./log.ts";
 import { schema } from "./schema/index.ts";
+import { createApiStorage } from "./storage/api-storage.ts";
+import { MEDIA_PATH_PREFIX, UPLOAD_PATH_PREFIX } from "./storage/api-urls.ts";
 import { GcsStorage } from "./storage/gcs.ts";
-import { createUploadNotificationListener } from "./storage/gcs-notifications.ts";
 import { LocalStorage } from "./storage/local.ts";
-import { S3Storage } from "./storage/s3.ts";
+import { loadSigningSecret, UrlSigner } from "./storage/url-signer.ts";
 import { createPostgresTransport } from "./transport/postgres.ts";
+import { createPubSubApiTransport } from "./transport/pubsub.ts";
+import { createUploadNotificationListener } from "./uploads/gcs-notifications.ts";
+import { handleUpload } from "./uploads/upload-put.ts";
 import { createWebhookDeliverer } from "./webhooks/deliverer.ts";
 import { createWebhookEmitter } from "./webhooks/events.ts";
-import { createPubSubApiTransport } from "./transport/pubsub.ts";
 
-function authorizationParam(params: Record<string, unknown> | undefined | null): string | null {
-  const value = params?.authorization ?? params?.Authorization;
-  return typeof value === "string" ? value : null;
-}
+/** What yoga builds a context from: an HTTP request, or a WebSocket's connection_init payload. */
+type ContextInput = { request?: Request; connectionParams?: Record<string, unknown> };
 
 export interface App {
   /** The yoga instance, so tests can call `yoga.fetch` without a port. */
@@ -56,7 +56,11 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
   const pubSub = createVideoPubSub(eventTarget);
   const signingSecret = await loadSigningSecret(env.SIGNING_SECRET, env.DATA_DIR);
   const signer = new UrlSigner(signingSecret);
-  const playbackTokens = new PlaybackTokens(signingSecret, env.PLAYBACK_TOKEN_TTL_SECONDS, env.PLAYBACK_SESSION_SECONDS);
+  const playbackTokens = new PlaybackTokens(
+    signingSecret,
+    env.PLAYBACK_TOKEN_TTL_SECONDS,
+    env.PLAYBACK_SESSION_SECONDS,
+  );
   const authenticate = createAuthenticator(db, {
     jwks: env.JWT_JWKS ?? null,
     secret: env.JWT_SECRET ?? null,
@@ -73,22 +77,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
   // An idle client whose connection the server ends (a restart, a failover) must not crash the API.
   limiterPool.on("error", (err) => log.warn("rate limiter connection lost", { err }));
   const publicUrl = env.PUBLIC_URL?.replace(/\/$/, "") ?? "";
-  const storage =
-    env.STORAGE === "gcs"
-      ? new GcsStorage({ bucket: env.GCS_BUCKET!, apiEndpoint: env.GCS_API_ENDPOINT, publicUrl, signedUrlTtlSeconds: env.GCS_SIGNED_URL_TTL_SECONDS })
-      : env.STORAGE === "s3"
-        ? new S3Storage({
-            bucket: env.S3_BUCKET!,
-            endpoint: env.S3_ENDPOINT,
-            region: env.S3_REGION,
-            forcePathStyle: env.S3_FORCE_PATH_STYLE,
-            signedUrlTtlSeconds: env.S3_SIGNED_URL_TTL_SECONDS,
-            maxUploadBytes: env.MAX_UPLOAD_BYTES,
-            publicUrl,
-            signer,
-            uploadUrlTtlSeconds: env.UPLOAD_URL_TTL_SECONDS,
-          })
-        : new LocalStorage(env.DATA_DIR, { publicUrl, signer, uploadUrlTtlSeconds: env.UPLOAD_URL_TTL_SECONDS });
+  const storage = createApiStorage(env, { publicUrl, signer });
   const transport =
     env.TRANSPORT === "pubsub"
       ? createPubSubApiTransport({ projectId: env.GOOGLE_CLOUD_PROJECT!, topicPrefix: env.PUBSUB_TOPIC_PREFIX })
@@ -98,7 +87,10 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     transport,
     segmentSeconds: env.HLS_SEGMENT_SECONDS,
     maxDurationSeconds: env.MAX_DURATION_SECONDS,
-    urlImport: { maxBytes: env.URL_IMPORT_MAX_BYTES ?? env.MAX_UPLOAD_BYTES, allowPrivateAddresses: env.URL_IMPORT_ALLOW_PRIVATE },
+    urlImport: {
+      maxBytes: env.URL_IMPORT_MAX_BYTES ?? env.MAX_UPLOAD_BYTES,
+      allowPrivateAddresses: env.URL_IMPORT_ALLOW_PRIVATE,
+    },
     vanishedAfterSeconds: 3 * env.JOB_STALL_SECONDS,
     fallback: env.LOCAL_FALLBACK ? { afterSeconds: env.FALLBACK_AFTER_SECONDS } : null,
   });
@@ -115,7 +107,8 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     webhooks,
     progressWriteIntervalMs: env.PROGRESS_WRITE_INTERVAL_MS,
     onJobRequeued: (runAfter) => dispatcher.kickAt(runAfter),
-    onCanceledJobReported: (jobId, attempt, workerId, runId) => tellWorkersToCancel(transport, jobId, attempt, workerId, runId),
+    onCanceledJobReported: (jobId, attempt, workerId, runId) =>
+      tellWorkersToCancel(transport, jobId, attempt, workerId, runId),
     stallSeconds: env.JOB_STALL_SECONDS,
   });
   const services: AppServices = {
@@ -148,27 +141,14 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       })
     : null;
 
-  // Media of SIGNED videos needs a token; a video's policy never changes, so it is cached.
-  const policies = new Map<string, { policy: "PUBLIC" | "SIGNED"; at: number }>();
-  const guard: PlaybackGuard = {
-    tokens: playbackTokens,
-    async policyOf(videoId) {
-      const cached = policies.get(videoId);
-      if (cached && Date.now() - cached.at < 60_000) return cached.policy;
-      const video = await db.video.findUnique({ where: { id: videoId }, select: { playbackPolicy: true } }).catch(() => null);
-      if (!video) return null;
-      if (policies.size > 50_000) policies.clear();
-      policies.set(videoId, { policy: video.playbackPolicy, at: Date.now() });
-      return video.playbackPolicy;
-    },
-  };
+  const guard = createPlaybackGuard(db, playbackTokens);
 
   let limiter: Awaited<ReturnType<typeof createMutationRateLimiter>> | null = null;
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
     // HTTP: the Authorization header. WebSocket (no fetch Request): `authorization` in the
     // connection_init payload. Both go through the same authenticate().
-    context: async ({ request, connectionParams }: { request?: Request; connectionParams?: Record<string, unknown> }) => ({
+    context: async ({ request, connectionParams }: ContextInput) => ({
       ...services,
       requestOrigin: request?.headers.get("origin") ?? null,
       auth: await authenticate(request ? request.headers.get("authorization") : authorizationParam(connectionParams)),
@@ -176,7 +156,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     plugins: [...graphqlSecurityPlugins(env, () => limiter), liveCredentials.plugin()],
     graphqlEndpoint: "/graphql",
     cors: graphqlCors(env.CORS_ORIGINS),
-    graphiql: env.GRAPHIQL ?? env.NODE_ENV !== "production" ? { subscriptionsProtocol: "SSE" } : false,
+    graphiql: (env.GRAPHIQL ?? env.NODE_ENV !== "production") ? { subscriptionsProtocol: "SSE" } : false,
     landingPage: false,
     maskedErrors: true,
     logging: env.LOG_LEVEL === "debug" ? "debug" : "warn",
@@ -185,38 +165,15 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://localhost");
     if (url.pathname.startsWith(UPLOAD_PATH_PREFIX) && !(storage instanceof GcsStorage)) {
-      res.setHeader("access-control-allow-origin", "*");
-      res.setHeader("access-control-allow-methods", "PUT, OPTIONS");
-      res.setHeader("access-control-allow-headers", "content-type, content-range");
-      res.setHeader("access-control-expose-headers", "range");
       return handleUpload({ ...services, storage }, req, res, url);
     }
     if (url.pathname.startsWith(MEDIA_PATH_PREFIX)) {
-      return storage instanceof LocalStorage ? handleMedia(storage, guard, req, res, url) : handleSignedUrlMedia(storage, guard, req, res, url);
+      return storage instanceof LocalStorage
+        ? handleMedia(storage, guard, req, res, url)
+        : handleSignedUrlMedia(storage, guard, req, res, url);
     }
-    if (url.pathname === "/health") {
-      const ok = await db.$queryRaw`SELECT 1`.then(() => true, () => false);
-      res.writeHead(ok ? 200 : 503, { "content-type": "application/json" });
-      res.end(JSON.stringify({ status: ok ? "ok" : "database unavailable" }));
-      return;
-    }
-    // Bodies are read into memory by yoga: refuse oversized ones before reading a byte.
-    if (req.method === "POST") {
-      const multipart = String(req.headers["content-type"] ?? "").startsWith("multipart/form-data");
-      const [limit, name] = multipart ? [env.MULTIPART_MAX_BYTES, "MULTIPART_MAX_BYTES"] : [env.GRAPHQL_MAX_BODY_BYTES, "GRAPHQL_MAX_BODY_BYTES"];
-      const length = Number(req.headers["content-length"] ?? NaN);
-      if (!Number.isFinite(length)) {
-        res.writeHead(411, { "content-type": "application/json", connection: "close" });
-        res.end(JSON.stringify({ errors: [{ message: "GraphQL POST requests need a Content-Length" }] }));
-        return;
-      }
-      if (length > limit) {
-        res.writeHead(413, { "content-type": "application/json", connection: "close" });
-        const hint = multipart ? "; use createUpload for large files" : "";
-        res.end(JSON.stringify({ errors: [{ message: `Request of ${length} bytes exceeds ${name} (${limit})${hint}` }] }));
-        return;
-      }
-    }
+    if (url.pathname === HEALTH_PATH) return handleHealth(db, res);
+    if (refusedForSize(req, res, env)) return;
     await yoga.requestListener(req, res);
   }
 
@@ -228,51 +185,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     });
   });
 
-  // graphql-ws goes through yoga's envelop, so WebSocket and HTTP share plugins and context.
-  const wsServer = new WebSocketServer({ server: httpServer, path: yoga.graphqlEndpoint });
-  const stopWatching = new WeakMap<object, () => void>();
-  const wsHandle = useServer(
-    {
-      // Credentials are checked at connection_init (4403 closes a bad one), by the same code in
-      // each operation's context, and for as long as the socket lives (LiveCredentials).
-      onConnect: async (ctx) => {
-        const authorization = authorizationParam(ctx.connectionParams);
-        try {
-          const principal = await authenticate(authorization);
-          if (principal === null) return false;
-          stopWatching.set(ctx, liveCredentials.watchSocket(authorization!, principal, ctx.extra.socket));
-          return true;
-        } catch (err) {
-          if (err instanceof AuthenticationError) return false;
-          throw err;
-        }
-      },
-      onClose: (ctx) => stopWatching.get(ctx)?.(),
-      execute: (args: any) => args.rootValue.execute(args),
-      subscribe: (args: any) => args.rootValue.subscribe(args),
-      onSubscribe: async (ctx, _id, params) => {
-        const { schema: s, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
-          ...ctx,
-          req: ctx.extra.request,
-          socket: ctx.extra.socket,
-          params,
-          connectionParams: ctx.connectionParams,
-        });
-        const args = {
-          schema: s,
-          operationName: params.operationName,
-          document: parse(params.query),
-          variableValues: params.variables,
-          contextValue: await contextFactory(),
-          rootValue: { execute, subscribe },
-        };
-        const errors = validate(args.schema, args.document);
-        if (errors.length) return errors;
-        return args;
-      },
-    },
-    wsServer,
-  );
+  const wsHandle = serveGraphqlOverWebSocket(httpServer, yoga, { authenticate, liveCredentials });
 
   let started = false;
   return {
@@ -284,11 +197,15 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       await eventTarget.start();
       limiter = await createMutationRateLimiter(limiterPool, env.RATE_LIMIT_MUTATIONS_PER_MINUTE);
       // In production a secret printed to stdout would sit in the logs: keys come from the CLI or BOOTSTRAP_API_KEY.
-      const created = await bootstrapAdminKey(db, env.BOOTSTRAP_API_KEY, SCOPES, { createIfNone: env.NODE_ENV !== "production" });
+      const created = await bootstrapAdminKey(db, env.BOOTSTRAP_API_KEY, SCOPES, {
+        createIfNone: env.NODE_ENV !== "production",
+      });
       if (created && !env.BOOTSTRAP_API_KEY) {
         // Printed once, on the first start of an empty database: the secret is not stored.
         process.stdout.write(
-          `\n  Admin API key (tenant "default", every scope) — shown once, keep it:\n\n    export VIDEOGRAPH_KEY=${created.secret}\n\n  Send it as: Authorization: Bearer <key>\n\n`,
+          `\n  Admin API key (tenant "default", every scope) — shown once, keep it:\n\n` +
+            `    export VIDEOGRAPH_KEY=${created.secret}\n\n` +
+            `  Send it as: Authorization: Bearer <key>\n\n`,
         );
         log.info("admin API key created", { keyId: created.key.id, prefix: created.key.prefix });
       }
@@ -337,4 +254,29 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       log.info("stopped");
     },
   };
+}
+
+/**
+ * Bodies are read into memory by yoga: an oversized POST is refused (413), or one without a
+ * Content-Length (411), before a byte is read. True once the request was answered.
+ */
+function refusedForSize(req: IncomingMessage, res: ServerResponse, env: Env): boolean {
+  if (req.method !== "POST") return false;
+  const multipart = String(req.headers["content-type"] ?? "").startsWith("multipart/form-data");
+  const [limit, name] = multipart
+    ? [env.MULTIPART_MAX_BYTES, "MULTIPART_MAX_BYTES"]
+    : [env.GRAPHQL_MAX_BODY_BYTES, "GRAPHQL_MAX_BODY_BYTES"];
+  const length = Number(req.headers["content-length"] ?? NaN);
+  if (!Number.isFinite(length)) {
+    res.writeHead(411, { "content-type": "application/json", connection: "close" });
+    res.end(JSON.stringify({ errors: [{ message: "GraphQL POST requests need a Content-Length" }] }));
+    return true;
+  }
+  if (length > limit) {
+    res.writeHead(413, { "content-type": "application/json", connection: "close" });
+    const hint = multipart ? "; use createUpload for large files" : "";
+    res.end(JSON.stringify({ errors: [{ message: `Request of ${length} bytes exceeds ${name} (${limit})${hint}` }] }));
+    return true;
+  }
+  return false;
 }

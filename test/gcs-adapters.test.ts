@@ -9,8 +9,10 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest"
 import { probeSource } from "../render-worker/media/probe.ts";
 import { createGcsWorkerStorage } from "../render-worker/storage/gcs.ts";
 import type { WorkerStorage } from "../render-worker/storage/types.ts";
-import { handleSignedUrlMedia, MEDIA_PATH_PREFIX, type PlaybackGuard } from "../src/http/media.ts";
+import { handleSignedUrlMedia } from "../src/http/media.ts";
+import type { PlaybackGuard } from "../src/http/playback-guard.ts";
 import { PlaybackTokens } from "../src/http/playback-tokens.ts";
+import { MEDIA_PATH_PREFIX } from "../src/storage/api-urls.ts";
 import { createStorageClient, GcsStorage } from "../src/storage/gcs.ts";
 import { startGcsEmulator, type GcsEmulator } from "./support/gcs-emulator.ts";
 import { makeClip } from "./worker/media-fixtures.ts";

@@ -5,7 +5,7 @@ import { loadWorkerEnv } from "../render-worker/config.ts";
 import { loadEnv } from "../src/config.ts";
 import { FileTooLargeError, NotFoundError, ValidationError } from "../src/errors.ts";
 import { GcsStorage } from "../src/storage/gcs.ts";
-import { handleObjectNotification } from "../src/storage/gcs-notifications.ts";
+import { handleObjectNotification } from "../src/uploads/gcs-notifications.ts";
 import { resolvePlaylistUri, rewritePlaylistUris } from "../src/storage/playlist-urls.ts";
 
 // These tests talk to no server; an emulator host would only change the URLs' origin.

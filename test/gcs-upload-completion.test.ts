@@ -3,7 +3,7 @@ import { access, mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { PubSub } from "@google-cloud/pubsub";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { createUploadNotificationListener, type NotificationOutcome } from "../src/storage/gcs-notifications.ts";
+import { createUploadNotificationListener, type NotificationOutcome } from "../src/uploads/gcs-notifications.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { pubSubEmulatorUnavailableReason, startPubSubEmulator } from "./support/pubsub-emulator.ts";
 

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PlaybackTokens } from "../src/http/playback-tokens.ts";
-import { UrlSigner } from "../src/http/signing.ts";
+import { UrlSigner } from "../src/storage/url-signer.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { makeClip } from "./worker/media-fixtures.ts";
 

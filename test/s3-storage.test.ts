@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { loadWorkerEnv } from "../render-worker/config.ts";
 import { createS3WorkerStorage } from "../render-worker/storage/s3.ts";
 import { loadEnv } from "../src/config.ts";
-import { UrlSigner } from "../src/http/signing.ts";
+import { UrlSigner } from "../src/storage/url-signer.ts";
 import { S3Storage } from "../src/storage/s3.ts";
 import { UploadTooLargeError } from "../src/storage/types.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";

@@ -8,7 +8,7 @@ import { cancelVideo, tellWorkersToCancel } from "../src/jobs/cancel.ts";
 import { createDispatcher, type Dispatcher } from "../src/jobs/dispatcher.ts";
 import { createEventIngestor, type EventIngestor } from "../src/jobs/ingest-events.ts";
 import { retryVariant } from "../src/jobs/retry-variant.ts";
-import { queueUploadedVideo } from "../src/jobs/videos.ts";
+import { queueUploadedVideo } from "../src/uploads/complete-upload.ts";
 import { PROTOCOL_VERSION, type JobEvent, type JobEventBody, type Rung } from "../src/protocol/messages.ts";
 import { CONTROL_NOTIFY_CHANNEL } from "../src/protocol/queues.ts";
 import { createPostgresTransport } from "../src/transport/postgres.ts";

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { partialUploadKeyFor } from "../src/jobs/videos.ts";
+import { partialUploadKey } from "../src/protocol/storage-layout.ts";
 import { gqlAt } from "./support/app.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
@@ -38,7 +38,7 @@ describe("upload faults", () => {
 
   const newUpload = async () => (await gqlAt(api.url, CREATE_UPLOAD, { title: "clip" })).createUpload as { uploadUrl: string; video: { id: string } };
   const put = (url: string, body: Uint8Array<ArrayBuffer> | string, headers: Record<string, string> = {}) => fetch(`${api.url}${url}`, { method: "PUT", body, headers });
-  const partSize = async (videoId: string) => (await stat(path.join(dataDir, partialUploadKeyFor(videoId))).catch(() => null))?.size ?? null;
+  const partSize = async (videoId: string) => (await stat(path.join(dataDir, partialUploadKey(videoId))).catch(() => null))?.size ?? null;
   const errorLines = () => api.log().split("\n").filter((l) => l.includes('"level":"error"'));
 
   it("a client that goes away mid-chunk is logged as info, not an error, and resumes from the bytes that arrived", async () => {

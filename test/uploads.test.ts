@@ -1,7 +1,7 @@
 import { ADMIN_AUTH } from "./support/auth.ts";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseContentRange } from "../src/http/uploads.ts";
+import { parseContentRange } from "../src/uploads/upload-put.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 
 const CREATE_UPLOAD = /* GraphQL */ `

@@ -18,7 +18,7 @@ export interface RenderQuizArgs {
   signal: AbortSignal;
   /**
    * `segments` renders each question in its own ffmpeg process and joins the parts without
-   * re-encoding; `single-graph` renders all of them in one process (see the README's figures).
+   * re-encoding; `single-graph` renders all of them in one process.
    */
   strategy?: "segments" | "single-graph";
   /** Question `index` (0-based) is being rendered; `fraction` of it is done. */

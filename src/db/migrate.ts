@@ -12,7 +12,7 @@ const MIGRATION_LOCK_KEY = 727_130_951;
  * seen, in order, each in its own transaction, and records them in Prisma's own
  * `_prisma_migrations` table (checksum = sha256 hex of the file), so `prisma migrate deploy`
  * and `prisma migrate status` agree with it. Runs offline: Prisma 7's migrate needs a native
- * engine that cannot be downloaded on every machine (see README, "Migrations").
+ * engine that cannot be downloaded on every machine (see docs/storage-and-deployment.md, "Migrations").
  */
 export async function applyMigrations(databaseUrl: string, dir = MIGRATIONS_DIR): Promise<string[]> {
   const names = (await readdir(dir, { withFileTypes: true }))

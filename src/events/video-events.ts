@@ -46,9 +46,8 @@ export const TERMINAL_VIDEO_STATUSES: ReadonlySet<VideoStatus> = new Set(["READY
 export const TERMINAL_VARIANT_STATUSES: ReadonlySet<VariantStatus> = new Set(["READY", "FAILED", "SKIPPED"]);
 
 export function videoSnapshot(video: Video): VideoSnapshot {
-  return JSON.parse(
-    JSON.stringify({ ...video, uploadSize: video.uploadSize === null ? null : Number(video.uploadSize), uploadedBytes: Number(video.uploadedBytes) }),
-  );
+  const uploadSize = video.uploadSize === null ? null : Number(video.uploadSize);
+  return JSON.parse(JSON.stringify({ ...video, uploadSize, uploadedBytes: Number(video.uploadedBytes) }));
 }
 
 export function variantSnapshot(variant: Variant): VariantSnapshot {

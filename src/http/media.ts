@@ -1,64 +1,39 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import path from "node:path";
+import { MEDIA_PATH_PREFIX } from "../storage/api-urls.ts";
 import type { LocalStorage } from "../storage/local.ts";
 import { rewritePlaylistUris } from "../storage/playlist-urls.ts";
 import { assertValidKey } from "../storage/types.ts";
-import { appendTokenToPlaylist, type PlaybackTokens } from "./playback-tokens.ts";
-
-/** Who may read a video's media: its playback policy (null: no such video) and the token checker. */
-export interface PlaybackGuard {
-  policyOf(videoId: string): Promise<"PUBLIC" | "SIGNED" | null>;
-  tokens: PlaybackTokens;
-}
-
-/**
- * Checks a request for a video's media against its playback policy. Returns the token to carry
- * into playlists (SIGNED videos), "" for public ones, or null after answering 403/404. The master
- * playlist opens a playback session and takes only an opening token (the API's URLs); the URIs
- * inside carry a session token that ends PLAYBACK_SESSION_SECONDS after that opening, so a long
- * video keeps playing after the opening token expired. Variant playlists fetched with a session
- * token carry that same token on: replaying it never extends the session.
- */
-async function admit(guard: PlaybackGuard, key: string, url: URL, res: ServerResponse): Promise<string | null> {
-  const videoId = key.split("/")[1]!;
-  const policy = await guard.policyOf(videoId);
-  if (policy === null) {
-    notFound(res);
-    return null;
-  }
-  if (policy === "PUBLIC") return "";
-  const token = url.searchParams.get("token");
-  const opensSession = key.endsWith("/hls/master.m3u8");
-  const checked = guard.tokens.check(videoId, token, opensSession ? ["open"] : ["open", "session"]);
-  if ("problem" in checked) {
-    res.writeHead(403, { "content-type": "text/plain", "cache-control": "no-store", "access-control-allow-origin": "*" });
-    res.end(`Forbidden: ${checked.problem}`);
-    return null;
-  }
-  return key.endsWith(".m3u8") && checked.kind === "open" ? guard.tokens.startSession(videoId) : token!;
-}
+import { admitPlayback, type PlaybackGuard } from "./playback-guard.ts";
+import { appendTokenToPlaylist } from "./playback-tokens.ts";
 
 /**
  * What both media handlers check first: GET/HEAD, a published key, the video's playback policy.
  * Null once the request was answered (405, 404 or 403).
  */
-async function admitRequest(guard: PlaybackGuard, req: IncomingMessage, res: ServerResponse, url: URL): Promise<{ key: string; token: string } | null> {
+async function admitRequest(
+  guard: PlaybackGuard,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+): Promise<{ key: string; token: string } | null> {
   if (methodNotAllowed(req, res)) return null;
   const key = publishedKey(url);
   if (key === null) {
     notFound(res);
     return null;
   }
-  const token = await admit(guard, key, url, res);
-  return token === null ? null : { key, token };
+  const admission = await admitPlayback(guard, key, url);
+  if ("token" in admission) return { key, token: admission.token };
+  if (admission.refused === "not found") notFound(res);
+  else forbidden(res, admission.problem);
+  return null;
 }
 
 /** Signed media must not sit in shared caches longer than its token lives. */
 function cacheControlFor(ext: string, token: string): string {
   return token ? "private, max-age=60" : cacheControl(ext);
 }
-
-export const MEDIA_PATH_PREFIX = "/media/";
 
 const CONTENT_TYPES: Record<string, string> = {
   ".m3u8": "application/vnd.apple.mpegurl",
@@ -85,13 +60,19 @@ function publishedKey(url: URL): string | null {
     return null;
   }
   const parts = key.split("/");
-  const served = parts[0] === "videos" && (parts[2] === "hls" || parts[2] === "thumbnails") && path.extname(key) in CONTENT_TYPES;
+  const served =
+    parts[0] === "videos" && (parts[2] === "hls" || parts[2] === "thumbnails") && path.extname(key) in CONTENT_TYPES;
   return served ? key : null;
 }
 
 function notFound(res: ServerResponse): void {
   res.writeHead(404, { "content-type": "text/plain" });
   res.end("Not found");
+}
+
+function forbidden(res: ServerResponse, problem: string): void {
+  res.writeHead(403, { "content-type": "text/plain", "cache-control": "no-store", "access-control-allow-origin": "*" });
+  res.end(`Forbidden: ${problem}`);
 }
 
 function methodNotAllowed(req: IncomingMessage, res: ServerResponse): boolean {
@@ -106,7 +87,13 @@ function methodNotAllowed(req: IncomingMessage, res: ServerResponse): boolean {
  * players can read segments and posters. Only published media (HLS and thumbnails) is served,
  * never sources.
  */
-export async function handleMedia(storage: LocalStorage, guard: PlaybackGuard, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+export async function handleMedia(
+  storage: LocalStorage,
+  guard: PlaybackGuard,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+): Promise<void> {
   const admitted = await admitRequest(guard, req, res, url);
   if (admitted === null) return;
   const { key, token } = admitted;
@@ -117,7 +104,12 @@ export async function handleMedia(storage: LocalStorage, guard: PlaybackGuard, r
     const text = await storage.readText(key);
     if (text === null) return notFound(res);
     const body = Buffer.from(appendTokenToPlaylist(text, token));
-    res.writeHead(200, { "content-type": CONTENT_TYPES[ext]!, "cache-control": "private, max-age=2", "content-length": body.byteLength, "access-control-allow-origin": "*" });
+    res.writeHead(200, {
+      "content-type": CONTENT_TYPES[ext]!,
+      "cache-control": "private, max-age=2",
+      "content-length": body.byteLength,
+      "access-control-allow-origin": "*",
+    });
     res.end(req.method === "HEAD" ? undefined : body);
     return;
   }
@@ -174,12 +166,22 @@ export interface SignedUrlMediaStorage {
  * lifetime, a growing one for 2 s. Segments and posters are fetched from the bucket itself: a
  * request for one here is redirected to its signed URL.
  */
-export async function handleSignedUrlMedia(storage: SignedUrlMediaStorage, guard: PlaybackGuard, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+export async function handleSignedUrlMedia(
+  storage: SignedUrlMediaStorage,
+  guard: PlaybackGuard,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+): Promise<void> {
   const admitted = await admitRequest(guard, req, res, url);
   if (admitted === null) return;
   const { key, token } = admitted;
   if (path.extname(key) !== ".m3u8") {
-    res.writeHead(302, { location: await storage.signedReadUrl(key), "cache-control": "private, max-age=60", "access-control-allow-origin": "*" });
+    res.writeHead(302, {
+      location: await storage.signedReadUrl(key),
+      "cache-control": "private, max-age=60",
+      "access-control-allow-origin": "*",
+    });
     res.end();
     return;
   }

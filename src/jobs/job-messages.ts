@@ -1,5 +1,7 @@
-import type { Job, Video } from "../generated/prisma/client.ts";
+import type { Job, JobKind, Video } from "../generated/prisma/client.ts";
 import { PROTOCOL_VERSION, type JobMessage } from "../protocol/messages.ts";
+import { manimCachePrefix, sourceKey, videoPrefix } from "../protocol/storage-layout.ts";
+import { parseJobInput, type StoredJobInput } from "./create-job.ts";
 
 export interface JobMessageSettings {
   segmentSeconds: number;
@@ -8,68 +10,79 @@ export interface JobMessageSettings {
   urlImport: { maxBytes: number; allowPrivateAddresses: boolean };
 }
 
-/** Where a render or import job stores the source it makes; the transcode then reads it. */
-export const renderedSourceKeyFor = (videoId: string, name: string) => `videos/${videoId}/source/${name}`;
-/** A tenant's Manim partial-movie cache (one folder per tenant, shared by its scenes). */
-export const manimCachePrefixFor = (tenantId: string) => `tenants/${tenantId}/manim-cache`;
+/** The message type each job kind is sent as. */
+const MESSAGE_TYPE = {
+  TRANSCODE: "transcode",
+  RENDER_MANIM: "render_manim",
+  RENDER_COMPOSITION: "render_composition",
+  IMPORT_URL: "import_url",
+} as const satisfies Record<JobKind, JobMessage["type"]>;
+
+type MessageOf<K extends JobKind> = Extract<JobMessage, { type: (typeof MESSAGE_TYPE)[K] }>;
+type Envelope = Pick<JobMessage, "v" | "jobId" | "attempt" | "videoId">;
+
+/** Everything a builder needs: the job's row, its video, its input parsed by its kind's schema. */
+interface BuildFrom<K extends JobKind> {
+  job: Job;
+  video: Video;
+  input: StoredJobInput<K>;
+  settings: JobMessageSettings;
+  envelope: Envelope;
+}
+
+// A message type of the contract that no job kind sends fails to compile here.
+type UnsentMessageType = Exclude<JobMessage["type"], (typeof MESSAGE_TYPE)[JobKind]>;
+const everyMessageTypeIsSent: [UnsentMessageType] extends [never] ? true : UnsentMessageType = true;
+void everyMessageTypeIsSent;
+
+const builders = {
+  TRANSCODE: ({ job, video, input, settings, envelope }) => {
+    if (!video.sourceKey) throw new Error(`Job ${job.id} has no source to transcode`);
+    return {
+      ...envelope,
+      type: "transcode",
+      sourceKey: video.sourceKey,
+      outputPrefix: videoPrefix(job.videoId),
+      options: {
+        segmentSeconds: settings.segmentSeconds,
+        maxDurationSeconds: settings.maxDurationSeconds,
+        // retryVariant: only these rungs, the master still listing the whole ladder.
+        ...(input.rungs ? { rungs: input.rungs } : {}),
+      },
+    };
+  },
+  RENDER_MANIM: ({ job, video, input, envelope }) => ({
+    ...envelope,
+    type: "render_manim",
+    tenantId: video.tenantId,
+    ...input,
+    outputKey: sourceKey(job.videoId, "scene.mp4"),
+    cachePrefix: manimCachePrefix(video.tenantId),
+  }),
+  RENDER_COMPOSITION: ({ job, input, envelope }) => ({
+    ...envelope,
+    type: "render_composition",
+    ...input,
+    outputKey: sourceKey(job.videoId, "composition.mp4"),
+  }),
+  IMPORT_URL: ({ job, input, settings, envelope }) => ({
+    ...envelope,
+    type: "import_url",
+    url: input.url,
+    maxBytes: settings.urlImport.maxBytes,
+    allowPrivateAddresses: settings.urlImport.allowPrivateAddresses,
+    outputKey: sourceKey(job.videoId, "import"),
+  }),
+} satisfies { [K in JobKind]: (from: BuildFrom<K>) => MessageOf<K> };
 
 /**
  * The message for a job's current attempt, built from its row at every dispatch (so a retried
- * attempt carries the same input). Render and import jobs keep their input in `Job.input`.
+ * attempt carries the same input). Throws when the row's input does not fit its kind's schema.
  */
 export function buildJobMessage(job: Job, video: Video, settings: JobMessageSettings): JobMessage {
-  const base = { v: PROTOCOL_VERSION, jobId: job.id, attempt: job.attempt, videoId: job.videoId } as const;
-  const input = (job.input ?? {}) as Record<string, unknown>;
-  switch (job.kind) {
-    case "TRANSCODE":
-      if (!video.sourceKey) throw new Error(`Job ${job.id} has no source to transcode`);
-      return {
-        ...base,
-        type: "transcode",
-        sourceKey: video.sourceKey,
-        outputPrefix: `videos/${job.videoId}`,
-        options: {
-          segmentSeconds: settings.segmentSeconds,
-          maxDurationSeconds: settings.maxDurationSeconds,
-          // retryVariant: only these rungs, the master still listing the whole ladder.
-          ...(job.rungs.length > 0 ? { rungs: job.rungs } : {}),
-        },
-      };
-    case "RENDER_MANIM":
-      return {
-        ...base,
-        type: "render_manim",
-        tenantId: video.tenantId,
-        code: String(input.code),
-        sceneName: String(input.sceneName),
-        quality: input.quality as never,
-        renderer: input.renderer as never,
-        outputKey: renderedSourceKeyFor(job.videoId, "scene.mp4"),
-        cachePrefix: manimCachePrefixFor(video.tenantId),
-      };
-    case "RENDER_COMPOSITION":
-      return {
-        ...base,
-        type: "render_composition",
-        template: "QUIZ",
-        questions: input.questions as never,
-        secondsPerQuestion: Number(input.secondsPerQuestion ?? 5),
-        narration: (input.narration ?? null) as never,
-        assets: (input.assets ?? {}) as never,
-        width: Number(input.width ?? 1280),
-        height: Number(input.height ?? 720),
-        outputKey: renderedSourceKeyFor(job.videoId, "composition.mp4"),
-      };
-    case "IMPORT_URL":
-      return {
-        ...base,
-        type: "import_url",
-        url: String(input.url),
-        maxBytes: settings.urlImport.maxBytes,
-        allowPrivateAddresses: settings.urlImport.allowPrivateAddresses,
-        outputKey: renderedSourceKeyFor(job.videoId, "import"),
-      };
-    default:
-      throw new Error(`No job message for a ${job.kind} job`);
-  }
+  const envelope = { v: PROTOCOL_VERSION, jobId: job.id, attempt: job.attempt, videoId: job.videoId };
+  const stored = job.kind === "TRANSCODE" ? { rungs: job.rungs.length > 0 ? job.rungs : undefined } : job.input;
+  const input = parseJobInput(job.kind, stored);
+  const build = builders[job.kind] as (from: BuildFrom<JobKind>) => JobMessage;
+  return build({ job, video, input, settings, envelope });
 }

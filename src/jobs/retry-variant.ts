@@ -1,8 +1,9 @@
 import type { Db } from "../db/client.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
-import { videoSnapshot, type VideoPubSub } from "../events/video-events.ts";
+import type { VideoPubSub } from "../events/video-events.ts";
 import type { Job, Variant, Video } from "../generated/prisma/client.ts";
 import { isUuid } from "../ids.ts";
+import { announceQueuedJob, createJob } from "./create-job.ts";
 import type { Dispatcher } from "./dispatcher.ts";
 
 /**
@@ -23,13 +24,21 @@ export async function retryVariant(
       ? await tx.variant.findFirst({ where: { id: variantId, video: { tenantId } }, include: { video: true } })
       : null;
     if (!variant) throw new NotFoundError("variant", variantId);
-    if (variant.status === "PENDING" || variant.status === "ENCODING") throw new ValidationError("id", await whyNotRetryable(tx, variant.videoId, variant.name));
-    if (variant.status !== "FAILED") throw new ValidationError("id", `The variant is ${variant.status}; only a FAILED variant can be retried`);
+    if (variant.status === "PENDING" || variant.status === "ENCODING") {
+      throw new ValidationError("id", await whyNotRetryable(tx, variant.videoId, variant.name));
+    }
+    if (variant.status !== "FAILED") {
+      throw new ValidationError("id", `The variant is ${variant.status}; only a FAILED variant can be retried`);
+    }
     const { video } = variant;
     await hold?.();
     // The status update below is the lock: of two concurrent retries of one video, one finds it PROCESSING.
     const { count } = await tx.video.updateMany({
-      where: { id: video.id, status: { in: ["READY", "FAILED"] }, jobs: { none: { status: { in: ["QUEUED", "RUNNING"] } } } },
+      where: {
+        id: video.id,
+        status: { in: ["READY", "FAILED"] },
+        jobs: { none: { status: { in: ["QUEUED", "RUNNING"] } } },
+      },
       data: { status: "PROCESSING", error: null, finishedAt: null },
     });
     if (!count) throw new ValidationError("id", await whyNotRetryable(tx, video.id, variant.name));
@@ -37,21 +46,27 @@ export async function retryVariant(
       where: { id: variant.id },
       data: { status: "PENDING", progress: 0, segmentCount: 0, error: null, readyAt: null },
     });
-    const job = await tx.job.create({
-      data: { videoId: video.id, kind: "TRANSCODE", capability: "cpu", maxAttempts: deps.maxAttempts, rungs: [variant.name] },
+    const job = await createJob(tx, {
+      videoId: video.id,
+      kind: "TRANSCODE",
+      input: { rungs: [variant.name] },
+      maxAttempts: deps.maxAttempts,
     });
     return { variant: retried, job, video: await tx.video.findUniqueOrThrow({ where: { id: video.id } }) };
   });
-  deps.dispatcher.kick();
-  deps.pubSub.publish("videoEvents", result.video.id, { kind: "status", video: videoSnapshot(result.video) });
+  announceQueuedJob(deps, result.video);
   return result;
 }
 
 /** Why the video's compare-and-set refused a retry, as it stands now (the winner of a race has committed). */
 async function whyNotRetryable(tx: Pick<Db, "video" | "job">, videoId: string, rung: string): Promise<string> {
-  const running = await tx.job.findFirst({ where: { videoId, status: { in: ["QUEUED", "RUNNING"] } }, orderBy: { createdAt: "desc" } });
-  if (running?.rungs.includes(rung)) return `A retry of this variant is already ${running.status === "QUEUED" ? "queued" : "running"}`;
-  if (running) return `A job of this video is ${running.status === "QUEUED" ? "queued" : "running"}; retry the variant once it has finished`;
+  const running = await tx.job.findFirst({
+    where: { videoId, status: { in: ["QUEUED", "RUNNING"] } },
+    orderBy: { createdAt: "desc" },
+  });
+  const state = running?.status === "QUEUED" ? "queued" : "running";
+  if (running?.rungs.includes(rung)) return `A retry of this variant is already ${state}`;
+  if (running) return `A job of this video is ${state}; retry the variant once it has finished`;
   const { status } = await tx.video.findUniqueOrThrow({ where: { id: videoId }, select: { status: true } });
   return `The video is ${status}; a variant can be retried once the video is READY or FAILED`;
 }

@@ -2,14 +2,15 @@ import { randomUUID } from "node:crypto";
 import { builder } from "../builder.ts";
 import { tenantOf } from "../context.ts";
 import { FileTooLargeError, ValidationError } from "../errors.ts";
+import { tenantAssetKey } from "../protocol/storage-layout.ts";
 import { UploadTooLargeError } from "../storage/types.ts";
 
 /** What a composition can use an asset for. */
 export const AssetKindEnum = builder.enumType("AssetKind", {
   values: {
-    BACKGROUND: { description: "A video looped behind the quiz (the old pipeline's `1.mp4`)." },
-    TIMER: { description: "A timer bar video shown while a question runs (`slide_timer_bar_5s.mp4`)." },
-    CORRECT_SOUND: { description: "A sound played at the answer reveal (`ding_correct_answer_long.wav`)." },
+    BACKGROUND: { description: "A video looped behind the quiz." },
+    TIMER: { description: "A timer bar video shown while a question runs." },
+    CORRECT_SOUND: { description: "A sound played at the answer reveal." },
   } as const,
 });
 
@@ -32,7 +33,12 @@ export const AssetRef = builder.prismaObject("Asset", {
 });
 
 const UploadAssetSuccess = builder.objectRef<{ asset: { id: string } }>("UploadAssetSuccess").implement({
-  fields: (t) => ({ asset: t.prismaField({ type: AssetRef, resolve: (query, r, _a, ctx) => ctx.db.asset.findUniqueOrThrow({ ...query, where: { id: r.asset.id } }) }) }),
+  fields: (t) => ({
+    asset: t.prismaField({
+      type: AssetRef,
+      resolve: (query, r, _a, ctx) => ctx.db.asset.findUniqueOrThrow({ ...query, where: { id: r.asset.id } }),
+    }),
+  }),
 });
 
 builder.queryFields((t) => ({
@@ -40,28 +46,37 @@ builder.queryFields((t) => ({
     type: [AssetRef],
     description: "The caller's tenant's composition assets, newest first.",
     authScopes: { scope: "videos:read" },
-    resolve: (query, _root, _args, ctx) => ctx.db.asset.findMany({ ...query, where: { tenantId: tenantOf(ctx) }, orderBy: { createdAt: "desc" } }),
+    resolve: (query, _root, _args, ctx) =>
+      ctx.db.asset.findMany({ ...query, where: { tenantId: tenantOf(ctx) }, orderBy: { createdAt: "desc" } }),
   }),
 }));
 
 builder.mutationFields((t) => ({
   uploadAsset: t.field({
     type: UploadAssetSuccess,
-    description: "Uploads a background video, timer video or sound for compositions (GraphQL multipart request, up to MULTIPART_MAX_BYTES).",
+    description:
+      "Uploads a background video, timer video or sound for compositions " +
+      "(GraphQL multipart request, up to MULTIPART_MAX_BYTES).",
     authScopes: { scope: "videos:write" },
     args: { file: t.arg({ type: "File", required: true }), kind: t.arg({ type: AssetKindEnum, required: true }) },
     errors: { types: [ValidationError, FileTooLargeError], union: { name: "UploadAssetResult" } },
     resolve: async (_root, { file, kind }, ctx) => {
       if (file.size === 0) throw new ValidationError("file", "The file is empty (0 bytes)");
       const type = file.type || "application/octet-stream";
-      if (!ALLOWED_TYPES[kind]!.test(type)) throw new ValidationError("file", `A ${kind} asset is ${kind === "CORRECT_SOUND" ? "an audio" : "a video"} file; this one is ${type}`);
+      if (!ALLOWED_TYPES[kind]!.test(type)) {
+        const expected = kind === "CORRECT_SOUND" ? "an audio" : "a video";
+        throw new ValidationError("file", `A ${kind} asset is ${expected} file; this one is ${type}`);
+      }
       const tenantId = tenantOf(ctx);
       const id = randomUUID();
       const name = (file.name || "asset").replace(/[^\w.-]+/g, "_").slice(0, 100) || "asset";
-      const key = `tenants/${tenantId}/assets/${id}/${name}`;
+      const key = tenantAssetKey(tenantId, id, name);
       let size: number;
       try {
-        size = await ctx.storage.write(key, file.stream() as unknown as AsyncIterable<Uint8Array>, { limit: ctx.maxUploadBytes, contentType: type });
+        size = await ctx.storage.write(key, file.stream() as unknown as AsyncIterable<Uint8Array>, {
+          limit: ctx.maxUploadBytes,
+          contentType: type,
+        });
       } catch (err) {
         if (err instanceof UploadTooLargeError) throw new FileTooLargeError(ctx.maxUploadBytes);
         throw err;

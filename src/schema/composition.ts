@@ -2,15 +2,22 @@ import { builder } from "../builder.ts";
 import { tenantOf, type Context } from "../context.ts";
 import { ValidationError } from "../errors.ts";
 import { isUuid } from "../ids.ts";
-import { QuizQuestion, RenderCompositionJobMessage } from "../protocol/messages.ts";
-import { GeminiError, GeminiNotConfiguredError, generateQuizQuestions } from "../render/gemini.ts";
-import { parseQuizCsv, QuizCsvError } from "../render/quiz-csv.ts";
+import { jobInputSchemas } from "../jobs/create-job.ts";
+import { QuizQuestion } from "../protocol/messages.ts";
+import { GeminiError, GeminiNotConfiguredError, generateQuizQuestions } from "../quiz/generate-quiz.ts";
+import { parseQuizCsv, QuizCsvError } from "../quiz/parse-quiz-csv.ts";
 import { ErrorInterface } from "./errors.ts";
-import { createRenderedVideo, RenderSuccess } from "./render.ts";
-import { PlaybackPolicyEnum, validIdempotencyKey, validTitle } from "./video.ts";
+import { createRenderedVideo, RenderSuccess } from "./rendered-video.ts";
+import { validIdempotencyKey, validTitle } from "../videos/input-rules.ts";
+import { PlaybackPolicyEnum } from "./video.ts";
 
 export const CompositionTemplateEnum = builder.enumType("CompositionTemplate", {
-  values: { QUIZ: { description: "A narrated quiz: per question the question, a timer bar, the choices, then the answer with a sound cue." } } as const,
+  values: {
+    QUIZ: {
+      description:
+        "A narrated quiz: per question the question, a timer bar, the choices, then the answer with a sound cue.",
+    },
+  } as const,
 });
 
 export const QuizQuestionInput = builder.inputType("QuizQuestionInput", {
@@ -35,9 +42,16 @@ const RenderCompositionInput = builder.inputType("RenderCompositionInput", {
   fields: (t) => ({
     template: t.field({ type: CompositionTemplateEnum, required: true }),
     questions: t.field({ type: [QuizQuestionInput], description: "The questions; or `csv`." }),
-    csv: t.string({ description: "Rows `question,choice1,choice2,choice3,choice4,answer` (answer: A-D, 1-4 or the choice's text); or `questions`." }),
+    csv: t.string({
+      description:
+        "Rows `question,choice1,choice2,choice3,choice4,answer` (answer: A-D, 1-4 or the choice's text); " +
+        "or `questions`.",
+    }),
     secondsPerQuestion: t.float({ description: "How long each question shows before its answer; default 5." }),
-    voice: t.string({ description: "Narrate each question and its choices with this espeak-ng voice (e.g. `en-us`); no narration when absent." }),
+    voice: t.string({
+      description:
+        "Narrate each question and its choices with this espeak-ng voice (e.g. `en-us`); no narration when absent.",
+    }),
     backgroundAssetId: t.id({ description: "A BACKGROUND asset (uploadAsset) instead of the built-in background." }),
     timerAssetId: t.id({ description: "A TIMER asset instead of the built-in timer bar." }),
     correctSoundAssetId: t.id({ description: "A CORRECT_SOUND asset instead of the built-in ding." }),
@@ -45,19 +59,34 @@ const RenderCompositionInput = builder.inputType("RenderCompositionInput", {
     height: t.int({ description: "Default 720." }),
     title: t.string({ required: true }),
     playbackPolicy: t.field({ type: PlaybackPolicyEnum }),
-    idempotencyKey: t.string({ description: "The same key (per tenant) returns the same video instead of rendering again." }),
+    idempotencyKey: t.string({
+      description: "The same key (per tenant) returns the same video instead of rendering again.",
+    }),
   }),
 });
 
 type AssetField = "backgroundAssetId" | "timerAssetId" | "correctSoundAssetId";
-const ASSET_KINDS: Record<AssetField, string> = { backgroundAssetId: "BACKGROUND", timerAssetId: "TIMER", correctSoundAssetId: "CORRECT_SOUND" };
+const ASSET_KINDS: Record<AssetField, string> = {
+  backgroundAssetId: "BACKGROUND",
+  timerAssetId: "TIMER",
+  correctSoundAssetId: "CORRECT_SOUND",
+};
 
 /** The storage key of the caller's asset `id`, checked to be of the kind the field takes. */
-async function assetKey(ctx: Context, field: AssetField, id: string | number | null | undefined): Promise<string | undefined> {
+async function assetKey(
+  ctx: Context,
+  field: AssetField,
+  id: string | number | null | undefined,
+): Promise<string | undefined> {
   if (id === null || id === undefined) return undefined;
-  const asset = isUuid(String(id)) ? await ctx.db.asset.findFirst({ where: { id: String(id), tenantId: tenantOf(ctx) } }) : null;
+  const asset = isUuid(String(id))
+    ? await ctx.db.asset.findFirst({ where: { id: String(id), tenantId: tenantOf(ctx) } })
+    : null;
   if (!asset) throw new ValidationError(field, `No asset with id ${JSON.stringify(String(id))}`);
-  if (asset.kind !== ASSET_KINDS[field]) throw new ValidationError(field, `Asset ${asset.name} is a ${asset.kind} asset; this field takes a ${ASSET_KINDS[field]} one`);
+  if (asset.kind !== ASSET_KINDS[field]) {
+    const wanted = ASSET_KINDS[field];
+    throw new ValidationError(field, `Asset ${asset.name} is a ${asset.kind} asset; this field takes a ${wanted} one`);
+  }
   return asset.key;
 }
 
@@ -112,7 +141,8 @@ builder.mutationFields((t) => ({
   generateQuiz: t.field({
     type: GenerateQuizSuccess,
     description:
-      "Asks Gemini (structured output) for quiz questions to pass to renderComposition. Needs GEMINI_API_KEY on the API; without it the answer is a NotConfiguredError saying so.",
+      "Asks Gemini (structured output) for quiz questions to pass to renderComposition. Needs GEMINI_API_KEY on the " +
+      "API; without it the answer is a NotConfiguredError saying so.",
     authScopes: { scope: "videos:write" },
     args: {
       topic: t.arg.string({ required: true }),
@@ -129,7 +159,8 @@ builder.mutationFields((t) => ({
   renderComposition: t.field({
     type: RenderSuccess,
     description:
-      "Renders a template composition (a narrated QUIZ) in a worker (RENDER_COMPOSITION job), then transcodes it into the ladder. `videoEvents` streams the render's progress per question first.",
+      "Renders a template composition (a narrated QUIZ) in a worker (RENDER_COMPOSITION job), then transcodes it " +
+      "into the ladder. `videoEvents` streams the render's progress per question first.",
     authScopes: { scope: "videos:write" },
     args: { input: t.arg({ type: RenderCompositionInput, required: true }) },
     errors: { types: [ValidationError], union: { name: "RenderCompositionResult" } },
@@ -147,8 +178,13 @@ builder.mutationFields((t) => ({
         width: input.width ?? 1280,
         height: input.height ?? 720,
       };
-      // The worker parses the message with this schema: refuse here what it would refuse there.
-      const check = RenderCompositionJobMessage.pick({ secondsPerQuestion: true, narration: true, width: true, height: true }).safeParse(settings);
+      // createJob (and the worker) would refuse these too; refused here, the error names the field.
+      const check = jobInputSchemas.RENDER_COMPOSITION.pick({
+        secondsPerQuestion: true,
+        narration: true,
+        width: true,
+        height: true,
+      }).safeParse(settings);
       if (!check.success) {
         const issue = check.error.issues[0]!;
         const field = issue.path[0] === "narration" ? "voice" : String(issue.path[0]);
@@ -160,8 +196,7 @@ builder.mutationFields((t) => ({
         playbackPolicy: input.playbackPolicy ?? "PUBLIC",
         source: "COMPOSITION",
         kind: "RENDER_COMPOSITION",
-        capability: "cpu",
-        input: JSON.parse(JSON.stringify({ template: input.template, questions, assets, ...settings })),
+        input: { template: input.template, questions, assets, ...settings },
       });
       return { video };
     },

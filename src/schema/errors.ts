@@ -29,6 +29,7 @@ builder.objectType(NotFoundError, {
 builder.objectType(NoWorkerError, {
   name: "NoWorkerError",
   interfaces: [ErrorInterface],
-  description: "No worker can run this now (none with `capability` is alive); nothing was created. Try again once one runs.",
+  description:
+    "No worker can run this now (none with `capability` is alive); nothing was created. Try again once one runs.",
   fields: (t) => ({ capability: t.exposeString("capability") }),
 });

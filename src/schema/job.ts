@@ -2,17 +2,13 @@ import { builder } from "../builder.ts";
 import { tenantOf } from "../context.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
 import type { Job } from "../generated/prisma/client.ts";
+import { JobKind, JobRunStatus, JobStatus } from "../generated/prisma/enums.ts";
 import { cancelVideo } from "../jobs/cancel.ts";
 import { isUuid } from "../ids.ts";
 
-export const JobStatusEnum = builder.enumType("JobStatus", {
-  values: ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED"] as const,
-});
-export const JobKindEnum = builder.enumType("JobKind", { values: ["TRANSCODE", "RENDER_MANIM", "RENDER_COMPOSITION", "IMPORT_URL"] as const });
-
-export const JobRunStatusEnum = builder.enumType("JobRunStatus", {
-  values: ["RUNNING", "SUCCEEDED", "FAILED", "ABANDONED", "CANCELED"] as const,
-});
+export const JobStatusEnum = builder.enumType(JobStatus, { name: "JobStatus" });
+export const JobKindEnum = builder.enumType(JobKind, { name: "JobKind" });
+export const JobRunStatusEnum = builder.enumType(JobRunStatus, { name: "JobRunStatus" });
 
 builder.prismaObject("JobRun", {
   description: "One worker's run of one attempt: where the job ran and, for operators, why it failed.",
@@ -26,15 +22,24 @@ builder.prismaObject("JobRun", {
     finishedAt: t.expose("finishedAt", { type: "DateTime", nullable: true }),
     error: t.exposeString("error", { nullable: true }),
     command: t.exposeString("command", { nullable: true, description: "The command line that failed." }),
-    stderrTail: t.exposeString("stderrTail", { nullable: true, description: "The last lines the failed command wrote to stderr." }),
+    stderrTail: t.exposeString("stderrTail", {
+      nullable: true,
+      description: "The last lines the failed command wrote to stderr.",
+    }),
     exitCode: t.exposeInt("exitCode", { nullable: true }),
     resumedSegments: t.exposeInt("resumedSegments", {
       nullable: true,
-      description: "Segments per rung this run kept from an earlier run of the job instead of encoding them again; null: it encoded from the start.",
+      description:
+        "Segments per rung this run kept from an earlier run of the job instead of encoding them again; " +
+        "null: it encoded from the start.",
     }),
-    resumedFromSeconds: t.exposeFloat("resumedFromSeconds", { nullable: true, description: "The media time this run started encoding from, when it resumed." }),
+    resumedFromSeconds: t.exposeFloat("resumedFromSeconds", {
+      nullable: true,
+      description: "The media time this run started encoding from, when it resumed.",
+    }),
     alreadyDone: t.exposeBoolean("alreadyDone", {
-      description: "The job was delivered again after it finished: this run found its output complete in storage and did no work.",
+      description:
+        "The job was delivered again after it finished: this run found its output complete in storage and did no work.",
     }),
   }),
 });
@@ -48,12 +53,16 @@ export const JobRef = builder.prismaObject("Job", {
     capability: t.exposeString("capability", { description: "What a worker needs to run it: cpu, nvenc, manim." }),
     dispatchedTo: t.exposeString("dispatchedTo", {
       nullable: true,
-      description: "The queue its attempt went to: its capability's, or `local` when the API's own worker took it because no worker with the capability was alive (LOCAL_FALLBACK).",
+      description:
+        "The queue its attempt went to: its capability's, or `local` when the API's own worker took it " +
+        "because no worker with the capability was alive (LOCAL_FALLBACK).",
     }),
     attempt: t.exposeInt("attempt"),
     maxAttempts: t.exposeInt("maxAttempts"),
     progress: t.exposeFloat("progress"),
-    rungs: t.exposeStringList("rungs", { description: "The rungs the job encodes (retryVariant); empty: the whole ladder." }),
+    rungs: t.exposeStringList("rungs", {
+      description: "The rungs the job encodes (retryVariant); empty: the whole ladder.",
+    }),
     error: t.exposeString("error", { nullable: true }),
     workerId: t.exposeString("workerId", { nullable: true }),
     parent: t.relation("parent", { nullable: true }),
@@ -72,16 +81,18 @@ const CancelJobSuccess = builder.objectRef<{ job: Job }>("CancelJobSuccess").imp
   fields: (t) => ({ job: t.field({ type: JobRef, resolve: (r) => r.job }) }),
 });
 
-
 builder.mutationFields((t) => ({
   cancelJob: t.field({
     type: CancelJobSuccess,
-    description: "Cancels a queued or running job, and with it its video: the worker stops within seconds and cleans up.",
+    description:
+      "Cancels a queued or running job, and with it its video: the worker stops within seconds and cleans up.",
     authScopes: { scope: "jobs:admin" },
     args: { id: t.arg.id({ required: true }) },
     errors: { types: [ValidationError, NotFoundError], union: { name: "CancelJobResult" } },
     resolve: async (_root, { id }, ctx) => {
-      const job = isUuid(String(id)) ? await ctx.db.job.findFirst({ where: { id: String(id), video: { tenantId: tenantOf(ctx) } } }) : null;
+      const job = isUuid(String(id))
+        ? await ctx.db.job.findFirst({ where: { id: String(id), video: { tenantId: tenantOf(ctx) } } })
+        : null;
       if (!job) throw new NotFoundError("job", String(id));
       if (job.status !== "QUEUED" && job.status !== "RUNNING") {
         throw new ValidationError("id", `The job is ${job.status}; only queued or running jobs can be canceled`);

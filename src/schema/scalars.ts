@@ -6,7 +6,9 @@ builder.scalarType("DateTime", {
   serialize: (value) => (value instanceof Date ? value.toISOString() : new Date(value).toISOString()),
   parseValue: (value) => {
     const date = new Date(String(value));
-    if (typeof value !== "string" || Number.isNaN(date.getTime())) throw new GraphQLError("DateTime must be an ISO-8601 string");
+    if (typeof value !== "string" || Number.isNaN(date.getTime())) {
+      throw new GraphQLError("DateTime must be an ISO-8601 string");
+    }
     return date;
   },
 });

@@ -1,16 +1,16 @@
 import { builder } from "../builder.ts";
+import { tenantOf } from "../context.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
 import type { Job, Variant, Video } from "../generated/prisma/client.ts";
-import { tenantOf } from "../context.ts";
+import { VariantKind, VariantStatus } from "../generated/prisma/enums.ts";
 import { retryVariant } from "../jobs/retry-variant.ts";
+import { hlsLayout, videoPrefix } from "../protocol/storage-layout.ts";
 import { JobRef } from "./job.ts";
 import { mediaUrl } from "./urls.ts";
 import { VideoRef } from "./video.ts";
 
-export const VariantStatusEnum = builder.enumType("VariantStatus", {
-  values: ["PENDING", "ENCODING", "READY", "FAILED", "SKIPPED"] as const,
-});
-export const VariantKindEnum = builder.enumType("VariantKind", { values: ["VIDEO", "AUDIO"] as const });
+export const VariantStatusEnum = builder.enumType(VariantStatus, { name: "VariantStatus" });
+export const VariantKindEnum = builder.enumType(VariantKind, { name: "VariantKind" });
 
 export const VariantRef = builder.prismaObject("Variant", {
   description: "One rung of the HLS ladder.",
@@ -32,25 +32,29 @@ export const VariantRef = builder.prismaObject("Variant", {
       select: { video: { select: { id: true, playbackPolicy: true } } },
       resolve: (variant, _args, ctx) =>
         variant.status === "READY" || variant.segmentCount > 0
-          ? mediaUrl(ctx, `videos/${variant.videoId}/hls/${variant.name}/index.m3u8`, variant.video)
+          ? mediaUrl(ctx, hlsLayout(videoPrefix(variant.videoId)).playlistKey(variant.name), variant.video)
           : null,
     }),
   }),
 });
 
-const RetryVariantSuccess = builder.objectRef<{ variant: Variant; video: Video; job: Job }>("RetryVariantSuccess").implement({
-  fields: (t) => ({
-    variant: t.field({ type: VariantRef, resolve: (r) => r.variant }),
-    video: t.field({ type: VideoRef, resolve: (r) => r.video }),
-    job: t.field({ type: JobRef, resolve: (r) => r.job }),
-  }),
-});
+const RetryVariantSuccess = builder
+  .objectRef<{ variant: Variant; video: Video; job: Job }>("RetryVariantSuccess")
+  .implement({
+    fields: (t) => ({
+      variant: t.field({ type: VariantRef, resolve: (r) => r.variant }),
+      video: t.field({ type: VideoRef, resolve: (r) => r.video }),
+      job: t.field({ type: JobRef, resolve: (r) => r.job }),
+    }),
+  });
 
 builder.mutationFields((t) => ({
   retryVariant: t.field({
     type: RetryVariantSuccess,
     description:
-      "Encodes one FAILED variant again, alone: the other rungs are not touched and the master playlist keeps listing the whole ladder. Allowed when the video is READY or FAILED; the video is PROCESSING until the rung is READY.",
+      "Encodes one FAILED variant again, alone: the other rungs are not touched and the master playlist keeps " +
+      "listing the whole ladder. Allowed when the video is READY or FAILED; " +
+      "the video is PROCESSING until the rung is READY.",
     authScopes: { scope: "videos:write" },
     args: { id: t.arg.id({ required: true }) },
     errors: { types: [ValidationError, NotFoundError], union: { name: "RetryVariantResult" } },

@@ -3,6 +3,7 @@ import { builder } from "../builder.ts";
 import { tenantOf, type Context } from "../context.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
 import type { WebhookDelivery, WebhookEndpoint } from "../generated/prisma/client.ts";
+import { WebhookDeliveryStatus } from "../generated/prisma/enums.ts";
 import { isUuid } from "../ids.ts";
 import { WEBHOOK_EVENT_TYPES, type WebhookEventType } from "../webhooks/events.ts";
 import { checkWebhookUrl } from "../webhooks/endpoint-url.ts";
@@ -11,13 +12,12 @@ import { hostAddressProblem } from "../http/outbound-url.ts";
 const enumName = (type: WebhookEventType) => type.replace(".", "_").toUpperCase();
 
 export const WebhookEventTypeEnum = builder.enumType("WebhookEventType", {
-  values: Object.fromEntries(WEBHOOK_EVENT_TYPES.map((t) => [enumName(t), { value: t, description: `\`${t}\`` }])) as Record<
-    string,
-    { value: WebhookEventType }
-  >,
+  values: Object.fromEntries(
+    WEBHOOK_EVENT_TYPES.map((t) => [enumName(t), { value: t, description: `\`${t}\`` }]),
+  ) as Record<string, { value: WebhookEventType }>,
 });
 
-const WebhookDeliveryStatusEnum = builder.enumType("WebhookDeliveryStatus", { values: ["PENDING", "DELIVERED", "FAILED"] as const });
+const WebhookDeliveryStatusEnum = builder.enumType(WebhookDeliveryStatus, { name: "WebhookDeliveryStatus" });
 
 builder.prismaObject("WebhookAttempt", {
   description: "One POST of a delivery and what the receiver answered.",
@@ -25,14 +25,18 @@ builder.prismaObject("WebhookAttempt", {
     id: t.exposeID("id"),
     at: t.expose("at", { type: "DateTime" }),
     statusCode: t.exposeInt("statusCode", { nullable: true }),
-    responseBody: t.exposeString("responseBody", { nullable: true, description: "The first 2 KiB of the response body." }),
+    responseBody: t.exposeString("responseBody", {
+      nullable: true,
+      description: "The first 2 KiB of the response body.",
+    }),
     error: t.exposeString("error", { nullable: true }),
     durationMs: t.exposeInt("durationMs"),
   }),
 });
 
 const WebhookDeliveryRef = builder.prismaObject("WebhookDelivery", {
-  description: "One event for one endpoint, with every attempt to send it. `eventId` stays the same on retries and resends.",
+  description:
+    "One event for one endpoint, with every attempt to send it. `eventId` stays the same on retries and resends.",
   fields: (t) => ({
     id: t.exposeID("id"),
     eventId: t.exposeID("eventId", { description: "The `Webhook-Id` header and the body's `id`: dedupe on it." }),
@@ -61,34 +65,49 @@ const WebhookEndpointRef = builder.prismaObject("WebhookEndpoint", {
     }),
     enabled: t.exposeBoolean("enabled"),
     createdAt: t.expose("createdAt", { type: "DateTime" }),
-    deliveries: t.relatedConnection("deliveries", { cursor: "id", description: "Newest first.", query: { orderBy: { createdAt: "desc" } } }),
+    deliveries: t.relatedConnection("deliveries", {
+      cursor: "id",
+      description: "Newest first.",
+      query: { orderBy: { createdAt: "desc" } },
+    }),
   }),
 });
 
 const CreateWebhookEndpointInput = builder.inputType("CreateWebhookEndpointInput", {
   fields: (t) => ({
-    url: t.string({ required: true, description: "https URL (http too where WEBHOOK_ALLOW_PRIVATE_URLS=true). Must resolve to a public address." }),
+    url: t.string({
+      required: true,
+      description: "https URL (http too where WEBHOOK_ALLOW_PRIVATE_URLS=true). Must resolve to a public address.",
+    }),
     events: t.field({ type: [WebhookEventTypeEnum], description: "Default: every type." }),
   }),
 });
 
-const CreateWebhookEndpointSuccess = builder.objectRef<{ endpoint: WebhookEndpoint; secret: string }>("CreateWebhookEndpointSuccess").implement({
-  fields: (t) => ({
-    endpoint: t.field({ type: WebhookEndpointRef, resolve: (r) => r.endpoint }),
-    secret: t.exposeString("secret", { description: "The HMAC key of the `Signature` header. Shown once: keep it." }),
-  }),
-});
+const CreateWebhookEndpointSuccess = builder
+  .objectRef<{ endpoint: WebhookEndpoint; secret: string }>("CreateWebhookEndpointSuccess")
+  .implement({
+    fields: (t) => ({
+      endpoint: t.field({ type: WebhookEndpointRef, resolve: (r) => r.endpoint }),
+      secret: t.exposeString("secret", { description: "The HMAC key of the `Signature` header. Shown once: keep it." }),
+    }),
+  });
 
-const DeleteWebhookEndpointSuccess = builder.objectRef<{ deletedEndpointId: string }>("DeleteWebhookEndpointSuccess").implement({
-  fields: (t) => ({ deletedEndpointId: t.exposeID("deletedEndpointId") }),
-});
+const DeleteWebhookEndpointSuccess = builder
+  .objectRef<{ deletedEndpointId: string }>("DeleteWebhookEndpointSuccess")
+  .implement({
+    fields: (t) => ({ deletedEndpointId: t.exposeID("deletedEndpointId") }),
+  });
 
-const ResendWebhookDeliverySuccess = builder.objectRef<{ delivery: WebhookDelivery }>("ResendWebhookDeliverySuccess").implement({
-  fields: (t) => ({ delivery: t.field({ type: WebhookDeliveryRef, resolve: (r) => r.delivery }) }),
-});
+const ResendWebhookDeliverySuccess = builder
+  .objectRef<{ delivery: WebhookDelivery }>("ResendWebhookDeliverySuccess")
+  .implement({
+    fields: (t) => ({ delivery: t.field({ type: WebhookDeliveryRef, resolve: (r) => r.delivery }) }),
+  });
 
 async function endpointOrThrow(ctx: Context, id: string): Promise<WebhookEndpoint> {
-  const endpoint = isUuid(id) ? await ctx.db.webhookEndpoint.findFirst({ where: { id, tenantId: tenantOf(ctx) } }) : null;
+  const endpoint = isUuid(id)
+    ? await ctx.db.webhookEndpoint.findFirst({ where: { id, tenantId: tenantOf(ctx) } })
+    : null;
   if (!endpoint) throw new NotFoundError("webhook endpoint", id);
   return endpoint;
 }
@@ -98,7 +117,8 @@ builder.queryFields((t) => ({
     type: [WebhookEndpointRef],
     description: "The caller's tenant's webhook endpoints.",
     authScopes: { scope: "webhooks:admin" },
-    resolve: (query, _root, _args, ctx) => ctx.db.webhookEndpoint.findMany({ ...query, where: { tenantId: tenantOf(ctx) }, orderBy: { createdAt: "asc" } }),
+    resolve: (query, _root, _args, ctx) =>
+      ctx.db.webhookEndpoint.findMany({ ...query, where: { tenantId: tenantOf(ctx) }, orderBy: { createdAt: "asc" } }),
   }),
   webhookDelivery: t.prismaField({
     type: WebhookDeliveryRef,
@@ -106,7 +126,12 @@ builder.queryFields((t) => ({
     authScopes: { scope: "webhooks:admin" },
     args: { id: t.arg.id({ required: true }) },
     resolve: (query, _root, { id }, ctx) =>
-      isUuid(String(id)) ? ctx.db.webhookDelivery.findFirst({ ...query, where: { id: String(id), endpoint: { tenantId: tenantOf(ctx) } } }) : null,
+      isUuid(String(id))
+        ? ctx.db.webhookDelivery.findFirst({
+            ...query,
+            where: { id: String(id), endpoint: { tenantId: tenantOf(ctx) } },
+          })
+        : null,
   }),
 }));
 
@@ -129,9 +154,12 @@ builder.mutationFields((t) => ({
         // The tenant's row is locked so that two concurrent creations cannot both pass the count.
         await tx.$queryRaw`SELECT 1 FROM "Tenant" WHERE id = ${tenantId}::uuid FOR UPDATE`;
         if ((await tx.webhookEndpoint.count({ where: { tenantId } })) >= max) return null;
-        return tx.webhookEndpoint.create({ data: { tenantId, url: url.href, secret, events: [...new Set(input.events ?? [])] } });
+        const events = [...new Set(input.events ?? [])];
+        return tx.webhookEndpoint.create({ data: { tenantId, url: url.href, secret, events } });
       });
-      if (!endpoint) throw new ValidationError("input", `A tenant has at most ${max} webhook endpoints; delete one first`);
+      if (!endpoint) {
+        throw new ValidationError("input", `A tenant has at most ${max} webhook endpoints; delete one first`);
+      }
       return { endpoint, secret };
     },
   }),
@@ -159,7 +187,11 @@ builder.mutationFields((t) => ({
       if (!found) throw new NotFoundError("webhook delivery", String(id));
       const delivery = await ctx.db.webhookDelivery.update({
         where: { id: found.id },
-        data: { status: "PENDING", nextAttemptAt: new Date(), giveUpAt: new Date(Date.now() + ctx.webhooks.retryHours * 3600_000) },
+        data: {
+          status: "PENDING",
+          nextAttemptAt: new Date(),
+          giveUpAt: new Date(Date.now() + ctx.webhooks.retryHours * 3600_000),
+        },
       });
       ctx.webhooks.kick();
       return { delivery };

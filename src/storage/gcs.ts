@@ -2,9 +2,15 @@ import { generateKeyPairSync } from "node:crypto";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Storage, type Bucket } from "@google-cloud/storage";
-import { sourceKeyFor } from "../jobs/videos.ts";
+import { sourceKey } from "../protocol/storage-layout.ts";
 import { SignedUrlCache } from "./signed-url-cache.ts";
-import { assertValidKey, UploadTooLargeError, type ApiStorage, type UploadTarget, type UploadTargetOptions } from "./types.ts";
+import {
+  assertValidKey,
+  UploadTooLargeError,
+  type ApiStorage,
+  type UploadTarget,
+  type UploadTargetOptions,
+} from "./types.ts";
 
 /** GCS keeps a resumable upload session for a week. */
 const SESSION_LIFETIME_MS = 7 * 24 * 3600 * 1000;
@@ -37,7 +43,10 @@ export function createStorageClient(apiEndpoint?: string): Storage {
     return new Storage({
       apiEndpoint,
       projectId: process.env.GOOGLE_CLOUD_PROJECT ?? "videograph-local",
-      credentials: { client_email: "videograph-emulator@videograph-local.iam.gserviceaccount.com", private_key: privateKey },
+      credentials: {
+        client_email: "videograph-emulator@videograph-local.iam.gserviceaccount.com",
+        private_key: privateKey,
+      },
     });
   }
   return new Storage(apiEndpoint ? { apiEndpoint } : {});
@@ -64,13 +73,18 @@ export class GcsStorage implements ApiStorage {
     this.#signed = new SignedUrlCache(options.signedUrlTtlSeconds, (key, window) =>
       this.bucket
         .file(key)
-        .getSignedUrl({ version: "v4", action: "read", accessibleAt: window.start, expires: window.start.getTime() + window.expiresInSeconds * 1000 })
+        .getSignedUrl({
+          version: "v4",
+          action: "read",
+          accessibleAt: window.start,
+          expires: window.start.getTime() + window.expiresInSeconds * 1000,
+        })
         .then(([signed]) => signed),
     );
   }
 
   async createUploadTarget(videoId: string, options: UploadTargetOptions): Promise<UploadTarget> {
-    const key = sourceKeyFor(videoId);
+    const key = sourceKey(videoId);
     assertValidKey(key);
     const [url] = await this.bucket.file(key).createResumableUpload({
       // GCS answers CORS on the session URI for the origin that created it.
@@ -84,7 +98,11 @@ export class GcsStorage implements ApiStorage {
     return { url, expiresAt: new Date(Date.now() + SESSION_LIFETIME_MS) };
   }
 
-  async write(key: string, body: AsyncIterable<Uint8Array>, options: { limit: number; contentType: string }): Promise<number> {
+  async write(
+    key: string,
+    body: AsyncIterable<Uint8Array>,
+    options: { limit: number; contentType: string },
+  ): Promise<number> {
     assertValidKey(key);
     let written = 0;
     async function* limited() {
@@ -95,7 +113,10 @@ export class GcsStorage implements ApiStorage {
       }
     }
     // A single-request upload: when the source fails, the request is aborted and no object is made.
-    await pipeline(Readable.from(limited()), this.bucket.file(key).createWriteStream({ resumable: false, metadata: { contentType: options.contentType } }));
+    await pipeline(
+      Readable.from(limited()),
+      this.bucket.file(key).createWriteStream({ resumable: false, metadata: { contentType: options.contentType } }),
+    );
     return written;
   }
 

@@ -2,24 +2,24 @@ import { randomBytes } from "node:crypto";
 import { createReadStream, type ReadStream } from "node:fs";
 import { mkdir, open, readFile, rename, rm, stat, truncate } from "node:fs/promises";
 import path from "node:path";
-import { MEDIA_PATH_PREFIX } from "../http/media.ts";
-import type { UrlSigner } from "../http/signing.ts";
-import { signedUploadTarget } from "../http/uploads.ts";
-import { partialUploadKeyFor, sourceKeyFor } from "../jobs/videos.ts";
 import { storageUnavailable } from "../protocol/storage-errors.ts";
-import { assertValidKey, UploadTooLargeError, type ApiStorage, type ResumableUploads, type UploadTarget, type UploadTargetOptions } from "./types.ts";
+import { partialUploadKey, sourceKey } from "../protocol/storage-layout.ts";
+import { mediaUrl, signedUploadTarget, type UploadUrlSigning } from "./api-urls.ts";
+import {
+  assertValidKey,
+  UploadTooLargeError,
+  type ApiStorage,
+  type ResumableUploads,
+  type UploadTarget,
+  type UploadTargetOptions,
+} from "./types.ts";
 
-export interface LocalStorageOptions {
-  /** Origin for the URLs handed out, or "" for URLs relative to the API's origin. */
-  publicUrl: string;
-  /** Signs upload URLs (`PUT /uploads/{id}`, src/http/uploads.ts). */
-  signer: UrlSigner;
-  uploadUrlTtlSeconds: number;
-}
+/** Origin of the URLs handed out and the signing of upload URLs (`PUT /uploads/{id}`). */
+export type LocalStorageOptions = UploadUrlSigning;
 
 /**
  * Storage in a local directory holding `videos/{id}/…` (the embedded default). The API serves
- * it under `/media` (src/http/media.ts) and takes uploads under `/uploads` (src/http/uploads.ts),
+ * it under `/media` (src/http/media.ts) and takes uploads under `/uploads` (src/uploads/upload-put.ts),
  * which also use the local-only helpers below (offset writes, moves, ranged reads).
  */
 export class LocalStorage implements ApiStorage, ResumableUploads {
@@ -40,7 +40,11 @@ export class LocalStorage implements ApiStorage, ResumableUploads {
     return signedUploadTarget(videoId, options, this.#options);
   }
 
-  async write(key: string, body: AsyncIterable<Uint8Array>, options: { limit: number; contentType: string }): Promise<number> {
+  async write(
+    key: string,
+    body: AsyncIterable<Uint8Array>,
+    options: { limit: number; contentType: string },
+  ): Promise<number> {
     const file = this.pathFor(key);
     await mkdir(path.dirname(file), { recursive: true });
     // Written beside the destination and renamed, so readers never see part of an object.
@@ -67,7 +71,7 @@ export class LocalStorage implements ApiStorage, ResumableUploads {
 
   async urlFor(key: string): Promise<string> {
     assertValidKey(key);
-    return `${this.#options.publicUrl}${MEDIA_PATH_PREFIX}${key}`;
+    return mediaUrl(this.#options.publicUrl, key);
   }
 
   async deletePrefix(prefix: string): Promise<void> {
@@ -77,17 +81,22 @@ export class LocalStorage implements ApiStorage, ResumableUploads {
   readonly minChunkBytes = 1;
 
   async receivedUploadBytes(videoId: string): Promise<number> {
-    return (await this.size(partialUploadKeyFor(videoId))) ?? 0;
+    return (await this.size(partialUploadKey(videoId))) ?? 0;
   }
 
-  async writeUploadChunk(videoId: string, start: number, body: AsyncIterable<Uint8Array>, options: { limit: number }): Promise<number> {
-    return this.writeAt(partialUploadKeyFor(videoId), start, body, options.limit);
+  async writeUploadChunk(
+    videoId: string,
+    start: number,
+    body: AsyncIterable<Uint8Array>,
+    options: { limit: number },
+  ): Promise<number> {
+    return this.writeAt(partialUploadKey(videoId), start, body, options.limit);
   }
 
   async finishUpload(videoId: string): Promise<string> {
-    const sourceKey = sourceKeyFor(videoId);
-    await this.move(partialUploadKeyFor(videoId), sourceKey);
-    return sourceKey;
+    const key = sourceKey(videoId);
+    await this.move(partialUploadKey(videoId), key);
+    return key;
   }
 
   /**

@@ -17,12 +17,18 @@ import {
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
-import type { UrlSigner } from "../http/signing.ts";
-import { signedUploadTarget } from "../http/uploads.ts";
-import { partialUploadKeyFor, sourceKeyFor } from "../jobs/videos.ts";
 import { storageUnavailable } from "../protocol/storage-errors.ts";
+import { partialUploadKey, sourceKey } from "../protocol/storage-layout.ts";
+import { signedUploadTarget, type UploadUrlSigning } from "./api-urls.ts";
 import { SignedUrlCache } from "./signed-url-cache.ts";
-import { assertValidKey, UploadTooLargeError, type ApiStorage, type ResumableUploads, type UploadTarget, type UploadTargetOptions } from "./types.ts";
+import {
+  assertValidKey,
+  UploadTooLargeError,
+  type ApiStorage,
+  type ResumableUploads,
+  type UploadTarget,
+  type UploadTargetOptions,
+} from "./types.ts";
 
 const MIB = 1024 * 1024;
 /** S3 wants every part but the last to be at least 5 MiB, and at most 10,000 parts. */
@@ -51,17 +57,15 @@ export function createS3Client(options: S3ConnectionOptions): S3Client {
     region: options.region,
     endpoint: options.endpoint,
     forcePathStyle: options.forcePathStyle,
-    ...(options.endpoint ? { requestChecksumCalculation: "WHEN_REQUIRED", responseChecksumValidation: "WHEN_REQUIRED" } : {}),
+    ...(options.endpoint
+      ? { requestChecksumCalculation: "WHEN_REQUIRED", responseChecksumValidation: "WHEN_REQUIRED" }
+      : {}),
   });
 }
 
-export interface S3StorageOptions extends S3ConnectionOptions {
+/** Playlists and uploads (`PUT /uploads/{id}`) go through the API, at `publicUrl`. */
+export interface S3StorageOptions extends S3ConnectionOptions, UploadUrlSigning {
   bucket: string;
-  /** Origin for the URLs handed out (playlists, uploads), or "" for URLs relative to the API's origin. */
-  publicUrl: string;
-  /** Signs upload URLs (`PUT /uploads/{id}`, src/http/uploads.ts), which the API answers. */
-  signer: UrlSigner;
-  uploadUrlTtlSeconds: number;
   /** Lifetime of presigned read URLs (at least three quarters of it is left when one is handed out). */
   signedUrlTtlSeconds: number;
   /** Largest upload (MAX_UPLOAD_BYTES): sets the part size, so that it fits in 10,000 parts. */
@@ -122,7 +126,10 @@ export class S3Storage implements ApiStorage, ResumableUploads {
     this.#options = options;
     this.#partBytes = Math.max(MIN_UPLOAD_PART_BYTES, Math.ceil(options.maxUploadBytes / MAX_PARTS / MIB) * MIB);
     this.#signed = new SignedUrlCache(options.signedUrlTtlSeconds, (key, window) =>
-      getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key: key }), { signingDate: window.start, expiresIn: window.expiresInSeconds }),
+      getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key: key }), {
+        signingDate: window.start,
+        expiresIn: window.expiresInSeconds,
+      }),
     );
   }
 
@@ -130,7 +137,11 @@ export class S3Storage implements ApiStorage, ResumableUploads {
     return signedUploadTarget(videoId, options, this.#options);
   }
 
-  async write(key: string, body: AsyncIterable<Uint8Array>, options: { limit: number; contentType: string }): Promise<number> {
+  async write(
+    key: string,
+    body: AsyncIterable<Uint8Array>,
+    options: { limit: number; contentType: string },
+  ): Promise<number> {
     assertValidKey(key);
     let written = 0;
     async function* limited() {
@@ -200,9 +211,11 @@ export class S3Storage implements ApiStorage, ResumableUploads {
     // Parts of an unfinished upload are stored (and billed) until the upload is aborted.
     const uploads = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix }));
     for (const u of uploads.Uploads ?? []) {
-      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key!, UploadId: u.UploadId! })).catch((err) => {
-        if (!isNotFound(err)) throw err;
-      });
+      await this.client
+        .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key!, UploadId: u.UploadId! }))
+        .catch((err) => {
+          if (!isNotFound(err)) throw err;
+        });
     }
   }
 
@@ -218,7 +231,7 @@ export class S3Storage implements ApiStorage, ResumableUploads {
     options: { limit: number; isComplete(held: number): boolean },
   ): Promise<number> {
     const held = await this.#heldUpload(videoId);
-    const sourceKey = sourceKeyFor(videoId);
+    const source = sourceKey(videoId);
     // Bytes the client sends again (it resumed from an older offset) are the ones already held.
     let skip = held.committedBytes + held.pieceBytes - start;
     let pending: Buffer[] = [];
@@ -227,11 +240,16 @@ export class S3Storage implements ApiStorage, ResumableUploads {
 
     const flushParts = async () => {
       while (held.pieceBytes + pendingBytes >= held.partBytes) {
-        const all = Buffer.concat([...(await Promise.all(held.pieces.map((p) => this.#readObject(p.key)))), ...pending]);
+        const all = Buffer.concat([
+          ...(await Promise.all(held.pieces.map((p) => this.#readObject(p.key)))),
+          ...pending,
+        ]);
         const part = all.subarray(0, held.partBytes);
-        held.uploadId ??= await this.#createMultipartUpload(sourceKey);
+        held.uploadId ??= await this.#createMultipartUpload(source);
         const PartNumber = held.parts.length + 1;
-        const { ETag } = await this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key: sourceKey, UploadId: held.uploadId, PartNumber, Body: part }));
+        const { ETag } = await this.client.send(
+          new UploadPartCommand({ Bucket: this.bucket, Key: source, UploadId: held.uploadId, PartNumber, Body: part }),
+        );
         held.parts.push({ PartNumber, ETag, Size: part.byteLength });
         held.committedBytes += part.byteLength;
         // Pieces now in the part end before committedBytes: left behind, they are not counted.
@@ -247,7 +265,9 @@ export class S3Storage implements ApiStorage, ResumableUploads {
       // partBytes / minChunkBytes pieces and no piece is ever rewritten.
       if (pendingBytes === 0 || (pendingBytes < this.minChunkBytes && !always)) return;
       const offset = held.committedBytes + held.pieceBytes;
-      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: pieceKey(videoId, offset), Body: Buffer.concat(pending) }));
+      await this.client.send(
+        new PutObjectCommand({ Bucket: this.bucket, Key: pieceKey(videoId, offset), Body: Buffer.concat(pending) }),
+      );
       held.pieces.push({ key: pieceKey(videoId, offset), offset, size: pendingBytes });
       held.pieceBytes += pendingBytes;
       pending = [];
@@ -271,7 +291,9 @@ export class S3Storage implements ApiStorage, ResumableUploads {
     } catch (err) {
       // A client that went away resumes from what was kept; a refused body, or one a full
       // bucket refused, keeps nothing new.
-      if (!(err instanceof UploadTooLargeError) && !storageUnavailable(err)?.full) await keepPending(false).catch(() => {});
+      if (!(err instanceof UploadTooLargeError) && !storageUnavailable(err)?.full) {
+        await keepPending(false).catch(() => {});
+      }
       throw err;
     }
     await keepPending(options.isComplete(position()));
@@ -280,40 +302,49 @@ export class S3Storage implements ApiStorage, ResumableUploads {
 
   async finishUpload(videoId: string): Promise<string> {
     const held = await this.#heldUpload(videoId);
-    const sourceKey = sourceKeyFor(videoId);
-    held.uploadId ??= await this.#createMultipartUpload(sourceKey);
+    const source = sourceKey(videoId);
+    held.uploadId ??= await this.#createMultipartUpload(source);
     if (held.pieceBytes > 0 || held.parts.length === 0) {
       // The last part may be smaller than the others.
       const PartNumber = held.parts.length + 1;
       const Body = Buffer.concat(await Promise.all(held.pieces.map((p) => this.#readObject(p.key))));
-      const { ETag } = await this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key: sourceKey, UploadId: held.uploadId, PartNumber, Body }));
+      const { ETag } = await this.client.send(
+        new UploadPartCommand({ Bucket: this.bucket, Key: source, UploadId: held.uploadId, PartNumber, Body }),
+      );
       held.parts.push({ PartNumber, ETag });
     }
     await this.client.send(
       new CompleteMultipartUploadCommand({
         Bucket: this.bucket,
-        Key: sourceKey,
+        Key: source,
         UploadId: held.uploadId,
         MultipartUpload: { Parts: held.parts.map(({ PartNumber, ETag }) => ({ PartNumber, ETag })) },
       }),
     );
     await this.#deleteKeys(held.allPieceKeys);
-    return sourceKey;
+    return source;
   }
 
   /** The multipart upload of a video's source with its parts so far, and the pieces held after them. */
   async #heldUpload(videoId: string): Promise<HeldUpload> {
-    const sourceKey = sourceKeyFor(videoId);
-    assertValidKey(sourceKey);
-    const listed = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: sourceKey }));
+    const source = sourceKey(videoId);
+    assertValidKey(source);
+    const listed = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: source }));
     const upload = (listed.Uploads ?? [])
-      .filter((u) => u.Key === sourceKey)
+      .filter((u) => u.Key === source)
       .sort((a, b) => (a.Initiated?.getTime() ?? 0) - (b.Initiated?.getTime() ?? 0))[0];
     const parts: Part[] = [];
     if (upload) {
       let marker: string | undefined;
       do {
-        const page = await this.client.send(new ListPartsCommand({ Bucket: this.bucket, Key: sourceKey, UploadId: upload.UploadId!, PartNumberMarker: marker }));
+        const page = await this.client.send(
+          new ListPartsCommand({
+            Bucket: this.bucket,
+            Key: source,
+            UploadId: upload.UploadId!,
+            PartNumberMarker: marker,
+          }),
+        );
         parts.push(...(page.Parts ?? []));
         marker = page.IsTruncated ? page.NextPartNumberMarker : undefined;
       } while (marker);
@@ -329,9 +360,11 @@ export class S3Storage implements ApiStorage, ResumableUploads {
     const committedBytes = good.length * partBytes;
 
     const found: Piece[] = [];
-    const Prefix = `${partialUploadKeyFor(videoId)}/`;
+    const Prefix = `${partialUploadKey(videoId)}/`;
     for await (const page of paginateListObjectsV2({ client: this.client }, { Bucket: this.bucket, Prefix })) {
-      for (const o of page.Contents ?? []) found.push({ key: o.Key!, offset: Number(o.Key!.slice(Prefix.length)), size: o.Size ?? 0 });
+      for (const o of page.Contents ?? []) {
+        found.push({ key: o.Key!, offset: Number(o.Key!.slice(Prefix.length)), size: o.Size ?? 0 });
+      }
     }
     found.sort((a, b) => a.offset - b.offset);
     // The pieces that continue the parts without a gap; older ones went into a part already.
@@ -354,7 +387,9 @@ export class S3Storage implements ApiStorage, ResumableUploads {
   }
 
   async #createMultipartUpload(key: string): Promise<string> {
-    const { UploadId } = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, ContentType: "application/octet-stream" }));
+    const { UploadId } = await this.client.send(
+      new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, ContentType: "application/octet-stream" }),
+    );
     return UploadId!;
   }
 
@@ -366,14 +401,20 @@ export class S3Storage implements ApiStorage, ResumableUploads {
   async #deleteKeys(keys: string[]): Promise<void> {
     for (let i = 0; i < keys.length; i += DELETE_BATCH) {
       const batch = keys.slice(i, i + DELETE_BATCH).map((Key) => ({ Key }));
-      const result = await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch, Quiet: true } }));
+      const result = await this.client.send(
+        new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch, Quiet: true } }),
+      );
       const failed = (result.Errors ?? []).filter((e) => e.Code !== "NoSuchKey");
-      if (failed.length) throw new Error(`Could not delete ${failed.length} objects: ${failed[0]!.Key} ${failed[0]!.Code} ${failed[0]!.Message}`);
+      if (failed.length) {
+        throw new Error(
+          `Could not delete ${failed.length} objects: ${failed[0]!.Key} ${failed[0]!.Code} ${failed[0]!.Message}`,
+        );
+      }
     }
   }
 }
 
 /** Where the bytes of an upload from `offset` on wait until they fill a part. */
 function pieceKey(videoId: string, offset: number): string {
-  return `${partialUploadKeyFor(videoId)}/${String(offset).padStart(15, "0")}`;
+  return `${partialUploadKey(videoId)}/${String(offset).padStart(15, "0")}`;
 }

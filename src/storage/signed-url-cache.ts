@@ -1,4 +1,4 @@
-import { MEDIA_PATH_PREFIX } from "../http/media.ts";
+import { mediaUrl } from "./api-urls.ts";
 
 const MAX_CACHED_URLS = 50_000;
 
@@ -12,7 +12,10 @@ export class SignedUrlCache {
   readonly #sign: (key: string, window: { start: Date; expiresInSeconds: number }) => Promise<string>;
   readonly #urls = new Map<string, { windowStart: number; url: Promise<string> }>();
 
-  constructor(ttlSeconds: number, sign: (key: string, window: { start: Date; expiresInSeconds: number }) => Promise<string>) {
+  constructor(
+    ttlSeconds: number,
+    sign: (key: string, window: { start: Date; expiresInSeconds: number }) => Promise<string>,
+  ) {
     this.ttlSeconds = ttlSeconds;
     this.#sign = sign;
   }
@@ -22,7 +25,7 @@ export class SignedUrlCache {
    * under `publicUrl`, which signs the URIs inside it per request; anything else is signed here.
    */
   clientUrlFor(key: string, publicUrl: string): Promise<string> {
-    return key.endsWith(".m3u8") ? Promise.resolve(`${publicUrl}${MEDIA_PATH_PREFIX}${key}`) : this.urlFor(key);
+    return key.endsWith(".m3u8") ? Promise.resolve(mediaUrl(publicUrl, key)) : this.urlFor(key);
   }
 
   urlFor(key: string, now = Date.now()): Promise<string> {

@@ -24,7 +24,7 @@ export interface UploadTargetOptions {
 
 /**
  * The API's view of media storage. Keys are relative, slash-separated paths laid out as in
- * ARCHITECTURE.md ("Storage layout"): `videos/{videoId}/source/upload`,
+ * docs/storage-and-deployment.md ("Storage layout"): `videos/{videoId}/source/upload`,
  * `videos/{videoId}/hls/{rung}/index.m3u8`, … Workers write published media with their own
  * adapter (render-worker/storage/); the API takes uploads, hands out URLs and deletes.
  */
@@ -53,7 +53,7 @@ export interface ApiStorage {
 
 /**
  * Storage whose uploads the API answers itself at its signed `PUT /uploads/{videoId}` URL
- * (src/http/uploads.ts): the local directory, and S3-compatible buckets, which have no
+ * (src/uploads/upload-put.ts): the local directory, and S3-compatible buckets, which have no
  * resumable session a client could be handed. Calls for one upload never overlap within an
  * API instance.
  */
@@ -67,7 +67,12 @@ export interface ResumableUploads {
    * how many bytes are then held. Past `limit` it throws UploadTooLargeError. `isComplete` says
    * whether a number of bytes held is the whole file.
    */
-  writeUploadChunk(videoId: string, start: number, body: AsyncIterable<Uint8Array>, options: { limit: number; isComplete(held: number): boolean }): Promise<number>;
+  writeUploadChunk(
+    videoId: string,
+    start: number,
+    body: AsyncIterable<Uint8Array>,
+    options: { limit: number; isComplete(held: number): boolean },
+  ): Promise<number>;
   /** Makes the bytes held the video's source, `videos/{id}/source/upload`, and returns that key. */
   finishUpload(videoId: string): Promise<string>;
 }
@@ -83,7 +88,13 @@ export class UploadTooLargeError extends Error {
 
 /** Storage keys are relative, slash-separated and never climb out of the root. */
 export function assertValidKey(key: string): void {
-  if (!key || key.startsWith("/") || key.includes("\\") || key.includes("\0") || key.split("/").some((p) => p === ".." || p === "." || p === "")) {
+  if (
+    !key ||
+    key.startsWith("/") ||
+    key.includes("\\") ||
+    key.includes("\0") ||
+    key.split("/").some((p) => p === ".." || p === "." || p === "")
+  ) {
     throw new Error(`Invalid storage key: ${JSON.stringify(key)}`);
   }
 }

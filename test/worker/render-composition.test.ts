@@ -4,7 +4,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { RenderCompositionJobMessage, type JobEventBody, type QuizQuestion } from "../../src/protocol/messages.ts";
-import { parseQuizCsv } from "../../src/render/quiz-csv.ts";
+import { parseQuizCsv } from "../../src/quiz/parse-quiz-csv.ts";
 import { quizSegmentGraph, REVEAL_SECONDS, wrapText, writeQuestionText } from "../../render-worker/composition/quiz-graph.ts";
 import { renderComposition } from "../../render-worker/handlers/render-composition.ts";
 import { MediaError } from "../../render-worker/media/errors.ts";

@@ -24,7 +24,9 @@ export function parseQuizCsv(csv: string): QuizQuestion[] {
     records = parse(csv, { relax_column_count: true, skip_empty_lines: true, trim: true, bom: true });
   } catch (err) {
     const e = err as Error & { lines?: number };
-    throw new QuizCsvError(`The CSV cannot be read${e.lines ? ` at row ${e.lines}` : ""}: ${e.message.replace(/^Invalid Record Length: |^Quote Not Closed: /, "")}`);
+    const where = e.lines ? ` at row ${e.lines}` : "";
+    const reason = e.message.replace(/^Invalid Record Length: |^Quote Not Closed: /, "");
+    throw new QuizCsvError(`The CSV cannot be read${where}: ${reason}`);
   }
   const hasHeader = records.length > 0 && records[0]![0]?.toLowerCase() === "question";
   const questions: QuizQuestion[] = [];
@@ -38,7 +40,8 @@ export function parseQuizCsv(csv: string): QuizQuestion[] {
 
 function questionOfRow(record: string[], row: number): QuizQuestion {
   if (record.length !== COLUMNS.length) {
-    throw new QuizCsvError(`Row ${row}: expected ${COLUMNS.length} columns (${COLUMNS.join(",")}), found ${record.length}`);
+    const expected = `${COLUMNS.length} columns (${COLUMNS.join(",")})`;
+    throw new QuizCsvError(`Row ${row}: expected ${expected}, found ${record.length}`);
   }
   const [question, ...rest] = record as [string, ...string[]];
   const answer = rest.pop()!;
@@ -46,12 +49,15 @@ function questionOfRow(record: string[], row: number): QuizQuestion {
   const choices = rest.slice(0, lastChoice + 1);
   const gap = choices.findIndex((c) => c === "");
   if (gap >= 0) throw new QuizCsvError(`Row ${row}: choice${gap + 1} is empty but a later choice is not`);
-  if (choices.length < 2) throw new QuizCsvError(`Row ${row}: a question needs at least two choices, found ${choices.length}`);
+  if (choices.length < 2) {
+    throw new QuizCsvError(`Row ${row}: a question needs at least two choices, found ${choices.length}`);
+  }
   const answerIndex = answerIndexOf(answer, choices);
   if (answerIndex === null) {
     const letters = LETTERS.slice(0, choices.length);
     throw new QuizCsvError(
-      `Row ${row}: answer ${JSON.stringify(answer)} is not one of ${letters[0]}-${letters.at(-1)}, 1-${choices.length} or the text of a choice`,
+      `Row ${row}: answer ${JSON.stringify(answer)} is not one of ${letters[0]}-${letters.at(-1)}, ` +
+        `1-${choices.length} or the text of a choice`,
     );
   }
   const parsed = QuizQuestion.safeParse({ question, choices, answerIndex });

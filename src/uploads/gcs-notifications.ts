@@ -2,9 +2,10 @@ import { PubSub, SubscriptionCloseBehaviors, type Message, type Subscription } f
 import { z } from "zod";
 import { FileTooLargeError, NotFoundError, ValidationError } from "../errors.ts";
 import { log } from "../log.ts";
-import { completeUpload, type UploadCompletionDeps } from "../jobs/videos.ts";
+import { sourceKey } from "../protocol/storage-layout.ts";
+import { completeUpload, type UploadCompletionDeps } from "./complete-upload.ts";
 
-const UPLOADED_SOURCE = /^videos\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/source\/upload$/;
+const VIDEO_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const REOPEN_DELAY_MS = 5000;
 
 /** The attributes GCS puts on every Pub/Sub notification, whatever the payload format. */
@@ -35,9 +36,13 @@ export async function handleObjectNotification(
   if (!parsed.success) return { outcome: "ignored", reason: "not a Cloud Storage notification" };
   const { eventType, bucketId, objectId } = parsed.data;
   if (eventType !== "OBJECT_FINALIZE") return { outcome: "ignored", reason: `event ${eventType}` };
-  if (options.bucket !== null && bucketId !== options.bucket) return { outcome: "ignored", reason: `bucket ${bucketId}` };
-  const videoId = UPLOADED_SOURCE.exec(objectId)?.[1];
-  if (!videoId) return { outcome: "ignored", reason: "not an uploaded source" };
+  if (options.bucket !== null && bucketId !== options.bucket) {
+    return { outcome: "ignored", reason: `bucket ${bucketId}` };
+  }
+  const videoId = objectId.split("/")[1] ?? "";
+  if (!VIDEO_ID.test(videoId) || objectId !== sourceKey(videoId)) {
+    return { outcome: "ignored", reason: "not an uploaded source" };
+  }
   try {
     const { queued } = await options.complete(videoId);
     return { outcome: queued ? "queued" : "unchanged", videoId };
@@ -72,7 +77,9 @@ export interface UploadNotificationListener {
  * at-least-once: completion is idempotent). A message is acked once handled; one whose handling
  * failed unexpectedly is nacked, so it comes again.
  */
-export function createUploadNotificationListener(options: UploadNotificationListenerOptions): UploadNotificationListener {
+export function createUploadNotificationListener(
+  options: UploadNotificationListenerOptions,
+): UploadNotificationListener {
   const pubsub = new PubSub(options.projectId ? { projectId: options.projectId } : {});
   let subscription: Subscription | null = null;
   let stopping = false;
@@ -86,13 +93,20 @@ export function createUploadNotificationListener(options: UploadNotificationList
         complete: (videoId) => completeUpload(options.deps, videoId),
       });
     } catch (err) {
-      log.error("storage notification failed; it will be redelivered", { messageId: message.id, objectId: message.attributes.objectId, err });
+      log.error("storage notification failed; it will be redelivered", {
+        messageId: message.id,
+        objectId: message.attributes.objectId,
+        err,
+      });
       message.nack();
       return;
     }
     message.ack();
-    if (outcome.outcome === "rejected") log.warn("uploaded source refused", { ...outcome, messageId: message.id });
-    else if (outcome.outcome !== "ignored") log.info("upload completed by storage notification", { ...outcome, messageId: message.id });
+    if (outcome.outcome === "rejected") {
+      log.warn("uploaded source refused", { ...outcome, messageId: message.id });
+    } else if (outcome.outcome !== "ignored") {
+      log.info("upload completed by storage notification", { ...outcome, messageId: message.id });
+    }
     options.onOutcome?.(outcome, message.id);
   }
 
@@ -103,7 +117,11 @@ export function createUploadNotificationListener(options: UploadNotificationList
         closeOptions: { behavior: SubscriptionCloseBehaviors.WaitForProcessing },
       });
       const [exists] = await sub.exists();
-      if (!exists) throw new Error(`Pub/Sub subscription ${options.subscription} does not exist; create it with \`npm run setup:gcs\``);
+      if (!exists) {
+        throw new Error(
+          `Pub/Sub subscription ${options.subscription} does not exist; create it with \`npm run setup:gcs\``,
+        );
+      }
       sub.on("message", (message: Message) => {
         if (stopping) {
           message.nack();
@@ -112,10 +130,14 @@ export function createUploadNotificationListener(options: UploadNotificationList
         const handling = onMessage(message).finally(() => inFlight.delete(handling));
         inFlight.add(handling);
       });
-      sub.on("error", (err) => log.error("storage notification subscription error", { subscription: options.subscription, err }));
+      sub.on("error", (err) =>
+        log.error("storage notification subscription error", { subscription: options.subscription, err }),
+      );
       sub.on("close", () => {
         if (stopping) return;
-        log.error("storage notification subscription closed unexpectedly; reopening", { subscription: options.subscription });
+        log.error("storage notification subscription closed unexpectedly; reopening", {
+          subscription: options.subscription,
+        });
         setTimeout(() => stopping || sub.open(), REOPEN_DELAY_MS).unref();
       });
       subscription = sub;

@@ -33,7 +33,12 @@ export function quizResponseSchema(count: number) {
           type: "OBJECT",
           properties: {
             question: { type: "STRING", description: "The question, at most 200 characters." },
-            choices: { type: "ARRAY", minItems: 4, maxItems: 4, items: { type: "STRING", description: "A short answer choice." } },
+            choices: {
+              type: "ARRAY",
+              minItems: 4,
+              maxItems: 4,
+              items: { type: "STRING", description: "A short answer choice." },
+            },
             answerIndex: { type: "INTEGER", description: "The index (0-3) of the correct choice." },
             explanation: { type: "STRING", description: "One sentence on why the answer is right." },
           },
@@ -46,7 +51,14 @@ export function quizResponseSchema(count: number) {
 }
 
 const GenerateContentResponse = z.object({
-  candidates: z.array(z.object({ content: z.object({ parts: z.array(z.object({ text: z.string().optional() })) }).optional(), finishReason: z.string().optional() })).optional(),
+  candidates: z
+    .array(
+      z.object({
+        content: z.object({ parts: z.array(z.object({ text: z.string().optional() })) }).optional(),
+        finishReason: z.string().optional(),
+      }),
+    )
+    .optional(),
   promptFeedback: z.object({ blockReason: z.string().optional() }).optional(),
 });
 
@@ -59,16 +71,23 @@ export async function generateQuizQuestions(
   options: { apiKey: string | undefined; model: string; baseUrl?: string; fetch?: typeof fetch; timeoutMs?: number },
 ): Promise<QuizQuestion[]> {
   if (!options.apiKey) throw new GeminiNotConfiguredError();
-  const url = `${options.baseUrl ?? GEMINI_BASE_URL}/v1beta/models/${encodeURIComponent(options.model)}:generateContent`;
+  const model = encodeURIComponent(options.model);
+  const url = `${options.baseUrl ?? GEMINI_BASE_URL}/v1beta/models/${model}:generateContent`;
+  const difficulty = request.difficulty.toLowerCase();
   const prompt =
-    `Write ${request.count} ${request.difficulty.toLowerCase()} multiple-choice quiz questions about: ${request.topic}.\n` +
-    "Each has exactly four short choices, one of them correct; vary the position of the correct one. Plain text, no markdown.";
+    `Write ${request.count} ${difficulty} multiple-choice quiz questions about: ${request.topic}.\n` +
+    "Each has exactly four short choices, one of them correct; vary the position of the correct one. " +
+    "Plain text, no markdown.";
   const res = await (options.fetch ?? fetch)(url, {
     method: "POST",
     headers: { "content-type": "application/json", "x-goog-api-key": options.apiKey },
     body: JSON.stringify({
       contents: [{ role: "user", parts: [{ text: prompt }] }],
-      generationConfig: { responseMimeType: "application/json", responseSchema: quizResponseSchema(request.count), temperature: 0.7 },
+      generationConfig: {
+        responseMimeType: "application/json",
+        responseSchema: quizResponseSchema(request.count),
+        temperature: 0.7,
+      },
     }),
     signal: AbortSignal.timeout(options.timeoutMs ?? 60_000),
   });
@@ -78,7 +97,8 @@ export async function generateQuizQuestions(
   }
   const body = GenerateContentResponse.safeParse(await res.json());
   if (!body.success) throw new GeminiError("Gemini's answer is not a generateContent response");
-  if (body.data.promptFeedback?.blockReason) throw new GeminiError(`Gemini refused the topic (${body.data.promptFeedback.blockReason})`);
+  const blockReason = body.data.promptFeedback?.blockReason;
+  if (blockReason) throw new GeminiError(`Gemini refused the topic (${blockReason})`);
   const text = body.data.candidates?.[0]?.content?.parts.map((p) => p.text ?? "").join("") ?? "";
   let parsed: unknown;
   try {
@@ -87,6 +107,8 @@ export async function generateQuizQuestions(
     throw new GeminiError("Gemini's answer is not the JSON the schema asks for");
   }
   const questions = z.object({ questions: z.array(QuizQuestion).min(1) }).safeParse(parsed);
-  if (!questions.success) throw new GeminiError(`Gemini's questions do not fit the quiz: ${questions.error.issues[0]!.message}`);
+  if (!questions.success) {
+    throw new GeminiError(`Gemini's questions do not fit the quiz: ${questions.error.issues[0]!.message}`);
+  }
   return questions.data.questions.slice(0, request.count);
 }

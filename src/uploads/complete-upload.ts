@@ -1,13 +1,12 @@
 import type { Db } from "../db/client.ts";
 import { FileTooLargeError, NotFoundError, ValidationError } from "../errors.ts";
 import { isUuid } from "../ids.ts";
+import { sourceKey, sourcePrefix } from "../protocol/storage-layout.ts";
 import type { ApiStorage } from "../storage/types.ts";
 import type { Video } from "../generated/prisma/client.ts";
-import { videoSnapshot, type VideoPubSub } from "../events/video-events.ts";
-import type { Dispatcher } from "./dispatcher.ts";
-
-export const sourceKeyFor = (videoId: string, name = "upload") => `videos/${videoId}/source/${name}`;
-export const partialUploadKeyFor = (videoId: string) => `videos/${videoId}/source/upload.part`;
+import type { VideoPubSub } from "../events/video-events.ts";
+import { announceQueuedJob, createJob } from "../jobs/create-job.ts";
+import type { Dispatcher } from "../jobs/dispatcher.ts";
 
 /**
  * Called once the source's last byte is stored: queues the video and its transcode job in one
@@ -22,16 +21,21 @@ export async function queueUploadedVideo(
   const video = await deps.db.$transaction(async (tx) => {
     const { count } = await tx.video.updateMany({
       where: { id: videoId, status: "WAITING_FOR_UPLOAD" },
-      data: { status: "QUEUED", uploadNonce: null, sourceKey: source.key, sourceName: source.name, uploadedBytes: source.size, uploadSize: source.size, uploadedAt: new Date() },
+      data: {
+        status: "QUEUED",
+        uploadNonce: null,
+        sourceKey: source.key,
+        sourceName: source.name,
+        uploadedBytes: source.size,
+        uploadSize: source.size,
+        uploadedAt: new Date(),
+      },
     });
     if (!count) return null;
-    await tx.job.create({ data: { videoId, kind: "TRANSCODE", capability: "cpu", maxAttempts: deps.maxAttempts } });
+    await createJob(tx, { videoId, kind: "TRANSCODE", input: {}, maxAttempts: deps.maxAttempts });
     return tx.video.findUniqueOrThrow({ where: { id: videoId } });
   });
-  if (video) {
-    deps.dispatcher.kick();
-    deps.pubSub.publish("videoEvents", videoId, { kind: "status", video: videoSnapshot(video) });
-  }
+  if (video) announceQueuedJob(deps, video);
   return video;
 }
 
@@ -51,16 +55,21 @@ export interface UploadCompletionDeps {
  * ValidationError while no non-empty source is stored, FileTooLargeError (after deleting the
  * source, so the video can take another) past `maxUploadBytes`.
  */
-export async function completeUpload(deps: UploadCompletionDeps, videoId: string): Promise<{ video: Video; queued: boolean }> {
+export async function completeUpload(
+  deps: UploadCompletionDeps,
+  videoId: string,
+): Promise<{ video: Video; queued: boolean }> {
   const video = isUuid(videoId) ? await deps.db.video.findUnique({ where: { id: videoId } }) : null;
   if (!video) throw new NotFoundError("video", videoId);
   if (video.status !== "WAITING_FOR_UPLOAD") return { video, queued: false };
-  const key = sourceKeyFor(videoId);
+  const key = sourceKey(videoId);
   const size = await deps.storage.size(key);
-  if (size === null) throw new ValidationError("videoId", "No file has been uploaded for this video yet, or its upload is not finished");
+  if (size === null) {
+    throw new ValidationError("videoId", "No file has been uploaded for this video yet, or its upload is not finished");
+  }
   if (size === 0) throw new ValidationError("videoId", "The uploaded file is empty (0 bytes)");
   if (size > deps.maxUploadBytes) {
-    await deps.storage.deletePrefix(`videos/${videoId}/source`);
+    await deps.storage.deletePrefix(sourcePrefix(videoId));
     throw new FileTooLargeError(deps.maxUploadBytes);
   }
   const queued = await queueUploadedVideo(deps, videoId, { key, name: "upload", size });

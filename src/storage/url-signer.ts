@@ -14,7 +14,9 @@ export class UrlSigner {
   }
 
   #mac(pathname: string, expires: number, params: URLSearchParams): string {
-    const bound = [...params].filter(([k]) => k !== "expires" && k !== "sig").sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const bound = [...params]
+      .filter(([k]) => k !== "expires" && k !== "sig")
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     const canonical = bound.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join("&");
     return createHmac("sha256", this.#secret).update(`${pathname}\n${expires}\n${canonical}`).digest("base64url");
   }

@@ -1,32 +1,13 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Db } from "../db/client.ts";
-import { log } from "../log.ts";
-import { storageUnavailable, type StorageUnavailableError } from "../protocol/storage-errors.ts";
-import { assertValidKey, UploadTooLargeError, type ResumableUploads, type UploadTarget, type UploadTargetOptions } from "../storage/types.ts";
-import { queueUploadedVideo } from "../jobs/videos.ts";
 import type { VideoPubSub } from "../events/video-events.ts";
 import type { Dispatcher } from "../jobs/dispatcher.ts";
-import type { UrlSigner } from "./signing.ts";
-
-export const UPLOAD_PATH_PREFIX = "/uploads/";
-
-/**
- * The API's own upload URL, `PUT /uploads/{videoId}?…&sig`, for storage that takes uploads
- * through the API (ResumableUploads). It is bound to the video (path), its size limit and the
- * nonce the video holds until the upload completes.
- */
-export function signedUploadTarget(
-  videoId: string,
-  options: UploadTargetOptions,
-  signing: { publicUrl: string; signer: UrlSigner; uploadUrlTtlSeconds: number },
-): UploadTarget {
-  assertValidKey(videoId);
-  const params = { max: String(options.size ?? options.maxBytes), n: options.nonce };
-  return {
-    url: `${signing.publicUrl}${signing.signer.sign(`${UPLOAD_PATH_PREFIX}${videoId}`, signing.uploadUrlTtlSeconds, params)}`,
-    expiresAt: new Date(Date.now() + signing.uploadUrlTtlSeconds * 1000),
-  };
-}
+import { log } from "../log.ts";
+import { storageUnavailable, type StorageUnavailableError } from "../protocol/storage-errors.ts";
+import { UPLOAD_PATH_PREFIX } from "../storage/api-urls.ts";
+import { UploadTooLargeError, type ResumableUploads } from "../storage/types.ts";
+import type { UrlSigner } from "../storage/url-signer.ts";
+import { queueUploadedVideo } from "./complete-upload.ts";
 
 export interface UploadDeps {
   db: Db;
@@ -38,7 +19,8 @@ export interface UploadDeps {
   maxAttempts: number;
 }
 
-type ContentRange = { start: number; end: number; total: number | null } | { start: null; end: null; total: number | null };
+type ContentRange =
+  { start: number; end: number; total: number | null } | { start: null; end: null; total: number | null };
 
 /** `bytes 0-99/1000`, `bytes 0-99/*` or `bytes *\/1000` (a status query). */
 export function parseContentRange(header: string | undefined): ContentRange | "invalid" | null {
@@ -53,7 +35,12 @@ export function parseContentRange(header: string | undefined): ContentRange | "i
   return { start, end, total };
 }
 
-function reply(res: ServerResponse, status: number, body: Record<string, unknown>, headers: Record<string, string> = {}): void {
+function reply(
+  res: ServerResponse,
+  status: number,
+  body: Record<string, unknown>,
+  headers: Record<string, string> = {},
+): void {
   res.writeHead(status, { "content-type": "application/json", ...headers });
   res.end(JSON.stringify(body));
 }
@@ -69,13 +56,37 @@ function resumeIncomplete(res: ServerResponse, received: number): void {
  * 507 when storage is full, 503 when it fails: this request's bytes were not kept, those of
  * earlier requests were (`Range`), and the video keeps waiting for the rest.
  */
-function refuseForStorage(res: ServerResponse, req: IncomingMessage, videoId: string, unavailable: StorageUnavailableError, kept: number | null): void {
-  log.warn(unavailable.full ? "upload refused: storage is full" : "upload refused: storage is unavailable", { videoId, keptBytes: kept, err: unavailable.message });
+function refuseForStorage(
+  res: ServerResponse,
+  req: IncomingMessage,
+  videoId: string,
+  unavailable: StorageUnavailableError,
+  kept: number | null,
+): void {
+  log.warn(unavailable.full ? "upload refused: storage is full" : "upload refused: storage is unavailable", {
+    videoId,
+    keptBytes: kept,
+    err: unavailable.message,
+  });
   req.resume();
-  const resumeAt = kept === null ? "" : kept === 0 ? " Nothing of the file is kept: send it from byte 0." : ` The first ${kept} bytes are kept: resume from byte ${kept}.`;
-  const headers: Record<string, string> = { connection: "close", "retry-after": "60", ...(kept ? { range: `bytes=0-${kept - 1}` } : {}) };
+  const resumeAt =
+    kept === null
+      ? ""
+      : kept === 0
+        ? " Nothing of the file is kept: send it from byte 0."
+        : ` The first ${kept} bytes are kept: resume from byte ${kept}.`;
+  const headers: Record<string, string> = {
+    connection: "close",
+    "retry-after": "60",
+    ...(kept ? { range: `bytes=0-${kept - 1}` } : {}),
+  };
   const reason = unavailable.full ? "The server's storage is full" : "The server's storage is unavailable";
-  reply(res, unavailable.full ? 507 : 503, { error: `${reason}, so this chunk was not stored; try again later.${resumeAt}` }, headers);
+  reply(
+    res,
+    unavailable.full ? 507 : 503,
+    { error: `${reason}, so this chunk was not stored; try again later.${resumeAt}` },
+    headers,
+  );
 }
 
 const locks = new Map<string, Promise<void>>();
@@ -101,7 +112,16 @@ async function withUploadLock<T>(videoId: string, fn: () => Promise<T>): Promise
  * 200 when the last byte landed (the video is then queued). `Content-Range: bytes *\/total`
  * with an empty body asks how much has arrived.
  */
-export async function handleUpload(deps: UploadDeps, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+export async function handleUpload(
+  deps: UploadDeps,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+): Promise<void> {
+  res.setHeader("access-control-allow-origin", "*");
+  res.setHeader("access-control-allow-methods", "PUT, OPTIONS");
+  res.setHeader("access-control-allow-headers", "content-type, content-range");
+  res.setHeader("access-control-expose-headers", "range");
   if (req.method === "OPTIONS") {
     res.writeHead(204, { allow: "PUT, OPTIONS" });
     res.end();
@@ -114,12 +134,19 @@ export async function handleUpload(deps: UploadDeps, req: IncomingMessage, res: 
   const maxBytes = Math.min(deps.maxUploadBytes, Number(url.searchParams.get("max") ?? deps.maxUploadBytes));
   const nonce = url.searchParams.get("n");
   const range = parseContentRange(req.headers["content-range"]);
-  if (range === "invalid") return reply(res, 400, { error: "Malformed Content-Range; expected `bytes start-end/total`" });
+  if (range === "invalid") {
+    return reply(res, 400, { error: "Malformed Content-Range; expected `bytes start-end/total`" });
+  }
   const contentLength = req.headers["content-length"] === undefined ? null : Number(req.headers["content-length"]);
   const total = range ? range.total : contentLength;
   if (total !== null && total > maxBytes) {
     req.resume();
-    return reply(res, 413, { error: `File of ${total} bytes exceeds this upload URL's limit of ${maxBytes} bytes` }, { connection: "close" });
+    return reply(
+      res,
+      413,
+      { error: `File of ${total} bytes exceeds this upload URL's limit of ${maxBytes} bytes` },
+      { connection: "close" },
+    );
   }
 
   await withUploadLock(videoId, async () => {
@@ -135,7 +162,9 @@ export async function handleUpload(deps: UploadDeps, req: IncomingMessage, res: 
     }
     if (video.uploadSize !== null && total !== null && Number(video.uploadSize) !== total) {
       req.resume();
-      return reply(res, 400, { error: `Total size ${total} differs from the ${video.uploadSize} bytes declared earlier` });
+      return reply(res, 400, {
+        error: `Total size ${total} differs from the ${video.uploadSize} bytes declared earlier`,
+      });
     }
     const received = await deps.storage.receivedUploadBytes(videoId);
 
@@ -156,18 +185,28 @@ export async function handleUpload(deps: UploadDeps, req: IncomingMessage, res: 
     const endsFile = range === null || (range.total !== null && range.end! + 1 === range.total);
     if (!endsFile && range.end! - range.start! + 1 < deps.storage.minChunkBytes) {
       req.resume();
-      return reply(res, 400, { error: `Chunks other than the last must be at least ${deps.storage.minChunkBytes} bytes` });
+      return reply(res, 400, {
+        error: `Chunks other than the last must be at least ${deps.storage.minChunkBytes} bytes`,
+      });
     }
     const limit = Math.min(maxBytes, range?.end !== undefined && range.end !== null ? range.end + 1 : maxBytes);
     const isComplete = (held: number) => (total !== null ? held >= total : range === null);
     let written: number;
     try {
       // A refused body (too large, storage full) is answered and drained, so it is not destroyed.
-      written = await deps.storage.writeUploadChunk(videoId, start, req.iterator({ destroyOnReturn: false }), { limit, isComplete });
+      written = await deps.storage.writeUploadChunk(videoId, start, req.iterator({ destroyOnReturn: false }), {
+        limit,
+        isComplete,
+      });
     } catch (err) {
       if (err instanceof UploadTooLargeError) {
         req.resume();
-        return reply(res, 413, { error: `Body exceeds the declared range or this upload URL's limit of ${maxBytes} bytes` }, { connection: "close" });
+        return reply(
+          res,
+          413,
+          { error: `Body exceeds the declared range or this upload URL's limit of ${maxBytes} bytes` },
+          { connection: "close" },
+        );
       }
       if (req.destroyed && !req.complete) {
         // The client went away mid-chunk (a closed tab, a lost network): it resumes from what was kept.
@@ -177,7 +216,15 @@ export async function handleUpload(deps: UploadDeps, req: IncomingMessage, res: 
         return;
       }
       const unavailable = storageUnavailable(err);
-      if (unavailable) return refuseForStorage(res, req, videoId, unavailable, await deps.storage.receivedUploadBytes(videoId).catch(() => null));
+      if (unavailable) {
+        return refuseForStorage(
+          res,
+          req,
+          videoId,
+          unavailable,
+          await deps.storage.receivedUploadBytes(videoId).catch(() => null),
+        );
+      }
       throw err;
     }
     if (total !== null && video.uploadSize === null) {

@@ -1,0 +1,94 @@
+import { z } from "zod";
+import type { Db } from "../db/client.ts";
+import { videoSnapshot, type VideoPubSub } from "../events/video-events.ts";
+import type { Job, JobKind, Prisma, Video } from "../generated/prisma/client.ts";
+import {
+  ImportUrlJobMessage,
+  RenderCompositionJobMessage,
+  RenderManimJobMessage,
+  TranscodeOptions,
+  type Capability,
+} from "../protocol/messages.ts";
+import type { Dispatcher } from "./dispatcher.ts";
+
+/**
+ * What a job row stores for each kind, as the contract's message schema of that kind checks it:
+ * parsed before the row is written and again when the job's message is built. A transcode keeps
+ * its rungs in `Job.rungs`; every other kind keeps its input in `Job.input`.
+ */
+export const jobInputSchemas = {
+  TRANSCODE: z.object({ rungs: TranscodeOptions.shape.rungs }),
+  RENDER_MANIM: RenderManimJobMessage.pick({ code: true, sceneName: true, quality: true, renderer: true }),
+  RENDER_COMPOSITION: RenderCompositionJobMessage.pick({
+    template: true,
+    questions: true,
+    secondsPerQuestion: true,
+    narration: true,
+    assets: true,
+    width: true,
+    height: true,
+  }),
+  IMPORT_URL: ImportUrlJobMessage.pick({ url: true }),
+} satisfies Record<JobKind, z.ZodType>;
+
+/** A job's input as its caller gives it (defaults not yet applied). */
+export type JobInputOf<K extends JobKind> = z.input<(typeof jobInputSchemas)[K]>;
+/** A job's input as stored and read back. */
+export type StoredJobInput<K extends JobKind> = z.output<(typeof jobInputSchemas)[K]>;
+
+/** The worker capability each kind of job needs; its queue is named after it. */
+export const jobCapability = {
+  TRANSCODE: "cpu",
+  RENDER_MANIM: "manim",
+  RENDER_COMPOSITION: "cpu",
+  IMPORT_URL: "cpu",
+} as const satisfies Record<JobKind, Capability>;
+
+export type NewJob = {
+  [K in JobKind]: {
+    kind: K;
+    videoId: string;
+    input: JobInputOf<K>;
+    maxAttempts: number;
+    /** The job whose output this one works on (a render's transcode). */
+    parentId?: string;
+  };
+}[JobKind];
+
+/** A job's stored input, checked by its kind's schema; throws with the schema's reasons when it does not fit. */
+export function parseJobInput<K extends JobKind>(kind: K, input: unknown): StoredJobInput<K> {
+  const result = (jobInputSchemas[kind] as z.ZodType).safeParse(input);
+  if (!result.success) throw new Error(`The ${kind} job's input is invalid: ${z.prettifyError(result.error)}`);
+  return result.data as StoredJobInput<K>;
+}
+
+/**
+ * Writes a QUEUED job in the caller's transaction (the row is the outbox the dispatcher publishes
+ * from). Once the transaction commits, the caller calls `announceQueuedJob`.
+ */
+export async function createJob(tx: Pick<Db, "job">, job: NewJob): Promise<Job> {
+  const common = {
+    videoId: job.videoId,
+    kind: job.kind,
+    capability: jobCapability[job.kind],
+    maxAttempts: job.maxAttempts,
+    ...(job.parentId === undefined ? {} : { parentId: job.parentId }),
+  };
+  if (job.kind === "TRANSCODE") {
+    const { rungs } = parseJobInput("TRANSCODE", job.input);
+    return tx.job.create({ data: { ...common, ...(rungs ? { rungs } : {}) } });
+  }
+  const input = parseJobInput(job.kind, job.input);
+  // Through JSON: the stored value is what the message builder reads back (no undefined keys).
+  const stored = JSON.parse(JSON.stringify(input)) as Prisma.InputJsonValue;
+  return tx.job.create({ data: { ...common, input: stored } });
+}
+
+/** After the transaction that queued a job commits: dispatch it now and tell the video's subscribers. */
+export function announceQueuedJob(
+  deps: { dispatcher: Pick<Dispatcher, "kick">; pubSub: VideoPubSub },
+  video: Video,
+): void {
+  deps.dispatcher.kick();
+  deps.pubSub.publish("videoEvents", video.id, { kind: "status", video: videoSnapshot(video) });
+}

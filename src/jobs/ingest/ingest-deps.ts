@@ -1,0 +1,39 @@
+import type { Db } from "../../db/client.ts";
+import { videoSnapshot, type VideoPubSub } from "../../events/video-events.ts";
+import type { JobEvent } from "../../protocol/messages.ts";
+import type { WebhookEmitter } from "../../webhooks/events.ts";
+import type { ProgressWriteThrottle } from "../progress.ts";
+
+export type EventOf<T extends JobEvent["type"]> = Extract<JobEvent, { type: T }>;
+
+/** What the event ingestor is built from (createEventIngestor's options). */
+export interface IngestOptions {
+  db: Db;
+  pubSub: VideoPubSub;
+  webhooks: WebhookEmitter;
+  progressWriteIntervalMs: number;
+  onJobRequeued: (runAfter: Date) => void;
+  /**
+   * A worker started (or still runs) an attempt that was canceled: tell it (or only `workerId`,
+   * or only its run `runId`) to stop.
+   */
+  onCanceledJobReported: (jobId: string, attempt: number, workerId?: string, runId?: string) => Promise<void>;
+  /** A run whose worker has not been heard of for this long is presumed dead. */
+  stallSeconds: number;
+  /**
+   * Test seam: awaited inside the transaction of a job's final transition (under the video's
+   * lock), just before it commits.
+   */
+  holdTransition?: (e: JobEvent) => Promise<void>;
+}
+
+/** What every part of the ingestor shares: its options and one progress throttle. */
+export interface IngestDeps extends IngestOptions {
+  progressWrites: ProgressWriteThrottle;
+}
+
+/** Tells the video's subscribers its current state. */
+export async function publishVideoStatus(deps: Pick<IngestDeps, "db" | "pubSub">, videoId: string): Promise<void> {
+  const video = await deps.db.video.findUnique({ where: { id: videoId } });
+  if (video) deps.pubSub.publish("videoEvents", videoId, { kind: "status", video: videoSnapshot(video) });
+}

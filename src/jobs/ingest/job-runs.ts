@@ -1,0 +1,294 @@
+import { log } from "../../log.ts";
+import type { JobStatus } from "../../generated/prisma/client.ts";
+import type { JobEvent, WorkerHeartbeat } from "../../protocol/messages.ts";
+import { videoWebhookData, webhookEventId } from "../../webhooks/events.ts";
+import { retryDelayMs } from "../dispatcher.ts";
+import { userFacingError } from "../user-facing-error.ts";
+import { lockVideo } from "../video-lock.ts";
+import { publishVideoStatus, type EventOf, type IngestDeps } from "./ingest-deps.ts";
+
+/**
+ * The JobRun row of the delivery that sent `e`; workers older than run ids have one run per
+ * attempt and worker.
+ */
+export const runKey = (e: JobEvent) => ({
+  jobId: e.jobId,
+  attempt: e.attempt,
+  workerId: e.workerId,
+  runId: e.runId ?? "",
+});
+
+/** An event that ends a run. */
+export type RunEndEvent = EventOf<"job.succeeded" | "source.ready" | "job.failed" | "job.canceled">;
+
+/** Names a run in log lines. */
+const runOf = (e: JobEvent) => ({ jobId: e.jobId, workerId: e.workerId, runId: e.runId });
+
+const endsRun = (e: JobEvent): e is RunEndEvent =>
+  e.type === "job.canceled" || e.type === "job.succeeded" || e.type === "source.ready" || e.type === "job.failed";
+
+const isProgress = (e: JobEvent) => e.type === "job.progress" || e.type === "render.progress";
+
+/**
+ * The bookkeeping every job kind shares: which events of which attempt still count (and their
+ * sequence), its runs (a delivery to a worker: started, finished, abandoned when it stalls or a
+ * duplicate takes over), the failure and retry of attempts, and worker heartbeats.
+ */
+export function createJobRunIngestor(deps: IngestDeps) {
+  const { db, webhooks } = deps;
+
+  /**
+   * The job's video and status when `e` still counts, or null when it is ignored: an unknown job,
+   * a superseded attempt, a finished job's end, or progress older than an applied state event.
+   * Events of a canceled attempt end their run or tell the worker (again) to stop.
+   */
+  async function admit(e: JobEvent): Promise<{ videoId: string; status: JobStatus } | null> {
+    const job = await db.job.findUnique({
+      where: { id: e.jobId },
+      select: { videoId: true, attempt: true, status: true, lastSeq: true },
+    });
+    if (!job) {
+      log.warn("event for an unknown job ignored", { jobId: e.jobId, type: e.type });
+      return null;
+    }
+    if (job.status === "CANCELED" && e.attempt === job.attempt) {
+      // The cancel won: the job and video stay as it left them. A run that ended says how; one
+      // still working is told (again) to stop.
+      if (endsRun(e)) await finishRun(e);
+      else await deps.onCanceledJobReported(e.jobId, e.attempt);
+      return null;
+    }
+    // A SUCCEEDED job still takes the late data events of its attempt (each handler only moves
+    // states forward), so arrival order does not change the outcome.
+    if (e.attempt !== job.attempt || job.status === "FAILED" || job.status === "CANCELED") {
+      const about = { jobId: e.jobId, attempt: e.attempt, type: e.type };
+      log.debug("event of a superseded attempt or finished job ignored", about);
+      return null;
+    }
+    // Progress older than an applied state event says nothing new.
+    if (isProgress(e) && e.seq < job.lastSeq) return null;
+    return { videoId: job.videoId, status: job.status };
+  }
+
+  /** Remembers the latest state event applied; progress is not a state event. */
+  async function recordSeq(e: JobEvent): Promise<void> {
+    if (isProgress(e)) return;
+    await db.job.updateMany({
+      where: { id: e.jobId, attempt: e.attempt, lastSeq: { lt: e.seq } },
+      data: { lastSeq: e.seq },
+    });
+  }
+
+  async function onStarted(e: EventOf<"job.started">, videoId: string, jobStatus: JobStatus): Promise<void> {
+    const now = new Date(e.at);
+    if (jobStatus === "SUCCEEDED") {
+      // A start that is not this worker's finished run arriving late: the transport delivered a
+      // finished job again. The newcomer stops before it rewrites what the job published.
+      const run = await db.jobRun.findUnique({ where: { jobId_attempt_workerId_runId: runKey(e) } });
+      if (!run?.finishedAt || run.finishedAt < now) {
+        log.warn("a finished job was started again; stopping the run", runOf(e));
+        await deps.onCanceledJobReported(e.jobId, e.attempt, e.workerId, e.runId);
+        return;
+      }
+    }
+    await db.job.updateMany({
+      where: { id: e.jobId, attempt: e.attempt, status: { in: ["QUEUED", "RUNNING"] } },
+      // A redelivered attempt starts its sequence again at 1.
+      data: { status: "RUNNING", workerId: e.workerId, startedAt: now, heartbeatAt: now, lastSeq: e.seq },
+    });
+    // Arriving after the job finished (out of order), it still tells where and when it ran.
+    await db.job.updateMany({
+      where: { id: e.jobId, attempt: e.attempt, status: "SUCCEEDED", startedAt: null },
+      data: { workerId: e.workerId, startedAt: now, heartbeatAt: now },
+    });
+    const key = runKey(e);
+    await db.jobRun.upsert({
+      where: { jobId_attempt_workerId_runId: key },
+      create: { ...key, startedAt: now, heartbeatAt: now },
+      update: {},
+    });
+    // The same worker starts the attempt again after handing it back (memory, shutdown).
+    await db.jobRun.updateMany({
+      where: { ...key, status: "ABANDONED", finishedAt: { lt: now } },
+      data: { status: "RUNNING", finishedAt: null, heartbeatAt: now },
+    });
+    // The run was first heard of through a later event; this is when it really started.
+    await db.jobRun.updateMany({
+      where: { ...key, startedAt: { gt: now } },
+      data: { startedAt: now, heartbeatAt: now },
+    });
+    // Another run of this job (on another worker, or another delivery to this one) has lost it:
+    // its worker stopped heartbeating and the transport redelivered; it ended at its last sign of life.
+    const others = await db.jobRun.findMany({
+      where: { jobId: e.jobId, status: "RUNNING", NOT: { workerId: key.workerId, runId: key.runId } },
+    });
+    const aliveSince = now.getTime() - deps.stallSeconds * 1000;
+    if (others.some((run) => (run.heartbeatAt ?? run.startedAt).getTime() >= aliveSince)) {
+      // Another run of this job is alive: the transport delivered it twice. The newcomer stops
+      // (only it: the cancel names its run), so the job never runs twice at once for long.
+      log.warn("duplicate run of a job; stopping the newcomer", runOf(e));
+      await deps.onCanceledJobReported(e.jobId, e.attempt, e.workerId, e.runId);
+      return;
+    }
+    for (const run of others) {
+      // Only if it is still RUNNING: a run that reported its end meanwhile stays finished.
+      await db.jobRun.updateMany({
+        where: { id: run.id, status: "RUNNING" },
+        data: { status: "ABANDONED", finishedAt: run.heartbeatAt ?? run.startedAt },
+      });
+    }
+    const { count } = await db.video.updateMany({
+      where: { id: videoId, status: "QUEUED" },
+      data: { status: "PROCESSING" },
+    });
+    if (count) await publishVideoStatus(deps, videoId);
+  }
+
+  /** Records how a run ended (also a run first heard of by its end, or one presumed dead). */
+  async function finishRun(e: RunEndEvent): Promise<void> {
+    const failure =
+      e.type === "job.failed"
+        ? {
+            status: "FAILED" as const,
+            error: e.error,
+            command: e.command ?? null,
+            stderrTail: e.stderrTail ?? null,
+            exitCode: e.exitCode ?? null,
+          }
+        : e.type === "job.canceled"
+          ? { status: "CANCELED" as const }
+          : { status: "SUCCEEDED" as const, alreadyDone: e.alreadyDone === true };
+    const key = runKey(e);
+    const finishedAt = new Date(e.at);
+    if (failure.status === "SUCCEEDED" && failure.alreadyDone) {
+      log.info("a delivery of a finished job found its output complete and did no work", runOf(e));
+    }
+    // `job.started` may not have arrived yet; the run then starts when it is first heard of.
+    await db.jobRun.upsert({
+      where: { jobId_attempt_workerId_runId: key },
+      create: { ...key, ...failure, startedAt: finishedAt, finishedAt },
+      update: {},
+    });
+    // A run presumed dead that reports its end did run until then.
+    await db.jobRun.updateMany({
+      where: { ...key, status: { in: ["RUNNING", "ABANDONED"] } },
+      data: { ...failure, finishedAt },
+    });
+  }
+
+  /** The run resumed from what an earlier run published. */
+  async function recordResume(e: EventOf<"job.probed">): Promise<void> {
+    if (!e.resumed) return;
+    const key = runKey(e);
+    const resumed = { resumedSegments: e.resumed.segments, resumedFromSeconds: e.resumed.fromSeconds };
+    const at = new Date(e.at);
+    // `job.started` may not have arrived yet; the run then starts when it is first heard of.
+    await db.jobRun.upsert({
+      where: { jobId_attempt_workerId_runId: key },
+      create: { ...key, ...resumed, startedAt: at, heartbeatAt: at },
+      update: resumed,
+    });
+  }
+
+  /** The attempt failed: the job is queued again when it may be retried, else it and its video fail. */
+  async function onFailed(e: EventOf<"job.failed">, videoId: string): Promise<void> {
+    await finishRun(e);
+    const job = await db.job.findUnique({ where: { id: e.jobId } });
+    if (!job || job.attempt !== e.attempt || !["QUEUED", "RUNNING"].includes(job.status)) return;
+    deps.progressWrites.forget(e.jobId);
+    const { jobId, attempt, command, stderrTail } = e;
+    log.warn("job attempt failed", { jobId, attempt, error: e.error, command, stderrTail });
+    const error = userFacingError(e.error);
+    if (e.retryable && job.attempt < job.maxAttempts) {
+      const runAfter = new Date(Date.now() + retryDelayMs(job.attempt + 1));
+      const { count } = await db.job.updateMany({
+        where: { id: job.id, attempt: job.attempt, status: { in: ["QUEUED", "RUNNING"] } },
+        data: {
+          status: "QUEUED",
+          attempt: job.attempt + 1,
+          dispatchedAt: null,
+          runAfter,
+          lastSeq: 0,
+          error,
+          workerId: null,
+        },
+      });
+      if (count) deps.onJobRequeued(runAfter);
+      return;
+    }
+    const at = new Date(e.at);
+    const count = await db.$transaction(async (tx) => {
+      await lockVideo(tx, videoId);
+      const { count } = await tx.job.updateMany({
+        where: { id: job.id, attempt: job.attempt, status: { in: ["QUEUED", "RUNNING"] } },
+        data: { status: "FAILED", error, finishedAt: at },
+      });
+      if (!count) return 0;
+      await tx.variant.updateMany({
+        where: { videoId, status: { in: ["PENDING", "ENCODING"] } },
+        data: { status: "FAILED", error },
+      });
+      await tx.video.updateMany({
+        where: { id: videoId, status: { in: ["QUEUED", "PROCESSING"] } },
+        // Its master lists playlists that will never end: nothing to play.
+        data: { status: "FAILED", playable: false, error, finishedAt: at },
+      });
+      const jobData = { id: job.id, kind: job.kind, attempt: job.attempt, error, videoId };
+      const jobEventId = webhookEventId("job.failed", job.id, String(job.attempt));
+      await webhooks.emit(tx, videoId, "job.failed", jobEventId, { job: jobData });
+      const video = await tx.video.findUniqueOrThrow({ where: { id: videoId } });
+      if (video.status === "FAILED") {
+        const eventId = webhookEventId("video.failed", videoId, video.finishedAt!.toISOString());
+        await webhooks.emit(tx, videoId, "video.failed", eventId, { video: videoWebhookData(video) });
+      }
+      await deps.holdTransition?.(e);
+      return count;
+    });
+    if (!count) return;
+    webhooks.flush();
+    await publishVideoStatus(deps, videoId);
+  }
+
+  async function onHeartbeat(h: WorkerHeartbeat): Promise<void> {
+    const at = new Date(h.at);
+    // What is alive, for LOCAL_FALLBACK routing; an older heartbeat delivered late changes nothing.
+    await db.$executeRaw`
+      INSERT INTO "Worker" (id, capabilities, "lastHeartbeatAt") VALUES (${h.workerId}, ${h.capabilities}, ${at})
+      ON CONFLICT (id) DO UPDATE
+        SET capabilities = EXCLUDED.capabilities, "lastHeartbeatAt" = EXCLUDED."lastHeartbeatAt"
+      WHERE "Worker"."lastHeartbeatAt" < EXCLUDED."lastHeartbeatAt"`;
+    // Runs this worker started before the heartbeat but no longer lists have ended: finished (their
+    // own event says so) or handed back at shutdown, so another worker may take them at once.
+    await db.jobRun.updateMany({
+      where: {
+        workerId: h.workerId,
+        status: "RUNNING",
+        startedAt: { lt: at },
+        NOT: h.activeJobs.map((a) => ({ jobId: a.jobId, attempt: a.attempt })),
+      },
+      data: { status: "ABANDONED", finishedAt: at },
+    });
+    // A cancel broadcast while this worker's control channel was down is lost; it learns of it
+    // here, on its next heartbeat (a worker sends one as soon as its channel is back).
+    if (h.activeJobs.length > 0) {
+      const canceled = await db.job.findMany({
+        where: { status: "CANCELED", OR: h.activeJobs.map((a) => ({ id: a.jobId, attempt: a.attempt })) },
+        select: { id: true, attempt: true },
+      });
+      for (const job of canceled) await deps.onCanceledJobReported(job.id, job.attempt, h.workerId);
+    }
+    for (const active of h.activeJobs) {
+      await db.job.updateMany({
+        where: { id: active.jobId, attempt: active.attempt, status: "RUNNING" },
+        data: { heartbeatAt: at },
+      });
+      await db.jobRun.updateMany({
+        where: { jobId: active.jobId, attempt: active.attempt, workerId: h.workerId, status: "RUNNING" },
+        data: { heartbeatAt: at },
+      });
+    }
+  }
+
+  return { admit, recordSeq, onStarted, finishRun, recordResume, onFailed, onHeartbeat };
+}
+export type JobRunIngestor = ReturnType<typeof createJobRunIngestor>;
