@@ -14,7 +14,7 @@ import { AUDIO_ENCODER_OPTIONS, planLadder } from "../render-worker/media/ladder
 import { probeNvenc } from "../render-worker/media/nvenc.ts";
 import { encoderProgress } from "../render-worker/progress/job-progress.ts";
 import { probeSource } from "../render-worker/media/probe.ts";
-import { parseCommandLine, usageError } from "../scripts/cli.ts";
+import { parseCommandLine, usageError } from "../src/protocol/command-line.ts";
 
 const run = promisify(execFile);
 

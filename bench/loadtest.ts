@@ -22,7 +22,7 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from "../src/db/embedded
 import { CREATE_UPLOAD, createScratchDatabase, generateClip, postGraphQL, reachableAdminUrl } from "./support/stack.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "../test/support/processes.ts";
 import { pubSubEmulatorUnavailableReason, startPubSubEmulator, type PubSubEmulator } from "../test/support/pubsub-emulator.ts";
-import { parseCommandLine, usageError } from "../scripts/cli.ts";
+import { parseCommandLine, usageError } from "../src/protocol/command-line.ts";
 
 const run = promisify(execFile);
 

@@ -28,7 +28,7 @@ PUBSUB_AGENT="service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
 SQL_CONNECTION="${PROJECT_ID}:${REGION}:${SQL_INSTANCE}"
 export PROJECT_NUMBER REGISTRY API_SA WORKER_SA CREMA_SA PUBSUB_AGENT SQL_CONNECTION
 
-# Names the API and workers derive from PREFIX (src/transport/pubsub.ts pubSubResourceNames).
+# Names the API and workers derive from PREFIX (src/protocol/queues.ts pubSubResourceNames).
 JOBS_SUB_CPU="${PREFIX}-render-jobs-cpu-workers"
 JOBS_SUB_NVENC="${PREFIX}-render-jobs-nvenc-workers"
 JOBS_SUB_MANIM="${PREFIX}-render-jobs-manim-workers"

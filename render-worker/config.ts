@@ -1,13 +1,15 @@
 import { hostname } from "node:os";
 import { z } from "zod";
 import { Capability } from "../src/protocol/messages.ts";
+import { DEFAULT_TOPIC_PREFIX } from "../src/protocol/queues.ts";
+import type { WorkerConfigEnvName } from "../src/protocol/worker-env.ts";
 
-/** Every environment variable the worker reads; `.env.template` documents each one. */
+/** Every environment variable of the worker's configuration; `.env.template` documents each one. */
 const WorkerEnvSchema = z.object({
   TRANSPORT: z.enum(["postgres", "pubsub"]).default("postgres"),
   DATABASE_URL: z.url().optional(),
   GOOGLE_CLOUD_PROJECT: z.string().min(1).optional(),
-  PUBSUB_TOPIC_PREFIX: z.string().default("videograph"),
+  PUBSUB_TOPIC_PREFIX: z.string().default(DEFAULT_TOPIC_PREFIX),
   DATA_DIR: z.string().default("./data"),
   STORAGE: z.enum(["local", "gcs", "s3"]).default("local"),
   GCS_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, "not a bucket name").optional(),
@@ -46,37 +48,14 @@ const WorkerEnvSchema = z.object({
   /** Wall-clock limit of one Manim render. */
   MANIM_TIMEOUT_SECONDS: z.coerce.number().int().min(10).max(6 * 3600).default(15 * 60),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
-});
+} satisfies Record<WorkerConfigEnvName, z.ZodType>);
 
 export type WorkerEnv = Readonly<z.infer<typeof WorkerEnvSchema>>;
 
-/**
- * Every variable a worker process is given when the API starts it (the embedded default): the
- * schema's, the media tools' paths, the Google client libraries' and the platform's. The API's
- * own secrets (BOOTSTRAP_API_KEY, JWT_SECRET, webhook and storage signing keys…) are not here.
- */
-export const WORKER_ENV_NAMES: readonly string[] = [
-  ...WorkerEnvSchema.keyof().options,
-  "FFMPEG_PATH", "FFPROBE_PATH", "ESPEAK_PATH", "ESPEAK_DATA_PATH", "QUIZ_FONT_DIR",
-  "GOOGLE_APPLICATION_CREDENTIALS", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST", "METADATA_SERVER_DETECTION",
-  "PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "NODE_EXTRA_CA_CERTS",
-];
-
-/** The AWS SDK's standard credential chain: a worker needs it only to reach S3 (STORAGE=s3). */
-const AWS_CREDENTIAL_ENV_NAMES: readonly string[] = [
-  "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION",
-  "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
-  "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-];
-
-/** The variables a worker started with `source` as its environment is given: WORKER_ENV_NAMES, and AWS credentials with STORAGE=s3. */
-export function workerEnvNames(source: NodeJS.ProcessEnv): readonly string[] {
-  return source.STORAGE === "s3" ? [...WORKER_ENV_NAMES, ...AWS_CREDENTIAL_ENV_NAMES] : WORKER_ENV_NAMES;
-}
-
 const CheckedWorkerEnvSchema = WorkerEnvSchema.superRefine((env, ctx) => {
   if (env.TRANSPORT === "postgres" && !env.DATABASE_URL) {
-    ctx.addIssue({ code: "custom", path: ["DATABASE_URL"], message: "required with TRANSPORT=postgres: its queues live in Postgres" });
+    const message = "required with TRANSPORT=postgres: its queues live in Postgres";
+    ctx.addIssue({ code: "custom", path: ["DATABASE_URL"], message });
   }
   if (env.TRANSPORT === "pubsub" && !env.GOOGLE_CLOUD_PROJECT) {
     ctx.addIssue({ code: "custom", path: ["GOOGLE_CLOUD_PROJECT"], message: "required when TRANSPORT=pubsub" });
@@ -85,7 +64,8 @@ const CheckedWorkerEnvSchema = WorkerEnvSchema.superRefine((env, ctx) => {
     ctx.addIssue({ code: "custom", path: ["GCS_BUCKET"], message: "required when STORAGE=gcs" });
   }
   if (env.STORAGE === "gcs" && env.STORAGE_EMULATOR_HOST) {
-    ctx.addIssue({ code: "custom", path: ["STORAGE_EMULATOR_HOST"], message: "not supported: set GCS_API_ENDPOINT to the emulator's origin instead" });
+    const message = "not supported: set GCS_API_ENDPOINT to the emulator's origin instead";
+    ctx.addIssue({ code: "custom", path: ["STORAGE_EMULATOR_HOST"], message });
   }
   if (env.STORAGE === "s3" && !env.S3_BUCKET) {
     ctx.addIssue({ code: "custom", path: ["S3_BUCKET"], message: "required when STORAGE=s3" });

@@ -1,4 +1,4 @@
-import { parseArgs } from "node:util";
+import { loadConfigOrExit, parseCommandLine } from "../src/protocol/command-line.ts";
 import { loadWorkerEnv } from "./config.ts";
 import { log } from "./log.ts";
 import { createGcsWorkerStorage } from "./storage/gcs.ts";
@@ -8,29 +8,15 @@ import { createPostgresWorkerTransport } from "./transport/postgres.ts";
 import { createPubSubWorkerTransport } from "./transport/pubsub.ts";
 import { createWorker, defaultTmpDir } from "./worker.ts";
 
-const USAGE = `usage: npm run worker
+parseCommandLine(
+  `usage: npm run worker
 Runs a render worker: it takes jobs for WORKER_CAPABILITIES from TRANSPORT (postgres: needs
 DATABASE_URL; pubsub: GOOGLE_CLOUD_PROJECT) and writes media to STORAGE. Configured only by
 environment variables (and a .env file): .env.template documents each one. SIGTERM hands back
-what is running after SHUTDOWN_GRACE_SECONDS.
-`;
-try {
-  if (parseArgs({ options: { help: { type: "boolean", short: "h" } } }).values.help) {
-    process.stdout.write(USAGE);
-    process.exit(0);
-  }
-} catch (err) {
-  process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
-  process.exit(2);
-}
-
-let env: ReturnType<typeof loadWorkerEnv>;
-try {
-  env = loadWorkerEnv();
-} catch (err) {
-  process.stderr.write(`${(err as Error).message}\n`);
-  process.exit(2);
-}
+what is running after SHUTDOWN_GRACE_SECONDS.`,
+  {},
+);
+const env = loadConfigOrExit(loadWorkerEnv);
 
 const worker = createWorker({
   workerId: env.WORKER_ID,
@@ -39,11 +25,20 @@ const worker = createWorker({
   memoryLimitBytes: env.WORKER_MEMORY_LIMIT_BYTES,
   transport:
     env.TRANSPORT === "pubsub"
-      ? createPubSubWorkerTransport({ projectId: env.GOOGLE_CLOUD_PROJECT!, workerId: env.WORKER_ID, topicPrefix: env.PUBSUB_TOPIC_PREFIX, leaseSeconds: env.JOB_STALL_SECONDS })
+      ? createPubSubWorkerTransport({
+          projectId: env.GOOGLE_CLOUD_PROJECT!,
+          workerId: env.WORKER_ID,
+          topicPrefix: env.PUBSUB_TOPIC_PREFIX,
+          leaseSeconds: env.JOB_STALL_SECONDS,
+        })
       : createPostgresWorkerTransport(env.DATABASE_URL!),
   storage:
     env.STORAGE === "gcs"
-      ? createGcsWorkerStorage({ bucket: env.GCS_BUCKET!, apiEndpoint: env.GCS_API_ENDPOINT, signedUrlTtlSeconds: env.GCS_SIGNED_URL_TTL_SECONDS })
+      ? createGcsWorkerStorage({
+          bucket: env.GCS_BUCKET!,
+          apiEndpoint: env.GCS_API_ENDPOINT,
+          signedUrlTtlSeconds: env.GCS_SIGNED_URL_TTL_SECONDS,
+        })
       : env.STORAGE === "s3"
         ? createS3WorkerStorage({
             bucket: env.S3_BUCKET!,
@@ -56,7 +51,11 @@ const worker = createWorker({
   tmpDir: defaultTmpDir(env.WORKER_TMP_DIR),
   progressIntervalMs: env.PROGRESS_INTERVAL_MS,
   heartbeatIntervalSeconds: env.HEARTBEAT_INTERVAL_SECONDS,
-  manim: { bin: env.MANIM_BIN, limits: { wallMs: env.MANIM_TIMEOUT_SECONDS * 1000 }, sandboxPath: env.MANIM_SANDBOX_PATH },
+  manim: {
+    bin: env.MANIM_BIN,
+    limits: { wallMs: env.MANIM_TIMEOUT_SECONDS * 1000 },
+    sandboxPath: env.MANIM_SANDBOX_PATH,
+  },
 });
 
 let stopping = false;

@@ -2,7 +2,7 @@
 // Idempotent; the API also runs it at start. GOOGLE_CLOUD_PROJECT is required,
 // PUBSUB_TOPIC_PREFIX optional; PUBSUB_EMULATOR_HOST points it at the emulator.
 import { createPubSubApiTransport } from "../src/transport/pubsub.ts";
-import { parseCommandLine } from "./cli.ts";
+import { parseCommandLine } from "../src/protocol/command-line.ts";
 
 parseCommandLine(
   `usage: npm run setup:pubsub
@@ -26,8 +26,10 @@ try {
   }
   if (!process.env.PUBSUB_EMULATOR_HOST) {
     console.log(
-      "Dead-lettering needs the Pub/Sub service agent (service-PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com)\n" +
-        "to have roles/pubsub.publisher on the dead-letter topic and roles/pubsub.subscriber on the jobs subscriptions.",
+      "Dead-lettering needs the Pub/Sub service agent " +
+        "(service-PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com)\n" +
+        "to have roles/pubsub.publisher on the dead-letter topic " +
+        "and roles/pubsub.subscriber on the jobs subscriptions.",
     );
   }
 } finally {

@@ -7,7 +7,7 @@
 // S3_CORS_ORIGINS (comma-separated, default *); credentials come from the SDK's default chain.
 import { CreateBucketCommand, HeadBucketCommand, PutBucketCorsCommand, PutBucketLifecycleConfigurationCommand, type BucketLocationConstraint } from "@aws-sdk/client-s3";
 import { createS3Client } from "../src/storage/s3.ts";
-import { parseCommandLine } from "./cli.ts";
+import { parseCommandLine } from "../src/protocol/command-line.ts";
 
 parseCommandLine(
   `usage: npm run setup:s3

@@ -8,8 +8,8 @@ import { chmod, mkdtemp, readFile, readdir, readlink, rm, writeFile } from "node
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { freePort } from "../src/free-port.ts";
-import { descendantPids } from "../test/support/child-processes.ts";
-import { parseCommandLine } from "./cli.ts";
+import { descendantPids } from "../test/support/process-scan.ts";
+import { parseCommandLine } from "../src/protocol/command-line.ts";
 
 parseCommandLine(
   `usage: npm run check:start

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
-import { workerEnvNames } from "../render-worker/config.ts";
+import { workerEnvNames } from "./protocol/worker-env.ts";
 import { log } from "./log.ts";
 
 const WORKER_ENTRY = path.resolve(import.meta.dirname, "../render-worker/main.ts");
@@ -75,5 +75,7 @@ export function startLocalWorker(options: {
 }
 
 function workerEnvFrom(env: NodeJS.ProcessEnv): Record<string, string> {
-  return Object.fromEntries(workerEnvNames(env).flatMap((name) => (env[name] === undefined ? [] : [[name, env[name]]])));
+  return Object.fromEntries(
+    workerEnvNames(env).flatMap((name) => (env[name] === undefined ? [] : [[name, env[name]]])),
+  );
 }

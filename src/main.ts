@@ -1,32 +1,18 @@
-import { parseArgs } from "node:util";
 import { loadEnv } from "./config.ts";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "./db/embedded.ts";
 import { startLocalWorker, type LocalWorker } from "./local-worker.ts";
 import { log, setLogLevel } from "./log.ts";
+import { loadConfigOrExit, parseCommandLine } from "./protocol/command-line.ts";
 import { createApp } from "./server.ts";
 
-const USAGE = `usage: npm start
+parseCommandLine(
+  `usage: npm start
 Runs the API on PORT (default 4000) with everything it needs: an embedded Postgres when
 DATABASE_URL is unset, local storage under DATA_DIR, and a render worker beside it. Configured only
-by environment variables (and a .env file): .env.template documents each one. Ctrl-C stops it.
-`;
-try {
-  if (parseArgs({ options: { help: { type: "boolean", short: "h" } } }).values.help) {
-    process.stdout.write(USAGE);
-    process.exit(0);
-  }
-} catch (err) {
-  process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
-  process.exit(2);
-}
-
-let env;
-try {
-  env = loadEnv();
-} catch (err) {
-  process.stderr.write(`${(err as Error).message}\n`);
-  process.exit(2);
-}
+by environment variables (and a .env file): .env.template documents each one. Ctrl-C stops it.`,
+  {},
+);
+const env = loadConfigOrExit(loadEnv);
 setLogLevel(env.LOG_LEVEL);
 
 let embedded: EmbeddedDatabase | null = null;

@@ -5,7 +5,8 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectSubscription, startTestApp, type TestApp, uploadUntilEncoding } from "./support/app.ts";
 import { createUpload } from "./support/upload-and-wait.ts";
-import { makeClip, processesWorkingUnder } from "./worker/media-fixtures.ts";
+import { processesWorkingUnder } from "./support/process-scan.ts";
+import { makeClip } from "./worker/media-fixtures.ts";
 
 const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { status } } }`;
 const JOB = `query($id: ID!) { video(id: $id) { status error variants { status } jobs(first: 1) { edges { node { id status error runs { status finishedAt } } } } } }`;

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { familyOf, stillRunning } from "../bench/support/process-scan.ts";
+import { familyOf, stillRunning } from "./support/process-scan.ts";
 import { watchSegments } from "../bench/support/segment-watch.ts";
 
 // The chaos run (bench/chaos.ts) is too heavy for npm test; what it counts must still be real.

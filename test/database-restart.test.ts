@@ -8,7 +8,8 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from "../src/db/embedded
 import { ADMIN_AUTH } from "./support/auth.ts";
 import { collectSubscription, gqlAt, uploadUntilEncoding } from "./support/app.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
-import { makeClip, processesWorkingUnder } from "./worker/media-fixtures.ts";
+import { processesWorkingUnder } from "./support/process-scan.ts";
+import { makeClip } from "./worker/media-fixtures.ts";
 
 const CREATE_UPLOAD = `mutation($title: String!) { createUpload(input: { title: $title }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`;
 const CANCEL = `mutation($id: ID!) { cancelVideo(id: $id) { __typename ... on Error { message } } }`;

@@ -2,7 +2,7 @@ import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { alivePids, descendantPids } from "./support/child-processes.ts";
+import { alivePids, descendantPids } from "./support/process-scan.ts";
 import { startApiProcess, stopAllProcesses } from "./support/processes.ts";
 
 /**

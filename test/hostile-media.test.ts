@@ -4,7 +4,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
-import { childProcessPids } from "./support/child-processes.ts";
+import { childProcessPids } from "./support/process-scan.ts";
 import { createUpload, uploadAndWait, type FinalVideo } from "./support/upload-and-wait.ts";
 import { makeAudioOnly, makeClip, makeDurationBomb, makeFrameSizeBomb, makeVfrClip, makeY4mHeaderBomb } from "./worker/media-fixtures.ts";
 

@@ -4,7 +4,8 @@ import { afterAll, afterEach, describe, expect, test } from "vitest";
 import { createPubSubWorkerTransport, type PubSubWorkerTransportOptions } from "../render-worker/transport/pubsub.ts";
 import type { WorkerTransport } from "../render-worker/transport/types.ts";
 import { PROTOCOL_VERSION, type Capability, type JobMessage, type WorkerEvent } from "../src/protocol/messages.ts";
-import { createPubSubApiTransport, pubSubResourceNames, type PubSubApiTransport } from "../src/transport/pubsub.ts";
+import { pubSubResourceNames } from "../src/protocol/queues.ts";
+import { createPubSubApiTransport, type PubSubApiTransport } from "../src/transport/pubsub.ts";
 import { pubSubEmulatorUnavailableReason, startPubSubEmulator } from "./support/pubsub-emulator.ts";
 
 const emulator = await startPubSubEmulator();

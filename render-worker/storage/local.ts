@@ -17,6 +17,22 @@ export function createLocalWorkerStorage(dataDir: string): WorkerStorage {
     return path.join(root, ...key.split("/"));
   }
 
+  /**
+   * Copies `file` to a temp file in the directory of `key`'s file (so on the same file system) and
+   * hands both paths to `place`, which moves it there; the temp file is gone afterwards either way.
+   */
+  async function placeCopy(key: string, file: string, place: (temp: string, destination: string) => Promise<void>) {
+    const destination = pathFor(key);
+    await mkdir(path.dirname(destination), { recursive: true });
+    const temp = `${destination}.${randomBytes(6).toString("hex")}.tmp`;
+    try {
+      await copyFile(file, temp);
+      await place(temp, destination);
+    } finally {
+      await rm(temp, { force: true });
+    }
+  }
+
   return {
     async inputFor(key) {
       const file = pathFor(key);
@@ -29,40 +45,30 @@ export function createLocalWorkerStorage(dataDir: string): WorkerStorage {
     },
 
     async upload(key, file, _opts: UploadOptions) {
-      const destination = pathFor(key);
-      await mkdir(path.dirname(destination), { recursive: true });
-      // Same directory as the destination, so the rename is atomic (same file system).
-      const temp = `${destination}.${randomBytes(6).toString("hex")}.tmp`;
-      try {
-        await copyFile(file, temp);
-        await rename(temp, destination);
-      } finally {
-        await rm(temp, { force: true });
-      }
+      // rename() replaces the destination atomically.
+      await placeCopy(key, file, rename);
     },
 
     async uploadOnce(key, file, _opts: UploadOptions) {
-      const destination = pathFor(key);
-      await mkdir(path.dirname(destination), { recursive: true });
-      const temp = `${destination}.${randomBytes(6).toString("hex")}.tmp`;
-      try {
-        await copyFile(file, temp);
-        // link() fails when the destination exists, so it never replaces one (rename would).
-        await link(temp, destination);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-        await assertSameBytes(key, file, createReadStream(destination));
-      } finally {
-        await rm(temp, { force: true });
-      }
+      await placeCopy(key, file, async (temp, destination) => {
+        try {
+          // link() fails when the destination exists, so it never replaces one (rename would).
+          await link(temp, destination);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+          await assertSameBytes(key, file, createReadStream(destination));
+        }
+      });
     },
 
     async list(prefix) {
       const dir = pathFor(prefix.replace(/\/$/, ""));
-      const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
-        if (err.code === "ENOENT") return [];
-        throw err;
-      });
+      const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(
+        (err: NodeJS.ErrnoException) => {
+          if (err.code === "ENOENT") return [];
+          throw err;
+        },
+      );
       return entries
         .filter((e) => e.isFile() && !e.name.endsWith(".tmp"))
         .map((e) => path.relative(root, path.join(e.parentPath, e.name)).split(path.sep).join("/"));

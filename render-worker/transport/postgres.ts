@@ -1,5 +1,6 @@
 import { PgBoss } from "pg-boss";
-import { CONTROL_NOTIFY_CHANNEL, EVENTS_QUEUE, jobQueueName, type WorkerEvent } from "../../src/protocol/messages.ts";
+import type { WorkerEvent } from "../../src/protocol/messages.ts";
+import { CONTROL_NOTIFY_CHANNEL, EVENTS_QUEUE, jobQueueName } from "../../src/protocol/queues.ts";
 import { log } from "../log.ts";
 import { listenWithReconnect, type PostgresListener } from "./postgres-listener.ts";
 import type { WorkerTransport } from "./types.ts";
@@ -9,6 +10,9 @@ const QUEUE_WAIT_MS = 500;
 const EVENT_SEND_PATIENCE_MS = 60_000;
 const MAX_SEND_RETRY_MS = 5000;
 
+const CONNECTION_LOSS_CODES = ["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ENOTFOUND", "EAI_AGAIN"];
+const CONNECTION_LOSS_MESSAGE = /Connection terminated|connection timeout|Client has encountered a connection error/i;
+
 /**
  * An error that says the connection or the server went away, or that the server refused the login
  * for now (SQLSTATE class 28: a role locked while a failover or a credential rotation completes),
@@ -16,8 +20,8 @@ const MAX_SEND_RETRY_MS = 5000;
  */
 export function isConnectionLoss(err: unknown): boolean {
   const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
-  if (typeof code === "string" && (/^(08|57P|28)/.test(code) || ["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ENOTFOUND", "EAI_AGAIN"].includes(code))) return true;
-  return typeof message === "string" && /Connection terminated|connection timeout|Client has encountered a connection error/i.test(message);
+  if (typeof code === "string" && (/^(08|57P|28)/.test(code) || CONNECTION_LOSS_CODES.includes(code))) return true;
+  return typeof message === "string" && CONNECTION_LOSS_MESSAGE.test(message);
 }
 
 /** The embedded transport (pg-boss in Postgres); the API creates the queues. */
@@ -39,7 +43,13 @@ export function createPostgresWorkerTransport(connectionString: string): WorkerT
           await new Promise((r) => setTimeout(r, QUEUE_WAIT_MS));
         }
         queues.push(queue);
-        await boss.work(queue, { localConcurrency: concurrency, batchSize: 1, pollingIntervalSeconds: 1, notifyPollingIntervalSeconds: 1 }, async ([job]) => {
+        const workOptions = {
+          localConcurrency: concurrency,
+          batchSize: 1,
+          pollingIntervalSeconds: 1,
+          notifyPollingIntervalSeconds: 1,
+        };
+        await boss.work(queue, workOptions, async ([job]) => {
           await handler(job!.data, job!.signal, capability);
         });
       }
@@ -51,7 +61,11 @@ export function createPostgresWorkerTransport(connectionString: string): WorkerT
           return void (await boss.send(EVENTS_QUEUE, event));
         } catch (err) {
           if (!isConnectionLoss(err) || Date.now() + delayMs > giveUpAt) throw err;
-          log.warn("event not sent: database unreachable; retrying", { type: event.type, err: (err as Error).message, retryInMs: delayMs });
+          log.warn("event not sent: database unreachable; retrying", {
+            type: event.type,
+            err: (err as Error).message,
+            retryInMs: delayMs,
+          });
           await new Promise((r) => setTimeout(r, delayMs));
         }
       }

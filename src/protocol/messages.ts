@@ -24,15 +24,6 @@ const readVersion = z.literal(READ_VERSIONS).transform(() => PROTOCOL_VERSION);
 export const Capability = z.enum(["cpu", "nvenc", "manim", "local"]);
 export type Capability = z.infer<typeof Capability>;
 
-/** Queue (embedded transport) or topic (Pub/Sub) that carries jobs for one capability. */
-export const jobQueueName = (capability: Capability): string => `render-jobs-${capability}`;
-/** Queue/topic that carries worker events to the API. */
-export const EVENTS_QUEUE = "render-events";
-/** Topic (Pub/Sub) that carries control messages from the API to every worker. */
-export const CONTROL_CHANNEL = "render-control";
-/** The same for the embedded transport: a Postgres NOTIFY channel every worker LISTENs on. */
-export const CONTROL_NOTIFY_CHANNEL = "videograph_render_control";
-
 /** Encoding options the API passes along; the worker has defaults for each. */
 export const TranscodeOptions = z.object({
   /** Target HLS segment length in seconds. */

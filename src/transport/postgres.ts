@@ -1,6 +1,7 @@
 import pg from "pg";
 import { PgBoss } from "pg-boss";
-import { Capability, CONTROL_NOTIFY_CHANNEL, EVENTS_QUEUE, jobQueueName, type ControlMessage, type JobMessage } from "../protocol/messages.ts";
+import { Capability, type ControlMessage, type JobMessage } from "../protocol/messages.ts";
+import { CONTROL_NOTIFY_CHANNEL, EVENTS_QUEUE, jobQueueName } from "../protocol/queues.ts";
 import { log } from "../log.ts";
 import type { ApiTransport } from "./types.ts";
 
@@ -53,7 +54,8 @@ export function createPostgresTransport(options: PostgresTransportOptions): ApiT
       await control.query("SELECT pg_notify($1, $2)", [CONTROL_NOTIFY_CHANNEL, JSON.stringify(message)]);
     },
     async consumeEvents(handler) {
-      await boss.work(EVENTS_QUEUE, { batchSize: 100, pollingIntervalSeconds: 0.5, notifyPollingIntervalSeconds: 5 }, async (jobs) => {
+      const workOptions = { batchSize: 100, pollingIntervalSeconds: 0.5, notifyPollingIntervalSeconds: 5 };
+      await boss.work(EVENTS_QUEUE, workOptions, async (jobs) => {
         await handler(jobs.map((j) => j.data));
       });
     },
@@ -64,7 +66,9 @@ export function createPostgresTransport(options: PostgresTransportOptions): ApiT
   };
 }
 
-async function ensureQueue(boss: PgBoss, name: string, queueOptions: Parameters<PgBoss["createQueue"]>[1]): Promise<void> {
+type QueueOptions = Parameters<PgBoss["createQueue"]>[1];
+
+async function ensureQueue(boss: PgBoss, name: string, queueOptions: QueueOptions): Promise<void> {
   if (await boss.getQueue(name)) return;
   try {
     await boss.createQueue(name, queueOptions);

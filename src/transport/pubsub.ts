@@ -1,11 +1,18 @@
-import { PubSub, SubscriptionCloseBehaviors, type CreateSubscriptionOptions, type Message, type Topic } from "@google-cloud/pubsub";
-import { Capability, EVENTS_QUEUE, jobQueueName, type JobMessage, CONTROL_CHANNEL, type ControlMessage } from "../protocol/messages.ts";
+import {
+  PubSub,
+  SubscriptionCloseBehaviors,
+  type CreateSubscriptionOptions,
+  type Message,
+  type Topic,
+} from "@google-cloud/pubsub";
+import { Capability, type ControlMessage, type JobMessage } from "../protocol/messages.ts";
+import { DEFAULT_TOPIC_PREFIX, pubSubResourceNames } from "../protocol/queues.ts";
 import { log } from "../log.ts";
 import type { ApiTransport } from "./types.ts";
 
 export interface PubSubApiTransportOptions {
   projectId: string;
-  /** Prefix of every topic and subscription name; workers must use the same. Default "videograph". */
+  /** Prefix of every topic and subscription name; workers must use the same. Default `DEFAULT_TOPIC_PREFIX`. */
   topicPrefix?: string;
 }
 
@@ -20,21 +27,6 @@ export interface PubSubResource {
 export interface PubSubApiTransport extends ApiTransport {
   /** Creates every topic and subscription that is missing; safe to run concurrently. */
   setup(): Promise<PubSubResource[]>;
-}
-
-/** Names of the topics and subscriptions; the worker adapter derives the same ones. */
-export function pubSubResourceNames(prefix: string) {
-  return {
-    jobsTopic: (capability: Capability) => `${prefix}-${jobQueueName(capability)}`,
-    jobsSubscription: (capability: Capability) => `${prefix}-${jobQueueName(capability)}-workers`,
-    eventsTopic: `${prefix}-${EVENTS_QUEUE}`,
-    eventsSubscription: `${prefix}-${EVENTS_QUEUE}-api`,
-    deadLetterTopic: `${prefix}-dead-letter`,
-    /** Broadcast to workers: each worker subscribes with a subscription of its own. */
-    controlTopic: `${prefix}-${CONTROL_CHANNEL}`,
-    controlSubscription: (workerId: string) => `${prefix}-${CONTROL_CHANNEL}-${workerId.replace(/[^A-Za-z0-9._~+%-]/g, "-")}`.slice(0, 255),
-    deadLetterSubscription: `${prefix}-dead-letter-inspect`,
-  };
 }
 
 const ALREADY_EXISTS = 6;
@@ -52,7 +44,7 @@ const DEAD_LETTER_RETENTION_SECONDS = 7 * 24 * 3600;
  */
 export function createPubSubApiTransport(options: PubSubApiTransportOptions): PubSubApiTransport {
   const pubsub = new PubSub({ projectId: options.projectId });
-  const names = pubSubResourceNames(options.topicPrefix ?? "videograph");
+  const names = pubSubResourceNames(options.topicPrefix ?? DEFAULT_TOPIC_PREFIX);
   const topics = new Map<string, Topic>();
   const topic = (name: string): Topic => {
     let t = topics.get(name);
@@ -72,7 +64,11 @@ export function createPubSubApiTransport(options: PubSubApiTransportOptions): Pu
     }
   }
 
-  async function ensureSubscription(topicName: string, name: string, subscriptionOptions: CreateSubscriptionOptions): Promise<PubSubResource> {
+  async function ensureSubscription(
+    topicName: string,
+    name: string,
+    subscriptionOptions: CreateSubscriptionOptions,
+  ): Promise<PubSubResource> {
     try {
       await pubsub.createSubscription(topicName, name, subscriptionOptions);
       return { kind: "subscription", name, created: true };
@@ -83,9 +79,13 @@ export function createPubSubApiTransport(options: PubSubApiTransportOptions): Pu
   }
 
   async function setup(): Promise<PubSubResource[]> {
-    const topicResults = await Promise.all(
-      [...Capability.options.map(names.jobsTopic), names.eventsTopic, names.deadLetterTopic, names.controlTopic].map(ensureTopic),
-    );
+    const topicNames = [
+      ...Capability.options.map(names.jobsTopic),
+      names.eventsTopic,
+      names.deadLetterTopic,
+      names.controlTopic,
+    ];
+    const topicResults = await Promise.all(topicNames.map(ensureTopic));
     // Without an expiration policy a subscription with no subscriber for 31 days is deleted,
     // and messages then published to its topic are lost.
     const neverExpire = { expirationPolicy: {} };
@@ -98,7 +98,9 @@ export function createPubSubApiTransport(options: PubSubApiTransportOptions): Pu
       retryPolicy: { minimumBackoff: { seconds: 10 }, maximumBackoff: { seconds: 600 } },
     };
     const subscriptionResults = await Promise.all([
-      ...Capability.options.map((c) => ensureSubscription(names.jobsTopic(c), names.jobsSubscription(c), jobsSubscription)),
+      ...Capability.options.map((capability) =>
+        ensureSubscription(names.jobsTopic(capability), names.jobsSubscription(capability), jobsSubscription),
+      ),
       // A batch fails only when the database does; no dead letters, so no event is ever dropped.
       ensureSubscription(names.eventsTopic, names.eventsSubscription, {
         ...neverExpire,
@@ -130,7 +132,8 @@ export function createPubSubApiTransport(options: PubSubApiTransportOptions): Pu
         jobId: message.jobId,
         attempt: String(message.attempt),
       };
-      await topic(names.jobsTopic(capability)).publishMessage({ data: Buffer.from(JSON.stringify(message)), attributes });
+      const data = Buffer.from(JSON.stringify(message));
+      await topic(names.jobsTopic(capability)).publishMessage({ data, attributes });
     },
 
     async consumeEvents(handler) {
@@ -152,7 +155,8 @@ export function createPubSubApiTransport(options: PubSubApiTransportOptions): Pu
             parsed.push(message);
           } catch {
             // It can never become valid: redelivering it would only fail again.
-            log.error("worker event is not JSON; dropped", { messageId: message.id, data: message.data.subarray(0, 200).toString("utf8") });
+            const data = message.data.subarray(0, 200).toString("utf8");
+            log.error("worker event is not JSON; dropped", { messageId: message.id, data });
             message.ack();
           }
         }
@@ -189,10 +193,13 @@ export function createPubSubApiTransport(options: PubSubApiTransportOptions): Pu
         if (buffered.length >= EVENT_BATCH_SIZE) handleBuffered();
         else batchTimer ??= setTimeout(handleBuffered, EVENT_BATCH_WINDOW_MS);
       });
-      subscription.on("error", (err) => log.error("Pub/Sub events subscription error", { subscription: names.eventsSubscription, err }));
+      subscription.on("error", (err) =>
+        log.error("Pub/Sub events subscription error", { subscription: names.eventsSubscription, err }),
+      );
       subscription.on("close", () => {
         if (stopping) return;
-        log.error("Pub/Sub events subscription closed unexpectedly; reopening", { subscription: names.eventsSubscription });
+        const subscriptionName = names.eventsSubscription;
+        log.error("Pub/Sub events subscription closed unexpectedly; reopening", { subscription: subscriptionName });
         setTimeout(() => stopping || subscription.open(), REOPEN_DELAY_MS).unref();
       });
 

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, readdirSync, readlinkSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -322,33 +322,4 @@ function escapeRbsp(rbsp: Buffer): Buffer {
     zeros = byte === 0 ? zeros + 1 : 0;
   }
   return Buffer.from(out);
-}
-
-/** Pids of live processes whose working directory is `dir` (Linux /proc). */
-/** Processes whose working directory is `root` or anywhere below it (a worker's job temp dirs). */
-export function processesWorkingUnder(root: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cwd = readlinkSync(`/proc/${entry}/cwd`);
-      if (cwd === root || cwd.startsWith(`${root}/`)) pids.push(Number(entry));
-    } catch {
-      // The process exited or is not ours to inspect.
-    }
-  }
-  return pids;
-}
-
-export function processesWithCwd(dir: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (readlinkSync(`/proc/${entry}/cwd`) === dir) pids.push(Number(entry));
-    } catch {
-      // The process exited or is not ours to inspect.
-    }
-  }
-  return pids;
 }

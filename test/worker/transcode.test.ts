@@ -8,7 +8,8 @@ import { describe, expect, it } from "vitest";
 import { type JobEventBody, type TranscodeJobMessage } from "../../src/protocol/messages.ts";
 import { transcode } from "../../render-worker/handlers/transcode.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
-import { jobDirsPerTest, makeClip, processesWithCwd } from "./media-fixtures.ts";
+import { processesWithCwd } from "../support/process-scan.ts";
+import { jobDirsPerTest, makeClip } from "./media-fixtures.ts";
 import { contractCheckedEmit } from "./job-events.ts";
 
 const run = promisify(execFile);

@@ -1,3 +1,7 @@
+/**
+ * How every command-line program of the project (the API, the worker, scripts/, bench/) treats its
+ * arguments; each keeps its own usage text.
+ */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
 /** Prints why the arguments are wrong and the usage on stderr, and exits 2 (a usage error). */
@@ -12,7 +16,10 @@ export function usageError(usage: string, message: string): never {
  * an unknown option or a malformed argument exits through usageError, not with a stack trace.
  * `args` defaults to the process's arguments.
  */
-export function parseCommandLine<const T extends ParseArgsConfig>(usage: string, config: T): ReturnType<typeof parseArgs<T>> {
+export function parseCommandLine<const T extends ParseArgsConfig>(
+  usage: string,
+  config: T,
+): ReturnType<typeof parseArgs<T>> {
   const args = config.args ?? process.argv.slice(2);
   const end = args.indexOf("--");
   if ((end === -1 ? args : args.slice(0, end)).some((a) => a === "--help" || a === "-h")) {
@@ -23,5 +30,18 @@ export function parseCommandLine<const T extends ParseArgsConfig>(usage: string,
     return parseArgs({ ...config, args } as T);
   } catch (err) {
     usageError(usage, (err as Error).message);
+  }
+}
+
+/**
+ * Returns what `load` (a program's environment parser) returns; when it throws, prints its message
+ * (every invalid variable) on stderr, without a stack trace, and exits 2.
+ */
+export function loadConfigOrExit<T>(load: () => T): T {
+  try {
+    return load();
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    process.exit(2);
   }
 }

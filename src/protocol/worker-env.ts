@@ -1,0 +1,45 @@
+/**
+ * The environment a worker process reads. The API starts its own worker (src/local-worker.ts) with
+ * these variables only: the worker parses tenant media, so the API's secrets stay out of its reach.
+ */
+
+/**
+ * The variables of the worker's configuration; render-worker/config.ts parses them with a schema
+ * whose keys the compiler holds to exactly this list. `.env.template` documents each one.
+ */
+export const WORKER_CONFIG_ENV_NAMES = [
+  "TRANSPORT", "DATABASE_URL", "GOOGLE_CLOUD_PROJECT", "PUBSUB_TOPIC_PREFIX", "DATA_DIR",
+  "STORAGE", "GCS_BUCKET", "GCS_SIGNED_URL_TTL_SECONDS", "GCS_API_ENDPOINT", "STORAGE_EMULATOR_HOST",
+  "S3_BUCKET", "S3_ENDPOINT", "S3_REGION", "S3_FORCE_PATH_STYLE", "S3_SIGNED_URL_TTL_SECONDS",
+  "WORKER_ID", "WORKER_CAPABILITIES", "WORKER_CONCURRENCY", "WORKER_MEMORY_LIMIT_BYTES", "WORKER_TMP_DIR",
+  "PROGRESS_INTERVAL_MS", "HEARTBEAT_INTERVAL_SECONDS", "SHUTDOWN_GRACE_SECONDS", "JOB_STALL_SECONDS",
+  "MANIM_BIN", "MANIM_SANDBOX_PATH", "MANIM_TIMEOUT_SECONDS", "LOG_LEVEL",
+] as const;
+export type WorkerConfigEnvName = (typeof WORKER_CONFIG_ENV_NAMES)[number];
+
+/**
+ * Every variable a worker process is given when the API starts it (the embedded default): the
+ * configuration's, the media tools' paths, the Google client libraries' and the platform's. The API's
+ * own secrets (BOOTSTRAP_API_KEY, JWT_SECRET, webhook and storage signing keys…) are not here.
+ */
+export const WORKER_ENV_NAMES: readonly string[] = [
+  ...WORKER_CONFIG_ENV_NAMES,
+  "FFMPEG_PATH", "FFPROBE_PATH", "ESPEAK_PATH", "ESPEAK_DATA_PATH", "QUIZ_FONT_DIR",
+  "GOOGLE_APPLICATION_CREDENTIALS", "PUBSUB_EMULATOR_HOST", "METADATA_SERVER_DETECTION",
+  "PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "NODE_EXTRA_CA_CERTS",
+];
+
+/** The AWS SDK's standard credential chain: a worker needs it only to reach S3 (STORAGE=s3). */
+const AWS_CREDENTIAL_ENV_NAMES: readonly string[] = [
+  "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION",
+  "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
+  "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+];
+
+/**
+ * The variables a worker started with `source` as its environment is given: WORKER_ENV_NAMES, and
+ * AWS credentials with STORAGE=s3.
+ */
+export function workerEnvNames(source: NodeJS.ProcessEnv): readonly string[] {
+  return source.STORAGE === "s3" ? [...WORKER_ENV_NAMES, ...AWS_CREDENTIAL_ENV_NAMES] : WORKER_ENV_NAMES;
+}

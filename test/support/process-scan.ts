@@ -1,0 +1,139 @@
+// What runs on this machine, read from Linux's /proc: which processes a process started or holds in
+// its process group, where a process works, and whether a process seen earlier is still the same one.
+// Tests, bench/ and scripts/start-check.ts all look here.
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+
+/** One live process; `startTime` (clock ticks since boot) tells a reused pid apart. */
+export interface ProcessInfo {
+  pid: number;
+  ppid: number;
+  pgrp: number;
+  startTime: number;
+  command: string;
+}
+
+/** The process `pid`, or null when it is gone or a zombie. */
+function readProcess(pid: number): ProcessInfo | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const command = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    // The command name in parentheses may hold spaces; the fields after it do not: state ppid pgrp
+    // session tty tpgid flags … starttime is the 20th.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (fields[0] === "Z" || fields[0] === "X") return null;
+    return { pid, ppid: Number(fields[1]), pgrp: Number(fields[2]), startTime: Number(fields[19]), command };
+  } catch {
+    return null;
+  }
+}
+
+/** Every live (not zombie) process. */
+export function listProcesses(): ProcessInfo[] {
+  const found: ProcessInfo[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const p = readProcess(Number(name));
+    if (p) found.push(p);
+  }
+  return found;
+}
+
+/** True while the process seen as `p` runs (same pid, same start time). */
+export function stillRunning(p: ProcessInfo): boolean {
+  return readProcess(p.pid)?.startTime === p.startTime;
+}
+
+/** The pids among `pids` that are still alive (not zombies). */
+export function alivePids(pids: number[]): number[] {
+  return pids.filter((pid) => readProcess(pid) !== null);
+}
+
+// Linux reports start times in clock ticks; USER_HZ is 100 on every architecture it runs on here.
+const TICKS_PER_SECOND = 100;
+
+/** Seconds since the process started. */
+export function ageSeconds(p: ProcessInfo): number {
+  const uptime = Number(readFileSync("/proc/uptime", "utf8").split(" ")[0]);
+  return uptime - p.startTime / TICKS_PER_SECOND;
+}
+
+/** The working directory of a process, or null when it is gone or unreadable. */
+export function workingDirectory(pid: number): string | null {
+  try {
+    return readlinkSync(`/proc/${pid}/cwd`);
+  } catch {
+    return null;
+  }
+}
+
+/** The arguments a process was started with, or none when it is gone or unreadable. */
+function commandLine(pid: number): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+  } catch {
+    return [];
+  }
+}
+
+/** Live processes (of `all`) whose working directory is `root` or anywhere below it. */
+function workingUnder(root: string, all: ProcessInfo[]): (ProcessInfo & { cwd: string })[] {
+  return all
+    .map((p) => ({ ...p, cwd: workingDirectory(p.pid) ?? "" }))
+    .filter((p) => p.cwd === root || p.cwd.startsWith(`${root}/`));
+}
+
+/** Pids of processes whose working directory is `root` or anywhere below it (a worker's job temp dirs). */
+export function processesWorkingUnder(root: string): number[] {
+  return workingUnder(root, listProcesses()).map((p) => p.pid);
+}
+
+/** Pids of live processes whose working directory is `dir`. */
+export function processesWithCwd(dir: string): number[] {
+  return listProcesses().filter((p) => workingDirectory(p.pid) === dir).map((p) => p.pid);
+}
+
+/** ffmpeg processes whose working directory is under `root` (the worker runs each in its job's temp dir). */
+export function ffmpegUnder(root: string, all: ProcessInfo[] = listProcesses()): (ProcessInfo & { cwd: string })[] {
+  return workingUnder(root, all.filter((p) => p.command === "ffmpeg"));
+}
+
+/** Pids of this process's live children whose command line mentions `entry`. */
+export function childProcessPids(entry: string): number[] {
+  return listProcesses()
+    .filter((p) => p.ppid === process.pid && commandLine(p.pid).some((arg) => arg.includes(entry)))
+    .map((p) => p.pid);
+}
+
+/**
+ * Live processes (of `all`) that `pid` started, directly or not, and with `withGroup` also those in
+ * its process group (a child may have left the tree when its parent died).
+ */
+function spawnedBy(pid: number, all: ProcessInfo[], withGroup: boolean): ProcessInfo[] {
+  const found = new Set<number>([pid]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const p of all) {
+      if (!found.has(p.pid) && (found.has(p.ppid) || (withGroup && p.pgrp === pid))) {
+        found.add(p.pid);
+        grew = true;
+      }
+    }
+  }
+  return all.filter((p) => p.pid !== pid && found.has(p.pid));
+}
+
+/** Pids of every live descendant of `root` (children, grandchildren, …). */
+export function descendantPids(root: number): number[] {
+  return spawnedBy(root, listProcesses(), false).map((p) => p.pid);
+}
+
+/** Live processes (of `all`, default every one now) started by `pid`, directly or not, or in its process group. */
+export function familyOf(pid: number, all: ProcessInfo[] = listProcesses()): ProcessInfo[] {
+  return spawnedBy(pid, all, true);
+}
+
+/** Live processes in any of the process groups `groups`. */
+export function inGroups(groups: Iterable<number>): ProcessInfo[] {
+  const wanted = new Set(groups);
+  return listProcesses().filter((p) => wanted.has(p.pgrp));
+}
