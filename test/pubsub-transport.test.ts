@@ -368,7 +368,7 @@ describe.skipIf(!emulator)("Pub/Sub transport (emulator)", () => {
       const job = jobMessage();
       await api.publishJob("manim", job);
       await waitFor("the message on the probe", () => seen.length === 1);
-      expect(seen[0]!.attributes).toEqual({ v: "1", type: "transcode", jobId: job.jobId, attempt: "1" });
+      expect(seen[0]!.attributes).toEqual({ v: String(PROTOCOL_VERSION), type: "transcode", jobId: job.jobId, attempt: "1" });
       expect(JSON.parse(seen[0]!.data.toString("utf8"))).toEqual(job);
     } finally {
       await probe.close();
