@@ -87,7 +87,7 @@ export const RenderManimJobMessage = z.object({
 export type RenderManimJobMessage = z.infer<typeof RenderManimJobMessage>;
 
 
-// --- Quiz compositions and URL imports (issue #5), worker side ---
+// --- Quiz compositions and URL imports ---
 
 /** One quiz question: 2 to 6 choices, `answerIndex` the correct one (0-based). */
 export const QuizQuestion = z
@@ -140,7 +140,6 @@ export const ImportUrlJobMessage = z.object({
 });
 export type ImportUrlJobMessage = z.infer<typeof ImportUrlJobMessage>;
 
-// --- end of issue #5 block ---
 
 /** Every job message kind, discriminated by `type`. */
 export const JobMessage = z.discriminatedUnion("type", [TranscodeJobMessage, RenderManimJobMessage, RenderCompositionJobMessage, ImportUrlJobMessage]);
