@@ -34,7 +34,12 @@ describe("database connections lost under a running API and worker (Postgres tra
   const workerRole = `videograph_worker_${randomBytes(4).toString("hex")}`;
   const clients: Client[] = [];
   const wsClient = () => {
-    const c = createClient({ url: `${api.url.replace("http", "ws")}/graphql`, webSocketImpl: WebSocket, retryAttempts: 0, connectionParams: ADMIN_AUTH });
+    const c = createClient({
+      url: `${api.url.replace("http", "ws")}/graphql`,
+      webSocketImpl: WebSocket,
+      retryAttempts: 0,
+      connectionParams: ADMIN_AUTH,
+    });
     clients.push(c);
     return c;
   };
@@ -58,12 +63,27 @@ describe("database connections lost under a running API and worker (Postgres tra
     await admin.query(`CREATE ROLE "${workerRole}" LOGIN SUPERUSER`);
     dataDir = await mkdtemp(path.join(tmpdir(), "videograph-failover-"));
     workerTmp = await mkdtemp(path.join(tmpdir(), "videograph-failover-worker-"));
-    const common = { DATA_DIR: dataDir, SIGNING_SECRET: "a-shared-secret-for-the-failover-test-0", HLS_SEGMENT_SECONDS: "2" };
-    api = await startApiProcess("api", { ...common, DATABASE_URL: db.url, JOB_STALL_SECONDS: "30", PROGRESS_WRITE_INTERVAL_MS: "500" });
+    const common = {
+      DATA_DIR: dataDir,
+      SIGNING_SECRET: "a-shared-secret-for-the-failover-test-0",
+      HLS_SEGMENT_SECONDS: "2",
+    };
+    api = await startApiProcess("api", {
+      ...common,
+      DATABASE_URL: db.url,
+      JOB_STALL_SECONDS: "30",
+      PROGRESS_WRITE_INTERVAL_MS: "500",
+    });
     const workerUrl = new URL(db.url);
     workerUrl.username = workerRole;
     // Heartbeats on their timer would hide a missing resync; only the one sent on reconnecting counts.
-    worker = await startWorkerProcess("worker", { ...common, DATABASE_URL: workerUrl.toString(), WORKER_TMP_DIR: workerTmp, PROGRESS_INTERVAL_MS: "250", HEARTBEAT_INTERVAL_SECONDS: "300" });
+    worker = await startWorkerProcess("worker", {
+      ...common,
+      DATABASE_URL: workerUrl.toString(),
+      WORKER_TMP_DIR: workerTmp,
+      PROGRESS_INTERVAL_MS: "250",
+      HEARTBEAT_INTERVAL_SECONDS: "300",
+    });
   });
   afterAll(async () => {
     await Promise.all(clients.map((c) => c.dispose()));
@@ -110,10 +130,19 @@ describe("database connections lost under a running API and worker (Postgres tra
 
     expect(await terminate()).toBeGreaterThanOrEqual(5);
     const canceledAt = Date.now();
-    await expect.poll(async () => (await gqlAt(api.url, CANCEL, { id }).catch(() => null))?.cancelVideo.__typename, { timeout: 4000, interval: 100 }).toBe("CancelVideoSuccess");
+    await expect
+      .poll(async () => (await gqlAt(api.url, CANCEL, { id }).catch(() => null))?.cancelVideo.__typename, {
+        timeout: 4000,
+        interval: 100,
+      })
+      .toBe("CancelVideoSuccess");
     await expect.poll(ffmpegRunning, { timeout: 5000 - (Date.now() - canceledAt), interval: 100 }).toBe(0);
     expect((await final.done).at(-1).videoEvents.video.status).toBe("CANCELED");
-    await expect.poll(async () => (await gqlAt(api.url, STATUS, { id })).video.jobs.edges[0].node.runs[0]?.status, { timeout: 10_000 }).toBe("CANCELED");
+    await expect
+      .poll(async () => (await gqlAt(api.url, STATUS, { id })).video.jobs.edges[0].node.runs[0]?.status, {
+        timeout: 10_000,
+      })
+      .toBe("CANCELED");
     expect(alive(worker)).toBe(true);
   });
 
@@ -126,7 +155,9 @@ describe("database connections lost under a running API and worker (Postgres tra
     await admin.query(`ALTER ROLE "${workerRole}" NOLOGIN`);
     try {
       expect(await terminate(workerRole)).toBeGreaterThanOrEqual(2);
-      await expect.poll(() => worker.log().split("control channel still down").length, { timeout: 5000 }).toBeGreaterThan(outageLogged);
+      await expect
+        .poll(() => worker.log().split("control channel still down").length, { timeout: 5000 })
+        .toBeGreaterThan(outageLogged);
       expect((await gqlAt(api.url, CANCEL, { id })).cancelVideo.__typename).toBe("CancelVideoSuccess");
       // The broadcast found no listener: the worker encodes on, unaware.
       await new Promise((r) => setTimeout(r, 1000));
@@ -138,14 +169,25 @@ describe("database connections lost under a running API and worker (Postgres tra
     await expect.poll(ffmpegRunning, { timeout: 5000, interval: 100 }).toBe(0);
     expect(Date.now() - backAt).toBeLessThan(5000);
     expect(worker.log()).toContain("control channel reconnected");
-    await expect.poll(async () => (await gqlAt(api.url, STATUS, { id })).video.jobs.edges[0].node.runs[0]?.status, { timeout: 10_000 }).toBe("CANCELED");
+    await expect
+      .poll(async () => (await gqlAt(api.url, STATUS, { id })).video.jobs.edges[0].node.runs[0]?.status, {
+        timeout: 10_000,
+      })
+      .toBe("CANCELED");
   });
 
   it("jobs and events flow again after every connection was lost: a video uploaded afterwards reaches READY", async () => {
     expect(await terminate()).toBeGreaterThanOrEqual(5);
     const clip = await makeClip({ width: 640, height: 360, seconds: 4, audio: true });
     let created: { uploadUrl: string; video: { id: string } } | undefined;
-    await expect.poll(async () => (created ??= (await gqlAt(api.url, CREATE_UPLOAD, { title: "after the kill" }).catch(() => null))?.createUpload), { timeout: 10_000, interval: 250 }).toBeTruthy();
+    await expect
+      .poll(
+        async () =>
+          (created ??= (await gqlAt(api.url, CREATE_UPLOAD, { title: "after the kill" }).catch(() => null))
+            ?.createUpload),
+        { timeout: 10_000, interval: 250 },
+      )
+      .toBeTruthy();
     const { uploadUrl, video } = created!;
     const final = collectSubscription<any>(wsClient(), EVENTS, { id: video.id });
     expect((await fetch(`${api.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);

@@ -16,7 +16,10 @@ describe("errors as users see them carry no internal paths", () => {
       "ENOSPC: no space left on device, copyfile 'poster.jpg' -> 'videos/v1/thumbnails/poster.jpg.tmp'",
     ],
     ["could not read ./data/tenants/t1/assets/bg.mp4", "could not read tenants/t1/assets/bg.mp4"],
-    ["Could not read the source: Server returned 403 for https://storage.example/media/videos/v1/source/upload", "Could not read the source: Server returned 403 for https://storage.example/media/videos/v1/source/upload"],
+    [
+      "Could not read the source: Server returned 403 for https://storage.example/media/videos/v1/source/upload",
+      "Could not read the source: Server returned 403 for https://storage.example/media/videos/v1/source/upload",
+    ],
     ["The scene failed at line 5: NameError", "The scene failed at line 5: NameError"],
   ])("%s", (raw, shown) => {
     expect(userFacingError(raw)).toBe(shown);

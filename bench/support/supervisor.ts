@@ -49,7 +49,8 @@ function errorTail(log: string): string {
     if (!line.startsWith("{")) continue;
     try {
       const record = JSON.parse(line) as { level?: string; msg?: string; err?: { message?: string } };
-      if (record.level === "error") return `${record.msg}${record.err?.message ? `: ${record.err.message}` : ""}`.slice(0, 400);
+      if (record.level === "error")
+        return `${record.msg}${record.err?.message ? `: ${record.err.message}` : ""}`.slice(0, 400);
     } catch {
       // a line cut short by the crash
     }

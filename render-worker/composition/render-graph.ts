@@ -29,7 +29,16 @@ export interface RenderGraphArgs {
 
 /** Output settings every composed part shares, so the parts can be joined without re-encoding. */
 const COMPOSED_OUTPUT_OPTIONS = [
-  "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p", "-r", String(QUIZ_FPS),
+  "-c:v",
+  "libx264",
+  "-preset",
+  "veryfast",
+  "-crf",
+  "20",
+  "-pix_fmt",
+  "yuv420p",
+  "-r",
+  String(QUIZ_FPS),
   ...AUDIO_ENCODER_OPTIONS,
 ];
 
@@ -46,11 +55,15 @@ export async function renderFilterGraph(args: RenderGraphArgs): Promise<void> {
       {
         target: args.outFile,
         options: [
-          "-map", `[${args.videoLabel}]`,
-          "-map", `[${args.audioLabel}]`,
+          "-map",
+          `[${args.videoLabel}]`,
+          "-map",
+          `[${args.audioLabel}]`,
           ...COMPOSED_OUTPUT_OPTIONS,
-          "-t", args.durationSeconds.toFixed(3),
-          "-movflags", "+faststart",
+          "-t",
+          args.durationSeconds.toFixed(3),
+          "-movflags",
+          "+faststart",
         ],
       },
     ],

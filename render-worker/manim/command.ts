@@ -45,5 +45,17 @@ export function partialMovieDir(quality: ManimQuality, sceneName: string): strin
  */
 export function manimRenderArgs(opts: { quality: ManimQuality; renderer: ManimRenderer; sceneName: string }): string[] {
   const renderer = opts.renderer === "OPENGL" ? "opengl" : "cairo";
-  return ["render", MANIM_QUALITY[opts.quality].flag, `--renderer=${renderer}`, "--media_dir", MEDIA_DIR, "--progress_bar", "display", "--format", "mp4", SCENE_FILE, opts.sceneName];
+  return [
+    "render",
+    MANIM_QUALITY[opts.quality].flag,
+    `--renderer=${renderer}`,
+    "--media_dir",
+    MEDIA_DIR,
+    "--progress_bar",
+    "display",
+    "--format",
+    "mp4",
+    SCENE_FILE,
+    opts.sceneName,
+  ];
 }

@@ -86,17 +86,28 @@ export async function checkScene(
     env: opts.env,
     signal,
   });
-  const details = { command: `${opts.python ?? "python3"} -c <scene check> scene.py ${sceneName}`, stderrTail: result.stderrTail || undefined, exitCode: result.exitCode };
+  const details = {
+    command: `${opts.python ?? "python3"} -c <scene check> scene.py ${sceneName}`,
+    stderrTail: result.stderrTail || undefined,
+    exitCode: result.exitCode,
+  };
   if (signal?.aborted) throw abortError(signal);
   let answer: { error?: string; line?: number; message?: string; classes?: string[]; animationCount?: number | null };
   try {
     answer = JSON.parse(result.stdout);
   } catch {
-    const why = result.limit ? `it hit the sandbox's ${result.limit} limit` : `the check exited with ${result.exitCode}`;
-    throw Object.assign(new Error(`The scene could not be checked: ${why}`), { retryable: result.limit === null, ...details });
+    const why = result.limit
+      ? `it hit the sandbox's ${result.limit} limit`
+      : `the check exited with ${result.exitCode}`;
+    throw Object.assign(new Error(`The scene could not be checked: ${why}`), {
+      retryable: result.limit === null,
+      ...details,
+    });
   }
-  if (answer.error === "syntax") throw new SceneError(`Syntax error in the scene, line ${answer.line ?? "?"}: ${answer.message}`, details);
-  if (answer.error === "unreadable") throw new SceneError(`The scene's code cannot be read: ${answer.message}`, details);
+  if (answer.error === "syntax")
+    throw new SceneError(`Syntax error in the scene, line ${answer.line ?? "?"}: ${answer.message}`, details);
+  if (answer.error === "unreadable")
+    throw new SceneError(`The scene's code cannot be read: ${answer.message}`, details);
   if (answer.error === "missing_scene") {
     const found = answer.classes?.length ? `classes found: ${answer.classes.join(", ")}` : "the code defines no class";
     throw new SceneError(`The code has no class named ${sceneName} (${found})`, details);

@@ -239,7 +239,13 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
     const masterIsStale = masterPublished && failedRungs.size > masterFailedRungs;
     if ((!masterPublished && live.every((s) => s.publishedSegments > 0)) || masterIsStale) {
       const file = path.join(workDir, SNAPSHOT_DIR, "master.m3u8");
-      await writeFile(file, masterPlaylist(ladder.filter((r) => !failedRungs.has(r.name)), opts.probe));
+      await writeFile(
+        file,
+        masterPlaylist(
+          ladder.filter((r) => !failedRungs.has(r.name)),
+          opts.probe,
+        ),
+      );
       await storage.upload(masterKey, file, { contentType: PLAYLIST_TYPE, cacheControl: CACHE_FINAL });
       masterFailedRungs = failedRungs.size;
       if (!masterPublished) {

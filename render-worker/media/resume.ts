@@ -122,7 +122,10 @@ async function findResumePoint(args: Parameters<typeof planResume>[0]): Promise<
   const frame = args.fps > 0 ? 1 / args.fps : 0.1;
   for (const rung of rungs) {
     if (rung.kind !== "VIDEO") continue;
-    const seconds = published.get(rung.name)!.slice(0, segments).reduce((sum, s) => sum + s.duration, 0);
+    const seconds = published
+      .get(rung.name)!
+      .slice(0, segments)
+      .reduce((sum, s) => sum + s.duration, 0);
     if (Math.abs(seconds - segments * segmentSeconds) > frame + 0.01) {
       return { resume: null, reason: `the ${rung.name} segments are not cut every ${segmentSeconds} s` };
     }

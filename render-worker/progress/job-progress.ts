@@ -158,15 +158,18 @@ export function reportQuizProgress(
 ): QuizProgressReport {
   const count = questions.length;
   let latest = { index: 0, fraction: 0 };
-  const sampler = sampleProgress(ctx, (): RenderProgressBody => ({
-    type: "render.progress",
-    index: latest.index,
-    count,
-    percent: Math.min(100, Math.round(latest.fraction * 1000) / 10),
-    description: `Question ${latest.index + 1}: ${questions[latest.index]!.question.slice(0, 80)}`,
-    renderedCount: latest.index,
-    cachedCount: 0,
-  }));
+  const sampler = sampleProgress(
+    ctx,
+    (): RenderProgressBody => ({
+      type: "render.progress",
+      index: latest.index,
+      count,
+      percent: Math.min(100, Math.round(latest.fraction * 1000) / 10),
+      description: `Question ${latest.index + 1}: ${questions[latest.index]!.question.slice(0, 80)}`,
+      renderedCount: latest.index,
+      cachedCount: 0,
+    }),
+  );
   return {
     update(index, fraction) {
       latest = { index: Math.min(index, count - 1), fraction };

@@ -159,32 +159,59 @@ export function bwrapArgs(args: SandboxRunArgs, uid: number | null): string[] {
     "--unshare-uts",
     "--unshare-cgroup-try",
     ...(uid === null ? ["--unshare-user", "--uid", "65534", "--gid", "65534"] : []),
-    "--hostname", "sandbox",
+    "--hostname",
+    "sandbox",
     "--die-with-parent",
     "--new-session",
-    "--seccomp", String(SECCOMP_FD),
+    "--seccomp",
+    String(SECCOMP_FD),
     "--clearenv",
     ...Object.entries(env).flatMap(([k, v]) => ["--setenv", k, v]),
     ...systemBinds(),
-    "--ro-bind", "/etc", "/etc",
-    "--proc", "/proc",
-    "--dev", "/dev",
+    "--ro-bind",
+    "/etc",
+    "/etc",
+    "--proc",
+    "/proc",
+    "--dev",
+    "/dev",
     // A tmpfs is memory outside RLIMIT_AS: its size is capped like the work dir.
-    "--size", String(limits.outputBytes),
+    "--size",
+    String(limits.outputBytes),
     // Sticky and world-writable like a host's /tmp: as root, bwrap makes it root's.
-    "--perms", "1777",
-    "--tmpfs", "/tmp",
-    "--perms", "0777",
-    "--dir", SANDBOX_HOME,
-    "--bind", args.workDir, SANDBOX_WORK_DIR,
+    "--perms",
+    "1777",
+    "--tmpfs",
+    "/tmp",
+    "--perms",
+    "0777",
+    "--dir",
+    SANDBOX_HOME,
+    "--bind",
+    args.workDir,
+    SANDBOX_WORK_DIR,
     // After /tmp, or a program that lives under /tmp (a checkout there) would be hidden by the tmpfs.
     ...(args.readOnlyPaths ?? []).flatMap(readOnlyBind),
-    "--chdir", SANDBOX_WORK_DIR,
+    "--chdir",
+    SANDBOX_WORK_DIR,
   ];
   if (uid !== null) {
     // Only setpriv gets these two capabilities, to drop to the run's uid; it clears every
     // capability, the bounding set included, before it executes the program.
-    out.push("--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--", "setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs");
+    out.push(
+      "--cap-add",
+      "CAP_SETUID",
+      "--cap-add",
+      "CAP_SETGID",
+      "--",
+      "setpriv",
+      `--reuid=${uid}`,
+      `--regid=${uid}`,
+      "--clear-groups",
+      "--inh-caps=-all",
+      "--bounding-set=-all",
+      "--no-new-privs",
+    );
   } else {
     out.push("--");
   }
@@ -225,7 +252,12 @@ function systemBinds(): string[] {
   return out;
 }
 
-function supervise(args: SandboxRunArgs, argv: string[], uid: number, cgroup: RunCgroup | null): Promise<SandboxResult> {
+function supervise(
+  args: SandboxRunArgs,
+  argv: string[],
+  uid: number,
+  cgroup: RunCgroup | null,
+): Promise<SandboxResult> {
   const { limits } = args;
   const started = Date.now();
   const command = ["bwrap", ...argv].join(" ");
@@ -233,7 +265,18 @@ function supervise(args: SandboxRunArgs, argv: string[], uid: number, cgroup: Ru
     // Its own process group, so a kill reaches bwrap and, through --die-with-parent and the pid
     // namespace, every process in the sandbox.
     const [file, fileArgs] = cgroup
-      ? ["/bin/sh", ["-c", JOIN_CGROUP_THEN_EXEC, JOIN_CGROUP_NAME, String(cgroup.procsFiles.length), ...cgroup.procsFiles, "bwrap", ...argv]]
+      ? [
+          "/bin/sh",
+          [
+            "-c",
+            JOIN_CGROUP_THEN_EXEC,
+            JOIN_CGROUP_NAME,
+            String(cgroup.procsFiles.length),
+            ...cgroup.procsFiles,
+            "bwrap",
+            ...argv,
+          ],
+        ]
       : ["bwrap", argv];
     const child = spawn(file, fileArgs, { detached: true, stdio: ["ignore", "pipe", "pipe", "pipe"], env: {} });
     const seccomp = child.stdio[SECCOMP_FD] as Writable;

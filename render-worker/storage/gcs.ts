@@ -36,7 +36,10 @@ export function createWorkerStorageClient(apiEndpoint?: string): Storage {
       apiEndpoint,
       retryOptions,
       projectId: process.env.GOOGLE_CLOUD_PROJECT ?? "videograph-local",
-      credentials: { client_email: "videograph-emulator@videograph-local.iam.gserviceaccount.com", private_key: privateKey },
+      credentials: {
+        client_email: "videograph-emulator@videograph-local.iam.gserviceaccount.com",
+        private_key: privateKey,
+      },
     });
   }
   return new Storage({ retryOptions, ...(apiEndpoint ? { apiEndpoint } : {}) });
@@ -56,7 +59,11 @@ export function createGcsWorkerStorage(options: GcsWorkerStorageOptions): Worker
       const file = bucket.file(key);
       const [exists] = await file.exists();
       if (!exists) throw new Error(`Storage object ${key} does not exist`);
-      const [url] = await file.getSignedUrl({ version: "v4", action: "read", expires: Date.now() + options.signedUrlTtlSeconds * 1000 });
+      const [url] = await file.getSignedUrl({
+        version: "v4",
+        action: "read",
+        expires: Date.now() + options.signedUrlTtlSeconds * 1000,
+      });
       return url;
     },
 

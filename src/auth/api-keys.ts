@@ -37,7 +37,8 @@ export async function createApiKey(
   options: { tenantId: string; name: string; scopes: readonly Scope[]; expiresAt?: Date | null; secret?: string },
 ): Promise<CreatedApiKey> {
   const secret = options.secret ?? `${API_KEY_PREFIX}${randomBytes(32).toString("base64url")}`;
-  if (!looksLikeApiKey(secret) || secret.length < 24) throw new Error(`An API key starts with ${API_KEY_PREFIX} and has at least 24 characters`);
+  if (!looksLikeApiKey(secret) || secret.length < 24)
+    throw new Error(`An API key starts with ${API_KEY_PREFIX} and has at least 24 characters`);
   const key = await db.apiKey.create({
     data: {
       tenantId: options.tenantId,
@@ -83,7 +84,12 @@ export async function bootstrapAdminKey(
   if (pinnedSecret) {
     const existing = await db.apiKey.findUnique({ where: { hash: hashApiKey(pinnedSecret) } });
     if (existing) return null;
-    return createApiKey(db, { tenantId: tenant.id, name: "bootstrap (BOOTSTRAP_API_KEY)", scopes, secret: pinnedSecret }).catch(async (err) => {
+    return createApiKey(db, {
+      tenantId: tenant.id,
+      name: "bootstrap (BOOTSTRAP_API_KEY)",
+      scopes,
+      secret: pinnedSecret,
+    }).catch(async (err) => {
       // Another instance created it at the same moment.
       if (await db.apiKey.findUnique({ where: { hash: hashApiKey(pinnedSecret) } })) return null;
       throw err;

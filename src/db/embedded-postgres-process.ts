@@ -4,7 +4,8 @@ import { log } from "../log.ts";
 // Started by startEmbeddedPostgres with an IPC channel: it answers with the URL once Postgres
 // accepts connections, and stops Postgres when the channel closes (stop(), or its parent is gone).
 const [dataDir, port] = process.argv.slice(2);
-const send = (message: { url: string } | { error: string }) => new Promise<void>((resolve) => process.send!(message, () => resolve()));
+const send = (message: { url: string } | { error: string }) =>
+  new Promise<void>((resolve) => process.send!(message, () => resolve()));
 
 let database;
 try {

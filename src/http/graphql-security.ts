@@ -16,7 +16,14 @@ import { executedOperation, mutationCost } from "./mutation-cost.ts";
 export async function createMutationRateLimiter(pool: pg.Pool, perMinute: number): Promise<RateLimiterPostgres> {
   return new Promise((resolve, reject) => {
     const limiter: RateLimiterPostgres = new RateLimiterPostgres(
-      { storeClient: pool, storeType: "pool", tableName: "rate_limits", keyPrefix: "mutations", points: perMinute, duration: 60 },
+      {
+        storeClient: pool,
+        storeType: "pool",
+        tableName: "rate_limits",
+        keyPrefix: "mutations",
+        points: perMinute,
+        duration: 60,
+      },
       (err?: Error) => (err ? reject(err) : resolve(limiter)),
     );
   });
@@ -35,7 +42,12 @@ function useMutationRateLimit(limiter: () => RateLimiterPostgres | null, perMinu
       const principal = (args.contextValue as Context).auth;
       const counters = limiter();
       if (operation?.operation !== "mutation" || !principal || !counters) return;
-      const cost = mutationCost(args.schema, document, operation, args.variableValues as Record<string, unknown> | undefined);
+      const cost = mutationCost(
+        args.schema,
+        document,
+        operation,
+        args.variableValues as Record<string, unknown> | undefined,
+      );
       if (cost === 0) return;
       const key = `${principal.kind}:${principal.subject}`;
       let refused: string | null = null;
@@ -57,7 +69,11 @@ function useMutationRateLimit(limiter: () => RateLimiterPostgres | null, perMinu
       setResultAndStopExecution({
         errors: [
           new GraphQLError(`Rate limited: ${refused}`, {
-            extensions: { code: "RATE_LIMITED", retryAfterSeconds: retryAfter, http: { status: 429, headers: { "retry-after": String(retryAfter) } } },
+            extensions: {
+              code: "RATE_LIMITED",
+              retryAfterSeconds: retryAfter,
+              http: { status: 429, headers: { "retry-after": String(retryAfter) } },
+            },
           }),
         ],
       });

@@ -18,7 +18,11 @@ export function resolvePlaylistUri(playlistKey: string, uri: string): string | n
  * API for them; absolute URIs and URIs leaving the video's prefix are left alone. `urlFor` is
  * called once per key, however often it appears.
  */
-export async function rewritePlaylistUris(text: string, playlistKey: string, urlFor: (key: string) => Promise<string>): Promise<string> {
+export async function rewritePlaylistUris(
+  text: string,
+  playlistKey: string,
+  urlFor: (key: string) => Promise<string>,
+): Promise<string> {
   const videoPrefix = /^videos\/[^/]+\//.exec(playlistKey)?.[0];
   if (!videoPrefix) throw new Error(`Not a video's playlist: ${playlistKey}`);
   const lines = text.split(/\r?\n/);

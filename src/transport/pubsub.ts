@@ -142,7 +142,7 @@ export function createPubSubApiTransport(options: PubSubApiTransportOptions): Pu
         // close() keeps leasing until the batch being handled is acked instead of nacking it.
         closeOptions: { behavior: SubscriptionCloseBehaviors.WaitForProcessing },
       });
-      let buffered: Message[] = [];
+      const buffered: Message[] = [];
       let batchTimer: NodeJS.Timeout | undefined;
       let handling: Promise<void> | null = null;
 

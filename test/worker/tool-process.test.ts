@@ -20,7 +20,9 @@ describe("diesWithWorker", () => {
         child.once("spawn", () => console.log(child.pid));
       });`;
     const parent = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "inherit"] });
-    const toolPid = await new Promise<number>((resolve) => parent.stdout!.once("data", (d) => resolve(Number(String(d).trim()))));
+    const toolPid = await new Promise<number>((resolve) =>
+      parent.stdout!.once("data", (d) => resolve(Number(String(d).trim()))),
+    );
     await sleep(200);
     expect(await isRunning(toolPid)).toBe(true);
     expect((await readFile(`/proc/${toolPid}/cmdline`, "utf8")).split("\0")[0]).toBe("sleep");
