@@ -48,22 +48,26 @@ type FaultKind = (typeof FAULT_KINDS)[number];
 const ORPHAN_GRACE_MS = 2000;
 const DEFAULT_FAULTS = "worker-kill:3,worker-term:1,api-kill:2,pg-restart:2,duplicate:2,cancel:2,disk-full:1";
 
-const USAGE = `usage: npm run chaos -- [--uploads=N] [--workers=N] [--seconds=S] [--size=WxH] [--seed=N] [--faults=LIST] [--settle=S] [--keep]
+const USAGE = `usage: npm run chaos -- [--uploads=N] [--workers=N] [--seconds=S] [--size=WxH] [--seed=N] \
+[--faults=LIST] [--settle=S] [--keep]
 Starts an embedded Postgres of its own, an API and N workers (separate processes, TRANSPORT=postgres,
 local storage), uploads N generated clips through the public API while faults land on a seeded
 schedule, then prints uploads, faults, READY, FAILED by reason, lost, stuck, rewritten segments,
 cancels honoured within 5 s and processes needing a human. Exits 1 when a figure that must be 0 is not.
   --faults=kind:count,...   default ${DEFAULT_FAULTS}
-      worker-kill  SIGKILL a worker's pid (not its group, as the OOM killer does), preferably one whose ffmpeg just started;
+      worker-kill  SIGKILL a worker's pid (not its group, as the OOM killer does), preferably one whose ffmpeg just \
+started;
                    its children still running 2 s later count as processes needing a human
       worker-term  SIGTERM a worker (it hands its job back after SHUTDOWN_GRACE_SECONDS=2)
       api-kill     SIGKILL the API
       pg-restart   stop the embedded Postgres (fast shutdown), 2 s down, start it on the same data dir and port
       duplicate    publish a job's own message again through the transport: a running job, then a finished one, ...
-      cancel       cancelVideo once one of a video's rungs is past 60 % or READY; honoured = CANCELED and its ffmpeg gone within 5 s
+      cancel       cancelVideo once one of a video's rungs is past 60 % or READY; honoured = CANCELED and its \
+ffmpeg gone within 5 s
       disk-full    as root: shrink the tmpfs holding storage and the workers' temp dirs to what is in use, for 10 s
   Killed and exited services are restarted like a supervisor would, 1 s after they exit.
-  --seed=N      replays a schedule (printed at the start; what it hits still depends on timing); --settle=S how long videos may take to end
+  --seed=N      replays a schedule (printed at the start; what it hits still depends on timing); --settle=S how \
+long videos may take to end
                 after the last fault (default 120); --keep keeps the run's directory and service logs.
 Defaults: 20 uploads, 2 workers, 6 s clips of 640x360 with audio, 2 s HLS segments.`;
 const { values: flags } = parseCommandLine(USAGE, {
@@ -315,7 +319,8 @@ try {
       }
     }
   };
-  const VIDEO = /* GraphQL */ `query($id: ID!) { video(id: $id) { id status error playable variants { name height status }
+  const VIDEO = /* GraphQL */ `query($id: ID!) { video(id: $id) { id status error playable variants { name height \
+status }
     jobs(first: 10) { edges { node { id status attempt dispatchedTo runs { status workerId } } } } } }`;
   type VideoState = {
     id: string;
@@ -591,7 +596,8 @@ try {
   function armCancel(u: Upload): void {
     let fired = false;
     const EVENTS = /* GraphQL */ `subscription($id: ID!) { videoEvents(videoId: $id) { video { status }
-      ... on VariantProgressEvent { variant { status progress } } ... on VariantStatusEvent { variant { status progress } } } }`;
+      ... on VariantProgressEvent { variant { status progress } } ... on VariantStatusEvent { variant { status \
+progress } } } }`;
     ws!.subscribe(
       { query: EVENTS, variables: { id: u.id } },
       {
@@ -786,12 +792,12 @@ try {
       final?.jobs.edges.filter((e) => c.jobIds.includes(e.node.id) && e.node.status === "SUCCEEDED").length ?? 0;
     const sawFirst = firstTerminalSeen.get(c.videoId);
     c.fault.outcome.push(
-      `final: ${final?.status}, variants ${final?.variants.map((v) => v.status).join("/")}, its job(s) ${final?.jobs.edges
+      `final: ${final?.status}, variants ${final?.variants.map((v) => v.status).join("/")}, its \
+job(s) ${final?.jobs.edges
         .filter((e) => c.jobIds.includes(e.node.id))
         .map((e) => e.node.status)
-        .join(
-          "/",
-        )}; first end state seen live: ${sawFirst ?? "none"}; ${writesAfter} segment write(s) more than 5 s after the answer`,
+        .join("/")}; first end state seen live: ${sawFirst ?? "none"}; ${writesAfter} segment write(s) more than 5 s \
+after the answer`,
     );
     return (
       c.answer === "success" &&
@@ -832,28 +838,38 @@ try {
   const gate = (n: number) => (n === 0 ? "" : "   <-- must be 0");
   const faultLine = FAULT_KINDS.map((k) => `${k} ${injectedCount(k)}/${requested.get(k) ?? 0}`).join(", ");
   console.log(`
-videograph chaos run — ${new Date().toISOString()}, seed ${seed} (replay: npm run chaos -- --seed=${seed} --uploads=${uploads} --workers=${workerCount} --seconds=${clipSeconds} --size=${width}x${height} --faults=${flags.faults})
+videograph chaos run — ${new Date().toISOString()}, seed ${seed} (replay: npm run chaos -- --seed=${seed} \
+--uploads=${uploads} --workers=${workerCount} --seconds=${clipSeconds} --size=${width}x${height} \
+--faults=${flags.faults})
 machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? "unknown CPU"}), load average ${os
     .loadavg()
     .map((l) => l.toFixed(1))
     .join(" ")}, Node ${process.version}${asRoot ? ", root" : ""}
-stack:   1 API, ${workerCount} worker(s), transport postgres, embedded Postgres of its own, local storage${tmpfsMounted ? ` on a ${TMPFS_SIZE} tmpfs` : ""}
-load:    ${uploads} uploads of a ${clipSeconds} s ${width}x${height} clip with audio over ${windowMs / 1000} s, 2 s segments
+stack:   1 API, ${workerCount} worker(s), transport postgres, embedded Postgres of its own, local \
+storage${tmpfsMounted ? ` on a ${TMPFS_SIZE} tmpfs` : ""}
+load:    ${uploads} uploads of a ${clipSeconds} s ${width}x${height} clip with audio over ${windowMs / 1000} s, 2 s \
+segments
 
-uploads                        ${uploaded.length}/${uploads} uploaded${refusals.size ? ` (client retries: ${[...refusals].map(([w, n]) => `${n}× ${w}`).join("; ")})` : ""}
+uploads                        ${uploaded.length}/${uploads} \
+uploaded${refusals.size ? ` (client retries: ${[...refusals].map(([w, n]) => `${n}× ${w}`).join("; ")})` : ""}
 faults injected/requested      ${faultLine}
 READY                          ${ready.length}${readyIncomplete ? ` (${readyIncomplete} with a rung not READY)` : ""}
 FAILED                         ${failed.length}${[...failedReasons].map(([r, n]) => `\n  ${n}× ${r}`).join("")}
 CANCELED                       ${canceled.length}
 lost                           ${lost.length}${gate(lost.length)}${lost.map((u) => ` ${u.id} (${statusOf(u)})`).join("")}
 stuck                          ${stuck.length}${gate(stuck.length)}${stuck.map((u) => ` ${u.id} (${statusOf(u)})`).join("")}
-rewritten segments             ${rewrittenSegments.size}${gate(rewrittenSegments.size)} (of ${watcher.segmentCount()} published; ${rewrites.length - changedBytes.length} written again with the same bytes)${[...rewrittenByVideo].map(([id, n]) => `\n  ${n} of video ${id}`).join("")}
+rewritten segments             ${rewrittenSegments.size}${gate(rewrittenSegments.size)} \
+(of ${watcher.segmentCount()} published; ${rewrites.length - changedBytes.length} written again with the same \
+bytes)${[...rewrittenByVideo].map(([id, n]) => `\n  ${n} of video ${id}`).join("")}
 cancels honoured within 5 s    ${honoured.length}/${cancelChecks.length}${gate(cancelChecks.length - honoured.length)}
-processes needing a human      ${needingHuman}${gate(needingHuman)} (${orphaned.length} outliving a killed worker by ${ORPHAN_GRACE_MS / 1000} s, ${leftovers.length} left after stopping${leftovers.length ? `: ${leftovers.map((p) => `${p.command} ${p.pid}`).join(", ")}` : ""}, ${gaveUp.length} service(s) not coming back${gaveUp.length ? `: ${gaveUp.join(", ")}` : ""})
+processes needing a human      ${needingHuman}${gate(needingHuman)} (${orphaned.length} outliving a killed worker \
+by ${ORPHAN_GRACE_MS / 1000} s, ${leftovers.length} left after \
+stopping${leftovers.length ? `: ${leftovers.map((p) => `${p.command} ${p.pid}`).join(", ")}` : ""}, ${gaveUp.length} service(s) not coming back${gaveUp.length ? `: ${gaveUp.join(", ")}` : ""})
 faults not injected            ${missing.length}${gate(missing.length)}${missing.map(([k, n]) => ` ${k} ${injectedCount(k)}/${n}`).join(",")}${!asRoot && (requested.get("disk-full") ?? 0) > 0 ? "\n  disk-full skipped: mounting a tmpfs needs root" : ""}
 not gated:
   services that exited by themselves   ${unplanned.length}${unplanned.length ? ` (${unplanned.join(", ")})` : ""}
-  services SIGKILLed at the end        ${wouldNotStop.length} (no exit within 40 s of SIGTERM)${wouldNotStop.length ? `: ${wouldNotStop.join(", ")}` : ""}
+  services SIGKILLed at the end        ${wouldNotStop.length} (no exit within 40 s of \
+SIGTERM)${wouldNotStop.length ? `: ${wouldNotStop.join(", ")}` : ""}
   FAILED videos still playable         ${failedPlayable}
   errors naming internal paths         ${leakingPaths}
   worker temp dirs left                ${tempDirsLeft}

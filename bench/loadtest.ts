@@ -35,7 +35,8 @@ import { parseCommandLine, usageError } from "../src/protocol/command-line.ts";
 
 const run = promisify(execFile);
 
-const USAGE = `usage: npm run loadtest -- [--uploads=N] [--workers=N] [--seconds=S] [--size=WxH] [--timeout=S] [--transport=postgres|pubsub]
+const USAGE = `usage: npm run loadtest -- [--uploads=N] [--workers=N] [--seconds=S] [--size=WxH] [--timeout=S] \
+[--transport=postgres|pubsub]
 Uploads N generated clips at once to a stack started here and prints success rate, time to READY,
 peak memory and lost jobs. Defaults: 20 uploads, 2 workers, 4 s clips of 640x360, 300 s, postgres.`;
 const { values: flags } = parseCommandLine(USAGE, {
@@ -229,15 +230,18 @@ try {
   console.log(`
 videograph load test — ${new Date().toISOString()}
 machine: ${os.cpus().length} cores (${cpu}), ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB, Node ${process.version}
-stack:   1 API process, ${workerCount} worker process(es), transport ${transport}${emulator ? " (Pub/Sub emulator)" : ""}, local storage
-load:    ${uploads} uploads at once of a ${clipSeconds} s ${width}x${height} clip (${(bytes.length / 1024).toFixed(0)} KiB), bound ${timeoutMs / 1000} s
+stack:   1 API process, ${workerCount} worker process(es), \
+transport ${transport}${emulator ? " (Pub/Sub emulator)" : ""}, local storage
+load:    ${uploads} uploads at once of a ${clipSeconds} s ${width}x${height} clip \
+(${(bytes.length / 1024).toFixed(0)} KiB), bound ${timeoutMs / 1000} s
 
 success rate        ${((100 * toReady.length) / uploads).toFixed(1)} % (${toReady.length}/${uploads} READY)
 time to READY p50   ${percentile(toReady, 50).toFixed(1)} s
 time to READY p95   ${percentile(toReady, 95).toFixed(1)} s
 wall time           ${wall.toFixed(1)} s (${(uploads / wall).toFixed(2)} videos/s)
 peak memory API     ${(peaks.get("api") ?? NaN).toFixed(0)} MiB
-peak memory worker  ${workerPeaks.length ? Math.max(...workerPeaks).toFixed(0) : "n/a"} MiB (max of ${workerCount}, incl. ffmpeg)
+peak memory worker  ${workerPeaks.length ? Math.max(...workerPeaks).toFixed(0) : "n/a"} MiB (max of ${workerCount}, \
+incl. ffmpeg)
 jobs lost: ${lost}${otherFailures.length ? `\nfailures: ${[...new Set(otherFailures)].join("; ")}` : ""}`);
   process.exitCode = lost === 0 && toReady.length === uploads ? 0 : 1;
 } finally {

@@ -132,8 +132,10 @@ describe("GraphQL hardening", () => {
 
     it("root fields behind fragments count, and so do mutations sent over graphql-ws", async () => {
       const key = await freshKey("fragments");
-      const spread = `mutation { ...Two ... on Mutation { c: createUpload(input: { title: "c" }) { __typename } d: createUpload(input: { title: "d" }) { __typename } } }
-        fragment Two on Mutation { a: createUpload(input: { title: "a" }) { __typename } b: createUpload(input: { title: "b" }) { __typename } }`;
+      const spread = `mutation { ...Two ... on Mutation { c: createUpload(input: { title: "c" }) { __typename } d: \
+createUpload(input: { title: "d" }) { __typename } } }
+        fragment Two on Mutation { a: createUpload(input: { title: "a" }) { __typename } b: createUpload(input: { \
+title: "b" }) { __typename } }`;
       expectRateLimited(await t.gql(spread, {}, key.authorization));
       const overWs = await new Promise<any>((resolve, reject) => {
         t.wsClient(key.authorization).subscribe(

@@ -16,7 +16,8 @@ const RESULT = `query($id: ID!) {
   video(id: $id) {
     status duration
     variants { name status segmentCount progress }
-    jobs(first: 1) { edges { node { status attempt runs { workerId status startedAt finishedAt resumedSegments resumedFromSeconds } } } }
+    jobs(first: 1) { edges { node { status attempt runs { workerId status startedAt finishedAt resumedSegments \
+resumedFromSeconds } } } }
   } }`;
 
 function segmentsOf(text: string): { uri: string; duration: number }[] {

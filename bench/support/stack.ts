@@ -88,4 +88,5 @@ export async function postGraphQL(
 }
 
 export const CREATE_UPLOAD = /* GraphQL */ `
-  mutation($t: String!) { createUpload(input: { title: $t }) { ... on CreateUploadSuccess { uploadUrl video { id } } ... on Error { message } } }`;
+  mutation($t: String!) { createUpload(input: { title: $t }) { ... on CreateUploadSuccess { uploadUrl video { id } \
+} ... on Error { message } } }`;

@@ -279,7 +279,8 @@ except MemoryError:
     await mkdir(ofLiveWorker);
     try {
       const worker = `import { runSandboxed } from ${JSON.stringify(SANDBOX_MODULE)};
-const r = await runSandboxed({ command: ["true"], workDir: ${JSON.stringify(workDir)}, limits: ${JSON.stringify(LIMITS)} });
+const r = await runSandboxed({ command: ["true"], workDir: ${JSON.stringify(workDir)}, \
+limits: ${JSON.stringify(LIMITS)} });
 console.log(r.cgroup);`;
       const { stdout } = await run(process.execPath, ["--input-type=module", "-e", worker], { timeout: 30_000 });
       expect(stdout).toBe("v1\n");

@@ -14,7 +14,8 @@ describe("diesWithWorker", () => {
     // A Node process standing in for the worker: it starts `sleep` as the media tools are started and prints its pid.
     const script = `
       const { execFile } = require("node:child_process");
-      import(${JSON.stringify(new URL("../../render-worker/media/tool-process.ts", import.meta.url).href)}).then(({ diesWithWorker }) => {
+      import(${JSON.stringify(new URL("../../render-worker/media/tool-process.ts", import.meta.url).href)}).then(({ \
+diesWithWorker }) => {
         const tool = diesWithWorker("sleep", ["30"]);
         const child = execFile(tool.file, tool.args, () => {});
         child.once("spawn", () => console.log(child.pid));
