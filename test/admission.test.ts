@@ -36,7 +36,8 @@ describe("a worker never starts an encode its memory cannot hold (public API, re
 });
 
 // 640 MiB, minus the worker's 150 MiB: one 640x360 encode (284 MiB) fits, two (568 MiB) do not.
-describe("a worker running two jobs at once hands back the one its memory cannot hold beside the other (public API, real worker process)", () => {
+describe(`a worker running two jobs at once hands back the one its memory cannot hold beside the other (public API, \
+real worker process)`, () => {
   let t: TestApp;
   let worker: ServiceProcess;
   beforeAll(async () => {
@@ -54,7 +55,8 @@ describe("a worker running two jobs at once hands back the one its memory cannot
     await t.stop();
   });
 
-  it("two jobs that each fit but not together: the second waits for the first, both READY, the runs never overlap", async () => {
+  it(`two jobs that each fit but not together: the second waits for the first, both READY, the runs \
+never overlap`, async () => {
     expect(worker.log()).toMatch(/"msg":"worker ready".*"concurrency":2/);
     const clips = await Promise.all(
       [0, 1].map((i) => makeClip({ width: 640, height: 360, seconds: 6 + i, audio: true })),

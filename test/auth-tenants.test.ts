@@ -209,7 +209,8 @@ describe("authentication, scopes and tenants through the public API", () => {
       expect(listedByA).not.toContain(mine);
     });
 
-    it("mutations: cancelVideo, deleteVideo, completeUpload, cancelJob answer NotFound and change nothing", async () => {
+    it(`mutations: cancelVideo, deleteVideo, completeUpload, cancelJob answer NotFound and \
+change nothing`, async () => {
       const ops = [
         [`mutation($id: ID!) { cancelVideo(id: $id) { __typename } }`, { id: waitingA.id }, "cancelVideo"],
         [`mutation($id: ID!) { deleteVideo(id: $id) { __typename } }`, { id: videoA.id }, "deleteVideo"],
@@ -299,7 +300,8 @@ describe("authentication, scopes and tenants through the public API", () => {
   });
 
   describe("idempotencyKey", () => {
-    it("the same key returns the same video (also when two calls race); another tenant's key space is its own", async () => {
+    it(`the same key returns the same video (also when two calls race); another tenant's key \
+space is its own`, async () => {
       const [first, second] = await Promise.all([
         t.gql(CREATE_UPLOAD, { title: "once", key: "cms-item-42" }),
         t.gql(CREATE_UPLOAD, { title: "once", key: "cms-item-42" }),

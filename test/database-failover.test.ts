@@ -97,7 +97,8 @@ describe("database connections lost under a running API and worker (Postgres tra
     for (const dir of [dataDir, workerTmp]) if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it("the API survives losing every connection right after mutations, and answers queries and mutations within seconds", async () => {
+  it(`the API survives losing every connection right after mutations, and answers queries and mutations \
+within seconds`, async () => {
     // A cancel leaves an idle connection in the transport's control pool, a mutation one in the
     // rate limiter's pool: the idle clients whose 'error' event once took the process down.
     const clip = await makeClip({ width: 640, height: 360, seconds: 8, audio: false });
@@ -123,7 +124,8 @@ describe("database connections lost under a running API and worker (Postgres tra
     expect(api.log()).not.toMatch(/Unhandled 'error' event/);
   });
 
-  it("a cancel sent right after every connection was lost reaches the worker, which stops ffmpeg within 5 s", async () => {
+  it(`a cancel sent right after every connection was lost reaches the worker, which stops \
+ffmpeg within 5 s`, async () => {
     const clip = await makeClip({ width: 960, height: 540, seconds: 40, audio: true });
     const { id, final } = await uploadUntilEncoding(api.url, wsClient(), clip, "canceled after the kill", EVENTS);
     expect(ffmpegRunning()).toBeGreaterThan(0);
@@ -146,7 +148,8 @@ describe("database connections lost under a running API and worker (Postgres tra
     expect(alive(worker)).toBe(true);
   });
 
-  it("a cancel sent while the worker cannot reach the database reaches it when it can again, and ffmpeg stops within 5 s of that", async () => {
+  it(`a cancel sent while the worker cannot reach the database reaches it when it can again, and ffmpeg stops \
+within 5 s of that`, async () => {
     // Long enough that the encode outlasts the outage on a fast, idle machine: it is canceled anyway.
     const clip = await makeClip({ width: 960, height: 540, seconds: 40, audio: true });
     const { id } = await uploadUntilEncoding(api.url, wsClient(), clip, "canceled during the outage", EVENTS);
@@ -176,7 +179,8 @@ describe("database connections lost under a running API and worker (Postgres tra
       .toBe("CANCELED");
   });
 
-  it("jobs and events flow again after every connection was lost: a video uploaded afterwards reaches READY", async () => {
+  it(`jobs and events flow again after every connection was lost: a video uploaded afterwards \
+reaches READY`, async () => {
     expect(await terminate()).toBeGreaterThanOrEqual(5);
     const clip = await makeClip({ width: 640, height: 360, seconds: 4, audio: true });
     let created: { uploadUrl: string; video: { id: string } } | undefined;

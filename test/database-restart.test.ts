@@ -68,7 +68,8 @@ describe("a Postgres restart under a running API and worker (Postgres transport)
     for (const dir of [root, workerTmp]) if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it("both processes ride through it: the video encoding meanwhile reaches READY, a new upload too, and a cancel still stops ffmpeg within 5 s", async () => {
+  it(`both processes ride through it: the video encoding meanwhile reaches READY, a new upload too, and a cancel still \
+stops ffmpeg within 5 s`, async () => {
     const during = await makeClip({ width: 960, height: 540, seconds: 12, audio: true });
     const { final: duringFinal } = await uploadUntilEncoding(
       api.url,

@@ -66,7 +66,8 @@ describe("dispatcher (outbox) with the Postgres transport", () => {
     expect((await db.job.findUniqueOrThrow({ where: { id: later.id } })).dispatchedAt).toBeNull();
   });
 
-  it("queues again a RUNNING job whose worker went silent, and leaves a live one alone (startup recovery)", async () => {
+  it(`queues again a RUNNING job whose worker went silent, and leaves a live one alone \
+(startup recovery)`, async () => {
     const video = await db.video.create({
       data: { tenantId: DEFAULT_TENANT_ID, title: "t", status: "PROCESSING", sourceKey: "videos/y/source/upload" },
     });
@@ -104,7 +105,8 @@ describe("dispatcher (outbox) with the Postgres transport", () => {
     });
   });
 
-  it("fails a job no worker could run (a transcode without a source) and still dispatches the ones behind it", async () => {
+  it(`fails a job no worker could run (a transcode without a source) and still dispatches the \
+ones behind it`, async () => {
     const broken = await db.video.create({
       data: { tenantId: DEFAULT_TENANT_ID, title: "no source", status: "QUEUED" },
     });

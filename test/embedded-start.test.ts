@@ -50,7 +50,8 @@ describe("npm start with no configuration", () => {
     expect(api.log()).toContain('"msg":"stopped"');
   });
 
-  it("stops in order on a terminal's Ctrl-C (SIGINT to the whole process group), with no errors and nothing left running", async () => {
+  it(`stops in order on a terminal's Ctrl-C (SIGINT to the whole process group), with no errors and nothing \
+left running`, async () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), "videograph-start-"));
     dirs.push(dataDir);
     await chmod(dataDir, 0o755);

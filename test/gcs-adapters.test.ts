@@ -104,7 +104,8 @@ async function publish(key: string, data: string | Buffer, options: { contentTyp
 }
 
 describe("GCS adapters against fake-gcs-server", () => {
-  test("an upload target is a resumable session for the source, bound to the declared size and the page's origin, never replacing a source", async () => {
+  test(`an upload target is a resumable session for the source, bound to the declared size and the page's origin, \
+never replacing a source`, async () => {
     const videoId = randomUUID();
     const before = Date.now();
     const target = await storage.createUploadTarget(videoId, {
@@ -160,7 +161,8 @@ describe("GCS adapters against fake-gcs-server", () => {
     expect((await worker.list(`videos/${id}`)).sort()).toEqual([`videos/${id}0/hls/720p/seg_00000.ts`]);
   });
 
-  test("the worker uploads small files in one request with Content-Type and Cache-Control, and reads sources by signed URL", async () => {
+  test(`the worker uploads small files in one request with Content-Type and Cache-Control, and reads sources \
+by signed URL`, async () => {
     const key = `videos/${randomUUID()}/hls/720p/seg_00000.ts`;
     await publish(key, Buffer.alloc(1000, 7), {
       contentType: "video/mp2t",
@@ -184,7 +186,8 @@ describe("GCS adapters against fake-gcs-server", () => {
     );
   });
 
-  test("ffprobe streams a source from the worker's signed URL, seeking with Range requests instead of downloading it first", async () => {
+  test(`ffprobe streams a source from the worker's signed URL, seeking with Range requests instead of \
+downloading it first`, async () => {
     const key = `videos/${randomUUID()}/source/upload`;
     const clip = await readFile(await makeClip({ width: 320, height: 240, seconds: 2, audio: true }));
     await storage.write(key, once(clip), { limit: clip.length, contentType: "video/mp4" });
@@ -197,7 +200,8 @@ describe("GCS adapters against fake-gcs-server", () => {
     expect(reads.some((r) => /^bytes=[1-9]\d*-/.test(String(r.headers.range)))).toBe(true);
   });
 
-  test("GET /media/ serves playlists with signed segment URIs and short cache while growing; segments redirect; sources are not served", async () => {
+  test(`GET /media/ serves playlists with signed segment URIs and short cache while growing; segments redirect; \
+sources are not served`, async () => {
     const id = randomUUID();
     const playlist = { contentType: "application/vnd.apple.mpegurl", cacheControl: "public, max-age=2" };
     await publish(

@@ -71,7 +71,8 @@ describe("GCS signed read URLs (offline signing: the emulator accepts any signat
   const key = throwawayKey();
   const storage = gcsStorage(key.privateKey);
 
-  test("a segment's URL is a V4 signed URL of the object, valid for at least 3/4 of the TTL, that verifies with the signer's key", async () => {
+  test(`a segment's URL is a V4 signed URL of the object, valid for at least 3/4 of the TTL, that verifies with the \
+signer's key`, async () => {
     const objectKey = "videos/0b4f7c1e-2f57-4a44-9d35-1f0c3c8e2a10/hls/720p/seg_00003.ts";
     const before = Date.now();
     const signed = new URL(await storage.urlFor(objectKey));
@@ -168,7 +169,8 @@ describe("playlist rewriting for GCS playback", () => {
     expect(urlFor).not.toHaveBeenCalled();
   });
 
-  test("relative paths are resolved; absolute URIs and URIs leaving the video are left alone; each key is signed once", async () => {
+  test(`relative paths are resolved; absolute URIs and URIs leaving the video are left alone; each key \
+is signed once`, async () => {
     const urlFor = vi.fn(sign);
     const text = [
       "#EXTM3U",
@@ -238,7 +240,8 @@ describe("GCS configuration", () => {
     ).toBe("uploads");
   });
 
-  test("an emulator is named by GCS_API_ENDPOINT; STORAGE_EMULATOR_HOST, which the Node client misroutes, is refused with STORAGE=gcs", () => {
+  test(`an emulator is named by GCS_API_ENDPOINT; STORAGE_EMULATOR_HOST, which the Node client misroutes, is refused \
+with STORAGE=gcs`, () => {
     const gcs = { STORAGE: "gcs", GCS_BUCKET: "videograph-media", DATABASE_URL: "postgresql://localhost/videograph" };
     for (const load of [loadEnv, loadWorkerEnv]) {
       expect(load({ ...gcs, GCS_API_ENDPOINT: "http://127.0.0.1:4443" }).GCS_API_ENDPOINT).toBe(

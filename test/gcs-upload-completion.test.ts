@@ -212,7 +212,8 @@ async function waitFor<T>(
 describe.skipIf(!emulator)(
   "bucket notifications complete uploads (simulated GCS notification, Pub/Sub emulator, local storage)",
   () => {
-    test("an API started with GCS_NOTIFICATION_SUBSCRIPTION queues the video when its source's finalize notification arrives", async () => {
+    test(`an API started with GCS_NOTIFICATION_SUBSCRIPTION queues the video when its source's finalize \
+notification arrives`, async () => {
       const projectId = `videograph-test-${randomUUID().slice(0, 8)}`;
       const { pubsub, topic, subscription } = await notificationTopic(projectId);
       const t = await startTestApp({
@@ -238,7 +239,8 @@ describe.skipIf(!emulator)(
       }
     });
 
-    test("each message is handled once and acked: only uploaded sources of the bucket count, duplicates change nothing, refusals are not retried", async () => {
+    test(`each message is handled once and acked: only uploaded sources of the bucket count, duplicates change \
+nothing, refusals are not retried`, async () => {
       const projectId = `videograph-test-${randomUUID().slice(0, 8)}`;
       const { pubsub, topic, subscription } = await notificationTopic(projectId);
       const t = await startTestApp({ worker: false, env: { MAX_UPLOAD_BYTES: String(MAX_UPLOAD_BYTES) } });

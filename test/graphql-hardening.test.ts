@@ -119,7 +119,8 @@ describe("GraphQL hardening", () => {
       expect(res.data ?? null).toBeNull();
     };
 
-    it("each aliased root field counts; a request over the budget runs none of its mutations and costs nothing", async () => {
+    it(`each aliased root field counts; a request over the budget runs none of its mutations and \
+costs nothing`, async () => {
       const key = await freshKey("aliases");
       expectRateLimited(await t.gql(aliased(4), {}, key.authorization));
       expect(await db().video.count({ where: { tenantId: key.tenantId } })).toBe(0);

@@ -222,7 +222,8 @@ describe("worker events are applied idempotently and in any order", () => {
     expect((await outcome(videoId)).video.status).toBe("READY");
   });
 
-  it("a run that resumes after its worker died records where it resumed and never makes a READY variant worse", async () => {
+  it(`a run that resumes after its worker died records where it resumed and never makes a READY \
+variant worse`, async () => {
     const { videoId, jobId } = await newJob();
     // The first worker got as far as its variant.ready events, then died before job.succeeded.
     const dead = cleanRun(jobId, videoId, 1, "worker-1").filter((e) => e.type !== "job.succeeded");
@@ -329,7 +330,8 @@ describe("worker events are applied idempotently and in any order", () => {
     expect(video).toMatchObject({ status: "FAILED", error: "ffmpeg exited with code 1: boom" });
   });
 
-  it("a video that fails after it became playable is no longer playable, and its error names no internal path", async () => {
+  it(`a video that fails after it became playable is no longer playable, and its error names no \
+internal path`, async () => {
     const { videoId, jobId } = await newJob();
     const run = cleanRun(jobId, videoId);
     const playable = run.findIndex((e) => e.type === "video.playable");
@@ -398,7 +400,8 @@ describe("worker events are applied idempotently and in any order", () => {
     expect(() => parseWorkerEvent({ ...started, runId: "run-1" })).toThrow(/runId/);
   });
 
-  it("a second delivery to the same worker is its own run: it is stopped by its run id and the original's record stays", async () => {
+  it(`a second delivery to the same worker is its own run: it is stopped by its run id and the original's \
+record stays`, async () => {
     const { videoId, jobId } = await newJob();
     const stopped: [string | undefined, string | undefined][] = [];
     const ingest = createEventIngestor({
@@ -455,7 +458,8 @@ describe("worker events are applied idempotently and in any order", () => {
     );
   });
 
-  it("a delivery of a finished job that did no work is recorded as a run of its own and changes nothing else", async () => {
+  it(`a delivery of a finished job that did no work is recorded as a run of its own and changes \
+nothing else`, async () => {
     const { videoId, jobId } = await newJob();
     const ingest = createEventIngestor({
       db,
@@ -493,7 +497,8 @@ describe("worker events are applied idempotently and in any order", () => {
     });
   });
 
-  it("a heartbeat that lists a canceled attempt is answered with a cancel for that worker (how a worker learns of cancels it missed)", async () => {
+  it(`a heartbeat that lists a canceled attempt is answered with a cancel for that worker (how a worker learns of \
+cancels it missed)`, async () => {
     const canceled = await newJob();
     const running = await newJob();
     const told: [string, number, string | undefined][] = [];

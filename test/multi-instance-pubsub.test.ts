@@ -59,7 +59,8 @@ describe.skipIf(!emulator)("two API processes, two workers, TRANSPORT=pubsub (re
     await emulator?.stop();
   });
 
-  it("ten uploads at once reach READY, each job on one worker at a time (a redelivered duplicate is stopped within seconds), progress seen on both instances", async () => {
+  it(`ten uploads at once reach READY, each job on one worker at a time (a redelivered duplicate is stopped within \
+seconds), progress seen on both instances`, async () => {
     const clips = await Promise.all(
       Array.from({ length: 10 }, (_, i) =>
         makeClip({ width: 640, height: 360, seconds: 6 + (i % 3), audio: i % 2 === 0 }),

@@ -146,7 +146,8 @@ describe("two API processes and two workers on one database (Postgres transport)
     }
   });
 
-  it("SIGTERM: an idle worker exits 0 at once; a busy one hands its job back within the grace period, and the job completes", async () => {
+  it(`SIGTERM: an idle worker exits 0 at once; a busy one hands its job back within the grace period, and the \
+job completes`, async () => {
     for (const [id, w] of workers) {
       if (w.child.exitCode === null && w.child.signalCode === null) {
         const started = Date.now();

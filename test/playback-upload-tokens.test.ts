@@ -115,7 +115,8 @@ describe("signed playback and upload URLs", () => {
       ).toBe(200);
     });
 
-    it("a session token from inside a playlist never opens the master, and replaying it never extends the session", async () => {
+    it(`a session token from inside a playlist never opens the master, and replaying it never \
+extends the session`, async () => {
       const tokenIn = (text: string) => decodeURIComponent(/token=([^\s&"]+)/.exec(text)![1]!);
       const master = await (await get(urls.playbackUrl)).text();
       const session = tokenIn(master);

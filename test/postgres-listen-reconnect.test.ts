@@ -53,7 +53,8 @@ describe("LISTEN connections come back by themselves after an outage of several 
     }
   }
 
-  it("the API's event fan-out listens again and tells its subscribers to re-read, without an event to send", async () => {
+  it(`the API's event fan-out listens again and tells its subscribers to re-read, without an \
+event to send`, async () => {
     const target = new PostgresEventTarget<never>(listenerUrl);
     await target.start();
     const received: unknown[] = [];
@@ -71,7 +72,8 @@ describe("LISTEN connections come back by themselves after an outage of several 
     }
   });
 
-  it("the worker's control listener listens again and reports it once, so the worker can ask for what it missed", async () => {
+  it(`the worker's control listener listens again and reports it once, so the worker can ask for \
+what it missed`, async () => {
     const payloads: string[] = [];
     let reconnected = 0;
     const listener = await listenWithReconnect({
@@ -93,7 +95,8 @@ describe("LISTEN connections come back by themselves after an outage of several 
     }
   });
 
-  it("a worker's event send tells a lost connection, an absent server or a refused login (retried) from a refused request (not retried)", async () => {
+  it(`a worker's event send tells a lost connection, an absent server or a refused login (retried) from a refused \
+request (not retried)`, async () => {
     const errorOf = (p: Promise<unknown>) =>
       p.then(
         () => null,
@@ -138,7 +141,8 @@ describe("LISTEN connections come back by themselves after an outage of several 
     expect(isConnectionLoss(await errorOf(admin.query("SELECT pg_notify('x', repeat('y', 9000))")))).toBe(false);
   });
 
-  it("both LISTENs notice a connection that went silent (a failover without a goodbye), give up on a connect that hangs, and listen again", async () => {
+  it(`both LISTENs notice a connection that went silent (a failover without a goodbye), give up on a connect that \
+hangs, and listen again`, async () => {
     const proxy = await startFreezableProxy(new URL(listenerUrl));
     const viaProxy = new URL(listenerUrl);
     viaProxy.port = String(proxy.port);

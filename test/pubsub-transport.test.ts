@@ -207,7 +207,8 @@ describe.skipIf(!emulator)("Pub/Sub transport (emulator)", () => {
     expect(got[0]).toEqual(job);
   });
 
-  test("worker events reach consumeEvents parsed and batched; a failed batch comes again; non-JSON is dropped", async () => {
+  test(`worker events reach consumeEvents parsed and batched; a failed batch comes again; \
+non-JSON is dropped`, async () => {
     const projectId = newProjectId();
     const api = await startApi(projectId);
     const batches: unknown[][] = [];

@@ -82,7 +82,8 @@ describe("renderComposition and createVideoFromUrl through the public API", () =
     await new Promise((r) => files?.close(r));
   });
 
-  it("a three-question narrated quiz with the tenant's assets renders, streams progress per question, and ends READY", async () => {
+  it(`a three-question narrated quiz with the tenant's assets renders, streams progress per question, \
+and ends READY`, async () => {
     const background = await uploadAsset(
       t,
       await readFile(await makeClip({ width: 320, height: 180, seconds: 1, audio: false })),
@@ -130,7 +131,8 @@ describe("renderComposition and createVideoFromUrl through the public API", () =
     ]);
   });
 
-  it("refuses bad questions, CSV rows, assets of the wrong kind or tenant, and bad settings before anything is queued", async () => {
+  it(`refuses bad questions, CSV rows, assets of the wrong kind or tenant, and bad settings before \
+anything is queued`, async () => {
     const base = { template: "QUIZ", title: "q" };
     const cases: [Record<string, unknown>, string, RegExp][] = [
       [{ ...base }, "questions", /either as `questions` or as `csv`/],

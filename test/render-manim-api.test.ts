@@ -56,7 +56,8 @@ describe("renderManim through the public API, with real Manim in the sandbox", (
     return { id: res.video.id as string, events: events.map((e) => e.videoEvents) };
   }
 
-  it("renders the scene, streams progress per animation before the ladder's, and ends READY with a ladder", async () => {
+  it(`renders the scene, streams progress per animation before the ladder's, and ends READY \
+with a ladder`, async () => {
     const { id, events } = await renderToEnd(scene("RIGHT"));
     expect(events.at(-1).video.status).toBe("READY");
     const renderEvents = events.filter((e) => e.__typename === "RenderProgressEvent");
@@ -83,7 +84,8 @@ describe("renderManim through the public API, with real Manim in the sandbox", (
     expect((await fetch(`${t.url}${video.playbackUrl}`)).status).toBe(200);
   });
 
-  it("after an edit of the last animation, only that one is rendered again (the tenant's cache has the rest)", async () => {
+  it(`after an edit of the last animation, only that one is rendered again (the tenant's cache \
+has the rest)`, async () => {
     const { events } = await renderToEnd(scene("LEFT * 2"));
     expect(events.at(-1).video.status).toBe("READY");
     const last = events.filter((e) => e.__typename === "RenderProgressEvent").at(-1);
@@ -101,7 +103,8 @@ describe("renderManim through the public API, with real Manim in the sandbox", (
     expect(jobs.map((j: any) => [j.kind, j.status])).toEqual([["RENDER_MANIM", "FAILED"]]);
   });
 
-  it("an exception in construct() and a LaTeX error fail the video once (no retry), naming the line and the expression", async () => {
+  it(`an exception in construct() and a LaTeX error fail the video once (no retry), naming the line and \
+the expression`, async () => {
     const cases = [
       [
         scene("RIGHT").replace("square = Square()", "square = Square(side_length=undefined_name)"),
@@ -165,7 +168,8 @@ describe("renderManim with no manim worker alive", () => {
     }
   });
 
-  it("goes to the API's own worker after FALLBACK_AFTER_SECONDS when LOCAL_FALLBACK=true, and the job says where it ran", async () => {
+  it(`goes to the API's own worker after FALLBACK_AFTER_SECONDS when LOCAL_FALLBACK=true, and the job says \
+where it ran`, async () => {
     const t = await startTestApp({
       env: { LOCAL_FALLBACK: "true", FALLBACK_AFTER_SECONDS: "2" },
       workerEnv: { WORKER_CAPABILITIES: "cpu,local" },

@@ -53,7 +53,8 @@ describe("a transcode retried after its worker died resumes from what was publis
     await t.stop();
   });
 
-  it("kill -9 mid-encode: the next run keeps the published segments, encodes the rest, and the video plays through", async () => {
+  it(`kill -9 mid-encode: the next run keeps the published segments, encodes the rest, and the video \
+plays through`, async () => {
     const seconds = 20;
     const clip = await makeClip({ width: 960, height: 540, seconds, audio: true });
     const first = await startWorkerProcess("worker-first", workerEnv());

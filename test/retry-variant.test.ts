@@ -50,7 +50,8 @@ describe("retryVariant (public API, real worker)", () => {
     await t.stop();
   });
 
-  it("a rung storage refuses fails alone; retryVariant re-encodes it alone: other rungs' files untouched, full master, video READY", async () => {
+  it(`a rung storage refuses fails alone; retryVariant re-encodes it alone: other rungs' files untouched, full \
+master, video READY`, async () => {
     const clip = await makeClip({ width: 640, height: 360, seconds: 6, audio: true });
     const { id, uploadUrl } = await createUpload(t, "retry a rung");
     const hlsDir = path.join(t.dataDir, "videos", id, "hls");
@@ -124,7 +125,8 @@ describe("retryVariant (public API, real worker)", () => {
     expect(await masterUris(hlsDir)).toEqual(["360p/index.m3u8", "240p/index.m3u8", "144p/index.m3u8"]);
   });
 
-  it("refuses a variant that is not FAILED, an unknown id, and a retry while the video processes (states set in the database)", async () => {
+  it(`refuses a variant that is not FAILED, an unknown id, and a retry while the video processes (states set in \
+the database)`, async () => {
     const clip = await makeClip({ width: 320, height: 180, seconds: 2, audio: false });
     const { id } = await uploadAndWait(t, new Uint8Array(await readFile(clip)), "not failed");
     const [variant] = (await t.gql(VIDEO, { id })).data.video.variants;

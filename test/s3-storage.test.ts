@@ -49,7 +49,8 @@ describe("S3 configuration", () => {
     }
   };
 
-  test("STORAGE=s3 needs S3_BUCKET in the API and the worker; region and path style have defaults; the TTL has bounds", () => {
+  test(`STORAGE=s3 needs S3_BUCKET in the API and the worker; region and path style have defaults; the \
+TTL has bounds`, () => {
     expect(messages(() => loadEnv({ STORAGE: "s3" }))).toMatch(/S3_BUCKET: required when STORAGE=s3/);
     const env = loadEnv({ STORAGE: "s3", S3_BUCKET: "videograph-media" });
     expect([env.S3_REGION, env.S3_FORCE_PATH_STYLE, env.S3_ENDPOINT, env.S3_SIGNED_URL_TTL_SECONDS]).toEqual([
@@ -130,7 +131,8 @@ describe("S3 storage against moto's S3 server", () => {
     ).Parts!.map((p) => p.Size);
   };
 
-  test("presigned reads are path-style on the endpoint, reused within a quarter of their lifetime, and open the object", async () => {
+  test(`presigned reads are path-style on the endpoint, reused within a quarter of their lifetime, and \
+open the object`, async () => {
     const key = `videos/${randomUUID()}/hls/360p/seg_00000.ts`;
     await storage.write(key, chunksOf(bytesOf(1000)), { limit: 10_000, contentType: "video/mp2t" });
     const now = Date.parse("2026-11-22T10:00:00Z");
@@ -161,7 +163,8 @@ describe("S3 storage against moto's S3 server", () => {
       ).Contents ?? []
     ).map((o) => [Number(o.Key!.split("/").at(-1)), o.Size]);
 
-  test("an upload is one multipart upload in 8 MiB parts; what does not fill a part waits in pieces; the source appears at the end", async () => {
+  test(`an upload is one multipart upload in 8 MiB parts; what does not fill a part waits in pieces; the source \
+appears at the end`, async () => {
     const videoId = randomUUID();
     const file = bytesOf(20 * MIB + 5, 7);
     expect(await storage.receivedUploadBytes(videoId)).toBe(0);
@@ -233,7 +236,8 @@ describe("S3 storage against moto's S3 server", () => {
     expect(await piecesOf(videoId)).toEqual([]);
   });
 
-  test("what arrived before a client went away is kept from 256 KiB on; less is kept only when it ends the file; past the limit nothing is", async () => {
+  test(`what arrived before a client went away is kept from 256 KiB on; less is kept only when it ends the file; past \
+the limit nothing is`, async () => {
     const videoId = randomUUID();
     const file = bytesOf(3 * MIB, 5);
     const dropsAfter = (from: number, to: number) =>
@@ -277,7 +281,8 @@ describe("S3 storage against moto's S3 server", () => {
     expect(sha256(await readObject(`videos/${videoId}/source/upload`))).toBe(sha256(file));
   });
 
-  test("npm run setup:s3 creates the bucket with CORS for playback and a rule that aborts unfinished uploads; again changes nothing", async () => {
+  test(`npm run setup:s3 creates the bucket with CORS for playback and a rule that aborts unfinished uploads; again \
+changes nothing`, async () => {
     const Bucket = `videograph-setup-${randomUUID().slice(0, 8)}`;
     const setupEnv = {
       ...process.env,
@@ -301,7 +306,8 @@ describe("S3 storage against moto's S3 server", () => {
     ]);
   });
 
-  test("the worker uploads with the headers players get (multipart above 16 MiB), lists a prefix and downloads", async () => {
+  test(`the worker uploads with the headers players get (multipart above 16 MiB), lists a prefix \
+and downloads`, async () => {
     const worker = createS3WorkerStorage({
       bucket: env.S3_BUCKET!,
       endpoint: moto.endpoint,
@@ -366,7 +372,8 @@ describe("the resumable PUT contract with STORAGE=s3, across several parts", () 
     await moto?.stop();
   });
 
-  test("3 MiB chunks of a 20 MiB file with a status query and a resent chunk; the video is queued with the exact bytes", async () => {
+  test(`3 MiB chunks of a 20 MiB file with a status query and a resent chunk; the video is queued with \
+the exact bytes`, async () => {
     const created = (
       await t.gql(
         `mutation { createUpload(input: { title: "big" }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`,

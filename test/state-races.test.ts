@@ -221,7 +221,8 @@ describe("state changes are compare-and-set; races with the interleaving injecte
     };
   }
 
-  it("a cancel holding after its read wins over a completion arriving then: CANCELED, no master, no video.ready", async () => {
+  it(`a cancel holding after its read wins over a completion arriving then: CANCELED, no master, \
+no video.ready`, async () => {
     const { videoId, jobId, succeeded } = await processingVideo();
     const g = gate();
     const cancel = outcomeOf(cancelVideo(deps(), videoId, undefined, g.hold));
@@ -245,7 +246,8 @@ describe("state changes are compare-and-set; races with the interleaving injecte
     expect(await cancelsSent(jobId)).toBeGreaterThanOrEqual(1);
   });
 
-  it("a completion holding before its commit wins over a cancel arriving then: the cancel is refused and changes nothing", async () => {
+  it(`a completion holding before its commit wins over a cancel arriving then: the cancel is refused and \
+changes nothing`, async () => {
     const { videoId, jobId, succeeded } = await processingVideo();
     const g = gate();
     holdTransition = (e) => (e.type === "job.succeeded" ? g.hold() : Promise.resolve());
@@ -267,7 +269,8 @@ describe("state changes are compare-and-set; races with the interleaving injecte
     expect(await cancelsSent(jobId)).toBe(0);
   });
 
-  it("a video.playable arriving while a cancel holds after its read does not make the canceled video playable", async () => {
+  it(`a video.playable arriving while a cancel holds after its read does not make the canceled \
+video playable`, async () => {
     const video = await db.video.create({
       data: { tenantId: DEFAULT_TENANT_ID, title: "race", status: "QUEUED", sourceKey: "x" },
     });
@@ -288,7 +291,8 @@ describe("state changes are compare-and-set; races with the interleaving injecte
     expect(s.webhookTypes).not.toContain("video.playable");
   });
 
-  it("after a committed cancel, a run still reporting is told again to stop, and its end is recorded without changing the job", async () => {
+  it(`after a committed cancel, a run still reporting is told again to stop, and its end is recorded without \
+changing the job`, async () => {
     const { videoId, jobId, succeeded } = await processingVideo();
     await cancelVideo(deps(), videoId);
     const told = await cancelsSent(jobId);
@@ -321,7 +325,8 @@ describe("state changes are compare-and-set; races with the interleaving injecte
     expect(await cancelsSent(jobId)).toBe(1);
   });
 
-  it("a cancel holding after its read wins over a final failure arriving then: CANCELED, no failure webhooks, the run's failure recorded", async () => {
+  it(`a cancel holding after its read wins over a final failure arriving then: CANCELED, no failure webhooks, the \
+run's failure recorded`, async () => {
     const { videoId, failed } = await processingVideo();
     const g = gate();
     const cancel = outcomeOf(cancelVideo(deps(), videoId, undefined, g.hold));
@@ -359,7 +364,8 @@ describe("state changes are compare-and-set; races with the interleaving injecte
     expect(await cancelsSent(jobId)).toBe(0);
   });
 
-  it("an upload completing while a cancel holds after its read queues nothing: the video stays CANCELED with no job", async () => {
+  it(`an upload completing while a cancel holds after its read queues nothing: the video stays \
+CANCELED with no job`, async () => {
     const video = await db.video.create({
       data: { tenantId: DEFAULT_TENANT_ID, title: "race", status: "WAITING_FOR_UPLOAD" },
     });

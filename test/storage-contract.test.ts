@@ -185,7 +185,8 @@ describe.each(ADAPTERS)("storage contract: $name", (adapter) => {
     await storage.deletePrefix(a);
   });
 
-  test("published HLS plays through urlFor: playlists from the API, segments where the playlist points, with cache headers", async () => {
+  test(`published HLS plays through urlFor: playlists from the API, segments where the playlist points, with \
+cache headers`, async () => {
     const prefix = newVideoPrefix();
     // The API serves a video's media by its playback policy, so the video must exist.
     await t.app.services.db.video.create({
@@ -286,7 +287,8 @@ describe.each(ADAPTERS)("storage contract: $name", (adapter) => {
     expect(await worker.readText(`${prefix}/hls/240p/index.m3u8`)).toBeNull();
   });
 
-  test("a write-once object is never replaced: the same bytes again are fine, other bytes are refused and the stored bytes stay", async () => {
+  test(`a write-once object is never replaced: the same bytes again are fine, other bytes are refused and the \
+stored bytes stay`, async () => {
     const prefix = newVideoPrefix();
     const key = `${prefix}/hls/360p/seg_00000.ts`;
     const opts = { contentType: "video/mp2t", cacheControl: "public, max-age=31536000, immutable" };

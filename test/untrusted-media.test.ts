@@ -44,7 +44,8 @@ function namesIn(environment: string, separator: string): string[] {
     .map((entry) => entry.slice(0, entry.indexOf("=")));
 }
 
-describe("through the public API: a tenant's playlist cannot read another tenant's video, and the worker holds no API secrets", () => {
+describe(`through the public API: a tenant's playlist cannot read another tenant's video, and the worker holds \
+no API secrets`, () => {
   let t: TestApp;
   let dumpDir: string;
 
@@ -63,7 +64,8 @@ describe("through the public API: a tenant's playlist cannot read another tenant
     vi.unstubAllEnvs();
   });
 
-  it("an HLS playlist pointing into the victim's directory ends FAILED with a readable reason, the victim's media unread", async () => {
+  it(`an HLS playlist pointing into the victim's directory ends FAILED with a readable reason, the victim's \
+media unread`, async () => {
     const victim = await uploadAndWait(
       t,
       new Uint8Array(await readFile(await makeClip({ width: 320, height: 240, seconds: 2, audio: false }))),
@@ -106,7 +108,8 @@ describe("through the public API: a tenant's playlist cannot read another tenant
     ).toBe(sha256);
   });
 
-  it("the worker the API started has only the worker's variables; ffprobe and ffmpeg inside it have none of its secrets", async () => {
+  it(`the worker the API started has only the worker's variables; ffprobe and ffmpeg inside it have none \
+of its secrets`, async () => {
     const [pid] = childProcessPids(WORKER_ENTRY);
     const environ = await readFile(`/proc/${pid}/environ`, "utf8");
     const names = namesIn(environ, "\0");

@@ -55,7 +55,8 @@ describe("upload faults", () => {
       .split("\n")
       .filter((l) => l.includes('"level":"error"'));
 
-  it("a client that goes away mid-chunk is logged as info, not an error, and resumes from the bytes that arrived", async () => {
+  it(`a client that goes away mid-chunk is logged as info, not an error, and resumes from the bytes \
+that arrived`, async () => {
     const { uploadUrl, video } = await newUpload();
     const url = new URL(`${api.url}${uploadUrl}`);
     await new Promise<void>((resolve) => {

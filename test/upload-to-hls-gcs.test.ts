@@ -13,7 +13,8 @@ if (!pubsubEmulator)
   throw new Error(`the Pub/Sub emulator is needed for GCS upload notifications: ${pubSubEmulatorUnavailableReason}`);
 process.env.PUBSUB_EMULATOR_HOST = pubsubEmulator.host;
 
-describe("the same flow with STORAGE=gcs (fake-gcs-server; its OBJECT_FINALIZE events through the Pub/Sub emulator complete the upload)", () => {
+describe(`the same flow with STORAGE=gcs (fake-gcs-server; its OBJECT_FINALIZE events through the Pub/Sub emulator \
+complete the upload)`, () => {
   let gcs: GcsEmulator | undefined;
   let pubsub: PubSub | undefined;
   let t: TestApp | undefined;
@@ -47,7 +48,8 @@ describe("the same flow with STORAGE=gcs (fake-gcs-server; its OBJECT_FINALIZE e
     await pubsubEmulator.stop();
   });
 
-  it("takes an 8-second 720p clip to READY: resumable upload session, worker reading the source by signed URL, segments from the bucket", async () => {
+  it(`takes an 8-second 720p clip to READY: resumable upload session, worker reading the source by signed URL, \
+segments from the bucket`, async () => {
     await uploadClipAndCheckLadder(t!, clip);
   });
 });

@@ -85,7 +85,8 @@ describe("upload → HLS with STORAGE=s3 (moto's S3 server, real worker, presign
     return created.video.id;
   }
 
-  it("takes an 8-second 720p clip to READY through the bucket; the worker reads the source with Range requests", async () => {
+  it(`takes an 8-second 720p clip to READY through the bucket; the worker reads the source with \
+Range requests`, async () => {
     const clip = await makeClip({ width: 1280, height: 720, seconds: 8, audio: true });
     await uploadClipAndCheckLadder(t, clip);
 
@@ -100,7 +101,8 @@ describe("upload → HLS with STORAGE=s3 (moto's S3 server, real worker, presign
     expect(await objectsUnder(`videos/${videoId}/hls/`)).toContain(`videos/${videoId}/hls/master.m3u8`);
   });
 
-  it("a SIGNED video plays through presigned URLs: playlists need a token, segments and poster come from the bucket", async () => {
+  it(`a SIGNED video plays through presigned URLs: playlists need a token, segments and poster come \
+from the bucket`, async () => {
     const clip = await makeClip({ width: 320, height: 180, seconds: 3, audio: true });
     const id = await uploadAndWait(clip, "SIGNED");
     const urls = (await t.gql(URLS, { id })).data.video;

@@ -180,7 +180,8 @@ describe("webhooks to a CMS through the public API", () => {
     expect(receiver.received.at(-1)!.headers["webhook-id"]).toBe(ready.id);
   });
 
-  it("a receiver answering 410 Gone ends the delivery at once; other errors are retried until the window closes", async () => {
+  it(`a receiver answering 410 Gone ends the delivery at once; other errors are retried until the \
+window closes`, async () => {
     const gone = await startReceiver(() => 410);
     const down = await startReceiver(() => 503);
     try {
@@ -364,7 +365,8 @@ describe("webhook URLs are checked like any request the service makes for a tena
     await db.webhookEndpoint.deleteMany({});
   });
 
-  it("a delivery to an IPv4-compatible literal of loopback, [::7f00:1], fails at once: one attempt, one warning, no retries", async () => {
+  it(`a delivery to an IPv4-compatible literal of loopback, [::7f00:1], fails at once: one attempt, one \
+warning, no retries`, async () => {
     const endpointId = await storedEndpoint(t, "https://[::7f00:1]:9/hooks");
     const delivery = await queueDelivery(t, endpointId, 3600_000);
     let final!: Awaited<ReturnType<typeof settled>>;
@@ -384,7 +386,8 @@ describe("webhook URLs are checked like any request the service makes for a tena
     expect(warnings).toHaveLength(1);
   });
 
-  it("a host name that resolves to a private address is refused after DNS resolution, before connecting, and not retried", async () => {
+  it(`a host name that resolves to a private address is refused after DNS resolution, before connecting, \
+and not retried`, async () => {
     const endpointId = await storedEndpoint(t, "https://localhost:9/hooks");
     const delivery = await queueDelivery(t, endpointId, 3600_000);
     t.app.services.webhooks.kick();
@@ -395,7 +398,8 @@ describe("webhook URLs are checked like any request the service makes for a tena
     expect(final.attempts).toHaveLength(1);
   });
 
-  it("a stored URL the settings no longer allow (http here, or no URL at all) fails at once instead of crashing the deliverer", async () => {
+  it(`a stored URL the settings no longer allow (http here, or no URL at all) fails at once instead of crashing \
+the deliverer`, async () => {
     for (const [url, reason] of [
       ["http://93.184.216.34/hooks", "refused: use an https URL, not http:"],
       ["not a url", "refused: not a URL"],

@@ -79,7 +79,8 @@ describe("a SIGKILLed worker leaves no debris", () => {
     for (const dir of [dataDir, workTmp]) if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it("its ffmpeg dies with it within 2 s, and the next worker to start removes its temp dirs but not a live worker's", async () => {
+  it(`its ffmpeg dies with it within 2 s, and the next worker to start removes its temp dirs but not a \
+live worker's`, async () => {
     const clip = await makeClip({ width: 1280, height: 720, seconds: 30, audio: true });
     const workerEnv = {
       ...common,

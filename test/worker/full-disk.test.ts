@@ -45,7 +45,8 @@ async function transcodeOnce(job: TranscodeJobMessage, events: JobEventBody[]): 
 
 // A real ENOSPC from a small tmpfs: mounting one needs root.
 describe.skipIf(!canMountTmpfs)("transcode on a full disk (tmpfs; needs root)", () => {
-  it("storage filling up mid-ladder fails the attempt, retryable, and no rung fails alone or goes READY without the others", async () => {
+  it(`storage filling up mid-ladder fails the attempt, retryable, and no rung fails alone or goes READY \
+without the others`, async () => {
     const clip = await makeClip({ width: 640, height: 360, seconds: 8, audio: true });
     // Room for the source and a little more, not for the ladder.
     const disk = await mountSmallDisk(dirs.dataDir, (await stat(clip)).size + 384 * 1024);

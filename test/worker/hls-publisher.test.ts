@@ -251,7 +251,8 @@ describe("createHlsPublisher", () => {
     },
   );
 
-  it("a storage quota or outage from a cloud store fails the publication, not the rung (S3 and GCS error shapes)", async () => {
+  it(`a storage quota or outage from a cloud store fails the publication, not the rung (S3 and GCS \
+error shapes)`, async () => {
     const quotaErrors: unknown[] = [
       Object.assign(new Error("The bucket's quota is exceeded"), {
         name: "QuotaExceeded",
@@ -277,7 +278,8 @@ describe("createHlsPublisher", () => {
     }
   });
 
-  it("a segment that is not whole TS packets (ffmpeg's write failed) fails the publication as a storage failure, not the rung", async () => {
+  it(`a segment that is not whole TS packets (ffmpeg's write failed) fails the publication as a storage failure, \
+not the rung`, async () => {
     const publisher = createHlsPublisher({
       storage: recordingStorage([]),
       workDir,
@@ -298,7 +300,8 @@ describe("createHlsPublisher", () => {
     expect(publisher.variants().filter((v) => v.error !== undefined)).toEqual([]);
   });
 
-  it("a run behind a published playlist never shrinks it nor drops its end, and keeps the segments it lists", async () => {
+  it(`a run behind a published playlist never shrinks it nor drops its end, and keeps the \
+segments it lists`, async () => {
     const finished = createHlsPublisher({
       storage: recordingStorage([]),
       workDir,

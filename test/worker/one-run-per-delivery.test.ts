@@ -104,7 +104,8 @@ async function waitFor(check: () => boolean, what: string, timeoutMs = 60_000): 
 const typesOf = (events: WorkerEvent[]) => events.map((e) => e.type);
 
 describe("one delivery, one run (real ffmpeg, local storage)", () => {
-  it("a second delivery of an attempt running on the same worker does no work and settles after the running one", async () => {
+  it(`a second delivery of an attempt running on the same worker does no work and settles after \
+the running one`, async () => {
     const { job, memory, playlistWrites, jobEvents } = await setUp();
     // In the same tick: the worker has not created the first run's work dir yet.
     const first = memory.deliver(job, "cpu");
@@ -158,7 +159,8 @@ describe("one delivery, one run (real ffmpeg, local storage)", () => {
     expect(await hashes(hlsDir)).toEqual(before);
   });
 
-  it("a stale run that resumes a finished job (no completion record) rewrites no segment, even where it encodes other bytes", async () => {
+  it(`a stale run that resumes a finished job (no completion record) rewrites no segment, even where it \
+encodes other bytes`, async () => {
     const { job, memory, hlsDir, playlistWrites, jobEvents } = await setUp();
     await memory.deliver(job, "cpu");
     // As a worker from before completion records left it, with the last segment of each rung

@@ -153,7 +153,8 @@ async function regionColor(
 }
 
 describe("render_composition (QUIZ)", () => {
-  it("renders three questions with the expected length, audio, progress per question and a cut at each question boundary", async () => {
+  it(`renders three questions with the expected length, audio, progress per question and a cut at each \
+question boundary`, async () => {
     const { events, output } = await render(job({}));
     const segment = 2 + REVEAL_SECONDS;
 
@@ -276,7 +277,8 @@ describe("render_composition (QUIZ)", () => {
     expect((missing as MediaError).message).toMatch(/correctSoundKey asset none\.wav cannot be used: .*does not exist/);
   });
 
-  it("renders hostile text literally: quotes, colons, %, backslashes, newlines, filter syntax, long and non-Latin text", async () => {
+  it(`renders hostile text literally: quotes, colons, %, backslashes, newlines, filter syntax, long and \
+non-Latin text`, async () => {
     const hostile: QuizQuestion[] = [
       {
         question: `It's "quoted": 100% sure? C:\\path\\to\\file; %{localtime} %{pts} [out]; drawtext=text='x'\nsecond line\r\n\ttab`,

@@ -138,7 +138,8 @@ describe("Manim progress lines", () => {
 });
 
 describe("render_manim with real Manim, in the sandbox", () => {
-  it("renders shapes, Text, a Transform and MathTex, uploads the MP4, and reports progress per animation from Manim's own bars", async () => {
+  it(`renders shapes, Text, a Transform and MathTex, uploads the MP4, and reports progress per animation from \
+Manim's own bars`, async () => {
     const job = manimJob(THREE_ANIMATIONS);
     const { events, error } = await render(job);
     expect(error).toBeUndefined();
@@ -167,7 +168,8 @@ describe("render_manim with real Manim, in the sandbox", () => {
     expect(progress.at(-1)).toMatchObject({ index: 2, percent: 100, renderedCount: 3, cachedCount: 0 });
   });
 
-  it("re-renders only the edited animation of three: Manim's partial movie files come back from the cache", async () => {
+  it(`re-renders only the edited animation of three: Manim's partial movie files come back \
+from the cache`, async () => {
     const started = Date.now();
     const first = await render(manimJob(THREE_ANIMATIONS));
     const firstMs = Date.now() - started;
@@ -281,7 +283,8 @@ describe("render_manim stops", () => {
     expect(existsSync(path.join(dataDir, job.outputKey))).toBe(false);
   });
 
-  it("at the memory limit of the render as a whole: six children of 200 MiB under 256 MiB fail it, for good, with the reason", async () => {
+  it(`at the memory limit of the render as a whole: six children of 200 MiB under 256 MiB fail it, for good, \
+with the reason`, async () => {
     const binDir = path.join(root, "bin");
     await mkdir(binDir, { mode: 0o755 });
     await chmod(root, 0o755);
@@ -335,7 +338,8 @@ os.wait()
 });
 
 describe("render_manim without Manim", () => {
-  it("exit code 127 (no such program in the sandbox) is reported as Manim not installed, and retried elsewhere", async () => {
+  it(`exit code 127 (no such program in the sandbox) is reported as Manim not installed, and \
+retried elsewhere`, async () => {
     const { error } = await render(manimJob(THREE_ANIMATIONS), "manim-not-installed");
     expect(error).toMatchObject({ retryable: true, exitCode: 127 });
     expect(error?.message).toMatch(/^Manim is not installed on this worker \(exit code 127/);
@@ -366,7 +370,8 @@ describe("files the sandbox leaves", () => {
 });
 
 describe("the manim capability", () => {
-  it("finds the project's virtualenv when MANIM_BIN is unset, with the base Python and the TeX tree readable", async () => {
+  it(`finds the project's virtualenv when MANIM_BIN is unset, with the base Python and the TeX \
+tree readable`, async () => {
     const found = await locateManim();
     expect(found).toMatchObject({
       command: MANIM,
@@ -378,7 +383,8 @@ describe("the manim capability", () => {
     expect(await locateManim("manim")).toMatchObject({ command: "manim", foundBy: "MANIM_BIN" });
   });
 
-  it("is there after a tiny real render succeeds in the sandbox, and not when Manim is missing, with the reason", async () => {
+  it(`is there after a tiny real render succeeds in the sandbox, and not when Manim is missing, \
+with the reason`, async () => {
     let reason = "";
     expect(await probeManim(locateManim(), { onFailure: (r) => (reason = r) }), reason).toBe(true);
     expect(await probeManim(locateManim("/nonexistent/manim"), { onFailure: (r) => (reason = r) })).toBe(false);

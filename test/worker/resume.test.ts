@@ -180,7 +180,8 @@ describe("transcode resumes what an earlier run of the job published (real ffmpe
     await rm(root, { recursive: true, force: true });
   });
 
-  it("a run stopped after some segments, then a new run: only the rest is encoded and the playlists play through", async () => {
+  it(`a run stopped after some segments, then a new run: only the rest is encoded and the playlists \
+play through`, async () => {
     const seconds = 16;
     const clip = await makeClip({ width: 640, height: 360, seconds, audio: true });
     const dataDir = path.join(root, "data");

@@ -292,7 +292,8 @@ console.log(r.cgroup);`;
     }
   });
 
-  it("holds the run as a whole to its memory limit: six children of 200 MiB each under a 256 MiB limit end the run", async () => {
+  it(`holds the run as a whole to its memory limit: six children of 200 MiB each under a 256 MiB \
+limit end the run`, async () => {
     const sixChildren = `
 import os
 children = []
@@ -340,7 +341,8 @@ print("written")
     expect(over.memoryPeakBytes).toBeLessThanOrEqual(128 * 1024 * 1024);
   });
 
-  it("holds the run's CPU time as a whole: four busy children stop at the run's CPU limit, not four times it", async () => {
+  it(`holds the run's CPU time as a whole: four busy children stop at the run's CPU limit, not \
+four times it`, async () => {
     const busy = `
 import os
 for _ in range(4):

@@ -26,7 +26,8 @@ async function rootOwnedBy(name: string, owner: object | null, ageMs = 0): Promi
 }
 
 describe("worker temp dirs", () => {
-  it("removes roots of gone owners (dead pid, reused pid, stale other container) and keeps live or just-created ones", async () => {
+  it(`removes roots of gone owners (dead pid, reused pid, stale other container) and keeps live or \
+just-created ones`, async () => {
     const mine = await claimWorkDirs(tmp);
     const me = JSON.parse(await readFile(path.join(mine.root, "owner.json"), "utf8")) as {
       pidSpace: string;
