@@ -191,7 +191,9 @@ try {
           variables: { id: ticket.video.id },
         },
         {
-          next: (m: any) => void (last = m.data?.videoEvents.video.status ?? last),
+          next: (m: any) => {
+            last = m.data?.videoEvents.video.status ?? last;
+          },
           error: () => resolve(`subscription error (${last})`),
           complete: () => resolve(last),
         },

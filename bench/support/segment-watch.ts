@@ -11,7 +11,7 @@ interface SeenSegment {
   firstSeenAt: number;
 }
 
-export interface SegmentRewrite {
+interface SegmentRewrite {
   key: string;
   at: number;
   sameBytes: boolean;

@@ -3,7 +3,7 @@
 import { appendFile } from "node:fs/promises";
 import type { ServiceProcess } from "../../test/support/processes.ts";
 
-export interface UnplannedExit {
+interface UnplannedExit {
   at: number;
   code: number | null;
   signal: NodeJS.Signals | null;

@@ -4,7 +4,7 @@ import type { ManimQuality, ManimRenderer } from "../../src/protocol/messages.ts
 export const SCENE_FILE = "scene.py";
 const SCENE_MODULE = "scene";
 /** Manim's media dir, relative to the work dir. */
-export const MEDIA_DIR = "media";
+const MEDIA_DIR = "media";
 
 /**
  * Manim's quality presets and the dir each writes to, `{height}p{fps}`
@@ -23,7 +23,7 @@ export function qualityDir(quality: ManimQuality): string {
 }
 
 /** `{media}/videos/scene/{quality}`, relative to the work dir. */
-export function videoDir(quality: ManimQuality): string {
+function videoDir(quality: ManimQuality): string {
   return `${MEDIA_DIR}/videos/${SCENE_MODULE}/${qualityDir(quality)}`;
 }
 

@@ -7,7 +7,7 @@ import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { AddressPolicy } from "./address-policy.ts";
 
-export const MAX_REDIRECTS = 5;
+const MAX_REDIRECTS = 5;
 
 /** A download that failed; `retryable` is false when trying again cannot help (a refusal, a 404). */
 export class DownloadError extends Error {
@@ -19,7 +19,7 @@ export class DownloadError extends Error {
   }
 }
 
-export interface ResolvedAddress {
+interface ResolvedAddress {
   address: string;
   family: 4 | 6;
 }

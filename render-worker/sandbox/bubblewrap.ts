@@ -9,9 +9,9 @@ import { createRunCgroup, type RunCgroup, type RunCgroupUsage } from "./cgroup.t
 import { noUserNamespacesFilter } from "./seccomp.ts";
 
 /** Where the job's work dir appears inside the sandbox. */
-export const SANDBOX_WORK_DIR = "/job";
+const SANDBOX_WORK_DIR = "/job";
 /** HOME inside the sandbox: in its private /tmp, writable by the program. */
-export const SANDBOX_HOME = "/tmp/home";
+const SANDBOX_HOME = "/tmp/home";
 
 /**
  * Every limit a sandboxed program runs under. With a cgroup of the run's own (see cgroup.ts)
@@ -50,7 +50,7 @@ export interface SandboxLimits {
  * The limit the sandbox was stopped by. The process limit, and the per-process memory limit,
  * make calls fail instead.
  */
-export type SandboxLimit = "cpu" | "wall" | "output" | "log" | "memory";
+type SandboxLimit = "cpu" | "wall" | "output" | "log" | "memory";
 
 export interface SandboxRunArgs {
   /** argv inside the sandbox; the program is looked up on the sandbox's PATH. */
@@ -96,7 +96,7 @@ const USAGE_POLL_MS = 200;
 const SANDBOX_UID_BASE = 2_000_000_000;
 const SANDBOX_UID_SPAN = 100_000_000;
 /** PATH inside the sandbox unless the caller sets one; only /usr and its symlinks are there to find. */
-export const DEFAULT_SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin";
+const DEFAULT_SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin";
 
 const uidsInUse = new Set<number>();
 /** bwrap reads the seccomp filter from this fd, the child's fourth stdio entry. */
@@ -149,7 +149,7 @@ function allocateUid(): number {
 }
 
 /** The bwrap argv. `uid` null: unprivileged mode (a user namespace instead of setpriv). */
-export function bwrapArgs(args: SandboxRunArgs, uid: number | null): string[] {
+function bwrapArgs(args: SandboxRunArgs, uid: number | null): string[] {
   const { limits } = args;
   const env = { PATH: DEFAULT_SANDBOX_PATH, HOME: SANDBOX_HOME, LANG: "C.UTF-8", ...args.env };
   const out = [
@@ -379,7 +379,7 @@ function signalName(n: number): NodeJS.Signals | null {
 }
 
 /** Total bytes of the regular files under `dir`. */
-export async function treeBytes(dir: string): Promise<number> {
+async function treeBytes(dir: string): Promise<number> {
   let total = 0;
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     const full = path.join(dir, entry.name);

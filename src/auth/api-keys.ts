@@ -4,9 +4,9 @@ import { EVENTS_CHANNEL, notificationPayload } from "../events/postgres-event-ta
 import type { ApiKey } from "../generated/prisma/client.ts";
 import { parseScopes, type Scope } from "./scopes.ts";
 
-export const API_KEY_PREFIX = "vg_";
+const API_KEY_PREFIX = "vg_";
 /** The tenant every embedded install starts with (created by the `security` migration). */
-export const DEFAULT_TENANT_NAME = "default";
+const DEFAULT_TENANT_NAME = "default";
 export const DEFAULT_TENANT_ID = "00000000-0000-4000-8000-000000000001";
 
 export function hashApiKey(secret: string): string {

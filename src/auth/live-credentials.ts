@@ -8,7 +8,7 @@ import { AuthenticationError, type Authenticate } from "./authenticate.ts";
 import type { Principal } from "./scopes.ts";
 
 /** graphql-ws' own "Forbidden" close code: the credential of a live connection stopped being good. */
-export const CREDENTIAL_LOST_CLOSE_CODE = 4403;
+const CREDENTIAL_LOST_CLOSE_CODE = 4403;
 
 interface Watch {
   subject: string | null;

@@ -1,4 +1,4 @@
-import { runEmbeddedPostgres } from "./embedded.ts";
+import { type EmbeddedDatabase, runEmbeddedPostgres } from "./embedded.ts";
 import { log } from "../log.ts";
 
 // Started by startEmbeddedPostgres with an IPC channel: it answers with the URL once Postgres
@@ -7,7 +7,7 @@ const [dataDir, port] = process.argv.slice(2);
 const send = (message: { url: string } | { error: string }) =>
   new Promise<void>((resolve) => process.send!(message, () => resolve()));
 
-let database;
+let database: EmbeddedDatabase;
 try {
   database = await runEmbeddedPostgres(dataDir!, port ? Number(port) : undefined);
 } catch (err) {

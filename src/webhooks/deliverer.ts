@@ -207,5 +207,3 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions) {
     },
   };
 }
-
-export type WebhookDeliverer = ReturnType<typeof createWebhookDeliverer>;

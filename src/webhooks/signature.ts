@@ -11,7 +11,7 @@ export function signWebhook(secret: string, body: string, timestamp = Math.floor
   return `t=${timestamp},v1=${mac}`;
 }
 
-export class WebhookSignatureError extends Error {
+class WebhookSignatureError extends Error {
   constructor(reason: string) {
     super(`Webhook signature rejected: ${reason}`);
     this.name = "WebhookSignatureError";

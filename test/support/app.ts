@@ -124,7 +124,7 @@ export function collectSubscription<T>(client: Client, query: string, variables:
 }
 
 /** Resolves at the first VariantProgressEvent of a video: its encode is under way. */
-export function firstProgress(client: Client, videoId: string): Promise<void> {
+function firstProgress(client: Client, videoId: string): Promise<void> {
   return new Promise((resolve) => {
     client.subscribe(
       { query: `subscription($id: ID!) { videoEvents(videoId: $id) { __typename } }`, variables: { id: videoId } },

@@ -10,7 +10,7 @@ const MOTO_SERVER = path.resolve(import.meta.dirname, "../../.tools/emulators/bi
 const START_TIMEOUT_MS = 30_000;
 
 /** Credentials moto takes (it checks no signatures); the SDK's default chain reads them from the environment. */
-export const MOTO_CREDENTIALS = { AWS_ACCESS_KEY_ID: "testing", AWS_SECRET_ACCESS_KEY: "testing" };
+const MOTO_CREDENTIALS = { AWS_ACCESS_KEY_ID: "testing", AWS_SECRET_ACCESS_KEY: "testing" };
 
 export interface MotoS3 {
   /** `http://127.0.0.1:N`, the S3_ENDPOINT. */

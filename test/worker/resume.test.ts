@@ -40,9 +40,9 @@ function playlist(durations: number[], opts: { endList?: boolean; mediaSequence?
     `#EXT-X-MEDIA-SEQUENCE:${opts.mediaSequence ?? 0}`,
     "#EXT-X-PLAYLIST-TYPE:EVENT",
   ];
-  durations.forEach((d, i) =>
-    lines.push(`#EXTINF:${d.toFixed(6)},`, `seg_${String(i + (opts.mediaSequence ?? 0)).padStart(5, "0")}.ts`),
-  );
+  durations.forEach((d, i) => {
+    lines.push(`#EXTINF:${d.toFixed(6)},`, `seg_${String(i + (opts.mediaSequence ?? 0)).padStart(5, "0")}.ts`);
+  });
   if (opts.endList) lines.push("#EXT-X-ENDLIST");
   return `${lines.join("\n")}\n`;
 }
