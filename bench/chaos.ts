@@ -305,7 +305,9 @@ try {
   while (cancelTargets.size < wantedCancels) cancelTargets.add(Math.floor(random() * uploads));
   t0 = Date.now();
   say(
-    `seed ${seed}: ${uploads} uploads over ${windowMs / 1000} s; faults ${timed.map((f) => `${f.kind}@${(f.at / 1000).toFixed(1)}s`).join(" ")}; cancel uploads #${[...cancelTargets].join(", #")}`,
+    `seed ${seed}: ${uploads} uploads over ${windowMs / 1000} s; ` +
+      `faults ${timed.map((f) => `${f.kind}@${(f.at / 1000).toFixed(1)}s`).join(" ")}; cancel uploads ` +
+      `#${[...cancelTargets].join(", #")}`,
   );
 
   // --- the public API, as a client that retries what a CMS would retry ------------------------
@@ -451,7 +453,8 @@ status }
     const group = familyOf(pid);
     const children = group.map(
       (p) =>
-        `${p.command} ${p.pid} (${ageSeconds(p).toFixed(1)} s old${workingDirectory(p.pid)?.startsWith(workDir) ? ` in ${path.basename(workingDirectory(p.pid)!)}` : ""})`,
+        `${p.command} ${p.pid} (${ageSeconds(p).toFixed(1)} s ` +
+        `old${workingDirectory(p.pid)?.startsWith(workDir) ? ` in ${path.basename(workingDirectory(p.pid)!)}` : ""})`,
     );
     const f = record(
       kind,
@@ -469,7 +472,8 @@ status }
       const outlived = group.filter(stillRunning);
       killedWorkerDebris.push({ fault: f, processes: outlived });
       f.outcome.push(
-        `${outlived.length} of its ${group.length} child process(es) still running ${ORPHAN_GRACE_MS / 1000} s after it (${outlived.map((p) => `${p.command} ${p.pid}`).join(", ") || "none"})` +
+        `${outlived.length} of its ${group.length} child process(es) still running ${ORPHAN_GRACE_MS / 1000} s ` +
+          `after it (${outlived.map((p) => `${p.command} ${p.pid}`).join(", ") || "none"})` +
           (group.length && !outlived.length
             ? `; the last ended ${((lastSeenAlive - downAt) / 1000).toFixed(1)} s after it`
             : ""),
@@ -500,7 +504,8 @@ status }
     await sleep(2000);
     await startPostgres();
     f.outcome.push(
-      `stop took ${((stoppedAt - began) / 1000).toFixed(1)} s (it waits up to 5 s for clients, then shuts down fast); down ${((Date.now() - stoppedAt) / 1000).toFixed(1)} s`,
+      `stop took ${((stoppedAt - began) / 1000).toFixed(1)} s (it waits up to 5 s for clients, then shuts down ` +
+        `fast); down ${((Date.now() - stoppedAt) / 1000).toFixed(1)} s`,
     );
   }
 
@@ -521,7 +526,8 @@ status }
           await client.connect();
           // The message exactly as the dispatcher published it.
           const { rows } = await client.query(
-            `SELECT data FROM pgboss.job WHERE name = $1 AND data->>'jobId' = $2 AND (data->>'attempt')::int = $3 ORDER BY created_on DESC LIMIT 1`,
+            `SELECT data FROM pgboss.job WHERE name = $1 AND data->>'jobId' = $2 AND (data->>'attempt')::int = $3 ` +
+              `ORDER BY created_on DESC LIMIT 1`,
             [queue, job.id, job.attempt],
           );
           message = rows[0]?.data;
@@ -575,7 +581,8 @@ status }
     await run("mount", ["-o", `remount,size=${TMPFS_SIZE}`, diskDir]);
     const during = refusalTimes.filter((r) => r.at >= f.at);
     f.outcome.push(
-      `enlarged again; the client was refused ${during.length} time(s) meanwhile${during.length ? `: ${[...new Set(during.map((r) => r.what))].join("; ")}` : ""}`,
+      `enlarged again; the client was refused ${during.length} time(s) ` +
+        `meanwhile${during.length ? `: ${[...new Set(during.map((r) => r.what))].join("; ")}` : ""}`,
     );
   }
 
@@ -649,7 +656,8 @@ progress } } } }`;
     };
     const f = record(
       "cancel",
-      `cancelVideo ${videoId} near completion (video ${before.status}, variants ${before.variants.map((v) => v.status).join("/")})`,
+      `cancelVideo ${videoId} near completion (video ${before.status}, ` +
+        `variants ${before.variants.map((v) => v.status).join("/")})`,
     );
     const requestedAt = Date.now();
     // As a CMS would, asked again after an unexpected error (not after a modelled answer such as a ValidationError).
@@ -688,7 +696,8 @@ progress } } } }`;
         check.canceledAfterMs = Date.now() - sentAt;
     }
     f.outcome.push(
-      `after the answer: CANCELED after ${check.canceledAfterMs ?? "—"} ms, its ffmpeg gone after ${check.ffmpegGoneAfterMs ?? "—"} ms`,
+      `after the answer: CANCELED after ${check.canceledAfterMs ?? "—"} ms, its ffmpeg gone ` +
+        `after ${check.ffmpegGoneAfterMs ?? "—"} ms`,
     );
   }
 
@@ -816,7 +825,9 @@ after the answer`,
     const job = v?.jobs.edges.map((e) => e.node).find((j) => j.id === d.jobId);
     const segmentsRewritten = changedBytes.filter((r) => r.key.startsWith(`videos/${d.videoId}/`)).length;
     d.fault.outcome.push(
-      `final: video ${v?.status}, job ${job?.status}, runs ${job?.runs.map((r) => `${r.workerId}:${r.status}`).join(", ")}; ${segmentsRewritten} segment(s) of it rewritten`,
+      `final: video ${v?.status}, job ${job?.status}, ` +
+        `runs ${job?.runs.map((r) => `${r.workerId}:${r.status}`).join(", ")}; ${segmentsRewritten} segment(s) ` +
+        `of it rewritten`,
     );
   }
   const orphaned = killedWorkerDebris.flatMap((k) => k.processes);

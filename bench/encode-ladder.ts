@@ -338,14 +338,18 @@ try {
 
 console.log(`videograph encode benchmark, ${startedAt.toISOString()}`);
 console.log(
-  `machine: ${os.availableParallelism()} cores (${os.cpus()[0]?.model ?? "unknown CPU"}), ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB, ${os.platform()} ${os.release()}`,
+  `machine: ${os.availableParallelism()} cores ` +
+    `(${os.cpus()[0]?.model ?? "unknown CPU"}), ${(os.totalmem() / 1024 ** 3).toFixed(0)} ` +
+    `GiB, ${os.platform()} ${os.release()}`,
 );
 console.log(`${ffmpegVersion}; node ${process.version}`);
 console.log(
-  `1-minute load average: ${loadAtStart.toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at end (other processes compete for the cores above ~0.1)`,
+  `1-minute load average: ${loadAtStart.toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at end (other processes ` +
+    `compete for the cores above ~0.1)`,
 );
 console.log(
-  `sources: ${seconds} s of lavfi testsrc2 + sine at ${FPS} fps (H.264 CRF 18 + AAC); HLS segments of ${SEGMENT_SECONDS} s; libx264 -preset veryfast`,
+  `sources: ${seconds} s of lavfi testsrc2 + sine at ${FPS} fps (H.264 CRF 18 + AAC); HLS segments ` +
+    `of ${SEGMENT_SECONDS} s; libx264 -preset veryfast`,
 );
 console.log(
   `h264_nvenc: ${nvenc ? "measured" : `not measured (probe failed: ${nvencReason.join("; ") || "no reason given"})`}`,
@@ -354,8 +358,10 @@ console.log("");
 console.log(table(rows));
 console.log("");
 console.log(
-  "wall s / source min: seconds of encoding per minute of source; cores busy: CPU s / wall s (ffmpeg's user + system time).",
+  "wall s / source min: seconds of encoding per minute of source; cores busy: CPU s / wall s (ffmpeg's user " +
+    "+ system time).",
 );
 console.log(
-  "no video encode: the same decode, filter graph and AAC with the video outputs discarded, i.e. the work left on the CPU when h264_nvenc encodes.",
+  "no video encode: the same decode, filter graph and AAC with the video outputs discarded, i.e. the work left on " +
+    "the CPU when h264_nvenc encodes.",
 );

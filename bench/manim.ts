@@ -41,7 +41,8 @@ for (const q of qualities) {
 
 const manim = await locateManim(process.env.MANIM_BIN || undefined);
 console.log(
-  `Manim: ${manim.command} (${manim.foundBy}); ${os.cpus().length} × ${os.cpus()[0]?.model ?? "CPU"}; ${new Date().toISOString()}`,
+  `Manim: ${manim.command} (${manim.foundBy}); ${os.cpus().length} ` +
+    `× ${os.cpus()[0]?.model ?? "CPU"}; ${new Date().toISOString()}`,
 );
 console.log("quality  size        fps  wall s  CPU s  peak RSS MB");
 for (const quality of qualities) {

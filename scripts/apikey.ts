@@ -23,7 +23,9 @@ Lists API keys (id, prefix, tenant, state, scopes, last use), never their secret
   revoke: `usage: npm run apikey:revoke -- <key id or prefix>
 Revokes a key; it stops working on the next request.`,
 };
-const ALL_USAGE = `${USAGE.create}\n\n${USAGE.list}\n\n${USAGE.revoke}\n\nUses DATABASE_URL, or the embedded Postgres under DATA_DIR.`;
+const ALL_USAGE =
+  `${USAGE.create}\n\n${USAGE.list}\n\n${USAGE.revoke}\n\nUses DATABASE_URL, or the embedded ` +
+  `Postgres under DATA_DIR.`;
 
 const [command, ...rest] = process.argv.slice(2);
 if (command !== "create" && command !== "list" && command !== "revoke") {
@@ -33,7 +35,9 @@ if (command !== "create" && command !== "list" && command !== "revoke") {
     command === undefined ? "a command is required: create, list or revoke" : `unknown command ${command}`,
   );
 }
-const usage = `${USAGE[command]}\nUses DATABASE_URL, or the embedded Postgres under DATA_DIR (of a running \`npm start\`, or started for the command).`;
+const usage =
+  `${USAGE[command]}\nUses DATABASE_URL, or the embedded Postgres under DATA_DIR (of a running \`npm ` +
+  `start\`, or started for the command).`;
 const parsed = parseCommandLine(usage, {
   args: rest,
   allowPositionals: command === "revoke",
@@ -108,7 +112,8 @@ try {
     for (const k of keys) {
       const state = k.revokedAt ? "revoked" : k.expiresAt && k.expiresAt < new Date() ? "expired" : "active";
       process.stdout.write(
-        `${k.id}  ${k.prefix}…  ${k.tenant.name}  ${state}  ${k.scopes.join(",")}  last used ${k.lastUsedAt?.toISOString() ?? "never"}  ${k.name}\n`,
+        `${k.id}  ${k.prefix}…  ${k.tenant.name}  ${state}  ${k.scopes.join(",")}  last ` +
+          `used ${k.lastUsedAt?.toISOString() ?? "never"}  ${k.name}\n`,
       );
     }
   } else {

@@ -129,7 +129,8 @@ const pubsub = new PubSub({ projectId });
 const bucket = storage.bucket(bucketName);
 try {
   console.log(
-    `GCS upload notifications for gs://${bucketName}${storageEmulator ? ` (emulator at ${storageEmulator})` : ""}, project ${projectId}:`,
+    `GCS upload notifications for gs://${bucketName}${storageEmulator ? ` (emulator at ${storageEmulator})` : ""}, ` +
+      `project ${projectId}:`,
   );
   const [exists] = await bucket.exists();
   if (!exists && storageEmulator) {
@@ -142,7 +143,8 @@ try {
     // with -event.pubsub-project-id, -event.pubsub-topic and PUBSUB_EMULATOR_HOST.
     console.log(
       `  skipped  notification config and publisher role (emulator): start it with PUBSUB_EMULATOR_HOST set and ` +
-        `-event.pubsub-project-id=${projectId} -event.pubsub-topic=${topicName} -event.list=finalize -event.object-prefix=videos/`,
+        `-event.pubsub-project-id=${projectId} -event.pubsub-topic=${topicName} -event.list=finalize ` +
+        `-event.object-prefix=videos/`,
     );
   } else {
     await allowStorageToPublish(storage, topic);

@@ -166,7 +166,8 @@ try {
     clip,
   ]);
   const created = await gql(
-    `mutation { createUpload(input: { title: "start check" }) { __typename ... on CreateUploadSuccess { uploadUrl video { id } } ... on Error { message } } }`,
+    `mutation { createUpload(input: { title: "start check" }) { __typename ... on CreateUploadSuccess { uploadUrl ` +
+      `video { id } } ... on Error { message } } }`,
   );
   if (created.createUpload.__typename !== "CreateUploadSuccess")
     fail(`createUpload: ${JSON.stringify(created.createUpload)}`);
@@ -195,7 +196,8 @@ try {
   const { code, signal } = await Promise.race([exited, tooLate]);
   clearTimeout(stopTimer);
   say(
-    `exited with code ${code}${signal ? ` (signal ${signal})` : ""} after ${((Date.now() - interruptedAt) / 1000).toFixed(1)} s`,
+    `exited with code ${code}${signal ? ` (signal ${signal})` : ""} ` +
+      `after ${((Date.now() - interruptedAt) / 1000).toFixed(1)} s`,
   );
   // npm ends a script interrupted by a signal by re-raising it on itself once the script has
   // exited, and the shell follows: so a clean Ctrl-C ends by SIGINT (130 in a shell), after the

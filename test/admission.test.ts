@@ -72,7 +72,8 @@ never overlap`, async () => {
     for (const { id } of finals) {
       const job = (
         await t.gql(
-          `query($id: ID!) { video(id: $id) { jobs(first: 1) { edges { node { status attempt runs { status startedAt finishedAt } } } } } }`,
+          `query($id: ID!) { video(id: $id) { jobs(first: 1) { edges { node { status attempt runs { status ` +
+            `startedAt finishedAt } } } } } }`,
           { id },
         )
       ).data.video.jobs.edges[0].node;

@@ -235,7 +235,8 @@ change nothing`, async () => {
 
     it("webhooks: B cannot see, delete or resend A's endpoints and deliveries", async () => {
       const created = await t.gql(
-        `mutation { createWebhookEndpoint(input: { url: "http://127.0.0.1:9/a" }) { ... on CreateWebhookEndpointSuccess { endpoint { id } } } }`,
+        `mutation { createWebhookEndpoint(input: { url: "http://127.0.0.1:9/a" }) { ... on ` +
+          `CreateWebhookEndpointSuccess { endpoint { id } } } }`,
       );
       const endpointId = created.data.createWebhookEndpoint.endpoint.id;
       const delivery = await t.app.services.db.webhookDelivery.create({

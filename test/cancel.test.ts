@@ -9,7 +9,9 @@ import { processesWorkingUnder } from "./support/process-scan.ts";
 import { makeClip } from "./worker/media-fixtures.ts";
 
 const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { status } } }`;
-const JOB = `query($id: ID!) { video(id: $id) { status error variants { status } jobs(first: 1) { edges { node { id status error runs { status finishedAt } } } } } }`;
+const JOB =
+  `query($id: ID!) { video(id: $id) { status error variants { status } jobs(first: 1) { edges { node { id ` +
+  `status error runs { status finishedAt } } } } } }`;
 
 /** Processes working in a job's temp dir: `{root}/videograph-worker-…/videograph-{jobId}-…`. */
 const ffmpegUnder = (root: string): number[] => processesWorkingUnder(root);
@@ -33,7 +35,8 @@ describe("cancel and delete (public API, real worker)", () => {
 
     const canceledAt = Date.now();
     const res = await t.gql(
-      `mutation($id: ID!) { cancelVideo(id: $id) { __typename ... on CancelVideoSuccess { video { status error } } ... on Error { message } } }`,
+      `mutation($id: ID!) { cancelVideo(id: $id) { __typename ... on CancelVideoSuccess { video { status error } } ` +
+        `... on Error { message } } }`,
       { id },
     );
     expect(res.data.cancelVideo).toEqual({

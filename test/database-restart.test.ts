@@ -11,7 +11,9 @@ import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProc
 import { processesWorkingUnder } from "./support/process-scan.ts";
 import { makeClip } from "./worker/media-fixtures.ts";
 
-const CREATE_UPLOAD = `mutation($title: String!) { createUpload(input: { title: $title }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`;
+const CREATE_UPLOAD =
+  `mutation($title: String!) { createUpload(input: { title: $title }) { ... on ` +
+  `CreateUploadSuccess { uploadUrl video { id } } } }`;
 const CANCEL = `mutation($id: ID!) { cancelVideo(id: $id) { __typename ... on Error { message } } }`;
 const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { status } } }`;
 

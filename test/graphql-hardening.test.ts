@@ -36,7 +36,8 @@ describe("GraphQL hardening", () => {
     const wide = Array.from(
       { length: 4 },
       (_, i) =>
-        `v${i}: videos { edges { node { id title status duration width height fps variants { name status progress codecs } } } }`,
+        `v${i}: videos { edges { node { id title status duration width height fps variants { name status ` +
+        `progress codecs } } } }`,
     ).join(" ");
     const costly = await t.gql(`{ ${wide} }`);
     expect(costly.errors?.[0]?.message, JSON.stringify(costly).slice(0, 300)).toMatch(/cost/i);

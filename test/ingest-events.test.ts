@@ -336,7 +336,8 @@ internal path`, async () => {
     const run = cleanRun(jobId, videoId);
     const playable = run.findIndex((e) => e.type === "video.playable");
     const error =
-      "Storage is full: ENOSPC: no space left on device, copyfile '/tmp/videograph-j1-Ab12Cd/720p/seg_00003.ts' -> '/var/lib/videograph/data/videos/v1/hls/720p/seg_00003.ts.9f8e.tmp'";
+      "Storage is full: ENOSPC: no space left on device, copyfile '/tmp/videograph-j1-Ab12Cd/720p/seg_00003.ts' -> " +
+      "'/var/lib/videograph/data/videos/v1/hls/720p/seg_00003.ts.9f8e.tmp'";
     await ingestor.ingest([
       ...run.slice(0, playable + 1),
       {
@@ -358,7 +359,8 @@ internal path`, async () => {
     expect(video.status).toBe("FAILED");
     expect(video.playable).toBe(false);
     const userFacing =
-      "Storage is full: ENOSPC: no space left on device, copyfile '720p/seg_00003.ts' -> 'videos/v1/hls/720p/seg_00003.ts.9f8e.tmp'";
+      "Storage is full: ENOSPC: no space left on device, copyfile '720p/seg_00003.ts' -> " +
+      "'videos/v1/hls/720p/seg_00003.ts.9f8e.tmp'";
     expect(video.error).toBe(userFacing);
     expect(video.jobs[0]!.error).toBe(userFacing);
     expect(video.variants.map((v) => v.error)).toEqual(video.variants.map(() => userFacing));

@@ -6,7 +6,8 @@ import { startTestApp, type TestApp } from "./support/app.ts";
 
 const JWT_SECRET = "a-shared-hs256-secret-of-at-least-32-chars";
 const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { id status } } }`;
-const CREATE_UPLOAD = `mutation { createUpload(input: { title: "watched" }) { ... on CreateUploadSuccess { video { id } } } }`;
+const CREATE_UPLOAD =
+  `mutation { createUpload(input: { title: "watched" }) { ` + `... on CreateUploadSuccess { video { id } } } }`;
 const bearer = (secret: string) => `Bearer ${secret}`;
 
 /** What `promise` gave within `ms`, or "still open". */

@@ -15,7 +15,9 @@ import { makeClip } from "./worker/media-fixtures.ts";
 const emulator = await startPubSubEmulator();
 if (!emulator) console.warn(`[test] two-instance Pub/Sub test SKIPPED: ${pubSubEmulatorUnavailableReason}`);
 
-const CREATE_UPLOAD = `mutation($title: String!) { createUpload(input: { title: $title }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`;
+const CREATE_UPLOAD =
+  `mutation($title: String!) { createUpload(input: { title: $title }) { ... on ` +
+  `CreateUploadSuccess { uploadUrl video { id } } } }`;
 const EVENTS = `subscription($id: ID!) {
   videoEvents(videoId: $id) {
     __typename video { status }

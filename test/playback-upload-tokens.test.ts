@@ -12,7 +12,8 @@ const CREATE_UPLOAD = /* GraphQL */ `
       __typename ... on CreateUploadSuccess { uploadUrl video { id } }
     } }`;
 const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`;
-const URLS = `query($id: ID!) { video(id: $id) { playbackPolicy playbackUrl posterUrl variants { name playlistUrl } } }`;
+const URLS =
+  `query($id: ID!) { video(id: $id) { ` + `playbackPolicy playbackUrl posterUrl variants { name playlistUrl } } }`;
 
 describe("signed playback and upload URLs", () => {
   let t: TestApp;

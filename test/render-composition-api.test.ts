@@ -26,8 +26,12 @@ const EVENTS = /* GraphQL */ `
     __typename video { status error }
     ... on RenderProgressEvent { index count percent description }
   } }`;
-const VIDEO = `query($id: ID!) { video(id: $id) { status source duration width height hasAudio variants { name status } jobs(first: 5) { edges { node { kind status parent { kind } } } } } }`;
-const UPLOAD_ASSET = `mutation($f: File!, $kind: AssetKind!) { uploadAsset(file: $f, kind: $kind) { __typename ... on UploadAssetSuccess { asset { id kind name size } } ... on ValidationError { field message } } }`;
+const VIDEO =
+  `query($id: ID!) { video(id: $id) { status source duration width height hasAudio variants { name ` +
+  `status } jobs(first: 5) { edges { node { kind status parent { kind } } } } } }`;
+const UPLOAD_ASSET =
+  `mutation($f: File!, $kind: AssetKind!) { uploadAsset(file: $f, kind: $kind) { __typename ... ` +
+  `on UploadAssetSuccess { asset { id kind name size } } ... on ValidationError { field message } } }`;
 
 const QUESTIONS = [
   { question: "2 + 2 = ?", choices: ["3", "4", "5"], answerIndex: 1 },

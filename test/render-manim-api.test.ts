@@ -149,7 +149,9 @@ the expression`, async () => {
 });
 
 describe("renderManim with no manim worker alive", () => {
-  const JOB = `query($id: ID!) { video(id: $id) { status jobs(first: 5) { edges { node { kind status capability dispatchedTo runs { workerId } } } } } }`;
+  const JOB =
+    `query($id: ID!) { video(id: $id) { status jobs(first: 5) { edges { node { kind status capability ` +
+    `dispatchedTo runs { workerId } } } } } }`;
   const code = scene("DOWN");
 
   it("answers at once that no worker can render Manim when LOCAL_FALLBACK is off, and creates nothing", async () => {
@@ -160,7 +162,8 @@ describe("renderManim with no manim worker alive", () => {
         __typename: "NoWorkerError",
         capability: "manim",
         message:
-          "No worker can render Manim scenes now: no worker with the manim capability has reported in the last 90 s, and LOCAL_FALLBACK is off",
+          "No worker can render Manim scenes now: no worker with the manim capability has reported in the last 90 " +
+          "s, and LOCAL_FALLBACK is off",
       });
       expect(await t.app.services.db.video.count()).toBe(0);
     } finally {

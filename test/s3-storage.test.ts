@@ -419,7 +419,8 @@ the exact bytes`, async () => {
   test("chunks other than the last must be at least 256 KiB; a short last chunk is fine", async () => {
     const created = (
       await t.gql(
-        `mutation { createUpload(input: { title: "small chunks" }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`,
+        `mutation { createUpload(input: { title: "small chunks" }) { ... on CreateUploadSuccess { uploadUrl ` +
+          `video { id } } } }`,
       )
     ).data.createUpload;
     const url = `${t.url}${created.uploadUrl}`;

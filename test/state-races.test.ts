@@ -172,7 +172,8 @@ describe("state changes are compare-and-set; races with the interleaving injecte
     const lockWaits = async () =>
       (
         await sql.query(
-          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event IN ('transactionid', 'tuple')`,
+          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = ` +
+            `'Lock' AND wait_event IN ('transactionid', 'tuple')`,
         )
       ).rows[0].n;
     await expect.poll(async () => settled || (await lockWaits()) > 0, { timeout: 10_000, interval: 20 }).toBe(true);

@@ -43,7 +43,8 @@ const ADAPTERS: Adapter[] = [
     // Both are GCS's own behaviour; test/gcs-adapters.test.ts checks the session is asked for the declared size.
     cannotShow: {
       resumeStatusQuery:
-        "fake-gcs-server 1.54 takes `Content-Range: bytes */N` as the end of a streamed upload and finalizes the object",
+        "fake-gcs-server 1.54 takes `Content-Range: bytes */N` as the end of a streamed upload and " +
+        "finalizes the object",
       declaredSizeBinding: "fake-gcs-server 1.54 ignores X-Upload-Content-Length",
     },
     async open() {

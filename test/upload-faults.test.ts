@@ -12,7 +12,9 @@ import { startApiProcess, stopAllProcesses, type ServiceProcess } from "./suppor
 import { canMountTmpfs, mountSmallDisk } from "./support/tmpfs.ts";
 
 const run = promisify(execFile);
-const CREATE_UPLOAD = `mutation($title: String!) { createUpload(input: { title: $title }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`;
+const CREATE_UPLOAD =
+  `mutation($title: String!) { createUpload(input: { title: $title }) { ... on ` +
+  `CreateUploadSuccess { uploadUrl video { id } } } }`;
 const VIDEO = `query($id: ID!) { video(id: $id) { status uploadedBytes } }`;
 const DISK_BYTES = 1024 * 1024;
 
@@ -95,7 +97,8 @@ that arrived`, async () => {
       expect(res.status).toBe(507);
       const body = (await res.json()) as { error: string };
       expect(body.error).toBe(
-        `The server's storage is full, so this chunk was not stored; try again later. The first ${first} bytes are kept: resume from byte ${first}.`,
+        `The server's storage is full, so this chunk was not stored; try again later. The first ${first} bytes are ` +
+          `kept: resume from byte ${first}.`,
       );
       expect(body.error).not.toContain(dataDir);
       expect(res.headers.get("range")).toBe(`bytes=0-${first - 1}`);
@@ -122,7 +125,8 @@ that arrived`, async () => {
     const res = await put(uploadUrl, new Uint8Array(total), { "content-range": `bytes 0-${total - 1}/${total}` });
     expect(res.status).toBe(507);
     expect(((await res.json()) as { error: string }).error).toBe(
-      "The server's storage is full, so this chunk was not stored; try again later. Nothing of the file is kept: send it from byte 0.",
+      "The server's storage is full, so this chunk was not stored; try again later. Nothing of the file is kept: " +
+        "send it from byte 0.",
     );
     expect(await partSize(video.id)).toBeNull();
     expect((await gqlAt(api.url, VIDEO, { id: video.id })).video.status).toBe("WAITING_FOR_UPLOAD");

@@ -21,7 +21,8 @@ const CREATE_UPLOAD = /* GraphQL */ `
     } }`;
 const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`;
 const URLS = `query($id: ID!) { video(id: $id) { status playbackUrl posterUrl variants { name playlistUrl } } }`;
-const DELETE = `mutation($id: ID!) { deleteVideo(id: $id) { __typename ... on DeleteVideoSuccess { deletedVideoId } } }`;
+const DELETE =
+  `mutation($id: ID!) { deleteVideo(id: $id) { ` + `__typename ... on DeleteVideoSuccess { deletedVideoId } } }`;
 
 interface Recorded {
   method: string;

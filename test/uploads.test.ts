@@ -173,7 +173,8 @@ describe("transports for GraphQL", () => {
     try {
       // Another instance's NOTIFY is lost while this instance's LISTEN connection is down.
       const { rowCount } = await admin.query(
-        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN videograph_events'`,
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query = ` +
+          `'LISTEN videograph_events'`,
       );
       expect(rowCount).toBe(1);
       await admin.query(`UPDATE "Video" SET status = 'CANCELED', "updatedAt" = now() WHERE id = $1`, [id]);

@@ -4,7 +4,8 @@ import { userFacingError } from "../src/jobs/user-facing-error.ts";
 describe("errors as users see them carry no internal paths", () => {
   it.each([
     [
-      "Storage is full: ENOSPC: no space left on device, open '/tmp/videograph-worker-abc/videograph-1f2e-xyz/720p/seg_00003.ts'",
+      "Storage is full: ENOSPC: no space left on device, open " +
+        "'/tmp/videograph-worker-abc/videograph-1f2e-xyz/720p/seg_00003.ts'",
       "Storage is full: ENOSPC: no space left on device, open '720p/seg_00003.ts'",
     ],
     [

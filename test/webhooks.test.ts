@@ -19,7 +19,9 @@ const DELIVERIES = /* GraphQL */ `
   { webhookEndpoints { id deliveries(first: 50) { edges { node {
       id eventId eventType status attemptCount lastStatusCode payload attempts { statusCode responseBody durationMs }
   } } } } }`;
-const CREATE_UPLOAD = `mutation($title: String!) { createUpload(input: { title: $title }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`;
+const CREATE_UPLOAD =
+  `mutation($title: String!) { createUpload(input: { title: $title }) { ... on ` +
+  `CreateUploadSuccess { uploadUrl video { id } } } }`;
 const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`;
 
 interface Received {
@@ -172,7 +174,8 @@ describe("webhooks to a CMS through the public API", () => {
     // Re-sent on request, with the same event id, so the CMS can dedupe it.
     const before = receiver.received.length;
     const resent = await t.gql(
-      `mutation($id: ID!) { resendWebhookDelivery(id: $id) { __typename ... on ResendWebhookDeliverySuccess { delivery { status } } } }`,
+      `mutation($id: ID!) { resendWebhookDelivery(id: $id) { __typename ... on ResendWebhookDeliverySuccess { ` +
+        `delivery { status } } } }`,
       { id: readyDelivery.id },
     );
     expect(resent.data.resendWebhookDelivery.__typename).toBe("ResendWebhookDeliverySuccess");

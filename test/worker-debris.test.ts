@@ -11,7 +11,9 @@ import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProc
 import { makeClip } from "./worker/media-fixtures.ts";
 
 const run = promisify(execFile);
-const CREATE_UPLOAD = `mutation($title: String!) { createUpload(input: { title: $title }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`;
+const CREATE_UPLOAD =
+  `mutation($title: String!) { createUpload(input: { title: $title }) { ... on ` +
+  `CreateUploadSuccess { uploadUrl video { id } } } }`;
 
 /** The ffmpeg processes `pid` started that encode a ladder (not a probe or a poster). */
 async function ladderEncodesOf(pid: number): Promise<number[]> {

@@ -124,7 +124,8 @@ export async function probeManim(
         ? "Manim is not installed (exit code 127: not found in the sandbox)"
         : `exited with ${result.signal ?? result.exitCode}`;
     opts.onFailure?.(
-      `a test render with ${manim.command} (found by ${manim.foundBy}) ${how}${result.limit ? ` (${result.limit} limit)` : ""}${said ? `: ${said}` : ""}`,
+      `a test render with ${manim.command} (found ` +
+        `by ${manim.foundBy}) ${how}${result.limit ? ` (${result.limit} limit)` : ""}${said ? `: ${said}` : ""}`,
     );
     return false;
   } catch (err) {

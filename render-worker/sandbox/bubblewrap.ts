@@ -108,7 +108,9 @@ const JOIN_FAILED = 125;
  * Joins the run's cgroup(s), then becomes bwrap: everything bwrap starts is in the cgroup from
  * its first instruction. argv: the number of cgroup.procs files, the files, the command.
  */
-const JOIN_CGROUP_THEN_EXEC = `n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit ${JOIN_FAILED}; shift; n=$((n - 1)); done; exec "$@"`;
+const JOIN_CGROUP_THEN_EXEC =
+  `n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit ${JOIN_FAILED}; shift; ` +
+  `n=$((n - 1)); done; exec "$@"`;
 
 /**
  * Runs an untrusted program under bubblewrap: no network (its own empty network namespace), its

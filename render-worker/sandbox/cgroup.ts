@@ -55,11 +55,13 @@ export async function createRunCgroup(limits: RunCgroupLimits): Promise<RunCgrou
   layout ??= detectLayout().then((found) => {
     if (found.version === null) {
       log.error(
-        "sandbox: no writable cgroup; memory and process limits hold per process only (RLIMIT_AS, RLIMIT_NPROC), not per render",
+        "sandbox: no writable cgroup; memory and process limits hold per process only (RLIMIT_AS, " +
+          "RLIMIT_NPROC), not per render",
         {
           reason: found.reason,
           needs:
-            "cgroup v2 with the memory and pids controllers delegated to the worker (a writable cgroup subtree), or writable cgroup v1 memory and pids hierarchies",
+            "cgroup v2 with the memory and pids controllers delegated to the worker (a writable cgroup subtree), or " +
+            "writable cgroup v1 memory and pids hierarchies",
         },
       );
     } else {

@@ -158,7 +158,8 @@ export async function uploadUntilEncoding(url: string, client: Client, clip: str
   const { uploadUrl, video } = (
     await gqlAt(
       url,
-      `mutation($title: String!) { createUpload(input: { title: $title }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`,
+      `mutation($title: String!) { createUpload(input: { title: $title }) { ... on CreateUploadSuccess { uploadUrl ` +
+        `video { id } } } }`,
       { title },
     )
   ).createUpload;

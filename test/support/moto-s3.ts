@@ -30,7 +30,8 @@ export async function startMotoS3(): Promise<MotoS3> {
     await access(MOTO_SERVER);
   } catch {
     throw new Error(
-      `moto is not installed (${MOTO_SERVER} is missing): run \`npm run setup:emulators\` (scripts/emulators-requirements.txt pins moto[server])`,
+      `moto is not installed (${MOTO_SERVER} is missing): run \`npm run setup:emulators\` ` +
+        `(scripts/emulators-requirements.txt pins moto[server])`,
     );
   }
   const port = await freePort();

@@ -78,7 +78,8 @@ export async function startPubSubEmulator(): Promise<PubSubEmulator | null> {
     pubSubEmulatorUnavailableReason = [
       jar
         ? ""
-        : `no cloud-pubsub-emulator-*.jar under ${BUNDLED_SDK_ROOT} or gcloud's SDK root (gcloud components install pubsub-emulator)`,
+        : `no cloud-pubsub-emulator-*.jar under ${BUNDLED_SDK_ROOT} or gcloud's SDK root (gcloud components install ` +
+          `pubsub-emulator)`,
       java ? "" : "no `java` on PATH (the emulator needs Java 17+)",
     ]
       .filter(Boolean)

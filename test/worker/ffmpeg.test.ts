@@ -104,7 +104,8 @@ describe("extractPoster", () => {
 describe("redactUrls", () => {
   it("drops the query string of signed URLs from command lines, keeping the rest", () => {
     const line =
-      "ffmpeg -i https://storage.googleapis.com/b/videos/x/source/upload?X-Goog-Signature=abc&X-Goog-Expires=60 -f hls 720p/index.m3u8";
+      "ffmpeg -i https://storage.googleapis.com/b/videos/x/source/upload?X-Goog-Signature=abc&X-Goog-Expires=60 -f " +
+      "hls 720p/index.m3u8";
     expect(redactUrls(line)).toBe(
       "ffmpeg -i https://storage.googleapis.com/b/videos/x/source/upload?… -f hls 720p/index.m3u8",
     );

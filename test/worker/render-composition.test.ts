@@ -281,7 +281,9 @@ question boundary`, async () => {
 non-Latin text`, async () => {
     const hostile: QuizQuestion[] = [
       {
-        question: `It's "quoted": 100% sure? C:\\path\\to\\file; %{localtime} %{pts} [out]; drawtext=text='x'\nsecond line\r\n\ttab`,
+        question:
+          `It's "quoted": 100% sure? C:\\path\\to\\file; %{localtime} %{pts} [out]; ` +
+          `drawtext=text='x'\nsecond line\r\n\ttab`,
         choices: ["a:b", "50% \\", "'", "[0:v]null[v]", "Ünïcødé — Ελληνικά", "Русский, عربى, 中文"],
         answerIndex: 5,
         explanation: "%{eif:1/0:d} \\\\ ''' ,,, ;;;",

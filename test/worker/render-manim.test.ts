@@ -113,7 +113,8 @@ describe("Manim progress lines", () => {
     const parser = createManimProgressParser();
     parser.write(
       "stdout",
-      "[11/22/26 10:49:54] INFO     Animation 0 : Using cached data (hash : d9c9855c418df4959cce0a9252c3d79c900349b3d1d54bc7a3cdd8cd074f9a19)    cairo_renderer.py:106\n",
+      "[11/22/26 10:49:54] INFO     Animation 0 : Using cached data (hash : " +
+        "d9c9855c418df4959cce0a9252c3d79c900349b3d1d54bc7a3cdd8cd074f9a19)    cairo_renderer.py:106\n",
     );
     parser.write("stderr", "\rAnimation 0: Create(Square): 100%|██████████| 1/1 [00:00<00:00, 40.1it/s]\r");
     parser.write("stderr", "\rAnimation 1: Write(MathTex('e^{i\\\\pi}+1=0')):  45%|████▌     | 27/6");

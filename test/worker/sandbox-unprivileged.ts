@@ -25,7 +25,8 @@ function processesOfMyUid(): number {
 
 const write = await python("import os\nopen('out.txt', 'w').write('ok')\nprint(os.getuid())");
 const net = await python(
-  `import socket\ntry:\n  socket.create_connection(('127.0.0.1', ${port}), timeout=3)\n  print('connected')\nexcept OSError:\n  print('failed')`,
+  `import socket\ntry:\n  socket.create_connection(('127.0.0.1', ${port}), timeout=3)\n  print('connected')\nexcept ` +
+    `OSError:\n  print('failed')`,
 );
 const userns = await runSandboxed({
   command: ["sh", "-c", "unshare -U true && echo created || echo refused"],

@@ -37,7 +37,9 @@ afterAll(() => new Promise<void>((r) => server.close(() => r())));
 const s3Error = (status: number, code: string) => ({
   status,
   contentType: "application/xml",
-  body: `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${code} says no</Message><RequestId>1</RequestId></Error>`,
+  body:
+    `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${code} says ` +
+    `no</Message><RequestId>1</RequestId></Error>`,
 });
 
 async function uploadFailure(storage: ReturnType<typeof createS3WorkerStorage>): Promise<unknown> {
