@@ -249,7 +249,10 @@ try {
   await api.up();
   if (!api.current()) throw new Error(`the API did not start; see ${logDir}/api.log (run with --keep)`);
   const workerIdOf = (name: string, incarnation: number) => `chaos-${name}.${incarnation}`;
-  /** The pid of a worker process by its WORKER_ID, to find the ffmpeg of a job's run whatever its temp dir is called. */
+  /**
+   * The pid of a worker process by its WORKER_ID, to find the ffmpeg of a job's run whatever its temp dir is
+   * called.
+   */
   const workerPids = new Map<string, number>();
   for (let i = 1; i <= workerCount; i++) {
     const name = `worker-${i}`;
@@ -684,7 +687,8 @@ progress } } } }`;
     };
     cancelChecks.push(check);
     f.outcome.push(
-      `answered ${typename ?? JSON.stringify(r.errors)}${r.data?.cancelVideo?.message ? `: ${r.data.cancelVideo.message}` : ""} after ${sentAt - requestedAt} ms`,
+      `answered ${typename ?? JSON.stringify(r.errors)}` +
+        `${r.data?.cancelVideo?.message ? `: ${r.data.cancelVideo.message}` : ""} after ${sentAt - requestedAt} ms`,
     );
     for (
       const deadline = sentAt + 10_000;
@@ -796,7 +800,8 @@ progress } } } }`;
     const writesAfter =
       watcher.firstSeen(c.videoId).filter((at) => at > c.sentAt + 5000).length +
       rewrites.filter((r) => r.key.startsWith(`videos/${c.videoId}/`) && r.at > c.sentAt + 5000).length;
-    // A cancel that "succeeds" on a video already READY (or whose job went on to succeed) was not honoured, it was overruled.
+    // A cancel that "succeeds" on a video already READY (or whose job went on to succeed) was not honoured, it was
+    // overruled.
     const jobsSucceeded =
       final?.jobs.edges.filter((e) => c.jobIds.includes(e.node.id) && e.node.status === "SUCCEEDED").length ?? 0;
     const sawFirst = firstTerminalSeen.get(c.videoId);
@@ -867,16 +872,21 @@ faults injected/requested      ${faultLine}
 READY                          ${ready.length}${readyIncomplete ? ` (${readyIncomplete} with a rung not READY)` : ""}
 FAILED                         ${failed.length}${[...failedReasons].map(([r, n]) => `\n  ${n}× ${r}`).join("")}
 CANCELED                       ${canceled.length}
-lost                           ${lost.length}${gate(lost.length)}${lost.map((u) => ` ${u.id} (${statusOf(u)})`).join("")}
-stuck                          ${stuck.length}${gate(stuck.length)}${stuck.map((u) => ` ${u.id} (${statusOf(u)})`).join("")}
+lost                           ${lost.length}${gate(lost.length)}\
+${lost.map((u) => ` ${u.id} (${statusOf(u)})`).join("")}
+stuck                          ${stuck.length}${gate(stuck.length)}\
+${stuck.map((u) => ` ${u.id} (${statusOf(u)})`).join("")}
 rewritten segments             ${rewrittenSegments.size}${gate(rewrittenSegments.size)} \
 (of ${watcher.segmentCount()} published; ${rewrites.length - changedBytes.length} written again with the same \
 bytes)${[...rewrittenByVideo].map(([id, n]) => `\n  ${n} of video ${id}`).join("")}
 cancels honoured within 5 s    ${honoured.length}/${cancelChecks.length}${gate(cancelChecks.length - honoured.length)}
 processes needing a human      ${needingHuman}${gate(needingHuman)} (${orphaned.length} outliving a killed worker \
 by ${ORPHAN_GRACE_MS / 1000} s, ${leftovers.length} left after \
-stopping${leftovers.length ? `: ${leftovers.map((p) => `${p.command} ${p.pid}`).join(", ")}` : ""}, ${gaveUp.length} service(s) not coming back${gaveUp.length ? `: ${gaveUp.join(", ")}` : ""})
-faults not injected            ${missing.length}${gate(missing.length)}${missing.map(([k, n]) => ` ${k} ${injectedCount(k)}/${n}`).join(",")}${!asRoot && (requested.get("disk-full") ?? 0) > 0 ? "\n  disk-full skipped: mounting a tmpfs needs root" : ""}
+stopping${leftovers.length ? `: ${leftovers.map((p) => `${p.command} ${p.pid}`).join(", ")}` : ""}, \
+${gaveUp.length} service(s) not coming back${gaveUp.length ? `: ${gaveUp.join(", ")}` : ""})
+faults not injected            ${missing.length}${gate(missing.length)}\
+${missing.map(([k, n]) => ` ${k} ${injectedCount(k)}/${n}`).join(",")}\
+${!asRoot && (requested.get("disk-full") ?? 0) > 0 ? "\n  disk-full skipped: mounting a tmpfs needs root" : ""}
 not gated:
   services that exited by themselves   ${unplanned.length}${unplanned.length ? ` (${unplanned.join(", ")})` : ""}
   services SIGKILLed at the end        ${wouldNotStop.length} (no exit within 40 s of \
@@ -890,7 +900,8 @@ ${faults
   .sort((a, b) => a.at - b.at)
   .map(
     (f) =>
-      `  ${elapsed(f.at).padStart(7)} ${f.kind}${f.injected ? "" : " (not injected)"}: ${f.what}${f.outcome.map((o) => `\n           ${o}`).join("")}`,
+      `  ${elapsed(f.at).padStart(7)} ${f.kind}${f.injected ? "" : " (not injected)"}: ${f.what}` +
+      f.outcome.map((o) => `\n           ${o}`).join(""),
   )
   .join("\n")}`);
   exitCode =

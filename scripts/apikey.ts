@@ -98,9 +98,14 @@ try {
       scopes,
       expiresAt: days === null ? null : new Date(Date.now() + days * 86_400_000),
     });
-    process.stdout.write(
-      `${JSON.stringify({ id: key.id, tenant: tenant.name, tenantId: tenant.id, scopes: key.scopes, expiresAt: key.expiresAt })}\n`,
-    );
+    const created = {
+      id: key.id,
+      tenant: tenant.name,
+      tenantId: tenant.id,
+      scopes: key.scopes,
+      expiresAt: key.expiresAt,
+    };
+    process.stdout.write(`${JSON.stringify(created)}\n`);
     process.stderr.write(`API key (shown once, keep it):\n`);
     process.stdout.write(`${secret}\n`);
   } else if (command === "list") {

@@ -97,7 +97,10 @@ const EnvSchema = z.object({
     .default(6 * 3600),
   PROGRESS_WRITE_INTERVAL_MS: z.coerce.number().int().min(0).default(2000),
   GRAPHIQL: bool.optional(),
-  /** An admin key (all scopes, tenant "default") to make sure of at start, for automation; else one is created and printed on first start. */
+  /**
+   * An admin key (all scopes, tenant "default") to make sure of at start, for automation; else one is created and
+   * printed on first start.
+   */
   BOOTSTRAP_API_KEY: z.string().min(24).startsWith("vg_").optional(),
   /** Viewers' JWTs: the identity provider's JWKS (URL or JSON), or a shared HS256 secret. */
   JWT_JWKS: z.string().min(1).optional(),

@@ -103,8 +103,13 @@ describe("GraphQL hardening", () => {
 
   describe("the rate limit counts mutations, not requests", () => {
     const db = () => t.app.services.db;
-    const aliased = (n: number) =>
-      `mutation { ${Array.from({ length: n }, (_, i) => `u${i}: createUpload(input: { title: "a${i}" }) { __typename }`).join(" ")} }`;
+    const aliased = (n: number) => {
+      const fields = Array.from(
+        { length: n },
+        (_, i) => `u${i}: createUpload(input: { title: "a${i}" }) { __typename }`,
+      );
+      return `mutation { ${fields.join(" ")} }`;
+    };
     async function freshKey(name: string) {
       const tenant = await ensureTenant(db(), name);
       const { secret } = await createApiKey(db(), {

@@ -29,7 +29,10 @@ async function openWs(t: TestApp, authorization: string, videoId: string) {
   return { closed };
 }
 
-/** A subscription over SSE, as GraphiQL and fetch-based clients run it; resolves `ended` with every event once the server ends it. */
+/**
+ * A subscription over SSE, as GraphiQL and fetch-based clients run it; resolves `ended` with every event once the
+ * server ends it.
+ */
 async function openSse(t: TestApp, authorization: string, videoId: string) {
   const res = await fetch(`${t.url}/graphql`, {
     method: "POST",

@@ -165,7 +165,10 @@ describe("state changes are compare-and-set; races with the interleaving injecte
     holdTransition = undefined;
   });
 
-  /** Waits until `p` has settled or a session of the test database waits for a row lock: the competing change went as far as it can. */
+  /**
+   * Waits until `p` has settled or a session of the test database waits for a row lock: the competing change went as
+   * far as it can.
+   */
   async function settledOrBlocked(p: Promise<unknown>): Promise<void> {
     let settled = false;
     void p.finally(() => (settled = true));

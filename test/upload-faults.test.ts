@@ -80,7 +80,8 @@ that arrived`, async () => {
   });
 
   it.skipIf(!canMountTmpfs)(
-    "a full disk (a real ENOSPC on a 1 MiB tmpfs; needs root) answers 507 with a reason, keeps only the earlier chunks, and the upload resumes once there is room",
+    "a full disk (a real ENOSPC on a 1 MiB tmpfs; needs root) answers 507 with a reason, keeps only the earlier " +
+      "chunks, and the upload resumes once there is room",
     async () => {
       const { uploadUrl, video } = await newUpload();
       const total = 3 * 1024 * 1024;

@@ -140,7 +140,8 @@ from the bucket`, async () => {
     // A request for a segment at the API is redirected to the bucket.
     const redirect = await fetch(
       new URL(
-        `/media/videos/${id}/hls/${segments[0]!.split(`/videos/${id}/hls/`)[1]!.split("?")[0]}?token=${new URL(child, "http://x").searchParams.get("token")}`,
+        `/media/videos/${id}/hls/${segments[0]!.split(`/videos/${id}/hls/`)[1]!.split("?")[0]}` +
+          `?token=${new URL(child, "http://x").searchParams.get("token")}`,
         t.url,
       ),
       { redirect: "manual" },

@@ -246,7 +246,10 @@ function queueDelivery(t: TestApp, endpointId: string, giveUpInMs: number) {
   });
 }
 
-/** An endpoint stored as it is, past the registration checks (one registered before a rule existed, or a name whose DNS changed since). */
+/**
+ * An endpoint stored as it is, past the registration checks (one registered before a rule existed, or a name whose DNS
+ * changed since).
+ */
 async function storedEndpoint(t: TestApp, url: string): Promise<string> {
   const tenant = await t.app.services.db.tenant.findUniqueOrThrow({ where: { name: "default" } });
   return (

@@ -46,7 +46,8 @@ target = next((c for c in classes if c.name == scene), None)
 if target is None:
     answer({"error": "missing_scene", "classes": [c.name for c in classes][:20]})
 def is_animation(node):
-    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("play", "wait", "pause")
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("play", "wait", "pause")
             and isinstance(node.func.value, ast.Name) and node.func.value.id == "self")
 construct = next((f for f in target.body if isinstance(f, ast.FunctionDef) and f.name == "construct"), None)
 count = None

@@ -65,7 +65,8 @@ export async function revokeApiKey(db: Db, idOrPrefix: string): Promise<ApiKey |
   });
   if (!key) return null;
   const revoked = await db.apiKey.update({ where: { id: key.id }, data: { revokedAt: key.revokedAt ?? new Date() } });
-  await db.$executeRaw`SELECT pg_notify(${EVENTS_CHANNEL}, ${notificationPayload(API_KEY_REVOKED_TOPIC, { keyId: key.id })})`;
+  const payload = notificationPayload(API_KEY_REVOKED_TOPIC, { keyId: key.id });
+  await db.$executeRaw`SELECT pg_notify(${EVENTS_CHANNEL}, ${payload})`;
   return revoked;
 }
 

@@ -15,7 +15,10 @@ export interface TestApp {
   dataDir: string;
   database: TestDatabase;
   worker: LocalWorker | null;
-  /** POSTs a GraphQL operation with fetch, like a CMS would: as the admin key unless `authorization` says otherwise ("" sends none). */
+  /**
+   * POSTs a GraphQL operation with fetch, like a CMS would: as the admin key unless `authorization` says otherwise (""
+   * sends none).
+   */
   gql<T = any>(
     query: string,
     variables?: Record<string, unknown>,

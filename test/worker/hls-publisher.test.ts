@@ -219,7 +219,8 @@ describe("createHlsPublisher", () => {
   });
 
   it.skipIf(!canMountTmpfs)(
-    "a full storage disk (a real ENOSPC on a 256 KiB tmpfs; needs root) fails the publication, retryable, and no rung fails alone",
+    "a full storage disk (a real ENOSPC on a 256 KiB tmpfs; needs root) fails the publication, retryable, " +
+      "and no rung fails alone",
     async () => {
       const disk = await mountSmallDisk(dataDir, 256 * 1024);
       try {
@@ -404,10 +405,13 @@ describe("masterPlaylist", () => {
         "#EXTM3U",
         "#EXT-X-VERSION:6",
         "#EXT-X-INDEPENDENT-SEGMENTS",
-        '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="default",DEFAULT=YES,AUTOSELECT=YES,CHANNELS="2",URI="audio/index.m3u8"',
-        `#EXT-X-STREAM-INF:BANDWIDTH=${ladder[0].bandwidth},RESOLUTION=426x240,FRAME-RATE=25.000,CODECS="avc1.64001e,mp4a.40.2",AUDIO="audio"`,
+        '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="default",DEFAULT=YES,AUTOSELECT=YES,' +
+          'CHANNELS="2",URI="audio/index.m3u8"',
+        `#EXT-X-STREAM-INF:BANDWIDTH=${ladder[0].bandwidth},RESOLUTION=426x240,FRAME-RATE=25.000,` +
+          `CODECS="avc1.64001e,mp4a.40.2",AUDIO="audio"`,
         "240p/index.m3u8",
-        `#EXT-X-STREAM-INF:BANDWIDTH=${ladder[1].bandwidth},RESOLUTION=256x144,FRAME-RATE=25.000,CODECS="avc1.64001e,mp4a.40.2",AUDIO="audio"`,
+        `#EXT-X-STREAM-INF:BANDWIDTH=${ladder[1].bandwidth},RESOLUTION=256x144,FRAME-RATE=25.000,` +
+          `CODECS="avc1.64001e,mp4a.40.2",AUDIO="audio"`,
         "144p/index.m3u8",
         "",
       ].join("\n"),

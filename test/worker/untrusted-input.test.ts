@@ -85,7 +85,8 @@ async function rejection(promise: Promise<unknown>): Promise<MediaError> {
 }
 
 const playlist = (uris: string[]) =>
-  `#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n${uris.map((u) => `#EXTINF:2.0,\n${u}\n`).join("")}#EXT-X-ENDLIST\n`;
+  `#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n` +
+  `${uris.map((u) => `#EXTINF:2.0,\n${u}\n`).join("")}#EXT-X-ENDLIST\n`;
 const HLS_REFUSED = /^The file is an HLS playlist, not a video: .*playlists? .*other files/;
 const CONCAT_REFUSED = /^The file is an ffmpeg concat list, not a video: .*other files/;
 
@@ -208,7 +209,8 @@ describe("a source that references other files is refused before anything reads 
     await new Promise<void>((resolve) => bucket.listen(0, "127.0.0.1", resolve));
     try {
       const { probeSource } = await import("../../render-worker/media/probe.ts");
-      const signedUrl = `http://127.0.0.1:${(bucket.address() as AddressInfo).port}/bucket/videos/${ATTACKER}/source/upload?X-Goog-Signature=abc`;
+      const bucketPort = (bucket.address() as AddressInfo).port;
+      const signedUrl = `http://127.0.0.1:${bucketPort}/bucket/videos/${ATTACKER}/source/upload?X-Goog-Signature=abc`;
       const error = await rejection(probeSource(signedUrl));
       expect(internalRequests).toEqual([]);
       expect(error.message).toMatch(HLS_REFUSED);
