@@ -218,7 +218,7 @@ function decodeAndScaleOnly(input: string, ladder: Rung[], workDir: string): Pro
     "-filter_complex",
     ladderScaleGraph(videoRungs),
   ];
-  videoRungs.forEach((_, i) => args.push("-map", `[v${i}]`, "-f", "null", "-"));
+  for (const i of videoRungs.keys()) args.push("-map", `[v${i}]`, "-f", "null", "-");
   if (ladder.some((r) => r.kind === "AUDIO")) args.push("-map", "0:a:0", ...AUDIO_ENCODER_OPTIONS, "-f", "null", "-");
   return run("ffmpeg", args, { cwd: workDir, signal: interrupted.signal });
 }

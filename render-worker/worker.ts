@@ -127,12 +127,15 @@ export function createWorker(options: WorkerOptions): Worker {
       {
         reason,
         capabilities,
-        hint: "needs an NVIDIA GPU with NVENC (L4, T4, A10, L40S; not A100/H100/H200) and NVIDIA_DRIVER_CAPABILITIES including video",
+        hint:
+          "needs an NVIDIA GPU with NVENC (L4, T4, A10, L40S; not A100/H100/H200) and " +
+          "NVIDIA_DRIVER_CAPABILITIES including video",
       },
     );
     if (capabilities.length === 0) {
       throw new Error(
-        `WORKER_CAPABILITIES asks only for nvenc, but NVENC does not work on this machine (${reason}); no capability left to serve`,
+        `WORKER_CAPABILITIES asks only for nvenc, but NVENC does not work on this machine (${reason}); no ` +
+          `capability left to serve`,
       );
     }
   }
@@ -162,11 +165,15 @@ export function createWorker(options: WorkerOptions): Worker {
       manimBin: configured ?? null,
       reason,
       capabilities,
-      hint: "run `npm run setup:manim` (Manim in .tools/manim), or set MANIM_BIN; needs the Debian packages of scripts/manim-debian-packages.txt, bubblewrap (`bwrap`), and either root with CAP_SYS_ADMIN or unprivileged user namespaces",
+      hint:
+        "run `npm run setup:manim` (Manim in .tools/manim), or set MANIM_BIN; needs the Debian packages of " +
+        "scripts/manim-debian-packages.txt, bubblewrap (`bwrap`), and either root with CAP_SYS_ADMIN or " +
+        "unprivileged user namespaces",
     });
     if (capabilities.length === 0) {
       throw new Error(
-        `WORKER_CAPABILITIES asks only for manim, but manim does not run in the sandbox here (${reason}); no capability left to serve`,
+        `WORKER_CAPABILITIES asks only for manim, but manim does not run in the sandbox here (${reason}); no ` +
+          `capability left to serve`,
       );
     }
   }

@@ -57,7 +57,7 @@ export function quizSegmentSeconds(secondsPerQuestion: number): number {
 }
 
 /** Text as drawtext should show it: one line of printable characters, whitespace collapsed. */
-export function normalizeText(text: string): string {
+function normalizeText(text: string): string {
   return text
     .replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]+/gu, " ")
     .replace(/\s+/g, " ")
@@ -135,7 +135,7 @@ interface Box {
 }
 
 /** Where everything goes, in pixels, for a frame of `width`x`height`; the layout is designed at 1280x720. */
-export function quizLayout(width: number, height: number, choiceCount: number) {
+function quizLayout(width: number, height: number, choiceCount: number) {
   const s = Math.min(width / 1280, height / 720);
   const px = (n: number) => Math.round(n * s);
   const margin = Math.round((width - px(1120)) / 2);
@@ -207,7 +207,7 @@ export async function writeQuestionText(spec: QuizSegmentSpec, workDir: string, 
     color: "white@0.8",
   });
   const q = layout.question;
-  wrapText(spec.question.question, q.maxWidth / q.fontSize, q.maxLines).forEach((text, i) =>
+  for (const [i, text] of wrapText(spec.question.question, q.maxWidth / q.fontSize, q.maxLines).entries()) {
     lines.push({
       file: `${prefix}question-${i}.txt`,
       text,
@@ -216,15 +216,15 @@ export async function writeQuestionText(spec: QuizSegmentSpec, workDir: string, 
       x: "(w-text_w)/2",
       y: q.top + i * q.lineHeight,
       color: "white",
-    }),
-  );
+    });
+  }
   const c = layout.choice;
   spec.question.choices.forEach((choice, k) => {
     const box = layout.choices[k]!;
     const wrapped = wrapText(`${LETTERS[k]}.  ${choice}`, (box.w - 2 * c.padding) / c.fontSize, c.maxLines);
     const blockTop =
       box.y + Math.round((box.h - wrapped.length * c.lineHeight) / 2) + Math.round((c.lineHeight - c.fontSize) / 2);
-    wrapped.forEach((text, i) =>
+    for (const [i, text] of wrapped.entries()) {
       lines.push({
         file: `${prefix}choice-${k}-${i}.txt`,
         text,
@@ -233,13 +233,13 @@ export async function writeQuestionText(spec: QuizSegmentSpec, workDir: string, 
         x: String(box.x + c.padding),
         y: blockTop + i * c.lineHeight,
         color: "white",
-      }),
-    );
+      });
+    }
   });
   const explanation = spec.question.explanation ? normalizeText(spec.question.explanation) : "";
   if (explanation !== "") {
     const e = layout.explanation;
-    wrapText(explanation, e.maxWidth / e.fontSize, e.maxLines).forEach((text, i) =>
+    for (const [i, text] of wrapText(explanation, e.maxWidth / e.fontSize, e.maxLines).entries()) {
       lines.push({
         file: `${prefix}explanation-${i}.txt`,
         text,
@@ -249,8 +249,8 @@ export async function writeQuestionText(spec: QuizSegmentSpec, workDir: string, 
         y: e.top + i * e.lineHeight,
         color: "white",
         enable: `gte(t,${S})`,
-      }),
-    );
+      });
+    }
   }
   await Promise.all(lines.map((l) => writeFile(path.join(workDir, l.file), l.text)));
   return lines;
@@ -312,7 +312,7 @@ export function quizSegmentGraph(
   const draw: string[] = [];
   const boxAt = (box: ReturnType<typeof quizLayout>["choices"][number]) =>
     `drawbox=x=${box.x}:y=${box.y}:w=${box.w}:h=${box.h}`;
-  layout.choices.forEach((box) => draw.push(`${boxAt(box)}:color=black@0.55:t=fill`));
+  for (const box of layout.choices) draw.push(`${boxAt(box)}:color=black@0.55:t=fill`);
   const correct = layout.choices[spec.question.answerIndex]!;
   draw.push(`${boxAt(correct)}:color=0x16a34a:t=fill:enable='gte(t,${S})'`);
   draw.push(`${boxAt(correct)}:color=white:t=${Math.max(2, Math.round(t.h / 4))}:enable='gte(t,${S})'`);

@@ -57,7 +57,7 @@ export interface VariantPublication {
  * Storage refused one of a rung's files for a reason of that file (not a full disk or an outage,
  * which are StorageUnavailableError and fail the attempt); the other rungs go on.
  */
-export class RungPublishError extends Error {
+class RungPublishError extends Error {
   readonly rung: string;
   constructor(rung: string, cause: unknown) {
     super(`Publishing the ${rung} rung failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });

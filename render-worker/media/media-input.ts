@@ -7,7 +7,7 @@ import { MediaError } from "./errors.ts";
  * here: they make ffmpeg open the files or URLs they list, another tenant's media among them.
  * `yuv4mpegpipe` (y4m) is a header and raw frames, kept because editing tools export it.
  */
-export const UPLOAD_FORMATS = [
+const UPLOAD_FORMATS = [
   "mov",
   "matroska",
   "mpegts",

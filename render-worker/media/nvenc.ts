@@ -8,7 +8,7 @@ import { runFfmpeg } from "./ffmpeg-process.ts";
  * NVENC's H.264 encoder refuses frames narrower or lower than this ("Frame Dimension less than
  * the minimum supported value"; FFmpeg trac #9251: 144x144 fails, 145x145 encodes).
  */
-export const NVENC_MIN_SIDE = 145;
+const NVENC_MIN_SIDE = 145;
 
 /** The encoder for one rung: h264_nvenc falls back to libx264 for rungs NVENC cannot encode (144p). */
 export function rungEncoder(encoder: VideoEncoder, rung: Rung): VideoEncoder {

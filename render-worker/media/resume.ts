@@ -20,7 +20,7 @@ export interface EncodeManifest {
 }
 
 /** What a finished transcode published, as its `job.succeeded` and variant events said. */
-export interface CompletedEncode {
+interface CompletedEncode {
   masterKey: string;
   posterKey: string | null;
   variants: { name: string; playlistKey: string; segmentCount: number; error?: string }[];
@@ -150,7 +150,7 @@ function publishedSegments(text: string): KeptSegment[] | null {
 }
 
 /** The name ffmpeg gives segment `index` (`-hls_segment_filename seg_%05d.ts`). */
-export function segmentFileName(index: number): string {
+function segmentFileName(index: number): string {
   return `seg_${String(index).padStart(5, "0")}.ts`;
 }
 

@@ -95,7 +95,7 @@ export interface TranscodeFacts {
  * A transcode's `job.progress`: overall progress is the encoder's position (the slowest rung's
  * publishing before ffmpeg's first status line); ETA from the encoder's speed.
  */
-export function transcodeProgress(facts: TranscodeFacts): TranscodeProgressBody {
+function transcodeProgress(facts: TranscodeFacts): TranscodeProgressBody {
   const stats = encoderProgress(facts.encoder());
   const duration = facts.durationSeconds;
   const variants = facts.variants().map((v) => ({

@@ -24,7 +24,7 @@ export interface GcsWorkerStorageOptions {
  * signing still needs a key: without credentials a throwaway one is generated. Every write this
  * worker makes replaces a whole object with the same content, so retrying any request is safe.
  */
-export function createWorkerStorageClient(apiEndpoint?: string): Storage {
+function createWorkerStorageClient(apiEndpoint?: string): Storage {
   const retryOptions = { idempotencyStrategy: IdempotencyStrategy.RetryAlways };
   if (apiEndpoint && !process.env.GOOGLE_APPLICATION_CREDENTIALS) {
     const { privateKey } = generateKeyPairSync("rsa", {

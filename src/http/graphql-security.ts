@@ -53,7 +53,8 @@ function useMutationRateLimit(limiter: () => RateLimiterPostgres | null, perMinu
       let refused: string | null = null;
       let retryAfter = 60;
       if (cost > perMinute) {
-        refused = `this request costs ${cost}, more than the ${perMinute} a minute allowed for this credential; split it`;
+        refused =
+          `this request costs ${cost}, more than the ${perMinute} a minute allowed for this ` + `credential; split it`;
       } else {
         try {
           await counters.consume(key, cost);
@@ -62,7 +63,9 @@ function useMutationRateLimit(limiter: () => RateLimiterPostgres | null, perMinu
           // The counter was raised by the refused request: give its points back.
           await counters.reward(key, cost);
           retryAfter = Math.max(1, Math.ceil(err.msBeforeNext / 1000));
-          refused = `more than ${perMinute} mutation points a minute for this credential (this request costs ${cost}); retry in ${retryAfter} s`;
+          refused =
+            `more than ${perMinute} mutation points a minute for this credential (this request ` +
+            `costs ${cost}); retry in ${retryAfter} s`;
         }
       }
       if (refused === null) return;

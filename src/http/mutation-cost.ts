@@ -8,7 +8,7 @@ import { collectFields } from "graphql/execution/collectFields.js";
  * Fields that start an encode, a render, a download or a call to Gemini weigh more; any field
  * not listed costs 1.
  */
-export const MUTATION_WEIGHTS: Readonly<Record<string, number>> = {
+const MUTATION_WEIGHTS: Readonly<Record<string, number>> = {
   renderManim: 10,
   renderComposition: 10,
   createVideoFromUrl: 10,

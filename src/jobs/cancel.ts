@@ -13,7 +13,7 @@ export interface CancelDeps {
   transport: ApiTransport;
 }
 
-export const CANCELED_REASON = "Canceled on request";
+const CANCELED_REASON = "Canceled on request";
 
 /**
  * Cancels a video and its unfinished jobs (all of them, or only `jobIds`): the rows say CANCELED
@@ -40,7 +40,8 @@ export async function cancelVideo(
     if (TERMINAL_VIDEO_STATUSES.has(status)) {
       throw new ValidationError(
         "id",
-        `The video is ${status}: it has already finished; only videos waiting for upload, queued or processing can be canceled`,
+        `The video is ${status}: it has already finished; only videos waiting for upload, queued or processing ` +
+          `can be canceled`,
       );
     }
     const unfinished = { status: { in: ["QUEUED", "RUNNING"] as JobStatus[] } };
@@ -51,7 +52,8 @@ export async function cancelVideo(
       const finished = await tx.job.findFirst({ where: { videoId, id: { in: jobIds } } });
       throw new ValidationError(
         "id",
-        `The job is ${finished?.status ?? "gone"}: it has already finished; only queued or running jobs can be canceled`,
+        `The job is ${finished?.status ?? "gone"}: it has already finished; only queued or running jobs ` +
+          `can be canceled`,
       );
     }
     await hold?.();

@@ -1,6 +1,6 @@
 import type { Db } from "../db/client.ts";
 import { log } from "../log.ts";
-import type { Capability } from "../protocol/messages.ts";
+import type { Capability, JobMessage } from "../protocol/messages.ts";
 import type { ApiTransport } from "../transport/types.ts";
 import { buildJobMessage } from "./job-messages.ts";
 
@@ -127,7 +127,7 @@ export function createDispatcher(deps: {
           ORDER BY "createdAt" LIMIT 20 FOR UPDATE SKIP LOCKED`;
           for (const { id } of rows) {
             const job = await tx.job.findUniqueOrThrow({ where: { id }, include: { video: true } });
-            let message;
+            let message: JobMessage;
             try {
               message = buildJobMessage(job, job.video, deps);
             } catch (err) {
@@ -186,7 +186,8 @@ export function createDispatcher(deps: {
         where: { capabilities: { has: capability }, lastHeartbeatAt: { gte: since } },
       });
       if (alive > 0) return null;
-      return `no worker with the ${capability} capability has reported in the last ${deps.vanishedAfterSeconds} s, and LOCAL_FALLBACK is off`;
+      const lastSeconds = `the last ${deps.vanishedAfterSeconds} s`;
+      return `no worker with the ${capability} capability has reported in ${lastSeconds}, and LOCAL_FALLBACK is off`;
     },
     kickAt(at) {
       setTimeout(run, Math.max(0, at.getTime() - Date.now())).unref();

@@ -191,7 +191,7 @@ export const Rung = z.object({
 });
 export type Rung = z.infer<typeof Rung>;
 
-export const VariantProgress = z.object({
+const VariantProgress = z.object({
   name: z.string(),
   /** Media time of finished segments / duration, 0..1. */
   progress: z.number().min(0).max(1),
@@ -314,7 +314,6 @@ export const JobEvent = z.discriminatedUnion("type", [
   }),
 ]);
 export type JobEvent = z.infer<typeof JobEvent>;
-export type JobEventType = JobEvent["type"];
 
 /** Sent by every worker on a timer, with what it can do and what it is running. */
 export const WorkerHeartbeat = z.object({

@@ -50,7 +50,9 @@ export class StorageUnavailableError extends Error {
   readonly full: boolean;
   constructor(cause: unknown, full: boolean) {
     super(
-      `${full ? "Storage is full" : "Storage is unavailable"}: ${cause instanceof Error ? cause.message : String(cause)}`,
+      `${full ? "Storage is full" : "Storage is unavailable"}: ${
+        cause instanceof Error ? cause.message : String(cause)
+      }`,
       { cause },
     );
     this.name = "StorageUnavailableError";

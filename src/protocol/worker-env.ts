@@ -7,7 +7,7 @@
  * The variables of the worker's configuration; render-worker/config.ts parses them with a schema
  * whose keys the compiler holds to exactly this list. `.env.template` documents each one.
  */
-export const WORKER_CONFIG_ENV_NAMES = [
+const WORKER_CONFIG_ENV_NAMES = [
   "TRANSPORT",
   "DATABASE_URL",
   "GOOGLE_CLOUD_PROJECT",

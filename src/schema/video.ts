@@ -22,7 +22,7 @@ export const PlaybackPolicyEnum = builder.enumType(PlaybackPolicy, {
   },
 });
 
-export const VideoSourceEnum = builder.enumType(VideoSource, { name: "VideoSource" });
+const VideoSourceEnum = builder.enumType(VideoSource, { name: "VideoSource" });
 
 export const VideoStatusEnum = builder.enumType(VideoStatus, { name: "VideoStatus" });
 

@@ -30,7 +30,7 @@ export async function rewritePlaylistUris(
   const keyFor = (uri: string): string | null => {
     if (uri.split(/[?#]/)[0]!.endsWith(".m3u8")) return null;
     const key = resolvePlaylistUri(playlistKey, uri);
-    return key !== null && key.startsWith(videoPrefix) ? key : null;
+    return key?.startsWith(videoPrefix) ? key : null;
   };
   const wanted = new Set<string>();
   for (const line of lines) {
@@ -50,7 +50,7 @@ export async function rewritePlaylistUris(
   for (let i = 0; i < keys.length; i += SIGN_CONCURRENCY) {
     const batch = keys.slice(i, i + SIGN_CONCURRENCY);
     const signed = await Promise.all(batch.map(urlFor));
-    batch.forEach((key, j) => urls.set(key, signed[j]!));
+    for (const [j, key] of batch.entries()) urls.set(key, signed[j]!);
   }
   const replace = (uri: string) => {
     const key = keyFor(uri);
@@ -63,10 +63,4 @@ export async function rewritePlaylistUris(
       return line.trim() ? replace(line.trim()) : line;
     })
     .join("\n");
-}
-
-/** `max-age` of a Cache-Control value, or null. */
-export function maxAgeOf(cacheControl: string | undefined): number | null {
-  const m = /(?:^|,)\s*max-age=(\d+)/i.exec(cacheControl ?? "");
-  return m ? Number(m[1]) : null;
 }

@@ -67,7 +67,8 @@ export async function runFfmpeg(args: string[]): Promise<void> {
 export function makeClip(spec: ClipSpec): Promise<string> {
   const fps = spec.fps ?? 25;
   const length = spec.frames === undefined ? `${spec.seconds}s` : `${spec.frames}f`;
-  const name = `clip-${spec.width}x${spec.height}-${length}-${fps}fps-${spec.audio ? "av" : "v"}-r${spec.rotate ?? 0}.mp4`;
+  const streams = spec.audio ? "av" : "v";
+  const name = `clip-${spec.width}x${spec.height}-${length}-${fps}fps-${streams}-r${spec.rotate ?? 0}.mp4`;
   return fixture(name, (file) => generate(file, spec, fps));
 }
 
@@ -75,11 +76,12 @@ async function generate(file: string, spec: ClipSpec, fps: number): Promise<void
   const encoded = spec.rotate ? `${file}.unrotated.mp4` : `${file}.tmp.mp4`;
   // testsrc2 draws even sizes only and 4:2:0 cannot hold odd ones: an odd size is scaled to, in 4:4:4.
   const odd = spec.width % 2 === 1 || spec.height % 2 === 1;
+  const evenSize = `${spec.width + (spec.width % 2)}x${spec.height + (spec.height % 2)}`;
   await runFfmpeg([
     "-f",
     "lavfi",
     "-i",
-    `testsrc2=size=${spec.width + (spec.width % 2)}x${spec.height + (spec.height % 2)}:rate=${fps}:duration=${spec.seconds}`,
+    `testsrc2=size=${evenSize}:rate=${fps}:duration=${spec.seconds}`,
     ...(spec.audio ? ["-f", "lavfi", "-i", `sine=frequency=440:sample_rate=48000:duration=${spec.seconds}`] : []),
     ...(odd ? ["-vf", `scale=${spec.width}:${spec.height},setsar=1`] : []),
     ...(spec.frames === undefined ? [] : ["-frames:v", String(spec.frames)]),

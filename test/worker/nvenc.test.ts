@@ -274,7 +274,10 @@ describe.skipIf(hasNvidiaDevice)("a worker asked for nvenc on a machine without 
     expect(code).toBe(1);
     expect(stderr).toMatch(/NVENC IS NOT AVAILABLE/);
     expect(stderr).toMatch(
-      /WORKER_CAPABILITIES asks only for nvenc, but NVENC does not work on this machine \(.+\); no capability left to serve/,
+      new RegExp(
+        String.raw`WORKER_CAPABILITIES asks only for nvenc, but NVENC does not work on this machine \(.+\);` +
+          " no capability left to serve",
+      ),
     );
     expect(stderr).not.toMatch(/ECONNREFUSED/);
   });
@@ -309,7 +312,10 @@ describe("the queue a job came from picks its encoder", () => {
     const failure = failed as Extract<JobEvent, { type: "job.failed" }>;
     // The 320x180 source's ladder: 180p on NVENC, 144p (under NVENC's minimum) on x264.
     expect(failure.command).toMatch(
-      /-map \[v0\] (?:-fpsmax \S+ )?-c:v h264_nvenc -preset p4 .*-forced-idr 1 .*180p\/index\.m3u8 -map \[v1\] (?:-fpsmax \S+ )?-c:v libx264 .*144p\/index\.m3u8$/,
+      new RegExp(
+        String.raw`-map \[v0\] (?:-fpsmax \S+ )?-c:v h264_nvenc -preset p4 .*-forced-idr 1 .*180p/index\.m3u8` +
+          String.raw` -map \[v1\] (?:-fpsmax \S+ )?-c:v libx264 .*144p/index\.m3u8$`,
+      ),
     );
 
     const onCpuQueue = await transcodeJob(root);
