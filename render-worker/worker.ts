@@ -17,7 +17,7 @@ import { runHandler } from "./handlers/index.ts";
 import type { ManimSettings } from "./handlers/types.ts";
 import { log } from "./log.ts";
 import { locateManim, probeManim } from "./manim/capability.ts";
-import type { VideoEncoder } from "./media/encode-ladder.ts";
+import type { VideoEncoder } from "./media/nvenc.ts";
 import { probeNvenc } from "./media/nvenc.ts";
 import type { WorkerStorage } from "./storage/types.ts";
 import type { WorkerTransport } from "./transport/types.ts";

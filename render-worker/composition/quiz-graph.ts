@@ -1,12 +1,11 @@
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { QuizQuestion } from "../../src/protocol/messages.ts";
-import type { GraphInput } from "./render-graph.ts";
+import { COMPOSED_FPS, type GraphInput } from "./render-graph.ts";
 import { ownMediaFile, type ProbedInput } from "../media/media-input.ts";
 
 /** How long the answer stays revealed after each question's countdown. */
 export const REVEAL_SECONDS = 3;
-export const QUIZ_FPS = 25;
 
 const FONT_DIR = process.env.QUIZ_FONT_DIR || "/usr/share/fonts/truetype/dejavu";
 const BOLD_FONT = path.join(FONT_DIR, "DejaVuSans-Bold.ttf");
@@ -282,14 +281,14 @@ export function quizSegmentGraph(
     const bg = addInput(spec.assets.background, true);
     chains.push(
       `[${bg}:v:0]scale=${W}:${H}:force_original_aspect_ratio=increase,crop=${W}:${H},setsar=1,` +
-        `fps=${QUIZ_FPS},trim=duration=${D},setpts=PTS-STARTPTS,` +
+        `fps=${COMPOSED_FPS},trim=duration=${D},setpts=PTS-STARTPTS,` +
         // Darkened so white text stays readable on any background.
         `colorlevels=romax=0.55:gomax=0.55:bomax=0.55,format=yuv420p[${L("bg")}]`,
     );
   } else {
     const [c0, c1] = PALETTE[spec.index % PALETTE.length]!;
     chains.push(
-      `gradients=s=${W}x${H}:r=${QUIZ_FPS}:d=${D}:c0=${c0}:c1=${c1}:x0=0:y0=0:x1=${W}:y1=${H}:speed=0.00001,` +
+      `gradients=s=${W}x${H}:r=${COMPOSED_FPS}:d=${D}:c0=${c0}:c1=${c1}:x0=0:y0=0:x1=${W}:y1=${H}:speed=0.00001,` +
         `format=yuv420p[${L("bg")}]`,
     );
   }
@@ -299,12 +298,12 @@ export function quizSegmentGraph(
     const timer = addInput(spec.assets.timer.input, false);
     const stretch = S / spec.assets.timer.durationSeconds;
     chains.push(
-      `[${timer}:v:0]setpts=(PTS-STARTPTS)*${stretch.toFixed(6)},fps=${QUIZ_FPS},trim=duration=${S},` +
+      `[${timer}:v:0]setpts=(PTS-STARTPTS)*${stretch.toFixed(6)},fps=${COMPOSED_FPS},trim=duration=${S},` +
         `scale=${t.w}:${t.h * 3}:force_original_aspect_ratio=decrease,setsar=1,format=yuva420p[${L("timer")}]`,
     );
   } else {
-    chains.push(`color=c=0x334155:s=${t.w}x${t.h}:r=${QUIZ_FPS}:d=${S}[${L("track")}]`);
-    chains.push(`color=c=0xf59e0b:s=${t.w}x${t.h}:r=${QUIZ_FPS}:d=${S}[${L("bar")}]`);
+    chains.push(`color=c=0x334155:s=${t.w}x${t.h}:r=${COMPOSED_FPS}:d=${S}[${L("track")}]`);
+    chains.push(`color=c=0xf59e0b:s=${t.w}x${t.h}:r=${COMPOSED_FPS}:d=${S}[${L("bar")}]`);
     // The bar slides out of its track, which clips it: its visible width shrinks to 0 at S.
     chains.push(`[${L("track")}][${L("bar")}]overlay=x='-w*t/${S}':y=0:eval=frame[${L("timer")}]`);
   }

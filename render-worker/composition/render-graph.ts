@@ -3,7 +3,6 @@ import path from "node:path";
 import { runFfmpeg } from "../media/ffmpeg-process.ts";
 import { AUDIO_ENCODER_OPTIONS } from "../media/ladder.ts";
 import { decodeLimitOptions, mediaInputOptions, type ProbedInput } from "../media/media-input.ts";
-import { QUIZ_FPS } from "./quiz-graph.ts";
 
 /** An input of a composed render: a probed file, or one read in a loop for as long as the graph needs. */
 export interface GraphInput {
@@ -27,6 +26,9 @@ export interface RenderGraphArgs {
   onProgress?: (outTimeSeconds: number) => void;
 }
 
+/** The frame rate of every composed part. */
+export const COMPOSED_FPS = 25;
+
 /** Output settings every composed part shares, so the parts can be joined without re-encoding. */
 const COMPOSED_OUTPUT_OPTIONS = [
   "-c:v",
@@ -38,7 +40,7 @@ const COMPOSED_OUTPUT_OPTIONS = [
   "-pix_fmt",
   "yuv420p",
   "-r",
-  String(QUIZ_FPS),
+  String(COMPOSED_FPS),
   ...AUDIO_ENCODER_OPTIONS,
 ];
 

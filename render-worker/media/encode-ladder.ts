@@ -5,10 +5,7 @@ import { RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
 import { runFfmpeg, type FfmpegOutput, type FfmpegStatus } from "./ffmpeg-process.ts";
 import { AUDIO_ENCODER_OPTIONS, videoRateControl, type PlannedRung } from "./ladder.ts";
 import { decodeLimitOptions, mediaInputOptions, type ProbedInput } from "./media-input.ts";
-import { rungEncoder } from "./nvenc.ts";
-
-/** The H.264 encoders the worker uses: x264 on any CPU, NVENC on NVIDIA GPUs that have the engine. */
-export type VideoEncoder = "libx264" | "h264_nvenc";
+import { rungEncoder, type VideoEncoder } from "./nvenc.ts";
 
 export interface EncodeLadderArgs {
   /** The source, opened as the container its probe found. */

@@ -43,7 +43,7 @@ export interface HlsPublisherOptions {
 }
 
 /** One rung's publishing state. */
-export interface VariantPublication {
+interface VariantPublication {
   name: string;
   playlistKey: string;
   /** Published media time / source duration, 0..1. */

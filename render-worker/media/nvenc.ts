@@ -1,8 +1,10 @@
 import { tmpdir } from "node:os";
 import type { Rung } from "../../src/protocol/messages.ts";
-import type { VideoEncoder } from "./encode-ladder.ts";
 import { withoutLogPrefix, type MediaError } from "./errors.ts";
 import { runFfmpeg } from "./ffmpeg-process.ts";
+
+/** The H.264 encoders the worker uses: x264 on any CPU, NVENC on NVIDIA GPUs that have the engine. */
+export type VideoEncoder = "libx264" | "h264_nvenc";
 
 /**
  * NVENC's H.264 encoder refuses frames narrower or lower than this ("Frame Dimension less than

@@ -3,7 +3,6 @@ import type { JobContext } from "../handlers/types.ts";
 import { log } from "../log.ts";
 import type { ManimProgress } from "../manim/progress-bars.ts";
 import type { EncoderStatus } from "../media/encode-ladder.ts";
-import type { VariantPublication } from "../media/hls-publisher.ts";
 
 /**
  * A job's progress events, computed here from the raw facts handlers feed in: ffmpeg's status line
@@ -84,11 +83,19 @@ export function publishedFraction(publishedSeconds: number, durationSeconds: num
   return durationSeconds > 0 ? Math.min(1, Math.max(0, publishedSeconds / durationSeconds)) : 0;
 }
 
+/** What progress needs of a rung's publishing state. */
+interface PublishedRung {
+  name: string;
+  /** Published media time / source duration, 0..1. */
+  progress: number;
+  segmentCount: number;
+}
+
 /** What a transcode's progress is computed from. */
 export interface TranscodeFacts {
   durationSeconds: number;
   encoder(): EncoderStatus | null;
-  variants(): VariantPublication[];
+  variants(): PublishedRung[];
 }
 
 /**

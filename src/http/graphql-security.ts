@@ -53,8 +53,8 @@ function useMutationRateLimit(limiter: () => RateLimiterPostgres | null, perMinu
       let refused: string | null = null;
       let retryAfter = 60;
       if (cost > perMinute) {
-        refused =
-          `this request costs ${cost}, more than the ${perMinute} a minute allowed for this ` + `credential; split it`;
+        const allowed = `the ${perMinute} a minute allowed for this credential`;
+        refused = `this request costs ${cost}, more than ${allowed}; split it`;
       } else {
         try {
           await counters.consume(key, cost);
