@@ -18,35 +18,56 @@ import { jobQueueName } from "../src/protocol/queues.ts";
 import { createPostgresTransport } from "../src/transport/postgres.ts";
 import { ADMIN_AUTH } from "../test/support/auth.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses } from "../test/support/processes.ts";
-import { ageSeconds, familyOf, ffmpegUnder, inGroups, listProcesses, stillRunning, workingDirectory, type ProcessInfo } from "../test/support/process-scan.ts";
+import {
+  ageSeconds,
+  familyOf,
+  ffmpegUnder,
+  inGroups,
+  listProcesses,
+  stillRunning,
+  workingDirectory,
+  type ProcessInfo,
+} from "../test/support/process-scan.ts";
 import { watchSegments } from "./support/segment-watch.ts";
 import { CREATE_UPLOAD, generateClip, postGraphQL, type GraphQLResponse } from "./support/stack.ts";
 import { supervise, type SupervisedService } from "./support/supervisor.ts";
 
 const run = promisify(execFile);
 
-const FAULT_KINDS = ["worker-kill", "worker-term", "api-kill", "pg-restart", "duplicate", "cancel", "disk-full"] as const;
+const FAULT_KINDS = [
+  "worker-kill",
+  "worker-term",
+  "api-kill",
+  "pg-restart",
+  "duplicate",
+  "cancel",
+  "disk-full",
+] as const;
 type FaultKind = (typeof FAULT_KINDS)[number];
 /** How long a killed worker's children may take to die with it before they count as orphans. */
 const ORPHAN_GRACE_MS = 2000;
 const DEFAULT_FAULTS = "worker-kill:3,worker-term:1,api-kill:2,pg-restart:2,duplicate:2,cancel:2,disk-full:1";
 
-const USAGE = `usage: npm run chaos -- [--uploads=N] [--workers=N] [--seconds=S] [--size=WxH] [--seed=N] [--faults=LIST] [--settle=S] [--keep]
+const USAGE = `usage: npm run chaos -- [--uploads=N] [--workers=N] [--seconds=S] [--size=WxH] [--seed=N] \
+[--faults=LIST] [--settle=S] [--keep]
 Starts an embedded Postgres of its own, an API and N workers (separate processes, TRANSPORT=postgres,
 local storage), uploads N generated clips through the public API while faults land on a seeded
 schedule, then prints uploads, faults, READY, FAILED by reason, lost, stuck, rewritten segments,
 cancels honoured within 5 s and processes needing a human. Exits 1 when a figure that must be 0 is not.
   --faults=kind:count,...   default ${DEFAULT_FAULTS}
-      worker-kill  SIGKILL a worker's pid (not its group, as the OOM killer does), preferably one whose ffmpeg just started;
+      worker-kill  SIGKILL a worker's pid (not its group, as the OOM killer does), preferably one whose ffmpeg just \
+started;
                    its children still running 2 s later count as processes needing a human
       worker-term  SIGTERM a worker (it hands its job back after SHUTDOWN_GRACE_SECONDS=2)
       api-kill     SIGKILL the API
       pg-restart   stop the embedded Postgres (fast shutdown), 2 s down, start it on the same data dir and port
       duplicate    publish a job's own message again through the transport: a running job, then a finished one, ...
-      cancel       cancelVideo once one of a video's rungs is past 60 % or READY; honoured = CANCELED and its ffmpeg gone within 5 s
+      cancel       cancelVideo once one of a video's rungs is past 60 % or READY; honoured = CANCELED and its \
+ffmpeg gone within 5 s
       disk-full    as root: shrink the tmpfs holding storage and the workers' temp dirs to what is in use, for 10 s
   Killed and exited services are restarted like a supervisor would, 1 s after they exit.
-  --seed=N      replays a schedule (printed at the start; what it hits still depends on timing); --settle=S how long videos may take to end
+  --seed=N      replays a schedule (printed at the start; what it hits still depends on timing); --settle=S how \
+long videos may take to end
                 after the last fault (default 120); --keep keeps the run's directory and service logs.
 Defaults: 20 uploads, 2 workers, 6 s clips of 640x360 with audio, 2 s HLS segments.`;
 const { values: flags } = parseCommandLine(USAGE, {
@@ -67,13 +88,17 @@ const clipSeconds = Number(flags.seconds);
 const [width, height] = flags.size.split("x").map(Number) as [number, number];
 const settleMs = Number(flags.settle) * 1000;
 const seed = flags.seed === undefined ? Date.now() % 2 ** 31 : Number(flags.seed);
-if (![uploads, workerCount, clipSeconds, width, height, settleMs].every((n) => Number.isFinite(n) && n > 0) || !Number.isInteger(seed)) {
+if (
+  ![uploads, workerCount, clipSeconds, width, height, settleMs].every((n) => Number.isFinite(n) && n > 0) ||
+  !Number.isInteger(seed)
+) {
   usageError(USAGE, "each number must be positive, and --seed an integer");
 }
 const requested = new Map<FaultKind, number>();
 for (const item of flags.faults.split(",").filter(Boolean)) {
   const [kind, count = "1"] = item.split(":");
-  if (!FAULT_KINDS.includes(kind as FaultKind) || !/^\d+$/.test(count)) usageError(USAGE, `--faults: ${item} is not kind:count with a kind of ${FAULT_KINDS.join(", ")}`);
+  if (!FAULT_KINDS.includes(kind as FaultKind) || !/^\d+$/.test(count))
+    usageError(USAGE, `--faults: ${item} is not kind:count with a kind of ${FAULT_KINDS.join(", ")}`);
   requested.set(kind as FaultKind, Number(count));
 }
 
@@ -166,7 +191,9 @@ async function stopStack(): Promise<{ wouldNotStop: string[]; leftovers: Process
   await database?.stop().catch(() => undefined);
   await sleep(2000);
   const groups = new Set([...services.flatMap((s) => [...s.groups]), ...postgresGroups]);
-  const leftovers = [...inGroups(groups), ...ffmpegUnder(diskDir)].filter((p, i, all) => all.findIndex((q) => q.pid === p.pid) === i);
+  const leftovers = [...inGroups(groups), ...ffmpegUnder(diskDir)].filter(
+    (p, i, all) => all.findIndex((q) => q.pid === p.pid) === i,
+  );
   return { wouldNotStop, leftovers };
 }
 
@@ -174,14 +201,17 @@ async function cleanUp(leftovers: ProcessInfo[]): Promise<void> {
   for (const p of leftovers) if (stillRunning(p)) process.kill(p.pid, "SIGKILL");
   // A start that timed out may have left its process running, unknown to the supervisor.
   await stopAllProcesses();
-  if (tmpfsMounted) await run("umount", ["-l", diskDir]).catch((err) => say(`umount ${diskDir} failed: ${(err as Error).message}`));
+  if (tmpfsMounted)
+    await run("umount", ["-l", diskDir]).catch((err) => say(`umount ${diskDir} failed: ${(err as Error).message}`));
   if (flags.keep) say(`kept ${root} (service logs in ${logDir})`);
   else await rm(root, { recursive: true, force: true });
 }
 
 process.once("SIGINT", () => {
   say("interrupted: stopping everything");
-  void stopStack().then(({ leftovers }) => cleanUp(leftovers)).finally(() => process.exit(130));
+  void stopStack()
+    .then(({ leftovers }) => cleanUp(leftovers))
+    .finally(() => process.exit(130));
 });
 
 try {
@@ -191,25 +221,38 @@ try {
   const databaseUrl = `postgresql://videograph:videograph@127.0.0.1:${pgPort}/videograph`;
   // Shared by every incarnation of the API: an upload URL signed before a restart stays valid.
   const signingSecret = `chaos-${seed}-signing-secret-not-a-secret-0123456789`;
-  const common = { DATA_DIR: dataDir, DATABASE_URL: databaseUrl, TRANSPORT: "postgres", LOG_LEVEL: "info", JOB_STALL_SECONDS: "10" };
+  const common = {
+    DATA_DIR: dataDir,
+    DATABASE_URL: databaseUrl,
+    TRANSPORT: "postgres",
+    LOG_LEVEL: "info",
+    JOB_STALL_SECONDS: "10",
+  };
   const api = supervise(
     "api",
     () =>
-      startApiProcess("api", {
-        ...common,
-        PORT: String(apiPort),
-        LOCAL_WORKER: "false",
-        SIGNING_SECRET: signingSecret,
-        HLS_SEGMENT_SECONDS: "2",
-        RATE_LIMIT_MUTATIONS_PER_MINUTE: "100000",
-      }, { ownProcessGroup: true }),
+      startApiProcess(
+        "api",
+        {
+          ...common,
+          PORT: String(apiPort),
+          LOCAL_WORKER: "false",
+          SIGNING_SECRET: signingSecret,
+          HLS_SEGMENT_SECONDS: "2",
+          RATE_LIMIT_MUTATIONS_PER_MINUTE: "100000",
+        },
+        { ownProcessGroup: true },
+      ),
     { restartDelayMs: 1000, giveUpAfterMs: 90_000, logFile: path.join(logDir, "api.log") },
   );
   services.push(api);
   await api.up();
   if (!api.current()) throw new Error(`the API did not start; see ${logDir}/api.log (run with --keep)`);
   const workerIdOf = (name: string, incarnation: number) => `chaos-${name}.${incarnation}`;
-  /** The pid of a worker process by its WORKER_ID, to find the ffmpeg of a job's run whatever its temp dir is called. */
+  /**
+   * The pid of a worker process by its WORKER_ID, to find the ffmpeg of a job's run whatever its temp dir is
+   * called.
+   */
   const workerPids = new Map<string, number>();
   for (let i = 1; i <= workerCount; i++) {
     const name = `worker-${i}`;
@@ -217,13 +260,17 @@ try {
       supervise(
         name,
         (incarnation) =>
-          startWorkerProcess(workerIdOf(name, incarnation), {
-            ...common,
-            WORKER_TMP_DIR: workDir,
-            HEARTBEAT_INTERVAL_SECONDS: "2",
-            SHUTDOWN_GRACE_SECONDS: "2",
-            PROGRESS_INTERVAL_MS: "250",
-          }, { ownProcessGroup: true }).then((p) => {
+          startWorkerProcess(
+            workerIdOf(name, incarnation),
+            {
+              ...common,
+              WORKER_TMP_DIR: workDir,
+              HEARTBEAT_INTERVAL_SECONDS: "2",
+              SHUTDOWN_GRACE_SECONDS: "2",
+              PROGRESS_INTERVAL_MS: "250",
+            },
+            { ownProcessGroup: true },
+          ).then((p) => {
             workerPids.set(workerIdOf(name, incarnation), p.child.pid!);
             return p;
           }),
@@ -233,11 +280,20 @@ try {
   }
   await Promise.all(services.map((s) => s.up()));
   watcher.start();
-  ws = createClient({ url: `${apiUrl.replace("http", "ws")}/graphql`, webSocketImpl: WebSocket, connectionParams: ADMIN_AUTH, retryAttempts: 1000, shouldRetry: () => true, retryWait: async () => void (await sleep(1000)) });
+  ws = createClient({
+    url: `${apiUrl.replace("http", "ws")}/graphql`,
+    webSocketImpl: WebSocket,
+    connectionParams: ADMIN_AUTH,
+    retryAttempts: 1000,
+    shouldRetry: () => true,
+    retryWait: async () => void (await sleep(1000)),
+  });
 
   // --- the schedule --------------------------------------------------------------------------
   const random = seededRandom(seed);
-  const kinds = [...requested].filter(([kind]) => kind !== "cancel").flatMap(([kind, count]) => Array<FaultKind>(count).fill(kind));
+  const kinds = [...requested]
+    .filter(([kind]) => kind !== "cancel")
+    .flatMap(([kind, count]) => Array<FaultKind>(count).fill(kind));
   const windowMs = Math.max(30, uploads * 3, kinds.length * 4) * 1000;
   const uploadAt = Array.from({ length: uploads }, (_, i) => (i * windowMs) / uploads);
   // A seeded shuffle of the faults into evenly spaced slots, each at a random point of its slot.
@@ -251,7 +307,11 @@ try {
   const wantedCancels = Math.min(requested.get("cancel") ?? 0, uploads);
   while (cancelTargets.size < wantedCancels) cancelTargets.add(Math.floor(random() * uploads));
   t0 = Date.now();
-  say(`seed ${seed}: ${uploads} uploads over ${windowMs / 1000} s; faults ${timed.map((f) => `${f.kind}@${(f.at / 1000).toFixed(1)}s`).join(" ")}; cancel uploads #${[...cancelTargets].join(", #")}`);
+  say(
+    `seed ${seed}: ${uploads} uploads over ${windowMs / 1000} s; ` +
+      `faults ${timed.map((f) => `${f.kind}@${(f.at / 1000).toFixed(1)}s`).join(" ")}; cancel uploads ` +
+      `#${[...cancelTargets].join(", #")}`,
+  );
 
   // --- the public API, as a client that retries what a CMS would retry ------------------------
   const gql = async (query: string, variables: Record<string, unknown> = {}): Promise<GraphQLResponse> => {
@@ -264,7 +324,8 @@ try {
       }
     }
   };
-  const VIDEO = /* GraphQL */ `query($id: ID!) { video(id: $id) { id status error playable variants { name height status }
+  const VIDEO = /* GraphQL */ `query($id: ID!) { video(id: $id) { id status error playable variants { name height \
+status }
     jobs(first: 10) { edges { node { id status attempt dispatchedTo runs { status workerId } } } } } }`;
   type VideoState = {
     id: string;
@@ -272,7 +333,17 @@ try {
     error: string | null;
     playable: boolean;
     variants: { name: string; height: number | null; status: string }[];
-    jobs: { edges: { node: { id: string; status: string; attempt: number; dispatchedTo: string | null; runs: { status: string; workerId: string }[] } }[] };
+    jobs: {
+      edges: {
+        node: {
+          id: string;
+          status: string;
+          attempt: number;
+          dispatchedTo: string | null;
+          runs: { status: string; workerId: string }[];
+        };
+      }[];
+    };
   };
   /** The video as the API reports it; an answer with errors (Postgres restarting) is asked again for up to 30 s. */
   const videoState = async (id: string): Promise<VideoState> => {
@@ -294,12 +365,19 @@ try {
     const giveUpAt = Date.now() + 120_000;
     let uploadUrl: string | null = null;
     while (!uploadUrl && Date.now() < giveUpAt) {
-      const r = await postGraphQL(apiUrl, CREATE_UPLOAD, { t: `chaos ${index}` }).catch((err: Error): GraphQLResponse => ({ errors: [{ message: (err.cause as Error | undefined)?.message ?? err.message }] }));
+      const r = await postGraphQL(apiUrl, CREATE_UPLOAD, { t: `chaos ${index}` }).catch(
+        (err: Error): GraphQLResponse => ({
+          errors: [{ message: (err.cause as Error | undefined)?.message ?? err.message }],
+        }),
+      );
       if (r.data?.createUpload?.uploadUrl) {
         uploadUrl = r.data.createUpload.uploadUrl;
         u.id = r.data.createUpload.video.id;
       } else {
-        refused(u, `createUpload: ${(r.errors?.[0]?.message ?? r.data?.createUpload?.message ?? "no answer").slice(0, 100)}`);
+        refused(
+          u,
+          `createUpload: ${(r.errors?.[0]?.message ?? r.data?.createUpload?.message ?? "no answer").slice(0, 100)}`,
+        );
         await sleep(2000);
       }
     }
@@ -311,7 +389,10 @@ try {
         if (res.ok) u.uploaded = true;
         else refused(u, `PUT ${res.status}: ${(await res.text()).slice(0, 100)}`);
       } catch (err) {
-        refused(u, `PUT: ${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message}`.slice(0, 100));
+        refused(
+          u,
+          `PUT: ${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message}`.slice(0, 100),
+        );
       }
       if (u.uploaded) break;
       // An earlier PUT may have landed although its answer was lost.
@@ -343,7 +424,8 @@ try {
     const waited = Date.now() - since;
     const up = workers.filter((w) => w.current()?.child.pid && !targeted.has(w));
     const all = listProcesses();
-    const ffmpegOf = (w: SupervisedService) => familyOf(w.current()!.child.pid!, all).filter((p) => p.command === "ffmpeg");
+    const ffmpegOf = (w: SupervisedService) =>
+      familyOf(w.current()!.child.pid!, all).filter((p) => p.command === "ffmpeg");
     return (
       up.find((w) => ffmpegOf(w).some((p) => ageSeconds(p) < 1.5)) ??
       (waited > 10_000 ? up.find((w) => ffmpegOf(w).length > 0) : undefined) ??
@@ -372,19 +454,32 @@ try {
   async function signalWorker(w: SupervisedService, signal: "SIGKILL" | "SIGTERM", kind: FaultKind): Promise<void> {
     const pid = w.current()!.child.pid!;
     const group = familyOf(pid);
-    const children = group.map((p) => `${p.command} ${p.pid} (${ageSeconds(p).toFixed(1)} s old${workingDirectory(p.pid)?.startsWith(workDir) ? ` in ${path.basename(workingDirectory(p.pid)!)}` : ""})`);
-    const f = record(kind, `${signal} ${w.name} (pid ${pid}, ${children.length ? `running ${children.join(", ")}` : "idle"})`);
+    const children = group.map(
+      (p) =>
+        `${p.command} ${p.pid} (${ageSeconds(p).toFixed(1)} s ` +
+        `old${workingDirectory(p.pid)?.startsWith(workDir) ? ` in ${path.basename(workingDirectory(p.pid)!)}` : ""})`,
+    );
+    const f = record(
+      kind,
+      `${signal} ${w.name} (pid ${pid}, ${children.length ? `running ${children.join(", ")}` : "idle"})`,
+    );
     const downAt = Date.now();
     await w.signal(signal);
-    const back = w.up().then(() => (w.current() ? `back after ${((Date.now() - downAt) / 1000).toFixed(1)} s` : "did NOT come back"));
+    const back = w
+      .up()
+      .then(() => (w.current() ? `back after ${((Date.now() - downAt) / 1000).toFixed(1)} s` : "did NOT come back"));
     if (signal === "SIGKILL") {
       let lastSeenAlive = downAt;
-      for (const until = downAt + ORPHAN_GRACE_MS; Date.now() < until && group.some(stillRunning); await sleep(100)) lastSeenAlive = Date.now();
+      for (const until = downAt + ORPHAN_GRACE_MS; Date.now() < until && group.some(stillRunning); await sleep(100))
+        lastSeenAlive = Date.now();
       const outlived = group.filter(stillRunning);
       killedWorkerDebris.push({ fault: f, processes: outlived });
       f.outcome.push(
-        `${outlived.length} of its ${group.length} child process(es) still running ${ORPHAN_GRACE_MS / 1000} s after it (${outlived.map((p) => `${p.command} ${p.pid}`).join(", ") || "none"})` +
-          (group.length && !outlived.length ? `; the last ended ${((lastSeenAlive - downAt) / 1000).toFixed(1)} s after it` : ""),
+        `${outlived.length} of its ${group.length} child process(es) still running ${ORPHAN_GRACE_MS / 1000} s ` +
+          `after it (${outlived.map((p) => `${p.command} ${p.pid}`).join(", ") || "none"})` +
+          (group.length && !outlived.length
+            ? `; the last ended ${((lastSeenAlive - downAt) / 1000).toFixed(1)} s after it`
+            : ""),
       );
     }
     f.outcome.push(await back);
@@ -411,7 +506,10 @@ try {
     const stoppedAt = Date.now();
     await sleep(2000);
     await startPostgres();
-    f.outcome.push(`stop took ${((stoppedAt - began) / 1000).toFixed(1)} s (it waits up to 5 s for clients, then shuts down fast); down ${((Date.now() - stoppedAt) / 1000).toFixed(1)} s`);
+    f.outcome.push(
+      `stop took ${((stoppedAt - began) / 1000).toFixed(1)} s (it waits up to 5 s for clients, then shuts down ` +
+        `fast); down ${((Date.now() - stoppedAt) / 1000).toFixed(1)} s`,
+    );
   }
 
   let duplicates = 0;
@@ -431,7 +529,8 @@ try {
           await client.connect();
           // The message exactly as the dispatcher published it.
           const { rows } = await client.query(
-            `SELECT data FROM pgboss.job WHERE name = $1 AND data->>'jobId' = $2 AND (data->>'attempt')::int = $3 ORDER BY created_on DESC LIMIT 1`,
+            `SELECT data FROM pgboss.job WHERE name = $1 AND data->>'jobId' = $2 AND (data->>'attempt')::int = $3 ` +
+              `ORDER BY created_on DESC LIMIT 1`,
             [queue, job.id, job.attempt],
           );
           message = rows[0]?.data;
@@ -450,7 +549,10 @@ try {
         } finally {
           await transport.stop().catch(() => undefined);
         }
-        const f = record("duplicate", `job ${job.id} of video ${u.id} (${wanted}, attempt ${job.attempt}): its message published again to ${queue}`);
+        const f = record(
+          "duplicate",
+          `job ${job.id} of video ${u.id} (${wanted}, attempt ${job.attempt}): its message published again to ${queue}`,
+        );
         duplicateChecks.push({ fault: f, videoId: u.id!, jobId: job.id });
         return;
       }
@@ -467,15 +569,24 @@ try {
     for (let marginKiB = 64; !shrunk && marginKiB <= 4096; marginKiB *= 2) {
       const s = await statfs(diskDir);
       const usedKiB = Math.ceil(((s.blocks - s.bfree) * s.bsize) / 1024);
-      const ok = await run("mount", ["-o", `remount,size=${usedKiB + marginKiB}k`, diskDir]).then(() => true, () => false);
+      const ok = await run("mount", ["-o", `remount,size=${usedKiB + marginKiB}k`, diskDir]).then(
+        () => true,
+        () => false,
+      );
       if (ok) shrunk = { usedKiB, sizeKiB: usedKiB + marginKiB };
     }
     if (!shrunk) return notInjected("disk-full", "tmpfs refused every smaller size");
-    const f = record("disk-full", `tmpfs of storage and worker temp dirs shrunk to ${shrunk.sizeKiB} KiB (in use: ${shrunk.usedKiB} KiB) for 10 s`);
+    const f = record(
+      "disk-full",
+      `tmpfs of storage and worker temp dirs shrunk to ${shrunk.sizeKiB} KiB (in use: ${shrunk.usedKiB} KiB) for 10 s`,
+    );
     await sleep(10_000);
     await run("mount", ["-o", `remount,size=${TMPFS_SIZE}`, diskDir]);
     const during = refusalTimes.filter((r) => r.at >= f.at);
-    f.outcome.push(`enlarged again; the client was refused ${during.length} time(s) meanwhile${during.length ? `: ${[...new Set(during.map((r) => r.what))].join("; ")}` : ""}`);
+    f.outcome.push(
+      `enlarged again; the client was refused ${during.length} time(s) ` +
+        `meanwhile${during.length ? `: ${[...new Set(during.map((r) => r.what))].join("; ")}` : ""}`,
+    );
   }
 
   interface CancelCheck {
@@ -495,13 +606,15 @@ try {
   function armCancel(u: Upload): void {
     let fired = false;
     const EVENTS = /* GraphQL */ `subscription($id: ID!) { videoEvents(videoId: $id) { video { status }
-      ... on VariantProgressEvent { variant { status progress } } ... on VariantStatusEvent { variant { status progress } } } }`;
+      ... on VariantProgressEvent { variant { status progress } } ... on VariantStatusEvent { variant { status \
+progress } } } }`;
     ws!.subscribe(
       { query: EVENTS, variables: { id: u.id } },
       {
         next: (m: any) => {
           const status = m.data?.videoEvents?.video?.status;
-          if (["READY", "FAILED", "CANCELED"].includes(status) && !firstTerminalSeen.has(u.id!)) firstTerminalSeen.set(u.id!, status);
+          if (["READY", "FAILED", "CANCELED"].includes(status) && !firstTerminalSeen.has(u.id!))
+            firstTerminalSeen.set(u.id!, status);
           const variant = m.data?.videoEvents?.variant;
           if (fired || !variant || !(variant.progress >= 0.6 || variant.status === "READY")) return;
           fired = true;
@@ -511,11 +624,16 @@ try {
         complete: () => {
           if (fired) return;
           // Moved to an upload not started yet, if any, so the requested number of cancels still lands.
-          const later = uploadAt.findIndex((_, i) => i > u.index && !cancelTargets.has(i) && !videos.some((v) => v.index === i));
+          const later = uploadAt.findIndex(
+            (_, i) => i > u.index && !cancelTargets.has(i) && !videos.some((v) => v.index === i),
+          );
           if (later !== -1 && !stackStopped) {
             cancelTargets.add(later);
             say(`cancel: video ${u.id} ended before its rungs passed 60 %; upload #${later} will be canceled instead`);
-          } else pendingCancels.push(Promise.resolve(notInjected("cancel", `video ${u.id}: its events ended before its rungs passed 60 %`)));
+          } else
+            pendingCancels.push(
+              Promise.resolve(notInjected("cancel", `video ${u.id}: its events ended before its rungs passed 60 %`)),
+            );
         },
       },
     );
@@ -524,20 +642,33 @@ try {
   async function cancelNearCompletion(videoId: string): Promise<void> {
     const before = await videoState(videoId).catch(() => null);
     if (!before) return notInjected("cancel", `video ${videoId}: its state could not be read`);
-    const unfinished = before.jobs.edges.map((e) => e.node).filter((j) => j.status === "RUNNING" || j.status === "QUEUED");
+    const unfinished = before.jobs.edges
+      .map((e) => e.node)
+      .filter((j) => j.status === "RUNNING" || j.status === "QUEUED");
     const jobIds = unfinished.map((j) => j.id);
-    const runners = unfinished.flatMap((j) => j.runs.filter((r) => r.status === "RUNNING").map((r) => workerPids.get(r.workerId))).filter((pid) => pid !== undefined);
+    const runners = unfinished
+      .flatMap((j) => j.runs.filter((r) => r.status === "RUNNING").map((r) => workerPids.get(r.workerId)))
+      .filter((pid) => pid !== undefined);
     // Its ffmpeg: one in the job's temp dir, or one started by a worker running the job now.
     const encodesTheJob = () => {
       const all = listProcesses();
-      return ffmpegUnder(workDir, all).some((p) => jobIds.some((id) => p.cwd.includes(id))) || runners.some((pid) => familyOf(pid, all).some((p) => p.command === "ffmpeg"));
+      return (
+        ffmpegUnder(workDir, all).some((p) => jobIds.some((id) => p.cwd.includes(id))) ||
+        runners.some((pid) => familyOf(pid, all).some((p) => p.command === "ffmpeg"))
+      );
     };
-    const f = record("cancel", `cancelVideo ${videoId} near completion (video ${before.status}, variants ${before.variants.map((v) => v.status).join("/")})`);
+    const f = record(
+      "cancel",
+      `cancelVideo ${videoId} near completion (video ${before.status}, ` +
+        `variants ${before.variants.map((v) => v.status).join("/")})`,
+    );
     const requestedAt = Date.now();
     // As a CMS would, asked again after an unexpected error (not after a modelled answer such as a ValidationError).
     let r: GraphQLResponse = {};
     for (let tries = 0; tries < 15; tries++) {
-      r = await gql(`mutation($id: ID!) { cancelVideo(id: $id) { __typename ... on Error { message } } }`, { id: videoId }).catch((err: Error): GraphQLResponse => ({ errors: [{ message: err.message }] }));
+      r = await gql(`mutation($id: ID!) { cancelVideo(id: $id) { __typename ... on Error { message } } }`, {
+        id: videoId,
+      }).catch((err: Error): GraphQLResponse => ({ errors: [{ message: err.message }] }));
       if (r.data?.cancelVideo) break;
       f.outcome.push(`answered ${JSON.stringify(r.errors)}; asking again`);
       await sleep(1000);
@@ -545,14 +676,33 @@ try {
     // Timed from the answer: while the API or Postgres is restarting the request itself waits.
     const sentAt = Date.now();
     const typename = r.data?.cancelVideo?.__typename;
-    const check: CancelCheck = { fault: f, videoId, jobIds, sentAt, answer: typename === "CancelVideoSuccess" ? "success" : typename ? "refused" : "error", canceledAfterMs: null, ffmpegGoneAfterMs: null };
+    const check: CancelCheck = {
+      fault: f,
+      videoId,
+      jobIds,
+      sentAt,
+      answer: typename === "CancelVideoSuccess" ? "success" : typename ? "refused" : "error",
+      canceledAfterMs: null,
+      ffmpegGoneAfterMs: null,
+    };
     cancelChecks.push(check);
-    f.outcome.push(`answered ${typename ?? JSON.stringify(r.errors)}${r.data?.cancelVideo?.message ? `: ${r.data.cancelVideo.message}` : ""} after ${sentAt - requestedAt} ms`);
-    for (const deadline = sentAt + 10_000; Date.now() < deadline && (check.canceledAfterMs === null || check.ffmpegGoneAfterMs === null); await sleep(200)) {
+    f.outcome.push(
+      `answered ${typename ?? JSON.stringify(r.errors)}` +
+        `${r.data?.cancelVideo?.message ? `: ${r.data.cancelVideo.message}` : ""} after ${sentAt - requestedAt} ms`,
+    );
+    for (
+      const deadline = sentAt + 10_000;
+      Date.now() < deadline && (check.canceledAfterMs === null || check.ffmpegGoneAfterMs === null);
+      await sleep(200)
+    ) {
       if (check.ffmpegGoneAfterMs === null && !encodesTheJob()) check.ffmpegGoneAfterMs = Date.now() - sentAt;
-      if (check.canceledAfterMs === null && (await videoState(videoId).catch(() => null))?.status === "CANCELED") check.canceledAfterMs = Date.now() - sentAt;
+      if (check.canceledAfterMs === null && (await videoState(videoId).catch(() => null))?.status === "CANCELED")
+        check.canceledAfterMs = Date.now() - sentAt;
     }
-    f.outcome.push(`after the answer: CANCELED after ${check.canceledAfterMs ?? "—"} ms, its ffmpeg gone after ${check.ffmpegGoneAfterMs ?? "—"} ms`);
+    f.outcome.push(
+      `after the answer: CANCELED after ${check.canceledAfterMs ?? "—"} ms, its ffmpeg gone ` +
+        `after ${check.ffmpegGoneAfterMs ?? "—"} ms`,
+    );
   }
 
   // --- run -----------------------------------------------------------------------------------
@@ -562,7 +712,15 @@ try {
   });
   const injecting = timed.map(async ({ at, kind }) => {
     await sleep(at - (Date.now() - t0));
-    const inject = { "worker-kill": () => killWorker("SIGKILL"), "worker-term": () => killWorker("SIGTERM"), "api-kill": killApi, "pg-restart": restartPostgres, duplicate: duplicateDelivery, "disk-full": fillDisk, cancel: async () => {} }[kind];
+    const inject = {
+      "worker-kill": () => killWorker("SIGKILL"),
+      "worker-term": () => killWorker("SIGTERM"),
+      "api-kill": killApi,
+      "pg-restart": restartPostgres,
+      duplicate: duplicateDelivery,
+      "disk-full": fillDisk,
+      cancel: async () => {},
+    }[kind];
     const recordedBefore = faults.length;
     await inject().catch((err: Error) => {
       // A fault recorded and then cut short by the harness's own error was not injected as planned.
@@ -579,7 +737,13 @@ try {
     const seenExits = { n: 0 };
     const poll = setInterval(() => {
       for (const e of s.unplannedExits.slice(seenExits.n)) {
-        faults.push({ at: e.at, kind: "unplanned exit", what: `${s.name} exited by itself (code ${e.code}, signal ${e.signal})`, outcome: [e.reason], injected: false });
+        faults.push({
+          at: e.at,
+          kind: "unplanned exit",
+          what: `${s.name} exited by itself (code ${e.code}, signal ${e.signal})`,
+          outcome: [e.reason],
+          injected: false,
+        });
         say(`${s.name} EXITED BY ITSELF (code ${e.code}, signal ${e.signal}): ${e.reason}`);
       }
       seenExits.n = s.unplannedExits.length;
@@ -608,7 +772,8 @@ try {
 
   const uploaded = videos.filter((u) => u.uploaded);
   const statusOf = (u: Upload) => finals.get(u.id!)?.status ?? "UNKNOWN";
-  const liveJob = (u: Upload) => finals.get(u.id!)?.jobs.edges.some((e) => e.node.status === "QUEUED" || e.node.status === "RUNNING") ?? false;
+  const liveJob = (u: Upload) =>
+    finals.get(u.id!)?.jobs.edges.some((e) => e.node.status === "QUEUED" || e.node.status === "RUNNING") ?? false;
   const ready = uploaded.filter((u) => statusOf(u) === "READY");
   const failed = uploaded.filter((u) => statusOf(u) === "FAILED");
   const canceled = uploaded.filter((u) => statusOf(u) === "CANCELED");
@@ -629,32 +794,55 @@ try {
     rewrittenByVideo.set(id, (rewrittenByVideo.get(id) ?? 0) + 1);
   }
   const honoured = cancelChecks.filter((c) => {
-    if (c.answer === "refused") return terminal.has(finals.get(c.videoId)?.status ?? "") && finals.get(c.videoId)?.status !== "CANCELED";
+    if (c.answer === "refused")
+      return terminal.has(finals.get(c.videoId)?.status ?? "") && finals.get(c.videoId)?.status !== "CANCELED";
     const final = finals.get(c.videoId);
-    const writesAfter = watcher.firstSeen(c.videoId).filter((at) => at > c.sentAt + 5000).length + rewrites.filter((r) => r.key.startsWith(`videos/${c.videoId}/`) && r.at > c.sentAt + 5000).length;
-    // A cancel that "succeeds" on a video already READY (or whose job went on to succeed) was not honoured, it was overruled.
-    const jobsSucceeded = final?.jobs.edges.filter((e) => c.jobIds.includes(e.node.id) && e.node.status === "SUCCEEDED").length ?? 0;
+    const writesAfter =
+      watcher.firstSeen(c.videoId).filter((at) => at > c.sentAt + 5000).length +
+      rewrites.filter((r) => r.key.startsWith(`videos/${c.videoId}/`) && r.at > c.sentAt + 5000).length;
+    // A cancel that "succeeds" on a video already READY (or whose job went on to succeed) was not honoured, it was
+    // overruled.
+    const jobsSucceeded =
+      final?.jobs.edges.filter((e) => c.jobIds.includes(e.node.id) && e.node.status === "SUCCEEDED").length ?? 0;
     const sawFirst = firstTerminalSeen.get(c.videoId);
     c.fault.outcome.push(
-      `final: ${final?.status}, variants ${final?.variants.map((v) => v.status).join("/")}, its job(s) ${final?.jobs.edges.filter((e) => c.jobIds.includes(e.node.id)).map((e) => e.node.status).join("/")}; first end state seen live: ${sawFirst ?? "none"}; ${writesAfter} segment write(s) more than 5 s after the answer`,
+      `final: ${final?.status}, variants ${final?.variants.map((v) => v.status).join("/")}, its \
+job(s) ${final?.jobs.edges
+        .filter((e) => c.jobIds.includes(e.node.id))
+        .map((e) => e.node.status)
+        .join("/")}; first end state seen live: ${sawFirst ?? "none"}; ${writesAfter} segment write(s) more than 5 s \
+after the answer`,
     );
     return (
-      c.answer === "success" && c.canceledAfterMs !== null && c.canceledAfterMs <= 5000 && c.ffmpegGoneAfterMs !== null && c.ffmpegGoneAfterMs <= 5000 &&
-      writesAfter === 0 && final?.status === "CANCELED" && jobsSucceeded === 0 && (sawFirst === undefined || sawFirst === "CANCELED")
+      c.answer === "success" &&
+      c.canceledAfterMs !== null &&
+      c.canceledAfterMs <= 5000 &&
+      c.ffmpegGoneAfterMs !== null &&
+      c.ffmpegGoneAfterMs <= 5000 &&
+      writesAfter === 0 &&
+      final?.status === "CANCELED" &&
+      jobsSucceeded === 0 &&
+      (sawFirst === undefined || sawFirst === "CANCELED")
     );
   });
   for (const d of duplicateChecks) {
     const v = finals.get(d.videoId);
     const job = v?.jobs.edges.map((e) => e.node).find((j) => j.id === d.jobId);
     const segmentsRewritten = changedBytes.filter((r) => r.key.startsWith(`videos/${d.videoId}/`)).length;
-    d.fault.outcome.push(`final: video ${v?.status}, job ${job?.status}, runs ${job?.runs.map((r) => `${r.workerId}:${r.status}`).join(", ")}; ${segmentsRewritten} segment(s) of it rewritten`);
+    d.fault.outcome.push(
+      `final: video ${v?.status}, job ${job?.status}, ` +
+        `runs ${job?.runs.map((r) => `${r.workerId}:${r.status}`).join(", ")}; ${segmentsRewritten} segment(s) ` +
+        `of it rewritten`,
+    );
   }
   const orphaned = killedWorkerDebris.flatMap((k) => k.processes);
   const gaveUp = services.filter((s) => s.gaveUp).map((s) => s.name);
   const needingHuman = orphaned.length + leftovers.length + gaveUp.length;
   const readyIncomplete = ready.filter((u) => finals.get(u.id!)?.variants.some((v) => v.status !== "READY")).length;
   const failedPlayable = failed.filter((u) => finals.get(u.id!)?.playable).length;
-  const internalPath = new RegExp([root, "disk/data", "disk/work", "/tmp/"].map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|"));
+  const internalPath = new RegExp(
+    [root, "disk/data", "disk/work", "/tmp/"].map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|"),
+  );
   const leakingPaths = uploaded.filter((u) => internalPath.test(finals.get(u.id!)?.error ?? "")).length;
   const injectedCount = (kind: FaultKind) => faults.filter((f) => f.kind === kind && f.injected).length;
   const missing = [...requested].filter(([kind, n]) => injectedCount(kind) < n && !(kind === "disk-full" && !asRoot));
@@ -666,25 +854,43 @@ try {
   const gate = (n: number) => (n === 0 ? "" : "   <-- must be 0");
   const faultLine = FAULT_KINDS.map((k) => `${k} ${injectedCount(k)}/${requested.get(k) ?? 0}`).join(", ");
   console.log(`
-videograph chaos run — ${new Date().toISOString()}, seed ${seed} (replay: npm run chaos -- --seed=${seed} --uploads=${uploads} --workers=${workerCount} --seconds=${clipSeconds} --size=${width}x${height} --faults=${flags.faults})
-machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? "unknown CPU"}), load average ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}, Node ${process.version}${asRoot ? ", root" : ""}
-stack:   1 API, ${workerCount} worker(s), transport postgres, embedded Postgres of its own, local storage${tmpfsMounted ? ` on a ${TMPFS_SIZE} tmpfs` : ""}
-load:    ${uploads} uploads of a ${clipSeconds} s ${width}x${height} clip with audio over ${windowMs / 1000} s, 2 s segments
+videograph chaos run — ${new Date().toISOString()}, seed ${seed} (replay: npm run chaos -- --seed=${seed} \
+--uploads=${uploads} --workers=${workerCount} --seconds=${clipSeconds} --size=${width}x${height} \
+--faults=${flags.faults})
+machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? "unknown CPU"}), load average ${os
+    .loadavg()
+    .map((l) => l.toFixed(1))
+    .join(" ")}, Node ${process.version}${asRoot ? ", root" : ""}
+stack:   1 API, ${workerCount} worker(s), transport postgres, embedded Postgres of its own, local \
+storage${tmpfsMounted ? ` on a ${TMPFS_SIZE} tmpfs` : ""}
+load:    ${uploads} uploads of a ${clipSeconds} s ${width}x${height} clip with audio over ${windowMs / 1000} s, 2 s \
+segments
 
-uploads                        ${uploaded.length}/${uploads} uploaded${refusals.size ? ` (client retries: ${[...refusals].map(([w, n]) => `${n}× ${w}`).join("; ")})` : ""}
+uploads                        ${uploaded.length}/${uploads} \
+uploaded${refusals.size ? ` (client retries: ${[...refusals].map(([w, n]) => `${n}× ${w}`).join("; ")})` : ""}
 faults injected/requested      ${faultLine}
 READY                          ${ready.length}${readyIncomplete ? ` (${readyIncomplete} with a rung not READY)` : ""}
 FAILED                         ${failed.length}${[...failedReasons].map(([r, n]) => `\n  ${n}× ${r}`).join("")}
 CANCELED                       ${canceled.length}
-lost                           ${lost.length}${gate(lost.length)}${lost.map((u) => ` ${u.id} (${statusOf(u)})`).join("")}
-stuck                          ${stuck.length}${gate(stuck.length)}${stuck.map((u) => ` ${u.id} (${statusOf(u)})`).join("")}
-rewritten segments             ${rewrittenSegments.size}${gate(rewrittenSegments.size)} (of ${watcher.segmentCount()} published; ${rewrites.length - changedBytes.length} written again with the same bytes)${[...rewrittenByVideo].map(([id, n]) => `\n  ${n} of video ${id}`).join("")}
+lost                           ${lost.length}${gate(lost.length)}\
+${lost.map((u) => ` ${u.id} (${statusOf(u)})`).join("")}
+stuck                          ${stuck.length}${gate(stuck.length)}\
+${stuck.map((u) => ` ${u.id} (${statusOf(u)})`).join("")}
+rewritten segments             ${rewrittenSegments.size}${gate(rewrittenSegments.size)} \
+(of ${watcher.segmentCount()} published; ${rewrites.length - changedBytes.length} written again with the same \
+bytes)${[...rewrittenByVideo].map(([id, n]) => `\n  ${n} of video ${id}`).join("")}
 cancels honoured within 5 s    ${honoured.length}/${cancelChecks.length}${gate(cancelChecks.length - honoured.length)}
-processes needing a human      ${needingHuman}${gate(needingHuman)} (${orphaned.length} outliving a killed worker by ${ORPHAN_GRACE_MS / 1000} s, ${leftovers.length} left after stopping${leftovers.length ? `: ${leftovers.map((p) => `${p.command} ${p.pid}`).join(", ")}` : ""}, ${gaveUp.length} service(s) not coming back${gaveUp.length ? `: ${gaveUp.join(", ")}` : ""})
-faults not injected            ${missing.length}${gate(missing.length)}${missing.map(([k, n]) => ` ${k} ${injectedCount(k)}/${n}`).join(",")}${!asRoot && (requested.get("disk-full") ?? 0) > 0 ? "\n  disk-full skipped: mounting a tmpfs needs root" : ""}
+processes needing a human      ${needingHuman}${gate(needingHuman)} (${orphaned.length} outliving a killed worker \
+by ${ORPHAN_GRACE_MS / 1000} s, ${leftovers.length} left after \
+stopping${leftovers.length ? `: ${leftovers.map((p) => `${p.command} ${p.pid}`).join(", ")}` : ""}, \
+${gaveUp.length} service(s) not coming back${gaveUp.length ? `: ${gaveUp.join(", ")}` : ""})
+faults not injected            ${missing.length}${gate(missing.length)}\
+${missing.map(([k, n]) => ` ${k} ${injectedCount(k)}/${n}`).join(",")}\
+${!asRoot && (requested.get("disk-full") ?? 0) > 0 ? "\n  disk-full skipped: mounting a tmpfs needs root" : ""}
 not gated:
   services that exited by themselves   ${unplanned.length}${unplanned.length ? ` (${unplanned.join(", ")})` : ""}
-  services SIGKILLed at the end        ${wouldNotStop.length} (no exit within 40 s of SIGTERM)${wouldNotStop.length ? `: ${wouldNotStop.join(", ")}` : ""}
+  services SIGKILLed at the end        ${wouldNotStop.length} (no exit within 40 s of \
+SIGTERM)${wouldNotStop.length ? `: ${wouldNotStop.join(", ")}` : ""}
   FAILED videos still playable         ${failedPlayable}
   errors naming internal paths         ${leakingPaths}
   worker temp dirs left                ${tempDirsLeft}
@@ -692,13 +898,29 @@ not gated:
 fault log:
 ${faults
   .sort((a, b) => a.at - b.at)
-  .map((f) => `  ${elapsed(f.at).padStart(7)} ${f.kind}${f.injected ? "" : " (not injected)"}: ${f.what}${f.outcome.map((o) => `\n           ${o}`).join("")}`)
+  .map(
+    (f) =>
+      `  ${elapsed(f.at).padStart(7)} ${f.kind}${f.injected ? "" : " (not injected)"}: ${f.what}` +
+      f.outcome.map((o) => `\n           ${o}`).join(""),
+  )
   .join("\n")}`);
-  exitCode = lost.length + stuck.length + rewrittenSegments.size + (cancelChecks.length - honoured.length) + needingHuman + missing.length === 0 ? 0 : 1;
+  exitCode =
+    lost.length +
+      stuck.length +
+      rewrittenSegments.size +
+      (cancelChecks.length - honoured.length) +
+      needingHuman +
+      missing.length ===
+    0
+      ? 0
+      : 1;
   await cleanUp(leftovers);
 } catch (err) {
   say(`the run failed: ${(err as Error).stack}`);
-  if (!stackStopped) await stopStack().then(({ leftovers }) => cleanUp(leftovers)).catch(() => undefined);
+  if (!stackStopped)
+    await stopStack()
+      .then(({ leftovers }) => cleanUp(leftovers))
+      .catch(() => undefined);
   else await cleanUp([]);
 }
 process.exit(exitCode);

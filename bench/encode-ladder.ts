@@ -9,7 +9,8 @@ import path from "node:path";
 import { promisify } from "node:util";
 import cliProgress from "cli-progress";
 import type { Rung } from "../src/protocol/messages.ts";
-import { encodeLadder, ladderScaleGraph, type VideoEncoder } from "../render-worker/media/encode-ladder.ts";
+import { encodeLadder, ladderScaleGraph } from "../render-worker/media/encode-ladder.ts";
+import type { VideoEncoder } from "../render-worker/media/nvenc.ts";
 import { AUDIO_ENCODER_OPTIONS, planLadder } from "../render-worker/media/ladder.ts";
 import { probeNvenc } from "../render-worker/media/nvenc.ts";
 import { encoderProgress } from "../render-worker/progress/job-progress.ts";
@@ -38,7 +39,8 @@ const { values: flags } = parseCommandLine(USAGE, {
 });
 const seconds = Number(flags.seconds);
 const cases = flags.cases.split(",").map((c) => c.trim());
-for (const c of cases) if (!SOURCES[c]) usageError(USAGE, `Unknown case ${c}; known: ${Object.keys(SOURCES).join(", ")}`);
+for (const c of cases)
+  if (!SOURCES[c]) usageError(USAGE, `Unknown case ${c}; known: ${Object.keys(SOURCES).join(", ")}`);
 if (!(seconds > 0)) usageError(USAGE, `--seconds must be positive, got ${flags.seconds}`);
 
 interface Row {
@@ -99,30 +101,75 @@ async function makeSource(dir: string, name: string): Promise<string> {
   const { width, height } = SOURCES[name];
   const file = path.join(dir, `source-${name}.mp4`);
   progress(`generating ${seconds} s of ${width}x${height} ${FPS} fps (testsrc2 + sine, H.264 + AAC)`);
-  await run("ffmpeg", [
-    "-nostdin", "-hide_banner", "-v", "error", "-y",
-    "-f", "lavfi", "-i", `testsrc2=size=${width}x${height}:rate=${FPS}:duration=${seconds}`,
-    "-f", "lavfi", "-i", `sine=frequency=440:sample_rate=48000:duration=${seconds}`,
-    "-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", "-pix_fmt", "yuv420p",
-    "-c:a", "aac", "-b:a", "128k",
-    file,
-  ], { signal: interrupted.signal });
+  await run(
+    "ffmpeg",
+    [
+      "-nostdin",
+      "-hide_banner",
+      "-v",
+      "error",
+      "-y",
+      "-f",
+      "lavfi",
+      "-i",
+      `testsrc2=size=${width}x${height}:rate=${FPS}:duration=${seconds}`,
+      "-f",
+      "lavfi",
+      "-i",
+      `sine=frequency=440:sample_rate=48000:duration=${seconds}`,
+      "-c:v",
+      "libx264",
+      "-preset",
+      "ultrafast",
+      "-crf",
+      "18",
+      "-pix_fmt",
+      "yuv420p",
+      "-c:a",
+      "aac",
+      "-b:a",
+      "128k",
+      file,
+    ],
+    { signal: interrupted.signal },
+  );
   return file;
 }
 
-async function encodeOnce(source: string, ladder: Rung[], encoder: VideoEncoder, clockTicks: number): Promise<{ wall: number; cpu: number; rss: number | null }> {
+async function encodeOnce(
+  source: string,
+  ladder: Rung[],
+  encoder: VideoEncoder,
+  clockTicks: number,
+): Promise<{ wall: number; cpu: number; rss: number | null }> {
   const { input, probe } = await probeSource(source);
   // On a terminal only (cli-progress draws nothing elsewhere): media seconds encoded, and speed.
   const bar = new cliProgress.SingleBar(
-    { format: "  {bar} {value}/{total} s of media  {speed}× real time", stream: process.stderr, hideCursor: true, clearOnComplete: true },
+    {
+      format: "  {bar} {value}/{total} s of media  {speed}× real time",
+      stream: process.stderr,
+      hideCursor: true,
+      clearOnComplete: true,
+    },
     cliProgress.Presets.shades_classic,
   );
   return measure(clockTicks, async (workDir) => {
-    const encode = encodeLadder({ input, probe, ladder, workDir, segmentSeconds: SEGMENT_SECONDS, signal: interrupted.signal, encoder });
+    const encode = encodeLadder({
+      input,
+      probe,
+      ladder,
+      workDir,
+      segmentSeconds: SEGMENT_SECONDS,
+      signal: interrupted.signal,
+      encoder,
+    });
     bar.start(Math.round(probe.duration), 0, { speed: "–" });
     const timer = setInterval(() => {
       const { outTimeSeconds, speed } = encoderProgress(encode.status());
-      if (outTimeSeconds !== null) bar.update(Math.min(Math.round(outTimeSeconds), bar.getTotal()), { speed: speed === null ? "–" : speed.toFixed(2) });
+      if (outTimeSeconds !== null)
+        bar.update(Math.min(Math.round(outTimeSeconds), bar.getTotal()), {
+          speed: speed === null ? "–" : speed.toFixed(2),
+        });
     }, 500);
     try {
       await encode.done;
@@ -134,7 +181,10 @@ async function encodeOnce(source: string, ladder: Rung[], encoder: VideoEncoder,
 }
 
 /** Runs `work` with ffmpeg's cwd in a fresh temp dir and measures it like an encode. */
-async function measure(clockTicks: number, work: (workDir: string) => Promise<unknown>): Promise<{ wall: number; cpu: number; rss: number | null }> {
+async function measure(
+  clockTicks: number,
+  work: (workDir: string) => Promise<unknown>,
+): Promise<{ wall: number; cpu: number; rss: number | null }> {
   const workDir = await mkdtemp(path.join(os.tmpdir(), "videograph-bench-"));
   try {
     const cpuBefore = await childCpuSeconds(clockTicks);
@@ -159,18 +209,41 @@ async function measure(clockTicks: number, work: (workDir: string) => Promise<un
  */
 function decodeAndScaleOnly(input: string, ladder: Rung[], workDir: string): Promise<unknown> {
   const videoRungs = ladder.filter((r) => r.kind === "VIDEO");
-  const args = ["-nostdin", "-hide_banner", "-v", "error", "-i", input, "-filter_complex", ladderScaleGraph(videoRungs)];
-  videoRungs.forEach((_, i) => args.push("-map", `[v${i}]`, "-f", "null", "-"));
+  const args = [
+    "-nostdin",
+    "-hide_banner",
+    "-v",
+    "error",
+    "-i",
+    input,
+    "-filter_complex",
+    ladderScaleGraph(videoRungs),
+  ];
+  for (const i of videoRungs.keys()) args.push("-map", `[v${i}]`, "-f", "null", "-");
   if (ladder.some((r) => r.kind === "AUDIO")) args.push("-map", "0:a:0", ...AUDIO_ENCODER_OPTIONS, "-f", "null", "-");
   return run("ffmpeg", args, { cwd: workDir, signal: interrupted.signal });
 }
 
-async function benchSource(input: string, name: string, encoder: VideoEncoder, perRung: boolean, clockTicks: number): Promise<Row[]> {
+async function benchSource(
+  input: string,
+  name: string,
+  encoder: VideoEncoder,
+  perRung: boolean,
+  clockTicks: number,
+): Promise<Row[]> {
   const ladder = planLadder((await probeSource(input)).probe);
   const rows: Row[] = [];
   progress(`${name}: ${encoder}, one process, ${ladder.length} rungs (${ladder.map((r) => r.name).join(" ")})`);
   const once = await encodeOnce(input, ladder, encoder, clockTicks);
-  rows.push({ source: name, mode: "one process", encoder, rungs: ladder.length, wallSeconds: once.wall, cpuSeconds: once.cpu, peakRssMiB: once.rss });
+  rows.push({
+    source: name,
+    mode: "one process",
+    encoder,
+    rungs: ladder.length,
+    wallSeconds: once.wall,
+    cpuSeconds: once.cpu,
+    peakRssMiB: once.rss,
+  });
   if (perRung) {
     progress(`${name}: ${encoder}, one process per rung, sequentially`);
     let wall = 0;
@@ -182,17 +255,45 @@ async function benchSource(input: string, name: string, encoder: VideoEncoder, p
       cpu += r.cpu;
       if (r.rss !== null) rss = Math.max(rss ?? 0, r.rss);
     }
-    rows.push({ source: name, mode: "process per rung", encoder, rungs: ladder.length, wallSeconds: wall, cpuSeconds: cpu, peakRssMiB: rss });
+    rows.push({
+      source: name,
+      mode: "process per rung",
+      encoder,
+      rungs: ladder.length,
+      wallSeconds: wall,
+      cpuSeconds: cpu,
+      peakRssMiB: rss,
+    });
   }
   if (encoder !== "libx264") return rows;
   progress(`${name}: decode + scale + AAC, video outputs discarded (the CPU's share of an NVENC encode)`);
   const cpuShare = await measure(clockTicks, (workDir) => decodeAndScaleOnly(input, ladder, workDir));
-  rows.push({ source: name, mode: "no video encode", encoder: "none", rungs: ladder.length, wallSeconds: cpuShare.wall, cpuSeconds: cpuShare.cpu, peakRssMiB: cpuShare.rss });
+  rows.push({
+    source: name,
+    mode: "no video encode",
+    encoder: "none",
+    rungs: ladder.length,
+    wallSeconds: cpuShare.wall,
+    cpuSeconds: cpuShare.cpu,
+    peakRssMiB: cpuShare.rss,
+  });
   return rows;
 }
 
 function table(rows: Row[]): string {
-  const header = ["source", "mode", "encoder", "rungs", "wall s", "CPU s", "cores busy", "wall s / source min", "CPU s / source min", "realtime ×", "peak RSS MiB"];
+  const header = [
+    "source",
+    "mode",
+    "encoder",
+    "rungs",
+    "wall s",
+    "CPU s",
+    "cores busy",
+    "wall s / source min",
+    "CPU s / source min",
+    "realtime ×",
+    "peak RSS MiB",
+  ];
   const body = rows.map((r) => [
     r.source,
     r.mode,
@@ -207,8 +308,13 @@ function table(rows: Row[]): string {
     r.peakRssMiB === null ? "n/a" : r.peakRssMiB.toFixed(0),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(" | ")} |`;
-  return [line(header), `|${widths.map((w, i) => (i < 3 ? `${"-".repeat(w + 1)}-` : `${"-".repeat(w + 1)}:`)).join("|")}|`, ...body.map(line)].join("\n");
+  const line = (cells: string[]) =>
+    `| ${cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(" | ")} |`;
+  return [
+    line(header),
+    `|${widths.map((w, i) => (i < 3 ? `${"-".repeat(w + 1)}-` : `${"-".repeat(w + 1)}:`)).join("|")}|`,
+    ...body.map(line),
+  ].join("\n");
 }
 
 const clockTicks = Number((await run("getconf", ["CLK_TCK"])).stdout.trim()) || 100;
@@ -232,13 +338,31 @@ try {
 }
 
 console.log(`videograph encode benchmark, ${startedAt.toISOString()}`);
-console.log(`machine: ${os.availableParallelism()} cores (${os.cpus()[0]?.model ?? "unknown CPU"}), ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB, ${os.platform()} ${os.release()}`);
+console.log(
+  `machine: ${os.availableParallelism()} cores ` +
+    `(${os.cpus()[0]?.model ?? "unknown CPU"}), ${(os.totalmem() / 1024 ** 3).toFixed(0)} ` +
+    `GiB, ${os.platform()} ${os.release()}`,
+);
 console.log(`${ffmpegVersion}; node ${process.version}`);
-console.log(`1-minute load average: ${loadAtStart.toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at end (other processes compete for the cores above ~0.1)`);
-console.log(`sources: ${seconds} s of lavfi testsrc2 + sine at ${FPS} fps (H.264 CRF 18 + AAC); HLS segments of ${SEGMENT_SECONDS} s; libx264 -preset veryfast`);
-console.log(`h264_nvenc: ${nvenc ? "measured" : `not measured (probe failed: ${nvencReason.join("; ") || "no reason given"})`}`);
+console.log(
+  `1-minute load average: ${loadAtStart.toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at end (other processes ` +
+    `compete for the cores above ~0.1)`,
+);
+console.log(
+  `sources: ${seconds} s of lavfi testsrc2 + sine at ${FPS} fps (H.264 CRF 18 + AAC); HLS segments ` +
+    `of ${SEGMENT_SECONDS} s; libx264 -preset veryfast`,
+);
+console.log(
+  `h264_nvenc: ${nvenc ? "measured" : `not measured (probe failed: ${nvencReason.join("; ") || "no reason given"})`}`,
+);
 console.log("");
 console.log(table(rows));
 console.log("");
-console.log("wall s / source min: seconds of encoding per minute of source; cores busy: CPU s / wall s (ffmpeg's user + system time).");
-console.log("no video encode: the same decode, filter graph and AAC with the video outputs discarded, i.e. the work left on the CPU when h264_nvenc encodes.");
+console.log(
+  "wall s / source min: seconds of encoding per minute of source; cores busy: CPU s / wall s (ffmpeg's user " +
+    "+ system time).",
+);
+console.log(
+  "no video encode: the same decode, filter graph and AAC with the video outputs discarded, i.e. the work left on " +
+    "the CPU when h264_nvenc encodes.",
+);

@@ -20,13 +20,23 @@ import { ADMIN_AUTH } from "../test/support/auth.ts";
 import WebSocket from "ws";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "../src/db/embedded.ts";
 import { CREATE_UPLOAD, createScratchDatabase, generateClip, postGraphQL, reachableAdminUrl } from "./support/stack.ts";
-import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "../test/support/processes.ts";
-import { pubSubEmulatorUnavailableReason, startPubSubEmulator, type PubSubEmulator } from "../test/support/pubsub-emulator.ts";
+import {
+  startApiProcess,
+  startWorkerProcess,
+  stopAllProcesses,
+  type ServiceProcess,
+} from "../test/support/processes.ts";
+import {
+  pubSubEmulatorUnavailableReason,
+  startPubSubEmulator,
+  type PubSubEmulator,
+} from "../test/support/pubsub-emulator.ts";
 import { parseCommandLine, usageError } from "../src/protocol/command-line.ts";
 
 const run = promisify(execFile);
 
-const USAGE = `usage: npm run loadtest -- [--uploads=N] [--workers=N] [--seconds=S] [--size=WxH] [--timeout=S] [--transport=postgres|pubsub]
+const USAGE = `usage: npm run loadtest -- [--uploads=N] [--workers=N] [--seconds=S] [--size=WxH] [--timeout=S] \
+[--transport=postgres|pubsub]
 Uploads N generated clips at once to a stack started here and prints success rate, time to READY,
 peak memory and lost jobs. Defaults: 20 uploads, 2 workers, 4 s clips of 640x360, 300 s, postgres.`;
 const { values: flags } = parseCommandLine(USAGE, {
@@ -45,7 +55,10 @@ const workerCount = Number(flags.workers);
 const clipSeconds = Number(flags.seconds);
 const [width, height] = flags.size.split("x").map(Number) as [number, number];
 const timeoutMs = Number(flags.timeout) * 1000;
-if (![uploads, workerCount, clipSeconds, width, height, timeoutMs].every((n) => Number.isFinite(n) && n > 0) || !["postgres", "pubsub"].includes(transport)) {
+if (
+  ![uploads, workerCount, clipSeconds, width, height, timeoutMs].every((n) => Number.isFinite(n) && n > 0) ||
+  !["postgres", "pubsub"].includes(transport)
+) {
   usageError(USAGE, "each number must be positive, and --transport postgres or pubsub");
 }
 
@@ -104,19 +117,39 @@ try {
     emulator = await startPubSubEmulator();
     if (!emulator) throw new Error(`--transport=pubsub needs the Pub/Sub emulator: ${pubSubEmulatorUnavailableReason}`);
     // A project of its own: the emulator keeps topics and subscriptions of earlier runs.
-    transportEnv = { TRANSPORT: "pubsub", GOOGLE_CLOUD_PROJECT: `videograph-loadtest-${randomBytes(4).toString("hex")}`, PUBSUB_EMULATOR_HOST: emulator.host, METADATA_SERVER_DETECTION: "none" };
+    transportEnv = {
+      TRANSPORT: "pubsub",
+      GOOGLE_CLOUD_PROJECT: `videograph-loadtest-${randomBytes(4).toString("hex")}`,
+      PUBSUB_EMULATOR_HOST: emulator.host,
+      METADATA_SERVER_DETECTION: "none",
+    };
   }
   const bytes = await readFile(await generateClip(dataDir, { seconds: clipSeconds, width, height }));
 
-  const common = { DATA_DIR: dataDir, DATABASE_URL: databaseUrl, LOG_LEVEL: "warn", SIGNING_SECRET: randomBytes(24).toString("hex"), ...transportEnv };
+  const common = {
+    DATA_DIR: dataDir,
+    DATABASE_URL: databaseUrl,
+    LOG_LEVEL: "warn",
+    SIGNING_SECRET: randomBytes(24).toString("hex"),
+    ...transportEnv,
+  };
   log(`starting the API and ${workerCount} worker(s)`);
   // The load is one CMS key's uploads: lift the per-key mutation limit.
-  const api = await startApiProcess("api", { ...common, LOG_LEVEL: "info", LOCAL_WORKER: "false", RATE_LIMIT_MUTATIONS_PER_MINUTE: "100000" });
+  const api = await startApiProcess("api", {
+    ...common,
+    LOG_LEVEL: "info",
+    LOCAL_WORKER: "false",
+    RATE_LIMIT_MUTATIONS_PER_MINUTE: "100000",
+  });
   const workers: ServiceProcess[] = [];
-  for (let i = 0; i < workerCount; i++) workers.push(await startWorkerProcess(`loadtest-worker-${i + 1}`, { ...common, LOG_LEVEL: "info" }));
+  for (let i = 0; i < workerCount; i++)
+    workers.push(await startWorkerProcess(`loadtest-worker-${i + 1}`, { ...common, LOG_LEVEL: "info" }));
 
   const sample = async () => {
-    const entries: [string, ServiceProcess][] = [["api", api], ...workers.map((w, i) => [`worker-${i + 1}`, w] as [string, ServiceProcess])];
+    const entries: [string, ServiceProcess][] = [
+      ["api", api],
+      ...workers.map((w, i) => [`worker-${i + 1}`, w] as [string, ServiceProcess]),
+    ];
     for (const [name, proc] of entries) {
       const mib = proc.child.pid ? await peakRssMiB(proc.child.pid) : null;
       if (mib !== null) peaks.set(name, Math.max(peaks.get(name) ?? 0, mib));
@@ -125,10 +158,19 @@ try {
   sampler = setInterval(() => void sample(), 500);
 
   const gql = (query: string, variables: Record<string, unknown>) => postGraphQL(api.url, query, variables);
-  const ws = createClient({ url: `${api.url.replace("http", "ws")}/graphql`, webSocketImpl: WebSocket, retryAttempts: 3, connectionParams: ADMIN_AUTH });
+  const ws = createClient({
+    url: `${api.url.replace("http", "ws")}/graphql`,
+    webSocketImpl: WebSocket,
+    retryAttempts: 3,
+    connectionParams: ADMIN_AUTH,
+  });
 
   const bar = new cliProgress.SingleBar(
-    { format: "[loadtest] {bar} {value}/{total} ended | READY {ready} FAILED {failed} | {duration}s", hideCursor: true, stream: process.stderr },
+    {
+      format: "[loadtest] {bar} {value}/{total} ended | READY {ready} FAILED {failed} | {duration}s",
+      hideCursor: true,
+      stream: process.stderr,
+    },
     cliProgress.Presets.shades_classic,
   );
   bar.start(uploads, 0, { ready: 0, failed: 0 });
@@ -144,14 +186,28 @@ try {
     const end = new Promise<string>((resolve) => {
       let last = "UNKNOWN";
       ws.subscribe(
-        { query: `subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`, variables: { id: ticket.video.id } },
-        { next: (m: any) => void (last = m.data?.videoEvents.video.status ?? last), error: () => resolve(`subscription error (${last})`), complete: () => resolve(last) },
+        {
+          query: `subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`,
+          variables: { id: ticket.video.id },
+        },
+        {
+          next: (m: any) => {
+            last = m.data?.videoEvents.video.status ?? last;
+          },
+          error: () => resolve(`subscription error (${last})`),
+          complete: () => resolve(last),
+        },
       );
     });
     const put = await fetch(`${api.url}${ticket.uploadUrl}`, { method: "PUT", body: bytes });
     if (put.status !== 200) return { status: `upload HTTP ${put.status}`, seconds: 0 };
     // unref: a pending bound must not keep the process alive for minutes after the last video ended.
-    const status = await Promise.race([end, new Promise<string>((r) => setTimeout(() => r("TIMEOUT"), Math.max(0, timeoutMs - (Date.now() - started))).unref())]);
+    const status = await Promise.race([
+      end,
+      new Promise<string>((r) =>
+        setTimeout(() => r("TIMEOUT"), Math.max(0, timeoutMs - (Date.now() - started))).unref(),
+      ),
+    ]);
     if (status === "READY") ready++;
     else failed++;
     bar.increment(1, { ready, failed });
@@ -164,7 +220,10 @@ try {
   const wall = (Date.now() - started) / 1000;
   await ws.dispose();
 
-  const toReady = results.filter((r) => r.status === "READY").map((r) => r.seconds).sort((a, b) => a - b);
+  const toReady = results
+    .filter((r) => r.status === "READY")
+    .map((r) => r.seconds)
+    .sort((a, b) => a - b);
   const lost = results.filter((r) => r.status === "TIMEOUT" || r.status.startsWith("subscription error")).length;
   const otherFailures = results.filter((r) => r.status !== "READY" && r.status !== "TIMEOUT").map((r) => r.status);
   const cpu = os.cpus()[0]?.model ?? "unknown CPU";
@@ -173,15 +232,18 @@ try {
   console.log(`
 videograph load test — ${new Date().toISOString()}
 machine: ${os.cpus().length} cores (${cpu}), ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB, Node ${process.version}
-stack:   1 API process, ${workerCount} worker process(es), transport ${transport}${emulator ? " (Pub/Sub emulator)" : ""}, local storage
-load:    ${uploads} uploads at once of a ${clipSeconds} s ${width}x${height} clip (${(bytes.length / 1024).toFixed(0)} KiB), bound ${timeoutMs / 1000} s
+stack:   1 API process, ${workerCount} worker process(es), \
+transport ${transport}${emulator ? " (Pub/Sub emulator)" : ""}, local storage
+load:    ${uploads} uploads at once of a ${clipSeconds} s ${width}x${height} clip \
+(${(bytes.length / 1024).toFixed(0)} KiB), bound ${timeoutMs / 1000} s
 
 success rate        ${((100 * toReady.length) / uploads).toFixed(1)} % (${toReady.length}/${uploads} READY)
 time to READY p50   ${percentile(toReady, 50).toFixed(1)} s
 time to READY p95   ${percentile(toReady, 95).toFixed(1)} s
 wall time           ${wall.toFixed(1)} s (${(uploads / wall).toFixed(2)} videos/s)
 peak memory API     ${(peaks.get("api") ?? NaN).toFixed(0)} MiB
-peak memory worker  ${workerPeaks.length ? Math.max(...workerPeaks).toFixed(0) : "n/a"} MiB (max of ${workerCount}, incl. ffmpeg)
+peak memory worker  ${workerPeaks.length ? Math.max(...workerPeaks).toFixed(0) : "n/a"} MiB (max of ${workerCount}, \
+incl. ffmpeg)
 jobs lost: ${lost}${otherFailures.length ? `\nfailures: ${[...new Set(otherFailures)].join("; ")}` : ""}`);
   process.exitCode = lost === 0 && toReady.length === uploads ? 0 : 1;
 } finally {

@@ -32,25 +32,39 @@ prints wall seconds, CPU seconds and peak memory per quality.`,
 );
 const qualities = flags.qualities.split(",").map((q) => q.trim()) as ManimQuality[];
 for (const q of qualities) {
-  if (!MANIM_QUALITY[q]) usageError("usage: npm run bench:manim [-- --qualities=LOW,MEDIUM,HIGH,FOURK]", `Unknown quality ${q}; known: ${Object.keys(MANIM_QUALITY).join(", ")}`);
+  if (!MANIM_QUALITY[q])
+    usageError(
+      "usage: npm run bench:manim [-- --qualities=LOW,MEDIUM,HIGH,FOURK]",
+      `Unknown quality ${q}; known: ${Object.keys(MANIM_QUALITY).join(", ")}`,
+    );
 }
 
 const manim = await locateManim(process.env.MANIM_BIN || undefined);
-console.log(`Manim: ${manim.command} (${manim.foundBy}); ${os.cpus().length} × ${os.cpus()[0]?.model ?? "CPU"}; ${new Date().toISOString()}`);
+console.log(
+  `Manim: ${manim.command} (${manim.foundBy}); ${os.cpus().length} ` +
+    `× ${os.cpus()[0]?.model ?? "CPU"}; ${new Date().toISOString()}`,
+);
 console.log("quality  size        fps  wall s  CPU s  peak RSS MB");
 for (const quality of qualities) {
   const workDir = await mkdtemp(path.join(os.tmpdir(), "videograph-bench-manim-"));
   try {
     await copyFile(SCENE, path.join(workDir, SCENE_FILE));
     const result = await runSandboxed({
-      command: [manim.python, "-c", MEASURE, manim.command, ...manimRenderArgs({ quality, renderer: "CAIRO", sceneName: "Standard" })],
+      command: [
+        manim.python,
+        "-c",
+        MEASURE,
+        manim.command,
+        ...manimRenderArgs({ quality, renderer: "CAIRO", sceneName: "Standard" }),
+      ],
       workDir,
       limits: DEFAULT_MANIM_LIMITS,
       readOnlyPaths: manim.readOnlyPaths,
       env: { PYTHONDONTWRITEBYTECODE: "1" },
     });
     const measured = /bench: peak_rss_kb=(\d+) cpu_s=([\d.]+)/.exec(result.stderrTail);
-    if (result.exitCode !== 0 || !measured) throw new Error(`${quality} failed (exit ${result.exitCode}): ${result.stderrTail.slice(-2000)}`);
+    if (result.exitCode !== 0 || !measured)
+      throw new Error(`${quality} failed (exit ${result.exitCode}): ${result.stderrTail.slice(-2000)}`);
     const q = MANIM_QUALITY[quality];
     const row = [
       quality.padEnd(8),

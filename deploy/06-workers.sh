@@ -28,11 +28,13 @@ gcloud beta run worker-pools deploy "$CPU_POOL" --region="$REGION" \
 if [[ "${DEPLOY_GPU_POOL:-false}" == "true" ]]; then
   step "GPU worker pool $GPU_POOL (NVIDIA L4, 4 vCPU, 16 GiB, h264_nvenc)"
   if ! grep -q -- '--gpu-type' <<<"$help"; then
-    echo "This gcloud ($(gcloud version --format='value(core)' 2>/dev/null)) has no --gpu-type for worker pools: run 'gcloud components update'." >&2
+    echo "This gcloud ($(gcloud version --format='value(core)' 2>/dev/null)) has no --gpu-type for worker pools:" \
+      "run 'gcloud components update'." >&2
     exit 1
   fi
   # Starts with one instance, so its log shows the NVENC probe; the autoscaler takes it down to
-  # GPU_WORKERS_MIN. L4 needs at least 4 vCPU and 16 GiB (https://cloud.google.com/run/docs/configuring/workerpools/gpu).
+  # GPU_WORKERS_MIN. L4 needs at least 4 vCPU and 16 GiB
+  # (https://cloud.google.com/run/docs/configuring/workerpools/gpu).
   # Without zonal redundancy the GPU-second is cheaper; a zone outage then stops this pool, and
   # its jobs wait in the subscription (or go to the CPU pool if you route them there).
   gcloud beta run worker-pools deploy "$GPU_POOL" --region="$REGION" \
@@ -44,4 +46,5 @@ if [[ "${DEPLOY_GPU_POOL:-false}" == "true" ]]; then
     "${count_flag}=1"
 fi
 
-step "Done. Check a worker's log for 'worker ready' (and, on the GPU pool, 'NVENC probe encode succeeded'), then: bash deploy/07-autoscaling.sh"
+step "Done. Check a worker's log for 'worker ready' (and, on the GPU pool, 'NVENC probe encode succeeded')," \
+  "then: bash deploy/07-autoscaling.sh"

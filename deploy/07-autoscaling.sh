@@ -17,7 +17,8 @@ export GPU_SCALED_OBJECT
 
 config="$(mktemp --suffix=.yaml)"
 trap 'rm -f "$config"' EXIT
-render crema-config.yaml PROJECT_ID REGION CPU_POOL CPU_WORKERS_MIN CPU_WORKERS_MAX JOBS_SUB_CPU GPU_SCALED_OBJECT > "$config"
+render crema-config.yaml PROJECT_ID REGION CPU_POOL CPU_WORKERS_MIN CPU_WORKERS_MAX JOBS_SUB_CPU GPU_SCALED_OBJECT \
+  > "$config"
 
 step "CREMA configuration: parameter $PARAMETER, version $VERSION"
 gcloud parametermanager parameters describe "$PARAMETER" --location=global >/dev/null 2>&1 ||
@@ -26,12 +27,14 @@ gcloud parametermanager parameters versions create "$VERSION" --location=global 
   --parameter="$PARAMETER" --payload-data-from-file="$config"
 
 step "CREMA worker pool $CREMA_POOL"
+crema_config="projects/${PROJECT_ID}/locations/global/parameters/${PARAMETER}/versions/${VERSION}"
 gcloud beta run worker-pools deploy "$CREMA_POOL" --region="$REGION" \
   --image="$CREMA_IMAGE" \
   --service-account="$CREMA_SA" \
   --cpu=1 --memory=1Gi \
-  --set-env-vars="CREMA_CONFIG=projects/${PROJECT_ID}/locations/global/parameters/${PARAMETER}/versions/${VERSION},OUTPUT_SCALER_METRICS=False,ENABLE_CLOUD_LOGGING=False" \
+  --set-env-vars="CREMA_CONFIG=${crema_config},OUTPUT_SCALER_METRICS=False,ENABLE_CLOUD_LOGGING=False" \
   --labels=app=videograph,role=autoscaler \
   "$(worker_pool_count_flag)=1"
 
-step "Done. CREMA logs '[SCALER] Recommended instances …' every 30 s (Logs Explorer: \"[SCALER]\" OR \"[METRIC-PROVIDER]\")."
+step "Done. CREMA logs '[SCALER] Recommended instances …' every 30 s" \
+  "(Logs Explorer: \"[SCALER]\" OR \"[METRIC-PROVIDER]\")."

@@ -14,7 +14,8 @@ source "$DEPLOY_DIR/env.sh"
 for tool in gcloud envsubst; do
   command -v "$tool" >/dev/null || { echo "$tool is required (envsubst comes with gettext)." >&2; exit 2; }
 done
-for var in PROJECT_ID REGION PREFIX AR_REPO IMAGE_TAG SQL_INSTANCE SQL_DATABASE SQL_USER GCS_BUCKET API_SERVICE CPU_POOL GPU_POOL; do
+for var in PROJECT_ID REGION PREFIX AR_REPO IMAGE_TAG SQL_INSTANCE SQL_DATABASE SQL_USER GCS_BUCKET API_SERVICE \
+  CPU_POOL GPU_POOL; do
   [[ -n "${!var:-}" ]] || { echo "$var is empty in deploy/env.sh" >&2; exit 2; }
 done
 
@@ -52,5 +53,9 @@ render() {
 
 # Worker-pool scaling flag: releases up to mid-2025 call it --scaling, later ones --instances.
 worker_pool_count_flag() {
-  if gcloud beta run worker-pools deploy --help 2>/dev/null | grep -q -- '--instances='; then echo "--instances"; else echo "--scaling"; fi
+  if gcloud beta run worker-pools deploy --help 2>/dev/null | grep -q -- '--instances='; then
+    echo "--instances"
+  else
+    echo "--scaling"
+  fi
 }

@@ -46,7 +46,8 @@ export class TooLargeForWorkerError extends Error {
   readonly retryable = false;
   constructor(neededBytes: number, limitBytes: number) {
     super(
-      `The video needs about ${Math.round(neededBytes / MiB)} MiB to encode; workers have ${Math.round(limitBytes / MiB)} MiB. ` +
+      `The video needs about ${Math.round(neededBytes / MiB)} MiB to encode; workers ` +
+        `have ${Math.round(limitBytes / MiB)} MiB. ` +
         "Give workers more memory or lower the source's resolution.",
     );
     this.name = "TooLargeForWorkerError";

@@ -12,22 +12,46 @@ const WorkerEnvSchema = z.object({
   PUBSUB_TOPIC_PREFIX: z.string().default(DEFAULT_TOPIC_PREFIX),
   DATA_DIR: z.string().default("./data"),
   STORAGE: z.enum(["local", "gcs", "s3"]).default("local"),
-  GCS_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, "not a bucket name").optional(),
-  GCS_SIGNED_URL_TTL_SECONDS: z.coerce.number().int().min(300).max(7 * 24 * 3600).default(6 * 3600),
+  GCS_BUCKET: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, "not a bucket name")
+    .optional(),
+  GCS_SIGNED_URL_TTL_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(300)
+    .max(7 * 24 * 3600)
+    .default(6 * 3600),
   /** Origin of a GCS-compatible server (fake-gcs-server); unset: Google. */
   GCS_API_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
   /** Only checked: the Node client takes it as its JSON API base URL, which misroutes uploads and signed URLs. */
   STORAGE_EMULATOR_HOST: z.string().optional(),
-  S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "not a bucket name").optional(),
+  S3_BUCKET: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "not a bucket name")
+    .optional(),
   S3_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
   S3_REGION: z.string().min(1).default("us-east-1"),
-  S3_FORCE_PATH_STYLE: z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1").default(false),
-  S3_SIGNED_URL_TTL_SECONDS: z.coerce.number().int().min(300).max(7 * 24 * 3600).default(6 * 3600),
+  S3_FORCE_PATH_STYLE: z
+    .enum(["true", "false", "1", "0"])
+    .transform((v) => v === "true" || v === "1")
+    .default(false),
+  S3_SIGNED_URL_TTL_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(300)
+    .max(7 * 24 * 3600)
+    .default(6 * 3600),
   WORKER_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
   WORKER_CAPABILITIES: z
     .string()
     .default("cpu")
-    .transform((s) => s.split(",").map((c) => c.trim()).filter(Boolean))
+    .transform((s) =>
+      s
+        .split(",")
+        .map((c) => c.trim())
+        .filter(Boolean),
+    )
     .pipe(z.array(Capability).min(1)),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(16).default(1),
   /** Memory the worker's jobs may use; default: the cgroup's limit, else the machine's RAM. */
@@ -46,7 +70,12 @@ const WorkerEnvSchema = z.object({
   /** PATH inside the sandbox, for what Manim runs (latex, dvisvgm); directories must be under /usr. */
   MANIM_SANDBOX_PATH: z.string().min(1).optional(),
   /** Wall-clock limit of one Manim render. */
-  MANIM_TIMEOUT_SECONDS: z.coerce.number().int().min(10).max(6 * 3600).default(15 * 60),
+  MANIM_TIMEOUT_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(10)
+    .max(6 * 3600)
+    .default(15 * 60),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
 } satisfies Record<WorkerConfigEnvName, z.ZodType>);
 

@@ -69,7 +69,10 @@ export async function removeDeadWorkersDirs(tmpDir: string, keep?: string): Prom
         if (err.code === "ENOENT") return null;
         throw err;
       });
-      const dead = text === null ? Date.now() - (await stat(dir)).mtimeMs >= STALE_MS : !(await isAlive(JSON.parse(text) as Owner, ownerFile, here));
+      const dead =
+        text === null
+          ? Date.now() - (await stat(dir)).mtimeMs >= STALE_MS
+          : !(await isAlive(JSON.parse(text) as Owner, ownerFile, here));
       if (!dead) continue;
       await rm(dir, { recursive: true, force: true });
       removed.push(dir);

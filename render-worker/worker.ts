@@ -17,7 +17,7 @@ import { runHandler } from "./handlers/index.ts";
 import type { ManimSettings } from "./handlers/types.ts";
 import { log } from "./log.ts";
 import { locateManim, probeManim } from "./manim/capability.ts";
-import type { VideoEncoder } from "./media/encode-ladder.ts";
+import type { VideoEncoder } from "./media/nvenc.ts";
 import { probeNvenc } from "./media/nvenc.ts";
 import type { WorkerStorage } from "./storage/types.ts";
 import type { WorkerTransport } from "./transport/types.ts";
@@ -81,14 +81,20 @@ interface FailureDetails {
 }
 
 /** The encoder for jobs from each capability's queue; manim renders are encoded on the CPU. */
-const ENCODER_OF: Record<Capability, VideoEncoder> = { cpu: "libx264", nvenc: "h264_nvenc", manim: "libx264", local: "libx264" };
+const ENCODER_OF: Record<Capability, VideoEncoder> = {
+  cpu: "libx264",
+  nvenc: "h264_nvenc",
+  manim: "libx264",
+  local: "libx264",
+};
 
 export function createWorker(options: WorkerOptions): Worker {
   const { transport, workerId } = options;
   let capabilities = [...options.capabilities];
   /** Runs in flight by run id: one per delivery this worker took on. */
   const active = new Map<string, ActiveRun>();
-  const runOf = (jobId: string, attempt: number) => [...active.values()].find((r) => r.jobId === jobId && r.attempt === attempt);
+  const runOf = (jobId: string, attempt: number) =>
+    [...active.values()].find((r) => r.jobId === jobId && r.attempt === attempt);
   let shuttingDown = false;
   let heartbeat: NodeJS.Timeout | undefined;
   let workDirs: WorkDirs | undefined;
@@ -116,13 +122,21 @@ export function createWorker(options: WorkerOptions): Worker {
       return;
     }
     capabilities = capabilities.filter((c) => c !== "nvenc");
-    log.error("NVENC IS NOT AVAILABLE: the probe encode with h264_nvenc failed, so this worker will NOT take nvenc jobs", {
-      reason,
-      capabilities,
-      hint: "needs an NVIDIA GPU with NVENC (L4, T4, A10, L40S; not A100/H100/H200) and NVIDIA_DRIVER_CAPABILITIES including video",
-    });
+    log.error(
+      "NVENC IS NOT AVAILABLE: the probe encode with h264_nvenc failed, so this worker will NOT take nvenc jobs",
+      {
+        reason,
+        capabilities,
+        hint:
+          "needs an NVIDIA GPU with NVENC (L4, T4, A10, L40S; not A100/H100/H200) and " +
+          "NVIDIA_DRIVER_CAPABILITIES including video",
+      },
+    );
     if (capabilities.length === 0) {
-      throw new Error(`WORKER_CAPABILITIES asks only for nvenc, but NVENC does not work on this machine (${reason}); no capability left to serve`);
+      throw new Error(
+        `WORKER_CAPABILITIES asks only for nvenc, but NVENC does not work on this machine (${reason}); no ` +
+          `capability left to serve`,
+      );
     }
   }
 
@@ -135,7 +149,13 @@ export function createWorker(options: WorkerOptions): Worker {
     const configured = options.manim?.bin;
     let reason = "no reason given";
     const install = locateManim(configured);
-    if (await (options.probeManim ?? probeManim)(install, { onFailure: (r) => (reason = r), tmpDir: options.tmpDir, sandboxPath: options.manim?.sandboxPath })) {
+    if (
+      await (options.probeManim ?? probeManim)(install, {
+        onFailure: (r) => (reason = r),
+        tmpDir: options.tmpDir,
+        sandboxPath: options.manim?.sandboxPath,
+      })
+    ) {
       const { command, foundBy } = await install;
       log.info("a test render with manim succeeded in the sandbox: taking manim jobs", { manim: command, foundBy });
       return;
@@ -145,10 +165,16 @@ export function createWorker(options: WorkerOptions): Worker {
       manimBin: configured ?? null,
       reason,
       capabilities,
-      hint: "run `npm run setup:manim` (Manim in .tools/manim), or set MANIM_BIN; needs the Debian packages of scripts/manim-debian-packages.txt, bubblewrap (`bwrap`), and either root with CAP_SYS_ADMIN or unprivileged user namespaces",
+      hint:
+        "run `npm run setup:manim` (Manim in .tools/manim), or set MANIM_BIN; needs the Debian packages of " +
+        "scripts/manim-debian-packages.txt, bubblewrap (`bwrap`), and either root with CAP_SYS_ADMIN or " +
+        "unprivileged user namespaces",
     });
     if (capabilities.length === 0) {
-      throw new Error(`WORKER_CAPABILITIES asks only for manim, but manim does not run in the sandbox here (${reason}); no capability left to serve`);
+      throw new Error(
+        `WORKER_CAPABILITIES asks only for manim, but manim does not run in the sandbox here (${reason}); no ` +
+          `capability left to serve`,
+      );
     }
   }
 
@@ -169,7 +195,11 @@ export function createWorker(options: WorkerOptions): Worker {
       // A duplicate run is stopped; the job itself is not canceled, so a later delivery still runs.
       const run = active.get(message.runId);
       if (run) {
-        log.info("cancel of a duplicate run received: stopping it", { jobId: run.jobId, attempt: run.attempt, runId: run.runId });
+        log.info("cancel of a duplicate run received: stopping it", {
+          jobId: run.jobId,
+          attempt: run.attempt,
+          runId: run.runId,
+        });
         run.canceled = true;
         run.controller.abort(new Error("duplicate run stopped"));
       }
@@ -179,7 +209,11 @@ export function createWorker(options: WorkerOptions): Worker {
     setTimeout(() => canceled.delete(message.jobId), CANCELED_MEMORY_MS).unref();
     for (const run of active.values()) {
       if (run.jobId !== message.jobId || run.attempt !== message.attempt) continue;
-      log.info("cancel received: stopping the job", { jobId: message.jobId, attempt: message.attempt, runId: run.runId });
+      log.info("cancel received: stopping the job", {
+        jobId: message.jobId,
+        attempt: message.attempt,
+        runId: run.runId,
+      });
       run.canceled = true;
       run.controller.abort(new Error("job canceled"));
     }
@@ -239,7 +273,11 @@ export function createWorker(options: WorkerOptions): Worker {
     // The API only takes a later attempt's events: an older attempt still running here stops.
     for (const older of active.values()) {
       if (older.jobId === job.jobId && older.attempt < job.attempt) {
-        log.warn("a later attempt of a job running here arrived: stopping the older run", { jobId: job.jobId, attempt: older.attempt, runId: older.runId });
+        log.warn("a later attempt of a job running here arrived: stopping the older run", {
+          jobId: job.jobId,
+          attempt: older.attempt,
+          runId: older.runId,
+        });
         older.controller.abort(new Error(`superseded by attempt ${job.attempt}`));
       }
     }
@@ -285,7 +323,12 @@ export function createWorker(options: WorkerOptions): Worker {
       outcome = "ended";
     } catch (err) {
       if (controller.signal.aborted && run.canceled) {
-        log.info("job canceled", { jobId: job.jobId, attempt: job.attempt, runId, seconds: (Date.now() - started) / 1000 });
+        log.info("job canceled", {
+          jobId: job.jobId,
+          attempt: job.attempt,
+          runId,
+          seconds: (Date.now() - started) / 1000,
+        });
         await emit({ type: "job.canceled" });
         outcome = "ended";
         return;
@@ -299,7 +342,14 @@ export function createWorker(options: WorkerOptions): Worker {
       }
       const e = err as Error & FailureDetails;
       outcome = "ended";
-      log.warn("job failed", { jobId: job.jobId, attempt: job.attempt, runId, error: e.message, command: e.command, stderrTail: e.stderrTail });
+      log.warn("job failed", {
+        jobId: job.jobId,
+        attempt: job.attempt,
+        runId,
+        error: e.message,
+        command: e.command,
+        stderrTail: e.stderrTail,
+      });
       await emit({
         type: "job.failed",
         error: e.message || String(err),
@@ -312,7 +362,9 @@ export function createWorker(options: WorkerOptions): Worker {
       transportSignal.removeEventListener("abort", onTransportAbort);
       active.delete(runId);
       finish();
-      await (workDir ? rm(workDir, { recursive: true, force: true }) : Promise.resolve()).finally(() => settle(outcome));
+      await (workDir ? rm(workDir, { recursive: true, force: true }) : Promise.resolve()).finally(() =>
+        settle(outcome),
+      );
     }
   }
 
@@ -324,9 +376,15 @@ export function createWorker(options: WorkerOptions): Worker {
       await transport.start();
       // The API answers a heartbeat that lists a canceled job with its cancel again: that is how
       // cancels broadcast while the control channel was down reach this worker.
-      await transport.onControl(onControl, () => void sendHeartbeat().catch((err) => log.warn("heartbeat after reconnecting failed", { err })));
+      await transport.onControl(
+        onControl,
+        () => void sendHeartbeat().catch((err) => log.warn("heartbeat after reconnecting failed", { err })),
+      );
       await transport.consumeJobs(capabilities, options.concurrency, runJob);
-      heartbeat = setInterval(() => sendHeartbeat().catch((err) => log.warn("heartbeat failed", { err })), options.heartbeatIntervalSeconds * 1000);
+      heartbeat = setInterval(
+        () => sendHeartbeat().catch((err) => log.warn("heartbeat failed", { err })),
+        options.heartbeatIntervalSeconds * 1000,
+      );
       await sendHeartbeat();
       log.info("worker ready", { workerId, capabilities, concurrency: options.concurrency });
     },

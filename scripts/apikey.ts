@@ -23,20 +23,32 @@ Lists API keys (id, prefix, tenant, state, scopes, last use), never their secret
   revoke: `usage: npm run apikey:revoke -- <key id or prefix>
 Revokes a key; it stops working on the next request.`,
 };
-const ALL_USAGE = `${USAGE.create}\n\n${USAGE.list}\n\n${USAGE.revoke}\n\nUses DATABASE_URL, or the embedded Postgres under DATA_DIR.`;
+const ALL_USAGE =
+  `${USAGE.create}\n\n${USAGE.list}\n\n${USAGE.revoke}\n\nUses DATABASE_URL, or the embedded ` +
+  `Postgres under DATA_DIR.`;
 
 const [command, ...rest] = process.argv.slice(2);
 if (command !== "create" && command !== "list" && command !== "revoke") {
   if (command === "--help" || command === "-h") parseCommandLine(ALL_USAGE, { args: [command] });
-  usageError(ALL_USAGE, command === undefined ? "a command is required: create, list or revoke" : `unknown command ${command}`);
+  usageError(
+    ALL_USAGE,
+    command === undefined ? "a command is required: create, list or revoke" : `unknown command ${command}`,
+  );
 }
-const usage = `${USAGE[command]}\nUses DATABASE_URL, or the embedded Postgres under DATA_DIR (of a running \`npm start\`, or started for the command).`;
+const usage =
+  `${USAGE[command]}\nUses DATABASE_URL, or the embedded Postgres under DATA_DIR (of a running \`npm ` +
+  `start\`, or started for the command).`;
 const parsed = parseCommandLine(usage, {
   args: rest,
   allowPositionals: command === "revoke",
   options:
     command === "create"
-      ? { tenant: { type: "string" }, scopes: { type: "string" }, name: { type: "string" }, "expires-days": { type: "string" } }
+      ? {
+          tenant: { type: "string" },
+          scopes: { type: "string" },
+          name: { type: "string" },
+          "expires-days": { type: "string" },
+        }
       : command === "list"
         ? { tenant: { type: "string" } }
         : {},
@@ -86,7 +98,14 @@ try {
       scopes,
       expiresAt: days === null ? null : new Date(Date.now() + days * 86_400_000),
     });
-    process.stdout.write(`${JSON.stringify({ id: key.id, tenant: tenant.name, tenantId: tenant.id, scopes: key.scopes, expiresAt: key.expiresAt })}\n`);
+    const created = {
+      id: key.id,
+      tenant: tenant.name,
+      tenantId: tenant.id,
+      scopes: key.scopes,
+      expiresAt: key.expiresAt,
+    };
+    process.stdout.write(`${JSON.stringify(created)}\n`);
     process.stderr.write(`API key (shown once, keep it):\n`);
     process.stdout.write(`${secret}\n`);
   } else if (command === "list") {
@@ -97,7 +116,10 @@ try {
     });
     for (const k of keys) {
       const state = k.revokedAt ? "revoked" : k.expiresAt && k.expiresAt < new Date() ? "expired" : "active";
-      process.stdout.write(`${k.id}  ${k.prefix}…  ${k.tenant.name}  ${state}  ${k.scopes.join(",")}  last used ${k.lastUsedAt?.toISOString() ?? "never"}  ${k.name}\n`);
+      process.stdout.write(
+        `${k.id}  ${k.prefix}…  ${k.tenant.name}  ${state}  ${k.scopes.join(",")}  last ` +
+          `used ${k.lastUsedAt?.toISOString() ?? "never"}  ${k.name}\n`,
+      );
     }
   } else {
     const target = positionals[0]!;

@@ -54,9 +54,16 @@ try {
   const duration = Number(stdout);
   // Frames at the middle of six equal slices, so the first is not blank and the last is the end state.
   await run("ffmpeg", [
-    "-v", "error", "-y", "-i", movie,
-    "-vf", `fps=${FRAMES}/${duration},scale=480:-2,tile=3x2:padding=6:color=white`,
-    "-frames:v", "1", OUTPUT,
+    "-v",
+    "error",
+    "-y",
+    "-i",
+    movie,
+    "-vf",
+    `fps=${FRAMES}/${duration},scale=480:-2,tile=3x2:padding=6:color=white`,
+    "-frames:v",
+    "1",
+    OUTPUT,
   ]);
   console.log(`wrote ${path.relative(root, OUTPUT)} from a ${duration.toFixed(1)} s render`);
 } finally {

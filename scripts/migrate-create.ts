@@ -9,7 +9,10 @@ const usage = `usage: npm run migrate:create -- <name>
 Writes prisma/migrations/<UTC timestamp>_<name>/migration.sql: the SQL that takes the committed
 migrations to prisma/schema.prisma. Uses DATABASE_URL for a throw-away shadow database.`;
 const { positionals } = parseCommandLine(usage, { allowPositionals: true });
-const name = (positionals[0] ?? "").trim().replace(/[^A-Za-z0-9_]+/g, "_").replace(/^_+|_+$/g, "");
+const name = (positionals[0] ?? "")
+  .trim()
+  .replace(/[^A-Za-z0-9_]+/g, "_")
+  .replace(/^_+|_+$/g, "");
 if (positionals.length !== 1 || !name) usageError(usage, "one migration name is required, e.g. add_webhook_cap");
 const sql = prismaMigrate([...diffArgs, "--script"], { capture: true });
 if (/^-- This is an empty migration\.\s*$/.test(sql.trim())) {

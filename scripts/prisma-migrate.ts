@@ -15,7 +15,10 @@ export function prismaMigrate(args: string[], options: { capture?: boolean } = {
 }
 
 export const diffArgs = [
-  "migrate", "diff",
-  "--from-migrations", "prisma/migrations",
-  "--to-schema-datamodel", "node_modules/.prisma-migrate/schema.prisma",
+  "migrate",
+  "diff",
+  "--from-migrations",
+  "prisma/migrations",
+  "--to-schema-datamodel",
+  "node_modules/.prisma-migrate/schema.prisma",
 ];

@@ -27,13 +27,20 @@ const PUBLISHER_ROLE = "roles/pubsub.publisher";
 const bucketName = process.env.GCS_BUCKET;
 const projectId = process.env.GOOGLE_CLOUD_PROJECT;
 if (!bucketName || !projectId) {
-  console.error("GCS_BUCKET and GOOGLE_CLOUD_PROJECT are required: the bucket, and the project that holds the notification topic");
+  console.error(
+    "GCS_BUCKET and GOOGLE_CLOUD_PROJECT are required: the bucket, and the project that holds the notification topic",
+  );
   process.exit(2);
 }
 const prefix = process.env.PUBSUB_TOPIC_PREFIX || "videograph";
 const topicName = process.env.GCS_NOTIFICATION_TOPIC || `${prefix}-gcs-object-finalize`;
-const subscriptionName = (process.env.GCS_NOTIFICATION_SUBSCRIPTION || `${prefix}-gcs-object-finalize-api`).split("/").pop()!;
-const corsOrigins = (process.env.GCS_CORS_ORIGINS || "*").split(",").map((o) => o.trim()).filter(Boolean);
+const subscriptionName = (process.env.GCS_NOTIFICATION_SUBSCRIPTION || `${prefix}-gcs-object-finalize-api`)
+  .split("/")
+  .pop()!;
+const corsOrigins = (process.env.GCS_CORS_ORIGINS || "*")
+  .split(",")
+  .map((o) => o.trim())
+  .filter(Boolean);
 const storageEmulator = process.env.GCS_API_ENDPOINT;
 
 const say = (created: boolean, what: string) => console.log(`  ${created ? "created" : "exists "}  ${what}`);
@@ -68,10 +75,18 @@ async function ensureNotification(bucket: Bucket): Promise<void> {
   const [notifications] = await bucket.getNotifications();
   const topicPath = `projects/${projectId}/topics/${topicName}`;
   const existing = notifications.find(
-    ({ metadata: m }) => (m.topic ?? "").endsWith(topicPath) && m.object_name_prefix === "videos/" && (m.event_types ?? []).includes("OBJECT_FINALIZE"),
+    ({ metadata: m }) =>
+      (m.topic ?? "").endsWith(topicPath) &&
+      m.object_name_prefix === "videos/" &&
+      (m.event_types ?? []).includes("OBJECT_FINALIZE"),
   );
-  if (existing) return say(false, `notification ${existing.id}: OBJECT_FINALIZE of gs://${bucketName}/videos/* to ${topicName}`);
-  const [created] = await bucket.createNotification(topicPath, { eventTypes: ["OBJECT_FINALIZE"], objectNamePrefix: "videos/", payloadFormat: "JSON_API_V1" });
+  if (existing)
+    return say(false, `notification ${existing.id}: OBJECT_FINALIZE of gs://${bucketName}/videos/* to ${topicName}`);
+  const [created] = await bucket.createNotification(topicPath, {
+    eventTypes: ["OBJECT_FINALIZE"],
+    objectNamePrefix: "videos/",
+    payloadFormat: "JSON_API_V1",
+  });
   say(true, `notification ${created.id}: OBJECT_FINALIZE of gs://${bucketName}/videos/* to ${topicName}`);
 }
 
@@ -91,7 +106,18 @@ async function setCors(bucket: Bucket): Promise<void> {
     {
       origin: corsOrigins,
       method: ["GET", "HEAD", "PUT", "POST", "OPTIONS"],
-      responseHeader: ["Content-Type", "Content-Length", "Content-Range", "Range", "Cache-Control", "ETag", "Location", "X-Goog-Resumable", "X-Upload-Content-Length", "X-Upload-Content-Type"],
+      responseHeader: [
+        "Content-Type",
+        "Content-Length",
+        "Content-Range",
+        "Range",
+        "Cache-Control",
+        "ETag",
+        "Location",
+        "X-Goog-Resumable",
+        "X-Upload-Content-Length",
+        "X-Upload-Content-Type",
+      ],
       maxAgeSeconds: 3600,
     },
   ]);
@@ -102,7 +128,10 @@ const storage = new Storage({ projectId, ...(storageEmulator ? { apiEndpoint: st
 const pubsub = new PubSub({ projectId });
 const bucket = storage.bucket(bucketName);
 try {
-  console.log(`GCS upload notifications for gs://${bucketName}${storageEmulator ? ` (emulator at ${storageEmulator})` : ""}, project ${projectId}:`);
+  console.log(
+    `GCS upload notifications for gs://${bucketName}${storageEmulator ? ` (emulator at ${storageEmulator})` : ""}, ` +
+      `project ${projectId}:`,
+  );
   const [exists] = await bucket.exists();
   if (!exists && storageEmulator) {
     await bucket.create();
@@ -114,7 +143,8 @@ try {
     // with -event.pubsub-project-id, -event.pubsub-topic and PUBSUB_EMULATOR_HOST.
     console.log(
       `  skipped  notification config and publisher role (emulator): start it with PUBSUB_EMULATOR_HOST set and ` +
-        `-event.pubsub-project-id=${projectId} -event.pubsub-topic=${topicName} -event.list=finalize -event.object-prefix=videos/`,
+        `-event.pubsub-project-id=${projectId} -event.pubsub-topic=${topicName} -event.list=finalize ` +
+        `-event.object-prefix=videos/`,
     );
   } else {
     await allowStorageToPublish(storage, topic);
@@ -122,7 +152,9 @@ try {
   }
   await ensureSubscription(pubsub);
   await setCors(bucket);
-  console.log(`Set GCS_NOTIFICATION_SUBSCRIPTION=${subscriptionName} (with GOOGLE_CLOUD_PROJECT=${projectId}) on the API.`);
+  console.log(
+    `Set GCS_NOTIFICATION_SUBSCRIPTION=${subscriptionName} (with GOOGLE_CLOUD_PROJECT=${projectId}) on the API.`,
+  );
 } catch (err) {
   console.error(`setup:gcs failed: ${(err as Error).message}`);
   process.exitCode = 1;

@@ -5,7 +5,13 @@
 //     stored and billed until then) a day after upload URLs expire.
 // Reads S3_BUCKET (required), S3_ENDPOINT, S3_REGION, S3_FORCE_PATH_STYLE, UPLOAD_URL_TTL_SECONDS,
 // S3_CORS_ORIGINS (comma-separated, default *); credentials come from the SDK's default chain.
-import { CreateBucketCommand, HeadBucketCommand, PutBucketCorsCommand, PutBucketLifecycleConfigurationCommand, type BucketLocationConstraint } from "@aws-sdk/client-s3";
+import {
+  CreateBucketCommand,
+  HeadBucketCommand,
+  PutBucketCorsCommand,
+  PutBucketLifecycleConfigurationCommand,
+  type BucketLocationConstraint,
+} from "@aws-sdk/client-s3";
 import { createS3Client } from "../src/storage/s3.ts";
 import { parseCommandLine } from "../src/protocol/command-line.ts";
 
@@ -26,7 +32,10 @@ if (!bucket) {
 const region = process.env.S3_REGION || "us-east-1";
 const endpoint = process.env.S3_ENDPOINT || undefined;
 const forcePathStyle = ["true", "1"].includes(process.env.S3_FORCE_PATH_STYLE ?? "");
-const corsOrigins = (process.env.S3_CORS_ORIGINS || "*").split(",").map((o) => o.trim()).filter(Boolean);
+const corsOrigins = (process.env.S3_CORS_ORIGINS || "*")
+  .split(",")
+  .map((o) => o.trim())
+  .filter(Boolean);
 const abortAfterDays = Math.ceil(Number(process.env.UPLOAD_URL_TTL_SECONDS || 86_400) / 86_400) + 1;
 
 const client = createS3Client({ endpoint, region, forcePathStyle });
@@ -40,7 +49,10 @@ try {
   } catch (err) {
     if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode !== 404) throw err;
     // us-east-1 takes no location constraint; R2 ("auto") and most other services ignore it.
-    const location = region === "us-east-1" || region === "auto" ? undefined : { LocationConstraint: region as BucketLocationConstraint };
+    const location =
+      region === "us-east-1" || region === "auto"
+        ? undefined
+        : { LocationConstraint: region as BucketLocationConstraint };
     await client.send(new CreateBucketCommand({ Bucket: bucket, CreateBucketConfiguration: location }));
     say("created  bucket");
   }
@@ -65,7 +77,14 @@ try {
     new PutBucketLifecycleConfigurationCommand({
       Bucket: bucket,
       LifecycleConfiguration: {
-        Rules: [{ ID: "videograph-abort-unfinished-uploads", Status: "Enabled", Filter: { Prefix: "videos/" }, AbortIncompleteMultipartUpload: { DaysAfterInitiation: abortAfterDays } }],
+        Rules: [
+          {
+            ID: "videograph-abort-unfinished-uploads",
+            Status: "Enabled",
+            Filter: { Prefix: "videos/" },
+            AbortIncompleteMultipartUpload: { DaysAfterInitiation: abortAfterDays },
+          },
+        ],
       },
     }),
   );

@@ -51,12 +51,16 @@ async function newUserEnv(port: number): Promise<NodeJS.ProcessEnv> {
   const env: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(process.env)) {
     if (settings.has(name) || name === "INIT_CWD" || name === "NODE") continue;
-    if (/^npm_(lifecycle|package|command|execpath|node_execpath)|^npm_config_(local_prefix|global_prefix)$/.test(name)) continue;
+    if (/^npm_(lifecycle|package|command|execpath|node_execpath)|^npm_config_(local_prefix|global_prefix)$/.test(name))
+      continue;
     env[name] = value;
   }
   env.PATH = (process.env.PATH ?? "")
     .split(path.delimiter)
-    .filter((dir) => !dir.includes(`${path.sep}node_modules${path.sep}`) && !dir.endsWith(`${path.sep}node_modules${path.sep}.bin`))
+    .filter(
+      (dir) =>
+        !dir.includes(`${path.sep}node_modules${path.sep}`) && !dir.endsWith(`${path.sep}node_modules${path.sep}.bin`),
+    )
     .join(path.delimiter);
   // Another service may hold the default 4000 on a shared machine; PORT is a documented setting.
   env.PORT = String(port);
@@ -72,7 +76,8 @@ async function processesIn(dir: string, candidates: number[]): Promise<string[]>
     if (!stat || stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) continue;
     const cmdline = (await readFile(`/proc/${name}/cmdline`, "utf8").catch(() => "")).split("\0").join(" ").trim();
     const cwd = await readlink(`/proc/${name}/cwd`).catch(() => "");
-    if (candidates.includes(Number(name)) || cmdline.includes(dir) || cwd.startsWith(dir)) left.push(`${name} ${cmdline}`);
+    if (candidates.includes(Number(name)) || cmdline.includes(dir) || cwd.startsWith(dir))
+      left.push(`${name} ${cmdline}`);
   }
   return left;
 }
@@ -88,10 +93,17 @@ execFileSync("git", ["-C", clone, "checkout", "--quiet", "--detach", head]);
 const port = await freePort();
 say(`${START_COMMAND}   (PORT=${port})`);
 const started = Date.now();
-const shell = spawn("sh", ["-c", START_COMMAND], { cwd: clone, env: await newUserEnv(port), detached: true, stdio: ["ignore", "pipe", "pipe"] });
+const shell = spawn("sh", ["-c", START_COMMAND], {
+  cwd: clone,
+  env: await newUserEnv(port),
+  detached: true,
+  stdio: ["ignore", "pipe", "pipe"],
+});
 let output = "";
 for (const stream of [shell.stdout, shell.stderr]) stream.on("data", (d) => (output += d));
-const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => shell.once("exit", (code, signal) => resolve({ code, signal })));
+const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+  shell.once("exit", (code, signal) => resolve({ code, signal })),
+);
 let exitedEarly = false;
 void exited.then(() => (exitedEarly = true));
 
@@ -107,11 +119,16 @@ async function waitFor<T>(what: string, seconds: number, probe: () => T | null |
 }
 
 try {
-  const url = await waitFor("\"API listening\"", START_SECONDS, () => output.match(/"msg":"API listening".*"url":"(http:\/\/[^"]+)\/graphql"/)?.[1] ?? null);
+  const url = await waitFor(
+    '"API listening"',
+    START_SECONDS,
+    () => output.match(/"msg":"API listening".*"url":"(http:\/\/[^"]+)\/graphql"/)?.[1] ?? null,
+  );
   say(`listening at ${url} after ${((Date.now() - started) / 1000).toFixed(0)} s`);
   const health = await fetch(`${url}/health`).then((r) => r.json());
   if (health?.status !== "ok") fail(`/health answered ${JSON.stringify(health)}`);
-  const key = output.match(/shown once, keep it:\s+export VIDEOGRAPH_KEY=(vg_\S+)/)?.[1] ?? fail("no admin API key printed");
+  const key =
+    output.match(/shown once, keep it:\s+export VIDEOGRAPH_KEY=(vg_\S+)/)?.[1] ?? fail("no admin API key printed");
 
   async function gql(query: string, variables: Record<string, unknown> = {}) {
     const res = await fetch(`${url}/graphql`, {
@@ -125,9 +142,35 @@ try {
   }
 
   const clip = path.join(work, "clip.mp4");
-  execFileSync("ffmpeg", ["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-f", "lavfi", "-i", "sine=frequency=440", "-t", "3", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", clip]);
-  const created = await gql(`mutation { createUpload(input: { title: "start check" }) { __typename ... on CreateUploadSuccess { uploadUrl video { id } } ... on Error { message } } }`);
-  if (created.createUpload.__typename !== "CreateUploadSuccess") fail(`createUpload: ${JSON.stringify(created.createUpload)}`);
+  execFileSync("ffmpeg", [
+    "-hide_banner",
+    "-loglevel",
+    "error",
+    "-f",
+    "lavfi",
+    "-i",
+    "testsrc2=size=640x360:rate=25",
+    "-f",
+    "lavfi",
+    "-i",
+    "sine=frequency=440",
+    "-t",
+    "3",
+    "-c:v",
+    "libx264",
+    "-pix_fmt",
+    "yuv420p",
+    "-c:a",
+    "aac",
+    "-shortest",
+    clip,
+  ]);
+  const created = await gql(
+    `mutation { createUpload(input: { title: "start check" }) { __typename ... on CreateUploadSuccess { uploadUrl ` +
+      `video { id } } ... on Error { message } } }`,
+  );
+  if (created.createUpload.__typename !== "CreateUploadSuccess")
+    fail(`createUpload: ${JSON.stringify(created.createUpload)}`);
   const { uploadUrl, video } = created.createUpload;
   const put = await fetch(new URL(uploadUrl, url), { method: "PUT", body: await readFile(clip) });
   if (put.status !== 200) fail(`PUT ${uploadUrl}: ${put.status} ${await put.text()}`);
@@ -145,15 +188,22 @@ try {
   process.kill(-shell.pid!, "SIGINT");
   let stopTimer: NodeJS.Timeout | undefined;
   const tooLate = new Promise<never>((_, reject) => {
-    stopTimer = setTimeout(() => reject(new CheckFailed(`still running ${STOP_SECONDS} s after Ctrl-C`)), STOP_SECONDS * 1000);
+    stopTimer = setTimeout(
+      () => reject(new CheckFailed(`still running ${STOP_SECONDS} s after Ctrl-C`)),
+      STOP_SECONDS * 1000,
+    );
   });
   const { code, signal } = await Promise.race([exited, tooLate]);
   clearTimeout(stopTimer);
-  say(`exited with code ${code}${signal ? ` (signal ${signal})` : ""} after ${((Date.now() - interruptedAt) / 1000).toFixed(1)} s`);
+  say(
+    `exited with code ${code}${signal ? ` (signal ${signal})` : ""} ` +
+      `after ${((Date.now() - interruptedAt) / 1000).toFixed(1)} s`,
+  );
   // npm ends a script interrupted by a signal by re-raising it on itself once the script has
   // exited, and the shell follows: so a clean Ctrl-C ends by SIGINT (130 in a shell), after the
   // API has logged its last step (it exits 0 then; test/embedded-start.test.ts checks that code).
-  if (!(signal === "SIGINT" || code === 130 || code === 0)) fail(`ended with code ${code}, signal ${signal}; a clean Ctrl-C ends by SIGINT`);
+  if (!(signal === "SIGINT" || code === 130 || code === 0))
+    fail(`ended with code ${code}, signal ${signal}; a clean Ctrl-C ends by SIGINT`);
   if (/"msg":"second signal/.test(output)) fail("a process was signalled twice and forced to exit");
   const errorLines = output.split("\n").filter((line) => /"level":"error"/.test(line));
   if (errorLines.length) fail(`error-level log lines:\n${errorLines.join("\n")}`);

@@ -13,34 +13,77 @@ const EnvSchema = z.object({
   CORS_ORIGINS: z
     .string()
     .default("*")
-    .transform((v) => v.split(",").map((o) => o.trim()).filter(Boolean))
-    .refine((list) => list.every((o) => o === "*" || (!o.includes("*") && URL.canParse(o) && new URL(o).origin === o)), "a comma-separated list of origins (https://app.example.com) or *"),
+    .transform((v) =>
+      v
+        .split(",")
+        .map((o) => o.trim())
+        .filter(Boolean),
+    )
+    .refine(
+      (list) => list.every((o) => o === "*" || (!o.includes("*") && URL.canParse(o) && new URL(o).origin === o)),
+      "a comma-separated list of origins (https://app.example.com) or *",
+    ),
   DATABASE_URL: z.url().optional(),
   DATA_DIR: z.string().default("./data"),
-  MAX_UPLOAD_BYTES: z.coerce.number().int().positive().default(5 * 1024 ** 3),
-  MULTIPART_MAX_BYTES: z.coerce.number().int().positive().default(100 * 1024 ** 2),
-  GRAPHQL_MAX_BODY_BYTES: z.coerce.number().int().positive().default(1024 ** 2),
-  UPLOAD_URL_TTL_SECONDS: z.coerce.number().int().positive().default(24 * 3600),
+  MAX_UPLOAD_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(5 * 1024 ** 3),
+  MULTIPART_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(100 * 1024 ** 2),
+  GRAPHQL_MAX_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(1024 ** 2),
+  UPLOAD_URL_TTL_SECONDS: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(24 * 3600),
   SIGNING_SECRET: z.string().min(32).optional(),
   STORAGE: z.enum(["local", "gcs", "s3"]).default("local"),
-  GCS_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, "not a bucket name").optional(),
+  GCS_BUCKET: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, "not a bucket name")
+    .optional(),
   // V4 signed URLs live at most 7 days.
-  GCS_SIGNED_URL_TTL_SECONDS: z.coerce.number().int().min(300).max(7 * 24 * 3600).default(6 * 3600),
+  GCS_SIGNED_URL_TTL_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(300)
+    .max(7 * 24 * 3600)
+    .default(6 * 3600),
   /** Origin of a GCS-compatible server (fake-gcs-server); unset: Google. */
   GCS_API_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
   /** Only checked: the Node client takes it as its JSON API base URL, which misroutes uploads and signed URLs. */
   STORAGE_EMULATOR_HOST: z.string().optional(),
   GCS_NOTIFICATION_SUBSCRIPTION: z.string().min(1).optional(),
-  S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "not a bucket name").optional(),
+  S3_BUCKET: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "not a bucket name")
+    .optional(),
   /** An S3-compatible service's endpoint (R2, Spaces, MinIO); unset: AWS S3 itself. */
   S3_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
   S3_REGION: z.string().min(1).default("us-east-1"),
   S3_FORCE_PATH_STYLE: bool.default(false),
   // SigV4 presigned URLs live at most 7 days.
-  S3_SIGNED_URL_TTL_SECONDS: z.coerce.number().int().min(300).max(7 * 24 * 3600).default(6 * 3600),
+  S3_SIGNED_URL_TTL_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(300)
+    .max(7 * 24 * 3600)
+    .default(6 * 3600),
   TRANSPORT: z.enum(["postgres", "pubsub"]).default("postgres"),
   GOOGLE_CLOUD_PROJECT: z.string().min(1).optional(),
-  PUBSUB_TOPIC_PREFIX: z.string().regex(/^[a-zA-Z][\w.~+%-]*$/).default("videograph"),
+  PUBSUB_TOPIC_PREFIX: z
+    .string()
+    .regex(/^[a-zA-Z][\w.~+%-]*$/)
+    .default("videograph"),
   LOCAL_WORKER: bool.default(true),
   INGEST_EVENTS: bool.default(true),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(16).default(1),
@@ -48,10 +91,16 @@ const EnvSchema = z.object({
   SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(0).default(30),
   JOB_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(3),
   HLS_SEGMENT_SECONDS: z.coerce.number().min(1).max(10).default(4),
-  MAX_DURATION_SECONDS: z.coerce.number().positive().default(6 * 3600),
+  MAX_DURATION_SECONDS: z.coerce
+    .number()
+    .positive()
+    .default(6 * 3600),
   PROGRESS_WRITE_INTERVAL_MS: z.coerce.number().int().min(0).default(2000),
   GRAPHIQL: bool.optional(),
-  /** An admin key (all scopes, tenant "default") to make sure of at start, for automation; else one is created and printed on first start. */
+  /**
+   * An admin key (all scopes, tenant "default") to make sure of at start, for automation; else one is created and
+   * printed on first start.
+   */
   BOOTSTRAP_API_KEY: z.string().min(24).startsWith("vg_").optional(),
   /** Viewers' JWTs: the identity provider's JWKS (URL or JSON), or a shared HS256 secret. */
   JWT_JWKS: z.string().min(1).optional(),
@@ -63,9 +112,23 @@ const EnvSchema = z.object({
   /** How often a live subscription's credential is checked again (revoked API keys also end it at once). */
   AUTH_RECHECK_SECONDS: z.coerce.number().int().min(1).default(60),
   /** JWTs that live longer than this (exp - iat, or exp - now without iat) are refused. */
-  JWT_MAX_LIFETIME_SECONDS: z.coerce.number().int().min(60).default(24 * 3600),
-  PLAYBACK_TOKEN_TTL_SECONDS: z.coerce.number().int().min(10).max(7 * 24 * 3600).default(900),
-  PLAYBACK_SESSION_SECONDS: z.coerce.number().int().min(60).max(7 * 24 * 3600).default(4 * 3600),
+  JWT_MAX_LIFETIME_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .default(24 * 3600),
+  PLAYBACK_TOKEN_TTL_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(10)
+    .max(7 * 24 * 3600)
+    .default(900),
+  PLAYBACK_SESSION_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .max(7 * 24 * 3600)
+    .default(4 * 3600),
   WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
   WEBHOOK_RETRY_BASE_SECONDS: z.coerce.number().min(0.1).default(30),
   WEBHOOK_RETRY_HOURS: z.coerce.number().positive().default(24),
@@ -102,19 +165,32 @@ const CheckedEnvSchema = EnvSchema.superRefine((env, ctx) => {
     ctx.addIssue({ code: "custom", path: ["JWT_SECRET"], message: "set JWT_JWKS or JWT_SECRET, not both" });
   }
   for (const name of env.JWT_ALLOWED_SCOPES.split(/[\s,]+/).filter(Boolean)) {
-    if (!isScope(name)) ctx.addIssue({ code: "custom", path: ["JWT_ALLOWED_SCOPES"], message: `unknown scope ${name}` });
+    if (!isScope(name))
+      ctx.addIssue({ code: "custom", path: ["JWT_ALLOWED_SCOPES"], message: `unknown scope ${name}` });
   }
   if (env.STORAGE === "gcs" && !env.GCS_BUCKET) {
     ctx.addIssue({ code: "custom", path: ["GCS_BUCKET"], message: "required when STORAGE=gcs" });
   }
   if (env.STORAGE === "gcs" && env.STORAGE_EMULATOR_HOST) {
-    ctx.addIssue({ code: "custom", path: ["STORAGE_EMULATOR_HOST"], message: "not supported: set GCS_API_ENDPOINT to the emulator's origin instead" });
+    ctx.addIssue({
+      code: "custom",
+      path: ["STORAGE_EMULATOR_HOST"],
+      message: "not supported: set GCS_API_ENDPOINT to the emulator's origin instead",
+    });
   }
   if (env.STORAGE === "s3" && !env.S3_BUCKET) {
     ctx.addIssue({ code: "custom", path: ["S3_BUCKET"], message: "required when STORAGE=s3" });
   }
-  if (env.GCS_NOTIFICATION_SUBSCRIPTION && !env.GCS_NOTIFICATION_SUBSCRIPTION.startsWith("projects/") && !env.GOOGLE_CLOUD_PROJECT) {
-    ctx.addIssue({ code: "custom", path: ["GOOGLE_CLOUD_PROJECT"], message: "required with GCS_NOTIFICATION_SUBSCRIPTION, unless that is a full projects/…/subscriptions/… name" });
+  if (
+    env.GCS_NOTIFICATION_SUBSCRIPTION &&
+    !env.GCS_NOTIFICATION_SUBSCRIPTION.startsWith("projects/") &&
+    !env.GOOGLE_CLOUD_PROJECT
+  ) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["GOOGLE_CLOUD_PROJECT"],
+      message: "required with GCS_NOTIFICATION_SUBSCRIPTION, unless that is a full projects/…/subscriptions/… name",
+    });
   }
 });
 

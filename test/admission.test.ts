@@ -15,18 +15,29 @@ describe("a worker never starts an encode its memory cannot hold (public API, re
   afterAll(() => t.stop());
 
   it("encodes a source that fits and fails one that never can, with the reason", async () => {
-    const small = await uploadAndWait(t, new Uint8Array(await readFile(await makeClip({ width: 320, height: 180, seconds: 2, audio: false }))));
+    const small = await uploadAndWait(
+      t,
+      new Uint8Array(await readFile(await makeClip({ width: 320, height: 180, seconds: 2, audio: false }))),
+    );
     expect(small.status).toBe("READY");
-    const big = await uploadAndWait(t, new Uint8Array(await readFile(await makeClip({ width: 640, height: 360, seconds: 2, audio: false }))));
+    const big = await uploadAndWait(
+      t,
+      new Uint8Array(await readFile(await makeClip({ width: 640, height: 360, seconds: 2, audio: false }))),
+    );
     expect(big.status).toBe("FAILED");
     expect(big.error).toMatch(/needs about 284 MiB to encode; workers have 250 MiB/);
-    const jobs = (await t.gql(`query($id: ID!) { video(id: $id) { jobs(first: 1) { edges { node { status attempt } } } } }`, { id: big.id })).data.video.jobs.edges;
+    const jobs = (
+      await t.gql(`query($id: ID!) { video(id: $id) { jobs(first: 1) { edges { node { status attempt } } } } }`, {
+        id: big.id,
+      })
+    ).data.video.jobs.edges;
     expect(jobs[0].node).toEqual({ status: "FAILED", attempt: 1 });
   });
 });
 
 // 640 MiB, minus the worker's 150 MiB: one 640x360 encode (284 MiB) fits, two (568 MiB) do not.
-describe("a worker running two jobs at once hands back the one its memory cannot hold beside the other (public API, real worker process)", () => {
+describe(`a worker running two jobs at once hands back the one its memory cannot hold beside the other (public API, \
+real worker process)`, () => {
   let t: TestApp;
   let worker: ServiceProcess;
   beforeAll(async () => {
@@ -44,17 +55,28 @@ describe("a worker running two jobs at once hands back the one its memory cannot
     await t.stop();
   });
 
-  it("two jobs that each fit but not together: the second waits for the first, both READY, the runs never overlap", async () => {
+  it(`two jobs that each fit but not together: the second waits for the first, both READY, the runs \
+never overlap`, async () => {
     expect(worker.log()).toMatch(/"msg":"worker ready".*"concurrency":2/);
-    const clips = await Promise.all([0, 1].map((i) => makeClip({ width: 640, height: 360, seconds: 6 + i, audio: true })));
-    const finals = await Promise.all(clips.map(async (clip, i) => uploadAndWait(t, new Uint8Array(await readFile(clip)), `slot ${i}`)));
+    const clips = await Promise.all(
+      [0, 1].map((i) => makeClip({ width: 640, height: 360, seconds: 6 + i, audio: true })),
+    );
+    const finals = await Promise.all(
+      clips.map(async (clip, i) => uploadAndWait(t, new Uint8Array(await readFile(clip)), `slot ${i}`)),
+    );
     expect(finals.map((f) => f.status)).toEqual(["READY", "READY"]);
 
     // The worker took the second job beside the first (it has two slots) and gave it back.
     expect(worker.log()).toContain("job handed back: not enough memory now");
     const runs = [];
     for (const { id } of finals) {
-      const job = (await t.gql(`query($id: ID!) { video(id: $id) { jobs(first: 1) { edges { node { status attempt runs { status startedAt finishedAt } } } } } }`, { id })).data.video.jobs.edges[0].node;
+      const job = (
+        await t.gql(
+          `query($id: ID!) { video(id: $id) { jobs(first: 1) { edges { node { status attempt runs { status ` +
+            `startedAt finishedAt } } } } } }`,
+          { id },
+        )
+      ).data.video.jobs.edges[0].node;
       expect(job).toMatchObject({ status: "SUCCEEDED", attempt: 1 });
       expect(job.runs).toHaveLength(1);
       expect(job.runs[0].status).toBe("SUCCEEDED");

@@ -24,12 +24,20 @@ const VIDEOS = `{ videos { edges { node { id } } } }`;
 const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { id status } } }`;
 
 function jwt(claims: Record<string, unknown>, expiresIn: string | number = "5m", secret = JWT_SECRET) {
-  return new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).setSubject("viewer-1").setIssuedAt().setExpirationTime(expiresIn).sign(new TextEncoder().encode(secret));
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: "HS256" })
+    .setSubject("viewer-1")
+    .setIssuedAt()
+    .setExpirationTime(expiresIn)
+    .sign(new TextEncoder().encode(secret));
 }
 
 /** A JWT with exactly these claims (no iat or exp unless given). */
 function unsigned(claims: Record<string, unknown>, secret = JWT_SECRET) {
-  return new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).setSubject("viewer-1").sign(new TextEncoder().encode(secret));
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: "HS256" })
+    .setSubject("viewer-1")
+    .sign(new TextEncoder().encode(secret));
 }
 const now = () => Math.floor(Date.now() / 1000);
 
@@ -45,7 +53,13 @@ describe("authentication, scopes and tenants through the public API", () => {
     t = await startTestApp({ env: { JWT_SECRET, GRAPHQL_INTROSPECTION: "true" } });
     const db = t.app.services.db;
     const tenantB = await ensureTenant(db, "tenant-b");
-    keyB = (await createApiKey(db, { tenantId: tenantB.id, name: "b", scopes: ["videos:read", "videos:write", "jobs:admin", "webhooks:admin"] })).secret;
+    keyB = (
+      await createApiKey(db, {
+        tenantId: tenantB.id,
+        name: "b",
+        scopes: ["videos:read", "videos:write", "jobs:admin", "webhooks:admin"],
+      })
+    ).secret;
     const defaultTenant = await ensureTenant(db, "default");
     readOnlyA = (await createApiKey(db, { tenantId: defaultTenant.id, name: "ro", scopes: ["videos:read"] })).secret;
 
@@ -53,7 +67,9 @@ describe("authentication, scopes and tenants through the public API", () => {
     const clip = await makeClip({ width: 160, height: 90, seconds: 2, audio: false });
     const created = (await t.gql(CREATE_UPLOAD, { title: "a-ready" })).data.createUpload;
     const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: created.video.id }).done;
-    expect((await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
+    expect((await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(
+      200,
+    );
     expect((await done).at(-1).videoEvents.video.status).toBe("READY");
     const job = await db.job.findFirstOrThrow({ where: { videoId: created.video.id } });
     const variant = await db.variant.findFirstOrThrow({ where: { videoId: created.video.id } });
@@ -80,7 +96,12 @@ describe("authentication, scopes and tenants through the public API", () => {
       const revoked = await createApiKey(db, { tenantId: tenant.id, name: "to revoke", scopes: ["videos:read"] });
       expect((await t.gql(VIDEO, { id: videoA.id }, bearer(revoked.secret))).data.video.id).toBe(videoA.id);
       await revokeApiKey(db, revoked.key.id);
-      const expired = await createApiKey(db, { tenantId: tenant.id, name: "expired", scopes: ["videos:read"], expiresAt: new Date(Date.now() - 1000) });
+      const expired = await createApiKey(db, {
+        tenantId: tenant.id,
+        name: "expired",
+        scopes: ["videos:read"],
+        expiresAt: new Date(Date.now() - 1000),
+      });
 
       for (const [authorization, reason] of [
         [bearer("vg_not_a_real_key_0000000000000000"), "unknown API key"],
@@ -106,7 +127,9 @@ describe("authentication, scopes and tenants through the public API", () => {
       const { key, secret } = await createApiKey(db, { tenantId: tenant.id, name: "used", scopes: ["videos:read"] });
       expect(key.lastUsedAt).toBeNull();
       await t.gql(VIDEOS, {}, bearer(secret));
-      await expect.poll(async () => (await db.apiKey.findUniqueOrThrow({ where: { id: key.id } })).lastUsedAt).not.toBeNull();
+      await expect
+        .poll(async () => (await db.apiKey.findUniqueOrThrow({ where: { id: key.id } })).lastUsedAt)
+        .not.toBeNull();
       const row = await db.apiKey.findUniqueOrThrow({ where: { id: key.id } });
       expect(JSON.stringify(row)).not.toContain(secret);
     });
@@ -126,7 +149,9 @@ describe("authentication, scopes and tenants through the public API", () => {
     it("expired, tampered, wrongly signed or tenant-less JWTs are refused", async () => {
       const good = await jwt({ tenant_id: "default" });
       const [h, p, s] = good.split(".");
-      const tamperedPayload = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(p!, "base64url").toString()), tenant_id: "tenant-b" })).toString("base64url");
+      const tamperedPayload = Buffer.from(
+        JSON.stringify({ ...JSON.parse(Buffer.from(p!, "base64url").toString()), tenant_id: "tenant-b" }),
+      ).toString("base64url");
       const cases: [string, string][] = [
         [await jwt({ tenant_id: "default" }, Math.floor(Date.now() / 1000) - 60), "expired"],
         [`${h}.${tamperedPayload}.${s}`, "not valid"],
@@ -138,7 +163,10 @@ describe("authentication, scopes and tenants through the public API", () => {
         [await jwt({ tenant_id: "default" }, "100y"), "lifetime"],
         [await jwt({ tenant_id: "default" }, "25h"), "lifetime"],
         [await unsigned({ tenant_id: "default", exp: now() + 25 * 3600 }), "lifetime"],
-        [await unsigned({ tenant_id: "default", iat: now() + 100 * 365 * 86400 - 60, exp: now() + 100 * 365 * 86400 }), "lifetime"],
+        [
+          await unsigned({ tenant_id: "default", iat: now() + 100 * 365 * 86400 - 60, exp: now() + 100 * 365 * 86400 }),
+          "lifetime",
+        ],
         [await unsigned({ tenant_id: "default" }), "exp"],
       ];
       for (const [token, reason] of cases) {
@@ -181,7 +209,8 @@ describe("authentication, scopes and tenants through the public API", () => {
       expect(listedByA).not.toContain(mine);
     });
 
-    it("mutations: cancelVideo, deleteVideo, completeUpload, cancelJob answer NotFound and change nothing", async () => {
+    it(`mutations: cancelVideo, deleteVideo, completeUpload, cancelJob answer NotFound and \
+change nothing`, async () => {
       const ops = [
         [`mutation($id: ID!) { cancelVideo(id: $id) { __typename } }`, { id: waitingA.id }, "cancelVideo"],
         [`mutation($id: ID!) { deleteVideo(id: $id) { __typename } }`, { id: videoA.id }, "deleteVideo"],
@@ -205,19 +234,45 @@ describe("authentication, scopes and tenants through the public API", () => {
     });
 
     it("webhooks: B cannot see, delete or resend A's endpoints and deliveries", async () => {
-      const created = await t.gql(`mutation { createWebhookEndpoint(input: { url: "http://127.0.0.1:9/a" }) { ... on CreateWebhookEndpointSuccess { endpoint { id } } } }`);
+      const created = await t.gql(
+        `mutation { createWebhookEndpoint(input: { url: "http://127.0.0.1:9/a" }) { ... on ` +
+          `CreateWebhookEndpointSuccess { endpoint { id } } } }`,
+      );
       const endpointId = created.data.createWebhookEndpoint.endpoint.id;
       const delivery = await t.app.services.db.webhookDelivery.create({
-        data: { eventId: crypto.randomUUID(), endpointId, eventType: "video.ready", payload: {}, giveUpAt: new Date(Date.now() + 3600_000), status: "FAILED", nextAttemptAt: null },
+        data: {
+          eventId: crypto.randomUUID(),
+          endpointId,
+          eventType: "video.ready",
+          payload: {},
+          giveUpAt: new Date(Date.now() + 3600_000),
+          status: "FAILED",
+          nextAttemptAt: null,
+        },
       });
       expect((await t.gql(`{ webhookEndpoints { id } }`, {}, asB())).data.webhookEndpoints).toEqual([]);
-      expect((await t.gql(`query($id: ID!) { webhookDelivery(id: $id) { id } }`, { id: delivery.id }, asB())).data.webhookDelivery).toBeNull();
-      const del = await t.gql(`mutation($id: ID!) { deleteWebhookEndpoint(id: $id) { __typename } }`, { id: endpointId }, asB());
+      expect(
+        (await t.gql(`query($id: ID!) { webhookDelivery(id: $id) { id } }`, { id: delivery.id }, asB())).data
+          .webhookDelivery,
+      ).toBeNull();
+      const del = await t.gql(
+        `mutation($id: ID!) { deleteWebhookEndpoint(id: $id) { __typename } }`,
+        { id: endpointId },
+        asB(),
+      );
       expect(del.data.deleteWebhookEndpoint.__typename).toBe("NotFoundError");
-      const resend = await t.gql(`mutation($id: ID!) { resendWebhookDelivery(id: $id) { __typename } }`, { id: delivery.id }, asB());
+      const resend = await t.gql(
+        `mutation($id: ID!) { resendWebhookDelivery(id: $id) { __typename } }`,
+        { id: delivery.id },
+        asB(),
+      );
       expect(resend.data.resendWebhookDelivery.__typename).toBe("NotFoundError");
-      expect((await t.app.services.db.webhookDelivery.findUniqueOrThrow({ where: { id: delivery.id } })).status).toBe("FAILED");
-      expect((await t.gql(`{ webhookEndpoints { id } }`)).data.webhookEndpoints.map((e: any) => e.id)).toContain(endpointId);
+      expect((await t.app.services.db.webhookDelivery.findUniqueOrThrow({ where: { id: delivery.id } })).status).toBe(
+        "FAILED",
+      );
+      expect((await t.gql(`{ webhookEndpoints { id } }`)).data.webhookEndpoints.map((e: any) => e.id)).toContain(
+        endpointId,
+      );
     });
 
     it("upload URLs: A's URL re-pointed at another video fails its signature", async () => {
@@ -232,7 +287,9 @@ describe("authentication, scopes and tenants through the public API", () => {
     it("refuses a connection with no or a bad credential, serves a good one", async () => {
       for (const authorization of ["", bearer("vg_wrong_wrong_wrong_wrong_wrong")]) {
         const client = t.wsClient(authorization);
-        const closed = new Promise<{ code: number; reason: string }>((resolve) => client.on("closed", (e) => resolve(e as never)));
+        const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+          client.on("closed", (e) => resolve(e as never)),
+        );
         const sub = collectSubscription<any>(client, EVENTS, { id: videoA.id });
         await expect(sub.done).rejects.toBeDefined();
         expect(await closed, authorization).toMatchObject({ code: 4403, reason: "Forbidden" });
@@ -244,7 +301,8 @@ describe("authentication, scopes and tenants through the public API", () => {
   });
 
   describe("idempotencyKey", () => {
-    it("the same key returns the same video (also when two calls race); another tenant's key space is its own", async () => {
+    it(`the same key returns the same video (also when two calls race); another tenant's key \
+space is its own`, async () => {
       const [first, second] = await Promise.all([
         t.gql(CREATE_UPLOAD, { title: "once", key: "cms-item-42" }),
         t.gql(CREATE_UPLOAD, { title: "once", key: "cms-item-42" }),
@@ -264,15 +322,29 @@ describe("authentication, scopes and tenants through the public API", () => {
   describe("npm run apikey:create / list / revoke", () => {
     it("creates a key for a tenant that then works, lists it, and revokes it", async () => {
       const run = (...args: string[]) =>
-        promisify(execFile)(process.execPath, ["scripts/apikey.ts", ...args], { env: { ...process.env, DATABASE_URL: t.database.url, LOG_LEVEL: "warn" } });
-      const created = await run("create", "--tenant", "tenant-c", "--scopes", "videos:read,videos:write", "--name", "cms-c");
+        promisify(execFile)(process.execPath, ["scripts/apikey.ts", ...args], {
+          env: { ...process.env, DATABASE_URL: t.database.url, LOG_LEVEL: "warn" },
+        });
+      const created = await run(
+        "create",
+        "--tenant",
+        "tenant-c",
+        "--scopes",
+        "videos:read,videos:write",
+        "--name",
+        "cms-c",
+      );
       const [meta, secret] = created.stdout.trim().split("\n");
       expect(JSON.parse(meta!)).toMatchObject({ tenant: "tenant-c", scopes: ["videos:read", "videos:write"] });
       expect((await t.gql(VIDEOS, {}, bearer(secret!))).data.videos.edges).toEqual([]);
-      expect((await run("list", "--tenant", "tenant-c")).stdout).toMatch(/tenant-c {2}active {2}videos:read,videos:write/);
+      expect((await run("list", "--tenant", "tenant-c")).stdout).toMatch(
+        /tenant-c {2}active {2}videos:read,videos:write/,
+      );
       await run("revoke", JSON.parse(meta!).id);
       expect((await t.gql(VIDEOS, {}, bearer(secret!))).errors![0]!.message).toContain("revoked");
-      await expect(run("create", "--tenant", "x", "--scopes", "videos:raed")).rejects.toThrow(/Unknown scope\(s\): videos:raed/);
+      await expect(run("create", "--tenant", "x", "--scopes", "videos:raed")).rejects.toThrow(
+        /Unknown scope\(s\): videos:raed/,
+      );
     });
   });
 

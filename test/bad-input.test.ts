@@ -27,13 +27,18 @@ describe("bad input gets a clear answer and loses nothing", () => {
   let t: TestApp;
   let goodClip: Buffer;
   beforeAll(async () => {
-    t = await startTestApp({ env: { MULTIPART_MAX_BYTES: String(3 * 1024 * 1024), MAX_UPLOAD_BYTES: String(1024 * 1024) } });
+    t = await startTestApp({
+      env: { MULTIPART_MAX_BYTES: String(3 * 1024 * 1024), MAX_UPLOAD_BYTES: String(1024 * 1024) },
+    });
     goodClip = await readFile(await makeClip({ width: 320, height: 180, seconds: 3, audio: true }));
   });
   afterAll(() => t.stop());
 
   it("a file that is not video ends FAILED with a readable reason", async () => {
-    const final = await uploadAndWait(t, new TextEncoder().encode("This is a shopping list, not a video.\n".repeat(50)));
+    const final = await uploadAndWait(
+      t,
+      new TextEncoder().encode("This is a shopping list, not a video.\n".repeat(50)),
+    );
     expect(final.status).toBe("FAILED");
     expect(final.error).toMatch(/not a video/i);
     expect(final.playable).toBe(false);
@@ -47,10 +52,17 @@ describe("bad input gets a clear answer and loses nothing", () => {
 
   it("uploadVideo refuses an empty file and a file over the limit, with typed errors", async () => {
     let body = await (await multipartUpload(t, new Uint8Array(0), "empty.mp4")).json();
-    expect(body.data.uploadVideo).toMatchObject({ __typename: "ValidationError", message: expect.stringMatching(/empty/) });
+    expect(body.data.uploadVideo).toMatchObject({
+      __typename: "ValidationError",
+      message: expect.stringMatching(/empty/),
+    });
 
     body = await (await multipartUpload(t, new Uint8Array(1024 * 1024 + 1), "big.mp4")).json();
-    expect(body.data.uploadVideo).toEqual({ __typename: "FileTooLargeError", maxBytes: 1024 * 1024, message: expect.stringMatching(/limit/) });
+    expect(body.data.uploadVideo).toEqual({
+      __typename: "FileTooLargeError",
+      maxBytes: 1024 * 1024,
+      message: expect.stringMatching(/limit/),
+    });
 
     // Past MULTIPART_MAX_BYTES the request is refused before it is read into memory.
     const res = await multipartUpload(t, new Uint8Array(3 * 1024 * 1024 + 1), "huge.mp4");
@@ -67,25 +79,34 @@ describe("bad input gets a clear answer and loses nothing", () => {
     expect(await finalState(t, id)).toMatchObject({ status: "READY", playable: true, error: null });
 
     // The failed videos stayed failed and nothing else changed state.
-    const list = (await t.gql(`{ videos(first: 20) { edges { node { title status } } } }`)).data.videos.edges.map((e: any) => e.node);
+    const list = (await t.gql(`{ videos(first: 20) { edges { node { title status } } } }`)).data.videos.edges.map(
+      (e: any) => e.node,
+    );
     expect(list.filter((v: any) => v.status === "FAILED")).toHaveLength(2);
     expect(list.filter((v: any) => v.status === "READY")).toEqual([{ title: "good one", status: "READY" }]);
   });
 
   it("refuses an oversized GraphQL request before reading it", async () => {
     const query = `{ videos(first: 1) { edges { node { id } } } } #${"x".repeat(1024 * 1024)}`;
-    const res = await fetch(`${t.url}/graphql`, { method: "POST", headers: { "content-type": "application/json", ...ADMIN_AUTH }, body: JSON.stringify({ query }) });
+    const res = await fetch(`${t.url}/graphql`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...ADMIN_AUTH },
+      body: JSON.stringify({ query }),
+    });
     expect(res.status).toBe(413);
     expect((await res.json()).errors[0].message).toMatch(/GRAPHQL_MAX_BODY_BYTES/);
     expect((await fetch(`${t.url}/health`)).status).toBe(200);
   });
 
   it("answers a malformed GraphQL request with an error, not a crash", async () => {
-    const res = await fetch(`${t.url}/graphql`, { method: "POST", headers: { "content-type": "application/json", ...ADMIN_AUTH }, body: "{ not json" });
+    const res = await fetch(`${t.url}/graphql`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...ADMIN_AUTH },
+      body: "{ not json",
+    });
     expect(res.status).toBe(400);
     const res2 = await t.gql(`{ video(id: "not-a-uuid") { id } }`);
     expect(res2).toEqual({ data: { video: null } });
     expect((await fetch(`${t.url}/health`)).status).toBe(200);
   });
 });
-

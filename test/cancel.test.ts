@@ -9,7 +9,9 @@ import { processesWorkingUnder } from "./support/process-scan.ts";
 import { makeClip } from "./worker/media-fixtures.ts";
 
 const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { status } } }`;
-const JOB = `query($id: ID!) { video(id: $id) { status error variants { status } jobs(first: 1) { edges { node { id status error runs { status finishedAt } } } } } }`;
+const JOB =
+  `query($id: ID!) { video(id: $id) { status error variants { status } jobs(first: 1) { edges { node { id ` +
+  `status error runs { status finishedAt } } } } } }`;
 
 /** Processes working in a job's temp dir: `{root}/videograph-worker-…/videograph-{jobId}-…`. */
 const ffmpegUnder = (root: string): number[] => processesWorkingUnder(root);
@@ -32,14 +34,31 @@ describe("cancel and delete (public API, real worker)", () => {
     expect(ffmpegUnder(workerTmp).length).toBeGreaterThan(0);
 
     const canceledAt = Date.now();
-    const res = await t.gql(`mutation($id: ID!) { cancelVideo(id: $id) { __typename ... on CancelVideoSuccess { video { status error } } ... on Error { message } } }`, { id });
-    expect(res.data.cancelVideo).toEqual({ __typename: "CancelVideoSuccess", video: { status: "CANCELED", error: "Canceled on request" } });
+    const res = await t.gql(
+      `mutation($id: ID!) { cancelVideo(id: $id) { __typename ... on CancelVideoSuccess { video { status error } } ` +
+        `... on Error { message } } }`,
+      { id },
+    );
+    expect(res.data.cancelVideo).toEqual({
+      __typename: "CancelVideoSuccess",
+      video: { status: "CANCELED", error: "Canceled on request" },
+    });
     expect((await final.done).at(-1).videoEvents.video.status).toBe("CANCELED");
 
-    await expect.poll(async () => (await t.gql(JOB, { id })).data.video.jobs.edges[0].node.runs[0]?.status, { timeout: 5000, interval: 100 }).toBe("CANCELED");
-    await expect.poll(() => ffmpegUnder(workerTmp).length, { timeout: 5000 - (Date.now() - canceledAt), interval: 100 }).toBe(0);
+    await expect
+      .poll(async () => (await t.gql(JOB, { id })).data.video.jobs.edges[0].node.runs[0]?.status, {
+        timeout: 5000,
+        interval: 100,
+      })
+      .toBe("CANCELED");
+    await expect
+      .poll(() => ffmpegUnder(workerTmp).length, { timeout: 5000 - (Date.now() - canceledAt), interval: 100 })
+      .toBe(0);
     // Nothing left but the worker's own dir and its owner file.
-    const leftovers = () => readdirSync(workerTmp, { recursive: true }).filter((p) => !/^videograph-worker-[^/]+(\/owner\.json)?$/.test(String(p)));
+    const leftovers = () =>
+      readdirSync(workerTmp, { recursive: true }).filter(
+        (p) => !/^videograph-worker-[^/]+(\/owner\.json)?$/.test(String(p)),
+      );
     await expect.poll(leftovers, { timeout: 2000, interval: 100 }).toEqual([]);
     expect(Date.now() - canceledAt).toBeLessThan(5000);
 
@@ -51,7 +70,10 @@ describe("cancel and delete (public API, real worker)", () => {
 
   it("cancels a video still waiting for its upload; the upload URL is then refused", async () => {
     const { id, uploadUrl } = await createUpload(t, "never uploaded");
-    const res = await t.gql(`mutation($id: ID!) { cancelVideo(id: $id) { __typename ... on CancelVideoSuccess { video { status } } } }`, { id });
+    const res = await t.gql(
+      `mutation($id: ID!) { cancelVideo(id: $id) { __typename ... on CancelVideoSuccess { video { status } } } }`,
+      { id },
+    );
     expect(res.data.cancelVideo.video.status).toBe("CANCELED");
     expect((await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: "bytes" })).status).toBe(409);
   });
@@ -64,9 +86,13 @@ describe("cancel and delete (public API, real worker)", () => {
     expect((await done).at(-1).videoEvents.video.status).toBe("READY");
     const jobId = (await t.gql(JOB, { id })).data.video.jobs.edges[0].node.id;
 
-    const video = await t.gql(`mutation($id: ID!) { cancelVideo(id: $id) { __typename ... on Error { message } } }`, { id });
+    const video = await t.gql(`mutation($id: ID!) { cancelVideo(id: $id) { __typename ... on Error { message } } }`, {
+      id,
+    });
     expect(video.data.cancelVideo).toEqual({ __typename: "ValidationError", message: expect.stringMatching(/READY/) });
-    const job = await t.gql(`mutation($id: ID!) { cancelJob(id: $id) { __typename ... on Error { message } } }`, { id: jobId });
+    const job = await t.gql(`mutation($id: ID!) { cancelJob(id: $id) { __typename ... on Error { message } } }`, {
+      id: jobId,
+    });
     expect(job.data.cancelJob).toEqual({ __typename: "ValidationError", message: expect.stringMatching(/SUCCEEDED/) });
     const unknown = await t.gql(`mutation { cancelJob(id: "00000000-0000-4000-8000-000000000000") { __typename } }`);
     expect(unknown.data.cancelJob.__typename).toBe("NotFoundError");
@@ -81,7 +107,10 @@ describe("cancel and delete (public API, real worker)", () => {
     const dir = path.join(t.dataDir, "videos", id);
     expect(existsSync(path.join(dir, "hls", "master.m3u8"))).toBe(true);
 
-    const res = await t.gql(`mutation($id: ID!) { deleteVideo(id: $id) { __typename ... on DeleteVideoSuccess { deletedVideoId } } }`, { id });
+    const res = await t.gql(
+      `mutation($id: ID!) { deleteVideo(id: $id) { __typename ... on DeleteVideoSuccess { deletedVideoId } } }`,
+      { id },
+    );
     expect(res.data.deleteVideo).toEqual({ __typename: "DeleteVideoSuccess", deletedVideoId: id });
     expect(existsSync(dir)).toBe(false);
     expect((await t.gql(`query($id: ID!) { video(id: $id) { id } }`, { id })).data.video).toBeNull();

@@ -8,12 +8,20 @@ const QUERY = JSON.stringify({ query: "{ webhookEndpoints { id } }" });
 function preflight(t: TestApp, origin: string) {
   return fetch(`${t.url}/graphql`, {
     method: "OPTIONS",
-    headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": "authorization, content-type" },
+    headers: {
+      origin,
+      "access-control-request-method": "POST",
+      "access-control-request-headers": "authorization, content-type",
+    },
   });
 }
 
 function post(t: TestApp, origin: string) {
-  return fetch(`${t.url}/graphql`, { method: "POST", headers: { origin, "content-type": "application/json", ...ADMIN_AUTH }, body: QUERY });
+  return fetch(`${t.url}/graphql`, {
+    method: "POST",
+    headers: { origin, "content-type": "application/json", ...ADMIN_AUTH },
+    body: QUERY,
+  });
 }
 
 describe("CORS on /graphql: bearer credentials need no credentials mode", () => {

@@ -13,10 +13,13 @@ import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProc
 import { processesWorkingUnder } from "./support/process-scan.ts";
 import { makeClip } from "./worker/media-fixtures.ts";
 
-const CREATE_UPLOAD = `mutation($title: String!) { createUpload(input: { title: $title }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`;
+const CREATE_UPLOAD =
+  `mutation($title: String!) { createUpload(input: { title: $title }) { ... on ` +
+  `CreateUploadSuccess { uploadUrl video { id } } } }`;
 const CANCEL = `mutation($id: ID!) { cancelVideo(id: $id) { __typename ... on Error { message } } }`;
 const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { status } } }`;
-const STATUS = `query($id: ID!) { video(id: $id) { status jobs(first: 1) { edges { node { status runs { status } } } } } }`;
+const STATUS =
+  `query($id: ID!) { video(id: $id) { status ` + `jobs(first: 1) { edges { node { status runs { status } } } } } }`;
 
 /**
  * What a database restart or failover does to the clients of both programs, simulated without
@@ -34,7 +37,12 @@ describe("database connections lost under a running API and worker (Postgres tra
   const workerRole = `videograph_worker_${randomBytes(4).toString("hex")}`;
   const clients: Client[] = [];
   const wsClient = () => {
-    const c = createClient({ url: `${api.url.replace("http", "ws")}/graphql`, webSocketImpl: WebSocket, retryAttempts: 0, connectionParams: ADMIN_AUTH });
+    const c = createClient({
+      url: `${api.url.replace("http", "ws")}/graphql`,
+      webSocketImpl: WebSocket,
+      retryAttempts: 0,
+      connectionParams: ADMIN_AUTH,
+    });
     clients.push(c);
     return c;
   };
@@ -58,12 +66,27 @@ describe("database connections lost under a running API and worker (Postgres tra
     await admin.query(`CREATE ROLE "${workerRole}" LOGIN SUPERUSER`);
     dataDir = await mkdtemp(path.join(tmpdir(), "videograph-failover-"));
     workerTmp = await mkdtemp(path.join(tmpdir(), "videograph-failover-worker-"));
-    const common = { DATA_DIR: dataDir, SIGNING_SECRET: "a-shared-secret-for-the-failover-test-0", HLS_SEGMENT_SECONDS: "2" };
-    api = await startApiProcess("api", { ...common, DATABASE_URL: db.url, JOB_STALL_SECONDS: "30", PROGRESS_WRITE_INTERVAL_MS: "500" });
+    const common = {
+      DATA_DIR: dataDir,
+      SIGNING_SECRET: "a-shared-secret-for-the-failover-test-0",
+      HLS_SEGMENT_SECONDS: "2",
+    };
+    api = await startApiProcess("api", {
+      ...common,
+      DATABASE_URL: db.url,
+      JOB_STALL_SECONDS: "30",
+      PROGRESS_WRITE_INTERVAL_MS: "500",
+    });
     const workerUrl = new URL(db.url);
     workerUrl.username = workerRole;
     // Heartbeats on their timer would hide a missing resync; only the one sent on reconnecting counts.
-    worker = await startWorkerProcess("worker", { ...common, DATABASE_URL: workerUrl.toString(), WORKER_TMP_DIR: workerTmp, PROGRESS_INTERVAL_MS: "250", HEARTBEAT_INTERVAL_SECONDS: "300" });
+    worker = await startWorkerProcess("worker", {
+      ...common,
+      DATABASE_URL: workerUrl.toString(),
+      WORKER_TMP_DIR: workerTmp,
+      PROGRESS_INTERVAL_MS: "250",
+      HEARTBEAT_INTERVAL_SECONDS: "300",
+    });
   });
   afterAll(async () => {
     await Promise.all(clients.map((c) => c.dispose()));
@@ -77,7 +100,8 @@ describe("database connections lost under a running API and worker (Postgres tra
     for (const dir of [dataDir, workerTmp]) if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it("the API survives losing every connection right after mutations, and answers queries and mutations within seconds", async () => {
+  it(`the API survives losing every connection right after mutations, and answers queries and mutations \
+within seconds`, async () => {
     // A cancel leaves an idle connection in the transport's control pool, a mutation one in the
     // rate limiter's pool: the idle clients whose 'error' event once took the process down.
     const clip = await makeClip({ width: 640, height: 360, seconds: 8, audio: false });
@@ -103,21 +127,32 @@ describe("database connections lost under a running API and worker (Postgres tra
     expect(api.log()).not.toMatch(/Unhandled 'error' event/);
   });
 
-  it("a cancel sent right after every connection was lost reaches the worker, which stops ffmpeg within 5 s", async () => {
+  it(`a cancel sent right after every connection was lost reaches the worker, which stops \
+ffmpeg within 5 s`, async () => {
     const clip = await makeClip({ width: 960, height: 540, seconds: 40, audio: true });
     const { id, final } = await uploadUntilEncoding(api.url, wsClient(), clip, "canceled after the kill", EVENTS);
     expect(ffmpegRunning()).toBeGreaterThan(0);
 
     expect(await terminate()).toBeGreaterThanOrEqual(5);
     const canceledAt = Date.now();
-    await expect.poll(async () => (await gqlAt(api.url, CANCEL, { id }).catch(() => null))?.cancelVideo.__typename, { timeout: 4000, interval: 100 }).toBe("CancelVideoSuccess");
+    await expect
+      .poll(async () => (await gqlAt(api.url, CANCEL, { id }).catch(() => null))?.cancelVideo.__typename, {
+        timeout: 4000,
+        interval: 100,
+      })
+      .toBe("CancelVideoSuccess");
     await expect.poll(ffmpegRunning, { timeout: 5000 - (Date.now() - canceledAt), interval: 100 }).toBe(0);
     expect((await final.done).at(-1).videoEvents.video.status).toBe("CANCELED");
-    await expect.poll(async () => (await gqlAt(api.url, STATUS, { id })).video.jobs.edges[0].node.runs[0]?.status, { timeout: 10_000 }).toBe("CANCELED");
+    await expect
+      .poll(async () => (await gqlAt(api.url, STATUS, { id })).video.jobs.edges[0].node.runs[0]?.status, {
+        timeout: 10_000,
+      })
+      .toBe("CANCELED");
     expect(alive(worker)).toBe(true);
   });
 
-  it("a cancel sent while the worker cannot reach the database reaches it when it can again, and ffmpeg stops within 5 s of that", async () => {
+  it(`a cancel sent while the worker cannot reach the database reaches it when it can again, and ffmpeg stops \
+within 5 s of that`, async () => {
     // Long enough that the encode outlasts the outage on a fast, idle machine: it is canceled anyway.
     const clip = await makeClip({ width: 960, height: 540, seconds: 40, audio: true });
     const { id } = await uploadUntilEncoding(api.url, wsClient(), clip, "canceled during the outage", EVENTS);
@@ -126,7 +161,9 @@ describe("database connections lost under a running API and worker (Postgres tra
     await admin.query(`ALTER ROLE "${workerRole}" NOLOGIN`);
     try {
       expect(await terminate(workerRole)).toBeGreaterThanOrEqual(2);
-      await expect.poll(() => worker.log().split("control channel still down").length, { timeout: 5000 }).toBeGreaterThan(outageLogged);
+      await expect
+        .poll(() => worker.log().split("control channel still down").length, { timeout: 5000 })
+        .toBeGreaterThan(outageLogged);
       expect((await gqlAt(api.url, CANCEL, { id })).cancelVideo.__typename).toBe("CancelVideoSuccess");
       // The broadcast found no listener: the worker encodes on, unaware.
       await new Promise((r) => setTimeout(r, 1000));
@@ -138,14 +175,26 @@ describe("database connections lost under a running API and worker (Postgres tra
     await expect.poll(ffmpegRunning, { timeout: 5000, interval: 100 }).toBe(0);
     expect(Date.now() - backAt).toBeLessThan(5000);
     expect(worker.log()).toContain("control channel reconnected");
-    await expect.poll(async () => (await gqlAt(api.url, STATUS, { id })).video.jobs.edges[0].node.runs[0]?.status, { timeout: 10_000 }).toBe("CANCELED");
+    await expect
+      .poll(async () => (await gqlAt(api.url, STATUS, { id })).video.jobs.edges[0].node.runs[0]?.status, {
+        timeout: 10_000,
+      })
+      .toBe("CANCELED");
   });
 
-  it("jobs and events flow again after every connection was lost: a video uploaded afterwards reaches READY", async () => {
+  it(`jobs and events flow again after every connection was lost: a video uploaded afterwards \
+reaches READY`, async () => {
     expect(await terminate()).toBeGreaterThanOrEqual(5);
     const clip = await makeClip({ width: 640, height: 360, seconds: 4, audio: true });
     let created: { uploadUrl: string; video: { id: string } } | undefined;
-    await expect.poll(async () => (created ??= (await gqlAt(api.url, CREATE_UPLOAD, { title: "after the kill" }).catch(() => null))?.createUpload), { timeout: 10_000, interval: 250 }).toBeTruthy();
+    await expect
+      .poll(
+        async () =>
+          (created ??= (await gqlAt(api.url, CREATE_UPLOAD, { title: "after the kill" }).catch(() => null))
+            ?.createUpload),
+        { timeout: 10_000, interval: 250 },
+      )
+      .toBeTruthy();
     const { uploadUrl, video } = created!;
     const final = collectSubscription<any>(wsClient(), EVENTS, { id: video.id });
     expect((await fetch(`${api.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);

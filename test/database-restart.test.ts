@@ -11,7 +11,9 @@ import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProc
 import { processesWorkingUnder } from "./support/process-scan.ts";
 import { makeClip } from "./worker/media-fixtures.ts";
 
-const CREATE_UPLOAD = `mutation($title: String!) { createUpload(input: { title: $title }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`;
+const CREATE_UPLOAD =
+  `mutation($title: String!) { createUpload(input: { title: $title }) { ... on ` +
+  `CreateUploadSuccess { uploadUrl video { id } } } }`;
 const CANCEL = `mutation($id: ID!) { cancelVideo(id: $id) { __typename ... on Error { message } } }`;
 const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { status } } }`;
 
@@ -28,7 +30,12 @@ describe("a Postgres restart under a running API and worker (Postgres transport)
   let worker: ServiceProcess;
   const clients: Client[] = [];
   const wsClient = () => {
-    const c = createClient({ url: `${api.url.replace("http", "ws")}/graphql`, webSocketImpl: WebSocket, retryAttempts: 0, connectionParams: ADMIN_AUTH });
+    const c = createClient({
+      url: `${api.url.replace("http", "ws")}/graphql`,
+      webSocketImpl: WebSocket,
+      retryAttempts: 0,
+      connectionParams: ADMIN_AUTH,
+    });
     clients.push(c);
     return c;
   };
@@ -42,9 +49,19 @@ describe("a Postgres restart under a running API and worker (Postgres transport)
     workerTmp = await mkdtemp(path.join(tmpdir(), "videograph-restart-worker-"));
     postgres = await startEmbeddedPostgres(path.join(root, "db"));
     port = Number(new URL(postgres.url).port);
-    const common = { DATABASE_URL: postgres.url, DATA_DIR: path.join(root, "data"), SIGNING_SECRET: "a-shared-secret-for-the-restart-test-000", HLS_SEGMENT_SECONDS: "2" };
+    const common = {
+      DATABASE_URL: postgres.url,
+      DATA_DIR: path.join(root, "data"),
+      SIGNING_SECRET: "a-shared-secret-for-the-restart-test-000",
+      HLS_SEGMENT_SECONDS: "2",
+    };
     api = await startApiProcess("api", { ...common, JOB_STALL_SECONDS: "30", PROGRESS_WRITE_INTERVAL_MS: "500" });
-    worker = await startWorkerProcess("worker", { ...common, WORKER_TMP_DIR: workerTmp, PROGRESS_INTERVAL_MS: "250", HEARTBEAT_INTERVAL_SECONDS: "300" });
+    worker = await startWorkerProcess("worker", {
+      ...common,
+      WORKER_TMP_DIR: workerTmp,
+      PROGRESS_INTERVAL_MS: "250",
+      HEARTBEAT_INTERVAL_SECONDS: "300",
+    });
   }, 120_000);
   afterAll(async () => {
     await Promise.all(clients.map((c) => c.dispose()));
@@ -53,9 +70,16 @@ describe("a Postgres restart under a running API and worker (Postgres transport)
     for (const dir of [root, workerTmp]) if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it("both processes ride through it: the video encoding meanwhile reaches READY, a new upload too, and a cancel still stops ffmpeg within 5 s", async () => {
+  it(`both processes ride through it: the video encoding meanwhile reaches READY, a new upload too, and a cancel still \
+stops ffmpeg within 5 s`, async () => {
     const during = await makeClip({ width: 960, height: 540, seconds: 12, audio: true });
-    const { final: duringFinal } = await uploadUntilEncoding(api.url, wsClient(), during, "encoding through the restart", EVENTS);
+    const { final: duringFinal } = await uploadUntilEncoding(
+      api.url,
+      wsClient(),
+      during,
+      "encoding through the restart",
+      EVENTS,
+    );
 
     await postgres.stop();
     await new Promise((r) => setTimeout(r, 2000));
@@ -63,14 +87,21 @@ describe("a Postgres restart under a running API and worker (Postgres transport)
 
     let created: { uploadUrl: string; video: { id: string } } | undefined;
     await expect
-      .poll(async () => (created ??= (await gqlAt(api.url, CREATE_UPLOAD, { title: "after the restart" }).catch(() => null))?.createUpload), { timeout: 15_000, interval: 250 })
+      .poll(
+        async () =>
+          (created ??= (await gqlAt(api.url, CREATE_UPLOAD, { title: "after the restart" }).catch(() => null))
+            ?.createUpload),
+        { timeout: 15_000, interval: 250 },
+      )
       .toBeTruthy();
     // The subscription from before the restart was served by the fan-out that reconnected.
     expect((await duringFinal.done).at(-1).videoEvents.video.status).toBe("READY");
 
     const after = await makeClip({ width: 640, height: 360, seconds: 4, audio: true });
     const afterFinal = collectSubscription<any>(wsClient(), EVENTS, { id: created!.video.id });
-    expect((await fetch(`${api.url}${created!.uploadUrl}`, { method: "PUT", body: await readFile(after) })).status).toBe(200);
+    expect(
+      (await fetch(`${api.url}${created!.uploadUrl}`, { method: "PUT", body: await readFile(after) })).status,
+    ).toBe(200);
     expect((await afterFinal.done).at(-1).videoEvents.video.status).toBe("READY");
 
     const canceled = await makeClip({ width: 960, height: 540, seconds: 40, audio: true });

@@ -36,46 +36,91 @@ describe("dispatcher (outbox) with the Postgres transport", () => {
   }
 
   async function sweep(vanishedAfterSeconds = 90) {
-    const dispatcher = createDispatcher({ db, transport, segmentSeconds: 2, maxDurationSeconds: 60, urlImport: { maxBytes: 1e6, allowPrivateAddresses: false }, vanishedAfterSeconds });
+    const dispatcher = createDispatcher({
+      db,
+      transport,
+      segmentSeconds: 2,
+      maxDurationSeconds: 60,
+      urlImport: { maxBytes: 1e6, allowPrivateAddresses: false },
+      vanishedAfterSeconds,
+    });
     dispatcher.start();
     await dispatcher.stop();
   }
 
   it("publishes a queued job once, stamps it, and leaves a retry alone until its runAfter", async () => {
-    const video = await db.video.create({ data: { tenantId: DEFAULT_TENANT_ID, title: "t", status: "QUEUED", sourceKey: "videos/x/source/upload" } });
+    const video = await db.video.create({
+      data: { tenantId: DEFAULT_TENANT_ID, title: "t", status: "QUEUED", sourceKey: "videos/x/source/upload" },
+    });
     const now = await db.job.create({ data: { videoId: video.id, kind: "TRANSCODE" } });
-    const later = await db.job.create({ data: { videoId: video.id, kind: "TRANSCODE", attempt: 2, runAfter: new Date(Date.now() + 60_000) } });
+    const later = await db.job.create({
+      data: { videoId: video.id, kind: "TRANSCODE", attempt: 2, runAfter: new Date(Date.now() + 60_000) },
+    });
     await sweep();
     await sweep();
     const messages = await queuedMessages();
-    expect(messages.map((m) => [m.jobId, m.attempt, m.options.segmentSeconds, m.options.maxDurationSeconds])).toEqual([[now.id, 1, 2, 60]]);
+    expect(messages.map((m) => [m.jobId, m.attempt, m.options.segmentSeconds, m.options.maxDurationSeconds])).toEqual([
+      [now.id, 1, 2, 60],
+    ]);
     expect((await db.job.findUniqueOrThrow({ where: { id: now.id } })).dispatchedAt).not.toBeNull();
     expect((await db.job.findUniqueOrThrow({ where: { id: later.id } })).dispatchedAt).toBeNull();
   });
 
-  it("queues again a RUNNING job whose worker went silent, and leaves a live one alone (startup recovery)", async () => {
-    const video = await db.video.create({ data: { tenantId: DEFAULT_TENANT_ID, title: "t", status: "PROCESSING", sourceKey: "videos/y/source/upload" } });
+  it(`queues again a RUNNING job whose worker went silent, and leaves a live one alone \
+(startup recovery)`, async () => {
+    const video = await db.video.create({
+      data: { tenantId: DEFAULT_TENANT_ID, title: "t", status: "PROCESSING", sourceKey: "videos/y/source/upload" },
+    });
     const silent = await db.job.create({
-      data: { videoId: video.id, kind: "TRANSCODE", status: "RUNNING", workerId: "gone", dispatchedAt: new Date(0), heartbeatAt: new Date(Date.now() - 120_000) },
+      data: {
+        videoId: video.id,
+        kind: "TRANSCODE",
+        status: "RUNNING",
+        workerId: "gone",
+        dispatchedAt: new Date(0),
+        heartbeatAt: new Date(Date.now() - 120_000),
+      },
     });
     const alive = await db.job.create({
-      data: { videoId: video.id, kind: "TRANSCODE", status: "RUNNING", workerId: "here", dispatchedAt: new Date(0), heartbeatAt: new Date() },
+      data: {
+        videoId: video.id,
+        kind: "TRANSCODE",
+        status: "RUNNING",
+        workerId: "here",
+        dispatchedAt: new Date(0),
+        heartbeatAt: new Date(),
+      },
     });
     await sweep(90);
     const messages = await queuedMessages();
     expect(messages.map((m) => m.jobId)).toEqual([silent.id]);
-    expect(await db.job.findUniqueOrThrow({ where: { id: silent.id } })).toMatchObject({ status: "QUEUED", attempt: 1, workerId: null });
-    expect(await db.job.findUniqueOrThrow({ where: { id: alive.id } })).toMatchObject({ status: "RUNNING", workerId: "here" });
+    expect(await db.job.findUniqueOrThrow({ where: { id: silent.id } })).toMatchObject({
+      status: "QUEUED",
+      attempt: 1,
+      workerId: null,
+    });
+    expect(await db.job.findUniqueOrThrow({ where: { id: alive.id } })).toMatchObject({
+      status: "RUNNING",
+      workerId: "here",
+    });
   });
 
-  it("fails a job no worker could run (a transcode without a source) and still dispatches the ones behind it", async () => {
-    const broken = await db.video.create({ data: { tenantId: DEFAULT_TENANT_ID, title: "no source", status: "QUEUED" } });
-    const good = await db.video.create({ data: { tenantId: DEFAULT_TENANT_ID, title: "t", status: "QUEUED", sourceKey: "videos/z/source/upload" } });
+  it(`fails a job no worker could run (a transcode without a source) and still dispatches the \
+ones behind it`, async () => {
+    const broken = await db.video.create({
+      data: { tenantId: DEFAULT_TENANT_ID, title: "no source", status: "QUEUED" },
+    });
+    const good = await db.video.create({
+      data: { tenantId: DEFAULT_TENANT_ID, title: "t", status: "QUEUED", sourceKey: "videos/z/source/upload" },
+    });
     const bad = await db.job.create({ data: { videoId: broken.id, kind: "TRANSCODE" } });
     const fine = await db.job.create({ data: { videoId: good.id, kind: "TRANSCODE" } });
     await sweep();
     expect((await queuedMessages()).map((m) => m.jobId)).toEqual([fine.id]);
-    expect(await db.job.findUniqueOrThrow({ where: { id: bad.id } })).toMatchObject({ status: "FAILED", error: expect.stringMatching(/cannot be sent to a worker: .*no source/) });
+    expect(await db.job.findUniqueOrThrow({ where: { id: bad.id } })).toMatchObject({
+      status: "FAILED",
+      error: expect.stringMatching(/cannot be sent to a worker: .*no source/),
+    });
     expect(await db.video.findUniqueOrThrow({ where: { id: broken.id } })).toMatchObject({ status: "FAILED" });
   });
 });

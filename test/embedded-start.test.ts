@@ -21,10 +21,17 @@ describe("npm start with no configuration", () => {
     dirs.push(dataDir);
     // As root (CI), the embedded Postgres runs as the "postgres" user, which must reach the data dir.
     await chmod(dataDir, 0o755);
-    const api = await startApiProcess("api", { DATA_DIR: dataDir, DATABASE_URL: undefined, LOCAL_WORKER: "true", BOOTSTRAP_API_KEY: undefined });
+    const api = await startApiProcess("api", {
+      DATA_DIR: dataDir,
+      DATABASE_URL: undefined,
+      LOCAL_WORKER: "true",
+      BOOTSTRAP_API_KEY: undefined,
+    });
     expect(api.log()).toContain("embedded Postgres started");
     // The first start of an empty database creates an admin key and prints it, once.
-    const printed = (await api.waitForLog(/shown once, keep it:\s+export VIDEOGRAPH_KEY=(vg_[\w-]+)/)) as RegExpMatchArray;
+    const printed = (await api.waitForLog(
+      /shown once, keep it:\s+export VIDEOGRAPH_KEY=(vg_[\w-]+)/,
+    )) as RegExpMatchArray;
     const key = printed[1]!;
 
     const health = await fetch(`${api.url}/health`);
@@ -43,11 +50,16 @@ describe("npm start with no configuration", () => {
     expect(api.log()).toContain('"msg":"stopped"');
   });
 
-  it("stops in order on a terminal's Ctrl-C (SIGINT to the whole process group), with no errors and nothing left running", async () => {
+  it(`stops in order on a terminal's Ctrl-C (SIGINT to the whole process group), with no errors and nothing \
+left running`, async () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), "videograph-start-"));
     dirs.push(dataDir);
     await chmod(dataDir, 0o755);
-    const api = await startApiProcess("api-ctrl-c", { DATA_DIR: dataDir, DATABASE_URL: undefined, LOCAL_WORKER: "true" }, { ownProcessGroup: true });
+    const api = await startApiProcess(
+      "api-ctrl-c",
+      { DATA_DIR: dataDir, DATABASE_URL: undefined, LOCAL_WORKER: "true" },
+      { ownProcessGroup: true },
+    );
     await api.waitForLog('"msg":"worker ready"', 30_000);
     // The embedded Postgres (its host process, the postmaster and its backends) and the worker.
     const descendants = descendantPids(api.child.pid!);
@@ -66,7 +78,10 @@ describe("npm start with no configuration", () => {
       '"msg":"embedded Postgres stopped"',
     ];
     const positions = order.map((line) => log.indexOf(line));
-    expect(positions.every((p) => p >= 0), log).toBe(true);
+    expect(
+      positions.every((p) => p >= 0),
+      log,
+    ).toBe(true);
     expect(positions, log).toEqual([...positions].sort((a, b) => a - b));
     // The worker is signalled once, by the API: a second signal would force it.
     expect(log.match(/"component":"worker","msg":"SIG\w+: shutting down"/g)).toHaveLength(1);
@@ -82,7 +97,11 @@ describe("npm start with no configuration", () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), "videograph-start-"));
     dirs.push(dataDir);
     await chmod(dataDir, 0o755);
-    const api = await startApiProcess("api-killed", { DATA_DIR: dataDir, DATABASE_URL: undefined, LOCAL_WORKER: "true" });
+    const api = await startApiProcess("api-killed", {
+      DATA_DIR: dataDir,
+      DATABASE_URL: undefined,
+      LOCAL_WORKER: "true",
+    });
     await api.waitForLog('"msg":"worker ready"', 30_000);
     const descendants = descendantPids(api.child.pid!);
     expect(descendants.length).toBeGreaterThanOrEqual(3);

@@ -35,10 +35,19 @@ const requests: Recorded[] = [];
 function startRecordingProxy(target: URL): Promise<Server> {
   const server = createServer((req, res) => {
     requests.push({ method: req.method!, url: new URL(req.url!, "http://proxy"), headers: req.headers });
-    const upstream = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host } }, (answer) => {
-      res.writeHead(answer.statusCode!, answer.headers);
-      answer.pipe(res);
-    });
+    const upstream = request(
+      {
+        host: target.hostname,
+        port: target.port,
+        method: req.method,
+        path: req.url,
+        headers: { ...req.headers, host: target.host },
+      },
+      (answer) => {
+        res.writeHead(answer.statusCode!, answer.headers);
+        answer.pipe(res);
+      },
+    );
     upstream.on("error", () => res.destroy());
     pipeline(req, upstream).catch(() => upstream.destroy());
   });
@@ -95,16 +104,26 @@ async function publish(key: string, data: string | Buffer, options: { contentTyp
 }
 
 describe("GCS adapters against fake-gcs-server", () => {
-  test("an upload target is a resumable session for the source, bound to the declared size and the page's origin, never replacing a source", async () => {
+  test(`an upload target is a resumable session for the source, bound to the declared size and the page's origin, \
+never replacing a source`, async () => {
     const videoId = randomUUID();
     const before = Date.now();
-    const target = await storage.createUploadTarget(videoId, { maxBytes: 5000, size: 4242, origin: "https://cms.example.com", nonce: "n" });
+    const target = await storage.createUploadTarget(videoId, {
+      maxBytes: 5000,
+      size: 4242,
+      origin: "https://cms.example.com",
+      nonce: "n",
+    });
     expect(new URL(target.url).searchParams.get("upload_id")).toBeTruthy();
     expect(target.expiresAt.getTime() - before).toBeGreaterThanOrEqual(7 * 24 * 3600 * 1000 - 1000);
     const [start] = requests;
     expect(start!.method).toBe("POST");
     expect(start!.url.pathname).toBe(`/upload/storage/v1/b/${BUCKET}/o`);
-    expect(Object.fromEntries(start!.url.searchParams)).toMatchObject({ uploadType: "resumable", name: `videos/${videoId}/source/upload`, ifGenerationMatch: "0" });
+    expect(Object.fromEntries(start!.url.searchParams)).toMatchObject({
+      uploadType: "resumable",
+      name: `videos/${videoId}/source/upload`,
+      ifGenerationMatch: "0",
+    });
     // GCS enforces these; fake-gcs-server 1.54 ignores both, so only the request is checked.
     expect(start!.headers["x-upload-content-length"]).toBe("4242");
     expect(start!.headers.origin).toBe("https://cms.example.com");
@@ -129,7 +148,11 @@ describe("GCS adapters against fake-gcs-server", () => {
 
   test("deletePrefix leaves a video whose id merely starts the same", async () => {
     const id = randomUUID();
-    for (const key of [`videos/${id}/source/upload`, `videos/${id}/hls/720p/seg_00000.ts`, `videos/${id}0/hls/720p/seg_00000.ts`]) {
+    for (const key of [
+      `videos/${id}/source/upload`,
+      `videos/${id}/hls/720p/seg_00000.ts`,
+      `videos/${id}0/hls/720p/seg_00000.ts`,
+    ]) {
       await publish(key, "x", { contentType: "video/mp2t", cacheControl: "private" });
     }
     requests.length = 0;
@@ -138,12 +161,19 @@ describe("GCS adapters against fake-gcs-server", () => {
     expect((await worker.list(`videos/${id}`)).sort()).toEqual([`videos/${id}0/hls/720p/seg_00000.ts`]);
   });
 
-  test("the worker uploads small files in one request with Content-Type and Cache-Control, and reads sources by signed URL", async () => {
+  test(`the worker uploads small files in one request with Content-Type and Cache-Control, and reads sources \
+by signed URL`, async () => {
     const key = `videos/${randomUUID()}/hls/720p/seg_00000.ts`;
-    await publish(key, Buffer.alloc(1000, 7), { contentType: "video/mp2t", cacheControl: "public, max-age=31536000, immutable" });
+    await publish(key, Buffer.alloc(1000, 7), {
+      contentType: "video/mp2t",
+      cacheControl: "public, max-age=31536000, immutable",
+    });
     expect(requests.map((r) => r.url.searchParams.get("uploadType"))).toEqual(["multipart"]);
     const [metadata] = await storage.bucket.file(key).getMetadata();
-    expect([metadata.contentType, metadata.cacheControl]).toEqual(["video/mp2t", "public, max-age=31536000, immutable"]);
+    expect([metadata.contentType, metadata.cacheControl]).toEqual([
+      "video/mp2t",
+      "public, max-age=31536000, immutable",
+    ]);
 
     const input = new URL(await worker.inputFor(key));
     expect(input.pathname).toBe(`/${BUCKET}/${key}`);
@@ -151,10 +181,13 @@ describe("GCS adapters against fake-gcs-server", () => {
     const res = await fetch(input);
     expect(res.headers.get("cache-control")).toBe("public, max-age=31536000, immutable");
     expect(Buffer.from(await res.arrayBuffer())).toEqual(Buffer.alloc(1000, 7));
-    await expect(worker.inputFor("videos/v1/source/upload")).rejects.toThrow("Storage object videos/v1/source/upload does not exist");
+    await expect(worker.inputFor("videos/v1/source/upload")).rejects.toThrow(
+      "Storage object videos/v1/source/upload does not exist",
+    );
   });
 
-  test("ffprobe streams a source from the worker's signed URL, seeking with Range requests instead of downloading it first", async () => {
+  test(`ffprobe streams a source from the worker's signed URL, seeking with Range requests instead of \
+downloading it first`, async () => {
     const key = `videos/${randomUUID()}/source/upload`;
     const clip = await readFile(await makeClip({ width: 320, height: 240, seconds: 2, audio: true }));
     await storage.write(key, once(clip), { limit: clip.length, contentType: "video/mp4" });
@@ -167,13 +200,28 @@ describe("GCS adapters against fake-gcs-server", () => {
     expect(reads.some((r) => /^bytes=[1-9]\d*-/.test(String(r.headers.range)))).toBe(true);
   });
 
-  test("GET /media/ serves playlists with signed segment URIs and short cache while growing; segments redirect; sources are not served", async () => {
+  test(`GET /media/ serves playlists with signed segment URIs and short cache while growing; segments redirect; \
+sources are not served`, async () => {
     const id = randomUUID();
     const playlist = { contentType: "application/vnd.apple.mpegurl", cacheControl: "public, max-age=2" };
-    await publish(`videos/${id}/hls/master.m3u8`, "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1000\n720p/index.m3u8\n", playlist);
-    await publish(`videos/${id}/hls/720p/index.m3u8`, "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\nseg_00000.ts\n", playlist);
-    await publish(`videos/${id}/hls/720p/seg_00000.ts`, "segment-bytes", { contentType: "video/mp2t", cacheControl: "public, max-age=31536000, immutable" });
-    await storage.write(`videos/${id}/source/upload`, once(Buffer.from("source")), { limit: 100, contentType: "video/mp4" });
+    await publish(
+      `videos/${id}/hls/master.m3u8`,
+      "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1000\n720p/index.m3u8\n",
+      playlist,
+    );
+    await publish(
+      `videos/${id}/hls/720p/index.m3u8`,
+      "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\nseg_00000.ts\n",
+      playlist,
+    );
+    await publish(`videos/${id}/hls/720p/seg_00000.ts`, "segment-bytes", {
+      contentType: "video/mp2t",
+      cacheControl: "public, max-age=31536000, immutable",
+    });
+    await storage.write(`videos/${id}/source/upload`, once(Buffer.from("source")), {
+      limit: 100,
+      contentType: "video/mp4",
+    });
 
     const master = await fetch(`${mediaUrl}${MEDIA_PATH_PREFIX}videos/${id}/hls/master.m3u8`);
     expect(master.status).toBe(200);
@@ -189,16 +237,26 @@ describe("GCS adapters against fake-gcs-server", () => {
     expect(await segment.text()).toBe("segment-bytes");
     expect(segment.headers.get("cache-control")).toBe("public, max-age=31536000, immutable");
 
-    await publish(`videos/${id}/hls/720p/index.m3u8`, "#EXTM3U\n#EXTINF:2.0,\nseg_00000.ts\n#EXT-X-ENDLIST\n", playlist);
-    expect((await fetch(`${mediaUrl}${MEDIA_PATH_PREFIX}videos/${id}/hls/720p/index.m3u8`)).headers.get("cache-control")).toBe(`public, max-age=${TTL / 4}`);
+    await publish(
+      `videos/${id}/hls/720p/index.m3u8`,
+      "#EXTM3U\n#EXTINF:2.0,\nseg_00000.ts\n#EXT-X-ENDLIST\n",
+      playlist,
+    );
+    expect(
+      (await fetch(`${mediaUrl}${MEDIA_PATH_PREFIX}videos/${id}/hls/720p/index.m3u8`)).headers.get("cache-control"),
+    ).toBe(`public, max-age=${TTL / 4}`);
 
-    const redirect = await fetch(`${mediaUrl}${MEDIA_PATH_PREFIX}videos/${id}/hls/720p/seg_00000.ts`, { redirect: "manual" });
+    const redirect = await fetch(`${mediaUrl}${MEDIA_PATH_PREFIX}videos/${id}/hls/720p/seg_00000.ts`, {
+      redirect: "manual",
+    });
     expect(redirect.status).toBe(302);
     expect(redirect.headers.get("location")).toBe(segmentUrl);
     expect(redirect.headers.get("access-control-allow-origin")).toBe("*");
 
     expect((await fetch(`${mediaUrl}${MEDIA_PATH_PREFIX}videos/${id}/source/upload`)).status).toBe(404);
     expect((await fetch(`${mediaUrl}${MEDIA_PATH_PREFIX}videos/${id}/hls/480p/index.m3u8`)).status).toBe(404);
-    expect((await fetch(`${mediaUrl}${MEDIA_PATH_PREFIX}videos/${id}/hls/master.m3u8`, { method: "DELETE" })).status).toBe(405);
+    expect(
+      (await fetch(`${mediaUrl}${MEDIA_PATH_PREFIX}videos/${id}/hls/master.m3u8`, { method: "DELETE" })).status,
+    ).toBe(405);
   });
 });

@@ -27,14 +27,29 @@ async function startGeminiStandIn(answer: (body: any) => unknown) {
       const body = JSON.parse(raw);
       seen.push({ path: req.url!, apiKey: req.headers["x-goog-api-key"] as string | undefined, body });
       res.writeHead(200, { "content-type": "application/json" });
-      res.end(JSON.stringify({ candidates: [{ content: { role: "model", parts: [{ text: JSON.stringify(answer(body)) }] }, finishReason: "STOP" }] }));
+      res.end(
+        JSON.stringify({
+          candidates: [
+            { content: { role: "model", parts: [{ text: JSON.stringify(answer(body)) }] }, finishReason: "STOP" },
+          ],
+        }),
+      );
     });
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen, close: () => new Promise((r) => server.close(r)) };
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    seen,
+    close: () => new Promise((r) => server.close(r)),
+  };
 }
 
-const question = (i: number, answerIndex = 1) => ({ question: `Q${i}?`, choices: ["a", "b", "c", "d"], answerIndex, explanation: "because" });
+const question = (i: number, answerIndex = 1) => ({
+  question: `Q${i}?`,
+  choices: ["a", "b", "c", "d"],
+  answerIndex,
+  explanation: "because",
+});
 
 describe("generateQuiz against a stand-in for Google's Gemini endpoint", () => {
   let gemini: Awaited<ReturnType<typeof startGeminiStandIn>>;
@@ -45,7 +60,10 @@ describe("generateQuiz against a stand-in for Google's Gemini endpoint", () => {
       const count = body.generationConfig.responseSchema.properties.questions.maxItems;
       return { questions: Array.from({ length: count }, (_, i) => question(i, broken ? 7 : 1)) };
     });
-    t = await startTestApp({ worker: false, env: { GEMINI_API_KEY: "test-key", GEMINI_MODEL: "gemini-test", GEMINI_BASE_URL: gemini.url } });
+    t = await startTestApp({
+      worker: false,
+      env: { GEMINI_API_KEY: "test-key", GEMINI_MODEL: "gemini-test", GEMINI_BASE_URL: gemini.url },
+    });
   });
   afterAll(async () => {
     await t?.stop();
@@ -62,7 +80,11 @@ describe("generateQuiz against a stand-in for Google's Gemini endpoint", () => {
     expect(request.body.contents[0].parts[0].text).toContain("the solar system");
     expect(request.body.generationConfig).toMatchObject({
       responseMimeType: "application/json",
-      responseSchema: { type: "OBJECT", properties: { questions: { type: "ARRAY", minItems: 3, maxItems: 3 } }, required: ["questions"] },
+      responseSchema: {
+        type: "OBJECT",
+        properties: { questions: { type: "ARRAY", minItems: 3, maxItems: 3 } },
+        required: ["questions"],
+      },
     });
   });
 
@@ -70,7 +92,10 @@ describe("generateQuiz against a stand-in for Google's Gemini endpoint", () => {
     broken = true;
     try {
       const res = (await t.gql(GENERATE, { topic: "x", count: 2 })).data.generateQuiz;
-      expect(res).toMatchObject({ __typename: "GenerationError", message: expect.stringMatching(/do not fit the quiz/) });
+      expect(res).toMatchObject({
+        __typename: "GenerationError",
+        message: expect.stringMatching(/do not fit the quiz/),
+      });
     } finally {
       broken = false;
     }
@@ -83,7 +108,10 @@ describe("generateQuiz without GEMINI_API_KEY", () => {
     const t = await startTestApp({ worker: false });
     try {
       const res = (await t.gql(GENERATE, { topic: "x", count: 2 })).data.generateQuiz;
-      expect(res).toEqual({ __typename: "NotConfiguredError", message: expect.stringMatching(/^GEMINI_API_KEY is not set: generateQuiz needs it/) });
+      expect(res).toEqual({
+        __typename: "NotConfiguredError",
+        message: expect.stringMatching(/^GEMINI_API_KEY is not set: generateQuiz needs it/),
+      });
     } finally {
       await t.stop();
     }

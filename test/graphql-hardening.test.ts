@@ -10,7 +10,13 @@ describe("GraphQL hardening", () => {
   beforeAll(async () => {
     t = await startTestApp({
       worker: false,
-      env: { GRAPHQL_MAX_DEPTH: "6", GRAPHQL_MAX_ALIASES: "5", GRAPHQL_MAX_COST: "150", GRAPHQL_INTROSPECTION: "false", RATE_LIMIT_MUTATIONS_PER_MINUTE: "3" },
+      env: {
+        GRAPHQL_MAX_DEPTH: "6",
+        GRAPHQL_MAX_ALIASES: "5",
+        GRAPHQL_MAX_COST: "150",
+        GRAPHQL_INTROSPECTION: "false",
+        RATE_LIMIT_MUTATIONS_PER_MINUTE: "3",
+      },
     });
   });
   afterAll(() => t?.stop());
@@ -27,7 +33,12 @@ describe("GraphQL hardening", () => {
     const aliases = Array.from({ length: 6 }, (_, i) => `a${i}: videos { edges { cursor } }`).join(" ");
     const tooMany = await t.gql(`{ ${aliases} }`);
     expect(tooMany.errors?.[0]?.message, JSON.stringify(tooMany).slice(0, 300)).toMatch(/aliases/i);
-    const wide = Array.from({ length: 4 }, (_, i) => `v${i}: videos { edges { node { id title status duration width height fps variants { name status progress codecs } } } }`).join(" ");
+    const wide = Array.from(
+      { length: 4 },
+      (_, i) =>
+        `v${i}: videos { edges { node { id title status duration width height fps variants { name status ` +
+        `progress codecs } } } }`,
+    ).join(" ");
     const costly = await t.gql(`{ ${wide} }`);
     expect(costly.errors?.[0]?.message, JSON.stringify(costly).slice(0, 300)).toMatch(/cost/i);
   });
@@ -59,17 +70,24 @@ describe("GraphQL hardening", () => {
     const post = await fetch(`${t.url}/graphql`, { method: "POST", body: form });
     expect(post.status).toBe(403);
     // The same GET from a client that sends its credential (never a simple request) works.
-    const authed = await fetch(`${t.url}/graphql?query=${encodeURIComponent("{ videos { edges { cursor } } }")}`, { headers: ADMIN_AUTH });
+    const authed = await fetch(`${t.url}/graphql?query=${encodeURIComponent("{ videos { edges { cursor } } }")}`, {
+      headers: ADMIN_AUTH,
+    });
     expect(authed.status).toBe(200);
   });
 
   it("rate-limits mutations per key (RATE_LIMIT_MUTATIONS_PER_MINUTE), not queries, not other keys", async () => {
     const db = t.app.services.db;
     const tenant = await ensureTenant(db, "limited");
-    const { secret } = await createApiKey(db, { tenantId: tenant.id, name: "limited", scopes: ["videos:read", "videos:write"] });
+    const { secret } = await createApiKey(db, {
+      tenantId: tenant.id,
+      name: "limited",
+      scopes: ["videos:read", "videos:write"],
+    });
     const other = await createApiKey(db, { tenantId: tenant.id, name: "other", scopes: ["videos:write"] });
     const as = (s: string) => `Bearer ${s}`;
-    for (let i = 0; i < 3; i++) expect((await t.gql(CREATE_UPLOAD, {}, as(secret))).data.createUpload.__typename).toBe("CreateUploadSuccess");
+    for (let i = 0; i < 3; i++)
+      expect((await t.gql(CREATE_UPLOAD, {}, as(secret))).data.createUpload.__typename).toBe("CreateUploadSuccess");
     const limited = await fetch(`${t.url}/graphql`, {
       method: "POST",
       headers: { "content-type": "application/json", authorization: as(secret) },
@@ -85,10 +103,20 @@ describe("GraphQL hardening", () => {
 
   describe("the rate limit counts mutations, not requests", () => {
     const db = () => t.app.services.db;
-    const aliased = (n: number) => `mutation { ${Array.from({ length: n }, (_, i) => `u${i}: createUpload(input: { title: "a${i}" }) { __typename }`).join(" ")} }`;
+    const aliased = (n: number) => {
+      const fields = Array.from(
+        { length: n },
+        (_, i) => `u${i}: createUpload(input: { title: "a${i}" }) { __typename }`,
+      );
+      return `mutation { ${fields.join(" ")} }`;
+    };
     async function freshKey(name: string) {
       const tenant = await ensureTenant(db(), name);
-      const { secret } = await createApiKey(db(), { tenantId: tenant.id, name, scopes: ["videos:read", "videos:write"] });
+      const { secret } = await createApiKey(db(), {
+        tenantId: tenant.id,
+        name,
+        scopes: ["videos:read", "videos:write"],
+      });
       return { tenantId: tenant.id, authorization: `Bearer ${secret}` };
     }
     const expectRateLimited = (res: { data?: unknown; errors?: { extensions?: Record<string, unknown> }[] }) => {
@@ -97,7 +125,8 @@ describe("GraphQL hardening", () => {
       expect(res.data ?? null).toBeNull();
     };
 
-    it("each aliased root field counts; a request over the budget runs none of its mutations and costs nothing", async () => {
+    it(`each aliased root field counts; a request over the budget runs none of its mutations and \
+costs nothing`, async () => {
       const key = await freshKey("aliases");
       expectRateLimited(await t.gql(aliased(4), {}, key.authorization));
       expect(await db().video.count({ where: { tenantId: key.tenantId } })).toBe(0);
@@ -110,11 +139,16 @@ describe("GraphQL hardening", () => {
 
     it("root fields behind fragments count, and so do mutations sent over graphql-ws", async () => {
       const key = await freshKey("fragments");
-      const spread = `mutation { ...Two ... on Mutation { c: createUpload(input: { title: "c" }) { __typename } d: createUpload(input: { title: "d" }) { __typename } } }
-        fragment Two on Mutation { a: createUpload(input: { title: "a" }) { __typename } b: createUpload(input: { title: "b" }) { __typename } }`;
+      const spread = `mutation { ...Two ... on Mutation { c: createUpload(input: { title: "c" }) { __typename } d: \
+createUpload(input: { title: "d" }) { __typename } } }
+        fragment Two on Mutation { a: createUpload(input: { title: "a" }) { __typename } b: createUpload(input: { \
+title: "b" }) { __typename } }`;
       expectRateLimited(await t.gql(spread, {}, key.authorization));
       const overWs = await new Promise<any>((resolve, reject) => {
-        t.wsClient(key.authorization).subscribe({ query: aliased(4) }, { next: resolve, error: reject, complete: () => {} });
+        t.wsClient(key.authorization).subscribe(
+          { query: aliased(4) },
+          { next: resolve, error: reject, complete: () => {} },
+        );
       });
       expectRateLimited(overWs);
       expect(await db().video.count({ where: { tenantId: key.tenantId } })).toBe(0);
@@ -122,7 +156,11 @@ describe("GraphQL hardening", () => {
 
     it("expensive mutations weigh more: an import costs more than this whole budget", async () => {
       const key = await freshKey("weights");
-      const importing = await t.gql(`mutation { createVideoFromUrl(input: { title: "i", url: "https://example.invalid/a.mp4" }) { __typename } }`, {}, key.authorization);
+      const importing = await t.gql(
+        `mutation { createVideoFromUrl(input: { title: "i", url: "https://example.invalid/a.mp4" }) { __typename } }`,
+        {},
+        key.authorization,
+      );
       expectRateLimited(importing);
       expect(importing.errors![0]!.message).toMatch(/costs 10/);
       expect((await t.gql(aliased(1), {}, key.authorization)).errors).toBeUndefined();

@@ -6,13 +6,31 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { childProcessPids } from "./support/process-scan.ts";
 import { createUpload, uploadAndWait, type FinalVideo } from "./support/upload-and-wait.ts";
-import { makeAudioOnly, makeClip, makeDurationBomb, makeFrameSizeBomb, makeVfrClip, makeY4mHeaderBomb } from "./worker/media-fixtures.ts";
+import {
+  makeAudioOnly,
+  makeClip,
+  makeDurationBomb,
+  makeFrameSizeBomb,
+  makeVfrClip,
+  makeY4mHeaderBomb,
+} from "./worker/media-fixtures.ts";
 
 const run = promisify(execFile);
 
 /** Frames of the first video stream, decoded and counted by ffprobe. */
 async function countFrames(file: string): Promise<number> {
-  const { stdout } = await run("ffprobe", ["-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", file]);
+  const { stdout } = await run("ffprobe", [
+    "-v",
+    "error",
+    "-count_frames",
+    "-select_streams",
+    "v:0",
+    "-show_entries",
+    "stream=nb_read_frames",
+    "-of",
+    "csv=p=0",
+    file,
+  ]);
   // MPEG-TS lists the stream once per program too: the first line is the stream's own count.
   return Number(stdout.trim().split("\n")[0]);
 }
@@ -35,7 +53,13 @@ interface VideoDetails {
   duration: number | null;
   width: number | null;
   height: number | null;
-  variants: Array<{ name: string; width: number | null; height: number | null; status: string; playlistUrl: string | null }>;
+  variants: Array<{
+    name: string;
+    width: number | null;
+    height: number | null;
+    status: string;
+    playlistUrl: string | null;
+  }>;
   jobs: { edges: Array<{ node: { status: string; attempt: number; error: string | null } }> };
 }
 
@@ -55,7 +79,11 @@ const REFUSED: Array<[string, () => Promise<Uint8Array<ArrayBuffer>>, RegExp]> =
     async () => (await fileBytes(makeClip({ width: 320, height: 180, seconds: 2, audio: true }))).slice(0, 4096),
     /^The file is not a video ffmpeg can read: .*moov atom not found/,
   ],
-  ["audio only", () => fileBytes(makeAudioOnly(2)), /^The file has no video stream: it has only audio, and audio-only sources are not supported yet$/],
+  [
+    "audio only",
+    () => fileBytes(makeAudioOnly(2)),
+    /^The file has no video stream: it has only audio, and audio-only sources are not supported yet$/,
+  ],
   [
     "a frame-size bomb: a y4m header declaring 16000x16000 over 64 KiB",
     () => fileBytes(makeY4mHeaderBomb(16000, 16000)),
@@ -71,9 +99,21 @@ const REFUSED: Array<[string, () => Promise<Uint8Array<ArrayBuffer>>, RegExp]> =
     () => fileBytes(makeDurationBomb("mp4", 10 * 365 * 24 * 3600)),
     /^The video is 87600 h long; the limit is 30 s$/,
   ],
-  ["extreme length: 40 s with MAX_DURATION_SECONDS=30", () => fileBytes(makeClip({ width: 64, height: 64, seconds: 40, audio: false, fps: 5 })), /^The video is 40 s long; the limit is 30 s$/],
-  ["1000 fps", () => fileBytes(makeClip({ width: 64, height: 64, seconds: 0.3, audio: false, fps: 1000 })), /^The video's frame rate of 1000 fps is above the 240 fps limit$/],
-  ["frames of 8x8", () => fileBytes(makeClip({ width: 8, height: 8, seconds: 1, audio: false })), /^The video's frame size 8x8 is too small: each side must be at least 16 px$/],
+  [
+    "extreme length: 40 s with MAX_DURATION_SECONDS=30",
+    () => fileBytes(makeClip({ width: 64, height: 64, seconds: 40, audio: false, fps: 5 })),
+    /^The video is 40 s long; the limit is 30 s$/,
+  ],
+  [
+    "1000 fps",
+    () => fileBytes(makeClip({ width: 64, height: 64, seconds: 0.3, audio: false, fps: 1000 })),
+    /^The video's frame rate of 1000 fps is above the 240 fps limit$/,
+  ],
+  [
+    "frames of 8x8",
+    () => fileBytes(makeClip({ width: 8, height: 8, seconds: 1, audio: false })),
+    /^The video's frame size 8x8 is too small: each side must be at least 16 px$/,
+  ],
 ];
 
 describe("hostile and unusual media each end in a correct state with a readable reason", () => {
@@ -112,7 +152,17 @@ describe("hostile and unusual media each end in a correct state with a readable 
     const segment = playlist.split("\n").find((line) => line.endsWith(".ts"))!;
     const file = path.join(t.dataDir, `segment-${video.id}.ts`);
     await writeFile(file, Buffer.from(await (await fetch(new URL(segment, playlistUrl))).arrayBuffer()));
-    const { stdout } = await run("ffprobe", ["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height", "-of", "json", file]);
+    const { stdout } = await run("ffprobe", [
+      "-v",
+      "error",
+      "-select_streams",
+      "v:0",
+      "-show_entries",
+      "stream=width,height",
+      "-of",
+      "json",
+      file,
+    ]);
     return JSON.parse(stdout).streams[0];
   }
 
@@ -145,7 +195,10 @@ describe("hostile and unusual media each end in a correct state with a readable 
   });
 
   it("a single frame becomes a one-segment ladder", async () => {
-    const video = await expectReady("single frame", await fileBytes(makeClip({ width: 320, height: 180, seconds: 1, frames: 1, audio: false })));
+    const video = await expectReady(
+      "single frame",
+      await fileBytes(makeClip({ width: 320, height: 180, seconds: 1, frames: 1, audio: false })),
+    );
     expect(video).toMatchObject({ width: 320, height: 180 });
     expect(video.duration).toBeLessThan(0.1);
     expect(video.variants.map((v) => `${v.name} ${v.width}x${v.height}`)).toEqual(["180p 320x180", "144p 256x144"]);
@@ -157,13 +210,23 @@ describe("hostile and unusual media each end in a correct state with a readable 
   });
 
   it("odd dimensions (641x359) become even rungs", async () => {
-    const video = await expectReady("odd dimensions", await fileBytes(makeClip({ width: 641, height: 359, seconds: 2, audio: false })));
+    const video = await expectReady(
+      "odd dimensions",
+      await fileBytes(makeClip({ width: 641, height: 359, seconds: 2, audio: false })),
+    );
     expect(video).toMatchObject({ width: 641, height: 359 });
-    expect(video.variants.map((v) => `${v.name} ${v.width}x${v.height}`)).toEqual(["358p 640x358", "240p 428x240", "144p 258x144"]);
+    expect(video.variants.map((v) => `${v.name} ${v.width}x${v.height}`)).toEqual([
+      "358p 640x358",
+      "240p 428x240",
+      "144p 258x144",
+    ]);
   });
 
   it("a phone video stored 640x360 with rotation metadata plays upright at 360x640", async () => {
-    const video = await expectReady("rotated phone video", await fileBytes(makeClip({ width: 640, height: 360, seconds: 2, audio: true, rotate: 90 })));
+    const video = await expectReady(
+      "rotated phone video",
+      await fileBytes(makeClip({ width: 640, height: 360, seconds: 2, audio: true, rotate: 90 })),
+    );
     expect(video).toMatchObject({ width: 360, height: 640 });
     expect(video.variants[0]).toMatchObject({ name: "360p", width: 360, height: 640 });
     expect(video.variants.at(-1)).toMatchObject({ name: "audio", width: null });
@@ -183,14 +246,20 @@ describe("hostile and unusual media each end in a correct state with a readable 
     const sourceFrames = await countFrames(source);
     let encodedFrames = 0;
     for (const uri of playlist.split("\n").filter((l) => l && !l.startsWith("#"))) {
-      const file = path.join(t.dataDir, new URL(uri, `${t.url}${video.variants[0]!.playlistUrl}`).pathname.replace(/^\/media\//, ""));
+      const file = path.join(
+        t.dataDir,
+        new URL(uri, `${t.url}${video.variants[0]!.playlistUrl}`).pathname.replace(/^\/media\//, ""),
+      );
       encodedFrames += await countFrames(file);
     }
     expect(encodedFrames).toBeLessThanOrEqual(Math.ceil(sourceFrames * 1.05));
   });
 
   it("a very low resolution (16x16) gets one rung at its own size", async () => {
-    const video = await expectReady("16x16", await fileBytes(makeClip({ width: 16, height: 16, seconds: 2, audio: false })));
+    const video = await expectReady(
+      "16x16",
+      await fileBytes(makeClip({ width: 16, height: 16, seconds: 2, audio: false })),
+    );
     expect(video.variants.map((v) => `${v.name} ${v.width}x${v.height}`)).toEqual(["16p 16x16"]);
   });
 
@@ -199,7 +268,11 @@ describe("hostile and unusual media each end in a correct state with a readable 
     expect(finals.size).toBe(REFUSED.length + 6);
     for (const [id, final] of finals) {
       const now = await details(id);
-      expect({ status: now.status, error: now.error, playable: now.playable }).toEqual({ status: final.status, error: final.error, playable: final.playable });
+      expect({ status: now.status, error: now.error, playable: now.playable }).toEqual({
+        status: final.status,
+        error: final.error,
+        playable: final.playable,
+      });
       expect(now.jobs.edges).toHaveLength(1);
     }
     expect(childProcessPids(WORKER_ENTRY)).toEqual([workerPid]);

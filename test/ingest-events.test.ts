@@ -7,7 +7,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDb, type Db } from "../src/db/client.ts";
 import { createVideoPubSub } from "../src/events/video-events.ts";
 import { createEventIngestor, type EventIngestor } from "../src/jobs/ingest-events.ts";
-import { parseWorkerEvent, PROTOCOL_VERSION, type JobEvent, type JobEventBody, type Rung } from "../src/protocol/messages.ts";
+import {
+  parseWorkerEvent,
+  PROTOCOL_VERSION,
+  type JobEvent,
+  type JobEventBody,
+  type Rung,
+} from "../src/protocol/messages.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 
 const LADDER: Rung[] = [
@@ -23,17 +29,59 @@ function cleanRun(jobId: string, videoId: string, attempt = 1, workerId = "worke
     { type: "job.started" },
     {
       type: "job.probed",
-      probe: { duration: 6, width: 640, height: 360, fps: 25, rotation: 0, hasAudio: true, videoCodec: "h264", audioCodec: "aac" },
+      probe: {
+        duration: 6,
+        width: 640,
+        height: 360,
+        fps: 25,
+        rotation: 0,
+        hasAudio: true,
+        videoCodec: "h264",
+        audioCodec: "aac",
+      },
       ladder: LADDER,
     },
-    { type: "job.progress", progress: 0.3, fps: 100, speed: 4, etaSeconds: 1, variants: LADDER.map((r) => ({ name: r.name, progress: 0.33, segmentCount: 1 })) },
+    {
+      type: "job.progress",
+      progress: 0.3,
+      fps: 100,
+      speed: 4,
+      etaSeconds: 1,
+      variants: LADDER.map((r) => ({ name: r.name, progress: 0.33, segmentCount: 1 })),
+    },
     { type: "video.playable", masterKey: `${prefix}/master.m3u8` },
-    { type: "job.progress", progress: 0.7, fps: 100, speed: 4, etaSeconds: 1, variants: LADDER.map((r) => ({ name: r.name, progress: 0.67, segmentCount: 2 })) },
-    ...LADDER.map((rung): JobEventBody => ({ type: "variant.ready", name: rung.name, rung, playlistKey: `${prefix}/${rung.name}/index.m3u8`, segmentCount: 3 })),
+    {
+      type: "job.progress",
+      progress: 0.7,
+      fps: 100,
+      speed: 4,
+      etaSeconds: 1,
+      variants: LADDER.map((r) => ({ name: r.name, progress: 0.67, segmentCount: 2 })),
+    },
+    ...LADDER.map(
+      (rung): JobEventBody => ({
+        type: "variant.ready",
+        name: rung.name,
+        rung,
+        playlistKey: `${prefix}/${rung.name}/index.m3u8`,
+        segmentCount: 3,
+      }),
+    ),
     { type: "job.succeeded", masterKey: `${prefix}/master.m3u8`, posterKey: `videos/${videoId}/thumbnails/poster.jpg` },
   ];
   const t0 = Date.parse("2026-11-22T10:00:00Z");
-  return bodies.map((b, i) => ({ ...b, v: PROTOCOL_VERSION, jobId, attempt, seq: i + 1, workerId, at: new Date(t0 + i * 1000).toISOString() }) as JobEvent);
+  return bodies.map(
+    (b, i) =>
+      ({
+        ...b,
+        v: PROTOCOL_VERSION,
+        jobId,
+        attempt,
+        seq: i + 1,
+        workerId,
+        at: new Date(t0 + i * 1000).toISOString(),
+      }) as JobEvent,
+  );
 }
 
 /** A seeded shuffle, so a failure can be replayed. */
@@ -57,8 +105,18 @@ describe("worker events are applied idempotently and in any order", () => {
     database = await createTestDatabase();
     db = createDb(database.url);
     // An endpoint for every event type, so that the webhooks each event queues are part of the outcome.
-    await db.webhookEndpoint.create({ data: { tenantId: DEFAULT_TENANT_ID, url: "http://127.0.0.1:9/hook", secret: "s", events: [] } });
-    ingestor = createEventIngestor({ db, pubSub: createVideoPubSub(undefined), webhooks, progressWriteIntervalMs: 0, onJobRequeued: () => {}, onCanceledJobReported: async () => {}, stallSeconds: 30 });
+    await db.webhookEndpoint.create({
+      data: { tenantId: DEFAULT_TENANT_ID, url: "http://127.0.0.1:9/hook", secret: "s", events: [] },
+    });
+    ingestor = createEventIngestor({
+      db,
+      pubSub: createVideoPubSub(undefined),
+      webhooks,
+      progressWriteIntervalMs: 0,
+      onJobRequeued: () => {},
+      onCanceledJobReported: async () => {},
+      stallSeconds: 30,
+    });
   });
   afterAll(async () => {
     await db.$disconnect();
@@ -67,15 +125,21 @@ describe("worker events are applied idempotently and in any order", () => {
 
   /** Webhook deliveries queued for the video: their types, once each, with distinct event ids. */
   async function queuedWebhooks(videoId: string) {
-    const deliveries = await db.webhookDelivery.findMany({ where: { payload: { path: ["data", "videoId"], equals: videoId } } });
-    const ofVideo = await db.webhookDelivery.findMany({ where: { payload: { path: ["data", "video", "id"], equals: videoId } } });
+    const deliveries = await db.webhookDelivery.findMany({
+      where: { payload: { path: ["data", "videoId"], equals: videoId } },
+    });
+    const ofVideo = await db.webhookDelivery.findMany({
+      where: { payload: { path: ["data", "video", "id"], equals: videoId } },
+    });
     const all = [...deliveries, ...ofVideo];
     expect(new Set(all.map((d) => d.eventId)).size).toBe(all.length);
     return all.map((d) => d.eventType).sort();
   }
 
   async function newJob() {
-    const video = await db.video.create({ data: { tenantId: DEFAULT_TENANT_ID, title: "t", status: "QUEUED", sourceKey: "x" } });
+    const video = await db.video.create({
+      data: { tenantId: DEFAULT_TENANT_ID, title: "t", status: "QUEUED", sourceKey: "x" },
+    });
     const job = await db.job.create({ data: { videoId: video.id, kind: "TRANSCODE", dispatchedAt: new Date() } });
     return { videoId: video.id, jobId: job.id };
   }
@@ -88,8 +152,15 @@ describe("worker events are applied idempotently and in any order", () => {
     });
     const { id, createdAt, updatedAt, variants, jobs, posterKey, masterKey, ...videoFacts } = video;
     return {
-      video: { ...videoFacts, posterKey: posterKey?.replace(videoId, "V"), masterKey: masterKey?.replace(videoId, "V") },
-      variants: variants.map(({ id, videoId: _v, createdAt, updatedAt, playlistKey, ...v }) => ({ ...v, playlistKey: playlistKey?.replace(videoId, "V") })),
+      video: {
+        ...videoFacts,
+        posterKey: posterKey?.replace(videoId, "V"),
+        masterKey: masterKey?.replace(videoId, "V"),
+      },
+      variants: variants.map(({ id, videoId: _v, createdAt, updatedAt, playlistKey, ...v }) => ({
+        ...v,
+        playlistKey: playlistKey?.replace(videoId, "V"),
+      })),
       jobs: jobs.map(({ id, videoId: _v, createdAt, updatedAt, dispatchedAt, runs, ...j }) => ({
         ...j,
         runs: runs.map(({ id, jobId, ...r }) => r),
@@ -102,14 +173,24 @@ describe("worker events are applied idempotently and in any order", () => {
     const { videoId, jobId } = await newJob();
     await ingestor.ingest(cleanRun(jobId, videoId));
     const result = await outcome(videoId);
-    expect(result.webhooks).toEqual(["variant.ready", "variant.ready", "variant.ready", "video.playable", "video.ready"]);
+    expect(result.webhooks).toEqual([
+      "variant.ready",
+      "variant.ready",
+      "variant.ready",
+      "video.playable",
+      "video.ready",
+    ]);
     expect(result.video).toMatchObject({ status: "READY", playable: true, duration: 6, width: 640, error: null });
     expect(result.variants.map((v) => [v.name, v.status, v.progress, v.segmentCount])).toEqual([
       ["144p", "READY", 1, 3],
       ["360p", "READY", 1, 3],
       ["audio", "READY", 1, 3],
     ]);
-    expect(result.jobs[0]).toMatchObject({ status: "SUCCEEDED", progress: 1, runs: [expect.objectContaining({ workerId: "worker-1", status: "SUCCEEDED" })] });
+    expect(result.jobs[0]).toMatchObject({
+      status: "SUCCEEDED",
+      progress: 1,
+      runs: [expect.objectContaining({ workerId: "worker-1", status: "SUCCEEDED" })],
+    });
   });
 
   it("every event twice, in shuffled order and in separate batches, gives the same final state", async () => {
@@ -141,12 +222,15 @@ describe("worker events are applied idempotently and in any order", () => {
     expect((await outcome(videoId)).video.status).toBe("READY");
   });
 
-  it("a run that resumes after its worker died records where it resumed and never makes a READY variant worse", async () => {
+  it(`a run that resumes after its worker died records where it resumed and never makes a READY \
+variant worse`, async () => {
     const { videoId, jobId } = await newJob();
     // The first worker got as far as its variant.ready events, then died before job.succeeded.
     const dead = cleanRun(jobId, videoId, 1, "worker-1").filter((e) => e.type !== "job.succeeded");
     await ingestor.ingest(dead);
-    const resumed = cleanRun(jobId, videoId, 1, "worker-2").map((e) => ({ ...e, at: new Date(Date.parse(e.at) + 60_000).toISOString() }) as JobEvent);
+    const resumed = cleanRun(jobId, videoId, 1, "worker-2").map(
+      (e) => ({ ...e, at: new Date(Date.parse(e.at) + 60_000).toISOString() }) as JobEvent,
+    );
     const probed = resumed[1] as Extract<JobEvent, { type: "job.probed" }>;
     resumed[1] = { ...probed, resumed: { segments: 2, fromSeconds: 4 } };
     // Its progress starts below 1 (it counts the kept segments, not the finished rungs).
@@ -170,7 +254,13 @@ describe("worker events are applied idempotently and in any order", () => {
     const { videoId, jobId } = await newJob();
     const events = cleanRun(jobId, videoId);
     const i = events.findIndex((e) => e.type === "variant.ready" && e.name === "144p");
-    events[i] = { ...events[i]!, type: "variant.failed", name: "144p", rung: LADDER[1]!, error: "Publishing the 144p rung failed: 403" } as JobEvent;
+    events[i] = {
+      ...events[i]!,
+      type: "variant.failed",
+      name: "144p",
+      rung: LADDER[1]!,
+      error: "Publishing the 144p rung failed: 403",
+    } as JobEvent;
     await ingestor.ingest(events);
     const result = await outcome(videoId);
     expect(result.video.status).toBe("READY");
@@ -184,21 +274,50 @@ describe("worker events are applied idempotently and in any order", () => {
   it("a retryable failure queues the next attempt after a back-off; the last one fails the video", async () => {
     const { videoId, jobId } = await newJob();
     const requeued: Date[] = [];
-    const withRetries = createEventIngestor({ db, pubSub: createVideoPubSub(undefined), webhooks, progressWriteIntervalMs: 0, onJobRequeued: (at) => void requeued.push(at), onCanceledJobReported: async () => {}, stallSeconds: 30 });
+    const withRetries = createEventIngestor({
+      db,
+      pubSub: createVideoPubSub(undefined),
+      webhooks,
+      progressWriteIntervalMs: 0,
+      onJobRequeued: (at) => void requeued.push(at),
+      onCanceledJobReported: async () => {},
+      stallSeconds: 30,
+    });
     const failure = (attempt: number): JobEvent[] => [
       cleanRun(jobId, videoId, attempt)[0]!,
-      { v: PROTOCOL_VERSION, jobId, attempt, seq: 2, workerId: "worker-1", at: new Date().toISOString(), type: "job.failed", error: "ffmpeg exited with code 1: boom", retryable: true, command: "ffmpeg -i x", stderrTail: "boom", exitCode: 1 },
+      {
+        v: PROTOCOL_VERSION,
+        jobId,
+        attempt,
+        seq: 2,
+        workerId: "worker-1",
+        at: new Date().toISOString(),
+        type: "job.failed",
+        error: "ffmpeg exited with code 1: boom",
+        retryable: true,
+        command: "ffmpeg -i x",
+        stderrTail: "boom",
+        exitCode: 1,
+      },
     ];
     const before = Date.now();
     await withRetries.ingest(failure(1));
     let job = await db.job.findUniqueOrThrow({ where: { id: jobId } });
-    expect(job).toMatchObject({ status: "QUEUED", attempt: 2, dispatchedAt: null, error: "ffmpeg exited with code 1: boom" });
+    expect(job).toMatchObject({
+      status: "QUEUED",
+      attempt: 2,
+      dispatchedAt: null,
+      error: "ffmpeg exited with code 1: boom",
+    });
     expect(job.runAfter!.getTime()).toBeGreaterThanOrEqual(before + 2000);
     expect(requeued).toHaveLength(1);
 
     await withRetries.ingest(failure(2));
     await withRetries.ingest(failure(3));
-    const withRuns = await db.job.findUniqueOrThrow({ where: { id: jobId }, include: { runs: { orderBy: { attempt: "asc" } } } });
+    const withRuns = await db.job.findUniqueOrThrow({
+      where: { id: jobId },
+      include: { runs: { orderBy: { attempt: "asc" } } },
+    });
     job = withRuns;
     expect(job.status).toBe("FAILED");
     expect(job.attempt).toBe(3);
@@ -211,20 +330,37 @@ describe("worker events are applied idempotently and in any order", () => {
     expect(video).toMatchObject({ status: "FAILED", error: "ffmpeg exited with code 1: boom" });
   });
 
-  it("a video that fails after it became playable is no longer playable, and its error names no internal path", async () => {
+  it(`a video that fails after it became playable is no longer playable, and its error names no \
+internal path`, async () => {
     const { videoId, jobId } = await newJob();
     const run = cleanRun(jobId, videoId);
     const playable = run.findIndex((e) => e.type === "video.playable");
     const error =
-      "Storage is full: ENOSPC: no space left on device, copyfile '/tmp/videograph-j1-Ab12Cd/720p/seg_00003.ts' -> '/var/lib/videograph/data/videos/v1/hls/720p/seg_00003.ts.9f8e.tmp'";
+      "Storage is full: ENOSPC: no space left on device, copyfile '/tmp/videograph-j1-Ab12Cd/720p/seg_00003.ts' -> " +
+      "'/var/lib/videograph/data/videos/v1/hls/720p/seg_00003.ts.9f8e.tmp'";
     await ingestor.ingest([
       ...run.slice(0, playable + 1),
-      { v: PROTOCOL_VERSION, jobId, attempt: 1, seq: playable + 2, workerId: "worker-1", at: new Date().toISOString(), type: "job.failed", error, retryable: false },
+      {
+        v: PROTOCOL_VERSION,
+        jobId,
+        attempt: 1,
+        seq: playable + 2,
+        workerId: "worker-1",
+        at: new Date().toISOString(),
+        type: "job.failed",
+        error,
+        retryable: false,
+      },
     ]);
-    const video = await db.video.findUniqueOrThrow({ where: { id: videoId }, include: { variants: true, jobs: { include: { runs: true } } } });
+    const video = await db.video.findUniqueOrThrow({
+      where: { id: videoId },
+      include: { variants: true, jobs: { include: { runs: true } } },
+    });
     expect(video.status).toBe("FAILED");
     expect(video.playable).toBe(false);
-    const userFacing = "Storage is full: ENOSPC: no space left on device, copyfile '720p/seg_00003.ts' -> 'videos/v1/hls/720p/seg_00003.ts.9f8e.tmp'";
+    const userFacing =
+      "Storage is full: ENOSPC: no space left on device, copyfile '720p/seg_00003.ts' -> " +
+      "'videos/v1/hls/720p/seg_00003.ts.9f8e.tmp'";
     expect(video.error).toBe(userFacing);
     expect(video.jobs[0]!.error).toBe(userFacing);
     expect(video.variants.map((v) => v.error)).toEqual(video.variants.map(() => userFacing));
@@ -235,7 +371,15 @@ describe("worker events are applied idempotently and in any order", () => {
   it("a finished job delivered again is stopped where it starts; its own late start is not", async () => {
     const { videoId, jobId } = await newJob();
     const stopped: string[] = [];
-    const ingest = createEventIngestor({ db, pubSub: createVideoPubSub(undefined), webhooks, progressWriteIntervalMs: 0, onJobRequeued: () => {}, onCanceledJobReported: async (_job, _attempt, workerId) => void stopped.push(workerId ?? "all"), stallSeconds: 30 });
+    const ingest = createEventIngestor({
+      db,
+      pubSub: createVideoPubSub(undefined),
+      webhooks,
+      progressWriteIntervalMs: 0,
+      onJobRequeued: () => {},
+      onCanceledJobReported: async (_job, _attempt, workerId) => void stopped.push(workerId ?? "all"),
+      stallSeconds: 30,
+    });
     const run = cleanRun(jobId, videoId);
     // The finished run's own start, arriving after its end, only says when it started.
     await ingest.ingest([...run.slice(1), run[0]!]);
@@ -258,18 +402,45 @@ describe("worker events are applied idempotently and in any order", () => {
     expect(() => parseWorkerEvent({ ...started, runId: "run-1" })).toThrow(/runId/);
   });
 
-  it("a second delivery to the same worker is its own run: it is stopped by its run id and the original's record stays", async () => {
+  it(`a second delivery to the same worker is its own run: it is stopped by its run id and the original's \
+record stays`, async () => {
     const { videoId, jobId } = await newJob();
     const stopped: [string | undefined, string | undefined][] = [];
-    const ingest = createEventIngestor({ db, pubSub: createVideoPubSub(undefined), webhooks, progressWriteIntervalMs: 0, onJobRequeued: () => {}, onCanceledJobReported: async (_job, _attempt, workerId, runId) => void stopped.push([workerId, runId]), stallSeconds: 30 });
+    const ingest = createEventIngestor({
+      db,
+      pubSub: createVideoPubSub(undefined),
+      webhooks,
+      progressWriteIntervalMs: 0,
+      onJobRequeued: () => {},
+      onCanceledJobReported: async (_job, _attempt, workerId, runId) => void stopped.push([workerId, runId]),
+      stallSeconds: 30,
+    });
     const original = randomUUID();
     const duplicate = randomUUID();
     const run = cleanRun(jobId, videoId).map((e) => ({ ...e, runId: original }));
     const t = (i: number) => run[i]!.at;
     // The duplicate starts mid-run on the same worker, is told to stop, and reports it stopped.
     const second: JobEvent[] = [
-      { v: PROTOCOL_VERSION, type: "job.started", jobId, attempt: 1, seq: 1, workerId: "worker-1", runId: duplicate, at: t(2) },
-      { v: PROTOCOL_VERSION, type: "job.canceled", jobId, attempt: 1, seq: 2, workerId: "worker-1", runId: duplicate, at: t(3) },
+      {
+        v: PROTOCOL_VERSION,
+        type: "job.started",
+        jobId,
+        attempt: 1,
+        seq: 1,
+        workerId: "worker-1",
+        runId: duplicate,
+        at: t(2),
+      },
+      {
+        v: PROTOCOL_VERSION,
+        type: "job.canceled",
+        jobId,
+        attempt: 1,
+        seq: 2,
+        workerId: "worker-1",
+        runId: duplicate,
+        at: t(3),
+      },
     ];
     await ingest.ingest(run.slice(0, 2));
     await ingest.ingest(second.slice(0, 1));
@@ -281,12 +452,26 @@ describe("worker events are applied idempotently and in any order", () => {
     expect(result.jobs[0]!.status).toBe("SUCCEEDED");
     const runs = result.jobs[0]!.runs.map((r) => [r.runId, r.status]);
     expect(runs).toHaveLength(2);
-    expect(runs).toEqual(expect.arrayContaining([[original, "SUCCEEDED"], [duplicate, "CANCELED"]]));
+    expect(runs).toEqual(
+      expect.arrayContaining([
+        [original, "SUCCEEDED"],
+        [duplicate, "CANCELED"],
+      ]),
+    );
   });
 
-  it("a delivery of a finished job that did no work is recorded as a run of its own and changes nothing else", async () => {
+  it(`a delivery of a finished job that did no work is recorded as a run of its own and changes \
+nothing else`, async () => {
     const { videoId, jobId } = await newJob();
-    const ingest = createEventIngestor({ db, pubSub: createVideoPubSub(undefined), webhooks, progressWriteIntervalMs: 0, onJobRequeued: () => {}, onCanceledJobReported: async () => {}, stallSeconds: 30 });
+    const ingest = createEventIngestor({
+      db,
+      pubSub: createVideoPubSub(undefined),
+      webhooks,
+      progressWriteIntervalMs: 0,
+      onJobRequeued: () => {},
+      onCanceledJobReported: async () => {},
+      stallSeconds: 30,
+    });
     const original = randomUUID();
     const run = cleanRun(jobId, videoId).map((e) => ({ ...e, runId: original }));
     await ingest.ingest(run);
@@ -307,21 +492,52 @@ describe("worker events are applied idempotently and in any order", () => {
     expect(restAfter).toEqual(restBefore);
     expect(jobsAfter[0]!.finishedAt).toEqual(jobsBefore[0]!.finishedAt);
     expect(jobsAfter[0]!.runs.find((r) => r.runId === original)).toEqual(jobsBefore[0]!.runs[0]);
-    expect(jobsAfter[0]!.runs.find((r) => r.runId === stale)).toMatchObject({ workerId: "worker-1", status: "SUCCEEDED", alreadyDone: true });
+    expect(jobsAfter[0]!.runs.find((r) => r.runId === stale)).toMatchObject({
+      workerId: "worker-1",
+      status: "SUCCEEDED",
+      alreadyDone: true,
+    });
   });
 
-  it("a heartbeat that lists a canceled attempt is answered with a cancel for that worker (how a worker learns of cancels it missed)", async () => {
+  it(`a heartbeat that lists a canceled attempt is answered with a cancel for that worker (how a worker learns of \
+cancels it missed)`, async () => {
     const canceled = await newJob();
     const running = await newJob();
     const told: [string, number, string | undefined][] = [];
-    const ingest = createEventIngestor({ db, pubSub: createVideoPubSub(undefined), webhooks, progressWriteIntervalMs: 0, onJobRequeued: () => {}, onCanceledJobReported: async (jobId, attempt, workerId) => void told.push([jobId, attempt, workerId]), stallSeconds: 30 });
+    const ingest = createEventIngestor({
+      db,
+      pubSub: createVideoPubSub(undefined),
+      webhooks,
+      progressWriteIntervalMs: 0,
+      onJobRequeued: () => {},
+      onCanceledJobReported: async (jobId, attempt, workerId) => void told.push([jobId, attempt, workerId]),
+      stallSeconds: 30,
+    });
     await ingest.ingest([cleanRun(canceled.jobId, canceled.videoId)[0]!, cleanRun(running.jobId, running.videoId)[0]!]);
     await db.job.update({ where: { id: canceled.jobId }, data: { status: "CANCELED" } });
-    const heartbeat = (activeJobs: { jobId: string; attempt: number }[], at: string) => ({ v: PROTOCOL_VERSION, type: "worker.heartbeat", workerId: "worker-1", capabilities: ["cpu"], activeJobs, at });
-    await ingest.ingest([heartbeat([{ jobId: running.jobId, attempt: 1 }, { jobId: canceled.jobId, attempt: 1 }], "2026-11-22T10:05:00.000Z")]);
+    const heartbeat = (activeJobs: { jobId: string; attempt: number }[], at: string) => ({
+      v: PROTOCOL_VERSION,
+      type: "worker.heartbeat",
+      workerId: "worker-1",
+      capabilities: ["cpu"],
+      activeJobs,
+      at,
+    });
+    await ingest.ingest([
+      heartbeat(
+        [
+          { jobId: running.jobId, attempt: 1 },
+          { jobId: canceled.jobId, attempt: 1 },
+        ],
+        "2026-11-22T10:05:00.000Z",
+      ),
+    ]);
     expect(told).toEqual([[canceled.jobId, 1, "worker-1"]]);
     // Another attempt of the job, or a worker that lists none, is not told.
-    await ingest.ingest([heartbeat([{ jobId: canceled.jobId, attempt: 2 }], "2026-11-22T10:05:01.000Z"), heartbeat([], "2026-11-22T10:05:02.000Z")]);
+    await ingest.ingest([
+      heartbeat([{ jobId: canceled.jobId, attempt: 2 }], "2026-11-22T10:05:01.000Z"),
+      heartbeat([], "2026-11-22T10:05:02.000Z"),
+    ]);
     expect(told).toHaveLength(1);
   });
 });

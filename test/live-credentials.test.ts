@@ -6,23 +6,33 @@ import { startTestApp, type TestApp } from "./support/app.ts";
 
 const JWT_SECRET = "a-shared-hs256-secret-of-at-least-32-chars";
 const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { id status } } }`;
-const CREATE_UPLOAD = `mutation { createUpload(input: { title: "watched" }) { ... on CreateUploadSuccess { video { id } } } }`;
+const CREATE_UPLOAD =
+  `mutation { createUpload(input: { title: "watched" }) { ` + `... on CreateUploadSuccess { video { id } } } }`;
 const bearer = (secret: string) => `Bearer ${secret}`;
 
 /** What `promise` gave within `ms`, or "still open". */
-const within = <T>(promise: Promise<T>, ms: number) => Promise.race([promise, sleep(ms).then(() => "still open" as const)]);
+const within = <T>(promise: Promise<T>, ms: number) =>
+  Promise.race([promise, sleep(ms).then(() => "still open" as const)]);
 
 /** A graphql-ws subscription to a waiting video's events (open until its credential fails). */
 async function openWs(t: TestApp, authorization: string, videoId: string) {
   const client = t.wsClient(authorization);
-  const closed = new Promise<{ code: number; reason: string }>((resolve) => client.on("closed", (e) => resolve(e as never)));
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    client.on("closed", (e) => resolve(e as never)),
+  );
   await new Promise((resolve, reject) => {
-    client.subscribe({ query: EVENTS, variables: { id: videoId } }, { next: resolve, error: reject, complete: () => {} });
+    client.subscribe(
+      { query: EVENTS, variables: { id: videoId } },
+      { next: resolve, error: reject, complete: () => {} },
+    );
   });
   return { closed };
 }
 
-/** A subscription over SSE, as GraphiQL and fetch-based clients run it; resolves `ended` with every event once the server ends it. */
+/**
+ * A subscription over SSE, as GraphiQL and fetch-based clients run it; resolves `ended` with every event once the
+ * server ends it.
+ */
 async function openSse(t: TestApp, authorization: string, videoId: string) {
   const res = await fetch(`${t.url}/graphql`, {
     method: "POST",
@@ -86,7 +96,10 @@ describe("a revoked key ends its live subscriptions at once (NOTIFY), not only a
     if (events === "still open") await stream.cancel();
     expect(events).not.toBe("still open");
     const last = (events as { event: string; data: any }[]).filter((e) => e.event === "next").at(-1)!;
-    expect(last.data.errors[0]).toMatchObject({ message: expect.stringContaining("revoked"), extensions: { code: "UNAUTHENTICATED" } });
+    expect(last.data.errors[0]).toMatchObject({
+      message: expect.stringContaining("revoked"),
+      extensions: { code: "UNAUTHENTICATED" },
+    });
   });
 });
 
@@ -112,14 +125,23 @@ describe("live subscriptions re-check their credential every AUTH_RECHECK_SECOND
   it("SSE: a key revoked in the database without a notification, or expiring mid-stream, ends the stream", async () => {
     const revoked = await newKey(t, "revoked behind our back");
     const expiring = await newKey(t, "expiring", new Date(Date.now() + 2000));
-    const streams = [await openSse(t, bearer(revoked.secret), videoId), await openSse(t, bearer(expiring.secret), videoId)];
+    const streams = [
+      await openSse(t, bearer(revoked.secret), videoId),
+      await openSse(t, bearer(expiring.secret), videoId),
+    ];
     await t.app.services.db.apiKey.update({ where: { id: revoked.key.id }, data: { revokedAt: new Date() } });
-    for (const [stream, reason] of [[streams[0]!, "revoked"], [streams[1]!, "expired"]] as const) {
+    for (const [stream, reason] of [
+      [streams[0]!, "revoked"],
+      [streams[1]!, "expired"],
+    ] as const) {
       const events = await within(stream.ended, 6000);
       if (events === "still open") await stream.cancel();
       expect(events, reason).not.toBe("still open");
       const last = (events as { event: string; data: any }[]).filter((e) => e.event === "next").at(-1)!;
-      expect(last.data.errors[0]).toMatchObject({ message: expect.stringContaining(reason), extensions: { code: "UNAUTHENTICATED" } });
+      expect(last.data.errors[0]).toMatchObject({
+        message: expect.stringContaining(reason),
+        extensions: { code: "UNAUTHENTICATED" },
+      });
     }
   });
 });

@@ -15,7 +15,9 @@ import { makeClip } from "./worker/media-fixtures.ts";
 const emulator = await startPubSubEmulator();
 if (!emulator) console.warn(`[test] two-instance Pub/Sub test SKIPPED: ${pubSubEmulatorUnavailableReason}`);
 
-const CREATE_UPLOAD = `mutation($title: String!) { createUpload(input: { title: $title }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`;
+const CREATE_UPLOAD =
+  `mutation($title: String!) { createUpload(input: { title: $title }) { ... on ` +
+  `CreateUploadSuccess { uploadUrl video { id } } } }`;
 const EVENTS = `subscription($id: ID!) {
   videoEvents(videoId: $id) {
     __typename video { status }
@@ -59,9 +61,12 @@ describe.skipIf(!emulator)("two API processes, two workers, TRANSPORT=pubsub (re
     await emulator?.stop();
   });
 
-  it("ten uploads at once reach READY, each job on one worker at a time (a redelivered duplicate is stopped within seconds), progress seen on both instances", async () => {
+  it(`ten uploads at once reach READY, each job on one worker at a time (a redelivered duplicate is stopped within \
+seconds), progress seen on both instances`, async () => {
     const clips = await Promise.all(
-      Array.from({ length: 10 }, (_, i) => makeClip({ width: 640, height: 360, seconds: 6 + (i % 3), audio: i % 2 === 0 })),
+      Array.from({ length: 10 }, (_, i) =>
+        makeClip({ width: 640, height: 360, seconds: 6 + (i % 3), audio: i % 2 === 0 }),
+      ),
     );
     const videos = await Promise.all(
       clips.map(async (clip, i) => {
@@ -69,7 +74,12 @@ describe.skipIf(!emulator)("two API processes, two workers, TRANSPORT=pubsub (re
         const { uploadUrl, video } = (await gqlAt(api.url, CREATE_UPLOAD, { title: `clip ${i}` })).createUpload;
         // A subscriber on each instance, whichever instance ingests the events.
         const subs = apis.map((a) => {
-          const client = createClient({ url: `${a.url.replace("http", "ws")}/graphql`, webSocketImpl: WebSocket, retryAttempts: 0, connectionParams: ADMIN_AUTH });
+          const client = createClient({
+            url: `${a.url.replace("http", "ws")}/graphql`,
+            webSocketImpl: WebSocket,
+            retryAttempts: 0,
+            connectionParams: ADMIN_AUTH,
+          });
           clients.push(client);
           return collectSubscription<any>(client, EVENTS, { id: video.id });
         });
@@ -91,18 +101,36 @@ describe.skipIf(!emulator)("two API processes, two workers, TRANSPORT=pubsub (re
       const names = video.variants.map((x: { name: string }) => x.name).sort();
       for (const events of seen) {
         expect(events.at(-1).videoEvents.video.status).toBe("READY");
-        const progressed = new Set(events.filter((e) => e.videoEvents.__typename === "VariantProgressEvent").map((e) => e.videoEvents.variant.name));
+        const progressed = new Set(
+          events
+            .filter((e) => e.videoEvents.__typename === "VariantProgressEvent")
+            .map((e) => e.videoEvents.variant.name),
+        );
         expect([...progressed].sort()).toEqual(names);
       }
-      const runs = video.jobs.edges[0].node.runs as { workerId: string; status: string; startedAt: string; heartbeatAt: string; finishedAt: string }[];
-      expect(runs.filter((r) => r.status === "SUCCEEDED"), JSON.stringify(runs)).toHaveLength(1);
+      const runs = video.jobs.edges[0].node.runs as {
+        workerId: string;
+        status: string;
+        startedAt: string;
+        heartbeatAt: string;
+        finishedAt: string;
+      }[];
+      expect(
+        runs.filter((r) => r.status === "SUCCEEDED"),
+        JSON.stringify(runs),
+      ).toHaveLength(1);
       // A redelivery while the first worker still runs (a lease lost on a loaded machine) starts a
       // duplicate; the API stops it (CANCELED) within seconds. Every other run is alone in time.
       const duplicates = runs.filter((r) => r.status === "CANCELED");
-      for (const d of duplicates) expect(new Date(d.finishedAt).getTime() - new Date(d.startedAt).getTime(), JSON.stringify(runs)).toBeLessThan(15_000);
+      for (const d of duplicates)
+        expect(new Date(d.finishedAt).getTime() - new Date(d.startedAt).getTime(), JSON.stringify(runs)).toBeLessThan(
+          15_000,
+        );
       const kept = runs.filter((r) => r.status !== "CANCELED");
       for (let i = 1; i < kept.length; i++) {
-        expect(new Date(kept[i - 1]!.finishedAt).getTime(), JSON.stringify(runs)).toBeLessThanOrEqual(new Date(kept[i]!.startedAt).getTime());
+        expect(new Date(kept[i - 1]!.finishedAt).getTime(), JSON.stringify(runs)).toBeLessThanOrEqual(
+          new Date(kept[i]!.startedAt).getTime(),
+        );
       }
     }
     // Which worker gets how many is not asserted: the emulator ignores flow control and may hand

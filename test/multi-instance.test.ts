@@ -10,7 +10,9 @@ import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
 import { makeClip } from "./worker/media-fixtures.ts";
 
-const CREATE_UPLOAD = `mutation($title: String!) { createUpload(input: { title: $title }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`;
+const CREATE_UPLOAD =
+  `mutation($title: String!) { createUpload(input: { title: $title }) { ... on ` +
+  `CreateUploadSuccess { uploadUrl video { id } } } }`;
 const EVENTS = `subscription($id: ID!) {
   videoEvents(videoId: $id) {
     __typename video { status playable }
@@ -36,7 +38,12 @@ describe("two API processes and two workers on one database (Postgres transport)
   const workers = new Map<string, ServiceProcess>();
   const clients: Client[] = [];
   const wsClient = (url: string) => {
-    const c = createClient({ url: `${url.replace("http", "ws")}/graphql`, webSocketImpl: WebSocket, retryAttempts: 0, connectionParams: ADMIN_AUTH });
+    const c = createClient({
+      url: `${url.replace("http", "ws")}/graphql`,
+      webSocketImpl: WebSocket,
+      retryAttempts: 0,
+      connectionParams: ADMIN_AUTH,
+    });
     clients.push(c);
     return c;
   };
@@ -63,7 +70,10 @@ describe("two API processes and two workers on one database (Postgres transport)
     apiA = await startApiProcess("api-a", { ...common, INGEST_EVENTS: "false" });
     apiB = await startApiProcess("api-b", { ...common, INGEST_EVENTS: "true" });
     for (const id of ["worker-1", "worker-2"]) {
-      workers.set(id, await startWorkerProcess(id, { ...common, PROGRESS_INTERVAL_MS: "250", HEARTBEAT_INTERVAL_SECONDS: "2" }));
+      workers.set(
+        id,
+        await startWorkerProcess(id, { ...common, PROGRESS_INTERVAL_MS: "250", HEARTBEAT_INTERVAL_SECONDS: "2" }),
+      );
     }
   });
   afterAll(async () => {
@@ -81,7 +91,9 @@ describe("two API processes and two workers on one database (Postgres transport)
     expect((await fetch(`${apiB.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
     const events = (await sub.done).map((e) => e.videoEvents);
     expect(events.at(-1).video.status).toBe("READY");
-    const progressed = new Set(events.filter((e) => e.__typename === "VariantProgressEvent").map((e) => e.variant.name));
+    const progressed = new Set(
+      events.filter((e) => e.__typename === "VariantProgressEvent").map((e) => e.variant.name),
+    );
     const { variants } = (await gqlAt(apiA.url, RUNS, { id: video.id })).video;
     expect([...progressed].sort()).toEqual(variants.map((v: { name: string }) => v.name).sort());
     // Only B ingests: A's log never shows it applying an event, yet A's subscriber heard them all.
@@ -89,9 +101,13 @@ describe("two API processes and two workers on one database (Postgres transport)
   });
 
   it("two workers share the queue and no job runs on both", async () => {
-    const clips = await Promise.all([0, 1, 2, 3].map((i) => makeClip({ width: 320 + 16 * i, height: 180, seconds: 4, audio: false })));
+    const clips = await Promise.all(
+      [0, 1, 2, 3].map((i) => makeClip({ width: 320 + 16 * i, height: 180, seconds: 4, audio: false })),
+    );
     const ids = await Promise.all(clips.map((clip, i) => upload(i % 2 ? apiA : apiB, clip)));
-    const finals = await Promise.all(ids.map((id) => collectSubscription<any>(wsClient(apiA.url), EVENTS, { id }).done));
+    const finals = await Promise.all(
+      ids.map((id) => collectSubscription<any>(wsClient(apiA.url), EVENTS, { id }).done),
+    );
     for (const events of finals) expect(events.at(-1).videoEvents.video.status).toBe("READY");
     const usedWorkers = new Set<string>();
     for (const id of ids) {
@@ -132,7 +148,8 @@ describe("two API processes and two workers on one database (Postgres transport)
     }
   });
 
-  it("SIGTERM: an idle worker exits 0 at once; a busy one hands its job back within the grace period, and the job completes", async () => {
+  it(`SIGTERM: an idle worker exits 0 at once; a busy one hands its job back within the grace period, and the \
+job completes`, async () => {
     for (const [id, w] of workers) {
       if (w.child.exitCode === null && w.child.signalCode === null) {
         const started = Date.now();
@@ -141,7 +158,12 @@ describe("two API processes and two workers on one database (Postgres transport)
       }
       workers.delete(id);
     }
-    const graceful = await startWorkerProcess("worker-3", { ...common, SHUTDOWN_GRACE_SECONDS: "1", PROGRESS_INTERVAL_MS: "250", HEARTBEAT_INTERVAL_SECONDS: "2" });
+    const graceful = await startWorkerProcess("worker-3", {
+      ...common,
+      SHUTDOWN_GRACE_SECONDS: "1",
+      PROGRESS_INTERVAL_MS: "250",
+      HEARTBEAT_INTERVAL_SECONDS: "2",
+    });
     const clip = await makeClip({ width: 960, height: 540, seconds: 12, audio: true });
     const { id, final } = await uploadUntilEncoding(apiA.url, wsClient(apiA.url), clip, "sigterm", EVENTS);
 

@@ -12,7 +12,8 @@ const CREATE_UPLOAD = /* GraphQL */ `
       __typename ... on CreateUploadSuccess { uploadUrl video { id } }
     } }`;
 const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`;
-const URLS = `query($id: ID!) { video(id: $id) { playbackPolicy playbackUrl posterUrl variants { name playlistUrl } } }`;
+const URLS =
+  `query($id: ID!) { video(id: $id) { ` + `playbackPolicy playbackUrl posterUrl variants { name playlistUrl } } }`;
 
 describe("signed playback and upload URLs", () => {
   let t: TestApp;
@@ -24,7 +25,9 @@ describe("signed playback and upload URLs", () => {
   async function readyVideo(policy: "PUBLIC" | "SIGNED"): Promise<string> {
     const created = (await t.gql(CREATE_UPLOAD, { title: policy, policy })).data.createUpload;
     const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: created.video.id }).done;
-    expect((await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
+    expect((await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(
+      200,
+    );
     expect((await done).at(-1).videoEvents.video.status).toBe("READY");
     return created.video.id;
   }
@@ -79,11 +82,23 @@ describe("signed playback and upload URLs", () => {
       const flipped = `${kind}.${expires}.${mac!.slice(0, -1)}${mac!.endsWith("A") ? "B" : "A"}`;
       const otherVideo = tokens.issue("00000000-0000-4000-8000-00000000abcd");
       const expired = tokens.issue(id, 60, Date.now() - 3600_000);
-      const paths = [urls.playbackUrl, urls.posterUrl, urls.variants[0]!.playlistUrl, `/media/videos/${id}/hls/${urls.variants[0]!.name}/seg_00000.ts`];
+      const paths = [
+        urls.playbackUrl,
+        urls.posterUrl,
+        urls.variants[0]!.playlistUrl,
+        `/media/videos/${id}/hls/${urls.variants[0]!.name}/seg_00000.ts`,
+      ];
       for (const p of paths) {
         const bare = p.split("?")[0]!;
         expect((await get(bare)).status, `${bare} without token`).toBe(403);
-        for (const [token, reason] of [[flipped, "invalid"], [otherVideo, "invalid"], [expired, "expired"], [`${kind}.${Number(expires) + 3600}.${mac}`, "invalid"], [`s.${expires}.${mac}`, "invalid"], [`${kind}.0${expires}.${flipped.split(".")[2]}`, "invalid"]] as const) {
+        for (const [token, reason] of [
+          [flipped, "invalid"],
+          [otherVideo, "invalid"],
+          [expired, "expired"],
+          [`${kind}.${Number(expires) + 3600}.${mac}`, "invalid"],
+          [`s.${expires}.${mac}`, "invalid"],
+          [`${kind}.0${expires}.${flipped.split(".")[2]}`, "invalid"],
+        ] as const) {
           const res = await get(withToken(bare, token));
           expect(res.status, `${bare} ${reason}`).toBe(403);
           expect(await res.text()).toContain(reason);
@@ -96,10 +111,13 @@ describe("signed playback and upload URLs", () => {
       const session = /token=([^\s&]+)/.exec(opened)![1]!;
       expect(Number(decodeURIComponent(session).split(".")[1])).toBeGreaterThan(Date.now() / 1000 + 3600);
       // The same token still works on the video it was issued for.
-      expect((await get(withToken(`/media/videos/${id}/hls/${urls.variants[0]!.name}/seg_00000.ts`, good))).status).toBe(200);
+      expect(
+        (await get(withToken(`/media/videos/${id}/hls/${urls.variants[0]!.name}/seg_00000.ts`, good))).status,
+      ).toBe(200);
     });
 
-    it("a session token from inside a playlist never opens the master, and replaying it never extends the session", async () => {
+    it(`a session token from inside a playlist never opens the master, and replaying it never \
+extends the session`, async () => {
       const tokenIn = (text: string) => decodeURIComponent(/token=([^\s&"]+)/.exec(text)![1]!);
       const master = await (await get(urls.playbackUrl)).text();
       const session = tokenIn(master);
@@ -159,7 +177,10 @@ describe("signed playback and upload URLs", () => {
 
     it("an expired URL is refused", async () => {
       const { id, url } = await newUpload();
-      const stale = signer.sign(`/uploads/${id}`, -5, { max: url.searchParams.get("max")!, n: url.searchParams.get("n")! });
+      const stale = signer.sign(`/uploads/${id}`, -5, {
+        max: url.searchParams.get("max")!,
+        n: url.searchParams.get("n")!,
+      });
       const res = await fetch(`${t.url}${stale}`, { method: "PUT", body: "bytes" });
       expect(res.status).toBe(403);
       expect((await res.json()).error).toContain("expired");

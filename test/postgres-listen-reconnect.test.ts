@@ -4,7 +4,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import net from "node:net";
 import { isConnectionLoss } from "../render-worker/transport/postgres.ts";
 import { listenWithReconnect } from "../render-worker/transport/postgres-listener.ts";
-import { EVENTS_CHANNEL, notificationPayload, PostgresEventTarget, RESYNC } from "../src/events/postgres-event-target.ts";
+import {
+  EVENTS_CHANNEL,
+  notificationPayload,
+  PostgresEventTarget,
+  RESYNC,
+} from "../src/events/postgres-event-target.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 
 /**
@@ -37,7 +42,10 @@ describe("LISTEN connections come back by themselves after an outage of several 
   async function outage(ms: number): Promise<void> {
     await admin.query(`ALTER ROLE "${role}" NOLOGIN`);
     try {
-      const { rowCount } = await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, [role]);
+      const { rowCount } = await admin.query(
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`,
+        [role],
+      );
       expect(rowCount).toBe(1);
       await new Promise((r) => setTimeout(r, ms));
     } finally {
@@ -45,7 +53,8 @@ describe("LISTEN connections come back by themselves after an outage of several 
     }
   }
 
-  it("the API's event fan-out listens again and tells its subscribers to re-read, without an event to send", async () => {
+  it(`the API's event fan-out listens again and tells its subscribers to re-read, without an \
+event to send`, async () => {
     const target = new PostgresEventTarget<never>(listenerUrl);
     await target.start();
     const received: unknown[] = [];
@@ -53,14 +62,18 @@ describe("LISTEN connections come back by themselves after an outage of several 
     try {
       await outage(2500);
       await expect.poll(() => received, { timeout: 8000, interval: 100 }).toContainEqual(RESYNC);
-      await admin.query("SELECT pg_notify($1, $2)", [EVENTS_CHANNEL, notificationPayload("some-topic", { after: true })]);
+      await admin.query("SELECT pg_notify($1, $2)", [
+        EVENTS_CHANNEL,
+        notificationPayload("some-topic", { after: true }),
+      ]);
       await expect.poll(() => received, { timeout: 2000, interval: 50 }).toContainEqual({ after: true });
     } finally {
       await target.close();
     }
   });
 
-  it("the worker's control listener listens again and reports it once, so the worker can ask for what it missed", async () => {
+  it(`the worker's control listener listens again and reports it once, so the worker can ask for \
+what it missed`, async () => {
     const payloads: string[] = [];
     let reconnected = 0;
     const listener = await listenWithReconnect({
@@ -82,8 +95,13 @@ describe("LISTEN connections come back by themselves after an outage of several 
     }
   });
 
-  it("a worker's event send tells a lost connection, an absent server or a refused login (retried) from a refused request (not retried)", async () => {
-    const errorOf = (p: Promise<unknown>) => p.then(() => null, (err: unknown) => err);
+  it(`a worker's event send tells a lost connection, an absent server or a refused login (retried) from a refused \
+request (not retried)`, async () => {
+    const errorOf = (p: Promise<unknown>) =>
+      p.then(
+        () => null,
+        (err: unknown) => err,
+      );
     const closedPort = await new Promise<number>((resolve) => {
       const srv = net.createServer().listen(0, "127.0.0.1", () => {
         const { port } = srv.address() as net.AddressInfo;
@@ -98,7 +116,16 @@ describe("LISTEN connections come back by themselves after an outage of several 
     await victim.connect();
     const { rows } = await victim.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
     const sleeping = errorOf(victim.query("SELECT pg_sleep(10)"));
-    await expect.poll(async () => (await admin.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND query LIKE 'SELECT pg_sleep%'", [rows[0]!.pid])).rowCount).toBe(1);
+    await expect
+      .poll(
+        async () =>
+          (
+            await admin.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND query LIKE 'SELECT pg_sleep%'", [
+              rows[0]!.pid,
+            ])
+          ).rowCount,
+      )
+      .toBe(1);
     await admin.query("SELECT pg_terminate_backend($1)", [rows[0]!.pid]);
     expect(isConnectionLoss(await sleeping)).toBe(true);
     await victim.end().catch(() => {});
@@ -114,7 +141,8 @@ describe("LISTEN connections come back by themselves after an outage of several 
     expect(isConnectionLoss(await errorOf(admin.query("SELECT pg_notify('x', repeat('y', 9000))")))).toBe(false);
   });
 
-  it("both LISTENs notice a connection that went silent (a failover without a goodbye), give up on a connect that hangs, and listen again", async () => {
+  it(`both LISTENs notice a connection that went silent (a failover without a goodbye), give up on a connect that \
+hangs, and listen again`, async () => {
     const proxy = await startFreezableProxy(new URL(listenerUrl));
     const viaProxy = new URL(listenerUrl);
     viaProxy.port = String(proxy.port);
@@ -124,7 +152,12 @@ describe("LISTEN connections come back by themselves after an outage of several 
     target.addEventListener("some-topic" as never, (e: Event) => fanOut.push((e as CustomEvent).detail));
     let reconnected = 0;
     const control: string[] = [];
-    const listener = await listenWithReconnect({ connectionString: viaProxy.toString(), channel: "videograph_test_silent", onNotification: (p) => control.push(p), onReconnected: () => reconnected++ });
+    const listener = await listenWithReconnect({
+      connectionString: viaProxy.toString(),
+      channel: "videograph_test_silent",
+      onNotification: (p) => control.push(p),
+      onReconnected: () => reconnected++,
+    });
     try {
       proxy.freezeOpenConnections();
       // A probe every 10 s that times out after 5 s notices within 15 s; the first new connections
@@ -148,7 +181,13 @@ describe("LISTEN connections come back by themselves after an outage of several 
  * A TCP proxy to the test's Postgres whose open connections can be frozen: bytes stop flowing both
  * ways without either end being told, as when a failover moves the server's address away.
  */
-async function startFreezableProxy(target: URL): Promise<{ port: number; freezeOpenConnections(): void; setSwallowNew(on: boolean): void; swallowed(): number; close(): void }> {
+async function startFreezableProxy(target: URL): Promise<{
+  port: number;
+  freezeOpenConnections(): void;
+  setSwallowNew(on: boolean): void;
+  swallowed(): number;
+  close(): void;
+}> {
   const open = new Set<[net.Socket, net.Socket]>();
   const held: net.Socket[] = [];
   let swallowNew = false;

@@ -71,12 +71,30 @@ describe("protocol versions: version 1 is still read, as version 2", () => {
 
   it("reads version 1 heartbeats, job messages and control messages", () => {
     const jobId = randomUUID();
-    const heartbeat = { v: 1, type: "worker.heartbeat", workerId: "w", capabilities: ["cpu"], activeJobs: [], at: new Date().toISOString() };
+    const heartbeat = {
+      v: 1,
+      type: "worker.heartbeat",
+      workerId: "w",
+      capabilities: ["cpu"],
+      activeJobs: [],
+      at: new Date().toISOString(),
+    };
     expect(parseWorkerEvent(heartbeat)).toMatchObject({ v: 2, type: "worker.heartbeat" });
     const videoId = randomUUID();
-    const transcode = { v: 1, type: "transcode", jobId, attempt: 1, videoId, sourceKey: "k", outputPrefix: `videos/${videoId}` };
+    const transcode = {
+      v: 1,
+      type: "transcode",
+      jobId,
+      attempt: 1,
+      videoId,
+      sourceKey: "k",
+      outputPrefix: `videos/${videoId}`,
+    };
     expect(parseJobMessage(transcode)).toMatchObject({ v: 2, type: "transcode", options: { segmentSeconds: 4 } });
-    expect(parseControlMessage({ v: 1, type: "job.cancel", jobId, attempt: 1 })).toMatchObject({ v: 2, type: "job.cancel" });
+    expect(parseControlMessage({ v: 1, type: "job.cancel", jobId, attempt: 1 })).toMatchObject({
+      v: 2,
+      type: "job.cancel",
+    });
   });
 
   it("does not read a version 2 event under version 1's names, nor a version it does not know", () => {
@@ -101,7 +119,9 @@ describe("protocol versions: version 1 is still read, as version 2", () => {
     });
 
     it("stores the source, succeeds the render and queues its transcode", async () => {
-      const video = await db.video.create({ data: { tenantId: DEFAULT_TENANT_ID, title: "t", status: "QUEUED", source: "MANIM" } });
+      const video = await db.video.create({
+        data: { tenantId: DEFAULT_TENANT_ID, title: "t", status: "QUEUED", source: "MANIM" },
+      });
       const job = await db.job.create({ data: { videoId: video.id, kind: "RENDER_MANIM", dispatchedAt: new Date() } });
       const ingestor = createEventIngestor({
         db,

@@ -126,7 +126,10 @@ describe.skipIf(!emulator)("Pub/Sub transport (emulator)", () => {
     // Two API instances starting at once: both must succeed. (The emulator lets both creates of
     // a name succeed, so which one reports `created` is not checked.)
     const racedProjectId = newProjectId();
-    const racers = [createPubSubApiTransport({ projectId: racedProjectId }), createPubSubApiTransport({ projectId: racedProjectId })];
+    const racers = [
+      createPubSubApiTransport({ projectId: racedProjectId }),
+      createPubSubApiTransport({ projectId: racedProjectId }),
+    ];
     running.push(...racers);
     const raced = await Promise.all(racers.map((t) => t.setup()));
     for (const result of raced) expect(result.map((r) => r.name).sort()).toEqual(expected);
@@ -143,7 +146,10 @@ describe.skipIf(!emulator)("Pub/Sub transport (emulator)", () => {
       const [jobs] = await client.subscription(names.jobsSubscription("cpu")).getMetadata();
       expect(jobs.topic).toBe(`projects/${projectId}/topics/${names.jobsTopic("cpu")}`);
       expect(jobs.ackDeadlineSeconds).toBe(60);
-      expect(jobs.deadLetterPolicy).toMatchObject({ deadLetterTopic: `projects/${projectId}/topics/${names.deadLetterTopic}`, maxDeliveryAttempts: 10 });
+      expect(jobs.deadLetterPolicy).toMatchObject({
+        deadLetterTopic: `projects/${projectId}/topics/${names.deadLetterTopic}`,
+        maxDeliveryAttempts: 10,
+      });
       expect(Number(jobs.retryPolicy?.minimumBackoff?.seconds)).toBe(10);
       expect(Number(jobs.retryPolicy?.maximumBackoff?.seconds)).toBe(600);
       const [events] = await client.subscription(names.eventsSubscription).getMetadata();
@@ -201,7 +207,8 @@ describe.skipIf(!emulator)("Pub/Sub transport (emulator)", () => {
     expect(got[0]).toEqual(job);
   });
 
-  test("worker events reach consumeEvents parsed and batched; a failed batch comes again; non-JSON is dropped", async () => {
+  test(`worker events reach consumeEvents parsed and batched; a failed batch comes again; \
+non-JSON is dropped`, async () => {
     const projectId = newProjectId();
     const api = await startApi(projectId);
     const batches: unknown[][] = [];
@@ -215,7 +222,9 @@ describe.skipIf(!emulator)("Pub/Sub transport (emulator)", () => {
     });
     const client = new PubSub({ projectId });
     try {
-      await client.topic(pubSubResourceNames("videograph").eventsTopic).publishMessage({ data: Buffer.from("not json {") });
+      await client
+        .topic(pubSubResourceNames("videograph").eventsTopic)
+        .publishMessage({ data: Buffer.from("not json {") });
     } finally {
       await client.close();
     }
@@ -225,7 +234,14 @@ describe.skipIf(!emulator)("Pub/Sub transport (emulator)", () => {
     const jobId = randomUUID();
     const at = new Date().toISOString();
     const sent: WorkerEvent[] = [
-      { v: PROTOCOL_VERSION, type: "worker.heartbeat", workerId: "w1", capabilities: ["cpu"], activeJobs: [{ jobId, attempt: 1 }], at },
+      {
+        v: PROTOCOL_VERSION,
+        type: "worker.heartbeat",
+        workerId: "w1",
+        capabilities: ["cpu"],
+        activeJobs: [{ jobId, attempt: 1 }],
+        at,
+      },
       { v: PROTOCOL_VERSION, type: "job.started", jobId, attempt: 1, seq: 1, workerId: "w1", at },
       {
         v: PROTOCOL_VERSION,
@@ -241,12 +257,24 @@ describe.skipIf(!emulator)("Pub/Sub transport (emulator)", () => {
         etaSeconds: null,
         variants: [{ name: "720p", progress: 0.5, segmentCount: 3 }],
       },
-      { v: PROTOCOL_VERSION, type: "job.succeeded", jobId, attempt: 1, seq: 3, workerId: "w1", at, masterKey: "videos/x/hls/master.m3u8", posterKey: null },
+      {
+        v: PROTOCOL_VERSION,
+        type: "job.succeeded",
+        jobId,
+        attempt: 1,
+        seq: 3,
+        workerId: "w1",
+        at,
+        masterKey: "videos/x/hls/master.m3u8",
+        posterKey: null,
+      },
     ];
     await Promise.all(sent.map((e) => worker.publishEvent(e)));
 
     const delivered = () => batches.slice(1).flat();
-    await waitFor("every event after the failed batch", () => sent.every((e) => delivered().some((d) => JSON.stringify(d) === JSON.stringify(e))));
+    await waitFor("every event after the failed batch", () =>
+      sent.every((e) => delivered().some((d) => JSON.stringify(d) === JSON.stringify(e))),
+    );
     const failed = batches[0]!;
     expect(failed.length).toBeGreaterThan(0);
     // The events of the failed batch came again.
@@ -368,7 +396,12 @@ describe.skipIf(!emulator)("Pub/Sub transport (emulator)", () => {
       const job = jobMessage();
       await api.publishJob("manim", job);
       await waitFor("the message on the probe", () => seen.length === 1);
-      expect(seen[0]!.attributes).toEqual({ v: String(PROTOCOL_VERSION), type: "transcode", jobId: job.jobId, attempt: "1" });
+      expect(seen[0]!.attributes).toEqual({
+        v: String(PROTOCOL_VERSION),
+        type: "transcode",
+        jobId: job.jobId,
+        attempt: "1",
+      });
       expect(JSON.parse(seen[0]!.data.toString("utf8"))).toEqual(job);
     } finally {
       await probe.close();

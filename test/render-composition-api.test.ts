@@ -26,8 +26,12 @@ const EVENTS = /* GraphQL */ `
     __typename video { status error }
     ... on RenderProgressEvent { index count percent description }
   } }`;
-const VIDEO = `query($id: ID!) { video(id: $id) { status source duration width height hasAudio variants { name status } jobs(first: 5) { edges { node { kind status parent { kind } } } } } }`;
-const UPLOAD_ASSET = `mutation($f: File!, $kind: AssetKind!) { uploadAsset(file: $f, kind: $kind) { __typename ... on UploadAssetSuccess { asset { id kind name size } } ... on ValidationError { field message } } }`;
+const VIDEO =
+  `query($id: ID!) { video(id: $id) { status source duration width height hasAudio variants { name ` +
+  `status } jobs(first: 5) { edges { node { kind status parent { kind } } } } } }`;
+const UPLOAD_ASSET =
+  `mutation($f: File!, $kind: AssetKind!) { uploadAsset(file: $f, kind: $kind) { __typename ... ` +
+  `on UploadAssetSuccess { asset { id kind name size } } ... on ValidationError { field message } } }`;
 
 const QUESTIONS = [
   { question: "2 + 2 = ?", choices: ["3", "4", "5"], answerIndex: 1 },
@@ -35,7 +39,14 @@ const QUESTIONS = [
   { question: 'Which is "quoted": 100%?', choices: ["a:b", "c\\d", "e"], answerIndex: 2 },
 ];
 
-async function uploadAsset(t: TestApp, bytes: Uint8Array, name: string, type: string, kind: string, authorization = ADMIN_AUTH.authorization) {
+async function uploadAsset(
+  t: TestApp,
+  bytes: Uint8Array,
+  name: string,
+  type: string,
+  kind: string,
+  authorization = ADMIN_AUTH.authorization,
+) {
   const form = new FormData();
   form.append("operations", JSON.stringify({ query: UPLOAD_ASSET, variables: { f: null, kind } }));
   form.append("map", JSON.stringify({ 0: ["variables.f"] }));
@@ -75,16 +86,30 @@ describe("renderComposition and createVideoFromUrl through the public API", () =
     await new Promise((r) => files?.close(r));
   });
 
-  it("a three-question narrated quiz with the tenant's assets renders, streams progress per question, and ends READY", async () => {
-    const background = await uploadAsset(t, await readFile(await makeClip({ width: 320, height: 180, seconds: 1, audio: false })), "1.mp4", "video/mp4", "BACKGROUND");
+  it(`a three-question narrated quiz with the tenant's assets renders, streams progress per question, \
+and ends READY`, async () => {
+    const background = await uploadAsset(
+      t,
+      await readFile(await makeClip({ width: 320, height: 180, seconds: 1, audio: false })),
+      "1.mp4",
+      "video/mp4",
+      "BACKGROUND",
+    );
     const ding = await uploadAsset(t, await readFile(await makeAudioOnly(1)), "ding.m4a", "audio/mp4", "CORRECT_SOUND");
     expect(background.__typename).toBe("UploadAssetSuccess");
     expect(ding.__typename).toBe("UploadAssetSuccess");
     const res = (
       await t.gql(COMPOSE, {
         input: {
-          template: "QUIZ", questions: QUESTIONS, secondsPerQuestion: 2, voice: "en-us", width: 640, height: 360, title: "quiz",
-          backgroundAssetId: background.asset.id, correctSoundAssetId: ding.asset.id,
+          template: "QUIZ",
+          questions: QUESTIONS,
+          secondsPerQuestion: 2,
+          voice: "en-us",
+          width: 640,
+          height: 360,
+          title: "quiz",
+          backgroundAssetId: background.asset.id,
+          correctSoundAssetId: ding.asset.id,
         },
       })
     ).data.renderComposition;
@@ -96,7 +121,9 @@ describe("renderComposition and createVideoFromUrl through the public API", () =
     expect(progress.every((e) => e.count === 3)).toBe(true);
     expect(progress.find((e) => e.index === 2).description).toContain('Which is "quoted": 100%?');
     const lastRender = events.findLastIndex((e) => e.__typename === "RenderProgressEvent");
-    expect(events.findIndex((e) => e.__typename === "VariantProgressEvent" || e.__typename === "VariantStatusEvent")).toBeGreaterThan(lastRender);
+    expect(
+      events.findIndex((e) => e.__typename === "VariantProgressEvent" || e.__typename === "VariantStatusEvent"),
+    ).toBeGreaterThan(lastRender);
 
     const video = (await t.gql(VIDEO, { id: res.video.id })).data.video;
     expect(video).toMatchObject({ status: "READY", source: "COMPOSITION", width: 640, height: 360, hasAudio: true });
@@ -108,16 +135,33 @@ describe("renderComposition and createVideoFromUrl through the public API", () =
     ]);
   });
 
-  it("refuses bad questions, CSV rows, assets of the wrong kind or tenant, and bad settings before anything is queued", async () => {
+  it(`refuses bad questions, CSV rows, assets of the wrong kind or tenant, and bad settings before \
+anything is queued`, async () => {
     const base = { template: "QUIZ", title: "q" };
     const cases: [Record<string, unknown>, string, RegExp][] = [
       [{ ...base }, "questions", /either as `questions` or as `csv`/],
-      [{ ...base, questions: [{ question: "?", choices: ["a"], answerIndex: 0 }] }, "questions[0].choices", /Question 1/],
-      [{ ...base, questions: [{ question: "?", choices: ["a", "b"], answerIndex: 5 }] }, "questions[0].answerIndex", /Question 1/],
-      [{ ...base, csv: "question,choice1,choice2,choice3,choice4,answer\nOk?,yes,no,,,A\nBroken?,only one,,,,Z\n" }, "csv", /row 3/i],
+      [
+        { ...base, questions: [{ question: "?", choices: ["a"], answerIndex: 0 }] },
+        "questions[0].choices",
+        /Question 1/,
+      ],
+      [
+        { ...base, questions: [{ question: "?", choices: ["a", "b"], answerIndex: 5 }] },
+        "questions[0].answerIndex",
+        /Question 1/,
+      ],
+      [
+        { ...base, csv: "question,choice1,choice2,choice3,choice4,answer\nOk?,yes,no,,,A\nBroken?,only one,,,,Z\n" },
+        "csv",
+        /row 3/i,
+      ],
       [{ ...base, questions: QUESTIONS, secondsPerQuestion: 500 }, "secondsPerQuestion", /secondsPerQuestion/],
       [{ ...base, questions: QUESTIONS, voice: "en us; rm -rf" }, "voice", /voice/],
-      [{ ...base, questions: QUESTIONS, backgroundAssetId: "00000000-0000-4000-8000-000000000000" }, "backgroundAssetId", /No asset/],
+      [
+        { ...base, questions: QUESTIONS, backgroundAssetId: "00000000-0000-4000-8000-000000000000" },
+        "backgroundAssetId",
+        /No asset/,
+      ],
     ];
     for (const [input, field, message] of cases) {
       const res = (await t.gql(COMPOSE, { input })).data.renderComposition;
@@ -125,21 +169,42 @@ describe("renderComposition and createVideoFromUrl through the public API", () =
       expect(res.message).toMatch(message);
     }
     const sound = await uploadAsset(t, await readFile(await makeAudioOnly(1)), "s.m4a", "audio/mp4", "CORRECT_SOUND");
-    const wrongKind = (await t.gql(COMPOSE, { input: { ...base, questions: QUESTIONS, backgroundAssetId: sound.asset.id } })).data.renderComposition;
-    expect(wrongKind).toMatchObject({ __typename: "ValidationError", field: "backgroundAssetId", message: expect.stringMatching(/CORRECT_SOUND/) });
+    const wrongKind = (
+      await t.gql(COMPOSE, { input: { ...base, questions: QUESTIONS, backgroundAssetId: sound.asset.id } })
+    ).data.renderComposition;
+    expect(wrongKind).toMatchObject({
+      __typename: "ValidationError",
+      field: "backgroundAssetId",
+      message: expect.stringMatching(/CORRECT_SOUND/),
+    });
     const notVideo = await uploadAsset(t, new TextEncoder().encode("hello"), "x.txt", "text/plain", "BACKGROUND");
     expect(notVideo).toMatchObject({ __typename: "ValidationError", field: "file" });
 
     const other = await ensureTenant(t.app.services.db, "composer-b");
-    const keyB = (await createApiKey(t.app.services.db, { tenantId: other.id, name: "b", scopes: ["videos:write"] })).secret;
-    const foreign = (await t.gql(COMPOSE, { input: { ...base, questions: QUESTIONS, correctSoundAssetId: sound.asset.id } }, `Bearer ${keyB}`)).data.renderComposition;
-    expect(foreign).toMatchObject({ __typename: "ValidationError", field: "correctSoundAssetId", message: expect.stringMatching(/No asset/) });
+    const keyB = (await createApiKey(t.app.services.db, { tenantId: other.id, name: "b", scopes: ["videos:write"] }))
+      .secret;
+    const foreign = (
+      await t.gql(
+        COMPOSE,
+        { input: { ...base, questions: QUESTIONS, correctSoundAssetId: sound.asset.id } },
+        `Bearer ${keyB}`,
+      )
+    ).data.renderComposition;
+    expect(foreign).toMatchObject({
+      __typename: "ValidationError",
+      field: "correctSoundAssetId",
+      message: expect.stringMatching(/No asset/),
+    });
     expect(await t.app.services.db.job.count({ where: { kind: "RENDER_COMPOSITION" } })).toBe(1);
   });
 
   it("accepts the questions as CSV", async () => {
     const csv = 'question,choice1,choice2,choice3,choice4,answer\n"Largest planet?",Jupiter,Mars,,,A\n';
-    const res = (await t.gql(COMPOSE, { input: { template: "QUIZ", csv, secondsPerQuestion: 1, width: 320, height: 240, title: "csv" } })).data.renderComposition;
+    const res = (
+      await t.gql(COMPOSE, {
+        input: { template: "QUIZ", csv, secondsPerQuestion: 1, width: 320, height: 240, title: "csv" },
+      })
+    ).data.renderComposition;
     expect(res.__typename).toBe("RenderSuccess");
     expect((await untilEnd(t, res.video.id)).at(-1).video.status).toBe("READY");
   });
@@ -156,8 +221,16 @@ describe("renderComposition and createVideoFromUrl through the public API", () =
     const failed = (await untilEnd(t, missing.video.id)).at(-1).video;
     expect(failed).toMatchObject({ status: "FAILED", error: expect.stringMatching(/404/) });
 
-    for (const url of ["ftp://example.com/a.mp4", "file:///etc/passwd", "not a url", "http://user:pw@example.com/a.mp4"]) {
-      expect((await t.gql(FROM_URL, { url })).data.createVideoFromUrl, url).toMatchObject({ __typename: "ValidationError", field: "url" });
+    for (const url of [
+      "ftp://example.com/a.mp4",
+      "file:///etc/passwd",
+      "not a url",
+      "http://user:pw@example.com/a.mp4",
+    ]) {
+      expect((await t.gql(FROM_URL, { url })).data.createVideoFromUrl, url).toMatchObject({
+        __typename: "ValidationError",
+        field: "url",
+      });
     }
   });
 });

@@ -56,7 +56,8 @@ describe("renderManim through the public API, with real Manim in the sandbox", (
     return { id: res.video.id as string, events: events.map((e) => e.videoEvents) };
   }
 
-  it("renders the scene, streams progress per animation before the ladder's, and ends READY with a ladder", async () => {
+  it(`renders the scene, streams progress per animation before the ladder's, and ends READY \
+with a ladder`, async () => {
     const { id, events } = await renderToEnd(scene("RIGHT"));
     expect(events.at(-1).video.status).toBe("READY");
     const renderEvents = events.filter((e) => e.__typename === "RenderProgressEvent");
@@ -65,7 +66,9 @@ describe("renderManim through the public API, with real Manim in the sandbox", (
     expect(indexes).toEqual([...indexes].sort((a, b) => a - b));
     expect(indexes.at(-1)).toBe(2);
     expect(renderEvents.at(-1)).toMatchObject({ count: 3, renderedCount: 3, cachedCount: 0 });
-    const firstLadder = events.findIndex((e) => e.__typename === "VariantProgressEvent" || e.__typename === "VariantStatusEvent");
+    const firstLadder = events.findIndex(
+      (e) => e.__typename === "VariantProgressEvent" || e.__typename === "VariantStatusEvent",
+    );
     const lastRender = events.findLastIndex((e) => e.__typename === "RenderProgressEvent");
     expect(firstLadder).toBeGreaterThan(lastRender);
 
@@ -81,7 +84,8 @@ describe("renderManim through the public API, with real Manim in the sandbox", (
     expect((await fetch(`${t.url}${video.playbackUrl}`)).status).toBe(200);
   });
 
-  it("after an edit of the last animation, only that one is rendered again (the tenant's cache has the rest)", async () => {
+  it(`after an edit of the last animation, only that one is rendered again (the tenant's cache \
+has the rest)`, async () => {
     const { events } = await renderToEnd(scene("LEFT * 2"));
     expect(events.at(-1).video.status).toBe("READY");
     const last = events.filter((e) => e.__typename === "RenderProgressEvent").at(-1);
@@ -99,10 +103,17 @@ describe("renderManim through the public API, with real Manim in the sandbox", (
     expect(jobs.map((j: any) => [j.kind, j.status])).toEqual([["RENDER_MANIM", "FAILED"]]);
   });
 
-  it("an exception in construct() and a LaTeX error fail the video once (no retry), naming the line and the expression", async () => {
+  it(`an exception in construct() and a LaTeX error fail the video once (no retry), naming the line and \
+the expression`, async () => {
     const cases = [
-      [scene("RIGHT").replace("square = Square()", "square = Square(side_length=undefined_name)"), /^The scene failed at line 5: NameError: name 'undefined_name' is not defined$/],
-      [scene("RIGHT").replace("\\int_0^1", "\\intt_0^1"), /^LaTeX error in "\\intt_0\^1 x\\,dx": Undefined control sequence\. \(scene line 7\)$/],
+      [
+        scene("RIGHT").replace("square = Square()", "square = Square(side_length=undefined_name)"),
+        /^The scene failed at line 5: NameError: name 'undefined_name' is not defined$/,
+      ],
+      [
+        scene("RIGHT").replace("\\int_0^1", "\\intt_0^1"),
+        /^LaTeX error in "\\intt_0\^1 x\\,dx": Undefined control sequence\. \(scene line 7\)$/,
+      ],
     ] as const;
     for (const [code, error] of cases) {
       const { id, events } = await renderToEnd(code);
@@ -115,9 +126,18 @@ describe("renderManim through the public API, with real Manim in the sandbox", (
   it("a missing scene class is named; bad input is refused before a video exists", async () => {
     const res = (await t.gql(RENDER, { code: scene("RIGHT"), scene: "Nope" })).data.renderManim;
     const events = await collectSubscription<any>(t.wsClient(), EVENTS, { id: res.video.id }).done;
-    expect(events.at(-1).videoEvents.video).toMatchObject({ status: "FAILED", error: "The code has no class named Nope (classes found: Demo)" });
-    expect((await t.gql(RENDER, { code: "x", scene: "not a class" })).data.renderManim).toMatchObject({ __typename: "ValidationError", field: "sceneName" });
-    expect((await t.gql(RENDER, { code: "  ", scene: "Demo" })).data.renderManim).toMatchObject({ __typename: "ValidationError", field: "code" });
+    expect(events.at(-1).videoEvents.video).toMatchObject({
+      status: "FAILED",
+      error: "The code has no class named Nope (classes found: Demo)",
+    });
+    expect((await t.gql(RENDER, { code: "x", scene: "not a class" })).data.renderManim).toMatchObject({
+      __typename: "ValidationError",
+      field: "sceneName",
+    });
+    expect((await t.gql(RENDER, { code: "  ", scene: "Demo" })).data.renderManim).toMatchObject({
+      __typename: "ValidationError",
+      field: "code",
+    });
   });
 
   it("the same idempotency key returns the same video instead of rendering again", async () => {
@@ -129,7 +149,9 @@ describe("renderManim through the public API, with real Manim in the sandbox", (
 });
 
 describe("renderManim with no manim worker alive", () => {
-  const JOB = `query($id: ID!) { video(id: $id) { status jobs(first: 5) { edges { node { kind status capability dispatchedTo runs { workerId } } } } } }`;
+  const JOB =
+    `query($id: ID!) { video(id: $id) { status jobs(first: 5) { edges { node { kind status capability ` +
+    `dispatchedTo runs { workerId } } } } } }`;
   const code = scene("DOWN");
 
   it("answers at once that no worker can render Manim when LOCAL_FALLBACK is off, and creates nothing", async () => {
@@ -139,7 +161,9 @@ describe("renderManim with no manim worker alive", () => {
       expect(res).toEqual({
         __typename: "NoWorkerError",
         capability: "manim",
-        message: "No worker can render Manim scenes now: no worker with the manim capability has reported in the last 90 s, and LOCAL_FALLBACK is off",
+        message:
+          "No worker can render Manim scenes now: no worker with the manim capability has reported in the last 90 " +
+          "s, and LOCAL_FALLBACK is off",
       });
       expect(await t.app.services.db.video.count()).toBe(0);
     } finally {
@@ -147,13 +171,19 @@ describe("renderManim with no manim worker alive", () => {
     }
   });
 
-  it("goes to the API's own worker after FALLBACK_AFTER_SECONDS when LOCAL_FALLBACK=true, and the job says where it ran", async () => {
-    const t = await startTestApp({ env: { LOCAL_FALLBACK: "true", FALLBACK_AFTER_SECONDS: "2" }, workerEnv: { WORKER_CAPABILITIES: "cpu,local" } });
+  it(`goes to the API's own worker after FALLBACK_AFTER_SECONDS when LOCAL_FALLBACK=true, and the job says \
+where it ran`, async () => {
+    const t = await startTestApp({
+      env: { LOCAL_FALLBACK: "true", FALLBACK_AFTER_SECONDS: "2" },
+      workerEnv: { WORKER_CAPABILITIES: "cpu,local" },
+    });
     try {
       const id = (await t.gql(RENDER, { code, scene: "Demo" })).data.renderManim.video.id;
       const events = await collectSubscription<any>(t.wsClient(), EVENTS, { id }).done;
       expect(events.at(-1).videoEvents.video.status).toBe("READY");
-      const render = (await t.gql(JOB, { id })).data.video.jobs.edges.map((e: any) => e.node).find((j: any) => j.kind === "RENDER_MANIM");
+      const render = (await t.gql(JOB, { id })).data.video.jobs.edges
+        .map((e: any) => e.node)
+        .find((j: any) => j.kind === "RENDER_MANIM");
       expect(render).toMatchObject({ status: "SUCCEEDED", capability: "manim", dispatchedTo: "local" });
       expect(render.runs).toEqual([{ workerId: expect.stringMatching(/^local-/) }]);
     } finally {

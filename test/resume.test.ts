@@ -16,7 +16,8 @@ const RESULT = `query($id: ID!) {
   video(id: $id) {
     status duration
     variants { name status segmentCount progress }
-    jobs(first: 1) { edges { node { status attempt runs { workerId status startedAt finishedAt resumedSegments resumedFromSeconds } } } }
+    jobs(first: 1) { edges { node { status attempt runs { workerId status startedAt finishedAt resumedSegments \
+resumedFromSeconds } } } }
   } }`;
 
 function segmentsOf(text: string): { uri: string; duration: number }[] {
@@ -38,7 +39,12 @@ async function publishedSegmentCounts(hlsDir: string): Promise<Map<string, numbe
 
 describe("a transcode retried after its worker died resumes from what was published (public API, real workers)", () => {
   let t: TestApp;
-  const workerEnv = () => ({ DATABASE_URL: t.database.url, DATA_DIR: t.dataDir, PROGRESS_INTERVAL_MS: "250", HEARTBEAT_INTERVAL_SECONDS: "2" });
+  const workerEnv = () => ({
+    DATABASE_URL: t.database.url,
+    DATA_DIR: t.dataDir,
+    PROGRESS_INTERVAL_MS: "250",
+    HEARTBEAT_INTERVAL_SECONDS: "2",
+  });
   beforeAll(async () => {
     t = await startTestApp({ worker: false, env: { JOB_STALL_SECONDS: "10" } });
   });
@@ -47,7 +53,8 @@ describe("a transcode retried after its worker died resumes from what was publis
     await t.stop();
   });
 
-  it("kill -9 mid-encode: the next run keeps the published segments, encodes the rest, and the video plays through", async () => {
+  it(`kill -9 mid-encode: the next run keeps the published segments, encodes the rest, and the video \
+plays through`, async () => {
     const seconds = 20;
     const clip = await makeClip({ width: 960, height: 540, seconds, audio: true });
     const first = await startWorkerProcess("worker-first", workerEnv());
@@ -89,7 +96,8 @@ describe("a transcode retried after its worker died resumes from what was publis
     expect(resumed.resumedFromSeconds).toBe(resumed.resumedSegments * 2);
     expect(new Date(dead.finishedAt).getTime()).toBeLessThanOrEqual(new Date(resumed.startedAt).getTime());
 
-    for (const [file, mtime] of keptMtimes) expect((await stat(path.join(hlsDir, file))).mtimeMs, `${file} kept as the first worker wrote it`).toBe(mtime);
+    for (const [file, mtime] of keptMtimes)
+      expect((await stat(path.join(hlsDir, file))).mtimeMs, `${file} kept as the first worker wrote it`).toBe(mtime);
     expect(video.variants.map((v: any) => v.name).sort()).toEqual([...publishedAtKill.keys()].sort());
     for (const variant of video.variants) {
       const playlistFile = path.join(hlsDir, variant.name, "index.m3u8");
@@ -97,11 +105,28 @@ describe("a transcode retried after its worker died resumes from what was publis
       expect(variant).toMatchObject({ status: "READY", progress: 1, segmentCount: segments.length });
       if (variant.name !== "audio") expect(segments, variant.name).toHaveLength(seconds / 2);
       for (const segment of segments) {
-        const { stderr } = await run("ffmpeg", ["-v", "error", "-i", path.join(hlsDir, variant.name, segment.uri), "-f", "null", "-"]);
+        const { stderr } = await run("ffmpeg", [
+          "-v",
+          "error",
+          "-i",
+          path.join(hlsDir, variant.name, segment.uri),
+          "-f",
+          "null",
+          "-",
+        ]);
         expect(stderr, `${variant.name}/${segment.uri} decodes`).toBe("");
       }
-      const { stdout } = await run("ffprobe", ["-v", "error", "-show_entries", "packet=pts_time", "-of", "csv=p=0", playlistFile], { maxBuffer: 64 << 20 });
-      const times = stdout.split("\n").map((l) => l.replace(/,$/, "").trim()).filter((l) => l !== "" && l !== "N/A").map(Number).sort((a, b) => a - b);
+      const { stdout } = await run(
+        "ffprobe",
+        ["-v", "error", "-show_entries", "packet=pts_time", "-of", "csv=p=0", playlistFile],
+        { maxBuffer: 64 << 20 },
+      );
+      const times = stdout
+        .split("\n")
+        .map((l) => l.replace(/,$/, "").trim())
+        .filter((l) => l !== "" && l !== "N/A")
+        .map(Number)
+        .sort((a, b) => a - b);
       const largestGap = Math.max(...times.slice(1).map((time, i) => time - times[i]!));
       expect(largestGap, `${variant.name}: no gap in the timeline`).toBeLessThan(0.05);
       expect(Math.abs(times.at(-1)! - times[0]! - seconds), `${variant.name}: as long as the source`).toBeLessThan(2);

@@ -50,7 +50,8 @@ describe("retryVariant (public API, real worker)", () => {
     await t.stop();
   });
 
-  it("a rung storage refuses fails alone; retryVariant re-encodes it alone: other rungs' files untouched, full master, video READY", async () => {
+  it(`a rung storage refuses fails alone; retryVariant re-encodes it alone: other rungs' files untouched, full \
+master, video READY`, async () => {
     const clip = await makeClip({ width: 640, height: 360, seconds: 6, audio: true });
     const { id, uploadUrl } = await createUpload(t, "retry a rung");
     const hlsDir = path.join(t.dataDir, "videos", id, "hls");
@@ -63,9 +64,16 @@ describe("retryVariant (public API, real worker)", () => {
 
     const before = (await t.gql(VIDEO, { id })).data.video;
     const target = before.variants.find((v: any) => v.name === "240p");
-    expect(target).toMatchObject({ status: "FAILED", error: expect.stringMatching(/^Publishing the 240p rung failed: /) });
+    expect(target).toMatchObject({
+      status: "FAILED",
+      error: expect.stringMatching(/^Publishing the 240p rung failed: /),
+    });
     const others = before.variants.filter((v: any) => v.name !== "240p");
-    expect(others.map((v: any) => [v.name, v.status]).sort()).toEqual([["144p", "READY"], ["360p", "READY"], ["audio", "READY"]]);
+    expect(others.map((v: any) => [v.name, v.status]).sort()).toEqual([
+      ["144p", "READY"],
+      ["360p", "READY"],
+      ["audio", "READY"],
+    ]);
     expect(await masterUris(hlsDir)).toEqual(["360p/index.m3u8", "144p/index.m3u8"]);
 
     await rm(path.join(hlsDir, "240p"));
@@ -81,7 +89,10 @@ describe("retryVariant (public API, real worker)", () => {
       job: { status: "QUEUED", rungs: ["240p"] },
     });
     const again = (await t.gql(RETRY, { id: target.id })).data.retryVariant;
-    expect(again).toEqual({ __typename: "ValidationError", message: expect.stringMatching(/^A retry of this variant is already (queued|running)$/) });
+    expect(again).toEqual({
+      __typename: "ValidationError",
+      message: expect.stringMatching(/^A retry of this variant is already (queued|running)$/),
+    });
     expect((await finalState(t, id)).status).toBe("READY");
 
     const after = (await t.gql(VIDEO, { id })).data.video;
@@ -97,7 +108,15 @@ describe("retryVariant (public API, real worker)", () => {
     expect(parser.manifest.segments).toHaveLength(3);
     expect(after.variants.find((v: any) => v.name === "240p").segmentCount).toBe(3);
     for (const segment of parser.manifest.segments) {
-      const { stderr } = await run("ffmpeg", ["-v", "error", "-i", path.join(hlsDir, "240p", segment.uri), "-f", "null", "-"]);
+      const { stderr } = await run("ffmpeg", [
+        "-v",
+        "error",
+        "-i",
+        path.join(hlsDir, "240p", segment.uri),
+        "-f",
+        "null",
+        "-",
+      ]);
       expect(stderr).toBe("");
     }
     // Only the retried rung was written: every other rung's files and the poster are as they were.
@@ -106,18 +125,27 @@ describe("retryVariant (public API, real worker)", () => {
     expect(await masterUris(hlsDir)).toEqual(["360p/index.m3u8", "240p/index.m3u8", "144p/index.m3u8"]);
   });
 
-  it("refuses a variant that is not FAILED, an unknown id, and a retry while the video processes (states set in the database)", async () => {
+  it(`refuses a variant that is not FAILED, an unknown id, and a retry while the video processes (states set in \
+the database)`, async () => {
     const clip = await makeClip({ width: 320, height: 180, seconds: 2, audio: false });
     const { id } = await uploadAndWait(t, new Uint8Array(await readFile(clip)), "not failed");
     const [variant] = (await t.gql(VIDEO, { id })).data.video.variants;
-    expect((await t.gql(RETRY, { id: variant.id })).data.retryVariant).toEqual({ __typename: "ValidationError", message: expect.stringMatching(/READY/) });
-    expect((await t.gql(RETRY, { id: "00000000-0000-4000-8000-000000000000" })).data.retryVariant.__typename).toBe("NotFoundError");
+    expect((await t.gql(RETRY, { id: variant.id })).data.retryVariant).toEqual({
+      __typename: "ValidationError",
+      message: expect.stringMatching(/READY/),
+    });
+    expect((await t.gql(RETRY, { id: "00000000-0000-4000-8000-000000000000" })).data.retryVariant.__typename).toBe(
+      "NotFoundError",
+    );
 
     const db = new pg.Client({ connectionString: t.database.url });
     await db.connect();
     await db.query(`UPDATE "Variant" SET status = 'FAILED' WHERE id = $1`, [variant.id]);
     await db.query(`UPDATE "Video" SET status = 'PROCESSING' WHERE id = $1`, [id]);
     await db.end();
-    expect((await t.gql(RETRY, { id: variant.id })).data.retryVariant).toEqual({ __typename: "ValidationError", message: expect.stringMatching(/PROCESSING/) });
+    expect((await t.gql(RETRY, { id: variant.id })).data.retryVariant).toEqual({
+      __typename: "ValidationError",
+      message: expect.stringMatching(/PROCESSING/),
+    });
   });
 });

@@ -49,19 +49,44 @@ describe("S3 configuration", () => {
     }
   };
 
-  test("STORAGE=s3 needs S3_BUCKET in the API and the worker; region and path style have defaults; the TTL has bounds", () => {
+  test(`STORAGE=s3 needs S3_BUCKET in the API and the worker; region and path style have defaults; the \
+TTL has bounds`, () => {
     expect(messages(() => loadEnv({ STORAGE: "s3" }))).toMatch(/S3_BUCKET: required when STORAGE=s3/);
     const env = loadEnv({ STORAGE: "s3", S3_BUCKET: "videograph-media" });
-    expect([env.S3_REGION, env.S3_FORCE_PATH_STYLE, env.S3_ENDPOINT, env.S3_SIGNED_URL_TTL_SECONDS]).toEqual(["us-east-1", false, undefined, 6 * 3600]);
-    const invalid = messages(() => loadEnv({ STORAGE: "s3", S3_BUCKET: "Not_A_Bucket", S3_ENDPOINT: "minio:9000", S3_SIGNED_URL_TTL_SECONDS: String(8 * 24 * 3600) }));
+    expect([env.S3_REGION, env.S3_FORCE_PATH_STYLE, env.S3_ENDPOINT, env.S3_SIGNED_URL_TTL_SECONDS]).toEqual([
+      "us-east-1",
+      false,
+      undefined,
+      6 * 3600,
+    ]);
+    const invalid = messages(() =>
+      loadEnv({
+        STORAGE: "s3",
+        S3_BUCKET: "Not_A_Bucket",
+        S3_ENDPOINT: "minio:9000",
+        S3_SIGNED_URL_TTL_SECONDS: String(8 * 24 * 3600),
+      }),
+    );
     expect(invalid).toMatch(/S3_BUCKET:/);
     expect(invalid).toMatch(/S3_ENDPOINT:/);
     expect(invalid).toMatch(/S3_SIGNED_URL_TTL_SECONDS:/);
 
     const base = { DATABASE_URL: "postgresql://localhost/videograph" };
     expect(messages(() => loadWorkerEnv({ ...base, STORAGE: "s3" }))).toMatch(/S3_BUCKET: required when STORAGE=s3/);
-    const worker = loadWorkerEnv({ ...base, STORAGE: "s3", S3_BUCKET: "media", S3_ENDPOINT: "http://127.0.0.1:9000", S3_FORCE_PATH_STYLE: "true", S3_REGION: "auto" });
-    expect([worker.S3_BUCKET, worker.S3_ENDPOINT, worker.S3_FORCE_PATH_STYLE, worker.S3_REGION]).toEqual(["media", "http://127.0.0.1:9000", true, "auto"]);
+    const worker = loadWorkerEnv({
+      ...base,
+      STORAGE: "s3",
+      S3_BUCKET: "media",
+      S3_ENDPOINT: "http://127.0.0.1:9000",
+      S3_FORCE_PATH_STYLE: "true",
+      S3_REGION: "auto",
+    });
+    expect([worker.S3_BUCKET, worker.S3_ENDPOINT, worker.S3_FORCE_PATH_STYLE, worker.S3_REGION]).toEqual([
+      "media",
+      "http://127.0.0.1:9000",
+      true,
+      "auto",
+    ]);
   });
 });
 
@@ -91,16 +116,23 @@ describe("S3 storage against moto's S3 server", () => {
   });
 
   const readObject = async (key: string) =>
-    Buffer.from(await (await storage.client.send(new GetObjectCommand({ Bucket: env.S3_BUCKET!, Key: key }))).Body!.transformToByteArray());
+    Buffer.from(
+      await (
+        await storage.client.send(new GetObjectCommand({ Bucket: env.S3_BUCKET!, Key: key }))
+      ).Body!.transformToByteArray(),
+    );
   const partsOf = async (videoId: string) => {
     const Key = `videos/${videoId}/source/upload`;
     const uploads = await storage.client.send(new ListMultipartUploadsCommand({ Bucket: env.S3_BUCKET!, Prefix: Key }));
     const upload = uploads.Uploads?.find((u) => u.Key === Key);
     if (!upload) return [];
-    return (await storage.client.send(new ListPartsCommand({ Bucket: env.S3_BUCKET!, Key, UploadId: upload.UploadId! }))).Parts!.map((p) => p.Size);
+    return (
+      await storage.client.send(new ListPartsCommand({ Bucket: env.S3_BUCKET!, Key, UploadId: upload.UploadId! }))
+    ).Parts!.map((p) => p.Size);
   };
 
-  test("presigned reads are path-style on the endpoint, reused within a quarter of their lifetime, and open the object", async () => {
+  test(`presigned reads are path-style on the endpoint, reused within a quarter of their lifetime, and \
+open the object`, async () => {
     const key = `videos/${randomUUID()}/hls/360p/seg_00000.ts`;
     await storage.write(key, chunksOf(bytesOf(1000)), { limit: 10_000, contentType: "video/mp2t" });
     const now = Date.parse("2026-11-22T10:00:00Z");
@@ -116,30 +148,44 @@ describe("S3 storage against moto's S3 server", () => {
     const res = await fetch(await storage.signedReadUrl(key));
     expect(res.status).toBe(200);
     expect((await res.arrayBuffer()).byteLength).toBe(1000);
-    expect(await storage.urlFor(`videos/${randomUUID()}/hls/master.m3u8`)).toMatch(/^\/media\/videos\/[0-9a-f-]+\/hls\/master\.m3u8$/);
+    expect(await storage.urlFor(`videos/${randomUUID()}/hls/master.m3u8`)).toMatch(
+      /^\/media\/videos\/[0-9a-f-]+\/hls\/master\.m3u8$/,
+    );
   });
 
   const upTo = (total: number, limit = total) => ({ limit, isComplete: (held: number) => held >= total });
   const piecesOf = async (videoId: string) =>
-    ((await storage.client.send(new ListObjectsV2Command({ Bucket: env.S3_BUCKET!, Prefix: `videos/${videoId}/source/upload.part/` }))).Contents ?? []).map((o) => [
-      Number(o.Key!.split("/").at(-1)),
-      o.Size,
-    ]);
+    (
+      (
+        await storage.client.send(
+          new ListObjectsV2Command({ Bucket: env.S3_BUCKET!, Prefix: `videos/${videoId}/source/upload.part/` }),
+        )
+      ).Contents ?? []
+    ).map((o) => [Number(o.Key!.split("/").at(-1)), o.Size]);
 
-  test("an upload is one multipart upload in 8 MiB parts; what does not fill a part waits in pieces; the source appears at the end", async () => {
+  test(`an upload is one multipart upload in 8 MiB parts; what does not fill a part waits in pieces; the source \
+appears at the end`, async () => {
     const videoId = randomUUID();
     const file = bytesOf(20 * MIB + 5, 7);
     expect(await storage.receivedUploadBytes(videoId)).toBe(0);
-    expect(await storage.writeUploadChunk(videoId, 0, chunksOf(file.subarray(0, 3 * MIB)), upTo(file.length))).toBe(3 * MIB);
+    expect(await storage.writeUploadChunk(videoId, 0, chunksOf(file.subarray(0, 3 * MIB)), upTo(file.length))).toBe(
+      3 * MIB,
+    );
     expect([await partsOf(videoId), await piecesOf(videoId)]).toEqual([[], [[0, 3 * MIB]]]);
-    expect(await storage.writeUploadChunk(videoId, 3 * MIB, chunksOf(file.subarray(3 * MIB, 9 * MIB)), upTo(file.length))).toBe(9 * MIB);
+    expect(
+      await storage.writeUploadChunk(videoId, 3 * MIB, chunksOf(file.subarray(3 * MIB, 9 * MIB)), upTo(file.length)),
+    ).toBe(9 * MIB);
     expect([await partsOf(videoId), await piecesOf(videoId)]).toEqual([[PART], [[PART, MIB]]]);
     expect(await storage.receivedUploadBytes(videoId)).toBe(9 * MIB);
     // A client that resends from an older offset: the bytes already held are not taken twice.
-    expect(await storage.writeUploadChunk(videoId, 6 * MIB, chunksOf(file.subarray(6 * MIB, 17 * MIB)), upTo(file.length))).toBe(17 * MIB);
+    expect(
+      await storage.writeUploadChunk(videoId, 6 * MIB, chunksOf(file.subarray(6 * MIB, 17 * MIB)), upTo(file.length)),
+    ).toBe(17 * MIB);
     expect([await partsOf(videoId), await piecesOf(videoId)]).toEqual([[PART, PART], [[2 * PART, MIB]]]);
     expect(await storage.size(`videos/${videoId}/source/upload`)).toBeNull();
-    expect(await storage.writeUploadChunk(videoId, 17 * MIB, chunksOf(file.subarray(17 * MIB)), upTo(file.length))).toBe(file.length);
+    expect(
+      await storage.writeUploadChunk(videoId, 17 * MIB, chunksOf(file.subarray(17 * MIB)), upTo(file.length)),
+    ).toBe(file.length);
     expect(await storage.finishUpload(videoId)).toBe(`videos/${videoId}/source/upload`);
     expect(await storage.size(`videos/${videoId}/source/upload`)).toBe(file.length);
     expect(sha256(await readObject(`videos/${videoId}/source/upload`))).toBe(sha256(file));
@@ -149,8 +195,18 @@ describe("S3 storage against moto's S3 server", () => {
   test("held bytes are never rewritten: each request adds one piece until a part is full", async () => {
     const videoId = randomUUID();
     const file = bytesOf(4 * MIB, 2);
-    for (let i = 0; i < 3; i++) await storage.writeUploadChunk(videoId, i * MIB, chunksOf(file.subarray(i * MIB, (i + 1) * MIB)), upTo(file.length));
-    expect(await piecesOf(videoId)).toEqual([[0, MIB], [MIB, MIB], [2 * MIB, MIB]]);
+    for (let i = 0; i < 3; i++)
+      await storage.writeUploadChunk(
+        videoId,
+        i * MIB,
+        chunksOf(file.subarray(i * MIB, (i + 1) * MIB)),
+        upTo(file.length),
+      );
+    expect(await piecesOf(videoId)).toEqual([
+      [0, MIB],
+      [MIB, MIB],
+      [2 * MIB, MIB],
+    ]);
     expect(await storage.receivedUploadBytes(videoId)).toBe(3 * MIB);
   });
 
@@ -162,8 +218,17 @@ describe("S3 storage against moto's S3 server", () => {
     const consumed = await readObject(`videos/${videoId}/source/upload.part/${String(offset).padStart(15, "0")}`);
     await storage.writeUploadChunk(videoId, 5 * MIB, chunksOf(file.subarray(5 * MIB, 9 * MIB)), upTo(file.length));
     // The part went in, then the process died before it deleted the piece.
-    await storage.client.send(new PutObjectCommand({ Bucket: env.S3_BUCKET!, Key: `videos/${videoId}/source/upload.part/${String(offset).padStart(15, "0")}`, Body: consumed }));
-    expect(await piecesOf(videoId)).toEqual([[0, 5 * MIB], [PART, MIB]]);
+    await storage.client.send(
+      new PutObjectCommand({
+        Bucket: env.S3_BUCKET!,
+        Key: `videos/${videoId}/source/upload.part/${String(offset).padStart(15, "0")}`,
+        Body: consumed,
+      }),
+    );
+    expect(await piecesOf(videoId)).toEqual([
+      [0, 5 * MIB],
+      [PART, MIB],
+    ]);
     expect(await storage.receivedUploadBytes(videoId)).toBe(9 * MIB);
     await storage.writeUploadChunk(videoId, 9 * MIB, chunksOf(file.subarray(9 * MIB)), upTo(file.length));
     await storage.finishUpload(videoId);
@@ -171,7 +236,8 @@ describe("S3 storage against moto's S3 server", () => {
     expect(await piecesOf(videoId)).toEqual([]);
   });
 
-  test("what arrived before a client went away is kept from 256 KiB on; less is kept only when it ends the file; past the limit nothing is", async () => {
+  test(`what arrived before a client went away is kept from 256 KiB on; less is kept only when it ends the file; past \
+the limit nothing is`, async () => {
     const videoId = randomUUID();
     const file = bytesOf(3 * MIB, 5);
     const dropsAfter = (from: number, to: number) =>
@@ -179,45 +245,98 @@ describe("S3 storage against moto's S3 server", () => {
         yield file.subarray(from, to);
         throw new Error("socket hang up");
       })();
-    await expect(storage.writeUploadChunk(videoId, 0, dropsAfter(0, MIB), upTo(file.length))).rejects.toThrow(/socket hang up/);
+    await expect(storage.writeUploadChunk(videoId, 0, dropsAfter(0, MIB), upTo(file.length))).rejects.toThrow(
+      /socket hang up/,
+    );
     expect(await storage.receivedUploadBytes(videoId)).toBe(MIB);
-    await expect(storage.writeUploadChunk(videoId, MIB, dropsAfter(MIB, MIB + 100 * 1024), upTo(file.length))).rejects.toThrow(/socket hang up/);
+    await expect(
+      storage.writeUploadChunk(videoId, MIB, dropsAfter(MIB, MIB + 100 * 1024), upTo(file.length)),
+    ).rejects.toThrow(/socket hang up/);
     expect(await storage.receivedUploadBytes(videoId)).toBe(MIB);
     // A resent chunk that brings only 100 KiB past what is held, not ending the file.
-    expect(await storage.writeUploadChunk(videoId, MIB - 200 * 1024, chunksOf(file.subarray(MIB - 200 * 1024, MIB + 100 * 1024)), upTo(file.length))).toBe(MIB);
-    await expect(storage.writeUploadChunk(videoId, MIB, chunksOf(file.subarray(MIB)), upTo(file.length, 2 * MIB))).rejects.toBeInstanceOf(UploadTooLargeError);
+    expect(
+      await storage.writeUploadChunk(
+        videoId,
+        MIB - 200 * 1024,
+        chunksOf(file.subarray(MIB - 200 * 1024, MIB + 100 * 1024)),
+        upTo(file.length),
+      ),
+    ).toBe(MIB);
+    await expect(
+      storage.writeUploadChunk(videoId, MIB, chunksOf(file.subarray(MIB)), upTo(file.length, 2 * MIB)),
+    ).rejects.toBeInstanceOf(UploadTooLargeError);
     expect(await storage.receivedUploadBytes(videoId)).toBe(MIB);
-    expect(await storage.writeUploadChunk(videoId, MIB, chunksOf(file.subarray(MIB, file.length - 10)), upTo(file.length))).toBe(file.length - 10);
-    expect(await storage.writeUploadChunk(videoId, file.length - 10, chunksOf(file.subarray(file.length - 10)), upTo(file.length))).toBe(file.length);
+    expect(
+      await storage.writeUploadChunk(videoId, MIB, chunksOf(file.subarray(MIB, file.length - 10)), upTo(file.length)),
+    ).toBe(file.length - 10);
+    expect(
+      await storage.writeUploadChunk(
+        videoId,
+        file.length - 10,
+        chunksOf(file.subarray(file.length - 10)),
+        upTo(file.length),
+      ),
+    ).toBe(file.length);
     await storage.finishUpload(videoId);
     expect(sha256(await readObject(`videos/${videoId}/source/upload`))).toBe(sha256(file));
   });
 
-  test("npm run setup:s3 creates the bucket with CORS for playback and a rule that aborts unfinished uploads; again changes nothing", async () => {
+  test(`npm run setup:s3 creates the bucket with CORS for playback and a rule that aborts unfinished uploads; again \
+changes nothing`, async () => {
     const Bucket = `videograph-setup-${randomUUID().slice(0, 8)}`;
-    const setupEnv = { ...process.env, S3_BUCKET: Bucket, S3_ENDPOINT: moto.endpoint, S3_FORCE_PATH_STYLE: "true", UPLOAD_URL_TTL_SECONDS: "86400", S3_CORS_ORIGINS: "https://cms.example" };
+    const setupEnv = {
+      ...process.env,
+      S3_BUCKET: Bucket,
+      S3_ENDPOINT: moto.endpoint,
+      S3_FORCE_PATH_STYLE: "true",
+      UPLOAD_URL_TTL_SECONDS: "86400",
+      S3_CORS_ORIGINS: "https://cms.example",
+    };
     const first = await run(process.execPath, ["scripts/setup-s3.ts"], { env: setupEnv });
     expect(first.stdout).toMatch(/created +bucket/);
     const again = await run(process.execPath, ["scripts/setup-s3.ts"], { env: setupEnv });
     expect(again.stdout).toMatch(/exists +bucket/);
     const cors = await storage.client.send(new GetBucketCorsCommand({ Bucket }));
-    expect(cors.CORSRules).toMatchObject([{ AllowedOrigins: ["https://cms.example"], AllowedMethods: ["GET", "HEAD"] }]);
+    expect(cors.CORSRules).toMatchObject([
+      { AllowedOrigins: ["https://cms.example"], AllowedMethods: ["GET", "HEAD"] },
+    ]);
     const lifecycle = await storage.client.send(new GetBucketLifecycleConfigurationCommand({ Bucket }));
-    expect(lifecycle.Rules).toMatchObject([{ Status: "Enabled", Filter: { Prefix: "videos/" }, AbortIncompleteMultipartUpload: { DaysAfterInitiation: 2 } }]);
+    expect(lifecycle.Rules).toMatchObject([
+      { Status: "Enabled", Filter: { Prefix: "videos/" }, AbortIncompleteMultipartUpload: { DaysAfterInitiation: 2 } },
+    ]);
   });
 
-  test("the worker uploads with the headers players get (multipart above 16 MiB), lists a prefix and downloads", async () => {
-    const worker = createS3WorkerStorage({ bucket: env.S3_BUCKET!, endpoint: moto.endpoint, region: "us-east-1", forcePathStyle: true, signedUrlTtlSeconds: TTL });
+  test(`the worker uploads with the headers players get (multipart above 16 MiB), lists a prefix \
+and downloads`, async () => {
+    const worker = createS3WorkerStorage({
+      bucket: env.S3_BUCKET!,
+      endpoint: moto.endpoint,
+      region: "us-east-1",
+      forcePathStyle: true,
+      signedUrlTtlSeconds: TTL,
+    });
     const dir = await mkdtemp(path.join(tmpdir(), "videograph-s3-worker-"));
     try {
       const prefix = `videos/${randomUUID()}/`;
       const big = bytesOf(17 * MIB, 9);
       await writeFile(path.join(dir, "big.mp4"), big);
       await writeFile(path.join(dir, "empty.json"), "");
-      await worker.upload(`${prefix}renders/out.mp4`, path.join(dir, "big.mp4"), { contentType: "video/mp4", cacheControl: "public, max-age=300" });
-      await worker.upload(`${prefix}hls/encode.json`, path.join(dir, "empty.json"), { contentType: "application/json", cacheControl: "no-store" });
-      const head = await storage.client.send(new HeadObjectCommand({ Bucket: env.S3_BUCKET!, Key: `${prefix}renders/out.mp4` }));
-      expect([head.ContentLength, head.ContentType, head.CacheControl]).toEqual([big.length, "video/mp4", "public, max-age=300"]);
+      await worker.upload(`${prefix}renders/out.mp4`, path.join(dir, "big.mp4"), {
+        contentType: "video/mp4",
+        cacheControl: "public, max-age=300",
+      });
+      await worker.upload(`${prefix}hls/encode.json`, path.join(dir, "empty.json"), {
+        contentType: "application/json",
+        cacheControl: "no-store",
+      });
+      const head = await storage.client.send(
+        new HeadObjectCommand({ Bucket: env.S3_BUCKET!, Key: `${prefix}renders/out.mp4` }),
+      );
+      expect([head.ContentLength, head.ContentType, head.CacheControl]).toEqual([
+        big.length,
+        "video/mp4",
+        "public, max-age=300",
+      ]);
       expect((await worker.list(prefix)).sort()).toEqual([`${prefix}hls/encode.json`, `${prefix}renders/out.mp4`]);
       expect(await worker.list(`${prefix}thumbnails/`)).toEqual([]);
       await worker.download(`${prefix}renders/out.mp4`, path.join(dir, "back.mp4"));
@@ -229,7 +348,9 @@ describe("S3 storage against moto's S3 server", () => {
 
   test("write past its limit leaves no multipart upload behind", async () => {
     const key = `videos/${randomUUID()}/source/upload`;
-    await expect(storage.write(key, chunksOf(bytesOf(20 * MIB), MIB), { limit: 18 * MIB, contentType: "video/mp4" })).rejects.toBeInstanceOf(UploadTooLargeError);
+    await expect(
+      storage.write(key, chunksOf(bytesOf(20 * MIB), MIB), { limit: 18 * MIB, contentType: "video/mp4" }),
+    ).rejects.toBeInstanceOf(UploadTooLargeError);
     expect(await storage.size(key)).toBeNull();
     const uploads = await storage.client.send(new ListMultipartUploadsCommand({ Bucket: env.S3_BUCKET!, Prefix: key }));
     expect(uploads.Uploads ?? []).toEqual([]);
@@ -241,20 +362,32 @@ describe("the resumable PUT contract with STORAGE=s3, across several parts", () 
   let t: TestApp;
   beforeAll(async () => {
     moto = await startMotoS3();
-    t = await startTestApp({ worker: false, env: { ...(await moto.createBucket()), MAX_UPLOAD_BYTES: String(64 * MIB) } });
+    t = await startTestApp({
+      worker: false,
+      env: { ...(await moto.createBucket()), MAX_UPLOAD_BYTES: String(64 * MIB) },
+    });
   });
   afterAll(async () => {
     await t?.stop();
     await moto?.stop();
   });
 
-  test("3 MiB chunks of a 20 MiB file with a status query and a resent chunk; the video is queued with the exact bytes", async () => {
-    const created = (await t.gql(`mutation { createUpload(input: { title: "big" }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`)).data.createUpload;
+  test(`3 MiB chunks of a 20 MiB file with a status query and a resent chunk; the video is queued with \
+the exact bytes`, async () => {
+    const created = (
+      await t.gql(
+        `mutation { createUpload(input: { title: "big" }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`,
+      )
+    ).data.createUpload;
     const url = `${t.url}${created.uploadUrl}`;
     expect(new URL(url).pathname).toBe(`/uploads/${created.video.id}`);
     const file = bytesOf(20 * MIB + 123, 11);
     const put = (start: number, end: number) =>
-      fetch(url, { method: "PUT", body: file.subarray(start, end), headers: { "content-range": `bytes ${start}-${end - 1}/${file.length}` } });
+      fetch(url, {
+        method: "PUT",
+        body: file.subarray(start, end),
+        headers: { "content-range": `bytes ${start}-${end - 1}/${file.length}` },
+      });
     let offset = 0;
     for (; offset < 12 * MIB; offset += 3 * MIB) {
       const res = await put(offset, offset + 3 * MIB);
@@ -270,23 +403,46 @@ describe("the resumable PUT contract with STORAGE=s3, across several parts", () 
     expect(await last.json()).toEqual({ videoId: created.video.id, bytes: file.length, status: "QUEUED" });
 
     const storage = t.app.services.storage as S3Storage;
-    const stored = await storage.client.send(new GetObjectCommand({ Bucket: storage.bucket, Key: `videos/${created.video.id}/source/upload` }));
+    const stored = await storage.client.send(
+      new GetObjectCommand({ Bucket: storage.bucket, Key: `videos/${created.video.id}/source/upload` }),
+    );
     expect(sha256(await stored.Body!.transformToByteArray())).toBe(sha256(file));
     const video = await t.app.services.db.video.findUniqueOrThrow({ where: { id: created.video.id } });
-    expect([video.status, Number(video.uploadedBytes), video.sourceKey]).toEqual(["QUEUED", file.length, `videos/${created.video.id}/source/upload`]);
+    expect([video.status, Number(video.uploadedBytes), video.sourceKey]).toEqual([
+      "QUEUED",
+      file.length,
+      `videos/${created.video.id}/source/upload`,
+    ]);
     expect((await put(0, 10)).status).toBe(409);
   });
 
   test("chunks other than the last must be at least 256 KiB; a short last chunk is fine", async () => {
-    const created = (await t.gql(`mutation { createUpload(input: { title: "small chunks" }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`)).data.createUpload;
+    const created = (
+      await t.gql(
+        `mutation { createUpload(input: { title: "small chunks" }) { ... on CreateUploadSuccess { uploadUrl ` +
+          `video { id } } } }`,
+      )
+    ).data.createUpload;
     const url = `${t.url}${created.uploadUrl}`;
     const file = bytesOf(256 * 1024 + 100, 13);
-    const small = await fetch(url, { method: "PUT", body: file.subarray(0, 1000), headers: { "content-range": `bytes 0-999/${file.length}` } });
+    const small = await fetch(url, {
+      method: "PUT",
+      body: file.subarray(0, 1000),
+      headers: { "content-range": `bytes 0-999/${file.length}` },
+    });
     expect(small.status).toBe(400);
     expect(await small.json()).toEqual({ error: "Chunks other than the last must be at least 262144 bytes" });
-    const first = await fetch(url, { method: "PUT", body: file.subarray(0, 256 * 1024), headers: { "content-range": `bytes 0-${256 * 1024 - 1}/${file.length}` } });
+    const first = await fetch(url, {
+      method: "PUT",
+      body: file.subarray(0, 256 * 1024),
+      headers: { "content-range": `bytes 0-${256 * 1024 - 1}/${file.length}` },
+    });
     expect([first.status, first.headers.get("range")]).toEqual([308, `bytes=0-${256 * 1024 - 1}`]);
-    const last = await fetch(url, { method: "PUT", body: file.subarray(256 * 1024), headers: { "content-range": `bytes ${256 * 1024}-${file.length - 1}/${file.length}` } });
+    const last = await fetch(url, {
+      method: "PUT",
+      body: file.subarray(256 * 1024),
+      headers: { "content-range": `bytes ${256 * 1024}-${file.length - 1}/${file.length}` },
+    });
     expect(last.status).toBe(200);
   });
 });

@@ -20,9 +20,13 @@ describe("printed schema", () => {
 describe("authorization rules", () => {
   it("every query, mutation and subscription field declares the scope it needs", () => {
     const roots = [schema.getQueryType(), schema.getMutationType(), schema.getSubscriptionType()];
-    const fields = roots.flatMap((root) => Object.values(root?.getFields() ?? {}).map((f) => ({ name: `${root!.name}.${f.name}`, f })));
+    const fields = roots.flatMap((root) =>
+      Object.values(root?.getFields() ?? {}).map((f) => ({ name: `${root!.name}.${f.name}`, f })),
+    );
     expect(fields.length).toBeGreaterThan(10);
-    const withoutRule = fields.filter(({ f }) => !(f.extensions as { pothosOptions?: { authScopes?: unknown } }).pothosOptions?.authScopes).map((x) => x.name);
+    const withoutRule = fields
+      .filter(({ f }) => !(f.extensions as { pothosOptions?: { authScopes?: unknown } }).pothosOptions?.authScopes)
+      .map((x) => x.name);
     expect(withoutRule).toEqual([]);
   });
 });

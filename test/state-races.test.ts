@@ -24,21 +24,51 @@ const LADDER: Rung[] = [
 const T0 = Date.parse("2026-11-22T10:00:00Z");
 
 function events(jobId: string, bodies: JobEventBody[], workerId = "worker-1", firstSeq = 1, firstAt = T0): JobEvent[] {
-  return bodies.map((b, i) => ({ ...b, v: PROTOCOL_VERSION, jobId, attempt: 1, seq: firstSeq + i, workerId, at: new Date(firstAt + i * 1000).toISOString() }) as JobEvent);
+  return bodies.map(
+    (b, i) =>
+      ({
+        ...b,
+        v: PROTOCOL_VERSION,
+        jobId,
+        attempt: 1,
+        seq: firstSeq + i,
+        workerId,
+        at: new Date(firstAt + i * 1000).toISOString(),
+      }) as JobEvent,
+  );
 }
 
 /** A transcode one worker has taken as far as its last rung: everything but `audio` READY, playable. */
-function runUntilLastRung(jobId: string, videoId: string, failed?: string): { applied: JobEvent[]; rest: JobEventBody[] } {
+function runUntilLastRung(
+  jobId: string,
+  videoId: string,
+  failed?: string,
+): { applied: JobEvent[]; rest: JobEventBody[] } {
   const prefix = `videos/${videoId}/hls`;
   const ready = (rung: Rung): JobEventBody =>
     rung.name === failed
       ? { type: "variant.failed", name: rung.name, rung, error: `Publishing the ${rung.name} rung failed` }
-      : { type: "variant.ready", name: rung.name, rung, playlistKey: `${prefix}/${rung.name}/index.m3u8`, segmentCount: 3 };
+      : {
+          type: "variant.ready",
+          name: rung.name,
+          rung,
+          playlistKey: `${prefix}/${rung.name}/index.m3u8`,
+          segmentCount: 3,
+        };
   const applied: JobEventBody[] = [
     { type: "job.started" },
     {
       type: "job.probed",
-      probe: { duration: 6, width: 640, height: 360, fps: 25, rotation: 0, hasAudio: true, videoCodec: "h264", audioCodec: "aac" },
+      probe: {
+        duration: 6,
+        width: 640,
+        height: 360,
+        fps: 25,
+        rotation: 0,
+        hasAudio: true,
+        videoCodec: "h264",
+        audioCodec: "aac",
+      },
       ladder: LADDER,
     },
     { type: "video.playable", masterKey: `${prefix}/master.m3u8` },
@@ -46,7 +76,14 @@ function runUntilLastRung(jobId: string, videoId: string, failed?: string): { ap
   ];
   return {
     applied: events(jobId, applied),
-    rest: [ready(LADDER[2]!), { type: "job.succeeded", masterKey: `${prefix}/master.m3u8`, posterKey: `videos/${videoId}/thumbnails/poster.jpg` }],
+    rest: [
+      ready(LADDER[2]!),
+      {
+        type: "job.succeeded",
+        masterKey: `${prefix}/master.m3u8`,
+        posterKey: `videos/${videoId}/thumbnails/poster.jpg`,
+      },
+    ],
   };
 }
 
@@ -56,7 +93,14 @@ function gate() {
   let release!: () => void;
   const reached = new Promise<void>((r) => (reach = r));
   const released = new Promise<void>((r) => (release = r));
-  return { reached, release, hold: async () => { reach(); await released; } };
+  return {
+    reached,
+    release,
+    hold: async () => {
+      reach();
+      await released;
+    },
+  };
 }
 
 /** `p` as a value: what it resolved to, or the error it rejected with. */
@@ -87,8 +131,17 @@ describe("state changes are compare-and-set; races with the interleaving injecte
     await listener.query(`LISTEN "${CONTROL_NOTIFY_CHANNEL}"`);
     transport = createPostgresTransport({ connectionString: database.url, stallSeconds: 30 });
     await transport.start();
-    dispatcher = createDispatcher({ db, transport, segmentSeconds: 2, maxDurationSeconds: 3600, urlImport: { maxBytes: 1e6, allowPrivateAddresses: false }, vanishedAfterSeconds: 90 });
-    await db.webhookEndpoint.create({ data: { tenantId: DEFAULT_TENANT_ID, url: "http://127.0.0.1:9/hook", secret: "s", events: [] } });
+    dispatcher = createDispatcher({
+      db,
+      transport,
+      segmentSeconds: 2,
+      maxDurationSeconds: 3600,
+      urlImport: { maxBytes: 1e6, allowPrivateAddresses: false },
+      vanishedAfterSeconds: 90,
+    });
+    await db.webhookEndpoint.create({
+      data: { tenantId: DEFAULT_TENANT_ID, url: "http://127.0.0.1:9/hook", secret: "s", events: [] },
+    });
     ingestor = createEventIngestor({
       db,
       pubSub,
@@ -112,12 +165,20 @@ describe("state changes are compare-and-set; races with the interleaving injecte
     holdTransition = undefined;
   });
 
-  /** Waits until `p` has settled or a session of the test database waits for a row lock: the competing change went as far as it can. */
+  /**
+   * Waits until `p` has settled or a session of the test database waits for a row lock: the competing change went as
+   * far as it can.
+   */
   async function settledOrBlocked(p: Promise<unknown>): Promise<void> {
     let settled = false;
     void p.finally(() => (settled = true));
     const lockWaits = async () =>
-      (await sql.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event IN ('transactionid', 'tuple')`)).rows[0].n;
+      (
+        await sql.query(
+          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = ` +
+            `'Lock' AND wait_event IN ('transactionid', 'tuple')`,
+        )
+      ).rows[0].n;
     await expect.poll(async () => settled || (await lockWaits()) > 0, { timeout: 10_000, interval: 20 }).toBe(true);
   }
 
@@ -130,11 +191,14 @@ describe("state changes are compare-and-set; races with the interleaving injecte
   }
 
   async function processingVideo(failed?: string) {
-    const video = await db.video.create({ data: { tenantId: DEFAULT_TENANT_ID, title: "race", status: "QUEUED", sourceKey: "x" } });
+    const video = await db.video.create({
+      data: { tenantId: DEFAULT_TENANT_ID, title: "race", status: "QUEUED", sourceKey: "x" },
+    });
     const job = await db.job.create({ data: { videoId: video.id, kind: "TRANSCODE", dispatchedAt: new Date() } });
     const { applied, rest } = runUntilLastRung(job.id, video.id, failed);
     await ingestor.ingest(applied);
-    const finish = (body: JobEventBody) => events(job.id, [...rest.slice(0, 1), body], "worker-1", applied.length + 1, T0 + 60_000);
+    const finish = (body: JobEventBody) =>
+      events(job.id, [...rest.slice(0, 1), body], "worker-1", applied.length + 1, T0 + 60_000);
     return {
       videoId: video.id,
       jobId: job.id,
@@ -144,16 +208,25 @@ describe("state changes are compare-and-set; races with the interleaving injecte
   }
 
   async function stateOf(videoId: string) {
-    const video = await db.video.findUniqueOrThrow({ where: { id: videoId }, include: { variants: true, jobs: { include: { runs: true } } } });
+    const video = await db.video.findUniqueOrThrow({
+      where: { id: videoId },
+      include: { variants: true, jobs: { include: { runs: true } } },
+    });
     const deliveries = await db.webhookDelivery.findMany();
     const webhookTypes = deliveries
       .filter((d) => JSON.stringify(d.payload).includes(videoId))
       .map((d) => d.eventType)
       .sort();
-    return { video, job: video.jobs[0]!, variants: Object.fromEntries(video.variants.map((v) => [v.name, v.status])), webhookTypes };
+    return {
+      video,
+      job: video.jobs[0]!,
+      variants: Object.fromEntries(video.variants.map((v) => [v.name, v.status])),
+      webhookTypes,
+    };
   }
 
-  it("a cancel holding after its read wins over a completion arriving then: CANCELED, no master, no video.ready", async () => {
+  it(`a cancel holding after its read wins over a completion arriving then: CANCELED, no master, \
+no video.ready`, async () => {
     const { videoId, jobId, succeeded } = await processingVideo();
     const g = gate();
     const cancel = outcomeOf(cancelVideo(deps(), videoId, undefined, g.hold));
@@ -165,14 +238,20 @@ describe("state changes are compare-and-set; races with the interleaving injecte
     await completion;
 
     const s = await stateOf(videoId);
-    expect(s.video).toMatchObject({ status: "CANCELED", playable: false, masterKey: null, error: "Canceled on request" });
+    expect(s.video).toMatchObject({
+      status: "CANCELED",
+      playable: false,
+      masterKey: null,
+      error: "Canceled on request",
+    });
     expect(s.job.status).toBe("CANCELED");
     expect(s.webhookTypes).not.toContain("video.ready");
     expect(Object.values(s.variants).every((v) => v === "READY" || v === "SKIPPED")).toBe(true);
     expect(await cancelsSent(jobId)).toBeGreaterThanOrEqual(1);
   });
 
-  it("a completion holding before its commit wins over a cancel arriving then: the cancel is refused and changes nothing", async () => {
+  it(`a completion holding before its commit wins over a cancel arriving then: the cancel is refused and \
+changes nothing`, async () => {
     const { videoId, jobId, succeeded } = await processingVideo();
     const g = gate();
     holdTransition = (e) => (e.type === "job.succeeded" ? g.hold() : Promise.resolve());
@@ -194,8 +273,11 @@ describe("state changes are compare-and-set; races with the interleaving injecte
     expect(await cancelsSent(jobId)).toBe(0);
   });
 
-  it("a video.playable arriving while a cancel holds after its read does not make the canceled video playable", async () => {
-    const video = await db.video.create({ data: { tenantId: DEFAULT_TENANT_ID, title: "race", status: "QUEUED", sourceKey: "x" } });
+  it(`a video.playable arriving while a cancel holds after its read does not make the canceled \
+video playable`, async () => {
+    const video = await db.video.create({
+      data: { tenantId: DEFAULT_TENANT_ID, title: "race", status: "QUEUED", sourceKey: "x" },
+    });
     const job = await db.job.create({ data: { videoId: video.id, kind: "TRANSCODE", dispatchedAt: new Date() } });
     const [started, probed, playable] = runUntilLastRung(job.id, video.id).applied;
     await ingestor.ingest([started!, probed!]);
@@ -213,7 +295,8 @@ describe("state changes are compare-and-set; races with the interleaving injecte
     expect(s.webhookTypes).not.toContain("video.playable");
   });
 
-  it("after a committed cancel, a run still reporting is told again to stop, and its end is recorded without changing the job", async () => {
+  it(`after a committed cancel, a run still reporting is told again to stop, and its end is recorded without \
+changing the job`, async () => {
     const { videoId, jobId, succeeded } = await processingVideo();
     await cancelVideo(deps(), videoId);
     const told = await cancelsSent(jobId);
@@ -246,7 +329,8 @@ describe("state changes are compare-and-set; races with the interleaving injecte
     expect(await cancelsSent(jobId)).toBe(1);
   });
 
-  it("a cancel holding after its read wins over a final failure arriving then: CANCELED, no failure webhooks, the run's failure recorded", async () => {
+  it(`a cancel holding after its read wins over a final failure arriving then: CANCELED, no failure webhooks, the \
+run's failure recorded`, async () => {
     const { videoId, failed } = await processingVideo();
     const g = gate();
     const cancel = outcomeOf(cancelVideo(deps(), videoId, undefined, g.hold));
@@ -284,12 +368,19 @@ describe("state changes are compare-and-set; races with the interleaving injecte
     expect(await cancelsSent(jobId)).toBe(0);
   });
 
-  it("an upload completing while a cancel holds after its read queues nothing: the video stays CANCELED with no job", async () => {
-    const video = await db.video.create({ data: { tenantId: DEFAULT_TENANT_ID, title: "race", status: "WAITING_FOR_UPLOAD" } });
+  it(`an upload completing while a cancel holds after its read queues nothing: the video stays \
+CANCELED with no job`, async () => {
+    const video = await db.video.create({
+      data: { tenantId: DEFAULT_TENANT_ID, title: "race", status: "WAITING_FOR_UPLOAD" },
+    });
     const g = gate();
     const cancel = outcomeOf(cancelVideo(deps(), video.id, undefined, g.hold));
     await g.reached;
-    const queued = queueUploadedVideo(deps(), video.id, { key: `videos/${video.id}/source/upload`, name: "upload", size: 10 });
+    const queued = queueUploadedVideo(deps(), video.id, {
+      key: `videos/${video.id}/source/upload`,
+      name: "upload",
+      size: 10,
+    });
     await settledOrBlocked(queued);
     g.release();
 
@@ -323,7 +414,10 @@ describe("state changes are compare-and-set; races with the interleaving injecte
     const { jobId } = await processingVideo();
     // worker-1's run finishes (its own transaction, not yet committed) while worker-2's start is applied.
     await sql.query("BEGIN");
-    await sql.query(`UPDATE "JobRun" SET status = 'SUCCEEDED', "finishedAt" = $2 WHERE "jobId" = $1 AND "workerId" = 'worker-1'`, [jobId, new Date(T0 + 60_000)]);
+    await sql.query(
+      `UPDATE "JobRun" SET status = 'SUCCEEDED', "finishedAt" = $2 WHERE "jobId" = $1 AND "workerId" = 'worker-1'`,
+      [jobId, new Date(T0 + 60_000)],
+    );
     const start = ingestor.ingest(events(jobId, [{ type: "job.started" }], "worker-2", 1, T0 + 120_000));
     await settledOrBlocked(start);
     await sql.query("COMMIT");

@@ -24,7 +24,11 @@ interface Adapter {
   /** Parts of the contract the store under test cannot show, with why; those tests are not defined for it. */
   cannotShow?: Partial<Record<"resumeStatusQuery" | "declaredSizeBinding", string>>;
   /** Env for the API, and the worker's adapter on the same storage. */
-  open(): Promise<{ env: Record<string, string>; worker: (dataDir: string) => WorkerStorage; cleanup(): Promise<void> }>;
+  open(): Promise<{
+    env: Record<string, string>;
+    worker: (dataDir: string) => WorkerStorage;
+    cleanup(): Promise<void>;
+  }>;
 }
 
 const ADAPTERS: Adapter[] = [
@@ -38,7 +42,9 @@ const ADAPTERS: Adapter[] = [
     name: "gcs (fake-gcs-server)",
     // Both are GCS's own behaviour; test/gcs-adapters.test.ts checks the session is asked for the declared size.
     cannotShow: {
-      resumeStatusQuery: "fake-gcs-server 1.54 takes `Content-Range: bytes */N` as the end of a streamed upload and finalizes the object",
+      resumeStatusQuery:
+        "fake-gcs-server 1.54 takes `Content-Range: bytes */N` as the end of a streamed upload and " +
+        "finalizes the object",
       declaredSizeBinding: "fake-gcs-server 1.54 ignores X-Upload-Content-Length",
     },
     async open() {
@@ -46,7 +52,12 @@ const ADAPTERS: Adapter[] = [
       const bucket = `videograph-contract-${randomUUID().slice(0, 8)}`;
       await createStorageClient(emulator.endpoint).createBucket(bucket);
       return {
-        env: { STORAGE: "gcs", GCS_BUCKET: bucket, GCS_API_ENDPOINT: emulator.endpoint, GCS_SIGNED_URL_TTL_SECONDS: "3600" },
+        env: {
+          STORAGE: "gcs",
+          GCS_BUCKET: bucket,
+          GCS_API_ENDPOINT: emulator.endpoint,
+          GCS_SIGNED_URL_TTL_SECONDS: "3600",
+        },
         worker: () => createGcsWorkerStorage({ bucket, apiEndpoint: emulator.endpoint, signedUrlTtlSeconds: 3600 }),
         cleanup: () => emulator.stop(),
       };
@@ -59,7 +70,14 @@ const ADAPTERS: Adapter[] = [
       const env = await moto.createBucket();
       return {
         env,
-        worker: () => createS3WorkerStorage({ bucket: env.S3_BUCKET!, endpoint: moto.endpoint, region: "us-east-1", forcePathStyle: true, signedUrlTtlSeconds: 3600 }),
+        worker: () =>
+          createS3WorkerStorage({
+            bucket: env.S3_BUCKET!,
+            endpoint: moto.endpoint,
+            region: "us-east-1",
+            forcePathStyle: true,
+            signedUrlTtlSeconds: 3600,
+          }),
         cleanup: () => moto.stop(),
       };
     },
@@ -121,9 +139,13 @@ describe.each(ADAPTERS)("storage contract: $name", (adapter) => {
     const prefix = newVideoPrefix();
     const key = `${prefix}/source/upload`;
     expect(await storage.size(key)).toBeNull();
-    expect(await storage.write(key, chunksOf(bytesOf(200_000)), { limit: MAX_UPLOAD_BYTES, contentType: "video/mp4" })).toBe(200_000);
+    expect(
+      await storage.write(key, chunksOf(bytesOf(200_000)), { limit: MAX_UPLOAD_BYTES, contentType: "video/mp4" }),
+    ).toBe(200_000);
     expect(await storage.size(key)).toBe(200_000);
-    expect(await storage.write(key, chunksOf(bytesOf(10)), { limit: MAX_UPLOAD_BYTES, contentType: "video/mp4" })).toBe(10);
+    expect(await storage.write(key, chunksOf(bytesOf(10)), { limit: MAX_UPLOAD_BYTES, contentType: "video/mp4" })).toBe(
+      10,
+    );
     expect(await storage.size(key)).toBe(10);
     expect(await storage.size(`${prefix}/source/other`)).toBeNull();
   });
@@ -131,10 +153,14 @@ describe.each(ADAPTERS)("storage contract: $name", (adapter) => {
   test("write past its limit throws UploadTooLargeError and leaves what was there", async () => {
     const prefix = newVideoPrefix();
     const key = `${prefix}/source/upload`;
-    await expect(storage.write(key, chunksOf(bytesOf(5000), 1000), { limit: 4096, contentType: "video/mp4" })).rejects.toBeInstanceOf(UploadTooLargeError);
+    await expect(
+      storage.write(key, chunksOf(bytesOf(5000), 1000), { limit: 4096, contentType: "video/mp4" }),
+    ).rejects.toBeInstanceOf(UploadTooLargeError);
     expect(await storage.size(key)).toBeNull();
     await storage.write(key, chunksOf(bytesOf(100)), { limit: 4096, contentType: "video/mp4" });
-    await expect(storage.write(key, chunksOf(bytesOf(5000), 1000), { limit: 4096, contentType: "video/mp4" })).rejects.toBeInstanceOf(UploadTooLargeError);
+    await expect(
+      storage.write(key, chunksOf(bytesOf(5000), 1000), { limit: 4096, contentType: "video/mp4" }),
+    ).rejects.toBeInstanceOf(UploadTooLargeError);
     expect(await storage.size(key)).toBe(100);
   });
 
@@ -143,9 +169,15 @@ describe.each(ADAPTERS)("storage contract: $name", (adapter) => {
     const b = newVideoPrefix();
     const file = path.join(scratch, "seg.ts");
     await writeFile(file, bytesOf(1000));
-    await worker.upload(`${a}/hls/720p/seg_00000.ts`, file, { contentType: "video/mp2t", cacheControl: "public, max-age=31536000, immutable" });
+    await worker.upload(`${a}/hls/720p/seg_00000.ts`, file, {
+      contentType: "video/mp2t",
+      cacheControl: "public, max-age=31536000, immutable",
+    });
     await storage.write(`${a}/source/upload`, chunksOf(bytesOf(10)), { limit: 100, contentType: "video/mp4" });
-    await worker.upload(`${b}/hls/720p/seg_00000.ts`, file, { contentType: "video/mp2t", cacheControl: "public, max-age=31536000, immutable" });
+    await worker.upload(`${b}/hls/720p/seg_00000.ts`, file, {
+      contentType: "video/mp2t",
+      cacheControl: "public, max-age=31536000, immutable",
+    });
 
     await storage.deletePrefix(a);
     expect(await storage.size(`${a}/hls/720p/seg_00000.ts`)).toBeNull();
@@ -154,20 +186,41 @@ describe.each(ADAPTERS)("storage contract: $name", (adapter) => {
     await storage.deletePrefix(a);
   });
 
-  test("published HLS plays through urlFor: playlists from the API, segments where the playlist points, with cache headers", async () => {
+  test(`published HLS plays through urlFor: playlists from the API, segments where the playlist points, with \
+cache headers`, async () => {
     const prefix = newVideoPrefix();
     // The API serves a video's media by its playback policy, so the video must exist.
-    await t.app.services.db.video.create({ data: { id: prefix.split("/")[1]!, tenantId: DEFAULT_TENANT_ID, title: "contract" } });
+    await t.app.services.db.video.create({
+      data: { id: prefix.split("/")[1]!, tenantId: DEFAULT_TENANT_ID, title: "contract" },
+    });
     const segment = bytesOf(3000, 5);
     const poster = bytesOf(500, 9);
     await writeFile(path.join(scratch, "seg.ts"), segment);
     await writeFile(path.join(scratch, "poster.jpg"), poster);
-    await writeFile(path.join(scratch, "index.m3u8"), "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:2.000000,\nseg_00000.ts\n");
-    await writeFile(path.join(scratch, "master.m3u8"), '#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360,CODECS="avc1.64001e"\n360p/index.m3u8\n');
-    await worker.upload(`${prefix}/hls/360p/seg_00000.ts`, path.join(scratch, "seg.ts"), { contentType: "video/mp2t", cacheControl: "public, max-age=31536000, immutable" });
-    await worker.upload(`${prefix}/hls/360p/index.m3u8`, path.join(scratch, "index.m3u8"), { contentType: "application/vnd.apple.mpegurl", cacheControl: "public, max-age=2" });
-    await worker.upload(`${prefix}/hls/master.m3u8`, path.join(scratch, "master.m3u8"), { contentType: "application/vnd.apple.mpegurl", cacheControl: "public, max-age=3600" });
-    await worker.upload(`${prefix}/thumbnails/poster.jpg`, path.join(scratch, "poster.jpg"), { contentType: "image/jpeg", cacheControl: "public, max-age=3600" });
+    await writeFile(
+      path.join(scratch, "index.m3u8"),
+      "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:2.000000,\nseg_00000.ts\n",
+    );
+    await writeFile(
+      path.join(scratch, "master.m3u8"),
+      '#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360,CODECS="avc1.64001e"\n360p/index.m3u8\n',
+    );
+    await worker.upload(`${prefix}/hls/360p/seg_00000.ts`, path.join(scratch, "seg.ts"), {
+      contentType: "video/mp2t",
+      cacheControl: "public, max-age=31536000, immutable",
+    });
+    await worker.upload(`${prefix}/hls/360p/index.m3u8`, path.join(scratch, "index.m3u8"), {
+      contentType: "application/vnd.apple.mpegurl",
+      cacheControl: "public, max-age=2",
+    });
+    await worker.upload(`${prefix}/hls/master.m3u8`, path.join(scratch, "master.m3u8"), {
+      contentType: "application/vnd.apple.mpegurl",
+      cacheControl: "public, max-age=3600",
+    });
+    await worker.upload(`${prefix}/thumbnails/poster.jpg`, path.join(scratch, "poster.jpg"), {
+      contentType: "image/jpeg",
+      cacheControl: "public, max-age=3600",
+    });
 
     const masterUrl = absolute(await storage.urlFor(`${prefix}/hls/master.m3u8`));
     expect(new URL(masterUrl).pathname).toBe(`/media/${prefix}/hls/master.m3u8`);
@@ -201,16 +254,23 @@ describe.each(ADAPTERS)("storage contract: $name", (adapter) => {
   test("the worker reads a stored source from inputFor and is told when there is none", async () => {
     const prefix = newVideoPrefix();
     const source = bytesOf(70_000, 3);
-    await storage.write(`${prefix}/source/upload`, chunksOf(source), { limit: MAX_UPLOAD_BYTES, contentType: "video/mp4" });
+    await storage.write(`${prefix}/source/upload`, chunksOf(source), {
+      limit: MAX_UPLOAD_BYTES,
+      contentType: "video/mp4",
+    });
     const input = await worker.inputFor(`${prefix}/source/upload`);
-    const read = /^https?:\/\//.test(input) ? Buffer.from(await (await fetch(input)).arrayBuffer()) : await readFile(input);
+    const read = /^https?:\/\//.test(input)
+      ? Buffer.from(await (await fetch(input)).arrayBuffer())
+      : await readFile(input);
     expect(Buffer.compare(read, Buffer.from(source))).toBe(0);
     if (/^https?:\/\//.test(input)) {
       // ffmpeg seeks in a source it streams from a URL (an MP4's index is often at its end).
       const range = await fetch(input, { headers: { range: "bytes=60000-60099" } });
       expect(range.status).toBe(206);
       expect(range.headers.get("content-range")).toBe(`bytes 60000-60099/${source.length}`);
-      expect(Buffer.compare(Buffer.from(await range.arrayBuffer()), Buffer.from(source.subarray(60000, 60100)))).toBe(0);
+      expect(Buffer.compare(Buffer.from(await range.arrayBuffer()), Buffer.from(source.subarray(60000, 60100)))).toBe(
+        0,
+      );
     }
     await expect(worker.inputFor(`${prefix}/source/missing`)).rejects.toThrow(/does not exist/);
   });
@@ -220,12 +280,16 @@ describe.each(ADAPTERS)("storage contract: $name", (adapter) => {
     const text = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.000000,\nseg_00000.ts\n";
     const file = path.join(scratch, "readback.m3u8");
     await writeFile(file, text);
-    await worker.upload(`${prefix}/hls/360p/index.m3u8`, file, { contentType: "application/vnd.apple.mpegurl", cacheControl: "public, max-age=2" });
+    await worker.upload(`${prefix}/hls/360p/index.m3u8`, file, {
+      contentType: "application/vnd.apple.mpegurl",
+      cacheControl: "public, max-age=2",
+    });
     expect(await worker.readText(`${prefix}/hls/360p/index.m3u8`)).toBe(text);
     expect(await worker.readText(`${prefix}/hls/240p/index.m3u8`)).toBeNull();
   });
 
-  test("a write-once object is never replaced: the same bytes again are fine, other bytes are refused and the stored bytes stay", async () => {
+  test(`a write-once object is never replaced: the same bytes again are fine, other bytes are refused and the \
+stored bytes stay`, async () => {
     const prefix = newVideoPrefix();
     const key = `${prefix}/hls/360p/seg_00000.ts`;
     const opts = { contentType: "video/mp2t", cacheControl: "public, max-age=31536000, immutable" };
@@ -247,7 +311,10 @@ describe.each(ADAPTERS)("storage contract: $name", (adapter) => {
 
     // Two runs racing for one key: one wins, the other is refused, and the object is the winner's.
     const raced = `${prefix}/hls/360p/seg_00001.ts`;
-    const results = await Promise.allSettled([worker.uploadOnce(raced, original, opts), worker.uploadOnce(raced, other, opts)]);
+    const results = await Promise.allSettled([
+      worker.uploadOnce(raced, original, opts),
+      worker.uploadOnce(raced, other, opts),
+    ]);
     expect(results.map((r) => r.status).sort()).toEqual(["fulfilled", "rejected"]);
     const refused = results.find((r) => r.status === "rejected") as PromiseRejectedResult;
     expect(refused.reason).toBeInstanceOf(ObjectExistsError);
@@ -273,7 +340,10 @@ describe.each(ADAPTERS)("storage contract: $name", (adapter) => {
     expect(res.ok).toBe(true);
     expect(await storage.size(`videos/${upload.video.id}/source/upload`)).toBe(5000);
     const completed = await t.gql(COMPLETE_UPLOAD, { id: upload.video.id });
-    expect(completed.data.completeUpload).toEqual({ __typename: "CompleteUploadSuccess", video: { id: upload.video.id, status: "QUEUED" } });
+    expect(completed.data.completeUpload).toEqual({
+      __typename: "CompleteUploadSuccess",
+      video: { id: upload.video.id, status: "QUEUED" },
+    });
   });
 
   test("the upload target is resumable: 308 with Range until the last chunk, then the whole object", async () => {
@@ -281,15 +351,25 @@ describe.each(ADAPTERS)("storage contract: $name", (adapter) => {
     const url = absolute(upload.uploadUrl);
     const total = GCS_CHUNK + 1000;
     const body = bytesOf(total, 4);
-    let res = await fetch(url, { method: "PUT", body: body.slice(0, GCS_CHUNK), headers: { "content-range": `bytes 0-${GCS_CHUNK - 1}/${total}` } });
+    let res = await fetch(url, {
+      method: "PUT",
+      body: body.slice(0, GCS_CHUNK),
+      headers: { "content-range": `bytes 0-${GCS_CHUNK - 1}/${total}` },
+    });
     expect(res.status).toBe(308);
     expect(res.headers.get("range")).toBe(`bytes=0-${GCS_CHUNK - 1}`);
     expect(await storage.size(`videos/${upload.video.id}/source/upload`)).toBeNull();
-    res = await fetch(url, { method: "PUT", body: body.slice(GCS_CHUNK), headers: { "content-range": `bytes ${GCS_CHUNK}-${total - 1}/${total}` } });
+    res = await fetch(url, {
+      method: "PUT",
+      body: body.slice(GCS_CHUNK),
+      headers: { "content-range": `bytes ${GCS_CHUNK}-${total - 1}/${total}` },
+    });
     expect(res.ok).toBe(true);
     expect(await storage.size(`videos/${upload.video.id}/source/upload`)).toBe(total);
     const input = await worker.inputFor(`videos/${upload.video.id}/source/upload`);
-    const stored = /^https?:\/\//.test(input) ? Buffer.from(await (await fetch(input)).arrayBuffer()) : await readFile(input);
+    const stored = /^https?:\/\//.test(input)
+      ? Buffer.from(await (await fetch(input)).arrayBuffer())
+      : await readFile(input);
     expect(Buffer.compare(stored, Buffer.from(body))).toBe(0);
   });
 
@@ -299,12 +379,20 @@ describe.each(ADAPTERS)("storage contract: $name", (adapter) => {
       const url = absolute(upload.uploadUrl);
       const total = GCS_CHUNK + 1000;
       const body = bytesOf(total, 4);
-      let res = await fetch(url, { method: "PUT", body: body.slice(0, GCS_CHUNK), headers: { "content-range": `bytes 0-${GCS_CHUNK - 1}/${total}` } });
+      let res = await fetch(url, {
+        method: "PUT",
+        body: body.slice(0, GCS_CHUNK),
+        headers: { "content-range": `bytes 0-${GCS_CHUNK - 1}/${total}` },
+      });
       expect(res.status).toBe(308);
       res = await fetch(url, { method: "PUT", headers: { "content-range": `bytes */${total}` } });
       expect(res.status).toBe(308);
       expect(res.headers.get("range")).toBe(`bytes=0-${GCS_CHUNK - 1}`);
-      res = await fetch(url, { method: "PUT", body: body.slice(GCS_CHUNK), headers: { "content-range": `bytes ${GCS_CHUNK}-${total - 1}/${total}` } });
+      res = await fetch(url, {
+        method: "PUT",
+        body: body.slice(GCS_CHUNK),
+        headers: { "content-range": `bytes ${GCS_CHUNK}-${total - 1}/${total}` },
+      });
       expect(res.ok).toBe(true);
       expect(await storage.size(`videos/${upload.video.id}/source/upload`)).toBe(total);
     });

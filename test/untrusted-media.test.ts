@@ -38,10 +38,14 @@ async function revealingWrapper(dir: string, program: string): Promise<string> {
 }
 
 function namesIn(environment: string, separator: string): string[] {
-  return environment.split(separator).filter(Boolean).map((entry) => entry.slice(0, entry.indexOf("=")));
+  return environment
+    .split(separator)
+    .filter(Boolean)
+    .map((entry) => entry.slice(0, entry.indexOf("=")));
 }
 
-describe("through the public API: a tenant's playlist cannot read another tenant's video, and the worker holds no API secrets", () => {
+describe(`through the public API: a tenant's playlist cannot read another tenant's video, and the worker holds \
+no API secrets`, () => {
   let t: TestApp;
   let dumpDir: string;
 
@@ -49,7 +53,10 @@ describe("through the public API: a tenant's playlist cannot read another tenant
     dumpDir = await mkdtemp(path.join(tmpdir(), "videograph-env-dumps-"));
     for (const [name, value] of Object.entries(API_SECRETS)) vi.stubEnv(name, value);
     t = await startTestApp({
-      workerEnv: { FFPROBE_PATH: await revealingWrapper(dumpDir, "ffprobe"), FFMPEG_PATH: await revealingWrapper(dumpDir, "ffmpeg") },
+      workerEnv: {
+        FFPROBE_PATH: await revealingWrapper(dumpDir, "ffprobe"),
+        FFMPEG_PATH: await revealingWrapper(dumpDir, "ffmpeg"),
+      },
     });
   });
   afterAll(async () => {
@@ -57,12 +64,19 @@ describe("through the public API: a tenant's playlist cannot read another tenant
     vi.unstubAllEnvs();
   });
 
-  it("an HLS playlist pointing into the victim's directory ends FAILED with a readable reason, the victim's media unread", async () => {
-    const victim = await uploadAndWait(t, new Uint8Array(await readFile(await makeClip({ width: 320, height: 240, seconds: 2, audio: false }))), "victim");
+  it(`an HLS playlist pointing into the victim's directory ends FAILED with a readable reason, the victim's \
+media unread`, async () => {
+    const victim = await uploadAndWait(
+      t,
+      new Uint8Array(await readFile(await makeClip({ width: 320, height: 240, seconds: 2, audio: false }))),
+      "victim",
+    );
     expect(victim.status).toBe("READY");
     const rung = (await t.gql(VIDEO, { id: victim.id })).data.video.variants[0].name;
     const segment = path.join(t.dataDir, "videos", victim.id, "hls", rung, "seg_00000.ts");
-    const sha256 = createHash("sha256").update(await readFile(segment)).digest("hex");
+    const sha256 = createHash("sha256")
+      .update(await readFile(segment))
+      .digest("hex");
     // The first read of the file from now on moves its access time (relatime), so a read would show.
     await utimes(segment, new Date(1_000_000), new Date(2_000_000));
 
@@ -70,22 +84,32 @@ describe("through the public API: a tenant's playlist cannot read another tenant
       `#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\n../../${victim.id}/hls/${rung}/seg_00000.ts\n#EXT-X-ENDLIST\n`,
       `ffconcat version 1.0\nfile '${segment}'\n`,
     ];
-    const reasons = [/^The file is an HLS playlist, not a video: /, /^The file is an ffmpeg concat list, not a video: /];
+    const reasons = [
+      /^The file is an HLS playlist, not a video: /,
+      /^The file is an ffmpeg concat list, not a video: /,
+    ];
     for (const [i, attack] of attacks.entries()) {
       const final = await uploadAndWait(t, new TextEncoder().encode(attack), `attack ${i}`);
       expect(final.status).toBe("FAILED");
       expect(final.error).toMatch(reasons[i]!);
       const video = (await t.gql(VIDEO, { id: final.id })).data.video;
       expect(video).toMatchObject({ posterUrl: null, variants: [] });
-      expect(video.jobs.edges.map((e: { node: unknown }) => e.node)).toEqual([{ status: "FAILED", attempt: 1, error: final.error }]);
+      expect(video.jobs.edges.map((e: { node: unknown }) => e.node)).toEqual([
+        { status: "FAILED", attempt: 1, error: final.error },
+      ]);
       // Nothing was published for the attacker: its directory holds its upload only.
       expect(await readdir(path.join(t.dataDir, "videos", final.id))).toEqual(["source"]);
     }
     expect((await stat(segment)).atimeMs, "the victim's segment was never read").toBe(1_000_000);
-    expect(createHash("sha256").update(await readFile(segment)).digest("hex")).toBe(sha256);
+    expect(
+      createHash("sha256")
+        .update(await readFile(segment))
+        .digest("hex"),
+    ).toBe(sha256);
   });
 
-  it("the worker the API started has only the worker's variables; ffprobe and ffmpeg inside it have none of its secrets", async () => {
+  it(`the worker the API started has only the worker's variables; ffprobe and ffmpeg inside it have none \
+of its secrets`, async () => {
     const [pid] = childProcessPids(WORKER_ENTRY);
     const environ = await readFile(`/proc/${pid}/environ`, "utf8");
     const names = namesIn(environ, "\0");
@@ -97,7 +121,9 @@ describe("through the public API: a tenant's playlist cannot read another tenant
       expect(environ).not.toContain(value);
     }
 
-    const dumps = await Promise.all((await readdir(dumpDir)).filter((f) => f.includes("-env-")).map((f) => readFile(path.join(dumpDir, f), "utf8")));
+    const dumps = await Promise.all(
+      (await readdir(dumpDir)).filter((f) => f.includes("-env-")).map((f) => readFile(path.join(dumpDir, f), "utf8")),
+    );
     // The victim's probe, poster and ladder, and the attackers' probes.
     expect(dumps.length).toBeGreaterThanOrEqual(5);
     const databaseUrl = t.database.url;

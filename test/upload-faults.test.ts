@@ -12,7 +12,9 @@ import { startApiProcess, stopAllProcesses, type ServiceProcess } from "./suppor
 import { canMountTmpfs, mountSmallDisk } from "./support/tmpfs.ts";
 
 const run = promisify(execFile);
-const CREATE_UPLOAD = `mutation($title: String!) { createUpload(input: { title: $title }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`;
+const CREATE_UPLOAD =
+  `mutation($title: String!) { createUpload(input: { title: $title }) { ... on ` +
+  `CreateUploadSuccess { uploadUrl video { id } } } }`;
 const VIDEO = `query($id: ID!) { video(id: $id) { status uploadedBytes } }`;
 const DISK_BYTES = 1024 * 1024;
 
@@ -27,7 +29,11 @@ describe("upload faults", () => {
     db = await createTestDatabase();
     dataDir = await mkdtemp(path.join(tmpdir(), "videograph-upload-faults-"));
     if (canMountTmpfs) disk = await mountSmallDisk(dataDir, DISK_BYTES);
-    api = await startApiProcess("api", { DATABASE_URL: db.url, DATA_DIR: dataDir, MAX_UPLOAD_BYTES: String(64 * 1024 * 1024) });
+    api = await startApiProcess("api", {
+      DATABASE_URL: db.url,
+      DATA_DIR: dataDir,
+      MAX_UPLOAD_BYTES: String(64 * 1024 * 1024),
+    });
   });
   afterAll(async () => {
     await stopAllProcesses();
@@ -36,16 +42,30 @@ describe("upload faults", () => {
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
   });
 
-  const newUpload = async () => (await gqlAt(api.url, CREATE_UPLOAD, { title: "clip" })).createUpload as { uploadUrl: string; video: { id: string } };
-  const put = (url: string, body: Uint8Array<ArrayBuffer> | string, headers: Record<string, string> = {}) => fetch(`${api.url}${url}`, { method: "PUT", body, headers });
-  const partSize = async (videoId: string) => (await stat(path.join(dataDir, partialUploadKey(videoId))).catch(() => null))?.size ?? null;
-  const errorLines = () => api.log().split("\n").filter((l) => l.includes('"level":"error"'));
+  const newUpload = async () =>
+    (await gqlAt(api.url, CREATE_UPLOAD, { title: "clip" })).createUpload as {
+      uploadUrl: string;
+      video: { id: string };
+    };
+  const put = (url: string, body: Uint8Array<ArrayBuffer> | string, headers: Record<string, string> = {}) =>
+    fetch(`${api.url}${url}`, { method: "PUT", body, headers });
+  const partSize = async (videoId: string) =>
+    (await stat(path.join(dataDir, partialUploadKey(videoId))).catch(() => null))?.size ?? null;
+  const errorLines = () =>
+    api
+      .log()
+      .split("\n")
+      .filter((l) => l.includes('"level":"error"'));
 
-  it("a client that goes away mid-chunk is logged as info, not an error, and resumes from the bytes that arrived", async () => {
+  it(`a client that goes away mid-chunk is logged as info, not an error, and resumes from the bytes \
+that arrived`, async () => {
     const { uploadUrl, video } = await newUpload();
     const url = new URL(`${api.url}${uploadUrl}`);
     await new Promise<void>((resolve) => {
-      const req = request(url, { method: "PUT", headers: { "content-length": String(500_000), "content-range": "bytes 0-499999/500000" } });
+      const req = request(url, {
+        method: "PUT",
+        headers: { "content-length": String(500_000), "content-range": "bytes 0-499999/500000" },
+      });
       req.on("error", () => resolve());
       req.write(Buffer.alloc(100_000, 7), () => setTimeout(() => req.destroy(), 200));
     });
@@ -59,41 +79,56 @@ describe("upload faults", () => {
     expect(res.headers.get("range")).toBe(`bytes=0-${held.uploadedBytes - 1}`);
   });
 
-  it.skipIf(!canMountTmpfs)("a full disk (a real ENOSPC on a 1 MiB tmpfs; needs root) answers 507 with a reason, keeps only the earlier chunks, and the upload resumes once there is room", async () => {
-    const { uploadUrl, video } = await newUpload();
-    const total = 3 * 1024 * 1024;
-    const file = new Uint8Array(total).map((_, i) => (i * 31) % 251);
-    const first = 256 * 1024;
+  it.skipIf(!canMountTmpfs)(
+    "a full disk (a real ENOSPC on a 1 MiB tmpfs; needs root) answers 507 with a reason, keeps only the earlier " +
+      "chunks, and the upload resumes once there is room",
+    async () => {
+      const { uploadUrl, video } = await newUpload();
+      const total = 3 * 1024 * 1024;
+      const file = new Uint8Array(total).map((_, i) => (i * 31) % 251);
+      const first = 256 * 1024;
 
-    let res = await put(uploadUrl, file.slice(0, first), { "content-range": `bytes 0-${first - 1}/${total}` });
-    expect(res.status).toBe(308);
+      let res = await put(uploadUrl, file.slice(0, first), { "content-range": `bytes 0-${first - 1}/${total}` });
+      expect(res.status).toBe(308);
 
-    const second = 2 * 1024 * 1024;
-    res = await put(uploadUrl, file.slice(first, first + second), { "content-range": `bytes ${first}-${first + second - 1}/${total}` });
-    expect(res.status).toBe(507);
-    const body = (await res.json()) as { error: string };
-    expect(body.error).toBe(`The server's storage is full, so this chunk was not stored; try again later. The first ${first} bytes are kept: resume from byte ${first}.`);
-    expect(body.error).not.toContain(dataDir);
-    expect(res.headers.get("range")).toBe(`bytes=0-${first - 1}`);
-    // The refused chunk left nothing behind: the disk is as full as before it.
-    expect(await partSize(video.id)).toBe(first);
-    expect((await gqlAt(api.url, VIDEO, { id: video.id })).video).toEqual({ status: "WAITING_FOR_UPLOAD", uploadedBytes: first });
-    expect(errorLines()).toEqual([]);
-    expect(api.log()).toContain('"msg":"upload refused: storage is full"');
+      const second = 2 * 1024 * 1024;
+      res = await put(uploadUrl, file.slice(first, first + second), {
+        "content-range": `bytes ${first}-${first + second - 1}/${total}`,
+      });
+      expect(res.status).toBe(507);
+      const body = (await res.json()) as { error: string };
+      expect(body.error).toBe(
+        `The server's storage is full, so this chunk was not stored; try again later. The first ${first} bytes are ` +
+          `kept: resume from byte ${first}.`,
+      );
+      expect(body.error).not.toContain(dataDir);
+      expect(res.headers.get("range")).toBe(`bytes=0-${first - 1}`);
+      // The refused chunk left nothing behind: the disk is as full as before it.
+      expect(await partSize(video.id)).toBe(first);
+      expect((await gqlAt(api.url, VIDEO, { id: video.id })).video).toEqual({
+        status: "WAITING_FOR_UPLOAD",
+        uploadedBytes: first,
+      });
+      expect(errorLines()).toEqual([]);
+      expect(api.log()).toContain('"msg":"upload refused: storage is full"');
 
-    // An operator makes room; the client resumes where the 507 said.
-    await run("mount", ["-o", `remount,size=${8 * 1024 * 1024}`, dataDir]);
-    res = await put(uploadUrl, file.slice(first), { "content-range": `bytes ${first}-${total - 1}/${total}` });
-    expect(res.status).toBe(200);
-    expect((await gqlAt(api.url, VIDEO, { id: video.id })).video).toEqual({ status: "QUEUED", uploadedBytes: total });
-  });
+      // An operator makes room; the client resumes where the 507 said.
+      await run("mount", ["-o", `remount,size=${8 * 1024 * 1024}`, dataDir]);
+      res = await put(uploadUrl, file.slice(first), { "content-range": `bytes ${first}-${total - 1}/${total}` });
+      expect(res.status).toBe(200);
+      expect((await gqlAt(api.url, VIDEO, { id: video.id })).video).toEqual({ status: "QUEUED", uploadedBytes: total });
+    },
+  );
 
   it.skipIf(!canMountTmpfs)("a first chunk refused for a full disk leaves no file at all (needs root)", async () => {
     const { uploadUrl, video } = await newUpload();
     const total = 16 * 1024 * 1024;
     const res = await put(uploadUrl, new Uint8Array(total), { "content-range": `bytes 0-${total - 1}/${total}` });
     expect(res.status).toBe(507);
-    expect(((await res.json()) as { error: string }).error).toBe("The server's storage is full, so this chunk was not stored; try again later. Nothing of the file is kept: send it from byte 0.");
+    expect(((await res.json()) as { error: string }).error).toBe(
+      "The server's storage is full, so this chunk was not stored; try again later. Nothing of the file is kept: " +
+        "send it from byte 0.",
+    );
     expect(await partSize(video.id)).toBeNull();
     expect((await gqlAt(api.url, VIDEO, { id: video.id })).video.status).toBe("WAITING_FOR_UPLOAD");
   });

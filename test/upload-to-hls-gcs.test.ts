@@ -9,10 +9,12 @@ import { uploadClipAndCheckLadder } from "./support/upload-flow.ts";
 import { makeClip } from "./worker/media-fixtures.ts";
 
 const pubsubEmulator = await startPubSubEmulator();
-if (!pubsubEmulator) throw new Error(`the Pub/Sub emulator is needed for GCS upload notifications: ${pubSubEmulatorUnavailableReason}`);
+if (!pubsubEmulator)
+  throw new Error(`the Pub/Sub emulator is needed for GCS upload notifications: ${pubSubEmulatorUnavailableReason}`);
 process.env.PUBSUB_EMULATOR_HOST = pubsubEmulator.host;
 
-describe("the same flow with STORAGE=gcs (fake-gcs-server; its OBJECT_FINALIZE events through the Pub/Sub emulator complete the upload)", () => {
+describe(`the same flow with STORAGE=gcs (fake-gcs-server; its OBJECT_FINALIZE events through the Pub/Sub emulator \
+complete the upload)`, () => {
   let gcs: GcsEmulator | undefined;
   let pubsub: PubSub | undefined;
   let t: TestApp | undefined;
@@ -22,7 +24,14 @@ describe("the same flow with STORAGE=gcs (fake-gcs-server; its OBJECT_FINALIZE e
     pubsub = new PubSub({ projectId });
     const [topic] = await pubsub.createTopic("gcs-object-finalize");
     await topic.createSubscription("gcs-object-finalize-api");
-    gcs = await startGcsEmulator({ notifications: { pubsubHost: pubsubEmulator.host, projectId, topic: "gcs-object-finalize", objectPrefix: "videos/" } });
+    gcs = await startGcsEmulator({
+      notifications: {
+        pubsubHost: pubsubEmulator.host,
+        projectId,
+        topic: "gcs-object-finalize",
+        objectPrefix: "videos/",
+      },
+    });
     const bucket = `videograph-e2e-${randomUUID().slice(0, 8)}`;
     await createStorageClient(gcs.endpoint).createBucket(bucket);
     const storageEnv = { STORAGE: "gcs", GCS_BUCKET: bucket, GCS_API_ENDPOINT: gcs.endpoint };
@@ -39,7 +48,8 @@ describe("the same flow with STORAGE=gcs (fake-gcs-server; its OBJECT_FINALIZE e
     await pubsubEmulator.stop();
   });
 
-  it("takes an 8-second 720p clip to READY: resumable upload session, worker reading the source by signed URL, segments from the bucket", async () => {
+  it(`takes an 8-second 720p clip to READY: resumable upload session, worker reading the source by signed URL, \
+segments from the bucket`, async () => {
     await uploadClipAndCheckLadder(t!, clip);
   });
 });

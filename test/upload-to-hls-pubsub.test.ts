@@ -13,7 +13,9 @@ describe.skipIf(!emulator)("the same flow with TRANSPORT=pubsub (real Pub/Sub em
   let t: TestApp;
   let clip: string;
   beforeAll(async () => {
-    t = await startTestApp({ env: { TRANSPORT: "pubsub", GOOGLE_CLOUD_PROJECT: `videograph-e2e-${randomUUID().slice(0, 8)}` } });
+    t = await startTestApp({
+      env: { TRANSPORT: "pubsub", GOOGLE_CLOUD_PROJECT: `videograph-e2e-${randomUUID().slice(0, 8)}` },
+    });
     clip = await makeClip({ width: 1280, height: 720, seconds: 8, audio: true });
   });
   afterAll(async () => {

@@ -6,7 +6,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { ListMultipartUploadsCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { S3Storage } from "../src/storage/s3.ts";
+import type { S3Storage } from "../src/storage/s3.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { startMotoS3, type MotoS3 } from "./support/moto-s3.ts";
 import { uploadClipAndCheckLadder } from "./support/upload-flow.ts";
@@ -21,7 +21,8 @@ const CREATE_UPLOAD = /* GraphQL */ `
     } }`;
 const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`;
 const URLS = `query($id: ID!) { video(id: $id) { status playbackUrl posterUrl variants { name playlistUrl } } }`;
-const DELETE = `mutation($id: ID!) { deleteVideo(id: $id) { __typename ... on DeleteVideoSuccess { deletedVideoId } } }`;
+const DELETE =
+  `mutation($id: ID!) { deleteVideo(id: $id) { ` + `__typename ... on DeleteVideoSuccess { deletedVideoId } } }`;
 
 interface Recorded {
   method: string;
@@ -35,10 +36,13 @@ async function startRecordingProxy(target: string): Promise<{ url: string; reque
   const requests: Recorded[] = [];
   const server = createServer((req, res) => {
     requests.push({ method: req.method!, path: new URL(req.url!, "http://proxy").pathname, range: req.headers.range });
-    const forwarded = request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
-      res.writeHead(answer.statusCode!, answer.headers);
-      answer.pipe(res);
-    });
+    const forwarded = request(
+      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
+      (answer) => {
+        res.writeHead(answer.statusCode!, answer.headers);
+        answer.pipe(res);
+      },
+    );
     forwarded.on("error", () => res.destroy());
     req.pipe(forwarded);
   });
@@ -68,21 +72,28 @@ describe("upload → HLS with STORAGE=s3 (moto's S3 server, real worker, presign
   });
 
   const objectsUnder = async (prefix: string) =>
-    (await storage.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }))).Contents?.map((o) => o.Key!) ?? [];
+    (await storage.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }))).Contents?.map(
+      (o) => o.Key!,
+    ) ?? [];
 
   async function uploadAndWait(clip: string, policy: "PUBLIC" | "SIGNED"): Promise<string> {
     const created = (await t.gql(CREATE_UPLOAD, { title: policy, policy })).data.createUpload;
     const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: created.video.id }).done;
-    expect((await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
+    expect((await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(
+      200,
+    );
     expect((await done).at(-1).videoEvents.video.status).toBe("READY");
     return created.video.id;
   }
 
-  it("takes an 8-second 720p clip to READY through the bucket; the worker reads the source with Range requests", async () => {
+  it(`takes an 8-second 720p clip to READY through the bucket; the worker reads the source with \
+Range requests`, async () => {
     const clip = await makeClip({ width: 1280, height: 720, seconds: 8, audio: true });
     await uploadClipAndCheckLadder(t, clip);
 
-    const sourceReads = proxy.requests.filter((r) => r.method === "GET" && /^\/[^/]+\/videos\/[^/]+\/source\/upload$/.test(r.path));
+    const sourceReads = proxy.requests.filter(
+      (r) => r.method === "GET" && /^\/[^/]+\/videos\/[^/]+\/source\/upload$/.test(r.path),
+    );
     expect(sourceReads.length).toBeGreaterThan(0);
     // ffmpeg seeks in the source (its index) instead of the worker downloading it first.
     expect(sourceReads.some((r) => /^bytes=[1-9]\d*-/.test(String(r.range)))).toBe(true);
@@ -91,7 +102,8 @@ describe("upload → HLS with STORAGE=s3 (moto's S3 server, real worker, presign
     expect(await objectsUnder(`videos/${videoId}/hls/`)).toContain(`videos/${videoId}/hls/master.m3u8`);
   });
 
-  it("a SIGNED video plays through presigned URLs: playlists need a token, segments and poster come from the bucket", async () => {
+  it(`a SIGNED video plays through presigned URLs: playlists need a token, segments and poster come \
+from the bucket`, async () => {
     const clip = await makeClip({ width: 320, height: 180, seconds: 3, audio: true });
     const id = await uploadAndWait(clip, "SIGNED");
     const urls = (await t.gql(URLS, { id })).data.video;
@@ -126,7 +138,14 @@ describe("upload → HLS with STORAGE=s3 (moto's S3 server, real worker, presign
     expect(poster.status).toBe(200);
     expect(poster.headers.get("content-type")).toBe("image/jpeg");
     // A request for a segment at the API is redirected to the bucket.
-    const redirect = await fetch(new URL(`/media/videos/${id}/hls/${segments[0]!.split(`/videos/${id}/hls/`)[1]!.split("?")[0]}?token=${new URL(child, "http://x").searchParams.get("token")}`, t.url), { redirect: "manual" });
+    const redirect = await fetch(
+      new URL(
+        `/media/videos/${id}/hls/${segments[0]!.split(`/videos/${id}/hls/`)[1]!.split("?")[0]}` +
+          `?token=${new URL(child, "http://x").searchParams.get("token")}`,
+        t.url,
+      ),
+      { redirect: "manual" },
+    );
     expect(redirect.status).toBe(302);
     expect(new URL(redirect.headers.get("location")!).origin).toBe(moto.endpoint);
   });
@@ -138,15 +157,26 @@ describe("upload → HLS with STORAGE=s3 (moto's S3 server, real worker, presign
     // And an upload that never finished: one 8 MiB part in a multipart upload, the rest held in a piece.
     const pending = (await t.gql(CREATE_UPLOAD, { title: "pending", policy: "PUBLIC" })).data.createUpload;
     const sent = 9 * 1024 * 1024;
-    const res = await fetch(`${t.url}${pending.uploadUrl}`, { method: "PUT", body: new Uint8Array(sent), headers: { "content-range": `bytes 0-${sent - 1}/${2 * sent}` } });
+    const res = await fetch(`${t.url}${pending.uploadUrl}`, {
+      method: "PUT",
+      body: new Uint8Array(sent),
+      headers: { "content-range": `bytes 0-${sent - 1}/${2 * sent}` },
+    });
     expect(res.status).toBe(308);
     expect(res.headers.get("range")).toBe(`bytes=0-${sent - 1}`);
-    expect(await objectsUnder(`videos/${pending.video.id}/`)).toEqual([`videos/${pending.video.id}/source/upload.part/${String(8 * 1024 * 1024).padStart(15, "0")}`]);
-    const unfinished = await storage.client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: `videos/${pending.video.id}/` }));
+    expect(await objectsUnder(`videos/${pending.video.id}/`)).toEqual([
+      `videos/${pending.video.id}/source/upload.part/${String(8 * 1024 * 1024).padStart(15, "0")}`,
+    ]);
+    const unfinished = await storage.client.send(
+      new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: `videos/${pending.video.id}/` }),
+    );
     expect(unfinished.Uploads?.map((u) => u.Key)).toEqual([`videos/${pending.video.id}/source/upload`]);
 
     for (const video of [id, pending.video.id]) {
-      expect((await t.gql(DELETE, { id: video })).data.deleteVideo).toEqual({ __typename: "DeleteVideoSuccess", deletedVideoId: video });
+      expect((await t.gql(DELETE, { id: video })).data.deleteVideo).toEqual({
+        __typename: "DeleteVideoSuccess",
+        deletedVideoId: video,
+      });
       expect(await objectsUnder(`videos/${video}/`)).toEqual([]);
     }
     const uploads = await storage.client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: "videos/" }));

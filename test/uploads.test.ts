@@ -42,7 +42,8 @@ describe("resumable upload URL", () => {
   }
   const put = (url: string, body: Uint8Array<ArrayBuffer> | string, headers: Record<string, string> = {}) =>
     fetch(`${t.url}${url}`, { method: "PUT", body, headers });
-  const status = async (id: string) => (await t.gql(`query($id: ID!) { video(id: $id) { status uploadedBytes } }`, { id })).data.video;
+  const status = async (id: string) =>
+    (await t.gql(`query($id: ID!) { video(id: $id) { status uploadedBytes } }`, { id })).data.video;
 
   it("createUpload validates its input", async () => {
     const res = await t.gql(CREATE_UPLOAD, { title: "   " });
@@ -83,7 +84,11 @@ describe("resumable upload URL", () => {
 
     res = await put(upload.uploadUrl, body);
     expect(res.status).toBe(409);
-    const jobs = (await t.gql(`query($id: ID!) { video(id: $id) { jobs(first: 10) { edges { node { kind status attempt } } } } }`, { id: upload.video.id })).data.video.jobs.edges;
+    const jobs = (
+      await t.gql(`query($id: ID!) { video(id: $id) { jobs(first: 10) { edges { node { kind status attempt } } } } }`, {
+        id: upload.video.id,
+      })
+    ).data.video.jobs.edges;
     expect(jobs).toEqual([{ node: { kind: "TRANSCODE", status: "QUEUED", attempt: 1 } }]);
   });
 
@@ -136,29 +141,40 @@ describe("transports for GraphQL", () => {
     const res = await fetch(`${t.url}/graphql`, {
       method: "POST",
       headers: { "content-type": "application/json", accept: "text/event-stream", ...ADMIN_AUTH },
-      body: JSON.stringify({ query: `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { id status } } }`, variables: { id } }),
+      body: JSON.stringify({
+        query: `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { id status } } }`,
+        variables: { id },
+      }),
       signal: controller.signal,
     });
     expect(res.headers.get("content-type")).toMatch(/text\/event-stream/);
     const reader = res.body!.getReader();
     let text = "";
-    while (!text.includes("\n\n") || !text.includes("data:")) text += new TextDecoder().decode((await reader.read()).value);
+    while (!text.includes("\n\n") || !text.includes("data:"))
+      text += new TextDecoder().decode((await reader.read()).value);
     controller.abort();
     const data = JSON.parse(/data: (.*)/.exec(text)![1]!);
-    expect(data).toEqual({ data: { videoEvents: { __typename: "VideoStatusEvent", video: { id, status: "WAITING_FOR_UPLOAD" } } } });
+    expect(data).toEqual({
+      data: { videoEvents: { __typename: "VideoStatusEvent", video: { id, status: "WAITING_FOR_UPLOAD" } } },
+    });
   });
 
   it("a subscription catches up after the fan-out connection drops (events missed meanwhile)", async () => {
     const created = await t.gql(CREATE_UPLOAD, { title: "resync" });
     const id = created.data.createUpload.video.id;
-    const sub = collectSubscription<any>(t.wsClient(), `subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`, { id });
+    const sub = collectSubscription<any>(
+      t.wsClient(),
+      `subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`,
+      { id },
+    );
     await expect.poll(() => sub.events.length).toBe(1);
     const admin = new pg.Client({ connectionString: t.database.url });
     await admin.connect();
     try {
       // Another instance's NOTIFY is lost while this instance's LISTEN connection is down.
       const { rowCount } = await admin.query(
-        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN videograph_events'`,
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query = ` +
+          `'LISTEN videograph_events'`,
       );
       expect(rowCount).toBe(1);
       await admin.query(`UPDATE "Video" SET status = 'CANCELED', "updatedAt" = now() WHERE id = $1`, [id]);

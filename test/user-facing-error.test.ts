@@ -4,7 +4,8 @@ import { userFacingError } from "../src/jobs/user-facing-error.ts";
 describe("errors as users see them carry no internal paths", () => {
   it.each([
     [
-      "Storage is full: ENOSPC: no space left on device, open '/tmp/videograph-worker-abc/videograph-1f2e-xyz/720p/seg_00003.ts'",
+      "Storage is full: ENOSPC: no space left on device, open " +
+        "'/tmp/videograph-worker-abc/videograph-1f2e-xyz/720p/seg_00003.ts'",
       "Storage is full: ENOSPC: no space left on device, open '720p/seg_00003.ts'",
     ],
     [
@@ -16,7 +17,10 @@ describe("errors as users see them carry no internal paths", () => {
       "ENOSPC: no space left on device, copyfile 'poster.jpg' -> 'videos/v1/thumbnails/poster.jpg.tmp'",
     ],
     ["could not read ./data/tenants/t1/assets/bg.mp4", "could not read tenants/t1/assets/bg.mp4"],
-    ["Could not read the source: Server returned 403 for https://storage.example/media/videos/v1/source/upload", "Could not read the source: Server returned 403 for https://storage.example/media/videos/v1/source/upload"],
+    [
+      "Could not read the source: Server returned 403 for https://storage.example/media/videos/v1/source/upload",
+      "Could not read the source: Server returned 403 for https://storage.example/media/videos/v1/source/upload",
+    ],
     ["The scene failed at line 5: NameError", "The scene failed at line 5: NameError"],
   ])("%s", (raw, shown) => {
     expect(userFacingError(raw)).toBe(shown);

@@ -19,7 +19,9 @@ const DELIVERIES = /* GraphQL */ `
   { webhookEndpoints { id deliveries(first: 50) { edges { node {
       id eventId eventType status attemptCount lastStatusCode payload attempts { statusCode responseBody durationMs }
   } } } } }`;
-const CREATE_UPLOAD = `mutation($title: String!) { createUpload(input: { title: $title }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`;
+const CREATE_UPLOAD =
+  `mutation($title: String!) { createUpload(input: { title: $title }) { ... on ` +
+  `CreateUploadSuccess { uploadUrl video { id } } } }`;
 const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`;
 
 interface Received {
@@ -50,7 +52,11 @@ async function startReceiver(statusFor: (type: string, id: string, nth: number) 
   return { url, received, close: () => new Promise<void>((r) => server.close(() => r())) };
 }
 
-async function uploadClip(t: TestApp, bytes: Uint8Array<ArrayBuffer>, title: string): Promise<{ id: string; status: string }> {
+async function uploadClip(
+  t: TestApp,
+  bytes: Uint8Array<ArrayBuffer>,
+  title: string,
+): Promise<{ id: string; status: string }> {
   const created = (await t.gql(CREATE_UPLOAD, { title })).data.createUpload;
   const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: created.video.id }).done;
   expect((await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: bytes })).status).toBe(200);
@@ -73,7 +79,10 @@ describe("webhook signatures (the verification helper CMSs copy)", () => {
       [{ secret, header, rawBody: body, now: now - 301_000 }, /replay window/],
       [{ secret, header: "v1=abc", rawBody: body, now }, /malformed/],
       [{ secret, header: undefined, rawBody: body, now }, /no Signature header/],
-      [{ secret, header: header.replace(/v1=(.)/, (_, c) => `v1=${c === "0" ? "1" : "0"}`), rawBody: body, now }, /does not match/],
+      [
+        { secret, header: header.replace(/v1=(.)/, (_, c) => `v1=${c === "0" ? "1" : "0"}`), rawBody: body, now },
+        /does not match/,
+      ],
     ];
     for (const [input, reason] of cases) expect(() => verifyWebhookSignature(input)).toThrow(reason);
   });
@@ -117,16 +126,29 @@ describe("webhooks to a CMS through the public API", () => {
 
     const video = await uploadClip(t, clip, "hooked");
     expect(video.status).toBe("READY");
-    await expect.poll(() => receiver.received.filter((r) => r.headers["webhook-event"] === "video.ready" && r.answered === 200).length, { timeout: 20_000 }).toBe(1);
+    await expect
+      .poll(
+        () =>
+          receiver.received.filter((r) => r.headers["webhook-event"] === "video.ready" && r.answered === 200).length,
+        { timeout: 20_000 },
+      )
+      .toBe(1);
 
     for (const r of receiver.received) {
-      expect(() => verifyWebhookSignature({ secret, header: String(r.headers.signature), rawBody: r.body })).not.toThrow();
+      expect(() =>
+        verifyWebhookSignature({ secret, header: String(r.headers.signature), rawBody: r.body }),
+      ).not.toThrow();
       const body = JSON.parse(r.body);
       expect(body.id).toBe(r.headers["webhook-id"]);
       expect(body.type).toBe(r.headers["webhook-event"]);
     }
     const taken = receiver.received.filter((r) => r.answered === 200).map((r) => JSON.parse(r.body));
-    expect(taken.map((b) => b.type).sort()).toEqual(["variant.ready", "variant.ready", "video.playable", "video.ready"]);
+    expect(taken.map((b) => b.type).sort()).toEqual([
+      "variant.ready",
+      "variant.ready",
+      "video.playable",
+      "video.ready",
+    ]);
     expect(new Set(taken.map((b) => b.id)).size).toBe(taken.length);
     const ready = taken.find((b) => b.type === "video.ready")!;
     expect(ready.data.video).toMatchObject({ id: video.id, status: "READY", playable: true });
@@ -136,7 +158,12 @@ describe("webhooks to a CMS through the public API", () => {
 
     const deliveries = (await t.gql(DELIVERIES)).data.webhookEndpoints[0].deliveries.edges.map((e: any) => e.node);
     const readyDelivery = deliveries.find((d: any) => d.eventType === "VIDEO_READY");
-    expect(readyDelivery).toMatchObject({ eventId: ready.id, status: "DELIVERED", attemptCount: 3, lastStatusCode: 200 });
+    expect(readyDelivery).toMatchObject({
+      eventId: ready.id,
+      status: "DELIVERED",
+      attemptCount: 3,
+      lastStatusCode: 200,
+    });
     expect(readyDelivery.attempts.map((a: any) => [a.statusCode, a.responseBody])).toEqual([
       [500, "receiver is down"],
       [500, "receiver is down"],
@@ -146,18 +173,25 @@ describe("webhooks to a CMS through the public API", () => {
 
     // Re-sent on request, with the same event id, so the CMS can dedupe it.
     const before = receiver.received.length;
-    const resent = await t.gql(`mutation($id: ID!) { resendWebhookDelivery(id: $id) { __typename ... on ResendWebhookDeliverySuccess { delivery { status } } } }`, { id: readyDelivery.id });
+    const resent = await t.gql(
+      `mutation($id: ID!) { resendWebhookDelivery(id: $id) { __typename ... on ResendWebhookDeliverySuccess { ` +
+        `delivery { status } } } }`,
+      { id: readyDelivery.id },
+    );
     expect(resent.data.resendWebhookDelivery.__typename).toBe("ResendWebhookDeliverySuccess");
     await expect.poll(() => receiver.received.length, { timeout: 10_000 }).toBe(before + 1);
     expect(receiver.received.at(-1)!.headers["webhook-id"]).toBe(ready.id);
   });
 
-  it("a receiver answering 410 Gone ends the delivery at once; other errors are retried until the window closes", async () => {
+  it(`a receiver answering 410 Gone ends the delivery at once; other errors are retried until the \
+window closes`, async () => {
     const gone = await startReceiver(() => 410);
     const down = await startReceiver(() => 503);
     try {
-      const goneId = (await t.gql(CREATE_ENDPOINT, { url: gone.url, events: ["JOB_FAILED"] })).data.createWebhookEndpoint.endpoint.id;
-      const downId = (await t.gql(CREATE_ENDPOINT, { url: down.url, events: ["JOB_FAILED"] })).data.createWebhookEndpoint.endpoint.id;
+      const goneId = (await t.gql(CREATE_ENDPOINT, { url: gone.url, events: ["JOB_FAILED"] })).data
+        .createWebhookEndpoint.endpoint.id;
+      const downId = (await t.gql(CREATE_ENDPOINT, { url: down.url, events: ["JOB_FAILED"] })).data
+        .createWebhookEndpoint.endpoint.id;
       const goneDelivery = await queueDelivery(t, goneId, 3600_000);
       const downDelivery = await queueDelivery(t, downId, 1500);
       t.app.services.webhooks.kick();
@@ -177,11 +211,16 @@ describe("webhooks to a CMS through the public API", () => {
   it("sends only the event types an endpoint asked for: a failed video reaches a failures-only endpoint", async () => {
     const failures = await startReceiver(() => 204);
     try {
-      const created = (await t.gql(CREATE_ENDPOINT, { url: failures.url, events: ["VIDEO_FAILED", "JOB_FAILED"] })).data.createWebhookEndpoint;
+      const created = (await t.gql(CREATE_ENDPOINT, { url: failures.url, events: ["VIDEO_FAILED", "JOB_FAILED"] })).data
+        .createWebhookEndpoint;
       expect(created.endpoint.events).toEqual(["VIDEO_FAILED", "JOB_FAILED"]);
       const good = await uploadClip(t, clip, "fine");
       expect(good.status).toBe("READY");
-      const bad = await uploadClip(t, new TextEncoder().encode("this is not a video at all\n".repeat(100)) as Uint8Array<ArrayBuffer>, "broken");
+      const bad = await uploadClip(
+        t,
+        new TextEncoder().encode("this is not a video at all\n".repeat(100)) as Uint8Array<ArrayBuffer>,
+        "broken",
+      );
       expect(bad.status).toBe("FAILED");
       await expect.poll(() => failures.received.length, { timeout: 10_000 }).toBe(2);
       const bodies = failures.received.map((r) => JSON.parse(r.body));
@@ -197,21 +236,40 @@ describe("webhooks to a CMS through the public API", () => {
 /** A delivery of a made-up event, set up directly in the database: the event itself is not under test. */
 function queueDelivery(t: TestApp, endpointId: string, giveUpInMs: number) {
   return t.app.services.db.webhookDelivery.create({
-    data: { eventId: crypto.randomUUID(), endpointId, eventType: "video.ready", payload: { id: "x" }, giveUpAt: new Date(Date.now() + giveUpInMs) },
+    data: {
+      eventId: crypto.randomUUID(),
+      endpointId,
+      eventType: "video.ready",
+      payload: { id: "x" },
+      giveUpAt: new Date(Date.now() + giveUpInMs),
+    },
   });
 }
 
-/** An endpoint stored as it is, past the registration checks (one registered before a rule existed, or a name whose DNS changed since). */
+/**
+ * An endpoint stored as it is, past the registration checks (one registered before a rule existed, or a name whose DNS
+ * changed since).
+ */
 async function storedEndpoint(t: TestApp, url: string): Promise<string> {
   const tenant = await t.app.services.db.tenant.findUniqueOrThrow({ where: { name: "default" } });
-  return (await t.app.services.db.webhookEndpoint.create({ data: { tenantId: tenant.id, url, secret: "whsec_x", events: [] } })).id;
+  return (
+    await t.app.services.db.webhookEndpoint.create({
+      data: { tenantId: tenant.id, url, secret: "whsec_x", events: [] },
+    })
+  ).id;
 }
 
 async function settled(t: TestApp, deliveryId: string) {
   await expect
-    .poll(async () => (await t.app.services.db.webhookDelivery.findUniqueOrThrow({ where: { id: deliveryId } })).status, { timeout: 15_000 })
+    .poll(
+      async () => (await t.app.services.db.webhookDelivery.findUniqueOrThrow({ where: { id: deliveryId } })).status,
+      { timeout: 15_000 },
+    )
     .toBe("FAILED");
-  return t.app.services.db.webhookDelivery.findUniqueOrThrow({ where: { id: deliveryId }, include: { attempts: true } });
+  return t.app.services.db.webhookDelivery.findUniqueOrThrow({
+    where: { id: deliveryId },
+    include: { attempts: true },
+  });
 }
 
 /** The API's warning lines about one delivery, read from its log on stderr while `run` runs. */
@@ -219,7 +277,11 @@ async function warningsAbout(deliveryId: string, run: () => Promise<void>): Prom
   const lines: string[] = [];
   const write = process.stderr.write.bind(process.stderr);
   process.stderr.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
-    lines.push(...String(chunk).split("\n").filter((l) => l.includes(deliveryId) && l.includes('"level":"warn"')));
+    lines.push(
+      ...String(chunk)
+        .split("\n")
+        .filter((l) => l.includes(deliveryId) && l.includes('"level":"warn"')),
+    );
     return (write as (...a: unknown[]) => boolean)(chunk, ...rest);
   }) as typeof process.stderr.write;
   try {
@@ -235,13 +297,23 @@ describe("webhook URLs are checked like any request the service makes for a tena
   beforeAll(async () => {
     t = await startTestApp({
       worker: false,
-      env: { WEBHOOK_ALLOW_PRIVATE_URLS: "false", WEBHOOK_RETRY_BASE_SECONDS: "0.2", WEBHOOK_RETRY_HOURS: "1", WEBHOOK_MAX_ENDPOINTS_PER_TENANT: "3" },
+      env: {
+        WEBHOOK_ALLOW_PRIVATE_URLS: "false",
+        WEBHOOK_RETRY_BASE_SECONDS: "0.2",
+        WEBHOOK_RETRY_HOURS: "1",
+        WEBHOOK_MAX_ENDPOINTS_PER_TENANT: "3",
+      },
     });
   });
   afterAll(() => t?.stop());
 
   it("refuses http, credentials in the URL and non-URLs at registration", async () => {
-    for (const url of ["http://cms.example.com/hooks", "https://user:pw@cms.example.com/hooks", "not a url", "ftp://cms.example.com/"]) {
+    for (const url of [
+      "http://cms.example.com/hooks",
+      "https://user:pw@cms.example.com/hooks",
+      "not a url",
+      "ftp://cms.example.com/",
+    ]) {
       const res = (await t.gql(CREATE_ENDPOINT, { url })).data.createWebhookEndpoint;
       expect(res, url).toMatchObject({ __typename: "ValidationError", field: "url" });
     }
@@ -264,27 +336,43 @@ describe("webhook URLs are checked like any request the service makes for a tena
     expect((await t.gql(`{ webhookEndpoints { id } }`)).data.webhookEndpoints).toEqual([]);
     // A public literal, and a name that does not resolve yet (delivery checks it again), are taken.
     for (const url of ["https://93.184.216.34/hooks", "https://cms.invalid/hooks"]) {
-      expect((await t.gql(CREATE_ENDPOINT, { url })).data.createWebhookEndpoint.__typename, url).toBe("CreateWebhookEndpointSuccess");
+      expect((await t.gql(CREATE_ENDPOINT, { url })).data.createWebhookEndpoint.__typename, url).toBe(
+        "CreateWebhookEndpointSuccess",
+      );
     }
   });
 
   it("caps a tenant's endpoints at WEBHOOK_MAX_ENDPOINTS_PER_TENANT, also when created at once", async () => {
     const db = t.app.services.db;
     await db.webhookEndpoint.deleteMany({});
-    const created = await Promise.all(Array.from({ length: 5 }, (_, i) => t.gql(CREATE_ENDPOINT, { url: `https://93.184.216.34/hooks/${i}` })));
-    const kinds = created.map((r) => r.data.createWebhookEndpoint.__typename).sort();
-    expect(kinds).toEqual(["CreateWebhookEndpointSuccess", "CreateWebhookEndpointSuccess", "CreateWebhookEndpointSuccess", "ValidationError", "ValidationError"]);
-    expect(created.find((r) => r.data.createWebhookEndpoint.__typename === "ValidationError")!.data.createWebhookEndpoint.message).toBe(
-      "A tenant has at most 3 webhook endpoints; delete one first",
+    const created = await Promise.all(
+      Array.from({ length: 5 }, (_, i) => t.gql(CREATE_ENDPOINT, { url: `https://93.184.216.34/hooks/${i}` })),
     );
+    const kinds = created.map((r) => r.data.createWebhookEndpoint.__typename).sort();
+    expect(kinds).toEqual([
+      "CreateWebhookEndpointSuccess",
+      "CreateWebhookEndpointSuccess",
+      "CreateWebhookEndpointSuccess",
+      "ValidationError",
+      "ValidationError",
+    ]);
+    expect(
+      created.find((r) => r.data.createWebhookEndpoint.__typename === "ValidationError")!.data.createWebhookEndpoint
+        .message,
+    ).toBe("A tenant has at most 3 webhook endpoints; delete one first");
     expect(await db.webhookEndpoint.count()).toBe(3);
-    const first = created.find((r) => r.data.createWebhookEndpoint.__typename === "CreateWebhookEndpointSuccess")!.data.createWebhookEndpoint.endpoint.id;
+    const first = created.find((r) => r.data.createWebhookEndpoint.__typename === "CreateWebhookEndpointSuccess")!.data
+      .createWebhookEndpoint.endpoint.id;
     await t.gql(`mutation($id: ID!) { deleteWebhookEndpoint(id: $id) { __typename } }`, { id: first });
-    expect((await t.gql(CREATE_ENDPOINT, { url: "https://93.184.216.34/hooks/again" })).data.createWebhookEndpoint.__typename).toBe("CreateWebhookEndpointSuccess");
+    expect(
+      (await t.gql(CREATE_ENDPOINT, { url: "https://93.184.216.34/hooks/again" })).data.createWebhookEndpoint
+        .__typename,
+    ).toBe("CreateWebhookEndpointSuccess");
     await db.webhookEndpoint.deleteMany({});
   });
 
-  it("a delivery to an IPv4-compatible literal of loopback, [::7f00:1], fails at once: one attempt, one warning, no retries", async () => {
+  it(`a delivery to an IPv4-compatible literal of loopback, [::7f00:1], fails at once: one attempt, one \
+warning, no retries`, async () => {
     const endpointId = await storedEndpoint(t, "https://[::7f00:1]:9/hooks");
     const delivery = await queueDelivery(t, endpointId, 3600_000);
     let final!: Awaited<ReturnType<typeof settled>>;
@@ -295,22 +383,29 @@ describe("webhook URLs are checked like any request the service makes for a tena
     });
     expect(final.lastError).toBe("refused: ::7f00:1 is not a public address");
     expect(final.nextAttemptAt).toBeNull();
-    expect((await t.app.services.db.webhookAttempt.findMany({ where: { deliveryId: delivery.id } })).map((a) => [a.statusCode, a.error])).toEqual([
-      [null, "refused: ::7f00:1 is not a public address"],
-    ]);
+    expect(
+      (await t.app.services.db.webhookAttempt.findMany({ where: { deliveryId: delivery.id } })).map((a) => [
+        a.statusCode,
+        a.error,
+      ]),
+    ).toEqual([[null, "refused: ::7f00:1 is not a public address"]]);
     expect(warnings).toHaveLength(1);
   });
 
-  it("a host name that resolves to a private address is refused after DNS resolution, before connecting, and not retried", async () => {
+  it(`a host name that resolves to a private address is refused after DNS resolution, before connecting, \
+and not retried`, async () => {
     const endpointId = await storedEndpoint(t, "https://localhost:9/hooks");
     const delivery = await queueDelivery(t, endpointId, 3600_000);
     t.app.services.webhooks.kick();
     const final = await settled(t, delivery.id);
-    expect(final.lastError).toMatch(/^refused: localhost resolves to (127\.0\.0\.1|::1)(, (127\.0\.0\.1|::1))*, not a public address$/);
+    expect(final.lastError).toMatch(
+      /^refused: localhost resolves to (127\.0\.0\.1|::1)(, (127\.0\.0\.1|::1))*, not a public address$/,
+    );
     expect(final.attempts).toHaveLength(1);
   });
 
-  it("a stored URL the settings no longer allow (http here, or no URL at all) fails at once instead of crashing the deliverer", async () => {
+  it(`a stored URL the settings no longer allow (http here, or no URL at all) fails at once instead of crashing \
+the deliverer`, async () => {
     for (const [url, reason] of [
       ["http://93.184.216.34/hooks", "refused: use an https URL, not http:"],
       ["not a url", "refused: not a URL"],

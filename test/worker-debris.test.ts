@@ -11,7 +11,9 @@ import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProc
 import { makeClip } from "./worker/media-fixtures.ts";
 
 const run = promisify(execFile);
-const CREATE_UPLOAD = `mutation($title: String!) { createUpload(input: { title: $title }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`;
+const CREATE_UPLOAD =
+  `mutation($title: String!) { createUpload(input: { title: $title }) { ... on ` +
+  `CreateUploadSuccess { uploadUrl video { id } } } }`;
 
 /** The ffmpeg processes `pid` started that encode a ladder (not a probe or a poster). */
 async function ladderEncodesOf(pid: number): Promise<number[]> {
@@ -28,7 +30,11 @@ async function isRunning(pid: number): Promise<boolean> {
   return stat !== null && stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
 }
 
-async function waitFor<T>(what: string, check: () => Promise<T | null | undefined | false>, timeoutMs = 120_000): Promise<T> {
+async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | null | undefined | false>,
+  timeoutMs = 120_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
@@ -43,7 +49,8 @@ async function jobDirsIn(dir: string): Promise<string[]> {
   const found: string[] = [];
   for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
     const relative = path.relative(dir, path.join(entry.parentPath, entry.name));
-    if (entry.isDirectory() && relative.split(path.sep).length <= 2 && /^videograph-(?!worker-)/.test(entry.name)) found.push(relative);
+    if (entry.isDirectory() && relative.split(path.sep).length <= 2 && /^videograph-(?!worker-)/.test(entry.name))
+      found.push(relative);
   }
   return found;
 }
@@ -59,7 +66,13 @@ describe("a SIGKILLed worker leaves no debris", () => {
     db = await createTestDatabase();
     dataDir = await mkdtemp(path.join(tmpdir(), "videograph-debris-data-"));
     workTmp = await mkdtemp(path.join(tmpdir(), "videograph-debris-tmp-"));
-    common = { DATABASE_URL: db.url, DATA_DIR: dataDir, SIGNING_SECRET: "a-shared-secret-for-the-debris-test-0", HLS_SEGMENT_SECONDS: "2", JOB_STALL_SECONDS: "10" };
+    common = {
+      DATABASE_URL: db.url,
+      DATA_DIR: dataDir,
+      SIGNING_SECRET: "a-shared-secret-for-the-debris-test-0",
+      HLS_SEGMENT_SECONDS: "2",
+      JOB_STALL_SECONDS: "10",
+    };
     api = await startApiProcess("api", common);
   });
   afterAll(async () => {
@@ -68,9 +81,15 @@ describe("a SIGKILLed worker leaves no debris", () => {
     for (const dir of [dataDir, workTmp]) if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it("its ffmpeg dies with it within 2 s, and the next worker to start removes its temp dirs but not a live worker's", async () => {
+  it(`its ffmpeg dies with it within 2 s, and the next worker to start removes its temp dirs but not a \
+live worker's`, async () => {
     const clip = await makeClip({ width: 1280, height: 720, seconds: 30, audio: true });
-    const workerEnv = { ...common, WORKER_TMP_DIR: workTmp, PROGRESS_INTERVAL_MS: "250", HEARTBEAT_INTERVAL_SECONDS: "2" };
+    const workerEnv = {
+      ...common,
+      WORKER_TMP_DIR: workTmp,
+      PROGRESS_INTERVAL_MS: "250",
+      HEARTBEAT_INTERVAL_SECONDS: "2",
+    };
     const doomed = await startWorkerProcess("worker-doomed", workerEnv);
     const survivor = await startWorkerProcess("worker-survivor", workerEnv);
     for (const title of ["a", "b"]) {
@@ -80,15 +99,21 @@ describe("a SIGKILLed worker leaves no debris", () => {
     }
     // Each worker (concurrency 1) encodes one video.
     const [doomedEncodes, survivorEncodes] = await Promise.all(
-      [doomed, survivor].map((w) => waitFor(`${w.name} to encode`, async () => {
-        const pids = await ladderEncodesOf(w.child.pid!);
-        return pids.length > 0 && pids;
-      })),
+      [doomed, survivor].map((w) =>
+        waitFor(`${w.name} to encode`, async () => {
+          const pids = await ladderEncodesOf(w.child.pid!);
+          return pids.length > 0 && pids;
+        }),
+      ),
     );
     expect(await jobDirsIn(workTmp)).toHaveLength(2);
 
     doomed.child.kill("SIGKILL");
-    await waitFor("the doomed worker to exit", async () => doomed.child.exitCode !== null || doomed.child.signalCode !== null, 5_000);
+    await waitFor(
+      "the doomed worker to exit",
+      async () => doomed.child.exitCode !== null || doomed.child.signalCode !== null,
+      5_000,
+    );
     const killedAt = Date.now();
     const leftRunning = await waitFor(
       "the doomed worker's ffmpeg to die",
@@ -106,7 +131,9 @@ describe("a SIGKILLed worker leaves no debris", () => {
     const rootOf = async (pid: number) => {
       for (const dir of dirs) {
         const root = dir.split(path.sep)[0]!;
-        const owner = JSON.parse(await readFile(path.join(workTmp, root, "owner.json"), "utf8").catch(() => "{}")) as { pid?: number };
+        const owner = JSON.parse(await readFile(path.join(workTmp, root, "owner.json"), "utf8").catch(() => "{}")) as {
+          pid?: number;
+        };
         if (owner.pid === pid) return { root, jobDir: dir };
       }
       throw new Error(`No temp dir of pid ${pid} in ${JSON.stringify(dirs)}`);

@@ -11,7 +11,7 @@ interface SeenSegment {
   firstSeenAt: number;
 }
 
-export interface SegmentRewrite {
+interface SegmentRewrite {
   key: string;
   at: number;
   sameBytes: boolean;
@@ -21,7 +21,9 @@ export interface SegmentRewrite {
 async function listSegments(dataDir: string): Promise<string[]> {
   const videos = path.join(dataDir, "videos");
   const entries = await readdir(videos, { recursive: true }).catch(() => [] as string[]);
-  return entries.map((e) => `videos/${e.split(path.sep).join("/")}`).filter((k) => /^videos\/[^/]+\/hls\/[^/]+\/[^/]+\.ts$/.test(k));
+  return entries
+    .map((e) => `videos/${e.split(path.sep).join("/")}`)
+    .filter((k) => /^videos\/[^/]+\/hls\/[^/]+\/[^/]+\.ts$/.test(k));
 }
 
 /**
@@ -79,6 +81,7 @@ export function watchSegments(dataDir: string, intervalMs = 300) {
     segmentCount: () => seen.size,
     rewrites: () => [...rewrites],
     /** When each segment of `videoId` was first seen. */
-    firstSeen: (videoId: string) => [...seen].filter(([k]) => k.startsWith(`videos/${videoId}/`)).map(([, s]) => s.firstSeenAt),
+    firstSeen: (videoId: string) =>
+      [...seen].filter(([k]) => k.startsWith(`videos/${videoId}/`)).map(([, s]) => s.firstSeenAt),
   };
 }

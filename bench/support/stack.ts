@@ -11,12 +11,31 @@ import { ADMIN_AUTH } from "../../test/support/auth.ts";
 const run = promisify(execFile);
 
 /** Writes a `seconds` long H.264 + AAC clip of `width`x`height` (lavfi test pattern and a tone) to `dir`. */
-export async function generateClip(dir: string, clip: { seconds: number; width: number; height: number }): Promise<string> {
+export async function generateClip(
+  dir: string,
+  clip: { seconds: number; width: number; height: number },
+): Promise<string> {
   const file = path.join(dir, "clip.mp4");
   await run("ffmpeg", [
-    "-v", "error", "-f", "lavfi", "-i", `testsrc2=size=${clip.width}x${clip.height}:rate=30:duration=${clip.seconds}`,
-    "-f", "lavfi", "-i", `sine=frequency=440:duration=${clip.seconds}`,
-    "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest", "-y", file,
+    "-v",
+    "error",
+    "-f",
+    "lavfi",
+    "-i",
+    `testsrc2=size=${clip.width}x${clip.height}:rate=30:duration=${clip.seconds}`,
+    "-f",
+    "lavfi",
+    "-i",
+    `sine=frequency=440:duration=${clip.seconds}`,
+    "-c:v",
+    "libx264",
+    "-preset",
+    "ultrafast",
+    "-c:a",
+    "aac",
+    "-shortest",
+    "-y",
+    file,
   ]);
   return file;
 }
@@ -28,7 +47,10 @@ export async function reachableAdminUrl(): Promise<string | null> {
 }
 
 /** A fresh database named `{prefix}_{random}` on the server of `adminUrl`; drop() removes it. */
-export async function createScratchDatabase(adminUrl: string, prefix: string): Promise<{ url: string; drop(): Promise<void> }> {
+export async function createScratchDatabase(
+  adminUrl: string,
+  prefix: string,
+): Promise<{ url: string; drop(): Promise<void> }> {
   const name = `${prefix}_${randomBytes(4).toString("hex")}`;
   const admin = async (sql: string) => {
     const c = new pg.Client({ connectionString: adminUrl });
@@ -52,7 +74,11 @@ export interface GraphQLResponse {
 }
 
 /** POSTs one operation to `{baseUrl}/graphql` with the test admin key (tenant "default", every scope). */
-export async function postGraphQL(baseUrl: string, query: string, variables: Record<string, unknown> = {}): Promise<GraphQLResponse> {
+export async function postGraphQL(
+  baseUrl: string,
+  query: string,
+  variables: Record<string, unknown> = {},
+): Promise<GraphQLResponse> {
   const res = await fetch(`${baseUrl}/graphql`, {
     method: "POST",
     headers: { "content-type": "application/json", ...ADMIN_AUTH },
@@ -62,4 +88,5 @@ export async function postGraphQL(baseUrl: string, query: string, variables: Rec
 }
 
 export const CREATE_UPLOAD = /* GraphQL */ `
-  mutation($t: String!) { createUpload(input: { title: $t }) { ... on CreateUploadSuccess { uploadUrl video { id } } ... on Error { message } } }`;
+  mutation($t: String!) { createUpload(input: { title: $t }) { ... on CreateUploadSuccess { uploadUrl video { id } \
+} ... on Error { message } } }`;

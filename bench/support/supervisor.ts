@@ -3,7 +3,7 @@
 import { appendFile } from "node:fs/promises";
 import type { ServiceProcess } from "../../test/support/processes.ts";
 
-export interface UnplannedExit {
+interface UnplannedExit {
   at: number;
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -49,7 +49,8 @@ function errorTail(log: string): string {
     if (!line.startsWith("{")) continue;
     try {
       const record = JSON.parse(line) as { level?: string; msg?: string; err?: { message?: string } };
-      if (record.level === "error") return `${record.msg}${record.err?.message ? `: ${record.err.message}` : ""}`.slice(0, 400);
+      if (record.level === "error")
+        return `${record.msg}${record.err?.message ? `: ${record.err.message}` : ""}`.slice(0, 400);
     } catch {
       // a line cut short by the crash
     }

@@ -1,12 +1,11 @@
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { QuizQuestion } from "../../src/protocol/messages.ts";
-import type { GraphInput } from "./render-graph.ts";
+import { COMPOSED_FPS, type GraphInput } from "./render-graph.ts";
 import { ownMediaFile, type ProbedInput } from "../media/media-input.ts";
 
 /** How long the answer stays revealed after each question's countdown. */
 export const REVEAL_SECONDS = 3;
-export const QUIZ_FPS = 25;
 
 const FONT_DIR = process.env.QUIZ_FONT_DIR || "/usr/share/fonts/truetype/dejavu";
 const BOLD_FONT = path.join(FONT_DIR, "DejaVuSans-Bold.ttf");
@@ -57,7 +56,7 @@ export function quizSegmentSeconds(secondsPerQuestion: number): number {
 }
 
 /** Text as drawtext should show it: one line of printable characters, whitespace collapsed. */
-export function normalizeText(text: string): string {
+function normalizeText(text: string): string {
   return text
     .replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]+/gu, " ")
     .replace(/\s+/g, " ")
@@ -135,7 +134,7 @@ interface Box {
 }
 
 /** Where everything goes, in pixels, for a frame of `width`x`height`; the layout is designed at 1280x720. */
-export function quizLayout(width: number, height: number, choiceCount: number) {
+function quizLayout(width: number, height: number, choiceCount: number) {
   const s = Math.min(width / 1280, height / 720);
   const px = (n: number) => Math.round(n * s);
   const margin = Math.round((width - px(1120)) / 2);
@@ -207,7 +206,7 @@ export async function writeQuestionText(spec: QuizSegmentSpec, workDir: string, 
     color: "white@0.8",
   });
   const q = layout.question;
-  wrapText(spec.question.question, q.maxWidth / q.fontSize, q.maxLines).forEach((text, i) =>
+  for (const [i, text] of wrapText(spec.question.question, q.maxWidth / q.fontSize, q.maxLines).entries()) {
     lines.push({
       file: `${prefix}question-${i}.txt`,
       text,
@@ -216,15 +215,15 @@ export async function writeQuestionText(spec: QuizSegmentSpec, workDir: string, 
       x: "(w-text_w)/2",
       y: q.top + i * q.lineHeight,
       color: "white",
-    }),
-  );
+    });
+  }
   const c = layout.choice;
   spec.question.choices.forEach((choice, k) => {
     const box = layout.choices[k]!;
     const wrapped = wrapText(`${LETTERS[k]}.  ${choice}`, (box.w - 2 * c.padding) / c.fontSize, c.maxLines);
     const blockTop =
       box.y + Math.round((box.h - wrapped.length * c.lineHeight) / 2) + Math.round((c.lineHeight - c.fontSize) / 2);
-    wrapped.forEach((text, i) =>
+    for (const [i, text] of wrapped.entries()) {
       lines.push({
         file: `${prefix}choice-${k}-${i}.txt`,
         text,
@@ -233,13 +232,13 @@ export async function writeQuestionText(spec: QuizSegmentSpec, workDir: string, 
         x: String(box.x + c.padding),
         y: blockTop + i * c.lineHeight,
         color: "white",
-      }),
-    );
+      });
+    }
   });
   const explanation = spec.question.explanation ? normalizeText(spec.question.explanation) : "";
   if (explanation !== "") {
     const e = layout.explanation;
-    wrapText(explanation, e.maxWidth / e.fontSize, e.maxLines).forEach((text, i) =>
+    for (const [i, text] of wrapText(explanation, e.maxWidth / e.fontSize, e.maxLines).entries()) {
       lines.push({
         file: `${prefix}explanation-${i}.txt`,
         text,
@@ -249,8 +248,8 @@ export async function writeQuestionText(spec: QuizSegmentSpec, workDir: string, 
         y: e.top + i * e.lineHeight,
         color: "white",
         enable: `gte(t,${S})`,
-      }),
-    );
+      });
+    }
   }
   await Promise.all(lines.map((l) => writeFile(path.join(workDir, l.file), l.text)));
   return lines;
@@ -282,14 +281,14 @@ export function quizSegmentGraph(
     const bg = addInput(spec.assets.background, true);
     chains.push(
       `[${bg}:v:0]scale=${W}:${H}:force_original_aspect_ratio=increase,crop=${W}:${H},setsar=1,` +
-        `fps=${QUIZ_FPS},trim=duration=${D},setpts=PTS-STARTPTS,` +
+        `fps=${COMPOSED_FPS},trim=duration=${D},setpts=PTS-STARTPTS,` +
         // Darkened so white text stays readable on any background.
         `colorlevels=romax=0.55:gomax=0.55:bomax=0.55,format=yuv420p[${L("bg")}]`,
     );
   } else {
     const [c0, c1] = PALETTE[spec.index % PALETTE.length]!;
     chains.push(
-      `gradients=s=${W}x${H}:r=${QUIZ_FPS}:d=${D}:c0=${c0}:c1=${c1}:x0=0:y0=0:x1=${W}:y1=${H}:speed=0.00001,` +
+      `gradients=s=${W}x${H}:r=${COMPOSED_FPS}:d=${D}:c0=${c0}:c1=${c1}:x0=0:y0=0:x1=${W}:y1=${H}:speed=0.00001,` +
         `format=yuv420p[${L("bg")}]`,
     );
   }
@@ -299,12 +298,12 @@ export function quizSegmentGraph(
     const timer = addInput(spec.assets.timer.input, false);
     const stretch = S / spec.assets.timer.durationSeconds;
     chains.push(
-      `[${timer}:v:0]setpts=(PTS-STARTPTS)*${stretch.toFixed(6)},fps=${QUIZ_FPS},trim=duration=${S},` +
+      `[${timer}:v:0]setpts=(PTS-STARTPTS)*${stretch.toFixed(6)},fps=${COMPOSED_FPS},trim=duration=${S},` +
         `scale=${t.w}:${t.h * 3}:force_original_aspect_ratio=decrease,setsar=1,format=yuva420p[${L("timer")}]`,
     );
   } else {
-    chains.push(`color=c=0x334155:s=${t.w}x${t.h}:r=${QUIZ_FPS}:d=${S}[${L("track")}]`);
-    chains.push(`color=c=0xf59e0b:s=${t.w}x${t.h}:r=${QUIZ_FPS}:d=${S}[${L("bar")}]`);
+    chains.push(`color=c=0x334155:s=${t.w}x${t.h}:r=${COMPOSED_FPS}:d=${S}[${L("track")}]`);
+    chains.push(`color=c=0xf59e0b:s=${t.w}x${t.h}:r=${COMPOSED_FPS}:d=${S}[${L("bar")}]`);
     // The bar slides out of its track, which clips it: its visible width shrinks to 0 at S.
     chains.push(`[${L("track")}][${L("bar")}]overlay=x='-w*t/${S}':y=0:eval=frame[${L("timer")}]`);
   }
@@ -312,7 +311,7 @@ export function quizSegmentGraph(
   const draw: string[] = [];
   const boxAt = (box: ReturnType<typeof quizLayout>["choices"][number]) =>
     `drawbox=x=${box.x}:y=${box.y}:w=${box.w}:h=${box.h}`;
-  layout.choices.forEach((box) => draw.push(`${boxAt(box)}:color=black@0.55:t=fill`));
+  for (const box of layout.choices) draw.push(`${boxAt(box)}:color=black@0.55:t=fill`);
   const correct = layout.choices[spec.question.answerIndex]!;
   draw.push(`${boxAt(correct)}:color=0x16a34a:t=fill:enable='gte(t,${S})'`);
   draw.push(`${boxAt(correct)}:color=white:t=${Math.max(2, Math.round(t.h / 4))}:enable='gte(t,${S})'`);

@@ -3,7 +3,6 @@ import path from "node:path";
 import { runFfmpeg } from "../media/ffmpeg-process.ts";
 import { AUDIO_ENCODER_OPTIONS } from "../media/ladder.ts";
 import { decodeLimitOptions, mediaInputOptions, type ProbedInput } from "../media/media-input.ts";
-import { QUIZ_FPS } from "./quiz-graph.ts";
 
 /** An input of a composed render: a probed file, or one read in a loop for as long as the graph needs. */
 export interface GraphInput {
@@ -27,9 +26,21 @@ export interface RenderGraphArgs {
   onProgress?: (outTimeSeconds: number) => void;
 }
 
+/** The frame rate of every composed part. */
+export const COMPOSED_FPS = 25;
+
 /** Output settings every composed part shares, so the parts can be joined without re-encoding. */
 const COMPOSED_OUTPUT_OPTIONS = [
-  "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p", "-r", String(QUIZ_FPS),
+  "-c:v",
+  "libx264",
+  "-preset",
+  "veryfast",
+  "-crf",
+  "20",
+  "-pix_fmt",
+  "yuv420p",
+  "-r",
+  String(COMPOSED_FPS),
   ...AUDIO_ENCODER_OPTIONS,
 ];
 
@@ -46,11 +57,15 @@ export async function renderFilterGraph(args: RenderGraphArgs): Promise<void> {
       {
         target: args.outFile,
         options: [
-          "-map", `[${args.videoLabel}]`,
-          "-map", `[${args.audioLabel}]`,
+          "-map",
+          `[${args.videoLabel}]`,
+          "-map",
+          `[${args.audioLabel}]`,
           ...COMPOSED_OUTPUT_OPTIONS,
-          "-t", args.durationSeconds.toFixed(3),
-          "-movflags", "+faststart",
+          "-t",
+          args.durationSeconds.toFixed(3),
+          "-movflags",
+          "+faststart",
         ],
       },
     ],

@@ -32,11 +32,6 @@ export interface RenderQuizArgs {
   onProgress?: (index: number, fraction: number) => void;
 }
 
-/** Total length of a quiz video in seconds. */
-export function quizDurationSeconds(questionCount: number, secondsPerQuestion: number): number {
-  return questionCount * quizSegmentSeconds(secondsPerQuestion);
-}
-
 /** Renders a quiz into one H.264/AAC mp4. */
 export async function renderQuiz(args: RenderQuizArgs): Promise<void> {
   const specs: QuizSegmentSpec[] = [];

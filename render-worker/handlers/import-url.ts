@@ -14,7 +14,11 @@ export interface ImportUrlOptions {
  * Downloads a video from a public http(s) URL (see `downloadUrl` for what is refused), checks that
  * ffmpeg can read it, and stores it at `outputKey`. Emits started and source.ready.
  */
-export async function importUrl(job: ImportUrlJobMessage, ctx: JobContext, options: ImportUrlOptions = {}): Promise<void> {
+export async function importUrl(
+  job: ImportUrlJobMessage,
+  ctx: JobContext,
+  options: ImportUrlOptions = {},
+): Promise<void> {
   const { signal } = ctx;
   await ctx.emit({ type: "job.started" });
   const outFile = path.join(ctx.workDir, "import");

@@ -131,13 +131,16 @@ function renderFailure(result: SandboxResult, limits: SandboxLimits, said: Manim
   const details = { command: result.command, stderrTail: result.stderrTail || undefined, exitCode: result.exitCode };
   const mb = (bytes: number) => `${Math.round(bytes / 1024 ** 2)} MB`;
   switch (result.limit) {
-    case "wall": return new SceneError(`The render took longer than its limit of ${limits.wallMs / 1000} s`, details);
+    case "wall":
+      return new SceneError(`The render took longer than its limit of ${limits.wallMs / 1000} s`, details);
     case "cpu":
       return new SceneError(`The render used more than its limit of ${limits.cpuSeconds} s of CPU time`, details);
     case "memory":
       return new SceneError(`The scene used more than ${mb(limits.memoryBytes)} of memory (memory limit)`, details);
-    case "output": return new SceneError(`The render wrote more than its limit of ${mb(limits.outputBytes)}`, details);
-    case "log": return new SceneError(`The render printed more than its limit of ${mb(limits.logBytes)}`, details);
+    case "output":
+      return new SceneError(`The render wrote more than its limit of ${mb(limits.outputBytes)}`, details);
+    case "log":
+      return new SceneError(`The render printed more than its limit of ${mb(limits.logBytes)}`, details);
   }
   // prlimit, like a shell, exits 127 when the program it should run is not in the sandbox.
   if (result.exitCode === 127 && !result.stdout.includes("Manim Community")) {

@@ -21,11 +21,18 @@ const recordKeyOf = (outputKey: string) => `${outputKey}.done.json`;
  * finds the record, does no work and reports the stored output again (`alreadyDone`), instead of
  * replacing a source the job's transcode may be reading.
  */
-export async function runRenderOnce(job: RenderJob, ctx: JobContext, run: (ctx: JobContext) => Promise<void>): Promise<void> {
+export async function runRenderOnce(
+  job: RenderJob,
+  ctx: JobContext,
+  run: (ctx: JobContext) => Promise<void>,
+): Promise<void> {
   const recordKey = recordKeyOf(job.outputKey);
   const record = await readRecord(ctx, recordKey);
   if (record?.jobId === job.jobId && record.succeeded.outputKey === job.outputKey) {
-    log.info("the job's output is complete in storage: acknowledged without work", { jobId: job.jobId, attempt: job.attempt });
+    log.info("the job's output is complete in storage: acknowledged without work", {
+      jobId: job.jobId,
+      attempt: job.attempt,
+    });
     await ctx.emit({ ...record.succeeded, alreadyDone: true });
     return;
   }

@@ -1,5 +1,5 @@
 import type { JobEventBody, JobMessage } from "../../src/protocol/messages.ts";
-import type { VideoEncoder } from "../media/encode-ladder.ts";
+import type { VideoEncoder } from "../media/nvenc.ts";
 import type { SandboxLimits } from "../sandbox/bubblewrap.ts";
 import type { WorkerStorage } from "../storage/types.ts";
 

@@ -11,9 +11,15 @@ const MAX_RESTORED = 200;
  * Copies the scene's partial movie files from storage into Manim's partial movie dir, so Manim
  * finds the animations whose hash did not change and skips them. Returns the names restored.
  */
-export async function restorePartialMovies(storage: WorkerStorage, keyPrefix: string, localDir: string): Promise<Set<string>> {
+export async function restorePartialMovies(
+  storage: WorkerStorage,
+  keyPrefix: string,
+  localDir: string,
+): Promise<Set<string>> {
   await mkdir(localDir, { recursive: true });
-  const names = (await storage.list(keyPrefix)).map((key) => key.slice(keyPrefix.length)).filter((name) => PARTIAL_MOVIE_NAME.test(name));
+  const names = (await storage.list(keyPrefix))
+    .map((key) => key.slice(keyPrefix.length))
+    .filter((name) => PARTIAL_MOVIE_NAME.test(name));
   const restored = new Set<string>();
   for (const name of names.slice(0, MAX_RESTORED)) {
     await storage.download(`${keyPrefix}${name}`, path.join(localDir, name));
@@ -23,14 +29,23 @@ export async function restorePartialMovies(storage: WorkerStorage, keyPrefix: st
 }
 
 /** Uploads the partial movie files this render added. Returns their names. */
-export async function uploadNewPartialMovies(storage: WorkerStorage, keyPrefix: string, workDir: string, localDir: string, restored: Set<string>): Promise<string[]> {
+export async function uploadNewPartialMovies(
+  storage: WorkerStorage,
+  keyPrefix: string,
+  workDir: string,
+  localDir: string,
+  restored: Set<string>,
+): Promise<string[]> {
   const dir = await realFileInside(workDir, localDir, "directory");
   if (dir === null) return [];
   const uploaded: string[] = [];
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     // Dirent types come from lstat: a symlink the sandbox left is not a file here.
     if (!entry.isFile() || !PARTIAL_MOVIE_NAME.test(entry.name) || restored.has(entry.name)) continue;
-    await storage.upload(`${keyPrefix}${entry.name}`, path.join(dir, entry.name), { contentType: "video/mp4", cacheControl: "private, max-age=0" });
+    await storage.upload(`${keyPrefix}${entry.name}`, path.join(dir, entry.name), {
+      contentType: "video/mp4",
+      cacheControl: "private, max-age=0",
+    });
     uploaded.push(entry.name);
   }
   return uploaded;
@@ -41,7 +56,11 @@ export async function uploadNewPartialMovies(storage: WorkerStorage, keyPrefix: 
  * The sandbox writes the work dir, so any of its paths may be a symlink to a file the worker can
  * read and the sandbox could not.
  */
-export async function realFileInside(workDir: string, file: string, kind: "file" | "directory" = "file"): Promise<string | null> {
+export async function realFileInside(
+  workDir: string,
+  file: string,
+  kind: "file" | "directory" = "file",
+): Promise<string | null> {
   let real: string;
   try {
     real = await realpath(file);

@@ -32,7 +32,11 @@ export interface ManimInstall {
  */
 export async function locateManim(configured?: string): Promise<ManimInstall> {
   const systemPaths = TEX_AND_FONT_PATHS.filter((p) => existsSync(p));
-  const bin = configured ?? (existsSync(path.join(PROJECT_MANIM_VENV, "bin", "manim")) ? path.join(PROJECT_MANIM_VENV, "bin", "manim") : "manim");
+  const bin =
+    configured ??
+    (existsSync(path.join(PROJECT_MANIM_VENV, "bin", "manim"))
+      ? path.join(PROJECT_MANIM_VENV, "bin", "manim")
+      : "manim");
   const foundBy = configured ? "MANIM_BIN" : bin === "manim" ? "sandbox PATH" : "project virtualenv";
   if (!bin.includes("/")) return { command: bin, python: "python3", readOnlyPaths: systemPaths, foundBy };
 
@@ -40,7 +44,8 @@ export async function locateManim(configured?: string): Promise<ManimInstall> {
   // A virtualenv's scripts start with `#!<venv>/bin/python`, a symlink to the base Python.
   const venv = path.dirname(path.dirname(path.resolve(bin)));
   const cfg = await readFile(path.join(venv, "pyvenv.cfg"), "utf8").catch(() => null);
-  if (cfg === null) return { command: real, python: "python3", readOnlyPaths: [path.dirname(real), ...systemPaths], foundBy };
+  if (cfg === null)
+    return { command: real, python: "python3", readOnlyPaths: [path.dirname(real), ...systemPaths], foundBy };
   const home = /^home\s*=\s*(.+)$/m.exec(cfg)?.[1]?.trim();
   const basePrefix = home ? path.dirname(await realpath(home)) : null;
   return {
@@ -65,7 +70,10 @@ class Probe(Scene):
  * the way renders run, inside the sandbox, which covers bubblewrap, Manim, Pango and LaTeX. Never
  * rejects: any failure is `false`, and `onFailure` gets the reason.
  */
-export async function probeManim(install: ManimInstall | Promise<ManimInstall>, opts: { onFailure?: (reason: string) => void; tmpDir?: string; sandboxPath?: string } = {}): Promise<boolean> {
+export async function probeManim(
+  install: ManimInstall | Promise<ManimInstall>,
+  opts: { onFailure?: (reason: string) => void; tmpDir?: string; sandboxPath?: string } = {},
+): Promise<boolean> {
   let manim: ManimInstall;
   try {
     manim = await install;
@@ -77,11 +85,32 @@ export async function probeManim(install: ManimInstall | Promise<ManimInstall>, 
   try {
     await writeFile(path.join(workDir, "probe.py"), PROBE_SCENE);
     const result = await runSandboxed({
-      command: [manim.command, "render", "-ql", "--resolution", "160,90", "--frame_rate", "5", "--media_dir", "media", "--progress_bar", "none", "probe.py", "Probe"],
+      command: [
+        manim.command,
+        "render",
+        "-ql",
+        "--resolution",
+        "160,90",
+        "--frame_rate",
+        "5",
+        "--media_dir",
+        "media",
+        "--progress_bar",
+        "none",
+        "probe.py",
+        "Probe",
+      ],
       workDir,
       readOnlyPaths: manim.readOnlyPaths,
       env: { PYTHONDONTWRITEBYTECODE: "1", ...(opts.sandboxPath ? { PATH: opts.sandboxPath } : {}) },
-      limits: { cpuSeconds: 60, wallMs: 120_000, memoryBytes: 4 * 1024 ** 3, processes: 256, outputBytes: 256 * 1024 ** 2, logBytes: 4 * 1024 ** 2 },
+      limits: {
+        cpuSeconds: 60,
+        wallMs: 120_000,
+        memoryBytes: 4 * 1024 ** 3,
+        processes: 256,
+        outputBytes: 256 * 1024 ** 2,
+        logBytes: 4 * 1024 ** 2,
+      },
     });
     if (result.exitCode === 0 && existsSync(path.join(workDir, "media/videos/probe/90p5/Probe.mp4"))) return true;
     const said = `${result.stderrTail}\n${result.stdout}`
@@ -90,8 +119,14 @@ export async function probeManim(install: ManimInstall | Promise<ManimInstall>, 
       .filter((l) => l && !/^[│╭╰]/.test(l))
       .slice(-3)
       .join(" | ");
-    const how = result.exitCode === 127 ? "Manim is not installed (exit code 127: not found in the sandbox)" : `exited with ${result.signal ?? result.exitCode}`;
-    opts.onFailure?.(`a test render with ${manim.command} (found by ${manim.foundBy}) ${how}${result.limit ? ` (${result.limit} limit)` : ""}${said ? `: ${said}` : ""}`);
+    const how =
+      result.exitCode === 127
+        ? "Manim is not installed (exit code 127: not found in the sandbox)"
+        : `exited with ${result.signal ?? result.exitCode}`;
+    opts.onFailure?.(
+      `a test render with ${manim.command} (found ` +
+        `by ${manim.foundBy}) ${how}${result.limit ? ` (${result.limit} limit)` : ""}${said ? `: ${said}` : ""}`,
+    );
     return false;
   } catch (err) {
     opts.onFailure?.((err as Error).message);

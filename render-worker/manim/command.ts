@@ -4,7 +4,7 @@ import type { ManimQuality, ManimRenderer } from "../../src/protocol/messages.ts
 export const SCENE_FILE = "scene.py";
 const SCENE_MODULE = "scene";
 /** Manim's media dir, relative to the work dir. */
-export const MEDIA_DIR = "media";
+const MEDIA_DIR = "media";
 
 /**
  * Manim's quality presets and the dir each writes to, `{height}p{fps}`
@@ -23,7 +23,7 @@ export function qualityDir(quality: ManimQuality): string {
 }
 
 /** `{media}/videos/scene/{quality}`, relative to the work dir. */
-export function videoDir(quality: ManimQuality): string {
+function videoDir(quality: ManimQuality): string {
   return `${MEDIA_DIR}/videos/${SCENE_MODULE}/${qualityDir(quality)}`;
 }
 
@@ -45,5 +45,17 @@ export function partialMovieDir(quality: ManimQuality, sceneName: string): strin
  */
 export function manimRenderArgs(opts: { quality: ManimQuality; renderer: ManimRenderer; sceneName: string }): string[] {
   const renderer = opts.renderer === "OPENGL" ? "opengl" : "cairo";
-  return ["render", MANIM_QUALITY[opts.quality].flag, `--renderer=${renderer}`, "--media_dir", MEDIA_DIR, "--progress_bar", "display", "--format", "mp4", SCENE_FILE, opts.sceneName];
+  return [
+    "render",
+    MANIM_QUALITY[opts.quality].flag,
+    `--renderer=${renderer}`,
+    "--media_dir",
+    MEDIA_DIR,
+    "--progress_bar",
+    "display",
+    "--format",
+    "mp4",
+    SCENE_FILE,
+    opts.sceneName,
+  ];
 }

@@ -62,7 +62,9 @@ export function describeManimFailure(f: ManimFailure): string | null {
     return `LaTeX error${expression}: ${f.latexError}${at}`;
   }
   if (f.exception !== null) {
-    return f.sceneLine !== null ? `The scene failed at line ${f.sceneLine}: ${f.exception}` : `The scene failed: ${f.exception}`;
+    return f.sceneLine !== null
+      ? `The scene failed at line ${f.sceneLine}: ${f.exception}`
+      : `The scene failed: ${f.exception}`;
   }
   return null;
 }

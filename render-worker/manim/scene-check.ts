@@ -46,7 +46,8 @@ target = next((c for c in classes if c.name == scene), None)
 if target is None:
     answer({"error": "missing_scene", "classes": [c.name for c in classes][:20]})
 def is_animation(node):
-    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("play", "wait", "pause")
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("play", "wait", "pause")
             and isinstance(node.func.value, ast.Name) and node.func.value.id == "self")
 construct = next((f for f in target.body if isinstance(f, ast.FunctionDef) and f.name == "construct"), None)
 count = None
@@ -86,17 +87,28 @@ export async function checkScene(
     env: opts.env,
     signal,
   });
-  const details = { command: `${opts.python ?? "python3"} -c <scene check> scene.py ${sceneName}`, stderrTail: result.stderrTail || undefined, exitCode: result.exitCode };
+  const details = {
+    command: `${opts.python ?? "python3"} -c <scene check> scene.py ${sceneName}`,
+    stderrTail: result.stderrTail || undefined,
+    exitCode: result.exitCode,
+  };
   if (signal?.aborted) throw abortError(signal);
   let answer: { error?: string; line?: number; message?: string; classes?: string[]; animationCount?: number | null };
   try {
     answer = JSON.parse(result.stdout);
   } catch {
-    const why = result.limit ? `it hit the sandbox's ${result.limit} limit` : `the check exited with ${result.exitCode}`;
-    throw Object.assign(new Error(`The scene could not be checked: ${why}`), { retryable: result.limit === null, ...details });
+    const why = result.limit
+      ? `it hit the sandbox's ${result.limit} limit`
+      : `the check exited with ${result.exitCode}`;
+    throw Object.assign(new Error(`The scene could not be checked: ${why}`), {
+      retryable: result.limit === null,
+      ...details,
+    });
   }
-  if (answer.error === "syntax") throw new SceneError(`Syntax error in the scene, line ${answer.line ?? "?"}: ${answer.message}`, details);
-  if (answer.error === "unreadable") throw new SceneError(`The scene's code cannot be read: ${answer.message}`, details);
+  if (answer.error === "syntax")
+    throw new SceneError(`Syntax error in the scene, line ${answer.line ?? "?"}: ${answer.message}`, details);
+  if (answer.error === "unreadable")
+    throw new SceneError(`The scene's code cannot be read: ${answer.message}`, details);
   if (answer.error === "missing_scene") {
     const found = answer.classes?.length ? `classes found: ${answer.classes.join(", ")}` : "the code defines no class";
     throw new SceneError(`The code has no class named ${sceneName} (${found})`, details);

@@ -5,10 +5,7 @@ import { RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
 import { runFfmpeg, type FfmpegOutput, type FfmpegStatus } from "./ffmpeg-process.ts";
 import { AUDIO_ENCODER_OPTIONS, videoRateControl, type PlannedRung } from "./ladder.ts";
 import { decodeLimitOptions, mediaInputOptions, type ProbedInput } from "./media-input.ts";
-import { rungEncoder } from "./nvenc.ts";
-
-/** The H.264 encoders the worker uses: x264 on any CPU, NVENC on NVIDIA GPUs that have the engine. */
-export type VideoEncoder = "libx264" | "h264_nvenc";
+import { rungEncoder, type VideoEncoder } from "./nvenc.ts";
 
 export interface EncodeLadderArgs {
   /** The source, opened as the container its probe found. */
@@ -60,7 +57,8 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
     ...videoRungs.map((rung, i) => ({
       target: `${rung.name}/${RUNG_PLAYLIST}`,
       options: [
-        "-map", `[v${i}]`,
+        "-map",
+        `[v${i}]`,
         ...frameRateCap(fps),
         ...videoEncoderOptions(rungEncoder(args.encoder ?? "libx264", rung), rung, segmentSeconds, fps),
         ...timeline,
@@ -116,30 +114,45 @@ export function videoEncoderOptions(
   if (rung.h264Level === undefined) throw new Error(`Rung ${rung.name} is not a video rung`);
   const rate = videoRateControl(rung);
   const common = [
-    "-profile:v", "high",
+    "-profile:v",
+    "high",
     // x264 and NVENC spell level_idc 31 as `3.1`.
-    "-level:v", (rung.h264Level / 10).toFixed(1),
-    "-b:v", String(rate.bitrate),
-    "-maxrate", String(rate.maxrate),
-    "-bufsize", String(rate.bufsize),
-    "-force_key_frames", `expr:gte(t,n_forced*${segmentSeconds})`,
+    "-level:v",
+    (rung.h264Level / 10).toFixed(1),
+    "-b:v",
+    String(rate.bitrate),
+    "-maxrate",
+    String(rate.maxrate),
+    "-bufsize",
+    String(rate.bufsize),
+    "-force_key_frames",
+    `expr:gte(t,n_forced*${segmentSeconds})`,
   ];
   if (encoder === "libx264") return ["-c:v", "libx264", "-preset", "veryfast", ...common, "-sc_threshold", "0"];
   // Twice a segment's frames: the forced keyframes come first, and the same GOP length in every
   // rung keeps any periodic IDR at the same frame in all of them.
   const gop = 2 * Math.max(1, Math.round((fps > 0 ? fps : 30) * segmentSeconds));
   return [
-    "-c:v", "h264_nvenc",
-    "-preset", "p4",
-    "-tune", "hq",
-    "-rc", "vbr",
+    "-c:v",
+    "h264_nvenc",
+    "-preset",
+    "p4",
+    "-tune",
+    "hq",
+    "-rc",
+    "vbr",
     ...common,
     // ffmpeg marks forced keyframes as I frames; NVENC makes them IDR only when told to.
-    "-forced-idr", "1",
-    "-g", String(gop),
-    "-bf", "3",
-    "-rc-lookahead", "20",
-    "-no-scenecut", "1",
+    "-forced-idr",
+    "1",
+    "-g",
+    String(gop),
+    "-bf",
+    "3",
+    "-rc-lookahead",
+    "20",
+    "-no-scenecut",
+    "1",
   ];
 }
 
@@ -186,13 +199,19 @@ function timelineOptions(segments: number, fromSeconds: number): string[] {
 function hlsOptions(rung: Rung, segmentSeconds: number): string[] {
   return [
     // Several outputs fed by one filter graph buffer packets while the slowest catches up.
-    "-max_muxing_queue_size", "4096",
-    "-f", "hls",
-    "-hls_time", String(segmentSeconds),
-    "-hls_playlist_type", "event",
+    "-max_muxing_queue_size",
+    "4096",
+    "-f",
+    "hls",
+    "-hls_time",
+    String(segmentSeconds),
+    "-hls_playlist_type",
+    "event",
     // temp_file: a segment appears under its name only once closed, and the playlist is replaced
     // by rename, so whatever the playlist lists is complete.
-    "-hls_flags", "independent_segments+temp_file",
-    "-hls_segment_filename", `${rung.name}/seg_%05d.ts`,
+    "-hls_flags",
+    "independent_segments+temp_file",
+    "-hls_segment_filename",
+    `${rung.name}/seg_%05d.ts`,
   ];
 }

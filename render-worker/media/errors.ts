@@ -76,7 +76,13 @@ export function createStderrTail(): StderrTail {
 
 /** The last log lines of a finished tool's whole stderr. */
 export function stderrTailOf(stderr: string): string | undefined {
-  return stderr.split(/\r\n|\r|\n/).filter(isLogLine).slice(-STDERR_TAIL_LINES).join("\n") || undefined;
+  return (
+    stderr
+      .split(/\r\n|\r|\n/)
+      .filter(isLogLine)
+      .slice(-STDERR_TAIL_LINES)
+      .join("\n") || undefined
+  );
 }
 
 /** A log line without the `[h264_nvenc @ 0x55d…]` prefix that names the component that wrote it. */

@@ -6,7 +6,7 @@ import { diesWithWorker } from "./tool-process.ts";
 const FFMPEG = process.env.FFMPEG_PATH || "ffmpeg";
 
 /** One input of an ffmpeg run: what `-i` opens, and the options placed before it. */
-export interface FfmpegInput {
+interface FfmpegInput {
   source: string;
   options: string[];
 }

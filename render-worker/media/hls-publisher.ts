@@ -43,7 +43,7 @@ export interface HlsPublisherOptions {
 }
 
 /** One rung's publishing state. */
-export interface VariantPublication {
+interface VariantPublication {
   name: string;
   playlistKey: string;
   /** Published media time / source duration, 0..1. */
@@ -57,7 +57,7 @@ export interface VariantPublication {
  * Storage refused one of a rung's files for a reason of that file (not a full disk or an outage,
  * which are StorageUnavailableError and fail the attempt); the other rungs go on.
  */
-export class RungPublishError extends Error {
+class RungPublishError extends Error {
   readonly rung: string;
   constructor(rung: string, cause: unknown) {
     super(`Publishing the ${rung} rung failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
@@ -239,7 +239,13 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
     const masterIsStale = masterPublished && failedRungs.size > masterFailedRungs;
     if ((!masterPublished && live.every((s) => s.publishedSegments > 0)) || masterIsStale) {
       const file = path.join(workDir, SNAPSHOT_DIR, "master.m3u8");
-      await writeFile(file, masterPlaylist(ladder.filter((r) => !failedRungs.has(r.name)), opts.probe));
+      await writeFile(
+        file,
+        masterPlaylist(
+          ladder.filter((r) => !failedRungs.has(r.name)),
+          opts.probe,
+        ),
+      );
       await storage.upload(masterKey, file, { contentType: PLAYLIST_TYPE, cacheControl: CACHE_FINAL });
       masterFailedRungs = failedRungs.size;
       if (!masterPublished) {

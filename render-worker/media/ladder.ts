@@ -13,15 +13,19 @@ const VIDEO_PROFILES: ReadonlyArray<{ shortSide: number; bitrate: number }> = [
   { shortSide: 144, bitrate: 200_000 },
 ];
 
-export const AUDIO_BITRATE = 128_000;
-export const AUDIO_CODECS = "mp4a.40.2";
-export const AUDIO_RUNG_NAME = "audio";
+const AUDIO_BITRATE = 128_000;
+const AUDIO_CODECS = "mp4a.40.2";
+const AUDIO_RUNG_NAME = "audio";
 /** How audio is encoded, in the audio rung and in a composed render: AAC-LC (AUDIO_CODECS), stereo, 48 kHz. */
 export const AUDIO_ENCODER_OPTIONS: readonly string[] = [
-  "-c:a", "aac",
-  "-b:a", String(AUDIO_BITRATE),
-  "-ac", "2",
-  "-ar", "48000",
+  "-c:a",
+  "aac",
+  "-b:a",
+  String(AUDIO_BITRATE),
+  "-ac",
+  "2",
+  "-ar",
+  "48000",
 ];
 
 /** Peak video rate allowed above the target, as passed to x264's VBV. */

@@ -7,8 +7,18 @@ import { MediaError } from "./errors.ts";
  * here: they make ffmpeg open the files or URLs they list, another tenant's media among them.
  * `yuv4mpegpipe` (y4m) is a header and raw frames, kept because editing tools export it.
  */
-export const UPLOAD_FORMATS = [
-  "mov", "matroska", "mpegts", "avi", "flv", "ogg", "wav", "mp3", "aac", "flac", "yuv4mpegpipe",
+const UPLOAD_FORMATS = [
+  "mov",
+  "matroska",
+  "mpegts",
+  "avi",
+  "flv",
+  "ogg",
+  "wav",
+  "mp3",
+  "aac",
+  "flac",
+  "yuv4mpegpipe",
 ] as const;
 export type UploadFormat = (typeof UPLOAD_FORMATS)[number];
 
@@ -56,8 +66,10 @@ export function probedInput(input: MediaInput, formatName: string | undefined): 
 /** ffmpeg and ffprobe options placed before `-i`: the whitelists, and the container once known. */
 export function mediaInputOptions(input: MediaInput): string[] {
   return [
-    "-protocol_whitelist", input.protocols,
-    "-format_whitelist", UPLOAD_FORMATS.join(","),
+    "-protocol_whitelist",
+    input.protocols,
+    "-format_whitelist",
+    UPLOAD_FORMATS.join(","),
     ...(input.format ? ["-f", input.format] : []),
     // External data references of QuickTime files are off by default; an mp4 must never turn them on.
     // ffprobe ignores the option for other containers, ffmpeg refuses it, so it goes where it applies.

@@ -1,14 +1,16 @@
 import { tmpdir } from "node:os";
 import type { Rung } from "../../src/protocol/messages.ts";
-import type { VideoEncoder } from "./encode-ladder.ts";
 import { withoutLogPrefix, type MediaError } from "./errors.ts";
 import { runFfmpeg } from "./ffmpeg-process.ts";
+
+/** The H.264 encoders the worker uses: x264 on any CPU, NVENC on NVIDIA GPUs that have the engine. */
+export type VideoEncoder = "libx264" | "h264_nvenc";
 
 /**
  * NVENC's H.264 encoder refuses frames narrower or lower than this ("Frame Dimension less than
  * the minimum supported value"; FFmpeg trac #9251: 144x144 fails, 145x145 encodes).
  */
-export const NVENC_MIN_SIDE = 145;
+const NVENC_MIN_SIDE = 145;
 
 /** The encoder for one rung: h264_nvenc falls back to libx264 for rungs NVENC cannot encode (144p). */
 export function rungEncoder(encoder: VideoEncoder, rung: Rung): VideoEncoder {

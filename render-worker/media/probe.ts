@@ -193,7 +193,10 @@ function formatDuration(seconds: number): string {
     [Math.floor((total % 3600) / 60), "min"],
     [total % 60, "s"],
   ] as const;
-  return parts.filter(([n]) => n > 0).map(([n, unit]) => `${n} ${unit}`).join(" ");
+  return parts
+    .filter(([n]) => n > 0)
+    .map(([n, unit]) => `${n} ${unit}`)
+    .join(" ");
 }
 
 /**
@@ -269,9 +272,14 @@ function ffprobeJson(input: MediaInput, opts: FfprobeOptions = {}): Promise<Ffpr
   // -max_pixels makes the decoder refuse a huge frame instead of allocating it (a decompression bomb).
   const limit = opts.maxPixels ? ["-max_pixels", String(opts.maxPixels)] : [];
   const args = [
-    "-v", "error",
-    ...mediaInputOptions(input), ...limit,
-    "-of", "json", "-show_format", "-show_streams",
+    "-v",
+    "error",
+    ...mediaInputOptions(input),
+    ...limit,
+    "-of",
+    "json",
+    "-show_format",
+    "-show_streams",
     input.url,
   ];
   const command = redactUrls([FFPROBE, ...args].join(" "));
@@ -290,9 +298,11 @@ function ffprobeJson(input: MediaInput, opts: FfprobeOptions = {}): Promise<Ffpr
       if (error) {
         const exitCode = typeof error.code === "number" ? error.code : null;
         const timedOut = error.killed === true && exitCode === null;
-        const reason = timedOut ? "ffprobe timed out"
-          : exitCode === null ? error.message
-          : shortReason(stderr, input.url);
+        const reason = timedOut
+          ? "ffprobe timed out"
+          : exitCode === null
+            ? error.message
+            : shortReason(stderr, input.url);
         // A process that could not run or was cut off says nothing about the file.
         const retryable = exitCode === null;
         return reject(new MediaError(reason, { retryable, command, stderrTail, exitCode, cause: error }));

@@ -20,7 +20,7 @@ export interface EncodeManifest {
 }
 
 /** What a finished transcode published, as its `job.succeeded` and variant events said. */
-export interface CompletedEncode {
+interface CompletedEncode {
   masterKey: string;
   posterKey: string | null;
   variants: { name: string; playlistKey: string; segmentCount: number; error?: string }[];
@@ -122,7 +122,10 @@ async function findResumePoint(args: Parameters<typeof planResume>[0]): Promise<
   const frame = args.fps > 0 ? 1 / args.fps : 0.1;
   for (const rung of rungs) {
     if (rung.kind !== "VIDEO") continue;
-    const seconds = published.get(rung.name)!.slice(0, segments).reduce((sum, s) => sum + s.duration, 0);
+    const seconds = published
+      .get(rung.name)!
+      .slice(0, segments)
+      .reduce((sum, s) => sum + s.duration, 0);
     if (Math.abs(seconds - segments * segmentSeconds) > frame + 0.01) {
       return { resume: null, reason: `the ${rung.name} segments are not cut every ${segmentSeconds} s` };
     }
@@ -147,7 +150,7 @@ function publishedSegments(text: string): KeptSegment[] | null {
 }
 
 /** The name ffmpeg gives segment `index` (`-hls_segment_filename seg_%05d.ts`). */
-export function segmentFileName(index: number): string {
+function segmentFileName(index: number): string {
   return `seg_${String(index).padStart(5, "0")}.ts`;
 }
 

@@ -7,7 +7,7 @@ import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { AddressPolicy } from "./address-policy.ts";
 
-export const MAX_REDIRECTS = 5;
+const MAX_REDIRECTS = 5;
 
 /** A download that failed; `retryable` is false when trying again cannot help (a refusal, a 404). */
 export class DownloadError extends Error {
@@ -19,7 +19,7 @@ export class DownloadError extends Error {
   }
 }
 
-export interface ResolvedAddress {
+interface ResolvedAddress {
   address: string;
   family: 4 | 6;
 }
@@ -28,7 +28,10 @@ export interface ResolvedAddress {
 export type ResolveHost = (hostname: string) => Promise<ResolvedAddress[]>;
 
 const systemResolver: ResolveHost = async (hostname) =>
-  (await dnsLookup(hostname, { all: true, verbatim: true })).map((a) => ({ address: a.address, family: a.family === 6 ? 6 : 4 }));
+  (await dnsLookup(hostname, { all: true, verbatim: true })).map((a) => ({
+    address: a.address,
+    family: a.family === 6 ? 6 : 4,
+  }));
 
 export interface DownloadArgs {
   url: string;
@@ -67,7 +70,8 @@ export async function downloadUrl(args: DownloadArgs): Promise<DownloadResult> {
   try {
     return await downloadHops({ ...args, signal: AbortSignal.any([args.signal, deadline]) });
   } catch (err) {
-    if (deadline.aborted && !args.signal.aborted) throw new DownloadError(`the download took longer than ${totalMs / 1000} s`, true, { cause: err });
+    if (deadline.aborted && !args.signal.aborted)
+      throw new DownloadError(`the download took longer than ${totalMs / 1000} s`, true, { cause: err });
     throw err;
   }
 }
@@ -87,7 +91,10 @@ async function downloadHops(args: DownloadArgs): Promise<DownloadResult> {
     if (status < 200 || status >= 300) {
       response.resume();
       // The server may recover from its own errors and from rate limits; not from a 404.
-      throw new DownloadError(`HTTP ${status}${response.statusMessage ? ` ${response.statusMessage}` : ""}`, status >= 500 || status === 429 || status === 408);
+      throw new DownloadError(
+        `HTTP ${status}${response.statusMessage ? ` ${response.statusMessage}` : ""}`,
+        status >= 500 || status === 429 || status === 408,
+      );
     }
     const declared = Number(response.headers["content-length"]);
     if (Number.isFinite(declared) && declared > args.maxBytes) {
@@ -124,7 +131,9 @@ async function checkedAddress(url: URL, args: DownloadArgs): Promise<ResolvedAdd
       addresses = await (args.resolveHost ?? systemResolver)(host);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      throw new DownloadError(`cannot resolve ${host}: ${code ?? (err as Error).message}`, code !== "ENOTFOUND", { cause: err });
+      throw new DownloadError(`cannot resolve ${host}: ${code ?? (err as Error).message}`, code !== "ENOTFOUND", {
+        cause: err,
+      });
     }
     if (addresses.length === 0) throw new DownloadError(`cannot resolve ${host}: no addresses`, true);
   }
@@ -151,14 +160,24 @@ function requestPinned(url: URL, pinned: ResolvedAddress, args: DownloadArgs): P
       signal: args.signal,
       headers: { "user-agent": "videograph-import/1", accept: "video/*, */*;q=0.5" },
     });
-    const headersTimer = setTimeout(() => request.destroy(new DownloadError(`no answer from ${url.host} within ${(args.headersTimeoutMs ?? 15_000) / 1000} s`, true)), args.headersTimeoutMs ?? 15_000);
+    const headersTimer = setTimeout(
+      () =>
+        request.destroy(
+          new DownloadError(`no answer from ${url.host} within ${(args.headersTimeoutMs ?? 15_000) / 1000} s`, true),
+        ),
+      args.headersTimeoutMs ?? 15_000,
+    );
     request.once("response", (response) => {
       clearTimeout(headersTimer);
       resolve(response);
     });
     request.once("error", (err) => {
       clearTimeout(headersTimer);
-      reject(err instanceof DownloadError || err.name === "AbortError" ? err : new DownloadError(`cannot fetch ${url.host}: ${err.message}`, true, { cause: err }));
+      reject(
+        err instanceof DownloadError || err.name === "AbortError"
+          ? err
+          : new DownloadError(`cannot fetch ${url.host}: ${err.message}`, true, { cause: err }),
+      );
     });
   });
 }
@@ -174,7 +193,9 @@ async function saveBody(response: IncomingMessage, args: DownloadArgs): Promise<
     },
   });
   const idleTimeout = args.idleTimeoutMs ?? 30_000;
-  response.setTimeout(idleTimeout, () => response.destroy(new DownloadError(`the download stalled for ${idleTimeout / 1000} s`, true)));
+  response.setTimeout(idleTimeout, () =>
+    response.destroy(new DownloadError(`the download stalled for ${idleTimeout / 1000} s`, true)),
+  );
   try {
     await pipeline(response, counter, createWriteStream(args.outFile), { signal: args.signal });
   } catch (err) {

@@ -3,7 +3,6 @@ import type { JobContext } from "../handlers/types.ts";
 import { log } from "../log.ts";
 import type { ManimProgress } from "../manim/progress-bars.ts";
 import type { EncoderStatus } from "../media/encode-ladder.ts";
-import type { VariantPublication } from "../media/hls-publisher.ts";
 
 /**
  * A job's progress events, computed here from the raw facts handlers feed in: ffmpeg's status line
@@ -84,18 +83,26 @@ export function publishedFraction(publishedSeconds: number, durationSeconds: num
   return durationSeconds > 0 ? Math.min(1, Math.max(0, publishedSeconds / durationSeconds)) : 0;
 }
 
+/** What progress needs of a rung's publishing state. */
+interface PublishedRung {
+  name: string;
+  /** Published media time / source duration, 0..1. */
+  progress: number;
+  segmentCount: number;
+}
+
 /** What a transcode's progress is computed from. */
 export interface TranscodeFacts {
   durationSeconds: number;
   encoder(): EncoderStatus | null;
-  variants(): VariantPublication[];
+  variants(): PublishedRung[];
 }
 
 /**
  * A transcode's `job.progress`: overall progress is the encoder's position (the slowest rung's
  * publishing before ffmpeg's first status line); ETA from the encoder's speed.
  */
-export function transcodeProgress(facts: TranscodeFacts): TranscodeProgressBody {
+function transcodeProgress(facts: TranscodeFacts): TranscodeProgressBody {
   const stats = encoderProgress(facts.encoder());
   const duration = facts.durationSeconds;
   const variants = facts.variants().map((v) => ({
@@ -158,15 +165,18 @@ export function reportQuizProgress(
 ): QuizProgressReport {
   const count = questions.length;
   let latest = { index: 0, fraction: 0 };
-  const sampler = sampleProgress(ctx, (): RenderProgressBody => ({
-    type: "render.progress",
-    index: latest.index,
-    count,
-    percent: Math.min(100, Math.round(latest.fraction * 1000) / 10),
-    description: `Question ${latest.index + 1}: ${questions[latest.index]!.question.slice(0, 80)}`,
-    renderedCount: latest.index,
-    cachedCount: 0,
-  }));
+  const sampler = sampleProgress(
+    ctx,
+    (): RenderProgressBody => ({
+      type: "render.progress",
+      index: latest.index,
+      count,
+      percent: Math.min(100, Math.round(latest.fraction * 1000) / 10),
+      description: `Question ${latest.index + 1}: ${questions[latest.index]!.question.slice(0, 80)}`,
+      renderedCount: latest.index,
+      cachedCount: 0,
+    }),
+  );
   return {
     update(index, fraction) {
       latest = { index: Math.min(index, count - 1), fraction };

@@ -9,9 +9,9 @@ import { createRunCgroup, type RunCgroup, type RunCgroupUsage } from "./cgroup.t
 import { noUserNamespacesFilter } from "./seccomp.ts";
 
 /** Where the job's work dir appears inside the sandbox. */
-export const SANDBOX_WORK_DIR = "/job";
+const SANDBOX_WORK_DIR = "/job";
 /** HOME inside the sandbox: in its private /tmp, writable by the program. */
-export const SANDBOX_HOME = "/tmp/home";
+const SANDBOX_HOME = "/tmp/home";
 
 /**
  * Every limit a sandboxed program runs under. With a cgroup of the run's own (see cgroup.ts)
@@ -50,7 +50,7 @@ export interface SandboxLimits {
  * The limit the sandbox was stopped by. The process limit, and the per-process memory limit,
  * make calls fail instead.
  */
-export type SandboxLimit = "cpu" | "wall" | "output" | "log" | "memory";
+type SandboxLimit = "cpu" | "wall" | "output" | "log" | "memory";
 
 export interface SandboxRunArgs {
   /** argv inside the sandbox; the program is looked up on the sandbox's PATH. */
@@ -96,7 +96,7 @@ const USAGE_POLL_MS = 200;
 const SANDBOX_UID_BASE = 2_000_000_000;
 const SANDBOX_UID_SPAN = 100_000_000;
 /** PATH inside the sandbox unless the caller sets one; only /usr and its symlinks are there to find. */
-export const DEFAULT_SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin";
+const DEFAULT_SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin";
 
 const uidsInUse = new Set<number>();
 /** bwrap reads the seccomp filter from this fd, the child's fourth stdio entry. */
@@ -108,7 +108,9 @@ const JOIN_FAILED = 125;
  * Joins the run's cgroup(s), then becomes bwrap: everything bwrap starts is in the cgroup from
  * its first instruction. argv: the number of cgroup.procs files, the files, the command.
  */
-const JOIN_CGROUP_THEN_EXEC = `n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit ${JOIN_FAILED}; shift; n=$((n - 1)); done; exec "$@"`;
+const JOIN_CGROUP_THEN_EXEC =
+  `n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit ${JOIN_FAILED}; shift; ` +
+  `n=$((n - 1)); done; exec "$@"`;
 
 /**
  * Runs an untrusted program under bubblewrap: no network (its own empty network namespace), its
@@ -149,7 +151,7 @@ function allocateUid(): number {
 }
 
 /** The bwrap argv. `uid` null: unprivileged mode (a user namespace instead of setpriv). */
-export function bwrapArgs(args: SandboxRunArgs, uid: number | null): string[] {
+function bwrapArgs(args: SandboxRunArgs, uid: number | null): string[] {
   const { limits } = args;
   const env = { PATH: DEFAULT_SANDBOX_PATH, HOME: SANDBOX_HOME, LANG: "C.UTF-8", ...args.env };
   const out = [
@@ -159,32 +161,59 @@ export function bwrapArgs(args: SandboxRunArgs, uid: number | null): string[] {
     "--unshare-uts",
     "--unshare-cgroup-try",
     ...(uid === null ? ["--unshare-user", "--uid", "65534", "--gid", "65534"] : []),
-    "--hostname", "sandbox",
+    "--hostname",
+    "sandbox",
     "--die-with-parent",
     "--new-session",
-    "--seccomp", String(SECCOMP_FD),
+    "--seccomp",
+    String(SECCOMP_FD),
     "--clearenv",
     ...Object.entries(env).flatMap(([k, v]) => ["--setenv", k, v]),
     ...systemBinds(),
-    "--ro-bind", "/etc", "/etc",
-    "--proc", "/proc",
-    "--dev", "/dev",
+    "--ro-bind",
+    "/etc",
+    "/etc",
+    "--proc",
+    "/proc",
+    "--dev",
+    "/dev",
     // A tmpfs is memory outside RLIMIT_AS: its size is capped like the work dir.
-    "--size", String(limits.outputBytes),
+    "--size",
+    String(limits.outputBytes),
     // Sticky and world-writable like a host's /tmp: as root, bwrap makes it root's.
-    "--perms", "1777",
-    "--tmpfs", "/tmp",
-    "--perms", "0777",
-    "--dir", SANDBOX_HOME,
-    "--bind", args.workDir, SANDBOX_WORK_DIR,
+    "--perms",
+    "1777",
+    "--tmpfs",
+    "/tmp",
+    "--perms",
+    "0777",
+    "--dir",
+    SANDBOX_HOME,
+    "--bind",
+    args.workDir,
+    SANDBOX_WORK_DIR,
     // After /tmp, or a program that lives under /tmp (a checkout there) would be hidden by the tmpfs.
     ...(args.readOnlyPaths ?? []).flatMap(readOnlyBind),
-    "--chdir", SANDBOX_WORK_DIR,
+    "--chdir",
+    SANDBOX_WORK_DIR,
   ];
   if (uid !== null) {
     // Only setpriv gets these two capabilities, to drop to the run's uid; it clears every
     // capability, the bounding set included, before it executes the program.
-    out.push("--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--", "setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs");
+    out.push(
+      "--cap-add",
+      "CAP_SETUID",
+      "--cap-add",
+      "CAP_SETGID",
+      "--",
+      "setpriv",
+      `--reuid=${uid}`,
+      `--regid=${uid}`,
+      "--clear-groups",
+      "--inh-caps=-all",
+      "--bounding-set=-all",
+      "--no-new-privs",
+    );
   } else {
     out.push("--");
   }
@@ -225,7 +254,12 @@ function systemBinds(): string[] {
   return out;
 }
 
-function supervise(args: SandboxRunArgs, argv: string[], uid: number, cgroup: RunCgroup | null): Promise<SandboxResult> {
+function supervise(
+  args: SandboxRunArgs,
+  argv: string[],
+  uid: number,
+  cgroup: RunCgroup | null,
+): Promise<SandboxResult> {
   const { limits } = args;
   const started = Date.now();
   const command = ["bwrap", ...argv].join(" ");
@@ -233,7 +267,18 @@ function supervise(args: SandboxRunArgs, argv: string[], uid: number, cgroup: Ru
     // Its own process group, so a kill reaches bwrap and, through --die-with-parent and the pid
     // namespace, every process in the sandbox.
     const [file, fileArgs] = cgroup
-      ? ["/bin/sh", ["-c", JOIN_CGROUP_THEN_EXEC, JOIN_CGROUP_NAME, String(cgroup.procsFiles.length), ...cgroup.procsFiles, "bwrap", ...argv]]
+      ? [
+          "/bin/sh",
+          [
+            "-c",
+            JOIN_CGROUP_THEN_EXEC,
+            JOIN_CGROUP_NAME,
+            String(cgroup.procsFiles.length),
+            ...cgroup.procsFiles,
+            "bwrap",
+            ...argv,
+          ],
+        ]
       : ["bwrap", argv];
     const child = spawn(file, fileArgs, { detached: true, stdio: ["ignore", "pipe", "pipe", "pipe"], env: {} });
     const seccomp = child.stdio[SECCOMP_FD] as Writable;
@@ -336,7 +381,7 @@ function signalName(n: number): NodeJS.Signals | null {
 }
 
 /** Total bytes of the regular files under `dir`. */
-export async function treeBytes(dir: string): Promise<number> {
+async function treeBytes(dir: string): Promise<number> {
   let total = 0;
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     const full = path.join(dir, entry.name);

@@ -54,10 +54,16 @@ let layout: Promise<Layout> | undefined;
 export async function createRunCgroup(limits: RunCgroupLimits): Promise<RunCgroup | null> {
   layout ??= detectLayout().then((found) => {
     if (found.version === null) {
-      log.error("sandbox: no writable cgroup; memory and process limits hold per process only (RLIMIT_AS, RLIMIT_NPROC), not per render", {
-        reason: found.reason,
-        needs: "cgroup v2 with the memory and pids controllers delegated to the worker (a writable cgroup subtree), or writable cgroup v1 memory and pids hierarchies",
-      });
+      log.error(
+        "sandbox: no writable cgroup; memory and process limits hold per process only (RLIMIT_AS, " +
+          "RLIMIT_NPROC), not per render",
+        {
+          reason: found.reason,
+          needs:
+            "cgroup v2 with the memory and pids controllers delegated to the worker (a writable cgroup subtree), or " +
+            "writable cgroup v1 memory and pids hierarchies",
+        },
+      );
     } else {
       log.info("sandbox: each run gets its own cgroup", { version: found.version });
     }
@@ -103,7 +109,8 @@ async function findLayout(): Promise<Layout> {
   try {
     const memberships = parseProcCgroup(await readFile("/proc/self/cgroup", "utf8"));
     const unifiedOnly = memberships.size === 1 && memberships.has("");
-    if (unifiedOnly && existsSync("/sys/fs/cgroup/cgroup.controllers")) return await prepareV2(path.join("/sys/fs/cgroup", memberships.get("")!));
+    if (unifiedOnly && existsSync("/sys/fs/cgroup/cgroup.controllers"))
+      return await prepareV2(path.join("/sys/fs/cgroup", memberships.get("")!));
     const mounts = parseV1Mounts(await readFile("/proc/self/mountinfo", "utf8"));
     const dirOf = (controller: string) => {
       const mount = mounts.get(controller);
@@ -113,7 +120,8 @@ async function findLayout(): Promise<Layout> {
     };
     const memory = dirOf("memory");
     const pids = dirOf("pids");
-    if (!memory || !pids) return { version: null, reason: "neither a cgroup v2 hierarchy nor cgroup v1 memory and pids hierarchies" };
+    if (!memory || !pids)
+      return { version: null, reason: "neither a cgroup v2 hierarchy nor cgroup v1 memory and pids hierarchies" };
     for (const dir of [memory, pids]) await probeWritable(dir);
     return { version: "v1", memory, pids, cpu: dirOf("cpu"), cpuacct: dirOf("cpuacct") };
   } catch (err) {
@@ -160,7 +168,8 @@ async function probeWritable(dir: string): Promise<void> {
 async function prepareV2(own: string): Promise<Layout> {
   const available = (await readFile(path.join(own, "cgroup.controllers"), "utf8")).trim().split(/\s+/);
   for (const needed of ["memory", "pids"]) {
-    if (!available.includes(needed)) return { version: null, reason: `cgroup v2 controller ${needed} is not delegated to ${own}` };
+    if (!available.includes(needed))
+      return { version: null, reason: `cgroup v2 controller ${needed} is not delegated to ${own}` };
   }
   const wanted = ["memory", "pids", ...(available.includes("cpu") ? ["cpu"] : [])];
   const enable = () => writeFile(path.join(own, "cgroup.subtree_control"), wanted.map((c) => `+${c}`).join(" "));
@@ -210,7 +219,8 @@ async function createV2(parent: string, name: string, limits: RunCgroupLimits, c
     // One process over the limit ends the whole run, as a limit on the run should.
     if (existsSync(file("memory.oom.group"))) await writeFile(file("memory.oom.group"), "1");
     await writeFile(file("pids.max"), String(limits.processes));
-    if (cpu && limits.cpus) await writeFile(file("cpu.max"), `${Math.round(limits.cpus * CPU_PERIOD_US)} ${CPU_PERIOD_US}`);
+    if (cpu && limits.cpus)
+      await writeFile(file("cpu.max"), `${Math.round(limits.cpus * CPU_PERIOD_US)} ${CPU_PERIOD_US}`);
     return cgroup;
   } catch (err) {
     await cgroup.remove();
@@ -218,7 +228,11 @@ async function createV2(parent: string, name: string, limits: RunCgroupLimits, c
   }
 }
 
-async function createV1(dirs: Extract<Layout, { version: "v1" }>, name: string, limits: RunCgroupLimits): Promise<RunCgroup> {
+async function createV1(
+  dirs: Extract<Layout, { version: "v1" }>,
+  name: string,
+  limits: RunCgroupLimits,
+): Promise<RunCgroup> {
   const memory = path.join(dirs.memory, name);
   const pids = path.join(dirs.pids, name);
   const cpu = dirs.cpu && limits.cpus ? path.join(dirs.cpu, name) : null;

@@ -24,7 +24,7 @@ export interface GcsWorkerStorageOptions {
  * signing still needs a key: without credentials a throwaway one is generated. Every write this
  * worker makes replaces a whole object with the same content, so retrying any request is safe.
  */
-export function createWorkerStorageClient(apiEndpoint?: string): Storage {
+function createWorkerStorageClient(apiEndpoint?: string): Storage {
   const retryOptions = { idempotencyStrategy: IdempotencyStrategy.RetryAlways };
   if (apiEndpoint && !process.env.GOOGLE_APPLICATION_CREDENTIALS) {
     const { privateKey } = generateKeyPairSync("rsa", {
@@ -36,7 +36,10 @@ export function createWorkerStorageClient(apiEndpoint?: string): Storage {
       apiEndpoint,
       retryOptions,
       projectId: process.env.GOOGLE_CLOUD_PROJECT ?? "videograph-local",
-      credentials: { client_email: "videograph-emulator@videograph-local.iam.gserviceaccount.com", private_key: privateKey },
+      credentials: {
+        client_email: "videograph-emulator@videograph-local.iam.gserviceaccount.com",
+        private_key: privateKey,
+      },
     });
   }
   return new Storage({ retryOptions, ...(apiEndpoint ? { apiEndpoint } : {}) });
@@ -56,7 +59,11 @@ export function createGcsWorkerStorage(options: GcsWorkerStorageOptions): Worker
       const file = bucket.file(key);
       const [exists] = await file.exists();
       if (!exists) throw new Error(`Storage object ${key} does not exist`);
-      const [url] = await file.getSignedUrl({ version: "v4", action: "read", expires: Date.now() + options.signedUrlTtlSeconds * 1000 });
+      const [url] = await file.getSignedUrl({
+        version: "v4",
+        action: "read",
+        expires: Date.now() + options.signedUrlTtlSeconds * 1000,
+      });
       return url;
     },
 

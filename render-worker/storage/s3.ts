@@ -1,6 +1,6 @@
 import { createReadStream, createWriteStream } from "node:fs";
 import { stat } from "node:fs/promises";
-import { Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { GetObjectCommand, HeadObjectCommand, S3Client, paginateListObjectsV2 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
@@ -32,7 +32,12 @@ const isNotFound = (err: unknown) => {
 /** A create-only write refused: 412 when the object exists, 409 when a concurrent write to the key won. */
 const isExisting = (err: unknown) => {
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return e.name === "PreconditionFailed" || e.name === "ConditionalRequestConflict" || e.$metadata?.httpStatusCode === 412 || e.$metadata?.httpStatusCode === 409;
+  return (
+    e.name === "PreconditionFailed" ||
+    e.name === "ConditionalRequestConflict" ||
+    e.$metadata?.httpStatusCode === 412 ||
+    e.$metadata?.httpStatusCode === 409
+  );
 };
 
 /**
@@ -49,7 +54,9 @@ export function createS3WorkerStorage(options: S3WorkerStorageOptions): WorkerSt
       region: options.region,
       endpoint: options.endpoint,
       forcePathStyle: options.forcePathStyle,
-      ...(options.endpoint ? { requestChecksumCalculation: "WHEN_REQUIRED", responseChecksumValidation: "WHEN_REQUIRED" } : {}),
+      ...(options.endpoint
+        ? { requestChecksumCalculation: "WHEN_REQUIRED", responseChecksumValidation: "WHEN_REQUIRED" }
+        : {}),
     });
   const Bucket = options.bucket;
 
@@ -62,7 +69,9 @@ export function createS3WorkerStorage(options: S3WorkerStorageOptions): WorkerSt
         if (isNotFound(err)) throw new Error(`Storage object ${key} does not exist`);
         throw err;
       }
-      return getSignedUrl(client, new GetObjectCommand({ Bucket, Key: key }), { expiresIn: options.signedUrlTtlSeconds });
+      return getSignedUrl(client, new GetObjectCommand({ Bucket, Key: key }), {
+        expiresIn: options.signedUrlTtlSeconds,
+      });
     },
 
     async upload(key, file, opts: UploadOptions) {
@@ -71,7 +80,13 @@ export function createS3WorkerStorage(options: S3WorkerStorageOptions): WorkerSt
       // One PUT up to a part's size, else a multipart upload (S3 takes at most 5 GiB in one PUT).
       await new Upload({
         client,
-        params: { Bucket, Key: key, Body: size > 0 ? createReadStream(file) : Buffer.alloc(0), ContentType: opts.contentType, CacheControl: opts.cacheControl },
+        params: {
+          Bucket,
+          Key: key,
+          Body: size > 0 ? createReadStream(file) : Buffer.alloc(0),
+          ContentType: opts.contentType,
+          CacheControl: opts.cacheControl,
+        },
         partSize: PART_BYTES,
         queueSize: 2,
       }).done();
@@ -84,7 +99,14 @@ export function createS3WorkerStorage(options: S3WorkerStorageOptions): WorkerSt
         // `If-None-Match: *` makes the PUT (or the multipart completion) create-only.
         await new Upload({
           client,
-          params: { Bucket, Key: key, Body: size > 0 ? createReadStream(file) : Buffer.alloc(0), ContentType: opts.contentType, CacheControl: opts.cacheControl, IfNoneMatch: "*" },
+          params: {
+            Bucket,
+            Key: key,
+            Body: size > 0 ? createReadStream(file) : Buffer.alloc(0),
+            ContentType: opts.contentType,
+            CacheControl: opts.cacheControl,
+            IfNoneMatch: "*",
+          },
           partSize: PART_BYTES,
           queueSize: 2,
         }).done();

@@ -22,7 +22,11 @@ async function sha256Of(stream: Readable | AsyncIterable<Uint8Array>): Promise<s
  * Settles a write-once upload the store refused because `key` exists: the same bytes (a retried
  * or repeated upload) are fine, anything else throws ObjectExistsError.
  */
-export async function assertSameBytes(key: string, file: string, existing: Readable | AsyncIterable<Uint8Array>): Promise<void> {
+export async function assertSameBytes(
+  key: string,
+  file: string,
+  existing: Readable | AsyncIterable<Uint8Array>,
+): Promise<void> {
   const [ours, theirs] = await Promise.all([sha256Of(createReadStream(file)), sha256Of(existing)]);
   if (ours !== theirs) throw new ObjectExistsError(key);
 }

@@ -33,7 +33,12 @@ export async function listenWithReconnect(options: PostgresListenerOptions): Pro
 
   async function connect(): Promise<void> {
     // A connect to an address that no longer answers would otherwise hang for minutes, not retry.
-    const next = new pg.Client({ connectionString: options.connectionString, keepAlive: true, query_timeout: PROBE_TIMEOUT_MS, connectionTimeoutMillis: 10_000 });
+    const next = new pg.Client({
+      connectionString: options.connectionString,
+      keepAlive: true,
+      query_timeout: PROBE_TIMEOUT_MS,
+      connectionTimeoutMillis: 10_000,
+    });
     next.on("notification", (msg) => {
       if (msg.payload !== undefined) options.onNotification(msg.payload);
     });
@@ -67,7 +72,11 @@ export async function listenWithReconnect(options: PostgresListenerOptions): Pro
       } catch (err) {
         if (closed) return;
         const nextDelay = Math.min(delayMs * 2, MAX_RETRY_MS);
-        log.warn("control channel still down; retrying", { channel: options.channel, err: (err as Error).message, retryInMs: nextDelay });
+        log.warn("control channel still down; retrying", {
+          channel: options.channel,
+          err: (err as Error).message,
+          retryInMs: nextDelay,
+        });
         return retryAfter(nextDelay);
       }
       if (closed) return;

@@ -4,9 +4,9 @@ import { EVENTS_CHANNEL, notificationPayload } from "../events/postgres-event-ta
 import type { ApiKey } from "../generated/prisma/client.ts";
 import { parseScopes, type Scope } from "./scopes.ts";
 
-export const API_KEY_PREFIX = "vg_";
+const API_KEY_PREFIX = "vg_";
 /** The tenant every embedded install starts with (created by the `security` migration). */
-export const DEFAULT_TENANT_NAME = "default";
+const DEFAULT_TENANT_NAME = "default";
 export const DEFAULT_TENANT_ID = "00000000-0000-4000-8000-000000000001";
 
 export function hashApiKey(secret: string): string {
@@ -37,7 +37,8 @@ export async function createApiKey(
   options: { tenantId: string; name: string; scopes: readonly Scope[]; expiresAt?: Date | null; secret?: string },
 ): Promise<CreatedApiKey> {
   const secret = options.secret ?? `${API_KEY_PREFIX}${randomBytes(32).toString("base64url")}`;
-  if (!looksLikeApiKey(secret) || secret.length < 24) throw new Error(`An API key starts with ${API_KEY_PREFIX} and has at least 24 characters`);
+  if (!looksLikeApiKey(secret) || secret.length < 24)
+    throw new Error(`An API key starts with ${API_KEY_PREFIX} and has at least 24 characters`);
   const key = await db.apiKey.create({
     data: {
       tenantId: options.tenantId,
@@ -64,7 +65,8 @@ export async function revokeApiKey(db: Db, idOrPrefix: string): Promise<ApiKey |
   });
   if (!key) return null;
   const revoked = await db.apiKey.update({ where: { id: key.id }, data: { revokedAt: key.revokedAt ?? new Date() } });
-  await db.$executeRaw`SELECT pg_notify(${EVENTS_CHANNEL}, ${notificationPayload(API_KEY_REVOKED_TOPIC, { keyId: key.id })})`;
+  const payload = notificationPayload(API_KEY_REVOKED_TOPIC, { keyId: key.id });
+  await db.$executeRaw`SELECT pg_notify(${EVENTS_CHANNEL}, ${payload})`;
   return revoked;
 }
 
@@ -83,7 +85,12 @@ export async function bootstrapAdminKey(
   if (pinnedSecret) {
     const existing = await db.apiKey.findUnique({ where: { hash: hashApiKey(pinnedSecret) } });
     if (existing) return null;
-    return createApiKey(db, { tenantId: tenant.id, name: "bootstrap (BOOTSTRAP_API_KEY)", scopes, secret: pinnedSecret }).catch(async (err) => {
+    return createApiKey(db, {
+      tenantId: tenant.id,
+      name: "bootstrap (BOOTSTRAP_API_KEY)",
+      scopes,
+      secret: pinnedSecret,
+    }).catch(async (err) => {
       // Another instance created it at the same moment.
       if (await db.apiKey.findUnique({ where: { hash: hashApiKey(pinnedSecret) } })) return null;
       throw err;

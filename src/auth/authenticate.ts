@@ -39,7 +39,9 @@ const LAST_USED_RESOLUTION_MS = 60_000;
 export function createAuthenticator(db: Db, jwt: JwtSettings) {
   let keySet: JWTVerifyGetKey | null = null;
   if (jwt.jwks) {
-    keySet = jwt.jwks.trim().startsWith("{") ? createLocalJWKSet(JSON.parse(jwt.jwks)) : createRemoteJWKSet(new URL(jwt.jwks));
+    keySet = jwt.jwks.trim().startsWith("{")
+      ? createLocalJWKSet(JSON.parse(jwt.jwks))
+      : createRemoteJWKSet(new URL(jwt.jwks));
   }
   const hmacKey = jwt.secret ? new TextEncoder().encode(jwt.secret) : null;
 
@@ -67,17 +69,21 @@ export function createAuthenticator(db: Db, jwt: JwtSettings) {
     } catch (err) {
       const { code, claim, reason } = err as { code?: string; claim?: string; reason?: string };
       if (code === "ERR_JWT_EXPIRED") throw new AuthenticationError("the token expired");
-      if (code === "ERR_JWT_CLAIM_VALIDATION_FAILED" && claim === "exp" && reason === "missing") throw new AuthenticationError("the token has no exp claim");
+      if (code === "ERR_JWT_CLAIM_VALIDATION_FAILED" && claim === "exp" && reason === "missing")
+        throw new AuthenticationError("the token has no exp claim");
       throw new AuthenticationError("the token is not valid");
     }
     // An iat in the future must not make a long-lived token look short: count from now at the latest.
     const nowSeconds = Math.floor(Date.now() / 1000);
     const from = typeof payload.iat === "number" ? Math.min(payload.iat, nowSeconds) : nowSeconds;
     if ((payload.exp as number) - from > jwt.maxLifetimeSeconds) {
-      throw new AuthenticationError(`the token's lifetime exceeds ${jwt.maxLifetimeSeconds} s (JWT_MAX_LIFETIME_SECONDS)`);
+      throw new AuthenticationError(
+        `the token's lifetime exceeds ${jwt.maxLifetimeSeconds} s (JWT_MAX_LIFETIME_SECONDS)`,
+      );
     }
     const tenantRef = payload[jwt.tenantClaim];
-    if (typeof tenantRef !== "string" || !tenantRef) throw new AuthenticationError(`the token has no ${jwt.tenantClaim} claim`);
+    if (typeof tenantRef !== "string" || !tenantRef)
+      throw new AuthenticationError(`the token has no ${jwt.tenantClaim} claim`);
     const tenant = await db.tenant.findFirst({ where: isUuid(tenantRef) ? { id: tenantRef } : { name: tenantRef } });
     if (!tenant) throw new AuthenticationError("the token's tenant does not exist");
     const asked = typeof payload.scope === "string" ? payload.scope.split(" ") : ["videos:read"];

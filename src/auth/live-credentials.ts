@@ -8,7 +8,7 @@ import { AuthenticationError, type Authenticate } from "./authenticate.ts";
 import type { Principal } from "./scopes.ts";
 
 /** graphql-ws' own "Forbidden" close code: the credential of a live connection stopped being good. */
-export const CREDENTIAL_LOST_CLOSE_CODE = 4403;
+const CREDENTIAL_LOST_CLOSE_CODE = 4403;
 
 interface Watch {
   subject: string | null;
@@ -55,7 +55,8 @@ export class LiveCredentials {
         try {
           if ((await this.#authenticate(authorization)) === null) reason = "no credential";
         } catch (err) {
-          if (!(err instanceof AuthenticationError)) return log.warn("credential re-check failed; trying again later", { err });
+          if (!(err instanceof AuthenticationError))
+            return log.warn("credential re-check failed; trying again later", { err });
           reason = err.reason;
         }
         if (reason === null || done) return;
@@ -74,9 +75,15 @@ export class LiveCredentials {
   }
 
   /** Watches a WebSocket's credential; closes it with CREDENTIAL_LOST_CLOSE_CODE when it fails. */
-  watchSocket(authorization: string, principal: Principal, socket: { close(code: number, reason: string): void }): () => void {
+  watchSocket(
+    authorization: string,
+    principal: Principal,
+    socket: { close(code: number, reason: string): void },
+  ): () => void {
     // A close reason has at most 123 bytes.
-    return this.watch(authorization, principal, (reason) => socket.close(CREDENTIAL_LOST_CLOSE_CODE, Buffer.from(`Forbidden: ${reason}`).subarray(0, 123).toString()));
+    return this.watch(authorization, principal, (reason) =>
+      socket.close(CREDENTIAL_LOST_CLOSE_CODE, Buffer.from(`Forbidden: ${reason}`).subarray(0, 123).toString()),
+    );
   }
 
   /**
@@ -96,7 +103,9 @@ export class LiveCredentials {
             if (!isAsyncIterable(result)) return;
             let lost!: (result: ExecutionResult) => void;
             const lostResult = new Promise<ExecutionResult>((resolve) => (lost = resolve));
-            const stop = this.watch(authorization, principal, (reason) => lost({ errors: [new AuthenticationError(reason)] }));
+            const stop = this.watch(authorization, principal, (reason) =>
+              lost({ errors: [new AuthenticationError(reason)] }),
+            );
             setResult(endWith(result, lostResult, stop));
           },
         };

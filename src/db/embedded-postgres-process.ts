@@ -1,12 +1,13 @@
-import { runEmbeddedPostgres } from "./embedded.ts";
+import { type EmbeddedDatabase, runEmbeddedPostgres } from "./embedded.ts";
 import { log } from "../log.ts";
 
 // Started by startEmbeddedPostgres with an IPC channel: it answers with the URL once Postgres
 // accepts connections, and stops Postgres when the channel closes (stop(), or its parent is gone).
 const [dataDir, port] = process.argv.slice(2);
-const send = (message: { url: string } | { error: string }) => new Promise<void>((resolve) => process.send!(message, () => resolve()));
+const send = (message: { url: string } | { error: string }) =>
+  new Promise<void>((resolve) => process.send!(message, () => resolve()));
 
-let database;
+let database: EmbeddedDatabase;
 try {
   database = await runEmbeddedPostgres(dataDir!, port ? Number(port) : undefined);
 } catch (err) {

@@ -45,11 +45,16 @@ export async function applyMigrations(databaseUrl: string, dir = MIGRATIONS_DIR)
       const row = done.get(name);
       if (row?.finished_at) {
         if (row.checksum !== checksum) {
-          throw new Error(`Migration ${name} was edited after it was applied (checksum differs); add a new migration instead.`);
+          throw new Error(
+            `Migration ${name} was edited after it was applied (checksum differs); add a new migration instead.`,
+          );
         }
         continue;
       }
-      if (row) throw new Error(`Migration ${name} started earlier but did not finish; resolve it with \`prisma migrate resolve\`.`);
+      if (row)
+        throw new Error(
+          `Migration ${name} started earlier but did not finish; resolve it with \`prisma migrate resolve\`.`,
+        );
       await client.query("BEGIN");
       try {
         await client.query(sql);

@@ -62,7 +62,12 @@ export class PostgresEventTarget<TEvent extends TypedEvent> extends EventTarget 
     if (this.#client) return Promise.resolve(this.#client);
     this.#connecting ??= (async () => {
       // A connect to an address that no longer answers would otherwise hang for minutes, not retry.
-      const client = new pg.Client({ connectionString: this.#connectionString, keepAlive: true, query_timeout: QUERY_TIMEOUT_MS, connectionTimeoutMillis: 10_000 });
+      const client = new pg.Client({
+        connectionString: this.#connectionString,
+        keepAlive: true,
+        query_timeout: QUERY_TIMEOUT_MS,
+        connectionTimeoutMillis: 10_000,
+      });
       client.on("notification", (msg) => this.#deliver(msg.payload));
       client.on("error", (err) => this.#lost(client, err));
       client.on("end", () => this.#lost(client, new Error("connection ended")));
@@ -76,7 +81,8 @@ export class PostgresEventTarget<TEvent extends TypedEvent> extends EventTarget 
       this.#client = client;
       if (this.#everConnected) {
         log.info("event fan-out reconnected; subscribers re-read their state");
-        for (const topic of this.#listenersByTopic.keys()) super.dispatchEvent(new CustomEvent(topic, { detail: RESYNC }));
+        for (const topic of this.#listenersByTopic.keys())
+          super.dispatchEvent(new CustomEvent(topic, { detail: RESYNC }));
       }
       this.#everConnected = true;
       return client;
@@ -133,7 +139,11 @@ export class PostgresEventTarget<TEvent extends TypedEvent> extends EventTarget 
 
   override addEventListener<TCurrEvent extends TEvent>(
     type: TCurrEvent["type"],
-    callback: EventListenerOrEventListenerObject | null | ((e: TCurrEvent) => void) | { handleEvent(e: TCurrEvent): void },
+    callback:
+      | EventListenerOrEventListenerObject
+      | null
+      | ((e: TCurrEvent) => void)
+      | { handleEvent(e: TCurrEvent): void },
     options?: AddEventListenerOptions | boolean,
   ): void {
     super.addEventListener(type, callback as EventListenerOrEventListenerObject | null, options);
@@ -142,7 +152,11 @@ export class PostgresEventTarget<TEvent extends TypedEvent> extends EventTarget 
 
   override removeEventListener<TCurrEvent extends TEvent>(
     type: TCurrEvent["type"],
-    callback: EventListenerOrEventListenerObject | null | ((e: TCurrEvent) => void) | { handleEvent(e: TCurrEvent): void },
+    callback:
+      | EventListenerOrEventListenerObject
+      | null
+      | ((e: TCurrEvent) => void)
+      | { handleEvent(e: TCurrEvent): void },
     options?: EventListenerOptions | boolean,
   ): void {
     super.removeEventListener(type, callback as EventListenerOrEventListenerObject | null, options);

@@ -34,10 +34,11 @@ export type VideoEventPayload =
     };
 
 /** Rows made JSON-safe: dates as ISO strings, byte counts as numbers. */
-export type VideoSnapshot = Omit<Video, "uploadSize" | "uploadedBytes" | DateKeys<Video>> & JsonDates<Video> & {
-  uploadSize: number | null;
-  uploadedBytes: number;
-};
+export type VideoSnapshot = Omit<Video, "uploadSize" | "uploadedBytes" | DateKeys<Video>> &
+  JsonDates<Video> & {
+    uploadSize: number | null;
+    uploadedBytes: number;
+  };
 export type VariantSnapshot = Omit<Variant, DateKeys<Variant>> & JsonDates<Variant>;
 type DateKeys<T> = { [K in keyof T]: T[K] extends Date | null ? K : never }[keyof T];
 type JsonDates<T> = { [K in DateKeys<T>]: T[K] extends Date ? string : string | null };

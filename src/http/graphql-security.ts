@@ -16,7 +16,14 @@ import { executedOperation, mutationCost } from "./mutation-cost.ts";
 export async function createMutationRateLimiter(pool: pg.Pool, perMinute: number): Promise<RateLimiterPostgres> {
   return new Promise((resolve, reject) => {
     const limiter: RateLimiterPostgres = new RateLimiterPostgres(
-      { storeClient: pool, storeType: "pool", tableName: "rate_limits", keyPrefix: "mutations", points: perMinute, duration: 60 },
+      {
+        storeClient: pool,
+        storeType: "pool",
+        tableName: "rate_limits",
+        keyPrefix: "mutations",
+        points: perMinute,
+        duration: 60,
+      },
       (err?: Error) => (err ? reject(err) : resolve(limiter)),
     );
   });
@@ -35,13 +42,19 @@ function useMutationRateLimit(limiter: () => RateLimiterPostgres | null, perMinu
       const principal = (args.contextValue as Context).auth;
       const counters = limiter();
       if (operation?.operation !== "mutation" || !principal || !counters) return;
-      const cost = mutationCost(args.schema, document, operation, args.variableValues as Record<string, unknown> | undefined);
+      const cost = mutationCost(
+        args.schema,
+        document,
+        operation,
+        args.variableValues as Record<string, unknown> | undefined,
+      );
       if (cost === 0) return;
       const key = `${principal.kind}:${principal.subject}`;
       let refused: string | null = null;
       let retryAfter = 60;
       if (cost > perMinute) {
-        refused = `this request costs ${cost}, more than the ${perMinute} a minute allowed for this credential; split it`;
+        const allowed = `the ${perMinute} a minute allowed for this credential`;
+        refused = `this request costs ${cost}, more than ${allowed}; split it`;
       } else {
         try {
           await counters.consume(key, cost);
@@ -50,14 +63,20 @@ function useMutationRateLimit(limiter: () => RateLimiterPostgres | null, perMinu
           // The counter was raised by the refused request: give its points back.
           await counters.reward(key, cost);
           retryAfter = Math.max(1, Math.ceil(err.msBeforeNext / 1000));
-          refused = `more than ${perMinute} mutation points a minute for this credential (this request costs ${cost}); retry in ${retryAfter} s`;
+          refused =
+            `more than ${perMinute} mutation points a minute for this credential (this request ` +
+            `costs ${cost}); retry in ${retryAfter} s`;
         }
       }
       if (refused === null) return;
       setResultAndStopExecution({
         errors: [
           new GraphQLError(`Rate limited: ${refused}`, {
-            extensions: { code: "RATE_LIMITED", retryAfterSeconds: retryAfter, http: { status: 429, headers: { "retry-after": String(retryAfter) } } },
+            extensions: {
+              code: "RATE_LIMITED",
+              retryAfterSeconds: retryAfter,
+              http: { status: 429, headers: { "retry-after": String(retryAfter) } },
+            },
           }),
         ],
       });

@@ -1,10 +1,14 @@
 import type { Server } from "node:http";
+import type { ExecutionArgs, execute, subscribe } from "graphql";
 import { useServer } from "graphql-ws/use/ws";
 import type { YogaServerInstance } from "graphql-yoga";
 import { WebSocketServer } from "ws";
 import { AuthenticationError, type Authenticate } from "../auth/authenticate.ts";
 import type { LiveCredentials } from "../auth/live-credentials.ts";
 import type { Context } from "../context.ts";
+
+/** onSubscribe returns yoga's enveloped execute and subscribe as the operation's rootValue. */
+type EnvelopedArgs = ExecutionArgs & { rootValue: { execute: typeof execute; subscribe: typeof subscribe } };
 
 /** The credential a WebSocket client sends: `authorization` in its connection_init payload. */
 export function authorizationParam(params: Record<string, unknown> | undefined | null): string | null {
@@ -41,8 +45,8 @@ export function serveGraphqlOverWebSocket(
         }
       },
       onClose: (ctx) => stopWatching.get(ctx)?.(),
-      execute: (args: any) => args.rootValue.execute(args),
-      subscribe: (args: any) => args.rootValue.subscribe(args),
+      execute: (args) => (args as EnvelopedArgs).rootValue.execute(args),
+      subscribe: (args) => (args as EnvelopedArgs).rootValue.subscribe(args),
       onSubscribe: async (ctx, _id, params) => {
         const {
           schema: s,

@@ -8,7 +8,7 @@ import { collectFields } from "graphql/execution/collectFields.js";
  * Fields that start an encode, a render, a download or a call to Gemini weigh more; any field
  * not listed costs 1.
  */
-export const MUTATION_WEIGHTS: Readonly<Record<string, number>> = {
+const MUTATION_WEIGHTS: Readonly<Record<string, number>> = {
   renderManim: 10,
   renderComposition: 10,
   createVideoFromUrl: 10,
@@ -19,22 +19,40 @@ export const MUTATION_WEIGHTS: Readonly<Record<string, number>> = {
 };
 
 /** The operation a request executes: the one named, or the only one. */
-export function executedOperation(document: DocumentNode, operationName: string | null | undefined): OperationDefinitionNode | undefined {
+export function executedOperation(
+  document: DocumentNode,
+  operationName: string | null | undefined,
+): OperationDefinitionNode | undefined {
   const operations = document.definitions.filter((d): d is OperationDefinitionNode => d.kind === "OperationDefinition");
-  return operationName ? operations.find((d) => d.name?.value === operationName) : operations.length === 1 ? operations[0] : undefined;
+  return operationName
+    ? operations.find((d) => d.name?.value === operationName)
+    : operations.length === 1
+      ? operations[0]
+      : undefined;
 }
 
 /**
  * The summed weight of the root fields a mutation operation will execute: every alias counts,
  * fields behind fragments count, fields dropped by @skip/@include do not.
  */
-export function mutationCost(schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode, variables: Record<string, unknown> | null | undefined): number {
+export function mutationCost(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  operation: OperationDefinitionNode,
+  variables: Record<string, unknown> | null | undefined,
+): number {
   const mutationType = schema.getMutationType();
   if (!mutationType) return 0;
   const fragments: Record<string, FragmentDefinitionNode> = {};
   for (const d of document.definitions) if (d.kind === "FragmentDefinition") fragments[d.name.value] = d;
   let cost = 0;
-  for (const nodes of collectFields(schema, fragments, variables ?? {}, mutationType, operation.selectionSet).values()) {
+  for (const nodes of collectFields(
+    schema,
+    fragments,
+    variables ?? {},
+    mutationType,
+    operation.selectionSet,
+  ).values()) {
     const field = nodes[0]!.name.value;
     cost += MUTATION_WEIGHTS[field] ?? (field === "__typename" ? 0 : 1);
   }

@@ -22,7 +22,9 @@ export function checkOutboundUrl(raw: string, options: { allowHttp: boolean; max
     return "not a URL";
   }
   if (url.protocol !== "https:" && !(options.allowHttp && url.protocol === "http:")) {
-    return options.allowHttp ? `use an http or https URL, not ${url.protocol}` : `use an https URL, not ${url.protocol}`;
+    return options.allowHttp
+      ? `use an http or https URL, not ${url.protocol}`
+      : `use an https URL, not ${url.protocol}`;
   }
   if (url.username || url.password) return "credentials in the URL are not allowed";
   if (url.href.length > options.maxLength) return `longer than ${options.maxLength} characters`;

@@ -32,7 +32,9 @@ export function createPlaybackGuard(db: Db, tokens: PlaybackTokens): PlaybackGua
 
 /** What a media request may do: carry `token` into playlists ("" for a public video), or nothing. */
 export type PlaybackAdmission =
-  { token: string } | { refused: "not found" } | { refused: "forbidden"; problem: string };
+  | { token: string }
+  | { refused: "not found" }
+  | { refused: "forbidden"; problem: string };
 
 /**
  * Checks a request for the published object `key` against its video's playback policy. The master

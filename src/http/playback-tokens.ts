@@ -53,15 +53,22 @@ export class PlaybackTokens {
   }
 
   /** The kind of `token` when it opens `videoId` and is one of `accepted`, else why not. */
-  check(videoId: string, token: string | null, accepted: readonly PlaybackTokenKind[], now = Date.now()): { kind: PlaybackTokenKind } | { problem: string } {
+  check(
+    videoId: string,
+    token: string | null,
+    accepted: readonly PlaybackTokenKind[],
+    now = Date.now(),
+  ): { kind: PlaybackTokenKind } | { problem: string } {
     if (!token) return { problem: "a playback token is required for this video" };
     const m = TOKEN.exec(token);
     if (!m) return { problem: "malformed playback token" };
     const kind: PlaybackTokenKind = m[1] === "o" ? "open" : "session";
     const expires = Number(m[2]);
-    if (!timingSafeEqual(Buffer.from(this.#mac(kind, videoId, expires)), Buffer.from(m[3]!))) return { problem: "invalid playback token" };
+    if (!timingSafeEqual(Buffer.from(this.#mac(kind, videoId, expires)), Buffer.from(m[3]!)))
+      return { problem: "invalid playback token" };
     if (expires * 1000 <= now) return { problem: "playback token expired" };
-    if (!accepted.includes(kind)) return { problem: "a session token cannot open a playback; use the URL the API hands out" };
+    if (!accepted.includes(kind))
+      return { problem: "a session token cannot open a playback; use the URL the API hands out" };
     return { kind };
   }
 }
@@ -71,7 +78,8 @@ export class PlaybackTokens {
  * attributes) that stays on this server (relative), so a player carries the token along.
  */
 export function appendTokenToPlaylist(text: string, token: string): string {
-  const withToken = (uri: string) => (/^[a-z][a-z0-9+.-]*:/i.test(uri) ? uri : `${uri}${uri.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}`);
+  const withToken = (uri: string) =>
+    /^[a-z][a-z0-9+.-]*:/i.test(uri) ? uri : `${uri}${uri.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}`;
   return text
     .split("\n")
     .map((line) => {

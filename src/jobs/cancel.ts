@@ -13,7 +13,7 @@ export interface CancelDeps {
   transport: ApiTransport;
 }
 
-export const CANCELED_REASON = "Canceled on request";
+const CANCELED_REASON = "Canceled on request";
 
 /**
  * Cancels a video and its unfinished jobs (all of them, or only `jobIds`): the rows say CANCELED
@@ -27,24 +27,45 @@ export const CANCELED_REASON = "Canceled on request";
  * playable and offers no master playlist: its READY rungs stay READY, its master and files stay in
  * storage until the video is deleted. `hold` is a test seam, awaited after the read, before the writes.
  */
-export async function cancelVideo(deps: CancelDeps, videoId: string, jobIds?: string[], hold?: () => Promise<void>): Promise<{ video: Video; jobs: Job[] }> {
+export async function cancelVideo(
+  deps: CancelDeps,
+  videoId: string,
+  jobIds?: string[],
+  hold?: () => Promise<void>,
+): Promise<{ video: Video; jobs: Job[] }> {
   const at = new Date();
   const result = await deps.db.$transaction(async (tx) => {
     const status = await lockVideo(tx, videoId);
     if (!status) throw new NotFoundError("video", videoId);
     if (TERMINAL_VIDEO_STATUSES.has(status)) {
-      throw new ValidationError("id", `The video is ${status}: it has already finished; only videos waiting for upload, queued or processing can be canceled`);
+      throw new ValidationError(
+        "id",
+        `The video is ${status}: it has already finished; only videos waiting for upload, queued or processing ` +
+          `can be canceled`,
+      );
     }
     const unfinished = { status: { in: ["QUEUED", "RUNNING"] as JobStatus[] } };
-    const jobs = await tx.job.findMany({ where: { videoId, ...unfinished, ...(jobIds ? { id: { in: jobIds } } : {}) } });
+    const jobs = await tx.job.findMany({
+      where: { videoId, ...unfinished, ...(jobIds ? { id: { in: jobIds } } : {}) },
+    });
     if (jobIds && !jobs.length) {
       const finished = await tx.job.findFirst({ where: { videoId, id: { in: jobIds } } });
-      throw new ValidationError("id", `The job is ${finished?.status ?? "gone"}: it has already finished; only queued or running jobs can be canceled`);
+      throw new ValidationError(
+        "id",
+        `The job is ${finished?.status ?? "gone"}: it has already finished; only queued or running jobs ` +
+          `can be canceled`,
+      );
     }
     await hold?.();
     const ids = jobs.map((j) => j.id);
-    await tx.job.updateMany({ where: { id: { in: ids }, ...unfinished }, data: { status: "CANCELED", finishedAt: at, error: CANCELED_REASON } });
-    await tx.variant.updateMany({ where: { videoId, status: { in: ["PENDING", "ENCODING"] } }, data: { status: "SKIPPED" } });
+    await tx.job.updateMany({
+      where: { id: { in: ids }, ...unfinished },
+      data: { status: "CANCELED", finishedAt: at, error: CANCELED_REASON },
+    });
+    await tx.variant.updateMany({
+      where: { videoId, status: { in: ["PENDING", "ENCODING"] } },
+      data: { status: "SKIPPED" },
+    });
     const canceled = await tx.video.update({
       where: { id: videoId },
       data: { status: "CANCELED", error: CANCELED_REASON, finishedAt: at, playable: false, masterKey: null },
@@ -57,9 +78,22 @@ export async function cancelVideo(deps: CancelDeps, videoId: string, jobIds?: st
 }
 
 /** Broadcasts the cancel; a failure is logged, the rows already say CANCELED. */
-export async function tellWorkersToCancel(transport: ApiTransport, jobId: string, attempt: number, workerId?: string, runId?: string): Promise<void> {
+export async function tellWorkersToCancel(
+  transport: ApiTransport,
+  jobId: string,
+  attempt: number,
+  workerId?: string,
+  runId?: string,
+): Promise<void> {
   try {
-    await transport.publishControl({ v: PROTOCOL_VERSION, type: "job.cancel", jobId, attempt, ...(workerId ? { workerId } : {}), ...(runId ? { runId } : {}) });
+    await transport.publishControl({
+      v: PROTOCOL_VERSION,
+      type: "job.cancel",
+      jobId,
+      attempt,
+      ...(workerId ? { workerId } : {}),
+      ...(runId ? { runId } : {}),
+    });
   } catch (err) {
     log.warn("cancel not broadcast; the worker will be told when it reports the job", { jobId, err });
   }

@@ -9,7 +9,6 @@ import {
   TranscodeOptions,
   type Capability,
 } from "../protocol/messages.ts";
-import type { Dispatcher } from "./dispatcher.ts";
 
 /**
  * What a job row stores for each kind, as the contract's message schema of that kind checks it:
@@ -85,10 +84,7 @@ export async function createJob(tx: Pick<Db, "job">, job: NewJob): Promise<Job> 
 }
 
 /** After the transaction that queued a job commits: dispatch it now and tell the video's subscribers. */
-export function announceQueuedJob(
-  deps: { dispatcher: Pick<Dispatcher, "kick">; pubSub: VideoPubSub },
-  video: Video,
-): void {
+export function announceQueuedJob(deps: { dispatcher: { kick(): void }; pubSub: VideoPubSub }, video: Video): void {
   deps.dispatcher.kick();
   deps.pubSub.publish("videoEvents", video.id, { kind: "status", video: videoSnapshot(video) });
 }

@@ -1,6 +1,6 @@
 import type { Db } from "../db/client.ts";
 import { log } from "../log.ts";
-import type { Capability } from "../protocol/messages.ts";
+import type { Capability, JobMessage } from "../protocol/messages.ts";
 import type { ApiTransport } from "../transport/types.ts";
 import { buildJobMessage } from "./job-messages.ts";
 
@@ -59,7 +59,9 @@ export function createDispatcher(deps: {
     const since = new Date(Date.now() - deps.fallback.afterSeconds * 1000);
     // Until the API has been up that long, silence may only mean workers have not reported yet.
     if (Date.now() - startedAt < deps.fallback.afterSeconds * 1000) return capability;
-    const alive = await tx.worker.count({ where: { capabilities: { has: capability }, lastHeartbeatAt: { gte: since } } });
+    const alive = await tx.worker.count({
+      where: { capabilities: { has: capability }, lastHeartbeatAt: { gte: since } },
+    });
     return alive > 0 ? capability : "local";
   }
 
@@ -76,8 +78,15 @@ export function createDispatcher(deps: {
     });
     for (const job of stranded) {
       if ((await routeFor(db, job.capability as Capability)) !== "local") continue;
-      const { count } = await db.job.updateMany({ where: { id: job.id, attempt: job.attempt, status: "QUEUED" }, data: { dispatchedAt: null } });
-      if (count) log.warn("no worker took the job and none with its capability is alive; sending it to the local worker", { jobId: job.id, capability: job.capability });
+      const { count } = await db.job.updateMany({
+        where: { id: job.id, attempt: job.attempt, status: "QUEUED" },
+        data: { dispatchedAt: null },
+      });
+      if (count)
+        log.warn("no worker took the job and none with its capability is alive; sending it to the local worker", {
+          jobId: job.id,
+          capability: job.capability,
+        });
     }
   }
 
@@ -88,13 +97,21 @@ export function createDispatcher(deps: {
    */
   async function requeueVanished(): Promise<void> {
     const cutoff = new Date(Date.now() - deps.vanishedAfterSeconds * 1000);
-    const silent = await db.job.findMany({ where: { status: "RUNNING", heartbeatAt: { lt: cutoff } }, select: { id: true, attempt: true, workerId: true } });
+    const silent = await db.job.findMany({
+      where: { status: "RUNNING", heartbeatAt: { lt: cutoff } },
+      select: { id: true, attempt: true, workerId: true },
+    });
     for (const job of silent) {
       const { count } = await db.job.updateMany({
         where: { id: job.id, attempt: job.attempt, status: "RUNNING", heartbeatAt: { lt: cutoff } },
         data: { status: "QUEUED", dispatchedAt: null, workerId: null },
       });
-      if (count) log.warn("job's worker went silent; queued again", { jobId: job.id, attempt: job.attempt, workerId: job.workerId });
+      if (count)
+        log.warn("job's worker went silent; queued again", {
+          jobId: job.id,
+          attempt: job.attempt,
+          workerId: job.workerId,
+        });
     }
   }
 
@@ -102,35 +119,43 @@ export function createDispatcher(deps: {
     await requeueVanished();
     await rerouteStranded();
     for (;;) {
-      const count = await db.$transaction(async (tx) => {
-        const rows = await tx.$queryRaw<{ id: string }[]>`
+      const count = await db.$transaction(
+        async (tx) => {
+          const rows = await tx.$queryRaw<{ id: string }[]>`
           SELECT id FROM "Job" WHERE status = 'QUEUED' AND "dispatchedAt" IS NULL
             AND ("runAfter" IS NULL OR "runAfter" <= now())
           ORDER BY "createdAt" LIMIT 20 FOR UPDATE SKIP LOCKED`;
-        for (const { id } of rows) {
-          const job = await tx.job.findUniqueOrThrow({ where: { id }, include: { video: true } });
-          let message;
-          try {
-            message = buildJobMessage(job, job.video, deps);
-          } catch (err) {
-            // A job no worker could run must not hold up the jobs behind it.
-            const error = `The job cannot be sent to a worker: ${(err as Error).message}`;
-            // The job's row is locked before its video's here, the other way round from every other
-            // state change (video-lock.ts): wait for no video lock, or the two could deadlock.
-            const videoFree = await tx.$queryRaw<unknown[]>`SELECT 1 FROM "Video" WHERE id = ${job.videoId}::uuid FOR NO KEY UPDATE SKIP LOCKED`;
-            if (!videoFree.length) continue;
-            log.error("job not dispatchable; failed", { jobId: id, err });
-            await tx.job.update({ where: { id }, data: { status: "FAILED", error, finishedAt: new Date() } });
-            await tx.video.updateMany({ where: { id: job.videoId, status: { in: ["QUEUED", "PROCESSING"] } }, data: { status: "FAILED", playable: false, error, finishedAt: new Date() } });
-            continue;
+          for (const { id } of rows) {
+            const job = await tx.job.findUniqueOrThrow({ where: { id }, include: { video: true } });
+            let message: JobMessage;
+            try {
+              message = buildJobMessage(job, job.video, deps);
+            } catch (err) {
+              // A job no worker could run must not hold up the jobs behind it.
+              const error = `The job cannot be sent to a worker: ${(err as Error).message}`;
+              // The job's row is locked before its video's here, the other way round from every other
+              // state change (video-lock.ts): wait for no video lock, or the two could deadlock.
+              const videoFree = await tx.$queryRaw<
+                unknown[]
+              >`SELECT 1 FROM "Video" WHERE id = ${job.videoId}::uuid FOR NO KEY UPDATE SKIP LOCKED`;
+              if (!videoFree.length) continue;
+              log.error("job not dispatchable; failed", { jobId: id, err });
+              await tx.job.update({ where: { id }, data: { status: "FAILED", error, finishedAt: new Date() } });
+              await tx.video.updateMany({
+                where: { id: job.videoId, status: { in: ["QUEUED", "PROCESSING"] } },
+                data: { status: "FAILED", playable: false, error, finishedAt: new Date() },
+              });
+              continue;
+            }
+            const queue = await routeFor(tx, job.capability as Capability);
+            await transport.publishJob(queue, message);
+            await tx.job.update({ where: { id }, data: { dispatchedAt: new Date(), dispatchedTo: queue } });
+            log.info("job dispatched", { jobId: id, attempt: job.attempt, kind: job.kind, queue });
           }
-          const queue = await routeFor(tx, job.capability as Capability);
-          await transport.publishJob(queue, message);
-          await tx.job.update({ where: { id }, data: { dispatchedAt: new Date(), dispatchedTo: queue } });
-          log.info("job dispatched", { jobId: id, attempt: job.attempt, kind: job.kind, queue });
-        }
-        return rows.length;
-      }, { timeout: 30_000 });
+          return rows.length;
+        },
+        { timeout: 30_000 },
+      );
       if (count < 20) return;
     }
   }
@@ -157,9 +182,12 @@ export function createDispatcher(deps: {
     async whyUnserved(capability) {
       if (capability === "cpu" || capability === "local" || deps.fallback) return null;
       const since = new Date(Date.now() - deps.vanishedAfterSeconds * 1000);
-      const alive = await db.worker.count({ where: { capabilities: { has: capability }, lastHeartbeatAt: { gte: since } } });
+      const alive = await db.worker.count({
+        where: { capabilities: { has: capability }, lastHeartbeatAt: { gte: since } },
+      });
       if (alive > 0) return null;
-      return `no worker with the ${capability} capability has reported in the last ${deps.vanishedAfterSeconds} s, and LOCAL_FALLBACK is off`;
+      const lastSeconds = `the last ${deps.vanishedAfterSeconds} s`;
+      return `no worker with the ${capability} capability has reported in ${lastSeconds}, and LOCAL_FALLBACK is off`;
     },
     kickAt(at) {
       setTimeout(run, Math.max(0, at.getTime() - Date.now())).unref();

@@ -28,19 +28,42 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
     const job = await runs.admit(e);
     if (!job) return;
     switch (e.type) {
-      case "job.started": await runs.onStarted(e, job.videoId, job.status); break;
-      case "job.probed": await transcode.onProbed(e, job.videoId); break;
-      case "job.progress": await transcode.onProgress(e, job.videoId); break;
-      case "variant.ready": await transcode.onVariantReady(e, job.videoId); break;
-      case "variant.failed": await transcode.onVariantFailed(e, job.videoId); break;
-      case "video.playable": await transcode.onPlayable(e, job.videoId); break;
-      case "job.succeeded": await transcode.onSucceeded(e, job.videoId); break;
-      case "render.progress": await render.onRenderProgress(e, job.videoId); break;
-      case "source.ready": await render.onSourceReady(e, job.videoId); break;
-      case "job.failed": await runs.onFailed(e, job.videoId); break;
+      case "job.started":
+        await runs.onStarted(e, job.videoId, job.status);
+        break;
+      case "job.probed":
+        await transcode.onProbed(e, job.videoId);
+        break;
+      case "job.progress":
+        await transcode.onProgress(e, job.videoId);
+        break;
+      case "variant.ready":
+        await transcode.onVariantReady(e, job.videoId);
+        break;
+      case "variant.failed":
+        await transcode.onVariantFailed(e, job.videoId);
+        break;
+      case "video.playable":
+        await transcode.onPlayable(e, job.videoId);
+        break;
+      case "job.succeeded":
+        await transcode.onSucceeded(e, job.videoId);
+        break;
+      case "render.progress":
+        await render.onRenderProgress(e, job.videoId);
+        break;
+      case "source.ready":
+        await render.onSourceReady(e, job.videoId);
+        break;
+      case "job.failed":
+        await runs.onFailed(e, job.videoId);
+        break;
       // A duplicate run stopped on request (a canceled job's runs end in `admit`).
-      case "job.canceled": await runs.finishRun(e); break;
-      default: e satisfies never;
+      case "job.canceled":
+        await runs.finishRun(e);
+        break;
+      default:
+        e satisfies never;
     }
     await runs.recordSeq(e);
   }

@@ -9,6 +9,8 @@ import type { VideoStatus } from "../generated/prisma/client.ts";
  * leaves inserts of rows that reference the video (variants, jobs) free to proceed.
  */
 export async function lockVideo(tx: Pick<Db, "$queryRaw">, videoId: string): Promise<VideoStatus | null> {
-  const rows = await tx.$queryRaw<{ status: VideoStatus }[]>`SELECT status FROM "Video" WHERE id = ${videoId}::uuid FOR NO KEY UPDATE`;
+  const rows = await tx.$queryRaw<
+    { status: VideoStatus }[]
+  >`SELECT status FROM "Video" WHERE id = ${videoId}::uuid FOR NO KEY UPDATE`;
   return rows[0]?.status ?? null;
 }

@@ -36,7 +36,10 @@ export const TranscodeOptions = z.object({
    * Encode only these rungs of the planned ladder (retryVariant); the master playlist still lists
    * the whole ladder. Absent: every rung.
    */
-  rungs: z.array(z.string().regex(/^[a-z0-9]+$/)).min(1).optional(),
+  rungs: z
+    .array(z.string().regex(/^[a-z0-9]+$/))
+    .min(1)
+    .optional(),
 });
 export type TranscodeOptions = z.infer<typeof TranscodeOptions>;
 
@@ -86,7 +89,6 @@ export const RenderManimJobMessage = z.object({
 });
 export type RenderManimJobMessage = z.infer<typeof RenderManimJobMessage>;
 
-
 // --- Quiz compositions and URL imports ---
 
 /** One quiz question: 2 to 6 choices, `answerIndex` the correct one (0-based). */
@@ -97,7 +99,10 @@ export const QuizQuestion = z
     answerIndex: z.number().int().nonnegative(),
     explanation: z.string().max(1000).optional(),
   })
-  .refine((q) => q.answerIndex < q.choices.length, { message: "answerIndex must point at one of the choices", path: ["answerIndex"] });
+  .refine((q) => q.answerIndex < q.choices.length, {
+    message: "answerIndex must point at one of the choices",
+    path: ["answerIndex"],
+  });
 export type QuizQuestion = z.infer<typeof QuizQuestion>;
 
 /** Renders a quiz to one mp4 at `outputKey` (a render job; its transcode is a separate job). */
@@ -112,10 +117,17 @@ export const RenderCompositionJobMessage = z.object({
   /** How long each question shows with its timer, before the answer is revealed. */
   secondsPerQuestion: z.number().min(1).max(60).default(5),
   /** espeak-ng reads each question and its choices; the voice name goes to `espeak-ng -v`. */
-  narration: z.object({ voice: z.string().regex(/^[A-Za-z0-9_+-]{1,64}$/) }).nullable().default(null),
+  narration: z
+    .object({ voice: z.string().regex(/^[A-Za-z0-9_+-]{1,64}$/) })
+    .nullable()
+    .default(null),
   /** Storage keys of tenant-uploaded assets; each replaces a built-in look or sound. */
   assets: z
-    .object({ backgroundKey: z.string().min(1).optional(), timerKey: z.string().min(1).optional(), correctSoundKey: z.string().min(1).optional() })
+    .object({
+      backgroundKey: z.string().min(1).optional(),
+      timerKey: z.string().min(1).optional(),
+      correctSoundKey: z.string().min(1).optional(),
+    })
     .default({}),
   width: z.number().int().min(320).max(3840).multipleOf(2).default(1280),
   height: z.number().int().min(240).max(2160).multipleOf(2).default(720),
@@ -142,7 +154,12 @@ export type ImportUrlJobMessage = z.infer<typeof ImportUrlJobMessage>;
 
 
 /** Every job message kind, discriminated by `type`. */
-export const JobMessage = z.discriminatedUnion("type", [TranscodeJobMessage, RenderManimJobMessage, RenderCompositionJobMessage, ImportUrlJobMessage]);
+export const JobMessage = z.discriminatedUnion("type", [
+  TranscodeJobMessage,
+  RenderManimJobMessage,
+  RenderCompositionJobMessage,
+  ImportUrlJobMessage,
+]);
 export type JobMessage = z.infer<typeof JobMessage>;
 
 /** Facts the worker's probe found about the source. */
@@ -173,7 +190,7 @@ export const Rung = z.object({
 });
 export type Rung = z.infer<typeof Rung>;
 
-export const VariantProgress = z.object({
+const VariantProgress = z.object({
   name: z.string(),
   /** Media time of finished segments / duration, 0..1. */
   progress: z.number().min(0).max(1),
@@ -296,7 +313,6 @@ export const JobEvent = z.discriminatedUnion("type", [
   }),
 ]);
 export type JobEvent = z.infer<typeof JobEvent>;
-export type JobEventType = JobEvent["type"];
 
 /** Sent by every worker on a timer, with what it can do and what it is running. */
 export const WorkerHeartbeat = z.object({

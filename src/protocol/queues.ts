@@ -11,7 +11,7 @@ export const jobQueueName = (capability: Capability): string => `render-jobs-${c
 /** Queue/topic that carries worker events to the API. */
 export const EVENTS_QUEUE = "render-events";
 /** Topic (Pub/Sub) that carries control messages from the API to every worker. */
-export const CONTROL_CHANNEL = "render-control";
+const CONTROL_CHANNEL = "render-control";
 /** The same for the embedded transport: a Postgres NOTIFY channel every worker LISTENs on. */
 export const CONTROL_NOTIFY_CHANNEL = "videograph_render_control";
 

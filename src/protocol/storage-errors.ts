@@ -1,13 +1,43 @@
 /** File-system errors that say the disk or its quota is full or failing, not that one file is wrong. */
 const FILE_SYSTEM_CODES = new Set(["ENOSPC", "EDQUOT", "EIO", "EROFS", "EMFILE", "ENFILE"]);
 /** Network errors on the way to storage. */
-const NETWORK_CODES = new Set(["ECONNRESET", "ECONNREFUSED", "ETIMEDOUT", "EPIPE", "EAI_AGAIN", "ENOTFOUND", "UND_ERR_SOCKET"]);
+const NETWORK_CODES = new Set([
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "ETIMEDOUT",
+  "EPIPE",
+  "EAI_AGAIN",
+  "ENOTFOUND",
+  "UND_ERR_SOCKET",
+]);
 /** S3 (and S3-compatible: Ceph RGW, MinIO) error codes for a full or overloaded store. */
-const S3_CODES = new Set(["QuotaExceeded", "XMinioStorageFull", "InsufficientStorage", "SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout"]);
+const S3_CODES = new Set([
+  "QuotaExceeded",
+  "XMinioStorageFull",
+  "InsufficientStorage",
+  "SlowDown",
+  "ServiceUnavailable",
+  "InternalError",
+  "RequestTimeout",
+]);
 /** GCS JSON API reasons (`errors[].reason`) for a project quota or an overloaded backend. */
-const GCS_REASONS = new Set(["quotaExceeded", "rateLimitExceeded", "userRateLimitExceeded", "storageQuotaExceeded", "backendError"]);
+const GCS_REASONS = new Set([
+  "quotaExceeded",
+  "rateLimitExceeded",
+  "userRateLimitExceeded",
+  "storageQuotaExceeded",
+  "backendError",
+]);
 
-const FULL_CODES = new Set(["ENOSPC", "EDQUOT", "QuotaExceeded", "XMinioStorageFull", "InsufficientStorage", "quotaExceeded", "storageQuotaExceeded"]);
+const FULL_CODES = new Set([
+  "ENOSPC",
+  "EDQUOT",
+  "QuotaExceeded",
+  "XMinioStorageFull",
+  "InsufficientStorage",
+  "quotaExceeded",
+  "storageQuotaExceeded",
+]);
 
 /**
  * Storage as a whole could not take a file: a full disk or quota, an I/O error, an overloaded or
@@ -19,7 +49,12 @@ export class StorageUnavailableError extends Error {
   /** True when storage is full (disk, quota), as opposed to failing or overloaded. */
   readonly full: boolean;
   constructor(cause: unknown, full: boolean) {
-    super(`${full ? "Storage is full" : "Storage is unavailable"}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    super(
+      `${full ? "Storage is full" : "Storage is unavailable"}: ${
+        cause instanceof Error ? cause.message : String(cause)
+      }`,
+      { cause },
+    );
     this.name = "StorageUnavailableError";
     this.full = full;
   }
@@ -29,7 +64,8 @@ export class StorageUnavailableError extends Error {
 function codesOf(err: object): string[] {
   const e = err as { code?: unknown; name?: unknown; Code?: unknown; errors?: unknown };
   const codes = [e.code, e.name, e.Code].filter((c): c is string => typeof c === "string");
-  if (Array.isArray(e.errors)) for (const item of e.errors) if (typeof item?.reason === "string") codes.push(item.reason);
+  if (Array.isArray(e.errors))
+    for (const item of e.errors) if (typeof item?.reason === "string") codes.push(item.reason);
   return codes;
 }
 

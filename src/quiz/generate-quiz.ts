@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { QuizQuestion } from "../protocol/messages.ts";
 
-export const GEMINI_BASE_URL = "https://generativelanguage.googleapis.com";
+const GEMINI_BASE_URL = "https://generativelanguage.googleapis.com";
 
 export class GeminiNotConfiguredError extends Error {
   constructor() {
@@ -21,7 +21,7 @@ export class GeminiError extends Error {
  * The response schema Gemini's structured output follows (an OpenAPI 3 subset: type, properties,
  * items, required, minItems/maxItems, description).
  */
-export function quizResponseSchema(count: number) {
+function quizResponseSchema(count: number) {
   return {
     type: "OBJECT",
     properties: {

@@ -47,7 +47,7 @@ function questionOfRow(record: string[], row: number): QuizQuestion {
   const answer = rest.pop()!;
   const lastChoice = rest.findLastIndex((c) => c !== "");
   const choices = rest.slice(0, lastChoice + 1);
-  const gap = choices.findIndex((c) => c === "");
+  const gap = choices.indexOf("");
   if (gap >= 0) throw new QuizCsvError(`Row ${row}: choice${gap + 1} is empty but a later choice is not`);
   if (choices.length < 2) {
     throw new QuizCsvError(`Row ${row}: a question needs at least two choices, found ${choices.length}`);

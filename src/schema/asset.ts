@@ -6,7 +6,7 @@ import { tenantAssetKey } from "../protocol/storage-layout.ts";
 import { UploadTooLargeError } from "../storage/types.ts";
 
 /** What a composition can use an asset for. */
-export const AssetKindEnum = builder.enumType("AssetKind", {
+const AssetKindEnum = builder.enumType("AssetKind", {
   values: {
     BACKGROUND: { description: "A video looped behind the quiz." },
     TIMER: { description: "A timer bar video shown while a question runs." },
@@ -20,7 +20,7 @@ const ALLOWED_TYPES: Record<string, RegExp> = {
   CORRECT_SOUND: /^audio\//,
 };
 
-export const AssetRef = builder.prismaObject("Asset", {
+const AssetRef = builder.prismaObject("Asset", {
   description: "A file a tenant uploaded for its compositions.",
   fields: (t) => ({
     id: t.exposeID("id"),

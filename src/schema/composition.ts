@@ -11,7 +11,7 @@ import { createRenderedVideo, RenderSuccess } from "./rendered-video.ts";
 import { validIdempotencyKey, validTitle } from "../videos/input-rules.ts";
 import { PlaybackPolicyEnum } from "./video.ts";
 
-export const CompositionTemplateEnum = builder.enumType("CompositionTemplate", {
+const CompositionTemplateEnum = builder.enumType("CompositionTemplate", {
   values: {
     QUIZ: {
       description:
@@ -20,7 +20,7 @@ export const CompositionTemplateEnum = builder.enumType("CompositionTemplate", {
   } as const,
 });
 
-export const QuizQuestionInput = builder.inputType("QuizQuestionInput", {
+const QuizQuestionInput = builder.inputType("QuizQuestionInput", {
   fields: (t) => ({
     question: t.string({ required: true }),
     choices: t.stringList({ required: true, description: "2 to 6 choices." }),
@@ -29,7 +29,7 @@ export const QuizQuestionInput = builder.inputType("QuizQuestionInput", {
   }),
 });
 
-export const QuizQuestionRef = builder.objectRef<QuizQuestion>("QuizQuestion").implement({
+const QuizQuestionRef = builder.objectRef<QuizQuestion>("QuizQuestion").implement({
   fields: (t) => ({
     question: t.exposeString("question"),
     choices: t.exposeStringList("choices"),
@@ -117,7 +117,7 @@ function questionsFrom(input: { questions?: readonly unknown[] | null; csv?: str
   return questions;
 }
 
-export const QuizDifficultyEnum = builder.enumType("QuizDifficulty", { values: ["EASY", "MEDIUM", "HARD"] as const });
+const QuizDifficultyEnum = builder.enumType("QuizDifficulty", { values: ["EASY", "MEDIUM", "HARD"] as const });
 
 /** The service cannot do this here (generateQuiz without GEMINI_API_KEY). */
 builder.objectType(GeminiNotConfiguredError, {

@@ -6,9 +6,9 @@ import { JobKind, JobRunStatus, JobStatus } from "../generated/prisma/enums.ts";
 import { cancelVideo } from "../jobs/cancel.ts";
 import { isUuid } from "../ids.ts";
 
-export const JobStatusEnum = builder.enumType(JobStatus, { name: "JobStatus" });
-export const JobKindEnum = builder.enumType(JobKind, { name: "JobKind" });
-export const JobRunStatusEnum = builder.enumType(JobRunStatus, { name: "JobRunStatus" });
+const JobStatusEnum = builder.enumType(JobStatus, { name: "JobStatus" });
+const JobKindEnum = builder.enumType(JobKind, { name: "JobKind" });
+const JobRunStatusEnum = builder.enumType(JobRunStatus, { name: "JobRunStatus" });
 
 builder.prismaObject("JobRun", {
   description: "One worker's run of one attempt: where the job ran and, for operators, why it failed.",

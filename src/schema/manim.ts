@@ -7,7 +7,7 @@ import { PlaybackPolicyEnum } from "./video.ts";
 
 const MAX_SCENE_CODE_BYTES = 1_000_000;
 
-export const ManimQualityEnum = builder.enumType("ManimQuality", {
+const ManimQualityEnum = builder.enumType("ManimQuality", {
   values: {
     LOW: { description: "854x480, 15 fps (`-ql`)" },
     MEDIUM: { description: "1280x720, 30 fps (`-qm`)" },
@@ -15,7 +15,7 @@ export const ManimQualityEnum = builder.enumType("ManimQuality", {
     FOURK: { description: "3840x2160, 60 fps (`-qk`)" },
   } as const,
 });
-export const ManimRendererEnum = builder.enumType("ManimRenderer", { values: ["CAIRO", "OPENGL"] as const });
+const ManimRendererEnum = builder.enumType("ManimRenderer", { values: ["CAIRO", "OPENGL"] as const });
 
 const RenderManimInput = builder.inputType("RenderManimInput", {
   fields: (t) => ({

@@ -9,8 +9,8 @@ import { JobRef } from "./job.ts";
 import { mediaUrl } from "./urls.ts";
 import { VideoRef } from "./video.ts";
 
-export const VariantStatusEnum = builder.enumType(VariantStatus, { name: "VariantStatus" });
-export const VariantKindEnum = builder.enumType(VariantKind, { name: "VariantKind" });
+const VariantStatusEnum = builder.enumType(VariantStatus, { name: "VariantStatus" });
+const VariantKindEnum = builder.enumType(VariantKind, { name: "VariantKind" });
 
 export const VariantRef = builder.prismaObject("Variant", {
   description: "One rung of the HLS ladder.",

@@ -16,7 +16,7 @@ const EVENT_TYPE_NAMES: Record<VideoEventPayload["kind"], string> = {
   renderProgress: "RenderProgressEvent",
 };
 
-export const VideoEventInterface = builder.interfaceRef<VideoEventPayload>("VideoEvent").implement({
+const VideoEventInterface = builder.interfaceRef<VideoEventPayload>("VideoEvent").implement({
   description: "Something happened to a video; every event carries the video's current state.",
   resolveType: (e) => EVENT_TYPE_NAMES[e.kind],
   fields: (t) => ({

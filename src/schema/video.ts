@@ -22,7 +22,7 @@ export const PlaybackPolicyEnum = builder.enumType(PlaybackPolicy, {
   },
 });
 
-export const VideoSourceEnum = builder.enumType(VideoSource, { name: "VideoSource" });
+const VideoSourceEnum = builder.enumType(VideoSource, { name: "VideoSource" });
 
 export const VideoStatusEnum = builder.enumType(VideoStatus, { name: "VideoStatus" });
 
@@ -56,8 +56,7 @@ export const VideoRef = builder.prismaObject("Video", {
     }),
     posterUrl: t.string({
       nullable: true,
-      description:
-        "A JPEG frame; with GCS or S3 storage a signed URL that expires (query it again for a fresh one).",
+      description: "A JPEG frame; with GCS or S3 storage a signed URL that expires (query it again for a fresh one).",
       resolve: (v, _args, ctx) => (v.posterKey ? mediaUrl(ctx, v.posterKey, v) : null),
     }),
     variants: t.relation("variants", { query: { orderBy: [{ kind: "asc" }, { height: "desc" }] } }),
@@ -119,8 +118,7 @@ builder.mutationFields((t) => ({
   }),
   deleteVideo: t.field({
     type: DeleteVideoSuccess,
-    description:
-      "Deletes a video, its jobs and all its media in storage; a video still processing is canceled first.",
+    description: "Deletes a video, its jobs and all its media in storage; a video still processing is canceled first.",
     authScopes: { scope: "videos:write" },
     args: { id: t.arg.id({ required: true }) },
     errors: { types: [NotFoundError], union: { name: "DeleteVideoResult" } },

@@ -11,7 +11,7 @@ import { hostAddressProblem } from "../http/outbound-url.ts";
 
 const enumName = (type: WebhookEventType) => type.replace(".", "_").toUpperCase();
 
-export const WebhookEventTypeEnum = builder.enumType("WebhookEventType", {
+const WebhookEventTypeEnum = builder.enumType("WebhookEventType", {
   values: Object.fromEntries(
     WEBHOOK_EVENT_TYPES.map((t) => [enumName(t), { value: t, description: `\`${t}\`` }]),
   ) as Record<string, { value: WebhookEventType }>,

@@ -18,7 +18,11 @@ export function resolvePlaylistUri(playlistKey: string, uri: string): string | n
  * API for them; absolute URIs and URIs leaving the video's prefix are left alone. `urlFor` is
  * called once per key, however often it appears.
  */
-export async function rewritePlaylistUris(text: string, playlistKey: string, urlFor: (key: string) => Promise<string>): Promise<string> {
+export async function rewritePlaylistUris(
+  text: string,
+  playlistKey: string,
+  urlFor: (key: string) => Promise<string>,
+): Promise<string> {
   const videoPrefix = /^videos\/[^/]+\//.exec(playlistKey)?.[0];
   if (!videoPrefix) throw new Error(`Not a video's playlist: ${playlistKey}`);
   const lines = text.split(/\r?\n/);
@@ -26,7 +30,7 @@ export async function rewritePlaylistUris(text: string, playlistKey: string, url
   const keyFor = (uri: string): string | null => {
     if (uri.split(/[?#]/)[0]!.endsWith(".m3u8")) return null;
     const key = resolvePlaylistUri(playlistKey, uri);
-    return key !== null && key.startsWith(videoPrefix) ? key : null;
+    return key?.startsWith(videoPrefix) ? key : null;
   };
   const wanted = new Set<string>();
   for (const line of lines) {
@@ -46,7 +50,7 @@ export async function rewritePlaylistUris(text: string, playlistKey: string, url
   for (let i = 0; i < keys.length; i += SIGN_CONCURRENCY) {
     const batch = keys.slice(i, i + SIGN_CONCURRENCY);
     const signed = await Promise.all(batch.map(urlFor));
-    batch.forEach((key, j) => urls.set(key, signed[j]!));
+    for (const [j, key] of batch.entries()) urls.set(key, signed[j]!);
   }
   const replace = (uri: string) => {
     const key = keyFor(uri);
@@ -59,10 +63,4 @@ export async function rewritePlaylistUris(text: string, playlistKey: string, url
       return line.trim() ? replace(line.trim()) : line;
     })
     .join("\n");
-}
-
-/** `max-age` of a Cache-Control value, or null. */
-export function maxAgeOf(cacheControl: string | undefined): number | null {
-  const m = /(?:^|,)\s*max-age=(\d+)/i.exec(cacheControl ?? "");
-  return m ? Number(m[1]) : null;
 }

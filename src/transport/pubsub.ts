@@ -17,7 +17,7 @@ export interface PubSubApiTransportOptions {
 }
 
 /** A topic or subscription that `setup()` made sure of. */
-export interface PubSubResource {
+interface PubSubResource {
   kind: "topic" | "subscription";
   name: string;
   /** False when it already existed. */
@@ -47,9 +47,11 @@ export function createPubSubApiTransport(options: PubSubApiTransportOptions): Pu
   const names = pubSubResourceNames(options.topicPrefix ?? DEFAULT_TOPIC_PREFIX);
   const topics = new Map<string, Topic>();
   const topic = (name: string): Topic => {
-    let t = topics.get(name);
-    if (!t) topics.set(name, (t = pubsub.topic(name)));
-    return t;
+    const known = topics.get(name);
+    if (known) return known;
+    const created = pubsub.topic(name);
+    topics.set(name, created);
+    return created;
   };
   let stopping = false;
   let stopEvents: (() => Promise<void>) | null = null;
@@ -142,7 +144,7 @@ export function createPubSubApiTransport(options: PubSubApiTransportOptions): Pu
         // close() keeps leasing until the batch being handled is acked instead of nacking it.
         closeOptions: { behavior: SubscriptionCloseBehaviors.WaitForProcessing },
       });
-      let buffered: Message[] = [];
+      const buffered: Message[] = [];
       let batchTimer: NodeJS.Timeout | undefined;
       let handling: Promise<void> | null = null;
 

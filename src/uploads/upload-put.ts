@@ -20,7 +20,8 @@ export interface UploadDeps {
 }
 
 type ContentRange =
-  { start: number; end: number; total: number | null } | { start: null; end: null; total: number | null };
+  | { start: number; end: number; total: number | null }
+  | { start: null; end: null; total: number | null };
 
 /** `bytes 0-99/1000`, `bytes 0-99/*` or `bytes *\/1000` (a status query). */
 export function parseContentRange(header: string | undefined): ContentRange | "invalid" | null {

@@ -14,8 +14,7 @@ export async function createVideoOnce(
   if (idempotencyKey === null) {
     return { video: await ctx.db.video.create({ data: { ...data, tenantId } }), created: true };
   }
-  const existing = () =>
-    ctx.db.video.findUnique({ where: { tenantId_idempotencyKey: { tenantId, idempotencyKey } } });
+  const existing = () => ctx.db.video.findUnique({ where: { tenantId_idempotencyKey: { tenantId, idempotencyKey } } });
   const earlier = await existing();
   if (earlier) return { video: earlier, created: false };
   try {

@@ -29,9 +29,15 @@ interface PostResult {
 }
 
 /** One POST, to the address the guarded lookup checked, no redirects followed. */
-function post(rawUrl: string, body: string, headers: Record<string, string>, options: WebhookDelivererOptions): Promise<PostResult> {
+function post(
+  rawUrl: string,
+  body: string,
+  headers: Record<string, string>,
+  options: WebhookDelivererOptions,
+): Promise<PostResult> {
   const started = performance.now();
-  const refusal = (error: string): Promise<PostResult> => Promise.resolve({ statusCode: null, responseBody: null, error, durationMs: 0, permanent: true });
+  const refusal = (error: string): Promise<PostResult> =>
+    Promise.resolve({ statusCode: null, responseBody: null, error, durationMs: 0, permanent: true });
   const url = checkWebhookUrl(rawUrl, options.allowPrivateUrls);
   if (typeof url === "string") return refusal(`refused: ${url}`);
   const literal = literalAddressProblem(url, options.allowPrivateUrls);
@@ -39,12 +45,21 @@ function post(rawUrl: string, body: string, headers: Record<string, string>, opt
   const client = url.protocol === "https:" ? https : http;
   return new Promise((resolve) => {
     const done = (r: Omit<PostResult, "durationMs" | "permanent">, permanent = false) =>
-      resolve({ ...r, durationMs: Math.round(performance.now() - started), permanent: permanent || r.statusCode === 410 });
+      resolve({
+        ...r,
+        durationMs: Math.round(performance.now() - started),
+        permanent: permanent || r.statusCode === 410,
+      });
     const req = client.request(
       url,
       {
         method: "POST",
-        headers: { ...headers, "content-type": "application/json", "content-length": Buffer.byteLength(body), "user-agent": "videograph-webhooks/1" },
+        headers: {
+          ...headers,
+          "content-type": "application/json",
+          "content-length": Buffer.byteLength(body),
+          "user-agent": "videograph-webhooks/1",
+        },
         lookup: guardedLookup(options.allowPrivateUrls) as never,
         timeout: options.timeoutMs,
       },
@@ -55,12 +70,20 @@ function post(rawUrl: string, body: string, headers: Record<string, string>, opt
           if (kept < RESPONSE_KEEP_BYTES) chunks.push(c);
           kept += c.length;
         });
-        res.on("end", () => done({ statusCode: res.statusCode ?? null, responseBody: Buffer.concat(chunks).subarray(0, RESPONSE_KEEP_BYTES).toString("utf8"), error: null }));
+        res.on("end", () =>
+          done({
+            statusCode: res.statusCode ?? null,
+            responseBody: Buffer.concat(chunks).subarray(0, RESPONSE_KEEP_BYTES).toString("utf8"),
+            error: null,
+          }),
+        );
         res.on("error", (err) => done({ statusCode: res.statusCode ?? null, responseBody: null, error: err.message }));
       },
     );
     req.on("timeout", () => req.destroy(new Error(`no answer within ${options.timeoutMs} ms`)));
-    req.on("error", (err: NodeJS.ErrnoException) => done({ statusCode: null, responseBody: null, error: err.message }, err.code === ADDRESS_NOT_PUBLIC));
+    req.on("error", (err: NodeJS.ErrnoException) =>
+      done({ statusCode: null, responseBody: null, error: err.message }, err.code === ADDRESS_NOT_PUBLIC),
+    );
     req.end(body);
   });
 }
@@ -87,7 +110,11 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions) {
     const result = await post(
       delivery.endpoint.url,
       body,
-      { signature: signWebhook(delivery.endpoint.secret, body), "webhook-id": delivery.eventId, "webhook-event": delivery.eventType },
+      {
+        signature: signWebhook(delivery.endpoint.secret, body),
+        "webhook-id": delivery.eventId,
+        "webhook-event": delivery.eventType,
+      },
       options,
     );
     const ok = result.statusCode !== null && result.statusCode >= 200 && result.statusCode < 300;
@@ -97,7 +124,15 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions) {
     const next = new Date(Date.now() + wait);
     const giveUp = !ok && (result.permanent || next > delivery.giveUpAt);
     await db.$transaction([
-      db.webhookAttempt.create({ data: { deliveryId: id, statusCode: result.statusCode, responseBody: result.responseBody, error, durationMs: result.durationMs } }),
+      db.webhookAttempt.create({
+        data: {
+          deliveryId: id,
+          statusCode: result.statusCode,
+          responseBody: result.responseBody,
+          error,
+          durationMs: result.durationMs,
+        },
+      }),
       db.webhookDelivery.update({
         where: { id },
         data: {
@@ -110,7 +145,14 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions) {
         },
       }),
     ]);
-    if (!ok) log.warn("webhook delivery failed", { deliveryId: id, attempt: attemptCount, error, giveUp, permanent: result.permanent });
+    if (!ok)
+      log.warn("webhook delivery failed", {
+        deliveryId: id,
+        attempt: attemptCount,
+        error,
+        giveUp,
+        permanent: result.permanent,
+      });
   }
 
   async function runOnce(): Promise<number> {
@@ -122,7 +164,11 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions) {
         ORDER BY "nextAttemptAt" LIMIT ${options.batchSize ?? 20}
         FOR UPDATE SKIP LOCKED
       ) RETURNING id`;
-    await Promise.all(claimed.map((c) => deliver(c.id).catch((err) => log.error("webhook delivery crashed", { err, deliveryId: c.id }))));
+    await Promise.all(
+      claimed.map((c) =>
+        deliver(c.id).catch((err) => log.error("webhook delivery crashed", { err, deliveryId: c.id })),
+      ),
+    );
     return claimed.length;
   }
 
@@ -161,5 +207,3 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions) {
     },
   };
 }
-
-export type WebhookDeliverer = ReturnType<typeof createWebhookDeliverer>;

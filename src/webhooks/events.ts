@@ -5,7 +5,13 @@ import type { Prisma, Video } from "../generated/prisma/client.ts";
 /** A client or an interactive transaction: events are queued in the transaction that makes them true. */
 type DbClient = Pick<Db, "video" | "webhookEndpoint" | "webhookDelivery">;
 
-export const WEBHOOK_EVENT_TYPES = ["video.ready", "video.playable", "video.failed", "variant.ready", "job.failed"] as const;
+export const WEBHOOK_EVENT_TYPES = [
+  "video.ready",
+  "video.playable",
+  "video.failed",
+  "variant.ready",
+  "job.failed",
+] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
 
 /**
@@ -13,13 +19,22 @@ export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
  * applied twice (a redelivered worker message) queues nothing new, and receivers dedupe on it.
  */
 export function webhookEventId(type: WebhookEventType, ...parts: string[]): string {
-  const h = createHash("sha256").update([type, ...parts].join("\n")).digest("hex");
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+  const h = createHash("sha256")
+    .update([type, ...parts].join("\n"))
+    .digest("hex");
+  const variant = ((parseInt(h[16]!, 16) & 3) | 8).toString(16);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
 export interface WebhookEmitter {
   /** Queues `type` for every enabled endpoint of the video's tenant that wants it. */
-  emit(client: DbClient, videoId: string, type: WebhookEventType, eventId: string, data: Record<string, unknown>): Promise<void>;
+  emit(
+    client: DbClient,
+    videoId: string,
+    type: WebhookEventType,
+    eventId: string,
+    data: Record<string, unknown>,
+  ): Promise<void>;
   /** Wakes the deliverer; call after the transaction that queued events committed. */
   flush(): void;
 }
@@ -46,7 +61,11 @@ export function createWebhookEmitter(options: { retryHours: number; onQueued: ()
       const video = await client.video.findUnique({ where: { id: videoId }, select: { tenantId: true } });
       if (!video) return;
       const endpoints = await client.webhookEndpoint.findMany({
-        where: { tenantId: video.tenantId, enabled: true, OR: [{ events: { isEmpty: true } }, { events: { has: type } }] },
+        where: {
+          tenantId: video.tenantId,
+          enabled: true,
+          OR: [{ events: { isEmpty: true } }, { events: { has: type } }],
+        },
         select: { id: true },
       });
       if (endpoints.length === 0) return;

@@ -11,7 +11,7 @@ export function signWebhook(secret: string, body: string, timestamp = Math.floor
   return `t=${timestamp},v1=${mac}`;
 }
 
-export class WebhookSignatureError extends Error {
+class WebhookSignatureError extends Error {
   constructor(reason: string) {
     super(`Webhook signature rejected: ${reason}`);
     this.name = "WebhookSignatureError";
@@ -39,7 +39,8 @@ export function verifyWebhookSignature(options: {
   const t = Number(parts.get("t")?.[0]);
   const candidates = parts.get("v1") ?? [];
   if (!Number.isInteger(t) || candidates.length === 0) throw new WebhookSignatureError("malformed header");
-  if (Math.abs(now / 1000 - t) > toleranceSeconds) throw new WebhookSignatureError("timestamp outside the replay window");
+  if (Math.abs(now / 1000 - t) > toleranceSeconds)
+    throw new WebhookSignatureError("timestamp outside the replay window");
   const expected = Buffer.from(createHmac("sha256", secret).update(`${t}.${rawBody}`).digest("hex"));
   // Several v1 values are allowed, so a secret can be rotated without a gap.
   const ok = candidates.some((c) => c.length === expected.length && timingSafeEqual(Buffer.from(c), expected));

@@ -15,8 +15,15 @@ export interface TestApp {
   dataDir: string;
   database: TestDatabase;
   worker: LocalWorker | null;
-  /** POSTs a GraphQL operation with fetch, like a CMS would: as the admin key unless `authorization` says otherwise ("" sends none). */
-  gql<T = any>(query: string, variables?: Record<string, unknown>, authorization?: string): Promise<{ data?: T; errors?: { message: string; extensions?: Record<string, unknown> }[] }>;
+  /**
+   * POSTs a GraphQL operation with fetch, like a CMS would: as the admin key unless `authorization` says otherwise (""
+   * sends none).
+   */
+  gql<T = any>(
+    query: string,
+    variables?: Record<string, unknown>,
+    authorization?: string,
+  ): Promise<{ data?: T; errors?: { message: string; extensions?: Record<string, unknown> }[] }>;
   /** A graphql-ws client on this app (as the admin key unless `authorization` says otherwise); closed by `stop`. */
   wsClient(authorization?: string): Client;
   stop(): Promise<void>;
@@ -26,7 +33,9 @@ export interface TestApp {
  * A whole service on a random port: its own database (cloned from the template), its own data
  * dir and, unless `worker: false`, a real render worker process. `stop` disposes of all of it.
  */
-export async function startTestApp(options: { env?: Record<string, string>; worker?: boolean; workerEnv?: Record<string, string> } = {}): Promise<TestApp> {
+export async function startTestApp(
+  options: { env?: Record<string, string>; worker?: boolean; workerEnv?: Record<string, string> } = {},
+): Promise<TestApp> {
   const database = await createTestDatabase();
   const dataDir = await mkdtemp(path.join(tmpdir(), "videograph-test-data-"));
   const env = loadEnv({
@@ -118,18 +127,26 @@ export function collectSubscription<T>(client: Client, query: string, variables:
 }
 
 /** Resolves at the first VariantProgressEvent of a video: its encode is under way. */
-export function firstProgress(client: Client, videoId: string): Promise<void> {
+function firstProgress(client: Client, videoId: string): Promise<void> {
   return new Promise((resolve) => {
     client.subscribe(
       { query: `subscription($id: ID!) { videoEvents(videoId: $id) { __typename } }`, variables: { id: videoId } },
-      { next: (m: any) => m.data?.videoEvents.__typename === "VariantProgressEvent" && resolve(), error: () => {}, complete: () => {} },
+      {
+        next: (m: any) => m.data?.videoEvents.__typename === "VariantProgressEvent" && resolve(),
+        error: () => {},
+        complete: () => {},
+      },
     );
   });
 }
 
 /** POSTs an operation to the API at `url` and returns `data`; GraphQL errors throw. */
 export async function gqlAt(url: string, query: string, variables: Record<string, unknown> = {}): Promise<any> {
-  const res = await fetch(`${url}/graphql`, { method: "POST", headers: { "content-type": "application/json", ...ADMIN_AUTH }, body: JSON.stringify({ query, variables }) });
+  const res = await fetch(`${url}/graphql`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...ADMIN_AUTH },
+    body: JSON.stringify({ query, variables }),
+  });
   const body = await res.json();
   if (body.errors) throw new Error(JSON.stringify(body.errors));
   return body.data;
@@ -141,7 +158,14 @@ export async function gqlAt(url: string, query: string, variables: Record<string
  * until it ends.
  */
 export async function uploadUntilEncoding(url: string, client: Client, clip: string, title: string, events: string) {
-  const { uploadUrl, video } = (await gqlAt(url, `mutation($title: String!) { createUpload(input: { title: $title }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`, { title })).createUpload;
+  const { uploadUrl, video } = (
+    await gqlAt(
+      url,
+      `mutation($title: String!) { createUpload(input: { title: $title }) { ... on CreateUploadSuccess { uploadUrl ` +
+        `video { id } } } }`,
+      { title },
+    )
+  ).createUpload;
   const id = video.id as string;
   const started = firstProgress(client, id);
   const final = collectSubscription<any>(client, events, { id });

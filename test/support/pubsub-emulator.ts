@@ -24,7 +24,10 @@ export let pubSubEmulatorUnavailableReason = "";
 async function findJarIn(sdkRoot: string): Promise<string | null> {
   const dir = path.join(sdkRoot, "platform", "pubsub-emulator", "lib");
   try {
-    const jar = (await readdir(dir)).filter((name) => JAR_PATTERN.test(name)).sort().at(-1);
+    const jar = (await readdir(dir))
+      .filter((name) => JAR_PATTERN.test(name))
+      .sort()
+      .at(-1);
     return jar ? path.join(dir, jar) : null;
   } catch {
     return null;
@@ -35,7 +38,9 @@ async function findEmulatorJar(): Promise<string | null> {
   const bundled = await findJarIn(BUNDLED_SDK_ROOT);
   if (bundled) return bundled;
   try {
-    const { stdout } = await execFileAsync("gcloud", ["info", "--format=value(installation.sdk_root)"], { timeout: 20_000 });
+    const { stdout } = await execFileAsync("gcloud", ["info", "--format=value(installation.sdk_root)"], {
+      timeout: 20_000,
+    });
     return stdout.trim() ? await findJarIn(stdout.trim()) : null;
   } catch {
     return null;
@@ -71,7 +76,10 @@ export async function startPubSubEmulator(): Promise<PubSubEmulator | null> {
   const [jar, java] = await Promise.all([findEmulatorJar(), hasJava()]);
   if (!jar || !java) {
     pubSubEmulatorUnavailableReason = [
-      jar ? "" : `no cloud-pubsub-emulator-*.jar under ${BUNDLED_SDK_ROOT} or gcloud's SDK root (gcloud components install pubsub-emulator)`,
+      jar
+        ? ""
+        : `no cloud-pubsub-emulator-*.jar under ${BUNDLED_SDK_ROOT} or gcloud's SDK root (gcloud components install ` +
+          `pubsub-emulator)`,
       java ? "" : "no `java` on PATH (the emulator needs Java 17+)",
     ]
       .filter(Boolean)

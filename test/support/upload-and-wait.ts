@@ -28,7 +28,8 @@ export async function createUpload(t: TestApp, title: string): Promise<{ id: str
  * the subscription ends on.
  */
 export async function finalState(t: TestApp, id: string): Promise<FinalVideo> {
-  const events = await collectSubscription<{ videoEvents: { video: FinalVideo } }>(t.wsClient(), FINAL_STATE, { id }).done;
+  const events = await collectSubscription<{ videoEvents: { video: FinalVideo } }>(t.wsClient(), FINAL_STATE, { id })
+    .done;
   return events.at(-1)!.videoEvents.video;
 }
 

@@ -109,7 +109,13 @@ export async function uploadClipAndCheckLadder(t: TestApp, clip: string): Promis
   expect(result.duration).toBeCloseTo(8, 0);
   expect(result.playbackUrl).toBe(`/media/videos/${video.id}/hls/master.m3u8`);
   expect(result.jobs.edges).toHaveLength(1);
-  expect(result.jobs.edges[0].node).toMatchObject({ kind: "TRANSCODE", status: "SUCCEEDED", attempt: 1, progress: 1, error: null });
+  expect(result.jobs.edges[0].node).toMatchObject({
+    kind: "TRANSCODE",
+    status: "SUCCEEDED",
+    attempt: 1,
+    progress: 1,
+    error: null,
+  });
 
   const videoRungs = result.variants.filter((v: { height: number | null }) => v.height !== null);
   expect(videoRungs.length).toBeGreaterThanOrEqual(5);

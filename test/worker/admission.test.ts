@@ -1,6 +1,12 @@
 import os from "node:os";
 import { describe, expect, it } from "vitest";
-import { estimateJobMemoryBytes, memoryLimitBytes, MemoryBudget, NotAdmittedError, TooLargeForWorkerError } from "../../render-worker/admission.ts";
+import {
+  estimateJobMemoryBytes,
+  memoryLimitBytes,
+  MemoryBudget,
+  NotAdmittedError,
+  TooLargeForWorkerError,
+} from "../../render-worker/admission.ts";
 
 const MiB = 1024 * 1024;
 

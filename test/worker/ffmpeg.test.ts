@@ -26,7 +26,14 @@ describe("encodeLadder", () => {
     const { input, probe } = await probeSource(clip);
     // A ladder planned for audio the source does not have: ffmpeg refuses the `0:a:0` map.
     const ladder = planLadder({ ...probe, hasAudio: true, audioCodec: "aac" });
-    const encode = encodeLadder({ input, probe, ladder, workDir, segmentSeconds: 2, signal: new AbortController().signal });
+    const encode = encodeLadder({
+      input,
+      probe,
+      ladder,
+      workDir,
+      segmentSeconds: 2,
+      signal: new AbortController().signal,
+    });
     const error = await encode.done.then(
       () => null,
       (err: unknown) => err,
@@ -47,7 +54,14 @@ describe("encodeLadder", () => {
     const { input, probe } = await probeSource(clip);
     const controller = new AbortController();
     controller.abort(new Error("canceled by the user"));
-    const encode = encodeLadder({ input, probe, ladder: planLadder(probe), workDir, segmentSeconds: 2, signal: controller.signal });
+    const encode = encodeLadder({
+      input,
+      probe,
+      ladder: planLadder(probe),
+      workDir,
+      segmentSeconds: 2,
+      signal: controller.signal,
+    });
     await expect(encode.done).rejects.toMatchObject({ name: "AbortError" });
   });
 });
@@ -58,7 +72,15 @@ describe("extractPoster", () => {
     const { input, probe } = await probeSource(clip);
     const outFile = path.join(workDir, "poster.jpg");
     await extractPoster({ input, probe, outFile });
-    const { stdout } = await run("ffprobe", ["-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0", outFile]);
+    const { stdout } = await run("ffprobe", [
+      "-v",
+      "error",
+      "-show_entries",
+      "stream=codec_name,width,height",
+      "-of",
+      "csv=p=0",
+      outFile,
+    ]);
     expect(stdout.trim()).toBe("mjpeg,256,720");
   });
 
@@ -66,15 +88,27 @@ describe("extractPoster", () => {
     const clip = await makeClip({ width: 320, height: 180, seconds: 2, audio: false });
     const outFile = path.join(workDir, "poster.jpg");
     await extractPoster({ ...(await probeSource(clip)), outFile });
-    const { stdout } = await run("ffprobe", ["-v", "error", "-show_entries", "stream=width,height", "-of", "csv=p=0", outFile]);
+    const { stdout } = await run("ffprobe", [
+      "-v",
+      "error",
+      "-show_entries",
+      "stream=width,height",
+      "-of",
+      "csv=p=0",
+      outFile,
+    ]);
     expect(stdout.trim()).toBe("320,180");
   });
 });
 
 describe("redactUrls", () => {
   it("drops the query string of signed URLs from command lines, keeping the rest", () => {
-    const line = "ffmpeg -i https://storage.googleapis.com/b/videos/x/source/upload?X-Goog-Signature=abc&X-Goog-Expires=60 -f hls 720p/index.m3u8";
-    expect(redactUrls(line)).toBe("ffmpeg -i https://storage.googleapis.com/b/videos/x/source/upload?… -f hls 720p/index.m3u8");
+    const line =
+      "ffmpeg -i https://storage.googleapis.com/b/videos/x/source/upload?X-Goog-Signature=abc&X-Goog-Expires=60 -f " +
+      "hls 720p/index.m3u8";
+    expect(redactUrls(line)).toBe(
+      "ffmpeg -i https://storage.googleapis.com/b/videos/x/source/upload?… -f hls 720p/index.m3u8",
+    );
     expect(redactUrls("ffprobe /tmp/a.mp4")).toBe("ffprobe /tmp/a.mp4");
   });
 });

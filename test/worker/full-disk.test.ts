@@ -16,18 +16,37 @@ async function jobFor(clip: string): Promise<TranscodeJobMessage> {
   const sourceKey = `videos/${VIDEO_ID}/source/upload`;
   await mkdir(path.dirname(path.join(dirs.dataDir, sourceKey)), { recursive: true });
   await copyFile(clip, path.join(dirs.dataDir, sourceKey));
-  return { v: 2, type: "transcode", jobId: JOB_ID, attempt: 1, videoId: VIDEO_ID, sourceKey, outputPrefix: `videos/${VIDEO_ID}`, options: { segmentSeconds: 2 } };
+  return {
+    v: 2,
+    type: "transcode",
+    jobId: JOB_ID,
+    attempt: 1,
+    videoId: VIDEO_ID,
+    sourceKey,
+    outputPrefix: `videos/${VIDEO_ID}`,
+    options: { segmentSeconds: 2 },
+  };
 }
 
 async function transcodeOnce(job: TranscodeJobMessage, events: JobEventBody[]): Promise<unknown> {
   const emit = contractCheckedEmit(JOB_ID, events);
-  const ctx = { storage: createLocalWorkerStorage(dirs.dataDir), emit, signal: new AbortController().signal, workDir: dirs.workDir, progressIntervalMs: 200 };
-  return transcode(job, ctx).then(() => null, (err: unknown) => err);
+  const ctx = {
+    storage: createLocalWorkerStorage(dirs.dataDir),
+    emit,
+    signal: new AbortController().signal,
+    workDir: dirs.workDir,
+    progressIntervalMs: 200,
+  };
+  return transcode(job, ctx).then(
+    () => null,
+    (err: unknown) => err,
+  );
 }
 
 // A real ENOSPC from a small tmpfs: mounting one needs root.
 describe.skipIf(!canMountTmpfs)("transcode on a full disk (tmpfs; needs root)", () => {
-  it("storage filling up mid-ladder fails the attempt, retryable, and no rung fails alone or goes READY without the others", async () => {
+  it(`storage filling up mid-ladder fails the attempt, retryable, and no rung fails alone or goes READY \
+without the others`, async () => {
     const clip = await makeClip({ width: 640, height: 360, seconds: 8, audio: true });
     // Room for the source and a little more, not for the ladder.
     const disk = await mountSmallDisk(dirs.dataDir, (await stat(clip)).size + 384 * 1024);
@@ -53,7 +72,10 @@ describe.skipIf(!canMountTmpfs)("transcode on a full disk (tmpfs; needs root)", 
       const events: JobEventBody[] = [];
       const failure = await transcodeOnce(job, events);
       expect(failure).toBeInstanceOf(Error);
-      expect((failure as { retryable?: boolean }).retryable, `${(failure as Error).name}: ${(failure as Error).message}`).toBe(true);
+      expect(
+        (failure as { retryable?: boolean }).retryable,
+        `${(failure as Error).name}: ${(failure as Error).message}`,
+      ).toBe(true);
       expect((failure as Error).message).toMatch(/No space left on device|ENOSPC/);
       const types = events.map((e) => e.type);
       expect(types).not.toContain("variant.failed");

@@ -12,7 +12,16 @@ import { StorageUnavailableError } from "../../src/protocol/storage-errors.ts";
 import { canMountTmpfs, mountSmallDisk } from "../support/tmpfs.ts";
 import { fixturesDir } from "./media-fixtures.ts";
 
-const probe: ProbeResult = { duration: 6, width: 640, height: 360, fps: 25, rotation: 0, hasAudio: true, videoCodec: "h264", audioCodec: "aac" };
+const probe: ProbeResult = {
+  duration: 6,
+  width: 640,
+  height: 360,
+  fps: 25,
+  rotation: 0,
+  hasAudio: true,
+  videoCodec: "h264",
+  audioCodec: "aac",
+};
 const ladder: Rung[] = planLadder(probe, { maxHeight: 240 }); // 240p, 144p, audio
 
 let root: string;
@@ -37,7 +46,13 @@ function segmentBytes(name: string, i: number): Buffer {
 async function writeRung(name: string, segmentCount: number, ended: boolean): Promise<void> {
   const dir = path.join(workDir, name);
   await mkdir(dir, { recursive: true });
-  const lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-TARGETDURATION:2", "#EXT-X-MEDIA-SEQUENCE:0", "#EXT-X-PLAYLIST-TYPE:EVENT"];
+  const lines = [
+    "#EXTM3U",
+    "#EXT-X-VERSION:6",
+    "#EXT-X-TARGETDURATION:2",
+    "#EXT-X-MEDIA-SEQUENCE:0",
+    "#EXT-X-PLAYLIST-TYPE:EVENT",
+  ];
   for (let i = 0; i < segmentCount; i++) {
     const segment = `seg_${String(i).padStart(5, "0")}.ts`;
     await writeFile(path.join(dir, segment), segmentBytes(name, i));
@@ -132,18 +147,27 @@ describe("createHlsPublisher", () => {
       if (!upload.lists) continue;
       const dir = upload.key.slice(0, -"index.m3u8".length);
       const before = new Set(uploads.slice(0, i).map((u) => u.key));
-      for (const segment of upload.lists) expect(before, `${upload.key} lists ${segment}`).toContain(`${dir}${segment}`);
+      for (const segment of upload.lists)
+        expect(before, `${upload.key} lists ${segment}`).toContain(`${dir}${segment}`);
     }
     const master = uploads.findIndex((u) => u.key.endsWith("master.m3u8"));
     for (const rung of ladder) {
-      expect(uploads.slice(0, master).some((u) => u.key === `videos/v1/hls/${rung.name}/index.m3u8` && u.lists!.length > 0)).toBe(true);
+      expect(
+        uploads.slice(0, master).some((u) => u.key === `videos/v1/hls/${rung.name}/index.m3u8` && u.lists!.length > 0),
+      ).toBe(true);
     }
 
     const playlistUploads = uploads.filter((u) => u.lists);
     const finals = playlistUploads.slice(-3);
     expect(finals.map((u) => u.opts.cacheControl)).toEqual(Array(3).fill("public, max-age=3600"));
-    expect(playlistUploads[0].opts).toEqual({ contentType: "application/vnd.apple.mpegurl", cacheControl: "public, max-age=2" });
-    expect(uploads.find((u) => u.key.endsWith(".ts"))?.opts).toEqual({ contentType: "video/mp2t", cacheControl: "public, max-age=31536000, immutable" });
+    expect(playlistUploads[0].opts).toEqual({
+      contentType: "application/vnd.apple.mpegurl",
+      cacheControl: "public, max-age=2",
+    });
+    expect(uploads.find((u) => u.key.endsWith(".ts"))?.opts).toEqual({
+      contentType: "video/mp2t",
+      cacheControl: "public, max-age=31536000, immutable",
+    });
     // Every segment exactly once.
     const segmentKeys = uploads.filter((u) => u.key.endsWith(".ts")).map((u) => u.key);
     expect(segmentKeys).toHaveLength(9);
@@ -167,7 +191,12 @@ describe("createHlsPublisher", () => {
     const playable: string[] = [];
     const errors: unknown[] = [];
     const publisher = createHlsPublisher({
-      storage: refusing144p, workDir, outputPrefix: "videos/v1", ladder, probe, intervalMs: 20,
+      storage: refusing144p,
+      workDir,
+      outputPrefix: "videos/v1",
+      ladder,
+      probe,
+      intervalMs: 20,
       onPlayable: async (key) => void playable.push(key),
       onError: (e) => errors.push(e),
     });
@@ -189,34 +218,51 @@ describe("createHlsPublisher", () => {
     expect(master).not.toContain("144p");
   });
 
-  it.skipIf(!canMountTmpfs)("a full storage disk (a real ENOSPC on a 256 KiB tmpfs; needs root) fails the publication, retryable, and no rung fails alone", async () => {
-    const disk = await mountSmallDisk(dataDir, 256 * 1024);
-    try {
-      const errors: unknown[] = [];
-      const publisher = createHlsPublisher({
-        storage: createLocalWorkerStorage(dataDir), workDir, outputPrefix: "videos/v1", ladder, probe, intervalMs: 20,
-        onError: (e) => errors.push(e),
-      });
-      for (const rung of ladder) await writeRung(rung.name, 2, false);
-      // One rung's segments alone overflow the disk.
-      for (const segment of ["seg_00000.ts", "seg_00001.ts"]) await writeFile(path.join(workDir, "144p", segment), Buffer.alloc(188 * 1100, 1));
-      publisher.start();
-      await waitFor(() => errors.length > 0, "the storage error");
-      expect(errors[0]).toBeInstanceOf(StorageUnavailableError);
-      expect((errors[0] as StorageUnavailableError).full).toBe(true);
-      expect((errors[0] as StorageUnavailableError).retryable).toBe(true);
-      expect((errors[0] as Error).message).toMatch(/^Storage is full: ENOSPC/);
-      expect(publisher.variants().filter((v) => v.error !== undefined)).toEqual([]);
-      await expect(publisher.finish()).rejects.toThrow(/Storage is full/);
-    } finally {
-      await disk.unmount();
-    }
-  });
+  it.skipIf(!canMountTmpfs)(
+    "a full storage disk (a real ENOSPC on a 256 KiB tmpfs; needs root) fails the publication, retryable, " +
+      "and no rung fails alone",
+    async () => {
+      const disk = await mountSmallDisk(dataDir, 256 * 1024);
+      try {
+        const errors: unknown[] = [];
+        const publisher = createHlsPublisher({
+          storage: createLocalWorkerStorage(dataDir),
+          workDir,
+          outputPrefix: "videos/v1",
+          ladder,
+          probe,
+          intervalMs: 20,
+          onError: (e) => errors.push(e),
+        });
+        for (const rung of ladder) await writeRung(rung.name, 2, false);
+        // One rung's segments alone overflow the disk.
+        for (const segment of ["seg_00000.ts", "seg_00001.ts"])
+          await writeFile(path.join(workDir, "144p", segment), Buffer.alloc(188 * 1100, 1));
+        publisher.start();
+        await waitFor(() => errors.length > 0, "the storage error");
+        expect(errors[0]).toBeInstanceOf(StorageUnavailableError);
+        expect((errors[0] as StorageUnavailableError).full).toBe(true);
+        expect((errors[0] as StorageUnavailableError).retryable).toBe(true);
+        expect((errors[0] as Error).message).toMatch(/^Storage is full: ENOSPC/);
+        expect(publisher.variants().filter((v) => v.error !== undefined)).toEqual([]);
+        await expect(publisher.finish()).rejects.toThrow(/Storage is full/);
+      } finally {
+        await disk.unmount();
+      }
+    },
+  );
 
-  it("a storage quota or outage from a cloud store fails the publication, not the rung (S3 and GCS error shapes)", async () => {
+  it(`a storage quota or outage from a cloud store fails the publication, not the rung (S3 and GCS \
+error shapes)`, async () => {
     const quotaErrors: unknown[] = [
-      Object.assign(new Error("The bucket's quota is exceeded"), { name: "QuotaExceeded", $metadata: { httpStatusCode: 403 } }),
-      Object.assign(new Error("Storage backend has reached its minimum free drive threshold"), { name: "XMinioStorageFull", $metadata: { httpStatusCode: 507 } }),
+      Object.assign(new Error("The bucket's quota is exceeded"), {
+        name: "QuotaExceeded",
+        $metadata: { httpStatusCode: 403 },
+      }),
+      Object.assign(new Error("Storage backend has reached its minimum free drive threshold"), {
+        name: "XMinioStorageFull",
+        $metadata: { httpStatusCode: 507 },
+      }),
       Object.assign(new Error("The project exceeded its quota"), { code: 403, errors: [{ reason: "quotaExceeded" }] }),
       Object.assign(new Error("Backend Error"), { code: 503 }),
     ];
@@ -224,24 +270,47 @@ describe("createHlsPublisher", () => {
       const storage: WorkerStorage = { ...recordingStorage([]), upload: async () => Promise.reject(refusal) };
       const publisher = createHlsPublisher({ storage, workDir, outputPrefix: "videos/v1", ladder, probe });
       for (const rung of ladder) await writeRung(rung.name, 1, true);
-      const failure = await publisher.finish().then(() => null, (err: unknown) => err);
+      const failure = await publisher.finish().then(
+        () => null,
+        (err: unknown) => err,
+      );
       expect(failure, (refusal as Error).name).toBeInstanceOf(StorageUnavailableError);
       expect(publisher.variants().filter((v) => v.error !== undefined)).toEqual([]);
     }
   });
 
-  it("a segment that is not whole TS packets (ffmpeg's write failed) fails the publication as a storage failure, not the rung", async () => {
-    const publisher = createHlsPublisher({ storage: recordingStorage([]), workDir, outputPrefix: "videos/v1", ladder, probe });
+  it(`a segment that is not whole TS packets (ffmpeg's write failed) fails the publication as a storage failure, \
+not the rung`, async () => {
+    const publisher = createHlsPublisher({
+      storage: recordingStorage([]),
+      workDir,
+      outputPrefix: "videos/v1",
+      ladder,
+      probe,
+    });
     for (const rung of ladder) await writeRung(rung.name, 2, true);
     await writeFile(path.join(workDir, "240p", "seg_00001.ts"), Buffer.alloc(32768, 1));
-    const failure = await publisher.finish().then(() => null, (err: unknown) => err);
+    const failure = await publisher.finish().then(
+      () => null,
+      (err: unknown) => err,
+    );
     expect(failure).toBeInstanceOf(StorageUnavailableError);
-    expect((failure as Error).message).toBe("Storage is unavailable: The segment 240p/seg_00001.ts was cut short at 32768 bytes in the work dir");
+    expect((failure as Error).message).toBe(
+      "Storage is unavailable: The segment 240p/seg_00001.ts was cut short at 32768 bytes in the work dir",
+    );
     expect(publisher.variants().filter((v) => v.error !== undefined)).toEqual([]);
   });
 
-  it("a run behind a published playlist never shrinks it nor drops its end, and keeps the segments it lists", async () => {
-    const finished = createHlsPublisher({ storage: recordingStorage([]), workDir, outputPrefix: "videos/v1", ladder, probe, intervalMs: 20 });
+  it(`a run behind a published playlist never shrinks it nor drops its end, and keeps the \
+segments it lists`, async () => {
+    const finished = createHlsPublisher({
+      storage: recordingStorage([]),
+      workDir,
+      outputPrefix: "videos/v1",
+      ladder,
+      probe,
+      intervalMs: 20,
+    });
     for (const rung of ladder) await writeRung(rung.name, 3, true);
     await finished.finish();
     const published = async (name: string) => {
@@ -258,7 +327,15 @@ describe("createHlsPublisher", () => {
     await writeFile(path.join(workDir, "240p", "seg_00000.ts"), "other bytes");
     const uploads: Upload[] = [];
     const errors: unknown[] = [];
-    const stale = createHlsPublisher({ storage: recordingStorage(uploads), workDir, outputPrefix: "videos/v1", ladder, probe, intervalMs: 20, onError: (e) => errors.push(e) });
+    const stale = createHlsPublisher({
+      storage: recordingStorage(uploads),
+      workDir,
+      outputPrefix: "videos/v1",
+      ladder,
+      probe,
+      intervalMs: 20,
+      onError: (e) => errors.push(e),
+    });
     stale.start();
     await waitFor(() => stale.variants().every((v) => v.segmentCount === 1), "a pass of the stale run");
     await sleep(60);
@@ -276,7 +353,14 @@ describe("createHlsPublisher", () => {
   });
 
   it("refuses to finish while a playlist lacks #EXT-X-ENDLIST", async () => {
-    const publisher = createHlsPublisher({ storage: recordingStorage([]), workDir, outputPrefix: "videos/v1", ladder, probe, intervalMs: 20 });
+    const publisher = createHlsPublisher({
+      storage: recordingStorage([]),
+      workDir,
+      outputPrefix: "videos/v1",
+      ladder,
+      probe,
+      intervalMs: 20,
+    });
     for (const rung of ladder) await writeRung(rung.name, 1, rung.name !== "144p");
     await expect(publisher.finish()).rejects.toThrow(/144p playlist has no #EXT-X-ENDLIST/);
   });
@@ -295,7 +379,15 @@ describe("createHlsPublisher", () => {
       list: async () => [],
       download: async () => {},
     };
-    const publisher = createHlsPublisher({ storage: failing, workDir, outputPrefix: "videos/v1", ladder, probe, intervalMs: 10, onError: (e) => errors.push(e) });
+    const publisher = createHlsPublisher({
+      storage: failing,
+      workDir,
+      outputPrefix: "videos/v1",
+      ladder,
+      probe,
+      intervalMs: 10,
+      onError: (e) => errors.push(e),
+    });
     await writeRung("240p", 1, false);
     await writeRung("144p", 1, false);
     publisher.start();
@@ -313,10 +405,13 @@ describe("masterPlaylist", () => {
         "#EXTM3U",
         "#EXT-X-VERSION:6",
         "#EXT-X-INDEPENDENT-SEGMENTS",
-        '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="default",DEFAULT=YES,AUTOSELECT=YES,CHANNELS="2",URI="audio/index.m3u8"',
-        `#EXT-X-STREAM-INF:BANDWIDTH=${ladder[0].bandwidth},RESOLUTION=426x240,FRAME-RATE=25.000,CODECS="avc1.64001e,mp4a.40.2",AUDIO="audio"`,
+        '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="default",DEFAULT=YES,AUTOSELECT=YES,' +
+          'CHANNELS="2",URI="audio/index.m3u8"',
+        `#EXT-X-STREAM-INF:BANDWIDTH=${ladder[0].bandwidth},RESOLUTION=426x240,FRAME-RATE=25.000,` +
+          `CODECS="avc1.64001e,mp4a.40.2",AUDIO="audio"`,
         "240p/index.m3u8",
-        `#EXT-X-STREAM-INF:BANDWIDTH=${ladder[1].bandwidth},RESOLUTION=256x144,FRAME-RATE=25.000,CODECS="avc1.64001e,mp4a.40.2",AUDIO="audio"`,
+        `#EXT-X-STREAM-INF:BANDWIDTH=${ladder[1].bandwidth},RESOLUTION=256x144,FRAME-RATE=25.000,` +
+          `CODECS="avc1.64001e,mp4a.40.2",AUDIO="audio"`,
         "144p/index.m3u8",
         "",
       ].join("\n"),
@@ -339,12 +434,23 @@ describe("createLocalWorkerStorage", () => {
     await storage.upload("videos/v1/hls/720p/seg_00000.ts", file, { contentType: "video/mp2t", cacheControl: "x" });
     await storage.upload("videos/v1/hls/720p/seg_00000.ts", file, { contentType: "video/mp2t", cacheControl: "x" });
     expect(await readdir(path.join(dataDir, "videos/v1/hls/720p"))).toEqual(["seg_00000.ts"]);
-    expect(await storage.inputFor("videos/v1/hls/720p/seg_00000.ts")).toBe(path.join(dataDir, "videos/v1/hls/720p/seg_00000.ts"));
+    expect(await storage.inputFor("videos/v1/hls/720p/seg_00000.ts")).toBe(
+      path.join(dataDir, "videos/v1/hls/720p/seg_00000.ts"),
+    );
     await expect(storage.inputFor("videos/v1/missing")).rejects.toThrow(/does not exist/);
   });
 
   it("rejects keys that escape the root", () => {
-    for (const key of ["../etc/passwd", "videos/../../x", "/etc/passwd", "videos//x", "videos/./x", "", "a\\b", "C:/x"]) {
+    for (const key of [
+      "../etc/passwd",
+      "videos/../../x",
+      "/etc/passwd",
+      "videos//x",
+      "videos/./x",
+      "",
+      "a\\b",
+      "C:/x",
+    ]) {
       expect(() => assertValidKey(key), key).toThrow(/Invalid storage key/);
     }
     expect(() => assertValidKey("videos/v1/hls/master.m3u8")).not.toThrow();

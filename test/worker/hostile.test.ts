@@ -1,13 +1,25 @@
 import { chmod, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { MediaError } from "../../render-worker/media/errors.ts";
+import type { MediaError } from "../../render-worker/media/errors.ts";
 import { MAX_FRAME_PIXELS, probeSource } from "../../render-worker/media/probe.ts";
-import { fixturesDir, makeClip, makeDurationBomb, makeFrameSizeBomb, makeVfrClip, makeY4mHeaderBomb, runFfmpeg } from "./media-fixtures.ts";
+import {
+  fixturesDir,
+  makeClip,
+  makeDurationBomb,
+  makeFrameSizeBomb,
+  makeVfrClip,
+  makeY4mHeaderBomb,
+  runFfmpeg,
+} from "./media-fixtures.ts";
 
 type Probe = typeof probeSource;
 
-async function refusal(input: string, opts: Parameters<Probe>[1] = {}, probe: Probe = probeSource): Promise<Error & { retryable?: boolean }> {
+async function refusal(
+  input: string,
+  opts: Parameters<Probe>[1] = {},
+  probe: Probe = probeSource,
+): Promise<Error & { retryable?: boolean }> {
   const error = await probe(input, opts).then(
     () => null,
     (err: unknown) => err,
@@ -67,23 +79,31 @@ describe("the probe refuses hostile media from its headers", () => {
 
   it("frames smaller than 16 px a side", async () => {
     const clip = await makeClip({ width: 8, height: 8, seconds: 1, audio: false });
-    expect((await refusal(clip)).message).toBe("The video's frame size 8x8 is too small: each side must be at least 16 px");
+    expect((await refusal(clip)).message).toBe(
+      "The video's frame size 8x8 is too small: each side must be at least 16 px",
+    );
   });
 });
 
 describe("the probe accepts unusual but sound media", () => {
   it("a single frame", async () => {
-    const { probe } = await probeSource(await makeClip({ width: 320, height: 180, seconds: 1, frames: 1, audio: false }));
+    const { probe } = await probeSource(
+      await makeClip({ width: 320, height: 180, seconds: 1, frames: 1, audio: false }),
+    );
     expect(probe).toMatchObject({ width: 320, height: 180, fps: 25 });
     expect(probe.duration).toBeCloseTo(0.04, 3);
   });
 
   it("16x16, the smallest frame allowed", async () => {
-    expect((await probeSource(await makeClip({ width: 16, height: 16, seconds: 1, audio: false }))).probe).toMatchObject({ width: 16, height: 16 });
+    expect(
+      (await probeSource(await makeClip({ width: 16, height: 16, seconds: 1, audio: false }))).probe,
+    ).toMatchObject({ width: 16, height: 16 });
   });
 
   it("odd dimensions", async () => {
-    expect((await probeSource(await makeClip({ width: 641, height: 359, seconds: 1, audio: false }))).probe).toMatchObject({ width: 641, height: 359 });
+    expect(
+      (await probeSource(await makeClip({ width: 641, height: 359, seconds: 1, audio: false }))).probe,
+    ).toMatchObject({ width: 641, height: 359 });
   });
 
   it("a variable frame rate, reported as its average", async () => {
@@ -121,6 +141,10 @@ describe("with ffprobe run with -max_pixels, as the worker should", () => {
 
   it("still reads normal sources", async () => {
     const probe = await probeWithMaxPixels();
-    expect((await probe(await makeClip({ width: 640, height: 360, seconds: 1, audio: true }))).probe).toMatchObject({ width: 640, height: 360, hasAudio: true });
+    expect((await probe(await makeClip({ width: 640, height: 360, seconds: 1, audio: true }))).probe).toMatchObject({
+      width: 640,
+      height: 360,
+      hasAudio: true,
+    });
   });
 });

@@ -153,7 +153,9 @@ describe("import_url", () => {
   });
 
   it("refuses a name when any of its addresses is private, not only the first", async () => {
-    const error = await failureOf(downloadResolvingTo("http://media.example.test/v.mp4", ["93.184.216.34", "10.1.2.3"]));
+    const error = await failureOf(
+      downloadResolvingTo("http://media.example.test/v.mp4", ["93.184.216.34", "10.1.2.3"]),
+    );
     expect(error.message).toBe("refused: 10.1.2.3 is a private address");
   });
 
@@ -180,14 +182,30 @@ describe("import_url", () => {
   it("refuses a redirect to a private address before connecting to it", async () => {
     // The server counts as public here; the hop it redirects to is judged by the default rules.
     const policy = (a: string) => (a === "127.0.0.1" ? null : publicAddressesOnly(a));
-    for (const target of ["http://10.0.0.5/x.mp4", "http://169.254.169.254/latest/meta-data/", "http://[::ffff:192.168.0.1]/"]) {
+    for (const target of [
+      "http://10.0.0.5/x.mp4",
+      "http://169.254.169.254/latest/meta-data/",
+      "http://[::ffff:192.168.0.1]/",
+    ]) {
       const error = await failureOf(
-        downloadUrl({ url: `${origin}/redirect?to=${encodeURIComponent(target)}`, outFile: path.join(dirs.workDir, "out"), maxBytes: 1e6, policy, signal: new AbortController().signal }),
+        downloadUrl({
+          url: `${origin}/redirect?to=${encodeURIComponent(target)}`,
+          outFile: path.join(dirs.workDir, "out"),
+          maxBytes: 1e6,
+          policy,
+          signal: new AbortController().signal,
+        }),
       );
       expect(error.message).toMatch(/^refused: \S+ is a (private|link-local) address$/);
     }
     const toFile = await failureOf(
-      downloadUrl({ url: `${origin}/redirect?to=${encodeURIComponent("file:///etc/passwd")}`, outFile: path.join(dirs.workDir, "out"), maxBytes: 1e6, policy, signal: new AbortController().signal }),
+      downloadUrl({
+        url: `${origin}/redirect?to=${encodeURIComponent("file:///etc/passwd")}`,
+        outFile: path.join(dirs.workDir, "out"),
+        maxBytes: 1e6,
+        policy,
+        signal: new AbortController().signal,
+      }),
     );
     expect(toFile.message).toBe("refused: only http and https URLs can be imported, not file:");
   });
@@ -196,7 +214,9 @@ describe("import_url", () => {
     const error = await failureOf(runImport(job({ url: `${origin}/loop`, allowPrivateAddresses: true })));
     expect(error.message).toBe("refused: more than 5 redirects");
     expect(received).toEqual(["/loop", "/loop?n=1", "/loop?n=2", "/loop?n=3", "/loop?n=4", "/loop?n=5"]);
-    const events = await runImport(job({ url: `${origin}/redirect?to=${encodeURIComponent("/clip.mp4")}`, allowPrivateAddresses: true }));
+    const events = await runImport(
+      job({ url: `${origin}/redirect?to=${encodeURIComponent("/clip.mp4")}`, allowPrivateAddresses: true }),
+    );
     expect(events.at(-1)?.type).toBe("source.ready");
   });
 
@@ -205,20 +225,25 @@ describe("import_url", () => {
     const declared = await failureOf(runImport(job({ maxBytes: size - 1, allowPrivateAddresses: true })));
     expect(declared.message).toBe(`too large: more than ${size - 1} bytes`);
     expect(declared.retryable).toBe(false);
-    const counted = await failureOf(runImport(job({ url: `${origin}/chunked.mp4`, maxBytes: size - 1, allowPrivateAddresses: true })));
+    const counted = await failureOf(
+      runImport(job({ url: `${origin}/chunked.mp4`, maxBytes: size - 1, allowPrivateAddresses: true })),
+    );
     expect(counted.message).toBe(`too large: more than ${size - 1} bytes`);
     const exact = await runImport(job({ url: `${origin}/chunked.mp4`, maxBytes: size, allowPrivateAddresses: true }));
     expect(exact.at(-1)?.type).toBe("source.ready");
   });
 
-  it.each(["file:///etc/passwd", "ftp://example.com/v.mp4", "gopher://example.com:70/1", "data:video/mp4;base64,AAAA", "javascript:alert(1)"])(
-    "refuses the scheme of %s",
-    async (url) => {
-      const error = await failureOf(runImport(job({ url, allowPrivateAddresses: true })));
-      expect(error.message).toBe(`refused: only http and https URLs can be imported, not ${new URL(url).protocol}`);
-      expect(error.retryable).toBe(false);
-    },
-  );
+  it.each([
+    "file:///etc/passwd",
+    "ftp://example.com/v.mp4",
+    "gopher://example.com:70/1",
+    "data:video/mp4;base64,AAAA",
+    "javascript:alert(1)",
+  ])("refuses the scheme of %s", async (url) => {
+    const error = await failureOf(runImport(job({ url, allowPrivateAddresses: true })));
+    expect(error.message).toBe(`refused: only http and https URLs can be imported, not ${new URL(url).protocol}`);
+    expect(error.retryable).toBe(false);
+  });
 
   it("fails with the HTTP status, retrying only server errors", async () => {
     const error = await failureOf(runImport(job({ url: `${origin}/missing.mp4`, allowPrivateAddresses: true })));

@@ -26,7 +26,8 @@ export function inMemoryTransport() {
     transport,
     events,
     /** Delivers a job as if it came from `capability`'s queue. */
-    deliver: (job: unknown, capability: Capability, signal = new AbortController().signal) => handler!(job, signal, capability),
+    deliver: (job: unknown, capability: Capability, signal = new AbortController().signal) =>
+      handler!(job, signal, capability),
     /** Broadcasts a control message (a cancel) to the worker. */
     control: (message: unknown) => controlHandler!(message),
     /** The queues the worker asked to consume. */

@@ -6,7 +6,15 @@ import { JobEvent, PROTOCOL_VERSION, type JobEventBody } from "../../src/protoco
  */
 export function contractCheckedEmit(jobId: string, events: JobEventBody[], onEvent?: (e: JobEventBody) => void) {
   return async (body: JobEventBody): Promise<void> => {
-    JobEvent.parse({ ...body, v: PROTOCOL_VERSION, jobId, attempt: 1, seq: events.length + 1, workerId: "test", at: new Date().toISOString() });
+    JobEvent.parse({
+      ...body,
+      v: PROTOCOL_VERSION,
+      jobId,
+      attempt: 1,
+      seq: events.length + 1,
+      workerId: "test",
+      at: new Date().toISOString(),
+    });
     events.push(body);
     onEvent?.(body);
   };

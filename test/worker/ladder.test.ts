@@ -4,7 +4,17 @@ import { planLadder } from "../../render-worker/media/ladder.ts";
 import { probeResultFrom } from "../../render-worker/media/probe.ts";
 
 function source(width: number, height: number, extra: Partial<ProbeResult> = {}): ProbeResult {
-  return { duration: 10, width, height, fps: 30, rotation: 0, hasAudio: true, videoCodec: "h264", audioCodec: "aac", ...extra };
+  return {
+    duration: 10,
+    width,
+    height,
+    fps: 30,
+    rotation: 0,
+    hasAudio: true,
+    videoCodec: "h264",
+    audioCodec: "aac",
+    ...extra,
+  };
 }
 
 /** The rules every ladder keeps, whatever the source. */
@@ -50,7 +60,14 @@ describe("planLadder", () => {
       "144p 256x144",
       "audio",
     ]);
-    expect(ladder.at(-1)).toEqual({ name: "audio", kind: "AUDIO", width: null, height: null, bandwidth: expect.any(Number), codecs: "mp4a.40.2" });
+    expect(ladder.at(-1)).toEqual({
+      name: "audio",
+      kind: "AUDIO",
+      width: null,
+      height: null,
+      bandwidth: expect.any(Number),
+      codecs: "mp4a.40.2",
+    });
     expect(ladder.find((r) => r.name === "1080p")?.codecs).toBe("avc1.640028");
   });
 
@@ -133,7 +150,6 @@ describe("planLadder", () => {
     const ladder = planLadder(probe);
     expectSoundLadder(probe, ladder);
     expect(sizes(ladder)).toEqual(["60p 100x60"]);
-    expect(sizes(planLadder(source(101, 59, { hasAudio: false }))))
-      .toEqual(["58p 100x58"]);
+    expect(sizes(planLadder(source(101, 59, { hasAudio: false })))).toEqual(["58p 100x58"]);
   });
 });

@@ -67,7 +67,8 @@ export async function runFfmpeg(args: string[]): Promise<void> {
 export function makeClip(spec: ClipSpec): Promise<string> {
   const fps = spec.fps ?? 25;
   const length = spec.frames === undefined ? `${spec.seconds}s` : `${spec.frames}f`;
-  const name = `clip-${spec.width}x${spec.height}-${length}-${fps}fps-${spec.audio ? "av" : "v"}-r${spec.rotate ?? 0}.mp4`;
+  const streams = spec.audio ? "av" : "v";
+  const name = `clip-${spec.width}x${spec.height}-${length}-${fps}fps-${streams}-r${spec.rotate ?? 0}.mp4`;
   return fixture(name, (file) => generate(file, spec, fps));
 }
 
@@ -75,18 +76,37 @@ async function generate(file: string, spec: ClipSpec, fps: number): Promise<void
   const encoded = spec.rotate ? `${file}.unrotated.mp4` : `${file}.tmp.mp4`;
   // testsrc2 draws even sizes only and 4:2:0 cannot hold odd ones: an odd size is scaled to, in 4:4:4.
   const odd = spec.width % 2 === 1 || spec.height % 2 === 1;
+  const evenSize = `${spec.width + (spec.width % 2)}x${spec.height + (spec.height % 2)}`;
   await runFfmpeg([
-    "-f", "lavfi", "-i", `testsrc2=size=${spec.width + (spec.width % 2)}x${spec.height + (spec.height % 2)}:rate=${fps}:duration=${spec.seconds}`,
+    "-f",
+    "lavfi",
+    "-i",
+    `testsrc2=size=${evenSize}:rate=${fps}:duration=${spec.seconds}`,
     ...(spec.audio ? ["-f", "lavfi", "-i", `sine=frequency=440:sample_rate=48000:duration=${spec.seconds}`] : []),
     ...(odd ? ["-vf", `scale=${spec.width}:${spec.height},setsar=1`] : []),
     ...(spec.frames === undefined ? [] : ["-frames:v", String(spec.frames)]),
-    "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", odd ? "yuv444p" : "yuv420p",
+    "-c:v",
+    "libx264",
+    "-preset",
+    "ultrafast",
+    "-pix_fmt",
+    odd ? "yuv444p" : "yuv420p",
     ...(spec.audio ? ["-c:a", "aac", "-b:a", "96k"] : []),
     encoded,
   ]);
   if (spec.rotate) {
     // FFmpeg 5.1 writes the rotate tag into the display matrix only when stream-copying.
-    await runFfmpeg(["-i", encoded, "-map", "0", "-c", "copy", "-metadata:s:v:0", `rotate=${spec.rotate}`, `${file}.tmp.mp4`]);
+    await runFfmpeg([
+      "-i",
+      encoded,
+      "-map",
+      "0",
+      "-c",
+      "copy",
+      "-metadata:s:v:0",
+      `rotate=${spec.rotate}`,
+      `${file}.tmp.mp4`,
+    ]);
     await rm(encoded, { force: true });
   }
   await rename(`${file}.tmp.mp4`, file);
@@ -117,10 +137,20 @@ export function makeAudioOnly(seconds: number): Promise<string> {
 export function makeVfrClip(spec: { width: number; height: number; seconds: number }): Promise<string> {
   return fixture(`vfr-${spec.width}x${spec.height}-${spec.seconds}s.mp4`, (file) =>
     runFfmpeg([
-      "-f", "lavfi", "-i", `testsrc2=size=${spec.width}x${spec.height}:rate=60:duration=${spec.seconds}`,
-      "-vf", "select='lt(mod(t\\,2)\\,1)+not(mod(n\\,6))'",
-      "-fps_mode", "passthrough",
-      "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+      "-f",
+      "lavfi",
+      "-i",
+      `testsrc2=size=${spec.width}x${spec.height}:rate=60:duration=${spec.seconds}`,
+      "-vf",
+      "select='lt(mod(t\\,2)\\,1)+not(mod(n\\,6))'",
+      "-fps_mode",
+      "passthrough",
+      "-c:v",
+      "libx264",
+      "-preset",
+      "ultrafast",
+      "-pix_fmt",
+      "yuv420p",
       file,
     ]),
   );
@@ -136,8 +166,21 @@ export function makeFrameSizeBomb(width: number, height: number): Promise<string
     const small = `${file}.small.h264`;
     const patched = `${file}.patched.h264`;
     await runFfmpeg([
-      "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=25", "-frames:v", "1",
-      "-c:v", "libx264", "-preset", "ultrafast", "-profile:v", "baseline", "-pix_fmt", "yuv420p", small,
+      "-f",
+      "lavfi",
+      "-i",
+      "testsrc2=size=64x64:rate=25",
+      "-frames:v",
+      "1",
+      "-c:v",
+      "libx264",
+      "-preset",
+      "ultrafast",
+      "-profile:v",
+      "baseline",
+      "-pix_fmt",
+      "yuv420p",
+      small,
     ]);
     await writeFile(patched, withH264FrameSize(await readFile(small), width / 16, height / 16));
     // -max_pixels keeps this ffmpeg from decoding the bomb while it reads the stream's parameters.
@@ -149,7 +192,13 @@ export function makeFrameSizeBomb(width: number, height: number): Promise<string
 /** A YUV4MPEG2 file whose header declares `width`x`height` frames, followed by only 64 KiB of data. */
 export function makeY4mHeaderBomb(width: number, height: number): Promise<string> {
   return fixture(`bomb-${width}x${height}.y4m`, (file) =>
-    writeFile(file, Buffer.concat([Buffer.from(`YUV4MPEG2 W${width} H${height} F25:1 Ip A1:1 C420jpeg\nFRAME\n`), Buffer.alloc(65_536, 0x80)])),
+    writeFile(
+      file,
+      Buffer.concat([
+        Buffer.from(`YUV4MPEG2 W${width} H${height} F25:1 Ip A1:1 C420jpeg\nFRAME\n`),
+        Buffer.alloc(65_536, 0x80),
+      ]),
+    ),
   );
 }
 
@@ -270,7 +319,8 @@ class BitReader {
   }
   bits(n: number): number {
     let value = 0;
-    for (let i = 0; i < n; i++, this.pos++) value = value * 2 + ((this.bytes[this.pos >> 3]! >> (7 - (this.pos & 7))) & 1);
+    for (let i = 0; i < n; i++, this.pos++)
+      value = value * 2 + ((this.bytes[this.pos >> 3]! >> (7 - (this.pos & 7))) & 1);
     return value;
   }
   ue(): number {

@@ -24,7 +24,16 @@ afterEach(async () => {
 
 function jobMessage(): JobMessage {
   const videoId = randomUUID();
-  return { v: PROTOCOL_VERSION, type: "transcode", jobId: randomUUID(), attempt: 1, videoId, sourceKey: `videos/${videoId}/source/upload`, outputPrefix: `videos/${videoId}`, options: { segmentSeconds: 4 } };
+  return {
+    v: PROTOCOL_VERSION,
+    type: "transcode",
+    jobId: randomUUID(),
+    attempt: 1,
+    videoId,
+    sourceKey: `videos/${videoId}/source/upload`,
+    outputPrefix: `videos/${videoId}`,
+    options: { segmentSeconds: 4 },
+  };
 }
 
 /** Publishes one job per capability and checks the handler is told which queue each came from. */

@@ -10,7 +10,13 @@ import { probeNvenc, rungEncoder } from "../../render-worker/media/nvenc.ts";
 import { planLadder } from "../../render-worker/media/ladder.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import { createWorker } from "../../render-worker/worker.ts";
-import { parseWorkerEvent, PROTOCOL_VERSION, type JobEvent, type TranscodeJobMessage, type WorkerEvent } from "../../src/protocol/messages.ts";
+import {
+  parseWorkerEvent,
+  PROTOCOL_VERSION,
+  type JobEvent,
+  type TranscodeJobMessage,
+  type WorkerEvent,
+} from "../../src/protocol/messages.ts";
 import { createPostgresTransport } from "../../src/transport/postgres.ts";
 import { createTestDatabase } from "../support/db.ts";
 import { fixturesDir, makeClip } from "./media-fixtures.ts";
@@ -26,7 +32,16 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-const ladder1080 = planLadder({ duration: 10, width: 1920, height: 1080, fps: 30, rotation: 0, hasAudio: false, videoCodec: "h264", audioCodec: null });
+const ladder1080 = planLadder({
+  duration: 10,
+  width: 1920,
+  height: 1080,
+  fps: 30,
+  rotation: 0,
+  hasAudio: false,
+  videoCodec: "h264",
+  audioCodec: null,
+});
 const rung1080 = ladder1080[0];
 
 /** A transcode job whose source (a generated clip) is in `dataDir`. */
@@ -35,7 +50,16 @@ async function transcodeJob(dataDir: string): Promise<TranscodeJobMessage> {
   const sourceKey = `videos/${videoId}/source/upload`;
   await mkdir(path.join(dataDir, "videos", videoId, "source"), { recursive: true });
   await copyFile(await makeClip({ width: 320, height: 180, seconds: 2, audio: false }), path.join(dataDir, sourceKey));
-  return { v: PROTOCOL_VERSION, type: "transcode", jobId: randomUUID(), attempt: 1, videoId, sourceKey, outputPrefix: `videos/${videoId}`, options: { segmentSeconds: 2 } };
+  return {
+    v: PROTOCOL_VERSION,
+    type: "transcode",
+    jobId: randomUUID(),
+    attempt: 1,
+    videoId,
+    sourceKey,
+    outputPrefix: `videos/${videoId}`,
+    options: { segmentSeconds: 2 },
+  };
 }
 
 async function waitFor<T>(what: string, find: () => T | undefined, timeoutMs = 60_000): Promise<T> {
@@ -51,21 +75,36 @@ async function waitFor<T>(what: string, find: () => T | undefined, timeoutMs = 6
 describe("h264_nvenc (no GPU here: command line only)", () => {
   it("encodes a rung with VBR at the rung's rates, high profile, and IDR frames only at segment boundaries", () => {
     expect(videoEncoderOptions("h264_nvenc", rung1080, 4, 30)).toEqual([
-      "-c:v", "h264_nvenc",
-      "-preset", "p4",
-      "-tune", "hq",
-      "-rc", "vbr",
-      "-profile:v", "high",
-      "-level:v", "4.0",
-      "-b:v", "5000000",
-      "-maxrate", "5500000",
-      "-bufsize", "7500000",
-      "-force_key_frames", "expr:gte(t,n_forced*4)",
-      "-forced-idr", "1",
-      "-g", "240",
-      "-bf", "3",
-      "-rc-lookahead", "20",
-      "-no-scenecut", "1",
+      "-c:v",
+      "h264_nvenc",
+      "-preset",
+      "p4",
+      "-tune",
+      "hq",
+      "-rc",
+      "vbr",
+      "-profile:v",
+      "high",
+      "-level:v",
+      "4.0",
+      "-b:v",
+      "5000000",
+      "-maxrate",
+      "5500000",
+      "-bufsize",
+      "7500000",
+      "-force_key_frames",
+      "expr:gte(t,n_forced*4)",
+      "-forced-idr",
+      "1",
+      "-g",
+      "240",
+      "-bf",
+      "3",
+      "-rc-lookahead",
+      "20",
+      "-no-scenecut",
+      "1",
     ]);
     // An unknown frame rate is taken as 30 fps for the GOP length.
     expect(videoEncoderOptions("h264_nvenc", rung1080, 2, 0)).toContain("120");
@@ -76,10 +115,18 @@ describe("h264_nvenc (no GPU here: command line only)", () => {
     const options = videoEncoderOptions("h264_nvenc", rung1080, 4, 30);
     const encoderOptions = ["-preset", "-tune", "-rc", "-forced-idr", "-rc-lookahead", "-no-scenecut"];
     for (const name of encoderOptions) expect(stdout, name).toMatch(new RegExp(`^\\s+${name}\\s`, "m"));
-    const named: Record<string, string> = { "-preset": "p4", "-tune": "hq", "-rc": "vbr", "-profile:v": "high", "-level:v": "4.0" };
+    const named: Record<string, string> = {
+      "-preset": "p4",
+      "-tune": "hq",
+      "-rc": "vbr",
+      "-profile:v": "high",
+      "-level:v": "4.0",
+    };
     for (const [name, value] of Object.entries(named)) {
       expect(options[options.indexOf(name) + 1]).toBe(value);
-      expect(stdout, `${name} ${value}`).toMatch(new RegExp(`^\\s+${value.replace(".", "\\.")}\\s+\\d+\\s+E\\.\\.V`, "m"));
+      expect(stdout, `${name} ${value}`).toMatch(
+        new RegExp(`^\\s+${value.replace(".", "\\.")}\\s+\\d+\\s+E\\.\\.V`, "m"),
+      );
     }
   });
 
@@ -93,7 +140,16 @@ describe("h264_nvenc (no GPU here: command line only)", () => {
       "240p:h264_nvenc",
       "144p:libx264",
     ]);
-    const portrait = planLadder({ duration: 10, width: 1080, height: 1920, fps: 30, rotation: 0, hasAudio: false, videoCodec: "h264", audioCodec: null });
+    const portrait = planLadder({
+      duration: 10,
+      width: 1080,
+      height: 1920,
+      fps: 30,
+      rotation: 0,
+      hasAudio: false,
+      videoCodec: "h264",
+      audioCodec: null,
+    });
     expect(portrait.find((r) => r.name === "144p")).toMatchObject({ width: 144, height: 256 });
     expect(rungEncoder("h264_nvenc", portrait.find((r) => r.name === "144p")!)).toBe("libx264");
     expect(ladder1080.every((r) => rungEncoder("libx264", r) === "libx264")).toBe(true);
@@ -101,15 +157,24 @@ describe("h264_nvenc (no GPU here: command line only)", () => {
 
   it("leaves the libx264 command as it was", () => {
     expect(videoEncoderOptions("libx264", rung1080, 4, 30)).toEqual([
-      "-c:v", "libx264",
-      "-preset", "veryfast",
-      "-profile:v", "high",
-      "-level:v", "4.0",
-      "-b:v", "5000000",
-      "-maxrate", "5500000",
-      "-bufsize", "7500000",
-      "-force_key_frames", "expr:gte(t,n_forced*4)",
-      "-sc_threshold", "0",
+      "-c:v",
+      "libx264",
+      "-preset",
+      "veryfast",
+      "-profile:v",
+      "high",
+      "-level:v",
+      "4.0",
+      "-b:v",
+      "5000000",
+      "-maxrate",
+      "5500000",
+      "-bufsize",
+      "7500000",
+      "-force_key_frames",
+      "expr:gte(t,n_forced*4)",
+      "-sc_threshold",
+      "0",
     ]);
   });
 });
@@ -142,7 +207,8 @@ describe.skipIf(hasNvidiaDevice)("a worker asked for nvenc on a machine without 
 
     let stderr = "";
     const env: NodeJS.ProcessEnv = { ...process.env };
-    for (const name of ["PUBSUB_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT", "WORKER_ID", "WORKER_TMP_DIR"]) delete env[name];
+    for (const name of ["PUBSUB_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT", "WORKER_ID", "WORKER_TMP_DIR"])
+      delete env[name];
     const child = spawn(process.execPath, [WORKER_ENTRY], {
       stdio: ["ignore", "ignore", "pipe"],
       env: {
@@ -168,7 +234,10 @@ describe.skipIf(hasNvidiaDevice)("a worker asked for nvenc on a machine without 
     expect(heartbeat.capabilities).toEqual(["cpu"]);
     // The first heartbeat goes out just before "worker ready" is logged.
     await waitFor("the worker ready line", () => stderr.includes('"msg":"worker ready"') || undefined);
-    const logLines = stderr.split("\n").filter(Boolean).map((l) => JSON.parse(l) as { level: string; msg: string; reason?: string; capabilities?: string[] });
+    const logLines = stderr
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { level: string; msg: string; reason?: string; capabilities?: string[] });
     const loud = logLines.find((l) => l.msg.startsWith("NVENC IS NOT AVAILABLE"));
     expect(loud).toMatchObject({ level: "error", capabilities: ["cpu"] });
     expect(loud?.reason).toMatch(/cuda|nvenc|nvidia/i);
@@ -176,7 +245,9 @@ describe.skipIf(hasNvidiaDevice)("a worker asked for nvenc on a machine without 
 
     await api.publishJob("cpu", cpuJob);
     const jobEvents = () => events.filter((e): e is JobEvent => e.type !== "worker.heartbeat");
-    await waitFor("the cpu job to succeed", () => jobEvents().find((e) => e.jobId === cpuJob.jobId && e.type === "job.succeeded"));
+    await waitFor("the cpu job to succeed", () =>
+      jobEvents().find((e) => e.jobId === cpuJob.jobId && e.type === "job.succeeded"),
+    );
     expect(existsSync(path.join(dataDir, cpuJob.outputPrefix, "hls", "master.m3u8"))).toBe(true);
     // The nvenc job was published first and is still waiting for a worker that can take it.
     expect(jobEvents().filter((e) => e.jobId === nvencJob.jobId)).toEqual([]);
@@ -202,7 +273,12 @@ describe.skipIf(hasNvidiaDevice)("a worker asked for nvenc on a machine without 
     const code = await new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
     expect(code).toBe(1);
     expect(stderr).toMatch(/NVENC IS NOT AVAILABLE/);
-    expect(stderr).toMatch(/WORKER_CAPABILITIES asks only for nvenc, but NVENC does not work on this machine \(.+\); no capability left to serve/);
+    expect(stderr).toMatch(
+      new RegExp(
+        String.raw`WORKER_CAPABILITIES asks only for nvenc, but NVENC does not work on this machine \(.+\);` +
+          " no capability left to serve",
+      ),
+    );
     expect(stderr).not.toMatch(/ECONNREFUSED/);
   });
 });
@@ -235,7 +311,12 @@ describe("the queue a job came from picks its encoder", () => {
     expect(failed).toMatchObject({ type: "job.failed", retryable: true });
     const failure = failed as Extract<JobEvent, { type: "job.failed" }>;
     // The 320x180 source's ladder: 180p on NVENC, 144p (under NVENC's minimum) on x264.
-    expect(failure.command).toMatch(/-map \[v0\] (?:-fpsmax \S+ )?-c:v h264_nvenc -preset p4 .*-forced-idr 1 .*180p\/index\.m3u8 -map \[v1\] (?:-fpsmax \S+ )?-c:v libx264 .*144p\/index\.m3u8$/);
+    expect(failure.command).toMatch(
+      new RegExp(
+        String.raw`-map \[v0\] (?:-fpsmax \S+ )?-c:v h264_nvenc -preset p4 .*-forced-idr 1 .*180p/index\.m3u8` +
+          String.raw` -map \[v1\] (?:-fpsmax \S+ )?-c:v libx264 .*144p/index\.m3u8$`,
+      ),
+    );
 
     const onCpuQueue = await transcodeJob(root);
     await memory.deliver(onCpuQueue, "cpu");

@@ -48,7 +48,14 @@ async function setUp(opts: { concurrency?: number } = {}) {
   await mkdir(path.dirname(path.join(dirs.dataDir, sourceKey)), { recursive: true });
   await copyFile(clip, path.join(dirs.dataDir, sourceKey));
   const job: TranscodeJobMessage = {
-    v: 2, type: "transcode", jobId: randomUUID(), attempt: 1, videoId, sourceKey, outputPrefix: `videos/${videoId}`, options: { segmentSeconds: 2 },
+    v: 2,
+    type: "transcode",
+    jobId: randomUUID(),
+    attempt: 1,
+    videoId,
+    sourceKey,
+    outputPrefix: `videos/${videoId}`,
+    options: { segmentSeconds: 2 },
   };
   const playlistWrites: PlaylistWrite[] = [];
   const memory = inMemoryTransport();
@@ -65,7 +72,8 @@ async function setUp(opts: { concurrency?: number } = {}) {
   await worker.start();
   workers.push(worker);
   const hlsDir = path.join(dirs.dataDir, job.outputPrefix, "hls");
-  const jobEvents = () => memory.events.filter((e): e is JobEvent => e.type !== "worker.heartbeat" && e.jobId === job.jobId);
+  const jobEvents = () =>
+    memory.events.filter((e): e is JobEvent => e.type !== "worker.heartbeat" && e.jobId === job.jobId);
   return { job, memory, playlistWrites, hlsDir, jobEvents };
 }
 
@@ -75,7 +83,12 @@ async function hashes(dir: string): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   for (const e of entries.filter((e) => e.isFile())) {
     const file = path.join(e.parentPath, e.name);
-    out.set(path.relative(dir, file), createHash("sha256").update(await readFile(file)).digest("hex"));
+    out.set(
+      path.relative(dir, file),
+      createHash("sha256")
+        .update(await readFile(file))
+        .digest("hex"),
+    );
   }
   return out;
 }
@@ -91,12 +104,15 @@ async function waitFor(check: () => boolean, what: string, timeoutMs = 60_000): 
 const typesOf = (events: WorkerEvent[]) => events.map((e) => e.type);
 
 describe("one delivery, one run (real ffmpeg, local storage)", () => {
-  it("a second delivery of an attempt running on the same worker does no work and settles after the running one", async () => {
+  it(`a second delivery of an attempt running on the same worker does no work and settles after \
+the running one`, async () => {
     const { job, memory, playlistWrites, jobEvents } = await setUp();
     // In the same tick: the worker has not created the first run's work dir yet.
     const first = memory.deliver(job, "cpu");
     // The message of the second delivery is acknowledged only once the running run ended.
-    const secondSettledAfterTheRun = memory.deliver(job, "cpu").then(() => jobEvents().some((e) => e.type === "job.succeeded"));
+    const secondSettledAfterTheRun = memory
+      .deliver(job, "cpu")
+      .then(() => jobEvents().some((e) => e.type === "job.succeeded"));
     await first;
     expect(await secondSettledAfterTheRun).toBe(true);
     const events = jobEvents();
@@ -126,14 +142,25 @@ describe("one delivery, one run (real ffmpeg, local storage)", () => {
 
     await memory.deliver(job, "cpu");
     const again = jobEvents().slice(finished);
-    expect(typesOf(again)).toEqual(["variant.ready", "variant.ready", "variant.ready", "variant.ready", "job.succeeded"]);
-    expect(again.at(-1)).toMatchObject({ type: "job.succeeded", alreadyDone: true, masterKey: `${job.outputPrefix}/hls/master.m3u8` });
+    expect(typesOf(again)).toEqual([
+      "variant.ready",
+      "variant.ready",
+      "variant.ready",
+      "variant.ready",
+      "job.succeeded",
+    ]);
+    expect(again.at(-1)).toMatchObject({
+      type: "job.succeeded",
+      alreadyDone: true,
+      masterKey: `${job.outputPrefix}/hls/master.m3u8`,
+    });
     expect(new Set(again.map((e) => e.runId)).size).toBe(1);
     expect(again[0]!.runId).not.toBe(jobEvents()[0]!.runId);
     expect(await hashes(hlsDir)).toEqual(before);
   });
 
-  it("a stale run that resumes a finished job (no completion record) rewrites no segment, even where it encodes other bytes", async () => {
+  it(`a stale run that resumes a finished job (no completion record) rewrites no segment, even where it \
+encodes other bytes`, async () => {
     const { job, memory, hlsDir, playlistWrites, jobEvents } = await setUp();
     await memory.deliver(job, "cpu");
     // As a worker from before completion records left it, with the last segment of each rung
@@ -170,7 +197,10 @@ describe("one delivery, one run (real ffmpeg, local storage)", () => {
     await mkdir(path.dirname(foreign), { recursive: true });
     await writeFile(foreign, "another run's bytes");
     await memory.deliver(job, "cpu");
-    expect(jobEvents().at(-1)).toMatchObject({ type: "job.failed", error: expect.stringMatching(/240p\/seg_00001\.ts was already published with other bytes/) });
+    expect(jobEvents().at(-1)).toMatchObject({
+      type: "job.failed",
+      error: expect.stringMatching(/240p\/seg_00001\.ts was already published with other bytes/),
+    });
     expect(await readFile(foreign, "utf8")).toBe("another run's bytes");
   });
 
@@ -205,22 +235,41 @@ describe("a render or import job delivered again after it finished", () => {
     try {
       const memory = inMemoryTransport();
       const worker = createWorker({
-        workerId: "w1", capabilities: ["cpu"], concurrency: 1, transport: memory.transport,
-        storage: createLocalWorkerStorage(dirs.dataDir), tmpDir: dirs.workDir, progressIntervalMs: 100, heartbeatIntervalSeconds: 60,
+        workerId: "w1",
+        capabilities: ["cpu"],
+        concurrency: 1,
+        transport: memory.transport,
+        storage: createLocalWorkerStorage(dirs.dataDir),
+        tmpDir: dirs.workDir,
+        progressIntervalMs: 100,
+        heartbeatIntervalSeconds: 60,
       });
       await worker.start();
       workers.push(worker);
       const videoId = randomUUID();
       const job: ImportUrlJobMessage = {
-        v: 2, type: "import_url", jobId: randomUUID(), attempt: 1, videoId, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/clip.mp4`,
-        maxBytes: 10_000_000, outputKey: `videos/${videoId}/source/import`, allowPrivateAddresses: true,
+        v: 2,
+        type: "import_url",
+        jobId: randomUUID(),
+        attempt: 1,
+        videoId,
+        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/clip.mp4`,
+        maxBytes: 10_000_000,
+        outputKey: `videos/${videoId}/source/import`,
+        allowPrivateAddresses: true,
       };
-      const jobEvents = () => memory.events.filter((e): e is JobEvent => e.type !== "worker.heartbeat" && e.jobId === job.jobId);
+      const jobEvents = () =>
+        memory.events.filter((e): e is JobEvent => e.type !== "worker.heartbeat" && e.jobId === job.jobId);
       await memory.deliver(job, "cpu");
       const first = jobEvents().at(-1)!;
       expect(first).toMatchObject({ type: "source.ready", outputKey: job.outputKey });
       const stored = path.join(dirs.dataDir, job.outputKey);
-      const before = { hash: createHash("sha256").update(await readFile(stored)).digest("hex"), mtimeMs: (await stat(stored)).mtimeMs };
+      const before = {
+        hash: createHash("sha256")
+          .update(await readFile(stored))
+          .digest("hex"),
+        mtimeMs: (await stat(stored)).mtimeMs,
+      };
       const ended = jobEvents().length;
 
       await memory.deliver(job, "cpu");
@@ -230,7 +279,12 @@ describe("a render or import job delivered again after it finished", () => {
       expect(again[0]).toMatchObject({ ...firstBody, alreadyDone: true });
       expect(again[0]!.runId).not.toBe(first.runId);
       expect(downloads).toBe(1);
-      expect({ hash: createHash("sha256").update(await readFile(stored)).digest("hex"), mtimeMs: (await stat(stored)).mtimeMs }).toEqual(before);
+      expect({
+        hash: createHash("sha256")
+          .update(await readFile(stored))
+          .digest("hex"),
+        mtimeMs: (await stat(stored)).mtimeMs,
+      }).toEqual(before);
     } finally {
       await new Promise((resolve) => server.close(resolve));
     }

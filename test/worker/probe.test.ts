@@ -23,7 +23,15 @@ describe("probeSource", () => {
   it("reads size, duration, frame rate and audio of a clip", async () => {
     const { probe } = await probeSource(await makeClip({ width: 640, height: 360, seconds: 3, audio: true }));
     expect(() => ProbeResult.parse(probe)).not.toThrow();
-    expect(probe).toMatchObject({ width: 640, height: 360, fps: 25, rotation: 0, hasAudio: true, videoCodec: "h264", audioCodec: "aac" });
+    expect(probe).toMatchObject({
+      width: 640,
+      height: 360,
+      fps: 25,
+      rotation: 0,
+      hasAudio: true,
+      videoCodec: "h264",
+      audioCodec: "aac",
+    });
     expect(probe.duration).toBeGreaterThan(2.8);
     expect(probe.duration).toBeLessThan(3.2);
   });
@@ -35,7 +43,9 @@ describe("probeSource", () => {
   });
 
   it("applies the display matrix: a rotated clip reports display dimensions", async () => {
-    const { probe } = await probeSource(await makeClip({ width: 320, height: 180, seconds: 1, audio: false, rotate: 90 }));
+    const { probe } = await probeSource(
+      await makeClip({ width: 320, height: 180, seconds: 1, audio: false, rotate: 90 }),
+    );
     expect(probe).toMatchObject({ width: 180, height: 320 });
     // FFmpeg 5.1's muxer stores `rotate=90` as a +90° (counterclockwise) display matrix, which
     // ffmpeg itself plays turned a quarter turn counterclockwise: 270° clockwise.
@@ -97,7 +107,10 @@ describe("probeSource", () => {
         (err: unknown) => err,
       );
       expect(error).toBeInstanceOf(MediaError);
-      expect(error).toMatchObject({ retryable: true, message: expect.stringMatching(/^Could not read the source: .*403/) });
+      expect(error).toMatchObject({
+        retryable: true,
+        message: expect.stringMatching(/^Could not read the source: .*403/),
+      });
     } finally {
       server.close();
     }
@@ -112,7 +125,14 @@ describe("probeSource", () => {
 });
 
 describe("probeResultFrom", () => {
-  const video = { index: 0, codec_type: "video", codec_name: "h264", width: 1920, height: 1080, avg_frame_rate: "30000/1001" };
+  const video = {
+    index: 0,
+    codec_type: "video",
+    codec_name: "h264",
+    width: 1920,
+    height: 1080,
+    avg_frame_rate: "30000/1001",
+  };
 
   it("takes the legacy clockwise rotate tag when there is no display matrix", () => {
     const probe = probeResultFrom({ format: { duration: "5" }, streams: [{ ...video, tags: { rotate: "270" } }] });
@@ -120,12 +140,18 @@ describe("probeResultFrom", () => {
   });
 
   it("falls back to r_frame_rate and the stream duration", () => {
-    const probe = probeResultFrom({ format: {}, streams: [{ ...video, avg_frame_rate: "0/0", r_frame_rate: "25/1", duration: "7.5" }] });
+    const probe = probeResultFrom({
+      format: {},
+      streams: [{ ...video, avg_frame_rate: "0/0", r_frame_rate: "25/1", duration: "7.5" }],
+    });
     expect(probe).toMatchObject({ fps: 25, duration: 7.5 });
   });
 
   it("widens non-square pixels to display width", () => {
-    const probe = probeResultFrom({ format: { duration: "5" }, streams: [{ ...video, width: 720, height: 576, sample_aspect_ratio: "16:15" }] });
+    const probe = probeResultFrom({
+      format: { duration: "5" },
+      streams: [{ ...video, width: 720, height: 576, sample_aspect_ratio: "16:15" }],
+    });
     expect(probe).toMatchObject({ width: 768, height: 576 });
   });
 
@@ -149,26 +175,35 @@ describe("probeResultFrom", () => {
       new MediaError("The video is 7 h 12 min long; the limit is 6 h", { retryable: false }),
     );
     expect(() => probeResultFrom({ format: { duration: "21600" }, streams: [video] })).not.toThrow();
-    expect(() => probeResultFrom({ format: { duration: "90.5" }, streams: [video] }, { maxDurationSeconds: 90 })).toThrow(
-      "The video is 1 min 31 s long; the limit is 1 min 30 s",
-    );
+    expect(() =>
+      probeResultFrom({ format: { duration: "90.5" }, streams: [video] }, { maxDurationSeconds: 90 }),
+    ).toThrow("The video is 1 min 31 s long; the limit is 1 min 30 s");
   });
 
   it("counts a stream's declared duration when it is longer than the container's", () => {
-    expect(() => probeResultFrom({ format: { duration: "5" }, streams: [{ ...video, duration: "86400" }] })).toThrow(/is 24 h long; the limit is 6 h/);
+    expect(() => probeResultFrom({ format: { duration: "5" }, streams: [{ ...video, duration: "86400" }] })).toThrow(
+      /is 24 h long; the limit is 6 h/,
+    );
   });
 
   it("allows DCI 8K and refuses a frame past 36 megapixels", () => {
-    expect(probeResultFrom({ format: { duration: "5" }, streams: [{ ...video, width: 8192, height: 4320 }] })).toMatchObject({ width: 8192, height: 4320 });
-    expect(() => probeResultFrom({ format: { duration: "5" }, streams: [{ ...video, width: 8192, height: 4400 }] })).toThrow(
-      "The video's frame size 8192x4400 (36.1 megapixels) exceeds the 36 megapixel limit",
-    );
+    expect(
+      probeResultFrom({ format: { duration: "5" }, streams: [{ ...video, width: 8192, height: 4320 }] }),
+    ).toMatchObject({ width: 8192, height: 4320 });
+    expect(() =>
+      probeResultFrom({ format: { duration: "5" }, streams: [{ ...video, width: 8192, height: 4400 }] }),
+    ).toThrow("The video's frame size 8192x4400 (36.1 megapixels) exceeds the 36 megapixel limit");
   });
 
   it("allows 240 fps and refuses more, from the average or else the nominal rate", () => {
-    expect(probeResultFrom({ format: { duration: "5" }, streams: [{ ...video, avg_frame_rate: "240/1" }] })).toMatchObject({ fps: 240 });
-    expect(() => probeResultFrom({ format: { duration: "5" }, streams: [{ ...video, avg_frame_rate: "0/0", r_frame_rate: "1000/1" }] })).toThrow(
-      "The video's frame rate of 1000 fps is above the 240 fps limit",
-    );
+    expect(
+      probeResultFrom({ format: { duration: "5" }, streams: [{ ...video, avg_frame_rate: "240/1" }] }),
+    ).toMatchObject({ fps: 240 });
+    expect(() =>
+      probeResultFrom({
+        format: { duration: "5" },
+        streams: [{ ...video, avg_frame_rate: "0/0", r_frame_rate: "1000/1" }],
+      }),
+    ).toThrow("The video's frame rate of 1000 fps is above the 240 fps limit");
   });
 });

@@ -5,7 +5,12 @@ import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { RenderCompositionJobMessage, type JobEventBody, type QuizQuestion } from "../../src/protocol/messages.ts";
 import { parseQuizCsv } from "../../src/quiz/parse-quiz-csv.ts";
-import { quizSegmentGraph, REVEAL_SECONDS, wrapText, writeQuestionText } from "../../render-worker/composition/quiz-graph.ts";
+import {
+  quizSegmentGraph,
+  REVEAL_SECONDS,
+  wrapText,
+  writeQuestionText,
+} from "../../render-worker/composition/quiz-graph.ts";
 import { renderComposition } from "../../render-worker/handlers/render-composition.ts";
 import { MediaError } from "../../render-worker/media/errors.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
@@ -22,7 +27,12 @@ const HEIGHT = 360;
 const dirs = jobDirsPerTest("composition");
 
 const QUESTIONS: QuizQuestion[] = [
-  { question: "What is the capital of France?", choices: ["Paris", "Lyon", "Marseille", "Nice"], answerIndex: 0, explanation: "Since 987." },
+  {
+    question: "What is the capital of France?",
+    choices: ["Paris", "Lyon", "Marseille", "Nice"],
+    answerIndex: 0,
+    explanation: "Since 987.",
+  },
   { question: "Which planet is red?", choices: ["Venus", "Mars"], answerIndex: 1 },
   { question: "2 + 2 = ?", choices: ["3", "4", "5"], answerIndex: 1 },
 ];
@@ -66,32 +76,85 @@ async function ffprobe(file: string): Promise<{ duration: number; streams: strin
 
 /** Times (seconds from the first frame) where ffmpeg's scene detector sees a cut. */
 async function sceneCuts(file: string, threshold: number): Promise<number[]> {
-  const { stderr } = await run("ffmpeg", ["-hide_banner", "-nostdin", "-i", file, "-vf", `scdet=threshold=${threshold}`, "-an", "-f", "null", "-"]);
-  const { stdout } = await run("ffprobe", ["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=start_time", "-of", "csv=p=0", file]);
+  const { stderr } = await run("ffmpeg", [
+    "-hide_banner",
+    "-nostdin",
+    "-i",
+    file,
+    "-vf",
+    `scdet=threshold=${threshold}`,
+    "-an",
+    "-f",
+    "null",
+    "-",
+  ]);
+  const { stdout } = await run("ffprobe", [
+    "-v",
+    "error",
+    "-select_streams",
+    "v:0",
+    "-show_entries",
+    "stream=start_time",
+    "-of",
+    "csv=p=0",
+    file,
+  ]);
   const start = Number(stdout.trim());
   return [...stderr.matchAll(/lavfi\.scd\.time: ([\d.]+)/g)].map((m) => Number(m[1]) - start);
 }
 
 /** RMS level in dB of the audio between `from` and `to` seconds (-Infinity for digital silence). */
 async function rmsDb(file: string, from: number, to: number): Promise<number> {
-  const { stderr } = await run("ffmpeg", ["-hide_banner", "-nostdin", "-i", file, "-vn", "-af", `atrim=${from}:${to},astats=measure_perchannel=none`, "-f", "null", "-"]);
+  const { stderr } = await run("ffmpeg", [
+    "-hide_banner",
+    "-nostdin",
+    "-i",
+    file,
+    "-vn",
+    "-af",
+    `atrim=${from}:${to},astats=measure_perchannel=none`,
+    "-f",
+    "null",
+    "-",
+  ]);
   const level = /Overall[\s\S]*?RMS level dB: (-?[\d.]+|-inf)/.exec(stderr)?.[1];
   if (level === undefined) throw new Error(`astats printed no RMS level:\n${stderr.slice(-2000)}`);
   return level === "-inf" ? -Infinity : Number(level);
 }
 
 /** Average RGB of a w x h region of the frame at `at` seconds. */
-async function regionColor(file: string, at: number, region: { x: number; y: number; w: number; h: number }): Promise<[number, number, number]> {
+async function regionColor(
+  file: string,
+  at: number,
+  region: { x: number; y: number; w: number; h: number },
+): Promise<[number, number, number]> {
   const { stdout } = await run(
     "ffmpeg",
-    ["-v", "error", "-ss", String(at), "-i", file, "-frames:v", "1", "-vf", `crop=${region.w}:${region.h}:${region.x}:${region.y},scale=1:1:flags=area`, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+    [
+      "-v",
+      "error",
+      "-ss",
+      String(at),
+      "-i",
+      file,
+      "-frames:v",
+      "1",
+      "-vf",
+      `crop=${region.w}:${region.h}:${region.x}:${region.y},scale=1:1:flags=area`,
+      "-f",
+      "rawvideo",
+      "-pix_fmt",
+      "rgb24",
+      "-",
+    ],
     { encoding: "buffer" },
   );
   return [stdout[0]!, stdout[1]!, stdout[2]!];
 }
 
 describe("render_composition (QUIZ)", () => {
-  it("renders three questions with the expected length, audio, progress per question and a cut at each question boundary", async () => {
+  it(`renders three questions with the expected length, audio, progress per question and a cut at each \
+question boundary`, async () => {
     const { events, output } = await render(job({}));
     const segment = 2 + REVEAL_SECONDS;
 
@@ -125,7 +188,9 @@ describe("render_composition (QUIZ)", () => {
   it("mixes the espeak-ng narration under the question when asked", async () => {
     const one = [QUESTIONS[0]!];
     const silent = await render(job({ questions: one, outputKey: "videos/x/silent.mp4" }));
-    const narrated = await render(job({ questions: one, narration: { voice: "en-us" }, outputKey: "videos/x/narrated.mp4" }));
+    const narrated = await render(
+      job({ questions: one, narration: { voice: "en-us" }, outputKey: "videos/x/narrated.mp4" }),
+    );
     // The countdown before the reveal's sound: only the narration can be heard there.
     const withoutVoice = await rmsDb(silent.output, 0, 2);
     const withVoice = await rmsDb(narrated.output, 0, 2);
@@ -134,7 +199,9 @@ describe("render_composition (QUIZ)", () => {
   });
 
   it("fails without retrying when espeak-ng does not know the voice", async () => {
-    const error = await render(job({ questions: [QUESTIONS[0]!], narration: { voice: "xx-nosuchvoice" } })).catch((e: unknown) => e);
+    const error = await render(job({ questions: [QUESTIONS[0]!], narration: { voice: "xx-nosuchvoice" } })).catch(
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(MediaError);
     expect((error as MediaError).retryable).toBe(false);
     expect((error as MediaError).message).toMatch(/xx-nosuchvoice/);
@@ -143,13 +210,41 @@ describe("render_composition (QUIZ)", () => {
   it("uses the background, timer and sound assets from storage", async () => {
     const assetDir = path.join(dirs.dataDir, "tenants", "t1", "assets");
     await mkdir(assetDir, { recursive: true });
-    await runFfmpeg(["-f", "lavfi", "-i", "color=c=0xff0000:s=320x180:r=25:d=1", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", path.join(assetDir, "1.mp4")]);
-    await runFfmpeg(["-f", "lavfi", "-i", "color=c=0x00ffff:s=320x20:r=25:d=1", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", path.join(assetDir, "timer.mp4")]);
+    await runFfmpeg([
+      "-f",
+      "lavfi",
+      "-i",
+      "color=c=0xff0000:s=320x180:r=25:d=1",
+      "-c:v",
+      "libx264",
+      "-preset",
+      "ultrafast",
+      "-pix_fmt",
+      "yuv420p",
+      path.join(assetDir, "1.mp4"),
+    ]);
+    await runFfmpeg([
+      "-f",
+      "lavfi",
+      "-i",
+      "color=c=0x00ffff:s=320x20:r=25:d=1",
+      "-c:v",
+      "libx264",
+      "-preset",
+      "ultrafast",
+      "-pix_fmt",
+      "yuv420p",
+      path.join(assetDir, "timer.mp4"),
+    ]);
     await runFfmpeg(["-f", "lavfi", "-i", "sine=f=1500:r=48000:d=3", path.join(assetDir, "ding.wav")]);
     const { output } = await render(
       job({
         questions: [QUESTIONS[0]!],
-        assets: { backgroundKey: "tenants/t1/assets/1.mp4", timerKey: "tenants/t1/assets/timer.mp4", correctSoundKey: "tenants/t1/assets/ding.wav" },
+        assets: {
+          backgroundKey: "tenants/t1/assets/1.mp4",
+          timerKey: "tenants/t1/assets/timer.mp4",
+          correctSoundKey: "tenants/t1/assets/ding.wav",
+        },
       }),
     );
     // Bottom-left corner: the (darkened) red background video, where the built-in look is a blue gradient.
@@ -182,15 +277,22 @@ describe("render_composition (QUIZ)", () => {
     expect((missing as MediaError).message).toMatch(/correctSoundKey asset none\.wav cannot be used: .*does not exist/);
   });
 
-  it("renders hostile text literally: quotes, colons, %, backslashes, newlines, filter syntax, long and non-Latin text", async () => {
+  it(`renders hostile text literally: quotes, colons, %, backslashes, newlines, filter syntax, long and \
+non-Latin text`, async () => {
     const hostile: QuizQuestion[] = [
       {
-        question: `It's "quoted": 100% sure? C:\\path\\to\\file; %{localtime} %{pts} [out]; drawtext=text='x'\nsecond line\r\n\ttab`,
+        question:
+          `It's "quoted": 100% sure? C:\\path\\to\\file; %{localtime} %{pts} [out]; ` +
+          `drawtext=text='x'\nsecond line\r\n\ttab`,
         choices: ["a:b", "50% \\", "'", "[0:v]null[v]", "Ünïcødé — Ελληνικά", "Русский, عربى, 中文"],
         answerIndex: 5,
         explanation: "%{eif:1/0:d} \\\\ ''' ,,, ;;;",
       },
-      { question: `${"Very long question text ".repeat(40)}${"x".repeat(300)}`.slice(0, 500), choices: ["y".repeat(200), "z ".repeat(100)], answerIndex: 0 },
+      {
+        question: `${"Very long question text ".repeat(40)}${"x".repeat(300)}`.slice(0, 500),
+        choices: ["y".repeat(200), "z ".repeat(100)],
+        answerIndex: 0,
+      },
     ];
     const message = job({ questions: hostile });
     const { output } = await render(message);
@@ -206,7 +308,16 @@ describe("render_composition (QUIZ)", () => {
   });
 
   it("never puts user text in the filter graph, and reads every text file with expansion=none", async () => {
-    const spec = { question: { question: "Q: 'a' % b", choices: ["c:d", "e,f"], answerIndex: 0, explanation: "g;h" }, index: 0, count: 1, secondsPerQuestion: 5, width: 1280, height: 720, assets: {}, narration: null };
+    const spec = {
+      question: { question: "Q: 'a' % b", choices: ["c:d", "e,f"], answerIndex: 0, explanation: "g;h" },
+      index: 0,
+      count: 1,
+      secondsPerQuestion: 5,
+      width: 1280,
+      height: 720,
+      assets: {},
+      narration: null,
+    };
     const lines = await writeQuestionText(spec, dirs.workDir, "q0-");
     const graph = quizSegmentGraph(spec, lines, 0, "");
     for (const text of ["Q: 'a' % b", "c:d", "e,f", "g;h"]) expect(graph.filter).not.toContain(text);
@@ -243,8 +354,12 @@ describe("parseQuizCsv", () => {
 
   it("names the row of each mistake", () => {
     const header = "question,choice1,choice2,choice3,choice4,answer";
-    expect(() => parseQuizCsv(`${header}\nQ1,a,b,c,d,A\nQ2,a,b,c,d`)).toThrow(/^Row 3: expected 6 columns \(question,choice1,choice2,choice3,choice4,answer\), found 5$/);
-    expect(() => parseQuizCsv(`Q1,a,b,c,d,A\nQ2,a,b,,,C`)).toThrow(/^Row 2: answer "C" is not one of A-B, 1-2 or the text of a choice$/);
+    expect(() => parseQuizCsv(`${header}\nQ1,a,b,c,d,A\nQ2,a,b,c,d`)).toThrow(
+      /^Row 3: expected 6 columns \(question,choice1,choice2,choice3,choice4,answer\), found 5$/,
+    );
+    expect(() => parseQuizCsv(`Q1,a,b,c,d,A\nQ2,a,b,,,C`)).toThrow(
+      /^Row 2: answer "C" is not one of A-B, 1-2 or the text of a choice$/,
+    );
     expect(() => parseQuizCsv(`${header}\nQ1,a,,c,,A`)).toThrow(/^Row 2: choice2 is empty but a later choice is not$/);
     expect(() => parseQuizCsv(`Q1,a,,,,A`)).toThrow(/^Row 1: a question needs at least two choices, found 1$/);
     expect(() => parseQuizCsv(`Q1,a,b,c,d,A\n,a,b,c,d,A`)).toThrow(/^Row 2: question: /);

@@ -12,7 +12,7 @@ import { createManimProgressParser } from "../../render-worker/manim/progress-ba
 import type { SandboxLimits } from "../../render-worker/sandbox/bubblewrap.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import { createWorker } from "../../render-worker/worker.ts";
-import { type JobEventBody, type RenderManimJobMessage } from "../../src/protocol/messages.ts";
+import type { JobEventBody, RenderManimJobMessage } from "../../src/protocol/messages.ts";
 import { fixturesDir } from "./media-fixtures.ts";
 import { contractCheckedEmit } from "./job-events.ts";
 import { inMemoryTransport } from "./in-memory-transport.ts";
@@ -45,7 +45,11 @@ afterEach(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-function manimJob(code: string, sceneName = "Demo", quality: RenderManimJobMessage["quality"] = "LOW"): RenderManimJobMessage {
+function manimJob(
+  code: string,
+  sceneName = "Demo",
+  quality: RenderManimJobMessage["quality"] = "LOW",
+): RenderManimJobMessage {
   return {
     v: 2,
     type: "render_manim",
@@ -68,16 +72,28 @@ interface RenderOptions {
   onEvent?: (e: JobEventBody) => void;
 }
 
-const scene = (construct: string) => `from manim import *\n\nclass Demo(Scene):\n    def construct(self):\n${construct}`;
+const scene = (construct: string) =>
+  `from manim import *\n\nclass Demo(Scene):\n    def construct(self):\n${construct}`;
 
 /** Runs the handler as the worker would: a fresh work dir per job, every event parsed by the contract. */
-async function render(job: RenderManimJobMessage, bin = MANIM, opts: RenderOptions = {}): Promise<{ events: JobEventBody[]; workDir: string; error?: Error }> {
+async function render(
+  job: RenderManimJobMessage,
+  bin = MANIM,
+  opts: RenderOptions = {},
+): Promise<{ events: JobEventBody[]; workDir: string; error?: Error }> {
   const workDir = await mkdtemp(path.join(root, "work-"));
   const events: JobEventBody[] = [];
   const emit = contractCheckedEmit(JOB_ID, events, opts.onEvent);
   const signal = (opts.controller ?? new AbortController()).signal;
   try {
-    await renderManim(job, { storage: createLocalWorkerStorage(dataDir), emit, signal, workDir, progressIntervalMs: 20, manim: { bin, limits: opts.limits } });
+    await renderManim(job, {
+      storage: createLocalWorkerStorage(dataDir),
+      emit,
+      signal,
+      workDir,
+      progressIntervalMs: 20,
+      manim: { bin, limits: opts.limits },
+    });
     return { events, workDir };
   } catch (error) {
     return { events, workDir, error: error as Error };
@@ -92,31 +108,53 @@ async function durationOf(file: string): Promise<number> {
   return Number(stdout);
 }
 
-
 describe("Manim progress lines", () => {
   it("reads tqdm bars and cached-data lines as Manim v0.22 prints them", () => {
     const parser = createManimProgressParser();
-    parser.write("stdout", "[11/22/26 10:49:54] INFO     Animation 0 : Using cached data (hash : d9c9855c418df4959cce0a9252c3d79c900349b3d1d54bc7a3cdd8cd074f9a19)    cairo_renderer.py:106\n");
+    parser.write(
+      "stdout",
+      "[11/22/26 10:49:54] INFO     Animation 0 : Using cached data (hash : " +
+        "d9c9855c418df4959cce0a9252c3d79c900349b3d1d54bc7a3cdd8cd074f9a19)    cairo_renderer.py:106\n",
+    );
     parser.write("stderr", "\rAnimation 0: Create(Square): 100%|██████████| 1/1 [00:00<00:00, 40.1it/s]\r");
     parser.write("stderr", "\rAnimation 1: Write(MathTex('e^{i\\\\pi}+1=0')):  45%|████▌     | 27/6");
     expect(parser.snapshot()).toMatchObject({ animationIndex: 0, percent: 100, renderedCount: 0, cachedCount: 1 });
     parser.write("stderr", "0 [00:01<00:01, 23.40it/s]\r");
-    expect(parser.snapshot()).toEqual({ animationIndex: 1, percent: 45, description: "Write(MathTex('e^{i\\\\pi}+1=0'))", renderedCount: 1, cachedCount: 1 });
+    expect(parser.snapshot()).toEqual({
+      animationIndex: 1,
+      percent: 45,
+      description: "Write(MathTex('e^{i\\\\pi}+1=0'))",
+      renderedCount: 1,
+      cachedCount: 1,
+    });
     parser.write("stderr", "\rWaiting 2:  12%|#         | 1/8 [00:00<00:00, 5.63it/s]");
     parser.end();
-    expect(parser.snapshot()).toMatchObject({ animationIndex: 2, percent: 12, description: "Waiting", renderedCount: 2 });
+    expect(parser.snapshot()).toMatchObject({
+      animationIndex: 2,
+      percent: 12,
+      description: "Waiting",
+      renderedCount: 2,
+    });
   });
 });
 
 describe("render_manim with real Manim, in the sandbox", () => {
-  it("renders shapes, Text, a Transform and MathTex, uploads the MP4, and reports progress per animation from Manim's own bars", async () => {
+  it(`renders shapes, Text, a Transform and MathTex, uploads the MP4, and reports progress per animation from \
+Manim's own bars`, async () => {
     const job = manimJob(THREE_ANIMATIONS);
     const { events, error } = await render(job);
     expect(error).toBeUndefined();
 
     expect(events[0]).toEqual({ type: "job.started" });
     const succeeded = events.at(-1) as Succeeded;
-    expect(succeeded).toMatchObject({ type: "source.ready", outputKey: job.outputKey, width: 854, height: 480, renderedCount: 3, cachedCount: 0 });
+    expect(succeeded).toMatchObject({
+      type: "source.ready",
+      outputKey: job.outputKey,
+      width: 854,
+      height: 480,
+      renderedCount: 3,
+      cachedCount: 0,
+    });
     expect(succeeded.fps).toBeCloseTo(15, 1);
     expect(succeeded.duration).toBeCloseTo(2, 0);
     expect(await durationOf(path.join(dataDir, job.outputKey))).toBeCloseTo(2, 0);
@@ -131,7 +169,8 @@ describe("render_manim with real Manim, in the sandbox", () => {
     expect(progress.at(-1)).toMatchObject({ index: 2, percent: 100, renderedCount: 3, cachedCount: 0 });
   });
 
-  it("re-renders only the edited animation of three: Manim's partial movie files come back from the cache", async () => {
+  it(`re-renders only the edited animation of three: Manim's partial movie files come back \
+from the cache`, async () => {
     const started = Date.now();
     const first = await render(manimJob(THREE_ANIMATIONS));
     const firstMs = Date.now() - started;
@@ -141,7 +180,10 @@ describe("render_manim with real Manim, in the sandbox", () => {
     expect((await readdir(cacheDir)).filter((f) => f.endsWith(".mp4"))).toHaveLength(3);
 
     // The last animation: the two before it start from the same state, so their hashes hold.
-    const edited = THREE_ANIMATIONS.replace("square.animate.shift(RIGHT), run_time=1", "square.animate.shift(LEFT * 2), run_time=1.5");
+    const edited = THREE_ANIMATIONS.replace(
+      "square.animate.shift(RIGHT), run_time=1",
+      "square.animate.shift(LEFT * 2), run_time=1.5",
+    );
     const again = Date.now();
     const second = await render(manimJob(edited));
     const secondMs = Date.now() - again;
@@ -150,7 +192,9 @@ describe("render_manim with real Manim, in the sandbox", () => {
     expect(succeeded).toMatchObject({ type: "source.ready", renderedCount: 1, cachedCount: 2 });
     expect(succeeded.duration).toBeCloseTo(2.5, 0);
     expect((await readdir(cacheDir)).filter((f) => f.endsWith(".mp4"))).toHaveLength(4);
-    console.info(`manim cache: 3 animations rendered in ${firstMs} ms; after editing one, 1 rendered + 2 cached in ${secondMs} ms`);
+    console.info(
+      `manim cache: 3 animations rendered in ${firstMs} ms; after editing one, 1 rendered + 2 cached in ${secondMs} ms`,
+    );
 
     // Without the cache (another tenant's prefix) the same edit renders all three again.
     const uncached = await render({ ...manimJob(edited), cachePrefix: "manim-cache/tenant-2" });
@@ -170,7 +214,10 @@ describe("render_manim with real Manim, in the sandbox", () => {
   });
 
   it("renders with the OpenGL renderer, headless", async () => {
-    const job = { ...manimJob(scene("        self.play(Create(Circle()), run_time=0.5)\n")), renderer: "OPENGL" as const };
+    const job = {
+      ...manimJob(scene("        self.play(Create(Circle()), run_time=0.5)\n")),
+      renderer: "OPENGL" as const,
+    };
     const { events, error } = await render(job);
     expect(error).toBeUndefined();
     expect(events.at(-1)).toMatchObject({ type: "source.ready", width: 854, height: 480, renderedCount: 1 });
@@ -180,27 +227,44 @@ describe("render_manim with real Manim, in the sandbox", () => {
 
 describe("render_manim: the mistakes scene authors make come back readable and are not retried", () => {
   it("a syntax error, with its line, before anything renders", async () => {
-    const broken = "from manim import *\n\nclass Demo(Scene):\n    def construct(self)\n        self.play(Create(Square()))\n";
+    const broken =
+      "from manim import *\n\nclass Demo(Scene):\n    def construct(self)\n        self.play(Create(Square()))\n";
     const { events, error, workDir } = await render(manimJob(broken));
-    expect(error).toMatchObject({ name: "SceneError", retryable: false, message: "Syntax error in the scene, line 4: expected ':'" });
+    expect(error).toMatchObject({
+      name: "SceneError",
+      retryable: false,
+      message: "Syntax error in the scene, line 4: expected ':'",
+    });
     expect(events).toEqual([{ type: "job.started" }]);
     expect(existsSync(path.join(workDir, "scene", "media"))).toBe(false);
   });
 
   it("a scene class that is not in the code", async () => {
     const { events, error } = await render(manimJob(THREE_ANIMATIONS, "Intro"));
-    expect(error).toMatchObject({ name: "SceneError", retryable: false, message: "The code has no class named Intro (classes found: Demo)" });
+    expect(error).toMatchObject({
+      name: "SceneError",
+      retryable: false,
+      message: "The code has no class named Intro (classes found: Demo)",
+    });
     expect(events).toEqual([{ type: "job.started" }]);
   });
 
   it("an exception inside construct(), with its line", async () => {
     const { error } = await render(manimJob(scene("        self.add(Square())\n        ratio = 1 / 0\n")));
-    expect(error).toMatchObject({ name: "SceneError", retryable: false, message: "The scene failed at line 6: ZeroDivisionError: division by zero" });
+    expect(error).toMatchObject({
+      name: "SceneError",
+      retryable: false,
+      message: "The scene failed at line 6: ZeroDivisionError: division by zero",
+    });
   });
 
   it("a LaTeX error, naming the expression", async () => {
     const { error } = await render(manimJob(scene('        self.add(MathTex(r"\\frac{1}{2} + \\notacommand"))\n')));
-    expect(error).toMatchObject({ name: "SceneError", retryable: false, message: 'LaTeX error in "\\frac{1}{2} + \\notacommand": Undefined control sequence. (scene line 5)' });
+    expect(error).toMatchObject({
+      name: "SceneError",
+      retryable: false,
+      message: 'LaTeX error in "\\frac{1}{2} + \\notacommand": Undefined control sequence. (scene line 5)',
+    });
   });
 });
 
@@ -211,17 +275,24 @@ describe("render_manim stops", () => {
     const job = manimJob(NEVER_ENDS);
     const started = Date.now();
     const { error } = await render(job, MANIM, { limits: { wallMs: 8000 } });
-    expect(error).toMatchObject({ name: "SceneError", retryable: false, message: "The render took longer than its limit of 8 s" });
+    expect(error).toMatchObject({
+      name: "SceneError",
+      retryable: false,
+      message: "The render took longer than its limit of 8 s",
+    });
     expect(Date.now() - started).toBeLessThan(20_000);
     expect(existsSync(path.join(dataDir, job.outputKey))).toBe(false);
   });
 
-  it("at the memory limit of the render as a whole: six children of 200 MiB under 256 MiB fail it, for good, with the reason", async () => {
+  it(`at the memory limit of the render as a whole: six children of 200 MiB under 256 MiB fail it, for good, \
+with the reason`, async () => {
     const binDir = path.join(root, "bin");
     await mkdir(binDir, { mode: 0o755 });
     await chmod(root, 0o755);
     const sixChildren = path.join(binDir, "manim");
-    await writeFile(sixChildren, `#!/usr/bin/env python3
+    await writeFile(
+      sixChildren,
+      `#!/usr/bin/env python3
 import os, time
 for _ in range(6):
     if os.fork() == 0:
@@ -231,12 +302,17 @@ for _ in range(6):
         time.sleep(30)
         os._exit(0)
 os.wait()
-`);
+`,
+    );
     await chmod(sixChildren, 0o755);
     const job = manimJob(THREE_ANIMATIONS);
     const started = Date.now();
     const { error } = await render(job, sixChildren, { limits: { memoryBytes: 256 * 1024 ** 2, wallMs: 60_000 } });
-    expect(error).toMatchObject({ name: "SceneError", retryable: false, message: "The scene used more than 256 MB of memory (memory limit)" });
+    expect(error).toMatchObject({
+      name: "SceneError",
+      retryable: false,
+      message: "The scene used more than 256 MB of memory (memory limit)",
+    });
     expect(Date.now() - started).toBeLessThan(25_000);
     expect(existsSync(path.join(dataDir, job.outputKey))).toBe(false);
   });
@@ -263,7 +339,8 @@ os.wait()
 });
 
 describe("render_manim without Manim", () => {
-  it("exit code 127 (no such program in the sandbox) is reported as Manim not installed, and retried elsewhere", async () => {
+  it(`exit code 127 (no such program in the sandbox) is reported as Manim not installed, and \
+retried elsewhere`, async () => {
     const { error } = await render(manimJob(THREE_ANIMATIONS), "manim-not-installed");
     expect(error).toMatchObject({ retryable: true, exitCode: 127 });
     expect(error?.message).toMatch(/^Manim is not installed on this worker \(exit code 127/);
@@ -272,7 +349,9 @@ describe("render_manim without Manim", () => {
   it("a MANIM_BIN path that does not exist is reported the same way", async () => {
     const { error } = await render(manimJob(THREE_ANIMATIONS), "/nonexistent/manim");
     expect(error).toMatchObject({ retryable: true });
-    expect(error?.message).toMatch(/^Manim is not installed on this worker \(\/nonexistent\/manim cannot be used: ENOENT/);
+    expect(error?.message).toMatch(
+      /^Manim is not installed on this worker \(\/nonexistent\/manim cannot be used: ENOENT/,
+    );
   });
 });
 
@@ -292,15 +371,21 @@ describe("files the sandbox leaves", () => {
 });
 
 describe("the manim capability", () => {
-  it("finds the project's virtualenv when MANIM_BIN is unset, with the base Python and the TeX tree readable", async () => {
+  it(`finds the project's virtualenv when MANIM_BIN is unset, with the base Python and the TeX \
+tree readable`, async () => {
     const found = await locateManim();
-    expect(found).toMatchObject({ command: MANIM, python: path.join(PROJECT_MANIM_VENV, "bin", "python"), foundBy: "project virtualenv" });
+    expect(found).toMatchObject({
+      command: MANIM,
+      python: path.join(PROJECT_MANIM_VENV, "bin", "python"),
+      foundBy: "project virtualenv",
+    });
     expect(found.readOnlyPaths).toContain(PROJECT_MANIM_VENV);
     expect(found.readOnlyPaths).toContain("/var/lib/texmf");
     expect(await locateManim("manim")).toMatchObject({ command: "manim", foundBy: "MANIM_BIN" });
   });
 
-  it("is there after a tiny real render succeeds in the sandbox, and not when Manim is missing, with the reason", async () => {
+  it(`is there after a tiny real render succeeds in the sandbox, and not when Manim is missing, \
+with the reason`, async () => {
     let reason = "";
     expect(await probeManim(locateManim(), { onFailure: (r) => (reason = r) }), reason).toBe(true);
     expect(await probeManim(locateManim("/nonexistent/manim"), { onFailure: (r) => (reason = r) })).toBe(false);
@@ -332,13 +417,20 @@ describe("the manim capability", () => {
 
     const withManim = await start(undefined);
     try {
-      expect(withManim.memory.events.find((e) => e.type === "worker.heartbeat")).toMatchObject({ capabilities: ["cpu", "manim"] });
+      expect(withManim.memory.events.find((e) => e.type === "worker.heartbeat")).toMatchObject({
+        capabilities: ["cpu", "manim"],
+      });
       const job = { ...manimJob(scene("        self.play(Create(Square()), run_time=0.5)\n")), jobId: randomUUID() };
       await withManim.memory.deliver(job, "manim");
-      expect(withManim.memory.events.find((e) => e.type === "source.ready" && e.jobId === job.jobId)).toMatchObject({ outputKey: job.outputKey });
+      expect(withManim.memory.events.find((e) => e.type === "source.ready" && e.jobId === job.jobId)).toMatchObject({
+        outputKey: job.outputKey,
+      });
       const syntax = { ...manimJob("class Demo(:\n"), jobId: randomUUID() };
       await withManim.memory.deliver(syntax, "manim");
-      expect(withManim.memory.events.find((e) => e.type === "job.failed" && e.jobId === syntax.jobId)).toMatchObject({ retryable: false, error: expect.stringMatching(/^Syntax error in the scene, line 1: /) });
+      expect(withManim.memory.events.find((e) => e.type === "job.failed" && e.jobId === syntax.jobId)).toMatchObject({
+        retryable: false,
+        error: expect.stringMatching(/^Syntax error in the scene, line 1: /),
+      });
     } finally {
       await withManim.worker.shutdown(0);
     }

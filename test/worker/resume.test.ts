@@ -6,7 +6,12 @@ import { Parser } from "m3u8-parser";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { JobEventBody, Rung, TranscodeJobMessage } from "../../src/protocol/messages.ts";
 import { transcode } from "../../render-worker/handlers/transcode.ts";
-import { encodeManifestText, mergePlaylist, planResume, type EncodeManifest } from "../../render-worker/media/resume.ts";
+import {
+  encodeManifestText,
+  mergePlaylist,
+  planResume,
+  type EncodeManifest,
+} from "../../render-worker/media/resume.ts";
 import { ENCODE_MANIFEST } from "../../src/protocol/storage-layout.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import type { WorkerStorage } from "../../render-worker/storage/types.ts";
@@ -28,8 +33,16 @@ const LADDER = [rung("360p"), rung("240p"), rung("audio", "AUDIO")];
 const MANIFEST: EncodeManifest = { jobId: JOB_ID, ladder: LADDER, segmentSeconds: 2, encoder: "libx264" };
 
 function playlist(durations: number[], opts: { endList?: boolean; mediaSequence?: number } = {}): string {
-  const lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-TARGETDURATION:2", `#EXT-X-MEDIA-SEQUENCE:${opts.mediaSequence ?? 0}`, "#EXT-X-PLAYLIST-TYPE:EVENT"];
-  durations.forEach((d, i) => lines.push(`#EXTINF:${d.toFixed(6)},`, `seg_${String(i + (opts.mediaSequence ?? 0)).padStart(5, "0")}.ts`));
+  const lines = [
+    "#EXTM3U",
+    "#EXT-X-VERSION:6",
+    "#EXT-X-TARGETDURATION:2",
+    `#EXT-X-MEDIA-SEQUENCE:${opts.mediaSequence ?? 0}`,
+    "#EXT-X-PLAYLIST-TYPE:EVENT",
+  ];
+  durations.forEach((d, i) => {
+    lines.push(`#EXTINF:${d.toFixed(6)},`, `seg_${String(i + (opts.mediaSequence ?? 0)).padStart(5, "0")}.ts`);
+  });
   if (opts.endList) lines.push("#EXT-X-ENDLIST");
   return `${lines.join("\n")}\n`;
 }
@@ -73,7 +86,12 @@ describe("planResume", () => {
 
   it("leaves at least the last segment to encode, even when every segment was published", async () => {
     const all = playlist([2, 2, 2, 2, 2, 2], { endList: true });
-    const { resume } = await planFor({ ...published, "hls/360p/index.m3u8": all, "hls/240p/index.m3u8": all, "hls/audio/index.m3u8": all });
+    const { resume } = await planFor({
+      ...published,
+      "hls/360p/index.m3u8": all,
+      "hls/240p/index.m3u8": all,
+      "hls/audio/index.m3u8": all,
+    });
     expect(resume).toMatchObject({ segments: 5, fromSeconds: 10 });
   });
 
@@ -86,7 +104,10 @@ describe("planResume", () => {
       ["a rung never published", { ...published, "hls/240p/index.m3u8": undefined as never }],
       ["a rung has no segment yet", { ...published, "hls/240p/index.m3u8": playlist([]) }],
       ["segments not cut at the boundaries", { ...published, "hls/240p/index.m3u8": playlist([2, 3.2, 2]) }],
-      ["a playlist this worker did not write", { ...published, "hls/240p/index.m3u8": playlist([2, 2, 2], { mediaSequence: 4 }) }],
+      [
+        "a playlist this worker did not write",
+        { ...published, "hls/240p/index.m3u8": playlist([2, 2, 2], { mediaSequence: 4 }) },
+      ],
     ];
     for (const [what, objects, manifest] of cases) {
       const plan = await planFor(objects, manifest);
@@ -99,14 +120,27 @@ describe("planResume", () => {
         return published[key] ?? null;
       },
     };
-    const plan = await planResume({ storage: unreadable, hlsPrefix: "hls", manifest: MANIFEST, rungs: LADDER, duration: 12, fps: 25 });
-    expect(plan).toEqual({ resume: null, reason: "the earlier run's playlists could not be read: 503 Service Unavailable" });
+    const plan = await planResume({
+      storage: unreadable,
+      hlsPrefix: "hls",
+      manifest: MANIFEST,
+      rungs: LADDER,
+      duration: 12,
+      fps: 25,
+    });
+    expect(plan).toEqual({
+      resume: null,
+      reason: "the earlier run's playlists could not be read: 503 Service Unavailable",
+    });
   });
 });
 
 describe("mergePlaylist", () => {
   it("lists the kept segments, then ffmpeg's, as one playlist from segment 0", () => {
-    const kept = [{ uri: "seg_00000.ts", duration: 2 }, { uri: "seg_00001.ts", duration: 2.005333 }];
+    const kept = [
+      { uri: "seg_00000.ts", duration: 2 },
+      { uri: "seg_00001.ts", duration: 2.005333 },
+    ];
     const merged = mergePlaylist(kept, playlist([2, 1.5], { mediaSequence: 2, endList: true }));
     const parser = new Parser();
     parser.push(merged);
@@ -124,8 +158,17 @@ describe("mergePlaylist", () => {
 
 /** Presentation times of a playlist's packets, in order. */
 async function packetTimes(playlistFile: string): Promise<number[]> {
-  const { stdout } = await run("ffprobe", ["-v", "error", "-show_entries", "packet=pts_time", "-of", "csv=p=0", playlistFile], { maxBuffer: 64 * 1024 * 1024 });
-  return stdout.split("\n").map((l) => l.replace(/,$/, "").trim()).filter((l) => l !== "" && l !== "N/A").map(Number).sort((a, b) => a - b);
+  const { stdout } = await run(
+    "ffprobe",
+    ["-v", "error", "-show_entries", "packet=pts_time", "-of", "csv=p=0", playlistFile],
+    { maxBuffer: 64 * 1024 * 1024 },
+  );
+  return stdout
+    .split("\n")
+    .map((l) => l.replace(/,$/, "").trim())
+    .filter((l) => l !== "" && l !== "N/A")
+    .map(Number)
+    .sort((a, b) => a - b);
 }
 
 describe("transcode resumes what an earlier run of the job published (real ffmpeg)", () => {
@@ -137,14 +180,24 @@ describe("transcode resumes what an earlier run of the job published (real ffmpe
     await rm(root, { recursive: true, force: true });
   });
 
-  it("a run stopped after some segments, then a new run: only the rest is encoded and the playlists play through", async () => {
+  it(`a run stopped after some segments, then a new run: only the rest is encoded and the playlists \
+play through`, async () => {
     const seconds = 16;
     const clip = await makeClip({ width: 640, height: 360, seconds, audio: true });
     const dataDir = path.join(root, "data");
     const sourceKey = `videos/${VIDEO_ID}/source/upload`;
     await mkdir(path.dirname(path.join(dataDir, sourceKey)), { recursive: true });
     await copyFile(clip, path.join(dataDir, sourceKey));
-    const job: TranscodeJobMessage = { v: 2, type: "transcode", jobId: JOB_ID, attempt: 1, videoId: VIDEO_ID, sourceKey, outputPrefix: `videos/${VIDEO_ID}`, options: { segmentSeconds: 2 } };
+    const job: TranscodeJobMessage = {
+      v: 2,
+      type: "transcode",
+      jobId: JOB_ID,
+      attempt: 1,
+      videoId: VIDEO_ID,
+      sourceKey,
+      outputPrefix: `videos/${VIDEO_ID}`,
+      options: { segmentSeconds: 2 },
+    };
     const storage = createLocalWorkerStorage(dataDir);
     const hlsDir = path.join(dataDir, job.outputPrefix, "hls");
 
@@ -158,25 +211,30 @@ describe("transcode resumes what an earlier run of the job published (real ffmpe
       progressIntervalMs: 100,
       emit: async (e) => {
         firstEvents.push(e);
-        if (e.type === "job.progress" && e.variants.length > 0 && e.variants.every((v) => v.segmentCount >= 3)) first.abort(new Error("worker killed"));
+        if (e.type === "job.progress" && e.variants.length > 0 && e.variants.every((v) => v.segmentCount >= 3))
+          first.abort(new Error("worker killed"));
       },
     }).catch((err: unknown) => err);
     expect(stopped).toMatchObject({ name: "AbortError" });
     const keptFiles = new Map<string, number>();
     for (const name of ["360p", "240p", "144p", "audio"]) {
-      for (const uri of ["seg_00000.ts", "seg_00001.ts", "seg_00002.ts"]) keptFiles.set(`${name}/${uri}`, (await stat(path.join(hlsDir, name, uri))).mtimeMs);
+      for (const uri of ["seg_00000.ts", "seg_00001.ts", "seg_00002.ts"])
+        keptFiles.set(`${name}/${uri}`, (await stat(path.join(hlsDir, name, uri))).mtimeMs);
     }
 
     const events: JobEventBody[] = [];
-    await transcode({ ...job, attempt: 2 }, {
-      storage,
-      signal: new AbortController().signal,
-      workDir: await mkdtemp(path.join(root, "work-")),
-      progressIntervalMs: 100,
-      emit: async (e) => {
-        events.push(e);
+    await transcode(
+      { ...job, attempt: 2 },
+      {
+        storage,
+        signal: new AbortController().signal,
+        workDir: await mkdtemp(path.join(root, "work-")),
+        progressIntervalMs: 100,
+        emit: async (e) => {
+          events.push(e);
+        },
       },
-    });
+    );
 
     const probed = events.find((e) => e.type === "job.probed") as Extract<JobEventBody, { type: "job.probed" }>;
     expect(probed.resumed!.segments).toBeGreaterThanOrEqual(3);
@@ -185,7 +243,9 @@ describe("transcode resumes what an earlier run of the job published (real ffmpe
     for (const [file, mtime] of keptFiles) expect((await stat(path.join(hlsDir, file))).mtimeMs, file).toBe(mtime);
     // Progress counts what was kept: the first sample is already past it.
     const progress = events.filter((e) => e.type === "job.progress");
-    expect(Math.min(...progress[0]!.variants.map((v) => v.progress))).toBeGreaterThanOrEqual((probed.resumed!.fromSeconds - 0.1) / seconds);
+    expect(Math.min(...progress[0]!.variants.map((v) => v.progress))).toBeGreaterThanOrEqual(
+      (probed.resumed!.fromSeconds - 0.1) / seconds,
+    );
 
     for (const name of ["360p", "240p", "144p", "audio"]) {
       const text = await readFile(path.join(hlsDir, name, "index.m3u8"), "utf8");
@@ -203,7 +263,15 @@ describe("transcode resumes what an earlier run of the job published (real ffmpe
       const gaps = times.slice(1).map((t, i) => t - times[i]!);
       expect(Math.max(...gaps), `${name} largest gap`).toBeLessThan(0.05);
       expect(Math.abs(times.at(-1)! - times[0]! - seconds), `${name} timeline length`).toBeLessThan(0.2);
-      const { stderr } = await run("ffmpeg", ["-v", "error", "-i", path.join(hlsDir, name, "index.m3u8"), "-f", "null", "-"]);
+      const { stderr } = await run("ffmpeg", [
+        "-v",
+        "error",
+        "-i",
+        path.join(hlsDir, name, "index.m3u8"),
+        "-f",
+        "null",
+        "-",
+      ]);
       expect(stderr, name).toBe("");
     }
   });

@@ -24,8 +24,15 @@ function processesOfMyUid(): number {
 }
 
 const write = await python("import os\nopen('out.txt', 'w').write('ok')\nprint(os.getuid())");
-const net = await python(`import socket\ntry:\n  socket.create_connection(('127.0.0.1', ${port}), timeout=3)\n  print('connected')\nexcept OSError:\n  print('failed')`);
-const userns = await runSandboxed({ command: ["sh", "-c", "unshare -U true && echo created || echo refused"], workDir, limits });
+const net = await python(
+  `import socket\ntry:\n  socket.create_connection(('127.0.0.1', ${port}), timeout=3)\n  print('connected')\nexcept ` +
+    `OSError:\n  print('failed')`,
+);
+const userns = await runSandboxed({
+  command: ["sh", "-c", "unshare -U true && echo created || echo refused"],
+  workDir,
+  limits,
+});
 let peak = 0;
 let watching = true;
 const watcher = (async () => {
@@ -34,7 +41,19 @@ const watcher = (async () => {
     await new Promise((r) => setTimeout(r, 25));
   }
 })();
-const bomb = await python("import os, time\nwhile True:\n  try:\n    os.fork()\n  except OSError:\n    time.sleep(0.01)");
+const bomb = await python(
+  "import os, time\nwhile True:\n  try:\n    os.fork()\n  except OSError:\n    time.sleep(0.01)",
+);
 watching = false;
 await watcher;
-console.log(JSON.stringify({ uid, write: write.stdout.trim(), net: net.stdout.trim(), bombLimit: bomb.limit, peak, cgroup: write.cgroup, userns: userns.stdout.trim() }));
+console.log(
+  JSON.stringify({
+    uid,
+    write: write.stdout.trim(),
+    net: net.stdout.trim(),
+    bombLimit: bomb.limit,
+    peak,
+    cgroup: write.cgroup,
+    userns: userns.stdout.trim(),
+  }),
+);

@@ -32,8 +32,16 @@ afterEach(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-function sandboxedPython(script: string, opts: { limits?: Partial<SandboxLimits>; onSpawn?: (info: { pid: number; uid: number }) => void } = {}): Promise<SandboxResult> {
-  return runSandboxed({ command: ["python3", "-c", script], workDir, limits: { ...LIMITS, ...opts.limits }, onSpawn: opts.onSpawn });
+function sandboxedPython(
+  script: string,
+  opts: { limits?: Partial<SandboxLimits>; onSpawn?: (info: { pid: number; uid: number }) => void } = {},
+): Promise<SandboxResult> {
+  return runSandboxed({
+    command: ["python3", "-c", script],
+    workDir,
+    limits: { ...LIMITS, ...opts.limits },
+    onSpawn: opts.onSpawn,
+  });
 }
 
 /** The same script outside the sandbox: the positive control. */
@@ -175,7 +183,10 @@ while True:
           await new Promise((r) => setTimeout(r, 25));
         }
       })();
-      const result = await sandboxedPython(bomb, { limits: { processes, wallMs: 3000 }, onSpawn: (info) => (uid = info.uid) });
+      const result = await sandboxedPython(bomb, {
+        limits: { processes, wallMs: 3000 },
+        onSpawn: (info) => (uid = info.uid),
+      });
       watching = false;
       await watcher;
       return { result, peak, left: processesOfUid(uid!) };
@@ -231,8 +242,12 @@ try:
 except MemoryError:
     print("MemoryError")
 `;
-    expect((await sandboxedPython(allocate, { limits: { memoryBytes: 256 * 1024 * 1024 } })).stdout).toBe("MemoryError\n");
-    expect((await sandboxedPython(allocate, { limits: { memoryBytes: 1024 * 1024 * 1024 } })).stdout).toBe("allocated 400\n");
+    expect((await sandboxedPython(allocate, { limits: { memoryBytes: 256 * 1024 * 1024 } })).stdout).toBe(
+      "MemoryError\n",
+    );
+    expect((await sandboxedPython(allocate, { limits: { memoryBytes: 1024 * 1024 * 1024 } })).stdout).toBe(
+      "allocated 400\n",
+    );
   });
 
   it("runs in a cgroup of its own on this machine (cgroup v1 here), removed afterwards", async () => {
@@ -255,12 +270,17 @@ except MemoryError:
     expect(ownMemoryCgroup, "this machine's cgroup v1 memory hierarchy").toBeDefined();
     const dead = spawnSync("true").pid!;
     const leftover = path.join("/sys/fs/cgroup/memory", ownMemoryCgroup!, `videograph-run-${dead}-0123456789ab`);
-    const ofLiveWorker = path.join("/sys/fs/cgroup/memory", ownMemoryCgroup!, `videograph-run-${process.pid}-0123456789ab`);
+    const ofLiveWorker = path.join(
+      "/sys/fs/cgroup/memory",
+      ownMemoryCgroup!,
+      `videograph-run-${process.pid}-0123456789ab`,
+    );
     await mkdir(leftover);
     await mkdir(ofLiveWorker);
     try {
       const worker = `import { runSandboxed } from ${JSON.stringify(SANDBOX_MODULE)};
-const r = await runSandboxed({ command: ["true"], workDir: ${JSON.stringify(workDir)}, limits: ${JSON.stringify(LIMITS)} });
+const r = await runSandboxed({ command: ["true"], workDir: ${JSON.stringify(workDir)}, \
+limits: ${JSON.stringify(LIMITS)} });
 console.log(r.cgroup);`;
       const { stdout } = await run(process.execPath, ["--input-type=module", "-e", worker], { timeout: 30_000 });
       expect(stdout).toBe("v1\n");
@@ -272,7 +292,8 @@ console.log(r.cgroup);`;
     }
   });
 
-  it("holds the run as a whole to its memory limit: six children of 200 MiB each under a 256 MiB limit end the run", async () => {
+  it(`holds the run as a whole to its memory limit: six children of 200 MiB each under a 256 MiB \
+limit end the run`, async () => {
     const sixChildren = `
 import os
 children = []
@@ -310,13 +331,18 @@ with open("/tmp/fill", "wb") as f:
 print("written")
 `;
     const limits = { memoryBytes: 128 * 1024 * 1024, outputBytes: 512 * 1024 * 1024, wallMs: 60_000 };
-    expect(await sandboxedPython(fill(32), { limits })).toMatchObject({ limit: null, exitCode: 0, stdout: "written\n" });
+    expect(await sandboxedPython(fill(32), { limits })).toMatchObject({
+      limit: null,
+      exitCode: 0,
+      stdout: "written\n",
+    });
     const over = await sandboxedPython(fill(300), { limits });
     expect(over.limit).toBe("memory");
     expect(over.memoryPeakBytes).toBeLessThanOrEqual(128 * 1024 * 1024);
   });
 
-  it("holds the run's CPU time as a whole: four busy children stop at the run's CPU limit, not four times it", async () => {
+  it(`holds the run's CPU time as a whole: four busy children stop at the run's CPU limit, not \
+four times it`, async () => {
     const busy = `
 import os
 for _ in range(4):
@@ -362,7 +388,10 @@ print(os.stat(home).st_uid == os.getuid() or oct(os.stat(home).st_mode & 0o777))
   });
 
   it("cannot create user namespaces; threads and subprocesses still work", async () => {
-    const userns = await run("unshare", ["-U", "true"]).then(() => "created", () => "refused");
+    const userns = await run("unshare", ["-U", "true"]).then(
+      () => "created",
+      () => "refused",
+    );
     expect(userns).toBe("created");
     const result = await sandboxedPython(`
 import subprocess, threading
@@ -375,38 +404,58 @@ t = threading.Thread(target=lambda: seen.append("thread ran"))
 t.start(); t.join()
 print(seen[0], subprocess.run(["true"]).returncode)
 `);
-    expect(result.stdout).toMatch(/^unshare 1 unshare: unshare failed: Operation not permitted\nunshare -r 1\nthread ran 0\n$/);
+    expect(result.stdout).toMatch(
+      /^unshare 1 unshare: unshare failed: Operation not permitted\nunshare -r 1\nthread ran 0\n$/,
+    );
   });
 
   it("kills a program that prints more than the log limit", async () => {
-    const result = await sandboxedPython(`import sys\nwhile True: sys.stdout.write("x" * 4096)`, { limits: { logBytes: 256 * 1024 } });
+    const result = await sandboxedPython(`import sys\nwhile True: sys.stdout.write("x" * 4096)`, {
+      limits: { logBytes: 256 * 1024 },
+    });
     expect(result.limit).toBe("log");
     expect(result.stdout.length).toBeLessThanOrEqual(256 * 1024);
   });
 
   // The Manim image runs the worker as an ordinary user: bwrap then builds a user namespace
   // instead of switching to a uid of the sandbox's own.
-  it.runIf(process.getuid?.() === 0)("works the same from a worker that is not root (user namespace mode)", async () => {
-    await chmod(root, 0o755);
-    await chmod(workDir, 0o777);
-    const { server, port } = await listen();
-    const node = process.execPath;
-    try {
-      const limits = JSON.stringify({ ...LIMITS, processes: 16, wallMs: 3000 });
-      const args = ["--reuid=65534", "--regid=65534", "--clear-groups", "--", node, UNPRIVILEGED_SCRIPT, workDir, String(port), limits];
-      const { stdout, stderr } = await run("setpriv", args, { timeout: 60_000, env: { PATH: process.env.PATH, HOME: root } });
-      const seen = JSON.parse(stdout.trim().split("\n").at(-1)!);
-      expect(seen).toMatchObject({ uid: 65534, write: "65534", net: "failed", bombLimit: "wall", userns: "refused" });
-      // This machine gives uid 65534 no cgroup to write: limits hold per process, and the worker says so.
-      expect(seen.cgroup).toBe(null);
-      expect(stderr).toMatch(/"level":"error".*no writable cgroup; memory and process limits hold per process only/);
-      expect(readFileSync(path.join(workDir, "out.txt"), "utf8")).toBe("ok");
-      // In this mode the sandbox shares the worker's uid: the count also holds node and bwrap's
-      // own processes, so the bound is the limit plus a few, not the thousands of an unlimited bomb.
-      expect(seen.peak).toBeGreaterThan(8);
-      expect(seen.peak).toBeLessThanOrEqual(16 + 6);
-    } finally {
-      server.close();
-    }
-  });
+  it.runIf(process.getuid?.() === 0)(
+    "works the same from a worker that is not root (user namespace mode)",
+    async () => {
+      await chmod(root, 0o755);
+      await chmod(workDir, 0o777);
+      const { server, port } = await listen();
+      const node = process.execPath;
+      try {
+        const limits = JSON.stringify({ ...LIMITS, processes: 16, wallMs: 3000 });
+        const args = [
+          "--reuid=65534",
+          "--regid=65534",
+          "--clear-groups",
+          "--",
+          node,
+          UNPRIVILEGED_SCRIPT,
+          workDir,
+          String(port),
+          limits,
+        ];
+        const { stdout, stderr } = await run("setpriv", args, {
+          timeout: 60_000,
+          env: { PATH: process.env.PATH, HOME: root },
+        });
+        const seen = JSON.parse(stdout.trim().split("\n").at(-1)!);
+        expect(seen).toMatchObject({ uid: 65534, write: "65534", net: "failed", bombLimit: "wall", userns: "refused" });
+        // This machine gives uid 65534 no cgroup to write: limits hold per process, and the worker says so.
+        expect(seen.cgroup).toBe(null);
+        expect(stderr).toMatch(/"level":"error".*no writable cgroup; memory and process limits hold per process only/);
+        expect(readFileSync(path.join(workDir, "out.txt"), "utf8")).toBe("ok");
+        // In this mode the sandbox shares the worker's uid: the count also holds node and bwrap's
+        // own processes, so the bound is the limit plus a few, not the thousands of an unlimited bomb.
+        expect(seen.peak).toBeGreaterThan(8);
+        expect(seen.peak).toBeLessThanOrEqual(16 + 6);
+      } finally {
+        server.close();
+      }
+    },
+  );
 });

@@ -37,18 +37,35 @@ afterAll(() => new Promise<void>((r) => server.close(() => r())));
 const s3Error = (status: number, code: string) => ({
   status,
   contentType: "application/xml",
-  body: `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${code} says no</Message><RequestId>1</RequestId></Error>`,
+  body:
+    `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${code} says ` +
+    `no</Message><RequestId>1</RequestId></Error>`,
 });
 
 async function uploadFailure(storage: ReturnType<typeof createS3WorkerStorage>): Promise<unknown> {
-  return storage.upload("videos/v1/hls/720p/seg_00000.ts", file, { contentType: "video/mp2t", cacheControl: "no-store" }).then(() => null, (err: unknown) => err);
+  return storage
+    .upload("videos/v1/hls/720p/seg_00000.ts", file, { contentType: "video/mp2t", cacheControl: "no-store" })
+    .then(
+      () => null,
+      (err: unknown) => err,
+    );
 }
 
 describe("storage quota errors from cloud stores are a full storage (stand-in server; no emulator can fill up)", () => {
-  const s3 = () => createS3WorkerStorage({ bucket: "media", endpoint: origin, region: "us-east-1", forcePathStyle: true, signedUrlTtlSeconds: 60 });
+  const s3 = () =>
+    createS3WorkerStorage({
+      bucket: "media",
+      endpoint: origin,
+      region: "us-east-1",
+      forcePathStyle: true,
+      signedUrlTtlSeconds: 60,
+    });
 
   it("S3 QuotaExceeded (Ceph RGW) and XMinioStorageFull (MinIO, 507)", async () => {
-    for (const [status, code] of [[403, "QuotaExceeded"], [507, "XMinioStorageFull"]] as const) {
+    for (const [status, code] of [
+      [403, "QuotaExceeded"],
+      [507, "XMinioStorageFull"],
+    ] as const) {
       answer = s3Error(status, code);
       const err = await uploadFailure(s3());
       expect(err, code).not.toBeNull();
@@ -65,7 +82,13 @@ describe("storage quota errors from cloud stores are a full storage (stand-in se
     answer = {
       status: 403,
       contentType: "application/json",
-      body: JSON.stringify({ error: { code: 403, message: "The project exceeded its quota", errors: [{ reason: "quotaExceeded", message: "quota", domain: "usageLimits" }] } }),
+      body: JSON.stringify({
+        error: {
+          code: 403,
+          message: "The project exceeded its quota",
+          errors: [{ reason: "quotaExceeded", message: "quota", domain: "usageLimits" }],
+        },
+      }),
     };
     const gcs = createGcsWorkerStorage({ bucket: "media", apiEndpoint: origin, signedUrlTtlSeconds: 60 });
     const err = await uploadFailure(gcs);

@@ -14,13 +14,16 @@ describe("diesWithWorker", () => {
     // A Node process standing in for the worker: it starts `sleep` as the media tools are started and prints its pid.
     const script = `
       const { execFile } = require("node:child_process");
-      import(${JSON.stringify(new URL("../../render-worker/media/tool-process.ts", import.meta.url).href)}).then(({ diesWithWorker }) => {
+      import(${JSON.stringify(new URL("../../render-worker/media/tool-process.ts", import.meta.url).href)}).then(({ \
+diesWithWorker }) => {
         const tool = diesWithWorker("sleep", ["30"]);
         const child = execFile(tool.file, tool.args, () => {});
         child.once("spawn", () => console.log(child.pid));
       });`;
     const parent = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "inherit"] });
-    const toolPid = await new Promise<number>((resolve) => parent.stdout!.once("data", (d) => resolve(Number(String(d).trim()))));
+    const toolPid = await new Promise<number>((resolve) =>
+      parent.stdout!.once("data", (d) => resolve(Number(String(d).trim()))),
+    );
     await sleep(200);
     expect(await isRunning(toolPid)).toBe(true);
     expect((await readFile(`/proc/${toolPid}/cmdline`, "utf8")).split("\0")[0]).toBe("sleep");

@@ -5,7 +5,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { Parser } from "m3u8-parser";
 import { describe, expect, it } from "vitest";
-import { type JobEventBody, type TranscodeJobMessage } from "../../src/protocol/messages.ts";
+import type { JobEventBody, TranscodeJobMessage } from "../../src/protocol/messages.ts";
 import { transcode } from "../../render-worker/handlers/transcode.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import { processesWithCwd } from "../support/process-scan.ts";
@@ -22,10 +22,20 @@ async function jobFor(clip: string, segmentSeconds: number): Promise<TranscodeJo
   const sourceKey = `videos/${VIDEO_ID}/source/upload`;
   await mkdir(path.dirname(path.join(dirs.dataDir, sourceKey)), { recursive: true });
   await copyFile(clip, path.join(dirs.dataDir, sourceKey));
-  return { v: 2, type: "transcode", jobId: JOB_ID, attempt: 1, videoId: VIDEO_ID, sourceKey, outputPrefix: `videos/${VIDEO_ID}`, options: { segmentSeconds } };
+  return {
+    v: 2,
+    type: "transcode",
+    jobId: JOB_ID,
+    attempt: 1,
+    videoId: VIDEO_ID,
+    sourceKey,
+    outputPrefix: `videos/${VIDEO_ID}`,
+    options: { segmentSeconds },
+  };
 }
 
-const recordingEmit = (events: JobEventBody[], onEvent?: (e: JobEventBody) => void) => contractCheckedEmit(JOB_ID, events, onEvent);
+const recordingEmit = (events: JobEventBody[], onEvent?: (e: JobEventBody) => void) =>
+  contractCheckedEmit(JOB_ID, events, onEvent);
 
 function parsePlaylist(text: string) {
   const parser = new Parser();
@@ -83,7 +93,13 @@ describe("transcode", () => {
       }
     })();
     try {
-      await transcode(job, { storage: createLocalWorkerStorage(dirs.dataDir), emit, signal: new AbortController().signal, workDir: dirs.workDir, progressIntervalMs: 200 });
+      await transcode(job, {
+        storage: createLocalWorkerStorage(dirs.dataDir),
+        emit,
+        signal: new AbortController().signal,
+        workDir: dirs.workDir,
+        progressIntervalMs: 200,
+      });
     } finally {
       watching = false;
       await watcher;
@@ -120,7 +136,11 @@ describe("transcode", () => {
 
     const ready = events.filter((e) => e.type === "variant.ready");
     const succeeded = events.at(-1) as Extract<JobEventBody, { type: "job.succeeded" }>;
-    expect(succeeded).toEqual({ type: "job.succeeded", masterKey: `videos/${VIDEO_ID}/hls/master.m3u8`, posterKey: `videos/${VIDEO_ID}/thumbnails/poster.jpg` });
+    expect(succeeded).toEqual({
+      type: "job.succeeded",
+      masterKey: `videos/${VIDEO_ID}/hls/master.m3u8`,
+      posterKey: `videos/${VIDEO_ID}/thumbnails/poster.jpg`,
+    });
     expect((await stat(path.join(dirs.dataDir, succeeded.posterKey!))).size).toBeGreaterThan(1000);
 
     const master = parsePlaylist(await readFile(path.join(hlsDir, "master.m3u8"), "utf8"));
@@ -154,11 +174,28 @@ describe("transcode", () => {
         // Keyframes at segment boundaries: every video segment holds 2 s.
         expect(playlist.segments.every((s) => Math.abs(s.duration - 2) < 0.05)).toBe(true);
       }
-      const { stderr } = await run("ffmpeg", ["-v", "error", "-i", path.join(hlsDir, rung, playlist.segments[1].uri), "-f", "null", "-"]);
+      const { stderr } = await run("ffmpeg", [
+        "-v",
+        "error",
+        "-i",
+        path.join(hlsDir, rung, playlist.segments[1].uri),
+        "-f",
+        "null",
+        "-",
+      ]);
       expect(stderr).toBe("");
     }
-    const { stdout } = await run("ffprobe", ["-v", "error", "-show_streams", "-of", "json", path.join(hlsDir, "240p", "seg_00000.ts")]);
-    expect(JSON.parse(stdout).streams).toMatchObject([{ codec_name: "h264", profile: "High", width: 426, height: 240 }]);
+    const { stdout } = await run("ffprobe", [
+      "-v",
+      "error",
+      "-show_streams",
+      "-of",
+      "json",
+      path.join(hlsDir, "240p", "seg_00000.ts"),
+    ]);
+    expect(JSON.parse(stdout).streams).toMatchObject([
+      { codec_name: "h264", profile: "High", width: 426, height: 240 },
+    ]);
   });
 
   it("stops ffmpeg and rejects soon after the job is canceled", async () => {
@@ -173,7 +210,13 @@ describe("transcode", () => {
         controller.abort(new Error("canceled by the user"));
       }
     });
-    const outcome = await transcode(job, { storage: createLocalWorkerStorage(dirs.dataDir), emit, signal: controller.signal, workDir: dirs.workDir, progressIntervalMs: 100 }).then(
+    const outcome = await transcode(job, {
+      storage: createLocalWorkerStorage(dirs.dataDir),
+      emit,
+      signal: controller.signal,
+      workDir: dirs.workDir,
+      progressIntervalMs: 100,
+    }).then(
       () => null,
       (err: unknown) => err,
     );

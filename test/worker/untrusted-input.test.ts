@@ -38,7 +38,9 @@ async function publishVictimSegment(): Promise<{ file: string; sha256: string }>
   await mkdir(path.dirname(file), { recursive: true });
   const clip = await makeClip({ width: 320, height: 240, seconds: 2, audio: false });
   await runFfmpeg(["-i", clip, "-c", "copy", "-f", "mpegts", file]);
-  const sha256 = createHash("sha256").update(await readFile(file)).digest("hex");
+  const sha256 = createHash("sha256")
+    .update(await readFile(file))
+    .digest("hex");
   await utimes(file, new Date(1_000_000), new Date(2_000_000));
   return { file, sha256 };
 }
@@ -55,12 +57,18 @@ async function expectReadsShowInAtime(): Promise<void> {
 async function expectUnread(victim: { file: string; sha256: string }): Promise<void> {
   const after = await stat(victim.file);
   expect(after.atimeMs, "the victim's segment was never read").toBe(1_000_000);
-  expect(createHash("sha256").update(await readFile(victim.file)).digest("hex")).toBe(victim.sha256);
+  expect(
+    createHash("sha256")
+      .update(await readFile(victim.file))
+      .digest("hex"),
+  ).toBe(victim.sha256);
 }
 
 async function filesUnder(dir: string): Promise<string[]> {
   try {
-    return (await readdir(dir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => path.join(e.parentPath, e.name));
+    return (await readdir(dir, { recursive: true, withFileTypes: true }))
+      .filter((e) => e.isFile())
+      .map((e) => path.join(e.parentPath, e.name));
   } catch {
     return [];
   }
@@ -76,19 +84,41 @@ async function rejection(promise: Promise<unknown>): Promise<MediaError> {
   return error as MediaError;
 }
 
-const playlist = (uris: string[]) => `#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n${uris.map((u) => `#EXTINF:2.0,\n${u}\n`).join("")}#EXT-X-ENDLIST\n`;
+const playlist = (uris: string[]) =>
+  `#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n` +
+  `${uris.map((u) => `#EXTINF:2.0,\n${u}\n`).join("")}#EXT-X-ENDLIST\n`;
 const HLS_REFUSED = /^The file is an HLS playlist, not a video: .*playlists? .*other files/;
 const CONCAT_REFUSED = /^The file is an ffmpeg concat list, not a video: .*other files/;
 
 /** Each hostile source, as the attacker's upload: its name in storage and its bytes. */
 const ATTACKS: Array<[string, string, (victimFile: string) => string, RegExp]> = [
-  ["an HLS playlist pointing into another video's directory by relative path", "upload", () => playlist([`../../${VICTIM}/hls/240p/seg_00000.ts`]), HLS_REFUSED],
-  ["an HLS playlist pointing at another video's segment by absolute path", "upload", (victim) => playlist([victim]), HLS_REFUSED],
+  [
+    "an HLS playlist pointing into another video's directory by relative path",
+    "upload",
+    () => playlist([`../../${VICTIM}/hls/240p/seg_00000.ts`]),
+    HLS_REFUSED,
+  ],
+  [
+    "an HLS playlist pointing at another video's segment by absolute path",
+    "upload",
+    (victim) => playlist([victim]),
+    HLS_REFUSED,
+  ],
   ["an HLS playlist with a file: URL", "upload", (victim) => playlist([`file:${victim}`]), HLS_REFUSED],
   ["an HLS playlist with a concat: URL", "upload", (victim) => playlist([`concat:${victim}|${victim}`]), HLS_REFUSED],
   ["an .m3u8 renamed .mp4", "clip.mp4", () => playlist([`../../${VICTIM}/hls/240p/seg_00000.ts`]), HLS_REFUSED],
-  ["an ffconcat list", "upload", () => `ffconcat version 1.0\nfile ../../${VICTIM}/hls/240p/seg_00000.ts\n`, CONCAT_REFUSED],
-  ["an ffconcat list with an absolute path", "upload", (victim) => `ffconcat version 1.0\nfile '${victim}'\n`, CONCAT_REFUSED],
+  [
+    "an ffconcat list",
+    "upload",
+    () => `ffconcat version 1.0\nfile ../../${VICTIM}/hls/240p/seg_00000.ts\n`,
+    CONCAT_REFUSED,
+  ],
+  [
+    "an ffconcat list with an absolute path",
+    "upload",
+    (victim) => `ffconcat version 1.0\nfile '${victim}'\n`,
+    CONCAT_REFUSED,
+  ],
 ];
 
 describe("a source that references other files is refused before anything reads them", () => {
@@ -98,14 +128,25 @@ describe("a source that references other files is refused before anything reads 
     const sourceKey = `videos/${ATTACKER}/source/${name}`;
     await mkdir(path.dirname(path.join(dirs.dataDir, sourceKey)), { recursive: true });
     await writeFile(path.join(dirs.dataDir, sourceKey), contents(victim.file));
-    const job: TranscodeJobMessage = { v: 2, type: "transcode", jobId: JOB_ID, attempt: 1, videoId: ATTACKER, sourceKey, outputPrefix: `videos/${ATTACKER}`, options: { segmentSeconds: 2 } };
+    const job: TranscodeJobMessage = {
+      v: 2,
+      type: "transcode",
+      jobId: JOB_ID,
+      attempt: 1,
+      videoId: ATTACKER,
+      sourceKey,
+      outputPrefix: `videos/${ATTACKER}`,
+      options: { segmentSeconds: 2 },
+    };
     const events: JobEventBody[] = [];
     const { transcode } = await import("../../render-worker/handlers/transcode.ts");
 
     const error = await rejection(transcode(job, context(events)));
     expect(error.message).toMatch(reason);
     expect(events).toEqual([]);
-    expect(await filesUnder(path.join(dirs.dataDir, `videos/${ATTACKER}`))).toEqual([path.join(dirs.dataDir, sourceKey)]);
+    expect(await filesUnder(path.join(dirs.dataDir, `videos/${ATTACKER}`))).toEqual([
+      path.join(dirs.dataDir, sourceKey),
+    ]);
     expect(await filesUnder(dirs.workDir)).toEqual([]);
     await expectUnread(victim);
   });
@@ -121,25 +162,40 @@ describe("a source that references other files is refused before anything reads 
     await expectUnread(victim);
   });
 
-  it.each(["backgroundKey", "timerKey", "correctSoundKey"] as const)("a composition whose %s asset is a playlist is refused, naming the asset", async (field) => {
-    await expectReadsShowInAtime();
-    const victim = await publishVictimSegment();
-    const assetKey = "tenants/t1/assets/clip.mp4";
-    await mkdir(path.join(dirs.dataDir, "tenants/t1/assets"), { recursive: true });
-    await writeFile(path.join(dirs.dataDir, assetKey), playlist([victim.file]));
-    const { renderComposition } = await import("../../render-worker/handlers/render-composition.ts");
-    const job = {
-      v: 2, type: "render_composition", jobId: JOB_ID, attempt: 1, videoId: ATTACKER, template: "QUIZ",
-      questions: [{ question: "Whose video?", choices: ["mine", "yours"], answerIndex: 1 }],
-      secondsPerQuestion: 2, narration: null, width: 320, height: 180,
-      outputKey: `videos/${ATTACKER}/source/composition.mp4`,
-      assets: { [field]: assetKey },
-    } as RenderCompositionJobMessage;
-    const error = await rejection(renderComposition(job, context([])));
-    expect(error.message).toMatch(new RegExp(`^The composition's ${field} asset clip\\.mp4 cannot be used: The file is an HLS playlist, not a video`));
-    expect(await filesUnder(path.join(dirs.dataDir, `videos/${ATTACKER}`))).toEqual([]);
-    await expectUnread(victim);
-  });
+  it.each(["backgroundKey", "timerKey", "correctSoundKey"] as const)(
+    "a composition whose %s asset is a playlist is refused, naming the asset",
+    async (field) => {
+      await expectReadsShowInAtime();
+      const victim = await publishVictimSegment();
+      const assetKey = "tenants/t1/assets/clip.mp4";
+      await mkdir(path.join(dirs.dataDir, "tenants/t1/assets"), { recursive: true });
+      await writeFile(path.join(dirs.dataDir, assetKey), playlist([victim.file]));
+      const { renderComposition } = await import("../../render-worker/handlers/render-composition.ts");
+      const job = {
+        v: 2,
+        type: "render_composition",
+        jobId: JOB_ID,
+        attempt: 1,
+        videoId: ATTACKER,
+        template: "QUIZ",
+        questions: [{ question: "Whose video?", choices: ["mine", "yours"], answerIndex: 1 }],
+        secondsPerQuestion: 2,
+        narration: null,
+        width: 320,
+        height: 180,
+        outputKey: `videos/${ATTACKER}/source/composition.mp4`,
+        assets: { [field]: assetKey },
+      } as RenderCompositionJobMessage;
+      const error = await rejection(renderComposition(job, context([])));
+      expect(error.message).toMatch(
+        new RegExp(
+          `^The composition's ${field} asset clip\\.mp4 cannot be used: The file is an HLS playlist, not a video`,
+        ),
+      );
+      expect(await filesUnder(path.join(dirs.dataDir, `videos/${ATTACKER}`))).toEqual([]);
+      await expectUnread(victim);
+    },
+  );
 
   it("a playlist read from a signed URL (GCS) cannot make ffmpeg request another address", async () => {
     const internalRequests: string[] = [];
@@ -153,7 +209,8 @@ describe("a source that references other files is refused before anything reads 
     await new Promise<void>((resolve) => bucket.listen(0, "127.0.0.1", resolve));
     try {
       const { probeSource } = await import("../../render-worker/media/probe.ts");
-      const signedUrl = `http://127.0.0.1:${(bucket.address() as AddressInfo).port}/bucket/videos/${ATTACKER}/source/upload?X-Goog-Signature=abc`;
+      const bucketPort = (bucket.address() as AddressInfo).port;
+      const signedUrl = `http://127.0.0.1:${bucketPort}/bucket/videos/${ATTACKER}/source/upload?X-Goog-Signature=abc`;
       const error = await rejection(probeSource(signedUrl));
       expect(internalRequests).toEqual([]);
       expect(error.message).toMatch(HLS_REFUSED);
@@ -166,8 +223,14 @@ describe("a source that references other files is refused before anything reads 
   it("a source location that is not a plain path or an http(s) URL is refused before ffprobe runs", async () => {
     const { probeSource } = await import("../../render-worker/media/probe.ts");
     const clip = await makeClip({ width: 64, height: 64, seconds: 1, audio: false });
-    for (const location of [`concat:${clip}|${clip}`, `subfile,,start,0,end,0,,:${clip}`, `data:video/mp4;base64,AAAA`]) {
-      await expect(probeSource(location)).rejects.toThrow(/^The worker reads sources only from a file path or an http\(s\) URL/);
+    for (const location of [
+      `concat:${clip}|${clip}`,
+      `subfile,,start,0,end,0,,:${clip}`,
+      `data:video/mp4;base64,AAAA`,
+    ]) {
+      await expect(probeSource(location)).rejects.toThrow(
+        /^The worker reads sources only from a file path or an http\(s\) URL/,
+      );
     }
   });
 
@@ -191,7 +254,12 @@ describe("a source that references other files is refused before anything reads 
 });
 
 describe("the processes that parse tenant input carry no secrets", () => {
-  const SECRETS = { JWT_SECRET: "jwt-secret-value-7f3a", BOOTSTRAP_API_KEY: "vg_bootstrap_key_9c1e", DATABASE_URL: "postgres://user:pw-5d2b@127.0.0.1/db", AWS_SECRET_ACCESS_KEY: "aws-secret-4e8f" };
+  const SECRETS = {
+    JWT_SECRET: "jwt-secret-value-7f3a",
+    BOOTSTRAP_API_KEY: "vg_bootstrap_key_9c1e",
+    DATABASE_URL: "postgres://user:pw-5d2b@127.0.0.1/db",
+    AWS_SECRET_ACCESS_KEY: "aws-secret-4e8f",
+  };
 
   afterEach(() => {
     vi.unstubAllEnvs();
@@ -207,7 +275,12 @@ describe("the processes that parse tenant input carry no secrets", () => {
     await chmod(wrapper, 0o755);
     return {
       wrapper,
-      dumps: async () => Promise.all((await readdir(dumpDir)).filter((f) => f.startsWith("env-")).map((f) => readFile(path.join(dumpDir, f), "utf8"))),
+      dumps: async () =>
+        Promise.all(
+          (await readdir(dumpDir))
+            .filter((f) => f.startsWith("env-"))
+            .map((f) => readFile(path.join(dumpDir, f), "utf8")),
+        ),
     };
   }
 
@@ -226,7 +299,19 @@ describe("the processes that parse tenant input carry no secrets", () => {
     await mkdir(path.dirname(path.join(dirs.dataDir, sourceKey)), { recursive: true });
     await copyFile(clip, path.join(dirs.dataDir, sourceKey));
     const events: JobEventBody[] = [];
-    await transcode({ v: 2, type: "transcode", jobId: JOB_ID, attempt: 1, videoId: ATTACKER, sourceKey, outputPrefix: `videos/${ATTACKER}`, options: { segmentSeconds: 2 } }, context(events));
+    await transcode(
+      {
+        v: 2,
+        type: "transcode",
+        jobId: JOB_ID,
+        attempt: 1,
+        videoId: ATTACKER,
+        sourceKey,
+        outputPrefix: `videos/${ATTACKER}`,
+        options: { segmentSeconds: 2 },
+      },
+      context(events),
+    );
     expect(events.at(-1)?.type).toBe("job.succeeded");
 
     // One ffprobe, the worker's own within the whitelists: fluent-ffmpeg's (for its progress event) never runs.
@@ -247,10 +332,19 @@ describe("the processes that parse tenant input carry no secrets", () => {
     const { renderComposition } = await import("../../render-worker/handlers/render-composition.ts");
     const { MEDIA_TOOL_ENV_NAMES } = await import("../../render-worker/media/tool-environment.ts");
     const job = {
-      v: 2, type: "render_composition", jobId: JOB_ID, attempt: 1, videoId: ATTACKER, template: "QUIZ",
+      v: 2,
+      type: "render_composition",
+      jobId: JOB_ID,
+      attempt: 1,
+      videoId: ATTACKER,
+      template: "QUIZ",
       questions: [{ question: "Who reads this?", choices: ["espeak", "nobody"], answerIndex: 0 }],
-      secondsPerQuestion: 1, narration: { voice: "en" }, width: 320, height: 180,
-      outputKey: `videos/${ATTACKER}/source/composition.mp4`, assets: {},
+      secondsPerQuestion: 1,
+      narration: { voice: "en" },
+      width: 320,
+      height: 180,
+      outputKey: `videos/${ATTACKER}/source/composition.mp4`,
+      assets: {},
     } as RenderCompositionJobMessage;
     await renderComposition(job, context([]));
     const dumps = [...(await espeak.dumps()), ...(await ffmpeg.dumps())];
@@ -260,7 +354,10 @@ describe("the processes that parse tenant input carry no secrets", () => {
 
   function expectNoSecrets(dumps: string[], allowed: string[]): void {
     for (const dump of dumps) {
-      const names = dump.split("\n").filter(Boolean).map((line) => line.slice(0, line.indexOf("=")));
+      const names = dump
+        .split("\n")
+        .filter(Boolean)
+        .map((line) => line.slice(0, line.indexOf("=")));
       // The shell adds PWD (and on some systems SHLVL/_) itself.
       expect(names.filter((n) => !["PWD", "SHLVL", "_", "OLDPWD"].includes(n) && !allowed.includes(n))).toEqual([]);
       for (const [name, value] of Object.entries(SECRETS)) {

@@ -26,9 +26,14 @@ async function rootOwnedBy(name: string, owner: object | null, ageMs = 0): Promi
 }
 
 describe("worker temp dirs", () => {
-  it("removes roots of gone owners (dead pid, reused pid, stale other container) and keeps live or just-created ones", async () => {
+  it(`removes roots of gone owners (dead pid, reused pid, stale other container) and keeps live or \
+just-created ones`, async () => {
     const mine = await claimWorkDirs(tmp);
-    const me = JSON.parse(await readFile(path.join(mine.root, "owner.json"), "utf8")) as { pidSpace: string; pid: number; startTicks: number };
+    const me = JSON.parse(await readFile(path.join(mine.root, "owner.json"), "utf8")) as {
+      pidSpace: string;
+      pid: number;
+      startTicks: number;
+    };
     expect(me.pid).toBe(process.pid);
 
     await rootOwnedBy("alive", me);
@@ -41,11 +46,20 @@ describe("worker temp dirs", () => {
     await mkdir(path.join(tmp, "videograph-test-data-unrelated"));
 
     const removed = await removeDeadWorkersDirs(tmp, mine.root);
-    expect(removed.map((d) => path.basename(d)).sort()).toEqual(
-      ["videograph-worker-dead-pid", "videograph-worker-other-container-stale", "videograph-worker-ownerless-old", "videograph-worker-reused-pid"],
-    );
+    expect(removed.map((d) => path.basename(d)).sort()).toEqual([
+      "videograph-worker-dead-pid",
+      "videograph-worker-other-container-stale",
+      "videograph-worker-ownerless-old",
+      "videograph-worker-reused-pid",
+    ]);
     expect((await readdir(tmp)).sort()).toEqual(
-      [path.basename(mine.root), "videograph-test-data-unrelated", "videograph-worker-alive", "videograph-worker-being-created", "videograph-worker-other-container-fresh"].sort(),
+      [
+        path.basename(mine.root),
+        "videograph-test-data-unrelated",
+        "videograph-worker-alive",
+        "videograph-worker-being-created",
+        "videograph-worker-other-container-fresh",
+      ].sort(),
     );
     await mine.release();
     expect(await readdir(tmp)).not.toContain(path.basename(mine.root));

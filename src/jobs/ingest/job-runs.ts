@@ -11,7 +11,7 @@ import { publishVideoStatus, type EventOf, type IngestDeps } from "./ingest-deps
  * The JobRun row of the delivery that sent `e`; workers older than run ids have one run per
  * attempt and worker.
  */
-export const runKey = (e: JobEvent) => ({
+const runKey = (e: JobEvent) => ({
   jobId: e.jobId,
   attempt: e.attempt,
   workerId: e.workerId,
