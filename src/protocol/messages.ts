@@ -152,7 +152,6 @@ export const ImportUrlJobMessage = z.object({
 });
 export type ImportUrlJobMessage = z.infer<typeof ImportUrlJobMessage>;
 
-
 /** Every job message kind, discriminated by `type`. */
 export const JobMessage = z.discriminatedUnion("type", [
   TranscodeJobMessage,
