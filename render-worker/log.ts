@@ -1,18 +1,4 @@
-const levels = { debug: 10, info: 20, warn: 30, error: 40 } as const;
-type Level = keyof typeof levels;
-const threshold: number = levels[(process.env.LOG_LEVEL as Level) ?? "info"] ?? levels.info;
+import { createJsonLog } from "../src/protocol/json-log.ts";
 
-function write(level: Level, msg: string, fields?: Record<string, unknown>): void {
-  if (levels[level] < threshold) return;
-  const rec: Record<string, unknown> = { t: new Date().toISOString(), level, component: "worker", msg, ...fields };
-  if (fields?.err instanceof Error) rec.err = { message: fields.err.message, stack: fields.err.stack };
-  process.stderr.write(`${JSON.stringify(rec)}\n`);
-}
-
-/** JSON lines on stderr, the same format as the API's. */
-export const log = {
-  debug: (msg: string, fields?: Record<string, unknown>) => write("debug", msg, fields),
-  info: (msg: string, fields?: Record<string, unknown>) => write("info", msg, fields),
-  warn: (msg: string, fields?: Record<string, unknown>) => write("warn", msg, fields),
-  error: (msg: string, fields?: Record<string, unknown>) => write("error", msg, fields),
-};
+/** The worker's log: JSON lines on stderr, the same format as the API's, with `component: "worker"`. */
+export const log = createJsonLog({ component: "worker" }).log;

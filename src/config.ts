@@ -1,7 +1,6 @@
 import { z } from "zod";
 import { isScope } from "./auth/scopes.ts";
-
-const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
+import { checkSharedEnv, envFlag, parseEnv, sharedEnvShape } from "./protocol/shared-env.ts";
 
 /** Every environment variable the API reads; `.env.template` documents each one. */
 const EnvSchema = z.object({
@@ -23,8 +22,6 @@ const EnvSchema = z.object({
       (list) => list.every((o) => o === "*" || (!o.includes("*") && URL.canParse(o) && new URL(o).origin === o)),
       "a comma-separated list of origins (https://app.example.com) or *",
     ),
-  DATABASE_URL: z.url().optional(),
-  DATA_DIR: z.string().default("./data"),
   MAX_UPLOAD_BYTES: z.coerce
     .number()
     .int()
@@ -46,46 +43,10 @@ const EnvSchema = z.object({
     .positive()
     .default(24 * 3600),
   SIGNING_SECRET: z.string().min(32).optional(),
-  STORAGE: z.enum(["local", "gcs", "s3"]).default("local"),
-  GCS_BUCKET: z
-    .string()
-    .regex(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, "not a bucket name")
-    .optional(),
-  // V4 signed URLs live at most 7 days.
-  GCS_SIGNED_URL_TTL_SECONDS: z.coerce
-    .number()
-    .int()
-    .min(300)
-    .max(7 * 24 * 3600)
-    .default(6 * 3600),
-  /** Origin of a GCS-compatible server (fake-gcs-server); unset: Google. */
-  GCS_API_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
-  /** Only checked: the Node client takes it as its JSON API base URL, which misroutes uploads and signed URLs. */
-  STORAGE_EMULATOR_HOST: z.string().optional(),
+  ...sharedEnvShape,
   GCS_NOTIFICATION_SUBSCRIPTION: z.string().min(1).optional(),
-  S3_BUCKET: z
-    .string()
-    .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "not a bucket name")
-    .optional(),
-  /** An S3-compatible service's endpoint (R2, Spaces, MinIO); unset: AWS S3 itself. */
-  S3_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
-  S3_REGION: z.string().min(1).default("us-east-1"),
-  S3_FORCE_PATH_STYLE: bool.default(false),
-  // SigV4 presigned URLs live at most 7 days.
-  S3_SIGNED_URL_TTL_SECONDS: z.coerce
-    .number()
-    .int()
-    .min(300)
-    .max(7 * 24 * 3600)
-    .default(6 * 3600),
-  TRANSPORT: z.enum(["postgres", "pubsub"]).default("postgres"),
-  GOOGLE_CLOUD_PROJECT: z.string().min(1).optional(),
-  PUBSUB_TOPIC_PREFIX: z
-    .string()
-    .regex(/^[a-zA-Z][\w.~+%-]*$/)
-    .default("videograph"),
-  LOCAL_WORKER: bool.default(true),
-  INGEST_EVENTS: bool.default(true),
+  LOCAL_WORKER: envFlag.default(true),
+  INGEST_EVENTS: envFlag.default(true),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(16).default(1),
   JOB_STALL_SECONDS: z.coerce.number().int().min(10).default(30),
   SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(0).default(30),
@@ -96,7 +57,7 @@ const EnvSchema = z.object({
     .positive()
     .default(6 * 3600),
   PROGRESS_WRITE_INTERVAL_MS: z.coerce.number().int().min(0).default(2000),
-  GRAPHIQL: bool.optional(),
+  GRAPHIQL: envFlag.optional(),
   /**
    * An admin key (all scopes, tenant "default") to make sure of at start, for automation; else one is created and
    * printed on first start.
@@ -133,21 +94,21 @@ const EnvSchema = z.object({
   WEBHOOK_RETRY_BASE_SECONDS: z.coerce.number().min(0.1).default(30),
   WEBHOOK_RETRY_HOURS: z.coerce.number().positive().default(24),
   /** Lets webhooks reach private and loopback addresses (tests, a CMS on the same host). */
-  WEBHOOK_ALLOW_PRIVATE_URLS: bool.default(false),
+  WEBHOOK_ALLOW_PRIVATE_URLS: envFlag.default(false),
   WEBHOOK_MAX_ENDPOINTS_PER_TENANT: z.coerce.number().int().min(1).default(20),
-  GRAPHQL_INTROSPECTION: bool.optional(),
+  GRAPHQL_INTROSPECTION: envFlag.optional(),
   GRAPHQL_MAX_DEPTH: z.coerce.number().int().min(2).default(12),
   GRAPHQL_MAX_COST: z.coerce.number().int().min(10).default(5000),
   GRAPHQL_MAX_ALIASES: z.coerce.number().int().min(1).default(20),
   GRAPHQL_MAX_TOKENS: z.coerce.number().int().min(50).default(2000),
   RATE_LIMIT_MUTATIONS_PER_MINUTE: z.coerce.number().int().min(1).default(300),
   /** Send a job to the API's own worker when no worker with its capability heartbeated for FALLBACK_AFTER_SECONDS. */
-  LOCAL_FALLBACK: bool.default(false),
+  LOCAL_FALLBACK: envFlag.default(false),
   FALLBACK_AFTER_SECONDS: z.coerce.number().int().min(1).default(60),
   /** Largest file createVideoFromUrl downloads (default MAX_UPLOAD_BYTES). */
   URL_IMPORT_MAX_BYTES: z.coerce.number().int().positive().optional(),
   /** Test-only: lets createVideoFromUrl reach private and loopback addresses. */
-  URL_IMPORT_ALLOW_PRIVATE: bool.default(false),
+  URL_IMPORT_ALLOW_PRIVATE: envFlag.default(false),
   GEMINI_API_KEY: z.string().min(1).optional(),
   GEMINI_MODEL: z.string().min(1).default("gemini-3.5-flash"),
   /** Where the Gemini API is (tests point it at a stand-in). */
@@ -158,28 +119,13 @@ const EnvSchema = z.object({
 export type Env = Readonly<z.infer<typeof EnvSchema>>;
 
 const CheckedEnvSchema = EnvSchema.superRefine((env, ctx) => {
-  if (env.TRANSPORT === "pubsub" && !env.GOOGLE_CLOUD_PROJECT) {
-    ctx.addIssue({ code: "custom", path: ["GOOGLE_CLOUD_PROJECT"], message: "required when TRANSPORT=pubsub" });
-  }
+  checkSharedEnv(env, ctx);
   if (env.JWT_JWKS && env.JWT_SECRET) {
     ctx.addIssue({ code: "custom", path: ["JWT_SECRET"], message: "set JWT_JWKS or JWT_SECRET, not both" });
   }
   for (const name of env.JWT_ALLOWED_SCOPES.split(/[\s,]+/).filter(Boolean)) {
     if (!isScope(name))
       ctx.addIssue({ code: "custom", path: ["JWT_ALLOWED_SCOPES"], message: `unknown scope ${name}` });
-  }
-  if (env.STORAGE === "gcs" && !env.GCS_BUCKET) {
-    ctx.addIssue({ code: "custom", path: ["GCS_BUCKET"], message: "required when STORAGE=gcs" });
-  }
-  if (env.STORAGE === "gcs" && env.STORAGE_EMULATOR_HOST) {
-    ctx.addIssue({
-      code: "custom",
-      path: ["STORAGE_EMULATOR_HOST"],
-      message: "not supported: set GCS_API_ENDPOINT to the emulator's origin instead",
-    });
-  }
-  if (env.STORAGE === "s3" && !env.S3_BUCKET) {
-    ctx.addIssue({ code: "custom", path: ["S3_BUCKET"], message: "required when STORAGE=s3" });
   }
   if (
     env.GCS_NOTIFICATION_SUBSCRIPTION &&
@@ -196,11 +142,5 @@ const CheckedEnvSchema = EnvSchema.superRefine((env, ctx) => {
 
 /** Parses the environment once; lists every invalid variable before the process exits. */
 export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
-  const input = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== ""));
-  const result = CheckedEnvSchema.safeParse(input);
-  if (!result.success) {
-    const lines = result.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
-    throw new Error(`Invalid configuration:\n${lines.join("\n")}`);
-  }
-  return Object.freeze(result.data);
+  return parseEnv(CheckedEnvSchema, source, "configuration");
 }

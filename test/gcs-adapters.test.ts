@@ -13,7 +13,8 @@ import { handleSignedUrlMedia } from "../src/http/media.ts";
 import type { PlaybackGuard } from "../src/http/playback-guard.ts";
 import { PlaybackTokens } from "../src/http/playback-tokens.ts";
 import { MEDIA_PATH_PREFIX } from "../src/storage/api-urls.ts";
-import { createStorageClient, GcsStorage } from "../src/storage/gcs.ts";
+import { createGcsClient } from "../src/protocol/storage-clients.ts";
+import { GcsStorage } from "../src/storage/gcs.ts";
 import { startGcsEmulator, type GcsEmulator } from "./support/gcs-emulator.ts";
 import { makeClip } from "./worker/media-fixtures.ts";
 
@@ -66,7 +67,7 @@ beforeAll(async () => {
   emulator = await startGcsEmulator();
   proxy = await startRecordingProxy(new URL(emulator.endpoint));
   const apiEndpoint = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
-  await createStorageClient(emulator.endpoint).createBucket(BUCKET);
+  await createGcsClient(emulator.endpoint).createBucket(BUCKET);
   storage = new GcsStorage({ bucket: BUCKET, apiEndpoint, publicUrl: "", signedUrlTtlSeconds: TTL });
   worker = createGcsWorkerStorage({ bucket: BUCKET, apiEndpoint, signedUrlTtlSeconds: 3600 });
   const publicGuard: PlaybackGuard = { policyOf: async () => "PUBLIC", tokens: new PlaybackTokens("x".repeat(32), 60) };

@@ -11,7 +11,7 @@ import type { WorkerStorage } from "../render-worker/storage/types.ts";
 import { ObjectExistsError } from "../render-worker/storage/write-once.ts";
 import type { ApiStorage } from "../src/storage/types.ts";
 import { UploadTooLargeError } from "../src/storage/types.ts";
-import { createStorageClient } from "../src/storage/gcs.ts";
+import { createGcsClient } from "../src/protocol/storage-clients.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { startGcsEmulator } from "./support/gcs-emulator.ts";
 import { startMotoS3 } from "./support/moto-s3.ts";
@@ -50,7 +50,7 @@ const ADAPTERS: Adapter[] = [
     async open() {
       const emulator = await startGcsEmulator();
       const bucket = `videograph-contract-${randomUUID().slice(0, 8)}`;
-      await createStorageClient(emulator.endpoint).createBucket(bucket);
+      await createGcsClient(emulator.endpoint).createBucket(bucket);
       return {
         env: {
           STORAGE: "gcs",

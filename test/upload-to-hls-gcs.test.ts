@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { PubSub } from "@google-cloud/pubsub";
 import { afterAll, beforeAll, describe, it } from "vitest";
-import { createStorageClient } from "../src/storage/gcs.ts";
+import { createGcsClient } from "../src/protocol/storage-clients.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { startGcsEmulator, type GcsEmulator } from "./support/gcs-emulator.ts";
 import { pubSubEmulatorUnavailableReason, startPubSubEmulator } from "./support/pubsub-emulator.ts";
@@ -33,7 +33,7 @@ complete the upload)`, () => {
       },
     });
     const bucket = `videograph-e2e-${randomUUID().slice(0, 8)}`;
-    await createStorageClient(gcs.endpoint).createBucket(bucket);
+    await createGcsClient(gcs.endpoint).createBucket(bucket);
     const storageEnv = { STORAGE: "gcs", GCS_BUCKET: bucket, GCS_API_ENDPOINT: gcs.endpoint };
     t = await startTestApp({
       env: { ...storageEnv, GOOGLE_CLOUD_PROJECT: projectId, GCS_NOTIFICATION_SUBSCRIPTION: "gcs-object-finalize-api" },

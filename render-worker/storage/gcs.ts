@@ -1,6 +1,6 @@
-import { generateKeyPairSync } from "node:crypto";
 import { stat } from "node:fs/promises";
-import { IdempotencyStrategy, Storage } from "@google-cloud/storage";
+import type { Storage } from "@google-cloud/storage";
+import { createGcsClient } from "../../src/protocol/storage-clients.ts";
 import { assertValidKey } from "./local.ts";
 import type { UploadOptions, WorkerStorage } from "./types.ts";
 import { assertSameBytes } from "./write-once.ts";
@@ -14,35 +14,8 @@ export interface GcsWorkerStorageOptions {
   signedUrlTtlSeconds: number;
   /** Origin of a GCS-compatible server (GCS_API_ENDPOINT, an emulator), or undefined for Google. */
   apiEndpoint?: string;
-  /** Default: `createWorkerStorageClient(apiEndpoint)`. */
+  /** Default: `createGcsClient(apiEndpoint)`, retrying every request: each write replaces a whole object with the same content. */
   client?: Storage;
-}
-
-/**
- * A GCS client: Application Default Credentials against Google, or the server at `apiEndpoint`
- * (JSON API, uploads and signed URLs all go there). An emulator checks no signatures but
- * signing still needs a key: without credentials a throwaway one is generated. Every write this
- * worker makes replaces a whole object with the same content, so retrying any request is safe.
- */
-function createWorkerStorageClient(apiEndpoint?: string): Storage {
-  const retryOptions = { idempotencyStrategy: IdempotencyStrategy.RetryAlways };
-  if (apiEndpoint && !process.env.GOOGLE_APPLICATION_CREDENTIALS) {
-    const { privateKey } = generateKeyPairSync("rsa", {
-      modulusLength: 2048,
-      privateKeyEncoding: { type: "pkcs8", format: "pem" },
-      publicKeyEncoding: { type: "spki", format: "pem" },
-    });
-    return new Storage({
-      apiEndpoint,
-      retryOptions,
-      projectId: process.env.GOOGLE_CLOUD_PROJECT ?? "videograph-local",
-      credentials: {
-        client_email: "videograph-emulator@videograph-local.iam.gserviceaccount.com",
-        private_key: privateKey,
-      },
-    });
-  }
-  return new Storage({ retryOptions, ...(apiEndpoint ? { apiEndpoint } : {}) });
 }
 
 /**
@@ -51,7 +24,7 @@ function createWorkerStorageClient(apiEndpoint?: string): Storage {
  * uploaded with their Content-Type and Cache-Control, which GCS serves to players.
  */
 export function createGcsWorkerStorage(options: GcsWorkerStorageOptions): WorkerStorage {
-  const bucket = (options.client ?? createWorkerStorageClient(options.apiEndpoint)).bucket(options.bucket);
+  const bucket = (options.client ?? createGcsClient(options.apiEndpoint, { retryAlways: true })).bucket(options.bucket);
 
   return {
     async inputFor(key) {

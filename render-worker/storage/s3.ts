@@ -2,9 +2,10 @@ import { createReadStream, createWriteStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { GetObjectCommand, HeadObjectCommand, S3Client, paginateListObjectsV2 } from "@aws-sdk/client-s3";
+import { GetObjectCommand, HeadObjectCommand, type S3Client, paginateListObjectsV2 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
+import { createS3Client } from "../../src/protocol/storage-clients.ts";
 import { assertValidKey } from "./local.ts";
 import type { UploadOptions, WorkerStorage } from "./types.ts";
 import { assertSameBytes } from "./write-once.ts";
@@ -44,20 +45,10 @@ const isExisting = (err: unknown) => {
  * Storage in an S3-compatible bucket (S3, R2, Spaces, MinIO). ffmpeg streams a source over HTTP
  * from a presigned URL, seeking with Range requests, instead of the worker downloading it first;
  * published files are uploaded with their Content-Type and Cache-Control, which the bucket
- * serves to players. Other services than AWS get checksums only where an operation requires
- * them: several reject or mishandle the SDK's default CRC headers.
+ * serves to players.
  */
 export function createS3WorkerStorage(options: S3WorkerStorageOptions): WorkerStorage {
-  const client =
-    options.client ??
-    new S3Client({
-      region: options.region,
-      endpoint: options.endpoint,
-      forcePathStyle: options.forcePathStyle,
-      ...(options.endpoint
-        ? { requestChecksumCalculation: "WHEN_REQUIRED", responseChecksumValidation: "WHEN_REQUIRED" }
-        : {}),
-    });
+  const client = options.client ?? createS3Client(options);
   const Bucket = options.bucket;
 
   return {

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import path from "node:path";
+import { isPublishedKey } from "../protocol/storage-layout.ts";
 import { MEDIA_PATH_PREFIX } from "../storage/api-urls.ts";
 import type { LocalStorage } from "../storage/local.ts";
 import { rewritePlaylistUris } from "../storage/playlist-urls.ts";
@@ -59,10 +60,7 @@ function publishedKey(url: URL): string | null {
   } catch {
     return null;
   }
-  const parts = key.split("/");
-  const served =
-    parts[0] === "videos" && (parts[2] === "hls" || parts[2] === "thumbnails") && path.extname(key) in CONTENT_TYPES;
-  return served ? key : null;
+  return isPublishedKey(key) && path.extname(key) in CONTENT_TYPES ? key : null;
 }
 
 function notFound(res: ServerResponse): void {

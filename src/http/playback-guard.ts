@@ -1,5 +1,5 @@
 import type { Db } from "../db/client.ts";
-import { isMasterPlaylistKey } from "../protocol/storage-layout.ts";
+import { isMasterPlaylistKey, videoKeyParts } from "../protocol/storage-layout.ts";
 import type { PlaybackTokens } from "./playback-tokens.ts";
 
 /** Who may read a video's media: its playback policy (null: no such video) and the token checker. */
@@ -44,7 +44,8 @@ export type PlaybackAdmission =
  * token carry that same token on: replaying it never extends the session.
  */
 export async function admitPlayback(guard: PlaybackGuard, key: string, url: URL): Promise<PlaybackAdmission> {
-  const videoId = key.split("/")[1]!;
+  const videoId = videoKeyParts(key)?.videoId;
+  if (!videoId) return { refused: "not found" };
   const policy = await guard.policyOf(videoId);
   if (policy === null) return { refused: "not found" };
   if (policy === "PUBLIC") return { token: "" };

@@ -51,6 +51,21 @@ export function hlsLayout(outputPrefix: string) {
 /** The poster of a video, under its prefix. */
 export const posterKey = (outputPrefix: string): string => `${outputPrefix}/thumbnails/poster.jpg`;
 
+/**
+ * The video a key belongs to and the folder under its prefix (`source`, `hls`, `thumbnails`), or
+ * null for a key outside `videos/`.
+ */
+export function videoKeyParts(key: string): { videoId: string; folder: string } | null {
+  const [top, videoId, folder] = key.split("/");
+  return top === "videos" && videoId && folder ? { videoId, folder } : null;
+}
+
+/** Whether a key is published media (HLS and the poster), which players may read; sources are not. */
+export function isPublishedKey(key: string): boolean {
+  const folder = videoKeyParts(key)?.folder;
+  return folder === "hls" || folder === "thumbnails";
+}
+
 /** Whether a key is a master playlist: opening it starts a playback session. */
 export const isMasterPlaylistKey = (key: string): boolean => key.endsWith("/hls/master.m3u8");
 

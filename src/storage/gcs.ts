@@ -1,7 +1,7 @@
-import { generateKeyPairSync } from "node:crypto";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { Storage, type Bucket } from "@google-cloud/storage";
+import type { Bucket, Storage } from "@google-cloud/storage";
+import { createGcsClient } from "../protocol/storage-clients.ts";
 import { sourceKey } from "../protocol/storage-layout.ts";
 import { SignedUrlCache } from "./signed-url-cache.ts";
 import {
@@ -24,32 +24,8 @@ export interface GcsStorageOptions {
   signedUrlTtlSeconds: number;
   /** Origin of a GCS-compatible server (GCS_API_ENDPOINT, an emulator), or undefined for Google. */
   apiEndpoint?: string;
-  /** Default: `createStorageClient(apiEndpoint)`. */
+  /** Default: `createGcsClient(apiEndpoint)`. */
   client?: Storage;
-}
-
-/**
- * A GCS client: Application Default Credentials against Google, or the server at `apiEndpoint`
- * (JSON API, uploads and signed URLs all go there). An emulator checks no signatures but
- * signing still needs a key, so without credentials a throwaway one is generated.
- */
-export function createStorageClient(apiEndpoint?: string): Storage {
-  if (apiEndpoint && !process.env.GOOGLE_APPLICATION_CREDENTIALS) {
-    const { privateKey } = generateKeyPairSync("rsa", {
-      modulusLength: 2048,
-      privateKeyEncoding: { type: "pkcs8", format: "pem" },
-      publicKeyEncoding: { type: "spki", format: "pem" },
-    });
-    return new Storage({
-      apiEndpoint,
-      projectId: process.env.GOOGLE_CLOUD_PROJECT ?? "videograph-local",
-      credentials: {
-        client_email: "videograph-emulator@videograph-local.iam.gserviceaccount.com",
-        private_key: privateKey,
-      },
-    });
-  }
-  return new Storage(apiEndpoint ? { apiEndpoint } : {});
 }
 
 const isNotFound = (err: unknown) => (err as { code?: unknown }).code === 404;
@@ -67,7 +43,7 @@ export class GcsStorage implements ApiStorage {
   readonly #signed: SignedUrlCache;
 
   constructor(options: GcsStorageOptions) {
-    this.bucket = (options.client ?? createStorageClient(options.apiEndpoint)).bucket(options.bucket);
+    this.bucket = (options.client ?? createGcsClient(options.apiEndpoint)).bucket(options.bucket);
     this.signedUrlTtlSeconds = options.signedUrlTtlSeconds;
     this.#publicUrl = options.publicUrl;
     this.#signed = new SignedUrlCache(options.signedUrlTtlSeconds, (key, window) =>

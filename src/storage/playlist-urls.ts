@@ -1,3 +1,4 @@
+import { videoKeyParts, videoPrefix } from "../protocol/storage-layout.ts";
 const URI_ATTRIBUTE = /URI="([^"]*)"/g;
 const HAS_SCHEME = /^[a-z][a-z0-9+.-]*:/i;
 const SIGN_CONCURRENCY = 32;
@@ -23,14 +24,15 @@ export async function rewritePlaylistUris(
   playlistKey: string,
   urlFor: (key: string) => Promise<string>,
 ): Promise<string> {
-  const videoPrefix = /^videos\/[^/]+\//.exec(playlistKey)?.[0];
-  if (!videoPrefix) throw new Error(`Not a video's playlist: ${playlistKey}`);
+  const videoId = videoKeyParts(playlistKey)?.videoId;
+  if (!videoId) throw new Error(`Not a video's playlist: ${playlistKey}`);
+  const ownPrefix = `${videoPrefix(videoId)}/`;
   const lines = text.split(/\r?\n/);
 
   const keyFor = (uri: string): string | null => {
     if (uri.split(/[?#]/)[0]!.endsWith(".m3u8")) return null;
     const key = resolvePlaylistUri(playlistKey, uri);
-    return key?.startsWith(videoPrefix) ? key : null;
+    return key?.startsWith(ownPrefix) ? key : null;
   };
   const wanted = new Set<string>();
   for (const line of lines) {

@@ -9,13 +9,14 @@ import {
   ListMultipartUploadsCommand,
   ListPartsCommand,
   PutObjectCommand,
-  S3Client,
+  type S3Client,
   UploadPartCommand,
   paginateListObjectsV2,
   type Part,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
+import { createS3Client, type S3ConnectionOptions } from "../protocol/storage-clients.ts";
 import { storageUnavailable } from "../protocol/storage-errors.ts";
 import { partialUploadKey, sourceKey } from "../protocol/storage-layout.ts";
 import { signedUploadTarget, type UploadUrlSigning } from "./api-urls.ts";
@@ -36,31 +37,6 @@ const MAX_PARTS = 10_000;
 const DELETE_BATCH = 1000;
 /** A request must bring this much, unless it ends the file (GCS wants multiples of the same). */
 const MIN_CHUNK_BYTES = 256 * 1024;
-
-export interface S3ConnectionOptions {
-  /** An S3-compatible service (R2, Spaces, MinIO); undefined: AWS S3. */
-  endpoint?: string;
-  region: string;
-  /** `https://endpoint/bucket/key` instead of `https://bucket.endpoint/key` (MinIO, moto). */
-  forcePathStyle: boolean;
-}
-
-/**
- * An S3 client; credentials come from the SDK's default chain (AWS_ACCESS_KEY_ID and
- * AWS_SECRET_ACCESS_KEY, AWS_PROFILE, a web identity, the instance's role). Other services than
- * AWS get checksums only where an operation requires them: several reject or mishandle the
- * SDK's default CRC headers.
- */
-export function createS3Client(options: S3ConnectionOptions): S3Client {
-  return new S3Client({
-    region: options.region,
-    endpoint: options.endpoint,
-    forcePathStyle: options.forcePathStyle,
-    ...(options.endpoint
-      ? { requestChecksumCalculation: "WHEN_REQUIRED", responseChecksumValidation: "WHEN_REQUIRED" }
-      : {}),
-  });
-}
 
 /** Playlists and uploads (`PUT /uploads/{id}`) go through the API, at `publicUrl`. */
 export interface S3StorageOptions extends S3ConnectionOptions, UploadUrlSigning {

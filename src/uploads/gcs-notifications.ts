@@ -2,7 +2,7 @@ import { PubSub, SubscriptionCloseBehaviors, type Message, type Subscription } f
 import { z } from "zod";
 import { FileTooLargeError, NotFoundError, ValidationError } from "../errors.ts";
 import { log } from "../log.ts";
-import { sourceKey } from "../protocol/storage-layout.ts";
+import { sourceKey, videoKeyParts } from "../protocol/storage-layout.ts";
 import { completeUpload, type UploadCompletionDeps } from "./complete-upload.ts";
 
 const VIDEO_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -39,7 +39,7 @@ export async function handleObjectNotification(
   if (options.bucket !== null && bucketId !== options.bucket) {
     return { outcome: "ignored", reason: `bucket ${bucketId}` };
   }
-  const videoId = objectId.split("/")[1] ?? "";
+  const videoId = videoKeyParts(objectId)?.videoId ?? "";
   if (!VIDEO_ID.test(videoId) || objectId !== sourceKey(videoId)) {
     return { outcome: "ignored", reason: "not an uploaded source" };
   }
