@@ -98,7 +98,9 @@ function watchPeakRss(dir: string): { stop(): number | null } {
 }
 
 async function makeSource(dir: string, name: string): Promise<string> {
-  const { width, height } = SOURCES[name];
+  const source = SOURCES[name];
+  if (!source) throw new Error(`Unknown source ${name}`);
+  const { width, height } = source;
   const file = path.join(dir, `source-${name}.mp4`);
   progress(`generating ${seconds} s of ${width}x${height} ${FPS} fps (testsrc2 + sine, H.264 + AAC)`);
   await run(
@@ -307,9 +309,9 @@ function table(rows: Row[]): string {
     (seconds / r.wallSeconds).toFixed(2),
     r.peakRssMiB === null ? "n/a" : r.peakRssMiB.toFixed(0),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]?.length ?? 0)));
   const line = (cells: string[]) =>
-    `| ${cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(" | ")} |`;
+    `| ${cells.map((c, i) => (i < 3 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(" | ")} |`;
   return [
     line(header),
     `|${widths.map((w, i) => (i < 3 ? `${"-".repeat(w + 1)}-` : `${"-".repeat(w + 1)}:`)).join("|")}|`,
@@ -325,7 +327,8 @@ const dir = await mkdtemp(path.join(os.tmpdir(), "videograph-bench-src-"));
 const rows: Row[] = [];
 const startedAt = new Date();
 // Anything else running on the machine slows the wall-clock figures: printed to judge them by.
-const loadAtStart = os.loadavg()[0];
+const loadAverage = (): number => os.loadavg()[0] ?? 0;
+const loadAtStart = loadAverage();
 try {
   await mkdir(dir, { recursive: true });
   for (const name of cases) {
@@ -345,7 +348,7 @@ console.log(
 );
 console.log(`${ffmpegVersion}; node ${process.version}`);
 console.log(
-  `1-minute load average: ${loadAtStart.toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at end (other processes ` +
+  `1-minute load average: ${loadAtStart.toFixed(2)} at start, ${loadAverage().toFixed(2)} at end (other processes ` +
     `compete for the cores above ~0.1)`,
 );
 console.log(

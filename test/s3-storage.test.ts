@@ -214,7 +214,7 @@ appears at the end`, async () => {
     const videoId = randomUUID();
     const file = bytesOf(10 * MIB, 3);
     await storage.writeUploadChunk(videoId, 0, chunksOf(file.subarray(0, 5 * MIB)), upTo(file.length));
-    const [[offset]] = await piecesOf(videoId);
+    const offset = (await piecesOf(videoId))[0]![0];
     const consumed = await readObject(`videos/${videoId}/source/upload.part/${String(offset).padStart(15, "0")}`);
     await storage.writeUploadChunk(videoId, 5 * MIB, chunksOf(file.subarray(5 * MIB, 9 * MIB)), upTo(file.length));
     // The part went in, then the process died before it deleted the piece.

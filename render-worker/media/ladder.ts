@@ -12,6 +12,8 @@ const VIDEO_PROFILES: ReadonlyArray<{ shortSide: number; bitrate: number }> = [
   { shortSide: 240, bitrate: 400_000 },
   { shortSide: 144, bitrate: 200_000 },
 ];
+const LARGEST_PROFILE = VIDEO_PROFILES[0]!;
+const SMALLEST_PROFILE = VIDEO_PROFILES.at(-1)!;
 
 const AUDIO_BITRATE = 128_000;
 const AUDIO_CODECS = "mp4a.40.2";
@@ -46,6 +48,7 @@ const H264_LEVELS: ReadonlyArray<{ idc: number; maxFrameMbs: number; maxMbPerSec
   { idc: 51, maxFrameMbs: 36_864, maxMbPerSecond: 983_040 },
   { idc: 52, maxFrameMbs: 36_864, maxMbPerSecond: 2_073_600 },
 ];
+const HIGHEST_H264_LEVEL = H264_LEVELS.at(-1)!;
 
 /** A rung as planned: the contract's Rung, and for a video rung the H.264 level its codecs string names. */
 export interface PlannedRung extends Rung {
@@ -84,7 +87,7 @@ export function planLadder(probe: ProbeResult, opts: { maxHeight?: number } = {}
   const profilesWithin = VIDEO_PROFILES.map((p) => p.shortSide).filter((s) => s <= limit);
   const topProfile = profilesWithin[0];
   const ownSize = Math.max(2, floorEven(limit));
-  if (topProfile === undefined || (limit > topProfile && topProfile < VIDEO_PROFILES[0].shortSide)) {
+  if (topProfile === undefined || (limit > topProfile && topProfile < LARGEST_PROFILE.shortSide)) {
     shortSides.push(ownSize);
     shortSides.push(...profilesWithin.filter((s) => s / ownSize <= NEAR_DUPLICATE_RATIO));
   } else {
@@ -139,17 +142,16 @@ function videoRateControlFor(shortSide: number): VideoRateControl {
 
 /** Profile bitrate, interpolated linearly between profiles for in-between sizes. */
 function bitrateForShortSide(shortSide: number): number {
-  const smallest = VIDEO_PROFILES[VIDEO_PROFILES.length - 1];
+  const smallest = SMALLEST_PROFILE;
   if (shortSide <= smallest.shortSide) return Math.max(50_000, (smallest.bitrate * shortSide) / smallest.shortSide);
-  for (let i = 0; i < VIDEO_PROFILES.length - 1; i++) {
-    const upper = VIDEO_PROFILES[i];
+  for (const [i, upper] of VIDEO_PROFILES.entries()) {
     const lower = VIDEO_PROFILES[i + 1];
-    if (shortSide >= lower.shortSide && shortSide <= upper.shortSide) {
+    if (lower && shortSide >= lower.shortSide && shortSide <= upper.shortSide) {
       const t = (shortSide - lower.shortSide) / (upper.shortSide - lower.shortSide);
       return lower.bitrate + t * (upper.bitrate - lower.bitrate);
     }
   }
-  return VIDEO_PROFILES[0].bitrate;
+  return LARGEST_PROFILE.bitrate;
 }
 
 /** The lowest level whose frame size and macroblock rate fit; 30 fps when the rate is unknown. */
@@ -157,7 +159,7 @@ function h264LevelIdc(width: number, height: number, fps: number): number {
   const frameMbs = Math.ceil(width / 16) * Math.ceil(height / 16);
   const mbPerSecond = frameMbs * (fps > 0 ? fps : 30);
   const level = H264_LEVELS.find((l) => frameMbs <= l.maxFrameMbs && mbPerSecond <= l.maxMbPerSecond);
-  return (level ?? H264_LEVELS[H264_LEVELS.length - 1]).idc;
+  return (level ?? HIGHEST_H264_LEVEL).idc;
 }
 
 function roundEven(n: number): number {

@@ -231,7 +231,7 @@ function firstPositive(...values: Array<string | undefined>): number | null {
 
 /** `30000/1001` → 29.97; null for `0/0`, `N/A` and the like. */
 function ratio(value: string | undefined, separator: string): number | null {
-  const [num, den] = (value ?? "").split(separator).map(Number);
+  const [num = Number.NaN, den = Number.NaN] = (value ?? "").split(separator).map(Number);
   if (!Number.isFinite(num) || !Number.isFinite(den) || den === 0 || num === 0) return null;
   return num / den;
 }

@@ -134,7 +134,7 @@ function parseProcCgroup(text: string): Map<string, string> {
   const out = new Map<string, string>();
   for (const line of text.trim().split("\n")) {
     const [, controllers, cgroupPath] = line.match(/^\d+:([^:]*):(.*)$/) ?? [];
-    if (cgroupPath === undefined) continue;
+    if (controllers === undefined || cgroupPath === undefined) continue;
     for (const c of controllers.split(",")) out.set(c, cgroupPath);
   }
   return out;
@@ -144,12 +144,12 @@ function parseProcCgroup(text: string): Map<string, string> {
 function parseV1Mounts(text: string): Map<string, { mountPoint: string; root: string }> {
   const out = new Map<string, { mountPoint: string; root: string }>();
   for (const line of text.trim().split("\n")) {
-    const [before, after] = line.split(" - ");
-    const fields = before.split(" ");
-    const [fsType, , superOptions] = (after ?? "").split(" ");
-    if (fsType !== "cgroup") continue;
+    const [before = "", after = ""] = line.split(" - ");
+    const [, , , root, mountPoint] = before.split(" ");
+    const [fsType, , superOptions = ""] = after.split(" ");
+    if (fsType !== "cgroup" || root === undefined || mountPoint === undefined) continue;
     for (const option of superOptions.split(",")) {
-      if (!out.has(option)) out.set(option, { root: fields[3], mountPoint: fields[4] });
+      if (!out.has(option)) out.set(option, { root, mountPoint });
     }
   }
   return out;

@@ -79,12 +79,12 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
           log.error("worker event rejected", { err: (err as Error).message });
         }
       }
-      const order = (e: WorkerEvent) =>
+      const order = (e: WorkerEvent): [string, number, number] =>
         e.type === "worker.heartbeat" ? [e.workerId, 0, 0] : [e.jobId, e.attempt, e.seq];
       events.sort((a, b) => {
         const [ka, aa, sa] = order(a);
         const [kb, ab, sb] = order(b);
-        return ka < kb ? -1 : ka > kb ? 1 : (aa as number) - (ab as number) || (sa as number) - (sb as number);
+        return ka < kb ? -1 : ka > kb ? 1 : aa - ab || sa - sb;
       });
       for (const e of events) {
         if (e.type === "worker.heartbeat") await runs.onHeartbeat(e);

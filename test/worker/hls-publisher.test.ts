@@ -160,7 +160,7 @@ describe("createHlsPublisher", () => {
     const playlistUploads = uploads.filter((u) => u.lists);
     const finals = playlistUploads.slice(-3);
     expect(finals.map((u) => u.opts.cacheControl)).toEqual(Array(3).fill("public, max-age=3600"));
-    expect(playlistUploads[0].opts).toEqual({
+    expect(playlistUploads[0]!.opts).toEqual({
       contentType: "application/vnd.apple.mpegurl",
       cacheControl: "public, max-age=2",
     });
@@ -407,10 +407,10 @@ describe("masterPlaylist", () => {
         "#EXT-X-INDEPENDENT-SEGMENTS",
         '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="default",DEFAULT=YES,AUTOSELECT=YES,' +
           'CHANNELS="2",URI="audio/index.m3u8"',
-        `#EXT-X-STREAM-INF:BANDWIDTH=${ladder[0].bandwidth},RESOLUTION=426x240,FRAME-RATE=25.000,` +
+        `#EXT-X-STREAM-INF:BANDWIDTH=${ladder[0]!.bandwidth},RESOLUTION=426x240,FRAME-RATE=25.000,` +
           `CODECS="avc1.64001e,mp4a.40.2",AUDIO="audio"`,
         "240p/index.m3u8",
-        `#EXT-X-STREAM-INF:BANDWIDTH=${ladder[1].bandwidth},RESOLUTION=256x144,FRAME-RATE=25.000,` +
+        `#EXT-X-STREAM-INF:BANDWIDTH=${ladder[1]!.bandwidth},RESOLUTION=256x144,FRAME-RATE=25.000,` +
           `CODECS="avc1.64001e,mp4a.40.2",AUDIO="audio"`,
         "144p/index.m3u8",
         "",

@@ -86,7 +86,7 @@ describe("planLadder", () => {
     const ladder = planLadder(probe);
     expectSoundLadder(probe, ladder);
     expect(sizes(ladder)[0]).toBe("2160p 3840x2160");
-    expect(ladder[0].codecs).toBe("avc1.640033");
+    expect(ladder[0]!.codecs).toBe("avc1.640033");
     expect(ladder.filter((r) => r.kind === "VIDEO")).toHaveLength(9);
   });
 

@@ -42,7 +42,7 @@ const ladder1080 = planLadder({
   videoCodec: "h264",
   audioCodec: null,
 });
-const rung1080 = ladder1080[0];
+const rung1080 = ladder1080[0]!;
 
 /** A transcode job whose source (a generated clip) is in `dataDir`. */
 async function transcodeJob(dataDir: string): Promise<TranscodeJobMessage> {

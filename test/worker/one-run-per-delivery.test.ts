@@ -171,7 +171,7 @@ encodes other bytes`, async () => {
     for (const rung of ["360p", "240p", "144p", "audio"]) {
       const last = path.join(hlsDir, rung, "seg_00003.ts");
       const bytes = await readFile(last);
-      bytes[bytes.length - 1] ^= 0xff;
+      bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 0xff, bytes.length - 1);
       await writeFile(last, bytes);
     }
     const before = await hashes(hlsDir);

@@ -6,7 +6,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { runSandboxed } from "../../render-worker/sandbox/bubblewrap.ts";
 
-const [workDir, port, limitsJson] = process.argv.slice(2);
+const [workDir = "", port = "", limitsJson = ""] = process.argv.slice(2);
 const limits = JSON.parse(limitsJson);
 const python = (code: string) => runSandboxed({ command: ["python3", "-c", code], workDir, limits });
 const uid = process.getuid!();

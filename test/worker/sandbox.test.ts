@@ -259,7 +259,7 @@ except MemoryError:
     const leftovers = readFileSync("/proc/self/mountinfo", "utf8")
       .split("\n")
       .filter((l) => / - cgroup2? /.test(l))
-      .map((l) => l.split(" ")[4])
+      .map((l) => l.split(" ")[4] ?? "")
       .flatMap((mount) => readdirSync(mount, { recursive: true }).map(String))
       .filter((p) => p.includes(`videograph-run-${process.pid}-`));
     expect(leftovers).toEqual([]);

@@ -106,7 +106,7 @@ describe("transcode", () => {
     }
 
     expect(encoders.size, "ffmpeg processes writing HLS").toBe(1);
-    const [argv] = [...encoders.values()];
+    const [argv = []] = [...encoders.values()];
     for (const rung of rungs) expect(argv).toContain(`${rung}/index.m3u8`);
     expect(argv.filter((a) => a === "-i")).toHaveLength(1);
     expect(inconsistencies).toEqual([]);
@@ -178,7 +178,7 @@ describe("transcode", () => {
         "-v",
         "error",
         "-i",
-        path.join(hlsDir, rung, playlist.segments[1].uri),
+        path.join(hlsDir, rung, playlist.segments[1]!.uri),
         "-f",
         "null",
         "-",
