@@ -2,13 +2,21 @@ import { builder } from "../builder.ts";
 import { tenantOf } from "../context.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
 import type { Job } from "../generated/prisma/client.ts";
-import { JobKind, JobRunStatus, JobStatus } from "../generated/prisma/enums.ts";
+import { JobKind, JobRoutingReason, JobRunStatus, JobStatus } from "../generated/prisma/enums.ts";
 import { cancelVideo } from "../jobs/cancel.ts";
 import { isUuid } from "../ids.ts";
 
 const JobStatusEnum = builder.enumType(JobStatus, { name: "JobStatus" });
 const JobKindEnum = builder.enumType(JobKind, { name: "JobKind" });
 const JobRunStatusEnum = builder.enumType(JobRunStatus, { name: "JobRunStatus" });
+const JobRoutingReasonEnum = builder.enumType(JobRoutingReason, {
+  name: "JobRoutingReason",
+  description:
+    "Why a job went to its queue. CAPABILITY: its kind runs only there; LOCAL_FALLBACK: no worker with its " +
+    "capability was alive; GPU_WORKER_ALIVE: a worker advertising nvenc was alive; NO_GPU_WORKER: none was; " +
+    "GPU_WAIT_EXPIRED: no nvenc worker took it within GPU_FALLBACK_AFTER_SECONDS; SOURCE_BELOW_GPU_MINIMUM: the " +
+    "source is shorter or smaller than GPU routing's minimum; GPU_ROUTING_OFF: GPU routing is off.",
+});
 
 builder.prismaObject("JobRun", {
   description: "One worker's run of one attempt: where the job ran and, for operators, why it failed.",
@@ -54,8 +62,13 @@ export const JobRef = builder.prismaObject("Job", {
     dispatchedTo: t.exposeString("dispatchedTo", {
       nullable: true,
       description:
-        "The queue its attempt went to: its capability's, or `local` when the API's own worker took it " +
-        "because no worker with the capability was alive (LOCAL_FALLBACK).",
+        "The queue its attempt went to: its capability's, `nvenc` for a transcode a GPU worker may take, or " +
+        "`local` when the API's own worker took it because no worker with the capability was alive.",
+    }),
+    routingReason: t.expose("routingReason", {
+      type: JobRoutingReasonEnum,
+      nullable: true,
+      description: "Why it went to `dispatchedTo`; null until it is dispatched.",
     }),
     attempt: t.exposeInt("attempt"),
     maxAttempts: t.exposeInt("maxAttempts"),
