@@ -83,7 +83,8 @@ async function uploadUntilDispatched(t: TestApp): Promise<{ id: string; job: Job
 }
 
 describe("GPU routing of transcodes (public API, Postgres transport)", () => {
-  it("sends a new upload's transcode to the nvenc queue while a stand-in nvenc worker heartbeats, and says why", async () => {
+  it(`sends a new upload's transcode to the nvenc queue while a stand-in nvenc worker heartbeats, and \
+says why`, async () => {
     const t = await app({ worker: false, env: { GPU_FALLBACK_AFTER_SECONDS: "600" } });
     const standIn = await standInNvencWorker(t);
     const delivered = new Map<string, Capability>();

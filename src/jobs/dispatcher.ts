@@ -4,7 +4,7 @@ import { log } from "../log.ts";
 import type { Capability, JobMessage } from "../protocol/messages.ts";
 import type { ApiTransport } from "../transport/types.ts";
 import { buildJobMessage } from "./job-messages.ts";
-import { chooseQueue, type GpuRoutingSettings, type Route } from "./routing.ts";
+import { chooseQueue, type GpuRoutingSettings, gpuEncodableJob, type Route } from "./routing.ts";
 
 /** Delay before attempt `attempt` (2, 3, …) of a job: 2 s, 4 s, 8 s … up to 5 minutes. */
 export function retryDelayMs(attempt: number): number {
@@ -87,7 +87,7 @@ export function createDispatcher(deps: {
     video: Pick<Video, "duration" | "height"> | null,
   ): Promise<Route> {
     const capability = job.capability as Capability;
-    const askGpu = gpu.mode !== "off" && capability === "cpu";
+    const askGpu = gpu.mode !== "off" && gpuEncodableJob(job.kind, capability);
     return chooseQueue({
       kind: job.kind,
       capability,

@@ -42,10 +42,15 @@ export interface Route {
   reason: JobRoutingReason;
 }
 
+/** A job whose kind can be encoded on a GPU and which needs nothing but a CPU. */
+export function gpuEncodableJob(kind: JobKind, capability: Capability): boolean {
+  return gpuEncodable[kind] && capability === "cpu";
+}
+
 /** The queue a job's attempt is sent to, and why. Pure: the dispatcher gathers the facts. */
 export function chooseQueue(input: RoutingInput): Route {
   const { capability, gpu, source } = input;
-  if (!gpuEncodable[input.kind] || capability !== "cpu") {
+  if (!gpuEncodableJob(input.kind, capability)) {
     return input.capabilityUnserved && capability !== "cpu" && capability !== "local"
       ? { queue: "local", reason: "LOCAL_FALLBACK" }
       : { queue: capability, reason: "CAPABILITY" };
