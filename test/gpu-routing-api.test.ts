@@ -1,9 +1,12 @@
+import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createPostgresWorkerTransport } from "../render-worker/transport/postgres.ts";
+import { createPubSubWorkerTransport } from "../render-worker/transport/pubsub.ts";
 import type { WorkerTransport } from "../render-worker/transport/types.ts";
 import { PROTOCOL_VERSION, type Capability } from "../src/protocol/messages.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
+import { pubSubEmulatorUnavailableReason, startPubSubEmulator } from "./support/pubsub-emulator.ts";
 import { createUpload, finalState } from "./support/upload-and-wait.ts";
 import { makeClip } from "./worker/media-fixtures.ts";
 
@@ -20,6 +23,13 @@ interface JobView {
   routingReason: string | null;
   runs: { workerId: string }[];
 }
+
+const emulator = await startPubSubEmulator();
+if (emulator) process.env.PUBSUB_EMULATOR_HOST = emulator.host;
+else console.warn(`[test] Pub/Sub GPU routing test SKIPPED: ${pubSubEmulatorUnavailableReason}`);
+afterAll(async () => {
+  await emulator?.stop();
+});
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -41,8 +51,13 @@ async function app(options: Parameters<typeof startTestApp>[0]): Promise<TestApp
  * A stand-in for an nvenc worker (this machine has no GPU, and a real worker that advertises nvenc
  * probes NVENC first): it heartbeats `nvenc` through the real transport, at `at`, and the API records it.
  */
-async function standInNvencWorker(t: TestApp, at = new Date()): Promise<WorkerTransport> {
-  const transport = createPostgresWorkerTransport(t.database.url);
+async function standInNvencWorker(
+  t: TestApp,
+  { at = new Date(), pubSubProject }: { at?: Date; pubSubProject?: string } = {},
+): Promise<WorkerTransport> {
+  const transport = pubSubProject
+    ? createPubSubWorkerTransport({ projectId: pubSubProject })
+    : createPostgresWorkerTransport(t.database.url);
   await transport.start();
   cleanups.push(() => transport.stop());
   await transport.publishEvent({
@@ -82,25 +97,35 @@ async function uploadUntilDispatched(t: TestApp): Promise<{ id: string; job: Job
   }
 }
 
-describe("GPU routing of transcodes (public API, Postgres transport)", () => {
+/** With a stand-in nvenc worker alive, an upload's transcode is sent to nvenc, says why, and reaches the stand-in. */
+async function expectNvencRouting(t: TestApp, pubSubProject?: string): Promise<void> {
+  const standIn = await standInNvencWorker(t, { pubSubProject });
+  const delivered = new Map<string, Capability>();
+  await standIn.consumeJobs(["nvenc"], 1, async (message, _signal, capability) => {
+    delivered.set((message as { videoId: string }).videoId, capability);
+  });
+  const { id, job } = await uploadUntilDispatched(t);
+  expect(job).toMatchObject({ capability: "cpu", dispatchedTo: "nvenc", routingReason: "GPU_WORKER_ALIVE" });
+  const deadline = Date.now() + 20_000;
+  while (!delivered.has(id) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  expect(delivered.get(id)).toBe("nvenc");
+}
+
+describe("GPU routing of transcodes (public API, Postgres transport unless named)", () => {
   it(`sends a new upload's transcode to the nvenc queue while a stand-in nvenc worker heartbeats, and \
 says why`, async () => {
-    const t = await app({ worker: false, env: { GPU_FALLBACK_AFTER_SECONDS: "600" } });
-    const standIn = await standInNvencWorker(t);
-    const delivered = new Map<string, Capability>();
-    await standIn.consumeJobs(["nvenc"], 1, async (message, _signal, capability) => {
-      delivered.set((message as { videoId: string }).videoId, capability);
-    });
-    const { id, job } = await uploadUntilDispatched(t);
-    expect(job).toMatchObject({ capability: "cpu", dispatchedTo: "nvenc", routingReason: "GPU_WORKER_ALIVE" });
-    const deadline = Date.now() + 15_000;
-    while (!delivered.has(id) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    expect(delivered.get(id)).toBe("nvenc");
+    await expectNvencRouting(await app({ worker: false, env: { GPU_FALLBACK_AFTER_SECONDS: "600" } }));
+  });
+
+  it.skipIf(!emulator)("does the same over Pub/Sub (emulator): the stand-in gets it from the nvenc topic", async () => {
+    const project = `videograph-gpu-${randomUUID().slice(0, 8)}`;
+    const env = { TRANSPORT: "pubsub", GOOGLE_CLOUD_PROJECT: project, GPU_FALLBACK_AFTER_SECONDS: "600" };
+    await expectNvencRouting(await app({ worker: false, env }), project);
   });
 
   it("sends it to cpu at once when no nvenc worker is alive (the stand-in's last heartbeat is old)", async () => {
     const t = await app({ worker: false, env: { GPU_FALLBACK_AFTER_SECONDS: "600" } });
-    await standInNvencWorker(t, new Date(Date.now() - 3600_000));
+    await standInNvencWorker(t, { at: new Date(Date.now() - 3600_000) });
     const { job } = await uploadUntilDispatched(t);
     expect(job).toMatchObject({ dispatchedTo: "cpu", routingReason: "NO_GPU_WORKER" });
   });
