@@ -2,20 +2,28 @@ import { builder } from "../builder.ts";
 import { tenantOf } from "../context.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
 import type { Job } from "../generated/prisma/client.ts";
-import { JobKind, JobRoutingReason, JobRunStatus, JobStatus } from "../generated/prisma/enums.ts";
+import { JobKind, type JobRoutingReason, JobRunStatus, JobStatus } from "../generated/prisma/enums.ts";
 import { cancelVideo } from "../jobs/cancel.ts";
 import { isUuid } from "../ids.ts";
 
 const JobStatusEnum = builder.enumType(JobStatus, { name: "JobStatus" });
 const JobKindEnum = builder.enumType(JobKind, { name: "JobKind" });
 const JobRunStatusEnum = builder.enumType(JobRunStatus, { name: "JobRunStatus" });
-const JobRoutingReasonEnum = builder.enumType(JobRoutingReason, {
-  name: "JobRoutingReason",
-  description:
-    "Why a job went to its queue. CAPABILITY: its kind runs only there; LOCAL_FALLBACK: no worker with its " +
-    "capability was alive; GPU_WORKER_ALIVE: a worker advertising nvenc was alive; NO_GPU_WORKER: none was; " +
-    "GPU_WAIT_EXPIRED: no nvenc worker took it within GPU_FALLBACK_AFTER_SECONDS; SOURCE_BELOW_GPU_MINIMUM: the " +
-    "source is shorter or smaller than GPU routing's minimum; GPU_ROUTING_OFF: GPU routing is off.",
+const JobRoutingReasonEnum = builder.enumType("JobRoutingReason", {
+  description: "Why a job went to its queue (`dispatchedTo`).",
+  values: {
+    CAPABILITY: { description: "Its kind runs only on its capability's queue." },
+    LOCAL_FALLBACK: { description: "No worker with its capability was alive, so the API's own worker took it." },
+    GPU_WORKER_ALIVE: { description: "A worker advertising nvenc was alive, so the transcode went to nvenc." },
+    NO_GPU_WORKER: { description: "No worker advertising nvenc was alive, so the transcode went to cpu." },
+    GPU_WAIT_EXPIRED: {
+      description: "No nvenc worker took the transcode within GPU_FALLBACK_AFTER_SECONDS, so it went to cpu.",
+    },
+    SOURCE_BELOW_GPU_MINIMUM: {
+      description: "The source is shorter or lower than GPU routing's minimum, so the transcode went to cpu.",
+    },
+    GPU_ROUTING_OFF: { description: "GPU routing is off, so the transcode went to cpu." },
+  } as const satisfies Record<JobRoutingReason, { description: string }>,
 });
 
 builder.prismaObject("JobRun", {
