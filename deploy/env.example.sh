@@ -42,8 +42,8 @@ export CPU_WORKERS_MAX="480"
 export GPU_WORKERS_MIN="0"
 export GPU_WORKERS_MAX="175"
 # Deploy the NVENC pool too: needs L4 quota in REGION ("Total Nvidia L4 GPU allocation, per
-# project per region", Cloud Run Admin API). Off by default: the API publishes every transcode
-# to the cpu topic today (src/uploads/complete-upload.ts), so a GPU pool would get no jobs yet.
+# project per region", Cloud Run Admin API). The API sends transcodes to the nvenc topic only while
+# a GPU worker heartbeats (GPU_ROUTING), so with the pool set GPU_WORKERS_MIN to 1 or more.
 export DEPLOY_GPU_POOL="false"
 
 # The API's public origin, used in URLs it hands out. Empty on the first deploy; set it to the

@@ -105,6 +105,13 @@ const EnvSchema = z.object({
   /** Send a job to the API's own worker when no worker with its capability heartbeated for FALLBACK_AFTER_SECONDS. */
   LOCAL_FALLBACK: envFlag.default(false),
   FALLBACK_AFTER_SECONDS: z.coerce.number().int().min(1).default(60),
+  /** `prefer`: transcodes go to the nvenc queue while a worker advertising nvenc is alive; `off`: all on cpu. */
+  GPU_ROUTING: z.enum(["off", "prefer"]).default("prefer"),
+  /** A transcode no GPU worker took within this many seconds goes to cpu. */
+  GPU_FALLBACK_AFTER_SECONDS: z.coerce.number().int().min(1).default(60),
+  /** Sources known to be shorter (seconds) or smaller (height in pixels) stay on cpu. */
+  GPU_MIN_SOURCE_SECONDS: z.coerce.number().min(0).default(0),
+  GPU_MIN_HEIGHT: z.coerce.number().int().min(0).default(0),
   /** Largest file createVideoFromUrl downloads (default MAX_UPLOAD_BYTES). */
   URL_IMPORT_MAX_BYTES: z.coerce.number().int().positive().optional(),
   /** Test-only: lets createVideoFromUrl reach private and loopback addresses. */

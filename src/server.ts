@@ -93,6 +93,12 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     },
     vanishedAfterSeconds: 3 * env.JOB_STALL_SECONDS,
     fallback: env.LOCAL_FALLBACK ? { afterSeconds: env.FALLBACK_AFTER_SECONDS } : null,
+    gpuRouting: {
+      mode: env.GPU_ROUTING,
+      fallbackAfterSeconds: env.GPU_FALLBACK_AFTER_SECONDS,
+      minSourceSeconds: env.GPU_MIN_SOURCE_SECONDS,
+      minHeight: env.GPU_MIN_HEIGHT,
+    },
   });
   const deliverer = createWebhookDeliverer({
     db,

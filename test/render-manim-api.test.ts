@@ -151,7 +151,7 @@ the expression`, async () => {
 describe("renderManim with no manim worker alive", () => {
   const JOB =
     `query($id: ID!) { video(id: $id) { status jobs(first: 5) { edges { node { kind status capability ` +
-    `dispatchedTo runs { workerId } } } } } }`;
+    `dispatchedTo routingReason runs { workerId } } } } } }`;
   const code = scene("DOWN");
 
   it("answers at once that no worker can render Manim when LOCAL_FALLBACK is off, and creates nothing", async () => {
@@ -184,7 +184,12 @@ where it ran`, async () => {
       const render = (await t.gql(JOB, { id })).data.video.jobs.edges
         .map((e: any) => e.node)
         .find((j: any) => j.kind === "RENDER_MANIM");
-      expect(render).toMatchObject({ status: "SUCCEEDED", capability: "manim", dispatchedTo: "local" });
+      expect(render).toMatchObject({
+        status: "SUCCEEDED",
+        capability: "manim",
+        dispatchedTo: "local",
+        routingReason: "LOCAL_FALLBACK",
+      });
       expect(render.runs).toEqual([{ workerId: expect.stringMatching(/^local-/) }]);
     } finally {
       await t.stop();

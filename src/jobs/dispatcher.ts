@@ -1,8 +1,10 @@
 import type { Db } from "../db/client.ts";
+import type { Job, Video } from "../generated/prisma/client.ts";
 import { log } from "../log.ts";
 import type { Capability, JobMessage } from "../protocol/messages.ts";
 import type { ApiTransport } from "../transport/types.ts";
 import { buildJobMessage } from "./job-messages.ts";
+import { chooseQueue, type GpuRoutingSettings, gpuEncodableJob, type Route } from "./routing.ts";
 
 /** Delay before attempt `attempt` (2, 3, …) of a job: 2 s, 4 s, 8 s … up to 5 minutes. */
 export function retryDelayMs(attempt: number): number {
@@ -45,6 +47,8 @@ export function createDispatcher(deps: {
    * the API's own worker (the `local` queue) instead; null when off.
    */
   fallback?: { afterSeconds: number } | null;
+  /** GPU_ROUTING: transcodes go to the nvenc queue while a worker advertising nvenc is alive; off when absent. */
+  gpuRouting?: GpuRoutingSettings;
 }): Dispatcher {
   const { db, transport } = deps;
   let timer: NodeJS.Timeout | undefined;
@@ -53,16 +57,76 @@ export function createDispatcher(deps: {
   let stopped = false;
   const startedAt = Date.now();
 
-  /** The queue for a job of `capability` now: its own, or `local` when no such worker is alive. */
-  async function routeFor(tx: Pick<Db, "worker">, capability: Capability): Promise<Capability> {
-    if (!deps.fallback || capability === "cpu" || capability === "local") return capability;
-    const since = new Date(Date.now() - deps.fallback.afterSeconds * 1000);
-    // Until the API has been up that long, silence may only mean workers have not reported yet.
-    if (Date.now() - startedAt < deps.fallback.afterSeconds * 1000) return capability;
+  const gpu: GpuRoutingSettings = deps.gpuRouting ?? {
+    mode: "off",
+    fallbackAfterSeconds: 60,
+    minSourceSeconds: 0,
+    minHeight: 0,
+  };
+
+  async function workerAlive(tx: Pick<Db, "worker">, capability: Capability, withinSeconds: number) {
+    const since = new Date(Date.now() - withinSeconds * 1000);
     const alive = await tx.worker.count({
       where: { capabilities: { has: capability }, lastHeartbeatAt: { gte: since } },
     });
-    return alive > 0 ? capability : "local";
+    return alive > 0;
+  }
+
+  /** True when LOCAL_FALLBACK sends jobs of `capability` to the local worker: none with it is alive. */
+  async function capabilityUnserved(tx: Pick<Db, "worker">, capability: Capability): Promise<boolean> {
+    if (!deps.fallback || capability === "cpu" || capability === "local") return false;
+    // Until the API has been up that long, silence may only mean workers have not reported yet.
+    if (Date.now() - startedAt < deps.fallback.afterSeconds * 1000) return false;
+    return !(await workerAlive(tx, capability, deps.fallback.afterSeconds));
+  }
+
+  /** Where a job's attempt goes now, and why (routing.ts decides; this gathers the facts). */
+  async function routeFor(
+    tx: Pick<Db, "worker">,
+    job: Pick<Job, "kind" | "capability" | "routingReason">,
+    video: Pick<Video, "duration" | "height"> | null,
+  ): Promise<Route> {
+    const capability = job.capability as Capability;
+    const askGpu = gpu.mode !== "off" && gpuEncodableJob(job.kind, capability);
+    return chooseQueue({
+      kind: job.kind,
+      capability,
+      gpuWaitExpired: job.routingReason === "GPU_WAIT_EXPIRED",
+      source: { seconds: video?.duration ?? null, height: video?.height ?? null },
+      gpuWorkerAlive: askGpu && (await workerAlive(tx, "nvenc", deps.vanishedAfterSeconds)),
+      capabilityUnserved: await capabilityUnserved(tx, capability),
+      gpu,
+    });
+  }
+
+  /**
+   * A transcode sent to the nvenc queue that no worker took within GPU_FALLBACK_AFTER_SECONDS is
+   * sent again to cpu (a GPU worker that takes the first message later runs a duplicate, which is
+   * stopped like any other).
+   */
+  async function fallBackFromGpu(): Promise<void> {
+    const cutoff = new Date(Date.now() - gpu.fallbackAfterSeconds * 1000);
+    const waiting = await db.job.findMany({
+      where: { status: "QUEUED", dispatchedTo: "nvenc", capability: "cpu", dispatchedAt: { lt: cutoff } },
+      select: { id: true, attempt: true },
+    });
+    for (const job of waiting) {
+      const { count } = await db.job.updateMany({
+        where: {
+          id: job.id,
+          attempt: job.attempt,
+          status: "QUEUED",
+          dispatchedTo: "nvenc",
+          dispatchedAt: { lt: cutoff },
+        },
+        data: { dispatchedAt: null, routingReason: "GPU_WAIT_EXPIRED" },
+      });
+      if (count)
+        log.warn("no GPU worker took the job in time; sending it to cpu", {
+          jobId: job.id,
+          waitedSeconds: gpu.fallbackAfterSeconds,
+        });
+    }
   }
 
   /**
@@ -77,7 +141,7 @@ export function createDispatcher(deps: {
       select: { id: true, attempt: true, capability: true },
     });
     for (const job of stranded) {
-      if ((await routeFor(db, job.capability as Capability)) !== "local") continue;
+      if (!(await capabilityUnserved(db, job.capability as Capability))) continue;
       const { count } = await db.job.updateMany({
         where: { id: job.id, attempt: job.attempt, status: "QUEUED" },
         data: { dispatchedAt: null },
@@ -118,6 +182,7 @@ export function createDispatcher(deps: {
   async function dispatchPending(): Promise<void> {
     await requeueVanished();
     await rerouteStranded();
+    await fallBackFromGpu();
     for (;;) {
       const count = await db.$transaction(
         async (tx) => {
@@ -147,10 +212,14 @@ export function createDispatcher(deps: {
               });
               continue;
             }
-            const queue = await routeFor(tx, job.capability as Capability);
+            const { queue, reason } = await routeFor(tx, job, job.video);
             await transport.publishJob(queue, message);
-            await tx.job.update({ where: { id }, data: { dispatchedAt: new Date(), dispatchedTo: queue } });
-            log.info("job dispatched", { jobId: id, attempt: job.attempt, kind: job.kind, queue });
+            await tx.job.update({
+              where: { id },
+              data: { dispatchedAt: new Date(), dispatchedTo: queue, routingReason: reason },
+            });
+            log.info("job dispatched", { jobId: id, attempt: job.attempt, kind: job.kind, queue, reason });
+            if (queue === "nvenc") kickAt(new Date(Date.now() + gpu.fallbackAfterSeconds * 1000 + 100));
           }
           return rows.length;
         },
@@ -158,6 +227,10 @@ export function createDispatcher(deps: {
       );
       if (count < 20) return;
     }
+  }
+
+  function kickAt(at: Date): void {
+    setTimeout(run, Math.max(0, at.getTime() - Date.now())).unref();
   }
 
   function run(): void {
@@ -189,9 +262,7 @@ export function createDispatcher(deps: {
       const lastSeconds = `the last ${deps.vanishedAfterSeconds} s`;
       return `no worker with the ${capability} capability has reported in ${lastSeconds}, and LOCAL_FALLBACK is off`;
     },
-    kickAt(at) {
-      setTimeout(run, Math.max(0, at.getTime() - Date.now())).unref();
-    },
+    kickAt,
     start() {
       timer = setInterval(run, SWEEP_INTERVAL_MS);
       timer.unref();

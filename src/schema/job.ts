@@ -2,13 +2,29 @@ import { builder } from "../builder.ts";
 import { tenantOf } from "../context.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
 import type { Job } from "../generated/prisma/client.ts";
-import { JobKind, JobRunStatus, JobStatus } from "../generated/prisma/enums.ts";
+import { JobKind, type JobRoutingReason, JobRunStatus, JobStatus } from "../generated/prisma/enums.ts";
 import { cancelVideo } from "../jobs/cancel.ts";
 import { isUuid } from "../ids.ts";
 
 const JobStatusEnum = builder.enumType(JobStatus, { name: "JobStatus" });
 const JobKindEnum = builder.enumType(JobKind, { name: "JobKind" });
 const JobRunStatusEnum = builder.enumType(JobRunStatus, { name: "JobRunStatus" });
+const JobRoutingReasonEnum = builder.enumType("JobRoutingReason", {
+  description: "Why a job went to its queue (`dispatchedTo`).",
+  values: {
+    CAPABILITY: { description: "Its kind runs only on its capability's queue." },
+    LOCAL_FALLBACK: { description: "No worker with its capability was alive, so the API's own worker took it." },
+    GPU_WORKER_ALIVE: { description: "A worker advertising nvenc was alive, so the transcode went to nvenc." },
+    NO_GPU_WORKER: { description: "No worker advertising nvenc was alive, so the transcode went to cpu." },
+    GPU_WAIT_EXPIRED: {
+      description: "No nvenc worker took the transcode within GPU_FALLBACK_AFTER_SECONDS, so it went to cpu.",
+    },
+    SOURCE_BELOW_GPU_MINIMUM: {
+      description: "The source is shorter or lower than GPU routing's minimum, so the transcode went to cpu.",
+    },
+    GPU_ROUTING_OFF: { description: "GPU routing is off, so the transcode went to cpu." },
+  } as const satisfies Record<JobRoutingReason, { description: string }>,
+});
 
 builder.prismaObject("JobRun", {
   description: "One worker's run of one attempt: where the job ran and, for operators, why it failed.",
@@ -54,8 +70,13 @@ export const JobRef = builder.prismaObject("Job", {
     dispatchedTo: t.exposeString("dispatchedTo", {
       nullable: true,
       description:
-        "The queue its attempt went to: its capability's, or `local` when the API's own worker took it " +
-        "because no worker with the capability was alive (LOCAL_FALLBACK).",
+        "The queue its attempt went to: its capability's, `nvenc` for a transcode a GPU worker may take, or " +
+        "`local` when the API's own worker took it because no worker with the capability was alive.",
+    }),
+    routingReason: t.expose("routingReason", {
+      type: JobRoutingReasonEnum,
+      nullable: true,
+      description: "Why it went to `dispatchedTo`; null until it is dispatched.",
     }),
     attempt: t.exposeInt("attempt"),
     maxAttempts: t.exposeInt("maxAttempts"),

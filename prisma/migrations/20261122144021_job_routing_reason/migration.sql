@@ -1,0 +1,6 @@
+-- CreateEnum
+CREATE TYPE "JobRoutingReason" AS ENUM ('CAPABILITY', 'LOCAL_FALLBACK', 'GPU_WORKER_ALIVE', 'NO_GPU_WORKER', 'GPU_WAIT_EXPIRED', 'SOURCE_BELOW_GPU_MINIMUM', 'GPU_ROUTING_OFF');
+
+-- AlterTable
+ALTER TABLE "Job" ADD COLUMN     "routingReason" "JobRoutingReason";
+

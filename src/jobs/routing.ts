@@ -1,0 +1,65 @@
+import type { JobKind, JobRoutingReason } from "../generated/prisma/enums.ts";
+import type { Capability } from "../protocol/messages.ts";
+
+/** Which kinds of job a worker can encode on its GPU: the nvenc queue's worker encodes with h264_nvenc. */
+const gpuEncodable = {
+  TRANSCODE: true,
+  // Scene and quiz renders encode their source with libx264; their TRANSCODE child follows GPU routing.
+  RENDER_MANIM: false,
+  RENDER_COMPOSITION: false,
+  IMPORT_URL: false,
+} as const satisfies Record<JobKind, boolean>;
+
+/** GPU_ROUTING and its limits, from the API's environment. */
+export interface GpuRoutingSettings {
+  /** `off`: every job goes to its capability's queue; `prefer`: GPU-encodable jobs go to nvenc when it is alive. */
+  mode: "off" | "prefer";
+  /** A job left on the nvenc queue this long without a taker goes to cpu. */
+  fallbackAfterSeconds: number;
+  /** Sources known to be shorter stay on cpu; a source not probed yet counts as long enough. */
+  minSourceSeconds: number;
+  /** Sources known to be smaller (height) stay on cpu; a source not probed yet counts as large enough. */
+  minHeight: number;
+}
+
+/** What `chooseQueue` decides from: the job, its source as far as it is known, and which workers are alive. */
+export interface RoutingInput {
+  kind: JobKind;
+  capability: Capability;
+  /** The job already gave up waiting for a GPU worker (its `routingReason` is GPU_WAIT_EXPIRED). */
+  gpuWaitExpired: boolean;
+  /** The source's duration and height once probed; null before (an upload's first transcode). */
+  source: { seconds: number | null; height: number | null };
+  /** A worker advertising nvenc has heartbeated recently. */
+  gpuWorkerAlive: boolean;
+  /** LOCAL_FALLBACK applies: no worker with `capability` has heartbeated for FALLBACK_AFTER_SECONDS. */
+  capabilityUnserved: boolean;
+  gpu: GpuRoutingSettings;
+}
+
+export interface Route {
+  queue: Capability;
+  reason: JobRoutingReason;
+}
+
+/** A job whose kind can be encoded on a GPU and which needs nothing but a CPU. */
+export function gpuEncodableJob(kind: JobKind, capability: Capability): boolean {
+  return gpuEncodable[kind] && capability === "cpu";
+}
+
+/** The queue a job's attempt is sent to, and why. Pure: the dispatcher gathers the facts. */
+export function chooseQueue(input: RoutingInput): Route {
+  const { capability, gpu, source } = input;
+  if (!gpuEncodableJob(input.kind, capability)) {
+    return input.capabilityUnserved && capability !== "cpu" && capability !== "local"
+      ? { queue: "local", reason: "LOCAL_FALLBACK" }
+      : { queue: capability, reason: "CAPABILITY" };
+  }
+  if (gpu.mode === "off") return { queue: "cpu", reason: "GPU_ROUTING_OFF" };
+  if (input.gpuWaitExpired) return { queue: "cpu", reason: "GPU_WAIT_EXPIRED" };
+  const tooShort = source.seconds !== null && source.seconds < gpu.minSourceSeconds;
+  const tooSmall = source.height !== null && source.height < gpu.minHeight;
+  if (tooShort || tooSmall) return { queue: "cpu", reason: "SOURCE_BELOW_GPU_MINIMUM" };
+  if (!input.gpuWorkerAlive) return { queue: "cpu", reason: "NO_GPU_WORKER" };
+  return { queue: "nvenc", reason: "GPU_WORKER_ALIVE" };
+}
