@@ -4,6 +4,7 @@
 //   npm run bench                                   20 s sources at 1080p, 720p and 2160p
 //   npm run bench -- --seconds=10 --cases=1080p     a shorter run
 //   npm run bench -- --quality-seconds=5            score only the first 5 s of each encode
+//   npm run bench -- --variants=threads-by-size     also a tuned one-process encode, before/after
 import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, readdir, readFile, readlink, rm } from "node:fs/promises";
 import os from "node:os";
@@ -11,7 +12,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import cliProgress from "cli-progress";
 import type { Rung } from "../src/protocol/messages.ts";
-import { encodeLadder, ladderScaleGraph } from "../render-worker/media/encode-ladder.ts";
+import { type EncodeLadderArgs, encodeLadder, ladderScaleGraph } from "../render-worker/media/encode-ladder.ts";
 import type { VideoEncoder } from "../render-worker/media/nvenc.ts";
 import { AUDIO_ENCODER_OPTIONS, planLadder, videoRateControl } from "../render-worker/media/ladder.ts";
 import { probeNvenc } from "../render-worker/media/nvenc.ts";
@@ -31,11 +32,32 @@ const FPS = 30;
 const SEGMENT_SECONDS = 4;
 const RSS_POLL_MS = 100;
 
+/** A change to the one-process libx264 encode, run beside the worker's settings with `--variants`. */
+interface Variant {
+  description: string;
+  tuning(ladder: Rung[]): Pick<EncodeLadderArgs, "x264Threads">;
+}
+
+const VARIANTS: Record<string, Variant> = {
+  "threads-by-size": {
+    description:
+      "x264 threads per rung in proportion to its share of the ladder's pixels (at least 1), instead of each " +
+      "rung's x264 taking about 1.5 threads per core",
+    tuning(ladder) {
+      const pixels = (r: Rung) => (r.width ?? 0) * (r.height ?? 0);
+      const total = ladder.reduce((sum, r) => sum + pixels(r), 0);
+      const cores = os.availableParallelism();
+      return { x264Threads: (rung) => Math.max(1, Math.round((cores * pixels(rung)) / total)) };
+    },
+  },
+};
+
 const USAGE = `usage: npm run bench [-- --seconds=<s> --cases=<${Object.keys(SOURCES).join(",")}> \
-[--quality-seconds=<s> | --no-quality]]
+[--quality-seconds=<s> | --no-quality] [--variants=<${Object.keys(VARIANTS).join(",")}>]]
 Encodes generated sources with the worker's ladder and prints wall time, CPU time and peak memory,
 then each rung's bitrate, SSIM and PSNR against the source scaled to the rung's size (not timed).
-Defaults: --seconds=20 --cases=1080p,720p,2160p, quality scored over the whole clip.`;
+A variant is a tuned one-process libx264 encode printed beside the worker's settings (before/after).
+Defaults: --seconds=20 --cases=1080p,720p,2160p, quality scored over the whole clip, no variants.`;
 const { values: flags } = parseCommandLine(USAGE, {
   allowNegative: true,
   options: {
@@ -43,6 +65,7 @@ const { values: flags } = parseCommandLine(USAGE, {
     cases: { type: "string", default: "1080p,720p,2160p" },
     quality: { type: "boolean", default: true },
     "quality-seconds": { type: "string" },
+    variants: { type: "string", default: "" },
   },
 });
 const seconds = Number(flags.seconds);
@@ -50,6 +73,12 @@ const qualitySeconds = flags["quality-seconds"] === undefined ? null : Number(fl
 const cases = flags.cases.split(",").map((c) => c.trim());
 for (const c of cases)
   if (!SOURCES[c]) usageError(USAGE, `Unknown case ${c}; known: ${Object.keys(SOURCES).join(", ")}`);
+const variants = flags.variants
+  .split(",")
+  .map((v) => v.trim())
+  .filter(Boolean);
+for (const v of variants)
+  if (!VARIANTS[v]) usageError(USAGE, `Unknown variant ${v}; known: ${Object.keys(VARIANTS).join(", ")}`);
 if (!(seconds > 0)) usageError(USAGE, `--seconds must be positive, got ${flags.seconds}`);
 if (qualitySeconds !== null && !(qualitySeconds > 0))
   usageError(USAGE, `--quality-seconds must be positive, got ${flags["quality-seconds"]}`);
@@ -163,6 +192,7 @@ async function encodeOnce(
   ladder: Rung[],
   encoder: VideoEncoder,
   clockTicks: number,
+  tuning: Pick<EncodeLadderArgs, "x264Threads"> = {},
 ): Promise<Measured> {
   const { input, probe } = await probeSource(source);
   // On a terminal only (cli-progress draws nothing elsewhere): media seconds encoded, and speed.
@@ -187,6 +217,7 @@ async function encodeOnce(
         segmentSeconds: SEGMENT_SECONDS,
         signal: interrupted.signal,
         encoder,
+        ...tuning,
       });
       bar.start(Math.round(probe.duration), 0, { speed: "–" });
       const timer = setInterval(() => {
@@ -289,6 +320,22 @@ async function benchSource(
     peakRssMiB: once.rss,
     quality: once.quality,
   });
+  for (const variantName of encoder === "libx264" ? variants : []) {
+    const variant = VARIANTS[variantName];
+    if (!variant) continue;
+    progress(`${name}: ${encoder}, one process, ${variantName}: ${variant.description}`);
+    const tuned = await encodeOnce(input, ladder, encoder, clockTicks, variant.tuning(ladder));
+    rows.push({
+      source: name,
+      mode: `one process, ${variantName}`,
+      encoder,
+      ladder,
+      wallSeconds: tuned.wall,
+      cpuSeconds: tuned.cpu,
+      peakRssMiB: tuned.rss,
+      quality: tuned.quality,
+    });
+  }
   if (perRung) {
     progress(`${name}: ${encoder}, one process per rung, sequentially`);
     let wall = 0;
@@ -394,21 +441,62 @@ function qualityTable(rows: Row[]): string {
   return markdownTable(header, body, 4);
 }
 
-/** Process per rung ÷ one process, in wall and CPU seconds, per source and encoder: above 1 the one process wins. */
-function perRungRatios(rows: Row[]): string[] {
-  return rows.flatMap((once) => {
-    if (once.mode !== "one process") return [];
-    const perRung = rows.find(
-      (r) => r.mode === "process per rung" && r.source === once.source && r.encoder === once.encoder,
-    );
-    if (perRung === undefined) return [];
-    const wall = (perRung.wallSeconds / once.wallSeconds).toFixed(2);
-    const cpu = (perRung.cpuSeconds / once.cpuSeconds).toFixed(2);
-    return [
-      `${once.source} ${once.encoder}, process per rung ÷ one process: wall ${wall}×, CPU ${cpu}× ` +
-        "(above 1: the one process is faster)",
-    ];
+/**
+ * Per source and encoder: process per rung ÷ each one-process mode in wall and CPU seconds (above 1
+ * the one process is faster), and each variant against the worker's settings, speed and quality.
+ */
+function comparisons(rows: Row[]): string[] {
+  const find = (mode: string, like: Row) =>
+    rows.find((r) => r.mode === mode && r.source === like.source && r.encoder === like.encoder);
+  const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
+  return rows.flatMap((row) => {
+    if (!row.mode.startsWith("one process")) return [];
+    const lines: string[] = [];
+    const perRung = find("process per rung", row);
+    if (perRung !== undefined)
+      lines.push(
+        `${row.source} ${row.encoder}, process per rung ÷ ${row.mode}: wall ` +
+          `${ratio(perRung.wallSeconds, row.wallSeconds)}, CPU ${ratio(perRung.cpuSeconds, row.cpuSeconds)}`,
+      );
+    const before = find("one process", row);
+    if (before !== undefined && before !== row)
+      lines.push(
+        `${row.source} ${row.encoder}, ${row.mode} ÷ one process (after ÷ before): wall ` +
+          `${ratio(row.wallSeconds, before.wallSeconds)}, CPU ${ratio(row.cpuSeconds, before.cpuSeconds)}, ` +
+          `realtime ${(seconds / before.wallSeconds).toFixed(2)}× → ${(seconds / row.wallSeconds).toFixed(2)}×; ` +
+          qualityChange(before.quality, row.quality),
+      );
+    return lines;
   });
+}
+
+/** Mean and worst per-rung change of SSIM and PSNR from `before` to `after`, and of the bits written. */
+function qualityChange(before: RungQuality[] | null, after: RungQuality[] | null): string {
+  if (before === null || after === null) return "quality not scored";
+  const deltas = after.flatMap((a) => {
+    const b = before.find((q) => q.rung === a.rung);
+    if (b?.ssim == null || b.psnr == null || a.ssim === null || a.psnr === null) return [];
+    return [{ rung: a.rung, ssim: a.ssim - b.ssim, psnr: a.psnr - b.psnr }];
+  });
+  if (deltas.length === 0) return "quality not comparable";
+  const signed = (v: number, digits: number) => {
+    const shown = v.toFixed(digits);
+    return Number(shown) === 0 ? `±${Math.abs(v).toFixed(digits)}` : `${v > 0 ? "+" : ""}${shown}`;
+  };
+  const mean = (f: (d: (typeof deltas)[number]) => number) => deltas.reduce((sum, d) => sum + f(d), 0) / deltas.length;
+  const worst = deltas.reduce((w, d) => (d.psnr < w.psnr ? d : w));
+  const bits = (quality: RungQuality[]) => quality.reduce((sum, q) => sum + (q.measuredBitrate ?? 0), 0);
+  return (
+    `SSIM ${signed(
+      mean((d) => d.ssim),
+      4,
+    )}, PSNR ${signed(
+      mean((d) => d.psnr),
+      2,
+    )} dB (mean over rungs); ` +
+    `worst rung ${worst.rung}: SSIM ${signed(worst.ssim, 4)}, PSNR ${signed(worst.psnr, 2)} dB; ` +
+    `bits written ${signed((bits(after) / bits(before) - 1) * 100, 1)} %`
+  );
 }
 
 /** A Markdown table, the first `leftColumns` columns left-aligned and the rest right-aligned. */
@@ -465,7 +553,7 @@ console.log(
 console.log("");
 console.log(speedTable(rows));
 console.log("");
-for (const ratio of perRungRatios(rows)) console.log(ratio);
+for (const line of comparisons(rows)) console.log(line);
 console.log(
   "wall s / source min: seconds of encoding per minute of source; cores busy: CPU s / wall s (ffmpeg's user " +
     "+ system time).",
