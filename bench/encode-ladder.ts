@@ -1,7 +1,10 @@
 // Encoding benchmark (`npm run bench`): the worker's real encodeLadder on generated sources,
-// printed as a table. Figures, not assertions: deploy/CAPACITY.md is computed from them.
+// printed as a table with each rung's SSIM and PSNR. Figures, not assertions: deploy/CAPACITY.md is
+// computed from them.
 //   npm run bench                                   20 s sources at 1080p, 720p and 2160p
 //   npm run bench -- --seconds=10 --cases=1080p     a shorter run
+//   npm run bench -- --quality-seconds=5            score only the first 5 s of each encode
+//   npm run bench -- --variants=threads-by-size     also a tuned one-process encode, before/after
 import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, readdir, readFile, readlink, rm } from "node:fs/promises";
 import os from "node:os";
@@ -9,13 +12,14 @@ import path from "node:path";
 import { promisify } from "node:util";
 import cliProgress from "cli-progress";
 import type { Rung } from "../src/protocol/messages.ts";
-import { encodeLadder, ladderScaleGraph } from "../render-worker/media/encode-ladder.ts";
+import { type EncodeLadderArgs, encodeLadder, ladderScaleGraph } from "../render-worker/media/encode-ladder.ts";
 import type { VideoEncoder } from "../render-worker/media/nvenc.ts";
-import { AUDIO_ENCODER_OPTIONS, planLadder } from "../render-worker/media/ladder.ts";
+import { AUDIO_ENCODER_OPTIONS, planLadder, videoRateControl } from "../render-worker/media/ladder.ts";
 import { probeNvenc } from "../render-worker/media/nvenc.ts";
 import { encoderProgress } from "../render-worker/progress/job-progress.ts";
 import { probeSource } from "../render-worker/media/probe.ts";
 import { parseCommandLine, usageError } from "../src/protocol/command-line.ts";
+import { type RungQuality, scoreLadder } from "./support/ladder-quality.ts";
 
 const run = promisify(execFile);
 
@@ -28,29 +32,74 @@ const FPS = 30;
 const SEGMENT_SECONDS = 4;
 const RSS_POLL_MS = 100;
 
-const USAGE = `usage: npm run bench [-- --seconds=<s> --cases=<${Object.keys(SOURCES).join(",")}>]
-Encodes generated sources with the worker's ladder and prints wall time, CPU time and peak memory.
-Defaults: --seconds=20 --cases=1080p,720p,2160p.`;
+/** A change to the one-process libx264 encode, run beside the worker's settings with `--variants`. */
+interface Variant {
+  description: string;
+  tuning(ladder: Rung[]): Pick<EncodeLadderArgs, "x264Threads">;
+}
+
+const VARIANTS: Record<string, Variant> = {
+  "threads-by-size": {
+    description:
+      "x264 threads per rung in proportion to its share of the ladder's pixels (at least 1), instead of each " +
+      "rung's x264 taking about 1.5 threads per core",
+    tuning(ladder) {
+      const pixels = (r: Rung) => (r.width ?? 0) * (r.height ?? 0);
+      const total = ladder.reduce((sum, r) => sum + pixels(r), 0);
+      const cores = os.availableParallelism();
+      return { x264Threads: (rung) => Math.max(1, Math.round((cores * pixels(rung)) / total)) };
+    },
+  },
+};
+
+const USAGE = `usage: npm run bench [-- --seconds=<s> --cases=<${Object.keys(SOURCES).join(",")}> \
+[--quality-seconds=<s> | --no-quality] [--variants=<${Object.keys(VARIANTS).join(",")}>]]
+Encodes generated sources with the worker's ladder and prints wall time, CPU time and peak memory,
+then each rung's bitrate, SSIM and PSNR against the source scaled to the rung's size (not timed).
+A variant is a tuned one-process libx264 encode printed beside the worker's settings (before/after).
+Defaults: --seconds=20 --cases=1080p,720p,2160p, quality scored over the whole clip, no variants.`;
 const { values: flags } = parseCommandLine(USAGE, {
+  allowNegative: true,
   options: {
     seconds: { type: "string", default: "20" },
     cases: { type: "string", default: "1080p,720p,2160p" },
+    quality: { type: "boolean", default: true },
+    "quality-seconds": { type: "string" },
+    variants: { type: "string", default: "" },
   },
 });
 const seconds = Number(flags.seconds);
+const qualitySeconds = flags["quality-seconds"] === undefined ? null : Number(flags["quality-seconds"]);
 const cases = flags.cases.split(",").map((c) => c.trim());
 for (const c of cases)
   if (!SOURCES[c]) usageError(USAGE, `Unknown case ${c}; known: ${Object.keys(SOURCES).join(", ")}`);
+const variants = flags.variants
+  .split(",")
+  .map((v) => v.trim())
+  .filter(Boolean);
+for (const v of variants)
+  if (!VARIANTS[v]) usageError(USAGE, `Unknown variant ${v}; known: ${Object.keys(VARIANTS).join(", ")}`);
 if (!(seconds > 0)) usageError(USAGE, `--seconds must be positive, got ${flags.seconds}`);
+if (qualitySeconds !== null && !(qualitySeconds > 0))
+  usageError(USAGE, `--quality-seconds must be positive, got ${flags["quality-seconds"]}`);
 
 interface Row {
   source: string;
   mode: string;
   encoder: VideoEncoder | "none";
-  rungs: number;
+  ladder: Rung[];
   wallSeconds: number;
   cpuSeconds: number;
   peakRssMiB: number | null;
+  /** Per video rung; null when not scored (--no-quality, or no video encoded). */
+  quality: RungQuality[] | null;
+}
+
+interface Measured {
+  wall: number;
+  cpu: number;
+  rss: number | null;
+  quality: RungQuality[] | null;
 }
 
 const progress = (line: string) => process.stderr.write(`[bench] ${line}\n`);
@@ -143,7 +192,8 @@ async function encodeOnce(
   ladder: Rung[],
   encoder: VideoEncoder,
   clockTicks: number,
-): Promise<{ wall: number; cpu: number; rss: number | null }> {
+  tuning: Pick<EncodeLadderArgs, "x264Threads"> = {},
+): Promise<Measured> {
   const { input, probe } = await probeSource(source);
   // On a terminal only (cli-progress draws nothing elsewhere): media seconds encoded, and speed.
   const bar = new cliProgress.SingleBar(
@@ -155,37 +205,58 @@ async function encodeOnce(
     },
     cliProgress.Presets.shades_classic,
   );
-  return measure(clockTicks, async (workDir) => {
-    const encode = encodeLadder({
-      input,
-      probe,
-      ladder,
-      workDir,
-      segmentSeconds: SEGMENT_SECONDS,
-      signal: interrupted.signal,
-      encoder,
-    });
-    bar.start(Math.round(probe.duration), 0, { speed: "–" });
-    const timer = setInterval(() => {
-      const { outTimeSeconds, speed } = encoderProgress(encode.status());
-      if (outTimeSeconds !== null)
-        bar.update(Math.min(Math.round(outTimeSeconds), bar.getTotal()), {
-          speed: speed === null ? "–" : speed.toFixed(2),
-        });
-    }, 500);
-    try {
-      await encode.done;
-    } finally {
-      clearInterval(timer);
-      bar.stop();
-    }
-  });
+  let quality: RungQuality[] | null = null;
+  const measured = await measure(
+    clockTicks,
+    async (workDir) => {
+      const encode = encodeLadder({
+        input,
+        probe,
+        ladder,
+        workDir,
+        segmentSeconds: SEGMENT_SECONDS,
+        signal: interrupted.signal,
+        encoder,
+        ...tuning,
+      });
+      bar.start(Math.round(probe.duration), 0, { speed: "–" });
+      const timer = setInterval(() => {
+        const { outTimeSeconds, speed } = encoderProgress(encode.status());
+        if (outTimeSeconds !== null)
+          bar.update(Math.min(Math.round(outTimeSeconds), bar.getTotal()), {
+            speed: speed === null ? "–" : speed.toFixed(2),
+          });
+      }, 500);
+      try {
+        await encode.done;
+      } finally {
+        clearInterval(timer);
+        bar.stop();
+      }
+    },
+    async (workDir) => {
+      if (!flags.quality) return;
+      progress(`  scoring ${ladder.map((r) => r.name).join(" ")} (SSIM, PSNR)`);
+      quality = await scoreLadder({
+        source,
+        workDir,
+        rungs: ladder,
+        seconds: qualitySeconds,
+        signal: interrupted.signal,
+      });
+    },
+  );
+  return { ...measured, quality };
 }
 
-/** Runs `work` with ffmpeg's cwd in a fresh temp dir and measures it like an encode. */
+/**
+ * Runs `work` with ffmpeg's cwd in a fresh temp dir and measures it like an encode; then `inspect`
+ * reads what it wrote, outside the figures, before the dir is removed.
+ */
 async function measure(
   clockTicks: number,
   work: (workDir: string) => Promise<unknown>,
+  inspect: (workDir: string) => Promise<void> = async () => {},
 ): Promise<{ wall: number; cpu: number; rss: number | null }> {
   const workDir = await mkdtemp(path.join(os.tmpdir(), "videograph-bench-"));
   try {
@@ -199,7 +270,9 @@ async function measure(
       peakRss = rss.stop();
     }
     const wall = (performance.now() - started) / 1000;
-    return { wall, cpu: (await childCpuSeconds(clockTicks)) - cpuBefore, rss: peakRss };
+    const cpu = (await childCpuSeconds(clockTicks)) - cpuBefore;
+    await inspect(workDir);
+    return { wall, cpu, rss: peakRss };
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }
@@ -241,30 +314,50 @@ async function benchSource(
     source: name,
     mode: "one process",
     encoder,
-    rungs: ladder.length,
+    ladder,
     wallSeconds: once.wall,
     cpuSeconds: once.cpu,
     peakRssMiB: once.rss,
+    quality: once.quality,
   });
+  for (const variantName of encoder === "libx264" ? variants : []) {
+    const variant = VARIANTS[variantName];
+    if (!variant) continue;
+    progress(`${name}: ${encoder}, one process, ${variantName}: ${variant.description}`);
+    const tuned = await encodeOnce(input, ladder, encoder, clockTicks, variant.tuning(ladder));
+    rows.push({
+      source: name,
+      mode: `one process, ${variantName}`,
+      encoder,
+      ladder,
+      wallSeconds: tuned.wall,
+      cpuSeconds: tuned.cpu,
+      peakRssMiB: tuned.rss,
+      quality: tuned.quality,
+    });
+  }
   if (perRung) {
     progress(`${name}: ${encoder}, one process per rung, sequentially`);
     let wall = 0;
     let cpu = 0;
     let rss: number | null = null;
+    const quality: RungQuality[] = [];
     for (const rung of ladder) {
       const r = await encodeOnce(input, [rung], encoder, clockTicks);
       wall += r.wall;
       cpu += r.cpu;
       if (r.rss !== null) rss = Math.max(rss ?? 0, r.rss);
+      quality.push(...(r.quality ?? []));
     }
     rows.push({
       source: name,
       mode: "process per rung",
       encoder,
-      rungs: ladder.length,
+      ladder,
       wallSeconds: wall,
       cpuSeconds: cpu,
       peakRssMiB: rss,
+      quality: flags.quality ? quality : null,
     });
   }
   if (encoder !== "libx264") return rows;
@@ -274,15 +367,27 @@ async function benchSource(
     source: name,
     mode: "no video encode",
     encoder: "none",
-    rungs: ladder.length,
+    ladder,
     wallSeconds: cpuShare.wall,
     cpuSeconds: cpuShare.cpu,
     peakRssMiB: cpuShare.rss,
+    quality: null,
   });
   return rows;
 }
 
-function table(rows: Row[]): string {
+/** Mean of the rungs' figures; null when any rung lacks one. */
+function meanOf(quality: RungQuality[] | null, figure: (q: RungQuality) => number | null): number | null {
+  if (quality === null || quality.length === 0) return null;
+  const values = quality.map(figure);
+  if (values.some((v) => v === null)) return null;
+  return (values as number[]).reduce((a, b) => a + b, 0) / values.length;
+}
+
+const formatSsim = (v: number | null): string => (v === null ? "n/a" : v.toFixed(4));
+const formatPsnr = (v: number | null): string => (v === null ? "n/a" : v === Infinity ? "inf" : v.toFixed(2));
+
+function speedTable(rows: Row[]): string {
   const header = [
     "source",
     "mode",
@@ -295,12 +400,14 @@ function table(rows: Row[]): string {
     "CPU s / source min",
     "realtime ×",
     "peak RSS MiB",
+    "mean SSIM",
+    "mean PSNR dB",
   ];
   const body = rows.map((r) => [
     r.source,
     r.mode,
     r.encoder,
-    String(r.rungs),
+    String(r.ladder.length),
     r.wallSeconds.toFixed(1),
     r.cpuSeconds.toFixed(1),
     (r.cpuSeconds / r.wallSeconds).toFixed(2),
@@ -308,13 +415,98 @@ function table(rows: Row[]): string {
     ((r.cpuSeconds / seconds) * 60).toFixed(1),
     (seconds / r.wallSeconds).toFixed(2),
     r.peakRssMiB === null ? "n/a" : r.peakRssMiB.toFixed(0),
+    formatSsim(meanOf(r.quality, (q) => q.ssim)),
+    formatPsnr(meanOf(r.quality, (q) => q.psnr)),
   ]);
+  return markdownTable(header, body, 3);
+}
+
+function qualityTable(rows: Row[]): string {
+  const header = ["source", "mode", "encoder", "rung", "target kb/s", "kb/s", "SSIM", "PSNR dB"];
+  const body = rows.flatMap((r) =>
+    (r.quality ?? []).map((q) => {
+      const rung = r.ladder.find((l) => l.name === q.rung);
+      return [
+        r.source,
+        r.mode,
+        r.encoder,
+        q.rung,
+        rung === undefined ? "n/a" : (videoRateControl(rung).bitrate / 1000).toFixed(0),
+        q.measuredBitrate === null ? "n/a" : (q.measuredBitrate / 1000).toFixed(0),
+        formatSsim(q.ssim),
+        formatPsnr(q.psnr),
+      ];
+    }),
+  );
+  return markdownTable(header, body, 4);
+}
+
+/**
+ * Per source and encoder: process per rung ÷ each one-process mode in wall and CPU seconds (above 1
+ * the one process is faster), and each variant against the worker's settings, speed and quality.
+ */
+function comparisons(rows: Row[]): string[] {
+  const find = (mode: string, like: Row) =>
+    rows.find((r) => r.mode === mode && r.source === like.source && r.encoder === like.encoder);
+  const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
+  return rows.flatMap((row) => {
+    if (!row.mode.startsWith("one process")) return [];
+    const lines: string[] = [];
+    const perRung = find("process per rung", row);
+    if (perRung !== undefined)
+      lines.push(
+        `${row.source} ${row.encoder}, process per rung ÷ ${row.mode}: wall ` +
+          `${ratio(perRung.wallSeconds, row.wallSeconds)}, CPU ${ratio(perRung.cpuSeconds, row.cpuSeconds)}`,
+      );
+    const before = find("one process", row);
+    if (before !== undefined && before !== row)
+      lines.push(
+        `${row.source} ${row.encoder}, ${row.mode} ÷ one process (after ÷ before): wall ` +
+          `${ratio(row.wallSeconds, before.wallSeconds)}, CPU ${ratio(row.cpuSeconds, before.cpuSeconds)}, ` +
+          `realtime ${(seconds / before.wallSeconds).toFixed(2)}× → ${(seconds / row.wallSeconds).toFixed(2)}×; ` +
+          qualityChange(before.quality, row.quality),
+      );
+    return lines;
+  });
+}
+
+/** Mean and worst per-rung change of SSIM and PSNR from `before` to `after`, and of the bits written. */
+function qualityChange(before: RungQuality[] | null, after: RungQuality[] | null): string {
+  if (before === null || after === null) return "quality not scored";
+  const deltas = after.flatMap((a) => {
+    const b = before.find((q) => q.rung === a.rung);
+    if (b?.ssim == null || b.psnr == null || a.ssim === null || a.psnr === null) return [];
+    return [{ rung: a.rung, ssim: a.ssim - b.ssim, psnr: a.psnr - b.psnr }];
+  });
+  if (deltas.length === 0) return "quality not comparable";
+  const signed = (v: number, digits: number) => {
+    const shown = v.toFixed(digits);
+    return Number(shown) === 0 ? `±${Math.abs(v).toFixed(digits)}` : `${v > 0 ? "+" : ""}${shown}`;
+  };
+  const mean = (f: (d: (typeof deltas)[number]) => number) => deltas.reduce((sum, d) => sum + f(d), 0) / deltas.length;
+  const worst = deltas.reduce((w, d) => (d.psnr < w.psnr ? d : w));
+  const bits = (quality: RungQuality[]) => quality.reduce((sum, q) => sum + (q.measuredBitrate ?? 0), 0);
+  return (
+    `SSIM ${signed(
+      mean((d) => d.ssim),
+      4,
+    )}, PSNR ${signed(
+      mean((d) => d.psnr),
+      2,
+    )} dB (mean over rungs); ` +
+    `worst rung ${worst.rung}: SSIM ${signed(worst.ssim, 4)}, PSNR ${signed(worst.psnr, 2)} dB; ` +
+    `bits written ${signed((bits(after) / bits(before) - 1) * 100, 1)} %`
+  );
+}
+
+/** A Markdown table, the first `leftColumns` columns left-aligned and the rest right-aligned. */
+function markdownTable(header: string[], body: string[][], leftColumns: number): string {
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]?.length ?? 0)));
   const line = (cells: string[]) =>
-    `| ${cells.map((c, i) => (i < 3 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(" | ")} |`;
+    `| ${cells.map((c, i) => (i < leftColumns ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(" | ")} |`;
   return [
     line(header),
-    `|${widths.map((w, i) => (i < 3 ? `${"-".repeat(w + 1)}-` : `${"-".repeat(w + 1)}:`)).join("|")}|`,
+    `|${widths.map((w, i) => (i < leftColumns ? `${"-".repeat(w + 1)}-` : `${"-".repeat(w + 1)}:`)).join("|")}|`,
     ...body.map(line),
   ].join("\n");
 }
@@ -359,8 +551,9 @@ console.log(
   `h264_nvenc: ${nvenc ? "measured" : `not measured (probe failed: ${nvencReason.join("; ") || "no reason given"})`}`,
 );
 console.log("");
-console.log(table(rows));
+console.log(speedTable(rows));
 console.log("");
+for (const line of comparisons(rows)) console.log(line);
 console.log(
   "wall s / source min: seconds of encoding per minute of source; cores busy: CPU s / wall s (ffmpeg's user " +
     "+ system time).",
@@ -369,3 +562,13 @@ console.log(
   "no video encode: the same decode, filter graph and AAC with the video outputs discarded, i.e. the work left on " +
     "the CPU when h264_nvenc encodes.",
 );
+if (flags.quality) {
+  console.log("");
+  console.log(qualityTable(rows));
+  console.log("");
+  console.log(
+    `SSIM (All) and PSNR (average over Y, U, V) of each rung's HLS output against the source scaled to the rung's ` +
+      `size (bicubic), over ${qualitySeconds === null ? "the whole clip" : `the first ${qualitySeconds} s`}; ` +
+      "kb/s: the rung's segment bytes over its playlist's duration; mean SSIM/PSNR above: over the video rungs.",
+  );
+}

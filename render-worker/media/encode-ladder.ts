@@ -20,6 +20,11 @@ export interface EncodeLadderArgs {
   encoder?: VideoEncoder;
   /** Start at segment `segments` (at `fromSeconds` of media time), continuing an earlier run's timeline. */
   resumeFrom?: { segments: number; fromSeconds: number };
+  /**
+   * libx264 threads per rung; unset, each rung's x264 picks its own from the core count. For
+   * comparing thread layouts in the benchmark; the worker leaves it unset.
+   */
+  x264Threads?: (rung: PlannedRung) => number;
 }
 
 /** What the encoder has said so far: its latest status line and when it started. */
@@ -52,6 +57,9 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
   const seek = from.fromSeconds > 0 ? ["-ss", from.fromSeconds.toFixed(6)] : [];
   const timeline = timelineOptions(from.segments, from.fromSeconds);
   const fps = args.probe.fps;
+  const encoder = args.encoder ?? "libx264";
+  const threads = (rung: PlannedRung): string[] =>
+    rungEncoder(encoder, rung) === "libx264" && args.x264Threads ? ["-threads", String(args.x264Threads(rung))] : [];
 
   const outputs: FfmpegOutput[] = [
     ...videoRungs.map((rung, i) => ({
@@ -60,7 +68,8 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
         "-map",
         `[v${i}]`,
         ...frameRateCap(fps),
-        ...videoEncoderOptions(rungEncoder(args.encoder ?? "libx264", rung), rung, segmentSeconds, fps),
+        ...videoEncoderOptions(rungEncoder(encoder, rung), rung, segmentSeconds, fps),
+        ...threads(rung),
         ...timeline,
         ...hlsOptions(rung, segmentSeconds),
       ],
