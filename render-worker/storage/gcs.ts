@@ -14,7 +14,10 @@ export interface GcsWorkerStorageOptions {
   signedUrlTtlSeconds: number;
   /** Origin of a GCS-compatible server (GCS_API_ENDPOINT, an emulator), or undefined for Google. */
   apiEndpoint?: string;
-  /** Default: `createGcsClient(apiEndpoint)`, retrying every request: each write replaces a whole object with the same content. */
+  /**
+   * Default: `createGcsClient(apiEndpoint)`, retrying every request: each write replaces a whole
+   * object with the same content.
+   */
   client?: Storage;
 }
 
