@@ -49,6 +49,28 @@ describe("encodeLadder", () => {
     expect(failure.retryable).toBe(true);
   });
 
+  it("gives each x264 rung the threads x264Threads asks for, and none when it is unset", async () => {
+    const clip = await makeClip({ width: 320, height: 180, seconds: 2, audio: false });
+    const { input, probe } = await probeSource(clip);
+    // The audio map fails at once, so the command line is known without encoding.
+    const ladder = planLadder({ ...probe, hasAudio: true, audioCodec: "aac" });
+    const commandOf = async (x264Threads?: (rung: { height: number | null }) => number) => {
+      const encode = encodeLadder({
+        input,
+        probe,
+        ladder,
+        workDir,
+        segmentSeconds: 2,
+        signal: new AbortController().signal,
+        x264Threads,
+      });
+      return ((await encode.done.catch((err: unknown) => err)) as MediaError).command;
+    };
+    const threaded = await commandOf((rung) => ((rung.height ?? 0) >= 180 ? 2 : 1));
+    expect(threaded).toMatch(/-map \[v0\] .*-threads 2 .*180p\/index\.m3u8 -map \[v1\] .*-threads 1 .*144p/);
+    expect(await commandOf()).not.toMatch(/-threads/);
+  });
+
   it("rejects at once with an AbortError when the signal has already fired", async () => {
     const clip = await makeClip({ width: 320, height: 180, seconds: 2, audio: false });
     const { input, probe } = await probeSource(clip);
