@@ -57,6 +57,7 @@ const STEPS = [
   "job dispatched",
   "worker started",
   "probed",
+  "ladder encode started",
   "first segment written",
   "every rung's first segment",
   "master published",
@@ -84,12 +85,13 @@ async function listsSegment(playlist: string): Promise<boolean> {
 }
 
 /**
- * Watches one upload's files: in the worker's temp dir, when ffmpeg's playlists first list a
- * segment (of any rung, then of all `rungCount`); in local storage, when the master playlist appeared.
+ * Watches one upload's files: in the worker's temp dir, when the ladder's encode started and when
+ * ffmpeg's playlists first list a segment (of any rung, then of all `rungCount`); in local storage,
+ * when the master playlist appeared.
  */
 async function watchFiles(opts: { dataDir: string; workerTmpDir: string; videoId: string; rungCount: number }) {
   const masterFile = path.join(opts.dataDir, "videos", opts.videoId, "hls", "master.m3u8");
-  const seen: { firstSegment?: number; everyRung?: number; master?: number } = {};
+  const seen: { encodeStarted?: number; firstSegment?: number; everyRung?: number; master?: number } = {};
   const jobDirOf = (entry: string) => entry.split("/").slice(0, 2).join("/");
   // The job dir of an earlier run may still be there while its worker cleans up.
   const earlier = new Set((await readdir(opts.workerTmpDir, { recursive: true })).map(jobDirOf));
@@ -104,6 +106,10 @@ async function watchFiles(opts: { dataDir: string; workerTmpDir: string; videoId
         const playlists = entries.filter(
           (e) => /^[^/]+\/[^/]+\/[a-z0-9]+\/index\.m3u8$/.test(e) && !earlier.has(jobDirOf(e)),
         );
+        // encodeLadder makes the rung dirs just before it starts ffmpeg.
+        if (entries.some((e) => /^[^/]+\/[^/]+\/[a-z0-9]+$/.test(e) && !earlier.has(jobDirOf(e)))) {
+          seen.encodeStarted ??= now;
+        }
         const listed = (await Promise.all(playlists.map((p) => listsSegment(path.join(opts.workerTmpDir, p))))).filter(
           Boolean,
         ).length;
@@ -305,6 +311,7 @@ try {
         "job dispatched": job.dispatchedAt.getTime(),
         "worker started": workerStarted,
         probed,
+        "ladder encode started": published.seen.encodeStarted!,
         "first segment written": published.seen.firstSegment!,
         "every rung's first segment": published.seen.everyRung!,
         "master published": published.seen.master!,
