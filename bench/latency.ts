@@ -78,6 +78,12 @@ async function pollUntil<T>(check: () => Promise<T | null>, timeoutMs: number, w
   }
 }
 
+const exists = (file: string): Promise<boolean> =>
+  access(file).then(
+    () => true,
+    () => false,
+  );
+
 /** Whether a playlist exists and lists at least one segment. */
 async function listsSegment(playlist: string): Promise<boolean> {
   const text = await readFile(playlist, "utf8").catch(() => "");
@@ -100,7 +106,7 @@ async function watchFiles(opts: { dataDir: string; workerTmpDir: string; videoId
     while (!stopped && seen.master === undefined) {
       const now = Date.now();
       if (seen.everyRung === undefined) {
-        // One job at a time, so the only job dir is this upload's.
+        // The worker takes one job at a time: the only new job dir is this upload's.
         const entries = await readdir(opts.workerTmpDir, { recursive: true }).catch(() => [] as string[]);
         // {worker root}/{job dir}/{rung}/index.m3u8, not the publisher's snapshots in {job dir}/.publish/.
         const playlists = entries.filter(
@@ -116,13 +122,7 @@ async function watchFiles(opts: { dataDir: string; workerTmpDir: string; videoId
         if (listed > 0) seen.firstSegment ??= now;
         if (listed >= opts.rungCount) seen.everyRung = now;
       }
-      if (
-        await access(masterFile).then(
-          () => true,
-          () => false,
-        )
-      )
-        seen.master = now;
+      if (await exists(masterFile)) seen.master = now;
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
   })();
