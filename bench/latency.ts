@@ -1,0 +1,381 @@
+// Time to first frame (`npm run bench:latency`): uploads a generated clip N times through the public
+// API of the embedded default stack started here (one API process with its local worker, a fresh
+// database, local storage) and prints, over the N runs, how long after the upload's last byte each
+// step of the path happened, up to the `playable` event on a graphql-ws subscription. Beside it, in
+// the same run: the goal, and ffmpeg alone listing a first segment of every rung of the same ladder.
+//   npm run bench:latency                               5 runs of a 60 s 1080p clip
+//   npm run bench:latency -- --runs=2 --seconds=10      a quick look
+//   DATABASE_URL=postgresql://…  uses that server (a fresh database in it); default: the local
+//   server on 127.0.0.1:5432, else an embedded Postgres.
+import { randomBytes } from "node:crypto";
+import { access, chmod, mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { createClient } from "graphql-ws";
+import pg from "pg";
+import WebSocket from "ws";
+import { encodeLadder } from "../render-worker/media/encode-ladder.ts";
+import { type PlannedRung, planLadder } from "../render-worker/media/ladder.ts";
+import { probeSource } from "../render-worker/media/probe.ts";
+import { startEmbeddedPostgres, type EmbeddedDatabase } from "../src/db/embedded.ts";
+import { parseCommandLine, usageError } from "../src/protocol/command-line.ts";
+import { RUNG_PLAYLIST } from "../src/protocol/storage-layout.ts";
+import { ADMIN_AUTH } from "../test/support/auth.ts";
+import { startApiProcess, stopAllProcesses } from "../test/support/processes.ts";
+import { CREATE_UPLOAD, createScratchDatabase, generateClip, postGraphQL, reachableAdminUrl } from "./support/stack.ts";
+
+const USAGE = `usage: npm run bench:latency -- [--runs=N] [--seconds=S] [--height=H]
+Uploads a generated S s clip of height H (16:9) N times, one after another, to the embedded stack
+started here and prints the median, min and max time from the upload's last byte to each step up to
+the playable event, beside the goal and ffmpeg alone. Defaults: 5 runs, 60 s, 1080.`;
+const { values: flags } = parseCommandLine(USAGE, {
+  options: {
+    runs: { type: "string", default: "5" },
+    seconds: { type: "string", default: "60" },
+    height: { type: "string", default: "1080" },
+  },
+});
+const runs = Number(flags.runs);
+const clipSeconds = Number(flags.seconds);
+const height = Number(flags.height);
+if (!Number.isInteger(runs) || runs < 1 || !(clipSeconds > 0) || !Number.isInteger(height) || height < 16) {
+  usageError(USAGE, "--runs must be a positive integer, --seconds positive, --height an integer of 16 or more");
+}
+const width = 2 * Math.round((height * 16) / 9 / 2);
+
+/** Mux's median time to publish; the goal of issue #14 §1. */
+const GOAL_SECONDS = 2.0;
+/** The API's default HLS_SEGMENT_SECONDS, which the stack started here keeps. */
+const SEGMENT_SECONDS = 4;
+/** How often files and playlists are looked at: the error this adds to a step. */
+const POLL_MS = 10;
+const RUN_TIMEOUT_MS = 300_000;
+
+const log = (line: string) => process.stderr.write(`[latency] ${line}\n`);
+
+const STEPS = [
+  "job dispatched",
+  "worker started",
+  "probed",
+  "ladder encode started",
+  "first segment written",
+  "every rung's first segment",
+  "master published",
+  "playable event received",
+] as const;
+type Step = (typeof STEPS)[number];
+/** When each step happened, as Date.now(), in one run. */
+type Timeline = Record<Step, number> & { lastByte: number };
+
+/** Resolves with `check()`'s first truthy answer, asked every POLL_MS; rejects after `timeoutMs`. */
+async function pollUntil<T>(check: () => Promise<T | null>, timeoutMs: number, what: string): Promise<T> {
+  const giveUpAt = Date.now() + timeoutMs;
+  for (;;) {
+    const found = await check();
+    if (found) return found;
+    if (Date.now() > giveUpAt) throw new Error(`no ${what} within ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+}
+
+const exists = (file: string): Promise<boolean> =>
+  access(file).then(
+    () => true,
+    () => false,
+  );
+
+/** Whether a playlist exists and lists at least one segment. */
+async function listsSegment(playlist: string): Promise<boolean> {
+  const text = await readFile(playlist, "utf8").catch(() => "");
+  return text.includes("#EXTINF");
+}
+
+/**
+ * Watches one upload's files: in the worker's temp dir, when the ladder's encode started and when
+ * ffmpeg's playlists first list a segment (of any rung, then of all `rungCount`); in local storage,
+ * when the master playlist appeared.
+ */
+async function watchFiles(opts: { dataDir: string; workerTmpDir: string; videoId: string; rungCount: number }) {
+  const masterFile = path.join(opts.dataDir, "videos", opts.videoId, "hls", "master.m3u8");
+  const seen: { encodeStarted?: number; firstSegment?: number; everyRung?: number; master?: number } = {};
+  const jobDirOf = (entry: string) => entry.split("/").slice(0, 2).join("/");
+  // The job dir of an earlier run may still be there while its worker cleans up.
+  const earlier = new Set((await readdir(opts.workerTmpDir, { recursive: true })).map(jobDirOf));
+  let stopped = false;
+  const done = (async () => {
+    while (!stopped && seen.master === undefined) {
+      const now = Date.now();
+      if (seen.everyRung === undefined) {
+        // The worker takes one job at a time: the only new job dir is this upload's.
+        const entries = await readdir(opts.workerTmpDir, { recursive: true }).catch(() => [] as string[]);
+        // {worker root}/{job dir}/{rung}/index.m3u8, not the publisher's snapshots in {job dir}/.publish/.
+        const playlists = entries.filter(
+          (e) => /^[^/]+\/[^/]+\/[a-z0-9]+\/index\.m3u8$/.test(e) && !earlier.has(jobDirOf(e)),
+        );
+        // encodeLadder makes the rung dirs just before it starts ffmpeg.
+        if (entries.some((e) => /^[^/]+\/[^/]+\/[a-z0-9]+$/.test(e) && !earlier.has(jobDirOf(e)))) {
+          seen.encodeStarted ??= now;
+        }
+        const listed = (await Promise.all(playlists.map((p) => listsSegment(path.join(opts.workerTmpDir, p))))).filter(
+          Boolean,
+        ).length;
+        if (listed > 0) seen.firstSegment ??= now;
+        if (listed >= opts.rungCount) seen.everyRung = now;
+      }
+      if (await exists(masterFile)) seen.master = now;
+      await new Promise((r) => setTimeout(r, POLL_MS));
+    }
+  })();
+  return {
+    seen,
+    async stop() {
+      stopped = true;
+      await done;
+    },
+  };
+}
+
+/** The time of the first record of the API's log (worker records included) with `msg` about `jobId`. */
+function loggedAt(serviceLog: string, msg: string | RegExp, jobId: string): number | null {
+  for (const line of serviceLog.split("\n")) {
+    if (!line.startsWith("{") || !line.includes(jobId)) continue;
+    let record: { t?: string; msg?: string; jobId?: string };
+    try {
+      record = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    const matches = typeof msg === "string" ? record.msg === msg : msg.test(record.msg ?? "");
+    if (record.jobId === jobId && matches && record.t) return Date.parse(record.t);
+  }
+  return null;
+}
+
+/**
+ * ffmpeg alone: the worker's own ladder command (encodeLadder, the same ladder and segment settings)
+ * on the same source, timed from its start until every rung's playlist lists a segment.
+ */
+async function ffmpegAloneMs(source: string, ladder: PlannedRung[], scratch: string): Promise<number> {
+  const workDir = await mkdtemp(path.join(scratch, "ffmpeg-alone-"));
+  const controller = new AbortController();
+  let encode: ReturnType<typeof encodeLadder> | undefined;
+  try {
+    const { input, probe } = await probeSource(source);
+    const started = Date.now();
+    encode = encodeLadder({
+      input,
+      probe,
+      ladder,
+      workDir,
+      segmentSeconds: SEGMENT_SECONDS,
+      signal: controller.signal,
+    });
+    const playlists = ladder.map((rung) => path.join(workDir, rung.name, RUNG_PLAYLIST));
+    const everyRungListsOne = pollUntil(
+      async () => ((await Promise.all(playlists.map(listsSegment))).every(Boolean) ? true : null),
+      RUN_TIMEOUT_MS,
+      "first segment of every rung from ffmpeg alone",
+    );
+    await Promise.race([everyRungListsOne, encode.done.then(() => everyRungListsOne)]);
+    return Date.now() - started;
+  } finally {
+    controller.abort();
+    await encode?.done.catch(() => {});
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(2).padStart(6)} s`;
+
+function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error(`not ${what} within ${RUN_TIMEOUT_MS / 1000} s`)), RUN_TIMEOUT_MS).unref(),
+    ),
+  ]);
+}
+
+function summary(values: number[]): { median: number; min: number; max: number } {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  const median = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return { median, min: sorted[0]!, max: sorted[sorted.length - 1]! };
+}
+
+const dataDir = await mkdtemp(path.join(os.tmpdir(), "videograph-latency-"));
+await chmod(dataDir, 0o755);
+let embedded: EmbeddedDatabase | null = null;
+let admin = await reachableAdminUrl();
+if (!admin) {
+  log("no Postgres at 127.0.0.1:5432; starting an embedded one");
+  embedded = await startEmbeddedPostgres(path.join(dataDir, "postgres"));
+  admin = embedded.url;
+}
+const database = await createScratchDatabase(admin, "videograph_latency");
+const db = new pg.Client({ connectionString: database.url });
+const scratch = await mkdtemp(path.join(os.tmpdir(), "videograph-latency-scratch-"));
+let api: Awaited<ReturnType<typeof startApiProcess>> | undefined;
+
+try {
+  log(`generating a ${clipSeconds} s ${width}x${height} clip`);
+  const source = await generateClip(scratch, { seconds: clipSeconds, width, height });
+  const bytes = await readFile(source);
+  const ladder = planLadder((await probeSource(source)).probe);
+  const workerTmpDir = path.join(scratch, "work");
+  await mkdir(workerTmpDir);
+
+  log("starting the API with its local worker");
+  const stack = await startApiProcess("api", {
+    DATA_DIR: dataDir,
+    DATABASE_URL: database.url,
+    LOG_LEVEL: "info",
+    LOCAL_WORKER: "true",
+    SIGNING_SECRET: randomBytes(24).toString("hex"),
+    HLS_SEGMENT_SECONDS: String(SEGMENT_SECONDS),
+    WORKER_TMP_DIR: workerTmpDir,
+  });
+  api = stack;
+  await stack.waitForLog('"msg":"worker ready"');
+  await db.connect();
+  const ws = createClient({
+    url: `${stack.url.replace("http", "ws")}/graphql`,
+    webSocketImpl: WebSocket,
+    retryAttempts: 3,
+    connectionParams: ADMIN_AUTH,
+  });
+
+  const uploadOnce = async (i: number): Promise<Timeline> => {
+    const created = await postGraphQL(stack.url, CREATE_UPLOAD, { t: `latency ${i}` });
+    const ticket = created.data?.createUpload;
+    if (!ticket?.uploadUrl) throw new Error(`createUpload: ${JSON.stringify(created.errors ?? ticket)}`);
+    const videoId: string = ticket.video.id;
+    let unsubscribe = () => {};
+    let subscribed = () => {};
+    const inPlace = new Promise<void>((resolve) => (subscribed = resolve));
+    let finished = (_failure?: Error) => {};
+    const ready = new Promise<void>((resolve, reject) => {
+      finished = (failure) => (failure ? reject(failure) : resolve());
+    });
+    const playable = new Promise<number>((resolve, reject) => {
+      unsubscribe = ws.subscribe(
+        {
+          query: "subscription($id: ID!) { videoEvents(videoId: $id) { video { status playable } } }",
+          variables: { id: videoId },
+        },
+        {
+          next: (m: any) => {
+            subscribed();
+            const video = m.data?.videoEvents.video;
+            if (video?.playable) resolve(Date.now());
+            if (video?.status === "READY") finished();
+            else if (video?.status === "FAILED") {
+              reject(new Error(`video ${videoId} failed`));
+              finished(new Error(`video ${videoId} failed`));
+            }
+          },
+          error: (err) => {
+            reject(new Error(`subscription error: ${JSON.stringify(err)}`));
+            finished(new Error(`subscription error: ${JSON.stringify(err)}`));
+          },
+          complete: () => {
+            reject(new Error("subscription ended before playable"));
+            finished(new Error("subscription ended before READY"));
+          },
+        },
+      );
+    });
+    const published = await watchFiles({ dataDir, workerTmpDir, videoId, rungCount: ladder.length });
+    try {
+      // The subscription's first event (the current state) says it is in place.
+      await Promise.race([inPlace, playable]);
+      const put = await fetch(`${stack.url}${ticket.uploadUrl}`, { method: "PUT", body: bytes });
+      const lastByte = Date.now();
+      if (put.status !== 200) throw new Error(`upload HTTP ${put.status}`);
+      const playableAt = await withTimeout(playable, "playable");
+      await pollUntil(async () => published.seen.master ?? null, 10_000, "master playlist in storage");
+      const { rows } = await db.query<{ id: string; dispatchedAt: Date }>(
+        `SELECT id, "dispatchedAt" FROM "Job" WHERE "videoId" = $1 AND kind = 'TRANSCODE' ORDER BY "createdAt" LIMIT 1`,
+        [videoId],
+      );
+      const job = rows[0];
+      if (!job?.dispatchedAt) throw new Error(`no dispatched TRANSCODE job for video ${videoId}`);
+      // The next run and ffmpeg alone start on an idle worker (it takes one job at a time).
+      await withTimeout(ready, "READY");
+      const workerLog = stack.log();
+      const workerStarted = loggedAt(workerLog, "job started", job.id);
+      const probed = loggedAt(workerLog, /^(encoding from the start|resuming)/, job.id);
+      if (workerStarted === null || probed === null) throw new Error(`the worker's log lacks job ${job.id}`);
+      return {
+        lastByte,
+        "job dispatched": job.dispatchedAt.getTime(),
+        "worker started": workerStarted,
+        probed,
+        "ladder encode started": published.seen.encodeStarted!,
+        "first segment written": published.seen.firstSegment!,
+        "every rung's first segment": published.seen.everyRung!,
+        "master published": published.seen.master!,
+        "playable event received": playableAt,
+      };
+    } finally {
+      unsubscribe();
+      await published.stop();
+    }
+  };
+
+  const timelines: Timeline[] = [];
+  const ffmpegAlone: number[] = [];
+  for (let i = 1; i <= runs; i++) {
+    const timeline = await uploadOnce(i);
+    timelines.push(timeline);
+    const alone = await ffmpegAloneMs(source, ladder, scratch);
+    ffmpegAlone.push(alone);
+    const total = timeline["playable event received"] - timeline.lastByte;
+    log(
+      `run ${i}/${runs}: playable ${seconds(total).trim()} after the last byte; ffmpeg alone ${seconds(alone).trim()}`,
+    );
+  }
+  await ws.dispose();
+
+  const rows = STEPS.map((step, i) => {
+    const sinceLastByte = summary(timelines.map((t) => t[step] - t.lastByte));
+    const previous = i === 0 ? "lastByte" : STEPS[i - 1]!;
+    const stepTime = summary(timelines.map((t) => t[step] - t[previous]));
+    return (
+      `${step.padEnd(26)}${seconds(sinceLastByte.median)}  ${seconds(sinceLastByte.min)}  ` +
+      `${seconds(sinceLastByte.max)}   ${seconds(stepTime.median)}`
+    );
+  });
+  const total = summary(timelines.map((t) => t["playable event received"] - t.lastByte));
+  const alone = summary(ffmpegAlone);
+  const cpu = os.cpus()[0]?.model ?? "unknown CPU";
+
+  console.log(`
+videograph time to first frame — ${new Date().toISOString()}
+machine: ${os.cpus().length} cores (${cpu}), ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB, load average \
+${os.loadavg()[0]!.toFixed(1)}, Node ${process.version}
+stack:   1 API process with its local worker, transport postgres, local storage, ${SEGMENT_SECONDS} s segments
+source:  ${clipSeconds} s ${width}x${height} clip (${(bytes.length / 1024 / 1024).toFixed(1)} MiB), \
+${ladder.length} rungs, ${runs} run(s)
+
+${"after the last byte".padEnd(26)}${"median".padStart(8)}  ${"min".padStart(8)}  ${"max".padStart(8)}   \
+${"step".padStart(8)}
+${rows.join("\n")}
+
+anchors (same run)
+goal:        playable ≤ ${GOAL_SECONDS.toFixed(1)} s after the last byte \
+(Mux's median time to publish, ${GOAL_SECONDS.toFixed(1)} s)
+this stack:  median ${seconds(total.median)}  \
+(min ${seconds(total.min).trim()}, max ${seconds(total.max).trim()})
+ffmpeg alone (every rung lists a segment):  median ${seconds(alone.median)}  \
+(min ${seconds(alone.min).trim()}, max ${seconds(alone.max).trim()})`);
+} finally {
+  await db.end().catch(() => {});
+  // SIGTERM first: the API stops its local worker in order.
+  await api?.stop();
+  await stopAllProcesses();
+  await database.drop();
+  await embedded?.stop();
+  await rm(dataDir, { recursive: true, force: true });
+  await rm(scratch, { recursive: true, force: true });
+}
