@@ -319,7 +319,7 @@ function report(results: [PhaseResult, PhaseResult]): string {
     ["server CPU", (r) => `${r.serverCpuSeconds.toFixed(1)} s in ${r.wallSeconds.toFixed(0)} s`, ""],
     ["client CPU", (r) => `${r.clientCpuSeconds.toFixed(1)} s in ${r.wallSeconds.toFixed(0)} s`, ""],
   ];
-  const widths = [22, 34, 34];
+  const widths = [22, 38, 38];
   const line = (cells: string[]) =>
     cells
       .map((c, i) => c.padEnd(widths[i] ?? 0))
