@@ -89,9 +89,10 @@ interface PhaseResult {
   errors: Record<string, number>;
   serverPeakMiB: number;
   serverEndMiB: number;
-  serverCpuSeconds: number;
-  clientCpuSeconds: number;
-  wallSeconds: number;
+  /** CPU seconds of the server and of all client processes while connecting, then while events flowed. */
+  connectCpu: { server: number; clients: number };
+  eventsCpu: { server: number; clients: number };
+  eventsSeconds: number;
 }
 
 async function procStatusMiB(pid: number): Promise<{ peak: number; now: number }> {
@@ -130,8 +131,7 @@ function forkProcess(entry: string): ChildProcess {
 }
 
 async function measure(name: string, server: ServerUnderTest): Promise<PhaseResult> {
-  const started = performance.now();
-  const cpuAtStart = await procCpuSeconds(server.pid);
+  const serverCpuAtStart = await procCpuSeconds(server.pid);
   const clients = Array.from({ length: clientProcesses }, () => forkProcess("bench/support/fanout-clients.ts"));
   const shares: OpenSubscribers["subscribers"][] = clients.map(() => []);
   for (let i = 0; i < subscriberCount; i++)
@@ -153,6 +153,8 @@ async function measure(name: string, server: ServerUnderTest): Promise<PhaseResu
   const accepted = connected.reduce((n, c) => n + c.accepted, 0);
   const connectSeconds =
     (Math.max(...connected.map((c) => c.lastAcceptedAt)) - Math.min(...connected.map((c) => c.firstAttemptAt))) / 1000;
+  const serverCpuWhenOpen = await procCpuSeconds(server.pid);
+  const eventsStarted = performance.now();
   log(`${name}: ${accepted} accepted in ${connectSeconds.toFixed(1)} s; publishing for ${seconds} s`);
   const publishedPerVideo = await server.publish(seconds);
   await new Promise((r) => setTimeout(r, DRAIN_MS));
@@ -163,8 +165,9 @@ async function measure(name: string, server: ServerUnderTest): Promise<PhaseResu
       return reply;
     }),
   );
+  const eventsSeconds = (performance.now() - eventsStarted) / 1000;
   const memory = await procStatusMiB(server.pid);
-  const serverCpuSeconds = (await procCpuSeconds(server.pid)) - cpuAtStart;
+  const serverCpuAtEnd = await procCpuSeconds(server.pid);
   await Promise.all(clients.map((child) => (child.exitCode === null ? once(child, "exit") : null)));
 
   const errors: Record<string, number> = {};
@@ -192,9 +195,15 @@ async function measure(name: string, server: ServerUnderTest): Promise<PhaseResu
     errors,
     serverPeakMiB: memory.peak,
     serverEndMiB: memory.now,
-    serverCpuSeconds,
-    clientCpuSeconds: reports.reduce((s, r) => s + r.cpuMs, 0) / 1000,
-    wallSeconds: (performance.now() - started) / 1000,
+    connectCpu: {
+      server: serverCpuWhenOpen - serverCpuAtStart,
+      clients: connected.reduce((sum, c) => sum + c.cpuMs, 0) / 1000,
+    },
+    eventsCpu: {
+      server: serverCpuAtEnd - serverCpuWhenOpen,
+      clients: reports.reduce((sum, r) => sum + r.cpuMs, 0) / 1000,
+    },
+    eventsSeconds,
   };
 }
 
@@ -298,6 +307,14 @@ function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
+/** CPU seconds over wall seconds, as the share of one core per process. */
+function cpuShare(cpuSeconds: number, wallSeconds: number, processes: number): string {
+  const percent = (100 * cpuSeconds) / wallSeconds / processes;
+  return `${cpuSeconds.toFixed(1)} s in ${wallSeconds.toFixed(1)} s (${percent.toFixed(0)} %${
+    processes > 1 ? " per process" : ""
+  })`;
+}
+
 const ms = (n: number) => (Number.isFinite(n) ? `${n.toFixed(1)} ms` : "n/a");
 
 function report(results: [PhaseResult, PhaseResult]): string {
@@ -316,10 +333,12 @@ function report(results: [PhaseResult, PhaseResult]): string {
     ["stalled clients", (r) => `${r.stalled} (${r.stalledClosed} closed by the server)`, ""],
     ["server RSS peak", (r) => `${r.serverPeakMiB.toFixed(0)} MiB (VmHWM)`, `< ${GOALS.rssMiB} MiB`],
     ["server RSS at end", (r) => `${r.serverEndMiB.toFixed(0)} MiB (VmRSS)`, ""],
-    ["server CPU", (r) => `${r.serverCpuSeconds.toFixed(1)} s in ${r.wallSeconds.toFixed(0)} s`, ""],
-    ["client CPU", (r) => `${r.clientCpuSeconds.toFixed(1)} s in ${r.wallSeconds.toFixed(0)} s`, ""],
+    ["server CPU connecting", (r) => cpuShare(r.connectCpu.server, r.connectSeconds, 1), ""],
+    ["server CPU events", (r) => cpuShare(r.eventsCpu.server, r.eventsSeconds, 1), ""],
+    ["client CPU connecting", (r) => cpuShare(r.connectCpu.clients, r.connectSeconds, clientProcesses), ""],
+    ["client CPU events", (r) => cpuShare(r.eventsCpu.clients, r.eventsSeconds, clientProcesses), ""],
   ];
-  const widths = [22, 38, 38];
+  const widths = [24, 38, 38];
   const line = (cells: string[]) =>
     cells
       .map((c, i) => c.padEnd(widths[i] ?? 0))

@@ -21,6 +21,8 @@ export interface ConnectedReport {
   firstAttemptAt: number;
   lastAcceptedAt: number;
   errors: Record<string, number>;
+  /** CPU time spent opening the subscribers. */
+  cpuMs: number;
 }
 
 export interface FinishReport {
@@ -31,6 +33,7 @@ export interface FinishReport {
   stalled: number;
   stalledClosed: number;
   errors: Record<string, number>;
+  /** CPU time spent since every subscriber was open: receiving events. */
   cpuMs: number;
 }
 
@@ -43,6 +46,7 @@ const receivedByVideo: Record<string, number> = {};
 const readingByVideo: Record<string, number> = {};
 const stalledSockets: WebSocket[] = [];
 let stalledClosed = 0;
+let cpuWhenOpen: NodeJS.CpuUsage | undefined;
 
 function countError(err: unknown): void {
   const e = err as { code?: unknown; reason?: unknown; message?: unknown };
@@ -95,6 +99,7 @@ function openSubscriber(open: OpenSubscribers, subscriber: { videoId: string; st
 }
 
 async function openAll(open: OpenSubscribers): Promise<ConnectedReport> {
+  const cpuBefore = process.cpuUsage();
   const firstAttemptAt = epochMs();
   let lastAcceptedAt = firstAttemptAt;
   let accepted = 0;
@@ -110,7 +115,16 @@ async function openAll(open: OpenSubscribers): Promise<ConnectedReport> {
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, open.concurrency) }, lane));
-  return { accepted, failed, firstAttemptAt, lastAcceptedAt, errors: { ...errors } };
+  cpuWhenOpen = process.cpuUsage();
+  const cpu = process.cpuUsage(cpuBefore);
+  return {
+    accepted,
+    failed,
+    firstAttemptAt,
+    lastAcceptedAt,
+    errors: { ...errors },
+    cpuMs: (cpu.user + cpu.system) / 1000,
+  };
 }
 
 /**
@@ -139,7 +153,7 @@ function finish(cpu: NodeJS.CpuUsage): FinishReport {
 process.on("message", async (message: { open?: OpenSubscribers; finish?: true }) => {
   if (message.open) process.send?.({ connected: await openAll(message.open) });
   if (message.finish) {
-    const cpu = process.cpuUsage();
+    const cpu = process.cpuUsage(cpuWhenOpen);
     await resumeStalled();
     process.send?.({ report: finish(cpu) }, () => {
       for (const client of clients) void client.dispose();
