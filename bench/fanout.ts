@@ -158,6 +158,9 @@ async function measure(name: string, server: ServerUnderTest): Promise<PhaseResu
   log(`${name}: ${accepted} accepted in ${connectSeconds.toFixed(1)} s; publishing for ${seconds} s`);
   const publishedPerVideo = await server.publish(seconds);
   await new Promise((r) => setTimeout(r, DRAIN_MS));
+  const eventsSeconds = (performance.now() - eventsStarted) / 1000;
+  const memory = await procStatusMiB(server.pid);
+  const serverCpuAtEnd = await procCpuSeconds(server.pid);
   const reports = await Promise.all(
     clients.map((child) => {
       const reply = nextMessage<FinishReport>(child, "report");
@@ -165,9 +168,6 @@ async function measure(name: string, server: ServerUnderTest): Promise<PhaseResu
       return reply;
     }),
   );
-  const eventsSeconds = (performance.now() - eventsStarted) / 1000;
-  const memory = await procStatusMiB(server.pid);
-  const serverCpuAtEnd = await procCpuSeconds(server.pid);
   await Promise.all(clients.map((child) => (child.exitCode === null ? once(child, "exit") : null)));
 
   const errors: Record<string, number> = {};
@@ -265,13 +265,14 @@ async function startVideograph(databaseUrl: string, dataDir: string): Promise<Se
     connectionParams: ADMIN_AUTH,
     videoIds,
     async publish(forSeconds) {
-      const sent: Promise<unknown>[] = [];
+      // One NOTIFY after the other on one connection, as PostgresEventTarget sends them.
+      let sent: Promise<unknown> = Promise.resolve();
       const published = await publishEvenly(videoIds, forSeconds, (videoId, sentAt) => {
         const detail = { ...eventOf.get(videoId)!, [SENT_AT_FIELD]: sentAt };
         const payload = notificationPayload(`videoEvents:${videoId}`, detail);
-        sent.push(notifier.query("SELECT pg_notify($1, $2)", [EVENTS_CHANNEL, payload]));
+        sent = sent.then(() => notifier.query("SELECT pg_notify($1, $2)", [EVENTS_CHANNEL, payload]));
       });
-      await Promise.all(sent);
+      await sent;
       return published;
     },
     async stop() {
