@@ -1,6 +1,7 @@
 import { GraphQLError } from "graphql";
 import { createLocalJWKSet, createRemoteJWKSet, jwtVerify, type JWTVerifyGetKey } from "jose";
 import type { Db } from "../db/client.ts";
+import type { ApiKey } from "../generated/prisma/client.ts";
 import { isUuid } from "../ids.ts";
 import { hashApiKey, looksLikeApiKey } from "./api-keys.ts";
 import { isScope, type Principal, type Scope } from "./scopes.ts";
@@ -45,14 +46,28 @@ export function createAuthenticator(db: Db, jwt: JwtSettings) {
   }
   const hmacKey = jwt.secret ? new TextEncoder().encode(jwt.secret) : null;
 
-  async function fromApiKey(secret: string): Promise<Principal> {
-    const key = await db.apiKey.findUnique({ where: { hash: hashApiKey(secret) } });
+  // Connections that arrive while a key is being looked up share that lookup: a burst of clients
+  // of one key costs one query, not one each. Nothing is kept once it answers, so a revocation
+  // counts for every request that starts after it.
+  const lookups = new Map<string, Promise<ApiKey | null>>();
+  function lookUpApiKey(hash: string): Promise<ApiKey | null> {
+    const pending = lookups.get(hash);
+    if (pending) return pending;
+    const lookup = db.apiKey.findUnique({ where: { hash } }).finally(() => lookups.delete(hash));
+    lookups.set(hash, lookup);
+    return lookup;
+  }
+
+  async function fromApiKey(secret: string, shareLookup: boolean): Promise<Principal> {
+    const hash = hashApiKey(secret);
+    const key = await (shareLookup ? lookUpApiKey(hash) : db.apiKey.findUnique({ where: { hash } }));
     if (!key) throw new AuthenticationError("unknown API key");
     if (key.revokedAt) throw new AuthenticationError("the API key was revoked");
     if (key.expiresAt && key.expiresAt.getTime() <= Date.now()) throw new AuthenticationError("the API key expired");
     const now = new Date();
     if (!key.lastUsedAt || now.getTime() - key.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
       // Best effort, at most once a minute per key: a lost update only makes lastUsedAt coarser.
+      key.lastUsedAt = now;
       void db.apiKey.update({ where: { id: key.id }, data: { lastUsedAt: now } }).catch(() => {});
     }
     return { kind: "apiKey", tenantId: key.tenantId, scopes: new Set(key.scopes.filter(isScope)), subject: key.id };
@@ -91,12 +106,19 @@ export function createAuthenticator(db: Db, jwt: JwtSettings) {
     return { kind: "jwt", tenantId: tenant.id, scopes, subject: String(payload.sub ?? "") };
   }
 
-  return async function authenticate(authorization: string | null | undefined): Promise<Principal | null> {
+  /**
+   * `fresh` asks the database on its own rather than share a lookup under way, which may have
+   * started before a revocation that the caller was told about.
+   */
+  return async function authenticate(
+    authorization: string | null | undefined,
+    options: { fresh?: boolean } = {},
+  ): Promise<Principal | null> {
     if (authorization === null || authorization === undefined || authorization === "") return null;
     const m = /^Bearer\s+(\S+)$/i.exec(authorization.trim());
     if (!m) throw new AuthenticationError("expected `Authorization: Bearer <API key or JWT>`");
     const token = m[1]!;
-    return looksLikeApiKey(token) ? fromApiKey(token) : fromJwt(token);
+    return looksLikeApiKey(token) ? fromApiKey(token, !options.fresh) : fromJwt(token);
   };
 }
 

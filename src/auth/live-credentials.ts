@@ -53,7 +53,7 @@ export class LiveCredentials {
         if (done) return;
         let reason: string | null = null;
         try {
-          if ((await this.#authenticate(authorization)) === null) reason = "no credential";
+          if ((await this.#authenticate(authorization, { fresh: true })) === null) reason = "no credential";
         } catch (err) {
           if (!(err instanceof AuthenticationError))
             return log.warn("credential re-check failed; trying again later", { err });

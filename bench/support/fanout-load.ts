@@ -1,0 +1,53 @@
+// What the fan-out benchmark's two servers share: the document the front end subscribes with, how
+// a progress event carries its send time, and the publishing schedule.
+
+/** The front end's subscription (docs/api-guide.md), sent by every benchmark client. */
+export const FRONT_END_VIDEO_EVENTS = /* GraphQL */ `
+subscription VideoEvents($id: ID!) {
+  videoEvents(videoId: $id) {
+    __typename
+    video { id status playable }
+    ... on VariantProgressEvent { variant { name height status progress } fps speed etaSeconds }
+  } }`;
+
+/**
+ * The publisher's clock, in epoch milliseconds, rides in `etaSeconds` (a Float the front end asks
+ * for), so each client measures latency as its receive time minus this.
+ */
+export const SENT_AT_FIELD = "etaSeconds";
+
+/** Epoch milliseconds with sub-millisecond resolution; comparable across processes of one machine. */
+export function epochMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+const TICK_MS = 2;
+
+/**
+ * Calls `publishOne(videoId, sentAt)` once a second for each video for `seconds`, spread evenly
+ * over each second (video i at i/n of it), as n encodes reporting on their own timers would.
+ * Resolves with how many events were published per video.
+ */
+export function publishEvenly(
+  videoIds: readonly string[],
+  seconds: number,
+  publishOne: (videoId: string, sentAt: number) => void,
+): Promise<number> {
+  const total = videoIds.length * seconds;
+  const spacingMs = 1000 / videoIds.length;
+  const start = epochMs();
+  let next = 0;
+  return new Promise((resolve) => {
+    const timer = setInterval(() => {
+      const elapsed = epochMs() - start;
+      while (next < total && next * spacingMs <= elapsed) {
+        publishOne(videoIds[next % videoIds.length]!, epochMs());
+        next++;
+      }
+      if (next === total) {
+        clearInterval(timer);
+        resolve(seconds);
+      }
+    }, TICK_MS);
+  });
+}

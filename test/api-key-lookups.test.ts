@@ -1,0 +1,65 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApiKey, ensureTenant, revokeApiKey } from "../src/auth/api-keys.ts";
+import { type Authenticate, createAuthenticator } from "../src/auth/authenticate.ts";
+import { createDb, type Db } from "../src/db/client.ts";
+import { createTestDatabase, type TestDatabase } from "./support/db.ts";
+
+const NO_JWTS = {
+  jwks: null,
+  secret: null,
+  tenantClaim: "tenant_id",
+  allowedScopes: ["videos:read"] as const,
+  maxLifetimeSeconds: 3600,
+};
+const bearer = (secret: string) => `Bearer ${secret}`;
+
+describe("connections that arrive while an API key is looked up share that lookup", () => {
+  let database: TestDatabase;
+  let db: Db;
+  let authenticate: Authenticate;
+  let tenantId: string;
+  let lookups = 0;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    db = createDb(database.url);
+    tenantId = (await ensureTenant(db, "lookups")).id;
+    const counted = db.$extends({
+      query: {
+        apiKey: {
+          findUnique({ args, query }) {
+            lookups++;
+            return query(args);
+          },
+        },
+      },
+    });
+    authenticate = createAuthenticator(counted as unknown as Db, NO_JWTS);
+  });
+  afterAll(async () => {
+    await db?.$disconnect();
+    await database?.drop();
+  });
+
+  it("100 connections of one key at once cost one lookup, and each gets the key's principal", async () => {
+    const { key, secret } = await createApiKey(db, { tenantId, name: "burst", scopes: ["videos:read"] });
+    lookups = 0;
+    const principals = await Promise.all(Array.from({ length: 100 }, () => authenticate(bearer(secret))));
+    expect(lookups).toBe(1);
+    expect(new Set(principals.map((p) => p?.subject))).toEqual(new Set([key.id]));
+  });
+
+  it("nothing is kept once the lookup answered: a key revoked after it is refused at once", async () => {
+    const { key, secret } = await createApiKey(db, { tenantId, name: "revoked", scopes: ["videos:read"] });
+    expect((await authenticate(bearer(secret)))?.subject).toBe(key.id);
+    await revokeApiKey(db, key.id);
+    await expect(authenticate(bearer(secret))).rejects.toThrow("revoked");
+  });
+
+  it("a fresh check (a live connection's re-check) does not join a lookup under way", async () => {
+    const { secret } = await createApiKey(db, { tenantId, name: "fresh", scopes: ["videos:read"] });
+    lookups = 0;
+    await Promise.all([authenticate(bearer(secret)), authenticate(bearer(secret), { fresh: true })]);
+    expect(lookups).toBe(2);
+  });
+});
