@@ -15,7 +15,6 @@ import os from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { createDb } from "../src/db/client.ts";
-import { type EmbeddedDatabase, startEmbeddedPostgres } from "../src/db/embedded.ts";
 import { EVENTS_CHANNEL, notificationPayload } from "../src/events/postgres-event-target.ts";
 import { type VariantSnapshot, type VideoEventPayload, videoSnapshot } from "../src/events/video-events.ts";
 import { parseCommandLine, usageError } from "../src/protocol/command-line.ts";
@@ -23,7 +22,7 @@ import { ADMIN_AUTH } from "../test/support/auth.ts";
 import { startApiProcess, stopAllProcesses } from "../test/support/processes.ts";
 import type { ConnectedReport, FinishReport, OpenSubscribers } from "./support/fanout-clients.ts";
 import { publishEvenly, SENT_AT_FIELD } from "./support/fanout-load.ts";
-import { CREATE_UPLOAD, createScratchDatabase, postGraphQL, reachableAdminUrl } from "./support/stack.ts";
+import { CREATE_UPLOAD, postGraphQL, benchDatabase } from "./support/stack.ts";
 
 const USAGE = `usage: npm run bench:fanout -- [--subscribers=N] [--videos=N] [--seconds=S] [--stalled-percent=P] \
 [--client-processes=N] [--connect-concurrency=N]
@@ -355,14 +354,7 @@ function report(results: [PhaseResult, PhaseResult]): string {
 
 const dataDir = await mkdtemp(path.join(os.tmpdir(), "videograph-fanout-"));
 await chmod(dataDir, 0o755);
-let embedded: EmbeddedDatabase | null = null;
-let admin = await reachableAdminUrl();
-if (!admin) {
-  log("no Postgres at 127.0.0.1:5432; starting an embedded one");
-  embedded = await startEmbeddedPostgres(dataDir);
-  admin = embedded.url;
-}
-const database = await createScratchDatabase(admin, "videograph_fanout");
+const database = await benchDatabase(dataDir, "videograph_fanout", log);
 try {
   log("starting the API");
   const videograph = await startVideograph(database.url, dataDir);
@@ -384,6 +376,5 @@ ${report([ours, anchor])}`);
 } finally {
   await stopAllProcesses();
   await database.drop();
-  await embedded?.stop();
   await rm(dataDir, { recursive: true, force: true });
 }

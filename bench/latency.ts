@@ -17,12 +17,11 @@ import WebSocket from "ws";
 import { encodeLadder } from "../render-worker/media/encode-ladder.ts";
 import { type PlannedRung, planLadder } from "../render-worker/media/ladder.ts";
 import { probeSource } from "../render-worker/media/probe.ts";
-import { startEmbeddedPostgres, type EmbeddedDatabase } from "../src/db/embedded.ts";
 import { parseCommandLine, usageError } from "../src/protocol/command-line.ts";
 import { RUNG_PLAYLIST } from "../src/protocol/storage-layout.ts";
 import { ADMIN_AUTH } from "../test/support/auth.ts";
 import { startApiProcess, stopAllProcesses } from "../test/support/processes.ts";
-import { CREATE_UPLOAD, createScratchDatabase, generateClip, postGraphQL, reachableAdminUrl } from "./support/stack.ts";
+import { CREATE_UPLOAD, generateClip, postGraphQL, benchDatabase } from "./support/stack.ts";
 
 const USAGE = `usage: npm run bench:latency -- [--runs=N] [--seconds=S] [--height=H]
 Uploads a generated S s clip of height H (16:9) N times, one after another, to the embedded stack
@@ -205,14 +204,7 @@ function summary(values: number[]): { median: number; min: number; max: number }
 
 const dataDir = await mkdtemp(path.join(os.tmpdir(), "videograph-latency-"));
 await chmod(dataDir, 0o755);
-let embedded: EmbeddedDatabase | null = null;
-let admin = await reachableAdminUrl();
-if (!admin) {
-  log("no Postgres at 127.0.0.1:5432; starting an embedded one");
-  embedded = await startEmbeddedPostgres(path.join(dataDir, "postgres"));
-  admin = embedded.url;
-}
-const database = await createScratchDatabase(admin, "videograph_latency");
+const database = await benchDatabase(path.join(dataDir, "postgres"), "videograph_latency", log);
 const db = new pg.Client({ connectionString: database.url });
 const scratch = await mkdtemp(path.join(os.tmpdir(), "videograph-latency-scratch-"));
 let api: Awaited<ReturnType<typeof startApiProcess>> | undefined;
@@ -375,7 +367,6 @@ ffmpeg alone (every rung lists a segment):  median ${seconds(alone.median)}  \
   await api?.stop();
   await stopAllProcesses();
   await database.drop();
-  await embedded?.stop();
   await rm(dataDir, { recursive: true, force: true });
   await rm(scratch, { recursive: true, force: true });
 }

@@ -18,8 +18,7 @@ import cliProgress from "cli-progress";
 import { createClient } from "graphql-ws";
 import { ADMIN_AUTH } from "../test/support/auth.ts";
 import WebSocket from "ws";
-import { startEmbeddedPostgres, type EmbeddedDatabase } from "../src/db/embedded.ts";
-import { CREATE_UPLOAD, createScratchDatabase, generateClip, postGraphQL, reachableAdminUrl } from "./support/stack.ts";
+import { CREATE_UPLOAD, generateClip, postGraphQL, benchDatabase } from "./support/stack.ts";
 import {
   startApiProcess,
   startWorkerProcess,
@@ -97,14 +96,7 @@ function percentile(sorted: number[], p: number): number {
 
 const dataDir = await mkdtemp(path.join(os.tmpdir(), "videograph-loadtest-"));
 await chmod(dataDir, 0o755);
-let embedded: EmbeddedDatabase | null = null;
-let admin = await reachableAdminUrl();
-if (!admin) {
-  log("no Postgres at 127.0.0.1:5432; starting an embedded one");
-  embedded = await startEmbeddedPostgres(dataDir);
-  admin = embedded.url;
-}
-const database = await createScratchDatabase(admin, "videograph_loadtest");
+const database = await benchDatabase(dataDir, "videograph_loadtest", log);
 const databaseUrl = database.url;
 
 const peaks = new Map<string, number>();
@@ -251,6 +243,5 @@ jobs lost: ${lost}${otherFailures.length ? `\nfailures: ${[...new Set(otherFailu
   await stopAllProcesses();
   await emulator?.stop();
   await database.drop();
-  await embedded?.stop();
   await rm(dataDir, { recursive: true, force: true });
 }

@@ -5,6 +5,7 @@ import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { promisify } from "node:util";
 import pg from "pg";
+import { startEmbeddedPostgres } from "../../src/db/embedded.ts";
 import { canConnect } from "../../src/db/reachable.ts";
 import { ADMIN_AUTH } from "../../test/support/auth.ts";
 
@@ -41,13 +42,13 @@ export async function generateClip(
 }
 
 /** DATABASE_URL, else the local server on 127.0.0.1:5432, when it answers; null otherwise. */
-export async function reachableAdminUrl(): Promise<string | null> {
+async function reachableAdminUrl(): Promise<string | null> {
   const url = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
   return (await canConnect(url)) ? url : null;
 }
 
 /** A fresh database named `{prefix}_{random}` on the server of `adminUrl`; drop() removes it. */
-export async function createScratchDatabase(
+async function createScratchDatabase(
   adminUrl: string,
   prefix: string,
 ): Promise<{ url: string; drop(): Promise<void> }> {
@@ -90,3 +91,26 @@ export async function postGraphQL(
 export const CREATE_UPLOAD = /* GraphQL */ `
   mutation($t: String!) { createUpload(input: { title: $t }) { ... on CreateUploadSuccess { uploadUrl video { id } \
 } ... on Error { message } } }`;
+
+/**
+ * A fresh database for a benchmark: on DATABASE_URL's server or 127.0.0.1:5432, else on an embedded
+ * Postgres started in `embeddedDir`. drop() removes the database and stops the embedded server.
+ */
+export async function benchDatabase(
+  embeddedDir: string,
+  prefix: string,
+  log: (message: string) => void,
+): Promise<{ url: string; drop(): Promise<void> }> {
+  let admin = await reachableAdminUrl();
+  const embedded = admin ? null : await startEmbeddedPostgres(embeddedDir);
+  if (embedded) log("no Postgres at 127.0.0.1:5432; started an embedded one");
+  admin ??= embedded!.url;
+  const database = await createScratchDatabase(admin, prefix);
+  return {
+    url: database.url,
+    async drop() {
+      await database.drop();
+      await embedded?.stop();
+    },
+  };
+}
