@@ -85,6 +85,7 @@ export function createDispatcher(deps: {
     tx: Pick<Db, "worker">,
     job: Pick<Job, "kind" | "capability" | "routingReason">,
     video: Pick<Video, "duration" | "height"> | null,
+    gpuWorkerAlive: () => Promise<boolean>,
   ): Promise<Route> {
     const capability = job.capability as Capability;
     const askGpu = gpu.mode !== "off" && gpuEncodableJob(job.kind, capability);
@@ -93,7 +94,7 @@ export function createDispatcher(deps: {
       capability,
       gpuWaitExpired: job.routingReason === "GPU_WAIT_EXPIRED",
       source: { seconds: video?.duration ?? null, height: video?.height ?? null },
-      gpuWorkerAlive: askGpu && (await workerAlive(tx, "nvenc", deps.vanishedAfterSeconds)),
+      gpuWorkerAlive: askGpu && (await gpuWorkerAlive()),
       capabilityUnserved: await capabilityUnserved(tx, capability),
       gpu,
     });
@@ -190,6 +191,9 @@ export function createDispatcher(deps: {
           SELECT id FROM "Job" WHERE status = 'QUEUED' AND "dispatchedAt" IS NULL
             AND ("runAfter" IS NULL OR "runAfter" <= now())
           ORDER BY "createdAt" LIMIT 20 FOR UPDATE SKIP LOCKED`;
+          // Asked at most once per batch, and only when a job could go to a GPU.
+          let nvencAlive: Promise<boolean> | undefined;
+          const gpuWorkerAlive = () => (nvencAlive ??= workerAlive(tx, "nvenc", deps.vanishedAfterSeconds));
           for (const { id } of rows) {
             const job = await tx.job.findUniqueOrThrow({ where: { id }, include: { video: true } });
             let message: JobMessage;
@@ -212,7 +216,7 @@ export function createDispatcher(deps: {
               });
               continue;
             }
-            const { queue, reason } = await routeFor(tx, job, job.video);
+            const { queue, reason } = await routeFor(tx, job, job.video, gpuWorkerAlive);
             await transport.publishJob(queue, message);
             await tx.job.update({
               where: { id },
@@ -254,11 +258,7 @@ export function createDispatcher(deps: {
     kick: run,
     async whyUnserved(capability) {
       if (capability === "cpu" || capability === "local" || deps.fallback) return null;
-      const since = new Date(Date.now() - deps.vanishedAfterSeconds * 1000);
-      const alive = await db.worker.count({
-        where: { capabilities: { has: capability }, lastHeartbeatAt: { gte: since } },
-      });
-      if (alive > 0) return null;
+      if (await workerAlive(db, capability, deps.vanishedAfterSeconds)) return null;
       const lastSeconds = `the last ${deps.vanishedAfterSeconds} s`;
       return `no worker with the ${capability} capability has reported in ${lastSeconds}, and LOCAL_FALLBACK is off`;
     },
