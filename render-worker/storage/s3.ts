@@ -51,6 +51,25 @@ export function createS3WorkerStorage(options: S3WorkerStorageOptions): WorkerSt
   const client = options.client ?? createS3Client(options);
   const Bucket = options.bucket;
 
+  // One PUT up to a part's size, else a multipart upload (S3 takes at most 5 GiB in one PUT).
+  async function put(key: string, file: string, opts: UploadOptions, condition: { IfNoneMatch?: string }) {
+    assertValidKey(key);
+    const { size } = await stat(file);
+    await new Upload({
+      client,
+      params: {
+        Bucket,
+        Key: key,
+        Body: size > 0 ? createReadStream(file) : Buffer.alloc(0),
+        ContentType: opts.contentType,
+        CacheControl: opts.cacheControl,
+        ...condition,
+      },
+      partSize: PART_BYTES,
+      queueSize: 2,
+    }).done();
+  }
+
   return {
     async inputFor(key) {
       assertValidKey(key);
@@ -66,41 +85,13 @@ export function createS3WorkerStorage(options: S3WorkerStorageOptions): WorkerSt
     },
 
     async upload(key, file, opts: UploadOptions) {
-      assertValidKey(key);
-      const { size } = await stat(file);
-      // One PUT up to a part's size, else a multipart upload (S3 takes at most 5 GiB in one PUT).
-      await new Upload({
-        client,
-        params: {
-          Bucket,
-          Key: key,
-          Body: size > 0 ? createReadStream(file) : Buffer.alloc(0),
-          ContentType: opts.contentType,
-          CacheControl: opts.cacheControl,
-        },
-        partSize: PART_BYTES,
-        queueSize: 2,
-      }).done();
+      await put(key, file, opts, {});
     },
 
     async uploadOnce(key, file, opts: UploadOptions) {
-      assertValidKey(key);
-      const { size } = await stat(file);
       try {
         // `If-None-Match: *` makes the PUT (or the multipart completion) create-only.
-        await new Upload({
-          client,
-          params: {
-            Bucket,
-            Key: key,
-            Body: size > 0 ? createReadStream(file) : Buffer.alloc(0),
-            ContentType: opts.contentType,
-            CacheControl: opts.cacheControl,
-            IfNoneMatch: "*",
-          },
-          partSize: PART_BYTES,
-          queueSize: 2,
-        }).done();
+        await put(key, file, opts, { IfNoneMatch: "*" });
       } catch (err) {
         if (!isExisting(err)) throw err;
         const object = await client.send(new GetObjectCommand({ Bucket, Key: key }));
