@@ -1,19 +1,21 @@
 # The API. Build: docker build -t videograph-api .
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
-# `npm ci` generates the Prisma client (postinstall), so the schema comes first.
+# `npm ci` generates the Prisma client and builds the console (postinstall), so their sources come first.
 COPY package.json package-lock.json prisma.config.ts ./
 COPY prisma ./prisma
-RUN npm ci --no-audit --no-fund
 COPY src ./src
 COPY scripts ./scripts
-RUN npm prune --omit=dev
+COPY schema ./schema
+COPY console ./console
+RUN npm ci --no-audit --no-fund && npm prune --omit=dev
 
 FROM node:24-bookworm-slim
 ENV NODE_ENV=production PORT=4000 LOCAL_WORKER=false
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/src ./src
+COPY --from=build /app/console/dist ./console/dist
 COPY package.json ./
 COPY prisma/migrations ./prisma/migrations
 RUN mkdir -p /data && chown node:node /data

@@ -5,6 +5,7 @@
 //   npm run bench -- --seconds=10 --cases=1080p     a shorter run
 //   npm run bench -- --quality-seconds=5            score only the first 5 s of each encode
 //   npm run bench -- --variants=threads-by-size     also a tuned one-process encode, before/after
+//   npm run bench -- --no-before                    skip the encode with the settings of 2026-11-22
 import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, readdir, readFile, readlink, rm } from "node:fs/promises";
 import os from "node:os";
@@ -12,7 +13,13 @@ import path from "node:path";
 import { promisify } from "node:util";
 import cliProgress from "cli-progress";
 import type { Rung } from "../src/protocol/messages.ts";
-import { type EncodeLadderArgs, encodeLadder, ladderScaleGraph } from "../render-worker/media/encode-ladder.ts";
+import {
+  type EncodeLadderArgs,
+  encodeLadder,
+  LADDER_TUNING,
+  type LadderTuning,
+  ladderScaleGraph,
+} from "../render-worker/media/encode-ladder.ts";
 import type { VideoEncoder } from "../render-worker/media/nvenc.ts";
 import { AUDIO_ENCODER_OPTIONS, planLadder, videoRateControl } from "../render-worker/media/ladder.ts";
 import { probeNvenc } from "../render-worker/media/nvenc.ts";
@@ -32,11 +39,24 @@ const FPS = 30;
 const SEGMENT_SECONDS = 4;
 const RSS_POLL_MS = 100;
 
+type Tuning = Pick<EncodeLadderArgs, "x264Threads" | "tuning">;
+
 /** A change to the one-process libx264 encode, run beside the worker's settings with `--variants`. */
 interface Variant {
   description: string;
-  tuning(ladder: Rung[]): Pick<EncodeLadderArgs, "x264Threads">;
+  tuning(ladder: Rung[]): Tuning;
 }
+
+/**
+ * The anchor: the worker's ladder command until 2026-11-22 (issue #14 §3), run in the same process
+ * as the worker's current one: each rung scaled from the rung above, every rung at libx264 veryfast.
+ */
+const BEFORE: LadderTuning = { scaling: "cascade", x264Options: () => ["-preset", "veryfast"] };
+const BEFORE_MODE = "one process, before";
+
+/** Quality within these of the anchor counts as equal: run-to-run noise of x264's threaded rate control. */
+const SSIM_TOLERANCE = 0.001;
+const PSNR_TOLERANCE_DB = 0.1;
 
 const VARIANTS: Record<string, Variant> = {
   "threads-by-size": {
@@ -50,20 +70,44 @@ const VARIANTS: Record<string, Variant> = {
       return { x264Threads: (rung) => Math.max(1, Math.round((cores * pixels(rung)) / total)) };
     },
   },
+  "two-threads": {
+    description:
+      "two x264 frame threads on every rung instead of about 1.5 per core each (3 on 2 cores): fewer threads " +
+      "contending, each encode still off ffmpeg's main thread",
+    tuning: () => ({ x264Threads: () => 2 }),
+  },
+  "superfast-small": {
+    description:
+      "the worker's settings, but libx264 superfast (no mbtree, no lookahead, diamond search) on the rungs from " +
+      "540p to 240p: faster, and it scores lower and overshoots the small rungs' bitrates",
+    tuning: () => ({
+      tuning: {
+        scaling: LADDER_TUNING.scaling,
+        x264Options(rung, videoRungs) {
+          const short = Math.min(rung.width ?? 0, rung.height ?? 0);
+          if (short > 144 && short <= 540) return ["-preset", "superfast"];
+          return LADDER_TUNING.x264Options(rung, videoRungs);
+        },
+      },
+    }),
+  },
 };
 
 const USAGE = `usage: npm run bench [-- --seconds=<s> --cases=<${Object.keys(SOURCES).join(",")}> \
-[--quality-seconds=<s> | --no-quality] [--variants=<${Object.keys(VARIANTS).join(",")}>]]
+[--quality-seconds=<s> | --no-quality] [--no-before] [--variants=<${Object.keys(VARIANTS).join(",")}>]]
 Encodes generated sources with the worker's ladder and prints wall time, CPU time and peak memory,
 then each rung's bitrate, SSIM and PSNR against the source scaled to the rung's size (not timed).
+"before" is the worker's libx264 command until 2026-11-22 (cascaded scaling, veryfast on every rung),
+encoded in the same run; each rung's SSIM and PSNR are printed beside the worker's (--no-before skips it).
 A variant is a tuned one-process libx264 encode printed beside the worker's settings (before/after).
-Defaults: --seconds=20 --cases=1080p,720p,2160p, quality scored over the whole clip, no variants.`;
+Defaults: --seconds=20 --cases=1080p,720p,2160p, quality scored over the whole clip, before encoded, no variants.`;
 const { values: flags } = parseCommandLine(USAGE, {
   allowNegative: true,
   options: {
     seconds: { type: "string", default: "20" },
     cases: { type: "string", default: "1080p,720p,2160p" },
     quality: { type: "boolean", default: true },
+    before: { type: "boolean", default: true },
     "quality-seconds": { type: "string" },
     variants: { type: "string", default: "" },
   },
@@ -192,7 +236,7 @@ async function encodeOnce(
   ladder: Rung[],
   encoder: VideoEncoder,
   clockTicks: number,
-  tuning: Pick<EncodeLadderArgs, "x264Threads"> = {},
+  tuning: Tuning = {},
 ): Promise<Measured> {
   const { input, probe } = await probeSource(source);
   // On a terminal only (cli-progress draws nothing elsewhere): media seconds encoded, and speed.
@@ -320,6 +364,20 @@ async function benchSource(
     peakRssMiB: once.rss,
     quality: once.quality,
   });
+  if (encoder === "libx264" && flags.before) {
+    progress(`${name}: ${encoder}, one process, before: the command until 2026-11-22 (cascade, veryfast)`);
+    const before = await encodeOnce(input, ladder, encoder, clockTicks, { tuning: BEFORE });
+    rows.push({
+      source: name,
+      mode: BEFORE_MODE,
+      encoder,
+      ladder,
+      wallSeconds: before.wall,
+      cpuSeconds: before.cpu,
+      peakRssMiB: before.rss,
+      quality: before.quality,
+    });
+  }
   for (const variantName of encoder === "libx264" ? variants : []) {
     const variant = VARIANTS[variantName];
     if (!variant) continue;
@@ -443,12 +501,18 @@ function qualityTable(rows: Row[]): string {
 
 /**
  * Per source and encoder: process per rung ÷ each one-process mode in wall and CPU seconds (above 1
- * the one process is faster), and each variant against the worker's settings, speed and quality.
+ * the one process is faster), the worker's settings against the settings before (after ÷ before), and
+ * each variant against the worker's settings, speed and quality.
  */
 function comparisons(rows: Row[]): string[] {
   const find = (mode: string, like: Row) =>
     rows.find((r) => r.mode === mode && r.source === like.source && r.encoder === like.encoder);
   const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
+  const change = (after: Row, before: Row, label: string) =>
+    `${after.source} ${after.encoder}, ${label}: wall ` +
+    `${ratio(after.wallSeconds, before.wallSeconds)}, CPU ${ratio(after.cpuSeconds, before.cpuSeconds)}, ` +
+    `realtime ${(seconds / before.wallSeconds).toFixed(2)}× → ${(seconds / after.wallSeconds).toFixed(2)}×; ` +
+    qualityChange(before.quality, after.quality);
   return rows.flatMap((row) => {
     if (!row.mode.startsWith("one process")) return [];
     const lines: string[] = [];
@@ -458,16 +522,65 @@ function comparisons(rows: Row[]): string[] {
         `${row.source} ${row.encoder}, process per rung ÷ ${row.mode}: wall ` +
           `${ratio(perRung.wallSeconds, row.wallSeconds)}, CPU ${ratio(perRung.cpuSeconds, row.cpuSeconds)}`,
       );
-    const before = find("one process", row);
-    if (before !== undefined && before !== row)
-      lines.push(
-        `${row.source} ${row.encoder}, ${row.mode} ÷ one process (after ÷ before): wall ` +
-          `${ratio(row.wallSeconds, before.wallSeconds)}, CPU ${ratio(row.cpuSeconds, before.cpuSeconds)}, ` +
-          `realtime ${(seconds / before.wallSeconds).toFixed(2)}× → ${(seconds / row.wallSeconds).toFixed(2)}×; ` +
-          qualityChange(before.quality, row.quality),
-      );
+    const worker = find("one process", row);
+    const before = find(BEFORE_MODE, row);
+    if (row === worker && before !== undefined)
+      lines.push(change(row, before, "one process ÷ one process, before (after ÷ before)"));
+    else if (worker !== undefined && row !== worker && row !== before)
+      lines.push(change(row, worker, `${row.mode} ÷ one process (after ÷ before)`));
     return lines;
   });
+}
+
+/**
+ * Each video rung of the settings before and of the worker's, side by side, per source: SSIM and
+ * PSNR, their change, and whether the worker's is equal (within the tolerances) or better.
+ */
+function beforeAfterTable(rows: Row[]): string | null {
+  const body = rows.flatMap((after) => {
+    if (after.mode !== "one process") return [];
+    const before = rows.find((r) => r.mode === BEFORE_MODE && r.source === after.source && r.encoder === after.encoder);
+    if (before?.quality == null || after.quality === null) return [];
+    return after.quality.map((a) => {
+      const b = before.quality?.find((q) => q.rung === a.rung);
+      const delta = (x: number | null | undefined, y: number | null, digits: number) =>
+        x == null || y === null ? "n/a" : `${y - x >= 0 ? "+" : ""}${(y - x).toFixed(digits)}`;
+      const kept =
+        b?.ssim == null || b.psnr == null || a.ssim === null || a.psnr === null
+          ? "n/a"
+          : a.ssim >= b.ssim - SSIM_TOLERANCE && a.psnr >= b.psnr - PSNR_TOLERANCE_DB
+            ? "yes"
+            : "NO";
+      return [
+        after.source,
+        a.rung,
+        b?.measuredBitrate == null ? "n/a" : (b.measuredBitrate / 1000).toFixed(0),
+        a.measuredBitrate === null ? "n/a" : (a.measuredBitrate / 1000).toFixed(0),
+        formatSsim(b?.ssim ?? null),
+        formatSsim(a.ssim),
+        delta(b?.ssim, a.ssim, 4),
+        formatPsnr(b?.psnr ?? null),
+        formatPsnr(a.psnr),
+        delta(b?.psnr, a.psnr, 2),
+        kept,
+      ];
+    });
+  });
+  if (body.length === 0) return null;
+  const header = [
+    "source",
+    "rung",
+    "kb/s before",
+    "kb/s after",
+    "SSIM before",
+    "SSIM after",
+    "Δ SSIM",
+    "PSNR before",
+    "PSNR after",
+    "Δ dB",
+    "equal or better",
+  ];
+  return markdownTable(header, body, 2);
 }
 
 /** Mean and worst per-rung change of SSIM and PSNR from `before` to `after`, and of the bits written. */
@@ -571,4 +684,15 @@ if (flags.quality) {
       `size (bicubic), over ${qualitySeconds === null ? "the whole clip" : `the first ${qualitySeconds} s`}; ` +
       "kb/s: the rung's segment bytes over its playlist's duration; mean SSIM/PSNR above: over the video rungs.",
   );
+  const sideBySide = beforeAfterTable(rows);
+  if (sideBySide !== null) {
+    console.log("");
+    console.log(sideBySide);
+    console.log("");
+    console.log(
+      `before: the worker's libx264 command until 2026-11-22 (each rung scaled from the one above, veryfast on ` +
+        `every rung); after: the worker's command now. Equal or better: SSIM at least before − ${SSIM_TOLERANCE} ` +
+        `and PSNR at least before − ${PSNR_TOLERANCE_DB} dB (run-to-run noise of x264's threaded rate control).`,
+    );
+  }
 }

@@ -86,6 +86,7 @@ interface PhaseResult {
   received: number;
   latenciesMs: Float64Array;
   errors: Record<string, number>;
+  serverStartMiB: number;
   serverPeakMiB: number;
   serverEndMiB: number;
   /** CPU seconds of the server and of all client processes while connecting, then while events flowed. */
@@ -131,6 +132,7 @@ function forkProcess(entry: string): ChildProcess {
 
 async function measure(name: string, server: ServerUnderTest): Promise<PhaseResult> {
   const serverCpuAtStart = await procCpuSeconds(server.pid);
+  const memoryAtStart = await procStatusMiB(server.pid);
   const clients = Array.from({ length: clientProcesses }, () => forkProcess("bench/support/fanout-clients.ts"));
   const shares: OpenSubscribers["subscribers"][] = clients.map(() => []);
   for (let i = 0; i < subscriberCount; i++)
@@ -192,6 +194,7 @@ async function measure(name: string, server: ServerUnderTest): Promise<PhaseResu
     received: reports.reduce((n, r) => n + Object.values(r.receivedByVideo).reduce((a, b) => a + b, 0), 0),
     latenciesMs,
     errors,
+    serverStartMiB: memoryAtStart.now,
     serverPeakMiB: memory.peak,
     serverEndMiB: memory.now,
     connectCpu: {
@@ -331,6 +334,12 @@ function report(results: [PhaseResult, PhaseResult]): string {
     ["event latency max", (r) => ms(r.latenciesMs.at(-1) ?? NaN), ""],
     ["events received", (r) => `${r.received}/${r.expected} (${r.reading} reading clients)`, "all"],
     ["stalled clients", (r) => `${r.stalled} (${r.stalledClosed} closed by the server)`, ""],
+    ["server RSS before", (r) => `${r.serverStartMiB.toFixed(0)} MiB (VmRSS, no connection yet)`, ""],
+    [
+      "server RSS per connection",
+      (r) => `${(((r.serverEndMiB - r.serverStartMiB) * 1024) / r.accepted).toFixed(0)} KiB (at end - before)`,
+      "",
+    ],
     ["server RSS peak", (r) => `${r.serverPeakMiB.toFixed(0)} MiB (VmHWM)`, `< ${GOALS.rssMiB} MiB`],
     ["server RSS at end", (r) => `${r.serverEndMiB.toFixed(0)} MiB (VmRSS)`, ""],
     ["server CPU connecting", (r) => cpuShare(r.connectCpu.server, r.connectSeconds, 1), ""],
@@ -338,7 +347,7 @@ function report(results: [PhaseResult, PhaseResult]): string {
     ["client CPU connecting", (r) => cpuShare(r.connectCpu.clients, r.connectSeconds, clientProcesses), ""],
     ["client CPU events", (r) => cpuShare(r.eventsCpu.clients, r.eventsSeconds, clientProcesses), ""],
   ];
-  const widths = [24, 38, 38];
+  const widths = [28, 38, 38];
   const line = (cells: string[]) =>
     cells
       .map((c, i) => c.padEnd(widths[i] ?? 0))

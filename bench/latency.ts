@@ -8,7 +8,8 @@
 //   DATABASE_URL=postgresql://…  uses that server (a fresh database in it); default: the local
 //   server on 127.0.0.1:5432, else an embedded Postgres.
 import { randomBytes } from "node:crypto";
-import { access, chmod, mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { access, chmod, mkdir, mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { createClient } from "graphql-ws";
@@ -20,13 +21,15 @@ import { probeSource } from "../render-worker/media/probe.ts";
 import { parseCommandLine, usageError } from "../src/protocol/command-line.ts";
 import { RUNG_PLAYLIST } from "../src/protocol/storage-layout.ts";
 import { ADMIN_AUTH } from "../test/support/auth.ts";
+import { processesWithCwd } from "../test/support/process-scan.ts";
 import { startApiProcess, stopAllProcesses } from "../test/support/processes.ts";
 import { CREATE_UPLOAD, generateClip, postGraphQL, benchDatabase } from "./support/stack.ts";
 
 const USAGE = `usage: npm run bench:latency -- [--runs=N] [--seconds=S] [--height=H]
 Uploads a generated S s clip of height H (16:9) N times, one after another, to the embedded stack
 started here and prints the median, min and max time from the upload's last byte to each step up to
-the playable event, beside the goal and ffmpeg alone. Defaults: 5 runs, 60 s, 1080.`;
+the playable event and to the poster (made after it), beside the goal and ffmpeg alone (with the
+worker's short first segment and with a full-length one). Defaults: 5 runs, 60 s, 1080.`;
 const { values: flags } = parseCommandLine(USAGE, {
   options: {
     runs: { type: "string", default: "5" },
@@ -63,8 +66,8 @@ const STEPS = [
   "playable event received",
 ] as const;
 type Step = (typeof STEPS)[number];
-/** When each step happened, as Date.now(), in one run. */
-type Timeline = Record<Step, number> & { lastByte: number };
+/** When each step happened, as Date.now(), in one run; the poster is made off the path, after playable. */
+type Timeline = Record<Step, number> & { lastByte: number; posterPublished: number };
 
 /** Resolves with `check()`'s first truthy answer, asked every POLL_MS; rejects after `timeoutMs`. */
 async function pollUntil<T>(check: () => Promise<T | null>, timeoutMs: number, what: string): Promise<T> {
@@ -102,7 +105,8 @@ async function watchFiles(opts: { dataDir: string; workerTmpDir: string; videoId
   const earlier = new Set((await readdir(opts.workerTmpDir, { recursive: true })).map(jobDirOf));
   let stopped = false;
   const done = (async () => {
-    while (!stopped && seen.master === undefined) {
+    // Until both are seen: the master may come before this loop has seen every rung's list.
+    while (!stopped && (seen.master === undefined || seen.everyRung === undefined)) {
       const now = Date.now();
       if (seen.everyRung === undefined) {
         // The worker takes one job at a time: the only new job dir is this upload's.
@@ -121,7 +125,7 @@ async function watchFiles(opts: { dataDir: string; workerTmpDir: string; videoId
         if (listed > 0) seen.firstSegment ??= now;
         if (listed >= opts.rungCount) seen.everyRung = now;
       }
-      if (await exists(masterFile)) seen.master = now;
+      if (seen.master === undefined && (await exists(masterFile))) seen.master = now;
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
   })();
@@ -134,27 +138,34 @@ async function watchFiles(opts: { dataDir: string; workerTmpDir: string; videoId
   };
 }
 
-/** The time of the first record of the API's log (worker records included) with `msg` about `jobId`. */
+/** The time of the first record of the API's log (worker records included) with `message` about `jobId`. */
 function loggedAt(serviceLog: string, msg: string | RegExp, jobId: string): number | null {
   for (const line of serviceLog.split("\n")) {
     if (!line.startsWith("{") || !line.includes(jobId)) continue;
-    let record: { t?: string; msg?: string; jobId?: string };
+    let record: { time?: string; message?: string; jobId?: string };
     try {
       record = JSON.parse(line);
     } catch {
       continue;
     }
-    const matches = typeof msg === "string" ? record.msg === msg : msg.test(record.msg ?? "");
-    if (record.jobId === jobId && matches && record.t) return Date.parse(record.t);
+    const matches = typeof msg === "string" ? record.message === msg : msg.test(record.message ?? "");
+    if (record.jobId === jobId && matches && record.time) return Date.parse(record.time);
   }
   return null;
 }
 
 /**
  * ffmpeg alone: the worker's own ladder command (encodeLadder, the same ladder and segment settings)
- * on the same source, timed from its start until every rung's playlist lists a segment.
+ * on the same source, timed from its start until every rung's playlist lists a segment, in wall
+ * and in ffmpeg's CPU seconds. With `firstSegmentSeconds`, a first segment of that length instead
+ * of the worker's.
  */
-async function ffmpegAloneMs(source: string, ladder: PlannedRung[], scratch: string): Promise<number> {
+async function ffmpegAloneMs(
+  source: string,
+  ladder: PlannedRung[],
+  scratch: string,
+  firstSegmentSeconds?: number,
+): Promise<{ ms: number; cpuSeconds: number }> {
   const workDir = await mkdtemp(path.join(scratch, "ffmpeg-alone-"));
   const controller = new AbortController();
   let encode: ReturnType<typeof encodeLadder> | undefined;
@@ -167,16 +178,19 @@ async function ffmpegAloneMs(source: string, ladder: PlannedRung[], scratch: str
       ladder,
       workDir,
       segmentSeconds: SEGMENT_SECONDS,
+      ...(firstSegmentSeconds !== undefined ? { firstSegmentSeconds } : {}),
       signal: controller.signal,
     });
     const playlists = ladder.map((rung) => path.join(workDir, rung.name, RUNG_PLAYLIST));
     const everyRungListsOne = pollUntil(
-      async () => ((await Promise.all(playlists.map(listsSegment))).every(Boolean) ? true : null),
+      async () =>
+        (await Promise.all(playlists.map(listsSegment))).every(Boolean)
+          ? { ms: Date.now() - started, cpuSeconds: cpuSecondsIn(workDir) }
+          : null,
       RUN_TIMEOUT_MS,
       "first segment of every rung from ffmpeg alone",
     );
-    await Promise.race([everyRungListsOne, encode.done.then(() => everyRungListsOne)]);
-    return Date.now() - started;
+    return await Promise.race([everyRungListsOne, encode.done.then(() => everyRungListsOne)]);
   } finally {
     controller.abort();
     await encode?.done.catch(() => {});
@@ -185,6 +199,25 @@ async function ffmpegAloneMs(source: string, ladder: PlannedRung[], scratch: str
 }
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(2).padStart(6)} s`;
+
+/** Linux's clock ticks per second in /proc/{pid}/stat (USER_HZ, 100 on every Linux this runs on). */
+const CLOCK_TICKS = 100;
+
+/** CPU seconds (user + system) the processes working in `dir` have used so far: less load-sensitive than wall time. */
+function cpuSecondsIn(dir: string): number {
+  let ticks = 0;
+  for (const pid of processesWithCwd(dir)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      // After the parenthesised command: state is field 3, utime 14, stime 15.
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // Exited meanwhile.
+    }
+  }
+  return ticks / CLOCK_TICKS;
+}
 
 function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
   return Promise.race([
@@ -228,7 +261,7 @@ try {
     WORKER_TMP_DIR: workerTmpDir,
   });
   api = stack;
-  await stack.waitForLog('"msg":"worker ready"');
+  await stack.waitForLog('"message":"worker ready"');
   await db.connect();
   const ws = createClient({
     url: `${stack.url.replace("http", "ws")}/graphql`,
@@ -286,6 +319,7 @@ try {
       if (put.status !== 200) throw new Error(`upload HTTP ${put.status}`);
       const playableAt = await withTimeout(playable, "playable");
       await pollUntil(async () => published.seen.master ?? null, 10_000, "master playlist in storage");
+      await pollUntil(async () => published.seen.everyRung ?? null, 10_000, "every rung's list in the work dir");
       const { rows } = await db.query<{ id: string; dispatchedAt: Date }>(
         `SELECT id, "dispatchedAt" FROM "Job" WHERE "videoId" = $1 AND kind = 'TRANSCODE' ORDER BY "createdAt" LIMIT 1`,
         [videoId],
@@ -298,6 +332,8 @@ try {
       const workerStarted = loggedAt(workerLog, "job started", job.id);
       const probed = loggedAt(workerLog, /^(encoding from the start|resuming)/, job.id);
       if (workerStarted === null || probed === null) throw new Error(`the worker's log lacks job ${job.id}`);
+      const posterFile = path.join(dataDir, "videos", videoId, "thumbnails", "poster.jpg");
+      const posterPublished = (await stat(posterFile)).mtimeMs;
       return {
         lastByte,
         "job dispatched": job.dispatchedAt.getTime(),
@@ -308,6 +344,7 @@ try {
         "every rung's first segment": published.seen.everyRung!,
         "master published": published.seen.master!,
         "playable event received": playableAt,
+        posterPublished,
       };
     } finally {
       unsubscribe();
@@ -316,15 +353,20 @@ try {
   };
 
   const timelines: Timeline[] = [];
-  const ffmpegAlone: number[] = [];
+  const ffmpegAlone: { ms: number; cpuSeconds: number }[] = [];
+  const ffmpegAloneFullFirst: { ms: number; cpuSeconds: number }[] = [];
   for (let i = 1; i <= runs; i++) {
     const timeline = await uploadOnce(i);
     timelines.push(timeline);
     const alone = await ffmpegAloneMs(source, ladder, scratch);
     ffmpegAlone.push(alone);
+    const aloneFullFirst = await ffmpegAloneMs(source, ladder, scratch, SEGMENT_SECONDS);
+    ffmpegAloneFullFirst.push(aloneFullFirst);
     const total = timeline["playable event received"] - timeline.lastByte;
     log(
-      `run ${i}/${runs}: playable ${seconds(total).trim()} after the last byte; ffmpeg alone ${seconds(alone).trim()}`,
+      `run ${i}/${runs}: playable ${seconds(total).trim()} after the last byte; ffmpeg alone ` +
+        `${seconds(alone.ms).trim()}, ${alone.cpuSeconds.toFixed(2)} CPU s (${seconds(aloneFullFirst.ms).trim()}, ` +
+        `${aloneFullFirst.cpuSeconds.toFixed(2)} CPU s with a full-length first segment)`,
     );
   }
   await ws.dispose();
@@ -339,7 +381,11 @@ try {
     );
   });
   const total = summary(timelines.map((t) => t["playable event received"] - t.lastByte));
-  const alone = summary(ffmpegAlone);
+  const alone = summary(ffmpegAlone.map((a) => a.ms));
+  const aloneFullFirst = summary(ffmpegAloneFullFirst.map((a) => a.ms));
+  const aloneCpu = summary(ffmpegAlone.map((a) => a.cpuSeconds * 1000));
+  const aloneFullFirstCpu = summary(ffmpegAloneFullFirst.map((a) => a.cpuSeconds * 1000));
+  const poster = summary(timelines.map((t) => t.posterPublished - t.lastByte));
   const cpu = os.cpus()[0]?.model ?? "unknown CPU";
 
   console.log(`
@@ -360,7 +406,14 @@ goal:        playable ≤ ${GOAL_SECONDS.toFixed(1)} s after the last byte \
 this stack:  median ${seconds(total.median)}  \
 (min ${seconds(total.min).trim()}, max ${seconds(total.max).trim()})
 ffmpeg alone (every rung lists a segment):  median ${seconds(alone.median)}  \
-(min ${seconds(alone.min).trim()}, max ${seconds(alone.max).trim()})`);
+(min ${seconds(alone.min).trim()}, max ${seconds(alone.max).trim()}), CPU median ${seconds(aloneCpu.median).trim()}
+  the same with a ${SEGMENT_SECONDS} s first segment:    median ${seconds(aloneFullFirst.median)}  \
+(min ${seconds(aloneFullFirst.min).trim()}, max ${seconds(aloneFullFirst.max).trim()}), \
+CPU median ${seconds(aloneFullFirstCpu.median).trim()}
+
+off the path (after playable)
+poster published:  median ${seconds(poster.median)}  (min ${seconds(poster.min).trim()}, \
+max ${seconds(poster.max).trim()}) after the last byte`);
 } finally {
   await db.end().catch(() => {});
   // SIGTERM first: the API stops its local worker in order.

@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import { z } from "zod";
 import { Capability } from "../src/protocol/messages.ts";
+import { LOG_FORMATS, LOG_LEVELS } from "../src/protocol/log.ts";
 import { checkSharedEnv, parseEnv, sharedEnvShape } from "../src/protocol/shared-env.ts";
 import type { WorkerConfigEnvName } from "../src/protocol/worker-env.ts";
 
@@ -41,7 +42,18 @@ const WorkerEnvSchema = z.object({
     .min(10)
     .max(6 * 3600)
     .default(15 * 60),
-  LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
+  /** `auto`: readable lines when stderr is a terminal, JSON otherwise (src/protocol/log.ts reads it). */
+  LOG_FORMAT: z.enum(LOG_FORMATS).default("auto"),
+  /** The ops endpoint (health and metrics) on this port (0: a free one); unset: none. */
+  WORKER_OPS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  /** Its address: loopback by default (a sidecar or a container's own healthcheck reaches it). */
+  WORKER_OPS_HOST: z.string().min(1).default("127.0.0.1"),
+  WORKER_METRICS_PATH: z
+    .string()
+    .regex(/^\/[\w./-]*$/, "a path such as /metrics")
+    .refine((p) => !["/livez", "/readyz", "/health"].includes(p), "taken by a health endpoint")
+    .default("/metrics"),
 } satisfies Record<WorkerConfigEnvName, z.ZodType>);
 
 export type WorkerEnv = Readonly<z.infer<typeof WorkerEnvSchema>>;

@@ -1,4 +1,4 @@
-import { createJsonLog } from "../src/protocol/json-log.ts";
+import { createLog } from "../src/protocol/log.ts";
 
-/** The worker's log: JSON lines on stderr, the same format as the API's, with `component: "worker"`. */
-export const log = createJsonLog({ component: "worker" }).log;
+/** The worker's log: the same format as the API's (src/protocol/log.ts), with `component: "worker"`. */
+export const log = createLog({ component: "worker" }).log;

@@ -1,11 +1,10 @@
 import { loadConfigOrExit, parseCommandLine } from "../src/protocol/command-line.ts";
+import { startTracing } from "../src/protocol/tracing.ts";
 import { loadWorkerEnv } from "./config.ts";
 import { log } from "./log.ts";
-import { createGcsWorkerStorage } from "./storage/gcs.ts";
+import { type OpsServer, startOpsServer } from "./ops-server.ts";
 import { createLocalWorkerStorage } from "./storage/local.ts";
-import { createS3WorkerStorage } from "./storage/s3.ts";
 import { createPostgresWorkerTransport } from "./transport/postgres.ts";
-import { createPubSubWorkerTransport } from "./transport/pubsub.ts";
 import { createWorker, defaultTmpDir } from "./worker.ts";
 
 parseCommandLine(
@@ -17,7 +16,9 @@ what is running after SHUTDOWN_GRACE_SECONDS.`,
   {},
 );
 const env = loadConfigOrExit(loadWorkerEnv);
+const tracing = startTracing("videograph-worker");
 
+// A cloud SDK is imported only when configured: each weighs tens of MiB of resident memory.
 const worker = createWorker({
   workerId: env.WORKER_ID,
   capabilities: env.WORKER_CAPABILITIES,
@@ -25,7 +26,7 @@ const worker = createWorker({
   memoryLimitBytes: env.WORKER_MEMORY_LIMIT_BYTES,
   transport:
     env.TRANSPORT === "pubsub"
-      ? createPubSubWorkerTransport({
+      ? (await import("./transport/pubsub.ts")).createPubSubWorkerTransport({
           projectId: env.GOOGLE_CLOUD_PROJECT!,
           workerId: env.WORKER_ID,
           topicPrefix: env.PUBSUB_TOPIC_PREFIX,
@@ -34,13 +35,13 @@ const worker = createWorker({
       : createPostgresWorkerTransport(env.DATABASE_URL!),
   storage:
     env.STORAGE === "gcs"
-      ? createGcsWorkerStorage({
+      ? (await import("./storage/gcs.ts")).createGcsWorkerStorage({
           bucket: env.GCS_BUCKET!,
           apiEndpoint: env.GCS_API_ENDPOINT,
           signedUrlTtlSeconds: env.GCS_SIGNED_URL_TTL_SECONDS,
         })
       : env.STORAGE === "s3"
-        ? createS3WorkerStorage({
+        ? (await import("./storage/s3.ts")).createS3WorkerStorage({
             bucket: env.S3_BUCKET!,
             endpoint: env.S3_ENDPOINT,
             region: env.S3_REGION,
@@ -58,6 +59,20 @@ const worker = createWorker({
   },
 });
 
+// Before the capability probes, so liveness answers while they run.
+const ops: OpsServer | null =
+  env.WORKER_OPS_PORT === undefined
+    ? null
+    : await startOpsServer({
+        host: env.WORKER_OPS_HOST,
+        port: env.WORKER_OPS_PORT,
+        metricsPath: env.WORKER_METRICS_PATH,
+        readiness: () => worker.readiness(),
+      }).catch((err) => {
+        log.error("ops endpoint failed to start", { err });
+        process.exit(1);
+      });
+
 let stopping = false;
 function shutdown(reason: string): void {
   if (stopping) {
@@ -66,13 +81,16 @@ function shutdown(reason: string): void {
   }
   stopping = true;
   log.info(`${reason}: shutting down`, { graceSeconds: env.SHUTDOWN_GRACE_SECONDS });
-  worker.shutdown(env.SHUTDOWN_GRACE_SECONDS).then(
-    () => process.exit(0),
-    (err) => {
-      log.error("shutdown failed", { err });
-      process.exit(1);
-    },
-  );
+  worker
+    .shutdown(env.SHUTDOWN_GRACE_SECONDS)
+    .then(() => ops?.close())
+    .then(
+      () => tracing.shutdown().finally(() => process.exit(0)),
+      (err) => {
+        log.error("shutdown failed", { err });
+        process.exit(1);
+      },
+    );
 }
 for (const signal of ["SIGTERM", "SIGINT"] as const) process.on(signal, () => shutdown(signal));
 // The API's local worker (src/local-worker.ts) has an IPC channel to it, closed when the API is

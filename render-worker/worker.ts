@@ -12,11 +12,16 @@ import {
   parseControlMessage,
   type ControlMessage,
 } from "../src/protocol/messages.ts";
-import { memoryLimitBytes, MemoryBudget, NotAdmittedError } from "./admission.ts";
+import { withLogFields } from "../src/protocol/log.ts";
+import { contextOf, inSpan, SpanKind, traceparentOf } from "../src/protocol/tracing.ts";
+import { memoryLimitBytes, MemoryBudget, NotAdmittedError, TooLargeForWorkerError } from "./admission.ts";
+import { createCpuMeter } from "./cpu-meter.ts";
 import { runHandler } from "./handlers/index.ts";
 import type { ManimSettings } from "./handlers/types.ts";
 import { log } from "./log.ts";
 import { locateManim, probeManim } from "./manim/capability.ts";
+import { runCheck } from "../src/protocol/health-check.ts";
+import { jobDuration, jobsInFlight, memoryAdmissionsRefused } from "./metrics.ts";
 import type { VideoEncoder } from "./media/nvenc.ts";
 import { probeNvenc } from "./media/nvenc.ts";
 import type { WorkerStorage } from "./storage/types.ts";
@@ -44,8 +49,19 @@ export interface WorkerOptions {
   probeManim?: typeof probeManim;
 }
 
+/** What a worker's readiness probe answers; `checks` says what each part is doing. */
+export interface WorkerReadiness {
+  ready: boolean;
+  checks: { capabilities: string; transport: string };
+}
+
 export interface Worker {
   start(): Promise<void>;
+  /**
+   * Ready once its capabilities are probed (NVENC, Manim) and it takes jobs, while its transport
+   * answers, until shutdown begins.
+   */
+  readiness(): Promise<WorkerReadiness>;
   /**
    * Stops taking jobs and waits up to `graceSeconds` for the ones in flight; jobs still running
    * then are aborted and handed back to the transport for another worker.
@@ -80,6 +96,14 @@ interface FailureDetails {
   exitCode?: number | null;
 }
 
+/** The events that end a run: they carry what the run used. */
+const RUN_END_EVENTS: ReadonlySet<JobEventBody["type"]> = new Set([
+  "job.succeeded",
+  "source.ready",
+  "job.failed",
+  "job.canceled",
+]);
+
 /** The encoder for jobs from each capability's queue; manim renders are encoded on the CPU. */
 const ENCODER_OF: Record<Capability, VideoEncoder> = {
   cpu: "libx264",
@@ -96,8 +120,11 @@ export function createWorker(options: WorkerOptions): Worker {
   const runOf = (jobId: string, attempt: number) =>
     [...active.values()].find((r) => r.jobId === jobId && r.attempt === attempt);
   let shuttingDown = false;
+  /** Set once the capabilities are probed and the worker consumes its queues. */
+  let taking = false;
   let heartbeat: NodeJS.Timeout | undefined;
   let workDirs: WorkDirs | undefined;
+  const cpuMeter = createCpuMeter();
 
   async function sendHeartbeat(): Promise<void> {
     await transport.publishEvent({
@@ -105,6 +132,7 @@ export function createWorker(options: WorkerOptions): Worker {
       type: "worker.heartbeat",
       workerId,
       capabilities,
+      slots: options.concurrency,
       activeJobs: [...active.values()].map((r) => ({ jobId: r.jobId, attempt: r.attempt })),
       at: new Date().toISOString(),
     });
@@ -248,13 +276,28 @@ export function createWorker(options: WorkerOptions): Worker {
       log.error("job message rejected", { err: (err as Error).message });
       return;
     }
+    // Every line logged for the job carries its ids; its spans continue the API's trace.
+    const jobSpan = {
+      parent: contextOf(job.traceparent),
+      kind: SpanKind.CONSUMER,
+      attributes: { "job.id": job.jobId, "job.attempt": job.attempt, "job.type": job.type, "video.id": job.videoId },
+    };
+    return withLogFields({ jobId: job.jobId, videoId: job.videoId, attempt: job.attempt }, () =>
+      inSpan(`job ${job.type}`, jobSpan, () => runParsedJob(job, transportSignal, capability)),
+    );
+  }
+
+  async function runParsedJob(job: JobMessage, transportSignal: AbortSignal, capability: Capability): Promise<void> {
     const running = runOf(job.jobId, job.attempt);
     if (running) return joinRunningRun(running, transportSignal);
     const runId = randomUUID();
+    cpuMeter.start(runId);
     let seq = 0;
     const emit = async (body: JobEventBody): Promise<void> => {
+      const usage = RUN_END_EVENTS.has(body.type) ? cpuMeter.usage(runId) : null;
       const event = JobEvent.parse({
         ...body,
+        ...(usage ? { usage } : {}),
         v: PROTOCOL_VERSION,
         jobId: job.jobId,
         attempt: job.attempt,
@@ -262,12 +305,13 @@ export function createWorker(options: WorkerOptions): Worker {
         workerId,
         runId,
         at: new Date().toISOString(),
+        traceparent: traceparentOf(),
       });
       await transport.publishEvent(event);
     };
     if (canceled.get(job.jobId) === job.attempt) {
       log.info("job was canceled before it started", { jobId: job.jobId, attempt: job.attempt });
-      await emit({ type: "job.canceled" });
+      await emit({ type: "job.canceled" }).finally(() => cpuMeter.stop(runId));
       return;
     }
     // The API only takes a later attempt's events: an older attempt still running here stops.
@@ -300,6 +344,8 @@ export function createWorker(options: WorkerOptions): Worker {
     let outcome: "ended" | "handedBack" = "handedBack";
     const encoder = ENCODER_OF[capability];
     const started = Date.now();
+    let metricOutcome: "succeeded" | "failed" | "canceled" | "handed_back" = "handed_back";
+    jobsInFlight.inc({ type: job.type });
     let workDir: string | undefined;
     try {
       workDir = await mkdtemp(path.join(workDirs!.root, `videograph-${job.jobId}-`));
@@ -316,11 +362,20 @@ export function createWorker(options: WorkerOptions): Worker {
         workDir,
         progressIntervalMs: options.progressIntervalMs,
         encoder,
-        reserveMemory: (bytes) => memory.reserve(bytes),
+        reserveMemory: (bytes) => {
+          try {
+            return memory.reserve(bytes);
+          } catch (err) {
+            if (err instanceof NotAdmittedError) memoryAdmissionsRefused.inc({ reason: "busy" });
+            if (err instanceof TooLargeForWorkerError) memoryAdmissionsRefused.inc({ reason: "too_large" });
+            throw err;
+          }
+        },
         manim: options.manim,
       });
       log.info("job finished", { jobId: job.jobId, runId, seconds: (Date.now() - started) / 1000 });
       outcome = "ended";
+      metricOutcome = "succeeded";
     } catch (err) {
       if (controller.signal.aborted && run.canceled) {
         log.info("job canceled", {
@@ -329,6 +384,7 @@ export function createWorker(options: WorkerOptions): Worker {
           runId,
           seconds: (Date.now() - started) / 1000,
         });
+        metricOutcome = "canceled";
         await emit({ type: "job.canceled" });
         outcome = "ended";
         return;
@@ -342,6 +398,7 @@ export function createWorker(options: WorkerOptions): Worker {
       }
       const e = err as Error & FailureDetails;
       outcome = "ended";
+      metricOutcome = "failed";
       log.warn("job failed", {
         jobId: job.jobId,
         attempt: job.attempt,
@@ -360,7 +417,10 @@ export function createWorker(options: WorkerOptions): Worker {
       });
     } finally {
       transportSignal.removeEventListener("abort", onTransportAbort);
+      cpuMeter.stop(runId);
       active.delete(runId);
+      jobsInFlight.dec({ type: job.type });
+      jobDuration.observe({ type: job.type, outcome: metricOutcome }, (Date.now() - started) / 1000);
       finish();
       await (workDir ? rm(workDir, { recursive: true, force: true }) : Promise.resolve()).finally(() =>
         settle(outcome),
@@ -386,7 +446,18 @@ export function createWorker(options: WorkerOptions): Worker {
         options.heartbeatIntervalSeconds * 1000,
       );
       await sendHeartbeat();
+      taking = true;
       log.info("worker ready", { workerId, capabilities, concurrency: options.concurrency });
+    },
+    async readiness() {
+      if (shuttingDown)
+        return { ready: false, checks: { capabilities: capabilities.join(","), transport: "stopping" } };
+      if (!taking) return { ready: false, checks: { capabilities: "probing", transport: "not started" } };
+      const transportFailure = await runCheck(() => transport.checkReachable());
+      return {
+        ready: transportFailure === null,
+        checks: { capabilities: capabilities.join(","), transport: transportFailure === null ? "ok" : "unavailable" },
+      };
     },
     async shutdown(graceSeconds) {
       shuttingDown = true;

@@ -12,7 +12,7 @@ import {
   PutBucketLifecycleConfigurationCommand,
   type BucketLocationConstraint,
 } from "@aws-sdk/client-s3";
-import { createS3Client } from "../src/protocol/storage-clients.ts";
+import { createS3Client } from "../src/protocol/s3-client.ts";
 import { parseCommandLine } from "../src/protocol/command-line.ts";
 
 parseCommandLine(

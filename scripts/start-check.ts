@@ -1,5 +1,5 @@
 // The README's first command, as a new user runs it: in a fresh clone of HEAD, `npm ci && npm start`
-// in a process group of its own (a terminal's foreground group), then /health, the printed admin
+// in a process group of its own (a terminal's foreground group), then /health, the console on /, the printed admin
 // key, one upload to READY through the public API, and Ctrl-C (SIGINT to the whole group).
 // A clean stop: exit code 0 within STOP_SECONDS, no error-level log line, no stack trace, and no
 // process of the clone left running. Uncommitted changes are not checked: the clone is of HEAD.
@@ -14,7 +14,7 @@ import { parseCommandLine } from "../src/protocol/command-line.ts";
 parseCommandLine(
   `usage: npm run check:start
 In a fresh clone of HEAD, runs the README's start command (npm ci && npm start) as a new user
-would, checks /health, uploads a generated clip to READY through the public API, then sends
+would, checks /health and the console on /, uploads a generated clip to READY through the public API, then sends
 Ctrl-C to the process group and checks a clean stop: exit within 30 s, no error-level line, no
 stack trace, no process left. Uncommitted changes are not checked.`,
   {},
@@ -122,11 +122,16 @@ try {
   const url = await waitFor(
     '"API listening"',
     START_SECONDS,
-    () => output.match(/"msg":"API listening".*"url":"(http:\/\/[^"]+)\/graphql"/)?.[1] ?? null,
+    () => output.match(/"url":"(http:\/\/[^"]+)\/graphql".*"message":"API listening"/)?.[1] ?? null,
   );
   say(`listening at ${url} after ${((Date.now() - started) / 1000).toFixed(0)} s`);
   const health = await fetch(`${url}/health`).then((r) => r.json());
   if (health?.status !== "ok") fail(`/health answered ${JSON.stringify(health)}`);
+  // npm ci built the console: / is its page, and the script it names is served.
+  const page = await fetch(`${url}/`);
+  const html = await page.text();
+  const script = html.match(/src="(\/static\/[^"]+\.js)"/)?.[1] ?? fail(`/ is not the console (${page.status})`);
+  if ((await fetch(`${url}${script}`)).status !== 200) fail(`the console's ${script} is not served`);
   const key =
     output.match(/shown once, keep it:\s+export VIDEOGRAPH_KEY=(vg_\S+)/)?.[1] ?? fail("no admin API key printed");
 
@@ -204,11 +209,11 @@ try {
   // API has logged its last step (it exits 0 then; test/embedded-start.test.ts checks that code).
   if (!(signal === "SIGINT" || code === 130 || code === 0))
     fail(`ended with code ${code}, signal ${signal}; a clean Ctrl-C ends by SIGINT`);
-  if (/"msg":"second signal/.test(output)) fail("a process was signalled twice and forced to exit");
-  const errorLines = output.split("\n").filter((line) => /"level":"error"/.test(line));
+  if (/"message":"second signal/.test(output)) fail("a process was signalled twice and forced to exit");
+  const errorLines = output.split("\n").filter((line) => /"severity":"ERROR"/.test(line));
   if (errorLines.length) fail(`error-level log lines:\n${errorLines.join("\n")}`);
   if (/^\s+at .+:\d+:\d+\)?$/m.test(output)) fail("a stack trace in the output");
-  if (!output.includes('"msg":"embedded Postgres stopped"')) fail("the embedded Postgres did not report its stop");
+  if (!output.includes('"message":"embedded Postgres stopped"')) fail("the embedded Postgres did not report its stop");
   let left: string[] = [];
   for (let i = 0; i < 20; i++) {
     left = await processesIn(clone, running);

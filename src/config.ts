@@ -1,6 +1,8 @@
 import { z } from "zod";
 import { isScope } from "./auth/scopes.ts";
+import { DEFAULT_COST_SETTINGS, DEFAULT_CPU_TABLE, DEFAULT_PRICES, type CostSettings } from "./jobs/cost.ts";
 import { checkSharedEnv, envFlag, parseEnv, sharedEnvShape } from "./protocol/shared-env.ts";
+import { LOG_FORMATS, LOG_LEVELS } from "./protocol/log.ts";
 
 /** Every environment variable the API reads; `.env.template` documents each one. */
 const EnvSchema = z.object({
@@ -72,6 +74,14 @@ const EnvSchema = z.object({
   JWT_ALLOWED_SCOPES: z.string().default("videos:read"),
   /** How often a live subscription's credential is checked again (revoked API keys also end it at once). */
   AUTH_RECHECK_SECONDS: z.coerce.number().int().min(1).default(60),
+  /** graphql-ws connections one API process accepts; more are closed with 1013 (Try Again Later). */
+  WS_MAX_CONNECTIONS: z.coerce.number().int().min(1).default(20_000),
+  /** Bytes a graphql-ws connection may have waiting to be sent; a client that lets more pile up is closed (4008). */
+  WS_MAX_BUFFERED_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(256 * 1024),
   /** JWTs that live longer than this (exp - iat, or exp - now without iat) are refused. */
   JWT_MAX_LIFETIME_SECONDS: z.coerce
     .number()
@@ -120,8 +130,58 @@ const EnvSchema = z.object({
   GEMINI_MODEL: z.string().min(1).default("gemini-3.5-flash"),
   /** Where the Gemini API is (tests point it at a stand-in). */
   GEMINI_BASE_URL: z.url().default("https://generativelanguage.googleapis.com"),
-  LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
+  /** `auto`: readable lines when stderr is a terminal, JSON otherwise (src/protocol/log.ts reads it). */
+  LOG_FORMAT: z.enum(LOG_FORMATS).default("auto"),
+  /** Serves Prometheus metrics on this port (0: a free one); unset: no metrics are collected or served. */
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  /** The metrics listener's address: loopback by default, so only the machine (or a sidecar) can scrape. */
+  METRICS_HOST: z.string().min(1).default("127.0.0.1"),
+  METRICS_PATH: z
+    .string()
+    .regex(/^\/[\w./-]*$/, "a path such as /metrics")
+    .default("/metrics"),
+  /** Prices of job costs in USD (defaults: Google's list prices, src/jobs/cost.ts DEFAULT_PRICES). */
+  COST_VCPU_SECOND_USD: z.coerce.number().min(0).default(DEFAULT_PRICES.vcpuSecondUsd),
+  COST_GIB_SECOND_USD: z.coerce.number().min(0).default(DEFAULT_PRICES.gibSecondUsd),
+  COST_L4_GPU_SECOND_USD: z.coerce.number().min(0).default(DEFAULT_PRICES.l4GpuSecondUsd),
+  COST_STORAGE_GB_MONTH_USD: z.coerce.number().min(0).default(DEFAULT_PRICES.storageGbMonthUsd),
+  /** The CPU table of cost estimates (defaults: `npm run bench`, src/jobs/cost.ts DEFAULT_CPU_TABLE). */
+  COST_X264_CPU_SECONDS_PER_MEGAPIXEL_MINUTE: z.coerce
+    .number()
+    .positive()
+    .default(DEFAULT_CPU_TABLE.x264PerMegapixelMinute),
+  COST_DECODE_CPU_SECONDS_PER_MEGAPIXEL_MINUTE: z.coerce
+    .number()
+    .positive()
+    .default(DEFAULT_CPU_TABLE.decodePerMegapixelMinute),
+  COST_JOB_OVERHEAD_CPU_SECONDS: z.coerce.number().min(0).default(DEFAULT_CPU_TABLE.jobOverheadCpuSeconds),
+  COST_WORKER_VCPUS: z.coerce.number().positive().default(DEFAULT_COST_SETTINGS.workerVcpus),
+  COST_JOB_MEMORY_GIB: z.coerce.number().min(0).default(DEFAULT_COST_SETTINGS.jobMemoryGib),
+  COST_ASSUMED_SOURCE_BITRATE: z.coerce.number().positive().default(DEFAULT_COST_SETTINGS.assumedSourceBitrate),
+  COST_NVENC_REALTIME_SPEED: z.coerce.number().positive().default(DEFAULT_COST_SETTINGS.nvencRealtimeSpeed),
 });
+
+/** The cost model's settings from the environment. */
+export function costSettings(env: Env): CostSettings {
+  return {
+    prices: {
+      vcpuSecondUsd: env.COST_VCPU_SECOND_USD,
+      gibSecondUsd: env.COST_GIB_SECOND_USD,
+      l4GpuSecondUsd: env.COST_L4_GPU_SECOND_USD,
+      storageGbMonthUsd: env.COST_STORAGE_GB_MONTH_USD,
+    },
+    cpu: {
+      x264PerMegapixelMinute: env.COST_X264_CPU_SECONDS_PER_MEGAPIXEL_MINUTE,
+      decodePerMegapixelMinute: env.COST_DECODE_CPU_SECONDS_PER_MEGAPIXEL_MINUTE,
+      jobOverheadCpuSeconds: env.COST_JOB_OVERHEAD_CPU_SECONDS,
+    },
+    workerVcpus: env.COST_WORKER_VCPUS,
+    jobMemoryGib: env.COST_JOB_MEMORY_GIB,
+    assumedSourceBitrate: env.COST_ASSUMED_SOURCE_BITRATE,
+    nvencRealtimeSpeed: env.COST_NVENC_REALTIME_SPEED,
+  };
+}
 
 export type Env = Readonly<z.infer<typeof EnvSchema>>;
 

@@ -3,7 +3,9 @@ import type { Db } from "./db/client.ts";
 import type { VideoPubSub } from "./events/video-events.ts";
 import type { PlaybackTokens } from "./http/playback-tokens.ts";
 import type { UrlSigner } from "./storage/url-signer.ts";
+import type { CostSettings } from "./jobs/cost.ts";
 import type { Dispatcher } from "./jobs/dispatcher.ts";
+import type { QueueWatch } from "./jobs/queue-position.ts";
 import type { ApiStorage } from "./storage/types.ts";
 import type { ApiTransport } from "./transport/types.ts";
 
@@ -21,6 +23,10 @@ export interface AppServices {
   maxUploadBytes: number;
   uploadUrlTtlSeconds: number;
   maxAttempts: number;
+  /** Prices and the CPU table the jobs' costs are computed with (COST_* settings). */
+  costs: CostSettings;
+  /** Queue positions of waiting jobs, and their events when a queue changes. */
+  queueWatch: QueueWatch;
   gemini: { apiKey: string | undefined; model: string; baseUrl: string };
   webhooks: {
     allowPrivateUrls: boolean;

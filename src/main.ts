@@ -3,6 +3,7 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from "./db/embedded.ts";
 import { startLocalWorker, type LocalWorker } from "./local-worker.ts";
 import { log, setLogLevel } from "./log.ts";
 import { loadConfigOrExit, parseCommandLine } from "./protocol/command-line.ts";
+import { startTracing } from "./protocol/tracing.ts";
 import { createApp } from "./server.ts";
 
 parseCommandLine(
@@ -14,6 +15,7 @@ by environment variables (and a .env file): .env.template documents each one. Ct
 );
 const env = loadConfigOrExit(loadEnv);
 setLogLevel(env.LOG_LEVEL);
+const tracing = startTracing("videograph-api");
 
 let embedded: EmbeddedDatabase | null = null;
 if (!env.DATABASE_URL) {
@@ -47,6 +49,7 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
       await worker?.stop();
       await app.stop();
       await embedded?.stop();
+      await tracing.shutdown();
       process.exit(0);
     } catch (err) {
       log.error("shutdown failed", { err });

@@ -1,50 +1,54 @@
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { createYoga, type YogaServerInstance } from "graphql-yoga";
 import pg from "pg";
 import { bootstrapAdminKey } from "./auth/api-keys.ts";
 import { createAuthenticator } from "./auth/authenticate.ts";
 import { LiveCredentials } from "./auth/live-credentials.ts";
-import { parseScopes, SCOPES } from "./auth/scopes.ts";
-import type { Env } from "./config.ts";
+import { parseScopes, type Principal, SCOPES } from "./auth/scopes.ts";
+import { costSettings, type Env } from "./config.ts";
 import type { AppServices, Context } from "./context.ts";
 import { createDb } from "./db/client.ts";
 import { applyMigrations } from "./db/migrate.ts";
 import { PostgresEventTarget } from "./events/postgres-event-target.ts";
 import { createVideoPubSub } from "./events/video-events.ts";
+import { CONSOLE_DIST, createConsoleHandler } from "./http/console.ts";
 import { graphqlCors } from "./http/cors.ts";
 import { createMutationRateLimiter, graphqlSecurityPlugins } from "./http/graphql-security.ts";
 import { authorizationParam, serveGraphqlOverWebSocket } from "./http/graphql-ws.ts";
-import { handleHealth, HEALTH_PATH } from "./http/health.ts";
+import { serveHealthPath } from "./http/health.ts";
+import { startMetricsServer, type MetricsServer } from "./http/metrics-server.ts";
 import { handleMedia, handleSignedUrlMedia } from "./http/media.ts";
+import { traceRequest } from "./http/request-trace.ts";
+import { sharedSubscriptionResults } from "./http/shared-subscription-results.ts";
+import { renderOfflineGraphiQL } from "./http/graphiql.ts";
 import { createPlaybackGuard } from "./http/playback-guard.ts";
 import { PlaybackTokens } from "./http/playback-tokens.ts";
 import { tellWorkersToCancel } from "./jobs/cancel.ts";
 import { createDispatcher } from "./jobs/dispatcher.ts";
 import { createEventIngestor } from "./jobs/ingest-events.ts";
-import { log } from "./log.ts";
+import { createQueueWatch } from "./jobs/queue-position.ts";
+import { log, yogaLog } from "./log.ts";
+import { countJobsIn, graphqlMetricsPlugins, observeHttpRequest } from "./metrics.ts";
+import { listenOn } from "./protocol/listen.ts";
 import { schema } from "./schema/index.ts";
 import { createApiStorage } from "./storage/api-storage.ts";
 import { MEDIA_PATH_PREFIX, UPLOAD_PATH_PREFIX } from "./storage/api-urls.ts";
-import { GcsStorage } from "./storage/gcs.ts";
 import { LocalStorage } from "./storage/local.ts";
 import { loadSigningSecret, UrlSigner } from "./storage/url-signer.ts";
 import { createPostgresTransport } from "./transport/postgres.ts";
-import { createPubSubApiTransport } from "./transport/pubsub.ts";
-import { createUploadNotificationListener } from "./uploads/gcs-notifications.ts";
 import { handleUpload } from "./uploads/upload-put.ts";
 import { createWebhookDeliverer } from "./webhooks/deliverer.ts";
 import { createWebhookEmitter } from "./webhooks/events.ts";
 
 /** What yoga builds a context from: an HTTP request, or a WebSocket's connection_init payload. */
-type ContextInput = { request?: Request; connectionParams?: Record<string, unknown> };
+type ContextInput = { request?: Request; connectionParams?: Record<string, unknown>; principal?: Principal };
 
 export interface App {
   /** The yoga instance, so tests can call `yoga.fetch` without a port. */
   yoga: YogaServerInstance<Record<string, unknown>, Context>;
   services: AppServices;
-  /** Applies migrations, connects the transport and listens; resolves with the bound port. */
-  start(): Promise<{ port: number; url: string }>;
+  /** Applies migrations, connects the transport and listens; resolves with the bound port (and metrics URL). */
+  start(): Promise<{ port: number; url: string; metricsUrl: string | null }>;
   /** Stops in a fixed order: HTTP and WebSockets, storage notifications, dispatcher, transport, fan-out, database. */
   stop(): Promise<void>;
 }
@@ -77,10 +81,14 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
   // An idle client whose connection the server ends (a restart, a failover) must not crash the API.
   limiterPool.on("error", (err) => log.warn("rate limiter connection lost", { err }));
   const publicUrl = env.PUBLIC_URL?.replace(/\/$/, "") ?? "";
-  const storage = createApiStorage(env, { publicUrl, signer });
+  const storage = await createApiStorage(env, { publicUrl, signer });
+  // The Pub/Sub SDK is imported only when configured: it weighs tens of MiB of resident memory.
   const transport =
     env.TRANSPORT === "pubsub"
-      ? createPubSubApiTransport({ projectId: env.GOOGLE_CLOUD_PROJECT!, topicPrefix: env.PUBSUB_TOPIC_PREFIX })
+      ? (await import("./transport/pubsub.ts")).createPubSubApiTransport({
+          projectId: env.GOOGLE_CLOUD_PROJECT!,
+          topicPrefix: env.PUBSUB_TOPIC_PREFIX,
+        })
       : createPostgresTransport({ connectionString: databaseUrl, stallSeconds: env.JOB_STALL_SECONDS });
   const dispatcher = createDispatcher({
     db,
@@ -107,10 +115,15 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     allowPrivateUrls: env.WEBHOOK_ALLOW_PRIVATE_URLS,
   });
   const webhooks = createWebhookEmitter({ retryHours: env.WEBHOOK_RETRY_HOURS, onQueued: () => deliverer.kick() });
+  const costs = costSettings(env);
+  // A worker counts as serving its queues while the dispatcher counts it alive.
+  const queueWatch = createQueueWatch({ db, pubSub, aliveWithinSeconds: 3 * env.JOB_STALL_SECONDS });
   const ingestor = createEventIngestor({
     db,
     pubSub,
     webhooks,
+    costs,
+    queueWatch,
     progressWriteIntervalMs: env.PROGRESS_WRITE_INTERVAL_MS,
     onJobRequeued: (runAfter) => dispatcher.kickAt(runAfter),
     onCanceledJobReported: (jobId, attempt, workerId, runId) =>
@@ -129,6 +142,8 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     maxUploadBytes: env.MAX_UPLOAD_BYTES,
     uploadUrlTtlSeconds: env.UPLOAD_URL_TTL_SECONDS,
     maxAttempts: env.JOB_MAX_ATTEMPTS,
+    costs,
+    queueWatch,
     gemini: { apiKey: env.GEMINI_API_KEY, model: env.GEMINI_MODEL, baseUrl: env.GEMINI_BASE_URL },
     webhooks: {
       allowPrivateUrls: env.WEBHOOK_ALLOW_PRIVATE_URLS,
@@ -139,7 +154,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
   };
 
   const notifications = env.GCS_NOTIFICATION_SUBSCRIPTION
-    ? createUploadNotificationListener({
+    ? (await import("./uploads/gcs-notifications.ts")).createUploadNotificationListener({
         subscription: env.GCS_NOTIFICATION_SUBSCRIPTION,
         projectId: env.GOOGLE_CLOUD_PROJECT,
         bucket: env.GCS_BUCKET ?? null,
@@ -154,23 +169,35 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     schema,
     // HTTP: the Authorization header. WebSocket (no fetch Request): `authorization` in the
     // connection_init payload. Both go through the same authenticate().
-    context: async ({ request, connectionParams }: ContextInput) => ({
+    context: async ({ request, connectionParams, principal }: ContextInput) => ({
       ...services,
       requestOrigin: request?.headers.get("origin") ?? null,
-      auth: await authenticate(request ? request.headers.get("authorization") : authorizationParam(connectionParams)),
+      // A WebSocket operation gets the principal its connection authenticated as (graphql-ws.ts).
+      auth:
+        principal ??
+        (await authenticate(request ? request.headers.get("authorization") : authorizationParam(connectionParams))),
     }),
-    plugins: [...graphqlSecurityPlugins(env, () => limiter), liveCredentials.plugin()],
+    plugins: [
+      ...graphqlSecurityPlugins(env, () => limiter),
+      liveCredentials.plugin(),
+      sharedSubscriptionResults(),
+      ...(env.METRICS_PORT === undefined ? [] : graphqlMetricsPlugins()),
+    ],
     graphqlEndpoint: "/graphql",
     cors: graphqlCors(env.CORS_ORIGINS),
     graphiql: (env.GRAPHIQL ?? env.NODE_ENV !== "production") ? { subscriptionsProtocol: "SSE" } : false,
+    renderGraphiQL: renderOfflineGraphiQL,
     landingPage: false,
     maskedErrors: true,
-    logging: env.LOG_LEVEL === "debug" ? "debug" : "warn",
+    logging: yogaLog(),
   });
 
+  const handleConsole = createConsoleHandler({ distDir: CONSOLE_DIST, remoteMedia: env.STORAGE !== "local" });
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://localhost");
-    if (url.pathname.startsWith(UPLOAD_PATH_PREFIX) && !(storage instanceof GcsStorage)) {
+    if (env.METRICS_PORT !== undefined) observeHttpRequest(req, res, url.pathname);
+    // S3 and local storage take uploads here; GCS takes them in resumable sessions of its own.
+    if (url.pathname.startsWith(UPLOAD_PATH_PREFIX) && "writeUploadChunk" in storage) {
       return handleUpload({ ...services, storage }, req, res, url);
     }
     if (url.pathname.startsWith(MEDIA_PATH_PREFIX)) {
@@ -178,22 +205,30 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
         ? handleMedia(storage, guard, req, res, url)
         : handleSignedUrlMedia(storage, guard, req, res, url);
     }
-    if (url.pathname === HEALTH_PATH) return handleHealth(db, res);
+    if (await serveHealthPath(url.pathname, { db, transport }, res)) return;
+    if (await handleConsole(req, res, url)) return;
     if (refusedForSize(req, res, env)) return;
     await yoga.requestListener(req, res);
   }
 
   const httpServer = createHttpServer((req, res) => {
-    route(req, res).catch((err) => {
+    traceRequest(req, () => route(req, res)).catch((err) => {
       log.error("request failed", { err, url: req.url });
       if (!res.headersSent) res.writeHead(500, { "content-type": "application/json" });
       res.end(JSON.stringify({ error: "Internal server error" }));
     });
   });
 
-  const wsHandle = serveGraphqlOverWebSocket(httpServer, yoga, { authenticate, liveCredentials });
+  const wsHandle = serveGraphqlOverWebSocket(
+    httpServer,
+    yoga,
+    { authenticate, liveCredentials },
+    { maxConnections: env.WS_MAX_CONNECTIONS, maxBufferedBytes: env.WS_MAX_BUFFERED_BYTES },
+  );
+  if (env.METRICS_PORT !== undefined) countJobsIn(db);
 
   let started = false;
+  let metricsServer: MetricsServer | null = null;
   return {
     yoga,
     services,
@@ -220,20 +255,15 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       dispatcher.start();
       deliverer.start();
       await notifications?.start();
-      await new Promise<void>((resolve, reject) => {
-        httpServer.once("error", reject);
-        httpServer.listen(env.PORT, env.HOST, () => resolve());
-      });
+      const { address, port, url } = await listenOn(httpServer, env.PORT, env.HOST);
       started = true;
-      const { address, family, port } = httpServer.address() as AddressInfo;
-      // A wildcard bind is reached locally through the loopback address of its family.
-      const localHost = address === "0.0.0.0" ? "127.0.0.1" : address === "::" ? "::1" : address;
-      const url = `http://${family === "IPv6" ? `[${localHost}]` : localHost}:${port}`;
       log.info("API listening", { address, port, url: `${url}/graphql` });
-      return { port, url };
+      if (env.METRICS_PORT !== undefined) metricsServer = await startMetricsServer(env, env.METRICS_PORT);
+      return { port, url, metricsUrl: metricsServer ? `${metricsServer.url}${env.METRICS_PATH}` : null };
     },
     async stop() {
       log.info("stopping: HTTP and WebSocket connections");
+      await metricsServer?.close();
       if (started) {
         const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
         await wsHandle.dispose();

@@ -57,7 +57,7 @@ real worker process)`, () => {
 
   it(`two jobs that each fit but not together: the second waits for the first, both READY, the runs \
 never overlap`, async () => {
-    expect(worker.log()).toMatch(/"msg":"worker ready".*"concurrency":2/);
+    expect(worker.log()).toMatch(/"concurrency":2.*"message":"worker ready"/);
     const clips = await Promise.all(
       [0, 1].map((i) => makeClip({ width: 640, height: 360, seconds: 6 + i, audio: true })),
     );

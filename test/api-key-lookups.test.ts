@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey, ensureTenant, revokeApiKey } from "../src/auth/api-keys.ts";
 import { type Authenticate, createAuthenticator } from "../src/auth/authenticate.ts";
+import { LiveCredentials } from "../src/auth/live-credentials.ts";
 import { createDb, type Db } from "../src/db/client.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 
@@ -61,5 +62,24 @@ describe("connections that arrive while an API key is looked up share that looku
     lookups = 0;
     await Promise.all([authenticate(bearer(secret)), authenticate(bearer(secret), { fresh: true })]);
     expect(lookups).toBe(2);
+  });
+
+  it("live connections of one key share its re-check: one lookup per interval for all, and all end when it fails", async () => {
+    const { key, secret } = await createApiKey(db, { tenantId, name: "many sockets", scopes: ["videos:read"] });
+    const principal = (await authenticate(bearer(secret)))!;
+    const live = new LiveCredentials(authenticate, 1);
+    const lost: string[] = [];
+    const stops = Array.from({ length: 50 }, () =>
+      live.watch(bearer(secret), principal, (reason) => lost.push(reason)),
+    );
+    lookups = 0;
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    expect(lookups).toBeGreaterThanOrEqual(1);
+    expect(lookups).toBeLessThanOrEqual(3);
+    await revokeApiKey(db, key.id);
+    const deadline = Date.now() + 5000;
+    while (lost.length < 50 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(lost).toEqual(Array.from({ length: 50 }, () => "the API key was revoked"));
+    for (const stop of stops) stop();
   });
 });

@@ -44,10 +44,10 @@ describe("npm start with no configuration", () => {
     expect(await res.json()).toEqual({ data: { createUpload: { __typename: "CreateUploadSuccess" } } });
 
     // The local worker is up once it has announced itself.
-    await api.waitForLog('"msg":"worker ready"', 30_000);
+    await api.waitForLog('"message":"worker ready"', 30_000);
 
     expect(await api.stop("SIGTERM")).toBe(0);
-    expect(api.log()).toContain('"msg":"stopped"');
+    expect(api.log()).toContain('"message":"stopped"');
   });
 
   it(`stops in order on a terminal's Ctrl-C (SIGINT to the whole process group), with no errors and nothing \
@@ -60,7 +60,7 @@ left running`, async () => {
       { DATA_DIR: dataDir, DATABASE_URL: undefined, LOCAL_WORKER: "true" },
       { ownProcessGroup: true },
     );
-    await api.waitForLog('"msg":"worker ready"', 30_000);
+    await api.waitForLog('"message":"worker ready"', 30_000);
     // The embedded Postgres (its host process, the postmaster and its backends) and the worker.
     const descendants = descendantPids(api.child.pid!);
     expect(descendants.length).toBeGreaterThanOrEqual(3);
@@ -68,14 +68,14 @@ left running`, async () => {
     expect(await api.interruptGroup()).toBe(0);
     const log = api.log();
     const order = [
-      '"msg":"SIGINT: shutting down"',
-      '"component":"worker","msg":"SIGTERM: shutting down"',
-      '"component":"worker","msg":"shutdown: done"',
-      '"msg":"stopping: HTTP and WebSocket connections"',
-      '"msg":"stopping: database"',
-      '"msg":"stopped"',
-      '"msg":"stopping: embedded Postgres"',
-      '"msg":"embedded Postgres stopped"',
+      '"message":"SIGINT: shutting down"',
+      '"message":"SIGTERM: shutting down"',
+      '"message":"shutdown: done"',
+      '"message":"stopping: HTTP and WebSocket connections"',
+      '"message":"stopping: database"',
+      '"message":"stopped"',
+      '"message":"stopping: embedded Postgres"',
+      '"message":"embedded Postgres stopped"',
     ];
     const positions = order.map((line) => log.indexOf(line));
     expect(
@@ -84,9 +84,9 @@ left running`, async () => {
     ).toBe(true);
     expect(positions, log).toEqual([...positions].sort((a, b) => a - b));
     // The worker is signalled once, by the API: a second signal would force it.
-    expect(log.match(/"component":"worker","msg":"SIG\w+: shutting down"/g)).toHaveLength(1);
+    expect(log.match(/"component":"worker"[^\n]*"message":"SIG\w+: shutting down"/g)).toHaveLength(1);
     expect(log).not.toContain("second signal");
-    expect(log).not.toMatch(/"level":"error"/);
+    expect(log).not.toMatch(/"severity":"ERROR"/);
     expect(log).not.toMatch(/\n\s+at .+:\d+:\d+\)?\n/);
     // The API resolves only once Postgres has stopped; give the kernel a moment to reap.
     for (let i = 0; i < 50 && alivePids(descendants).length; i++) await new Promise((r) => setTimeout(r, 100));
@@ -102,7 +102,7 @@ left running`, async () => {
       DATABASE_URL: undefined,
       LOCAL_WORKER: "true",
     });
-    await api.waitForLog('"msg":"worker ready"', 30_000);
+    await api.waitForLog('"message":"worker ready"', 30_000);
     const descendants = descendantPids(api.child.pid!);
     expect(descendants.length).toBeGreaterThanOrEqual(3);
 
@@ -110,7 +110,7 @@ left running`, async () => {
     await api.stop("SIGKILL");
     for (let i = 0; i < 150 && alivePids(descendants).length; i++) await new Promise((r) => setTimeout(r, 100));
     expect(alivePids(descendants)).toEqual([]);
-    expect(api.log()).toContain('"msg":"API process gone: shutting down"');
-    expect(api.log()).toContain('"msg":"embedded Postgres stopped"');
+    expect(api.log()).toContain('"message":"API process gone: shutting down"');
+    expect(api.log()).toContain('"message":"embedded Postgres stopped"');
   });
 });

@@ -13,7 +13,7 @@ import { handleSignedUrlMedia } from "../src/http/media.ts";
 import type { PlaybackGuard } from "../src/http/playback-guard.ts";
 import { PlaybackTokens } from "../src/http/playback-tokens.ts";
 import { MEDIA_PATH_PREFIX } from "../src/storage/api-urls.ts";
-import { createGcsClient } from "../src/protocol/storage-clients.ts";
+import { createGcsClient } from "../src/protocol/gcs-client.ts";
 import { GcsStorage } from "../src/storage/gcs.ts";
 import { startGcsEmulator, type GcsEmulator } from "./support/gcs-emulator.ts";
 import { makeClip } from "./worker/media-fixtures.ts";

@@ -116,8 +116,14 @@ describe.skipIf(!emulator)("Pub/Sub transport (emulator)", () => {
 
     const projectId = newProjectId();
     const api = createPubSubApiTransport({ projectId });
-    running.push(api);
+    const workerSide = createPubSubWorkerTransport({ projectId });
+    running.push(api, workerSide);
+    // Readiness: neither side is reachable while the events topic does not exist.
+    await expect(api.checkReachable()).rejects.toThrow(/does not exist/);
+    await expect(workerSide.checkReachable()).rejects.toThrow(/does not exist/);
     const first = await api.setup();
+    await api.checkReachable();
+    await workerSide.checkReachable();
     expect(first.map((r) => r.name).sort()).toEqual(expected);
     expect(first.every((r) => r.created)).toBe(true);
     const second = await api.setup();

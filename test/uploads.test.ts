@@ -171,13 +171,15 @@ describe("transports for GraphQL", () => {
     const admin = new pg.Client({ connectionString: t.database.url });
     await admin.connect();
     try {
-      // Another instance's NOTIFY is lost while this instance's LISTEN connection is down.
+      // A change whose NOTIFY this instance never got (written straight to the table), then the LISTEN
+      // connection drops: the reconnection's re-read must find it. (In this order, not the reverse: the
+      // fan-out reconnects within 250 ms, which a loaded machine could let pass before the UPDATE.)
+      await admin.query(`UPDATE "Video" SET status = 'CANCELED', "updatedAt" = now() WHERE id = $1`, [id]);
       const { rowCount } = await admin.query(
         `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query = ` +
           `'LISTEN videograph_events'`,
       );
       expect(rowCount).toBe(1);
-      await admin.query(`UPDATE "Video" SET status = 'CANCELED', "updatedAt" = now() WHERE id = $1`, [id]);
     } finally {
       await admin.end();
     }

@@ -280,7 +280,7 @@ async function warningsAbout(deliveryId: string, run: () => Promise<void>): Prom
     lines.push(
       ...String(chunk)
         .split("\n")
-        .filter((l) => l.includes(deliveryId) && l.includes('"level":"warn"')),
+        .filter((l) => l.includes(deliveryId) && l.includes('"severity":"WARNING"')),
     );
     return (write as (...a: unknown[]) => boolean)(chunk, ...rest);
   }) as typeof process.stderr.write;

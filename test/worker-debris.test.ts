@@ -20,7 +20,7 @@ async function ladderEncodesOf(pid: number): Promise<number[]> {
   const { stdout } = await run("ps", ["-o", "pid=,args=", "--ppid", String(pid)]).catch(() => ({ stdout: "" }));
   return stdout
     .split("\n")
-    .filter((l) => /\bffmpeg\b.*-f hls/.test(l))
+    .filter((l) => /\bffmpeg\b.*-f (?:hls|segment)\b/.test(l))
     .map((l) => Number(l.trim().split(/\s+/)[0]));
 }
 

@@ -48,9 +48,9 @@ function errorTail(log: string): string {
   for (const line of lines.reverse()) {
     if (!line.startsWith("{")) continue;
     try {
-      const record = JSON.parse(line) as { level?: string; msg?: string; err?: { message?: string } };
-      if (record.level === "error")
-        return `${record.msg}${record.err?.message ? `: ${record.err.message}` : ""}`.slice(0, 400);
+      const record = JSON.parse(line) as { severity?: string; message?: string; err?: { message?: string } };
+      if (record.severity === "ERROR")
+        return `${record.message}${record.err?.message ? `: ${record.err.message}` : ""}`.slice(0, 400);
     } catch {
       // a line cut short by the crash
     }

@@ -3,6 +3,7 @@ import path from "node:path";
 import type { ProbeResult, Rung, TranscodeJobMessage } from "../../src/protocol/messages.ts";
 import { storageUnavailable } from "../../src/protocol/storage-errors.ts";
 import { ENCODE_MANIFEST, hlsLayout, posterKey } from "../../src/protocol/storage-layout.ts";
+import { inSpan } from "../../src/protocol/tracing.ts";
 import { estimateJobMemoryBytes } from "../admission.ts";
 import { log } from "../log.ts";
 import { encodeLadder } from "../media/encode-ladder.ts";
@@ -12,6 +13,7 @@ import { planLadder, type PlannedRung } from "../media/ladder.ts";
 import type { ProbedInput } from "../media/media-input.ts";
 import { extractPoster } from "../media/poster.ts";
 import { probeSource } from "../media/probe.ts";
+import { segmentPlan, targetDuration } from "../media/segments.ts";
 import {
   completedEncode,
   encodeManifestText,
@@ -19,6 +21,7 @@ import {
   type EncodeManifest,
   type ResumePoint,
 } from "../media/resume.ts";
+import { observeLadderEncode } from "../metrics.ts";
 import { reportTranscodeProgress } from "../progress/job-progress.ts";
 import type { JobContext } from "./types.ts";
 
@@ -33,7 +36,9 @@ export async function transcode(job: TranscodeJobMessage, ctx: JobContext): Prom
   const { storage, signal } = ctx;
   if (await reportCompletedEncode(job, ctx)) return;
   const source = await storage.inputFor(job.sourceKey);
-  const { input, probe } = await probeSource(source, { signal, maxDurationSeconds: job.options.maxDurationSeconds });
+  const { input, probe } = await inSpan("probe", {}, () =>
+    probeSource(source, { signal, maxDurationSeconds: job.options.maxDurationSeconds }),
+  );
   const ladder = planLadder(probe, { maxHeight: job.options.maxHeight });
   const releaseMemory = ctx.reserveMemory?.(estimateJobMemoryBytes(probe)) ?? (() => {});
   try {
@@ -57,7 +62,8 @@ async function encodeAndPublish(
   const rungs = rungsToEncode(ladder, job.options.rungs);
   const hls = hlsLayout(job.outputPrefix);
   const encoder = ctx.encoder ?? "libx264";
-  const manifest: EncodeManifest = { jobId: job.jobId, ladder, segmentSeconds: job.options.segmentSeconds, encoder };
+  const segments = segmentPlan(job.options.segmentSeconds);
+  const manifest: EncodeManifest = { jobId: job.jobId, ladder, ...segments, encoder };
   const { duration, fps } = probe;
   const plan = await planResume({ storage, hlsPrefix: hls.prefix, manifest, rungs, duration, fps });
   const resume: ResumePoint | null = plan.resume;
@@ -69,8 +75,6 @@ async function encodeAndPublish(
   }
   await ctx.emit({ type: "job.probed", probe, ladder, ...(resumed ? { resumed } : {}) });
 
-  // A retried rung keeps the video's poster.
-  const poster = job.options.rungs ? null : await publishPoster(job, ctx, input, probe);
   if (signal.aborted) throw abortError(signal);
   // Written once every rung of this run has published, so it never vouches for playlists an
   // earlier job left (a run that dies before then is followed by a full encode).
@@ -85,6 +89,15 @@ async function encodeAndPublish(
   const abortEncode = () => encodeController.abort(signal.reason);
   signal.addEventListener("abort", abortEncode, { once: true });
   const publishing: { failure?: unknown } = {};
+  // The poster is made once the video is playable, beside the encode: it is not on the way to the
+  // first frame. A retried rung keeps the video's poster.
+  let poster: Promise<string | null> | null = null;
+  const startPoster = () => {
+    if (job.options.rungs || poster) return;
+    poster = publishPoster(job, ctx, input, probe);
+    // Awaited before the job ends; until then a failure must not count as unhandled.
+    poster.catch(() => {});
+  };
   const publisher = createHlsPublisher({
     storage,
     workDir: ctx.workDir,
@@ -93,10 +106,13 @@ async function encodeAndPublish(
     rungs,
     kept: resume?.kept,
     probe,
-    onPlayable: async (masterKey) => {
-      await publishManifest(undefined);
-      await ctx.emit({ type: "video.playable", masterKey });
-    },
+    targetDuration: targetDuration(segments),
+    onPlayable: (masterKey) =>
+      inSpan("publish playable", {}, async () => {
+        await publishManifest(undefined);
+        await ctx.emit({ type: "video.playable", masterKey });
+        startPoster();
+      }),
     onError: (error) => {
       publishing.failure = error;
       encodeController.abort(error);
@@ -104,12 +120,14 @@ async function encodeAndPublish(
   });
 
   try {
+    const encodeStartedAt = Date.now();
     const encode = encodeLadder({
       input,
       probe,
       ladder: rungs,
       workDir: ctx.workDir,
-      segmentSeconds: job.options.segmentSeconds,
+      segmentSeconds: segments.segmentSeconds,
+      firstSegmentSeconds: segments.firstSegmentSeconds,
       signal: encodeController.signal,
       encoder,
       ...(resumed ? { resumeFrom: resumed } : {}),
@@ -121,18 +139,35 @@ async function encodeAndPublish(
       variants: publisher.variants,
     });
     try {
-      await encode.done;
+      const attributes = { "encode.encoder": encoder, "encode.rungs": rungs.map((r) => r.name).join(",") };
+      await inSpan("encode", { attributes }, () => encode.done);
     } catch (err) {
-      await Promise.all([progress.stop(), publisher.stop()]);
+      await Promise.all([progress.stop(), publisher.stop(), settled(poster)]);
       if ("failure" in publishing) throw publishing.failure;
       throw err;
     }
     await progress.stop();
-    const variants = await publisher.finish();
+    observeLadderEncode({
+      rungs,
+      encoder,
+      mediaSeconds: probe.duration - (resumed?.fromSeconds ?? 0),
+      wallSeconds: (Date.now() - encodeStartedAt) / 1000,
+      fps: probe.fps,
+    });
+    // The rest of every rung: its last segments, and its playlist ended.
+    let variants: Awaited<ReturnType<typeof publisher.finish>>;
+    try {
+      variants = await inSpan("publish", {}, () => publisher.finish());
+    } finally {
+      await settled(poster);
+    }
+    // A run too short to have been playable before ffmpeg ended makes its poster now.
+    startPoster();
+    const posterKey = await (poster ?? Promise.resolve(null));
     if (signal.aborted) throw abortError(signal);
     await publishManifest({
       masterKey: publisher.masterKey,
-      posterKey: poster,
+      posterKey,
       variants: variants.map((v) => ({
         name: v.name,
         playlistKey: v.playlistKey,
@@ -150,7 +185,7 @@ async function encodeAndPublish(
         await ctx.emit({ type: "variant.ready", name: v.name, rung, playlistKey, segmentCount });
       }
     }
-    await ctx.emit({ type: "job.succeeded", masterKey: publisher.masterKey, posterKey: poster });
+    await ctx.emit({ type: "job.succeeded", masterKey: publisher.masterKey, posterKey });
   } finally {
     signal.removeEventListener("abort", abortEncode);
   }
@@ -208,6 +243,11 @@ function rungsToEncode(ladder: PlannedRung[], names: string[] | undefined): Plan
     throw new MediaError(message, { retryable: false });
   }
   return ladder.filter((r) => names.includes(r.name));
+}
+
+/** Waits for a promise to settle, whatever its outcome (a failure is reported where it is awaited). */
+async function settled(promise: Promise<unknown> | null): Promise<void> {
+  await promise?.catch(() => {});
 }
 
 /** Uploads the video's poster; a video without a poster is still a video. */

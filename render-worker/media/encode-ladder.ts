@@ -6,32 +6,72 @@ import { runFfmpeg, type FfmpegOutput, type FfmpegStatus } from "./ffmpeg-proces
 import { AUDIO_ENCODER_OPTIONS, videoRateControl, type PlannedRung } from "./ladder.ts";
 import { decodeLimitOptions, mediaInputOptions, type ProbedInput } from "./media-input.ts";
 import { rungEncoder, type VideoEncoder } from "./nvenc.ts";
+import { segmentCount, segmentPlan, segmentStart, type SegmentPlan } from "./segments.ts";
 
 export interface EncodeLadderArgs {
   /** The source, opened as the container its probe found. */
   input: ProbedInput;
   probe: ProbeResult;
   ladder: PlannedRung[];
-  /** ffmpeg runs here; rung `720p` is written to `720p/index.m3u8` and `720p/seg_00000.ts`… */
+  /** ffmpeg runs here; rung `720p` is written to `720p/seg_00000.ts`… and listed in `720p/index.m3u8`. */
   workDir: string;
+  /** The length of every segment but the first. */
   segmentSeconds: number;
+  /** The length of the first segment; default `segmentPlan(segmentSeconds)`'s. */
+  firstSegmentSeconds?: number;
   signal: AbortSignal;
   /** Default libx264. h264_nvenc needs a GPU that passed `probeNvenc()`. */
   encoder?: VideoEncoder;
-  /** Start at segment `segments` (at `fromSeconds` of media time), continuing an earlier run's timeline. */
-  resumeFrom?: { segments: number; fromSeconds: number };
+  /** Start at segment `segments` (where the plan starts it), continuing an earlier run's timeline. */
+  resumeFrom?: { segments: number };
   /**
    * libx264 threads per rung; unset, each rung's x264 picks its own from the core count. For
    * comparing thread layouts in the benchmark; the worker leaves it unset.
    */
   x264Threads?: (rung: PlannedRung) => number;
+  /** The scaler and libx264 settings; unset, LADDER_TUNING. The benchmark passes others to compare. */
+  tuning?: LadderTuning;
+}
+
+/** How a ladder encode scales its rungs and which libx264 settings each rung gets. */
+export interface LadderTuning {
+  /** How the filter graph scales the rungs: see ladderScaleGraph. */
+  scaling: "intermediate" | "cascade";
+  /** libx264 options of a rung of `videoRungs` besides its rate control, profile, level and keyframes. */
+  x264Options(rung: Rung, videoRungs: Rung[]): string[];
+}
+
+/**
+ * The worker's tuning. Every rung keeps libx264 veryfast's rate control, mbtree and lookahead, so
+ * each writes its target bits, and the top rungs (most of the pixels) keep veryfast as it is: nothing
+ * cheaper measured equal there. The rungs from the intermediate (ladderScaleGraph) down to 360p, at
+ * most 540p, lost two or more resamplings to the cascade and score 0.5–1.5 dB higher for it; part of
+ * that buys a cheaper search: subpixel refinement 1 instead of 2 and fixed B-frame placement (about
+ * −0.5 dB, −15 % CPU). 240p and 144p keep veryfast: they cost next to nothing, and 240p under a 720p
+ * source scored 0.17 dB below the cascade with the cheaper search. Issue #14 §3; `npm run bench`
+ * prints each rung before and after.
+ */
+export const LADDER_TUNING: LadderTuning = {
+  scaling: "intermediate",
+  x264Options(rung, videoRungs) {
+    const shortSide = Math.min(rung.width ?? 0, rung.height ?? 0);
+    const cheaperSearch = shortSide > 240 && shortSide <= Math.min(540, intermediateShortSide(videoRungs));
+    return ["-preset", "veryfast", ...(cheaperSearch ? ["-x264-params", "subme=1:b-adapt=0"] : [])];
+  },
+};
+
+/** The short side of the smallest rung at least half the top rung's: the scaling intermediate. */
+function intermediateShortSide(videoRungs: Rung[]): number {
+  const sides = videoRungs.map((r) => Math.min(r.width ?? 0, r.height ?? 0));
+  const half = (sides[0] ?? 0) / 2;
+  return Math.min(...sides.filter((side) => side >= half));
 }
 
 /** What the encoder has said so far: its latest status line and when it started. */
 export interface EncoderStatus extends FfmpegStatus {
   /** `Date.now()` when ffmpeg started. */
   startedAt: number;
-  /** The media time this run started at (`resumeFrom.fromSeconds`); `outTimeSeconds` counts from it. */
+  /** The media time this run started at (the start of `resumeFrom.segments`); `outTimeSeconds` counts from it. */
   fromSeconds: number;
 }
 
@@ -44,39 +84,67 @@ export interface LadderEncode {
 
 /**
  * Encodes every rung in one ffmpeg process: the source is decoded once and scaled for every rung in
- * one filter graph, and each rung is written as an HLS event playlist whose segments start on
- * keyframes at the same media times in every rung.
+ * one filter graph, and each rung is written as MPEG-TS segments and an m3u8 list of them, cut at
+ * the same media times in every rung (`segments.ts`: a short first segment, then full ones), each
+ * video segment starting on a keyframe.
  */
 export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
   const { input, ladder, workDir, segmentSeconds } = args;
+  const plan: SegmentPlan = {
+    segmentSeconds,
+    firstSegmentSeconds: args.firstSegmentSeconds ?? segmentPlan(segmentSeconds).firstSegmentSeconds,
+  };
   const videoRungs = ladder.filter((r) => r.kind === "VIDEO");
   const audioRungs = ladder.filter((r) => r.kind === "AUDIO");
-  const from = args.resumeFrom ?? { segments: 0, fromSeconds: 0 };
+  const firstSegment = args.resumeFrom?.segments ?? 0;
+  const fromSeconds = segmentStart(plan, firstSegment);
   // -ss before the input seeks accurately: decoding starts at the keyframe before, frames before
   // `fromSeconds` are dropped, and the first one kept gets a forced keyframe as in the earlier run.
-  const seek = from.fromSeconds > 0 ? ["-ss", from.fromSeconds.toFixed(6)] : [];
-  const timeline = timelineOptions(from.segments, from.fromSeconds);
+  const seek = fromSeconds > 0 ? ["-ss", fromSeconds.toFixed(6)] : [];
+  const cuts = segmentCuts(plan, firstSegment, args.probe.duration);
+  // This run's first segment: the plan's first, or a full one when resuming.
+  const firstLength = cuts[0] ?? segmentSeconds;
   const fps = args.probe.fps;
   const encoder = args.encoder ?? "libx264";
+  const tuning = args.tuning ?? LADDER_TUNING;
   const threads = (rung: PlannedRung): string[] =>
     rungEncoder(encoder, rung) === "libx264" && args.x264Threads ? ["-threads", String(args.x264Threads(rung))] : [];
 
   const outputs: FfmpegOutput[] = [
     ...videoRungs.map((rung, i) => ({
-      target: `${rung.name}/${RUNG_PLAYLIST}`,
+      target: segmentFiles(rung),
       options: [
         "-map",
         `[v${i}]`,
         ...frameRateCap(fps),
-        ...videoEncoderOptions(rungEncoder(encoder, rung), rung, segmentSeconds, fps),
+        ...videoEncoderOptions(
+          rungEncoder(encoder, rung),
+          rung,
+          segmentSeconds,
+          fps,
+          videoRungs,
+          tuning.x264Options,
+          firstLength,
+        ),
         ...threads(rung),
-        ...timeline,
-        ...hlsOptions(rung, segmentSeconds),
+        ...segmentOptions(rung, firstSegment, fromSeconds, cuts),
       ],
     })),
     ...audioRungs.map((rung) => ({
-      target: `${rung.name}/${RUNG_PLAYLIST}`,
-      options: ["-map", "0:a:0", ...AUDIO_ENCODER_OPTIONS, ...timeline, ...hlsOptions(rung, segmentSeconds)],
+      target: segmentFiles(rung),
+      options: [
+        "-map",
+        "0:a:0",
+        ...AUDIO_ENCODER_OPTIONS,
+        // The AAC encoder's first packet (its priming) starts this long before the run does: the
+        // audio is cut that much earlier, so a resumed run's first packet follows the kept ones.
+        ...segmentOptions(
+          rung,
+          firstSegment,
+          fromSeconds,
+          cuts.map((cut) => Number((cut - AAC_PRIMING_SECONDS).toFixed(6))),
+        ),
+      ],
     })),
   ];
 
@@ -85,7 +153,7 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
   const done = Promise.all(ladder.map((r) => mkdir(path.join(workDir, r.name), { recursive: true }))).then(() =>
     runFfmpeg({
       inputs: [{ source: input.url, options: [...mediaInputOptions(input), ...decodeLimitOptions(), ...seek] }],
-      ...(videoRungs.length > 0 ? { filterGraph: ladderScaleGraph(videoRungs) } : {}),
+      ...(videoRungs.length > 0 ? { filterGraph: ladderScaleGraph(videoRungs, tuning.scaling) } : {}),
       outputs,
       cwd: workDir,
       signal: args.signal,
@@ -103,22 +171,25 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
     done: done.then(() => undefined),
     status() {
       if (latest === null || startedAt === null) return null;
-      return { ...latest, startedAt, fromSeconds: from.fromSeconds };
+      return { ...latest, startedAt, fromSeconds };
     },
   };
 }
 
 /**
  * The options that encode one video rung: its rate control, its H.264 profile and level, and a
- * keyframe at every multiple of `segmentSeconds` of media time, so every rung's segments start at
- * the same times and each starts with an IDR frame. No scene-cut keyframes: they would land at
- * different frames in different rungs.
+ * keyframe at the run's first frame, `firstSegmentSeconds` later and then every `segmentSeconds`
+ * of media time, so every rung's segments start at the same times and each starts with an IDR
+ * frame. No scene-cut keyframes: they would land at different frames in different rungs.
  */
 export function videoEncoderOptions(
   encoder: VideoEncoder,
   rung: PlannedRung,
   segmentSeconds: number,
   fps: number,
+  videoRungs: Rung[],
+  x264Options: LadderTuning["x264Options"] = LADDER_TUNING.x264Options,
+  firstSegmentSeconds = segmentSeconds,
 ): string[] {
   if (rung.h264Level === undefined) throw new Error(`Rung ${rung.name} is not a video rung`);
   const rate = videoRateControl(rung);
@@ -135,9 +206,10 @@ export function videoEncoderOptions(
     "-bufsize",
     String(rate.bufsize),
     "-force_key_frames",
-    `expr:gte(t,n_forced*${segmentSeconds})`,
+    keyframeTimes(segmentSeconds, firstSegmentSeconds),
   ];
-  if (encoder === "libx264") return ["-c:v", "libx264", "-preset", "veryfast", ...common, "-sc_threshold", "0"];
+  if (encoder === "libx264")
+    return ["-c:v", "libx264", ...x264Options(rung, videoRungs), ...common, "-sc_threshold", "0"];
   // Twice a segment's frames: the forced keyframes come first, and the same GOP length in every
   // rung keeps any periodic IDR at the same frame in all of them.
   const gop = 2 * Math.max(1, Math.round((fps > 0 ? fps : 30) * segmentSeconds));
@@ -166,22 +238,51 @@ export function videoEncoderOptions(
 }
 
 /**
- * The filter graph of a ladder: a cascade where the source is scaled to the top rung, each rung
- * is scaled from the one above it, and a `split` hands every rung's frames to its encoder; video
- * rung `i` comes out as `[v{i}]`. Scaling from the next larger rung instead of the source costs
- * less per frame. Exported for the benchmark, which runs it without encoders.
+ * The filter graph of a ladder; video rung `i` comes out as `[v{i}]`.
+ *
+ * `intermediate` (the worker's): the rungs down to half the top rung's size are each scaled from the
+ * decoded source, and the smallest of them (540p under a 1080p top) feeds the rungs below it. No
+ * rung inherits more than one earlier resampling, and the small rungs' scalers read the intermediate
+ * (a quarter of a 1080p frame) instead of the source: bicubic's filter, and so its cost, grows with
+ * the ratio, and every rung straight from a 1080p source cost about a tenth more CPU in all.
+ * `cascade`: the source is scaled to the top rung and each rung from the one above, which scores
+ * 0.5–1.8 dB PSNR lower from 540p down at the same bits.
+ * Exported for the benchmark, which runs it without encoders.
  */
-export function ladderScaleGraph(videoRungs: Rung[]): string {
-  const last = videoRungs.length - 1;
-  return videoRungs
-    .map((rung, i) => {
-      // `V` skips attached pictures (cover art), the same stream the probe measured.
-      const from = i === 0 ? "[0:V:0]" : `[c${i - 1}]`;
-      // setsar=1: even rounding leaves a sliver of aspect error that scale would turn into odd pixel shapes.
-      const scale = `scale=${rung.width}:${rung.height}:flags=bicubic,setsar=1${i === 0 ? ",format=yuv420p" : ""}`;
-      return i === last ? `${from}${scale}[v${i}]` : `${from}${scale},split=2[v${i}][c${i}]`;
-    })
-    .join(";");
+export function ladderScaleGraph(videoRungs: Rung[], scaling: LadderTuning["scaling"] = LADDER_TUNING.scaling): string {
+  // `V` skips attached pictures (cover art), the same stream the probe measured.
+  const decoded = "[0:V:0]";
+  if (scaling === "cascade") {
+    const last = videoRungs.length - 1;
+    return videoRungs
+      .map((rung, i) => {
+        const from = i === 0 ? decoded : `[c${i - 1}]`;
+        // setsar=1: even rounding leaves a sliver of aspect error that scale would turn into odd pixel shapes.
+        const step = `scale=${rung.width}:${rung.height}:flags=bicubic,setsar=1${i === 0 ? ",format=yuv420p" : ""}`;
+        return i === last ? `${from}${step}[v${i}]` : `${from}${step},split=2[v${i}][c${i}]`;
+      })
+      .join(";");
+  }
+  // format=yuv420p inside the scale step: one swscale pass converts and resizes.
+  const scale = (rung: Rung) => `scale=${rung.width}:${rung.height}:flags=bicubic,format=yuv420p,setsar=1`;
+  const intermediate = intermediateShortSide(videoRungs);
+  const fromSource = Math.max(
+    1,
+    videoRungs.filter((r) => Math.min(r.width ?? 0, r.height ?? 0) >= intermediate).length,
+  );
+  const below = videoRungs.length - fromSource;
+  const fanOut = (count: number, label: (j: number) => string) =>
+    `split=${count}${Array.from({ length: count }, (_, j) => label(j)).join("")}`;
+  const graph = fromSource > 1 ? [`${decoded}${fanOut(fromSource, (j) => `[s${j}]`)}`] : [];
+  videoRungs.forEach((rung, i) => {
+    const input = fromSource === 1 && i === 0 ? decoded : i < fromSource ? `[s${i}]` : `[m${i}]`;
+    const output =
+      i === fromSource - 1 && below > 0
+        ? `,${fanOut(below + 1, (j) => (j === 0 ? `[v${i}]` : `[m${i + j}]`))}`
+        : `[v${i}]`;
+    graph.push(`${input}${scale(rung)}${output}`);
+  });
+  return graph.join(";");
 }
 
 /**
@@ -193,34 +294,79 @@ function frameRateCap(averageFps: number): string[] {
   return averageFps > 0 ? ["-fpsmax", (Math.ceil(averageFps * 1000) / 1000).toString()] : [];
 }
 
+/** ffmpeg's `-force_key_frames` expression: the first frame, then every cut (`n_forced` counts the forced ones). */
+function keyframeTimes(segmentSeconds: number, firstSegmentSeconds: number): string {
+  if (firstSegmentSeconds === segmentSeconds) return `expr:gte(t,n_forced*${segmentSeconds})`;
+  return `expr:gte(t,if(n_forced,${firstSegmentSeconds}+(n_forced-1)*${segmentSeconds},0))`;
+}
+
 /**
- * Every output's timestamps start this far in, so that no encoder's first timestamps (B-frame
- * reordering, AAC priming) are negative: the TS muxer would shift such a timeline by that run's
- * own encoder delay, and a resumed run's segments would not continue the earlier ones exactly.
+ * Every output's timestamps start this far in. The segment muxer gives each segment its own
+ * MPEG-TS muxer, which shifts a segment whose first timestamps are negative (B-frame reordering,
+ * AAC priming) by that amount: without the lead a run's first segment would be shifted by its
+ * encoder's delay and the next one not, and a resumed run's segments would not continue the
+ * earlier ones exactly.
  */
 const TIMELINE_LEAD_SECONDS = 10;
 
-/** Segment numbers and timestamps of a run that starts at segment `segments`, `fromSeconds` in. */
-function timelineOptions(segments: number, fromSeconds: number): string[] {
-  return ["-output_ts_offset", (TIMELINE_LEAD_SECONDS + fromSeconds).toFixed(6), "-start_number", String(segments)];
+/** ffmpeg's AAC encoder starts with 1024 samples of priming, at the audio rung's 48 kHz. */
+const AAC_PRIMING_SECONDS = 1024 / 48_000;
+
+/** A cut this close to the source's end would leave a sliver of a last segment (a few AAC frames): none there. */
+const END_MARGIN_SECONDS = 0.1;
+
+/**
+ * The cuts of a run that starts at segment `firstSegment`, in seconds after its own start (ffmpeg
+ * counts an output's time from 0 after `-ss`), and on past the source's end: the probe's duration
+ * may fall short of what the decoder finds, and a cut past the end costs nothing.
+ */
+function segmentCuts(plan: SegmentPlan, firstSegment: number, duration: number): number[] {
+  const from = segmentStart(plan, firstSegment);
+  const last = segmentCount(plan, duration * 1.1 + 60);
+  const cuts: number[] = [];
+  for (let i = firstSegment + 1; i <= last; i++) {
+    const at = segmentStart(plan, i);
+    if (Math.abs(at - duration) < END_MARGIN_SECONDS) continue;
+    cuts.push(Number((at - from).toFixed(6)));
+  }
+  return cuts;
 }
 
-function hlsOptions(rung: Rung, segmentSeconds: number): string[] {
+/**
+ * One rung as the segment muxer writes it: MPEG-TS segments cut at `cuts` (on the first keyframe
+ * at or after each, which the video encoder forced there; every audio packet is one), numbered
+ * from `firstSegment`, and an m3u8 list of them. The hls muxer cannot do this: with event
+ * playlists FFmpeg 5.1 applies `-hls_init_time` to every segment. The list is written to a
+ * temporary file and renamed, after the segment it adds was written, so whatever it lists is
+ * complete; the publisher writes the playlists players read.
+ */
+function segmentOptions(rung: Rung, firstSegment: number, fromSeconds: number, cuts: number[]): string[] {
   return [
     // Several outputs fed by one filter graph buffer packets while the slowest catches up.
     "-max_muxing_queue_size",
     "4096",
+    // Timestamps go to the segment muxer as the encoder made them: its cuts and its list's
+    // durations count from 0, and `-initial_offset` moves them in each segment's file.
+    "-avoid_negative_ts",
+    "disabled",
     "-f",
-    "hls",
-    "-hls_time",
-    String(segmentSeconds),
-    "-hls_playlist_type",
-    "event",
-    // temp_file: a segment appears under its name only once closed, and the playlist is replaced
-    // by rename, so whatever the playlist lists is complete.
-    "-hls_flags",
-    "independent_segments+temp_file",
-    "-hls_segment_filename",
-    `${rung.name}/seg_%05d.ts`,
+    "segment",
+    "-segment_format",
+    "mpegts",
+    "-segment_times",
+    cuts.length > 0 ? cuts.join(",") : "1e9",
+    "-initial_offset",
+    (TIMELINE_LEAD_SECONDS + fromSeconds).toFixed(6),
+    "-segment_start_number",
+    String(firstSegment),
+    "-segment_list",
+    `${rung.name}/${RUNG_PLAYLIST}`,
+    "-segment_list_type",
+    "m3u8",
   ];
+}
+
+/** The segment files of a rung, relative to the work dir (the segment muxer's output). */
+function segmentFiles(rung: Rung): string {
+  return `${rung.name}/seg_%05d.ts`;
 }

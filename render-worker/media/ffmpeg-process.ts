@@ -1,4 +1,5 @@
 import ffmpeg from "fluent-ffmpeg";
+import { ffmpegCpuSeconds } from "../metrics.ts";
 import { abortError, createStderrTail, MediaError, redactUrls, withoutLogPrefix } from "./errors.ts";
 import { mediaToolEnv } from "./tool-environment.ts";
 import { diesWithWorker } from "./tool-process.ts";
@@ -48,7 +49,8 @@ export interface FfmpegRun {
 export function runFfmpeg(run: FfmpegRun): Promise<string> {
   const command = ffmpeg({ cwd: run.cwd, stdoutLines: 50 });
   // Global options, which ffmpeg reads wherever they stand: before the first `-i` when there is one.
-  const global = ["-nostdin", "-hide_banner"];
+  // -benchmark: ffmpeg ends with its own CPU time (`bench: utime=… stime=…`), counted by the metrics.
+  const global = ["-nostdin", "-hide_banner", "-benchmark"];
   run.inputs.forEach((input, i) => {
     command.input(input.source);
     const options = i === 0 ? [...global, ...input.options] : input.options;
@@ -123,6 +125,12 @@ function runCommand(
       onStart?.();
     });
     command.on("stderr", (line: string) => {
+      // -benchmark's figures are for the metrics, not diagnostics: they stay out of errors.
+      if (BENCH_LINE.test(line)) {
+        const cpu = BENCH_CPU.exec(line);
+        if (cpu) ffmpegCpuSeconds.inc(Number(cpu[1]) + Number(cpu[2]));
+        return;
+      }
       if (stderrTail.add(line) && DISK_FULL.test(line)) diskFull = true;
     });
     command.on("error", (err: Error) => {
@@ -151,6 +159,8 @@ function runCommand(
   });
 }
 
+const BENCH_LINE = /^\s*bench: /;
+const BENCH_CPU = /^\s*bench: utime=([\d.]+)s stime=([\d.]+)s/;
 const DISK_FULL = /No space left on device|Disk quota exceeded/i;
 
 /** ffmpeg ends with its reason in unindented lines; indented ones describe the input. */

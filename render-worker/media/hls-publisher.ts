@@ -1,3 +1,4 @@
+import { type FSWatcher, mkdirSync, watch } from "node:fs";
 import { mkdir, readFile, stat, statfs, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Parser } from "m3u8-parser";
@@ -7,7 +8,7 @@ import { hlsLayout, RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
 import { publishedFraction } from "../progress/job-progress.ts";
 import type { WorkerStorage } from "../storage/types.ts";
 import { ObjectExistsError } from "../storage/write-once.ts";
-import { mergePlaylist, type KeptSegment } from "./resume.ts";
+import type { KeptSegment } from "./resume.ts";
 
 const PLAYLIST_TYPE = "application/vnd.apple.mpegurl";
 const SEGMENT_TYPE = "video/mp2t";
@@ -20,6 +21,8 @@ const TS_PACKET_BYTES = 188;
 const WORK_DIR_MIN_FREE_BYTES = 1024 * 1024;
 /** Rung names match `^[a-z0-9]+$`, so this directory in the work dir is never a rung's. */
 const SNAPSHOT_DIR = ".publish";
+/** How often the work dir is looked at when no change was seen: a backstop for a missed file event. */
+const BACKSTOP_INTERVAL_MS = 1000;
 
 export interface HlsPublisherOptions {
   storage: WorkerStorage;
@@ -34,7 +37,15 @@ export interface HlsPublisherOptions {
   /** Per rung, the segments an earlier run published that this run keeps (a resumed run). */
   kept?: Map<string, KeptSegment[]>;
   probe: ProbeResult;
-  /** How often to look for new segments while ffmpeg runs. */
+  /**
+   * Every rung playlist's `#EXT-X-TARGETDURATION`, the same in every version published
+   * (`targetDuration` of segments.ts); a segment that rounds to more raises it.
+   */
+  targetDuration: number;
+  /**
+   * How often to look for new segments when no file event came (a pass also runs as soon as ffmpeg
+   * replaces a rung's list); default 1 s.
+   */
   intervalMs?: number;
   /** Called once, when the master playlist and a first segment of every rung are published. */
   onPlayable?: (masterKey: string) => Promise<void>;
@@ -68,7 +79,7 @@ class RungPublishError extends Error {
 
 export interface HlsPublisher {
   readonly masterKey: string;
-  /** Starts the timer that publishes segments as ffmpeg closes them. */
+  /** Starts publishing segments as ffmpeg closes them: on every change of a rung's list, and on a backstop timer. */
   start(): void;
   variants(): VariantPublication[];
   /** After ffmpeg exited successfully: publishes what is left and the final (ENDLIST) playlists. */
@@ -93,9 +104,10 @@ interface RungState {
 }
 
 /**
- * Publishes an HLS ladder while ffmpeg writes it. Each pass reads every rung's playlist, uploads
- * the segments it lists that are not uploaded yet (listed means closed: ffmpeg runs with
- * `temp_file`), then uploads a snapshot of that playlist, so a published playlist never names
+ * Publishes an HLS ladder while ffmpeg writes it. A pass runs whenever ffmpeg replaces a rung's
+ * list (a file event; a slow timer is the backstop) and reads every rung's list, uploads the
+ * segments it lists that are not uploaded yet (listed means written: ffmpeg renames the list into
+ * place after the segment), then uploads a playlist of them, so a published playlist never names
  * an unpublished segment. Once every rung has published a segment, the master playlist follows.
  * A rung whose files storage refuses fails alone: it is published no further and the master
  * leaves it out, unless no video rung is left, which fails the whole publication. A full,
@@ -120,8 +132,12 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
   let masterPublished = false;
   let masterFailedRungs = 0;
   let stopped = false;
+  let started = false;
   let timer: NodeJS.Timeout | undefined;
+  let watchers: FSWatcher[] = [];
   let passInFlight: Promise<void> | null = null;
+  /** A change was seen while a pass ran: another pass follows it at once. */
+  let passAgain = false;
   let failure: { error: unknown } | null = null;
 
   async function uploadOfRung(
@@ -205,7 +221,8 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
     if (final || listed > state.publishedSegments) {
       // The file ffmpeg keeps replacing may already list more than was uploaded; publish what was read.
       const snapshot = path.join(workDir, SNAPSHOT_DIR, `${name}.m3u8`);
-      await writeFile(snapshot, mergePlaylist(state.kept, text));
+      const listedSegments = [...state.kept, ...segments.map((s) => ({ uri: s.uri, duration: s.duration }))];
+      await writeFile(snapshot, mediaPlaylist(listedSegments, { targetDuration: opts.targetDuration, endList: final }));
       await uploadOfRung(name, playlistKey, snapshot, {
         contentType: PLAYLIST_TYPE,
         cacheControl: final ? CACHE_FINAL : CACHE_GROWING,
@@ -255,24 +272,55 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
     }
   }
 
-  function schedule(): void {
-    timer = setTimeout(() => {
-      passInFlight = publishPass(false)
-        .catch((error: unknown) => {
-          failure = { error };
-          stopped = true;
-          opts.onError?.(error);
-        })
-        .finally(() => {
-          passInFlight = null;
-          if (!stopped) schedule();
+  /** Runs a pass now, or right after the one in flight. */
+  function publishSoon(): void {
+    if (stopped) return;
+    if (passInFlight) {
+      passAgain = true;
+      return;
+    }
+    clearTimeout(timer);
+    passInFlight = publishPass(false)
+      .catch((error: unknown) => {
+        failure = { error };
+        stopped = true;
+        opts.onError?.(error);
+      })
+      .finally(() => {
+        passInFlight = null;
+        if (stopped) return;
+        if (passAgain) {
+          passAgain = false;
+          publishSoon();
+        } else {
+          timer = setTimeout(publishSoon, opts.intervalMs ?? BACKSTOP_INTERVAL_MS);
+        }
+      });
+  }
+
+  /** Watches every rung's directory: ffmpeg renames a rung's list into place once per segment. */
+  function watchRungs(): void {
+    for (const state of states) {
+      const dir = path.join(workDir, state.rung.name);
+      try {
+        mkdirSync(dir, { recursive: true });
+        const watcher = watch(dir, (_event, file) => {
+          if (file === RUNG_PLAYLIST) publishSoon();
         });
-    }, opts.intervalMs ?? 500);
+        // The backstop timer still finds what a failed watch would have reported.
+        watcher.on("error", () => watcher.close());
+        watchers.push(watcher);
+      } catch {
+        // Same: the timer publishes it.
+      }
+    }
   }
 
   async function halt(): Promise<void> {
     stopped = true;
     clearTimeout(timer);
+    for (const watcher of watchers) watcher.close();
+    watchers = [];
     await passInFlight;
   }
 
@@ -289,7 +337,10 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
   return {
     masterKey,
     start() {
-      if (!stopped && timer === undefined) schedule();
+      if (stopped || started) return;
+      started = true;
+      watchRungs();
+      publishSoon();
     },
     variants,
     async finish() {
@@ -313,6 +364,27 @@ async function workDirFull(workDir: string, err: unknown): Promise<Error | null>
   const reason = err instanceof Error ? err.message : String(err);
   const full = new Error(`ENOSPC: no space left on device in the worker's work dir (${reason})`);
   return storageUnavailable(Object.assign(full, { code: "ENOSPC" }));
+}
+
+/**
+ * A rung's playlist as published: an event playlist from segment 0 (a resumed run's kept segments,
+ * then its own), with one target duration in every version, ending once the rung is complete.
+ */
+export function mediaPlaylist(segments: KeptSegment[], opts: { targetDuration: number; endList: boolean }): string {
+  // A segment must not round to more than the target (RFC 8216 4.3.3.1): only a source with a
+  // frame gap longer than half a second makes one, and then the playlist says so.
+  const target = Math.max(opts.targetDuration, ...segments.map((s) => Math.round(s.duration)));
+  const lines = [
+    "#EXTM3U",
+    "#EXT-X-VERSION:6",
+    `#EXT-X-TARGETDURATION:${target}`,
+    "#EXT-X-MEDIA-SEQUENCE:0",
+    "#EXT-X-PLAYLIST-TYPE:EVENT",
+    "#EXT-X-INDEPENDENT-SEGMENTS",
+  ];
+  for (const s of segments) lines.push(`#EXTINF:${s.duration.toFixed(6)},`, s.uri);
+  if (opts.endList) lines.push("#EXT-X-ENDLIST");
+  return `${lines.join("\n")}\n`;
 }
 
 /** The master playlist: relative URIs, demuxed audio as one group every video rung refers to. */

@@ -2,6 +2,7 @@ import { Parser } from "m3u8-parser";
 import { Rung } from "../../src/protocol/messages.ts";
 import { ENCODE_MANIFEST, RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
 import type { WorkerStorage } from "../storage/types.ts";
+import { segmentCount, segmentStart, type SegmentPlan } from "./segments.ts";
 
 /**
  * Written beside the playlists once a run has published every rung: which job wrote the
@@ -10,10 +11,9 @@ import type { WorkerStorage } from "../storage/types.ts";
  * ladder planner, another job such as a retryVariant of a failed rung) starts from zero.
  */
 
-export interface EncodeManifest {
+export interface EncodeManifest extends SegmentPlan {
   jobId: string;
   ladder: Rung[];
-  segmentSeconds: number;
   encoder: string;
   /** Set once the job's run published everything: what it published, so a later delivery does no work. */
   complete?: CompletedEncode;
@@ -71,10 +71,11 @@ export async function completedEncode(
 
 /**
  * Finds what an earlier run of this encode left published: the number N of segments every rung
- * to encode has published, which end at N × segmentSeconds in every rung because each segment
- * starts on a keyframe forced at a multiple of segmentSeconds. Resuming from there re-encodes
- * nothing that is published. At least the last segment is always left to encode, so the run
- * still writes every rung's end of list.
+ * to encode has published, which end at the same media time in every rung (`segmentStart(N)` of
+ * the manifest's plan: a short first segment, then full ones) because each segment starts on a
+ * keyframe forced there. The published playlists' durations must add up to it. Resuming from
+ * there re-encodes nothing that is published. At least the last segment is always left to
+ * encode, so the run still writes every rung's end of list.
  */
 export async function planResume(args: {
   storage: WorkerStorage;
@@ -103,7 +104,10 @@ async function findResumePoint(args: Parameters<typeof planResume>[0]): Promise<
     return { resume: null, reason };
   }
 
-  const segmentSeconds = manifest.segmentSeconds;
+  const plan: SegmentPlan = {
+    segmentSeconds: manifest.segmentSeconds,
+    firstSegmentSeconds: manifest.firstSegmentSeconds,
+  };
   const published = new Map<string, KeptSegment[]>();
   for (const rung of rungs) {
     const text = await storage.readText(`${hlsPrefix}/${rung.name}/${RUNG_PLAYLIST}`);
@@ -113,12 +117,13 @@ async function findResumePoint(args: Parameters<typeof planResume>[0]): Promise<
     published.set(rung.name, segments);
   }
 
-  const lastSegmentIndex = Math.max(0, Math.ceil(args.duration / segmentSeconds - 1e-6) - 1);
+  const lastSegmentIndex = segmentCount(plan, args.duration) - 1;
   const segments = Math.min(lastSegmentIndex, ...[...published.values()].map((s) => s.length));
   if (segments === 0) return { resume: null, reason: "not every rung has a complete segment" };
+  const fromSeconds = segmentStart(plan, segments);
 
-  // A video segment ends on the first frame at or after its boundary, so N segments last N ×
-  // segmentSeconds give or take a frame; anything else means the cuts are not where we seek to.
+  // A video segment ends on the first frame at or after its boundary, so N segments last until
+  // the start of segment N give or take a frame; anything else means the cuts are not where we seek to.
   const frame = args.fps > 0 ? 1 / args.fps : 0.1;
   for (const rung of rungs) {
     if (rung.kind !== "VIDEO") continue;
@@ -126,12 +131,13 @@ async function findResumePoint(args: Parameters<typeof planResume>[0]): Promise<
       .get(rung.name)!
       .slice(0, segments)
       .reduce((sum, s) => sum + s.duration, 0);
-    if (Math.abs(seconds - segments * segmentSeconds) > frame + 0.01) {
-      return { resume: null, reason: `the ${rung.name} segments are not cut every ${segmentSeconds} s` };
+    if (Math.abs(seconds - fromSeconds) > frame + 0.01) {
+      const cuts = `${plan.firstSegmentSeconds} s, then every ${plan.segmentSeconds} s`;
+      return { resume: null, reason: `the ${rung.name} segments are not cut after ${cuts}` };
     }
   }
   const kept = new Map([...published].map(([name, s]) => [name, s.slice(0, segments)]));
-  return { resume: { segments, fromSeconds: segments * segmentSeconds, kept } };
+  return { resume: { segments, fromSeconds, kept } };
 }
 
 /** The segments of a playlist whose segments are `seg_00000.ts`, `seg_00001.ts`… from 0; else null. */
@@ -149,31 +155,7 @@ function publishedSegments(text: string): KeptSegment[] | null {
   return kept;
 }
 
-/** The name ffmpeg gives segment `index` (`-hls_segment_filename seg_%05d.ts`). */
+/** The name ffmpeg gives segment `index` (the segment muxer writes `seg_%05d.ts`). */
 function segmentFileName(index: number): string {
   return `seg_${String(index).padStart(5, "0")}.ts`;
-}
-
-/**
- * A resumed rung's playlist: the segments kept from the earlier run, then what this run's ffmpeg
- * lists (it numbers its segments from the kept count and writes `MEDIA-SEQUENCE` = that count,
- * which the merged playlist, starting at segment 0, sets back to 0).
- */
-export function mergePlaylist(kept: KeptSegment[], ffmpegText: string): string {
-  if (kept.length === 0) return ffmpegText;
-  const lines = ffmpegText.split("\n");
-  const firstSegment = lines.findIndex((l) => l.startsWith("#EXTINF"));
-  const bodyStart = firstSegment === -1 ? lines.findIndex((l) => l.startsWith("#EXT-X-ENDLIST")) : firstSegment;
-  const header = (bodyStart === -1 ? lines : lines.slice(0, bodyStart)).filter((l) => l !== "");
-  const body = bodyStart === -1 ? [] : lines.slice(bodyStart);
-  const keptTarget = Math.max(...kept.map((s) => Math.round(s.duration)));
-  const merged = header.map((l) => {
-    if (l.startsWith("#EXT-X-MEDIA-SEQUENCE:")) return "#EXT-X-MEDIA-SEQUENCE:0";
-    if (l.startsWith("#EXT-X-TARGETDURATION:")) {
-      return `#EXT-X-TARGETDURATION:${Math.max(keptTarget, Number(l.split(":")[1]) || 0)}`;
-    }
-    return l;
-  });
-  for (const s of kept) merged.push(`#EXTINF:${s.duration.toFixed(6)},`, s.uri);
-  return [...merged, ...body].join("\n");
 }

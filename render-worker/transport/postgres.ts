@@ -84,6 +84,9 @@ export function createPostgresWorkerTransport(connectionString: string): WorkerT
         onReconnected,
       });
     },
+    async checkReachable() {
+      await boss.getQueue(EVENTS_QUEUE);
+    },
     async stopConsuming() {
       await Promise.all(queues.map((q) => boss.offWork(q, { wait: false })));
     },

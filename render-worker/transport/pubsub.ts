@@ -201,6 +201,11 @@ export function createPubSubWorkerTransport(options: PubSubWorkerTransportOption
       }
     },
 
+    async checkReachable() {
+      const [exists] = await pubsub.topic(names.eventsTopic).exists();
+      if (!exists) throw new Error(`topic ${names.eventsTopic} does not exist`);
+    },
+
     async publishEvent(event: WorkerEvent) {
       eventsTopic ??= pubsub.topic(names.eventsTopic);
       const attributes = { v: String(event.v), type: event.type };

@@ -22,6 +22,8 @@ export interface WorkerTransport {
    * and come back calls `onReconnected` then, so the worker can ask for what it missed.
    */
   onControl(handler: (message: unknown) => void, onReconnected: () => void): Promise<void>;
+  /** Resolves when the transport answers now (readiness); throws when it does not. */
+  checkReachable(): Promise<void>;
   /** Stops taking new jobs; in-flight handlers keep running. */
   stopConsuming(): Promise<void>;
   stop(): Promise<void>;

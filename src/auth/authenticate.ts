@@ -70,7 +70,13 @@ export function createAuthenticator(db: Db, jwt: JwtSettings) {
       key.lastUsedAt = now;
       void db.apiKey.update({ where: { id: key.id }, data: { lastUsedAt: now } }).catch(() => {});
     }
-    return { kind: "apiKey", tenantId: key.tenantId, scopes: new Set(key.scopes.filter(isScope)), subject: key.id };
+    return {
+      kind: "apiKey",
+      tenantId: key.tenantId,
+      scopes: new Set(key.scopes.filter(isScope)),
+      subject: key.id,
+      expiresAt: key.expiresAt?.getTime() ?? null,
+    };
   }
 
   async function fromJwt(token: string): Promise<Principal> {
@@ -103,7 +109,13 @@ export function createAuthenticator(db: Db, jwt: JwtSettings) {
     if (!tenant) throw new AuthenticationError("the token's tenant does not exist");
     const asked = typeof payload.scope === "string" ? payload.scope.split(" ") : ["videos:read"];
     const scopes = new Set(asked.filter((s): s is Scope => isScope(s) && jwt.allowedScopes.includes(s)));
-    return { kind: "jwt", tenantId: tenant.id, scopes, subject: String(payload.sub ?? "") };
+    return {
+      kind: "jwt",
+      tenantId: tenant.id,
+      scopes,
+      subject: String(payload.sub ?? ""),
+      expiresAt: (payload.exp as number) * 1000,
+    };
   }
 
   /**

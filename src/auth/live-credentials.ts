@@ -10,21 +10,26 @@ import type { Principal } from "./scopes.ts";
 /** graphql-ws' own "Forbidden" close code: the credential of a live connection stopped being good. */
 const CREDENTIAL_LOST_CLOSE_CODE = 4403;
 
+/** Every live connection of one credential: it is re-checked once for all of them. */
 interface Watch {
   subject: string | null;
+  onLost: Set<(reason: string) => void>;
+  timer: NodeJS.Timeout;
   recheck(): Promise<void>;
 }
 
 /**
  * Keeps the credentials of long-lived connections (graphql-ws sockets, SSE subscriptions) honest:
- * each is authenticated again every `intervalSeconds` (an expired JWT or API key, or a key
- * revoked by any means, fails there), and at once when an API key is revoked (a NOTIFY from
+ * each credential is authenticated again every `intervalSeconds` (an expired JWT or API key, or a
+ * key revoked by any means, fails there), and at once when an API key is revoked (a NOTIFY from
  * `revokeApiKey`, also from the CLI) or when the fan-out reconnected and may have missed one.
+ * Connections that share a credential share its re-check: ten thousand front ends of one key cost
+ * one query per interval, not ten thousand.
  */
 export class LiveCredentials {
   readonly #authenticate: Authenticate;
   readonly #intervalMs: number;
-  readonly #watches = new Set<Watch>();
+  readonly #watches = new Map<string, Watch>();
 
   constructor(authenticate: Authenticate, intervalSeconds: number) {
     this.#authenticate = authenticate;
@@ -35,7 +40,7 @@ export class LiveCredentials {
   listen(fanOut: EventTarget): void {
     fanOut.addEventListener(API_KEY_REVOKED_TOPIC, (event) => {
       const detail = (event as CustomEvent).detail;
-      for (const watch of this.#watches) {
+      for (const watch of this.#watches.values()) {
         if (detail === RESYNC || (detail as { keyId?: string })?.keyId === watch.subject) void watch.recheck();
       }
     });
@@ -46,11 +51,28 @@ export class LiveCredentials {
    * function that stops watching (call it when the connection ends).
    */
   watch(authorization: string, principal: Principal, onLost: (reason: string) => void): () => void {
+    const watch = this.#watches.get(authorization) ?? this.#startWatching(authorization, principal);
     let done = false;
+    const once = (reason: string) => {
+      if (done) return;
+      done = true;
+      onLost(reason);
+    };
+    watch.onLost.add(once);
+    return () => {
+      done = true;
+      watch.onLost.delete(once);
+      if (watch.onLost.size === 0) this.#stopWatching(authorization, watch);
+    };
+  }
+
+  #startWatching(authorization: string, principal: Principal): Watch {
     const watch: Watch = {
       subject: principal.kind === "apiKey" ? principal.subject : null,
+      onLost: new Set(),
+      timer: setInterval(() => void watch.recheck(), this.#intervalMs).unref(),
       recheck: async () => {
-        if (done) return;
+        if (this.#watches.get(authorization) !== watch) return;
         let reason: string | null = null;
         try {
           if ((await this.#authenticate(authorization, { fresh: true })) === null) reason = "no credential";
@@ -59,19 +81,18 @@ export class LiveCredentials {
             return log.warn("credential re-check failed; trying again later", { err });
           reason = err.reason;
         }
-        if (reason === null || done) return;
-        stop();
-        onLost(reason);
+        if (reason === null || this.#watches.get(authorization) !== watch) return;
+        this.#stopWatching(authorization, watch);
+        for (const onLost of watch.onLost) onLost(reason);
       },
     };
-    const timer = setInterval(() => void watch.recheck(), this.#intervalMs).unref();
-    const stop = () => {
-      done = true;
-      clearInterval(timer);
-      this.#watches.delete(watch);
-    };
-    this.#watches.add(watch);
-    return stop;
+    this.#watches.set(authorization, watch);
+    return watch;
+  }
+
+  #stopWatching(authorization: string, watch: Watch): void {
+    clearInterval(watch.timer);
+    if (this.#watches.get(authorization) === watch) this.#watches.delete(authorization);
   }
 
   /** Watches a WebSocket's credential; closes it with CREDENTIAL_LOST_CLOSE_CODE when it fails. */

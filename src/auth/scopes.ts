@@ -21,4 +21,6 @@ export interface Principal {
   scopes: ReadonlySet<Scope>;
   /** The API key's id, or the JWT's `sub`. */
   subject: string;
+  /** When the credential expires (epoch ms: the key's expiry, the JWT's `exp`), or null if it does not. */
+  expiresAt: number | null;
 }

@@ -15,10 +15,7 @@ const MIGRATION_LOCK_KEY = 727_130_951;
  * engine that cannot be downloaded on every machine (see docs/storage-and-deployment.md, "Migrations").
  */
 export async function applyMigrations(databaseUrl: string, dir = MIGRATIONS_DIR): Promise<string[]> {
-  const names = (await readdir(dir, { withFileTypes: true }))
-    .filter((d) => d.isDirectory())
-    .map((d) => d.name)
-    .sort();
+  const names = await migrationNames(dir);
   const client = new pg.Client({ connectionString: databaseUrl });
   // A connection lost mid-migration fails the query in flight; the event itself must not crash the process.
   client.on("error", () => {});
@@ -75,4 +72,18 @@ export async function applyMigrations(databaseUrl: string, dir = MIGRATIONS_DIR)
     await client.end();
   }
   return applied;
+}
+
+async function migrationNames(dir: string): Promise<string[]> {
+  return (await readdir(dir, { withFileTypes: true }))
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name)
+    .sort();
+}
+
+let shipped: Promise<string[]> | undefined;
+/** The migrations this build ships, in order (read once). */
+export function shippedMigrations(): Promise<string[]> {
+  shipped ??= migrationNames(MIGRATIONS_DIR);
+  return shipped;
 }

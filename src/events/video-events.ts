@@ -1,6 +1,7 @@
 import { createPubSub } from "graphql-yoga";
 import type { Variant, Video } from "../generated/prisma/client.ts";
 import type { VariantStatus, VideoStatus } from "../generated/prisma/enums.ts";
+import type { QueuePosition } from "../jobs/queue-position.ts";
 import type { PostgresEventTarget } from "./postgres-event-target.ts";
 
 /**
@@ -31,7 +32,9 @@ export type VideoEventPayload =
       /** Items rendered, and taken from the cache (Manim's partial movies), so far. */
       renderedCount: number;
       cachedCount: number;
-    };
+    }
+  /** Where the video's queued job stands now that its queue changed (src/jobs/queue-position.ts). */
+  | { kind: "queuePosition"; video: VideoSnapshot; position: QueuePosition };
 
 /** Rows made JSON-safe: dates as ISO strings, byte counts as numbers. */
 export type VideoSnapshot = Omit<Video, "uploadSize" | "uploadedBytes" | DateKeys<Video>> &

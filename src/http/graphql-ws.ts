@@ -5,7 +5,10 @@ import type { YogaServerInstance } from "graphql-yoga";
 import { WebSocketServer } from "ws";
 import { AuthenticationError, type Authenticate } from "../auth/authenticate.ts";
 import type { LiveCredentials } from "../auth/live-credentials.ts";
+import type { Principal } from "../auth/scopes.ts";
 import type { Context } from "../context.ts";
+import { websocketConnections } from "../metrics.ts";
+import { log } from "../log.ts";
 
 /** onSubscribe returns yoga's enveloped execute and subscribe as the operation's rootValue. */
 type EnvelopedArgs = ExecutionArgs & { rootValue: { execute: typeof execute; subscribe: typeof subscribe } };
@@ -16,6 +19,18 @@ export function authorizationParam(params: Record<string, unknown> | undefined |
   return typeof value === "string" ? value : null;
 }
 
+/** Close code of a connection refused because the process serves WS_MAX_CONNECTIONS already (RFC 6455). */
+export const TRY_AGAIN_LATER_CLOSE_CODE = 1013;
+/** Close code of a client that let more than WS_MAX_BUFFERED_BYTES pile up unread. */
+export const SLOW_CONSUMER_CLOSE_CODE = 4008;
+
+export interface WebSocketLimits {
+  /** Connections this process accepts at once; the next ones are closed with TRY_AGAIN_LATER_CLOSE_CODE. */
+  maxConnections: number;
+  /** Bytes a connection may have queued for sending; beyond, it is closed with SLOW_CONSUMER_CLOSE_CODE. */
+  maxBufferedBytes: number;
+}
+
 /**
  * Serves graphql-ws on yoga's endpoint of `httpServer`. It goes through yoga's envelop, so
  * WebSocket and HTTP share plugins and context.
@@ -24,19 +39,33 @@ export function serveGraphqlOverWebSocket(
   httpServer: Server,
   yoga: YogaServerInstance<Record<string, unknown>, Context>,
   auth: { authenticate: Authenticate; liveCredentials: LiveCredentials },
+  limits: WebSocketLimits,
 ): ReturnType<typeof useServer> {
   const { authenticate, liveCredentials } = auth;
-  const wsServer = new WebSocketServer({ server: httpServer, path: yoga.graphqlEndpoint });
+  // Compression stays off (ws' default for servers): a zlib context per socket costs far more
+  // memory than a progress event's few hundred bytes save.
+  const wsServer = new WebSocketServer({ server: httpServer, path: yoga.graphqlEndpoint, perMessageDeflate: false });
+  refuseBeyondCap(wsServer, limits.maxConnections);
+  closeSlowConsumers(wsServer, limits.maxBufferedBytes);
   const stopWatching = new WeakMap<object, () => void>();
+  wsServer.on("connection", (socket) => {
+    websocketConnections.inc();
+    socket.once("close", () => websocketConnections.dec());
+  });
+  const principals = new WeakMap<object, Principal>();
   return useServer(
     {
-      // Credentials are checked at connection_init (4403 closes a bad one), by the same code in
-      // each operation's context, and for as long as the socket lives (LiveCredentials).
+      // Credentials are checked at connection_init (4403 closes a bad one) and for as long as the
+      // socket lives (LiveCredentials: at once when a key is revoked, else every
+      // AUTH_RECHECK_SECONDS). Operations on the socket reuse that principal until it expires.
       onConnect: async (ctx) => {
+        // Closed already (beyond WS_MAX_CONNECTIONS, or a slow consumer): no lookup for it.
+        if (ctx.extra.socket.readyState !== ctx.extra.socket.OPEN) return false;
         const authorization = authorizationParam(ctx.connectionParams);
         try {
           const principal = await authenticate(authorization);
           if (principal === null) return false;
+          principals.set(ctx, principal);
           stopWatching.set(ctx, liveCredentials.watchSocket(authorization!, principal, ctx.extra.socket));
           return true;
         } catch (err) {
@@ -61,6 +90,7 @@ export function serveGraphqlOverWebSocket(
           socket: ctx.extra.socket,
           params,
           connectionParams: ctx.connectionParams,
+          principal: unexpired(principals.get(ctx)),
         });
         const args = {
           schema: s,
@@ -77,4 +107,47 @@ export function serveGraphqlOverWebSocket(
     },
     wsServer,
   );
+}
+
+/** The connection's principal while its credential has not expired; after, operations authenticate again. */
+function unexpired(principal: Principal | undefined): Principal | undefined {
+  return principal && (principal.expiresAt === null || principal.expiresAt > Date.now()) ? principal : undefined;
+}
+
+/** Closes connections beyond `max` as soon as they open, before any work is done for them. */
+function refuseBeyondCap(wsServer: WebSocketServer, max: number): void {
+  let warned = false;
+  wsServer.on("connection", (socket) => {
+    // ws counts a socket in `clients` from its upgrade until it closed.
+    if (wsServer.clients.size <= max) {
+      warned = false;
+      return;
+    }
+    if (!warned) log.warn("WebSocket connections at WS_MAX_CONNECTIONS; refusing more", { max });
+    warned = true;
+    socket.close(TRY_AGAIN_LATER_CLOSE_CODE, "Too many connections on this server; try again later");
+  });
+}
+
+/**
+ * A client that does not read what it is sent must not hold memory without bound, nor hold up
+ * anyone else. graphql-ws waits for each send to be written before it takes a subscription's next
+ * event, so a stalled socket would pile events up unseen in its subscriptions' queues: here a send
+ * counts as done once ws has it, the backlog stays in ws' buffer, and once more than `maxBytes`
+ * wait there the client is closed with SLOW_CONSUMER_CLOSE_CODE (the close frame follows the data it
+ * has not read; ws destroys the socket if the close handshake does not finish in 30 s).
+ */
+function closeSlowConsumers(wsServer: WebSocketServer, maxBytes: number): void {
+  wsServer.on("connection", (socket) => {
+    const send = socket.send.bind(socket);
+    socket.send = ((data: string, done?: (err?: Error) => void) => {
+      send(data);
+      done?.();
+      if (socket.bufferedAmount <= maxBytes || socket.readyState !== socket.OPEN) return;
+      log.warn("closing a WebSocket client that does not read what it is sent", {
+        bufferedBytes: socket.bufferedAmount,
+      });
+      socket.close(SLOW_CONSUMER_CLOSE_CODE, "Slow consumer: too much unread data");
+    }) as typeof socket.send;
+  });
 }

@@ -5,12 +5,15 @@ import type { Job, JobStatus, Video } from "../generated/prisma/client.ts";
 import { log } from "../log.ts";
 import { PROTOCOL_VERSION } from "../protocol/messages.ts";
 import type { ApiTransport } from "../transport/types.ts";
+import { queueOf, type QueueWatch } from "./queue-position.ts";
 import { lockVideo } from "./video-lock.ts";
 
 export interface CancelDeps {
   db: Db;
   pubSub: VideoPubSub;
   transport: ApiTransport;
+  /** Told of canceled jobs, so the jobs behind them in their queues hear their new positions. */
+  queueWatch?: Pick<QueueWatch, "changed">;
 }
 
 const CANCELED_REASON = "Canceled on request";
@@ -74,6 +77,7 @@ export async function cancelVideo(
   });
   deps.pubSub.publish("videoEvents", videoId, { kind: "status", video: videoSnapshot(result.video) });
   for (const job of result.jobs) await tellWorkersToCancel(deps.transport, job.id, job.attempt);
+  for (const queue of new Set(result.jobs.map(queueOf))) deps.queueWatch?.changed(queue);
   return result;
 }
 

@@ -1,6 +1,8 @@
 import { z } from "zod";
 import type { Db } from "../db/client.ts";
 import { videoSnapshot, type VideoPubSub } from "../events/video-events.ts";
+import { DEFAULT_COST_SETTINGS, type CostSettings } from "./cost.ts";
+import { estimateAtEnqueue } from "./job-cost.ts";
 import type { Job, JobKind, Prisma, Video } from "../generated/prisma/client.ts";
 import {
   ImportUrlJobMessage,
@@ -9,6 +11,7 @@ import {
   TranscodeOptions,
   type Capability,
 } from "../protocol/messages.ts";
+import { traceparentOf } from "../protocol/tracing.ts";
 
 /**
  * What a job row stores for each kind, as the contract's message schema of that kind checks it:
@@ -63,19 +66,28 @@ export function parseJobInput<K extends JobKind>(kind: K, input: unknown): Store
 
 /**
  * Writes a QUEUED job in the caller's transaction (the row is the outbox the dispatcher publishes
- * from). Once the transaction commits, the caller calls `announceQueuedJob`.
+ * from), a transcode with its estimated cost. Once the transaction commits, the caller calls
+ * `announceQueuedJob`. The job keeps the active span's trace context, so its messages continue the
+ * trace of what created it.
  */
-export async function createJob(tx: Pick<Db, "job">, job: NewJob): Promise<Job> {
+export async function createJob(
+  tx: Pick<Db, "job" | "video" | "variant">,
+  job: NewJob,
+  costs: CostSettings = DEFAULT_COST_SETTINGS,
+): Promise<Job> {
+  const traceparent = traceparentOf();
   const common = {
     videoId: job.videoId,
     kind: job.kind,
     capability: jobCapability[job.kind],
     maxAttempts: job.maxAttempts,
     ...(job.parentId === undefined ? {} : { parentId: job.parentId }),
+    ...(traceparent === undefined ? {} : { traceparent }),
   };
   if (job.kind === "TRANSCODE") {
     const { rungs } = parseJobInput("TRANSCODE", job.input);
-    return tx.job.create({ data: { ...common, ...(rungs ? { rungs } : {}) } });
+    const estimate = await estimateAtEnqueue(tx, costs, { ...common, rungs: rungs ?? [] });
+    return tx.job.create({ data: { ...common, ...(rungs ? { rungs } : {}), ...estimate } });
   }
   const input = parseJobInput(job.kind, job.input);
   // Through JSON: the stored value is what the message builder reads back (no undefined keys).

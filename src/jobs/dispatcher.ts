@@ -1,7 +1,10 @@
 import type { Db } from "../db/client.ts";
 import type { Job, Video } from "../generated/prisma/client.ts";
 import { log } from "../log.ts";
+import { dispatchLatency } from "../metrics.ts";
+import { detached, withLogFields } from "../protocol/log.ts";
 import type { Capability, JobMessage } from "../protocol/messages.ts";
+import { contextOf, inSpan, SpanKind, traceparentOf } from "../protocol/tracing.ts";
 import type { ApiTransport } from "../transport/types.ts";
 import { buildJobMessage } from "./job-messages.ts";
 import { chooseQueue, type GpuRoutingSettings, gpuEncodableJob, type Route } from "./routing.ts";
@@ -216,13 +219,27 @@ export function createDispatcher(deps: {
               });
               continue;
             }
-            const { queue, reason } = await routeFor(tx, job, job.video, gpuWorkerAlive);
-            await transport.publishJob(queue, message);
-            await tx.job.update({
-              where: { id },
-              data: { dispatchedAt: new Date(), dispatchedTo: queue, routingReason: reason },
-            });
-            log.info("job dispatched", { jobId: id, attempt: job.attempt, kind: job.kind, queue, reason });
+            // Each attempt's message continues the trace of what created the job.
+            const dispatchSpan = {
+              parent: contextOf(job.traceparent ?? undefined),
+              kind: SpanKind.PRODUCER,
+              attributes: { "job.id": id, "job.attempt": job.attempt, "job.kind": job.kind, "video.id": job.videoId },
+            };
+            const queue = await withLogFields({ jobId: id, videoId: job.videoId }, () =>
+              inSpan("dispatch job", dispatchSpan, async (span) => {
+                const { queue, reason } = await routeFor(tx, job, job.video, gpuWorkerAlive);
+                span.setAttribute("job.queue", queue);
+                await transport.publishJob(queue, { ...message, traceparent: traceparentOf() });
+                const dueAt = Math.max(job.createdAt.getTime(), job.runAfter?.getTime() ?? 0);
+                dispatchLatency.observe({ queue }, Math.max(0, Date.now() - dueAt) / 1000);
+                await tx.job.update({
+                  where: { id },
+                  data: { dispatchedAt: new Date(), dispatchedTo: queue, routingReason: reason },
+                });
+                log.info("job dispatched", { attempt: job.attempt, kind: job.kind, queue, reason });
+                return queue;
+              }),
+            );
             if (queue === "nvenc") kickAt(new Date(Date.now() + gpu.fallbackAfterSeconds * 1000 + 100));
           }
           return rows.length;
@@ -243,7 +260,8 @@ export function createDispatcher(deps: {
       again = true;
       return;
     }
-    running = dispatchPending()
+    // A request that queued a job only wakes the loop: the batch is not that request's work.
+    running = detached(dispatchPending)
       .catch((err) => log.error("dispatch failed; will retry", { err }))
       .finally(() => {
         running = null;

@@ -1,10 +1,21 @@
 import { log } from "../log.ts";
+import { withLogFields } from "../protocol/log.ts";
 import { parseWorkerEvent, type JobEvent, type WorkerEvent } from "../protocol/messages.ts";
+import { contextOf, inSpan, SpanKind } from "../protocol/tracing.ts";
 import type { IngestOptions } from "./ingest/ingest-deps.ts";
 import { createJobRunIngestor } from "./ingest/job-runs.ts";
 import { createRenderEventIngestor } from "./ingest/render-events.ts";
 import { createTranscodeEventIngestor } from "./ingest/transcode-events.ts";
 import { createProgressWriteThrottle } from "./progress.ts";
+
+/** Events after which the jobs waiting behind the job move: it left the queue's waiting line or freed a slot. */
+const QUEUE_CHANGES: ReadonlySet<JobEvent["type"]> = new Set([
+  "job.started",
+  "job.succeeded",
+  "source.ready",
+  "job.failed",
+  "job.canceled",
+]);
 
 export interface EventIngestor {
   /** Parses, orders and applies a batch of raw worker events. */
@@ -24,9 +35,26 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
   const transcode = createTranscodeEventIngestor(deps, runs);
   const render = createRenderEventIngestor(deps, runs);
 
-  async function applyJobEvent(e: JobEvent): Promise<void> {
+  /**
+   * Applies `e` in a span of the worker's trace (`e.traceparent`), except progress, which comes
+   * every few seconds and would bury the steps.
+   */
+  function applyJobEvent(e: JobEvent): Promise<void> {
+    return withLogFields({ jobId: e.jobId, attempt: e.attempt }, () => {
+      if (e.type === "job.progress" || e.type === "render.progress") return applyEvent(e);
+      const attributes = { "job.id": e.jobId, "job.attempt": e.attempt, "worker.id": e.workerId };
+      const span = { parent: contextOf(e.traceparent), kind: SpanKind.CONSUMER, attributes };
+      return inSpan(`ingest ${e.type}`, span, () => applyEvent(e));
+    });
+  }
+
+  async function applyEvent(e: JobEvent): Promise<void> {
     const job = await runs.admit(e);
     if (!job) return;
+    await withLogFields({ videoId: job.videoId }, () => applyAdmitted(e, job));
+  }
+
+  async function applyAdmitted(e: JobEvent, job: NonNullable<Awaited<ReturnType<typeof runs.admit>>>) {
     switch (e.type) {
       case "job.started":
         await runs.onStarted(e, job.videoId, job.status);
@@ -66,6 +94,7 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
         e satisfies never;
     }
     await runs.recordSeq(e);
+    if (QUEUE_CHANGES.has(e.type)) await deps.queueWatch?.jobChanged(e.jobId);
   }
 
   return {

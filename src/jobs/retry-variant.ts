@@ -4,6 +4,7 @@ import type { VideoPubSub } from "../events/video-events.ts";
 import type { Job, Variant, Video } from "../generated/prisma/client.ts";
 import { isUuid } from "../ids.ts";
 import { announceQueuedJob, createJob } from "./create-job.ts";
+import type { CostSettings } from "./cost.ts";
 import type { Dispatcher } from "./dispatcher.ts";
 
 /**
@@ -14,7 +15,7 @@ import type { Dispatcher } from "./dispatcher.ts";
  * `hold` is a test seam, awaited after the read, before the writes.
  */
 export async function retryVariant(
-  deps: { db: Db; pubSub: VideoPubSub; dispatcher: Dispatcher; maxAttempts: number },
+  deps: { db: Db; pubSub: VideoPubSub; dispatcher: Dispatcher; maxAttempts: number; costs?: CostSettings },
   variantId: string,
   tenantId: string,
   hold?: () => Promise<void>,
@@ -46,12 +47,16 @@ export async function retryVariant(
       where: { id: variant.id },
       data: { status: "PENDING", progress: 0, segmentCount: 0, error: null, readyAt: null },
     });
-    const job = await createJob(tx, {
-      videoId: video.id,
-      kind: "TRANSCODE",
-      input: { rungs: [variant.name] },
-      maxAttempts: deps.maxAttempts,
-    });
+    const job = await createJob(
+      tx,
+      {
+        videoId: video.id,
+        kind: "TRANSCODE",
+        input: { rungs: [variant.name] },
+        maxAttempts: deps.maxAttempts,
+      },
+      deps.costs,
+    );
     return { variant: retried, job, video: await tx.video.findUniqueOrThrow({ where: { id: video.id } }) };
   });
   announceQueuedJob(deps, result.video);

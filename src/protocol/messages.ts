@@ -17,6 +17,17 @@ const READ_VERSIONS = [1, PROTOCOL_VERSION] as const;
 const readVersion = z.literal(READ_VERSIONS).transform(() => PROTOCOL_VERSION);
 
 /**
+ * The W3C trace context (`traceparent`) of the span that sent a message, so the receiver's spans
+ * join the sender's trace (docs/operations.md#traces). Optional, and a malformed one is dropped
+ * rather than failing the message: readers of version 2 without it still accept every message.
+ */
+const Traceparent = z
+  .string()
+  .regex(/^[\da-f]{2}-[\da-f]{32}-[\da-f]{16}-[\da-f]{2}$/)
+  .optional()
+  .catch(undefined);
+
+/**
  * What a worker can do; each capability has its own job queue/topic. `local` is the queue of the
  * API's own worker (npm start): the API sends a job there when no worker with the job's
  * capability is alive and LOCAL_FALLBACK is on.
@@ -48,6 +59,7 @@ export const TranscodeJobMessage = z.object({
   type: z.literal("transcode"),
   jobId: z.uuid(),
   attempt: z.number().int().positive(),
+  traceparent: Traceparent,
   videoId: z.uuid(),
   /** Storage key of the source file, e.g. `videos/{videoId}/source/upload`. */
   sourceKey: z.string().min(1),
@@ -73,6 +85,7 @@ export const RenderManimJobMessage = z.object({
   type: z.literal("render_manim"),
   jobId: z.uuid(),
   attempt: z.number().int().positive(),
+  traceparent: Traceparent,
   videoId: z.uuid(),
   /** Whose cache this is; the API builds `cachePrefix` from it. */
   tenantId: z.string().min(1),
@@ -111,6 +124,7 @@ export const RenderCompositionJobMessage = z.object({
   type: z.literal("render_composition"),
   jobId: z.uuid(),
   attempt: z.number().int().positive(),
+  traceparent: Traceparent,
   videoId: z.uuid(),
   template: z.literal("QUIZ"),
   questions: z.array(QuizQuestion).min(1).max(100),
@@ -142,6 +156,7 @@ export const ImportUrlJobMessage = z.object({
   type: z.literal("import_url"),
   jobId: z.uuid(),
   attempt: z.number().int().positive(),
+  traceparent: Traceparent,
   videoId: z.uuid(),
   url: z.string().min(1).max(8192),
   /** Larger responses are refused, whether they say so in Content-Length or not. */
@@ -196,6 +211,17 @@ const VariantProgress = z.object({
   segmentCount: z.number().int().nonnegative(),
 });
 
+/**
+ * What a run used, reported with the event that ends it: CPU seconds of the worker process and
+ * the child processes it reaped during the run (ffmpeg, ffprobe, manim), shared out between runs
+ * that overlapped, and wall seconds from taking the delivery to the event. Absent from older workers.
+ */
+export const RunUsage = z.object({
+  cpuSeconds: z.number().nonnegative(),
+  wallSeconds: z.number().nonnegative(),
+});
+export type RunUsage = z.infer<typeof RunUsage>;
+
 const jobEventBase = {
   v: readVersion,
   jobId: z.uuid(),
@@ -210,6 +236,7 @@ const jobEventBase = {
    */
   runId: z.uuid().optional(),
   at: z.iso.datetime(),
+  traceparent: Traceparent,
 };
 
 /** Events about one job attempt; `seq` orders them within the attempt. */
@@ -258,6 +285,7 @@ export const JobEvent = z.discriminatedUnion("type", [
     posterKey: z.string().nullable(),
     /** The delivery found the job's output complete in storage (a finished job delivered again) and did no work. */
     alreadyDone: z.boolean().optional(),
+    usage: RunUsage.optional(),
   }),
   /**
    * Where a render is (render and import jobs), sampled on a timer. A render runs in steps: a Manim
@@ -295,9 +323,10 @@ export const JobEvent = z.discriminatedUnion("type", [
     cachedCount: z.number().int().nonnegative(),
     /** The delivery found the job's output stored (a finished job delivered again) and did no work. */
     alreadyDone: z.boolean().optional(),
+    usage: RunUsage.optional(),
   }),
   /** The worker stopped the attempt because it was canceled (a control message). */
-  z.object({ ...jobEventBase, type: z.literal("job.canceled") }),
+  z.object({ ...jobEventBase, type: z.literal("job.canceled"), usage: RunUsage.optional() }),
   z.object({
     ...jobEventBase,
     type: z.literal("job.failed"),
@@ -309,6 +338,7 @@ export const JobEvent = z.discriminatedUnion("type", [
     command: z.string().optional(),
     stderrTail: z.string().optional(),
     exitCode: z.number().int().nullable().optional(),
+    usage: RunUsage.optional(),
   }),
 ]);
 export type JobEvent = z.infer<typeof JobEvent>;
@@ -319,6 +349,8 @@ export const WorkerHeartbeat = z.object({
   type: z.literal("worker.heartbeat"),
   workerId: z.string().min(1),
   capabilities: z.array(Capability),
+  /** Jobs it runs at once (WORKER_CONCURRENCY); absent from older workers, which count as 1. */
+  slots: z.number().int().positive().optional(),
   /** Jobs (id and attempt) the worker is running right now. */
   activeJobs: z.array(z.object({ jobId: z.uuid(), attempt: z.number().int().positive() })),
   at: z.iso.datetime(),
@@ -359,7 +391,10 @@ export type WorkerEvent = z.infer<typeof WorkerEvent>;
 /** Distributive Omit, so each event kind keeps its own fields. */
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 /** A job event as a handler writes it; the worker's emitter adds the envelope. */
-export type JobEventBody = DistributiveOmit<JobEvent, "v" | "jobId" | "attempt" | "seq" | "workerId" | "runId" | "at">;
+export type JobEventBody = DistributiveOmit<
+  JobEvent,
+  "v" | "jobId" | "attempt" | "seq" | "workerId" | "runId" | "at" | "traceparent"
+>;
 
 /** Parses an unknown message into a job message, with a readable error for old or foreign ones. */
 export function parseJobMessage(data: unknown): JobMessage {

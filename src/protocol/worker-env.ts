@@ -36,6 +36,10 @@ const WORKER_CONFIG_ENV_NAMES = [
   "MANIM_SANDBOX_PATH",
   "MANIM_TIMEOUT_SECONDS",
   "LOG_LEVEL",
+  "WORKER_OPS_PORT",
+  "WORKER_OPS_HOST",
+  "WORKER_METRICS_PATH",
+  "LOG_FORMAT",
 ] as const;
 export type WorkerConfigEnvName = (typeof WORKER_CONFIG_ENV_NAMES)[number];
 
@@ -61,6 +65,15 @@ export const WORKER_ENV_NAMES: readonly string[] = [
   "TZ",
   "TMPDIR",
   "NODE_EXTRA_CA_CERTS",
+  // OpenTelemetry's standard variables: where the worker's spans go (docs/operations.md#traces).
+  "OTEL_SDK_DISABLED",
+  "OTEL_TRACES_EXPORTER",
+  "OTEL_EXPORTER_OTLP_ENDPOINT",
+  "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+  "OTEL_EXPORTER_OTLP_HEADERS",
+  "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+  "OTEL_RESOURCE_ATTRIBUTES",
+  "OTEL_BSP_SCHEDULE_DELAY",
 ];
 
 /** The AWS SDK's standard credential chain: a worker needs it only to reach S3 (STORAGE=s3). */

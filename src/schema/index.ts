@@ -12,6 +12,8 @@ import "./url-import.ts";
 import "./asset.ts";
 import "./composition.ts";
 import "./webhook.ts";
+import "./queue-position.ts";
+import "./cost.ts";
 
 builder.queryType({});
 builder.mutationType({});

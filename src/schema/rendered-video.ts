@@ -35,7 +35,7 @@ export async function createRenderedVideo(
   });
   if (!created) return video;
   const job = { kind: options.kind, input: options.input } as SourceJob;
-  await createJob(ctx.db, { videoId: video.id, maxAttempts: ctx.maxAttempts, ...job });
+  await createJob(ctx.db, { videoId: video.id, maxAttempts: ctx.maxAttempts, ...job }, ctx.costs);
   announceQueuedJob(ctx, video);
   return video;
 }

@@ -14,9 +14,10 @@ const EVENT_TYPE_NAMES: Record<VideoEventPayload["kind"], string> = {
   variantProgress: "VariantProgressEvent",
   variantStatus: "VariantStatusEvent",
   renderProgress: "RenderProgressEvent",
+  queuePosition: "QueuePositionEvent",
 };
 
-const VideoEventInterface = builder.interfaceRef<VideoEventPayload>("VideoEvent").implement({
+export const VideoEventInterface = builder.interfaceRef<VideoEventPayload>("VideoEvent").implement({
   description: "Something happened to a video; every event carries the video's current state.",
   resolveType: (e) => EVENT_TYPE_NAMES[e.kind],
   fields: (t) => ({

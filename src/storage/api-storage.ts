@@ -1,16 +1,20 @@
 import type { Env } from "../config.ts";
-import { GcsStorage } from "./gcs.ts";
+import type { GcsStorage } from "./gcs.ts";
 import { LocalStorage } from "./local.ts";
-import { S3Storage } from "./s3.ts";
+import type { S3Storage } from "./s3.ts";
 import type { UrlSigner } from "./url-signer.ts";
 
-/** The storage the API uses, as STORAGE configures it. */
-export function createApiStorage(
+/**
+ * The storage the API uses, as STORAGE configures it. A cloud adapter is imported only when it is
+ * the one configured: each SDK weighs tens of MiB of resident memory once loaded.
+ */
+export async function createApiStorage(
   env: Env,
   urls: { publicUrl: string; signer: UrlSigner },
-): GcsStorage | S3Storage | LocalStorage {
+): Promise<GcsStorage | S3Storage | LocalStorage> {
   const { publicUrl, signer } = urls;
   if (env.STORAGE === "gcs") {
+    const { GcsStorage } = await import("./gcs.ts");
     return new GcsStorage({
       bucket: env.GCS_BUCKET!,
       apiEndpoint: env.GCS_API_ENDPOINT,
@@ -19,6 +23,7 @@ export function createApiStorage(
     });
   }
   if (env.STORAGE === "s3") {
+    const { S3Storage } = await import("./s3.ts");
     return new S3Storage({
       bucket: env.S3_BUCKET!,
       endpoint: env.S3_ENDPOINT,

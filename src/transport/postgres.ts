@@ -59,6 +59,9 @@ export function createPostgresTransport(options: PostgresTransportOptions): ApiT
         await handler(jobs.map((j) => j.data));
       });
     },
+    async checkReachable() {
+      await boss.getQueue(EVENTS_QUEUE);
+    },
     async stop() {
       await boss.stop({ graceful: true, timeout: 10_000 });
       await control.end();

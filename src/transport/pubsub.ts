@@ -122,6 +122,10 @@ export function createPubSubApiTransport(options: PubSubApiTransportOptions): Pu
     async start() {
       await setup();
     },
+    async checkReachable() {
+      const [exists] = await topic(names.eventsTopic).exists();
+      if (!exists) throw new Error(`topic ${names.eventsTopic} does not exist`);
+    },
 
     async publishControl(message: ControlMessage) {
       await topic(names.controlTopic).publishMessage({ data: Buffer.from(JSON.stringify(message)) });

@@ -18,5 +18,7 @@ export interface ApiTransport {
   consumeEvents(handler: (events: unknown[]) => Promise<void>): Promise<void>;
   /** Broadcasts a control message to every worker that is running now (best effort). */
   publishControl(message: ControlMessage): Promise<void>;
+  /** Resolves when the transport answers now (readiness); throws when it does not. */
+  checkReachable(): Promise<void>;
   stop(): Promise<void>;
 }

@@ -2,11 +2,14 @@ import type { Db } from "../db/client.ts";
 import { FileTooLargeError, NotFoundError, ValidationError } from "../errors.ts";
 import { isUuid } from "../ids.ts";
 import { sourceKey, sourcePrefix } from "../protocol/storage-layout.ts";
+import { inSpan } from "../protocol/tracing.ts";
 import type { ApiStorage } from "../storage/types.ts";
 import type { Video } from "../generated/prisma/client.ts";
 import type { VideoPubSub } from "../events/video-events.ts";
 import { announceQueuedJob, createJob } from "../jobs/create-job.ts";
+import type { CostSettings } from "../jobs/cost.ts";
 import type { Dispatcher } from "../jobs/dispatcher.ts";
+import { uploadBytes, uploadsCompleted } from "../metrics.ts";
 
 /**
  * Called once the source's last byte is stored: queues the video and its transcode job in one
@@ -14,28 +17,36 @@ import type { Dispatcher } from "../jobs/dispatcher.ts";
  * video was no longer waiting for its upload (a repeated completion changes nothing).
  */
 export async function queueUploadedVideo(
-  deps: { db: Db; pubSub: VideoPubSub; dispatcher: Dispatcher; maxAttempts: number },
+  deps: { db: Db; pubSub: VideoPubSub; dispatcher: Dispatcher; maxAttempts: number; costs?: CostSettings },
   videoId: string,
   source: { key: string; name: string; size: number },
 ): Promise<Video | null> {
-  const video = await deps.db.$transaction(async (tx) => {
-    const { count } = await tx.video.updateMany({
-      where: { id: videoId, status: "WAITING_FOR_UPLOAD" },
-      data: {
-        status: "QUEUED",
-        uploadNonce: null,
-        sourceKey: source.key,
-        sourceName: source.name,
-        uploadedBytes: source.size,
-        uploadSize: source.size,
-        uploadedAt: new Date(),
-      },
-    });
-    if (!count) return null;
-    await createJob(tx, { videoId, kind: "TRANSCODE", input: {}, maxAttempts: deps.maxAttempts });
-    return tx.video.findUniqueOrThrow({ where: { id: videoId } });
-  });
-  if (video) announceQueuedJob(deps, video);
+  // The upload's trace goes on through its job (createJob keeps the active span's context).
+  const attributes = { "video.id": videoId, "upload.bytes": source.size };
+  const video = await inSpan("upload complete", { attributes }, () =>
+    deps.db.$transaction(async (tx) => {
+      const { count } = await tx.video.updateMany({
+        where: { id: videoId, status: "WAITING_FOR_UPLOAD" },
+        data: {
+          status: "QUEUED",
+          uploadNonce: null,
+          sourceKey: source.key,
+          sourceName: source.name,
+          uploadedBytes: source.size,
+          uploadSize: source.size,
+          uploadedAt: new Date(),
+        },
+      });
+      if (!count) return null;
+      await createJob(tx, { videoId, kind: "TRANSCODE", input: {}, maxAttempts: deps.maxAttempts }, deps.costs);
+      return tx.video.findUniqueOrThrow({ where: { id: videoId } });
+    }),
+  );
+  if (video) {
+    uploadsCompleted.inc();
+    uploadBytes.inc(source.size);
+    announceQueuedJob(deps, video);
+  }
   return video;
 }
 
@@ -46,6 +57,7 @@ export interface UploadCompletionDeps {
   dispatcher: Dispatcher;
   maxAttempts: number;
   maxUploadBytes: number;
+  costs?: CostSettings;
 }
 
 /**

@@ -7,6 +7,7 @@ import { storageUnavailable, type StorageUnavailableError } from "../protocol/st
 import { UPLOAD_PATH_PREFIX } from "../storage/api-urls.ts";
 import { UploadTooLargeError, type ResumableUploads } from "../storage/types.ts";
 import type { UrlSigner } from "../storage/url-signer.ts";
+import type { CostSettings } from "../jobs/cost.ts";
 import { queueUploadedVideo } from "./complete-upload.ts";
 
 export interface UploadDeps {
@@ -17,6 +18,7 @@ export interface UploadDeps {
   dispatcher: Dispatcher;
   maxUploadBytes: number;
   maxAttempts: number;
+  costs?: CostSettings;
 }
 
 type ContentRange =

@@ -2,6 +2,7 @@ import http from "node:http";
 import https from "node:https";
 import type { Db } from "../db/client.ts";
 import { log } from "../log.ts";
+import { webhookDeliveries } from "../metrics.ts";
 import { ADDRESS_NOT_PUBLIC, guardedLookup, literalAddressProblem } from "../http/outbound-url.ts";
 import { checkWebhookUrl } from "./endpoint-url.ts";
 import { signWebhook } from "./signature.ts";
@@ -145,6 +146,7 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions) {
         },
       }),
     ]);
+    webhookDeliveries.inc({ outcome: ok ? "delivered" : giveUp ? "abandoned" : "failed" });
     if (!ok)
       log.warn("webhook delivery failed", {
         deliveryId: id,

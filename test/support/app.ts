@@ -12,6 +12,8 @@ import { createTestDatabase, type TestDatabase } from "./db.ts";
 export interface TestApp {
   app: App;
   url: string;
+  /** The metrics URL when the app was started with METRICS_PORT, else null. */
+  metricsUrl: string | null;
   dataDir: string;
   database: TestDatabase;
   worker: LocalWorker | null;
@@ -52,7 +54,7 @@ export async function startTestApp(
     ...options.env,
   });
   const app = await createApp(env, database.url);
-  const { url } = await app.start();
+  const { url, metricsUrl } = await app.start();
   const worker =
     options.worker === false
       ? null
@@ -76,6 +78,7 @@ export async function startTestApp(
   return {
     app,
     url,
+    metricsUrl,
     dataDir,
     database,
     worker,

@@ -3,7 +3,7 @@ import path from "node:path";
 import { randomUUID } from "node:crypto";
 import { CreateBucketCommand } from "@aws-sdk/client-s3";
 import { freePort } from "../../src/free-port.ts";
-import { createS3Client } from "../../src/protocol/storage-clients.ts";
+import { createS3Client } from "../../src/protocol/s3-client.ts";
 import { startLocalServer } from "./local-server.ts";
 
 const MOTO_SERVER = path.resolve(import.meta.dirname, "../../.tools/emulators/bin/moto_server");

@@ -115,7 +115,9 @@ export async function startApiProcess(
     },
     options,
   );
-  const match = (await api.waitForLog(/"msg":"API listening".*"url":"(http:\/\/[^"]+)\/graphql"/)) as RegExpMatchArray;
+  const match = (await api.waitForLog(
+    /"url":"(http:\/\/[^"]+)\/graphql".*"message":"API listening"/,
+  )) as RegExpMatchArray;
   return Object.assign(api, { url: match[1]! });
 }
 
@@ -126,7 +128,7 @@ export async function startWorkerProcess(
   options: { ownProcessGroup?: boolean } = {},
 ): Promise<ServiceProcess> {
   const worker = startProcess(name, "render-worker/main.ts", { LOG_LEVEL: "info", WORKER_ID: name, ...env }, options);
-  await worker.waitForLog('"msg":"worker ready"');
+  await worker.waitForLog('"message":"worker ready"');
   return worker;
 }
 

@@ -24,12 +24,12 @@ export async function createUpload(t: TestApp, title: string): Promise<{ id: str
 }
 
 /**
- * Subscribes to `videoEvents` now and resolves with the terminal state (READY, FAILED, CANCELED)
- * the subscription ends on.
+ * Subscribes to `videoEvents` now (as the admin key unless `authorization` says otherwise) and
+ * resolves with the terminal state (READY, FAILED, CANCELED) the subscription ends on.
  */
-export async function finalState(t: TestApp, id: string): Promise<FinalVideo> {
-  const events = await collectSubscription<{ videoEvents: { video: FinalVideo } }>(t.wsClient(), FINAL_STATE, { id })
-    .done;
+export async function finalState(t: TestApp, id: string, authorization?: string): Promise<FinalVideo> {
+  const client = t.wsClient(authorization);
+  const events = await collectSubscription<{ videoEvents: { video: FinalVideo } }>(client, FINAL_STATE, { id }).done;
   return events.at(-1)!.videoEvents.video;
 }
 

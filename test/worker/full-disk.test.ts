@@ -1,31 +1,18 @@
-import { copyFile, mkdir, stat } from "node:fs/promises";
-import path from "node:path";
+import { stat } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
 import type { JobEventBody, TranscodeJobMessage } from "../../src/protocol/messages.ts";
 import { transcode } from "../../render-worker/handlers/transcode.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import { canMountTmpfs, mountSmallDisk } from "../support/tmpfs.ts";
 import { contractCheckedEmit } from "./job-events.ts";
-import { jobDirsPerTest, makeClip } from "./media-fixtures.ts";
+import { jobDirsPerTest, makeClip, stageTranscodeJob } from "./media-fixtures.ts";
 
 const JOB_ID = "3c1d1e9a-6f0b-4f57-9d1e-2b8a4c6e1f01";
 const VIDEO_ID = "b7c0e2a4-1d3f-4e5a-9b6c-7d8e9f0a1b2c";
 const dirs = jobDirsPerTest("full-disk");
 
-async function jobFor(clip: string): Promise<TranscodeJobMessage> {
-  const sourceKey = `videos/${VIDEO_ID}/source/upload`;
-  await mkdir(path.dirname(path.join(dirs.dataDir, sourceKey)), { recursive: true });
-  await copyFile(clip, path.join(dirs.dataDir, sourceKey));
-  return {
-    v: 2,
-    type: "transcode",
-    jobId: JOB_ID,
-    attempt: 1,
-    videoId: VIDEO_ID,
-    sourceKey,
-    outputPrefix: `videos/${VIDEO_ID}`,
-    options: { segmentSeconds: 2 },
-  };
+function jobFor(clip: string): Promise<TranscodeJobMessage> {
+  return stageTranscodeJob(dirs.dataDir, clip, { jobId: JOB_ID, videoId: VIDEO_ID }, 2);
 }
 
 async function transcodeOnce(job: TranscodeJobMessage, events: JobEventBody[]): Promise<unknown> {

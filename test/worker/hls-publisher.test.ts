@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Parser } from "m3u8-parser";
@@ -43,30 +43,34 @@ function segmentBytes(name: string, i: number): Buffer {
   return Buffer.concat([Buffer.from(`${name} segment ${i}`), Buffer.alloc(188)]).subarray(0, 188);
 }
 
-async function writeRung(name: string, segmentCount: number, ended: boolean): Promise<void> {
+/** As the segment muxer does: the list says the longest segment so far, and is renamed into place. */
+async function writeRung(name: string, segmentCount: number, ended: boolean, durations?: number[]): Promise<void> {
   const dir = path.join(workDir, name);
   await mkdir(dir, { recursive: true });
+  const lengths = Array.from({ length: segmentCount }, (_, i) => durations?.[i] ?? 2);
   const lines = [
     "#EXTM3U",
-    "#EXT-X-VERSION:6",
-    "#EXT-X-TARGETDURATION:2",
+    "#EXT-X-VERSION:3",
     "#EXT-X-MEDIA-SEQUENCE:0",
-    "#EXT-X-PLAYLIST-TYPE:EVENT",
+    "#EXT-X-ALLOW-CACHE:YES",
+    `#EXT-X-TARGETDURATION:${Math.ceil(Math.max(0, ...lengths))}`,
   ];
   for (let i = 0; i < segmentCount; i++) {
     const segment = `seg_${String(i).padStart(5, "0")}.ts`;
     await writeFile(path.join(dir, segment), segmentBytes(name, i));
-    lines.push("#EXTINF:2.000000,", segment);
+    lines.push(`#EXTINF:${lengths[i]!.toFixed(6)},`, segment);
   }
   if (ended) lines.push("#EXT-X-ENDLIST");
-  await writeFile(path.join(dir, "index.m3u8"), `${lines.join("\n")}\n`);
+  await writeFile(path.join(dir, "index.m3u8.tmp"), `${lines.join("\n")}\n`);
+  await rename(path.join(dir, "index.m3u8.tmp"), path.join(dir, "index.m3u8"));
 }
 
 interface Upload {
   key: string;
   opts: UploadOptions;
-  /** For playlists: the segments the uploaded text lists. */
+  /** For playlists: the segments the uploaded text lists, and its target duration. */
   lists?: string[];
+  targetDuration?: number;
 }
 
 function recordingStorage(uploads: Upload[]): WorkerStorage {
@@ -78,14 +82,16 @@ function recordingStorage(uploads: Upload[]): WorkerStorage {
     readText: (key) => local.readText(key),
     async upload(key, file, opts) {
       let lists: string[] | undefined;
+      let targetDuration: number | undefined;
       if (key.endsWith("index.m3u8")) {
         const parser = new Parser();
         parser.push(await readFile(file, "utf8"));
         parser.end();
         lists = parser.manifest.segments.map((s) => s.uri);
+        targetDuration = parser.manifest.targetDuration;
       }
       await local.upload(key, file, opts);
-      uploads.push({ key, opts, lists });
+      uploads.push({ key, opts, lists, ...(targetDuration !== undefined ? { targetDuration } : {}) });
     },
     async uploadOnce(key, file, opts) {
       await local.uploadOnce(key, file, opts);
@@ -109,6 +115,7 @@ describe("createHlsPublisher", () => {
       outputPrefix: "videos/v1",
       ladder,
       probe,
+      targetDuration: 2,
       intervalMs: 20,
       onPlayable: async (key) => {
         playable.push(key);
@@ -196,6 +203,7 @@ describe("createHlsPublisher", () => {
       outputPrefix: "videos/v1",
       ladder,
       probe,
+      targetDuration: 2,
       intervalMs: 20,
       onPlayable: async (key) => void playable.push(key),
       onError: (e) => errors.push(e),
@@ -231,6 +239,7 @@ describe("createHlsPublisher", () => {
           outputPrefix: "videos/v1",
           ladder,
           probe,
+          targetDuration: 2,
           intervalMs: 20,
           onError: (e) => errors.push(e),
         });
@@ -268,7 +277,8 @@ error shapes)`, async () => {
     ];
     for (const refusal of quotaErrors) {
       const storage: WorkerStorage = { ...recordingStorage([]), upload: async () => Promise.reject(refusal) };
-      const publisher = createHlsPublisher({ storage, workDir, outputPrefix: "videos/v1", ladder, probe });
+      const options = { storage, workDir, outputPrefix: "videos/v1", ladder, probe, targetDuration: 2 };
+      const publisher = createHlsPublisher(options);
       for (const rung of ladder) await writeRung(rung.name, 1, true);
       const failure = await publisher.finish().then(
         () => null,
@@ -287,6 +297,7 @@ not the rung`, async () => {
       outputPrefix: "videos/v1",
       ladder,
       probe,
+      targetDuration: 2,
     });
     for (const rung of ladder) await writeRung(rung.name, 2, true);
     await writeFile(path.join(workDir, "240p", "seg_00001.ts"), Buffer.alloc(32768, 1));
@@ -309,6 +320,7 @@ segments it lists`, async () => {
       outputPrefix: "videos/v1",
       ladder,
       probe,
+      targetDuration: 2,
       intervalMs: 20,
     });
     for (const rung of ladder) await writeRung(rung.name, 3, true);
@@ -333,6 +345,7 @@ segments it lists`, async () => {
       outputPrefix: "videos/v1",
       ladder,
       probe,
+      targetDuration: 2,
       intervalMs: 20,
       onError: (e) => errors.push(e),
     });
@@ -359,6 +372,7 @@ segments it lists`, async () => {
       outputPrefix: "videos/v1",
       ladder,
       probe,
+      targetDuration: 2,
       intervalMs: 20,
     });
     for (const rung of ladder) await writeRung(rung.name, 1, rung.name !== "144p");
@@ -385,6 +399,7 @@ segments it lists`, async () => {
       outputPrefix: "videos/v1",
       ladder,
       probe,
+      targetDuration: 2,
       intervalMs: 10,
       onError: (e) => errors.push(e),
     });
@@ -395,6 +410,64 @@ segments it lists`, async () => {
     await sleep(50);
     expect(errors).toHaveLength(1);
     await expect(publisher.finish()).rejects.toThrow(/Publishing the (240p|144p) rung failed: bucket unavailable/);
+  });
+});
+
+describe("createHlsPublisher reacts to ffmpeg's writes", () => {
+  it("publishes a rung as soon as its list is renamed into place, not at the next timer tick", async () => {
+    const uploads: Upload[] = [];
+    const playable: number[] = [];
+    const publisher = createHlsPublisher({
+      storage: recordingStorage(uploads),
+      workDir,
+      outputPrefix: "videos/v1",
+      ladder,
+      probe,
+      targetDuration: 2,
+      // Longer than the test: only a file event can publish in time.
+      intervalMs: 60_000,
+      onPlayable: async () => {
+        playable.push(Date.now());
+      },
+    });
+    publisher.start();
+    await sleep(100);
+    const written = Date.now();
+    for (const rung of ladder) await writeRung(rung.name, 1, false, [1]);
+    await waitFor(() => playable.length > 0, "playable from the file events");
+    expect(playable[0]! - written).toBeLessThan(1500);
+    await publisher.stop();
+  });
+
+  it("publishes one target duration in every version, whatever ffmpeg's list says", async () => {
+    const uploads: Upload[] = [];
+    const publisher = createHlsPublisher({
+      storage: recordingStorage(uploads),
+      workDir,
+      outputPrefix: "videos/v1",
+      ladder,
+      probe,
+      targetDuration: 2,
+      intervalMs: 20,
+    });
+    publisher.start();
+    // The first list has only the 1 s first segment: ffmpeg's says TARGETDURATION:1.
+    for (const rung of ladder) await writeRung(rung.name, 1, false, [1]);
+    await waitFor(() => uploads.some((u) => u.key === "videos/v1/hls/master.m3u8"), "the master");
+    for (const rung of ladder) await writeRung(rung.name, 2, false, [1, 2]);
+    await waitFor(
+      () => uploads.filter((u) => u.key.endsWith("/index.m3u8") && u.lists?.length === 2).length === ladder.length,
+      "the second versions",
+    );
+    for (const rung of ladder) await writeRung(rung.name, 4, true, [1, 2, 2.02, 1]);
+    await publisher.finish();
+    const versions = uploads.filter((u) => u.key.endsWith("/index.m3u8"));
+    expect(versions.length).toBeGreaterThanOrEqual(3 * ladder.length);
+    expect(new Set(versions.map((u) => u.targetDuration))).toEqual(new Set([2]));
+    const published = await readFile(path.join(dataDir, "videos/v1/hls/audio/index.m3u8"), "utf8");
+    expect(published).toMatch(/#EXTINF:1\.000000,\nseg_00000\.ts\n#EXTINF:2\.000000,\nseg_00001\.ts/);
+    expect(published).toContain("#EXT-X-PLAYLIST-TYPE:EVENT");
+    expect(published.trim().endsWith("#EXT-X-ENDLIST")).toBe(true);
   });
 });
 

@@ -19,6 +19,7 @@ export function inMemoryTransport() {
     async onControl(h) {
       controlHandler = h;
     },
+    async checkReachable() {},
     async stopConsuming() {},
     async stop() {},
   };

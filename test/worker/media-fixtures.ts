@@ -1,10 +1,11 @@
 import { execFile } from "node:child_process";
 import { mkdtempSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, afterEach, beforeEach } from "vitest";
+import type { TranscodeJobMessage } from "../../src/protocol/messages.ts";
 
 const run = promisify(execFile);
 
@@ -372,4 +373,29 @@ function escapeRbsp(rbsp: Buffer): Buffer {
     zeros = byte === 0 ? zeros + 1 : 0;
   }
   return Buffer.from(out);
+}
+
+/**
+ * Puts `clip` where a video's uploaded source lives under `dataDir` and returns the transcode message
+ * a worker would receive for it.
+ */
+export async function stageTranscodeJob(
+  dataDir: string,
+  clip: string,
+  ids: { jobId: string; videoId: string },
+  segmentSeconds: number,
+): Promise<TranscodeJobMessage> {
+  const sourceKey = `videos/${ids.videoId}/source/upload`;
+  await mkdir(path.dirname(path.join(dataDir, sourceKey)), { recursive: true });
+  await copyFile(clip, path.join(dataDir, sourceKey));
+  return {
+    v: 2,
+    type: "transcode",
+    jobId: ids.jobId,
+    attempt: 1,
+    videoId: ids.videoId,
+    sourceKey,
+    outputPrefix: `videos/${ids.videoId}`,
+    options: { segmentSeconds },
+  };
 }

@@ -43,6 +43,7 @@ const ladder1080 = planLadder({
   audioCodec: null,
 });
 const rung1080 = ladder1080[0]!;
+const video1080 = ladder1080.filter((r) => r.kind === "VIDEO");
 
 /** A transcode job whose source (a generated clip) is in `dataDir`. */
 async function transcodeJob(dataDir: string): Promise<TranscodeJobMessage> {
@@ -74,7 +75,7 @@ async function waitFor<T>(what: string, find: () => T | undefined, timeoutMs = 6
 
 describe("h264_nvenc (no GPU here: command line only)", () => {
   it("encodes a rung with VBR at the rung's rates, high profile, and IDR frames only at segment boundaries", () => {
-    expect(videoEncoderOptions("h264_nvenc", rung1080, 4, 30)).toEqual([
+    expect(videoEncoderOptions("h264_nvenc", rung1080, 4, 30, video1080)).toEqual([
       "-c:v",
       "h264_nvenc",
       "-preset",
@@ -107,12 +108,12 @@ describe("h264_nvenc (no GPU here: command line only)", () => {
       "1",
     ]);
     // An unknown frame rate is taken as 30 fps for the GOP length.
-    expect(videoEncoderOptions("h264_nvenc", rung1080, 2, 0)).toContain("120");
+    expect(videoEncoderOptions("h264_nvenc", rung1080, 2, 0, video1080)).toContain("120");
   });
 
   it("uses only option names and values that this ffmpeg's h264_nvenc has", async () => {
     const { stdout } = await run("ffmpeg", ["-hide_banner", "-h", "encoder=h264_nvenc"]);
-    const options = videoEncoderOptions("h264_nvenc", rung1080, 4, 30);
+    const options = videoEncoderOptions("h264_nvenc", rung1080, 4, 30, video1080);
     const encoderOptions = ["-preset", "-tune", "-rc", "-forced-idr", "-rc-lookahead", "-no-scenecut"];
     for (const name of encoderOptions) expect(stdout, name).toMatch(new RegExp(`^\\s+${name}\\s`, "m"));
     const named: Record<string, string> = {
@@ -155,8 +156,8 @@ describe("h264_nvenc (no GPU here: command line only)", () => {
     expect(ladder1080.every((r) => rungEncoder("libx264", r) === "libx264")).toBe(true);
   });
 
-  it("leaves the libx264 command as it was", () => {
-    expect(videoEncoderOptions("libx264", rung1080, 4, 30)).toEqual([
+  it("gives libx264 rungs their per-size settings: veryfast, a cheaper search from 540p to 360p", () => {
+    expect(videoEncoderOptions("libx264", rung1080, 4, 30, video1080)).toEqual([
       "-c:v",
       "libx264",
       "-preset",
@@ -175,6 +176,17 @@ describe("h264_nvenc (no GPU here: command line only)", () => {
       "expr:gte(t,n_forced*4)",
       "-sc_threshold",
       "0",
+    ]);
+    const search = (r: (typeof video1080)[number]) =>
+      videoEncoderOptions("libx264", r, 4, 30, video1080).slice(2, 6).join(" ");
+    expect(video1080.map((r) => `${r.name}: ${search(r)}`)).toEqual([
+      "1080p: -preset veryfast -profile:v high",
+      "720p: -preset veryfast -profile:v high",
+      "540p: -preset veryfast -x264-params subme=1:b-adapt=0",
+      "480p: -preset veryfast -x264-params subme=1:b-adapt=0",
+      "360p: -preset veryfast -x264-params subme=1:b-adapt=0",
+      "240p: -preset veryfast -profile:v high",
+      "144p: -preset veryfast -profile:v high",
     ]);
   });
 });
@@ -233,15 +245,15 @@ describe.skipIf(hasNvidiaDevice)("a worker asked for nvenc on a machine without 
     expect(heartbeat.workerId).toBe("nvenc-test-worker");
     expect(heartbeat.capabilities).toEqual(["cpu"]);
     // The first heartbeat goes out just before "worker ready" is logged.
-    await waitFor("the worker ready line", () => stderr.includes('"msg":"worker ready"') || undefined);
+    await waitFor("the worker ready line", () => stderr.includes('"message":"worker ready"') || undefined);
     const logLines = stderr
       .split("\n")
       .filter(Boolean)
-      .map((l) => JSON.parse(l) as { level: string; msg: string; reason?: string; capabilities?: string[] });
-    const loud = logLines.find((l) => l.msg.startsWith("NVENC IS NOT AVAILABLE"));
-    expect(loud).toMatchObject({ level: "error", capabilities: ["cpu"] });
+      .map((l) => JSON.parse(l) as { severity: string; message: string; reason?: string; capabilities?: string[] });
+    const loud = logLines.find((l) => l.message.startsWith("NVENC IS NOT AVAILABLE"));
+    expect(loud).toMatchObject({ severity: "ERROR", capabilities: ["cpu"] });
     expect(loud?.reason).toMatch(/cuda|nvenc|nvidia/i);
-    expect(logLines.find((l) => l.msg === "worker ready")).toMatchObject({ capabilities: ["cpu"] });
+    expect(logLines.find((l) => l.message === "worker ready")).toMatchObject({ capabilities: ["cpu"] });
 
     await api.publishJob("cpu", cpuJob);
     const jobEvents = () => events.filter((e): e is JobEvent => e.type !== "worker.heartbeat");
@@ -313,8 +325,8 @@ describe("the queue a job came from picks its encoder", () => {
     // The 320x180 source's ladder: 180p on NVENC, 144p (under NVENC's minimum) on x264.
     expect(failure.command).toMatch(
       new RegExp(
-        String.raw`-map \[v0\] (?:-fpsmax \S+ )?-c:v h264_nvenc -preset p4 .*-forced-idr 1 .*180p/index\.m3u8` +
-          String.raw` -map \[v1\] (?:-fpsmax \S+ )?-c:v libx264 .*144p/index\.m3u8$`,
+        String.raw`-map \[v0\] (?:-fpsmax \S+ )?-c:v h264_nvenc -preset p4 .*-forced-idr 1 .*180p/seg_%05d\.ts` +
+          String.raw` -map \[v1\] (?:-fpsmax \S+ )?-c:v libx264 .*144p/seg_%05d\.ts$`,
       ),
     );
 

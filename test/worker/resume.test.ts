@@ -1,21 +1,17 @@
 import { execFile } from "node:child_process";
-import { copyFile, mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import { Parser } from "m3u8-parser";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { JobEventBody, Rung, TranscodeJobMessage } from "../../src/protocol/messages.ts";
+import type { JobEventBody, Rung } from "../../src/protocol/messages.ts";
 import { transcode } from "../../render-worker/handlers/transcode.ts";
-import {
-  encodeManifestText,
-  mergePlaylist,
-  planResume,
-  type EncodeManifest,
-} from "../../render-worker/media/resume.ts";
+import { mediaPlaylist } from "../../render-worker/media/hls-publisher.ts";
+import { encodeManifestText, planResume, type EncodeManifest } from "../../render-worker/media/resume.ts";
 import { ENCODE_MANIFEST } from "../../src/protocol/storage-layout.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import type { WorkerStorage } from "../../render-worker/storage/types.ts";
-import { fixturesDir, makeClip } from "./media-fixtures.ts";
+import { fixturesDir, makeClip, stageTranscodeJob } from "./media-fixtures.ts";
 
 const run = promisify(execFile);
 const JOB_ID = "7d7a3c52-58a4-4c1e-9a43-0f8f5f1b2c02";
@@ -30,7 +26,13 @@ const rung = (name: string, kind: "VIDEO" | "AUDIO" = "VIDEO"): Rung => ({
   codecs: kind === "VIDEO" ? "avc1.64001e" : "mp4a.40.2",
 });
 const LADDER = [rung("360p"), rung("240p"), rung("audio", "AUDIO")];
-const MANIFEST: EncodeManifest = { jobId: JOB_ID, ladder: LADDER, segmentSeconds: 2, encoder: "libx264" };
+const MANIFEST: EncodeManifest = {
+  jobId: JOB_ID,
+  ladder: LADDER,
+  segmentSeconds: 2,
+  firstSegmentSeconds: 1,
+  encoder: "libx264",
+};
 
 function playlist(durations: number[], opts: { endList?: boolean; mediaSequence?: number } = {}): string {
   const lines = [
@@ -71,28 +73,29 @@ const planFor = (objects: Record<string, string>, manifest = MANIFEST, duration 
 describe("planResume", () => {
   const published: Record<string, string> = {
     [`hls/${ENCODE_MANIFEST}`]: encodeManifestText(MANIFEST),
-    "hls/360p/index.m3u8": playlist([2, 2, 2, 2]),
-    "hls/240p/index.m3u8": playlist([2, 2, 2]),
-    "hls/audio/index.m3u8": playlist([2.005333, 2.005333, 1.984, 2.005333, 2.005333]),
+    // A 1 s first segment, then 2 s ones.
+    "hls/360p/index.m3u8": playlist([1, 2, 2, 2]),
+    "hls/240p/index.m3u8": playlist([1, 2, 2]),
+    "hls/audio/index.m3u8": playlist([1.002667, 2.005333, 1.984, 2.005333, 2.005333]),
   };
 
-  it("keeps the segments every rung has published and starts after them", async () => {
+  it("keeps the segments every rung has published and starts where the next one starts", async () => {
     const { resume } = await planFor(published);
-    expect(resume).toMatchObject({ segments: 3, fromSeconds: 6 });
+    expect(resume).toMatchObject({ segments: 3, fromSeconds: 5 });
     expect([...resume!.kept.keys()]).toEqual(["360p", "240p", "audio"]);
     expect(resume!.kept.get("audio")!.map((s) => s.uri)).toEqual(["seg_00000.ts", "seg_00001.ts", "seg_00002.ts"]);
-    expect(resume!.kept.get("360p")!.map((s) => s.duration)).toEqual([2, 2, 2]);
+    expect(resume!.kept.get("360p")!.map((s) => s.duration)).toEqual([1, 2, 2]);
   });
 
   it("leaves at least the last segment to encode, even when every segment was published", async () => {
-    const all = playlist([2, 2, 2, 2, 2, 2], { endList: true });
+    const all = playlist([1, 2, 2, 2, 2, 2, 1], { endList: true });
     const { resume } = await planFor({
       ...published,
       "hls/360p/index.m3u8": all,
       "hls/240p/index.m3u8": all,
       "hls/audio/index.m3u8": all,
     });
-    expect(resume).toMatchObject({ segments: 5, fromSeconds: 10 });
+    expect(resume).toMatchObject({ segments: 6, fromSeconds: 11 });
   });
 
   it("starts from zero when there is nothing to keep or it cannot be trusted", async () => {
@@ -100,10 +103,13 @@ describe("planResume", () => {
       ["no earlier run", {}],
       ["another job wrote it", published, { ...MANIFEST, jobId: "0d7a3c52-58a4-4c1e-9a43-0f8f5f1b2c02" }],
       ["other options", published, { ...MANIFEST, segmentSeconds: 4 }],
+      ["another first segment", published, { ...MANIFEST, firstSegmentSeconds: 2 }],
       ["another ladder", published, { ...MANIFEST, ladder: LADDER.slice(1) }],
       ["a rung never published", { ...published, "hls/240p/index.m3u8": undefined as never }],
       ["a rung has no segment yet", { ...published, "hls/240p/index.m3u8": playlist([]) }],
-      ["segments not cut at the boundaries", { ...published, "hls/240p/index.m3u8": playlist([2, 3.2, 2]) }],
+      ["segments not cut at the boundaries", { ...published, "hls/240p/index.m3u8": playlist([1, 3.2, 2]) }],
+      // Every segment full length, the first included: not the cuts the manifest says.
+      ["no short first segment", { ...published, "hls/240p/index.m3u8": playlist([2, 2, 2]) }],
       [
         "a playlist this worker did not write",
         { ...published, "hls/240p/index.m3u8": playlist([2, 2, 2], { mediaSequence: 4 }) },
@@ -135,24 +141,34 @@ describe("planResume", () => {
   });
 });
 
-describe("mergePlaylist", () => {
-  it("lists the kept segments, then ffmpeg's, as one playlist from segment 0", () => {
+describe("mediaPlaylist", () => {
+  it("lists the kept segments, then the run's own, from segment 0 with one target duration", () => {
     const kept = [
-      { uri: "seg_00000.ts", duration: 2 },
+      { uri: "seg_00000.ts", duration: 1 },
       { uri: "seg_00001.ts", duration: 2.005333 },
     ];
-    const merged = mergePlaylist(kept, playlist([2, 1.5], { mediaSequence: 2, endList: true }));
+    const own = [
+      { uri: "seg_00002.ts", duration: 2 },
+      { uri: "seg_00003.ts", duration: 1.5 },
+    ];
+    const text = mediaPlaylist([...kept, ...own], { targetDuration: 2, endList: true });
     const parser = new Parser();
-    parser.push(merged);
+    parser.push(text);
     parser.end();
     expect(parser.manifest.mediaSequence).toBe(0);
+    expect(parser.manifest.targetDuration).toBe(2);
     expect(parser.manifest.endList).toBe(true);
     expect(parser.manifest.segments.map((s: { uri: string; duration: number }) => [s.uri, s.duration])).toEqual([
-      ["seg_00000.ts", 2],
+      ["seg_00000.ts", 1],
       ["seg_00001.ts", 2.005333],
       ["seg_00002.ts", 2],
       ["seg_00003.ts", 1.5],
     ]);
+    expect(mediaPlaylist(kept, { targetDuration: 2, endList: false })).not.toContain("ENDLIST");
+    // A segment that rounds to more than the target (a long frame gap) raises it: the spec's rule.
+    expect(mediaPlaylist([{ uri: "seg_00000.ts", duration: 3.6 }], { targetDuration: 2, endList: false })).toContain(
+      "#EXT-X-TARGETDURATION:4",
+    );
   });
 });
 
@@ -185,19 +201,7 @@ play through`, async () => {
     const seconds = 16;
     const clip = await makeClip({ width: 640, height: 360, seconds, audio: true });
     const dataDir = path.join(root, "data");
-    const sourceKey = `videos/${VIDEO_ID}/source/upload`;
-    await mkdir(path.dirname(path.join(dataDir, sourceKey)), { recursive: true });
-    await copyFile(clip, path.join(dataDir, sourceKey));
-    const job: TranscodeJobMessage = {
-      v: 2,
-      type: "transcode",
-      jobId: JOB_ID,
-      attempt: 1,
-      videoId: VIDEO_ID,
-      sourceKey,
-      outputPrefix: `videos/${VIDEO_ID}`,
-      options: { segmentSeconds: 2 },
-    };
+    const job = await stageTranscodeJob(dataDir, clip, { jobId: JOB_ID, videoId: VIDEO_ID }, 2);
     const storage = createLocalWorkerStorage(dataDir);
     const hlsDir = path.join(dataDir, job.outputPrefix, "hls");
 
@@ -238,7 +242,8 @@ play through`, async () => {
 
     const probed = events.find((e) => e.type === "job.probed") as Extract<JobEventBody, { type: "job.probed" }>;
     expect(probed.resumed!.segments).toBeGreaterThanOrEqual(3);
-    expect(probed.resumed!.fromSeconds).toBe(probed.resumed!.segments * 2);
+    // A 1 s first segment, then 2 s ones.
+    expect(probed.resumed!.fromSeconds).toBe(1 + (probed.resumed!.segments - 1) * 2);
     // The kept segments were not written again.
     for (const [file, mtime] of keptFiles) expect((await stat(path.join(hlsDir, file))).mtimeMs, file).toBe(mtime);
     // Progress counts what was kept: the first sample is already past it.
@@ -255,7 +260,12 @@ play through`, async () => {
       const segments = parser.manifest.segments as { uri: string; duration: number }[];
       expect(parser.manifest.endList, name).toBe(true);
       expect(segments.map((s) => s.uri)).toEqual(segments.map((_, i) => `seg_${String(i).padStart(5, "0")}.ts`));
-      if (name !== "audio") expect(segments).toHaveLength(seconds / 2);
+      if (name !== "audio") {
+        expect(segments).toHaveLength(seconds / 2 + 1);
+        expect(segments.map((s) => s.duration)).toEqual([1, ...Array(seconds / 2 - 1).fill(2), 1]);
+      }
+      // One target duration in every version, the first included.
+      expect(parser.manifest.targetDuration, name).toBe(2);
       const ready = events.find((e) => e.type === "variant.ready" && e.name === name);
       expect(ready).toMatchObject({ segmentCount: segments.length });
       // The playlist plays through: one timeline without gaps as long as the source, every segment decodes.

@@ -447,7 +447,9 @@ print(seen[0], subprocess.run(["true"]).returncode)
         expect(seen).toMatchObject({ uid: 65534, write: "65534", net: "failed", bombLimit: "wall", userns: "refused" });
         // This machine gives uid 65534 no cgroup to write: limits hold per process, and the worker says so.
         expect(seen.cgroup).toBe(null);
-        expect(stderr).toMatch(/"level":"error".*no writable cgroup; memory and process limits hold per process only/);
+        expect(stderr).toMatch(
+          /"severity":"ERROR".*no writable cgroup; memory and process limits hold per process only/,
+        );
         expect(readFileSync(path.join(workDir, "out.txt"), "utf8")).toBe("ok");
         // In this mode the sandbox shares the worker's uid: the count also holds node and bwrap's
         // own processes, so the bound is the limit plus a few, not the thousands of an unlimited bomb.

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { copyFile, mkdir, readFile, stat } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -9,7 +9,7 @@ import type { JobEventBody, TranscodeJobMessage } from "../../src/protocol/messa
 import { transcode } from "../../render-worker/handlers/transcode.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import { processesWithCwd } from "../support/process-scan.ts";
-import { jobDirsPerTest, makeClip } from "./media-fixtures.ts";
+import { jobDirsPerTest, makeClip, stageTranscodeJob } from "./media-fixtures.ts";
 import { contractCheckedEmit } from "./job-events.ts";
 
 const run = promisify(execFile);
@@ -18,20 +18,8 @@ const VIDEO_ID = "a0b1c2d3-e4f5-4a6b-8c7d-9e0f1a2b3c4d";
 
 const dirs = jobDirsPerTest("transcode");
 
-async function jobFor(clip: string, segmentSeconds: number): Promise<TranscodeJobMessage> {
-  const sourceKey = `videos/${VIDEO_ID}/source/upload`;
-  await mkdir(path.dirname(path.join(dirs.dataDir, sourceKey)), { recursive: true });
-  await copyFile(clip, path.join(dirs.dataDir, sourceKey));
-  return {
-    v: 2,
-    type: "transcode",
-    jobId: JOB_ID,
-    attempt: 1,
-    videoId: VIDEO_ID,
-    sourceKey,
-    outputPrefix: `videos/${VIDEO_ID}`,
-    options: { segmentSeconds },
-  };
+function jobFor(clip: string, segmentSeconds: number): Promise<TranscodeJobMessage> {
+  return stageTranscodeJob(dirs.dataDir, clip, { jobId: JOB_ID, videoId: VIDEO_ID }, segmentSeconds);
 }
 
 const recordingEmit = (events: JobEventBody[], onEvent?: (e: JobEventBody) => void) =>
@@ -64,31 +52,38 @@ describe("transcode", () => {
     const hlsDir = path.join(dirs.dataDir, job.outputPrefix, "hls");
     const rungs = ["360p", "240p", "144p", "audio"];
     const events: JobEventBody[] = [];
-    const atPlayable: { master: boolean; segmentsPerRung: number[] } = { master: false, segmentsPerRung: [] };
+    const atPlayable = { master: false, segmentsPerRung: [] as number[], ended: [] as boolean[] };
     const emit = recordingEmit(events, (e) => {
       if (e.type !== "video.playable") return;
       atPlayable.master = existsSync(path.join(hlsDir, "master.m3u8"));
-      atPlayable.segmentsPerRung = rungs.map((r) => {
+      const playlists = rungs.map((r) => {
         const playlist = path.join(hlsDir, r, "index.m3u8");
-        return existsSync(playlist) ? parsePlaylist(readFileSync(playlist, "utf8")).segments.length : 0;
+        return existsSync(playlist) ? parsePlaylist(readFileSync(playlist, "utf8")) : null;
       });
+      atPlayable.segmentsPerRung = playlists.map((p) => p?.segments.length ?? 0);
+      atPlayable.ended = playlists.map((p) => p?.endList === true);
     });
 
     // Watch the processes working in the job's dir, and what storage shows, while the job runs.
     const encoders = new Map<number, string[]>();
     const inconsistencies: string[] = [];
+    const targetDurations = new Set<number | undefined>();
     let watching = true;
     const watcher = (async () => {
       while (watching) {
         for (const pid of processesWithCwd(dirs.workDir)) {
           try {
             const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-            if (argv.includes("hls")) encoders.set(pid, argv);
+            if (argv.includes("segment")) encoders.set(pid, argv);
           } catch {
             // Exited between the two reads.
           }
         }
         inconsistencies.push(...unpublishedSegments(hlsDir, rungs));
+        for (const rung of rungs) {
+          const playlist = path.join(hlsDir, rung, "index.m3u8");
+          if (existsSync(playlist)) targetDurations.add(parsePlaylist(readFileSync(playlist, "utf8")).targetDuration);
+        }
         await new Promise((r) => setTimeout(r, 20));
       }
     })();
@@ -127,6 +122,10 @@ describe("transcode", () => {
     expect(types.indexOf("job.progress")).toBeGreaterThan(types.indexOf("job.probed"));
     expect(atPlayable.master).toBe(true);
     expect(atPlayable.segmentsPerRung.every((n) => n > 0)).toBe(true);
+    // Playable while ffmpeg was still encoding: no rung had its end yet.
+    expect(atPlayable.ended).toEqual(rungs.map(() => false));
+    // Every version of every playlist said the same target duration, the first one included.
+    expect([...targetDurations]).toEqual([2]);
 
     const probed = events[1] as Extract<JobEventBody, { type: "job.probed" }>;
     expect(probed.ladder.map((r) => r.name)).toEqual(rungs);
@@ -171,8 +170,8 @@ describe("transcode", () => {
       });
       for (const segment of playlist.segments) expect(existsSync(path.join(hlsDir, rung, segment.uri))).toBe(true);
       if (rung !== "audio") {
-        // Keyframes at segment boundaries: every video segment holds 2 s.
-        expect(playlist.segments.every((s) => Math.abs(s.duration - 2) < 0.05)).toBe(true);
+        // Keyframes at segment boundaries: a 1 s first segment, then 2 s ones (the last is what is left).
+        expect(playlist.segments.map((s) => s.duration)).toEqual([1, 2, 2, 2, 2, 1]);
       }
       const { stderr } = await run("ffmpeg", [
         "-v",

@@ -2,7 +2,9 @@ import type { Db } from "../../db/client.ts";
 import { videoSnapshot, type VideoPubSub } from "../../events/video-events.ts";
 import type { JobEvent } from "../../protocol/messages.ts";
 import type { WebhookEmitter } from "../../webhooks/events.ts";
+import type { CostSettings } from "../cost.ts";
 import type { ProgressWriteThrottle } from "../progress.ts";
+import type { QueueWatch } from "../queue-position.ts";
 
 export type EventOf<T extends JobEvent["type"]> = Extract<JobEvent, { type: T }>;
 
@@ -18,6 +20,10 @@ export interface IngestOptions {
    * or only its run `runId`) to stop.
    */
   onCanceledJobReported: (jobId: string, attempt: number, workerId?: string, runId?: string) => Promise<void>;
+  /** Prices and the CPU table of the jobs' costs; the defaults when absent. */
+  costs?: CostSettings;
+  /** Told when a job of a queue starts or ends, so the jobs behind it hear their new positions. */
+  queueWatch?: Pick<QueueWatch, "jobChanged">;
   /** A run whose worker has not been heard of for this long is presumed dead. */
   stallSeconds: number;
   /**

@@ -2,7 +2,9 @@ import { log } from "../../log.ts";
 import type { JobStatus } from "../../generated/prisma/client.ts";
 import type { JobEvent, WorkerHeartbeat } from "../../protocol/messages.ts";
 import { videoWebhookData, webhookEventId } from "../../webhooks/events.ts";
+import { DEFAULT_COST_SETTINGS } from "../cost.ts";
 import { retryDelayMs } from "../dispatcher.ts";
+import { recordActualCost } from "../job-cost.ts";
 import { userFacingError } from "../user-facing-error.ts";
 import { lockVideo } from "../video-lock.ts";
 import { publishVideoStatus, type EventOf, type IngestDeps } from "./ingest-deps.ts";
@@ -158,6 +160,7 @@ export function createJobRunIngestor(deps: IngestDeps) {
         : e.type === "job.canceled"
           ? { status: "CANCELED" as const }
           : { status: "SUCCEEDED" as const, alreadyDone: e.alreadyDone === true };
+    const usage = e.usage ? { cpuSeconds: e.usage.cpuSeconds, wallSeconds: e.usage.wallSeconds } : {};
     const key = runKey(e);
     const finishedAt = new Date(e.at);
     if (failure.status === "SUCCEEDED" && failure.alreadyDone) {
@@ -166,14 +169,15 @@ export function createJobRunIngestor(deps: IngestDeps) {
     // `job.started` may not have arrived yet; the run then starts when it is first heard of.
     await db.jobRun.upsert({
       where: { jobId_attempt_workerId_runId: key },
-      create: { ...key, ...failure, startedAt: finishedAt, finishedAt },
+      create: { ...key, ...failure, ...usage, startedAt: finishedAt, finishedAt },
       update: {},
     });
     // A run presumed dead that reports its end did run until then.
     await db.jobRun.updateMany({
       where: { ...key, status: { in: ["RUNNING", "ABANDONED"] } },
-      data: { ...failure, finishedAt },
+      data: { ...failure, ...usage, finishedAt },
     });
+    if (e.usage) await recordActualCost(db, deps.costs ?? DEFAULT_COST_SETTINGS, e.jobId);
   }
 
   /** The run resumed from what an earlier run published. */
@@ -253,9 +257,10 @@ export function createJobRunIngestor(deps: IngestDeps) {
     const at = new Date(h.at);
     // What is alive, for LOCAL_FALLBACK routing; an older heartbeat delivered late changes nothing.
     await db.$executeRaw`
-      INSERT INTO "Worker" (id, capabilities, "lastHeartbeatAt") VALUES (${h.workerId}, ${h.capabilities}, ${at})
+      INSERT INTO "Worker" (id, capabilities, slots, "lastHeartbeatAt")
+        VALUES (${h.workerId}, ${h.capabilities}, ${h.slots ?? 1}, ${at})
       ON CONFLICT (id) DO UPDATE
-        SET capabilities = EXCLUDED.capabilities, "lastHeartbeatAt" = EXCLUDED."lastHeartbeatAt"
+        SET capabilities = EXCLUDED.capabilities, slots = EXCLUDED.slots, "lastHeartbeatAt" = EXCLUDED."lastHeartbeatAt"
       WHERE "Worker"."lastHeartbeatAt" < EXCLUDED."lastHeartbeatAt"`;
     // Runs this worker started before the heartbeat but no longer lists have ended: finished (their
     // own event says so) or handed back at shutdown, so another worker may take them at once.

@@ -53,7 +53,7 @@ export function createRenderEventIngestor(deps: IngestDeps, runs: JobRunIngestor
         data: { sourceKey: e.outputKey, sourceName: sourceName(e.outputKey), uploadedAt: at },
       });
       const { maxAttempts } = parent;
-      await createJob(tx, { videoId, kind: "TRANSCODE", input: {}, parentId: parent.id, maxAttempts });
+      await createJob(tx, { videoId, kind: "TRANSCODE", input: {}, parentId: parent.id, maxAttempts }, deps.costs);
       return tx.video.findUniqueOrThrow({ where: { id: videoId } });
     });
     if (!video) return;

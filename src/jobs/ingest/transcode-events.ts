@@ -1,8 +1,11 @@
 import type { Variant } from "../../generated/prisma/client.ts";
 import { variantSnapshot, videoSnapshot } from "../../events/video-events.ts";
 import type { Rung } from "../../protocol/messages.ts";
+import { inSpan } from "../../protocol/tracing.ts";
 import { videoWebhookData, webhookEventId, type WebhookEmitter } from "../../webhooks/events.ts";
 import { userFacingError } from "../user-facing-error.ts";
+import { DEFAULT_COST_SETTINGS } from "../cost.ts";
+import { estimateAtProbe } from "../job-cost.ts";
 import { variantAfterProgress } from "../progress.ts";
 import { lockVideo } from "../video-lock.ts";
 import { publishVideoStatus, type EventOf, type IngestDeps } from "./ingest-deps.ts";
@@ -64,6 +67,8 @@ export function createTranscodeEventIngestor(deps: IngestDeps, runs: JobRunInges
       }),
     ]);
     await runs.recordResume(e);
+    const source = { seconds: probe.duration, width: probe.width, height: probe.height, fps: probe.fps };
+    await estimateAtProbe(db, deps.costs ?? DEFAULT_COST_SETTINGS, e.jobId, source, e.ladder);
     await publishVideoStatus(deps, videoId);
   }
 
@@ -204,8 +209,10 @@ export function createTranscodeEventIngestor(deps: IngestDeps, runs: JobRunInges
       if (!wasPlayable) await emitPlayable(tx, videoId);
       const video = await tx.video.findUniqueOrThrow({ where: { id: videoId } });
       if (video.status === "READY") {
-        const eventId = webhookEventId("video.ready", videoId, video.finishedAt!.toISOString());
-        await webhooks.emit(tx, videoId, "video.ready", eventId, { video: videoWebhookData(video) });
+        await inSpan("video ready", { attributes: { "video.id": videoId } }, async () => {
+          const eventId = webhookEventId("video.ready", videoId, video.finishedAt!.toISOString());
+          await webhooks.emit(tx, videoId, "video.ready", eventId, { video: videoWebhookData(video) });
+        });
       }
       await deps.holdTransition?.(e);
       return count;

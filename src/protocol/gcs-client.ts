@@ -1,5 +1,4 @@
 import { generateKeyPairSync } from "node:crypto";
-import { S3Client } from "@aws-sdk/client-s3";
 import { IdempotencyStrategy, Storage } from "@google-cloud/storage";
 
 /**
@@ -27,29 +26,4 @@ export function createGcsClient(apiEndpoint?: string, options: { retryAlways?: b
     });
   }
   return new Storage({ ...retry, ...(apiEndpoint ? { apiEndpoint } : {}) });
-}
-
-export interface S3ConnectionOptions {
-  /** An S3-compatible service (R2, Spaces, MinIO); undefined: AWS S3. */
-  endpoint?: string;
-  region: string;
-  /** `https://endpoint/bucket/key` instead of `https://bucket.endpoint/key` (MinIO, moto). */
-  forcePathStyle: boolean;
-}
-
-/**
- * An S3 client; credentials come from the SDK's default chain (AWS_ACCESS_KEY_ID and
- * AWS_SECRET_ACCESS_KEY, AWS_PROFILE, a web identity, the instance's role). Other services than
- * AWS get checksums only where an operation requires them: several reject or mishandle the
- * SDK's default CRC headers.
- */
-export function createS3Client(options: S3ConnectionOptions): S3Client {
-  return new S3Client({
-    region: options.region,
-    endpoint: options.endpoint,
-    forcePathStyle: options.forcePathStyle,
-    ...(options.endpoint
-      ? { requestChecksumCalculation: "WHEN_REQUIRED", responseChecksumValidation: "WHEN_REQUIRED" }
-      : {}),
-  });
 }

@@ -1,0 +1,36 @@
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { build } from "vite";
+import { CONSOLE_DIST } from "../src/http/console.ts";
+
+const CONSOLE_ROOT = fileURLToPath(new URL(".", import.meta.url));
+
+/**
+ * Builds the console with Vite: hashed files under `dist/static/` (cached for a year by the API),
+ * `dist/index.html` (never cached). False when the sources are absent (a Docker stage that has
+ * only package.json).
+ */
+export async function buildConsole(): Promise<boolean> {
+  if (!existsSync(`${CONSOLE_ROOT}index.html`)) return false;
+  await build({
+    root: CONSOLE_ROOT,
+    configFile: false,
+    logLevel: "warn",
+    base: "/",
+    // Preact's automatic JSX runtime; the TypeScript side is in console/tsconfig.json.
+    oxc: { jsx: { runtime: "automatic", importSource: "preact" } },
+    build: {
+      outDir: CONSOLE_DIST,
+      emptyOutDir: true,
+      assetsDir: "static",
+      // No inline scripts or data: URLs, so the Content-Security-Policy can stay strict.
+      assetsInlineLimit: 0,
+      modulePreload: { polyfill: false },
+      sourcemap: false,
+      // hls.js alone is about 570 kB; it is its own chunk, loaded with the first player.
+      chunkSizeWarningLimit: 700,
+      target: "es2022",
+    },
+  });
+  return true;
+}

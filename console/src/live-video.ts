@@ -1,0 +1,95 @@
+import { useEffect, useState } from "preact/hooks";
+import { type ResultOf, request, subscribe } from "./graphql.ts";
+import type { VideoFields } from "./operations.ts";
+import { VideoEventsSubscription, VideoQueuePositionQuery } from "./operations.ts";
+import type { QueuePosition } from "./queue.tsx";
+
+export type Video = ResultOf<typeof VideoFields>;
+
+/** fps, speed and ETA of a variant from its latest progress event. */
+interface VariantRate {
+  fps: number | null;
+  speed: number | null;
+  etaSeconds: number | null;
+}
+
+/** The render that makes the source (animations, questions), before the ladder. */
+interface RenderProgress {
+  index: number;
+  count: number | null;
+  percent: number;
+  description: string | null;
+  renderedCount: number;
+  cachedCount: number;
+}
+
+export interface LiveVideo {
+  video: Video | null;
+  rates: Record<string, VariantRate>;
+  render: RenderProgress | null;
+  /** Where the video waits while QUEUED; null otherwise (or before it is known). */
+  queue: QueuePosition | null;
+  error: string | null;
+}
+
+/**
+ * A video followed over `videoEvents`: every event carries the whole video, progress events add
+ * fps, speed and ETA per variant, render events the render's step. Ends with the subscription
+ * (after READY, FAILED or CANCELED). While the video is QUEUED, its place in line is read once, then
+ * follows the QueuePositionEvents.
+ */
+export function useLiveVideo(videoId: string | null, initial: Video | null = null): LiveVideo {
+  const empty = { rates: {}, render: null, queue: null, error: null };
+  const [state, setState] = useState<LiveVideo>({ video: initial, ...empty });
+  useEffect(() => {
+    setState({ video: initial, ...empty });
+    if (!videoId) return;
+    return subscribe(
+      VideoEventsSubscription,
+      { videoId },
+      {
+        next: ({ videoEvents: event }) =>
+          setState((previous) => {
+            const next: LiveVideo = { ...previous, video: event.video, error: null };
+            if (event.__typename === "QueuePositionEvent") next.queue = event.position;
+            else if (event.video.status !== "QUEUED") next.queue = null;
+            if (event.__typename === "VariantProgressEvent") {
+              next.rates = {
+                ...previous.rates,
+                [event.variant.id]: { fps: event.fps, speed: event.speed, etaSeconds: event.etaSeconds },
+              };
+            }
+            if (event.__typename === "RenderProgressEvent") {
+              next.render = {
+                index: event.index,
+                count: event.count,
+                percent: event.percent,
+                description: event.description,
+                renderedCount: event.renderedCount,
+                cachedCount: event.cachedCount,
+              };
+            }
+            return next;
+          }),
+        error: (err) => setState((previous) => ({ ...previous, error: err.message })),
+      },
+    );
+  }, [videoId]);
+  // A video that is (or just turned) QUEUED: where does it stand? A job joining the end of the queue
+  // moves nobody, so no event says it; ask once.
+  const queued = state.video?.status === "QUEUED" && state.queue === null;
+  useEffect(() => {
+    if (!videoId || !queued) return;
+    let current = true;
+    request(VideoQueuePositionQuery, { id: videoId })
+      .then(({ video }) => {
+        const position = video?.queuePosition;
+        if (current && position) setState((previous) => (previous.queue ? previous : { ...previous, queue: position }));
+      })
+      .catch(() => undefined);
+    return () => {
+      current = false;
+    };
+  }, [videoId, queued]);
+  return state;
+}

@@ -1,0 +1,259 @@
+import { graphql } from "./graphql.ts";
+
+const VideoSummary = graphql(`
+  fragment VideoSummary on Video {
+    id
+    title
+    status
+    playable
+    duration
+    posterUrl
+    createdAt
+    source
+    playbackPolicy
+    error
+  }
+`);
+
+const VariantFields = graphql(`
+  fragment VariantFields on Variant {
+    id
+    name
+    kind
+    status
+    progress
+    width
+    height
+    bandwidth
+    playlistUrl
+    error
+  }
+`);
+
+const QueuePositionFields = graphql(`
+  fragment QueuePositionFields on QueuePosition {
+    position
+    jobsAhead
+    slots
+    estimatedStartSeconds
+    estimatedStartAt
+    estimatedAt
+  }
+`);
+
+export const VideoFields = graphql(
+  `
+  fragment VideoFields on Video {
+    ...VideoSummary
+    playbackUrl
+    width
+    height
+    fps
+    hasAudio
+    uploadSize
+    uploadedBytes
+    playableAt
+    finishedAt
+    variants { ...VariantFields }
+  }
+`,
+  [VideoSummary, VariantFields],
+);
+
+export const VideosQuery = graphql(
+  `
+  query Videos($status: VideoStatus, $first: Int, $after: String, $last: Int, $before: String) {
+    videos(status: $status, first: $first, after: $after, last: $last, before: $before) {
+      edges { node { ...VideoSummary queuePosition { ...QueuePositionFields } } }
+      pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+    }
+  }
+`,
+  [VideoSummary, QueuePositionFields],
+);
+
+export const VideoQuery = graphql(
+  `
+  query Video($id: ID!) {
+    video(id: $id) { ...VideoFields }
+  }
+`,
+  [VideoFields],
+);
+
+/**
+ * Where a queued video stands. Read once when a video is (or turns) QUEUED; after that the
+ * subscription's QueuePositionEvents carry it, so events need not select `video { queuePosition }`
+ * (a database read per subscriber per event).
+ */
+export const VideoQueuePositionQuery = graphql(
+  `
+  query VideoQueuePosition($id: ID!) {
+    video(id: $id) { id status queuePosition { ...QueuePositionFields } }
+  }
+`,
+  [QueuePositionFields],
+);
+
+/** Estimated and actual costs: the jobs:admin scope; anyone else gets FORBIDDEN and sees none. */
+export const VideoCostQuery = graphql(`
+  query VideoCost($id: ID!) {
+    video(id: $id) {
+      id
+      cost { jobCount estimatedUsd actualUsd cpuSeconds wallSeconds }
+      jobs(first: 20) {
+        edges { node { id cost { estimatedUsd estimateBasis actualUsd cpuSeconds wallSeconds } } }
+      }
+    }
+  }
+`);
+
+export const VideoJobsQuery = graphql(`
+  query VideoJobs($id: ID!) {
+    video(id: $id) {
+      id
+      jobs(first: 20) {
+        edges {
+          node {
+            id kind status attempt maxAttempts progress error rungs dispatchedTo createdAt finishedAt
+            runs { id attempt status workerId startedAt finishedAt command stderrTail exitCode error }
+          }
+        }
+      }
+    }
+  }
+`);
+
+export const VideoEventsSubscription = graphql(
+  `
+  subscription VideoEvents($videoId: ID!) {
+    videoEvents(videoId: $videoId) {
+      __typename
+      video { ...VideoFields }
+      ... on VariantProgressEvent { fps speed etaSeconds variant { id } }
+      ... on RenderProgressEvent { index count percent description renderedCount cachedCount }
+      ... on QueuePositionEvent { position { ...QueuePositionFields } }
+    }
+  }
+`,
+  [VideoFields, QueuePositionFields],
+);
+
+export const CreateUploadMutation = graphql(`
+  mutation CreateUpload($input: CreateUploadInput!) {
+    createUpload(input: $input) {
+      __typename
+      ... on CreateUploadSuccess { uploadUrl maxBytes video { id } }
+      ... on FileTooLargeError { maxBytes }
+      ... on Error { message }
+    }
+  }
+`);
+
+export const CancelVideoMutation = graphql(`
+  mutation CancelVideo($id: ID!) {
+    cancelVideo(id: $id) { __typename ... on Error { message } }
+  }
+`);
+
+export const DeleteVideoMutation = graphql(`
+  mutation DeleteVideo($id: ID!) {
+    deleteVideo(id: $id) { __typename ... on Error { message } }
+  }
+`);
+
+export const RetryVariantMutation = graphql(`
+  mutation RetryVariant($id: ID!) {
+    retryVariant(id: $id) { __typename ... on Error { message } }
+  }
+`);
+
+export const CancelJobMutation = graphql(`
+  mutation CancelJob($id: ID!) {
+    cancelJob(id: $id) { __typename ... on Error { message } }
+  }
+`);
+
+export const RenderManimMutation = graphql(`
+  mutation RenderManim($input: RenderManimInput!) {
+    renderManim(input: $input) {
+      __typename
+      ... on RenderSuccess { video { id } }
+      ... on ValidationError { field }
+      ... on Error { message }
+    }
+  }
+`);
+
+export const RenderCompositionMutation = graphql(`
+  mutation RenderComposition($input: RenderCompositionInput!) {
+    renderComposition(input: $input) {
+      __typename
+      ... on RenderSuccess { video { id } }
+      ... on ValidationError { field }
+      ... on Error { message }
+    }
+  }
+`);
+
+export const CreateVideoFromUrlMutation = graphql(`
+  mutation CreateVideoFromUrl($input: CreateVideoFromUrlInput!) {
+    createVideoFromUrl(input: $input) {
+      __typename
+      ... on RenderSuccess { video { id } }
+      ... on ValidationError { field }
+      ... on Error { message }
+    }
+  }
+`);
+
+export const AssetsQuery = graphql(`
+  query Assets {
+    assets { id kind name size }
+  }
+`);
+
+export const UploadAssetMutation = graphql(`
+  mutation UploadAsset($file: File!, $kind: AssetKind!) {
+    uploadAsset(file: $file, kind: $kind) {
+      __typename
+      ... on UploadAssetSuccess { asset { id kind name size } }
+      ... on Error { message }
+    }
+  }
+`);
+
+export const WebhooksQuery = graphql(`
+  query Webhooks {
+    webhookEndpoints {
+      id url events enabled createdAt
+      deliveries(first: 10) {
+        edges {
+          node { id eventType status attemptCount lastStatusCode lastError createdAt deliveredAt nextAttemptAt }
+        }
+      }
+    }
+  }
+`);
+
+export const CreateWebhookEndpointMutation = graphql(`
+  mutation CreateWebhookEndpoint($input: CreateWebhookEndpointInput!) {
+    createWebhookEndpoint(input: $input) {
+      __typename
+      ... on CreateWebhookEndpointSuccess { secret endpoint { id } }
+      ... on Error { message }
+    }
+  }
+`);
+
+export const DeleteWebhookEndpointMutation = graphql(`
+  mutation DeleteWebhookEndpoint($id: ID!) {
+    deleteWebhookEndpoint(id: $id) { __typename ... on Error { message } }
+  }
+`);
+
+export const ResendWebhookDeliveryMutation = graphql(`
+  mutation ResendWebhookDelivery($id: ID!) {
+    resendWebhookDelivery(id: $id) { __typename ... on Error { message } }
+  }
+`);

@@ -1,0 +1,279 @@
+import { useEffect, useState } from "preact/hooks";
+import { type ResultOf, request, requestWithFile } from "../graphql.ts";
+import {
+  AssetsQuery,
+  CreateVideoFromUrlMutation,
+  RenderCompositionMutation,
+  RenderManimMutation,
+  UploadAssetMutation,
+} from "../operations.ts";
+import { navigate } from "../router.tsx";
+
+const EXAMPLE_SCENE = `from manim import *
+
+class Hello(Scene):
+    def construct(self):
+        square = Square()
+        self.play(Create(square))
+        self.play(square.animate.rotate(PI / 4))
+`;
+
+const EXAMPLE_CSV = `What is 2 + 2?,3,4,5,6,B
+Which planet is largest?,Mars,Venus,Jupiter,Earth,C`;
+
+type Result = { __typename: string; message?: string; field?: string; video?: { id: string } };
+
+/** Runs a mutation that creates a video; on success opens the video, which follows it live. */
+function useSubmit() {
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const submit = async (run: () => Promise<Result>) => {
+    setBusy(true);
+    setError(null);
+    try {
+      const result = await run();
+      if (result.video) navigate(`/videos/${result.video.id}`);
+      else setError(`${result.field ? `${result.field}: ` : ""}${result.message ?? result.__typename}`);
+    } catch (err) {
+      setError((err as Error).message);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { error, busy, submit };
+}
+
+const value = (e: Event) => (e.target as HTMLInputElement).value;
+
+/** Forms that make a video from a Manim scene, a quiz composition or a URL. */
+export function SourcesPage() {
+  return (
+    <section aria-labelledby="sources-title">
+      <h1 id="sources-title">Make a video from a source</h1>
+      <QuizForm />
+      <ManimForm />
+      <UrlForm />
+    </section>
+  );
+}
+
+function Failure({ error }: { error: string | null }) {
+  return error ? (
+    <p role="alert" class="error">
+      {error}
+    </p>
+  ) : null;
+}
+
+function ManimForm() {
+  const [title, setTitle] = useState("Manim scene");
+  const [code, setCode] = useState(EXAMPLE_SCENE);
+  const [sceneName, setSceneName] = useState("Hello");
+  const [quality, setQuality] = useState<"LOW" | "MEDIUM" | "HIGH" | "FOURK">("LOW");
+  const { error, busy, submit } = useSubmit();
+  return (
+    <form
+      class="card"
+      aria-labelledby="manim-title"
+      onSubmit={(event) => {
+        event.preventDefault();
+        void submit(async () => {
+          const data = await request(RenderManimMutation, { input: { title, code, sceneName, quality } });
+          return data.renderManim;
+        });
+      }}
+    >
+      <h2 id="manim-title">Manim scene</h2>
+      <label for="manim-title-input">Title</label>
+      <input id="manim-title-input" required value={title} onInput={(e) => setTitle(value(e))} />
+      <label for="manim-code">Python code</label>
+      <textarea
+        id="manim-code"
+        class="code"
+        rows={12}
+        spellcheck={false}
+        required
+        value={code}
+        onInput={(e) => setCode(value(e))}
+        onKeyDown={(event) => {
+          // Tab indents in the editor; Escape then Tab leaves it (keyboard users are not trapped).
+          if (event.key !== "Tab" || event.shiftKey || (event.target as HTMLElement).dataset.escaped) return;
+          event.preventDefault();
+          const area = event.target as HTMLTextAreaElement;
+          area.setRangeText("    ", area.selectionStart, area.selectionEnd, "end");
+          setCode(area.value);
+        }}
+        onKeyUp={(event) => {
+          const area = event.target as HTMLTextAreaElement;
+          if (event.key === "Escape") area.dataset.escaped = "1";
+          else if (event.key !== "Tab") delete area.dataset.escaped;
+        }}
+        aria-describedby="manim-code-help"
+      />
+      <p id="manim-code-help" class="muted">
+        Tab indents; press Escape, then Tab, to leave the editor.
+      </p>
+      <label for="manim-scene">Scene class</label>
+      <input id="manim-scene" required value={sceneName} onInput={(e) => setSceneName(value(e))} />
+      <label for="manim-quality">Quality</label>
+      <select id="manim-quality" value={quality} onChange={(e) => setQuality(value(e) as typeof quality)}>
+        <option value="LOW">Low (480p15)</option>
+        <option value="MEDIUM">Medium (720p30)</option>
+        <option value="HIGH">High (1080p60)</option>
+        <option value="FOURK">4K (2160p60)</option>
+      </select>
+      <Failure error={error} />
+      <button type="submit" disabled={busy}>
+        Render scene
+      </button>
+    </form>
+  );
+}
+
+type Asset = ResultOf<typeof AssetsQuery>["assets"][number];
+type AssetKind = "BACKGROUND" | "TIMER" | "CORRECT_SOUND";
+const ASSET_LABELS: Record<AssetKind, string> = {
+  BACKGROUND: "Background video",
+  TIMER: "Timer video",
+  CORRECT_SOUND: "Correct-answer sound",
+};
+
+function QuizForm() {
+  const [title, setTitle] = useState("Quiz");
+  const [csv, setCsv] = useState(EXAMPLE_CSV);
+  const [voice, setVoice] = useState("en-us");
+  const [seconds, setSeconds] = useState("3");
+  const [assets, setAssets] = useState<Asset[]>([]);
+  const [chosen, setChosen] = useState<Partial<Record<AssetKind, string>>>({});
+  const [assetError, setAssetError] = useState<string | null>(null);
+  const { error, busy, submit } = useSubmit();
+  const loadAssets = () =>
+    request(AssetsQuery, {})
+      .then((data) => setAssets(data.assets))
+      .catch((err: Error) => setAssetError(err.message));
+  useEffect(() => {
+    void loadAssets();
+  }, []);
+
+  return (
+    <form
+      class="card"
+      aria-labelledby="quiz-title"
+      onSubmit={(event) => {
+        event.preventDefault();
+        void submit(async () => {
+          const data = await request(RenderCompositionMutation, {
+            input: {
+              template: "QUIZ",
+              title,
+              csv,
+              voice: voice || null,
+              secondsPerQuestion: Number(seconds),
+              backgroundAssetId: chosen.BACKGROUND ?? null,
+              timerAssetId: chosen.TIMER ?? null,
+              correctSoundAssetId: chosen.CORRECT_SOUND ?? null,
+            },
+          });
+          return data.renderComposition;
+        });
+      }}
+    >
+      <h2 id="quiz-title">Quiz composition</h2>
+      <label for="quiz-title-input">Title</label>
+      <input id="quiz-title-input" required value={title} onInput={(e) => setTitle(value(e))} />
+      <label for="quiz-csv">Questions (CSV: question, four choices, answer A–D)</label>
+      <textarea id="quiz-csv" class="code" rows={5} required value={csv} onInput={(e) => setCsv(value(e))} />
+      <label for="quiz-voice">Narration voice (espeak-ng; empty: none)</label>
+      <input id="quiz-voice" value={voice} onInput={(e) => setVoice(value(e))} />
+      <label for="quiz-seconds">Seconds per question</label>
+      <input
+        id="quiz-seconds"
+        type="number"
+        min={1}
+        max={60}
+        step={0.5}
+        value={seconds}
+        onInput={(e) => setSeconds(value(e))}
+      />
+      <fieldset>
+        <legend>Assets (optional)</legend>
+        {(Object.keys(ASSET_LABELS) as AssetKind[]).map((kind) => (
+          <div key={kind} class="asset-row">
+            <label for={`asset-${kind}`}>{ASSET_LABELS[kind]}</label>
+            <select
+              id={`asset-${kind}`}
+              value={chosen[kind] ?? ""}
+              onChange={(e) => setChosen({ ...chosen, [kind]: value(e) || undefined })}
+            >
+              <option value="">Built-in</option>
+              {assets
+                .filter((a) => a.kind === kind)
+                .map((a) => (
+                  <option key={a.id} value={a.id}>
+                    {a.name}
+                  </option>
+                ))}
+            </select>
+            <label class="button secondary">
+              Upload…
+              <input
+                type="file"
+                class="visually-hidden"
+                accept={kind === "CORRECT_SOUND" ? "audio/*" : "video/*"}
+                aria-label={`Upload a ${ASSET_LABELS[kind].toLowerCase()}`}
+                onChange={async (e) => {
+                  const file = (e.target as HTMLInputElement).files?.[0];
+                  if (!file) return;
+                  setAssetError(null);
+                  try {
+                    const data = await requestWithFile(UploadAssetMutation, { file, kind });
+                    const result = data.uploadAsset;
+                    if (result.__typename === "UploadAssetSuccess") {
+                      await loadAssets();
+                      setChosen((c) => ({ ...c, [kind]: result.asset.id }));
+                    } else setAssetError(result.message);
+                  } catch (err) {
+                    setAssetError((err as Error).message);
+                  }
+                }}
+              />
+            </label>
+          </div>
+        ))}
+        <Failure error={assetError} />
+      </fieldset>
+      <Failure error={error} />
+      <button type="submit" disabled={busy}>
+        Render quiz
+      </button>
+    </form>
+  );
+}
+
+function UrlForm() {
+  const [title, setTitle] = useState("Imported video");
+  const [url, setUrl] = useState("");
+  const { error, busy, submit } = useSubmit();
+  return (
+    <form
+      class="card"
+      aria-labelledby="url-title"
+      onSubmit={(event) => {
+        event.preventDefault();
+        void submit(
+          async () => (await request(CreateVideoFromUrlMutation, { input: { title, url } })).createVideoFromUrl,
+        );
+      }}
+    >
+      <h2 id="url-title">Import from a URL</h2>
+      <label for="url-title-input">Title</label>
+      <input id="url-title-input" required value={title} onInput={(e) => setTitle(value(e))} />
+      <label for="url-input">Public http(s) URL of a video file</label>
+      <input id="url-input" type="url" required value={url} onInput={(e) => setUrl(value(e))} />
+      <Failure error={error} />
+      <button type="submit" disabled={busy}>
+        Import
+      </button>
+    </form>
+  );
+}

@@ -1,0 +1,368 @@
+import { useEffect, useRef, useState } from "preact/hooks";
+import { formatBytes } from "../upload.ts";
+import { formatDate, formatDuration, formatPercent, isFinished, statusLabel } from "../format.ts";
+import { ApiError, type ResultOf, request } from "../graphql.ts";
+import { type LiveVideo, useLiveVideo, type Video } from "../live-video.ts";
+import {
+  CancelJobMutation,
+  CancelVideoMutation,
+  DeleteVideoMutation,
+  RetryVariantMutation,
+  VideoCostQuery,
+  VideoJobsQuery,
+  VideoQuery,
+} from "../operations.ts";
+import { Player } from "../player.tsx";
+import { QueuePlace } from "../queue.tsx";
+import { navigate } from "../router.tsx";
+
+/** Status, render progress and one bar per variant, with fps, speed and ETA while encoding. */
+function Progress({ live }: { live: LiveVideo }) {
+  const { video, rates, render, queue } = live;
+  if (!video) return null;
+  const encoding = video.variants.some((v) => v.status !== "PENDING");
+  return (
+    <div class="progress" aria-live="polite">
+      <p>
+        <span class={`status status-${video.status.toLowerCase()}`} data-testid="video-status">
+          {statusLabel(video.status)}
+        </span>{" "}
+        {video.playable && (
+          <span class="badge" data-testid="playable">
+            playable
+          </span>
+        )}{" "}
+        {video.status === "QUEUED" && queue && <QueuePlace position={queue} />}
+      </p>
+      {video.error && (
+        <p role="alert" class="error">
+          {video.error}
+        </p>
+      )}
+      {video.status === "WAITING_FOR_UPLOAD" && video.uploadSize != null && (
+        <label class="bar">
+          <span>
+            Uploaded {formatBytes(video.uploadedBytes)} of {formatBytes(video.uploadSize)}
+          </span>
+          <progress max={video.uploadSize} value={video.uploadedBytes} />
+        </label>
+      )}
+      {render && !encoding && (
+        <label class="bar" data-testid="render-progress">
+          <span>
+            Rendering {render.count ? `${render.index + 1} of ${render.count}` : `#${render.index + 1}`}
+            {render.description ? `: ${render.description}` : ""} ({Math.floor(render.percent)}%)
+            {render.cachedCount > 0 ? ` · ${render.cachedCount} from cache` : ""}
+          </span>
+          <progress
+            max={1}
+            value={render.count ? (Math.min(render.index, render.count - 1) + render.percent / 100) / render.count : 0}
+          />
+        </label>
+      )}
+      {video.variants.length > 0 && (
+        <ul class="variants" aria-label="Variants">
+          {video.variants.map((variant) => {
+            const rate = rates[variant.id];
+            return (
+              <li key={variant.id} data-testid="variant" data-variant={variant.name}>
+                <label class="bar">
+                  <span>
+                    {variant.name} · {statusLabel(variant.status)} · {formatPercent(variant.progress)}
+                    {variant.status === "ENCODING" && rate && (
+                      <span class="muted">
+                        {rate.fps != null && ` · ${Math.round(rate.fps)} fps`}
+                        {rate.speed != null && ` · ${rate.speed.toFixed(2)}×`}
+                        {rate.etaSeconds != null && ` · ETA ${formatDuration(rate.etaSeconds)}`}
+                      </span>
+                    )}
+                  </span>
+                  <progress max={1} value={variant.progress} data-testid="variant-progress" />
+                </label>
+                {variant.error && <p class="error">{variant.error}</p>}
+              </li>
+            );
+          })}
+        </ul>
+      )}
+    </div>
+  );
+}
+
+/** Compact live status for the upload page. */
+export function LiveSummary({ videoId }: { videoId: string }) {
+  const live = useLiveVideo(videoId);
+  return <Progress live={live} />;
+}
+
+/** One video: live progress, the player, sharing, and for operators its variants, jobs and runs. */
+export function VideoPage({ videoId }: { videoId: string }) {
+  const [initial, setInitial] = useState<Video | null | undefined>(undefined);
+  const [message, setMessage] = useState<string | null>(null);
+  useEffect(() => {
+    request(VideoQuery, { id: videoId })
+      .then((data) => setInitial(data.video))
+      .catch((err: Error) => setMessage(err.message));
+  }, [videoId]);
+  const live = useLiveVideo(initial ? videoId : null, initial ?? null);
+  const video = live.video ?? initial;
+  // A SIGNED video's events each carry a fresh token: the player keeps the URL it started with.
+  const playback = useRef<string | null>(null);
+  if (video?.playbackUrl && playback.current?.split("?")[0] !== video.playbackUrl.split("?")[0]) {
+    playback.current = video.playbackUrl;
+  }
+
+  if (initial === null) return <p role="alert">No such video.</p>;
+  if (!video) return <p>{message ?? "Loading…"}</p>;
+
+  const act = async (label: string, run: () => Promise<{ __typename: string; message?: string }>) => {
+    setMessage(null);
+    try {
+      const result = await run();
+      if ("message" in result && result.message) setMessage(`${label}: ${result.message}`);
+      return result;
+    } catch (err) {
+      setMessage(`${label}: ${(err as Error).message}`);
+      return null;
+    }
+  };
+  const audio = video.variants.find((v) => v.kind === "AUDIO" && v.playlistUrl);
+
+  return (
+    <article aria-labelledby="video-title">
+      <h1 id="video-title">{video.title}</h1>
+      <p class="muted">
+        {video.source.toLowerCase()} · {video.playbackPolicy.toLowerCase()} · {formatDuration(video.duration)}
+        {video.width ? ` · ${video.width}×${video.height}` : ""} · created {formatDate(video.createdAt)}
+      </p>
+      <div class="actions">
+        {!isFinished(video.status) && (
+          <button
+            type="button"
+            onClick={() =>
+              act("Cancel", async () => (await request(CancelVideoMutation, { id: video.id })).cancelVideo)
+            }
+          >
+            Cancel
+          </button>
+        )}
+        <button
+          type="button"
+          class="danger"
+          onClick={async () => {
+            if (!confirm(`Delete "${video.title}" and all its media?`)) return;
+            const result = await act(
+              "Delete",
+              async () => (await request(DeleteVideoMutation, { id: video.id })).deleteVideo,
+            );
+            if (result?.__typename === "DeleteVideoSuccess") navigate("/");
+          }}
+        >
+          Delete
+        </button>
+      </div>
+      {message && (
+        <p role="alert" class="error">
+          {message}
+        </p>
+      )}
+      {live.error && <p class="warning">Live updates: {live.error}</p>}
+      {video.playable && playback.current ? (
+        <Player
+          src={playback.current}
+          poster={video.posterUrl}
+          audioPlaylist={audio?.playlistUrl}
+          title={video.title}
+        />
+      ) : (
+        video.posterUrl && <img class="poster" src={video.posterUrl} alt="" />
+      )}
+      <Progress live={{ ...live, video }} />
+      {video.playable && <Share video={video} />}
+      <Operators
+        video={video}
+        onRetry={(id) => act("Retry", async () => (await request(RetryVariantMutation, { id })).retryVariant)}
+      />
+    </article>
+  );
+}
+
+/** The public watch page and an embed snippet; a SIGNED video's link carries a short-lived token. */
+function Share({ video }: { video: Video }) {
+  const token = video.playbackUrl ? new URL(video.playbackUrl, location.href).searchParams.get("token") : null;
+  const watch = `${location.origin}/watch/${video.id}${token ? `?token=${encodeURIComponent(token)}` : ""}`;
+  const embed = `<iframe src="${watch}" width="640" height="360" title="${video.title.replace(/"/g, "&quot;")}" allow="fullscreen; picture-in-picture" style="border:0"></iframe>`;
+  const [copied, setCopied] = useState(false);
+  return (
+    <section aria-labelledby="share-title" class="share">
+      <h2 id="share-title">Share</h2>
+      {video.playbackPolicy === "SIGNED" && (
+        <p class="muted">SIGNED video: this link and snippet carry a playback token that expires.</p>
+      )}
+      <p>
+        <a href={watch} data-testid="watch-link">
+          {watch}
+        </a>
+      </p>
+      <label for="embed">Embed snippet</label>
+      <textarea id="embed" readOnly rows={3} value={embed} />
+      <button
+        type="button"
+        onClick={async () => {
+          await navigator.clipboard?.writeText(embed);
+          setCopied(true);
+        }}
+      >
+        {copied ? "Copied" : "Copy snippet"}
+      </button>
+    </section>
+  );
+}
+
+type Jobs = NonNullable<ResultOf<typeof VideoJobsQuery>["video"]>["jobs"]["edges"];
+type Costs = NonNullable<ResultOf<typeof VideoCostQuery>["video"]>;
+
+const usd = new Intl.NumberFormat("en", { style: "currency", currency: "USD", maximumSignificantDigits: 2 });
+const money = (value: number | null | undefined) => (value == null ? "–" : usd.format(value));
+
+/** Variants, jobs and their runs (command, stderr tail, exit code): needs the jobs:admin scope. */
+function Operators({ video, onRetry }: { video: Video; onRetry: (variantId: string) => Promise<unknown> }) {
+  const [jobs, setJobs] = useState<Jobs | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  // Costs need jobs:admin: a key or viewer without it gets FORBIDDEN, and simply sees no costs.
+  const [costs, setCosts] = useState<Costs | null>(null);
+  const [costError, setCostError] = useState<string | null>(null);
+  const load = () =>
+    Promise.all([
+      request(VideoJobsQuery, { id: video.id })
+        .then((data) => setJobs(data.video?.jobs.edges ?? []))
+        .catch((err: Error) => setError(err.message)),
+      request(VideoCostQuery, { id: video.id })
+        .then((data) => setCosts(data.video))
+        .catch((err: Error) => {
+          setCosts(null);
+          setCostError(err instanceof ApiError && err.code === "FORBIDDEN" ? null : err.message);
+        }),
+    ]);
+  const jobCost = (id: string) => costs?.jobs.edges.find((e) => e.node.id === id)?.node.cost ?? null;
+  // Reload when the video's status changes (a job started, finished or was retried).
+  useEffect(() => {
+    void load();
+  }, [video.id, video.status, video.variants.map((v) => v.status).join()]);
+
+  return (
+    <section aria-labelledby="operators-title" class="operators">
+      <h2 id="operators-title">Details</h2>
+      <table>
+        <caption>Variants</caption>
+        <thead>
+          <tr>
+            <th scope="col">Rung</th>
+            <th scope="col">Size</th>
+            <th scope="col">Bandwidth</th>
+            <th scope="col">Status</th>
+            <th scope="col">Progress</th>
+            <th scope="col">
+              <span class="visually-hidden">Actions</span>
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {video.variants.map((v) => (
+            <tr key={v.id}>
+              <td>{v.name}</td>
+              <td>{v.width ? `${v.width}×${v.height}` : v.kind.toLowerCase()}</td>
+              <td>{Math.round(v.bandwidth / 1000)} kb/s</td>
+              <td>{statusLabel(v.status)}</td>
+              <td>{formatPercent(v.progress)}</td>
+              <td>
+                {v.status === "FAILED" && (
+                  <button type="button" onClick={() => onRetry(v.id)}>
+                    Retry {v.name}
+                  </button>
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <h3>Jobs</h3>
+      {costs?.cost && (
+        <p data-testid="video-cost">
+          Cost (an estimate at the configured prices, not a bill): estimated {money(costs.cost.estimatedUsd)} · actual{" "}
+          {money(costs.cost.jobCount > 0 && costs.cost.cpuSeconds > 0 ? costs.cost.actualUsd : null)}
+          {costs.cost.cpuSeconds > 0 && (
+            <span class="muted">
+              {" "}
+              ({costs.cost.cpuSeconds.toFixed(1)} CPU s, {costs.cost.wallSeconds.toFixed(1)} s)
+            </span>
+          )}
+        </p>
+      )}
+      {costError && <p class="muted">Costs: {costError}</p>}
+      {error && <p class="muted">{error}</p>}
+      {jobs?.map(({ node: job }) => (
+        <details key={job.id} class="job">
+          <summary>
+            {job.kind.toLowerCase()} · {statusLabel(job.status)} · attempt {job.attempt}/{job.maxAttempts} ·{" "}
+            {formatPercent(job.progress)}
+            {job.dispatchedTo ? ` · ${job.dispatchedTo}` : ""}
+            <JobCostLabel cost={jobCost(job.id)} />
+          </summary>
+          {job.error && <p class="error">{job.error}</p>}
+          {(job.status === "QUEUED" || job.status === "RUNNING") && (
+            <button
+              type="button"
+              onClick={async () => {
+                const answer = await request(CancelJobMutation, { id: job.id }).catch((err: Error) => ({
+                  cancelJob: { __typename: "Error", message: err.message },
+                }));
+                if ("message" in answer.cancelJob) setError(answer.cancelJob.message ?? null);
+                void load();
+              }}
+            >
+              Cancel job
+            </button>
+          )}
+          <ol>
+            {job.runs.map((run) => (
+              <li key={run.id}>
+                <p>
+                  Attempt {run.attempt} on {run.workerId}: {statusLabel(run.status)}
+                  {run.exitCode != null && ` · exit code ${run.exitCode}`} · {formatDate(run.startedAt)}
+                </p>
+                {run.error && <p class="error">{run.error}</p>}
+                {run.command && (
+                  <>
+                    <h4>Command</h4>
+                    <pre>{run.command}</pre>
+                  </>
+                )}
+                {run.stderrTail && (
+                  <>
+                    <h4>stderr (tail)</h4>
+                    <pre>{run.stderrTail}</pre>
+                  </>
+                )}
+              </li>
+            ))}
+          </ol>
+        </details>
+      ))}
+    </section>
+  );
+}
+
+/** A job's estimated and actual cost, in its summary line. */
+function JobCostLabel({ cost }: { cost: Costs["jobs"]["edges"][number]["node"]["cost"] }) {
+  if (!cost || (cost.estimatedUsd == null && cost.actualUsd == null)) return null;
+  const basis = cost.estimateBasis === "UPLOAD_SIZE" ? " (rough: from the upload's size)" : "";
+  return (
+    <span class="muted" data-testid="job-cost">
+      {" "}
+      · estimated {money(cost.estimatedUsd)}
+      {basis} · actual {money(cost.actualUsd)}
+      {cost.cpuSeconds != null && ` (${cost.cpuSeconds.toFixed(1)} CPU s)`}
+    </span>
+  );
+}

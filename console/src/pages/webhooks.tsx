@@ -1,0 +1,131 @@
+import { useEffect, useState } from "preact/hooks";
+import { formatDate, statusLabel } from "../format.ts";
+import { type ResultOf, request } from "../graphql.ts";
+import {
+  CreateWebhookEndpointMutation,
+  DeleteWebhookEndpointMutation,
+  ResendWebhookDeliveryMutation,
+  WebhooksQuery,
+} from "../operations.ts";
+
+type Endpoint = ResultOf<typeof WebhooksQuery>["webhookEndpoints"][number];
+
+/** The tenant's webhook endpoints with their latest deliveries; resend one, add or remove an endpoint. */
+export function WebhooksPage() {
+  const [endpoints, setEndpoints] = useState<Endpoint[] | null>(null);
+  const [message, setMessage] = useState<string | null>(null);
+  const [secret, setSecret] = useState<string | null>(null);
+  const [url, setUrl] = useState("");
+  const load = () =>
+    request(WebhooksQuery, {})
+      .then((data) => setEndpoints(data.webhookEndpoints))
+      .catch((err: Error) => setMessage(err.message));
+  useEffect(() => {
+    void load();
+  }, []);
+  const run = async (work: () => Promise<{ __typename: string; message?: string }>) => {
+    setMessage(null);
+    try {
+      const result = await work();
+      if (result.message) setMessage(result.message);
+    } catch (err) {
+      setMessage((err as Error).message);
+    }
+    await load();
+  };
+
+  return (
+    <section aria-labelledby="webhooks-title">
+      <h1 id="webhooks-title">Webhooks</h1>
+      <form
+        class="card"
+        onSubmit={(event) => {
+          event.preventDefault();
+          void run(async () => {
+            const result = (await request(CreateWebhookEndpointMutation, { input: { url } })).createWebhookEndpoint;
+            if (result.__typename === "CreateWebhookEndpointSuccess") setSecret(result.secret);
+            return result;
+          });
+        }}
+      >
+        <label for="webhook-url">Endpoint URL (every event)</label>
+        <input
+          id="webhook-url"
+          type="url"
+          required
+          value={url}
+          onInput={(e) => setUrl((e.target as HTMLInputElement).value)}
+        />
+        <button type="submit">Add endpoint</button>
+      </form>
+      {secret && (
+        <p class="warning">
+          Signing secret, shown once: <code>{secret}</code>
+        </p>
+      )}
+      {message && (
+        <p role="alert" class="error">
+          {message}
+        </p>
+      )}
+      {endpoints?.length === 0 && <p>No endpoints.</p>}
+      {endpoints?.map((endpoint) => (
+        <article key={endpoint.id} class="card" aria-label={`Endpoint ${endpoint.url}`}>
+          <h2>{endpoint.url}</h2>
+          <p class="muted">
+            {endpoint.events.length ? endpoint.events.join(", ").toLowerCase() : "every event"} ·{" "}
+            {endpoint.enabled ? "enabled" : "disabled"} · since {formatDate(endpoint.createdAt)}
+          </p>
+          <button
+            type="button"
+            class="danger"
+            onClick={() =>
+              run(async () => (await request(DeleteWebhookEndpointMutation, { id: endpoint.id })).deleteWebhookEndpoint)
+            }
+          >
+            Delete endpoint
+          </button>
+          <table>
+            <caption>Latest deliveries</caption>
+            <thead>
+              <tr>
+                <th scope="col">Event</th>
+                <th scope="col">Status</th>
+                <th scope="col">Attempts</th>
+                <th scope="col">Last answer</th>
+                <th scope="col">Created</th>
+                <th scope="col">
+                  <span class="visually-hidden">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {endpoint.deliveries.edges.map(({ node: d }) => (
+                <tr key={d.id}>
+                  <td>{d.eventType.toLowerCase()}</td>
+                  <td>{statusLabel(d.status)}</td>
+                  <td>{d.attemptCount}</td>
+                  <td>{d.lastStatusCode ?? d.lastError ?? "–"}</td>
+                  <td>{formatDate(d.createdAt)}</td>
+                  <td>
+                    <button
+                      type="button"
+                      onClick={() =>
+                        run(
+                          async () =>
+                            (await request(ResendWebhookDeliveryMutation, { id: d.id })).resendWebhookDelivery,
+                        )
+                      }
+                    >
+                      Resend
+                    </button>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </article>
+      ))}
+    </section>
+  );
+}

@@ -1,0 +1,129 @@
+import type Hls from "hls.js";
+import type { ErrorData, Level } from "hls.js";
+import { useEffect, useRef, useState } from "preact/hooks";
+
+/**
+ * Memory stays bounded: at most 30 s ahead (60 s when the network is fast) and 30 s behind the
+ * playhead are kept in the Media Source buffers; hls.js evicts the rest.
+ */
+const HLS_CONFIG = {
+  maxBufferLength: 30,
+  maxMaxBufferLength: 60,
+  maxBufferSize: 60 * 1000 * 1000,
+  backBufferLength: 30,
+  // Never fetch a rung larger than the player shows.
+  capLevelToPlayerSize: true,
+  startLevel: -1,
+};
+
+/** The audio rung's own media playlist, offered as "audio only" when known. */
+const AUDIO_ONLY = -2;
+
+export interface PlayerProps {
+  /** The master playlist (with its token for a SIGNED video). */
+  src: string;
+  poster?: string | null;
+  /** The audio rung's media playlist, for an "audio only" choice. */
+  audioPlaylist?: string | null;
+  title: string;
+}
+
+/** hls.js with a quality menu (automatic switching by default), or the browser's own HLS (Safari). */
+export function Player(props: PlayerProps) {
+  const videoRef = useRef<HTMLVideoElement>(null);
+  const hlsRef = useRef<Hls | null>(null);
+  const [levels, setLevels] = useState<Level[]>([]);
+  const [choice, setChoice] = useState(-1);
+  const choiceRef = useRef(-1);
+  const [playing, setPlaying] = useState<number | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const source = choice === AUDIO_ONLY && props.audioPlaylist ? props.audioPlaylist : props.src;
+
+  useEffect(() => {
+    const video = videoRef.current!;
+    setError(null);
+    let hls: Hls | null = null;
+    let stopped = false;
+    // hls.js is most of the console's code: it loads with the first player.
+    void import("hls.js").then(({ default: Hls }) => {
+      if (stopped) return;
+      if (!Hls.isSupported()) {
+        if (video.canPlayType("application/vnd.apple.mpegurl")) video.src = source;
+        else setError("This browser cannot play HLS.");
+        return;
+      }
+      const at = video.currentTime;
+      hls = new Hls(HLS_CONFIG);
+      const player = hls;
+      hlsRef.current = player;
+      player.on(Hls.Events.MANIFEST_PARSED, (_event, data) => {
+        setLevels(source === props.src ? data.levels : []);
+        if (choiceRef.current >= 0) player.currentLevel = choiceRef.current;
+        if (at > 0) video.currentTime = at;
+      });
+      player.on(Hls.Events.LEVEL_SWITCHED, (_event, data) => setPlaying(data.level));
+      player.on(Hls.Events.ERROR, (_event, data: ErrorData) => {
+        if (!data.fatal) return;
+        const status = data.response?.code;
+        if (status === 401 || status === 403) setError("This video cannot be played without a valid playback token.");
+        else if (status === 404) setError("This video is not available (not public, not playable yet, or deleted).");
+        else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) player.recoverMediaError();
+        else setError(`Playback failed: ${data.details}`);
+      });
+      player.loadSource(source);
+      player.attachMedia(video);
+    });
+    return () => {
+      stopped = true;
+      hls?.destroy();
+      hlsRef.current = null;
+    };
+  }, [source]);
+
+  const choose = (value: number) => {
+    const hls = hlsRef.current;
+    const wasAudioOnly = choice === AUDIO_ONLY;
+    setChoice(value);
+    choiceRef.current = value;
+    // Switching back from audio only reloads the master; levels are applied once it is parsed.
+    if (value === AUDIO_ONLY || wasAudioOnly || !hls) return;
+    hls.currentLevel = value;
+  };
+
+  const playingLevel = playing != null ? levels[playing] : undefined;
+  return (
+    <div class="player">
+      {/* biome-ignore lint/a11y/useMediaCaption: the ladder has no subtitle rendition; hls.js adds tracks if one does */}
+      <video
+        ref={videoRef}
+        controls
+        playsInline
+        poster={props.poster ?? undefined}
+        aria-label={`Video player: ${props.title}`}
+        data-testid="player"
+      />
+      {error && (
+        <p role="alert" class="error">
+          {error}
+        </p>
+      )}
+      <div class="player-controls">
+        <label>
+          Quality{" "}
+          <select value={choice} onChange={(e) => choose(Number((e.target as HTMLSelectElement).value))}>
+            <option value={-1}>Auto{choice === -1 && playingLevel ? ` (${playingLevel.height}p)` : ""}</option>
+            {levels.map((level, index) => (
+              <option key={level.url[0]} value={index}>
+                {level.height}p · {Math.round(level.bitrate / 1000)} kb/s
+              </option>
+            ))}
+            {props.audioPlaylist && <option value={AUDIO_ONLY}>Audio only</option>}
+          </select>
+        </label>
+        <span class="muted" data-testid="playing-level">
+          {choice === AUDIO_ONLY ? "audio only" : playingLevel ? `playing ${playingLevel.height}p` : ""}
+        </span>
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,111 @@
+import type { Db } from "../db/client.ts";
+import type { Job, Prisma, Variant, Video } from "../generated/prisma/client.ts";
+import type { Rung } from "../protocol/messages.ts";
+import {
+  actualJobCost,
+  estimateTranscodeCost,
+  type CostEstimate,
+  type CostRung,
+  type CostSettings,
+  type CostSource,
+  type RungCost,
+} from "./cost.ts";
+import { queueOf } from "./queue-position.ts";
+
+/** The source's facts when the video has been probed. */
+function probedSource(video: Pick<Video, "duration" | "width" | "height" | "fps">): CostSource | null {
+  if (video.duration === null || !video.width || !video.height) return null;
+  return { seconds: video.duration, width: video.width, height: video.height, fps: video.fps ?? 30 };
+}
+
+/** The rungs a transcode encodes: `jobRungs` of the ladder, or all of it. */
+const rungsOfJob = <R extends { name: string }>(ladder: readonly R[], jobRungs: readonly string[]) =>
+  jobRungs.length > 0 ? ladder.filter((r) => jobRungs.includes(r.name)) : [...ladder];
+
+function estimateColumns(estimate: CostEstimate | null) {
+  if (!estimate) return {};
+  return {
+    estimatedCostUsd: estimate.usd,
+    estimatedCpuSeconds: estimate.cpuSeconds,
+    estimatedWallSeconds: estimate.wallSeconds,
+    estimateBasis: estimate.basis,
+    ...(estimate.rungs.length > 0 ? { rungCosts: estimate.rungs as unknown as Prisma.InputJsonValue } : {}),
+  };
+}
+
+/**
+ * The estimate columns of a transcode about to be queued for `video`: from its probe and ladder
+ * (variant rows) when it has them (a retried rung), else from its upload's size; nothing for other kinds.
+ */
+export async function estimateAtEnqueue(
+  tx: Pick<Db, "video" | "variant">,
+  costs: CostSettings,
+  job: { kind: Job["kind"]; videoId: string; rungs: readonly string[]; capability: string },
+) {
+  if (job.kind !== "TRANSCODE") return {};
+  const video = await tx.video.findUnique({ where: { id: job.videoId } });
+  if (!video) return {};
+  const variants: Variant[] = await tx.variant.findMany({ where: { videoId: job.videoId } });
+  const rungs = rungsOfJob(variants, job.rungs);
+  return estimateColumns(
+    estimateTranscodeCost(costs, {
+      source: probedSource(video),
+      uploadBytes: video.uploadSize === null ? null : Number(video.uploadSize),
+      rungs: rungs.length > 0 ? rungs : null,
+      queue: job.capability,
+    }),
+  );
+}
+
+/** Refines a transcode's estimate once the worker probed its source and planned the ladder. */
+export async function estimateAtProbe(
+  db: Db,
+  costs: CostSettings,
+  jobId: string,
+  source: CostSource,
+  ladder: readonly Rung[],
+): Promise<void> {
+  const job = await db.job.findUnique({ where: { id: jobId } });
+  if (job?.kind !== "TRANSCODE") return;
+  const estimate = estimateTranscodeCost(costs, {
+    source,
+    uploadBytes: null,
+    rungs: rungsOfJob(ladder, job.rungs),
+    queue: queueOf(job),
+  });
+  await db.job.update({ where: { id: jobId }, data: estimateColumns(estimate) });
+}
+
+/**
+ * The job's measured seconds (every run that reported them) and their cost, per rung for a
+ * transcode whose ladder is known. Recomputed from the runs, so applying it again changes nothing.
+ */
+export async function recordActualCost(db: Db, costs: CostSettings, jobId: string): Promise<void> {
+  const job = await db.job.findUnique({
+    where: { id: jobId },
+    include: { runs: { select: { cpuSeconds: true, wallSeconds: true } }, video: { include: { variants: true } } },
+  });
+  if (!job) return;
+  const reported = job.runs.filter((r) => r.cpuSeconds !== null && r.wallSeconds !== null);
+  if (reported.length === 0) return;
+  const cpuSeconds = reported.reduce((a, r) => a + r.cpuSeconds!, 0);
+  const wallSeconds = reported.reduce((a, r) => a + r.wallSeconds!, 0);
+  const source = probedSource(job.video);
+  const rungs: CostRung[] = rungsOfJob(job.video.variants, job.rungs);
+  const estimated = (Array.isArray(job.rungCosts) ? job.rungCosts : []) as unknown as RungCost[];
+  const actual = actualJobCost(costs, {
+    cpuSeconds,
+    wallSeconds,
+    queue: queueOf(job),
+    ladder: job.kind === "TRANSCODE" && source && rungs.length > 0 ? { source, rungs, estimated } : null,
+  });
+  await db.job.update({
+    where: { id: jobId },
+    data: {
+      cpuSeconds,
+      wallSeconds,
+      actualCostUsd: actual.usd,
+      ...(actual.rungs ? { rungCosts: actual.rungs as unknown as Prisma.InputJsonValue } : {}),
+    },
+  });
+}

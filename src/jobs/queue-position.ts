@@ -1,0 +1,193 @@
+import type { Db } from "../db/client.ts";
+import { videoSnapshot, type VideoPubSub } from "../events/video-events.ts";
+import type { Job } from "../generated/prisma/client.ts";
+import { log } from "../log.ts";
+
+/**
+ * Where a QUEUED job stands in its queue. It counts every job of the queue, whatever its tenant,
+ * and names none of them.
+ */
+export interface QueuePosition {
+  /** The queue: where its attempt was sent (`dispatchedTo`), or its capability's before it is dispatched. */
+  queue: string;
+  /** 1 for the next job a free slot takes. */
+  position: number;
+  /** Slots (WORKER_CONCURRENCY) of the live workers serving the queue. */
+  slots: number;
+  /** Seconds from `at` until it is expected to start; null when no live worker serves the queue or nothing is measured. */
+  estimatedStartSeconds: number | null;
+  /** When the estimate was made (ISO 8601: the position travels as JSON to every API instance). */
+  at: string;
+}
+
+/** The queue a job waits in. */
+export const queueOf = (job: Pick<Job, "dispatchedTo" | "capability">): string => job.dispatchedTo ?? job.capability;
+
+/** Finished jobs of a queue the estimates learn from: the last this many of the last day. */
+const RECENT_JOBS = 20;
+const RECENT_WINDOW_MS = 24 * 3600_000;
+/** A running job's progress is trusted for its remaining time from this fraction on. */
+const TRUSTED_PROGRESS = 0.05;
+
+/**
+ * Positions and estimated starts of every QUEUED job of `queue`, in the order workers take them
+ * (dispatched first, by dispatch time, then by creation). The estimate simulates the queue: each
+ * of the `slots` of live workers frees when its running job is expected to end (its elapsed time
+ * over its progress, or its expected run time), and takes the next job, which then runs for its
+ * expected time: its cost model's wall seconds scaled by what the queue's recent jobs really took
+ * against their estimates, or their mean time when it has no estimate. A handful of queries per
+ * queue, whatever the number of jobs or subscribers.
+ */
+async function readQueuePositions(
+  db: Db,
+  queue: string,
+  aliveWithinSeconds: number,
+): Promise<Array<{ jobId: string; videoId: string; position: QueuePosition }>> {
+  const now = Date.now();
+  const [queued, running, workers, recent] = await Promise.all([
+    db.job.findMany({
+      where: { status: "QUEUED", OR: [{ dispatchedTo: queue }, { dispatchedTo: null, capability: queue }] },
+      select: { id: true, videoId: true, estimatedWallSeconds: true },
+      orderBy: [{ dispatchedAt: { sort: "asc", nulls: "last" } }, { createdAt: "asc" }, { id: "asc" }],
+    }),
+    db.job.findMany({
+      where: { status: "RUNNING", dispatchedTo: queue },
+      select: { startedAt: true, progress: true, estimatedWallSeconds: true },
+    }),
+    db.worker.aggregate({
+      _sum: { slots: true },
+      where: { capabilities: { has: queue }, lastHeartbeatAt: { gte: new Date(now - aliveWithinSeconds * 1000) } },
+    }),
+    db.job.findMany({
+      where: {
+        status: "SUCCEEDED",
+        dispatchedTo: queue,
+        startedAt: { not: null },
+        finishedAt: { gte: new Date(now - RECENT_WINDOW_MS) },
+      },
+      select: { startedAt: true, finishedAt: true, wallSeconds: true, estimatedWallSeconds: true },
+      orderBy: { finishedAt: "desc" },
+      take: RECENT_JOBS,
+    }),
+  ]);
+  const slots = workers._sum.slots ?? 0;
+  const expected = expectedRunSeconds(recent);
+  // When each slot is free next, in seconds from now.
+  const freeAt: number[] = running
+    .map((job) => {
+      const elapsed = job.startedAt ? Math.max(0, (now - job.startedAt.getTime()) / 1000) : 0;
+      const total = job.progress >= TRUSTED_PROGRESS ? elapsed / job.progress : expected(job.estimatedWallSeconds);
+      return total === null ? null : Math.max(0, total - elapsed);
+    })
+    .filter((s): s is number => s !== null)
+    .sort((a, b) => a - b)
+    .slice(0, slots);
+  while (freeAt.length < slots) freeAt.unshift(0);
+  let known = slots > 0;
+  const at = new Date(now).toISOString();
+  return queued.map((job, i) => {
+    let start: number | null = null;
+    if (known) {
+      start = freeAt.shift()!;
+      const runSeconds = expected(job.estimatedWallSeconds);
+      if (runSeconds === null) known = false;
+      else insertSorted(freeAt, start + runSeconds);
+    }
+    return {
+      jobId: job.id,
+      videoId: job.videoId,
+      position: { queue, position: i + 1, slots, estimatedStartSeconds: start, at },
+    };
+  });
+}
+
+/**
+ * A queued job's expected run time from the queue's recent jobs: its estimate times how long they
+ * really ran against their estimates, or their mean run time; its bare estimate before any.
+ */
+function expectedRunSeconds(
+  recent: Array<{
+    startedAt: Date | null;
+    finishedAt: Date | null;
+    wallSeconds: number | null;
+    estimatedWallSeconds: number | null;
+  }>,
+): (estimate: number | null) => number | null {
+  const measured = recent.map((j) => ({
+    seconds: j.wallSeconds ?? ((j.finishedAt?.getTime() ?? 0) - (j.startedAt?.getTime() ?? 0)) / 1000,
+    estimate: j.estimatedWallSeconds,
+  }));
+  const withEstimate = measured.filter((m) => m.estimate !== null && m.estimate > 0);
+  const factor =
+    withEstimate.length > 0
+      ? withEstimate.reduce((a, m) => a + m.seconds, 0) / withEstimate.reduce((a, m) => a + m.estimate!, 0)
+      : null;
+  const mean = measured.length > 0 ? measured.reduce((a, m) => a + m.seconds, 0) / measured.length : null;
+  return (estimate) => {
+    if (estimate !== null && factor !== null) return estimate * factor;
+    return mean ?? estimate;
+  };
+}
+
+function insertSorted(list: number[], value: number): void {
+  const i = list.findIndex((v) => v > value);
+  if (i === -1) list.push(value);
+  else list.splice(i, 0, value);
+}
+
+export interface QueueWatch {
+  /** The queue changed (a job of it started, ended or was canceled): its waiting jobs' videos hear where they stand. */
+  changed(queue: string): void;
+  /** As `changed`, for the queue of job `jobId`. */
+  jobChanged(jobId: string): Promise<void>;
+  /** Every QUEUED job's position in `queue`, read once per call. */
+  positions(queue: string): ReturnType<typeof readQueuePositions>;
+}
+
+/**
+ * Publishes a `queuePosition` event to each waiting video of a queue when the queue changes:
+ * changes within `coalesceMs` are read once, in one set of queries for the whole queue, and each
+ * waiting video gets one event on its own channel (its subscribers only).
+ */
+export function createQueueWatch(deps: {
+  db: Db;
+  pubSub: VideoPubSub;
+  aliveWithinSeconds: number;
+  coalesceMs?: number;
+}): QueueWatch {
+  const pending = new Set<string>();
+  const positions = (queue: string) => readQueuePositions(deps.db, queue, deps.aliveWithinSeconds);
+
+  async function publish(queue: string): Promise<void> {
+    const waiting = await positions(queue);
+    if (waiting.length === 0) return;
+    const videos = await deps.db.video.findMany({ where: { id: { in: waiting.map((w) => w.videoId) } } });
+    const byId = new Map(videos.map((v) => [v.id, v]));
+    for (const { videoId, position } of waiting) {
+      const video = byId.get(videoId);
+      if (video)
+        deps.pubSub.publish("videoEvents", videoId, { kind: "queuePosition", video: videoSnapshot(video), position });
+    }
+  }
+
+  function changed(queue: string): void {
+    if (pending.has(queue)) return;
+    pending.add(queue);
+    setTimeout(() => {
+      pending.delete(queue);
+      publish(queue).catch((err) => log.warn("queue positions not published", { queue, err }));
+    }, deps.coalesceMs ?? 100).unref();
+  }
+
+  return {
+    changed,
+    positions,
+    async jobChanged(jobId) {
+      const job = await deps.db.job.findUnique({
+        where: { id: jobId },
+        select: { dispatchedTo: true, capability: true },
+      });
+      if (job) changed(queueOf(job));
+    },
+  };
+}

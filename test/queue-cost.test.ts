@@ -1,0 +1,198 @@
+import { readFile } from "node:fs/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApiKey, ensureTenant } from "../src/auth/api-keys.ts";
+import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
+import { finalState } from "./support/upload-and-wait.ts";
+import { makeClip } from "./worker/media-fixtures.ts";
+
+const CREATE_UPLOAD = /* GraphQL */ `
+  mutation($title: String!) {
+    createUpload(input: { title: $title }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`;
+const POSITION = /* GraphQL */ `
+  query($id: ID!) {
+    video(id: $id) {
+      id status
+      queuePosition { queue position jobsAhead slots estimatedStartSeconds estimatedStartAt }
+      jobs(first: 5) { edges { node { id status queuePosition { position } cost { estimatedUsd estimateBasis } } } }
+    } }`;
+const COSTS = /* GraphQL */ `
+  query($id: ID!) {
+    video(id: $id) {
+      status
+      cost { jobCount estimatedUsd actualUsd cpuSeconds }
+      jobs(first: 5) { edges { node { id kind status finishedAt cost {
+        estimatedUsd estimateBasis actualUsd cpuSeconds wallSeconds rungs { name estimatedUsd actualUsd }
+      } } } }
+    } }`;
+const SUMMARY = /* GraphQL */ `
+  query($from: DateTime!, $to: DateTime!) { costSummary(from: $from, to: $to) { jobCount estimatedUsd actualUsd } }`;
+const EVENTS = /* GraphQL */ `
+  subscription($id: ID!) {
+    videoEvents(videoId: $id) {
+      __typename video { id status }
+      ... on QueuePositionEvent { position { queue position jobsAhead estimatedStartSeconds } }
+    } }`;
+
+type Position = { queue: string; position: number; jobsAhead: number; slots: number; estimatedStartSeconds: number };
+type JobCost = {
+  estimatedUsd: number | null;
+  estimateBasis: string | null;
+  actualUsd: number | null;
+  cpuSeconds: number | null;
+  wallSeconds: number | null;
+  rungs: { name: string; estimatedUsd: number | null; actualUsd: number | null }[];
+};
+
+const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+const closeTo = (a: number, b: number) => Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(b));
+const until = async (what: string, check: () => Promise<boolean>, ms = 120_000) => {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+};
+
+describe("queue positions and job costs through the public API (one worker, concurrency 1)", () => {
+  let t: TestApp;
+  let authB: string;
+  /** Tenant A's viewer: reads videos, may not see costs. */
+  let viewerA: string;
+  const startedAt = new Date();
+
+  async function upload(title: string, clip: string, authorization?: string): Promise<string> {
+    const created = (await t.gql(CREATE_UPLOAD, { title }, authorization)).data.createUpload;
+    const res = await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) });
+    expect(res.status).toBe(200);
+    return created.video.id;
+  }
+  const position = async (id: string, authorization?: string) =>
+    (await t.gql(POSITION, { id }, authorization)).data.video;
+
+  beforeAll(async () => {
+    t = await startTestApp();
+    const db = t.app.services.db;
+    const tenantB = await ensureTenant(db, "tenant-b");
+    const scopes = ["videos:read", "videos:write", "jobs:admin"] as const;
+    authB = `Bearer ${(await createApiKey(db, { tenantId: tenantB.id, name: "b", scopes: [...scopes] })).secret}`;
+    const tenantA = await ensureTenant(db, "default");
+    const viewer = await createApiKey(db, { tenantId: tenantA.id, name: "viewer", scopes: ["videos:read"] });
+    viewerA = `Bearer ${viewer.secret}`;
+  });
+  afterAll(() => t?.stop());
+
+  it("numbers the waiting jobs 1..n with growing estimates, moves them up as the first ends, prices every job", {
+    timeout: 300_000,
+  }, async () => {
+    // Long enough to keep the one worker slot busy while the others queue behind it.
+    const long = await makeClip({ width: 1280, height: 720, seconds: 24, audio: true });
+    const short = await makeClip({ width: 320, height: 180, seconds: 3, audio: true });
+    const a1 = await upload("a1", long);
+    await until("a1 running", async () => (await position(a1)).status === "PROCESSING");
+    const a2 = await upload("a2", short);
+    const a3 = await upload("a3", short);
+    const b1 = await upload("b1", short, authB);
+    const a4 = await upload("a4", short);
+    // Tenant B follows the third video in line.
+    const followB1 = collectSubscription<any>(t.wsClient(authB), EVENTS, { id: b1 });
+
+    const [p2, p3, p4] = await Promise.all([a2, a3, a4].map((id) => position(id)));
+    const pb1 = await position(b1, authB);
+    expect((await position(a1)).queuePosition).toBeNull();
+    const positions: Position[] = [p2.queuePosition, p3.queuePosition, pb1.queuePosition, p4.queuePosition];
+    expect(positions.map((p) => p.position)).toEqual([1, 2, 3, 4]);
+    expect(positions.map((p) => p.jobsAhead)).toEqual([0, 1, 2, 3]);
+    for (const p of positions) {
+      expect(p.queue).toBe("cpu");
+      expect(p.slots).toBe(1);
+      expect(p.estimatedStartSeconds).toBeGreaterThanOrEqual(0);
+    }
+    const starts = positions.map((p) => p.estimatedStartSeconds);
+    for (let i = 1; i < starts.length; i++) expect(starts[i]).toBeGreaterThan(starts[i - 1]!);
+    // The job's own field says the same, and the estimate is there from enqueue on (the source is not probed yet).
+    const queuedJob = p3.jobs.edges[0].node;
+    expect(queuedJob.status).toBe("QUEUED");
+    expect(queuedJob.queuePosition.position).toBe(2);
+    expect(queuedJob.cost.estimatedUsd).toBeGreaterThan(0);
+    expect(queuedJob.cost.estimateBasis).toBe("UPLOAD_SIZE");
+
+    // Tenant B sees its place among every tenant's jobs, and nothing that names tenant A's.
+    const idsOfA = [a1, a2, a3, a4, ...[p2, p3, p4].map((p) => p.jobs.edges[0].node.id)];
+    const rawB = JSON.stringify(await t.gql(POSITION, { id: b1 }, authB));
+    for (const id of idsOfA) expect(rawB).not.toContain(id);
+    expect((await t.gql(POSITION, { id: a2 }, authB)).data.video).toBeNull();
+    // A viewer sees the place in line, not what it costs.
+    const asViewer = await t.gql(POSITION, { id: a3 }, viewerA);
+    expect(asViewer.data.video.queuePosition.position).toBeGreaterThanOrEqual(1);
+    expect(asViewer.data.video.jobs.edges[0].node.cost).toBeNull();
+    expect(asViewer.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
+
+    // When the first job ends and the next starts, the third in line hears it is second.
+    await until("b1 moving up", async () =>
+      followB1.events.some((e) => e.videoEvents.position?.position === 2 && e.videoEvents.video.id === b1),
+    );
+    expect((await position(a3)).queuePosition.position).toBe(1);
+    expect(followB1.events.every((e) => e.videoEvents.video.id === b1)).toBe(true);
+
+    for (const id of [a1, a2, a3, a4]) expect((await finalState(t, id)).status).toBe("READY");
+    expect((await finalState(t, b1, authB)).status).toBe("READY");
+    const subscribed = await followB1.done;
+    expect(subscribed.at(-1).videoEvents.video.status).toBe("READY");
+
+    // Costs: estimated, then measured, per job and per rung.
+    const jobsOf = async (id: string, authorization?: string) => {
+      const video = (await t.gql(COSTS, { id }, authorization)).data.video;
+      return { video, jobs: video.jobs.edges.map((e: any) => e.node) as { finishedAt: string; cost: JobCost }[] };
+    };
+    const finished: { finishedAt: number; actualUsd: number; estimatedUsd: number }[] = [];
+    for (const id of [a1, a2, a3, a4]) {
+      const { video, jobs } = await jobsOf(id);
+      expect(jobs).toHaveLength(1);
+      const { cost, finishedAt } = jobs[0]!;
+      expect(cost.estimateBasis).toBe("PROBE");
+      expect(cost.estimatedUsd).toBeGreaterThan(0);
+      expect(cost.cpuSeconds).toBeGreaterThan(0);
+      expect(cost.wallSeconds).toBeGreaterThan(0);
+      expect(cost.actualUsd).toBeGreaterThan(0);
+      // 720p and 180p sources: video rungs and the audio rung.
+      expect(cost.rungs.length).toBeGreaterThanOrEqual(3);
+      expect(closeTo(sum(cost.rungs.map((r) => r.actualUsd!)), cost.actualUsd!)).toBe(true);
+      expect(closeTo(sum(cost.rungs.map((r) => r.estimatedUsd!)), cost.estimatedUsd!)).toBe(true);
+      expect(video.cost.jobCount).toBe(1);
+      expect(closeTo(video.cost.actualUsd, cost.actualUsd!)).toBe(true);
+      finished.push({
+        finishedAt: Date.parse(finishedAt),
+        actualUsd: cost.actualUsd!,
+        estimatedUsd: cost.estimatedUsd!,
+      });
+    }
+    // The long clip used more CPU than a short one.
+    const cpuOf = async (id: string) => (await jobsOf(id)).jobs[0]!.cost.cpuSeconds!;
+    expect(await cpuOf(a1)).toBeGreaterThan(await cpuOf(a2));
+    const b1Cost = (await jobsOf(b1, authB)).jobs[0]!.cost;
+    expect(b1Cost.actualUsd).toBeGreaterThan(0);
+
+    // Summed per tenant over a period: only its own jobs, only those that finished inside it.
+    const now = new Date(Date.now() + 1000).toISOString();
+    const summary = async (from: string, to: string, authorization?: string) =>
+      (await t.gql(SUMMARY, { from, to }, authorization)).data.costSummary;
+    const allA = await summary(startedAt.toISOString(), now);
+    expect(allA.jobCount).toBe(4);
+    expect(closeTo(allA.actualUsd, sum(finished.map((f) => f.actualUsd)))).toBe(true);
+    expect(closeTo(allA.estimatedUsd, sum(finished.map((f) => f.estimatedUsd)))).toBe(true);
+    const allB = await summary(startedAt.toISOString(), now, authB);
+    expect(allB.jobCount).toBe(1);
+    expect(closeTo(allB.actualUsd, b1Cost.actualUsd!)).toBe(true);
+    const firstEnd = Math.min(...finished.map((f) => f.finishedAt));
+    const later = await summary(new Date(firstEnd + 1).toISOString(), now);
+    const laterJobs = finished.filter((f) => f.finishedAt > firstEnd);
+    expect(later.jobCount).toBe(laterJobs.length);
+    expect(closeTo(later.actualUsd, sum(laterJobs.map((f) => f.actualUsd)))).toBe(true);
+    const before = await summary(new Date(startedAt.getTime() - 3_600_000).toISOString(), startedAt.toISOString());
+    expect(before).toEqual({ jobCount: 0, estimatedUsd: 0, actualUsd: 0 });
+    const backwards = await t.gql(SUMMARY, { from: now, to: startedAt.toISOString() });
+    expect(backwards.errors?.[0]?.extensions?.code).toBe("BAD_USER_INPUT");
+    const summaryAsViewer = await t.gql(SUMMARY, { from: startedAt.toISOString(), to: now }, viewerA);
+    expect(summaryAsViewer.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
+  });
+});

@@ -1,0 +1,127 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ensureTenant } from "../src/auth/api-keys.ts";
+import { createDb, type Db } from "../src/db/client.ts";
+import { createVideoPubSub, type VideoEventMessage } from "../src/events/video-events.ts";
+import { createQueueWatch } from "../src/jobs/queue-position.ts";
+import { createTestDatabase, type TestDatabase } from "./support/db.ts";
+
+/**
+ * The queue's estimates and the cost of publishing them, against real Postgres: rows written
+ * directly, every query the watch issues counted through a Prisma extension.
+ */
+describe("queue positions: the simulation and one read per queue change", () => {
+  let database: TestDatabase;
+  let db: Db;
+  let tenantId: string;
+  let queries = 0;
+  let counted: Db;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    db = createDb(database.url);
+    tenantId = (await ensureTenant(db, "queue")).id;
+    counted = db.$extends({
+      query: {
+        $allOperations({ args, query }) {
+          queries++;
+          return query(args);
+        },
+      },
+    }) as unknown as Db;
+  });
+  afterAll(async () => {
+    await db?.$disconnect();
+    await database?.drop();
+  });
+
+  async function job(data: Record<string, unknown>) {
+    const video = await db.video.create({ data: { tenantId, title: "q", status: "QUEUED" } });
+    return db.job.create({ data: { videoId: video.id, kind: "TRANSCODE", dispatchedTo: "cpu", ...data } });
+  }
+
+  async function queueOf(waiting: number) {
+    const now = Date.now();
+    await db.job.deleteMany({});
+    await db.worker.deleteMany({});
+    await db.worker.create({ data: { id: "w1", capabilities: ["cpu"], slots: 2, lastHeartbeatAt: new Date() } });
+    // A worker of another queue, and a dead one of this queue: neither counts.
+    await db.worker.create({ data: { id: "w2", capabilities: ["manim"], slots: 4, lastHeartbeatAt: new Date() } });
+    await db.worker.create({
+      data: { id: "w3", capabilities: ["cpu"], slots: 4, lastHeartbeatAt: new Date(now - 3_600_000) },
+    });
+    // History: the queue's last job took twice its estimate.
+    await job({
+      status: "SUCCEEDED",
+      estimatedWallSeconds: 10,
+      wallSeconds: 20,
+      startedAt: new Date(now - 60_000),
+      finishedAt: new Date(now - 40_000),
+    });
+    // One slot busy: half done after 10 s, so 10 s to go; the other slot free.
+    await job({ status: "RUNNING", progress: 0.5, startedAt: new Date(now - 10_000) });
+    const queued = [];
+    for (let i = 0; i < waiting; i++) {
+      queued.push(await job({ status: "QUEUED", estimatedWallSeconds: 10 * (i + 1), dispatchedAt: new Date(now + i) }));
+    }
+    // Another queue's job is not in this line.
+    await job({ status: "QUEUED", dispatchedTo: "manim", capability: "manim", dispatchedAt: new Date(now - 5000) });
+    return queued;
+  }
+
+  it("starts each waiting job when a slot frees, each running its estimate × the measured factor", async () => {
+    const queued = await queueOf(3);
+    const watch = createQueueWatch({ db, pubSub: createVideoPubSub(undefined), aliveWithinSeconds: 90 });
+    const positions = await watch.positions("cpu");
+    expect(positions.map((p) => p.jobId)).toEqual(queued.map((j) => j.id));
+    expect(positions.map((p) => p.position.position)).toEqual([1, 2, 3]);
+    expect(positions.every((p) => p.position.slots === 2)).toBe(true);
+    // Free slot at 0 and 10 s (plus the seconds since the rows were written: the running job's
+    // remaining time grows with its elapsed time at half progress); job 1 (20 s) takes the free
+    // one, job 2 (40 s) the one freeing at ~10, job 3 the first freeing after: job 1's, at 20.
+    const starts = positions.map((p) => p.position.estimatedStartSeconds!);
+    expect(starts[0]).toBe(0);
+    expect(starts[1]).toBeGreaterThanOrEqual(10);
+    expect(starts[1]).toBeLessThan(15);
+    expect(starts[2]).toBeCloseTo(20, 6);
+  });
+
+  it("publishes one event per waiting video, with the same number of queries for 3 or 12 waiting jobs", async () => {
+    const counts: number[] = [];
+    for (const waiting of [3, 12]) {
+      const queued = await queueOf(waiting);
+      const pubSub = createVideoPubSub(undefined);
+      const received = new Map<string, VideoEventMessage[]>();
+      const listeners = queued.map(async (j) => {
+        const sub = pubSub.subscribe("videoEvents", j.videoId)[Symbol.asyncIterator]();
+        const { value } = await sub.next();
+        received.set(j.videoId, [value]);
+        await sub.return?.();
+      });
+      const watch = createQueueWatch({ db: counted, pubSub, aliveWithinSeconds: 90, coalesceMs: 10 });
+      queries = 0;
+      // Three changes in a burst are read once.
+      watch.changed("cpu");
+      watch.changed("cpu");
+      watch.changed("cpu");
+      await Promise.all(listeners);
+      counts.push(queries);
+      for (const [i, j] of queued.entries()) {
+        const [event] = received.get(j.videoId)!;
+        expect(event).toMatchObject({ kind: "queuePosition", video: { id: j.videoId }, position: { position: i + 1 } });
+      }
+    }
+    expect(counts[0]).toBe(counts[1]);
+    expect(counts[0]).toBeLessThanOrEqual(5);
+  });
+
+  it("gives no estimate while no live worker serves the queue, but still the position", async () => {
+    await queueOf(2);
+    await db.worker.deleteMany({ where: { id: "w1" } });
+    const watch = createQueueWatch({ db, pubSub: createVideoPubSub(undefined), aliveWithinSeconds: 90 });
+    const positions = await watch.positions("cpu");
+    expect(positions.map((p) => [p.position.position, p.position.slots, p.position.estimatedStartSeconds])).toEqual([
+      [1, 0, null],
+      [2, 0, null],
+    ]);
+  });
+});

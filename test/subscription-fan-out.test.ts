@@ -1,0 +1,262 @@
+import type { Socket } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Client } from "graphql-ws";
+import { SignJWT } from "jose";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApiKey, DEFAULT_TENANT_ID } from "../src/auth/api-keys.ts";
+import { EVENTS_CHANNEL, notificationPayload } from "../src/events/postgres-event-target.ts";
+import { type VideoEventPayload, videoSnapshot } from "../src/events/video-events.ts";
+import { SLOW_CONSUMER_CLOSE_CODE, TRY_AGAIN_LATER_CLOSE_CODE } from "../src/http/graphql-ws.ts";
+import { startTestApp, type TestApp } from "./support/app.ts";
+
+const CREATE_UPLOAD = `mutation($t: String!) { createUpload(input: { title: $t }) { ... on CreateUploadSuccess { video { id } } } }`;
+const bearer = (secret: string) => `Bearer ${secret}`;
+
+type Result = { data?: any; errors?: { message: string; extensions?: Record<string, unknown> }[] };
+
+/** Subscribes; `results` fills with every `next`; `first` resolves at the first one (the current state). */
+function follow(client: Client, query: string, videoId: string) {
+  const results: Result[] = [];
+  let ended!: (how: unknown) => void;
+  const end = new Promise((resolve) => (ended = resolve));
+  const first = new Promise<Result>((resolve, reject) => {
+    client.subscribe(
+      { query, variables: { id: videoId } },
+      {
+        next: (result) => {
+          results.push(result as Result);
+          resolve(result as Result);
+        },
+        error: (err) => {
+          reject(err);
+          ended(err);
+        },
+        complete: () => ended("complete"),
+      },
+    );
+  });
+  return { results, first, end };
+}
+
+async function until(condition: () => boolean, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await sleep(20);
+  }
+}
+
+async function createVideo(t: TestApp, title: string): Promise<string> {
+  return (await t.gql(CREATE_UPLOAD, { t: title })).data.createUpload.video.id;
+}
+
+async function snapshotOf(t: TestApp, videoId: string) {
+  return videoSnapshot(await t.app.services.db.video.findUniqueOrThrow({ where: { id: videoId } }));
+}
+
+describe("subscribers of one video that ask the same thing share one execution per event", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ worker: false });
+  });
+  afterAll(() => t?.stop());
+
+  // `runs` needs jobs:admin: a result executed for the admin key must never reach the read-only key, nor the reverse.
+  const JOB_RUNS = `subscription($id: ID!) { videoEvents(videoId: $id) {
+    __typename video { id jobs(first: 5) { edges { node { kind runs { id } } } } } } }`;
+
+  it("a read-only key is refused a jobs:admin field on every event while admin keys on the same video get it", async () => {
+    const videoId = await createVideo(t, "shared by scope");
+    await t.app.services.db.job.create({ data: { videoId, kind: "TRANSCODE" } });
+    const readOnly = await createApiKey(t.app.services.db, {
+      tenantId: DEFAULT_TENANT_ID,
+      name: "viewer",
+      scopes: ["videos:read"],
+    });
+    // Either order of first execution must give each its own answer.
+    const subscribers = [
+      follow(t.wsClient(), JOB_RUNS, videoId),
+      follow(t.wsClient(bearer(readOnly.secret)), JOB_RUNS, videoId),
+      follow(t.wsClient(), JOB_RUNS, videoId),
+      follow(t.wsClient(bearer(readOnly.secret)), JOB_RUNS, videoId),
+    ];
+    await Promise.all(subscribers.map((s) => s.first));
+    const video = await snapshotOf(t, videoId);
+    const events = 3;
+    for (let i = 0; i < events; i++) t.app.services.pubSub.publish("videoEvents", videoId, { kind: "status", video });
+    await until(() => subscribers.every((s) => s.results.length === 1 + events), 10_000);
+    for (const [i, s] of subscribers.entries()) {
+      for (const result of s.results) {
+        if (i % 2 === 0) {
+          expect(result.errors).toBeUndefined();
+          expect(result.data.videoEvents.video.jobs.edges).toEqual([{ node: { kind: "TRANSCODE", runs: [] } }]);
+        } else {
+          expect(result.errors?.[0]?.message).toMatch(/Job.runs needs a scope/);
+          expect(JSON.stringify(result.data ?? null)).not.toContain("runs");
+        }
+      }
+    }
+  });
+
+  it("the same event executed for two subscribers with the same key and document is one result object", async () => {
+    const videoId = await createVideo(t, "shared result");
+    const query = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { id status } } }`;
+    const open = async () => {
+      const { schema, subscribe, contextFactory, parse } = t.app.yoga.getEnveloped({
+        connectionParams: { authorization: `Bearer vg_test_admin_key_not_a_secret_0123456789` },
+      });
+      const stream = (await subscribe({
+        schema,
+        document: parse(query),
+        variableValues: { id: videoId },
+        contextValue: await contextFactory(),
+      })) as AsyncIterableIterator<unknown>;
+      await stream.next(); // the current state, read for each subscriber
+      return stream;
+    };
+    const [a, b] = [await open(), await open()];
+    const readOnly = await createApiKey(t.app.services.db, {
+      tenantId: DEFAULT_TENANT_ID,
+      name: "other scopes",
+      scopes: ["videos:read"],
+    });
+    const { schema, subscribe, contextFactory, parse } = t.app.yoga.getEnveloped({
+      connectionParams: { authorization: bearer(readOnly.secret) },
+    });
+    const c = (await subscribe({
+      schema,
+      document: parse(query),
+      variableValues: { id: videoId },
+      contextValue: await contextFactory(),
+    })) as AsyncIterableIterator<unknown>;
+    await c.next();
+    const nextOf = [a.next(), b.next(), c.next()];
+    t.app.services.pubSub.publish("videoEvents", videoId, { kind: "status", video: await snapshotOf(t, videoId) });
+    const [ra, rb, rc] = await Promise.all(nextOf);
+    expect(ra!.value).toMatchObject({ data: { videoEvents: { __typename: "VideoStatusEvent" } } });
+    expect(rb!.value).toBe(ra!.value);
+    expect(rc!.value).toEqual(ra!.value);
+    expect(rc!.value).not.toBe(ra!.value);
+    await Promise.all([a.return?.(), b.return?.(), c.return?.()]);
+  });
+});
+
+describe("slow consumers", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ worker: false, env: { WS_MAX_BUFFERED_BYTES: "65536" } });
+  });
+  afterAll(() => t?.stop());
+
+  const RENDER_PROGRESS = `subscription($id: ID!) { videoEvents(videoId: $id) {
+    __typename ... on RenderProgressEvent { index description } } }`;
+
+  it(`a client that stops reading is closed with ${SLOW_CONSUMER_CLOSE_CODE}; a reader of the same video gets every event in order`, async () => {
+    const videoId = await createVideo(t, "slow consumer");
+    let stalledSocket: { _socket: Socket } | null = null;
+    const stalledClient = t.wsClient();
+    stalledClient.on("connected", (socket) => {
+      stalledSocket = socket as { _socket: Socket };
+    });
+    const stalledClosed = new Promise<{ code: number; reason: string }>((resolve) =>
+      stalledClient.on("closed", (e) => resolve(e as never)),
+    );
+    const stalled = follow(stalledClient, RENDER_PROGRESS, videoId);
+    const reader = follow(t.wsClient(), RENDER_PROGRESS, videoId);
+    await Promise.all([stalled.first, reader.first]);
+    stalledSocket!._socket.pause();
+
+    // Loopback's socket buffers take a few MB before anything waits in the server: send well past that, in one
+    // statement (as NOTIFYs from another instance), so that graphql-ws' keep-alive does not end the stalled client first.
+    const video = await snapshotOf(t, videoId);
+    const description = "x".repeat(5500);
+    const count = 1500;
+    const payloads = Array.from({ length: count }, (_, index) => {
+      const event: VideoEventPayload = {
+        kind: "renderProgress",
+        video,
+        index,
+        count,
+        percent: 0,
+        description,
+        renderedCount: index,
+        cachedCount: 0,
+      };
+      return notificationPayload(`videoEvents:${videoId}`, event);
+    });
+    const notifier = new pg.Client({ connectionString: t.database.url });
+    await notifier.connect();
+    try {
+      await notifier.query("SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS u(p, n) ORDER BY n", [
+        EVENTS_CHANNEL,
+        payloads,
+      ]);
+    } finally {
+      await notifier.end();
+    }
+    await until(() => reader.results.length === 1 + count, 60_000);
+    const indexes = reader.results.slice(1).map((r) => r.data.videoEvents.index);
+    expect(indexes).toEqual(Array.from({ length: count }, (_, i) => i));
+
+    // What the server sent before closing is read first, then the close frame.
+    await sleep(1500);
+    stalledSocket!._socket.resume();
+    const closed = await Promise.race([stalledClosed, sleep(20_000).then(() => "still open" as const)]);
+    expect(closed).toMatchObject({ code: SLOW_CONSUMER_CLOSE_CODE, reason: expect.stringContaining("Slow consumer") });
+    expect(stalled.results.length).toBeLessThan(1 + count);
+  }, 120_000);
+});
+
+describe("the connection cap", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ worker: false, env: { WS_MAX_CONNECTIONS: "2" } });
+  });
+  afterAll(() => t?.stop());
+
+  it(`connections beyond WS_MAX_CONNECTIONS are closed with ${TRY_AGAIN_LATER_CLOSE_CODE}; the others stay served`, async () => {
+    const videoId = await createVideo(t, "cap");
+    const query = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename } }`;
+    const served = [follow(t.wsClient(), query, videoId), follow(t.wsClient(), query, videoId)];
+    await Promise.all(served.map((s) => s.first));
+    const refusedClient = t.wsClient();
+    const refused = new Promise<{ code: number; reason: string }>((resolve) =>
+      refusedClient.on("closed", (e) => resolve(e as never)),
+    );
+    const attempt = follow(refusedClient, query, videoId);
+    await expect(attempt.first).rejects.toMatchObject({ code: TRY_AGAIN_LATER_CLOSE_CODE });
+    expect(await refused).toMatchObject({
+      code: TRY_AGAIN_LATER_CLOSE_CODE,
+      reason: expect.stringMatching(/too many/i),
+    });
+    const before = served.map((s) => s.results.length);
+    t.app.services.pubSub.publish("videoEvents", videoId, { kind: "status", video: await snapshotOf(t, videoId) });
+    await until(() => served.every((s, i) => s.results.length === before[i]! + 1), 10_000);
+  });
+});
+
+describe("operations on a socket reuse the principal it opened with, until the credential expires", () => {
+  const JWT_SECRET = "a-shared-hs256-secret-of-at-least-32-chars";
+  let t: TestApp;
+  beforeAll(async () => {
+    // No re-check during the test: only the expiry carried by the principal can refuse the second operation.
+    t = await startTestApp({ worker: false, env: { JWT_SECRET, AUTH_RECHECK_SECONDS: "3600" } });
+  });
+  afterAll(() => t?.stop());
+
+  it("a subscription started on the socket after its JWT expired is refused", async () => {
+    const videoId = await createVideo(t, "expiring viewer");
+    const token = await new SignJWT({ tenant_id: "default" })
+      .setProtectedHeader({ alg: "HS256" })
+      .setIssuedAt()
+      .setExpirationTime(Math.floor(Date.now() / 1000) + 2)
+      .sign(new TextEncoder().encode(JWT_SECRET));
+    const client = t.wsClient(bearer(token));
+    const query = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename } }`;
+    await follow(client, query, videoId).first;
+    await sleep(3000);
+    const late = follow(client, query, videoId);
+    await expect(late.first).rejects.toMatchObject({ reason: expect.stringContaining("expired") });
+  });
+});
