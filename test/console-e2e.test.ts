@@ -253,43 +253,75 @@ describe("the console in real Chromium: sign in, upload, live progress, playback
 
   it("an upload resumes after a page reload and after a dropped connection, asking the server where", async () => {
     const dir = await mkdtemp(path.join(tmpdir(), "console-resume-"));
-    const cdp = await context.newCDPSession(page);
     // Three chunks of 8 MiB and a bit; not a video (it fails at the probe), the bytes are what is checked.
-    const bytes = randomBytes(3 * 8 * 1024 * 1024 + 12345);
+    const chunk = 8 * 1024 * 1024;
+    const bytes = randomBytes(3 * chunk + 12345);
     const file = path.join(dir, "resumed.mp4");
     await writeFile(file, bytes);
+    // The network is played by the test, not by timing: the second chunk's first PUT is held until the
+    // reload cuts it, the third chunk's first PUT finds the network gone, and it stays gone (every PUT
+    // fails) until the page has said so. Every PUT's Content-Range is recorded.
+    const ranges: string[] = [];
+    let offline = false;
+    let droppedThird = false;
+    let secondHeld: () => void = () => {};
+    const secondInFlight = new Promise<void>((resolve) => {
+      secondHeld = resolve;
+    });
+    let heldOnce = false;
+    await page.route("**/*", async (route) => {
+      const request = route.request();
+      const range = request.headers()["content-range"];
+      if (request.method() !== "PUT" || range === undefined) return route.continue();
+      ranges.push(range);
+      if (range.startsWith(`bytes ${2 * chunk}-`) && !droppedThird) {
+        droppedThird = true;
+        offline = true;
+      }
+      if (offline) return route.abort("internetdisconnected");
+      if (range.startsWith(`bytes ${chunk}-`) && !heldOnce) {
+        heldOnce = true;
+        secondHeld();
+        return; // never answered: the reload ends it
+      }
+      return route.continue();
+    });
     try {
-      await cdp.send("Network.enable");
-      // 8 MiB/s up: a chunk takes about a second, so the page can be reloaded and unplugged mid-upload.
-      const throttle = (offline: boolean) =>
-        cdp.send("Network.emulateNetworkConditions", {
-          offline,
-          latency: 0,
-          downloadThroughput: -1,
-          uploadThroughput: 8 * 1024 * 1024,
-        });
-      await throttle(false);
       await page.goto(`${t.url}/upload`);
       await page.getByTestId("file-input").setInputFiles(file);
-      const bar = page.locator(".upload-item progress");
-      await page.waitForFunction(
-        () => Number(document.querySelector(".upload-item progress")?.getAttribute("value")) >= 8 * 1024 * 1024,
-      );
+      await secondInFlight;
       // Reload mid-upload: the tab keeps the idempotency key, the same file resumes on the same video.
       await page.reload();
       await page.getByTestId("file-input").setInputFiles(file);
       await page.getByText("resuming…").waitFor();
-      await page.waitForFunction(() => document.querySelector(".upload-item progress") !== null);
-      expect(Number(await bar.getAttribute("value"))).toBeGreaterThanOrEqual(8 * 1024 * 1024);
-      await page.waitForFunction(
-        () => Number(document.querySelector(".upload-item progress")?.getAttribute("value")) >= 17 * 1024 * 1024,
-      );
-      // Unplugged: the page says so and retries, then goes on from where the server is.
-      await throttle(true);
+      // Unplugged at the third chunk: the page says so and retries, then goes on from where the server is.
       await page.getByText(/connection lost: resuming in/).waitFor({ timeout: 30_000 });
+      expect(Number(await page.locator(".upload-item progress").getAttribute("value"))).toBeGreaterThanOrEqual(
+        2 * chunk,
+      );
       await page.screenshot({ path: `${await screenshotsDir()}/upload.png` });
-      await throttle(false);
+      offline = false;
       await page.getByRole("link", { name: "Open the video" }).waitFor({ timeout: 60_000 });
+
+      // What the page sent: after the reload and after the drop it asked the server first (bytes */N)
+      // and went on from the server's answer, never from 0.
+      const total = bytes.length;
+      const status = `bytes */${total}`;
+      const data = ranges.filter((r) => r !== status && !r.startsWith(`bytes ${2 * chunk}-`));
+      expect(data).toEqual([
+        `bytes 0-${chunk - 1}/${total}`,
+        `bytes ${chunk}-${2 * chunk - 1}/${total}`, // held, cut by the reload
+        `bytes ${chunk}-${2 * chunk - 1}/${total}`,
+        `bytes ${3 * chunk}-${total - 1}/${total}`,
+      ]);
+      const second = `bytes ${chunk}-${2 * chunk - 1}/${total}`;
+      const afterReload = ranges.indexOf(second, ranges.indexOf(second) + 1);
+      expect(ranges[afterReload - 1]).toBe(status);
+      const lastDrop = ranges.lastIndexOf(`bytes ${2 * chunk}-${3 * chunk - 1}/${total}`);
+      expect(ranges.slice(lastDrop - 1, lastDrop + 1)).toEqual([
+        status,
+        `bytes ${2 * chunk}-${3 * chunk - 1}/${total}`,
+      ]);
 
       const videos = await t.gql(`{ videos(first: 20) { edges { node { id title uploadSize uploadedBytes } } } }`);
       const resumed = videos.data.videos.edges.map((e: any) => e.node).filter((v: any) => v.title === "resumed");
@@ -311,15 +343,7 @@ describe("the console in real Chromium: sign in, upload, live progress, playback
       await page.locator("details.job").getByText("Invalid data found when processing input").first().waitFor();
       await page.screenshot({ path: `${await screenshotsDir()}/failed-video.png`, fullPage: true });
     } finally {
-      await cdp
-        .send("Network.emulateNetworkConditions", {
-          offline: false,
-          latency: 0,
-          downloadThroughput: -1,
-          uploadThroughput: -1,
-        })
-        .catch(() => {});
-      await cdp.detach().catch(() => {});
+      await page.unrouteAll({ behavior: "ignoreErrors" });
       await rm(dir, { recursive: true, force: true });
     }
   });
