@@ -75,14 +75,19 @@ builder.mutationFields((t) => ({
         const expected = { CORRECT_SOUND: "an audio", WATERMARK: "an image" }[kind as string] ?? "a video";
         throw new ValidationError("file", `A ${kind} asset is ${expected} file; this one is ${type}`);
       }
-      if (kind === "WATERMARK") type = await watermarkImageType(file);
+      let body = file.stream() as unknown as AsyncIterable<Uint8Array>;
+      if (kind === "WATERMARK") {
+        const image = await watermarkImage(file);
+        type = image.type;
+        body = [image.bytes] as unknown as AsyncIterable<Uint8Array>;
+      }
       const tenantId = tenantOf(ctx);
       const id = randomUUID();
       const name = (file.name || "asset").replace(/[^\w.-]+/g, "_").slice(0, 100) || "asset";
       const key = tenantAssetKey(tenantId, id, name);
       let size: number;
       try {
-        size = await ctx.storage.write(key, file.stream() as unknown as AsyncIterable<Uint8Array>, {
+        size = await ctx.storage.write(key, body, {
           limit: ctx.maxUploadBytes,
           contentType: type,
         });
@@ -96,16 +101,17 @@ builder.mutationFields((t) => ({
   }),
 }));
 
-/** The checked content type of a watermark image: a PNG or JPEG by its own bytes, of a bounded size. */
-async function watermarkImageType(file: File): Promise<string> {
+/** A watermark image's bytes and checked content type: a PNG or JPEG by its own bytes, of a bounded size. */
+async function watermarkImage(file: File): Promise<{ bytes: Uint8Array; type: string }> {
   if (file.size > WATERMARK_MAX_BYTES) {
     throw new ValidationError("file", `A watermark image is at most ${WATERMARK_MAX_BYTES} bytes`);
   }
-  const header = readImageHeader(new Uint8Array(await file.slice(0, 64 * 1024).arrayBuffer()));
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  const header = readImageHeader(bytes);
   if (!header) throw new ValidationError("file", "A watermark is a PNG or JPEG image; this file is neither");
   if (header.width > WATERMARK_MAX_SIDE || header.height > WATERMARK_MAX_SIDE) {
     const size = `${header.width}x${header.height}`;
     throw new ValidationError("file", `A watermark image is at most ${WATERMARK_MAX_SIDE} pixels a side, not ${size}`);
   }
-  return `image/${header.format}`;
+  return { bytes, type: `image/${header.format}` };
 }

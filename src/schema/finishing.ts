@@ -8,7 +8,7 @@ import {
   Finishing,
   LoudnessTarget,
   WATERMARK_MAX_BYTES,
-  Watermark,
+  type Watermark,
   WatermarkFormat,
   WatermarkPosition,
 } from "../protocol/finishing.ts";
