@@ -213,7 +213,7 @@ async function finishingOf(job: TranscodeJobMessage, ctx: JobContext, input: Pro
   const measuring =
     loudness && probe.hasAudio && !earlier?.loudness ? reportStepProgress(ctx, "Measuring loudness") : null;
   try {
-    return await inSpan("prepare finishing", {}, () =>
+    const prepared = await inSpan("prepare finishing", {}, () =>
       prepareFinishing({
         options: job.options,
         storage: ctx.storage,
@@ -225,8 +225,9 @@ async function finishingOf(job: TranscodeJobMessage, ctx: JobContext, input: Pro
         onMeasuring: (fraction) => measuring?.update(fraction),
       }),
     );
-  } finally {
     measuring?.update(1);
+    return prepared;
+  } finally {
     await measuring?.stop();
   }
 }
