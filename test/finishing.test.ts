@@ -24,7 +24,10 @@ const EVENTS = /* GraphQL */ `
     ... on RenderProgressEvent { description percent }
   } }`;
 const VARIANTS = /* GraphQL */ `
-  query($id: ID!) { video(id: $id) { status variants { name kind height playlistUrl } } }`;
+  query($id: ID!) { video(id: $id) {
+    status variants { name kind height playlistUrl }
+    loudness { integratedLufs truePeakDb lra } watermark { position widthFraction margin marginUnit opacity }
+  } }`;
 const UPLOAD_ASSET = /* GraphQL */ `
   mutation($f: File!, $kind: AssetKind!) { uploadAsset(file: $f, kind: $kind) {
     __typename ... on UploadAssetSuccess { asset { id kind contentType } } ... on ValidationError { field message }
@@ -105,8 +108,8 @@ describe("loudness normalization and a watermark, chosen at creation (public API
     expect(res.status).toBe(200);
     const all = (await events).map((e) => e.videoEvents);
     expect(all.at(-1).video).toMatchObject({ status: "READY", error: null });
-    const variants: Variant[] = (await t.gql(VARIANTS, { id })).data.video.variants;
-    return { id, events: all, variants };
+    const { variants, loudness, watermark } = (await t.gql(VARIANTS, { id })).data.video;
+    return { id, events: all, variants: variants as Variant[], loudness, watermark };
   }
 
   /** A rung's segments, fetched through its playback URLs and joined into one MPEG-TS file. */
@@ -128,6 +131,8 @@ describe("loudness normalization and a watermark, chosen at creation (public API
 
   it("normalizes a −30 LUFS tone to −16 LUFS after a measuring step; without the option it is untouched", async () => {
     const normalized = await transcode(tone, { loudness: { integratedLufs: -16 } });
+    expect(normalized.loudness).toEqual({ integratedLufs: -16, truePeakDb: -1.5, lra: 11 });
+    expect(normalized.watermark).toBeNull();
     const steps = normalized.events.filter((e) => e.__typename === "RenderProgressEvent");
     expect(steps.length).toBeGreaterThan(0);
     expect(steps.every((e) => e.description === "Measuring loudness")).toBe(true);
@@ -137,6 +142,7 @@ describe("loudness normalization and a watermark, chosen at creation (public API
     expect(Math.abs(loud - -16)).toBeLessThanOrEqual(1);
 
     const plain = await transcode(tone, {});
+    expect(plain.loudness).toBeNull();
     expect(plain.events.some((e) => e.__typename === "RenderProgressEvent")).toBe(false);
     const untouched = await integratedLoudness(
       await rungFile(plain.variants.find((v) => v.kind === "AUDIO")!, "plain"),
@@ -147,6 +153,13 @@ describe("loudness normalization and a watermark, chosen at creation (public API
   it("draws the watermark in its corner of every rung; without the option every corner stays black", async () => {
     const watermark = { assetId: watermarkId, position: "TOP_RIGHT", widthFraction: 0.2, margin: 0, opacity: 1 };
     const marked = await transcode(black, { watermark });
+    expect(marked.watermark).toEqual({
+      position: "TOP_RIGHT",
+      widthFraction: 0.2,
+      margin: 0,
+      marginUnit: "PERCENT",
+      opacity: 1,
+    });
     const videoRungs = marked.variants.filter((v) => v.kind === "VIDEO");
     expect(videoRungs.length).toBeGreaterThanOrEqual(2);
     for (const rung of videoRungs.slice(0, 2)) {

@@ -46,6 +46,49 @@ export const WatermarkInput = builder.inputType("WatermarkInput", {
   }),
 });
 
+const LoudnessRef = builder.objectRef<LoudnessTarget>("Loudness").implement({
+  description: "The EBU R128 target a video's audio is normalized to.",
+  fields: (t) => ({
+    integratedLufs: t.exposeFloat("integratedLufs"),
+    truePeakDb: t.exposeFloat("truePeakDb"),
+    lra: t.exposeFloat("lra"),
+  }),
+});
+
+const WatermarkRef = builder.objectRef<Watermark>("Watermark").implement({
+  description: "How a video's watermark is drawn (the image is the WATERMARK asset named at creation).",
+  fields: (t) => ({
+    position: t.field({ type: WatermarkPositionEnum, resolve: (w) => w.position }),
+    widthFraction: t.exposeFloat("widthFraction"),
+    margin: t.float({ resolve: (w) => w.margin.value }),
+    marginUnit: t.field({ type: MarginUnitEnum, resolve: (w) => w.margin.unit }),
+    opacity: t.exposeFloat("opacity"),
+  }),
+});
+
+/** The stored options, or nothing when the row holds none (or something that is not them). */
+function storedFinishing(value: unknown): Finishing {
+  const parsed = Finishing.safeParse(value ?? {});
+  return parsed.success ? parsed.data : {};
+}
+
+builder.prismaObjectFields("Video", (t) => ({
+  loudness: t.field({
+    type: LoudnessRef,
+    nullable: true,
+    description: "The loudness target its transcodes normalize the audio to; null: the audio as it is.",
+    select: { finishing: true },
+    resolve: (video) => storedFinishing(video.finishing).loudness ?? null,
+  }),
+  watermark: t.field({
+    type: WatermarkRef,
+    nullable: true,
+    description: "The watermark its transcodes draw; null: none.",
+    select: { finishing: true },
+    resolve: (video) => storedFinishing(video.finishing).watermark ?? null,
+  }),
+}));
+
 interface FinishingArgs {
   loudness?: { integratedLufs?: number | null; truePeakDb?: number | null; lra?: number | null } | null;
   watermark?: {
