@@ -7,6 +7,7 @@ import { inSpan } from "../../src/protocol/tracing.ts";
 import { estimateJobMemoryBytes } from "../admission.ts";
 import { log } from "../log.ts";
 import { encodeLadder } from "../media/encode-ladder.ts";
+import { prepareFinishing } from "../media/finishing.ts";
 import { abortError, isAbortError, MediaError } from "../media/errors.ts";
 import { createHlsPublisher } from "../media/hls-publisher.ts";
 import { planLadder, type PlannedRung } from "../media/ladder.ts";
@@ -16,13 +17,14 @@ import { probeSource } from "../media/probe.ts";
 import { segmentPlan, targetDuration } from "../media/segments.ts";
 import {
   completedEncode,
+  earlierFinishing,
   encodeManifestText,
   planResume,
   type EncodeManifest,
   type ResumePoint,
 } from "../media/resume.ts";
 import { observeLadderEncode } from "../metrics.ts";
-import { reportTranscodeProgress } from "../progress/job-progress.ts";
+import { reportStepProgress, reportTranscodeProgress } from "../progress/job-progress.ts";
 import type { JobContext } from "./types.ts";
 
 /**
@@ -63,7 +65,14 @@ async function encodeAndPublish(
   const hls = hlsLayout(job.outputPrefix);
   const encoder = ctx.encoder ?? "libx264";
   const segments = segmentPlan(job.options.segmentSeconds);
-  const manifest: EncodeManifest = { jobId: job.jobId, ladder, ...segments, encoder };
+  const { applied, sourceFilters } = await finishingOf(job, ctx, input, probe);
+  const manifest: EncodeManifest = {
+    jobId: job.jobId,
+    ladder,
+    ...segments,
+    encoder,
+    ...(applied ? { finishing: applied } : {}),
+  };
   const { duration, fps } = probe;
   const plan = await planResume({ storage, hlsPrefix: hls.prefix, manifest, rungs, duration, fps });
   const resume: ResumePoint | null = plan.resume;
@@ -131,6 +140,7 @@ async function encodeAndPublish(
       signal: encodeController.signal,
       encoder,
       ...(resumed ? { resumeFrom: resumed } : {}),
+      ...(sourceFilters ? { sourceFilters } : {}),
     });
     publisher.start();
     const progress = reportTranscodeProgress(ctx, {
@@ -188,6 +198,37 @@ async function encodeAndPublish(
     await ctx.emit({ type: "job.succeeded", masterKey: publisher.masterKey, posterKey });
   } finally {
     signal.removeEventListener("abort", abortEncode);
+  }
+}
+
+/**
+ * The job's loudness normalization and watermark, prepared before the encode: the measuring pass
+ * is a step of the job's progress, and a run after an earlier run of the job reuses its measurement.
+ */
+async function finishingOf(job: TranscodeJobMessage, ctx: JobContext, input: ProbedInput, probe: ProbeResult) {
+  const { loudness, watermark } = job.options;
+  if (!loudness && !watermark) return {};
+  const manifestKey = hlsLayout(job.outputPrefix).encodeManifestKey;
+  const earlier = loudness ? await earlierFinishing(ctx.storage, manifestKey, job.jobId) : undefined;
+  const measuring =
+    loudness && probe.hasAudio && !earlier?.loudness ? reportStepProgress(ctx, "Measuring loudness") : null;
+  try {
+    const prepared = await inSpan("prepare finishing", {}, () =>
+      prepareFinishing({
+        options: job.options,
+        storage: ctx.storage,
+        workDir: ctx.workDir,
+        input,
+        probe,
+        signal: ctx.signal,
+        earlier,
+        onMeasuring: (fraction) => measuring?.update(fraction),
+      }),
+    );
+    measuring?.update(1);
+    return prepared;
+  } finally {
+    await measuring?.stop();
   }
 }
 

@@ -2,7 +2,7 @@ import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import type { ProbeResult, Rung } from "../../src/protocol/messages.ts";
 import { RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
-import { runFfmpeg, type FfmpegOutput, type FfmpegStatus } from "./ffmpeg-process.ts";
+import { runFfmpeg, type FfmpegInput, type FfmpegOutput, type FfmpegStatus } from "./ffmpeg-process.ts";
 import { AUDIO_ENCODER_OPTIONS, videoRateControl, type PlannedRung } from "./ladder.ts";
 import { decodeLimitOptions, mediaInputOptions, type ProbedInput } from "./media-input.ts";
 import { rungEncoder, type VideoEncoder } from "./nvenc.ts";
@@ -31,6 +31,12 @@ export interface EncodeLadderArgs {
   x264Threads?: (rung: PlannedRung) => number;
   /** The scaler and libx264 settings; unset, LADDER_TUNING. The benchmark passes others to compare. */
   tuning?: LadderTuning;
+  /**
+   * Filters applied once to the decoded source, before the ladder is scaled and the audio encoded
+   * (a watermark, loudness normalization: finishing.ts). `video` reads `[0:V:0]` and the extra
+   * `inputs` (`[1:v:0]`…) and writes `[src]`; `audio` is a filter chain for `[0:a:0]`.
+   */
+  sourceFilters?: { inputs: FfmpegInput[]; video?: string; audio?: string };
 }
 
 /** How a ladder encode scales its rungs and which libx264 settings each rung gets. */
@@ -110,6 +116,12 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
   const threads = (rung: PlannedRung): string[] =>
     rungEncoder(encoder, rung) === "libx264" && args.x264Threads ? ["-threads", String(args.x264Threads(rung))] : [];
 
+  const { video: videoFilter, audio: audioFilter, inputs: extraInputs = [] } = args.sourceFilters ?? {};
+  const graph = [
+    ...(videoRungs.length > 0 && videoFilter ? [videoFilter] : []),
+    ...(videoRungs.length > 0 ? [ladderScaleGraph(videoRungs, tuning.scaling, videoFilter ? "[src]" : undefined)] : []),
+    ...(audioRungs.length > 0 && audioFilter ? [`[0:a:0]${audioFilter}${audioFanOut(audioRungs.length)}`] : []),
+  ].join(";");
   const outputs: FfmpegOutput[] = [
     ...videoRungs.map((rung, i) => ({
       target: segmentFiles(rung),
@@ -130,11 +142,11 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
         ...segmentOptions(rung, firstSegment, fromSeconds, cuts),
       ],
     })),
-    ...audioRungs.map((rung) => ({
+    ...audioRungs.map((rung, i) => ({
       target: segmentFiles(rung),
       options: [
         "-map",
-        "0:a:0",
+        audioFilter ? `[a${i}]` : "0:a:0",
         ...AUDIO_ENCODER_OPTIONS,
         // The AAC encoder's first packet (its priming) starts this long before the run does: the
         // audio is cut that much earlier, so a resumed run's first packet follows the kept ones.
@@ -152,8 +164,11 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
   let startedAt: number | null = null;
   const done = Promise.all(ladder.map((r) => mkdir(path.join(workDir, r.name), { recursive: true }))).then(() =>
     runFfmpeg({
-      inputs: [{ source: input.url, options: [...mediaInputOptions(input), ...decodeLimitOptions(), ...seek] }],
-      ...(videoRungs.length > 0 ? { filterGraph: ladderScaleGraph(videoRungs, tuning.scaling) } : {}),
+      inputs: [
+        { source: input.url, options: [...mediaInputOptions(input), ...decodeLimitOptions(), ...seek] },
+        ...extraInputs,
+      ],
+      ...(graph ? { filterGraph: graph } : {}),
       outputs,
       cwd: workDir,
       signal: args.signal,
@@ -249,9 +264,12 @@ export function videoEncoderOptions(
  * 0.5–1.8 dB PSNR lower from 540p down at the same bits.
  * Exported for the benchmark, which runs it without encoders.
  */
-export function ladderScaleGraph(videoRungs: Rung[], scaling: LadderTuning["scaling"] = LADDER_TUNING.scaling): string {
+export function ladderScaleGraph(
+  videoRungs: Rung[],
+  scaling: LadderTuning["scaling"] = LADDER_TUNING.scaling,
   // `V` skips attached pictures (cover art), the same stream the probe measured.
-  const decoded = "[0:V:0]";
+  decoded = "[0:V:0]",
+): string {
   if (scaling === "cascade") {
     const last = videoRungs.length - 1;
     return videoRungs
@@ -283,6 +301,12 @@ export function ladderScaleGraph(videoRungs: Rung[], scaling: LadderTuning["scal
     graph.push(`${input}${scale(rung)}${output}`);
   });
   return graph.join(";");
+}
+
+/** The filtered audio as `[a0]`, or split into `[a0]`…`[a{n-1}]` for several audio rungs. */
+function audioFanOut(count: number): string {
+  if (count === 1) return "[a0]";
+  return `,asplit=${count}${Array.from({ length: count }, (_, i) => `[a${i}]`).join("")}`;
 }
 
 /**

@@ -7,7 +7,7 @@ import { diesWithWorker } from "./tool-process.ts";
 const FFMPEG = process.env.FFMPEG_PATH || "ffmpeg";
 
 /** One input of an ffmpeg run: what `-i` opens, and the options placed before it. */
-interface FfmpegInput {
+export interface FfmpegInput {
   source: string;
   options: string[];
 }
@@ -39,6 +39,8 @@ export interface FfmpegRun {
   onStart?: () => void;
   /** Called for every status line; a caller stores the figures and samples them on its own timer. */
   onStatus?: (status: FfmpegStatus) => void;
+  /** Called for every stderr line (a filter's report, such as loudnorm's measurement). */
+  onStderr?: (line: string) => void;
 }
 
 /**
@@ -74,6 +76,7 @@ export function runFfmpeg(run: FfmpegRun): Promise<string> {
       onStatus({ outTimeSeconds, fps: Number.isFinite(fps) ? fps : null });
     });
   }
+  if (run.onStderr) command.on("stderr", run.onStderr);
   return runCommand(command, run.signal, run.onStart);
 }
 

@@ -2,6 +2,7 @@ import { Parser } from "m3u8-parser";
 import { Rung } from "../../src/protocol/messages.ts";
 import { ENCODE_MANIFEST, RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
 import type { WorkerStorage } from "../storage/types.ts";
+import type { AppliedFinishing } from "./finishing.ts";
 import { segmentCount, segmentStart, type SegmentPlan } from "./segments.ts";
 
 /**
@@ -15,6 +16,8 @@ export interface EncodeManifest extends SegmentPlan {
   jobId: string;
   ladder: Rung[];
   encoder: string;
+  /** The loudness normalization (with its measurement) and watermark the run applies; absent: none. */
+  finishing?: AppliedFinishing;
   /** Set once the job's run published everything: what it published, so a later delivery does no work. */
   complete?: CompletedEncode;
 }
@@ -66,6 +69,24 @@ export async function completedEncode(
     return finished ? (manifest as FinishedEncode) : null;
   } catch {
     return null;
+  }
+}
+
+/**
+ * What the earlier run of `jobId` that wrote the manifest at `manifestKey` applied besides the
+ * ladder; undefined when there was none, it was another job's, or it cannot be read.
+ */
+export async function earlierFinishing(
+  storage: WorkerStorage,
+  manifestKey: string,
+  jobId: string,
+): Promise<AppliedFinishing | undefined> {
+  try {
+    const text = await storage.readText(manifestKey);
+    const manifest = text === null ? null : (JSON.parse(text) as EncodeManifest);
+    return manifest?.jobId === jobId ? manifest.finishing : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -151,6 +151,37 @@ export function reportManimProgress(
   return { stop: () => sampler.stop({ final: true }) };
 }
 
+export interface StepProgressReport extends ProgressReport {
+  /** The step is `fraction` done. Only stores the figure. */
+  update(fraction: number): void;
+}
+
+/**
+ * A transcode's step before its encode (measuring loudness) as `render.progress`: one step whose
+ * share of the job is not counted (`count` null), so the job's progress stays the encode's.
+ */
+export function reportStepProgress(ctx: ProgressChannel, description: string): StepProgressReport {
+  let fraction = 0;
+  const sampler = sampleProgress(
+    ctx,
+    (): RenderProgressBody => ({
+      type: "render.progress",
+      index: 0,
+      count: null,
+      percent: Math.min(100, Math.round(fraction * 1000) / 10),
+      description,
+      renderedCount: 0,
+      cachedCount: 0,
+    }),
+  );
+  return {
+    update(value) {
+      fraction = Math.max(fraction, value);
+    },
+    stop: () => sampler.stop({ final: true }),
+  };
+}
+
 export interface QuizProgressReport extends ProgressReport {
   /** The renderer's callback: question `index` is `fraction` done. Only stores the figures. */
   update(index: number, fraction: number): void;

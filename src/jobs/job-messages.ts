@@ -1,4 +1,5 @@
 import type { Job, JobKind, Video } from "../generated/prisma/client.ts";
+import { Finishing } from "../protocol/finishing.ts";
 import { PROTOCOL_VERSION, type JobMessage } from "../protocol/messages.ts";
 import { manimCachePrefix, sourceKey, videoPrefix } from "../protocol/storage-layout.ts";
 import { parseJobInput, type StoredJobInput } from "./create-job.ts";
@@ -48,6 +49,8 @@ const builders = {
         maxDurationSeconds: settings.maxDurationSeconds,
         // retryVariant: only these rungs, the master still listing the whole ladder.
         ...(input.rungs ? { rungs: input.rungs } : {}),
+        // The video's loudness target and watermark: every attempt and every job of it the same.
+        ...(video.finishing === null ? {} : Finishing.parse(video.finishing)),
       },
     };
   },

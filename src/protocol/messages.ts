@@ -9,6 +9,7 @@
  * still read version 1 and turn it into version 2. Upgrade workers before the API.
  */
 import { z } from "zod";
+import { LoudnessTarget, Watermark } from "./finishing.ts";
 
 export const PROTOCOL_VERSION = 2 as const;
 /** Versions still read, the current one last. */
@@ -51,6 +52,10 @@ export const TranscodeOptions = z.object({
     .array(z.string().regex(/^[a-z0-9]+$/))
     .min(1)
     .optional(),
+  /** Normalize the audio to this EBU R128 target (two-pass loudnorm); absent: the audio as it is. */
+  loudness: LoudnessTarget.optional(),
+  /** Draw this image over the video before the ladder is scaled. */
+  watermark: Watermark.optional(),
 });
 export type TranscodeOptions = z.infer<typeof TranscodeOptions>;
 

@@ -1,6 +1,6 @@
 import { builder } from "../builder.ts";
 import { tenantOf, type Context } from "../context.ts";
-import { ValidationError } from "../errors.ts";
+import { NotFoundError, ValidationError } from "../errors.ts";
 import { isUuid } from "../ids.ts";
 import { jobInputSchemas } from "../jobs/create-job.ts";
 import { QuizQuestion } from "../protocol/messages.ts";
@@ -9,6 +9,7 @@ import { parseQuizCsv, QuizCsvError } from "../quiz/parse-quiz-csv.ts";
 import { ErrorInterface } from "./errors.ts";
 import { createRenderedVideo, RenderSuccess } from "./rendered-video.ts";
 import { validIdempotencyKey, validTitle } from "../videos/input-rules.ts";
+import { LoudnessInput, validFinishing, WatermarkInput } from "./finishing.ts";
 import { PlaybackPolicyEnum } from "./video.ts";
 
 const CompositionTemplateEnum = builder.enumType("CompositionTemplate", {
@@ -62,6 +63,8 @@ const RenderCompositionInput = builder.inputType("RenderCompositionInput", {
     idempotencyKey: t.string({
       description: "The same key (per tenant) returns the same video instead of rendering again.",
     }),
+    loudness: t.field({ type: LoudnessInput, description: "Normalize the audio's loudness (EBU R128)." }),
+    watermark: t.field({ type: WatermarkInput, description: "Draw a tenant's image over the video." }),
   }),
 });
 
@@ -163,7 +166,7 @@ builder.mutationFields((t) => ({
       "into the ladder. `videoEvents` streams the render's progress per question first.",
     authScopes: { scope: "videos:write" },
     args: { input: t.arg({ type: RenderCompositionInput, required: true }) },
-    errors: { types: [ValidationError], union: { name: "RenderCompositionResult" } },
+    errors: { types: [ValidationError, NotFoundError], union: { name: "RenderCompositionResult" } },
     resolve: async (_root, { input }, ctx) => {
       const title = validTitle(input.title);
       const questions = questionsFrom(input);
@@ -190,10 +193,12 @@ builder.mutationFields((t) => ({
         const field = issue.path[0] === "narration" ? "voice" : String(issue.path[0]);
         throw new ValidationError(field, `${field}: ${issue.message}`);
       }
+      const finishing = await validFinishing(ctx, input);
       const video = await createRenderedVideo(ctx, {
         title,
         idempotencyKey: validIdempotencyKey(input.idempotencyKey),
         playbackPolicy: input.playbackPolicy ?? "PUBLIC",
+        finishing,
         source: "COMPOSITION",
         kind: "RENDER_COMPOSITION",
         input: { template: input.template, questions, assets, ...settings },

@@ -1,8 +1,9 @@
 import { builder } from "../builder.ts";
-import { NoWorkerError, ValidationError } from "../errors.ts";
+import { NoWorkerError, NotFoundError, ValidationError } from "../errors.ts";
 import { jobCapability } from "../jobs/create-job.ts";
 import { createRenderedVideo, RenderSuccess } from "./rendered-video.ts";
 import { validIdempotencyKey, validTitle } from "../videos/input-rules.ts";
+import { LoudnessInput, validFinishing, WatermarkInput } from "./finishing.ts";
 import { PlaybackPolicyEnum } from "./video.ts";
 
 const MAX_SCENE_CODE_BYTES = 1_000_000;
@@ -28,6 +29,8 @@ const RenderManimInput = builder.inputType("RenderManimInput", {
     idempotencyKey: t.string({
       description: "The same key (per tenant) returns the same video instead of rendering again.",
     }),
+    loudness: t.field({ type: LoudnessInput, description: "Normalize the audio's loudness (EBU R128)." }),
+    watermark: t.field({ type: WatermarkInput, description: "Draw a tenant's image over the video." }),
   }),
 });
 
@@ -42,7 +45,7 @@ builder.mutationFields((t) => ({
       "NoWorkerError when no worker can render Manim now.",
     authScopes: { scope: "videos:write" },
     args: { input: t.arg({ type: RenderManimInput, required: true }) },
-    errors: { types: [ValidationError, NoWorkerError], union: { name: "RenderManimResult" } },
+    errors: { types: [ValidationError, NotFoundError, NoWorkerError], union: { name: "RenderManimResult" } },
     resolve: async (_root, { input }, ctx) => {
       const title = validTitle(input.title);
       if (Buffer.byteLength(input.code) > MAX_SCENE_CODE_BYTES) {
@@ -54,10 +57,12 @@ builder.mutationFields((t) => ({
       }
       const unserved = await ctx.dispatcher.whyUnserved(jobCapability.RENDER_MANIM);
       if (unserved) throw new NoWorkerError("manim", `No worker can render Manim scenes now: ${unserved}`);
+      const finishing = await validFinishing(ctx, input);
       const video = await createRenderedVideo(ctx, {
         title,
         idempotencyKey: validIdempotencyKey(input.idempotencyKey),
         playbackPolicy: input.playbackPolicy ?? "PUBLIC",
+        finishing,
         source: "MANIM",
         kind: "RENDER_MANIM",
         input: {

@@ -1,6 +1,6 @@
 import { builder } from "../builder.ts";
 import type { Context } from "../context.ts";
-import type { JobKind, Video } from "../generated/prisma/client.ts";
+import type { JobKind, Prisma, Video } from "../generated/prisma/client.ts";
 import { announceQueuedJob, createJob, type JobInputOf } from "../jobs/create-job.ts";
 import { createVideoOnce } from "../videos/create-video-once.ts";
 import { VideoRef } from "./video.ts";
@@ -25,6 +25,8 @@ export async function createRenderedVideo(
     idempotencyKey: string | null;
     playbackPolicy: "PUBLIC" | "SIGNED";
     source: "URL" | "MANIM" | "COMPOSITION";
+    /** Loudness and watermark its transcode applies (validFinishing). */
+    finishing?: Prisma.InputJsonValue;
   } & SourceJob,
 ): Promise<Video> {
   const { video, created } = await createVideoOnce(ctx, options.idempotencyKey, {
@@ -32,6 +34,7 @@ export async function createRenderedVideo(
     playbackPolicy: options.playbackPolicy,
     source: options.source,
     status: "QUEUED",
+    finishing: options.finishing,
   });
   if (!created) return video;
   const job = { kind: options.kind, input: options.input } as SourceJob;

@@ -9,6 +9,7 @@ import { UploadTooLargeError } from "../storage/types.ts";
 import { createVideoOnce } from "../videos/create-video-once.ts";
 import { findVideoOrThrow } from "../videos/find-video.ts";
 import { validIdempotencyKey, validOrigin, validTitle } from "../videos/input-rules.ts";
+import { LoudnessInput, validFinishing, WatermarkInput } from "./finishing.ts";
 import { PlaybackPolicyEnum, VideoRef } from "./video.ts";
 
 const CreateUploadInput = builder.inputType("CreateUploadInput", {
@@ -28,6 +29,8 @@ const CreateUploadInput = builder.inputType("CreateUploadInput", {
         "The same key (per tenant) returns the same video, with an upload URL for it, " +
         "instead of creating a second one. Up to 200 characters.",
     }),
+    loudness: t.field({ type: LoudnessInput, description: "Normalize the audio's loudness (EBU R128)." }),
+    watermark: t.field({ type: WatermarkInput, description: "Draw a tenant's image over the video." }),
   }),
 });
 
@@ -70,7 +73,7 @@ builder.mutationFields((t) => ({
       "bound to this video and its size limit. With `idempotencyKey`, a repeated call returns the same video and URL.",
     authScopes: { scope: "videos:write" },
     args: { input: t.arg({ type: CreateUploadInput, required: true }) },
-    errors: { types: [ValidationError, FileTooLargeError], union: { name: "CreateUploadResult" } },
+    errors: { types: [ValidationError, FileTooLargeError, NotFoundError], union: { name: "CreateUploadResult" } },
     resolve: async (_root, { input }, ctx) => {
       const title = validTitle(input.title);
       const size = input.size ?? null;
@@ -80,11 +83,13 @@ builder.mutationFields((t) => ({
       if (size !== null && size > ctx.maxUploadBytes) throw new FileTooLargeError(ctx.maxUploadBytes);
       const idempotencyKey = validIdempotencyKey(input.idempotencyKey);
       const origin = validOrigin(input.origin) ?? ctx.requestOrigin;
+      const finishing = await validFinishing(ctx, input);
       const { video, created } = await createVideoOnce(ctx, idempotencyKey, {
         title,
         uploadSize: size,
         playbackPolicy: input.playbackPolicy ?? "PUBLIC",
         uploadNonce: randomBytes(16).toString("base64url"),
+        finishing,
       });
       try {
         const target = await ctx.storage.createUploadTarget(video.id, {
@@ -104,13 +109,19 @@ builder.mutationFields((t) => ({
     type: UploadVideoSuccess,
     description: "Uploads a small file in the request itself (GraphQL multipart request) and queues it.",
     authScopes: { scope: "videos:write" },
-    args: { file: t.arg({ type: "File", required: true }), title: t.arg.string() },
-    errors: { types: [ValidationError, FileTooLargeError], union: { name: "UploadVideoResult" } },
-    resolve: async (_root, { file, title }, ctx) => {
+    args: {
+      file: t.arg({ type: "File", required: true }),
+      title: t.arg.string(),
+      loudness: t.arg({ type: LoudnessInput }),
+      watermark: t.arg({ type: WatermarkInput }),
+    },
+    errors: { types: [ValidationError, FileTooLargeError, NotFoundError], union: { name: "UploadVideoResult" } },
+    resolve: async (_root, { file, title, ...options }, ctx) => {
       const name = validTitle(title, file.name || "Untitled");
       if (file.size === 0) throw new ValidationError("file", "The file is empty (0 bytes)");
       if (file.size > ctx.maxUploadBytes) throw new FileTooLargeError(ctx.maxUploadBytes);
-      const created = await ctx.db.video.create({ data: { title: name, tenantId: tenantOf(ctx) } });
+      const finishing = await validFinishing(ctx, options);
+      const created = await ctx.db.video.create({ data: { title: name, tenantId: tenantOf(ctx), finishing } });
       const key = sourceKey(created.id);
       try {
         await ctx.storage.write(key, file.stream() as unknown as AsyncIterable<Uint8Array>, {

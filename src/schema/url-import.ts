@@ -1,8 +1,9 @@
 import { builder } from "../builder.ts";
-import { ValidationError } from "../errors.ts";
+import { NotFoundError, ValidationError } from "../errors.ts";
 import { checkOutboundUrl } from "../http/outbound-url.ts";
 import { createRenderedVideo, RenderSuccess } from "./rendered-video.ts";
 import { validIdempotencyKey, validTitle } from "../videos/input-rules.ts";
+import { LoudnessInput, validFinishing, WatermarkInput } from "./finishing.ts";
 import { PlaybackPolicyEnum } from "./video.ts";
 
 const CreateVideoFromUrlInput = builder.inputType("CreateVideoFromUrlInput", {
@@ -13,6 +14,8 @@ const CreateVideoFromUrlInput = builder.inputType("CreateVideoFromUrlInput", {
     idempotencyKey: t.string({
       description: "The same key (per tenant) returns the same video instead of importing again.",
     }),
+    loudness: t.field({ type: LoudnessInput, description: "Normalize the audio's loudness (EBU R128)." }),
+    watermark: t.field({ type: WatermarkInput, description: "Draw a tenant's image over the video." }),
   }),
 });
 
@@ -25,7 +28,7 @@ builder.mutationFields((t) => ({
       "redirect), then transcodes it.",
     authScopes: { scope: "videos:write" },
     args: { input: t.arg({ type: CreateVideoFromUrlInput, required: true }) },
-    errors: { types: [ValidationError], union: { name: "CreateVideoFromUrlResult" } },
+    errors: { types: [ValidationError, NotFoundError], union: { name: "CreateVideoFromUrlResult" } },
     resolve: async (_root, { input }, ctx) => {
       // The checks that need no network; the worker checks the addresses the host resolves to.
       const url = checkOutboundUrl(input.url, { allowHttp: true, maxLength: 8192 });
@@ -34,6 +37,7 @@ builder.mutationFields((t) => ({
         title: validTitle(input.title),
         idempotencyKey: validIdempotencyKey(input.idempotencyKey),
         playbackPolicy: input.playbackPolicy ?? "PUBLIC",
+        finishing: await validFinishing(ctx, input),
         source: "URL",
         kind: "IMPORT_URL",
         input: { url: url.href },
