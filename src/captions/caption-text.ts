@@ -66,7 +66,11 @@ export function toPublishableWebVtt(text: string, format: CaptionFormat | null, 
   const out = ["WEBVTT", header, ""];
   for (const { cue } of sorted) {
     if (cue.id !== null) out.push(cue.id);
-    out.push(`${vttTime(cue.start)} --> ${vttTime(cue.end)}${cue.settings ? ` ${cue.settings}` : ""}`, ...cue.lines, "");
+    out.push(
+      `${vttTime(cue.start)} --> ${vttTime(cue.end)}${cue.settings ? ` ${cue.settings}` : ""}`,
+      ...cue.lines,
+      "",
+    );
   }
   return {
     vtt: out.join("\n"),
@@ -174,7 +178,10 @@ function cueOf(
   const lines = block.lines.slice(textFrom);
   const arrow = lines.findIndex((l) => l.includes("-->"));
   if (arrow >= 0) {
-    throw new InvalidCaptionsError('Cue text must not contain "-->" (is a blank line missing before it?)', block.at + textFrom + arrow);
+    throw new InvalidCaptionsError(
+      'Cue text must not contain "-->" (is a blank line missing before it?)',
+      block.at + textFrom + arrow,
+    );
   }
   return { id, start, end, settings, lines };
 }

@@ -6,7 +6,8 @@ import { CAPTION_FILE, RUNG_PLAYLIST } from "../protocol/storage-layout.ts";
 const SUBTITLES_GROUP = "subs";
 
 /** What RFC 8216 and Apple's authoring spec call a track for the deaf and hard of hearing. */
-const SDH_CHARACTERISTICS = "public.accessibility.transcribes-spoken-dialog,public.accessibility.describes-music-and-sound";
+const SDH_CHARACTERISTICS =
+  "public.accessibility.transcribes-spoken-dialog,public.accessibility.describes-music-and-sound";
 
 /** A caption track as the master playlist lists it. */
 export interface SubtitleTrack {

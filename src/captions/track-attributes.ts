@@ -18,7 +18,10 @@ export function canonicalLanguage(tag: string, field: string): string {
     canonical = undefined;
   }
   if (!canonical) {
-    throw new ValidationError(field, `"${trimmed.slice(0, 40)}" is not a BCP-47 language tag such as "en", "de-CH" or "pt-BR"`);
+    throw new ValidationError(
+      field,
+      `"${trimmed.slice(0, 40)}" is not a BCP-47 language tag such as "en", "de-CH" or "pt-BR"`,
+    );
   }
   return canonical;
 }

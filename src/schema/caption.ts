@@ -64,8 +64,7 @@ export const CaptionRef = builder.prismaObject("Caption", {
     playlistUrl: t.string({
       description: "Its HLS subtitle playlist, as the master playlist lists it.",
       select: { video: { select: { id: true, playbackPolicy: true } } },
-      resolve: (caption, _args, ctx) =>
-        mediaUrl(ctx, captionPlaylistKey(caption.videoId, caption.id), caption.video),
+      resolve: (caption, _args, ctx) => mediaUrl(ctx, captionPlaylistKey(caption.videoId, caption.id), caption.video),
     }),
     createdAt: t.expose("createdAt", { type: "DateTime" }),
   }),
@@ -93,7 +92,10 @@ const AddCaptionInput = builder.inputType("AddCaptionInput", {
       type: "File",
       description: `The file in a GraphQL multipart request (at most ${MAX_CAPTION_BYTES} bytes, UTF-8).`,
     }),
-    format: t.field({ type: CaptionFormatEnum, description: "Default: WEBVTT if the text starts with WEBVTT, else SRT." }),
+    format: t.field({
+      type: CaptionFormatEnum,
+      description: "Default: WEBVTT if the text starts with WEBVTT, else SRT.",
+    }),
     default: t.boolean({ description: "Make it the video's default track (any other loses that). Default false." }),
     autoselect: t.boolean({ description: "Default true." }),
     forced: t.boolean({ description: "Default false." }),
@@ -169,7 +171,10 @@ builder.mutationFields((t) => ({
       const key = captionKey(video.id, id);
       const body = Buffer.from(captions.vtt, "utf8");
       // The file first: a track the master lists is always there to fetch.
-      await ctx.storage.write(key, Readable.from([body]), { limit: body.byteLength, contentType: "text/vtt; charset=utf-8" });
+      await ctx.storage.write(key, Readable.from([body]), {
+        limit: body.byteLength,
+        contentType: "text/vtt; charset=utf-8",
+      });
       try {
         await ctx.db.$transaction(async (tx) => {
           if (input.default) await tx.caption.updateMany({ where: { videoId: video.id }, data: { isDefault: false } });
