@@ -26,8 +26,9 @@ interface Cue {
   lines: string[];
 }
 
-// C0 controls other than tab, LF and CR, DEL, and U+FFFD (what a decoder made of bytes that were not UTF-8).
-const BINARY = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F\uFFFD]/;
+// Control characters other than tab (line ends are gone by then), and U+FFFD: what a decoder made of bytes that
+// were not UTF-8.
+const BINARY = /(?!\t)[\p{Cc}\uFFFD]/u;
 const VTT_TIME = /^(?:(\d{2,}):)?(\d{2}):(\d{2})\.(\d{3})$/;
 const SRT_TIME = /^(\d{1,}):(\d{2}):(\d{2})[,.](\d{3})$/;
 const CUE_SETTING = /^(vertical|line|position|size|align|region):[\w.%,-]+$/;
