@@ -45,7 +45,7 @@ const SRT =
 
 describe("captions through the public API", () => {
   let t: TestApp;
-  let clip: Buffer;
+  let clip: Uint8Array<ArrayBuffer>;
   let keyB: string;
   const get = (p: string, init?: RequestInit) => fetch(p.startsWith("http") ? p : `${t.url}${p}`, init);
   const add = async (input: Record<string, unknown>, authorization?: string) =>
@@ -75,9 +75,9 @@ describe("captions through the public API", () => {
 
   beforeAll(async () => {
     t = await startTestApp({ env: { SIGNING_SECRET, MULTIPART_MAX_BYTES: String(3 * 1024 * 1024) } });
-    clip = await readFile(await makeClip({ width: 160, height: 90, seconds: 3, audio: true }));
+    clip = new Uint8Array(await readFile(await makeClip({ width: 160, height: 90, seconds: 3, audio: true })));
     const tenantB = await ensureTenant(t.app.services.db, "tenant-b");
-    const scopes = ["videos:read", "videos:write"];
+    const scopes = ["videos:read", "videos:write"] as const;
     keyB = `Bearer ${(await createApiKey(t.app.services.db, { tenantId: tenantB.id, name: "b", scopes })).secret}`;
   });
   afterAll(() => t?.stop());

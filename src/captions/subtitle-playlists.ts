@@ -58,7 +58,7 @@ export function withSubtitles(master: string, tracks: readonly SubtitleTrack[]):
  * A caption track's subtitle playlist: the whole WebVTT file as one segment as long as the video
  * (or, before the probe said how long it is, as its last cue).
  */
-export function subtitlePlaylist(duration: number): string {
+function subtitlePlaylist(duration: number): string {
   const seconds = Math.max(duration, 1);
   return [
     "#EXTM3U",

@@ -37,7 +37,7 @@ const CaptionFormatEnum = builder.enumType("CaptionFormat", {
   } as const,
 });
 
-export const CaptionRef = builder.prismaObject("Caption", {
+const CaptionRef = builder.prismaObject("Caption", {
   description: "A subtitle track of a video, served as a SUBTITLES rendition of its HLS master playlist.",
   fields: (t) => ({
     id: t.exposeID("id"),
