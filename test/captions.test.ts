@@ -36,8 +36,10 @@ const REMOVE = /* GraphQL */ `
 const VIDEO = /* GraphQL */ `
   query($id: ID!) { video(id: $id) { status playbackUrl captions { id language name url playlistUrl } } }`;
 
+// A header, an identifier and settings, a NOTE, a line of no-break spaces that positions a cue, a one-digit hour.
 const VTT =
-  "WEBVTT\n\n1\n00:00.500 --> 00:01.500 align:start\nHello <i>there</i>\n\nNOTE a note\n\n00:01.600 --> 00:01.900\nBye\n";
+  "WEBVTT - made by hand\nKind: captions\n\n1\n00:00.500 --> 00:01.500 align:start\nHello <i>there</i>\n\n" +
+  "NOTE a note\n\n0:00:01.600 --> 0:00:01.900\n\u00A0\nBye\n";
 // What a Windows editor writes: a BOM, CRLF, a <font> tag, an ASS override, cues out of order.
 const SRT =
   '\uFEFF1\r\n00:00:01,000 --> 00:00:01,800\r\n<font color="#ff0">{\\an8}Zweite</font> Zeile\r\n\r\n' +
@@ -74,7 +76,10 @@ describe("captions through the public API", () => {
   }
 
   beforeAll(async () => {
-    t = await startTestApp({ env: { SIGNING_SECRET, MULTIPART_MAX_BYTES: String(3 * 1024 * 1024) } });
+    const threeMiB = String(3 * 1024 * 1024);
+    t = await startTestApp({
+      env: { SIGNING_SECRET, MULTIPART_MAX_BYTES: threeMiB, GRAPHQL_MAX_BODY_BYTES: threeMiB },
+    });
     clip = new Uint8Array(await readFile(await makeClip({ width: 160, height: 90, seconds: 3, audio: true })));
     const tenantB = await ensureTenant(t.app.services.db, "tenant-b");
     const scopes = ["videos:read", "videos:write"] as const;
@@ -111,7 +116,7 @@ describe("captions through the public API", () => {
       expect(await enFile.text()).toBe(
         `WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:${MPEGTS_TIME_ZERO},LOCAL:00:00:00.000\n\n` +
           "1\n00:00:00.500 --> 00:00:01.500 align:start\nHello <i>there</i>\n\n" +
-          "00:00:01.600 --> 00:00:01.900\nBye\n",
+          "00:00:01.600 --> 00:00:01.900\n\u00A0\nBye\n",
       );
       expect(await (await get(de.caption.url)).text()).toBe(
         `WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:${MPEGTS_TIME_ZERO},LOCAL:00:00:00.000\n\n` +
@@ -240,6 +245,11 @@ describe("captions through the public API", () => {
         const result = await add({ videoId: id, language: "en", name: "English", text: VTT, ...change });
         expect(result, JSON.stringify(change)).toMatchObject({ __typename: "ValidationError", field });
       }
+      const huge = `WEBVTT\n\n00:01.000 --> 00:02.000\n${"é".repeat(512 * 1024)}\n`;
+      expect(await add({ videoId: id, language: "en", name: "Huge", text: huge })).toMatchObject({
+        __typename: "FileTooLargeError",
+        maxBytes: 1024 * 1024,
+      });
       const missing = "00000000-0000-4000-8000-000000000000";
       expect(await add({ videoId: missing, language: "en", name: "E", text: VTT })).toMatchObject({
         __typename: "NotFoundError",

@@ -29,8 +29,10 @@ interface Cue {
 // Control characters other than tab (line ends are gone by then), and U+FFFD: what a decoder made of bytes that
 // were not UTF-8.
 const BINARY = /(?!\t)[\p{Cc}\uFFFD]/u;
-const VTT_TIME = /^(?:(\d{2,}):)?(\d{2}):(\d{2})\.(\d{3})$/;
-const SRT_TIME = /^(\d{1,}):(\d{2}):(\d{2})[,.](\d{3})$/;
+const VTT_TIME = /^(?:(\d+):)?(\d{2}):(\d{2})\.(\d{3})$/;
+const SRT_TIME = /^(\d+):(\d{2}):(\d{2})[,.](\d{3})$/;
+// Not String.trim: a line of no-break spaces is cue text (it positions the cue), not a blank line.
+const BLANK = /^[ \t]*$/;
 const CUE_SETTING = /^(vertical|line|position|size|align|region):[\w.%,-]+$/;
 
 /**
@@ -49,7 +51,7 @@ export function toPublishableWebVtt(text: string, format: CaptionFormat | null, 
   if (binaryAt >= 0) {
     throw new InvalidCaptionsError("Binary data or text that is not UTF-8: this is not a caption file", binaryAt + 1);
   }
-  if (lines.every((l) => l.trim() === "")) throw new InvalidCaptionsError("The file is empty", null);
+  if (lines.every((l) => BLANK.test(l))) throw new InvalidCaptionsError("The file is empty", null);
   const isVtt = /^WEBVTT(?:[ \t]|$)/.test(lines[0]!);
   const detected: CaptionFormat = isVtt ? "WEBVTT" : "SRT";
   if (format !== null && format !== detected) {
@@ -87,7 +89,7 @@ function blocks(lines: string[], from: number): { at: number; lines: string[] }[
   let current: { at: number; lines: string[] } | null = null;
   for (let i = from; i < lines.length; i++) {
     const line = lines[i]!;
-    if (line.trim() === "") {
+    if (BLANK.test(line)) {
       current = null;
       continue;
     }
@@ -102,7 +104,7 @@ function blocks(lines: string[], from: number): { at: number; lines: string[] }[
 
 function parseWebVtt(lines: string[]): Cue[] {
   // The header runs to the first blank line; what it says (metadata, a foreign X-TIMESTAMP-MAP) is not kept.
-  let body = lines.findIndex((l) => l.trim() === "");
+  let body = lines.findIndex((l) => BLANK.test(l));
   if (body < 0) body = lines.length;
   for (let i = 1; i < body; i++) {
     if (lines[i]!.includes("-->")) throw new InvalidCaptionsError("A blank line must follow the WEBVTT header", i + 1);
