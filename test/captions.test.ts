@@ -181,6 +181,17 @@ describe("captions through the public API", () => {
       expect(bare).toContain("#EXT-X-STREAM-INF:");
     });
 
+    it("tracks made default at the same time: the master still has one default", async () => {
+      const added = await Promise.all(
+        ["One", "Two", "Three"].map((name) => add({ videoId: id, language: "en", name, text: VTT, default: true })),
+      );
+      const { text } = await master(id);
+      const defaults = text.split("\n").filter((l) => l.includes("TYPE=SUBTITLES") && l.includes("DEFAULT=YES"));
+      expect(defaults).toHaveLength(1);
+      expect(defaults[0]).toMatch(/NAME="(One|Two|Three)"/);
+      for (const a of added) await t.gql(REMOVE, { id: a.caption.id });
+    });
+
     it("takes the file in a multipart request, up to 1 MiB", async () => {
       const upload = (bytes: Uint8Array<ArrayBuffer>) => {
         const form = new FormData();

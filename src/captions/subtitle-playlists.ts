@@ -28,15 +28,19 @@ export interface SubtitleTrack {
  */
 export function withSubtitles(master: string, tracks: readonly SubtitleTrack[]): string {
   if (tracks.length === 0) return master;
+  // A group has at most one default (RFC 8216 4.3.4.1.1); should two racing requests both have set
+  // one, the newer wins, as it would have had they come one after the other.
+  const defaultId = tracks.findLast((track) => track.isDefault)?.id;
   const media = tracks.map((track) => {
+    const isDefault = track.id === defaultId;
     const attributes = [
       "TYPE=SUBTITLES",
       `GROUP-ID="${SUBTITLES_GROUP}"`,
       `NAME="${track.name}"`,
       `LANGUAGE="${track.language}"`,
-      `DEFAULT=${track.isDefault ? "YES" : "NO"}`,
+      `DEFAULT=${isDefault ? "YES" : "NO"}`,
       // RFC 8216 4.3.4.1: AUTOSELECT must be YES when DEFAULT is.
-      `AUTOSELECT=${track.isDefault || track.autoselect ? "YES" : "NO"}`,
+      `AUTOSELECT=${isDefault || track.autoselect ? "YES" : "NO"}`,
       `FORCED=${track.forced ? "YES" : "NO"}`,
       ...(track.hearingImpaired ? [`CHARACTERISTICS="${SDH_CHARACTERISTICS}"`] : []),
       `URI="../captions/${track.id}/${RUNG_PLAYLIST}"`,
