@@ -35,3 +35,13 @@ export class NoWorkerError extends Error {
     this.capability = capability;
   }
 }
+
+/** A caption file that is not valid WebVTT or SRT; `line` is where the problem is (1-based), when there is one. */
+export class InvalidCaptionsError extends Error {
+  readonly line: number | null;
+  constructor(message: string, line: number | null) {
+    super(line === null ? message : `Line ${line}: ${message}`);
+    this.name = "InvalidCaptionsError";
+    this.line = line;
+  }
+}

@@ -3,6 +3,7 @@ import { createYoga, type YogaServerInstance } from "graphql-yoga";
 import pg from "pg";
 import { bootstrapAdminKey } from "./auth/api-keys.ts";
 import { createAuthenticator } from "./auth/authenticate.ts";
+import { createCaptionCatalog } from "./captions/subtitle-playlists.ts";
 import { LiveCredentials } from "./auth/live-credentials.ts";
 import { parseScopes, type Principal, SCOPES } from "./auth/scopes.ts";
 import { costSettings, type Env } from "./config.ts";
@@ -163,6 +164,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     : null;
 
   const guard = createPlaybackGuard(db, playbackTokens);
+  const captions = createCaptionCatalog(db);
 
   let limiter: Awaited<ReturnType<typeof createMutationRateLimiter>> | null = null;
   const yoga = createYoga<Record<string, unknown>, Context>({
@@ -202,8 +204,8 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     }
     if (url.pathname.startsWith(MEDIA_PATH_PREFIX)) {
       return storage instanceof LocalStorage
-        ? handleMedia(storage, guard, req, res, url)
-        : handleSignedUrlMedia(storage, guard, req, res, url);
+        ? handleMedia(storage, guard, captions, req, res, url)
+        : handleSignedUrlMedia(storage, guard, captions, req, res, url);
     }
     if (await serveHealthPath(url.pathname, { db, transport }, res)) return;
     if (await handleConsole(req, res, url)) return;

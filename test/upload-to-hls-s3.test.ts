@@ -19,6 +19,8 @@ const CREATE_UPLOAD = /* GraphQL */ `
     createUpload(input: { title: $title, playbackPolicy: $policy }) {
       __typename ... on CreateUploadSuccess { uploadUrl video { id } }
     } }`;
+const ADD_CAPTION = /* GraphQL */ `
+  mutation($input: AddCaptionInput!) { addCaption(input: $input) { __typename } }`;
 const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`;
 const URLS = `query($id: ID!) { video(id: $id) { status playbackUrl posterUrl variants { name playlistUrl } } }`;
 const DELETE =
@@ -148,6 +150,21 @@ from the bucket`, async () => {
     );
     expect(redirect.status).toBe(302);
     expect(new URL(redirect.headers.get("location")!).origin).toBe(moto.endpoint);
+
+    // A caption track: the master lists it, its playlist (made by the API) points to the file in the bucket.
+    const text = "WEBVTT\n\n00:00.500 --> 00:01.500\nHello\n";
+    const added = await t.gql(ADD_CAPTION, { input: { videoId: id, language: "en", name: "English", text } });
+    expect(added.data.addCaption.__typename).toBe("AddCaptionSuccess");
+    const withCaption = await (await fetch(`${t.url}${urls.playbackUrl}`)).text();
+    const subtitles = /TYPE=SUBTITLES,.*URI="([^"]+)"/.exec(withCaption)![1]!;
+    const subtitlePlaylist = await fetch(new URL(subtitles, `${t.url}${urls.playbackUrl}`));
+    expect(subtitlePlaylist.status).toBe(200);
+    const vttUrl = new URL((await subtitlePlaylist.text()).split("\n").find((l) => l && !l.startsWith("#"))!);
+    expect(vttUrl.origin).toBe(moto.endpoint);
+    expect(vttUrl.pathname).toMatch(new RegExp(`^/${bucket}/videos/${id}/captions/[\\w-]+/track\\.vtt$`));
+    const vtt = await fetch(vttUrl);
+    expect(vtt.headers.get("content-type")).toMatch(/^text\/vtt/);
+    expect(await vtt.text()).toMatch(/^WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:\d+,LOCAL:00:00:00\.000\n\n00:00:00\.500 --> /);
   });
 
   it("deleteVideo removes every object of the video from the bucket, and leaves no unfinished upload", async () => {

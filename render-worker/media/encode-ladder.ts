@@ -1,6 +1,7 @@
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import type { ProbeResult, Rung } from "../../src/protocol/messages.ts";
+import { TIMELINE_LEAD_SECONDS } from "../../src/protocol/media-timeline.ts";
 import { RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
 import { runFfmpeg, type FfmpegInput, type FfmpegOutput, type FfmpegStatus } from "./ffmpeg-process.ts";
 import { AUDIO_ENCODER_OPTIONS, videoRateControl, type PlannedRung } from "./ladder.ts";
@@ -323,15 +324,6 @@ function keyframeTimes(segmentSeconds: number, firstSegmentSeconds: number): str
   if (firstSegmentSeconds === segmentSeconds) return `expr:gte(t,n_forced*${segmentSeconds})`;
   return `expr:gte(t,if(n_forced,${firstSegmentSeconds}+(n_forced-1)*${segmentSeconds},0))`;
 }
-
-/**
- * Every output's timestamps start this far in. The segment muxer gives each segment its own
- * MPEG-TS muxer, which shifts a segment whose first timestamps are negative (B-frame reordering,
- * AAC priming) by that amount: without the lead a run's first segment would be shifted by its
- * encoder's delay and the next one not, and a resumed run's segments would not continue the
- * earlier ones exactly.
- */
-const TIMELINE_LEAD_SECONDS = 10;
 
 /** ffmpeg's AAC encoder starts with 1024 samples of priming, at the audio rung's 48 kHz. */
 const AAC_PRIMING_SECONDS = 1024 / 48_000;

@@ -1,6 +1,12 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import path from "node:path";
-import { isPublishedKey } from "../protocol/storage-layout.ts";
+import { type CaptionCatalog, withSubtitles } from "../captions/subtitle-playlists.ts";
+import {
+  captionPlaylistParts,
+  isMasterPlaylistKey,
+  isPublishedKey,
+  videoKeyParts,
+} from "../protocol/storage-layout.ts";
 import { MEDIA_PATH_PREFIX } from "../storage/api-urls.ts";
 import type { LocalStorage } from "../storage/local.ts";
 import { rewritePlaylistUris } from "../storage/playlist-urls.ts";
@@ -42,7 +48,30 @@ const CONTENT_TYPES: Record<string, string> = {
   ".m4s": "video/iso.segment",
   ".mp4": "video/mp4",
   ".jpg": "image/jpeg",
+  ".vtt": "text/vtt; charset=utf-8",
 };
+
+/** Master playlists list the video's caption tracks, which can change at any time: cached briefly. */
+const MASTER_MAX_AGE_SECONDS = 10;
+
+/**
+ * The playlists the API writes or amends rather than serving them as stored: a master, to which
+ * it adds the video's caption tracks, and a caption's subtitle playlist, which is never stored.
+ */
+const isComposedPlaylist = (key: string): boolean => isMasterPlaylistKey(key) || captionPlaylistParts(key) !== null;
+
+/** The text of the playlist `key`, as players get it before URIs are signed or tokens added; null: none. */
+async function playlistText(
+  key: string,
+  captions: CaptionCatalog,
+  readStored: (key: string) => Promise<string | null>,
+): Promise<string | null> {
+  const caption = captionPlaylistParts(key);
+  if (caption) return captions.subtitlePlaylistOf(caption.videoId, caption.captionId);
+  const text = await readStored(key);
+  if (text === null || !isMasterPlaylistKey(key)) return text;
+  return withSubtitles(text, await captions.tracksOf(videoKeyParts(key)!.videoId));
+}
 
 /** Segments never change once written; playlists grow while a video encodes. */
 function cacheControl(ext: string): string {
@@ -88,6 +117,7 @@ function methodNotAllowed(req: IncomingMessage, res: ServerResponse): boolean {
 export async function handleMedia(
   storage: LocalStorage,
   guard: PlaybackGuard,
+  captions: CaptionCatalog,
   req: IncomingMessage,
   res: ServerResponse,
   url: URL,
@@ -95,22 +125,22 @@ export async function handleMedia(
   const admitted = await admitRequest(guard, req, res, url);
   if (admitted === null) return;
   const { key, token } = admitted;
-  const size = await storage.size(key).catch(() => null);
-  if (size === null) return notFound(res);
   const ext = path.extname(key);
-  if (ext === ".m3u8" && token) {
-    const text = await storage.readText(key);
+  if (ext === ".m3u8" && (token || isComposedPlaylist(key))) {
+    const text = await playlistText(key, captions, (k) => storage.readText(k));
     if (text === null) return notFound(res);
-    const body = Buffer.from(appendTokenToPlaylist(text, token));
+    const body = Buffer.from(token ? appendTokenToPlaylist(text, token) : text);
     res.writeHead(200, {
       "content-type": CONTENT_TYPES[ext]!,
-      "cache-control": "private, max-age=2",
+      "cache-control": `${token ? "private" : "public"}, max-age=2`,
       "content-length": body.byteLength,
       "access-control-allow-origin": "*",
     });
     res.end(req.method === "HEAD" ? undefined : body);
     return;
   }
+  const size = await storage.size(key).catch(() => null);
+  if (size === null) return notFound(res);
   const headers: Record<string, string | number> = {
     "content-type": CONTENT_TYPES[ext]!,
     "cache-control": cacheControlFor(ext, token),
@@ -167,6 +197,7 @@ export interface SignedUrlMediaStorage {
 export async function handleSignedUrlMedia(
   storage: SignedUrlMediaStorage,
   guard: PlaybackGuard,
+  captions: CaptionCatalog,
   req: IncomingMessage,
   res: ServerResponse,
   url: URL,
@@ -183,13 +214,17 @@ export async function handleSignedUrlMedia(
     res.end();
     return;
   }
-  const text = await storage.readText(key);
+  const text = await playlistText(key, captions, (k) => storage.readText(k));
   if (text === null) return notFound(res);
   const signed = await rewritePlaylistUris(text, key, (k) => storage.signedReadUrl(k));
   // Segment URIs are now absolute signed URLs; only child playlists (relative) need the token.
   const body = Buffer.from(token ? appendTokenToPlaylist(signed, token) : signed);
   const final = /^#EXT-X-(ENDLIST|STREAM-INF)/m.test(text);
-  const maxAge = final ? Math.min(3600, Math.floor(storage.signedUrlTtlSeconds / 4)) : 2;
+  const maxAge = isMasterPlaylistKey(key)
+    ? MASTER_MAX_AGE_SECONDS
+    : final
+      ? Math.min(3600, Math.floor(storage.signedUrlTtlSeconds / 4))
+      : 2;
   res.writeHead(200, {
     "content-type": CONTENT_TYPES[".m3u8"]!,
     "cache-control": `${token ? "private" : "public"}, max-age=${maxAge}`,

@@ -16,6 +16,7 @@ const MUTATION_WEIGHTS: Readonly<Record<string, number>> = {
   uploadVideo: 5,
   retryVariant: 5,
   uploadAsset: 2,
+  addCaption: 2,
 };
 
 /** The operation a request executes: the one named, or the only one. */

@@ -10,6 +10,7 @@
  * videos/{videoId}/hls/encode.json        what the finished encode published (resume and redelivery)
  * videos/{videoId}/hls/{rung}/index.m3u8  a rung's playlist, its segments beside it
  * videos/{videoId}/thumbnails/poster.jpg  the poster
+ * videos/{videoId}/captions/{id}/track.vtt a caption track (its playlist, index.m3u8 beside it, is made by the API)
  * tenants/{tenantId}/assets/{id}/{name}   a tenant's uploaded composition asset
  * tenants/{tenantId}/manim-cache/…        a tenant's cached Manim partial movies
  * ```
@@ -51,6 +52,27 @@ export function hlsLayout(outputPrefix: string) {
 /** The poster of a video, under its prefix. */
 export const posterKey = (outputPrefix: string): string => `${outputPrefix}/thumbnails/poster.jpg`;
 
+/** The prefix of a caption track's objects: its WebVTT file (its playlist is made by the API, never stored). */
+export const captionPrefix = (videoId: string, captionId: string): string =>
+  `${videoPrefix(videoId)}/captions/${captionId}`;
+
+/** A caption track's WebVTT file, as its subtitle playlist names it. */
+export const CAPTION_FILE = "track.vtt";
+
+/** A caption track's WebVTT file. */
+export const captionKey = (videoId: string, captionId: string): string =>
+  `${captionPrefix(videoId, captionId)}/${CAPTION_FILE}`;
+
+/** A caption track's subtitle playlist. */
+export const captionPlaylistKey = (videoId: string, captionId: string): string =>
+  `${captionPrefix(videoId, captionId)}/${RUNG_PLAYLIST}`;
+
+/** The video and caption a subtitle playlist key names, or null for any other key. */
+export function captionPlaylistParts(key: string): { videoId: string; captionId: string } | null {
+  const m = /^videos\/([^/]+)\/captions\/([^/]+)\/index\.m3u8$/.exec(key);
+  return m ? { videoId: m[1]!, captionId: m[2]! } : null;
+}
+
 /**
  * The video a key belongs to and the folder under its prefix (`source`, `hls`, `thumbnails`), or
  * null for a key outside `videos/`.
@@ -60,10 +82,10 @@ export function videoKeyParts(key: string): { videoId: string; folder: string } 
   return top === "videos" && videoId && folder ? { videoId, folder } : null;
 }
 
-/** Whether a key is published media (HLS and the poster), which players may read; sources are not. */
+/** Whether a key is published media (HLS, captions, the poster), which players may read; sources are not. */
 export function isPublishedKey(key: string): boolean {
   const folder = videoKeyParts(key)?.folder;
-  return folder === "hls" || folder === "thumbnails";
+  return folder === "hls" || folder === "thumbnails" || folder === "captions";
 }
 
 /** Whether a key is a master playlist: opening it starts a playback session. */

@@ -1,5 +1,5 @@
 import { builder } from "../builder.ts";
-import { FileTooLargeError, NoWorkerError, NotFoundError, ValidationError } from "../errors.ts";
+import { FileTooLargeError, InvalidCaptionsError, NoWorkerError, NotFoundError, ValidationError } from "../errors.ts";
 
 export const ErrorInterface = builder.interfaceRef<Error>("Error").implement({
   description: "Every error a mutation can return implements this.",
@@ -32,4 +32,11 @@ builder.objectType(NoWorkerError, {
   description:
     "No worker can run this now (none with `capability` is alive); nothing was created. Try again once one runs.",
   fields: (t) => ({ capability: t.exposeString("capability") }),
+});
+
+builder.objectType(InvalidCaptionsError, {
+  name: "InvalidCaptionsError",
+  interfaces: [ErrorInterface],
+  description: "The caption file is not valid WebVTT or SRT; `line` (1-based) is where, when the problem has a place.",
+  fields: (t) => ({ line: t.exposeInt("line", { nullable: true }) }),
 });

@@ -10,6 +10,7 @@ import "./rendered-video.ts";
 import "./manim.ts";
 import "./url-import.ts";
 import "./asset.ts";
+import "./caption.ts";
 import "./composition.ts";
 import "./webhook.ts";
 import "./queue-position.ts";

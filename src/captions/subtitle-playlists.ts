@@ -1,0 +1,113 @@
+import type { Db } from "../db/client.ts";
+import { isUuid } from "../ids.ts";
+import { CAPTION_FILE, RUNG_PLAYLIST } from "../protocol/storage-layout.ts";
+
+/** The HLS group every caption track belongs to; every variant of the master refers to it. */
+const SUBTITLES_GROUP = "subs";
+
+/** What RFC 8216 and Apple's authoring spec call a track for the deaf and hard of hearing. */
+const SDH_CHARACTERISTICS =
+  "public.accessibility.transcribes-spoken-dialog,public.accessibility.describes-music-and-sound";
+
+/** A caption track as the master playlist lists it. */
+export interface SubtitleTrack {
+  id: string;
+  language: string;
+  name: string;
+  isDefault: boolean;
+  autoselect: boolean;
+  forced: boolean;
+  hearingImpaired: boolean;
+}
+
+/**
+ * The master playlist `master` (as the worker stored it) with `tracks` as SUBTITLES renditions
+ * and every variant referring to them. The API adds them at each request rather than storing
+ * them, so the worker, which rewrites the master on every encode, retry or resume, never has
+ * to know about captions and never loses them.
+ */
+export function withSubtitles(master: string, tracks: readonly SubtitleTrack[]): string {
+  if (tracks.length === 0) return master;
+  // A group has at most one default (RFC 8216 4.3.4.1.1); should two racing requests both have set
+  // one, the newer wins, as it would have had they come one after the other.
+  const defaultId = tracks.findLast((track) => track.isDefault)?.id;
+  const media = tracks.map((track) => {
+    const isDefault = track.id === defaultId;
+    const attributes = [
+      "TYPE=SUBTITLES",
+      `GROUP-ID="${SUBTITLES_GROUP}"`,
+      `NAME="${track.name}"`,
+      `LANGUAGE="${track.language}"`,
+      `DEFAULT=${isDefault ? "YES" : "NO"}`,
+      // RFC 8216 4.3.4.1: AUTOSELECT must be YES when DEFAULT is.
+      `AUTOSELECT=${isDefault || track.autoselect ? "YES" : "NO"}`,
+      `FORCED=${track.forced ? "YES" : "NO"}`,
+      ...(track.hearingImpaired ? [`CHARACTERISTICS="${SDH_CHARACTERISTICS}"`] : []),
+      `URI="../captions/${track.id}/${RUNG_PLAYLIST}"`,
+    ];
+    return `#EXT-X-MEDIA:${attributes.join(",")}`;
+  });
+  const lines = master.split("\n");
+  const firstVariant = lines.findIndex((l) => l.startsWith("#EXT-X-STREAM-INF:"));
+  if (firstVariant < 0) return master;
+  const out: string[] = [];
+  for (const [i, line] of lines.entries()) {
+    if (i === firstVariant) out.push(...media);
+    out.push(line.startsWith("#EXT-X-STREAM-INF:") ? `${line},SUBTITLES="${SUBTITLES_GROUP}"` : line);
+  }
+  return out.join("\n");
+}
+
+/**
+ * A caption track's subtitle playlist: the whole WebVTT file as one segment as long as the video
+ * (or, before the probe said how long it is, as its last cue).
+ */
+function subtitlePlaylist(duration: number): string {
+  const seconds = Math.max(duration, 1);
+  return [
+    "#EXTM3U",
+    "#EXT-X-VERSION:3",
+    `#EXT-X-TARGETDURATION:${Math.ceil(seconds)}`,
+    "#EXT-X-MEDIA-SEQUENCE:0",
+    "#EXT-X-PLAYLIST-TYPE:VOD",
+    `#EXTINF:${seconds.toFixed(3)},`,
+    CAPTION_FILE,
+    "#EXT-X-ENDLIST",
+    "",
+  ].join("\n");
+}
+
+/** What the media handlers ask about captions when they serve a master or a subtitle playlist. */
+export interface CaptionCatalog {
+  /** The caption tracks of a video, oldest first. */
+  tracksOf(videoId: string): Promise<SubtitleTrack[]>;
+  /** The subtitle playlist of one of the video's captions, or null when it has no such caption. */
+  subtitlePlaylistOf(videoId: string, captionId: string): Promise<string | null>;
+}
+
+export function createCaptionCatalog(db: Db): CaptionCatalog {
+  return {
+    tracksOf: (videoId) =>
+      db.caption.findMany({
+        where: { videoId },
+        orderBy: [{ createdAt: "asc" }, { id: "asc" }],
+        select: {
+          id: true,
+          language: true,
+          name: true,
+          isDefault: true,
+          autoselect: true,
+          forced: true,
+          hearingImpaired: true,
+        },
+      }),
+    async subtitlePlaylistOf(videoId, captionId) {
+      if (!isUuid(captionId)) return null;
+      const caption = await db.caption.findFirst({
+        where: { id: captionId, videoId },
+        select: { lastCueEnd: true, video: { select: { duration: true } } },
+      });
+      return caption ? subtitlePlaylist(caption.video.duration ?? caption.lastCueEnd) : null;
+    },
+  };
+}
