@@ -63,7 +63,14 @@ async function encodeAndPublish(
   const hls = hlsLayout(job.outputPrefix);
   const encoder = ctx.encoder ?? "libx264";
   const segments = segmentPlan(job.options.segmentSeconds);
-  const manifest: EncodeManifest = { jobId: job.jobId, ladder, ...segments, encoder };
+  const segmentFormat = job.options.segmentFormat ?? "TS";
+  const manifest: EncodeManifest = {
+    jobId: job.jobId,
+    ladder,
+    ...segments,
+    encoder,
+    ...(segmentFormat === "FMP4" ? { segmentFormat } : {}),
+  };
   const { duration, fps } = probe;
   const plan = await planResume({ storage, hlsPrefix: hls.prefix, manifest, rungs, duration, fps });
   const resume: ResumePoint | null = plan.resume;
@@ -106,6 +113,7 @@ async function encodeAndPublish(
     rungs,
     kept: resume?.kept,
     probe,
+    segmentFormat,
     targetDuration: targetDuration(segments),
     onPlayable: (masterKey) =>
       inSpan("publish playable", {}, async () => {
@@ -130,6 +138,7 @@ async function encodeAndPublish(
       firstSegmentSeconds: segments.firstSegmentSeconds,
       signal: encodeController.signal,
       encoder,
+      segmentFormat,
       ...(resumed ? { resumeFrom: resumed } : {}),
     });
     publisher.start();

@@ -187,7 +187,10 @@ async function packetTimes(playlistFile: string): Promise<number[]> {
     .sort((a, b) => a - b);
 }
 
-describe("transcode resumes what an earlier run of the job published (real ffmpeg)", () => {
+describe.each([
+  { format: "TS", ext: "ts" },
+  { format: "FMP4", ext: "m4s" },
+] as const)("transcode resumes what an earlier run of the job published (real ffmpeg, $format)", ({ format, ext }) => {
   let root: string;
   beforeEach(async () => {
     root = await mkdtemp(path.join(fixturesDir(), "resume-"));
@@ -201,7 +204,8 @@ play through`, async () => {
     const seconds = 16;
     const clip = await makeClip({ width: 640, height: 360, seconds, audio: true });
     const dataDir = path.join(root, "data");
-    const job = await stageTranscodeJob(dataDir, clip, { jobId: JOB_ID, videoId: VIDEO_ID }, 2);
+    const staged = await stageTranscodeJob(dataDir, clip, { jobId: JOB_ID, videoId: VIDEO_ID }, 2);
+    const job = { ...staged, options: { ...staged.options, segmentFormat: format } };
     const storage = createLocalWorkerStorage(dataDir);
     const hlsDir = path.join(dataDir, job.outputPrefix, "hls");
 
@@ -222,7 +226,9 @@ play through`, async () => {
     expect(stopped).toMatchObject({ name: "AbortError" });
     const keptFiles = new Map<string, number>();
     for (const name of ["360p", "240p", "144p", "audio"]) {
-      for (const uri of ["seg_00000.ts", "seg_00001.ts", "seg_00002.ts"])
+      const kept = ["seg_00000", "seg_00001", "seg_00002"].map((s) => `${s}.${ext}`);
+      // An fMP4 rung's init segment was published with its first segment: the next run keeps it too.
+      for (const uri of format === "FMP4" ? [...kept, "init.mp4"] : kept)
         keptFiles.set(`${name}/${uri}`, (await stat(path.join(hlsDir, name, uri))).mtimeMs);
     }
 
@@ -259,7 +265,13 @@ play through`, async () => {
       parser.end();
       const segments = parser.manifest.segments as { uri: string; duration: number }[];
       expect(parser.manifest.endList, name).toBe(true);
-      expect(segments.map((s) => s.uri)).toEqual(segments.map((_, i) => `seg_${String(i).padStart(5, "0")}.ts`));
+      expect(segments.map((s) => s.uri)).toEqual(segments.map((_, i) => `seg_${String(i).padStart(5, "0")}.${ext}`));
+      if (format === "FMP4") {
+        expect(text).toContain("#EXT-X-VERSION:7\n");
+        expect(text).toContain('#EXT-X-MAP:URI="init.mp4"\n');
+      } else {
+        expect(text).not.toContain("#EXT-X-MAP");
+      }
       if (name !== "audio") {
         expect(segments).toHaveLength(seconds / 2 + 1);
         expect(segments.map((s) => s.duration)).toEqual([1, ...Array(seconds / 2 - 1).fill(2), 1]);
