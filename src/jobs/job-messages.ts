@@ -46,6 +46,7 @@ const builders = {
       options: {
         segmentSeconds: settings.segmentSeconds,
         maxDurationSeconds: settings.maxDurationSeconds,
+        segmentFormat: video.segmentFormat,
         // retryVariant: only these rungs, the master still listing the whole ladder.
         ...(input.rungs ? { rungs: input.rungs } : {}),
       },

@@ -24,12 +24,15 @@ export async function createRenderedVideo(
     title: string;
     idempotencyKey: string | null;
     playbackPolicy: "PUBLIC" | "SIGNED";
+    /** How the transcode of the made source packages its segments; default TS. */
+    segmentFormat?: "TS" | "FMP4" | null;
     source: "URL" | "MANIM" | "COMPOSITION";
   } & SourceJob,
 ): Promise<Video> {
   const { video, created } = await createVideoOnce(ctx, options.idempotencyKey, {
     title: options.title,
     playbackPolicy: options.playbackPolicy,
+    segmentFormat: options.segmentFormat ?? "TS",
     source: options.source,
     status: "QUEUED",
   });

@@ -9,6 +9,7 @@ import { UploadTooLargeError } from "../storage/types.ts";
 import { createVideoOnce } from "../videos/create-video-once.ts";
 import { findVideoOrThrow } from "../videos/find-video.ts";
 import { validIdempotencyKey, validOrigin, validTitle } from "../videos/input-rules.ts";
+import { SegmentFormatEnum } from "./segment-format.ts";
 import { PlaybackPolicyEnum, VideoRef } from "./video.ts";
 
 const CreateUploadInput = builder.inputType("CreateUploadInput", {
@@ -23,6 +24,7 @@ const CreateUploadInput = builder.inputType("CreateUploadInput", {
         "default: this request's Origin header.",
     }),
     playbackPolicy: t.field({ type: PlaybackPolicyEnum, description: "Default PUBLIC." }),
+    segmentFormat: t.field({ type: SegmentFormatEnum, description: "How the HLS segments are packaged; default TS." }),
     idempotencyKey: t.string({
       description:
         "The same key (per tenant) returns the same video, with an upload URL for it, " +
@@ -84,6 +86,7 @@ builder.mutationFields((t) => ({
         title,
         uploadSize: size,
         playbackPolicy: input.playbackPolicy ?? "PUBLIC",
+        segmentFormat: input.segmentFormat ?? "TS",
         uploadNonce: randomBytes(16).toString("base64url"),
       });
       try {
@@ -104,13 +107,18 @@ builder.mutationFields((t) => ({
     type: UploadVideoSuccess,
     description: "Uploads a small file in the request itself (GraphQL multipart request) and queues it.",
     authScopes: { scope: "videos:write" },
-    args: { file: t.arg({ type: "File", required: true }), title: t.arg.string() },
+    args: {
+      file: t.arg({ type: "File", required: true }),
+      title: t.arg.string(),
+      segmentFormat: t.arg({ type: SegmentFormatEnum, description: "How the HLS segments are packaged; default TS." }),
+    },
     errors: { types: [ValidationError, FileTooLargeError], union: { name: "UploadVideoResult" } },
-    resolve: async (_root, { file, title }, ctx) => {
+    resolve: async (_root, { file, title, segmentFormat }, ctx) => {
       const name = validTitle(title, file.name || "Untitled");
       if (file.size === 0) throw new ValidationError("file", "The file is empty (0 bytes)");
       if (file.size > ctx.maxUploadBytes) throw new FileTooLargeError(ctx.maxUploadBytes);
-      const created = await ctx.db.video.create({ data: { title: name, tenantId: tenantOf(ctx) } });
+      const data = { title: name, tenantId: tenantOf(ctx), segmentFormat: segmentFormat ?? "TS" };
+      const created = await ctx.db.video.create({ data });
       const key = sourceKey(created.id);
       try {
         await ctx.storage.write(key, file.stream() as unknown as AsyncIterable<Uint8Array>, {

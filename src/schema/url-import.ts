@@ -3,6 +3,7 @@ import { ValidationError } from "../errors.ts";
 import { checkOutboundUrl } from "../http/outbound-url.ts";
 import { createRenderedVideo, RenderSuccess } from "./rendered-video.ts";
 import { validIdempotencyKey, validTitle } from "../videos/input-rules.ts";
+import { SegmentFormatEnum } from "./segment-format.ts";
 import { PlaybackPolicyEnum } from "./video.ts";
 
 const CreateVideoFromUrlInput = builder.inputType("CreateVideoFromUrlInput", {
@@ -10,6 +11,7 @@ const CreateVideoFromUrlInput = builder.inputType("CreateVideoFromUrlInput", {
     url: t.string({ required: true, description: "An http(s) URL of a video file on the public internet." }),
     title: t.string({ required: true }),
     playbackPolicy: t.field({ type: PlaybackPolicyEnum }),
+    segmentFormat: t.field({ type: SegmentFormatEnum, description: "How the HLS segments are packaged; default TS." }),
     idempotencyKey: t.string({
       description: "The same key (per tenant) returns the same video instead of importing again.",
     }),
@@ -34,6 +36,7 @@ builder.mutationFields((t) => ({
         title: validTitle(input.title),
         idempotencyKey: validIdempotencyKey(input.idempotencyKey),
         playbackPolicy: input.playbackPolicy ?? "PUBLIC",
+        segmentFormat: input.segmentFormat,
         source: "URL",
         kind: "IMPORT_URL",
         input: { url: url.href },
