@@ -151,7 +151,9 @@ describe("fMP4 (CMAF) segments, chosen per video (public API, local storage, rea
     expect(video.variants.every((v: { status: string }) => v.status === "READY")).toBe(true);
     const masterUrl = `${t.url}${video.playbackUrl}`;
     const rungs = await checkFragmentedLadder(t, masterUrl, false);
-    expect([...rungs.keys()].sort()).toEqual(video.variants.map((v: { name: string }) => `${v.name}/index.m3u8`).sort());
+    expect([...rungs.keys()].sort()).toEqual(
+      video.variants.map((v: { name: string }) => `${v.name}/index.m3u8`).sort(),
+    );
 
     const rung = video.variants.find((v: { name: string }) => v.name !== "audio").name;
     const base = `${t.url}/media/videos/${video.id}/hls/${rung}`;

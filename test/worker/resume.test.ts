@@ -34,16 +34,21 @@ const MANIFEST: EncodeManifest = {
   encoder: "libx264",
 };
 
-function playlist(durations: number[], opts: { endList?: boolean; mediaSequence?: number } = {}): string {
+function playlist(
+  durations: number[],
+  opts: { endList?: boolean; mediaSequence?: number; map?: string; ext?: string } = {},
+): string {
   const lines = [
     "#EXTM3U",
     "#EXT-X-VERSION:6",
     "#EXT-X-TARGETDURATION:2",
     `#EXT-X-MEDIA-SEQUENCE:${opts.mediaSequence ?? 0}`,
     "#EXT-X-PLAYLIST-TYPE:EVENT",
+    ...(opts.map ? [`#EXT-X-MAP:URI="${opts.map}"`] : []),
   ];
   durations.forEach((d, i) => {
-    lines.push(`#EXTINF:${d.toFixed(6)},`, `seg_${String(i + (opts.mediaSequence ?? 0)).padStart(5, "0")}.ts`);
+    const name = `seg_${String(i + (opts.mediaSequence ?? 0)).padStart(5, "0")}.${opts.ext ?? "ts"}`;
+    lines.push(`#EXTINF:${d.toFixed(6)},`, name);
   });
   if (opts.endList) lines.push("#EXT-X-ENDLIST");
   return `${lines.join("\n")}\n`;
@@ -141,6 +146,39 @@ describe("planResume", () => {
   });
 });
 
+describe("planResume of an fMP4 encode", () => {
+  const FMP4: EncodeManifest = { ...MANIFEST, segmentFormat: "FMP4" };
+  const fmp4 = (durations: number[]) => playlist(durations, { map: "init.mp4", ext: "m4s" });
+  const published: Record<string, string> = {
+    [`hls/${ENCODE_MANIFEST}`]: encodeManifestText(FMP4),
+    "hls/360p/index.m3u8": fmp4([1, 2, 2, 2]),
+    "hls/240p/index.m3u8": fmp4([1, 2, 2]),
+    "hls/audio/index.m3u8": fmp4([1.002667, 2.005333, 1.984, 2.005333]),
+  };
+
+  it("keeps the .m4s segments every rung published after its init", async () => {
+    const { resume } = await planFor(published, FMP4);
+    expect(resume).toMatchObject({ segments: 3, fromSeconds: 5 });
+    expect(resume!.kept.get("240p")!.map((s) => s.uri)).toEqual(["seg_00000.m4s", "seg_00001.m4s", "seg_00002.m4s"]);
+  });
+
+  it("starts from zero over a TS encode's output, and a TS encode over an fMP4 one's", async () => {
+    // The manifest says the format: a TS manifest is not an fMP4 one, nor the other way round.
+    expect(encodeManifestText(FMP4)).toContain('"segmentFormat":"FMP4"');
+    expect(encodeManifestText(MANIFEST)).not.toContain("segmentFormat");
+    expect((await planFor(published, MANIFEST)).resume).toBeNull();
+    const cases: Array<[string, string]> = [
+      ["TS segments", playlist([1, 2, 2])],
+      ["no EXT-X-MAP", playlist([1, 2, 2], { ext: "m4s" })],
+      ["another init", playlist([1, 2, 2], { ext: "m4s", map: "other.mp4" })],
+    ];
+    for (const [what, text] of cases) {
+      const plan = await planFor({ ...published, "hls/240p/index.m3u8": text }, FMP4);
+      expect(plan.resume, what).toBeNull();
+    }
+  });
+});
+
 describe("mediaPlaylist", () => {
   it("lists the kept segments, then the run's own, from segment 0 with one target duration", () => {
     const kept = [
@@ -165,6 +203,11 @@ describe("mediaPlaylist", () => {
       ["seg_00003.ts", 1.5],
     ]);
     expect(mediaPlaylist(kept, { targetDuration: 2, endList: false })).not.toContain("ENDLIST");
+    expect(mediaPlaylist(kept, { targetDuration: 2, endList: false })).not.toContain("#EXT-X-MAP");
+    // fMP4: version 7, the init named before the first segment.
+    const fmp4 = mediaPlaylist(kept, { targetDuration: 2, endList: false, map: "init.mp4" });
+    expect(fmp4).toContain("#EXT-X-VERSION:7\n");
+    expect(fmp4.indexOf('#EXT-X-MAP:URI="init.mp4"\n')).toBeLessThan(fmp4.indexOf("#EXTINF"));
     // A segment that rounds to more than the target (a long frame gap) raises it: the spec's rule.
     expect(mediaPlaylist([{ uri: "seg_00000.ts", duration: 3.6 }], { targetDuration: 2, endList: false })).toContain(
       "#EXT-X-TARGETDURATION:4",
