@@ -8,6 +8,7 @@ import { promisify } from "node:util";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
+import { ADMIN_AUTH } from "./support/auth.ts";
 import { launchChromium } from "./support/console.ts";
 import { startMotoS3, type MotoS3 } from "./support/moto-s3.ts";
 import { makeClip } from "./worker/media-fixtures.ts";
@@ -19,6 +20,16 @@ const CREATE_UPLOAD = /* GraphQL */ `
   mutation($input: CreateUploadInput!) {
     createUpload(input: $input) {
       __typename ... on CreateUploadSuccess { uploadUrl video { id segmentFormat } }
+    } }`;
+const UPLOAD_VIDEO = /* GraphQL */ `
+  mutation($f: File!, $format: SegmentFormat) {
+    uploadVideo(file: $f, title: "multipart", segmentFormat: $format) {
+      __typename ... on UploadVideoSuccess { video { id segmentFormat } }
+    } }`;
+const FROM_URL = /* GraphQL */ `
+  mutation($url: String!) {
+    createVideoFromUrl(input: { url: $url, title: "imported", segmentFormat: FMP4 }) {
+      __typename ... on RenderSuccess { video { id segmentFormat } }
     } }`;
 const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { status error } } }`;
 const VIDEO = `query($id: ID!) { video(id: $id) { status segmentFormat playbackUrl variants { name status } } }`;
@@ -136,7 +147,8 @@ describe("fMP4 (CMAF) segments, chosen per video (public API, local storage, rea
   let t: TestApp;
   let browser: Browser;
   beforeAll(async () => {
-    t = await startTestApp();
+    // Loopback imports allowed: the createVideoFromUrl case fetches from a server of this test.
+    t = await startTestApp({ env: { URL_IMPORT_ALLOW_PRIVATE: "true" } });
     browser = await launchChromium();
   });
   afterAll(async () => {
@@ -179,6 +191,34 @@ describe("fMP4 (CMAF) segments, chosen per video (public API, local storage, rea
     const played = await play(browser, masterUrl, 2);
     expect(played.events.filter((e) => e.fatal)).toEqual([]);
     expect(played.currentTime).toBeGreaterThanOrEqual(2);
+  });
+
+  it("uploadVideo and createVideoFromUrl (a made source's transcode) take segmentFormat too", async () => {
+    const clip = await readFile(await makeClip({ width: 320, height: 180, seconds: 2, audio: true }));
+    const form = new FormData();
+    const operations = { query: UPLOAD_VIDEO, variables: { f: null, format: "FMP4" } };
+    form.append("operations", JSON.stringify(operations));
+    form.append("map", JSON.stringify({ 0: ["variables.f"] }));
+    form.append("0", new Blob([clip], { type: "video/mp4" }), "clip.mp4");
+    const res = await fetch(`${t.url}/graphql`, { method: "POST", body: form, headers: ADMIN_AUTH });
+    const uploaded = (await res.json()).data.uploadVideo.video;
+    expect(uploaded.segmentFormat).toBe("FMP4");
+
+    const files = createServer((_req, res) => res.writeHead(200, { "content-type": "video/mp4" }).end(clip));
+    await new Promise<void>((resolve) => files.listen(0, "127.0.0.1", resolve));
+    try {
+      const url = `http://127.0.0.1:${(files.address() as AddressInfo).port}/clip.mp4`;
+      const imported = (await t.gql(FROM_URL, { url })).data.createVideoFromUrl.video;
+      expect(imported.segmentFormat).toBe("FMP4");
+      for (const id of [uploaded.id, imported.id]) {
+        const done = collectSubscription<any>(t.wsClient(), EVENTS, { id }).done;
+        expect((await done).at(-1).videoEvents.video).toEqual({ status: "READY", error: null });
+        const video = (await t.gql(VIDEO, { id })).data.video;
+        await checkFragmentedLadder(t, `${t.url}${video.playbackUrl}`, false);
+      }
+    } finally {
+      await new Promise((resolve) => files.close(resolve));
+    }
   });
 
   it("TS stays the default: no segmentFormat gives MPEG-TS segments and playlists without EXT-X-MAP", async () => {
