@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { readFile, stat } from "node:fs/promises";
+import { readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import { Parser } from "m3u8-parser";
@@ -37,105 +37,117 @@ async function publishedSegmentCounts(hlsDir: string): Promise<Map<string, numbe
   return counts;
 }
 
-describe("a transcode retried after its worker died resumes from what was published (public API, real workers)", () => {
-  let t: TestApp;
-  const workerEnv = () => ({
-    DATABASE_URL: t.database.url,
-    DATA_DIR: t.dataDir,
-    PROGRESS_INTERVAL_MS: "250",
-    HEARTBEAT_INTERVAL_SECONDS: "2",
-  });
-  beforeAll(async () => {
-    t = await startTestApp({ worker: false, env: { JOB_STALL_SECONDS: "10" } });
-  });
-  afterAll(async () => {
-    await stopAllProcesses();
-    await t.stop();
-  });
+describe.each([
+  { format: "TS", ext: "ts" },
+  { format: "FMP4", ext: "m4s" },
+] as const)(
+  "a transcode retried after its worker died resumes from what was published (public API, real workers, \
+$format)",
+  ({ format, ext }) => {
+    let t: TestApp;
+    const workerEnv = () => ({
+      DATABASE_URL: t.database.url,
+      DATA_DIR: t.dataDir,
+      PROGRESS_INTERVAL_MS: "250",
+      HEARTBEAT_INTERVAL_SECONDS: "2",
+    });
+    beforeAll(async () => {
+      t = await startTestApp({ worker: false, env: { JOB_STALL_SECONDS: "10" } });
+    });
+    afterAll(async () => {
+      await stopAllProcesses();
+      await t.stop();
+    });
 
-  it(`kill -9 mid-encode: the next run keeps the published segments, encodes the rest, and the video \
+    it(`kill -9 mid-encode: the next run keeps the published segments, encodes the rest, and the video \
 plays through`, async () => {
-    const seconds = 20;
-    const clip = await makeClip({ width: 960, height: 540, seconds, audio: true });
-    const first = await startWorkerProcess("worker-first", workerEnv());
-    const { id, uploadUrl } = await createUpload(t, "resumed");
-    const final = collectSubscription<any>(t.wsClient(), EVENTS, { id }).done;
-    expect((await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
+      const seconds = 20;
+      const clip = await makeClip({ width: 960, height: 540, seconds, audio: true });
+      const first = await startWorkerProcess("worker-first", workerEnv());
+      const { id, uploadUrl } = await createUpload(t, "resumed", { segmentFormat: format });
+      const final = collectSubscription<any>(t.wsClient(), EVENTS, { id }).done;
+      expect((await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
 
-    const hlsDir = path.join(t.dataDir, "videos", id, "hls");
-    await expect
-      .poll(async () => Math.min(...(await publishedSegmentCounts(hlsDir)).values()), { timeout: 60_000, interval: 50 })
-      .toBeGreaterThanOrEqual(3);
-    await first.stop("SIGKILL");
-    const publishedAtKill = await publishedSegmentCounts(hlsDir);
-    // A 1 s first segment, then 2 s ones: seconds / 2 + 1 segments per video rung.
-    const segmentCount = seconds / 2 + 1;
-    expect(Math.max(...publishedAtKill.values()), "the kill came before the end").toBeLessThan(segmentCount);
-    // The segments every rung had published; the next run must keep them as they are.
-    const keptMtimes = new Map<string, number>();
-    for (const rung of publishedAtKill.keys()) {
-      for (let i = 0; i < Math.min(...publishedAtKill.values()); i++) {
-        const file = `${rung}/seg_${String(i).padStart(5, "0")}.ts`;
-        keptMtimes.set(file, (await stat(path.join(hlsDir, file))).mtimeMs);
+      const hlsDir = path.join(t.dataDir, "videos", id, "hls");
+      await expect
+        .poll(async () => Math.min(...(await publishedSegmentCounts(hlsDir)).values()), {
+          timeout: 60_000,
+          interval: 50,
+        })
+        .toBeGreaterThanOrEqual(3);
+      await first.stop("SIGKILL");
+      const publishedAtKill = await publishedSegmentCounts(hlsDir);
+      // A 1 s first segment, then 2 s ones: seconds / 2 + 1 segments per video rung.
+      const segmentCount = seconds / 2 + 1;
+      expect(Math.max(...publishedAtKill.values()), "the kill came before the end").toBeLessThan(segmentCount);
+      // The segments every rung had published; the next run must keep them as they are.
+      const keptMtimes = new Map<string, number>();
+      for (const rung of publishedAtKill.keys()) {
+        for (let i = 0; i < Math.min(...publishedAtKill.values()); i++) {
+          const file = `${rung}/seg_${String(i).padStart(5, "0")}.${ext}`;
+          keptMtimes.set(file, (await stat(path.join(hlsDir, file))).mtimeMs);
+        }
+        const init = `${rung}/init.mp4`;
+        if (format === "FMP4") keptMtimes.set(init, (await stat(path.join(hlsDir, init))).mtimeMs);
       }
-    }
 
-    await startWorkerProcess("worker-second", workerEnv());
-    expect((await final).at(-1).videoEvents.video).toEqual({ status: "READY", playable: true });
+      await startWorkerProcess("worker-second", workerEnv());
+      expect((await final).at(-1).videoEvents.video).toEqual({ status: "READY", playable: true });
 
-    const video = (await t.gql(RESULT, { id })).data.video;
-    const job = video.jobs.edges[0].node;
-    expect(job.status).toBe("SUCCEEDED");
-    expect(job.runs.map((r: any) => [r.workerId, r.status])).toEqual([
-      ["worker-first", "ABANDONED"],
-      ["worker-second", "SUCCEEDED"],
-    ]);
-    const [dead, resumed] = job.runs;
-    expect(dead.resumedSegments).toBeNull();
-    // It kept at least what every rung had published when the first worker died, and encoded the rest.
-    expect(resumed.resumedSegments).toBeGreaterThanOrEqual(Math.min(...publishedAtKill.values()));
-    expect(resumed.resumedSegments).toBeLessThan(segmentCount);
-    expect(resumed.resumedFromSeconds).toBe(1 + (resumed.resumedSegments - 1) * 2);
-    expect(new Date(dead.finishedAt).getTime()).toBeLessThanOrEqual(new Date(resumed.startedAt).getTime());
+      const video = (await t.gql(RESULT, { id })).data.video;
+      const job = video.jobs.edges[0].node;
+      expect(job.status).toBe("SUCCEEDED");
+      expect(job.runs.map((r: any) => [r.workerId, r.status])).toEqual([
+        ["worker-first", "ABANDONED"],
+        ["worker-second", "SUCCEEDED"],
+      ]);
+      const [dead, resumed] = job.runs;
+      expect(dead.resumedSegments).toBeNull();
+      // It kept at least what every rung had published when the first worker died, and encoded the rest.
+      expect(resumed.resumedSegments).toBeGreaterThanOrEqual(Math.min(...publishedAtKill.values()));
+      expect(resumed.resumedSegments).toBeLessThan(segmentCount);
+      expect(resumed.resumedFromSeconds).toBe(1 + (resumed.resumedSegments - 1) * 2);
+      expect(new Date(dead.finishedAt).getTime()).toBeLessThanOrEqual(new Date(resumed.startedAt).getTime());
 
-    for (const [file, mtime] of keptMtimes)
-      expect((await stat(path.join(hlsDir, file))).mtimeMs, `${file} kept as the first worker wrote it`).toBe(mtime);
-    expect(video.variants.map((v: any) => v.name).sort()).toEqual([...publishedAtKill.keys()].sort());
-    for (const variant of video.variants) {
-      const playlistFile = path.join(hlsDir, variant.name, "index.m3u8");
-      const segments = segmentsOf(await readFile(playlistFile, "utf8"));
-      expect(variant).toMatchObject({ status: "READY", progress: 1, segmentCount: segments.length });
-      if (variant.name !== "audio") {
-        expect(segments, variant.name).toHaveLength(segmentCount);
-        expect(segments[0]!.duration, `${variant.name}: the short first segment`).toBeCloseTo(1, 3);
+      for (const [file, mtime] of keptMtimes)
+        expect((await stat(path.join(hlsDir, file))).mtimeMs, `${file} kept as the first worker wrote it`).toBe(mtime);
+      expect(video.variants.map((v: any) => v.name).sort()).toEqual([...publishedAtKill.keys()].sort());
+      for (const variant of video.variants) {
+        const playlistFile = path.join(hlsDir, variant.name, "index.m3u8");
+        const segments = segmentsOf(await readFile(playlistFile, "utf8"));
+        expect(variant).toMatchObject({ status: "READY", progress: 1, segmentCount: segments.length });
+        if (variant.name !== "audio") {
+          expect(segments, variant.name).toHaveLength(segmentCount);
+          expect(segments[0]!.duration, `${variant.name}: the short first segment`).toBeCloseTo(1, 3);
+        }
+        // An fMP4 segment is read after its rung's init segment, as a player reads it.
+        if (format === "FMP4") expect(await readFile(playlistFile, "utf8")).toContain('#EXT-X-MAP:URI="init.mp4"');
+        const init = format === "FMP4" ? await readFile(path.join(hlsDir, variant.name, "init.mp4")) : Buffer.alloc(0);
+        for (const segment of segments) {
+          const segmentFile = path.join(t.dataDir, "segment-with-init");
+          await writeFile(
+            segmentFile,
+            Buffer.concat([init, await readFile(path.join(hlsDir, variant.name, segment.uri))]),
+          );
+          const { stderr } = await run("ffmpeg", ["-v", "error", "-i", segmentFile, "-f", "null", "-"]);
+          expect(stderr, `${variant.name}/${segment.uri} decodes`).toBe("");
+        }
+        const { stdout } = await run(
+          "ffprobe",
+          ["-v", "error", "-show_entries", "packet=pts_time", "-of", "csv=p=0", playlistFile],
+          { maxBuffer: 64 << 20 },
+        );
+        const times = stdout
+          .split("\n")
+          .map((l) => l.replace(/,$/, "").trim())
+          .filter((l) => l !== "" && l !== "N/A")
+          .map(Number)
+          .sort((a, b) => a - b);
+        const largestGap = Math.max(...times.slice(1).map((time, i) => time - times[i]!));
+        expect(largestGap, `${variant.name}: no gap in the timeline`).toBeLessThan(0.05);
+        expect(Math.abs(times.at(-1)! - times[0]! - seconds), `${variant.name}: as long as the source`).toBeLessThan(2);
       }
-      for (const segment of segments) {
-        const { stderr } = await run("ffmpeg", [
-          "-v",
-          "error",
-          "-i",
-          path.join(hlsDir, variant.name, segment.uri),
-          "-f",
-          "null",
-          "-",
-        ]);
-        expect(stderr, `${variant.name}/${segment.uri} decodes`).toBe("");
-      }
-      const { stdout } = await run(
-        "ffprobe",
-        ["-v", "error", "-show_entries", "packet=pts_time", "-of", "csv=p=0", playlistFile],
-        { maxBuffer: 64 << 20 },
-      );
-      const times = stdout
-        .split("\n")
-        .map((l) => l.replace(/,$/, "").trim())
-        .filter((l) => l !== "" && l !== "N/A")
-        .map(Number)
-        .sort((a, b) => a - b);
-      const largestGap = Math.max(...times.slice(1).map((time, i) => time - times[i]!));
-      expect(largestGap, `${variant.name}: no gap in the timeline`).toBeLessThan(0.05);
-      expect(Math.abs(times.at(-1)! - times[0]! - seconds), `${variant.name}: as long as the source`).toBeLessThan(2);
-    }
-    // Two workers, a 10 s stall to detect, every segment of every rung decoded: over a minute on 2 busy cores.
-  }, 180_000);
-});
+      // Two workers, a 10 s stall to detect, every segment of every rung decoded: over a minute on 2 busy cores.
+    }, 240_000);
+  },
+);

@@ -50,81 +50,81 @@ describe("retryVariant (public API, real worker)", () => {
     await t.stop();
   });
 
-  it(`a rung storage refuses fails alone; retryVariant re-encodes it alone: other rungs' files untouched, full \
-master, video READY`, async () => {
-    const clip = await makeClip({ width: 640, height: 360, seconds: 6, audio: true });
-    const { id, uploadUrl } = await createUpload(t, "retry a rung");
-    const hlsDir = path.join(t.dataDir, "videos", id, "hls");
-    // A file where the 240p directory belongs: storage cannot write any 240p object.
-    await mkdir(hlsDir, { recursive: true });
-    await writeFile(path.join(hlsDir, "240p"), "in the way");
-    const first = finalState(t, id);
-    expect((await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
-    expect((await first).status).toBe("READY");
+  it.each(["TS", "FMP4"] as const)(
+    `a rung storage refuses fails alone; retryVariant re-encodes it alone: other \
+rungs' files untouched, full master, video READY (%s)`,
+    async (format) => {
+      const clip = await makeClip({ width: 640, height: 360, seconds: 6, audio: true });
+      const { id, uploadUrl } = await createUpload(t, "retry a rung", { segmentFormat: format });
+      const hlsDir = path.join(t.dataDir, "videos", id, "hls");
+      // A file where the 240p directory belongs: storage cannot write any 240p object.
+      await mkdir(hlsDir, { recursive: true });
+      await writeFile(path.join(hlsDir, "240p"), "in the way");
+      const first = finalState(t, id);
+      expect((await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
+      expect((await first).status).toBe("READY");
 
-    const before = (await t.gql(VIDEO, { id })).data.video;
-    const target = before.variants.find((v: any) => v.name === "240p");
-    expect(target).toMatchObject({
-      status: "FAILED",
-      error: expect.stringMatching(/^Publishing the 240p rung failed: /),
-    });
-    const others = before.variants.filter((v: any) => v.name !== "240p");
-    expect(others.map((v: any) => [v.name, v.status]).sort()).toEqual([
-      ["144p", "READY"],
-      ["360p", "READY"],
-      ["audio", "READY"],
-    ]);
-    expect(await masterUris(hlsDir)).toEqual(["360p/index.m3u8", "144p/index.m3u8"]);
-
-    await rm(path.join(hlsDir, "240p"));
-    const untouched = new Map<string, Map<string, number>>();
-    for (const { name } of others) untouched.set(name, await mtimes(path.join(hlsDir, name)));
-    const posterMtime = (await stat(path.join(t.dataDir, "videos", id, "thumbnails", "poster.jpg"))).mtimeMs;
-
-    const retried = (await t.gql(RETRY, { id: target.id })).data.retryVariant;
-    expect(retried).toEqual({
-      __typename: "RetryVariantSuccess",
-      variant: { name: "240p", status: "PENDING" },
-      video: { status: "PROCESSING" },
-      job: { status: "QUEUED", rungs: ["240p"] },
-    });
-    const again = (await t.gql(RETRY, { id: target.id })).data.retryVariant;
-    expect(again).toEqual({
-      __typename: "ValidationError",
-      message: expect.stringMatching(/^A retry of this variant is already (queued|running)$/),
-    });
-    expect((await finalState(t, id)).status).toBe("READY");
-
-    const after = (await t.gql(VIDEO, { id })).data.video;
-    expect(after.jobs.edges.map((e: any) => [e.node.status, e.node.rungs])).toEqual([
-      ["SUCCEEDED", ["240p"]],
-      ["SUCCEEDED", []],
-    ]);
-    for (const v of after.variants) expect(v, v.name).toMatchObject({ status: "READY", error: null });
-    const parser = new Parser();
-    parser.push(await readFile(path.join(hlsDir, "240p", "index.m3u8"), "utf8"));
-    parser.end();
-    expect(parser.manifest.endList).toBe(true);
-    // 6 s: a 1 s first segment, two of 2 s, and the last second.
-    expect(parser.manifest.segments).toHaveLength(4);
-    expect(after.variants.find((v: any) => v.name === "240p").segmentCount).toBe(4);
-    for (const segment of parser.manifest.segments) {
-      const { stderr } = await run("ffmpeg", [
-        "-v",
-        "error",
-        "-i",
-        path.join(hlsDir, "240p", segment.uri),
-        "-f",
-        "null",
-        "-",
+      const before = (await t.gql(VIDEO, { id })).data.video;
+      const target = before.variants.find((v: any) => v.name === "240p");
+      expect(target).toMatchObject({
+        status: "FAILED",
+        error: expect.stringMatching(/^Publishing the 240p rung failed: /),
+      });
+      const others = before.variants.filter((v: any) => v.name !== "240p");
+      expect(others.map((v: any) => [v.name, v.status]).sort()).toEqual([
+        ["144p", "READY"],
+        ["360p", "READY"],
+        ["audio", "READY"],
       ]);
-      expect(stderr).toBe("");
-    }
-    // Only the retried rung was written: every other rung's files and the poster are as they were.
-    for (const [name, files] of untouched) expect(await mtimes(path.join(hlsDir, name)), name).toEqual(files);
-    expect((await stat(path.join(t.dataDir, "videos", id, "thumbnails", "poster.jpg"))).mtimeMs).toBe(posterMtime);
-    expect(await masterUris(hlsDir)).toEqual(["360p/index.m3u8", "240p/index.m3u8", "144p/index.m3u8"]);
-  });
+      expect(await masterUris(hlsDir)).toEqual(["360p/index.m3u8", "144p/index.m3u8"]);
+
+      await rm(path.join(hlsDir, "240p"));
+      const untouched = new Map<string, Map<string, number>>();
+      for (const { name } of others) untouched.set(name, await mtimes(path.join(hlsDir, name)));
+      const posterMtime = (await stat(path.join(t.dataDir, "videos", id, "thumbnails", "poster.jpg"))).mtimeMs;
+
+      const retried = (await t.gql(RETRY, { id: target.id })).data.retryVariant;
+      expect(retried).toEqual({
+        __typename: "RetryVariantSuccess",
+        variant: { name: "240p", status: "PENDING" },
+        video: { status: "PROCESSING" },
+        job: { status: "QUEUED", rungs: ["240p"] },
+      });
+      const again = (await t.gql(RETRY, { id: target.id })).data.retryVariant;
+      expect(again).toEqual({
+        __typename: "ValidationError",
+        message: expect.stringMatching(/^A retry of this variant is already (queued|running)$/),
+      });
+      expect((await finalState(t, id)).status).toBe("READY");
+
+      const after = (await t.gql(VIDEO, { id })).data.video;
+      expect(after.jobs.edges.map((e: any) => [e.node.status, e.node.rungs])).toEqual([
+        ["SUCCEEDED", ["240p"]],
+        ["SUCCEEDED", []],
+      ]);
+      for (const v of after.variants) expect(v, v.name).toMatchObject({ status: "READY", error: null });
+      const parser = new Parser();
+      parser.push(await readFile(path.join(hlsDir, "240p", "index.m3u8"), "utf8"));
+      parser.end();
+      expect(parser.manifest.endList).toBe(true);
+      // 6 s: a 1 s first segment, two of 2 s, and the last second.
+      expect(parser.manifest.segments).toHaveLength(4);
+      expect(after.variants.find((v: any) => v.name === "240p").segmentCount).toBe(4);
+      // An fMP4 segment decodes after its rung's init, as a player reads it.
+      const init = format === "FMP4" ? await readFile(path.join(hlsDir, "240p", "init.mp4")) : Buffer.alloc(0);
+      for (const segment of parser.manifest.segments) {
+        expect(segment.uri).toMatch(format === "FMP4" ? /^seg_\d{5}\.m4s$/ : /^seg_\d{5}\.ts$/);
+        const segmentFile = path.join(t.dataDir, "segment-with-init");
+        await writeFile(segmentFile, Buffer.concat([init, await readFile(path.join(hlsDir, "240p", segment.uri))]));
+        const { stderr } = await run("ffmpeg", ["-v", "error", "-i", segmentFile, "-f", "null", "-"]);
+        expect(stderr).toBe("");
+      }
+      // Only the retried rung was written: every other rung's files and the poster are as they were.
+      for (const [name, files] of untouched) expect(await mtimes(path.join(hlsDir, name)), name).toEqual(files);
+      expect((await stat(path.join(t.dataDir, "videos", id, "thumbnails", "poster.jpg"))).mtimeMs).toBe(posterMtime);
+      expect(await masterUris(hlsDir)).toEqual(["360p/index.m3u8", "240p/index.m3u8", "144p/index.m3u8"]);
+    },
+  );
 
   it(`refuses a variant that is not FAILED, an unknown id, and a retry while the video processes (states set in \
 the database)`, async () => {

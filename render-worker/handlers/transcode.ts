@@ -66,12 +66,14 @@ async function encodeAndPublish(
   const encoder = ctx.encoder ?? "libx264";
   const segments = segmentPlan(job.options.segmentSeconds);
   const { applied, sourceFilters } = await finishingOf(job, ctx, input, probe);
+  const segmentFormat = job.options.segmentFormat ?? "TS";
   const manifest: EncodeManifest = {
     jobId: job.jobId,
     ladder,
     ...segments,
     encoder,
     ...(applied ? { finishing: applied } : {}),
+    ...(segmentFormat === "FMP4" ? { segmentFormat } : {}),
   };
   const { duration, fps } = probe;
   const plan = await planResume({ storage, hlsPrefix: hls.prefix, manifest, rungs, duration, fps });
@@ -115,6 +117,7 @@ async function encodeAndPublish(
     rungs,
     kept: resume?.kept,
     probe,
+    segmentFormat,
     targetDuration: targetDuration(segments),
     onPlayable: (masterKey) =>
       inSpan("publish playable", {}, async () => {
@@ -139,6 +142,7 @@ async function encodeAndPublish(
       firstSegmentSeconds: segments.firstSegmentSeconds,
       signal: encodeController.signal,
       encoder,
+      segmentFormat,
       ...(resumed ? { resumeFrom: resumed } : {}),
       ...(sourceFilters ? { sourceFilters } : {}),
     });

@@ -1,13 +1,13 @@
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
-import type { ProbeResult, Rung } from "../../src/protocol/messages.ts";
 import { TIMELINE_LEAD_SECONDS } from "../../src/protocol/media-timeline.ts";
+import type { ProbeResult, Rung, SegmentFormat } from "../../src/protocol/messages.ts";
 import { RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
 import { runFfmpeg, type FfmpegInput, type FfmpegOutput, type FfmpegStatus } from "./ffmpeg-process.ts";
 import { AUDIO_ENCODER_OPTIONS, videoRateControl, type PlannedRung } from "./ladder.ts";
 import { decodeLimitOptions, mediaInputOptions, type ProbedInput } from "./media-input.ts";
 import { rungEncoder, type VideoEncoder } from "./nvenc.ts";
-import { segmentCount, segmentPlan, segmentStart, type SegmentPlan } from "./segments.ts";
+import { segmentCount, segmentExtension, segmentPlan, segmentStart, type SegmentPlan } from "./segments.ts";
 
 export interface EncodeLadderArgs {
   /** The source, opened as the container its probe found. */
@@ -25,6 +25,8 @@ export interface EncodeLadderArgs {
   encoder?: VideoEncoder;
   /** Start at segment `segments` (where the plan starts it), continuing an earlier run's timeline. */
   resumeFrom?: { segments: number };
+  /** MPEG-TS segments (default), or fragmented MP4 (`seg_00000.m4s`…, each with its init). */
+  segmentFormat?: SegmentFormat;
   /**
    * libx264 threads per rung; unset, each rung's x264 picks its own from the core count. For
    * comparing thread layouts in the benchmark; the worker leaves it unset.
@@ -91,7 +93,7 @@ export interface LadderEncode {
 
 /**
  * Encodes every rung in one ffmpeg process: the source is decoded once and scaled for every rung in
- * one filter graph, and each rung is written as MPEG-TS segments and an m3u8 list of them, cut at
+ * one filter graph, and each rung is written as MPEG-TS (or fMP4) segments and an m3u8 list of them, cut at
  * the same media times in every rung (`segments.ts`: a short first segment, then full ones), each
  * video segment starting on a keyframe.
  */
@@ -104,6 +106,7 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
   const videoRungs = ladder.filter((r) => r.kind === "VIDEO");
   const audioRungs = ladder.filter((r) => r.kind === "AUDIO");
   const firstSegment = args.resumeFrom?.segments ?? 0;
+  const format = args.segmentFormat ?? "TS";
   const fromSeconds = segmentStart(plan, firstSegment);
   // -ss before the input seeks accurately: decoding starts at the keyframe before, frames before
   // `fromSeconds` are dropped, and the first one kept gets a forced keyframe as in the earlier run.
@@ -125,7 +128,7 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
   ].join(";");
   const outputs: FfmpegOutput[] = [
     ...videoRungs.map((rung, i) => ({
-      target: segmentFiles(rung),
+      target: segmentFiles(rung, format),
       options: [
         "-map",
         `[v${i}]`,
@@ -140,11 +143,11 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
           firstLength,
         ),
         ...threads(rung),
-        ...segmentOptions(rung, firstSegment, fromSeconds, cuts),
+        ...segmentOptions(rung, format, firstSegment, fromSeconds, cuts),
       ],
     })),
     ...audioRungs.map((rung, i) => ({
-      target: segmentFiles(rung),
+      target: segmentFiles(rung, format),
       options: [
         "-map",
         audioFilter ? `[a${i}]` : "0:a:0",
@@ -153,6 +156,7 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
         // audio is cut that much earlier, so a resumed run's first packet follows the kept ones.
         ...segmentOptions(
           rung,
+          format,
           firstSegment,
           fromSeconds,
           cuts.map((cut) => Number((cut - AAC_PRIMING_SECONDS).toFixed(6))),
@@ -356,7 +360,13 @@ function segmentCuts(plan: SegmentPlan, firstSegment: number, duration: number):
  * temporary file and renamed, after the segment it adds was written, so whatever it lists is
  * complete; the publisher writes the playlists players read.
  */
-function segmentOptions(rung: Rung, firstSegment: number, fromSeconds: number, cuts: number[]): string[] {
+function segmentOptions(
+  rung: Rung,
+  format: SegmentFormat,
+  firstSegment: number,
+  fromSeconds: number,
+  cuts: number[],
+): string[] {
   return [
     // Several outputs fed by one filter graph buffer packets while the slowest catches up.
     "-max_muxing_queue_size",
@@ -367,8 +377,7 @@ function segmentOptions(rung: Rung, firstSegment: number, fromSeconds: number, c
     "disabled",
     "-f",
     "segment",
-    "-segment_format",
-    "mpegts",
+    ...(format === "FMP4" ? FRAGMENTED_MP4_SEGMENT : ["-segment_format", "mpegts"]),
     "-segment_times",
     cuts.length > 0 ? cuts.join(",") : "1e9",
     "-initial_offset",
@@ -382,7 +391,21 @@ function segmentOptions(rung: Rung, firstSegment: number, fromSeconds: number, c
   ];
 }
 
+/**
+ * Each fMP4 segment is a fragmented MP4 file of its own (the publisher splits off its init): an
+ * empty moov, the segment's samples in one fragment at its close. The segment muxer's inner mp4
+ * muxer would shift every segment's timestamps to 0 and move the first one's B-frame delay into an
+ * edit list; `frag_discont` without edit lists and without that shift makes each fragment's
+ * decode time (tfdt) the packets' own, so the segments continue one another as MPEG-TS ones do.
+ */
+const FRAGMENTED_MP4_SEGMENT = [
+  "-segment_format",
+  "mp4",
+  "-segment_format_options",
+  "movflags=empty_moov+default_base_moof+frag_discont:use_editlist=0:avoid_negative_ts=disabled",
+];
+
 /** The segment files of a rung, relative to the work dir (the segment muxer's output). */
-function segmentFiles(rung: Rung): string {
-  return `${rung.name}/seg_%05d.ts`;
+function segmentFiles(rung: Rung, format: SegmentFormat): string {
+  return `${rung.name}/seg_%05d.${segmentExtension(format)}`;
 }

@@ -1,17 +1,20 @@
 import { type FSWatcher, mkdirSync, watch } from "node:fs";
-import { mkdir, readFile, stat, statfs, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, stat, statfs, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Parser } from "m3u8-parser";
-import type { ProbeResult, Rung } from "../../src/protocol/messages.ts";
+import type { ProbeResult, Rung, SegmentFormat } from "../../src/protocol/messages.ts";
 import { storageUnavailable } from "../../src/protocol/storage-errors.ts";
-import { hlsLayout, RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
+import { hlsLayout, RUNG_INIT_SEGMENT, RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
 import { publishedFraction } from "../progress/job-progress.ts";
 import type { WorkerStorage } from "../storage/types.ts";
 import { ObjectExistsError } from "../storage/write-once.ts";
+import { splitFragmentedMp4 } from "./fragmented-mp4.ts";
 import type { KeptSegment } from "./resume.ts";
 
 const PLAYLIST_TYPE = "application/vnd.apple.mpegurl";
 const SEGMENT_TYPE = "video/mp2t";
+const FMP4_SEGMENT_TYPE = "video/iso.segment";
+const FMP4_INIT_TYPE = "video/mp4";
 const CACHE_IMMUTABLE = "public, max-age=31536000, immutable";
 const CACHE_GROWING = "public, max-age=2";
 const CACHE_FINAL = "public, max-age=3600";
@@ -37,6 +40,8 @@ export interface HlsPublisherOptions {
   /** Per rung, the segments an earlier run published that this run keeps (a resumed run). */
   kept?: Map<string, KeptSegment[]>;
   probe: ProbeResult;
+  /** What ffmpeg writes: MPEG-TS segments (default), or fragmented MP4 ones, published as init + media. */
+  segmentFormat?: SegmentFormat;
   /**
    * Every rung playlist's `#EXT-X-TARGETDURATION`, the same in every version published
    * (`targetDuration` of segments.ts); a segment that rounds to more raises it.
@@ -100,6 +105,8 @@ interface RungState {
    * publishes only past it.
    */
   aheadOfUs: number;
+  /** fMP4: the rung's init segment, once this run has published it. */
+  init: Buffer | null;
   failure?: RungPublishError;
 }
 
@@ -118,6 +125,7 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
   const { storage, workDir, ladder } = opts;
   const hls = hlsLayout(opts.outputPrefix);
   const masterKey = hls.masterKey;
+  const fragmented = opts.segmentFormat === "FMP4";
   const states: RungState[] = (opts.rungs ?? ladder).map((rung) => {
     const kept = opts.kept?.get(rung.name) ?? [];
     return {
@@ -127,6 +135,7 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
       uploadedSeconds: kept.reduce((sum, s) => sum + s.duration, 0),
       publishedSegments: -1,
       aheadOfUs: -1,
+      init: null,
     };
   });
   let masterPublished = false;
@@ -166,6 +175,38 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
     return { uris: new Set(parser.manifest.segments.map((s) => s.uri)), endList: parser.manifest.endList === true };
   }
 
+  /**
+   * An fMP4 segment as ffmpeg wrote it carries the rung's init: the init is published once (the
+   * same bytes in every run of the same encode; other bytes under its key fail the run, as a
+   * segment's would), and the segment without it.
+   */
+  async function publishFragmentedSegment(state: RungState, uri: string): Promise<void> {
+    const name = state.rung.name;
+    let parts: ReturnType<typeof splitFragmentedMp4>;
+    try {
+      parts = splitFragmentedMp4(await readFile(path.join(workDir, name, uri)));
+    } catch (err) {
+      throw segmentCutShort(name, uri, `(${err instanceof Error ? err.message : String(err)})`);
+    }
+    if (state.init === null) {
+      const initFile = path.join(workDir, SNAPSHOT_DIR, `${name}.${RUNG_INIT_SEGMENT}`);
+      await writeFile(initFile, parts.init);
+      const initOptions = { contentType: FMP4_INIT_TYPE, cacheControl: CACHE_IMMUTABLE };
+      await uploadOfRung(name, `${hls.rungPrefix(name)}/${RUNG_INIT_SEGMENT}`, initFile, initOptions, true);
+      state.init = Buffer.from(parts.init);
+    } else if (!state.init.equals(parts.init)) {
+      throw new Error(`The segment ${name}/${uri} has another init (codec configuration) than the rung's first`);
+    }
+    const mediaFile = path.join(workDir, SNAPSHOT_DIR, `${name}.${uri}`);
+    await writeFile(mediaFile, parts.media);
+    try {
+      const options = { contentType: FMP4_SEGMENT_TYPE, cacheControl: CACHE_IMMUTABLE };
+      await uploadOfRung(name, `${hls.rungPrefix(name)}/${uri}`, mediaFile, options, true);
+    } finally {
+      await rm(mediaFile, { force: true });
+    }
+  }
+
   async function publishRung(state: RungState, final: boolean): Promise<void> {
     const name = state.rung.name;
     const local = path.join(workDir, name, RUNG_PLAYLIST);
@@ -194,15 +235,15 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
       // A segment a published playlist lists may have been played: it stays as it is, even when
       // this run (a resumed or duplicate one) encoded other bytes for it.
       if (!published?.uris.has(segment.uri)) {
-        const { size } = await stat(path.join(workDir, name, segment.uri));
-        if (size === 0 || size % TS_PACKET_BYTES !== 0) {
-          // ffmpeg's HLS muxer lists a segment whose writes failed (a full disk) and exits 0.
-          const cut = new Error(`The segment ${name}/${segment.uri} was cut short at ${size} bytes in the work dir`);
-          throw Object.assign(cut, { code: "EIO" });
+        if (fragmented) {
+          await publishFragmentedSegment(state, segment.uri);
+        } else {
+          const segmentKey = `${hls.rungPrefix(name)}/${segment.uri}`;
+          const { size } = await stat(path.join(workDir, name, segment.uri));
+          if (size === 0 || size % TS_PACKET_BYTES !== 0) throw segmentCutShort(name, segment.uri, `at ${size} bytes`);
+          const segmentOptions = { contentType: SEGMENT_TYPE, cacheControl: CACHE_IMMUTABLE };
+          await uploadOfRung(name, segmentKey, path.join(workDir, name, segment.uri), segmentOptions, true);
         }
-        const segmentKey = `${hls.rungPrefix(name)}/${segment.uri}`;
-        const segmentOptions = { contentType: SEGMENT_TYPE, cacheControl: CACHE_IMMUTABLE };
-        await uploadOfRung(name, segmentKey, path.join(workDir, name, segment.uri), segmentOptions, true);
       }
       state.uploaded.add(segment.uri);
       state.uploadedSeconds += segment.duration;
@@ -222,7 +263,12 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
       // The file ffmpeg keeps replacing may already list more than was uploaded; publish what was read.
       const snapshot = path.join(workDir, SNAPSHOT_DIR, `${name}.m3u8`);
       const listedSegments = [...state.kept, ...segments.map((s) => ({ uri: s.uri, duration: s.duration }))];
-      await writeFile(snapshot, mediaPlaylist(listedSegments, { targetDuration: opts.targetDuration, endList: final }));
+      const playlist = mediaPlaylist(listedSegments, {
+        targetDuration: opts.targetDuration,
+        endList: final,
+        ...(fragmented ? { map: RUNG_INIT_SEGMENT } : {}),
+      });
+      await writeFile(snapshot, playlist);
       await uploadOfRung(name, playlistKey, snapshot, {
         contentType: PLAYLIST_TYPE,
         cacheControl: final ? CACHE_FINAL : CACHE_GROWING,
@@ -354,6 +400,12 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
   };
 }
 
+/** A segment ffmpeg listed but did not write whole: its writes failed (a full disk), and ffmpeg exits 0. */
+function segmentCutShort(rung: string, uri: string, how: string): Error {
+  const cut = new Error(`The segment ${rung}/${uri} was cut short ${how} in the work dir`);
+  return Object.assign(cut, { code: "EIO" });
+}
+
 /**
  * A failed pass on a full work dir failed for that (a playlist ffmpeg could not finish, a cut
  * segment), whatever the error says: ffmpeg reports no failed write.
@@ -368,19 +420,25 @@ async function workDirFull(workDir: string, err: unknown): Promise<Error | null>
 
 /**
  * A rung's playlist as published: an event playlist from segment 0 (a resumed run's kept segments,
- * then its own), with one target duration in every version, ending once the rung is complete.
+ * then its own), with one target duration in every version, ending once the rung is complete;
+ * with `map` (fMP4) its segments follow that init segment.
  */
-export function mediaPlaylist(segments: KeptSegment[], opts: { targetDuration: number; endList: boolean }): string {
+export function mediaPlaylist(
+  segments: KeptSegment[],
+  opts: { targetDuration: number; endList: boolean; map?: string },
+): string {
   // A segment must not round to more than the target (RFC 8216 4.3.3.1): only a source with a
   // frame gap longer than half a second makes one, and then the playlist says so.
   const target = Math.max(opts.targetDuration, ...segments.map((s) => Math.round(s.duration)));
   const lines = [
     "#EXTM3U",
-    "#EXT-X-VERSION:6",
+    // EXT-X-MAP in a playlist of whole segments needs version 6; fMP4 playlists say 7, as Apple's do.
+    `#EXT-X-VERSION:${opts.map ? 7 : 6}`,
     `#EXT-X-TARGETDURATION:${target}`,
     "#EXT-X-MEDIA-SEQUENCE:0",
     "#EXT-X-PLAYLIST-TYPE:EVENT",
     "#EXT-X-INDEPENDENT-SEGMENTS",
+    ...(opts.map ? [`#EXT-X-MAP:URI="${opts.map}"`] : []),
   ];
   for (const s of segments) lines.push(`#EXTINF:${s.duration.toFixed(6)},`, s.uri);
   if (opts.endList) lines.push("#EXT-X-ENDLIST");

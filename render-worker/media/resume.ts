@@ -1,9 +1,9 @@
 import { Parser } from "m3u8-parser";
-import { Rung } from "../../src/protocol/messages.ts";
-import { ENCODE_MANIFEST, RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
+import { Rung, type SegmentFormat } from "../../src/protocol/messages.ts";
+import { ENCODE_MANIFEST, RUNG_INIT_SEGMENT, RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
 import type { WorkerStorage } from "../storage/types.ts";
 import type { AppliedFinishing } from "./finishing.ts";
-import { segmentCount, segmentStart, type SegmentPlan } from "./segments.ts";
+import { segmentCount, segmentFileName, segmentStart, type SegmentPlan } from "./segments.ts";
 
 /**
  * Written beside the playlists once a run has published every rung: which job wrote the
@@ -18,6 +18,8 @@ export interface EncodeManifest extends SegmentPlan {
   encoder: string;
   /** The loudness normalization (with its measurement) and watermark the run applies; absent: none. */
   finishing?: AppliedFinishing;
+  /** Set for fMP4 segments only (absent: MPEG-TS), so a TS encode's manifest reads as it always did. */
+  segmentFormat?: "FMP4";
   /** Set once the job's run published everything: what it published, so a later delivery does no work. */
   complete?: CompletedEncode;
 }
@@ -133,7 +135,7 @@ async function findResumePoint(args: Parameters<typeof planResume>[0]): Promise<
   for (const rung of rungs) {
     const text = await storage.readText(`${hlsPrefix}/${rung.name}/${RUNG_PLAYLIST}`);
     if (text === null) return { resume: null, reason: `the ${rung.name} rung has no published playlist` };
-    const segments = publishedSegments(text);
+    const segments = publishedSegments(text, manifest.segmentFormat ?? "TS");
     if (segments === null) return { resume: null, reason: `the ${rung.name} playlist is not one this worker wrote` };
     published.set(rung.name, segments);
   }
@@ -161,8 +163,11 @@ async function findResumePoint(args: Parameters<typeof planResume>[0]): Promise<
   return { resume: { segments, fromSeconds, kept } };
 }
 
-/** The segments of a playlist whose segments are `seg_00000.ts`, `seg_00001.ts`… from 0; else null. */
-function publishedSegments(text: string): KeptSegment[] | null {
+/**
+ * The segments of a playlist whose segments are `seg_00000.ts`, `seg_00001.ts`… from 0 (`.m4s`
+ * after the rung's `init.mp4` for fMP4); else null.
+ */
+function publishedSegments(text: string, format: SegmentFormat): KeptSegment[] | null {
   const parser = new Parser();
   parser.push(text);
   parser.end();
@@ -170,13 +175,9 @@ function publishedSegments(text: string): KeptSegment[] | null {
   if ((mediaSequence ?? 0) !== 0) return null;
   const kept: KeptSegment[] = [];
   for (const [i, segment] of segments.entries()) {
-    if (segment.uri !== segmentFileName(i) || !(segment.duration > 0)) return null;
+    if (segment.uri !== segmentFileName(format, i) || !(segment.duration > 0)) return null;
+    if ((format === "FMP4") !== (segment.map?.uri === RUNG_INIT_SEGMENT)) return null;
     kept.push({ uri: segment.uri, duration: segment.duration });
   }
   return kept;
-}
-
-/** The name ffmpeg gives segment `index` (the segment muxer writes `seg_%05d.ts`). */
-function segmentFileName(index: number): string {
-  return `seg_${String(index).padStart(5, "0")}.ts`;
 }

@@ -1,3 +1,5 @@
+import type { SegmentFormat } from "../../src/protocol/messages.ts";
+
 /**
  * Where a ladder's segments are cut: the first segment lasts `firstSegmentSeconds`, every later one
  * `segmentSeconds`, in every rung (video rungs get a keyframe forced at each cut). A short first
@@ -35,4 +37,14 @@ export function segmentCount(plan: SegmentPlan, duration: number): number {
  */
 export function targetDuration(plan: SegmentPlan): number {
   return Math.ceil(plan.segmentSeconds);
+}
+
+/** The file name of a rung's segment `index` as the segment muxer names it: `seg_00000.ts`, `seg_00000.m4s` (fMP4). */
+export function segmentFileName(format: SegmentFormat, index: number): string {
+  return `seg_${String(index).padStart(5, "0")}.${segmentExtension(format)}`;
+}
+
+/** The extension of a segment file, without the dot. */
+export function segmentExtension(format: SegmentFormat): string {
+  return format === "FMP4" ? "m4s" : "ts";
 }

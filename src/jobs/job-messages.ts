@@ -47,6 +47,7 @@ const builders = {
       options: {
         segmentSeconds: settings.segmentSeconds,
         maxDurationSeconds: settings.maxDurationSeconds,
+        segmentFormat: video.segmentFormat,
         // retryVariant: only these rungs, the master still listing the whole ladder.
         ...(input.rungs ? { rungs: input.rungs } : {}),
         // The video's loudness target and watermark: every attempt and every job of it the same.

@@ -36,10 +36,19 @@ const Traceparent = z
 export const Capability = z.enum(["cpu", "nvenc", "manim", "local"]);
 export type Capability = z.infer<typeof Capability>;
 
+/**
+ * How a ladder's segments are packaged: MPEG-TS segments (`seg_00000.ts`…), or fragmented MP4
+ * (CMAF: one `init.mp4` per rung and `seg_00000.m4s`…, rung playlists with `#EXT-X-MAP`).
+ */
+export const SegmentFormat = z.enum(["TS", "FMP4"]);
+export type SegmentFormat = z.infer<typeof SegmentFormat>;
+
 /** Encoding options the API passes along; the worker has defaults for each. */
 export const TranscodeOptions = z.object({
   /** Target HLS segment length in seconds. */
   segmentSeconds: z.number().min(1).max(10).default(4),
+  /** How segments are packaged; absent: TS. */
+  segmentFormat: SegmentFormat.optional(),
   /** Never plan rungs above this height (in addition to never above the source). */
   maxHeight: z.number().int().positive().optional(),
   /** Sources longer than this are refused before encoding (a guard against duration bombs). */

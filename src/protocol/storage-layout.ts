@@ -9,6 +9,7 @@
  * videos/{videoId}/hls/master.m3u8        the master playlist
  * videos/{videoId}/hls/encode.json        what the finished encode published (resume and redelivery)
  * videos/{videoId}/hls/{rung}/index.m3u8  a rung's playlist, its segments beside it
+ * videos/{videoId}/hls/{rung}/init.mp4    a fragmented-MP4 rung's init segment (`#EXT-X-MAP`)
  * videos/{videoId}/thumbnails/poster.jpg  the poster
  * videos/{videoId}/captions/{id}/track.vtt a caption track (its playlist, index.m3u8 beside it, is made by the API)
  * tenants/{tenantId}/assets/{id}/{name}   a tenant's uploaded composition asset
@@ -33,6 +34,9 @@ export const sourceName = (key: string): string => key.slice(key.lastIndexOf("/"
 
 /** A rung's playlist, relative to the master playlist (the URI the master lists). */
 export const RUNG_PLAYLIST = "index.m3u8";
+
+/** A fragmented-MP4 rung's init segment, beside its playlist (the URI of its `#EXT-X-MAP`). */
+export const RUNG_INIT_SEGMENT = "init.mp4";
 
 /** What the finished encode published, beside the master playlist. */
 export const ENCODE_MANIFEST = "encode.json";

@@ -10,6 +10,7 @@ import { ErrorInterface } from "./errors.ts";
 import { createRenderedVideo, RenderSuccess } from "./rendered-video.ts";
 import { validIdempotencyKey, validTitle } from "../videos/input-rules.ts";
 import { LoudnessInput, validFinishing, WatermarkInput } from "./finishing.ts";
+import { SegmentFormatEnum } from "./segment-format.ts";
 import { PlaybackPolicyEnum } from "./video.ts";
 
 const CompositionTemplateEnum = builder.enumType("CompositionTemplate", {
@@ -60,6 +61,7 @@ const RenderCompositionInput = builder.inputType("RenderCompositionInput", {
     height: t.int({ description: "Default 720." }),
     title: t.string({ required: true }),
     playbackPolicy: t.field({ type: PlaybackPolicyEnum }),
+    segmentFormat: t.field({ type: SegmentFormatEnum, description: "How the HLS segments are packaged; default TS." }),
     idempotencyKey: t.string({
       description: "The same key (per tenant) returns the same video instead of rendering again.",
     }),
@@ -199,6 +201,7 @@ builder.mutationFields((t) => ({
         idempotencyKey: validIdempotencyKey(input.idempotencyKey),
         playbackPolicy: input.playbackPolicy ?? "PUBLIC",
         finishing,
+        segmentFormat: input.segmentFormat,
         source: "COMPOSITION",
         kind: "RENDER_COMPOSITION",
         input: { template: input.template, questions, assets, ...settings },

@@ -4,6 +4,7 @@ import { jobCapability } from "../jobs/create-job.ts";
 import { createRenderedVideo, RenderSuccess } from "./rendered-video.ts";
 import { validIdempotencyKey, validTitle } from "../videos/input-rules.ts";
 import { LoudnessInput, validFinishing, WatermarkInput } from "./finishing.ts";
+import { SegmentFormatEnum } from "./segment-format.ts";
 import { PlaybackPolicyEnum } from "./video.ts";
 
 const MAX_SCENE_CODE_BYTES = 1_000_000;
@@ -26,6 +27,7 @@ const RenderManimInput = builder.inputType("RenderManimInput", {
     renderer: t.field({ type: ManimRendererEnum, description: "Default CAIRO." }),
     title: t.string({ required: true }),
     playbackPolicy: t.field({ type: PlaybackPolicyEnum }),
+    segmentFormat: t.field({ type: SegmentFormatEnum, description: "How the HLS segments are packaged; default TS." }),
     idempotencyKey: t.string({
       description: "The same key (per tenant) returns the same video instead of rendering again.",
     }),
@@ -63,6 +65,7 @@ builder.mutationFields((t) => ({
         idempotencyKey: validIdempotencyKey(input.idempotencyKey),
         playbackPolicy: input.playbackPolicy ?? "PUBLIC",
         finishing,
+        segmentFormat: input.segmentFormat,
         source: "MANIM",
         kind: "RENDER_MANIM",
         input: {

@@ -24,6 +24,8 @@ export async function createRenderedVideo(
     title: string;
     idempotencyKey: string | null;
     playbackPolicy: "PUBLIC" | "SIGNED";
+    /** How the transcode of the made source packages its segments; default TS. */
+    segmentFormat?: "TS" | "FMP4" | null;
     source: "URL" | "MANIM" | "COMPOSITION";
     /** Loudness and watermark its transcode applies (validFinishing). */
     finishing?: Prisma.InputJsonValue;
@@ -32,6 +34,7 @@ export async function createRenderedVideo(
   const { video, created } = await createVideoOnce(ctx, options.idempotencyKey, {
     title: options.title,
     playbackPolicy: options.playbackPolicy,
+    segmentFormat: options.segmentFormat ?? "TS",
     source: options.source,
     status: "QUEUED",
     finishing: options.finishing,

@@ -4,6 +4,7 @@ import { checkOutboundUrl } from "../http/outbound-url.ts";
 import { createRenderedVideo, RenderSuccess } from "./rendered-video.ts";
 import { validIdempotencyKey, validTitle } from "../videos/input-rules.ts";
 import { LoudnessInput, validFinishing, WatermarkInput } from "./finishing.ts";
+import { SegmentFormatEnum } from "./segment-format.ts";
 import { PlaybackPolicyEnum } from "./video.ts";
 
 const CreateVideoFromUrlInput = builder.inputType("CreateVideoFromUrlInput", {
@@ -11,6 +12,7 @@ const CreateVideoFromUrlInput = builder.inputType("CreateVideoFromUrlInput", {
     url: t.string({ required: true, description: "An http(s) URL of a video file on the public internet." }),
     title: t.string({ required: true }),
     playbackPolicy: t.field({ type: PlaybackPolicyEnum }),
+    segmentFormat: t.field({ type: SegmentFormatEnum, description: "How the HLS segments are packaged; default TS." }),
     idempotencyKey: t.string({
       description: "The same key (per tenant) returns the same video instead of importing again.",
     }),
@@ -38,6 +40,7 @@ builder.mutationFields((t) => ({
         idempotencyKey: validIdempotencyKey(input.idempotencyKey),
         playbackPolicy: input.playbackPolicy ?? "PUBLIC",
         finishing: await validFinishing(ctx, input),
+        segmentFormat: input.segmentFormat,
         source: "URL",
         kind: "IMPORT_URL",
         input: { url: url.href },

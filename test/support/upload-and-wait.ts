@@ -2,8 +2,8 @@ import { expect } from "vitest";
 import { collectSubscription, type TestApp } from "./app.ts";
 
 const CREATE_UPLOAD = /* GraphQL */ `
-  mutation CreateUpload($title: String!) {
-    createUpload(input: { title: $title }) {
+  mutation CreateUpload($input: CreateUploadInput!) {
+    createUpload(input: $input) {
       ... on CreateUploadSuccess { uploadUrl video { id } }
     } }`;
 const FINAL_STATE = /* GraphQL */ `
@@ -17,9 +17,16 @@ export interface FinalVideo {
   playable: boolean;
 }
 
-/** Creates a video waiting for its upload; returns its id and signed upload URL (relative). */
-export async function createUpload(t: TestApp, title: string): Promise<{ id: string; uploadUrl: string }> {
-  const { uploadUrl, video } = (await t.gql(CREATE_UPLOAD, { title })).data.createUpload;
+/**
+ * Creates a video waiting for its upload (with `input`'s other fields of CreateUploadInput); returns
+ * its id and signed upload URL (relative).
+ */
+export async function createUpload(
+  t: TestApp,
+  title: string,
+  input: Record<string, unknown> = {},
+): Promise<{ id: string; uploadUrl: string }> {
+  const { uploadUrl, video } = (await t.gql(CREATE_UPLOAD, { input: { ...input, title } })).data.createUpload;
   return { id: video.id, uploadUrl };
 }
 

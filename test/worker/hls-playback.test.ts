@@ -31,7 +31,12 @@ video.play().catch(() => {});
 
 /** Serves the page, hls.js, and `hlsDir` under /hls/ on 127.0.0.1. */
 async function servePlayer(hlsDir: string): Promise<{ url: string; server: Server }> {
-  const types: Record<string, string> = { ".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t" };
+  const types: Record<string, string> = {
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".ts": "video/mp2t",
+    ".m4s": "video/iso.segment",
+    ".mp4": "video/mp4",
+  };
   const server = createServer(async (req, res) => {
     const url = new URL(req.url ?? "/", "http://127.0.0.1");
     try {
@@ -81,39 +86,44 @@ describe("a player plays the ladder (Chromium + hls.js)", () => {
     await browser?.close();
   });
 
-  it("plays from the first publish (the master and one short segment per rung), then the whole video", async () => {
-    const clip = await makeClip({ width: 640, height: 360, seconds: 8, audio: true });
-    const job = await stageTranscodeJob(dirs.dataDir, clip, { jobId: JOB_ID, videoId: VIDEO_ID }, 4);
-    const hlsDir = path.join(dirs.dataDir, job.outputPrefix, "hls");
-    const firstPublish = path.join(dirs.root, "first-publish");
-    await transcode(job, {
-      storage: createLocalWorkerStorage(dirs.dataDir),
-      signal: new AbortController().signal,
-      workDir: dirs.workDir,
-      progressIntervalMs: 200,
-      // The publisher waits for this: what storage holds now is exactly what `playable` announced.
-      emit: async (e: JobEventBody) => {
-        if (e.type === "video.playable") await cp(hlsDir, firstPublish, { recursive: true });
-      },
-    });
-    const firstAudio = await readFile(path.join(firstPublish, "audio", "index.m3u8"), "utf8");
-    expect(firstAudio).toContain("#EXT-X-TARGETDURATION:4");
-    expect(firstAudio).not.toContain("#EXT-X-ENDLIST");
+  it.each(["TS", "FMP4"] as const)(
+    `plays from the first publish (the master and one short segment per rung), then \
+the whole video (%s)`,
+    async (segmentFormat) => {
+      const clip = await makeClip({ width: 640, height: 360, seconds: 8, audio: true });
+      const staged = await stageTranscodeJob(dirs.dataDir, clip, { jobId: JOB_ID, videoId: VIDEO_ID }, 4);
+      const job = { ...staged, options: { ...staged.options, segmentFormat } };
+      const hlsDir = path.join(dirs.dataDir, job.outputPrefix, "hls");
+      const firstPublish = path.join(dirs.root, "first-publish");
+      await transcode(job, {
+        storage: createLocalWorkerStorage(dirs.dataDir),
+        signal: new AbortController().signal,
+        workDir: dirs.workDir,
+        progressIntervalMs: 200,
+        // The publisher waits for this: what storage holds now is exactly what `playable` announced.
+        emit: async (e: JobEventBody) => {
+          if (e.type === "video.playable") await cp(hlsDir, firstPublish, { recursive: true });
+        },
+      });
+      const firstAudio = await readFile(path.join(firstPublish, "audio", "index.m3u8"), "utf8");
+      expect(firstAudio).toContain("#EXT-X-TARGETDURATION:4");
+      expect(firstAudio).not.toContain("#EXT-X-ENDLIST");
 
-    // The first publish holds 1 s per rung: the player starts and plays it.
-    const early = await play(browser, firstPublish, 0.5);
-    expect(early.events.filter((e) => e.fatal)).toEqual([]);
-    expect(early.currentTime).toBeGreaterThanOrEqual(0.5);
+      // The first publish holds 1 s per rung: the player starts and plays it.
+      const early = await play(browser, firstPublish, 0.5);
+      expect(early.events.filter((e) => e.fatal)).toEqual([]);
+      expect(early.currentTime).toBeGreaterThanOrEqual(0.5);
 
-    const whole = await play(browser, hlsDir, 3);
-    expect(whole.events.filter((e) => e.fatal)).toEqual([]);
-    expect(whole.currentTime).toBeGreaterThanOrEqual(3);
+      const whole = await play(browser, hlsDir, 3);
+      expect(whole.events.filter((e) => e.fatal)).toEqual([]);
+      expect(whole.currentTime).toBeGreaterThanOrEqual(3);
 
-    // hls.js puts time 0 at the first video frame's decode time; x264's B-frames show it two frames
-    // (80 ms at 25 fps) later, a hole hls.js may seek over at start (`bufferSeekOverHole`), with or
-    // without the timestamps' 10 s lead. Nothing longer: audio and video start together.
-    for (const played of [early, whole]) expect(played.bufferedStart).toBeLessThan(0.1);
-    const holes = [...early.events, ...whole.events].filter((e) => e.details === "bufferSeekOverHole");
-    for (const hole of holes) expect(hole.reason).toMatch(/seeking from 0 to 0\.[01]\d*$/);
-  });
+      // hls.js puts time 0 at the first video frame's decode time; x264's B-frames show it two frames
+      // (80 ms at 25 fps) later, a hole hls.js may seek over at start (`bufferSeekOverHole`), with or
+      // without the timestamps' 10 s lead. Nothing longer: audio and video start together.
+      for (const played of [early, whole]) expect(played.bufferedStart).toBeLessThan(0.1);
+      const holes = [...early.events, ...whole.events].filter((e) => e.details === "bufferSeekOverHole");
+      for (const hole of holes) expect(hole.reason).toMatch(/seeking from 0 to 0\.[01]\d*$/);
+    },
+  );
 });

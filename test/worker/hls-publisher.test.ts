@@ -43,8 +43,34 @@ function segmentBytes(name: string, i: number): Buffer {
   return Buffer.concat([Buffer.from(`${name} segment ${i}`), Buffer.alloc(188)]).subarray(0, 188);
 }
 
+/** An ISO BMFF box: size, type, payload. */
+function box(type: string, payload: string | Buffer): Buffer {
+  const body = Buffer.from(payload);
+  const header = Buffer.alloc(8);
+  header.writeUInt32BE(8 + body.length);
+  header.write(type, 4, "latin1");
+  return Buffer.concat([header, body]);
+}
+
+/** A segment file as the segment muxer writes fMP4: the rung's init (ftyp + moov), its fragment, an mfra. */
+function fragmentedSegmentBytes(name: string, i: number, init = `${name} init`): Buffer {
+  return Buffer.concat([
+    box("ftyp", "isom"),
+    box("moov", init),
+    box("moof", `${name} fragment ${i}`),
+    box("mdat", `${name} samples ${i}`),
+    box("mfra", "index"),
+  ]);
+}
+
 /** As the segment muxer does: the list says the longest segment so far, and is renamed into place. */
-async function writeRung(name: string, segmentCount: number, ended: boolean, durations?: number[]): Promise<void> {
+async function writeRung(
+  name: string,
+  segmentCount: number,
+  ended: boolean,
+  durations?: number[],
+  format: "TS" | "FMP4" = "TS",
+): Promise<void> {
   const dir = path.join(workDir, name);
   await mkdir(dir, { recursive: true });
   const lengths = Array.from({ length: segmentCount }, (_, i) => durations?.[i] ?? 2);
@@ -56,8 +82,11 @@ async function writeRung(name: string, segmentCount: number, ended: boolean, dur
     `#EXT-X-TARGETDURATION:${Math.ceil(Math.max(0, ...lengths))}`,
   ];
   for (let i = 0; i < segmentCount; i++) {
-    const segment = `seg_${String(i).padStart(5, "0")}.ts`;
-    await writeFile(path.join(dir, segment), segmentBytes(name, i));
+    const segment = `seg_${String(i).padStart(5, "0")}.${format === "FMP4" ? "m4s" : "ts"}`;
+    await writeFile(
+      path.join(dir, segment),
+      format === "FMP4" ? fragmentedSegmentBytes(name, i) : segmentBytes(name, i),
+    );
     lines.push(`#EXTINF:${lengths[i]!.toFixed(6)},`, segment);
   }
   if (ended) lines.push("#EXT-X-ENDLIST");
@@ -310,6 +339,78 @@ not the rung`, async () => {
       "Storage is unavailable: The segment 240p/seg_00001.ts was cut short at 32768 bytes in the work dir",
     );
     expect(publisher.variants().filter((v) => v.error !== undefined)).toEqual([]);
+  });
+
+  it("fMP4: publishes each rung's init once, before its playlist, and every segment without it", async () => {
+    const uploads: Upload[] = [];
+    const publisher = createHlsPublisher({
+      storage: recordingStorage(uploads),
+      workDir,
+      outputPrefix: "videos/v1",
+      ladder,
+      probe,
+      segmentFormat: "FMP4",
+      targetDuration: 2,
+    });
+    for (const rung of ladder) await writeRung(rung.name, 3, true, undefined, "FMP4");
+    await publisher.finish();
+    for (const rung of ladder) {
+      const prefix = `videos/v1/hls/${rung.name}/`;
+      const keys = uploads.map((u) => u.key).filter((k) => k.startsWith(prefix));
+      expect(keys.filter((k) => k.endsWith("init.mp4"))).toEqual([`${prefix}init.mp4`]);
+      expect(keys.indexOf(`${prefix}init.mp4`)).toBeLessThan(keys.indexOf(`${prefix}index.m3u8`));
+      const init = uploads.find((u) => u.key === `${prefix}init.mp4`)!;
+      expect(init.opts.contentType).toBe("video/mp4");
+      expect(await readFile(path.join(dataDir, prefix, "init.mp4"))).toEqual(
+        Buffer.concat([box("ftyp", "isom"), box("moov", `${rung.name} init`)]),
+      );
+      for (let i = 0; i < 3; i++) {
+        const uri = `seg_0000${i}.m4s`;
+        expect(uploads.find((u) => u.key === `${prefix}${uri}`)!.opts.contentType).toBe("video/iso.segment");
+        expect(await readFile(path.join(dataDir, prefix, uri))).toEqual(
+          Buffer.concat([box("moof", `${rung.name} fragment ${i}`), box("mdat", `${rung.name} samples ${i}`)]),
+        );
+      }
+      const playlist = await readFile(path.join(dataDir, prefix, "index.m3u8"), "utf8");
+      expect(playlist).toContain("#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:2\n");
+      expect(playlist).toContain('#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI="init.mp4"\n#EXTINF:');
+    }
+    // The split copies are not left in the work dir.
+    expect((await readdir(path.join(workDir, ".publish"))).filter((f) => f.endsWith(".m4s"))).toEqual([]);
+  });
+
+  it("fMP4: a segment cut short, or with another init than its rung's first, fails the publication", async () => {
+    const failureOf = async (write: () => Promise<void>) => {
+      await rm(workDir, { recursive: true, force: true });
+      await rm(dataDir, { recursive: true, force: true });
+      await mkdir(workDir);
+      const publisher = createHlsPublisher({
+        storage: recordingStorage([]),
+        workDir,
+        outputPrefix: "videos/v1",
+        ladder,
+        probe,
+        segmentFormat: "FMP4",
+        targetDuration: 2,
+      });
+      for (const rung of ladder) await writeRung(rung.name, 2, true, undefined, "FMP4");
+      await write();
+      return publisher.finish().then(
+        () => null,
+        (err: unknown) => err as Error,
+      );
+    };
+    const segment = path.join(workDir, "240p", "seg_00001.m4s");
+    const cut = await failureOf(async () => {
+      const whole = await readFile(segment);
+      await writeFile(segment, whole.subarray(0, whole.length - 3));
+    });
+    expect(cut).toBeInstanceOf(StorageUnavailableError);
+    expect(cut!.message).toMatch(/^Storage is unavailable: The segment 240p\/seg_00001\.m4s was cut short \(/);
+    const other = await failureOf(() => writeFile(segment, fragmentedSegmentBytes("240p", 1, "another codec")));
+    expect(other!.message).toBe(
+      "The segment 240p/seg_00001.m4s has another init (codec configuration) than the rung's first",
+    );
   });
 
   it(`a run behind a published playlist never shrinks it nor drops its end, and keeps the \

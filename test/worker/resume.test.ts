@@ -34,16 +34,21 @@ const MANIFEST: EncodeManifest = {
   encoder: "libx264",
 };
 
-function playlist(durations: number[], opts: { endList?: boolean; mediaSequence?: number } = {}): string {
+function playlist(
+  durations: number[],
+  opts: { endList?: boolean; mediaSequence?: number; map?: string; ext?: string } = {},
+): string {
   const lines = [
     "#EXTM3U",
     "#EXT-X-VERSION:6",
     "#EXT-X-TARGETDURATION:2",
     `#EXT-X-MEDIA-SEQUENCE:${opts.mediaSequence ?? 0}`,
     "#EXT-X-PLAYLIST-TYPE:EVENT",
+    ...(opts.map ? [`#EXT-X-MAP:URI="${opts.map}"`] : []),
   ];
   durations.forEach((d, i) => {
-    lines.push(`#EXTINF:${d.toFixed(6)},`, `seg_${String(i + (opts.mediaSequence ?? 0)).padStart(5, "0")}.ts`);
+    const name = `seg_${String(i + (opts.mediaSequence ?? 0)).padStart(5, "0")}.${opts.ext ?? "ts"}`;
+    lines.push(`#EXTINF:${d.toFixed(6)},`, name);
   });
   if (opts.endList) lines.push("#EXT-X-ENDLIST");
   return `${lines.join("\n")}\n`;
@@ -141,6 +146,39 @@ describe("planResume", () => {
   });
 });
 
+describe("planResume of an fMP4 encode", () => {
+  const FMP4: EncodeManifest = { ...MANIFEST, segmentFormat: "FMP4" };
+  const fmp4 = (durations: number[]) => playlist(durations, { map: "init.mp4", ext: "m4s" });
+  const published: Record<string, string> = {
+    [`hls/${ENCODE_MANIFEST}`]: encodeManifestText(FMP4),
+    "hls/360p/index.m3u8": fmp4([1, 2, 2, 2]),
+    "hls/240p/index.m3u8": fmp4([1, 2, 2]),
+    "hls/audio/index.m3u8": fmp4([1.002667, 2.005333, 1.984, 2.005333]),
+  };
+
+  it("keeps the .m4s segments every rung published after its init", async () => {
+    const { resume } = await planFor(published, FMP4);
+    expect(resume).toMatchObject({ segments: 3, fromSeconds: 5 });
+    expect(resume!.kept.get("240p")!.map((s) => s.uri)).toEqual(["seg_00000.m4s", "seg_00001.m4s", "seg_00002.m4s"]);
+  });
+
+  it("starts from zero over a TS encode's output, and a TS encode over an fMP4 one's", async () => {
+    // The manifest says the format: a TS manifest is not an fMP4 one, nor the other way round.
+    expect(encodeManifestText(FMP4)).toContain('"segmentFormat":"FMP4"');
+    expect(encodeManifestText(MANIFEST)).not.toContain("segmentFormat");
+    expect((await planFor(published, MANIFEST)).resume).toBeNull();
+    const cases: Array<[string, string]> = [
+      ["TS segments", playlist([1, 2, 2])],
+      ["no EXT-X-MAP", playlist([1, 2, 2], { ext: "m4s" })],
+      ["another init", playlist([1, 2, 2], { ext: "m4s", map: "other.mp4" })],
+    ];
+    for (const [what, text] of cases) {
+      const plan = await planFor({ ...published, "hls/240p/index.m3u8": text }, FMP4);
+      expect(plan.resume, what).toBeNull();
+    }
+  });
+});
+
 describe("mediaPlaylist", () => {
   it("lists the kept segments, then the run's own, from segment 0 with one target duration", () => {
     const kept = [
@@ -165,6 +203,11 @@ describe("mediaPlaylist", () => {
       ["seg_00003.ts", 1.5],
     ]);
     expect(mediaPlaylist(kept, { targetDuration: 2, endList: false })).not.toContain("ENDLIST");
+    expect(mediaPlaylist(kept, { targetDuration: 2, endList: false })).not.toContain("#EXT-X-MAP");
+    // fMP4: version 7, the init named before the first segment.
+    const fmp4 = mediaPlaylist(kept, { targetDuration: 2, endList: false, map: "init.mp4" });
+    expect(fmp4).toContain("#EXT-X-VERSION:7\n");
+    expect(fmp4.indexOf('#EXT-X-MAP:URI="init.mp4"\n')).toBeLessThan(fmp4.indexOf("#EXTINF"));
     // A segment that rounds to more than the target (a long frame gap) raises it: the spec's rule.
     expect(mediaPlaylist([{ uri: "seg_00000.ts", duration: 3.6 }], { targetDuration: 2, endList: false })).toContain(
       "#EXT-X-TARGETDURATION:4",
@@ -187,7 +230,10 @@ async function packetTimes(playlistFile: string): Promise<number[]> {
     .sort((a, b) => a - b);
 }
 
-describe("transcode resumes what an earlier run of the job published (real ffmpeg)", () => {
+describe.each([
+  { format: "TS", ext: "ts" },
+  { format: "FMP4", ext: "m4s" },
+] as const)("transcode resumes what an earlier run of the job published (real ffmpeg, $format)", ({ format, ext }) => {
   let root: string;
   beforeEach(async () => {
     root = await mkdtemp(path.join(fixturesDir(), "resume-"));
@@ -201,7 +247,8 @@ play through`, async () => {
     const seconds = 16;
     const clip = await makeClip({ width: 640, height: 360, seconds, audio: true });
     const dataDir = path.join(root, "data");
-    const job = await stageTranscodeJob(dataDir, clip, { jobId: JOB_ID, videoId: VIDEO_ID }, 2);
+    const staged = await stageTranscodeJob(dataDir, clip, { jobId: JOB_ID, videoId: VIDEO_ID }, 2);
+    const job = { ...staged, options: { ...staged.options, segmentFormat: format } };
     const storage = createLocalWorkerStorage(dataDir);
     const hlsDir = path.join(dataDir, job.outputPrefix, "hls");
 
@@ -222,7 +269,9 @@ play through`, async () => {
     expect(stopped).toMatchObject({ name: "AbortError" });
     const keptFiles = new Map<string, number>();
     for (const name of ["360p", "240p", "144p", "audio"]) {
-      for (const uri of ["seg_00000.ts", "seg_00001.ts", "seg_00002.ts"])
+      const kept = ["seg_00000", "seg_00001", "seg_00002"].map((s) => `${s}.${ext}`);
+      // An fMP4 rung's init segment was published with its first segment: the next run keeps it too.
+      for (const uri of format === "FMP4" ? [...kept, "init.mp4"] : kept)
         keptFiles.set(`${name}/${uri}`, (await stat(path.join(hlsDir, name, uri))).mtimeMs);
     }
 
@@ -259,7 +308,13 @@ play through`, async () => {
       parser.end();
       const segments = parser.manifest.segments as { uri: string; duration: number }[];
       expect(parser.manifest.endList, name).toBe(true);
-      expect(segments.map((s) => s.uri)).toEqual(segments.map((_, i) => `seg_${String(i).padStart(5, "0")}.ts`));
+      expect(segments.map((s) => s.uri)).toEqual(segments.map((_, i) => `seg_${String(i).padStart(5, "0")}.${ext}`));
+      if (format === "FMP4") {
+        expect(text).toContain("#EXT-X-VERSION:7\n");
+        expect(text).toContain('#EXT-X-MAP:URI="init.mp4"\n');
+      } else {
+        expect(text).not.toContain("#EXT-X-MAP");
+      }
       if (name !== "audio") {
         expect(segments).toHaveLength(seconds / 2 + 1);
         expect(segments.map((s) => s.duration)).toEqual([1, ...Array(seconds / 2 - 1).fill(2), 1]);
