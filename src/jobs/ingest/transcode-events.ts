@@ -20,6 +20,7 @@ const variantOfRung = (videoId: string, name: string, rung: Rung) => ({
   height: rung.height,
   bandwidth: rung.bandwidth,
   codecs: rung.codecs,
+  bitrate: rung.bitrate ?? null,
 });
 
 /**
