@@ -24,7 +24,9 @@ export async function checkAudioDecodes(input: ProbedInput, probe: ProbeResult, 
   } catch (err) {
     // A process that could not start or was stopped says nothing about the file.
     if (!(err instanceof MediaError) || err.exitCode === null || err.exitCode === undefined) throw err;
-    const reason = err.message.replace(/^ffmpeg exited with code \d+: /, "");
+    // The decoder's own reason; ffmpeg's last lines only say that nothing was written.
+    const decodeError = /Error while decoding stream #[\d:]+: (.+)/.exec(err.stderrTail ?? "")?.[1];
+    const reason = decodeError ?? err.message.replace(/^ffmpeg exited with code \d+: /, "");
     throw new MediaError(`The file's audio stream (${probe.audioCodec}) does not decode: ${reason}`, {
       retryable: false,
       command: err.command,

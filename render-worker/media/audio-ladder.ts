@@ -1,5 +1,5 @@
 import type { ProbeResult } from "../../src/protocol/messages.ts";
-import { AUDIO_CODECS, AUDIO_ENCODER_OPTIONS, type PlannedRung, TS_OVERHEAD_FACTOR } from "./ladder.ts";
+import { AUDIO_CODECS, AUDIO_ENCODER_OPTIONS, type PlannedRung } from "./ladder.ts";
 
 /** AAC-LC bitrates of an audio-only ladder by output channels, highest first. */
 const AUDIO_ONLY_PROFILES: Readonly<Record<1 | 2, readonly number[]>> = {
@@ -10,6 +10,12 @@ const AUDIO_ONLY_PROFILES: Readonly<Record<1 | 2, readonly number[]>> = {
 const MIN_AUDIO_ONLY_BITRATE = 16_000;
 /** A source this close below a profile (a VBR MP3 at 126 kb/s) still justifies it. */
 const SOURCE_BITRATE_SLACK = 1.05;
+/**
+ * MPEG-TS carries AAC with far more overhead than video (PES headers, part-filled packets, the
+ * tables at each segment's start): measured peaks per segment were 128k → 161 kb/s, 64k → 84 kb/s,
+ * mono 32k → 52 kb/s. BANDWIDTH declares the peak, so it is this much above the encoder's rate.
+ */
+const TS_AUDIO_OVERHEAD = { factor: 1.2, bitsPerSecond: 16_000 };
 /** The audio rung's sample rate, as in AUDIO_ENCODER_OPTIONS: encode-ladder.ts's AAC priming assumes it. */
 const SAMPLE_RATE = 48_000;
 
@@ -33,7 +39,7 @@ export function planAudioOnlyLadder(probe: ProbeResult): PlannedRung[] {
     kind: "AUDIO",
     width: null,
     height: null,
-    bandwidth: Math.round(bitrate * TS_OVERHEAD_FACTOR),
+    bandwidth: Math.round(bitrate * TS_AUDIO_OVERHEAD.factor + TS_AUDIO_OVERHEAD.bitsPerSecond),
     codecs: AUDIO_CODECS,
     bitrate,
     channels,

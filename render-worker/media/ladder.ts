@@ -34,7 +34,7 @@ export const AUDIO_ENCODER_OPTIONS: readonly string[] = [
 /** Peak video rate allowed above the target, as passed to x264's VBV. */
 const MAXRATE_FACTOR = 1.1;
 /** MPEG-TS packetisation adds roughly this much on top of the elementary streams. */
-export const TS_OVERHEAD_FACTOR = 1.1;
+const TS_OVERHEAD_FACTOR = 1.1;
 /** A profile rung this close below a source-sized top rung adds nothing a player would notice. */
 const NEAR_DUPLICATE_RATIO = 0.9;
 

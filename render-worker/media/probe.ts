@@ -365,6 +365,6 @@ function shortReason(stderr: string, input: string): string {
     .split(/\r\n|\r|\n/)
     .map((l) => withoutLogPrefix(l).trim())
     .map((l) => (l.startsWith(`${input}: `) ? l.slice(input.length + 2) : l))
-    .filter((l) => l !== "");
+    .filter((l) => l !== "" && !/^Last message repeated/.test(l));
   return [...new Set(reasons)].join("; ") || "ffprobe failed without saying why";
 }
