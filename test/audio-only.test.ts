@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
-import { readFile, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
@@ -10,7 +11,8 @@ import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { launchChromium } from "./support/console.ts";
-import { createUpload } from "./support/upload-and-wait.ts";
+import { startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
+import { createUpload, finalState } from "./support/upload-and-wait.ts";
 import { fixturesDir, runFfmpeg } from "./worker/media-fixtures.ts";
 
 const run = promisify(execFile);
@@ -80,6 +82,52 @@ const monoAac = () =>
     "-b:a",
     "48k",
   ]);
+
+/** 60 s of stereo MP3: long enough to kill a worker mid-encode. */
+const longMp3 = () =>
+  makeAudio("podcast-stereo-60s.mp3", [
+    "-f",
+    "lavfi",
+    "-i",
+    "anoisesrc=d=60:a=0.2:c=pink",
+    "-ac",
+    "2",
+    "-c:a",
+    "libmp3lame",
+    "-b:a",
+    "192k",
+  ]);
+
+/** Modification time of every file under `dir`, by path relative to it. */
+async function mtimes(dir: string): Promise<Map<string, number>> {
+  const files = new Map<string, number>();
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const file = path.join(entry.parentPath, entry.name);
+    files.set(path.relative(dir, file), (await stat(file)).mtimeMs);
+  }
+  return files;
+}
+
+/** Every segment of a rung playlist decodes, and its packets make one timeline without gaps. */
+async function expectPlaysThrough(playlistFile: string, seconds: number): Promise<void> {
+  const { stderr } = await run("ffmpeg", ["-v", "error", "-i", playlistFile, "-f", "null", "-"]);
+  expect(stderr, playlistFile).toBe("");
+  const { stdout } = await run(
+    "ffprobe",
+    ["-v", "error", "-show_entries", "packet=pts_time", "-of", "csv=p=0", playlistFile],
+    { maxBuffer: 64 << 20 },
+  );
+  const times = stdout
+    .split("\n")
+    .map((l) => l.replace(/,$/, "").trim())
+    .filter((l) => l !== "" && l !== "N/A")
+    .map(Number)
+    .sort((a, b) => a - b);
+  const largestGap = Math.max(...times.slice(1).map((time, i) => time - times[i]!));
+  expect(largestGap, `${playlistFile}: no gap in the timeline`).toBeLessThan(0.05);
+  expect(Math.abs(times.at(-1)! - times[0]! - seconds), `${playlistFile}: as long as the source`).toBeLessThan(0.2);
+}
 
 async function ffprobeJson(file: string, entries: string): Promise<any> {
   const { stdout } = await run("ffprobe", ["-v", "error", "-show_entries", entries, "-of", "json", file]);
@@ -250,7 +298,10 @@ per variant, and playable before READY`, async () => {
     const playlistUrl = `${t.url}${video.variants[0].playlistUrl}`;
     const playlist = parse(await (await fetch(playlistUrl)).text());
     const file = path.join(t.dataDir, `${id}-mono.ts`);
-    await writeFile(file, Buffer.from(await (await fetch(new URL(playlist.segments[1].uri, playlistUrl))).arrayBuffer()));
+    await writeFile(
+      file,
+      Buffer.from(await (await fetch(new URL(playlist.segments[1].uri, playlistUrl))).arrayBuffer()),
+    );
     const { streams } = await ffprobeJson(file, "stream=codec_name,channels");
     expect(streams).toEqual([{ codec_name: "aac", channels: 1 }]);
   }, 60_000);
@@ -285,4 +336,121 @@ per variant, and playable before READY`, async () => {
       ["audio", null],
     ]);
   }, 60_000);
+
+  it(`a rung storage refuses fails alone; retryVariant re-encodes it alone, the other rung untouched, and the \
+master lists both again`, async () => {
+    const { id, uploadUrl } = await createUpload(t, "retry an audio rung");
+    const hlsDir = path.join(t.dataDir, "videos", id, "hls");
+    // A file where the audio64k directory belongs: storage cannot write any of its objects.
+    await mkdir(hlsDir, { recursive: true });
+    await writeFile(path.join(hlsDir, "audio64k"), "in the way");
+    const first = finalState(t, id);
+    expect(
+      (await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: await readFile(await stereoMp3()) })).status,
+    ).toBe(200);
+    expect((await first).status).toBe("READY");
+    const before = (await t.gql(VIDEO, { id })).data.video;
+    const failed = before.variants.find((v: any) => v.name === "audio64k");
+    expect(failed).toMatchObject({ status: "FAILED" });
+    const masterUris = async () =>
+      parse(await readFile(path.join(hlsDir, "master.m3u8"), "utf8")).playlists.map((p: any) => p.uri);
+    expect(await masterUris()).toEqual(["audio128k/index.m3u8"]);
+
+    await rm(path.join(hlsDir, "audio64k"));
+    const untouched = await mtimes(path.join(hlsDir, "audio128k"));
+    const retried = await t.gql(
+      `mutation($id: ID!) { retryVariant(id: $id) { __typename ... on RetryVariantSuccess { job { rungs } } } }`,
+      { id: failed.id },
+    );
+    expect(retried.data.retryVariant).toEqual({ __typename: "RetryVariantSuccess", job: { rungs: ["audio64k"] } });
+    expect((await finalState(t, id)).status).toBe("READY");
+
+    const after = (await t.gql(VIDEO, { id })).data.video;
+    expect(after.variants.map((v: any) => [v.name, v.status])).toEqual([
+      ["audio128k", "READY"],
+      ["audio64k", "READY"],
+    ]);
+    expect(after.posterUrl).toBeNull();
+    expect(await mtimes(path.join(hlsDir, "audio128k"))).toEqual(untouched);
+    expect(await masterUris()).toEqual(["audio128k/index.m3u8", "audio64k/index.m3u8"]);
+    await expectPlaysThrough(path.join(hlsDir, "audio64k", "index.m3u8"), 10);
+  }, 120_000);
+});
+
+describe("an audio-only transcode whose worker died resumes from what was published (public API, real workers)", () => {
+  let t: TestApp;
+  const RESULT = /* GraphQL */ `query($id: ID!) {
+    video(id: $id) {
+      status mediaType
+      variants { name status segmentCount progress }
+      jobs(first: 1) { edges { node { status runs { workerId status resumedSegments resumedFromSeconds } } } }
+    } }`;
+  const workerEnv = () => ({
+    DATABASE_URL: t.database.url,
+    DATA_DIR: t.dataDir,
+    PROGRESS_INTERVAL_MS: "250",
+    HEARTBEAT_INTERVAL_SECONDS: "2",
+  });
+  beforeAll(async () => {
+    t = await startTestApp({ worker: false, env: { JOB_STALL_SECONDS: "10" } });
+  });
+  afterAll(async () => {
+    await stopAllProcesses();
+    await t?.stop();
+  });
+
+  it("kill -9 mid-encode: the next run keeps the published segments, encodes the rest, and both rungs play through", async () => {
+    const seconds = 60;
+    const file = await longMp3();
+    const first = await startWorkerProcess("audio-worker-first", workerEnv());
+    const { id, uploadUrl } = await createUpload(t, "resumed podcast");
+    const final = finalState(t, id);
+    expect((await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: await readFile(file) })).status).toBe(200);
+
+    const hlsDir = path.join(t.dataDir, "videos", id, "hls");
+    const rungs = ["audio128k", "audio64k"];
+    const published = async () => {
+      const counts: number[] = [];
+      for (const rung of rungs) {
+        const playlist = path.join(hlsDir, rung, "index.m3u8");
+        counts.push(existsSync(playlist) ? parse(await readFile(playlist, "utf8").catch(() => "")).segments.length : 0);
+      }
+      return Math.min(...counts);
+    };
+    await expect.poll(published, { timeout: 60_000, interval: 20 }).toBeGreaterThanOrEqual(3);
+    await first.stop("SIGKILL");
+    const keptCount = await published();
+    // A 1 s first segment, then 2 s ones.
+    const segmentCount = Math.ceil((seconds - 1) / 2) + 1;
+    expect(keptCount, "the kill came before the end").toBeLessThan(segmentCount);
+    const kept = new Map<string, number>();
+    for (const rung of rungs) {
+      for (let i = 0; i < keptCount; i++) {
+        const segment = `${rung}/seg_${String(i).padStart(5, "0")}.ts`;
+        kept.set(segment, (await stat(path.join(hlsDir, segment))).mtimeMs);
+      }
+    }
+
+    await startWorkerProcess("audio-worker-second", workerEnv());
+    expect((await final).status).toBe("READY");
+    const video = (await t.gql(RESULT, { id })).data.video;
+    expect(video.mediaType).toBe("AUDIO");
+    const job = video.jobs.edges[0].node;
+    expect(job.runs.map((r: any) => [r.workerId, r.status])).toEqual([
+      ["audio-worker-first", "ABANDONED"],
+      ["audio-worker-second", "SUCCEEDED"],
+    ]);
+    const resumed = job.runs[1];
+    expect(resumed.resumedSegments).toBeGreaterThanOrEqual(keptCount);
+    expect(resumed.resumedFromSeconds).toBe(1 + (resumed.resumedSegments - 1) * 2);
+    for (const [segment, mtime] of kept) {
+      expect((await stat(path.join(hlsDir, segment))).mtimeMs, `${segment} kept as the first worker wrote it`).toBe(
+        mtime,
+      );
+    }
+    for (const variant of video.variants) {
+      expect(variant).toMatchObject({ status: "READY", progress: 1, segmentCount });
+      await expectPlaysThrough(path.join(hlsDir, variant.name, "index.m3u8"), seconds);
+    }
+  }, 180_000);
 });
