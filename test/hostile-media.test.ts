@@ -213,7 +213,7 @@ describe("hostile and unusual media each end in a correct state with a readable 
     expect((await details(id)).status).toBe("WAITING_FOR_UPLOAD");
   });
 
-  it("audio only becomes an audio-only ladder: AAC rungs, no width, height or poster", async () => {
+  it("audio only becomes an audio-only ladder: AAC rungs, no width or height", async () => {
     const video = await expectReady("audio only", await fileBytes(makeAudioOnly(2)));
     expect(video).toMatchObject({ width: null, height: null });
     // lavfi's sine is mono: the mono ladder (64k, 32k), at most the source's rate.
