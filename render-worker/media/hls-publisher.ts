@@ -416,7 +416,10 @@ export function masterPlaylist(ladder: Rung[], probe: ProbeResult): string {
 function audioOnlyMasterPlaylist(ladder: Rung[]): string {
   const lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-INDEPENDENT-SEGMENTS"];
   for (const rung of ladder) {
-    lines.push(`#EXT-X-STREAM-INF:BANDWIDTH=${rung.bandwidth},CODECS="${rung.codecs}"`, `${rung.name}/${RUNG_PLAYLIST}`);
+    lines.push(
+      `#EXT-X-STREAM-INF:BANDWIDTH=${rung.bandwidth},CODECS="${rung.codecs}"`,
+      `${rung.name}/${RUNG_PLAYLIST}`,
+    );
   }
   return `${lines.join("\n")}\n`;
 }

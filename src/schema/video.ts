@@ -75,7 +75,9 @@ export const VideoRef = builder.prismaObject("Video", {
       description: "A JPEG frame; with GCS or S3 storage a signed URL that expires (query it again for a fresh one).",
       resolve: (v, _args, ctx) => (v.posterKey ? mediaUrl(ctx, v.posterKey, v) : null),
     }),
-    variants: t.relation("variants", { query: { orderBy: [{ kind: "asc" }, { height: "desc" }, { bandwidth: "desc" }] } }),
+    variants: t.relation("variants", {
+      query: { orderBy: [{ kind: "asc" }, { height: "desc" }, { bandwidth: "desc" }] },
+    }),
     jobs: t.relatedConnection("jobs", { cursor: "id", query: { orderBy: { createdAt: "desc" } } }),
     createdAt: t.expose("createdAt", { type: "DateTime" }),
     updatedAt: t.expose("updatedAt", { type: "DateTime" }),
