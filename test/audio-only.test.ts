@@ -359,10 +359,16 @@ master lists both again`, async () => {
     await rm(path.join(hlsDir, "audio64k"));
     const untouched = await mtimes(path.join(hlsDir, "audio128k"));
     const retried = await t.gql(
-      `mutation($id: ID!) { retryVariant(id: $id) { __typename ... on RetryVariantSuccess { job { rungs } } } }`,
+      `mutation($id: ID!) { retryVariant(id: $id) { __typename ... on RetryVariantSuccess {
+        job { rungs cost { estimateBasis estimatedCpuSeconds } } } } }`,
       { id: failed.id },
     );
-    expect(retried.data.retryVariant).toEqual({ __typename: "RetryVariantSuccess", job: { rungs: ["audio64k"] } });
+    // The retry's estimate comes from the probe (an audio source, no frames to decode), not from the upload's size.
+    expect(retried.data.retryVariant).toMatchObject({
+      __typename: "RetryVariantSuccess",
+      job: { rungs: ["audio64k"], cost: { estimateBasis: "PROBE" } },
+    });
+    expect(retried.data.retryVariant.job.cost.estimatedCpuSeconds).toBeLessThan(10);
     expect((await finalState(t, id)).status).toBe("READY");
 
     const after = (await t.gql(VIDEO, { id })).data.video;
