@@ -238,6 +238,7 @@ async function startVideograph(databaseUrl: string, dataDir: string): Promise<Se
         width: 1280,
         height: 720,
         bandwidth: 3_000_000,
+        bitrate: null,
         codecs: "avc1.64001f",
         status: "ENCODING",
         progress: 0.5,

@@ -29,7 +29,8 @@ export function memoryLimitBytes(configured?: number): number {
  * 2160p 1880 MiB: about 180 MiB + 205 MiB per megapixel), with a quarter on top.
  */
 export function estimateJobMemoryBytes(probe: Pick<ProbeResult, "width" | "height">): number {
-  const megapixels = (probe.width * probe.height) / 1e6;
+  // An audio-only source (no frame) needs the fixed part alone.
+  const megapixels = ((probe.width ?? 0) * (probe.height ?? 0)) / 1e6;
   return Math.ceil((180 + 205 * megapixels) * 1.25 * MiB);
 }
 

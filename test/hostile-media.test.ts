@@ -9,10 +9,14 @@ import { createUpload, uploadAndWait, type FinalVideo } from "./support/upload-a
 import {
   makeAudioOnly,
   makeClip,
+  makeDataOnly,
   makeDurationBomb,
   makeFrameSizeBomb,
+  makeManyChannelAudio,
+  makeUndecodableAudio,
   makeVfrClip,
   makeY4mHeaderBomb,
+  makeZeroLengthAudio,
 } from "./worker/media-fixtures.ts";
 
 const run = promisify(execFile);
@@ -80,9 +84,24 @@ const REFUSED: Array<[string, () => Promise<Uint8Array<ArrayBuffer>>, RegExp]> =
     /^The file is not a video ffmpeg can read: .*moov atom not found/,
   ],
   [
-    "audio only",
-    () => fileBytes(makeAudioOnly(2)),
-    /^The file has no video stream: it has only audio, and audio-only sources are not supported yet$/,
+    "data only: a subtitle track, no audio or video",
+    () => fileBytes(makeDataOnly()),
+    /^The file has no audio or video stream: there is nothing to play in it$/,
+  ],
+  [
+    "an audio stream that does not decode",
+    () => fileBytes(makeUndecodableAudio(3)),
+    /^The file's audio stream \(aac\) does not decode: /,
+  ],
+  [
+    "zero-length audio: a WAV header and no samples",
+    () => fileBytes(makeZeroLengthAudio()),
+    /^The audio has no duration: the file may be truncated or hold no samples$/,
+  ],
+  [
+    "audio with 12 channels",
+    () => fileBytes(makeManyChannelAudio(12)),
+    /^The audio has 12 channels; the limit is 8 \(7\.1 surround\)$/,
   ],
   [
     "a frame-size bomb: a y4m header declaring 16000x16000 over 64 KiB",
@@ -194,6 +213,15 @@ describe("hostile and unusual media each end in a correct state with a readable 
     expect((await details(id)).status).toBe("WAITING_FOR_UPLOAD");
   });
 
+  it("audio only becomes an audio-only ladder: AAC rungs, no width or height", async () => {
+    const video = await expectReady("audio only", await fileBytes(makeAudioOnly(2)));
+    expect(video).toMatchObject({ width: null, height: null });
+    // lavfi's sine is mono: the mono ladder (64k, 32k), at most the source's rate.
+    expect(video.variants.length).toBeGreaterThan(0);
+    for (const v of video.variants)
+      expect(v).toMatchObject({ name: expect.stringMatching(/^audio\d+k$/), width: null });
+  });
+
   it("a single frame becomes a one-segment ladder", async () => {
     const video = await expectReady(
       "single frame",
@@ -265,7 +293,7 @@ describe("hostile and unusual media each end in a correct state with a readable 
 
   it("afterwards a normal video reaches READY, no earlier video changed and the worker never restarted", async () => {
     await expectReady("normal", await fileBytes(makeClip({ width: 320, height: 180, seconds: 2, audio: true })));
-    expect(finals.size).toBe(REFUSED.length + 6);
+    expect(finals.size).toBe(REFUSED.length + 7);
     for (const [id, final] of finals) {
       const now = await details(id);
       expect({ status: now.status, error: now.error, playable: now.playable }).toEqual({

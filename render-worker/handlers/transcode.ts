@@ -101,10 +101,10 @@ async function encodeAndPublish(
   signal.addEventListener("abort", abortEncode, { once: true });
   const publishing: { failure?: unknown } = {};
   // The poster is made once the video is playable, beside the encode: it is not on the way to the
-  // first frame. A retried rung keeps the video's poster.
+  // first frame. A retried rung keeps the video's poster; an audio-only source has none.
   let poster: Promise<string | null> | null = null;
   const startPoster = () => {
-    if (job.options.rungs || poster) return;
+    if (job.options.rungs || poster || probe.width === null) return;
     poster = publishPoster(job, ctx, input, probe);
     // Awaited before the job ends; until then a failure must not count as unhandled.
     poster.catch(() => {});

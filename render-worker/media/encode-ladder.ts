@@ -3,8 +3,9 @@ import path from "node:path";
 import { TIMELINE_LEAD_SECONDS } from "../../src/protocol/media-timeline.ts";
 import type { ProbeResult, Rung, SegmentFormat } from "../../src/protocol/messages.ts";
 import { RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
+import { audioRungEncoderOptions } from "./audio-ladder.ts";
 import { runFfmpeg, type FfmpegInput, type FfmpegOutput, type FfmpegStatus } from "./ffmpeg-process.ts";
-import { AUDIO_ENCODER_OPTIONS, videoRateControl, type PlannedRung } from "./ladder.ts";
+import { videoRateControl, type PlannedRung } from "./ladder.ts";
 import { decodeLimitOptions, mediaInputOptions, type ProbedInput } from "./media-input.ts";
 import { rungEncoder, type VideoEncoder } from "./nvenc.ts";
 import { segmentCount, segmentExtension, segmentPlan, segmentStart, type SegmentPlan } from "./segments.ts";
@@ -151,7 +152,7 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
       options: [
         "-map",
         audioFilter ? `[a${i}]` : "0:a:0",
-        ...AUDIO_ENCODER_OPTIONS,
+        ...audioRungEncoderOptions(rung),
         // The AAC encoder's first packet (its priming) starts this long before the run does: the
         // audio is cut that much earlier, so a resumed run's first packet follows the kept ones.
         ...segmentOptions(

@@ -447,6 +447,7 @@ export function mediaPlaylist(
 
 /** The master playlist: relative URIs, demuxed audio as one group every video rung refers to. */
 export function masterPlaylist(ladder: Rung[], probe: ProbeResult): string {
+  if (!ladder.some((r) => r.kind === "VIDEO")) return audioOnlyMasterPlaylist(ladder);
   const audio = ladder.find((r) => r.kind === "AUDIO");
   const lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-INDEPENDENT-SEGMENTS"];
   if (audio) {
@@ -465,6 +466,18 @@ export function masterPlaylist(ladder: Rung[], probe: ProbeResult): string {
       ...(audio ? [`AUDIO="audio"`] : []),
     ];
     lines.push(`#EXT-X-STREAM-INF:${attributes.join(",")}`, `${rung.name}/${RUNG_PLAYLIST}`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+/** An audio-only source's master playlist: each audio rung is a variant of its own, without RESOLUTION. */
+function audioOnlyMasterPlaylist(ladder: Rung[]): string {
+  const lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-INDEPENDENT-SEGMENTS"];
+  for (const rung of ladder) {
+    lines.push(
+      `#EXT-X-STREAM-INF:BANDWIDTH=${rung.bandwidth},CODECS="${rung.codecs}"`,
+      `${rung.name}/${RUNG_PLAYLIST}`,
+    );
   }
   return `${lines.join("\n")}\n`;
 }

@@ -1,4 +1,5 @@
 import type { ProbeResult, Rung } from "../../src/protocol/messages.ts";
+import { planAudioOnlyLadder } from "./audio-ladder.ts";
 
 /** Short side (the height of a landscape frame) → H.264 target bitrate in bits per second. */
 const VIDEO_PROFILES: ReadonlyArray<{ shortSide: number; bitrate: number }> = [
@@ -16,7 +17,7 @@ const LARGEST_PROFILE = VIDEO_PROFILES[0]!;
 const SMALLEST_PROFILE = VIDEO_PROFILES.at(-1)!;
 
 const AUDIO_BITRATE = 128_000;
-const AUDIO_CODECS = "mp4a.40.2";
+export const AUDIO_CODECS = "mp4a.40.2";
 const AUDIO_RUNG_NAME = "audio";
 /** How audio is encoded, in the audio rung and in a composed render: AAC-LC (AUDIO_CODECS), stereo, 48 kHz. */
 export const AUDIO_ENCODER_OPTIONS: readonly string[] = [
@@ -54,6 +55,8 @@ const HIGHEST_H264_LEVEL = H264_LEVELS.at(-1)!;
 export interface PlannedRung extends Rung {
   /** H.264 level_idc (31 is level 3.1); absent on the audio rung. */
   h264Level?: number;
+  /** An audio-only ladder's rung: 1 (mono stays mono) or 2 channels. */
+  channels?: 1 | 2;
 }
 
 /** x264 rate control for a video rung, in bits per second. */
@@ -74,9 +77,11 @@ export interface VideoRateControl {
  *
  * Audio is demuxed: when the source has audio there is one `audio` rung (AAC-LC 128k stereo),
  * video rungs are video-only, and each video rung's bandwidth counts the audio it plays with.
- * Order: video rungs from the highest, then audio.
+ * Order: video rungs from the highest, then audio. An audio-only source gets audio rungs alone
+ * (audio-ladder.ts).
  */
 export function planLadder(probe: ProbeResult, opts: { maxHeight?: number } = {}): PlannedRung[] {
+  if (probe.width === null || probe.height === null) return planAudioOnlyLadder(probe);
   const landscape = probe.width >= probe.height;
   const sourceShort = Math.min(probe.width, probe.height);
   const sourceLong = Math.max(probe.width, probe.height);

@@ -16,6 +16,9 @@ export interface ExtractPosterArgs {
 /** Writes one JPEG frame from min(1 s, duration / 3), at most 720 px high, even dimensions. */
 export async function extractPoster(args: ExtractPosterArgs): Promise<void> {
   const { probe, outFile } = args;
+  if (probe.width === null || probe.height === null) {
+    throw new MediaError("An audio-only source has no frame to make a poster of", { retryable: false });
+  }
   const height = Math.max(2, Math.floor(Math.min(720, probe.height) / 2) * 2);
   const scaledWidth = Math.round((probe.width * height) / probe.height / 2) * 2;
   const width = Math.max(2, Math.min(Math.floor(probe.width / 2) * 2, scaledWidth));

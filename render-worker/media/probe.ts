@@ -1,6 +1,7 @@
 import { execFile } from "node:child_process";
 import { stat } from "node:fs/promises";
 import type { ProbeResult } from "../../src/protocol/messages.ts";
+import { checkAudioDecodes } from "./audio-decode-check.ts";
 import { abortError, MediaError, redactUrls, stderrTailOf, withoutLogPrefix } from "./errors.ts";
 import {
   MAX_DECODE_PIXELS,
@@ -31,6 +32,8 @@ export const MIN_FRAME_SIDE = 16;
  * is a broken or hostile file, and every frame is encoded once per rung.
  */
 export const MAX_FRAME_RATE = 240;
+/** Audio with more channels than 7.1 is refused: ffmpeg has no layout to downmix it from. */
+export const MAX_AUDIO_CHANNELS = 8;
 /** The duration limit when the job sets none: the API's `MAX_DURATION_SECONDS` default. */
 export const DEFAULT_MAX_DURATION_SECONDS = 6 * 3600;
 
@@ -51,7 +54,8 @@ export interface ProbedSource {
  * Probes a source (a path or URL in storage) for what the ladder needs. ffprobe decides the
  * container within the upload whitelist (a playlist or list is refused before anything it names
  * is opened), and every later ffmpeg run opens the source as that container. Width and height
- * are display dimensions: rotation and non-square pixels applied. `rotation` is clockwise
+ * are display dimensions: rotation and non-square pixels applied; both are null for an audio-only
+ * source, whose first seconds are decoded here (`checkAudioDecodes`). `rotation` is clockwise
  * degrees, 0, 90, 180 or 270. Throws a non-retryable MediaError with a readable message when the
  * file is not a video this worker can encode, or is outside the limits above: a file that
  * declares an enormous frame, frame rate or duration is refused here, before the encoder runs.
@@ -61,7 +65,10 @@ export async function probeSource(
   opts: { signal?: AbortSignal } & ProbeLimits = {},
 ): Promise<ProbedSource> {
   const { input, data } = await probeContainer(location, opts);
-  return { input, probe: probeResultFrom(data, opts) };
+  const probe = probeResultFrom(data, opts);
+  // An audio-only source is cheap to decode: a stream that does not is refused here, not retried.
+  if (probe.width === null) await checkAudioDecodes(input, probe, opts.signal);
+  return { input, probe };
 }
 
 /**
@@ -123,10 +130,8 @@ export function probeResultFrom(data: FfprobeJson, limits: ProbeLimits = {}): Pr
   const video = streams.find((s) => s.codec_type === "video" && s.disposition?.attached_pic !== 1);
   const audio = streams.find((s) => s.codec_type === "audio");
   if (!video) {
-    const what = audio
-      ? "it has only audio, and audio-only sources are not supported yet"
-      : "it has no audio or video streams";
-    throw refused(`The file has no video stream: ${what}`);
+    if (audio) return audioOnlyProbeResult(data, audio, limits);
+    throw refused("The file has no audio or video stream: there is nothing to play in it");
   }
   if (!video.width || !video.height) {
     throw refused("The file's video stream has no frame size; the file may be truncated");
@@ -144,12 +149,7 @@ export function probeResultFrom(data: FfprobeJson, limits: ProbeLimits = {}): Pr
 
   const duration = firstPositive(data.format?.duration, video.duration);
   if (duration === null) throw refused("The file has no duration: it may be truncated, empty or a still image");
-  // A header can declare a duration its streams do not have; the longest declared one counts.
-  const declared = Math.max(duration, firstPositive(video.duration) ?? 0);
-  const maxDuration = limits.maxDurationSeconds ?? DEFAULT_MAX_DURATION_SECONDS;
-  if (declared > maxDuration) {
-    throw refused(`The video is ${formatDuration(declared)} long; the limit is ${formatDuration(maxDuration)}`);
-  }
+  checkDuration("video", duration, video, limits);
 
   const fps = Math.round((ratio(video.avg_frame_rate, "/") || ratio(video.r_frame_rate, "/") || 0) * 1000) / 1000;
   if (fps > MAX_FRAME_RATE) {
@@ -166,6 +166,46 @@ export function probeResultFrom(data: FfprobeJson, limits: ProbeLimits = {}): Pr
     videoCodec: video.codec_name ?? "unknown",
     audioCodec: audio?.codec_name ?? null,
   };
+}
+
+/**
+ * An audio-only source (a podcast, music): no frame, and the audio stream's channels and bitrate
+ * for the audio ladder. More than MAX_AUDIO_CHANNELS channels are refused: ffmpeg knows no layout
+ * to downmix them from, and no player plays them.
+ */
+function audioOnlyProbeResult(data: FfprobeJson, audio: FfprobeJsonStream, limits: ProbeLimits): ProbeResult {
+  const channels = audio.channels ?? 0;
+  if (channels > MAX_AUDIO_CHANNELS) {
+    throw refused(`The audio has ${channels} channels; the limit is ${MAX_AUDIO_CHANNELS} (7.1 surround)`);
+  }
+  if (channels === 0 || !(Number(audio.sample_rate) > 0)) {
+    throw refused("The file's audio stream has no channels or sample rate; the file may be truncated");
+  }
+  const duration = firstPositive(data.format?.duration, audio.duration);
+  if (duration === null) throw refused("The audio has no duration: the file may be truncated or hold no samples");
+  checkDuration("audio", duration, audio, limits);
+  const bitrate = Math.round(Number(audio.bit_rate));
+  return {
+    duration,
+    width: null,
+    height: null,
+    fps: 0,
+    rotation: 0,
+    hasAudio: true,
+    videoCodec: null,
+    audioCodec: audio.codec_name ?? "unknown",
+    audioChannels: channels,
+    audioBitrate: Number.isFinite(bitrate) && bitrate > 0 ? bitrate : null,
+  };
+}
+
+/** Refuses a source longer than the limit; a header can declare a duration its stream does not have. */
+function checkDuration(what: "video" | "audio", duration: number, stream: FfprobeJsonStream, limits: ProbeLimits) {
+  const declared = Math.max(duration, firstPositive(stream.duration) ?? 0);
+  const maxDuration = limits.maxDurationSeconds ?? DEFAULT_MAX_DURATION_SECONDS;
+  if (declared > maxDuration) {
+    throw refused(`The ${what} is ${formatDuration(declared)} long; the limit is ${formatDuration(maxDuration)}`);
+  }
 }
 
 /** The error for a frame outside the limits, or null; `pixels` is the decoded frame's area. */
@@ -252,6 +292,9 @@ export interface FfprobeJsonStream {
   avg_frame_rate?: string;
   r_frame_rate?: string;
   duration?: string;
+  channels?: number;
+  sample_rate?: string;
+  bit_rate?: string;
   disposition?: { attached_pic?: number };
   tags?: { rotate?: string };
   side_data_list?: Array<{ side_data_type?: string; rotation?: number }>;
@@ -322,6 +365,6 @@ function shortReason(stderr: string, input: string): string {
     .split(/\r\n|\r|\n/)
     .map((l) => withoutLogPrefix(l).trim())
     .map((l) => (l.startsWith(`${input}: `) ? l.slice(input.length + 2) : l))
-    .filter((l) => l !== "");
+    .filter((l) => l !== "" && !/^Last message repeated/.test(l));
   return [...new Set(reasons)].join("; ") || "ffprobe failed without saying why";
 }

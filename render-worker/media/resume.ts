@@ -147,9 +147,11 @@ async function findResumePoint(args: Parameters<typeof planResume>[0]): Promise<
 
   // A video segment ends on the first frame at or after its boundary, so N segments last until
   // the start of segment N give or take a frame; anything else means the cuts are not where we seek to.
+  // An audio-only ladder's segments end on an AAC frame (21 ms) instead.
   const frame = args.fps > 0 ? 1 / args.fps : 0.1;
+  const audioOnly = !manifest.ladder.some((r) => r.kind === "VIDEO");
   for (const rung of rungs) {
-    if (rung.kind !== "VIDEO") continue;
+    if (rung.kind !== "VIDEO" && !audioOnly) continue;
     const seconds = published
       .get(rung.name)!
       .slice(0, segments)

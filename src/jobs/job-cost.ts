@@ -12,9 +12,12 @@ import {
 } from "./cost.ts";
 import { queueOf } from "./queue-position.ts";
 
-/** The source's facts when the video has been probed. */
-function probedSource(video: Pick<Video, "duration" | "width" | "height" | "fps">): CostSource | null {
-  if (video.duration === null || !video.width || !video.height) return null;
+/** The source's facts when the video has been probed; an audio-only source (no video codec) has no frame. */
+function probedSource(video: Pick<Video, "duration" | "width" | "height" | "fps" | "videoCodec">): CostSource | null {
+  if (video.duration === null) return null;
+  if (video.videoCodec === null && video.width === null)
+    return { seconds: video.duration, width: 0, height: 0, fps: 0 };
+  if (!video.width || !video.height) return null;
   return { seconds: video.duration, width: video.width, height: video.height, fps: video.fps ?? 30 };
 }
 

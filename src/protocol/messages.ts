@@ -193,14 +193,19 @@ export type JobMessage = z.infer<typeof JobMessage>;
 /** Facts the worker's probe found about the source. */
 export const ProbeResult = z.object({
   duration: z.number().nonnegative(),
-  /** Display dimensions (rotation applied). */
-  width: z.number().int().positive(),
-  height: z.number().int().positive(),
+  /** Display dimensions (rotation applied); null for an audio-only source. */
+  width: z.number().int().positive().nullable(),
+  height: z.number().int().positive().nullable(),
   fps: z.number().nonnegative(),
   rotation: z.number().int(),
   hasAudio: z.boolean(),
-  videoCodec: z.string(),
+  /** Null for an audio-only source. */
+  videoCodec: z.string().nullable(),
   audioCodec: z.string().nullable(),
+  /** The audio stream's channel count, when it has one and ffprobe knows it. */
+  audioChannels: z.number().int().positive().nullable().optional(),
+  /** The audio stream's bits per second, when ffprobe knows it (not for lossless or unknown rates). */
+  audioBitrate: z.number().int().positive().nullable().optional(),
 });
 export type ProbeResult = z.infer<typeof ProbeResult>;
 
@@ -215,6 +220,8 @@ export const Rung = z.object({
   bandwidth: z.number().int().positive(),
   /** RFC 6381 codecs string, e.g. `avc1.64001f` or `mp4a.40.2`. */
   codecs: z.string(),
+  /** The encoder's target bits per second (without MPEG-TS overhead); set on an audio-only ladder's rungs. */
+  bitrate: z.number().int().positive().optional(),
 });
 export type Rung = z.infer<typeof Rung>;
 
@@ -329,8 +336,9 @@ export const JobEvent = z.discriminatedUnion("type", [
     type: z.literal("source.ready"),
     outputKey: z.string(),
     duration: z.number().nonnegative(),
-    width: z.number().int().positive(),
-    height: z.number().int().positive(),
+    /** Null for an audio-only source (an imported podcast). */
+    width: z.number().int().positive().nullable(),
+    height: z.number().int().positive().nullable(),
     fps: z.number().nonnegative(),
     /** Steps rendered and taken from the cache (0 and 0 for an import). */
     renderedCount: z.number().int().nonnegative(),

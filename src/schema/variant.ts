@@ -22,6 +22,12 @@ export const VariantRef = builder.prismaObject("Variant", {
     height: t.exposeInt("height", { nullable: true }),
     bandwidth: t.exposeInt("bandwidth", { description: "Peak bits per second, as in the master playlist." }),
     codecs: t.exposeString("codecs"),
+    bitrate: t.exposeInt("bitrate", {
+      nullable: true,
+      description:
+        "The encoder's target bits per second, without the MPEG-TS overhead `bandwidth` counts; " +
+        "set on an audio-only video's rungs.",
+    }),
     status: t.expose("status", { type: VariantStatusEnum }),
     progress: t.exposeFloat("progress", { description: "Media time of finished segments over duration, 0..1." }),
     segmentCount: t.exposeInt("segmentCount"),

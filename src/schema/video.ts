@@ -26,6 +26,15 @@ const VideoSourceEnum = builder.enumType(VideoSource, { name: "VideoSource" });
 
 export const VideoStatusEnum = builder.enumType(VideoStatus, { name: "VideoStatus" });
 
+const MediaTypeEnum = builder.enumType("MediaType", {
+  values: {
+    VIDEO: { description: "The source has a video stream: video rungs, and an audio rung when it has sound." },
+    AUDIO: {
+      description: "The source is audio only (a podcast, music): AAC rungs alone, no width, height or poster.",
+    },
+  } as const,
+});
+
 export const VideoRef = builder.prismaObject("Video", {
   description: "A video and its HLS ladder.",
   fields: (t) => ({
@@ -47,6 +56,13 @@ export const VideoRef = builder.prismaObject("Video", {
     fps: t.exposeFloat("fps", { nullable: true }),
     rotation: t.exposeInt("rotation", { nullable: true }),
     hasAudio: t.exposeBoolean("hasAudio", { nullable: true }),
+    mediaType: t.field({
+      type: MediaTypeEnum,
+      nullable: true,
+      description: "What the source holds, from the probe; null until it is probed.",
+      // The probe sets hasAudio on every source it accepts, and a video codec only when there is video.
+      resolve: (v) => (v.hasAudio === null ? null : v.videoCodec === null ? "AUDIO" : "VIDEO"),
+    }),
     uploadedBytes: t.float({ resolve: (v) => Number(v.uploadedBytes) }),
     uploadSize: t.float({ nullable: true, resolve: (v) => (v.uploadSize === null ? null : Number(v.uploadSize)) }),
     playbackUrl: t.string({
@@ -59,7 +75,9 @@ export const VideoRef = builder.prismaObject("Video", {
       description: "A JPEG frame; with GCS or S3 storage a signed URL that expires (query it again for a fresh one).",
       resolve: (v, _args, ctx) => (v.posterKey ? mediaUrl(ctx, v.posterKey, v) : null),
     }),
-    variants: t.relation("variants", { query: { orderBy: [{ kind: "asc" }, { height: "desc" }] } }),
+    variants: t.relation("variants", {
+      query: { orderBy: [{ kind: "asc" }, { height: "desc" }, { bandwidth: "desc" }] },
+    }),
     jobs: t.relatedConnection("jobs", { cursor: "id", query: { orderBy: { createdAt: "desc" } } }),
     createdAt: t.expose("createdAt", { type: "DateTime" }),
     updatedAt: t.expose("updatedAt", { type: "DateTime" }),

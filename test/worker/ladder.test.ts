@@ -18,7 +18,8 @@ function source(width: number, height: number, extra: Partial<ProbeResult> = {})
 }
 
 /** The rules every ladder keeps, whatever the source. */
-function expectSoundLadder(probe: ProbeResult, ladder: Rung[]): void {
+function expectSoundLadder(source: ProbeResult, ladder: Rung[]): void {
+  const probe = source as ProbeResult & { width: number; height: number };
   for (const rung of ladder) expect(() => Rung.parse(rung)).not.toThrow();
   expect(new Set(ladder.map((r) => r.name)).size).toBe(ladder.length);
   const video = ladder.filter((r) => r.kind === "VIDEO");

@@ -132,6 +132,56 @@ export function makeAudioOnly(seconds: number): Promise<string> {
 }
 
 /**
+ * An AAC m4a whose container is intact but whose audio packets are noise: ffprobe reads its
+ * header, the decoder fails on (nearly) every packet.
+ */
+export function makeUndecodableAudio(seconds: number): Promise<string> {
+  return fixture(`undecodable-audio-${seconds}s.m4a`, async (file) => {
+    const intact = `${file}.intact.m4a`;
+    await runFfmpeg(["-f", "lavfi", "-i", `sine=frequency=300:duration=${seconds}`, "-c:a", "aac", intact]);
+    const bytes = await readFile(intact);
+    const mdat = bytes.indexOf("mdat", 0, "latin1");
+    if (mdat < 4) throw new Error("No mdat box in the m4a");
+    const end = mdat - 4 + bytes.readUInt32BE(mdat - 4);
+    // A fixed xorshift, so the file is the same in every run.
+    let x = 0x9e3779b9;
+    for (let i = mdat + 4; i < end; i++) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      bytes[i] = x & 0xff;
+    }
+    await writeFile(file, bytes);
+    await rm(intact, { force: true });
+  });
+}
+
+/** A WAV file whose header is whole and which holds no samples at all. */
+export function makeZeroLengthAudio(): Promise<string> {
+  return fixture("zero-length.wav", (file) =>
+    runFfmpeg(["-f", "lavfi", "-i", "sine=duration=1", "-t", "0", "-c:a", "pcm_s16le", file]),
+  );
+}
+
+/** One second of `channels`-channel PCM audio in a WAV (no channel layout ffmpeg knows past 8). */
+export function makeManyChannelAudio(channels: number): Promise<string> {
+  const expressions = Array.from({ length: channels }, (_, i) => `sin(${220 + i * 20}*2*PI*t)`).join("|");
+  return fixture(`channels-${channels}.wav`, (file) =>
+    runFfmpeg(["-f", "lavfi", "-i", `aevalsrc=${expressions}:d=1:s=48000`, "-c:a", "pcm_s16le", file]),
+  );
+}
+
+/** A Matroska file with a subtitle stream and neither audio nor video. */
+export function makeDataOnly(): Promise<string> {
+  return fixture("subtitles-only.mkv", async (file) => {
+    const srt = `${file}.srt`;
+    await writeFile(srt, "1\n00:00:00,000 --> 00:00:02,000\nNothing to hear or see\n");
+    await runFfmpeg(["-i", srt, "-c:s", "srt", file]);
+    await rm(srt, { force: true });
+  });
+}
+
+/**
  * Variable frame rate, as phones record: 60 fps in the first second of every two, 10 fps in the
  * other, with the timestamps kept as they are (no duplicated frames).
  */

@@ -6,7 +6,15 @@ import { describe, expect, it } from "vitest";
 import { ProbeResult } from "../../src/protocol/messages.ts";
 import { MediaError } from "../../render-worker/media/errors.ts";
 import { probeResultFrom, probeSource } from "../../render-worker/media/probe.ts";
-import { fixturesDir, makeClip, runFfmpeg } from "./media-fixtures.ts";
+import {
+  fixturesDir,
+  makeClip,
+  makeDataOnly,
+  makeManyChannelAudio,
+  makeUndecodableAudio,
+  makeZeroLengthAudio,
+  runFfmpeg,
+} from "./media-fixtures.ts";
 
 async function probeError(input: string): Promise<MediaError> {
   const error = await probeSource(input).then(
@@ -89,12 +97,59 @@ describe("probeSource", () => {
     expect(error.stderrTail).toMatch(/moov atom not found/);
   });
 
-  it("refuses an audio-only file, saying audio-only sources are not supported", async () => {
+  it("reads an audio-only file: no frame, its channels and bitrate", async () => {
     const file = path.join(fixturesDir(), "voice.m4a");
-    await runFfmpeg(["-f", "lavfi", "-i", "sine=frequency=300:duration=1", "-c:a", "aac", file]);
-    const error = await probeError(file);
-    expect(error.message).toMatch(/^The file has no video stream/);
-    expect(error.message).toMatch(/audio-only sources are not supported/);
+    await runFfmpeg(["-f", "lavfi", "-i", "sine=frequency=300:duration=1", "-c:a", "aac", "-b:a", "48k", file]);
+    const { probe } = await probeSource(file);
+    expect(() => ProbeResult.parse(probe)).not.toThrow();
+    expect(probe).toMatchObject({
+      width: null,
+      height: null,
+      fps: 0,
+      hasAudio: true,
+      videoCodec: null,
+      audioCodec: "aac",
+      audioChannels: 1,
+    });
+    expect(probe.audioBitrate).toBeGreaterThan(30_000);
+    expect(probe.audioBitrate).toBeLessThan(70_000);
+    expect(probe.duration).toBeCloseTo(1, 1);
+  });
+
+  it("refuses audio-only files that cannot become a ladder, each for its reason", async () => {
+    expect((await probeError(await makeUndecodableAudio(2))).message).toBe(
+      "The file's audio stream (aac) does not decode: Invalid data found when processing input",
+    );
+    expect((await probeError(await makeZeroLengthAudio())).message).toBe(
+      "The audio has no duration: the file may be truncated or hold no samples",
+    );
+    expect((await probeError(await makeManyChannelAudio(12))).message).toBe(
+      "The audio has 12 channels; the limit is 8 (7.1 surround)",
+    );
+    expect((await probeError(await makeDataOnly())).message).toBe(
+      "The file has no audio or video stream: there is nothing to play in it",
+    );
+  });
+
+  it("accepts 5.1 audio (downmixed by the ladder) and refuses a header declaring 1024 channels", async () => {
+    const { probe } = await probeSource(await makeManyChannelAudio(6));
+    expect(probe).toMatchObject({ width: null, audioChannels: 6, audioCodec: "pcm_s16le" });
+    const header = Buffer.alloc(44);
+    header.write("RIFF", 0, "latin1");
+    header.writeUInt32LE(36 + 2048 * 10, 4);
+    header.write("WAVEfmt ", 8, "latin1");
+    header.writeUInt32LE(16, 16);
+    header.writeUInt16LE(1, 20);
+    header.writeUInt16LE(1024, 22);
+    header.writeUInt32LE(48_000, 24);
+    header.writeUInt32LE(48_000 * 2048, 28);
+    header.writeUInt16LE(2048, 32);
+    header.writeUInt16LE(16, 34);
+    header.write("data", 36, "latin1");
+    header.writeUInt32LE(2048 * 10, 40);
+    const file = path.join(fixturesDir(), "channels-1024.wav");
+    await writeFile(file, Buffer.concat([header, Buffer.alloc(2048 * 10)]));
+    expect((await probeError(file)).message).toBe("The file is not a video ffmpeg can read: Too many channels: 1024");
   });
 
   it("calls an unreadable URL retryable rather than not a video", async () => {
@@ -159,11 +214,29 @@ describe("probeResultFrom", () => {
     const data = {
       format: { duration: "5" },
       streams: [
-        { index: 0, codec_type: "audio", codec_name: "mp3" },
+        { index: 0, codec_type: "audio", codec_name: "mp3", channels: 2, sample_rate: "44100", bit_rate: "128000" },
         { ...video, index: 1, codec_name: "mjpeg", disposition: { attached_pic: 1 } },
       ],
     };
-    expect(() => probeResultFrom(data)).toThrow(/no video stream/);
+    expect(probeResultFrom(data)).toEqual({
+      duration: 5,
+      width: null,
+      height: null,
+      fps: 0,
+      rotation: 0,
+      hasAudio: true,
+      videoCodec: null,
+      audioCodec: "mp3",
+      audioChannels: 2,
+      audioBitrate: 128_000,
+    });
+  });
+
+  it("refuses audio-only over the duration limit, calling it audio", () => {
+    const audio = { index: 0, codec_type: "audio", codec_name: "mp3", channels: 2, sample_rate: "44100" };
+    expect(() => probeResultFrom({ format: { duration: "25920" }, streams: [audio] })).toThrow(
+      new MediaError("The audio is 7 h 12 min long; the limit is 6 h", { retryable: false }),
+    );
   });
 
   it("refuses a stream without duration, as a still image has", () => {

@@ -20,6 +20,7 @@ const variantOfRung = (videoId: string, name: string, rung: Rung) => ({
   height: rung.height,
   bandwidth: rung.bandwidth,
   codecs: rung.codecs,
+  bitrate: rung.bitrate ?? null,
 });
 
 /**
@@ -67,7 +68,8 @@ export function createTranscodeEventIngestor(deps: IngestDeps, runs: JobRunInges
       }),
     ]);
     await runs.recordResume(e);
-    const source = { seconds: probe.duration, width: probe.width, height: probe.height, fps: probe.fps };
+    // An audio-only source has no frame: its cost is its duration's decode and audio rungs.
+    const source = { seconds: probe.duration, width: probe.width ?? 0, height: probe.height ?? 0, fps: probe.fps };
     await estimateAtProbe(db, deps.costs ?? DEFAULT_COST_SETTINGS, e.jobId, source, e.ladder);
     await publishVideoStatus(deps, videoId);
   }

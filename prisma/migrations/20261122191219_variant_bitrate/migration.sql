@@ -1,0 +1,3 @@
+-- AlterTable
+ALTER TABLE "Variant" ADD COLUMN     "bitrate" INTEGER;
+
