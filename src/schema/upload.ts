@@ -9,11 +9,8 @@ import { UploadTooLargeError } from "../storage/types.ts";
 import { createVideoOnce } from "../videos/create-video-once.ts";
 import { findVideoOrThrow } from "../videos/find-video.ts";
 import { validIdempotencyKey, validOrigin, validTitle } from "../videos/input-rules.ts";
-<<<<<<< HEAD
 import { LoudnessInput, validFinishing, WatermarkInput } from "./finishing.ts";
-=======
 import { SegmentFormatEnum } from "./segment-format.ts";
->>>>>>> fmp4
 import { PlaybackPolicyEnum, VideoRef } from "./video.ts";
 
 const CreateUploadInput = builder.inputType("CreateUploadInput", {
@@ -118,28 +115,18 @@ builder.mutationFields((t) => ({
     args: {
       file: t.arg({ type: "File", required: true }),
       title: t.arg.string(),
-<<<<<<< HEAD
       loudness: t.arg({ type: LoudnessInput }),
       watermark: t.arg({ type: WatermarkInput }),
+      segmentFormat: t.arg({ type: SegmentFormatEnum, description: "How the HLS segments are packaged; default TS." }),
     },
     errors: { types: [ValidationError, FileTooLargeError, NotFoundError], union: { name: "UploadVideoResult" } },
-    resolve: async (_root, { file, title, ...options }, ctx) => {
+    resolve: async (_root, { file, title, segmentFormat, ...options }, ctx) => {
       const name = validTitle(title, file.name || "Untitled");
       if (file.size === 0) throw new ValidationError("file", "The file is empty (0 bytes)");
       if (file.size > ctx.maxUploadBytes) throw new FileTooLargeError(ctx.maxUploadBytes);
       const finishing = await validFinishing(ctx, options);
-      const created = await ctx.db.video.create({ data: { title: name, tenantId: tenantOf(ctx), finishing } });
-=======
-      segmentFormat: t.arg({ type: SegmentFormatEnum, description: "How the HLS segments are packaged; default TS." }),
-    },
-    errors: { types: [ValidationError, FileTooLargeError], union: { name: "UploadVideoResult" } },
-    resolve: async (_root, { file, title, segmentFormat }, ctx) => {
-      const name = validTitle(title, file.name || "Untitled");
-      if (file.size === 0) throw new ValidationError("file", "The file is empty (0 bytes)");
-      if (file.size > ctx.maxUploadBytes) throw new FileTooLargeError(ctx.maxUploadBytes);
-      const data = { title: name, tenantId: tenantOf(ctx), segmentFormat: segmentFormat ?? "TS" };
+      const data = { title: name, tenantId: tenantOf(ctx), finishing, segmentFormat: segmentFormat ?? "TS" };
       const created = await ctx.db.video.create({ data });
->>>>>>> fmp4
       const key = sourceKey(created.id);
       try {
         await ctx.storage.write(key, file.stream() as unknown as AsyncIterable<Uint8Array>, {
