@@ -39,7 +39,10 @@ export async function prepareFinishing(args: {
   const { options, probe } = args;
   const applied: AppliedFinishing = {};
   const sourceFilters: NonNullable<EncodeLadderArgs["sourceFilters"]> = { inputs: [] };
-  const image = options.watermark ? fetchWatermark(args, options.watermark) : null;
+  // An audio-only source has no picture to draw on: its watermark is not applied.
+  const { width, height } = probe;
+  const picture = width !== null && height !== null ? { width, height } : null;
+  const image = options.watermark && picture ? fetchWatermark(args, options.watermark) : null;
   if (options.loudness && probe.hasAudio) {
     const target = options.loudness;
     const reused = args.earlier?.loudness;
@@ -56,9 +59,9 @@ export async function prepareFinishing(args: {
     applied.loudness = { target, measured };
     if (measured) sourceFilters.audio = loudnormFilter(target, measured);
   }
-  if (options.watermark && image) {
+  if (options.watermark && image && picture) {
     sourceFilters.inputs.push(watermarkInput(await image, options.watermark));
-    sourceFilters.video = watermarkGraph(options.watermark, probe);
+    sourceFilters.video = watermarkGraph(options.watermark, picture);
     applied.watermark = options.watermark;
   }
   if (!applied.loudness && !applied.watermark) return {};

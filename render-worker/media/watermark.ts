@@ -29,7 +29,7 @@ export function watermarkInput(file: string, watermark: Watermark): FfmpegInput 
  * aspect kept), made `opacity` transparent, and placed in its corner; the overlay repeats the
  * image's one frame for the whole video.
  */
-export function watermarkGraph(watermark: Watermark, probe: Pick<ProbeResult, "width" | "height">): string {
+export function watermarkGraph(watermark: Watermark, probe: { width: number; height: number }): string {
   const { width, height } = probe;
   const margin = Math.round(
     watermark.margin.unit === "PERCENT"
