@@ -88,7 +88,11 @@ describe("instant clips: playback URLs over a range of a video (asset_start_time
       const from = sum(wholeDurations.slice(0, 2));
       expect(from).toBeLessThanOrEqual(3.5);
       expect(from + sum(extinfs(text))).toBeGreaterThanOrEqual(6.2 - 0.05);
-      for (const segment of segments) expect((await get(new URL(segment, url).href)).status).toBe(200);
+      for (const segment of segments) {
+        const res = await get(new URL(segment, url).href);
+        expect(res.status).toBe(200);
+        expect((await res.arrayBuffer()).byteLength).toBeGreaterThan(0);
+      }
     }
   });
 
@@ -140,7 +144,9 @@ describe("instant clips: playback URLs over a range of a video (asset_start_time
   it("a SIGNED video's clip needs its token, and carries it with the range", async () => {
     const signed = await readyVideo("SIGNED");
     const bare = signed.playbackUrl.split("?")[0]!;
-    expect((await get(withRange(bare, "asset_start_time=3"))).status).toBe(403);
+    const refused = await get(withRange(bare, "asset_start_time=3"));
+    expect(refused.status).toBe(403);
+    await refused.text();
     const res = await get(withRange(signed.playbackUrl, "asset_start_time=3&asset_end_time=5"));
     expect(res.status).toBe(200);
     const children = urisOf(await res.text());
@@ -150,10 +156,14 @@ describe("instant clips: playback URLs over a range of a video (asset_start_time
     expect(urisOf(rung).map((u) => u.split("?")[0])).toEqual(["seg_00002.ts"]);
     for (const segment of urisOf(rung)) {
       expect(segment).toMatch(/\?token=s\./);
-      expect((await get(new URL(segment, url).href)).status).toBe(200);
+      const res = await get(new URL(segment, url).href);
+      expect(res.status).toBe(200);
+      await res.arrayBuffer();
     }
     // The rung playlist without its token is refused before its range is looked at.
-    expect((await get(withRange(url.split("?")[0]!, "asset_start_time=-1"))).status).toBe(403);
+    const noToken = await get(withRange(url.split("?")[0]!, "asset_start_time=-1"));
+    expect(noToken.status).toBe(403);
+    await noToken.text();
   });
 
   describe("in Chromium + hls.js", () => {

@@ -74,7 +74,8 @@ export function clipMasterPlaylist(text: string, range: ClipRange): string {
 export function firstChildPlaylistUri(master: string): string | null {
   for (const line of master.split(/\r?\n/)) {
     const uri = line.startsWith("#") ? /URI="([^"]*)"/.exec(line)?.[1] : line.trim();
-    if (uri?.split(/[?#]/)[0]!.endsWith(".m3u8") && !/^[a-z][a-z0-9+.-]*:/i.test(uri)) return uri;
+    if (!uri || /^[a-z][a-z0-9+.-]*:/i.test(uri)) continue;
+    if (uri.split(/[?#]/)[0]!.endsWith(".m3u8")) return uri;
   }
   return null;
 }
