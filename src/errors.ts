@@ -35,3 +35,13 @@ export class NoWorkerError extends Error {
     this.capability = capability;
   }
 }
+
+/** A video that cannot be clipped now: it is not READY, or its source file is gone. */
+export class SourceUnavailableError extends Error {
+  readonly sourceVideoId: string;
+  constructor(sourceVideoId: string, message: string) {
+    super(message);
+    this.name = "SourceUnavailableError";
+    this.sourceVideoId = sourceVideoId;
+  }
+}

@@ -15,6 +15,8 @@ export interface EncodeManifest extends SegmentPlan {
   jobId: string;
   ladder: Rung[];
   encoder: string;
+  /** A clip's range of the source (seconds): a run of another range starts from zero. */
+  trim?: { start: number; end: number };
   /** Set once the job's run published everything: what it published, so a later delivery does no work. */
   complete?: CompletedEncode;
 }

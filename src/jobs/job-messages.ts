@@ -48,6 +48,7 @@ const builders = {
         maxDurationSeconds: settings.maxDurationSeconds,
         // retryVariant: only these rungs, the master still listing the whole ladder.
         ...(input.rungs ? { rungs: input.rungs } : {}),
+        ...clipTrim(video),
       },
     };
   },
@@ -74,6 +75,13 @@ const builders = {
     outputKey: sourceKey(job.videoId, "import"),
   }),
 } satisfies { [K in JobKind]: (from: BuildFrom<K>) => MessageOf<K> };
+
+/** A clip's range of its source, which every transcode of the clip (retries included) encodes. */
+function clipTrim(video: Video): { trim?: { start: number; end: number } } {
+  return video.clipStart === null || video.clipEnd === null
+    ? {}
+    : { trim: { start: video.clipStart, end: video.clipEnd } };
+}
 
 /**
  * The message for a job's current attempt, built from its row at every dispatch (so a retried

@@ -51,6 +51,14 @@ export const TranscodeOptions = z.object({
     .array(z.string().regex(/^[a-z0-9]+$/))
     .min(1)
     .optional(),
+  /**
+   * Encode only this range of the source, in seconds, cut frame-accurately (a clip, createClip): the
+   * published video starts at `start` and lasts `end - start` (less when the source ends first).
+   */
+  trim: z
+    .object({ start: z.number().nonnegative().finite(), end: z.number().positive().finite() })
+    .refine((t) => t.end > t.start, { message: "trim.end must be after trim.start" })
+    .optional(),
 });
 export type TranscodeOptions = z.infer<typeof TranscodeOptions>;
 

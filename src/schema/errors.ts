@@ -1,5 +1,5 @@
 import { builder } from "../builder.ts";
-import { FileTooLargeError, NoWorkerError, NotFoundError, ValidationError } from "../errors.ts";
+import { FileTooLargeError, NoWorkerError, NotFoundError, SourceUnavailableError, ValidationError } from "../errors.ts";
 
 export const ErrorInterface = builder.interfaceRef<Error>("Error").implement({
   description: "Every error a mutation can return implements this.",
@@ -32,4 +32,12 @@ builder.objectType(NoWorkerError, {
   description:
     "No worker can run this now (none with `capability` is alive); nothing was created. Try again once one runs.",
   fields: (t) => ({ capability: t.exposeString("capability") }),
+});
+
+builder.objectType(SourceUnavailableError, {
+  name: "SourceUnavailableError",
+  interfaces: [ErrorInterface],
+  description:
+    "The source video cannot be clipped now (not READY, or its source file is gone); the message says which.",
+  fields: (t) => ({ sourceVideoId: t.exposeID("sourceVideoId") }),
 });
