@@ -34,7 +34,7 @@ export interface MediaInput {
 }
 
 /** The part of a source a clip encodes, in seconds of the source. */
-export interface SourceTrim {
+interface SourceTrim {
   start: number;
   end: number;
 }

@@ -5,8 +5,8 @@
  * segments overlapping the range, so the clip starts and ends on segment boundaries.
  */
 
-export const CLIP_START_PARAM = "asset_start_time";
-export const CLIP_END_PARAM = "asset_end_time";
+const CLIP_START_PARAM = "asset_start_time";
+const CLIP_END_PARAM = "asset_end_time";
 
 /** A clip's range in seconds of the video; `end` null: to the video's end. */
 export interface ClipRange {

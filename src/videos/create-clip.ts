@@ -20,7 +20,7 @@ export interface ClipRequest {
 }
 
 /** `start` and `end` (seconds of `source`) when they make a clip of it; else a ValidationError naming the field. */
-export function validClipRange(start: number, end: number, duration: number): { start: number; end: number } {
+function validClipRange(start: number, end: number, duration: number): { start: number; end: number } {
   if (!Number.isFinite(start) || start < 0) throw new ValidationError("start", "start must be 0 or more seconds");
   if (!Number.isFinite(end) || end <= start) throw new ValidationError("end", "end must be after start");
   if (end - start < MIN_CLIP_SECONDS) {
