@@ -4,6 +4,7 @@ import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { clipMediaPlaylist } from "../src/http/instant-clip.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { launchChromium } from "./support/console.ts";
 import { makeClip } from "./worker/media-fixtures.ts";
@@ -227,3 +228,42 @@ hls.loadSource(new URLSearchParams(location.search).get("src"));
 hls.attachMedia(video);
 video.play().catch(() => {});
 </script>`;
+
+describe("an instant clip of a video still encoding (its rung playlists growing)", () => {
+  const growing = (durations: number[], endList = false) =>
+    [
+      "#EXTM3U",
+      "#EXT-X-VERSION:6",
+      "#EXT-X-TARGETDURATION:2",
+      "#EXT-X-MEDIA-SEQUENCE:0",
+      "#EXT-X-PLAYLIST-TYPE:EVENT",
+      ...durations.flatMap((d, i) => [`#EXTINF:${d.toFixed(6)},`, `seg_${String(i).padStart(5, "0")}.ts`]),
+      ...(endList ? ["#EXT-X-ENDLIST"] : []),
+      "",
+    ].join("\n");
+  const range = { start: 3.5, end: 6.2 };
+
+  it("lists nothing and no end before the range is published, the range so far, then ends at the range's end", () => {
+    const before = clipMediaPlaylist(growing([1, 2]), range);
+    expect(before).toEqual({ text: expect.not.stringContaining("#EXTINF") });
+    expect((before as { text: string }).text).not.toContain("#EXT-X-ENDLIST");
+
+    const partly = (clipMediaPlaylist(growing([1, 2, 2]), range) as { text: string }).text;
+    expect(urisOf(partly)).toEqual(["seg_00002.ts"]);
+    expect(partly).toContain("#EXT-X-MEDIA-SEQUENCE:2\n");
+    expect(partly).not.toContain("#EXT-X-ENDLIST");
+
+    const reached = (clipMediaPlaylist(growing([1, 2, 2, 2]), range) as { text: string }).text;
+    expect(urisOf(reached)).toEqual(["seg_00002.ts", "seg_00003.ts"]);
+    expect(reached.trimEnd().endsWith("#EXT-X-ENDLIST")).toBe(true);
+    // Later segments never join a clip whose list has ended.
+    expect((clipMediaPlaylist(growing([1, 2, 2, 2, 2]), range) as { text: string }).text).toBe(reached);
+  });
+
+  it("refuses a start past the end only once the video's length is known", () => {
+    expect(clipMediaPlaylist(growing([1, 2]), { start: 50, end: null })).not.toHaveProperty("problem");
+    expect(clipMediaPlaylist(growing([1, 2], true), { start: 50, end: null })).toEqual({
+      problem: expect.stringMatching(/not before the video's end \(3\.000 s\)/),
+    });
+  });
+});
