@@ -3,7 +3,7 @@ import path from "node:path";
 import { isPublishedKey } from "../protocol/storage-layout.ts";
 import { MEDIA_PATH_PREFIX } from "../storage/api-urls.ts";
 import type { LocalStorage } from "../storage/local.ts";
-import { rewritePlaylistUris } from "../storage/playlist-urls.ts";
+import { resolvePlaylistUri, rewritePlaylistUris } from "../storage/playlist-urls.ts";
 import { assertValidKey } from "../storage/types.ts";
 import { admitPlayback, type PlaybackGuard } from "./playback-guard.ts";
 import {
@@ -15,7 +15,6 @@ import {
   rangeBeyondEnd,
 } from "./instant-clip.ts";
 import { appendTokenToPlaylist } from "./playback-tokens.ts";
-import { resolvePlaylistUri } from "../storage/playlist-urls.ts";
 
 /**
  * What both media handlers check first: GET/HEAD, a published key, the video's playback policy.
