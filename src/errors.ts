@@ -45,3 +45,13 @@ export class InvalidCaptionsError extends Error {
     this.line = line;
   }
 }
+
+/** A video that cannot be clipped now: it is not READY, or its source file is gone. */
+export class SourceUnavailableError extends Error {
+  readonly sourceVideoId: string;
+  constructor(sourceVideoId: string, message: string) {
+    super(message);
+    this.name = "SourceUnavailableError";
+    this.sourceVideoId = sourceVideoId;
+  }
+}

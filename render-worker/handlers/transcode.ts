@@ -14,6 +14,7 @@ import { planLadder, type PlannedRung } from "../media/ladder.ts";
 import type { ProbedInput } from "../media/media-input.ts";
 import { extractPoster } from "../media/poster.ts";
 import { probeSource } from "../media/probe.ts";
+import { trimProbedSource } from "../media/trim.ts";
 import { segmentPlan, targetDuration } from "../media/segments.ts";
 import {
   completedEncode,
@@ -38,9 +39,10 @@ export async function transcode(job: TranscodeJobMessage, ctx: JobContext): Prom
   const { storage, signal } = ctx;
   if (await reportCompletedEncode(job, ctx)) return;
   const source = await storage.inputFor(job.sourceKey);
-  const { input, probe } = await inSpan("probe", {}, () =>
+  const probed = await inSpan("probe", {}, () =>
     probeSource(source, { signal, maxDurationSeconds: job.options.maxDurationSeconds }),
   );
+  const { input, probe } = trimProbedSource(probed, job.options.trim);
   const ladder = planLadder(probe, { maxHeight: job.options.maxHeight });
   const releaseMemory = ctx.reserveMemory?.(estimateJobMemoryBytes(probe)) ?? (() => {});
   try {
@@ -74,6 +76,7 @@ async function encodeAndPublish(
     encoder,
     ...(applied ? { finishing: applied } : {}),
     ...(segmentFormat === "FMP4" ? { segmentFormat } : {}),
+    ...trimOf(input),
   };
   const { duration, fps } = probe;
   const plan = await planResume({ storage, hlsPrefix: hls.prefix, manifest, rungs, duration, fps });
@@ -288,6 +291,11 @@ function rungsToEncode(ladder: PlannedRung[], names: string[] | undefined): Plan
     throw new MediaError(message, { retryable: false });
   }
   return ladder.filter((r) => names.includes(r.name));
+}
+
+/** A clip's trim, for the manifest: a run resumes only the same range of the source. */
+function trimOf(input: ProbedInput): Pick<EncodeManifest, "trim"> {
+  return input.trim ? { trim: input.trim } : {};
 }
 
 /** Waits for a promise to settle, whatever its outcome (a failure is reported where it is awaited). */

@@ -6,7 +6,7 @@ import { RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
 import { audioRungEncoderOptions } from "./audio-ladder.ts";
 import { runFfmpeg, type FfmpegInput, type FfmpegOutput, type FfmpegStatus } from "./ffmpeg-process.ts";
 import { videoRateControl, type PlannedRung } from "./ladder.ts";
-import { decodeLimitOptions, mediaInputOptions, type ProbedInput } from "./media-input.ts";
+import { decodeLimitOptions, inputSeekOptions, mediaInputOptions, type ProbedInput } from "./media-input.ts";
 import { rungEncoder, type VideoEncoder } from "./nvenc.ts";
 import { segmentCount, segmentExtension, segmentPlan, segmentStart, type SegmentPlan } from "./segments.ts";
 
@@ -111,7 +111,7 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
   const fromSeconds = segmentStart(plan, firstSegment);
   // -ss before the input seeks accurately: decoding starts at the keyframe before, frames before
   // `fromSeconds` are dropped, and the first one kept gets a forced keyframe as in the earlier run.
-  const seek = fromSeconds > 0 ? ["-ss", fromSeconds.toFixed(6)] : [];
+  const seek = inputSeekOptions(input, fromSeconds);
   const cuts = segmentCuts(plan, firstSegment, args.probe.duration);
   // This run's first segment: the plan's first, or a full one when resuming.
   const firstLength = cuts[0] ?? segmentSeconds;

@@ -33,8 +33,17 @@ export interface MediaInput {
   format: UploadFormat | null;
 }
 
-/** An input whose container the probe found and checked: ffmpeg opens it as exactly that. */
-export type ProbedInput = MediaInput & { format: UploadFormat };
+/** The part of a source a clip encodes, in seconds of the source. */
+interface SourceTrim {
+  start: number;
+  end: number;
+}
+
+/**
+ * An input whose container the probe found and checked: ffmpeg opens it as exactly that. With
+ * `trim`, only that part of it is read (a clip): its time 0 is the trim's start.
+ */
+export type ProbedInput = MediaInput & { format: UploadFormat; trim?: SourceTrim };
 
 /**
  * The input at a storage location: a path (`file:` is added, so a colon in a name is never read
@@ -75,6 +84,17 @@ export function mediaInputOptions(input: MediaInput): string[] {
     // ffprobe ignores the option for other containers, ffmpeg refuses it, so it goes where it applies.
     ...(input.format === null || input.format === "mov" ? ["-enable_drefs", "0"] : []),
   ];
+}
+
+/**
+ * Input options that start reading at `at` seconds of the input (of its trim, when it has one) and
+ * stop at the trim's end. `-ss` before `-i` seeks accurately: decoding starts at the keyframe
+ * before, and the frames (and audio samples) before `at` are dropped.
+ */
+export function inputSeekOptions(input: ProbedInput, at: number): string[] {
+  const from = (input.trim?.start ?? 0) + at;
+  const seek = from > 0 ? ["-ss", from.toFixed(6)] : [];
+  return input.trim ? [...seek, "-t", Math.max(0, input.trim.end - from).toFixed(6)] : seek;
 }
 
 /**

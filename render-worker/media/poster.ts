@@ -3,7 +3,7 @@ import path from "node:path";
 import type { ProbeResult } from "../../src/protocol/messages.ts";
 import { MediaError } from "./errors.ts";
 import { runFfmpeg } from "./ffmpeg-process.ts";
-import { decodeLimitOptions, mediaInputOptions, type ProbedInput } from "./media-input.ts";
+import { decodeLimitOptions, inputSeekOptions, mediaInputOptions, type ProbedInput } from "./media-input.ts";
 
 export interface ExtractPosterArgs {
   input: ProbedInput;
@@ -28,7 +28,7 @@ export async function extractPoster(args: ExtractPosterArgs): Promise<void> {
     inputs: [
       {
         source: args.input.url,
-        options: [...mediaInputOptions(args.input), ...decodeLimitOptions(), "-ss", at.toFixed(3)],
+        options: [...mediaInputOptions(args.input), ...decodeLimitOptions(), ...inputSeekOptions(args.input, at)],
       },
     ],
     outputs: [

@@ -20,6 +20,8 @@ export interface EncodeManifest extends SegmentPlan {
   finishing?: AppliedFinishing;
   /** Set for fMP4 segments only (absent: MPEG-TS), so a TS encode's manifest reads as it always did. */
   segmentFormat?: "FMP4";
+  /** A clip's range of the source (seconds): a run of another range starts from zero. */
+  trim?: { start: number; end: number };
   /** Set once the job's run published everything: what it published, so a later delivery does no work. */
   complete?: CompletedEncode;
 }

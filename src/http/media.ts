@@ -9,9 +9,17 @@ import {
 } from "../protocol/storage-layout.ts";
 import { MEDIA_PATH_PREFIX } from "../storage/api-urls.ts";
 import type { LocalStorage } from "../storage/local.ts";
-import { rewritePlaylistUris } from "../storage/playlist-urls.ts";
+import { resolvePlaylistUri, rewritePlaylistUris } from "../storage/playlist-urls.ts";
 import { assertValidKey } from "../storage/types.ts";
 import { admitPlayback, type PlaybackGuard } from "./playback-guard.ts";
+import {
+  clipMasterPlaylist,
+  clipMediaPlaylist,
+  clipRangeOf,
+  finishedPlaylistSeconds,
+  firstChildPlaylistUri,
+  rangeBeyondEnd,
+} from "./instant-clip.ts";
 import { appendTokenToPlaylist } from "./playback-tokens.ts";
 
 /**
@@ -92,6 +100,34 @@ function publishedKey(url: URL): string | null {
   return isPublishedKey(key) && path.extname(key) in CONTENT_TYPES ? key : null;
 }
 
+/**
+ * The stored playlist `text` at `key` as the request's instant clip range asks for it (unchanged
+ * without one), or why the range is refused: a master keeps its variants and carries the range on, a
+ * rung playlist lists the segments in the range. `readText` reads the master's first child to check
+ * the range against the video's end.
+ */
+async function clippedPlaylist(
+  readText: (key: string) => Promise<string | null>,
+  key: string,
+  text: string,
+  url: URL,
+): Promise<{ text: string } | { problem: string }> {
+  const range = clipRangeOf(url);
+  if (range === null || "problem" in range) return range ?? { text };
+  if (!/^#EXT-X-STREAM-INF/m.test(text)) return clipMediaPlaylist(text, range);
+  const child = firstChildPlaylistUri(text);
+  const childKey = child === null ? null : resolvePlaylistUri(key, child);
+  const childText = childKey === null ? null : await readText(childKey);
+  const seconds = childText === null ? null : finishedPlaylistSeconds(childText);
+  const beyond = seconds === null ? null : rangeBeyondEnd(range, seconds);
+  return beyond ? { problem: beyond } : { text: clipMasterPlaylist(text, range) };
+}
+
+function badRequest(res: ServerResponse, problem: string): void {
+  res.writeHead(400, { "content-type": "text/plain", "cache-control": "no-store", "access-control-allow-origin": "*" });
+  res.end(`Bad request: ${problem}`);
+}
+
 function notFound(res: ServerResponse): void {
   res.writeHead(404, { "content-type": "text/plain" });
   res.end("Not found");
@@ -126,10 +162,12 @@ export async function handleMedia(
   if (admitted === null) return;
   const { key, token } = admitted;
   const ext = path.extname(key);
-  if (ext === ".m3u8" && (token || isComposedPlaylist(key))) {
+  if (ext === ".m3u8" && (token || isComposedPlaylist(key) || clipRangeOf(url) !== null)) {
     const text = await playlistText(key, captions, (k) => storage.readText(k));
     if (text === null) return notFound(res);
-    const body = Buffer.from(token ? appendTokenToPlaylist(text, token) : text);
+    const clipped = await clippedPlaylist((k) => storage.readText(k), key, text, url);
+    if ("problem" in clipped) return badRequest(res, clipped.problem);
+    const body = Buffer.from(token ? appendTokenToPlaylist(clipped.text, token) : clipped.text);
     res.writeHead(200, {
       "content-type": CONTENT_TYPES[ext]!,
       "cache-control": `${token ? "private" : "public"}, max-age=2`,
@@ -216,10 +254,12 @@ export async function handleSignedUrlMedia(
   }
   const text = await playlistText(key, captions, (k) => storage.readText(k));
   if (text === null) return notFound(res);
-  const signed = await rewritePlaylistUris(text, key, (k) => storage.signedReadUrl(k));
+  const clipped = await clippedPlaylist((k) => storage.readText(k), key, text, url);
+  if ("problem" in clipped) return badRequest(res, clipped.problem);
+  const signed = await rewritePlaylistUris(clipped.text, key, (k) => storage.signedReadUrl(k));
   // Segment URIs are now absolute signed URLs; only child playlists (relative) need the token.
   const body = Buffer.from(token ? appendTokenToPlaylist(signed, token) : signed);
-  const final = /^#EXT-X-(ENDLIST|STREAM-INF)/m.test(text);
+  const final = /^#EXT-X-(ENDLIST|STREAM-INF)/m.test(clipped.text);
   const maxAge = isMasterPlaylistKey(key)
     ? MASTER_MAX_AGE_SECONDS
     : final

@@ -52,6 +52,7 @@ const builders = {
         ...(input.rungs ? { rungs: input.rungs } : {}),
         // The video's loudness target and watermark: every attempt and every job of it the same.
         ...(video.finishing === null ? {} : Finishing.parse(video.finishing)),
+        ...clipTrim(video),
       },
     };
   },
@@ -78,6 +79,13 @@ const builders = {
     outputKey: sourceKey(job.videoId, "import"),
   }),
 } satisfies { [K in JobKind]: (from: BuildFrom<K>) => MessageOf<K> };
+
+/** A clip's range of its source, which every transcode of the clip (retries included) encodes. */
+function clipTrim(video: Video): { trim?: { start: number; end: number } } {
+  return video.clipStart === null || video.clipEnd === null
+    ? {}
+    : { trim: { start: video.clipStart, end: video.clipEnd } };
+}
 
 /**
  * The message for a job's current attempt, built from its row at every dispatch (so a retried

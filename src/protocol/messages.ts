@@ -65,6 +65,14 @@ export const TranscodeOptions = z.object({
   loudness: LoudnessTarget.optional(),
   /** Draw this image over the video before the ladder is scaled. */
   watermark: Watermark.optional(),
+  /**
+   * Encode only this range of the source, in seconds, cut frame-accurately (a clip, createClip): the
+   * published video starts at `start` and lasts `end - start` (less when the source ends first).
+   */
+  trim: z
+    .object({ start: z.number().nonnegative().finite(), end: z.number().positive().finite() })
+    .refine((t) => t.end > t.start, { message: "trim.end must be after trim.start" })
+    .optional(),
 });
 export type TranscodeOptions = z.infer<typeof TranscodeOptions>;
 

@@ -1,5 +1,5 @@
 import { builder } from "../builder.ts";
-import { FileTooLargeError, InvalidCaptionsError, NoWorkerError, NotFoundError, ValidationError } from "../errors.ts";
+import { FileTooLargeError, InvalidCaptionsError, NoWorkerError, NotFoundError, SourceUnavailableError, ValidationError } from "../errors.ts";
 
 export const ErrorInterface = builder.interfaceRef<Error>("Error").implement({
   description: "Every error a mutation can return implements this.",
@@ -39,4 +39,12 @@ builder.objectType(InvalidCaptionsError, {
   interfaces: [ErrorInterface],
   description: "The caption file is not valid WebVTT or SRT; `line` (1-based) is where, when the problem has a place.",
   fields: (t) => ({ line: t.exposeInt("line", { nullable: true }) }),
+});
+
+builder.objectType(SourceUnavailableError, {
+  name: "SourceUnavailableError",
+  interfaces: [ErrorInterface],
+  description:
+    "The source video cannot be clipped now (not READY, or its source file is gone); the message says which.",
+  fields: (t) => ({ sourceVideoId: t.exposeID("sourceVideoId") }),
 });

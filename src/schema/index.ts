@@ -16,6 +16,7 @@ import "./composition.ts";
 import "./webhook.ts";
 import "./queue-position.ts";
 import "./cost.ts";
+import "./clip.ts";
 
 builder.queryType({});
 builder.mutationType({});
