@@ -1,5 +1,5 @@
 import { Parser } from "m3u8-parser";
-import { Rung } from "../../src/protocol/messages.ts";
+import { Rung, type Storyboard } from "../../src/protocol/messages.ts";
 import { ENCODE_MANIFEST, RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
 import type { WorkerStorage } from "../storage/types.ts";
 import { segmentCount, segmentStart, type SegmentPlan } from "./segments.ts";
@@ -23,6 +23,7 @@ export interface EncodeManifest extends SegmentPlan {
 interface CompletedEncode {
   masterKey: string;
   posterKey: string | null;
+  storyboard?: Storyboard | null;
   variants: { name: string; playlistKey: string; segmentCount: number; error?: string }[];
 }
 

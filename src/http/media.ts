@@ -7,6 +7,7 @@ import { rewritePlaylistUris } from "../storage/playlist-urls.ts";
 import { assertValidKey } from "../storage/types.ts";
 import { admitPlayback, type PlaybackGuard } from "./playback-guard.ts";
 import { appendTokenToPlaylist } from "./playback-tokens.ts";
+import { rewriteStoryboardUris } from "./storyboard-vtt.ts";
 
 /**
  * What both media handlers check first: GET/HEAD, a published key, the video's playback policy.
@@ -42,6 +43,9 @@ const CONTENT_TYPES: Record<string, string> = {
   ".m4s": "video/iso.segment",
   ".mp4": "video/mp4",
   ".jpg": "image/jpeg",
+  ".webp": "image/webp",
+  ".gif": "image/gif",
+  ".vtt": "text/vtt",
 };
 
 /** Segments never change once written; playlists grow while a video encodes. */
@@ -98,13 +102,17 @@ export async function handleMedia(
   const size = await storage.size(key).catch(() => null);
   if (size === null) return notFound(res);
   const ext = path.extname(key);
-  if (ext === ".m3u8" && token) {
+  if ((ext === ".m3u8" || ext === ".vtt") && token) {
     const text = await storage.readText(key);
     if (text === null) return notFound(res);
-    const body = Buffer.from(appendTokenToPlaylist(text, token));
+    const withToken =
+      ext === ".vtt"
+        ? await rewriteStoryboardUris(text, (uri) => `${uri}?token=${encodeURIComponent(token)}`)
+        : appendTokenToPlaylist(text, token);
+    const body = Buffer.from(withToken);
     res.writeHead(200, {
       "content-type": CONTENT_TYPES[ext]!,
-      "cache-control": "private, max-age=2",
+      "cache-control": ext === ".vtt" ? "private, max-age=60" : "private, max-age=2",
       "content-length": body.byteLength,
       "access-control-allow-origin": "*",
     });
@@ -174,6 +182,21 @@ export async function handleSignedUrlMedia(
   const admitted = await admitRequest(guard, req, res, url);
   if (admitted === null) return;
   const { key, token } = admitted;
+  if (path.extname(key) === ".vtt") {
+    // The sheets a storyboard names are fetched from the bucket: their URIs become signed URLs.
+    const text = await storage.readText(key);
+    if (text === null) return notFound(res);
+    const dir = key.slice(0, key.lastIndexOf("/") + 1);
+    const body = Buffer.from(await rewriteStoryboardUris(text, (uri) => storage.signedReadUrl(`${dir}${uri}`)));
+    res.writeHead(200, {
+      "content-type": CONTENT_TYPES[".vtt"]!,
+      "cache-control": `private, max-age=${Math.min(3600, Math.floor(storage.signedUrlTtlSeconds / 4))}`,
+      "content-length": body.byteLength,
+      "access-control-allow-origin": "*",
+    });
+    res.end(req.method === "HEAD" ? undefined : body);
+    return;
+  }
   if (path.extname(key) !== ".m3u8") {
     res.writeHead(302, {
       location: await storage.signedReadUrl(key),

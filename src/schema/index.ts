@@ -6,6 +6,7 @@ import "./variant.ts";
 import "./upload.ts";
 import "./video-events.ts";
 import "./video.ts";
+import "./storyboard.ts";
 import "./rendered-video.ts";
 import "./manim.ts";
 import "./url-import.ts";
