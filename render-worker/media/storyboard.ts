@@ -53,14 +53,15 @@ export interface MakeStoryboardArgs {
 }
 
 /**
- * Writes the storyboard's sprite sheets in one decode: `fps` samples a frame every interval,
+ * Writes the storyboard's sprite sheets in one decode: `fps` samples the frame at every interval,
  * `tpad` + `trim` make exactly `tileCount` of them (the last frame repeats if the source ends
  * early), `tile` lays them out. Returns the sheet files in order.
  */
 export async function makeStoryboardSheets(args: MakeStoryboardArgs): Promise<string[]> {
   const { plan, outDir } = args;
   const filters = [
-    `fps=1/${plan.intervalSeconds}`,
+    // `up`: a tile shows the frame at its time (or the last one before), not the one half an interval later.
+    `fps=1/${plan.intervalSeconds}:round=up`,
     `scale=${plan.tileWidth}:${plan.tileHeight}:flags=bicubic`,
     "setsar=1",
     `tpad=stop=${plan.tileCount}:stop_mode=clone`,
