@@ -328,7 +328,8 @@ function videoImageStorage(storage: Awaited<ReturnType<typeof createApiStorage>>
       ? (key: string) => storage.read(key)
       : async function* (key: string) {
           const response = await fetch(await storage.signedReadUrl(key));
-          if (!response.ok || !response.body) throw new Error(`Reading ${key} from the bucket: HTTP ${response.status}`);
+          if (!response.ok || !response.body)
+            throw new Error(`Reading ${key} from the bucket: HTTP ${response.status}`);
           const reader = response.body.getReader();
           for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) yield chunk.value;
         };

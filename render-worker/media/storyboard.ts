@@ -73,8 +73,12 @@ export async function makeStoryboardSheets(args: MakeStoryboardArgs): Promise<st
     outputs: [
       {
         target: "sheet-%d.jpg",
-        options: ["-map", "0:V:0", "-an", "-sn", "-dn", "-vf", filters.join(","), "-q:v", "4"]
-          .concat(["-start_number", "0", "-f", "image2"]),
+        options: ["-map", "0:V:0", "-an", "-sn", "-dn", "-vf", filters.join(","), "-q:v", "4"].concat([
+          "-start_number",
+          "0",
+          "-f",
+          "image2",
+        ]),
       },
     ],
     cwd: outDir,

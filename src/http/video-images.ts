@@ -13,7 +13,8 @@ import { type ImageRequest, parseAnimatedRequest, parseThumbnailRequest } from "
 import { admitPlayback, type PlaybackGuard } from "./playback-guard.ts";
 
 /** `/media/videos/{id}/thumbnail.jpg`, `/media/videos/{id}/animated.webp` or `.gif`. */
-const IMAGE_PATH = /^\/media\/videos\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/(thumbnail\.jpg|animated\.(?:webp|gif))$/;
+const IMAGE_PATH =
+  /^\/media\/videos\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/(thumbnail\.jpg|animated\.(?:webp|gif))$/;
 /** A made image larger than this is not cached (nor served): something is wrong. */
 const MAX_IMAGE_BYTES = 32 * 1024 * 1024;
 const CONTENT_TYPES = { jpg: "image/jpeg", webp: "image/webp", gif: "image/gif" } as const;
@@ -113,7 +114,10 @@ export function createVideoImageRoute(deps: VideoImageDeps) {
         const outFile = path.join(dir, `image.${ext}`);
         const sources = picked.map((s) => () => deps.storage.readObject(s.key));
         await renderImage({ request, segments: sources, offsetSeconds, outFile });
-        await deps.storage.write(key, createReadStream(outFile), { limit: MAX_IMAGE_BYTES, contentType: CONTENT_TYPES[ext] });
+        await deps.storage.write(key, createReadStream(outFile), {
+          limit: MAX_IMAGE_BYTES,
+          contentType: CONTENT_TYPES[ext],
+        });
         log.info("video image made", { videoId, key });
       } finally {
         await rm(dir, { recursive: true, force: true });

@@ -30,7 +30,10 @@ const StoryboardRef = builder.objectRef<StoryboardOf>("Storyboard").implement({
     tileWidth: t.int({ resolve: (s) => s.storyboard.tileWidth }),
     tileHeight: t.int({ resolve: (s) => s.storyboard.tileHeight }),
     columns: t.int({ description: "Tiles per sheet row.", resolve: (s) => s.storyboard.columns }),
-    rows: t.int({ description: "Tile rows per sheet (the last sheet may be partly empty).", resolve: (s) => s.storyboard.rows }),
+    rows: t.int({
+      description: "Tile rows per sheet (the last sheet may be partly empty).",
+      resolve: (s) => s.storyboard.rows,
+    }),
   }),
 });
 
@@ -49,7 +52,8 @@ builder.prismaObjectFields("Video", (t) => ({
   storyboard: t.field({
     type: StoryboardRef,
     nullable: true,
-    description: "Sprite sheets and their WebVTT index, made after the video is playable; null until then or if making it failed.",
+    description:
+      "Sprite sheets and their WebVTT index, made after the video is playable; null until then or if making it failed.",
     select: { id: true, storyboard: true, playbackPolicy: true },
     resolve: (video) => {
       const parsed = Storyboard.safeParse(video.storyboard);

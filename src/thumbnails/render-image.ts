@@ -7,7 +7,7 @@ import { ANIMATED_FPS, type ImageRequest } from "./requests.ts";
 const RENDER_TIMEOUT_MS = 30_000;
 const STDERR_TAIL = 2_000;
 
-export class RenderImageError extends Error {
+class RenderImageError extends Error {
   constructor(message: string, stderr: string) {
     super(`${message}${stderr ? `: ${stderr.trim().slice(-STDERR_TAIL)}` : ""}`);
     this.name = "RenderImageError";
@@ -32,7 +32,22 @@ function outputOptions(request: ImageRequest, offset: string): string[] {
   const seconds = ((request.endMs - request.startMs) / 1000).toFixed(3);
   const frames = `fps=${ANIMATED_FPS},${scale}`;
   if (request.format === "webp") {
-    return ["-ss", offset, "-t", seconds, "-vf", frames, "-c:v", "libwebp_anim", "-q:v", "70", "-loop", "0", "-f", "webp"];
+    return [
+      "-ss",
+      offset,
+      "-t",
+      seconds,
+      "-vf",
+      frames,
+      "-c:v",
+      "libwebp_anim",
+      "-q:v",
+      "70",
+      "-loop",
+      "0",
+      "-f",
+      "webp",
+    ];
   }
   const palette = `${frames},split[a][b];[a]palettegen=max_colors=128[p];[b][p]paletteuse`;
   return ["-ss", offset, "-t", seconds, "-vf", palette, "-loop", "0", "-f", "gif"];

@@ -4,10 +4,10 @@
  * are rounded to a tenth of a second so that near-identical requests share one cached image.
  */
 
-export const THUMBNAIL_WIDTH = { min: 16, max: 1920, default: 320 } as const;
-export const ANIMATED_WIDTH = { min: 16, max: 640, default: 320 } as const;
+const THUMBNAIL_WIDTH = { min: 16, max: 1920, default: 320 } as const;
+const ANIMATED_WIDTH = { min: 16, max: 640, default: 320 } as const;
 /** The longest animated preview, in seconds. */
-export const MAX_ANIMATED_SECONDS = 10;
+const MAX_ANIMATED_SECONDS = 10;
 /** Frames per second of an animated preview. */
 export const ANIMATED_FPS = 10;
 

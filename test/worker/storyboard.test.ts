@@ -55,7 +55,15 @@ describe("storyboard", () => {
     const { storyboard } = succeededOf(events);
     expect(storyboard).toMatchObject({ intervalSeconds: 1, tileCount: 3, tileWidth: 90, tileHeight: 160, columns: 3 });
     const sheet = path.join(dirs.dataDir, storyboard!.sheetKeys[0]!);
-    const { stdout } = await run("ffprobe", ["-v", "error", "-show_entries", "stream=width,height", "-of", "json", sheet]);
+    const { stdout } = await run("ffprobe", [
+      "-v",
+      "error",
+      "-show_entries",
+      "stream=width,height",
+      "-of",
+      "json",
+      sheet,
+    ]);
     expect(JSON.parse(stdout).streams[0]).toEqual({ width: 270, height: 160 });
     const vtt = await readFile(path.join(dirs.dataDir, storyboard!.vttKey), "utf8");
     expect(vtt).toBe(
