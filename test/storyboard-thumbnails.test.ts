@@ -5,6 +5,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
+import { launchChromium } from "./support/console.ts";
 import { makeClip } from "./worker/media-fixtures.ts";
 
 const run = promisify(execFile);
@@ -170,6 +171,39 @@ describe("storyboards, thumbnails and animated previews", () => {
     const at3 = await greyPixels(clip, { seek: 3 });
     expect(meanDifference(tile, at7)).toBeLessThan(3);
     expect(meanDifference(tile, at3)).toBeGreaterThan(5);
+  });
+
+  it("the storyboard's WebVTT parses in Chromium as a metadata track with one cue per tile", async () => {
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${t.url}/livez`);
+      const cues = await page.evaluate(async (src) => {
+        const video = document.createElement("video");
+        const track = document.createElement("track");
+        track.kind = "metadata";
+        track.src = src;
+        video.append(track);
+        document.body.append(video);
+        const loaded = new Promise((resolve, reject) => {
+          track.addEventListener("load", resolve);
+          track.addEventListener("error", () => reject(new Error("the track did not load")));
+        });
+        track.track.mode = "hidden";
+        await loaded;
+        return Array.from(track.track.cues ?? [], (c) => ({
+          start: c.startTime,
+          end: c.endTime,
+          text: (c as VTTCue).text,
+        }));
+      }, absolute(video.storyboard.vttUrl));
+      expect(cues).toHaveLength(video.storyboard.tileCount);
+      expect(cues[0]).toEqual({ start: 0, end: 1, text: "sheet-0.jpg#xywh=0,0,160,90" });
+      expect(cues[11]).toMatchObject({ start: 11, text: "sheet-0.jpg#xywh=160,90,160,90" });
+      expect(cues.at(-1)!.end).toBeCloseTo(video.duration, 2);
+    } finally {
+      await browser.close();
+    }
   });
 
   it("makes a thumbnail at any time and width from the published HLS, showing that time's frame", async () => {
