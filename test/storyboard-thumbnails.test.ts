@@ -6,6 +6,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { launchChromium } from "./support/console.ts";
+import { listProcesses } from "./support/process-scan.ts";
 import { makeClip } from "./worker/media-fixtures.ts";
 
 const run = promisify(execFile);
@@ -91,6 +92,28 @@ const meanDifference = (a: Buffer, b: Buffer) => {
 async function imageSize(file: string): Promise<{ width: number; height: number }> {
   const { stdout } = await run("ffprobe", ["-v", "error", "-show_entries", "stream=width,height", "-of", "json", file]);
   return JSON.parse(stdout).streams[0];
+}
+
+/**
+ * Watches the ffmpeg processes this test process (the API runs in it; the worker is another
+ * process) has running; `stop` says how many there were at most at once and how many were seen.
+ */
+function watchApiFfmpeg() {
+  const seen = new Set<number>();
+  let most = 0;
+  const sample = () => {
+    const running = listProcesses().filter((p) => p.ppid === process.pid && p.command === "ffmpeg");
+    for (const p of running) seen.add(p.pid);
+    most = Math.max(most, running.length);
+  };
+  const timer = setInterval(sample, 10);
+  return {
+    stop() {
+      clearInterval(timer);
+      sample();
+      return { most, seen: seen.size };
+    },
+  };
 }
 
 describe("storyboards, thumbnails and animated previews", () => {
@@ -240,18 +263,29 @@ describe("storyboards, thumbnails and animated previews", () => {
     const made = await stat(cached);
     expect(await readFile(cached)).toEqual(firstBytes);
 
+    const watch = watchApiFfmpeg();
     const second = await get(`/media/videos/${publicId}/thumbnail.jpg?time=4.98&width=200`);
     expect(second.status).toBe(200);
     expect(second.headers.get("x-image-cache")).toBe("hit");
     expect(Buffer.from(await second.arrayBuffer())).toEqual(firstBytes);
     const after = await stat(cached);
     expect({ ino: after.ino, mtimeMs: after.mtimeMs }).toEqual({ ino: made.ino, mtimeMs: made.mtimeMs });
+    expect(watch.stop().seen, "ffmpeg processes started for the cached image").toBe(0);
   });
 
-  it("makes several images at once (a bounded number of ffmpeg processes, the rest wait)", async () => {
+  it("makes several images at once: at most 2 ffmpeg processes, the rest wait", async () => {
     const urls = [2, 4, 6, 8, 10].map((s) => `/media/videos/${publicId}/thumbnail.jpg?time=${s}&width=96`);
+    const watch = watchApiFfmpeg();
     const responses = await Promise.all([...urls, urls[0]!].map(get));
+    const { most, seen } = watch.stop();
     expect(responses.map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 200]);
+    expect(most, "ffmpeg processes at once").toBeLessThanOrEqual(2);
+    // Five images, each made once (the repeated request shares the run); a short run may escape the watch.
+    expect(seen).toBeGreaterThanOrEqual(1);
+    expect(seen).toBeLessThanOrEqual(5);
+    expect(
+      new Set(await Promise.all(responses.map(async (r) => Buffer.from(await r.arrayBuffer()).length))).size,
+    ).toBeGreaterThan(1);
   });
 
   it("makes animated WebP and GIF previews of a range, cached the same way", async () => {
