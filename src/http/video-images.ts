@@ -85,6 +85,12 @@ function segmentsFor(segments: Segment[], request: ImageRequest): { picked: Segm
   return { picked, offsetSeconds: Math.max(0, offsetSeconds) };
 }
 
+class UnreadablePlaylistError extends Error {
+  constructor() {
+    super("The video's published playlist cannot be read");
+  }
+}
+
 function answer(res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
   res.writeHead(status, {
     "content-type": "text/plain",
@@ -165,18 +171,22 @@ export function createVideoImageRoute(deps: VideoImageDeps) {
 
       const cached = (await deps.storage.size(key)) !== null;
       if (!cached) {
+        // Registered before anything is awaited, so that requests for the same image share one run.
         let pending = making.get(key);
         if (!pending) {
           const rung = rungs.find((r) => (r.width ?? 0) >= request.width) ?? rungs[rungs.length - 1]!;
-          const segments = await rungSegments(deps.storage, rung.playlistKey!);
-          if (!segments) return answer(res, 409, "The video's published playlist cannot be read");
-          pending = make(videoId!, key, request, segments).finally(() => making.delete(key));
+          pending = (async () => {
+            const segments = await rungSegments(deps.storage, rung.playlistKey!);
+            if (!segments) throw new UnreadablePlaylistError();
+            await make(videoId!, key, request, segments);
+          })().finally(() => making.delete(key));
           making.set(key, pending);
         }
         try {
           await pending;
         } catch (err) {
           if (err instanceof TooBusyError) return answer(res, 503, err.message, { "retry-after": "2" });
+          if (err instanceof UnreadablePlaylistError) return answer(res, 409, err.message);
           log.warn("video image failed", { videoId, key, err });
           return answer(res, 500, "The image could not be made");
         }
