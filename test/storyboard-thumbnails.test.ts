@@ -347,6 +347,12 @@ describe("storyboards, thumbnails and animated previews", () => {
     expect((await get(`/media/videos/${publicId}/thumbnail.png?time=1`)).status).toBe(404);
     expect((await fetch(`${t.url}${thumb}?time=1`, { method: "POST" })).status).toBe(405);
     expect((await get(`/media/videos/00000000-0000-4000-8000-000000000000/thumbnail.jpg?time=1`)).status).toBe(404);
+    // A video with nothing published yet: no images, and no URLs for them.
+    const waiting = (await t.gql(CREATE_UPLOAD, { title: "waiting", policy: "PUBLIC" })).data.createUpload.video.id;
+    const notReady = await get(`/media/videos/${waiting}/thumbnail.jpg?time=0`);
+    expect(notReady.status).toBe(409);
+    const none = (await t.gql(VIDEO, { id: waiting })).data.video;
+    expect(none).toMatchObject({ storyboard: null, thumbnailUrl: null, animatedPreviewUrl: null });
 
     const q = `query($id: ID!, $t: Float!, $w: Int) { video(id: $id) { thumbnailUrl(time: $t, width: $w) } }`;
     for (const [time, width] of [
