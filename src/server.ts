@@ -23,6 +23,7 @@ import { traceRequest } from "./http/request-trace.ts";
 import { sharedSubscriptionResults } from "./http/shared-subscription-results.ts";
 import { renderOfflineGraphiQL } from "./http/graphiql.ts";
 import { createPlaybackGuard } from "./http/playback-guard.ts";
+import { createVideoImageRoute, type VideoImageStorage } from "./http/video-images.ts";
 import { PlaybackTokens } from "./http/playback-tokens.ts";
 import { tellWorkersToCancel } from "./jobs/cancel.ts";
 import { createDispatcher } from "./jobs/dispatcher.ts";
@@ -165,6 +166,11 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
 
   const guard = createPlaybackGuard(db, playbackTokens);
   const captions = createCaptionCatalog(db);
+  const serveMedia = (req: IncomingMessage, res: ServerResponse, url: URL) =>
+    storage instanceof LocalStorage
+      ? handleMedia(storage, guard, captions, req, res, url)
+      : handleSignedUrlMedia(storage, guard, captions, req, res, url);
+  const videoImages = createVideoImageRoute({ db, storage: videoImageStorage(storage), guard, serveMedia });
 
   let limiter: Awaited<ReturnType<typeof createMutationRateLimiter>> | null = null;
   const yoga = createYoga<Record<string, unknown>, Context>({
@@ -203,9 +209,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       return handleUpload({ ...services, storage }, req, res, url);
     }
     if (url.pathname.startsWith(MEDIA_PATH_PREFIX)) {
-      return storage instanceof LocalStorage
-        ? handleMedia(storage, guard, captions, req, res, url)
-        : handleSignedUrlMedia(storage, guard, captions, req, res, url);
+      return videoImages.matches(url) ? videoImages.handle(req, res, url) : serveMedia(req, res, url);
     }
     if (await serveHealthPath(url.pathname, { db, transport }, res)) return;
     if (await handleConsole(req, res, url)) return;
@@ -317,4 +321,24 @@ function refusedForSize(req: IncomingMessage, res: ServerResponse, env: Env): bo
     return true;
   }
   return false;
+}
+
+/** The image route reads published segments from local files, or from the bucket through signed URLs. */
+function videoImageStorage(storage: Awaited<ReturnType<typeof createApiStorage>>): VideoImageStorage {
+  const readObject =
+    storage instanceof LocalStorage
+      ? (key: string) => storage.read(key)
+      : async function* (key: string) {
+          const response = await fetch(await storage.signedReadUrl(key));
+          if (!response.ok || !response.body)
+            throw new Error(`Reading ${key} from the bucket: HTTP ${response.status}`);
+          const reader = response.body.getReader();
+          for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) yield chunk.value;
+        };
+  return {
+    readText: (key) => storage.readText(key),
+    readObject,
+    size: (key) => storage.size(key),
+    write: (key, body, options) => storage.write(key, body, options),
+  };
 }

@@ -1,6 +1,6 @@
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
-import type { ProbeResult, Rung, TranscodeJobMessage } from "../../src/protocol/messages.ts";
+import type { ProbeResult, Rung, Storyboard, TranscodeJobMessage } from "../../src/protocol/messages.ts";
 import { storageUnavailable } from "../../src/protocol/storage-errors.ts";
 import { ENCODE_MANIFEST, hlsLayout, posterKey } from "../../src/protocol/storage-layout.ts";
 import { inSpan } from "../../src/protocol/tracing.ts";
@@ -26,6 +26,7 @@ import {
 } from "../media/resume.ts";
 import { observeLadderEncode } from "../metrics.ts";
 import { reportStepProgress, reportTranscodeProgress } from "../progress/job-progress.ts";
+import { publishStoryboard } from "./transcode-storyboard.ts";
 import type { JobContext } from "./types.ts";
 
 /**
@@ -103,14 +104,18 @@ async function encodeAndPublish(
   const abortEncode = () => encodeController.abort(signal.reason);
   signal.addEventListener("abort", abortEncode, { once: true });
   const publishing: { failure?: unknown } = {};
-  // The poster is made once the video is playable, beside the encode: it is not on the way to the
-  // first frame. A retried rung keeps the video's poster; an audio-only source has none.
+  // The poster and the storyboard are made once the video is playable, beside the encode: they are
+  // not on the way to the first frame. A retried rung keeps the video's poster and storyboard; an
+  // audio-only source has neither.
   let poster: Promise<string | null> | null = null;
+  let storyboard: Promise<Storyboard | null> | null = null;
   const startPoster = () => {
     if (job.options.rungs || poster || probe.width === null) return;
     poster = publishPoster(job, ctx, input, probe);
+    storyboard = publishStoryboard(job, ctx, input, probe);
     // Awaited before the job ends; until then a failure must not count as unhandled.
     poster.catch(() => {});
+    storyboard.catch(() => {});
   };
   const publisher = createHlsPublisher({
     storage,
@@ -159,7 +164,7 @@ async function encodeAndPublish(
       const attributes = { "encode.encoder": encoder, "encode.rungs": rungs.map((r) => r.name).join(",") };
       await inSpan("encode", { attributes }, () => encode.done);
     } catch (err) {
-      await Promise.all([progress.stop(), publisher.stop(), settled(poster)]);
+      await Promise.all([progress.stop(), publisher.stop(), settled(poster), settled(storyboard)]);
       if ("failure" in publishing) throw publishing.failure;
       throw err;
     }
@@ -176,15 +181,17 @@ async function encodeAndPublish(
     try {
       variants = await inSpan("publish", {}, () => publisher.finish());
     } finally {
-      await settled(poster);
+      await Promise.all([settled(poster), settled(storyboard)]);
     }
     // A run too short to have been playable before ffmpeg ended makes its poster now.
     startPoster();
     const posterKey = await (poster ?? Promise.resolve(null));
+    const made = storyboard ? { storyboard: await storyboard } : {};
     if (signal.aborted) throw abortError(signal);
     await publishManifest({
       masterKey: publisher.masterKey,
       posterKey,
+      ...made,
       variants: variants.map((v) => ({
         name: v.name,
         playlistKey: v.playlistKey,
@@ -202,7 +209,7 @@ async function encodeAndPublish(
         await ctx.emit({ type: "variant.ready", name: v.name, rung, playlistKey, segmentCount });
       }
     }
-    await ctx.emit({ type: "job.succeeded", masterKey: publisher.masterKey, posterKey });
+    await ctx.emit({ type: "job.succeeded", masterKey: publisher.masterKey, posterKey, ...made });
   } finally {
     signal.removeEventListener("abort", abortEncode);
   }
@@ -256,8 +263,9 @@ async function reportCompletedEncode(job: TranscodeJobMessage, ctx: JobContext):
     if (v.error !== undefined) await ctx.emit({ type: "variant.failed", name: v.name, rung, error: v.error });
     else await ctx.emit({ type: "variant.ready", name: v.name, rung, playlistKey, segmentCount });
   }
-  const { masterKey, posterKey: poster } = done.complete;
-  await ctx.emit({ type: "job.succeeded", masterKey, posterKey: poster, alreadyDone: true });
+  const { masterKey, posterKey: poster, storyboard } = done.complete;
+  const made = storyboard === undefined ? {} : { storyboard };
+  await ctx.emit({ type: "job.succeeded", masterKey, posterKey: poster, ...made, alreadyDone: true });
   return true;
 }
 

@@ -1,5 +1,5 @@
 import { Parser } from "m3u8-parser";
-import { Rung, type SegmentFormat } from "../../src/protocol/messages.ts";
+import { Rung, type SegmentFormat, type Storyboard } from "../../src/protocol/messages.ts";
 import { ENCODE_MANIFEST, RUNG_INIT_SEGMENT, RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
 import type { WorkerStorage } from "../storage/types.ts";
 import type { AppliedFinishing } from "./finishing.ts";
@@ -30,6 +30,7 @@ export interface EncodeManifest extends SegmentPlan {
 interface CompletedEncode {
   masterKey: string;
   posterKey: string | null;
+  storyboard?: Storyboard | null;
   variants: { name: string; playlistKey: string; segmentCount: number; error?: string }[];
 }
 

@@ -21,6 +21,7 @@ import {
   rangeBeyondEnd,
 } from "./instant-clip.ts";
 import { appendTokenToPlaylist } from "./playback-tokens.ts";
+import { rewriteStoryboardUris } from "./storyboard-vtt.ts";
 
 /**
  * What both media handlers check first: GET/HEAD, a published key, the video's playback policy.
@@ -57,6 +58,8 @@ const CONTENT_TYPES: Record<string, string> = {
   ".mp4": "video/mp4",
   ".jpg": "image/jpeg",
   ".vtt": "text/vtt; charset=utf-8",
+  ".webp": "image/webp",
+  ".gif": "image/gif",
 };
 
 /** Master playlists list the video's caption tracks, which can change at any time: cached briefly. */
@@ -66,6 +69,9 @@ const MASTER_MAX_AGE_SECONDS = 10;
  * The playlists the API writes or amends rather than serving them as stored: a master, to which
  * it adds the video's caption tracks, and a caption's subtitle playlist, which is never stored.
  */
+/** A storyboard's WebVTT file, whose cues name sheets beside it (caption tracks are served as stored). */
+const isStoryboardVtt = (key: string): boolean => path.extname(key) === ".vtt" && videoKeyParts(key)?.folder === "storyboard";
+
 const isComposedPlaylist = (key: string): boolean => isMasterPlaylistKey(key) || captionPlaylistParts(key) !== null;
 
 /** The text of the playlist `key`, as players get it before URIs are signed or tokens added; null: none. */
@@ -162,6 +168,21 @@ export async function handleMedia(
   if (admitted === null) return;
   const { key, token } = admitted;
   const ext = path.extname(key);
+  if (isStoryboardVtt(key) && token) {
+    const text = await storage.readText(key);
+    if (text === null) return notFound(res);
+    const body = Buffer.from(
+      await rewriteStoryboardUris(text, (uri) => `${uri}?token=${encodeURIComponent(token)}`),
+    );
+    res.writeHead(200, {
+      "content-type": CONTENT_TYPES[ext]!,
+      "cache-control": "private, max-age=60",
+      "content-length": body.byteLength,
+      "access-control-allow-origin": "*",
+    });
+    res.end(req.method === "HEAD" ? undefined : body);
+    return;
+  }
   if (ext === ".m3u8" && (token || isComposedPlaylist(key) || clipRangeOf(url) !== null)) {
     const text = await playlistText(key, captions, (k) => storage.readText(k));
     if (text === null) return notFound(res);
@@ -243,6 +264,21 @@ export async function handleSignedUrlMedia(
   const admitted = await admitRequest(guard, req, res, url);
   if (admitted === null) return;
   const { key, token } = admitted;
+  if (isStoryboardVtt(key)) {
+    // The sheets a storyboard names are fetched from the bucket: their URIs become signed URLs.
+    const text = await storage.readText(key);
+    if (text === null) return notFound(res);
+    const dir = key.slice(0, key.lastIndexOf("/") + 1);
+    const body = Buffer.from(await rewriteStoryboardUris(text, (uri) => storage.signedReadUrl(`${dir}${uri}`)));
+    res.writeHead(200, {
+      "content-type": CONTENT_TYPES[".vtt"]!,
+      "cache-control": `private, max-age=${Math.min(3600, Math.floor(storage.signedUrlTtlSeconds / 4))}`,
+      "content-length": body.byteLength,
+      "access-control-allow-origin": "*",
+    });
+    res.end(req.method === "HEAD" ? undefined : body);
+    return;
+  }
   if (path.extname(key) !== ".m3u8") {
     res.writeHead(302, {
       location: await storage.signedReadUrl(key),

@@ -43,6 +43,24 @@ export type Capability = z.infer<typeof Capability>;
 export const SegmentFormat = z.enum(["TS", "FMP4"]);
 export type SegmentFormat = z.infer<typeof SegmentFormat>;
 
+/**
+ * A video's storyboard: `tileCount` frames, one every `intervalSeconds` from 0, scaled to
+ * `tileWidth`×`tileHeight` and laid out row by row in sheets of `columns`×`rows` tiles (the last
+ * sheet may be partly empty); the WebVTT file at `vttKey` has one cue per tile,
+ * `sheet-N.jpg#xywh=x,y,w,h`.
+ */
+export const Storyboard = z.object({
+  vttKey: z.string(),
+  sheetKeys: z.array(z.string()).min(1),
+  intervalSeconds: z.number().positive(),
+  tileWidth: z.number().int().positive(),
+  tileHeight: z.number().int().positive(),
+  columns: z.number().int().positive(),
+  rows: z.number().int().positive(),
+  tileCount: z.number().int().positive(),
+});
+export type Storyboard = z.infer<typeof Storyboard>;
+
 /** Encoding options the API passes along; the worker has defaults for each. */
 export const TranscodeOptions = z.object({
   /** Target HLS segment length in seconds. */
@@ -312,6 +330,8 @@ export const JobEvent = z.discriminatedUnion("type", [
     type: z.literal("job.succeeded"),
     masterKey: z.string(),
     posterKey: z.string().nullable(),
+    /** The storyboard the run made; null when making it failed, absent when the run made none (a retried rung). */
+    storyboard: Storyboard.nullable().optional(),
     /** The delivery found the job's output complete in storage (a finished job delivered again) and did no work. */
     alreadyDone: z.boolean().optional(),
     usage: RunUsage.optional(),

@@ -12,6 +12,8 @@
  * videos/{videoId}/hls/{rung}/init.mp4    a fragmented-MP4 rung's init segment (`#EXT-X-MAP`)
  * videos/{videoId}/thumbnails/poster.jpg  the poster
  * videos/{videoId}/captions/{id}/track.vtt a caption track (its playlist, index.m3u8 beside it, is made by the API)
+ * videos/{videoId}/thumbnails/at/…        thumbnails and animated previews made on request (a cache)
+ * videos/{videoId}/storyboard/…           the storyboard: sprite sheets and the WebVTT file indexing them
  * tenants/{tenantId}/assets/{id}/{name}   a tenant's uploaded composition asset
  * tenants/{tenantId}/manim-cache/…        a tenant's cached Manim partial movies
  * ```
@@ -77,6 +79,33 @@ export function captionPlaylistParts(key: string): { videoId: string; captionId:
   return m ? { videoId: m[1]!, captionId: m[2]! } : null;
 }
 
+/** The storyboard of a video, under its prefix: its WebVTT file and sprite sheets. */
+export function storyboardLayout(outputPrefix: string) {
+  const prefix = `${outputPrefix}/storyboard`;
+  return {
+    prefix,
+    vttKey: `${prefix}/storyboard.vtt`,
+    /** The sheet's name, as the WebVTT cues name it (relative to the VTT file). */
+    sheetName: (index: number) => `sheet-${index}.jpg`,
+    sheetKey: (index: number) => `${prefix}/sheet-${index}.jpg`,
+  };
+}
+
+/**
+ * Where a thumbnail made on request is cached: one object per video, time (in milliseconds,
+ * already rounded by the caller) and width.
+ */
+export const thumbnailAtKey = (videoId: string, timeMs: number, width: number): string =>
+  `${videoPrefix(videoId)}/thumbnails/at/${timeMs}-w${width}.jpg`;
+
+/** Where an animated preview made on request is cached (`webp` or `gif`). */
+export const animatedPreviewKey = (
+  videoId: string,
+  range: { startMs: number; endMs: number },
+  width: number,
+  format: "webp" | "gif",
+): string => `${videoPrefix(videoId)}/thumbnails/at/${range.startMs}-${range.endMs}-w${width}.${format}`;
+
 /**
  * The video a key belongs to and the folder under its prefix (`source`, `hls`, `thumbnails`), or
  * null for a key outside `videos/`.
@@ -86,10 +115,10 @@ export function videoKeyParts(key: string): { videoId: string; folder: string } 
   return top === "videos" && videoId && folder ? { videoId, folder } : null;
 }
 
-/** Whether a key is published media (HLS, captions, the poster), which players may read; sources are not. */
+/** Whether a key is published media (HLS, captions, images, the storyboard), which players may read; sources are not. */
 export function isPublishedKey(key: string): boolean {
   const folder = videoKeyParts(key)?.folder;
-  return folder === "hls" || folder === "thumbnails" || folder === "captions";
+  return folder === "hls" || folder === "thumbnails" || folder === "captions" || folder === "storyboard";
 }
 
 /** Whether a key is a master playlist: opening it starts a playback session. */

@@ -7,6 +7,7 @@ import "./upload.ts";
 import "./video-events.ts";
 import "./video.ts";
 import "./segment-format.ts";
+import "./storyboard.ts";
 import "./rendered-video.ts";
 import "./manim.ts";
 import "./url-import.ts";

@@ -25,7 +25,8 @@ export class SignedUrlCache {
    * under `publicUrl`, which signs the URIs inside it per request; anything else is signed here.
    */
   clientUrlFor(key: string, publicUrl: string): Promise<string> {
-    return key.endsWith(".m3u8") ? Promise.resolve(mediaUrl(publicUrl, key)) : this.urlFor(key);
+    const servedByApi = key.endsWith(".m3u8") || key.endsWith(".vtt");
+    return servedByApi ? Promise.resolve(mediaUrl(publicUrl, key)) : this.urlFor(key);
   }
 
   urlFor(key: string, now = Date.now()): Promise<string> {

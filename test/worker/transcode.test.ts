@@ -139,6 +139,16 @@ describe("transcode", () => {
       type: "job.succeeded",
       masterKey: `videos/${VIDEO_ID}/hls/master.m3u8`,
       posterKey: `videos/${VIDEO_ID}/thumbnails/poster.jpg`,
+      storyboard: {
+        vttKey: `videos/${VIDEO_ID}/storyboard/storyboard.vtt`,
+        sheetKeys: [`videos/${VIDEO_ID}/storyboard/sheet-0.jpg`],
+        intervalSeconds: 1,
+        tileCount: 10,
+        tileWidth: 160,
+        tileHeight: 90,
+        columns: 10,
+        rows: 1,
+      },
     });
     expect((await stat(path.join(dirs.dataDir, succeeded.posterKey!))).size).toBeGreaterThan(1000);
 

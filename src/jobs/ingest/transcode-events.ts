@@ -204,6 +204,7 @@ export function createTranscodeEventIngestor(deps: IngestDeps, runs: JobRunInges
           playable: true,
           masterKey: e.masterKey,
           posterKey: e.posterKey ?? undefined,
+          storyboard: e.storyboard ?? undefined,
           finishedAt: at,
         },
       });

@@ -1,0 +1,201 @@
+import { createReadStream } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import os from "node:os";
+import path from "node:path";
+import type { Db } from "../db/client.ts";
+import { log } from "../log.ts";
+import { animatedPreviewKey, thumbnailAtKey, videoPrefix } from "../protocol/storage-layout.ts";
+import { MEDIA_PATH_PREFIX } from "../storage/api-urls.ts";
+import { assertValidKey } from "../storage/types.ts";
+import { createRenderLimiter, renderImage, TooBusyError } from "../thumbnails/render-image.ts";
+import { type ImageRequest, parseAnimatedRequest, parseThumbnailRequest } from "../thumbnails/requests.ts";
+import { admitPlayback, type PlaybackGuard } from "./playback-guard.ts";
+
+/** `/media/videos/{id}/thumbnail.jpg`, `/media/videos/{id}/animated.webp` or `.gif`. */
+const IMAGE_PATH =
+  /^\/media\/videos\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/(thumbnail\.jpg|animated\.(?:webp|gif))$/;
+/** A made image larger than this is not cached (nor served): something is wrong. */
+const MAX_IMAGE_BYTES = 32 * 1024 * 1024;
+const CONTENT_TYPES = { jpg: "image/jpeg", webp: "image/webp", gif: "image/gif" } as const;
+
+/** What the image route needs of storage: the published HLS to read and a place to cache images. */
+export interface VideoImageStorage {
+  readText(key: string): Promise<string | null>;
+  /** The bytes of a stored object. */
+  readObject(key: string): AsyncIterable<Uint8Array>;
+  size(key: string): Promise<number | null>;
+  write(key: string, body: AsyncIterable<Uint8Array>, options: { limit: number; contentType: string }): Promise<number>;
+}
+
+export interface VideoImageDeps {
+  db: Db;
+  storage: VideoImageStorage;
+  guard: PlaybackGuard;
+  /** Serves a stored published object as `/media/{key}` does (range, playback policy). */
+  serveMedia(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void>;
+  /** ffmpeg processes making images at once in this API process; more wait (a few) or get 503. */
+  concurrency?: number;
+}
+
+interface Segment {
+  key: string;
+  start: number;
+  duration: number;
+}
+
+/** The segments of a published rung playlist with their media times; null if it is not there. */
+async function rungSegments(storage: VideoImageStorage, playlistKey: string): Promise<Segment[] | null> {
+  const text = await storage.readText(playlistKey);
+  if (text === null) return null;
+  const prefix = playlistKey.slice(0, playlistKey.lastIndexOf("/"));
+  const segments: Segment[] = [];
+  let duration: number | null = null;
+  let start = 0;
+  for (const raw of text.split("\n")) {
+    const line = raw.trim();
+    const extinf = /^#EXTINF:([\d.]+)/.exec(line);
+    if (extinf) duration = Number(extinf[1]);
+    else if (line && !line.startsWith("#") && duration !== null) {
+      // The worker writes plain names beside the playlist; anything else is not followed.
+      if (!/^[\w.-]+\.ts$/.test(line)) return null;
+      const key = `${prefix}/${line}`;
+      assertValidKey(key);
+      segments.push({ key, start, duration });
+      start += duration;
+      duration = null;
+    }
+  }
+  return segments.length ? segments : null;
+}
+
+/** The segments a request needs and where its (start) time falls in the first of them. */
+function segmentsFor(segments: Segment[], request: ImageRequest): { picked: Segment[]; offsetSeconds: number } {
+  const from = (request.kind === "thumbnail" ? request.timeMs : request.startMs) / 1000;
+  const to = request.kind === "thumbnail" ? from : request.endMs / 1000;
+  const indexAt = (t: number) => {
+    const i = segments.findIndex((s) => t < s.start + s.duration);
+    return i === -1 ? segments.length - 1 : i;
+  };
+  const first = indexAt(from);
+  const picked = segments.slice(first, indexAt(to) + 1);
+  const head = segments[first]!;
+  // A frame is needed at or after the offset: stay a little before the segment's end.
+  const offsetSeconds = Math.min(from - head.start, request.kind === "thumbnail" ? head.duration - 0.1 : Infinity);
+  return { picked, offsetSeconds: Math.max(0, offsetSeconds) };
+}
+
+class UnreadablePlaylistError extends Error {
+  constructor() {
+    super("The video's published playlist cannot be read");
+  }
+}
+
+function answer(res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, {
+    "content-type": "text/plain",
+    "cache-control": "no-store",
+    "access-control-allow-origin": "*",
+    ...headers,
+  });
+  res.end(text);
+}
+
+/**
+ * `GET /media/videos/{id}/thumbnail.jpg?time=&width=` and `…/animated.webp|gif?start=&end=&width=`:
+ * a frame or a short animation made from the video's published HLS (the smallest rung at least as
+ * wide as asked), under the same playback policy as the rest of its media. Each image is made once
+ * and cached in storage under `thumbnails/at/`; later requests are served from there.
+ */
+export function createVideoImageRoute(deps: VideoImageDeps) {
+  const limiter = createRenderLimiter(deps.concurrency ?? 2, 16);
+  const making = new Map<string, Promise<void>>();
+
+  async function make(videoId: string, key: string, request: ImageRequest, segments: Segment[]): Promise<void> {
+    const { picked, offsetSeconds } = segmentsFor(segments, request);
+    const ext = path.extname(key).slice(1) as keyof typeof CONTENT_TYPES;
+    await limiter.run(async () => {
+      const dir = await mkdtemp(path.join(os.tmpdir(), "videograph-image-"));
+      try {
+        const outFile = path.join(dir, `image.${ext}`);
+        const sources = picked.map((s) => () => deps.storage.readObject(s.key));
+        await renderImage({ request, segments: sources, offsetSeconds, outFile });
+        await deps.storage.write(key, createReadStream(outFile), {
+          limit: MAX_IMAGE_BYTES,
+          contentType: CONTENT_TYPES[ext],
+        });
+        log.info("video image made", { videoId, key });
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+  }
+
+  return {
+    matches: (url: URL): boolean => IMAGE_PATH.test(url.pathname),
+
+    async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+      if (req.method !== "GET" && req.method !== "HEAD") return answer(res, 405, "", { allow: "GET, HEAD" });
+      const [, videoId, name] = IMAGE_PATH.exec(url.pathname)!;
+      const admission = await admitPlayback(deps.guard, `${videoPrefix(videoId!)}/thumbnails`, url);
+      if ("refused" in admission) {
+        if (admission.refused === "not found") return answer(res, 404, "Not found");
+        return answer(res, 403, `Forbidden: ${admission.problem}`);
+      }
+      const video = await deps.db.video.findUnique({
+        where: { id: videoId! },
+        select: {
+          status: true,
+          duration: true,
+          variants: {
+            where: { kind: "VIDEO", status: "READY", playlistKey: { not: null } },
+            select: { width: true, playlistKey: true },
+            orderBy: { width: "asc" },
+          },
+        },
+      });
+      if (!video) return answer(res, 404, "Not found");
+      const rungs = video.variants;
+      if (video.status !== "READY" || video.duration === null || rungs.length === 0) {
+        return answer(res, 409, "The video has no published video yet: images are made once it is READY");
+      }
+      const request =
+        name === "thumbnail.jpg"
+          ? parseThumbnailRequest(url.searchParams, video.duration)
+          : parseAnimatedRequest(url.searchParams, name === "animated.gif" ? "gif" : "webp", video.duration);
+      if ("problem" in request) return answer(res, 400, `Bad request: ${request.problem}`);
+      const key =
+        request.kind === "thumbnail"
+          ? thumbnailAtKey(videoId!, request.timeMs, request.width)
+          : animatedPreviewKey(videoId!, request, request.width, request.format);
+
+      const cached = (await deps.storage.size(key)) !== null;
+      if (!cached) {
+        // Registered before anything is awaited, so that requests for the same image share one run.
+        let pending = making.get(key);
+        if (!pending) {
+          const rung = rungs.find((r) => (r.width ?? 0) >= request.width) ?? rungs[rungs.length - 1]!;
+          pending = (async () => {
+            const segments = await rungSegments(deps.storage, rung.playlistKey!);
+            if (!segments) throw new UnreadablePlaylistError();
+            await make(videoId!, key, request, segments);
+          })().finally(() => making.delete(key));
+          making.set(key, pending);
+        }
+        try {
+          await pending;
+        } catch (err) {
+          if (err instanceof TooBusyError) return answer(res, 503, err.message, { "retry-after": "2" });
+          if (err instanceof UnreadablePlaylistError) return answer(res, 409, err.message);
+          log.warn("video image failed", { videoId, key, err });
+          return answer(res, 500, "The image could not be made");
+        }
+      }
+      res.setHeader("x-image-cache", cached ? "hit" : "miss");
+      const served = new URL(`${MEDIA_PATH_PREFIX}${key}`, url);
+      const token = url.searchParams.get("token");
+      if (token) served.searchParams.set("token", token);
+      await deps.serveMedia(req, res, served);
+    },
+  };
+}

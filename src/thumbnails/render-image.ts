@@ -1,0 +1,143 @@
+import { spawn } from "node:child_process";
+import { stat } from "node:fs/promises";
+import path from "node:path";
+import { ANIMATED_FPS, type ImageRequest } from "./requests.ts";
+
+/** The longest an image may take to make before ffmpeg is killed. */
+const RENDER_TIMEOUT_MS = 30_000;
+const STDERR_TAIL = 2_000;
+
+class RenderImageError extends Error {
+  constructor(message: string, stderr: string) {
+    super(`${message}${stderr ? `: ${stderr.trim().slice(-STDERR_TAIL)}` : ""}`);
+    this.name = "RenderImageError";
+  }
+}
+
+export interface RenderImageArgs {
+  request: ImageRequest;
+  /** The published MPEG-TS segments that hold the request's times, in order; piped to ffmpeg's stdin. */
+  segments: (() => AsyncIterable<Uint8Array>)[];
+  /** Where the request's (start) time falls, in seconds after the first segment's start. */
+  offsetSeconds: number;
+  /** The file to write; ffmpeg runs in its directory. */
+  outFile: string;
+}
+
+function outputOptions(request: ImageRequest, offset: string): string[] {
+  const scale = `scale=${request.width}:-2:flags=${request.kind === "thumbnail" ? "bicubic" : "lanczos"},setsar=1`;
+  if (request.kind === "thumbnail") {
+    return ["-ss", offset, "-frames:v", "1", "-vf", scale, "-q:v", "3", "-f", "image2", "-update", "1"];
+  }
+  const seconds = ((request.endMs - request.startMs) / 1000).toFixed(3);
+  const frames = `fps=${ANIMATED_FPS},${scale}`;
+  if (request.format === "webp") {
+    return [
+      "-ss",
+      offset,
+      "-t",
+      seconds,
+      "-vf",
+      frames,
+      "-c:v",
+      "libwebp_anim",
+      "-q:v",
+      "70",
+      "-loop",
+      "0",
+      "-f",
+      "webp",
+    ];
+  }
+  const palette = `${frames},split[a][b];[a]palettegen=max_colors=128[p];[b][p]paletteuse`;
+  return ["-ss", offset, "-t", seconds, "-vf", palette, "-loop", "0", "-f", "gif"];
+}
+
+/**
+ * Makes a thumbnail or an animated preview from published HLS segments with ffmpeg. The segments
+ * are the service's own MPEG-TS output, yet still a tenant's pictures: ffmpeg reads them only from
+ * its stdin with the demuxer named (no file or network protocol), runs without the API's
+ * environment (no secrets) and is killed after RENDER_TIMEOUT_MS.
+ */
+export async function renderImage(args: RenderImageArgs): Promise<void> {
+  const { request, outFile } = args;
+  const argv = [
+    ...["-hide_banner", "-loglevel", "error", "-protocol_whitelist", "pipe", "-f", "mpegts", "-i", "pipe:0"],
+    ...["-map", "0:v:0", "-an", "-sn", "-dn"],
+    ...outputOptions(request, Math.max(0, args.offsetSeconds).toFixed(3)),
+    "-y",
+    path.basename(outFile),
+  ];
+  const child = spawn("ffmpeg", argv, {
+    cwd: path.dirname(outFile),
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+    stdio: ["pipe", "ignore", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.setEncoding("utf8");
+  child.stderr.on("data", (chunk: string) => {
+    stderr = (stderr + chunk).slice(-STDERR_TAIL);
+  });
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.once("error", reject);
+    child.once("close", (code) => resolve(code));
+  });
+  const timer = setTimeout(() => child.kill("SIGKILL"), RENDER_TIMEOUT_MS);
+  // ffmpeg stops reading once it has its frames: a closed stdin ends the feeding, not the run.
+  child.stdin.on("error", () => {});
+  const feeding = (async () => {
+    for (const segment of args.segments) {
+      for await (const chunk of segment()) {
+        if (child.stdin.destroyed || child.exitCode !== null) return;
+        if (!child.stdin.write(chunk)) {
+          await new Promise<void>((resolve) => {
+            child.stdin.once("drain", resolve);
+            child.stdin.once("close", resolve);
+          });
+        }
+      }
+    }
+  })().finally(() => child.stdin.end());
+  try {
+    const [code] = await Promise.all([exited, feeding]);
+    if (code !== 0) throw new RenderImageError(`ffmpeg exited with ${code ?? "a signal"}`, stderr);
+    const written = await stat(outFile).catch(() => null);
+    if (!written || written.size === 0) throw new RenderImageError("ffmpeg wrote no image", stderr);
+  } finally {
+    clearTimeout(timer);
+    if (child.exitCode === null) child.kill("SIGKILL");
+  }
+}
+
+export class TooBusyError extends Error {
+  constructor() {
+    super("Too many images are being made; try again shortly");
+    this.name = "TooBusyError";
+  }
+}
+
+/**
+ * Runs at most `concurrency` tasks at once and lets at most `maxWaiting` wait; past that a task
+ * is refused with TooBusyError rather than queued without bound.
+ */
+export function createRenderLimiter(concurrency: number, maxWaiting: number) {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return {
+    async run<T>(task: () => Promise<T>): Promise<T> {
+      if (running >= concurrency) {
+        if (waiting.length >= maxWaiting) throw new TooBusyError();
+        await new Promise<void>((resolve) => waiting.push(resolve));
+      } else {
+        running++;
+      }
+      try {
+        return await task();
+      } finally {
+        const next = waiting.shift();
+        if (next) next();
+        else running--;
+      }
+    },
+  };
+}

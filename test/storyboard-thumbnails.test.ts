@@ -1,0 +1,415 @@
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
+import { launchChromium } from "./support/console.ts";
+import { listProcesses } from "./support/process-scan.ts";
+import { makeClip } from "./worker/media-fixtures.ts";
+
+const run = promisify(execFile);
+const SECONDS = 12;
+const CREATE_UPLOAD = /* GraphQL */ `
+  mutation($title: String!, $policy: PlaybackPolicy) {
+    createUpload(input: { title: $title, playbackPolicy: $policy }) {
+      ... on CreateUploadSuccess { uploadUrl video { id } }
+    } }`;
+const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`;
+const VIDEO = /* GraphQL */ `
+  query($id: ID!) { video(id: $id) {
+    duration width height
+    storyboard { vttUrl sheetUrls intervalSeconds tileCount tileWidth tileHeight columns rows }
+    thumbnailUrl(time: 1, width: 160)
+    animatedPreviewUrl(start: 2, end: 4, width: 160, format: GIF)
+  } }`;
+
+interface StoryboardFields {
+  vttUrl: string;
+  sheetUrls: string[];
+  intervalSeconds: number;
+  tileCount: number;
+  tileWidth: number;
+  tileHeight: number;
+  columns: number;
+  rows: number;
+}
+
+interface Cue {
+  start: number;
+  end: number;
+  uri: string;
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
+
+const seconds = (t: string) => {
+  const [h, m, s] = t.split(":");
+  return Number(h) * 3600 + Number(m) * 60 + Number(s);
+};
+
+/** The cues of a storyboard WebVTT file, checked for the WebVTT syntax a player parses. */
+function parseVtt(text: string): Cue[] {
+  expect(text.startsWith("WEBVTT\n\n")).toBe(true);
+  return text
+    .slice("WEBVTT\n\n".length)
+    .trim()
+    .split("\n\n")
+    .map((block) => {
+      const [timing, payload, ...rest] = block.split("\n");
+      expect(rest).toEqual([]);
+      const t = /^(\d{2}:\d{2}:\d{2}\.\d{3}) --> (\d{2}:\d{2}:\d{2}\.\d{3})$/.exec(timing!);
+      const p = /^(.+)#xywh=(\d+),(\d+),(\d+),(\d+)$/.exec(payload!);
+      expect(t, timing).not.toBeNull();
+      expect(p, payload).not.toBeNull();
+      const [x, y, w, h] = p!.slice(2).map(Number) as [number, number, number, number];
+      return { start: seconds(t![1]!), end: seconds(t![2]!), uri: p![1]!, x, y, w, h };
+    });
+}
+
+/** An image (or a region of it) as a small grey picture, to compare pictures roughly. */
+async function greyPixels(file: string, options: { crop?: string; seek?: number } = {}): Promise<Buffer> {
+  const filters = [...(options.crop ? [`crop=${options.crop}`] : []), "scale=32:18:flags=area", "format=gray"];
+  const seek = options.seek === undefined ? [] : ["-ss", String(options.seek)];
+  const { stdout } = await run(
+    "ffmpeg",
+    ["-v", "error", ...seek, "-i", file, "-frames:v", "1", "-vf", filters.join(","), "-f", "rawvideo", "-"],
+    { encoding: "buffer" },
+  );
+  return stdout;
+}
+
+const meanDifference = (a: Buffer, b: Buffer) => {
+  expect(a.length).toBe(b.length);
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += Math.abs(a[i]! - b[i]!);
+  return sum / a.length;
+};
+
+async function imageSize(file: string): Promise<{ width: number; height: number }> {
+  const { stdout } = await run("ffprobe", ["-v", "error", "-show_entries", "stream=width,height", "-of", "json", file]);
+  return JSON.parse(stdout).streams[0];
+}
+
+/**
+ * Watches the ffmpeg processes this test process (the API runs in it; the worker is another
+ * process) has running; `stop` says how many there were at most at once and how many were seen.
+ */
+function watchApiFfmpeg() {
+  const seen = new Set<number>();
+  let most = 0;
+  const sample = () => {
+    const running = listProcesses().filter((p) => p.ppid === process.pid && p.command === "ffmpeg");
+    for (const p of running) seen.add(p.pid);
+    most = Math.max(most, running.length);
+  };
+  const timer = setInterval(sample, 10);
+  return {
+    stop() {
+      clearInterval(timer);
+      sample();
+      return { most, seen: seen.size };
+    },
+  };
+}
+
+describe("storyboards, thumbnails and animated previews", () => {
+  let t: TestApp;
+  let clip: string;
+  let scratch: string;
+  let publicId: string;
+  let video: { duration: number; storyboard: StoryboardFields; thumbnailUrl: string; animatedPreviewUrl: string };
+  const absolute = (p: string) => (p.startsWith("http") ? p : `${t.url}${p}`);
+  const get = (p: string) => fetch(absolute(p));
+
+  /** Saves a response body to a scratch file, for ffmpeg/ffprobe to read. */
+  async function saved(res: Response, name: string): Promise<string> {
+    const file = path.join(scratch, name);
+    await writeFile(file, Buffer.from(await res.arrayBuffer()));
+    return file;
+  }
+
+  async function readyVideo(policy: "PUBLIC" | "SIGNED"): Promise<string> {
+    const created = (await t.gql(CREATE_UPLOAD, { title: policy, policy })).data.createUpload;
+    const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: created.video.id }).done;
+    const put = await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) });
+    expect(put.status).toBe(200);
+    expect((await done).at(-1).videoEvents.video.status).toBe("READY");
+    return created.video.id;
+  }
+
+  beforeAll(async () => {
+    scratch = await mkdtemp(path.join(tmpdir(), "videograph-storyboard-test-"));
+    t = await startTestApp();
+    clip = await makeClip({ width: 320, height: 180, seconds: SECONDS, audio: false });
+    publicId = await readyVideo("PUBLIC");
+    video = (await t.gql(VIDEO, { id: publicId })).data.video;
+  });
+  afterAll(async () => {
+    await t?.stop();
+    if (scratch) await rm(scratch, { recursive: true, force: true });
+  });
+
+  it("makes a storyboard: sheets of cols × tile, and WebVTT cues that cover the video and point inside them", async () => {
+    const sb = video.storyboard;
+    expect(sb).toMatchObject({ intervalSeconds: 1, tileCount: SECONDS, tileWidth: 160, tileHeight: 90 });
+    expect(sb.columns).toBe(10);
+    expect(sb.rows).toBe(2);
+    expect(sb.sheetUrls).toHaveLength(1);
+
+    const sheetRes = await get(sb.sheetUrls[0]!);
+    expect(sheetRes.status).toBe(200);
+    expect(sheetRes.headers.get("content-type")).toBe("image/jpeg");
+    const sheet = await saved(sheetRes, "sheet-0.jpg");
+    expect(await imageSize(sheet)).toEqual({ width: sb.columns * sb.tileWidth, height: sb.rows * sb.tileHeight });
+
+    const vttRes = await get(sb.vttUrl);
+    expect(vttRes.status).toBe(200);
+    expect(vttRes.headers.get("content-type")).toBe("text/vtt");
+    expect(vttRes.headers.get("access-control-allow-origin")).toBe("*");
+    const cues = parseVtt(await vttRes.text());
+    expect(cues).toHaveLength(sb.tileCount);
+    expect(cues[0]!.start).toBe(0);
+    for (const [i, cue] of cues.entries()) {
+      expect(cue.end).toBeGreaterThan(cue.start);
+      if (i > 0) expect(cue.start).toBe(cues[i - 1]!.end);
+      expect(cue.w).toBe(sb.tileWidth);
+      expect(cue.h).toBe(sb.tileHeight);
+      expect(cue.x + cue.w).toBeLessThanOrEqual(sb.columns * sb.tileWidth);
+      expect(cue.y + cue.h).toBeLessThanOrEqual(sb.rows * sb.tileHeight);
+      // Each cue has its own tile, row by row.
+      expect({ x: cue.x, y: cue.y }).toEqual({ x: (i % 10) * 160, y: Math.floor(i / 10) * 90 });
+      // The cue's URI resolves, relative to the VTT file, to the sheet the API lists.
+      expect(new URL(cue.uri, absolute(sb.vttUrl)).pathname).toBe(new URL(absolute(sb.sheetUrls[0]!)).pathname);
+    }
+    expect(cues.at(-1)!.end).toBeCloseTo(video.duration, 2);
+
+    // Tile 7 (second row) shows the source's frame at 7 s, not the one at 3 s.
+    const cue = cues[7]!;
+    const tile = await greyPixels(sheet, { crop: `${cue.w}:${cue.h}:${cue.x}:${cue.y}` });
+    const at7 = await greyPixels(clip, { seek: 7 });
+    const at3 = await greyPixels(clip, { seek: 3 });
+    expect(meanDifference(tile, at7)).toBeLessThan(3);
+    expect(meanDifference(tile, at3)).toBeGreaterThan(5);
+  });
+
+  it("the storyboard's WebVTT parses in Chromium as a metadata track with one cue per tile", async () => {
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${t.url}/livez`);
+      const cues = await page.evaluate(async (src) => {
+        const video = document.createElement("video");
+        const track = document.createElement("track");
+        track.kind = "metadata";
+        track.src = src;
+        video.append(track);
+        document.body.append(video);
+        const loaded = new Promise((resolve, reject) => {
+          track.addEventListener("load", resolve);
+          track.addEventListener("error", () => reject(new Error("the track did not load")));
+        });
+        track.track.mode = "hidden";
+        await loaded;
+        return Array.from(track.track.cues ?? [], (c) => ({
+          start: c.startTime,
+          end: c.endTime,
+          text: (c as VTTCue).text,
+        }));
+      }, absolute(video.storyboard.vttUrl));
+      expect(cues).toHaveLength(video.storyboard.tileCount);
+      expect(cues[0]).toEqual({ start: 0, end: 1, text: "sheet-0.jpg#xywh=0,0,160,90" });
+      expect(cues[11]).toMatchObject({ start: 11, text: "sheet-0.jpg#xywh=160,90,160,90" });
+      expect(cues.at(-1)!.end).toBeCloseTo(video.duration, 2);
+    } finally {
+      await browser.close();
+    }
+  });
+
+  it("makes a thumbnail at any time and width from the published HLS, showing that time's frame", async () => {
+    expect(video.thumbnailUrl).toBe(`/media/videos/${publicId}/thumbnail.jpg?time=1&width=160`);
+    const base = `/media/videos/${publicId}/thumbnail.jpg`;
+    const res1 = await get(`${base}?time=1&width=160`);
+    expect(res1.status).toBe(200);
+    expect(res1.headers.get("content-type")).toBe("image/jpeg");
+    const res3 = await get(`${base}?time=3.04&width=240`);
+    expect(res3.status).toBe(200);
+    const [thumb1, thumb3] = [await saved(res1, "t1.jpg"), await saved(res3, "t3.jpg")];
+    expect(await imageSize(thumb1)).toEqual({ width: 160, height: 90 });
+    expect(await imageSize(thumb3)).toEqual({ width: 240, height: 136 });
+
+    const [g1, g3] = [await greyPixels(thumb1), await greyPixels(thumb3)];
+    const [src1, src3] = [await greyPixels(clip, { seek: 1 }), await greyPixels(clip, { seek: 3 })];
+    expect(meanDifference(g1, g3)).toBeGreaterThan(5);
+    expect(meanDifference(g1, src1)).toBeLessThan(meanDifference(g1, src3) / 2);
+    expect(meanDifference(g3, src3)).toBeLessThan(meanDifference(g3, src1) / 2);
+
+    // The last moment of the video has a frame too.
+    const last = await get(`${base}?time=${SECONDS}&width=160`);
+    expect(last.status).toBe(200);
+  });
+
+  it("caches a thumbnail in storage: the second request is served without making it again", async () => {
+    const url = `/media/videos/${publicId}/thumbnail.jpg?time=5.02&width=200`;
+    const first = await get(url);
+    expect(first.status).toBe(200);
+    expect(first.headers.get("x-image-cache")).toBe("miss");
+    const firstBytes = Buffer.from(await first.arrayBuffer());
+    // Time rounded to 0.1 s (5.0 s = 5000 ms) and width are the key.
+    const cached = path.join(t.dataDir, "videos", publicId, "thumbnails", "at", "5000-w200.jpg");
+    const made = await stat(cached);
+    expect(await readFile(cached)).toEqual(firstBytes);
+
+    const watch = watchApiFfmpeg();
+    const second = await get(`/media/videos/${publicId}/thumbnail.jpg?time=4.98&width=200`);
+    expect(second.status).toBe(200);
+    expect(second.headers.get("x-image-cache")).toBe("hit");
+    expect(Buffer.from(await second.arrayBuffer())).toEqual(firstBytes);
+    const after = await stat(cached);
+    expect({ ino: after.ino, mtimeMs: after.mtimeMs }).toEqual({ ino: made.ino, mtimeMs: made.mtimeMs });
+    expect(watch.stop().seen, "ffmpeg processes started for the cached image").toBe(0);
+  });
+
+  it("makes several images at once: at most 2 ffmpeg processes, the rest wait", async () => {
+    const urls = [2, 4, 6, 8, 10].map((s) => `/media/videos/${publicId}/thumbnail.jpg?time=${s}&width=96`);
+    const watch = watchApiFfmpeg();
+    const responses = await Promise.all([...urls, urls[0]!].map(get));
+    const { most, seen } = watch.stop();
+    expect(responses.map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 200]);
+    expect(most, "ffmpeg processes at once").toBeLessThanOrEqual(2);
+    // Five images, each made once (the repeated request shares the run); a short run may escape the watch.
+    expect(seen).toBeGreaterThanOrEqual(1);
+    expect(seen).toBeLessThanOrEqual(5);
+    expect(
+      new Set(await Promise.all(responses.map(async (r) => Buffer.from(await r.arrayBuffer()).length))).size,
+    ).toBeGreaterThan(1);
+  });
+
+  it("makes animated WebP and GIF previews of a range, cached the same way", async () => {
+    const webp = await get(`/media/videos/${publicId}/animated.webp?start=2&end=4&width=160`);
+    expect(webp.status).toBe(200);
+    expect(webp.headers.get("content-type")).toBe("image/webp");
+    const bytes = Buffer.from(await webp.arrayBuffer());
+    expect(bytes.subarray(0, 4).toString("latin1")).toBe("RIFF");
+    expect(bytes.subarray(8, 12).toString("latin1")).toBe("WEBP");
+    expect(bytes.includes(Buffer.from("ANIM"))).toBe(true);
+    expect(bytes.includes(Buffer.from("ANMF"))).toBe(true);
+
+    const gifRes = await get(video.animatedPreviewUrl);
+    expect(gifRes.status).toBe(200);
+    expect(gifRes.headers.get("content-type")).toBe("image/gif");
+    const gif = await saved(gifRes, "preview.gif");
+    const { stdout } = await run("ffprobe", [
+      ...["-v", "error", "-count_frames", "-show_entries", "stream=width,height,nb_read_frames", "-of", "json", gif],
+    ]);
+    const stream = JSON.parse(stdout).streams[0];
+    expect({ width: stream.width, height: stream.height }).toEqual({ width: 160, height: 90 });
+    expect(Number(stream.nb_read_frames)).toBeGreaterThanOrEqual(19);
+    expect(Number(stream.nb_read_frames)).toBeLessThanOrEqual(21);
+
+    const again = await get(video.animatedPreviewUrl);
+    expect(again.headers.get("x-image-cache")).toBe("hit");
+  });
+
+  it("answers 400 to hostile or out-of-range parameters", async () => {
+    const thumb = `/media/videos/${publicId}/thumbnail.jpg`;
+    const animated = `/media/videos/${publicId}/animated.webp`;
+    const bad = [
+      `${thumb}`,
+      `${thumb}?time=abc`,
+      `${thumb}?time=-1`,
+      `${thumb}?time=1e2`,
+      `${thumb}?time=NaN`,
+      `${thumb}?time=Infinity`,
+      `${thumb}?time=0x10`,
+      `${thumb}?time=${SECONDS + 1}`,
+      `${thumb}?time=1&width=15`,
+      `${thumb}?time=1&width=161`,
+      `${thumb}?time=1&width=1922`,
+      `${thumb}?time=1&width=-160`,
+      `${thumb}?time=1&width=16.0`,
+      `${thumb}?time=1&width=${"9".repeat(400)}`,
+      `${animated}?start=4&end=2`,
+      `${animated}?start=1&end=11.5`,
+      `${animated}?start=${SECONDS}&end=${SECONDS}`,
+      `${animated}?start=1&end=2&width=642`,
+      `${animated}?start=1&end=3;rm`,
+    ];
+    for (const url of bad) {
+      const res = await get(url);
+      expect(res.status, url).toBe(400);
+      expect(await res.text(), url).toMatch(/^Bad request: /);
+    }
+    // Other names under a video, and other methods, are not images.
+    expect((await get(`/media/videos/${publicId}/thumbnail.png?time=1`)).status).toBe(404);
+    expect((await fetch(`${t.url}${thumb}?time=1`, { method: "POST" })).status).toBe(405);
+    expect((await get(`/media/videos/00000000-0000-4000-8000-000000000000/thumbnail.jpg?time=1`)).status).toBe(404);
+    // A video with nothing published yet: no images, and no URLs for them.
+    const waiting = (await t.gql(CREATE_UPLOAD, { title: "waiting", policy: "PUBLIC" })).data.createUpload.video.id;
+    const notReady = await get(`/media/videos/${waiting}/thumbnail.jpg?time=0`);
+    expect(notReady.status).toBe(409);
+    const none = (await t.gql(VIDEO, { id: waiting })).data.video;
+    expect(none).toMatchObject({ storyboard: null, thumbnailUrl: null, animatedPreviewUrl: null });
+
+    const q = `query($id: ID!, $t: Float!, $w: Int) { video(id: $id) { thumbnailUrl(time: $t, width: $w) } }`;
+    for (const [time, width] of [
+      [-1, 160],
+      [SECONDS + 5, 160],
+      [1, 17],
+      [1, 4096],
+    ]) {
+      const res = await t.gql(q, { id: publicId, t: time, w: width });
+      expect(res.errors?.[0]?.extensions?.code, `${time} ${width}`).toBe("BAD_USER_INPUT");
+    }
+  });
+
+  describe("a SIGNED video", () => {
+    let signedId: string;
+    let signed: { storyboard: StoryboardFields; thumbnailUrl: string; animatedPreviewUrl: string };
+    const withToken = (url: string, token: string | null) => {
+      const u = new URL(absolute(url));
+      if (token === null) u.searchParams.delete("token");
+      else u.searchParams.set("token", token);
+      return u.toString();
+    };
+    beforeAll(async () => {
+      signedId = await readyVideo("SIGNED");
+      signed = (await t.gql(VIDEO, { id: signedId })).data.video;
+    });
+
+    it("needs a playback token for the storyboard, thumbnails and previews", async () => {
+      const urls = [
+        signed.storyboard.vttUrl,
+        signed.storyboard.sheetUrls[0]!,
+        signed.thumbnailUrl,
+        signed.animatedPreviewUrl,
+      ];
+      for (const url of urls) {
+        expect(url).toMatch(/[?&]token=/);
+        expect((await get(withToken(url, null))).status, url).toBe(403);
+        expect((await get(withToken(url, "o.1.forged"))).status, url).toBe(403);
+        const res = await get(url);
+        expect(res.status, url).toBe(200);
+        await res.arrayBuffer();
+      }
+      // The cached image is published media of the video: the same policy applies to its key.
+      const cachedKey = `/media/videos/${signedId}/thumbnails/at/1000-w160.jpg`;
+      expect((await get(cachedKey)).status).toBe(403);
+    });
+
+    it("hands the token on to the sheets the VTT names", async () => {
+      const vttUrl = absolute(signed.storyboard.vttUrl);
+      const cues = parseVtt(await (await get(vttUrl)).text());
+      for (const uri of new Set(cues.map((c) => c.uri))) {
+        expect(uri).toMatch(/^sheet-\d+\.jpg\?token=/);
+        const sheet = await fetch(new URL(uri, vttUrl));
+        expect(sheet.status).toBe(200);
+        expect(sheet.headers.get("content-type")).toBe("image/jpeg");
+        await sheet.arrayBuffer();
+      }
+    });
+  });
+});
