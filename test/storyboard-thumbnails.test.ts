@@ -12,8 +12,8 @@ import { makeClip } from "./worker/media-fixtures.ts";
 const run = promisify(execFile);
 const SECONDS = 12;
 const CREATE_UPLOAD = /* GraphQL */ `
-  mutation($title: String!, $policy: PlaybackPolicy) {
-    createUpload(input: { title: $title, playbackPolicy: $policy }) {
+  mutation($title: String!, $policy: PlaybackPolicy, $format: SegmentFormat) {
+    createUpload(input: { title: $title, playbackPolicy: $policy, segmentFormat: $format }) {
       ... on CreateUploadSuccess { uploadUrl video { id } }
     } }`;
 const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`;
@@ -132,8 +132,8 @@ describe("storyboards, thumbnails and animated previews", () => {
     return file;
   }
 
-  async function readyVideo(policy: "PUBLIC" | "SIGNED"): Promise<string> {
-    const created = (await t.gql(CREATE_UPLOAD, { title: policy, policy })).data.createUpload;
+  async function readyVideo(policy: "PUBLIC" | "SIGNED", format: "TS" | "FMP4" = "TS"): Promise<string> {
+    const created = (await t.gql(CREATE_UPLOAD, { title: policy, policy, format })).data.createUpload;
     const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: created.video.id }).done;
     const put = await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) });
     expect(put.status).toBe(200);
@@ -168,7 +168,7 @@ describe("storyboards, thumbnails and animated previews", () => {
 
     const vttRes = await get(sb.vttUrl);
     expect(vttRes.status).toBe(200);
-    expect(vttRes.headers.get("content-type")).toBe("text/vtt");
+    expect(vttRes.headers.get("content-type")).toBe("text/vtt; charset=utf-8");
     expect(vttRes.headers.get("access-control-allow-origin")).toBe("*");
     const cues = parseVtt(await vttRes.text());
     expect(cues).toHaveLength(sb.tileCount);
@@ -250,6 +250,19 @@ describe("storyboards, thumbnails and animated previews", () => {
     // The last moment of the video has a frame too.
     const last = await get(`${base}?time=${SECONDS}&width=160`);
     expect(last.status).toBe(200);
+  });
+
+  it("makes thumbnails of an fMP4 (CMAF) video from its init segment and media segments", async () => {
+    const id = await readyVideo("PUBLIC", "FMP4");
+    const base = `/media/videos/${id}/thumbnail.jpg`;
+    const [res1, res3] = [await get(`${base}?time=1&width=160`), await get(`${base}?time=3.04&width=160`)];
+    expect([res1.status, res3.status]).toEqual([200, 200]);
+    const [thumb1, thumb3] = [await saved(res1, "f1.jpg"), await saved(res3, "f3.jpg")];
+    expect(await imageSize(thumb1)).toEqual({ width: 160, height: 90 });
+    const [g1, g3] = [await greyPixels(thumb1), await greyPixels(thumb3)];
+    const [src1, src3] = [await greyPixels(clip, { seek: 1 }), await greyPixels(clip, { seek: 3 })];
+    expect(meanDifference(g1, src1)).toBeLessThan(meanDifference(g1, src3) / 2);
+    expect(meanDifference(g3, src3)).toBeLessThan(meanDifference(g3, src1) / 2);
   });
 
   it("caches a thumbnail in storage: the second request is served without making it again", async () => {

@@ -22,10 +22,12 @@ export async function publishStoryboard(
   input: ProbedInput,
   probe: ProbeResult,
 ): Promise<Storyboard | null> {
+  const { duration, width, height } = probe;
+  if (width === null || height === null) return null; // audio only: no pictures
   const layout = storyboardLayout(job.outputPrefix);
   const outDir = path.join(ctx.workDir, "storyboard");
   try {
-    const plan = planStoryboard(probe);
+    const plan = planStoryboard({ duration, width, height });
     await mkdir(outDir, { recursive: true });
     const sheets = await makeStoryboardSheets({ input, probe, plan, outDir, signal: ctx.signal });
     const sheetKeys = sheets.map((_, i) => layout.sheetKey(i));

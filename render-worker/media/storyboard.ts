@@ -28,7 +28,7 @@ export interface StoryboardPlan {
 const even = (n: number) => Math.max(2, Math.round(n / 2) * 2);
 
 /** The smallest round interval that keeps the tiles under MAX_STORYBOARD_TILES, and the grid they fill. */
-export function planStoryboard(probe: Pick<ProbeResult, "duration" | "width" | "height">): StoryboardPlan {
+export function planStoryboard(probe: { duration: number; width: number; height: number }): StoryboardPlan {
   const duration = Math.max(probe.duration, 0.001);
   const intervalSeconds =
     INTERVALS.find((i) => Math.ceil(duration / i) <= MAX_STORYBOARD_TILES) ??

@@ -44,21 +44,34 @@ interface Segment {
   duration: number;
 }
 
+/** A published rung: its segments with their media times, and its fMP4 init segment (null for MPEG-TS). */
+interface RungMedia {
+  segments: Segment[];
+  initKey: string | null;
+}
+
 /** The segments of a published rung playlist with their media times; null if it is not there. */
-async function rungSegments(storage: VideoImageStorage, playlistKey: string): Promise<Segment[] | null> {
+async function rungSegments(storage: VideoImageStorage, playlistKey: string): Promise<RungMedia | null> {
   const text = await storage.readText(playlistKey);
   if (text === null) return null;
   const prefix = playlistKey.slice(0, playlistKey.lastIndexOf("/"));
   const segments: Segment[] = [];
+  let initKey: string | null = null;
   let duration: number | null = null;
   let start = 0;
   for (const raw of text.split("\n")) {
     const line = raw.trim();
     const extinf = /^#EXTINF:([\d.]+)/.exec(line);
+    const map = /^#EXT-X-MAP:URI="([^"]*)"$/.exec(line);
     if (extinf) duration = Number(extinf[1]);
-    else if (line && !line.startsWith("#") && duration !== null) {
+    else if (map) {
+      // The worker names the init beside the playlist; anything else is not followed.
+      if (!/^[\w.-]+\.mp4$/.test(map[1]!)) return null;
+      initKey = `${prefix}/${map[1]}`;
+      assertValidKey(initKey);
+    } else if (line && !line.startsWith("#") && duration !== null) {
       // The worker writes plain names beside the playlist; anything else is not followed.
-      if (!/^[\w.-]+\.ts$/.test(line)) return null;
+      if (!(initKey ? /^[\w.-]+\.m4s$/ : /^[\w.-]+\.ts$/).test(line)) return null;
       const key = `${prefix}/${line}`;
       assertValidKey(key);
       segments.push({ key, start, duration });
@@ -66,7 +79,7 @@ async function rungSegments(storage: VideoImageStorage, playlistKey: string): Pr
       duration = null;
     }
   }
-  return segments.length ? segments : null;
+  return segments.length ? { segments, initKey } : null;
 }
 
 /** The segments a request needs and where its (start) time falls in the first of them. */
@@ -111,15 +124,18 @@ export function createVideoImageRoute(deps: VideoImageDeps) {
   const limiter = createRenderLimiter(deps.concurrency ?? 2, 16);
   const making = new Map<string, Promise<void>>();
 
-  async function make(videoId: string, key: string, request: ImageRequest, segments: Segment[]): Promise<void> {
-    const { picked, offsetSeconds } = segmentsFor(segments, request);
+  async function make(videoId: string, key: string, request: ImageRequest, rung: RungMedia): Promise<void> {
+    const { picked, offsetSeconds } = segmentsFor(rung.segments, request);
     const ext = path.extname(key).slice(1) as keyof typeof CONTENT_TYPES;
     await limiter.run(async () => {
       const dir = await mkdtemp(path.join(os.tmpdir(), "videograph-image-"));
       try {
         const outFile = path.join(dir, `image.${ext}`);
-        const sources = picked.map((s) => () => deps.storage.readObject(s.key));
-        await renderImage({ request, segments: sources, offsetSeconds, outFile });
+        // fMP4: the rung's init segment first, then its media segments, make one fragmented MP4 stream.
+        const keys = [...(rung.initKey ? [rung.initKey] : []), ...picked.map((s) => s.key)];
+        const sources = keys.map((k) => () => deps.storage.readObject(k));
+        const format = rung.initKey ? "mp4" : "mpegts";
+        await renderImage({ request, segments: sources, format, offsetSeconds, outFile });
         await deps.storage.write(key, createReadStream(outFile), {
           limit: MAX_IMAGE_BYTES,
           contentType: CONTENT_TYPES[ext],
@@ -176,9 +192,9 @@ export function createVideoImageRoute(deps: VideoImageDeps) {
         if (!pending) {
           const rung = rungs.find((r) => (r.width ?? 0) >= request.width) ?? rungs[rungs.length - 1]!;
           pending = (async () => {
-            const segments = await rungSegments(deps.storage, rung.playlistKey!);
-            if (!segments) throw new UnreadablePlaylistError();
-            await make(videoId!, key, request, segments);
+            const media = await rungSegments(deps.storage, rung.playlistKey!);
+            if (!media) throw new UnreadablePlaylistError();
+            await make(videoId!, key, request, media);
           })().finally(() => making.delete(key));
           making.set(key, pending);
         }

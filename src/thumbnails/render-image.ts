@@ -16,8 +16,13 @@ class RenderImageError extends Error {
 
 export interface RenderImageArgs {
   request: ImageRequest;
-  /** The published MPEG-TS segments that hold the request's times, in order; piped to ffmpeg's stdin. */
+  /**
+   * The published segments that hold the request's times, in order (for fMP4 the rung's init
+   * segment first); piped to ffmpeg's stdin.
+   */
   segments: (() => AsyncIterable<Uint8Array>)[];
+  /** The segments' container: MPEG-TS, or fragmented MP4 (CMAF). */
+  format: "mpegts" | "mp4";
   /** Where the request's (start) time falls, in seconds after the first segment's start. */
   offsetSeconds: number;
   /** The file to write; ffmpeg runs in its directory. */
@@ -55,14 +60,14 @@ function outputOptions(request: ImageRequest, offset: string): string[] {
 
 /**
  * Makes a thumbnail or an animated preview from published HLS segments with ffmpeg. The segments
- * are the service's own MPEG-TS output, yet still a tenant's pictures: ffmpeg reads them only from
+ * are the service's own MPEG-TS or fMP4 output, yet still a tenant's pictures: ffmpeg reads them only from
  * its stdin with the demuxer named (no file or network protocol), runs without the API's
  * environment (no secrets) and is killed after RENDER_TIMEOUT_MS.
  */
 export async function renderImage(args: RenderImageArgs): Promise<void> {
   const { request, outFile } = args;
   const argv = [
-    ...["-hide_banner", "-loglevel", "error", "-protocol_whitelist", "pipe", "-f", "mpegts", "-i", "pipe:0"],
+    ...["-hide_banner", "-loglevel", "error", "-protocol_whitelist", "pipe", "-f", args.format, "-i", "pipe:0"],
     ...["-map", "0:v:0", "-an", "-sn", "-dn"],
     ...outputOptions(request, Math.max(0, args.offsetSeconds).toFixed(3)),
     "-y",
