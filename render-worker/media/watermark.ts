@@ -1,4 +1,3 @@
-import type { ProbeResult } from "../../src/protocol/messages.ts";
 import { WATERMARK_MAX_SIDE, type Watermark } from "../../src/protocol/finishing.ts";
 import type { FfmpegInput } from "./ffmpeg-process.ts";
 

@@ -70,7 +70,8 @@ const MASTER_MAX_AGE_SECONDS = 10;
  * it adds the video's caption tracks, and a caption's subtitle playlist, which is never stored.
  */
 /** A storyboard's WebVTT file, whose cues name sheets beside it (caption tracks are served as stored). */
-const isStoryboardVtt = (key: string): boolean => path.extname(key) === ".vtt" && videoKeyParts(key)?.folder === "storyboard";
+const isStoryboardVtt = (key: string): boolean =>
+  path.extname(key) === ".vtt" && videoKeyParts(key)?.folder === "storyboard";
 
 const isComposedPlaylist = (key: string): boolean => isMasterPlaylistKey(key) || captionPlaylistParts(key) !== null;
 
@@ -171,9 +172,7 @@ export async function handleMedia(
   if (isStoryboardVtt(key) && token) {
     const text = await storage.readText(key);
     if (text === null) return notFound(res);
-    const body = Buffer.from(
-      await rewriteStoryboardUris(text, (uri) => `${uri}?token=${encodeURIComponent(token)}`),
-    );
+    const body = Buffer.from(await rewriteStoryboardUris(text, (uri) => `${uri}?token=${encodeURIComponent(token)}`));
     res.writeHead(200, {
       "content-type": CONTENT_TYPES[ext]!,
       "cache-control": "private, max-age=60",

@@ -1,5 +1,12 @@
 import { builder } from "../builder.ts";
-import { FileTooLargeError, InvalidCaptionsError, NoWorkerError, NotFoundError, SourceUnavailableError, ValidationError } from "../errors.ts";
+import {
+  FileTooLargeError,
+  InvalidCaptionsError,
+  NoWorkerError,
+  NotFoundError,
+  SourceUnavailableError,
+  ValidationError,
+} from "../errors.ts";
 
 export const ErrorInterface = builder.interfaceRef<Error>("Error").implement({
   description: "Every error a mutation can return implements this.",
