@@ -10,6 +10,7 @@
  * videos/{videoId}/hls/encode.json        what the finished encode published (resume and redelivery)
  * videos/{videoId}/hls/{rung}/index.m3u8  a rung's playlist, its segments beside it
  * videos/{videoId}/thumbnails/poster.jpg  the poster
+ * videos/{videoId}/mp4/{name}.mp4|.m4a    a static rendition (highest.mp4, low.mp4, audio.m4a)
  * tenants/{tenantId}/assets/{id}/{name}   a tenant's uploaded composition asset
  * tenants/{tenantId}/manim-cache/…        a tenant's cached Manim partial movies
  * ```
@@ -51,6 +52,10 @@ export function hlsLayout(outputPrefix: string) {
 /** The poster of a video, under its prefix. */
 export const posterKey = (outputPrefix: string): string => `${outputPrefix}/thumbnails/poster.jpg`;
 
+/** Where a static rendition is stored under a video's prefix: `mp4/highest.mp4`, `mp4/audio.m4a`. */
+export const staticRenditionKey = (outputPrefix: string, name: "HIGHEST" | "LOW" | "AUDIO"): string =>
+  `${outputPrefix}/mp4/${name.toLowerCase()}.${name === "AUDIO" ? "m4a" : "mp4"}`;
+
 /**
  * The video a key belongs to and the folder under its prefix (`source`, `hls`, `thumbnails`), or
  * null for a key outside `videos/`.
@@ -60,10 +65,10 @@ export function videoKeyParts(key: string): { videoId: string; folder: string } 
   return top === "videos" && videoId && folder ? { videoId, folder } : null;
 }
 
-/** Whether a key is published media (HLS and the poster), which players may read; sources are not. */
+/** Whether a key is published media (HLS, the poster, static renditions), which players may read; sources are not. */
 export function isPublishedKey(key: string): boolean {
   const folder = videoKeyParts(key)?.folder;
-  return folder === "hls" || folder === "thumbnails";
+  return folder === "hls" || folder === "thumbnails" || folder === "mp4";
 }
 
 /** Whether a key is a master playlist: opening it starts a playback session. */
