@@ -8,6 +8,7 @@ import { GeminiError, GeminiNotConfiguredError, generateQuizQuestions } from "..
 import { parseQuizCsv, QuizCsvError } from "../quiz/parse-quiz-csv.ts";
 import { ErrorInterface } from "./errors.ts";
 import { createRenderedVideo, RenderSuccess } from "./rendered-video.ts";
+import { STATIC_RENDITIONS_INPUT, StaticRenditionNameEnum } from "./static-rendition.ts";
 import { validIdempotencyKey, validTitle } from "../videos/input-rules.ts";
 import { PlaybackPolicyEnum } from "./video.ts";
 
@@ -62,6 +63,7 @@ const RenderCompositionInput = builder.inputType("RenderCompositionInput", {
     idempotencyKey: t.string({
       description: "The same key (per tenant) returns the same video instead of rendering again.",
     }),
+    staticRenditions: t.field({ type: [StaticRenditionNameEnum], description: STATIC_RENDITIONS_INPUT }),
   }),
 });
 
@@ -195,6 +197,7 @@ builder.mutationFields((t) => ({
         idempotencyKey: validIdempotencyKey(input.idempotencyKey),
         playbackPolicy: input.playbackPolicy ?? "PUBLIC",
         source: "COMPOSITION",
+        staticRenditions: input.staticRenditions,
         kind: "RENDER_COMPOSITION",
         input: { template: input.template, questions, assets, ...settings },
       });

@@ -14,6 +14,7 @@ import "./composition.ts";
 import "./webhook.ts";
 import "./queue-position.ts";
 import "./cost.ts";
+import "./static-rendition.ts";
 
 builder.queryType({});
 builder.mutationType({});

@@ -2,6 +2,7 @@ import { builder } from "../builder.ts";
 import { NoWorkerError, ValidationError } from "../errors.ts";
 import { jobCapability } from "../jobs/create-job.ts";
 import { createRenderedVideo, RenderSuccess } from "./rendered-video.ts";
+import { STATIC_RENDITIONS_INPUT, StaticRenditionNameEnum } from "./static-rendition.ts";
 import { validIdempotencyKey, validTitle } from "../videos/input-rules.ts";
 import { PlaybackPolicyEnum } from "./video.ts";
 
@@ -28,6 +29,7 @@ const RenderManimInput = builder.inputType("RenderManimInput", {
     idempotencyKey: t.string({
       description: "The same key (per tenant) returns the same video instead of rendering again.",
     }),
+    staticRenditions: t.field({ type: [StaticRenditionNameEnum], description: STATIC_RENDITIONS_INPUT }),
   }),
 });
 
@@ -59,6 +61,7 @@ builder.mutationFields((t) => ({
         idempotencyKey: validIdempotencyKey(input.idempotencyKey),
         playbackPolicy: input.playbackPolicy ?? "PUBLIC",
         source: "MANIM",
+        staticRenditions: input.staticRenditions,
         kind: "RENDER_MANIM",
         input: {
           code: input.code,

@@ -9,6 +9,8 @@ import { UploadTooLargeError } from "../storage/types.ts";
 import { createVideoOnce } from "../videos/create-video-once.ts";
 import { findVideoOrThrow } from "../videos/find-video.ts";
 import { validIdempotencyKey, validOrigin, validTitle } from "../videos/input-rules.ts";
+import { requestStaticRenditions } from "../jobs/static-renditions.ts";
+import { STATIC_RENDITIONS_INPUT, StaticRenditionNameEnum } from "./static-rendition.ts";
 import { PlaybackPolicyEnum, VideoRef } from "./video.ts";
 
 const CreateUploadInput = builder.inputType("CreateUploadInput", {
@@ -28,6 +30,7 @@ const CreateUploadInput = builder.inputType("CreateUploadInput", {
         "The same key (per tenant) returns the same video, with an upload URL for it, " +
         "instead of creating a second one. Up to 200 characters.",
     }),
+    staticRenditions: t.field({ type: [StaticRenditionNameEnum], description: STATIC_RENDITIONS_INPUT }),
   }),
 });
 
@@ -86,6 +89,9 @@ builder.mutationFields((t) => ({
         playbackPolicy: input.playbackPolicy ?? "PUBLIC",
         uploadNonce: randomBytes(16).toString("base64url"),
       });
+      if (created && input.staticRenditions?.length) {
+        await requestStaticRenditions(ctx.db, video.id, input.staticRenditions);
+      }
       try {
         const target = await ctx.storage.createUploadTarget(video.id, {
           maxBytes: ctx.maxUploadBytes,

@@ -3,6 +3,7 @@ import { ValidationError } from "../errors.ts";
 import { checkOutboundUrl } from "../http/outbound-url.ts";
 import { createRenderedVideo, RenderSuccess } from "./rendered-video.ts";
 import { validIdempotencyKey, validTitle } from "../videos/input-rules.ts";
+import { STATIC_RENDITIONS_INPUT, StaticRenditionNameEnum } from "./static-rendition.ts";
 import { PlaybackPolicyEnum } from "./video.ts";
 
 const CreateVideoFromUrlInput = builder.inputType("CreateVideoFromUrlInput", {
@@ -13,6 +14,7 @@ const CreateVideoFromUrlInput = builder.inputType("CreateVideoFromUrlInput", {
     idempotencyKey: t.string({
       description: "The same key (per tenant) returns the same video instead of importing again.",
     }),
+    staticRenditions: t.field({ type: [StaticRenditionNameEnum], description: STATIC_RENDITIONS_INPUT }),
   }),
 });
 
@@ -37,6 +39,7 @@ builder.mutationFields((t) => ({
         source: "URL",
         kind: "IMPORT_URL",
         input: { url: url.href },
+        staticRenditions: input.staticRenditions,
       });
       return { video };
     },
