@@ -26,7 +26,7 @@ export interface RemuxedRendition {
  * The segment names of a published, finished rung playlist, in order. Only the names the ladder
  * writes are accepted: the playlist is read back from storage and must not point anywhere else.
  */
-export function finishedRungSegments(playlist: string, rung: string): string[] {
+function finishedRungSegments(playlist: string, rung: string): string[] {
   const lines = playlist.split(/\r?\n/).map((l) => l.trim());
   if (!lines.includes("#EXT-X-ENDLIST")) {
     throw new MediaError(`The ${rung} rung's playlist is not finished`, { retryable: false });
@@ -84,7 +84,8 @@ export async function remuxRendition(
   const joined: string[] = [];
   for (const rung of rungs) joined.push(await joinRung(storage, outputPrefix, rung, dir));
   const target = plan.name === "AUDIO" ? "rendition.m4a" : "rendition.mp4";
-  const maps = plan.videoRung === null ? ["-map", "0:a:0"] : ["-map", "0:v:0", ...(plan.audioRung ? ["-map", "1:a:0"] : [])];
+  const maps =
+    plan.videoRung === null ? ["-map", "0:a:0"] : ["-map", "0:v:0", ...(plan.audioRung ? ["-map", "1:a:0"] : [])];
   await runFfmpeg({
     cwd: dir,
     signal,

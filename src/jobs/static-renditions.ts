@@ -16,7 +16,7 @@ const shortSide = (v: Pick<Variant, "width" | "height">) => Math.min(v.width ?? 
  * made: HIGHEST the largest video rung, LOW the lowest at least 270 on its short side, each with
  * the audio rung when there is one; AUDIO the audio rung alone.
  */
-export function planStaticRendition(
+function planStaticRendition(
   name: StaticRenditionName,
   variants: Pick<Variant, "name" | "kind" | "status" | "width" | "height">[],
 ): StaticRenditionPlan | { skipped: string } {
@@ -26,7 +26,8 @@ export function planStaticRendition(
   const video = ready.filter((v) => v.kind === "VIDEO" && shortSide(v) > 0).sort((a, b) => shortSide(b) - shortSide(a));
   const highest = video[0];
   if (!highest) return { skipped: "The video has no video rung" };
-  const rung = name === "HIGHEST" ? highest : (video.filter((v) => shortSide(v) >= LOW_MIN_SHORT_SIDE).at(-1) ?? highest);
+  const rung =
+    name === "HIGHEST" ? highest : (video.filter((v) => shortSide(v) >= LOW_MIN_SHORT_SIDE).at(-1) ?? highest);
   return { name, videoRung: rung.name, audioRung };
 }
 
@@ -73,7 +74,10 @@ export async function queueStaticRenditions(
   for (const rendition of waiting) {
     const plan = planStaticRendition(rendition.name, variants);
     if ("skipped" in plan) {
-      await tx.staticRendition.update({ where: { id: rendition.id }, data: { status: "SKIPPED", error: plan.skipped } });
+      await tx.staticRendition.update({
+        where: { id: rendition.id },
+        data: { status: "SKIPPED", error: plan.skipped },
+      });
     } else {
       planned.push({ id: rendition.id, plan });
     }

@@ -168,16 +168,13 @@ export const ImportUrlJobMessage = z.object({
 export type ImportUrlJobMessage = z.infer<typeof ImportUrlJobMessage>;
 
 /** A progressive file made beside the HLS ladder: `HIGHEST` and `LOW` as MP4, `AUDIO` as M4A. */
-export const StaticRenditionName = z.enum(["HIGHEST", "LOW", "AUDIO"]);
-export type StaticRenditionName = z.infer<typeof StaticRenditionName>;
+const StaticRenditionName = z.enum(["HIGHEST", "LOW", "AUDIO"]);
+
+const RungName = z.string().regex(/^[a-z0-9]+$/);
 
 /** One static rendition to make, from the published HLS rungs named (at least one of them). */
 export const StaticRenditionPlan = z
-  .object({
-    name: StaticRenditionName,
-    videoRung: z.string().regex(/^[a-z0-9]+$/).nullable(),
-    audioRung: z.string().regex(/^[a-z0-9]+$/).nullable(),
-  })
+  .object({ name: StaticRenditionName, videoRung: RungName.nullable(), audioRung: RungName.nullable() })
   .refine((r) => r.videoRung !== null || r.audioRung !== null, { message: "a rendition needs a rung" })
   .refine((r) => (r.name === "AUDIO") === (r.videoRung === null), { message: "AUDIO alone has no video rung" });
 export type StaticRenditionPlan = z.infer<typeof StaticRenditionPlan>;

@@ -34,7 +34,10 @@ export async function onStaticRenditionsDone(
               error: null,
             }
           : { status: "FAILED" as const, error: userFacingError(r.error) };
-      await tx.staticRendition.updateMany({ where: { videoId, name: r.name, jobId: e.jobId, status: "PREPARING" }, data });
+      await tx.staticRendition.updateMany({
+        where: { videoId, name: r.name, jobId: e.jobId, status: "PREPARING" },
+        data,
+      });
     }
     await failStaticRenditions(tx, e.jobId, "The worker did not make this rendition");
     return count;
@@ -54,6 +57,9 @@ export async function queueRequestedStaticRenditions(
   videoId: string,
   deps: Pick<IngestDeps, "costs">,
 ): Promise<boolean> {
-  const { maxAttempts } = await tx.job.findUniqueOrThrow({ where: { id: transcodeJobId }, select: { maxAttempts: true } });
+  const { maxAttempts } = await tx.job.findUniqueOrThrow({
+    where: { id: transcodeJobId },
+    select: { maxAttempts: true },
+  });
   return (await queueStaticRenditions(tx, videoId, { maxAttempts, costs: deps.costs })) !== null;
 }
