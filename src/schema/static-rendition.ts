@@ -52,15 +52,13 @@ builder.prismaObject("StaticRendition", {
     downloadUrl: t.string({
       nullable: true,
       description:
-        "`url` with `Content-Disposition: attachment` and a file name made from the video's title " +
-        "(local storage; with GCS or S3 storage it is `url`).",
+        "`url` for a download: its response says `Content-Disposition: attachment` with a file name made " +
+        "from the video's title.",
       select: { video: { select: { id: true, playbackPolicy: true, title: true } } },
-      resolve: async (r, _args, ctx) => {
+      resolve: (r, _args, ctx) => {
         if (r.status !== "READY" || !r.key) return null;
-        const url = await mediaUrl(ctx, r.key, r.video);
-        if (!url.includes("/media/")) return url;
         const name = downloadFilename(r.video.title, r.name.toLowerCase(), r.name === "AUDIO" ? "m4a" : "mp4");
-        return `${url}${url.includes("?") ? "&" : "?"}download=${name}`;
+        return mediaUrl(ctx, r.key, r.video, name);
       },
     }),
     readyAt: t.expose("readyAt", { type: "DateTime", nullable: true }),
