@@ -24,7 +24,7 @@ const VIDEO = /* GraphQL */ `
     video(id: $id) {
       status playable duration
       staticRenditions { name status width height bitrate sizeBytes error url downloadUrl }
-      jobs(first: 10) { edges { node { kind status } } }
+      jobs(first: 10) { edges { node { kind status runs { status } } } }
     } }`;
 const REQUEST = /* GraphQL */ `
   mutation($id: ID!, $names: [StaticRenditionName!]!) {
@@ -153,9 +153,9 @@ M4A, in sync, served with Range and a safe download name`, async () => {
     expect(byName.get("HIGHEST")).toMatchObject({ status: "READY", width: 640, height: 480, error: null });
     expect(byName.get("LOW")).toMatchObject({ status: "READY", width: 480, height: 360, error: null });
     expect(byName.get("AUDIO")).toMatchObject({ status: "READY", width: null, height: null, error: null });
-    expect(video.jobs.edges.map((e: any) => [e.node.kind, e.node.status])).toEqual([
-      ["STATIC_RENDITIONS", "SUCCEEDED"],
-      ["TRANSCODE", "SUCCEEDED"],
+    expect(video.jobs.edges.map((e: any) => [e.node.kind, e.node.status, e.node.runs])).toEqual([
+      ["STATIC_RENDITIONS", "SUCCEEDED", [{ status: "SUCCEEDED" }]],
+      ["TRANSCODE", "SUCCEEDED", [{ status: "SUCCEEDED" }]],
     ]);
 
     const hlsDir = path.join(t.dataDir, "videos", id, "hls");
