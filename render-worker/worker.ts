@@ -100,6 +100,7 @@ interface FailureDetails {
 const RUN_END_EVENTS: ReadonlySet<JobEventBody["type"]> = new Set([
   "job.succeeded",
   "source.ready",
+  "static_renditions.done",
   "job.failed",
   "job.canceled",
 ]);

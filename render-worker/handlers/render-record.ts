@@ -4,7 +4,7 @@ import type { JobEventBody, JobMessage } from "../../src/protocol/messages.ts";
 import { log } from "../log.ts";
 import type { JobContext } from "./types.ts";
 
-type RenderJob = Exclude<JobMessage, { type: "transcode" }>;
+type RenderJob = Exclude<JobMessage, { type: "transcode" | "static_renditions" }>;
 type SourceReady = Extract<JobEventBody, { type: "source.ready" }>;
 
 /** Beside a render's output: which job stored it and what its `source.ready` said. */

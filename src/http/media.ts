@@ -11,6 +11,7 @@ import { MEDIA_PATH_PREFIX } from "../storage/api-urls.ts";
 import type { LocalStorage } from "../storage/local.ts";
 import { resolvePlaylistUri, rewritePlaylistUris } from "../storage/playlist-urls.ts";
 import { assertValidKey } from "../storage/types.ts";
+import { isSafeDownloadName } from "../videos/download-filename.ts";
 import { admitPlayback, type PlaybackGuard } from "./playback-guard.ts";
 import {
   clipMasterPlaylist,
@@ -56,6 +57,7 @@ const CONTENT_TYPES: Record<string, string> = {
   ".ts": "video/mp2t",
   ".m4s": "video/iso.segment",
   ".mp4": "video/mp4",
+  ".m4a": "audio/mp4",
   ".jpg": "image/jpeg",
   ".vtt": "text/vtt; charset=utf-8",
   ".webp": "image/webp",
@@ -205,6 +207,16 @@ export async function handleMedia(
     "accept-ranges": "bytes",
     "access-control-allow-origin": "*",
   };
+  const download = url.searchParams.get("download");
+  if (download !== null) {
+    // The name comes from the URL, which anyone can write: only a plain name with the file's own extension.
+    if (videoKeyParts(key)?.folder !== "mp4" || !isSafeDownloadName(download, ext)) {
+      res.writeHead(400, { "content-type": "text/plain" });
+      res.end("Bad download name");
+      return;
+    }
+    headers["content-disposition"] = `attachment; filename="${download}"`;
+  }
   const rangeHeader = req.headers.range;
   let range: { start: number; end: number } | undefined;
   if (rangeHeader) {

@@ -8,6 +8,7 @@ import {
   ImportUrlJobMessage,
   RenderCompositionJobMessage,
   RenderManimJobMessage,
+  StaticRenditionsJobMessage,
   TranscodeOptions,
   type Capability,
 } from "../protocol/messages.ts";
@@ -31,6 +32,7 @@ export const jobInputSchemas = {
     height: true,
   }),
   IMPORT_URL: ImportUrlJobMessage.pick({ url: true }),
+  STATIC_RENDITIONS: StaticRenditionsJobMessage.pick({ renditions: true }),
 } satisfies Record<JobKind, z.ZodType>;
 
 /** A job's input as its caller gives it (defaults not yet applied). */
@@ -44,6 +46,7 @@ export const jobCapability = {
   RENDER_MANIM: "manim",
   RENDER_COMPOSITION: "cpu",
   IMPORT_URL: "cpu",
+  STATIC_RENDITIONS: "cpu",
 } as const satisfies Record<JobKind, Capability>;
 
 export type NewJob = {

@@ -7,12 +7,14 @@ import { createJobRunIngestor } from "./ingest/job-runs.ts";
 import { createRenderEventIngestor } from "./ingest/render-events.ts";
 import { createTranscodeEventIngestor } from "./ingest/transcode-events.ts";
 import { createProgressWriteThrottle } from "./progress.ts";
+import { onStaticRenditionsDone } from "./ingest/static-renditions.ts";
 
 /** Events after which the jobs waiting behind the job move: it left the queue's waiting line or freed a slot. */
 const QUEUE_CHANGES: ReadonlySet<JobEvent["type"]> = new Set([
   "job.started",
   "job.succeeded",
   "source.ready",
+  "static_renditions.done",
   "job.failed",
   "job.canceled",
 ]);
@@ -82,6 +84,9 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
         break;
       case "source.ready":
         await render.onSourceReady(e, job.videoId);
+        break;
+      case "static_renditions.done":
+        await onStaticRenditionsDone(deps, runs, e, job.videoId);
         break;
       case "job.failed":
         await runs.onFailed(e, job.videoId);

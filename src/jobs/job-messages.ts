@@ -17,6 +17,7 @@ const MESSAGE_TYPE = {
   RENDER_MANIM: "render_manim",
   RENDER_COMPOSITION: "render_composition",
   IMPORT_URL: "import_url",
+  STATIC_RENDITIONS: "static_renditions",
 } as const satisfies Record<JobKind, JobMessage["type"]>;
 
 type MessageOf<K extends JobKind> = Extract<JobMessage, { type: (typeof MESSAGE_TYPE)[K] }>;
@@ -77,6 +78,12 @@ const builders = {
     maxBytes: settings.urlImport.maxBytes,
     allowPrivateAddresses: settings.urlImport.allowPrivateAddresses,
     outputKey: sourceKey(job.videoId, "import"),
+  }),
+  STATIC_RENDITIONS: ({ job, input, envelope }) => ({
+    ...envelope,
+    type: "static_renditions",
+    outputPrefix: videoPrefix(job.videoId),
+    renditions: input.renditions,
   }),
 } satisfies { [K in JobKind]: (from: BuildFrom<K>) => MessageOf<K> };
 

@@ -8,6 +8,8 @@ const gpuEncodable = {
   RENDER_MANIM: false,
   RENDER_COMPOSITION: false,
   IMPORT_URL: false,
+  // A remux of published rungs: no encode.
+  STATIC_RENDITIONS: false,
 } as const satisfies Record<JobKind, boolean>;
 
 /** GPU_ROUTING and its limits, from the API's environment. */

@@ -207,12 +207,41 @@ export const ImportUrlJobMessage = z.object({
 });
 export type ImportUrlJobMessage = z.infer<typeof ImportUrlJobMessage>;
 
+/** A progressive file made beside the HLS ladder: `HIGHEST` and `LOW` as MP4, `AUDIO` as M4A. */
+const StaticRenditionName = z.enum(["HIGHEST", "LOW", "AUDIO"]);
+
+const RungName = z.string().regex(/^[a-z0-9]+$/);
+
+/** One static rendition to make, from the published HLS rungs named (at least one of them). */
+export const StaticRenditionPlan = z
+  .object({ name: StaticRenditionName, videoRung: RungName.nullable(), audioRung: RungName.nullable() })
+  .refine((r) => r.videoRung !== null || r.audioRung !== null, { message: "a rendition needs a rung" })
+  .refine((r) => (r.name === "AUDIO") === (r.videoRung === null), { message: "AUDIO alone has no video rung" });
+export type StaticRenditionPlan = z.infer<typeof StaticRenditionPlan>;
+
+/**
+ * Remuxes a READY video's published HLS rungs into progressive files under `{outputPrefix}/mp4/`
+ * (stream copy, `+faststart`, no encode). Ends with `static_renditions.done`.
+ */
+export const StaticRenditionsJobMessage = z.object({
+  v: readVersion,
+  type: z.literal("static_renditions"),
+  jobId: z.uuid(),
+  attempt: z.number().int().positive(),
+  traceparent: Traceparent,
+  videoId: z.uuid(),
+  outputPrefix: z.string().min(1),
+  renditions: z.array(StaticRenditionPlan).min(1).max(StaticRenditionName.options.length),
+});
+export type StaticRenditionsJobMessage = z.infer<typeof StaticRenditionsJobMessage>;
+
 /** Every job message kind, discriminated by `type`. */
 export const JobMessage = z.discriminatedUnion("type", [
   TranscodeJobMessage,
   RenderManimJobMessage,
   RenderCompositionJobMessage,
   ImportUrlJobMessage,
+  StaticRenditionsJobMessage,
 ]);
 export type JobMessage = z.infer<typeof JobMessage>;
 
@@ -285,6 +314,22 @@ const jobEventBase = {
   at: z.iso.datetime(),
   traceparent: Traceparent,
 };
+
+/** How one static rendition came out: stored at `key`, or failed (alone: the others and the video stand). */
+export const StaticRenditionOutcome = z.discriminatedUnion("status", [
+  z.object({
+    name: StaticRenditionName,
+    status: z.literal("READY"),
+    key: z.string().min(1),
+    width: z.number().int().positive().nullable(),
+    height: z.number().int().positive().nullable(),
+    /** Average bits per second of the file. */
+    bitrate: z.number().int().nonnegative(),
+    sizeBytes: z.number().int().positive(),
+  }),
+  z.object({ name: StaticRenditionName, status: z.literal("FAILED"), error: z.string() }),
+]);
+export type StaticRenditionOutcome = z.infer<typeof StaticRenditionOutcome>;
 
 /** Events about one job attempt; `seq` orders them within the attempt. */
 export const JobEvent = z.discriminatedUnion("type", [
@@ -372,6 +417,14 @@ export const JobEvent = z.discriminatedUnion("type", [
     renderedCount: z.number().int().nonnegative(),
     cachedCount: z.number().int().nonnegative(),
     /** The delivery found the job's output stored (a finished job delivered again) and did no work. */
+    alreadyDone: z.boolean().optional(),
+    usage: RunUsage.optional(),
+  }),
+  /** A static renditions job is done: each rendition READY or FAILED. */
+  z.object({
+    ...jobEventBase,
+    type: z.literal("static_renditions.done"),
+    renditions: z.array(StaticRenditionOutcome).min(1),
     alreadyDone: z.boolean().optional(),
     usage: RunUsage.optional(),
   }),

@@ -14,6 +14,7 @@
  * videos/{videoId}/captions/{id}/track.vtt a caption track (its playlist, index.m3u8 beside it, is made by the API)
  * videos/{videoId}/thumbnails/at/…        thumbnails and animated previews made on request (a cache)
  * videos/{videoId}/storyboard/…           the storyboard: sprite sheets and the WebVTT file indexing them
+ * videos/{videoId}/mp4/{name}.mp4|.m4a    a static rendition (highest.mp4, low.mp4, audio.m4a)
  * tenants/{tenantId}/assets/{id}/{name}   a tenant's uploaded composition asset
  * tenants/{tenantId}/manim-cache/…        a tenant's cached Manim partial movies
  * ```
@@ -106,6 +107,10 @@ export const animatedPreviewKey = (
   format: "webp" | "gif",
 ): string => `${videoPrefix(videoId)}/thumbnails/at/${range.startMs}-${range.endMs}-w${width}.${format}`;
 
+/** Where a static rendition is stored under a video's prefix: `mp4/highest.mp4`, `mp4/audio.m4a`. */
+export const staticRenditionKey = (outputPrefix: string, name: "HIGHEST" | "LOW" | "AUDIO"): string =>
+  `${outputPrefix}/mp4/${name.toLowerCase()}.${name === "AUDIO" ? "m4a" : "mp4"}`;
+
 /**
  * The video a key belongs to and the folder under its prefix (`source`, `hls`, `thumbnails`), or
  * null for a key outside `videos/`.
@@ -115,10 +120,15 @@ export function videoKeyParts(key: string): { videoId: string; folder: string } 
   return top === "videos" && videoId && folder ? { videoId, folder } : null;
 }
 
-/** Whether a key is published media (HLS, captions, images, the storyboard), which players may read; sources are not. */
+/**
+ * Whether a key is published media (HLS, captions, images, the storyboard, static renditions), which
+ * players may read; sources are not.
+ */
 export function isPublishedKey(key: string): boolean {
   const folder = videoKeyParts(key)?.folder;
-  return folder === "hls" || folder === "thumbnails" || folder === "captions" || folder === "storyboard";
+  return (
+    folder === "hls" || folder === "thumbnails" || folder === "captions" || folder === "storyboard" || folder === "mp4"
+  );
 }
 
 /** Whether a key is a master playlist: opening it starts a playback session. */

@@ -8,6 +8,7 @@ import { GeminiError, GeminiNotConfiguredError, generateQuizQuestions } from "..
 import { parseQuizCsv, QuizCsvError } from "../quiz/parse-quiz-csv.ts";
 import { ErrorInterface } from "./errors.ts";
 import { createRenderedVideo, RenderSuccess } from "./rendered-video.ts";
+import { STATIC_RENDITIONS_INPUT, StaticRenditionNameEnum } from "./static-rendition.ts";
 import { validIdempotencyKey, validTitle } from "../videos/input-rules.ts";
 import { LoudnessInput, validFinishing, WatermarkInput } from "./finishing.ts";
 import { SegmentFormatEnum } from "./segment-format.ts";
@@ -67,6 +68,7 @@ const RenderCompositionInput = builder.inputType("RenderCompositionInput", {
     }),
     loudness: t.field({ type: LoudnessInput, description: "Normalize the audio's loudness (EBU R128)." }),
     watermark: t.field({ type: WatermarkInput, description: "Draw a tenant's image over the video." }),
+    staticRenditions: t.field({ type: [StaticRenditionNameEnum], description: STATIC_RENDITIONS_INPUT }),
   }),
 });
 
@@ -203,6 +205,7 @@ builder.mutationFields((t) => ({
         finishing,
         segmentFormat: input.segmentFormat,
         source: "COMPOSITION",
+        staticRenditions: input.staticRenditions,
         kind: "RENDER_COMPOSITION",
         input: { template: input.template, questions, assets, ...settings },
       });

@@ -18,6 +18,7 @@ import "./webhook.ts";
 import "./queue-position.ts";
 import "./cost.ts";
 import "./clip.ts";
+import "./static-rendition.ts";
 
 builder.queryType({});
 builder.mutationType({});

@@ -2,6 +2,7 @@ import { builder } from "../builder.ts";
 import { NoWorkerError, NotFoundError, ValidationError } from "../errors.ts";
 import { jobCapability } from "../jobs/create-job.ts";
 import { createRenderedVideo, RenderSuccess } from "./rendered-video.ts";
+import { STATIC_RENDITIONS_INPUT, StaticRenditionNameEnum } from "./static-rendition.ts";
 import { validIdempotencyKey, validTitle } from "../videos/input-rules.ts";
 import { LoudnessInput, validFinishing, WatermarkInput } from "./finishing.ts";
 import { SegmentFormatEnum } from "./segment-format.ts";
@@ -33,6 +34,7 @@ const RenderManimInput = builder.inputType("RenderManimInput", {
     }),
     loudness: t.field({ type: LoudnessInput, description: "Normalize the audio's loudness (EBU R128)." }),
     watermark: t.field({ type: WatermarkInput, description: "Draw a tenant's image over the video." }),
+    staticRenditions: t.field({ type: [StaticRenditionNameEnum], description: STATIC_RENDITIONS_INPUT }),
   }),
 });
 
@@ -67,6 +69,7 @@ builder.mutationFields((t) => ({
         finishing,
         segmentFormat: input.segmentFormat,
         source: "MANIM",
+        staticRenditions: input.staticRenditions,
         kind: "RENDER_MANIM",
         input: {
           code: input.code,

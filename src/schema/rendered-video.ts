@@ -1,7 +1,8 @@
 import { builder } from "../builder.ts";
 import type { Context } from "../context.ts";
-import type { JobKind, Prisma, Video } from "../generated/prisma/client.ts";
+import type { JobKind, Prisma, StaticRenditionName, Video } from "../generated/prisma/client.ts";
 import { announceQueuedJob, createJob, type JobInputOf } from "../jobs/create-job.ts";
+import { requestStaticRenditions } from "../jobs/static-renditions.ts";
 import { createVideoOnce } from "../videos/create-video-once.ts";
 import { VideoRef } from "./video.ts";
 
@@ -29,6 +30,8 @@ export async function createRenderedVideo(
     source: "URL" | "MANIM" | "COMPOSITION";
     /** Loudness and watermark its transcode applies (validFinishing). */
     finishing?: Prisma.InputJsonValue;
+    /** Static renditions to make once the video is READY. */
+    staticRenditions?: readonly StaticRenditionName[] | null;
   } & SourceJob,
 ): Promise<Video> {
   const { video, created } = await createVideoOnce(ctx, options.idempotencyKey, {
@@ -40,6 +43,7 @@ export async function createRenderedVideo(
     finishing: options.finishing,
   });
   if (!created) return video;
+  if (options.staticRenditions?.length) await requestStaticRenditions(ctx.db, video.id, options.staticRenditions);
   const job = { kind: options.kind, input: options.input } as SourceJob;
   await createJob(ctx.db, { videoId: video.id, maxAttempts: ctx.maxAttempts, ...job }, ctx.costs);
   announceQueuedJob(ctx, video);

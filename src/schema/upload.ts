@@ -11,6 +11,8 @@ import { findVideoOrThrow } from "../videos/find-video.ts";
 import { validIdempotencyKey, validOrigin, validTitle } from "../videos/input-rules.ts";
 import { LoudnessInput, validFinishing, WatermarkInput } from "./finishing.ts";
 import { SegmentFormatEnum } from "./segment-format.ts";
+import { requestStaticRenditions } from "../jobs/static-renditions.ts";
+import { STATIC_RENDITIONS_INPUT, StaticRenditionNameEnum } from "./static-rendition.ts";
 import { PlaybackPolicyEnum, VideoRef } from "./video.ts";
 
 const CreateUploadInput = builder.inputType("CreateUploadInput", {
@@ -33,6 +35,7 @@ const CreateUploadInput = builder.inputType("CreateUploadInput", {
     }),
     loudness: t.field({ type: LoudnessInput, description: "Normalize the audio's loudness (EBU R128)." }),
     watermark: t.field({ type: WatermarkInput, description: "Draw a tenant's image over the video." }),
+    staticRenditions: t.field({ type: [StaticRenditionNameEnum], description: STATIC_RENDITIONS_INPUT }),
   }),
 });
 
@@ -94,6 +97,9 @@ builder.mutationFields((t) => ({
         uploadNonce: randomBytes(16).toString("base64url"),
         finishing,
       });
+      if (created && input.staticRenditions?.length) {
+        await requestStaticRenditions(ctx.db, video.id, input.staticRenditions);
+      }
       try {
         const target = await ctx.storage.createUploadTarget(video.id, {
           maxBytes: ctx.maxUploadBytes,

@@ -5,6 +5,7 @@ import { createRenderedVideo, RenderSuccess } from "./rendered-video.ts";
 import { validIdempotencyKey, validTitle } from "../videos/input-rules.ts";
 import { LoudnessInput, validFinishing, WatermarkInput } from "./finishing.ts";
 import { SegmentFormatEnum } from "./segment-format.ts";
+import { STATIC_RENDITIONS_INPUT, StaticRenditionNameEnum } from "./static-rendition.ts";
 import { PlaybackPolicyEnum } from "./video.ts";
 
 const CreateVideoFromUrlInput = builder.inputType("CreateVideoFromUrlInput", {
@@ -18,6 +19,7 @@ const CreateVideoFromUrlInput = builder.inputType("CreateVideoFromUrlInput", {
     }),
     loudness: t.field({ type: LoudnessInput, description: "Normalize the audio's loudness (EBU R128)." }),
     watermark: t.field({ type: WatermarkInput, description: "Draw a tenant's image over the video." }),
+    staticRenditions: t.field({ type: [StaticRenditionNameEnum], description: STATIC_RENDITIONS_INPUT }),
   }),
 });
 
@@ -44,6 +46,7 @@ builder.mutationFields((t) => ({
         source: "URL",
         kind: "IMPORT_URL",
         input: { url: url.href },
+        staticRenditions: input.staticRenditions,
       });
       return { video };
     },

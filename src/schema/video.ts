@@ -5,7 +5,7 @@ import { TERMINAL_VIDEO_STATUSES } from "../events/video-events.ts";
 import type { Video } from "../generated/prisma/client.ts";
 import { PlaybackPolicy, VideoSource, VideoStatus } from "../generated/prisma/enums.ts";
 import { isUuid } from "../ids.ts";
-import { cancelVideo } from "../jobs/cancel.ts";
+import { cancelVideo, tellWorkersToCancel } from "../jobs/cancel.ts";
 import { videoPrefix } from "../protocol/storage-layout.ts";
 import { findVideoOrThrow } from "../videos/find-video.ts";
 import { mediaUrl } from "./urls.ts";
@@ -148,6 +148,11 @@ builder.mutationFields((t) => ({
           if (!(err instanceof ValidationError)) throw err;
         });
       }
+      // A READY video's static renditions may still be in the making: their worker stops.
+      const running = await ctx.db.job.findMany({
+        where: { videoId: video.id, status: { in: ["QUEUED", "RUNNING"] } },
+      });
+      for (const job of running) await tellWorkersToCancel(ctx.transport, job.id, job.attempt);
       await ctx.storage.deletePrefix(videoPrefix(video.id));
       await ctx.db.video.delete({ where: { id: video.id } });
       return { deletedVideoId: video.id };

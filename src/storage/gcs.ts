@@ -112,6 +112,18 @@ export class GcsStorage implements ApiStorage {
     return this.#signed.clientUrlFor(key, this.#publicUrl);
   }
 
+  /** A V4 signed GET URL whose response says `Content-Disposition: attachment` (not cached: one per file name). */
+  async downloadUrlFor(key: string, filename: string): Promise<string> {
+    assertValidKey(key);
+    const [url] = await this.bucket.file(key).getSignedUrl({
+      version: "v4",
+      action: "read",
+      expires: Date.now() + this.signedUrlTtlSeconds * 1000,
+      responseDisposition: `attachment; filename="${filename}"`,
+    });
+    return url;
+  }
+
   /** A V4 signed GET URL, issued per time window (SignedUrlCache). */
   signedReadUrl(key: string, now = Date.now()): Promise<string> {
     assertValidKey(key);

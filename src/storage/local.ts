@@ -74,6 +74,10 @@ export class LocalStorage implements ApiStorage, ResumableUploads {
     return mediaUrl(this.#options.publicUrl, key);
   }
 
+  async downloadUrlFor(key: string, filename: string): Promise<string> {
+    return `${await this.urlFor(key)}?download=${encodeURIComponent(filename)}`;
+  }
+
   async deletePrefix(prefix: string): Promise<void> {
     await rm(this.pathFor(prefix), { recursive: true, force: true });
   }

@@ -159,6 +159,14 @@ export class S3Storage implements ApiStorage, ResumableUploads {
     return this.#signed.clientUrlFor(key, this.#options.publicUrl);
   }
 
+  /** A presigned GET URL whose response says `Content-Disposition: attachment` (not cached: one per file name). */
+  downloadUrlFor(key: string, filename: string): Promise<string> {
+    assertValidKey(key);
+    const disposition = `attachment; filename="${filename}"`;
+    const command = new GetObjectCommand({ Bucket: this.bucket, Key: key, ResponseContentDisposition: disposition });
+    return getSignedUrl(this.client, command, { expiresIn: this.signedUrlTtlSeconds });
+  }
+
   /** A presigned GET URL, issued per time window (SignedUrlCache). */
   signedReadUrl(key: string, now = Date.now()): Promise<string> {
     assertValidKey(key);

@@ -47,6 +47,12 @@ export interface ApiStorage {
    * set); other objects may live elsewhere (a signed GCS URL).
    */
   urlFor(key: string): Promise<string>;
+  /**
+   * Like `urlFor`, for a file a browser should save as `filename` (`Content-Disposition:
+   * attachment`): the API's `/media/…?download=` (which checks the name again), or a signed URL
+   * whose response carries the header. `filename` is already safe (src/videos/download-filename.ts).
+   */
+  downloadUrlFor(key: string, filename: string): Promise<string>;
   /** Deletes every object whose key starts with `${prefix}/`; nothing there is not an error. */
   deletePrefix(prefix: string): Promise<void>;
 }

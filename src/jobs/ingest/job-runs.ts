@@ -8,6 +8,7 @@ import { recordActualCost } from "../job-cost.ts";
 import { userFacingError } from "../user-facing-error.ts";
 import { lockVideo } from "../video-lock.ts";
 import { publishVideoStatus, type EventOf, type IngestDeps } from "./ingest-deps.ts";
+import { failStaticRenditions } from "../static-renditions.ts";
 
 /**
  * The JobRun row of the delivery that sent `e`; workers older than run ids have one run per
@@ -21,13 +22,19 @@ const runKey = (e: JobEvent) => ({
 });
 
 /** An event that ends a run. */
-export type RunEndEvent = EventOf<"job.succeeded" | "source.ready" | "job.failed" | "job.canceled">;
+export type RunEndEvent = EventOf<
+  "job.succeeded" | "source.ready" | "static_renditions.done" | "job.failed" | "job.canceled"
+>;
 
 /** Names a run in log lines. */
 const runOf = (e: JobEvent) => ({ jobId: e.jobId, workerId: e.workerId, runId: e.runId });
 
 const endsRun = (e: JobEvent): e is RunEndEvent =>
-  e.type === "job.canceled" || e.type === "job.succeeded" || e.type === "source.ready" || e.type === "job.failed";
+  e.type === "job.canceled" ||
+  e.type === "job.succeeded" ||
+  e.type === "source.ready" ||
+  e.type === "static_renditions.done" ||
+  e.type === "job.failed";
 
 const isProgress = (e: JobEvent) => e.type === "job.progress" || e.type === "render.progress";
 
@@ -228,15 +235,20 @@ export function createJobRunIngestor(deps: IngestDeps) {
         data: { status: "FAILED", error, finishedAt: at },
       });
       if (!count) return 0;
-      await tx.variant.updateMany({
-        where: { videoId, status: { in: ["PENDING", "ENCODING"] } },
-        data: { status: "FAILED", error },
-      });
-      await tx.video.updateMany({
-        where: { id: videoId, status: { in: ["QUEUED", "PROCESSING"] } },
-        // Its master lists playlists that will never end: nothing to play.
-        data: { status: "FAILED", playable: false, error, finishedAt: at },
-      });
+      if (job.kind === "STATIC_RENDITIONS") {
+        // A static rendition's failure is its own: the video and its ladder stand.
+        await failStaticRenditions(tx, job.id, error);
+      } else {
+        await tx.variant.updateMany({
+          where: { videoId, status: { in: ["PENDING", "ENCODING"] } },
+          data: { status: "FAILED", error },
+        });
+        await tx.video.updateMany({
+          where: { id: videoId, status: { in: ["QUEUED", "PROCESSING"] } },
+          // Its master lists playlists that will never end: nothing to play.
+          data: { status: "FAILED", playable: false, error, finishedAt: at },
+        });
+      }
       const jobData = { id: job.id, kind: job.kind, attempt: job.attempt, error, videoId };
       const jobEventId = webhookEventId("job.failed", job.id, String(job.attempt));
       await webhooks.emit(tx, videoId, "job.failed", jobEventId, { job: jobData });

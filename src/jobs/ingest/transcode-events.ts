@@ -10,6 +10,7 @@ import { variantAfterProgress } from "../progress.ts";
 import { lockVideo } from "../video-lock.ts";
 import { publishVideoStatus, type EventOf, type IngestDeps } from "./ingest-deps.ts";
 import type { JobRunIngestor } from "./job-runs.ts";
+import { queueRequestedStaticRenditions } from "./static-renditions.ts";
 
 /** A variant row's fields from its rung of the ladder. */
 const variantOfRung = (videoId: string, name: string, rung: Rung) => ({
@@ -186,6 +187,7 @@ export function createTranscodeEventIngestor(deps: IngestDeps, runs: JobRunInges
   async function onSucceeded(e: EventOf<"job.succeeded">, videoId: string): Promise<void> {
     await runs.finishRun(e);
     const at = new Date(e.at);
+    let renditionsQueued = false;
     const count = await db.$transaction(async (tx) => {
       await lockVideo(tx, videoId);
       const { count } = await tx.job.updateMany({
@@ -217,12 +219,15 @@ export function createTranscodeEventIngestor(deps: IngestDeps, runs: JobRunInges
           await webhooks.emit(tx, videoId, "video.ready", eventId, { video: videoWebhookData(video) });
         });
       }
+      renditionsQueued = await queueRequestedStaticRenditions(tx, e.jobId, videoId, deps);
       await deps.holdTransition?.(e);
       return count;
     });
     if (!count) return;
     webhooks.flush();
     progressWrites.forget(e.jobId);
+    // The ingestor has no dispatcher: a queued job is dispatched through the requeue callback.
+    if (renditionsQueued) deps.onJobRequeued(new Date());
     await publishVideoStatus(deps, videoId);
   }
 

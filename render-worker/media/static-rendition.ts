@@ -1,0 +1,135 @@
+import { createReadStream, createWriteStream } from "node:fs";
+import { mkdir, rm, stat } from "node:fs/promises";
+import { pipeline } from "node:stream/promises";
+import path from "node:path";
+import type { StaticRenditionPlan } from "../../src/protocol/messages.ts";
+import { hlsLayout } from "../../src/protocol/storage-layout.ts";
+import type { WorkerStorage } from "../storage/types.ts";
+import { MediaError } from "./errors.ts";
+import { runFfmpeg } from "./ffmpeg-process.ts";
+import { ownMediaFile, mediaInputOptions } from "./media-input.ts";
+import { probeContainer } from "./probe.ts";
+
+/** The segment names the ladder's segment muxer writes (encode-ladder.ts); a playlist naming anything else is refused. */
+const SEGMENT_URI = /^seg_\d{5}\.ts$/;
+
+/** A static rendition made in the work dir: the file, and what ffprobe read back from it. */
+export interface RemuxedRendition {
+  file: string;
+  sizeBytes: number;
+  durationSeconds: number;
+  width: number | null;
+  height: number | null;
+}
+
+/**
+ * The segment names of a published, finished rung playlist, in order. Only the names the ladder
+ * writes are accepted: the playlist is read back from storage and must not point anywhere else.
+ */
+function finishedRungSegments(playlist: string, rung: string): string[] {
+  const lines = playlist.split(/\r?\n/).map((l) => l.trim());
+  if (!lines.includes("#EXT-X-ENDLIST")) {
+    throw new MediaError(`The ${rung} rung's playlist is not finished`, { retryable: false });
+  }
+  const uris = lines.filter((l) => l !== "" && !l.startsWith("#"));
+  const foreign = uris.find((u) => !SEGMENT_URI.test(u));
+  if (foreign !== undefined) {
+    throw new MediaError(`The ${rung} rung's playlist lists ${JSON.stringify(foreign)}, not a segment`, {
+      retryable: false,
+    });
+  }
+  if (uris.length === 0) throw new MediaError(`The ${rung} rung has no segments`, { retryable: false });
+  return uris;
+}
+
+/**
+ * One rung as one MPEG-TS file: its published segments joined byte for byte. The segment muxer
+ * keeps one timeline across segments, so the joined file plays them in order without a gap.
+ */
+async function joinRung(storage: WorkerStorage, outputPrefix: string, rung: string, dir: string): Promise<string> {
+  const hls = hlsLayout(outputPrefix);
+  const playlist = await storage.readText(hls.playlistKey(rung));
+  if (playlist === null) throw new MediaError(`The ${rung} rung's playlist is missing`, { retryable: false });
+  const joined = path.join(dir, `${rung}.ts`);
+  const piece = path.join(dir, `${rung}.part`);
+  const out = createWriteStream(joined);
+  try {
+    for (const segment of finishedRungSegments(playlist, rung)) {
+      await storage.download(`${hls.rungPrefix(rung)}/${segment}`, piece);
+      await pipeline(createReadStream(piece), out, { end: false });
+    }
+  } finally {
+    await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    await rm(piece, { force: true });
+  }
+  return joined;
+}
+
+/**
+ * Makes one static rendition from a video's published HLS rungs, without encoding: the rungs'
+ * segments are joined, then remuxed into MP4 (`-c copy`) with the moov atom first (`+faststart`),
+ * so a browser can start playing and seeking before the whole file arrives. The video and audio
+ * rungs keep their timeline (`-copyts`), shifted together to start at 0, so they stay in sync.
+ */
+export async function remuxRendition(
+  storage: WorkerStorage,
+  outputPrefix: string,
+  plan: StaticRenditionPlan,
+  workDir: string,
+  signal: AbortSignal,
+): Promise<RemuxedRendition> {
+  const dir = path.join(workDir, plan.name.toLowerCase());
+  await mkdir(dir, { recursive: true });
+  const rungs = [plan.videoRung, plan.audioRung].filter((r): r is string => r !== null);
+  const joined: string[] = [];
+  for (const rung of rungs) joined.push(await joinRung(storage, outputPrefix, rung, dir));
+  const target = plan.name === "AUDIO" ? "rendition.m4a" : "rendition.mp4";
+  const maps =
+    plan.videoRung === null ? ["-map", "0:a:0"] : ["-map", "0:v:0", ...(plan.audioRung ? ["-map", "1:a:0"] : [])];
+  await runFfmpeg({
+    cwd: dir,
+    signal,
+    // Our own segments, opened as MPEG-TS over file: only.
+    inputs: joined.map((file) => {
+      const input = ownMediaFile(file, "mpegts");
+      return { source: input.url, options: mediaInputOptions(input) };
+    }),
+    outputs: [
+      {
+        target,
+        options: [
+          ...maps,
+          "-c",
+          "copy",
+          "-copyts",
+          "-avoid_negative_ts",
+          "make_zero",
+          "-movflags",
+          "+faststart",
+          "-f",
+          plan.name === "AUDIO" ? "ipod" : "mp4",
+        ],
+      },
+    ],
+  });
+  for (const file of joined) await rm(file, { force: true });
+  const file = path.join(dir, target);
+  const { data } = await probeContainer(file, { signal });
+  const streams = data.streams ?? [];
+  const video = streams.find((s) => s.codec_type === "video");
+  const audio = streams.find((s) => s.codec_type === "audio");
+  if ((plan.videoRung !== null) !== (video !== undefined) || (plan.audioRung !== null) !== (audio !== undefined)) {
+    throw new MediaError(`The ${plan.name} rendition does not have the streams of its rungs`, { retryable: false });
+  }
+  const durationSeconds = Number(data.format?.duration);
+  if (!(durationSeconds > 0)) {
+    throw new MediaError(`The ${plan.name} rendition has no duration`, { retryable: false });
+  }
+  return {
+    file,
+    sizeBytes: (await stat(file)).size,
+    durationSeconds,
+    width: video?.width ?? null,
+    height: video?.height ?? null,
+  };
+}

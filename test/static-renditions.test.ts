@@ -1,0 +1,325 @@
+import { execFile } from "node:child_process";
+import { readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApiKey, ensureTenant } from "../src/auth/api-keys.ts";
+import { startTestApp, type TestApp } from "./support/app.ts";
+import { finalState } from "./support/upload-and-wait.ts";
+import { makeClip } from "./worker/media-fixtures.ts";
+
+const run = promisify(execFile);
+
+const CREATE_UPLOAD = /* GraphQL */ `
+  mutation($input: CreateUploadInput!) {
+    createUpload(input: $input) {
+      __typename
+      ... on CreateUploadSuccess { uploadUrl video { id staticRenditions { name status url } } }
+      ... on Error { message }
+    } }`;
+const VIDEO = /* GraphQL */ `
+  query($id: ID!) {
+    video(id: $id) {
+      status playable duration
+      staticRenditions { name status width height bitrate sizeBytes error url downloadUrl }
+      jobs(first: 10) { edges { node { kind status runs { status } } } }
+    } }`;
+const REQUEST = /* GraphQL */ `
+  mutation($id: ID!, $names: [StaticRenditionName!]!) {
+    requestStaticRenditions(videoId: $id, names: $names) {
+      __typename
+      ... on RequestStaticRenditionsSuccess { video { status staticRenditions { name status error } } }
+      ... on ValidationError { field message }
+      ... on NotFoundError { id message }
+    } }`;
+
+interface Rendition {
+  name: string;
+  status: string;
+  width: number | null;
+  height: number | null;
+  bitrate: number | null;
+  sizeBytes: number | null;
+  error: string | null;
+  url: string | null;
+  downloadUrl: string | null;
+}
+
+/** Uploads `clip` through createUpload with `input` and resolves with the video's id once it is READY. */
+async function uploadReady(t: TestApp, clip: string, input: Record<string, unknown>): Promise<string> {
+  const created = (await t.gql(CREATE_UPLOAD, { input })).data.createUpload;
+  expect(created.__typename).toBe("CreateUploadSuccess");
+  const { id } = created.video;
+  const final = finalState(t, id);
+  expect((await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
+  expect((await final).status).toBe("READY");
+  return id;
+}
+
+/** The video once none of its renditions is PREPARING (a state, polled through the API). */
+async function renditionsSettled(t: TestApp, id: string): Promise<{ staticRenditions: Rendition[]; [k: string]: any }> {
+  const deadline = Date.now() + 90_000;
+  for (;;) {
+    const video = (await t.gql(VIDEO, { id })).data.video;
+    if (!video.staticRenditions.some((r: Rendition) => r.status === "PREPARING")) return video;
+    if (Date.now() > deadline) throw new Error(`renditions still preparing: ${JSON.stringify(video)}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+async function ffprobe(file: string): Promise<any> {
+  const { stdout } = await run("ffprobe", ["-v", "error", "-show_streams", "-show_format", "-of", "json", file]);
+  return JSON.parse(stdout);
+}
+
+/** The top-level boxes of an MP4, in file order. */
+function topLevelBoxes(bytes: Buffer): string[] {
+  const boxes: string[] = [];
+  for (let at = 0; at + 8 <= bytes.length; ) {
+    let size = bytes.readUInt32BE(at);
+    const type = bytes.toString("latin1", at + 4, at + 8);
+    if (size === 1) size = Number(bytes.readBigUInt64BE(at + 8));
+    if (size === 0) size = bytes.length - at;
+    boxes.push(type);
+    at += size;
+  }
+  return boxes;
+}
+
+/** Start of a stream's first packet, in seconds, as ffprobe reads the file. */
+async function firstPts(file: string, stream: "v" | "a"): Promise<number> {
+  const { stdout } = await run("ffprobe", [
+    "-v",
+    "error",
+    "-select_streams",
+    `${stream}:0`,
+    "-show_entries",
+    "packet=pts_time",
+    "-read_intervals",
+    "%+#1",
+    "-of",
+    "csv=p=0",
+    file,
+  ]);
+  // csv may end a line with a comma (an empty side-data column).
+  return Number.parseFloat(stdout.trim().split("\n")[0]!);
+}
+
+describe("static MP4 renditions (public API, real worker and ffmpeg)", () => {
+  let t: TestApp;
+  let keyB: string;
+  beforeAll(async () => {
+    t = await startTestApp();
+    const tenantB = await ensureTenant(t.app.services.db, "tenant-b");
+    keyB = (
+      await createApiKey(t.app.services.db, {
+        tenantId: tenantB.id,
+        name: "b",
+        scopes: ["videos:read", "videos:write"],
+      })
+    ).secret;
+  });
+  afterAll(async () => {
+    await t?.stop();
+  });
+
+  it(`asked for at creation: PREPARING until READY, then a faststart MP4 of the highest and of a small rung and an \
+M4A, in sync, served with Range and a safe download name`, async () => {
+    const clip = await makeClip({ width: 640, height: 480, seconds: 4, audio: true });
+    const hostileTitle = `../../"évil"\r\nname<script>.exe`;
+    const created = (
+      await t.gql(CREATE_UPLOAD, {
+        input: { title: hostileTitle, staticRenditions: ["HIGHEST", "LOW", "AUDIO", "LOW"] },
+      })
+    ).data.createUpload;
+    expect(created.video.staticRenditions).toEqual([
+      { name: "HIGHEST", status: "PREPARING", url: null },
+      { name: "LOW", status: "PREPARING", url: null },
+      { name: "AUDIO", status: "PREPARING", url: null },
+    ]);
+    const { id } = created.video;
+    const final = finalState(t, id);
+    expect((await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(
+      200,
+    );
+    expect((await final).status).toBe("READY");
+
+    const video = await renditionsSettled(t, id);
+    expect(video.status).toBe("READY");
+    expect(video.playable).toBe(true);
+    const byName = new Map(video.staticRenditions.map((r) => [r.name, r]));
+    expect(byName.get("HIGHEST")).toMatchObject({ status: "READY", width: 640, height: 480, error: null });
+    expect(byName.get("LOW")).toMatchObject({ status: "READY", width: 480, height: 360, error: null });
+    expect(byName.get("AUDIO")).toMatchObject({ status: "READY", width: null, height: null, error: null });
+    expect(video.jobs.edges.map((e: any) => [e.node.kind, e.node.status, e.node.runs])).toEqual([
+      ["STATIC_RENDITIONS", "SUCCEEDED", [{ status: "SUCCEEDED" }]],
+      ["TRANSCODE", "SUCCEEDED", [{ status: "SUCCEEDED" }]],
+    ]);
+
+    const hlsDir = path.join(t.dataDir, "videos", id, "hls");
+    for (const r of video.staticRenditions) {
+      expect(r.url).toMatch(new RegExp(`^/media/videos/${id}/mp4/${r.name.toLowerCase()}\\.(mp4|m4a)$`));
+      const res = await fetch(`${t.url}${r.url}`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toBe(r.name === "AUDIO" ? "audio/mp4" : "video/mp4");
+      const bytes = Buffer.from(await res.arrayBuffer());
+      expect(bytes.length).toBe(r.sizeBytes);
+      expect(r.bitrate).toBe(Math.round((bytes.length * 8) / Number((await ffprobeBytes(bytes)).format.duration)));
+      // Faststart: the index (moov) comes before the media (mdat), so playback starts before the whole file is in.
+      const boxes = topLevelBoxes(bytes);
+      expect(boxes.indexOf("moov"), boxes.join(",")).toBeGreaterThan(-1);
+      expect(boxes.indexOf("moov")).toBeLessThan(boxes.indexOf("mdat"));
+      const file = path.join(t.dataDir, `probe-${r.name}`);
+      await writeFile(file, bytes);
+      const probe = await ffprobe(file);
+      expect(Number(probe.format.duration)).toBeCloseTo(video.duration, 0);
+      expect(Math.abs(Number(probe.format.duration) - 4)).toBeLessThan(0.15);
+      const codecs = probe.streams.map((s: any) => s.codec_name).sort();
+      expect(codecs).toEqual(r.name === "AUDIO" ? ["aac"] : ["aac", "h264"]);
+      if (r.name !== "AUDIO") {
+        const rung = r.name === "HIGHEST" ? "480p" : "360p";
+        const v = probe.streams.find((s: any) => s.codec_type === "video");
+        expect([v.width, v.height]).toEqual([r.width, r.height]);
+        // In sync: audio starts as far from the video in the MP4 as in the HLS rungs it came from.
+        const hlsOffset =
+          (await firstPts(path.join(hlsDir, "audio", "seg_00000.ts"), "a")) -
+          (await firstPts(path.join(hlsDir, rung, "seg_00000.ts"), "v"));
+        const mp4Offset = (await firstPts(file, "a")) - (await firstPts(file, "v"));
+        expect(Math.abs(mp4Offset - hlsOffset), `hls ${hlsOffset} mp4 ${mp4Offset}`).toBeLessThan(0.005);
+      }
+    }
+
+    const highest = byName.get("HIGHEST")!;
+    const whole = Buffer.from(await (await fetch(`${t.url}${highest.url}`)).arrayBuffer());
+    const ranged = await fetch(`${t.url}${highest.url}`, { headers: { range: "bytes=100-1099" } });
+    expect(ranged.status).toBe(206);
+    expect(ranged.headers.get("content-range")).toBe(`bytes 100-1099/${whole.length}`);
+    expect(Buffer.from(await ranged.arrayBuffer()).equals(whole.subarray(100, 1100))).toBe(true);
+
+    expect(highest.downloadUrl).toBe(`${highest.url}?download=evil-name-script-exe-highest.mp4`);
+    const download = await fetch(`${t.url}${highest.downloadUrl}`);
+    expect(download.status).toBe(200);
+    expect(download.headers.get("content-disposition")).toBe('attachment; filename="evil-name-script-exe-highest.mp4"');
+    for (const crafted of ["../x.mp4", 'a".mp4', "a.exe", "a.m4a", "a\r\nx: y.mp4"]) {
+      const res = await fetch(`${t.url}${highest.url}?download=${encodeURIComponent(crafted)}`);
+      expect(res.status, crafted).toBe(400);
+      expect(res.headers.get("content-disposition")).toBeNull();
+    }
+  });
+
+  it(`asked for later on a READY video: one job however often it is asked; AUDIO without audio is SKIPPED; a \
+rendition that fails leaves the video READY and is made again when asked`, async () => {
+    const clip = await makeClip({ width: 320, height: 240, seconds: 2, audio: false });
+    const id = await uploadReady(t, clip, { title: "later" });
+    expect((await t.gql(VIDEO, { id })).data.video.staticRenditions).toEqual([]);
+
+    // The rung LOW is made from refers to a file outside the rung: the remux refuses it.
+    const playlist = path.join(t.dataDir, "videos", id, "hls", "240p", "index.m3u8");
+    const published = await readFile(playlist, "utf8");
+    await writeFile(playlist, published.replace("seg_00000.ts", "../../source/upload"));
+    const first = (await t.gql(REQUEST, { id, names: ["LOW", "AUDIO"] })).data.requestStaticRenditions;
+    expect(first).toEqual({
+      __typename: "RequestStaticRenditionsSuccess",
+      video: {
+        status: "READY",
+        staticRenditions: [
+          { name: "LOW", status: "PREPARING", error: null },
+          { name: "AUDIO", status: "SKIPPED", error: "The video has no audio" },
+        ],
+      },
+    });
+    const again = (await t.gql(REQUEST, { id, names: ["LOW", "AUDIO"] })).data.requestStaticRenditions;
+    expect(again.__typename).toBe("RequestStaticRenditionsSuccess");
+    let video = await renditionsSettled(t, id);
+    expect(video.status).toBe("READY");
+    expect(video.staticRenditions).toEqual([
+      expect.objectContaining({ name: "LOW", status: "FAILED", url: null, error: expect.stringMatching(/240p/) }),
+      expect.objectContaining({ name: "AUDIO", status: "SKIPPED" }),
+    ]);
+    expect(video.jobs.edges.map((e: any) => e.node.kind)).toEqual(["STATIC_RENDITIONS", "TRANSCODE"]);
+
+    await writeFile(playlist, published);
+    // Asked twice at once: the video's lock lets one of them queue the job.
+    const twice = await Promise.all([
+      t.gql(REQUEST, { id, names: ["LOW"] }),
+      t.gql(REQUEST, { id, names: ["LOW", "AUDIO"] }),
+    ]);
+    expect(twice.map((r) => r.data.requestStaticRenditions.__typename)).toEqual([
+      "RequestStaticRenditionsSuccess",
+      "RequestStaticRenditionsSuccess",
+    ]);
+    video = await renditionsSettled(t, id);
+    expect(video.staticRenditions[0]).toMatchObject({ name: "LOW", status: "READY", width: 320, height: 240 });
+    expect(video.jobs.edges.map((e: any) => [e.node.kind, e.node.status])).toEqual([
+      ["STATIC_RENDITIONS", "SUCCEEDED"],
+      ["STATIC_RENDITIONS", "SUCCEEDED"],
+      ["TRANSCODE", "SUCCEEDED"],
+    ]);
+    const probe = await ffprobeBytes(
+      Buffer.from(await (await fetch(`${t.url}${video.staticRenditions[0]!.url}`)).arrayBuffer()),
+    );
+    expect(probe.streams.map((s: any) => s.codec_name)).toEqual(["h264"]);
+    expect(Math.abs(Number(probe.format.duration) - 2)).toBeLessThan(0.15);
+  });
+
+  it("a SIGNED video's renditions need the token; another tenant can neither ask for them nor see them", async () => {
+    const clip = await makeClip({ width: 320, height: 240, seconds: 2, audio: true });
+    const id = await uploadReady(t, clip, { title: "private", playbackPolicy: "SIGNED", staticRenditions: ["AUDIO"] });
+    const { staticRenditions } = await renditionsSettled(t, id);
+    const [audio] = staticRenditions;
+    expect(audio).toMatchObject({ name: "AUDIO", status: "READY" });
+    expect(audio!.url).toMatch(/\?token=/);
+    expect((await fetch(`${t.url}${audio!.url}`)).status).toBe(200);
+    const ranged = await fetch(`${t.url}${audio!.url}`, { headers: { range: "bytes=0-9" } });
+    expect(ranged.status).toBe(206);
+    expect((await fetch(`${t.url}${audio!.url!.replace(/\?.*$/, "")}`)).status).toBe(403);
+    expect((await fetch(`${t.url}${audio!.downloadUrl!.replace(/token=[^&]*&?/, "")}`)).status).toBe(403);
+
+    const b = `Bearer ${keyB}`;
+    expect((await t.gql(REQUEST, { id, names: ["HIGHEST"] }, b)).data.requestStaticRenditions).toEqual({
+      __typename: "NotFoundError",
+      id,
+      message: expect.any(String),
+    });
+    expect((await t.gql(VIDEO, { id }, b)).data.video).toBeNull();
+    expect((await t.gql(VIDEO, { id })).data.video.staticRenditions.map((r: Rendition) => r.name)).toEqual(["AUDIO"]);
+  });
+
+  it("errors are union members: no names, an unknown video, a FAILED video", async () => {
+    const clip = await makeClip({ width: 320, height: 240, seconds: 2, audio: false });
+    const id = await uploadReady(t, clip, { title: "errors" });
+    expect((await t.gql(REQUEST, { id, names: [] })).data.requestStaticRenditions).toEqual({
+      __typename: "ValidationError",
+      field: "names",
+      message: "Name at least one rendition",
+    });
+    expect((await t.gql(REQUEST, { id: "not-a-uuid", names: ["LOW"] })).data.requestStaticRenditions.__typename).toBe(
+      "NotFoundError",
+    );
+    const db = new pg.Client({ connectionString: t.database.url });
+    await db.connect();
+    await db.query(`UPDATE "Video" SET status = 'FAILED' WHERE id = $1`, [id]);
+    await db.end();
+    expect((await t.gql(REQUEST, { id, names: ["LOW"] })).data.requestStaticRenditions).toEqual({
+      __typename: "ValidationError",
+      field: "videoId",
+      message: expect.stringMatching(/FAILED/),
+    });
+    const unknown = await t.gql(REQUEST, { id, names: ["ORIGINAL"] });
+    expect(unknown.errors?.[0]?.message).toMatch(/ORIGINAL/);
+  });
+});
+
+let probed = 0;
+/** ffprobe of a downloaded file's bytes (written beside the other test files). */
+async function ffprobeBytes(bytes: Buffer): Promise<any> {
+  const file = path.join(tmpdir(), `static-rendition-${process.pid}-${probed++}.mp4`);
+  await writeFile(file, bytes);
+  try {
+    return await ffprobe(file);
+  } finally {
+    await rm(file, { force: true });
+  }
+}
