@@ -11,7 +11,7 @@ import { startTestApp, type TestApp } from "./support/app.ts";
 import { TEST_ADMIN_KEY } from "./support/auth.ts";
 import { buildConsole, launchChromium, screenshotsDir } from "./support/console.ts";
 import { finalState } from "./support/upload-and-wait.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeAudioOnly, makeClip } from "./worker/media-fixtures.ts";
 
 const JWT_SECRET = "a-shared-hs256-secret-of-at-least-32-chars";
 const DESKTOP = { width: 1280, height: 860 };
@@ -208,6 +208,39 @@ describe("the console in real Chromium: sign in, upload, live progress, playback
     await watch.getByTestId("player").evaluate((v: HTMLVideoElement) => v.pause());
     await watch.screenshot({ path: `${await screenshotsDir()}/watch.png` });
     await outsider.close();
+  });
+
+  it("an audio-only video's page names its rungs by bitrate in the quality menu and plays", async () => {
+    const created = await t.gql(
+      `mutation { createUpload(input: { title: "podcast" }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`,
+    );
+    const { uploadUrl, video } = created.data.createUpload;
+    const done = finalState(t, video.id);
+    const put = await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: await readFile(await makeAudioOnly(6)) });
+    expect(put.status).toBe(200);
+    expect((await done).status).toBe("READY");
+    await page.goto(`${t.url}/videos/${video.id}`);
+    await page.locator("select option", { hasText: "kb/s" }).first().waitFor({ state: "attached" });
+    const options = await page.getByLabel("Quality").locator("option").allTextContents();
+    const levels = options.filter((o) => o.includes("kb/s"));
+    expect(levels.length).toBeGreaterThan(0);
+    for (const level of levels) expect(level).toMatch(/^audio · \d+ kb\/s$/);
+    // The player's <video> element plays the audio: time moves on, with no picture.
+    await page.getByTestId("player").evaluate((v: HTMLVideoElement) => {
+      v.muted = true;
+      void v.play().catch(() => undefined);
+    });
+    await page.waitForFunction(
+      () => {
+        const v = document.querySelector("video")!;
+        if (v.paused) void v.play().catch(() => undefined);
+        return v.currentTime >= 1;
+      },
+      undefined,
+      { timeout: 60_000, polling: 100 },
+    );
+    expect(await page.getByTestId("player").evaluate((v: HTMLVideoElement) => v.videoHeight)).toBe(0);
+    await page.getByTestId("player").evaluate((v: HTMLVideoElement) => v.pause());
   });
 
   it("a SIGNED video does not play on the watch page without its token, and does with the share link's", async () => {

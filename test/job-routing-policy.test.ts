@@ -40,6 +40,15 @@ describe("chooseQueue: where a job goes and why", () => {
     expect(chooseQueue({ ...transcode, gpu })).toEqual({ queue: "nvenc", reason: "GPU_WORKER_ALIVE" });
   });
 
+  it("keeps a probed audio-only source on cpu: it has no picture for a GPU encoder, whatever the minimums", () => {
+    const audio = { seconds: 3600, height: null, audioOnly: true };
+    expect(chooseQueue({ ...transcode, source: audio })).toEqual({ queue: "cpu", reason: "SOURCE_BELOW_GPU_MINIMUM" });
+    expect(chooseQueue({ ...transcode, gpu: withLimits(0, 0), source: audio })).toEqual({
+      queue: "cpu",
+      reason: "SOURCE_BELOW_GPU_MINIMUM",
+    });
+  });
+
   it("leaves renders and imports on their capability's queue, or local under LOCAL_FALLBACK", () => {
     const manim = { ...transcode, kind: "RENDER_MANIM", capability: "manim" } as const;
     expect(chooseQueue(manim)).toEqual({ queue: "manim", reason: "CAPABILITY" });

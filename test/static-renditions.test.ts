@@ -209,6 +209,35 @@ M4A, in sync, served with Range and a safe download name`, async () => {
     }
   });
 
+  it("an fMP4 (CMAF) video's renditions are remuxed from its init and media segments, in sync", async () => {
+    const clip = await makeClip({ width: 640, height: 360, seconds: 3, audio: true });
+    const id = await uploadReady(t, clip, {
+      title: "cmaf",
+      segmentFormat: "FMP4",
+      staticRenditions: ["HIGHEST", "AUDIO"],
+    });
+    const video = await renditionsSettled(t, id);
+    const byName = new Map(video.staticRenditions.map((r) => [r.name, r]));
+    expect(byName.get("HIGHEST")).toMatchObject({ status: "READY", width: 640, height: 360, error: null });
+    expect(byName.get("AUDIO")).toMatchObject({ status: "READY", error: null });
+    for (const r of video.staticRenditions) {
+      const bytes = Buffer.from(await (await fetch(`${t.url}${r.url}`)).arrayBuffer());
+      const boxes = topLevelBoxes(bytes);
+      expect(boxes.indexOf("moov")).toBeLessThan(boxes.indexOf("mdat"));
+      const file = path.join(t.dataDir, `probe-cmaf-${r.name}`);
+      await writeFile(file, bytes);
+      const probe = await ffprobe(file);
+      expect(Math.abs(Number(probe.format.duration) - 3)).toBeLessThan(0.15);
+      expect(probe.streams.map((s: any) => s.codec_name).sort()).toEqual(
+        r.name === "AUDIO" ? ["aac"] : ["aac", "h264"],
+      );
+      if (r.name === "HIGHEST") {
+        // In sync: the MP4's audio starts as far from its video as the source's does (both at 0).
+        expect(Math.abs((await firstPts(file, "a")) - (await firstPts(file, "v")))).toBeLessThan(0.05);
+      }
+    }
+  });
+
   it(`asked for later on a READY video: one job however often it is asked; AUDIO without audio is SKIPPED; a \
 rendition that fails leaves the video READY and is made again when asked`, async () => {
     const clip = await makeClip({ width: 320, height: 240, seconds: 2, audio: false });

@@ -19,6 +19,9 @@ const HLS_CONFIG = {
 /** The audio rung's own media playlist, offered as "audio only" when known. */
 const AUDIO_ONLY = -2;
 
+/** A level's name in the quality menu: its height, or "audio" for an audio-only source's rungs. */
+const levelName = (level: Pick<Level, "height">): string => (level.height ? `${level.height}p` : "audio");
+
 export interface PlayerProps {
   /** The master playlist (with its token for a SIGNED video). */
   src: string;
@@ -111,17 +114,17 @@ export function Player(props: PlayerProps) {
         <label>
           Quality{" "}
           <select value={choice} onChange={(e) => choose(Number((e.target as HTMLSelectElement).value))}>
-            <option value={-1}>Auto{choice === -1 && playingLevel ? ` (${playingLevel.height}p)` : ""}</option>
+            <option value={-1}>Auto{choice === -1 && playingLevel ? ` (${levelName(playingLevel)})` : ""}</option>
             {levels.map((level, index) => (
               <option key={level.url[0]} value={index}>
-                {level.height}p · {Math.round(level.bitrate / 1000)} kb/s
+                {levelName(level)} · {Math.round(level.bitrate / 1000)} kb/s
               </option>
             ))}
             {props.audioPlaylist && <option value={AUDIO_ONLY}>Audio only</option>}
           </select>
         </label>
         <span class="muted" data-testid="playing-level">
-          {choice === AUDIO_ONLY ? "audio only" : playingLevel ? `playing ${playingLevel.height}p` : ""}
+          {choice === AUDIO_ONLY ? "audio only" : playingLevel ? `playing ${levelName(playingLevel)}` : ""}
         </span>
       </div>
     </div>

@@ -3,7 +3,7 @@ import { mkdir, rm, stat } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
 import path from "node:path";
 import type { StaticRenditionPlan } from "../../src/protocol/messages.ts";
-import { hlsLayout } from "../../src/protocol/storage-layout.ts";
+import { hlsLayout, RUNG_INIT_SEGMENT } from "../../src/protocol/storage-layout.ts";
 import type { WorkerStorage } from "../storage/types.ts";
 import { MediaError } from "./errors.ts";
 import { runFfmpeg } from "./ffmpeg-process.ts";
@@ -12,6 +12,9 @@ import { probeContainer } from "./probe.ts";
 
 /** The segment names the ladder's segment muxer writes (encode-ladder.ts); a playlist naming anything else is refused. */
 const SEGMENT_URI = /^seg_\d{5}\.ts$/;
+/** The same for fMP4 rungs: the init segment the playlist maps, and the media segments after it. */
+const FMP4_SEGMENT_URI = /^seg_\d{5}\.m4s$/;
+const FMP4_MAP = /^#EXT-X-MAP:URI="([^"]*)"$/;
 
 /** A static rendition made in the work dir: the file, and what ffprobe read back from it. */
 export interface RemuxedRendition {
@@ -23,46 +26,62 @@ export interface RemuxedRendition {
 }
 
 /**
- * The segment names of a published, finished rung playlist, in order. Only the names the ladder
- * writes are accepted: the playlist is read back from storage and must not point anywhere else.
+ * The files of a published, finished rung playlist, in order: for an fMP4 rung its init segment
+ * first. Only the names the ladder writes are accepted: the playlist is read back from storage and
+ * must not point anywhere else.
  */
-function finishedRungSegments(playlist: string, rung: string): string[] {
+function finishedRungFiles(playlist: string, rung: string): { files: string[]; fmp4: boolean } {
   const lines = playlist.split(/\r?\n/).map((l) => l.trim());
   if (!lines.includes("#EXT-X-ENDLIST")) {
     throw new MediaError(`The ${rung} rung's playlist is not finished`, { retryable: false });
   }
+  const map = lines.map((l) => FMP4_MAP.exec(l)).find((m) => m !== null);
+  const init = map?.[1];
+  if (init !== undefined && init !== RUNG_INIT_SEGMENT) {
+    throw new MediaError(`The ${rung} rung's playlist maps ${JSON.stringify(init)}, not its init segment`, {
+      retryable: false,
+    });
+  }
+  const segmentUri = init === undefined ? SEGMENT_URI : FMP4_SEGMENT_URI;
   const uris = lines.filter((l) => l !== "" && !l.startsWith("#"));
-  const foreign = uris.find((u) => !SEGMENT_URI.test(u));
+  const foreign = uris.find((u) => !segmentUri.test(u));
   if (foreign !== undefined) {
     throw new MediaError(`The ${rung} rung's playlist lists ${JSON.stringify(foreign)}, not a segment`, {
       retryable: false,
     });
   }
   if (uris.length === 0) throw new MediaError(`The ${rung} rung has no segments`, { retryable: false });
-  return uris;
+  return init === undefined ? { files: uris, fmp4: false } : { files: [init, ...uris], fmp4: true };
 }
 
 /**
- * One rung as one MPEG-TS file: its published segments joined byte for byte. The segment muxer
- * keeps one timeline across segments, so the joined file plays them in order without a gap.
+ * One rung as one file: its published segments joined byte for byte (an fMP4 rung's after its init
+ * segment, which makes one fragmented MP4). The segment muxer keeps one timeline across segments,
+ * so the joined file plays them in order without a gap.
  */
-async function joinRung(storage: WorkerStorage, outputPrefix: string, rung: string, dir: string): Promise<string> {
+async function joinRung(
+  storage: WorkerStorage,
+  outputPrefix: string,
+  rung: string,
+  dir: string,
+): Promise<{ file: string; fmp4: boolean }> {
   const hls = hlsLayout(outputPrefix);
   const playlist = await storage.readText(hls.playlistKey(rung));
   if (playlist === null) throw new MediaError(`The ${rung} rung's playlist is missing`, { retryable: false });
-  const joined = path.join(dir, `${rung}.ts`);
+  const { files, fmp4 } = finishedRungFiles(playlist, rung);
+  const joined = path.join(dir, fmp4 ? `${rung}.mp4` : `${rung}.ts`);
   const piece = path.join(dir, `${rung}.part`);
   const out = createWriteStream(joined);
   try {
-    for (const segment of finishedRungSegments(playlist, rung)) {
-      await storage.download(`${hls.rungPrefix(rung)}/${segment}`, piece);
+    for (const name of files) {
+      await storage.download(`${hls.rungPrefix(rung)}/${name}`, piece);
       await pipeline(createReadStream(piece), out, { end: false });
     }
   } finally {
     await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
     await rm(piece, { force: true });
   }
-  return joined;
+  return { file: joined, fmp4 };
 }
 
 /**
@@ -81,7 +100,7 @@ export async function remuxRendition(
   const dir = path.join(workDir, plan.name.toLowerCase());
   await mkdir(dir, { recursive: true });
   const rungs = [plan.videoRung, plan.audioRung].filter((r): r is string => r !== null);
-  const joined: string[] = [];
+  const joined: { file: string; fmp4: boolean }[] = [];
   for (const rung of rungs) joined.push(await joinRung(storage, outputPrefix, rung, dir));
   const target = plan.name === "AUDIO" ? "rendition.m4a" : "rendition.mp4";
   const maps =
@@ -89,9 +108,9 @@ export async function remuxRendition(
   await runFfmpeg({
     cwd: dir,
     signal,
-    // Our own segments, opened as MPEG-TS over file: only.
-    inputs: joined.map((file) => {
-      const input = ownMediaFile(file, "mpegts");
+    // Our own segments, opened as MPEG-TS (or, fMP4, as MP4) over file: only.
+    inputs: joined.map(({ file, fmp4 }) => {
+      const input = ownMediaFile(file, fmp4 ? "mov" : "mpegts");
       return { source: input.url, options: mediaInputOptions(input) };
     }),
     outputs: [
@@ -112,7 +131,7 @@ export async function remuxRendition(
       },
     ],
   });
-  for (const file of joined) await rm(file, { force: true });
+  for (const { file } of joined) await rm(file, { force: true });
   const file = path.join(dir, target);
   const { data } = await probeContainer(file, { signal });
   const streams = data.streams ?? [];

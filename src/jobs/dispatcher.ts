@@ -87,7 +87,7 @@ export function createDispatcher(deps: {
   async function routeFor(
     tx: Pick<Db, "worker">,
     job: Pick<Job, "kind" | "capability" | "routingReason">,
-    video: Pick<Video, "duration" | "height"> | null,
+    video: Pick<Video, "duration" | "height" | "hasAudio" | "videoCodec"> | null,
     gpuWorkerAlive: () => Promise<boolean>,
   ): Promise<Route> {
     const capability = job.capability as Capability;
@@ -96,7 +96,12 @@ export function createDispatcher(deps: {
       kind: job.kind,
       capability,
       gpuWaitExpired: job.routingReason === "GPU_WAIT_EXPIRED",
-      source: { seconds: video?.duration ?? null, height: video?.height ?? null },
+      source: {
+        seconds: video?.duration ?? null,
+        height: video?.height ?? null,
+        // Probed (hasAudio is set) with no video codec: there is no picture for a GPU to encode.
+        audioOnly: video !== null && video.hasAudio !== null && video.videoCodec === null,
+      },
       gpuWorkerAlive: askGpu && (await gpuWorkerAlive()),
       capabilityUnserved: await capabilityUnserved(tx, capability),
       gpu,

@@ -30,8 +30,11 @@ export interface RoutingInput {
   capability: Capability;
   /** The job already gave up waiting for a GPU worker (its `routingReason` is GPU_WAIT_EXPIRED). */
   gpuWaitExpired: boolean;
-  /** The source's duration and height once probed; null before (an upload's first transcode). */
-  source: { seconds: number | null; height: number | null };
+  /**
+   * The source's duration and height once probed; null before (an upload's first transcode).
+   * `audioOnly`: probed, and it has no picture (nothing for a GPU encoder).
+   */
+  source: { seconds: number | null; height: number | null; audioOnly?: boolean };
   /** A worker advertising nvenc has heartbeated recently. */
   gpuWorkerAlive: boolean;
   /** LOCAL_FALLBACK applies: no worker with `capability` has heartbeated for FALLBACK_AFTER_SECONDS. */
@@ -60,7 +63,8 @@ export function chooseQueue(input: RoutingInput): Route {
   if (gpu.mode === "off") return { queue: "cpu", reason: "GPU_ROUTING_OFF" };
   if (input.gpuWaitExpired) return { queue: "cpu", reason: "GPU_WAIT_EXPIRED" };
   const tooShort = source.seconds !== null && source.seconds < gpu.minSourceSeconds;
-  const tooSmall = source.height !== null && source.height < gpu.minHeight;
+  // No picture is below any height minimum: an audio-only source's AAC ladder stays on cpu.
+  const tooSmall = source.audioOnly === true || (source.height !== null && source.height < gpu.minHeight);
   if (tooShort || tooSmall) return { queue: "cpu", reason: "SOURCE_BELOW_GPU_MINIMUM" };
   if (!input.gpuWorkerAlive) return { queue: "cpu", reason: "NO_GPU_WORKER" };
   return { queue: "nvenc", reason: "GPU_WORKER_ALIVE" };
