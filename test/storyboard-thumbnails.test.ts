@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { launchChromium } from "./support/console.ts";
 import { listProcesses } from "./support/process-scan.ts";
+import { MAX_CACHED_IMAGES_PER_VIDEO } from "../src/http/video-images.ts";
 import { makeClip } from "./worker/media-fixtures.ts";
 
 const run = promisify(execFile);
@@ -284,6 +285,30 @@ describe("storyboards, thumbnails and animated previews", () => {
     const after = await stat(cached);
     expect({ ino: after.ino, mtimeMs: after.mtimeMs }).toEqual({ ino: made.ino, mtimeMs: made.mtimeMs });
     expect(watch.stop().seen, "ffmpeg processes started for the cached image").toBe(0);
+  });
+
+  it("caches at most MAX_CACHED_IMAGES_PER_VIDEO images per video: past it an image is sent, not stored", async () => {
+    // A video whose cache is one place from full, as after that many distinct requests.
+    const id = await readyVideo("PUBLIC");
+    const db = t.app.services.db;
+    await db.video.update({ where: { id }, data: { cachedImages: MAX_CACHED_IMAGES_PER_VIDEO - 1 } });
+    const atDir = path.join(t.dataDir, "videos", id, "thumbnails", "at");
+
+    const last = await get(`/media/videos/${id}/thumbnail.jpg?time=2&width=64`);
+    expect(last.status).toBe(200);
+    expect(last.headers.get("x-image-cache")).toBe("miss");
+    expect(await readdir(atDir)).toEqual(["2000-w64.jpg"]);
+
+    const beyond = await get(`/media/videos/${id}/thumbnail.jpg?time=3&width=64`);
+    expect(beyond.status).toBe(200);
+    expect(beyond.headers.get("x-image-cache")).toBe("full");
+    expect(beyond.headers.get("content-type")).toBe("image/jpeg");
+    const file = await saved(beyond, "beyond.jpg");
+    expect(await imageSize(file)).toEqual({ width: 64, height: 36 });
+    // Sent, not stored: the folder and the count stay as they were.
+    expect(await readdir(atDir)).toEqual(["2000-w64.jpg"]);
+    const { cachedImages } = await db.video.findUniqueOrThrow({ where: { id }, select: { cachedImages: true } });
+    expect(cachedImages).toBe(MAX_CACHED_IMAGES_PER_VIDEO);
   });
 
   it("makes several images at once: at most 2 ffmpeg processes, the rest wait", async () => {

@@ -1,5 +1,5 @@
 import { createReadStream } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import os from "node:os";
 import path from "node:path";
@@ -17,6 +17,12 @@ const IMAGE_PATH =
   /^\/media\/videos\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/(thumbnail\.jpg|animated\.(?:webp|gif))$/;
 /** A made image larger than this is not cached (nor served): something is wrong. */
 const MAX_IMAGE_BYTES = 32 * 1024 * 1024;
+/**
+ * At most this many images made on request are cached per video: times and widths are the caller's
+ * choice, so without a cap anyone who may play a video could fill storage with its images. Past it,
+ * an image is still made (under the same concurrency limit) and sent, but not stored.
+ */
+export const MAX_CACHED_IMAGES_PER_VIDEO = 500;
 const CONTENT_TYPES = { jpg: "image/jpeg", webp: "image/webp", gif: "image/gif" } as const;
 
 /** What the image route needs of storage: the published HLS to read and a place to cache images. */
@@ -122,12 +128,16 @@ function answer(res: ServerResponse, status: number, text: string, headers: Reco
  */
 export function createVideoImageRoute(deps: VideoImageDeps) {
   const limiter = createRenderLimiter(deps.concurrency ?? 2, 16);
-  const making = new Map<string, Promise<void>>();
+  const making = new Map<string, Promise<Buffer | null>>();
 
-  async function make(videoId: string, key: string, request: ImageRequest, rung: RungMedia): Promise<void> {
+  /**
+   * Makes the image and stores it under `key`; resolves with null then, or with its bytes when the
+   * video's cache is full (the image is sent but not stored).
+   */
+  async function make(videoId: string, key: string, request: ImageRequest, rung: RungMedia): Promise<Buffer | null> {
     const { picked, offsetSeconds } = segmentsFor(rung.segments, request);
     const ext = path.extname(key).slice(1) as keyof typeof CONTENT_TYPES;
-    await limiter.run(async () => {
+    return limiter.run(async () => {
       const dir = await mkdtemp(path.join(os.tmpdir(), "videograph-image-"));
       try {
         const outFile = path.join(dir, `image.${ext}`);
@@ -136,11 +146,21 @@ export function createVideoImageRoute(deps: VideoImageDeps) {
         const sources = keys.map((k) => () => deps.storage.readObject(k));
         const format = rung.initKey ? "mp4" : "mpegts";
         await renderImage({ request, segments: sources, format, offsetSeconds, outFile });
+        // A place in the video's cache is taken in one statement, so concurrent requests cannot overshoot.
+        const reserved = await deps.db.video.updateMany({
+          where: { id: videoId, cachedImages: { lt: MAX_CACHED_IMAGES_PER_VIDEO } },
+          data: { cachedImages: { increment: 1 } },
+        });
+        if (reserved.count === 0) {
+          log.info("video image made; not cached, the video's image cache is full", { videoId, key });
+          return await readFile(outFile);
+        }
         await deps.storage.write(key, createReadStream(outFile), {
           limit: MAX_IMAGE_BYTES,
           contentType: CONTENT_TYPES[ext],
         });
         log.info("video image made", { videoId, key });
+        return null;
       } finally {
         await rm(dir, { recursive: true, force: true });
       }
@@ -194,17 +214,30 @@ export function createVideoImageRoute(deps: VideoImageDeps) {
           pending = (async () => {
             const media = await rungSegments(deps.storage, rung.playlistKey!);
             if (!media) throw new UnreadablePlaylistError();
-            await make(videoId!, key, request, media);
+            return make(videoId!, key, request, media);
           })().finally(() => making.delete(key));
           making.set(key, pending);
         }
+        let uncached: Buffer | null;
         try {
-          await pending;
+          uncached = await pending;
         } catch (err) {
           if (err instanceof TooBusyError) return answer(res, 503, err.message, { "retry-after": "2" });
           if (err instanceof UnreadablePlaylistError) return answer(res, 409, err.message);
           log.warn("video image failed", { videoId, key, err });
           return answer(res, 500, "The image could not be made");
+        }
+        if (uncached) {
+          const ext = path.extname(key).slice(1) as keyof typeof CONTENT_TYPES;
+          res.writeHead(200, {
+            "content-type": CONTENT_TYPES[ext],
+            "content-length": uncached.byteLength,
+            "cache-control": admission.token ? "private, max-age=300" : "public, max-age=300",
+            "access-control-allow-origin": "*",
+            "x-image-cache": "full",
+          });
+          res.end(req.method === "HEAD" ? undefined : uncached);
+          return;
         }
       }
       res.setHeader("x-image-cache", cached ? "hit" : "miss");

@@ -1,0 +1,3 @@
+-- AlterTable
+ALTER TABLE "Video" ADD COLUMN     "cachedImages" INTEGER NOT NULL DEFAULT 0;
+
