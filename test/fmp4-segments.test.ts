@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { ADMIN_AUTH } from "./support/auth.ts";
 import { launchChromium } from "./support/console.ts";
-import { startMotoS3, type MotoS3 } from "./support/moto-s3.ts";
+import { startAppOnMotoS3, type MotoS3 } from "./support/moto-s3.ts";
 import { makeClip } from "./worker/media-fixtures.ts";
 
 const run = promisify(execFile);
@@ -241,15 +241,11 @@ describe("fMP4 (CMAF) segments, chosen per video (public API, local storage, rea
 describe("fMP4 with bucket storage (moto's S3 server): the EXT-X-MAP URI is presigned like the segments", () => {
   let moto: MotoS3;
   let t: TestApp;
+  let stop = async () => {};
   beforeAll(async () => {
-    moto = await startMotoS3();
-    const env = await moto.createBucket();
-    t = await startTestApp({ env, workerEnv: env });
+    ({ t, moto, stop } = await startAppOnMotoS3());
   });
-  afterAll(async () => {
-    await t?.stop();
-    await moto?.stop();
-  });
+  afterAll(() => stop());
 
   it("a SIGNED fMP4 video: playlists from the API need the token, init and segments come presigned", async () => {
     const clip = await makeClip({ width: 320, height: 180, seconds: 3, audio: true });

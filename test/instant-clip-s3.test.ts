@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
-import { startMotoS3, type MotoS3 } from "./support/moto-s3.ts";
+import { collectSubscription, type TestApp } from "./support/app.ts";
+import { startAppOnMotoS3, type MotoS3 } from "./support/moto-s3.ts";
 import { makeClip } from "./worker/media-fixtures.ts";
 
 const CREATE_UPLOAD = /* GraphQL */ `
@@ -15,16 +15,11 @@ const URLS = `query($id: ID!) { video(id: $id) { playbackUrl } }`;
 describe("instant clips with STORAGE=s3 (moto, presigned segment URLs)", () => {
   let moto: MotoS3;
   let t: TestApp;
-
+  let stop = async () => {};
   beforeAll(async () => {
-    moto = await startMotoS3();
-    const env = await moto.createBucket();
-    t = await startTestApp({ env, workerEnv: env });
+    ({ t, moto, stop } = await startAppOnMotoS3());
   });
-  afterAll(async () => {
-    await t?.stop();
-    await moto?.stop();
-  });
+  afterAll(() => stop());
 
   it("a SIGNED video's clip lists the range's segments as presigned bucket URLs, its playlists with the token", async () => {
     const clip = await makeClip({ width: 320, height: 180, seconds: 6, audio: false });

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestApp, type TestApp } from "./support/app.ts";
-import { startMotoS3, type MotoS3 } from "./support/moto-s3.ts";
+import type { TestApp } from "./support/app.ts";
+import { startAppOnMotoS3, type MotoS3 } from "./support/moto-s3.ts";
 import { finalState } from "./support/upload-and-wait.ts";
 import { makeClip } from "./worker/media-fixtures.ts";
 
@@ -14,15 +14,11 @@ const RENDITIONS = /* GraphQL */ `
 describe("static renditions with STORAGE=s3 (moto's S3 server, real worker)", () => {
   let moto: MotoS3;
   let t: TestApp;
+  let stop = async () => {};
   beforeAll(async () => {
-    moto = await startMotoS3();
-    const env = await moto.createBucket();
-    t = await startTestApp({ env, workerEnv: env });
+    ({ t, moto, stop } = await startAppOnMotoS3());
   });
-  afterAll(async () => {
-    await t?.stop();
-    await moto?.stop();
-  });
+  afterAll(() => stop());
 
   it("a SIGNED video's rendition is a presigned bucket URL that answers Range; its download URL names the file", async () => {
     const clip = await makeClip({ width: 320, height: 240, seconds: 2, audio: true });

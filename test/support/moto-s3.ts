@@ -4,6 +4,7 @@ import { randomUUID } from "node:crypto";
 import { CreateBucketCommand } from "@aws-sdk/client-s3";
 import { freePort } from "../../src/free-port.ts";
 import { createS3Client } from "../../src/protocol/s3-client.ts";
+import { startTestApp, type TestApp } from "./app.ts";
 import { startLocalServer } from "./local-server.ts";
 
 const MOTO_SERVER = path.resolve(import.meta.dirname, "../../.tools/emulators/bin/moto_server");
@@ -65,4 +66,24 @@ export async function startMotoS3(): Promise<MotoS3> {
     },
     stop,
   };
+}
+
+/** The API and its worker on a fresh bucket of a moto server of their own; `stop` ends all three. */
+export async function startAppOnMotoS3(): Promise<{ t: TestApp; moto: MotoS3; stop: () => Promise<void> }> {
+  const moto = await startMotoS3();
+  try {
+    const env = await moto.createBucket();
+    const t = await startTestApp({ env, workerEnv: env });
+    return {
+      t,
+      moto,
+      stop: async () => {
+        await t.stop();
+        await moto.stop();
+      },
+    };
+  } catch (err) {
+    await moto.stop();
+    throw err;
+  }
 }
