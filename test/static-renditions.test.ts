@@ -7,8 +7,9 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey, ensureTenant } from "../src/auth/api-keys.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
+import { ADMIN_AUTH } from "./support/auth.ts";
 import { finalState } from "./support/upload-and-wait.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeAudioOnly, makeClip } from "./worker/media-fixtures.ts";
 
 const run = promisify(execFile);
 
@@ -207,6 +208,36 @@ M4A, in sync, served with Range and a safe download name`, async () => {
       expect(res.status, crafted).toBe(400);
       expect(res.headers.get("content-disposition")).toBeNull();
     }
+  });
+
+  it("an audio-only upload sent as uploadVideo gets its M4A; HIGHEST is SKIPPED (no picture)", async () => {
+    const audio = await readFile(await makeAudioOnly(3));
+    const form = new FormData();
+    const query = `mutation($f: File!) { uploadVideo(file: $f, title: "podcast", staticRenditions: [HIGHEST, AUDIO]) {
+      __typename ... on UploadVideoSuccess { video { id staticRenditions { name status } } } } }`;
+    form.append("operations", JSON.stringify({ query, variables: { f: null } }));
+    form.append("map", JSON.stringify({ 0: ["variables.f"] }));
+    form.append("0", new Blob([audio], { type: "audio/mp4" }), "podcast.m4a");
+    const res = await fetch(`${t.url}/graphql`, { method: "POST", body: form, headers: ADMIN_AUTH });
+    const uploaded = (await res.json()).data.uploadVideo;
+    expect(uploaded.__typename).toBe("UploadVideoSuccess");
+    expect(uploaded.video.staticRenditions).toEqual([
+      { name: "HIGHEST", status: "PREPARING" },
+      { name: "AUDIO", status: "PREPARING" },
+    ]);
+    const { id } = uploaded.video;
+    expect((await finalState(t, id)).status).toBe("READY");
+    const video = await renditionsSettled(t, id);
+    const byName = new Map(video.staticRenditions.map((r) => [r.name, r]));
+    expect(byName.get("HIGHEST")).toMatchObject({ status: "SKIPPED", url: null });
+    const m4a = byName.get("AUDIO")!;
+    expect(m4a).toMatchObject({ status: "READY", error: null });
+    const bytes = Buffer.from(await (await fetch(`${t.url}${m4a.url}`)).arrayBuffer());
+    const file = path.join(t.dataDir, "probe-podcast.m4a");
+    await writeFile(file, bytes);
+    const probe = await ffprobe(file);
+    expect(probe.streams.map((s: any) => s.codec_name)).toEqual(["aac"]);
+    expect(Math.abs(Number(probe.format.duration) - 3)).toBeLessThan(0.15);
   });
 
   it("an fMP4 (CMAF) video's renditions are remuxed from its init and media segments, in sync", async () => {

@@ -124,9 +124,10 @@ builder.mutationFields((t) => ({
       loudness: t.arg({ type: LoudnessInput }),
       watermark: t.arg({ type: WatermarkInput }),
       segmentFormat: t.arg({ type: SegmentFormatEnum, description: "How the HLS segments are packaged; default TS." }),
+      staticRenditions: t.arg({ type: [StaticRenditionNameEnum], description: STATIC_RENDITIONS_INPUT }),
     },
     errors: { types: [ValidationError, FileTooLargeError, NotFoundError], union: { name: "UploadVideoResult" } },
-    resolve: async (_root, { file, title, segmentFormat, ...options }, ctx) => {
+    resolve: async (_root, { file, title, segmentFormat, staticRenditions, ...options }, ctx) => {
       const name = validTitle(title, file.name || "Untitled");
       if (file.size === 0) throw new ValidationError("file", "The file is empty (0 bytes)");
       if (file.size > ctx.maxUploadBytes) throw new FileTooLargeError(ctx.maxUploadBytes);
@@ -145,6 +146,7 @@ builder.mutationFields((t) => ({
         if (err instanceof UploadTooLargeError) throw new FileTooLargeError(ctx.maxUploadBytes);
         throw err;
       }
+      if (staticRenditions?.length) await requestStaticRenditions(ctx.db, created.id, staticRenditions);
       const video = await queueUploadedVideo(ctx, created.id, { key, name: file.name || "upload", size: file.size });
       return { video: video ?? created };
     },
