@@ -40,8 +40,8 @@ describe("instant clips: playback URLs over a range of a video (asset_start_time
   const videoRung = () => publicVideo.variants.find((v) => v.name !== "audio")!.name;
   const withRange = (p: string, query: string) => `${p}${p.includes("?") ? "&" : "?"}${query}`;
 
-  async function readyVideo(policy: "PUBLIC" | "SIGNED") {
-    const clip = await makeClip({ width: 320, height: 180, seconds: 10, audio: true });
+  async function readyVideo(policy: "PUBLIC" | "SIGNED", audio = true) {
+    const clip = await makeClip({ width: 320, height: 180, seconds: 10, audio });
     const created = (await t.gql(CREATE_UPLOAD, { title: `clip source ${policy}`, policy })).data.createUpload;
     const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: created.video.id }).done;
     const put = await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) });
@@ -165,6 +165,24 @@ describe("instant clips: playback URLs over a range of a video (asset_start_time
     const noToken = await get(withRange(url.split("?")[0]!, "asset_start_time=-1"));
     expect(noToken.status).toBe(403);
     await noToken.text();
+  });
+
+  it("a silent video with a caption track: its clip carries the range to the subtitles; a start past its end is refused", async () => {
+    // No audio rung: the subtitle playlist is the master's first child playlist.
+    const video = await readyVideo("PUBLIC", false);
+    const added = await t.gql(
+      `mutation($id: ID!) { addCaption(input: { videoId: $id, language: "en", name: "English",
+        text: "WEBVTT\\n\\n00:00:01.000 --> 00:00:02.000\\nhello\\n" }) { __typename } }`,
+      { id: video.id },
+    );
+    expect(added.data.addCaption.__typename).toBe("AddCaptionSuccess");
+    const master = await (await get(withRange(video.playbackUrl, "asset_start_time=3&asset_end_time=5"))).text();
+    const subtitles = /TYPE=SUBTITLES.*URI="([^"]+)"/.exec(master)?.[1];
+    expect(subtitles).toMatch(/captions\/.+\/index\.m3u8\?asset_start_time=3&asset_end_time=5$/);
+    // The subtitle playlist, listed before the variants, is not what tells the video's length.
+    const beyond = await get(withRange(video.playbackUrl, "asset_start_time=99"));
+    expect(beyond.status).toBe(400);
+    expect(await beyond.text()).toMatch(/^Bad request: /);
   });
 
   describe("in Chromium + hls.js", () => {

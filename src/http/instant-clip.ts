@@ -70,9 +70,13 @@ export function clipMasterPlaylist(text: string, range: ClipRange): string {
     .join("\n");
 }
 
-/** The first relative child playlist URI of a master playlist, or null. */
+/**
+ * The first relative child playlist URI of a master playlist that holds media (a variant or the
+ * audio rendition, never a subtitle track, whose playlist is made by the API and not stored), or null.
+ */
 export function firstChildPlaylistUri(master: string): string | null {
   for (const line of master.split(/\r?\n/)) {
+    if (line.startsWith("#EXT-X-MEDIA:") && line.includes("TYPE=SUBTITLES")) continue;
     const uri = line.startsWith("#") ? /URI="([^"]*)"/.exec(line)?.[1] : line.trim();
     if (!uri || /^[a-z][a-z0-9+.-]*:/i.test(uri)) continue;
     if (uri.split(/[?#]/)[0]!.endsWith(".m3u8")) return uri;
