@@ -1,3 +1,4 @@
+import { Parser } from "m3u8-parser";
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, rm, stat } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
@@ -14,7 +15,6 @@ import { probeContainer } from "./probe.ts";
 const SEGMENT_URI = /^seg_\d{5}\.ts$/;
 /** The same for fMP4 rungs: the init segment the playlist maps, and the media segments after it. */
 const FMP4_SEGMENT_URI = /^seg_\d{5}\.m4s$/;
-const FMP4_MAP = /^#EXT-X-MAP:URI="([^"]*)"$/;
 
 /** A static rendition made in the work dir: the file, and what ffprobe read back from it. */
 export interface RemuxedRendition {
@@ -31,19 +31,19 @@ export interface RemuxedRendition {
  * must not point anywhere else.
  */
 function finishedRungFiles(playlist: string, rung: string): { files: string[]; fmp4: boolean } {
-  const lines = playlist.split(/\r?\n/).map((l) => l.trim());
-  if (!lines.includes("#EXT-X-ENDLIST")) {
-    throw new MediaError(`The ${rung} rung's playlist is not finished`, { retryable: false });
-  }
-  const map = lines.map((l) => FMP4_MAP.exec(l)).find((m) => m !== null);
-  const init = map?.[1];
+  const parser = new Parser();
+  parser.push(playlist);
+  parser.end();
+  const { segments, endList } = parser.manifest;
+  if (!endList) throw new MediaError(`The ${rung} rung's playlist is not finished`, { retryable: false });
+  const init = segments.find((s) => s.map)?.map?.uri;
   if (init !== undefined && init !== RUNG_INIT_SEGMENT) {
     throw new MediaError(`The ${rung} rung's playlist maps ${JSON.stringify(init)}, not its init segment`, {
       retryable: false,
     });
   }
   const segmentUri = init === undefined ? SEGMENT_URI : FMP4_SEGMENT_URI;
-  const uris = lines.filter((l) => l !== "" && !l.startsWith("#"));
+  const uris = segments.map((s) => s.uri);
   const foreign = uris.find((u) => !segmentUri.test(u));
   if (foreign !== undefined) {
     throw new MediaError(`The ${rung} rung's playlist lists ${JSON.stringify(foreign)}, not a segment`, {

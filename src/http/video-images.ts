@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import os from "node:os";
 import path from "node:path";
+import { Parser } from "m3u8-parser";
 import type { Db } from "../db/client.ts";
 import { log } from "../log.ts";
 import { animatedPreviewKey, thumbnailAtKey, videoPrefix } from "../protocol/storage-layout.ts";
@@ -60,30 +61,28 @@ interface RungMedia {
 async function rungSegments(storage: VideoImageStorage, playlistKey: string): Promise<RungMedia | null> {
   const text = await storage.readText(playlistKey);
   if (text === null) return null;
+  const parser = new Parser();
+  parser.push(text);
+  parser.end();
   const prefix = playlistKey.slice(0, playlistKey.lastIndexOf("/"));
   const segments: Segment[] = [];
   let initKey: string | null = null;
-  let duration: number | null = null;
   let start = 0;
-  for (const raw of text.split("\n")) {
-    const line = raw.trim();
-    const extinf = /^#EXTINF:([\d.]+)/.exec(line);
-    const map = /^#EXT-X-MAP:URI="([^"]*)"$/.exec(line);
-    if (extinf) duration = Number(extinf[1]);
-    else if (map) {
+  for (const segment of parser.manifest.segments) {
+    const map = segment.map?.uri;
+    if (map !== undefined && initKey === null) {
       // The worker names the init beside the playlist; anything else is not followed.
-      if (!/^[\w.-]+\.mp4$/.test(map[1]!)) return null;
-      initKey = `${prefix}/${map[1]}`;
+      if (!/^[\w.-]+\.mp4$/.test(map)) return null;
+      initKey = `${prefix}/${map}`;
       assertValidKey(initKey);
-    } else if (line && !line.startsWith("#") && duration !== null) {
-      // The worker writes plain names beside the playlist; anything else is not followed.
-      if (!(initKey ? /^[\w.-]+\.m4s$/ : /^[\w.-]+\.ts$/).test(line)) return null;
-      const key = `${prefix}/${line}`;
-      assertValidKey(key);
-      segments.push({ key, start, duration });
-      start += duration;
-      duration = null;
     }
+    if (segment.duration === undefined) continue;
+    // The worker writes plain names beside the playlist; anything else is not followed.
+    if (!(initKey ? /^[\w.-]+\.m4s$/ : /^[\w.-]+\.ts$/).test(segment.uri)) return null;
+    const key = `${prefix}/${segment.uri}`;
+    assertValidKey(key);
+    segments.push({ key, start, duration: segment.duration });
+    start += segment.duration;
   }
   return segments.length ? { segments, initKey } : null;
 }
