@@ -28,6 +28,8 @@ export interface AppServices {
   /** Queue positions of waiting jobs, and their events when a queue changes. */
   queueWatch: QueueWatch;
   gemini: { apiKey: string | undefined; model: string; baseUrl: string };
+  /** URL_IMPORT_ALLOW_PRIVATE: imports may reach loopback and private addresses (tests only). */
+  urlImport: { allowPrivateAddresses: boolean };
   webhooks: {
     allowPrivateUrls: boolean;
     retryHours: number;

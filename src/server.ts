@@ -147,6 +147,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     costs,
     queueWatch,
     gemini: { apiKey: env.GEMINI_API_KEY, model: env.GEMINI_MODEL, baseUrl: env.GEMINI_BASE_URL },
+    urlImport: { allowPrivateAddresses: env.URL_IMPORT_ALLOW_PRIVATE },
     webhooks: {
       allowPrivateUrls: env.WEBHOOK_ALLOW_PRIVATE_URLS,
       retryHours: env.WEBHOOK_RETRY_HOURS,

@@ -69,6 +69,11 @@ describe("createClip: a new video cut frame-accurately from a range of a READY v
       __typename: "CreateClipSuccess",
       video: { title: "the source (clip)", source: "CLIP", playbackPolicy: "PUBLIC" },
     });
+    // Its transcode is priced at once, from the source's probe and the clip's length.
+    const queued = await t.app.services.db.job.findFirstOrThrow({ where: { videoId: created.video.id } });
+    expect(queued).toMatchObject({ kind: "TRANSCODE", estimateBasis: "PROBE" });
+    expect(queued.estimatedCostUsd).toBeGreaterThan(0);
+    expect(queued.estimatedCpuSeconds).toBeGreaterThan(0);
     const { kinds, statuses, last } = await follow(created.video.id);
     expect(last).toMatchObject({ status: "READY", playable: true });
     // Queued (or already processing) when the subscription started, then the usual way to READY.
@@ -92,6 +97,17 @@ describe("createClip: a new video cut frame-accurately from a range of a READY v
     expect(Math.abs(seconds.reduce((a, b) => a + b, 0) - 2.8)).toBeLessThan(0.05);
     // The clip plays at its own playback URL.
     expect((await fetch(`${t.url}${clip.playbackUrl}`)).status).toBe(200);
+    // Static renditions asked for later are priced too (a remux of the chosen rung).
+    const asked = await t.gql(
+      `mutation($id: ID!) { requestStaticRenditions(videoId: $id, names: [LOW]) { __typename } }`,
+      { id: created.video.id },
+    );
+    expect(asked.data.requestStaticRenditions.__typename).toBe("RequestStaticRenditionsSuccess");
+    const remux = await t.app.services.db.job.findFirstOrThrow({
+      where: { videoId: created.video.id, kind: "STATIC_RENDITIONS" },
+    });
+    expect(remux).toMatchObject({ estimateBasis: "PROBE" });
+    expect(remux.estimatedCostUsd).toBeGreaterThan(0);
 
     // A clip of the clip is cut from the same stored source, its range moved by the first clip's start.
     const again = await createClip({ sourceVideoId: created.video.id, start: 0.5, end: 1.5, title: "second" });

@@ -15,7 +15,8 @@ describe("GraphQL hardening", () => {
         GRAPHQL_MAX_ALIASES: "5",
         GRAPHQL_MAX_COST: "150",
         GRAPHQL_INTROSPECTION: "false",
-        RATE_LIMIT_MUTATIONS_PER_MINUTE: "3",
+        // createUpload weighs a transcode (5): three fit in a minute, a fourth does not.
+        RATE_LIMIT_MUTATIONS_PER_MINUTE: "15",
       },
     });
   });
@@ -154,16 +155,41 @@ title: "b" }) { __typename } }`;
       expect(await db().video.count({ where: { tenantId: key.tenantId } })).toBe(0);
     });
 
-    it("expensive mutations weigh more: an import costs more than this whole budget", async () => {
+    it("expensive mutations weigh more: two imports cost more than this whole budget", async () => {
       const key = await freshKey("weights");
+      const url = "https://example.invalid/a.mp4";
       const importing = await t.gql(
-        `mutation { createVideoFromUrl(input: { title: "i", url: "https://example.invalid/a.mp4" }) { __typename } }`,
+        `mutation { a: createVideoFromUrl(input: { title: "i", url: "${url}" }) { __typename } \
+b: createVideoFromUrl(input: { title: "j", url: "${url}" }) { __typename } }`,
         {},
         key.authorization,
       );
       expectRateLimited(importing);
-      expect(importing.errors![0]!.message).toMatch(/costs 10/);
+      expect(importing.errors![0]!.message).toMatch(/costs 20/);
       expect((await t.gql(aliased(1), {}, key.authorization)).errors).toBeUndefined();
+    });
+
+    it("every mutation that queues work is weighted by its jobs: a clip costs a transcode, renditions a remux", async () => {
+      const key = await freshKey("clip-weights");
+      const id = "00000000-0000-4000-8000-000000000000";
+      const clips = Array.from(
+        { length: 4 },
+        (_, i) => `c${i}: createClip(input: { sourceVideoId: "${id}", start: 0, end: 1 }) { __typename }`,
+      );
+      const clipping = await t.gql(`mutation { ${clips.join(" ")} }`, {}, key.authorization);
+      expectRateLimited(clipping);
+      expect(clipping.errors![0]!.message).toMatch(/costs 20/);
+      // Three clips use the whole minute (each is charged even when its video is not found).
+      expect(
+        (await t.gql(`mutation { ${clips.slice(0, 3).join(" ")} }`, {}, key.authorization)).errors,
+      ).toBeUndefined();
+      const remuxing = await t.gql(
+        `mutation { requestStaticRenditions(videoId: "${id}", names: [HIGHEST]) { __typename } }`,
+        {},
+        key.authorization,
+      );
+      expectRateLimited(remuxing);
+      expect(remuxing.errors![0]!.message).toMatch(/costs 2\)/);
     });
 
     it("a batched request (an array of operations) runs nothing: batching is off", async () => {

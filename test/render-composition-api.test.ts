@@ -242,7 +242,23 @@ describe("createVideoFromUrl refuses private addresses (without the test-only se
   });
   afterAll(() => t?.stop());
 
-  it("a loopback URL ends FAILED with the reason, nothing fetched", async () => {
+  it("a loopback, private or link-local literal is refused at creation: no video, no job, no points spent on a download", async () => {
+    for (const url of [
+      "http://127.0.0.1:9/clip.mp4",
+      "http://10.0.0.7/clip.mp4",
+      "http://[::1]/clip.mp4",
+      "http://[::ffff:7f00:1]/clip.mp4",
+      "http://169.254.169.254/latest/meta-data/",
+      "http://0x7f.1/clip.mp4",
+    ]) {
+      const res = (await t.gql(FROM_URL, { url })).data.createVideoFromUrl;
+      expect(res, url).toMatchObject({ __typename: "ValidationError", field: "url" });
+      expect(res.message, url).toMatch(/is not a public address/);
+    }
+    expect(await t.app.services.db.video.count({ where: { source: "URL" } })).toBe(0);
+  });
+
+  it("a host name that resolves to loopback ends FAILED without naming the address; nothing fetched", async () => {
     let hits = 0;
     const server = createServer((_req, res) => {
       hits++;
@@ -250,10 +266,15 @@ describe("createVideoFromUrl refuses private addresses (without the test-only se
     });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     try {
-      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/clip.mp4`;
+      // Names are checked by the worker after DNS resolution (a name may point elsewhere by then).
+      const url = `http://localhost:${(server.address() as AddressInfo).port}/clip.mp4`;
       const res = (await t.gql(FROM_URL, { url })).data.createVideoFromUrl;
       const final = (await untilEnd(t, res.video.id)).at(-1).video;
-      expect(final).toMatchObject({ status: "FAILED", error: expect.stringMatching(/refused: .*loopback/) });
+      expect(final).toMatchObject({
+        status: "FAILED",
+        error: expect.stringMatching(/refused: localhost is not a public address/),
+      });
+      expect(final.error).not.toMatch(/127\.0\.0\.1|::1/);
       expect(hits).toBe(0);
     } finally {
       await new Promise((r) => server.close(r));

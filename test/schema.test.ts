@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { printSchema } from "graphql";
 import { describe, expect, it } from "vitest";
+import { JOB_RATE_POINTS, mutationWeight, workOf } from "../src/jobs/mutation-work.ts";
 import { schema } from "../src/schema/index.ts";
 
 describe("printed schema", () => {
@@ -34,5 +35,27 @@ describe("authorization rules", () => {
       .filter(({ f }) => !(f.extensions as { pothosOptions?: { authScopes?: unknown } }).pothosOptions?.authScopes)
       .map((x) => x.name);
     expect(withoutRule).toEqual([]);
+  });
+});
+
+describe("rate-limit weights", () => {
+  it("every mutation field declares the work it sets going (extensions: mutationWork), so it is weighted", () => {
+    const fields = Object.values(schema.getMutationType()?.getFields() ?? {});
+    expect(fields.length).toBeGreaterThan(10);
+    expect(fields.filter((f) => workOf(f) === undefined).map((f) => f.name)).toEqual([]);
+  });
+
+  it("a mutation that queues jobs weighs at least the sum of its jobs' points", () => {
+    const weights = Object.fromEntries(
+      Object.values(schema.getMutationType()!.getFields()).map((f) => [f.name, mutationWeight(workOf(f))]),
+    );
+    expect(weights).toMatchObject({
+      createClip: JOB_RATE_POINTS.TRANSCODE,
+      requestStaticRenditions: JOB_RATE_POINTS.STATIC_RENDITIONS,
+      createVideoFromUrl: JOB_RATE_POINTS.IMPORT_URL + JOB_RATE_POINTS.TRANSCODE,
+      renderManim: JOB_RATE_POINTS.RENDER_MANIM + JOB_RATE_POINTS.TRANSCODE,
+      createUpload: JOB_RATE_POINTS.TRANSCODE,
+      cancelVideo: 1,
+    });
   });
 });

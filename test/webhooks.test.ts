@@ -326,7 +326,7 @@ describe("webhook URLs are checked like any request the service makes for a tena
       ["https://[::ffff:a00:1]/hooks", "refused: ::ffff:a00:1 is not a public address"],
       ["https://[64:ff9b::a9fe:a9fe]/hooks", "refused: 64:ff9b::a9fe:a9fe is not a public address"],
       ["https://169.254.169.254/latest/meta-data/", "refused: 169.254.169.254 is not a public address"],
-      ["https://localhost:8443/hooks", "refused: localhost resolves to"],
+      ["https://localhost:8443/hooks", "refused: localhost is not a public address"],
     ];
     for (const [url, reason] of cases) {
       const res = (await t.gql(CREATE_ENDPOINT, { url })).data.createWebhookEndpoint;
@@ -398,9 +398,8 @@ and not retried`, async () => {
     const delivery = await queueDelivery(t, endpointId, 3600_000);
     t.app.services.webhooks.kick();
     const final = await settled(t, delivery.id);
-    expect(final.lastError).toMatch(
-      /^refused: localhost resolves to (127\.0\.0\.1|::1)(, (127\.0\.0\.1|::1))*, not a public address$/,
-    );
+    // Not the address it resolved to: that would tell a tenant the operator's internal DNS.
+    expect(final.lastError).toBe("refused: localhost is not a public address");
     expect(final.attempts).toHaveLength(1);
   });
 

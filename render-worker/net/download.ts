@@ -137,10 +137,13 @@ async function checkedAddress(url: URL, args: DownloadArgs): Promise<ResolvedAdd
     }
     if (addresses.length === 0) throw new DownloadError(`cannot resolve ${host}: no addresses`, true);
   }
-  // Every answer, not only the first: a name that also points inside is not a public host.
+  // Every answer, not only the first: a name that also points inside is not a public host. A
+  // refused name is not told what it resolved to: that would make imports a DNS oracle into the
+  // operator's network.
   for (const { address } of addresses) {
     const refusal = args.policy(address);
-    if (refusal !== null) throw new DownloadError(`refused: ${refusal}`, false);
+    if (refusal === null) continue;
+    throw new DownloadError(isIP(host) ? `refused: ${refusal}` : `refused: ${host} is not a public address`, false);
   }
   return addresses[0]!;
 }

@@ -30,7 +30,7 @@ export async function createMutationRateLimiter(pool: pg.Pool, perMinute: number
 }
 
 /**
- * Charges a mutation's cost (see MUTATION_WEIGHTS) to its credential before it runs. A request
+ * Charges a mutation's cost (each field's declared `mutationWork`) to its credential before it runs. A request
  * whose cost does not fit in what is left of the minute runs none of its mutations and is charged
  * nothing. `limiter()` is null until the API has started (its table is made in start()).
  */

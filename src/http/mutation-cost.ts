@@ -2,22 +2,7 @@ import type { DocumentNode, FragmentDefinitionNode, GraphQLSchema, OperationDefi
 // graphql-js' own field collection (fragments, inline fragments, @skip/@include, merged response
 // keys), so the count is of the fields execution will run; internal API of the pinned graphql 16.
 import { collectFields } from "graphql/execution/collectFields.js";
-
-/**
- * What one execution of a root mutation field costs against RATE_LIMIT_MUTATIONS_PER_MINUTE.
- * Fields that start an encode, a render, a download or a call to Gemini weigh more; any field
- * not listed costs 1.
- */
-const MUTATION_WEIGHTS: Readonly<Record<string, number>> = {
-  renderManim: 10,
-  renderComposition: 10,
-  createVideoFromUrl: 10,
-  generateQuiz: 10,
-  uploadVideo: 5,
-  retryVariant: 5,
-  uploadAsset: 2,
-  addCaption: 2,
-};
+import { mutationWeight, workOf } from "../jobs/mutation-work.ts";
 
 /** The operation a request executes: the one named, or the only one. */
 export function executedOperation(
@@ -55,7 +40,9 @@ export function mutationCost(
     operation.selectionSet,
   ).values()) {
     const field = nodes[0]!.name.value;
-    cost += MUTATION_WEIGHTS[field] ?? (field === "__typename" ? 0 : 1);
+    if (field === "__typename") continue;
+    // Declared beside each mutation (extensions: mutationWork), weighted by the jobs it queues.
+    cost += mutationWeight(workOf(mutationType.getFields()[field]!));
   }
   return cost;
 }

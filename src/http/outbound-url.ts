@@ -41,8 +41,9 @@ export function literalAddressProblem(url: URL, allowPrivate: boolean): string |
   return isPublicAddress(host) ? null : `refused: ${host} is not a public address`;
 }
 
-function notPublicMessage(hostname: string, addresses: LookupAddress[]): string {
-  return `refused: ${hostname} resolves to ${addresses.map((a) => a.address).join(", ")}, not a public address`;
+// Never the addresses a name resolved to: a tenant would learn the operator's internal DNS.
+function notPublicMessage(hostname: string): string {
+  return `refused: ${hostname} is not a public address`;
 }
 
 /**
@@ -60,7 +61,7 @@ export async function hostAddressProblem(url: URL, allowPrivate: boolean, timeou
     sleep(timeoutMs, null, { ref: false }),
   ]);
   if (!addresses?.length || addresses.some((a) => isPublicAddress(a.address))) return null;
-  return notPublicMessage(host, addresses);
+  return notPublicMessage(host);
 }
 
 type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
@@ -80,7 +81,7 @@ export function guardedLookup(allowPrivate: boolean) {
       const list = addresses as LookupAddress[];
       const allowed = allowPrivate ? list : list.filter((a) => isPublicAddress(a.address));
       if (allowed.length === 0) {
-        const e = new Error(notPublicMessage(hostname, list)) as NodeJS.ErrnoException;
+        const e = new Error(notPublicMessage(hostname)) as NodeJS.ErrnoException;
         e.code = ADDRESS_NOT_PUBLIC;
         return callback(e, []);
       }

@@ -183,6 +183,22 @@ export function estimateTranscodeCost(
   };
 }
 
+/**
+ * A remux of published rungs into files (static renditions: stream copy, no encode): a job's
+ * overhead in CPU and wall seconds, priced for `queue`, plus a month of storage of the files at
+ * the rungs' declared bandwidths.
+ */
+export function estimateRemuxCost(
+  s: CostSettings,
+  input: { seconds: number; rungs: readonly CostRung[]; queue: string },
+): CostEstimate {
+  const cpuSeconds = s.cpu.jobOverheadCpuSeconds;
+  const wallSeconds = JOB_OVERHEAD_WALL_SECONDS;
+  const bytes = (input.rungs.reduce((a, r) => a + r.bandwidth, 0) * input.seconds) / 8;
+  const usd = computeUsd(s, cpuSeconds, wallSeconds, input.queue) + storageUsd(s, bytes);
+  return { basis: "PROBE", cpuSeconds, wallSeconds, usd, rungs: [] };
+}
+
 /** Each rung's cost: its share of the compute by weight, and a month of storage of its own bytes. */
 function rungCosts(
   s: CostSettings,

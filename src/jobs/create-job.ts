@@ -3,6 +3,7 @@ import type { Db } from "../db/client.ts";
 import { videoSnapshot, type VideoPubSub } from "../events/video-events.ts";
 import { DEFAULT_COST_SETTINGS, type CostSettings } from "./cost.ts";
 import { estimateAtEnqueue } from "./job-cost.ts";
+import { assertJobDeclared } from "./mutation-work.ts";
 import type { Job, JobKind, Prisma, Video } from "../generated/prisma/client.ts";
 import {
   ImportUrlJobMessage,
@@ -78,6 +79,7 @@ export async function createJob(
   job: NewJob,
   costs: CostSettings = DEFAULT_COST_SETTINGS,
 ): Promise<Job> {
+  assertJobDeclared(job.kind);
   const traceparent = traceparentOf();
   const common = {
     videoId: job.videoId,
@@ -95,7 +97,14 @@ export async function createJob(
   const input = parseJobInput(job.kind, job.input);
   // Through JSON: the stored value is what the message builder reads back (no undefined keys).
   const stored = JSON.parse(JSON.stringify(input)) as Prisma.InputJsonValue;
-  return tx.job.create({ data: { ...common, input: stored } });
+  const remuxed =
+    job.kind === "STATIC_RENDITIONS"
+      ? parseJobInput("STATIC_RENDITIONS", job.input).renditions.flatMap((r) =>
+          [r.videoRung, r.audioRung].filter((name): name is string => name !== null),
+        )
+      : [];
+  const estimate = await estimateAtEnqueue(tx, costs, { ...common, rungs: [...new Set(remuxed)] });
+  return tx.job.create({ data: { ...common, input: stored, ...estimate } });
 }
 
 /** After the transaction that queued a job commits: dispatch it now and tell the video's subscribers. */

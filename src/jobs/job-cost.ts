@@ -3,6 +3,7 @@ import type { Job, Prisma, Variant, Video } from "../generated/prisma/client.ts"
 import type { Rung } from "../protocol/messages.ts";
 import {
   actualJobCost,
+  estimateRemuxCost,
   estimateTranscodeCost,
   type CostEstimate,
   type CostRung,
@@ -37,27 +38,51 @@ function estimateColumns(estimate: CostEstimate | null) {
 }
 
 /**
- * The estimate columns of a transcode about to be queued for `video`: from its probe and ladder
- * (variant rows) when it has them (a retried rung), else from its upload's size; nothing for other kinds.
+ * The estimate columns of a job about to be queued for `video`. A transcode: from its probe and
+ * ladder (variant rows) when it has them (a retried rung), a clip's from the probe of the video it
+ * is cut from and the clip's length, else from its upload's size. Static renditions: a remux of
+ * the chosen rungs. Nothing for other kinds.
  */
 export async function estimateAtEnqueue(
   tx: Pick<Db, "video" | "variant">,
   costs: CostSettings,
-  job: { kind: Job["kind"]; videoId: string; rungs: readonly string[]; capability: string },
+  job: {
+    kind: Job["kind"];
+    videoId: string;
+    rungs: readonly string[];
+    capability: string;
+  },
 ) {
-  if (job.kind !== "TRANSCODE") return {};
+  if (job.kind !== "TRANSCODE" && job.kind !== "STATIC_RENDITIONS") return {};
   const video = await tx.video.findUnique({ where: { id: job.videoId } });
   if (!video) return {};
   const variants: Variant[] = await tx.variant.findMany({ where: { videoId: job.videoId } });
   const rungs = rungsOfJob(variants, job.rungs);
+  if (job.kind === "STATIC_RENDITIONS") {
+    const source = probedSource(video);
+    return source
+      ? estimateColumns(estimateRemuxCost(costs, { seconds: source.seconds, rungs, queue: job.capability }))
+      : {};
+  }
   return estimateColumns(
     estimateTranscodeCost(costs, {
-      source: probedSource(video),
+      source: probedSource(video) ?? (await clipSource(tx, video)),
       uploadBytes: video.uploadSize === null ? null : Number(video.uploadSize),
       rungs: rungs.length > 0 ? rungs : null,
       queue: job.capability,
     }),
   );
+}
+
+/** A clip not probed yet: the probed video it is cut from, for the clip's length. */
+async function clipSource(
+  tx: Pick<Db, "video">,
+  video: Pick<Video, "clipOfId" | "clipStart" | "clipEnd">,
+): Promise<CostSource | null> {
+  if (!video.clipOfId || video.clipStart === null || video.clipEnd === null) return null;
+  const of = await tx.video.findUnique({ where: { id: video.clipOfId } });
+  const source = of ? probedSource(of) : null;
+  return source ? { ...source, seconds: video.clipEnd - video.clipStart } : null;
 }
 
 /** Refines a transcode's estimate once the worker probed its source and planned the ladder. */

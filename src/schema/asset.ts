@@ -6,6 +6,7 @@ import { readImageHeader } from "../assets/image-header.ts";
 import { WATERMARK_MAX_BYTES, WATERMARK_MAX_SIDE } from "../protocol/finishing.ts";
 import { tenantAssetKey } from "../protocol/storage-layout.ts";
 import { UploadTooLargeError } from "../storage/types.ts";
+import { mutationWork } from "../jobs/mutation-work.ts";
 
 /** What a composition can use an asset for. */
 const AssetKindEnum = builder.enumType("AssetKind", {
@@ -66,6 +67,7 @@ builder.mutationFields((t) => ({
       "Uploads a background video, timer video or sound for compositions, or a watermark image " +
       "(GraphQL multipart request, up to MULTIPART_MAX_BYTES).",
     authScopes: { scope: "videos:write" },
+    extensions: mutationWork({ jobs: [], points: 2 }),
     args: { file: t.arg({ type: "File", required: true }), kind: t.arg({ type: AssetKindEnum, required: true }) },
     errors: { types: [ValidationError, FileTooLargeError], union: { name: "UploadAssetResult" } },
     resolve: async (_root, { file, kind }, ctx) => {

@@ -18,6 +18,7 @@ import { captionKey, captionPlaylistKey, captionPrefix } from "../protocol/stora
 import { findVideoOrThrow } from "../videos/find-video.ts";
 import { mediaUrl } from "./urls.ts";
 import { VideoRef } from "./video.ts";
+import { mutationWork } from "../jobs/mutation-work.ts";
 
 /** More tracks than this on one video is a mistake, not a use. */
 const MAX_CAPTIONS_PER_VIDEO = 30;
@@ -149,6 +150,7 @@ builder.mutationFields((t) => ({
       "Adds a WebVTT or SRT caption track to a video, at any stage: players see it in the master playlist " +
       "(within seconds, as the master is cached that long).",
     authScopes: { scope: "videos:write" },
+    extensions: mutationWork({ jobs: [], points: 2 }),
     args: { input: t.arg({ type: AddCaptionInput, required: true }) },
     errors: {
       types: [ValidationError, NotFoundError, InvalidCaptionsError, FileTooLargeError],
@@ -210,6 +212,7 @@ builder.mutationFields((t) => ({
     type: RemoveCaptionSuccess,
     description: "Removes a caption track: the master playlist stops listing it and its file is deleted.",
     authScopes: { scope: "videos:write" },
+    extensions: mutationWork({ jobs: [] }),
     args: { id: t.arg.id({ required: true }) },
     errors: { types: [NotFoundError], union: { name: "RemoveCaptionResult" } },
     resolve: async (_root, { id }, ctx) => {

@@ -4,6 +4,7 @@ import type { Video } from "../generated/prisma/client.ts";
 import { createClip } from "../videos/create-clip.ts";
 import { validTitle } from "../videos/input-rules.ts";
 import { PlaybackPolicyEnum, VideoRef } from "./video.ts";
+import { mutationWork } from "../jobs/mutation-work.ts";
 
 const CreateClipInput = builder.inputType("CreateClipInput", {
   fields: (t) => ({
@@ -57,6 +58,7 @@ builder.mutationFields((t) => ({
       "`start` to `end` through the usual ladder (progress, playable and READY as for an upload). For a clip " +
       "without an encode, add `asset_start_time` and `asset_end_time` to a playback URL instead.",
     authScopes: { scope: "videos:write" },
+    extensions: mutationWork({ jobs: ["TRANSCODE"] }),
     args: { input: t.arg({ type: CreateClipInput, required: true }) },
     errors: {
       types: [ValidationError, NotFoundError, SourceUnavailableError],

@@ -13,6 +13,7 @@ import { validIdempotencyKey, validTitle } from "../videos/input-rules.ts";
 import { LoudnessInput, validFinishing, WatermarkInput } from "./finishing.ts";
 import { SegmentFormatEnum } from "./segment-format.ts";
 import { PlaybackPolicyEnum } from "./video.ts";
+import { mutationWork } from "../jobs/mutation-work.ts";
 
 const CompositionTemplateEnum = builder.enumType("CompositionTemplate", {
   values: {
@@ -151,6 +152,7 @@ builder.mutationFields((t) => ({
       "Asks Gemini (structured output) for quiz questions to pass to renderComposition. Needs GEMINI_API_KEY on the " +
       "API; without it the answer is a NotConfiguredError saying so.",
     authScopes: { scope: "videos:write" },
+    extensions: mutationWork({ jobs: [], points: 10 }),
     args: {
       topic: t.arg.string({ required: true }),
       count: t.arg.int({ required: true, description: "1 to 20." }),
@@ -169,6 +171,7 @@ builder.mutationFields((t) => ({
       "Renders a template composition (a narrated QUIZ) in a worker (RENDER_COMPOSITION job), then transcodes it " +
       "into the ladder. `videoEvents` streams the render's progress per question first.",
     authScopes: { scope: "videos:write" },
+    extensions: mutationWork({ jobs: ["RENDER_COMPOSITION", "TRANSCODE"] }),
     args: { input: t.arg({ type: RenderCompositionInput, required: true }) },
     errors: { types: [ValidationError, NotFoundError], union: { name: "RenderCompositionResult" } },
     resolve: async (_root, { input }, ctx) => {

@@ -1,4 +1,5 @@
 import { builder } from "../builder.ts";
+import { withDeclaredMutationWork } from "../jobs/mutation-work.ts";
 import "./scalars.ts";
 import "./errors.ts";
 import "./job.ts";
@@ -24,4 +25,4 @@ builder.queryType({});
 builder.mutationType({});
 builder.subscriptionType({});
 
-export const schema = builder.toSchema({ sortSchema: true });
+export const schema = withDeclaredMutationWork(builder.toSchema({ sortSchema: true }));

@@ -5,6 +5,7 @@ import type { Job } from "../generated/prisma/client.ts";
 import { JobKind, type JobRoutingReason, JobRunStatus, JobStatus } from "../generated/prisma/enums.ts";
 import { cancelVideo } from "../jobs/cancel.ts";
 import { isUuid } from "../ids.ts";
+import { mutationWork } from "../jobs/mutation-work.ts";
 
 const JobStatusEnum = builder.enumType(JobStatus, { name: "JobStatus" });
 const JobKindEnum = builder.enumType(JobKind, { name: "JobKind" });
@@ -108,6 +109,7 @@ builder.mutationFields((t) => ({
     description:
       "Cancels a queued or running job, and with it its video: the worker stops within seconds and cleans up.",
     authScopes: { scope: "jobs:admin" },
+    extensions: mutationWork({ jobs: [] }),
     args: { id: t.arg.id({ required: true }) },
     errors: { types: [ValidationError, NotFoundError], union: { name: "CancelJobResult" } },
     resolve: async (_root, { id }, ctx) => {

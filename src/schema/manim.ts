@@ -7,6 +7,7 @@ import { validIdempotencyKey, validTitle } from "../videos/input-rules.ts";
 import { LoudnessInput, validFinishing, WatermarkInput } from "./finishing.ts";
 import { SegmentFormatEnum } from "./segment-format.ts";
 import { PlaybackPolicyEnum } from "./video.ts";
+import { mutationWork } from "../jobs/mutation-work.ts";
 
 const MAX_SCENE_CODE_BYTES = 1_000_000;
 
@@ -48,6 +49,7 @@ builder.mutationFields((t) => ({
       "exceptions (with their line) and LaTeX errors (with the expression) fail it too, without retries. " +
       "NoWorkerError when no worker can render Manim now.",
     authScopes: { scope: "videos:write" },
+    extensions: mutationWork({ jobs: ["RENDER_MANIM", "TRANSCODE"] }),
     args: { input: t.arg({ type: RenderManimInput, required: true }) },
     errors: { types: [ValidationError, NotFoundError, NoWorkerError], union: { name: "RenderManimResult" } },
     resolve: async (_root, { input }, ctx) => {

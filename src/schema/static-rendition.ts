@@ -9,6 +9,7 @@ import { downloadFilename } from "../videos/download-filename.ts";
 import { findVideoOrThrow } from "../videos/find-video.ts";
 import { mediaUrl } from "./urls.ts";
 import { VideoRef } from "./video.ts";
+import { mutationWork } from "../jobs/mutation-work.ts";
 
 export const StaticRenditionNameEnum = builder.enumType(StaticRenditionNames, {
   name: "StaticRenditionName",
@@ -89,6 +90,7 @@ builder.mutationFields((t) => ({
       "still waiting or encoding gets them once it is READY. Asking again for one PREPARING, READY or SKIPPED " +
       "changes nothing; one that FAILED is made again.",
     authScopes: { scope: "videos:write" },
+    extensions: mutationWork({ jobs: ["STATIC_RENDITIONS"] }),
     args: {
       videoId: t.arg.id({ required: true }),
       names: t.arg({ type: [StaticRenditionNameEnum], required: true }),

@@ -14,6 +14,7 @@ import { SegmentFormatEnum } from "./segment-format.ts";
 import { requestStaticRenditions } from "../jobs/static-renditions.ts";
 import { STATIC_RENDITIONS_INPUT, StaticRenditionNameEnum } from "./static-rendition.ts";
 import { PlaybackPolicyEnum, VideoRef } from "./video.ts";
+import { mutationWork } from "../jobs/mutation-work.ts";
 
 const CreateUploadInput = builder.inputType("CreateUploadInput", {
   fields: (t) => ({
@@ -77,6 +78,7 @@ builder.mutationFields((t) => ({
       "Creates a video waiting for its file and returns a resumable upload URL for it: single-use, expiring, " +
       "bound to this video and its size limit. With `idempotencyKey`, a repeated call returns the same video and URL.",
     authScopes: { scope: "videos:write" },
+    extensions: mutationWork({ jobs: ["TRANSCODE"] }),
     args: { input: t.arg({ type: CreateUploadInput, required: true }) },
     errors: { types: [ValidationError, FileTooLargeError, NotFoundError], union: { name: "CreateUploadResult" } },
     resolve: async (_root, { input }, ctx) => {
@@ -118,6 +120,7 @@ builder.mutationFields((t) => ({
     type: UploadVideoSuccess,
     description: "Uploads a small file in the request itself (GraphQL multipart request) and queues it.",
     authScopes: { scope: "videos:write" },
+    extensions: mutationWork({ jobs: ["TRANSCODE"] }),
     args: {
       file: t.arg({ type: "File", required: true }),
       title: t.arg.string(),
@@ -158,6 +161,7 @@ builder.mutationFields((t) => ({
       "The bucket's notification normally does this; calling it again, or for a video already queued, " +
       "returns the video unchanged.",
     authScopes: { scope: "videos:write" },
+    extensions: mutationWork({ jobs: [], prepaid: ["TRANSCODE"] }),
     args: { videoId: t.arg.id({ required: true }) },
     errors: { types: [ValidationError, NotFoundError, FileTooLargeError], union: { name: "CompleteUploadResult" } },
     resolve: async (_root, { videoId }, ctx) => {

@@ -1,12 +1,13 @@
 import { builder } from "../builder.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
-import { checkOutboundUrl } from "../http/outbound-url.ts";
+import { checkOutboundUrl, literalAddressProblem } from "../http/outbound-url.ts";
 import { createRenderedVideo, RenderSuccess } from "./rendered-video.ts";
 import { validIdempotencyKey, validTitle } from "../videos/input-rules.ts";
 import { LoudnessInput, validFinishing, WatermarkInput } from "./finishing.ts";
 import { SegmentFormatEnum } from "./segment-format.ts";
 import { STATIC_RENDITIONS_INPUT, StaticRenditionNameEnum } from "./static-rendition.ts";
 import { PlaybackPolicyEnum } from "./video.ts";
+import { mutationWork } from "../jobs/mutation-work.ts";
 
 const CreateVideoFromUrlInput = builder.inputType("CreateVideoFromUrlInput", {
   fields: (t) => ({
@@ -31,12 +32,16 @@ builder.mutationFields((t) => ({
       "URL_IMPORT_MAX_BYTES, refusing private, loopback and link-local addresses after DNS resolution and on every " +
       "redirect), then transcodes it.",
     authScopes: { scope: "videos:write" },
+    extensions: mutationWork({ jobs: ["IMPORT_URL", "TRANSCODE"] }),
     args: { input: t.arg({ type: CreateVideoFromUrlInput, required: true }) },
     errors: { types: [ValidationError, NotFoundError], union: { name: "CreateVideoFromUrlResult" } },
     resolve: async (_root, { input }, ctx) => {
-      // The checks that need no network; the worker checks the addresses the host resolves to.
+      // The checks that need no network: a literal address is refused here, before a job costs
+      // anything; the worker checks the addresses a host name resolves to.
       const url = checkOutboundUrl(input.url, { allowHttp: true, maxLength: 8192 });
       if (typeof url === "string") throw new ValidationError("url", `Cannot be imported: ${url}`);
+      const literal = literalAddressProblem(url, ctx.urlImport.allowPrivateAddresses);
+      if (literal !== null) throw new ValidationError("url", `Cannot be imported: ${literal}`);
       const video = await createRenderedVideo(ctx, {
         title: validTitle(input.title),
         idempotencyKey: validIdempotencyKey(input.idempotencyKey),

@@ -8,6 +8,7 @@ import { hlsLayout, videoPrefix } from "../protocol/storage-layout.ts";
 import { JobRef } from "./job.ts";
 import { mediaUrl } from "./urls.ts";
 import { VideoRef } from "./video.ts";
+import { mutationWork } from "../jobs/mutation-work.ts";
 
 const VariantStatusEnum = builder.enumType(VariantStatus, { name: "VariantStatus" });
 const VariantKindEnum = builder.enumType(VariantKind, { name: "VariantKind" });
@@ -62,6 +63,7 @@ builder.mutationFields((t) => ({
       "listing the whole ladder. Allowed when the video is READY or FAILED; " +
       "the video is PROCESSING until the rung is READY.",
     authScopes: { scope: "videos:write" },
+    extensions: mutationWork({ jobs: ["TRANSCODE"] }),
     args: { id: t.arg.id({ required: true }) },
     errors: { types: [ValidationError, NotFoundError], union: { name: "RetryVariantResult" } },
     resolve: (_root, { id }, ctx) => retryVariant(ctx, String(id), tenantOf(ctx)),

@@ -9,6 +9,7 @@ import { cancelVideo, tellWorkersToCancel } from "../jobs/cancel.ts";
 import { videoPrefix } from "../protocol/storage-layout.ts";
 import { findVideoOrThrow } from "../videos/find-video.ts";
 import { mediaUrl } from "./urls.ts";
+import { mutationWork } from "../jobs/mutation-work.ts";
 
 export const PlaybackPolicyEnum = builder.enumType(PlaybackPolicy, {
   name: "PlaybackPolicy",
@@ -127,6 +128,7 @@ builder.mutationFields((t) => ({
     description:
       "Cancels a video that is waiting for its upload, queued or processing: workers stop within seconds and clean up.",
     authScopes: { scope: "videos:write" },
+    extensions: mutationWork({ jobs: [] }),
     args: { id: t.arg.id({ required: true }) },
     errors: { types: [ValidationError, NotFoundError], union: { name: "CancelVideoResult" } },
     resolve: async (_root, { id }, ctx) => {
@@ -138,6 +140,7 @@ builder.mutationFields((t) => ({
     type: DeleteVideoSuccess,
     description: "Deletes a video, its jobs and all its media in storage; a video still processing is canceled first.",
     authScopes: { scope: "videos:write" },
+    extensions: mutationWork({ jobs: [] }),
     args: { id: t.arg.id({ required: true }) },
     errors: { types: [NotFoundError], union: { name: "DeleteVideoResult" } },
     resolve: async (_root, { id }, ctx) => {

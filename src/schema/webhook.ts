@@ -8,6 +8,7 @@ import { isUuid } from "../ids.ts";
 import { WEBHOOK_EVENT_TYPES, type WebhookEventType } from "../webhooks/events.ts";
 import { checkWebhookUrl } from "../webhooks/endpoint-url.ts";
 import { hostAddressProblem } from "../http/outbound-url.ts";
+import { mutationWork } from "../jobs/mutation-work.ts";
 
 const enumName = (type: WebhookEventType) => type.replace(".", "_").toUpperCase();
 
@@ -140,6 +141,7 @@ builder.mutationFields((t) => ({
     type: CreateWebhookEndpointSuccess,
     description: "Registers a URL for the tenant's events; the answer holds the signing secret, once.",
     authScopes: { scope: "webhooks:admin" },
+    extensions: mutationWork({ jobs: [] }),
     args: { input: t.arg({ type: CreateWebhookEndpointInput, required: true }) },
     errors: { types: [ValidationError], union: { name: "CreateWebhookEndpointResult" } },
     resolve: async (_root, { input }, ctx) => {
@@ -166,6 +168,7 @@ builder.mutationFields((t) => ({
   deleteWebhookEndpoint: t.field({
     type: DeleteWebhookEndpointSuccess,
     authScopes: { scope: "webhooks:admin" },
+    extensions: mutationWork({ jobs: [] }),
     args: { id: t.arg.id({ required: true }) },
     errors: { types: [NotFoundError], union: { name: "DeleteWebhookEndpointResult" } },
     resolve: async (_root, { id }, ctx) => {
@@ -178,6 +181,7 @@ builder.mutationFields((t) => ({
     type: ResendWebhookDeliverySuccess,
     description: "Sends a delivery again now (same event id), whatever its status; retries start over for 24 h.",
     authScopes: { scope: "webhooks:admin" },
+    extensions: mutationWork({ jobs: [] }),
     args: { id: t.arg.id({ required: true }) },
     errors: { types: [NotFoundError], union: { name: "ResendWebhookDeliveryResult" } },
     resolve: async (_root, { id }, ctx) => {
