@@ -211,6 +211,13 @@ describe("loudness normalization and a watermark, chosen at creation (public API
     const tooLarge = await uploadAsset(t, await readFile(huge), "huge.png", "image/png", "WATERMARK");
     expect(tooLarge).toMatchObject({ __typename: "ValidationError", field: "file" });
     expect(tooLarge.message).toMatch(/4096 pixels/);
+    // A small image in front of a huge one: ffmpeg would decode both, so the file is not one image.
+    const small = path.join(fixturesDir(), "small.png");
+    await runFfmpeg(["-f", "lavfi", "-i", "color=white:size=16x16", "-frames:v", "1", "-y", small]);
+    const appended = Buffer.concat([await readFile(small), await readFile(huge)]);
+    const stacked = await uploadAsset(t, appended, "stacked.png", "image/png", "WATERMARK");
+    expect(stacked).toMatchObject({ __typename: "ValidationError", field: "file" });
+    expect(stacked.message).toMatch(/one PNG or JPEG image, the whole file/);
   });
 });
 

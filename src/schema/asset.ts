@@ -110,7 +110,9 @@ async function watermarkImage(file: File): Promise<{ bytes: Uint8Array; type: st
   }
   const bytes = new Uint8Array(await file.arrayBuffer());
   const header = readImageHeader(bytes);
-  if (!header) throw new ValidationError("file", "A watermark is a PNG or JPEG image; this file is neither");
+  if (!header) {
+    throw new ValidationError("file", "A watermark is one PNG or JPEG image, the whole file; this file is not");
+  }
   if (header.width > WATERMARK_MAX_SIDE || header.height > WATERMARK_MAX_SIDE) {
     const size = `${header.width}x${header.height}`;
     throw new ValidationError("file", `A watermark image is at most ${WATERMARK_MAX_SIDE} pixels a side, not ${size}`);
