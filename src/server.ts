@@ -21,7 +21,7 @@ import { startMetricsServer, type MetricsServer } from "./http/metrics-server.ts
 import { handleMedia, handleSignedUrlMedia } from "./http/media.ts";
 import { traceRequest } from "./http/request-trace.ts";
 import { sharedSubscriptionResults } from "./http/shared-subscription-results.ts";
-import { renderOfflineGraphiQL } from "./http/graphiql.ts";
+import { graphiqlSecurityHeaders, renderOfflineGraphiQL } from "./http/graphiql.ts";
 import { createPlaybackGuard } from "./http/playback-guard.ts";
 import { createVideoImageRoute, type VideoImageStorage } from "./http/video-images.ts";
 import { PlaybackTokens } from "./http/playback-tokens.ts";
@@ -190,6 +190,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       ...graphqlSecurityPlugins(env, () => limiter),
       liveCredentials.plugin(),
       sharedSubscriptionResults(),
+      graphiqlSecurityHeaders(),
       ...(env.METRICS_PORT === undefined ? [] : graphqlMetricsPlugins()),
     ],
     graphqlEndpoint: "/graphql",
@@ -210,6 +211,8 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       return handleUpload({ ...services, storage }, req, res, url);
     }
     if (url.pathname.startsWith(MEDIA_PATH_PREFIX)) {
+      // Tenant bytes: a browser must never guess them into HTML or script.
+      res.setHeader("x-content-type-options", "nosniff");
       return videoImages.matches(url) ? videoImages.handle(req, res, url) : serveMedia(req, res, url);
     }
     if (await serveHealthPath(url.pathname, { db, transport }, res)) return;

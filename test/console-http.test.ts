@@ -107,5 +107,14 @@ describe("the console's HTTP serving (src/http/console.ts) beside the API's rout
     expect(html).not.toMatch(/<script[^>]+src=["']https?:/);
     expect(html).not.toMatch(/unpkg\.com|jsdelivr|cdnjs/);
     expect(html).toContain('sessionStorage.getItem("videograph.authorization")');
+    // Same origin as the console: no other site may frame it, and it talks to this origin only.
+    const csp = res.headers.get("content-security-policy") ?? "";
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(csp).toContain("connect-src 'self'");
+    expect(csp).toContain("default-src 'none'");
+    expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+    // GraphQL answers (JSON) are not given the page's policy.
+    const answer = await fetch(`${t.url}/graphql?query=${encodeURIComponent("{ __typename }")}`);
+    expect(answer.headers.get("content-security-policy")).toBeNull();
   });
 });

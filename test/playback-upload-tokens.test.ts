@@ -70,9 +70,14 @@ describe("signed playback and upload URLs", () => {
         expect(segment).toMatch(/\.ts\?token=/);
         const res = await get(new URL(segment, variantUrl).href);
         expect(res.status).toBe(200);
+        // Tenant bytes are never sniffed into HTML or script by a browser.
+        expect(res.headers.get("x-content-type-options")).toBe("nosniff");
         expect((await res.arrayBuffer()).byteLength).toBeGreaterThan(0);
       }
-      expect((await get(urls.posterUrl)).status).toBe(200);
+      const poster = await get(urls.posterUrl);
+      expect(poster.status).toBe(200);
+      expect(poster.headers.get("x-content-type-options")).toBe("nosniff");
+      expect(master.headers.get("x-content-type-options")).toBe("nosniff");
       for (const v of urls.variants) expect((await get(v.playlistUrl)).status).toBe(200);
     });
 
@@ -90,7 +95,9 @@ describe("signed playback and upload URLs", () => {
       ];
       for (const p of paths) {
         const bare = p.split("?")[0]!;
-        expect((await get(bare)).status, `${bare} without token`).toBe(403);
+        const refused = await get(bare);
+        expect(refused.status, `${bare} without token`).toBe(403);
+        expect(refused.headers.get("x-content-type-options")).toBe("nosniff");
         for (const [token, reason] of [
           [flipped, "invalid"],
           [otherVideo, "invalid"],
