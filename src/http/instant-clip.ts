@@ -2,7 +2,8 @@
  * Instant clips: a video's published playlists, served over a time range of it without any encode.
  * A playback URL with `asset_start_time` and/or `asset_end_time` (seconds, as Mux names them) gets a
  * master whose child playlist URIs carry the range on, and rung playlists that list only the
- * segments overlapping the range, so the clip starts and ends on segment boundaries.
+ * segments overlapping the range, so the clip starts and ends on segment boundaries: the video's,
+ * which an audio rendition follows.
  */
 
 import { type Manifest, Parser } from "m3u8-parser";
