@@ -1,7 +1,11 @@
-import { readFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clipMediaPlaylist } from "../src/http/instant-clip.ts";
@@ -33,6 +37,25 @@ function extinfs(text: string): number[] {
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 
+const run = promisify(execFile);
+
+/** How long a stream of an MPEG-TS file lasts, as ffprobe reads it (its last packet's end less its first's start). */
+async function streamSeconds(file: string, stream: "v" | "a"): Promise<number> {
+  const { stdout } = await run("ffprobe", [
+    "-v",
+    "error",
+    "-select_streams",
+    `${stream}:0`,
+    "-show_entries",
+    "stream=start_time,duration",
+    "-of",
+    "json",
+    file,
+  ]);
+  const [probed] = JSON.parse(stdout).streams;
+  return Number(probed.duration);
+}
+
 describe("instant clips: playback URLs over a range of a video (asset_start_time, asset_end_time)", () => {
   let t: TestApp;
   let publicVideo: { id: string; duration: number; playbackUrl: string; variants: { name: string }[] };
@@ -53,6 +76,75 @@ describe("instant clips: playback URLs over a range of a video (asset_start_time
   beforeAll(async () => {
     t = await startTestApp({ env: { SIGNING_SECRET } });
     publicVideo = await readyVideo("PUBLIC");
+  });
+
+  /** The segments of a clip's rung playlist `uri` (relative to the master at `masterUrl`), joined into one file. */
+  async function downloadClipRung(masterUrl: URL, uri: string, dir: string): Promise<{ file: string; text: string }> {
+    const url = new URL(uri, masterUrl);
+    const res = await get(url.href);
+    expect(res.status, url.href).toBe(200);
+    const text = await res.text();
+    const bytes: Buffer[] = [];
+    for (const segment of urisOf(text))
+      bytes.push(Buffer.from(await (await get(new URL(segment, url).href)).arrayBuffer()));
+    const file = path.join(dir, `${uri.split("/")[0]}.ts`);
+    await writeFile(file, Buffer.concat(bytes));
+    return { file, text };
+  }
+
+  /** A 12 s video (segments cut at 1, 3, 5, 7, 9 and 11 s) and the start of each of its audio segments. */
+  let twelve: Promise<{ playbackUrl: string; audioStarts: number[] }> | undefined;
+  function twelveSeconds() {
+    twelve ??= (async () => {
+      const clip = await makeClip({ width: 320, height: 180, seconds: 12, audio: true });
+      const created = (await t.gql(CREATE_UPLOAD, { title: "twelve seconds", policy: "PUBLIC" })).data.createUpload;
+      const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: created.video.id }).done;
+      await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) });
+      expect((await done).at(-1).videoEvents.video.status).toBe("READY");
+      const { playbackUrl } = (await t.gql(URLS, { id: created.video.id })).data.video;
+      const audio = await (await get(new URL("audio/index.m3u8", new URL(playbackUrl, t.url)).href)).text();
+      const durations = extinfs(audio);
+      return { playbackUrl, audioStarts: durations.map((_, i) => sum(durations.slice(0, i))) };
+    })();
+    return twelve;
+  }
+
+  it(`a clip whose end (or start) falls on a segment boundary, or tens of ms from it, has as much audio as video \
+(ffprobe of its downloaded segments)`, async () => {
+    const { playbackUrl, audioStarts } = await twelveSeconds();
+    // The audio rung is cut on AAC frames: its boundaries sit a few ms before the video's (1, 3, 5, 7, 9, 11 s).
+    const audioNine = audioStarts.find((at) => Math.abs(at - 9) < 0.1)!;
+    const audioThree = audioStarts.find((at) => Math.abs(at - 3) < 0.1)!;
+    expect(audioNine).toBeLessThan(9);
+    expect(audioThree).toBeLessThan(3);
+    const dir = await mkdtemp(path.join(tmpdir(), "instant-clip-"));
+    try {
+      for (const [query, videoSeconds] of [
+        ["asset_start_time=3&asset_end_time=9", 6],
+        [`asset_start_time=3&asset_end_time=${((audioNine + 9) / 2).toFixed(4)}`, 6],
+        ["asset_start_time=3&asset_end_time=9.03", 8],
+        [`asset_start_time=${((audioThree + 3) / 2).toFixed(4)}&asset_end_time=9`, 8],
+        ["asset_start_time=2.97&asset_end_time=8.97", 8],
+      ] as const) {
+        const masterUrl = new URL(withRange(playbackUrl, query), t.url);
+        const children = urisOf(await (await get(masterUrl.href)).text());
+        const audioUri = children.find((c) => c.startsWith("audio/"))!;
+        const videoUri = children.find((c) => !c.startsWith("audio/"))!;
+        const video = await downloadClipRung(masterUrl, videoUri, dir);
+        const audio = await downloadClipRung(masterUrl, audioUri, dir);
+        const seconds = { video: await streamSeconds(video.file, "v"), audio: await streamSeconds(audio.file, "a") };
+        const what = `${query}: ${JSON.stringify(seconds)}\n${video.text}\n${audio.text}`;
+        expect(Math.abs(seconds.video - videoSeconds), what).toBeLessThan(0.05);
+        // Within the AAC encoder's priming (and the last frame's rounding): far less than a segment.
+        expect(Math.abs(seconds.audio - seconds.video), what).toBeLessThan(0.1);
+        expect(audio.text.match(/#EXT-X-MEDIA-SEQUENCE:\d+/)![0], what).toBe(
+          video.text.match(/#EXT-X-MEDIA-SEQUENCE:\d+/)![0],
+        );
+        expect(audio.text.trimEnd().endsWith("#EXT-X-ENDLIST"), what).toBe(true);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
   afterAll(() => t?.stop());
 
@@ -231,20 +323,60 @@ describe("instant clips: playback URLs over a range of a video (asset_start_time
         await page.close();
       }
     });
+
+    it("plays a clip ending on a segment boundary to its end without a stall or a frozen picture", async () => {
+      const { playbackUrl } = await twelveSeconds();
+      const page = await browser.newPage();
+      try {
+        const source = new URL(withRange(playbackUrl, "asset_start_time=3&asset_end_time=9"), t.url);
+        await page.goto(`${playerUrl}?src=${encodeURIComponent(source.href)}`);
+        await page.waitForFunction(() => document.querySelector("video")?.ended === true, null, { timeout: 30_000 });
+        const played = await page.evaluate(() => {
+          const video = document.querySelector("video")!;
+          const w = window as unknown as { hlsErrors: string[]; allErrors: string[]; lastFrameAt: number };
+          return {
+            duration: video.duration,
+            currentTime: video.currentTime,
+            fatal: w.hlsErrors,
+            errors: w.allErrors,
+            // Media time between the last new picture and the end: the picture stood still that long.
+            frozen: video.currentTime - w.lastFrameAt,
+          };
+        });
+        expect(played.fatal).toEqual([]);
+        expect(played.errors).not.toContain("bufferStalledError");
+        // Three 2 s segments of video, and no more audio than that.
+        expect(played.duration, JSON.stringify(played)).toBeGreaterThan(5.8);
+        expect(played.duration, JSON.stringify(played)).toBeLessThan(6.2);
+        expect(played.frozen, JSON.stringify(played)).toBeLessThan(0.5);
+      } finally {
+        await page.close();
+      }
+    });
   });
 });
 
-/** hls.js plays `?src=` muted, recording the sequence numbers of the fragments it loaded and fatal errors. */
+/**
+ * hls.js plays `?src=` muted, recording the sequence numbers of the fragments it loaded, its errors
+ * (fatal ones apart) and the media time of the last picture shown.
+ */
 const PAGE = `<!doctype html><video muted autoplay playsinline></video><script src="/hls.js"></script><script>
 window.hlsErrors = [];
 window.fragments = [];
 const video = document.querySelector("video");
 const hls = new Hls({ debug: false });
-hls.on(Hls.Events.ERROR, (_, data) => { if (data.fatal) window.hlsErrors.push(data.details); });
+window.allErrors = [];
+window.lastFrameAt = 0;
+hls.on(Hls.Events.ERROR, (_, data) => {
+  window.allErrors.push(data.details);
+  if (data.fatal) window.hlsErrors.push(data.details);
+});
 hls.on(Hls.Events.FRAG_LOADED, (_, data) => window.fragments.push(data.frag.sn));
 hls.loadSource(new URLSearchParams(location.search).get("src"));
 hls.attachMedia(video);
 video.play().catch(() => {});
+const onFrame = (_now, frame) => { window.lastFrameAt = frame.mediaTime; video.requestVideoFrameCallback(onFrame); };
+video.requestVideoFrameCallback(onFrame);
 </script>`;
 
 describe("an instant clip of a video still encoding (its rung playlists growing)", () => {
@@ -276,6 +408,31 @@ describe("an instant clip of a video still encoding (its rung playlists growing)
     expect(reached.trimEnd().endsWith("#EXT-X-ENDLIST")).toBe(true);
     // Later segments never join a clip whose list has ended.
     expect((clipMediaPlaylist(growing([1, 2, 2, 2, 2]), range) as { text: string }).text).toBe(reached);
+  });
+
+  it("an audio rendition lists the audio segments of the video's clip, and ends with it", () => {
+    // Audio segments are cut a few ms before the video's boundaries (AAC frames): 0.98, 2.99, 4.98, 6.98.
+    const audio = [0.98, 2.01, 1.99, 2.0, 2.0];
+    const clip = (audioSegments: number[], videoSegments: number[], end = false) =>
+      clipMediaPlaylist(growing(audioSegments, end), range, growing(videoSegments, end)) as { text: string };
+    expect(clip(audio.slice(0, 3), [1, 2]).text).not.toContain("#EXTINF");
+    expect(clip(audio.slice(0, 3), [1, 2]).text).not.toContain("#EXT-X-ENDLIST");
+    // The video's clip has its first segment: the audio's first, not the next (already published).
+    const partly = clip(audio.slice(0, 4), [1, 2, 2]).text;
+    expect(urisOf(partly)).toEqual(["seg_00002.ts"]);
+    expect(partly).toContain("#EXT-X-MEDIA-SEQUENCE:2\n");
+    expect(partly).not.toContain("#EXT-X-ENDLIST");
+    // The video's clip has ended at 7 s; the audio that reaches it ends too, without its segment starting at 6.98 s.
+    const ended = clip(audio, [1, 2, 2, 2]).text;
+    expect(urisOf(ended)).toEqual(["seg_00002.ts", "seg_00003.ts"]);
+    expect(ended.trimEnd().endsWith("#EXT-X-ENDLIST")).toBe(true);
+    expect(clip(audio, [1, 2, 2, 2, 2], true).text).toBe(ended);
+    // Audio published behind the video's clip: not ended yet.
+    expect(clip(audio.slice(0, 3), [1, 2, 2, 2]).text).not.toContain("#EXT-X-ENDLIST");
+    // A range the video refuses is refused for its audio too.
+    expect(clipMediaPlaylist(growing(audio, true), { start: 50, end: null }, growing([1, 2, 2, 2, 2], true))).toEqual({
+      problem: expect.stringMatching(/not before the video's end \(9\.000 s\)/),
+    });
   });
 
   it("refuses a start past the end only once the video's length is known", () => {

@@ -269,6 +269,69 @@ M4A, in sync, served with Range and a safe download name`, async () => {
     }
   });
 
+  for (const segmentFormat of ["TS", "FMP4"] as const) {
+    it(`${segmentFormat} rungs: a 12.000 s source gives MP4s and an M4A of 12.000 s whose streams start at 0 (the \
+AAC priming trimmed by an edit list), in sync as in the HLS rungs`, async () => {
+      const fps = 25;
+      const clip = await makeClip({ width: 320, height: 180, seconds: 12, audio: true, fps });
+      const source = await ffprobe(clip);
+      const sourceSeconds = Number(source.streams.find((s: any) => s.codec_type === "video").duration);
+      expect(sourceSeconds).toBe(12);
+      const id = await uploadReady(t, clip, {
+        title: `exact ${segmentFormat}`,
+        segmentFormat,
+        staticRenditions: ["HIGHEST", "LOW", "AUDIO"],
+      });
+      const video = await renditionsSettled(t, id);
+      const frame = 1 / fps;
+      const aacFrame = 1024 / 48_000;
+      for (const r of video.staticRenditions) {
+        expect(r.status, r.name).toBe("READY");
+        const file = path.join(t.dataDir, `probe-exact-${segmentFormat}-${r.name}`);
+        await writeFile(file, Buffer.from(await (await fetch(`${t.url}${r.url}`)).arrayBuffer()));
+        const probe = await ffprobe(file);
+        const format = { start: Number(probe.format.start_time), duration: Number(probe.format.duration) };
+        const streams = probe.streams.map((s: any) => ({
+          type: s.codec_type,
+          start: Number(s.start_time),
+          duration: Number(s.duration),
+        }));
+        const what = `${r.name}: ${JSON.stringify({ format, streams })}`;
+        expect(Math.abs(format.start), what).toBeLessThan(0.001);
+        expect(Math.abs(format.duration - sourceSeconds), what).toBeLessThan(r.name === "AUDIO" ? aacFrame : frame);
+        for (const s of streams) {
+          const within = s.type === "video" ? frame : aacFrame;
+          expect(Math.abs(s.start), what).toBeLessThan(s.type === "video" ? 0.001 : aacFrame);
+          expect(Math.abs(s.duration - sourceSeconds), what).toBeLessThan(within);
+        }
+        if (r.name !== "AUDIO") {
+          // In sync: the first audio packet (the priming the edit list skips) lies as far before the
+          // first frame as in the rungs, and the first frame is shown at 0.
+          const hlsDir = path.join(t.dataDir, "videos", id, "hls");
+          const rung = r.name === "HIGHEST" ? "180p" : "144p";
+          const ext = segmentFormat === "TS" ? "ts" : "m4s";
+          const rungFirst = async (name: string, stream: "v" | "a") => {
+            const dir = path.join(hlsDir, name);
+            if (segmentFormat === "TS") return firstPts(path.join(dir, `seg_00000.${ext}`), stream);
+            const joined = path.join(t.dataDir, `probe-exact-${name}.mp4`);
+            await writeFile(
+              joined,
+              Buffer.concat([
+                await readFile(path.join(dir, "init.mp4")),
+                await readFile(path.join(dir, `seg_00000.${ext}`)),
+              ]),
+            );
+            return firstPts(joined, stream);
+          };
+          const hlsOffset = (await rungFirst("audio", "a")) - (await rungFirst(rung, "v"));
+          expect(Math.abs(await firstPts(file, "v")), what).toBeLessThan(0.001);
+          const mp4Offset = (await firstPts(file, "a")) - (await firstPts(file, "v"));
+          expect(Math.abs(mp4Offset - hlsOffset), `hls ${hlsOffset} mp4 ${mp4Offset}`).toBeLessThan(0.001);
+        }
+      }
+    });
+  }
+
   it(`asked for later on a READY video: one job however often it is asked; AUDIO without audio is SKIPPED; a \
 rendition that fails leaves the video READY and is made again when asked`, async () => {
     const clip = await makeClip({ width: 320, height: 240, seconds: 2, audio: false });

@@ -4,6 +4,7 @@ import { mkdir, rm, stat } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
 import path from "node:path";
 import type { StaticRenditionPlan } from "../../src/protocol/messages.ts";
+import { timelineZeroSeconds } from "../../src/protocol/media-timeline.ts";
 import { hlsLayout, RUNG_INIT_SEGMENT } from "../../src/protocol/storage-layout.ts";
 import type { WorkerStorage } from "../storage/types.ts";
 import { MediaError } from "./errors.ts";
@@ -88,7 +89,10 @@ async function joinRung(
  * Makes one static rendition from a video's published HLS rungs, without encoding: the rungs'
  * segments are joined, then remuxed into MP4 (`-c copy`) with the moov atom first (`+faststart`),
  * so a browser can start playing and seeking before the whole file arrives. The video and audio
- * rungs keep their timeline (`-copyts`), shifted together to start at 0, so they stay in sync.
+ * rungs keep their timeline (`-copyts`), each moved so that the source's time 0 is the file's 0:
+ * what comes before it (the AAC encoder's priming, the B-frame delay of the first decode times) is
+ * left out by the MP4's edit lists, so the file lasts as long as the source, its streams start at 0
+ * and stay in sync as in the rungs.
  */
 export async function remuxRendition(
   storage: WorkerStorage,
@@ -111,7 +115,8 @@ export async function remuxRendition(
     // Our own segments, opened as MPEG-TS (or, fMP4, as MP4) over file: only.
     inputs: joined.map(({ file, fmp4 }) => {
       const input = ownMediaFile(file, fmp4 ? "mov" : "mpegts");
-      return { source: input.url, options: mediaInputOptions(input) };
+      const zero = timelineZeroSeconds(fmp4 ? "FMP4" : "TS");
+      return { source: input.url, options: [...mediaInputOptions(input), "-itsoffset", (-zero).toFixed(6)] };
     }),
     outputs: [
       {
@@ -122,7 +127,9 @@ export async function remuxRendition(
           "copy",
           "-copyts",
           "-avoid_negative_ts",
-          "make_zero",
+          "disabled",
+          "-use_editlist",
+          "1",
           "-movflags",
           "+faststart",
           "-f",

@@ -2,8 +2,11 @@
  * Instant clips: a video's published playlists, served over a time range of it without any encode.
  * A playback URL with `asset_start_time` and/or `asset_end_time` (seconds, as Mux names them) gets a
  * master whose child playlist URIs carry the range on, and rung playlists that list only the
- * segments overlapping the range, so the clip starts and ends on segment boundaries.
+ * segments overlapping the range, so the clip starts and ends on segment boundaries: the video's,
+ * which an audio rendition follows.
  */
+
+import { type Manifest, Parser } from "m3u8-parser";
 
 const CLIP_START_PARAM = "asset_start_time";
 const CLIP_END_PARAM = "asset_end_time";
@@ -70,26 +73,44 @@ export function clipMasterPlaylist(text: string, range: ClipRange): string {
     .join("\n");
 }
 
+/** A playlist as m3u8-parser reads it. */
+function parsePlaylist(text: string): Manifest {
+  const parser = new Parser();
+  parser.push(text);
+  parser.end();
+  return parser.manifest;
+}
+
+const HAS_SCHEME = /^[a-z][a-z0-9+.-]*:/i;
+
 /**
- * The first relative child playlist URI of a master playlist that holds media (a variant or the
- * audio rendition, never a subtitle track, whose playlist is made by the API and not stored), or null.
+ * The relative URI of the media playlist that tells a master's video's length and where its
+ * clips are cut: its first variant, else its first audio rendition (never a subtitle track, whose
+ * playlist is made by the API and not stored); null when it names none.
  */
-export function firstChildPlaylistUri(master: string): string | null {
-  for (const line of master.split(/\r?\n/)) {
-    if (line.startsWith("#EXT-X-MEDIA:") && line.includes("TYPE=SUBTITLES")) continue;
-    const uri = line.startsWith("#") ? /URI="([^"]*)"/.exec(line)?.[1] : line.trim();
-    if (!uri || /^[a-z][a-z0-9+.-]*:/i.test(uri)) continue;
-    if (uri.split(/[?#]/)[0]!.endsWith(".m3u8")) return uri;
-  }
-  return null;
+export function referencePlaylistUri(master: string): string | null {
+  const manifest = parsePlaylist(master);
+  const audio = Object.values(manifest.mediaGroups?.AUDIO ?? {}).flatMap((group) =>
+    Object.values(group).map((rendition) => rendition.uri),
+  );
+  const uris = [...(manifest.playlists ?? []).map((variant) => variant.uri), ...audio];
+  return uris.find((uri): uri is string => typeof uri === "string" && !HAS_SCHEME.test(uri)) ?? null;
+}
+
+/** The relative URIs of a master's audio renditions (`#EXT-X-MEDIA:TYPE=AUDIO`). */
+export function audioRenditionUris(master: string): string[] {
+  return Object.values(parsePlaylist(master).mediaGroups?.AUDIO ?? {}).flatMap((group) =>
+    Object.values(group).flatMap((rendition) =>
+      typeof rendition.uri === "string" && !HAS_SCHEME.test(rendition.uri) ? [rendition.uri] : [],
+    ),
+  );
 }
 
 /** How long a finished media playlist lasts (the sum of its EXTINF), or null while it still grows. */
 export function finishedPlaylistSeconds(text: string): number | null {
-  if (!/^#EXT-X-ENDLIST/m.test(text)) return null;
-  let total = 0;
-  for (const m of text.matchAll(/^#EXTINF:([\d.]+)/gm)) total += Number(m[1]);
-  return total;
+  const manifest = parsePlaylist(text);
+  if (!manifest.endList) return null;
+  return manifest.segments.reduce((total, segment) => total + (segment.duration ?? 0), 0);
 }
 
 /** A clip shorter than this at the video's end is an empty one (the last segment can end a frame late). */
@@ -101,55 +122,136 @@ export function rangeBeyondEnd(range: ClipRange, seconds: number): string | null
   return `${CLIP_START_PARAM} (${range.start}) is not before the video's end (${seconds.toFixed(3)} s)`;
 }
 
-/**
- * A rung playlist that lists only the segments overlapping `range`, their tags with them: the
- * header is kept, `#EXT-X-MEDIA-SEQUENCE` becomes the first listed segment's number, and the list
- * ends once a listed segment reaches the range's end (or the video's). A playlist still growing
- * that has not reached the range yet lists no segment and no end: the player asks again.
- */
-export function clipMediaPlaylist(text: string, range: ClipRange): { text: string } | { problem: string } {
+/** A media playlist's segments on its timeline, each with the lines (its tags and URI) that list it. */
+interface RungPlaylist {
+  header: string[];
+  segments: { lines: string[]; from: number; to: number }[];
+  firstSequence: number;
+  finished: boolean;
+}
+
+function readRungPlaylist(text: string): RungPlaylist | { problem: string } {
+  const manifest = parsePlaylist(text);
   const lines = text.split(/\r?\n/);
   const firstTag = lines.findIndex((l) => l.startsWith("#EXTINF:"));
   const header = (firstTag < 0 ? lines : lines.slice(0, firstTag)).filter(
     (l) => l.trim() && !l.startsWith("#EXT-X-ENDLIST"),
   );
-  const sequenceLine = header.findIndex((l) => l.startsWith("#EXT-X-MEDIA-SEQUENCE:"));
-  const firstSequence = sequenceLine < 0 ? 0 : Number(header[sequenceLine]!.split(":")[1]) || 0;
-  const finished = /^#EXT-X-ENDLIST/m.test(text);
-
-  const listed: string[] = [];
-  let firstListed: number | null = null;
-  let reachedEnd = false;
+  const segments: RungPlaylist["segments"] = [];
   let pending: string[] = [];
   let at = 0;
-  let index = 0;
   for (const line of firstTag < 0 ? [] : lines.slice(firstTag)) {
     if (!line.trim() || line.startsWith("#EXT-X-ENDLIST")) continue;
     if (line.startsWith("#")) {
       pending.push(line);
       continue;
     }
-    const extinf = pending.find((l) => l.startsWith("#EXTINF:"));
-    const duration = extinf ? Number(/^#EXTINF:([\d.]+)/.exec(extinf)?.[1]) : Number.NaN;
-    if (!(duration >= 0)) return { problem: "the playlist cannot be clipped" };
-    const from = at;
+    const duration = manifest.segments[segments.length]?.duration;
+    if (duration === undefined || !(duration >= 0)) return { problem: "the playlist cannot be clipped" };
+    segments.push({ lines: [...pending, line], from: at, to: at + duration });
     at += duration;
-    const overlaps = at - range.start > EDGE_EPSILON && (range.end === null || range.end - from > EDGE_EPSILON);
-    if (overlaps && !reachedEnd) {
-      firstListed ??= index;
-      listed.push(...pending, line);
-      if (range.end !== null && at + EDGE_EPSILON >= range.end) reachedEnd = true;
-    }
     pending = [];
-    index++;
   }
-  if (finished) {
-    const beyond = rangeBeyondEnd(range, at);
+  if (segments.length !== manifest.segments.length) return { problem: "the playlist cannot be clipped" };
+  return { header, segments, firstSequence: manifest.mediaSequence ?? 0, finished: manifest.endList === true };
+}
+
+/** Which of a rung's segments a clip lists (their indices, in order), and whether its list has ended. */
+interface Picked {
+  listed: number[];
+  ended: boolean;
+}
+
+/** The segments overlapping `range`, up to the first that reaches its end. */
+function pickByRange(rung: RungPlaylist, range: ClipRange): Picked | { problem: string } {
+  const listed: number[] = [];
+  let reachedEnd = false;
+  for (const [i, { from, to }] of rung.segments.entries()) {
+    if (reachedEnd) break;
+    const overlaps = to - range.start > EDGE_EPSILON && (range.end === null || range.end - from > EDGE_EPSILON);
+    if (!overlaps) continue;
+    listed.push(i);
+    if (range.end !== null && to + EDGE_EPSILON >= range.end) reachedEnd = true;
+  }
+  if (rung.finished) {
+    const beyond = rangeBeyondEnd(range, rung.segments.at(-1)?.to ?? 0);
     if (beyond) return { problem: beyond };
   }
-  const sequence = `#EXT-X-MEDIA-SEQUENCE:${firstSequence + (firstListed ?? index)}`;
+  return { listed, ended: reachedEnd || rung.finished };
+}
+
+/**
+ * Where a video rung's clip lies on its timeline: from its first listed segment's start to its last
+ * one's end, and whether the list has ended (else more may follow); null while it lists none.
+ */
+interface ClipSpan {
+  from: number;
+  to: number;
+  ended: boolean;
+}
+
+/**
+ * An audio segment belongs to a clip when the larger part of it lies in the video's segments. The
+ * audio rung is cut at the same instants as the video, on the first AAC frame at or after each: its
+ * boundaries sit up to the encoder's priming (1024 samples, 21.3 ms at 48 kHz, measured with
+ * ffprobe on the published segments) before the video's, far less than half a segment. Picking by
+ * the video's range rather than the asked one keeps a range ending a few ms past an audio
+ * boundary but not past the video's from adding a whole audio segment the video does not have.
+ */
+function pickBySpan(rung: RungPlaylist, span: ClipSpan | null): Picked {
+  if (span === null) return { listed: [], ended: false };
+  const listed: number[] = [];
+  for (const [i, { from, to }] of rung.segments.entries()) {
+    const middle = (from + to) / 2;
+    if (middle >= span.from && middle < span.to) listed.push(i);
+  }
+  const published = rung.segments.at(-1)?.to ?? 0;
+  const reachedEnd = span.ended && published >= span.to - ALIGN_EPSILON;
+  return { listed, ended: reachedEnd || rung.finished };
+}
+
+/** How far an audio rung's published end may fall short of the video's and still have all of a clip. */
+const ALIGN_EPSILON = 0.05;
+
+function clipSpanOf(rung: RungPlaylist, picked: Picked): ClipSpan | null {
+  const first = picked.listed[0];
+  const last = picked.listed.at(-1);
+  if (first === undefined || last === undefined) return null;
+  return { from: rung.segments[first]!.from, to: rung.segments[last]!.to, ended: picked.ended };
+}
+
+/**
+ * A rung playlist that lists only the segments of the clip `range`, their tags with them: the
+ * header is kept, `#EXT-X-MEDIA-SEQUENCE` becomes the first listed segment's number, and the list
+ * ends once a listed segment reaches the range's end (or the video's). A playlist still growing
+ * that has not reached the range yet lists no segment and no end: the player asks again.
+ *
+ * With `videoPlaylist` (the video rung of a master whose audio rendition `text` is), the audio
+ * segments are those of the video's clip, so the clip's audio and video last as long as each other.
+ */
+export function clipMediaPlaylist(
+  text: string,
+  range: ClipRange,
+  videoPlaylist?: string,
+): { text: string } | { problem: string } {
+  const rung = readRungPlaylist(text);
+  if ("problem" in rung) return rung;
+  let picked: Picked | { problem: string };
+  if (videoPlaylist === undefined) {
+    picked = pickByRange(rung, range);
+  } else {
+    const video = readRungPlaylist(videoPlaylist);
+    if ("problem" in video) return video;
+    const videoPicked = pickByRange(video, range);
+    if ("problem" in videoPicked) return videoPicked;
+    picked = pickBySpan(rung, clipSpanOf(video, videoPicked));
+  }
+  if ("problem" in picked) return picked;
+  const header = [...rung.header];
+  const sequence = `#EXT-X-MEDIA-SEQUENCE:${rung.firstSequence + (picked.listed[0] ?? rung.segments.length)}`;
+  const sequenceLine = header.findIndex((l) => l.startsWith("#EXT-X-MEDIA-SEQUENCE:"));
   if (sequenceLine < 0) header.push(sequence);
   else header[sequenceLine] = sequence;
-  const ends = reachedEnd || finished;
-  return { text: `${[...header, ...listed, ...(ends ? ["#EXT-X-ENDLIST"] : [])].join("\n")}\n` };
+  const listed = picked.listed.flatMap((i) => rung.segments[i]!.lines);
+  return { text: `${[...header, ...listed, ...(picked.ended ? ["#EXT-X-ENDLIST"] : [])].join("\n")}\n` };
 }

@@ -3,9 +3,11 @@ import path from "node:path";
 import { type CaptionCatalog, withSubtitles } from "../captions/subtitle-playlists.ts";
 import {
   captionPlaylistParts,
+  hlsLayout,
   isMasterPlaylistKey,
   isPublishedKey,
   videoKeyParts,
+  videoPrefix,
 } from "../protocol/storage-layout.ts";
 import { MEDIA_PATH_PREFIX } from "../storage/api-urls.ts";
 import type { LocalStorage } from "../storage/local.ts";
@@ -14,12 +16,13 @@ import { assertValidKey } from "../storage/types.ts";
 import { isSafeDownloadName } from "../videos/download-filename.ts";
 import { admitPlayback, type PlaybackGuard } from "./playback-guard.ts";
 import {
+  audioRenditionUris,
   clipMasterPlaylist,
   clipMediaPlaylist,
   clipRangeOf,
   finishedPlaylistSeconds,
-  firstChildPlaylistUri,
   rangeBeyondEnd,
+  referencePlaylistUri,
 } from "./instant-clip.ts";
 import { appendTokenToPlaylist } from "./playback-tokens.ts";
 import { rewriteStoryboardUris } from "./storyboard-vtt.ts";
@@ -112,8 +115,9 @@ function publishedKey(url: URL): string | null {
 /**
  * The stored playlist `text` at `key` as the request's instant clip range asks for it (unchanged
  * without one), or why the range is refused: a master keeps its variants and carries the range on, a
- * rung playlist lists the segments in the range. `readText` reads the master's first child to check
- * the range against the video's end.
+ * rung playlist lists the segments in the range. `readText` reads the master's first variant to
+ * check the range against the video's end, and for an audio rendition the video's playlist, whose
+ * segments decide where the audio is cut.
  */
 async function clippedPlaylist(
   readText: (key: string) => Promise<string | null>,
@@ -123,13 +127,36 @@ async function clippedPlaylist(
 ): Promise<{ text: string } | { problem: string }> {
   const range = clipRangeOf(url);
   if (range === null || "problem" in range) return range ?? { text };
-  if (!/^#EXT-X-STREAM-INF/m.test(text)) return clipMediaPlaylist(text, range);
-  const child = firstChildPlaylistUri(text);
-  const childKey = child === null ? null : resolvePlaylistUri(key, child);
-  const childText = childKey === null ? null : await readText(childKey);
-  const seconds = childText === null ? null : finishedPlaylistSeconds(childText);
+  if (!/^#EXT-X-STREAM-INF/m.test(text)) {
+    const video = await videoPlaylistOfAudio(readText, key);
+    return clipMediaPlaylist(text, range, video ?? undefined);
+  }
+  const reference = referencePlaylistUri(text);
+  const referenceKey = reference === null ? null : resolvePlaylistUri(key, reference);
+  const referenceText = referenceKey === null ? null : await readText(referenceKey);
+  const seconds = referenceText === null ? null : finishedPlaylistSeconds(referenceText);
   const beyond = seconds === null ? null : rangeBeyondEnd(range, seconds);
   return beyond ? { problem: beyond } : { text: clipMasterPlaylist(text, range) };
+}
+
+/**
+ * The playlist of the video variant of the master beside which the rung playlist `key` is an
+ * audio rendition; null for any other playlist (a video rung, an audio-only video's audio, a
+ * caption track), which is cut by its own segments.
+ */
+async function videoPlaylistOfAudio(
+  readText: (key: string) => Promise<string | null>,
+  key: string,
+): Promise<string | null> {
+  const parts = videoKeyParts(key);
+  if (parts?.folder !== "hls") return null;
+  const masterKey = hlsLayout(videoPrefix(parts.videoId)).masterKey;
+  const master = await readText(masterKey);
+  if (master === null) return null;
+  if (!audioRenditionUris(master).some((uri) => resolvePlaylistUri(masterKey, uri) === key)) return null;
+  const variant = referencePlaylistUri(master);
+  const variantKey = variant === null ? null : resolvePlaylistUri(masterKey, variant);
+  return variantKey === null || variantKey === key ? null : readText(variantKey);
 }
 
 function badRequest(res: ServerResponse, problem: string): void {

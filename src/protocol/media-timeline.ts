@@ -1,3 +1,5 @@
+import type { SegmentFormat } from "./messages.ts";
+
 /**
  * Where a published video's time 0 sits in its MPEG-TS segments. The worker writes it; the API
  * needs it to align caption tracks (WebVTT's `X-TIMESTAMP-MAP`) with the segments.
@@ -17,3 +19,11 @@ const MPEGTS_MUXER_DELAY_SECONDS = 1.4;
 
 /** The 90 kHz MPEG-TS timestamp of the source's time 0 in every published segment. */
 export const MPEGTS_TIME_ZERO = Math.round((TIMELINE_LEAD_SECONDS + MPEGTS_MUXER_DELAY_SECONDS) * 90_000);
+
+/**
+ * The second at which the source's time 0 sits in a published segment of `format`: fMP4 segments
+ * carry the encoder's timestamps as they are, MPEG-TS ones the muxer's delay on top.
+ */
+export function timelineZeroSeconds(format: SegmentFormat): number {
+  return format === "FMP4" ? TIMELINE_LEAD_SECONDS : MPEGTS_TIME_ZERO / 90_000;
+}
