@@ -19,7 +19,7 @@ import { admitPlayback, type PlaybackGuard } from "./playback-guard.ts";
 const IMAGE_PATH =
   /^\/media\/videos\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/(thumbnail\.jpg|animated\.(?:webp|gif))$/;
 /** A made image larger than this is not cached (nor served): something is wrong. */
-const MAX_IMAGE_BYTES = 32 * 1024 * 1024;
+const MAX_IMAGE_BYTES = 8 * 1024 * 1024;
 const CONTENT_TYPES = { jpg: "image/jpeg", webp: "image/webp", gif: "image/gif" } as const;
 
 /** What the image route needs of storage: the published HLS to read and a place to cache images. */
