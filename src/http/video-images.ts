@@ -261,7 +261,8 @@ export function createVideoImageRoute(deps: VideoImageDeps) {
           if (making.get(key) === shared) making.delete(key);
           shared.controller.abort(new Error("every request for the image was closed"));
         };
-        res.once("close", gone);
+        if (res.closed) gone();
+        else res.once("close", gone);
         let uncached: Buffer | null;
         try {
           uncached = await shared.result;
