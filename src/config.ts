@@ -112,6 +112,23 @@ const EnvSchema = z.object({
   GRAPHQL_MAX_ALIASES: z.coerce.number().int().min(1).default(20),
   GRAPHQL_MAX_TOKENS: z.coerce.number().int().min(50).default(2000),
   RATE_LIMIT_MUTATIONS_PER_MINUTE: z.coerce.number().int().min(1).default(300),
+  /**
+   * Reverse proxies (load balancers) in front of the API that append to X-Forwarded-For; 0: the
+   * peer address is the client's. Per-client limits (images made on request) key on the result.
+   */
+  TRUST_PROXY_HOPS: z.coerce.number().int().min(0).max(10).default(0),
+  /** Bytes of images made on request (thumbnails, animated previews) cached per video, and per tenant. */
+  IMAGE_CACHE_BYTES_PER_VIDEO: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 31 - 1)
+    .default(64 * 1024 ** 2),
+  IMAGE_CACHE_BYTES_PER_TENANT: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(5 * 1024 ** 3),
   /** Send a job to the API's own worker when no worker with its capability heartbeated for FALLBACK_AFTER_SECONDS. */
   LOCAL_FALLBACK: envFlag.default(false),
   FALLBACK_AFTER_SECONDS: z.coerce.number().int().min(1).default(60),

@@ -171,7 +171,14 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     storage instanceof LocalStorage
       ? handleMedia(storage, guard, captions, req, res, url)
       : handleSignedUrlMedia(storage, guard, captions, req, res, url);
-  const videoImages = createVideoImageRoute({ db, storage: videoImageStorage(storage), guard, serveMedia });
+  const videoImages = createVideoImageRoute({
+    db,
+    storage: videoImageStorage(storage),
+    guard,
+    serveMedia,
+    cacheBudget: { videoBytes: env.IMAGE_CACHE_BYTES_PER_VIDEO, tenantBytes: env.IMAGE_CACHE_BYTES_PER_TENANT },
+    trustedProxyHops: env.TRUST_PROXY_HOPS,
+  });
 
   let limiter: Awaited<ReturnType<typeof createMutationRateLimiter>> | null = null;
   const yoga = createYoga<Record<string, unknown>, Context>({

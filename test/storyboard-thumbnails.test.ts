@@ -3,15 +3,20 @@ import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promise
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
+import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { launchChromium } from "./support/console.ts";
-import { listProcesses } from "./support/process-scan.ts";
-import { MAX_CACHED_IMAGES_PER_VIDEO } from "../src/http/video-images.ts";
+import { listProcesses, type ProcessInfo, stillRunning } from "./support/process-scan.ts";
+import { MAX_CACHED_IMAGES_PER_VIDEO } from "../src/thumbnails/image-cache-budget.ts";
 import { makeClip } from "./worker/media-fixtures.ts";
 
 const run = promisify(execFile);
 const SECONDS = 12;
+/** The image cache budgets this file's API runs with. */
+const VIDEO_BUDGET = 8 * 1024 ** 2;
+const TENANT_BUDGET = 1024 ** 3;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const CREATE_UPLOAD = /* GraphQL */ `
   mutation($title: String!, $policy: PlaybackPolicy, $format: SegmentFormat) {
     createUpload(input: { title: $title, playbackPolicy: $policy, segmentFormat: $format }) {
@@ -95,6 +100,19 @@ async function imageSize(file: string): Promise<{ width: number; height: number 
   return JSON.parse(stdout).streams[0];
 }
 
+/** The ffmpeg processes the API (in this test process) runs now. */
+const apiFfmpeg = () => listProcesses().filter((p) => p.ppid === process.pid && p.command === "ffmpeg");
+
+/** Waits (up to 10 s) until the API runs an ffmpeg process, and returns those it runs. */
+async function ffmpegStarted(): Promise<ProcessInfo[]> {
+  for (let i = 0; i < 2000; i++) {
+    const running = apiFfmpeg();
+    if (running.length) return running;
+    await sleep(5);
+  }
+  return [];
+}
+
 /**
  * Watches the ffmpeg processes this test process (the API runs in it; the worker is another
  * process) has running; `stop` says how many there were at most at once and how many were seen.
@@ -125,6 +143,17 @@ describe("storyboards, thumbnails and animated previews", () => {
   let video: { duration: number; storyboard: StoryboardFields; thumbnailUrl: string; animatedPreviewUrl: string };
   const absolute = (p: string) => (p.startsWith("http") ? p : `${t.url}${p}`);
   const get = (p: string) => fetch(absolute(p));
+  /** A GET sent from another loopback address: another client, as the API counts clients. */
+  const getFrom = (localAddress: string, p: string) =>
+    new Promise<{ status: number; body: Buffer }>((resolve, reject) => {
+      http
+        .get(absolute(p), { localAddress }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks) }));
+        })
+        .on("error", reject);
+    });
 
   /** Saves a response body to a scratch file, for ffmpeg/ffprobe to read. */
   async function saved(res: Response, name: string): Promise<string> {
@@ -144,7 +173,9 @@ describe("storyboards, thumbnails and animated previews", () => {
 
   beforeAll(async () => {
     scratch = await mkdtemp(path.join(tmpdir(), "videograph-storyboard-test-"));
-    t = await startTestApp();
+    t = await startTestApp({
+      env: { IMAGE_CACHE_BYTES_PER_VIDEO: String(VIDEO_BUDGET), IMAGE_CACHE_BYTES_PER_TENANT: String(TENANT_BUDGET) },
+    });
     clip = await makeClip({ width: 320, height: 180, seconds: SECONDS, audio: false });
     publicId = await readyVideo("PUBLIC");
     video = (await t.gql(VIDEO, { id: publicId })).data.video;
@@ -311,13 +342,13 @@ describe("storyboards, thumbnails and animated previews", () => {
     expect(cachedImages).toBe(MAX_CACHED_IMAGES_PER_VIDEO);
   });
 
-  it("makes several images at once: at most 2 ffmpeg processes, the rest wait", async () => {
+  it("makes several images for one client: one ffmpeg process at a time, the rest wait", async () => {
     const urls = [2, 4, 6, 8, 10].map((s) => `/media/videos/${publicId}/thumbnail.jpg?time=${s}&width=96`);
     const watch = watchApiFfmpeg();
     const responses = await Promise.all([...urls, urls[0]!].map(get));
     const { most, seen } = watch.stop();
     expect(responses.map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 200]);
-    expect(most, "ffmpeg processes at once").toBeLessThanOrEqual(2);
+    expect(most, "ffmpeg processes at once").toBe(1);
     // Five images, each made once (the repeated request shares the run); a short run may escape the watch.
     expect(seen).toBeGreaterThanOrEqual(1);
     expect(seen).toBeLessThanOrEqual(5);
@@ -350,6 +381,133 @@ describe("storyboards, thumbnails and animated previews", () => {
 
     const again = await get(video.animatedPreviewUrl);
     expect(again.headers.get("x-image-cache")).toBe("hit");
+
+    // Without `end` and `width`: 3 s, 240 px wide.
+    const cheap = await saved(await get(`/media/videos/${publicId}/animated.gif?start=8`), "default.gif");
+    const probed = await run("ffprobe", [
+      ...["-v", "error", "-count_frames", "-show_entries", "stream=width,nb_read_frames", "-of", "json", cheap],
+    ]);
+    const defaults = JSON.parse(probed.stdout).streams[0];
+    expect(defaults.width).toBe(240);
+    expect(Number(defaults.nb_read_frames)).toBeGreaterThanOrEqual(29);
+    expect(Number(defaults.nb_read_frames)).toBeLessThanOrEqual(31);
+  });
+
+  it("stops making an image when its request goes: ffmpeg is killed at once and nothing is stored", async () => {
+    const atDir = path.join(t.dataDir, "videos", publicId, "thumbnails", "at");
+    const listed = () => readdir(atDir).catch(() => []);
+    const before = await listed();
+    const counted = () =>
+      t.app.services.db.video.findUniqueOrThrow({
+        where: { id: publicId },
+        select: { cachedImages: true, cachedImageBytes: true },
+      });
+    const countedBefore = await counted();
+    const url = `/media/videos/${publicId}/animated.gif?start=6&end=11&width=320`;
+    const controller = new AbortController();
+    const request = fetch(absolute(url), { signal: controller.signal }).catch((err: Error) => err);
+    const ffmpeg = await ffmpegStarted();
+    expect(ffmpeg, "ffmpeg making the preview").toHaveLength(1);
+    controller.abort();
+    expect(await request).toBeInstanceOf(Error);
+    const t0 = Date.now();
+    while (ffmpeg.some(stillRunning) && Date.now() - t0 < 3000) await sleep(10);
+    expect(Date.now() - t0, "ms until ffmpeg was gone").toBeLessThan(1000);
+    // Had it run on, it would have finished and been stored by now.
+    await sleep(1500);
+    expect(await listed()).toEqual(before);
+    expect(await counted()).toEqual(countedBefore);
+    // The slot and the client's share are free: the same client gets the image when it asks again.
+    const again = await get(url);
+    expect(again.status).toBe(200);
+    expect(again.headers.get("x-image-cache")).toBe("miss");
+    await again.arrayBuffer();
+  });
+
+  it("makes one image at a time for a client, with 4 more waiting: another client's thumbnail is still made", async () => {
+    // One client asks for 18 distinct GIFs at once (enough to fill both slots and the queue of 16).
+    const gifs = Array.from(
+      { length: 18 },
+      (_, i) =>
+        `/media/videos/${publicId}/animated.gif?start=${(i * 0.3).toFixed(1)}&end=${(i * 0.3 + 5).toFixed(1)}&width=320`,
+    );
+    const watch = watchApiFfmpeg();
+    const t0 = Date.now();
+    const fromA = gifs.map(async (url) => {
+      const res = await get(url);
+      await res.arrayBuffer();
+      return { status: res.status, ms: Date.now() - t0, retryAfter: res.headers.get("retry-after") };
+    });
+    expect(await ffmpegStarted()).not.toHaveLength(0);
+    // Another client (another address) while the first one's render runs.
+    const fromB = await getFrom("127.0.0.2", `/media/videos/${publicId}/thumbnail.jpg?time=7.5&width=128`);
+    expect(fromB.status).toBe(200);
+    expect(fromB.body.subarray(0, 2)).toEqual(Buffer.from([0xff, 0xd8]));
+    const a = await Promise.all(fromA);
+    const { most } = watch.stop();
+    expect(most, "ffmpeg processes at once").toBeLessThanOrEqual(2);
+    const refused = a.filter((r) => r.status === 429);
+    expect(a.filter((r) => r.status !== 429).map((r) => r.status)).toContain(200);
+    expect(a.every((r) => r.status === 200 || r.status === 429)).toBe(true);
+    // One made at a time, four waiting: the rest are refused (unless some ended meanwhile).
+    expect(refused.length).toBeGreaterThanOrEqual(10);
+    expect(refused.length).toBeLessThanOrEqual(13);
+    for (const r of refused) expect(r.retryAfter).toBe("2");
+    // Refused without waiting for the render it holds.
+    expect(Math.min(...refused.map((r) => r.ms))).toBeLessThan(1000);
+  });
+
+  it("caches images within byte budgets per video and per tenant: past one, an image is sent, not stored", async () => {
+    const id = await readyVideo("PUBLIC");
+    const db = t.app.services.db;
+    const { tenantId } = await db.video.findUniqueOrThrow({ where: { id }, select: { tenantId: true } });
+    const counters = async () => {
+      const video = await db.video.findUniqueOrThrow({
+        where: { id },
+        select: { cachedImages: true, cachedImageBytes: true },
+      });
+      const tenant = await db.tenant.findUniqueOrThrow({ where: { id: tenantId }, select: { cachedImageBytes: true } });
+      return { images: video.cachedImages, video: video.cachedImageBytes, tenant: tenant.cachedImageBytes };
+    };
+    const atDir = path.join(t.dataDir, "videos", id, "thumbnails", "at");
+    const start = await counters();
+    expect(start).toMatchObject({ images: 0, video: 0 });
+
+    const first = await get(`/media/videos/${id}/animated.gif?start=1&end=3&width=160`);
+    expect(first.status).toBe(200);
+    expect(first.headers.get("x-image-cache")).toBe("miss");
+    await first.arrayBuffer();
+    const [stored] = await readdir(atDir);
+    const size = (await stat(path.join(atDir, stored!))).size;
+    expect(size).toBeGreaterThan(1000);
+    // The counters hold the stored image's real bytes.
+    expect(await counters()).toEqual({ images: 1, video: size, tenant: start.tenant + BigInt(size) });
+
+    // The video's budget has 10 bytes of room left.
+    await db.video.update({ where: { id }, data: { cachedImageBytes: VIDEO_BUDGET - 10 } });
+    const overVideo = await get(`/media/videos/${id}/thumbnail.jpg?time=3&width=64`);
+    expect(overVideo.status).toBe(200);
+    expect(overVideo.headers.get("x-image-cache")).toBe("full");
+    expect(await imageSize(await saved(overVideo, "over-video.jpg"))).toEqual({ width: 64, height: 36 });
+    expect(await readdir(atDir)).toEqual([stored]);
+    expect(await counters()).toEqual({ images: 1, video: VIDEO_BUDGET - 10, tenant: start.tenant + BigInt(size) });
+
+    // Room in the video's budget, 10 bytes in the tenant's.
+    await db.video.update({ where: { id }, data: { cachedImageBytes: size } });
+    await db.tenant.update({ where: { id: tenantId }, data: { cachedImageBytes: BigInt(TENANT_BUDGET - 10) } });
+    const overTenant = await get(`/media/videos/${id}/thumbnail.jpg?time=4&width=64`);
+    expect(overTenant.status).toBe(200);
+    expect(overTenant.headers.get("x-image-cache")).toBe("full");
+    await overTenant.arrayBuffer();
+    expect(await readdir(atDir)).toEqual([stored]);
+    expect(await counters()).toEqual({ images: 1, video: size, tenant: BigInt(TENANT_BUDGET - 10) });
+    await db.tenant.update({ where: { id: tenantId }, data: { cachedImageBytes: start.tenant + BigInt(size) } });
+
+    // Deleting the video gives its images' bytes back to the tenant.
+    const deleted = await t.gql(`mutation($id: ID!) { deleteVideo(id: $id) { __typename } }`, { id });
+    expect(deleted.errors).toBeUndefined();
+    const tenant = await db.tenant.findUniqueOrThrow({ where: { id: tenantId }, select: { cachedImageBytes: true } });
+    expect(tenant.cachedImageBytes).toBe(start.tenant);
   });
 
   it("answers 400 to hostile or out-of-range parameters", async () => {
@@ -374,6 +532,10 @@ describe("storyboards, thumbnails and animated previews", () => {
       `${animated}?start=1&end=11.5`,
       `${animated}?start=${SECONDS}&end=${SECONDS}`,
       `${animated}?start=1&end=2&width=642`,
+      `${animated}?start=1&end=2&width=482`,
+      `${animated}?start=0&end=5.5&width=160`,
+      `${animated}?start=0&end=4&width=480`,
+      `${animated}?start=0&end=5&width=322`,
       `${animated}?start=1&end=3;rm`,
     ];
     for (const url of bad) {
@@ -381,6 +543,12 @@ describe("storyboards, thumbnails and animated previews", () => {
       expect(res.status, url).toBe(400);
       expect(await res.text(), url).toMatch(/^Bad request: /);
     }
+    const tooBig = await get(`${animated}?start=0&end=4&width=480`);
+    expect(await tooBig.text()).toBe(
+      "Bad request: an animated preview 480 px wide lasts at most 3.3 s (width × seconds at most 1600)",
+    );
+    const tooLong = await get(`${animated}?start=0&end=5.5`);
+    expect(await tooLong.text()).toBe("Bad request: an animated preview lasts at most 5 s");
     // Other names under a video, and other methods, are not images.
     expect((await get(`/media/videos/${publicId}/thumbnail.png?time=1`)).status).toBe(404);
     expect((await fetch(`${t.url}${thumb}?time=1`, { method: "POST" })).status).toBe(405);

@@ -1,5 +1,5 @@
 import { createReadStream } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import os from "node:os";
 import path from "node:path";
@@ -9,21 +9,17 @@ import { log } from "../log.ts";
 import { animatedPreviewKey, thumbnailAtKey, videoPrefix } from "../protocol/storage-layout.ts";
 import { MEDIA_PATH_PREFIX } from "../storage/api-urls.ts";
 import { assertValidKey } from "../storage/types.ts";
-import { createRenderLimiter, renderImage, TooBusyError } from "../thumbnails/render-image.ts";
+import { type ImageCacheBudget, releaseImageBytes, reserveImageBytes } from "../thumbnails/image-cache-budget.ts";
+import { createRenderLimiter, OverShareError, renderImage, TooBusyError } from "../thumbnails/render-image.ts";
 import { type ImageRequest, parseAnimatedRequest, parseThumbnailRequest } from "../thumbnails/requests.ts";
+import { clientAddress } from "./client-address.ts";
 import { admitPlayback, type PlaybackGuard } from "./playback-guard.ts";
 
 /** `/media/videos/{id}/thumbnail.jpg`, `/media/videos/{id}/animated.webp` or `.gif`. */
 const IMAGE_PATH =
   /^\/media\/videos\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/(thumbnail\.jpg|animated\.(?:webp|gif))$/;
 /** A made image larger than this is not cached (nor served): something is wrong. */
-const MAX_IMAGE_BYTES = 32 * 1024 * 1024;
-/**
- * At most this many images made on request are cached per video: times and widths are the caller's
- * choice, so without a cap anyone who may play a video could fill storage with its images. Past it,
- * an image is still made (under the same concurrency limit) and sent, but not stored.
- */
-export const MAX_CACHED_IMAGES_PER_VIDEO = 500;
+const MAX_IMAGE_BYTES = 8 * 1024 * 1024;
 const CONTENT_TYPES = { jpg: "image/jpeg", webp: "image/webp", gif: "image/gif" } as const;
 
 /** What the image route needs of storage: the published HLS to read and a place to cache images. */
@@ -41,8 +37,22 @@ export interface VideoImageDeps {
   guard: PlaybackGuard;
   /** Serves a stored published object as `/media/{key}` does (range, playback policy). */
   serveMedia(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void>;
+  /**
+   * Times and widths are the caller's choice, so without a bound anyone who may play a video could
+   * fill storage with its images: past these byte budgets an image is made and sent, not stored.
+   */
+  cacheBudget: ImageCacheBudget;
+  /** TRUST_PROXY_HOPS: how the client a render is counted against is found. */
+  trustedProxyHops: number;
   /** ffmpeg processes making images at once in this API process; more wait (a few) or get 503. */
   concurrency?: number;
+}
+
+/** An image being made, shared by every request for it; aborted when the last of them goes. */
+interface Render {
+  result: Promise<Buffer | null>;
+  controller: AbortController;
+  requests: number;
 }
 
 interface Segment {
@@ -126,17 +136,31 @@ function answer(res: ServerResponse, status: number, text: string, headers: Reco
  * and cached in storage under `thumbnails/at/`; later requests are served from there.
  */
 export function createVideoImageRoute(deps: VideoImageDeps) {
-  const limiter = createRenderLimiter(deps.concurrency ?? 2, 16);
-  const making = new Map<string, Promise<Buffer | null>>();
+  const concurrency = deps.concurrency ?? 2;
+  // Half the slots per client (one of two), so another client's request always finds one.
+  const limiter = createRenderLimiter({
+    concurrency,
+    maxWaiting: 16,
+    perClient: Math.ceil(concurrency / 2),
+    perClientWaiting: 4,
+  });
+  const making = new Map<string, Render>();
 
   /**
    * Makes the image and stores it under `key`; resolves with null then, or with its bytes when the
-   * video's cache is full (the image is sent but not stored).
+   * video's or tenant's cache budget has no room (the image is sent but not stored).
    */
-  async function make(videoId: string, key: string, request: ImageRequest, rung: RungMedia): Promise<Buffer | null> {
+  async function make(
+    videoId: string,
+    key: string,
+    request: ImageRequest,
+    rung: RungMedia,
+    client: string,
+    signal: AbortSignal,
+  ): Promise<Buffer | null> {
     const { picked, offsetSeconds } = segmentsFor(rung.segments, request);
     const ext = path.extname(key).slice(1) as keyof typeof CONTENT_TYPES;
-    return limiter.run(async () => {
+    return limiter.run(client, signal, async () => {
       const dir = await mkdtemp(path.join(os.tmpdir(), "videograph-image-"));
       try {
         const outFile = path.join(dir, `image.${ext}`);
@@ -144,21 +168,23 @@ export function createVideoImageRoute(deps: VideoImageDeps) {
         const keys = [...(rung.initKey ? [rung.initKey] : []), ...picked.map((s) => s.key)];
         const sources = keys.map((k) => () => deps.storage.readObject(k));
         const format = rung.initKey ? "mp4" : "mpegts";
-        await renderImage({ request, segments: sources, format, offsetSeconds, outFile });
-        // A place in the video's cache is taken in one statement, so concurrent requests cannot overshoot.
-        const reserved = await deps.db.video.updateMany({
-          where: { id: videoId, cachedImages: { lt: MAX_CACHED_IMAGES_PER_VIDEO } },
-          data: { cachedImages: { increment: 1 } },
-        });
-        if (reserved.count === 0) {
-          log.info("video image made; not cached, the video's image cache is full", { videoId, key });
+        await renderImage({ request, segments: sources, format, offsetSeconds, outFile, signal });
+        const { size } = await stat(outFile);
+        if (size > MAX_IMAGE_BYTES) throw new Error(`the image is ${size} bytes, more than ${MAX_IMAGE_BYTES}`);
+        if (!(await reserveImageBytes(deps.db, videoId, size, deps.cacheBudget))) {
+          log.info("video image made; not cached, the image cache budget is spent", { videoId, key, size });
           return await readFile(outFile);
         }
-        await deps.storage.write(key, createReadStream(outFile), {
-          limit: MAX_IMAGE_BYTES,
-          contentType: CONTENT_TYPES[ext],
-        });
-        log.info("video image made", { videoId, key });
+        try {
+          await deps.storage.write(key, createReadStream(outFile), {
+            limit: MAX_IMAGE_BYTES,
+            contentType: CONTENT_TYPES[ext],
+          });
+        } catch (err) {
+          await releaseImageBytes(deps.db, videoId, size);
+          throw err;
+        }
+        log.info("video image made", { videoId, key, size });
         return null;
       } finally {
         await rm(dir, { recursive: true, force: true });
@@ -207,24 +233,49 @@ export function createVideoImageRoute(deps: VideoImageDeps) {
       const cached = (await deps.storage.size(key)) !== null;
       if (!cached) {
         // Registered before anything is awaited, so that requests for the same image share one run.
-        let pending = making.get(key);
-        if (!pending) {
+        let render = making.get(key);
+        if (!render) {
           const rung = rungs.find((r) => (r.width ?? 0) >= request.width) ?? rungs[rungs.length - 1]!;
-          pending = (async () => {
-            const media = await rungSegments(deps.storage, rung.playlistKey!);
-            if (!media) throw new UnreadablePlaylistError();
-            return make(videoId!, key, request, media);
-          })().finally(() => making.delete(key));
-          making.set(key, pending);
+          const client = clientAddress(req, deps.trustedProxyHops);
+          const controller = new AbortController();
+          const started: Render = {
+            controller,
+            requests: 0,
+            result: (async () => {
+              const media = await rungSegments(deps.storage, rung.playlistKey!);
+              if (!media) throw new UnreadablePlaylistError();
+              return make(videoId!, key, request, media, client, controller.signal);
+            })().finally(() => {
+              if (making.get(key) === started) making.delete(key);
+            }),
+          };
+          render = started;
+          making.set(key, render);
         }
+        const shared = render;
+        shared.requests++;
+        let settled = false;
+        // Nobody left to send the image to: ffmpeg is killed, its slot freed, nothing is stored.
+        const gone = () => {
+          if (settled || --shared.requests > 0) return;
+          if (making.get(key) === shared) making.delete(key);
+          shared.controller.abort(new Error("every request for the image was closed"));
+        };
+        if (res.closed) gone();
+        else res.once("close", gone);
         let uncached: Buffer | null;
         try {
-          uncached = await pending;
+          uncached = await shared.result;
         } catch (err) {
+          if (res.destroyed) return;
+          if (err instanceof OverShareError) return answer(res, 429, err.message, { "retry-after": "2" });
           if (err instanceof TooBusyError) return answer(res, 503, err.message, { "retry-after": "2" });
           if (err instanceof UnreadablePlaylistError) return answer(res, 409, err.message);
           log.warn("video image failed", { videoId, key, err });
           return answer(res, 500, "The image could not be made");
+        } finally {
+          settled = true;
+          res.off("close", gone);
         }
         if (uncached) {
           const ext = path.extname(key).slice(1) as keyof typeof CONTENT_TYPES;

@@ -3,7 +3,14 @@ import { builder } from "../builder.ts";
 import { Storyboard } from "../protocol/messages.ts";
 import { videoPrefix } from "../protocol/storage-layout.ts";
 import { mediaUrl as apiMediaUrl } from "../storage/api-urls.ts";
-import { parseAnimatedRequest, parseThumbnailRequest } from "../thumbnails/requests.ts";
+import {
+  ANIMATED_FPS,
+  ANIMATED_WIDTH,
+  MAX_ANIMATED_SECONDS,
+  MAX_ANIMATED_WIDTH_SECONDS,
+  parseAnimatedRequest,
+  parseThumbnailRequest,
+} from "../thumbnails/requests.ts";
 import type { Context } from "../context.ts";
 import { type MediaOwner, mediaUrl } from "./urls.ts";
 
@@ -81,19 +88,24 @@ builder.prismaObjectFields("Video", (t) => ({
   animatedPreviewUrl: t.string({
     nullable: true,
     description:
-      "An animated WebP or GIF of `start` to `end` seconds (at most 10 s), `width` pixels wide (even, 16 to 640), " +
-      "10 frames a second, made on first request and cached; null until the video is READY.",
+      `An animated WebP or GIF of \`start\` to \`end\` seconds (at most ${MAX_ANIMATED_SECONDS} s), \`width\` pixels wide ` +
+      `(even, ${ANIMATED_WIDTH.min} to ${ANIMATED_WIDTH.max}), width × seconds at most ${MAX_ANIMATED_WIDTH_SECONDS}, ` +
+      `${ANIMATED_FPS} frames a second, made on first request and cached; null until the video is READY.`,
     args: {
       start: t.arg.float({ required: true }),
       end: t.arg.float({ required: true }),
-      width: t.arg.int({ defaultValue: 320 }),
+      width: t.arg.int({ defaultValue: ANIMATED_WIDTH.default }),
       format: t.arg({ type: AnimatedPreviewFormat, defaultValue: "WEBP" }),
     },
     select: { id: true, status: true, duration: true, playbackPolicy: true },
     resolve: (video, args, ctx) => {
       if (video.status !== "READY" || video.duration === null) return null;
       const format = args.format === "GIF" ? "gif" : "webp";
-      const params = { start: String(args.start), end: String(args.end), width: String(args.width ?? 320) };
+      const params = {
+        start: String(args.start),
+        end: String(args.end),
+        width: String(args.width ?? ANIMATED_WIDTH.default),
+      };
       const request = parseAnimatedRequest(new URLSearchParams(params), format, video.duration);
       if ("problem" in request) throw badInput(request.problem);
       return imageUrl(ctx, video, `animated.${format}`, params);

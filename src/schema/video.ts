@@ -7,6 +7,7 @@ import { PlaybackPolicy, VideoSource, VideoStatus } from "../generated/prisma/en
 import { isUuid } from "../ids.ts";
 import { cancelVideo, tellWorkersToCancel } from "../jobs/cancel.ts";
 import { videoPrefix } from "../protocol/storage-layout.ts";
+import { deleteVideoRow } from "../thumbnails/image-cache-budget.ts";
 import { findVideoOrThrow } from "../videos/find-video.ts";
 import { mediaUrl } from "./urls.ts";
 import { mutationWork } from "../jobs/mutation-work.ts";
@@ -157,7 +158,7 @@ builder.mutationFields((t) => ({
       });
       for (const job of running) await tellWorkersToCancel(ctx.transport, job.id, job.attempt);
       await ctx.storage.deletePrefix(videoPrefix(video.id));
-      await ctx.db.video.delete({ where: { id: video.id } });
+      await deleteVideoRow(ctx.db, video.id);
       return { deletedVideoId: video.id };
     },
   }),

@@ -27,6 +27,8 @@ export interface RenderImageArgs {
   offsetSeconds: number;
   /** The file to write; ffmpeg runs in its directory. */
   outFile: string;
+  /** Aborted when nobody waits for the image any more: ffmpeg is killed at once. */
+  signal?: AbortSignal;
 }
 
 function outputOptions(request: ImageRequest, offset: string): string[] {
@@ -65,7 +67,8 @@ function outputOptions(request: ImageRequest, offset: string): string[] {
  * environment (no secrets) and is killed after RENDER_TIMEOUT_MS.
  */
 export async function renderImage(args: RenderImageArgs): Promise<void> {
-  const { request, outFile } = args;
+  const { request, outFile, signal } = args;
+  signal?.throwIfAborted();
   const argv = [
     ...["-hide_banner", "-loglevel", "error", "-protocol_whitelist", "pipe", "-f", args.format, "-i", "pipe:0"],
     ...["-map", "0:v:0", "-an", "-sn", "-dn"],
@@ -88,6 +91,8 @@ export async function renderImage(args: RenderImageArgs): Promise<void> {
     child.once("close", (code) => resolve(code));
   });
   const timer = setTimeout(() => child.kill("SIGKILL"), RENDER_TIMEOUT_MS);
+  const kill = () => child.kill("SIGKILL");
+  signal?.addEventListener("abort", kill, { once: true });
   // ffmpeg stops reading once it has its frames: a closed stdin ends the feeding, not the run.
   child.stdin.on("error", () => {});
   const feeding = (async () => {
@@ -103,13 +108,18 @@ export async function renderImage(args: RenderImageArgs): Promise<void> {
       }
     }
   })().finally(() => child.stdin.end());
+  // Aborted, nothing waits for a storage read that may not come back (a stalled bucket).
+  feeding.catch(() => {});
+  const abandoned = new Promise<void>((resolve) => signal?.addEventListener("abort", () => resolve(), { once: true }));
   try {
-    const [code] = await Promise.all([exited, feeding]);
+    const [code] = await Promise.all([exited, Promise.race([feeding, abandoned])]);
+    signal?.throwIfAborted();
     if (code !== 0) throw new RenderImageError(`ffmpeg exited with ${code ?? "a signal"}`, stderr);
     const written = await stat(outFile).catch(() => null);
     if (!written || written.size === 0) throw new RenderImageError("ffmpeg wrote no image", stderr);
   } finally {
     clearTimeout(timer);
+    signal?.removeEventListener("abort", kill);
     if (child.exitCode === null) child.kill("SIGKILL");
   }
 }
@@ -121,27 +131,96 @@ export class TooBusyError extends Error {
   }
 }
 
+/** The client already has its share of the renders running and waiting. */
+export class OverShareError extends Error {
+  constructor() {
+    super("This client is already having images made; try again when they are done");
+    this.name = "OverShareError";
+  }
+}
+
+export interface RenderLimits {
+  /** Renders at once. */
+  concurrency: number;
+  /** Renders that may wait for a slot; more are refused (TooBusyError). */
+  maxWaiting: number;
+  /** Renders one client may have running at once. */
+  perClient: number;
+  /** Renders one client may have waiting; more are refused (OverShareError). */
+  perClientWaiting: number;
+}
+
+interface Waiter {
+  client: string;
+  start: () => void;
+}
+
 /**
- * Runs at most `concurrency` tasks at once and lets at most `maxWaiting` wait; past that a task
- * is refused with TooBusyError rather than queued without bound.
+ * Runs at most `concurrency` tasks at once and lets at most `maxWaiting` wait; past that a task is
+ * refused with TooBusyError rather than queued without bound. One client may have at most
+ * `perClient` tasks running and `perClientWaiting` waiting (more: OverShareError), and a freed slot
+ * goes to the first waiter whose client is under its share, so a client that asks for many images
+ * cannot hold every slot (nor the queue) while others wait. A waiting task whose signal aborts
+ * leaves the queue.
  */
-export function createRenderLimiter(concurrency: number, maxWaiting: number) {
+export function createRenderLimiter(limits: RenderLimits) {
   let running = 0;
-  const waiting: (() => void)[] = [];
+  const waiting: Waiter[] = [];
+  const runningOf = new Map<string, number>();
+  const waitingOf = new Map<string, number>();
+  const add = (counts: Map<string, number>, client: string, n: number) => {
+    const next = (counts.get(client) ?? 0) + n;
+    if (next > 0) counts.set(client, next);
+    else counts.delete(client);
+  };
+  const startRun = (client: string) => {
+    running++;
+    add(runningOf, client, 1);
+  };
+  const dispatch = () => {
+    for (let i = 0; i < waiting.length && running < limits.concurrency; ) {
+      const next = waiting[i]!;
+      if ((runningOf.get(next.client) ?? 0) >= limits.perClient) {
+        i++;
+        continue;
+      }
+      waiting.splice(i, 1);
+      add(waitingOf, next.client, -1);
+      startRun(next.client);
+      next.start();
+    }
+  };
   return {
-    async run<T>(task: () => Promise<T>): Promise<T> {
-      if (running >= concurrency) {
-        if (waiting.length >= maxWaiting) throw new TooBusyError();
-        await new Promise<void>((resolve) => waiting.push(resolve));
+    async run<T>(client: string, signal: AbortSignal, task: () => Promise<T>): Promise<T> {
+      signal.throwIfAborted();
+      if (running < limits.concurrency && (runningOf.get(client) ?? 0) < limits.perClient) {
+        startRun(client);
       } else {
-        running++;
+        if ((waitingOf.get(client) ?? 0) >= limits.perClientWaiting) throw new OverShareError();
+        if (waiting.length >= limits.maxWaiting) throw new TooBusyError();
+        await new Promise<void>((start, fail) => {
+          const entry: Waiter = { client, start };
+          waiting.push(entry);
+          add(waitingOf, client, 1);
+          signal.addEventListener(
+            "abort",
+            () => {
+              const i = waiting.indexOf(entry);
+              if (i === -1) return;
+              waiting.splice(i, 1);
+              add(waitingOf, client, -1);
+              fail(signal.reason);
+            },
+            { once: true },
+          );
+        });
       }
       try {
         return await task();
       } finally {
-        const next = waiting.shift();
-        if (next) next();
-        else running--;
+        running--;
+        add(runningOf, client, -1);
+        dispatch();
       }
     },
   };

@@ -5,9 +5,17 @@
  */
 
 const THUMBNAIL_WIDTH = { min: 16, max: 1920, default: 320 } as const;
-const ANIMATED_WIDTH = { min: 16, max: 640, default: 320 } as const;
+/**
+ * Animated previews cost CPU and storage in proportion to width × frames (a 10 s, 640 px GIF of
+ * grainy footage is ~18 MB and seconds of CPU), so both are bounded: at most MAX_ANIMATED_SECONDS,
+ * ANIMATED_WIDTH.max pixels wide, and width × seconds at most MAX_ANIMATED_WIDTH_SECONDS
+ * (320 px for 5 s, 480 px for 3.3 s). The defaults (240 px, 3 s) are well inside.
+ */
+export const ANIMATED_WIDTH = { min: 16, max: 480, default: 240 } as const;
 /** The longest animated preview, in seconds. */
-const MAX_ANIMATED_SECONDS = 10;
+export const MAX_ANIMATED_SECONDS = 5;
+/** The most width × seconds an animated preview may have. */
+export const MAX_ANIMATED_WIDTH_SECONDS = 1600;
 /** Frames per second of an animated preview. */
 export const ANIMATED_FPS = 10;
 
@@ -83,5 +91,12 @@ export function parseAnimatedRequest(
   }
   const width = widthParam(params, ANIMATED_WIDTH);
   if (isProblem(width)) return width;
+  const seconds = (Math.min(endMs, durationMs) - startMs) / 1000;
+  if (width * seconds > MAX_ANIMATED_WIDTH_SECONDS) {
+    const longest = Math.floor((MAX_ANIMATED_WIDTH_SECONDS / width) * 10) / 10;
+    return {
+      problem: `an animated preview ${width} px wide lasts at most ${longest} s (width × seconds at most ${MAX_ANIMATED_WIDTH_SECONDS})`,
+    };
+  }
   return { kind: "animated", format, startMs, endMs: Math.min(endMs, durationMs), width };
 }
