@@ -192,6 +192,23 @@ describe("captions through the public API", () => {
       for (const a of added) await t.gql(REMOVE, { id: a.caption.id });
     });
 
+    it("40 concurrent addCaption on one video leave 30 tracks; the other 10 are refused with the limit", async () => {
+      const video = await createVideo("PUBLIC");
+      const results = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => add({ videoId: video.id, language: "en", name: `Track ${i}`, text: VTT })),
+      );
+      const refused = results.filter((r) => r.__typename !== "AddCaptionSuccess");
+      expect(results.length - refused.length).toBe(30);
+      expect(refused).toEqual(
+        Array.from({ length: 10 }, () => ({
+          __typename: "ValidationError",
+          field: "videoId",
+          message: "A video has at most 30 caption tracks",
+        })),
+      );
+      expect((await t.gql(VIDEO, { id: video.id })).data.video.captions).toHaveLength(30);
+    });
+
     it("takes the file in a multipart request, up to 1 MiB", async () => {
       const upload = (bytes: Uint8Array<ArrayBuffer>) => {
         const form = new FormData();
