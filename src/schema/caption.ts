@@ -7,6 +7,7 @@ import {
   MAX_CAPTION_BYTES,
   toPublishableWebVtt,
 } from "../captions/caption-text.ts";
+import { timestampMapFor } from "../captions/subtitle-playlists.ts";
 import { canonicalLanguage, trackName } from "../captions/track-attributes.ts";
 import { tenantOf } from "../context.ts";
 import { FileTooLargeError, InvalidCaptionsError, NotFoundError, ValidationError } from "../errors.ts";
@@ -14,7 +15,6 @@ import { Prisma } from "../generated/prisma/client.ts";
 import { CaptionSource } from "../generated/prisma/enums.ts";
 import { isUuid } from "../ids.ts";
 import { lockVideo } from "../jobs/video-lock.ts";
-import { MPEGTS_TIME_ZERO } from "../protocol/media-timeline.ts";
 import { captionKey, captionPlaylistKey, captionPrefix } from "../protocol/storage-layout.ts";
 import { findVideoOrThrow } from "../videos/find-video.ts";
 import { mediaUrl } from "./urls.ts";
@@ -22,9 +22,6 @@ import { VideoRef } from "./video.ts";
 
 /** More tracks than this on one video is a mistake, not a use. */
 const MAX_CAPTIONS_PER_VIDEO = 30;
-
-/** Every caption file starts so: cue time 0 is the video's first frame in the MPEG-TS segments. */
-const TIMESTAMP_MAP = `X-TIMESTAMP-MAP=MPEGTS:${MPEGTS_TIME_ZERO},LOCAL:00:00:00.000`;
 
 const CaptionSourceEnum = builder.enumType(CaptionSource, {
   name: "CaptionSource",
@@ -160,7 +157,11 @@ builder.mutationFields((t) => ({
       const language = canonicalLanguage(input.language, "language");
       const name = trackName(input.name, "name");
       const raw = await captionText(input.text, input.file);
-      const captions = toPublishableWebVtt(raw, (input.format as CaptionFormat | null) ?? null, TIMESTAMP_MAP);
+      const captions = toPublishableWebVtt(
+        raw,
+        (input.format as CaptionFormat | null) ?? null,
+        timestampMapFor(video.segmentFormat),
+      );
       const tooMany = () =>
         new ValidationError("videoId", `A video has at most ${MAX_CAPTIONS_PER_VIDEO} caption tracks`);
       // Checked here to spare storage a file that cannot be kept; the check that holds is the one in the transaction.
