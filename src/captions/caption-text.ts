@@ -26,9 +26,6 @@ interface Cue {
   lines: string[];
 }
 
-// Control characters other than tab and line feed (the one line end left by then), and U+FFFD: what a decoder
-// made of bytes that were not UTF-8.
-const BINARY = /(?![\t\n])[\p{Cc}\uFFFD]/u;
 const VTT_TIME = /^(?:(\d+):)?(\d{2}):(\d{2})\.(\d{3})$/;
 const SRT_TIME = /^(\d+):(\d{2}):(\d{2})[,.](\d{3})$/;
 const CUE_SETTING = /^(vertical|line|position|size|align|region):[\w.%,-]+$/;
@@ -45,15 +42,15 @@ export function toPublishableWebVtt(text: string, format: CaptionFormat | null, 
   }
   if (!text.isWellFormed()) throw new InvalidCaptionsError("The text holds lone UTF-16 surrogates", null);
   // One pass over the whole text for each step, not one per line: a file of a million empty lines costs no more.
-  const normalized = text
-    .replace(/^\uFEFF/, "")
-    .replaceAll("\r\n", "\n")
-    .replaceAll("\r", "\n");
-  const binary = BINARY.exec(normalized);
-  if (binary) {
+  const withoutBom = text.replace(/^\uFEFF/, "");
+  const normalized = withoutBom.includes("\r")
+    ? withoutBom.replaceAll("\r\n", "\n").replaceAll("\r", "\n")
+    : withoutBom;
+  const binaryAt = firstBinaryAt(normalized);
+  if (binaryAt >= 0) {
     throw new InvalidCaptionsError(
       "Binary data or text that is not UTF-8: this is not a caption file",
-      lineNumberAt(normalized, binary.index),
+      lineNumberAt(normalized, binaryAt),
     );
   }
   const lines = normalized.split("\n");
@@ -70,10 +67,10 @@ export function toPublishableWebVtt(text: string, format: CaptionFormat | null, 
   }
   const cues = isVtt ? parseWebVtt(lines) : parseSrt(lines);
   if (cues.length === 0) throw new InvalidCaptionsError("The file has no cues", null);
-  // Players want cues in start order; SRT files are not always written so.
-  const sorted = cues.map((cue, i) => ({ cue, i })).sort((a, b) => a.cue.start - b.cue.start || a.i - b.i);
+  // Players want cues in start order; SRT files are not always written so. (The sort is stable: ties keep theirs.)
+  const sorted = cues.toSorted((a, b) => a.start - b.start);
   const out = ["WEBVTT", header, ""];
-  for (const { cue } of sorted) {
+  for (const cue of sorted) {
     if (cue.id !== null) out.push(cue.id);
     out.push(
       `${vttTime(cue.start)} --> ${vttTime(cue.end)}${cue.settings ? ` ${cue.settings}` : ""}`,
@@ -95,6 +92,19 @@ function isBlankLine(line: string): boolean {
     if (!isBlank(line[i])) return false;
   }
   return true;
+}
+
+/**
+ * Where `text` first holds a control character (Unicode's Cc: U+0000–U+001F, U+007F–U+009F) other than tab
+ * and line feed (the one line end left by then), or U+FFFD, what a decoder made of bytes that were not UTF-8;
+ * -1 when nowhere.
+ */
+function firstBinaryAt(text: string): number {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09 && c !== 0x0a) || (c >= 0x7f && c <= 0x9f) || c === 0xfffd) return i;
+  }
+  return -1;
 }
 
 /** The 1-based number of the line that holds `index` of `text` (LF line ends). */
