@@ -89,7 +89,7 @@ export function timestampMapFor(format: SegmentFormat): string {
  * `format` instead. Served so rather than as stored, so that a file stored with another line (every file
  * once had the MPEG-TS one) still plays in time.
  */
-export function withTimestampMap(vtt: string, format: SegmentFormat): string {
+function withTimestampMap(vtt: string, format: SegmentFormat): string {
   const first = vtt.indexOf("\n");
   const second = first < 0 ? -1 : vtt.indexOf("\n", first + 1);
   if (second < 0 || !vtt.startsWith("X-TIMESTAMP-MAP=", first + 1)) return vtt;
