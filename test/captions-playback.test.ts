@@ -7,10 +7,9 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MPEGTS_TIME_ZERO } from "../src/protocol/media-timeline.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { launchChromium } from "./support/console.ts";
-import { uploadAndWait } from "./support/upload-and-wait.ts";
+import { createUpload, finalState } from "./support/upload-and-wait.ts";
 import { makeClip } from "./worker/media-fixtures.ts";
 
 const HLS_JS = fileURLToPath(import.meta.resolve("hls.js/dist/hls.min.js"));
@@ -18,10 +17,15 @@ const ADD = /* GraphQL */ `
   mutation($input: AddCaptionInput!) {
     addCaption(input: $input) { __typename ... on AddCaptionSuccess { caption { id } } }
   }`;
+const CAPTION_URL = /* GraphQL */ `query($id: ID!) { video(id: $id) { captions { url } } }`;
 const VIDEO = /* GraphQL */ `
   query($id: ID!) { video(id: $id) { playbackUrl variants { kind playlistUrl } } }`;
 // Two cues, apart from each other and from the start: an offset of a second or more shows.
 const CUES = "WEBVTT\n\n00:00:01.000 --> 00:00:03.000\none\n\n00:00:04.000 --> 00:00:06.000\ntwo\n";
+const CUE_TIMES: [number, number][] = [
+  [1, 3],
+  [4, 6],
+];
 
 /**
  * hls.js plays `master` muted; every change of a text track's active cues is logged with the
@@ -30,6 +34,7 @@ const CUES = "WEBVTT\n\n00:00:01.000 --> 00:00:03.000\none\n\n00:00:04.000 --> 0
 const page = (master: string) => `<!doctype html><video muted autoplay playsinline></video>
 <script src="/hls.js"></script><script>
 window.cueLog = [];
+window.firstFrameTime = null;
 window.hlsErrors = [];
 const video = document.querySelector("video");
 video.textTracks.addEventListener("addtrack", (e) => {
@@ -38,6 +43,8 @@ video.textTracks.addEventListener("addtrack", (e) => {
     time: video.currentTime, label: track.label, active: [...track.activeCues].map((c) => c.text),
   }));
 });
+// Where the video's first frame sits on the element's timeline (hls.js may start it a little after 0).
+video.requestVideoFrameCallback((_, frame) => { window.firstFrameTime = frame.mediaTime; });
 const hls = new Hls({ debug: false });
 window.hls = hls;
 hls.on(Hls.Events.ERROR, (_, d) => window.hlsErrors.push({ details: d.details, fatal: d.fatal }));
@@ -74,75 +81,103 @@ describe("captions in a player (Chromium + hls.js)", () => {
     await t?.stop();
   });
 
-  it("hls.js lists the subtitle tracks and shows each cue when the video reaches its time", async () => {
-    const clip = await makeClip({ width: 320, height: 180, seconds: 8, audio: true });
-    const video = await uploadAndWait(t, await readFile(clip), "captioned");
-    expect(video.status).toBe("READY");
-    for (const [language, name, isDefault] of [
-      ["en", "English", true],
-      ["de", "Deutsch (SDH)", false],
-    ] as const) {
-      const input = { videoId: video.id, language, name, text: CUES, default: isDefault, hearingImpaired: !isDefault };
-      expect((await t.gql(ADD, { input })).data.addCaption.__typename).toBe("AddCaptionSuccess");
-    }
-    const { playbackUrl, variants } = (await t.gql(VIDEO, { id: video.id })).data.video;
+  it.each(["TS", "FMP4"] as const)(
+    "%s segments: hls.js lists the subtitle tracks and shows each cue when the video reaches its time",
+    async (segmentFormat) => {
+      const clip = await makeClip({ width: 320, height: 180, seconds: 8, audio: true });
+      const { id, uploadUrl } = await createUpload(t, `captioned ${segmentFormat}`, { segmentFormat });
+      const final = finalState(t, id);
+      expect((await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
+      expect((await final).status).toBe("READY");
+      for (const [language, name, isDefault] of [
+        ["en", "English", true],
+        ["de", "Deutsch (SDH)", false],
+      ] as const) {
+        const input = { videoId: id, language, name, text: CUES, default: isDefault, hearingImpaired: !isDefault };
+        expect((await t.gql(ADD, { input })).data.addCaption.__typename).toBe("AddCaptionSuccess");
+      }
+      const { playbackUrl, variants } = (await t.gql(VIDEO, { id })).data.video;
 
-    // The captions' X-TIMESTAMP-MAP says the video's time 0 is MPEGTS_TIME_ZERO: so do the segments.
-    const rung = variants.find((v: { kind: string }) => v.kind === "VIDEO").playlistUrl;
-    const rungUrl = new URL(rung, t.url);
-    const firstSegment = (await (await fetch(rungUrl)).text()).split("\n").find((l) => l.endsWith(".ts"))!;
-    const segmentFile = path.join(t.dataDir, "first-segment.ts");
-    await writeFile(segmentFile, Buffer.from(await (await fetch(new URL(firstSegment, rungUrl))).arrayBuffer()));
-    const { stdout } = await promisify(execFile)("ffprobe", [
-      ...["-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts", "-read_intervals", "%+#1"],
-      ...["-of", "csv=p=0", segmentFile],
-    ]);
-    expect(Number.parseInt(stdout, 10)).toBe(MPEGTS_TIME_ZERO);
+      const { url, server } = await servePage(page(new URL(playbackUrl, t.url).href));
+      const tab = await browser.newPage();
+      try {
+        await tab.goto(url);
+        await tab.waitForFunction(() => (document.querySelector("video")?.currentTime ?? 0) >= 6.5, null, {
+          timeout: 30_000,
+        });
+        const seen = await tab.evaluate(() => {
+          const w = window as unknown as {
+            hls: { subtitleTracks: { name: string; lang: string; default: boolean }[]; subtitleTrack: number };
+            cueLog: CueChange[];
+            firstFrameTime: number;
+            hlsErrors: { details: string; fatal: boolean }[];
+          };
+          return {
+            tracks: w.hls.subtitleTracks.map((s) => ({ name: s.name, lang: s.lang, default: s.default })),
+            selected: w.hls.subtitleTrack,
+            cueLog: w.cueLog,
+            errors: w.hlsErrors,
+            firstFrameTime: w.firstFrameTime,
+            cues: [...(document.querySelector("video")?.textTracks ?? [])]
+              .filter((track) => track.label === "English")
+              .flatMap((track) => [...(track.cues ?? [])] as VTTCue[])
+              .map((cue) => ({ text: cue.text, start: cue.startTime, end: cue.endTime })),
+          };
+        });
+        expect(seen.errors.filter((e) => e.fatal)).toEqual([]);
+        expect(seen.tracks).toEqual([
+          { name: "English", lang: "en", default: true },
+          { name: "Deutsch (SDH)", lang: "de", default: false },
+        ]);
+        expect(seen.selected).toBe(0);
 
-    const { url, server } = await servePage(page(new URL(playbackUrl, t.url).href));
-    const tab = await browser.newPage();
-    try {
-      await tab.goto(url);
-      await tab.waitForFunction(() => (document.querySelector("video")?.currentTime ?? 0) >= 6.5, null, {
-        timeout: 30_000,
-      });
-      const seen = await tab.evaluate(() => {
-        const w = window as unknown as {
-          hls: { subtitleTracks: { name: string; lang: string; default: boolean }[]; subtitleTrack: number };
-          cueLog: CueChange[];
-          hlsErrors: { details: string; fatal: boolean }[];
+        // The default track shows "one" from 1 s to 3 s and "two" from 4 s to 6 s of the video, give or take
+        // the browser's cue update interval (Chromium checks cues as it updates currentTime, about every 250 ms).
+        const english = seen.cueLog.filter((c) => c.label === "English");
+        const shown = (text: string) => english.findIndex((c) => c.active.includes(text));
+        const gone = (text: string) => english.findIndex((c, i) => i > shown(text) && !c.active.includes(text));
+        const near = (index: number, expected: number) => {
+          const time = english[index]?.time;
+          expect(time, `a cue change near ${expected} s in ${JSON.stringify(english)}`).toBeDefined();
+          expect(time!).toBeGreaterThanOrEqual(expected - 0.05);
+          expect(time!).toBeLessThan(expected + 0.4);
         };
-        return {
-          tracks: w.hls.subtitleTracks.map((s) => ({ name: s.name, lang: s.lang, default: s.default })),
-          selected: w.hls.subtitleTrack,
-          cueLog: w.cueLog,
-          errors: w.hlsErrors,
-        };
-      });
-      expect(seen.errors.filter((e) => e.fatal)).toEqual([]);
-      expect(seen.tracks).toEqual([
-        { name: "English", lang: "en", default: true },
-        { name: "Deutsch (SDH)", lang: "de", default: false },
+        near(shown("one"), 1);
+        near(gone("one"), 3);
+        near(shown("two"), 4);
+        // Where hls.js put the cues: each within one frame (25 fps) of its time in the file, counted from the
+        // video's first frame.
+        const frame = 1 / 25;
+        const offset = seen.firstFrameTime;
+        const placed = JSON.stringify({ offset, cues: seen.cues });
+        expect(seen.cues.map((c) => c.text)).toEqual(["one", "two"]);
+        for (const [i, [start, end]] of CUE_TIMES.entries()) {
+          expect(Math.abs(seen.cues[i]!.start - offset - start), placed).toBeLessThan(frame);
+          expect(Math.abs(seen.cues[i]!.end - offset - end), placed).toBeLessThan(frame);
+        }
+      } finally {
+        await tab.close();
+        await new Promise((resolve) => server.close(resolve));
+      }
+
+      // The captions' X-TIMESTAMP-MAP says where the video's time 0 is in its segments: the first frame's PTS, measured.
+      const rung = variants.find((v: { kind: string }) => v.kind === "VIDEO").playlistUrl;
+      const rungUrl = new URL(rung, t.url);
+      const rungText = await (await fetch(rungUrl)).text();
+      const firstSegment = rungText.split("\n").find((l) => /\.(ts|m4s)$/.test(l))!;
+      const init = /#EXT-X-MAP:URI="([^"]+)"/.exec(rungText)?.[1];
+      const bytes = async (uri: string) => Buffer.from(await (await fetch(new URL(uri, rungUrl))).arrayBuffer());
+      const segmentFile = path.join(t.dataDir, `first-segment-${segmentFormat}`);
+      await writeFile(segmentFile, Buffer.concat([...(init ? [await bytes(init)] : []), await bytes(firstSegment)]));
+      const { stdout } = await promisify(execFile)("ffprobe", [
+        ...["-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time", "-read_intervals", "%+#1"],
+        ...["-of", "csv=p=0", segmentFile],
       ]);
-      expect(seen.selected).toBe(0);
-
-      // The default track shows "one" from 1 s to 3 s and "two" from 4 s to 6 s of the video, give or take
-      // the browser's cue update interval (Chromium checks cues as it updates currentTime, about every 250 ms).
-      const english = seen.cueLog.filter((c) => c.label === "English");
-      const shown = (text: string) => english.findIndex((c) => c.active.includes(text));
-      const gone = (text: string) => english.findIndex((c, i) => i > shown(text) && !c.active.includes(text));
-      const near = (index: number, expected: number) => {
-        const time = english[index]?.time;
-        expect(time, `a cue change near ${expected} s in ${JSON.stringify(english)}`).toBeDefined();
-        expect(time!).toBeGreaterThanOrEqual(expected - 0.05);
-        expect(time!).toBeLessThan(expected + 0.4);
-      };
-      near(shown("one"), 1);
-      near(gone("one"), 3);
-      near(shown("two"), 4);
-    } finally {
-      await tab.close();
-      await new Promise((resolve) => server.close(resolve));
-    }
-  });
+      const vtt = await (
+        await fetch(new URL((await t.gql(CAPTION_URL, { id })).data.video.captions[0].url, t.url))
+      ).text();
+      const map = /^X-TIMESTAMP-MAP=MPEGTS:(\d+),LOCAL:00:00:00\.000$/m.exec(vtt);
+      expect(Math.round(Number.parseFloat(stdout) * 90_000)).toBe(Number(map?.[1]));
+    },
+  );
 });

@@ -1,15 +1,17 @@
 import { readFile } from "node:fs/promises";
+import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey, ensureTenant } from "../src/auth/api-keys.ts";
-import { MPEGTS_TIME_ZERO } from "../src/protocol/media-timeline.ts";
+import { MEDIA_TIME_ZERO_90KHZ } from "../src/protocol/media-timeline.ts";
+import { captionKey } from "../src/protocol/storage-layout.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { ADMIN_AUTH } from "./support/auth.ts";
 import { makeClip } from "./worker/media-fixtures.ts";
 
 const SIGNING_SECRET = "test-signing-secret-test-signing-secret-0123";
 const CREATE_UPLOAD = /* GraphQL */ `
-  mutation($title: String!, $policy: PlaybackPolicy) {
-    createUpload(input: { title: $title, playbackPolicy: $policy }) {
+  mutation($title: String!, $policy: PlaybackPolicy, $format: SegmentFormat) {
+    createUpload(input: { title: $title, playbackPolicy: $policy, segmentFormat: $format }) {
       ... on CreateUploadSuccess { uploadUrl video { id } }
     } }`;
 const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`;
@@ -114,12 +116,12 @@ describe("captions through the public API", () => {
       const enFile = await get(en.caption.url);
       expect(enFile.headers.get("content-type")).toBe("text/vtt; charset=utf-8");
       expect(await enFile.text()).toBe(
-        `WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:${MPEGTS_TIME_ZERO},LOCAL:00:00:00.000\n\n` +
+        `WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:${MEDIA_TIME_ZERO_90KHZ.TS},LOCAL:00:00:00.000\n\n` +
           "1\n00:00:00.500 --> 00:00:01.500 align:start\nHello <i>there</i>\n\n" +
           "00:00:01.600 --> 00:00:01.900\n\u00A0\nBye\n",
       );
       expect(await (await get(de.caption.url)).text()).toBe(
-        `WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:${MPEGTS_TIME_ZERO},LOCAL:00:00:00.000\n\n` +
+        `WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:${MEDIA_TIME_ZERO_90KHZ.TS},LOCAL:00:00:00.000\n\n` +
           "00:00:00.250 --> 00:00:00.900\n[Musik]\n\n00:00:01.000 --> 00:00:01.800\nZweite Zeile\n",
       );
 
@@ -190,6 +192,23 @@ describe("captions through the public API", () => {
       expect(defaults).toHaveLength(1);
       expect(defaults[0]).toMatch(/NAME="(One|Two|Three)"/);
       for (const a of added) await t.gql(REMOVE, { id: a.caption.id });
+    });
+
+    it("40 concurrent addCaption on one video leave 30 tracks; the other 10 are refused with the limit", async () => {
+      const video = await createVideo("PUBLIC");
+      const results = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => add({ videoId: video.id, language: "en", name: `Track ${i}`, text: VTT })),
+      );
+      const refused = results.filter((r) => r.__typename !== "AddCaptionSuccess");
+      expect(results.length - refused.length).toBe(30);
+      expect(refused).toEqual(
+        Array.from({ length: 10 }, () => ({
+          __typename: "ValidationError",
+          field: "videoId",
+          message: "A video has at most 30 caption tracks",
+        })),
+      );
+      expect((await t.gql(VIDEO, { id: video.id })).data.video.captions).toHaveLength(30);
     });
 
     it("takes the file in a multipart request, up to 1 MiB", async () => {
@@ -284,6 +303,23 @@ describe("captions through the public API", () => {
       expect((await get(`/media/videos/${other}/captions/${own.caption.id}/index.m3u8`)).status).toBe(404);
       await t.gql(REMOVE, { id: own.caption.id });
     });
+  });
+
+  it("an fMP4 video's caption file maps cue time 0 to its first frame, also one stored with the MPEG-TS map", async () => {
+    const created = (await t.gql(CREATE_UPLOAD, { title: "fmp4", policy: "PUBLIC", format: "FMP4" })).data.createUpload;
+    const added = await add({ videoId: created.video.id, language: "en", name: "English", text: VTT });
+    expect(added.__typename).toBe("AddCaptionSuccess");
+    const fmp4Map = `X-TIMESTAMP-MAP=MPEGTS:${MEDIA_TIME_ZERO_90KHZ.FMP4},LOCAL:00:00:00.000`;
+    const served = await (await get(added.caption.url)).text();
+    expect(served.split("\n").slice(0, 3)).toEqual(["WEBVTT", fmp4Map, ""]);
+    // As every caption was once stored, whatever the video's segments: served with the map they need.
+    const tsMap = `X-TIMESTAMP-MAP=MPEGTS:${MEDIA_TIME_ZERO_90KHZ.TS},LOCAL:00:00:00.000`;
+    const body = Buffer.from(served.replace(fmp4Map, tsMap));
+    await t.app.services.storage.write(captionKey(created.video.id, added.caption.id), Readable.from([body]), {
+      limit: body.byteLength,
+      contentType: "text/vtt; charset=utf-8",
+    });
+    expect(await (await get(added.caption.url)).text()).toBe(served);
   });
 
   it("a caption added before the upload is in the master the encode publishes", async () => {

@@ -72,7 +72,11 @@ beforeAll(async () => {
   storage = new GcsStorage({ bucket: BUCKET, apiEndpoint, publicUrl: "", signedUrlTtlSeconds: TTL });
   worker = createGcsWorkerStorage({ bucket: BUCKET, apiEndpoint, signedUrlTtlSeconds: 3600 });
   const publicGuard: PlaybackGuard = { policyOf: async () => "PUBLIC", tokens: new PlaybackTokens("x".repeat(32), 60) };
-  const noCaptions: CaptionCatalog = { tracksOf: async () => [], subtitlePlaylistOf: async () => null };
+  const noCaptions: CaptionCatalog = {
+    tracksOf: async () => [],
+    subtitlePlaylistOf: async () => null,
+    captionFileOf: async () => null,
+  };
   mediaServer = createServer((req, res) => {
     handleSignedUrlMedia(storage, publicGuard, noCaptions, req, res, new URL(req.url!, "http://api")).catch((err) => {
       res.writeHead(500);

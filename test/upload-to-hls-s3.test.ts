@@ -151,7 +151,8 @@ from the bucket`, async () => {
     expect(redirect.status).toBe(302);
     expect(new URL(redirect.headers.get("location")!).origin).toBe(moto.endpoint);
 
-    // A caption track: the master lists it, its playlist (made by the API) points to the file in the bucket.
+    // A caption track: the master lists it; its playlist (made by the API) and its file (whose header the API
+    // writes for the video's segments) come from the API, the file read from the bucket.
     const text = "WEBVTT\n\n00:00.500 --> 00:01.500\nHello\n";
     const added = await t.gql(ADD_CAPTION, { input: { videoId: id, language: "en", name: "English", text } });
     expect(added.data.addCaption.__typename).toBe("AddCaptionSuccess");
@@ -159,12 +160,17 @@ from the bucket`, async () => {
     const subtitles = /TYPE=SUBTITLES,.*URI="([^"]+)"/.exec(withCaption)![1]!;
     const subtitlePlaylist = await fetch(new URL(subtitles, `${t.url}${urls.playbackUrl}`));
     expect(subtitlePlaylist.status).toBe(200);
-    const vttUrl = new URL((await subtitlePlaylist.text()).split("\n").find((l) => l && !l.startsWith("#"))!);
-    expect(vttUrl.origin).toBe(moto.endpoint);
-    expect(vttUrl.pathname).toMatch(new RegExp(`^/${bucket}/videos/${id}/captions/[\\w-]+/track\\.vtt$`));
+    const vttUri = (await subtitlePlaylist.text()).split("\n").find((l) => l && !l.startsWith("#"))!;
+    expect(vttUri).toMatch(/^track\.vtt\?token=/);
+    const vttUrl = new URL(vttUri, subtitlePlaylist.url);
+    expect(vttUrl.pathname).toMatch(new RegExp(`^/media/videos/${id}/captions/[\\w-]+/track\\.vtt$`));
+    const stored = await storage.readText(`videos/${id}/captions/${vttUrl.pathname.split("/").at(-2)}/track.vtt`);
+    expect(stored).toMatch(/^WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:1026000,/);
     const vtt = await fetch(vttUrl);
     expect(vtt.headers.get("content-type")).toMatch(/^text\/vtt/);
-    expect(await vtt.text()).toMatch(/^WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:\d+,LOCAL:00:00:00\.000\n\n00:00:00\.500 --> /);
+    expect(await vtt.text()).toMatch(
+      /^WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:1026000,LOCAL:00:00:00\.000\n\n00:00:00\.500 --> /,
+    );
   });
 
   it("deleteVideo removes every object of the video from the bucket, and leaves no unfinished upload", async () => {

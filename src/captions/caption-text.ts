@@ -26,13 +26,8 @@ interface Cue {
   lines: string[];
 }
 
-// Control characters other than tab (line ends are gone by then), and U+FFFD: what a decoder made of bytes that
-// were not UTF-8.
-const BINARY = /(?!\t)[\p{Cc}\uFFFD]/u;
 const VTT_TIME = /^(?:(\d+):)?(\d{2}):(\d{2})\.(\d{3})$/;
 const SRT_TIME = /^(\d+):(\d{2}):(\d{2})[,.](\d{3})$/;
-// Not String.trim: a line of no-break spaces is cue text (it positions the cue), not a blank line.
-const BLANK = /^[ \t]*$/;
 const CUE_SETTING = /^(vertical|line|position|size|align|region):[\w.%,-]+$/;
 
 /**
@@ -46,12 +41,20 @@ export function toPublishableWebVtt(text: string, format: CaptionFormat | null, 
     throw new InvalidCaptionsError(`The file is larger than ${MAX_CAPTION_BYTES} bytes`, null);
   }
   if (!text.isWellFormed()) throw new InvalidCaptionsError("The text holds lone UTF-16 surrogates", null);
-  const lines = text.replace(/^\uFEFF/, "").split(/\r\n|\r|\n/);
-  const binaryAt = lines.findIndex((l) => BINARY.test(l));
+  // One pass over the whole text for each step, not one per line: a file of a million empty lines costs no more.
+  const withoutBom = text.replace(/^\uFEFF/, "");
+  const normalized = withoutBom.includes("\r")
+    ? withoutBom.replaceAll("\r\n", "\n").replaceAll("\r", "\n")
+    : withoutBom;
+  const binaryAt = firstBinaryAt(normalized);
   if (binaryAt >= 0) {
-    throw new InvalidCaptionsError("Binary data or text that is not UTF-8: this is not a caption file", binaryAt + 1);
+    throw new InvalidCaptionsError(
+      "Binary data or text that is not UTF-8: this is not a caption file",
+      lineNumberAt(normalized, binaryAt),
+    );
   }
-  if (lines.every((l) => BLANK.test(l))) throw new InvalidCaptionsError("The file is empty", null);
+  const lines = normalized.split("\n");
+  if (lines.every(isBlankLine)) throw new InvalidCaptionsError("The file is empty", null);
   const isVtt = /^WEBVTT(?:[ \t]|$)/.test(lines[0]!);
   const detected: CaptionFormat = isVtt ? "WEBVTT" : "SRT";
   if (format !== null && format !== detected) {
@@ -64,10 +67,10 @@ export function toPublishableWebVtt(text: string, format: CaptionFormat | null, 
   }
   const cues = isVtt ? parseWebVtt(lines) : parseSrt(lines);
   if (cues.length === 0) throw new InvalidCaptionsError("The file has no cues", null);
-  // Players want cues in start order; SRT files are not always written so.
-  const sorted = cues.map((cue, i) => ({ cue, i })).sort((a, b) => a.cue.start - b.cue.start || a.i - b.i);
+  // Players want cues in start order; SRT files are not always written so. (The sort is stable: ties keep theirs.)
+  const sorted = cues.toSorted((a, b) => a.start - b.start);
   const out = ["WEBVTT", header, ""];
-  for (const { cue } of sorted) {
+  for (const cue of sorted) {
     if (cue.id !== null) out.push(cue.id);
     out.push(
       `${vttTime(cue.start)} --> ${vttTime(cue.end)}${cue.settings ? ` ${cue.settings}` : ""}`,
@@ -83,13 +86,41 @@ export function toPublishableWebVtt(text: string, format: CaptionFormat | null, 
   };
 }
 
+/** Only spaces and tabs. Not String.trim: a line of no-break spaces is cue text (it positions the cue). */
+function isBlankLine(line: string): boolean {
+  for (let i = 0; i < line.length; i++) {
+    if (!isBlank(line[i])) return false;
+  }
+  return true;
+}
+
+/**
+ * Where `text` first holds a control character (Unicode's Cc: U+0000–U+001F, U+007F–U+009F) other than tab
+ * and line feed (the one line end left by then), or U+FFFD, what a decoder made of bytes that were not UTF-8;
+ * -1 when nowhere.
+ */
+function firstBinaryAt(text: string): number {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09 && c !== 0x0a) || (c >= 0x7f && c <= 0x9f) || c === 0xfffd) return i;
+  }
+  return -1;
+}
+
+/** The 1-based number of the line that holds `index` of `text` (LF line ends). */
+function lineNumberAt(text: string, index: number): number {
+  let line = 1;
+  for (let at = text.indexOf("\n"); at >= 0 && at < index; at = text.indexOf("\n", at + 1)) line++;
+  return line;
+}
+
 /** The blocks of a file: runs of non-blank lines, each with the 1-based number of its first line. */
 function blocks(lines: string[], from: number): { at: number; lines: string[] }[] {
   const found: { at: number; lines: string[] }[] = [];
   let current: { at: number; lines: string[] } | null = null;
   for (let i = from; i < lines.length; i++) {
     const line = lines[i]!;
-    if (BLANK.test(line)) {
+    if (isBlankLine(line)) {
       current = null;
       continue;
     }
@@ -104,7 +135,7 @@ function blocks(lines: string[], from: number): { at: number; lines: string[] }[
 
 function parseWebVtt(lines: string[]): Cue[] {
   // The header runs to the first blank line; what it says (metadata, a foreign X-TIMESTAMP-MAP) is not kept.
-  let body = lines.findIndex((l) => BLANK.test(l));
+  let body = lines.findIndex(isBlankLine);
   if (body < 0) body = lines.length;
   for (let i = 1; i < body; i++) {
     if (lines[i]!.includes("-->")) throw new InvalidCaptionsError("A blank line must follow the WEBVTT header", i + 1);
@@ -150,16 +181,66 @@ function parseSrt(lines: string[]): Cue[] {
       );
     }
     const [startText, rest] = splitTiming(timing);
-    // Some writers put a box after the times (X1:… X2:… Y1:… Y2:…); WebVTT has no such thing.
-    const endText = rest.replace(/[ \t]+X1:.*$/, "");
+    const endText = withoutSrtBox(rest);
     const start = parseTime(startText, SRT_TIME, block.at + timingAt);
     const end = parseTime(endText, SRT_TIME, block.at + timingAt);
     const cue = cueOf(null, start, end, "", block, timingAt + 1);
     // WebVTT knows <b>, <i>, <u> but not SRT's <font …> and ASS overrides like {\an8}: dropped.
-    cue.lines = cue.lines.map((l) => l.replace(/<\/?font\b[^>]*>/gi, "").replace(/\{\\[^}]*\}/g, ""));
+    cue.lines = cue.lines.map((l) => withoutSpans(withoutSpans(l, fontTagNameEnd, ">"), assOverrideEnd, "}"));
     cues.push(cue);
   }
   return cues;
+}
+
+// Scanned by hand, in one pass: a regex such as /[ \t]+X1:.*$/ or /<\/?font\b[^>]*>/gi tries every start and
+// backtracks over the rest of the line, quadratic in a long run of blanks, `<font` or `{\`: seconds of a blocked
+// event loop per request.
+
+const isBlank = (c: string | undefined): boolean => c === " " || c === "\t";
+const isWordChar = (c: string | undefined): boolean => c !== undefined && /^\w$/.test(c);
+
+/** `rest` (what follows an SRT timing line's arrow) less a box some writers put after the end time (`X1:… Y2:…`). */
+function withoutSrtBox(rest: string): string {
+  // The box runs to the end of the line: past a U+2028/9 (which `.` never matched), the text is not one.
+  const from = Math.max(rest.lastIndexOf("\u2028"), rest.lastIndexOf("\u2029")) + 1;
+  for (let at = rest.indexOf("X1:", from); at >= 0; at = rest.indexOf("X1:", at + 1)) {
+    if (at === 0 || !isBlank(rest[at - 1])) continue;
+    let start = at - 1;
+    while (start > 0 && isBlank(rest[start - 1])) start--;
+    return rest.slice(0, start);
+  }
+  return rest;
+}
+
+/** After `<font` or `</font` (any case) at `at`, where the tag's attributes start; -1 when no such tag starts there. */
+function fontTagNameEnd(line: string, at: number): number {
+  if (line[at] !== "<") return -1;
+  const name = line[at + 1] === "/" ? at + 2 : at + 1;
+  const end = name + 4;
+  return line.slice(name, end).toLowerCase() === "font" && !isWordChar(line[end]) ? end : -1;
+}
+
+/** After `{\` at `at` (an ASS override such as `{\an8}`), or -1. */
+const assOverrideEnd = (line: string, at: number): number => (line[at] === "{" && line[at + 1] === "\\" ? at + 2 : -1);
+
+/**
+ * `line` less every span that `openerEnd` says opens at a position and that runs to the next `close`,
+ * leftmost first, as a global regex replace would. Each closing character is searched for once.
+ */
+function withoutSpans(line: string, openerEnd: (line: string, at: number) => number, close: string): string {
+  let kept = "";
+  let copied = 0;
+  for (let at = 0; at < line.length; at++) {
+    const inner = openerEnd(line, at);
+    if (inner < 0) continue;
+    const closeAt = line.indexOf(close, inner);
+    // No closing character left: no span can end, here or further on.
+    if (closeAt < 0) break;
+    kept += line.slice(copied, at);
+    copied = closeAt + 1;
+    at = closeAt;
+  }
+  return copied === 0 ? line : kept + line.slice(copied);
 }
 
 function splitTiming(line: string): [string, string] {

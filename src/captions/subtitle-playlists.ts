@@ -1,5 +1,7 @@
 import type { Db } from "../db/client.ts";
 import { isUuid } from "../ids.ts";
+import type { SegmentFormat } from "../generated/prisma/enums.ts";
+import { MEDIA_TIME_ZERO_90KHZ } from "../protocol/media-timeline.ts";
 import { CAPTION_FILE, RUNG_PLAYLIST } from "../protocol/storage-layout.ts";
 
 /** The HLS group every caption track belongs to; every variant of the master refers to it. */
@@ -77,12 +79,38 @@ function subtitlePlaylist(duration: number): string {
   ].join("\n");
 }
 
+/** The header line that ties cue time 0 to the video's first frame in its segments, which depends on their format. */
+export function timestampMapFor(format: SegmentFormat): string {
+  return `X-TIMESTAMP-MAP=MPEGTS:${MEDIA_TIME_ZERO_90KHZ[format]},LOCAL:00:00:00.000`;
+}
+
+/**
+ * A stored caption file (`WEBVTT`, then the `X-TIMESTAMP-MAP` line it was stored with) with the line for
+ * `format` instead. Served so rather than as stored, so that a file stored with another line (every file
+ * once had the MPEG-TS one) still plays in time.
+ */
+function withTimestampMap(vtt: string, format: SegmentFormat): string {
+  const first = vtt.indexOf("\n");
+  const second = first < 0 ? -1 : vtt.indexOf("\n", first + 1);
+  if (second < 0 || !vtt.startsWith("X-TIMESTAMP-MAP=", first + 1)) return vtt;
+  return `${vtt.slice(0, first + 1)}${timestampMapFor(format)}${vtt.slice(second)}`;
+}
+
 /** What the media handlers ask about captions when they serve a master or a subtitle playlist. */
 export interface CaptionCatalog {
   /** The caption tracks of a video, oldest first. */
   tracksOf(videoId: string): Promise<SubtitleTrack[]>;
   /** The subtitle playlist of one of the video's captions, or null when it has no such caption. */
   subtitlePlaylistOf(videoId: string, captionId: string): Promise<string | null>;
+  /**
+   * The WebVTT file of one of the video's captions as players get it (read with `readStored`), or null when
+   * it has no such caption.
+   */
+  captionFileOf(
+    videoId: string,
+    captionId: string,
+    readStored: (key: string) => Promise<string | null>,
+  ): Promise<string | null>;
 }
 
 export function createCaptionCatalog(db: Db): CaptionCatalog {
@@ -108,6 +136,15 @@ export function createCaptionCatalog(db: Db): CaptionCatalog {
         select: { lastCueEnd: true, video: { select: { duration: true } } },
       });
       return caption ? subtitlePlaylist(caption.video.duration ?? caption.lastCueEnd) : null;
+    },
+    async captionFileOf(videoId, captionId, readStored) {
+      if (!isUuid(captionId)) return null;
+      const caption = await db.caption.findFirst({
+        where: { id: captionId, videoId },
+        select: { key: true, video: { select: { segmentFormat: true } } },
+      });
+      const stored = caption && (await readStored(caption.key));
+      return stored ? withTimestampMap(stored, caption.video.segmentFormat) : null;
     },
   };
 }

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import path from "node:path";
 import { type CaptionCatalog, withSubtitles } from "../captions/subtitle-playlists.ts";
 import {
+  captionFileParts,
   captionPlaylistParts,
   hlsLayout,
   isMasterPlaylistKey,
@@ -74,7 +75,7 @@ const MASTER_MAX_AGE_SECONDS = 10;
  * The playlists the API writes or amends rather than serving them as stored: a master, to which
  * it adds the video's caption tracks, and a caption's subtitle playlist, which is never stored.
  */
-/** A storyboard's WebVTT file, whose cues name sheets beside it (caption tracks are served as stored). */
+/** A storyboard's WebVTT file, whose cues name sheets beside it. */
 const isStoryboardVtt = (key: string): boolean =>
   path.extname(key) === ".vtt" && videoKeyParts(key)?.folder === "storyboard";
 
@@ -91,6 +92,27 @@ async function playlistText(
   const text = await readStored(key);
   if (text === null || !isMasterPlaylistKey(key)) return text;
   return withSubtitles(text, await captions.tracksOf(videoKeyParts(key)!.videoId));
+}
+
+/** A caption track's WebVTT file, with the header the video's segments need (CaptionCatalog.captionFileOf). */
+async function serveCaptionFile(
+  req: IncomingMessage,
+  res: ServerResponse,
+  captions: CaptionCatalog,
+  caption: { videoId: string; captionId: string },
+  token: string,
+  readStored: (key: string) => Promise<string | null>,
+): Promise<void> {
+  const text = await captions.captionFileOf(caption.videoId, caption.captionId, readStored);
+  if (text === null) return notFound(res);
+  const body = Buffer.from(text);
+  res.writeHead(200, {
+    "content-type": CONTENT_TYPES[".vtt"]!,
+    "cache-control": cacheControlFor(".vtt", token),
+    "content-length": body.byteLength,
+    "access-control-allow-origin": "*",
+  });
+  res.end(req.method === "HEAD" ? undefined : body);
 }
 
 /** Segments never change once written; playlists grow while a video encodes. */
@@ -211,6 +233,8 @@ export async function handleMedia(
     res.end(req.method === "HEAD" ? undefined : body);
     return;
   }
+  const captionFile = captionFileParts(key);
+  if (captionFile) return serveCaptionFile(req, res, captions, captionFile, token, (k) => storage.readText(k));
   if (ext === ".m3u8" && (token || isComposedPlaylist(key) || clipRangeOf(url) !== null)) {
     const text = await playlistText(key, captions, (k) => storage.readText(k));
     if (text === null) return notFound(res);
@@ -317,6 +341,8 @@ export async function handleSignedUrlMedia(
     res.end(req.method === "HEAD" ? undefined : body);
     return;
   }
+  const captionFile = captionFileParts(key);
+  if (captionFile) return serveCaptionFile(req, res, captions, captionFile, token, (k) => storage.readText(k));
   if (path.extname(key) !== ".m3u8") {
     res.writeHead(302, {
       location: await storage.signedReadUrl(key),

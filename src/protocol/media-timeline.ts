@@ -1,7 +1,7 @@
 import type { SegmentFormat } from "./messages.ts";
 
 /**
- * Where a published video's time 0 sits in its MPEG-TS segments. The worker writes it; the API
+ * Where a published video's time 0 sits in its segments. The worker writes it; the API
  * needs it to align caption tracks (WebVTT's `X-TIMESTAMP-MAP`) with the segments.
  */
 
@@ -17,13 +17,17 @@ export const TIMELINE_LEAD_SECONDS = 10;
 /** What ffmpeg's MPEG-TS muxer adds in front of every timestamp on top of the lead (its default delay). */
 const MPEGTS_MUXER_DELAY_SECONDS = 1.4;
 
-/** The 90 kHz MPEG-TS timestamp of the source's time 0 in every published segment. */
-export const MPEGTS_TIME_ZERO = Math.round((TIMELINE_LEAD_SECONDS + MPEGTS_MUXER_DELAY_SECONDS) * 90_000);
-
 /**
- * The second at which the source's time 0 sits in a published segment of `format`: fMP4 segments
- * carry the encoder's timestamps as they are, MPEG-TS ones the muxer's delay on top.
+ * The 90 kHz timestamp of the source's time 0 (its first frame's PTS) in every published segment, by
+ * segment format: MPEG-TS segments carry the lead and the muxer's delay, fMP4 ones (whose mp4 muxer adds
+ * none) the lead alone. ffprobe reads 11.400000 and 10.000000 s off a first segment.
  */
+export const MEDIA_TIME_ZERO_90KHZ: Readonly<Record<SegmentFormat, number>> = {
+  TS: Math.round((TIMELINE_LEAD_SECONDS + MPEGTS_MUXER_DELAY_SECONDS) * 90_000),
+  FMP4: Math.round(TIMELINE_LEAD_SECONDS * 90_000),
+};
+
+/** The second at which the source's time 0 sits in a published segment of `format`. */
 export function timelineZeroSeconds(format: SegmentFormat): number {
-  return format === "FMP4" ? TIMELINE_LEAD_SECONDS : MPEGTS_TIME_ZERO / 90_000;
+  return MEDIA_TIME_ZERO_90KHZ[format] / 90_000;
 }

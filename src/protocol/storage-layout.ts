@@ -80,6 +80,12 @@ export function captionPlaylistParts(key: string): { videoId: string; captionId:
   return m ? { videoId: m[1]!, captionId: m[2]! } : null;
 }
 
+/** The video and caption a caption track's WebVTT key names, or null for any other key. */
+export function captionFileParts(key: string): { videoId: string; captionId: string } | null {
+  const m = /^videos\/([^/]+)\/captions\/([^/]+)\/track\.vtt$/.exec(key);
+  return m ? { videoId: m[1]!, captionId: m[2]! } : null;
+}
+
 /** The storyboard of a video, under its prefix: its WebVTT file and sprite sheets. */
 export function storyboardLayout(outputPrefix: string) {
   const prefix = `${outputPrefix}/storyboard`;

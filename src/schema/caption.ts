@@ -7,13 +7,14 @@ import {
   MAX_CAPTION_BYTES,
   toPublishableWebVtt,
 } from "../captions/caption-text.ts";
+import { timestampMapFor } from "../captions/subtitle-playlists.ts";
 import { canonicalLanguage, trackName } from "../captions/track-attributes.ts";
 import { tenantOf } from "../context.ts";
 import { FileTooLargeError, InvalidCaptionsError, NotFoundError, ValidationError } from "../errors.ts";
 import { Prisma } from "../generated/prisma/client.ts";
 import { CaptionSource } from "../generated/prisma/enums.ts";
 import { isUuid } from "../ids.ts";
-import { MPEGTS_TIME_ZERO } from "../protocol/media-timeline.ts";
+import { lockVideo } from "../jobs/video-lock.ts";
 import { captionKey, captionPlaylistKey, captionPrefix } from "../protocol/storage-layout.ts";
 import { findVideoOrThrow } from "../videos/find-video.ts";
 import { mediaUrl } from "./urls.ts";
@@ -22,9 +23,6 @@ import { mutationWork } from "../jobs/mutation-work.ts";
 
 /** More tracks than this on one video is a mistake, not a use. */
 const MAX_CAPTIONS_PER_VIDEO = 30;
-
-/** Every caption file starts so: cue time 0 is the video's first frame in the MPEG-TS segments. */
-const TIMESTAMP_MAP = `X-TIMESTAMP-MAP=MPEGTS:${MPEGTS_TIME_ZERO},LOCAL:00:00:00.000`;
 
 const CaptionSourceEnum = builder.enumType(CaptionSource, {
   name: "CaptionSource",
@@ -161,11 +159,16 @@ builder.mutationFields((t) => ({
       const language = canonicalLanguage(input.language, "language");
       const name = trackName(input.name, "name");
       const raw = await captionText(input.text, input.file);
-      const captions = toPublishableWebVtt(raw, (input.format as CaptionFormat | null) ?? null, TIMESTAMP_MAP);
+      const captions = toPublishableWebVtt(
+        raw,
+        (input.format as CaptionFormat | null) ?? null,
+        timestampMapFor(video.segmentFormat),
+      );
+      const tooMany = () =>
+        new ValidationError("videoId", `A video has at most ${MAX_CAPTIONS_PER_VIDEO} caption tracks`);
+      // Checked here to spare storage a file that cannot be kept; the check that holds is the one in the transaction.
       const existing = await ctx.db.caption.findMany({ where: { videoId: video.id }, select: { name: true } });
-      if (existing.length >= MAX_CAPTIONS_PER_VIDEO) {
-        throw new ValidationError("videoId", `A video has at most ${MAX_CAPTIONS_PER_VIDEO} caption tracks`);
-      }
+      if (existing.length >= MAX_CAPTIONS_PER_VIDEO) throw tooMany();
       const nameTaken = () => new ValidationError("name", `The video already has a caption track named "${name}"`);
       if (existing.some((c) => c.name === name)) throw nameTaken();
 
@@ -179,6 +182,9 @@ builder.mutationFields((t) => ({
       });
       try {
         await ctx.db.$transaction(async (tx) => {
+          // The video's row lock makes count-then-insert one step: concurrent additions count one after the other.
+          if ((await lockVideo(tx, video.id)) === null) throw new NotFoundError("video", video.id);
+          if ((await tx.caption.count({ where: { videoId: video.id } })) >= MAX_CAPTIONS_PER_VIDEO) throw tooMany();
           if (input.default) await tx.caption.updateMany({ where: { videoId: video.id }, data: { isDefault: false } });
           await tx.caption.create({
             data: {

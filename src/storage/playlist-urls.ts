@@ -15,8 +15,8 @@ export function resolvePlaylistUri(playlistKey: string, uri: string): string | n
  * Rewrites an HLS playlist stored at `playlistKey` (in `videos/{id}/hls/…`) for players that
  * cannot reach the bucket by relative URL: every media URI (segment lines, and `URI="…"` of
  * `EXT-X-MAP`, `EXT-X-KEY` and the like) that resolves to an object of the same video becomes
- * `urlFor(key)`, a signed URL. Playlist URIs (`.m3u8`) stay relative, so players keep asking the
- * API for them; absolute URIs and URIs leaving the video's prefix are left alone. `urlFor` is
+ * `urlFor(key)`, a signed URL. Playlist URIs (`.m3u8`) and WebVTT files (a caption track's, whose
+ * header the API writes as it serves it) stay relative, so players keep asking the API for them; absolute URIs and URIs leaving the video's prefix are left alone. `urlFor` is
  * called once per key, however often it appears.
  */
 export async function rewritePlaylistUris(
@@ -30,7 +30,8 @@ export async function rewritePlaylistUris(
   const lines = text.split(/\r?\n/);
 
   const keyFor = (uri: string): string | null => {
-    if (uri.split(/[?#]/)[0]!.endsWith(".m3u8")) return null;
+    const path = uri.split(/[?#]/)[0]!;
+    if (path.endsWith(".m3u8") || path.endsWith(".vtt")) return null;
     const key = resolvePlaylistUri(playlistKey, uri);
     return key?.startsWith(ownPrefix) ? key : null;
   };
