@@ -47,7 +47,7 @@ export function renderOfflineGraphiQL(options?: GraphiQLOptions): string {
  * the rest is the console's policy: nothing from another origin, no framing, no forms, and
  * requests only to this origin.
  */
-export const GRAPHIQL_CONTENT_SECURITY_POLICY = [
+const GRAPHIQL_CONTENT_SECURITY_POLICY = [
   "default-src 'none'",
   "script-src 'self' 'unsafe-inline'",
   "style-src 'self' 'unsafe-inline'",
