@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { constants } from "node:fs";
-import { access, copyFile, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { access, copyFile, mkdir, mkdtemp, open, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -309,21 +309,26 @@ function variablesInComments(code: string): Record<string, unknown> {
   return given;
 }
 
-function runBash(code: string, cwd: string, env: Record<string, string>, timeoutMs: number) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    // Its own process group, so what the block starts in the background ends with it.
-    const child = spawn("bash", ["-e", "-c", code], { cwd, env, detached: true });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c) => (stdout += c));
-    child.stderr.on("data", (c) => (stderr += c));
-    const timer = setTimeout(() => killGroup(child.pid), timeoutMs);
-    child.on("exit", () => {
-      clearTimeout(timer);
-      killGroup(child.pid);
+async function runBash(code: string, cwd: string, env: Record<string, string>, timeoutMs: number) {
+  // Files rather than pipes: `tee /dev/stderr` (the tour's step 3) cannot open a socket, as Node's pipes are.
+  const stdoutFile = path.join(cwd, ".block-stdout");
+  const stderrFile = path.join(cwd, ".block-stderr");
+  const [out, err] = await Promise.all([open(stdoutFile, "w"), open(stderrFile, "w")]);
+  try {
+    const exitCode = await new Promise<number | null>((resolve) => {
+      // Its own process group, so what the block starts in the background ends with it.
+      const child = spawn("bash", ["-e", "-c", code], { cwd, env, detached: true, stdio: ["ignore", out.fd, err.fd] });
+      const timer = setTimeout(() => killGroup(child.pid), timeoutMs);
+      child.on("exit", (status) => {
+        clearTimeout(timer);
+        killGroup(child.pid);
+        resolve(status);
+      });
     });
-    child.on("close", (exitCode) => resolve({ code: exitCode, stdout, stderr }));
-  });
+    return { code: exitCode, stdout: await readFile(stdoutFile, "utf8"), stderr: await readFile(stderrFile, "utf8") };
+  } finally {
+    await Promise.all([out.close(), err.close()]);
+  }
 }
 
 function killGroup(pid: number | undefined) {
