@@ -245,9 +245,9 @@ describe("every documented example runs against a started service", () => {
   }
 
   async function manimWorkerReady() {
-    const deadline = Date.now() + 90_000;
+    const deadline = Date.now() + 50_000;
     while ((await t.app.services.db.worker.count({ where: { capabilities: { has: "manim" } } })) === 0) {
-      if (Date.now() > deadline) throw new Error("no worker advertised manim within 90 s");
+      if (Date.now() > deadline) throw new Error("no worker advertised manim within 50 s: run `npm run setup:manim`");
       await new Promise((r) => setTimeout(r, 500));
     }
   }
@@ -304,6 +304,7 @@ function variablesInComments(code: string): Record<string, unknown> {
     const text = line.trim();
     if (!text.startsWith("# $")) continue;
     const colon = text.indexOf(":");
+    if (colon < 0) throw new Error(`"${text}" gives no value: write it as "# $name: <JSON>"`);
     given[text.slice(3, colon).trim()] = JSON.parse(text.slice(colon + 1));
   }
   return given;
