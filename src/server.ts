@@ -119,7 +119,15 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
   const webhooks = createWebhookEmitter({ retryHours: env.WEBHOOK_RETRY_HOURS, onQueued: () => deliverer.kick() });
   const costs = costSettings(env);
   // A worker counts as serving its queues while the dispatcher counts it alive.
-  const queueWatch = createQueueWatch({ db, pubSub, aliveWithinSeconds: 3 * env.JOB_STALL_SECONDS });
+  const queueWatch = createQueueWatch({
+    db,
+    pubSub,
+    aliveWithinSeconds: 3 * env.JOB_STALL_SECONDS,
+    gpuFallback:
+      env.GPU_ROUTING === "off"
+        ? undefined
+        : { afterSeconds: env.GPU_FALLBACK_AFTER_SECONDS, silentAfterSeconds: env.JOB_STALL_SECONDS },
+  });
   const ingestor = createEventIngestor({
     db,
     pubSub,
