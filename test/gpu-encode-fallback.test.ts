@@ -7,7 +7,7 @@ import { uploadAndWait } from "./support/upload-and-wait.ts";
 import { makeClip } from "./worker/media-fixtures.ts";
 
 /** Passes the worker's NVENC probe, fails every encode with h264_nvenc; runs the real ffmpeg otherwise. */
-const FAILING_GPU_FFMPEG = path.resolve(import.meta.dirname, "fixtures/stand-in-gpu/ffmpeg-failing-nvenc");
+const FAILING_GPU_FFMPEG = path.resolve(import.meta.dirname, "fixtures/stand-in-ffmpeg/failing-nvenc");
 const GPU_WORKER_ID = "stand-in-failing-gpu";
 
 const JOBS = /* GraphQL */ `
