@@ -42,6 +42,7 @@ const FAULT_KINDS = [
   "duplicate",
   "cancel",
   "disk-full",
+  "gpu-failing",
 ] as const;
 type FaultKind = (typeof FAULT_KINDS)[number];
 /** How long a killed worker's children may take to die with it before they count as orphans. */
@@ -65,6 +66,9 @@ started;
       cancel       cancelVideo once one of a video's rungs is past 60 % or READY; honoured = CANCELED and its \
 ffmpeg gone within 5 s
       disk-full    as root: shrink the tmpfs holding storage and the workers' temp dirs to what is in use, for 10 s
+      gpu-failing  start an extra worker advertising nvenc whose stand-in ffmpeg passes the NVENC probe and fails \
+every
+                   h264_nvenc encode; counts videos that FAILED after a run on it (must be 0: they go on to cpu)
   Killed and exited services are restarted like a supervisor would, 1 s after they exit.
   --seed=N      replays a schedule (printed at the start; what it hits still depends on timing); --settle=S how \
 long videos may take to end
@@ -218,7 +222,8 @@ try {
   const clip = await readFile(await generateClip(root, { seconds: clipSeconds, width, height }));
   say(`starting an embedded Postgres on 127.0.0.1:${pgPort} (data in ${pgDir})`);
   await startPostgres();
-  const databaseUrl = `postgresql://videograph:videograph@127.0.0.1:${pgPort}/videograph`;
+  // Its password is made at first start and kept with the data dir, so restarts keep this URL.
+  const databaseUrl = database!.url;
   // Shared by every incarnation of the API: an upload URL signed before a restart stays valid.
   const signingSecret = `chaos-${seed}-signing-secret-not-a-secret-0123456789`;
   const common = {
@@ -326,7 +331,7 @@ try {
   };
   const VIDEO = /* GraphQL */ `query($id: ID!) { video(id: $id) { id status error playable variants { name height \
 status }
-    jobs(first: 10) { edges { node { id status attempt dispatchedTo runs { status workerId } } } } } }`;
+    jobs(first: 10) { edges { node { id status attempt dispatchedTo routingReason runs { status workerId } } } } } }`;
   type VideoState = {
     id: string;
     status: string;
@@ -340,6 +345,7 @@ status }
           status: string;
           attempt: number;
           dispatchedTo: string | null;
+          routingReason: string | null;
           runs: { status: string; workerId: string }[];
         };
       }[];
@@ -589,6 +595,41 @@ status }
     );
   }
 
+  // A GPU worker that passes its start-up probe and fails every real encode: each of its attempts
+  // must go on to cpu, and the worker must drop nvenc after NVENC_MAX_CONSECUTIVE_FAILURES (3).
+  const FAILING_GPU_FFMPEG = path.resolve(import.meta.dirname, "../test/fixtures/stand-in-ffmpeg/failing-nvenc");
+  const FAILING_GPU_PREFIX = "chaos-gpu-worker-";
+  const failingGpus: { fault: FaultRecord; name: string }[] = [];
+  async function startFailingGpu(): Promise<void> {
+    const name = `gpu-worker-${failingGpus.length + 1}`;
+    const f = record(
+      "gpu-failing",
+      `start ${name}: advertises nvenc; its stand-in ffmpeg passes the NVENC probe and fails every h264_nvenc encode`,
+    );
+    failingGpus.push({ fault: f, name });
+    const service = supervise(
+      name,
+      (incarnation) =>
+        startWorkerProcess(
+          workerIdOf(name, incarnation),
+          {
+            ...common,
+            WORKER_CAPABILITIES: "nvenc",
+            FFMPEG_PATH: FAILING_GPU_FFMPEG,
+            WORKER_TMP_DIR: workDir,
+            HEARTBEAT_INTERVAL_SECONDS: "2",
+            SHUTDOWN_GRACE_SECONDS: "2",
+            PROGRESS_INTERVAL_MS: "250",
+          },
+          { ownProcessGroup: true },
+        ),
+      { restartDelayMs: 1000, giveUpAfterMs: 90_000, logFile: path.join(logDir, `${name}.log`) },
+    );
+    services.push(service);
+    await service.up();
+    f.outcome.push(service.current() ? "up, advertising nvenc" : "did NOT start");
+  }
+
   interface CancelCheck {
     fault: FaultRecord;
     videoId: string;
@@ -719,6 +760,7 @@ progress } } } }`;
       "pg-restart": restartPostgres,
       duplicate: duplicateDelivery,
       "disk-full": fillDisk,
+      "gpu-failing": startFailingGpu,
       cancel: async () => {},
     }[kind];
     const recordedBefore = faults.length;
@@ -835,6 +877,22 @@ after the answer`,
         `of it rewritten`,
     );
   }
+  const ranOnFailingGpu = uploaded.filter((u) =>
+    finals.get(u.id!)?.jobs.edges.some((e) => e.node.runs.some((r) => r.workerId.startsWith(FAILING_GPU_PREFIX))),
+  );
+  const failedAfterGpu = ranOnFailingGpu.filter((u) => statusOf(u) === "FAILED");
+  for (const { fault, name } of failingGpus) {
+    const gpuLog = await readFile(path.join(logDir, `${name}.log`), "utf8").catch(() => "");
+    const sentToCpu = uploaded.filter((u) =>
+      finals.get(u.id!)?.jobs.edges.some((e) => e.node.routingReason === "GPU_ENCODE_FAILED"),
+    ).length;
+    fault.outcome.push(
+      `${ranOnFailingGpu.length} video(s) ran on a failing GPU: ` +
+        `${ranOnFailingGpu.filter((u) => statusOf(u) === "READY").length} READY, ${failedAfterGpu.length} FAILED; ` +
+        `${sentToCpu} sent on to cpu with GPU_ENCODE_FAILED; ` +
+        (gpuLog.includes("NVENC DROPPED") ? "the worker dropped nvenc" : "the worker still advertised nvenc"),
+    );
+  }
   const orphaned = killedWorkerDebris.flatMap((k) => k.processes);
   const gaveUp = services.filter((s) => s.gaveUp).map((s) => s.name);
   const needingHuman = orphaned.length + leftovers.length + gaveUp.length;
@@ -880,6 +938,8 @@ rewritten segments             ${rewrittenSegments.size}${gate(rewrittenSegments
 (of ${watcher.segmentCount()} published; ${rewrites.length - changedBytes.length} written again with the same \
 bytes)${[...rewrittenByVideo].map(([id, n]) => `\n  ${n} of video ${id}`).join("")}
 cancels honoured within 5 s    ${honoured.length}/${cancelChecks.length}${gate(cancelChecks.length - honoured.length)}
+FAILED after a failing GPU     ${failedAfterGpu.length}${gate(failedAfterGpu.length)} (of ${ranOnFailingGpu.length} \
+that ran on it)
 processes needing a human      ${needingHuman}${gate(needingHuman)} (${orphaned.length} outliving a killed worker \
 by ${ORPHAN_GRACE_MS / 1000} s, ${leftovers.length} left after \
 stopping${leftovers.length ? `: ${leftovers.map((p) => `${p.command} ${p.pid}`).join(", ")}` : ""}, \
@@ -909,6 +969,7 @@ ${faults
       stuck.length +
       rewrittenSegments.size +
       (cancelChecks.length - honoured.length) +
+      failedAfterGpu.length +
       needingHuman +
       missing.length ===
     0

@@ -26,6 +26,8 @@ const WorkerEnvSchema = z.object({
   PROGRESS_INTERVAL_MS: z.coerce.number().int().min(100).default(1000),
   HEARTBEAT_INTERVAL_SECONDS: z.coerce.number().min(1).default(10),
   SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(0).default(30),
+  /** After this many nvenc encodes in a row failed, the worker drops `nvenc` (until restarted). */
+  NVENC_MAX_CONSECUTIVE_FAILURES: z.coerce.number().int().min(1).default(3),
   /** With Pub/Sub: the job's lease; a job whose worker died is redelivered about this long after. */
   JOB_STALL_SECONDS: z.coerce.number().int().min(10).max(600).default(30),
   /**

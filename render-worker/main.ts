@@ -52,6 +52,7 @@ const worker = createWorker({
   tmpDir: defaultTmpDir(env.WORKER_TMP_DIR),
   progressIntervalMs: env.PROGRESS_INTERVAL_MS,
   heartbeatIntervalSeconds: env.HEARTBEAT_INTERVAL_SECONDS,
+  nvencMaxConsecutiveFailures: env.NVENC_MAX_CONSECUTIVE_FAILURES,
   manim: {
     bin: env.MANIM_BIN,
     limits: { wallMs: env.MANIM_TIMEOUT_SECONDS * 1000 },

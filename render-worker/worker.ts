@@ -43,6 +43,8 @@ export interface WorkerOptions {
   heartbeatIntervalSeconds: number;
   /** Checks that NVENC works on this machine before the worker takes nvenc jobs. Default `probeNvenc`. */
   probeNvenc?: typeof probeNvenc;
+  /** After this many nvenc encodes in a row failed, the worker stops taking nvenc jobs. Default 3. */
+  nvencMaxConsecutiveFailures?: number;
   /** The manim program and its limits, for manim jobs. Default: see locateManim. */
   manim?: ManimSettings;
   /** Checks that a scene renders in the sandbox before the worker takes manim jobs. Default `probeManim`. */
@@ -126,6 +128,8 @@ export function createWorker(options: WorkerOptions): Worker {
   let heartbeat: NodeJS.Timeout | undefined;
   let workDirs: WorkDirs | undefined;
   const cpuMeter = createCpuMeter();
+  /** nvenc jobs whose h264_nvenc encode failed since the last one that succeeded. */
+  let nvencFailuresInARow = 0;
 
   async function sendHeartbeat(): Promise<void> {
     await transport.publishEvent({
@@ -167,6 +171,38 @@ export function createWorker(options: WorkerOptions): Worker {
           `capability left to serve`,
       );
     }
+  }
+
+  /**
+   * Counts how an nvenc job ended. A GPU can pass the probe and still fail every real encode (a
+   * driver fault, the session limit, out of memory); after `nvencMaxConsecutiveFailures` such
+   * failures in a row the worker drops `nvenc` and its queue, so GPU jobs go to workers that
+   * can do them (the API sends a failed attempt's retry to cpu already).
+   */
+  async function countNvencOutcome(failure: (Error & FailureDetails) | null): Promise<void> {
+    if (failure === null) {
+      nvencFailuresInARow = 0;
+      return;
+    }
+    // A source that cannot work, or a failure outside the encoder, says nothing about the GPU.
+    if (failure.retryable === false || !failure.command?.includes("h264_nvenc")) return;
+    nvencFailuresInARow++;
+    const limit = options.nvencMaxConsecutiveFailures ?? 3;
+    if (nvencFailuresInARow < limit || !capabilities.includes("nvenc")) return;
+    capabilities = capabilities.filter((c) => c !== "nvenc");
+    log.error(
+      "NVENC DROPPED: nvenc encodes keep failing although the probe encode succeeded, so this worker stops " +
+        "taking nvenc jobs until it is restarted",
+      {
+        failuresInARow: nvencFailuresInARow,
+        lastError: failure.message,
+        stderrTail: failure.stderrTail,
+        capabilities,
+        hint: "restarting the worker probes NVENC again; check the GPU's memory, encoder sessions and driver",
+      },
+    );
+    await transport.stopConsuming(["nvenc"]);
+    await sendHeartbeat();
   }
 
   /**
@@ -377,6 +413,7 @@ export function createWorker(options: WorkerOptions): Worker {
       log.info("job finished", { jobId: job.jobId, runId, seconds: (Date.now() - started) / 1000 });
       outcome = "ended";
       metricOutcome = "succeeded";
+      if (capability === "nvenc") await countNvencOutcome(null);
     } catch (err) {
       if (controller.signal.aborted && run.canceled) {
         log.info("job canceled", {
@@ -416,6 +453,9 @@ export function createWorker(options: WorkerOptions): Worker {
         ...(e.stderrTail ? { stderrTail: e.stderrTail } : {}),
         ...(e.exitCode !== undefined ? { exitCode: e.exitCode } : {}),
       });
+      if (capability === "nvenc") {
+        await countNvencOutcome(e).catch((err) => log.warn("dropping nvenc failed", { err }));
+      }
     } finally {
       transportSignal.removeEventListener("abort", onTransportAbort);
       cpuMeter.stop(runId);
@@ -456,8 +496,12 @@ export function createWorker(options: WorkerOptions): Worker {
       if (!taking) return { ready: false, checks: { capabilities: "probing", transport: "not started" } };
       const transportFailure = await runCheck(() => transport.checkReachable());
       return {
-        ready: transportFailure === null,
-        checks: { capabilities: capabilities.join(","), transport: transportFailure === null ? "ok" : "unavailable" },
+        // Every capability dropped (a failing GPU): not ready, so a restart probes again.
+        ready: transportFailure === null && capabilities.length > 0,
+        checks: {
+          capabilities: capabilities.join(",") || "none left",
+          transport: transportFailure === null ? "ok" : "unavailable",
+        },
       };
     },
     async shutdown(graceSeconds) {

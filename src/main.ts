@@ -46,7 +46,11 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
     stopping = true;
     log.info(`${signal}: shutting down`);
     try {
+      // Subscribers go first, at once: a client reconnects elsewhere instead of giving up while
+      // the local worker's jobs drain for up to SHUTDOWN_GRACE_SECONDS.
+      const subscriptionsClosed = app.closeSubscriptions();
       await worker?.stop();
+      await subscriptionsClosed;
       await app.stop();
       await embedded?.stop();
       await tracing.shutdown();

@@ -51,7 +51,13 @@ export interface App {
   services: AppServices;
   /** Applies migrations, connects the transport and listens; resolves with the bound port (and metrics URL). */
   start(): Promise<{ port: number; url: string; metricsUrl: string | null }>;
-  /** Stops in a fixed order: HTTP and WebSockets, storage notifications, dispatcher, transport, fan-out, database. */
+  /**
+   * Closes every graphql-ws socket at once with 1001 (going away) and takes no new ones, so
+   * subscribers reconnect to another instance (or this one restarted) while jobs and HTTP drain.
+   * The first step of a shutdown; `stop` does it too.
+   */
+  closeSubscriptions(): Promise<void>;
+  /** Stops in a fixed order: WebSockets, HTTP, storage notifications, dispatcher, transport, fan-out, database. */
   stop(): Promise<void>;
 }
 
@@ -119,7 +125,15 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
   const webhooks = createWebhookEmitter({ retryHours: env.WEBHOOK_RETRY_HOURS, onQueued: () => deliverer.kick() });
   const costs = costSettings(env);
   // A worker counts as serving its queues while the dispatcher counts it alive.
-  const queueWatch = createQueueWatch({ db, pubSub, aliveWithinSeconds: 3 * env.JOB_STALL_SECONDS });
+  const queueWatch = createQueueWatch({
+    db,
+    pubSub,
+    aliveWithinSeconds: 3 * env.JOB_STALL_SECONDS,
+    gpuFallback:
+      env.GPU_ROUTING === "off"
+        ? undefined
+        : { afterSeconds: env.GPU_FALLBACK_AFTER_SECONDS, silentAfterSeconds: env.JOB_STALL_SECONDS },
+  });
   const ingestor = createEventIngestor({
     db,
     pubSub,
@@ -246,6 +260,12 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
 
   let started = false;
   let metricsServer: MetricsServer | null = null;
+  let subscriptionsClosed: Promise<void> | null = null;
+  function closeSubscriptions(): Promise<void> {
+    if (!subscriptionsClosed) log.info("stopping: WebSocket subscriptions (close 1001, going away)");
+    subscriptionsClosed ??= Promise.resolve(wsHandle.dispose());
+    return subscriptionsClosed;
+  }
   return {
     yoga,
     services,
@@ -278,12 +298,13 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       if (env.METRICS_PORT !== undefined) metricsServer = await startMetricsServer(env, env.METRICS_PORT);
       return { port, url, metricsUrl: metricsServer ? `${metricsServer.url}${env.METRICS_PATH}` : null };
     },
+    closeSubscriptions,
     async stop() {
-      log.info("stopping: HTTP and WebSocket connections");
+      if (started) await closeSubscriptions();
+      log.info("stopping: HTTP connections");
       await metricsServer?.close();
       if (started) {
         const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
-        await wsHandle.dispose();
         httpServer.closeIdleConnections();
         const timer = setTimeout(() => httpServer.closeAllConnections(), 5000).unref();
         await closed;

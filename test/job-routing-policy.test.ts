@@ -4,7 +4,7 @@ import { chooseQueue, type RoutingInput } from "../src/jobs/routing.ts";
 const transcode: RoutingInput = {
   kind: "TRANSCODE",
   capability: "cpu",
-  gpuWaitExpired: false,
+  leftGpu: null,
   source: { seconds: null, height: null },
   gpuWorkerAlive: true,
   capabilityUnserved: false,
@@ -26,7 +26,17 @@ describe("chooseQueue: where a job goes and why", () => {
   });
 
   it("keeps a transcode on cpu once it gave up waiting for a GPU worker, even with one alive", () => {
-    expect(chooseQueue({ ...transcode, gpuWaitExpired: true })).toEqual({ queue: "cpu", reason: "GPU_WAIT_EXPIRED" });
+    expect(chooseQueue({ ...transcode, leftGpu: "GPU_WAIT_EXPIRED" })).toEqual({
+      queue: "cpu",
+      reason: "GPU_WAIT_EXPIRED",
+    });
+  });
+
+  it("keeps a transcode on cpu once an attempt of it failed on the nvenc queue, even with a GPU worker alive", () => {
+    expect(chooseQueue({ ...transcode, leftGpu: "GPU_ENCODE_FAILED" })).toEqual({
+      queue: "cpu",
+      reason: "GPU_ENCODE_FAILED",
+    });
   });
 
   it("applies the minimum duration and height to a probed source, and lets an unprobed one through", () => {

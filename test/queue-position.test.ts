@@ -114,6 +114,41 @@ describe("queue positions: the simulation and one read per queue change", () => 
     expect(counts[0]).toBeLessThanOrEqual(5);
   });
 
+  it(`counts the wait for a dead GPU pool: a job on nvenc whose only GPU worker stopped heartbeating starts no \
+sooner than GPU_FALLBACK_AFTER_SECONDS moves it to cpu, then waits its turn there`, async () => {
+    const now = Date.now();
+    await db.job.deleteMany({});
+    await db.worker.deleteMany({});
+    await db.worker.create({ data: { id: "cpu-1", capabilities: ["cpu"], slots: 1, lastHeartbeatAt: new Date() } });
+    // Silent for 40 s: past JOB_STALL_SECONDS (30), so dead, though within the 90 s that count its slot.
+    await db.worker.create({
+      data: { id: "gpu-1", capabilities: ["nvenc"], slots: 1, lastHeartbeatAt: new Date(now - 40_000) },
+    });
+    const onGpu = { status: "QUEUED", dispatchedTo: "nvenc", capability: "cpu", estimatedWallSeconds: 10 };
+    const first = await job({ ...onGpu, dispatchedAt: new Date(now - 10_000) });
+    const second = await job({ ...onGpu, dispatchedAt: new Date(now - 5_000) });
+    const watch = createQueueWatch({
+      db,
+      pubSub: createVideoPubSub(undefined),
+      aliveWithinSeconds: 90,
+      gpuFallback: { afterSeconds: 60, silentAfterSeconds: 30 },
+    });
+    const positions = await watch.positions("nvenc");
+    expect(positions.map((p) => p.jobId)).toEqual([first.id, second.id]);
+    const [a, b] = positions.map((p) => p.position.estimatedStartSeconds!);
+    // 60 s fallback, 10 s of it waited; the idle cpu slot takes it then.
+    expect(a).toBeGreaterThanOrEqual(49.5);
+    expect(a).toBeLessThanOrEqual(50.5);
+    // Moved to cpu at ~55 s, behind the first one's 10 s there.
+    expect(b).toBeGreaterThanOrEqual(59.5);
+    expect(b).toBeLessThanOrEqual(60.5);
+
+    // A GPU worker heartbeating again: the nvenc queue is estimated on its own, from its free slot.
+    await db.worker.update({ where: { id: "gpu-1" }, data: { lastHeartbeatAt: new Date() } });
+    const alive = await watch.positions("nvenc");
+    expect(alive.map((p) => p.position.estimatedStartSeconds)).toEqual([0, 10]);
+  });
+
   it("gives no estimate while no live worker serves the queue, but still the position", async () => {
     await queueOf(2);
     await db.worker.deleteMany({ where: { id: "w1" } });

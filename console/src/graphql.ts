@@ -69,6 +69,10 @@ const socket = createClient({
   lazy: true,
   retryAttempts: Number.POSITIVE_INFINITY,
   shouldRetry: () => true,
+  // Capped: the default back-off doubles without end, so after an API restart a tab could wait
+  // minutes to reconnect. Jitter spreads the reconnects of many tabs.
+  retryWait: (retries) =>
+    new Promise((resolve) => setTimeout(resolve, Math.min(1000 * 2 ** retries, 10_000) + Math.random() * 1000)),
 });
 
 /** Follows a subscription over graphql-ws; returns the function that stops it. */

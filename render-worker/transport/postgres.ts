@@ -87,8 +87,9 @@ export function createPostgresWorkerTransport(connectionString: string): WorkerT
     async checkReachable() {
       await boss.getQueue(EVENTS_QUEUE);
     },
-    async stopConsuming() {
-      await Promise.all(queues.map((q) => boss.offWork(q, { wait: false })));
+    async stopConsuming(capabilities) {
+      const stopping = capabilities ? queues.filter((q) => capabilities.some((c) => jobQueueName(c) === q)) : queues;
+      await Promise.all(stopping.map((q) => boss.offWork(q, { wait: false })));
     },
     async stop() {
       await control?.close();

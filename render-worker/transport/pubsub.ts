@@ -35,6 +35,7 @@ const REOPEN_DELAY_MS = 5000;
 const STOP_GRACE_MS = 5000;
 
 interface JobConsumer {
+  capability: Capability;
   /** Closes the stream and hands back jobs received but not started; running jobs go on. */
   stopTaking(): void;
   /** Resolves once every running job is acked or nacked. */
@@ -166,6 +167,7 @@ export function createPubSubWorkerTransport(options: PubSubWorkerTransportOption
     });
 
     return {
+      capability,
       stopTaking() {
         if (!taking) return;
         taking = false;
@@ -185,9 +187,10 @@ export function createPubSubWorkerTransport(options: PubSubWorkerTransportOption
     };
   }
 
-  function stopConsuming(): void {
-    stopping = true;
-    for (const consumer of consumers) consumer.stopTaking();
+  function stopConsuming(capabilities?: Capability[]): void {
+    if (!capabilities) stopping = true;
+    for (const consumer of consumers)
+      if (!capabilities || capabilities.includes(consumer.capability)) consumer.stopTaking();
   }
 
   return {
@@ -239,8 +242,8 @@ export function createPubSubWorkerTransport(options: PubSubWorkerTransportOption
       );
     },
 
-    async stopConsuming() {
-      stopConsuming();
+    async stopConsuming(capabilities) {
+      stopConsuming(capabilities);
     },
 
     async stop() {

@@ -24,7 +24,10 @@ export interface WorkerTransport {
   onControl(handler: (message: unknown) => void, onReconnected: () => void): Promise<void>;
   /** Resolves when the transport answers now (readiness); throws when it does not. */
   checkReachable(): Promise<void>;
-  /** Stops taking new jobs; in-flight handlers keep running. */
-  stopConsuming(): Promise<void>;
+  /**
+   * Stops taking new jobs from the queues of `capabilities` (all when absent); in-flight handlers
+   * keep running.
+   */
+  stopConsuming(capabilities?: Capability[]): Promise<void>;
   stop(): Promise<void>;
 }

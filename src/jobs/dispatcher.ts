@@ -95,7 +95,10 @@ export function createDispatcher(deps: {
     return chooseQueue({
       kind: job.kind,
       capability,
-      gpuWaitExpired: job.routingReason === "GPU_WAIT_EXPIRED",
+      leftGpu:
+        job.routingReason === "GPU_WAIT_EXPIRED" || job.routingReason === "GPU_ENCODE_FAILED"
+          ? job.routingReason
+          : null,
       source: {
         seconds: video?.duration ?? null,
         height: video?.height ?? null,

@@ -29,25 +29,20 @@ const RECENT_WINDOW_MS = 24 * 3600_000;
 /** A running job's progress is trusted for its remaining time from this fraction on. */
 const TRUSTED_PROGRESS = 0.05;
 
-/**
- * Positions and estimated starts of every QUEUED job of `queue`, in the order workers take them
- * (dispatched first, by dispatch time, then by creation). The estimate simulates the queue: each
- * of the `slots` of live workers frees when its running job is expected to end (its elapsed time
- * over its progress, or its expected run time), and takes the next job, which then runs for its
- * expected time: its cost model's wall seconds scaled by what the queue's recent jobs really took
- * against their estimates, or their mean time when it has no estimate. A handful of queries per
- * queue, whatever the number of jobs or subscribers.
- */
-async function readQueuePositions(
-  db: Db,
-  queue: string,
-  aliveWithinSeconds: number,
-): Promise<Array<{ jobId: string; videoId: string; position: QueuePosition }>> {
-  const now = Date.now();
+/** How a queue's slots free up: what its live workers run, what it waits for, and how long its jobs take. */
+interface QueueState {
+  queued: Array<{ id: string; videoId: string; estimatedWallSeconds: number | null; dispatchedAt: Date | null }>;
+  slots: number;
+  /** When each slot is free next, in seconds from now, sorted. */
+  freeAt: number[];
+  expected: (estimate: number | null) => number | null;
+}
+
+async function readQueueState(db: Db, queue: string, aliveWithinSeconds: number, now: number): Promise<QueueState> {
   const [queued, running, workers, recent] = await Promise.all([
     db.job.findMany({
       where: { status: "QUEUED", OR: [{ dispatchedTo: queue }, { dispatchedTo: null, capability: queue }] },
-      select: { id: true, videoId: true, estimatedWallSeconds: true },
+      select: { id: true, videoId: true, estimatedWallSeconds: true, dispatchedAt: true },
       orderBy: [{ dispatchedAt: { sort: "asc", nulls: "last" } }, { createdAt: "asc" }, { id: "asc" }],
     }),
     db.job.findMany({
@@ -72,7 +67,6 @@ async function readQueuePositions(
   ]);
   const slots = workers._sum.slots ?? 0;
   const expected = expectedRunSeconds(recent);
-  // When each slot is free next, in seconds from now.
   const freeAt: number[] = running
     .map((job) => {
       const elapsed = job.startedAt ? Math.max(0, (now - job.startedAt.getTime()) / 1000) : 0;
@@ -83,22 +77,85 @@ async function readQueuePositions(
     .sort((a, b) => a - b)
     .slice(0, slots);
   while (freeAt.length < slots) freeAt.unshift(0);
-  let known = slots > 0;
-  const at = new Date(now).toISOString();
-  return queued.map((job, i) => {
-    let start: number | null = null;
-    if (known) {
-      start = freeAt.shift()!;
-      const runSeconds = expected(job.estimatedWallSeconds);
-      if (runSeconds === null) known = false;
-      else insertSorted(freeAt, start + runSeconds);
-    }
-    return {
-      jobId: job.id,
-      videoId: job.videoId,
-      position: { queue, position: i + 1, slots, estimatedStartSeconds: start, at },
-    };
+  return { queued, slots, freeAt, expected };
+}
+
+/**
+ * Takes jobs in order: each starts when the first slot frees, but not before its `readyAt` (seconds
+ * from now), and holds that slot for its expected run time. Null from the first job whose run time
+ * is unknown on (and for all when no slot serves the queue). Consumes `state.freeAt`.
+ */
+function simulateStarts(
+  state: QueueState,
+  jobs: Array<{ estimatedWallSeconds: number | null; readyAt?: number }>,
+): Array<number | null> {
+  let known = state.slots > 0;
+  return jobs.map((job) => {
+    if (!known) return null;
+    const start = Math.max(state.freeAt.shift()!, job.readyAt ?? 0);
+    const runSeconds = state.expected(job.estimatedWallSeconds);
+    if (runSeconds === null) known = false;
+    else insertSorted(state.freeAt, start + runSeconds);
+    return start;
   });
+}
+
+/** What the nvenc queue's estimates need to know of GPU routing's fallback to cpu. */
+export interface GpuFallbackEstimate {
+  /** GPU_FALLBACK_AFTER_SECONDS: a job left this long on the nvenc queue is sent to cpu. */
+  afterSeconds: number;
+  /** A GPU pool whose last heartbeat is older than this (JOB_STALL_SECONDS) is taken for dead. */
+  silentAfterSeconds: number;
+}
+
+/**
+ * Positions and estimated starts of every QUEUED job of `queue`, in the order workers take them
+ * (dispatched first, by dispatch time, then by creation). The estimate simulates the queue: each
+ * of the `slots` of live workers frees when its running job is expected to end (its elapsed time
+ * over its progress, or its expected run time), and takes the next job, which then runs for its
+ * expected time: its cost model's wall seconds scaled by what the queue's recent jobs really took
+ * against their estimates, or their mean time when it has no estimate. A handful of queries per
+ * queue, whatever the number of jobs or subscribers.
+ *
+ * A job waiting on the nvenc queue while no GPU worker has heartbeated for `silentAfterSeconds`
+ * (the pool died) starts no sooner than GPU routing's fallback moves it to cpu, and then waits its
+ * turn there behind the cpu queue's own jobs.
+ */
+async function readQueuePositions(
+  db: Db,
+  queue: string,
+  aliveWithinSeconds: number,
+  gpuFallback: GpuFallbackEstimate | undefined,
+): Promise<Array<{ jobId: string; videoId: string; position: QueuePosition }>> {
+  const now = Date.now();
+  const state = await readQueueState(db, queue, aliveWithinSeconds, now);
+  let starts: Array<number | null>;
+  if (queue === "nvenc" && gpuFallback && (await gpuPoolSilent(db, now, gpuFallback.silentAfterSeconds))) {
+    const cpu = await readQueueState(db, "cpu", aliveWithinSeconds, now);
+    simulateStarts(cpu, cpu.queued);
+    starts = simulateStarts(
+      cpu,
+      state.queued.map((job) => {
+        const sentAt = job.dispatchedAt?.getTime() ?? now;
+        const readyAt = Math.max(0, (sentAt - now) / 1000 + gpuFallback.afterSeconds);
+        return { estimatedWallSeconds: job.estimatedWallSeconds, readyAt };
+      }),
+    );
+  } else {
+    starts = simulateStarts(state, state.queued);
+  }
+  const at = new Date(now).toISOString();
+  return state.queued.map((job, i) => ({
+    jobId: job.id,
+    videoId: job.videoId,
+    position: { queue, position: i + 1, slots: state.slots, estimatedStartSeconds: starts[i]!, at },
+  }));
+}
+
+/** No worker advertising nvenc has heartbeated within `silentAfterSeconds`. */
+async function gpuPoolSilent(db: Db, now: number, silentAfterSeconds: number): Promise<boolean> {
+  const since = new Date(now - silentAfterSeconds * 1000);
+  return (await db.worker.count({ where: { capabilities: { has: "nvenc" }, lastHeartbeatAt: { gte: since } } })) === 0;
 }
 
 /**
@@ -153,10 +210,12 @@ export function createQueueWatch(deps: {
   db: Db;
   pubSub: VideoPubSub;
   aliveWithinSeconds: number;
+  /** GPU routing's fallback, for the nvenc queue's estimates; absent: no fallback is counted. */
+  gpuFallback?: GpuFallbackEstimate;
   coalesceMs?: number;
 }): QueueWatch {
   const pending = new Set<string>();
-  const positions = (queue: string) => readQueuePositions(deps.db, queue, deps.aliveWithinSeconds);
+  const positions = (queue: string) => readQueuePositions(deps.db, queue, deps.aliveWithinSeconds, deps.gpuFallback);
 
   async function publish(queue: string): Promise<void> {
     const waiting = await positions(queue);

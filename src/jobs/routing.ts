@@ -28,8 +28,11 @@ export interface GpuRoutingSettings {
 export interface RoutingInput {
   kind: JobKind;
   capability: Capability;
-  /** The job already gave up waiting for a GPU worker (its `routingReason` is GPU_WAIT_EXPIRED). */
-  gpuWaitExpired: boolean;
+  /**
+   * The job left the GPU for good (its `routingReason`): no nvenc worker took it in time
+   * (GPU_WAIT_EXPIRED), or an attempt on the nvenc queue failed (GPU_ENCODE_FAILED); null otherwise.
+   */
+  leftGpu: "GPU_WAIT_EXPIRED" | "GPU_ENCODE_FAILED" | null;
   /**
    * The source's duration and height once probed; null before (an upload's first transcode).
    * `audioOnly`: probed, and it has no picture (nothing for a GPU encoder).
@@ -61,7 +64,7 @@ export function chooseQueue(input: RoutingInput): Route {
       : { queue: capability, reason: "CAPABILITY" };
   }
   if (gpu.mode === "off") return { queue: "cpu", reason: "GPU_ROUTING_OFF" };
-  if (input.gpuWaitExpired) return { queue: "cpu", reason: "GPU_WAIT_EXPIRED" };
+  if (input.leftGpu) return { queue: "cpu", reason: input.leftGpu };
   const tooShort = source.seconds !== null && source.seconds < gpu.minSourceSeconds;
   // No picture is below any height minimum: an audio-only source's AAC ladder stays on cpu.
   const tooSmall = source.audioOnly === true || (source.height !== null && source.height < gpu.minHeight);

@@ -24,6 +24,9 @@ const JobRoutingReasonEnum = builder.enumType("JobRoutingReason", {
       description: "The source is shorter or lower than GPU routing's minimum, so the transcode went to cpu.",
     },
     GPU_ROUTING_OFF: { description: "GPU routing is off, so the transcode went to cpu." },
+    GPU_ENCODE_FAILED: {
+      description: "An attempt of the transcode failed on the nvenc queue, so its next attempts went to cpu.",
+    },
   } as const satisfies Record<JobRoutingReason, { description: string }>,
 });
 

@@ -222,8 +222,14 @@ export function createJobRunIngestor(deps: IngestDeps) {
           lastSeq: 0,
           error,
           workerId: null,
+          // A GPU can pass its probe and still fail real encodes (driver, session limit, memory):
+          // the next attempts go to cpu rather than to the GPU that failed.
+          ...(job.dispatchedTo === "nvenc" ? { routingReason: "GPU_ENCODE_FAILED" as const } : {}),
         },
       });
+      if (count && job.dispatchedTo === "nvenc") {
+        log.warn("job attempt failed on the nvenc queue; its next attempt goes to cpu", { jobId, attempt });
+      }
       if (count) deps.onJobRequeued(runAfter);
       return;
     }

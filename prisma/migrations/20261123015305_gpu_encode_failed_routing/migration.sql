@@ -1,0 +1,3 @@
+-- AlterEnum
+ALTER TYPE "JobRoutingReason" ADD VALUE 'GPU_ENCODE_FAILED';
+
