@@ -2,7 +2,7 @@ import { hostname } from "node:os";
 import { z } from "zod";
 import { Capability } from "../src/protocol/messages.ts";
 import { LOG_FORMATS, LOG_LEVELS } from "../src/protocol/log.ts";
-import { checkSharedEnv, parseEnv, sharedEnvShape } from "../src/protocol/shared-env.ts";
+import { checkSharedEnv, listenHost, parseEnv, sharedEnvShape } from "../src/protocol/shared-env.ts";
 import type { WorkerConfigEnvName } from "../src/protocol/worker-env.ts";
 
 /** Every environment variable of the worker's configuration; `.env.template` documents each one. */
@@ -48,7 +48,7 @@ const WorkerEnvSchema = z.object({
   /** The ops endpoint (health and metrics) on this port (0: a free one); unset: none. */
   WORKER_OPS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   /** Its address: loopback by default (a sidecar or a container's own healthcheck reaches it). */
-  WORKER_OPS_HOST: z.string().min(1).default("127.0.0.1"),
+  WORKER_OPS_HOST: listenHost.default("127.0.0.1"),
   WORKER_METRICS_PATH: z
     .string()
     .regex(/^\/[\w./-]*$/, "a path such as /metrics")
