@@ -52,6 +52,7 @@ const worker = createWorker({
   tmpDir: defaultTmpDir(env.WORKER_TMP_DIR),
   progressIntervalMs: env.PROGRESS_INTERVAL_MS,
   heartbeatIntervalSeconds: env.HEARTBEAT_INTERVAL_SECONDS,
+  detectManim: env.WORKER_DETECT_MANIM,
   manim: {
     bin: env.MANIM_BIN,
     limits: { wallMs: env.MANIM_TIMEOUT_SECONDS * 1000 },

@@ -42,27 +42,33 @@ if (!env.DATABASE_URL) {
 }
 const databaseUrl = env.DATABASE_URL ?? embedded!.url;
 const app = await createApp(env, databaseUrl);
+let worker: LocalWorker | null = null;
 try {
-  await app.start();
+  await app.start({
+    // The first request already finds the local worker's report, so a scene sent at once is
+    // queued while its Manim is being tested, not refused.
+    beforeListen: async () => {
+      if (!env.LOCAL_WORKER) return;
+      worker = startLocalWorker({
+        databaseUrl,
+        dataDir: env.DATA_DIR,
+        concurrency: env.WORKER_CONCURRENCY,
+        graceSeconds: env.SHUTDOWN_GRACE_SECONDS,
+      });
+      if (env.INGEST_EVENTS && !(await worker.reported(app.services.db, 30_000)))
+        log.warn("the local worker has not reported within 30 s; serving without waiting for it");
+    },
+  });
 } catch (err) {
   // The port checked free above can be taken meanwhile: still one line, and what started stops.
   const code = (err as NodeJS.ErrnoException).code;
   if (code === "EADDRINUSE" || code === "EADDRNOTAVAIL" || code === "EACCES")
     process.stderr.write(`${(await whyCannotListen(env.PORT, env.HOST)) ?? (err as Error).message}\n`);
   else log.error("the API failed to start", { err });
+  await (worker as LocalWorker | null)?.stop().catch(() => {});
   await app.stop().catch(() => {});
   await embedded?.stop().catch(() => {});
   process.exit(1);
-}
-
-let worker: LocalWorker | null = null;
-if (env.LOCAL_WORKER) {
-  worker = startLocalWorker({
-    databaseUrl,
-    dataDir: env.DATA_DIR,
-    concurrency: env.WORKER_CONCURRENCY,
-    graceSeconds: env.SHUTDOWN_GRACE_SECONDS,
-  });
 }
 
 let stopping = false;
