@@ -2,7 +2,7 @@ import { hostname } from "node:os";
 import { z } from "zod";
 import { Capability } from "../src/protocol/messages.ts";
 import { LOG_FORMATS, LOG_LEVELS } from "../src/protocol/log.ts";
-import { checkSharedEnv, parseEnv, sharedEnvShape } from "../src/protocol/shared-env.ts";
+import { checkSharedEnv, envFlag, listenHost, parseEnv, sharedEnvShape } from "../src/protocol/shared-env.ts";
 import type { WorkerConfigEnvName } from "../src/protocol/worker-env.ts";
 
 /** Every environment variable of the worker's configuration; `.env.template` documents each one. */
@@ -35,6 +35,11 @@ const WorkerEnvSchema = z.object({
    * Unset: the project's .tools/manim (npm run setup:manim), else `manim` on the sandbox's PATH.
    */
   MANIM_BIN: z.string().min(1).optional(),
+  /**
+   * Also take manim jobs when Manim is installed here (as MANIM_BIN finds it) and a test render
+   * passes; nothing is said when it is not installed. The API's own worker sets it.
+   */
+  WORKER_DETECT_MANIM: envFlag.default(false),
   /** PATH inside the sandbox, for what Manim runs (latex, dvisvgm); directories must be under /usr. */
   MANIM_SANDBOX_PATH: z.string().min(1).optional(),
   /** Wall-clock limit of one Manim render. */
@@ -50,7 +55,7 @@ const WorkerEnvSchema = z.object({
   /** The ops endpoint (health and metrics) on this port (0: a free one); unset: none. */
   WORKER_OPS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   /** Its address: loopback by default (a sidecar or a container's own healthcheck reaches it). */
-  WORKER_OPS_HOST: z.string().min(1).default("127.0.0.1"),
+  WORKER_OPS_HOST: listenHost.default("127.0.0.1"),
   WORKER_METRICS_PATH: z
     .string()
     .regex(/^\/[\w./-]*$/, "a path such as /metrics")

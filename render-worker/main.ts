@@ -53,6 +53,7 @@ const worker = createWorker({
   progressIntervalMs: env.PROGRESS_INTERVAL_MS,
   heartbeatIntervalSeconds: env.HEARTBEAT_INTERVAL_SECONDS,
   nvencMaxConsecutiveFailures: env.NVENC_MAX_CONSECUTIVE_FAILURES,
+  detectManim: env.WORKER_DETECT_MANIM,
   manim: {
     bin: env.MANIM_BIN,
     limits: { wallMs: env.MANIM_TIMEOUT_SECONDS * 1000 },

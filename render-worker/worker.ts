@@ -19,7 +19,7 @@ import { createCpuMeter } from "./cpu-meter.ts";
 import { runHandler } from "./handlers/index.ts";
 import type { ManimSettings } from "./handlers/types.ts";
 import { log } from "./log.ts";
-import { locateManim, probeManim } from "./manim/capability.ts";
+import { locateManim, manimInstalled, probeManim } from "./manim/capability.ts";
 import { runCheck } from "../src/protocol/health-check.ts";
 import { jobDuration, jobsInFlight, memoryAdmissionsRefused } from "./metrics.ts";
 import type { VideoEncoder } from "./media/nvenc.ts";
@@ -49,6 +49,8 @@ export interface WorkerOptions {
   manim?: ManimSettings;
   /** Checks that a scene renders in the sandbox before the worker takes manim jobs. Default `probeManim`. */
   probeManim?: typeof probeManim;
+  /** Also take manim jobs, unasked, when Manim is installed and its test render passes (WORKER_DETECT_MANIM). */
+  detectManim?: boolean;
 }
 
 /** What a worker's readiness probe answers; `checks` says what each part is doing. */
@@ -118,6 +120,8 @@ const ENCODER_OF: Record<Capability, VideoEncoder> = {
 export function createWorker(options: WorkerOptions): Worker {
   const { transport, workerId } = options;
   let capabilities = [...options.capabilities];
+  /** Capabilities whose test runs now: heartbeats say so, and the API accepts their jobs meanwhile. */
+  let probing: Capability[] = [];
   /** Runs in flight by run id: one per delivery this worker took on. */
   const active = new Map<string, ActiveRun>();
   const runOf = (jobId: string, attempt: number) =>
@@ -137,6 +141,7 @@ export function createWorker(options: WorkerOptions): Worker {
       type: "worker.heartbeat",
       workerId,
       capabilities,
+      probing,
       slots: options.concurrency,
       activeJobs: [...active.values()].map((r) => ({ jobId: r.jobId, attempt: r.attempt })),
       at: new Date().toISOString(),
@@ -206,11 +211,12 @@ export function createWorker(options: WorkerOptions): Worker {
   }
 
   /**
-   * Drops `manim` when a tiny real render fails in the sandbox (no Manim, no LaTeX, no
-   * bubblewrap, or no namespaces for it): the worker would take scene jobs only to fail each one.
+   * Whether to take manim jobs: a tiny real render must pass in the sandbox (it fails without
+   * Manim, LaTeX, bubblewrap or namespaces for it), or the worker would take scene jobs only to
+   * fail each one. Asked for (WORKER_CAPABILITIES), a failure is loud; detected
+   * (WORKER_DETECT_MANIM), a Manim that is not installed is skipped quietly.
    */
-  async function checkManim(): Promise<void> {
-    if (!capabilities.includes("manim")) return;
+  async function checkManim(asked: boolean): Promise<string | null> {
     const configured = options.manim?.bin;
     let reason = "no reason given";
     const install = locateManim(configured);
@@ -223,10 +229,9 @@ export function createWorker(options: WorkerOptions): Worker {
     ) {
       const { command, foundBy } = await install;
       log.info("a test render with manim succeeded in the sandbox: taking manim jobs", { manim: command, foundBy });
-      return;
+      return null;
     }
-    capabilities = capabilities.filter((c) => c !== "manim");
-    log.error("MANIM IS NOT AVAILABLE: a test render failed in the sandbox, so this worker will NOT take manim jobs", {
+    const failure = {
       manimBin: configured ?? null,
       reason,
       capabilities,
@@ -234,13 +239,23 @@ export function createWorker(options: WorkerOptions): Worker {
         "run `npm run setup:manim` (Manim in .tools/manim), or set MANIM_BIN; needs the Debian packages of " +
         "scripts/manim-debian-packages.txt, bubblewrap (`bwrap`), and either root with CAP_SYS_ADMIN or " +
         "unprivileged user namespaces",
-    });
-    if (capabilities.length === 0) {
-      throw new Error(
-        `WORKER_CAPABILITIES asks only for manim, but manim does not run in the sandbox here (${reason}); no ` +
-          `capability left to serve`,
+    };
+    if (asked)
+      log.error(
+        "MANIM IS NOT AVAILABLE: a test render failed in the sandbox, so this worker will NOT take manim jobs",
+        failure,
       );
-    }
+    else log.warn("Manim is installed but its test render failed in the sandbox: not taking manim jobs", failure);
+    return reason;
+  }
+
+  /** The capabilities to test after connecting: manim when asked for, or detected installed. */
+  async function manimToProbe(): Promise<Capability[]> {
+    if (capabilities.includes("manim")) return ["manim"];
+    if (!options.detectManim) return [];
+    if (await manimInstalled(locateManim(options.manim?.bin), options.manim?.sandboxPath)) return ["manim"];
+    log.info("Manim is not installed here (`npm run setup:manim` installs it): not taking manim jobs");
+    return [];
   }
 
   const memory = new MemoryBudget(memoryLimitBytes(options.memoryLimitBytes));
@@ -472,7 +487,11 @@ export function createWorker(options: WorkerOptions): Worker {
   return {
     async start() {
       await checkNvenc();
-      await checkManim();
+      // Manim's test render takes seconds: the worker takes its other queues meanwhile, and its
+      // heartbeats say it is testing manim, so the API accepts scenes for it in the meantime.
+      probing = await manimToProbe();
+      const askedManim = capabilities.includes("manim");
+      capabilities = capabilities.filter((c) => !probing.includes(c));
       workDirs = await claimWorkDirs(options.tmpDir);
       await transport.start();
       // The API answers a heartbeat that lists a canceled job with its cancel again: that is how
@@ -487,6 +506,22 @@ export function createWorker(options: WorkerOptions): Worker {
         options.heartbeatIntervalSeconds * 1000,
       );
       await sendHeartbeat();
+      if (probing.length > 0) {
+        const failure = await checkManim(askedManim);
+        if (shuttingDown) return;
+        if (failure === null) {
+          await transport.consumeJobs(["manim"], options.concurrency, runJob);
+          capabilities = [...capabilities, "manim"];
+        }
+        probing = [];
+        if (capabilities.length === 0) {
+          throw new Error(
+            `WORKER_CAPABILITIES asks only for manim, but manim does not run in the sandbox here (${failure}); no ` +
+              `capability left to serve`,
+          );
+        }
+        await sendHeartbeat();
+      }
       taking = true;
       log.info("worker ready", { workerId, capabilities, concurrency: options.concurrency });
     },

@@ -1,13 +1,13 @@
 import { z } from "zod";
 import { isScope } from "./auth/scopes.ts";
 import { DEFAULT_COST_SETTINGS, DEFAULT_CPU_TABLE, DEFAULT_PRICES, type CostSettings } from "./jobs/cost.ts";
-import { checkSharedEnv, envFlag, parseEnv, sharedEnvShape } from "./protocol/shared-env.ts";
+import { checkSharedEnv, envFlag, listenHost, parseEnv, sharedEnvShape } from "./protocol/shared-env.ts";
 import { LOG_FORMATS, LOG_LEVELS } from "./protocol/log.ts";
 
 /** Every environment variable the API reads; `.env.template` documents each one. */
 const EnvSchema = z.object({
   NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
-  HOST: z.string().default("0.0.0.0"),
+  HOST: listenHost.default("0.0.0.0"),
   PORT: z.coerce.number().int().min(0).max(65535).default(4000),
   PUBLIC_URL: z.url().optional(),
   /** Origins whose pages may call /graphql (comma-separated), or `*`; never with credentials. */
@@ -153,7 +153,7 @@ const EnvSchema = z.object({
   /** Serves Prometheus metrics on this port (0: a free one); unset: no metrics are collected or served. */
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   /** The metrics listener's address: loopback by default, so only the machine (or a sidecar) can scrape. */
-  METRICS_HOST: z.string().min(1).default("127.0.0.1"),
+  METRICS_HOST: listenHost.default("127.0.0.1"),
   METRICS_PATH: z
     .string()
     .regex(/^\/[\w./-]*$/, "a path such as /metrics")

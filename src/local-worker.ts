@@ -1,11 +1,17 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
+import type { Db } from "./db/client.ts";
 import { workerEnvNames } from "./protocol/worker-env.ts";
 import { log } from "./log.ts";
 
 const WORKER_ENTRY = path.resolve(import.meta.dirname, "../render-worker/main.ts");
 
 export interface LocalWorker {
+  /**
+   * Resolves true once the worker's first heartbeat is in the database (what it serves, and what
+   * it is still testing, is known to the API), false after `timeoutMs` without one.
+   */
+  reported(db: Pick<Db, "worker">, timeoutMs: number): Promise<boolean>;
   stop(): Promise<void>;
 }
 
@@ -30,6 +36,8 @@ export function startLocalWorker(options: {
   let stopping = false;
   let restarts = 0;
   let restartTimer: NodeJS.Timeout | undefined;
+  const workerId = options.workerId ?? `local-${process.pid}`;
+  const launchedAt = new Date();
 
   function launch(): void {
     const startedAt = Date.now();
@@ -40,10 +48,11 @@ export function startLocalWorker(options: {
         ...workerEnvFrom(process.env),
         DATABASE_URL: options.databaseUrl,
         DATA_DIR: path.resolve(options.dataDir),
-        WORKER_ID: options.workerId ?? `local-${process.pid}`,
+        WORKER_ID: workerId,
         WORKER_CONCURRENCY: String(options.concurrency),
-        // The API's own worker also serves the fallback queue (LOCAL_FALLBACK).
-        WORKER_CAPABILITIES: process.env.WORKER_CAPABILITIES ?? "cpu,local",
+        WORKER_CAPABILITIES: localWorkerCapabilities(process.env.WORKER_CAPABILITIES),
+        // Manim installed by `npm run setup:manim` renders scenes with no setting (its test render decides).
+        WORKER_DETECT_MANIM: process.env.WORKER_DETECT_MANIM || "true",
         SHUTDOWN_GRACE_SECONDS: String(options.graceSeconds),
         ...options.extraEnv,
       },
@@ -60,6 +69,15 @@ export function startLocalWorker(options: {
 
   launch();
   return {
+    async reported(db, timeoutMs) {
+      // Heartbeats carry the worker's clock, which is this machine's.
+      const since = new Date(launchedAt.getTime() - 1000);
+      for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
+        if (await db.worker.count({ where: { id: workerId, lastHeartbeatAt: { gte: since } } })) return true;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return false;
+    },
     async stop() {
       stopping = true;
       clearTimeout(restartTimer);
@@ -78,4 +96,17 @@ function workerEnvFrom(env: NodeJS.ProcessEnv): Record<string, string> {
   return Object.fromEntries(
     workerEnvNames(env).flatMap((name) => (env[name] === undefined ? [] : [[name, env[name]]])),
   );
+}
+
+/**
+ * The API's own worker always serves cpu and local (the fallback queue, LOCAL_FALLBACK);
+ * WORKER_CAPABILITIES adds to them (e.g. nvenc) instead of replacing them. A worker that serves
+ * exactly a list is `npm run worker` with LOCAL_WORKER=false.
+ */
+function localWorkerCapabilities(configured: string | undefined): string {
+  const listed = (configured ?? "")
+    .split(",")
+    .map((c) => c.trim())
+    .filter(Boolean);
+  return [...new Set(["cpu", "local", ...listed])].join(",");
 }

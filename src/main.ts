@@ -1,10 +1,10 @@
 import { loadEnv } from "./config.ts";
-import { startEmbeddedPostgres, type EmbeddedDatabase } from "./db/embedded.ts";
-import { startLocalWorker, type LocalWorker } from "./local-worker.ts";
+import type { EmbeddedDatabase } from "./db/embedded.ts";
+import type { LocalWorker } from "./local-worker.ts";
 import { log, setLogLevel } from "./log.ts";
 import { loadConfigOrExit, parseCommandLine } from "./protocol/command-line.ts";
+import { whyCannotListen } from "./protocol/listen.ts";
 import { startTracing } from "./protocol/tracing.ts";
-import { createApp } from "./server.ts";
 
 parseCommandLine(
   `usage: npm start
@@ -15,7 +15,25 @@ by environment variables (and a .env file): .env.template documents each one. Ct
 );
 const env = loadConfigOrExit(loadEnv);
 setLogLevel(env.LOG_LEVEL);
+// Before anything slow starts (an embedded Postgres, migrations): a busy port is one line, at once.
+for (const [port, host, names] of [
+  [env.PORT, env.HOST, { port: "PORT", host: "HOST" }],
+  [env.METRICS_PORT ?? 0, env.METRICS_HOST, { port: "METRICS_PORT", host: "METRICS_HOST" }],
+] as const) {
+  const why = port === 0 ? null : await whyCannotListen(port, host, names);
+  if (why) {
+    process.stderr.write(`${why}\n`);
+    process.exit(1);
+  }
+}
 const tracing = startTracing("videograph-api");
+
+// Imported once the ports are known free: loading the schema and its clients takes seconds.
+const [{ startEmbeddedPostgres }, { startLocalWorker }, { createApp }] = await Promise.all([
+  import("./db/embedded.ts"),
+  import("./local-worker.ts"),
+  import("./server.ts"),
+]);
 
 let embedded: EmbeddedDatabase | null = null;
 if (!env.DATABASE_URL) {
@@ -24,16 +42,33 @@ if (!env.DATABASE_URL) {
 }
 const databaseUrl = env.DATABASE_URL ?? embedded!.url;
 const app = await createApp(env, databaseUrl);
-await app.start();
-
 let worker: LocalWorker | null = null;
-if (env.LOCAL_WORKER) {
-  worker = startLocalWorker({
-    databaseUrl,
-    dataDir: env.DATA_DIR,
-    concurrency: env.WORKER_CONCURRENCY,
-    graceSeconds: env.SHUTDOWN_GRACE_SECONDS,
+try {
+  await app.start({
+    // The first request already finds the local worker's report, so a scene sent at once is
+    // queued while its Manim is being tested, not refused.
+    beforeListen: async () => {
+      if (!env.LOCAL_WORKER) return;
+      worker = startLocalWorker({
+        databaseUrl,
+        dataDir: env.DATA_DIR,
+        concurrency: env.WORKER_CONCURRENCY,
+        graceSeconds: env.SHUTDOWN_GRACE_SECONDS,
+      });
+      if (env.INGEST_EVENTS && !(await worker.reported(app.services.db, 30_000)))
+        log.warn("the local worker has not reported within 30 s; serving without waiting for it");
+    },
   });
+} catch (err) {
+  // The port checked free above can be taken meanwhile: still one line, and what started stops.
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === "EADDRINUSE" || code === "EADDRNOTAVAIL" || code === "EACCES")
+    process.stderr.write(`${(await whyCannotListen(env.PORT, env.HOST)) ?? (err as Error).message}\n`);
+  else log.error("the API failed to start", { err });
+  await (worker as LocalWorker | null)?.stop().catch(() => {});
+  await app.stop().catch(() => {});
+  await embedded?.stop().catch(() => {});
+  process.exit(1);
 }
 
 let stopping = false;

@@ -49,8 +49,13 @@ export interface App {
   /** The yoga instance, so tests can call `yoga.fetch` without a port. */
   yoga: YogaServerInstance<Record<string, unknown>, Context>;
   services: AppServices;
-  /** Applies migrations, connects the transport and listens; resolves with the bound port (and metrics URL). */
-  start(): Promise<{ port: number; url: string; metricsUrl: string | null }>;
+  /**
+   * Applies migrations, connects the transport and listens; resolves with the bound port (and
+   * metrics URL). `beforeListen` runs once jobs and events flow, before the first request.
+   */
+  start(options?: {
+    beforeListen?: () => Promise<void>;
+  }): Promise<{ port: number; url: string; metricsUrl: string | null }>;
   /**
    * Closes every graphql-ws socket at once with 1001 (going away) and takes no new ones, so
    * subscribers reconnect to another instance (or this one restarted) while jobs and HTTP drain.
@@ -269,7 +274,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
   return {
     yoga,
     services,
-    async start() {
+    async start(options = {}) {
       const applied = await applyMigrations(databaseUrl);
       if (applied.length) log.info("migrations applied", { applied });
       await eventTarget.start();
@@ -292,6 +297,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       dispatcher.start();
       deliverer.start();
       await notifications?.start();
+      await options.beforeListen?.();
       const { address, port, url } = await listenOn(httpServer, env.PORT, env.HOST);
       started = true;
       log.info("API listening", { address, port, url: `${url}/graphql` });

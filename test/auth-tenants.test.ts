@@ -284,15 +284,20 @@ change nothing`, async () => {
   });
 
   describe("WebSocket connections authenticate in connection_init, like HTTP", () => {
-    it("refuses a connection with no or a bad credential, serves a good one", async () => {
-      for (const authorization of ["", bearer("vg_wrong_wrong_wrong_wrong_wrong")]) {
+    it("refuses a connection with no or a bad credential, saying why in the close reason, serves a good one", async () => {
+      const refusals = [
+        ["", 'Forbidden: no credential: send authorization: "Bearer <key>" in connection_init'],
+        [bearer("vg_wrong_wrong_wrong_wrong_wrong"), "Forbidden: unknown API key"],
+        ["Basic dXNlcjpwYXNz", "Forbidden: expected `Authorization: Bearer <API key or JWT>`"],
+      ];
+      for (const [authorization, reason] of refusals) {
         const client = t.wsClient(authorization);
         const closed = new Promise<{ code: number; reason: string }>((resolve) =>
           client.on("closed", (e) => resolve(e as never)),
         );
         const sub = collectSubscription<any>(client, EVENTS, { id: videoA.id });
         await expect(sub.done).rejects.toBeDefined();
-        expect(await closed, authorization).toMatchObject({ code: 4403, reason: "Forbidden" });
+        expect(await closed, authorization).toMatchObject({ code: 4403, reason });
       }
       const viewer = bearer(await jwt({ tenant_id: "default" }));
       const events = await collectSubscription<any>(t.wsClient(viewer), EVENTS, { id: videoA.id }).done;

@@ -1,7 +1,12 @@
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
+import { createServer, type AddressInfo, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadEnv } from "../src/config.ts";
+import { loadWorkerEnv } from "../render-worker/config.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, stopAllProcesses } from "./support/processes.ts";
 
@@ -51,6 +56,77 @@ describe("the API binds HOST and logs the address it bound", () => {
       expect((await fetch(String(metrics.url))).status).toBe(200);
     } finally {
       expect(await api.stop()).toBe(0);
+    }
+  });
+});
+
+/** `node src/main.ts` as `npm start` runs it, with no DATABASE_URL: resolves when it exits. */
+function runApi(env: Record<string, string>): Promise<{ code: number | null; stderr: string; ms: number }> {
+  const started = Date.now();
+  const { DATABASE_URL: _, ...inherited } = process.env;
+  const child = spawn(process.execPath, ["src/main.ts"], {
+    env: { ...inherited, LOG_LEVEL: "info", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.on("data", (d) => (stderr += d));
+  child.stdout.on("data", (d) => (stderr += d));
+  const killer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  return new Promise((resolve) =>
+    child.once("exit", (code) => {
+      clearTimeout(killer);
+      resolve({ code, stderr, ms: Date.now() - started });
+    }),
+  );
+}
+
+describe("a start that cannot serve says why in one line before it starts anything", () => {
+  let blocker: Server;
+  let busyPort: number;
+  let parent: string;
+  beforeAll(async () => {
+    blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, "0.0.0.0", resolve));
+    busyPort = (blocker.address() as AddressInfo).port;
+    parent = await mkdtemp(path.join(tmpdir(), "videograph-refused-start-"));
+  });
+  afterAll(async () => {
+    await new Promise((resolve) => blocker?.close(resolve));
+    await rm(parent, { recursive: true, force: true });
+  });
+
+  it("PORT in use: exits 1 within 5 s with one line naming the port and PORT, no stack trace, no Postgres", async () => {
+    const dataDir = path.join(parent, "busy-port");
+    const run = await runApi({ PORT: String(busyPort), HOST: "0.0.0.0", DATA_DIR: dataDir });
+    expect(run.code).toBe(1);
+    expect(run.ms).toBeLessThan(5000);
+    expect(run.stderr.trim()).toMatch(
+      new RegExp(`^port ${busyPort} is in use: set PORT=\\d+ \\(or PORT=0 for any free port\\)$`),
+    );
+    expect(run.stderr).not.toMatch(/\n\s+at /);
+    expect(existsSync(dataDir)).toBe(false);
+  });
+
+  it("HOST that is not an address: exits 2 with the configuration error, before any Postgres", async () => {
+    const dataDir = path.join(parent, "bad-host");
+    const run = await runApi({ PORT: "0", HOST: "not-an-ip", DATA_DIR: dataDir });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("HOST: an IP address to bind");
+    expect(run.stderr).not.toMatch(/\n\s+at /);
+    expect(existsSync(dataDir)).toBe(false);
+  });
+
+  it("HOST, METRICS_HOST and WORKER_OPS_HOST take an IPv4 or IPv6 address or localhost, nothing else", () => {
+    for (const host of ["0.0.0.0", "127.0.0.1", "::", "::1", "localhost"]) {
+      expect(loadEnv({ HOST: host, METRICS_HOST: host }).HOST).toBe(host);
+      expect(loadWorkerEnv({ DATABASE_URL: "postgres://x@h/db", WORKER_OPS_HOST: host }).WORKER_OPS_HOST).toBe(host);
+    }
+    for (const host of ["not-an-ip", "256.1.1.1", "example.com", "[::1]", "127.0.0.1:80"]) {
+      expect(() => loadEnv({ HOST: host }), host).toThrow(/HOST: an IP address to bind/);
+      expect(() => loadEnv({ METRICS_HOST: host }), host).toThrow(/METRICS_HOST: an IP address to bind/);
+      expect(() => loadWorkerEnv({ DATABASE_URL: "postgres://x@h/db", WORKER_OPS_HOST: host }), host).toThrow(
+        /WORKER_OPS_HOST: an IP address to bind/,
+      );
     }
   });
 });

@@ -1,5 +1,8 @@
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 
@@ -55,6 +58,8 @@ describe("every command-line program answers --help and refuses unknown flags wi
     expect(code, stderr).toBe(0);
     expect(stdout).toMatch(/^usage: npm (run |start\b)/);
     expect(stderr).not.toMatch(STACK_TRACE);
+    // No .env is expected (the project has none): nothing is said about it.
+    expect(stderr).not.toContain(".env not found");
   });
 
   it.each(commands)("npm run %s -- --no-such-flag: the reason and usage on stderr, exit 2", async (name) => {
@@ -76,6 +81,24 @@ describe("every command-line program answers --help and refuses unknown flags wi
       expect(code, `${name} ${args.join(" ")}: ${stderr}`).toBe(2);
       expect(stderr).toMatch(reason);
       expect(stderr).not.toMatch(STACK_TRACE);
+    }
+  });
+});
+
+describe("the npm scripts' .env loader (src/protocol/env-file.ts)", () => {
+  it("loads ./.env under the variables already set, and says nothing when there is none", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "videograph-env-file-"));
+    try {
+      const loader = path.resolve("src/protocol/env-file.ts");
+      const args = ["--import", loader, "-e", "console.log(process.env.VG_A, process.env.VG_B)"];
+      const env = { ...process.env, VG_A: "from-environment" };
+      const without = await run(process.execPath, args, { cwd: dir, env });
+      expect(without).toEqual({ stdout: "from-environment undefined\n", stderr: "" });
+      await writeFile(path.join(dir, ".env"), "VG_A=from-file\nVG_B=from-file\n");
+      const withFile = await run(process.execPath, args, { cwd: dir, env });
+      expect(withFile).toEqual({ stdout: "from-environment from-file\n", stderr: "" });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

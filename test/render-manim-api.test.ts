@@ -1,5 +1,13 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { createClient } from "graphql-ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
+import WebSocket from "ws";
+import { collectSubscription, gqlAt, startTestApp, type TestApp } from "./support/app.ts";
+import { ADMIN_AUTH } from "./support/auth.ts";
+import { createTestDatabase } from "./support/db.ts";
+import { startApiProcess, stopAllProcesses } from "./support/processes.ts";
 
 // The worker renders with the Manim of `npm run setup:manim` (.tools/manim), found without MANIM_BIN.
 
@@ -195,4 +203,66 @@ where it ran`, async () => {
       await t.stop();
     }
   });
+});
+
+describe("npm start finds the project's Manim by itself (nothing set: no WORKER_CAPABILITIES, no MANIM_BIN)", () => {
+  const cleanups: Array<() => Promise<unknown>> = [];
+  afterAll(async () => {
+    await stopAllProcesses();
+    for (const c of cleanups.reverse()) await c();
+  });
+
+  /** `node src/main.ts` with its local worker, as `npm start` runs it, on a database of its own. */
+  async function startApi(name: string, env: Record<string, string | undefined>) {
+    const db = await createTestDatabase();
+    const dataDir = await mkdtemp(path.join(tmpdir(), "videograph-manim-start-"));
+    cleanups.push(
+      () => db.drop(),
+      () => rm(dataDir, { recursive: true, force: true }),
+    );
+    return startApiProcess(name, {
+      DATABASE_URL: db.url,
+      DATA_DIR: dataDir,
+      LOCAL_WORKER: "true",
+      WORKER_CAPABILITIES: undefined,
+      WORKER_DETECT_MANIM: undefined,
+      MANIM_BIN: undefined,
+      ...env,
+    });
+  }
+
+  it(`a scene sent the moment the API listens is queued while the local worker tests Manim, then renders \
+with progress per animation and ends READY`, async () => {
+    const api = await startApi("api-manim-detected", {});
+    const res = (await gqlAt(api.url, RENDER, { code: scene("RIGHT"), scene: "Demo" })).renderManim;
+    expect(res.__typename).toBe("RenderSuccess");
+    const client = createClient({
+      url: `${api.url.replace("http", "ws")}/graphql`,
+      webSocketImpl: WebSocket,
+      retryAttempts: 0,
+      connectionParams: ADMIN_AUTH,
+    });
+    cleanups.push(async () => client.dispose());
+    const events = (await collectSubscription<any>(client, EVENTS, { id: res.video.id }).done).map(
+      (e) => e.videoEvents,
+    );
+    expect(events.at(-1).video.status).toBe("READY");
+    expect(events.filter((e) => e.__typename === "RenderProgressEvent").at(-1)).toMatchObject({ count: 3 });
+    expect(api.log()).toContain("a test render with manim succeeded in the sandbox: taking manim jobs");
+    expect(await api.stop()).toBe(0);
+  }, 240_000);
+
+  it(`with no Manim installed, the local worker says so in one quiet line, serves cpu and local, and \
+renderManim answers NoWorkerError at once`, async () => {
+    // A MANIM_BIN naming no file: the worker finds no Manim, as on a machine without `npm run setup:manim`.
+    const api = await startApi("api-no-manim", { MANIM_BIN: "/nonexistent/manim" });
+    const started = Date.now();
+    const res = (await gqlAt(api.url, RENDER, { code: scene("RIGHT"), scene: "Demo" })).renderManim;
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(res).toMatchObject({ __typename: "NoWorkerError", capability: "manim" });
+    expect(api.log()).toContain("Manim is not installed here");
+    expect(api.log()).not.toContain("MANIM IS NOT AVAILABLE");
+    expect(api.log()).not.toContain('"severity":"ERROR"');
+    expect(await api.stop()).toBe(0);
+  }, 120_000);
 });

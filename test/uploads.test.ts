@@ -50,6 +50,25 @@ describe("resumable upload URL", () => {
     expect(res.data.createUpload).toEqual({ __typename: "ValidationError", message: "A title is required" });
   });
 
+  it(`a repeated createUpload with the same idempotencyKey returns the same video and URL; with another size it is \
+refused on size`, async () => {
+    const REPEAT = /* GraphQL */ `
+      mutation($size: Float) { createUpload(input: { title: "clip", size: $size, idempotencyKey: "cms-42" }) {
+        __typename ... on CreateUploadSuccess { uploadUrl maxBytes video { id } } ... on ValidationError { field message }
+      } }`;
+    const first = (await t.gql(REPEAT, { size: 300 })).data.createUpload;
+    expect(first.__typename).toBe("CreateUploadSuccess");
+    expect((await t.gql(REPEAT, { size: 300 })).data.createUpload).toEqual(first);
+    // No size: the same upload, whose URL still takes exactly the declared 300 bytes.
+    expect((await t.gql(REPEAT, {})).data.createUpload).toEqual(first);
+    expect((await t.gql(REPEAT, { size: 500 })).data.createUpload).toEqual({
+      __typename: "ValidationError",
+      field: "size",
+      message: "This idempotencyKey's upload was created with size 300; a repeated call sends the same size (or none)",
+    });
+    expect((await put(first.uploadUrl, new Uint8Array(500))).status).toBe(413);
+  });
+
   it("takes chunks, reports where to resume, and queues the video after the last byte", async () => {
     const upload = await newUpload();
     expect(upload.video.status).toBe("WAITING_FOR_UPLOAD");

@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { mkdtemp, readFile, realpath, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { runSandboxed } from "../sandbox/bubblewrap.ts";
+import { DEFAULT_SANDBOX_PATH, runSandboxed } from "../sandbox/bubblewrap.ts";
 
 /** Where `npm run setup:manim` installs Manim (scripts/setup-manim.sh). */
 export const PROJECT_MANIM_VENV = path.resolve(import.meta.dirname, "../../.tools/manim");
@@ -41,19 +41,32 @@ export async function locateManim(configured?: string): Promise<ManimInstall> {
   if (!bin.includes("/")) return { command: bin, python: "python3", readOnlyPaths: systemPaths, foundBy };
 
   const real = await realpath(bin);
-  // A virtualenv's scripts start with `#!<venv>/bin/python`, a symlink to the base Python.
-  const venv = path.dirname(path.dirname(path.resolve(bin)));
+  // A virtualenv's scripts start with `#!<venv>/bin/python`, a symlink to the base Python. The
+  // sandbox mounts the venv where it really is (.tools may be a link to a shared directory).
+  const venv = await realpath(path.dirname(path.dirname(path.resolve(bin))));
   const cfg = await readFile(path.join(venv, "pyvenv.cfg"), "utf8").catch(() => null);
   if (cfg === null)
     return { command: real, python: "python3", readOnlyPaths: [path.dirname(real), ...systemPaths], foundBy };
   const home = /^home\s*=\s*(.+)$/m.exec(cfg)?.[1]?.trim();
   const basePrefix = home ? path.dirname(await realpath(home)) : null;
   return {
-    command: path.resolve(bin),
+    command: path.join(venv, "bin", path.basename(bin)),
     python: path.join(venv, "bin", "python"),
     readOnlyPaths: [venv, ...(basePrefix && basePrefix !== "/" ? [basePrefix] : []), ...systemPaths],
     foundBy,
   };
+}
+
+/**
+ * Whether a Manim program is there to test: the path `locateManim` found, or its name in a
+ * directory of the sandbox's PATH. Says nothing of whether it renders (`probeManim` does).
+ */
+export async function manimInstalled(install: Promise<ManimInstall>, sandboxPath?: string): Promise<boolean> {
+  const manim = await install.catch(() => null);
+  if (!manim) return false;
+  if (manim.command.includes("/")) return existsSync(manim.command);
+  const dirs = (sandboxPath ?? DEFAULT_SANDBOX_PATH).split(":").filter(Boolean);
+  return dirs.some((dir) => existsSync(path.join(dir, manim.command)));
 }
 
 // Shapes, Pango text and LaTeX: what a render of a user's scene needs, at a few frames.

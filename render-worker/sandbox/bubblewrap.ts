@@ -96,7 +96,7 @@ const USAGE_POLL_MS = 200;
 const SANDBOX_UID_BASE = 2_000_000_000;
 const SANDBOX_UID_SPAN = 100_000_000;
 /** PATH inside the sandbox unless the caller sets one; only /usr and its symlinks are there to find. */
-const DEFAULT_SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin";
+export const DEFAULT_SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin";
 
 const uidsInUse = new Set<number>();
 /** bwrap reads the seccomp filter from this fd, the child's fourth stdio entry. */

@@ -10,6 +10,16 @@ import type { Principal } from "./scopes.ts";
 /** graphql-ws' own "Forbidden" close code: the credential of a live connection stopped being good. */
 const CREDENTIAL_LOST_CLOSE_CODE = 4403;
 
+/**
+ * Closes a WebSocket with 4403 and `Forbidden: <why>`, cut to the 123 bytes a close reason may
+ * have: at connection_init for a missing or bad credential, later when it stops being good.
+ */
+export function closeForbidden(socket: { close(code: number, reason: string): void }, why: string): void {
+  let reason = `Forbidden: ${why}`;
+  while (Buffer.byteLength(reason) > 123) reason = reason.slice(0, -1);
+  socket.close(CREDENTIAL_LOST_CLOSE_CODE, reason);
+}
+
 /** Every live connection of one credential: it is re-checked once for all of them. */
 interface Watch {
   subject: string | null;
@@ -101,10 +111,7 @@ export class LiveCredentials {
     principal: Principal,
     socket: { close(code: number, reason: string): void },
   ): () => void {
-    // A close reason has at most 123 bytes.
-    return this.watch(authorization, principal, (reason) =>
-      socket.close(CREDENTIAL_LOST_CLOSE_CODE, Buffer.from(`Forbidden: ${reason}`).subarray(0, 123).toString()),
-    );
+    return this.watch(authorization, principal, (reason) => closeForbidden(socket, reason));
   }
 
   /**

@@ -1,7 +1,7 @@
 import { EnvelopArmorPlugin } from "@escape.tech/graphql-armor";
 import { useCSRFPrevention } from "@graphql-yoga/plugin-csrf-prevention";
 import { useDisableIntrospection } from "@graphql-yoga/plugin-disable-introspection";
-import { GraphQLError, type DocumentNode } from "graphql";
+import { type DocumentNode, GraphQLError, type ValidationContext } from "graphql";
 import type { Plugin } from "graphql-yoga";
 import type pg from "pg";
 import { RateLimiterPostgres, RateLimiterRes } from "rate-limiter-flexible";
@@ -84,6 +84,24 @@ function useMutationRateLimit(limiter: () => RateLimiterPostgres | null, perMinu
   };
 }
 
+const ARMOR_PREFIX = "Syntax Error: ";
+
+/**
+ * GraphQL Armor words every refusal "Syntax Error: …": its validation rules report here as a
+ * validation error that reads as the limit it is ("Query depth limit of 8 exceeded, found 9.").
+ * The token limit is checked while parsing, where there is no validation context: it keeps the wording.
+ */
+const asLimitError = {
+  propagateOnRejection: false,
+  onReject: [
+    (ctx: ValidationContext | null, err: GraphQLError) => {
+      if (!ctx) throw err;
+      const message = err.message.startsWith(ARMOR_PREFIX) ? err.message.slice(ARMOR_PREFIX.length) : err.message;
+      ctx.reportError(new GraphQLError(message));
+    },
+  ],
+};
+
 /**
  * GraphQL hardening beyond masked errors and body limits: depth, cost, alias and token limits
  * (GraphQL Armor), no field suggestions, CSRF prevention for browsers (a simple request must
@@ -91,11 +109,11 @@ function useMutationRateLimit(limiter: () => RateLimiterPostgres | null, perMinu
  */
 export function graphqlSecurityPlugins(env: Env, limiter: () => RateLimiterPostgres | null): Plugin<Context>[] {
   const armor = EnvelopArmorPlugin({
-    maxDepth: { n: env.GRAPHQL_MAX_DEPTH, flattenFragments: true },
-    costLimit: { maxCost: env.GRAPHQL_MAX_COST },
-    maxAliases: { n: env.GRAPHQL_MAX_ALIASES },
+    maxDepth: { n: env.GRAPHQL_MAX_DEPTH, flattenFragments: true, ...asLimitError },
+    costLimit: { maxCost: env.GRAPHQL_MAX_COST, ...asLimitError },
+    maxAliases: { n: env.GRAPHQL_MAX_ALIASES, ...asLimitError },
     maxTokens: { n: env.GRAPHQL_MAX_TOKENS },
-    maxDirectives: { n: 20 },
+    maxDirectives: { n: 20, ...asLimitError },
     blockFieldSuggestion: { enabled: true },
   });
   const introspection = env.GRAPHQL_INTROSPECTION ?? env.NODE_ENV !== "production";

@@ -4,7 +4,7 @@ import { useServer } from "graphql-ws/use/ws";
 import type { YogaServerInstance } from "graphql-yoga";
 import { WebSocketServer } from "ws";
 import { AuthenticationError, type Authenticate } from "../auth/authenticate.ts";
-import type { LiveCredentials } from "../auth/live-credentials.ts";
+import { closeForbidden, type LiveCredentials } from "../auth/live-credentials.ts";
 import type { Principal } from "../auth/scopes.ts";
 import type { Context } from "../context.ts";
 import { websocketConnections } from "../metrics.ts";
@@ -62,15 +62,20 @@ export function serveGraphqlOverWebSocket(
         // Closed already (beyond WS_MAX_CONNECTIONS, or a slow consumer): no lookup for it.
         if (ctx.extra.socket.readyState !== ctx.extra.socket.OPEN) return false;
         const authorization = authorizationParam(ctx.connectionParams);
+        // Refused with the reason (graphql-ws' own close after `false` says only "Forbidden").
         try {
           const principal = await authenticate(authorization);
-          if (principal === null) return false;
+          if (principal === null) {
+            closeForbidden(ctx.extra.socket, 'no credential: send authorization: "Bearer <key>" in connection_init');
+            return false;
+          }
           principals.set(ctx, principal);
           stopWatching.set(ctx, liveCredentials.watchSocket(authorization!, principal, ctx.extra.socket));
           return true;
         } catch (err) {
-          if (err instanceof AuthenticationError) return false;
-          throw err;
+          if (!(err instanceof AuthenticationError)) throw err;
+          closeForbidden(ctx.extra.socket, err.reason);
+          return false;
         }
       },
       onClose: (ctx) => stopWatching.get(ctx)?.(),

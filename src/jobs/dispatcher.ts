@@ -285,6 +285,10 @@ export function createDispatcher(deps: {
     async whyUnserved(capability) {
       if (capability === "cpu" || capability === "local" || deps.fallback) return null;
       if (await workerAlive(db, capability, deps.vanishedAfterSeconds)) return null;
+      // A worker testing the capability (Manim's first test render after a start) takes the job once it passes.
+      const since = new Date(Date.now() - deps.vanishedAfterSeconds * 1000);
+      if (await db.worker.count({ where: { probing: { has: capability }, lastHeartbeatAt: { gte: since } } }))
+        return null;
       const lastSeconds = `the last ${deps.vanishedAfterSeconds} s`;
       return `no worker with the ${capability} capability has reported in ${lastSeconds}, and LOCAL_FALLBACK is off`;
     },

@@ -1,5 +1,5 @@
 import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, createServer } from "node:net";
 
 /** Where a server listens: the address it bound, its port, and a URL that reaches it from this machine. */
 export interface BoundAddress {
@@ -31,5 +31,39 @@ export function closeListener(server: Server): Promise<void> {
   return new Promise<void>((resolve) => {
     server.close(() => resolve());
     server.closeAllConnections();
+  });
+}
+
+/**
+ * Why a listener could not bind `host`:`port` now, in one line for an operator (a busy port, a
+ * privileged one, an address this machine lacks), or null when it can. Checked before a program
+ * starts anything slow, so a busy port costs no database start.
+ */
+export async function whyCannotListen(
+  port: number,
+  host: string,
+  names: { port: string; host: string } = { port: "PORT", host: "HOST" },
+): Promise<string | null> {
+  const portName = names.port;
+  const code = await tryListen(port, host);
+  if (code === null) return null;
+  if (code === "EADDRINUSE") {
+    let free: number | null = null;
+    for (let p = port + 1; p <= Math.min(port + 20, 65535) && free === null; p++)
+      if ((await tryListen(p, host)) === null) free = p;
+    const suggestion = free === null ? `another ${portName}` : `${portName}=${free}`;
+    return `port ${port} is in use: set ${suggestion} (or ${portName}=0 for any free port)`;
+  }
+  if (code === "EACCES") return `port ${port} needs privileges on this machine: set ${portName} to 1024 or above`;
+  if (code === "EADDRNOTAVAIL")
+    return `${host} is not an address of this machine: set ${names.host}=0.0.0.0 or 127.0.0.1`;
+  return `cannot listen on ${host}:${port} (${code})`;
+}
+
+function tryListen(port: number, host: string): Promise<string | null> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+    server.listen({ port, host, exclusive: true }, () => server.close(() => resolve(null)));
   });
 }

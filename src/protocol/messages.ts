@@ -452,6 +452,11 @@ export const WorkerHeartbeat = z.object({
   type: z.literal("worker.heartbeat"),
   workerId: z.string().min(1),
   capabilities: z.array(Capability),
+  /**
+   * Capabilities it is testing (Manim's test render) and takes once the test passes; the API
+   * accepts their jobs meanwhile. Absent from older workers.
+   */
+  probing: z.array(Capability).optional(),
   /** Jobs it runs at once (WORKER_CONCURRENCY); absent from older workers, which count as 1. */
   slots: z.number().int().positive().optional(),
   /** Jobs (id and attempt) the worker is running right now. */

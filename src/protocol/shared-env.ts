@@ -1,8 +1,20 @@
+import { isIP } from "node:net";
 import { z } from "zod";
 import { DEFAULT_TOPIC_PREFIX } from "./queues.ts";
 
 /** A boolean variable: `true`/`false` or `1`/`0`. */
 export const envFlag = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
+
+/**
+ * An address a listener binds: an IPv4 or IPv6 address, or `localhost`. A host name is refused
+ * here rather than resolved at bind time, after Postgres has started.
+ */
+export const listenHost = z
+  .string()
+  .refine(
+    (v) => isIP(v) !== 0 || v === "localhost",
+    "an IP address to bind (0.0.0.0, 127.0.0.1, ::, ::1) or localhost",
+  );
 
 // V4 (GCS) and SigV4 (S3) signed URLs live at most 7 days.
 const signedUrlSeconds = z.coerce

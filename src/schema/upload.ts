@@ -76,7 +76,8 @@ builder.mutationFields((t) => ({
     type: CreateUploadSuccess,
     description:
       "Creates a video waiting for its file and returns a resumable upload URL for it: single-use, expiring, " +
-      "bound to this video and its size limit. With `idempotencyKey`, a repeated call returns the same video and URL.",
+      "bound to this video and its size limit. With `idempotencyKey`, a repeated call returns the same video and URL " +
+      "(a ValidationError on `size` when it sends another size).",
     authScopes: { scope: "videos:write" },
     extensions: mutationWork({ jobs: ["TRANSCODE"] }),
     args: { input: t.arg({ type: CreateUploadInput, required: true }) },
@@ -99,6 +100,14 @@ builder.mutationFields((t) => ({
         uploadNonce: randomBytes(16).toString("base64url"),
         finishing,
       });
+      // A repeat must be the same upload: its URL takes exactly the size the first call declared.
+      if (!created && size !== null && (video.uploadSize === null || Number(video.uploadSize) !== size)) {
+        const first = video.uploadSize === null ? "no size" : `size ${video.uploadSize}`;
+        throw new ValidationError(
+          "size",
+          `This idempotencyKey's upload was created with ${first}; a repeated call sends the same size (or none)`,
+        );
+      }
       if (created && input.staticRenditions?.length) {
         await requestStaticRenditions(ctx.db, video.id, input.staticRenditions);
       }

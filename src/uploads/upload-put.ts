@@ -161,7 +161,7 @@ export async function handleUpload(
     }
     if (!nonce || video.uploadNonce !== nonce) {
       req.resume();
-      return reply(res, 410, { error: "This upload URL is no longer valid (used, or replaced by a newer one)" });
+      return reply(res, 403, { error: "Upload URL rejected: it is not this upload's URL" });
     }
     if (video.uploadSize !== null && total !== null && Number(video.uploadSize) !== total) {
       req.resume();

@@ -64,6 +64,8 @@ export async function startTestApp(
           concurrency: 1,
           graceSeconds: 5,
           extraEnv: {
+            // A test render of Manim costs seconds of CPU: only the tests that render scenes ask for it.
+            WORKER_DETECT_MANIM: "false",
             PROGRESS_INTERVAL_MS: "250",
             HEARTBEAT_INTERVAL_SECONDS: "2",
             LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",

@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, realpathSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -374,12 +374,14 @@ describe("the manim capability", () => {
   it(`finds the project's virtualenv when MANIM_BIN is unset, with the base Python and the TeX \
 tree readable`, async () => {
     const found = await locateManim();
+    // Where the virtualenv really is: .tools may be a link to a shared directory the sandbox mounts.
+    const venv = realpathSync(PROJECT_MANIM_VENV);
     expect(found).toMatchObject({
-      command: MANIM,
-      python: path.join(PROJECT_MANIM_VENV, "bin", "python"),
+      command: path.join(venv, "bin", "manim"),
+      python: path.join(venv, "bin", "python"),
       foundBy: "project virtualenv",
     });
-    expect(found.readOnlyPaths).toContain(PROJECT_MANIM_VENV);
+    expect(found.readOnlyPaths).toContain(venv);
     expect(found.readOnlyPaths).toContain("/var/lib/texmf");
     expect(await locateManim("manim")).toMatchObject({ command: "manim", foundBy: "MANIM_BIN" });
   });
@@ -394,7 +396,8 @@ with the reason`, async () => {
     expect(reason).toMatch(/Manim is not installed \(exit code 127/);
   });
 
-  it("a worker without manim drops the capability; one with it renders jobs from the manim queue", async () => {
+  it(`a worker tests manim after it connects (its heartbeats say so meanwhile); without Manim it drops the \
+capability, with it it renders jobs from the manim queue`, async () => {
     const start = async (bin: string | undefined) => {
       const memory = inMemoryTransport();
       const worker = createWorker({
@@ -411,15 +414,17 @@ with the reason`, async () => {
       await worker.start();
       return { worker, memory };
     };
+    const heartbeats = (memory: ReturnType<typeof inMemoryTransport>) =>
+      memory.events.filter((e) => e.type === "worker.heartbeat");
     const without = await start("/nonexistent/manim");
-    expect(without.memory.events.find((e) => e.type === "worker.heartbeat")).toMatchObject({ capabilities: ["cpu"] });
+    expect(heartbeats(without.memory)[0]).toMatchObject({ capabilities: ["cpu"], probing: ["manim"] });
+    expect(heartbeats(without.memory).at(-1)).toMatchObject({ capabilities: ["cpu"], probing: [] });
     await without.worker.shutdown(0);
 
     const withManim = await start(undefined);
     try {
-      expect(withManim.memory.events.find((e) => e.type === "worker.heartbeat")).toMatchObject({
-        capabilities: ["cpu", "manim"],
-      });
+      expect(heartbeats(withManim.memory)[0]).toMatchObject({ capabilities: ["cpu"], probing: ["manim"] });
+      expect(heartbeats(withManim.memory).at(-1)).toMatchObject({ capabilities: ["cpu", "manim"], probing: [] });
       const job = { ...manimJob(scene("        self.play(Create(Square()), run_time=0.5)\n")), jobId: randomUUID() };
       await withManim.memory.deliver(job, "manim");
       expect(withManim.memory.events.find((e) => e.type === "source.ready" && e.jobId === job.jobId)).toMatchObject({

@@ -275,10 +275,11 @@ export function createJobRunIngestor(deps: IngestDeps) {
     const at = new Date(h.at);
     // What is alive, for LOCAL_FALLBACK routing; an older heartbeat delivered late changes nothing.
     await db.$executeRaw`
-      INSERT INTO "Worker" (id, capabilities, slots, "lastHeartbeatAt")
-        VALUES (${h.workerId}, ${h.capabilities}, ${h.slots ?? 1}, ${at})
+      INSERT INTO "Worker" (id, capabilities, probing, slots, "lastHeartbeatAt")
+        VALUES (${h.workerId}, ${h.capabilities}, ${h.probing ?? []}::text[], ${h.slots ?? 1}, ${at})
       ON CONFLICT (id) DO UPDATE
-        SET capabilities = EXCLUDED.capabilities, slots = EXCLUDED.slots, "lastHeartbeatAt" = EXCLUDED."lastHeartbeatAt"
+        SET capabilities = EXCLUDED.capabilities, probing = EXCLUDED.probing, slots = EXCLUDED.slots,
+          "lastHeartbeatAt" = EXCLUDED."lastHeartbeatAt"
       WHERE "Worker"."lastHeartbeatAt" < EXCLUDED."lastHeartbeatAt"`;
     // Runs this worker started before the heartbeat but no longer lists have ended: finished (their
     // own event says so) or handed back at shutdown, so another worker may take them at once.

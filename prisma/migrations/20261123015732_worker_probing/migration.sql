@@ -1,0 +1,3 @@
+-- AlterTable
+ALTER TABLE "Worker" ADD COLUMN     "probing" TEXT[] DEFAULT ARRAY[]::TEXT[];
+
