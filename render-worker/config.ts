@@ -26,6 +26,13 @@ const WorkerEnvSchema = z.object({
   PROGRESS_INTERVAL_MS: z.coerce.number().int().min(100).default(1000),
   HEARTBEAT_INTERVAL_SECONDS: z.coerce.number().min(1).default(10),
   SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(0).default(30),
+  /** How long a run waits (retrying with back-off) for unreachable or failing storage before its attempt fails. */
+  STORAGE_OUTAGE_PATIENCE_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(24 * 3600)
+    .default(300),
   /** With Pub/Sub: the job's lease; a job whose worker died is redelivered about this long after. */
   JOB_STALL_SECONDS: z.coerce.number().int().min(10).max(600).default(30),
   /**

@@ -51,6 +51,7 @@ const worker = createWorker({
             signedUrlTtlSeconds: env.S3_SIGNED_URL_TTL_SECONDS,
           })
         : createLocalWorkerStorage(env.DATA_DIR),
+  storageOutagePatienceSeconds: env.STORAGE_OUTAGE_PATIENCE_SECONDS,
   tmpDir: defaultTmpDir(env.WORKER_TMP_DIR),
   progressIntervalMs: env.PROGRESS_INTERVAL_MS,
   heartbeatIntervalSeconds: env.HEARTBEAT_INTERVAL_SECONDS,

@@ -48,10 +48,15 @@ export class StorageUnavailableError extends Error {
   readonly retryable = true;
   /** True when storage is full (disk, quota), as opposed to failing or overloaded. */
   readonly full: boolean;
-  constructor(cause: unknown, full: boolean) {
+  constructor(cause: unknown, full: boolean, unreachable = false) {
     super(
       `${full ? "Storage is full" : "Storage is unavailable"}: ${
-        cause instanceof Error ? cause.message : String(cause)
+        // A network error names the store's address, which says nothing to a user: the cause keeps it.
+        unreachable
+          ? `the storage service could not be reached (${codesOf(cause as object).find((c) => NETWORK_CODES.has(c))})`
+          : cause instanceof Error
+            ? cause.message
+            : String(cause)
       }`,
       { cause },
     );
@@ -87,7 +92,7 @@ export function storageUnavailable(err: unknown): StorageUnavailableError | null
     codes.some((c) => FILE_SYSTEM_CODES.has(c) || NETWORK_CODES.has(c) || S3_CODES.has(c) || GCS_REASONS.has(c)) ||
     status === 429 ||
     (status !== null && status >= 500);
-  if (unavailable) return new StorageUnavailableError(err, full);
+  if (unavailable) return new StorageUnavailableError(err, full, !full && codes.some((c) => NETWORK_CODES.has(c)));
   const cause = (err as { cause?: unknown }).cause;
   return cause !== undefined && cause !== err ? storageUnavailable(cause) : null;
 }
