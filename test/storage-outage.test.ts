@@ -1,10 +1,13 @@
+import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
+import { promisify } from "node:util";
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createS3Client } from "../src/protocol/s3-client.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { startCuttableProxy, type CuttableProxy } from "./support/cuttable-proxy.ts";
 import { startMotoS3, type MotoS3 } from "./support/moto-s3.ts";
+import { canMountTmpfs } from "./support/tmpfs.ts";
 import { createUpload, finalState } from "./support/upload-and-wait.ts";
 import { makeClip } from "./worker/media-fixtures.ts";
 
@@ -102,5 +105,29 @@ describe("a storage outage (S3 behind a cut proxy, real API and worker)", () => 
     const final = finalState(t, id);
     expect((await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: clip })).status).toBe(200);
     expect((await final).status).toBe("READY");
+  });
+});
+
+describe.skipIf(!canMountTmpfs)("local storage made read-only (as root: a read-only bind mount of DATA_DIR)", () => {
+  const run = promisify(execFile);
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ worker: false });
+    await run("mount", ["--bind", t.dataDir, t.dataDir]);
+  });
+  afterAll(async () => {
+    await run("umount", ["-l", t.dataDir]).catch(() => undefined);
+    await t?.stop();
+  });
+
+  it("a PUT is answered 503 with Retry-After (not 500), and the same PUT succeeds once it is writable", async () => {
+    const { uploadUrl } = await createUpload(t, "read-only");
+    const body = new Uint8Array(4096).fill(1);
+    await run("mount", ["-o", "remount,bind,ro", t.dataDir]);
+    const refused = await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body });
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get("retry-after")).toBe("60");
+    await run("mount", ["-o", "remount,bind,rw", t.dataDir]);
+    expect((await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body })).status).toBe(200);
   });
 });

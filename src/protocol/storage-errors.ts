@@ -1,3 +1,6 @@
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+
 /** File-system errors that say the disk or its quota is full or failing, not that one file is wrong. */
 const FILE_SYSTEM_CODES = new Set(["ENOSPC", "EDQUOT", "EIO", "EROFS", "EMFILE", "ENFILE"]);
 /** Network errors on the way to storage. */
@@ -95,4 +98,22 @@ export function storageUnavailable(err: unknown): StorageUnavailableError | null
   if (unavailable) return new StorageUnavailableError(err, full, !full && codes.some((c) => NETWORK_CODES.has(c)));
   const cause = (err as { cause?: unknown }).cause;
   return cause !== undefined && cause !== err ? storageUnavailable(cause) : null;
+}
+
+/**
+ * `mkdir -p` for a storage directory that says why it failed: Node's recursive mkdir answers
+ * `ENOENT` when a read-only file system refused it, which reads as a missing object, not an outage.
+ */
+export async function makeStorageDir(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    // One level at a time, which reports the real refusal (EROFS, EACCES).
+    const parent = path.dirname(dir);
+    if (parent !== dir) await makeStorageDir(parent);
+    await mkdir(dir).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== "EEXIST") throw e;
+    });
+  }
 }
