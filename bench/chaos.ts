@@ -14,7 +14,7 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from "../src/db/embedded
 import { freePort } from "../src/free-port.ts";
 import { setLogLevel } from "../src/log.ts";
 import type { Capability } from "../src/protocol/messages.ts";
-import { jobQueueName } from "../src/protocol/queues.ts";
+import { EVENTS_QUEUE, jobQueueName } from "../src/protocol/queues.ts";
 import { createPostgresTransport } from "../src/transport/postgres.ts";
 import { ADMIN_AUTH } from "../test/support/auth.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses } from "../test/support/processes.ts";
@@ -43,11 +43,17 @@ const FAULT_KINDS = [
   "cancel",
   "disk-full",
   "gpu-failing",
+  "api-kill-mid-batch",
+  "storage-outage",
 ] as const;
 type FaultKind = (typeof FAULT_KINDS)[number];
 /** How long a killed worker's children may take to die with it before they count as orphans. */
 const ORPHAN_GRACE_MS = 2000;
-const DEFAULT_FAULTS = "worker-kill:3,worker-term:1,api-kill:2,pg-restart:2,duplicate:2,cancel:2,disk-full:1";
+const DEFAULT_FAULTS =
+  "worker-kill:3,worker-term:1,api-kill:2,pg-restart:2,duplicate:2,cancel:2,disk-full:1,api-kill-mid-batch:1," +
+  "storage-outage:1,gpu-failing:1";
+/** How long the storage-outage fault keeps storage read-only. */
+const STORAGE_OUTAGE_MS = 30_000;
 
 const USAGE = `usage: npm run chaos -- [--uploads=N] [--workers=N] [--seconds=S] [--size=WxH] [--seed=N] \
 [--faults=LIST] [--settle=S] [--keep]
@@ -69,6 +75,9 @@ ffmpeg gone within 5 s
       gpu-failing  start an extra worker advertising nvenc whose stand-in ffmpeg passes the NVENC probe and fails \
 every
                    h264_nvenc encode; counts videos that FAILED after a run on it (must be 0: they go on to cpu)
+      api-kill-mid-batch  SIGKILL the API while it holds a claimed batch of worker events (seen in pgboss.job)
+      storage-outage      as root: storage (DATA_DIR, a bind mount of its own) read-only for 30 s: every write \
+fails (EROFS)
   Killed and exited services are restarted like a supervisor would, 1 s after they exit.
   --seed=N      replays a schedule (printed at the start; what it hits still depends on timing); --settle=S how \
 long videos may take to end
@@ -145,6 +154,12 @@ if (asRoot && (requested.get("disk-full") ?? 0) > 0) {
 }
 await mkdir(dataDir);
 await mkdir(workDir);
+// A mount point of its own, so storage alone can be made read-only (storage-outage), not the temp dirs.
+let storageBindMounted = false;
+if (asRoot && (requested.get("storage-outage") ?? 0) > 0) {
+  await run("mount", ["--bind", dataDir, dataDir]);
+  storageBindMounted = true;
+}
 
 const pgPort = await freePort();
 const apiPort = await freePort();
@@ -205,6 +220,8 @@ async function cleanUp(leftovers: ProcessInfo[]): Promise<void> {
   for (const p of leftovers) if (stillRunning(p)) process.kill(p.pid, "SIGKILL");
   // A start that timed out may have left its process running, unknown to the supervisor.
   await stopAllProcesses();
+  if (storageBindMounted)
+    await run("umount", ["-l", dataDir]).catch((err) => say(`umount ${dataDir} failed: ${(err as Error).message}`));
   if (tmpfsMounted)
     await run("umount", ["-l", diskDir]).catch((err) => say(`umount ${diskDir} failed: ${(err as Error).message}`));
   if (flags.keep) say(`kept ${root} (service logs in ${logDir})`);
@@ -222,7 +239,7 @@ try {
   const clip = await readFile(await generateClip(root, { seconds: clipSeconds, width, height }));
   say(`starting an embedded Postgres on 127.0.0.1:${pgPort} (data in ${pgDir})`);
   await startPostgres();
-  // Its password is made at first start and kept with the data dir, so restarts keep this URL.
+  // With the password the embedded Postgres keeps in its data dir, the same across restarts.
   const databaseUrl = database!.url;
   // Shared by every incarnation of the API: an upload URL signed before a restart stays valid.
   const signingSecret = `chaos-${seed}-signing-secret-not-a-secret-0123456789`;
@@ -630,6 +647,85 @@ status }
     f.outcome.push(service.current() ? "up, advertising nvenc" : "did NOT start");
   }
 
+  /**
+   * SIGKILLs the API right after it claimed a batch of worker events: one is claimed while rows of the
+   * events queue are `active`; those still active after the kill were held by the dead API. Tried up to
+   * 3 times (a batch may finish between the look and the kill); then how long until they were applied.
+   */
+  async function killApiMidBatch(): Promise<void> {
+    const client = new pg.Client({ connectionString: databaseUrl });
+    client.on("error", () => undefined);
+    await client.connect();
+    const claimed = async () =>
+      (
+        await client.query<{ id: string }>(`SELECT id FROM pgboss.job WHERE name = $1 AND state = 'active'`, [
+          EVENTS_QUEUE,
+        ])
+      ).rows.map((r) => r.id);
+    try {
+      for (let tries = 0; tries < 3; tries++) {
+        await api.up();
+        const pid = api.current()?.child.pid;
+        if (!pid) return notInjected("api-kill-mid-batch", "the API did not come back");
+        let held: string[] = [];
+        for (const until = Date.now() + 30_000; !held.length && Date.now() < until; await sleep(10))
+          held = await claimed().catch(() => []);
+        if (!held.length) continue;
+        const downAt = Date.now();
+        await api.signal("SIGKILL");
+        const stillHeld = (await claimed()).filter((id) => held.includes(id));
+        if (!stillHeld.length) {
+          say(`api-kill-mid-batch: the batch ended before the kill landed (try ${tries + 1} of 3)`);
+          await api.up();
+          continue;
+        }
+        const f = record(
+          "api-kill-mid-batch",
+          `SIGKILL api (pid ${pid}) holding a claimed batch of ${stillHeld.length} worker event(s)`,
+        );
+        await api.up();
+        f.outcome.push(
+          api.current() ? `back after ${((Date.now() - downAt) / 1000).toFixed(1)} s` : "did NOT come back",
+        );
+        const appliedAt = async () => {
+          for (const until = downAt + 120_000; Date.now() < until; await sleep(250)) {
+            const { rows } = await client
+              .query<{ n: number }>(
+                `SELECT count(*)::int AS n FROM pgboss.job WHERE id = ANY($1::uuid[]) AND state <> 'completed'`,
+                [stillHeld],
+              )
+              .catch(() => ({ rows: [{ n: -1 }] }));
+            if (rows[0]!.n === 0) return Date.now();
+          }
+          return null;
+        };
+        const at = await appliedAt();
+        f.outcome.push(
+          at === null
+            ? `its claimed events were NOT applied within 120 s`
+            : `its claimed events were applied ${((at - downAt) / 1000).toFixed(1)} s after the kill`,
+        );
+        return;
+      }
+      notInjected("api-kill-mid-batch", "no batch was still claimed when the kill landed, 3 times");
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
+  async function cutStorage(): Promise<void> {
+    if (!storageBindMounted) return notInjected("storage-outage", "skipped: a bind mount needs root");
+    await run("mount", ["-o", "remount,bind,ro", dataDir]);
+    const f = record("storage-outage", `storage (${dataDir}) read-only for ${STORAGE_OUTAGE_MS / 1000} s`);
+    await sleep(STORAGE_OUTAGE_MS);
+    await run("mount", ["-o", "remount,bind,rw", dataDir]);
+    const during = refusalTimes.filter((r) => r.at >= f.at);
+    f.outcome.push(
+      `writable again; the client was refused ${during.length} time(s) ` +
+        `meanwhile${during.length ? `: ${[...new Set(during.map((r) => r.what))].join("; ")}` : ""}`,
+    );
+  }
+
   interface CancelCheck {
     fault: FaultRecord;
     videoId: string;
@@ -761,6 +857,8 @@ progress } } } }`;
       duplicate: duplicateDelivery,
       "disk-full": fillDisk,
       "gpu-failing": startFailingGpu,
+      "api-kill-mid-batch": killApiMidBatch,
+      "storage-outage": cutStorage,
       cancel: async () => {},
     }[kind];
     const recordedBefore = faults.length;
@@ -903,7 +1001,9 @@ after the answer`,
   );
   const leakingPaths = uploaded.filter((u) => internalPath.test(finals.get(u.id!)?.error ?? "")).length;
   const injectedCount = (kind: FaultKind) => faults.filter((f) => f.kind === kind && f.injected).length;
-  const missing = [...requested].filter(([kind, n]) => injectedCount(kind) < n && !(kind === "disk-full" && !asRoot));
+  const missing = [...requested].filter(
+    ([kind, n]) => injectedCount(kind) < n && !((kind === "disk-full" || kind === "storage-outage") && !asRoot),
+  );
   const unplanned = services.flatMap((s) => s.unplannedExits.map(() => s.name));
   const tempDirsLeft = (await readdir(workDir).catch(() => [])).length;
   const refusals = new Map<string, number>();
@@ -946,7 +1046,8 @@ stopping${leftovers.length ? `: ${leftovers.map((p) => `${p.command} ${p.pid}`).
 ${gaveUp.length} service(s) not coming back${gaveUp.length ? `: ${gaveUp.join(", ")}` : ""})
 faults not injected            ${missing.length}${gate(missing.length)}\
 ${missing.map(([k, n]) => ` ${k} ${injectedCount(k)}/${n}`).join(",")}\
-${!asRoot && (requested.get("disk-full") ?? 0) > 0 ? "\n  disk-full skipped: mounting a tmpfs needs root" : ""}
+${!asRoot && (requested.get("disk-full") ?? 0) > 0 ? "\n  disk-full skipped: mounting a tmpfs needs root" : ""}\
+${!asRoot && (requested.get("storage-outage") ?? 0) > 0 ? "\n  storage-outage skipped: a bind mount needs root" : ""}
 not gated:
   services that exited by themselves   ${unplanned.length}${unplanned.length ? ` (${unplanned.join(", ")})` : ""}
   services SIGKILLed at the end        ${wouldNotStop.length} (no exit within 40 s of \

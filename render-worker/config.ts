@@ -28,6 +28,13 @@ const WorkerEnvSchema = z.object({
   SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(0).default(30),
   /** After this many nvenc encodes in a row failed, the worker drops `nvenc` (until restarted). */
   NVENC_MAX_CONSECUTIVE_FAILURES: z.coerce.number().int().min(1).default(3),
+  /** How long a run waits (retrying with back-off) for unreachable or failing storage before its attempt fails. */
+  STORAGE_OUTAGE_PATIENCE_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(24 * 3600)
+    .default(300),
   /** With Pub/Sub: the job's lease; a job whose worker died is redelivered about this long after. */
   JOB_STALL_SECONDS: z.coerce.number().int().min(10).max(600).default(30),
   /**

@@ -16,6 +16,8 @@ what is running after SHUTDOWN_GRACE_SECONDS.`,
   {},
 );
 const env = loadConfigOrExit(loadWorkerEnv);
+/** How long a worker whose API is gone spends stopping before it exits anyway. */
+const PARENT_GONE_EXIT_MS = 3000;
 const tracing = startTracing("videograph-worker");
 
 // A cloud SDK is imported only when configured: each weighs tens of MiB of resident memory.
@@ -49,6 +51,7 @@ const worker = createWorker({
             signedUrlTtlSeconds: env.S3_SIGNED_URL_TTL_SECONDS,
           })
         : createLocalWorkerStorage(env.DATA_DIR),
+  storageOutagePatienceSeconds: env.STORAGE_OUTAGE_PATIENCE_SECONDS,
   tmpDir: defaultTmpDir(env.WORKER_TMP_DIR),
   progressIntervalMs: env.PROGRESS_INTERVAL_MS,
   heartbeatIntervalSeconds: env.HEARTBEAT_INTERVAL_SECONDS,
@@ -76,15 +79,15 @@ const ops: OpsServer | null =
       });
 
 let stopping = false;
-function shutdown(reason: string): void {
+function shutdown(reason: string, graceSeconds = env.SHUTDOWN_GRACE_SECONDS): void {
   if (stopping) {
     log.warn("second signal: exiting now");
     process.exit(1);
   }
   stopping = true;
-  log.info(`${reason}: shutting down`, { graceSeconds: env.SHUTDOWN_GRACE_SECONDS });
+  log.info(`${reason}: shutting down`, { graceSeconds });
   worker
-    .shutdown(env.SHUTDOWN_GRACE_SECONDS)
+    .shutdown(graceSeconds)
     .then(() => ops?.close())
     .then(
       () => tracing.shutdown().finally(() => process.exit(0)),
@@ -96,8 +99,16 @@ function shutdown(reason: string): void {
 }
 for (const signal of ["SIGTERM", "SIGINT"] as const) process.on(signal, () => shutdown(signal));
 // The API's local worker (src/local-worker.ts) has an IPC channel to it, closed when the API is
-// gone; a shutdown already under way goes on.
-process.on("disconnect", () => stopping || shutdown("API process gone"));
+// gone. The database its events go to may have died with the API (the embedded one), so its jobs
+// are handed back at once and what cannot be sent within a few seconds is given up: the transport
+// redelivers a job whose worker stopped heartbeating.
+process.on("disconnect", () => {
+  setTimeout(() => {
+    log.warn("API process gone: exiting without finishing the shutdown");
+    process.exit(1);
+  }, PARENT_GONE_EXIT_MS).unref();
+  if (!stopping) shutdown("API process gone", 0);
+});
 
 worker.start().catch((err) => {
   log.error("worker failed to start", { err });

@@ -24,6 +24,7 @@ import { runCheck } from "../src/protocol/health-check.ts";
 import { jobDuration, jobsInFlight, memoryAdmissionsRefused } from "./metrics.ts";
 import type { VideoEncoder } from "./media/nvenc.ts";
 import { probeNvenc } from "./media/nvenc.ts";
+import { patientStorage } from "./storage/patient-storage.ts";
 import type { WorkerStorage } from "./storage/types.ts";
 import type { WorkerTransport } from "./transport/types.ts";
 import { claimWorkDirs, type WorkDirs } from "./work-dirs.ts";
@@ -38,6 +39,8 @@ export interface WorkerOptions {
   concurrency: number;
   transport: WorkerTransport;
   storage: WorkerStorage;
+  /** How long a run waits for storage to come back before its attempt fails (0: not at all). */
+  storageOutagePatienceSeconds?: number;
   tmpDir: string;
   progressIntervalMs: number;
   heartbeatIntervalSeconds: number;
@@ -408,7 +411,7 @@ export function createWorker(options: WorkerOptions): Worker {
       }
       log.info("job started", { jobId: job.jobId, attempt: job.attempt, runId, type: job.type, capability, encoder });
       await runHandler(job, {
-        storage: options.storage,
+        storage: patientStorage(options.storage, options.storageOutagePatienceSeconds ?? 0, controller.signal),
         emit,
         signal: controller.signal,
         workDir,

@@ -101,6 +101,8 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       ? (await import("./transport/pubsub.ts")).createPubSubApiTransport({
           projectId: env.GOOGLE_CLOUD_PROJECT!,
           topicPrefix: env.PUBSUB_TOPIC_PREFIX,
+          onJobQueueRecreated: (capability) =>
+            void dispatcher.redispatch(capability).catch((err) => log.error("redispatch failed", { err })),
         })
       : createPostgresTransport({ connectionString: databaseUrl, stallSeconds: env.JOB_STALL_SECONDS });
   const dispatcher = createDispatcher({

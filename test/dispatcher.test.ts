@@ -123,4 +123,32 @@ ones behind it`, async () => {
     });
     expect(await db.video.findUniqueOrThrow({ where: { id: broken.id } })).toMatchObject({ status: "FAILED" });
   });
+
+  it("redispatch publishes again the queued jobs already sent to a queue whose messages were lost", async () => {
+    const video = await db.video.create({
+      data: { tenantId: DEFAULT_TENANT_ID, title: "t", status: "QUEUED", sourceKey: "videos/y/source/upload" },
+    });
+    const lost = await db.job.create({
+      data: { videoId: video.id, kind: "TRANSCODE", dispatchedAt: new Date(), dispatchedTo: "cpu" },
+    });
+    const elsewhere = await db.job.create({
+      data: { videoId: video.id, kind: "TRANSCODE", dispatchedAt: new Date(), dispatchedTo: "nvenc" },
+    });
+    await queuedMessages();
+    const dispatcher = createDispatcher({
+      db,
+      transport,
+      segmentSeconds: 2,
+      maxDurationSeconds: 60,
+      urlImport: { maxBytes: 1e6, allowPrivateAddresses: false },
+      vanishedAfterSeconds: 90,
+    });
+    await dispatcher.redispatch("cpu");
+    await dispatcher.stop();
+    const published = (await queuedMessages()).map((m) => m.jobId);
+    expect(published).toContain(lost.id);
+    expect(published).not.toContain(elsewhere.id);
+    expect((await db.job.findUniqueOrThrow({ where: { id: lost.id } })).dispatchedAt).not.toBeNull();
+    expect((await db.job.findUniqueOrThrow({ where: { id: elsewhere.id } })).dispatchedTo).toBe("nvenc");
+  });
 });

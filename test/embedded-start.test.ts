@@ -2,8 +2,11 @@ import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { alivePids, descendantPids } from "./support/process-scan.ts";
+import { readFile } from "node:fs/promises";
+import { gqlAt } from "./support/app.ts";
+import { alivePids, descendantPids, listProcesses } from "./support/process-scan.ts";
 import { startApiProcess, stopAllProcesses } from "./support/processes.ts";
+import { makeClip } from "./worker/media-fixtures.ts";
 
 /**
  * `npm start` with nothing configured: the entry file starts an embedded Postgres, applies
@@ -93,7 +96,8 @@ left running`, async () => {
     expect(alivePids(descendants)).toEqual([]);
   });
 
-  it("when the API process is killed outright, its worker and embedded Postgres stop by themselves", async () => {
+  it("when the API process is killed outright mid-encode, its worker, ffmpeg and embedded Postgres stop within \
+seconds", async () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), "videograph-start-"));
     dirs.push(dataDir);
     await chmod(dataDir, 0o755);
@@ -103,13 +107,32 @@ left running`, async () => {
       LOCAL_WORKER: "true",
     });
     await api.waitForLog('"message":"worker ready"', 30_000);
+    // Busy: a job in flight is what a shutdown waits on (its grace, then events it cannot send).
+    const clip = await makeClip({ width: 640, height: 360, seconds: 60, audio: true });
+    const { uploadUrl } = (
+      await gqlAt(
+        api.url,
+        `mutation { createUpload(input: { title: "busy" }) { ... on CreateUploadSuccess { uploadUrl } } }`,
+      )
+    ).createUpload;
+    expect((await fetch(`${api.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
+    const ffmpegRunning = () =>
+      listProcesses().some((p) => p.command === "ffmpeg" && descendantPids(api.child.pid!).includes(p.pid));
+    for (let i = 0; i < 300 && !ffmpegRunning(); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(ffmpegRunning()).toBe(true);
     const descendants = descendantPids(api.child.pid!);
-    expect(descendants.length).toBeGreaterThanOrEqual(3);
+    expect(descendants.length).toBeGreaterThanOrEqual(4);
 
     // They run in process groups of their own, so nothing but the closed IPC channel tells them.
     await api.stop("SIGKILL");
-    for (let i = 0; i < 150 && alivePids(descendants).length; i++) await new Promise((r) => setTimeout(r, 100));
-    expect(alivePids(descendants)).toEqual([]);
+    const killedAt = Date.now();
+    while (alivePids(descendants).length && Date.now() - killedAt < 30_000)
+      await new Promise((r) => setTimeout(r, 100));
+    const goneAfterMs = Date.now() - killedAt;
+    const left = alivePids(descendants);
+    for (const pid of left) process.kill(pid, "SIGKILL");
+    expect(left).toEqual([]);
+    expect(goneAfterMs).toBeLessThan(8000);
     expect(api.log()).toContain('"message":"API process gone: shutting down"');
     expect(api.log()).toContain('"message":"embedded Postgres stopped"');
   });

@@ -432,4 +432,64 @@ non-JSON is dropped`, async () => {
     expect(slow.started).toEqual([job.jobId]);
     expect(other).toEqual([]);
   });
+
+  test(`a deleted jobs topic and its subscription are made again: the next job reaches the worker, and the \
+dispatcher is told to publish the lost ones again`, async () => {
+    const projectId = newProjectId();
+    const recreated: Capability[] = [];
+    const api = createPubSubApiTransport({ projectId, onJobQueueRecreated: (c) => void recreated.push(c) });
+    running.push(api);
+    await api.start();
+    const got: unknown[] = [];
+    await startWorker(projectId, ["cpu"], 1, async (m) => void got.push(m));
+    const names = pubSubResourceNames("videograph");
+    const client = new PubSub({ projectId });
+    try {
+      await client.subscription(names.jobsSubscription("cpu")).delete();
+      await client.topic(names.jobsTopic("cpu")).delete();
+      const job = jobMessage();
+      await api.publishJob("cpu", job);
+      await waitFor("the job", () => got.length === 1, 30_000);
+      expect(got[0]).toEqual(job);
+      const [metadata] = await client.subscription(names.jobsSubscription("cpu")).getMetadata();
+      expect(metadata.topic).toBe(client.topic(names.jobsTopic("cpu")).name);
+      expect(recreated).toEqual(["cpu"]);
+    } finally {
+      await client.close();
+    }
+  });
+
+  test("a deleted events subscription is made again and events flow to the API again", async () => {
+    const projectId = newProjectId();
+    const api = await startApi(projectId);
+    const received: unknown[] = [];
+    await api.consumeEvents(async (events) => void received.push(...events));
+    const worker = await startWorker(projectId, ["cpu"], 1, async () => {});
+    const names = pubSubResourceNames("videograph");
+    const client = new PubSub({ projectId });
+    const heartbeat = (n: number): WorkerEvent => ({
+      v: PROTOCOL_VERSION,
+      type: "worker.heartbeat",
+      workerId: `w${n}`,
+      capabilities: ["cpu"],
+      activeJobs: [],
+      at: new Date().toISOString(),
+    });
+    try {
+      await worker.publishEvent(heartbeat(1));
+      await waitFor("the first event", () => received.length === 1);
+      await client.subscription(names.eventsSubscription).delete();
+      await sleep(1000);
+      // Published until the new subscription exists: an event published while there is none is lost.
+      for (let n = 2; !received.some((e) => (e as WorkerEvent & { workerId: string }).workerId !== "w1"); n++) {
+        if (n > 60) throw new Error("no event reached the API within 60 s of deleting its subscription");
+        await worker.publishEvent(heartbeat(n));
+        await sleep(1000);
+      }
+      const [exists] = await client.subscription(names.eventsSubscription).exists();
+      expect(exists).toBe(true);
+    } finally {
+      await client.close();
+    }
+  });
 });

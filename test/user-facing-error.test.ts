@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { userFacingError } from "../src/jobs/user-facing-error.ts";
 
-describe("errors as users see them carry no internal paths", () => {
+describe("errors as users see them carry no internal paths or addresses", () => {
   it.each([
     [
       "Storage is full: ENOSPC: no space left on device, open " +
@@ -22,6 +22,12 @@ describe("errors as users see them carry no internal paths", () => {
       "Could not read the source: Server returned 403 for https://storage.example/media/videos/v1/source/upload",
     ],
     ["The scene failed at line 5: NameError", "The scene failed at line 5: NameError"],
+    [
+      "Storage is unavailable: connect ECONNREFUSED 127.0.0.1:51707",
+      "Storage is unavailable: connect ECONNREFUSED (an internal address)",
+    ],
+    ["connect ETIMEDOUT 10.0.3.7:443.", "connect ETIMEDOUT (an internal address)."],
+    ["connect ECONNREFUSED [::1]:9000", "connect ECONNREFUSED (an internal address)"],
   ])("%s", (raw, shown) => {
     expect(userFacingError(raw)).toBe(shown);
   });

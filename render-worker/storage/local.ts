@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { access, copyFile, link, mkdir, readdir, readFile, rename, rm } from "node:fs/promises";
+import { access, copyFile, link, readdir, readFile, rename, rm } from "node:fs/promises";
+import { makeStorageDir } from "../../src/protocol/storage-errors.ts";
 import path from "node:path";
 import type { UploadOptions, WorkerStorage } from "./types.ts";
 import { assertSameBytes } from "./write-once.ts";
@@ -23,7 +24,7 @@ export function createLocalWorkerStorage(dataDir: string): WorkerStorage {
    */
   async function placeCopy(key: string, file: string, place: (temp: string, destination: string) => Promise<void>) {
     const destination = pathFor(key);
-    await mkdir(path.dirname(destination), { recursive: true });
+    await makeStorageDir(path.dirname(destination));
     const temp = `${destination}.${randomBytes(6).toString("hex")}.tmp`;
     try {
       await copyFile(file, temp);

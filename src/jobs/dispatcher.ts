@@ -24,6 +24,11 @@ export interface Dispatcher {
    * heartbeated within `vanishedAfterSeconds`, or LOCAL_FALLBACK hands it to the API's own worker.
    */
   whyUnserved(capability: Capability): Promise<string | null>;
+  /**
+   * Publishes again the queued jobs already sent to `capability`'s queue: its messages were lost (a
+   * Pub/Sub subscription made again). A job whose message did survive is delivered twice, harmlessly.
+   */
+  redispatch(capability: Capability): Promise<void>;
   start(): void;
   stop(): Promise<void>;
 }
@@ -293,6 +298,14 @@ export function createDispatcher(deps: {
       return `no worker with the ${capability} capability has reported in ${lastSeconds}, and LOCAL_FALLBACK is off`;
     },
     kickAt,
+    async redispatch(capability) {
+      const { count } = await db.job.updateMany({
+        where: { status: "QUEUED", dispatchedTo: capability, dispatchedAt: { not: null } },
+        data: { dispatchedAt: null },
+      });
+      if (count) log.warn("jobs whose messages were lost are published again", { queue: capability, jobs: count });
+      run();
+    },
     start() {
       timer = setInterval(run, SWEEP_INTERVAL_MS);
       timer.unref();

@@ -4,6 +4,9 @@ const ABSOLUTE_PATH = /(?<![\w.:/~-])(?:\/[^\s'"`/,;()<>[\]]+){2,}\/?/g;
 /** A relative path that leads to a storage key (a data dir given as a relative DATA_DIR): its leading dirs. */
 const RELATIVE_PREFIX_OF_KEY = /(?<![\w.:/~-])(?:[\w.-]+\/)+(?=(?:videos|tenants)\/)/g;
 
+/** An IPv4 address, or a bracketed IPv6 one, with its port if any: a machine's, never the user's business. */
+const NETWORK_ADDRESS = /(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?(?!\d)|\[[\da-fA-F:.]{2,45}\](?::\d{1,5})?/g;
+
 /** What a path says to a user: its part inside a job's work dir or a storage key, else its file name. */
 function shortenPath(absolute: string): string {
   const parts = absolute.split("/").filter(Boolean);
@@ -16,9 +19,13 @@ function shortenPath(absolute: string): string {
 
 /**
  * A worker's error as users see it (Job.error, Video.error, Variant.error, webhooks): without the
- * worker's temp dirs and data directories, which say nothing to a user and map the machine.
+ * worker's temp dirs, data directories and network addresses, which say nothing to a user and map
+ * the machine.
  * The full text stays on the run (JobRun.error) for operators.
  */
 export function userFacingError(text: string): string {
-  return text.replace(ABSOLUTE_PATH, shortenPath).replace(RELATIVE_PREFIX_OF_KEY, "");
+  return text
+    .replace(ABSOLUTE_PATH, shortenPath)
+    .replace(RELATIVE_PREFIX_OF_KEY, "")
+    .replace(NETWORK_ADDRESS, "(an internal address)");
 }

@@ -1,3 +1,6 @@
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+
 /** File-system errors that say the disk or its quota is full or failing, not that one file is wrong. */
 const FILE_SYSTEM_CODES = new Set(["ENOSPC", "EDQUOT", "EIO", "EROFS", "EMFILE", "ENFILE"]);
 /** Network errors on the way to storage. */
@@ -48,10 +51,15 @@ export class StorageUnavailableError extends Error {
   readonly retryable = true;
   /** True when storage is full (disk, quota), as opposed to failing or overloaded. */
   readonly full: boolean;
-  constructor(cause: unknown, full: boolean) {
+  constructor(cause: unknown, full: boolean, unreachable = false) {
     super(
       `${full ? "Storage is full" : "Storage is unavailable"}: ${
-        cause instanceof Error ? cause.message : String(cause)
+        // A network error names the store's address, which says nothing to a user: the cause keeps it.
+        unreachable
+          ? `the storage service could not be reached (${codesOf(cause as object).find((c) => NETWORK_CODES.has(c))})`
+          : cause instanceof Error
+            ? cause.message
+            : String(cause)
       }`,
       { cause },
     );
@@ -87,7 +95,25 @@ export function storageUnavailable(err: unknown): StorageUnavailableError | null
     codes.some((c) => FILE_SYSTEM_CODES.has(c) || NETWORK_CODES.has(c) || S3_CODES.has(c) || GCS_REASONS.has(c)) ||
     status === 429 ||
     (status !== null && status >= 500);
-  if (unavailable) return new StorageUnavailableError(err, full);
+  if (unavailable) return new StorageUnavailableError(err, full, !full && codes.some((c) => NETWORK_CODES.has(c)));
   const cause = (err as { cause?: unknown }).cause;
   return cause !== undefined && cause !== err ? storageUnavailable(cause) : null;
+}
+
+/**
+ * `mkdir -p` for a storage directory that says why it failed: Node's recursive mkdir answers
+ * `ENOENT` when a read-only file system refused it, which reads as a missing object, not an outage.
+ */
+export async function makeStorageDir(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    // One level at a time, which reports the real refusal (EROFS, EACCES).
+    const parent = path.dirname(dir);
+    if (parent !== dir) await makeStorageDir(parent);
+    await mkdir(dir).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== "EEXIST") throw e;
+    });
+  }
 }

@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { createReadStream, type ReadStream } from "node:fs";
-import { mkdir, open, readFile, rename, rm, stat, truncate } from "node:fs/promises";
+import { open, readFile, rename, rm, stat, truncate } from "node:fs/promises";
 import path from "node:path";
-import { storageUnavailable } from "../protocol/storage-errors.ts";
+import { makeStorageDir, storageUnavailable } from "../protocol/storage-errors.ts";
 import { partialUploadKey, sourceKey } from "../protocol/storage-layout.ts";
 import { mediaUrl, signedUploadTarget, type UploadUrlSigning } from "./api-urls.ts";
 import {
@@ -46,7 +46,7 @@ export class LocalStorage implements ApiStorage, ResumableUploads {
     options: { limit: number; contentType: string },
   ): Promise<number> {
     const file = this.pathFor(key);
-    await mkdir(path.dirname(file), { recursive: true });
+    await makeStorageDir(path.dirname(file));
     // Written beside the destination and renamed, so readers never see part of an object.
     const temp = `${file}.${randomBytes(6).toString("hex")}.tmp`;
     try {
@@ -110,7 +110,7 @@ export class LocalStorage implements ApiStorage, ResumableUploads {
    */
   async writeAt(key: string, offset: number, chunks: AsyncIterable<Uint8Array>, limit: number): Promise<number> {
     const file = this.pathFor(key);
-    await mkdir(path.dirname(file), { recursive: true });
+    await makeStorageDir(path.dirname(file));
     const heldBefore = (await this.size(key)) ?? 0;
     let position: number;
     try {
@@ -147,7 +147,7 @@ export class LocalStorage implements ApiStorage, ResumableUploads {
 
   async move(from: string, to: string): Promise<void> {
     const dest = this.pathFor(to);
-    await mkdir(path.dirname(dest), { recursive: true });
+    await makeStorageDir(path.dirname(dest));
     await rename(this.pathFor(from), dest);
   }
 

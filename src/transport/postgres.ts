@@ -17,9 +17,10 @@ export interface PostgresTransportOptions {
  * whose worker died (no heartbeat for `stallSeconds`).
  */
 export function createPostgresTransport(options: PostgresTransportOptions): ApiTransport {
-  // The monitor pass of supervision is what fails a job whose heartbeat stopped; run it often
-  // enough that a stalled job moves on within about 1.5 × JOB_STALL_SECONDS.
-  const checkSeconds = Math.max(1, Math.min(60, Math.floor(options.stallSeconds / 2)));
+  // The monitor pass of supervision is what fails a job whose heartbeat stopped: a job whose worker
+  // stalled, and a batch of events claimed by an API that died. Every few seconds, so that batch is
+  // applied within about EVENT_CLAIM_HEARTBEAT_SECONDS + 5 s.
+  const checkSeconds = Math.max(1, Math.min(MONITOR_INTERVAL_SECONDS, Math.floor(options.stallSeconds / 2)));
   const boss = new PgBoss({
     connectionString: options.connectionString,
     useListenNotify: true,
@@ -45,7 +46,13 @@ export function createPostgresTransport(options: PostgresTransportOptions): ApiT
           notify: true,
         });
       }
-      await ensureQueue(boss, EVENTS_QUEUE, { retryLimit: 20, retryDelay: 1, retryBackoff: true, notify: true });
+      await ensureQueue(boss, EVENTS_QUEUE, {
+        retryLimit: 20,
+        retryDelay: 1,
+        retryBackoff: true,
+        notify: true,
+        heartbeatSeconds: EVENT_CLAIM_HEARTBEAT_SECONDS,
+      });
     },
     async publishJob(capability: Capability, message: JobMessage) {
       await boss.send(jobQueueName(capability), message);
@@ -69,10 +76,24 @@ export function createPostgresTransport(options: PostgresTransportOptions): ApiT
   };
 }
 
-type QueueOptions = Parameters<PgBoss["createQueue"]>[1];
+type QueueOptions = NonNullable<Parameters<PgBoss["createQueue"]>[1]>;
+
+/**
+ * A batch of events is claimed with a heartbeat (pg-boss's `work()` refreshes it while the handler
+ * runs), so a batch claimed by an API that died goes back to the queue this many seconds later
+ * instead of after pg-boss's 15-minute expiry. pg-boss's minimum.
+ */
+const EVENT_CLAIM_HEARTBEAT_SECONDS = 10;
+const MONITOR_INTERVAL_SECONDS = 4;
 
 async function ensureQueue(boss: PgBoss, name: string, queueOptions: QueueOptions): Promise<void> {
-  if (await boss.getQueue(name)) return;
+  const existing = await boss.getQueue(name);
+  if (existing) {
+    // A queue created by an earlier release keeps its options until told otherwise.
+    if ((existing.heartbeatSeconds ?? undefined) !== queueOptions.heartbeatSeconds)
+      await boss.updateQueue(name, { heartbeatSeconds: queueOptions.heartbeatSeconds ?? null });
+    return;
+  }
   try {
     await boss.createQueue(name, queueOptions);
   } catch (err) {

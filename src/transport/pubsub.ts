@@ -14,6 +14,11 @@ export interface PubSubApiTransportOptions {
   projectId: string;
   /** Prefix of every topic and subscription name; workers must use the same. Default `DEFAULT_TOPIC_PREFIX`. */
   topicPrefix?: string;
+  /**
+   * A capability's jobs subscription was found missing and made again: the job messages it held, or
+   * that were published while it did not exist, are gone.
+   */
+  onJobQueueRecreated?: (capability: Capability) => void;
 }
 
 /** A topic or subscription that `setup()` made sure of. */
@@ -30,6 +35,12 @@ export interface PubSubApiTransport extends ApiTransport {
 }
 
 const ALREADY_EXISTS = 6;
+const NOT_FOUND = 5;
+/** What a deleted topic's subscriptions are left pointing at: they never receive again. */
+const DELETED_TOPIC = "_deleted-topic_";
+/** Setup runs again at most this often when a resource is found missing, and at least this often anyway. */
+const RESTORE_MIN_INTERVAL_MS = 5000;
+const RESTORE_INTERVAL_MS = 30_000;
 const EVENT_BATCH_SIZE = 100;
 const EVENT_BATCH_WINDOW_MS = 50;
 const REOPEN_DELAY_MS = 5000;
@@ -70,12 +81,23 @@ export function createPubSubApiTransport(options: PubSubApiTransportOptions): Pu
     topicName: string,
     name: string,
     subscriptionOptions: CreateSubscriptionOptions,
+    topicRecreated = false,
   ): Promise<PubSubResource> {
     try {
       await pubsub.createSubscription(topicName, name, subscriptionOptions);
       return { kind: "subscription", name, created: true };
     } catch (err) {
       if ((err as { code?: unknown }).code !== ALREADY_EXISTS) throw err;
+      if (topicRecreated) {
+        // A subscription outlives its deleted topic detached from it, and a new topic of the same
+        // name does not take it back: it is made again.
+        const [metadata] = await pubsub.subscription(name).getMetadata();
+        if (metadata.topic === DELETED_TOPIC) {
+          await pubsub.subscription(name).delete();
+          await pubsub.createSubscription(topicName, name, subscriptionOptions);
+          return { kind: "subscription", name, created: true };
+        }
+      }
       return { kind: "subscription", name, created: false };
     }
   }
@@ -88,6 +110,7 @@ export function createPubSubApiTransport(options: PubSubApiTransportOptions): Pu
       names.controlTopic,
     ];
     const topicResults = await Promise.all(topicNames.map(ensureTopic));
+    const recreated = (topicName: string) => restoring && topicResults.some((r) => r.name === topicName && r.created);
     // Without an expiration policy a subscription with no subscriber for 31 days is deleted,
     // and messages then published to its topic are lost.
     const neverExpire = { expirationPolicy: {} };
@@ -101,26 +124,84 @@ export function createPubSubApiTransport(options: PubSubApiTransportOptions): Pu
     };
     const subscriptionResults = await Promise.all([
       ...Capability.options.map((capability) =>
-        ensureSubscription(names.jobsTopic(capability), names.jobsSubscription(capability), jobsSubscription),
+        ensureSubscription(
+          names.jobsTopic(capability),
+          names.jobsSubscription(capability),
+          jobsSubscription,
+          recreated(names.jobsTopic(capability)),
+        ),
       ),
       // A batch fails only when the database does; no dead letters, so no event is ever dropped.
-      ensureSubscription(names.eventsTopic, names.eventsSubscription, {
-        ...neverExpire,
-        ackDeadlineSeconds: 30,
-        retryPolicy: { minimumBackoff: { seconds: 1 }, maximumBackoff: { seconds: 60 } },
-      }),
-      ensureSubscription(names.deadLetterTopic, names.deadLetterSubscription, {
-        ...neverExpire,
-        messageRetentionDuration: DEAD_LETTER_RETENTION_SECONDS,
-      }),
+      ensureSubscription(
+        names.eventsTopic,
+        names.eventsSubscription,
+        {
+          ...neverExpire,
+          ackDeadlineSeconds: 30,
+          retryPolicy: { minimumBackoff: { seconds: 1 }, maximumBackoff: { seconds: 60 } },
+        },
+        recreated(names.eventsTopic),
+      ),
+      ensureSubscription(
+        names.deadLetterTopic,
+        names.deadLetterSubscription,
+        { ...neverExpire, messageRetentionDuration: DEAD_LETTER_RETENTION_SECONDS },
+        recreated(names.deadLetterTopic),
+      ),
     ]);
     return [...topicResults, ...subscriptionResults];
+  }
+
+  let restoring = false;
+  let restored: Promise<void> | null = null;
+  let lastRestoreAt = 0;
+  let restoreTimer: NodeJS.Timeout | undefined;
+  /**
+   * Makes again what this service owns and someone deleted (or an emulator that restarted lost):
+   * at once when a call finds something missing, at most every RESTORE_MIN_INTERVAL_MS, and every
+   * RESTORE_INTERVAL_MS anyway, since a missing jobs subscription makes no publish fail. Each
+   * resource made again is logged once.
+   */
+  function restore(why: string): Promise<void> {
+    if (restored) return restored;
+    const wait = Math.max(0, lastRestoreAt + RESTORE_MIN_INTERVAL_MS - Date.now());
+    restored = (async () => {
+      await new Promise((r) => setTimeout(r, wait));
+      lastRestoreAt = Date.now();
+      restoring = true;
+      try {
+        const made = (await setup()).filter((r) => r.created);
+        for (const r of made) log.warn(`Pub/Sub ${r.kind} was missing; created it again`, { [r.kind]: r.name, why });
+        for (const capability of Capability.options)
+          if (made.some((r) => r.name === names.jobsSubscription(capability)))
+            options.onJobQueueRecreated?.(capability);
+      } catch (err) {
+        log.error("Pub/Sub topics and subscriptions could not be made again; trying later", { err, why });
+      } finally {
+        restoring = false;
+        restored = null;
+      }
+    })();
+    return restored;
+  }
+  const notFound = (err: unknown) => (err as { code?: unknown }).code === NOT_FOUND;
+  /** `publish`, and once more after restoring what was missing when it found its topic gone. */
+  async function publishRestoring(publish: () => Promise<unknown>): Promise<void> {
+    try {
+      await publish();
+    } catch (err) {
+      if (!notFound(err) || stopping) throw err;
+      await restore("a publish found its topic missing");
+      await publish();
+    }
   }
 
   return {
     setup,
     async start() {
       await setup();
+      restoreTimer = setInterval(() => void restore("periodic check"), RESTORE_INTERVAL_MS);
+      restoreTimer.unref();
     },
     async checkReachable() {
       const [exists] = await topic(names.eventsTopic).exists();
@@ -128,7 +209,8 @@ export function createPubSubApiTransport(options: PubSubApiTransportOptions): Pu
     },
 
     async publishControl(message: ControlMessage) {
-      await topic(names.controlTopic).publishMessage({ data: Buffer.from(JSON.stringify(message)) });
+      const data = Buffer.from(JSON.stringify(message));
+      await publishRestoring(() => topic(names.controlTopic).publishMessage({ data }));
     },
 
     async publishJob(capability: Capability, message: JobMessage) {
@@ -139,7 +221,7 @@ export function createPubSubApiTransport(options: PubSubApiTransportOptions): Pu
         attempt: String(message.attempt),
       };
       const data = Buffer.from(JSON.stringify(message));
-      await topic(names.jobsTopic(capability)).publishMessage({ data, attributes });
+      await publishRestoring(() => topic(names.jobsTopic(capability)).publishMessage({ data, attributes }));
     },
 
     async consumeEvents(handler) {
@@ -199,14 +281,28 @@ export function createPubSubApiTransport(options: PubSubApiTransportOptions): Pu
         if (buffered.length >= EVENT_BATCH_SIZE) handleBuffered();
         else batchTimer ??= setTimeout(handleBuffered, EVENT_BATCH_WINDOW_MS);
       });
-      subscription.on("error", (err) =>
-        log.error("Pub/Sub events subscription error", { subscription: names.eventsSubscription, err }),
-      );
+      let missingLogged = false;
+      subscription.on("error", (err) => {
+        if (notFound(err)) {
+          // Logged once until it is back; the subscription reopens once it exists again.
+          if (!missingLogged)
+            log.error("Pub/Sub events subscription is missing; creating it again", {
+              subscription: names.eventsSubscription,
+            });
+          missingLogged = true;
+          void restore("the events subscription is missing").then(() => {
+            missingLogged = false;
+            if (!stopping && !subscription.isOpen) subscription.open();
+          });
+          return;
+        }
+        log.error("Pub/Sub events subscription error", { subscription: names.eventsSubscription, err });
+      });
       subscription.on("close", () => {
         if (stopping) return;
         const subscriptionName = names.eventsSubscription;
         log.error("Pub/Sub events subscription closed unexpectedly; reopening", { subscription: subscriptionName });
-        setTimeout(() => stopping || subscription.open(), REOPEN_DELAY_MS).unref();
+        setTimeout(() => stopping || subscription.isOpen || subscription.open(), REOPEN_DELAY_MS).unref();
       });
 
       stopEvents = async () => {
@@ -220,6 +316,8 @@ export function createPubSubApiTransport(options: PubSubApiTransportOptions): Pu
 
     async stop() {
       stopping = true;
+      clearInterval(restoreTimer);
+      await restored;
       await stopEvents?.();
       await Promise.all([...topics.values()].map((t) => t.flush()));
       await pubsub.close();

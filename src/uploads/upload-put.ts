@@ -169,7 +169,14 @@ export async function handleUpload(
         error: `Total size ${total} differs from the ${video.uploadSize} bytes declared earlier`,
       });
     }
-    const received = await deps.storage.receivedUploadBytes(videoId);
+    let received: number;
+    try {
+      received = await deps.storage.receivedUploadBytes(videoId);
+    } catch (err) {
+      const unavailable = storageUnavailable(err);
+      if (unavailable) return refuseForStorage(res, req, videoId, unavailable, null);
+      throw err;
+    }
 
     if (range && range.start === null) {
       // A status query: report progress without writing.
@@ -236,7 +243,14 @@ export async function handleUpload(
     await deps.db.video.update({ where: { id: videoId }, data: { uploadedBytes: written } });
     if (!isComplete(written)) return resumeIncomplete(res, written);
     if (written === 0) return reply(res, 400, { error: "The upload is empty (0 bytes); send the file's bytes" });
-    const sourceKey = await deps.storage.finishUpload(videoId);
+    let sourceKey: string;
+    try {
+      sourceKey = await deps.storage.finishUpload(videoId);
+    } catch (err) {
+      const unavailable = storageUnavailable(err);
+      if (unavailable) return refuseForStorage(res, req, videoId, unavailable, null);
+      throw err;
+    }
     await queueUploadedVideo(deps, videoId, { key: sourceKey, name: "upload", size: written });
     log.info("upload complete", { videoId, bytes: written });
     reply(res, 200, { videoId, bytes: written, status: "QUEUED" });

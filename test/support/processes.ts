@@ -132,6 +132,15 @@ export async function startWorkerProcess(
   return worker;
 }
 
+/** `node <entry>` (a script of the tests' own), with the same log capture and clean-up as the services. */
+export function startScriptProcess(
+  name: string,
+  entry: string,
+  env: Record<string, string | undefined>,
+): ServiceProcess {
+  return startProcess(name, entry, env);
+}
+
 /** Kills whatever a test left running (SIGKILL: a test that failed midway owes no grace). */
 export async function stopAllProcesses(): Promise<void> {
   await Promise.all([...running].map((p) => p.stop("SIGKILL")));
