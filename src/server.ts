@@ -208,7 +208,12 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     if (env.METRICS_PORT !== undefined) observeHttpRequest(req, res, url.pathname);
     // S3 and local storage take uploads here; GCS takes them in resumable sessions of its own.
     if (url.pathname.startsWith(UPLOAD_PATH_PREFIX) && "writeUploadChunk" in storage) {
-      return handleUpload({ ...services, storage }, req, res, url);
+      return handleUpload(
+        { ...services, storage, idleTimeoutMs: env.UPLOAD_IDLE_TIMEOUT_SECONDS * 1000 },
+        req,
+        res,
+        url,
+      );
     }
     if (url.pathname.startsWith(MEDIA_PATH_PREFIX)) {
       // Tenant bytes: a browser must never guess them into HTML or script.
