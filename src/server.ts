@@ -38,6 +38,7 @@ import { MEDIA_PATH_PREFIX, UPLOAD_PATH_PREFIX } from "./storage/api-urls.ts";
 import { LocalStorage } from "./storage/local.ts";
 import { loadSigningSecret, UrlSigner } from "./storage/url-signer.ts";
 import { createPostgresTransport } from "./transport/postgres.ts";
+import { createUploadExpiry } from "./uploads/expire-uploads.ts";
 import { handleUpload } from "./uploads/upload-put.ts";
 import { createWebhookDeliverer } from "./webhooks/deliverer.ts";
 import { createWebhookEmitter } from "./webhooks/events.ts";
@@ -115,6 +116,13 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     timeoutMs: env.WEBHOOK_TIMEOUT_MS,
     retryBaseSeconds: env.WEBHOOK_RETRY_BASE_SECONDS,
     allowPrivateUrls: env.WEBHOOK_ALLOW_PRIVATE_URLS,
+  });
+  const uploadExpiry = createUploadExpiry({
+    db,
+    storage,
+    pubSub,
+    graceSeconds: env.UPLOAD_EXPIRY_GRACE_SECONDS,
+    uploadUrlTtlSeconds: env.UPLOAD_URL_TTL_SECONDS,
   });
   const webhooks = createWebhookEmitter({ retryHours: env.WEBHOOK_RETRY_HOURS, onQueued: () => deliverer.kick() });
   const costs = costSettings(env);
@@ -269,6 +277,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       if (env.INGEST_EVENTS) await transport.consumeEvents((events) => ingestor.ingest(events));
       dispatcher.start();
       deliverer.start();
+      uploadExpiry.start();
       await notifications?.start();
       const { address, port, url } = await listenOn(httpServer, env.PORT, env.HOST);
       started = true;
@@ -293,6 +302,8 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       }
       log.info("stopping: webhook deliveries");
       await deliverer.stop();
+      log.info("stopping: upload expiry");
+      await uploadExpiry.stop();
       log.info("stopping: dispatcher");
       await dispatcher.stop();
       log.info("stopping: transport");
