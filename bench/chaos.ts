@@ -30,6 +30,7 @@ import {
 } from "../test/support/process-scan.ts";
 import { watchSegments } from "./support/segment-watch.ts";
 import { CREATE_UPLOAD, generateClip, postGraphQL, type GraphQLResponse } from "./support/stack.ts";
+import { startSlowWebhookFault } from "./support/slow-webhook.ts";
 import { supervise, type SupervisedService } from "./support/supervisor.ts";
 
 const run = promisify(execFile);
@@ -42,11 +43,13 @@ const FAULT_KINDS = [
   "duplicate",
   "cancel",
   "disk-full",
+  "slow-webhook",
 ] as const;
 type FaultKind = (typeof FAULT_KINDS)[number];
 /** How long a killed worker's children may take to die with it before they count as orphans. */
 const ORPHAN_GRACE_MS = 2000;
-const DEFAULT_FAULTS = "worker-kill:3,worker-term:1,api-kill:2,pg-restart:2,duplicate:2,cancel:2,disk-full:1";
+const DEFAULT_FAULTS =
+  "worker-kill:3,worker-term:1,api-kill:2,pg-restart:2,duplicate:2,cancel:2,disk-full:1,slow-webhook:1";
 
 const USAGE = `usage: npm run chaos -- [--uploads=N] [--workers=N] [--seconds=S] [--size=WxH] [--seed=N] \
 [--faults=LIST] [--settle=S] [--keep]
@@ -65,6 +68,9 @@ started;
       cancel       cancelVideo once one of a video's rungs is past 60 % or READY; honoured = CANCELED and its \
 ffmpeg gone within 5 s
       disk-full    as root: shrink the tmpfs holding storage and the workers' temp dirs to what is in use, for 10 s
+      slow-webhook a webhook receiver answering 200 then a byte every 5 s, for the uploading tenant; another \
+tenant's
+                   healthy receiver gets a delivery a second: its p50 must stay under 2 s and its max under 30 s
   Killed and exited services are restarted like a supervisor would, 1 s after they exit.
   --seed=N      replays a schedule (printed at the start; what it hits still depends on timing); --settle=S how \
 long videos may take to end
@@ -240,6 +246,8 @@ try {
           SIGNING_SECRET: signingSecret,
           HLS_SEGMENT_SECONDS: "2",
           RATE_LIMIT_MUTATIONS_PER_MINUTE: "100000",
+          // The slow-webhook fault's receivers are on loopback.
+          ...(requested.has("slow-webhook") ? { WEBHOOK_ALLOW_PRIVATE_URLS: "true" } : {}),
         },
         { ownProcessGroup: true },
       ),
@@ -512,6 +520,12 @@ status }
     );
   }
 
+  const slowWebhook = requested.has("slow-webhook") ? await startSlowWebhookFault({ databaseUrl, gql }) : null;
+  async function injectSlowWebhook(): Promise<void> {
+    const f = record("slow-webhook", "registering a slow and a healthy webhook receiver");
+    f.outcome.push(await slowWebhook!.inject());
+  }
+
   let duplicates = 0;
   async function duplicateDelivery(): Promise<void> {
     const wanted = duplicates++ % 2 === 0 ? "RUNNING" : "SUCCEEDED";
@@ -719,6 +733,7 @@ progress } } } }`;
       "pg-restart": restartPostgres,
       duplicate: duplicateDelivery,
       "disk-full": fillDisk,
+      "slow-webhook": injectSlowWebhook,
       cancel: async () => {},
     }[kind];
     const recordedBefore = faults.length;
@@ -760,6 +775,7 @@ progress } } } }`;
   }
   await Promise.all(pendingCancels);
   ws.dispose();
+  await slowWebhook?.stop();
 
   // --- measure -------------------------------------------------------------------------------
   const finals = new Map<string, VideoState>();
@@ -852,6 +868,10 @@ after the answer`,
   for (const u of videos) for (const [what, n] of u.refusals) refusals.set(what, (refusals.get(what) ?? 0) + n);
 
   const gate = (n: number) => (n === 0 ? "" : "   <-- must be 0");
+  const webhookFairness = slowWebhook?.summary() ?? null;
+  const webhookLine = webhookFairness
+    ? `webhooks beside a slow one     ${webhookFairness.line}${webhookFairness.failed ? "   <-- over a bound" : ""}\n`
+    : "";
   const faultLine = FAULT_KINDS.map((k) => `${k} ${injectedCount(k)}/${requested.get(k) ?? 0}`).join(", ");
   console.log(`
 videograph chaos run — ${new Date().toISOString()}, seed ${seed} (replay: npm run chaos -- --seed=${seed} \
@@ -884,7 +904,7 @@ processes needing a human      ${needingHuman}${gate(needingHuman)} (${orphaned.
 by ${ORPHAN_GRACE_MS / 1000} s, ${leftovers.length} left after \
 stopping${leftovers.length ? `: ${leftovers.map((p) => `${p.command} ${p.pid}`).join(", ")}` : ""}, \
 ${gaveUp.length} service(s) not coming back${gaveUp.length ? `: ${gaveUp.join(", ")}` : ""})
-faults not injected            ${missing.length}${gate(missing.length)}\
+${webhookLine}faults not injected            ${missing.length}${gate(missing.length)}\
 ${missing.map(([k, n]) => ` ${k} ${injectedCount(k)}/${n}`).join(",")}\
 ${!asRoot && (requested.get("disk-full") ?? 0) > 0 ? "\n  disk-full skipped: mounting a tmpfs needs root" : ""}
 not gated:
@@ -910,7 +930,8 @@ ${faults
       rewrittenSegments.size +
       (cancelChecks.length - honoured.length) +
       needingHuman +
-      missing.length ===
+      missing.length +
+      (webhookFairness?.failed ? 1 : 0) ===
     0
       ? 0
       : 1;
