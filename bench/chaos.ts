@@ -224,7 +224,8 @@ try {
   const clip = await readFile(await generateClip(root, { seconds: clipSeconds, width, height }));
   say(`starting an embedded Postgres on 127.0.0.1:${pgPort} (data in ${pgDir})`);
   await startPostgres();
-  const databaseUrl = `postgresql://videograph:videograph@127.0.0.1:${pgPort}/videograph`;
+  // The embedded Postgres has a password of its own per data dir: the URL it reports carries it.
+  const databaseUrl = database!.url;
   // Shared by every incarnation of the API: an upload URL signed before a restart stays valid.
   const signingSecret = `chaos-${seed}-signing-secret-not-a-secret-0123456789`;
   const common = {

@@ -13,6 +13,8 @@ const SLOW_WEBHOOK_P50_BOUND_MS = 2000;
 const SLOW_WEBHOOK_MAX_BOUND_MS = 30_000;
 const TRICKLE_EVERY_MS = 5000;
 const PROBE_EVERY_MS = 1000;
+/** Long enough for several of the slow receiver's deliveries to be cut off at WEBHOOK_TIMEOUT_MS (10 s). */
+const PROBE_FOR_MS = 60_000;
 
 async function listen(server: Server): Promise<string> {
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
@@ -51,22 +53,25 @@ export async function startSlowWebhookFault(options: {
   const [slowUrl, healthyUrl] = [await listen(slow), await listen(healthy)];
   const queued = new Set<string>();
   let notQueued = 0;
-  let probe: NodeJS.Timeout | null = null;
   let stoppingAt = Number.POSITIVE_INFINITY;
-  const db = new pg.Client({ connectionString: options.databaseUrl });
+  // A pool, so a Postgres restart during the probe costs a few deliveries, not the rest of them.
+  const db = new pg.Pool({ connectionString: options.databaseUrl, max: 2 });
   db.on("error", () => undefined);
 
   return {
     /** Registers the slow receiver for the uploading tenant, and a healthy one of another tenant, then probes. */
     async inject(): Promise<string> {
-      const r = await options.gql(
-        `mutation($url: String!) { createWebhookEndpoint(input: { url: $url }) { __typename ` +
-          `... on Error { message } } }`,
-        { url: slowUrl },
-      );
-      if (r.data?.createWebhookEndpoint?.__typename !== "CreateWebhookEndpointSuccess")
-        throw new Error(`the slow endpoint was refused: ${JSON.stringify(r.errors ?? r.data)}`);
-      await db.connect();
+      // Asked again while the API or its database is restarting (another fault).
+      for (let tries = 1; ; tries++) {
+        const r = await options.gql(
+          `mutation($url: String!) { createWebhookEndpoint(input: { url: $url }) { __typename ` +
+            `... on Error { message } } }`,
+          { url: slowUrl },
+        );
+        if (r.data?.createWebhookEndpoint?.__typename === "CreateWebhookEndpointSuccess") break;
+        if (tries >= 30) throw new Error(`the slow endpoint was refused: ${JSON.stringify(r.errors ?? r.data)}`);
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
       const tenant = await db.query<{ id: string }>(
         `INSERT INTO "Tenant" (id, name) VALUES (gen_random_uuid(), 'chaos-healthy-webhooks')
          ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id`,
@@ -77,23 +82,31 @@ export async function startSlowWebhookFault(options: {
         [tenant.rows[0]!.id, healthyUrl],
       );
       // A row as the emitter writes it; the deliverer finds it at its next poll (every second).
-      probe = setInterval(() => {
+      const startedAt = Date.now();
+      while (Date.now() - startedAt < PROBE_FOR_MS) {
         const eventId = crypto.randomUUID();
-        db.query(
-          `INSERT INTO "WebhookDelivery" (id, "eventId", "endpointId", "eventType", payload, "giveUpAt")
-           VALUES (gen_random_uuid(), $1, $2, 'video.ready', $3, now() + interval '1 hour')`,
-          [eventId, endpoint.rows[0]!.id, JSON.stringify({ id: eventId, queuedAt: Date.now() })],
-        ).then(
-          () => queued.add(eventId),
-          () => notQueued++,
-        );
-      }, PROBE_EVERY_MS);
+        await db
+          .query(
+            `INSERT INTO "WebhookDelivery" (id, "eventId", "endpointId", "eventType", payload, "giveUpAt")
+             VALUES (gen_random_uuid(), $1, $2, 'video.ready', $3, now() + interval '1 hour')`,
+            [eventId, endpoint.rows[0]!.id, JSON.stringify({ id: eventId, queuedAt: Date.now() })],
+          )
+          .then(
+            () => queued.add(eventId),
+            () => notQueued++,
+          );
+        await new Promise((r) => setTimeout(r, PROBE_EVERY_MS));
+      }
+      // The last ones have the bound to arrive.
+      const until = Date.now() + SLOW_WEBHOOK_MAX_BOUND_MS;
+      while ([...queued].some((id) => !latencies.has(id)) && Date.now() < until)
+        await new Promise((r) => setTimeout(r, 200));
       return `a receiver trickling its body (1 byte / ${TRICKLE_EVERY_MS / 1000} s) registered for tenant "default"; a \
-healthy receiver of tenant "chaos-healthy-webhooks" gets a delivery queued every ${PROBE_EVERY_MS / 1000} s`;
+healthy receiver of tenant "chaos-healthy-webhooks" got a delivery queued every ${PROBE_EVERY_MS / 1000} s for \
+${PROBE_FOR_MS / 1000} s`;
     },
     /** Stops probing and closes both receivers (the deliveries the slow one holds end at once). */
     async stop(): Promise<void> {
-      if (probe) clearInterval(probe);
       stoppingAt = Date.now();
       await db.end().catch(() => undefined);
       for (const server of [slow, healthy]) {
