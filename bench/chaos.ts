@@ -30,6 +30,7 @@ import {
 } from "../test/support/process-scan.ts";
 import { watchSegments } from "./support/segment-watch.ts";
 import { CREATE_UPLOAD, generateClip, postGraphQL, type GraphQLResponse } from "./support/stack.ts";
+import { startSlowWebhookFault } from "./support/slow-webhook.ts";
 import { supervise, type SupervisedService } from "./support/supervisor.ts";
 
 const run = promisify(execFile);
@@ -45,13 +46,14 @@ const FAULT_KINDS = [
   "gpu-failing",
   "api-kill-mid-batch",
   "storage-outage",
+  "slow-webhook",
 ] as const;
 type FaultKind = (typeof FAULT_KINDS)[number];
 /** How long a killed worker's children may take to die with it before they count as orphans. */
 const ORPHAN_GRACE_MS = 2000;
 const DEFAULT_FAULTS =
   "worker-kill:3,worker-term:1,api-kill:2,pg-restart:2,duplicate:2,cancel:2,disk-full:1,api-kill-mid-batch:1," +
-  "storage-outage:1,gpu-failing:1";
+  "storage-outage:1,gpu-failing:1,slow-webhook:1";
 /** How long the storage-outage fault keeps storage read-only. */
 const STORAGE_OUTAGE_MS = 30_000;
 
@@ -78,6 +80,9 @@ every
       api-kill-mid-batch  SIGKILL the API while it holds a claimed batch of worker events (seen in pgboss.job)
       storage-outage      as root: storage (DATA_DIR, a bind mount of its own) read-only for 30 s: every write \
 fails (EROFS)
+      slow-webhook a webhook receiver answering 200 then a byte every 5 s, for the uploading tenant; another \
+tenant's
+                   healthy receiver gets a delivery a second: its p50 must stay under 2 s and its max under 30 s
   Killed and exited services are restarted like a supervisor would, 1 s after they exit.
   --seed=N      replays a schedule (printed at the start; what it hits still depends on timing); --settle=S how \
 long videos may take to end
@@ -262,6 +267,8 @@ try {
           SIGNING_SECRET: signingSecret,
           HLS_SEGMENT_SECONDS: "2",
           RATE_LIMIT_MUTATIONS_PER_MINUTE: "100000",
+          // The slow-webhook fault's receivers are on loopback.
+          ...(requested.has("slow-webhook") ? { WEBHOOK_ALLOW_PRIVATE_URLS: "true" } : {}),
         },
         { ownProcessGroup: true },
       ),
@@ -533,6 +540,12 @@ status }
       `stop took ${((stoppedAt - began) / 1000).toFixed(1)} s (it waits up to 5 s for clients, then shuts down ` +
         `fast); down ${((Date.now() - stoppedAt) / 1000).toFixed(1)} s`,
     );
+  }
+
+  const slowWebhook = requested.has("slow-webhook") ? await startSlowWebhookFault({ databaseUrl, gql }) : null;
+  async function injectSlowWebhook(): Promise<void> {
+    const f = record("slow-webhook", "registering a slow and a healthy webhook receiver");
+    f.outcome.push(await slowWebhook!.inject());
   }
 
   let duplicates = 0;
@@ -859,6 +872,7 @@ progress } } } }`;
       "gpu-failing": startFailingGpu,
       "api-kill-mid-batch": killApiMidBatch,
       "storage-outage": cutStorage,
+      "slow-webhook": injectSlowWebhook,
       cancel: async () => {},
     }[kind];
     const recordedBefore = faults.length;
@@ -900,6 +914,7 @@ progress } } } }`;
   }
   await Promise.all(pendingCancels);
   ws.dispose();
+  await slowWebhook?.stop();
 
   // --- measure -------------------------------------------------------------------------------
   const finals = new Map<string, VideoState>();
@@ -1010,6 +1025,10 @@ after the answer`,
   for (const u of videos) for (const [what, n] of u.refusals) refusals.set(what, (refusals.get(what) ?? 0) + n);
 
   const gate = (n: number) => (n === 0 ? "" : "   <-- must be 0");
+  const webhookFairness = slowWebhook?.summary() ?? null;
+  const webhookLine = webhookFairness
+    ? `webhooks beside a slow one     ${webhookFairness.line}${webhookFairness.failed ? "   <-- over a bound" : ""}\n`
+    : "";
   const faultLine = FAULT_KINDS.map((k) => `${k} ${injectedCount(k)}/${requested.get(k) ?? 0}`).join(", ");
   console.log(`
 videograph chaos run — ${new Date().toISOString()}, seed ${seed} (replay: npm run chaos -- --seed=${seed} \
@@ -1044,7 +1063,7 @@ processes needing a human      ${needingHuman}${gate(needingHuman)} (${orphaned.
 by ${ORPHAN_GRACE_MS / 1000} s, ${leftovers.length} left after \
 stopping${leftovers.length ? `: ${leftovers.map((p) => `${p.command} ${p.pid}`).join(", ")}` : ""}, \
 ${gaveUp.length} service(s) not coming back${gaveUp.length ? `: ${gaveUp.join(", ")}` : ""})
-faults not injected            ${missing.length}${gate(missing.length)}\
+${webhookLine}faults not injected            ${missing.length}${gate(missing.length)}\
 ${missing.map(([k, n]) => ` ${k} ${injectedCount(k)}/${n}`).join(",")}\
 ${!asRoot && (requested.get("disk-full") ?? 0) > 0 ? "\n  disk-full skipped: mounting a tmpfs needs root" : ""}\
 ${!asRoot && (requested.get("storage-outage") ?? 0) > 0 ? "\n  storage-outage skipped: a bind mount needs root" : ""}
@@ -1072,7 +1091,8 @@ ${faults
       (cancelChecks.length - honoured.length) +
       failedAfterGpu.length +
       needingHuman +
-      missing.length ===
+      missing.length +
+      (webhookFairness?.failed ? 1 : 0) ===
     0
       ? 0
       : 1;

@@ -44,6 +44,10 @@ const EnvSchema = z.object({
     .int()
     .positive()
     .default(24 * 3600),
+  /** An upload chunk whose bytes stop arriving for this long is cut off; the client resumes from what arrived. */
+  UPLOAD_IDLE_TIMEOUT_SECONDS: z.coerce.number().int().min(1).default(30),
+  /** An upload whose URL expired this long ago without its last byte is canceled and its pieces deleted. */
+  UPLOAD_EXPIRY_GRACE_SECONDS: z.coerce.number().int().min(0).default(3600),
   SIGNING_SECRET: z.string().min(32).optional(),
   ...sharedEnvShape,
   GCS_NOTIFICATION_SUBSCRIPTION: z.string().min(1).optional(),

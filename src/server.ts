@@ -38,6 +38,7 @@ import { MEDIA_PATH_PREFIX, UPLOAD_PATH_PREFIX } from "./storage/api-urls.ts";
 import { LocalStorage } from "./storage/local.ts";
 import { loadSigningSecret, UrlSigner } from "./storage/url-signer.ts";
 import { createPostgresTransport } from "./transport/postgres.ts";
+import { createUploadExpiry } from "./uploads/expire-uploads.ts";
 import { handleUpload } from "./uploads/upload-put.ts";
 import { createWebhookDeliverer } from "./webhooks/deliverer.ts";
 import { createWebhookEmitter } from "./webhooks/events.ts";
@@ -128,6 +129,13 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     timeoutMs: env.WEBHOOK_TIMEOUT_MS,
     retryBaseSeconds: env.WEBHOOK_RETRY_BASE_SECONDS,
     allowPrivateUrls: env.WEBHOOK_ALLOW_PRIVATE_URLS,
+  });
+  const uploadExpiry = createUploadExpiry({
+    db,
+    storage,
+    pubSub,
+    graceSeconds: env.UPLOAD_EXPIRY_GRACE_SECONDS,
+    uploadUrlTtlSeconds: env.UPLOAD_URL_TTL_SECONDS,
   });
   const webhooks = createWebhookEmitter({ retryHours: env.WEBHOOK_RETRY_HOURS, onQueued: () => deliverer.kick() });
   const costs = costSettings(env);
@@ -236,7 +244,12 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     if (env.METRICS_PORT !== undefined) observeHttpRequest(req, res, url.pathname);
     // S3 and local storage take uploads here; GCS takes them in resumable sessions of its own.
     if (url.pathname.startsWith(UPLOAD_PATH_PREFIX) && "writeUploadChunk" in storage) {
-      return handleUpload({ ...services, storage }, req, res, url);
+      return handleUpload(
+        { ...services, storage, idleTimeoutMs: env.UPLOAD_IDLE_TIMEOUT_SECONDS * 1000 },
+        req,
+        res,
+        url,
+      );
     }
     if (url.pathname.startsWith(MEDIA_PATH_PREFIX)) {
       // Tenant bytes: a browser must never guess them into HTML or script.
@@ -298,6 +311,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       if (env.INGEST_EVENTS) await transport.consumeEvents((events) => ingestor.ingest(events));
       dispatcher.start();
       deliverer.start();
+      uploadExpiry.start();
       await notifications?.start();
       await options.beforeListen?.();
       const { address, port, url } = await listenOn(httpServer, env.PORT, env.HOST);
@@ -324,6 +338,8 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       }
       log.info("stopping: webhook deliveries");
       await deliverer.stop();
+      log.info("stopping: upload expiry");
+      await uploadExpiry.stop();
       log.info("stopping: dispatcher");
       await dispatcher.stop();
       log.info("stopping: transport");

@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net";
 import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isPublicAddress } from "../src/http/outbound-url.ts";
+import { createWebhookDeliverer, webhookClaimLeaseSeconds } from "../src/webhooks/deliverer.ts";
 import { signWebhook, verifyWebhookSignature } from "../src/webhooks/signature.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { makeClip } from "./worker/media-fixtures.ts";
@@ -415,5 +416,148 @@ the deliverer`, async () => {
       expect(final.lastError, url).toBe(reason);
       expect(final.attempts, url).toHaveLength(1);
     }
+  });
+});
+
+/**
+ * A receiver that answers 200 at once and then sends its body a byte a second, never silent long
+ * enough for a socket timeout. Counts the requests open per event id.
+ */
+async function startTricklingReceiver() {
+  const open = new Map<string, number>();
+  let mostOpenForOneEvent = 0;
+  const requests: { id: string; at: number; closedAt: number | null }[] = [];
+  const server: Server = createServer((req, res) => {
+    const id = String(req.headers["webhook-id"]);
+    const request = { id, at: Date.now(), closedAt: null as number | null };
+    requests.push(request);
+    open.set(id, (open.get(id) ?? 0) + 1);
+    mostOpenForOneEvent = Math.max(mostOpenForOneEvent, open.get(id)!);
+    req.resume();
+    res.writeHead(200, { "content-type": "text/plain", "content-length": "100000" });
+    const drip = setInterval(() => res.write("."), 1000);
+    res.on("close", () => {
+      clearInterval(drip);
+      request.closedAt = Date.now();
+      open.set(id, open.get(id)! - 1);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`,
+    requests,
+    openNow: () => [...open.values()].reduce((a, b) => a + b, 0),
+    mostOpenForOneEvent: () => mostOpenForOneEvent,
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+async function endpointOfNewTenant(t: TestApp, url: string): Promise<string> {
+  const tenant = await t.app.services.db.tenant.create({ data: { name: `tenant-${crypto.randomUUID()}` } });
+  return (
+    await t.app.services.db.webhookEndpoint.create({
+      data: { tenantId: tenant.id, url, secret: "whsec_x", events: [] },
+    })
+  ).id;
+}
+
+describe("a webhook receiver that answers slowly", () => {
+  let t: TestApp;
+  let slow: Awaited<ReturnType<typeof startTricklingReceiver>>;
+  beforeAll(async () => {
+    slow = await startTricklingReceiver();
+    t = await startTestApp({ worker: false, env: { WEBHOOK_TIMEOUT_MS: "2000", WEBHOOK_RETRY_BASE_SECONDS: "1" } });
+  });
+  afterAll(async () => {
+    await slow?.close();
+    await t?.stop();
+  });
+
+  it("the claim lease outlasts the deadline of a whole delivery and the recording of its attempt", () => {
+    for (const ms of [100, 2000, 10_000, 60_000, 600_000]) {
+      expect(webhookClaimLeaseSeconds(ms) * 1000, `${ms}`).toBeGreaterThanOrEqual(ms + 30_000);
+    }
+  });
+
+  it(`a receiver that sends its headers and then trickles its body is cut off at WEBHOOK_TIMEOUT_MS, the \
+attempt recorded as timed out`, async () => {
+    const endpointId = await endpointOfNewTenant(t, slow.url);
+    const delivery = await queueDelivery(t, endpointId, 3600_000);
+    t.app.services.webhooks.kick();
+    const attemptOf = () => t.app.services.db.webhookAttempt.findFirst({ where: { deliveryId: delivery.id } });
+    await expect.poll(attemptOf, { timeout: 8000 }).toBeTruthy();
+    const attempt = (await attemptOf())!;
+    expect(attempt.error).toBe("timed out: no complete answer within 2000 ms");
+    expect(attempt.statusCode).toBe(200);
+    expect(attempt.durationMs).toBeGreaterThanOrEqual(1900);
+    expect(attempt.durationMs).toBeLessThan(3500);
+    const first = slow.requests.find((r) => r.id === delivery.eventId)!;
+    await expect.poll(() => first.closedAt, { timeout: 2000 }).not.toBeNull();
+    const after = await t.app.services.db.webhookDelivery.findUniqueOrThrow({ where: { id: delivery.id } });
+    expect(after).toMatchObject({ status: "PENDING", attemptCount: expect.any(Number) });
+    expect(after.lastError).toMatch(/^timed out/);
+    await t.app.services.db.webhookEndpoint.delete({ where: { id: endpointId } });
+  });
+
+  it(`a second deliverer on the same database never sends a delivery that is still in flight (observed past the \
+40 s a lease once lasted)`, async () => {
+    const db = t.app.services.db;
+    const own = await startTricklingReceiver();
+    const second = createWebhookDeliverer({ db, timeoutMs: 2000, retryBaseSeconds: 1, allowPrivateUrls: true });
+    const endpointId = await endpointOfNewTenant(t, own.url);
+    const delivery = await queueDelivery(t, endpointId, 3600_000);
+    second.start(200);
+    t.app.services.webhooks.kick();
+    try {
+      await new Promise((r) => setTimeout(r, 36_000));
+      const tries = own.requests.filter((r) => r.id === delivery.eventId);
+      expect(tries.length).toBeGreaterThanOrEqual(2);
+      expect(own.mostOpenForOneEvent()).toBe(1);
+      for (const r of tries.slice(0, -1)) expect(r.closedAt! - r.at).toBeLessThan(3500);
+    } finally {
+      await own.close();
+      await db.webhookEndpoint.delete({ where: { id: endpointId } });
+      await second.stop();
+    }
+  }, 60_000);
+});
+
+describe("webhook endpoints are delivered independently", () => {
+  let t: TestApp;
+  let slow: Awaited<ReturnType<typeof startTricklingReceiver>>;
+  let healthy: Awaited<ReturnType<typeof startReceiver>>;
+  beforeAll(async () => {
+    slow = await startTricklingReceiver();
+    healthy = await startReceiver(() => 200);
+    t = await startTestApp({ worker: false, env: { WEBHOOK_TIMEOUT_MS: "30000" } });
+  });
+  afterAll(async () => {
+    // Closing the trickling receiver first ends the deliveries it holds.
+    await slow?.close();
+    await healthy?.close();
+    await t?.stop();
+  });
+
+  it(`one tenant's receiver trickling its answers does not delay another tenant's deliveries`, async () => {
+    const slowEndpoint = await endpointOfNewTenant(t, slow.url);
+    const healthyEndpoint = await endpointOfNewTenant(t, healthy.url);
+    for (let i = 0; i < 25; i++) await queueDelivery(t, slowEndpoint, 3600_000);
+    t.app.services.webhooks.kick();
+    await expect.poll(() => slow.openNow(), { timeout: 5000 }).toBeGreaterThan(0);
+    const queuedAt = Date.now();
+    const wanted = await Promise.all([1, 2, 3].map(() => queueDelivery(t, healthyEndpoint, 3600_000)));
+    t.app.services.webhooks.kick();
+    await expect.poll(() => healthy.received.length, { timeout: 10_000 }).toBe(3);
+    expect(Date.now() - queuedAt).toBeLessThan(2000);
+    expect(new Set(healthy.received.map((r) => r.headers["webhook-id"]))).toEqual(
+      new Set(wanted.map((d) => d.eventId)),
+    );
+    // The slow receiver still holds its deliveries, at most a few of them at once.
+    expect(slow.openNow()).toBeGreaterThan(0);
+    expect(slow.openNow()).toBeLessThanOrEqual(4);
   });
 });

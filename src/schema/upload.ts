@@ -118,6 +118,11 @@ builder.mutationFields((t) => ({
           origin,
           nonce: video.uploadNonce ?? "used",
         });
+        // The expiry sweep (src/uploads/expire-uploads.ts) counts from the latest URL handed out.
+        await ctx.db.video.updateMany({
+          where: { id: video.id, status: "WAITING_FOR_UPLOAD" },
+          data: { uploadExpiresAt: target.expiresAt },
+        });
         return { video, uploadUrl: target.url, expiresAt: target.expiresAt, maxBytes: ctx.maxUploadBytes };
       } catch (err) {
         if (created) await ctx.db.video.delete({ where: { id: video.id } });

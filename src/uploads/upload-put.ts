@@ -19,7 +19,13 @@ export interface UploadDeps {
   maxUploadBytes: number;
   maxAttempts: number;
   costs?: CostSettings;
+  /** A chunk whose bytes stop arriving for this long is cut off (UPLOAD_IDLE_TIMEOUT_SECONDS). */
+  idleTimeoutMs: number;
 }
+
+/** How long a status query waits for storage before it answers 503. */
+const STATUS_QUERY_TIMEOUT_MS = 5000;
+const STATUS_RETRY_AFTER_SECONDS = "5";
 
 type ContentRange =
   | { start: number; end: number; total: number | null }
@@ -152,23 +158,51 @@ export async function handleUpload(
     );
   }
 
-  await withUploadLock(videoId, async () => {
+  /** The video when the URL may take bytes now, else the answer was sent and null returned. */
+  const waitingVideo = async () => {
     const video = await deps.db.video.findUnique({ where: { id: videoId } });
-    if (!video) return reply(res, 404, { error: "No such upload" });
-    if (video.status !== "WAITING_FOR_UPLOAD") {
+    if (!video) {
+      reply(res, 404, { error: "No such upload" });
+      return null;
+    }
+    const refuse = (status: number, error: string) => {
       req.resume();
-      return reply(res, 409, { error: `This upload is complete; the video is ${video.status}` });
+      reply(res, status, { error });
+      return null;
+    };
+    if (video.status !== "WAITING_FOR_UPLOAD") {
+      return refuse(409, `This upload is complete; the video is ${video.status}`);
     }
     if (!nonce || video.uploadNonce !== nonce) {
-      req.resume();
-      return reply(res, 403, { error: "Upload URL rejected: it is not this upload's URL" });
+      return refuse(403, "Upload URL rejected: it is not this upload's URL");
     }
     if (video.uploadSize !== null && total !== null && Number(video.uploadSize) !== total) {
-      req.resume();
-      return reply(res, 400, {
-        error: `Total size ${total} differs from the ${video.uploadSize} bytes declared earlier`,
-      });
+      return refuse(400, `Total size ${total} differs from the ${video.uploadSize} bytes declared earlier`);
     }
+    return video;
+  };
+
+  if (range && range.start === null) {
+    // A status query reports what storage holds without the upload's lock: a chunk stalled on a
+    // dead connection holds that lock until its idle timeout, and the client asking is the one
+    // that wants to resume. Bytes of a chunk still arriving may be counted or not; either offset
+    // is a valid place to resume from.
+    if (!(await waitingVideo())) return;
+    req.resume();
+    const received = await statusWithin(deps.storage.receivedUploadBytes(videoId), STATUS_QUERY_TIMEOUT_MS);
+    if (typeof received === "number") return resumeIncomplete(res, received);
+    log.warn("upload status query: storage did not answer", { videoId, err: received.message });
+    return reply(
+      res,
+      503,
+      { error: "The server's storage did not answer, so how much of the file arrived is not known; ask again later" },
+      { "retry-after": STATUS_RETRY_AFTER_SECONDS },
+    );
+  }
+
+  await withUploadLock(videoId, async () => {
+    const video = await waitingVideo();
+    if (!video) return;
     let received: number;
     try {
       received = await deps.storage.receivedUploadBytes(videoId);
@@ -176,12 +210,6 @@ export async function handleUpload(
       const unavailable = storageUnavailable(err);
       if (unavailable) return refuseForStorage(res, req, videoId, unavailable, null);
       throw err;
-    }
-
-    if (range && range.start === null) {
-      // A status query: report progress without writing.
-      req.resume();
-      return resumeIncomplete(res, received);
     }
     const start = range?.start ?? 0;
     if (start > received) {
@@ -202,6 +230,13 @@ export async function handleUpload(
     const limit = Math.min(maxBytes, range?.end !== undefined && range.end !== null ? range.end + 1 : maxBytes);
     const isComplete = (held: number) => (total !== null ? held >= total : range === null);
     let written: number;
+    let idle = false;
+    // A body that stops arriving (a dead connection, a stalled client) must not hold the upload's
+    // lock until Node's request timeout: the bytes that arrived are kept and the client resumes.
+    req.setTimeout(deps.idleTimeoutMs, () => {
+      idle = true;
+      req.destroy();
+    });
     try {
       // A refused body (too large, storage full) is answered and drained, so it is not destroyed.
       written = await deps.storage.writeUploadChunk(videoId, start, req.iterator({ destroyOnReturn: false }), {
@@ -222,7 +257,8 @@ export async function handleUpload(
         // The client went away mid-chunk (a closed tab, a lost network): it resumes from what was kept.
         const kept = await deps.storage.receivedUploadBytes(videoId);
         await deps.db.video.update({ where: { id: videoId }, data: { uploadedBytes: kept } });
-        log.info("upload chunk interrupted: the client went away", { videoId, keptBytes: kept });
+        if (idle) log.info("upload chunk cut off: no bytes arrived", { videoId, keptBytes: kept, ...idleFor(deps) });
+        else log.info("upload chunk interrupted: the client went away", { videoId, keptBytes: kept });
         return;
       }
       const unavailable = storageUnavailable(err);
@@ -236,6 +272,8 @@ export async function handleUpload(
         );
       }
       throw err;
+    } finally {
+      req.setTimeout(0);
     }
     if (total !== null && video.uploadSize === null) {
       await deps.db.video.update({ where: { id: videoId }, data: { uploadSize: total } });
@@ -255,4 +293,22 @@ export async function handleUpload(
     log.info("upload complete", { videoId, bytes: written });
     reply(res, 200, { videoId, bytes: written, status: "QUEUED" });
   });
+}
+
+const idleFor = (deps: UploadDeps) => ({ idleSeconds: deps.idleTimeoutMs / 1000 });
+
+/** The storage's answer, or the error that it failed or did not answer within `ms`. */
+async function statusWithin(answer: Promise<number>, ms: number): Promise<number | Error> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<Error>((resolve) => {
+    timer = setTimeout(() => resolve(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([
+      answer.catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))),
+      late,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

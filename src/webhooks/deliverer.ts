@@ -9,13 +9,27 @@ import { signWebhook } from "./signature.ts";
 
 export interface WebhookDelivererOptions {
   db: Db;
+  /** The whole exchange of one delivery: connecting, the answer's headers and its body (WEBHOOK_TIMEOUT_MS). */
   timeoutMs: number;
   /** First retry after this; each further one waits twice as long, at most an hour. */
   retryBaseSeconds: number;
   allowPrivateUrls: boolean;
-  /** How long a claimed delivery is hidden from other API instances while it is being sent. */
-  leaseSeconds?: number;
-  batchSize?: number;
+  /** Deliveries this instance sends at once, over all endpoints. */
+  maxInFlight?: number;
+  /** Deliveries this instance sends at once to one endpoint, so a slow receiver holds only these. */
+  maxInFlightPerEndpoint?: number;
+}
+
+/** Time a claimed delivery has, beyond its deadline, to read its row and record its attempt. */
+const RECORDING_MARGIN_SECONDS = 30;
+
+/**
+ * How long a claimed delivery is hidden from other deliverers (other API instances). Longer than any
+ * delivery can take, since the deadline bounds the whole exchange; else a second instance would send
+ * it again while the first still waits for its answer.
+ */
+export function webhookClaimLeaseSeconds(timeoutMs: number): number {
+  return Math.ceil(timeoutMs / 1000) + RECORDING_MARGIN_SECONDS;
 }
 
 const RESPONSE_KEEP_BYTES = 2048;
@@ -45,12 +59,25 @@ function post(
   if (literal) return refusal(literal);
   const client = url.protocol === "https:" ? https : http;
   return new Promise((resolve) => {
-    const done = (r: Omit<PostResult, "durationMs" | "permanent">, permanent = false) =>
+    let settled = false;
+    let answered: number | null = null;
+    const done = (r: Omit<PostResult, "durationMs" | "permanent">, permanent = false) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(deadline);
       resolve({
         ...r,
         durationMs: Math.round(performance.now() - started),
-        permanent: permanent || r.statusCode === 410,
+        permanent: permanent || (r.error === null && r.statusCode === 410),
       });
+    };
+    // One deadline for the whole exchange: a socket timeout only sees silence, and a receiver that
+    // sends its answer a byte at a time is never silent.
+    const deadline = setTimeout(() => {
+      const error = `timed out: no complete answer within ${options.timeoutMs} ms`;
+      done({ statusCode: answered, responseBody: null, error });
+      req.destroy(new Error(error));
+    }, options.timeoutMs);
     const req = client.request(
       url,
       {
@@ -62,9 +89,9 @@ function post(
           "user-agent": "videograph-webhooks/1",
         },
         lookup: guardedLookup(options.allowPrivateUrls) as never,
-        timeout: options.timeoutMs,
       },
       (res) => {
+        answered = res.statusCode ?? null;
         const chunks: Buffer[] = [];
         let kept = 0;
         res.on("data", (c: Buffer) => {
@@ -81,7 +108,6 @@ function post(
         res.on("error", (err) => done({ statusCode: res.statusCode ?? null, responseBody: null, error: err.message }));
       },
     );
-    req.on("timeout", () => req.destroy(new Error(`no answer within ${options.timeoutMs} ms`)));
     req.on("error", (err: NodeJS.ErrnoException) =>
       done({ statusCode: null, responseBody: null, error: err.message }, err.code === ADDRESS_NOT_PUBLIC),
     );
@@ -94,11 +120,17 @@ function post(
  * instances share the work and none is sent twice at once), POSTs them signed, records every
  * attempt and retries with exponential back-off until the delivery's `giveUpAt` (24 h). A refusal
  * that another try cannot change (a non-public address, a URL the settings no longer allow, 410
- * Gone) fails the delivery at once.
+ * Gone) fails the delivery at once. Each delivery runs on its own, at most `maxInFlightPerEndpoint`
+ * per endpoint: a free slot claims the next due delivery at once, so a slow receiver delays only
+ * its own deliveries.
  */
 export function createWebhookDeliverer(options: WebhookDelivererOptions) {
   const { db } = options;
-  const lease = options.leaseSeconds ?? Math.ceil(options.timeoutMs / 1000) + 30;
+  const lease = webhookClaimLeaseSeconds(options.timeoutMs);
+  const maxInFlight = options.maxInFlight ?? 32;
+  const perEndpoint = options.maxInFlightPerEndpoint ?? 4;
+  /** Deliveries being sent by this instance, by id, with their endpoint. */
+  const inFlight = new Map<string, { endpointId: string; done: Promise<void> }>();
   let timer: NodeJS.Timeout | null = null;
   let running: Promise<void> | null = null;
   let stopped = true;
@@ -118,7 +150,8 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions) {
       },
       options,
     );
-    const ok = result.statusCode !== null && result.statusCode >= 200 && result.statusCode < 300;
+    const ok =
+      result.error === null && result.statusCode !== null && result.statusCode >= 200 && result.statusCode < 300;
     const attemptCount = delivery.attemptCount + 1;
     const error = ok ? null : (result.error ?? `HTTP ${result.statusCode}`);
     const wait = Math.min(3600, options.retryBaseSeconds * 2 ** (attemptCount - 1)) * 1000;
@@ -157,28 +190,54 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions) {
       });
   }
 
-  async function runOnce(): Promise<number> {
-    const claimed = await db.$queryRaw<{ id: string }[]>`
-      UPDATE "WebhookDelivery" SET "nextAttemptAt" = now() + make_interval(secs => ${lease})
-      WHERE id IN (
-        SELECT id FROM "WebhookDelivery"
-        WHERE status = 'PENDING' AND "nextAttemptAt" <= now()
-        ORDER BY "nextAttemptAt" LIMIT ${options.batchSize ?? 20}
+  /** Claims due deliveries for the free slots: none of an endpoint already at its limit here. */
+  async function claim(): Promise<{ id: string; endpointId: string }[]> {
+    const free = maxInFlight - inFlight.size;
+    if (free <= 0) return [];
+    const busy = new Map<string, number>();
+    for (const d of inFlight.values()) busy.set(d.endpointId, (busy.get(d.endpointId) ?? 0) + 1);
+    const endpoints = [...busy.keys()];
+    const counts = endpoints.map((e) => busy.get(e)!);
+    const full = endpoints.filter((e) => busy.get(e)! >= perEndpoint);
+    return db.$queryRaw<{ id: string; endpointId: string }[]>`
+      WITH due AS (
+        SELECT id, "endpointId", "nextAttemptAt" FROM "WebhookDelivery"
+        WHERE status = 'PENDING' AND "nextAttemptAt" <= now() AND "endpointId" <> ALL (${full}::uuid[])
+        ORDER BY "nextAttemptAt" LIMIT ${free * perEndpoint}
         FOR UPDATE SKIP LOCKED
-      ) RETURNING id`;
-    await Promise.all(
-      claimed.map((c) =>
-        deliver(c.id).catch((err) => log.error("webhook delivery crashed", { err, deliveryId: c.id })),
-      ),
-    );
-    return claimed.length;
+      ), ranked AS (
+        SELECT due.id, row_number() OVER (PARTITION BY due."endpointId" ORDER BY due."nextAttemptAt") AS n,
+          COALESCE(busy.count, 0) AS sending
+        FROM due LEFT JOIN unnest(${endpoints}::uuid[], ${counts}::int[]) AS busy(endpoint, count)
+          ON busy.endpoint = due."endpointId"
+      ), chosen AS (
+        SELECT id FROM ranked WHERE n + sending <= ${perEndpoint} ORDER BY n LIMIT ${free}
+      )
+      UPDATE "WebhookDelivery" SET "nextAttemptAt" = now() + make_interval(secs => ${lease})
+      WHERE id IN (SELECT id FROM chosen)
+      RETURNING id, "endpointId"`;
+  }
+
+  /** Starts the claimed deliveries without waiting for them; true when any was claimed. */
+  async function runOnce(): Promise<boolean> {
+    const claimed = await claim();
+    for (const c of claimed) {
+      const done = deliver(c.id)
+        .catch((err) => log.error("webhook delivery crashed", { err, deliveryId: c.id }))
+        .finally(() => {
+          inFlight.delete(c.id);
+          kick();
+        });
+      inFlight.set(c.id, { endpointId: c.endpointId, done });
+    }
+    return claimed.length > 0;
   }
 
   async function loop(): Promise<void> {
     do {
       again = false;
       try {
-        while (!stopped && (await runOnce()) > 0);
+        while (!stopped && inFlight.size < maxInFlight && (await runOnce()));
       } catch (err) {
         if (!stopped) log.error("webhook deliverer failed", { err });
       }
@@ -206,6 +265,8 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions) {
       stopped = true;
       if (timer) clearInterval(timer);
       await running;
+      // Each ends by its deadline.
+      await Promise.all([...inFlight.values()].map((d) => d.done));
     },
   };
 }

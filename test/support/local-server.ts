@@ -3,6 +3,8 @@ import { spawn } from "node:child_process";
 const STOP_TIMEOUT_MS = 5000;
 
 export interface LocalServer {
+  /** The server's process id (to freeze it with SIGSTOP, as a hung service would be). */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -58,7 +60,7 @@ export async function startLocalServer(options: {
 
   const deadline = Date.now() + options.startTimeoutMs;
   for (;;) {
-    if (await options.ready().catch(() => false)) return { stop };
+    if (await options.ready().catch(() => false)) return { pid: child.pid!, stop };
     if (hasExited || Date.now() > deadline) {
       await stop();
       throw new Error(`${options.name} did not start (${hasExited ? "it exited" : "timed out"}):\n${output}`);

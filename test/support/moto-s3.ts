@@ -18,6 +18,8 @@ export interface MotoS3 {
   endpoint: string;
   /** Creates a bucket and returns the env that points the API and worker at it (STORAGE=s3, path style). */
   createBucket(): Promise<Record<string, string>>;
+  /** Stops (SIGSTOP) or resumes (SIGCONT) the server: it keeps its connections and answers nothing. */
+  freeze(frozen: boolean): void;
   stop(): Promise<void>;
 }
 
@@ -37,7 +39,7 @@ export async function startMotoS3(): Promise<MotoS3> {
   }
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
-  const { stop } = await startLocalServer({
+  const { pid, stop } = await startLocalServer({
     name: `moto on port ${port}`,
     command: MOTO_SERVER,
     args: ["-H", "127.0.0.1", "-p", String(port)],
@@ -64,7 +66,15 @@ export async function startMotoS3(): Promise<MotoS3> {
         ...MOTO_CREDENTIALS,
       };
     },
-    stop,
+    freeze: (frozen) => process.kill(pid, frozen ? "SIGSTOP" : "SIGCONT"),
+    stop: async () => {
+      try {
+        process.kill(pid, "SIGCONT");
+      } catch {
+        // It has exited already.
+      }
+      await stop();
+    },
   };
 }
 

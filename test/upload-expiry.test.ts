@@ -1,0 +1,89 @@
+import { ListMultipartUploadsCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { stat } from "node:fs/promises";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createS3Client } from "../src/protocol/s3-client.ts";
+import { partialUploadKey, videoPrefix } from "../src/protocol/storage-layout.ts";
+import { UPLOAD_EXPIRED_REASON } from "../src/uploads/expire-uploads.ts";
+import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
+import { startMotoS3, type MotoS3 } from "./support/moto-s3.ts";
+
+const CREATE_UPLOAD =
+  `mutation($title: String!) { createUpload(input: { title: $title }) { ... on ` +
+  `CreateUploadSuccess { uploadUrl expiresAt video { id } } } }`;
+const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { status error } } }`;
+/** Upload URLs live 3 s and expire with no grace: the sweep then runs every second. */
+const EXPIRING = { UPLOAD_URL_TTL_SECONDS: "3", UPLOAD_EXPIRY_GRACE_SECONDS: "0" };
+
+const statusOf = async (t: TestApp, id: string) =>
+  (await t.app.services.db.video.findUniqueOrThrow({ where: { id } })).status;
+
+describe("abandoned uploads expire (local storage)", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ worker: false, env: EXPIRING });
+  });
+  afterAll(() => t?.stop());
+
+  it(`a partial upload whose URL expired is CANCELED with a reason, its partial file deleted, and subscribers \
+told; a finished upload is left alone`, async () => {
+    const abandoned = (await t.gql(CREATE_UPLOAD, { title: "abandoned" })).data.createUpload;
+    const finished = (await t.gql(CREATE_UPLOAD, { title: "finished" })).data.createUpload;
+    const events = collectSubscription<any>(t.wsClient(), EVENTS, { id: abandoned.video.id }).done;
+    const put = (url: string, body: Uint8Array<ArrayBuffer>, range: string) =>
+      fetch(`${t.url}${url}`, { method: "PUT", body, headers: { "content-range": range } });
+    expect((await put(abandoned.uploadUrl, new Uint8Array(100), "bytes 0-99/1000")).status).toBe(308);
+    expect((await put(finished.uploadUrl, new Uint8Array(10).fill(1), "bytes 0-9/10")).status).toBe(200);
+    const partial = path.join(t.dataDir, partialUploadKey(abandoned.video.id));
+    expect((await stat(partial)).size).toBe(100);
+
+    await expect.poll(() => statusOf(t, abandoned.video.id), { timeout: 10_000 }).toBe("CANCELED");
+    const video = await t.app.services.db.video.findUniqueOrThrow({ where: { id: abandoned.video.id } });
+    expect(video.error).toBe(UPLOAD_EXPIRED_REASON);
+    expect(video.finishedAt!.getTime()).toBeGreaterThanOrEqual(new Date(abandoned.expiresAt).getTime());
+    await expect.poll(() => stat(path.join(t.dataDir, videoPrefix(abandoned.video.id))).catch(() => null)).toBeNull();
+    expect((await events).at(-1).videoEvents.video).toEqual({ status: "CANCELED", error: UPLOAD_EXPIRED_REASON });
+    expect(await statusOf(t, finished.video.id)).toBe("QUEUED");
+    // The expired URL takes nothing more.
+    expect((await put(abandoned.uploadUrl, new Uint8Array(100), "bytes 100-199/1000")).status).toBe(403);
+  });
+});
+
+describe("abandoned uploads expire (S3)", () => {
+  let t: TestApp;
+  let moto: MotoS3;
+  let env: Record<string, string>;
+  beforeAll(async () => {
+    moto = await startMotoS3();
+    env = await moto.createBucket();
+    t = await startTestApp({ worker: false, env: { ...env, ...EXPIRING } });
+  });
+  afterAll(async () => {
+    await t?.stop();
+    await moto?.stop();
+  });
+
+  it("its multipart upload is aborted and its pieces deleted", async () => {
+    const created = (await t.gql(CREATE_UPLOAD, { title: "abandoned" })).data.createUpload;
+    const chunk = 9 * 1024 * 1024;
+    const res = await fetch(`${t.url}${created.uploadUrl}`, {
+      method: "PUT",
+      body: new Uint8Array(chunk),
+      headers: { "content-range": `bytes 0-${chunk - 1}/${3 * chunk}` },
+    });
+    expect(res.status).toBe(308);
+    const s3 = createS3Client({ endpoint: env.S3_ENDPOINT, region: "us-east-1", forcePathStyle: true });
+    const Prefix = `${videoPrefix(created.video.id)}/`;
+    const held = async () => ({
+      uploads: (await s3.send(new ListMultipartUploadsCommand({ Bucket: env.S3_BUCKET, Prefix }))).Uploads ?? [],
+      objects: (await s3.send(new ListObjectsV2Command({ Bucket: env.S3_BUCKET, Prefix }))).Contents ?? [],
+    });
+    const before = await held();
+    expect(before.uploads).toHaveLength(1);
+    expect(before.objects.length).toBeGreaterThan(0);
+
+    await expect.poll(() => statusOf(t, created.video.id), { timeout: 10_000 }).toBe("CANCELED");
+    await expect.poll(held, { timeout: 5000 }).toEqual({ uploads: [], objects: [] });
+    s3.destroy();
+  });
+});
