@@ -1,8 +1,7 @@
-import { chmod, mkdtemp, rm } from "node:fs/promises";
+import { chmod, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { readFile } from "node:fs/promises";
 import { gqlAt } from "./support/app.ts";
 import { alivePids, descendantPids, listProcesses } from "./support/process-scan.ts";
 import { startApiProcess, stopAllProcesses } from "./support/processes.ts";
@@ -72,9 +71,10 @@ left running`, async () => {
     const log = api.log();
     const order = [
       '"message":"SIGINT: shutting down"',
+      '"message":"stopping: WebSocket subscriptions (close 1001, going away)"',
       '"message":"SIGTERM: shutting down"',
       '"message":"shutdown: done"',
-      '"message":"stopping: HTTP and WebSocket connections"',
+      '"message":"stopping: HTTP connections"',
       '"message":"stopping: database"',
       '"message":"stopped"',
       '"message":"stopping: embedded Postgres"',
@@ -118,7 +118,12 @@ seconds", async () => {
     expect((await fetch(`${api.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
     const ffmpegRunning = () =>
       listProcesses().some((p) => p.command === "ffmpeg" && descendantPids(api.child.pid!).includes(p.pid));
-    for (let i = 0; i < 300 && !ffmpegRunning(); i++) await new Promise((r) => setTimeout(r, 100));
+    // The ladder's encode, not a short check before it: it has published a first segment.
+    const encoding = async () =>
+      (await readdir(path.join(dataDir, "videos"), { recursive: true }).catch(() => [])).some((f) =>
+        /seg_\d+\.(ts|m4s)$/.test(String(f)),
+      ) && ffmpegRunning();
+    for (let i = 0; i < 300 && !(await encoding()); i++) await new Promise((r) => setTimeout(r, 100));
     expect(ffmpegRunning()).toBe(true);
     const descendants = descendantPids(api.child.pid!);
     expect(descendants.length).toBeGreaterThanOrEqual(4);
