@@ -97,11 +97,17 @@ plays through`, async () => {
       const video = (await t.gql(RESULT, { id })).data.video;
       const job = video.jobs.edges[0].node;
       expect(job.status).toBe("SUCCEEDED");
-      expect(job.runs.map((r: any) => [r.workerId, r.status])).toEqual([
+      // The redelivery can reach the second worker while the killed run's last heartbeat is still within
+      // JOB_STALL_SECONDS (the transport's claim and the events' heartbeats are refreshed apart); the API
+      // then takes it for a duplicate and stops it, and the job goes back to the queue once the dead run is
+      // silent for good. That stopped newcomer is the only other run allowed (docs/failure-model.md).
+      const runs = job.runs.filter((r: any) => !(r.workerId === "worker-second" && r.status === "CANCELED"));
+      expect(job.runs.length - runs.length).toBeLessThanOrEqual(1);
+      expect(runs.map((r: any) => [r.workerId, r.status])).toEqual([
         ["worker-first", "ABANDONED"],
         ["worker-second", "SUCCEEDED"],
       ]);
-      const [dead, resumed] = job.runs;
+      const [dead, resumed] = runs;
       expect(dead.resumedSegments).toBeNull();
       // It kept at least what every rung had published when the first worker died, and encoded the rest.
       expect(resumed.resumedSegments).toBeGreaterThanOrEqual(Math.min(...publishedAtKill.values()));
