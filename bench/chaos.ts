@@ -666,9 +666,26 @@ status }
    * 3 times (a batch may finish between the look and the kill); then how long until they were applied.
    */
   async function killApiMidBatch(): Promise<void> {
-    const client = new pg.Client({ connectionString: databaseUrl });
-    client.on("error", () => undefined);
-    await client.connect();
+    // A connection of its own, opened again when it broke (a pg-restart fault may land meanwhile).
+    let connection: pg.Client | null = null;
+    const client = {
+      async query<R extends pg.QueryResultRow>(text: string, values: unknown[]) {
+        try {
+          connection ??= await (async () => {
+            const c = new pg.Client({ connectionString: databaseUrl });
+            c.on("error", () => undefined);
+            await c.connect();
+            return c;
+          })();
+          return await connection.query<R>(text, values);
+        } catch (err) {
+          await connection?.end().catch(() => undefined);
+          connection = null;
+          throw err;
+        }
+      },
+      end: async () => connection?.end(),
+    };
     const claimed = async () =>
       (
         await client.query<{ id: string }>(`SELECT id FROM pgboss.job WHERE name = $1 AND state = 'active'`, [
