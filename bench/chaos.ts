@@ -1018,7 +1018,17 @@ after the answer`,
   const ranOnFailingGpu = uploaded.filter((u) =>
     finals.get(u.id!)?.jobs.edges.some((e) => e.node.runs.some((r) => r.workerId.startsWith(FAILING_GPU_PREFIX))),
   );
-  const failedAfterGpu = ranOnFailingGpu.filter((u) => statusOf(u) === "FAILED");
+  // A video whose job went on to cpu and failed there for another reason (a disk-full fault) did not
+  // fail because of the GPU: it is counted under FAILED with that reason, not here.
+  const wentOnToCpu = (u: (typeof uploaded)[number]) =>
+    finals
+      .get(u.id!)
+      ?.jobs.edges.some(
+        (e) =>
+          e.node.routingReason === "GPU_ENCODE_FAILED" &&
+          e.node.runs.some((r) => !r.workerId.startsWith(FAILING_GPU_PREFIX)),
+      ) ?? false;
+  const failedAfterGpu = ranOnFailingGpu.filter((u) => statusOf(u) === "FAILED" && !wentOnToCpu(u));
   for (const { fault, name } of failingGpus) {
     const gpuLog = await readFile(path.join(logDir, `${name}.log`), "utf8").catch(() => "");
     const sentToCpu = uploaded.filter((u) =>
