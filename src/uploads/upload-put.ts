@@ -200,17 +200,23 @@ export async function handleUpload(
     );
   }
 
+  /** What a storage call returns, or null once storage failing it was answered 503 (or 507 when full). */
+  const orStorageRefusal = async <T>(call: () => Promise<T>): Promise<T | null> => {
+    try {
+      return await call();
+    } catch (err) {
+      const unavailable = storageUnavailable(err);
+      if (!unavailable) throw err;
+      refuseForStorage(res, req, videoId, unavailable, null);
+      return null;
+    }
+  };
+
   await withUploadLock(videoId, async () => {
     const video = await waitingVideo();
     if (!video) return;
-    let received: number;
-    try {
-      received = await deps.storage.receivedUploadBytes(videoId);
-    } catch (err) {
-      const unavailable = storageUnavailable(err);
-      if (unavailable) return refuseForStorage(res, req, videoId, unavailable, null);
-      throw err;
-    }
+    const received = await orStorageRefusal(() => deps.storage.receivedUploadBytes(videoId));
+    if (received === null) return;
     const start = range?.start ?? 0;
     if (start > received) {
       req.resume();
@@ -281,14 +287,8 @@ export async function handleUpload(
     await deps.db.video.update({ where: { id: videoId }, data: { uploadedBytes: written } });
     if (!isComplete(written)) return resumeIncomplete(res, written);
     if (written === 0) return reply(res, 400, { error: "The upload is empty (0 bytes); send the file's bytes" });
-    let sourceKey: string;
-    try {
-      sourceKey = await deps.storage.finishUpload(videoId);
-    } catch (err) {
-      const unavailable = storageUnavailable(err);
-      if (unavailable) return refuseForStorage(res, req, videoId, unavailable, null);
-      throw err;
-    }
+    const sourceKey = await orStorageRefusal(() => deps.storage.finishUpload(videoId));
+    if (sourceKey === null) return;
     await queueUploadedVideo(deps, videoId, { key: sourceKey, name: "upload", size: written });
     log.info("upload complete", { videoId, bytes: written });
     reply(res, 200, { videoId, bytes: written, status: "QUEUED" });
