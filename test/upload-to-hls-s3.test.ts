@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { createServer, request, type Server } from "node:http";
+import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -8,6 +8,7 @@ import { ListMultipartUploadsCommand, ListObjectsV2Command } from "@aws-sdk/clie
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { S3Storage } from "../src/storage/s3.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
+import { forwardRequest } from "./support/cuttable-proxy.ts";
 import { startMotoS3, type MotoS3 } from "./support/moto-s3.ts";
 import { uploadClipAndCheckLadder } from "./support/upload-flow.ts";
 import { makeClip } from "./worker/media-fixtures.ts";
@@ -38,15 +39,7 @@ async function startRecordingProxy(target: string): Promise<{ url: string; reque
   const requests: Recorded[] = [];
   const server = createServer((req, res) => {
     requests.push({ method: req.method!, path: new URL(req.url!, "http://proxy").pathname, range: req.headers.range });
-    const forwarded = request(
-      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
-      (answer) => {
-        res.writeHead(answer.statusCode!, answer.headers);
-        answer.pipe(res);
-      },
-    );
-    forwarded.on("error", () => res.destroy());
-    req.pipe(forwarded);
+    forwardRequest(upstream, req, res);
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests, server };

@@ -13,20 +13,25 @@ export interface CuttableProxy {
   stop(): Promise<void>;
 }
 
+/** Passes one request on to `upstream` as it came, and its answer back as it comes. */
+export function forwardRequest(upstream: URL, req: IncomingMessage, res: ServerResponse): void {
+  const forwarded = request(
+    { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
+    (answer) => {
+      res.writeHead(answer.statusCode!, answer.headers);
+      answer.pipe(res);
+    },
+  );
+  forwarded.on("error", () => res.destroy());
+  req.pipe(forwarded);
+}
+
 export async function startCuttableProxy(target: string): Promise<CuttableProxy> {
   const upstream = new URL(target);
   let cut = false;
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     if (cut) return void req.socket.destroy();
-    const forwarded = request(
-      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
-      (answer) => {
-        res.writeHead(answer.statusCode!, answer.headers);
-        answer.pipe(res);
-      },
-    );
-    forwarded.on("error", () => res.destroy());
-    req.pipe(forwarded);
+    forwardRequest(upstream, req, res);
   };
   const listen = async (port: number): Promise<Server> => {
     const server = createServer(handle);
