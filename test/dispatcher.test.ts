@@ -35,8 +35,8 @@ describe("dispatcher (outbox) with the Postgres transport", () => {
     return jobs.map((j) => TranscodeJobMessage.parse(j.data));
   }
 
-  async function sweep(vanishedAfterSeconds = 90) {
-    const dispatcher = createDispatcher({
+  const dispatcherFor = (vanishedAfterSeconds = 90) =>
+    createDispatcher({
       db,
       transport,
       segmentSeconds: 2,
@@ -44,6 +44,9 @@ describe("dispatcher (outbox) with the Postgres transport", () => {
       urlImport: { maxBytes: 1e6, allowPrivateAddresses: false },
       vanishedAfterSeconds,
     });
+
+  async function sweep(vanishedAfterSeconds = 90) {
+    const dispatcher = dispatcherFor(vanishedAfterSeconds);
     dispatcher.start();
     await dispatcher.stop();
   }
@@ -135,14 +138,7 @@ ones behind it`, async () => {
       data: { videoId: video.id, kind: "TRANSCODE", dispatchedAt: new Date(), dispatchedTo: "nvenc" },
     });
     await queuedMessages();
-    const dispatcher = createDispatcher({
-      db,
-      transport,
-      segmentSeconds: 2,
-      maxDurationSeconds: 60,
-      urlImport: { maxBytes: 1e6, allowPrivateAddresses: false },
-      vanishedAfterSeconds: 90,
-    });
+    const dispatcher = dispatcherFor();
     await dispatcher.redispatch("cpu");
     await dispatcher.stop();
     const published = (await queuedMessages()).map((m) => m.jobId);
