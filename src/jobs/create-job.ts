@@ -99,7 +99,7 @@ export async function createJob(
   const stored = JSON.parse(JSON.stringify(input)) as Prisma.InputJsonValue;
   const remuxed =
     job.kind === "STATIC_RENDITIONS"
-      ? parseJobInput("STATIC_RENDITIONS", job.input).renditions.flatMap((r) =>
+      ? (input as StoredJobInput<"STATIC_RENDITIONS">).renditions.flatMap((r) =>
           [r.videoRung, r.audioRung].filter((name): name is string => name !== null),
         )
       : [];
