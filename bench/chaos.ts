@@ -9,7 +9,7 @@ import { promisify } from "node:util";
 import { createClient } from "graphql-ws";
 import pg from "pg";
 import WebSocket from "ws";
-import { parseCommandLine, usageError } from "../src/protocol/command-line.ts";
+import { parseCommandLine, usageError } from "../src/shared/command-line.ts";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "../src/db/embedded.ts";
 import { freePort } from "../src/free-port.ts";
 import { setLogLevel } from "../src/log.ts";

@@ -25,7 +25,7 @@ import { AUDIO_ENCODER_OPTIONS, planLadder, videoRateControl } from "../render-w
 import { probeNvenc } from "../render-worker/media/nvenc.ts";
 import { encoderProgress } from "../render-worker/progress/job-progress.ts";
 import { probeSource } from "../render-worker/media/probe.ts";
-import { parseCommandLine, usageError } from "../src/protocol/command-line.ts";
+import { parseCommandLine, usageError } from "../src/shared/command-line.ts";
 import { type RungQuality, scoreLadder } from "./support/ladder-quality.ts";
 
 const run = promisify(execFile);

@@ -17,7 +17,7 @@ import pg from "pg";
 import { createDb } from "../src/db/client.ts";
 import { EVENTS_CHANNEL, notificationPayload } from "../src/events/postgres-event-target.ts";
 import { type VariantSnapshot, type VideoEventPayload, videoSnapshot } from "../src/events/video-events.ts";
-import { parseCommandLine, usageError } from "../src/protocol/command-line.ts";
+import { parseCommandLine, usageError } from "../src/shared/command-line.ts";
 import { ADMIN_AUTH } from "../test/support/auth.ts";
 import { startApiProcess, stopAllProcesses } from "../test/support/processes.ts";
 import type { ConnectedReport, FinishReport, OpenSubscribers } from "./support/fanout-clients.ts";

@@ -22,7 +22,7 @@ import {
   parseAnimatedRequest,
   parseThumbnailRequest,
 } from "../src/thumbnails/requests.ts";
-import { parseCommandLine, usageError } from "../src/protocol/command-line.ts";
+import { parseCommandLine, usageError } from "../src/shared/command-line.ts";
 
 const run = promisify(execFile);
 const USAGE = `usage: npm run bench:images -- [--runs=N] [--seconds=S]

@@ -19,7 +19,7 @@ import WebSocket from "ws";
 import { encodeLadder } from "../render-worker/media/encode-ladder.ts";
 import { type PlannedRung, planLadder } from "../render-worker/media/ladder.ts";
 import { probeSource } from "../render-worker/media/probe.ts";
-import { parseCommandLine, usageError } from "../src/protocol/command-line.ts";
+import { parseCommandLine, usageError } from "../src/shared/command-line.ts";
 import { RUNG_PLAYLIST } from "../src/protocol/storage-layout.ts";
 import { ADMIN_AUTH } from "../test/support/auth.ts";
 import { processesWithCwd } from "../test/support/process-scan.ts";

@@ -30,7 +30,7 @@ import {
   startPubSubEmulator,
   type PubSubEmulator,
 } from "../test/support/pubsub-emulator.ts";
-import { parseCommandLine, usageError } from "../src/protocol/command-line.ts";
+import { parseCommandLine, usageError } from "../src/shared/command-line.ts";
 
 const run = promisify(execFile);
 

@@ -12,7 +12,7 @@ import { locateManim } from "../render-worker/manim/capability.ts";
 import { MANIM_QUALITY, manimRenderArgs, SCENE_FILE } from "../render-worker/manim/command.ts";
 import { runSandboxed } from "../render-worker/sandbox/bubblewrap.ts";
 import type { ManimQuality } from "../src/protocol/messages.ts";
-import { parseCommandLine, usageError } from "../src/protocol/command-line.ts";
+import { parseCommandLine, usageError } from "../src/shared/command-line.ts";
 
 const SCENE = path.join(import.meta.dirname, "manim-standard-scene.py");
 // Runs Manim as a child and reports what the kernel counted for it once it was reaped.

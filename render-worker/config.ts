@@ -1,9 +1,9 @@
 import { hostname } from "node:os";
 import { z } from "zod";
 import { Capability } from "../src/protocol/messages.ts";
-import { LOG_FORMATS, LOG_LEVELS } from "../src/protocol/log.ts";
-import { checkSharedEnv, envFlag, listenHost, parseEnv, sharedEnvShape } from "../src/protocol/shared-env.ts";
-import type { WorkerConfigEnvName } from "../src/protocol/worker-env.ts";
+import { LOG_FORMATS, LOG_LEVELS } from "../src/shared/log.ts";
+import { checkSharedEnv, envFlag, listenHost, parseEnv, sharedEnvShape } from "../src/shared/env.ts";
+import type { WorkerConfigEnvName } from "../src/shared/worker-env.ts";
 
 /** Every environment variable of the worker's configuration; `.env.template` documents each one. */
 const WorkerEnvSchema = z.object({
@@ -57,7 +57,7 @@ const WorkerEnvSchema = z.object({
     .max(6 * 3600)
     .default(15 * 60),
   LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
-  /** `auto`: readable lines when stderr is a terminal, JSON otherwise (src/protocol/log.ts reads it). */
+  /** `auto`: readable lines when stderr is a terminal, JSON otherwise (src/shared/log.ts reads it). */
   LOG_FORMAT: z.enum(LOG_FORMATS).default("auto"),
   /** The ops endpoint (health and metrics) on this port (0: a free one); unset: none. */
   WORKER_OPS_PORT: z.coerce.number().int().min(0).max(65535).optional(),

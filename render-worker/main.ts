@@ -1,5 +1,5 @@
-import { loadConfigOrExit, parseCommandLine } from "../src/protocol/command-line.ts";
-import { startTracing } from "../src/protocol/tracing.ts";
+import { loadConfigOrExit, parseCommandLine } from "../src/shared/command-line.ts";
+import { startTracing } from "../src/shared/tracing.ts";
 import { loadWorkerEnv } from "./config.ts";
 import { log } from "./log.ts";
 import { type OpsServer, startOpsServer } from "./ops-server.ts";

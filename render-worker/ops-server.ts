@@ -1,5 +1,5 @@
 import { createServer } from "node:http";
-import { closeListener, listenOn } from "../src/protocol/listen.ts";
+import { closeListener, listenOn } from "../src/shared/listen.ts";
 import { log } from "./log.ts";
 import { workerRegistry } from "./metrics.ts";
 import type { WorkerReadiness } from "./worker.ts";

@@ -12,15 +12,15 @@ import {
   parseControlMessage,
   type ControlMessage,
 } from "../src/protocol/messages.ts";
-import { withLogFields } from "../src/protocol/log.ts";
-import { contextOf, inSpan, SpanKind, traceparentOf } from "../src/protocol/tracing.ts";
+import { withLogFields } from "../src/shared/log.ts";
+import { contextOf, inSpan, SpanKind, traceparentOf } from "../src/shared/tracing.ts";
 import { memoryLimitBytes, MemoryBudget, NotAdmittedError, TooLargeForWorkerError } from "./admission.ts";
 import { createCpuMeter } from "./cpu-meter.ts";
 import { runHandler } from "./handlers/index.ts";
 import type { ManimSettings } from "./handlers/types.ts";
 import { log } from "./log.ts";
 import { locateManim, manimInstalled, probeManim } from "./manim/capability.ts";
-import { runCheck } from "../src/protocol/health-check.ts";
+import { runCheck } from "../src/shared/health-check.ts";
 import { jobDuration, jobsInFlight, memoryAdmissionsRefused } from "./metrics.ts";
 import type { VideoEncoder } from "./media/nvenc.ts";
 import { probeNvenc } from "./media/nvenc.ts";

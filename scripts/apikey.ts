@@ -13,7 +13,7 @@ import { createDb } from "../src/db/client.ts";
 import { runningEmbeddedPostgres, startEmbeddedPostgres } from "../src/db/embedded.ts";
 import { applyMigrations } from "../src/db/migrate.ts";
 import { setLogLevel } from "../src/log.ts";
-import { parseCommandLine, usageError } from "../src/protocol/command-line.ts";
+import { parseCommandLine, usageError } from "../src/shared/command-line.ts";
 
 const USAGE = {
   create: `usage: npm run apikey:create -- --tenant <name> --scopes <a,b> [--name <label>] [--expires-days <n>]

@@ -1,5 +1,5 @@
 import { buildConsole } from "../console/build.ts";
-import { parseCommandLine } from "../src/protocol/command-line.ts";
+import { parseCommandLine } from "../src/shared/command-line.ts";
 
 parseCommandLine(
   `usage: npm run build:console

@@ -8,7 +8,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { renderManim } from "../render-worker/handlers/render-manim.ts";
 import { createLocalWorkerStorage } from "../render-worker/storage/local.ts";
-import { parseCommandLine } from "../src/protocol/command-line.ts";
+import { parseCommandLine } from "../src/shared/command-line.ts";
 
 parseCommandLine(
   `usage: npm run docs:manim-frames

@@ -1,7 +1,7 @@
 // Exits 2 (and prints the missing SQL) when prisma/schema.prisma and the committed migrations
 // disagree; 0 when they match. Used by `npm test` (test/migrations.test.ts) and CI.
 import { diffArgs, prismaMigrate } from "./prisma-migrate.ts";
-import { parseCommandLine } from "../src/protocol/command-line.ts";
+import { parseCommandLine } from "../src/shared/command-line.ts";
 
 parseCommandLine(
   `usage: npm run migrate:check

@@ -3,7 +3,7 @@
 // Stands in for `prisma migrate dev --create-only`, which needs Prisma's native engine.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { diffArgs, prismaMigrate } from "./prisma-migrate.ts";
-import { parseCommandLine, usageError } from "../src/protocol/command-line.ts";
+import { parseCommandLine, usageError } from "../src/shared/command-line.ts";
 
 const usage = `usage: npm run migrate:create -- <name>
 Writes prisma/migrations/<UTC timestamp>_<name>/migration.sql: the SQL that takes the committed

@@ -1,6 +1,6 @@
 // Applies committed migrations to DATABASE_URL (the API also does this at start).
 import { applyMigrations } from "../src/db/migrate.ts";
-import { parseCommandLine } from "../src/protocol/command-line.ts";
+import { parseCommandLine } from "../src/shared/command-line.ts";
 
 parseCommandLine(
   `usage: npm run migrate:deploy

@@ -3,7 +3,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { printSchema } from "graphql";
 import { schema } from "../src/schema/index.ts";
-import { parseCommandLine } from "../src/protocol/command-line.ts";
+import { parseCommandLine } from "../src/shared/command-line.ts";
 
 export const SCHEMA_FILE = "schema/schema.graphql";
 parseCommandLine(

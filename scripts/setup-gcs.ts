@@ -10,7 +10,7 @@
 // and PUBSUB_EMULATOR_HOST point it at emulators.
 import { PubSub, type Topic } from "@google-cloud/pubsub";
 import { Storage, type Bucket } from "@google-cloud/storage";
-import { parseCommandLine } from "../src/protocol/command-line.ts";
+import { parseCommandLine } from "../src/shared/command-line.ts";
 
 parseCommandLine(
   `usage: npm run setup:gcs

@@ -2,7 +2,7 @@
 // Idempotent; the API also runs it at start. GOOGLE_CLOUD_PROJECT is required,
 // PUBSUB_TOPIC_PREFIX optional; PUBSUB_EMULATOR_HOST points it at the emulator.
 import { createPubSubApiTransport } from "../src/transport/pubsub.ts";
-import { parseCommandLine } from "../src/protocol/command-line.ts";
+import { parseCommandLine } from "../src/shared/command-line.ts";
 
 parseCommandLine(
   `usage: npm run setup:pubsub

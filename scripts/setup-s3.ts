@@ -12,8 +12,8 @@ import {
   PutBucketLifecycleConfigurationCommand,
   type BucketLocationConstraint,
 } from "@aws-sdk/client-s3";
-import { createS3Client } from "../src/protocol/s3-client.ts";
-import { parseCommandLine } from "../src/protocol/command-line.ts";
+import { createS3Client } from "../src/shared/s3-client.ts";
+import { parseCommandLine } from "../src/shared/command-line.ts";
 
 parseCommandLine(
   `usage: npm run setup:s3

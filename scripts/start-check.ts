@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { freePort } from "../src/free-port.ts";
 import { descendantPids } from "../test/support/process-scan.ts";
-import { parseCommandLine } from "../src/protocol/command-line.ts";
+import { parseCommandLine } from "../src/shared/command-line.ts";
 
 parseCommandLine(
   `usage: npm run check:start

@@ -1,8 +1,8 @@
 import { z } from "zod";
 import { isScope } from "./auth/scopes.ts";
 import { DEFAULT_COST_SETTINGS, DEFAULT_CPU_TABLE, DEFAULT_PRICES, type CostSettings } from "./jobs/cost.ts";
-import { checkSharedEnv, envFlag, listenHost, parseEnv, sharedEnvShape } from "./protocol/shared-env.ts";
-import { LOG_FORMATS, LOG_LEVELS } from "./protocol/log.ts";
+import { checkSharedEnv, envFlag, listenHost, parseEnv, sharedEnvShape } from "./shared/env.ts";
+import { LOG_FORMATS, LOG_LEVELS } from "./shared/log.ts";
 
 /** Every environment variable the API reads; `.env.template` documents each one. */
 const EnvSchema = z.object({
@@ -152,7 +152,7 @@ const EnvSchema = z.object({
   /** Where the Gemini API is (tests point it at a stand-in). */
   GEMINI_BASE_URL: z.url().default("https://generativelanguage.googleapis.com"),
   LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
-  /** `auto`: readable lines when stderr is a terminal, JSON otherwise (src/protocol/log.ts reads it). */
+  /** `auto`: readable lines when stderr is a terminal, JSON otherwise (src/shared/log.ts reads it). */
   LOG_FORMAT: z.enum(LOG_FORMATS).default("auto"),
   /** Serves Prometheus metrics on this port (0: a free one); unset: no metrics are collected or served. */
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import type { Db } from "./db/client.ts";
-import { workerEnvNames } from "./protocol/worker-env.ts";
+import { workerEnvNames } from "./shared/worker-env.ts";
 import { log } from "./log.ts";
 
 const WORKER_ENTRY = path.resolve(import.meta.dirname, "../render-worker/main.ts");

@@ -1,8 +1,8 @@
-import { createLog, type LogLevel } from "./protocol/log.ts";
+import { createLog, type LogLevel } from "./shared/log.ts";
 
 const api = createLog();
 
-/** The API's log: JSON lines on stderr for Cloud Logging, or readable lines in a terminal (src/protocol/log.ts). */
+/** The API's log: JSON lines on stderr for Cloud Logging, or readable lines in a terminal (src/shared/log.ts). */
 export const log = api.log;
 export const setLogLevel = api.setLevel;
 

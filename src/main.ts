@@ -2,9 +2,9 @@ import { loadEnv } from "./config.ts";
 import type { EmbeddedDatabase } from "./db/embedded.ts";
 import type { LocalWorker } from "./local-worker.ts";
 import { log, setLogLevel } from "./log.ts";
-import { loadConfigOrExit, parseCommandLine } from "./protocol/command-line.ts";
-import { whyCannotListen } from "./protocol/listen.ts";
-import { startTracing } from "./protocol/tracing.ts";
+import { loadConfigOrExit, parseCommandLine } from "./shared/command-line.ts";
+import { whyCannotListen } from "./shared/listen.ts";
+import { startTracing } from "./shared/tracing.ts";
 
 parseCommandLine(
   `usage: npm start

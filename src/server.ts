@@ -31,7 +31,7 @@ import { createEventIngestor } from "./jobs/ingest-events.ts";
 import { createQueueWatch } from "./jobs/queue-position.ts";
 import { log, yogaLog } from "./log.ts";
 import { countJobsIn, graphqlMetricsPlugins, observeHttpRequest } from "./metrics.ts";
-import { listenOn } from "./protocol/listen.ts";
+import { listenOn } from "./shared/listen.ts";
 import { schema } from "./schema/index.ts";
 import { createApiStorage } from "./storage/api-storage.ts";
 import { MEDIA_PATH_PREFIX, UPLOAD_PATH_PREFIX } from "./storage/api-urls.ts";

@@ -85,11 +85,11 @@ describe("every command-line program answers --help and refuses unknown flags wi
   });
 });
 
-describe("the npm scripts' .env loader (src/protocol/env-file.ts)", () => {
+describe("the npm scripts' .env loader (src/shared/env-file.ts)", () => {
   it("loads ./.env under the variables already set, and says nothing when there is none", async () => {
     const dir = await mkdtemp(path.join(tmpdir(), "videograph-env-file-"));
     try {
-      const loader = path.resolve("src/protocol/env-file.ts");
+      const loader = path.resolve("src/shared/env-file.ts");
       const args = ["--import", loader, "-e", "console.log(process.env.VG_A, process.env.VG_B)"];
       const env = { ...process.env, VG_A: "from-environment" };
       const without = await run(process.execPath, args, { cwd: dir, env });

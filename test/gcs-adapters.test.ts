@@ -14,7 +14,7 @@ import { handleSignedUrlMedia } from "../src/http/media.ts";
 import type { PlaybackGuard } from "../src/http/playback-guard.ts";
 import { PlaybackTokens } from "../src/http/playback-tokens.ts";
 import { MEDIA_PATH_PREFIX } from "../src/storage/api-urls.ts";
-import { createGcsClient } from "../src/protocol/gcs-client.ts";
+import { createGcsClient } from "../src/shared/gcs-client.ts";
 import { GcsStorage } from "../src/storage/gcs.ts";
 import { startGcsEmulator, type GcsEmulator } from "./support/gcs-emulator.ts";
 import { makeClip } from "./worker/media-fixtures.ts";

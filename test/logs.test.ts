@@ -3,8 +3,8 @@ import { context, trace } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from "@opentelemetry/sdk-trace";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLog, detached, withLogFields } from "../src/protocol/log.ts";
-import { inSpan } from "../src/protocol/tracing.ts";
+import { createLog, detached, withLogFields } from "../src/shared/log.ts";
+import { inSpan } from "../src/shared/tracing.ts";
 
 /** A log of the shared module writing into memory instead of stderr. */
 function captureLog(env: NodeJS.ProcessEnv) {

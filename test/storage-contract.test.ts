@@ -11,7 +11,7 @@ import type { WorkerStorage } from "../render-worker/storage/types.ts";
 import { ObjectExistsError } from "../render-worker/storage/write-once.ts";
 import type { ApiStorage } from "../src/storage/types.ts";
 import { UploadTooLargeError } from "../src/storage/types.ts";
-import { createGcsClient } from "../src/protocol/gcs-client.ts";
+import { createGcsClient } from "../src/shared/gcs-client.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { startGcsEmulator } from "./support/gcs-emulator.ts";
 import { startMotoS3 } from "./support/moto-s3.ts";

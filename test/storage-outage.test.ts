@@ -3,7 +3,7 @@ import { readFile } from "node:fs/promises";
 import { promisify } from "node:util";
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createS3Client } from "../src/protocol/s3-client.ts";
+import { createS3Client } from "../src/shared/s3-client.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { startCuttableProxy, type CuttableProxy } from "./support/cuttable-proxy.ts";
 import { startMotoS3, type MotoS3 } from "./support/moto-s3.ts";

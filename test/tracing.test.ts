@@ -4,7 +4,7 @@ import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-ho
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from "@opentelemetry/sdk-trace";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { parseJobMessage, parseWorkerEvent, TranscodeJobMessage } from "../src/protocol/messages.ts";
-import { contextOf, inSpan, startTracing, traceparentOf } from "../src/protocol/tracing.ts";
+import { contextOf, inSpan, startTracing, traceparentOf } from "../src/shared/tracing.ts";
 
 const TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 

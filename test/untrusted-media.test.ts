@@ -3,7 +3,7 @@ import { chmod, mkdtemp, readdir, readFile, stat, utimes, writeFile } from "node
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { WORKER_ENV_NAMES } from "../src/protocol/worker-env.ts";
+import { WORKER_ENV_NAMES } from "../src/shared/worker-env.ts";
 import { MEDIA_TOOL_ENV_NAMES } from "../render-worker/media/tool-environment.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { childProcessPids } from "./support/process-scan.ts";

@@ -2,7 +2,7 @@ import { ListMultipartUploadsCommand, ListObjectsV2Command } from "@aws-sdk/clie
 import { stat } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createS3Client } from "../src/protocol/s3-client.ts";
+import { createS3Client } from "../src/shared/s3-client.ts";
 import { partialUploadKey, videoPrefix } from "../src/protocol/storage-layout.ts";
 import { UPLOAD_EXPIRED_REASON } from "../src/uploads/expire-uploads.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";

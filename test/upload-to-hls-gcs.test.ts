@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { PubSub } from "@google-cloud/pubsub";
 import { afterAll, beforeAll, describe, it } from "vitest";
-import { createGcsClient } from "../src/protocol/gcs-client.ts";
+import { createGcsClient } from "../src/shared/gcs-client.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { startGcsEmulator, type GcsEmulator } from "./support/gcs-emulator.ts";
 import { pubSubEmulatorUnavailableReason, startPubSubEmulator } from "./support/pubsub-emulator.ts";

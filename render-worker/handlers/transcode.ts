@@ -1,9 +1,9 @@
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { ProbeResult, Rung, Storyboard, TranscodeJobMessage } from "../../src/protocol/messages.ts";
-import { storageUnavailable } from "../../src/protocol/storage-errors.ts";
+import { storageUnavailable } from "../../src/shared/storage-errors.ts";
 import { ENCODE_MANIFEST, hlsLayout, posterKey } from "../../src/protocol/storage-layout.ts";
-import { inSpan } from "../../src/protocol/tracing.ts";
+import { inSpan } from "../../src/shared/tracing.ts";
 import { estimateJobMemoryBytes } from "../admission.ts";
 import { log } from "../log.ts";
 import { encodeLadder } from "../media/encode-ladder.ts";

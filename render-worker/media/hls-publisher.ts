@@ -3,7 +3,7 @@ import { mkdir, readFile, rm, stat, statfs, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Parser } from "m3u8-parser";
 import type { ProbeResult, Rung, SegmentFormat } from "../../src/protocol/messages.ts";
-import { storageUnavailable } from "../../src/protocol/storage-errors.ts";
+import { storageUnavailable } from "../../src/shared/storage-errors.ts";
 import { hlsLayout, RUNG_INIT_SEGMENT, RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
 import { publishedFraction } from "../progress/job-progress.ts";
 import type { WorkerStorage } from "../storage/types.ts";

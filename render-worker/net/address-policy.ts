@@ -1,11 +1,11 @@
-import { whyNotPublic } from "../../src/protocol/public-address.ts";
+import { whyNotPublic } from "../../src/shared/public-address.ts";
 
 /** Returns why the worker must not connect to `address`, or null when it is a public unicast address. */
 export type AddressPolicy = (address: string) => string | null;
 
 /**
  * Only public unicast addresses, by the rules the API's webhook guard uses too
- * (src/protocol/public-address.ts): cloud metadata (169.254.169.254, link-local) and every IPv6
+ * (src/shared/public-address.ts): cloud metadata (169.254.169.254, link-local) and every IPv6
  * form that can lead to a private IPv4 network are refused.
  */
 export const publicAddressesOnly: AddressPolicy = (address) => {

@@ -1,6 +1,6 @@
 import { stat } from "node:fs/promises";
 import type { Storage } from "@google-cloud/storage";
-import { createGcsClient } from "../../src/protocol/gcs-client.ts";
+import { createGcsClient } from "../../src/shared/gcs-client.ts";
 import { assertValidKey } from "./local.ts";
 import type { UploadOptions, WorkerStorage } from "./types.ts";
 import { assertSameBytes } from "./write-once.ts";

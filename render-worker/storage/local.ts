@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { access, copyFile, link, readdir, readFile, rename, rm } from "node:fs/promises";
-import { makeStorageDir } from "../../src/protocol/storage-errors.ts";
+import { makeStorageDir } from "../../src/shared/storage-errors.ts";
 import path from "node:path";
 import type { UploadOptions, WorkerStorage } from "./types.ts";
 import { assertSameBytes } from "./write-once.ts";

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { storageUnavailable } from "../../src/protocol/storage-errors.ts";
+import { storageUnavailable } from "../../src/shared/storage-errors.ts";
 import { log } from "../log.ts";
 import type { WorkerStorage } from "./types.ts";
 

@@ -5,7 +5,7 @@ import { pipeline } from "node:stream/promises";
 import { GetObjectCommand, HeadObjectCommand, type S3Client, paginateListObjectsV2 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
-import { createS3Client } from "../../src/protocol/s3-client.ts";
+import { createS3Client } from "../../src/shared/s3-client.ts";
 import { assertValidKey } from "./local.ts";
 import type { UploadOptions, WorkerStorage } from "./types.ts";
 import { assertSameBytes } from "./write-once.ts";

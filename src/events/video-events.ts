@@ -1,8 +1,24 @@
 import { createPubSub } from "graphql-yoga";
 import type { Variant, Video } from "../generated/prisma/client.ts";
 import type { VariantStatus, VideoStatus } from "../generated/prisma/enums.ts";
-import type { QueuePosition } from "../jobs/queue-position.ts";
 import type { PostgresEventTarget } from "./postgres-event-target.ts";
+
+/**
+ * Where a QUEUED job stands in its queue. It counts every job of the queue, whatever its tenant,
+ * and names none of them.
+ */
+export interface QueuePosition {
+  /** The queue: where its attempt was sent (`dispatchedTo`), or its capability's before it is dispatched. */
+  queue: string;
+  /** 1 for the next job a free slot takes. */
+  position: number;
+  /** Slots (WORKER_CONCURRENCY) of the live workers serving the queue. */
+  slots: number;
+  /** Seconds from `at` until it is expected to start; null when no live worker serves the queue or nothing is measured. */
+  estimatedStartSeconds: number | null;
+  /** When the estimate was made (ISO 8601: the position travels as JSON to every API instance). */
+  at: string;
+}
 
 /**
  * What travels to subscribers. Snapshots of the rows go along so that a subscriber's

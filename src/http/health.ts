@@ -2,7 +2,7 @@ import type { ServerResponse } from "node:http";
 import type { Db } from "../db/client.ts";
 import { shippedMigrations } from "../db/migrate.ts";
 import { log } from "../log.ts";
-import { runCheck } from "../protocol/health-check.ts";
+import { runCheck } from "../shared/health-check.ts";
 import type { ApiTransport } from "../transport/types.ts";
 
 /** `/health`: the database answers (kept as it was for scripts and older probes). */

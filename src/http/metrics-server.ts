@@ -2,7 +2,7 @@ import { createServer } from "node:http";
 import type { Env } from "../config.ts";
 import { log } from "../log.ts";
 import { apiRegistry } from "../metrics.ts";
-import { closeListener, listenOn } from "../protocol/listen.ts";
+import { closeListener, listenOn } from "../shared/listen.ts";
 
 export interface MetricsServer {
   url: string;

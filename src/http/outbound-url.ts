@@ -2,7 +2,7 @@ import { lookup as dnsLookup, type LookupAddress } from "node:dns";
 import { lookup as dnsLookupAsync } from "node:dns/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isIP } from "node:net";
-import { whyNotPublic } from "../protocol/public-address.ts";
+import { whyNotPublic } from "../shared/public-address.ts";
 
 /** Addresses a webhook may reach: only public unicast ones, by the rules URL imports use too. */
 export function isPublicAddress(address: string): boolean {

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
-import { withLogFields } from "../protocol/log.ts";
-import { contextOf, inSpan, SpanKind } from "../protocol/tracing.ts";
+import { withLogFields } from "../shared/log.ts";
+import { contextOf, inSpan, SpanKind } from "../shared/tracing.ts";
 import { UPLOAD_PATH_PREFIX } from "../storage/api-urls.ts";
 
 /** The routes that get a server span: uploads start a video's trace, GraphQL requests start jobs. */

@@ -13,7 +13,7 @@ import {
   TranscodeOptions,
   type Capability,
 } from "../protocol/messages.ts";
-import { traceparentOf } from "../protocol/tracing.ts";
+import { traceparentOf } from "../shared/tracing.ts";
 
 /**
  * What a job row stores for each kind, as the contract's message schema of that kind checks it:

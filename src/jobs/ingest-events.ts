@@ -1,7 +1,7 @@
 import { log } from "../log.ts";
-import { withLogFields } from "../protocol/log.ts";
+import { withLogFields } from "../shared/log.ts";
 import { parseWorkerEvent, type JobEvent, type WorkerEvent } from "../protocol/messages.ts";
-import { contextOf, inSpan, SpanKind } from "../protocol/tracing.ts";
+import { contextOf, inSpan, SpanKind } from "../shared/tracing.ts";
 import type { IngestOptions } from "./ingest/ingest-deps.ts";
 import { createJobRunIngestor } from "./ingest/job-runs.ts";
 import { createRenderEventIngestor } from "./ingest/render-events.ts";

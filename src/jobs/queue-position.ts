@@ -1,24 +1,7 @@
 import type { Db } from "../db/client.ts";
-import { videoSnapshot, type VideoPubSub } from "../events/video-events.ts";
+import { type QueuePosition, videoSnapshot, type VideoPubSub } from "../events/video-events.ts";
 import type { Job } from "../generated/prisma/client.ts";
 import { log } from "../log.ts";
-
-/**
- * Where a QUEUED job stands in its queue. It counts every job of the queue, whatever its tenant,
- * and names none of them.
- */
-export interface QueuePosition {
-  /** The queue: where its attempt was sent (`dispatchedTo`), or its capability's before it is dispatched. */
-  queue: string;
-  /** 1 for the next job a free slot takes. */
-  position: number;
-  /** Slots (WORKER_CONCURRENCY) of the live workers serving the queue. */
-  slots: number;
-  /** Seconds from `at` until it is expected to start; null when no live worker serves the queue or nothing is measured. */
-  estimatedStartSeconds: number | null;
-  /** When the estimate was made (ISO 8601: the position travels as JSON to every API instance). */
-  at: string;
-}
 
 /** The queue a job waits in. */
 export const queueOf = (job: Pick<Job, "dispatchedTo" | "capability">): string => job.dispatchedTo ?? job.capability;

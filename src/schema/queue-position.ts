@@ -1,7 +1,8 @@
 import { builder } from "../builder.ts";
 import type { Context } from "../context.ts";
 import type { VideoEventPayload } from "../events/video-events.ts";
-import { queueOf, type QueuePosition } from "../jobs/queue-position.ts";
+import type { QueuePosition } from "../events/video-events.ts";
+import { queueOf } from "../jobs/queue-position.ts";
 import { VideoEventInterface } from "./video-events.ts";
 
 const QueuePositionRef = builder.objectRef<QueuePosition>("QueuePosition").implement({

@@ -1,7 +1,7 @@
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Bucket, Storage } from "@google-cloud/storage";
-import { createGcsClient } from "../protocol/gcs-client.ts";
+import { createGcsClient } from "../shared/gcs-client.ts";
 import { sourceKey } from "../protocol/storage-layout.ts";
 import { SignedUrlCache } from "./signed-url-cache.ts";
 import {

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { createReadStream, type ReadStream } from "node:fs";
 import { open, readFile, rename, rm, stat, truncate } from "node:fs/promises";
 import path from "node:path";
-import { makeStorageDir, storageUnavailable } from "../protocol/storage-errors.ts";
+import { makeStorageDir, storageUnavailable } from "../shared/storage-errors.ts";
 import { partialUploadKey, sourceKey } from "../protocol/storage-layout.ts";
 import { mediaUrl, signedUploadTarget, type UploadUrlSigning } from "./api-urls.ts";
 import {

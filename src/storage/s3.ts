@@ -16,8 +16,8 @@ import {
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
-import { createS3Client, type S3ConnectionOptions } from "../protocol/s3-client.ts";
-import { storageUnavailable } from "../protocol/storage-errors.ts";
+import { createS3Client, type S3ConnectionOptions } from "../shared/s3-client.ts";
+import { storageUnavailable } from "../shared/storage-errors.ts";
 import { partialUploadKey, sourceKey } from "../protocol/storage-layout.ts";
 import { signedUploadTarget, type UploadUrlSigning } from "./api-urls.ts";
 import { SignedUrlCache } from "./signed-url-cache.ts";

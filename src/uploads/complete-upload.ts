@@ -2,7 +2,7 @@ import type { Db } from "../db/client.ts";
 import { FileTooLargeError, NotFoundError, ValidationError } from "../errors.ts";
 import { isUuid } from "../ids.ts";
 import { sourceKey, sourcePrefix } from "../protocol/storage-layout.ts";
-import { inSpan } from "../protocol/tracing.ts";
+import { inSpan } from "../shared/tracing.ts";
 import type { ApiStorage } from "../storage/types.ts";
 import type { Video } from "../generated/prisma/client.ts";
 import type { VideoPubSub } from "../events/video-events.ts";

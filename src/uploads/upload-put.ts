@@ -3,7 +3,7 @@ import type { Db } from "../db/client.ts";
 import type { VideoPubSub } from "../events/video-events.ts";
 import type { Dispatcher } from "../jobs/dispatcher.ts";
 import { log } from "../log.ts";
-import { storageUnavailable, type StorageUnavailableError } from "../protocol/storage-errors.ts";
+import { storageUnavailable, type StorageUnavailableError } from "../shared/storage-errors.ts";
 import { UPLOAD_PATH_PREFIX } from "../storage/api-urls.ts";
 import { UploadTooLargeError, type ResumableUploads } from "../storage/types.ts";
 import type { UrlSigner } from "../storage/url-signer.ts";

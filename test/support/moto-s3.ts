@@ -3,7 +3,7 @@ import path from "node:path";
 import { randomUUID } from "node:crypto";
 import { CreateBucketCommand } from "@aws-sdk/client-s3";
 import { freePort } from "../../src/free-port.ts";
-import { createS3Client } from "../../src/protocol/s3-client.ts";
+import { createS3Client } from "../../src/shared/s3-client.ts";
 import { startTestApp, type TestApp } from "./app.ts";
 import { startLocalServer } from "./local-server.ts";
 

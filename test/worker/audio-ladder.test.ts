@@ -1,8 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { Rung, type ProbeResult } from "../../src/protocol/messages.ts";
-import { audioRungEncoderOptions } from "../../render-worker/media/audio-ladder.ts";
 import { masterPlaylist } from "../../render-worker/media/hls-publisher.ts";
-import { AUDIO_ENCODER_OPTIONS, planLadder } from "../../render-worker/media/ladder.ts";
+import { AUDIO_ENCODER_OPTIONS, audioRungEncoderOptions, planLadder } from "../../render-worker/media/ladder.ts";
 
 function audioSource(channels: number, bitrate: number | null): ProbeResult {
   return {

@@ -8,7 +8,7 @@ import { createHlsPublisher, masterPlaylist } from "../../render-worker/media/hl
 import { planLadder } from "../../render-worker/media/ladder.ts";
 import { assertValidKey, createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import type { UploadOptions, WorkerStorage } from "../../render-worker/storage/types.ts";
-import { StorageUnavailableError } from "../../src/protocol/storage-errors.ts";
+import { StorageUnavailableError } from "../../src/shared/storage-errors.ts";
 import { canMountTmpfs, mountSmallDisk } from "../support/tmpfs.ts";
 import { fixturesDir } from "./media-fixtures.ts";
 

@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { storageUnavailable } from "../../src/protocol/storage-errors.ts";
+import { storageUnavailable } from "../../src/shared/storage-errors.ts";
 import { createGcsWorkerStorage } from "../../render-worker/storage/gcs.ts";
 import { createS3WorkerStorage } from "../../render-worker/storage/s3.ts";
 import { fixturesDir } from "./media-fixtures.ts";

@@ -1,7 +1,7 @@
 import type { Variant } from "../../generated/prisma/client.ts";
 import { variantSnapshot, videoSnapshot } from "../../events/video-events.ts";
 import type { Rung } from "../../protocol/messages.ts";
-import { inSpan } from "../../protocol/tracing.ts";
+import { inSpan } from "../../shared/tracing.ts";
 import { videoWebhookData, webhookEventId, type WebhookEmitter } from "../../webhooks/events.ts";
 import { userFacingError } from "../user-facing-error.ts";
 import { DEFAULT_COST_SETTINGS } from "../cost.ts";

@@ -1,6 +1,6 @@
 import { isIP } from "node:net";
 import { z } from "zod";
-import { DEFAULT_TOPIC_PREFIX } from "./queues.ts";
+import { DEFAULT_TOPIC_PREFIX } from "../protocol/queues.ts";
 
 /** A boolean variable: `true`/`false` or `1`/`0`. */
 export const envFlag = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");

@@ -1,5 +1,5 @@
 /**
- * Preloaded by the npm scripts (`node --import ./src/protocol/env-file.ts …`) before a program's
+ * Preloaded by the npm scripts (`node --import ./src/shared/env-file.ts …`) before a program's
  * own modules: the variables of ./.env when there is one, under those already set, as
  * `--env-file-if-exists` does, without the notice Node prints on every start when there is none.
  */
