@@ -3,7 +3,7 @@ import { DEFAULT_TENANT_ID } from "../src/auth/api-keys.ts";
 import { createDb, type Db } from "../src/db/client.ts";
 import { createVideoPubSub } from "../src/events/video-events.ts";
 import { createEventIngestor, type EventIngestor } from "../src/jobs/ingest-events.ts";
-import { queueStaticRenditions, requestStaticRenditions } from "../src/jobs/static-renditions.ts";
+import { queueStaticRenditions, requestStaticRenditions } from "../src/jobs/queue-static-renditions.ts";
 import { PROTOCOL_VERSION, type JobEvent, type JobEventBody } from "../src/protocol/messages.ts";
 import { createWebhookEmitter } from "../src/webhooks/events.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";

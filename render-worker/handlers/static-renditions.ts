@@ -2,7 +2,7 @@ import type { StaticRenditionOutcome, StaticRenditionsJobMessage } from "../../s
 import { staticRenditionKey } from "../../src/protocol/storage-layout.ts";
 import { log } from "../log.ts";
 import { abortError, MediaError } from "../media/errors.ts";
-import { remuxRendition } from "../media/static-rendition.ts";
+import { remuxRendition } from "../media/mp4-remux.ts";
 import type { JobContext } from "./types.ts";
 
 const CONTENT_TYPES = { mp4: "video/mp4", m4a: "audio/mp4" } as const;

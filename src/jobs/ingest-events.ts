@@ -7,7 +7,7 @@ import { createJobRunIngestor } from "./ingest/job-runs.ts";
 import { createRenderEventIngestor } from "./ingest/render-events.ts";
 import { createTranscodeEventIngestor } from "./ingest/transcode-events.ts";
 import { createProgressWriteThrottle } from "./progress.ts";
-import { onStaticRenditionsDone } from "./ingest/static-renditions.ts";
+import { onStaticRenditionsDone } from "./ingest/static-rendition-events.ts";
 
 /** Events after which the jobs waiting behind the job move: it left the queue's waiting line or freed a slot. */
 const QUEUE_CHANGES: ReadonlySet<JobEvent["type"]> = new Set([

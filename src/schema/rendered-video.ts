@@ -2,7 +2,7 @@ import { builder } from "../builder.ts";
 import type { Context } from "../context.ts";
 import type { JobKind, Prisma, StaticRenditionName, Video } from "../generated/prisma/client.ts";
 import { announceQueuedJob, createJob, type JobInputOf } from "../jobs/create-job.ts";
-import { requestStaticRenditions } from "../jobs/static-renditions.ts";
+import { requestStaticRenditions } from "../jobs/queue-static-renditions.ts";
 import { createVideoOnce } from "../videos/create-video-once.ts";
 import { VideoRef } from "./video.ts";
 

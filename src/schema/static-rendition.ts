@@ -3,7 +3,7 @@ import { NotFoundError, ValidationError } from "../errors.ts";
 import type { Video } from "../generated/prisma/client.ts";
 import { StaticRenditionName as StaticRenditionNames, StaticRenditionStatus } from "../generated/prisma/enums.ts";
 import { announceQueuedJob } from "../jobs/create-job.ts";
-import { queueStaticRenditions, requestStaticRenditions } from "../jobs/static-renditions.ts";
+import { queueStaticRenditions, requestStaticRenditions } from "../jobs/queue-static-renditions.ts";
 import { lockVideo } from "../jobs/video-lock.ts";
 import { downloadFilename } from "../videos/download-filename.ts";
 import { findVideoOrThrow } from "../videos/find-video.ts";

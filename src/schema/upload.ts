@@ -11,7 +11,7 @@ import { findVideoOrThrow } from "../videos/find-video.ts";
 import { validIdempotencyKey, validOrigin, validTitle } from "../videos/input-rules.ts";
 import { LoudnessInput, validFinishing, WatermarkInput } from "./finishing.ts";
 import { SegmentFormatEnum } from "./segment-format.ts";
-import { requestStaticRenditions } from "../jobs/static-renditions.ts";
+import { requestStaticRenditions } from "../jobs/queue-static-renditions.ts";
 import { STATIC_RENDITIONS_INPUT, StaticRenditionNameEnum } from "./static-rendition.ts";
 import { PlaybackPolicyEnum, VideoRef } from "./video.ts";
 import { mutationWork } from "../jobs/mutation-work.ts";

@@ -8,7 +8,7 @@ import { recordActualCost } from "../job-cost.ts";
 import { userFacingError } from "../user-facing-error.ts";
 import { lockVideo } from "../video-lock.ts";
 import { publishVideoStatus, type EventOf, type IngestDeps } from "./ingest-deps.ts";
-import { failStaticRenditions } from "../static-renditions.ts";
+import { failStaticRenditions } from "../queue-static-renditions.ts";
 
 /**
  * The JobRun row of the delivery that sent `e`; workers older than run ids have one run per

@@ -10,7 +10,7 @@ import { variantAfterProgress } from "../progress.ts";
 import { lockVideo } from "../video-lock.ts";
 import { publishVideoStatus, type EventOf, type IngestDeps } from "./ingest-deps.ts";
 import type { JobRunIngestor } from "./job-runs.ts";
-import { queueRequestedStaticRenditions } from "./static-renditions.ts";
+import { queueRequestedStaticRenditions } from "./static-rendition-events.ts";
 
 /** A variant row's fields from its rung of the ladder. */
 const variantOfRung = (videoId: string, name: string, rung: Rung) => ({

@@ -1,4 +1,4 @@
-import { failStaticRenditions, queueStaticRenditions } from "../static-renditions.ts";
+import { failStaticRenditions, queueStaticRenditions } from "../queue-static-renditions.ts";
 import { userFacingError } from "../user-facing-error.ts";
 import { lockVideo } from "../video-lock.ts";
 import { publishVideoStatus, type EventOf, type IngestDeps } from "./ingest-deps.ts";
