@@ -48,7 +48,7 @@ interface Variant {
 }
 
 /**
- * The anchor: the worker's ladder command until 2026-11-22 (issue #14 §3), run in the same process
+ * The anchor: the worker's ladder command until 2026-11-22, run in the same process
  * as the worker's current one: each rung scaled from the rung above, every rung at libx264 veryfast.
  */
 const BEFORE: LadderTuning = { scaling: "cascade", x264Options: () => ["-preset", "veryfast"] };

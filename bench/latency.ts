@@ -46,9 +46,9 @@ if (!Number.isInteger(runs) || runs < 1 || !(clipSeconds > 0) || !Number.isInteg
 }
 const width = 2 * Math.round((height * 16) / 9 / 2);
 
-/** Mux's median time to publish; the goal of issue #14 §1. */
+/** Mux's median time to publish: the goal for the first rung. */
 const GOAL_SECONDS = 2.0;
-/** Issue #14's goal for the whole ladder of the 60 s 1080p clip: READY this long after the last byte. */
+/** The goal for the whole ladder of the 60 s 1080p clip: READY this long after the last byte. */
 const READY_GOAL_SECONDS = 50;
 /** The API's default HLS_SEGMENT_SECONDS, which the stack started here keeps. */
 const SEGMENT_SECONDS = 4;
@@ -421,7 +421,7 @@ poster published:  median ${seconds(poster.median)}  (min ${seconds(poster.min).
 max ${seconds(poster.max).trim()}) after the last byte
 
 the whole ladder: READY after the last byte
-goal:        ≤ ${READY_GOAL_SECONDS} s for the 60 s 1080p clip (issue #14)
+goal:        ≤ ${READY_GOAL_SECONDS} s for the 60 s 1080p clip
 anchor:      half the source's duration, ${(clipSeconds / 2).toFixed(1)} s ("a typical transcoder", Mux)
 this stack:  median ${seconds(ready.median)}  (min ${seconds(ready.min).trim()}, max ${seconds(ready.max).trim()}), \
 ${(clipSeconds / (ready.median / 1000)).toFixed(2)}× realtime`);

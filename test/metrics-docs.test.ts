@@ -60,7 +60,7 @@ describe("metric names: registered, documented, and what the sample dashboard us
         used.add(base);
       }
     }
-    // The dashboard shows the figures issue #16 asked for, from both programs.
+    // The dashboard shows the figures operators watch, from both programs.
     for (const name of [
       "videograph_jobs",
       "videograph_job_dispatch_latency_seconds",

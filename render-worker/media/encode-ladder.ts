@@ -57,7 +57,7 @@ export interface LadderTuning {
  * most 540p, lost two or more resamplings to the cascade and score 0.5–1.5 dB higher for it; part of
  * that buys a cheaper search: subpixel refinement 1 instead of 2 and fixed B-frame placement (about
  * −0.5 dB, −15 % CPU). 240p and 144p keep veryfast: they cost next to nothing, and 240p under a 720p
- * source scored 0.17 dB below the cascade with the cheaper search. Issue #14 §3; `npm run bench`
+ * source scored 0.17 dB below the cascade with the cheaper search. `npm run bench`
  * prints each rung before and after.
  */
 export const LADDER_TUNING: LadderTuning = {

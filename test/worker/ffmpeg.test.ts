@@ -128,7 +128,7 @@ describe("encodeLadder", () => {
       `[m6]${step(256, 144)}[v6]`,
     ]);
     expect(ladderScaleGraph(video.slice(0, 1))).toBe(`[0:V:0]${step(1920, 1080)}[v0]`);
-    // The graph before issue #14 §3, which the benchmark still runs as its anchor.
+    // The graph before the single-scale ladder change of 2026-11-22, which the benchmark still runs as its anchor.
     expect(ladderScaleGraph(video.slice(0, 3), "cascade")).toBe(
       "[0:V:0]scale=1920:1080:flags=bicubic,setsar=1,format=yuv420p,split=2[v0][c0];" +
         "[c0]scale=1280:720:flags=bicubic,setsar=1,split=2[v1][c1];[c1]scale=960:540:flags=bicubic,setsar=1[v2]",
