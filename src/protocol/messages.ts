@@ -7,7 +7,7 @@
  * accept the old one until every producer is upgraded: version 2 renamed the render events
  * (`render.progress` counts steps, `source.ready` replaced `render.succeeded`); the parsers below
  * still read version 1 and turn it into version 2. Upgrade workers before the API. Workers of the
- * previous release send `step.progress` as `render.progress`; the API reads it under its name.
+ * previous release send `step.progress` as `render.progress`; the API reads it as `step.progress`.
  */
 import { z } from "zod";
 import { LoudnessTarget, Watermark } from "./finishing.ts";
@@ -391,7 +391,7 @@ export const JobEvent = z.discriminatedUnion("type", [
     type: z.literal("step.progress"),
     /** The step being rendered, from 0 (Manim's `Animation N` / `Waiting N`, a quiz's question). */
     index: z.number().int().nonnegative(),
-    /** Steps in the render, when they can be counted before it runs (no loops, no helpers). */
+    /** Steps in the job, when they can be counted before it runs (no loops, no helpers). */
     count: z.number().int().positive().nullable(),
     /** Of the current step, 0..100. */
     percent: z.number().min(0).max(100),
