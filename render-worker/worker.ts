@@ -3,6 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import {
+  endsRun,
   JobEvent,
   parseJobMessage,
   PROTOCOL_VERSION,
@@ -102,15 +103,6 @@ interface FailureDetails {
   stderrTail?: string;
   exitCode?: number | null;
 }
-
-/** The events that end a run: they carry what the run used. */
-const RUN_END_EVENTS: ReadonlySet<JobEventBody["type"]> = new Set([
-  "job.succeeded",
-  "source.ready",
-  "static_renditions.done",
-  "job.failed",
-  "job.canceled",
-]);
 
 /** The encoder for jobs from each capability's queue; manim renders are encoded on the CPU. */
 const ENCODER_OF: Record<Capability, VideoEncoder> = {
@@ -349,7 +341,7 @@ export function createWorker(options: WorkerOptions): Worker {
     cpuMeter.start(runId);
     let seq = 0;
     const emit = async (body: JobEventBody): Promise<void> => {
-      const usage = RUN_END_EVENTS.has(body.type) ? cpuMeter.usage(runId) : null;
+      const usage = endsRun(body) ? cpuMeter.usage(runId) : null;
       const event = JobEvent.parse({
         ...body,
         ...(usage ? { usage } : {}),

@@ -46,6 +46,19 @@ const v1RenderSucceeded = (jobId: string, seq: number, outputKey: string) => ({
   animationsCached: 1,
 });
 
+// A worker of the previous release: version 2, its step progress still named render.progress.
+const v2RenderProgress = (jobId: string, seq: number) => ({
+  ...envelope(jobId, seq),
+  v: 2,
+  type: "render.progress",
+  index: 1,
+  count: 3,
+  percent: 50,
+  description: "Transform(Square)",
+  renderedCount: 1,
+  cachedCount: 0,
+});
+
 describe("protocol versions: version 1 is still read, as version 2", () => {
   it("is version 2 now", () => {
     expect(PROTOCOL_VERSION).toBe(2);
@@ -55,12 +68,17 @@ describe("protocol versions: version 1 is still read, as version 2", () => {
     const jobId = randomUUID();
     expect(parseWorkerEvent(v1RenderProgress(jobId, 2))).toMatchObject({
       v: 2,
-      type: "render.progress",
+      type: "step.progress",
       index: 1,
       count: 3,
       percent: 50,
       renderedCount: 1,
     });
+  });
+
+  it("reads a version 2 render.progress, as workers of the previous release send it, as step.progress", () => {
+    const event = parseWorkerEvent(v2RenderProgress(randomUUID(), 2));
+    expect(event).toMatchObject({ v: 2, type: "step.progress", index: 1, count: 3, percent: 50, renderedCount: 1 });
   });
 
   it("reads a version 1 render.succeeded as source.ready", () => {
@@ -106,7 +124,7 @@ describe("protocol versions: version 1 is still read, as version 2", () => {
     );
   });
 
-  describe("an API of this version finishing a render that a version 1 worker ran", () => {
+  describe("an API of this version applying the events of older workers", () => {
     let database: TestDatabase;
     let db: Db;
     beforeAll(async () => {
@@ -118,7 +136,7 @@ describe("protocol versions: version 1 is still read, as version 2", () => {
       await database.drop();
     });
 
-    it("stores the source, succeeds the render and queues its transcode", async () => {
+    const renderJob = async () => {
       const video = await db.video.create({
         data: { tenantId: DEFAULT_TENANT_ID, title: "t", status: "QUEUED", source: "MANIM" },
       });
@@ -132,6 +150,11 @@ describe("protocol versions: version 1 is still read, as version 2", () => {
         onCanceledJobReported: async () => {},
         stallSeconds: 30,
       });
+      return { video, job, ingestor };
+    };
+
+    it("stores the source, succeeds the render and queues its transcode", async () => {
+      const { video, job, ingestor } = await renderJob();
       const outputKey = `videos/${video.id}/source/scene.mp4`;
       const raw = [
         { ...envelope(job.id, 1), type: "job.started" },
@@ -145,6 +168,14 @@ describe("protocol versions: version 1 is still read, as version 2", () => {
       expect(after.sourceName).toBe("scene.mp4");
       const byKind = Object.fromEntries(after.jobs.map((j) => [j.kind, j.status]));
       expect(byKind).toEqual({ RENDER_MANIM: "SUCCEEDED", TRANSCODE: "QUEUED" });
+    });
+
+    it("applies a render.progress from a worker of the previous release: the render's progress moves", async () => {
+      const { job, ingestor } = await renderJob();
+      await ingestor.ingest([{ ...envelope(job.id, 1), v: 2, type: "job.started" }, v2RenderProgress(job.id, 2)]);
+      const after = await db.job.findUniqueOrThrow({ where: { id: job.id } });
+      // Step 2 of 3, half done.
+      expect(after).toMatchObject({ status: "RUNNING", progress: 0.5 });
     });
   });
 });

@@ -13,7 +13,7 @@ import type { JobContext } from "./types.ts";
 const OUTPUT_FILE = "composition.mp4";
 
 /**
- * Renders a quiz composition to one mp4 at `outputKey`. Emits started, render.progress (per
+ * Renders a quiz composition to one mp4 at `outputKey`. Emits started, step.progress (per
  * question) and source.ready (the transcode of the output is its own job).
  */
 export async function renderComposition(job: RenderCompositionJobMessage, ctx: JobContext): Promise<void> {

@@ -37,7 +37,7 @@ export const DEFAULT_MANIM_LIMITS: SandboxLimits = {
  * Renders a Manim scene in the sandbox and stores the MP4 at `outputKey`. The scene is checked
  * first (syntax, scene class), the scene's partial movie files are restored from `cachePrefix`
  * so Manim skips unchanged animations, progress comes from Manim's own bars, and the new partial
- * movie files go back to the cache. Emits started, render.progress and source.ready;
+ * movie files go back to the cache. Emits started, step.progress and source.ready;
  * failures are thrown (a SceneError when the scene itself is at fault).
  */
 export async function renderManim(job: RenderManimJobMessage, ctx: JobContext): Promise<void> {

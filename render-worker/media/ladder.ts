@@ -1,21 +1,9 @@
+import { AUDIO_BITRATE, AUDIO_ONLY_PROFILES, VIDEO_PROFILES } from "../../src/protocol/ladder-profiles.ts";
 import type { ProbeResult, Rung } from "../../src/protocol/messages.ts";
 
-/** Short side (the height of a landscape frame) → H.264 target bitrate in bits per second. */
-const VIDEO_PROFILES: ReadonlyArray<{ shortSide: number; bitrate: number }> = [
-  { shortSide: 2160, bitrate: 16_000_000 },
-  { shortSide: 1440, bitrate: 10_000_000 },
-  { shortSide: 1080, bitrate: 5_000_000 },
-  { shortSide: 720, bitrate: 2_800_000 },
-  { shortSide: 540, bitrate: 1_800_000 },
-  { shortSide: 480, bitrate: 1_400_000 },
-  { shortSide: 360, bitrate: 800_000 },
-  { shortSide: 240, bitrate: 400_000 },
-  { shortSide: 144, bitrate: 200_000 },
-];
 const LARGEST_PROFILE = VIDEO_PROFILES[0]!;
 const SMALLEST_PROFILE = VIDEO_PROFILES.at(-1)!;
 
-const AUDIO_BITRATE = 128_000;
 const AUDIO_CODECS = "mp4a.40.2";
 const AUDIO_RUNG_NAME = "audio";
 /** How audio is encoded, in the audio rung and in a composed render: AAC-LC (AUDIO_CODECS), stereo, 48 kHz. */
@@ -176,11 +164,6 @@ function floorEven(n: number): number {
 
 // Audio-only sources (a podcast, music): a ladder of AAC rungs alone.
 
-/** AAC-LC bitrates of an audio-only ladder by output channels, highest first. */
-const AUDIO_ONLY_PROFILES: Readonly<Record<1 | 2, readonly number[]>> = {
-  2: [128_000, 64_000],
-  1: [64_000, 32_000],
-};
 /** The lowest rate an audio-only rung is encoded at, whatever the source's. */
 const MIN_AUDIO_ONLY_BITRATE = 16_000;
 /** A source this close below a profile (a VBR MP3 at 126 kb/s) still justifies it. */

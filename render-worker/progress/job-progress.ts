@@ -6,13 +6,14 @@ import type { EncoderStatus } from "../media/encode-ladder.ts";
 
 /**
  * A job's progress events, computed here from the raw facts handlers feed in: ffmpeg's status line
- * and the rungs' published media time (`job.progress`), Manim's progress bars and the quiz
- * renderer's position (`render.progress`). Callbacks only store facts; the sampler's timer sends.
+ * and the rungs' published media time (`job.progress`), Manim's progress bars, the quiz
+ * renderer's position and a transcode's steps before its encode (`step.progress`). Callbacks only
+ * store facts; the sampler's timer sends.
  */
 
 type ProgressChannel = Pick<JobContext, "emit" | "progressIntervalMs">;
 type TranscodeProgressBody = Extract<JobEventBody, { type: "job.progress" }>;
-type RenderProgressBody = Extract<JobEventBody, { type: "render.progress" }>;
+type StepProgressBody = Extract<JobEventBody, { type: "step.progress" }>;
 
 export interface ProgressReport {
   /** Stops the timer and waits for the event in flight; a render's last state is sent once more. */
@@ -129,17 +130,17 @@ export function reportTranscodeProgress(ctx: ProgressChannel, facts: TranscodeFa
   return { stop: () => sampler.stop() };
 }
 
-/** Sends Manim's progress bars as `render.progress`, one step per animation. */
+/** Sends Manim's progress bars as `step.progress`, one step per animation. */
 export function reportManimProgress(
   ctx: ProgressChannel,
   bars: { snapshot(): ManimProgress },
   animationCount: number | null,
 ): ProgressReport {
-  const sampler = sampleProgress(ctx, (): RenderProgressBody | null => {
+  const sampler = sampleProgress(ctx, (): StepProgressBody | null => {
     const p = bars.snapshot();
     if (p.animationIndex === null) return null;
     return {
-      type: "render.progress",
+      type: "step.progress",
       index: p.animationIndex,
       count: animationCount,
       percent: p.percent,
@@ -157,15 +158,15 @@ export interface StepProgressReport extends ProgressReport {
 }
 
 /**
- * A transcode's step before its encode (measuring loudness) as `render.progress`: one step whose
+ * A transcode's step before its encode (measuring loudness) as `step.progress`: one step whose
  * share of the job is not counted (`count` null), so the job's progress stays the encode's.
  */
 export function reportStepProgress(ctx: ProgressChannel, description: string): StepProgressReport {
   let fraction = 0;
   const sampler = sampleProgress(
     ctx,
-    (): RenderProgressBody => ({
-      type: "render.progress",
+    (): StepProgressBody => ({
+      type: "step.progress",
       index: 0,
       count: null,
       percent: Math.min(100, Math.round(fraction * 1000) / 10),
@@ -189,7 +190,7 @@ export interface QuizProgressReport extends ProgressReport {
   finished(): Promise<void>;
 }
 
-/** Sends a quiz render's position as `render.progress`, one step per question. */
+/** Sends a quiz render's position as `step.progress`, one step per question. */
 export function reportQuizProgress(
   ctx: ProgressChannel,
   questions: readonly { question: string }[],
@@ -198,8 +199,8 @@ export function reportQuizProgress(
   let latest = { index: 0, fraction: 0 };
   const sampler = sampleProgress(
     ctx,
-    (): RenderProgressBody => ({
-      type: "render.progress",
+    (): StepProgressBody => ({
+      type: "step.progress",
       index: latest.index,
       count,
       percent: Math.min(100, Math.round(latest.fraction * 1000) / 10),
@@ -215,7 +216,7 @@ export function reportQuizProgress(
     stop: () => sampler.stop({ final: true }),
     finished: () =>
       ctx.emit({
-        type: "render.progress",
+        type: "step.progress",
         index: count - 1,
         count,
         percent: 100,

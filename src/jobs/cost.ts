@@ -1,4 +1,5 @@
 import type { CostEstimateBasis } from "../generated/prisma/enums.ts";
+import { AUDIO_BITRATE, VIDEO_PROFILES } from "../protocol/ladder-profiles.ts";
 
 /**
  * CPU seconds per minute of source, from `npm run bench -- --cases=1080p` on 2026-11-22 (2-core AMD
@@ -64,10 +65,15 @@ export const DEFAULT_COST_SETTINGS: CostSettings = {
 const AUDIO_RUNG_CPU_PER_MINUTE = 0.5;
 /** A source not probed yet is taken for 1080p at 30 fps, encoded to the ladder planned for that. */
 const UNPROBED_SOURCE = { width: 1920, height: 1080, fps: 30 } as const;
-/** The video rungs of the ladder of a 1080p source total this many times its pixels (4.29 MP / 2.07 MP). */
-const UNPROBED_LADDER_PIXEL_RATIO = 2.07;
-/** Bits per second of that ladder (render-worker/media/ladder.ts targets 5000 + 2800 + … + 200 kb/s, audio 128 kb/s). */
-const UNPROBED_LADDER_BITRATE = 12_528_000;
+/** The video rungs planned for that source: every profile up to its short side. */
+const UNPROBED_VIDEO_RUNGS = VIDEO_PROFILES.filter((p) => p.shortSide <= UNPROBED_SOURCE.height);
+/** Those rungs total this many times the source's pixels: each keeps its aspect ratio, at its short side. */
+const UNPROBED_LADDER_PIXEL_RATIO = UNPROBED_VIDEO_RUNGS.reduce(
+  (sum, p) => sum + (p.shortSide / UNPROBED_SOURCE.height) ** 2,
+  0,
+);
+/** Target bits per second of that ladder, its audio rung included. */
+const UNPROBED_LADDER_BITRATE = UNPROBED_VIDEO_RUNGS.reduce((sum, p) => sum + p.bitrate, AUDIO_BITRATE);
 const GB = 1e9;
 
 /** A rung as the cost model needs it. */

@@ -1,6 +1,6 @@
 import { log } from "../log.ts";
 import { withLogFields } from "../shared/log.ts";
-import { parseWorkerEvent, type JobEvent, type WorkerEvent } from "../protocol/messages.ts";
+import { endsRun, isProgressEvent, parseWorkerEvent, type JobEvent, type WorkerEvent } from "../protocol/messages.ts";
 import { contextOf, inSpan, SpanKind } from "../shared/tracing.ts";
 import type { IngestOptions } from "./ingest/ingest-deps.ts";
 import { createJobRunIngestor } from "./ingest/job-runs.ts";
@@ -9,15 +9,8 @@ import { createTranscodeEventIngestor } from "./ingest/transcode-events.ts";
 import { createProgressWriteThrottle } from "./progress.ts";
 import { onStaticRenditionsDone } from "./ingest/static-rendition-events.ts";
 
-/** Events after which the jobs waiting behind the job move: it left the queue's waiting line or freed a slot. */
-const QUEUE_CHANGES: ReadonlySet<JobEvent["type"]> = new Set([
-  "job.started",
-  "job.succeeded",
-  "source.ready",
-  "static_renditions.done",
-  "job.failed",
-  "job.canceled",
-]);
+/** After these the jobs waiting behind the job move: it left the queue's waiting line or freed a slot. */
+const movesQueue = (e: JobEvent) => e.type === "job.started" || endsRun(e);
 
 export interface EventIngestor {
   /** Parses, orders and applies a batch of raw worker events. */
@@ -43,7 +36,7 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
    */
   function applyJobEvent(e: JobEvent): Promise<void> {
     return withLogFields({ jobId: e.jobId, attempt: e.attempt }, () => {
-      if (e.type === "job.progress" || e.type === "render.progress") return applyEvent(e);
+      if (isProgressEvent(e)) return applyEvent(e);
       const attributes = { "job.id": e.jobId, "job.attempt": e.attempt, "worker.id": e.workerId };
       const span = { parent: contextOf(e.traceparent), kind: SpanKind.CONSUMER, attributes };
       return inSpan(`ingest ${e.type}`, span, () => applyEvent(e));
@@ -79,8 +72,8 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
       case "job.succeeded":
         await transcode.onSucceeded(e, job.videoId);
         break;
-      case "render.progress":
-        await render.onRenderProgress(e, job.videoId);
+      case "step.progress":
+        await render.onStepProgress(e, job.videoId);
         break;
       case "source.ready":
         await render.onSourceReady(e, job.videoId);
@@ -99,7 +92,7 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
         e satisfies never;
     }
     await runs.recordSeq(e);
-    if (QUEUE_CHANGES.has(e.type)) await deps.queueWatch?.jobChanged(e.jobId);
+    if (movesQueue(e)) await deps.queueWatch?.jobChanged(e.jobId);
   }
 
   return {

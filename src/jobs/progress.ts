@@ -8,7 +8,7 @@ import { TERMINAL_VARIANT_STATUSES } from "../events/video-events.ts";
  * A render's job progress is computed here from its steps.
  */
 
-type RenderProgress = Extract<JobEvent, { type: "render.progress" }>;
+type StepProgress = Extract<JobEvent, { type: "step.progress" }>;
 type ReportedVariantProgress = Extract<JobEvent, { type: "job.progress" }>["variants"][number];
 
 /**
@@ -16,7 +16,7 @@ type ReportedVariantProgress = Extract<JobEvent, { type: "job.progress" }>["vari
  * Steps past the count (a loop the count could not foresee) stay within the last; null when the
  * steps cannot be counted.
  */
-export function renderJobProgress(e: Pick<RenderProgress, "index" | "count" | "percent">): number | null {
+export function renderJobProgress(e: Pick<StepProgress, "index" | "count" | "percent">): number | null {
   if (!e.count) return null;
   return Math.min(1, (Math.min(e.index, e.count - 1) + e.percent / 100) / e.count);
 }

@@ -6,7 +6,8 @@
  * Versioning: every message carries `v`. A breaking change adds a new version and both sides
  * accept the old one until every producer is upgraded: version 2 renamed the render events
  * (`render.progress` counts steps, `source.ready` replaced `render.succeeded`); the parsers below
- * still read version 1 and turn it into version 2. Upgrade workers before the API.
+ * still read version 1 and turn it into version 2. Upgrade workers before the API. Workers of the
+ * previous release send `step.progress` as `render.progress`; the API reads it as `step.progress`.
  */
 import { z } from "zod";
 import { LoudnessTarget, Watermark } from "./finishing.ts";
@@ -382,15 +383,15 @@ export const JobEvent = z.discriminatedUnion("type", [
     usage: RunUsage.optional(),
   }),
   /**
-   * Where a render is (render and import jobs), sampled on a timer. A render runs in steps: a Manim
-   * scene's animations, a quiz's questions.
+   * Where a job that runs in steps is, sampled on a timer: a Manim scene's animations, a quiz's
+   * questions, a transcode's steps before its encode (measuring loudness).
    */
   z.object({
     ...jobEventBase,
-    type: z.literal("render.progress"),
+    type: z.literal("step.progress"),
     /** The step being rendered, from 0 (Manim's `Animation N` / `Waiting N`, a quiz's question). */
     index: z.number().int().nonnegative(),
-    /** Steps in the render, when they can be counted before it runs (no loops, no helpers). */
+    /** Steps in the job, when they can be counted before it runs (no loops, no helpers). */
     count: z.number().int().positive().nullable(),
     /** Of the current step, 0..100. */
     percent: z.number().min(0).max(100),
@@ -445,6 +446,45 @@ export const JobEvent = z.discriminatedUnion("type", [
   }),
 ]);
 export type JobEvent = z.infer<typeof JobEvent>;
+
+/**
+ * What each job event is to its run: `ends run` (its last event, which carries what the run used,
+ * `usage`), `progress` (sampled on a timer; it changes no state and says nothing once a later event
+ * is applied) or `state` (a step of the run). A new event type does not compile until it is listed.
+ */
+const JOB_EVENT_ROLES = {
+  "job.started": "state",
+  "job.probed": "state",
+  "job.progress": "progress",
+  "variant.ready": "state",
+  "variant.failed": "state",
+  "video.playable": "state",
+  "job.succeeded": "ends run",
+  "step.progress": "progress",
+  "source.ready": "ends run",
+  "static_renditions.done": "ends run",
+  "job.canceled": "ends run",
+  "job.failed": "ends run",
+} as const satisfies Record<JobEvent["type"], "ends run" | "progress" | "state">;
+type JobEventRoles = typeof JOB_EVENT_ROLES;
+type JobEventTypeOfRole<R> = {
+  [T in keyof JobEventRoles]: JobEventRoles[T] extends R ? T : never;
+}[keyof JobEventRoles];
+
+/** An event that ends a run. */
+export type RunEndEvent = Extract<JobEvent, { type: JobEventTypeOfRole<"ends run"> }>;
+
+/** Whether `e` ends its run (JOB_EVENT_ROLES); takes an event or a handler's event body. */
+export function endsRun<E extends { type: JobEvent["type"] }>(
+  e: E,
+): e is Extract<E, { type: JobEventTypeOfRole<"ends run"> }> {
+  return JOB_EVENT_ROLES[e.type] === "ends run";
+}
+
+/** Whether `e` is progress sampled on a timer (JOB_EVENT_ROLES). */
+export function isProgressEvent(e: { type: JobEvent["type"] }): boolean {
+  return JOB_EVENT_ROLES[e.type] === "progress";
+}
 
 /** Sent by every worker on a timer, with what it can do and what it is running. */
 export const WorkerHeartbeat = z.object({
@@ -513,21 +553,21 @@ export function parseJobMessage(data: unknown): JobMessage {
 
 /** Parses an unknown message into a worker event, with a readable error for old or foreign ones. */
 export function parseWorkerEvent(data: unknown): WorkerEvent {
-  const result = WorkerEvent.safeParse(renameVersion1RenderEvent(data));
+  const result = WorkerEvent.safeParse(renameOlderEvent(data));
   if (!result.success) throw new ProtocolError("worker event", data, result.error);
   return result.data;
 }
 
-/** Version 1's render events under their version 2 names; everything else as it is. */
-function renameVersion1RenderEvent(data: unknown): unknown {
+/** Events under the names older workers send them by, renamed; everything else as it is. */
+function renameOlderEvent(data: unknown): unknown {
   if (typeof data !== "object" || data === null) return data;
   const event = data as Record<string, unknown>;
-  if (event.v !== 1) return data;
   if (event.type === "render.progress") {
+    if (event.v !== 1) return { ...event, type: "step.progress" };
     const { animationIndex, animationCount, ...rest } = event;
-    return { ...rest, index: animationIndex, count: animationCount };
+    return { ...rest, type: "step.progress", index: animationIndex, count: animationCount };
   }
-  if (event.type === "render.succeeded") {
+  if (event.v === 1 && event.type === "render.succeeded") {
     const { animationsRendered, animationsCached, ...rest } = event;
     return { ...rest, type: "source.ready", renderedCount: animationsRendered, cachedCount: animationsCached };
   }

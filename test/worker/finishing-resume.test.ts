@@ -77,7 +77,7 @@ describe("a resumed run applies the loudness and watermark of the run before it 
       }),
     ).catch((err: unknown) => err);
     expect(stopped).toMatchObject({ name: "AbortError" });
-    expect(firstEvents.some((e) => e.type === "render.progress" && e.description === "Measuring loudness")).toBe(true);
+    expect(firstEvents.some((e) => e.type === "step.progress" && e.description === "Measuring loudness")).toBe(true);
     const manifestFile = path.join(hlsDir, ENCODE_MANIFEST);
     const written = JSON.parse(await readFile(manifestFile, "utf8")) as EncodeManifest;
     expect(written.finishing?.loudness?.measured?.integratedLufs).toEqual(expect.any(Number));
@@ -88,7 +88,7 @@ describe("a resumed run applies the loudness and watermark of the run before it 
     const probed = events.find((e) => e.type === "job.probed") as Extract<JobEventBody, { type: "job.probed" }>;
     expect(probed.resumed?.segments).toBeGreaterThanOrEqual(3);
     // No second measuring pass: the earlier run's measurement, so the same gain on both sides of the resume.
-    expect(events.some((e) => e.type === "render.progress")).toBe(false);
+    expect(events.some((e) => e.type === "step.progress")).toBe(false);
     const finished = JSON.parse(await readFile(manifestFile, "utf8")) as EncodeManifest;
     expect(finished.finishing).toEqual(written.finishing);
 

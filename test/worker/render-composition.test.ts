@@ -173,7 +173,7 @@ question boundary`, async () => {
     const types = events.map((e) => e.type);
     expect(types[0]).toBe("job.started");
     expect(types.at(-1)).toBe("source.ready");
-    const progress = events.filter((e) => e.type === "render.progress");
+    const progress = events.filter((e) => e.type === "step.progress");
     expect(new Set(progress.map((p) => p.index))).toEqual(new Set([0, 1, 2]));
     expect(progress.every((p) => p.count === 3)).toBe(true);
     // Question by question, each from 0 to 100 % (percent is of the current question, as for Manim's animations).

@@ -101,7 +101,7 @@ async function render(
 }
 
 type Succeeded = Extract<JobEventBody, { type: "source.ready" }>;
-type Progress = Extract<JobEventBody, { type: "render.progress" }>;
+type Progress = Extract<JobEventBody, { type: "step.progress" }>;
 
 async function durationOf(file: string): Promise<number> {
   const { stdout } = await run("ffprobe", ["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", file]);
@@ -159,7 +159,7 @@ Manim's own bars`, async () => {
     expect(succeeded.duration).toBeCloseTo(2, 0);
     expect(await durationOf(path.join(dataDir, job.outputKey))).toBeCloseTo(2, 0);
 
-    const progress = events.filter((e): e is Progress => e.type === "render.progress");
+    const progress = events.filter((e): e is Progress => e.type === "step.progress");
     const indexes = progress.map((p) => p.index);
     expect([...new Set(indexes)]).toEqual([0, 1, 2]);
     expect(indexes).toEqual([...indexes].sort((a, b) => a - b));
@@ -324,14 +324,14 @@ os.wait()
     const { error, events } = await render(job, MANIM, {
       controller,
       onEvent: (e) => {
-        if (e.type === "render.progress" && !started) {
+        if (e.type === "step.progress" && !started) {
           started = Date.now();
           controller.abort(new Error("job canceled"));
         }
       },
     });
     expect(error?.name).toBe("AbortError");
-    expect(events.some((e) => e.type === "render.progress")).toBe(true);
+    expect(events.some((e) => e.type === "step.progress")).toBe(true);
     expect(events.some((e) => e.type === "source.ready")).toBe(false);
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(existsSync(path.join(dataDir, job.outputKey))).toBe(false);

@@ -1,6 +1,12 @@
 import { log } from "../../log.ts";
 import type { JobStatus } from "../../generated/prisma/client.ts";
-import type { JobEvent, WorkerHeartbeat } from "../../protocol/messages.ts";
+import {
+  endsRun,
+  isProgressEvent,
+  type JobEvent,
+  type RunEndEvent,
+  type WorkerHeartbeat,
+} from "../../protocol/messages.ts";
 import { videoWebhookData, webhookEventId } from "../../webhooks/events.ts";
 import { DEFAULT_COST_SETTINGS } from "../cost.ts";
 import { retryDelayMs } from "../dispatcher.ts";
@@ -21,22 +27,8 @@ const runKey = (e: JobEvent) => ({
   runId: e.runId ?? "",
 });
 
-/** An event that ends a run. */
-export type RunEndEvent = EventOf<
-  "job.succeeded" | "source.ready" | "static_renditions.done" | "job.failed" | "job.canceled"
->;
-
 /** Names a run in log lines. */
 const runOf = (e: JobEvent) => ({ jobId: e.jobId, workerId: e.workerId, runId: e.runId });
-
-const endsRun = (e: JobEvent): e is RunEndEvent =>
-  e.type === "job.canceled" ||
-  e.type === "job.succeeded" ||
-  e.type === "source.ready" ||
-  e.type === "static_renditions.done" ||
-  e.type === "job.failed";
-
-const isProgress = (e: JobEvent) => e.type === "job.progress" || e.type === "render.progress";
 
 /**
  * The bookkeeping every job kind shares: which events of which attempt still count (and their
@@ -75,13 +67,13 @@ export function createJobRunIngestor(deps: IngestDeps) {
       return null;
     }
     // Progress older than an applied state event says nothing new.
-    if (isProgress(e) && e.seq < job.lastSeq) return null;
+    if (isProgressEvent(e) && e.seq < job.lastSeq) return null;
     return { videoId: job.videoId, status: job.status };
   }
 
   /** Remembers the latest state event applied; progress is not a state event. */
   async function recordSeq(e: JobEvent): Promise<void> {
-    if (isProgress(e)) return;
+    if (isProgressEvent(e)) return;
     await db.job.updateMany({
       where: { id: e.jobId, attempt: e.attempt, lastSeq: { lt: e.seq } },
       data: { lastSeq: e.seq },

@@ -12,7 +12,7 @@ export function createRenderEventIngestor(deps: IngestDeps, runs: JobRunIngestor
   // The ingestor has no dispatcher: a queued job is dispatched through the requeue callback.
   const dispatcher = { kick: () => deps.onJobRequeued(new Date()) };
 
-  async function onRenderProgress(e: EventOf<"render.progress">, videoId: string): Promise<void> {
+  async function onStepProgress(e: EventOf<"step.progress">, videoId: string): Promise<void> {
     const video = await db.video.findUnique({ where: { id: videoId } });
     if (!video) return;
     pubSub.publish("videoEvents", videoId, {
@@ -61,5 +61,5 @@ export function createRenderEventIngestor(deps: IngestDeps, runs: JobRunIngestor
     announceQueuedJob({ dispatcher, pubSub }, video);
   }
 
-  return { onRenderProgress, onSourceReady };
+  return { onStepProgress, onSourceReady };
 }

@@ -1,0 +1,40 @@
+import { describe, expect, it } from "vitest";
+import { planLadder, videoRateControl } from "../render-worker/media/ladder.ts";
+import { type CostSettings, DEFAULT_COST_SETTINGS, estimateTranscodeCost } from "../src/jobs/cost.ts";
+import { AUDIO_BITRATE } from "../src/protocol/ladder-profiles.ts";
+
+// Only the figure a test looks at costs anything: one CPU second per megapixel-minute of a video
+// rung, and one USD per GB stored for a month.
+const settings: CostSettings = {
+  ...DEFAULT_COST_SETTINGS,
+  prices: { vcpuSecondUsd: 0, gibSecondUsd: 0, l4GpuSecondUsd: 0, storageGbMonthUsd: 1 },
+  cpu: { x264PerMegapixelMinute: 1, decodePerMegapixelMinute: 0, jobOverheadCpuSeconds: 0 },
+};
+
+describe("a transcode's estimate before its source is probed counts the ladder planned for a 1080p source", () => {
+  const source = {
+    duration: 60,
+    width: 1920,
+    height: 1080,
+    fps: 30,
+    rotation: 0,
+    hasAudio: true,
+    videoCodec: "h264",
+    audioCodec: "aac",
+  };
+  const videoRungs = planLadder(source).filter((r) => r.kind === "VIDEO");
+  // A minute of source at the bitrate assumed of an upload.
+  const uploadBytes = (60 * settings.assumedSourceBitrate) / 8;
+  const estimate = estimateTranscodeCost(settings, { source: null, uploadBytes, rungs: null, queue: "cpu" })!;
+
+  it("encodes the pixels of every video rung planLadder plans", () => {
+    expect(videoRungs.map((r) => r.name)).toContain("1080p");
+    const megapixels = videoRungs.reduce((sum, r) => sum + (r.width! * r.height!) / 1e6, 0);
+    expect(estimate.cpuSeconds).toBeCloseTo(megapixels, 3);
+  });
+
+  it("stores every rung at its target bitrate, the audio rung's included", () => {
+    const bitrate = videoRungs.reduce((sum, r) => sum + videoRateControl(r).bitrate, 0) + AUDIO_BITRATE;
+    expect(estimate.usd).toBeCloseTo((bitrate * 60) / 8 / 1e9, 9);
+  });
+});
