@@ -235,7 +235,10 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     logging: yogaLog(),
   });
 
-  const handleConsole = createConsoleHandler({ distDir: CONSOLE_DIST, remoteMedia: env.STORAGE !== "local" });
+  const handleConsole = createConsoleHandler({
+    distDir: CONSOLE_DIST,
+    remoteMedia: storage.publishedObjects.servedBy === "bucket",
+  });
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://localhost");
     if (env.METRICS_PORT !== undefined) observeHttpRequest(req, res, url.pathname);
