@@ -18,12 +18,12 @@ import { createMutationRateLimiter, graphqlSecurityPlugins } from "./http/graphq
 import { authorizationParam, serveGraphqlOverWebSocket } from "./http/graphql-ws.ts";
 import { serveHealthPath } from "./http/health.ts";
 import { startMetricsServer, type MetricsServer } from "./http/metrics-server.ts";
-import { handleMedia, handleSignedUrlMedia } from "./http/media.ts";
+import { handleMedia } from "./http/media.ts";
 import { traceRequest } from "./http/request-trace.ts";
 import { sharedSubscriptionResults } from "./http/shared-subscription-results.ts";
 import { graphiqlSecurityHeaders, renderOfflineGraphiQL } from "./http/graphiql.ts";
 import { createPlaybackGuard } from "./http/playback-guard.ts";
-import { createVideoImageRoute, type VideoImageStorage } from "./http/video-images.ts";
+import { createVideoImageRoute } from "./http/video-images.ts";
 import { PlaybackTokens } from "./http/playback-tokens.ts";
 import { tellWorkersToCancel } from "./jobs/cancel.ts";
 import { createDispatcher } from "./jobs/dispatcher.ts";
@@ -35,7 +35,6 @@ import { listenOn } from "./shared/listen.ts";
 import { schema } from "./schema/index.ts";
 import { createApiStorage } from "./storage/api-storage.ts";
 import { MEDIA_PATH_PREFIX, UPLOAD_PATH_PREFIX } from "./storage/api-urls.ts";
-import { LocalStorage } from "./storage/local.ts";
 import { loadSigningSecret, UrlSigner } from "./storage/url-signer.ts";
 import { createPostgresTransport } from "./transport/postgres.ts";
 import { createUploadExpiry } from "./uploads/expire-uploads.ts";
@@ -197,12 +196,10 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
   const guard = createPlaybackGuard(db, playbackTokens);
   const captions = createCaptionCatalog(db);
   const serveMedia = (req: IncomingMessage, res: ServerResponse, url: URL) =>
-    storage instanceof LocalStorage
-      ? handleMedia(storage, guard, captions, req, res, url)
-      : handleSignedUrlMedia(storage, guard, captions, req, res, url);
+    handleMedia(storage, guard, captions, req, res, url);
   const videoImages = createVideoImageRoute({
     db,
-    storage: videoImageStorage(storage),
+    storage,
     guard,
     serveMedia,
     cacheBudget: { videoBytes: env.IMAGE_CACHE_BYTES_PER_VIDEO, tenantBytes: env.IMAGE_CACHE_BYTES_PER_TENANT },
@@ -238,7 +235,10 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     logging: yogaLog(),
   });
 
-  const handleConsole = createConsoleHandler({ distDir: CONSOLE_DIST, remoteMedia: env.STORAGE !== "local" });
+  const handleConsole = createConsoleHandler({
+    distDir: CONSOLE_DIST,
+    remoteMedia: storage.publishedObjects.servedBy === "bucket",
+  });
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://localhost");
     if (env.METRICS_PORT !== undefined) observeHttpRequest(req, res, url.pathname);
@@ -377,24 +377,4 @@ function refusedForSize(req: IncomingMessage, res: ServerResponse, env: Env): bo
     return true;
   }
   return false;
-}
-
-/** The image route reads published segments from local files, or from the bucket through signed URLs. */
-function videoImageStorage(storage: Awaited<ReturnType<typeof createApiStorage>>): VideoImageStorage {
-  const readObject =
-    storage instanceof LocalStorage
-      ? (key: string) => storage.read(key)
-      : async function* (key: string) {
-          const response = await fetch(await storage.signedReadUrl(key));
-          if (!response.ok || !response.body)
-            throw new Error(`Reading ${key} from the bucket: HTTP ${response.status}`);
-          const reader = response.body.getReader();
-          for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) yield chunk.value;
-        };
-  return {
-    readText: (key) => storage.readText(key),
-    readObject,
-    size: (key) => storage.size(key),
-    write: (key, body, options) => storage.write(key, body, options),
-  };
 }

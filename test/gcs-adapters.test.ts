@@ -10,7 +10,7 @@ import { probeSource } from "../render-worker/media/probe.ts";
 import { createGcsWorkerStorage } from "../render-worker/storage/gcs.ts";
 import type { WorkerStorage } from "../render-worker/storage/types.ts";
 import type { CaptionCatalog } from "../src/captions/subtitle-playlists.ts";
-import { handleSignedUrlMedia } from "../src/http/media.ts";
+import { handleMedia } from "../src/http/media.ts";
 import type { PlaybackGuard } from "../src/http/playback-guard.ts";
 import { PlaybackTokens } from "../src/http/playback-tokens.ts";
 import { MEDIA_PATH_PREFIX } from "../src/storage/api-urls.ts";
@@ -78,7 +78,7 @@ beforeAll(async () => {
     captionFileOf: async () => null,
   };
   mediaServer = createServer((req, res) => {
-    handleSignedUrlMedia(storage, publicGuard, noCaptions, req, res, new URL(req.url!, "http://api")).catch((err) => {
+    handleMedia(storage, publicGuard, noCaptions, req, res, new URL(req.url!, "http://api")).catch((err) => {
       res.writeHead(500);
       res.end(String(err));
     });

@@ -6,7 +6,7 @@ import { loadEnv } from "../src/config.ts";
 import { FileTooLargeError, NotFoundError, ValidationError } from "../src/errors.ts";
 import { GcsStorage } from "../src/storage/gcs.ts";
 import { handleObjectNotification } from "../src/uploads/gcs-notifications.ts";
-import { resolvePlaylistUri, rewritePlaylistUris } from "../src/storage/playlist-urls.ts";
+import { resolvePlaylistUri, rewritePlaylistUris } from "../src/storage/playlists.ts";
 
 // These tests talk to no server; an emulator host would only change the URLs' origin.
 delete process.env.STORAGE_EMULATOR_HOST;

@@ -1,7 +1,6 @@
 import { type FSWatcher, mkdirSync, watch } from "node:fs";
 import { mkdir, readFile, rm, stat, statfs, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { Parser } from "m3u8-parser";
 import type { ProbeResult, Rung, SegmentFormat } from "../../src/protocol/messages.ts";
 import { storageUnavailable } from "../../src/shared/storage-errors.ts";
 import { hlsLayout, RUNG_INIT_SEGMENT, RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
@@ -9,6 +8,7 @@ import { publishedFraction } from "../progress/job-progress.ts";
 import type { WorkerStorage } from "../storage/types.ts";
 import { ObjectExistsError } from "../storage/write-once.ts";
 import { splitFragmentedMp4 } from "./fragmented-mp4.ts";
+import { masterPlaylist, mediaPlaylist, parsePlaylist } from "./playlists.ts";
 import type { KeptSegment } from "./resume.ts";
 
 const PLAYLIST_TYPE = "application/vnd.apple.mpegurl";
@@ -169,10 +169,8 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
   async function publishedPlaylist(playlistKey: string): Promise<{ uris: Set<string>; endList: boolean } | null> {
     const text = await storage.readText(playlistKey);
     if (text === null) return null;
-    const parser = new Parser();
-    parser.push(text);
-    parser.end();
-    return { uris: new Set(parser.manifest.segments.map((s) => s.uri)), endList: parser.manifest.endList === true };
+    const manifest = parsePlaylist(text);
+    return { uris: new Set(manifest.segments.map((s) => s.uri)), endList: manifest.endList === true };
   }
 
   /**
@@ -217,10 +215,7 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
       if ((err as NodeJS.ErrnoException).code === "ENOENT" && !final) return;
       throw err;
     }
-    const parser = new Parser();
-    parser.push(text);
-    parser.end();
-    const { segments, endList } = parser.manifest;
+    const { segments, endList } = parsePlaylist(text);
     if (final && !endList) throw new Error(`The ${name} playlist has no #EXT-X-ENDLIST after ffmpeg finished`);
     const listed = state.kept.length + segments.length;
     const fresh = segments.filter((s) => !state.uploaded.has(s.uri));
@@ -416,68 +411,4 @@ async function workDirFull(workDir: string, err: unknown): Promise<Error | null>
   const reason = err instanceof Error ? err.message : String(err);
   const full = new Error(`ENOSPC: no space left on device in the worker's work dir (${reason})`);
   return storageUnavailable(Object.assign(full, { code: "ENOSPC" }));
-}
-
-/**
- * A rung's playlist as published: an event playlist from segment 0 (a resumed run's kept segments,
- * then its own), with one target duration in every version, ending once the rung is complete;
- * with `map` (fMP4) its segments follow that init segment.
- */
-export function mediaPlaylist(
-  segments: KeptSegment[],
-  opts: { targetDuration: number; endList: boolean; map?: string },
-): string {
-  // A segment must not round to more than the target (RFC 8216 4.3.3.1): only a source with a
-  // frame gap longer than half a second makes one, and then the playlist says so.
-  const target = Math.max(opts.targetDuration, ...segments.map((s) => Math.round(s.duration)));
-  const lines = [
-    "#EXTM3U",
-    // EXT-X-MAP in a playlist of whole segments needs version 6; fMP4 playlists say 7, as Apple's do.
-    `#EXT-X-VERSION:${opts.map ? 7 : 6}`,
-    `#EXT-X-TARGETDURATION:${target}`,
-    "#EXT-X-MEDIA-SEQUENCE:0",
-    "#EXT-X-PLAYLIST-TYPE:EVENT",
-    "#EXT-X-INDEPENDENT-SEGMENTS",
-    ...(opts.map ? [`#EXT-X-MAP:URI="${opts.map}"`] : []),
-  ];
-  for (const s of segments) lines.push(`#EXTINF:${s.duration.toFixed(6)},`, s.uri);
-  if (opts.endList) lines.push("#EXT-X-ENDLIST");
-  return `${lines.join("\n")}\n`;
-}
-
-/** The master playlist: relative URIs, demuxed audio as one group every video rung refers to. */
-export function masterPlaylist(ladder: Rung[], probe: ProbeResult): string {
-  if (!ladder.some((r) => r.kind === "VIDEO")) return audioOnlyMasterPlaylist(ladder);
-  const audio = ladder.find((r) => r.kind === "AUDIO");
-  const lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-INDEPENDENT-SEGMENTS"];
-  if (audio) {
-    lines.push(
-      `#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="default",DEFAULT=YES,AUTOSELECT=YES,CHANNELS="2",` +
-        `URI="${audio.name}/${RUNG_PLAYLIST}"`,
-    );
-  }
-  for (const rung of ladder) {
-    if (rung.kind !== "VIDEO") continue;
-    const attributes = [
-      `BANDWIDTH=${rung.bandwidth}`,
-      `RESOLUTION=${rung.width}x${rung.height}`,
-      ...(probe.fps > 0 ? [`FRAME-RATE=${probe.fps.toFixed(3)}`] : []),
-      `CODECS="${audio ? `${rung.codecs},${audio.codecs}` : rung.codecs}"`,
-      ...(audio ? [`AUDIO="audio"`] : []),
-    ];
-    lines.push(`#EXT-X-STREAM-INF:${attributes.join(",")}`, `${rung.name}/${RUNG_PLAYLIST}`);
-  }
-  return `${lines.join("\n")}\n`;
-}
-
-/** An audio-only source's master playlist: each audio rung is a variant of its own, without RESOLUTION. */
-function audioOnlyMasterPlaylist(ladder: Rung[]): string {
-  const lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-INDEPENDENT-SEGMENTS"];
-  for (const rung of ladder) {
-    lines.push(
-      `#EXT-X-STREAM-INF:BANDWIDTH=${rung.bandwidth},CODECS="${rung.codecs}"`,
-      `${rung.name}/${RUNG_PLAYLIST}`,
-    );
-  }
-  return `${lines.join("\n")}\n`;
 }

@@ -3,6 +3,7 @@ import { isUuid } from "../ids.ts";
 import type { SegmentFormat } from "../generated/prisma/enums.ts";
 import { MEDIA_TIME_ZERO_90KHZ } from "../protocol/media-timeline.ts";
 import { CAPTION_FILE, RUNG_PLAYLIST } from "../protocol/storage-layout.ts";
+import { singleSegmentPlaylist, withMediaGroup } from "../storage/playlists.ts";
 
 /** The HLS group every caption track belongs to; every variant of the master refers to it. */
 const SUBTITLES_GROUP = "subs";
@@ -29,15 +30,12 @@ export interface SubtitleTrack {
  * to know about captions and never loses them.
  */
 export function withSubtitles(master: string, tracks: readonly SubtitleTrack[]): string {
-  if (tracks.length === 0) return master;
   // A group has at most one default (RFC 8216 4.3.4.1.1); should two racing requests both have set
   // one, the newer wins, as it would have had they come one after the other.
   const defaultId = tracks.findLast((track) => track.isDefault)?.id;
-  const media = tracks.map((track) => {
+  const renditions = tracks.map((track) => {
     const isDefault = track.id === defaultId;
-    const attributes = [
-      "TYPE=SUBTITLES",
-      `GROUP-ID="${SUBTITLES_GROUP}"`,
+    return [
       `NAME="${track.name}"`,
       `LANGUAGE="${track.language}"`,
       `DEFAULT=${isDefault ? "YES" : "NO"}`,
@@ -47,37 +45,15 @@ export function withSubtitles(master: string, tracks: readonly SubtitleTrack[]):
       ...(track.hearingImpaired ? [`CHARACTERISTICS="${SDH_CHARACTERISTICS}"`] : []),
       `URI="../captions/${track.id}/${RUNG_PLAYLIST}"`,
     ];
-    return `#EXT-X-MEDIA:${attributes.join(",")}`;
   });
-  const lines = master.split("\n");
-  const firstVariant = lines.findIndex((l) => l.startsWith("#EXT-X-STREAM-INF:"));
-  if (firstVariant < 0) return master;
-  const out: string[] = [];
-  for (const [i, line] of lines.entries()) {
-    if (i === firstVariant) out.push(...media);
-    out.push(line.startsWith("#EXT-X-STREAM-INF:") ? `${line},SUBTITLES="${SUBTITLES_GROUP}"` : line);
-  }
-  return out.join("\n");
+  return withMediaGroup(master, { type: "SUBTITLES", groupId: SUBTITLES_GROUP, renditions });
 }
 
 /**
  * A caption track's subtitle playlist: the whole WebVTT file as one segment as long as the video
  * (or, before the probe said how long it is, as its last cue).
  */
-function subtitlePlaylist(duration: number): string {
-  const seconds = Math.max(duration, 1);
-  return [
-    "#EXTM3U",
-    "#EXT-X-VERSION:3",
-    `#EXT-X-TARGETDURATION:${Math.ceil(seconds)}`,
-    "#EXT-X-MEDIA-SEQUENCE:0",
-    "#EXT-X-PLAYLIST-TYPE:VOD",
-    `#EXTINF:${seconds.toFixed(3)},`,
-    CAPTION_FILE,
-    "#EXT-X-ENDLIST",
-    "",
-  ].join("\n");
-}
+const subtitlePlaylist = (duration: number): string => singleSegmentPlaylist(CAPTION_FILE, duration);
 
 /** The header line that ties cue time 0 to the video's first frame in its segments, which depends on their format. */
 export function timestampMapFor(format: SegmentFormat): string {

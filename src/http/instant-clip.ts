@@ -6,7 +6,14 @@
  * which an audio rendition follows.
  */
 
-import { type Manifest, Parser } from "m3u8-parser";
+import {
+  appendQueryToChildPlaylists,
+  hasUriScheme,
+  parsePlaylist,
+  playlistOfSegments,
+  type SegmentedPlaylist,
+  segmentedPlaylist,
+} from "../storage/playlists.ts";
 
 const CLIP_START_PARAM = "asset_start_time";
 const CLIP_END_PARAM = "asset_end_time";
@@ -59,29 +66,8 @@ function rangeQuery(range: ClipRange): string {
 
 /** A master playlist whose relative child playlist URIs (lines and `URI="…"`) carry the range on. */
 export function clipMasterPlaylist(text: string, range: ClipRange): string {
-  const query = rangeQuery(range);
-  const withRange = (uri: string) =>
-    /^[a-z][a-z0-9+.-]*:/i.test(uri) || !uri.split(/[?#]/)[0]!.endsWith(".m3u8")
-      ? uri
-      : `${uri}${uri.includes("?") ? "&" : "?"}${query}`;
-  return text
-    .split("\n")
-    .map((line) => {
-      if (line.startsWith("#")) return line.replace(/URI="([^"]*)"/g, (_all, uri: string) => `URI="${withRange(uri)}"`);
-      return line.trim() ? withRange(line.trim()) : line;
-    })
-    .join("\n");
+  return appendQueryToChildPlaylists(text, rangeQuery(range));
 }
-
-/** A playlist as m3u8-parser reads it. */
-function parsePlaylist(text: string): Manifest {
-  const parser = new Parser();
-  parser.push(text);
-  parser.end();
-  return parser.manifest;
-}
-
-const HAS_SCHEME = /^[a-z][a-z0-9+.-]*:/i;
 
 /**
  * The relative URI of the media playlist that tells a master's video's length and where its
@@ -94,14 +80,14 @@ export function referencePlaylistUri(master: string): string | null {
     Object.values(group).map((rendition) => rendition.uri),
   );
   const uris = [...(manifest.playlists ?? []).map((variant) => variant.uri), ...audio];
-  return uris.find((uri): uri is string => typeof uri === "string" && !HAS_SCHEME.test(uri)) ?? null;
+  return uris.find((uri): uri is string => typeof uri === "string" && !hasUriScheme(uri)) ?? null;
 }
 
 /** The relative URIs of a master's audio renditions (`#EXT-X-MEDIA:TYPE=AUDIO`). */
 export function audioRenditionUris(master: string): string[] {
   return Object.values(parsePlaylist(master).mediaGroups?.AUDIO ?? {}).flatMap((group) =>
     Object.values(group).flatMap((rendition) =>
-      typeof rendition.uri === "string" && !HAS_SCHEME.test(rendition.uri) ? [rendition.uri] : [],
+      typeof rendition.uri === "string" && !hasUriScheme(rendition.uri) ? [rendition.uri] : [],
     ),
   );
 }
@@ -122,38 +108,23 @@ export function rangeBeyondEnd(range: ClipRange, seconds: number): string | null
   return `${CLIP_START_PARAM} (${range.start}) is not before the video's end (${seconds.toFixed(3)} s)`;
 }
 
-/** A media playlist's segments on its timeline, each with the lines (its tags and URI) that list it. */
+/** A media playlist's segments on its timeline. */
 interface RungPlaylist {
-  header: string[];
-  segments: { lines: string[]; from: number; to: number }[];
-  firstSequence: number;
+  playlist: SegmentedPlaylist;
+  segments: { from: number; to: number }[];
   finished: boolean;
 }
 
 function readRungPlaylist(text: string): RungPlaylist | { problem: string } {
-  const manifest = parsePlaylist(text);
-  const lines = text.split(/\r?\n/);
-  const firstTag = lines.findIndex((l) => l.startsWith("#EXTINF:"));
-  const header = (firstTag < 0 ? lines : lines.slice(0, firstTag)).filter(
-    (l) => l.trim() && !l.startsWith("#EXT-X-ENDLIST"),
-  );
-  const segments: RungPlaylist["segments"] = [];
-  let pending: string[] = [];
+  const playlist = segmentedPlaylist(text);
+  if (playlist === null) return { problem: "the playlist cannot be clipped" };
   let at = 0;
-  for (const line of firstTag < 0 ? [] : lines.slice(firstTag)) {
-    if (!line.trim() || line.startsWith("#EXT-X-ENDLIST")) continue;
-    if (line.startsWith("#")) {
-      pending.push(line);
-      continue;
-    }
-    const duration = manifest.segments[segments.length]?.duration;
-    if (duration === undefined || !(duration >= 0)) return { problem: "the playlist cannot be clipped" };
-    segments.push({ lines: [...pending, line], from: at, to: at + duration });
+  const segments = playlist.segments.map(({ duration }) => {
+    const span = { from: at, to: at + duration };
     at += duration;
-    pending = [];
-  }
-  if (segments.length !== manifest.segments.length) return { problem: "the playlist cannot be clipped" };
-  return { header, segments, firstSequence: manifest.mediaSequence ?? 0, finished: manifest.endList === true };
+    return span;
+  });
+  return { playlist, segments, finished: playlist.finished };
 }
 
 /** Which of a rung's segments a clip lists (their indices, in order), and whether its list has ended. */
@@ -247,11 +218,5 @@ export function clipMediaPlaylist(
     picked = pickBySpan(rung, clipSpanOf(video, videoPicked));
   }
   if ("problem" in picked) return picked;
-  const header = [...rung.header];
-  const sequence = `#EXT-X-MEDIA-SEQUENCE:${rung.firstSequence + (picked.listed[0] ?? rung.segments.length)}`;
-  const sequenceLine = header.findIndex((l) => l.startsWith("#EXT-X-MEDIA-SEQUENCE:"));
-  if (sequenceLine < 0) header.push(sequence);
-  else header[sequenceLine] = sequence;
-  const listed = picked.listed.flatMap((i) => rung.segments[i]!.lines);
-  return { text: `${[...header, ...listed, ...(picked.ended ? ["#EXT-X-ENDLIST"] : [])].join("\n")}\n` };
+  return { text: playlistOfSegments(rung.playlist, picked.listed, picked.ended) };
 }

@@ -11,9 +11,15 @@ import {
   videoPrefix,
 } from "../protocol/storage-layout.ts";
 import { MEDIA_PATH_PREFIX } from "../storage/api-urls.ts";
-import type { LocalStorage } from "../storage/local.ts";
-import { resolvePlaylistUri, rewritePlaylistUris } from "../storage/playlist-urls.ts";
-import { assertValidKey } from "../storage/types.ts";
+import {
+  appendToken,
+  appendTokenToPlaylist,
+  isFinishedPlaylist,
+  isMasterPlaylist,
+  resolvePlaylistUri,
+  rewritePlaylistUris,
+} from "../storage/playlists.ts";
+import { type ApiStorage, assertValidKey, type ByteRange, type PublishedObjectAccess } from "../storage/types.ts";
 import { isSafeDownloadName } from "../videos/download-filename.ts";
 import { admitPlayback, type PlaybackGuard } from "./playback-guard.ts";
 import {
@@ -25,11 +31,10 @@ import {
   rangeBeyondEnd,
   referencePlaylistUri,
 } from "./instant-clip.ts";
-import { appendTokenToPlaylist } from "./playback-tokens.ts";
 import { rewriteStoryboardUris } from "./storyboard-vtt.ts";
 
 /**
- * What both media handlers check first: GET/HEAD, a published key, the video's playback policy.
+ * What every media request is checked for first: GET/HEAD, a published key, the video's playback policy.
  * Null once the request was answered (405, 404 or 403).
  */
 async function admitRequest(
@@ -71,14 +76,14 @@ const CONTENT_TYPES: Record<string, string> = {
 /** Master playlists list the video's caption tracks, which can change at any time: cached briefly. */
 const MASTER_MAX_AGE_SECONDS = 10;
 
-/**
- * The playlists the API writes or amends rather than serving them as stored: a master, to which
- * it adds the video's caption tracks, and a caption's subtitle playlist, which is never stored.
- */
 /** A storyboard's WebVTT file, whose cues name sheets beside it. */
 const isStoryboardVtt = (key: string): boolean =>
   path.extname(key) === ".vtt" && videoKeyParts(key)?.folder === "storyboard";
 
+/**
+ * The playlists the API writes or amends rather than serving them as stored: a master, to which
+ * it adds the video's caption tracks, and a caption's subtitle playlist, which is never stored.
+ */
 const isComposedPlaylist = (key: string): boolean => isMasterPlaylistKey(key) || captionPlaylistParts(key) !== null;
 
 /** The text of the playlist `key`, as players get it before URIs are signed or tokens added; null: none. */
@@ -149,7 +154,7 @@ async function clippedPlaylist(
 ): Promise<{ text: string } | { problem: string }> {
   const range = clipRangeOf(url);
   if (range === null || "problem" in range) return range ?? { text };
-  if (!/^#EXT-X-STREAM-INF/m.test(text)) {
+  if (!isMasterPlaylist(text)) {
     const video = await videoPlaylistOfAudio(readText, key);
     return clipMediaPlaylist(text, range, video ?? undefined);
   }
@@ -203,53 +208,100 @@ function methodNotAllowed(req: IncomingMessage, res: ServerResponse): boolean {
   return true;
 }
 
+/** The storage calls `/media/` makes. */
+type MediaStorage = Pick<ApiStorage, "readText" | "size" | "publishedObjects">;
+
 /**
- * `GET /media/{storage key}` for the local storage adapter, with single byte ranges, so that
- * players can read segments and posters. Only published media (HLS and thumbnails) is served,
- * never sources.
+ * A text naming a bucket's objects by signed URL may be cached for a quarter of their lifetime (at
+ * most an hour): they are handed out with three quarters of it left, so a player never gets one
+ * about to expire.
  */
-export async function handleMedia(
-  storage: LocalStorage,
-  guard: PlaybackGuard,
-  captions: CaptionCatalog,
+const signedTextMaxAge = (objects: { signedUrlTtlSeconds: number }): number =>
+  Math.min(3600, Math.floor(objects.signedUrlTtlSeconds / 4));
+
+/**
+ * How long a playlist the API composed may be cached. Naming the API's own objects, 2 s, as a stored
+ * playlist is (`cacheControl`); naming a bucket's: a master, whose caption tracks can change at
+ * any time, briefly, a finished playlist as long as its signed URLs allow, a growing one 2 s.
+ */
+function composedPlaylistMaxAge(objects: PublishedObjectAccess, key: string, text: string): number {
+  if (objects.servedBy === "api") return 2;
+  if (isMasterPlaylistKey(key)) return MASTER_MAX_AGE_SECONDS;
+  return isFinishedPlaylist(text) ? signedTextMaxAge(objects) : 2;
+}
+
+/** A storyboard's WebVTT file, its sheets named by signed URL (a bucket's) or with the playback token. */
+async function serveStoryboard(
   req: IncomingMessage,
   res: ServerResponse,
-  url: URL,
+  objects: PublishedObjectAccess,
+  key: string,
+  token: string,
+  readText: (key: string) => Promise<string | null>,
 ): Promise<void> {
-  const admitted = await admitRequest(guard, req, res, url);
-  if (admitted === null) return;
-  const { key, token } = admitted;
+  const text = await readText(key);
+  if (text === null) return notFound(res);
+  const dir = key.slice(0, key.lastIndexOf("/") + 1);
+  const body = Buffer.from(
+    await rewriteStoryboardUris(text, (uri) =>
+      objects.servedBy === "bucket" ? objects.signedReadUrl(`${dir}${uri}`) : appendToken(uri, token),
+    ),
+  );
+  const maxAge = objects.servedBy === "bucket" ? signedTextMaxAge(objects) : 60;
+  res.writeHead(200, {
+    "content-type": CONTENT_TYPES[".vtt"]!,
+    "cache-control": `private, max-age=${maxAge}`,
+    "content-length": body.byteLength,
+    "access-control-allow-origin": "*",
+  });
+  res.end(req.method === "HEAD" ? undefined : body);
+}
+
+/**
+ * A playlist as this request gets it: with the video's caption tracks (a master), cut to an instant
+ * clip's range, its bucket objects named by signed URL, its relative URIs carrying the token.
+ */
+async function servePlaylist(
+  req: IncomingMessage,
+  res: ServerResponse,
+  objects: PublishedObjectAccess,
+  captions: CaptionCatalog,
+  request: { key: string; token: string; url: URL },
+  readText: (key: string) => Promise<string | null>,
+): Promise<void> {
+  const { key, token, url } = request;
+  const text = await playlistText(key, captions, readText);
+  if (text === null) return notFound(res);
+  const clipped = await clippedPlaylist(readText, key, text, url);
+  if ("problem" in clipped) return badRequest(res, clipped.problem);
+  const linked =
+    objects.servedBy === "bucket"
+      ? await rewritePlaylistUris(clipped.text, key, (k) => objects.signedReadUrl(k))
+      : clipped.text;
+  // Signed URLs are absolute: only the URIs that come back here (child playlists, captions) get the token.
+  const body = Buffer.from(token ? appendTokenToPlaylist(linked, token) : linked);
+  res.writeHead(200, {
+    "content-type": CONTENT_TYPES[".m3u8"]!,
+    "cache-control": `${token ? "private" : "public"}, max-age=${composedPlaylistMaxAge(objects, key, clipped.text)}`,
+    "content-length": body.byteLength,
+    "access-control-allow-origin": "*",
+  });
+  res.end(req.method === "HEAD" ? undefined : body);
+}
+
+/**
+ * A stored object sent as it is, with a single byte range when asked, and as an attachment named
+ * by `?download=` (an MP4 rendition).
+ */
+async function sendObject(
+  req: IncomingMessage,
+  res: ServerResponse,
+  storage: MediaStorage,
+  read: Extract<PublishedObjectAccess, { servedBy: "api" }>["read"],
+  request: { key: string; token: string; url: URL },
+): Promise<void> {
+  const { key, token, url } = request;
   const ext = path.extname(key);
-  if (isStoryboardVtt(key) && token) {
-    const text = await storage.readText(key);
-    if (text === null) return notFound(res);
-    const body = Buffer.from(await rewriteStoryboardUris(text, (uri) => `${uri}?token=${encodeURIComponent(token)}`));
-    res.writeHead(200, {
-      "content-type": CONTENT_TYPES[ext]!,
-      "cache-control": "private, max-age=60",
-      "content-length": body.byteLength,
-      "access-control-allow-origin": "*",
-    });
-    res.end(req.method === "HEAD" ? undefined : body);
-    return;
-  }
-  const captionFile = captionFileParts(key);
-  if (captionFile) return serveCaptionFile(req, res, captions, captionFile, token, (k) => storage.readText(k));
-  if (ext === ".m3u8" && (token || isComposedPlaylist(key) || clipRangeOf(url) !== null)) {
-    const text = await playlistText(key, captions, (k) => storage.readText(k));
-    if (text === null) return notFound(res);
-    const clipped = await clippedPlaylist((k) => storage.readText(k), key, text, url);
-    if ("problem" in clipped) return badRequest(res, clipped.problem);
-    const body = Buffer.from(token ? appendTokenToPlaylist(clipped.text, token) : clipped.text);
-    res.writeHead(200, {
-      "content-type": CONTENT_TYPES[ext]!,
-      "cache-control": `${token ? "private" : "public"}, max-age=2`,
-      "content-length": body.byteLength,
-      "access-control-allow-origin": "*",
-    });
-    res.end(req.method === "HEAD" ? undefined : body);
-    return;
-  }
   const size = await storage.size(key).catch(() => null);
   if (size === null) return notFound(res);
   const headers: Record<string, string | number> = {
@@ -269,7 +321,7 @@ export async function handleMedia(
     headers["content-disposition"] = `attachment; filename="${download}"`;
   }
   const rangeHeader = req.headers.range;
-  let range: { start: number; end: number } | undefined;
+  let range: ByteRange | undefined;
   if (rangeHeader) {
     const m = /^bytes=(\d*)-(\d*)$/.exec(rangeHeader);
     if (m && (m[1] || m[2])) {
@@ -295,28 +347,20 @@ export async function handleMedia(
     res.end();
     return;
   }
-  const stream = storage.read(key, range);
+  const stream = read(key, range);
   stream.on("error", () => res.destroy());
   stream.pipe(res);
 }
 
-/** A bucket whose objects players read through signed URLs (GCS, S3-compatible). */
-export interface SignedUrlMediaStorage {
-  readonly signedUrlTtlSeconds: number;
-  signedReadUrl(key: string): Promise<string>;
-  /** The object's text, or null when it does not exist. */
-  readText(key: string): Promise<string | null>;
-}
-
 /**
- * `GET /media/{storage key}` with bucket storage (GCS, S3). Playlists are read from the bucket
- * and served with every segment URI replaced by a signed URL (child playlist URIs stay relative,
- * so they come back here); a VOD playlist may be cached for up to a quarter of the signed URLs'
- * lifetime, a growing one for 2 s. Segments and posters are fetched from the bucket itself: a
- * request for one here is redirected to its signed URL.
+ * `GET /media/{storage key}`: published media (HLS, storyboards, captions, images, MP4 renditions),
+ * never sources, each request checked against its video's playback policy. Playlists and
+ * storyboards are served with what the request needs written into them; any other object is sent
+ * from storage or redirected to its signed URL in the bucket, as the storage's
+ * `publishedObjects` says.
  */
-export async function handleSignedUrlMedia(
-  storage: SignedUrlMediaStorage,
+export async function handleMedia(
+  storage: MediaStorage,
   guard: PlaybackGuard,
   captions: CaptionCatalog,
   req: IncomingMessage,
@@ -326,50 +370,24 @@ export async function handleSignedUrlMedia(
   const admitted = await admitRequest(guard, req, res, url);
   if (admitted === null) return;
   const { key, token } = admitted;
-  if (isStoryboardVtt(key)) {
-    // The sheets a storyboard names are fetched from the bucket: their URIs become signed URLs.
-    const text = await storage.readText(key);
-    if (text === null) return notFound(res);
-    const dir = key.slice(0, key.lastIndexOf("/") + 1);
-    const body = Buffer.from(await rewriteStoryboardUris(text, (uri) => storage.signedReadUrl(`${dir}${uri}`)));
-    res.writeHead(200, {
-      "content-type": CONTENT_TYPES[".vtt"]!,
-      "cache-control": `private, max-age=${Math.min(3600, Math.floor(storage.signedUrlTtlSeconds / 4))}`,
-      "content-length": body.byteLength,
-      "access-control-allow-origin": "*",
-    });
-    res.end(req.method === "HEAD" ? undefined : body);
-    return;
+  const objects = storage.publishedObjects;
+  const readText = (k: string) => storage.readText(k);
+  // Relative URIs would not reach a bucket: every text naming its objects is rewritten.
+  const namesBucketObjects = objects.servedBy === "bucket";
+  if (isStoryboardVtt(key) && (namesBucketObjects || token)) {
+    return serveStoryboard(req, res, objects, key, token, readText);
   }
   const captionFile = captionFileParts(key);
-  if (captionFile) return serveCaptionFile(req, res, captions, captionFile, token, (k) => storage.readText(k));
-  if (path.extname(key) !== ".m3u8") {
-    res.writeHead(302, {
-      location: await storage.signedReadUrl(key),
-      "cache-control": "private, max-age=60",
-      "access-control-allow-origin": "*",
-    });
-    res.end();
-    return;
+  if (captionFile) return serveCaptionFile(req, res, captions, captionFile, token, readText);
+  const composed = namesBucketObjects || token || isComposedPlaylist(key) || clipRangeOf(url) !== null;
+  if (path.extname(key) === ".m3u8" && composed) {
+    return servePlaylist(req, res, objects, captions, { key, token, url }, readText);
   }
-  const text = await playlistText(key, captions, (k) => storage.readText(k));
-  if (text === null) return notFound(res);
-  const clipped = await clippedPlaylist((k) => storage.readText(k), key, text, url);
-  if ("problem" in clipped) return badRequest(res, clipped.problem);
-  const signed = await rewritePlaylistUris(clipped.text, key, (k) => storage.signedReadUrl(k));
-  // Segment URIs are now absolute signed URLs; only child playlists (relative) need the token.
-  const body = Buffer.from(token ? appendTokenToPlaylist(signed, token) : signed);
-  const final = /^#EXT-X-(ENDLIST|STREAM-INF)/m.test(clipped.text);
-  const maxAge = isMasterPlaylistKey(key)
-    ? MASTER_MAX_AGE_SECONDS
-    : final
-      ? Math.min(3600, Math.floor(storage.signedUrlTtlSeconds / 4))
-      : 2;
-  res.writeHead(200, {
-    "content-type": CONTENT_TYPES[".m3u8"]!,
-    "cache-control": `${token ? "private" : "public"}, max-age=${maxAge}`,
-    "content-length": body.byteLength,
+  if (objects.servedBy === "api") return sendObject(req, res, storage, objects.read, { key, token, url });
+  res.writeHead(302, {
+    location: await objects.signedReadUrl(key),
+    "cache-control": "private, max-age=60",
     "access-control-allow-origin": "*",
   });
-  res.end(req.method === "HEAD" ? undefined : body);
+  res.end();
 }

@@ -72,19 +72,3 @@ export class PlaybackTokens {
     return { kind };
   }
 }
-
-/**
- * Appends `token` to every URI of a playlist (segment lines, child playlists and `URI="…"`
- * attributes) that stays on this server (relative), so a player carries the token along.
- */
-export function appendTokenToPlaylist(text: string, token: string): string {
-  const withToken = (uri: string) =>
-    /^[a-z][a-z0-9+.-]*:/i.test(uri) ? uri : `${uri}${uri.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}`;
-  return text
-    .split("\n")
-    .map((line) => {
-      if (line.startsWith("#")) return line.replace(/URI="([^"]*)"/g, (_all, uri: string) => `URI="${withToken(uri)}"`);
-      return line.trim() ? withToken(line.trim()) : line;
-    })
-    .join("\n");
-}

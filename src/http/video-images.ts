@@ -23,7 +23,7 @@ const MAX_IMAGE_BYTES = 8 * 1024 * 1024;
 const CONTENT_TYPES = { jpg: "image/jpeg", webp: "image/webp", gif: "image/gif" } as const;
 
 /** What the image route needs of storage: the published HLS to read and a place to cache images. */
-export interface VideoImageStorage {
+interface VideoImageStorage {
   readText(key: string): Promise<string | null>;
   /** The bytes of a stored object. */
   readObject(key: string): AsyncIterable<Uint8Array>;

@@ -8,6 +8,7 @@ import {
   assertValidKey,
   UploadTooLargeError,
   type ApiStorage,
+  type PublishedObjectAccess,
   type UploadTarget,
   type UploadTargetOptions,
 } from "./types.ts";
@@ -128,6 +129,19 @@ export class GcsStorage implements ApiStorage {
   signedReadUrl(key: string, now = Date.now()): Promise<string> {
     assertValidKey(key);
     return this.#signed.urlFor(key, now);
+  }
+
+  get publishedObjects(): PublishedObjectAccess {
+    return {
+      servedBy: "bucket",
+      signedUrlTtlSeconds: this.signedUrlTtlSeconds,
+      signedReadUrl: (key) => this.signedReadUrl(key),
+    };
+  }
+
+  readObject(key: string): AsyncIterable<Uint8Array> {
+    assertValidKey(key);
+    return this.#signed.read(key);
   }
 
   /** The text of a stored object, or null when it does not exist. */

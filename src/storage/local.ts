@@ -9,6 +9,8 @@ import {
   assertValidKey,
   UploadTooLargeError,
   type ApiStorage,
+  type ByteRange,
+  type PublishedObjectAccess,
   type ResumableUploads,
   type UploadTarget,
   type UploadTargetOptions,
@@ -25,6 +27,10 @@ export type LocalStorageOptions = UploadUrlSigning;
 export class LocalStorage implements ApiStorage, ResumableUploads {
   readonly root: string;
   readonly #options: LocalStorageOptions;
+  readonly publishedObjects: PublishedObjectAccess = {
+    servedBy: "api",
+    read: (key, range) => this.read(key, range),
+  };
 
   constructor(root: string, options: LocalStorageOptions) {
     this.root = path.resolve(root);
@@ -161,7 +167,11 @@ export class LocalStorage implements ApiStorage, ResumableUploads {
     }
   }
 
-  read(key: string, range?: { start: number; end: number }): ReadStream {
+  read(key: string, range?: ByteRange): ReadStream {
     return createReadStream(this.pathFor(key), range);
+  }
+
+  readObject(key: string): AsyncIterable<Uint8Array> {
+    return this.read(key);
   }
 }

@@ -25,6 +25,7 @@ import {
   assertValidKey,
   UploadTooLargeError,
   type ApiStorage,
+  type PublishedObjectAccess,
   type ResumableUploads,
   type UploadTarget,
   type UploadTargetOptions,
@@ -171,6 +172,19 @@ export class S3Storage implements ApiStorage, ResumableUploads {
   signedReadUrl(key: string, now = Date.now()): Promise<string> {
     assertValidKey(key);
     return this.#signed.urlFor(key, now);
+  }
+
+  get publishedObjects(): PublishedObjectAccess {
+    return {
+      servedBy: "bucket",
+      signedUrlTtlSeconds: this.signedUrlTtlSeconds,
+      signedReadUrl: (key) => this.signedReadUrl(key),
+    };
+  }
+
+  readObject(key: string): AsyncIterable<Uint8Array> {
+    assertValidKey(key);
+    return this.#signed.read(key);
   }
 
   /** The text of a stored object, or null when it does not exist. */

@@ -29,6 +29,14 @@ export class SignedUrlCache {
     return servedByApi ? Promise.resolve(mediaUrl(publicUrl, key)) : this.urlFor(key);
   }
 
+  /** The bytes of an object, read through its signed URL. */
+  async *read(key: string): AsyncIterable<Uint8Array> {
+    const response = await fetch(await this.urlFor(key));
+    if (!response.ok || !response.body) throw new Error(`Reading ${key} from the bucket: HTTP ${response.status}`);
+    const reader = response.body.getReader();
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) yield chunk.value;
+  }
+
   urlFor(key: string, now = Date.now()): Promise<string> {
     const quarterMs = (this.ttlSeconds * 1000) / 4;
     const windowStart = Math.floor(now / quarterMs) * quarterMs;

@@ -1,3 +1,5 @@
+import type { Readable } from "node:stream";
+
 /** Where a client sends the bytes of a new video's file. */
 export interface UploadTarget {
   /**
@@ -22,6 +24,25 @@ export interface UploadTargetOptions {
   nonce: string;
 }
 
+/** Bytes `start` to `end` of an object, both included. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+/**
+ * How players get the published objects the API does not write itself (segments, posters,
+ * storyboard sheets, MP4 renditions): what `/media/` (src/http/media.ts) does differently per storage.
+ */
+export type PublishedObjectAccess =
+  /** The API sends them from storage, with byte ranges; playlists name them by relative URI, so players come back to it. */
+  | { servedBy: "api"; read(key: string, range?: ByteRange): Readable }
+  /**
+   * Players fetch them from the bucket: the API redirects a request for one to its signed URL, and
+   * the playlists and storyboards it serves name them by signed URL, each good for `signedUrlTtlSeconds`.
+   */
+  | { servedBy: "bucket"; signedUrlTtlSeconds: number; signedReadUrl(key: string): Promise<string> };
+
 /**
  * The API's view of media storage. Keys are relative, slash-separated paths laid out as in
  * docs/storage-and-deployment.md ("Storage layout"): `videos/{videoId}/source/upload`,
@@ -41,6 +62,12 @@ export interface ApiStorage {
   write(key: string, body: AsyncIterable<Uint8Array>, options: { limit: number; contentType: string }): Promise<number>;
   /** Size in bytes, or null when the object does not exist. */
   size(key: string): Promise<number | null>;
+  /** The object as UTF-8 text (a playlist, a WebVTT file), or null when it does not exist. */
+  readText(key: string): Promise<string | null>;
+  /** The bytes of an object (the image route reads published segments). */
+  readObject(key: string): AsyncIterable<Uint8Array>;
+  /** How players get published objects (src/http/media.ts). */
+  readonly publishedObjects: PublishedObjectAccess;
   /**
    * The URL a player or browser fetches a published object (HLS playlist, segment, poster)
    * from. Playlists are always served by the API under `/media/` (relative unless PUBLIC_URL is

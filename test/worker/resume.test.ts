@@ -6,7 +6,7 @@ import { Parser } from "m3u8-parser";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { JobEventBody, Rung } from "../../src/protocol/messages.ts";
 import { transcode } from "../../render-worker/handlers/transcode.ts";
-import { mediaPlaylist } from "../../render-worker/media/hls-publisher.ts";
+import { mediaPlaylist } from "../../render-worker/media/playlists.ts";
 import { encodeManifestText, planResume, type EncodeManifest } from "../../render-worker/media/resume.ts";
 import { ENCODE_MANIFEST } from "../../src/protocol/storage-layout.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";

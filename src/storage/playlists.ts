@@ -1,0 +1,274 @@
+/**
+ * HLS playlists as the API reads and edits them: m3u8-parser reads them, and every edit works on
+ * whole lines and on the attribute lists of tags, scanned once from left to right, never by a
+ * pattern over the text (playlists name tenant media, and a scan cannot backtrack). Edits keep
+ * every line they do not change as it was written; lines end in LF once edited.
+ */
+
+import { type Manifest, Parser } from "m3u8-parser";
+import { videoKeyParts, videoPrefix } from "../protocol/storage-layout.ts";
+
+/** A playlist as m3u8-parser reads it. */
+export function parsePlaylist(text: string): Manifest {
+  const parser = new Parser();
+  parser.push(text);
+  parser.end();
+  return parser.manifest;
+}
+
+/** The playlist's lines without their ends (LF or CRLF). */
+function playlistLines(text: string): string[] {
+  return text.split("\n").map((line) => (line.endsWith("\r") ? line.slice(0, -1) : line));
+}
+
+const hasTag = (text: string, tag: string): boolean => playlistLines(text).some((line) => line.startsWith(tag));
+
+/** Whether the playlist is a master (it lists variants). */
+export const isMasterPlaylist = (text: string): boolean => hasTag(text, "#EXT-X-STREAM-INF");
+
+/** Whether the playlist will not change: a master, or a media playlist with its `#EXT-X-ENDLIST`. */
+export const isFinishedPlaylist = (text: string): boolean => hasTag(text, "#EXT-X-ENDLIST") || isMasterPlaylist(text);
+
+/** Whether `uri` starts with a scheme (`https:`, `data:`): an absolute URI, which no edit touches. */
+export function hasUriScheme(uri: string): boolean {
+  for (const [i, c] of [...uri].entries()) {
+    const letter = (c >= "a" && c <= "z") || (c >= "A" && c <= "Z");
+    if (i === 0 && !letter) return false;
+    if (c === ":") return i > 0;
+    if (!letter && !(c >= "0" && c <= "9") && c !== "+" && c !== "." && c !== "-") return false;
+  }
+  return false;
+}
+
+/** `uri` with `query` (already encoded) added to its query string. */
+const withQuery = (uri: string, query: string): string => `${uri}${uri.includes("?") ? "&" : "?"}${query}`;
+
+/** The path of `uri`, without its query or fragment. */
+const uriPath = (uri: string): string => {
+  const end = [uri.indexOf("?"), uri.indexOf("#")].filter((i) => i >= 0);
+  return end.length ? uri.slice(0, Math.min(...end)) : uri;
+};
+
+/**
+ * A tag line with the value of each quoted `URI` attribute replaced by `map(value)`. The attribute
+ * list (RFC 8216 4.2: `NAME=value` pairs, commas inside quoted strings included) is read after the
+ * tag's first colon; a list it cannot read is left as it is from there on.
+ */
+function mapTagUris(line: string, map: (uri: string) => string): string {
+  const colon = line.indexOf(":");
+  if (colon < 0) return line;
+  let out = line.slice(0, colon + 1);
+  let at = colon + 1;
+  while (at < line.length) {
+    const equals = line.indexOf("=", at);
+    const comma = line.indexOf(",", at);
+    if (equals < 0 || (comma >= 0 && comma < equals)) {
+      // Not an attribute (`#EXTINF:4.0,title`): kept up to the next comma.
+      const end = comma < 0 ? line.length : comma + 1;
+      out += line.slice(at, end);
+      at = end;
+      continue;
+    }
+    const name = line.slice(at, equals);
+    if (line[equals + 1] === '"') {
+      const close = line.indexOf('"', equals + 2);
+      if (close < 0) return out + line.slice(at);
+      const value = line.slice(equals + 2, close);
+      out += `${name}="${name === "URI" ? map(value) : value}"`;
+      at = close + 1;
+    } else {
+      const end = comma < 0 ? line.length : comma;
+      out += line.slice(at, end);
+      at = end;
+    }
+    if (line[at] === ",") {
+      out += ",";
+      at += 1;
+    }
+  }
+  return out;
+}
+
+/**
+ * Every URI of a playlist mapped by `map`: URI lines (written trimmed) and the quoted `URI`
+ * attributes of its tags (`EXT-X-MAP`, `EXT-X-MEDIA`, `EXT-X-KEY`, …). Everything else stays.
+ */
+function mapPlaylistUris(text: string, map: (uri: string) => string): string {
+  return playlistLines(text)
+    .map((line) => {
+      if (line.startsWith("#")) return mapTagUris(line, map);
+      return line.trim() ? map(line.trim()) : line;
+    })
+    .join("\n");
+}
+
+/** Every URI of a playlist, in order, as `mapPlaylistUris` sees them. */
+function playlistUris(text: string): string[] {
+  const uris: string[] = [];
+  mapPlaylistUris(text, (uri) => {
+    uris.push(uri);
+    return uri;
+  });
+  return uris;
+}
+
+/**
+ * `token` added to every URI that stays on this server (relative), so a player carries its playback
+ * token along to child playlists, segments and caption files.
+ */
+export function appendTokenToPlaylist(text: string, token: string): string {
+  return mapPlaylistUris(text, (uri) => appendToken(uri, token));
+}
+
+/** A relative `uri` with the playback `token`; an absolute one as it is. */
+export const appendToken = (uri: string, token: string): string =>
+  hasUriScheme(uri) ? uri : withQuery(uri, `token=${encodeURIComponent(token)}`);
+
+/** A master whose relative child playlist URIs (lines and `URI="…"`) carry `query` on. */
+export function appendQueryToChildPlaylists(master: string, query: string): string {
+  return mapPlaylistUris(master, (uri) =>
+    hasUriScheme(uri) || !uriPath(uri).endsWith(".m3u8") ? uri : withQuery(uri, query),
+  );
+}
+
+/** The storage key a relative URI in the playlist stored at `playlistKey` points to. */
+export function resolvePlaylistUri(playlistKey: string, uri: string): string | null {
+  if (hasUriScheme(uri) || uri.startsWith("/")) return null;
+  const resolved = new URL(uri, `http://storage.invalid/${playlistKey}`);
+  if (resolved.search || resolved.hash) return null;
+  return decodeURIComponent(resolved.pathname.slice(1));
+}
+
+const SIGN_CONCURRENCY = 32;
+
+/**
+ * Rewrites an HLS playlist stored at `playlistKey` (in `videos/{id}/hls/…`) for players that
+ * cannot reach the bucket by relative URL: every media URI (segment lines, and `URI="…"` of
+ * `EXT-X-MAP`, `EXT-X-KEY` and the like) that resolves to an object of the same video becomes
+ * `urlFor(key)`, a signed URL. Playlist URIs (`.m3u8`) and WebVTT files (a caption track's, whose
+ * header the API writes as it serves it) stay relative, so players keep asking the API for them;
+ * absolute URIs and URIs leaving the video's prefix are left alone. `urlFor` is called once per
+ * key, however often it appears.
+ */
+export async function rewritePlaylistUris(
+  text: string,
+  playlistKey: string,
+  urlFor: (key: string) => Promise<string>,
+): Promise<string> {
+  const videoId = videoKeyParts(playlistKey)?.videoId;
+  if (!videoId) throw new Error(`Not a video's playlist: ${playlistKey}`);
+  const ownPrefix = `${videoPrefix(videoId)}/`;
+  const keyFor = (uri: string): string | null => {
+    const path = uriPath(uri);
+    if (path.endsWith(".m3u8") || path.endsWith(".vtt")) return null;
+    const key = resolvePlaylistUri(playlistKey, uri);
+    return key?.startsWith(ownPrefix) ? key : null;
+  };
+  const keys = [...new Set(playlistUris(text).flatMap((uri) => keyFor(uri) ?? []))];
+  const urls = new Map<string, string>();
+  // Bounded, because without a local key every signature is a call to the IAM signBlob API.
+  for (let i = 0; i < keys.length; i += SIGN_CONCURRENCY) {
+    const batch = keys.slice(i, i + SIGN_CONCURRENCY);
+    const signed = await Promise.all(batch.map(urlFor));
+    for (const [j, key] of batch.entries()) urls.set(key, signed[j]!);
+  }
+  return mapPlaylistUris(text, (uri) => {
+    const key = keyFor(uri);
+    return key ? urls.get(key)! : uri;
+  });
+}
+
+/** A media playlist cut into its header and its segments, each with the lines that list it. */
+export interface SegmentedPlaylist {
+  /** The lines before the first segment, without blank lines and `#EXT-X-ENDLIST`. */
+  header: string[];
+  /** Each segment's tags and URI line, as written, and its EXTINF duration. */
+  segments: { lines: string[]; duration: number }[];
+  /** `#EXT-X-MEDIA-SEQUENCE`: the first segment's number. */
+  firstSequence: number;
+  /** Whether the playlist has its `#EXT-X-ENDLIST`. */
+  finished: boolean;
+}
+
+/** The media playlist `text` cut into segments; null when its lines and m3u8-parser disagree on them. */
+export function segmentedPlaylist(text: string): SegmentedPlaylist | null {
+  const manifest = parsePlaylist(text);
+  const lines = playlistLines(text);
+  const firstTag = lines.findIndex((l) => l.startsWith("#EXTINF:"));
+  const kept = (l: string) => l.trim() !== "" && !l.startsWith("#EXT-X-ENDLIST");
+  const header = (firstTag < 0 ? lines : lines.slice(0, firstTag)).filter(kept);
+  const segments: SegmentedPlaylist["segments"] = [];
+  let pending: string[] = [];
+  for (const line of firstTag < 0 ? [] : lines.slice(firstTag).filter(kept)) {
+    if (line.startsWith("#")) {
+      pending.push(line);
+      continue;
+    }
+    const duration = manifest.segments[segments.length]?.duration;
+    if (duration === undefined || !(duration >= 0)) return null;
+    segments.push({ lines: [...pending, line], duration });
+    pending = [];
+  }
+  if (segments.length !== manifest.segments.length) return null;
+  return { header, segments, firstSequence: manifest.mediaSequence ?? 0, finished: manifest.endList === true };
+}
+
+/**
+ * A media playlist of `playlist`'s header and the segments at `listed` (indices, in order), its
+ * `#EXT-X-MEDIA-SEQUENCE` the first listed segment's number (or the next one's when none is listed),
+ * ended when `finished`.
+ */
+export function playlistOfSegments(playlist: SegmentedPlaylist, listed: readonly number[], finished: boolean): string {
+  const header = [...playlist.header];
+  const sequence = `#EXT-X-MEDIA-SEQUENCE:${playlist.firstSequence + (listed[0] ?? playlist.segments.length)}`;
+  const sequenceLine = header.findIndex((l) => l.startsWith("#EXT-X-MEDIA-SEQUENCE:"));
+  if (sequenceLine < 0) header.push(sequence);
+  else header[sequenceLine] = sequence;
+  const segments = listed.flatMap((i) => playlist.segments[i]!.lines);
+  return `${[...header, ...segments, ...(finished ? ["#EXT-X-ENDLIST"] : [])].join("\n")}\n`;
+}
+
+/** Renditions a master lists as one `#EXT-X-MEDIA` group. */
+export interface MediaGroup {
+  /** `SUBTITLES`, `CLOSED-CAPTIONS`, `AUDIO` or `VIDEO`; also the attribute by which a variant names the group. */
+  type: string;
+  groupId: string;
+  /** Each rendition's attributes after TYPE and GROUP-ID, as written: `NAME="English"`, `DEFAULT=YES`, … */
+  renditions: string[][];
+}
+
+/**
+ * `master` with `group`'s renditions before its first variant and every variant referring to the
+ * group; as it is without renditions, or when it lists no variant.
+ */
+export function withMediaGroup(master: string, group: MediaGroup): string {
+  if (group.renditions.length === 0) return master;
+  const lines = playlistLines(master);
+  const firstVariant = lines.findIndex((l) => l.startsWith("#EXT-X-STREAM-INF:"));
+  if (firstVariant < 0) return master;
+  const media = group.renditions.map(
+    (attributes) => `#EXT-X-MEDIA:${[`TYPE=${group.type}`, `GROUP-ID="${group.groupId}"`, ...attributes].join(",")}`,
+  );
+  const out: string[] = [];
+  for (const [i, line] of lines.entries()) {
+    if (i === firstVariant) out.push(...media);
+    out.push(line.startsWith("#EXT-X-STREAM-INF:") ? `${line},${group.type}="${group.groupId}"` : line);
+  }
+  return out.join("\n");
+}
+
+/** A VOD media playlist of one segment, `uri`, lasting `seconds` (at least 1). */
+export function singleSegmentPlaylist(uri: string, seconds: number): string {
+  const duration = Math.max(seconds, 1);
+  return [
+    "#EXTM3U",
+    "#EXT-X-VERSION:3",
+    `#EXT-X-TARGETDURATION:${Math.ceil(duration)}`,
+    "#EXT-X-MEDIA-SEQUENCE:0",
+    "#EXT-X-PLAYLIST-TYPE:VOD",
+    `#EXTINF:${duration.toFixed(3)},`,
+    uri,
+    "#EXT-X-ENDLIST",
+    "",
+  ].join("\n");
+}

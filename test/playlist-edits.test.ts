@@ -1,0 +1,95 @@
+import { describe, expect, test } from "vitest";
+import {
+  appendQueryToChildPlaylists,
+  appendTokenToPlaylist,
+  hasUriScheme,
+  playlistOfSegments,
+  segmentedPlaylist,
+  withMediaGroup,
+} from "../src/storage/playlists.ts";
+
+describe("the API's playlist edits", () => {
+  test("the token goes on relative URI lines and on exactly the URI attributes, quoted commas and all", () => {
+    const text = [
+      "#EXTM3U",
+      '#EXT-X-KEY:METHOD=AES-128,URI="key,1.bin",KEYFORMATURI="other.bin",IV=0x1',
+      '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="a",NAME="x=1, y",URI="https://cdn.example/a.m3u8"',
+      "#EXTINF:4.000,title = with, commas",
+      "  seg_1.ts  ",
+      "https://cdn.example/seg_2.ts",
+      "",
+    ].join("\r\n");
+    expect(appendTokenToPlaylist(text, "t/1").split("\n")).toEqual([
+      "#EXTM3U",
+      '#EXT-X-KEY:METHOD=AES-128,URI="key,1.bin?token=t%2F1",KEYFORMATURI="other.bin",IV=0x1',
+      '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="a",NAME="x=1, y",URI="https://cdn.example/a.m3u8"',
+      "#EXTINF:4.000,title = with, commas",
+      "seg_1.ts?token=t%2F1",
+      "https://cdn.example/seg_2.ts",
+      "",
+    ]);
+  });
+
+  test("a tag whose attribute list does not close its quote is kept as written", () => {
+    const line = '#EXT-X-MAP:URI="init.mp4",BYTERANGE="12';
+    expect(appendTokenToPlaylist(line, "t")).toBe('#EXT-X-MAP:URI="init.mp4?token=t",BYTERANGE="12');
+    expect(appendTokenToPlaylist('#EXT-X-MAP:URI="init.mp4', "t")).toBe('#EXT-X-MAP:URI="init.mp4');
+  });
+
+  test("a clip's range goes on child playlists only, after a query they already have", () => {
+    const master = ['#EXT-X-MEDIA:TYPE=AUDIO,URI="audio/index.m3u8?x=1"', "720p/index.m3u8", "poster.jpg"].join("\n");
+    expect(appendQueryToChildPlaylists(master, "s=1")).toBe(
+      ['#EXT-X-MEDIA:TYPE=AUDIO,URI="audio/index.m3u8?x=1&s=1"', "720p/index.m3u8?s=1", "poster.jpg"].join("\n"),
+    );
+  });
+
+  test("URI schemes", () => {
+    expect(hasUriScheme("https://x")).toBe(true);
+    expect(hasUriScheme("skd+1.a-b:x")).toBe(true);
+    expect(hasUriScheme("seg:1.ts")).toBe(true);
+    expect(hasUriScheme("1seg:x")).toBe(false);
+    expect(hasUriScheme(":x")).toBe(false);
+    expect(hasUriScheme("seg_1.ts")).toBe(false);
+    expect(hasUriScheme("a/b:c")).toBe(false);
+    expect(hasUriScheme("a".repeat(100_000))).toBe(false);
+  });
+
+  test("a media playlist cut to some of its segments keeps their tags and renumbers its sequence", () => {
+    const text = [
+      "#EXTM3U",
+      "#EXT-X-TARGETDURATION:2",
+      "#EXT-X-MEDIA-SEQUENCE:5",
+      "#EXTINF:2.000,",
+      "a.ts",
+      "#EXT-X-DISCONTINUITY",
+      "#EXTINF:1.500,",
+      "b.ts",
+      "#EXT-X-ENDLIST",
+    ].join("\n");
+    const playlist = segmentedPlaylist(text)!;
+    expect(playlist.segments.map((s) => s.duration)).toEqual([2, 1.5]);
+    expect(playlist.finished).toBe(true);
+    expect(playlistOfSegments(playlist, [1], true)).toBe(
+      "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:6\n#EXT-X-DISCONTINUITY\n#EXTINF:1.500,\nb.ts\n#EXT-X-ENDLIST\n",
+    );
+    expect(playlistOfSegments(playlist, [], false)).toBe("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:7\n");
+  });
+
+  test("a media group goes before the first variant and every variant names it; a master without variants stays", () => {
+    const master = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\na.m3u8\n#EXT-X-STREAM-INF:BANDWIDTH=2\nb.m3u8\n";
+    const group = { type: "SUBTITLES", groupId: "subs", renditions: [['NAME="en"', 'URI="en.m3u8"']] };
+    expect(withMediaGroup(master, group)).toBe(
+      [
+        "#EXTM3U",
+        '#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="en",URI="en.m3u8"',
+        '#EXT-X-STREAM-INF:BANDWIDTH=1,SUBTITLES="subs"',
+        "a.m3u8",
+        '#EXT-X-STREAM-INF:BANDWIDTH=2,SUBTITLES="subs"',
+        "b.m3u8",
+        "",
+      ].join("\n"),
+    );
+    expect(withMediaGroup("#EXTM3U\n", group)).toBe("#EXTM3U\n");
+    expect(withMediaGroup(master, { ...group, renditions: [] })).toBe(master);
+  });
+});
