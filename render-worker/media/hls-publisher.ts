@@ -9,7 +9,7 @@ import type { WorkerStorage } from "../storage/types.ts";
 import { ObjectExistsError } from "../storage/write-once.ts";
 import { splitFragmentedMp4 } from "./fragmented-mp4.ts";
 import { masterPlaylist, mediaPlaylist, parsePlaylist } from "./playlists.ts";
-import type { KeptSegment } from "./resume.ts";
+import type { KeptSegment } from "./playlists.ts";
 
 const PLAYLIST_TYPE = "application/vnd.apple.mpegurl";
 const SEGMENT_TYPE = "video/mp2t";

@@ -1,4 +1,4 @@
-import { Parser } from "m3u8-parser";
+import { parsePlaylist } from "./playlists.ts";
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, rm, stat } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
@@ -32,10 +32,7 @@ export interface RemuxedRendition {
  * must not point anywhere else.
  */
 function finishedRungFiles(playlist: string, rung: string): { files: string[]; fmp4: boolean } {
-  const parser = new Parser();
-  parser.push(playlist);
-  parser.end();
-  const { segments, endList } = parser.manifest;
+  const { segments, endList } = parsePlaylist(playlist);
   if (!endList) throw new MediaError(`The ${rung} rung's playlist is not finished`, { retryable: false });
   const init = segments.find((s) => s.map)?.map?.uri;
   if (init !== undefined && init !== RUNG_INIT_SEGMENT) {

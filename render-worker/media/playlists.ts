@@ -6,7 +6,12 @@
 import { type Manifest, Parser } from "m3u8-parser";
 import type { ProbeResult, Rung } from "../../src/protocol/messages.ts";
 import { RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
-import type { KeptSegment } from "./resume.ts";
+
+/** A published segment a resumed run keeps: its URI in the rung's playlist and its length. */
+export interface KeptSegment {
+  uri: string;
+  duration: number;
+}
 
 /** A playlist as m3u8-parser reads it. */
 export function parsePlaylist(text: string): Manifest {

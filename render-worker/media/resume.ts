@@ -1,4 +1,4 @@
-import { Parser } from "m3u8-parser";
+import { type KeptSegment, parsePlaylist } from "./playlists.ts";
 import { Rung, type SegmentFormat, type Storyboard } from "../../src/protocol/messages.ts";
 import { ENCODE_MANIFEST, RUNG_INIT_SEGMENT, RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
 import type { WorkerStorage } from "../storage/types.ts";
@@ -32,12 +32,6 @@ interface CompletedEncode {
   posterKey: string | null;
   storyboard?: Storyboard | null;
   variants: { name: string; playlistKey: string; segmentCount: number; error?: string }[];
-}
-
-/** A published segment a resumed run keeps: its URI in the rung's playlist and its length. */
-export interface KeptSegment {
-  uri: string;
-  duration: number;
 }
 
 /** Where a run starts: segment `segments` of every rung, at `fromSeconds` of media time. */
@@ -173,10 +167,7 @@ async function findResumePoint(args: Parameters<typeof planResume>[0]): Promise<
  * after the rung's `init.mp4` for fMP4); else null.
  */
 function publishedSegments(text: string, format: SegmentFormat): KeptSegment[] | null {
-  const parser = new Parser();
-  parser.push(text);
-  parser.end();
-  const { segments, mediaSequence } = parser.manifest;
+  const { segments, mediaSequence } = parsePlaylist(text);
   if ((mediaSequence ?? 0) !== 0) return null;
   const kept: KeptSegment[] = [];
   for (const [i, segment] of segments.entries()) {
