@@ -83,7 +83,7 @@ export async function readEarlierEncode(storage: WorkerStorage, hls: HlsLayout):
   } catch {
     // Not one this worker wrote: the job runs, from the start.
   }
-  return { text, manifest, unreadable: undefined };
+  return { text, manifest };
 }
 
 /**
