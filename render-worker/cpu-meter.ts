@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { RunUsage } from "../src/protocol/messages.ts";
+import { parseProcStat } from "../src/shared/proc-stat.ts";
 
 /** Clock ticks per second of /proc's CPU times (USER_HZ), 100 on every Linux a worker runs on. */
 const CLOCK_TICKS = 100;
@@ -16,11 +17,9 @@ function processTreeCpuSeconds(): number {
 
 function reapedChildrenCpuSeconds(): number {
   try {
-    // The command name (field 2) may hold spaces; the fields after its closing parenthesis are fixed.
-    const stat = readFileSync("/proc/self/stat", "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    // cutime and cstime are fields 16 and 17 of the line, 14 and 15 after the command name.
-    return (Number(fields[13]) + Number(fields[14])) / CLOCK_TICKS;
+    const stat = parseProcStat(readFileSync("/proc/self/stat", "utf8"));
+    // cutime and cstime.
+    return (stat.field(16) + stat.field(17)) / CLOCK_TICKS;
   } catch {
     return 0;
   }

@@ -1,5 +1,6 @@
 import { mkdtemp, readdir, readFile, readlink, rm, stat, utimes, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { parseProcStat } from "../src/shared/proc-stat.ts";
 import { log } from "./log.ts";
 
 const ROOT_PREFIX = "videograph-worker-";
@@ -35,10 +36,7 @@ async function pidSpace(): Promise<string> {
 /** The start time of `pid`, or null when no such process exists. */
 async function startTicksOf(pid: number | "self"): Promise<number | null> {
   try {
-    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-    // The command name (field 2) may hold spaces and parentheses; the fields after it do not.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return Number(fields[19]);
+    return parseProcStat(await readFile(`/proc/${pid}/stat`, "utf8")).field(22);
   } catch {
     return null;
   }

@@ -21,6 +21,8 @@ import {
   earlierFinishing,
   encodeManifestText,
   planResume,
+  readEarlierEncode,
+  type EarlierEncode,
   type EncodeManifest,
   type ResumePoint,
 } from "../media/resume.ts";
@@ -38,7 +40,9 @@ import type { JobContext } from "./types.ts";
  */
 export async function transcode(job: TranscodeJobMessage, ctx: JobContext): Promise<void> {
   const { storage, signal } = ctx;
-  if (await reportCompletedEncode(job, ctx)) return;
+  const hls = hlsLayout(job.outputPrefix);
+  const output: HlsOutput = { hls, earlier: await readEarlierEncode(storage, hls) };
+  if (await reportCompletedEncode(job, ctx, output.earlier)) return;
   const source = await storage.inputFor(job.sourceKey);
   const probed = await inSpan("probe", {}, () =>
     probeSource(source, { signal, maxDurationSeconds: job.options.maxDurationSeconds }),
@@ -50,25 +54,34 @@ export async function transcode(job: TranscodeJobMessage, ctx: JobContext): Prom
     // Only once admitted: a delivery handed back for lack of memory never started a run, so the
     // job's runs say when it really ran.
     await ctx.emit({ type: "job.started" });
-    await encodeAndPublish(job, ctx, input, probe, ladder);
+    await encodeAndPublish(job, ctx, output, input, probe, ladder);
   } finally {
     releaseMemory();
   }
 }
 
+type HlsLayout = ReturnType<typeof hlsLayout>;
+
+/** Where a run publishes its HLS, and what an earlier run left there: read once, at the start. */
+interface HlsOutput {
+  hls: HlsLayout;
+  earlier: EarlierEncode;
+}
+
 async function encodeAndPublish(
   job: TranscodeJobMessage,
   ctx: JobContext,
+  output: HlsOutput,
   input: ProbedInput,
   probe: ProbeResult,
   ladder: PlannedRung[],
 ): Promise<void> {
   const { storage, signal } = ctx;
+  const { hls, earlier } = output;
   const rungs = rungsToEncode(ladder, job.options.rungs);
-  const hls = hlsLayout(job.outputPrefix);
   const encoder = ctx.encoder ?? "libx264";
   const segments = segmentPlan(job.options.segmentSeconds);
-  const { applied, sourceFilters } = await finishingOf(job, ctx, input, probe);
+  const { applied, sourceFilters } = await finishingOf(job, ctx, earlier, input, probe);
   const segmentFormat = job.options.segmentFormat ?? "TS";
   const manifest: EncodeManifest = {
     jobId: job.jobId,
@@ -80,7 +93,7 @@ async function encodeAndPublish(
     ...trimOf(input),
   };
   const { duration, fps } = probe;
-  const plan = await planResume({ storage, hlsPrefix: hls.prefix, manifest, rungs, duration, fps });
+  const plan = await planResume({ storage, hls, earlier, manifest, rungs, duration, fps });
   const resume: ResumePoint | null = plan.resume;
   const resumed = resume ? { segments: resume.segments, fromSeconds: resume.fromSeconds } : null;
   if (plan.resume) {
@@ -219,11 +232,16 @@ async function encodeAndPublish(
  * The job's loudness normalization and watermark, prepared before the encode: the measuring pass
  * is a step of the job's progress, and a run after an earlier run of the job reuses its measurement.
  */
-async function finishingOf(job: TranscodeJobMessage, ctx: JobContext, input: ProbedInput, probe: ProbeResult) {
+async function finishingOf(
+  job: TranscodeJobMessage,
+  ctx: JobContext,
+  earlierEncode: EarlierEncode,
+  input: ProbedInput,
+  probe: ProbeResult,
+) {
   const { loudness, watermark } = job.options;
   if (!loudness && !watermark) return {};
-  const manifestKey = hlsLayout(job.outputPrefix).encodeManifestKey;
-  const earlier = loudness ? await earlierFinishing(ctx.storage, manifestKey, job.jobId) : undefined;
+  const earlier = loudness ? earlierFinishing(earlierEncode, job.jobId) : undefined;
   const measuring =
     loudness && probe.hasAudio && !earlier?.loudness ? reportStepProgress(ctx, "Measuring loudness") : null;
   try {
@@ -251,8 +269,12 @@ async function finishingOf(job: TranscodeJobMessage, ctx: JobContext, input: Pro
  * job again) does no work: it reports what that run published, so the job finishes even if the
  * first run's events were lost, and says it did nothing (`alreadyDone`).
  */
-async function reportCompletedEncode(job: TranscodeJobMessage, ctx: JobContext): Promise<boolean> {
-  const done = await completedEncode(ctx.storage, hlsLayout(job.outputPrefix).encodeManifestKey, job.jobId);
+async function reportCompletedEncode(
+  job: TranscodeJobMessage,
+  ctx: JobContext,
+  earlier: EarlierEncode,
+): Promise<boolean> {
+  const done = completedEncode(earlier, job.jobId);
   if (!done) return false;
   const { jobId, attempt } = job;
   log.info("the job's output is complete in storage: acknowledged without work", { jobId, attempt });
@@ -275,7 +297,7 @@ async function reportCompletedEncode(job: TranscodeJobMessage, ctx: JobContext):
  */
 async function masterLadder(
   storage: JobContext["storage"],
-  hls: ReturnType<typeof hlsLayout>,
+  hls: HlsLayout,
   ladder: Rung[],
   rungs: Rung[],
 ): Promise<Rung[]> {

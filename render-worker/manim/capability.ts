@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { mkdtemp, readFile, realpath, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { log } from "../log.ts";
 import { DEFAULT_SANDBOX_PATH, runSandboxed } from "../sandbox/bubblewrap.ts";
 
 /** Where `npm run setup:manim` installs Manim (scripts/setup-manim.sh). */
@@ -61,7 +62,7 @@ export async function locateManim(configured?: string): Promise<ManimInstall> {
  * Whether a Manim program is there to test: the path `locateManim` found, or its name in a
  * directory of the sandbox's PATH. Says nothing of whether it renders (`probeManim` does).
  */
-export async function manimInstalled(install: Promise<ManimInstall>, sandboxPath?: string): Promise<boolean> {
+async function manimInstalled(install: Promise<ManimInstall>, sandboxPath?: string): Promise<boolean> {
   const manim = await install.catch(() => null);
   if (!manim) return false;
   if (manim.command.includes("/")) return existsSync(manim.command);
@@ -147,4 +148,67 @@ export async function probeManim(
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }
+}
+
+/** Where Manim is and what the sandbox may see, as the worker is configured. */
+interface ManimLocation {
+  /** MANIM_BIN; default: see locateManim. */
+  bin?: string;
+  sandboxPath?: string;
+}
+
+/**
+ * Whether Manim is installed here for WORKER_DETECT_MANIM to test; says so when it is not
+ * (a detected capability that is missing is no error).
+ */
+export async function manimDetected(where: ManimLocation): Promise<boolean> {
+  if (await manimInstalled(locateManim(where.bin), where.sandboxPath)) return true;
+  log.info("Manim is not installed here (`npm run setup:manim` installs it): not taking manim jobs");
+  return false;
+}
+
+/**
+ * Whether to take manim jobs: a tiny real render must pass in the sandbox (it fails without
+ * Manim, LaTeX, bubblewrap or namespaces for it), or the worker would take scene jobs only to
+ * fail each one. Asked for (WORKER_CAPABILITIES), a failure is loud; detected
+ * (WORKER_DETECT_MANIM), it is a warning. Returns why not, or null when manim renders.
+ */
+export async function checkManimAtStart(
+  where: ManimLocation & {
+    asked: boolean;
+    tmpDir: string;
+    /** What the worker serves besides manim, for the log. */
+    capabilities: readonly string[];
+    probe?: typeof probeManim;
+  },
+): Promise<string | null> {
+  let reason = "no reason given";
+  const install = locateManim(where.bin);
+  if (
+    await (where.probe ?? probeManim)(install, {
+      onFailure: (r) => (reason = r),
+      tmpDir: where.tmpDir,
+      sandboxPath: where.sandboxPath,
+    })
+  ) {
+    const { command, foundBy } = await install;
+    log.info("a test render with manim succeeded in the sandbox: taking manim jobs", { manim: command, foundBy });
+    return null;
+  }
+  const failure = {
+    manimBin: where.bin ?? null,
+    reason,
+    capabilities: where.capabilities,
+    hint:
+      "run `npm run setup:manim` (Manim in .tools/manim), or set MANIM_BIN; needs the Debian packages of " +
+      "scripts/manim-debian-packages.txt, bubblewrap (`bwrap`), and either root with CAP_SYS_ADMIN or " +
+      "unprivileged user namespaces",
+  };
+  if (where.asked)
+    log.error(
+      "MANIM IS NOT AVAILABLE: a test render failed in the sandbox, so this worker will NOT take manim jobs",
+      failure,
+    );
+  else log.warn("Manim is installed but its test render failed in the sandbox: not taking manim jobs", failure);
+  return reason;
 }

@@ -1,10 +1,11 @@
 import ffmpeg from "fluent-ffmpeg";
+import { mediaToolPath } from "../../src/shared/media-tools.ts";
 import { ffmpegCpuSeconds } from "../metrics.ts";
 import { abortError, createStderrTail, MediaError, redactUrls, withoutLogPrefix } from "./errors.ts";
 import { mediaToolEnv } from "./tool-environment.ts";
 import { diesWithWorker } from "./tool-process.ts";
 
-const FFMPEG = process.env.FFMPEG_PATH || "ffmpeg";
+const FFMPEG = mediaToolPath("ffmpeg");
 
 /** One input of an ffmpeg run: what `-i` opens, and the options placed before it. */
 export interface FfmpegInput {

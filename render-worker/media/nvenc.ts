@@ -1,7 +1,8 @@
 import { tmpdir } from "node:os";
-import type { Rung } from "../../src/protocol/messages.ts";
+import type { Capability, Rung } from "../../src/protocol/messages.ts";
 import { withoutLogPrefix, type MediaError } from "./errors.ts";
 import { runFfmpeg } from "./ffmpeg-process.ts";
+import { log } from "../log.ts";
 
 /** The H.264 encoders the worker uses: x264 on any CPU, NVENC on NVIDIA GPUs that have the engine. */
 export type VideoEncoder = "libx264" | "h264_nvenc";
@@ -43,4 +44,56 @@ export async function probeNvenc(
     opts.onFailure?.(encoderLines.length ? encoderLines.join("; ") : (err as Error).message);
     return false;
   }
+}
+
+/**
+ * Whether to take nvenc jobs: the probe encode must pass, or a worker that advertised nvenc would
+ * take GPU jobs only to fail each one. Logs the outcome, loudly when NVENC does not work
+ * (`capabilitiesLeft`: what the worker serves without it). Returns why not, or null when it works.
+ */
+export async function checkNvencAtStart(
+  capabilitiesLeft: Capability[],
+  probe: typeof probeNvenc = probeNvenc,
+): Promise<string | null> {
+  let reason = "no reason given";
+  if (await probe({ onFailure: (r) => (reason = r) })) {
+    log.info("NVENC probe encode succeeded: taking nvenc jobs");
+    return null;
+  }
+  log.error(
+    "NVENC IS NOT AVAILABLE: the probe encode with h264_nvenc failed, so this worker will NOT take nvenc jobs",
+    {
+      reason,
+      capabilities: capabilitiesLeft,
+      hint:
+        "needs an NVIDIA GPU with NVENC (L4, T4, A10, L40S; not A100/H100/H200) and " +
+        "NVIDIA_DRIVER_CAPABILITIES including video",
+    },
+  );
+  return reason;
+}
+
+/**
+ * Counts how nvenc jobs end. A GPU can pass the probe and still fail every real encode (a driver
+ * fault, the session limit, out of memory): after `maxFailuresInARow` h264_nvenc encodes in a row
+ * failed, the worker should stop taking nvenc jobs, so they go to workers that can do them.
+ */
+export function createNvencFailureCounter(maxFailuresInARow: number) {
+  let failuresInARow = 0;
+  return {
+    /** Counts a job's end (null: it succeeded); true when the failures in a row reached the limit. */
+    count(failure: { retryable?: boolean; command?: string } | null): boolean {
+      if (failure === null) {
+        failuresInARow = 0;
+        return false;
+      }
+      // A source that cannot work, or a failure outside the encoder, says nothing about the GPU.
+      if (failure.retryable === false || !failure.command?.includes("h264_nvenc")) return false;
+      failuresInARow++;
+      return failuresInARow >= maxFailuresInARow;
+    },
+    get failuresInARow(): number {
+      return failuresInARow;
+    },
+  };
 }

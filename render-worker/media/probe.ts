@@ -1,6 +1,7 @@
 import { execFile } from "node:child_process";
 import { stat } from "node:fs/promises";
 import type { ProbeResult } from "../../src/protocol/messages.ts";
+import { mediaToolPath } from "../../src/shared/media-tools.ts";
 import { checkAudioDecodes } from "./audio-decode-check.ts";
 import { abortError, MediaError, redactUrls, stderrTailOf, withoutLogPrefix } from "./errors.ts";
 import {
@@ -15,7 +16,7 @@ import {
 import { mediaToolEnv } from "./tool-environment.ts";
 import { diesWithWorker } from "./tool-process.ts";
 
-const FFPROBE = process.env.FFPROBE_PATH || "ffprobe";
+const FFPROBE = mediaToolPath("ffprobe");
 
 /** Frames larger than this on either side are refused: x264 levels and players stop there. */
 export const MAX_FRAME_SIDE = 8192;

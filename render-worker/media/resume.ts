@@ -1,6 +1,6 @@
 import { type KeptSegment, parsePlaylist } from "./playlists.ts";
 import { Rung, type SegmentFormat, type Storyboard } from "../../src/protocol/messages.ts";
-import { ENCODE_MANIFEST, RUNG_INIT_SEGMENT, RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
+import { type hlsLayout, RUNG_INIT_SEGMENT } from "../../src/protocol/storage-layout.ts";
 import type { WorkerStorage } from "../storage/types.ts";
 import type { AppliedFinishing } from "./finishing.ts";
 import { segmentCount, segmentFileName, segmentStart, type SegmentPlan } from "./segments.ts";
@@ -51,42 +51,51 @@ export function encodeManifestText(manifest: EncodeManifest): string {
 
 type FinishedEncode = EncodeManifest & { complete: CompletedEncode };
 
+type HlsLayout = ReturnType<typeof hlsLayout>;
+
 /**
- * The manifest at `manifestKey` when `jobId`'s finished run wrote it; null when there is none,
- * it is another job's, or it cannot be read (the job then runs).
+ * The manifest an earlier run left under the video's `hls/`, read once by a run: `text` is null
+ * when there is none, and `unreadable` says why when it could not be read.
  */
-export async function completedEncode(
-  storage: WorkerStorage,
-  manifestKey: string,
-  jobId: string,
-): Promise<FinishedEncode | null> {
+export interface EarlierEncode {
+  text: string | null;
+  /** The text parsed; null when there is none or it is not JSON. */
+  manifest: EncodeManifest | null;
+  unreadable?: string;
+}
+
+export async function readEarlierEncode(storage: WorkerStorage, hls: HlsLayout): Promise<EarlierEncode> {
+  let text: string | null;
   try {
-    const text = await storage.readText(manifestKey);
-    if (text === null) return null;
-    const manifest = JSON.parse(text) as EncodeManifest;
-    const finished = manifest.jobId === jobId && manifest.complete && Array.isArray(manifest.complete.variants);
-    return finished ? (manifest as FinishedEncode) : null;
-  } catch {
-    return null;
+    text = await storage.readText(hls.encodeManifestKey);
+  } catch (err) {
+    return { text: null, manifest: null, unreadable: err instanceof Error ? err.message : String(err) };
   }
+  let manifest: EncodeManifest | null = null;
+  try {
+    manifest = text === null ? null : (JSON.parse(text) as EncodeManifest);
+  } catch {
+    // Not one this worker wrote: the job runs, from the start.
+  }
+  return { text, manifest };
 }
 
 /**
- * What the earlier run of `jobId` that wrote the manifest at `manifestKey` applied besides the
- * ladder; undefined when there was none, it was another job's, or it cannot be read.
+ * The earlier manifest when `jobId`'s finished run wrote it; null when there is none, it is
+ * another job's, or it cannot be read (the job then runs).
  */
-export async function earlierFinishing(
-  storage: WorkerStorage,
-  manifestKey: string,
-  jobId: string,
-): Promise<AppliedFinishing | undefined> {
-  try {
-    const text = await storage.readText(manifestKey);
-    const manifest = text === null ? null : (JSON.parse(text) as EncodeManifest);
-    return manifest?.jobId === jobId ? manifest.finishing : undefined;
-  } catch {
-    return undefined;
-  }
+export function completedEncode(earlier: EarlierEncode, jobId: string): FinishedEncode | null {
+  const manifest = earlier.manifest;
+  const finished = manifest?.jobId === jobId && manifest.complete && Array.isArray(manifest.complete.variants);
+  return finished ? (manifest as FinishedEncode) : null;
+}
+
+/**
+ * What the earlier run of `jobId` applied besides the ladder; undefined when there was none, it
+ * was another job's, or its manifest cannot be read.
+ */
+export function earlierFinishing(earlier: EarlierEncode, jobId: string): AppliedFinishing | undefined {
+  return earlier.manifest?.jobId === jobId ? earlier.manifest.finishing : undefined;
 }
 
 /**
@@ -99,7 +108,10 @@ export async function earlierFinishing(
  */
 export async function planResume(args: {
   storage: WorkerStorage;
-  hlsPrefix: string;
+  hls: HlsLayout;
+  /** The manifest an earlier run left, if any. */
+  earlier: EarlierEncode;
+  /** This run's manifest. */
   manifest: EncodeManifest;
   /** The rungs this run encodes (the whole ladder, or a retryVariant's rungs). */
   rungs: Rung[];
@@ -116,8 +128,9 @@ export async function planResume(args: {
 }
 
 async function findResumePoint(args: Parameters<typeof planResume>[0]): Promise<ResumePlan> {
-  const { storage, hlsPrefix, manifest, rungs } = args;
-  const previous = await storage.readText(`${hlsPrefix}/${ENCODE_MANIFEST}`);
+  const { storage, hls, earlier, manifest, rungs } = args;
+  if (earlier.unreadable !== undefined) throw new Error(earlier.unreadable);
+  const previous = earlier.text;
   if (previous === null) return { resume: null, reason: "no earlier run published anything" };
   if (previous !== encodeManifestText(manifest)) {
     const reason = "an earlier run was another job's, or encoded another ladder or with other options";
@@ -130,7 +143,7 @@ async function findResumePoint(args: Parameters<typeof planResume>[0]): Promise<
   };
   const published = new Map<string, KeptSegment[]>();
   for (const rung of rungs) {
-    const text = await storage.readText(`${hlsPrefix}/${rung.name}/${RUNG_PLAYLIST}`);
+    const text = await storage.readText(hls.playlistKey(rung.name));
     if (text === null) return { resume: null, reason: `the ${rung.name} rung has no published playlist` };
     const segments = publishedSegments(text, manifest.segmentFormat ?? "TS");
     if (segments === null) return { resume: null, reason: `the ${rung.name} playlist is not one this worker wrote` };

@@ -1,11 +1,12 @@
 import { execFile } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
+import { mediaToolPath } from "../../src/shared/media-tools.ts";
 import { abortError, MediaError } from "./errors.ts";
 import { mediaToolEnv } from "./tool-environment.ts";
 import { diesWithWorker } from "./tool-process.ts";
 
-const ESPEAK = process.env.ESPEAK_PATH || "espeak-ng";
+const ESPEAK = mediaToolPath("espeak-ng");
 
 /**
  * Speaks `text` with espeak-ng into a WAV file in `workDir`. The text goes through a file (`-f`),

@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { stat } from "node:fs/promises";
 import path from "node:path";
+import { mediaToolPath } from "../shared/media-tools.ts";
 import { ANIMATED_FPS, type ImageRequest } from "./requests.ts";
 
 /** The longest an image may take to make before ffmpeg is killed. */
@@ -76,7 +77,7 @@ export async function renderImage(args: RenderImageArgs): Promise<void> {
     "-y",
     path.basename(outFile),
   ];
-  const child = spawn("ffmpeg", argv, {
+  const child = spawn(mediaToolPath("ffmpeg"), argv, {
     cwd: path.dirname(outFile),
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
     stdio: ["pipe", "ignore", "pipe"],

@@ -4,9 +4,15 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { transcode } from "../../render-worker/handlers/transcode.ts";
-import { encodeManifestText, planResume, type EncodeManifest } from "../../render-worker/media/resume.ts";
+import {
+  encodeManifestText,
+  planResume,
+  readEarlierEncode,
+  type EncodeManifest,
+} from "../../render-worker/media/resume.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import type { JobEventBody } from "../../src/protocol/messages.ts";
+import { hlsLayout } from "../../src/protocol/storage-layout.ts";
 import { greyFrames, sourceFrameShown } from "../support/frames.ts";
 import { fixturesDir, makeClip, stageTranscodeJob } from "./media-fixtures.ts";
 
@@ -51,9 +57,11 @@ describe("a clip's transcode encodes only the trim, frame-accurately (real ffmpe
     const kept = (await stat(path.join(hlsDir, "180p", "seg_00001.ts"))).mtimeMs;
 
     // Another range never resumes this one's segments.
+    const hls = hlsLayout(job.outputPrefix);
     const otherRange = await planResume({
       storage,
-      hlsPrefix: `${job.outputPrefix}/hls`,
+      hls,
+      earlier: await readEarlierEncode(storage, hls),
       manifest: { ...manifest, trim: { start: 3, end: 10.3 } },
       rungs: manifest.ladder,
       duration: 7.3,

@@ -7,8 +7,13 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { JobEventBody, Rung } from "../../src/protocol/messages.ts";
 import { transcode } from "../../render-worker/handlers/transcode.ts";
 import { mediaPlaylist } from "../../render-worker/media/playlists.ts";
-import { encodeManifestText, planResume, type EncodeManifest } from "../../render-worker/media/resume.ts";
-import { ENCODE_MANIFEST } from "../../src/protocol/storage-layout.ts";
+import {
+  encodeManifestText,
+  planResume,
+  readEarlierEncode,
+  type EncodeManifest,
+} from "../../render-worker/media/resume.ts";
+import { ENCODE_MANIFEST, hlsLayout } from "../../src/protocol/storage-layout.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import type { WorkerStorage } from "../../render-worker/storage/types.ts";
 import { fixturesDir, makeClip, stageTranscodeJob } from "./media-fixtures.ts";
@@ -72,16 +77,22 @@ function textStorage(objects: Record<string, string>): WorkerStorage {
   };
 }
 
-const planFor = (objects: Record<string, string>, manifest = MANIFEST, duration = 12) =>
-  planResume({ storage: textStorage(objects), hlsPrefix: "hls", manifest, rungs: LADDER, duration, fps: 25 });
+/** The HLS layout of a video whose prefix is `v`. */
+const HLS = hlsLayout("v");
+
+async function planFor(objects: Record<string, string>, manifest = MANIFEST, duration = 12) {
+  const storage = textStorage(objects);
+  const earlier = await readEarlierEncode(storage, HLS);
+  return planResume({ storage, hls: HLS, earlier, manifest, rungs: LADDER, duration, fps: 25 });
+}
 
 describe("planResume", () => {
   const published: Record<string, string> = {
-    [`hls/${ENCODE_MANIFEST}`]: encodeManifestText(MANIFEST),
+    [`v/hls/${ENCODE_MANIFEST}`]: encodeManifestText(MANIFEST),
     // A 1 s first segment, then 2 s ones.
-    "hls/360p/index.m3u8": playlist([1, 2, 2, 2]),
-    "hls/240p/index.m3u8": playlist([1, 2, 2]),
-    "hls/audio/index.m3u8": playlist([1.002667, 2.005333, 1.984, 2.005333, 2.005333]),
+    "v/hls/360p/index.m3u8": playlist([1, 2, 2, 2]),
+    "v/hls/240p/index.m3u8": playlist([1, 2, 2]),
+    "v/hls/audio/index.m3u8": playlist([1.002667, 2.005333, 1.984, 2.005333, 2.005333]),
   };
 
   it("keeps the segments every rung has published and starts where the next one starts", async () => {
@@ -96,9 +107,9 @@ describe("planResume", () => {
     const all = playlist([1, 2, 2, 2, 2, 2, 1], { endList: true });
     const { resume } = await planFor({
       ...published,
-      "hls/360p/index.m3u8": all,
-      "hls/240p/index.m3u8": all,
-      "hls/audio/index.m3u8": all,
+      "v/hls/360p/index.m3u8": all,
+      "v/hls/240p/index.m3u8": all,
+      "v/hls/audio/index.m3u8": all,
     });
     expect(resume).toMatchObject({ segments: 6, fromSeconds: 11 });
   });
@@ -110,14 +121,14 @@ describe("planResume", () => {
       ["other options", published, { ...MANIFEST, segmentSeconds: 4 }],
       ["another first segment", published, { ...MANIFEST, firstSegmentSeconds: 2 }],
       ["another ladder", published, { ...MANIFEST, ladder: LADDER.slice(1) }],
-      ["a rung never published", { ...published, "hls/240p/index.m3u8": undefined as never }],
-      ["a rung has no segment yet", { ...published, "hls/240p/index.m3u8": playlist([]) }],
-      ["segments not cut at the boundaries", { ...published, "hls/240p/index.m3u8": playlist([1, 3.2, 2]) }],
+      ["a rung never published", { ...published, "v/hls/240p/index.m3u8": undefined as never }],
+      ["a rung has no segment yet", { ...published, "v/hls/240p/index.m3u8": playlist([]) }],
+      ["segments not cut at the boundaries", { ...published, "v/hls/240p/index.m3u8": playlist([1, 3.2, 2]) }],
       // Every segment full length, the first included: not the cuts the manifest says.
-      ["no short first segment", { ...published, "hls/240p/index.m3u8": playlist([2, 2, 2]) }],
+      ["no short first segment", { ...published, "v/hls/240p/index.m3u8": playlist([2, 2, 2]) }],
       [
         "a playlist this worker did not write",
-        { ...published, "hls/240p/index.m3u8": playlist([2, 2, 2], { mediaSequence: 4 }) },
+        { ...published, "v/hls/240p/index.m3u8": playlist([2, 2, 2], { mediaSequence: 4 }) },
       ],
     ];
     for (const [what, objects, manifest] of cases) {
@@ -133,7 +144,8 @@ describe("planResume", () => {
     };
     const plan = await planResume({
       storage: unreadable,
-      hlsPrefix: "hls",
+      hls: HLS,
+      earlier: await readEarlierEncode(unreadable, HLS),
       manifest: MANIFEST,
       rungs: LADDER,
       duration: 12,
@@ -150,10 +162,10 @@ describe("planResume of an fMP4 encode", () => {
   const FMP4: EncodeManifest = { ...MANIFEST, segmentFormat: "FMP4" };
   const fmp4 = (durations: number[]) => playlist(durations, { map: "init.mp4", ext: "m4s" });
   const published: Record<string, string> = {
-    [`hls/${ENCODE_MANIFEST}`]: encodeManifestText(FMP4),
-    "hls/360p/index.m3u8": fmp4([1, 2, 2, 2]),
-    "hls/240p/index.m3u8": fmp4([1, 2, 2]),
-    "hls/audio/index.m3u8": fmp4([1.002667, 2.005333, 1.984, 2.005333]),
+    [`v/hls/${ENCODE_MANIFEST}`]: encodeManifestText(FMP4),
+    "v/hls/360p/index.m3u8": fmp4([1, 2, 2, 2]),
+    "v/hls/240p/index.m3u8": fmp4([1, 2, 2]),
+    "v/hls/audio/index.m3u8": fmp4([1.002667, 2.005333, 1.984, 2.005333]),
   };
 
   it("keeps the .m4s segments every rung published after its init", async () => {
@@ -173,7 +185,7 @@ describe("planResume of an fMP4 encode", () => {
       ["another init", playlist([1, 2, 2], { ext: "m4s", map: "other.mp4" })],
     ];
     for (const [what, text] of cases) {
-      const plan = await planFor({ ...published, "hls/240p/index.m3u8": text }, FMP4);
+      const plan = await planFor({ ...published, "v/hls/240p/index.m3u8": text }, FMP4);
       expect(plan.resume, what).toBeNull();
     }
   });

@@ -1,0 +1,27 @@
+/**
+ * One line of `/proc/<pid>/stat`, as proc(5) lays it out. The command name (field 2) is in
+ * parentheses and may itself hold spaces and parentheses, so the fields after it are found from
+ * the line's last `)`.
+ */
+export interface ProcStat {
+  pid: number;
+  /** The command name, without its parentheses. */
+  comm: string;
+  /** Field `n` as proc(5) numbers it (1-based; 3 is the state, 4 the parent's pid); NaN when it is not a number. */
+  field(n: number): number;
+}
+
+export function parseProcStat(line: string): ProcStat {
+  const open = line.indexOf("(");
+  const close = line.lastIndexOf(")");
+  if (open < 0 || close < open) throw new Error(`not a /proc/<pid>/stat line: ${line.slice(0, 80)}`);
+  const rest = line
+    .slice(close + 2)
+    .trim()
+    .split(" ");
+  return {
+    pid: Number(line.slice(0, open).trim()),
+    comm: line.slice(open + 1, close),
+    field: (n) => (n >= 3 ? Number(rest[n - 3]) : Number.NaN),
+  };
+}

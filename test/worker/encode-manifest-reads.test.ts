@@ -1,0 +1,83 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { transcode } from "../../render-worker/handlers/transcode.ts";
+import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
+import type { WorkerStorage } from "../../render-worker/storage/types.ts";
+import type { JobEventBody } from "../../src/protocol/messages.ts";
+import { ENCODE_MANIFEST } from "../../src/protocol/storage-layout.ts";
+import { fixturesDir, makeClip, stageTranscodeJob } from "./media-fixtures.ts";
+
+/** The storage, counting its reads of the encode manifest. */
+function countingManifestReads(storage: WorkerStorage): { storage: WorkerStorage; reads: () => number } {
+  let reads = 0;
+  return {
+    storage: {
+      ...storage,
+      readText: async (key) => {
+        if (key.endsWith(`/${ENCODE_MANIFEST}`)) reads++;
+        return storage.readText(key);
+      },
+    },
+    reads: () => reads,
+  };
+}
+
+describe("a transcode run (real ffmpeg)", () => {
+  let root: string;
+  beforeEach(async () => {
+    root = await mkdtemp(path.join(fixturesDir(), "manifest-reads-"));
+  });
+  afterEach(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("reads the encode manifest once, whether it starts, resumes with loudness, or finds the job done", async () => {
+    const clip = await makeClip({ width: 320, height: 180, seconds: 6, audio: true });
+    const dataDir = path.join(root, "data");
+    const ids = { jobId: "5c3e8f7a-1b2d-4c6e-8f0a-9b8c7d6e5f4a", videoId: "0f1e2d3c-4b5a-4697-8877-665544332211" };
+    const staged = await stageTranscodeJob(dataDir, clip, ids, 2);
+    const job = {
+      ...staged,
+      options: { ...staged.options, loudness: { integratedLufs: -20, truePeakDb: -1.5, lra: 11 } },
+    };
+    const local = createLocalWorkerStorage(dataDir);
+    const runOnce = async (attempt: number, stopAfterSegments?: number) => {
+      const { storage, reads } = countingManifestReads(local);
+      const controller = new AbortController();
+      const events: JobEventBody[] = [];
+      await transcode(
+        { ...job, attempt },
+        {
+          storage,
+          signal: controller.signal,
+          workDir: await mkdtemp(path.join(root, "work-")),
+          progressIntervalMs: 100,
+          emit: async (e) => {
+            events.push(e);
+            if (
+              stopAfterSegments !== undefined &&
+              e.type === "job.progress" &&
+              e.variants.length > 0 &&
+              e.variants.every((v) => v.segmentCount >= stopAfterSegments)
+            )
+              controller.abort(new Error("worker killed"));
+          },
+        },
+      ).catch((err: unknown) => {
+        if (stopAfterSegments === undefined) throw err;
+      });
+      return { reads: reads(), events };
+    };
+
+    const first = await runOnce(1, 1);
+    expect(first.reads).toBe(1);
+    const resumed = await runOnce(2);
+    expect(resumed.events.find((e) => e.type === "job.probed")).toMatchObject({ resumed: expect.anything() });
+    expect(resumed.events.some((e) => e.type === "job.succeeded")).toBe(true);
+    expect(resumed.reads).toBe(1);
+    const done = await runOnce(3);
+    expect(done.events.find((e) => e.type === "job.succeeded")).toMatchObject({ alreadyDone: true });
+    expect(done.reads).toBe(1);
+  });
+});
