@@ -3,13 +3,14 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import net from "node:net";
 import { isConnectionLoss } from "../render-worker/transport/postgres.ts";
-import { listenWithReconnect } from "../render-worker/transport/postgres-listener.ts";
 import {
   EVENTS_CHANNEL,
   notificationPayload,
   PostgresEventTarget,
   RESYNC,
 } from "../src/events/postgres-event-target.ts";
+import { log } from "../src/log.ts";
+import { listenWithReconnect } from "../src/shared/postgres-listener.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 
 /**
@@ -79,6 +80,8 @@ what it missed`, async () => {
     const listener = await listenWithReconnect({
       connectionString: listenerUrl,
       channel: "videograph_test_control",
+      name: "control channel",
+      log,
       onNotification: (p) => payloads.push(p),
       onReconnected: () => reconnected++,
     });
@@ -155,6 +158,8 @@ hangs, and listen again`, async () => {
     const listener = await listenWithReconnect({
       connectionString: viaProxy.toString(),
       channel: "videograph_test_silent",
+      name: "control channel",
+      log,
       onNotification: (p) => control.push(p),
       onReconnected: () => reconnected++,
     });
