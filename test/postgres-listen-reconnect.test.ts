@@ -73,6 +73,31 @@ event to send`, async () => {
     }
   });
 
+  it(`an event the fan-out is asked to send while its database refuses it goes out once it is back, to every \
+instance`, async () => {
+    const sender = new PostgresEventTarget<never>(listenerUrl);
+    const otherInstance = new PostgresEventTarget<never>(db.url);
+    await sender.start();
+    await otherInstance.start();
+    const received: unknown[] = [];
+    otherInstance.addEventListener("some-topic" as never, (e: Event) => received.push((e as CustomEvent).detail));
+    try {
+      await admin.query(`ALTER ROLE "${role}" NOLOGIN`);
+      try {
+        await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, [role]);
+        sender.dispatchEvent(new CustomEvent("some-topic", { detail: { during: true } }) as never);
+        await new Promise((r) => setTimeout(r, 1500));
+        expect(received).toEqual([]);
+      } finally {
+        await admin.query(`ALTER ROLE "${role}" LOGIN`);
+      }
+      await expect.poll(() => received, { timeout: 8000, interval: 100 }).toEqual([{ during: true }]);
+    } finally {
+      await sender.close();
+      await otherInstance.close();
+    }
+  });
+
   it(`the worker's control listener listens again and reports it once, so the worker can ask for \
 what it missed`, async () => {
     const payloads: string[] = [];

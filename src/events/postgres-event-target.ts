@@ -23,6 +23,7 @@ export const RESYNC = { kind: "resync" } as const;
 // Postgres refuses NOTIFY payloads of 8000 bytes or more.
 const MAX_PAYLOAD_BYTES = 7900;
 const PART_PREFIX = "part:";
+const CLOSE_PATIENCE_MS = 5000;
 
 /**
  * The NOTIFYs that carry `payload` (a `notificationPayload`): itself when it fits in one, else
@@ -133,17 +134,26 @@ export class PostgresEventTarget<TEvent extends TypedEvent> extends EventTarget 
       notificationPayload(event.type, event.detail),
       `${this.#senderId}.${this.#sentCount++}`,
     );
+    const send = async () => {
+      const listener = await this.#listening();
+      const client = await listener.connection();
+      try {
+        if (parts.length === 1) await client.query("SELECT pg_notify($1, $2)", [EVENTS_CHANNEL, parts[0]]);
+        else
+          await client.query("SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS u(p, n) ORDER BY n", [
+            EVENTS_CHANNEL,
+            parts,
+          ]);
+      } catch (err) {
+        listener.queryFailed(client, err);
+        throw err;
+      }
+    };
     this.#pending = this.#pending
-      .then(() => this.#listening())
-      .then((listener) => listener.connection())
-      .then((client) =>
-        parts.length === 1
-          ? client.query("SELECT pg_notify($1, $2)", [EVENTS_CHANNEL, parts[0]])
-          : client.query("SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS u(p, n) ORDER BY n", [
-              EVENTS_CHANNEL,
-              parts,
-            ]),
-      )
+      .then(send)
+      // A NOTIFY cut off with its connection may not have gone out: sent again on the next one (a
+      // subscriber takes an event twice in its stride, but never learns of one that was lost).
+      .catch(send)
       .catch((err) => log.warn("NOTIFY failed; event not fanned out", { err, type: event.type }));
     return true;
   }
@@ -176,11 +186,15 @@ export class PostgresEventTarget<TEvent extends TypedEvent> extends EventTarget 
     else this.#listenersByTopic.delete(type);
   }
 
-  /** Waits for queued NOTIFYs, then closes the connection. */
+  /**
+   * Waits for queued NOTIFYs, then closes the connection; with the database down, it waits no
+   * longer than a query may take, and the NOTIFYs still queued are not sent.
+   */
   async close(): Promise<void> {
     this.#closed = true;
-    await this.#pending;
+    await Promise.race([this.#pending, new Promise((resolve) => setTimeout(resolve, CLOSE_PATIENCE_MS).unref())]);
     const listener = await this.#listener?.catch(() => null);
     await listener?.close();
+    await this.#pending;
   }
 }

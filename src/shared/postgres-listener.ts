@@ -27,6 +27,11 @@ export interface PostgresListener {
    * once closed. For NOTIFYs that must arrive in the order this process sends them.
    */
   connection(): Promise<pg.Client>;
+  /**
+   * A query on `client` failed with `err`: unless Postgres refused only the statement, the
+   * connection is taken as lost (a query can learn of that before the listener does).
+   */
+  queryFailed(client: pg.Client, err: unknown): void;
   close(): Promise<void>;
 }
 
@@ -114,6 +119,10 @@ export async function listenWithReconnect(options: PostgresListenerOptions): Pro
       if (client) return Promise.resolve(client);
       if (closed) return Promise.reject(new Error(`${name} closed`));
       return new Promise((resolve, reject) => waiters.push({ resolve, reject }));
+    },
+    queryFailed(which, err) {
+      if ((err as { severity?: unknown })?.severity === "ERROR") return;
+      lost(which, err instanceof Error ? err : new Error(String(err)));
     },
     async close() {
       closed = true;
