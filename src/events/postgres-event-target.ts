@@ -78,7 +78,8 @@ export class PostgresEventTarget<TEvent extends TypedEvent> extends EventTarget 
   }
 
   #listening(): Promise<PostgresListener> {
-    this.#listener ??= listenWithReconnect({
+    if (this.#listener) return this.#listener;
+    const listening = listenWithReconnect({
       connectionString: this.#connectionString,
       channel: EVENTS_CHANNEL,
       name: "event fan-out",
@@ -90,10 +91,12 @@ export class PostgresEventTarget<TEvent extends TypedEvent> extends EventTarget 
           super.dispatchEvent(new CustomEvent(topic, { detail: RESYNC }));
       },
     });
-    this.#listener.catch(() => {
-      this.#listener = null;
+    // A first connect that failed is tried again by the next send.
+    listening.catch(() => {
+      if (this.#listener === listening) this.#listener = null;
     });
-    return this.#listener;
+    this.#listener = listening;
+    return listening;
   }
 
   #receive(payload: string): void {
