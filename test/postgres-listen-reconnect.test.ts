@@ -3,13 +3,14 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import net from "node:net";
 import { isConnectionLoss } from "../render-worker/transport/postgres.ts";
-import { listenWithReconnect } from "../render-worker/transport/postgres-listener.ts";
 import {
   EVENTS_CHANNEL,
   notificationPayload,
   PostgresEventTarget,
   RESYNC,
 } from "../src/events/postgres-event-target.ts";
+import { log } from "../src/log.ts";
+import { listenWithReconnect } from "../src/shared/postgres-listener.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 
 /**
@@ -72,6 +73,31 @@ event to send`, async () => {
     }
   });
 
+  it(`an event the fan-out is asked to send while its database refuses it goes out once it is back, to every \
+instance`, async () => {
+    const sender = new PostgresEventTarget<never>(listenerUrl);
+    const otherInstance = new PostgresEventTarget<never>(db.url);
+    await sender.start();
+    await otherInstance.start();
+    const received: unknown[] = [];
+    otherInstance.addEventListener("some-topic" as never, (e: Event) => received.push((e as CustomEvent).detail));
+    try {
+      await admin.query(`ALTER ROLE "${role}" NOLOGIN`);
+      try {
+        await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, [role]);
+        sender.dispatchEvent(new CustomEvent("some-topic", { detail: { during: true } }) as never);
+        await new Promise((r) => setTimeout(r, 1500));
+        expect(received).toEqual([]);
+      } finally {
+        await admin.query(`ALTER ROLE "${role}" LOGIN`);
+      }
+      await expect.poll(() => received, { timeout: 8000, interval: 100 }).toEqual([{ during: true }]);
+    } finally {
+      await sender.close();
+      await otherInstance.close();
+    }
+  });
+
   it(`the worker's control listener listens again and reports it once, so the worker can ask for \
 what it missed`, async () => {
     const payloads: string[] = [];
@@ -79,6 +105,8 @@ what it missed`, async () => {
     const listener = await listenWithReconnect({
       connectionString: listenerUrl,
       channel: "videograph_test_control",
+      name: "control channel",
+      log,
       onNotification: (p) => payloads.push(p),
       onReconnected: () => reconnected++,
     });
@@ -155,6 +183,8 @@ hangs, and listen again`, async () => {
     const listener = await listenWithReconnect({
       connectionString: viaProxy.toString(),
       channel: "videograph_test_silent",
+      name: "control channel",
+      log,
       onNotification: (p) => control.push(p),
       onReconnected: () => reconnected++,
     });

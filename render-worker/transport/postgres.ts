@@ -1,8 +1,8 @@
 import { PgBoss } from "pg-boss";
 import type { WorkerEvent } from "../../src/protocol/messages.ts";
 import { CONTROL_NOTIFY_CHANNEL, EVENTS_QUEUE, jobQueueName } from "../../src/protocol/queues.ts";
+import { listenWithReconnect, type PostgresListener } from "../../src/shared/postgres-listener.ts";
 import { log } from "../log.ts";
-import { listenWithReconnect, type PostgresListener } from "./postgres-listener.ts";
 import type { WorkerTransport } from "./types.ts";
 
 const QUEUE_WAIT_MS = 500;
@@ -74,6 +74,8 @@ export function createPostgresWorkerTransport(connectionString: string): WorkerT
       control = await listenWithReconnect({
         connectionString,
         channel: CONTROL_NOTIFY_CHANNEL,
+        name: "control channel",
+        log,
         onNotification(payload) {
           try {
             handler(JSON.parse(payload));

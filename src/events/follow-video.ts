@@ -8,6 +8,12 @@ import {
 } from "./video-events.ts";
 
 /**
+ * A resync reaches every subscriber of a video at once: they share one read of its row, and so one
+ * object, whose result sharedSubscriptionResults executes once for all who ask the same thing.
+ */
+const rereadsInFlight = new Map<string, Promise<VideoEventPayload | null>>();
+
+/**
  * The live events of the caller's tenant's video `id`: its current state first, then every event
  * published for it, until it reaches a terminal status. Null when the tenant has no such video.
  */
@@ -22,9 +28,16 @@ export async function followVideoEvents(ctx: Context, id: string): Promise<Async
     await sub.return?.();
     return null;
   }
-  const reread = async (): Promise<VideoEventPayload | null> => {
-    const now = await ctx.db.video.findUnique({ where: { id } });
-    return now && { kind: "status", video: videoSnapshot(now) };
+  const reread = () => {
+    let read = rereadsInFlight.get(id);
+    if (!read) {
+      read = ctx.db.video
+        .findUnique({ where: { id } })
+        .then((now): VideoEventPayload | null => now && { kind: "status", video: videoSnapshot(now) })
+        .finally(() => rereadsInFlight.delete(id));
+      rereadsInFlight.set(id, read);
+    }
+    return read;
   };
   return followVideo({ kind: "status", video: videoSnapshot(video) }, pending, sub, reread);
 }

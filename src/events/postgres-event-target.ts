@@ -1,6 +1,7 @@
 import type { TypedEvent, TypedEventTarget } from "@graphql-yoga/typed-event-target";
-import pg from "pg";
+import { randomUUID } from "node:crypto";
 import { log } from "../log.ts";
+import { listenWithReconnect, type PostgresListener } from "../shared/postgres-listener.ts";
 
 /** The NOTIFY channel every API instance listens on. */
 export const EVENTS_CHANNEL = "videograph_events";
@@ -18,29 +19,52 @@ export function notificationPayload(type: string, detail: unknown): string {
  * NOTIFYs sent meanwhile by other instances are gone, so listeners should re-read what they follow.
  */
 export const RESYNC = { kind: "resync" } as const;
+
 // Postgres refuses NOTIFY payloads of 8000 bytes or more.
 const MAX_PAYLOAD_BYTES = 7900;
-const FIRST_RETRY_MS = 250;
-const MAX_RETRY_MS = 5000;
-// A failover can leave the old connection silently dead (no FIN, no error); a query that does
-// not answer in time is how the fan-out notices.
-const PROBE_INTERVAL_MS = 10_000;
-const QUERY_TIMEOUT_MS = 5000;
+const PART_PREFIX = "part:";
+const CLOSE_PATIENCE_MS = 5000;
+
+/**
+ * The NOTIFYs that carry `payload` (a `notificationPayload`): itself when it fits in one, else
+ * parts of at most MAX_PAYLOAD_BYTES, each `part:<message>:<index>:<count>:` and a slice of its
+ * UTF-8 bytes cut between characters. A receiver joins the parts of a message and parses the whole.
+ */
+export function notificationParts(payload: string, messageId: string): string[] {
+  const bytes = Buffer.from(payload);
+  if (bytes.length <= MAX_PAYLOAD_BYTES) return [payload];
+  const sliceBytes = MAX_PAYLOAD_BYTES - 64;
+  const slices: string[] = [];
+  for (let start = 0; start < bytes.length; ) {
+    let end = Math.min(start + sliceBytes, bytes.length);
+    // Never between the bytes of one character: each part must be text on its own.
+    while (end < bytes.length && (bytes[end]! & 0xc0) === 0x80) end--;
+    slices.push(bytes.toString("utf8", start, end));
+    start = end;
+  }
+  return slices.map((slice, i) => `${PART_PREFIX}${messageId}:${i}:${slices.length}:${slice}`);
+}
 
 /**
  * An EventTarget for yoga's pubsub that fans events out to every API instance through
  * Postgres LISTEN/NOTIFY: `dispatchEvent` sends a NOTIFY; every instance (this one included)
  * delivers the notification to its local listeners. One connection both listens and notifies,
  * so events published by one instance arrive everywhere in the order it sent them.
+ *
+ * No event is too large: one that does not fit in a NOTIFY goes as several (`notificationParts`)
+ * in one statement, hence one transaction, which Postgres delivers together and in order. Every
+ * instance parses each event once, whatever its size and however many listeners it has, and hands
+ * them all the same object.
  */
 export class PostgresEventTarget<TEvent extends TypedEvent> extends EventTarget implements TypedEventTarget<TEvent> {
   readonly #connectionString: string;
-  #client: pg.Client | null = null;
-  #connecting: Promise<pg.Client> | null = null;
+  readonly #senderId = randomUUID();
+  #sentCount = 0;
+  #listener: Promise<PostgresListener> | null = null;
   #closed = false;
-  #everConnected = false;
   #pending: Promise<unknown> = Promise.resolve();
-  #probeTimer: NodeJS.Timeout | null = null;
+  /** Parts received of messages not yet whole, by message; a lost connection loses the rest of them. */
+  readonly #partsByMessage = new Map<string, string[]>();
   readonly #listenersByTopic = new Map<string, number>();
 
   constructor(connectionString: string) {
@@ -50,71 +74,54 @@ export class PostgresEventTarget<TEvent extends TypedEvent> extends EventTarget 
 
   /** Connects and starts listening; also reconnects after the connection drops. */
   async start(): Promise<void> {
-    await this.#connect();
-    this.#probeTimer = setInterval(() => {
-      const client = this.#client;
-      client?.query("SELECT 1").catch((err: Error) => this.#lost(client, err));
-    }, PROBE_INTERVAL_MS);
-    this.#probeTimer.unref();
+    await this.#listening();
   }
 
-  #connect(): Promise<pg.Client> {
-    if (this.#client) return Promise.resolve(this.#client);
-    this.#connecting ??= (async () => {
-      // A connect to an address that no longer answers would otherwise hang for minutes, not retry.
-      const client = new pg.Client({
-        connectionString: this.#connectionString,
-        keepAlive: true,
-        query_timeout: QUERY_TIMEOUT_MS,
-        connectionTimeoutMillis: 10_000,
-      });
-      client.on("notification", (msg) => this.#deliver(msg.payload));
-      client.on("error", (err) => this.#lost(client, err));
-      client.on("end", () => this.#lost(client, new Error("connection ended")));
-      try {
-        await client.connect();
-        await client.query(`LISTEN ${EVENTS_CHANNEL}`);
-      } catch (err) {
-        await client.end().catch(() => {});
-        throw err;
-      }
-      this.#client = client;
-      if (this.#everConnected) {
-        log.info("event fan-out reconnected; subscribers re-read their state");
+  #listening(): Promise<PostgresListener> {
+    if (this.#listener) return this.#listener;
+    const listening = listenWithReconnect({
+      connectionString: this.#connectionString,
+      channel: EVENTS_CHANNEL,
+      name: "event fan-out",
+      log,
+      onNotification: (payload) => this.#receive(payload),
+      onReconnected: () => {
+        this.#partsByMessage.clear();
         for (const topic of this.#listenersByTopic.keys())
           super.dispatchEvent(new CustomEvent(topic, { detail: RESYNC }));
-      }
-      this.#everConnected = true;
-      return client;
-    })().finally(() => {
-      this.#connecting = null;
+      },
     });
-    return this.#connecting;
+    // A first connect that failed is tried again by the next send.
+    listening.catch(() => {
+      if (this.#listener === listening) this.#listener = null;
+    });
+    this.#listener = listening;
+    return listening;
   }
 
-  #lost(client: pg.Client, err: Error): void {
-    if (this.#client !== client) return;
-    this.#client = null;
-    client.end().catch(() => {});
-    if (this.#closed) return;
-    log.warn("event fan-out connection lost; reconnecting", { err: err.message });
-    this.#reconnectAfter(FIRST_RETRY_MS);
+  #receive(payload: string): void {
+    if (!payload.startsWith(PART_PREFIX)) {
+      this.#deliver(payload);
+      return;
+    }
+    const header = /^part:([^:]+):(\d+):(\d+):/.exec(payload);
+    if (!header) return;
+    const [, messageId, index, count] = header as unknown as [string, string, string, string];
+    const parts = this.#partsByMessage.get(messageId) ?? [];
+    if (Number(index) !== parts.length) {
+      this.#partsByMessage.delete(messageId);
+      return;
+    }
+    parts.push(payload.slice(header[0].length));
+    if (parts.length < Number(count)) {
+      this.#partsByMessage.set(messageId, parts);
+      return;
+    }
+    this.#partsByMessage.delete(messageId);
+    this.#deliver(parts.join(""));
   }
 
-  /** Retries with back-off until LISTEN is in place again (a restart can take many seconds). */
-  #reconnectAfter(delayMs: number): void {
-    setTimeout(() => {
-      if (this.#closed || this.#client) return;
-      this.#connect().catch((err) => {
-        const next = Math.min(delayMs * 2, MAX_RETRY_MS);
-        log.warn("event fan-out still down; retrying", { err: (err as Error).message, retryInMs: next });
-        this.#reconnectAfter(next);
-      });
-    }, delayMs).unref();
-  }
-
-  #deliver(payload: string | undefined): void {
-    if (!payload) return;
+  #deliver(payload: string): void {
     let parsed: { t: string; d: unknown };
     try {
       parsed = JSON.parse(payload);
@@ -125,14 +132,31 @@ export class PostgresEventTarget<TEvent extends TypedEvent> extends EventTarget 
   }
 
   override dispatchEvent(event: TEvent): boolean {
-    const payload = notificationPayload(event.type, event.detail);
-    if (Buffer.byteLength(payload) > MAX_PAYLOAD_BYTES) {
-      log.error("event too large for NOTIFY; dropped", { type: event.type, bytes: Buffer.byteLength(payload) });
-      return false;
-    }
+    if (this.#closed) return false;
+    const parts = notificationParts(
+      notificationPayload(event.type, event.detail),
+      `${this.#senderId}.${this.#sentCount++}`,
+    );
+    const send = async () => {
+      const listener = await this.#listening();
+      const client = await listener.connection();
+      try {
+        if (parts.length === 1) await client.query("SELECT pg_notify($1, $2)", [EVENTS_CHANNEL, parts[0]]);
+        else
+          await client.query("SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS u(p, n) ORDER BY n", [
+            EVENTS_CHANNEL,
+            parts,
+          ]);
+      } catch (err) {
+        listener.queryFailed(client, err);
+        throw err;
+      }
+    };
     this.#pending = this.#pending
-      .then(() => this.#connect())
-      .then((client) => client.query("SELECT pg_notify($1, $2)", [EVENTS_CHANNEL, payload]))
+      .then(send)
+      // A NOTIFY cut off with its connection may not have gone out: sent again on the next one (a
+      // subscriber takes an event twice in its stride, but never learns of one that was lost).
+      .catch(send)
       .catch((err) => log.warn("NOTIFY failed; event not fanned out", { err, type: event.type }));
     return true;
   }
@@ -165,12 +189,15 @@ export class PostgresEventTarget<TEvent extends TypedEvent> extends EventTarget 
     else this.#listenersByTopic.delete(type);
   }
 
-  /** Waits for queued NOTIFYs, then closes the connection. */
+  /**
+   * Waits for queued NOTIFYs, then closes the connection; with the database down, it waits no
+   * longer than a query may take, and the NOTIFYs still queued are not sent.
+   */
   async close(): Promise<void> {
     this.#closed = true;
-    if (this.#probeTimer) clearInterval(this.#probeTimer);
+    await Promise.race([this.#pending, new Promise((resolve) => setTimeout(resolve, CLOSE_PATIENCE_MS).unref())]);
+    const listener = await this.#listener?.catch(() => null);
+    await listener?.close();
     await this.#pending;
-    await this.#client?.end().catch(() => {});
-    this.#client = null;
   }
 }

@@ -1,6 +1,7 @@
 import { createPubSub } from "graphql-yoga";
 import type { Variant, Video } from "../generated/prisma/client.ts";
 import type { VariantStatus, VideoStatus } from "../generated/prisma/enums.ts";
+import type { JobEvent } from "../protocol/messages.ts";
 import type { PostgresEventTarget } from "./postgres-event-target.ts";
 
 /**
@@ -28,14 +29,7 @@ export interface QueuePosition {
 export type VideoEventPayload =
   | { kind: "status"; video: VideoSnapshot }
   | { kind: "variantStatus"; video: VideoSnapshot; variant: VariantSnapshot }
-  | {
-      kind: "variantProgress";
-      video: VideoSnapshot;
-      variant: VariantSnapshot;
-      fps: number | null;
-      speed: number | null;
-      etaSeconds: number | null;
-    }
+  | ({ kind: "variantProgress"; video: VideoSnapshot; variant: VariantSnapshot } & EncoderFigures)
   | {
       kind: "renderProgress";
       video: VideoSnapshot;
@@ -51,6 +45,23 @@ export type VideoEventPayload =
     }
   /** Where the video's queued job stands now that its queue changed (src/jobs/queue-position.ts). */
   | { kind: "queuePosition"; video: VideoSnapshot; position: QueuePosition };
+
+type JobProgressEvent = Extract<JobEvent, { type: "job.progress" }>;
+
+/**
+ * What a worker's `job.progress` says of the encoder (fps, speed, ETA), passed to subscribers as
+ * it came: every field of the event but its envelope and what the API applies to its rows. A field
+ * added to the event lands here, and the compiler asks src/schema/video-events.ts for its GraphQL field.
+ */
+export type EncoderFigures = Omit<
+  JobProgressEvent,
+  "v" | "jobId" | "attempt" | "seq" | "workerId" | "runId" | "at" | "traceparent" | "type" | "progress" | "variants"
+>;
+
+export function encoderFigures(event: JobProgressEvent): EncoderFigures {
+  const { v, jobId, attempt, seq, workerId, runId, at, traceparent, type, progress, variants, ...figures } = event;
+  return figures;
+}
 
 /** Rows made JSON-safe: dates as ISO strings, byte counts as numbers. */
 export type VideoSnapshot = Omit<Video, "uploadSize" | "uploadedBytes" | DateKeys<Video>> &

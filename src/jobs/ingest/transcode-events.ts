@@ -1,5 +1,5 @@
 import type { Variant } from "../../generated/prisma/client.ts";
-import { variantSnapshot, videoSnapshot } from "../../events/video-events.ts";
+import { encoderFigures, variantSnapshot, videoSnapshot } from "../../events/video-events.ts";
 import type { Rung } from "../../protocol/messages.ts";
 import { inSpan } from "../../shared/tracing.ts";
 import { videoWebhookData, webhookEventId, type WebhookEmitter } from "../../webhooks/events.ts";
@@ -92,9 +92,7 @@ export function createTranscodeEventIngestor(deps: IngestDeps, runs: JobRunInges
         kind: "variantProgress",
         video: snapshot,
         variant: variantSnapshot(live),
-        fps: e.fps,
-        speed: e.speed,
-        etaSeconds: e.etaSeconds,
+        ...encoderFigures(e),
       });
       if (writeNow) {
         await db.variant.updateMany({

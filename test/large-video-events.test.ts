@@ -1,0 +1,106 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { notificationParts, PostgresEventTarget } from "../src/events/postgres-event-target.ts";
+import { createVideoPubSub, variantSnapshot, videoSnapshot } from "../src/events/video-events.ts";
+import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
+
+const CREATE_UPLOAD = `mutation($t: String!) { createUpload(input: { title: $t }) { ... on CreateUploadSuccess { video { id } } } }`;
+const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) {
+  __typename video { title status error }
+  ... on VariantProgressEvent { variant { name progress } fps }
+  ... on VariantStatusEvent { variant { name status } } } }`;
+
+// Characters of 1 to 4 UTF-8 bytes, so that a cut between parts can fall inside any of them.
+const LONG_TEXT = "aé€😀".repeat(2500);
+
+describe("video events larger than one NOTIFY reach the subscribers of every API instance", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ worker: false });
+  });
+  afterAll(() => t?.stop());
+
+  it("a video whose row is far over 8000 bytes: its status, progress and variant events published by another \
+instance arrive whole and in order, with a small event after them", async () => {
+    const db = t.app.services.db;
+    const videoId = (await t.gql(CREATE_UPLOAD, { t: "large row" })).data.createUpload.video.id as string;
+    const variant = await db.variant.create({
+      data: { videoId, name: "720p", kind: "VIDEO", bandwidth: 3_000_000, codecs: "avc1.64001f,mp4a.40.2" },
+    });
+    const subscription = collectSubscription<any>(t.wsClient(), EVENTS, { id: videoId });
+    await expect.poll(() => subscription.events.length, { timeout: 10_000 }).toBe(1);
+
+    const video = await db.video.update({
+      where: { id: videoId },
+      data: { status: "PROCESSING", error: LONG_TEXT },
+    });
+    const snapshot = videoSnapshot(video);
+    expect(Buffer.byteLength(JSON.stringify(snapshot))).toBeGreaterThan(20_000);
+
+    // Another API instance: its own fan-out connection to the same database.
+    const otherInstance = new PostgresEventTarget<never>(t.database.url);
+    await otherInstance.start();
+    try {
+      const pubSub = createVideoPubSub(otherInstance);
+      pubSub.publish("videoEvents", videoId, { kind: "status", video: snapshot });
+      pubSub.publish("videoEvents", videoId, {
+        kind: "variantProgress",
+        video: snapshot,
+        variant: { ...variantSnapshot(variant), progress: 42 },
+        fps: 30,
+        speed: 1.5,
+        etaSeconds: 12,
+      });
+      pubSub.publish("videoEvents", videoId, {
+        kind: "variantStatus",
+        video: snapshot,
+        variant: { ...variantSnapshot(variant), status: "READY" },
+      });
+      const ready = videoSnapshot(
+        await db.video.update({ where: { id: videoId }, data: { status: "READY", error: null } }),
+      );
+      pubSub.publish("videoEvents", videoId, { kind: "status", video: ready });
+      const events = await subscription.done;
+      expect(events.slice(1)).toEqual([
+        {
+          videoEvents: {
+            __typename: "VideoStatusEvent",
+            video: { title: "large row", status: "PROCESSING", error: LONG_TEXT },
+          },
+        },
+        {
+          videoEvents: {
+            __typename: "VariantProgressEvent",
+            video: { title: "large row", status: "PROCESSING", error: LONG_TEXT },
+            variant: { name: "720p", progress: 42 },
+            fps: 30,
+          },
+        },
+        {
+          videoEvents: {
+            __typename: "VariantStatusEvent",
+            video: { title: "large row", status: "PROCESSING", error: LONG_TEXT },
+            variant: { name: "720p", status: "READY" },
+          },
+        },
+        {
+          videoEvents: { __typename: "VideoStatusEvent", video: { title: "large row", status: "READY", error: null } },
+        },
+      ]);
+    } finally {
+      await otherInstance.close();
+    }
+  });
+
+  it("an event's NOTIFY parts each fit in one NOTIFY, are text on their own, and join to the event", () => {
+    for (const text of ["x".repeat(7800), "😀".repeat(2000), LONG_TEXT, LONG_TEXT.repeat(4)]) {
+      const payload = JSON.stringify({ t: "topic", d: text });
+      const parts = notificationParts(payload, "sender.1");
+      for (const part of parts) {
+        expect(Buffer.byteLength(part)).toBeLessThanOrEqual(7900);
+        expect(part).not.toContain("\uFFFD");
+      }
+      if (Buffer.byteLength(payload) <= 7900) expect(parts).toEqual([payload]);
+      else expect(parts.map((p) => p.replace(/^part:[^:]+:\d+:\d+:/, "")).join("")).toBe(payload);
+    }
+  });
+});
