@@ -7,7 +7,7 @@ import { inSpan } from "../../src/shared/tracing.ts";
 import { estimateJobMemoryBytes } from "../admission.ts";
 import { log } from "../log.ts";
 import { encodeLadder } from "../media/encode-ladder.ts";
-import { prepareFinishing } from "../media/finishing.ts";
+import { prepareMediaFilters } from "../media/media-filters.ts";
 import { abortError, isAbortError, MediaError } from "../media/errors.ts";
 import { createHlsPublisher } from "../media/hls-publisher.ts";
 import { planLadder, type PlannedRung } from "../media/ladder.ts";
@@ -18,7 +18,7 @@ import { trimProbedSource } from "../media/trim.ts";
 import { segmentPlan, targetDuration } from "../media/segments.ts";
 import {
   completedEncode,
-  earlierFinishing,
+  earlierMediaFilters,
   encodeManifestText,
   planResume,
   type EncodeManifest,
@@ -68,7 +68,7 @@ async function encodeAndPublish(
   const hls = hlsLayout(job.outputPrefix);
   const encoder = ctx.encoder ?? "libx264";
   const segments = segmentPlan(job.options.segmentSeconds);
-  const { applied, sourceFilters } = await finishingOf(job, ctx, input, probe);
+  const { applied, sourceFilters } = await mediaFiltersOf(job, ctx, input, probe);
   const segmentFormat = job.options.segmentFormat ?? "TS";
   const manifest: EncodeManifest = {
     jobId: job.jobId,
@@ -219,16 +219,16 @@ async function encodeAndPublish(
  * The job's loudness normalization and watermark, prepared before the encode: the measuring pass
  * is a step of the job's progress, and a run after an earlier run of the job reuses its measurement.
  */
-async function finishingOf(job: TranscodeJobMessage, ctx: JobContext, input: ProbedInput, probe: ProbeResult) {
+async function mediaFiltersOf(job: TranscodeJobMessage, ctx: JobContext, input: ProbedInput, probe: ProbeResult) {
   const { loudness, watermark } = job.options;
   if (!loudness && !watermark) return {};
   const manifestKey = hlsLayout(job.outputPrefix).encodeManifestKey;
-  const earlier = loudness ? await earlierFinishing(ctx.storage, manifestKey, job.jobId) : undefined;
+  const earlier = loudness ? await earlierMediaFilters(ctx.storage, manifestKey, job.jobId) : undefined;
   const measuring =
     loudness && probe.hasAudio && !earlier?.loudness ? reportStepProgress(ctx, "Measuring loudness") : null;
   try {
-    const prepared = await inSpan("prepare finishing", {}, () =>
-      prepareFinishing({
+    const prepared = await inSpan("prepare media filters", {}, () =>
+      prepareMediaFilters({
         options: job.options,
         storage: ctx.storage,
         workDir: ctx.workDir,

@@ -2,7 +2,7 @@ import { Parser } from "m3u8-parser";
 import { Rung, type SegmentFormat, type Storyboard } from "../../src/protocol/messages.ts";
 import { ENCODE_MANIFEST, RUNG_INIT_SEGMENT, RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
 import type { WorkerStorage } from "../storage/types.ts";
-import type { AppliedFinishing } from "./finishing.ts";
+import type { AppliedMediaFilters } from "./media-filters.ts";
 import { segmentCount, segmentFileName, segmentStart, type SegmentPlan } from "./segments.ts";
 
 /**
@@ -16,8 +16,11 @@ export interface EncodeManifest extends SegmentPlan {
   jobId: string;
   ladder: Rung[];
   encoder: string;
-  /** The loudness normalization (with its measurement) and watermark the run applies; absent: none. */
-  finishing?: AppliedFinishing;
+  /**
+   * The media filters (loudness normalization with its measurement, watermark) the run applies;
+   * absent: none. Stored as `finishing`: a run may resume from a manifest another release's worker wrote.
+   */
+  finishing?: AppliedMediaFilters;
   /** Set for fMP4 segments only (absent: MPEG-TS), so a TS encode's manifest reads as it always did. */
   segmentFormat?: "FMP4";
   /** A clip's range of the source (seconds): a run of another range starts from zero. */
@@ -81,11 +84,11 @@ export async function completedEncode(
  * What the earlier run of `jobId` that wrote the manifest at `manifestKey` applied besides the
  * ladder; undefined when there was none, it was another job's, or it cannot be read.
  */
-export async function earlierFinishing(
+export async function earlierMediaFilters(
   storage: WorkerStorage,
   manifestKey: string,
   jobId: string,
-): Promise<AppliedFinishing | undefined> {
+): Promise<AppliedMediaFilters | undefined> {
   try {
     const text = await storage.readText(manifestKey);
     const manifest = text === null ? null : (JSON.parse(text) as EncodeManifest);

@@ -9,7 +9,7 @@
  * still read version 1 and turn it into version 2. Upgrade workers before the API.
  */
 import { z } from "zod";
-import { LoudnessTarget, Watermark } from "./finishing.ts";
+import { LoudnessTarget, Watermark } from "./media-filters.ts";
 
 export const PROTOCOL_VERSION = 2 as const;
 /** Versions still read, the current one last. */
