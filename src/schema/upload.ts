@@ -1,11 +1,13 @@
 import { randomBytes } from "node:crypto";
 import { builder } from "../builder.ts";
+import { tenantOf } from "../context.ts";
 import { FileTooLargeError, NotFoundError, ValidationError } from "../errors.ts";
 import type { Video } from "../generated/prisma/client.ts";
 import { completeUpload, queueUploadedVideo } from "../uploads/complete-upload.ts";
 import { sourceKey, videoPrefix } from "../protocol/storage-layout.ts";
 import { UploadTooLargeError } from "../storage/types.ts";
 import { createVideoOnce } from "../videos/create-video-once.ts";
+import { createVideo } from "../videos/creation-options.ts";
 import { findVideoOrThrow } from "../videos/find-video.ts";
 import { validIdempotencyKey, validOrigin, validTitle } from "../videos/input-rules.ts";
 import { creationOptionFields, validCreationOptions } from "./creation-options.ts";
@@ -141,7 +143,7 @@ builder.mutationFields((t) => ({
       if (file.size === 0) throw new ValidationError("file", "The file is empty (0 bytes)");
       if (file.size > ctx.maxUploadBytes) throw new FileTooLargeError(ctx.maxUploadBytes);
       const options = await validCreationOptions(ctx, args);
-      const { video: created } = await createVideoOnce(ctx, null, { title: name }, options);
+      const created = await createVideo(ctx.db, { title: name, tenantId: tenantOf(ctx) }, options);
       const key = sourceKey(created.id);
       try {
         await ctx.storage.write(key, file.stream() as unknown as AsyncIterable<Uint8Array>, {
