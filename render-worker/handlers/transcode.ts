@@ -7,7 +7,7 @@ import { inSpan } from "../../src/shared/tracing.ts";
 import { estimateJobMemoryBytes } from "../admission.ts";
 import { log } from "../log.ts";
 import { encodeLadder } from "../media/encode-ladder.ts";
-import { prepareFinishing } from "../media/finishing.ts";
+import { prepareMediaFilters } from "../media/media-filters.ts";
 import { abortError, isAbortError, MediaError } from "../media/errors.ts";
 import { createHlsPublisher } from "../media/hls-publisher.ts";
 import { planLadder, type PlannedRung } from "../media/ladder.ts";
@@ -18,7 +18,7 @@ import { trimProbedSource } from "../media/trim.ts";
 import { segmentPlan, targetDuration } from "../media/segments.ts";
 import {
   completedEncode,
-  earlierFinishing,
+  earlierMediaFilters,
   encodeManifestText,
   planResume,
   readEarlierEncode,
@@ -81,7 +81,7 @@ async function encodeAndPublish(
   const rungs = rungsToEncode(ladder, job.options.rungs);
   const encoder = ctx.encoder ?? "libx264";
   const segments = segmentPlan(job.options.segmentSeconds);
-  const { applied, sourceFilters } = await finishingOf(job, ctx, earlier, input, probe);
+  const { applied, sourceFilters } = await mediaFiltersOf(job, ctx, earlier, input, probe);
   const segmentFormat = job.options.segmentFormat ?? "TS";
   const manifest: EncodeManifest = {
     jobId: job.jobId,
@@ -232,7 +232,7 @@ async function encodeAndPublish(
  * The job's loudness normalization and watermark, prepared before the encode: the measuring pass
  * is a step of the job's progress, and a run after an earlier run of the job reuses its measurement.
  */
-async function finishingOf(
+async function mediaFiltersOf(
   job: TranscodeJobMessage,
   ctx: JobContext,
   earlierEncode: EarlierEncode,
@@ -241,12 +241,12 @@ async function finishingOf(
 ) {
   const { loudness, watermark } = job.options;
   if (!loudness && !watermark) return {};
-  const earlier = loudness ? earlierFinishing(earlierEncode, job.jobId) : undefined;
+  const earlier = loudness ? earlierMediaFilters(earlierEncode, job.jobId) : undefined;
   const measuring =
     loudness && probe.hasAudio && !earlier?.loudness ? reportStepProgress(ctx, "Measuring loudness") : null;
   try {
-    const prepared = await inSpan("prepare finishing", {}, () =>
-      prepareFinishing({
+    const prepared = await inSpan("prepare media filters", {}, () =>
+      prepareMediaFilters({
         options: job.options,
         storage: ctx.storage,
         workDir: ctx.workDir,

@@ -36,7 +36,7 @@ export interface EncodeLadderArgs {
   tuning?: LadderTuning;
   /**
    * Filters applied once to the decoded source, before the ladder is scaled and the audio encoded
-   * (a watermark, loudness normalization: finishing.ts). `video` reads `[0:V:0]` and the extra
+   * (a watermark, loudness normalization: media-filters.ts). `video` reads `[0:V:0]` and the extra
    * `inputs` (`[1:v:0]`…) and writes `[src]`; `audio` is a filter chain for `[0:a:0]`.
    */
   sourceFilters?: { inputs: FfmpegInput[]; video?: string; audio?: string };

@@ -1,4 +1,4 @@
-import type { LoudnessTarget } from "../../src/protocol/finishing.ts";
+import type { LoudnessTarget } from "../../src/protocol/media-filters.ts";
 import { runFfmpeg, type FfmpegStatus } from "./ffmpeg-process.ts";
 import { MediaError } from "./errors.ts";
 import { mediaInputOptions, type ProbedInput } from "./media-input.ts";

@@ -2,7 +2,7 @@ import { type KeptSegment, parsePlaylist } from "./playlists.ts";
 import { Rung, type SegmentFormat, type Storyboard } from "../../src/protocol/messages.ts";
 import { type hlsLayout, RUNG_INIT_SEGMENT } from "../../src/protocol/storage-layout.ts";
 import type { WorkerStorage } from "../storage/types.ts";
-import type { AppliedFinishing } from "./finishing.ts";
+import type { AppliedMediaFilters } from "./media-filters.ts";
 import { segmentCount, segmentFileName, segmentStart, type SegmentPlan } from "./segments.ts";
 
 /**
@@ -16,8 +16,11 @@ export interface EncodeManifest extends SegmentPlan {
   jobId: string;
   ladder: Rung[];
   encoder: string;
-  /** The loudness normalization (with its measurement) and watermark the run applies; absent: none. */
-  finishing?: AppliedFinishing;
+  /**
+   * The media filters (loudness normalization with its measurement, watermark) the run applies;
+   * absent: none. Stored as `finishing`: a run may resume from a manifest another release's worker wrote.
+   */
+  finishing?: AppliedMediaFilters;
   /** Set for fMP4 segments only (absent: MPEG-TS), so a TS encode's manifest reads as it always did. */
   segmentFormat?: "FMP4";
   /** A clip's range of the source (seconds): a run of another range starts from zero. */
@@ -94,7 +97,7 @@ export function completedEncode(earlier: EarlierEncode, jobId: string): Finished
  * What the earlier run of `jobId` applied besides the ladder; undefined when there was none, it
  * was another job's, or its manifest cannot be read.
  */
-export function earlierFinishing(earlier: EarlierEncode, jobId: string): AppliedFinishing | undefined {
+export function earlierMediaFilters(earlier: EarlierEncode, jobId: string): AppliedMediaFilters | undefined {
   return earlier.manifest?.jobId === jobId ? earlier.manifest.finishing : undefined;
 }
 

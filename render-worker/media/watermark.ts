@@ -1,4 +1,4 @@
-import { WATERMARK_MAX_SIDE, type Watermark } from "../../src/protocol/finishing.ts";
+import { WATERMARK_MAX_SIDE, type Watermark } from "../../src/protocol/media-filters.ts";
 import type { FfmpegInput } from "./ffmpeg-process.ts";
 
 /**

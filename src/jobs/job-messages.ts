@@ -1,5 +1,5 @@
 import type { Job, JobKind, Video } from "../generated/prisma/client.ts";
-import { Finishing } from "../protocol/finishing.ts";
+import { MediaFilters } from "../protocol/media-filters.ts";
 import { PROTOCOL_VERSION, type JobMessage } from "../protocol/messages.ts";
 import { manimCachePrefix, sourceKey, videoPrefix } from "../protocol/storage-layout.ts";
 import { parseJobInput, type StoredJobInput } from "./create-job.ts";
@@ -52,7 +52,7 @@ const builders = {
         // retryVariant: only these rungs, the master still listing the whole ladder.
         ...(input.rungs ? { rungs: input.rungs } : {}),
         // The video's loudness target and watermark: every attempt and every job of it the same.
-        ...(video.finishing === null ? {} : Finishing.parse(video.finishing)),
+        ...(video.mediaFilters === null ? {} : MediaFilters.parse(video.mediaFilters)),
         ...clipTrim(video),
       },
     };

@@ -10,7 +10,7 @@
  * previous release send `step.progress` as `render.progress`; the API reads it as `step.progress`.
  */
 import { z } from "zod";
-import { LoudnessTarget, Watermark } from "./finishing.ts";
+import { LoudnessTarget, Watermark } from "./media-filters.ts";
 
 export const PROTOCOL_VERSION = 2 as const;
 /** Versions still read, the current one last. */

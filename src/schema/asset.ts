@@ -3,7 +3,7 @@ import { builder } from "../builder.ts";
 import { tenantOf } from "../context.ts";
 import { FileTooLargeError, ValidationError } from "../errors.ts";
 import { readImageHeader } from "../assets/image-header.ts";
-import { WATERMARK_MAX_BYTES, WATERMARK_MAX_SIDE } from "../protocol/finishing.ts";
+import { WATERMARK_MAX_BYTES, WATERMARK_MAX_SIDE } from "../protocol/media-filters.ts";
 import { tenantAssetKey } from "../protocol/storage-layout.ts";
 import { UploadTooLargeError } from "../storage/types.ts";
 import { mutationWork } from "../jobs/mutation-work.ts";

@@ -3,6 +3,7 @@ import { NotFoundError, SourceUnavailableError, ValidationError } from "../error
 import type { Video } from "../generated/prisma/client.ts";
 import { createClip } from "../videos/create-clip.ts";
 import { validTitle } from "../videos/input-rules.ts";
+import { creationOptionFields, validCreationOptions } from "./creation-options.ts";
 import { PlaybackPolicyEnum, VideoRef } from "./video.ts";
 import { mutationWork } from "../jobs/mutation-work.ts";
 
@@ -13,6 +14,7 @@ const CreateClipInput = builder.inputType("CreateClipInput", {
     end: t.float({ required: true, description: "Seconds into the source video where the clip ends." }),
     title: t.string({ description: "Default: the source video's title with “(clip)”." }),
     playbackPolicy: t.field({ type: PlaybackPolicyEnum, description: "Default: the source video's." }),
+    ...creationOptionFields(t, "source video"),
   }),
 });
 
@@ -56,7 +58,9 @@ builder.mutationFields((t) => ({
     description:
       "Cuts a new video from a range of a READY video, frame-accurately: its stored source is encoded again from " +
       "`start` to `end` through the usual ladder (progress, playable and READY as for an upload). For a clip " +
-      "without an encode, add `asset_start_time` and `asset_end_time` to a playback URL instead.",
+      "without an encode, add `asset_start_time` and `asset_end_time` to a playback URL instead. The clip has " +
+      "the source video's segment format, loudness target and watermark unless it chooses otherwise; static " +
+      "renditions are its own.",
     authScopes: { scope: "videos:write" },
     extensions: mutationWork({ jobs: ["TRANSCODE"] }),
     args: { input: t.arg({ type: CreateClipInput, required: true }) },
@@ -72,6 +76,7 @@ builder.mutationFields((t) => ({
         end: input.end,
         title: input.title === null || input.title === undefined ? null : validTitle(input.title),
         playbackPolicy: input.playbackPolicy ?? null,
+        options: (inherited) => validCreationOptions(ctx, input, inherited),
       });
       return { video };
     },

@@ -8,10 +8,8 @@ import { GeminiError, GeminiNotConfiguredError, generateQuizQuestions } from "..
 import { parseQuizCsv, QuizCsvError } from "../quiz/parse-quiz-csv.ts";
 import { ErrorInterface } from "./errors.ts";
 import { createRenderedVideo, RenderSuccess } from "./rendered-video.ts";
-import { STATIC_RENDITIONS_INPUT, StaticRenditionNameEnum } from "./static-rendition.ts";
 import { validIdempotencyKey, validTitle } from "../videos/input-rules.ts";
-import { LoudnessInput, validFinishing, WatermarkInput } from "./finishing.ts";
-import { SegmentFormatEnum } from "./segment-format.ts";
+import { creationOptionFields, validCreationOptions } from "./creation-options.ts";
 import { PlaybackPolicyEnum } from "./video.ts";
 import { mutationWork } from "../jobs/mutation-work.ts";
 
@@ -63,13 +61,10 @@ const RenderCompositionInput = builder.inputType("RenderCompositionInput", {
     height: t.int({ description: "Default 720." }),
     title: t.string({ required: true }),
     playbackPolicy: t.field({ type: PlaybackPolicyEnum }),
-    segmentFormat: t.field({ type: SegmentFormatEnum, description: "How the HLS segments are packaged; default TS." }),
     idempotencyKey: t.string({
       description: "The same key (per tenant) returns the same video instead of rendering again.",
     }),
-    loudness: t.field({ type: LoudnessInput, description: "Normalize the audio's loudness (EBU R128)." }),
-    watermark: t.field({ type: WatermarkInput, description: "Draw a tenant's image over the video." }),
-    staticRenditions: t.field({ type: [StaticRenditionNameEnum], description: STATIC_RENDITIONS_INPUT }),
+    ...creationOptionFields(t),
   }),
 });
 
@@ -200,15 +195,13 @@ builder.mutationFields((t) => ({
         const field = issue.path[0] === "narration" ? "voice" : String(issue.path[0]);
         throw new ValidationError(field, `${field}: ${issue.message}`);
       }
-      const finishing = await validFinishing(ctx, input);
+      const options = await validCreationOptions(ctx, input);
       const video = await createRenderedVideo(ctx, {
         title,
         idempotencyKey: validIdempotencyKey(input.idempotencyKey),
         playbackPolicy: input.playbackPolicy ?? "PUBLIC",
-        finishing,
-        segmentFormat: input.segmentFormat,
+        options,
         source: "COMPOSITION",
-        staticRenditions: input.staticRenditions,
         kind: "RENDER_COMPOSITION",
         input: { template: input.template, questions, assets, ...settings },
       });

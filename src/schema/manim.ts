@@ -2,10 +2,8 @@ import { builder } from "../builder.ts";
 import { NoWorkerError, NotFoundError, ValidationError } from "../errors.ts";
 import { jobCapability } from "../jobs/create-job.ts";
 import { createRenderedVideo, RenderSuccess } from "./rendered-video.ts";
-import { STATIC_RENDITIONS_INPUT, StaticRenditionNameEnum } from "./static-rendition.ts";
 import { validIdempotencyKey, validTitle } from "../videos/input-rules.ts";
-import { LoudnessInput, validFinishing, WatermarkInput } from "./finishing.ts";
-import { SegmentFormatEnum } from "./segment-format.ts";
+import { creationOptionFields, validCreationOptions } from "./creation-options.ts";
 import { PlaybackPolicyEnum } from "./video.ts";
 import { mutationWork } from "../jobs/mutation-work.ts";
 
@@ -29,13 +27,10 @@ const RenderManimInput = builder.inputType("RenderManimInput", {
     renderer: t.field({ type: ManimRendererEnum, description: "Default CAIRO." }),
     title: t.string({ required: true }),
     playbackPolicy: t.field({ type: PlaybackPolicyEnum }),
-    segmentFormat: t.field({ type: SegmentFormatEnum, description: "How the HLS segments are packaged; default TS." }),
     idempotencyKey: t.string({
       description: "The same key (per tenant) returns the same video instead of rendering again.",
     }),
-    loudness: t.field({ type: LoudnessInput, description: "Normalize the audio's loudness (EBU R128)." }),
-    watermark: t.field({ type: WatermarkInput, description: "Draw a tenant's image over the video." }),
-    staticRenditions: t.field({ type: [StaticRenditionNameEnum], description: STATIC_RENDITIONS_INPUT }),
+    ...creationOptionFields(t),
   }),
 });
 
@@ -63,15 +58,13 @@ builder.mutationFields((t) => ({
       }
       const unserved = await ctx.dispatcher.whyUnserved(jobCapability.RENDER_MANIM);
       if (unserved) throw new NoWorkerError("manim", `No worker can render Manim scenes now: ${unserved}`);
-      const finishing = await validFinishing(ctx, input);
+      const options = await validCreationOptions(ctx, input);
       const video = await createRenderedVideo(ctx, {
         title,
         idempotencyKey: validIdempotencyKey(input.idempotencyKey),
         playbackPolicy: input.playbackPolicy ?? "PUBLIC",
-        finishing,
-        segmentFormat: input.segmentFormat,
+        options,
         source: "MANIM",
-        staticRenditions: input.staticRenditions,
         kind: "RENDER_MANIM",
         input: {
           code: input.code,

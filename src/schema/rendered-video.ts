@@ -1,9 +1,9 @@
 import { builder } from "../builder.ts";
 import type { Context } from "../context.ts";
-import type { JobKind, Prisma, StaticRenditionName, Video } from "../generated/prisma/client.ts";
+import type { JobKind, Video } from "../generated/prisma/client.ts";
 import { announceQueuedJob, createJob, type JobInputOf } from "../jobs/create-job.ts";
-import { requestStaticRenditions } from "../jobs/queue-static-renditions.ts";
 import { createVideoOnce } from "../videos/create-video-once.ts";
+import type { CreationOptions } from "../videos/creation-options.ts";
 import { VideoRef } from "./video.ts";
 
 export const RenderSuccess = builder.objectRef<{ video: Video }>("RenderSuccess").implement({
@@ -21,30 +21,23 @@ type SourceJob = { [K in SourceJobKind]: { kind: K; input: JobInputOf<K> } }[Sou
  */
 export async function createRenderedVideo(
   ctx: Context,
-  options: {
+  request: {
     title: string;
     idempotencyKey: string | null;
     playbackPolicy: "PUBLIC" | "SIGNED";
-    /** How the transcode of the made source packages its segments; default TS. */
-    segmentFormat?: "TS" | "FMP4" | null;
     source: "URL" | "MANIM" | "COMPOSITION";
-    /** Loudness and watermark its transcode applies (validFinishing). */
-    finishing?: Prisma.InputJsonValue;
-    /** Static renditions to make once the video is READY. */
-    staticRenditions?: readonly StaticRenditionName[] | null;
+    /** What its creator chose (validCreationOptions). */
+    options: CreationOptions;
   } & SourceJob,
 ): Promise<Video> {
-  const { video, created } = await createVideoOnce(ctx, options.idempotencyKey, {
-    title: options.title,
-    playbackPolicy: options.playbackPolicy,
-    segmentFormat: options.segmentFormat ?? "TS",
-    source: options.source,
-    status: "QUEUED",
-    finishing: options.finishing,
-  });
+  const { video, created } = await createVideoOnce(
+    ctx,
+    request.idempotencyKey,
+    { title: request.title, playbackPolicy: request.playbackPolicy, source: request.source, status: "QUEUED" },
+    request.options,
+  );
   if (!created) return video;
-  if (options.staticRenditions?.length) await requestStaticRenditions(ctx.db, video.id, options.staticRenditions);
-  const job = { kind: options.kind, input: options.input } as SourceJob;
+  const job = { kind: request.kind, input: request.input } as SourceJob;
   await createJob(ctx.db, { videoId: video.id, maxAttempts: ctx.maxAttempts, ...job }, ctx.costs);
   announceQueuedJob(ctx, video);
   return video;

@@ -7,14 +7,14 @@ import { completeUpload, queueUploadedVideo } from "../uploads/complete-upload.t
 import { sourceKey, videoPrefix } from "../protocol/storage-layout.ts";
 import { UploadTooLargeError } from "../storage/types.ts";
 import { createVideoOnce } from "../videos/create-video-once.ts";
+import { createVideo } from "../videos/creation-options.ts";
 import { findVideoOrThrow } from "../videos/find-video.ts";
 import { validIdempotencyKey, validOrigin, validTitle } from "../videos/input-rules.ts";
-import { LoudnessInput, validFinishing, WatermarkInput } from "./finishing.ts";
-import { SegmentFormatEnum } from "./segment-format.ts";
-import { requestStaticRenditions } from "../jobs/queue-static-renditions.ts";
-import { STATIC_RENDITIONS_INPUT, StaticRenditionNameEnum } from "./static-rendition.ts";
+import { creationOptionFields, validCreationOptions } from "./creation-options.ts";
 import { PlaybackPolicyEnum, VideoRef } from "./video.ts";
 import { mutationWork } from "../jobs/mutation-work.ts";
+
+const CREATION_OPTION_ARGS = builder.args((t) => creationOptionFields(t));
 
 const CreateUploadInput = builder.inputType("CreateUploadInput", {
   fields: (t) => ({
@@ -28,15 +28,12 @@ const CreateUploadInput = builder.inputType("CreateUploadInput", {
         "default: this request's Origin header.",
     }),
     playbackPolicy: t.field({ type: PlaybackPolicyEnum, description: "Default PUBLIC." }),
-    segmentFormat: t.field({ type: SegmentFormatEnum, description: "How the HLS segments are packaged; default TS." }),
     idempotencyKey: t.string({
       description:
         "The same key (per tenant) returns the same video, with an upload URL for it, " +
         "instead of creating a second one. Up to 200 characters.",
     }),
-    loudness: t.field({ type: LoudnessInput, description: "Normalize the audio's loudness (EBU R128)." }),
-    watermark: t.field({ type: WatermarkInput, description: "Draw a tenant's image over the video." }),
-    staticRenditions: t.field({ type: [StaticRenditionNameEnum], description: STATIC_RENDITIONS_INPUT }),
+    ...creationOptionFields(t),
   }),
 });
 
@@ -91,15 +88,18 @@ builder.mutationFields((t) => ({
       if (size !== null && size > ctx.maxUploadBytes) throw new FileTooLargeError(ctx.maxUploadBytes);
       const idempotencyKey = validIdempotencyKey(input.idempotencyKey);
       const origin = validOrigin(input.origin) ?? ctx.requestOrigin;
-      const finishing = await validFinishing(ctx, input);
-      const { video, created } = await createVideoOnce(ctx, idempotencyKey, {
-        title,
-        uploadSize: size,
-        playbackPolicy: input.playbackPolicy ?? "PUBLIC",
-        segmentFormat: input.segmentFormat ?? "TS",
-        uploadNonce: randomBytes(16).toString("base64url"),
-        finishing,
-      });
+      const options = await validCreationOptions(ctx, input);
+      const { video, created } = await createVideoOnce(
+        ctx,
+        idempotencyKey,
+        {
+          title,
+          uploadSize: size,
+          playbackPolicy: input.playbackPolicy ?? "PUBLIC",
+          uploadNonce: randomBytes(16).toString("base64url"),
+        },
+        options,
+      );
       // A repeat must be the same upload: its URL takes exactly the size the first call declared.
       if (!created && size !== null && (video.uploadSize === null || Number(video.uploadSize) !== size)) {
         const first = video.uploadSize === null ? "no size" : `size ${video.uploadSize}`;
@@ -107,9 +107,6 @@ builder.mutationFields((t) => ({
           "size",
           `This idempotencyKey's upload was created with ${first}; a repeated call sends the same size (or none)`,
         );
-      }
-      if (created && input.staticRenditions?.length) {
-        await requestStaticRenditions(ctx.db, video.id, input.staticRenditions);
       }
       try {
         const target = await ctx.storage.createUploadTarget(video.id, {
@@ -138,19 +135,15 @@ builder.mutationFields((t) => ({
     args: {
       file: t.arg({ type: "File", required: true }),
       title: t.arg.string(),
-      loudness: t.arg({ type: LoudnessInput }),
-      watermark: t.arg({ type: WatermarkInput }),
-      segmentFormat: t.arg({ type: SegmentFormatEnum, description: "How the HLS segments are packaged; default TS." }),
-      staticRenditions: t.arg({ type: [StaticRenditionNameEnum], description: STATIC_RENDITIONS_INPUT }),
+      ...CREATION_OPTION_ARGS,
     },
     errors: { types: [ValidationError, FileTooLargeError, NotFoundError], union: { name: "UploadVideoResult" } },
-    resolve: async (_root, { file, title, segmentFormat, staticRenditions, ...options }, ctx) => {
+    resolve: async (_root, { file, title, ...args }, ctx) => {
       const name = validTitle(title, file.name || "Untitled");
       if (file.size === 0) throw new ValidationError("file", "The file is empty (0 bytes)");
       if (file.size > ctx.maxUploadBytes) throw new FileTooLargeError(ctx.maxUploadBytes);
-      const finishing = await validFinishing(ctx, options);
-      const data = { title: name, tenantId: tenantOf(ctx), finishing, segmentFormat: segmentFormat ?? "TS" };
-      const created = await ctx.db.video.create({ data });
+      const options = await validCreationOptions(ctx, args);
+      const created = await createVideo(ctx.db, { title: name, tenantId: tenantOf(ctx) }, options);
       const key = sourceKey(created.id);
       try {
         await ctx.storage.write(key, file.stream() as unknown as AsyncIterable<Uint8Array>, {
@@ -163,7 +156,6 @@ builder.mutationFields((t) => ({
         if (err instanceof UploadTooLargeError) throw new FileTooLargeError(ctx.maxUploadBytes);
         throw err;
       }
-      if (staticRenditions?.length) await requestStaticRenditions(ctx.db, created.id, staticRenditions);
       const video = await queueUploadedVideo(ctx, created.id, { key, name: file.name || "upload", size: file.size });
       return { video: video ?? created };
     },

@@ -3,9 +3,7 @@ import { NotFoundError, ValidationError } from "../errors.ts";
 import { checkOutboundUrl, literalAddressProblem } from "../http/outbound-url.ts";
 import { createRenderedVideo, RenderSuccess } from "./rendered-video.ts";
 import { validIdempotencyKey, validTitle } from "../videos/input-rules.ts";
-import { LoudnessInput, validFinishing, WatermarkInput } from "./finishing.ts";
-import { SegmentFormatEnum } from "./segment-format.ts";
-import { STATIC_RENDITIONS_INPUT, StaticRenditionNameEnum } from "./static-rendition.ts";
+import { creationOptionFields, validCreationOptions } from "./creation-options.ts";
 import { PlaybackPolicyEnum } from "./video.ts";
 import { mutationWork } from "../jobs/mutation-work.ts";
 
@@ -14,13 +12,10 @@ const CreateVideoFromUrlInput = builder.inputType("CreateVideoFromUrlInput", {
     url: t.string({ required: true, description: "An http(s) URL of a video file on the public internet." }),
     title: t.string({ required: true }),
     playbackPolicy: t.field({ type: PlaybackPolicyEnum }),
-    segmentFormat: t.field({ type: SegmentFormatEnum, description: "How the HLS segments are packaged; default TS." }),
     idempotencyKey: t.string({
       description: "The same key (per tenant) returns the same video instead of importing again.",
     }),
-    loudness: t.field({ type: LoudnessInput, description: "Normalize the audio's loudness (EBU R128)." }),
-    watermark: t.field({ type: WatermarkInput, description: "Draw a tenant's image over the video." }),
-    staticRenditions: t.field({ type: [StaticRenditionNameEnum], description: STATIC_RENDITIONS_INPUT }),
+    ...creationOptionFields(t),
   }),
 });
 
@@ -46,12 +41,10 @@ builder.mutationFields((t) => ({
         title: validTitle(input.title),
         idempotencyKey: validIdempotencyKey(input.idempotencyKey),
         playbackPolicy: input.playbackPolicy ?? "PUBLIC",
-        finishing: await validFinishing(ctx, input),
-        segmentFormat: input.segmentFormat,
+        options: await validCreationOptions(ctx, input),
         source: "URL",
         kind: "IMPORT_URL",
         input: { url: url.href },
-        staticRenditions: input.staticRenditions,
       });
       return { video };
     },

@@ -2,6 +2,7 @@ import { tenantOf, type Context } from "../context.ts";
 import { SourceUnavailableError, ValidationError } from "../errors.ts";
 import type { Video } from "../generated/prisma/client.ts";
 import { announceQueuedJob, createJob } from "../jobs/create-job.ts";
+import { type CreationOptions, createVideo, type InheritedOptions, inheritedOptions } from "./creation-options.ts";
 import { findVideoOrThrow } from "./find-video.ts";
 
 /** A clip shorter than this is a frame or none. */
@@ -17,6 +18,8 @@ export interface ClipRequest {
   title: string | null;
   /** Null: the source video's. */
   playbackPolicy: "PUBLIC" | "SIGNED" | null;
+  /** The clip's creation options, from what it inherits from the source video. */
+  options: (inherited: InheritedOptions) => Promise<CreationOptions>;
 }
 
 /** `start` and `end` (seconds of `source`) when they make a clip of it; else a ValidationError naming the field. */
@@ -40,6 +43,8 @@ function validClipRange(start: number, end: number, duration: number): { start: 
  * source video's stored source, cut frame-accurately (the job message carries the trim). A clip
  * of a clip is cut from the same stored source, its range moved by the first clip's start. The
  * source video must be READY and its source still stored; another tenant's video is not found.
+ * The clip inherits the source video's segment format and media filters unless `request.options`
+ * says otherwise: a clip of a watermarked fMP4 video is a watermarked fMP4 video.
  */
 export async function createClip(ctx: Context, request: ClipRequest): Promise<Video> {
   const source = await findVideoOrThrow(ctx, request.sourceVideoId);
@@ -51,10 +56,12 @@ export async function createClip(ctx: Context, request: ClipRequest): Promise<Vi
   if (!source.sourceKey || (await ctx.storage.size(source.sourceKey)) === null) {
     throw new SourceUnavailableError(source.id, "The video's source file is no longer stored: it cannot be clipped");
   }
+  const options = await request.options(inheritedOptions(source));
   const offset = source.clipStart ?? 0;
   const video = await ctx.db.$transaction(async (tx) => {
-    const created = await tx.video.create({
-      data: {
+    const created = await createVideo(
+      tx,
+      {
         tenantId: tenantOf(ctx),
         title: request.title ?? `${source.title.slice(0, 293)} (clip)`,
         playbackPolicy: request.playbackPolicy ?? source.playbackPolicy,
@@ -68,7 +75,8 @@ export async function createClip(ctx: Context, request: ClipRequest): Promise<Vi
         clipEnd: offset + range.end,
         uploadedAt: new Date(),
       },
-    });
+      options,
+    );
     await createJob(tx, { videoId: created.id, kind: "TRANSCODE", input: {}, maxAttempts: ctx.maxAttempts }, ctx.costs);
     return created;
   });

@@ -1,7 +1,7 @@
 /**
- * Loudness normalization and a watermark: what a video's transcodes apply besides the ladder,
- * chosen when the video is created, stored on it (`Video.finishing`) and carried by every
- * transcode message of it, so a retry and a resumed run apply them the same way.
+ * Media filters (loudness normalization, a watermark): what a video's transcodes apply to its
+ * source besides the ladder, chosen when the video is created, stored on it (`Video.mediaFilters`)
+ * and carried by every transcode message of it, so a retry and a resumed run apply them the same way.
  */
 import { z } from "zod";
 
@@ -47,9 +47,9 @@ export const Watermark = z.object({
 });
 export type Watermark = z.infer<typeof Watermark>;
 
-/** Everything a video's transcodes apply besides the ladder; absent keys: nothing of that kind. */
-export const Finishing = z.object({
+/** The media filters a video's transcodes apply; absent keys: nothing of that kind. */
+export const MediaFilters = z.object({
   loudness: LoudnessTarget.optional(),
   watermark: Watermark.optional(),
 });
-export type Finishing = z.infer<typeof Finishing>;
+export type MediaFilters = z.infer<typeof MediaFilters>;

@@ -23,15 +23,28 @@ const EVENTS = /* GraphQL */ `
     __typename video { status error playbackUrl }
     ... on RenderProgressEvent { description percent }
   } }`;
+const CREATE_CLIP = /* GraphQL */ `
+  mutation($input: CreateClipInput!) {
+    createClip(input: $input) { __typename ... on CreateClipSuccess { video { id } } ... on Error { message } } }`;
 const VARIANTS = /* GraphQL */ `
   query($id: ID!) { video(id: $id) {
-    status variants { name kind height playlistUrl }
+    status segmentFormat staticRenditions { name } variants { name kind height playlistUrl }
     loudness { integratedLufs truePeakDb lra } watermark { position widthFraction margin marginUnit opacity }
   } }`;
 const UPLOAD_ASSET = /* GraphQL */ `
   mutation($f: File!, $kind: AssetKind!) { uploadAsset(file: $f, kind: $kind) {
     __typename ... on UploadAssetSuccess { asset { id kind contentType } } ... on ValidationError { field message }
   } }`;
+
+interface FinishedVideo {
+  id: string;
+  events: any[];
+  variants: Variant[];
+  segmentFormat: string;
+  staticRenditions: { name: string }[];
+  loudness: unknown;
+  watermark: unknown;
+}
 
 interface Variant {
   name: string;
@@ -100,31 +113,49 @@ describe("loudness normalization and a watermark, chosen at creation (public API
 
   /** Creates a video with `options`, uploads `bytes` and returns its events once it ends. */
   async function transcode(bytes: Buffer, options: Record<string, unknown>) {
-    const created = (await t.gql(CREATE_UPLOAD, { input: { title: "finishing", ...options } })).data.createUpload;
+    const created = (await t.gql(CREATE_UPLOAD, { input: { title: "media filters", ...options } })).data.createUpload;
     expect(created.__typename).toBe("CreateUploadSuccess");
     const id: string = created.video.id;
     const events = collectSubscription<any>(t.wsClient(), EVENTS, { id }).done;
     const res = await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: new Uint8Array(bytes) });
     expect(res.status).toBe(200);
-    const all = (await events).map((e) => e.videoEvents);
-    expect(all.at(-1).video).toMatchObject({ status: "READY", error: null });
-    const { variants, loudness, watermark } = (await t.gql(VARIANTS, { id })).data.video;
-    return { id, events: all, variants: variants as Variant[], loudness, watermark };
+    return finished(id, events);
   }
 
-  /** A rung's segments, fetched through its playback URLs and joined into one MPEG-TS file. */
+  /** Cuts a clip with `input`, and returns its events once it ends. */
+  async function clip(input: Record<string, unknown>) {
+    const created = (await t.gql(CREATE_CLIP, { input })).data.createClip;
+    expect(created.__typename).toBe("CreateClipSuccess");
+    const id: string = created.video.id;
+    return finished(id, collectSubscription<any>(t.wsClient(), EVENTS, { id }).done);
+  }
+
+  /** The video once `events` end READY, as the API reads it back. */
+  async function finished(id: string, events: Promise<any[]>): Promise<FinishedVideo> {
+    const all = (await events).map((e) => e.videoEvents);
+    expect(all.at(-1).video).toMatchObject({ status: "READY", error: null });
+    const video = (await t.gql(VARIANTS, { id })).data.video;
+    return { ...video, id, events: all, variants: video.variants as Variant[] };
+  }
+
+  /**
+   * A rung's segments, fetched through its playback URLs and joined into one file: MPEG-TS, or for
+   * fMP4 segments the init segment (`#EXT-X-MAP`) and the media segments, one fragmented MP4.
+   */
   async function rungFile(variant: Variant, name: string): Promise<string> {
     const playlistUrl = `${t.url}${variant.playlistUrl}`;
     const parser = new Parser();
     parser.push(await (await fetch(playlistUrl)).text());
     parser.end();
+    const segments = parser.manifest.segments;
+    const init = segments[0]?.map?.uri;
     const parts: Buffer[] = [];
-    for (const segment of parser.manifest.segments) {
-      const res = await fetch(new URL(segment.uri, playlistUrl));
+    for (const uri of [...(init ? [init] : []), ...segments.map((s) => s.uri)]) {
+      const res = await fetch(new URL(uri, playlistUrl));
       expect(res.status).toBe(200);
       parts.push(Buffer.from(await res.arrayBuffer()));
     }
-    const file = path.join(fixturesDir(), `${name}.ts`);
+    const file = path.join(fixturesDir(), `${name}.${init ? "mp4" : "ts"}`);
     await writeFile(file, Buffer.concat(parts));
     return file;
   }
@@ -175,6 +206,53 @@ describe("loudness normalization and a watermark, chosen at creation (public API
     const corners = await cornerLuma(await rungFile(top, "plain-video"));
     expect(Math.max(...Object.values(corners))).toBeLessThan(40);
   });
+
+  it("a clip keeps its source's segment format, loudness and watermark unless it chooses otherwise", async () => {
+    const watermark = { assetId: watermarkId, position: "TOP_RIGHT", widthFraction: 0.2, margin: 0, opacity: 1 };
+    const options = {
+      segmentFormat: "FMP4",
+      loudness: { integratedLufs: -16 },
+      watermark,
+      staticRenditions: ["AUDIO"],
+    };
+    const source = await transcode(tone, options);
+    expect(source).toMatchObject({ segmentFormat: "FMP4", staticRenditions: [{ name: "AUDIO" }] });
+
+    // Left out: the source's, as the published clip shows (fMP4 segments, the mark, −16 LUFS); no static renditions.
+    const inherited = await clip({ sourceVideoId: source.id, start: 1, end: 5 });
+    expect(inherited).toMatchObject({ segmentFormat: "FMP4", staticRenditions: [] });
+    expect(inherited.loudness).toEqual(source.loudness);
+    expect(inherited.watermark).toEqual(source.watermark);
+    const marked = await rungFile(inherited.variants.find((v) => v.kind === "VIDEO")!, "clip-inherited");
+    expect(marked.endsWith(".mp4")).toBe(true);
+    const corners = await cornerLuma(marked);
+    expect(corners.topRight).toBeGreaterThan(200);
+    expect(Math.max(corners.topLeft, corners.bottomLeft, corners.bottomRight)).toBeLessThan(40);
+    const audio = inherited.variants.find((v) => v.kind === "AUDIO")!;
+    expect(
+      Math.abs((await integratedLoudness(await rungFile(audio, "clip-inherited-audio"))) - -16),
+    ).toBeLessThanOrEqual(1);
+
+    // Each chosen again: null is none, a value replaces the source's; static renditions are the clip's own.
+    const own = await clip({
+      sourceVideoId: source.id,
+      start: 1,
+      end: 5,
+      segmentFormat: "TS",
+      loudness: null,
+      watermark: null,
+      staticRenditions: ["AUDIO"],
+    });
+    expect(own).toMatchObject({ segmentFormat: "TS", loudness: null, watermark: null });
+    expect(own.staticRenditions).toEqual([{ name: "AUDIO" }]);
+    const plain = await rungFile(own.variants.find((v) => v.kind === "VIDEO")!, "clip-own");
+    expect(plain.endsWith(".ts")).toBe(true);
+    expect(Math.max(...Object.values(await cornerLuma(plain)))).toBeLessThan(40);
+    const untouched = await integratedLoudness(
+      await rungFile(own.variants.find((v) => v.kind === "AUDIO")!, "clip-own-audio"),
+    );
+    expect(Math.abs(untouched - -30)).toBeLessThanOrEqual(1);
+  }, 300_000);
 
   it("refuses hostile options at creation with union errors", async () => {
     const create = async (options: Record<string, unknown>, authorization?: string) =>

@@ -17,7 +17,7 @@ const VIDEO_ID = "c3d2e1f0-a9b8-4c7d-8e6f-5a4b3c2d1e0f";
 describe("a resumed run applies the loudness and watermark of the run before it (real ffmpeg)", () => {
   let root: string;
   beforeEach(async () => {
-    root = await mkdtemp(path.join(fixturesDir(), "finishing-resume-"));
+    root = await mkdtemp(path.join(fixturesDir(), "media-filters-resume-"));
   });
   afterEach(async () => {
     await rm(root, { recursive: true, force: true });

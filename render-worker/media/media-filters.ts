@@ -1,5 +1,5 @@
 import path from "node:path";
-import type { LoudnessTarget, Watermark } from "../../src/protocol/finishing.ts";
+import type { LoudnessTarget, Watermark } from "../../src/protocol/media-filters.ts";
 import type { ProbeResult, TranscodeOptions } from "../../src/protocol/messages.ts";
 import type { WorkerStorage } from "../storage/types.ts";
 import type { EncodeLadderArgs } from "./encode-ladder.ts";
@@ -13,7 +13,7 @@ import { watermarkGraph, watermarkInput } from "./watermark.ts";
  * job reuses the measurement (so its audio gets the same gain) and keeps the segments only when
  * this is the same.
  */
-export interface AppliedFinishing {
+export interface AppliedMediaFilters {
   /** `measured` null: the audio is silence and is left as it is. */
   loudness?: { target: LoudnessTarget; measured: LoudnessMeasurement | null };
   watermark?: Watermark;
@@ -25,19 +25,19 @@ export interface AppliedFinishing {
  * work dir. Returns nothing to apply when the job asks for neither (or for loudness of a silent
  * source without audio).
  */
-export async function prepareFinishing(args: {
+export async function prepareMediaFilters(args: {
   options: Pick<TranscodeOptions, "loudness" | "watermark">;
   storage: WorkerStorage;
   workDir: string;
   input: ProbedInput;
   probe: ProbeResult;
   signal: AbortSignal;
-  earlier: AppliedFinishing | undefined;
+  earlier: AppliedMediaFilters | undefined;
   /** The measuring pass's position, 0..1: it is a step of the job's progress. */
   onMeasuring: (fraction: number) => void;
-}): Promise<{ applied?: AppliedFinishing; sourceFilters?: EncodeLadderArgs["sourceFilters"] }> {
+}): Promise<{ applied?: AppliedMediaFilters; sourceFilters?: EncodeLadderArgs["sourceFilters"] }> {
   const { options, probe } = args;
-  const applied: AppliedFinishing = {};
+  const applied: AppliedMediaFilters = {};
   const sourceFilters: NonNullable<EncodeLadderArgs["sourceFilters"]> = { inputs: [] };
   // An audio-only source has no picture to draw on: its watermark is not applied.
   const { width, height } = probe;

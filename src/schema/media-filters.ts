@@ -1,17 +1,16 @@
 import { builder } from "../builder.ts";
 import { tenantOf, type Context } from "../context.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
-import type { Prisma } from "../generated/prisma/client.ts";
 import { isUuid } from "../ids.ts";
+import { storedMediaFilters } from "../videos/creation-options.ts";
 import {
   DEFAULT_LOUDNESS_TARGET,
-  Finishing,
   LoudnessTarget,
   WATERMARK_MAX_BYTES,
   type Watermark,
   WatermarkFormat,
   WatermarkPosition,
-} from "../protocol/finishing.ts";
+} from "../protocol/media-filters.ts";
 
 const WatermarkPositionEnum = builder.enumType("WatermarkPosition", { values: WatermarkPosition.options });
 const MarginUnitEnum = builder.enumType("MarginUnit", {
@@ -66,53 +65,29 @@ const WatermarkRef = builder.objectRef<Watermark>("Watermark").implement({
   }),
 });
 
-/** The stored options, or nothing when the row holds none (or something that is not them). */
-function storedFinishing(value: unknown): Finishing {
-  const parsed = Finishing.safeParse(value ?? {});
-  return parsed.success ? parsed.data : {};
-}
-
 builder.prismaObjectFields("Video", (t) => ({
   loudness: t.field({
     type: LoudnessRef,
     nullable: true,
     description: "The loudness target its transcodes normalize the audio to; null: the audio as it is.",
-    select: { finishing: true },
-    resolve: (video) => storedFinishing(video.finishing).loudness ?? null,
+    select: { mediaFilters: true },
+    resolve: (video) => storedMediaFilters(video.mediaFilters).loudness ?? null,
   }),
   watermark: t.field({
     type: WatermarkRef,
     nullable: true,
     description: "The watermark its transcodes draw; null: none.",
-    select: { finishing: true },
-    resolve: (video) => storedFinishing(video.finishing).watermark ?? null,
+    select: { mediaFilters: true },
+    resolve: (video) => storedMediaFilters(video.mediaFilters).watermark ?? null,
   }),
 }));
 
-interface FinishingArgs {
-  loudness?: { integratedLufs?: number | null; truePeakDb?: number | null; lra?: number | null } | null;
-  watermark?: {
-    assetId: string | number;
-    position?: WatermarkPosition | null;
-    widthFraction?: number | null;
-    margin?: number | null;
-    marginUnit?: "PERCENT" | "PIXELS" | null;
-    opacity?: number | null;
-  } | null;
-}
-
-/**
- * The loudness target and watermark a create mutation asked for, checked, as the video stores
- * them (`Video.finishing`); undefined when it asked for neither. Another tenant's asset is not found.
- */
-export async function validFinishing(ctx: Context, args: FinishingArgs): Promise<Prisma.InputJsonValue | undefined> {
-  const loudness = args.loudness ? validLoudness(args.loudness) : undefined;
-  const watermark = args.watermark ? await validWatermark(ctx, args.watermark) : undefined;
-  if (!loudness && !watermark) return undefined;
-  return JSON.parse(JSON.stringify(Finishing.parse({ loudness, watermark }))) as Prisma.InputJsonValue;
-}
-
-function validLoudness(input: NonNullable<FinishingArgs["loudness"]>): LoudnessTarget {
+/** A loudness target as asked for, with its defaults, checked. */
+export function validLoudness(input: {
+  integratedLufs?: number | null;
+  truePeakDb?: number | null;
+  lra?: number | null;
+}): LoudnessTarget {
   const target = {
     integratedLufs: input.integratedLufs ?? DEFAULT_LOUDNESS_TARGET.integratedLufs,
     truePeakDb: input.truePeakDb ?? DEFAULT_LOUDNESS_TARGET.truePeakDb,
@@ -124,7 +99,18 @@ function validLoudness(input: NonNullable<FinishingArgs["loudness"]>): LoudnessT
   return LoudnessTarget.parse(target);
 }
 
-async function validWatermark(ctx: Context, input: NonNullable<FinishingArgs["watermark"]>): Promise<Watermark> {
+/** A watermark as asked for, with its defaults, checked; another tenant's asset is not found. */
+export async function validWatermark(
+  ctx: Context,
+  input: {
+    assetId: string | number;
+    position?: WatermarkPosition | null;
+    widthFraction?: number | null;
+    margin?: number | null;
+    marginUnit?: "PERCENT" | "PIXELS" | null;
+    opacity?: number | null;
+  },
+): Promise<Watermark> {
   const unit = input.marginUnit ?? "PERCENT";
   const margin = input.margin ?? 3;
   const widthFraction = input.widthFraction ?? 0.15;

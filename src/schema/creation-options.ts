@@ -1,0 +1,71 @@
+import type { InputShapeFromFields } from "@pothos/core";
+import type { builder } from "../builder.ts";
+import type { Context } from "../context.ts";
+import { type CreationOptions, type InheritedOptions, NEW_VIDEO_DEFAULTS } from "../videos/creation-options.ts";
+import { LoudnessInput, validLoudness, validWatermark, WatermarkInput } from "./media-filters.ts";
+import { SegmentFormatEnum } from "./segment-format.ts";
+import { STATIC_RENDITIONS_INPUT, StaticRenditionNameEnum } from "./static-rendition.ts";
+
+type Types = typeof builder extends PothosSchemaTypes.SchemaBuilder<infer T> ? T : never;
+
+/**
+ * The per-video options every create mutation takes (CreationOptions), as input fields or
+ * arguments. `defaults` says what an option left out means: the usual defaults, or (createClip)
+ * the source video's.
+ */
+export function creationOptionFields<Kind extends "Arg" | "InputObject">(
+  t: PothosSchemaTypes.InputFieldBuilder<Types, Kind>,
+  defaults: "new video" | "source video" = "new video",
+) {
+  const inherits = defaults === "source video";
+  return {
+    segmentFormat: t.field<typeof SegmentFormatEnum, false>({
+      type: SegmentFormatEnum,
+      description: inherits
+        ? "How the HLS segments are packaged; default: the source video's (null: TS)."
+        : "How the HLS segments are packaged; default TS.",
+    }),
+    loudness: t.field<typeof LoudnessInput, false>({
+      type: LoudnessInput,
+      description: inherits
+        ? "Normalize the audio's loudness (EBU R128). Default: the source video's target; null: none."
+        : "Normalize the audio's loudness (EBU R128).",
+    }),
+    watermark: t.field<typeof WatermarkInput, false>({
+      type: WatermarkInput,
+      description: inherits
+        ? "Draw a tenant's image over the video. Default: the source video's watermark; null: none."
+        : "Draw a tenant's image over the video.",
+    }),
+    staticRenditions: t.field<[typeof StaticRenditionNameEnum], false>({
+      type: [StaticRenditionNameEnum],
+      description: STATIC_RENDITIONS_INPUT,
+    }),
+  };
+}
+
+type CreationOptionArgs = Partial<InputShapeFromFields<ReturnType<typeof creationOptionFields<"InputObject">>>>;
+
+/**
+ * The options a create mutation chose, checked, as the video stores them. An option left out
+ * (undefined) is `defaults`'s; one given as null is none (TS segments, no filter). Another
+ * tenant's watermark asset is not found.
+ */
+export async function validCreationOptions(
+  ctx: Context,
+  args: CreationOptionArgs,
+  defaults: InheritedOptions = NEW_VIDEO_DEFAULTS,
+): Promise<CreationOptions> {
+  const chosen = <T, U>(arg: T | null | undefined, leftOut: U, none: U, valid: (value: T) => U | Promise<U>) =>
+    arg === undefined ? leftOut : arg === null ? none : valid(arg);
+  return {
+    segmentFormat: await chosen(args.segmentFormat, defaults.segmentFormat, "TS", (format) => format),
+    mediaFilters: {
+      loudness: await chosen(args.loudness, defaults.mediaFilters.loudness, undefined, validLoudness),
+      watermark: await chosen(args.watermark, defaults.mediaFilters.watermark, undefined, (w) =>
+        validWatermark(ctx, w),
+      ),
+    },
+    staticRenditions: args.staticRenditions ?? [],
+  };
+}

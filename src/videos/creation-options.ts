@@ -1,0 +1,53 @@
+import type { Db } from "../db/client.ts";
+import { Prisma, type SegmentFormat, type StaticRenditionName, type Video } from "../generated/prisma/client.ts";
+import { MediaFilters } from "../protocol/media-filters.ts";
+
+/**
+ * What the creator of a video chooses for it, as the video keeps it: every create mutation takes
+ * these (src/schema/creation-options.ts) and `createVideo` writes them. Each key is the Video
+ * field (column or relation) that holds it.
+ */
+export interface CreationOptions {
+  segmentFormat: SegmentFormat;
+  mediaFilters: MediaFilters;
+  /** Made once the video is READY; asked for per video, so a clip does not inherit them. */
+  staticRenditions: readonly StaticRenditionName[];
+}
+
+/** The options a clip inherits from the video it is cut from, unless it chooses otherwise. */
+export type InheritedOptions = Omit<CreationOptions, "staticRenditions">;
+
+/** What a video made from a new source gets for an option its creator left out. */
+export const NEW_VIDEO_DEFAULTS: InheritedOptions = { segmentFormat: "TS", mediaFilters: {} };
+
+/** The media filters a video stores, or none when the row holds none (or something that is not them). */
+export function storedMediaFilters(value: Prisma.JsonValue): MediaFilters {
+  const parsed = MediaFilters.safeParse(value ?? {});
+  return parsed.success ? parsed.data : {};
+}
+
+/** What a clip of `video` inherits. */
+export function inheritedOptions(video: Pick<Video, keyof InheritedOptions>): InheritedOptions {
+  return { segmentFormat: video.segmentFormat, mediaFilters: storedMediaFilters(video.mediaFilters) };
+}
+
+/** A new video's fields that hold its creation options (a missing one fails to compile). */
+function creationFields(
+  options: CreationOptions,
+): Required<Pick<Prisma.VideoUncheckedCreateInput, keyof CreationOptions>> {
+  const filters = JSON.parse(JSON.stringify(MediaFilters.parse(options.mediaFilters))) as Prisma.InputJsonObject;
+  return {
+    segmentFormat: options.segmentFormat,
+    mediaFilters: Object.keys(filters).length > 0 ? filters : Prisma.DbNull,
+    staticRenditions: { create: [...new Set(options.staticRenditions)].map((name) => ({ name })) },
+  };
+}
+
+/** Creates a video with its creation options; the one way a video row is created. */
+export function createVideo(
+  db: Pick<Db, "video">,
+  data: Omit<Prisma.VideoUncheckedCreateInput, keyof CreationOptions>,
+  options: CreationOptions,
+): Promise<Video> {
+  return db.video.create({ data: { ...data, ...creationFields(options) } });
+}
