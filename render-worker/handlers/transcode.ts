@@ -2,7 +2,7 @@ import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { ProbeResult, Rung, Storyboard, TranscodeJobMessage } from "../../src/protocol/messages.ts";
 import { storageUnavailable } from "../../src/shared/storage-errors.ts";
-import { ENCODE_MANIFEST, hlsLayout, posterKey } from "../../src/protocol/storage-layout.ts";
+import { ENCODE_MANIFEST, type HlsLayout, hlsLayout, posterKey } from "../../src/protocol/storage-layout.ts";
 import { inSpan } from "../../src/shared/tracing.ts";
 import { estimateJobMemoryBytes } from "../admission.ts";
 import { log } from "../log.ts";
@@ -59,8 +59,6 @@ export async function transcode(job: TranscodeJobMessage, ctx: JobContext): Prom
     releaseMemory();
   }
 }
-
-type HlsLayout = ReturnType<typeof hlsLayout>;
 
 /** Where a run publishes its HLS, and what an earlier run left there: read once, at the start. */
 interface HlsOutput {

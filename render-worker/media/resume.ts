@@ -1,6 +1,6 @@
 import { type KeptSegment, parsePlaylist } from "./playlists.ts";
 import { Rung, type SegmentFormat, type Storyboard } from "../../src/protocol/messages.ts";
-import { type hlsLayout, RUNG_INIT_SEGMENT } from "../../src/protocol/storage-layout.ts";
+import { type HlsLayout, RUNG_INIT_SEGMENT } from "../../src/protocol/storage-layout.ts";
 import type { WorkerStorage } from "../storage/types.ts";
 import type { AppliedMediaFilters } from "./media-filters.ts";
 import { segmentCount, segmentFileName, segmentStart, type SegmentPlan } from "./segments.ts";
@@ -53,8 +53,6 @@ export function encodeManifestText(manifest: EncodeManifest): string {
 }
 
 type FinishedEncode = EncodeManifest & { complete: CompletedEncode };
-
-type HlsLayout = ReturnType<typeof hlsLayout>;
 
 /**
  * The manifest an earlier run left under the video's `hls/`, read once by a run: `text` is null

@@ -3,7 +3,6 @@ import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import os from "node:os";
 import path from "node:path";
-import { Parser } from "m3u8-parser";
 import type { Db } from "../db/client.ts";
 import { log } from "../log.ts";
 import { animatedPreviewKey, thumbnailAtKey, videoPrefix } from "../protocol/storage-layout.ts";
@@ -14,6 +13,7 @@ import { createRenderLimiter, OverShareError, renderImage, TooBusyError } from "
 import { type ImageRequest, parseAnimatedRequest, parseThumbnailRequest } from "../thumbnails/requests.ts";
 import { clientAddress } from "./client-address.ts";
 import { admitPlayback, type PlaybackGuard } from "./playback-guard.ts";
+import { parsePlaylist } from "../storage/playlists.ts";
 
 /** `/media/videos/{id}/thumbnail.jpg`, `/media/videos/{id}/animated.webp` or `.gif`. */
 const IMAGE_PATH =
@@ -71,14 +71,12 @@ interface RungMedia {
 async function rungSegments(storage: VideoImageStorage, playlistKey: string): Promise<RungMedia | null> {
   const text = await storage.readText(playlistKey);
   if (text === null) return null;
-  const parser = new Parser();
-  parser.push(text);
-  parser.end();
+  const playlist = parsePlaylist(text);
   const prefix = playlistKey.slice(0, playlistKey.lastIndexOf("/"));
   const segments: Segment[] = [];
   let initKey: string | null = null;
   let start = 0;
-  for (const segment of parser.manifest.segments) {
+  for (const segment of playlist.segments) {
     const map = segment.map?.uri;
     if (map !== undefined && initKey === null) {
       // The worker names the init beside the playlist; anything else is not followed.

@@ -56,6 +56,9 @@ export function hlsLayout(outputPrefix: string) {
   };
 }
 
+/** Where one video's HLS output lives: its playlists, segments and encode manifest. */
+export type HlsLayout = ReturnType<typeof hlsLayout>;
+
 /** The poster of a video, under its prefix. */
 export const posterKey = (outputPrefix: string): string => `${outputPrefix}/thumbnails/poster.jpg`;
 
