@@ -3,7 +3,7 @@ import { pipeline } from "node:stream/promises";
 import type { Bucket, Storage } from "@google-cloud/storage";
 import { createGcsClient } from "../shared/gcs-client.ts";
 import { sourceKey } from "../protocol/storage-layout.ts";
-import { SignedUrlCache } from "./signed-url-cache.ts";
+import { SignedUrlCache, servedFromBucket } from "./signed-url-cache.ts";
 import {
   assertValidKey,
   UploadTooLargeError,
@@ -132,11 +132,7 @@ export class GcsStorage implements ApiStorage {
   }
 
   get publishedObjects(): PublishedObjectAccess {
-    return {
-      servedBy: "bucket",
-      signedUrlTtlSeconds: this.signedUrlTtlSeconds,
-      signedReadUrl: (key) => this.signedReadUrl(key),
-    };
+    return servedFromBucket(this);
   }
 
   readObject(key: string): AsyncIterable<Uint8Array> {

@@ -20,7 +20,7 @@ import { createS3Client, type S3ConnectionOptions } from "../shared/s3-client.ts
 import { storageUnavailable } from "../shared/storage-errors.ts";
 import { partialUploadKey, sourceKey } from "../protocol/storage-layout.ts";
 import { signedUploadTarget, type UploadUrlSigning } from "./api-urls.ts";
-import { SignedUrlCache } from "./signed-url-cache.ts";
+import { SignedUrlCache, servedFromBucket } from "./signed-url-cache.ts";
 import {
   assertValidKey,
   UploadTooLargeError,
@@ -175,11 +175,7 @@ export class S3Storage implements ApiStorage, ResumableUploads {
   }
 
   get publishedObjects(): PublishedObjectAccess {
-    return {
-      servedBy: "bucket",
-      signedUrlTtlSeconds: this.signedUrlTtlSeconds,
-      signedReadUrl: (key) => this.signedReadUrl(key),
-    };
+    return servedFromBucket(this);
   }
 
   readObject(key: string): AsyncIterable<Uint8Array> {

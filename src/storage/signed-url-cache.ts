@@ -1,4 +1,5 @@
 import { mediaUrl } from "./api-urls.ts";
+import type { PublishedObjectAccess } from "./types.ts";
 
 const MAX_CACHED_URLS = 50_000;
 
@@ -51,4 +52,16 @@ export class SignedUrlCache {
     });
     return url;
   }
+}
+
+/** How players get a bucket's published objects: by the signed URLs `store` issues. */
+export function servedFromBucket(store: {
+  signedUrlTtlSeconds: number;
+  signedReadUrl(key: string): Promise<string>;
+}): PublishedObjectAccess {
+  return {
+    servedBy: "bucket",
+    signedUrlTtlSeconds: store.signedUrlTtlSeconds,
+    signedReadUrl: (key) => store.signedReadUrl(key),
+  };
 }
