@@ -1,6 +1,6 @@
 import { type ControlMessage, parseControlMessage } from "../../src/protocol/messages.ts";
 import { log } from "../log.ts";
-import type { RunTable } from "./run-table.ts";
+import type { ActiveRun, RunTable } from "./run-table.ts";
 
 const CANCELED_MEMORY_MS = 10 * 60_000;
 
@@ -24,28 +24,15 @@ export function createCancelListener(workerId: string, runs: RunTable) {
       if (message.runId !== undefined) {
         // A duplicate run is stopped; the job itself is not canceled, so a later delivery still runs.
         const run = runs.byRunId(message.runId);
-        if (run) {
-          log.info("cancel of a duplicate run received: stopping it", {
-            jobId: run.jobId,
-            attempt: run.attempt,
-            runId: run.runId,
-          });
-          run.canceled = true;
-          run.controller.abort(new Error("duplicate run stopped"));
-        }
+        if (run) stopRun(run, "cancel of a duplicate run received: stopping it", "duplicate run stopped");
         return;
       }
       canceled.set(message.jobId, message.attempt);
       setTimeout(() => canceled.delete(message.jobId), CANCELED_MEMORY_MS).unref();
       for (const run of runs.all()) {
-        if (run.jobId !== message.jobId || run.attempt !== message.attempt) continue;
-        log.info("cancel received: stopping the job", {
-          jobId: message.jobId,
-          attempt: message.attempt,
-          runId: run.runId,
-        });
-        run.canceled = true;
-        run.controller.abort(new Error("job canceled"));
+        if (run.jobId === message.jobId && run.attempt === message.attempt) {
+          stopRun(run, "cancel received: stopping the job", "job canceled");
+        }
       }
     },
     /** Whether a cancel of this attempt was received (in the last ten minutes). */
@@ -56,3 +43,10 @@ export function createCancelListener(workerId: string, runs: RunTable) {
 }
 
 export type CancelListener = ReturnType<typeof createCancelListener>;
+
+/** Stops a run because of a cancel: it ends canceled, not failed. */
+function stopRun(run: ActiveRun, logMessage: string, reason: string): void {
+  log.info(logMessage, { jobId: run.jobId, attempt: run.attempt, runId: run.runId });
+  run.canceled = true;
+  run.controller.abort(new Error(reason));
+}
