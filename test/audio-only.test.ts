@@ -13,7 +13,7 @@ import { collectSubscription, startTestApp, type TestApp } from "./support/app.t
 import { launchChromium } from "./support/console.ts";
 import { startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
 import { createUpload, finalState } from "./support/upload-and-wait.ts";
-import { fixturesDir, runFfmpeg } from "./worker/media-fixtures.ts";
+import { fixturesDir, runFfmpeg } from "./support/media-fixtures.ts";
 
 const run = promisify(execFile);
 const HLS_JS = fileURLToPath(import.meta.resolve("hls.js/dist/hls.min.js"));

@@ -3,7 +3,7 @@ import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { finalState, uploadAndWait } from "./support/upload-and-wait.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 const UPLOAD_VIDEO = /* GraphQL */ `
   mutation($file: File!, $title: String) {

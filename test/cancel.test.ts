@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectSubscription, startTestApp, type TestApp, uploadUntilEncoding } from "./support/app.ts";
 import { createUpload } from "./support/upload-and-wait.ts";
 import { processesWorkingUnder } from "./support/process-scan.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { status } } }`;
 const JOB =

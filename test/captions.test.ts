@@ -6,7 +6,7 @@ import { MEDIA_TIME_ZERO_90KHZ } from "../src/protocol/media-timeline.ts";
 import { captionKey } from "../src/protocol/storage-layout.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { ADMIN_AUTH } from "./support/auth.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 const SIGNING_SECRET = "test-signing-secret-test-signing-secret-0123";
 const CREATE_UPLOAD = /* GraphQL */ `

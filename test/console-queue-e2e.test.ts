@@ -6,7 +6,7 @@ import { startTestApp, type TestApp } from "./support/app.ts";
 import { TEST_ADMIN_KEY } from "./support/auth.ts";
 import { buildConsole, launchChromium, screenshotsDir } from "./support/console.ts";
 import { finalState } from "./support/upload-and-wait.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 const JWT_SECRET = "a-shared-hs256-secret-of-at-least-32-chars";
 const CREATE_UPLOAD = /* GraphQL */ `

@@ -11,7 +11,7 @@ import { collectSubscription, gqlAt, uploadUntilEncoding } from "./support/app.t
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
 import { processesWorkingUnder } from "./support/process-scan.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 const CREATE_UPLOAD =
   `mutation($title: String!) { createUpload(input: { title: $title }) { ... on ` +

@@ -9,7 +9,7 @@ import { ADMIN_AUTH } from "./support/auth.ts";
 import { collectSubscription, gqlAt, uploadUntilEncoding } from "./support/app.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
 import { processesWorkingUnder } from "./support/process-scan.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 const CREATE_UPLOAD =
   `mutation($title: String!) { createUpload(input: { title: $title }) { ... on ` +

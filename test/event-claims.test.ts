@@ -7,7 +7,7 @@ import { EVENTS_QUEUE } from "../src/protocol/queues.ts";
 import { gqlAt } from "./support/app.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, startScriptProcess, startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 const CREATE_UPLOAD =
   `mutation($title: String!) { createUpload(input: { title: $title }) { ... on ` +

@@ -17,7 +17,7 @@ import {
   makeVfrClip,
   makeY4mHeaderBomb,
   makeZeroLengthAudio,
-} from "./worker/media-fixtures.ts";
+} from "./support/media-fixtures.ts";
 
 const run = promisify(execFile);
 

@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectSubscription, type TestApp } from "./support/app.ts";
 import { startAppOnMotoS3, type MotoS3 } from "./support/moto-s3.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 const CREATE_UPLOAD = /* GraphQL */ `
   mutation($title: String!) {

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clipMediaPlaylist } from "../src/http/instant-clip.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { launchChromium } from "./support/console.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 const SIGNING_SECRET = "test-signing-secret-test-signing-secret-0123";
 const HLS_JS = fileURLToPath(import.meta.resolve("hls.js/dist/hls.min.js"));

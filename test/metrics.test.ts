@@ -4,7 +4,7 @@ import { freePort } from "../src/free-port.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { parseMetrics, sampleValue, type Sample } from "./support/prometheus-text.ts";
 import { createUpload, uploadAndWait } from "./support/upload-and-wait.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 async function scrape(url: string): Promise<Sample[]> {
   const res = await fetch(url);

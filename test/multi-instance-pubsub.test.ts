@@ -10,7 +10,7 @@ import { collectSubscription, gqlAt } from "./support/app.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
 import { pubSubEmulatorUnavailableReason, startPubSubEmulator } from "./support/pubsub-emulator.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 const emulator = await startPubSubEmulator();
 if (!emulator) console.warn(`[test] two-instance Pub/Sub test SKIPPED: ${pubSubEmulatorUnavailableReason}`);

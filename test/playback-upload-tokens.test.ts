@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PlaybackTokens } from "../src/http/playback-tokens.ts";
 import { UrlSigner } from "../src/storage/url-signer.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 const SIGNING_SECRET = "test-signing-secret-test-signing-secret-0123";
 const CREATE_UPLOAD = /* GraphQL */ `

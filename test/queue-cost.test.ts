@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey, ensureTenant } from "../src/auth/api-keys.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { finalState } from "./support/upload-and-wait.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 const CREATE_UPLOAD = /* GraphQL */ `
   mutation($title: String!) {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
 import { createUpload } from "./support/upload-and-wait.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 const run = promisify(execFile);
 const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { status playable } } }`;

@@ -6,14 +6,14 @@ import { ValidationError } from "../src/errors.ts";
 import { createVideoPubSub } from "../src/events/video-events.ts";
 import { cancelVideo, tellWorkersToCancel } from "../src/jobs/cancel.ts";
 import { createDispatcher, type Dispatcher } from "../src/jobs/dispatcher.ts";
-import { createEventIngestor, type EventIngestor } from "../src/jobs/ingest-events.ts";
+import type { EventIngestor } from "../src/jobs/ingest-events.ts";
+import { createTestEventIngestor } from "./support/event-ingestor.ts";
 import { retryVariant } from "../src/jobs/retry-variant.ts";
 import { queueUploadedVideo } from "../src/uploads/complete-upload.ts";
 import { PROTOCOL_VERSION, type JobEvent, type JobEventBody, type Rung } from "../src/protocol/messages.ts";
 import { CONTROL_NOTIFY_CHANNEL } from "../src/protocol/queues.ts";
 import { createPostgresTransport } from "../src/transport/postgres.ts";
 import type { ApiTransport } from "../src/transport/types.ts";
-import { createWebhookEmitter } from "../src/webhooks/events.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 
 const LADDER: Rung[] = [
@@ -117,7 +117,6 @@ describe("state changes are compare-and-set; races with the interleaving injecte
   let holdTransition: ((e: JobEvent) => Promise<void>) | undefined;
   const control: { type?: string; jobId?: string; marker?: number }[] = [];
   const pubSub = createVideoPubSub(undefined);
-  const webhooks = createWebhookEmitter({ retryHours: 24, onQueued: () => {} });
   const deps = () => ({ db, pubSub, transport, dispatcher, maxAttempts: 3 });
 
   beforeAll(async () => {
@@ -142,14 +141,9 @@ describe("state changes are compare-and-set; races with the interleaving injecte
     await db.webhookEndpoint.create({
       data: { tenantId: DEFAULT_TENANT_ID, url: "http://127.0.0.1:9/hook", secret: "s", events: [] },
     });
-    ingestor = createEventIngestor({
-      db,
+    ingestor = createTestEventIngestor(db, {
       pubSub,
-      webhooks,
-      progressWriteIntervalMs: 0,
-      onJobRequeued: () => {},
       onCanceledJobReported: (jobId, attempt, workerId) => tellWorkersToCancel(transport, jobId, attempt, workerId),
-      stallSeconds: 30,
       holdTransition: async (e) => holdTransition?.(e),
     });
   }, 60_000);

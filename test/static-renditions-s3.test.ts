@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TestApp } from "./support/app.ts";
 import { startAppOnMotoS3, type MotoS3 } from "./support/moto-s3.ts";
 import { finalState } from "./support/upload-and-wait.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 const CREATE_UPLOAD = /* GraphQL */ `
   mutation($input: CreateUploadInput!) {

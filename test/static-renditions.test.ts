@@ -9,7 +9,7 @@ import { createApiKey, ensureTenant } from "../src/auth/api-keys.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { ADMIN_AUTH } from "./support/auth.ts";
 import { finalState } from "./support/upload-and-wait.ts";
-import { makeAudioOnly, makeClip } from "./worker/media-fixtures.ts";
+import { makeAudioOnly, makeClip } from "./support/media-fixtures.ts";
 
 const run = promisify(execFile);
 

@@ -9,7 +9,7 @@ import { collectSubscription, startTestApp, type TestApp } from "./support/app.t
 import { launchChromium } from "./support/console.ts";
 import { listProcesses, type ProcessInfo, stillRunning } from "./support/process-scan.ts";
 import { MAX_CACHED_IMAGES_PER_VIDEO } from "../src/thumbnails/image-cache-budget.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 const run = promisify(execFile);
 const SECONDS = 12;

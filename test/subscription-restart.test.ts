@@ -9,7 +9,7 @@ import { gqlAt } from "./support/app.ts";
 import { ADMIN_AUTH } from "./support/auth.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 /** A ladder encode that never ends until it is killed: holds a job in the local worker while the API drains. */
 const ENDLESS_ENCODE_FFMPEG = path.resolve(import.meta.dirname, "fixtures/stand-in-ffmpeg/endless-encode");

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { pubSubEmulatorUnavailableReason, startPubSubEmulator } from "./support/pubsub-emulator.ts";
 import { uploadClipAndCheckLadder } from "./support/upload-flow.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 const emulator = await startPubSubEmulator();
 if (emulator) process.env.PUBSUB_EMULATOR_HOST = emulator.host;

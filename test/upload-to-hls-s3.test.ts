@@ -11,7 +11,7 @@ import { collectSubscription, startTestApp, type TestApp } from "./support/app.t
 import { forwardRequest } from "./support/cuttable-proxy.ts";
 import { startMotoS3, type MotoS3 } from "./support/moto-s3.ts";
 import { uploadClipAndCheckLadder } from "./support/upload-flow.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 const run = promisify(execFile);
 

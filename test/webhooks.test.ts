@@ -6,7 +6,7 @@ import { isPublicAddress } from "../src/http/outbound-url.ts";
 import { createWebhookDeliverer, webhookClaimLeaseSeconds } from "../src/webhooks/deliverer.ts";
 import { signWebhook, verifyWebhookSignature } from "../src/webhooks/signature.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 import { NON_PUBLIC_ADDRESSES, PUBLIC_ADDRESSES } from "./fixtures/non-public-addresses.ts";
 
 const CREATE_ENDPOINT = /* GraphQL */ `

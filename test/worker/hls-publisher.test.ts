@@ -10,7 +10,7 @@ import { assertValidKey, createLocalWorkerStorage } from "../../render-worker/st
 import type { UploadOptions, WorkerStorage } from "../../render-worker/storage/types.ts";
 import { StorageUnavailableError } from "../../src/shared/storage-errors.ts";
 import { canMountTmpfs, mountSmallDisk } from "../support/tmpfs.ts";
-import { fixturesDir } from "./media-fixtures.ts";
+import { fixturesDir } from "../support/media-fixtures.ts";
 
 const probe: ProbeResult = {
   duration: 6,

@@ -9,7 +9,7 @@ import { importUrl, type ImportUrlOptions } from "../../render-worker/handlers/i
 import { publicAddressesOnly } from "../../render-worker/net/address-policy.ts";
 import { DownloadError, downloadUrl } from "../../render-worker/net/download.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
-import { jobDirsPerTest, makeClip } from "./media-fixtures.ts";
+import { jobDirsPerTest, makeClip } from "../support/media-fixtures.ts";
 import { contractCheckedEmit } from "./job-events.ts";
 import { NON_PUBLIC_ADDRESSES, PUBLIC_ADDRESSES } from "../fixtures/non-public-addresses.ts";
 

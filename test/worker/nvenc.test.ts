@@ -19,7 +19,7 @@ import {
 } from "../../src/protocol/messages.ts";
 import { createPostgresTransport } from "../../src/transport/postgres.ts";
 import { createTestDatabase } from "../support/db.ts";
-import { fixturesDir, makeClip } from "./media-fixtures.ts";
+import { fixturesDir, makeClip } from "../support/media-fixtures.ts";
 import { inMemoryTransport } from "./in-memory-transport.ts";
 
 const run = promisify(execFile);

@@ -12,7 +12,7 @@ import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import type { WorkerStorage } from "../../render-worker/storage/types.ts";
 import { createWorker, type Worker } from "../../render-worker/worker.ts";
 import { inMemoryTransport } from "./in-memory-transport.ts";
-import { jobDirsPerTest, makeClip } from "./media-fixtures.ts";
+import { jobDirsPerTest, makeClip } from "../support/media-fixtures.ts";
 
 const dirs = jobDirsPerTest("one-run");
 const workers: Worker[] = [];

@@ -14,7 +14,7 @@ import {
 import { renderComposition } from "../../render-worker/handlers/render-composition.ts";
 import { MediaError } from "../../render-worker/media/errors.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
-import { jobDirsPerTest, runFfmpeg } from "./media-fixtures.ts";
+import { jobDirsPerTest, runFfmpeg } from "../support/media-fixtures.ts";
 import { contractCheckedEmit } from "./job-events.ts";
 
 const run = promisify(execFile);

@@ -9,7 +9,7 @@ import type { JobEventBody, TranscodeJobMessage } from "../../src/protocol/messa
 import { transcode } from "../../render-worker/handlers/transcode.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import { processesWithCwd } from "../support/process-scan.ts";
-import { jobDirsPerTest, makeClip, stageTranscodeJob } from "./media-fixtures.ts";
+import { jobDirsPerTest, makeClip, stageTranscodeJob } from "../support/media-fixtures.ts";
 import { contractCheckedEmit } from "./job-events.ts";
 
 const run = promisify(execFile);
