@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { launchChromium } from "./support/console.ts";
 import { startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
-import { createUpload, finalState } from "./support/upload-and-wait.ts";
+import { createUpload, finalState } from "./support/uploads.ts";
 import { fixturesDir, runFfmpeg } from "./support/media-fixtures.ts";
 
 const run = promisify(execFile);

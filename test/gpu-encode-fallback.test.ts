@@ -3,7 +3,7 @@ import path from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
-import { uploadAndWait } from "./support/upload-and-wait.ts";
+import { uploadAndWait } from "./support/uploads.ts";
 import { makeClip } from "./support/media-fixtures.ts";
 
 /** Passes the worker's NVENC probe, fails every encode with h264_nvenc; runs the real ffmpeg otherwise. */

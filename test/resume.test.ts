@@ -7,7 +7,7 @@ import { Parser } from "m3u8-parser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
-import { createUpload } from "./support/upload-and-wait.ts";
+import { createUpload } from "./support/uploads.ts";
 import { makeClip } from "./support/media-fixtures.ts";
 
 const run = promisify(execFile);

@@ -6,7 +6,7 @@ import { Parser } from "m3u8-parser";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
-import { createUpload, finalState, uploadAndWait } from "./support/upload-and-wait.ts";
+import { createUpload, finalState, uploadAndWait } from "./support/uploads.ts";
 import { makeClip } from "./support/media-fixtures.ts";
 
 const run = promisify(execFile);

@@ -10,7 +10,7 @@ import type { S3Storage } from "../src/storage/s3.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { forwardRequest } from "./support/cuttable-proxy.ts";
 import { startMotoS3, type MotoS3 } from "./support/moto-s3.ts";
-import { uploadClipAndCheckLadder } from "./support/upload-flow.ts";
+import { uploadClipAndCheckLadder } from "./support/uploads.ts";
 import { makeClip } from "./support/media-fixtures.ts";
 
 const run = promisify(execFile);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
-import { uploadClipAndCheckLadder } from "./support/upload-flow.ts";
+import { uploadClipAndCheckLadder } from "./support/uploads.ts";
 import { makeClip } from "./support/media-fixtures.ts";
 
 describe("upload → decode-once HLS ladder → live progress (public API, real worker, Postgres transport)", () => {
