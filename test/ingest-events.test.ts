@@ -4,20 +4,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDb, type Db } from "../src/db/client.ts";
 import type { EventIngestor } from "../src/jobs/ingest-events.ts";
 import { createTestEventIngestor } from "./support/event-ingestor.ts";
-import {
-  parseWorkerEvent,
-  PROTOCOL_VERSION,
-  type JobEvent,
-  type JobEventBody,
-  type Rung,
-} from "../src/protocol/messages.ts";
+import { LADDER_360P, PROBE_640X360 } from "./support/job-events.ts";
+import { parseWorkerEvent, PROTOCOL_VERSION, type JobEvent, type JobEventBody } from "../src/protocol/messages.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 
-const LADDER: Rung[] = [
-  { name: "360p", kind: "VIDEO", width: 640, height: 360, bandwidth: 1_200_000, codecs: "avc1.64001e" },
-  { name: "144p", kind: "VIDEO", width: 256, height: 144, bandwidth: 400_000, codecs: "avc1.64000c" },
-  { name: "audio", kind: "AUDIO", width: null, height: null, bandwidth: 140_800, codecs: "mp4a.40.2" },
-];
+const LADDER = LADDER_360P;
 
 /** The events one clean run of a transcode job sends, in order. */
 function cleanRun(jobId: string, videoId: string, attempt = 1, workerId = "worker-1"): JobEvent[] {
@@ -26,16 +17,7 @@ function cleanRun(jobId: string, videoId: string, attempt = 1, workerId = "worke
     { type: "job.started" },
     {
       type: "job.probed",
-      probe: {
-        duration: 6,
-        width: 640,
-        height: 360,
-        fps: 25,
-        rotation: 0,
-        hasAudio: true,
-        videoCodec: "h264",
-        audioCodec: "aac",
-      },
+      probe: PROBE_640X360,
       ladder: LADDER,
     },
     {

@@ -1,12 +1,10 @@
-import { ADMIN_AUTH } from "./support/auth.ts";
 import { randomUUID } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { createClient, type Client } from "graphql-ws";
-import WebSocket from "ws";
+import type { Client } from "graphql-ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { collectSubscription, gqlAt } from "./support/app.ts";
+import { collectSubscription, gqlAt, wsClientAt } from "./support/app.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
 import { pubSubEmulatorUnavailableReason, startPubSubEmulator } from "./support/pubsub-emulator.ts";
@@ -72,12 +70,7 @@ seconds), progress seen on both instances`, async () => {
         const { uploadUrl, id } = await createUpload(api.url, `clip ${i}`);
         // A subscriber on each instance, whichever instance ingests the events.
         const subs = apis.map((a) => {
-          const client = createClient({
-            url: `${a.url.replace("http", "ws")}/graphql`,
-            webSocketImpl: WebSocket,
-            retryAttempts: 0,
-            connectionParams: ADMIN_AUTH,
-          });
+          const client = wsClientAt(a.url);
           clients.push(client);
           return collectSubscription<any>(client, EVENTS, { id });
         });

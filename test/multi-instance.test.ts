@@ -1,11 +1,9 @@
-import { ADMIN_AUTH } from "./support/auth.ts";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { createClient, type Client } from "graphql-ws";
-import WebSocket from "ws";
+import type { Client } from "graphql-ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { collectSubscription, gqlAt, uploadUntilEncoding } from "./support/app.ts";
+import { collectSubscription, gqlAt, uploadUntilEncoding, wsClientAt } from "./support/app.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
 import { makeClip } from "./support/media-fixtures.ts";
@@ -36,12 +34,7 @@ describe("two API processes and two workers on one database (Postgres transport)
   const workers = new Map<string, ServiceProcess>();
   const clients: Client[] = [];
   const wsClient = (url: string) => {
-    const c = createClient({
-      url: `${url.replace("http", "ws")}/graphql`,
-      webSocketImpl: WebSocket,
-      retryAttempts: 0,
-      connectionParams: ADMIN_AUTH,
-    });
+    const c = wsClientAt(url);
     clients.push(c);
     return c;
   };

@@ -8,6 +8,7 @@ import { cancelVideo, tellWorkersToCancel } from "../src/jobs/cancel.ts";
 import { createDispatcher, type Dispatcher } from "../src/jobs/dispatcher.ts";
 import type { EventIngestor } from "../src/jobs/ingest-events.ts";
 import { createTestEventIngestor } from "./support/event-ingestor.ts";
+import { LADDER_360P, PROBE_640X360 } from "./support/job-events.ts";
 import { retryVariant } from "../src/jobs/retry-variant.ts";
 import { queueUploadedVideo } from "../src/uploads/complete-upload.ts";
 import { PROTOCOL_VERSION, type JobEvent, type JobEventBody, type Rung } from "../src/protocol/messages.ts";
@@ -16,11 +17,7 @@ import { createPostgresTransport } from "../src/transport/postgres.ts";
 import type { ApiTransport } from "../src/transport/types.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 
-const LADDER: Rung[] = [
-  { name: "360p", kind: "VIDEO", width: 640, height: 360, bandwidth: 1_200_000, codecs: "avc1.64001e" },
-  { name: "144p", kind: "VIDEO", width: 256, height: 144, bandwidth: 400_000, codecs: "avc1.64000c" },
-  { name: "audio", kind: "AUDIO", width: null, height: null, bandwidth: 140_800, codecs: "mp4a.40.2" },
-];
+const LADDER = LADDER_360P;
 const T0 = Date.parse("2026-11-22T10:00:00Z");
 
 function events(jobId: string, bodies: JobEventBody[], workerId = "worker-1", firstSeq = 1, firstAt = T0): JobEvent[] {
@@ -59,16 +56,7 @@ function runUntilLastRung(
     { type: "job.started" },
     {
       type: "job.probed",
-      probe: {
-        duration: 6,
-        width: 640,
-        height: 360,
-        fps: 25,
-        rotation: 0,
-        hasAudio: true,
-        videoCodec: "h264",
-        audioCodec: "aac",
-      },
+      probe: PROBE_640X360,
       ladder: LADDER,
     },
     { type: "video.playable", masterKey: `${prefix}/master.m3u8` },

@@ -14,7 +14,7 @@ import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import { createWorker } from "../../render-worker/worker.ts";
 import type { JobEventBody, RenderManimJobMessage } from "../../src/protocol/messages.ts";
 import { fixturesDir } from "../support/media-fixtures.ts";
-import { contractCheckedEmit } from "./job-events.ts";
+import { contractCheckedEmit } from "../support/job-events.ts";
 import { inMemoryTransport } from "./in-memory-transport.ts";
 
 const run = promisify(execFile);

@@ -7,7 +7,7 @@ import { transcode } from "../../render-worker/handlers/transcode.ts";
 import { MAX_STORYBOARD_TILES, planStoryboard } from "../../render-worker/media/storyboard.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import type { JobEventBody } from "../../src/protocol/messages.ts";
-import { contractCheckedEmit } from "./job-events.ts";
+import { contractCheckedEmit } from "../support/job-events.ts";
 import { jobDirsPerTest, makeClip, stageTranscodeJob } from "../support/media-fixtures.ts";
 
 const run = promisify(execFile);

@@ -9,7 +9,7 @@ import { storeSource } from "../../render-worker/handlers/rendered-source.ts";
 import type { JobContext } from "../../render-worker/handlers/types.ts";
 import { MediaError } from "../../render-worker/media/errors.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
-import { contractCheckedEmit } from "./job-events.ts";
+import { contractCheckedEmit } from "../support/job-events.ts";
 import { fixturesDir, jobDirsPerTest, makeClip, runFfmpeg } from "../support/media-fixtures.ts";
 
 const JOB_ID = "3f6c2a1e-8d4b-4c7a-9e5f-1a2b3c4d5e6f";
