@@ -1,9 +1,11 @@
+import { randomUUID } from "node:crypto";
 import {
   JobEvent,
   PROTOCOL_VERSION,
   type JobEventBody,
   type ProbeResult,
   type Rung,
+  type TranscodeJobMessage,
 } from "../../src/protocol/messages.ts";
 
 /**
@@ -44,3 +46,18 @@ export const LADDER_360P: Rung[] = [
   { name: "144p", kind: "VIDEO", width: 256, height: 144, bandwidth: 400_000, codecs: "avc1.64000c" },
   { name: "audio", kind: "AUDIO", width: null, height: null, bandwidth: 140_800, codecs: "mp4a.40.2" },
 ];
+
+/** A transcode job for a new video, as the API queues it (its source need not exist: for transports). */
+export function transcodeJobMessage(): TranscodeJobMessage {
+  const videoId = randomUUID();
+  return {
+    v: PROTOCOL_VERSION,
+    type: "transcode",
+    jobId: randomUUID(),
+    attempt: 1,
+    videoId,
+    sourceKey: `videos/${videoId}/source/upload`,
+    outputPrefix: `videos/${videoId}`,
+    options: { segmentSeconds: 4 },
+  };
+}
