@@ -1,5 +1,6 @@
 import { createRequire } from "node:module";
 import { defineConfig } from "vitest/config";
+import LongestFirstSequencer from "./test/support/sequencer.ts";
 
 const require = createRequire(import.meta.url);
 
@@ -16,6 +17,7 @@ export default defineConfig({
     pool: "forks",
     fileParallelism: true,
     maxWorkers: 2,
+    sequence: { sequencer: LongestFirstSequencer },
     // Google's client libraries otherwise probe the GCE metadata server (169.254.169.254) for a
     // project and credentials; tests reach nothing but 127.0.0.1.
     env: { METADATA_SERVER_DETECTION: "none" },

@@ -2,8 +2,8 @@ import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
-import { uploadAndWait } from "./support/upload-and-wait.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { uploadAndWait } from "./support/uploads.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 // 400 MiB for jobs, minus the worker's own 150 MiB: a 320x180 source (estimated 240 MiB) fits,
 // a 640x360 one (284 MiB) never can.

@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
@@ -12,8 +12,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { launchChromium } from "./support/console.ts";
 import { startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
-import { createUpload, finalState } from "./support/upload-and-wait.ts";
-import { fixturesDir, runFfmpeg } from "./worker/media-fixtures.ts";
+import { createUpload, finalState } from "./support/uploads.ts";
+import { fixturesDir, runFfmpeg } from "./support/media-fixtures.ts";
+import { largestGap, mtimes, packetTimes } from "./support/media-checks.ts";
 
 const run = promisify(execFile);
 const HLS_JS = fileURLToPath(import.meta.resolve("hls.js/dist/hls.min.js"));
@@ -98,34 +99,12 @@ const longMp3 = () =>
     "192k",
   ]);
 
-/** Modification time of every file under `dir`, by path relative to it. */
-async function mtimes(dir: string): Promise<Map<string, number>> {
-  const files = new Map<string, number>();
-  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    if (!entry.isFile()) continue;
-    const file = path.join(entry.parentPath, entry.name);
-    files.set(path.relative(dir, file), (await stat(file)).mtimeMs);
-  }
-  return files;
-}
-
 /** Every segment of a rung playlist decodes, and its packets make one timeline without gaps. */
 async function expectPlaysThrough(playlistFile: string, seconds: number): Promise<void> {
   const { stderr } = await run("ffmpeg", ["-v", "error", "-i", playlistFile, "-f", "null", "-"]);
   expect(stderr, playlistFile).toBe("");
-  const { stdout } = await run(
-    "ffprobe",
-    ["-v", "error", "-show_entries", "packet=pts_time", "-of", "csv=p=0", playlistFile],
-    { maxBuffer: 64 << 20 },
-  );
-  const times = stdout
-    .split("\n")
-    .map((l) => l.replace(/,$/, "").trim())
-    .filter((l) => l !== "" && l !== "N/A")
-    .map(Number)
-    .sort((a, b) => a - b);
-  const largestGap = Math.max(...times.slice(1).map((time, i) => time - times[i]!));
-  expect(largestGap, `${playlistFile}: no gap in the timeline`).toBeLessThan(0.05);
+  const times = await packetTimes(playlistFile);
+  expect(largestGap(times), `${playlistFile}: no gap in the timeline`).toBeLessThan(0.05);
   expect(Math.abs(times.at(-1)! - times[0]! - seconds), `${playlistFile}: as long as the source`).toBeLessThan(0.2);
 }
 

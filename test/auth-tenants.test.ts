@@ -9,7 +9,7 @@ import { createDb } from "../src/db/client.ts";
 import { createTestDatabase } from "./support/db.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { ADMIN_AUTH } from "./support/auth.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 const JWT_SECRET = "a-shared-hs256-secret-of-at-least-32-chars";
 const bearer = (secret: string) => `Bearer ${secret}`;

@@ -2,8 +2,8 @@ import { ADMIN_AUTH } from "./support/auth.ts";
 import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
-import { finalState, uploadAndWait } from "./support/upload-and-wait.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { finalState, uploadAndWait } from "./support/uploads.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 const UPLOAD_VIDEO = /* GraphQL */ `
   mutation($file: File!, $title: String) {

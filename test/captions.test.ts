@@ -6,14 +6,10 @@ import { MEDIA_TIME_ZERO_90KHZ } from "../src/protocol/media-timeline.ts";
 import { captionKey } from "../src/protocol/storage-layout.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { ADMIN_AUTH } from "./support/auth.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
+import { createUpload } from "./support/uploads.ts";
 
 const SIGNING_SECRET = "test-signing-secret-test-signing-secret-0123";
-const CREATE_UPLOAD = /* GraphQL */ `
-  mutation($title: String!, $policy: PlaybackPolicy, $format: SegmentFormat) {
-    createUpload(input: { title: $title, playbackPolicy: $policy, segmentFormat: $format }) {
-      ... on CreateUploadSuccess { uploadUrl video { id } }
-    } }`;
 const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`;
 const ADD = /* GraphQL */ `
   mutation($input: AddCaptionInput!) {
@@ -56,8 +52,7 @@ describe("captions through the public API", () => {
     (await t.gql(ADD, { input }, authorization)).data!.addCaption;
 
   async function createVideo(policy: "PUBLIC" | "SIGNED"): Promise<{ id: string; uploadUrl: string }> {
-    const created = (await t.gql(CREATE_UPLOAD, { title: policy, policy })).data.createUpload;
-    return { id: created.video.id, uploadUrl: created.uploadUrl };
+    return createUpload(t, policy, { playbackPolicy: policy });
   }
   async function uploadAndWait(video: { id: string; uploadUrl: string }): Promise<void> {
     const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: video.id }).done;
@@ -306,8 +301,8 @@ describe("captions through the public API", () => {
   });
 
   it("an fMP4 video's caption file maps cue time 0 to its first frame, also one stored with the MPEG-TS map", async () => {
-    const created = (await t.gql(CREATE_UPLOAD, { title: "fmp4", policy: "PUBLIC", format: "FMP4" })).data.createUpload;
-    const added = await add({ videoId: created.video.id, language: "en", name: "English", text: VTT });
+    const created = await createUpload(t, "fmp4", { playbackPolicy: "PUBLIC", segmentFormat: "FMP4" });
+    const added = await add({ videoId: created.id, language: "en", name: "English", text: VTT });
     expect(added.__typename).toBe("AddCaptionSuccess");
     const fmp4Map = `X-TIMESTAMP-MAP=MPEGTS:${MEDIA_TIME_ZERO_90KHZ.FMP4},LOCAL:00:00:00.000`;
     const served = await (await get(added.caption.url)).text();
@@ -315,7 +310,7 @@ describe("captions through the public API", () => {
     // As every caption was once stored, whatever the video's segments: served with the map they need.
     const tsMap = `X-TIMESTAMP-MAP=MPEGTS:${MEDIA_TIME_ZERO_90KHZ.TS},LOCAL:00:00:00.000`;
     const body = Buffer.from(served.replace(fmp4Map, tsMap));
-    await t.app.services.storage.write(captionKey(created.video.id, added.caption.id), Readable.from([body]), {
+    await t.app.services.storage.write(captionKey(created.id, added.caption.id), Readable.from([body]), {
       limit: body.byteLength,
       contentType: "text/vtt; charset=utf-8",
     });

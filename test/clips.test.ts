@@ -4,8 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey, ensureTenant } from "../src/auth/api-keys.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { greyFrames, sourceFrameShown } from "./support/frames.ts";
-import { createUpload, uploadAndWait } from "./support/upload-and-wait.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { createUpload, uploadAndWait } from "./support/uploads.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 const CREATE_CLIP = /* GraphQL */ `
   mutation($input: CreateClipInput!) {

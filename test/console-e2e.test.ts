@@ -10,8 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { TEST_ADMIN_KEY } from "./support/auth.ts";
 import { buildConsole, launchChromium, screenshotsDir } from "./support/console.ts";
-import { finalState } from "./support/upload-and-wait.ts";
-import { makeAudioOnly, makeClip } from "./worker/media-fixtures.ts";
+import { createUpload, finalState } from "./support/uploads.ts";
+import { makeAudioOnly, makeClip } from "./support/media-fixtures.ts";
 
 const JWT_SECRET = "a-shared-hs256-secret-of-at-least-32-chars";
 const DESKTOP = { width: 1280, height: 860 };
@@ -211,15 +211,12 @@ describe("the console in real Chromium: sign in, upload, live progress, playback
   });
 
   it("an audio-only video's page names its rungs by bitrate in the quality menu and plays", async () => {
-    const created = await t.gql(
-      `mutation { createUpload(input: { title: "podcast" }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`,
-    );
-    const { uploadUrl, video } = created.data.createUpload;
-    const done = finalState(t, video.id);
+    const { uploadUrl, id: videoId } = await createUpload(t, "podcast");
+    const done = finalState(t, videoId);
     const put = await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: await readFile(await makeAudioOnly(6)) });
     expect(put.status).toBe(200);
     expect((await done).status).toBe("READY");
-    await page.goto(`${t.url}/videos/${video.id}`);
+    await page.goto(`${t.url}/videos/${videoId}`);
     await page.locator("select option", { hasText: "kb/s" }).first().waitFor({ state: "attached" });
     const options = await page.getByLabel("Quality").locator("option").allTextContents();
     const levels = options.filter((o) => o.includes("kb/s"));
@@ -244,24 +241,20 @@ describe("the console in real Chromium: sign in, upload, live progress, playback
   });
 
   it("a SIGNED video does not play on the watch page without its token, and does with the share link's", async () => {
-    const created = await t.gql(
-      `mutation { createUpload(input: { title: "signed", playbackPolicy: SIGNED }) {
-        ... on CreateUploadSuccess { uploadUrl video { id } } } }`,
-    );
-    const { uploadUrl, video } = created.data.createUpload;
-    const done = finalState(t, video.id);
+    const { uploadUrl, id: videoId } = await createUpload(t, "signed", { playbackPolicy: "SIGNED" });
+    const done = finalState(t, videoId);
     const put = await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) });
     expect(put.status).toBe(200);
     expect((await done).status).toBe("READY");
 
     const outsider = await localContext();
     const watch = await outsider.newPage();
-    await watch.goto(`${t.url}/watch/${video.id}`);
+    await watch.goto(`${t.url}/watch/${videoId}`);
     await watch.getByRole("alert").getByText("without a valid playback token").waitFor({ timeout: 30_000 });
     expect(await watch.getByTestId("player").evaluate((v: HTMLVideoElement) => v.currentTime)).toBe(0);
 
     // The console's share link carries a token from the API: that one plays.
-    await page.goto(`${t.url}/videos/${video.id}`);
+    await page.goto(`${t.url}/videos/${videoId}`);
     const link = await page.getByTestId("watch-link").getAttribute("href");
     expect(link).toMatch(/\?token=/);
     await watch.goto(link!);
@@ -270,10 +263,7 @@ describe("the console in real Chromium: sign in, upload, live progress, playback
   });
 
   it("cancels and deletes a video from its page", async () => {
-    const created = await t.gql(
-      `mutation { createUpload(input: { title: "to cancel" }) { ... on CreateUploadSuccess { video { id } } } }`,
-    );
-    const id = created.data.createUpload.video.id;
+    const { id } = await createUpload(t, "to cancel");
     await page.goto(`${t.url}/videos/${id}`);
     await page.getByTestId("video-status").getByText("waiting for upload").waitFor();
     await page.getByRole("button", { name: "Cancel" }).click();
@@ -436,11 +426,8 @@ describe("the console in real Chromium: sign in, upload, live progress, playback
       await page.getByRole("button", { name: "Add endpoint" }).click();
       await page.getByText("Signing secret, shown once").waitFor();
       // An event for it: a new upload reaching READY sends video.playable and video.ready (and variant.ready).
-      const created = await t.gql(
-        `mutation { createUpload(input: { title: "hooked" }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`,
-      );
-      const { uploadUrl, video } = created.data.createUpload;
-      const done = finalState(t, video.id);
+      const { uploadUrl, id: videoId } = await createUpload(t, "hooked");
+      const done = finalState(t, videoId);
       await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) });
       expect((await done).status).toBe("READY");
       await expect.poll(() => received.some((r) => r.type === "video.ready"), { timeout: 30_000 }).toBe(true);

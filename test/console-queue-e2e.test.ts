@@ -5,13 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { TEST_ADMIN_KEY } from "./support/auth.ts";
 import { buildConsole, launchChromium, screenshotsDir } from "./support/console.ts";
-import { finalState } from "./support/upload-and-wait.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { finalState, createUpload } from "./support/uploads.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 const JWT_SECRET = "a-shared-hs256-secret-of-at-least-32-chars";
-const CREATE_UPLOAD = /* GraphQL */ `
-  mutation($title: String!) {
-    createUpload(input: { title: $title }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`;
 
 /** What the queued video's page showed, recorded on every DOM change. */
 interface Seen {
@@ -43,10 +40,10 @@ describe("the console in real Chromium shows a queued video's place in line, and
   }
 
   async function upload(title: string, clip: string): Promise<string> {
-    const created = (await t.gql(CREATE_UPLOAD, { title })).data.createUpload;
+    const created = await createUpload(t, title);
     const res = await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) });
     expect(res.status).toBe(200);
-    return created.video.id;
+    return created.id;
   }
   const statusOf = async (id: string): Promise<string> =>
     (await t.gql(`query($id: ID!) { video(id: $id) { status } }`, { id })).data.video.status;

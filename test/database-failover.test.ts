@@ -2,16 +2,14 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { createClient, type Client } from "graphql-ws";
+import type { Client } from "graphql-ws";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import WebSocket from "ws";
-import { ADMIN_AUTH } from "./support/auth.ts";
-import { collectSubscription, gqlAt, uploadUntilEncoding } from "./support/app.ts";
+import { collectSubscription, gqlAt, uploadUntilEncoding, wsClientAt } from "./support/app.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
 import { processesWorkingUnder } from "./support/process-scan.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 const CREATE_UPLOAD =
   `mutation($title: String!) { createUpload(input: { title: $title }) { ... on ` +
@@ -37,12 +35,7 @@ describe("database connections lost under a running API and worker (Postgres tra
   const workerRole = `videograph_worker_${randomBytes(4).toString("hex")}`;
   const clients: Client[] = [];
   const wsClient = () => {
-    const c = createClient({
-      url: `${api.url.replace("http", "ws")}/graphql`,
-      webSocketImpl: WebSocket,
-      retryAttempts: 0,
-      connectionParams: ADMIN_AUTH,
-    });
+    const c = wsClientAt(api.url);
     clients.push(c);
     return c;
   };

@@ -1,15 +1,13 @@
 import { chmod, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { createClient, type Client } from "graphql-ws";
+import type { Client } from "graphql-ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import WebSocket from "ws";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "../src/db/embedded.ts";
-import { ADMIN_AUTH } from "./support/auth.ts";
-import { collectSubscription, gqlAt, uploadUntilEncoding } from "./support/app.ts";
+import { collectSubscription, gqlAt, uploadUntilEncoding, wsClientAt } from "./support/app.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
 import { processesWorkingUnder } from "./support/process-scan.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 const CREATE_UPLOAD =
   `mutation($title: String!) { createUpload(input: { title: $title }) { ... on ` +
@@ -30,12 +28,7 @@ describe("a Postgres restart under a running API and worker (Postgres transport)
   let worker: ServiceProcess;
   const clients: Client[] = [];
   const wsClient = () => {
-    const c = createClient({
-      url: `${api.url.replace("http", "ws")}/graphql`,
-      webSocketImpl: WebSocket,
-      retryAttempts: 0,
-      connectionParams: ADMIN_AUTH,
-    });
+    const c = wsClientAt(api.url);
     clients.push(c);
     return c;
   };

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { gqlAt } from "./support/app.ts";
 import { alivePids, descendantPids, listProcesses } from "./support/process-scan.ts";
 import { startApiProcess, stopAllProcesses } from "./support/processes.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 /**
  * `npm start` with nothing configured: the entry file starts an embedded Postgres, applies

@@ -7,11 +7,9 @@ import { EVENTS_QUEUE } from "../src/protocol/queues.ts";
 import { gqlAt } from "./support/app.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, startScriptProcess, startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
+import { createUpload } from "./support/uploads.ts";
 
-const CREATE_UPLOAD =
-  `mutation($title: String!) { createUpload(input: { title: $title }) { ... on ` +
-  `CreateUploadSuccess { uploadUrl video { id } } } }`;
 const VIDEO = `query($id: ID!) { video(id: $id) { status jobs(first: 1) { edges { node { status dispatchedTo runs { status } } } } } }`;
 
 /**
@@ -56,7 +54,7 @@ describe("events claimed by an API killed mid-batch (Postgres transport, real pr
       HEARTBEAT_INTERVAL_SECONDS: "60",
     });
     const clip = await makeClip({ width: 320, height: 180, seconds: 2, audio: false });
-    const { uploadUrl, video } = (await gqlAt(serving.url, CREATE_UPLOAD, { title: "claimed" })).createUpload;
+    const { uploadUrl, id: videoId } = await createUpload(serving.url, "claimed");
     expect((await fetch(`${serving.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
     const pending = `SELECT count(*)::int AS n FROM pgboss.job WHERE name = $1 AND state < 'active'`;
     await expect
@@ -84,18 +82,18 @@ describe("events claimed by an API killed mid-batch (Postgres transport, real pr
     expect((await sql(pending, [EVENTS_QUEUE]))[0].n).toBe(0);
 
     const next = await startApiProcess("api-next", common);
-    const before = (await gqlAt(next.url, VIDEO, { id: video.id })).video;
+    const before = (await gqlAt(next.url, VIDEO, { id: videoId })).video;
     expect(before.status).toBe("QUEUED");
     expect(before.jobs.edges[0].node.runs).toEqual([]);
     await expect
-      .poll(async () => (await gqlAt(next.url, VIDEO, { id: video.id })).video.status, {
+      .poll(async () => (await gqlAt(next.url, VIDEO, { id: videoId })).video.status, {
         timeout: 40_000,
         interval: 250,
       })
       .toBe("READY");
     const readyAfterMs = Date.now() - killedAt;
     expect(readyAfterMs).toBeLessThan(20_000);
-    const after = (await gqlAt(next.url, VIDEO, { id: video.id })).video;
+    const after = (await gqlAt(next.url, VIDEO, { id: videoId })).video;
     expect(after.jobs.edges[0].node.status).toBe("SUCCEEDED");
     expect(after.jobs.edges[0].node.runs.map((r: { status: string }) => r.status)).toEqual(["SUCCEEDED"]);
   });

@@ -11,7 +11,7 @@ import { collectSubscription, startTestApp, type TestApp } from "./support/app.t
 import { ADMIN_AUTH } from "./support/auth.ts";
 import { launchChromium } from "./support/console.ts";
 import { startAppOnMotoS3, type MotoS3 } from "./support/moto-s3.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 const run = promisify(execFile);
 const HLS_JS = fileURLToPath(import.meta.resolve("hls.js/dist/hls.min.js"));

@@ -17,7 +17,7 @@ import { MEDIA_PATH_PREFIX } from "../src/storage/api-urls.ts";
 import { createGcsClient } from "../src/shared/gcs-client.ts";
 import { GcsStorage } from "../src/storage/gcs.ts";
 import { startGcsEmulator, type GcsEmulator } from "./support/gcs-emulator.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 // The GCS adapters against fake-gcs-server, through a proxy that records what they ask of it:
 // what the emulator cannot judge (the headers of a session request, ffprobe seeking instead of

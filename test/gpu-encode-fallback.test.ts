@@ -3,8 +3,8 @@ import path from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
-import { uploadAndWait } from "./support/upload-and-wait.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { uploadAndWait } from "./support/uploads.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 /** Passes the worker's NVENC probe, fails every encode with h264_nvenc; runs the real ffmpeg otherwise. */
 const FAILING_GPU_FFMPEG = path.resolve(import.meta.dirname, "fixtures/stand-in-ffmpeg/failing-nvenc");

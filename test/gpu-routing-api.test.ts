@@ -7,8 +7,8 @@ import type { WorkerTransport } from "../render-worker/transport/types.ts";
 import { PROTOCOL_VERSION, type Capability } from "../src/protocol/messages.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { pubSubEmulatorUnavailableReason, startPubSubEmulator } from "./support/pubsub-emulator.ts";
-import { createUpload, finalState } from "./support/upload-and-wait.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { createUpload, finalState } from "./support/uploads.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 const STAND_IN_ID = "stand-in-nvenc";
 const JOBS = /* GraphQL */ `

@@ -5,7 +5,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { childProcessPids } from "./support/process-scan.ts";
-import { createUpload, uploadAndWait, type FinalVideo } from "./support/upload-and-wait.ts";
+import { createUpload, uploadAndWait, type FinalVideo } from "./support/uploads.ts";
 import {
   makeAudioOnly,
   makeClip,
@@ -17,7 +17,7 @@ import {
   makeVfrClip,
   makeY4mHeaderBomb,
   makeZeroLengthAudio,
-} from "./worker/media-fixtures.ts";
+} from "./support/media-fixtures.ts";
 
 const run = promisify(execFile);
 

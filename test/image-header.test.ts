@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { readImageHeader } from "../src/assets/image-header.ts";
-import { fixturesDir, runFfmpeg } from "./worker/media-fixtures.ts";
+import { fixturesDir, runFfmpeg } from "./support/media-fixtures.ts";
 
 /** One still image made by ffmpeg from lavfi, as its bytes. */
 async function image(name: string, size: string, extra: string[] = []): Promise<Buffer> {

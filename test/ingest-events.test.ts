@@ -1,26 +1,14 @@
 import { DEFAULT_TENANT_ID } from "../src/auth/api-keys.ts";
-import { createWebhookEmitter } from "../src/webhooks/events.ts";
-
-const webhooks = createWebhookEmitter({ retryHours: 24, onQueued: () => {} });
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDb, type Db } from "../src/db/client.ts";
-import { createVideoPubSub } from "../src/events/video-events.ts";
-import { createEventIngestor, type EventIngestor } from "../src/jobs/ingest-events.ts";
-import {
-  parseWorkerEvent,
-  PROTOCOL_VERSION,
-  type JobEvent,
-  type JobEventBody,
-  type Rung,
-} from "../src/protocol/messages.ts";
+import type { EventIngestor } from "../src/jobs/ingest-events.ts";
+import { createTestEventIngestor } from "./support/event-ingestor.ts";
+import { LADDER_360P, PROBE_640X360 } from "./support/job-events.ts";
+import { parseWorkerEvent, PROTOCOL_VERSION, type JobEvent, type JobEventBody } from "../src/protocol/messages.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 
-const LADDER: Rung[] = [
-  { name: "360p", kind: "VIDEO", width: 640, height: 360, bandwidth: 1_200_000, codecs: "avc1.64001e" },
-  { name: "144p", kind: "VIDEO", width: 256, height: 144, bandwidth: 400_000, codecs: "avc1.64000c" },
-  { name: "audio", kind: "AUDIO", width: null, height: null, bandwidth: 140_800, codecs: "mp4a.40.2" },
-];
+const LADDER = LADDER_360P;
 
 /** The events one clean run of a transcode job sends, in order. */
 function cleanRun(jobId: string, videoId: string, attempt = 1, workerId = "worker-1"): JobEvent[] {
@@ -29,16 +17,7 @@ function cleanRun(jobId: string, videoId: string, attempt = 1, workerId = "worke
     { type: "job.started" },
     {
       type: "job.probed",
-      probe: {
-        duration: 6,
-        width: 640,
-        height: 360,
-        fps: 25,
-        rotation: 0,
-        hasAudio: true,
-        videoCodec: "h264",
-        audioCodec: "aac",
-      },
+      probe: PROBE_640X360,
       ladder: LADDER,
     },
     {
@@ -108,15 +87,7 @@ describe("worker events are applied idempotently and in any order", () => {
     await db.webhookEndpoint.create({
       data: { tenantId: DEFAULT_TENANT_ID, url: "http://127.0.0.1:9/hook", secret: "s", events: [] },
     });
-    ingestor = createEventIngestor({
-      db,
-      pubSub: createVideoPubSub(undefined),
-      webhooks,
-      progressWriteIntervalMs: 0,
-      onJobRequeued: () => {},
-      onCanceledJobReported: async () => {},
-      stallSeconds: 30,
-    });
+    ingestor = createTestEventIngestor(db);
   });
   afterAll(async () => {
     await db.$disconnect();
@@ -274,14 +245,8 @@ variant worse`, async () => {
   it("a retryable failure queues the next attempt after a back-off; the last one fails the video", async () => {
     const { videoId, jobId } = await newJob();
     const requeued: Date[] = [];
-    const withRetries = createEventIngestor({
-      db,
-      pubSub: createVideoPubSub(undefined),
-      webhooks,
-      progressWriteIntervalMs: 0,
+    const withRetries = createTestEventIngestor(db, {
       onJobRequeued: (at) => void requeued.push(at),
-      onCanceledJobReported: async () => {},
-      stallSeconds: 30,
     });
     const failure = (attempt: number): JobEvent[] => [
       cleanRun(jobId, videoId, attempt)[0]!,
@@ -371,14 +336,8 @@ internal path`, async () => {
   it("a finished job delivered again is stopped where it starts; its own late start is not", async () => {
     const { videoId, jobId } = await newJob();
     const stopped: string[] = [];
-    const ingest = createEventIngestor({
-      db,
-      pubSub: createVideoPubSub(undefined),
-      webhooks,
-      progressWriteIntervalMs: 0,
-      onJobRequeued: () => {},
+    const ingest = createTestEventIngestor(db, {
       onCanceledJobReported: async (_job, _attempt, workerId) => void stopped.push(workerId ?? "all"),
-      stallSeconds: 30,
     });
     const run = cleanRun(jobId, videoId);
     // The finished run's own start, arriving after its end, only says when it started.
@@ -406,14 +365,8 @@ internal path`, async () => {
 record stays`, async () => {
     const { videoId, jobId } = await newJob();
     const stopped: [string | undefined, string | undefined][] = [];
-    const ingest = createEventIngestor({
-      db,
-      pubSub: createVideoPubSub(undefined),
-      webhooks,
-      progressWriteIntervalMs: 0,
-      onJobRequeued: () => {},
+    const ingest = createTestEventIngestor(db, {
       onCanceledJobReported: async (_job, _attempt, workerId, runId) => void stopped.push([workerId, runId]),
-      stallSeconds: 30,
     });
     const original = randomUUID();
     const duplicate = randomUUID();
@@ -463,15 +416,7 @@ record stays`, async () => {
   it(`a delivery of a finished job that did no work is recorded as a run of its own and changes \
 nothing else`, async () => {
     const { videoId, jobId } = await newJob();
-    const ingest = createEventIngestor({
-      db,
-      pubSub: createVideoPubSub(undefined),
-      webhooks,
-      progressWriteIntervalMs: 0,
-      onJobRequeued: () => {},
-      onCanceledJobReported: async () => {},
-      stallSeconds: 30,
-    });
+    const ingest = createTestEventIngestor(db);
     const original = randomUUID();
     const run = cleanRun(jobId, videoId).map((e) => ({ ...e, runId: original }));
     await ingest.ingest(run);
@@ -504,14 +449,8 @@ cancels it missed)`, async () => {
     const canceled = await newJob();
     const running = await newJob();
     const told: [string, number, string | undefined][] = [];
-    const ingest = createEventIngestor({
-      db,
-      pubSub: createVideoPubSub(undefined),
-      webhooks,
-      progressWriteIntervalMs: 0,
-      onJobRequeued: () => {},
+    const ingest = createTestEventIngestor(db, {
       onCanceledJobReported: async (jobId, attempt, workerId) => void told.push([jobId, attempt, workerId]),
-      stallSeconds: 30,
     });
     await ingest.ingest([cleanRun(canceled.jobId, canceled.videoId)[0]!, cleanRun(running.jobId, running.videoId)[0]!]);
     await db.job.update({ where: { id: canceled.jobId }, data: { status: "CANCELED" } });

@@ -11,15 +11,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clipMediaPlaylist } from "../src/http/instant-clip.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { launchChromium } from "./support/console.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
+import { createUpload } from "./support/uploads.ts";
 
 const SIGNING_SECRET = "test-signing-secret-test-signing-secret-0123";
 const HLS_JS = fileURLToPath(import.meta.resolve("hls.js/dist/hls.min.js"));
-const CREATE_UPLOAD = /* GraphQL */ `
-  mutation($title: String!, $policy: PlaybackPolicy) {
-    createUpload(input: { title: $title, playbackPolicy: $policy }) {
-      ... on CreateUploadSuccess { uploadUrl video { id } }
-    } }`;
 const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`;
 const URLS = `query($id: ID!) { video(id: $id) { duration playbackUrl variants { name } } }`;
 
@@ -65,12 +61,12 @@ describe("instant clips: playback URLs over a range of a video (asset_start_time
 
   async function readyVideo(policy: "PUBLIC" | "SIGNED", audio = true) {
     const clip = await makeClip({ width: 320, height: 180, seconds: 10, audio });
-    const created = (await t.gql(CREATE_UPLOAD, { title: `clip source ${policy}`, policy })).data.createUpload;
-    const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: created.video.id }).done;
+    const created = await createUpload(t, `clip source ${policy}`, { playbackPolicy: policy });
+    const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: created.id }).done;
     const put = await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) });
     expect(put.status).toBe(200);
     expect((await done).at(-1).videoEvents.video.status).toBe("READY");
-    return { id: created.video.id as string, ...(await t.gql(URLS, { id: created.video.id })).data.video };
+    return { id: created.id as string, ...(await t.gql(URLS, { id: created.id })).data.video };
   }
 
   beforeAll(async () => {
@@ -97,11 +93,11 @@ describe("instant clips: playback URLs over a range of a video (asset_start_time
   function twelveSeconds() {
     twelve ??= (async () => {
       const clip = await makeClip({ width: 320, height: 180, seconds: 12, audio: true });
-      const created = (await t.gql(CREATE_UPLOAD, { title: "twelve seconds", policy: "PUBLIC" })).data.createUpload;
-      const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: created.video.id }).done;
+      const created = await createUpload(t, "twelve seconds", { playbackPolicy: "PUBLIC" });
+      const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: created.id }).done;
       await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) });
       expect((await done).at(-1).videoEvents.video.status).toBe("READY");
-      const { playbackUrl } = (await t.gql(URLS, { id: created.video.id })).data.video;
+      const { playbackUrl } = (await t.gql(URLS, { id: created.id })).data.video;
       const audio = await (await get(new URL("audio/index.m3u8", new URL(playbackUrl, t.url)).href)).text();
       const durations = extinfs(audio);
       return { playbackUrl, audioStarts: durations.map((_, i) => sum(durations.slice(0, i))) };

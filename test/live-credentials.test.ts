@@ -3,11 +3,10 @@ import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey, DEFAULT_TENANT_ID, revokeApiKey } from "../src/auth/api-keys.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
+import { createUpload } from "./support/uploads.ts";
 
 const JWT_SECRET = "a-shared-hs256-secret-of-at-least-32-chars";
 const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { id status } } }`;
-const CREATE_UPLOAD =
-  `mutation { createUpload(input: { title: "watched" }) { ` + `... on CreateUploadSuccess { video { id } } } }`;
 const bearer = (secret: string) => `Bearer ${secret}`;
 
 /** What `promise` gave within `ms`, or "still open". */
@@ -74,7 +73,7 @@ describe("a revoked key ends its live subscriptions at once (NOTIFY), not only a
   let videoId: string;
   beforeAll(async () => {
     t = await startTestApp({ worker: false, env: { AUTH_RECHECK_SECONDS: "3600" } });
-    videoId = (await t.gql(CREATE_UPLOAD)).data.createUpload.video.id;
+    videoId = (await createUpload(t, "watched")).id;
   });
   afterAll(() => t?.stop());
 
@@ -108,7 +107,7 @@ describe("live subscriptions re-check their credential every AUTH_RECHECK_SECOND
   let videoId: string;
   beforeAll(async () => {
     t = await startTestApp({ worker: false, env: { AUTH_RECHECK_SECONDS: "1", JWT_SECRET } });
-    videoId = (await t.gql(CREATE_UPLOAD)).data.createUpload.video.id;
+    videoId = (await createUpload(t, "watched")).id;
   });
   afterAll(() => t?.stop());
 

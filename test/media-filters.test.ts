@@ -6,7 +6,7 @@ import { Parser } from "m3u8-parser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey, ensureTenant } from "../src/auth/api-keys.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
-import { fixturesDir, runFfmpeg } from "./worker/media-fixtures.ts";
+import { fixturesDir, runFfmpeg } from "./support/media-fixtures.ts";
 
 const run = promisify(execFile);
 

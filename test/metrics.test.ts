@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../src/free-port.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { parseMetrics, sampleValue, type Sample } from "./support/prometheus-text.ts";
-import { createUpload, uploadAndWait } from "./support/upload-and-wait.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { createUpload, uploadAndWait } from "./support/uploads.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 async function scrape(url: string): Promise<Sample[]> {
   const res = await fetch(url);

@@ -1,23 +1,19 @@
-import { ADMIN_AUTH } from "./support/auth.ts";
 import { randomUUID } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { createClient, type Client } from "graphql-ws";
-import WebSocket from "ws";
+import type { Client } from "graphql-ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { collectSubscription, gqlAt } from "./support/app.ts";
+import { collectSubscription, gqlAt, wsClientAt } from "./support/app.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
 import { pubSubEmulatorUnavailableReason, startPubSubEmulator } from "./support/pubsub-emulator.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
+import { createUpload } from "./support/uploads.ts";
 
 const emulator = await startPubSubEmulator();
 if (!emulator) console.warn(`[test] two-instance Pub/Sub test SKIPPED: ${pubSubEmulatorUnavailableReason}`);
 
-const CREATE_UPLOAD =
-  `mutation($title: String!) { createUpload(input: { title: $title }) { ... on ` +
-  `CreateUploadSuccess { uploadUrl video { id } } } }`;
 const EVENTS = `subscription($id: ID!) {
   videoEvents(videoId: $id) {
     __typename video { status }
@@ -71,20 +67,15 @@ seconds), progress seen on both instances`, async () => {
     const videos = await Promise.all(
       clips.map(async (clip, i) => {
         const api = apis[i % 2]!;
-        const { uploadUrl, video } = (await gqlAt(api.url, CREATE_UPLOAD, { title: `clip ${i}` })).createUpload;
+        const { uploadUrl, id } = await createUpload(api.url, `clip ${i}`);
         // A subscriber on each instance, whichever instance ingests the events.
         const subs = apis.map((a) => {
-          const client = createClient({
-            url: `${a.url.replace("http", "ws")}/graphql`,
-            webSocketImpl: WebSocket,
-            retryAttempts: 0,
-            connectionParams: ADMIN_AUTH,
-          });
+          const client = wsClientAt(a.url);
           clients.push(client);
-          return collectSubscription<any>(client, EVENTS, { id: video.id });
+          return collectSubscription<any>(client, EVENTS, { id });
         });
         await new Promise((r) => setTimeout(r, 200));
-        return { id: video.id as string, uploadUrl: uploadUrl as string, api, clip, subs };
+        return { id, uploadUrl, api, clip, subs };
       }),
     );
     await Promise.all(

@@ -1,18 +1,14 @@
-import { ADMIN_AUTH } from "./support/auth.ts";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { createClient, type Client } from "graphql-ws";
-import WebSocket from "ws";
+import type { Client } from "graphql-ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { collectSubscription, gqlAt, uploadUntilEncoding } from "./support/app.ts";
+import { collectSubscription, gqlAt, uploadUntilEncoding, wsClientAt } from "./support/app.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
+import { createUpload } from "./support/uploads.ts";
 
-const CREATE_UPLOAD =
-  `mutation($title: String!) { createUpload(input: { title: $title }) { ... on ` +
-  `CreateUploadSuccess { uploadUrl video { id } } } }`;
 const EVENTS = `subscription($id: ID!) {
   videoEvents(videoId: $id) {
     __typename video { status playable }
@@ -38,20 +34,15 @@ describe("two API processes and two workers on one database (Postgres transport)
   const workers = new Map<string, ServiceProcess>();
   const clients: Client[] = [];
   const wsClient = (url: string) => {
-    const c = createClient({
-      url: `${url.replace("http", "ws")}/graphql`,
-      webSocketImpl: WebSocket,
-      retryAttempts: 0,
-      connectionParams: ADMIN_AUTH,
-    });
+    const c = wsClientAt(url);
     clients.push(c);
     return c;
   };
   const upload = async (api: { url: string }, clip: string) => {
-    const { uploadUrl, video } = (await gqlAt(api.url, CREATE_UPLOAD, { title: path.basename(clip) })).createUpload;
+    const { uploadUrl, id } = await createUpload(api.url, path.basename(clip));
     const res = await fetch(`${api.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) });
     expect(res.status).toBe(200);
-    return video.id as string;
+    return id;
   };
 
   let common: Record<string, string>;
@@ -85,8 +76,8 @@ describe("two API processes and two workers on one database (Postgres transport)
 
   it("a subscriber on instance A sees every variant's progress ingested by instance B", async () => {
     const clip = await makeClip({ width: 640, height: 360, seconds: 8, audio: true });
-    const { uploadUrl, video } = (await gqlAt(apiB.url, CREATE_UPLOAD, { title: "fan-out" })).createUpload;
-    const sub = collectSubscription<any>(wsClient(apiA.url), EVENTS, { id: video.id });
+    const { uploadUrl, id } = await createUpload(apiB.url, "fan-out");
+    const sub = collectSubscription<any>(wsClient(apiA.url), EVENTS, { id });
     await new Promise((r) => setTimeout(r, 300));
     expect((await fetch(`${apiB.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
     const events = (await sub.done).map((e) => e.videoEvents);
@@ -94,7 +85,7 @@ describe("two API processes and two workers on one database (Postgres transport)
     const progressed = new Set(
       events.filter((e) => e.__typename === "VariantProgressEvent").map((e) => e.variant.name),
     );
-    const { variants } = (await gqlAt(apiA.url, RUNS, { id: video.id })).video;
+    const { variants } = (await gqlAt(apiA.url, RUNS, { id })).video;
     expect([...progressed].sort()).toEqual(variants.map((v: { name: string }) => v.name).sort());
     // Only B ingests: A's log never shows it applying an event, yet A's subscriber heard them all.
     expect(apiA.log()).not.toContain("job attempt failed");

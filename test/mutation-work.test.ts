@@ -3,8 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createJob } from "../src/jobs/create-job.ts";
 import { mutationWork, withDeclaredMutationWork } from "../src/jobs/mutation-work.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
-
-const CREATE_UPLOAD = `mutation { createUpload(input: { title: "w" }) { ... on CreateUploadSuccess { video { id } } } }`;
+import { createUpload } from "./support/uploads.ts";
 
 describe("a mutation queues only the jobs it declares (so it is charged for them)", () => {
   let t: TestApp;
@@ -36,7 +35,7 @@ describe("a mutation queues only the jobs it declares (so it is charged for them
   afterAll(() => t?.stop());
 
   async function videoId(): Promise<string> {
-    return (await t.gql(CREATE_UPLOAD)).data.createUpload.video.id;
+    return (await createUpload(t, "w")).id;
   }
 
   it("createJob refuses a kind the running mutation did not declare, and writes no job", async () => {

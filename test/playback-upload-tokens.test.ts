@@ -3,14 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PlaybackTokens } from "../src/http/playback-tokens.ts";
 import { UrlSigner } from "../src/storage/url-signer.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
+import { createUpload } from "./support/uploads.ts";
 
 const SIGNING_SECRET = "test-signing-secret-test-signing-secret-0123";
-const CREATE_UPLOAD = /* GraphQL */ `
-  mutation($title: String!, $policy: PlaybackPolicy, $size: Float) {
-    createUpload(input: { title: $title, playbackPolicy: $policy, size: $size }) {
-      __typename ... on CreateUploadSuccess { uploadUrl video { id } }
-    } }`;
 const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`;
 const URLS =
   `query($id: ID!) { video(id: $id) { ` + `playbackPolicy playbackUrl posterUrl variants { name playlistUrl } } }`;
@@ -23,13 +19,13 @@ describe("signed playback and upload URLs", () => {
   const withToken = (p: string, token: string) => `${p.split("?")[0]}?token=${encodeURIComponent(token)}`;
 
   async function readyVideo(policy: "PUBLIC" | "SIGNED"): Promise<string> {
-    const created = (await t.gql(CREATE_UPLOAD, { title: policy, policy })).data.createUpload;
-    const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: created.video.id }).done;
+    const created = await createUpload(t, policy, { playbackPolicy: policy });
+    const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: created.id }).done;
     expect((await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(
       200,
     );
     expect((await done).at(-1).videoEvents.video.status).toBe("READY");
-    return created.video.id;
+    return created.id;
   }
 
   beforeAll(async () => {
@@ -178,8 +174,8 @@ extends the session`, async () => {
     const signer = new UrlSigner(SIGNING_SECRET);
 
     async function newUpload(size?: number) {
-      const created = (await t.gql(CREATE_UPLOAD, { title: "u", size })).data.createUpload;
-      return { id: created.video.id as string, url: new URL(created.uploadUrl, t.url) };
+      const created = await createUpload(t, "u", { size });
+      return { id: created.id as string, url: new URL(created.uploadUrl, t.url) };
     }
 
     it("an expired URL is refused", async () => {

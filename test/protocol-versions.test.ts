@@ -2,8 +2,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_TENANT_ID } from "../src/auth/api-keys.ts";
 import { createDb, type Db } from "../src/db/client.ts";
-import { createVideoPubSub } from "../src/events/video-events.ts";
-import { createEventIngestor } from "../src/jobs/ingest-events.ts";
+import { createTestEventIngestor } from "./support/event-ingestor.ts";
 import {
   parseControlMessage,
   parseJobMessage,
@@ -11,7 +10,6 @@ import {
   PROTOCOL_VERSION,
   ProtocolError,
 } from "../src/protocol/messages.ts";
-import { createWebhookEmitter } from "../src/webhooks/events.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 
 // Version 1 as its workers and APIs sent it, written out by hand so a change to the current
@@ -141,15 +139,7 @@ describe("protocol versions: version 1 is still read, as version 2", () => {
         data: { tenantId: DEFAULT_TENANT_ID, title: "t", status: "QUEUED", source: "MANIM" },
       });
       const job = await db.job.create({ data: { videoId: video.id, kind: "RENDER_MANIM", dispatchedAt: new Date() } });
-      const ingestor = createEventIngestor({
-        db,
-        pubSub: createVideoPubSub(undefined),
-        webhooks: createWebhookEmitter({ retryHours: 24, onQueued: () => {} }),
-        progressWriteIntervalMs: 0,
-        onJobRequeued: () => {},
-        onCanceledJobReported: async () => {},
-        stallSeconds: 30,
-      });
+      const ingestor = createTestEventIngestor(db);
       return { video, job, ingestor };
     };
 

@@ -7,6 +7,7 @@ import { PROTOCOL_VERSION, type Capability, type JobMessage, type WorkerEvent } 
 import { pubSubResourceNames } from "../src/protocol/queues.ts";
 import { createPubSubApiTransport, type PubSubApiTransport } from "../src/transport/pubsub.ts";
 import { pubSubEmulatorUnavailableReason, startPubSubEmulator } from "./support/pubsub-emulator.ts";
+import { transcodeJobMessage } from "./support/job-events.ts";
 
 const emulator = await startPubSubEmulator();
 if (emulator) process.env.PUBSUB_EMULATOR_HOST = emulator.host;
@@ -28,20 +29,6 @@ async function waitFor(what: string, condition: () => boolean, timeoutMs = 10_00
 
 /** A project of its own per test, so no test sees another's topics or messages. */
 const newProjectId = () => `videograph-test-${randomUUID().slice(0, 8)}`;
-
-function jobMessage(): JobMessage {
-  const videoId = randomUUID();
-  return {
-    v: PROTOCOL_VERSION,
-    type: "transcode",
-    jobId: randomUUID(),
-    attempt: 1,
-    videoId,
-    sourceKey: `videos/${videoId}/source/upload`,
-    outputPrefix: `videos/${videoId}`,
-    options: { segmentSeconds: 4 },
-  };
-}
 
 const jobIdOf = (message: unknown) => (message as JobMessage).jobId;
 
@@ -173,12 +160,12 @@ describe.skipIf(!emulator)("Pub/Sub transport (emulator)", () => {
     await startWorker(projectId, ["cpu"], 1, async (m) => void cpuJobs.push(m));
     await startWorker(projectId, ["nvenc"], 1, async (m) => void nvencJobs.push(m));
 
-    const cpuJob = jobMessage();
+    const cpuJob = transcodeJobMessage();
     await api.publishJob("cpu", cpuJob);
     await waitFor("the cpu job", () => cpuJobs.length === 1);
     expect(cpuJobs[0]).toEqual(cpuJob);
 
-    const nvencJob = jobMessage();
+    const nvencJob = transcodeJobMessage();
     await api.publishJob("nvenc", nvencJob);
     await waitFor("the nvenc job", () => nvencJobs.length === 1);
     expect(nvencJobs[0]).toEqual(nvencJob);
@@ -207,7 +194,7 @@ describe.skipIf(!emulator)("Pub/Sub transport (emulator)", () => {
 
     const api = await startApi(projectId);
     await consumeJobs;
-    const job = jobMessage();
+    const job = transcodeJobMessage();
     await api.publishJob("cpu", job);
     await waitFor("the job", () => got.length === 1);
     expect(got[0]).toEqual(job);
@@ -297,7 +284,7 @@ non-JSON is dropped`, async () => {
       deliveries.push(jobIdOf(m));
       if (deliveries.length === 1) throw new Error("handed back");
     });
-    const job = jobMessage();
+    const job = transcodeJobMessage();
     await api.publishJob("cpu", job);
     await waitFor("the redelivery", () => deliveries.length === 2);
     expect(deliveries).toEqual([job.jobId, job.jobId]);
@@ -325,7 +312,7 @@ non-JSON is dropped`, async () => {
       active--;
       done.add(jobIdOf(m));
     });
-    const jobs = Array.from({ length: 5 }, jobMessage);
+    const jobs = Array.from({ length: 5 }, transcodeJobMessage);
     await Promise.all(jobs.map((j) => api.publishJob("cpu", j)));
     await waitFor("all five jobs", () => done.size === 5);
     expect(maxActive).toBe(2);
@@ -347,7 +334,7 @@ non-JSON is dropped`, async () => {
     };
     await startWorker(projectId, ["cpu"], 1, handlerFor("a"));
     await startWorker(projectId, ["cpu"], 1, handlerFor("b"));
-    const jobs = Array.from({ length: 6 }, jobMessage);
+    const jobs = Array.from({ length: 6 }, transcodeJobMessage);
     for (const job of jobs) await api.publishJob("cpu", job);
     await waitFor("all six jobs", () => new Set(handled.map((h) => h.jobId)).size === 6);
     await sleep(1000);
@@ -361,7 +348,7 @@ non-JSON is dropped`, async () => {
   test("stopConsuming takes no new jobs, lets the running one finish and ack, and hands back the rest", async () => {
     const projectId = newProjectId();
     const api = await startApi(projectId);
-    const jobs = [jobMessage(), jobMessage(), jobMessage()];
+    const jobs = [transcodeJobMessage(), transcodeJobMessage(), transcodeJobMessage()];
     for (const job of jobs) await api.publishJob("cpu", job);
     // Subscribing after publishing: all three arrive together, one runs, two wait in the worker.
     const first = blockingHandler();
@@ -371,7 +358,7 @@ non-JSON is dropped`, async () => {
     const inFlight = first.started[0]!;
 
     await worker.stopConsuming();
-    const publishedAfterStop = jobMessage();
+    const publishedAfterStop = transcodeJobMessage();
     await api.publishJob("cpu", publishedAfterStop);
     first.release(inFlight);
     await waitFor("the running job to finish", () => first.finished.length === 1);
@@ -399,7 +386,7 @@ non-JSON is dropped`, async () => {
       m.ack();
     });
     try {
-      const job = jobMessage();
+      const job = transcodeJobMessage();
       await api.publishJob("manim", job);
       await waitFor("the message on the probe", () => seen.length === 1);
       expect(seen[0]!.attributes).toEqual({
@@ -421,7 +408,7 @@ non-JSON is dropped`, async () => {
     const slow = blockingHandler();
     const other: string[] = [];
     await startWorker(projectId, ["cpu"], 1, slow.handler, { leaseSeconds: 10 });
-    const job = jobMessage();
+    const job = transcodeJobMessage();
     await api.publishJob("cpu", job);
     await waitFor("the job to start", () => slow.started.length === 1);
     await startWorker(projectId, ["cpu"], 1, async (m) => void other.push(jobIdOf(m)), { leaseSeconds: 10 });
@@ -447,7 +434,7 @@ dispatcher is told to publish the lost ones again`, async () => {
     try {
       await client.subscription(names.jobsSubscription("cpu")).delete();
       await client.topic(names.jobsTopic("cpu")).delete();
-      const job = jobMessage();
+      const job = transcodeJobMessage();
       await api.publishJob("cpu", job);
       await waitFor("the job", () => got.length === 1, 30_000);
       expect(got[0]).toEqual(job);

@@ -2,12 +2,9 @@ import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey, ensureTenant } from "../src/auth/api-keys.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
-import { finalState } from "./support/upload-and-wait.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { finalState, createUpload } from "./support/uploads.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
-const CREATE_UPLOAD = /* GraphQL */ `
-  mutation($title: String!) {
-    createUpload(input: { title: $title }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`;
 const POSITION = /* GraphQL */ `
   query($id: ID!) {
     video(id: $id) {
@@ -61,10 +58,10 @@ describe("queue positions and job costs through the public API (one worker, conc
   const startedAt = new Date();
 
   async function upload(title: string, clip: string, authorization?: string): Promise<string> {
-    const created = (await t.gql(CREATE_UPLOAD, { title }, authorization)).data.createUpload;
+    const created = await createUpload(t, title, {}, authorization);
     const res = await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) });
     expect(res.status).toBe(200);
-    return created.video.id;
+    return created.id;
   }
   const position = async (id: string, authorization?: string) =>
     (await t.gql(POSITION, { id }, authorization)).data.video;

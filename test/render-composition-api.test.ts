@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey, ensureTenant } from "../src/auth/api-keys.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { ADMIN_AUTH } from "./support/auth.ts";
-import { makeAudioOnly, makeClip } from "./worker/media-fixtures.ts";
+import { makeAudioOnly, makeClip } from "./support/media-fixtures.ts";
 
 const COMPOSE = /* GraphQL */ `
   mutation($input: RenderCompositionInput!) {

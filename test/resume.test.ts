@@ -7,8 +7,9 @@ import { Parser } from "m3u8-parser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
-import { createUpload } from "./support/upload-and-wait.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { createUpload } from "./support/uploads.ts";
+import { makeClip } from "./support/media-fixtures.ts";
+import { largestGap, packetTimes } from "./support/media-checks.ts";
 
 const run = promisify(execFile);
 const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { status playable } } }`;
@@ -138,19 +139,8 @@ plays through`, async () => {
           const { stderr } = await run("ffmpeg", ["-v", "error", "-i", segmentFile, "-f", "null", "-"]);
           expect(stderr, `${variant.name}/${segment.uri} decodes`).toBe("");
         }
-        const { stdout } = await run(
-          "ffprobe",
-          ["-v", "error", "-show_entries", "packet=pts_time", "-of", "csv=p=0", playlistFile],
-          { maxBuffer: 64 << 20 },
-        );
-        const times = stdout
-          .split("\n")
-          .map((l) => l.replace(/,$/, "").trim())
-          .filter((l) => l !== "" && l !== "N/A")
-          .map(Number)
-          .sort((a, b) => a - b);
-        const largestGap = Math.max(...times.slice(1).map((time, i) => time - times[i]!));
-        expect(largestGap, `${variant.name}: no gap in the timeline`).toBeLessThan(0.05);
+        const times = await packetTimes(playlistFile);
+        expect(largestGap(times), `${variant.name}: no gap in the timeline`).toBeLessThan(0.05);
         expect(Math.abs(times.at(-1)! - times[0]! - seconds), `${variant.name}: as long as the source`).toBeLessThan(2);
       }
       // Two workers, a 10 s stall to detect, every segment of every rung decoded: over a minute on 2 busy cores.

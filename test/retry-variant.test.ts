@@ -1,13 +1,14 @@
 import { execFile } from "node:child_process";
-import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import { Parser } from "m3u8-parser";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
-import { createUpload, finalState, uploadAndWait } from "./support/upload-and-wait.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { createUpload, finalState, uploadAndWait } from "./support/uploads.ts";
+import { makeClip } from "./support/media-fixtures.ts";
+import { mtimes } from "./support/media-checks.ts";
 
 const run = promisify(execFile);
 const VIDEO = `query($id: ID!) {
@@ -22,17 +23,6 @@ const RETRY = `mutation($id: ID!) {
     ... on RetryVariantSuccess { variant { name status } video { status } job { status rungs } }
     ... on Error { message }
   } }`;
-
-/** Modification time of every file under `dir`, by path relative to it. */
-async function mtimes(dir: string): Promise<Map<string, number>> {
-  const files = new Map<string, number>();
-  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    if (!entry.isFile()) continue;
-    const file = path.join(entry.parentPath, entry.name);
-    files.set(path.relative(dir, file), (await stat(file)).mtimeMs);
-  }
-  return files;
-}
 
 async function masterUris(hlsDir: string): Promise<string[]> {
   const parser = new Parser();

@@ -6,21 +6,18 @@ import { ValidationError } from "../src/errors.ts";
 import { createVideoPubSub } from "../src/events/video-events.ts";
 import { cancelVideo, tellWorkersToCancel } from "../src/jobs/cancel.ts";
 import { createDispatcher, type Dispatcher } from "../src/jobs/dispatcher.ts";
-import { createEventIngestor, type EventIngestor } from "../src/jobs/ingest-events.ts";
+import type { EventIngestor } from "../src/jobs/ingest-events.ts";
+import { createTestEventIngestor } from "./support/event-ingestor.ts";
+import { LADDER_360P, PROBE_640X360 } from "./support/job-events.ts";
 import { retryVariant } from "../src/jobs/retry-variant.ts";
 import { queueUploadedVideo } from "../src/uploads/complete-upload.ts";
 import { PROTOCOL_VERSION, type JobEvent, type JobEventBody, type Rung } from "../src/protocol/messages.ts";
 import { CONTROL_NOTIFY_CHANNEL } from "../src/protocol/queues.ts";
 import { createPostgresTransport } from "../src/transport/postgres.ts";
 import type { ApiTransport } from "../src/transport/types.ts";
-import { createWebhookEmitter } from "../src/webhooks/events.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 
-const LADDER: Rung[] = [
-  { name: "360p", kind: "VIDEO", width: 640, height: 360, bandwidth: 1_200_000, codecs: "avc1.64001e" },
-  { name: "144p", kind: "VIDEO", width: 256, height: 144, bandwidth: 400_000, codecs: "avc1.64000c" },
-  { name: "audio", kind: "AUDIO", width: null, height: null, bandwidth: 140_800, codecs: "mp4a.40.2" },
-];
+const LADDER = LADDER_360P;
 const T0 = Date.parse("2026-11-22T10:00:00Z");
 
 function events(jobId: string, bodies: JobEventBody[], workerId = "worker-1", firstSeq = 1, firstAt = T0): JobEvent[] {
@@ -59,16 +56,7 @@ function runUntilLastRung(
     { type: "job.started" },
     {
       type: "job.probed",
-      probe: {
-        duration: 6,
-        width: 640,
-        height: 360,
-        fps: 25,
-        rotation: 0,
-        hasAudio: true,
-        videoCodec: "h264",
-        audioCodec: "aac",
-      },
+      probe: PROBE_640X360,
       ladder: LADDER,
     },
     { type: "video.playable", masterKey: `${prefix}/master.m3u8` },
@@ -117,7 +105,6 @@ describe("state changes are compare-and-set; races with the interleaving injecte
   let holdTransition: ((e: JobEvent) => Promise<void>) | undefined;
   const control: { type?: string; jobId?: string; marker?: number }[] = [];
   const pubSub = createVideoPubSub(undefined);
-  const webhooks = createWebhookEmitter({ retryHours: 24, onQueued: () => {} });
   const deps = () => ({ db, pubSub, transport, dispatcher, maxAttempts: 3 });
 
   beforeAll(async () => {
@@ -142,14 +129,9 @@ describe("state changes are compare-and-set; races with the interleaving injecte
     await db.webhookEndpoint.create({
       data: { tenantId: DEFAULT_TENANT_ID, url: "http://127.0.0.1:9/hook", secret: "s", events: [] },
     });
-    ingestor = createEventIngestor({
-      db,
+    ingestor = createTestEventIngestor(db, {
       pubSub,
-      webhooks,
-      progressWriteIntervalMs: 0,
-      onJobRequeued: () => {},
       onCanceledJobReported: (jobId, attempt, workerId) => tellWorkersToCancel(transport, jobId, attempt, workerId),
-      stallSeconds: 30,
       holdTransition: async (e) => holdTransition?.(e),
     });
   }, 60_000);

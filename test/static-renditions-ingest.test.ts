@@ -1,11 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_TENANT_ID } from "../src/auth/api-keys.ts";
 import { createDb, type Db } from "../src/db/client.ts";
-import { createVideoPubSub } from "../src/events/video-events.ts";
-import { createEventIngestor, type EventIngestor } from "../src/jobs/ingest-events.ts";
+import type { EventIngestor } from "../src/jobs/ingest-events.ts";
+import { createTestEventIngestor } from "./support/event-ingestor.ts";
 import { queueStaticRenditions, requestStaticRenditions } from "../src/jobs/queue-static-renditions.ts";
 import { PROTOCOL_VERSION, type JobEvent, type JobEventBody } from "../src/protocol/messages.ts";
-import { createWebhookEmitter } from "../src/webhooks/events.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 
 describe("static renditions jobs' events (ingest)", () => {
@@ -16,15 +15,7 @@ describe("static renditions jobs' events (ingest)", () => {
   beforeAll(async () => {
     database = await createTestDatabase();
     db = createDb(database.url);
-    ingestor = createEventIngestor({
-      db,
-      pubSub: createVideoPubSub(undefined),
-      webhooks: createWebhookEmitter({ retryHours: 24, onQueued: () => {} }),
-      progressWriteIntervalMs: 0,
-      onJobRequeued: () => {},
-      onCanceledJobReported: async () => {},
-      stallSeconds: 30,
-    });
+    ingestor = createTestEventIngestor(db);
   });
   afterAll(async () => {
     await db.$disconnect();

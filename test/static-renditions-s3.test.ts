@@ -2,12 +2,9 @@ import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TestApp } from "./support/app.ts";
 import { startAppOnMotoS3, type MotoS3 } from "./support/moto-s3.ts";
-import { finalState } from "./support/upload-and-wait.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { finalState, createUpload } from "./support/uploads.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
-const CREATE_UPLOAD = /* GraphQL */ `
-  mutation($input: CreateUploadInput!) {
-    createUpload(input: $input) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`;
 const RENDITIONS = /* GraphQL */ `
   query($id: ID!) { video(id: $id) { staticRenditions { name status sizeBytes url downloadUrl } } }`;
 
@@ -23,8 +20,8 @@ describe("static renditions with STORAGE=s3 (moto's S3 server, real worker)", ()
   it("a SIGNED video's rendition is a presigned bucket URL that answers Range; its download URL names the file", async () => {
     const clip = await makeClip({ width: 320, height: 240, seconds: 2, audio: true });
     const input = { title: "Ünïcode / talk", playbackPolicy: "SIGNED", staticRenditions: ["LOW"] };
-    const created = (await t.gql(CREATE_UPLOAD, { input })).data.createUpload;
-    const id = created.video.id;
+    const created = await createUpload(t, input.title, input);
+    const id = created.id;
     const final = finalState(t, id);
     expect((await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(
       200,

@@ -8,8 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey, ensureTenant } from "../src/auth/api-keys.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { ADMIN_AUTH } from "./support/auth.ts";
-import { finalState } from "./support/upload-and-wait.ts";
-import { makeAudioOnly, makeClip } from "./worker/media-fixtures.ts";
+import { finalState } from "./support/uploads.ts";
+import { makeAudioOnly, makeClip } from "./support/media-fixtures.ts";
 
 const run = promisify(execFile);
 

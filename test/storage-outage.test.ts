@@ -8,8 +8,8 @@ import { startTestApp, type TestApp } from "./support/app.ts";
 import { startCuttableProxy, type CuttableProxy } from "./support/cuttable-proxy.ts";
 import { startMotoS3, type MotoS3 } from "./support/moto-s3.ts";
 import { canMountTmpfs } from "./support/tmpfs.ts";
-import { createUpload, finalState } from "./support/upload-and-wait.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { createUpload, finalState } from "./support/uploads.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 const JOBS = `query($id: ID!) { video(id: $id) { status error jobs(first: 1) { edges { node { attempt \
 runs { status error } } } } } }`;

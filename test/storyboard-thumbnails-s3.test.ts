@@ -2,13 +2,9 @@ import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { startMotoS3, type MotoS3 } from "./support/moto-s3.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
+import { createUpload } from "./support/uploads.ts";
 
-const CREATE_UPLOAD = /* GraphQL */ `
-  mutation($title: String!) {
-    createUpload(input: { title: $title, playbackPolicy: SIGNED }) {
-      ... on CreateUploadSuccess { uploadUrl video { id } }
-    } }`;
 const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`;
 const VIDEO = /* GraphQL */ `
   query($id: ID!) { video(id: $id) {
@@ -27,12 +23,12 @@ describe("storyboards and thumbnails with STORAGE=s3 (moto), a SIGNED video", ()
     const env = await moto.createBucket();
     t = await startTestApp({ env, workerEnv: env });
     const clip = await makeClip({ width: 320, height: 180, seconds: 4, audio: false });
-    const created = (await t.gql(CREATE_UPLOAD, { title: "s3" })).data.createUpload;
-    const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: created.video.id }).done;
+    const created = await createUpload(t, "s3", { playbackPolicy: "SIGNED" });
+    const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: created.id }).done;
     const put = await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) });
     expect(put.status).toBe(200);
     expect((await done).at(-1).videoEvents.video.status).toBe("READY");
-    video = (await t.gql(VIDEO, { id: created.video.id })).data.video;
+    video = (await t.gql(VIDEO, { id: created.id })).data.video;
   });
   afterAll(async () => {
     await t?.stop();

@@ -9,7 +9,8 @@ import { collectSubscription, startTestApp, type TestApp } from "./support/app.t
 import { launchChromium } from "./support/console.ts";
 import { listProcesses, type ProcessInfo, stillRunning } from "./support/process-scan.ts";
 import { MAX_CACHED_IMAGES_PER_VIDEO } from "../src/thumbnails/image-cache-budget.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
+import { createUpload } from "./support/uploads.ts";
 
 const run = promisify(execFile);
 const SECONDS = 12;
@@ -17,11 +18,6 @@ const SECONDS = 12;
 const VIDEO_BUDGET = 8 * 1024 ** 2;
 const TENANT_BUDGET = 1024 ** 3;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const CREATE_UPLOAD = /* GraphQL */ `
-  mutation($title: String!, $policy: PlaybackPolicy, $format: SegmentFormat) {
-    createUpload(input: { title: $title, playbackPolicy: $policy, segmentFormat: $format }) {
-      ... on CreateUploadSuccess { uploadUrl video { id } }
-    } }`;
 const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`;
 const VIDEO = /* GraphQL */ `
   query($id: ID!) { video(id: $id) {
@@ -163,12 +159,12 @@ describe("storyboards, thumbnails and animated previews", () => {
   }
 
   async function readyVideo(policy: "PUBLIC" | "SIGNED", format: "TS" | "FMP4" = "TS"): Promise<string> {
-    const created = (await t.gql(CREATE_UPLOAD, { title: policy, policy, format })).data.createUpload;
-    const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: created.video.id }).done;
+    const created = await createUpload(t, policy, { playbackPolicy: policy, segmentFormat: format });
+    const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: created.id }).done;
     const put = await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) });
     expect(put.status).toBe(200);
     expect((await done).at(-1).videoEvents.video.status).toBe("READY");
-    return created.video.id;
+    return created.id;
   }
 
   beforeAll(async () => {
@@ -554,7 +550,7 @@ describe("storyboards, thumbnails and animated previews", () => {
     expect((await fetch(`${t.url}${thumb}?time=1`, { method: "POST" })).status).toBe(405);
     expect((await get(`/media/videos/00000000-0000-4000-8000-000000000000/thumbnail.jpg?time=1`)).status).toBe(404);
     // A video with nothing published yet: no images, and no URLs for them.
-    const waiting = (await t.gql(CREATE_UPLOAD, { title: "waiting", policy: "PUBLIC" })).data.createUpload.video.id;
+    const waiting = (await createUpload(t, "waiting", { playbackPolicy: "PUBLIC" })).id;
     const notReady = await get(`/media/videos/${waiting}/thumbnail.jpg?time=0`);
     expect(notReady.status).toBe(409);
     const none = (await t.gql(VIDEO, { id: waiting })).data.video;

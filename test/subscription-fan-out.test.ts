@@ -9,8 +9,8 @@ import { EVENTS_CHANNEL, notificationPayload } from "../src/events/postgres-even
 import { type VideoEventPayload, videoSnapshot } from "../src/events/video-events.ts";
 import { SLOW_CONSUMER_CLOSE_CODE, TRY_AGAIN_LATER_CLOSE_CODE } from "../src/http/graphql-ws.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
+import { createUpload } from "./support/uploads.ts";
 
-const CREATE_UPLOAD = `mutation($t: String!) { createUpload(input: { title: $t }) { ... on CreateUploadSuccess { video { id } } } }`;
 const bearer = (secret: string) => `Bearer ${secret}`;
 
 type Result = { data?: any; errors?: { message: string; extensions?: Record<string, unknown> }[] };
@@ -48,7 +48,7 @@ async function until(condition: () => boolean, ms: number): Promise<void> {
 }
 
 async function createVideo(t: TestApp, title: string): Promise<string> {
-  return (await t.gql(CREATE_UPLOAD, { t: title })).data.createUpload.video.id;
+  return (await createUpload(t, title)).id;
 }
 
 async function snapshotOf(t: TestApp, videoId: string) {

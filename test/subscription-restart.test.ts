@@ -5,17 +5,15 @@ import { type Client, createClient } from "graphql-ws";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { freePort } from "../src/free-port.ts";
-import { gqlAt } from "./support/app.ts";
 import { ADMIN_AUTH } from "./support/auth.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
+import { createUpload } from "./support/uploads.ts";
 
 /** A ladder encode that never ends until it is killed: holds a job in the local worker while the API drains. */
 const ENDLESS_ENCODE_FFMPEG = path.resolve(import.meta.dirname, "fixtures/stand-in-ffmpeg/endless-encode");
 const EVENTS = /* GraphQL */ `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { status } } }`;
-const CREATE_UPLOAD = /* GraphQL */ `mutation { createUpload(input: { title: "restart" }) {
-  ... on CreateUploadSuccess { uploadUrl video { id } } } }`;
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -39,10 +37,10 @@ async function databaseAndDataDir(): Promise<{ database: TestDatabase; dataDir: 
 }
 
 async function upload(url: string): Promise<string> {
-  const { uploadUrl, video } = (await gqlAt(url, CREATE_UPLOAD)).createUpload;
+  const { uploadUrl, id } = await createUpload(url, "restart");
   const res = await fetch(`${url}${uploadUrl}`, { method: "PUT", body: new Uint8Array(clip) });
   expect(res.status).toBe(200);
-  return video.id;
+  return id;
 }
 
 /** The client of docs/api-guide.md's "Subscriptions that survive a restart", as a Node program writes it. */

@@ -10,7 +10,8 @@ import { gqlAt } from "./support/app.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
 import { pubSubEmulatorUnavailableReason, startPubSubEmulator } from "./support/pubsub-emulator.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
+import { createUpload } from "./support/uploads.ts";
 
 interface ReceivedSpan {
   service: string;
@@ -84,9 +85,6 @@ async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T 
   }
 }
 
-const CREATE_UPLOAD =
-  `mutation($title: String!) { createUpload(input: { title: $title }) { ... on ` +
-  `CreateUploadSuccess { uploadUrl video { id } } } }`;
 const VIDEO = `query($id: ID!) { video(id: $id) { status jobs(first: 1) { edges { node { id } } } } }`;
 
 const emulator = await startPubSubEmulator();
@@ -140,17 +138,17 @@ describe.each(transports)(
       "links upload → dispatch → job → probe → encode → publish → READY, and the logs carry the trace",
       async () => {
         const clip = await makeClip({ width: 640, height: 360, seconds: 4, audio: true });
-        const { uploadUrl, video } = (await gqlAt(api.url, CREATE_UPLOAD, { title: "traced" })).createUpload;
+        const { uploadUrl, id: videoId } = await createUpload(api.url, "traced");
         const put = await fetch(new URL(uploadUrl, api.url), { method: "PUT", body: await readFile(clip) });
         expect([200, 201]).toContain(put.status);
         const ready = await waitFor("READY", async () => {
-          const v = (await gqlAt(api.url, VIDEO, { id: video.id })).video;
+          const v = (await gqlAt(api.url, VIDEO, { id: videoId })).video;
           return v.status === "READY" ? v : undefined;
         });
         const jobId: string = ready.jobs.edges[0].node.id;
 
         const readySpan = await waitFor("the video ready span", () =>
-          receiver.spans.find((s) => s.name === "video ready" && s.attributes["video.id"] === video.id),
+          receiver.spans.find((s) => s.name === "video ready" && s.attributes["video.id"] === videoId),
         );
         // The worker's spans end before the event that makes the video READY: by now they are exported or close.
         const spansOf = () => receiver.spans.filter((s) => s.traceId === readySpan.traceId);
@@ -191,8 +189,8 @@ describe.each(transports)(
         for (const step of [probe, encode, publish]) childOf(step, job);
         childOf(succeeded, job);
         childOf(readyInTrace, succeeded);
-        expect(dispatch.attributes).toMatchObject({ "job.id": jobId, "video.id": video.id });
-        expect(job.attributes).toMatchObject({ "job.id": jobId, "video.id": video.id, "job.attempt": 1 });
+        expect(dispatch.attributes).toMatchObject({ "job.id": jobId, "video.id": videoId });
+        expect(job.attributes).toMatchObject({ "job.id": jobId, "video.id": videoId, "job.attempt": 1 });
         // Every other event the worker sent joined the trace too, under the job.
         for (const type of ["job.started", "job.probed", "video.playable", "variant.ready"]) {
           const ingested = spans.filter((s) => s.name === `ingest ${type}`);
@@ -213,7 +211,7 @@ describe.each(transports)(
             severity: "INFO",
             component: "worker",
             jobId,
-            videoId: video.id,
+            videoId,
             attempt: 1,
             "logging.googleapis.com/trace": traceField,
             "logging.googleapis.com/spanId": expect.stringMatching(/^[0-9a-f]{16}$/),
@@ -225,7 +223,7 @@ describe.each(transports)(
           .find((l) => l.includes('"message":"job dispatched"') && l.includes(jobId));
         expect(JSON.parse(dispatched!)).toMatchObject({
           severity: "INFO",
-          videoId: video.id,
+          videoId,
           "logging.googleapis.com/trace": traceField,
           "logging.googleapis.com/spanId": dispatch.spanId,
         });

@@ -7,8 +7,8 @@ import { WORKER_ENV_NAMES } from "../src/shared/worker-env.ts";
 import { MEDIA_TOOL_ENV_NAMES } from "../render-worker/media/tool-environment.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { childProcessPids } from "./support/process-scan.ts";
-import { uploadAndWait } from "./support/upload-and-wait.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { uploadAndWait } from "./support/uploads.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 const WORKER_ENTRY = "render-worker/main.ts";
 

@@ -10,11 +10,9 @@ import { gqlAt } from "./support/app.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
 import { canMountTmpfs, mountSmallDisk } from "./support/tmpfs.ts";
+import { createUpload } from "./support/uploads.ts";
 
 const run = promisify(execFile);
-const CREATE_UPLOAD =
-  `mutation($title: String!) { createUpload(input: { title: $title }) { ... on ` +
-  `CreateUploadSuccess { uploadUrl video { id } } } }`;
 const VIDEO = `query($id: ID!) { video(id: $id) { status uploadedBytes } }`;
 const DISK_BYTES = 1024 * 1024;
 
@@ -42,11 +40,7 @@ describe("upload faults", () => {
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
   });
 
-  const newUpload = async () =>
-    (await gqlAt(api.url, CREATE_UPLOAD, { title: "clip" })).createUpload as {
-      uploadUrl: string;
-      video: { id: string };
-    };
+  const newUpload = async () => createUpload(api.url, "clip");
   const put = (url: string, body: Uint8Array<ArrayBuffer> | string, headers: Record<string, string> = {}) =>
     fetch(`${api.url}${url}`, { method: "PUT", body, headers });
   const partSize = async (videoId: string) =>
@@ -59,7 +53,7 @@ describe("upload faults", () => {
 
   it(`a client that goes away mid-chunk is logged as info, not an error, and resumes from the bytes \
 that arrived`, async () => {
-    const { uploadUrl, video } = await newUpload();
+    const { uploadUrl, id } = await newUpload();
     const url = new URL(`${api.url}${uploadUrl}`);
     await new Promise<void>((resolve) => {
       const req = request(url, {
@@ -70,11 +64,11 @@ that arrived`, async () => {
       req.write(Buffer.alloc(100_000, 7), () => setTimeout(() => req.destroy(), 200));
     });
     await api.waitForLog(
-      new RegExp(`"videoId":"${video.id}".*"message":"upload chunk interrupted: the client went away"`),
+      new RegExp(`"videoId":"${id}".*"message":"upload chunk interrupted: the client went away"`),
       10_000,
     );
     expect(errorLines()).toEqual([]);
-    const held = (await gqlAt(api.url, VIDEO, { id: video.id })).video;
+    const held = (await gqlAt(api.url, VIDEO, { id })).video;
     expect(held.status).toBe("WAITING_FOR_UPLOAD");
     expect(held.uploadedBytes).toBeGreaterThan(0);
     const res = await put(uploadUrl, "", { "content-range": "bytes */500000" });
@@ -86,7 +80,7 @@ that arrived`, async () => {
     "a full disk (a real ENOSPC on a 1 MiB tmpfs; needs root) answers 507 with a reason, keeps only the earlier " +
       "chunks, and the upload resumes once there is room",
     async () => {
-      const { uploadUrl, video } = await newUpload();
+      const { uploadUrl, id } = await newUpload();
       const total = 3 * 1024 * 1024;
       const file = new Uint8Array(total).map((_, i) => (i * 31) % 251);
       const first = 256 * 1024;
@@ -107,8 +101,8 @@ that arrived`, async () => {
       expect(body.error).not.toContain(dataDir);
       expect(res.headers.get("range")).toBe(`bytes=0-${first - 1}`);
       // The refused chunk left nothing behind: the disk is as full as before it.
-      expect(await partSize(video.id)).toBe(first);
-      expect((await gqlAt(api.url, VIDEO, { id: video.id })).video).toEqual({
+      expect(await partSize(id)).toBe(first);
+      expect((await gqlAt(api.url, VIDEO, { id })).video).toEqual({
         status: "WAITING_FOR_UPLOAD",
         uploadedBytes: first,
       });
@@ -119,12 +113,12 @@ that arrived`, async () => {
       await run("mount", ["-o", `remount,size=${8 * 1024 * 1024}`, dataDir]);
       res = await put(uploadUrl, file.slice(first), { "content-range": `bytes ${first}-${total - 1}/${total}` });
       expect(res.status).toBe(200);
-      expect((await gqlAt(api.url, VIDEO, { id: video.id })).video).toEqual({ status: "QUEUED", uploadedBytes: total });
+      expect((await gqlAt(api.url, VIDEO, { id })).video).toEqual({ status: "QUEUED", uploadedBytes: total });
     },
   );
 
   it.skipIf(!canMountTmpfs)("a first chunk refused for a full disk leaves no file at all (needs root)", async () => {
-    const { uploadUrl, video } = await newUpload();
+    const { uploadUrl, id } = await newUpload();
     const total = 16 * 1024 * 1024;
     const res = await put(uploadUrl, new Uint8Array(total), { "content-range": `bytes 0-${total - 1}/${total}` });
     expect(res.status).toBe(507);
@@ -132,7 +126,7 @@ that arrived`, async () => {
       "The server's storage is full, so this chunk was not stored; try again later. Nothing of the file is kept: " +
         "send it from byte 0.",
     );
-    expect(await partSize(video.id)).toBeNull();
-    expect((await gqlAt(api.url, VIDEO, { id: video.id })).video.status).toBe("WAITING_FOR_UPLOAD");
+    expect(await partSize(id)).toBeNull();
+    expect((await gqlAt(api.url, VIDEO, { id })).video.status).toBe("WAITING_FOR_UPLOAD");
   });
 });

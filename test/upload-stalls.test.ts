@@ -5,10 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { partialUploadKey } from "../src/protocol/storage-layout.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { startMotoS3, type MotoS3 } from "./support/moto-s3.ts";
+import { createUpload } from "./support/uploads.ts";
 
-const CREATE_UPLOAD =
-  `mutation($title: String!) { createUpload(input: { title: $title }) { ... on ` +
-  `CreateUploadSuccess { uploadUrl video { id } } } }`;
 const IDLE_SECONDS = 3;
 const TOTAL = 1000;
 
@@ -58,8 +56,8 @@ describe("a stalled upload chunk (local storage)", () => {
 
   it(`a PUT that sends 10 bytes and then nothing is cut off after UPLOAD_IDLE_TIMEOUT_SECONDS, keeping its \
 bytes; a status query sent meanwhile answers at once`, async () => {
-    const created = (await t.gql(CREATE_UPLOAD, { title: "stalls" })).data.createUpload;
-    const partial = path.join(t.dataDir, partialUploadKey(created.video.id));
+    const created = await createUpload(t, "stalls");
+    const partial = path.join(t.dataDir, partialUploadKey(created.id));
     const sentAt = Date.now();
     const stalled = rawRequest(
       t.url,
@@ -79,7 +77,7 @@ bytes; a status query sent meanwhile answers at once`, async () => {
       expect(closedAt! - sentAt).toBeGreaterThanOrEqual(IDLE_SECONDS * 1000 - 500);
       expect(closedAt! - sentAt).toBeLessThan(IDLE_SECONDS * 1000 + 2500);
       // Recorded once the cut-off request has let go of its storage (the socket closes first).
-      const video = () => t.app.services.db.video.findUniqueOrThrow({ where: { id: created.video.id } });
+      const video = () => t.app.services.db.video.findUniqueOrThrow({ where: { id: created.id } });
       await expect.poll(async () => (await video()).uploadedBytes, { timeout: 2000 }).toBe(10n);
       expect((await video()).status).toBe("WAITING_FOR_UPLOAD");
       expect(await statusQuery(t, created.uploadUrl).answer(1000)).toMatchObject({
@@ -106,7 +104,7 @@ describe("a status query while S3 is frozen", () => {
   });
 
   it("answers 503 with Retry-After within a bound instead of hanging on the bucket", async () => {
-    const created = (await t.gql(CREATE_UPLOAD, { title: "frozen" })).data.createUpload;
+    const created = await createUpload(t, "frozen");
     moto.freeze(true);
     try {
       const askedAt = Date.now();

@@ -5,8 +5,8 @@ import { createGcsClient } from "../src/shared/gcs-client.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { startGcsEmulator, type GcsEmulator } from "./support/gcs-emulator.ts";
 import { pubSubEmulatorUnavailableReason, startPubSubEmulator } from "./support/pubsub-emulator.ts";
-import { uploadClipAndCheckLadder } from "./support/upload-flow.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { uploadClipAndCheckLadder } from "./support/uploads.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 const pubsubEmulator = await startPubSubEmulator();
 if (!pubsubEmulator)

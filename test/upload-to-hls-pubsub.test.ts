@@ -2,8 +2,8 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { pubSubEmulatorUnavailableReason, startPubSubEmulator } from "./support/pubsub-emulator.ts";
-import { uploadClipAndCheckLadder } from "./support/upload-flow.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { uploadClipAndCheckLadder } from "./support/uploads.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 const emulator = await startPubSubEmulator();
 if (emulator) process.env.PUBSUB_EMULATOR_HOST = emulator.host;

@@ -10,16 +10,11 @@ import type { S3Storage } from "../src/storage/s3.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { forwardRequest } from "./support/cuttable-proxy.ts";
 import { startMotoS3, type MotoS3 } from "./support/moto-s3.ts";
-import { uploadClipAndCheckLadder } from "./support/upload-flow.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { uploadClipAndCheckLadder, createUpload } from "./support/uploads.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 const run = promisify(execFile);
 
-const CREATE_UPLOAD = /* GraphQL */ `
-  mutation($title: String!, $policy: PlaybackPolicy) {
-    createUpload(input: { title: $title, playbackPolicy: $policy }) {
-      __typename ... on CreateUploadSuccess { uploadUrl video { id } }
-    } }`;
 const ADD_CAPTION = /* GraphQL */ `
   mutation($input: AddCaptionInput!) { addCaption(input: $input) { __typename } }`;
 const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`;
@@ -72,13 +67,13 @@ describe("upload → HLS with STORAGE=s3 (moto's S3 server, real worker, presign
     ) ?? [];
 
   async function uploadAndWait(clip: string, policy: "PUBLIC" | "SIGNED"): Promise<string> {
-    const created = (await t.gql(CREATE_UPLOAD, { title: policy, policy })).data.createUpload;
-    const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: created.video.id }).done;
+    const created = await createUpload(t, policy, { playbackPolicy: policy });
+    const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: created.id }).done;
     expect((await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(
       200,
     );
     expect((await done).at(-1).videoEvents.video.status).toBe("READY");
-    return created.video.id;
+    return created.id;
   }
 
   it(`takes an 8-second 720p clip to READY through the bucket; the worker reads the source with \
@@ -171,7 +166,7 @@ from the bucket`, async () => {
     const id = await uploadAndWait(clip, "PUBLIC");
     expect((await objectsUnder(`videos/${id}/`)).length).toBeGreaterThan(3);
     // And an upload that never finished: one 8 MiB part in a multipart upload, the rest held in a piece.
-    const pending = (await t.gql(CREATE_UPLOAD, { title: "pending", policy: "PUBLIC" })).data.createUpload;
+    const pending = await createUpload(t, "pending", { playbackPolicy: "PUBLIC" });
     const sent = 9 * 1024 * 1024;
     const res = await fetch(`${t.url}${pending.uploadUrl}`, {
       method: "PUT",
@@ -180,15 +175,15 @@ from the bucket`, async () => {
     });
     expect(res.status).toBe(308);
     expect(res.headers.get("range")).toBe(`bytes=0-${sent - 1}`);
-    expect(await objectsUnder(`videos/${pending.video.id}/`)).toEqual([
-      `videos/${pending.video.id}/source/upload.part/${String(8 * 1024 * 1024).padStart(15, "0")}`,
+    expect(await objectsUnder(`videos/${pending.id}/`)).toEqual([
+      `videos/${pending.id}/source/upload.part/${String(8 * 1024 * 1024).padStart(15, "0")}`,
     ]);
     const unfinished = await storage.client.send(
-      new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: `videos/${pending.video.id}/` }),
+      new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: `videos/${pending.id}/` }),
     );
-    expect(unfinished.Uploads?.map((u) => u.Key)).toEqual([`videos/${pending.video.id}/source/upload`]);
+    expect(unfinished.Uploads?.map((u) => u.Key)).toEqual([`videos/${pending.id}/source/upload`]);
 
-    for (const video of [id, pending.video.id]) {
+    for (const video of [id, pending.id]) {
       expect((await t.gql(DELETE, { id: video })).data.deleteVideo).toEqual({
         __typename: "DeleteVideoSuccess",
         deletedVideoId: video,

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
-import { uploadClipAndCheckLadder } from "./support/upload-flow.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { uploadClipAndCheckLadder } from "./support/uploads.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 
 describe("upload → decode-once HLS ladder → live progress (public API, real worker, Postgres transport)", () => {
   let t: TestApp;

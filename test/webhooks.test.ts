@@ -6,8 +6,9 @@ import { isPublicAddress } from "../src/http/outbound-url.ts";
 import { createWebhookDeliverer, webhookClaimLeaseSeconds } from "../src/webhooks/deliverer.ts";
 import { signWebhook, verifyWebhookSignature } from "../src/webhooks/signature.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 import { NON_PUBLIC_ADDRESSES, PUBLIC_ADDRESSES } from "./fixtures/non-public-addresses.ts";
+import { createUpload } from "./support/uploads.ts";
 
 const CREATE_ENDPOINT = /* GraphQL */ `
   mutation($url: String!, $events: [WebhookEventType!]) {
@@ -20,9 +21,6 @@ const DELIVERIES = /* GraphQL */ `
   { webhookEndpoints { id deliveries(first: 50) { edges { node {
       id eventId eventType status attemptCount lastStatusCode payload attempts { statusCode responseBody durationMs }
   } } } } }`;
-const CREATE_UPLOAD =
-  `mutation($title: String!) { createUpload(input: { title: $title }) { ... on ` +
-  `CreateUploadSuccess { uploadUrl video { id } } } }`;
 const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`;
 
 interface Received {
@@ -58,10 +56,10 @@ async function uploadClip(
   bytes: Uint8Array<ArrayBuffer>,
   title: string,
 ): Promise<{ id: string; status: string }> {
-  const created = (await t.gql(CREATE_UPLOAD, { title })).data.createUpload;
-  const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: created.video.id }).done;
+  const created = await createUpload(t, title);
+  const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: created.id }).done;
   expect((await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: bytes })).status).toBe(200);
-  return { id: created.video.id, status: (await done).at(-1).videoEvents.video.status };
+  return { id: created.id, status: (await done).at(-1).videoEvents.video.status };
 }
 
 describe("webhook signatures (the verification helper CMSs copy)", () => {

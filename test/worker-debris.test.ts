@@ -5,15 +5,12 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { gqlAt } from "./support/app.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
-import { makeClip } from "./worker/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
+import { createUpload } from "./support/uploads.ts";
 
 const run = promisify(execFile);
-const CREATE_UPLOAD =
-  `mutation($title: String!) { createUpload(input: { title: $title }) { ... on ` +
-  `CreateUploadSuccess { uploadUrl video { id } } } }`;
 
 /** The ffmpeg processes `pid` started that encode a ladder (not a probe or a poster). */
 async function ladderEncodesOf(pid: number): Promise<number[]> {
@@ -93,7 +90,7 @@ live worker's`, async () => {
     const doomed = await startWorkerProcess("worker-doomed", workerEnv);
     const survivor = await startWorkerProcess("worker-survivor", workerEnv);
     for (const title of ["a", "b"]) {
-      const { uploadUrl } = (await gqlAt(api.url, CREATE_UPLOAD, { title })).createUpload;
+      const { uploadUrl } = await createUpload(api.url, title);
       const res = await fetch(`${api.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) });
       expect(res.status).toBe(200);
     }

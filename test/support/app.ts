@@ -93,12 +93,7 @@ export async function startTestApp(
       return res.json() as never;
     },
     wsClient(authorization = ADMIN_AUTH.authorization) {
-      const client = createClient({
-        url: `${url.replace("http", "ws")}/graphql`,
-        webSocketImpl: WebSocket,
-        retryAttempts: 0,
-        connectionParams: authorization ? { authorization } : {},
-      });
+      const client = wsClientAt(url, authorization);
       clients.push(client);
       return client;
     },
@@ -110,6 +105,19 @@ export async function startTestApp(
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A graphql-ws client on the API at `url` (as the admin key unless `authorization` says otherwise; ""
+ * sends none), not retrying; the caller disposes of it.
+ */
+export function wsClientAt(url: string, authorization: string = ADMIN_AUTH.authorization): Client {
+  return createClient({
+    url: `${url.replace("http", "ws")}/graphql`,
+    webSocketImpl: WebSocket,
+    retryAttempts: 0,
+    connectionParams: authorization ? { authorization } : {},
+  });
 }
 
 /** Collects every event of a subscription until it completes (or errors). */

@@ -12,6 +12,8 @@ declare module "vitest" {
   export interface ProvidedContext {
     adminDatabaseUrl: string;
     templateDatabase: string;
+    /** Where media-fixtures.ts keeps the clips it generates, shared by every test file of the run. */
+    mediaFixturesDir: string;
   }
 }
 
@@ -62,7 +64,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
   project.provide("adminDatabaseUrl", adminUrl);
   project.provide("templateDatabase", template);
+  const mediaFixturesDir = await mkdtemp(path.join(tmpdir(), "videograph-media-"));
+  project.provide("mediaFixturesDir", mediaFixturesDir);
   return async () => {
+    await rm(mediaFixturesDir, { recursive: true, force: true });
     await embedded?.stop();
     if (embeddedDir) await rm(embeddedDir, { recursive: true, force: true });
   };

@@ -14,7 +14,7 @@ import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import type { JobEventBody } from "../../src/protocol/messages.ts";
 import { hlsLayout } from "../../src/protocol/storage-layout.ts";
 import { greyFrames, sourceFrameShown } from "../support/frames.ts";
-import { fixturesDir, makeClip, stageTranscodeJob } from "./media-fixtures.ts";
+import { fixturesDir, makeClip, stageTranscodeJob } from "../support/media-fixtures.ts";
 
 const run = promisify(execFile);
 const JOB_ID = "7d7a3c52-58a4-4c1e-9a43-0f8f5f1b2c77";

@@ -6,7 +6,7 @@ import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import type { WorkerStorage } from "../../render-worker/storage/types.ts";
 import type { JobEventBody } from "../../src/protocol/messages.ts";
 import { ENCODE_MANIFEST } from "../../src/protocol/storage-layout.ts";
-import { fixturesDir, makeClip, stageTranscodeJob } from "./media-fixtures.ts";
+import { fixturesDir, makeClip, stageTranscodeJob } from "../support/media-fixtures.ts";
 
 /** The storage, counting its reads of the encode manifest. */
 function countingManifestReads(storage: WorkerStorage): { storage: WorkerStorage; reads: () => number } {

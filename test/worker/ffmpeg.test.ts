@@ -9,7 +9,7 @@ import { MediaError, redactUrls } from "../../render-worker/media/errors.ts";
 import { extractPoster } from "../../render-worker/media/poster.ts";
 import { planLadder } from "../../render-worker/media/ladder.ts";
 import { probeSource } from "../../render-worker/media/probe.ts";
-import { fixturesDir, makeClip } from "./media-fixtures.ts";
+import { fixturesDir, makeClip } from "../support/media-fixtures.ts";
 
 const run = promisify(execFile);
 

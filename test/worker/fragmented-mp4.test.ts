@@ -4,7 +4,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { splitFragmentedMp4 } from "../../render-worker/media/fragmented-mp4.ts";
-import { fixturesDir, runFfmpeg } from "./media-fixtures.ts";
+import { fixturesDir, runFfmpeg } from "../support/media-fixtures.ts";
 
 const run = promisify(execFile);
 

@@ -4,8 +4,8 @@ import type { JobEventBody, TranscodeJobMessage } from "../../src/protocol/messa
 import { transcode } from "../../render-worker/handlers/transcode.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import { canMountTmpfs, mountSmallDisk } from "../support/tmpfs.ts";
-import { contractCheckedEmit } from "./job-events.ts";
-import { jobDirsPerTest, makeClip, stageTranscodeJob } from "./media-fixtures.ts";
+import { contractCheckedEmit } from "../support/job-events.ts";
+import { jobDirsPerTest, makeClip, stageTranscodeJob } from "../support/media-fixtures.ts";
 
 const JOB_ID = "3c1d1e9a-6f0b-4f57-9d1e-2b8a4c6e1f01";
 const VIDEO_ID = "b7c0e2a4-1d3f-4e5a-9b6c-7d8e9f0a1b2c";

@@ -9,7 +9,7 @@ import { launchChromium } from "../support/console.ts";
 import type { JobEventBody } from "../../src/protocol/messages.ts";
 import { transcode } from "../../render-worker/handlers/transcode.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
-import { jobDirsPerTest, makeClip, stageTranscodeJob } from "./media-fixtures.ts";
+import { jobDirsPerTest, makeClip, stageTranscodeJob } from "../support/media-fixtures.ts";
 
 const JOB_ID = "7d7a3c52-58a4-4c1e-9a43-0f8f5f1b2c0a";
 const VIDEO_ID = "a0b1c2d3-e4f5-4a6b-8c7d-9e0f1a2b3c4a";

@@ -3,7 +3,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Parser } from "m3u8-parser";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { ProbeResult, Rung } from "../../src/protocol/messages.ts";
+import type { Rung } from "../../src/protocol/messages.ts";
 import { createHlsPublisher } from "../../render-worker/media/hls-publisher.ts";
 import { masterPlaylist } from "../../render-worker/media/playlists.ts";
 import { planLadder } from "../../render-worker/media/ladder.ts";
@@ -11,18 +11,10 @@ import { assertValidKey, createLocalWorkerStorage } from "../../render-worker/st
 import type { UploadOptions, WorkerStorage } from "../../render-worker/storage/types.ts";
 import { StorageUnavailableError } from "../../src/shared/storage-errors.ts";
 import { canMountTmpfs, mountSmallDisk } from "../support/tmpfs.ts";
-import { fixturesDir } from "./media-fixtures.ts";
+import { fixturesDir } from "../support/media-fixtures.ts";
+import { PROBE_640X360 } from "../support/job-events.ts";
 
-const probe: ProbeResult = {
-  duration: 6,
-  width: 640,
-  height: 360,
-  fps: 25,
-  rotation: 0,
-  hasAudio: true,
-  videoCodec: "h264",
-  audioCodec: "aac",
-};
+const probe = PROBE_640X360;
 const ladder: Rung[] = planLadder(probe, { maxHeight: 240 }); // 240p, 144p, audio
 
 let root: string;

@@ -11,7 +11,7 @@ import {
   makeVfrClip,
   makeY4mHeaderBomb,
   runFfmpeg,
-} from "./media-fixtures.ts";
+} from "../support/media-fixtures.ts";
 
 type Probe = typeof probeSource;
 

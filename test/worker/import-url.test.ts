@@ -9,8 +9,8 @@ import { importUrl, type ImportUrlOptions } from "../../render-worker/handlers/i
 import { publicAddressesOnly } from "../../render-worker/net/address-policy.ts";
 import { DownloadError, downloadUrl } from "../../render-worker/net/download.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
-import { jobDirsPerTest, makeClip } from "./media-fixtures.ts";
-import { contractCheckedEmit } from "./job-events.ts";
+import { jobDirsPerTest, makeClip } from "../support/media-fixtures.ts";
+import { contractCheckedEmit } from "../support/job-events.ts";
 import { NON_PUBLIC_ADDRESSES, PUBLIC_ADDRESSES } from "../fixtures/non-public-addresses.ts";
 
 const JOB_ID = "0e4a8c2b-6d1f-4a3e-9b5c-7d8e9f0a1b2c";

@@ -8,7 +8,7 @@ import type { EncodeManifest } from "../../render-worker/media/resume.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import type { JobEventBody } from "../../src/protocol/messages.ts";
 import { ENCODE_MANIFEST } from "../../src/protocol/storage-layout.ts";
-import { fixturesDir, makeClip, runFfmpeg, stageTranscodeJob } from "./media-fixtures.ts";
+import { fixturesDir, makeClip, runFfmpeg, stageTranscodeJob } from "../support/media-fixtures.ts";
 
 const run = promisify(execFile);
 const JOB_ID = "5b0e8f3c-4a1d-4c55-9d0e-2f7b8a6c1d10";

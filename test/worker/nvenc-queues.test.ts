@@ -3,12 +3,13 @@ import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { createPostgresWorkerTransport } from "../../render-worker/transport/postgres.ts";
 import { createPubSubWorkerTransport } from "../../render-worker/transport/pubsub.ts";
 import type { WorkerTransport } from "../../render-worker/transport/types.ts";
-import { PROTOCOL_VERSION, type Capability, type JobMessage } from "../../src/protocol/messages.ts";
+import type { Capability, JobMessage } from "../../src/protocol/messages.ts";
 import { createPostgresTransport } from "../../src/transport/postgres.ts";
 import { createPubSubApiTransport } from "../../src/transport/pubsub.ts";
 import type { ApiTransport } from "../../src/transport/types.ts";
 import { createTestDatabase } from "../support/db.ts";
 import { pubSubEmulatorUnavailableReason, startPubSubEmulator } from "../support/pubsub-emulator.ts";
+import { transcodeJobMessage } from "../support/job-events.ts";
 
 const emulator = await startPubSubEmulator();
 if (emulator) process.env.PUBSUB_EMULATOR_HOST = emulator.host;
@@ -22,20 +23,6 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-function jobMessage(): JobMessage {
-  const videoId = randomUUID();
-  return {
-    v: PROTOCOL_VERSION,
-    type: "transcode",
-    jobId: randomUUID(),
-    attempt: 1,
-    videoId,
-    sourceKey: `videos/${videoId}/source/upload`,
-    outputPrefix: `videos/${videoId}`,
-    options: { segmentSeconds: 4 },
-  };
-}
-
 /** Publishes one job per capability and checks the handler is told which queue each came from. */
 async function expectCapabilityPassedThrough(api: ApiTransport, worker: WorkerTransport): Promise<void> {
   const received = new Map<string, Capability>();
@@ -43,8 +30,8 @@ async function expectCapabilityPassedThrough(api: ApiTransport, worker: WorkerTr
   await worker.consumeJobs(["cpu", "nvenc"], 2, async (message, _signal, capability) => {
     received.set((message as JobMessage).jobId, capability);
   });
-  const cpuJob = jobMessage();
-  const nvencJob = jobMessage();
+  const cpuJob = transcodeJobMessage();
+  const nvencJob = transcodeJobMessage();
   await api.publishJob("nvenc", nvencJob);
   await api.publishJob("cpu", cpuJob);
   const deadline = Date.now() + 20_000;

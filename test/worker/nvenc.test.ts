@@ -1,7 +1,7 @@
 import { execFile, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
-import { copyFile, mkdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
@@ -12,14 +12,13 @@ import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import { createWorker } from "../../render-worker/worker.ts";
 import {
   parseWorkerEvent,
-  PROTOCOL_VERSION,
   type JobEvent,
   type TranscodeJobMessage,
   type WorkerEvent,
 } from "../../src/protocol/messages.ts";
 import { createPostgresTransport } from "../../src/transport/postgres.ts";
 import { createTestDatabase } from "../support/db.ts";
-import { fixturesDir, makeClip } from "./media-fixtures.ts";
+import { fixturesDir, makeClip, stageTranscodeJob } from "../support/media-fixtures.ts";
 import { inMemoryTransport } from "./in-memory-transport.ts";
 
 const run = promisify(execFile);
@@ -47,20 +46,8 @@ const video1080 = ladder1080.filter((r) => r.kind === "VIDEO");
 
 /** A transcode job whose source (a generated clip) is in `dataDir`. */
 async function transcodeJob(dataDir: string): Promise<TranscodeJobMessage> {
-  const videoId = randomUUID();
-  const sourceKey = `videos/${videoId}/source/upload`;
-  await mkdir(path.join(dataDir, "videos", videoId, "source"), { recursive: true });
-  await copyFile(await makeClip({ width: 320, height: 180, seconds: 2, audio: false }), path.join(dataDir, sourceKey));
-  return {
-    v: PROTOCOL_VERSION,
-    type: "transcode",
-    jobId: randomUUID(),
-    attempt: 1,
-    videoId,
-    sourceKey,
-    outputPrefix: `videos/${videoId}`,
-    options: { segmentSeconds: 2 },
-  };
+  const clip = await makeClip({ width: 320, height: 180, seconds: 2, audio: false });
+  return stageTranscodeJob(dataDir, clip, { jobId: randomUUID(), videoId: randomUUID() }, 2);
 }
 
 async function waitFor<T>(what: string, find: () => T | undefined, timeoutMs = 60_000): Promise<T> {

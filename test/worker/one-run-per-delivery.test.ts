@@ -1,18 +1,18 @@
 import { createHash, randomUUID } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { copyFile, mkdir, readFile, readdir, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, stat, writeFile } from "node:fs/promises";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { Parser } from "m3u8-parser";
 import { afterEach, describe, expect, it } from "vitest";
-import type { ImportUrlJobMessage, JobEvent, TranscodeJobMessage, WorkerEvent } from "../../src/protocol/messages.ts";
+import type { ImportUrlJobMessage, JobEvent, WorkerEvent } from "../../src/protocol/messages.ts";
 import { ENCODE_MANIFEST } from "../../src/protocol/storage-layout.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import type { WorkerStorage } from "../../render-worker/storage/types.ts";
 import { createWorker, type Worker } from "../../render-worker/worker.ts";
 import { inMemoryTransport } from "./in-memory-transport.ts";
-import { jobDirsPerTest, makeClip } from "./media-fixtures.ts";
+import { jobDirsPerTest, makeClip, stageTranscodeJob } from "../support/media-fixtures.ts";
 
 const dirs = jobDirsPerTest("one-run");
 const workers: Worker[] = [];
@@ -43,20 +43,7 @@ function recordingPlaylists(storage: WorkerStorage, writes: PlaylistWrite[]): Wo
 
 async function setUp(opts: { concurrency?: number } = {}) {
   const clip = await makeClip({ width: 640, height: 360, seconds: 8, audio: true });
-  const videoId = randomUUID();
-  const sourceKey = `videos/${videoId}/source/upload`;
-  await mkdir(path.dirname(path.join(dirs.dataDir, sourceKey)), { recursive: true });
-  await copyFile(clip, path.join(dirs.dataDir, sourceKey));
-  const job: TranscodeJobMessage = {
-    v: 2,
-    type: "transcode",
-    jobId: randomUUID(),
-    attempt: 1,
-    videoId,
-    sourceKey,
-    outputPrefix: `videos/${videoId}`,
-    options: { segmentSeconds: 2 },
-  };
+  const job = await stageTranscodeJob(dirs.dataDir, clip, { jobId: randomUUID(), videoId: randomUUID() }, 2);
   const playlistWrites: PlaylistWrite[] = [];
   const memory = inMemoryTransport();
   const worker = createWorker({

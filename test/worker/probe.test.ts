@@ -14,7 +14,7 @@ import {
   makeUndecodableAudio,
   makeZeroLengthAudio,
   runFfmpeg,
-} from "./media-fixtures.ts";
+} from "../support/media-fixtures.ts";
 
 async function probeError(input: string): Promise<MediaError> {
   const error = await probeSource(input).then(

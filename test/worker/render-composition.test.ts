@@ -14,8 +14,8 @@ import {
 import { renderComposition } from "../../render-worker/handlers/render-composition.ts";
 import { MediaError } from "../../render-worker/media/errors.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
-import { jobDirsPerTest, runFfmpeg } from "./media-fixtures.ts";
-import { contractCheckedEmit } from "./job-events.ts";
+import { jobDirsPerTest, runFfmpeg } from "../support/media-fixtures.ts";
+import { contractCheckedEmit } from "../support/job-events.ts";
 
 const run = promisify(execFile);
 const JOB_ID = "5c3e1f0a-9b7d-4e2a-8c61-2f4b6d8e0a13";

@@ -13,8 +13,8 @@ import type { SandboxLimits } from "../../render-worker/sandbox/bubblewrap.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import { createWorker } from "../../render-worker/worker.ts";
 import type { JobEventBody, RenderManimJobMessage } from "../../src/protocol/messages.ts";
-import { fixturesDir } from "./media-fixtures.ts";
-import { contractCheckedEmit } from "./job-events.ts";
+import { fixturesDir } from "../support/media-fixtures.ts";
+import { contractCheckedEmit } from "../support/job-events.ts";
 import { inMemoryTransport } from "./in-memory-transport.ts";
 
 const run = promisify(execFile);

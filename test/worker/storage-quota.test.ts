@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { storageUnavailable } from "../../src/shared/storage-errors.ts";
 import { createGcsWorkerStorage } from "../../render-worker/storage/gcs.ts";
 import { createS3WorkerStorage } from "../../render-worker/storage/s3.ts";
-import { fixturesDir } from "./media-fixtures.ts";
+import { fixturesDir } from "../support/media-fixtures.ts";
 
 /**
  * moto and fake-gcs-server cannot run out of quota, so a stand-in server on 127.0.0.1 answers

@@ -7,8 +7,8 @@ import { transcode } from "../../render-worker/handlers/transcode.ts";
 import { MAX_STORYBOARD_TILES, planStoryboard } from "../../render-worker/media/storyboard.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import type { JobEventBody } from "../../src/protocol/messages.ts";
-import { contractCheckedEmit } from "./job-events.ts";
-import { jobDirsPerTest, makeClip, stageTranscodeJob } from "./media-fixtures.ts";
+import { contractCheckedEmit } from "../support/job-events.ts";
+import { jobDirsPerTest, makeClip, stageTranscodeJob } from "../support/media-fixtures.ts";
 
 const run = promisify(execFile);
 const JOB_ID = "5b0e6f0e-2c1d-4d55-9a43-6a1f5f1b2c77";

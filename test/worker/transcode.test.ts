@@ -9,8 +9,8 @@ import type { JobEventBody, TranscodeJobMessage } from "../../src/protocol/messa
 import { transcode } from "../../render-worker/handlers/transcode.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import { processesWithCwd } from "../support/process-scan.ts";
-import { jobDirsPerTest, makeClip, stageTranscodeJob } from "./media-fixtures.ts";
-import { contractCheckedEmit } from "./job-events.ts";
+import { jobDirsPerTest, makeClip, stageTranscodeJob } from "../support/media-fixtures.ts";
+import { contractCheckedEmit } from "../support/job-events.ts";
 
 const run = promisify(execFile);
 const JOB_ID = "7d7a3c52-58a4-4c1e-9a43-0f8f5f1b2c01";

@@ -9,8 +9,8 @@ import { storeSource } from "../../render-worker/handlers/rendered-source.ts";
 import type { JobContext } from "../../render-worker/handlers/types.ts";
 import { MediaError } from "../../render-worker/media/errors.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
-import { contractCheckedEmit } from "./job-events.ts";
-import { fixturesDir, jobDirsPerTest, makeClip, runFfmpeg } from "./media-fixtures.ts";
+import { contractCheckedEmit } from "../support/job-events.ts";
+import { fixturesDir, jobDirsPerTest, makeClip, runFfmpeg } from "../support/media-fixtures.ts";
 
 const JOB_ID = "3f6c2a1e-8d4b-4c7a-9e5f-1a2b3c4d5e6f";
 const VICTIM = "0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f";

@@ -4,13 +4,77 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { Parser } from "m3u8-parser";
 import { expect } from "vitest";
-import { collectSubscription, type TestApp } from "./app.ts";
+import { collectSubscription, gqlAt, type TestApp } from "./app.ts";
 
 const run = promisify(execFile);
 const RESUMABLE_CHUNK = 256 * 1024;
 
-// The operations front ends and CMSs already send, unchanged.
+/** createUpload with any of CreateUploadInput's fields; the outcome's type name, the video and its upload URL. */
 const CREATE_UPLOAD = /* GraphQL */ `
+  mutation CreateUpload($input: CreateUploadInput!) {
+    createUpload(input: $input) {
+      __typename
+      ... on CreateUploadSuccess { uploadUrl video { id status } }
+      ... on Error { message }
+    } }`;
+const FINAL_STATE = /* GraphQL */ `
+  subscription($id: ID!) { videoEvents(videoId: $id) { video { id status error playable } } }`;
+
+/** A video as the last event of its `videoEvents` subscription left it. */
+export interface FinalVideo {
+  id: string;
+  status: string;
+  error: string | null;
+  playable: boolean;
+}
+
+/**
+ * Creates a video waiting for its upload (with `input`'s other fields of CreateUploadInput) on a test
+ * app, or on the API at a URL, as the admin key unless `authorization` says otherwise; returns its id
+ * and signed upload URL (relative).
+ */
+export async function createUpload(
+  api: TestApp | string,
+  title: string,
+  input: Record<string, unknown> = {},
+  authorization?: string,
+): Promise<{ id: string; uploadUrl: string }> {
+  const variables = { input: { ...input, title } };
+  const data =
+    typeof api === "string"
+      ? await gqlAt(api, CREATE_UPLOAD, variables)
+      : await createdBy(api, variables, authorization);
+  expect(data.createUpload.__typename).toBe("CreateUploadSuccess");
+  return { id: data.createUpload.video.id, uploadUrl: data.createUpload.uploadUrl };
+}
+
+async function createdBy(t: TestApp, variables: Record<string, unknown>, authorization?: string) {
+  const { data, errors } = await t.gql(CREATE_UPLOAD, variables, authorization);
+  expect(errors).toBeUndefined();
+  return data;
+}
+
+/**
+ * Subscribes to `videoEvents` now (as the admin key unless `authorization` says otherwise) and
+ * resolves with the terminal state (READY, FAILED, CANCELED) the subscription ends on.
+ */
+export async function finalState(t: TestApp, id: string, authorization?: string): Promise<FinalVideo> {
+  const client = t.wsClient(authorization);
+  const events = await collectSubscription<{ videoEvents: { video: FinalVideo } }>(client, FINAL_STATE, { id }).done;
+  return events.at(-1)!.videoEvents.video;
+}
+
+/** Uploads `bytes` through an upload URL in one PUT, as a CMS does, and waits for the end state. */
+export async function uploadAndWait(t: TestApp, bytes: Uint8Array<ArrayBuffer>, title = "upload"): Promise<FinalVideo> {
+  const { id, uploadUrl } = await createUpload(t, title);
+  const final = finalState(t, id);
+  const res = await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: bytes });
+  expect(res.status).toBe(200);
+  return final;
+}
+
+// The operations front ends and CMSs already send, unchanged.
+const CREATE_UPLOAD_AS_CLIENTS_SEND = /* GraphQL */ `
   mutation CreateUpload($title: String!) {
     createUpload(input: { title: $title }) {
       __typename
@@ -57,7 +121,7 @@ function parsePlaylist(text: string) {
  * playable before READY, per-variant progress, VOD playlists and segments that decode.
  */
 export async function uploadClipAndCheckLadder(t: TestApp, clip: string): Promise<void> {
-  const created = await t.gql(CREATE_UPLOAD, { title: "8 s 720p" });
+  const created = await t.gql(CREATE_UPLOAD_AS_CLIENTS_SEND, { title: "8 s 720p" });
   expect(created.errors).toBeUndefined();
   const { uploadUrl, video } = created.data.createUpload;
   expect(video.status).toBe("WAITING_FOR_UPLOAD");

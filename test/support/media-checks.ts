@@ -1,0 +1,33 @@
+import { execFile } from "node:child_process";
+import { readdir, stat } from "node:fs/promises";
+import path from "node:path";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+
+/** Modification time of every file under `dir`, by path relative to it. */
+export async function mtimes(dir: string): Promise<Map<string, number>> {
+  const files = new Map<string, number>();
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const file = path.join(entry.parentPath, entry.name);
+    files.set(path.relative(dir, file), (await stat(file)).mtimeMs);
+  }
+  return files;
+}
+
+/** The presentation times of every packet of a media file or playlist (ffprobe), sorted. */
+export async function packetTimes(file: string): Promise<number[]> {
+  const { stdout } = await run("ffprobe", ["-v", "error", "-show_entries", "packet=pts_time", "-of", "csv=p=0", file], {
+    maxBuffer: 64 << 20,
+  });
+  return stdout
+    .split("\n")
+    .map((l) => l.replace(/,$/, "").trim())
+    .filter((l) => l !== "" && l !== "N/A")
+    .map(Number)
+    .sort((a, b) => a - b);
+}
+
+/** The longest step between consecutive times. */
+export const largestGap = (times: number[]): number => Math.max(...times.slice(1).map((time, i) => time - times[i]!));

@@ -1,0 +1,50 @@
+import path from "node:path";
+import { BaseSequencer, type TestSpecification } from "vitest/node";
+
+/**
+ * The files that take longest, longest first, from full runs on 2 cores (vitest's JSON reporter:
+ * each file's endTime - startTime). Refresh it when a file joins them.
+ */
+const LONGEST_FIRST = [
+  "test/console-e2e.test.ts",
+  "test/worker/render-manim.test.ts",
+  "test/resume.test.ts",
+  "test/multi-instance.test.ts",
+  "test/render-manim-api.test.ts",
+  "test/queue-cost.test.ts",
+  "test/storyboard-thumbnails.test.ts",
+  "test/webhooks.test.ts",
+  "test/trace-across-programs.test.ts",
+  "test/instant-clip.test.ts",
+  "test/event-claims.test.ts",
+  "test/console-queue-e2e.test.ts",
+  "test/audio-only.test.ts",
+  "test/worker-debris.test.ts",
+  "test/upload-to-hls-gcs.test.ts",
+  "test/upload-to-hls-pubsub.test.ts",
+  "test/upload-to-hls-s3.test.ts",
+  "test/upload-to-hls.test.ts",
+  "test/multi-instance-pubsub.test.ts",
+  "test/database-restart.test.ts",
+];
+
+/**
+ * Starts the longest files first, so that no long file starts last and runs on alone while the
+ * other worker sits idle. Vitest orders by the durations of the previous run when it has them for
+ * every file; a fresh clone (CI) has none, and vitest would go by file size, which puts several long
+ * files (the upload-to-hls ones are the smallest) at the end.
+ */
+export default class LongestFirstSequencer extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const sorted = await super.sort(files);
+    const relative = (file: TestSpecification) => path.relative(this.ctx.config.root, file.moduleId);
+    const timed = (file: TestSpecification) =>
+      this.ctx.cache.getFileTestResults(`${file.project.name}:${relative(file)}`) !== undefined;
+    if (sorted.every(timed)) return sorted;
+    const rank = (file: TestSpecification) => {
+      const at = LONGEST_FIRST.indexOf(relative(file));
+      return at < 0 ? LONGEST_FIRST.length : at;
+    };
+    return sorted.sort((a, b) => rank(a) - rank(b));
+  }
+}
