@@ -10,6 +10,8 @@ describe("parseProcStat", () => {
     const stat = parseProcStat("4242 (a) (b c) S 17 4242 1 0 -1 4194304 98 0 0 0 5 6 7 8 20 0 1 0 68901 3133440 357\n");
     expect(stat.pid).toBe(4242);
     expect(stat.comm).toBe("a) (b c");
+    expect(stat.state).toBe("S");
+    expect(stat.field(5)).toBe(4242);
     expect(stat.field(4)).toBe(17);
     expect([stat.field(14), stat.field(15), stat.field(16), stat.field(17)]).toEqual([5, 6, 7, 8]);
     expect(stat.field(22)).toBe(68901);

@@ -7,6 +7,8 @@ export interface ProcStat {
   pid: number;
   /** The command name, without its parentheses. */
   comm: string;
+  /** The state (field 3): `R`, `S`, `Z` (zombie), `X` (dead), … */
+  state: string;
   /** Field `n` as proc(5) numbers it (1-based; 3 is the state, 4 the parent's pid); NaN when it is not a number. */
   field(n: number): number;
 }
@@ -22,6 +24,7 @@ export function parseProcStat(line: string): ProcStat {
   return {
     pid: Number(line.slice(0, open).trim()),
     comm: line.slice(open + 1, close),
+    state: rest[0] ?? "",
     field: (n) => (n >= 3 ? Number(rest[n - 3]) : Number.NaN),
   };
 }

@@ -2,6 +2,7 @@
 // its process group, where a process works, and whether a process seen earlier is still the same one.
 // Tests, bench/ and scripts/start-check.ts all look here.
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { parseProcStat } from "../../src/shared/proc-stat.ts";
 
 /** One live process; `startTime` (clock ticks since boot) tells a reused pid apart. */
 export interface ProcessInfo {
@@ -15,13 +16,10 @@ export interface ProcessInfo {
 /** The process `pid`, or null when it is gone or a zombie. */
 function readProcess(pid: number): ProcessInfo | null {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const command = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-    // The command name in parentheses may hold spaces; the fields after it do not: state ppid pgrp
-    // session tty tpgid flags … starttime is the 20th.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (fields[0] === "Z" || fields[0] === "X") return null;
-    return { pid, ppid: Number(fields[1]), pgrp: Number(fields[2]), startTime: Number(fields[19]), command };
+    const stat = parseProcStat(readFileSync(`/proc/${pid}/stat`, "utf8"));
+    if (stat.state === "Z" || stat.state === "X") return null;
+    // proc(5): 4 is the parent's pid, 5 the process group, 22 the start time.
+    return { pid, ppid: stat.field(4), pgrp: stat.field(5), startTime: stat.field(22), command: stat.comm };
   } catch {
     return null;
   }
