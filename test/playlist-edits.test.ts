@@ -92,4 +92,20 @@ describe("the API's playlist edits", () => {
     expect(withMediaGroup("#EXTM3U\n", group)).toBe("#EXTM3U\n");
     expect(withMediaGroup(master, { ...group, renditions: [] })).toBe(master);
   });
+
+  test("a second edit joining the same group adds its renditions; each variant still names the group once", () => {
+    const master = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\na.m3u8\n";
+    const subs = { type: "SUBTITLES", groupId: "subs" };
+    const captioned = withMediaGroup(master, { ...subs, renditions: [['NAME="en"', 'URI="en.m3u8"']] });
+    expect(withMediaGroup(captioned, { ...subs, renditions: [['NAME="Chapters"', 'URI="ch.m3u8"']] })).toBe(
+      [
+        "#EXTM3U",
+        '#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="en",URI="en.m3u8"',
+        '#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="Chapters",URI="ch.m3u8"',
+        '#EXT-X-STREAM-INF:BANDWIDTH=1,SUBTITLES="subs"',
+        "a.m3u8",
+        "",
+      ].join("\n"),
+    );
+  });
 });

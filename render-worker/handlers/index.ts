@@ -19,11 +19,32 @@ const handlers = {
   static_renditions: makeStaticRenditions,
 } satisfies { [Type in JobMessage["type"]]: JobHandler<Extract<JobMessage, { type: Type }>> };
 
+/**
+ * What a second delivery of a finished job does, per kind: `record` runs it once (`runRenderOnce`:
+ * the output is recorded beside it, and a redelivery reports that record instead of replacing a
+ * source a transcode may be reading); `handler` leaves it to the handler (a transcode resumes or
+ * finds its output; static renditions are remade, the same bytes again).
+ */
+const redelivery = {
+  transcode: "handler",
+  render_manim: "record",
+  render_composition: "record",
+  import_url: "record",
+  static_renditions: "handler",
+} as const satisfies Record<JobMessage["type"], "record" | "handler">;
+
+type Redelivery = typeof redelivery;
+type RecordedJob = Extract<
+  JobMessage,
+  { type: { [T in keyof Redelivery]: Redelivery[T] extends "record" ? T : never }[keyof Redelivery] }
+>;
+
+const runsOnceByRecord = (job: JobMessage): job is RecordedJob => redelivery[job.type] === "record";
+
 /** Runs the handler of the job's kind. */
 export function runHandler(job: JobMessage, ctx: JobContext): Promise<void> {
   // TypeScript cannot correlate `handlers[job.type]` with `job`; the `satisfies` above guarantees it.
   const handler = handlers[job.type] as JobHandler<JobMessage>;
-  // A transcode resumes or finds its output; static renditions are remade (the same bytes again).
-  if (job.type === "transcode" || job.type === "static_renditions") return handler(job, ctx);
+  if (!runsOnceByRecord(job)) return handler(job, ctx);
   return runRenderOnce(job, ctx, (recordingCtx) => handler(job, recordingCtx));
 }

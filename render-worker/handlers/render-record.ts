@@ -4,7 +4,8 @@ import type { JobEventBody, JobMessage } from "../../src/protocol/messages.ts";
 import { log } from "../log.ts";
 import type { JobContext } from "./types.ts";
 
-type RenderJob = Exclude<JobMessage, { type: "transcode" | "static_renditions" }>;
+/** A job that stores one output at `outputKey` (a render or an import). */
+type RenderJob = Extract<JobMessage, { outputKey: string }>;
 type SourceReady = Extract<JobEventBody, { type: "source.ready" }>;
 
 /** Beside a render's output: which job stored it and what its `source.ready` said. */

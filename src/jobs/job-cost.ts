@@ -53,7 +53,20 @@ export async function estimateAtEnqueue(
     capability: string;
   },
 ) {
-  if (job.kind !== "TRANSCODE" && job.kind !== "STATIC_RENDITIONS") return {};
+  // Which kinds are estimated when queued: a new kind does not compile until it says.
+  switch (job.kind) {
+    case "TRANSCODE":
+    case "STATIC_RENDITIONS":
+      break;
+    // No estimate; their actual cost is recorded when their runs end.
+    case "RENDER_MANIM":
+    case "RENDER_COMPOSITION":
+    case "IMPORT_URL":
+      return {};
+    default:
+      job.kind satisfies never;
+      return {};
+  }
   const video = await tx.video.findUnique({ where: { id: job.videoId } });
   if (!video) return {};
   const variants: Variant[] = await tx.variant.findMany({ where: { videoId: job.videoId } });

@@ -239,7 +239,9 @@ export interface MediaGroup {
 
 /**
  * `master` with `group`'s renditions before its first variant and every variant referring to the
- * group; as it is without renditions, or when it lists no variant.
+ * group; as it is without renditions, or when it lists no variant. A group the master has already
+ * (an earlier edit's: captions, then another WebVTT track) gains the renditions, and a variant
+ * that refers to it already keeps its one reference.
  */
 export function withMediaGroup(master: string, group: MediaGroup): string {
   if (group.renditions.length === 0) return master;
@@ -249,10 +251,13 @@ export function withMediaGroup(master: string, group: MediaGroup): string {
   const media = group.renditions.map(
     (attributes) => `#EXT-X-MEDIA:${[`TYPE=${group.type}`, `GROUP-ID="${group.groupId}"`, ...attributes].join(",")}`,
   );
+  const reference = `${group.type}="${group.groupId}"`;
+  const refersToGroup = (variant: string) => variant.includes(`,${reference}`) || variant.includes(`:${reference}`);
   const out: string[] = [];
   for (const [i, line] of lines.entries()) {
     if (i === firstVariant) out.push(...media);
-    out.push(line.startsWith("#EXT-X-STREAM-INF:") ? `${line},${group.type}="${group.groupId}"` : line);
+    const isVariant = line.startsWith("#EXT-X-STREAM-INF:");
+    out.push(isVariant && !refersToGroup(line) ? `${line},${reference}` : line);
   }
   return out.join("\n");
 }

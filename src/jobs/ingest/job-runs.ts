@@ -233,19 +233,28 @@ export function createJobRunIngestor(deps: IngestDeps) {
         data: { status: "FAILED", error, finishedAt: at },
       });
       if (!count) return 0;
-      if (job.kind === "STATIC_RENDITIONS") {
-        // A static rendition's failure is its own: the video and its ladder stand.
-        await failStaticRenditions(tx, job.id, error);
-      } else {
-        await tx.variant.updateMany({
-          where: { videoId, status: { in: ["PENDING", "ENCODING"] } },
-          data: { status: "FAILED", error },
-        });
-        await tx.video.updateMany({
-          where: { id: videoId, status: { in: ["QUEUED", "PROCESSING"] } },
-          // Its master lists playlists that will never end: nothing to play.
-          data: { status: "FAILED", playable: false, error, finishedAt: at },
-        });
+      // What a job's last failure does to its video: a new kind does not compile until it says.
+      switch (job.kind) {
+        case "STATIC_RENDITIONS":
+          // A static rendition's failure is its own: the video and its ladder stand.
+          await failStaticRenditions(tx, job.id, error);
+          break;
+        case "TRANSCODE":
+        case "RENDER_MANIM":
+        case "RENDER_COMPOSITION":
+        case "IMPORT_URL":
+          await tx.variant.updateMany({
+            where: { videoId, status: { in: ["PENDING", "ENCODING"] } },
+            data: { status: "FAILED", error },
+          });
+          await tx.video.updateMany({
+            where: { id: videoId, status: { in: ["QUEUED", "PROCESSING"] } },
+            // Its master lists playlists that will never end: nothing to play.
+            data: { status: "FAILED", playable: false, error, finishedAt: at },
+          });
+          break;
+        default:
+          job.kind satisfies never;
       }
       const jobData = { id: job.id, kind: job.kind, attempt: job.attempt, error, videoId };
       const jobEventId = webhookEventId("job.failed", job.id, String(job.attempt));
