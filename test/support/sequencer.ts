@@ -2,29 +2,33 @@ import path from "node:path";
 import { BaseSequencer, type TestSpecification } from "vitest/node";
 
 /**
- * The files that take longest, longest first, from full runs on 2 cores (vitest's JSON reporter:
- * each file's endTime - startTime). Refresh it when a file joins them.
+ * The files that take longest, longest first, from a full run on 2 cores (2026-11-23; vitest's JSON
+ * reporter: each file's endTime - startTime). Refresh it when a file joins them.
  */
 const LONGEST_FIRST = [
-  "test/console-e2e.test.ts",
-  "test/worker/render-manim.test.ts",
+  "test/multi-instance-pubsub.test.ts",
   "test/resume.test.ts",
+  "test/worker/render-manim.test.ts",
+  "test/console-e2e.test.ts",
   "test/multi-instance.test.ts",
-  "test/render-manim-api.test.ts",
-  "test/queue-cost.test.ts",
-  "test/storyboard-thumbnails.test.ts",
-  "test/webhooks.test.ts",
-  "test/trace-across-programs.test.ts",
-  "test/instant-clip.test.ts",
-  "test/event-claims.test.ts",
-  "test/console-queue-e2e.test.ts",
   "test/audio-only.test.ts",
-  "test/worker-debris.test.ts",
-  "test/upload-to-hls-gcs.test.ts",
+  "test/render-manim-api.test.ts",
+  "test/webhooks.test.ts",
+  "test/cli-help.test.ts",
+  "test/queue-cost.test.ts",
+  "test/embedded-start.test.ts",
+  "test/storage-outage.test.ts",
+  "test/postgres-listen-reconnect.test.ts",
+  "test/pubsub-transport.test.ts",
+  "test/fmp4-segments.test.ts",
+  "test/subscription-restart.test.ts",
   "test/upload-to-hls-pubsub.test.ts",
   "test/upload-to-hls-s3.test.ts",
-  "test/upload-to-hls.test.ts",
-  "test/multi-instance-pubsub.test.ts",
+  "test/docs-examples.test.ts",
+  "test/storyboard-thumbnails.test.ts",
+  "test/event-claims.test.ts",
+  "test/instant-clip.test.ts",
+  "test/worker/sandbox.test.ts",
   "test/database-restart.test.ts",
 ];
 
