@@ -17,6 +17,7 @@ import { ENCODE_MANIFEST, hlsLayout } from "../../src/protocol/storage-layout.ts
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import type { WorkerStorage } from "../../render-worker/storage/types.ts";
 import { fixturesDir, makeClip, stageTranscodeJob } from "../support/media-fixtures.ts";
+import { packetTimes } from "../support/media-checks.ts";
 
 const run = promisify(execFile);
 const JOB_ID = "7d7a3c52-58a4-4c1e-9a43-0f8f5f1b2c02";
@@ -226,21 +227,6 @@ describe("mediaPlaylist", () => {
     );
   });
 });
-
-/** Presentation times of a playlist's packets, in order. */
-async function packetTimes(playlistFile: string): Promise<number[]> {
-  const { stdout } = await run(
-    "ffprobe",
-    ["-v", "error", "-show_entries", "packet=pts_time", "-of", "csv=p=0", playlistFile],
-    { maxBuffer: 64 * 1024 * 1024 },
-  );
-  return stdout
-    .split("\n")
-    .map((l) => l.replace(/,$/, "").trim())
-    .filter((l) => l !== "" && l !== "N/A")
-    .map(Number)
-    .sort((a, b) => a - b);
-}
 
 describe.each([
   { format: "TS", ext: "ts" },
