@@ -1,5 +1,5 @@
 /** The variable naming each media tool's program; unset or empty, the tool is found on PATH. */
-const MEDIA_TOOL_PATH_ENV = {
+export const MEDIA_TOOL_PATH_ENV = {
   ffmpeg: "FFMPEG_PATH",
   ffprobe: "FFPROBE_PATH",
   "espeak-ng": "ESPEAK_PATH",

@@ -1,3 +1,4 @@
+import { MEDIA_TOOL_PATH_ENV } from "./media-tools.ts";
 /**
  * The environment a worker process reads. The API starts its own worker (src/local-worker.ts) with
  * these variables only: the worker parses tenant media, so the API's secrets stay out of its reach.
@@ -53,9 +54,7 @@ export type WorkerConfigEnvName = (typeof WORKER_CONFIG_ENV_NAMES)[number];
  */
 export const WORKER_ENV_NAMES: readonly string[] = [
   ...WORKER_CONFIG_ENV_NAMES,
-  "FFMPEG_PATH",
-  "FFPROBE_PATH",
-  "ESPEAK_PATH",
+  ...Object.values(MEDIA_TOOL_PATH_ENV),
   "ESPEAK_DATA_PATH",
   "QUIZ_FONT_DIR",
   "GOOGLE_APPLICATION_CREDENTIALS",
