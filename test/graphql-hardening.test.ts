@@ -14,6 +14,7 @@ describe("GraphQL hardening", () => {
         GRAPHQL_MAX_DEPTH: "6",
         GRAPHQL_MAX_ALIASES: "5",
         GRAPHQL_MAX_COST: "150",
+        GRAPHQL_MAX_TOKENS: "600",
         GRAPHQL_INTROSPECTION: "false",
         // createUpload weighs a transcode (5): three fit in a minute, a fourth does not.
         RATE_LIMIT_MUTATIONS_PER_MINUTE: "15",
@@ -29,6 +30,18 @@ describe("GraphQL hardening", () => {
     // Worded as the limit it is, not as GraphQL Armor's "Syntax Error: …".
     expect(deep.errors!.map((e) => e.message)).toEqual(["Query depth limit of 6 exceeded, found 9."]);
     expect(deep.data ?? null).toBeNull();
+  });
+
+  it("refuses a document of more than GRAPHQL_MAX_TOKENS tokens while parsing it, worded as the limit", async () => {
+    const fields = Array.from({ length: 700 }, () => "__typename").join(" ");
+    const res = await fetch(`${t.url}/graphql`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...ADMIN_AUTH },
+      body: JSON.stringify({ query: `{ ${fields} }` }),
+    });
+    const body = (await res.json()) as { errors?: { message: string }[]; data?: unknown };
+    expect(body.errors?.map((e) => e.message)).toEqual(["Token limit of 600 exceeded."]);
+    expect(body.data ?? null).toBeNull();
   });
 
   it("refuses too many aliases and too costly queries", async () => {

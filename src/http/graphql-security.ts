@@ -87,16 +87,16 @@ function useMutationRateLimit(limiter: () => RateLimiterPostgres | null, perMinu
 const ARMOR_PREFIX = "Syntax Error: ";
 
 /**
- * GraphQL Armor words every refusal "Syntax Error: …": its validation rules report here as a
- * validation error that reads as the limit it is ("Query depth limit of 8 exceeded, found 9.").
- * The token limit is checked while parsing, where there is no validation context: it keeps the wording.
+ * GraphQL Armor words every refusal "Syntax Error: …": each is reported as the limit it is ("Query
+ * depth limit of 8 exceeded, found 9.", "Token limit of 2000 exceeded."). Validation rules report a
+ * validation error; the token limit, checked while parsing (no validation context), is thrown.
  */
 const asLimitError = {
   propagateOnRejection: false,
   onReject: [
     (ctx: ValidationContext | null, err: GraphQLError) => {
-      if (!ctx) throw err;
       const message = err.message.startsWith(ARMOR_PREFIX) ? err.message.slice(ARMOR_PREFIX.length) : err.message;
+      if (!ctx) throw new GraphQLError(message);
       ctx.reportError(new GraphQLError(message));
     },
   ],
@@ -112,7 +112,7 @@ export function graphqlSecurityPlugins(env: Env, limiter: () => RateLimiterPostg
     maxDepth: { n: env.GRAPHQL_MAX_DEPTH, flattenFragments: true, ...asLimitError },
     costLimit: { maxCost: env.GRAPHQL_MAX_COST, ...asLimitError },
     maxAliases: { n: env.GRAPHQL_MAX_ALIASES, ...asLimitError },
-    maxTokens: { n: env.GRAPHQL_MAX_TOKENS },
+    maxTokens: { n: env.GRAPHQL_MAX_TOKENS, ...asLimitError },
     maxDirectives: { n: 20, ...asLimitError },
     blockFieldSuggestion: { enabled: true },
   });
