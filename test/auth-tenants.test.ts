@@ -8,7 +8,7 @@ import { SCOPES } from "../src/auth/scopes.ts";
 import { createDb } from "../src/db/client.ts";
 import { createTestDatabase } from "./support/db.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
-import { ADMIN_AUTH } from "./support/auth.ts";
+import { ADMIN_AUTH, tenantKeySecret } from "./support/auth.ts";
 import { makeClip } from "./support/media-fixtures.ts";
 
 const JWT_SECRET = "a-shared-hs256-secret-of-at-least-32-chars";
@@ -52,16 +52,8 @@ describe("authentication, scopes and tenants through the public API", () => {
   beforeAll(async () => {
     t = await startTestApp({ env: { JWT_SECRET, GRAPHQL_INTROSPECTION: "true" } });
     const db = t.app.services.db;
-    const tenantB = await ensureTenant(db, "tenant-b");
-    keyB = (
-      await createApiKey(db, {
-        tenantId: tenantB.id,
-        name: "b",
-        scopes: ["videos:read", "videos:write", "jobs:admin", "webhooks:admin"],
-      })
-    ).secret;
-    const defaultTenant = await ensureTenant(db, "default");
-    readOnlyA = (await createApiKey(db, { tenantId: defaultTenant.id, name: "ro", scopes: ["videos:read"] })).secret;
+    keyB = await tenantKeySecret(db, "tenant-b", ["videos:read", "videos:write", "jobs:admin", "webhooks:admin"], "b");
+    readOnlyA = await tenantKeySecret(db, "default", ["videos:read"], "ro");
 
     // A READY video of tenant A (media, a job and its runs), and one still waiting for its file.
     const clip = await makeClip({ width: 160, height: 90, seconds: 2, audio: false });

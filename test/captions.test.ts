@@ -1,11 +1,10 @@
 import { readFile } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createApiKey, ensureTenant } from "../src/auth/api-keys.ts";
 import { MEDIA_TIME_ZERO_90KHZ } from "../src/protocol/media-timeline.ts";
 import { captionKey } from "../src/protocol/storage-layout.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
-import { ADMIN_AUTH } from "./support/auth.ts";
+import { ADMIN_AUTH, tenantKeySecret } from "./support/auth.ts";
 import { makeClip } from "./support/media-fixtures.ts";
 import { createUpload } from "./support/uploads.ts";
 
@@ -78,9 +77,7 @@ describe("captions through the public API", () => {
       env: { SIGNING_SECRET, MULTIPART_MAX_BYTES: threeMiB, GRAPHQL_MAX_BODY_BYTES: threeMiB },
     });
     clip = new Uint8Array(await readFile(await makeClip({ width: 160, height: 90, seconds: 3, audio: true })));
-    const tenantB = await ensureTenant(t.app.services.db, "tenant-b");
-    const scopes = ["videos:read", "videos:write"] as const;
-    keyB = `Bearer ${(await createApiKey(t.app.services.db, { tenantId: tenantB.id, name: "b", scopes })).secret}`;
+    keyB = `Bearer ${await tenantKeySecret(t.app.services.db, "tenant-b", ["videos:read", "videos:write"], "b")}`;
   });
   afterAll(() => t?.stop());
 

@@ -1,8 +1,8 @@
 import { readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createApiKey, ensureTenant } from "../src/auth/api-keys.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
+import { tenantKeySecret } from "./support/auth.ts";
 import { greyFrames, sourceFrameShown } from "./support/frames.ts";
 import { createUpload, uploadAndWait } from "./support/uploads.ts";
 import { makeClip } from "./support/media-fixtures.ts";
@@ -54,8 +54,7 @@ describe("createClip: a new video cut frame-accurately from a range of a READY v
   beforeAll(async () => {
     t = await startTestApp();
     const db = t.app.services.db;
-    const tenantB = await ensureTenant(db, "tenant-b");
-    keyB = `Bearer ${(await createApiKey(db, { tenantId: tenantB.id, name: "b", scopes: ["videos:read", "videos:write"] })).secret}`;
+    keyB = `Bearer ${await tenantKeySecret(db, "tenant-b", ["videos:read", "videos:write"], "b")}`;
     sourceFile = await makeClip({ width: 320, height: 180, seconds: 6, audio: true });
     const source = await uploadAndWait(t, await readFile(sourceFile), "the source");
     expect(source.status).toBe("READY");

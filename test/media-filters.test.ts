@@ -4,8 +4,8 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { Parser } from "m3u8-parser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createApiKey, ensureTenant } from "../src/auth/api-keys.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
+import { tenantKeySecret } from "./support/auth.ts";
 import { fixturesDir, runFfmpeg } from "./support/media-fixtures.ts";
 
 const run = promisify(execFile);
@@ -100,14 +100,7 @@ describe("loudness normalization and a watermark, chosen at creation (public API
     const uploaded = await uploadAsset(t, await readFile(png), "logo.png", "image/png", "WATERMARK");
     expect(uploaded).toMatchObject({ __typename: "UploadAssetSuccess", asset: { contentType: "image/png" } });
     watermarkId = uploaded.asset.id;
-    const tenantB = await ensureTenant(t.app.services.db, "tenant-b");
-    otherTenantKey = (
-      await createApiKey(t.app.services.db, {
-        tenantId: tenantB.id,
-        name: "b",
-        scopes: ["videos:read", "videos:write"],
-      })
-    ).secret;
+    otherTenantKey = await tenantKeySecret(t.app.services.db, "tenant-b", ["videos:read", "videos:write"], "b");
   });
   afterAll(() => t.stop());
 

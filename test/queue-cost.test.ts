@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createApiKey, ensureTenant } from "../src/auth/api-keys.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
+import { tenantKeySecret } from "./support/auth.ts";
 import { finalState, createUpload } from "./support/uploads.ts";
 import { makeClip } from "./support/media-fixtures.ts";
 
@@ -69,12 +69,8 @@ describe("queue positions and job costs through the public API (one worker, conc
   beforeAll(async () => {
     t = await startTestApp();
     const db = t.app.services.db;
-    const tenantB = await ensureTenant(db, "tenant-b");
-    const scopes = ["videos:read", "videos:write", "jobs:admin"] as const;
-    authB = `Bearer ${(await createApiKey(db, { tenantId: tenantB.id, name: "b", scopes: [...scopes] })).secret}`;
-    const tenantA = await ensureTenant(db, "default");
-    const viewer = await createApiKey(db, { tenantId: tenantA.id, name: "viewer", scopes: ["videos:read"] });
-    viewerA = `Bearer ${viewer.secret}`;
+    authB = `Bearer ${await tenantKeySecret(db, "tenant-b", ["videos:read", "videos:write", "jobs:admin"], "b")}`;
+    viewerA = `Bearer ${await tenantKeySecret(db, "default", ["videos:read"], "viewer")}`;
   });
   afterAll(() => t?.stop());
 

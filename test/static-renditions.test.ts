@@ -5,9 +5,8 @@ import path from "node:path";
 import { promisify } from "node:util";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createApiKey, ensureTenant } from "../src/auth/api-keys.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
-import { ADMIN_AUTH } from "./support/auth.ts";
+import { ADMIN_AUTH, tenantKeySecret } from "./support/auth.ts";
 import { finalState } from "./support/uploads.ts";
 import { makeAudioOnly, makeClip } from "./support/media-fixtures.ts";
 
@@ -113,14 +112,7 @@ describe("static MP4 renditions (public API, real worker and ffmpeg)", () => {
   let keyB: string;
   beforeAll(async () => {
     t = await startTestApp();
-    const tenantB = await ensureTenant(t.app.services.db, "tenant-b");
-    keyB = (
-      await createApiKey(t.app.services.db, {
-        tenantId: tenantB.id,
-        name: "b",
-        scopes: ["videos:read", "videos:write"],
-      })
-    ).secret;
+    keyB = await tenantKeySecret(t.app.services.db, "tenant-b", ["videos:read", "videos:write"], "b");
   });
   afterAll(async () => {
     await t?.stop();
