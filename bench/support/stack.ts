@@ -1,44 +1,15 @@
 // Pieces the load test and the chaos run share: a generated clip, a scratch database, a client of
 // the public GraphQL API.
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import path from "node:path";
-import { promisify } from "node:util";
 import pg from "pg";
 import { startEmbeddedPostgres } from "../../src/db/embedded.ts";
 import { canConnect } from "../../src/db/reachable.ts";
 import { ADMIN_AUTH } from "../../test/support/auth.ts";
+import { generateSource } from "./sources.ts";
 
-const run = promisify(execFile);
-
-/** Writes a `seconds` long H.264 + AAC clip of `width`x`height` (lavfi test pattern and a tone) to `dir`. */
-export async function generateClip(
-  dir: string,
-  clip: { seconds: number; width: number; height: number },
-): Promise<string> {
-  const file = path.join(dir, "clip.mp4");
-  await run("ffmpeg", [
-    "-v",
-    "error",
-    "-f",
-    "lavfi",
-    "-i",
-    `testsrc2=size=${clip.width}x${clip.height}:rate=30:duration=${clip.seconds}`,
-    "-f",
-    "lavfi",
-    "-i",
-    `sine=frequency=440:duration=${clip.seconds}`,
-    "-c:v",
-    "libx264",
-    "-preset",
-    "ultrafast",
-    "-c:a",
-    "aac",
-    "-shortest",
-    "-y",
-    file,
-  ]);
-  return file;
+/** Writes a `seconds` long clip of `width`x`height`: the benchmarks' `testsrc2` source (bench/support/sources.ts). */
+export function generateClip(dir: string, clip: { seconds: number; width: number; height: number }): Promise<string> {
+  return generateSource(dir, { source: "testsrc2", ...clip });
 }
 
 /** DATABASE_URL, else the local server on 127.0.0.1:5432, when it answers; null otherwise. */
