@@ -1,13 +1,14 @@
-// Encoding benchmark (`npm run bench`): the worker's real encodeLadder on generated sources,
-// printed as a table with each rung's SSIM and PSNR. Figures, not assertions: deploy/CAPACITY.md is
-// computed from them.
-//   npm run bench                                   20 s sources at 1080p, 720p and 2160p
+// Encoding benchmark (`npm run bench`): the worker's real encodeLadder on generated sources (testsrc2
+// and a camera-like one, bench/support/sources.ts), printed as a table with each rung's SSIM and PSNR,
+// the sources side by side. Figures, not assertions: deploy/CAPACITY.md is computed from them.
+//   npm run bench                                   20 s of each source at 1080p, 720p and 2160p
 //   npm run bench -- --seconds=10 --cases=1080p     a shorter run
+//   npm run bench -- --sources=camera               one source only
 //   npm run bench -- --quality-seconds=5            score only the first 5 s of each encode
 //   npm run bench -- --variants=threads-by-size     also a tuned one-process encode, before/after
 //   npm run bench -- --no-before                    skip the encode with the settings of 2026-11-22
 import { execFile } from "node:child_process";
-import { mkdir, mkdtemp, readdir, readFile, readlink, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, readlink, rm, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -27,10 +28,19 @@ import { encoderProgress } from "../render-worker/progress/job-progress.ts";
 import { probeSource } from "../render-worker/media/probe.ts";
 import { parseCommandLine, usageError } from "../src/shared/command-line.ts";
 import { type RungQuality, scoreLadder } from "./support/ladder-quality.ts";
+import {
+  BENCH_SOURCE_NAMES,
+  BENCH_SOURCES,
+  type BenchSourceName,
+  generateSource,
+  MEZZANINE,
+  parseSourceNames,
+} from "./support/sources.ts";
 
 const run = promisify(execFile);
 
-const SOURCES: Record<string, { width: number; height: number }> = {
+/** The frame sizes of `--cases`; each is encoded from every source of `--sources`. */
+const CASES: Record<string, { width: number; height: number }> = {
   "720p": { width: 1280, height: 720 },
   "1080p": { width: 1920, height: 1080 },
   "2160p": { width: 3840, height: 2160 },
@@ -93,19 +103,24 @@ const VARIANTS: Record<string, Variant> = {
   },
 };
 
-const USAGE = `usage: npm run bench [-- --seconds=<s> --cases=<${Object.keys(SOURCES).join(",")}> \
-[--quality-seconds=<s> | --no-quality] [--no-before] [--variants=<${Object.keys(VARIANTS).join(",")}>]]
+const USAGE = `usage: npm run bench [-- --seconds=<s> --cases=<${Object.keys(CASES).join(",")}> \
+--sources=<${BENCH_SOURCE_NAMES.join(",")}> [--quality-seconds=<s> | --no-quality] [--no-before] \
+[--variants=<${Object.keys(VARIANTS).join(",")}>]]
 Encodes generated sources with the worker's ladder and prints wall time, CPU time and peak memory,
 then each rung's bitrate, SSIM and PSNR against the source scaled to the rung's size (not timed).
+Each case (a frame size) is encoded from every source, printed side by side:
+${BENCH_SOURCE_NAMES.map((name) => `  ${name}: ${BENCH_SOURCES[name].description}`).join("\n")}
 "before" is the worker's libx264 command until 2026-11-22 (cascaded scaling, veryfast on every rung),
 encoded in the same run; each rung's SSIM and PSNR are printed beside the worker's (--no-before skips it).
 A variant is a tuned one-process libx264 encode printed beside the worker's settings (before/after).
-Defaults: --seconds=20 --cases=1080p,720p,2160p, quality scored over the whole clip, before encoded, no variants.`;
+Defaults: --seconds=20 --cases=1080p,720p,2160p --sources=${BENCH_SOURCE_NAMES.join(",")}, quality scored over
+the whole clip, before encoded, no variants.`;
 const { values: flags } = parseCommandLine(USAGE, {
   allowNegative: true,
   options: {
     seconds: { type: "string", default: "20" },
     cases: { type: "string", default: "1080p,720p,2160p" },
+    sources: { type: "string", default: BENCH_SOURCE_NAMES.join(",") },
     quality: { type: "boolean", default: true },
     before: { type: "boolean", default: true },
     "quality-seconds": { type: "string" },
@@ -115,8 +130,13 @@ const { values: flags } = parseCommandLine(USAGE, {
 const seconds = Number(flags.seconds);
 const qualitySeconds = flags["quality-seconds"] === undefined ? null : Number(flags["quality-seconds"]);
 const cases = flags.cases.split(",").map((c) => c.trim());
-for (const c of cases)
-  if (!SOURCES[c]) usageError(USAGE, `Unknown case ${c}; known: ${Object.keys(SOURCES).join(", ")}`);
+for (const c of cases) if (!CASES[c]) usageError(USAGE, `Unknown case ${c}; known: ${Object.keys(CASES).join(", ")}`);
+let sourceNames: BenchSourceName[] = [];
+try {
+  sourceNames = parseSourceNames(flags.sources);
+} catch (err) {
+  usageError(USAGE, (err as Error).message);
+}
 const variants = flags.variants
   .split(",")
   .map((v) => v.trim())
@@ -128,7 +148,9 @@ if (qualitySeconds !== null && !(qualitySeconds > 0))
   usageError(USAGE, `--quality-seconds must be positive, got ${flags["quality-seconds"]}`);
 
 interface Row {
-  source: string;
+  /** The frame size, a key of CASES. */
+  case: string;
+  source: BenchSourceName;
   mode: string;
   encoder: VideoEncoder | "none";
   ladder: Rung[];
@@ -190,45 +212,17 @@ function watchPeakRss(dir: string): { stop(): number | null } {
   };
 }
 
-async function makeSource(dir: string, name: string): Promise<string> {
-  const source = SOURCES[name];
-  if (!source) throw new Error(`Unknown source ${name}`);
-  const { width, height } = source;
-  const file = path.join(dir, `source-${name}.mp4`);
-  progress(`generating ${seconds} s of ${width}x${height} ${FPS} fps (testsrc2 + sine, H.264 + AAC)`);
-  await run(
-    "ffmpeg",
-    [
-      "-nostdin",
-      "-hide_banner",
-      "-v",
-      "error",
-      "-y",
-      "-f",
-      "lavfi",
-      "-i",
-      `testsrc2=size=${width}x${height}:rate=${FPS}:duration=${seconds}`,
-      "-f",
-      "lavfi",
-      "-i",
-      `sine=frequency=440:sample_rate=48000:duration=${seconds}`,
-      "-c:v",
-      "libx264",
-      "-preset",
-      "ultrafast",
-      "-crf",
-      "18",
-      "-pix_fmt",
-      "yuv420p",
-      "-c:a",
-      "aac",
-      "-b:a",
-      "128k",
-      file,
-    ],
-    { signal: interrupted.signal },
-  );
-  return file;
+/** Writes `source` at the size of case `name`; returns its path and its bitrate in bits per second. */
+async function makeSource(
+  dir: string,
+  name: string,
+  source: BenchSourceName,
+): Promise<{ file: string; bitsPerSecond: number }> {
+  const size = CASES[name];
+  if (!size) throw new Error(`Unknown case ${name}`);
+  progress(`generating ${seconds} s of ${source} at ${size.width}x${size.height} ${FPS} fps`);
+  const file = await generateSource(dir, { source, seconds, fps: FPS, ...size }, interrupted.signal);
+  return { file, bitsPerSecond: ((await stat(file)).size * 8) / seconds };
 }
 
 async function encodeOnce(
@@ -346,16 +340,19 @@ function decodeAndScaleOnly(input: string, ladder: Rung[], workDir: string): Pro
 async function benchSource(
   input: string,
   name: string,
+  source: BenchSourceName,
   encoder: VideoEncoder,
   perRung: boolean,
   clockTicks: number,
 ): Promise<Row[]> {
   const ladder = planLadder((await probeSource(input)).probe);
   const rows: Row[] = [];
-  progress(`${name}: ${encoder}, one process, ${ladder.length} rungs (${ladder.map((r) => r.name).join(" ")})`);
+  const label = `${name} ${source}`;
+  progress(`${label}: ${encoder}, one process, ${ladder.length} rungs (${ladder.map((r) => r.name).join(" ")})`);
   const once = await encodeOnce(input, ladder, encoder, clockTicks);
   rows.push({
-    source: name,
+    case: name,
+    source,
     mode: "one process",
     encoder,
     ladder,
@@ -365,10 +362,11 @@ async function benchSource(
     quality: once.quality,
   });
   if (encoder === "libx264" && flags.before) {
-    progress(`${name}: ${encoder}, one process, before: the command until 2026-11-22 (cascade, veryfast)`);
+    progress(`${label}: ${encoder}, one process, before: the command until 2026-11-22 (cascade, veryfast)`);
     const before = await encodeOnce(input, ladder, encoder, clockTicks, { tuning: BEFORE });
     rows.push({
-      source: name,
+      case: name,
+      source,
       mode: BEFORE_MODE,
       encoder,
       ladder,
@@ -381,10 +379,11 @@ async function benchSource(
   for (const variantName of encoder === "libx264" ? variants : []) {
     const variant = VARIANTS[variantName];
     if (!variant) continue;
-    progress(`${name}: ${encoder}, one process, ${variantName}: ${variant.description}`);
+    progress(`${label}: ${encoder}, one process, ${variantName}: ${variant.description}`);
     const tuned = await encodeOnce(input, ladder, encoder, clockTicks, variant.tuning(ladder));
     rows.push({
-      source: name,
+      case: name,
+      source,
       mode: `one process, ${variantName}`,
       encoder,
       ladder,
@@ -395,7 +394,7 @@ async function benchSource(
     });
   }
   if (perRung) {
-    progress(`${name}: ${encoder}, one process per rung, sequentially`);
+    progress(`${label}: ${encoder}, one process per rung, sequentially`);
     let wall = 0;
     let cpu = 0;
     let rss: number | null = null;
@@ -408,7 +407,8 @@ async function benchSource(
       quality.push(...(r.quality ?? []));
     }
     rows.push({
-      source: name,
+      case: name,
+      source,
       mode: "process per rung",
       encoder,
       ladder,
@@ -419,10 +419,11 @@ async function benchSource(
     });
   }
   if (encoder !== "libx264") return rows;
-  progress(`${name}: decode + scale + AAC, video outputs discarded (the CPU's share of an NVENC encode)`);
+  progress(`${label}: decode + scale + AAC, video outputs discarded (the CPU's share of an NVENC encode)`);
   const cpuShare = await measure(clockTicks, (workDir) => decodeAndScaleOnly(input, ladder, workDir));
   rows.push({
-    source: name,
+    case: name,
+    source,
     mode: "no video encode",
     encoder: "none",
     ladder,
@@ -447,6 +448,7 @@ const formatPsnr = (v: number | null): string => (v === null ? "n/a" : v === Inf
 
 function speedTable(rows: Row[]): string {
   const header = [
+    "case",
     "source",
     "mode",
     "encoder",
@@ -462,6 +464,7 @@ function speedTable(rows: Row[]): string {
     "mean PSNR dB",
   ];
   const body = rows.map((r) => [
+    r.case,
     r.source,
     r.mode,
     r.encoder,
@@ -476,40 +479,115 @@ function speedTable(rows: Row[]): string {
     formatSsim(meanOf(r.quality, (q) => q.ssim)),
     formatPsnr(meanOf(r.quality, (q) => q.psnr)),
   ]);
+  return markdownTable(header, body, 4);
+}
+
+/** The rows that are one measurement of every source: the same case, mode and encoder, in source order. */
+function sameMeasurement(rows: Row[]): Row[][] {
+  const groups = new Map<string, Row[]>();
+  for (const r of rows) {
+    const key = `${r.case}\n${r.mode}\n${r.encoder}`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  return [...groups.values()].map((g) => sourceNames.flatMap((name) => g.filter((r) => r.source === name)));
+}
+
+/**
+ * Per case, mode and encoder, each source's speed and mean quality side by side, and each later
+ * source's wall and CPU time over the first's (how much dearer that content is to encode).
+ */
+function sourcesTable(rows: Row[]): string {
+  const [first, ...others] = sourceNames;
+  const header = [
+    "case",
+    "mode",
+    "encoder",
+    ...sourceNames.flatMap((name) => [
+      `${name} wall s`,
+      `${name} CPU s`,
+      `${name} realtime ×`,
+      `${name} SSIM`,
+      `${name} PSNR dB`,
+    ]),
+    ...others.flatMap((name) => [`wall ${name} ÷ ${first}`, `CPU ${name} ÷ ${first}`]),
+  ];
+  const body = sameMeasurement(rows).map((group) => {
+    const like = group[0] as Row;
+    const of = (name: BenchSourceName) => group.find((r) => r.source === name);
+    const ratio = (a: number | undefined, b: number | undefined) =>
+      a === undefined || b === undefined ? "n/a" : `${(a / b).toFixed(2)}×`;
+    const base = of(first as BenchSourceName);
+    return [
+      like.case,
+      like.mode,
+      like.encoder,
+      ...sourceNames.flatMap((name) => {
+        const r = of(name);
+        if (r === undefined) return ["n/a", "n/a", "n/a", "n/a", "n/a"];
+        return [
+          r.wallSeconds.toFixed(1),
+          r.cpuSeconds.toFixed(1),
+          (seconds / r.wallSeconds).toFixed(2),
+          formatSsim(meanOf(r.quality, (q) => q.ssim)),
+          formatPsnr(meanOf(r.quality, (q) => q.psnr)),
+        ];
+      }),
+      ...others.flatMap((name) => [
+        ratio(of(name)?.wallSeconds, base?.wallSeconds),
+        ratio(of(name)?.cpuSeconds, base?.cpuSeconds),
+      ]),
+    ];
+  });
   return markdownTable(header, body, 3);
 }
 
+/** One row per case, mode, encoder and video rung: each source's bits written, SSIM and PSNR side by side. */
 function qualityTable(rows: Row[]): string {
-  const header = ["source", "mode", "encoder", "rung", "target kb/s", "kb/s", "SSIM", "PSNR dB"];
-  const body = rows.flatMap((r) =>
-    (r.quality ?? []).map((q) => {
-      const rung = r.ladder.find((l) => l.name === q.rung);
+  const header = [
+    "case",
+    "mode",
+    "encoder",
+    "rung",
+    "target kb/s",
+    ...sourceNames.flatMap((name) => [`${name} kb/s`, `${name} SSIM`, `${name} PSNR dB`]),
+  ];
+  const body = sameMeasurement(rows).flatMap((group) => {
+    const like = group[0] as Row;
+    const rungs = [...new Set(group.flatMap((r) => (r.quality ?? []).map((q) => q.rung)))];
+    return rungs.map((rungName) => {
+      const rung = like.ladder.find((l) => l.name === rungName);
       return [
-        r.source,
-        r.mode,
-        r.encoder,
-        q.rung,
+        like.case,
+        like.mode,
+        like.encoder,
+        rungName,
         rung === undefined ? "n/a" : (videoRateControl(rung).bitrate / 1000).toFixed(0),
-        q.measuredBitrate === null ? "n/a" : (q.measuredBitrate / 1000).toFixed(0),
-        formatSsim(q.ssim),
-        formatPsnr(q.psnr),
+        ...sourceNames.flatMap((name) => {
+          const q = group.find((r) => r.source === name)?.quality?.find((x) => x.rung === rungName);
+          if (q === undefined) return ["n/a", "n/a", "n/a"];
+          return [
+            q.measuredBitrate === null ? "n/a" : (q.measuredBitrate / 1000).toFixed(0),
+            formatSsim(q.ssim),
+            formatPsnr(q.psnr),
+          ];
+        }),
       ];
-    }),
-  );
+    });
+  });
   return markdownTable(header, body, 4);
 }
 
 /**
- * Per source and encoder: process per rung ÷ each one-process mode in wall and CPU seconds (above 1
+ * Per case, source and encoder: process per rung ÷ each one-process mode in wall and CPU seconds (above 1
  * the one process is faster), the worker's settings against the settings before (after ÷ before), and
  * each variant against the worker's settings, speed and quality.
  */
 function comparisons(rows: Row[]): string[] {
   const find = (mode: string, like: Row) =>
-    rows.find((r) => r.mode === mode && r.source === like.source && r.encoder === like.encoder);
+    rows.find((r) => r.mode === mode && r.case === like.case && r.source === like.source && r.encoder === like.encoder);
   const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
   const change = (after: Row, before: Row, label: string) =>
-    `${after.source} ${after.encoder}, ${label}: wall ` +
+    `${after.case} ${after.source} ${after.encoder}, ${label}: wall ` +
     `${ratio(after.wallSeconds, before.wallSeconds)}, CPU ${ratio(after.cpuSeconds, before.cpuSeconds)}, ` +
     `realtime ${(seconds / before.wallSeconds).toFixed(2)}× → ${(seconds / after.wallSeconds).toFixed(2)}×; ` +
     qualityChange(before.quality, after.quality);
@@ -519,7 +597,7 @@ function comparisons(rows: Row[]): string[] {
     const perRung = find("process per rung", row);
     if (perRung !== undefined)
       lines.push(
-        `${row.source} ${row.encoder}, process per rung ÷ ${row.mode}: wall ` +
+        `${row.case} ${row.source} ${row.encoder}, process per rung ÷ ${row.mode}: wall ` +
           `${ratio(perRung.wallSeconds, row.wallSeconds)}, CPU ${ratio(perRung.cpuSeconds, row.cpuSeconds)}`,
       );
     const worker = find("one process", row);
@@ -533,13 +611,16 @@ function comparisons(rows: Row[]): string[] {
 }
 
 /**
- * Each video rung of the settings before and of the worker's, side by side, per source: SSIM and
+ * Each video rung of the settings before and of the worker's, side by side, per case and source: SSIM and
  * PSNR, their change, and whether the worker's is equal (within the tolerances) or better.
  */
 function beforeAfterTable(rows: Row[]): string | null {
   const body = rows.flatMap((after) => {
     if (after.mode !== "one process") return [];
-    const before = rows.find((r) => r.mode === BEFORE_MODE && r.source === after.source && r.encoder === after.encoder);
+    const before = rows.find(
+      (r) =>
+        r.mode === BEFORE_MODE && r.case === after.case && r.source === after.source && r.encoder === after.encoder,
+    );
     if (before?.quality == null || after.quality === null) return [];
     return after.quality.map((a) => {
       const b = before.quality?.find((q) => q.rung === a.rung);
@@ -552,6 +633,7 @@ function beforeAfterTable(rows: Row[]): string | null {
             ? "yes"
             : "NO";
       return [
+        after.case,
         after.source,
         a.rung,
         b?.measuredBitrate == null ? "n/a" : (b.measuredBitrate / 1000).toFixed(0),
@@ -568,6 +650,7 @@ function beforeAfterTable(rows: Row[]): string | null {
   });
   if (body.length === 0) return null;
   const header = [
+    "case",
     "source",
     "rung",
     "kb/s before",
@@ -580,7 +663,7 @@ function beforeAfterTable(rows: Row[]): string | null {
     "Δ dB",
     "equal or better",
   ];
-  return markdownTable(header, body, 2);
+  return markdownTable(header, body, 3);
 }
 
 /** Mean and worst per-rung change of SSIM and PSNR from `before` to `after`, and of the bits written. */
@@ -634,12 +717,19 @@ const startedAt = new Date();
 // Anything else running on the machine slows the wall-clock figures: printed to judge them by.
 const loadAverage = (): number => os.loadavg()[0] ?? 0;
 const loadAtStart = loadAverage();
+/** Each generated source's bitrate, by case and source. */
+const mezzanineBits = new Map<string, number>();
 try {
   await mkdir(dir, { recursive: true });
   for (const name of cases) {
-    const input = await makeSource(dir, name);
-    rows.push(...(await benchSource(input, name, "libx264", name === "1080p", clockTicks)));
-    if (nvenc) rows.push(...(await benchSource(input, name, "h264_nvenc", false, clockTicks)));
+    for (const source of sourceNames) {
+      const { file, bitsPerSecond } = await makeSource(dir, name, source);
+      mezzanineBits.set(`${name} ${source}`, bitsPerSecond);
+      rows.push(...(await benchSource(file, name, source, "libx264", name === "1080p", clockTicks)));
+      if (nvenc) rows.push(...(await benchSource(file, name, source, "h264_nvenc", false, clockTicks)));
+      // A camera-like source is large (its grain barely compresses): one on disk at a time.
+      await rm(file, { force: true });
+    }
   }
 } finally {
   await rm(dir, { recursive: true, force: true });
@@ -657,14 +747,28 @@ console.log(
     `compete for the cores above ~0.1)`,
 );
 console.log(
-  `sources: ${seconds} s of lavfi testsrc2 + sine at ${FPS} fps (H.264 CRF 18 + AAC); HLS segments ` +
-    `of ${SEGMENT_SECONDS} s; libx264 -preset veryfast`,
+  `sources: ${seconds} s at ${FPS} fps, written as ${MEZZANINE}; HLS segments of ${SEGMENT_SECONDS} s; ` +
+    "libx264 -preset veryfast",
+);
+for (const source of sourceNames) console.log(`  ${source}: ${BENCH_SOURCES[source].description}`);
+console.log(
+  `  generated, Mb/s: ${[...mezzanineBits].map(([label, bits]) => `${label} ${(bits / 1e6).toFixed(1)}`).join(", ")}`,
 );
 console.log(
   `h264_nvenc: ${nvenc ? "measured" : `not measured (probe failed: ${nvencReason.join("; ") || "no reason given"})`}`,
 );
 console.log("");
 console.log(speedTable(rows));
+if (sourceNames.length > 1) {
+  console.log("");
+  console.log(sourcesTable(rows));
+  console.log("");
+  console.log(
+    `The same encodes by source, side by side; ${sourceNames.slice(1).join(", ")} ÷ ${sourceNames[0]}: its time ` +
+      "over the first source's (above 1: that content is dearer). Every mode includes decoding the generated file, " +
+      "which costs more the more bits it holds (Mb/s above).",
+  );
+}
 console.log("");
 for (const line of comparisons(rows)) console.log(line);
 console.log(
@@ -682,7 +786,8 @@ if (flags.quality) {
   console.log(
     `SSIM (All) and PSNR (average over Y, U, V) of each rung's HLS output against the source scaled to the rung's ` +
       `size (bicubic), over ${qualitySeconds === null ? "the whole clip" : `the first ${qualitySeconds} s`}; ` +
-      "kb/s: the rung's segment bytes over its playlist's duration; mean SSIM/PSNR above: over the video rungs.",
+      "kb/s: the rung's segment bytes over its playlist's duration; mean SSIM/PSNR above: over the video rungs. " +
+      "Against a grainy source, the grain a rung's bitrate cannot keep lowers its score.",
   );
   const sideBySide = beforeAfterTable(rows);
   if (sideBySide !== null) {
