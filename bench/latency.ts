@@ -1,11 +1,14 @@
-// Time to first frame (`npm run bench:latency`): uploads a generated clip N times through the public
-// API of the embedded default stack started here (one API process with its local worker, a fresh
-// database, local storage) and prints, over the N runs, how long after the upload's last byte each
-// step of the path happened, up to the `playable` event on a graphql-ws subscription. Beside it, in
-// the same run: the goal, and ffmpeg alone listing a first segment of every rung of the same ladder;
-// then the time to READY (the whole ladder) beside its goal and its anchor (half the duration).
-//   npm run bench:latency                               5 runs of a 60 s 1080p clip
+// Time to first frame (`npm run bench:latency`): uploads a generated clip of each source (testsrc2 and
+// a camera-like one, bench/support/sources.ts) N times through the public API of the embedded default
+// stack started here (one API process with its local worker, a fresh database, local storage) and
+// prints, per source over its N runs, how long after the upload's last byte each step of the path
+// happened, up to the `playable` event on a graphql-ws subscription. Beside it, in the same run: the
+// goal, and ffmpeg alone listing a first segment of every rung of the same ladder on the same clip;
+// then the time to READY (the whole ladder) beside its goal and its anchor (half the duration); last,
+// the sources' medians side by side.
+//   npm run bench:latency                               5 runs of a 60 s 1080p clip of each source
 //   npm run bench:latency -- --runs=2 --seconds=10      a quick look
+//   npm run bench:latency -- --sources=camera           one source only
 //   DATABASE_URL=postgresql://…  uses that server (a fresh database in it); default: the local
 //   server on 127.0.0.1:5432, else an embedded Postgres.
 import { randomBytes } from "node:crypto";
@@ -24,18 +27,31 @@ import { RUNG_PLAYLIST } from "../src/protocol/storage-layout.ts";
 import { ADMIN_AUTH } from "../test/support/auth.ts";
 import { processesWithCwd } from "../test/support/process-scan.ts";
 import { startApiProcess, stopAllProcesses } from "../test/support/processes.ts";
-import { CREATE_UPLOAD, generateClip, postGraphQL, benchDatabase } from "./support/stack.ts";
+import {
+  BENCH_SOURCE_NAMES,
+  BENCH_SOURCES,
+  type BenchSourceName,
+  generateSource,
+  MEZZANINE,
+  parseSourceNames,
+} from "./support/sources.ts";
+import { CREATE_UPLOAD, postGraphQL, benchDatabase } from "./support/stack.ts";
 
-const USAGE = `usage: npm run bench:latency -- [--runs=N] [--seconds=S] [--height=H]
-Uploads a generated S s clip of height H (16:9) N times, one after another, to the embedded stack
-started here and prints the median, min and max time from the upload's last byte to each step up to
-the playable event, to the poster (made after it) and to READY, beside the goals, ffmpeg alone (with the
-worker's short first segment and with a full-length one) and half the duration. Defaults: 5 runs, 60 s, 1080.`;
+const USAGE = `usage: npm run bench:latency -- [--runs=N] [--seconds=S] [--height=H] \
+[--sources=<${BENCH_SOURCE_NAMES.join(",")}>]
+Uploads a generated S s clip of height H (16:9) of each source N times, one after another (the sources
+in turn), to the embedded stack started here and prints, per source, the median, min and max time from
+the upload's last byte to each step up to the playable event, to the poster (made after it) and to
+READY, beside the goals, ffmpeg alone on the same clip (with the worker's short first segment and with a
+full-length one) and half the duration; then each source's medians side by side. The sources:
+${BENCH_SOURCE_NAMES.map((name) => `  ${name}: ${BENCH_SOURCES[name].description}`).join("\n")}
+Defaults: 5 runs, 60 s, 1080, --sources=${BENCH_SOURCE_NAMES.join(",")}.`;
 const { values: flags } = parseCommandLine(USAGE, {
   options: {
     runs: { type: "string", default: "5" },
     seconds: { type: "string", default: "60" },
     height: { type: "string", default: "1080" },
+    sources: { type: "string", default: BENCH_SOURCE_NAMES.join(",") },
   },
 });
 const runs = Number(flags.runs);
@@ -45,6 +61,12 @@ if (!Number.isInteger(runs) || runs < 1 || !(clipSeconds > 0) || !Number.isInteg
   usageError(USAGE, "--runs must be a positive integer, --seconds positive, --height an integer of 16 or more");
 }
 const width = 2 * Math.round((height * 16) / 9 / 2);
+let sourceNames: BenchSourceName[] = [];
+try {
+  sourceNames = parseSourceNames(flags.sources);
+} catch (err) {
+  usageError(USAGE, (err as Error).message);
+}
 
 /** Mux's median time to publish: the goal for the first rung. */
 const GOAL_SECONDS = 2.0;
@@ -54,7 +76,8 @@ const READY_GOAL_SECONDS = 50;
 const SEGMENT_SECONDS = 4;
 /** How often files and playlists are looked at: the error this adds to a step. */
 const POLL_MS = 10;
-const RUN_TIMEOUT_MS = 300_000;
+/** A camera-like 60 s 1080p clip takes minutes to READY on a loaded 2-core machine. */
+const RUN_TIMEOUT_MS = 600_000;
 
 const log = (line: string) => process.stderr.write(`[latency] ${line}\n`);
 
@@ -238,6 +261,90 @@ function summary(values: number[]): { median: number; min: number; max: number }
   return { median, min: sorted[0]!, max: sorted[sorted.length - 1]! };
 }
 
+/** One source's clip and what its runs measured. */
+interface SourceRuns {
+  name: BenchSourceName;
+  file: string;
+  bytes: number;
+  ladder: PlannedRung[];
+  timelines: Timeline[];
+  ffmpegAlone: { ms: number; cpuSeconds: number }[];
+  ffmpegAloneFullFirst: { ms: number; cpuSeconds: number }[];
+}
+
+/** One source's runs: each step after the last byte, the anchors, the poster and READY. */
+function sourceReport(source: SourceRuns): string {
+  const { timelines } = source;
+  const rows = STEPS.map((step, i) => {
+    const sinceLastByte = summary(timelines.map((t) => t[step] - t.lastByte));
+    const previous = i === 0 ? "lastByte" : STEPS[i - 1]!;
+    const stepTime = summary(timelines.map((t) => t[step] - t[previous]));
+    return (
+      `${step.padEnd(26)}${seconds(sinceLastByte.median)}  ${seconds(sinceLastByte.min)}  ` +
+      `${seconds(sinceLastByte.max)}   ${seconds(stepTime.median)}`
+    );
+  });
+  const total = summary(timelines.map((t) => t["playable event received"] - t.lastByte));
+  const alone = summary(source.ffmpegAlone.map((a) => a.ms));
+  const aloneFullFirst = summary(source.ffmpegAloneFullFirst.map((a) => a.ms));
+  const aloneCpu = summary(source.ffmpegAlone.map((a) => a.cpuSeconds * 1000));
+  const aloneFullFirstCpu = summary(source.ffmpegAloneFullFirst.map((a) => a.cpuSeconds * 1000));
+  const poster = summary(timelines.map((t) => t.posterPublished - t.lastByte));
+  const ready = summary(timelines.map((t) => t.ready - t.lastByte));
+  return `
+source ${source.name}
+${"after the last byte".padEnd(26)}${"median".padStart(8)}  ${"min".padStart(8)}  ${"max".padStart(8)}   \
+${"step".padStart(8)}
+${rows.join("\n")}
+
+anchors (same run)
+goal:        playable ≤ ${GOAL_SECONDS.toFixed(1)} s after the last byte \
+(Mux's median time to publish, ${GOAL_SECONDS.toFixed(1)} s)
+this stack:  median ${seconds(total.median)}  \
+(min ${seconds(total.min).trim()}, max ${seconds(total.max).trim()})
+ffmpeg alone (every rung lists a segment):  median ${seconds(alone.median)}  \
+(min ${seconds(alone.min).trim()}, max ${seconds(alone.max).trim()}), CPU median ${seconds(aloneCpu.median).trim()}
+  the same with a ${SEGMENT_SECONDS} s first segment:    median ${seconds(aloneFullFirst.median)}  \
+(min ${seconds(aloneFullFirst.min).trim()}, max ${seconds(aloneFullFirst.max).trim()}), \
+CPU median ${seconds(aloneFullFirstCpu.median).trim()}
+
+off the path (after playable)
+poster published:  median ${seconds(poster.median)}  (min ${seconds(poster.min).trim()}, \
+max ${seconds(poster.max).trim()}) after the last byte
+
+the whole ladder: READY after the last byte
+goal:        ≤ ${READY_GOAL_SECONDS} s for the 60 s 1080p clip
+anchor:      half the source's duration, ${(clipSeconds / 2).toFixed(1)} s ("a typical transcoder", Mux)
+this stack:  median ${seconds(ready.median)}  (min ${seconds(ready.min).trim()}, max ${seconds(ready.max).trim()}), \
+${(clipSeconds / (ready.median / 1000)).toFixed(2)}× realtime`;
+}
+
+/** Each source's medians on one line: playable beside the same run's ffmpeg-alone floor, and READY. */
+function sourcesSideBySide(sources: SourceRuns[]): string {
+  const header = ["source", "playable", "ffmpeg alone", "ffmpeg alone CPU", "playable − ffmpeg", "READY", "realtime ×"];
+  const body = sources.map((source) => {
+    const playable = summary(source.timelines.map((t) => t["playable event received"] - t.lastByte)).median;
+    const alone = summary(source.ffmpegAlone.map((a) => a.ms)).median;
+    const aloneCpu = summary(source.ffmpegAlone.map((a) => a.cpuSeconds * 1000)).median;
+    const ready = summary(source.timelines.map((t) => t.ready - t.lastByte)).median;
+    return [
+      source.name,
+      seconds(playable).trim(),
+      seconds(alone).trim(),
+      seconds(aloneCpu).trim(),
+      seconds(playable - alone).trim(),
+      seconds(ready).trim(),
+      `${(clipSeconds / (ready / 1000)).toFixed(2)}×`,
+    ];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("   ");
+  return `
+the sources side by side (medians after the last byte; ffmpeg alone: every rung lists a segment, same run)
+${[header, ...body].map(line).join("\n")}`;
+}
+
 const dataDir = await mkdtemp(path.join(os.tmpdir(), "videograph-latency-"));
 await chmod(dataDir, 0o755);
 const database = await benchDatabase(path.join(dataDir, "postgres"), "videograph_latency", log);
@@ -246,10 +353,20 @@ const scratch = await mkdtemp(path.join(os.tmpdir(), "videograph-latency-scratch
 let api: Awaited<ReturnType<typeof startApiProcess>> | undefined;
 
 try {
-  log(`generating a ${clipSeconds} s ${width}x${height} clip`);
-  const source = await generateClip(scratch, { seconds: clipSeconds, width, height });
-  const bytes = await readFile(source);
-  const ladder = planLadder((await probeSource(source)).probe);
+  const sources: SourceRuns[] = [];
+  for (const name of sourceNames) {
+    log(`generating a ${clipSeconds} s ${width}x${height} ${name} clip`);
+    const file = await generateSource(scratch, { source: name, seconds: clipSeconds, width, height });
+    sources.push({
+      name,
+      file,
+      bytes: (await stat(file)).size,
+      ladder: planLadder((await probeSource(file)).probe),
+      timelines: [],
+      ffmpegAlone: [],
+      ffmpegAloneFullFirst: [],
+    });
+  }
   const workerTmpDir = path.join(scratch, "work");
   await mkdir(workerTmpDir);
 
@@ -273,8 +390,8 @@ try {
     connectionParams: ADMIN_AUTH,
   });
 
-  const uploadOnce = async (i: number): Promise<Timeline> => {
-    const created = await postGraphQL(stack.url, CREATE_UPLOAD, { t: `latency ${i}` });
+  const uploadOnce = async (i: number, source: SourceRuns): Promise<Timeline> => {
+    const created = await postGraphQL(stack.url, CREATE_UPLOAD, { t: `latency ${source.name} ${i}` });
     const ticket = created.data?.createUpload;
     if (!ticket?.uploadUrl) throw new Error(`createUpload: ${JSON.stringify(created.errors ?? ticket)}`);
     const videoId: string = ticket.video.id;
@@ -313,7 +430,9 @@ try {
         },
       );
     });
-    const published = await watchFiles({ dataDir, workerTmpDir, videoId, rungCount: ladder.length });
+    const published = await watchFiles({ dataDir, workerTmpDir, videoId, rungCount: source.ladder.length });
+    // Read for each upload: a camera-like clip is large, and only one is held at a time.
+    const bytes = await readFile(source.file);
     try {
       // The subscription's first event (the current state) says it is in place.
       await Promise.race([inPlace, playable]);
@@ -356,75 +475,43 @@ try {
     }
   };
 
-  const timelines: Timeline[] = [];
-  const ffmpegAlone: { ms: number; cpuSeconds: number }[] = [];
-  const ffmpegAloneFullFirst: { ms: number; cpuSeconds: number }[] = [];
+  // The sources in turn, so that a change in the machine's load falls on each alike.
   for (let i = 1; i <= runs; i++) {
-    const timeline = await uploadOnce(i);
-    timelines.push(timeline);
-    const alone = await ffmpegAloneMs(source, ladder, scratch);
-    ffmpegAlone.push(alone);
-    const aloneFullFirst = await ffmpegAloneMs(source, ladder, scratch, SEGMENT_SECONDS);
-    ffmpegAloneFullFirst.push(aloneFullFirst);
-    const total = timeline["playable event received"] - timeline.lastByte;
-    log(
-      `run ${i}/${runs}: playable ${seconds(total).trim()} after the last byte; ffmpeg alone ` +
-        `${seconds(alone.ms).trim()}, ${alone.cpuSeconds.toFixed(2)} CPU s (${seconds(aloneFullFirst.ms).trim()}, ` +
-        `${aloneFullFirst.cpuSeconds.toFixed(2)} CPU s with a full-length first segment)`,
-    );
+    for (const source of sources) {
+      const timeline = await uploadOnce(i, source);
+      source.timelines.push(timeline);
+      const alone = await ffmpegAloneMs(source.file, source.ladder, scratch);
+      source.ffmpegAlone.push(alone);
+      const aloneFullFirst = await ffmpegAloneMs(source.file, source.ladder, scratch, SEGMENT_SECONDS);
+      source.ffmpegAloneFullFirst.push(aloneFullFirst);
+      const total = timeline["playable event received"] - timeline.lastByte;
+      log(
+        `run ${i}/${runs}, ${source.name}: playable ${seconds(total).trim()} after the last byte, READY ` +
+          `${seconds(timeline.ready - timeline.lastByte).trim()}; ffmpeg alone ${seconds(alone.ms).trim()}, ` +
+          `${alone.cpuSeconds.toFixed(2)} CPU s (${seconds(aloneFullFirst.ms).trim()}, ` +
+          `${aloneFullFirst.cpuSeconds.toFixed(2)} CPU s with a full-length first segment)`,
+      );
+    }
   }
   await ws.dispose();
 
-  const rows = STEPS.map((step, i) => {
-    const sinceLastByte = summary(timelines.map((t) => t[step] - t.lastByte));
-    const previous = i === 0 ? "lastByte" : STEPS[i - 1]!;
-    const stepTime = summary(timelines.map((t) => t[step] - t[previous]));
-    return (
-      `${step.padEnd(26)}${seconds(sinceLastByte.median)}  ${seconds(sinceLastByte.min)}  ` +
-      `${seconds(sinceLastByte.max)}   ${seconds(stepTime.median)}`
-    );
-  });
-  const total = summary(timelines.map((t) => t["playable event received"] - t.lastByte));
-  const alone = summary(ffmpegAlone.map((a) => a.ms));
-  const aloneFullFirst = summary(ffmpegAloneFullFirst.map((a) => a.ms));
-  const aloneCpu = summary(ffmpegAlone.map((a) => a.cpuSeconds * 1000));
-  const aloneFullFirstCpu = summary(ffmpegAloneFullFirst.map((a) => a.cpuSeconds * 1000));
-  const poster = summary(timelines.map((t) => t.posterPublished - t.lastByte));
-  const ready = summary(timelines.map((t) => t.ready - t.lastByte));
   const cpu = os.cpus()[0]?.model ?? "unknown CPU";
-
   console.log(`
 videograph time to first frame — ${new Date().toISOString()}
 machine: ${os.cpus().length} cores (${cpu}), ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB, load average \
 ${os.loadavg()[0]!.toFixed(1)}, Node ${process.version}
 stack:   1 API process with its local worker, transport postgres, local storage, ${SEGMENT_SECONDS} s segments
-source:  ${clipSeconds} s ${width}x${height} clip (${(bytes.length / 1024 / 1024).toFixed(1)} MiB), \
-${ladder.length} rungs, ${runs} run(s)
-
-${"after the last byte".padEnd(26)}${"median".padStart(8)}  ${"min".padStart(8)}  ${"max".padStart(8)}   \
-${"step".padStart(8)}
-${rows.join("\n")}
-
-anchors (same run)
-goal:        playable ≤ ${GOAL_SECONDS.toFixed(1)} s after the last byte \
-(Mux's median time to publish, ${GOAL_SECONDS.toFixed(1)} s)
-this stack:  median ${seconds(total.median)}  \
-(min ${seconds(total.min).trim()}, max ${seconds(total.max).trim()})
-ffmpeg alone (every rung lists a segment):  median ${seconds(alone.median)}  \
-(min ${seconds(alone.min).trim()}, max ${seconds(alone.max).trim()}), CPU median ${seconds(aloneCpu.median).trim()}
-  the same with a ${SEGMENT_SECONDS} s first segment:    median ${seconds(aloneFullFirst.median)}  \
-(min ${seconds(aloneFullFirst.min).trim()}, max ${seconds(aloneFullFirst.max).trim()}), \
-CPU median ${seconds(aloneFullFirstCpu.median).trim()}
-
-off the path (after playable)
-poster published:  median ${seconds(poster.median)}  (min ${seconds(poster.min).trim()}, \
-max ${seconds(poster.max).trim()}) after the last byte
-
-the whole ladder: READY after the last byte
-goal:        ≤ ${READY_GOAL_SECONDS} s for the 60 s 1080p clip
-anchor:      half the source's duration, ${(clipSeconds / 2).toFixed(1)} s ("a typical transcoder", Mux)
-this stack:  median ${seconds(ready.median)}  (min ${seconds(ready.min).trim()}, max ${seconds(ready.max).trim()}), \
-${(clipSeconds / (ready.median / 1000)).toFixed(2)}× realtime`);
+sources: ${clipSeconds} s ${width}x${height} clips written as ${MEZZANINE}; ${runs} run(s) of each, in turn
+${sources
+  .map(
+    (source) =>
+      `  ${source.name} (${(source.bytes / 1024 / 1024).toFixed(1)} MiB, ` +
+      `${((source.bytes * 8) / clipSeconds / 1e6).toFixed(1)} Mb/s, ${source.ladder.length} rungs): ` +
+      BENCH_SOURCES[source.name].description,
+  )
+  .join("\n")}`);
+  for (const source of sources) console.log(sourceReport(source));
+  console.log(sourcesSideBySide(sources));
 } finally {
   await db.end().catch(() => {});
   // SIGTERM first: the API stops its local worker in order.
