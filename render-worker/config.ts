@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import { z } from "zod";
 import { Capability } from "../src/protocol/messages.ts";
+import { X264_PRESETS } from "./media/encode-ladder.ts";
 import { LOG_FORMATS, LOG_LEVELS } from "../src/shared/log.ts";
 import { checkSharedEnv, envFlag, listenHost, parseEnv, sharedEnvShape } from "../src/shared/env.ts";
 import type { WorkerConfigEnvName } from "../src/shared/worker-env.ts";
@@ -28,6 +29,8 @@ const WorkerEnvSchema = z.object({
   SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(0).default(30),
   /** After this many nvenc encodes in a row failed, the worker drops `nvenc` (until restarted). */
   NVENC_MAX_CONSECUTIVE_FAILURES: z.coerce.number().int().min(1).default(3),
+  /** One libx264 preset for every rung instead of the tuned ladder (LADDER_TUNING); unset: the tuned ladder. */
+  X264_PRESET: z.enum(X264_PRESETS).optional(),
   /** How long a run waits (retrying with back-off) for unreachable or failing storage before its attempt fails. */
   STORAGE_OUTAGE_PATIENCE_SECONDS: z.coerce
     .number()

@@ -42,6 +42,7 @@ const worker = createWorker({
   progressIntervalMs: env.PROGRESS_INTERVAL_MS,
   heartbeatIntervalSeconds: env.HEARTBEAT_INTERVAL_SECONDS,
   nvencMaxConsecutiveFailures: env.NVENC_MAX_CONSECUTIVE_FAILURES,
+  x264Preset: env.X264_PRESET,
   detectManim: env.WORKER_DETECT_MANIM,
   manim: {
     bin: env.MANIM_BIN,

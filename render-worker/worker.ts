@@ -8,6 +8,7 @@ import { createCancelListener } from "./runs/cancel-listener.ts";
 import { createJobRunner } from "./runs/run-job.ts";
 import { createRunTable } from "./runs/run-table.ts";
 import { shutDownInOrder } from "./shutdown.ts";
+import type { X264Preset } from "./media/encode-ladder.ts";
 import type { WorkerStorage } from "./storage/types.ts";
 import type { WorkerTransport } from "./transport/types.ts";
 import { claimWorkDirs, type WorkDirs } from "./work-dirs.ts";
@@ -24,6 +25,8 @@ export interface WorkerOptions extends CapabilityOptions {
   storageOutagePatienceSeconds?: number;
   tmpDir: string;
   progressIntervalMs: number;
+  /** One libx264 preset for every rung (X264_PRESET); unset: the tuned ladder. */
+  x264Preset?: X264Preset;
   heartbeatIntervalSeconds: number;
 }
 

@@ -6,7 +6,7 @@ import { ENCODE_MANIFEST, type HlsLayout, hlsLayout, posterKey } from "../../src
 import { inSpan } from "../../src/shared/tracing.ts";
 import { estimateJobMemoryBytes } from "../admission.ts";
 import { log } from "../log.ts";
-import { encodeLadder } from "../media/encode-ladder.ts";
+import { encodeLadder, presetTuning } from "../media/encode-ladder.ts";
 import { prepareMediaFilters } from "../media/media-filters.ts";
 import { abortError, isAbortError, MediaError } from "../media/errors.ts";
 import { createHlsPublisher } from "../media/hls-publisher.ts";
@@ -162,6 +162,7 @@ async function encodeAndPublish(
       signal: encodeController.signal,
       encoder,
       segmentFormat,
+      ...(ctx.x264Preset ? { tuning: presetTuning(ctx.x264Preset) } : {}),
       ...(resumed ? { resumeFrom: resumed } : {}),
       ...(sourceFilters ? { sourceFilters } : {}),
     });

@@ -1,4 +1,5 @@
 import type { JobEventBody, JobMessage } from "../../src/protocol/messages.ts";
+import type { X264Preset } from "../media/encode-ladder.ts";
 import type { VideoEncoder } from "../media/nvenc.ts";
 import type { SandboxLimits } from "../sandbox/bubblewrap.ts";
 import type { WorkerStorage } from "../storage/types.ts";
@@ -15,6 +16,8 @@ export interface JobContext {
   progressIntervalMs: number;
   /** The H.264 encoder of the queue the job came from (nvenc: h264_nvenc); default libx264. */
   encoder?: VideoEncoder;
+  /** One libx264 preset for every rung (X264_PRESET); unset: the tuned ladder (LADDER_TUNING). */
+  x264Preset?: X264Preset;
   /**
    * Reserves memory for the encode and returns its release; throws when it does not fit now
    * (the job is handed back) or on this worker at all (the job fails). Absent: no accounting.

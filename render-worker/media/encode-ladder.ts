@@ -69,6 +69,15 @@ export const LADDER_TUNING: LadderTuning = {
   },
 };
 
+/** The libx264 presets an operator may choose for every rung (X264_PRESET), fastest first. */
+export const X264_PRESETS = ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] as const;
+export type X264Preset = (typeof X264_PRESETS)[number];
+
+/** The worker's scaling with one libx264 preset on every rung (X264_PRESET) instead of LADDER_TUNING's. */
+export function presetTuning(preset: X264Preset): LadderTuning {
+  return { scaling: LADDER_TUNING.scaling, x264Options: () => ["-preset", preset] };
+}
+
 /** The short side of the smallest rung at least half the top rung's: the scaling intermediate. */
 function intermediateShortSide(videoRungs: Rung[]): number {
   const sides = videoRungs.map((r) => Math.min(r.width ?? 0, r.height ?? 0));

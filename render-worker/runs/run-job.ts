@@ -17,6 +17,7 @@ import { createCpuMeter } from "../cpu-meter.ts";
 import { runHandler } from "../handlers/index.ts";
 import type { ManimSettings } from "../handlers/types.ts";
 import { log } from "../log.ts";
+import type { X264Preset } from "../media/encode-ladder.ts";
 import type { VideoEncoder } from "../media/nvenc.ts";
 import { jobDuration, jobsInFlight, memoryAdmissionsRefused } from "../metrics.ts";
 import { patientStorage } from "../storage/patient-storage.ts";
@@ -49,6 +50,8 @@ export interface JobRunnerOptions {
   /** How long a run waits for storage to come back before its attempt fails (0: not at all). */
   storageOutagePatienceSeconds?: number;
   progressIntervalMs: number;
+  /** One libx264 preset for every rung (X264_PRESET); unset: the tuned ladder. */
+  x264Preset?: X264Preset;
   /** Memory the worker's jobs may use (see admission.ts); default: the cgroup's limit. */
   memoryLimitBytes?: number;
   manim?: ManimSettings;
@@ -156,6 +159,7 @@ export function createJobRunner(options: JobRunnerOptions) {
         workDir,
         progressIntervalMs: options.progressIntervalMs,
         encoder,
+        ...(options.x264Preset ? { x264Preset: options.x264Preset } : {}),
         reserveMemory: (bytes) => {
           try {
             return memory.reserve(bytes);

@@ -5,7 +5,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
-import { videoEncoderOptions } from "../../render-worker/media/encode-ladder.ts";
+import { presetTuning, videoEncoderOptions } from "../../render-worker/media/encode-ladder.ts";
 import { probeNvenc, rungEncoder } from "../../render-worker/media/nvenc.ts";
 import { planLadder } from "../../render-worker/media/ladder.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
@@ -175,6 +175,13 @@ describe("h264_nvenc (no GPU here: command line only)", () => {
       "240p: -preset veryfast -profile:v high",
       "144p: -preset veryfast -profile:v high",
     ]);
+  });
+
+  it("X264_PRESET gives every libx264 rung that one preset, with no per-rung search settings", () => {
+    const { x264Options } = presetTuning("ultrafast");
+    const search = (r: (typeof video1080)[number]) =>
+      videoEncoderOptions("libx264", r, 4, 30, video1080, x264Options).slice(2, 6).join(" ");
+    expect(video1080.map(search)).toEqual(video1080.map(() => "-preset ultrafast -profile:v high"));
   });
 });
 

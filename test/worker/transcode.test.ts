@@ -104,6 +104,9 @@ describe("transcode", () => {
     const [argv = []] = [...encoders.values()];
     for (const rung of rungs) expect(argv).toContain(`${rung}/index.m3u8`);
     expect(argv.filter((a) => a === "-i")).toHaveLength(1);
+    // No X264_PRESET: the tuned ladder, veryfast on every rung.
+    const presets = argv.flatMap((a, i) => (a === "-preset" ? [argv[i + 1]] : []));
+    expect(presets).toEqual(rungs.filter((r) => r !== "audio").map(() => "veryfast"));
     expect(inconsistencies).toEqual([]);
 
     const types = events.map((e) => e.type);
