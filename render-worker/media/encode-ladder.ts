@@ -25,6 +25,21 @@ export interface EncodeLadderArgs {
   encoder?: VideoEncoder;
   /** Start at segment `segments` (where the plan starts it), continuing an earlier run's timeline. */
   resumeFrom?: { segments: number };
+  /**
+   * Stop before segment `segments`: with `resumeFrom`, the run writes segments `resumeFrom.segments`
+   * to `segments - 1` of every rung as a one-process encode writes them (a chunk: chunks.ts), the
+   * last one ending before the first frame at or after the start of segment `segments`. Video rungs
+   * only: audio is encoded once, over the whole source. A stop at or past the source's last segment
+   * runs to the source's end.
+   */
+  stopAt?: { segments: number };
+  /**
+   * Encode this many seconds before `resumeFrom` as well, and drop them: the encoder's rate control
+   * and lookahead then reach the run's first segment warmed up on the frames before it, as in a
+   * one-process encode, instead of starting there (chunks.ts says what that costs). At most the
+   * media before the run; video rungs only.
+   */
+  preRollSeconds?: number;
   /** MPEG-TS segments (default), or fragmented MP4 (`seg_00000.m4s`…, each with its init). */
   segmentFormat?: SegmentFormat;
   /**
@@ -117,10 +132,22 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
   const firstSegment = args.resumeFrom?.segments ?? 0;
   const format = args.segmentFormat ?? "TS";
   const fromSeconds = segmentStart(plan, firstSegment);
+  const preRoll = Math.min(args.preRollSeconds ?? 0, fromSeconds);
+  if (preRoll > 0 && audioRungs.length > 0) throw new Error("A run with a pre-roll encodes video rungs only");
   // -ss before the input seeks accurately: decoding starts at the keyframe before, frames before
-  // `fromSeconds` are dropped, and the first one kept gets a forced keyframe as in the earlier run.
-  const seek = inputSeekOptions(input, fromSeconds);
-  const cuts = segmentCuts(plan, firstSegment, args.probe.duration);
+  // the pre-roll or `fromSeconds` are dropped, and the first one kept gets a forced keyframe (so
+  // does the first at `fromSeconds` after a pre-roll) as in the earlier run.
+  const runStart = fromSeconds - preRoll;
+  const seek = inputSeekOptions(input, runStart);
+  // The probe's duration may fall short of what the decoder finds: a stop at the last segment
+  // trims nothing, so the run still ends where the source does.
+  const stopSegment =
+    args.stopAt && args.stopAt.segments < segmentCount(plan, args.probe.duration) ? args.stopAt.segments : null;
+  if (stopSegment !== null && stopSegment <= firstSegment)
+    throw new Error(`A run from segment ${firstSegment} cannot stop before segment ${stopSegment}`);
+  if (stopSegment !== null && audioRungs.length > 0)
+    throw new Error("A run that stops before the source's end encodes video rungs only");
+  const cuts = segmentCuts(plan, firstSegment, args.probe.duration, stopSegment);
   // This run's first segment: the plan's first, or a full one when resuming.
   const firstLength = cuts[0] ?? segmentSeconds;
   const fps = args.probe.fps;
@@ -130,9 +157,18 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
     rungEncoder(encoder, rung) === "libx264" && args.x264Threads ? ["-threads", String(args.x264Threads(rung))] : [];
 
   const { video: videoFilter, audio: audioFilter, inputs: extraInputs = [] } = args.sourceFilters ?? {};
+  const source = videoFilter ? "[src]" : "[0:V:0]";
+  // The graph's timestamps count from the seek, and trim drops every frame from `end` on: the run
+  // keeps exactly the frames before the stop, the next run's seek the ones after. ffmpeg stops
+  // reading the input once the trim has ended.
+  const stop =
+    stopSegment === null ? [] : [`${source}trim=end=${(segmentStart(plan, stopSegment) - runStart).toFixed(6)}[stop]`];
   const graph = [
     ...(videoRungs.length > 0 && videoFilter ? [videoFilter] : []),
-    ...(videoRungs.length > 0 ? [ladderScaleGraph(videoRungs, tuning.scaling, videoFilter ? "[src]" : undefined)] : []),
+    ...(videoRungs.length > 0 ? stop : []),
+    ...(videoRungs.length > 0
+      ? [ladderScaleGraph(videoRungs, tuning.scaling, stop.length > 0 ? "[stop]" : source)]
+      : []),
     ...(audioRungs.length > 0 && audioFilter ? [`[0:a:0]${audioFilter}${audioFanOut(audioRungs.length)}`] : []),
   ].join(";");
   const outputs: FfmpegOutput[] = [
@@ -149,9 +185,10 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
           fps,
           videoRungs,
           tuning.x264Options,
-          firstLength,
+          preRoll > 0 ? preRoll : firstLength,
         ),
         ...threads(rung),
+        ...preRollOptions(preRoll),
         ...segmentOptions(rung, format, firstSegment, fromSeconds, cuts),
       ],
     })),
@@ -338,6 +375,19 @@ function keyframeTimes(segmentSeconds: number, firstSegmentSeconds: number): str
   return `expr:gte(t,if(n_forced,${firstSegmentSeconds}+(n_forced-1)*${segmentSeconds},0))`;
 }
 
+/**
+ * Drops a run's pre-roll once encoded: every packet before the second keyframe, the one forced at
+ * the pre-roll's end (a pre-roll of a few seconds holds no other: x264 makes one every 250 frames
+ * at most, NVENC every two segments). The noise filter with amount 0 changes no byte of the rest
+ * (`noise` evaluates `pts` in a time base FFmpeg 5.1 does not tell it, hence the keyframe count).
+ * What is kept is moved `seconds` earlier, so the segment muxer's timeline and cuts start at the
+ * run's first segment as without a pre-roll.
+ */
+function preRollOptions(seconds: number): string[] {
+  if (seconds <= 0) return [];
+  return ["-bsf:v", "noise=amount=0:drop=not(st(0\\,ld(0)+key*gt(n\\,0)))", "-output_ts_offset", (-seconds).toFixed(6)];
+}
+
 /** ffmpeg's AAC encoder starts with 1024 samples of priming, at the audio rung's 48 kHz. */
 const AAC_PRIMING_SECONDS = 1024 / 48_000;
 
@@ -346,12 +396,13 @@ const END_MARGIN_SECONDS = 0.1;
 
 /**
  * The cuts of a run that starts at segment `firstSegment`, in seconds after its own start (ffmpeg
- * counts an output's time from 0 after `-ss`), and on past the source's end: the probe's duration
- * may fall short of what the decoder finds, and a cut past the end costs nothing.
+ * counts an output's time from 0 after `-ss`): up to the start of its last segment when it stops at
+ * `stopSegment`, else on past the source's end: the probe's duration may fall short of what the
+ * decoder finds, and a cut past the end costs nothing.
  */
-function segmentCuts(plan: SegmentPlan, firstSegment: number, duration: number): number[] {
+function segmentCuts(plan: SegmentPlan, firstSegment: number, duration: number, stopSegment: number | null): number[] {
   const from = segmentStart(plan, firstSegment);
-  const last = segmentCount(plan, duration * 1.1 + 60);
+  const last = stopSegment === null ? segmentCount(plan, duration * 1.1 + 60) : stopSegment - 1;
   const cuts: number[] = [];
   for (let i = firstSegment + 1; i <= last; i++) {
     const at = segmentStart(plan, i);

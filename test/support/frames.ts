@@ -40,3 +40,38 @@ export async function sourceFrameShown(frame: Buffer, source: string, around: nu
   const differences = candidates.map((candidate) => difference(frame, candidate));
   return first + differences.indexOf(Math.min(...differences));
 }
+
+/** How many bits makeFrameCounterClip's counter has: blocks of a tenth of the width. */
+const COUNTER_BITS = 10;
+
+/**
+ * The frame index each frame of `file` (an encode of makeFrameCounterClip's clip, at any size)
+ * shows, in presentation order, every decoded frame once: the counter strip's middle rows
+ * averaged over each block, a block brighter than mid-grey a set bit.
+ */
+export async function frameIndices(file: string): Promise<number[]> {
+  const { stdout } = await run(
+    "ffmpeg",
+    [
+      "-v",
+      "error",
+      "-i",
+      file,
+      "-fps_mode",
+      "passthrough",
+      // The strip is the top ninth of the frame (40 of 360 rows); its middle half is read.
+      "-vf",
+      `crop=iw:ih/18:0:ih/36,scale=${COUNTER_BITS}:1:flags=area,format=gray`,
+      "-f",
+      "rawvideo",
+      "-",
+    ],
+    { encoding: "buffer", maxBuffer: 16 * 1024 * 1024 },
+  );
+  return Array.from({ length: stdout.length / COUNTER_BITS }, (_, i) =>
+    [...stdout.subarray(i * COUNTER_BITS, (i + 1) * COUNTER_BITS)].reduce(
+      (index, value, bit) => index + (value > 128 ? 2 ** bit : 0),
+      0,
+    ),
+  );
+}

@@ -230,6 +230,52 @@ export function makeDataOnly(): Promise<string> {
 }
 
 /**
+ * A 640x360 25 fps clip (+ a sine tone) whose every frame shows its own index, so that a decoded
+ * encode can be checked frame by frame (`frameIndices` in frames.ts reads it back): along the top,
+ * 10 blocks 64x40, block k white when bit k of the frame number is set. Below, testsrc2 with
+ * temporal noise (sensor grain: every rung's rate control has to work, as on camera footage). H.264
+ * at CRF 18 with x264's default 10 s keyframe interval, so a seek into it decodes from a keyframe
+ * seconds before.
+ */
+export function makeFrameCounterClip(seconds: number): Promise<string> {
+  return fixture(`frame-counter-640x360-${seconds}s-25fps-av.mp4`, (file) =>
+    runFfmpeg([
+      "-f",
+      "lavfi",
+      "-i",
+      `testsrc2=size=640x320:rate=25:duration=${seconds}`,
+      "-f",
+      "lavfi",
+      "-i",
+      `color=black:size=640x40:rate=25:duration=${seconds},format=yuv420p`,
+      "-f",
+      "lavfi",
+      "-i",
+      `sine=frequency=440:sample_rate=48000:duration=${seconds}`,
+      "-filter_complex",
+      "[0]noise=alls=8:allf=t[picture];" +
+        "[1]geq=lum='if(mod(floor(N/pow(2,floor(X/64))),2),235,16)':cb=128:cr=128[counter];" +
+        "[counter][picture]vstack,format=yuv420p[v]",
+      "-map",
+      "[v]",
+      "-map",
+      "2:a",
+      "-c:v",
+      "libx264",
+      "-preset",
+      "ultrafast",
+      "-crf",
+      "18",
+      "-c:a",
+      "aac",
+      "-b:a",
+      "96k",
+      file,
+    ]),
+  );
+}
+
+/**
  * Variable frame rate, as phones record: 60 fps in the first second of every two, 10 fps in the
  * other, with the timestamps kept as they are (no duplicated frames).
  */

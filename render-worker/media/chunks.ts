@@ -1,0 +1,104 @@
+import type { EncodeLadderArgs } from "./encode-ladder.ts";
+import { segmentCount, segmentStart, type SegmentPlan } from "./segments.ts";
+
+/**
+ * A time chunk of a chunked encode: segments `fromSegment` to `toSegment - 1` of every video rung,
+ * encoded by one run (`encodeLadder` with `chunkRange(chunk)`) as one process encoding the whole
+ * source writes them: the same frames, cuts, timestamps and numbering. The audio is no chunk's: it
+ * is encoded once, over the whole source, by a run with the audio rungs alone.
+ *
+ * Exactly so where a frame starts the run (the chunk's start, or its pre-roll's), as at 25 fps
+ * with segments starting on whole seconds (test/worker/chunks.test.ts). At 30000/1001 fps no frame
+ * does: ffmpeg's constant-rate output re-times a run from its first frame, so a chunk's timestamps
+ * move by up to half a frame, and a first frame half a frame or more late is repeated (a resumed
+ * run does the same). Not solved yet.
+ */
+export interface Chunk {
+  index: number;
+  fromSegment: number;
+  /** Exclusive. The last chunk's is `segmentCount` of the source's duration: it runs to the source's end. */
+  toSegment: number;
+  /** Where the chunk starts in media time: `segmentStart(fromSegment)`. */
+  fromSeconds: number;
+  /** Where it ends: `segmentStart(toSegment)`, or the source's duration for the last chunk. */
+  toSeconds: number;
+}
+
+export interface ChunkOptions {
+  /**
+   * How long a chunk after the first is, about (rounded to whole segments). 60 s: every chunk pays
+   * a process start, a seek that decodes from the source's keyframe before the chunk (up to 10 s
+   * of frames from x264's defaults) and a 2 s pre-roll, which a minute keeps to a few percent of
+   * its work; and at 0.8–4× realtime on 4–16 cores (FACTS.md, 2026-11-23) a minute of 1080p is
+   * 15–75 s of work, short enough that a 10-minute source spreads over ten workers.
+   */
+  chunkSeconds?: number;
+  /**
+   * How long the first chunk is, about (at most `chunkSeconds`): it ends at the segment start
+   * nearest this, after the short first segment and at least one full one. It is scheduled first
+   * and makes the video playable, so it is short: a few segments (9 s of the worker's default 1 s
+   * first segment and 4 s ones).
+   */
+  firstChunkSeconds?: number;
+  /** A source no longer than this is one chunk: splitting it would cost more than it saves. */
+  singleChunkSeconds?: number;
+}
+
+const DEFAULT_CHUNK_SECONDS = 60;
+const DEFAULT_FIRST_CHUNK_SECONDS = 10;
+
+/**
+ * Splits a source of `durationSeconds` into chunks that cover every segment of `plan` once, in
+ * order, cut only where a segment starts: a short first chunk, then chunks of about `chunkSeconds`.
+ * A remainder shorter than half a chunk is not a chunk of its own: the last chunk takes it, so it
+ * is at most one and a half chunks long. A source no longer than `singleChunkSeconds` (default:
+ * `chunkSeconds`) is one chunk.
+ */
+export function planChunks(plan: SegmentPlan, durationSeconds: number, options: ChunkOptions = {}): Chunk[] {
+  const chunkSeconds = options.chunkSeconds ?? DEFAULT_CHUNK_SECONDS;
+  const firstChunkSeconds = options.firstChunkSeconds ?? DEFAULT_FIRST_CHUNK_SECONDS;
+  const singleChunkSeconds = options.singleChunkSeconds ?? chunkSeconds;
+  if (!(chunkSeconds > 0) || !(firstChunkSeconds > 0) || !(singleChunkSeconds >= 0))
+    throw new Error("Chunk lengths must be positive");
+  const total = segmentCount(plan, durationSeconds);
+  const chunk = (index: number, fromSegment: number, toSegment: number): Chunk => ({
+    index,
+    fromSegment,
+    toSegment,
+    fromSeconds: segmentStart(plan, fromSegment),
+    toSeconds: toSegment === total ? durationSeconds : segmentStart(plan, toSegment),
+  });
+  if (durationSeconds <= singleChunkSeconds) return [chunk(0, 0, total)];
+
+  // Every segment after the first is full length, so a chunk is a whole number of them.
+  const perChunk = Math.max(1, Math.round(chunkSeconds / plan.segmentSeconds));
+  const firstSeconds = Math.min(firstChunkSeconds, chunkSeconds);
+  const firstFull = Math.max(1, Math.round((firstSeconds - plan.firstSegmentSeconds) / plan.segmentSeconds));
+  const chunks: Chunk[] = [];
+  for (let from = 0, to = 1 + firstFull; from < total; from = to, to += perChunk) {
+    if (to >= total || durationSeconds - segmentStart(plan, to) < chunkSeconds / 2) to = total;
+    chunks.push(chunk(chunks.length, from, to));
+  }
+  return chunks;
+}
+
+/**
+ * How long a chunk's run encodes before the chunk and drops (encodeLadder's `preRollSeconds`).
+ * x264's one-pass rate control starts a run cautiously: without a pre-roll the first segment of a
+ * chunk got 5–20 % fewer bits than in a one-process encode, and 3 joins in 12 s cost the 144p rung
+ * 0.77 dB PSNR (240p 0.24, 360p 0.07). After 2 s of the frames before it, the joined rungs scored
+ * within 0.025 dB and 0.0005 SSIM of the one-process encode (0.5 s: 0.22 dB; 4 s: no better than
+ * 2 s); the same one-process encode varies by 0.06–0.16 dB with x264's thread count alone
+ * (test/worker/chunks.test.ts's clip, 640x360 25 fps, 2026-11-23). 2 s also stays below x264's
+ * 250-frame keyframe interval up to 125 fps, which the pre-roll's dropping relies on.
+ */
+const CHUNK_PRE_ROLL_SECONDS = 2;
+
+/** The encodeLadder options that make a run encode `chunk` (with the video rungs only). */
+export function chunkRange(chunk: Chunk): Required<Pick<EncodeLadderArgs, "resumeFrom" | "stopAt" | "preRollSeconds">> {
+  return {
+    resumeFrom: { segments: chunk.fromSegment },
+    stopAt: { segments: chunk.toSegment },
+    preRollSeconds: CHUNK_PRE_ROLL_SECONDS,
+  };
+}
