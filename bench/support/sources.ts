@@ -69,49 +69,55 @@ export function parseSourceNames(value: string): BenchSourceName[] {
   return [...new Set(names)] as BenchSourceName[];
 }
 
+/** A source clip: which source, how long, its frame size (even) and rate (default 30). */
+export interface SourceClip {
+  source: BenchSourceName;
+  seconds: number;
+  width: number;
+  height: number;
+  fps?: number;
+}
+
+/** ffmpeg's arguments that write `clip` to `file` as the MEZZANINE encoding. */
+export function sourceCommand(clip: SourceClip, file: string): string[] {
+  const { source, seconds, width, height } = clip;
+  const fps = clip.fps ?? 30;
+  return [
+    "-nostdin",
+    "-hide_banner",
+    "-v",
+    "error",
+    "-y",
+    "-f",
+    "lavfi",
+    "-i",
+    BENCH_SOURCES[source].video({ width, height, fps, seconds }),
+    "-f",
+    "lavfi",
+    "-i",
+    `sine=frequency=440:sample_rate=48000:duration=${seconds}`,
+    "-c:v",
+    "libx264",
+    "-preset",
+    "ultrafast",
+    "-crf",
+    "18",
+    "-pix_fmt",
+    "yuv420p",
+    "-c:a",
+    "aac",
+    "-b:a",
+    "128k",
+    file,
+  ];
+}
+
 /**
  * Writes `seconds` of `source` at `width`x`height` (even) and `fps` (default 30) to
  * `{dir}/{source}-{width}x{height}.mp4` as the MEZZANINE encoding, and returns its path.
  */
-export async function generateSource(
-  dir: string,
-  clip: { source: BenchSourceName; seconds: number; width: number; height: number; fps?: number },
-  signal?: AbortSignal,
-): Promise<string> {
-  const { source, seconds, width, height } = clip;
-  const fps = clip.fps ?? 30;
-  const file = path.join(dir, `${source}-${width}x${height}.mp4`);
-  await run(
-    "ffmpeg",
-    [
-      "-nostdin",
-      "-hide_banner",
-      "-v",
-      "error",
-      "-y",
-      "-f",
-      "lavfi",
-      "-i",
-      BENCH_SOURCES[source].video({ width, height, fps, seconds }),
-      "-f",
-      "lavfi",
-      "-i",
-      `sine=frequency=440:sample_rate=48000:duration=${seconds}`,
-      "-c:v",
-      "libx264",
-      "-preset",
-      "ultrafast",
-      "-crf",
-      "18",
-      "-pix_fmt",
-      "yuv420p",
-      "-c:a",
-      "aac",
-      "-b:a",
-      "128k",
-      file,
-    ],
-    signal ? { signal } : {},
-  );
+export async function generateSource(dir: string, clip: SourceClip, signal?: AbortSignal): Promise<string> {
+  const file = path.join(dir, `${clip.source}-${clip.width}x${clip.height}.mp4`);
+  await run("ffmpeg", sourceCommand(clip, file), signal ? { signal } : {});
   return file;
 }
