@@ -1,12 +1,13 @@
 import { readFile } from "node:fs/promises";
 import { SignJWT } from "jose";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { TEST_ADMIN_KEY } from "./support/auth.ts";
 import { buildConsole, launchChromium, screenshotsDir } from "./support/console.ts";
 import { finalState, createUpload } from "./support/uploads.ts";
 import { makeClip } from "./support/media-fixtures.ts";
+import { listProcesses, workingDirectory } from "./support/process-scan.ts";
 
 const JWT_SECRET = "a-shared-hs256-secret-of-at-least-32-chars";
 
@@ -62,7 +63,7 @@ describe("the console in real Chromium shows a queued video's place in line, and
     timeout: 300_000,
   }, async () => {
     // The one worker slot (concurrency 1) is kept busy by a longer clip while two short ones queue behind it:
-    // long enough (40 s of 360p, about 10 s of encoding on 2 idle cores) for the wait to tick down on the page.
+    // 40 s of 360p, whose estimated encode is long enough for the wait to tick down on the page.
     const [long, short] = await Promise.all([
       makeClip({ width: 640, height: 360, seconds: 40, audio: true }),
       makeClip({ width: 320, height: 180, seconds: 2, audio: true }),
@@ -73,6 +74,23 @@ describe("the console in real Chromium shows a queued video's place in line, and
       if (Date.now() > deadline) throw new Error("the busy video never started");
       await new Promise((r) => setTimeout(r, 100));
     }
+    // The busy job's ffmpeg is stopped (SIGSTOP) until the page has shown the queue: the job stays
+    // running, its worker alive and heartbeating, however fast the machine encodes the clip.
+    const jobOf = await t.gql(`query($id: ID!) { video(id: $id) { jobs(first: 1) { edges { node { id } } } } }`, {
+      id: busy,
+    });
+    const jobId: string = jobOf.data.video.jobs.edges[0].node.id;
+    const encoders = () =>
+      listProcesses()
+        .filter((p) => p.command === "ffmpeg" && workingDirectory(p.pid)?.includes(`videograph-${jobId}-`))
+        .map((p) => p.pid);
+    await expect.poll(encoders, { timeout: 60_000, interval: 20 }).not.toEqual([]);
+    const held = encoders();
+    for (const pid of held) process.kill(pid, "SIGSTOP");
+    const release = () => {
+      for (const pid of held.splice(0)) process.kill(pid, "SIGCONT");
+    };
+    onTestFinished(release);
     const first = await upload("first in line", short);
     const second = await upload("second in line", short);
 
@@ -130,6 +148,7 @@ describe("the console in real Chromium shows a queued video's place in line, and
     expect(await viewer.getByRole("alert").count()).toBe(0);
 
     // The busy job ends, the first in line starts: the page moves up to 1st by the QueuePositionEvent alone.
+    release();
     await place.and(page.locator("[data-position='1']")).waitFor({ timeout: 120_000 });
     expect(await place.textContent()).toMatch(/^1st in line, /);
     // Then it starts, and the place in line goes away.
