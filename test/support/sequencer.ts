@@ -2,34 +2,34 @@ import path from "node:path";
 import { BaseSequencer, type TestSpecification } from "vitest/node";
 
 /**
- * The files that take longest, longest first, from a full run on 2 cores (2026-11-23; vitest's JSON
- * reporter: each file's endTime - startTime). Refresh it when a file joins them.
+ * The files that take longest, longest first, from a full run on 2 cores, three files at a time
+ * (2026-11-23; vitest's JSON reporter: each file's endTime - startTime). Refresh it when a file joins them.
  */
 const LONGEST_FIRST = [
-  "test/multi-instance-pubsub.test.ts",
   "test/resume.test.ts",
+  "test/worker/chunks.test.ts",
   "test/worker/render-manim.test.ts",
   "test/console-e2e.test.ts",
-  "test/multi-instance.test.ts",
-  "test/audio-only.test.ts",
   "test/render-manim-api.test.ts",
   "test/webhooks.test.ts",
-  "test/cli-help.test.ts",
-  "test/queue-cost.test.ts",
-  "test/embedded-start.test.ts",
-  "test/storage-outage.test.ts",
-  "test/postgres-listen-reconnect.test.ts",
-  "test/pubsub-transport.test.ts",
   "test/fmp4-segments.test.ts",
-  "test/subscription-restart.test.ts",
-  "test/upload-to-hls-pubsub.test.ts",
-  "test/upload-to-hls-s3.test.ts",
   "test/docs-examples.test.ts",
-  "test/storyboard-thumbnails.test.ts",
-  "test/event-claims.test.ts",
-  "test/instant-clip.test.ts",
+  "test/cli-help.test.ts",
+  "test/hostile-media.test.ts",
+  "test/audio-only.test.ts",
+  "test/upload-to-hls-s3.test.ts",
+  "test/postgres-listen-reconnect.test.ts",
+  "test/media-filters.test.ts",
+  "test/multi-instance.test.ts",
+  "test/pubsub-transport.test.ts",
   "test/worker/sandbox.test.ts",
-  "test/database-restart.test.ts",
+  "test/static-renditions.test.ts",
+  "test/storage-outage.test.ts",
+  "test/embedded-start.test.ts",
+  "test/subscription-restart.test.ts",
+  "test/queue-cost.test.ts",
+  "test/storyboard-thumbnails.test.ts",
+  "test/captions-playback.test.ts",
 ];
 
 /**
