@@ -7,7 +7,9 @@ import { hlsLayout, RUNG_INIT_SEGMENT, RUNG_PLAYLIST } from "../../src/protocol/
 import { publishedFraction } from "../progress/job-progress.ts";
 import type { WorkerStorage } from "../storage/types.ts";
 import { ObjectExistsError } from "../storage/write-once.ts";
+import { log } from "../log.ts";
 import { splitFragmentedMp4 } from "./fragmented-mp4.ts";
+import { sameSegmentCut } from "./segment-match.ts";
 import { masterPlaylist, mediaPlaylist, parsePlaylist } from "./playlists.ts";
 import type { KeptSegment } from "./playlists.ts";
 
@@ -165,6 +167,38 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
     }
   }
 
+  /**
+   * Uploads a segment once. When its key already holds other bytes, which no published playlist
+   * lists (a listed one is never uploaded again), an earlier run of the job uploaded it and died
+   * before listing it. If those bytes are the same cut of the same rung, encoded again (x264's
+   * threads make two encodes of the same frames differ in their bytes), they are kept and listed
+   * as this run's own, as a resumed run keeps an earlier run's segments; anything else still fails
+   * the run. `probeFile` is this run's segment as ffprobe can read it (an fMP4 one with its init),
+   * `init` what to put before the stored bytes to read them so.
+   */
+  async function uploadSegmentOnce(
+    rung: string,
+    key: string,
+    file: string,
+    options: { contentType: string; cacheControl: string },
+    compare: { probeFile: string; format: "mpegts" | "mov"; init?: Buffer },
+  ): Promise<void> {
+    try {
+      await uploadOfRung(rung, key, file, options, true);
+    } catch (err) {
+      if (!(err instanceof ObjectExistsError)) throw err;
+      const stored = path.join(workDir, SNAPSHOT_DIR, `${rung}.stored.${path.basename(key)}`);
+      try {
+        await storage.download(key, stored);
+        if (compare.init) await writeFile(stored, Buffer.concat([compare.init, await readFile(stored)]));
+        if (!(await sameSegmentCut(compare.probeFile, stored, compare.format))) throw err;
+      } finally {
+        await rm(stored, { force: true });
+      }
+      log.info("kept a segment an earlier run uploaded and did not list: the same cut, other bytes", { key });
+    }
+  }
+
   /** The rung's playlist as storage serves it now (another run of the job may have published it). */
   async function publishedPlaylist(playlistKey: string): Promise<{ uris: Set<string>; endList: boolean } | null> {
     const text = await storage.readText(playlistKey);
@@ -199,7 +233,9 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
     await writeFile(mediaFile, parts.media);
     try {
       const options = { contentType: FMP4_SEGMENT_TYPE, cacheControl: CACHE_IMMUTABLE };
-      await uploadOfRung(name, `${hls.rungPrefix(name)}/${uri}`, mediaFile, options, true);
+      // ffmpeg's file has the init before the media: what ffprobe reads the stored media with.
+      const compare = { probeFile: path.join(workDir, name, uri), format: "mov" as const, init: state.init };
+      await uploadSegmentOnce(name, `${hls.rungPrefix(name)}/${uri}`, mediaFile, options, compare);
     } finally {
       await rm(mediaFile, { force: true });
     }
@@ -237,7 +273,9 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
           const { size } = await stat(path.join(workDir, name, segment.uri));
           if (size === 0 || size % TS_PACKET_BYTES !== 0) throw segmentCutShort(name, segment.uri, `at ${size} bytes`);
           const segmentOptions = { contentType: SEGMENT_TYPE, cacheControl: CACHE_IMMUTABLE };
-          await uploadOfRung(name, segmentKey, path.join(workDir, name, segment.uri), segmentOptions, true);
+          const segmentFile = path.join(workDir, name, segment.uri);
+          const compare = { probeFile: segmentFile, format: "mpegts" as const };
+          await uploadSegmentOnce(name, segmentKey, segmentFile, segmentOptions, compare);
         }
       }
       state.uploaded.add(segment.uri);

@@ -1,9 +1,11 @@
 import { createHash, randomUUID } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, readFile, readdir, stat, writeFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
+import { promisify } from "node:util";
 import { Parser } from "m3u8-parser";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ImportUrlJobMessage, JobEvent, WorkerEvent } from "../../src/protocol/messages.ts";
@@ -14,6 +16,7 @@ import { createWorker, type Worker } from "../../render-worker/worker.ts";
 import { inMemoryTransport } from "./in-memory-transport.ts";
 import { jobDirsPerTest, makeClip, stageTranscodeJob } from "../support/media-fixtures.ts";
 
+const run = promisify(execFile);
 const dirs = jobDirsPerTest("one-run");
 const workers: Worker[] = [];
 afterEach(async () => {
@@ -177,6 +180,50 @@ encodes other bytes`, async () => {
     expect(stale).toHaveLength(4);
     for (const w of stale) expect(w, w.key).toEqual({ key: w.key, segments: finalOf.get(w.key), endList: true });
   });
+
+  it.each([
+    ["TS", "ts"],
+    ["FMP4", "m4s"],
+  ] as const)(
+    `a segment an earlier run uploaded and died before listing, encoded again with other bytes, is \
+kept and listed: the run goes on (%s)`,
+    async (format, ext) => {
+      const { job, memory, hlsDir, jobEvents } = await setUp();
+      job.options.segmentFormat = format;
+      await memory.deliver(job, "cpu");
+      // As a run killed between a segment's upload and its playlist's leaves it: 240p's second segment
+      // and those after it stored but not listed, and no completion record, so the next run encodes
+      // from the start.
+      await rm(path.join(hlsDir, ENCODE_MANIFEST));
+      const playlist = path.join(hlsDir, "240p", "index.m3u8");
+      const lines = (await readFile(playlist, "utf8")).split("\n");
+      const second = lines.findIndex((l) => l === `seg_00001.${ext}`);
+      await writeFile(playlist, `${lines.slice(0, second - 1).join("\n")}\n`);
+      // The stored segment holds the packets the encode makes, in other bytes, as another encode of
+      // the same frames would (x264's threads change the bytes, not the cut): TS remuxed, fMP4 with
+      // another fragment sequence number.
+      const stored = path.join(hlsDir, "240p", `seg_00001.${ext}`);
+      if (format === "TS") {
+        const remuxed = `${stored}.remuxed.ts`;
+        const copy = ["-map", "0", "-c", "copy", "-copyts", "-muxdelay", "0", "-mpegts_transport_stream_id", "77"];
+        await run("ffmpeg", ["-v", "error", "-i", stored, ...copy, remuxed]);
+        await rename(remuxed, stored);
+      } else {
+        const bytes = await readFile(stored);
+        const mfhd = bytes.indexOf("mfhd");
+        bytes.writeUInt32BE(bytes.readUInt32BE(mfhd + 8) + 1000, mfhd + 8);
+        await writeFile(stored, bytes);
+      }
+      const before = await readFile(stored);
+      const finished = jobEvents().length;
+
+      await memory.deliver(job, "cpu");
+      expect(jobEvents().slice(finished).at(-1)).toMatchObject({ type: "job.succeeded" });
+      expect(await readFile(stored)).toEqual(before);
+      expect(await readFile(playlist, "utf8")).toContain(`seg_00001.${ext}\n`);
+      expect(await readFile(playlist, "utf8")).toContain("#EXT-X-ENDLIST");
+    },
+  );
 
   it("a segment key another run wrote with other bytes fails the run and keeps its bytes", async () => {
     const { job, memory, hlsDir, jobEvents } = await setUp();
