@@ -5,7 +5,13 @@ import { createDb, type Db } from "../src/db/client.ts";
 import type { EventIngestor } from "../src/jobs/ingest-events.ts";
 import { createTestEventIngestor } from "./support/event-ingestor.ts";
 import { LADDER_360P, PROBE_640X360 } from "./support/job-events.ts";
-import { parseWorkerEvent, PROTOCOL_VERSION, type JobEvent, type JobEventBody } from "../src/protocol/messages.ts";
+import {
+  parseWorkerEvent,
+  PROTOCOL_VERSION,
+  type JobDelivery,
+  type JobEvent,
+  type JobEventBody,
+} from "../src/protocol/messages.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 
 const LADDER = LADDER_360P;
@@ -73,6 +79,22 @@ function shuffle<T>(items: T[], seed: number): T[] {
     [out[i], out[j]] = [out[j]!, out[i]!];
   }
   return out;
+}
+
+/** One run's events: `events` with its run id, moved `shiftSeconds` later, its start carrying `delivery`. */
+function asRun(events: JobEvent[], runId: string, shiftSeconds: number, delivery?: JobDelivery): JobEvent[] {
+  return events.map((e) => ({
+    ...e,
+    runId,
+    at: new Date(Date.parse(e.at) + shiftSeconds * 1000).toISOString(),
+    ...(e.type === "job.started" && delivery ? { delivery } : {}),
+  })) as JobEvent[];
+}
+
+/** A worker's heartbeat listing `jobIds` (attempt 1) as running. */
+function heartbeatOf(workerId: string, jobIds: string[], at: string) {
+  const activeJobs = jobIds.map((jobId) => ({ jobId, attempt: 1 }));
+  return { v: PROTOCOL_VERSION, type: "worker.heartbeat", workerId, capabilities: ["cpu"], activeJobs, at };
 }
 
 describe("worker events are applied idempotently and in any order", () => {
@@ -478,5 +500,139 @@ cancels it missed)`, async () => {
       heartbeat([], "2026-11-22T10:05:02.000Z"),
     ]);
     expect(told).toHaveLength(1);
+  });
+
+  it("a start carries the transport's delivery or, from older workers, none; a malformed one is refused", () => {
+    const [started, probed] = cleanRun(randomUUID(), randomUUID());
+    expect(parseWorkerEvent(started)).not.toHaveProperty("delivery");
+    const delivery = { messageId: randomUUID(), count: 2 };
+    expect(parseWorkerEvent({ ...started, delivery })).toMatchObject({ delivery });
+    expect(() => parseWorkerEvent({ ...started, delivery: { messageId: "m", count: 0 } })).toThrow(/count/);
+    expect(() => parseWorkerEvent({ ...started, delivery: { count: 1 } })).toThrow(/Invalid worker event/);
+    // Only a start says which delivery it is.
+    expect(parseWorkerEvent({ ...probed, delivery })).not.toHaveProperty("delivery");
+  });
+
+  it(`a redelivery the transport made after the claim lapsed takes the job over from a killed run whose last \
+heartbeat is still fresh`, async () => {
+    const { videoId, jobId } = await newJob();
+    const stopped: [string | undefined, string | undefined][] = [];
+    const ingest = createTestEventIngestor(db, {
+      onCanceledJobReported: async (_job, _attempt, workerId, runId) => void stopped.push([workerId, runId]),
+    });
+    // pg-boss's job id; the first delivery is its first, the redelivery its second (retry count 1).
+    const messageId = randomUUID();
+    const killed = randomUUID();
+    const taker = randomUUID();
+    // The first run got as far as playable and heartbeated at 10:00:05, then its worker was killed.
+    const first = asRun(cleanRun(jobId, videoId, 1, "worker-1").slice(0, 4), killed, 0, { messageId, count: 1 });
+    const lastHeartbeat = "2026-11-22T10:00:05.000Z";
+    await ingest.ingest([...first, heartbeatOf("worker-1", [jobId], lastHeartbeat)]);
+    // The claim was refreshed before that heartbeat and lapsed first: the redelivery starts 8 s after
+    // the last heartbeat, well within the 30 s stall.
+    const second = asRun(cleanRun(jobId, videoId, 1, "worker-2"), taker, 13, { messageId, count: 2 });
+    await ingest.ingest(second.slice(0, 1));
+    // The newcomer goes on; the earlier run, which may be alive and cut off, is told to stop.
+    expect(stopped).toEqual([["worker-1", killed]]);
+    const during = await outcome(videoId);
+    expect(during.jobs[0]!.runs.map((r) => [r.workerId, r.status, r.finishedAt?.toISOString()])).toEqual([
+      ["worker-1", "ABANDONED", lastHeartbeat],
+      ["worker-2", "RUNNING", undefined],
+    ]);
+    expect(during.jobs[0]).toMatchObject({ status: "RUNNING", workerId: "worker-2" });
+
+    await ingest.ingest(second.slice(1));
+    const result = await outcome(videoId);
+    expect(result.video.status).toBe("READY");
+    expect(result.jobs[0]!.status).toBe("SUCCEEDED");
+    expect(result.jobs[0]!.runs.map((r) => [r.runId, r.status, r.deliveryMessageId, r.deliveryCount])).toEqual([
+      [killed, "ABANDONED", messageId, 1],
+      [taker, "SUCCEEDED", messageId, 2],
+    ]);
+    expect(stopped).toHaveLength(1);
+  });
+
+  it("a run whose delivery was taken over fails alone: the attempt goes on with the redelivery", async () => {
+    const { videoId, jobId } = await newJob();
+    const requeued: Date[] = [];
+    const ingest = createTestEventIngestor(db, { onJobRequeued: (at) => void requeued.push(at) });
+    const messageId = randomUUID();
+    const lapsed = randomUUID();
+    const first = asRun(cleanRun(jobId, videoId, 1, "worker-1").slice(0, 4), lapsed, 0, { messageId, count: 1 });
+    const second = asRun(cleanRun(jobId, videoId, 1, "worker-2"), randomUUID(), 13, { messageId, count: 2 });
+    await ingest.ingest([...first, heartbeatOf("worker-1", [jobId], "2026-11-22T10:00:05.000Z")]);
+    await ingest.ingest(second.slice(0, 3));
+    // The earlier run's worker was alive: it found its claim gone and reports its run failed.
+    const failed: JobEvent = {
+      v: PROTOCOL_VERSION,
+      type: "job.failed",
+      jobId,
+      attempt: 1,
+      seq: 5,
+      workerId: "worker-1",
+      runId: lapsed,
+      at: "2026-11-22T10:00:16.000Z",
+      error: "job is no longer active under this worker's claim",
+      retryable: true,
+    };
+    await ingest.ingest([failed]);
+    const job = await db.job.findUniqueOrThrow({ where: { id: jobId } });
+    expect(job).toMatchObject({ status: "RUNNING", attempt: 1, error: null });
+    expect(requeued).toEqual([]);
+
+    await ingest.ingest(second.slice(3));
+    const result = await outcome(videoId);
+    expect(result.video.status).toBe("READY");
+    expect(result.jobs[0]!.runs.map((r) => [r.workerId, r.status])).toEqual([
+      ["worker-1", "FAILED"],
+      ["worker-2", "SUCCEEDED"],
+    ]);
+  });
+
+  it(`a newcomer is still stopped while another run heartbeats and holds its delivery: the same delivery \
+twice, an older one, another message of the job, or a worker that does not say`, async () => {
+    const { videoId, jobId } = await newJob();
+    const stopped: [string | undefined, string | undefined][] = [];
+    const ingest = createTestEventIngestor(db, {
+      onCanceledJobReported: async (_job, _attempt, workerId, runId) => void stopped.push([workerId, runId]),
+    });
+    const messageId = randomUUID();
+    const original = randomUUID();
+    // The running run took on the message's second delivery.
+    const run = asRun(cleanRun(jobId, videoId), original, 0, { messageId, count: 2 });
+    await ingest.ingest([...run.slice(0, 3), heartbeatOf("worker-1", [jobId], "2026-11-22T10:00:05.000Z")]);
+    const newcomers: [string, JobDelivery | undefined][] = [
+      ["same delivery twice", { messageId, count: 2 }],
+      ["an older delivery arriving late", { messageId, count: 1 }],
+      ["the job's message published twice", { messageId: randomUUID(), count: 3 }],
+      ["an older worker", undefined],
+    ];
+    const started = cleanRun(jobId, videoId, 1, "worker-2")[0]!;
+    const runIds = newcomers.map(() => randomUUID());
+    for (const [i, [, delivery]] of newcomers.entries()) {
+      const [start] = asRun([started], runIds[i]!, 6 + i, delivery);
+      await ingest.ingest([start]);
+    }
+    expect(stopped, newcomers.map(([why]) => why).join(", ")).toEqual(runIds.map((r) => ["worker-2", r]));
+    await ingest.ingest(run.slice(3));
+    const result = await outcome(videoId);
+    expect(result.video.status).toBe("READY");
+    expect(result.jobs[0]!.runs.find((r) => r.runId === original)).toMatchObject({ status: "SUCCEEDED" });
+  });
+
+  it("a run from a worker that does not say its delivery keeps the job against any newcomer while it heartbeats", async () => {
+    const { jobId, videoId } = await newJob();
+    const stopped: (string | undefined)[] = [];
+    const ingest = createTestEventIngestor(db, {
+      onCanceledJobReported: async (_job, _attempt, _workerId, runId) => void stopped.push(runId),
+    });
+    await ingest.ingest([
+      ...cleanRun(jobId, videoId).slice(0, 3),
+      heartbeatOf("worker-1", [jobId], "2026-11-22T10:00:05.000Z"),
+    ]);
+    const newcomer = randomUUID();
+    const started = cleanRun(jobId, videoId, 1, "worker-2")[0]!;
+    await ingest.ingest(asRun([started], newcomer, 8, { messageId: randomUUID(), count: 5 }));
+    expect(stopped).toEqual([newcomer]);
   });
 });

@@ -2,8 +2,14 @@ import { randomUUID } from "node:crypto";
 import { PubSub, type Message } from "@google-cloud/pubsub";
 import { afterAll, afterEach, describe, expect, test } from "vitest";
 import { createPubSubWorkerTransport, type PubSubWorkerTransportOptions } from "../render-worker/transport/pubsub.ts";
-import type { WorkerTransport } from "../render-worker/transport/types.ts";
-import { PROTOCOL_VERSION, type Capability, type JobMessage, type WorkerEvent } from "../src/protocol/messages.ts";
+import type { JobHandler, WorkerTransport } from "../render-worker/transport/types.ts";
+import {
+  PROTOCOL_VERSION,
+  type Capability,
+  type JobDelivery,
+  type JobMessage,
+  type WorkerEvent,
+} from "../src/protocol/messages.ts";
 import { pubSubResourceNames } from "../src/protocol/queues.ts";
 import { createPubSubApiTransport, type PubSubApiTransport } from "../src/transport/pubsub.ts";
 import { pubSubEmulatorUnavailableReason, startPubSubEmulator } from "./support/pubsub-emulator.ts";
@@ -48,7 +54,7 @@ async function startWorker(
   projectId: string,
   capabilities: Capability[],
   concurrency: number,
-  handler: (message: unknown, signal: AbortSignal) => Promise<void>,
+  handler: JobHandler,
   options: Partial<PubSubWorkerTransportOptions> = {},
 ): Promise<WorkerTransport> {
   const worker = createPubSubWorkerTransport({ projectId, ...options });
@@ -297,6 +303,25 @@ non-JSON is dropped`, async () => {
     await startWorker(projectId, ["cpu"], 1, async (m) => void later.push(m));
     await sleep(2500);
     expect(later).toEqual([]);
+  });
+
+  test(`each delivery carries the message's id and the delivery attempt the subscription counts (its dead-letter \
+policy makes it count)`, async () => {
+    const projectId = newProjectId();
+    const api = await startApi(projectId);
+    const deliveries: (JobDelivery | undefined)[] = [];
+    await startWorker(projectId, ["cpu"], 1, async (_message, _signal, _capability, delivery) => {
+      deliveries.push(delivery);
+      if (deliveries.length === 1) throw new Error("handed back");
+    });
+    await api.publishJob("cpu", transcodeJobMessage());
+    await waitFor("the redelivery", () => deliveries.length === 2);
+    const messageId = deliveries[0]?.messageId;
+    expect(messageId).toEqual(expect.any(String));
+    expect(deliveries).toEqual([
+      { messageId, count: 1 },
+      { messageId, count: 2 },
+    ]);
   });
 
   test("flow control: never more handlers at once than the concurrency", async () => {

@@ -101,12 +101,9 @@ plays through`, async () => {
       const video = (await t.gql(RESULT, { id })).data.video;
       const job = video.jobs.edges[0].node;
       expect(job.status).toBe("SUCCEEDED");
-      // The redelivery can reach the second worker while the killed run's last heartbeat is still within
-      // JOB_STALL_SECONDS (the transport's claim and the events' heartbeats are refreshed apart); the API
-      // then takes it for a duplicate and stops it, and the job goes back to the queue once the dead run is
-      // silent for good. That stopped newcomer is the only other run allowed (docs/failure-model.md).
-      const runs = job.runs.filter((r: any) => !(r.workerId === "worker-second" && r.status === "CANCELED"));
-      expect(job.runs.length - runs.length).toBeLessThanOrEqual(1);
+      // The redelivery may reach the second worker while the killed run's last heartbeat is still fresh:
+      // being the transport's later delivery of the same message, it takes the job over all the same.
+      const runs = job.runs;
       expect(runs.map((r: any) => [r.workerId, r.status])).toEqual([
         ["worker-first", "ABANDONED"],
         ["worker-second", "SUCCEEDED"],

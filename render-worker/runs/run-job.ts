@@ -3,6 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import path from "node:path";
 import {
   type Capability,
+  type JobDelivery,
   JobEvent,
   type JobEventBody,
   type JobMessage,
@@ -74,7 +75,12 @@ export function createJobRunner(options: JobRunnerOptions) {
   const cpuMeter = createCpuMeter();
   const memory = new MemoryBudget(memoryLimitBytes(options.memoryLimitBytes));
 
-  async function runJob(raw: unknown, transportSignal: AbortSignal, capability: Capability): Promise<void> {
+  async function runJob(
+    raw: unknown,
+    transportSignal: AbortSignal,
+    capability: Capability,
+    delivery?: JobDelivery,
+  ): Promise<void> {
     let job: JobMessage;
     try {
       job = parseJobMessage(raw);
@@ -90,11 +96,16 @@ export function createJobRunner(options: JobRunnerOptions) {
       attributes: { "job.id": job.jobId, "job.attempt": job.attempt, "job.type": job.type, "video.id": job.videoId },
     };
     return withLogFields({ jobId: job.jobId, videoId: job.videoId, attempt: job.attempt }, () =>
-      inSpan(`job ${job.type}`, jobSpan, () => runParsedJob(job, transportSignal, capability)),
+      inSpan(`job ${job.type}`, jobSpan, () => runParsedJob(job, transportSignal, capability, delivery)),
     );
   }
 
-  async function runParsedJob(job: JobMessage, transportSignal: AbortSignal, capability: Capability): Promise<void> {
+  async function runParsedJob(
+    job: JobMessage,
+    transportSignal: AbortSignal,
+    capability: Capability,
+    delivery: JobDelivery | undefined,
+  ): Promise<void> {
     const running = runs.ofAttempt(job.jobId, job.attempt);
     if (running) return joinRunningRun(running, transportSignal);
     const runId = randomUUID();
@@ -105,6 +116,9 @@ export function createJobRunner(options: JobRunnerOptions) {
       const event = JobEvent.parse({
         ...body,
         ...(usage ? { usage } : {}),
+        // The transport's count of this delivery, as it gave it: what lets the API tell a redelivery
+        // after a lapsed claim from a duplicate.
+        ...(body.type === "job.started" && delivery ? { delivery } : {}),
         v: PROTOCOL_VERSION,
         jobId: job.jobId,
         attempt: job.attempt,

@@ -50,7 +50,9 @@ export function createPostgresWorkerTransport(connectionString: string): WorkerT
           notifyPollingIntervalSeconds: 1,
         };
         await boss.work(queue, workOptions, async ([job]) => {
-          await handler(job!.data, job!.signal, capability);
+          // pg-boss counts a retry each time a claim lapses (no heartbeat) or is handed back.
+          const delivery = { messageId: job!.id, count: job!.retryCount + 1 };
+          await handler(job!.data, job!.signal, capability, delivery);
         });
       }
     },

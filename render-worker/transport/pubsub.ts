@@ -125,8 +125,11 @@ export function createPubSubWorkerTransport(options: PubSubWorkerTransportOption
         () => controller.abort(new Error("Pub/Sub lease expired")),
         message.received + MAX_LEASE_EXTENSION.totalOf("millisecond") - Date.now(),
       );
+      // Pub/Sub counts deliveries only on a subscription with a dead-letter policy (0 otherwise).
+      const delivery =
+        message.deliveryAttempt > 0 ? { messageId: message.id, count: message.deliveryAttempt } : undefined;
       try {
-        await handler(job, controller.signal, capability);
+        await handler(job, controller.signal, capability, delivery);
         message.ack();
       } catch (err) {
         log.warn("job handed back to Pub/Sub for redelivery", { subscription: name, messageId: message.id, err });

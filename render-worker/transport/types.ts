@@ -1,10 +1,17 @@
-import type { Capability, WorkerEvent } from "../../src/protocol/messages.ts";
+import type { Capability, JobDelivery, WorkerEvent } from "../../src/protocol/messages.ts";
 
 /**
  * Handles one job message; `capability` is the queue it came from, so a job on the nvenc queue
- * is encoded with NVENC and one on the cpu queue with x264.
+ * is encoded with NVENC and one on the cpu queue with x264. `delivery` is the transport's own count
+ * of this message's deliveries, when it keeps one; the API lets a later delivery of a message take
+ * the job over from a run whose claim lapsed.
  */
-export type JobHandler = (message: unknown, signal: AbortSignal, capability: Capability) => Promise<void>;
+export type JobHandler = (
+  message: unknown,
+  signal: AbortSignal,
+  capability: Capability,
+  delivery?: JobDelivery,
+) => Promise<void>;
 
 /**
  * The worker's side of the transport port. A job message is acknowledged when the handler

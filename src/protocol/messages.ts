@@ -332,9 +332,32 @@ export const StaticRenditionOutcome = z.discriminatedUnion("status", [
 ]);
 export type StaticRenditionOutcome = z.infer<typeof StaticRenditionOutcome>;
 
+/**
+ * One delivery of a job message as the transport that made it counts it: the message's id in the
+ * transport (pg-boss's job id, Pub/Sub's message id) and how many times the transport has delivered
+ * that message, this delivery included (pg-boss: its retry count + 1; Pub/Sub: the delivery attempt,
+ * which it keeps only on a subscription with a dead-letter policy). A transport delivers a message
+ * again only once the earlier delivery's claim lapsed (no heartbeat or lease renewal in time) or was
+ * handed back, so a higher count for the same message says the earlier run no longer holds the job,
+ * whatever its last heartbeat says. The worker copies both from the transport and never makes them up.
+ */
+export const JobDelivery = z.object({
+  messageId: z.string().min(1).max(200),
+  count: z.number().int().positive(),
+});
+export type JobDelivery = z.infer<typeof JobDelivery>;
+
 /** Events about one job attempt; `seq` orders them within the attempt. */
 export const JobEvent = z.discriminatedUnion("type", [
-  z.object({ ...jobEventBase, type: z.literal("job.started") }),
+  z.object({
+    ...jobEventBase,
+    type: z.literal("job.started"),
+    /**
+     * The transport's delivery this run took on. Absent from older workers and where the transport
+     * does not count deliveries; the API then stops a newcomer while another run's heartbeat is fresh.
+     */
+    delivery: JobDelivery.optional(),
+  }),
   z.object({
     ...jobEventBase,
     type: z.literal("job.probed"),
@@ -538,10 +561,10 @@ export type WorkerEvent = z.infer<typeof WorkerEvent>;
 
 /** Distributive Omit, so each event kind keeps its own fields. */
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
-/** A job event as a handler writes it; the worker's emitter adds the envelope. */
+/** A job event as a handler writes it; the worker's emitter adds the envelope and a start's `delivery`. */
 export type JobEventBody = DistributiveOmit<
   JobEvent,
-  "v" | "jobId" | "attempt" | "seq" | "workerId" | "runId" | "at" | "traceparent"
+  "v" | "jobId" | "attempt" | "seq" | "workerId" | "runId" | "at" | "traceparent" | "delivery"
 >;
 
 /** Parses an unknown message into a job message, with a readable error for old or foreign ones. */

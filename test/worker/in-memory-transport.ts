@@ -1,5 +1,5 @@
 import type { JobHandler, WorkerTransport } from "../../render-worker/transport/types.ts";
-import type { Capability, WorkerEvent } from "../../src/protocol/messages.ts";
+import type { Capability, JobDelivery, WorkerEvent } from "../../src/protocol/messages.ts";
 
 /** A worker transport that hands the test the worker's job handler and keeps what the worker sends. */
 export function inMemoryTransport() {
@@ -26,9 +26,9 @@ export function inMemoryTransport() {
   return {
     transport,
     events,
-    /** Delivers a job as if it came from `capability`'s queue. */
-    deliver: (job: unknown, capability: Capability, signal = new AbortController().signal) =>
-      handler!(job, signal, capability),
+    /** Delivers a job as if it came from `capability`'s queue (and the transport counted `delivery`). */
+    deliver: (job: unknown, capability: Capability, signal = new AbortController().signal, delivery?: JobDelivery) =>
+      handler!(job, signal, capability, delivery),
     /** Broadcasts a control message (a cancel) to the worker. */
     control: (message: unknown) => controlHandler!(message),
     /** The queues the worker asked to consume. */

@@ -238,6 +238,25 @@ kept and listed: the run goes on (%s)`,
     expect(await readFile(foreign, "utf8")).toBe("another run's bytes");
   });
 
+  it(`a run's start carries the delivery as the transport counted it, and no delivery where the transport \
+counted none`, async () => {
+    const { job, memory, jobEvents } = await setUp();
+    const delivery = { messageId: randomUUID(), count: 3 };
+    const starts = () => jobEvents().filter((e) => e.type === "job.started");
+    for (const counted of [delivery, undefined]) {
+      const ended = jobEvents().length;
+      const running = memory.deliver(job, "cpu", undefined, counted);
+      await waitFor(() => starts().length > (counted ? 0 : 1), "the run to start");
+      const start = starts().at(-1)!;
+      memory.control({ v: 1, type: "job.cancel", jobId: job.jobId, attempt: 1, runId: start.runId });
+      await running;
+      if (counted) expect(start).toMatchObject({ delivery });
+      else expect(start).not.toHaveProperty("delivery");
+      // Only a start says which delivery it is.
+      for (const e of jobEvents().slice(ended)) if (e.type !== "job.started") expect(e).not.toHaveProperty("delivery");
+    }
+  });
+
   it("a cancel naming a run stops that run only; the job is not canceled for later deliveries", async () => {
     const { job, memory, jobEvents } = await setUp();
     const first = memory.deliver(job, "cpu");

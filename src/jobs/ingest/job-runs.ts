@@ -1,5 +1,5 @@
 import { log } from "../../log.ts";
-import type { JobStatus } from "../../generated/prisma/client.ts";
+import type { JobRun, JobStatus } from "../../generated/prisma/client.ts";
 import {
   endsRun,
   isProgressEvent,
@@ -103,10 +103,12 @@ export function createJobRunIngestor(deps: IngestDeps) {
       data: { workerId: e.workerId, startedAt: now, heartbeatAt: now },
     });
     const key = runKey(e);
+    const delivery = e.delivery ? { deliveryMessageId: e.delivery.messageId, deliveryCount: e.delivery.count } : {};
     await db.jobRun.upsert({
       where: { jobId_attempt_workerId_runId: key },
-      create: { ...key, startedAt: now, heartbeatAt: now },
-      update: {},
+      create: { ...key, ...delivery, startedAt: now, heartbeatAt: now },
+      // A run first heard of through a later event learns its delivery here.
+      update: delivery,
     });
     // The same worker starts the attempt again after handing it back (memory, shutdown).
     await db.jobRun.updateMany({
@@ -119,24 +121,47 @@ export function createJobRunIngestor(deps: IngestDeps) {
       data: { startedAt: now, heartbeatAt: now },
     });
     // Another run of this job (on another worker, or another delivery to this one) has lost it:
-    // its worker stopped heartbeating and the transport redelivered; it ended at its last sign of life.
+    // its worker stopped heartbeating, or its claim lapsed, and the transport redelivered; it ended at
+    // its last sign of life.
     const others = await db.jobRun.findMany({
       where: { jobId: e.jobId, status: "RUNNING", NOT: { workerId: key.workerId, runId: key.runId } },
     });
     const aliveSince = now.getTime() - deps.stallSeconds * 1000;
-    if (others.some((run) => (run.heartbeatAt ?? run.startedAt).getTime() >= aliveSince)) {
-      // Another run of this job is alive: the transport delivered it twice. The newcomer stops
-      // (only it: the cancel names its run), so the job never runs twice at once for long.
+    const lastSign = (run: JobRun) => run.heartbeatAt ?? run.startedAt;
+    const heartbeating = (run: JobRun) => lastSign(run).getTime() >= aliveSince;
+    // The transport's claim and the run's heartbeats are refreshed apart, so a run whose worker died
+    // can still look alive when its message is delivered again. The transport's count says better: it
+    // delivers the same message again only once the earlier delivery's claim lapsed or was handed back.
+    const claimLapsed = (run: JobRun) =>
+      e.delivery !== undefined &&
+      run.deliveryMessageId === e.delivery.messageId &&
+      run.deliveryCount !== null &&
+      run.deliveryCount < e.delivery.count;
+    if (others.some((run) => heartbeating(run) && !claimLapsed(run))) {
+      // Another run of this job is alive and holds its delivery: the transport delivered it twice.
+      // The newcomer stops (only it: the cancel names its run), so the job never runs twice at once
+      // for long.
       log.warn("duplicate run of a job; stopping the newcomer", runOf(e));
       await deps.onCanceledJobReported(e.jobId, e.attempt, e.workerId, e.runId);
       return;
     }
     for (const run of others) {
       // Only if it is still RUNNING: a run that reported its end meanwhile stays finished.
-      await db.jobRun.updateMany({
+      const finishedAt = new Date(Math.min(lastSign(run).getTime(), now.getTime()));
+      const { count } = await db.jobRun.updateMany({
         where: { id: run.id, status: "RUNNING" },
-        data: { status: "ABANDONED", finishedAt: run.heartbeatAt ?? run.startedAt },
+        data: { status: "ABANDONED", finishedAt },
       });
+      if (count && heartbeating(run) && run.runId) {
+        // Its claim lapsed, but its worker may be alive and only cut off from the transport: it would
+        // go on beside the newcomer, so it is told to stop (only that run; a dead worker hears nothing).
+        const lost = { workerId: run.workerId, runId: run.runId };
+        log.warn("a redelivery after a lapsed claim took the job over; stopping the earlier run", {
+          ...runOf(e),
+          from: lost,
+        });
+        await deps.onCanceledJobReported(e.jobId, run.attempt, lost.workerId, lost.runId);
+      }
     }
     const { count } = await db.video.updateMany({
       where: { id: videoId, status: "QUEUED" },
@@ -193,9 +218,32 @@ export function createJobRunIngestor(deps: IngestDeps) {
     });
   }
 
+  /**
+   * Whether the transport delivered the message of `e`'s run again and that delivery's run started:
+   * the attempt is that run's now.
+   */
+  async function takenOver(e: JobEvent): Promise<boolean> {
+    const run = await db.jobRun.findUnique({ where: { jobId_attempt_workerId_runId: runKey(e) } });
+    if (run?.deliveryMessageId == null || run.deliveryCount == null) return false;
+    const later = await db.jobRun.count({
+      where: {
+        jobId: e.jobId,
+        attempt: e.attempt,
+        deliveryMessageId: run.deliveryMessageId,
+        deliveryCount: { gt: run.deliveryCount },
+      },
+    });
+    return later > 0;
+  }
+
   /** The attempt failed: the job is queued again when it may be retried, else it and its video fail. */
   async function onFailed(e: EventOf<"job.failed">, videoId: string): Promise<void> {
     await finishRun(e);
+    if (await takenOver(e)) {
+      // A run that lost its claim (stopped when it found out, say) fails alone: the redelivery goes on.
+      log.warn("a run whose delivery another run took over failed; the attempt goes on", runOf(e));
+      return;
+    }
     const job = await db.job.findUnique({ where: { id: e.jobId } });
     if (!job || job.attempt !== e.attempt || !["QUEUED", "RUNNING"].includes(job.status)) return;
     deps.progressWrites.forget(e.jobId);

@@ -1,0 +1,4 @@
+-- AlterTable
+ALTER TABLE "JobRun" ADD COLUMN     "deliveryCount" INTEGER,
+ADD COLUMN     "deliveryMessageId" TEXT;
+
