@@ -7,11 +7,12 @@ import { segmentCount, segmentStart, type SegmentPlan } from "./segments.ts";
  * source writes them: the same frames, cuts, timestamps and numbering. The audio is no chunk's: it
  * is encoded once, over the whole source, by a run with the audio rungs alone.
  *
- * Exactly so where a frame starts the run (the chunk's start, or its pre-roll's), as at 25 fps
- * with segments starting on whole seconds (test/worker/chunks.test.ts). At 30000/1001 fps no frame
- * does: ffmpeg's constant-rate output re-times a run from its first frame, so a chunk's timestamps
- * move by up to half a frame, and a first frame half a frame or more late is repeated (a resumed
- * run does the same). Not solved yet.
+ * Exactly so for a constant frame rate, whether or not a frame starts where the chunk (or its
+ * pre-roll) does: 25 fps and 30000/1001 fps (test/worker/chunks.test.ts; encode-ladder.ts's
+ * VideoStart says how). A variable-rate source is not: its frames are re-timed onto a grid at
+ * the average rate, which moves some across a cut. On makeVfrClip's 60/10 fps pattern a join at
+ * 5 s showed a frame twice and a resume there lost one, its timestamps 4–25 ms off the one-process
+ * encode's (2026-11-23, as before the 30000/1001 fix).
  */
 export interface Chunk {
   index: number;

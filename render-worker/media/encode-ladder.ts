@@ -3,10 +3,12 @@ import path from "node:path";
 import { TIMELINE_LEAD_SECONDS } from "../../src/protocol/media-timeline.ts";
 import type { ProbeResult, Rung, SegmentFormat } from "../../src/protocol/messages.ts";
 import { RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
-import { runFfmpeg, type FfmpegInput, type FfmpegOutput, type FfmpegStatus } from "./ffmpeg-process.ts";
+import { MediaError } from "./errors.ts";
+import { runFfmpeg, type FfmpegInput, type FfmpegOutput, type FfmpegRun, type FfmpegStatus } from "./ffmpeg-process.ts";
 import { audioRungEncoderOptions, type PlannedRung, videoRateControl } from "./ladder.ts";
 import { decodeLimitOptions, inputSeekOptions, mediaInputOptions, type ProbedInput } from "./media-input.ts";
 import { rungEncoder, type VideoEncoder } from "./nvenc.ts";
+import { firstVideoFrames } from "./probe.ts";
 import { segmentCount, segmentExtension, segmentPlan, segmentStart, type SegmentPlan } from "./segments.ts";
 
 export interface EncodeLadderArgs {
@@ -119,7 +121,8 @@ export interface LadderEncode {
  * Encodes every rung in one ffmpeg process: the source is decoded once and scaled for every rung in
  * one filter graph, and each rung is written as MPEG-TS (or fMP4) segments and an m3u8 list of them, cut at
  * the same media times in every rung (`segments.ts`: a short first segment, then full ones), each
- * video segment starting on a keyframe.
+ * video segment starting on a keyframe. A run that starts part-way (a resume, a chunk, a clip)
+ * first reads from the source's packets where its first video frames lie (VideoStart).
  */
 export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
   const { input, ladder, workDir, segmentSeconds } = args;
@@ -148,8 +151,6 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
   if (stopSegment !== null && audioRungs.length > 0)
     throw new Error("A run that stops before the source's end encodes video rungs only");
   const cuts = segmentCuts(plan, firstSegment, args.probe.duration, stopSegment);
-  // This run's first segment: the plan's first, or a full one when resuming.
-  const firstLength = cuts[0] ?? segmentSeconds;
   const fps = args.probe.fps;
   const encoder = args.encoder ?? "libx264";
   const tuning = args.tuning ?? LADDER_TUNING;
@@ -161,77 +162,102 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
   // The graph's timestamps count from the seek, and trim drops every frame from `end` on: the run
   // keeps exactly the frames before the stop, the next run's seek the ones after. ffmpeg stops
   // reading the input once the trim has ended.
-  const stop =
-    stopSegment === null ? [] : [`${source}trim=end=${(segmentStart(plan, stopSegment) - runStart).toFixed(6)}[stop]`];
-  const graph = [
-    ...(videoRungs.length > 0 && videoFilter ? [videoFilter] : []),
-    ...(videoRungs.length > 0 ? stop : []),
-    ...(videoRungs.length > 0
-      ? [ladderScaleGraph(videoRungs, tuning.scaling, stop.length > 0 ? "[stop]" : source)]
-      : []),
-    ...(audioRungs.length > 0 && audioFilter ? [`[0:a:0]${audioFilter}${audioFanOut(audioRungs.length)}`] : []),
-  ].join(";");
-  const outputs: FfmpegOutput[] = [
-    ...videoRungs.map((rung, i) => ({
-      target: segmentFiles(rung, format),
-      options: [
-        "-map",
-        `[v${i}]`,
-        ...frameRateCap(fps),
-        ...videoEncoderOptions(
-          rungEncoder(encoder, rung),
-          rung,
-          segmentSeconds,
-          fps,
-          videoRungs,
-          tuning.x264Options,
-          preRoll > 0 ? preRoll : firstLength,
-        ),
-        ...threads(rung),
-        ...preRollOptions(preRoll),
-        ...segmentOptions(rung, format, firstSegment, fromSeconds, cuts),
-      ],
-    })),
-    ...audioRungs.map((rung, i) => ({
-      target: segmentFiles(rung, format),
-      options: [
-        "-map",
-        audioFilter ? `[a${i}]` : "0:a:0",
-        ...audioRungEncoderOptions(rung),
-        // The AAC encoder's first packet (its priming) starts this long before the run does: the
-        // audio is cut that much earlier, so a resumed run's first packet follows the kept ones.
-        ...segmentOptions(
-          rung,
-          format,
-          firstSegment,
-          fromSeconds,
-          cuts.map((cut) => Number((cut - AAC_PRIMING_SECONDS).toFixed(6))),
-        ),
-      ],
-    })),
-  ];
+  const stop = stopSegment === null ? "" : `trim=end=${(segmentStart(plan, stopSegment) - runStart).toFixed(6)}`;
+  const seeks = seek.includes("-ss");
+
+  /** The run's command once the media times of its first video frames are known. */
+  const command = (video: VideoStart): Pick<FfmpegRun, "filterGraph" | "outputs"> => {
+    // The video counts its time from its first frame: see VideoStart.
+    const videoTiming = [stop, ...(seeks ? ["setpts=PTS-STARTPTS"] : [])].filter(Boolean).join(",");
+    const graph = [
+      ...(videoRungs.length > 0 && videoFilter ? [videoFilter] : []),
+      ...(videoRungs.length > 0 && videoTiming ? [`${source}${videoTiming}[timed]`] : []),
+      ...(videoRungs.length > 0
+        ? [ladderScaleGraph(videoRungs, tuning.scaling, videoTiming ? "[timed]" : source)]
+        : []),
+      ...(audioRungs.length > 0 && audioFilter ? [`[0:a:0]${audioFilter}${audioFanOut(audioRungs.length)}`] : []),
+    ].join(";");
+    // The encoder's keyframes: the run's first frame, then the first at or after each segment start
+    // after it (after a pre-roll: from `fromSeconds` on, where the pre-roll ends), its `t` counting
+    // from the first frame.
+    const firstCut = (preRoll > 0 ? fromSeconds : segmentStart(plan, firstSegment + 1)) - video.first;
+    const outputs: FfmpegOutput[] = [
+      ...videoRungs.map((rung, i) => ({
+        target: segmentFiles(rung, format),
+        options: [
+          "-map",
+          `[v${i}]`,
+          ...frameRateCap(fps),
+          ...videoEncoderOptions(
+            rungEncoder(encoder, rung),
+            rung,
+            segmentSeconds,
+            fps,
+            videoRungs,
+            tuning.x264Options,
+            firstCut - CUT_SLACK_SECONDS,
+          ),
+          ...threads(rung),
+          ...(preRoll > 0 ? preRollOptions(video.kept - video.first) : []),
+          // The segment muxer's time 0 is the run's first kept frame (its list's first duration
+          // counts from 0), so every video cut and offset counts from there.
+          ...segmentOptions(
+            rung,
+            format,
+            firstSegment,
+            video.kept,
+            cuts.map((cut) => cut - video.kept - CUT_SLACK_SECONDS),
+          ),
+        ],
+      })),
+      ...audioRungs.map((rung, i) => ({
+        target: segmentFiles(rung, format),
+        options: [
+          "-map",
+          audioFilter ? `[a${i}]` : "0:a:0",
+          ...audioRungEncoderOptions(rung),
+          // The audio is cut exactly where the run starts (`fromSeconds`: an audio run has no
+          // pre-roll). The AAC encoder's first packet (its priming) starts this long before it:
+          // the audio is cut that much earlier, so a resumed run's first packet follows the kept ones.
+          ...segmentOptions(
+            rung,
+            format,
+            firstSegment,
+            fromSeconds,
+            cuts.map((cut) => cut - fromSeconds - AAC_PRIMING_SECONDS),
+          ),
+        ],
+      })),
+    ];
+    return { ...(graph ? { filterGraph: graph } : {}), outputs };
+  };
 
   let latest: FfmpegStatus | null = null;
   let startedAt: number | null = null;
-  const done = Promise.all(ladder.map((r) => mkdir(path.join(workDir, r.name), { recursive: true }))).then(() =>
-    runFfmpeg({
-      inputs: [
-        { source: input.url, options: [...mediaInputOptions(input), ...decodeLimitOptions(), ...seek] },
-        ...extraInputs,
-      ],
-      ...(graph ? { filterGraph: graph } : {}),
-      outputs,
-      cwd: workDir,
-      signal: args.signal,
-      onStart: () => {
-        startedAt = Date.now();
-      },
-      // Only stores the latest figures: the caller samples them on its own timer.
-      onStatus: (status) => {
-        latest = status;
-      },
-    }),
-  );
+  const done = Promise.all(ladder.map((r) => mkdir(path.join(workDir, r.name), { recursive: true })))
+    .then(async () =>
+      videoRungs.length > 0 && seeks
+        ? videoStartAfterSeek(input, runStart, fromSeconds, args.signal)
+        : { first: runStart, kept: fromSeconds },
+    )
+    .then((video) =>
+      runFfmpeg({
+        inputs: [
+          { source: input.url, options: [...mediaInputOptions(input), ...decodeLimitOptions(), ...seek] },
+          ...extraInputs,
+        ],
+        ...command(video),
+        cwd: workDir,
+        signal: args.signal,
+        onStart: () => {
+          startedAt = Date.now();
+        },
+        // Only stores the latest figures: the caller samples them on its own timer.
+        onStatus: (status) => {
+          latest = status;
+        },
+      }),
+    );
 
   return {
     done: done.then(() => undefined),
@@ -243,10 +269,63 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
 }
 
 /**
+ * Where a run's video starts, in media time: its first frame (`first`, the pre-roll's when it has
+ * one) and the first frame of its first segment (`kept`).
+ *
+ * ffmpeg writes video at a constant frame rate, on a grid of whole frame intervals counted from
+ * the output's time 0, which after a seek (`-ss`) is the seek point: a frame that comes after it
+ * is moved onto the grid. At 25 fps a frame starts every whole second, so the seek point is a
+ * frame's time. At 30000/1001 fps the first frame at or after second s comes 0.03·s of an interval
+ * later (frame 510 at 17.017 s): the run moved it to 17 s, or showed it twice when it was half an
+ * interval late or more, and every later frame moved with it; a resumed run or a chunk then
+ * repeated a frame at its join and shifted its timestamps by up to half an interval (−17 ms at
+ * 17 s), and a frame could cross a cut. A run that seeks therefore counts its video's time from
+ * its first frame (`setpts=PTS-STARTPTS`), whose exact time is read from the source's packets
+ * beforehand, and takes its keyframes, cuts and timestamps from there. (`-copyts` alone does not
+ * do it on FFmpeg 5.1: `-force_key_frames`' `t` counts from the first frame anyway, and the
+ * segment muxer lists its first segment as starting at time 0.)
+ */
+interface VideoStart {
+  first: number;
+  kept: number;
+}
+
+/** The VideoStart of a run that seeks to `runStart` and keeps its frames from `fromSeconds` on. */
+async function videoStartAfterSeek(
+  input: ProbedInput,
+  runStart: number,
+  fromSeconds: number,
+  signal: AbortSignal,
+): Promise<VideoStart> {
+  let frames: (number | null)[];
+  try {
+    frames = await firstVideoFrames(input, [runStart, fromSeconds], { signal });
+  } catch (err) {
+    // The source was probed whole before: reading it again failing is the reading's fault (a
+    // network hiccup), as an ffmpeg failure is taken to be.
+    if (!(err instanceof MediaError)) throw err;
+    const details = { retryable: true, command: err.command, stderrTail: err.stderrTail, cause: err };
+    throw new MediaError(`Could not read where the source's frames start: ${err.message}`, details);
+  }
+  const [first, kept] = frames;
+  // No frame found (past the source's end): the run writes no video, whatever the offsets.
+  return { first: first ?? runStart, kept: kept ?? fromSeconds };
+}
+
+/**
+ * How far below a cut its keyframe and its segment start are asked for: the encoder compares the
+ * cut with a frame's time in floating point and the segment muxer in whole microseconds, so a
+ * frame exactly on a cut (every whole second at 25 fps) might fall a hair short of it in one of
+ * them and not in the other. No frame comes within 1 µs of a cut without being on it.
+ */
+const CUT_SLACK_SECONDS = 1e-6;
+
+/**
  * The options that encode one video rung: its rate control, its H.264 profile and level, and a
- * keyframe at the run's first frame, `firstSegmentSeconds` later and then every `segmentSeconds`
- * of media time, so every rung's segments start at the same times and each starts with an IDR
- * frame. No scene-cut keyframes: they would land at different frames in different rungs.
+ * keyframe at the run's first frame, at the first frame `firstCutSeconds` or more after it and
+ * then every `segmentSeconds` of media time, so every rung's segments start at the same times and
+ * each starts with an IDR frame. No scene-cut keyframes: they would land at different frames in
+ * different rungs.
  */
 export function videoEncoderOptions(
   encoder: VideoEncoder,
@@ -255,7 +334,7 @@ export function videoEncoderOptions(
   fps: number,
   videoRungs: Rung[],
   x264Options: LadderTuning["x264Options"] = LADDER_TUNING.x264Options,
-  firstSegmentSeconds = segmentSeconds,
+  firstCutSeconds = segmentSeconds,
 ): string[] {
   if (rung.h264Level === undefined) throw new Error(`Rung ${rung.name} is not a video rung`);
   const rate = videoRateControl(rung);
@@ -272,7 +351,7 @@ export function videoEncoderOptions(
     "-bufsize",
     String(rate.bufsize),
     "-force_key_frames",
-    keyframeTimes(segmentSeconds, firstSegmentSeconds),
+    keyframeTimes(segmentSeconds, firstCutSeconds),
   ];
   if (encoder === "libx264")
     return ["-c:v", "libx264", ...x264Options(rung, videoRungs), ...common, "-sc_threshold", "0"];
@@ -363,16 +442,24 @@ function audioFanOut(count: number): string {
 /**
  * ffmpeg writes constant frame rate at the source's nominal rate, which pads a variable-rate
  * phone video (nominal 60, average 35) with duplicated frames; capping at the average keeps the
- * frame count and the duration. A constant-rate source is unchanged (its average is its rate).
+ * frame count and the duration. A constant-rate source keeps its own rate: the cap is a
+ * thousandth above the probe's average, which is rounded to thousandths. At the rounded average
+ * itself, 30000/1001 fps (29.97003, probed as 29.97) was written at 2997/100: every frame 33 ns
+ * later than the one before it, MPEG-TS timestamps 3004 ticks apart instead of 3003 every 333
+ * frames (measured on a 24 s clip, 2026-11-23).
  */
 function frameRateCap(averageFps: number): string[] {
-  return averageFps > 0 ? ["-fpsmax", (Math.ceil(averageFps * 1000) / 1000).toString()] : [];
+  return averageFps > 0 ? ["-fpsmax", ((Math.round(averageFps * 1000) + 1) / 1000).toString()] : [];
 }
 
-/** ffmpeg's `-force_key_frames` expression: the first frame, then every cut (`n_forced` counts the forced ones). */
-function keyframeTimes(segmentSeconds: number, firstSegmentSeconds: number): string {
-  if (firstSegmentSeconds === segmentSeconds) return `expr:gte(t,n_forced*${segmentSeconds})`;
-  return `expr:gte(t,if(n_forced,${firstSegmentSeconds}+(n_forced-1)*${segmentSeconds},0))`;
+/**
+ * ffmpeg's `-force_key_frames` expression: the first frame, then every cut (`n_forced` counts the
+ * forced ones; `t` counts from the first frame).
+ */
+function keyframeTimes(segmentSeconds: number, firstCutSeconds: number): string {
+  if (firstCutSeconds === segmentSeconds) return `expr:gte(t,n_forced*${segmentSeconds})`;
+  const firstCut = Number(firstCutSeconds.toFixed(6));
+  return `expr:gte(t,if(n_forced,${firstCut}+(n_forced-1)*${segmentSeconds},0))`;
 }
 
 /**
@@ -380,8 +467,9 @@ function keyframeTimes(segmentSeconds: number, firstSegmentSeconds: number): str
  * the pre-roll's end (a pre-roll of a few seconds holds no other: x264 makes one every 250 frames
  * at most, NVENC every two segments). The noise filter with amount 0 changes no byte of the rest
  * (`noise` evaluates `pts` in a time base FFmpeg 5.1 does not tell it, hence the keyframe count).
- * What is kept is moved `seconds` earlier, so the segment muxer's timeline and cuts start at the
- * run's first segment as without a pre-roll.
+ * What is kept is moved `seconds` earlier (the pre-roll's length, from its first frame to the
+ * first frame kept), so the segment muxer's timeline and cuts start at the run's first segment as
+ * without a pre-roll.
  */
 function preRollOptions(seconds: number): string[] {
   if (seconds <= 0) return [];
@@ -395,36 +483,35 @@ const AAC_PRIMING_SECONDS = 1024 / 48_000;
 const END_MARGIN_SECONDS = 0.1;
 
 /**
- * The cuts of a run that starts at segment `firstSegment`, in seconds after its own start (ffmpeg
- * counts an output's time from 0 after `-ss`): up to the start of its last segment when it stops at
- * `stopSegment`, else on past the source's end: the probe's duration may fall short of what the
- * decoder finds, and a cut past the end costs nothing.
+ * The cuts of a run that starts at segment `firstSegment`, in media time: up to the start of its
+ * last segment when it stops at `stopSegment`, else on past the source's end: the probe's duration
+ * may fall short of what the decoder finds, and a cut past the end costs nothing.
  */
 function segmentCuts(plan: SegmentPlan, firstSegment: number, duration: number, stopSegment: number | null): number[] {
-  const from = segmentStart(plan, firstSegment);
   const last = stopSegment === null ? segmentCount(plan, duration * 1.1 + 60) : stopSegment - 1;
   const cuts: number[] = [];
   for (let i = firstSegment + 1; i <= last; i++) {
     const at = segmentStart(plan, i);
     if (Math.abs(at - duration) < END_MARGIN_SECONDS) continue;
-    cuts.push(Number((at - from).toFixed(6)));
+    cuts.push(at);
   }
   return cuts;
 }
 
 /**
- * One rung as the segment muxer writes it: MPEG-TS segments cut at `cuts` (on the first keyframe
- * at or after each, which the video encoder forced there; every audio packet is one), numbered
- * from `firstSegment`, and an m3u8 list of them. The hls muxer cannot do this: with event
- * playlists FFmpeg 5.1 applies `-hls_init_time` to every segment. The list is written to a
- * temporary file and renamed, after the segment it adds was written, so whatever it lists is
- * complete; the publisher writes the playlists players read.
+ * One rung as the segment muxer writes it: MPEG-TS segments cut at `cuts` (seconds after the
+ * output's time 0, which is `zeroSeconds` of media time; on the first keyframe at or after each,
+ * which the video encoder forced there; every audio packet is one), numbered from `firstSegment`,
+ * and an m3u8 list of them. The hls muxer cannot do this: with event playlists FFmpeg 5.1 applies
+ * `-hls_init_time` to every segment. The list is written to a temporary file and renamed, after
+ * the segment it adds was written, so whatever it lists is complete; the publisher writes the
+ * playlists players read.
  */
 function segmentOptions(
   rung: Rung,
   format: SegmentFormat,
   firstSegment: number,
-  fromSeconds: number,
+  zeroSeconds: number,
   cuts: number[],
 ): string[] {
   return [
@@ -439,9 +526,9 @@ function segmentOptions(
     "segment",
     ...(format === "FMP4" ? FRAGMENTED_MP4_SEGMENT : ["-segment_format", "mpegts"]),
     "-segment_times",
-    cuts.length > 0 ? cuts.join(",") : "1e9",
+    cuts.length > 0 ? cuts.map((cut) => cut.toFixed(6)).join(",") : "1e9",
     "-initial_offset",
-    (TIMELINE_LEAD_SECONDS + fromSeconds).toFixed(6),
+    (TIMELINE_LEAD_SECONDS + zeroSeconds).toFixed(6),
     "-segment_start_number",
     String(firstSegment),
     "-segment_list",

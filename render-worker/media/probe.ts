@@ -123,6 +123,45 @@ export async function probeContainer(
   return { input: probed, data };
 }
 
+/** How far after the last of `firstVideoFrames`' times it looks for a frame. */
+const FRAME_SEARCH_SECONDS = 5;
+
+/**
+ * The exact media time (seconds; of the clip, with a trim) of the first video frame at or after
+ * each of `times`, in order: the frame a run that seeks there (`inputSeekOptions`) starts with.
+ * Read from the packets' timestamps, from the keyframe before the first time on, without
+ * decoding; null where no frame starts within 5 s after the last time (the source has ended).
+ */
+export async function firstVideoFrames(
+  input: ProbedInput,
+  times: number[],
+  opts: { signal?: AbortSignal } = {},
+): Promise<(number | null)[]> {
+  const probe = (show: string[]) => ffprobeJson(input, { signal: opts.signal, maxPixels: MAX_FRAME_PIXELS, show });
+  // ffmpeg's -ss counts from the file's start time: the interval is read in the file's own timestamps.
+  const start = Number((await probe(["-show_entries", "format=start_time"])).format?.start_time ?? 0) || 0;
+  const origin = start + (input.trim?.start ?? 0);
+  const from = origin + Math.min(...times);
+  const to = origin + Math.max(...times) + FRAME_SEARCH_SECONDS;
+  const data = await probe([
+    "-select_streams",
+    "V:0",
+    "-read_intervals",
+    `${from.toFixed(6)}%${to.toFixed(6)}`,
+    "-show_entries",
+    "stream=time_base:packet=pts,flags",
+  ]);
+  const [num, den] = (data.streams?.[0]?.time_base ?? "").split("/").map(Number);
+  if (!num || !den) return times.map(() => null);
+  // Packets the demuxer marks for discarding (before an edit list's start) are never shown.
+  const shown = (data.packets ?? [])
+    .filter((p) => p.pts !== undefined && !p.flags?.includes("D"))
+    .map((p) => (p.pts! * num) / den - origin)
+    .sort((a, b) => a - b);
+  // 1 ns of slack: the times are whole microseconds, the packets' whole ticks of their time base.
+  return times.map((at) => shown.find((t) => t >= at - 1e-9) ?? null);
+}
+
 /** Reads a ProbeResult from ffprobe's JSON; the rules of `probeSource` without the process. */
 export function probeResultFrom(data: FfprobeJson, limits: ProbeLimits = {}): ProbeResult {
   const streams = data.streams ?? [];
@@ -280,7 +319,8 @@ function ratio(value: string | undefined, separator: string): number | null {
 /** The parts of `ffprobe -of json -show_format -show_streams` output the worker reads. */
 export interface FfprobeJson {
   streams?: FfprobeJsonStream[];
-  format?: { format_name?: string; duration?: string };
+  format?: { format_name?: string; duration?: string; start_time?: string };
+  packets?: { pts?: number; flags?: string }[];
 }
 
 export interface FfprobeJsonStream {
@@ -292,6 +332,7 @@ export interface FfprobeJsonStream {
   sample_aspect_ratio?: string;
   avg_frame_rate?: string;
   r_frame_rate?: string;
+  time_base?: string;
   duration?: string;
   channels?: number;
   sample_rate?: string;
@@ -305,6 +346,8 @@ interface FfprobeOptions {
   signal?: AbortSignal;
   timeoutMs?: number;
   maxPixels?: number;
+  /** What to print; default the format and the streams. */
+  show?: string[];
 }
 
 /**
@@ -322,8 +365,7 @@ function ffprobeJson(input: MediaInput, opts: FfprobeOptions = {}): Promise<Ffpr
     ...limit,
     "-of",
     "json",
-    "-show_format",
-    "-show_streams",
+    ...(opts.show ?? ["-show_format", "-show_streams"]),
     input.url,
   ];
   const command = redactUrls([FFPROBE, ...args].join(" "));

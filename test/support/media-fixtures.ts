@@ -229,25 +229,30 @@ export function makeDataOnly(): Promise<string> {
   });
 }
 
+/** A frame rate as ffmpeg spells it: `25`, or `30000/1001` (NTSC's 29.97, the commonest camera rate). */
+type FrameRate = number | `${number}/${number}`;
+
 /**
- * A 640x360 25 fps clip (+ a sine tone) whose every frame shows its own index, so that a decoded
- * encode can be checked frame by frame (`frameIndices` in frames.ts reads it back): along the top,
- * 10 blocks 64x40, block k white when bit k of the frame number is set. Below, testsrc2 with
- * temporal noise (sensor grain: every rung's rate control has to work, as on camera footage). H.264
- * at CRF 18 with x264's default 10 s keyframe interval, so a seek into it decodes from a keyframe
- * seconds before.
+ * A 640x360 clip (+ a sine tone), 25 fps unless `rate` says otherwise, whose every frame shows its
+ * own index, so that a decoded encode can be checked frame by frame (`frameIndices` in frames.ts
+ * reads it back): along the top, 10 blocks 64x40, block k white when bit k of the frame number is
+ * set (up to frame 1023). Below, testsrc2 with temporal noise (sensor grain: every rung's rate
+ * control has to work, as on camera footage). H.264 at CRF 18 with x264's default keyframe
+ * interval of 250 frames, so a seek into it decodes from a keyframe seconds before.
  */
-export function makeFrameCounterClip(seconds: number): Promise<string> {
-  return fixture(`frame-counter-640x360-${seconds}s-25fps-av.mp4`, (file) =>
+export function makeFrameCounterClip(seconds: number, rate: FrameRate = 25): Promise<string> {
+  const [num, den = 1] = String(rate).split("/").map(Number);
+  if ((num! / den) * seconds > 1024) throw new Error("The counter shows frame numbers up to 1023");
+  return fixture(`frame-counter-640x360-${seconds}s-${String(rate).replace("/", "_")}fps-av.mp4`, (file) =>
     runFfmpeg([
       "-f",
       "lavfi",
       "-i",
-      `testsrc2=size=640x320:rate=25:duration=${seconds}`,
+      `testsrc2=size=640x320:rate=${rate}:duration=${seconds}`,
       "-f",
       "lavfi",
       "-i",
-      `color=black:size=640x40:rate=25:duration=${seconds},format=yuv420p`,
+      `color=black:size=640x40:rate=${rate}:duration=${seconds},format=yuv420p`,
       "-f",
       "lavfi",
       "-i",

@@ -1,16 +1,25 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SegmentFormat } from "../../src/protocol/messages.ts";
 import { chunkRange, planChunks } from "../../render-worker/media/chunks.ts";
 import { encodeLadder, type EncodeLadderArgs } from "../../render-worker/media/encode-ladder.ts";
-import { splitFragmentedMp4 } from "../../render-worker/media/fragmented-mp4.ts";
 import { planLadder, type PlannedRung } from "../../render-worker/media/ladder.ts";
 import { probeSource } from "../../render-worker/media/probe.ts";
 import { segmentCount, segmentPlan, segmentStart } from "../../render-worker/media/segments.ts";
 import { frameIndices } from "../support/frames.ts";
+import {
+  frameProblems,
+  joinRung as joinRuns,
+  type JoinedRung,
+  type Packet,
+  packetsOf,
+  type RunPart,
+  segmentStarts,
+  timelineProblems,
+} from "../support/joined-rungs.ts";
 import { fixturesDir, makeFrameCounterClip } from "../support/media-fixtures.ts";
 
 const run = promisify(execFile);
@@ -109,15 +118,6 @@ const FORMATS = ["TS", "FMP4"] as const;
  */
 const QUALITY_NOISE = { ssim: 0.001, psnr: 0.05 };
 
-/** One encode of a rung as a player reads it: its segments back to back in one file. */
-interface JoinedRung {
-  file: string;
-  /** Every segment: its EXTINF, where its media lies in `file`, and (fMP4) the init its file carried. */
-  segments: { uri: string; duration: number; from: number; to: number; init: Buffer | null }[];
-  /** Where in `file` each run after the first starts. */
-  joins: number[];
-}
-
 let root: string;
 let source: string;
 let ladder: PlannedRung[];
@@ -128,97 +128,9 @@ const broken: { lateEnd?: JoinedRung; earlyEnd?: JoinedRung; noPreRoll: Map<stri
   noPreRoll: new Map(),
 };
 
-/** Every segment the runs in `workDirs` wrote for `rung` (their lists in order), joined into the file `name`. */
-async function joinRung(name: string, workDirs: string[], rung: string, format: SegmentFormat): Promise<JoinedRung> {
-  const parts: Buffer[] = [];
-  const segments: JoinedRung["segments"] = [];
-  const joins: number[] = [];
-  let offset = 0;
-  for (const [i, dir] of workDirs.entries()) {
-    if (i > 0) joins.push(offset);
-    const list = await readFile(path.join(dir, rung, "index.m3u8"), "utf8");
-    for (const [, duration, uri] of list.matchAll(/^#EXTINF:([\d.]+),\n(\S+)$/gm)) {
-      const bytes = await readFile(path.join(dir, rung, uri!));
-      // fMP4: one init (the first segment's) for the whole file, then every segment's fragments,
-      // as a player reads a playlist with one EXT-X-MAP.
-      const split = format === "FMP4" ? splitFragmentedMp4(bytes) : null;
-      if (split && offset === 0) {
-        parts.push(split.init);
-        offset += split.init.length;
-      }
-      const media = split ? split.media : bytes;
-      parts.push(media);
-      segments.push({
-        uri: uri!,
-        duration: Number(duration),
-        from: offset,
-        to: offset + media.length,
-        init: split?.init ?? null,
-      });
-      offset += media.length;
-    }
-  }
-  const file = path.join(root, `${name}-${rung}.${format === "FMP4" ? "mp4" : "ts"}`);
-  await writeFile(file, Buffer.concat(parts));
-  return { file, segments, joins };
-}
-
-interface Packet {
-  pts: number;
-  dts: number;
-  pos: number;
-  key: boolean;
-}
-
-/** The packets of a file's only stream, in file order, and its time base. */
-async function packetsOf(file: string): Promise<{ timeBase: number; packets: Packet[]; size: number }> {
-  const { stdout } = await run(
-    "ffprobe",
-    ["-v", "error", "-show_entries", "stream=time_base:packet=pts,dts,pos,flags", "-of", "json", file],
-    { maxBuffer: 64 << 20 },
-  );
-  const data = JSON.parse(stdout) as {
-    streams: { time_base: string }[];
-    packets: { pts: number; dts?: number; pos?: string; flags: string }[];
-  };
-  const [num, den] = data.streams[0]!.time_base.split("/").map(Number);
-  // The MPEG-TS demuxer gives only the first of the AAC frames a PES carries its position: the rest lie there too.
-  let pos = 0;
-  const packets = data.packets.map((p) => {
-    pos = p.pos === undefined ? pos : Number(p.pos);
-    return { pts: p.pts, dts: p.dts ?? p.pts, pos, key: p.flags.startsWith("K") };
-  });
-  return { timeBase: num! / den!, packets, size: (await stat(file)).size };
-}
-
-/** Per segment: its first presentation time (in the stream's time base), its packet count, whether it opens on a keyframe. */
-async function segmentStarts(joined: JoinedRung): Promise<{ start: number; packets: number; keyframe: boolean }[]> {
-  const { packets } = await packetsOf(joined.file);
-  return joined.segments.map((s) => {
-    const inside = packets.filter((p) => p.pos >= s.from && p.pos < s.to);
-    return { start: Math.min(...inside.map((p) => p.pts)), packets: inside.length, keyframe: inside[0]?.key ?? false };
-  });
-}
-
-/** What is wrong with decoded frame indices that should be 0…count-1, each once and in order. */
-function frameProblems(indices: number[], count: number): string[] {
-  const problems: string[] = [];
-  const seen = new Map<number, number>();
-  for (const index of indices) seen.set(index, (seen.get(index) ?? 0) + 1);
-  for (let i = 0; i < count; i++) if (!seen.has(i)) problems.push(`frame ${i} lost`);
-  for (const [index, times] of seen) {
-    if (times > 1) problems.push(`frame ${index} shown ${times} times`);
-    if (index >= count) problems.push(`frame ${index} is not the source's`);
-  }
-  for (const [i, index] of indices.entries())
-    if (i > 0 && index < indices[i - 1]!) problems.push(`frame ${index} after frame ${indices[i - 1]}`);
-  return problems;
-}
-
-/** Every step between consecutive (sorted) times that is not `step`: a gap, an overlap, a repeat. */
-function timelineProblems(times: number[], step: number): string[] {
-  const sorted = [...times].sort((a, b) => a - b);
-  return sorted.slice(1).flatMap((t, i) => (t - sorted[i]! === step ? [] : [`${sorted[i]} → ${t}`]));
+/** Every segment the runs wrote for `rung`, joined into the file `name`-`rung` under the test's root. */
+function joinRung(name: string, runs: (RunPart | string)[], rung: string, format: SegmentFormat): Promise<JoinedRung> {
+  return joinRuns(path.join(root, `${name}-${rung}.${format === "FMP4" ? "mp4" : "ts"}`), runs, rung, format);
 }
 
 /**
@@ -575,4 +487,100 @@ describe("a source encoded in chunks joins as one process encodes it (real ffmpe
     );
     expect(peakRate(inflated, SEGMENT_SECONDS)).toBeGreaterThan(lowest.bandwidth);
   });
+});
+
+// At 30000/1001 fps no frame starts on a whole second after 0: the first frame at or after second s
+// comes 0.03·s frame intervals later (frame 210 at 7.007 s, frame 510 at 17.017 s), so every chunk
+// but the first starts its run between two frames. A 24 s clip in 2 s segments after a 1 s first
+// one, in chunks 0–9 s, 9–19 s and 19–24.02 s: the runs after the first start (2 s of pre-roll
+// earlier) at 7 s, 0.21 of a frame before a frame, and at 17 s, 0.51 of one before. 17 s is the
+// first whole second where that passes half a frame: hence the clip's length.
+const NTSC_SECONDS = 24;
+const NTSC_STEP_SECONDS = 1001 / 30_000;
+
+describe("a 30000/1001 fps source encoded in chunks joins frame for frame (real ffmpeg)", () => {
+  let ntscRoot: string;
+  let sourceFrames: number;
+  const ntsc = new Map<SegmentFormat, { one: JoinedRung; chunked: JoinedRung }>();
+
+  beforeAll(async () => {
+    ntscRoot = await mkdtemp(path.join(fixturesDir(), "chunks-ntsc-"));
+    const clip = await makeFrameCounterClip(NTSC_SECONDS, "30000/1001");
+    sourceFrames = (await frameIndices(clip)).length;
+    const { input, probe } = await probeSource(clip);
+    const plan = segmentPlan(2);
+    const chunks = planChunks(plan, probe.duration, { chunkSeconds: 10, firstChunkSeconds: 9 });
+    expect(chunks.map((c) => c.fromSeconds)).toEqual([0, 9, 19]);
+    // The lowest rung alone: the frame timing is the same in every rung, and it costs least.
+    const rung = planLadder(probe)
+      .filter((r) => r.kind === "VIDEO")
+      .at(-1)!;
+    const signal = new AbortController().signal;
+    const encode = async (name: string, args: Partial<EncodeLadderArgs>) => {
+      const workDir = path.join(ntscRoot, name);
+      await encodeLadder({ input, probe, ladder: [rung], workDir, segmentSeconds: 2, signal, ...args }).done;
+      return workDir;
+    };
+    for (const segmentFormat of FORMATS) {
+      const file = (name: string) =>
+        path.join(ntscRoot, `${segmentFormat}-${name}.${segmentFormat === "FMP4" ? "mp4" : "ts"}`);
+      const oneDir = await encode(`${segmentFormat}-one`, { segmentFormat });
+      const chunkDirs: string[] = [];
+      for (const chunk of chunks)
+        chunkDirs.push(await encode(`${segmentFormat}-chunk${chunk.index}`, { segmentFormat, ...chunkRange(chunk) }));
+      ntsc.set(segmentFormat, {
+        one: await joinRuns(file("one"), [oneDir], rung.name, segmentFormat),
+        chunked: await joinRuns(file("chunked"), chunkDirs, rung.name, segmentFormat),
+      });
+    }
+  }, 300_000);
+
+  afterAll(async () => {
+    if (ntscRoot) await rm(ntscRoot, { recursive: true, force: true });
+  });
+
+  it.each(FORMATS)("shows every source frame once and in order across the joins (%s)", async (format) => {
+    const { chunked } = ntsc.get(format)!;
+    expect(sourceFrames).toBe(Math.ceil((NTSC_SECONDS * 30_000) / 1001));
+    expect(frameProblems(await frameIndices(chunked.file), sourceFrames)).toEqual([]);
+  });
+
+  it.each(FORMATS)(
+    "keeps the one-process encode's timestamps, one frame interval apart across the joins (%s)",
+    async (format) => {
+      const { one, chunked } = ntsc.get(format)!;
+      const [reference, joined] = [await packetsOf(one.file), await packetsOf(chunked.file)];
+      const step = Math.round(NTSC_STEP_SECONDS / joined.timeBase);
+      expect(step * joined.timeBase).toBeCloseTo(NTSC_STEP_SECONDS, 9);
+      for (const key of ["pts", "dts"] as const) {
+        expect(
+          timelineProblems(
+            joined.packets.map((p) => p[key]),
+            step,
+          ),
+          key,
+        ).toEqual([]);
+        expect(
+          joined.packets.map((p) => p[key]),
+          key,
+        ).toEqual(reference.packets.map((p) => p[key]));
+      }
+    },
+  );
+
+  it.each(FORMATS)(
+    "cuts each segment where the one-process encode does: the frames whose source times fall in it (%s)",
+    async (format) => {
+      const { one, chunked } = ntsc.get(format)!;
+      expect(chunked.segments.map((s) => [s.uri, s.duration])).toEqual(one.segments.map((s) => [s.uri, s.duration]));
+      const starts = await segmentStarts(chunked);
+      expect(starts).toEqual(await segmentStarts(one));
+      expect(starts.map((s) => s.keyframe)).not.toContain(false);
+      // Segment i holds the source's frames from the first at or after its start: frame ⌈t·30000/1001⌉.
+      const plan = segmentPlan(2);
+      const firstFrames = starts.map((_, i) => Math.ceil((segmentStart(plan, i) * 30_000) / 1001 - 1e-9));
+      const counts = firstFrames.map((first, i) => (firstFrames[i + 1] ?? sourceFrames) - first);
+      expect(starts.map((s) => s.packets)).toEqual(counts);
+    },
+  );
 });

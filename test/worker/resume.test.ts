@@ -3,21 +3,35 @@ import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import { Parser } from "m3u8-parser";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { JobEventBody, Rung } from "../../src/protocol/messages.ts";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { JobEventBody, Rung, SegmentFormat } from "../../src/protocol/messages.ts";
 import { transcode } from "../../render-worker/handlers/transcode.ts";
+import { encodeLadder, type EncodeLadderArgs } from "../../render-worker/media/encode-ladder.ts";
+import { planLadder } from "../../render-worker/media/ladder.ts";
 import { mediaPlaylist } from "../../render-worker/media/playlists.ts";
+import { probeSource } from "../../render-worker/media/probe.ts";
 import {
   encodeManifestText,
   planResume,
   readEarlierEncode,
   type EncodeManifest,
 } from "../../render-worker/media/resume.ts";
+import { timelineZeroSeconds } from "../../src/protocol/media-timeline.ts";
 import { ENCODE_MANIFEST, hlsLayout } from "../../src/protocol/storage-layout.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import type { WorkerStorage } from "../../render-worker/storage/types.ts";
-import { fixturesDir, makeClip, stageTranscodeJob } from "../support/media-fixtures.ts";
-import { packetTimes } from "../support/media-checks.ts";
+import { frameIndices } from "../support/frames.ts";
+import {
+  frameProblems,
+  type JoinedRung,
+  joinRung,
+  packetsOf,
+  type RunPart,
+  segmentStarts,
+  timelineProblems,
+} from "../support/joined-rungs.ts";
+import { largestGap, packetTimes } from "../support/media-checks.ts";
+import { fixturesDir, makeClip, makeFrameCounterClip, stageTranscodeJob } from "../support/media-fixtures.ts";
 
 const run = promisify(execFile);
 const JOB_ID = "7d7a3c52-58a4-4c1e-9a43-0f8f5f1b2c02";
@@ -337,5 +351,129 @@ play through`, async () => {
       ]);
       expect(stderr, name).toBe("");
     }
+  });
+});
+
+// At 30000/1001 fps no frame starts on a whole second after 0: the first frame at or after second s
+// comes 0.03·s frame intervals later. A run resumed at 17 s (segment 9 of 2 s segments after a 1 s
+// first one) starts 0.51 of a frame before frame 510 (17.017 s), the first whole second where that
+// passes half a frame: hence a 24 s clip. The earlier run is the one-process encode, whose first 9
+// segments the resumed run's follow, as a transcode publishes them.
+const NTSC_SECONDS = 24;
+const NTSC_STEP_SECONDS = 1001 / 30_000;
+const NTSC_RESUME_SEGMENT = 9;
+
+describe("a resumed run of a 30000/1001 fps source continues the kept segments frame for frame (real ffmpeg)", () => {
+  const formats = ["TS", "FMP4"] as const;
+  let root: string;
+  let sourceFrames: number;
+  const joined = new Map<SegmentFormat, Map<"one" | "resumed", { video: JoinedRung; audio: JoinedRung }>>();
+
+  beforeAll(async () => {
+    root = await mkdtemp(path.join(fixturesDir(), "resume-ntsc-"));
+    const clip = await makeFrameCounterClip(NTSC_SECONDS, "30000/1001");
+    sourceFrames = (await frameIndices(clip)).length;
+    const { input, probe } = await probeSource(clip);
+    const planned = planLadder(probe);
+    // The lowest video rung and the audio, in one process as a transcode encodes them.
+    const ladder = [planned.filter((r) => r.kind === "VIDEO").at(-1)!, planned.find((r) => r.kind === "AUDIO")!];
+    const signal = new AbortController().signal;
+    for (const segmentFormat of formats) {
+      const encode = async (name: string, args: Partial<EncodeLadderArgs>) => {
+        const workDir = path.join(root, `${segmentFormat}-${name}`);
+        await encodeLadder({ input, probe, ladder, workDir, segmentSeconds: 2, signal, segmentFormat, ...args }).done;
+        return workDir;
+      };
+      const oneDir = await encode("one", {});
+      const resumedDir = await encode("resumed", { resumeFrom: { segments: NTSC_RESUME_SEGMENT } });
+      const ext = segmentFormat === "FMP4" ? "mp4" : "ts";
+      const join = async (name: string, runs: RunPart[]) => ({
+        video: await joinRung(
+          path.join(root, `${segmentFormat}-${name}-video.${ext}`),
+          runs,
+          ladder[0]!.name,
+          segmentFormat,
+        ),
+        audio: await joinRung(
+          path.join(root, `${segmentFormat}-${name}-audio.${ext}`),
+          runs,
+          ladder[1]!.name,
+          segmentFormat,
+        ),
+      });
+      joined.set(
+        segmentFormat,
+        new Map([
+          ["one", await join("one", [{ workDir: oneDir }])],
+          [
+            "resumed",
+            await join("resumed", [{ workDir: oneDir, count: NTSC_RESUME_SEGMENT }, { workDir: resumedDir }]),
+          ],
+        ]),
+      );
+    }
+  }, 300_000);
+
+  afterAll(async () => {
+    if (root) await rm(root, { recursive: true, force: true });
+  });
+
+  it.each(formats)("shows every source frame once and in order across the join (%s)", async (format) => {
+    const { video } = joined.get(format)!.get("resumed")!;
+    expect(sourceFrames).toBe(Math.ceil((NTSC_SECONDS * 30_000) / 1001));
+    expect(frameProblems(await frameIndices(video.file), sourceFrames)).toEqual([]);
+  });
+
+  it.each(formats)(
+    "keeps the earlier run's timeline: the one-process encode's timestamps, one frame interval apart (%s)",
+    async (format) => {
+      const runs = joined.get(format)!;
+      const [reference, resumed] = [
+        await packetsOf(runs.get("one")!.video.file),
+        await packetsOf(runs.get("resumed")!.video.file),
+      ];
+      const step = Math.round(NTSC_STEP_SECONDS / resumed.timeBase);
+      expect(step * resumed.timeBase).toBeCloseTo(NTSC_STEP_SECONDS, 9);
+      for (const key of ["pts", "dts"] as const) {
+        expect(
+          timelineProblems(
+            resumed.packets.map((p) => p[key]),
+            step,
+          ),
+          key,
+        ).toEqual([]);
+        expect(
+          resumed.packets.map((p) => p[key]),
+          key,
+        ).toEqual(reference.packets.map((p) => p[key]));
+      }
+    },
+  );
+
+  it.each(formats)(
+    "lists and cuts the segments as the one-process encode: the frames whose source times fall in each (%s)",
+    async (format) => {
+      const runs = joined.get(format)!;
+      const [one, resumed] = [runs.get("one")!.video, runs.get("resumed")!.video];
+      expect(resumed.segments.map((s) => [s.uri, s.duration])).toEqual(one.segments.map((s) => [s.uri, s.duration]));
+      const starts = await segmentStarts(resumed);
+      expect(starts).toEqual(await segmentStarts(one));
+      expect(starts.map((s) => s.keyframe)).not.toContain(false);
+      // The resumed run's first segment holds frames 510 (17.017 s) to 569 (18.985 s).
+      expect(starts[NTSC_RESUME_SEGMENT]!.packets).toBe(60);
+    },
+  );
+
+  it.each(formats)("continues the audio from the kept segments' end, without a gap (%s)", async (format) => {
+    const runs = joined.get(format)!;
+    const [one, resumed] = [runs.get("one")!.audio, runs.get("resumed")!.audio];
+    expect(resumed.segments.map((s) => s.uri)).toEqual(one.segments.map((s) => s.uri));
+    const { timeBase, packets } = await packetsOf(resumed.file);
+    const times = packets.map((p) => p.pts * timeBase);
+    // The resumed run's first AAC packet (its encoder's priming) starts 1024 samples before 17 s.
+    const first = packets.findIndex((p) => p.pos >= resumed.joins[0]!);
+    const zero = timelineZeroSeconds(format);
+    expect(times[first]! - zero).toBeCloseTo(17 - 1024 / 48_000, 4);
+    expect(largestGap([...times].sort((a, b) => a - b))).toBeLessThan(1024 / 48_000 + 0.001);
   });
 });
