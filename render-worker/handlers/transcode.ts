@@ -48,7 +48,8 @@ export async function transcode(job: TranscodeJobMessage, ctx: JobContext): Prom
     probeSource(source, { signal, maxDurationSeconds: job.options.maxDurationSeconds }),
   );
   const { input, probe } = trimProbedSource(probed, job.options.trim);
-  const ladder = planLadder(probe, { maxHeight: job.options.maxHeight });
+  // The rungs' BANDWIDTH depends on the segments' length and format: the job's, as encoded below.
+  const ladder = planLadder(probe, job.options);
   const releaseMemory = ctx.reserveMemory?.(estimateJobMemoryBytes(probe)) ?? (() => {});
   try {
     // Only once admitted: a delivery handed back for lack of memory never started a run, so the

@@ -1,5 +1,6 @@
 import { AUDIO_BITRATE, AUDIO_ONLY_PROFILES, VIDEO_PROFILES } from "../../src/protocol/ladder-profiles.ts";
-import type { ProbeResult, Rung } from "../../src/protocol/messages.ts";
+import { type ProbeResult, type Rung, type SegmentFormat, TranscodeOptions } from "../../src/protocol/messages.ts";
+import { segmentPlan, targetDuration } from "./segments.ts";
 
 const LARGEST_PROFILE = VIDEO_PROFILES[0]!;
 const SMALLEST_PROFILE = VIDEO_PROFILES.at(-1)!;
@@ -20,8 +21,8 @@ export const AUDIO_ENCODER_OPTIONS: readonly string[] = [
 
 /** Peak video rate allowed above the target, as passed to x264's VBV. */
 const MAXRATE_FACTOR = 1.1;
-/** MPEG-TS packetisation adds roughly this much on top of the elementary streams. */
-const TS_OVERHEAD_FACTOR = 1.1;
+/** The frame rate assumed of a source whose rate is unknown (its level, its frames' container costs). */
+const ASSUMED_FPS = 30;
 /** A profile rung this close below a source-sized top rung adds nothing a player would notice. */
 const NEAR_DUPLICATE_RATIO = 0.9;
 
@@ -53,6 +54,11 @@ export interface VideoRateControl {
   bufsize: number;
 }
 
+/** The job's options a ladder depends on: its largest rung, and how its segments are cut and packaged. */
+export type LadderOptions = Partial<Pick<TranscodeOptions, "maxHeight" | "segmentSeconds" | "segmentFormat">>;
+
+const DEFAULT_OPTIONS = TranscodeOptions.parse({});
+
 /**
  * Plans the HLS ladder for a probed source.
  *
@@ -65,10 +71,16 @@ export interface VideoRateControl {
  * Audio is demuxed: when the source has audio there is one `audio` rung (AAC-LC 128k stereo),
  * video rungs are video-only, and each video rung's bandwidth counts the audio it plays with.
  * Order: video rungs from the highest, then audio. An audio-only source gets audio rungs alone
- * (planAudioOnlyLadder).
+ * (planAudioOnlyLadder). Each rung's bandwidth bounds the peak its segments can reach (the BANDWIDTH
+ * model at the end of this file), so it depends on the job's segment length and format (default: 4 s,
+ * MPEG-TS).
  */
-export function planLadder(probe: ProbeResult, opts: { maxHeight?: number } = {}): PlannedRung[] {
-  if (probe.width === null || probe.height === null) return planAudioOnlyLadder(probe);
+export function planLadder(probe: ProbeResult, opts: LadderOptions = {}): PlannedRung[] {
+  const packaging: Packaging = {
+    segmentSeconds: opts.segmentSeconds ?? DEFAULT_OPTIONS.segmentSeconds,
+    format: opts.segmentFormat ?? "TS",
+  };
+  if (probe.width === null || probe.height === null) return planAudioOnlyLadder(probe, packaging);
   const landscape = probe.width >= probe.height;
   const sourceShort = Math.min(probe.width, probe.height);
   const sourceLong = Math.max(probe.width, probe.height);
@@ -86,7 +98,8 @@ export function planLadder(probe: ProbeResult, opts: { maxHeight?: number } = {}
     shortSides.push(...profilesWithin);
   }
 
-  const audioBitrate = probe.hasAudio ? AUDIO_BITRATE : 0;
+  const fps = probe.fps > 0 ? probe.fps : ASSUMED_FPS;
+  const audioBandwidth = probe.hasAudio ? audioPeakBitrate(AUDIO_BITRATE, 2, packaging) : 0;
   const rungs: PlannedRung[] = shortSides.map((short) => {
     const long = Math.min(longLimit, roundEven((sourceLong * short) / sourceShort));
     const width = landscape ? long : short;
@@ -98,7 +111,7 @@ export function planLadder(probe: ProbeResult, opts: { maxHeight?: number } = {}
       kind: "VIDEO",
       width,
       height,
-      bandwidth: Math.round((rate.maxrate + audioBitrate) * TS_OVERHEAD_FACTOR),
+      bandwidth: videoPeakBitrate(rate, fps, packaging) + audioBandwidth,
       codecs: avc1HighCodecs(h264Level),
       h264Level,
     };
@@ -109,7 +122,7 @@ export function planLadder(probe: ProbeResult, opts: { maxHeight?: number } = {}
       kind: "AUDIO",
       width: null,
       height: null,
-      bandwidth: Math.round(AUDIO_BITRATE * TS_OVERHEAD_FACTOR),
+      bandwidth: audioBandwidth,
       codecs: AUDIO_CODECS,
     });
   }
@@ -149,7 +162,7 @@ function bitrateForShortSide(shortSide: number): number {
 /** The lowest level whose frame size and macroblock rate fit; 30 fps when the rate is unknown. */
 function h264LevelIdc(width: number, height: number, fps: number): number {
   const frameMbs = Math.ceil(width / 16) * Math.ceil(height / 16);
-  const mbPerSecond = frameMbs * (fps > 0 ? fps : 30);
+  const mbPerSecond = frameMbs * (fps > 0 ? fps : ASSUMED_FPS);
   const level = H264_LEVELS.find((l) => frameMbs <= l.maxFrameMbs && mbPerSecond <= l.maxMbPerSecond);
   return (level ?? HIGHEST_H264_LEVEL).idc;
 }
@@ -168,12 +181,6 @@ function floorEven(n: number): number {
 const MIN_AUDIO_ONLY_BITRATE = 16_000;
 /** A source this close below a profile (a VBR MP3 at 126 kb/s) still justifies it. */
 const SOURCE_BITRATE_SLACK = 1.05;
-/**
- * MPEG-TS carries AAC with far more overhead than video (PES headers, part-filled packets, the
- * tables at each segment's start): measured peaks per segment were 128k → 161 kb/s, 64k → 84 kb/s,
- * mono 32k → 52 kb/s. BANDWIDTH declares the peak, so it is this much above the encoder's rate.
- */
-const TS_AUDIO_OVERHEAD = { factor: 1.2, bitsPerSecond: 16_000 };
 /** The audio rung's sample rate, as in AUDIO_ENCODER_OPTIONS: encode-ladder.ts's AAC priming assumes it. */
 const SAMPLE_RATE = 48_000;
 
@@ -185,7 +192,7 @@ const SAMPLE_RATE = 48_000;
  * does not know (lossless, some containers) gets every profile. Rungs are named by their rate,
  * `audio128k`, and listed from the highest.
  */
-function planAudioOnlyLadder(probe: ProbeResult): PlannedRung[] {
+function planAudioOnlyLadder(probe: ProbeResult, packaging: Packaging): PlannedRung[] {
   const channels = probe.audioChannels === 1 ? 1 : 2;
   const profiles = AUDIO_ONLY_PROFILES[channels];
   const source = probe.audioBitrate ?? Number.POSITIVE_INFINITY;
@@ -197,7 +204,7 @@ function planAudioOnlyLadder(probe: ProbeResult): PlannedRung[] {
     kind: "AUDIO",
     width: null,
     height: null,
-    bandwidth: Math.round(bitrate * TS_AUDIO_OVERHEAD.factor + TS_AUDIO_OVERHEAD.bitsPerSecond),
+    bandwidth: audioPeakBitrate(bitrate, channels, packaging),
     codecs: AUDIO_CODECS,
     bitrate,
     channels,
@@ -209,4 +216,134 @@ export function audioRungEncoderOptions(rung: PlannedRung): readonly string[] {
   if (rung.bitrate === undefined) return AUDIO_ENCODER_OPTIONS;
   const channels = rung.channels ?? 2;
   return ["-c:a", "aac", "-b:a", String(rung.bitrate), "-ac", String(channels), "-ar", String(SAMPLE_RATE)];
+}
+
+// BANDWIDTH: the peak a rung's segments can reach, declared before any segment exists.
+//
+// A variant's BANDWIDTH must be at least the sum of its renditions' peak segment bit rates (RFC 8216,
+// 4.3.4.2): a rendition's highest rate over any run of consecutive segments lasting 0.5 to 1.5 target
+// durations, counting the segments' bytes over their EXTINF seconds. A video rung plays with the
+// `audio` rung, so its BANDWIDTH is its own peak plus the audio's. The master playlist is published
+// with the first segments, so the peak is not measured: it is bounded by what the encoder may write
+// over a segment (its rate control) and what the container adds to each frame and segment (measured
+// and derived below, from FFmpeg 5.1's muxers).
+//
+// Measured 2026-11-23 on the 2-core development machine (Debian FFmpeg 5.1, the worker's own
+// encodeLadder, 9–13 s clips, 2 and 4 s segments, TS and fMP4): on testsrc2 panned with temporal
+// grain (the bench's `camera`) at 640x360 25 fps and 1280x720 30 fps every video rung's segments
+// carried 0.71–1.11 × its target bitrate (the 1.11 in the first second of 720p, above maxrate, 1.1 ×);
+// on testsrc2 whose heavy grain starts halfway, up to 1.34 × over the 2 s segment where it starts
+// (1.27 × over 4 s). So VBV's allowance, not maxrate, is what bounds a segment, and steady footage
+// stays well under the bound: test/worker/bandwidth.test.ts prints the ratios. The container bounds
+// below held on every segment, 12–35 kb/s above the video's bytes (part-filled packets are half full
+// on average), 3–7 kb/s above the audio's.
+
+/** How a ladder's segments are cut and packaged. */
+interface Packaging {
+  segmentSeconds: number;
+  format: SegmentFormat;
+}
+
+/** The rate control of a video rung over a segment: VBV lets it write `bufsize` above `maxrate` × the segment's length. */
+function videoPeakBitrate(rate: VideoRateControl, fps: number, packaging: Packaging): number {
+  const bitsPerSecond = rate.maxrate + rate.bufsize / packaging.segmentSeconds;
+  return containerPeakBitrate({ kind: "VIDEO", bitsPerSecond, framesPerSecond: fps }, packaging);
+}
+
+/**
+ * ffmpeg's AAC encoder keeps no bit reservoir, but holds close to its target: over 20 s of a tone
+ * alternating every 3 s with noise bursts (2026-11-23), 128k stereo peaked at 133.7, 131.6 and 130.4
+ * kb/s over 1, 2 and 4 s; over 2 s segments mono 32k carried up to 33.4 kb/s, and a last segment of
+ * 1 s (the encoder's final frame) up to 36.1. Bounded by the target, this much drift, and the AAC
+ * decoder's buffer (6144 bits a channel, ISO/IEC 14496-3) over the shortest stretch a peak counts.
+ */
+const AAC_DRIFT_BITS_PER_SECOND = 2_000;
+const AAC_BUFFER_BITS_PER_CHANNEL = 6144;
+/** Samples per AAC-LC frame. */
+const AAC_FRAME_SAMPLES = 1024;
+
+function audioPeakBitrate(bitrate: number, channels: number, packaging: Packaging): number {
+  const bitsPerSecond =
+    bitrate +
+    AAC_DRIFT_BITS_PER_SECOND +
+    (AAC_BUFFER_BITS_PER_CHANNEL * channels) / shortestPeakSeconds(packaging.segmentSeconds);
+  return containerPeakBitrate(
+    { kind: "AUDIO", bitsPerSecond, framesPerSecond: SAMPLE_RATE / AAC_FRAME_SAMPLES },
+    packaging,
+  );
+}
+
+/**
+ * The shortest run of segments a peak is taken over: half the target duration (a last segment that
+ * short counts alone; with segments of 2 s or less the 1 s first one does). What comes once a segment
+ * (a container's tables and headers, the AAC allowance) is spread over this. VBV's allowance is spread
+ * over a whole segment instead, or short segments would declare several times what any carries: over
+ * a 1 s first segment x264 wrote 1.11 × the bitrate at most (above), the bound over 2 s is 1.85 ×.
+ */
+function shortestPeakSeconds(segmentSeconds: number): number {
+  return targetDuration(segmentPlan(segmentSeconds)) / 2;
+}
+
+/** A stream as its container carries it: bits per second at its peak, in frames (H.264 pictures, AAC frames). */
+interface StreamPeak {
+  kind: "VIDEO" | "AUDIO";
+  bitsPerSecond: number;
+  framesPerSecond: number;
+}
+
+/**
+ * MPEG-TS as FFmpeg 5.1's mpegts muxer writes each segment (libavformat/mpegtsenc.c, its defaults):
+ * 188-byte packets of 4 header bytes. Each PES (a video frame; audio: AAC frames gathered up to
+ * `audioPesBytes`) starts with its header, an adaptation field with the PCR, and for H.264 an access
+ * unit delimiter the muxer adds; for AAC each frame gets an ADTS header. A PES's last packet is
+ * stuffed: at most one packet more than its bytes fill. PAT and PMT (a packet each) are repeated with
+ * the first PES `patSeconds` after the last, the SDT `sdtSeconds` after; each segment starts with all three.
+ */
+const MPEG_TS = {
+  packetBytes: 188,
+  payloadBytes: 184,
+  /** PES header with PTS and DTS (video), + AUD (6), + adaptation field with PCR (8). */
+  videoPesHeaderBytes: 19 + 6 + 8,
+  /** PES header with PTS (audio), + adaptation field with PCR (8): the audio rung's stream carries the PCR. */
+  audioPesHeaderBytes: 14 + 8,
+  adtsHeaderBytes: 7,
+  audioPesBytes: 2930,
+  patSeconds: 0.1,
+  sdtSeconds: 0.5,
+  segmentStartPackets: 3,
+};
+
+/**
+ * Fragmented MP4 as the publisher serves a segment: one fragment, its init left out. A moof (mfhd,
+ * traf with tfhd, tfdt and trun) and the mdat header take at most `fragmentBytes`, each sample a trun
+ * entry of at most `sampleBytes` (duration, size, flags, composition offset). Measured 9–12 bytes a
+ * video frame and 4–6 an AAC frame, fragment headers included.
+ */
+const FRAGMENTED_MP4 = { fragmentBytes: 128, sampleBytes: 16 };
+
+/** A stream's peak segment bit rate in its container, whole bits per second. */
+function containerPeakBitrate(stream: StreamPeak, packaging: Packaging): number {
+  const shortest = shortestPeakSeconds(packaging.segmentSeconds);
+  const bytesPerSecond = stream.bitsPerSecond / 8;
+  if (packaging.format === "FMP4") {
+    const added = FRAGMENTED_MP4.sampleBytes * stream.framesPerSecond + FRAGMENTED_MP4.fragmentBytes / shortest;
+    return Math.ceil((bytesPerSecond + added) * 8);
+  }
+  const ts = MPEG_TS;
+  const audio = stream.kind === "AUDIO";
+  const payload = bytesPerSecond + (audio ? ts.adtsHeaderBytes * stream.framesPerSecond : 0);
+  const frameBytes = payload / stream.framesPerSecond;
+  const pesPerSecond = audio
+    ? stream.framesPerSecond / Math.max(1, Math.floor(ts.audioPesBytes / frameBytes))
+    : stream.framesPerSecond;
+  const headers = pesPerSecond * (audio ? ts.audioPesHeaderBytes : ts.videoPesHeaderBytes);
+  // The muxer looks at the clock as each PES starts: tables come with every PES at most that often.
+  const every = (seconds: number) => pesPerSecond / Math.ceil(pesPerSecond * seconds);
+  const packets =
+    (payload + headers) / ts.payloadBytes +
+    pesPerSecond +
+    2 * every(ts.patSeconds) +
+    every(ts.sdtSeconds) +
+    ts.segmentStartPackets / shortest;
+  return Math.ceil(packets * ts.packetBytes * 8);
 }

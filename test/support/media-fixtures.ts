@@ -6,6 +6,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, afterEach, beforeEach, inject } from "vitest";
 import type { TranscodeJobMessage } from "../../src/protocol/messages.ts";
+import { BENCH_SOURCES } from "../../bench/support/sources.ts";
 
 const run = promisify(execFile);
 
@@ -265,6 +266,75 @@ export function makeFrameCounterClip(seconds: number, rate: FrameRate = 25): Pro
       "[v]",
       "-map",
       "2:a",
+      "-c:v",
+      "libx264",
+      "-preset",
+      "ultrafast",
+      "-crf",
+      "18",
+      "-c:a",
+      "aac",
+      "-b:a",
+      "96k",
+      file,
+    ]),
+  );
+}
+
+/**
+ * Camera-like footage: the benchmarks' `camera` source (bench/support/sources.ts: testsrc2 panned to
+ * and fro under the frame, with temporal grain, so no block of one frame repeats in the next), + a
+ * sine tone when `audio`. H.264 at CRF 18, so the grain survives into the source: every rung's rate
+ * control works as on a camera's footage, where testsrc2 alone leaves the small rungs little to do.
+ */
+export function makeCameraClip(spec: {
+  width: number;
+  height: number;
+  seconds: number;
+  fps: number;
+  audio: boolean;
+}): Promise<string> {
+  const { width, height, seconds, fps, audio } = spec;
+  const name = `camera-${width}x${height}-${seconds}s-${fps}fps-${audio ? "av" : "v"}.mp4`;
+  return fixture(name, (file) =>
+    runFfmpeg([
+      "-f",
+      "lavfi",
+      "-i",
+      BENCH_SOURCES.camera.video({ width, height, fps, seconds }),
+      ...(audio ? ["-f", "lavfi", "-i", `sine=frequency=440:sample_rate=48000:duration=${seconds}`] : []),
+      "-c:v",
+      "libx264",
+      "-preset",
+      "ultrafast",
+      "-crf",
+      "18",
+      "-pix_fmt",
+      "yuv420p",
+      ...(audio ? ["-c:a", "aac", "-b:a", "96k"] : []),
+      file,
+    ]),
+  );
+}
+
+/**
+ * A cut to a grainy shot: testsrc2 at 25 fps, heavy temporal grain (`noise=alls=30:allf=t`) from
+ * halfway on, + a sine tone. Where the grain starts the rate control spends its VBV buffer: a 2 s
+ * segment there carried 1.3 × its rung's bitrate (640x360, 2026-11-23), above the rung's maxrate.
+ */
+export function makeGrainOnsetClip(spec: { width: number; height: number; seconds: number }): Promise<string> {
+  const { width, height, seconds } = spec;
+  return fixture(`grain-onset-${width}x${height}-${seconds}s-25fps-av.mp4`, (file) =>
+    runFfmpeg([
+      "-f",
+      "lavfi",
+      "-i",
+      `testsrc2=size=${width}x${height}:rate=25:duration=${seconds},format=yuv420p,` +
+        `noise=alls=30:allf=t:enable='gte(t,${seconds / 2})'`,
+      "-f",
+      "lavfi",
+      "-i",
+      `sine=frequency=440:sample_rate=48000:duration=${seconds}`,
       "-c:v",
       "libx264",
       "-preset",
