@@ -8,10 +8,13 @@ import { BaseSequencer, type TestSpecification } from "vitest/node";
 const LONGEST_FIRST = [
   "test/resume.test.ts",
   "test/worker/chunks.test.ts",
+  "test/worker/resume.test.ts",
+  "test/redelivery-takeover.test.ts",
   "test/worker/render-manim.test.ts",
   "test/console-e2e.test.ts",
   "test/render-manim-api.test.ts",
   "test/webhooks.test.ts",
+  "test/worker/bandwidth.test.ts",
   "test/fmp4-segments.test.ts",
   "test/docs-examples.test.ts",
   "test/cli-help.test.ts",
