@@ -81,7 +81,12 @@ describe("queue positions and job costs through the public API (one worker, conc
     const long = await makeClip({ width: 1280, height: 720, seconds: 24, audio: true });
     const short = await makeClip({ width: 320, height: 180, seconds: 3, audio: true });
     const a1 = await upload("a1", long);
-    await until("a1 running", async () => (await position(a1)).status === "PROCESSING");
+    // Running and probed: its estimate no longer jumps from the upload's size to the probe's while the
+    // queue's places are read.
+    await until("a1 running and probed", async () => {
+      const a1Now = await position(a1);
+      return a1Now.status === "PROCESSING" && a1Now.jobs.edges[0]?.node.cost.estimateBasis === "PROBE";
+    });
     const a2 = await upload("a2", short);
     const a3 = await upload("a3", short);
     const b1 = await upload("b1", short, authB);
@@ -89,8 +94,8 @@ describe("queue positions and job costs through the public API (one worker, conc
     // Tenant B follows the third video in line.
     const followB1 = collectSubscription<any>(t.wsClient(authB), EVENTS, { id: b1 });
 
-    const [p2, p3, p4] = await Promise.all([a2, a3, a4].map((id) => position(id)));
-    const pb1 = await position(b1, authB);
+    // Read together: the running job's remaining time shrinks as it encodes.
+    const [p2, p3, p4, pb1] = await Promise.all([...[a2, a3, a4].map((id) => position(id)), position(b1, authB)]);
     expect((await position(a1)).queuePosition).toBeNull();
     const positions: Position[] = [p2.queuePosition, p3.queuePosition, pb1.queuePosition, p4.queuePosition];
     expect(positions.map((p) => p.position)).toEqual([1, 2, 3, 4]);
