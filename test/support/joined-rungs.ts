@@ -2,6 +2,7 @@ import { execFile } from "node:child_process";
 import { readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
+import { expect } from "vitest";
 import type { SegmentFormat } from "../../src/protocol/messages.ts";
 import { splitFragmentedMp4 } from "../../render-worker/media/fragmented-mp4.ts";
 
@@ -128,4 +129,50 @@ export function frameProblems(indices: number[], count: number): string[] {
 export function timelineProblems(times: number[], step: number): string[] {
   const sorted = [...times].sort((a, b) => a - b);
   return sorted.slice(1).flatMap((t, i) => (t - sorted[i]! === step ? [] : [`${sorted[i]} → ${t}`]));
+}
+
+/** One frame interval of a 30000/1001 fps source, in seconds. */
+export const NTSC_STEP_SECONDS = 1001 / 30_000;
+
+/**
+ * Checks that `joined` keeps `reference`'s timeline (a one-process encode's): its pts and dts one
+ * frame interval (`stepSeconds`) apart throughout, with no gap, overlap or shift at a join, and equal
+ * to the reference's packet for packet.
+ */
+export async function expectReferenceTimeline(
+  reference: JoinedRung,
+  joined: JoinedRung,
+  stepSeconds: number,
+): Promise<void> {
+  const [expected, actual] = [await packetsOf(reference.file), await packetsOf(joined.file)];
+  const step = Math.round(stepSeconds / actual.timeBase);
+  expect(step * actual.timeBase).toBeCloseTo(stepSeconds, 9);
+  for (const key of ["pts", "dts"] as const) {
+    expect(
+      timelineProblems(
+        actual.packets.map((p) => p[key]),
+        step,
+      ),
+      key,
+    ).toEqual([]);
+    expect(
+      actual.packets.map((p) => p[key]),
+      key,
+    ).toEqual(expected.packets.map((p) => p[key]));
+  }
+}
+
+/**
+ * Checks that `joined` lists the segments `reference` does (names and EXTINF durations), each
+ * starting at the same time and on a keyframe; returns the starts for further checks.
+ */
+export async function expectReferenceSegments(
+  reference: JoinedRung,
+  joined: JoinedRung,
+): ReturnType<typeof segmentStarts> {
+  expect(joined.segments.map((s) => [s.uri, s.duration])).toEqual(reference.segments.map((s) => [s.uri, s.duration]));
+  const starts = await segmentStarts(joined);
+  expect(starts).toEqual(await segmentStarts(reference));
+  expect(starts.map((s) => s.keyframe)).not.toContain(false);
+  return starts;
 }

@@ -57,6 +57,23 @@ export function fixturesDir(): string {
   return fixtureDir;
 }
 
+/**
+ * The encoding of the generated clips that keep their detail (grain, a frame counter): H.264 at
+ * CRF 18 (ultrafast, so making them is cheap), and AAC 96k when there is audio.
+ */
+function crf18Output(file: string, audio: boolean): string[] {
+  return [
+    "-c:v",
+    "libx264",
+    "-preset",
+    "ultrafast",
+    "-crf",
+    "18",
+    ...(audio ? ["-c:a", "aac", "-b:a", "96k"] : []),
+    file,
+  ];
+}
+
 /** Runs ffmpeg quietly and fails with its stderr. */
 export async function runFfmpeg(args: string[]): Promise<void> {
   await run("ffmpeg", ["-nostdin", "-hide_banner", "-v", "error", "-y", ...args]);
@@ -266,17 +283,7 @@ export function makeFrameCounterClip(seconds: number, rate: FrameRate = 25): Pro
       "[v]",
       "-map",
       "2:a",
-      "-c:v",
-      "libx264",
-      "-preset",
-      "ultrafast",
-      "-crf",
-      "18",
-      "-c:a",
-      "aac",
-      "-b:a",
-      "96k",
-      file,
+      ...crf18Output(file, true),
     ]),
   );
 }
@@ -303,16 +310,8 @@ export function makeCameraClip(spec: {
       "-i",
       BENCH_SOURCES.camera.video({ width, height, fps, seconds }),
       ...(audio ? ["-f", "lavfi", "-i", `sine=frequency=440:sample_rate=48000:duration=${seconds}`] : []),
-      "-c:v",
-      "libx264",
-      "-preset",
-      "ultrafast",
-      "-crf",
-      "18",
-      "-pix_fmt",
-      "yuv420p",
-      ...(audio ? ["-c:a", "aac", "-b:a", "96k"] : []),
-      file,
+      // The source graph ends in yuv420p: the encode keeps it.
+      ...crf18Output(file, audio),
     ]),
   );
 }
@@ -335,17 +334,7 @@ export function makeGrainOnsetClip(spec: { width: number; height: number; second
       "lavfi",
       "-i",
       `sine=frequency=440:sample_rate=48000:duration=${seconds}`,
-      "-c:v",
-      "libx264",
-      "-preset",
-      "ultrafast",
-      "-crf",
-      "18",
-      "-c:a",
-      "aac",
-      "-b:a",
-      "96k",
-      file,
+      ...crf18Output(file, true),
     ]),
   );
 }

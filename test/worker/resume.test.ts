@@ -22,13 +22,14 @@ import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import type { WorkerStorage } from "../../render-worker/storage/types.ts";
 import { frameIndices } from "../support/frames.ts";
 import {
+  expectReferenceSegments,
+  expectReferenceTimeline,
   frameProblems,
   type JoinedRung,
   joinRung,
   packetsOf,
   type RunPart,
-  segmentStarts,
-  timelineProblems,
+  NTSC_STEP_SECONDS,
 } from "../support/joined-rungs.ts";
 import { largestGap, packetTimes } from "../support/media-checks.ts";
 import { fixturesDir, makeClip, makeFrameCounterClip, stageTranscodeJob } from "../support/media-fixtures.ts";
@@ -360,7 +361,6 @@ play through`, async () => {
 // passes half a frame: hence a 24 s clip. The earlier run is the one-process encode, whose first 9
 // segments the resumed run's follow, as a transcode publishes them.
 const NTSC_SECONDS = 24;
-const NTSC_STEP_SECONDS = 1001 / 30_000;
 const NTSC_RESUME_SEGMENT = 9;
 
 describe("a resumed run of a 30000/1001 fps source continues the kept segments frame for frame (real ffmpeg)", () => {
@@ -428,25 +428,7 @@ describe("a resumed run of a 30000/1001 fps source continues the kept segments f
     "keeps the earlier run's timeline: the one-process encode's timestamps, one frame interval apart (%s)",
     async (format) => {
       const runs = joined.get(format)!;
-      const [reference, resumed] = [
-        await packetsOf(runs.get("one")!.video.file),
-        await packetsOf(runs.get("resumed")!.video.file),
-      ];
-      const step = Math.round(NTSC_STEP_SECONDS / resumed.timeBase);
-      expect(step * resumed.timeBase).toBeCloseTo(NTSC_STEP_SECONDS, 9);
-      for (const key of ["pts", "dts"] as const) {
-        expect(
-          timelineProblems(
-            resumed.packets.map((p) => p[key]),
-            step,
-          ),
-          key,
-        ).toEqual([]);
-        expect(
-          resumed.packets.map((p) => p[key]),
-          key,
-        ).toEqual(reference.packets.map((p) => p[key]));
-      }
+      await expectReferenceTimeline(runs.get("one")!.video, runs.get("resumed")!.video, NTSC_STEP_SECONDS);
     },
   );
 
@@ -455,10 +437,7 @@ describe("a resumed run of a 30000/1001 fps source continues the kept segments f
     async (format) => {
       const runs = joined.get(format)!;
       const [one, resumed] = [runs.get("one")!.video, runs.get("resumed")!.video];
-      expect(resumed.segments.map((s) => [s.uri, s.duration])).toEqual(one.segments.map((s) => [s.uri, s.duration]));
-      const starts = await segmentStarts(resumed);
-      expect(starts).toEqual(await segmentStarts(one));
-      expect(starts.map((s) => s.keyframe)).not.toContain(false);
+      const starts = await expectReferenceSegments(one, resumed);
       // The resumed run's first segment holds frames 510 (17.017 s) to 569 (18.985 s).
       expect(starts[NTSC_RESUME_SEGMENT]!.packets).toBe(60);
     },
