@@ -162,6 +162,17 @@ export async function firstVideoFrames(
   return times.map((at) => shown.find((t) => t >= at - 1e-9) ?? null);
 }
 
+/**
+ * The streams of a file the worker wrote (a segment) and every packet of them: stream, pts and
+ * duration in the stream's time base.
+ */
+export function probePackets(input: ProbedInput, opts: { signal?: AbortSignal } = {}): Promise<FfprobeJson> {
+  const entries =
+    "stream=index,codec_type,codec_name,profile,width,height,pix_fmt,sample_rate,channels,time_base:" +
+    "packet=stream_index,pts,duration,flags";
+  return ffprobeJson(input, { signal: opts.signal, show: ["-show_entries", entries] });
+}
+
 /** Reads a ProbeResult from ffprobe's JSON; the rules of `probeSource` without the process. */
 export function probeResultFrom(data: FfprobeJson, limits: ProbeLimits = {}): ProbeResult {
   const streams = data.streams ?? [];
@@ -320,13 +331,15 @@ function ratio(value: string | undefined, separator: string): number | null {
 export interface FfprobeJson {
   streams?: FfprobeJsonStream[];
   format?: { format_name?: string; duration?: string; start_time?: string };
-  packets?: { pts?: number; flags?: string }[];
+  packets?: { stream_index?: number; pts?: number; duration?: number; flags?: string }[];
 }
 
 export interface FfprobeJsonStream {
   index: number;
   codec_type?: string;
   codec_name?: string;
+  profile?: string;
+  pix_fmt?: string;
   width?: number;
   height?: number;
   sample_aspect_ratio?: string;

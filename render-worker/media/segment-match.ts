@@ -1,9 +1,7 @@
-import { execFile } from "node:child_process";
-import { mediaToolPath } from "../../src/shared/media-tools.ts";
-import { mediaToolEnv } from "./tool-environment.ts";
-import { diesWithWorker } from "./tool-process.ts";
+import type { FfprobeJson } from "./probe.ts";
+import { ownMediaFile } from "./media-input.ts";
+import { probePackets } from "./probe.ts";
 
-const FFPROBE = mediaToolPath("ffprobe");
 /** Timestamps within this many seconds are the same (the 90 kHz clock of MPEG-TS, rounded). */
 const SAME_TIME_SECONDS = 0.001;
 
@@ -21,62 +19,14 @@ interface SegmentShape {
   }[];
 }
 
-interface FfprobePackets {
-  streams?: {
-    index: number;
-    codec_type?: string;
-    codec_name?: string;
-    profile?: string;
-    width?: number;
-    height?: number;
-    pix_fmt?: string;
-    sample_rate?: string;
-    channels?: number;
-  }[];
-  packets?: { stream_index: number; pts_time?: string; duration_time?: string }[];
-}
-
-/** ffprobe's streams and packets of a local segment file (MPEG-TS, or fMP4 with its init first). */
-function probePackets(file: string, format: "mpegts" | "mov", signal?: AbortSignal): Promise<FfprobePackets> {
-  const args = [
-    "-v",
-    "error",
-    "-protocol_whitelist",
-    "file",
-    "-f",
-    format,
-    "-of",
-    "json",
-    "-show_entries",
-    "stream=index,codec_type,codec_name,profile,width,height,pix_fmt,sample_rate,channels:packet=stream_index,pts_time,duration_time",
-    `file:${file}`,
-  ];
-  const ffprobe = diesWithWorker(FFPROBE, args);
-  const options = {
-    maxBuffer: 16 * 1024 * 1024,
-    timeout: 30_000,
-    killSignal: "SIGKILL" as const,
-    signal,
-    env: mediaToolEnv(),
-  };
-  return new Promise((resolve, reject) => {
-    execFile(ffprobe.file, ffprobe.args, options, (error, stdout) => {
-      if (error) return reject(error);
-      try {
-        resolve(JSON.parse(stdout) as FfprobePackets);
-      } catch (err) {
-        reject(err);
-      }
-    });
-  });
-}
-
-function shapeOf(data: FfprobePackets): SegmentShape {
+function shapeOf(data: FfprobeJson): SegmentShape {
   return {
     streams: (data.streams ?? []).map((s) => {
-      const packets = (data.packets ?? []).filter((p) => p.stream_index === s.index && p.pts_time !== undefined);
-      const starts = packets.map((p) => Number(p.pts_time));
-      const ends = packets.map((p) => Number(p.pts_time) + Number(p.duration_time ?? 0));
+      const [num, den] = (s.time_base ?? "").split("/").map(Number);
+      const seconds = (ticks: number) => (num && den ? (ticks * num) / den : Number.NaN);
+      const packets = (data.packets ?? []).filter((p) => p.stream_index === s.index && p.pts !== undefined);
+      const starts = packets.map((p) => seconds(p.pts!));
+      const ends = packets.map((p) => seconds(p.pts! + (p.duration ?? 0)));
       return {
         kind: s.codec_type ?? "",
         codec: s.codec_name ?? "",
@@ -107,7 +57,8 @@ export async function sameSegmentCut(
 ): Promise<boolean> {
   let shapes: [SegmentShape, SegmentShape];
   try {
-    const [a, b] = await Promise.all([probePackets(ours, format, signal), probePackets(theirs, format, signal)]);
+    const probe = (file: string) => probePackets(ownMediaFile(file, format), { signal });
+    const [a, b] = await Promise.all([probe(ours), probe(theirs)]);
     shapes = [shapeOf(a), shapeOf(b)];
   } catch {
     // Bytes ffprobe cannot read as a segment are not an equivalent of ours.
