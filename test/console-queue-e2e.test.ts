@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { SignJWT } from "jose";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
@@ -7,7 +8,7 @@ import { TEST_ADMIN_KEY } from "./support/auth.ts";
 import { buildConsole, launchChromium, screenshotsDir } from "./support/console.ts";
 import { finalState, createUpload } from "./support/uploads.ts";
 import { makeClip } from "./support/media-fixtures.ts";
-import { listProcesses, workingDirectory } from "./support/process-scan.ts";
+import { ffmpegUnder } from "./support/process-scan.ts";
 
 const JWT_SECRET = "a-shared-hs256-secret-of-at-least-32-chars";
 
@@ -81,8 +82,8 @@ describe("the console in real Chromium shows a queued video's place in line, and
     });
     const jobId: string = jobOf.data.video.jobs.edges[0].node.id;
     const encoders = () =>
-      listProcesses()
-        .filter((p) => p.command === "ffmpeg" && workingDirectory(p.pid)?.includes(`videograph-${jobId}-`))
+      ffmpegUnder(tmpdir())
+        .filter((p) => p.cwd.includes(`videograph-${jobId}-`))
         .map((p) => p.pid);
     await expect.poll(encoders, { timeout: 60_000, interval: 20 }).not.toEqual([]);
     const held = encoders();
