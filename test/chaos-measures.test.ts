@@ -52,7 +52,10 @@ describe("the chaos run's segment watch", () => {
     const watch = watchSegments(dir, 50);
     watch.start();
     for (let i = 0; i < 3; i++) {
-      await writeFile(path.join(dir, "videos", "v1", "hls", "360p", `seg_0000${i}.ts`), `segment ${i}`);
+      // As storage publishes (a temp file renamed into place): a reader never sees a half-written segment.
+      const segment = path.join(dir, "videos", "v1", "hls", "360p", `seg_0000${i}.ts`);
+      await writeFile(`${segment}.tmp`, `segment ${i}`);
+      await rename(`${segment}.tmp`, segment);
       await new Promise((r) => setTimeout(r, 120));
     }
     await watch.stop();

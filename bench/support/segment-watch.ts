@@ -46,6 +46,10 @@ export function watchSegments(dataDir: string, intervalMs = 300) {
       version = `${s.ino}:${s.mtimeMs}:${s.size}`;
       if (seen.get(key)?.version === version) return;
       bytes = await readFile(file);
+      // A file still being written (a writer that does not rename into place) changes between the
+      // stat and the read: hashed now, its finished bytes would count as a rewrite. Next pass.
+      const after = await stat(file);
+      if (`${after.ino}:${after.mtimeMs}:${after.size}` !== version) return;
     } catch {
       return; // deleted meanwhile (a canceled or deleted video's cleanup)
     }
