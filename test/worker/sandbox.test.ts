@@ -367,7 +367,9 @@ while time.time() - t < 2: pass
 `;
     const result = await sandboxedPython(busy, { limits: { cpus: 0.5, wallMs: 60_000 } });
     expect(result.limit).toBe(null);
-    expect(result.cpuSeconds).toBeGreaterThan(0.5);
+    // Uncapped, the two would use about 4 s in the 2 s; the quota holds them to about 1 s. The lower
+    // bound only says they ran: on a loaded machine (files side by side) they get less than the quota.
+    expect(result.cpuSeconds).toBeGreaterThan(0.2);
     expect(result.cpuSeconds).toBeLessThan(1.4);
   });
 
