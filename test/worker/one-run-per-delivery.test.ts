@@ -12,6 +12,7 @@ import type { ImportUrlJobMessage, JobEvent, WorkerEvent } from "../../src/proto
 import { ENCODE_MANIFEST } from "../../src/protocol/storage-layout.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import type { WorkerStorage } from "../../render-worker/storage/types.ts";
+import { sameSegmentCut } from "../../render-worker/media/segment-match.ts";
 import { createWorker, type Worker } from "../../render-worker/worker.ts";
 import { inMemoryTransport } from "./in-memory-transport.ts";
 import { jobDirsPerTest, makeClip, stageTranscodeJob } from "../support/media-fixtures.ts";
@@ -224,6 +225,41 @@ kept and listed: the run goes on (%s)`,
       expect(await readFile(playlist, "utf8")).toContain("#EXT-X-ENDLIST");
     },
   );
+
+  it(`a resumed run whose earlier run uploaded segments and died before listing them keeps them, the \
+audio's too (its frames fall on the resumed encoder's own grid, up to one frame off)`, async () => {
+    const { job, memory, hlsDir, jobEvents } = await setUp();
+    await memory.deliver(job, "cpu");
+    // As a run killed after uploading segments it had not listed yet: every rung's playlist lists
+    // the first two, open; the encode's record stays without its completion, so the next run
+    // resumes from the third.
+    const manifest = path.join(hlsDir, ENCODE_MANIFEST);
+    const { complete, ...started } = JSON.parse(await readFile(manifest, "utf8"));
+    expect(complete).toBeDefined();
+    await writeFile(manifest, `${JSON.stringify(started)}\n`);
+    const rungs = (await readdir(hlsDir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name);
+    expect(rungs).toContain("audio");
+    const stored = new Map<string, Buffer>();
+    for (const rung of rungs) {
+      const playlist = path.join(hlsDir, rung, "index.m3u8");
+      const lines = (await readFile(playlist, "utf8")).split("\n");
+      const third = lines.findIndex((l) => l === "seg_00002.ts");
+      await writeFile(playlist, `${lines.slice(0, third - 1).join("\n")}\n`);
+      stored.set(rung, await readFile(path.join(hlsDir, rung, "seg_00002.ts")));
+    }
+    const finished = jobEvents().length;
+
+    await memory.deliver(job, "cpu");
+    expect(jobEvents().slice(finished).at(-1)).toMatchObject({ type: "job.succeeded" });
+    for (const rung of rungs) {
+      expect(await readFile(path.join(hlsDir, rung, "seg_00002.ts")), rung).toEqual(stored.get(rung));
+      expect(await readFile(path.join(hlsDir, rung, "index.m3u8"), "utf8"), rung).toContain("#EXT-X-ENDLIST");
+    }
+    // One frame of slack is not a segment's worth: the next cut of the audio is not the same cut.
+    const audio = (n: number) => path.join(hlsDir, "audio", `seg_0000${n}.ts`);
+    expect(await sameSegmentCut(audio(2), audio(3), "mpegts")).toBe(false);
+    expect(await sameSegmentCut(audio(2), audio(2), "mpegts")).toBe(true);
+  });
 
   it("a segment key another run wrote with other bytes fails the run and keeps its bytes", async () => {
     const { job, memory, hlsDir, jobEvents } = await setUp();
