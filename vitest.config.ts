@@ -1,8 +1,55 @@
 import { createRequire } from "node:module";
+import path from "node:path";
 import { defineConfig } from "vitest/config";
 import LongestFirstSequencer from "./test/support/sequencer.ts";
 
 const require = createRequire(import.meta.url);
+
+/**
+ * Files that run in a process of their own, with a fresh import of everything. The rest share their
+ * worker process's imports with the files that ran in it before (`isolate: false`): importing the
+ * API (yoga, Pothos, Prisma) costs about 1.4 s of CPU, paid once per process instead of once per file.
+ * A file belongs here when what it leaves behind would reach the next file in the same process:
+ * - it changes `process.env` (directly, or through moto-s3.ts's credentials), which the workers and
+ *   API it starts read;
+ * - it reads module-level state of the API: the metrics registry (`apiRegistry`), health's last
+ *   failure, the global tracer, the log destination.
+ * A new file that does either goes in this list (testing.md, "Where the time goes").
+ */
+const OWN_PROCESS = [
+  // process.env
+  "test/gcs-offline.test.ts",
+  "test/gcs-upload-completion.test.ts",
+  "test/gpu-routing-api.test.ts",
+  "test/image-maker-ffmpeg-path.test.ts",
+  "test/pubsub-transport.test.ts",
+  "test/trace-across-programs.test.ts",
+  "test/untrusted-media.test.ts",
+  "test/upload-to-hls-gcs.test.ts",
+  "test/upload-to-hls-pubsub.test.ts",
+  "test/worker/hostile.test.ts",
+  "test/worker/nvenc-queues.test.ts",
+  "test/worker/sandbox.test.ts",
+  "test/worker/untrusted-input.test.ts",
+  // process.env through moto-s3.ts
+  "test/fmp4-segments.test.ts",
+  "test/instant-clip-s3.test.ts",
+  "test/s3-storage.test.ts",
+  "test/static-renditions-s3.test.ts",
+  "test/storage-contract.test.ts",
+  "test/storage-outage.test.ts",
+  "test/storyboard-thumbnails-s3.test.ts",
+  "test/upload-expiry.test.ts",
+  "test/upload-stalls.test.ts",
+  "test/upload-to-hls-s3.test.ts",
+  // module-level state: metrics, health, tracing, logs
+  "test/bind-address.test.ts",
+  "test/health.test.ts",
+  "test/logs.test.ts",
+  "test/metrics-docs.test.ts",
+  "test/metrics.test.ts",
+  "test/tracing.test.ts",
+];
 
 export default defineConfig({
   resolve: {
@@ -11,22 +58,31 @@ export default defineConfig({
     alias: [{ find: /^graphql$/, replacement: require.resolve("graphql") }],
   },
   test: {
-    include: ["test/**/*.test.ts"],
     globalSetup: ["test/support/global-setup.ts"],
-    // Each file gets its own process and database. Three files at a time on two cores: many files
-    // spend much of their time waiting (deliberate windows, stalls, a browser), so a third keeps
-    // the cores busy (testing.md, "Where the time goes").
+    // Each file gets its own database. Four files at a time on two cores: many files spend much of
+    // their time waiting (deliberate windows, stalls, a browser), so more of them keep the cores
+    // busy (testing.md, "Where the time goes").
     pool: "forks",
     fileParallelism: true,
-    maxWorkers: 3,
+    maxWorkers: 4,
     sequence: { sequencer: LongestFirstSequencer },
     // Google's client libraries otherwise probe the GCE metadata server (169.254.169.254) for a
     // project and credentials; tests reach nothing but 127.0.0.1.
     // X264_PRESET: the workers the tests start (API-level tests) encode with libx264 ultrafast, about
     // half the CPU of the tuned ladder: those tests are about the pipeline, not compression. The
     // worker's own tests (test/worker) and `npm run bench` encode with the shipped tuning.
-    env: { METADATA_SERVER_DETECTION: "none", X264_PRESET: "ultrafast" },
+    // NODE_COMPILE_CACHE: the Node programs the tests start (workers, the API's processes, the CLI's
+    // --help runs: hundreds per run) keep V8's compiled code on disk and start on about half the CPU.
+    env: {
+      METADATA_SERVER_DETECTION: "none",
+      X264_PRESET: "ultrafast",
+      NODE_COMPILE_CACHE: path.resolve("node_modules/.cache/node-compile-cache"),
+    },
     testTimeout: 90_000,
     hookTimeout: 90_000,
+    projects: [
+      { extends: true, test: { name: "shared", include: ["test/**/*.test.ts"], exclude: OWN_PROCESS, isolate: false } },
+      { extends: true, test: { name: "own-process", include: OWN_PROCESS } },
+    ],
   },
 });

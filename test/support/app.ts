@@ -73,6 +73,8 @@ export async function startTestApp(
             JOB_STALL_SECONDS: String(env.JOB_STALL_SECONDS),
             ...(env.GOOGLE_CLOUD_PROJECT ? { GOOGLE_CLOUD_PROJECT: env.GOOGLE_CLOUD_PROJECT } : {}),
             PUBSUB_TOPIC_PREFIX: env.PUBSUB_TOPIC_PREFIX,
+            // The tests' compile cache (vitest.config.ts); the API passes a worker no Node settings of its own.
+            ...(process.env.NODE_COMPILE_CACHE ? { NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE } : {}),
             ...options.workerEnv,
           },
         });

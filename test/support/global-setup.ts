@@ -32,6 +32,35 @@ async function migrationsHash(): Promise<string> {
  * else an embedded one. A template database is migrated once; each test file clones it.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  // vitest calls a global setup once for the root and once per project (vitest.config.ts has two):
+  // all of them share one Postgres template and one media fixtures directory, torn down after the last.
+  const shared = ((globalThis as { videographTestRun?: SharedRun }).videographTestRun ??= {
+    ready: prepareRun(),
+    users: 0,
+  });
+  shared.users++;
+  const { adminUrl, template, mediaFixturesDir, teardown } = await shared.ready;
+  project.provide("adminDatabaseUrl", adminUrl);
+  project.provide("templateDatabase", template);
+  project.provide("mediaFixturesDir", mediaFixturesDir);
+  return async () => {
+    if (--shared.users === 0) await teardown();
+  };
+}
+
+interface PreparedRun {
+  adminUrl: string;
+  template: string;
+  mediaFixturesDir: string;
+  teardown(): Promise<void>;
+}
+
+interface SharedRun {
+  ready: Promise<PreparedRun>;
+  users: number;
+}
+
+async function prepareRun(): Promise<PreparedRun> {
   let adminUrl = process.env.TEST_DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
   let embedded: EmbeddedDatabase | null = null;
   let embeddedDir: string | null = null;
@@ -62,13 +91,15 @@ export default async function setup(project: TestProject): Promise<() => Promise
   } finally {
     await admin.end();
   }
-  project.provide("adminDatabaseUrl", adminUrl);
-  project.provide("templateDatabase", template);
   const mediaFixturesDir = await mkdtemp(path.join(tmpdir(), "videograph-media-"));
-  project.provide("mediaFixturesDir", mediaFixturesDir);
-  return async () => {
-    await rm(mediaFixturesDir, { recursive: true, force: true });
-    await embedded?.stop();
-    if (embeddedDir) await rm(embeddedDir, { recursive: true, force: true });
+  return {
+    adminUrl,
+    template,
+    mediaFixturesDir,
+    async teardown() {
+      await rm(mediaFixturesDir, { recursive: true, force: true });
+      await embedded?.stop();
+      if (embeddedDir) await rm(embeddedDir, { recursive: true, force: true });
+    },
   };
 }
