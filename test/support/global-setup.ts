@@ -34,10 +34,9 @@ async function migrationsHash(): Promise<string> {
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   // vitest calls a global setup once for the root and once per project (vitest.config.ts has two):
   // all of them share one Postgres template and one media fixtures directory, torn down after the last.
-  const shared = ((globalThis as { videographTestRun?: SharedRun }).videographTestRun ??= {
-    ready: prepareRun(),
-    users: 0,
-  });
+  const run = globalThis as { videographTestRun?: SharedRun };
+  run.videographTestRun ??= { ready: prepareRun(), users: 0 };
+  const shared = run.videographTestRun;
   shared.users++;
   const { adminUrl, template, mediaFixturesDir, teardown } = await shared.ready;
   project.provide("adminDatabaseUrl", adminUrl);

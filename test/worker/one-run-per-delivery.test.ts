@@ -198,7 +198,7 @@ kept and listed: the run goes on (%s)`,
       await rm(path.join(hlsDir, ENCODE_MANIFEST));
       const playlist = path.join(hlsDir, "240p", "index.m3u8");
       const lines = (await readFile(playlist, "utf8")).split("\n");
-      const second = lines.findIndex((l) => l === `seg_00001.${ext}`);
+      const second = lines.indexOf(`seg_00001.${ext}`);
       await writeFile(playlist, `${lines.slice(0, second - 1).join("\n")}\n`);
       // The stored segment holds the packets the encode makes, in other bytes, as another encode of
       // the same frames would (x264's threads change the bytes, not the cut): TS remuxed, fMP4 with
@@ -243,7 +243,7 @@ audio's too (its frames fall on the resumed encoder's own grid, up to one frame 
     for (const rung of rungs) {
       const playlist = path.join(hlsDir, rung, "index.m3u8");
       const lines = (await readFile(playlist, "utf8")).split("\n");
-      const third = lines.findIndex((l) => l === "seg_00002.ts");
+      const third = lines.indexOf("seg_00002.ts");
       await writeFile(playlist, `${lines.slice(0, third - 1).join("\n")}\n`);
       stored.set(rung, await readFile(path.join(hlsDir, rung, "seg_00002.ts")));
     }
