@@ -32,6 +32,18 @@ export interface TestApp {
 }
 
 /**
+ * Variables the tests' workers get beyond those the API hands a worker (WORKER_ENV_NAMES): the tests'
+ * compile cache (vitest.config.ts). The API passes a worker no Node settings of its own.
+ */
+export const TESTS_OWN_WORKER_ENV = ["NODE_COMPILE_CACHE"] as const;
+
+function testsOwnWorkerEnv(): Record<string, string> {
+  return Object.fromEntries(
+    TESTS_OWN_WORKER_ENV.flatMap((name) => (process.env[name] ? [[name, process.env[name]]] : [])),
+  );
+}
+
+/**
  * A whole service on a random port: its own database (cloned from the template), its own data
  * dir and, unless `worker: false`, a real render worker process. `stop` disposes of all of it.
  */
@@ -73,8 +85,7 @@ export async function startTestApp(
             JOB_STALL_SECONDS: String(env.JOB_STALL_SECONDS),
             ...(env.GOOGLE_CLOUD_PROJECT ? { GOOGLE_CLOUD_PROJECT: env.GOOGLE_CLOUD_PROJECT } : {}),
             PUBSUB_TOPIC_PREFIX: env.PUBSUB_TOPIC_PREFIX,
-            // The tests' compile cache (vitest.config.ts); the API passes a worker no Node settings of its own.
-            ...(process.env.NODE_COMPILE_CACHE ? { NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE } : {}),
+            ...testsOwnWorkerEnv(),
             ...options.workerEnv,
           },
         });
