@@ -155,8 +155,13 @@ describe("webhooks to a CMS through the public API", () => {
     expect(readyTries.map((r) => r.answered)).toEqual([500, 500, 200]);
     expect(new Set(readyTries.map((r) => r.headers["webhook-id"]))).toEqual(new Set([ready.id]));
 
-    const deliveries = (await t.gql(DELIVERIES)).data.webhookEndpoints[0].deliveries.edges.map((e: any) => e.node);
-    const readyDelivery = deliveries.find((d: any) => d.eventType === "VIDEO_READY");
+    // The receiver has answered; the API records the answer just after, so read until it has.
+    const readyDeliveryNow = async () =>
+      (await t.gql(DELIVERIES)).data.webhookEndpoints[0].deliveries.edges
+        .map((e: any) => e.node)
+        .find((d: any) => d.eventType === "VIDEO_READY");
+    await expect.poll(async () => (await readyDeliveryNow())?.status, { timeout: 10_000 }).toBe("DELIVERED");
+    const readyDelivery = await readyDeliveryNow();
     expect(readyDelivery).toMatchObject({
       eventId: ready.id,
       status: "DELIVERED",

@@ -2,37 +2,39 @@ import path from "node:path";
 import { BaseSequencer, type TestSpecification } from "vitest/node";
 
 /**
- * The files that take longest, longest first, from a full run on 2 cores, three files at a time
+ * The files that take longest, longest first, from a full run on 2 cores, four files at a time
  * (2026-11-23; vitest's JSON reporter: each file's endTime - startTime). Refresh it when a file joins them.
  */
 const LONGEST_FIRST = [
-  "test/resume.test.ts",
   "test/worker/chunks.test.ts",
-  "test/worker/resume.test.ts",
-  "test/redelivery-takeover.test.ts",
   "test/worker/render-manim.test.ts",
-  "test/console-e2e.test.ts",
   "test/render-manim-api.test.ts",
-  "test/webhooks.test.ts",
-  "test/worker/bandwidth.test.ts",
-  "test/fmp4-segments.test.ts",
-  "test/docs-examples.test.ts",
-  "test/cli-help.test.ts",
-  "test/hostile-media.test.ts",
-  "test/audio-only.test.ts",
-  "test/upload-to-hls-s3.test.ts",
-  "test/postgres-listen-reconnect.test.ts",
-  "test/media-filters.test.ts",
-  "test/multi-instance.test.ts",
-  "test/pubsub-transport.test.ts",
-  "test/worker/sandbox.test.ts",
-  "test/static-renditions.test.ts",
-  "test/storage-outage.test.ts",
-  "test/embedded-start.test.ts",
-  "test/subscription-restart.test.ts",
-  "test/queue-cost.test.ts",
+  "test/console-e2e.test.ts",
   "test/storyboard-thumbnails.test.ts",
-  "test/captions-playback.test.ts",
+  "test/worker/one-run-per-delivery.test.ts",
+  "test/worker/resume.test.ts",
+  "test/worker/bandwidth.test.ts",
+  "test/audio-only.test.ts",
+  "test/embedded-start.test.ts",
+  "test/webhooks.test.ts",
+  "test/static-renditions.test.ts",
+  "test/multi-instance.test.ts",
+  "test/resume.test.ts",
+  "test/multi-instance-pubsub.test.ts",
+  "test/subscription-restart.test.ts",
+  "test/storage-outage.test.ts",
+  "test/fmp4-segments.test.ts",
+  "test/pubsub-transport.test.ts",
+  "test/hostile-media.test.ts",
+  "test/postgres-listen-reconnect.test.ts",
+  "test/worker/render-composition.test.ts",
+  "test/render-composition-api.test.ts",
+  "test/instant-clip.test.ts",
+  "test/docs-examples.test.ts",
+  "test/trace-across-programs.test.ts",
+  "test/cli-help.test.ts",
+  "test/event-claims.test.ts",
+
 ];
 
 /**
