@@ -34,7 +34,6 @@ const LONGEST_FIRST = [
   "test/trace-across-programs.test.ts",
   "test/cli-help.test.ts",
   "test/event-claims.test.ts",
-
 ];
 
 /**
