@@ -110,6 +110,8 @@ const EnvSchema = z.object({
   /** Lets webhooks reach private and loopback addresses (tests, a CMS on the same host). */
   WEBHOOK_ALLOW_PRIVATE_URLS: envFlag.default(false),
   WEBHOOK_MAX_ENDPOINTS_PER_TENANT: z.coerce.number().int().min(1).default(20),
+  /** API keys a tenant may hold at once (neither revoked nor expired); createApiKey refuses more. */
+  API_KEYS_MAX_PER_TENANT: z.coerce.number().int().min(1).default(100),
   GRAPHQL_INTROSPECTION: envFlag.optional(),
   GRAPHQL_MAX_DEPTH: z.coerce.number().int().min(2).default(12),
   GRAPHQL_MAX_COST: z.coerce.number().int().min(10).default(5000),

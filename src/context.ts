@@ -30,6 +30,8 @@ export interface AppServices {
   gemini: { apiKey: string | undefined; model: string; baseUrl: string };
   /** URL_IMPORT_ALLOW_PRIVATE: imports may reach loopback and private addresses (tests only). */
   urlImport: { allowPrivateAddresses: boolean };
+  /** API_KEYS_MAX_PER_TENANT: keys a tenant may hold at once, neither revoked nor expired. */
+  apiKeys: { maxActivePerTenant: number };
   webhooks: {
     allowPrivateUrls: boolean;
     retryHours: number;

@@ -176,6 +176,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     queueWatch,
     gemini: { apiKey: env.GEMINI_API_KEY, model: env.GEMINI_MODEL, baseUrl: env.GEMINI_BASE_URL },
     urlImport: { allowPrivateAddresses: env.URL_IMPORT_ALLOW_PRIVATE },
+    apiKeys: { maxActivePerTenant: env.API_KEYS_MAX_PER_TENANT },
     webhooks: {
       allowPrivateUrls: env.WEBHOOK_ALLOW_PRIVATE_URLS,
       retryHours: env.WEBHOOK_RETRY_HOURS,

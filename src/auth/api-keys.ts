@@ -63,7 +63,14 @@ export async function revokeApiKey(db: Db, idOrPrefix: string): Promise<ApiKey |
   const key = await db.apiKey.findFirst({
     where: /^[0-9a-f-]{36}$/i.test(idOrPrefix) ? { id: idOrPrefix } : { prefix: idOrPrefix },
   });
-  if (!key) return null;
+  return key ? revokeKey(db, key) : null;
+}
+
+/**
+ * Revokes `key` (kept as it is if it already was) and tells every API instance. Inside a
+ * transaction the NOTIFY goes out when it commits.
+ */
+export async function revokeKey(db: Db, key: ApiKey): Promise<ApiKey> {
   const revoked = await db.apiKey.update({ where: { id: key.id }, data: { revokedAt: key.revokedAt ?? new Date() } });
   const payload = notificationPayload(API_KEY_REVOKED_TOPIC, { keyId: key.id });
   await db.$executeRaw`SELECT pg_notify(${EVENTS_CHANNEL}, ${payload})`;

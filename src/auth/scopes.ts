@@ -1,5 +1,5 @@
 /** What a credential may do. Each root field of the schema requires one of these. */
-export const SCOPES = ["videos:read", "videos:write", "jobs:admin", "webhooks:admin"] as const;
+export const SCOPES = ["videos:read", "videos:write", "jobs:admin", "webhooks:admin", "keys:admin"] as const;
 export type Scope = (typeof SCOPES)[number];
 
 export function isScope(value: string): value is Scope {

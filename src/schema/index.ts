@@ -16,6 +16,7 @@ import "./asset.ts";
 import "./caption.ts";
 import "./composition.ts";
 import "./webhook.ts";
+import "./api-key.ts";
 import "./queue-position.ts";
 import "./cost.ts";
 import "./clip.ts";
