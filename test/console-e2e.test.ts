@@ -8,7 +8,7 @@ import { SignJWT } from "jose";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
-import { TEST_ADMIN_KEY } from "./support/auth.ts";
+import { TEST_ADMIN_KEY, tenantKeySecret } from "./support/auth.ts";
 import { buildConsole, launchChromium, screenshotsDir } from "./support/console.ts";
 import { createUpload, finalState } from "./support/uploads.ts";
 import { makeAudioOnly, makeClip } from "./support/media-fixtures.ts";
@@ -449,6 +449,57 @@ describe("the console in real Chromium: sign in, upload, live progress, playback
       receiver.close();
     }
   }, 150_000);
+
+  it("makes an API key (its secret shown once, and it works), rotates it and revokes it; the API's refusal is shown", async () => {
+    await page.goto(`${t.url}/keys`);
+    await page.getByRole("heading", { name: "API keys" }).waitFor();
+    await page.getByLabel("Name").fill("cms from the console");
+    await page.getByLabel("videos:write").check();
+    await page.getByLabel("Expires after (days; empty: never)").fill("30");
+    await page.getByRole("button", { name: "Create key" }).click();
+    const shown = page.getByRole("status").filter({ hasText: "shown once" });
+    const secretOf = async () => (await shown.locator("code").textContent())!;
+    const first = await secretOf();
+    expect((await t.gql(`{ videos(first: 1) { edges { cursor } } }`, {}, `Bearer ${first}`)).data).toBeDefined();
+    const row = () => page.getByRole("row").filter({ hasText: "cms from the console" });
+    await row().getByRole("cell", { name: "videos:read, videos:write", exact: true }).waitFor();
+    await row().getByRole("cell", { name: "active", exact: true }).waitFor();
+    await page.screenshot({ path: `${await screenshotsDir()}/keys.png`, fullPage: true });
+
+    await row().getByRole("button", { name: "Rotate cms from the console" }).click();
+    await expect.poll(secretOf).not.toBe(first);
+    const second = await secretOf();
+    expect((await t.gql(`{ videos(first: 1) { edges { cursor } } }`, {}, `Bearer ${first}`)).errors?.[0]?.message).toBe(
+      "Unauthenticated: the API key was revoked",
+    );
+    // The new key is the active row; revoke it.
+    const active = () => row().filter({ has: page.getByRole("cell", { name: "active", exact: true }) });
+    await active().getByRole("button", { name: "Revoke cms from the console" }).click();
+    await expect.poll(() => active().count()).toBe(0);
+    expect((await t.gql(`{ videos(first: 1) { edges { cursor } } }`, {}, `Bearer ${second}`)).errors).toBeDefined();
+
+    // More than the signed-in key holds: the API's reason on the page. (The admin key holds every scope,
+    // so sign in with a narrower manager for this.)
+    const db = t.app.services.db;
+    const manager = await tenantKeySecret(db, "default", ["videos:read", "keys:admin"], "manager");
+    const narrow = await context.newPage();
+    try {
+      await narrow.goto(`${t.url}/`);
+      await narrow.getByLabel("API key or viewer JWT").fill(manager);
+      await narrow.getByRole("button", { name: "Sign in" }).click();
+      await narrow.getByRole("heading", { name: "Videos" }).waitFor();
+      await narrow.getByRole("link", { name: "API keys" }).click();
+      await narrow.getByLabel("Name").fill("escalation");
+      await narrow.getByLabel("jobs:admin").check();
+      await narrow.getByRole("button", { name: "Create key" }).click();
+      await narrow
+        .getByRole("alert")
+        .getByText("A key can hand out only scopes it holds; yours lacks jobs:admin")
+        .waitFor();
+    } finally {
+      await narrow.close();
+    }
+  });
 
   it("GraphiQL works offline with the signed-in key already in its headers", async () => {
     await page.goto(`${t.url}/graphql`);

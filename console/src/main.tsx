@@ -8,6 +8,7 @@ import { VideoPage } from "./pages/video.tsx";
 import { VideosPage } from "./pages/videos.tsx";
 import { WatchPage } from "./pages/watch.tsx";
 import { WebhooksPage } from "./pages/webhooks.tsx";
+import { KeysPage } from "./pages/keys.tsx";
 import { Link, navigate, useLocation } from "./router.tsx";
 import { credential, credentialKind, forgetCredential } from "./session.ts";
 
@@ -29,6 +30,7 @@ function App() {
   else if (path === "/upload") page = <UploadPage />;
   else if (path === "/sources") page = <SourcesPage />;
   else if (path === "/webhooks") page = <WebhooksPage />;
+  else if (path === "/keys") page = <KeysPage />;
 
   const nav = (href: string, label: string) => (
     <li>
@@ -49,6 +51,7 @@ function App() {
             {nav("/upload", "Upload")}
             {nav("/sources", "Sources")}
             {nav("/webhooks", "Webhooks")}
+            {nav("/keys", "API keys")}
             <li>
               {/* Same tab: GraphiQL reads the credential from this tab's sessionStorage. */}
               <a href="/graphql">GraphiQL</a>

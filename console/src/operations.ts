@@ -257,3 +257,37 @@ export const ResendWebhookDeliveryMutation = graphql(`
     resendWebhookDelivery(id: $id) { __typename ... on Error { message } }
   }
 `);
+
+export const ApiKeysQuery = graphql(`
+  query ApiKeys {
+    apiKeys(first: 50) {
+      edges { node { id name prefix scopes state createdAt lastUsedAt expiresAt revokedAt } }
+    }
+  }
+`);
+
+export const CreateApiKeyMutation = graphql(`
+  mutation CreateApiKey($input: CreateApiKeyInput!) {
+    createApiKey(input: $input) {
+      __typename
+      ... on CreateApiKeySuccess { secret apiKey { id } }
+      ... on Error { message }
+    }
+  }
+`);
+
+export const RotateApiKeyMutation = graphql(`
+  mutation RotateApiKey($input: RotateApiKeyInput!) {
+    rotateApiKey(input: $input) {
+      __typename
+      ... on RotateApiKeySuccess { secret apiKey { id } }
+      ... on Error { message }
+    }
+  }
+`);
+
+export const RevokeApiKeyMutation = graphql(`
+  mutation RevokeApiKey($id: ID!) {
+    revokeApiKey(id: $id) { __typename ... on Error { message } }
+  }
+`);

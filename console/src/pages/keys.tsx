@@ -1,0 +1,165 @@
+import { useEffect, useState } from "preact/hooks";
+import { formatDate } from "../format.ts";
+import { type ResultOf, request } from "../graphql.ts";
+import { ApiKeysQuery, CreateApiKeyMutation, RevokeApiKeyMutation, RotateApiKeyMutation } from "../operations.ts";
+
+type Key = ResultOf<typeof ApiKeysQuery>["apiKeys"]["edges"][number]["node"];
+type ScopeName = Key["scopes"][number];
+
+const SCOPE_LABELS: Record<ScopeName, string> = {
+  VIDEOS_READ: "videos:read",
+  VIDEOS_WRITE: "videos:write",
+  JOBS_ADMIN: "jobs:admin",
+  WEBHOOKS_ADMIN: "webhooks:admin",
+  KEYS_ADMIN: "keys:admin",
+};
+const SCOPE_NAMES = Object.keys(SCOPE_LABELS) as ScopeName[];
+
+/** The tenant's API keys (needs keys:admin): make one (its secret shown once), rotate or revoke one. */
+export function KeysPage() {
+  const [keys, setKeys] = useState<Key[] | null>(null);
+  const [message, setMessage] = useState<string | null>(null);
+  const [secret, setSecret] = useState<{ name: string; value: string } | null>(null);
+  const [name, setName] = useState("");
+  const [scopes, setScopes] = useState<ScopeName[]>(["VIDEOS_READ"]);
+  const [days, setDays] = useState("");
+  const load = () =>
+    request(ApiKeysQuery, {})
+      .then((data) => setKeys(data.apiKeys.edges.map((e) => e.node)))
+      .catch((err: Error) => setMessage(err.message));
+  useEffect(() => {
+    void load();
+  }, []);
+  const run = async (work: () => Promise<{ __typename: string; message?: string }>) => {
+    setMessage(null);
+    setSecret(null);
+    try {
+      const result = await work();
+      if (result.message) setMessage(result.message);
+    } catch (err) {
+      setMessage((err as Error).message);
+    }
+    await load();
+  };
+
+  return (
+    <section aria-labelledby="keys-title">
+      <h1 id="keys-title">API keys</h1>
+      <form
+        class="card"
+        onSubmit={(event) => {
+          event.preventDefault();
+          void run(async () => {
+            const input = { name, scopes, ...(days ? { expiresInDays: Number(days) } : {}) };
+            const result = (await request(CreateApiKeyMutation, { input })).createApiKey;
+            if (result.__typename === "CreateApiKeySuccess") setSecret({ name, value: result.secret });
+            return result;
+          });
+        }}
+      >
+        <label for="key-name">Name</label>
+        <input id="key-name" required maxLength={100} value={name} onInput={(e) => setName(e.currentTarget.value)} />
+        <fieldset>
+          <legend>Scopes (only those your own key has)</legend>
+          {SCOPE_NAMES.map((scope) => (
+            <label key={scope} class="check">
+              <input
+                type="checkbox"
+                checked={scopes.includes(scope)}
+                onChange={(e) =>
+                  setScopes(e.currentTarget.checked ? [...scopes, scope] : scopes.filter((s) => s !== scope))
+                }
+              />
+              {SCOPE_LABELS[scope]}
+            </label>
+          ))}
+        </fieldset>
+        <label for="key-days">Expires after (days; empty: never)</label>
+        <input
+          id="key-days"
+          type="number"
+          min={1}
+          max={3650}
+          value={days}
+          onInput={(e) => setDays(e.currentTarget.value)}
+        />
+        <button type="submit">Create key</button>
+      </form>
+      {secret && (
+        <p class="warning" role="status">
+          Key “{secret.name}”, shown once: <code>{secret.value}</code>
+        </p>
+      )}
+      {message && (
+        <p role="alert" class="error">
+          {message}
+        </p>
+      )}
+      {keys?.length === 0 && <p>No keys.</p>}
+      {keys && keys.length > 0 && (
+        <table>
+          <caption>Keys of this tenant, newest first</caption>
+          <thead>
+            <tr>
+              <th scope="col">Name</th>
+              <th scope="col">Prefix</th>
+              <th scope="col">Scopes</th>
+              <th scope="col">State</th>
+              <th scope="col">Last used</th>
+              <th scope="col">Expires</th>
+              <th scope="col">
+                <span class="visually-hidden">Actions</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {keys.map((key) => (
+              <tr key={key.id}>
+                <td>{key.name}</td>
+                <td>
+                  <code>{key.prefix}…</code>
+                </td>
+                <td>{key.scopes.map((s) => SCOPE_LABELS[s]).join(", ")}</td>
+                <td>{key.state.toLowerCase()}</td>
+                <td>{key.lastUsedAt ? formatDate(key.lastUsedAt) : "never"}</td>
+                <td>{key.expiresAt ? formatDate(key.expiresAt) : "never"}</td>
+                <td>
+                  {key.state === "ACTIVE" && (
+                    <>
+                      <button
+                        type="button"
+                        aria-label={`Rotate ${key.name}`}
+                        onClick={() =>
+                          run(async () => {
+                            const result = (await request(RotateApiKeyMutation, { input: { id: key.id } }))
+                              .rotateApiKey;
+                            if (result.__typename === "RotateApiKeySuccess") {
+                              setSecret({ name: key.name, value: result.secret });
+                            }
+                            return result;
+                          })
+                        }
+                      >
+                        Rotate
+                      </button>{" "}
+                      <button
+                        type="button"
+                        class="danger"
+                        aria-label={`Revoke ${key.name}`}
+                        onClick={() =>
+                          run(async () => (await request(RevokeApiKeyMutation, { id: key.id })).revokeApiKey)
+                        }
+                      >
+                        Revoke
+                      </button>
+                    </>
+                  )}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
