@@ -21,7 +21,7 @@ describe("the console's HTTP serving (src/http/console.ts) beside the API's rout
   });
   afterAll(() => t?.stop());
 
-  it.each(["/", "/upload", "/sources", "/webhooks", "/videos", "/videos/abc123", "/watch/abc123"])(
+  it.each(["/", "/upload", "/sources", "/webhooks", "/keys", "/videos", "/videos/abc123", "/watch/abc123"])(
     "GET %s answers the console's index.html, never cached, with a strict CSP",
     async (path) => {
       const res = await fetch(`${t.url}${path}`);
