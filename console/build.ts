@@ -2,13 +2,15 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { build } from "vite";
 import { CONSOLE_DIST } from "../src/http/console.ts";
+import { precompressDir } from "../src/http/content-encoding.ts";
 
 const CONSOLE_ROOT = fileURLToPath(new URL(".", import.meta.url));
 
 /**
  * Builds the console with Vite: hashed files under `dist/static/` (cached for a year by the API),
- * `dist/index.html` (never cached). False when the sources are absent (a Docker stage that has
- * only package.json).
+ * each text file with a brotli and a gzip copy beside it (`.br`, `.gz`) that the API sends to
+ * browsers that accept them, and `dist/index.html` (never cached). False when the sources are
+ * absent (a Docker stage that has only package.json).
  */
 export async function buildConsole(): Promise<boolean> {
   if (!existsSync(`${CONSOLE_ROOT}index.html`)) return false;
@@ -32,5 +34,6 @@ export async function buildConsole(): Promise<boolean> {
       target: "es2022",
     },
   });
+  await precompressDir(`${CONSOLE_DIST}static`);
   return true;
 }

@@ -21,7 +21,7 @@ import { startMetricsServer, type MetricsServer } from "./http/metrics-server.ts
 import { handleMedia } from "./http/media.ts";
 import { traceRequest } from "./http/request-trace.ts";
 import { sharedSubscriptionResults } from "./http/shared-subscription-results.ts";
-import { graphiqlSecurityHeaders, renderOfflineGraphiQL } from "./http/graphiql.ts";
+import { graphiqlPage, renderOfflineGraphiQL } from "./http/graphiql.ts";
 import { createPlaybackGuard } from "./http/playback-guard.ts";
 import { createVideoImageRoute } from "./http/video-images.ts";
 import { PlaybackTokens } from "./http/playback-tokens.ts";
@@ -224,7 +224,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       ...graphqlSecurityPlugins(env, () => limiter),
       liveCredentials.plugin(),
       sharedSubscriptionResults(),
-      graphiqlSecurityHeaders(),
+      graphiqlPage(),
       ...(env.METRICS_PORT === undefined ? [] : graphqlMetricsPlugins()),
     ],
     graphqlEndpoint: "/graphql",

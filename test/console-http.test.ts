@@ -4,12 +4,28 @@ import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
+import { get } from "node:http";
+import { brotliDecompressSync, gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CONSOLE_DIST } from "../src/http/console.ts";
+import { preferredEncoding } from "../src/http/content-encoding.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { buildConsole } from "./support/console.ts";
 
 const run = promisify(execFile);
+
+/** A GET with exactly these headers (fetch would ask for and undo compression itself): status, headers, raw body. */
+function rawGet(url: string, headers: Record<string, string>) {
+  return new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }>(
+    (resolve, reject) => {
+      get(url, { headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
+      }).on("error", reject);
+    },
+  );
+}
 
 describe("the console's HTTP serving (src/http/console.ts) beside the API's routes", () => {
   let t: TestApp;
@@ -116,5 +132,56 @@ describe("the console's HTTP serving (src/http/console.ts) beside the API's rout
     // GraphQL answers (JSON) are not given the page's policy.
     const answer = await fetch(`${t.url}/graphql?query=${encodeURIComponent("{ __typename }")}`);
     expect(answer.headers.get("content-security-policy")).toBeNull();
+  });
+
+  it("sends the console's files and GraphiQL's page compressed to a browser that takes brotli or gzip", async () => {
+    const hls = (await readdir(`${CONSOLE_DIST}static`)).find((f) => /^hls-.*\.js$/.test(f))!;
+    const plain = await readFile(`${CONSOLE_DIST}static/${hls}`);
+    const br = await rawGet(`${t.url}/static/${hls}`, { "accept-encoding": "gzip, deflate, br" });
+    expect(br.headers["content-encoding"]).toBe("br");
+    expect(br.headers.vary).toBe("accept-encoding");
+    expect(Number(br.headers["content-length"])).toBe(br.body.length);
+    expect(brotliDecompressSync(br.body).equals(plain)).toBe(true);
+    // hls.js: about 578 kB as it is, under a third of it sent.
+    expect(br.body.length).toBeLessThan(plain.length / 3);
+    const gz = await rawGet(`${t.url}/static/${hls}`, { "accept-encoding": "gzip" });
+    expect(gz.headers["content-encoding"]).toBe("gzip");
+    expect(gunzipSync(gz.body).equals(plain)).toBe(true);
+    for (const refused of [{}, { "accept-encoding": "br;q=0, gzip;q=0" }, { "accept-encoding": "identity" }]) {
+      const res = await rawGet(`${t.url}/static/${hls}`, refused);
+      expect(res.headers["content-encoding"]).toBeUndefined();
+      expect(res.body.equals(plain)).toBe(true);
+    }
+
+    const page = await rawGet(`${t.url}/graphql`, { accept: "text/html", "accept-encoding": "br" });
+    expect(page.status).toBe(200);
+    expect(page.headers["content-encoding"]).toBe("br");
+    expect(page.headers["content-security-policy"]).toContain("frame-ancestors 'none'");
+    const html = brotliDecompressSync(page.body).toString("utf8");
+    expect(html).toContain("YogaGraphiQL.renderYogaGraphiQL");
+    // About 9 MB of HTML; under a quarter of it on the wire.
+    expect(page.body.length).toBeLessThan(html.length / 4);
+    const gzPage = await rawGet(`${t.url}/graphql`, { accept: "text/html", "accept-encoding": "gzip" });
+    expect(gunzipSync(gzPage.body).toString("utf8")).toBe(html);
+    const plainPage = await rawGet(`${t.url}/graphql`, { accept: "text/html" });
+    expect(plainPage.headers["content-encoding"]).toBeUndefined();
+    expect(plainPage.body.toString("utf8")).toBe(html);
+  });
+
+  it("reads Accept-Encoding by its weights, case-insensitively, and refuses what it does not name", () => {
+    expect(preferredEncoding("gzip, deflate, br")).toBe("br");
+    expect(preferredEncoding("GZIP, BR")).toBe("br");
+    expect(preferredEncoding("gzip;q=0.8, br;q=0.5")).toBe("gzip");
+    expect(preferredEncoding("br;q=0, gzip")).toBe("gzip");
+    expect(preferredEncoding(" br ; q=0 , gzip ; q=0 ")).toBeNull();
+    expect(preferredEncoding("*")).toBe("br");
+    expect(preferredEncoding("*, br;q=0")).toBe("gzip");
+    expect(preferredEncoding("deflate, identity")).toBeNull();
+    expect(preferredEncoding("br;q=abc")).toBeNull();
+    expect(preferredEncoding("")).toBeNull();
+    expect(preferredEncoding(null)).toBeNull();
+    expect(preferredEncoding("gzip", ["br"])).toBeNull();
+    // A hostile header costs a bounded read: past 1000 characters it is not read at all.
+    expect(preferredEncoding(`${",".repeat(100_000)}br`)).toBeNull();
   });
 });

@@ -3,6 +3,7 @@ import { readFile, stat } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { ENCODED_SUFFIX, isCompressible, preferredEncoding } from "./content-encoding.ts";
 
 /** Where `npm run build:console` (console/build.ts) puts the built console. */
 export const CONSOLE_DIST = fileURLToPath(new URL("../../console/dist/", import.meta.url));
@@ -98,16 +99,24 @@ export function createConsoleHandler(options: ConsoleOptions) {
       res.end("Not found\n");
       return;
     }
+    // The build's brotli or gzip copy (console/build.ts), when the browser takes it.
+    const compressible = isCompressible(name);
+    const encoding = compressible ? preferredEncoding(req.headers["accept-encoding"]) : null;
+    const encodedFile = encoding ? file + ENCODED_SUFFIX[encoding] : null;
+    const encodedInfo = encodedFile ? await stat(encodedFile).catch(() => null) : null;
+    const sent = encodedInfo?.isFile() ? encodedFile! : file;
     res.writeHead(200, {
       "content-type": type!,
-      "content-length": info.size,
+      "content-length": sent === file ? info.size : encodedInfo!.size,
+      ...(sent === file ? {} : { "content-encoding": encoding! }),
+      ...(compressible ? { vary: "accept-encoding" } : {}),
       // Vite puts a content hash in every name under static/.
       "cache-control": "public, max-age=31536000, immutable",
       "x-content-type-options": "nosniff",
     });
     if (req.method === "HEAD") return void res.end();
     await new Promise<void>((resolve, reject) => {
-      createReadStream(file).on("error", reject).pipe(res).on("finish", resolve).on("error", reject);
+      createReadStream(sent).on("error", reject).pipe(res).on("finish", resolve).on("error", reject);
     });
   }
 }
