@@ -3,12 +3,13 @@ import { fileURLToPath } from "node:url";
 import { build } from "vite";
 import { CONSOLE_DIST } from "../src/http/console.ts";
 import { precompressDir } from "../src/http/content-encoding.ts";
+import { writeGraphiQLAssets } from "../src/http/graphiql.ts";
 
 const CONSOLE_ROOT = fileURLToPath(new URL(".", import.meta.url));
 
 /**
  * Builds the console with Vite: hashed files under `dist/static/` (cached for a year by the API),
- * each text file with a brotli and a gzip copy beside it (`.br`, `.gz`) that the API sends to
+ * GraphiQL's files among them (src/http/graphiql.ts), each text file with a brotli and a gzip copy beside it (`.br`, `.gz`) that the API sends to
  * browsers that accept them, and `dist/index.html` (never cached). False when the sources are
  * absent (a Docker stage that has only package.json).
  */
@@ -34,6 +35,7 @@ export async function buildConsole(): Promise<boolean> {
       target: "es2022",
     },
   });
+  await writeGraphiQLAssets(`${CONSOLE_DIST}static`);
   await precompressDir(`${CONSOLE_DIST}static`);
   return true;
 }

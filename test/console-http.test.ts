@@ -115,57 +115,79 @@ describe("the console's HTTP serving (src/http/console.ts) beside the API's rout
     }
   });
 
-  it("GraphiQL comes from the npm package (no CDN) and presets the console's credential", async () => {
+  it("GraphiQL comes from the npm package (no CDN) as the build's hashed files, presets the console's credential, and runs no inline script", async () => {
     const res = await fetch(`${t.url}/graphql`, { headers: { accept: "text/html" } });
     expect(res.status).toBe(200);
     const html = await res.text();
-    expect(html).toContain("YogaGraphiQL.renderYogaGraphiQL");
-    expect(html).not.toMatch(/<script[^>]+src=["']https?:/);
-    expect(html).not.toMatch(/unpkg\.com|jsdelivr|cdnjs/);
-    expect(html).toContain('sessionStorage.getItem("videograph.authorization")');
-    // Same origin as the console: no other site may frame it, and it talks to this origin only.
+    // A small page naming its files, each served from /static/ like the console's.
+    expect(html.length).toBeLessThan(4000);
+    const scripts = [...html.matchAll(/<script src="(\/static\/[\w.-]+\.js)"><\/script>/g)].map((m) => m[1]!);
+    expect(scripts).toHaveLength(3);
+    expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/);
+    expect(html).not.toMatch(/https?:\/\//);
+    const [boot = "", bundle, start] = await Promise.all(
+      scripts.map(async (src) => (await fetch(`${t.url}${src}`)).text()),
+    );
+    expect(boot).toContain('sessionStorage.getItem("videograph.authorization")');
+    expect(bundle).toContain("renderYogaGraphiQL");
+    expect(start).toContain("YogaGraphiQL.renderYogaGraphiQL");
+    expect(
+      JSON.parse(
+        html
+          .match(/data-options="([^"]*)"/)![1]!
+          .replaceAll("&quot;", '"')
+          .replaceAll("&amp;", "&"),
+      ),
+    ).toMatchObject({
+      subscriptionsProtocol: "SSE",
+      defaultQuery: expect.stringContaining("query NewestVideos"),
+    });
+    // Monaco's workers: same-origin files the boot script names.
+    for (const worker of boot.match(/\/static\/graphiql-[\w-]+-worker-[\w]+\.js/g)!) {
+      expect((await fetch(`${t.url}${worker}`)).status).toBe(200);
+    }
+    // Same origin as the console: no other site may frame it, it talks to this origin only, and no
+    // inline script runs.
     const csp = res.headers.get("content-security-policy") ?? "";
     expect(csp).toContain("frame-ancestors 'none'");
     expect(csp).toContain("connect-src 'self'");
     expect(csp).toContain("default-src 'none'");
+    expect(csp).toContain("script-src 'self';");
     expect(res.headers.get("x-content-type-options")).toBe("nosniff");
     // GraphQL answers (JSON) are not given the page's policy.
     const answer = await fetch(`${t.url}/graphql?query=${encodeURIComponent("{ __typename }")}`);
     expect(answer.headers.get("content-security-policy")).toBeNull();
   });
 
-  it("sends the console's files and GraphiQL's page compressed to a browser that takes brotli or gzip", async () => {
-    const hls = (await readdir(`${CONSOLE_DIST}static`)).find((f) => /^hls-.*\.js$/.test(f))!;
-    const plain = await readFile(`${CONSOLE_DIST}static/${hls}`);
-    const br = await rawGet(`${t.url}/static/${hls}`, { "accept-encoding": "gzip, deflate, br" });
-    expect(br.headers["content-encoding"]).toBe("br");
-    expect(br.headers.vary).toBe("accept-encoding");
-    expect(Number(br.headers["content-length"])).toBe(br.body.length);
-    expect(brotliDecompressSync(br.body).equals(plain)).toBe(true);
-    // hls.js: about 578 kB as it is, under a third of it sent.
-    expect(br.body.length).toBeLessThan(plain.length / 3);
-    const gz = await rawGet(`${t.url}/static/${hls}`, { "accept-encoding": "gzip" });
-    expect(gz.headers["content-encoding"]).toBe("gzip");
-    expect(gunzipSync(gz.body).equals(plain)).toBe(true);
-    for (const refused of [{}, { "accept-encoding": "br;q=0, gzip;q=0" }, { "accept-encoding": "identity" }]) {
-      const res = await rawGet(`${t.url}/static/${hls}`, refused);
-      expect(res.headers["content-encoding"]).toBeUndefined();
-      expect(res.body.equals(plain)).toBe(true);
+  it("sends the console's files and GraphiQL's compressed to a browser that takes brotli or gzip", async () => {
+    for (const pattern of [/^hls-.*\.js$/, /^graphiql-[\w]+\.js$/]) {
+      const name = (await readdir(`${CONSOLE_DIST}static`)).find((f) => pattern.test(f))!;
+      const plain = await readFile(`${CONSOLE_DIST}static/${name}`);
+      const br = await rawGet(`${t.url}/static/${name}`, { "accept-encoding": "gzip, deflate, br" });
+      expect(br.headers["content-encoding"]).toBe("br");
+      expect(br.headers.vary).toBe("accept-encoding");
+      expect(Number(br.headers["content-length"])).toBe(br.body.length);
+      expect(brotliDecompressSync(br.body).equals(plain)).toBe(true);
+      // hls.js (578 kB) and GraphiQL's bundle (5 MB): under a third of it sent.
+      expect(br.body.length).toBeLessThan(plain.length / 3);
+      const gz = await rawGet(`${t.url}/static/${name}`, { "accept-encoding": "gzip" });
+      expect(gz.headers["content-encoding"]).toBe("gzip");
+      expect(gunzipSync(gz.body).equals(plain)).toBe(true);
+      const refusals: Record<string, string>[] = [
+        {},
+        { "accept-encoding": "br;q=0, gzip;q=0" },
+        { "accept-encoding": "identity" },
+      ];
+      for (const refused of refusals) {
+        const res = await rawGet(`${t.url}/static/${name}`, refused);
+        expect(res.headers["content-encoding"]).toBeUndefined();
+        expect(res.body.equals(plain)).toBe(true);
+      }
     }
-
     const page = await rawGet(`${t.url}/graphql`, { accept: "text/html", "accept-encoding": "br" });
-    expect(page.status).toBe(200);
     expect(page.headers["content-encoding"]).toBe("br");
-    expect(page.headers["content-security-policy"]).toContain("frame-ancestors 'none'");
-    const html = brotliDecompressSync(page.body).toString("utf8");
-    expect(html).toContain("YogaGraphiQL.renderYogaGraphiQL");
-    // About 9 MB of HTML; under a quarter of it on the wire.
-    expect(page.body.length).toBeLessThan(html.length / 4);
-    const gzPage = await rawGet(`${t.url}/graphql`, { accept: "text/html", "accept-encoding": "gzip" });
-    expect(gunzipSync(gzPage.body).toString("utf8")).toBe(html);
     const plainPage = await rawGet(`${t.url}/graphql`, { accept: "text/html" });
-    expect(plainPage.headers["content-encoding"]).toBeUndefined();
-    expect(plainPage.body.toString("utf8")).toBe(html);
+    expect(brotliDecompressSync(page.body).equals(plainPage.body)).toBe(true);
   });
 
   it("reads Accept-Encoding by its weights, case-insensitively, and refuses what it does not name", () => {

@@ -1,5 +1,8 @@
-import { renderGraphiQL } from "@graphql-yoga/render-graphiql";
+import { createHash } from "node:crypto";
+import { readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
 import type { GraphiQLOptions, Plugin } from "graphql-yoga";
+import { CONSOLE_DIST } from "./console.ts";
 import { compressBoth, type ContentEncoding, preferredEncoding } from "./content-encoding.ts";
 
 /** The sessionStorage entry where the console keeps the signed-in credential (console/src/session.ts). */
@@ -9,8 +12,7 @@ const CONSOLE_CREDENTIAL_KEY = "videograph.authorization";
  * Runs before GraphiQL's bundle: when the tab is signed in to the console (same origin, same tab,
  * so the same sessionStorage), GraphiQL starts with that credential in its headers editor.
  */
-const PRESET_HEADERS = `<script>
-(() => {
+const PRESET_HEADERS = `(() => {
   const authorization = sessionStorage.getItem(${JSON.stringify(CONSOLE_CREDENTIAL_KEY)});
   if (!authorization) return;
   let bundle;
@@ -22,8 +24,7 @@ const PRESET_HEADERS = `<script>
         bundle.renderYogaGraphiQL(root, { ...options, headers: JSON.stringify({ authorization }) }) };
     },
   });
-})();
-</script>`;
+})();`;
 
 const DEFAULT_QUERY = `# The tenant's newest videos. Sign in to the console (/) first, in this tab, and the key is in
 # the headers below; else add {"authorization": "Bearer vg_…"}. The schema is in the Docs pane.
@@ -34,28 +35,132 @@ query NewestVideos {
 }
 `;
 
-/**
- * GraphiQL from the npm package (no CDN, so it works offline), with the console's credential in
- * its headers.
- */
-export function renderOfflineGraphiQL(options?: GraphiQLOptions): string {
-  const key = JSON.stringify(options ?? null);
-  let page = renderedPages.get(key);
-  if (page === undefined) {
-    page = renderGraphiQL({ defaultQuery: DEFAULT_QUERY, ...options }).replace("<head>", `<head>${PRESET_HEADERS}`);
-    renderedPages.set(key, page);
-  }
-  return page;
+/** What `writeGraphiQLAssets` wrote into the console's static files: each a hashed file name. */
+interface GraphiQLAssets {
+  css: string;
+  favicon: string;
+  /** In page order: the boot script (credential, workers), the bundle, the start script. */
+  scripts: [string, string, string];
 }
 
-/** The page for each set of options (one in practice): rendered once, about 9 MB of HTML. */
-const renderedPages = new Map<string, string>();
-/** Each rendered page, compressed once (about 1.9 MB brotli, 2.4 MB gzip), keyed by its HTML. */
+/** Where the build writes the asset names, beside the console's index.html. */
+const MANIFEST = path.join(CONSOLE_DIST, "graphiql.json");
+
+/**
+ * Writes GraphiQL (the `@graphql-yoga/render-graphiql` package's bundle, styles, Monaco's workers
+ * and icon) into `staticDir` as hashed files, which the API serves like the console's (immutable,
+ * precompressed), and their names into the manifest. The page then is a few hundred bytes that
+ * names them: the browser compiles the 5 MB bundle while it downloads, keeps the compiled code for
+ * the next visit, and the page runs no inline script. Run by the console's build.
+ */
+export async function writeGraphiQLAssets(staticDir: string): Promise<void> {
+  const { css, editorWorkerService, favicon, graphqlWorker, js, jsonWorker } = await import(
+    "@graphql-yoga/render-graphiql/graphiql"
+  );
+  const write = async (stem: string, extension: string, body: string | Buffer) => {
+    const name = `${stem}-${createHash("sha256").update(body).digest("hex").slice(0, 10)}${extension}`;
+    await writeFile(path.join(staticDir, name), body);
+    return `/static/${name}`;
+  };
+  const workers = {
+    editorWorkerService: await write("graphiql-editor-worker", ".js", editorWorkerService),
+    json: await write("graphiql-json-worker", ".js", jsonWorker),
+    graphql: await write("graphiql-graphql-worker", ".js", graphqlWorker),
+  };
+  const boot = `${PRESET_HEADERS}
+self.MonacoEnvironment = {
+  globalAPI: false,
+  getWorkerUrl: (moduleId, label) => (${JSON.stringify(workers)})[label],
+};`;
+  const start = `YogaGraphiQL.renderYogaGraphiQL(
+  document.getElementById("root"),
+  JSON.parse(document.getElementById("root").dataset.options),
+);`;
+  const icon = Buffer.from(favicon.slice(favicon.indexOf(",") + 1), "base64");
+  const assets: GraphiQLAssets = {
+    css: await write("graphiql", ".css", css),
+    favicon: await write("graphiql-icon", ".ico", icon),
+    scripts: [
+      await write("graphiql-boot", ".js", boot),
+      await write("graphiql", ".js", js),
+      await write("graphiql-start", ".js", start),
+    ],
+  };
+  await writeFile(MANIFEST, JSON.stringify(assets));
+}
+
+/** Text for an HTML attribute value in double quotes. */
+function attribute(text: string): string {
+  return text.replaceAll("&", "&amp;").replaceAll('"', "&quot;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
+}
+
+let assetsRead: Promise<GraphiQLAssets | null> | null = null;
+/** Whether the page names its assets (the console is built) or is the package's inline page. */
+let inlinePage = false;
+
+/**
+ * GraphiQL from the npm package (no CDN, so it works offline), with the console's credential in
+ * its headers: a small page that loads the build's hashed files; where the console was not built,
+ * the package's own page with everything inline.
+ */
+export async function renderOfflineGraphiQL(options?: GraphiQLOptions): Promise<string> {
+  assetsRead ??= readFile(MANIFEST, "utf8")
+    .then((text) => JSON.parse(text) as GraphiQLAssets)
+    .catch(() => null);
+  const assets = await assetsRead;
+  const settings = { defaultQuery: DEFAULT_QUERY, ...options };
+  if (!assets) {
+    inlinePage = true;
+    const { renderGraphiQL } = await import("@graphql-yoga/render-graphiql");
+    return renderGraphiQL(settings).replace("<head>", `<head><script>${PRESET_HEADERS}</script>`);
+  }
+  inlinePage = false;
+  const title = settings.title || "GraphiQL · videograph";
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${attribute(title)}</title>
+<link rel="icon" href="${assets.favicon}">
+<link rel="stylesheet" href="${assets.css}">
+</head>
+<body id="body" class="no-focus-outline">
+<noscript>You need to enable JavaScript to run GraphiQL.</noscript>
+<div id="root" data-options="${attribute(JSON.stringify(settings))}"></div>
+${assets.scripts.map((src) => `<script src="${src}"></script>`).join("\n")}
+</body>
+</html>
+`;
+}
+
+/**
+ * Content-Security-Policy of the GraphiQL page: the console's policy (nothing from another origin,
+ * no framing, no forms, requests only to this origin), with inline styles, which GraphiQL's editor
+ * sets as it runs. The page the package renders inline (no console build) needs inline scripts too.
+ */
+function graphiqlContentSecurityPolicy(): string {
+  return [
+    "default-src 'none'",
+    `script-src 'self'${inlinePage ? " 'unsafe-inline'" : ""}`,
+    "style-src 'self' 'unsafe-inline'",
+    "img-src 'self' data: blob:",
+    "font-src 'self' data:",
+    "connect-src 'self'",
+    "worker-src 'self' blob:",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join("; ");
+}
+
+/** Each page, compressed once, keyed by its HTML (the inline page is about 9 MB: 1.9 MB brotli). */
 const encodedPages = new Map<string, Promise<Record<ContentEncoding, Buffer>>>();
 
 function encodedPage(html: string): Promise<Record<ContentEncoding, Buffer>> {
   let encoded = encodedPages.get(html);
   if (!encoded) {
+    if (encodedPages.size >= 8) encodedPages.clear();
     encoded = compressBoth(Buffer.from(html), "runtime");
     encodedPages.set(html, encoded);
   }
@@ -63,33 +168,14 @@ function encodedPage(html: string): Promise<Record<ContentEncoding, Buffer>> {
 }
 
 /**
- * Content-Security-Policy of the GraphiQL page. GraphiQL's page is one HTML file of inline
- * scripts and styles (the npm package's bundle), so unlike the console it needs 'unsafe-inline';
- * the rest is the console's policy: nothing from another origin, no framing, no forms, and
- * requests only to this origin.
- */
-const GRAPHIQL_CONTENT_SECURITY_POLICY = [
-  "default-src 'none'",
-  "script-src 'self' 'unsafe-inline'",
-  "style-src 'self' 'unsafe-inline'",
-  "img-src 'self' data: blob:",
-  "font-src 'self' data:",
-  "connect-src 'self'",
-  "worker-src 'self' blob:",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join("; ");
-
-/**
- * Sends GraphiQL's page (yoga's only HTML answer on /graphql) with the console's security headers,
- * compressed (brotli or gzip, made once per page) for a browser that takes it.
+ * Sends GraphiQL's page (yoga's only HTML answer on /graphql) with its security headers, compressed
+ * (brotli or gzip, made once per page) for a browser that takes it.
  */
 export function graphiqlPage(): Plugin {
   return {
     async onResponse({ request, response, setResponse }) {
       if (!response.headers.get("content-type")?.startsWith("text/html")) return;
-      response.headers.set("content-security-policy", GRAPHIQL_CONTENT_SECURITY_POLICY);
+      response.headers.set("content-security-policy", graphiqlContentSecurityPolicy());
       response.headers.set("x-content-type-options", "nosniff");
       response.headers.set("referrer-policy", "no-referrer");
       response.headers.set("vary", "accept-encoding");
