@@ -2,7 +2,7 @@ import { builder } from "../builder.ts";
 import { CMS_LIMITS, cmsFieldsOf } from "../videos/cms-fields.ts";
 
 /** One key and its value of a video's metadata. */
-export interface MetadataEntryShape {
+interface MetadataEntryShape {
   key: string;
   value: string;
 }

@@ -107,7 +107,9 @@ const VideoFilterInput = builder.inputType("VideoFilter", {
   description: "Conditions on a tenant's videos; every one given must hold.",
   fields: (t) => ({
     titleContains: t.string({
-      description: `A part of the title, any case (1 to ${CMS_LIMITS.titleSearchLength} characters; % and _ are literal).`,
+      description:
+        `A part of the title, any case: at most ${CMS_LIMITS.titleSearchLength} characters, with at least 3 letters ` +
+        "or digits in a row; % and _ are literal.",
     }),
     tags: t.stringList({ description: "Videos with every one of these tags (normalized as tags are stored)." }),
     metadata: t.field({
