@@ -18,12 +18,13 @@ const USAGE = `usage: npm run bench:search -- [--videos=N] [--runs=R] [--explain
 Creates a throw-away database on DATABASE_URL's server (default postgresql://postgres@127.0.0.1:5432/postgres),
 applies the migrations, seeds N videos for one tenant (and N/10 for another) with generate_series, and
 times a first page of 20 for each filter, R runs each (p50, p95). --explain prints each query's plan.
-Defaults: 1,000,000 videos, 30 runs. The database is dropped at the end.`;
+Defaults: 1,000,000 videos, 30 runs. The database is dropped at the end, unless --keep (its name is printed).`;
 const { values: flags } = parseCommandLine(USAGE, {
   options: {
     videos: { type: "string", default: "1000000" },
     runs: { type: "string", default: "30" },
     explain: { type: "boolean", default: false },
+    keep: { type: "boolean", default: false },
   },
 });
 const videos = Number(flags.videos);
@@ -228,6 +229,7 @@ try {
   }
 } finally {
   await db.$disconnect();
-  await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+  if (flags.keep) console.log(`Kept the database ${name}.`);
+  else await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
   await admin.end();
 }
