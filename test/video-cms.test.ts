@@ -45,7 +45,8 @@ describe("CMS data on videos (description, metadata, tags, externalId) through t
   let keyB: string;
 
   beforeAll(async () => {
-    t = await startTestApp({ worker: false });
+    // Every refused create is charged too: 18 refusals × 4 mutations pass the default 300 points a minute.
+    t = await startTestApp({ worker: false, env: { RATE_LIMIT_MUTATIONS_PER_MINUTE: "100000" } });
     keyB = `Bearer ${await tenantKeySecret(t.app.services.db, "tenant-b", ["videos:read", "videos:write"], "b")}`;
   });
   afterAll(() => t?.stop());
@@ -294,6 +295,16 @@ data.video has it, and no NOTIFY carries it`, async () => {
       });
     }
     expect(delivered.find((d) => d.type === "video.ready")!.data.video).toMatchObject({ status: "READY" });
+
+    // A clip of it has none of its CMS data; a clip asked with its externalId is that video, not a clip.
+    const CLIP = `mutation($input: CreateClipInput!) { createClip(input: $input) {
+      __typename ... on CreateClipSuccess { video { id source ${CMS_FIELDS} } } } }`;
+    const cut = (await t.gql(CLIP, { input: { sourceVideoId: id, start: 0, end: 1 } })).data.createClip;
+    expect(cut.video).toMatchObject({ source: "CLIP", description: null, externalId: null, tags: [], metadata: [] });
+    const same = (await t.gql(CLIP, { input: { sourceVideoId: id, start: 0, end: 1, externalId: "cms-hooked" } })).data
+      .createClip;
+    expect(same.video).toMatchObject({ id, source: "UPLOAD", externalId: "cms-hooked" });
+    await t.gql(`mutation($id: ID!) { cancelVideo(id: $id) { __typename } }`, { id: cut.video.id });
 
     // The events went through the fan-out's NOTIFYs, which name the video but not its CMS data.
     const sent = notifications.join("\n");
