@@ -130,6 +130,7 @@ describe("CMS data on videos (description, metadata, tags, externalId) through t
     ["a metadata key over 64 characters", { metadata: entries({ ["k".repeat(65)]: "v" }) }, "metadata", /1 to 64/],
     ["an empty metadata key", { metadata: [{ key: "", value: "v" }] }, "metadata", /1 to 64/],
     ["a metadata key with a space", { metadata: entries({ "a b": "v" }) }, "metadata", /letters, digits/],
+    ["the metadata key __proto__", { metadata: [{ key: "__proto__", value: "x" }] }, "metadata", /reserved/],
     ["a metadata key given twice", { metadata: [...entries({ a: "1" }), ...entries({ a: "2" })] }, "metadata", /twice/],
     ["a metadata value over 1024 characters", { metadata: entries({ a: "v".repeat(1025) }) }, "metadata", /1024/],
     ["metadata over 16 KiB in all", { metadata: entries(heavy) }, "metadata", /16384 bytes/],

@@ -118,6 +118,8 @@ export function validMetadata(entries: readonly { key: string; value: string }[]
       }
     }
     if (Object.hasOwn(metadata, key)) throw new ValidationError("metadata", `Metadata key "${key}" is given twice`);
+    // JSON libraries (Prisma's included) drop it silently: refused rather than lost.
+    if (key === "__proto__") throw new ValidationError("metadata", "The metadata key __proto__ is reserved");
     metadata[key] = plainText("metadata", value);
   }
   return { ...metadata };
@@ -162,9 +164,10 @@ export function validExternalId(raw: string | null, field = "externalId"): strin
 /** The metadata a row holds, or none when it holds something else. */
 export function storedMetadata(value: Prisma.JsonValue): VideoMetadata {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return {};
-  const metadata: VideoMetadata = {};
-  for (const [key, v] of Object.entries(value)) if (typeof v === "string") metadata[key] = v;
-  return metadata;
+  // fromEntries defines each key, so a key named __proto__ stays a key (an assignment would not).
+  return Object.fromEntries(
+    Object.entries(value).filter((entry): entry is [string, string] => typeof entry[1] === "string"),
+  );
 }
 
 const MAX_CACHED_VERSIONS = 10_000;
