@@ -68,9 +68,16 @@ describe("GraphQL hardening", () => {
   });
 
   it("masks unexpected errors: no internals reach the client", async () => {
-    // A well-formed cursor (Pothos encodes ids as base64 "GPC:S:<id>") whose id is no UUID: Postgres refuses it.
+    // A well-formed cursor of a video's jobs (Pothos encodes ids as base64 "GPC:S:<id>") whose id is no UUID:
+    // Postgres refuses it. The video is made in the database: a createUpload would spend the rate limit's points.
+    await t.app.services.db.video.create({
+      data: { title: "masked", tenant: { connect: { name: "default" } } },
+    });
     const cursor = Buffer.from("GPC:S:not-a-uuid").toString("base64");
-    const res = await t.gql(`query($c: String) { videos(after: $c) { edges { cursor } } }`, { c: cursor });
+    const res = await t.gql(
+      `query($c: String) { videos(first: 1) { edges { node { jobs(after: $c) { edges { cursor } } } } } }`,
+      { c: cursor },
+    );
     expect(res.errors![0]!.message).toBe("Unexpected error.");
     expect(JSON.stringify(res)).not.toMatch(/prisma|postgres|uuid|stack/i);
   });

@@ -63,8 +63,14 @@ export function encoderFigures(event: JobProgressEvent): EncoderFigures {
   return figures;
 }
 
-/** Rows made JSON-safe: dates as ISO strings, byte counts as numbers. */
-export type VideoSnapshot = Omit<Video, "uploadSize" | "uploadedBytes" | DateKeys<Video>> &
+/**
+ * A video's fields a CMS sets (up to 16 KiB of metadata): events leave them out, and a subscriber
+ * that asks for them reads them once per API instance per version of the row (`cmsFieldsOf`).
+ */
+type CmsKeys = "description" | "metadata" | "tags" | "externalId";
+
+/** Rows made JSON-safe: dates as ISO strings, byte counts as numbers; without the CMS's fields. */
+export type VideoSnapshot = Omit<Video, "uploadSize" | "uploadedBytes" | CmsKeys | DateKeys<Video>> &
   JsonDates<Video> & {
     uploadSize: number | null;
     uploadedBytes: number;
@@ -77,8 +83,9 @@ export const TERMINAL_VIDEO_STATUSES: ReadonlySet<VideoStatus> = new Set(["READY
 export const TERMINAL_VARIANT_STATUSES: ReadonlySet<VariantStatus> = new Set(["READY", "FAILED", "SKIPPED"]);
 
 export function videoSnapshot(video: Video): VideoSnapshot {
+  const { description, metadata, tags, externalId, ...rest } = video;
   const uploadSize = video.uploadSize === null ? null : Number(video.uploadSize);
-  return JSON.parse(JSON.stringify({ ...video, uploadSize, uploadedBytes: Number(video.uploadedBytes) }));
+  return JSON.parse(JSON.stringify({ ...rest, uploadSize, uploadedBytes: Number(video.uploadedBytes) }));
 }
 
 export function variantSnapshot(variant: Variant): VariantSnapshot {

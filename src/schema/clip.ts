@@ -60,7 +60,7 @@ builder.mutationFields((t) => ({
       "`start` to `end` through the usual ladder (progress, playable and READY as for an upload). For a clip " +
       "without an encode, add `asset_start_time` and `asset_end_time` to a playback URL instead. The clip has " +
       "the source video's segment format, loudness target and watermark unless it chooses otherwise; static " +
-      "renditions are its own.",
+      "renditions and the CMS's data (description, metadata, tags, externalId) are its own.",
     authScopes: { scope: "videos:write" },
     extensions: mutationWork({ jobs: ["TRANSCODE"] }),
     args: { input: t.arg({ type: CreateClipInput, required: true }) },

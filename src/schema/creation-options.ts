@@ -1,7 +1,9 @@
 import type { InputShapeFromFields } from "@pothos/core";
 import type { builder } from "../builder.ts";
 import type { Context } from "../context.ts";
+import { validDescription, validExternalId, validMetadata, validTags } from "../videos/cms-fields.ts";
 import { type CreationOptions, type InheritedOptions, NEW_VIDEO_DEFAULTS } from "../videos/creation-options.ts";
+import { DESCRIPTION_INPUT, EXTERNAL_ID_INPUT, METADATA_INPUT, MetadataEntryInput, TAGS_INPUT } from "./cms-fields.ts";
 import { LoudnessInput, validLoudness, validWatermark, WatermarkInput } from "./media-filters.ts";
 import { SegmentFormatEnum } from "./segment-format.ts";
 import { STATIC_RENDITIONS_INPUT, StaticRenditionNameEnum } from "./static-rendition.ts";
@@ -41,6 +43,19 @@ export function creationOptionFields<Kind extends "Arg" | "InputObject">(
       type: [StaticRenditionNameEnum],
       description: STATIC_RENDITIONS_INPUT,
     }),
+    description: t.field<"String", false>({
+      type: "String",
+      description: inherits ? `${DESCRIPTION_INPUT} The clip's own (not the source video's).` : DESCRIPTION_INPUT,
+    }),
+    metadata: t.field<[typeof MetadataEntryInput], false>({
+      type: [MetadataEntryInput],
+      description: inherits ? `${METADATA_INPUT} The clip's own (not the source video's).` : METADATA_INPUT,
+    }),
+    tags: t.field<["String"], false>({
+      type: ["String"],
+      description: inherits ? `${TAGS_INPUT} The clip's own (not the source video's).` : TAGS_INPUT,
+    }),
+    externalId: t.field<"String", false>({ type: "String", description: EXTERNAL_ID_INPUT }),
   };
 }
 
@@ -58,6 +73,13 @@ export async function validCreationOptions(
 ): Promise<CreationOptions> {
   const chosen = <T, U>(arg: T | null | undefined, leftOut: U, none: U, valid: (value: T) => U | Promise<U>) =>
     arg === undefined ? leftOut : arg === null ? none : valid(arg);
+  // The tenant's text is checked (lengths first) before anything reads the database.
+  const cms = {
+    description: validDescription(args.description ?? null),
+    metadata: validMetadata(args.metadata ?? null),
+    tags: validTags(args.tags ?? null),
+    externalId: validExternalId(args.externalId ?? null),
+  };
   return {
     segmentFormat: await chosen(args.segmentFormat, defaults.segmentFormat, "TS", (format) => format),
     mediaFilters: {
@@ -67,5 +89,6 @@ export async function validCreationOptions(
       ),
     },
     staticRenditions: args.staticRenditions ?? [],
+    ...cms,
   };
 }

@@ -7,6 +7,7 @@ import "./variant.ts";
 import "./upload.ts";
 import "./video-events.ts";
 import "./video.ts";
+import "./cms-fields.ts";
 import "./segment-format.ts";
 import "./storyboard.ts";
 import "./rendered-video.ts";

@@ -1,13 +1,11 @@
 import { randomBytes } from "node:crypto";
 import { builder } from "../builder.ts";
-import { tenantOf } from "../context.ts";
 import { FileTooLargeError, NotFoundError, ValidationError } from "../errors.ts";
 import type { Video } from "../generated/prisma/client.ts";
 import { completeUpload, queueUploadedVideo } from "../uploads/complete-upload.ts";
 import { sourceKey, videoPrefix } from "../protocol/storage-layout.ts";
 import { UploadTooLargeError } from "../storage/types.ts";
 import { createVideoOnce } from "../videos/create-video-once.ts";
-import { createVideo } from "../videos/creation-options.ts";
 import { findVideoOrThrow } from "../videos/find-video.ts";
 import { validIdempotencyKey, validOrigin, validTitle } from "../videos/input-rules.ts";
 import { creationOptionFields, validCreationOptions } from "./creation-options.ts";
@@ -143,7 +141,10 @@ builder.mutationFields((t) => ({
       if (file.size === 0) throw new ValidationError("file", "The file is empty (0 bytes)");
       if (file.size > ctx.maxUploadBytes) throw new FileTooLargeError(ctx.maxUploadBytes);
       const options = await validCreationOptions(ctx, args);
-      const created = await createVideo(ctx.db, { title: name, tenantId: tenantOf(ctx) }, options);
+      const once = await createVideoOnce(ctx, null, { title: name }, options);
+      // An externalId the tenant has already: that video, and this file is not kept.
+      if (!once.created) return { video: once.video };
+      const created = once.video;
       const key = sourceKey(created.id);
       try {
         await ctx.storage.write(key, file.stream() as unknown as AsyncIterable<Uint8Array>, {

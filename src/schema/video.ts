@@ -1,3 +1,5 @@
+import { queryFromInfo } from "@pothos/plugin-prisma";
+import { GraphQLError } from "graphql";
 import { builder } from "../builder.ts";
 import { tenantOf } from "../context.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
@@ -8,7 +10,11 @@ import { isUuid } from "../ids.ts";
 import { cancelVideo, tellWorkersToCancel } from "../jobs/cancel.ts";
 import { videoPrefix } from "../protocol/storage-layout.ts";
 import { deleteVideoRow } from "../thumbnails/image-cache-budget.ts";
+import { CMS_LIMITS, validDescription, validExternalId, validMetadata, validTags } from "../videos/cms-fields.ts";
+import { validTitle } from "../videos/input-rules.ts";
 import { findVideoOrThrow } from "../videos/find-video.ts";
+import { findVideoPage, type VideoOrder, videoCursor } from "../videos/video-search.ts";
+import { DESCRIPTION_INPUT, METADATA_INPUT, MetadataEntryInput, TAGS_INPUT } from "./cms-fields.ts";
 import { mediaUrl } from "./urls.ts";
 import { mutationWork } from "../jobs/mutation-work.ts";
 
@@ -88,6 +94,36 @@ export const VideoRef = builder.prismaObject("Video", {
   }),
 });
 
+const VideoOrderEnum = builder.enumType("VideoOrder", {
+  values: {
+    CREATED_AT_DESC: { description: "Newest first." },
+    CREATED_AT_ASC: { description: "Oldest first." },
+    TITLE_ASC: { description: "By title, A to Z (the database's collation), then by id." },
+    TITLE_DESC: { description: "By title, Z to A, then by id." },
+  } satisfies Record<VideoOrder, { description: string }>,
+});
+
+const VideoFilterInput = builder.inputType("VideoFilter", {
+  description: "Conditions on a tenant's videos; every one given must hold.",
+  fields: (t) => ({
+    titleContains: t.string({
+      description:
+        `A part of the title, any case: at most ${CMS_LIMITS.titleSearchLength} characters, with at least 3 letters ` +
+        "or digits in a row; % and _ are literal.",
+    }),
+    tags: t.stringList({ description: "Videos with every one of these tags (normalized as tags are stored)." }),
+    metadata: t.field({
+      type: [MetadataEntryInput],
+      description: "Videos whose metadata has every one of these keys with exactly this value.",
+    }),
+    externalId: t.string({ description: "The video with this externalId." }),
+    status: t.field({ type: VideoStatusEnum }),
+    source: t.field({ type: VideoSourceEnum }),
+    createdFrom: t.field({ type: "DateTime", description: "Created at or after this instant." }),
+    createdBefore: t.field({ type: "DateTime", description: "Created before this instant." }),
+  }),
+});
+
 builder.queryFields((t) => ({
   video: t.prismaField({
     type: VideoRef,
@@ -100,20 +136,74 @@ builder.queryFields((t) => ({
         ? ctx.db.video.findFirst({ ...query, where: { id: String(id), tenantId: tenantOf(ctx) } })
         : null,
   }),
-  videos: t.prismaConnection({
+  videos: t.connection({
     type: VideoRef,
-    cursor: "id",
-    description: "The caller's tenant's videos, newest first.",
+    description:
+      "The caller's tenant's videos that match every filter given, newest first unless `orderBy` says otherwise. " +
+      "Cursors are keysets (the sort key and the id): pages stay in place while videos are added.",
     authScopes: { scope: "videos:read" },
-    args: { status: t.arg({ type: VideoStatusEnum }) },
-    resolve: (query, _root, args, ctx) =>
-      ctx.db.video.findMany({
-        ...query,
-        where: { tenantId: tenantOf(ctx), ...(args.status ? { status: args.status } : {}) },
-        orderBy: [{ createdAt: "desc" }, { id: "desc" }],
-      }),
+    args: {
+      status: t.arg({ type: VideoStatusEnum, description: "Only videos in this state (as `filter.status`)." }),
+      filter: t.arg({ type: VideoFilterInput }),
+      orderBy: t.arg({ type: VideoOrderEnum, description: "Default CREATED_AT_DESC." }),
+    },
+    resolve: async (_root, args, ctx, info) => {
+      const order = args.orderBy ?? "CREATED_AT_DESC";
+      const filter = args.filter ?? {};
+      let page: Awaited<ReturnType<typeof findVideoPage>>;
+      try {
+        page = await findVideoPage(
+          ctx.db,
+          tenantOf(ctx),
+          { ...filter, status: filter.status ?? args.status },
+          order,
+          args,
+        );
+      } catch (err) {
+        if (!(err instanceof ValidationError)) throw err;
+        throw new GraphQLError(err.message, { extensions: { code: "BAD_USER_INPUT", field: err.field } });
+      }
+      const rows = await ctx.db.video.findMany({
+        ...queryFromInfo({ context: ctx, info, typeName: "Video", path: ["edges", "node"] }),
+        where: { id: { in: page.ids }, tenantId: tenantOf(ctx) },
+      });
+      const byId = new Map(rows.map((row) => [row.id, row]));
+      const edges = page.ids.flatMap((id) => {
+        const node = byId.get(id);
+        return node ? [{ cursor: videoCursor(order, node), node }] : [];
+      });
+      return {
+        edges,
+        pageInfo: {
+          hasNextPage: page.hasNextPage,
+          hasPreviousPage: page.hasPreviousPage,
+          startCursor: edges[0]?.cursor ?? null,
+          endCursor: edges.at(-1)?.cursor ?? null,
+        },
+      };
+    },
   }),
 }));
+
+const UpdateVideoInput = builder.inputType("UpdateVideoInput", {
+  description:
+    "What a CMS changes on a video: a field left out stays as it is, null clears it (title cannot be cleared). " +
+    "The playback policy is chosen at creation only.",
+  fields: (t) => ({
+    id: t.id({ required: true }),
+    title: t.string({ description: "1 to 300 characters." }),
+    description: t.string({ description: DESCRIPTION_INPUT }),
+    metadata: t.field({ type: [MetadataEntryInput], description: `Replaces the metadata whole. ${METADATA_INPUT}` }),
+    tags: t.stringList({ description: `Replaces the tags. ${TAGS_INPUT}` }),
+    externalId: t.string({
+      description: `The CMS's own id, 1 to ${CMS_LIMITS.externalIdLength} characters, unique in the tenant.`,
+    }),
+  }),
+});
+
+const UpdateVideoSuccess = builder.objectRef<{ video: Video }>("UpdateVideoSuccess").implement({
+  fields: (t) => ({ video: t.field({ type: VideoRef, resolve: (r) => r.video }) }),
+});
 
 const CancelVideoSuccess = builder.objectRef<{ video: Video }>("CancelVideoSuccess").implement({
   fields: (t) => ({ video: t.field({ type: VideoRef, resolve: (r) => r.video }) }),
@@ -124,6 +214,36 @@ const DeleteVideoSuccess = builder.objectRef<{ deletedVideoId: string }>("Delete
 });
 
 builder.mutationFields((t) => ({
+  updateVideo: t.field({
+    type: UpdateVideoSuccess,
+    description:
+      "Changes a video's title and the CMS's data on it (description, metadata, tags, externalId), in any state.",
+    authScopes: { scope: "videos:write" },
+    extensions: mutationWork({ jobs: [] }),
+    args: { input: t.arg({ type: UpdateVideoInput, required: true }) },
+    errors: { types: [ValidationError, NotFoundError], union: { name: "UpdateVideoResult" } },
+    resolve: async (_root, { input }, ctx) => {
+      // The tenant's text is checked (lengths first) before anything reads the database.
+      const changes = {
+        ...(input.title === undefined ? {} : { title: validTitle(input.title) }),
+        ...(input.description === undefined ? {} : { description: validDescription(input.description) }),
+        ...(input.metadata === undefined ? {} : { metadata: validMetadata(input.metadata) }),
+        ...(input.tags === undefined ? {} : { tags: validTags(input.tags) }),
+        ...(input.externalId === undefined ? {} : { externalId: validExternalId(input.externalId) }),
+      };
+      const video = await findVideoOrThrow(ctx, String(input.id));
+      try {
+        return { video: await ctx.db.video.update({ where: { id: video.id }, data: changes }) };
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (code === "P2002") {
+          throw new ValidationError("externalId", "Another video of this tenant has this externalId");
+        }
+        if (code === "P2025") throw new NotFoundError("video", video.id);
+        throw err;
+      }
+    },
+  }),
   cancelVideo: t.field({
     type: CancelVideoSuccess,
     description:

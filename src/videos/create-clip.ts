@@ -3,6 +3,7 @@ import { SourceUnavailableError, ValidationError } from "../errors.ts";
 import type { Video } from "../generated/prisma/client.ts";
 import { announceQueuedJob, createJob } from "../jobs/create-job.ts";
 import { type CreationOptions, createVideo, type InheritedOptions, inheritedOptions } from "./creation-options.ts";
+import { createOnce } from "./create-video-once.ts";
 import { findVideoOrThrow } from "./find-video.ts";
 
 /** A clip shorter than this is a frame or none. */
@@ -58,28 +59,34 @@ export async function createClip(ctx: Context, request: ClipRequest): Promise<Vi
   }
   const options = await request.options(inheritedOptions(source));
   const offset = source.clipStart ?? 0;
-  const video = await ctx.db.$transaction(async (tx) => {
-    const created = await createVideo(
-      tx,
-      {
-        tenantId: tenantOf(ctx),
-        title: request.title ?? `${source.title.slice(0, 293)} (clip)`,
-        playbackPolicy: request.playbackPolicy ?? source.playbackPolicy,
-        source: "CLIP",
-        status: "QUEUED",
-        sourceKey: source.sourceKey,
-        sourceName: source.sourceName,
-        // The video whose source the range is of: a clip of a clip names the first clip's source video.
-        clipOfId: source.clipStart === null ? source.id : source.clipOfId,
-        clipStart: offset + range.start,
-        clipEnd: offset + range.end,
-        uploadedAt: new Date(),
-      },
-      options,
-    );
-    await createJob(tx, { videoId: created.id, kind: "TRANSCODE", input: {}, maxAttempts: ctx.maxAttempts }, ctx.costs);
-    return created;
-  });
-  announceQueuedJob(ctx, video);
+  const { video, created } = await createOnce(ctx, { idempotencyKey: null, externalId: options.externalId }, () =>
+    ctx.db.$transaction(async (tx) => {
+      const created = await createVideo(
+        tx,
+        {
+          tenantId: tenantOf(ctx),
+          title: request.title ?? `${source.title.slice(0, 293)} (clip)`,
+          playbackPolicy: request.playbackPolicy ?? source.playbackPolicy,
+          source: "CLIP",
+          status: "QUEUED",
+          sourceKey: source.sourceKey,
+          sourceName: source.sourceName,
+          // The video whose source the range is of: a clip of a clip names the first clip's source video.
+          clipOfId: source.clipStart === null ? source.id : source.clipOfId,
+          clipStart: offset + range.start,
+          clipEnd: offset + range.end,
+          uploadedAt: new Date(),
+        },
+        options,
+      );
+      await createJob(
+        tx,
+        { videoId: created.id, kind: "TRANSCODE", input: {}, maxAttempts: ctx.maxAttempts },
+        ctx.costs,
+      );
+      return created;
+    }),
+  );
+  if (created) announceQueuedJob(ctx, video);
   return video;
 }

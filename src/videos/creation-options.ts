@@ -1,6 +1,7 @@
 import type { Db } from "../db/client.ts";
 import { Prisma, type SegmentFormat, type StaticRenditionName, type Video } from "../generated/prisma/client.ts";
 import { MediaFilters } from "../protocol/media-filters.ts";
+import type { VideoMetadata } from "./cms-fields.ts";
 
 /**
  * What the creator of a video chooses for it, as the video keeps it: every create mutation takes
@@ -12,10 +13,19 @@ export interface CreationOptions {
   mediaFilters: MediaFilters;
   /** Made once the video is READY; asked for per video, so a clip does not inherit them. */
   staticRenditions: readonly StaticRenditionName[];
+  /** A CMS's data (src/videos/cms-fields.ts): its own per video, so a clip does not inherit it. */
+  description: string | null;
+  metadata: VideoMetadata;
+  tags: readonly string[];
+  /** Unique per tenant: creating with one the tenant has returns that video (create-video-once.ts). */
+  externalId: string | null;
 }
 
 /** The options a clip inherits from the video it is cut from, unless it chooses otherwise. */
-export type InheritedOptions = Omit<CreationOptions, "staticRenditions">;
+export type InheritedOptions = Omit<
+  CreationOptions,
+  "staticRenditions" | "description" | "metadata" | "tags" | "externalId"
+>;
 
 /** What a video made from a new source gets for an option its creator left out. */
 export const NEW_VIDEO_DEFAULTS: InheritedOptions = { segmentFormat: "TS", mediaFilters: {} };
@@ -40,6 +50,10 @@ function creationFields(
     segmentFormat: options.segmentFormat,
     mediaFilters: Object.keys(filters).length > 0 ? filters : Prisma.DbNull,
     staticRenditions: { create: [...new Set(options.staticRenditions)].map((name) => ({ name })) },
+    description: options.description,
+    metadata: { ...options.metadata },
+    tags: [...options.tags],
+    externalId: options.externalId,
   };
 }
 

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Db } from "../db/client.ts";
 import type { Prisma, Video } from "../generated/prisma/client.ts";
+import { storedMetadata } from "../videos/cms-fields.ts";
 
 /** A client or an interactive transaction: events are queued in the transaction that makes them true. */
 type DbClient = Pick<Db, "video" | "webhookEndpoint" | "webhookDelivery">;
@@ -27,7 +28,10 @@ export function webhookEventId(type: WebhookEventType, ...parts: string[]): stri
 }
 
 export interface WebhookEmitter {
-  /** Queues `type` for every enabled endpoint of the video's tenant that wants it. */
+  /**
+   * Queues `type` for every enabled endpoint of the video's tenant that wants it; `data.video` gains
+   * the video's id, externalId, metadata and tags (the rest of `data` is sent as it is).
+   */
   emit(
     client: DbClient,
     videoId: string,
@@ -58,7 +62,10 @@ export function createWebhookEmitter(options: { retryHours: number; onQueued: ()
   return {
     flush: options.onQueued,
     async emit(client, videoId, type, eventId, data) {
-      const video = await client.video.findUnique({ where: { id: videoId }, select: { tenantId: true } });
+      const video = await client.video.findUnique({
+        where: { id: videoId },
+        select: { tenantId: true, externalId: true, metadata: true, tags: true },
+      });
       if (!video) return;
       const endpoints = await client.webhookEndpoint.findMany({
         where: {
@@ -70,7 +77,10 @@ export function createWebhookEmitter(options: { retryHours: number; onQueued: ()
       });
       if (endpoints.length === 0) return;
       const createdAt = new Date();
-      const payload = { id: eventId, type, createdAt: createdAt.toISOString(), data } as Prisma.InputJsonValue;
+      // Every event names its video with the CMS's own id and data, so a receiver needs no query.
+      const cms = { externalId: video.externalId, metadata: storedMetadata(video.metadata), tags: video.tags };
+      const about = { ...data, video: { id: videoId, ...(data.video as Record<string, unknown> | undefined), ...cms } };
+      const payload = { id: eventId, type, createdAt: createdAt.toISOString(), data: about } as Prisma.InputJsonValue;
       await client.webhookDelivery.createMany({
         data: endpoints.map((e) => ({
           eventId,

@@ -1,0 +1,317 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { readFile } from "node:fs/promises";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EVENTS_CHANNEL } from "../src/events/postgres-event-target.ts";
+import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
+import { tenantKeySecret } from "./support/auth.ts";
+import { makeClip } from "./support/media-fixtures.ts";
+import { createUpload } from "./support/uploads.ts";
+
+const CMS_FIELDS = "title description externalId tags metadata { key value }";
+const CREATE_UPLOAD = /* GraphQL */ `
+  mutation($input: CreateUploadInput!) {
+    createUpload(input: $input) {
+      __typename
+      ... on CreateUploadSuccess { uploadUrl video { id ${CMS_FIELDS} } }
+      ... on ValidationError { field message }
+    } }`;
+const FROM_URL = /* GraphQL */ `
+  mutation($input: CreateVideoFromUrlInput!) {
+    createVideoFromUrl(input: $input) {
+      __typename
+      ... on RenderSuccess { video { id source ${CMS_FIELDS} } }
+      ... on ValidationError { field message }
+    } }`;
+const UPDATE = /* GraphQL */ `
+  mutation($input: UpdateVideoInput!) {
+    updateVideo(input: $input) {
+      __typename
+      ... on UpdateVideoSuccess { video { id ${CMS_FIELDS} } }
+      ... on ValidationError { field message }
+      ... on NotFoundError { id }
+    } }`;
+const VIDEO = `query($id: ID!) { video(id: $id) { id ${CMS_FIELDS} } }`;
+const COUNT = `{ videos(first: 100) { edges { node { id } } } }`;
+
+const entries = (metadata: Record<string, string>) => Object.entries(metadata).map(([key, value]) => ({ key, value }));
+
+/** A URL no worker can fetch: the import fails later, the video and its data are made at once. */
+const UNREACHABLE = "https://media.example.invalid/lecture.mp4";
+
+describe("CMS data on videos (description, metadata, tags, externalId) through the public API", () => {
+  let t: TestApp;
+  let keyB: string;
+
+  beforeAll(async () => {
+    // Every refused create is charged too: 18 refusals × 4 mutations pass the default 300 points a minute.
+    t = await startTestApp({ worker: false, env: { RATE_LIMIT_MUTATIONS_PER_MINUTE: "100000" } });
+    keyB = `Bearer ${await tenantKeySecret(t.app.services.db, "tenant-b", ["videos:read", "videos:write"], "b")}`;
+  });
+  afterAll(() => t?.stop());
+
+  it("createUpload and createVideoFromUrl store them; tags are normalized and deduplicated, metadata read by key", async () => {
+    const chosen = {
+      description: "Week 1.\nAlgebra, with examples.",
+      metadata: entries({ lang: "en", course: "alg-101", "cms:rev": "7" }),
+      tags: [" Lecture ", "MATH", "lecture", "Mathé"],
+    };
+    const upload = (await t.gql(CREATE_UPLOAD, { input: { title: "Lecture 1", externalId: "cms-item-1", ...chosen } }))
+      .data.createUpload;
+    expect(upload.__typename).toBe("CreateUploadSuccess");
+    const expected = {
+      title: "Lecture 1",
+      description: "Week 1.\nAlgebra, with examples.",
+      externalId: "cms-item-1",
+      tags: ["lecture", "math", "mathé"],
+      metadata: [
+        { key: "cms:rev", value: "7" },
+        { key: "course", value: "alg-101" },
+        { key: "lang", value: "en" },
+      ],
+    };
+    expect(upload.video).toMatchObject(expected);
+    expect((await t.gql(VIDEO, { id: upload.video.id })).data.video).toMatchObject(expected);
+
+    const imported = (
+      await t.gql(FROM_URL, { input: { url: UNREACHABLE, title: "Imported", externalId: "cms-item-2", ...chosen } })
+    ).data.createVideoFromUrl;
+    expect(imported.__typename).toBe("RenderSuccess");
+    expect(imported.video).toMatchObject({ ...expected, title: "Imported", externalId: "cms-item-2", source: "URL" });
+
+    // Left out: none of them.
+    const plain = (await t.gql(CREATE_UPLOAD, { input: { title: "plain" } })).data.createUpload.video;
+    expect(plain).toMatchObject({ description: null, externalId: null, tags: [], metadata: [] });
+  });
+
+  it("updateVideo changes what it is given, keeps the rest, clears with null; another tenant's video is not found", async () => {
+    const { id } = await createUpload(t, "before", {
+      description: "old",
+      metadata: entries({ a: "1", b: "2" }),
+      tags: ["x"],
+      externalId: "upd-1",
+    });
+    const changed = (await t.gql(UPDATE, { input: { id, title: "after", metadata: entries({ c: "3" }) } })).data
+      .updateVideo;
+    expect(changed.__typename).toBe("UpdateVideoSuccess");
+    expect(changed.video).toMatchObject({
+      title: "after",
+      description: "old",
+      externalId: "upd-1",
+      tags: ["x"],
+      metadata: [{ key: "c", value: "3" }],
+    });
+    const cleared = (
+      await t.gql(UPDATE, { input: { id, description: null, metadata: null, tags: null, externalId: null } })
+    ).data.updateVideo;
+    expect(cleared.video).toMatchObject({
+      title: "after",
+      description: null,
+      externalId: null,
+      tags: [],
+      metadata: [],
+    });
+    expect((await t.gql(VIDEO, { id })).data.video).toMatchObject(cleared.video);
+
+    const noTitle = (await t.gql(UPDATE, { input: { id, title: null } })).data.updateVideo;
+    expect(noTitle).toMatchObject({ __typename: "ValidationError", field: "title" });
+    const foreign = (await t.gql(UPDATE, { input: { id, title: "taken over" } }, keyB)).data.updateVideo;
+    expect(foreign).toMatchObject({ __typename: "NotFoundError", id });
+    expect((await t.gql(VIDEO, { id })).data.video.title).toBe("after");
+  });
+
+  const manyKeys = Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`k${i}`, "v"]));
+  const heavy = Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, "v".repeat(1000)]));
+  const refusals: [string, Record<string, unknown>, string, RegExp][] = [
+    ["a description over 5000 characters", { description: "d".repeat(5001) }, "description", /5000 characters/],
+    ["a description with a control character", { description: "bell\u0007" }, "description", /control characters/],
+    ["more than 50 metadata keys", { metadata: entries(manyKeys) }, "metadata", /more than 50 keys/],
+    ["a metadata key over 64 characters", { metadata: entries({ ["k".repeat(65)]: "v" }) }, "metadata", /1 to 64/],
+    ["an empty metadata key", { metadata: [{ key: "", value: "v" }] }, "metadata", /1 to 64/],
+    ["a metadata key with a space", { metadata: entries({ "a b": "v" }) }, "metadata", /letters, digits/],
+    ["the metadata key __proto__", { metadata: [{ key: "__proto__", value: "x" }] }, "metadata", /reserved/],
+    ["a metadata key given twice", { metadata: [...entries({ a: "1" }), ...entries({ a: "2" })] }, "metadata", /twice/],
+    ["a metadata value over 1024 characters", { metadata: entries({ a: "v".repeat(1025) }) }, "metadata", /1024/],
+    ["metadata over 16 KiB in all", { metadata: entries(heavy) }, "metadata", /16384 bytes/],
+    ["a metadata value with NUL", { metadata: entries({ a: "x\u0000y" }) }, "metadata", /control characters/],
+    ["a metadata value with a lone surrogate", { metadata: entries({ a: "x\ud800" }) }, "metadata", /well-formed/],
+    ["more than 20 tags", { tags: Array.from({ length: 21 }, (_, i) => `t${i}`) }, "tags", /At most 20 tags/],
+    ["a tag over 64 characters", { tags: ["t".repeat(65)] }, "tags", /64 characters/],
+    ["a blank tag", { tags: ["   "] }, "tags", /besides spaces/],
+    ["a tag with a line break", { tags: ["a\nb"] }, "tags", /control characters/],
+    ["an externalId over 128 characters", { externalId: "e".repeat(129) }, "externalId", /1 to 128/],
+    ["an empty externalId", { externalId: "" }, "externalId", /1 to 128/],
+    ["an externalId with ESC", { externalId: "id\u001b[31m" }, "externalId", /control characters/],
+  ];
+
+  it.each(refusals)(
+    "refuses %s, naming the field and the limit, at creation and in updateVideo; nothing is made",
+    async (_what, fields, field, message) => {
+      const before = (await t.gql(COUNT)).data.videos.edges.length;
+      const created = (await t.gql(CREATE_UPLOAD, { input: { title: "refused", ...fields } })).data.createUpload;
+      expect(created).toMatchObject({ __typename: "ValidationError", field });
+      expect(created.message).toMatch(message);
+      const imported = (await t.gql(FROM_URL, { input: { url: UNREACHABLE, title: "refused", ...fields } })).data
+        .createVideoFromUrl;
+      expect(imported).toMatchObject({ __typename: "ValidationError", field });
+      expect((await t.gql(COUNT)).data.videos.edges.length).toBe(before);
+
+      const { id } = await createUpload(t, "kept", { tags: ["kept"] });
+      const updated = (await t.gql(UPDATE, { input: { id, ...fields } })).data.updateVideo;
+      expect(updated).toMatchObject({ __typename: "ValidationError", field });
+      expect(updated.message).toMatch(message);
+      expect((await t.gql(VIDEO, { id })).data.video).toMatchObject({
+        tags: ["kept"],
+        metadata: [],
+        description: null,
+      });
+    },
+  );
+
+  it(`a create with an externalId the tenant has returns that video as it is, from any create mutation and when \
+calls race; another tenant may use the same externalId; updateVideo cannot take one that is taken`, async () => {
+    const first = (await t.gql(CREATE_UPLOAD, { input: { title: "first", externalId: "cms-42", tags: ["one"] } })).data
+      .createUpload;
+    const again = (await t.gql(CREATE_UPLOAD, { input: { title: "second", externalId: "cms-42", tags: ["two"] } })).data
+      .createUpload;
+    expect(again.__typename).toBe("CreateUploadSuccess");
+    expect(again.video).toMatchObject({ id: first.video.id, title: "first", tags: ["one"] });
+    const viaUrl = (await t.gql(FROM_URL, { input: { url: UNREACHABLE, title: "third", externalId: "cms-42" } })).data
+      .createVideoFromUrl;
+    expect(viaUrl.video).toMatchObject({ id: first.video.id, title: "first", source: "UPLOAD" });
+
+    const inB = (await t.gql(CREATE_UPLOAD, { input: { title: "b's", externalId: "cms-42" } }, keyB)).data.createUpload;
+    expect(inB.__typename).toBe("CreateUploadSuccess");
+    expect(inB.video.id).not.toBe(first.video.id);
+    expect(inB.video.externalId).toBe("cms-42");
+
+    const raced = await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        t.gql(CREATE_UPLOAD, { input: { title: `race ${i}`, externalId: "cms-race" } }),
+      ),
+    );
+    const ids = new Set(raced.map((r) => r.data.createUpload.video.id));
+    expect(ids.size).toBe(1);
+    const found = (await t.gql(`{ videos(filter: { externalId: "cms-race" }) { edges { node { id } } } }`)).data.videos
+      .edges;
+    expect(found).toHaveLength(1);
+
+    const other = await createUpload(t, "other", { externalId: "cms-43" });
+    const taken = (await t.gql(UPDATE, { input: { id: other.id, externalId: "cms-42" } })).data.updateVideo;
+    expect(taken).toMatchObject({ __typename: "ValidationError", field: "externalId" });
+    expect(taken.message).toMatch(/Another video of this tenant/);
+    expect((await t.gql(VIDEO, { id: other.id })).data.video.externalId).toBe("cms-43");
+  });
+});
+
+interface Delivery {
+  type: string;
+  data: { video: Record<string, unknown> };
+}
+
+describe("webhooks and videoEvents carry the CMS data; the events' NOTIFYs do not", () => {
+  let t: TestApp;
+  let receiver: Server;
+  let receiverUrl: string;
+  const delivered: Delivery[] = [];
+  let listener: pg.Client;
+  const notifications: string[] = [];
+
+  beforeAll(async () => {
+    receiver = createServer((req, res) => {
+      let body = "";
+      req.on("data", (c) => (body += c));
+      req.on("end", () => {
+        delivered.push(JSON.parse(body));
+        res.end();
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
+    receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`;
+    t = await startTestApp();
+    listener = new pg.Client({ connectionString: t.database.url });
+    await listener.connect();
+    listener.on("notification", (n) => notifications.push(n.payload ?? ""));
+    await listener.query(`LISTEN ${EVENTS_CHANNEL}`);
+  });
+  afterAll(async () => {
+    await listener?.end();
+    await t?.stop();
+    await new Promise((r) => receiver?.close(r));
+  });
+
+  it(`a subscriber reads the data as the video has it at each event (updateVideo included), every webhook's \
+data.video has it, and no NOTIFY carries it`, async () => {
+    const endpoint = (
+      await t.gql(`mutation($url: String!) { createWebhookEndpoint(input: { url: $url }) { __typename } }`, {
+        url: receiverUrl,
+      })
+    ).data.createWebhookEndpoint;
+    expect(endpoint.__typename).toBe("CreateWebhookEndpointSuccess");
+    const clip = await readFile(await makeClip({ width: 160, height: 90, seconds: 2, audio: true }));
+    const { id, uploadUrl } = await createUpload(t, "hooked", {
+      externalId: "cms-hooked",
+      tags: ["first"],
+      metadata: entries({ marker: "mk-before-update" }),
+    });
+    const events = collectSubscription<any>(
+      t.wsClient(),
+      `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { status externalId tags metadata { key value } } } }`,
+      { id },
+    );
+    await expect.poll(() => events.events.length).toBeGreaterThan(0);
+    const updated = (
+      await t.gql(UPDATE, { input: { id, tags: ["second"], metadata: entries({ marker: "mk-after-update" }) } })
+    ).data.updateVideo;
+    expect(updated.__typename).toBe("UpdateVideoSuccess");
+    expect((await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: clip })).status).toBe(200);
+
+    const seen = (await events.done).map((e) => e.videoEvents);
+    expect(seen.at(-1).video.status).toBe("READY");
+    expect(seen[0].video).toMatchObject({
+      externalId: "cms-hooked",
+      tags: ["first"],
+      metadata: [{ key: "marker", value: "mk-before-update" }],
+    });
+    const later = seen.slice(1);
+    expect(later.map((e) => e.__typename)).toContain("VariantProgressEvent");
+    for (const e of later) {
+      expect(e.video).toMatchObject({
+        externalId: "cms-hooked",
+        tags: ["second"],
+        metadata: [{ key: "marker", value: "mk-after-update" }],
+      });
+    }
+
+    await expect
+      .poll(() => delivered.map((d) => d.type).sort(), { timeout: 20_000 })
+      .toEqual(expect.arrayContaining(["variant.ready", "video.playable", "video.ready"]));
+    for (const d of delivered) {
+      expect(d.data.video, d.type).toMatchObject({
+        id,
+        externalId: "cms-hooked",
+        tags: ["second"],
+        metadata: { marker: "mk-after-update" },
+      });
+    }
+    expect(delivered.find((d) => d.type === "video.ready")!.data.video).toMatchObject({ status: "READY" });
+
+    // A clip of it has none of its CMS data; a clip asked with its externalId is that video, not a clip.
+    const CLIP = `mutation($input: CreateClipInput!) { createClip(input: $input) {
+      __typename ... on CreateClipSuccess { video { id source ${CMS_FIELDS} } } } }`;
+    const cut = (await t.gql(CLIP, { input: { sourceVideoId: id, start: 0, end: 1 } })).data.createClip;
+    expect(cut.video).toMatchObject({ source: "CLIP", description: null, externalId: null, tags: [], metadata: [] });
+    const same = (await t.gql(CLIP, { input: { sourceVideoId: id, start: 0, end: 1, externalId: "cms-hooked" } })).data
+      .createClip;
+    expect(same.video).toMatchObject({ id, source: "UPLOAD", externalId: "cms-hooked" });
+    await t.gql(`mutation($id: ID!) { cancelVideo(id: $id) { __typename } }`, { id: cut.video.id });
+
+    // The events went through the fan-out's NOTIFYs, which name the video but not its CMS data.
+    const sent = notifications.join("\n");
+    expect(sent).toContain(id);
+    expect(sent).not.toContain("mk-after-update");
+    expect(sent).not.toContain("mk-before-update");
+    expect(sent).not.toContain("cms-hooked");
+  });
+});
