@@ -1,9 +1,10 @@
 import { existsSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { build } from "vite";
 import { CONSOLE_DIST } from "../src/http/console.ts";
 import { precompressDir } from "../src/http/content-encoding.ts";
-import { writeGraphiQLAssets } from "../src/http/graphiql.ts";
+import { GRAPHIQL_MANIFEST, writeGraphiQLAssets } from "../src/http/graphiql.ts";
 
 const CONSOLE_ROOT = fileURLToPath(new URL(".", import.meta.url));
 
@@ -35,7 +36,9 @@ export async function buildConsole(): Promise<boolean> {
       target: "es2022",
     },
   });
-  await writeGraphiQLAssets(`${CONSOLE_DIST}static`);
+  const graphiql = await writeGraphiQLAssets(`${CONSOLE_DIST}static`);
   await precompressDir(`${CONSOLE_DIST}static`);
+  // Last: a build is whole once this file is there.
+  await writeFile(GRAPHIQL_MANIFEST, JSON.stringify(graphiql));
   return true;
 }

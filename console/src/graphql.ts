@@ -112,3 +112,22 @@ export async function requestWithFile<R, V extends { file: File }>(document: Doc
   if (!body?.data) throw new ApiError(`The API answered ${res.status}`);
   return body.data;
 }
+
+/**
+ * Runs a mutation of a page's list (a `…Result` union: an error member has a `message`), shows its
+ * error or its refusal with `setMessage` (null first), then reloads the list.
+ */
+export async function runAndReload(
+  work: () => Promise<{ __typename: string; message?: string }>,
+  setMessage: (message: string | null) => void,
+  reload: () => Promise<unknown>,
+): Promise<void> {
+  setMessage(null);
+  try {
+    const result = await work();
+    if (result.message) setMessage(result.message);
+  } catch (err) {
+    setMessage((err as Error).message);
+  }
+  await reload();
+}

@@ -36,24 +36,28 @@ query NewestVideos {
 `;
 
 /** What `writeGraphiQLAssets` wrote into the console's static files: each a hashed file name. */
-interface GraphiQLAssets {
+export interface GraphiQLAssets {
   css: string;
   favicon: string;
   /** In page order: the boot script (credential, workers), the bundle, the start script. */
   scripts: [string, string, string];
 }
 
-/** Where the build writes the asset names, beside the console's index.html. */
-const MANIFEST = path.join(CONSOLE_DIST, "graphiql.json");
+/**
+ * Where the build writes the asset names, beside the console's index.html: the last file a build
+ * writes, so its presence means the build is whole (test/support/console.ts waits for it).
+ */
+export const GRAPHIQL_MANIFEST = path.join(CONSOLE_DIST, "graphiql.json");
 
 /**
  * Writes GraphiQL (the `@graphql-yoga/render-graphiql` package's bundle, styles, Monaco's workers
  * and icon) into `staticDir` as hashed files, which the API serves like the console's (immutable,
  * precompressed), and their names into the manifest. The page then is a few hundred bytes that
  * names them: the browser compiles the 5 MB bundle while it downloads, keeps the compiled code for
- * the next visit, and the page runs no inline script. Run by the console's build.
+ * the next visit, and the page runs no inline script. Run by the console's build, which writes the
+ * names it returns into GRAPHIQL_MANIFEST last.
  */
-export async function writeGraphiQLAssets(staticDir: string): Promise<void> {
+export async function writeGraphiQLAssets(staticDir: string): Promise<GraphiQLAssets> {
   const { css, editorWorkerService, favicon, graphqlWorker, js, jsonWorker } = await import(
     "@graphql-yoga/render-graphiql/graphiql"
   );
@@ -86,7 +90,7 @@ self.MonacoEnvironment = {
       await write("graphiql-start", ".js", start),
     ],
   };
-  await writeFile(MANIFEST, JSON.stringify(assets));
+  return assets;
 }
 
 /** Text for an HTML attribute value in double quotes. */
@@ -104,7 +108,7 @@ let inlinePage = false;
  * the package's own page with everything inline.
  */
 export async function renderOfflineGraphiQL(options?: GraphiQLOptions): Promise<string> {
-  assetsRead ??= readFile(MANIFEST, "utf8")
+  assetsRead ??= readFile(GRAPHIQL_MANIFEST, "utf8")
     .then((text) => JSON.parse(text) as GraphiQLAssets)
     .catch(() => null);
   const assets = await assetsRead;

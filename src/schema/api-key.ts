@@ -7,6 +7,7 @@ import { NotFoundError, ValidationError } from "../errors.ts";
 import type { ApiKey } from "../generated/prisma/client.ts";
 import { isUuid } from "../ids.ts";
 import { mutationWork } from "../jobs/mutation-work.ts";
+import { hasControlCharacter } from "../plain-text.ts";
 
 /** A key's name: what an admin calls it in lists. */
 const MAX_NAME_LENGTH = 100;
@@ -108,12 +109,7 @@ function validKeyName(raw: string): string {
   if (!name || name.length > MAX_NAME_LENGTH) {
     throw new ValidationError("name", `A key's name has 1 to ${MAX_NAME_LENGTH} characters`);
   }
-  for (let i = 0; i < name.length; i++) {
-    const c = name.charCodeAt(i);
-    if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) {
-      throw new ValidationError("name", "A key's name may not hold control characters");
-    }
-  }
+  if (hasControlCharacter(name)) throw new ValidationError("name", "A key's name may not hold control characters");
   return name;
 }
 

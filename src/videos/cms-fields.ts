@@ -1,6 +1,7 @@
 import type { Db } from "../db/client.ts";
 import { ValidationError } from "../errors.ts";
 import type { Prisma, Video } from "../generated/prisma/client.ts";
+import { hasControlCharacter } from "../plain-text.ts";
 
 /**
  * What a CMS may store on a video, and how much: every limit in one place (docs/api-guide.md,
@@ -38,16 +39,6 @@ function isKeyChar(code: number): boolean {
     code === 46 || // .
     code === 58 // :
   );
-}
-
-/** C0 and C1 control characters and DEL; `allowLineBreaks` lets tab, LF and CR through (a description). */
-function hasControlCharacter(text: string, allowLineBreaks = false): boolean {
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (allowLineBreaks && (code === 9 || code === 10 || code === 13)) continue;
-    if (code < 32 || (code >= 127 && code <= 159)) return true;
-  }
-  return false;
 }
 
 /**

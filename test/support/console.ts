@@ -6,6 +6,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { type Browser, chromium } from "playwright-core";
 import { CONSOLE_DIST } from "../../src/http/console.ts";
+import { GRAPHIQL_MANIFEST } from "../../src/http/graphiql.ts";
 
 const run = promisify(execFile);
 
@@ -21,9 +22,12 @@ export async function screenshotsDir(): Promise<string> {
 const CONSOLE_ROOT = path.resolve(CONSOLE_DIST, "..");
 const LOCK = path.join(tmpdir(), `videograph-console-build-${createHash("sha1").update(CONSOLE_DIST).digest("hex")}`);
 
-/** Whether console/dist is missing or older than a source of the console. */
+/**
+ * Whether console/dist is missing, half-written, or older than a source of the console: the build
+ * writes GRAPHIQL_MANIFEST last.
+ */
 async function stale(): Promise<boolean> {
-  const built = await stat(path.join(CONSOLE_DIST, "index.html")).catch(() => null);
+  const built = await stat(GRAPHIQL_MANIFEST).catch(() => null);
   if (!built) return true;
   const sources = (await readdir(path.join(CONSOLE_ROOT, "src"), { recursive: true })).map((f) =>
     path.join(CONSOLE_ROOT, "src", f),
@@ -36,12 +40,13 @@ async function stale(): Promise<boolean> {
 
 /**
  * Builds the console from the sources under test when its build is missing or older than them, as
- * npm ci does. Test files run two at a time: one builds while the other waits on the lock, so no
+ * npm ci does. Files run side by side: one builds while the others wait for its lock to go, so no
  * server ever reads a half-written console/dist.
  */
 export async function buildConsole(): Promise<void> {
   for (;;) {
-    if (!(await stale())) return;
+    const building = (await stat(LOCK).catch(() => null)) !== null;
+    if (!building && !(await stale())) return;
     const lock = await open(LOCK, "wx").catch(() => null);
     if (!lock) {
       // A build that died without unlocking is not waited for forever.

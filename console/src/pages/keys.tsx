@@ -1,6 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 import { formatDate } from "../format.ts";
-import { type ResultOf, request } from "../graphql.ts";
+import { type ResultOf, request, runAndReload } from "../graphql.ts";
 import { ApiKeysQuery, CreateApiKeyMutation, RevokeApiKeyMutation, RotateApiKeyMutation } from "../operations.ts";
 
 type Key = ResultOf<typeof ApiKeysQuery>["apiKeys"]["edges"][number]["node"];
@@ -30,16 +30,9 @@ export function KeysPage() {
   useEffect(() => {
     void load();
   }, []);
-  const run = async (work: () => Promise<{ __typename: string; message?: string }>) => {
-    setMessage(null);
+  const run = (work: () => Promise<{ __typename: string; message?: string }>) => {
     setSecret(null);
-    try {
-      const result = await work();
-      if (result.message) setMessage(result.message);
-    } catch (err) {
-      setMessage((err as Error).message);
-    }
-    await load();
+    return runAndReload(work, setMessage, load);
   };
 
   return (

@@ -1,6 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 import { formatDate, statusLabel } from "../format.ts";
-import { type ResultOf, request } from "../graphql.ts";
+import { type ResultOf, request, runAndReload } from "../graphql.ts";
 import {
   CreateWebhookEndpointMutation,
   DeleteWebhookEndpointMutation,
@@ -23,16 +23,7 @@ export function WebhooksPage() {
   useEffect(() => {
     void load();
   }, []);
-  const run = async (work: () => Promise<{ __typename: string; message?: string }>) => {
-    setMessage(null);
-    try {
-      const result = await work();
-      if (result.message) setMessage(result.message);
-    } catch (err) {
-      setMessage((err as Error).message);
-    }
-    await load();
-  };
+  const run = (work: () => Promise<{ __typename: string; message?: string }>) => runAndReload(work, setMessage, load);
 
   return (
     <section aria-labelledby="webhooks-title">
