@@ -449,8 +449,10 @@ describe("storyboards, thumbnails and animated previews", () => {
     expect(refused.length).toBeGreaterThanOrEqual(10);
     expect(refused.length).toBeLessThanOrEqual(13);
     for (const r of refused) expect(r.retryAfter).toBe("2");
-    // Refused without waiting for the render it holds.
-    expect(Math.min(...refused.map((r) => r.ms))).toBeLessThan(1000);
+    // Refused without waiting for the render it holds: before any of its images is made (a bound on
+    // the code, not on the machine's speed).
+    const made = a.filter((r) => r.status === 200);
+    expect(Math.min(...refused.map((r) => r.ms))).toBeLessThan(Math.min(...made.map((r) => r.ms)));
   });
 
   it("caches images within byte budgets per video and per tenant: past one, an image is sent, not stored", async () => {
