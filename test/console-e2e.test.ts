@@ -7,7 +7,7 @@ import path from "node:path";
 import { SignJWT } from "jose";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestApp, type TestApp } from "./support/app.ts";
+import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { TEST_ADMIN_KEY, tenantKeySecret } from "./support/auth.ts";
 import { buildConsole, launchChromium, screenshotsDir } from "./support/console.ts";
 import { createUpload, finalState } from "./support/uploads.ts";
@@ -109,6 +109,12 @@ describe("the console in real Chromium: sign in, upload, live progress, playback
     // Record every state the video page renders from here on.
     await page.getByRole("link", { name: "Open the video" }).click();
     uploadedId = new URL(page.url()).pathname.split("/").pop()!;
+    // What the API sends the page, followed beside it: the progress the page can show.
+    const sent = collectSubscription<any>(
+      t.wsClient(),
+      `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { status } ... on VariantProgressEvent { variant { progress } } } }`,
+      { id: uploadedId },
+    );
     await page.getByTestId("video-status").waitFor();
     await page.evaluate(() => {
       const seen: Rendered[] = [];
@@ -134,9 +140,16 @@ describe("the console in real Chromium: sign in, upload, live progress, playback
     const playableBefore = rendered.findIndex((r) => r.playable && r.status !== "ready");
     expect(playableBefore, JSON.stringify(rendered.slice(0, 40))).toBeGreaterThanOrEqual(0);
     expect(playableBefore).toBeLessThan(firstReady);
-    // Some bar showed a value strictly between 0 and 1, and bars grew over time.
+    // Bars grew over time, and a bar showed a value strictly between 0 and 1 whenever the API sent one
+    // (on a loaded machine a short encode can end between two progress writes, and then no event has
+    // one to show).
+    await expect.poll(() => sent.events.some((e) => e.videoEvents.video.status === "READY")).toBe(true);
+    const sentPartial = sent.events.some((e) => {
+      const progress = e.videoEvents.variant?.progress;
+      return progress > 0 && progress < 1;
+    });
     const partial = rendered.flatMap((r) => r.progress).filter((v) => v > 0 && v < 1);
-    expect(partial.length, JSON.stringify(rendered.map((r) => r.progress))).toBeGreaterThan(0);
+    if (sentPartial) expect(partial.length, JSON.stringify(rendered.map((r) => r.progress))).toBeGreaterThan(0);
     const distinct = new Set(rendered.map((r) => r.progress.join(",")));
     expect(distinct.size).toBeGreaterThan(2);
     await page.screenshot({ path: `${await screenshotsDir()}/video.png`, fullPage: true });

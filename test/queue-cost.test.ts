@@ -138,18 +138,11 @@ a3: video(id: $a3) ${VIDEO_POSITION} a4: video(id: $a4) ${VIDEO_POSITION} }`,
     await until("b1 moving up", async () =>
       followB1.events.some((e) => e.videoEvents.position?.position === 2 && e.videoEvents.video.id === b1),
     );
-    // a3 is first in line now, unless a2 (a short clip) already ended and a3 runs: read both at once.
-    const inLine = (
-      await t.gql(
-        `query($a2: ID!, $a3: ID!) { a2: video(id: $a2) ${VIDEO_POSITION} a3: video(id: $a3) ${VIDEO_POSITION} }`,
-        {
-          a2,
-          a3,
-        },
-      )
-    ).data;
-    if (inLine.a3.queuePosition) expect(inLine.a3.queuePosition.position).toBe(1);
-    else expect(inLine.a2.jobs.edges[0].node.status).toBe("SUCCEEDED");
+    // a3 is first in line now, unless a2 (a short clip) already ended and the worker took a3: then a3's
+    // job has left the line (a2's end may not be recorded yet: the worker's events arrive in batches).
+    const a3Now = await position(a3);
+    if (a3Now.queuePosition) expect(a3Now.queuePosition.position).toBe(1);
+    else expect(["RUNNING", "SUCCEEDED"]).toContain(a3Now.jobs.edges[0].node.status);
     expect(followB1.events.every((e) => e.videoEvents.video.id === b1)).toBe(true);
 
     for (const id of [a1, a2, a3, a4]) expect((await finalState(t, id)).status).toBe("READY");
