@@ -10,9 +10,9 @@ const CONSOLE_ROOT = fileURLToPath(new URL(".", import.meta.url));
 
 /**
  * Builds the console with Vite: hashed files under `dist/static/` (cached for a year by the API),
- * GraphiQL's files among them (src/http/graphiql.ts), each text file with a brotli and a gzip copy beside it (`.br`, `.gz`) that the API sends to
- * browsers that accept them, and `dist/index.html` (never cached). False when the sources are
- * absent (a Docker stage that has only package.json).
+ * GraphiQL's files among them (src/http/graphiql.ts), each text file with a brotli and a gzip copy
+ * beside it (`.br`, `.gz`) that the API sends to browsers that accept them, and `dist/index.html`
+ * (never cached). False when the sources are absent (a Docker stage that has only package.json).
  */
 export async function buildConsole(): Promise<boolean> {
   if (!existsSync(`${CONSOLE_ROOT}index.html`)) return false;

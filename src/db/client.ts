@@ -17,3 +17,11 @@ export function createDb(databaseUrl: string, options: { max?: number } = {}): D
   );
   return new PrismaClient({ adapter });
 }
+
+/**
+ * Locks the tenant's row until the transaction ends, so that two requests of one tenant checking a
+ * per-tenant limit (webhook endpoints, API keys) cannot both pass the count.
+ */
+export async function lockTenant(tx: Pick<Db, "$queryRaw">, tenantId: string): Promise<void> {
+  await tx.$queryRaw`SELECT 1 FROM "Tenant" WHERE id = ${tenantId}::uuid FOR UPDATE`;
+}

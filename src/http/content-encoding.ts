@@ -76,12 +76,9 @@ export function isCompressible(name: string): boolean {
 
 /**
  * Writes `<file>.br` and `<file>.gz` beside every compressible file of `dir` (not recursive), each
- * only when it is smaller than the file. Returns the bytes before and after, for the build's log.
+ * only when it is smaller than the file.
  */
-export async function precompressDir(dir: string): Promise<{ files: number; bytes: number; brBytes: number }> {
-  let files = 0;
-  let bytes = 0;
-  let brBytes = 0;
+export async function precompressDir(dir: string): Promise<void> {
   for (const name of await readdir(dir)) {
     const file = path.join(dir, name);
     if (!isCompressible(name) || !(await stat(file)).isFile()) continue;
@@ -90,9 +87,5 @@ export async function precompressDir(dir: string): Promise<{ files: number; byte
     for (const encoding of BEST_FIRST) {
       if (encoded[encoding].length < body.length) await writeFile(file + ENCODED_SUFFIX[encoding], encoded[encoding]);
     }
-    files++;
-    bytes += body.length;
-    brBytes += Math.min(body.length, encoded.br.length);
   }
-  return { files, bytes, brBytes };
 }

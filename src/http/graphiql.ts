@@ -52,7 +52,7 @@ export const GRAPHIQL_MANIFEST = path.join(CONSOLE_DIST, "graphiql.json");
 /**
  * Writes GraphiQL (the `@graphql-yoga/render-graphiql` package's bundle, styles, Monaco's workers
  * and icon) into `staticDir` as hashed files, which the API serves like the console's (immutable,
- * precompressed), and their names into the manifest. The page then is a few hundred bytes that
+ * precompressed), and returns their names. The page then is a few hundred bytes that
  * names them: the browser compiles the 5 MB bundle while it downloads, keeps the compiled code for
  * the next visit, and the page runs no inline script. Run by the console's build, which writes the
  * names it returns into GRAPHIQL_MANIFEST last.
@@ -99,8 +99,14 @@ function attribute(text: string): string {
 }
 
 let assetsRead: Promise<GraphiQLAssets | null> | null = null;
-/** Whether the page names its assets (the console is built) or is the package's inline page. */
-let inlinePage = false;
+
+/** The build's GraphiQL files (read once), or null without a console build: then the page is the package's, inline. */
+function graphiqlAssets(): Promise<GraphiQLAssets | null> {
+  assetsRead ??= readFile(GRAPHIQL_MANIFEST, "utf8")
+    .then((text) => JSON.parse(text) as GraphiQLAssets)
+    .catch(() => null);
+  return assetsRead;
+}
 
 /**
  * GraphiQL from the npm package (no CDN, so it works offline), with the console's credential in
@@ -108,17 +114,12 @@ let inlinePage = false;
  * the package's own page with everything inline.
  */
 export async function renderOfflineGraphiQL(options?: GraphiQLOptions): Promise<string> {
-  assetsRead ??= readFile(GRAPHIQL_MANIFEST, "utf8")
-    .then((text) => JSON.parse(text) as GraphiQLAssets)
-    .catch(() => null);
-  const assets = await assetsRead;
+  const assets = await graphiqlAssets();
   const settings = { defaultQuery: DEFAULT_QUERY, ...options };
   if (!assets) {
-    inlinePage = true;
     const { renderGraphiQL } = await import("@graphql-yoga/render-graphiql");
     return renderGraphiQL(settings).replace("<head>", `<head><script>${PRESET_HEADERS}</script>`);
   }
-  inlinePage = false;
   const title = settings.title || "GraphiQL · videograph";
   return `<!doctype html>
 <html lang="en">
@@ -143,7 +144,7 @@ ${assets.scripts.map((src) => `<script src="${src}"></script>`).join("\n")}
  * no framing, no forms, requests only to this origin), with inline styles, which GraphiQL's editor
  * sets as it runs. The page the package renders inline (no console build) needs inline scripts too.
  */
-function graphiqlContentSecurityPolicy(): string {
+function graphiqlContentSecurityPolicy(inlinePage: boolean): string {
   return [
     "default-src 'none'",
     `script-src 'self'${inlinePage ? " 'unsafe-inline'" : ""}`,
@@ -179,7 +180,8 @@ export function graphiqlPage(): Plugin {
   return {
     async onResponse({ request, response, setResponse }) {
       if (!response.headers.get("content-type")?.startsWith("text/html")) return;
-      response.headers.set("content-security-policy", graphiqlContentSecurityPolicy());
+      const inlinePage = (await graphiqlAssets()) === null;
+      response.headers.set("content-security-policy", graphiqlContentSecurityPolicy(inlinePage));
       response.headers.set("x-content-type-options", "nosniff");
       response.headers.set("referrer-policy", "no-referrer");
       response.headers.set("vary", "accept-encoding");

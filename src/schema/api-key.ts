@@ -2,7 +2,7 @@ import { createApiKey, revokeKey } from "../auth/api-keys.ts";
 import { SCOPES, type Scope } from "../auth/scopes.ts";
 import { builder } from "../builder.ts";
 import { tenantOf, type Context } from "../context.ts";
-import type { Db } from "../db/client.ts";
+import { type Db, lockTenant } from "../db/client.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
 import type { ApiKey } from "../generated/prisma/client.ts";
 import { isUuid } from "../ids.ts";
@@ -113,9 +113,10 @@ function validKeyName(raw: string): string {
   return name;
 }
 
-function whole(value: number | null | undefined, field: string, min: number, max: number, what: string) {
+/** An optional whole-number argument `field` within [min, max]; null when not given. */
+function within(value: number | null | undefined, field: string, min: number, max: number) {
   if (value === null || value === undefined) return null;
-  if (value < min || value > max) throw new ValidationError(field, `${what} is ${min} to ${max}`);
+  if (value < min || value > max) throw new ValidationError(field, `${field} is ${min} to ${max}`);
   return value;
 }
 
@@ -137,7 +138,7 @@ async function manageableKey(ctx: Context, id: string, verb: string): Promise<Ap
 
 /** Locks the tenant and counts its keys that still authenticate, so two creations cannot both pass the limit. */
 async function activeKeysOfLockedTenant(tx: Db, tenantId: string): Promise<number> {
-  await tx.$queryRaw`SELECT 1 FROM "Tenant" WHERE id = ${tenantId}::uuid FOR UPDATE`;
+  await lockTenant(tx, tenantId);
   return tx.apiKey.count({
     where: { tenantId, revokedAt: null, OR: [{ expiresAt: null }, { expiresAt: { gt: new Date() } }] },
   });
@@ -182,7 +183,7 @@ builder.mutationFields((t) => ({
           `A key can hand out only scopes it holds; yours lacks ${beyond.join(", ")}`,
         );
       }
-      const days = whole(input.expiresInDays, "expiresInDays", 1, MAX_EXPIRES_IN_DAYS, "expiresInDays");
+      const days = within(input.expiresInDays, "expiresInDays", 1, MAX_EXPIRES_IN_DAYS);
       const expiresAt = days === null ? null : new Date(Date.now() + days * 86_400_000);
       const tenantId = tenantOf(ctx);
       const max = ctx.apiKeys.maxActivePerTenant;
@@ -204,7 +205,7 @@ builder.mutationFields((t) => ({
     args: { input: t.arg({ type: RotateApiKeyInput, required: true }) },
     errors: { types: [ValidationError, NotFoundError], union: { name: "RotateApiKeyResult" } },
     resolve: async (_root, { input }, ctx) => {
-      const grace = whole(input.graceSeconds, "graceSeconds", 0, MAX_GRACE_SECONDS, "graceSeconds") ?? 0;
+      const grace = within(input.graceSeconds, "graceSeconds", 0, MAX_GRACE_SECONDS) ?? 0;
       const old = await manageableKey(ctx, String(input.id), "rotate");
       if (stateOf(old) !== "ACTIVE") throw new ValidationError("id", `The key is ${stateOf(old).toLowerCase()}`);
       const tenantId = tenantOf(ctx);

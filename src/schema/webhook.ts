@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { builder } from "../builder.ts";
 import { tenantOf, type Context } from "../context.ts";
+import { lockTenant } from "../db/client.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
 import type { WebhookDelivery, WebhookEndpoint } from "../generated/prisma/client.ts";
 import { WebhookDeliveryStatus } from "../generated/prisma/enums.ts";
@@ -153,8 +154,7 @@ builder.mutationFields((t) => ({
       const max = ctx.webhooks.maxEndpointsPerTenant;
       const secret = `whsec_${randomBytes(24).toString("base64url")}`;
       const endpoint = await ctx.db.$transaction(async (tx) => {
-        // The tenant's row is locked so that two concurrent creations cannot both pass the count.
-        await tx.$queryRaw`SELECT 1 FROM "Tenant" WHERE id = ${tenantId}::uuid FOR UPDATE`;
+        await lockTenant(tx, tenantId);
         if ((await tx.webhookEndpoint.count({ where: { tenantId } })) >= max) return null;
         const events = [...new Set(input.events ?? [])];
         return tx.webhookEndpoint.create({ data: { tenantId, url: url.href, secret, events } });
