@@ -21,24 +21,32 @@ import { parseCommandLine, usageError } from "../src/shared/command-line.ts";
 import { ADMIN_AUTH } from "../test/support/auth.ts";
 import { startApiProcess, stopAllProcesses } from "../test/support/processes.ts";
 import type { ConnectedReport, FinishReport, OpenSubscribers } from "./support/fanout-clients.ts";
-import { publishEvenly, SENT_AT_FIELD } from "./support/fanout-load.ts";
+import { PUBLISH_MODES, type PublishMode, publish, SENT_AT_FIELD } from "./support/fanout-load.ts";
 import { CREATE_UPLOAD, postGraphQL, benchDatabase } from "./support/stack.ts";
 
 const USAGE = `usage: npm run bench:fanout -- [--subscribers=N] [--videos=N] [--seconds=S] [--stalled-percent=P] \
-[--client-processes=N] [--connect-concurrency=N]
+[--publish=bursty|even] [--connect=unpaced|paced] [--client-processes=N] [--connect-concurrency=N]
 Opens N graphql-ws subscribers (videoEvents, the front end's document, an API key) on one API process,
 publishes one progress event per video per second for S seconds through the Postgres fan-out, and prints
 connect rate, event latency (p50/p99/max), events received, errors and the API's memory, beside plain
 graphql-yoga + graphql-ws under the same load in the same run. P % of the clients never read their socket.
-Defaults: 10000 subscribers, 100 videos, 30 s, 0 % stalled, 2 client processes, 500 handshakes at a time.`;
+--publish=bursty sends every video's event at the same instant each second; even spreads them over it.
+--connect=unpaced opens every connection at once (a reconnect storm); paced keeps at most
+--connect-concurrency handshakes in flight.
+Defaults: 10000 subscribers, 100 videos, 30 s, 0 % stalled, bursty, unpaced, 2 client processes
+(500 handshakes at a time when paced).
+--profile=DIR writes both servers' V8 CPU profiles (.cpuprofile, for Chrome DevTools) into DIR.`;
 const { values: flags } = parseCommandLine(USAGE, {
   options: {
     subscribers: { type: "string", default: "10000" },
     videos: { type: "string", default: "100" },
     seconds: { type: "string", default: "30" },
     "stalled-percent": { type: "string", default: "0" },
+    publish: { type: "string", default: "bursty" },
+    connect: { type: "string", default: "unpaced" },
     "client-processes": { type: "string", default: "2" },
     "connect-concurrency": { type: "string", default: "500" },
+    profile: { type: "string" },
   },
 });
 const subscriberCount = Number(flags.subscribers);
@@ -47,6 +55,13 @@ const seconds = Number(flags.seconds);
 const stalledPercent = Number(flags["stalled-percent"]);
 const clientProcesses = Number(flags["client-processes"]);
 const connectConcurrency = Number(flags["connect-concurrency"]);
+const profileDir = flags.profile ? path.resolve(flags.profile) : null;
+/** Node flags that make a server write its CPU profile into `profileDir` as it exits. */
+const profileFlags = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
+const publishMode = flags.publish as PublishMode;
+const connectMode = flags.connect;
+if (!PUBLISH_MODES.includes(publishMode)) usageError(USAGE, `--publish is one of ${PUBLISH_MODES.join(", ")}`);
+if (connectMode !== "unpaced" && connectMode !== "paced") usageError(USAGE, "--connect is unpaced or paced");
 if (
   ![subscriberCount, videoCount, seconds, clientProcesses, connectConcurrency].every(
     (n) => Number.isInteger(n) && n > 0,
@@ -87,6 +102,8 @@ interface PhaseResult {
   latenciesMs: Float64Array;
   errors: Record<string, number>;
   serverStartMiB: number;
+  /** Once every subscriber is open, before any event. */
+  serverOpenMiB: number;
   serverPeakMiB: number;
   serverEndMiB: number;
   /** CPU seconds of the server and of all client processes while connecting, then while events flowed. */
@@ -126,8 +143,12 @@ function nextMessage<T>(child: ChildProcess, key: string): Promise<T> {
   });
 }
 
-function forkProcess(entry: string): ChildProcess {
-  return fork(entry, [], { serialization: "advanced", stdio: ["ignore", "inherit", "inherit", "ipc"] });
+function forkProcess(entry: string, execArgv: string[] = []): ChildProcess {
+  return fork(entry, [], {
+    serialization: "advanced",
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+    execArgv: [...process.execArgv, ...execArgv],
+  });
 }
 
 async function measure(name: string, server: ServerUnderTest): Promise<PhaseResult> {
@@ -145,7 +166,11 @@ async function measure(name: string, server: ServerUnderTest): Promise<PhaseResu
         url: `${server.url.replace("http", "ws")}/graphql`,
         connectionParams: server.connectionParams,
         subscribers: shares[i]!,
-        concurrency: Math.max(1, Math.round(connectConcurrency / clients.length)),
+        // Unpaced: every subscriber of the process starts its handshake at once.
+        concurrency:
+          connectMode === "unpaced"
+            ? shares[i]!.length
+            : Math.max(1, Math.round(connectConcurrency / clients.length)),
       };
       child.send({ open });
       return reply;
@@ -155,6 +180,7 @@ async function measure(name: string, server: ServerUnderTest): Promise<PhaseResu
   const connectSeconds =
     (Math.max(...connected.map((c) => c.lastAcceptedAt)) - Math.min(...connected.map((c) => c.firstAttemptAt))) / 1000;
   const serverCpuWhenOpen = await procCpuSeconds(server.pid);
+  const memoryWhenOpen = await procStatusMiB(server.pid);
   const eventsStarted = performance.now();
   log(`${name}: ${accepted} accepted in ${connectSeconds.toFixed(1)} s; publishing for ${seconds} s`);
   const publishedPerVideo = await server.publish(seconds);
@@ -195,6 +221,7 @@ async function measure(name: string, server: ServerUnderTest): Promise<PhaseResu
     latenciesMs,
     errors,
     serverStartMiB: memoryAtStart.now,
+    serverOpenMiB: memoryWhenOpen.now,
     serverPeakMiB: memory.peak,
     serverEndMiB: memory.now,
     connectCpu: {
@@ -216,6 +243,7 @@ async function startVideograph(databaseUrl: string, dataDir: string): Promise<Se
     DATABASE_URL: databaseUrl,
     SIGNING_SECRET: randomBytes(24).toString("hex"),
     RATE_LIMIT_MUTATIONS_PER_MINUTE: "100000",
+    ...(profileDir && { NODE_OPTIONS: [process.env.NODE_OPTIONS ?? "", ...profileFlags].join(" ").trim() }),
   });
   const videoIds: string[] = [];
   for (let i = 0; i < videoCount; i++) {
@@ -270,7 +298,7 @@ async function startVideograph(databaseUrl: string, dataDir: string): Promise<Se
     async publish(forSeconds) {
       // One NOTIFY after the other on one connection, as PostgresEventTarget sends them.
       let sent: Promise<unknown> = Promise.resolve();
-      const published = await publishEvenly(videoIds, forSeconds, (videoId, sentAt) => {
+      const published = await publish(publishMode, videoIds, forSeconds, (videoId, sentAt) => {
         const detail = { ...eventOf.get(videoId)!, [SENT_AT_FIELD]: sentAt };
         const payload = notificationPayload(`videoEvents:${videoId}`, detail);
         sent = sent.then(() => notifier.query("SELECT pg_notify($1, $2)", [EVENTS_CHANNEL, payload]));
@@ -286,7 +314,7 @@ async function startVideograph(databaseUrl: string, dataDir: string): Promise<Se
 }
 
 async function startPlainYoga(): Promise<ServerUnderTest> {
-  const child = forkProcess("bench/support/plain-yoga-fanout.ts");
+  const child = forkProcess("bench/support/plain-yoga-fanout.ts", profileFlags);
   const port = await nextMessage<number>(child, "port");
   const videoIds = Array.from({ length: videoCount }, () => randomUUID());
   return {
@@ -296,7 +324,7 @@ async function startPlainYoga(): Promise<ServerUnderTest> {
     videoIds,
     async publish(forSeconds) {
       const reply = nextMessage<number>(child, "published");
-      child.send({ publish: { videoIds, seconds: forSeconds } });
+      child.send({ publish: { videoIds, seconds: forSeconds, mode: publishMode } });
       return reply;
     },
     async stop() {
@@ -337,7 +365,12 @@ function report(results: [PhaseResult, PhaseResult]): string {
     ["stalled clients", (r) => `${r.stalled} (${r.stalledClosed} closed by the server)`, ""],
     ["server RSS before", (r) => `${r.serverStartMiB.toFixed(0)} MiB (VmRSS, no connection yet)`, ""],
     [
-      "server RSS per connection",
+      "server RSS per idle subscriber",
+      (r) => `${(((r.serverOpenMiB - r.serverStartMiB) * 1024) / r.accepted).toFixed(0)} KiB (all open - before)`,
+      "",
+    ],
+    [
+      "server RSS per subscriber",
       (r) => `${(((r.serverEndMiB - r.serverStartMiB) * 1024) / r.accepted).toFixed(0)} KiB (at end - before)`,
       "",
     ],
@@ -377,8 +410,10 @@ try {
 videograph subscription fan-out — ${new Date().toISOString()}
 machine: ${os.cpus().length} cores (${cpu}), ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB, Node ${process.version}
 load:    ${subscriberCount} graphql-ws subscribers (${stalledPercent} % never read) on ${videoCount} videos, \
-1 progress event per video per second for ${seconds} s;
-         ${clientProcesses} client process(es), ${connectConcurrency} handshakes at a time; videograph: one API \
+1 progress event per video per second for ${seconds} s, ${publishMode};
+         ${clientProcesses} client process(es), ${
+           connectMode === "unpaced" ? "every handshake at once" : `${connectConcurrency} handshakes at a time`
+         }; videograph: one API \
 process, an API key, events as NOTIFYs on ${EVENTS_CHANNEL}; plain: in-memory pubsub, no auth
 
 ${report([ours, anchor])}`);

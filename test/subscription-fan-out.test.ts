@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey, DEFAULT_TENANT_ID } from "../src/auth/api-keys.ts";
 import { EVENTS_CHANNEL, notificationPayload } from "../src/events/postgres-event-target.ts";
 import { type VideoEventPayload, videoSnapshot } from "../src/events/video-events.ts";
+import type { Context } from "../src/context.ts";
+import { followVideoEvents } from "../src/events/follow-video.ts";
 import { SLOW_CONSUMER_CLOSE_CODE, TRY_AGAIN_LATER_CLOSE_CODE } from "../src/http/graphql-ws.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { createUpload } from "./support/uploads.ts";
@@ -139,6 +141,112 @@ describe("subscribers of one video that ask the same thing share one execution p
     expect(rc!.value).toEqual(ra!.value);
     expect(rc!.value).not.toBe(ra!.value);
     await Promise.all([a.return?.(), b.return?.(), c.return?.()]);
+  });
+});
+
+describe("subscribers arriving at once share the read of their video's current state", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ worker: false });
+  });
+  afterAll(() => t?.stop());
+
+  /**
+   * The app's database client with `video.findUnique` counted; each read runs at once and its row
+   * is handed back when `release` is called (all at once by default).
+   */
+  function countingDb(options: { holdReads?: boolean } = {}) {
+    const db = t.app.services.db;
+    const held: (() => void)[] = [];
+    const counter = {
+      reads: 0,
+      /** Reads that have their row (held or not). */
+      answered: 0,
+      release: () => {
+        for (const go of held.splice(0)) go();
+      },
+      db: new Proxy(db, {
+        get: (target, key) =>
+          key === "video"
+            ? new Proxy(target.video, {
+                get: (video, method) =>
+                  method === "findUnique"
+                    ? async (args: Parameters<typeof video.findUnique>[0]) => {
+                        counter.reads++;
+                        const row = await video.findUnique(args);
+                        counter.answered++;
+                        if (options.holdReads) await new Promise<void>((go) => held.push(go));
+                        return row;
+                      }
+                    : Reflect.get(video, method),
+              })
+            : Reflect.get(target, key),
+      }) as typeof db,
+    };
+    return counter;
+  }
+
+  const contextOf = (db: Context["db"], tenantId: string) =>
+    ({
+      db,
+      pubSub: t.app.services.pubSub,
+      auth: { kind: "apiKey", tenantId, scopes: new Set(["videos:read"]), subject: "test", expiresAt: null },
+    }) as unknown as Context;
+
+  it("fifty subscribers of one video opened at once cost at most two reads and share the first event", async () => {
+    const videoId = await createVideo(t, "storm");
+    const counter = countingDb();
+    const streams = await Promise.all(
+      Array.from({ length: 50 }, () => followVideoEvents(contextOf(counter.db, DEFAULT_TENANT_ID), videoId)),
+    );
+    const firsts = await Promise.all(streams.map((s) => s!.next()));
+    expect(counter.reads).toBeGreaterThan(0);
+    expect(counter.reads).toBeLessThanOrEqual(2);
+    expect(firsts[0]!.value).toMatchObject({ kind: "status", video: { id: videoId } });
+    expect(new Set(firsts.map((f) => f.value)).size).toBe(counter.reads);
+    await Promise.all(streams.map((s) => s!.return(undefined)));
+  });
+
+  it("another tenant's subscriber sharing the read of a video is told it does not exist", async () => {
+    const videoId = await createVideo(t, "not theirs");
+    const other = await t.app.services.db.tenant.create({ data: { name: `tenant-${crypto.randomUUID()}` } });
+    const counter = countingDb();
+    // The first asker's read is sent at once; the two after it share the next one.
+    const [first, theirs, mine] = await Promise.all([
+      followVideoEvents(contextOf(counter.db, DEFAULT_TENANT_ID), videoId),
+      followVideoEvents(contextOf(counter.db, other.id), videoId),
+      followVideoEvents(contextOf(counter.db, DEFAULT_TENANT_ID), videoId),
+    ]);
+    expect(counter.reads).toBe(2);
+    expect(first).not.toBeNull();
+    expect(mine).not.toBeNull();
+    expect(theirs).toBeNull();
+    await Promise.all([first!.return(undefined), mine!.return(undefined)]);
+  });
+
+  it("a subscriber arriving while a read is in flight is not handed that read: it sees what changed since", async () => {
+    const videoId = await createVideo(t, "in flight");
+    const counter = countingDb({ holdReads: true });
+    // A's read runs now, before the change below, and comes back only on release.
+    const a = followVideoEvents(contextOf(counter.db, DEFAULT_TENANT_ID), videoId);
+    await until(() => counter.answered === 1, 5000);
+    const failed = await t.app.services.db.video.update({
+      where: { id: videoId },
+      data: { status: "FAILED", error: "changed while A's read was in flight" },
+    });
+    t.app.services.pubSub.publish("videoEvents", videoId, { kind: "status", video: videoSnapshot(failed) });
+    // B starts listening after that event: only a read sent after it listened can show it the change.
+    const b = followVideoEvents(contextOf(counter.db, DEFAULT_TENANT_ID), videoId);
+    await sleep(50);
+    counter.release();
+    const streamA = (await a)!;
+    expect((await streamA.next()).value).toMatchObject({ video: { status: "WAITING_FOR_UPLOAD" } });
+    expect((await streamA.next()).value).toMatchObject({ video: { status: "FAILED" } });
+    await until(() => counter.answered === 2, 5000);
+    counter.release();
+    const streamB = (await b)!;
+    expect((await streamB.next()).value).toMatchObject({ video: { status: "FAILED" } });
+    await Promise.all([streamA.return(undefined), streamB.return(undefined)]);
   });
 });
 

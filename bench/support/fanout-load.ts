@@ -24,23 +24,40 @@ export function epochMs(): number {
 const TICK_MS = 2;
 
 /**
- * Calls `publishOne(videoId, sentAt)` once a second for each video for `seconds`, spread evenly
- * over each second (video i at i/n of it), as n encodes reporting on their own timers would.
- * Resolves with how many events were published per video.
+ * How progress is published: `bursty` sends every video's event at the same instant once a second
+ * (encodes that report on one clock, and what real workers' batched progress looks like to the
+ * API); `even` spreads them over each second (video i at i/n of it).
  */
-export function publishEvenly(
+export const PUBLISH_MODES = ["bursty", "even"] as const;
+export type PublishMode = (typeof PUBLISH_MODES)[number];
+
+/**
+ * Calls `publishOne(videoId, sentAt)` once a second for each video for `seconds`, on the schedule
+ * `mode` names. A burst's events all carry the burst's start as `sentAt`: a subscriber's latency is
+ * counted from the moment its event existed. Resolves with how many events were published per video.
+ */
+export function publish(
+  mode: PublishMode,
   videoIds: readonly string[],
   seconds: number,
   publishOne: (videoId: string, sentAt: number) => void,
 ): Promise<number> {
   const total = videoIds.length * seconds;
-  const spacingMs = 1000 / videoIds.length;
+  const spacingMs = mode === "even" ? 1000 / videoIds.length : 0;
   const start = epochMs();
   let next = 0;
   return new Promise((resolve) => {
     const timer = setInterval(() => {
       const elapsed = epochMs() - start;
       while (next < total && next * spacingMs <= elapsed) {
+        if (mode === "bursty") {
+          // Second k's burst is due at k * 1000 ms.
+          if (Math.floor(next / videoIds.length) * 1000 > elapsed) break;
+          const sentAt = epochMs();
+          for (const videoId of videoIds) publishOne(videoId, sentAt);
+          next += videoIds.length;
+          continue;
+        }
         publishOne(videoIds[next % videoIds.length]!, epochMs());
         next++;
       }

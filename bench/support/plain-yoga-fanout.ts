@@ -1,7 +1,7 @@
 // The fan-out benchmark's anchor: plain graphql-yoga + graphql-ws (yoga's graphql-ws example), the
 // same subscription shape as videograph's `videoEvents`, no auth, no database, an in-memory pubsub.
 // Started by bench/fanout.ts with IPC: it sends { port } once listening; on { publish: { videoIds,
-// seconds } } it publishes progress from an in-process timer at the benchmark's rate and answers
+// seconds, mode } } it publishes progress from an in-process timer on the benchmark's schedule and answers
 // { published }.
 import { setMaxListeners } from "node:events";
 import { createServer } from "node:http";
@@ -9,7 +9,7 @@ import type { ExecutionArgs, execute, subscribe } from "graphql";
 import { useServer } from "graphql-ws/use/ws";
 import { createPubSub, createSchema, createYoga } from "graphql-yoga";
 import { WebSocketServer } from "ws";
-import { publishEvenly, SENT_AT_FIELD } from "./fanout-load.ts";
+import { type PublishMode, publish, SENT_AT_FIELD } from "./fanout-load.ts";
 
 type EnvelopedArgs = ExecutionArgs & { rootValue: { execute: typeof execute; subscribe: typeof subscribe } };
 
@@ -107,10 +107,10 @@ httpServer.listen(0, "127.0.0.1", () => {
   process.send?.({ port: typeof address === "object" && address ? address.port : 0 });
 });
 
-process.on("message", async (message: { publish?: { videoIds: string[]; seconds: number } }) => {
+process.on("message", async (message: { publish?: { videoIds: string[]; seconds: number; mode: PublishMode } }) => {
   if (!message.publish) return;
-  const { videoIds, seconds } = message.publish;
-  const published = await publishEvenly(videoIds, seconds, (videoId, sentAt) =>
+  const { videoIds, seconds, mode } = message.publish;
+  const published = await publish(mode, videoIds, seconds, (videoId, sentAt) =>
     pubSub.publish("videoEvents", videoId, {
       kind: "variantProgress",
       video: videoOf(videoId),
@@ -123,3 +123,5 @@ process.on("message", async (message: { publish?: { videoIds: string[]; seconds:
   process.send?.({ published });
 });
 process.on("disconnect", () => process.exit(0));
+// An exit, not a kill: a CPU profile (bench:fanout --profile) is written on the way out.
+process.on("SIGTERM", () => process.exit(0));

@@ -1,4 +1,5 @@
 import { tenantOf, type Context } from "../context.ts";
+import type { Video } from "../generated/prisma/client.ts";
 import { isUuid } from "../ids.ts";
 import {
   TERMINAL_VIDEO_STATUSES,
@@ -8,10 +9,57 @@ import {
 } from "./video-events.ts";
 
 /**
- * A resync reaches every subscriber of a video at once: they share one read of its row, and so one
- * object, whose result sharedSubscriptionResults executes once for all who ask the same thing.
+ * Reads of a video's current row, shared. At most one read per video is in flight; whoever asks
+ * while it is joins the next one, sent as soon as it returns. So ten thousand front ends
+ * reconnecting at once to a hundred videos cost a few hundred queries, not ten thousand, and their
+ * first events are executed once per audience (sharedSubscriptionResults shares by the event
+ * object); a lone subscriber waits for nothing. A read is sent only after everyone who joined it
+ * asked: whoever subscribed before asking sees every change after its read, and is never handed a
+ * read that started before it listened. Keyed by database client too: one process may serve
+ * several (the tests do).
  */
-const rereadsInFlight = new Map<string, Promise<VideoEventPayload | null>>();
+const videoReads = new WeakMap<Context["db"], Map<string, VideoReads>>();
+
+interface VideoReads {
+  inFlight: Promise<Video | null>;
+  /** The read whoever asked since `inFlight` was sent will share. */
+  next: Promise<Video | null> | null;
+}
+
+function readVideoShared(db: Context["db"], id: string): Promise<Video | null> {
+  let reads = videoReads.get(db);
+  if (!reads) {
+    reads = new Map();
+    videoReads.set(db, reads);
+  }
+  const byId = reads;
+  const send = (): Promise<Video | null> => {
+    const read = db.video.findUnique({ where: { id } });
+    const state: VideoReads = { inFlight: read, next: null };
+    byId.set(id, state);
+    const done = () => {
+      if (byId.get(id) === state) byId.delete(id);
+    };
+    read.then(done, done);
+    return read;
+  };
+  const state = byId.get(id);
+  if (!state) return send();
+  state.next ??= state.inFlight.then(send, send);
+  return state.next;
+}
+
+/** One snapshot object per row read, so that everyone who shared a read shares its event too. */
+const statusEvents = new WeakMap<Video, VideoEventPayload>();
+
+function statusEventOf(video: Video): VideoEventPayload {
+  let event = statusEvents.get(video);
+  if (!event) {
+    event = { kind: "status", video: videoSnapshot(video) };
+    statusEvents.set(video, event);
+  }
+  return event;
+}
 
 /**
  * The live events of the caller's tenant's video `id`: its current state first, then every event
@@ -23,23 +71,17 @@ export async function followVideoEvents(ctx: Context, id: string): Promise<Async
   const sub = ctx.pubSub.subscribe("videoEvents", id)[Symbol.asyncIterator]();
   // Asking for the first event registers the listener, so nothing published after the read below is missed.
   const pending = sub.next();
-  const video = await ctx.db.video.findFirst({ where: { id, tenantId } });
-  if (!video) {
+  const video = await readVideoShared(ctx.db, id);
+  if (!video || video.tenantId !== tenantId) {
     await sub.return?.();
     return null;
   }
-  const reread = () => {
-    let read = rereadsInFlight.get(id);
-    if (!read) {
-      read = ctx.db.video
-        .findUnique({ where: { id } })
-        .then((now): VideoEventPayload | null => now && { kind: "status", video: videoSnapshot(now) })
-        .finally(() => rereadsInFlight.delete(id));
-      rereadsInFlight.set(id, read);
-    }
-    return read;
+  // A resync reaches every subscriber of a video at once: they share one read here too.
+  const reread = async () => {
+    const now = await readVideoShared(ctx.db, id);
+    return now && statusEventOf(now);
   };
-  return followVideo({ kind: "status", video: videoSnapshot(video) }, pending, sub, reread);
+  return followVideo(statusEventOf(video), pending, sub, reread);
 }
 
 async function* followVideo(

@@ -9,6 +9,13 @@ export interface BoundAddress {
 }
 
 /**
+ * Connections the kernel holds for a listener before it accepts them (Node's default is 511). Every
+ * front end of a restarted API reconnects at once: with 10,000 of them a queue of 511 overflowed and
+ * handshakes were reset. Linux caps it at net.core.somaxconn (4096 since 5.4).
+ */
+const LISTEN_BACKLOG = 4096;
+
+/**
  * Listens on `host`:`port` (0: a free port) and says where. Every listener of both programs (the
  * API, its metrics, a worker's ops endpoint) binds by this one rule: a wildcard bind is reached
  * locally through the loopback address of its family, an IPv6 address goes in brackets.
@@ -16,7 +23,7 @@ export interface BoundAddress {
 export async function listenOn(server: Server, port: number, host: string): Promise<BoundAddress> {
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(port, host, () => {
+    server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
       server.off("error", reject);
       resolve();
     });
