@@ -168,9 +168,7 @@ async function measure(name: string, server: ServerUnderTest): Promise<PhaseResu
         subscribers: shares[i]!,
         // Unpaced: every subscriber of the process starts its handshake at once.
         concurrency:
-          connectMode === "unpaced"
-            ? shares[i]!.length
-            : Math.max(1, Math.round(connectConcurrency / clients.length)),
+          connectMode === "unpaced" ? shares[i]!.length : Math.max(1, Math.round(connectConcurrency / clients.length)),
       };
       child.send({ open });
       return reply;
