@@ -1,8 +1,9 @@
 // Subscriptions at scale (`npm run bench:fanout`): N graphql-ws subscribers of one API process,
 // each on one of V videos with the front end's `videoEvents` document and an API key; progress of
-// every video once a second, published as another API instance publishes it (a NOTIFY on the
-// fan-out's channel). Prints connect rate, event latency, events received and the server's memory,
-// beside the same load on plain graphql-yoga + graphql-ws measured in the same run.
+// every video once a second, published as another API instance publishes it (its own fan-out:
+// NOTIFYs on the fan-out's channel). Prints connect rate, event latency, events received and the server's memory,
+// beside the same load on plain graphql-yoga + graphql-ws and on a raw ws server that serialises
+// each event once (the sockets' own cost, the floor), measured in the same run.
 //   npm run bench:fanout -- --subscribers=10000 --videos=100 --seconds=30
 //   npm run bench:fanout -- --subscribers=10000 --stalled-percent=1     1 % of clients never read
 //   DATABASE_URL=postgresql://…  uses that server (a fresh database in it); default: the local
@@ -13,10 +14,14 @@ import { once } from "node:events";
 import { chmod, mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import pg from "pg";
 import { createDb } from "../src/db/client.ts";
-import { EVENTS_CHANNEL, notificationPayload } from "../src/events/postgres-event-target.ts";
-import { type VariantSnapshot, type VideoEventPayload, videoSnapshot } from "../src/events/video-events.ts";
+import { EVENTS_CHANNEL, PostgresEventTarget } from "../src/events/postgres-event-target.ts";
+import {
+  createVideoPubSub,
+  type VariantSnapshot,
+  type VideoEventPayload,
+  videoSnapshot,
+} from "../src/events/video-events.ts";
 import { parseCommandLine, usageError } from "../src/shared/command-line.ts";
 import { ADMIN_AUTH } from "../test/support/auth.ts";
 import { startApiProcess, stopAllProcesses } from "../test/support/processes.ts";
@@ -29,7 +34,8 @@ const USAGE = `usage: npm run bench:fanout -- [--subscribers=N] [--videos=N] [--
 Opens N graphql-ws subscribers (videoEvents, the front end's document, an API key) on one API process,
 publishes one progress event per video per second for S seconds through the Postgres fan-out, and prints
 connect rate, event latency (p50/p99/max), events received, errors and the API's memory, beside plain
-graphql-yoga + graphql-ws under the same load in the same run. P % of the clients never read their socket.
+graphql-yoga + graphql-ws and a raw ws server (each event serialised once: the floor) under the same load
+in the same run. P % of the clients never read their socket.
 --publish=bursty sends every video's event at the same instant each second; even spreads them over it.
 --connect=unpaced opens every connection at once (a reconnect storm); paced keeps at most
 --connect-concurrency handshakes in flight.
@@ -286,33 +292,29 @@ async function startVideograph(databaseUrl: string, dataDir: string): Promise<Se
       return [row.id, event];
     }),
   );
-  const notifier = new pg.Client({ connectionString: databaseUrl });
-  await notifier.connect();
+  // Another API instance: its own fan-out, publishing as the API does.
+  const otherInstance = new PostgresEventTarget<never>(databaseUrl);
+  await otherInstance.start();
+  const pubSub = createVideoPubSub(otherInstance);
   return {
     pid: api.child.pid!,
     url: api.url,
     connectionParams: ADMIN_AUTH,
     videoIds,
     async publish(forSeconds) {
-      // One NOTIFY after the other on one connection, as PostgresEventTarget sends them.
-      let sent: Promise<unknown> = Promise.resolve();
-      const published = await publish(publishMode, videoIds, forSeconds, (videoId, sentAt) => {
-        const detail = { ...eventOf.get(videoId)!, [SENT_AT_FIELD]: sentAt };
-        const payload = notificationPayload(`videoEvents:${videoId}`, detail);
-        sent = sent.then(() => notifier.query("SELECT pg_notify($1, $2)", [EVENTS_CHANNEL, payload]));
-      });
-      await sent;
-      return published;
+      return publish(publishMode, videoIds, forSeconds, (videoId, sentAt) =>
+        pubSub.publish("videoEvents", videoId, { ...eventOf.get(videoId)!, [SENT_AT_FIELD]: sentAt }),
+      );
     },
     async stop() {
-      await notifier.end();
+      await otherInstance.close();
       await api.stop();
     },
   };
 }
 
-async function startPlainYoga(): Promise<ServerUnderTest> {
-  const child = forkProcess("bench/support/plain-yoga-fanout.ts", profileFlags);
+async function startForkedServer(entry: string): Promise<ServerUnderTest> {
+  const child = forkProcess(entry, profileFlags);
   const port = await nextMessage<number>(child, "port");
   const videoIds = Array.from({ length: videoCount }, () => randomUUID());
   return {
@@ -347,7 +349,7 @@ function cpuShare(cpuSeconds: number, wallSeconds: number, processes: number): s
 
 const ms = (n: number) => (Number.isFinite(n) ? `${n.toFixed(1)} ms` : "n/a");
 
-function report(results: [PhaseResult, PhaseResult]): string {
+function report(results: PhaseResult[]): string {
   const rows: [string, (r: PhaseResult) => string, string][] = [
     ["connections accepted", (r) => `${r.accepted}/${r.attempted}`, "every one"],
     ["connections failed", (r) => String(r.failed), "0"],
@@ -379,7 +381,7 @@ function report(results: [PhaseResult, PhaseResult]): string {
     ["client CPU connecting", (r) => cpuShare(r.connectCpu.clients, r.connectSeconds, clientProcesses), ""],
     ["client CPU events", (r) => cpuShare(r.eventsCpu.clients, r.eventsSeconds, clientProcesses), ""],
   ];
-  const widths = [28, 38, 38];
+  const widths = [31, ...results.map(() => 38)];
   const line = (cells: string[]) =>
     cells
       .map((c, i) => c.padEnd(widths[i] ?? 0))
@@ -387,8 +389,8 @@ function report(results: [PhaseResult, PhaseResult]): string {
       .trimEnd();
   const errorLines = results.flatMap((r) => Object.entries(r.errors).map(([key, n]) => `  ${r.name}: ${n} × ${key}`));
   return [
-    line(["", results[0].name, results[1].name, "goal"]),
-    ...rows.map(([label, value, goal]) => line([label, value(results[0]), value(results[1]), goal])),
+    line(["", ...results.map((r) => r.name), "goal"]),
+    ...rows.map(([label, value, goal]) => line([label, ...results.map(value), goal])),
     `errors:${errorLines.length ? `\n${errorLines.join("\n")}` : " none"}`,
   ].join("\n");
 }
@@ -401,8 +403,11 @@ try {
   const videograph = await startVideograph(database.url, dataDir);
   const ours = await measure("videograph", videograph).finally(() => videograph.stop());
   log("starting plain graphql-yoga + graphql-ws");
-  const plain = await startPlainYoga();
+  const plain = await startForkedServer("bench/support/plain-yoga-fanout.ts");
   const anchor = await measure("plain yoga + graphql-ws", plain).finally(() => plain.stop());
+  log("starting raw ws (no GraphQL: the sockets' own cost)");
+  const raw = await startForkedServer("bench/support/raw-ws-fanout.ts");
+  const floor = await measure("raw ws, no GraphQL", raw).finally(() => raw.stop());
   const cpu = os.cpus()[0]?.model ?? "unknown CPU";
   console.log(`
 videograph subscription fan-out — ${new Date().toISOString()}
@@ -412,9 +417,10 @@ load:    ${subscriberCount} graphql-ws subscribers (${stalledPercent} % never re
          ${clientProcesses} client process(es), ${
            connectMode === "unpaced" ? "every handshake at once" : `${connectConcurrency} handshakes at a time`
          }; videograph: one API \
-process, an API key, events as NOTIFYs on ${EVENTS_CHANNEL}; plain: in-memory pubsub, no auth
+process, an API key, events as NOTIFYs on ${EVENTS_CHANNEL}; plain: in-memory pubsub, no auth;
+         raw ws: each event serialised once and written to every subscriber, the floor of any server here
 
-${report([ours, anchor])}`);
+${report([ours, anchor, floor])}`);
   process.exitCode = ours.failed === 0 && ours.received === ours.expected ? 0 : 1;
 } finally {
   await stopAllProcesses();

@@ -91,6 +91,25 @@ instance arrive whole and in order, with a small event after them", async () => 
     }
   });
 
+  it("a burst dispatched at once (1,200 events, some over 8000 bytes, some equal) reaches another instance whole, \
+every one, in order", async () => {
+    const sender = new PostgresEventTarget<never>(t.database.url);
+    const receiver = new PostgresEventTarget<never>(t.database.url);
+    await Promise.all([sender.start(), receiver.start()]);
+    try {
+      const received: unknown[] = [];
+      receiver.addEventListener("burst", (event) => received.push((event as CustomEvent).detail));
+      const sent = Array.from({ length: 1200 }, (_, i) =>
+        i % 100 === 7 ? { i, text: LONG_TEXT } : i % 100 === 9 ? { equal: true } : { i },
+      );
+      for (const detail of sent) sender.dispatchEvent(new CustomEvent("burst", { detail }) as never);
+      await expect.poll(() => received.length, { timeout: 10_000 }).toBe(sent.length);
+      expect(received).toEqual(sent);
+    } finally {
+      await Promise.all([sender.close(), receiver.close()]);
+    }
+  });
+
   it("an event's NOTIFY parts each fit in one NOTIFY, are text on their own, and join to the event", () => {
     for (const text of ["x".repeat(7800), "😀".repeat(2000), LONG_TEXT, LONG_TEXT.repeat(4)]) {
       const payload = JSON.stringify({ t: "topic", d: text });

@@ -6,7 +6,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey, DEFAULT_TENANT_ID } from "../src/auth/api-keys.ts";
 import { EVENTS_CHANNEL, notificationPayload } from "../src/events/postgres-event-target.ts";
-import { type VideoEventPayload, videoSnapshot } from "../src/events/video-events.ts";
+import { MAX_QUEUED_VIDEO_EVENTS, type VideoEventPayload, videoSnapshot } from "../src/events/video-events.ts";
 import type { Context } from "../src/context.ts";
 import { followVideoEvents } from "../src/events/follow-video.ts";
 import { SLOW_CONSUMER_CLOSE_CODE, TRY_AGAIN_LATER_CLOSE_CODE } from "../src/http/graphql-ws.ts";
@@ -247,6 +247,58 @@ describe("subscribers arriving at once share the read of their video's current s
     const streamB = (await b)!;
     expect((await streamB.next()).value).toMatchObject({ video: { status: "FAILED" } });
     await Promise.all([streamA.return(undefined), streamB.return(undefined)]);
+  });
+});
+
+describe("a subscriber far behind", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ worker: false });
+  });
+  afterAll(() => t?.stop());
+
+  it(`holds at most ${MAX_QUEUED_VIDEO_EVENTS} events: past that it is handed the video's current state instead`, async () => {
+    const videoId = await createVideo(t, "far behind");
+    const ctx = {
+      db: t.app.services.db,
+      pubSub: t.app.services.pubSub,
+      auth: {
+        kind: "apiKey",
+        tenantId: DEFAULT_TENANT_ID,
+        scopes: new Set(["videos:read"]),
+        subject: "t",
+        expiresAt: null,
+      },
+    } as unknown as Context;
+    const stream = (await followVideoEvents(ctx, videoId))!;
+    expect((await stream.next()).value).toMatchObject({ kind: "status" });
+    // Events travel through Postgres: a second subscriber that reads tells when they have all arrived.
+    const witness = (await followVideoEvents(ctx, videoId))!;
+    await witness.next();
+    const video = await snapshotOf(t, videoId);
+    // The first goes to the read the stream has waiting; the rest queue up, one past the bound.
+    for (let i = 0; i < MAX_QUEUED_VIDEO_EVENTS + 2; i++) {
+      t.app.services.pubSub.publish("videoEvents", videoId, {
+        kind: "renderProgress",
+        video,
+        index: i,
+        count: null,
+        percent: 0,
+        description: null,
+        renderedCount: i,
+        cachedCount: 0,
+      });
+    }
+    for (let last = -1; last < MAX_QUEUED_VIDEO_EVENTS + 1; ) {
+      const event = (await witness.next()).value as VideoEventPayload;
+      if (event.kind === "renderProgress") last = event.index;
+    }
+    await witness.return(undefined);
+    const canceled = await t.app.services.db.video.update({ where: { id: videoId }, data: { status: "CANCELED" } });
+    expect((await stream.next()).value).toMatchObject({ kind: "renderProgress", index: 0 });
+    // The backlog was dropped for one catch-up: the row as it is now, then the end (CANCELED is final).
+    expect((await stream.next()).value).toMatchObject({ kind: "status", video: { status: canceled.status } });
+    expect((await stream.next()).done).toBe(true);
   });
 });
 

@@ -68,8 +68,8 @@ function statusEventOf(video: Video): VideoEventPayload {
 export async function followVideoEvents(ctx: Context, id: string): Promise<AsyncGenerator<VideoEventPayload> | null> {
   if (!isUuid(id)) return null;
   const tenantId = tenantOf(ctx);
-  const sub = ctx.pubSub.subscribe("videoEvents", id)[Symbol.asyncIterator]();
-  // Asking for the first event registers the listener, so nothing published after the read below is missed.
+  // Listening from here on, before the read below: nothing published after that read is missed.
+  const sub = ctx.pubSub.subscribe("videoEvents", id);
   const pending = sub.next();
   const video = await readVideoShared(ctx.db, id);
   if (!video || video.tenantId !== tenantId) {

@@ -10,8 +10,9 @@ export const EVENTS_CHANNEL = "videograph_events";
  * The NOTIFY payload that delivers `detail` to the listeners of `type` on every API instance; for
  * processes that send one without an event target (the CLI) as well.
  */
-export function notificationPayload(type: string, detail: unknown): string {
-  return JSON.stringify({ t: type, d: detail });
+export function notificationPayload(type: string, detail: unknown, messageId?: string): string {
+  // The id keeps two equal events apart: Postgres delivers equal payloads of one transaction once.
+  return JSON.stringify(messageId === undefined ? { t: type, d: detail } : { t: type, d: detail, i: messageId });
 }
 
 /**
@@ -24,6 +25,8 @@ export const RESYNC = { kind: "resync" } as const;
 const MAX_PAYLOAD_BYTES = 7900;
 const PART_PREFIX = "part:";
 const CLOSE_PATIENCE_MS = 5000;
+/** NOTIFYs one statement may send; a burst beyond goes in several. */
+const MAX_NOTIFYS_PER_STATEMENT = 500;
 
 /**
  * The NOTIFYs that carry `payload` (a `notificationPayload`): itself when it fits in one, else
@@ -55,6 +58,10 @@ export function notificationParts(payload: string, messageId: string): string[] 
  * in one statement, hence one transaction, which Postgres delivers together and in order. Every
  * instance parses each event once, whatever its size and however many listeners it has, and hands
  * them all the same object.
+ *
+ * One statement is in flight at a time; events dispatched meanwhile wait for the next one and go
+ * together (up to MAX_NOTIFYS_PER_STATEMENT NOTIFYs), still in order: a burst of progress from a
+ * hundred encodes costs a round trip or two, not a hundred one after the other.
  */
 export class PostgresEventTarget<TEvent extends TypedEvent> extends EventTarget implements TypedEventTarget<TEvent> {
   readonly #connectionString: string;
@@ -63,6 +70,8 @@ export class PostgresEventTarget<TEvent extends TypedEvent> extends EventTarget 
   #listener: Promise<PostgresListener> | null = null;
   #closed = false;
   #pending: Promise<unknown> = Promise.resolve();
+  /** NOTIFY payloads of the statement that goes after the one in flight; null once it is sent. */
+  #unsent: string[] | null = null;
   /** Parts received of messages not yet whole, by message; a lost connection loses the rest of them. */
   readonly #partsByMessage = new Map<string, string[]>();
   readonly #listenersByTopic = new Map<string, number>();
@@ -133,19 +142,25 @@ export class PostgresEventTarget<TEvent extends TypedEvent> extends EventTarget 
 
   override dispatchEvent(event: TEvent): boolean {
     if (this.#closed) return false;
-    const parts = notificationParts(
-      notificationPayload(event.type, event.detail),
-      `${this.#senderId}.${this.#sentCount++}`,
-    );
+    const messageId = `${this.#senderId}.${this.#sentCount++}`;
+    const parts = notificationParts(notificationPayload(event.type, event.detail, messageId), messageId);
+    if (this.#unsent && this.#unsent.length + parts.length <= MAX_NOTIFYS_PER_STATEMENT) {
+      this.#unsent.push(...parts);
+      return true;
+    }
+    const batch = [...parts];
+    this.#unsent = batch;
     const send = async () => {
+      // From here on, later events wait for the next statement.
+      if (this.#unsent === batch) this.#unsent = null;
       const listener = await this.#listening();
       const client = await listener.connection();
       try {
-        if (parts.length === 1) await client.query("SELECT pg_notify($1, $2)", [EVENTS_CHANNEL, parts[0]]);
+        if (batch.length === 1) await client.query("SELECT pg_notify($1, $2)", [EVENTS_CHANNEL, batch[0]]);
         else
           await client.query("SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS u(p, n) ORDER BY n", [
             EVENTS_CHANNEL,
-            parts,
+            batch,
           ]);
       } catch (err) {
         listener.queryFailed(client, err);
@@ -157,7 +172,7 @@ export class PostgresEventTarget<TEvent extends TypedEvent> extends EventTarget 
       // A NOTIFY cut off with its connection may not have gone out: sent again on the next one (a
       // subscriber takes an event twice in its stride, but never learns of one that was lost).
       .catch(send)
-      .catch((err) => log.warn("NOTIFY failed; event not fanned out", { err, type: event.type }));
+      .catch((err) => log.warn("NOTIFY failed; events not fanned out", { err, events: batch.length }));
     return true;
   }
 

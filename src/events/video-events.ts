@@ -97,8 +97,80 @@ export type VideoEventMessage = VideoEventPayload | { kind: "resync" };
 
 type VideoPubSubEvents = { videoEvents: [videoId: string, payload: VideoEventMessage] };
 
+/**
+ * Events a subscriber may have waiting before it is told to catch up instead: its queue is
+ * replaced by one resync, and it reads the video's current state (follow-video.ts). Ordinary
+ * subscribers hold none; one far behind must not hold memory without bound.
+ */
+export const MAX_QUEUED_VIDEO_EVENTS = 1024;
+
+/**
+ * Publishes a video's events to every local subscriber and, through `eventTarget` (the Postgres
+ * fan-out), to every other API instance's. Publishing is graphql-yoga's; subscribing is a lean
+ * queue per subscriber (`listen`): at 10,000 subscribers an event is one resolved promise each,
+ * where yoga's Repeater made several.
+ */
 export function createVideoPubSub(eventTarget: PostgresEventTarget<never> | undefined) {
-  return createPubSub<VideoPubSubEvents>(eventTarget ? { eventTarget: eventTarget as never } : undefined);
+  const target: EventTarget = eventTarget ?? new EventTarget();
+  const { publish } = createPubSub<VideoPubSubEvents>({ eventTarget: target as never });
+  return {
+    publish,
+    /** The events of one video, from now on. */
+    subscribe(routingKey: "videoEvents", videoId: string): AsyncIterableIterator<VideoEventMessage> {
+      return listen(target, `${routingKey}:${videoId}`, RESYNC_MESSAGE, MAX_QUEUED_VIDEO_EVENTS);
+    },
+  };
 }
 
 export type VideoPubSub = ReturnType<typeof createVideoPubSub>;
+
+const RESYNC_MESSAGE: VideoEventMessage = { kind: "resync" };
+
+/**
+ * The `detail` of every event dispatched on `target` under `topic`, from now until `return()`.
+ * One promise per event: a waiting `next()` is resolved with it, else it is queued; past `max`
+ * queued, the queue becomes `[overflow]`.
+ */
+function listen<T>(target: EventTarget, topic: string, overflow: T, max: number): AsyncIterableIterator<T> {
+  const queue: T[] = [];
+  const waiting: ((result: IteratorResult<T>) => void)[] = [];
+  let stopped = false;
+  const onEvent = (event: Event) => {
+    const value = (event as CustomEvent<T>).detail;
+    if (waiting.length) {
+      waiting.shift()!({ value, done: false });
+    } else if (queue.length >= max) {
+      queue.length = 0;
+      queue.push(overflow);
+    } else {
+      queue.push(value);
+    }
+  };
+  const stop = () => {
+    if (stopped) return;
+    stopped = true;
+    target.removeEventListener(topic, onEvent);
+    queue.length = 0;
+    for (const resolve of waiting.splice(0)) resolve({ value: undefined, done: true });
+  };
+  target.addEventListener(topic, onEvent);
+  const iterator: AsyncIterableIterator<T> = {
+    next() {
+      if (queue.length) return Promise.resolve({ value: queue.shift()!, done: false });
+      if (stopped) return Promise.resolve({ value: undefined, done: true });
+      return new Promise((resolve) => waiting.push(resolve));
+    },
+    return() {
+      stop();
+      return Promise.resolve({ value: undefined, done: true });
+    },
+    throw(err: unknown) {
+      stop();
+      return Promise.reject(err);
+    },
+    [Symbol.asyncIterator]() {
+      return iterator;
+    },
+  };
+  return iterator;
+}
