@@ -98,7 +98,7 @@ every one, in order", async () => {
     await Promise.all([sender.start(), receiver.start()]);
     try {
       const received: unknown[] = [];
-      receiver.addEventListener("burst", (event) => received.push((event as CustomEvent).detail));
+      (receiver as EventTarget).addEventListener("burst", (event) => received.push((event as CustomEvent).detail));
       const sent = Array.from({ length: 1200 }, (_, i) =>
         i % 100 === 7 ? { i, text: LONG_TEXT } : i % 100 === 9 ? { equal: true } : { i },
       );

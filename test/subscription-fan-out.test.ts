@@ -1,8 +1,10 @@
+import { once } from "node:events";
 import type { Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Client } from "graphql-ws";
 import { SignJWT } from "jose";
 import pg from "pg";
+import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey, DEFAULT_TENANT_ID } from "../src/auth/api-keys.ts";
 import { EVENTS_CHANNEL, notificationPayload } from "../src/events/postgres-event-target.ts";
@@ -11,6 +13,7 @@ import type { Context } from "../src/context.ts";
 import { followVideoEvents } from "../src/events/follow-video.ts";
 import { SLOW_CONSUMER_CLOSE_CODE, TRY_AGAIN_LATER_CLOSE_CODE } from "../src/http/graphql-ws.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
+import { ADMIN_AUTH } from "./support/auth.ts";
 import { createUpload } from "./support/uploads.ts";
 
 const bearer = (secret: string) => `Bearer ${secret}`;
@@ -141,6 +144,58 @@ describe("subscribers of one video that ask the same thing share one execution p
     expect(rc!.value).toEqual(ra!.value);
     expect(rc!.value).not.toBe(ra!.value);
     await Promise.all([a.return?.(), b.return?.(), c.return?.()]);
+  });
+});
+
+describe("subscribers who share a result share its bytes", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ worker: false });
+  });
+  afterAll(() => t?.stop());
+
+  /** A graphql-transport-ws conversation on a plain socket: every frame the server sent, as text. */
+  async function rawSubscriber(authorization: string, id: string, query: string, videoId: string) {
+    const socket = new WebSocket(`${t.url.replace("http", "ws")}/graphql`, "graphql-transport-ws");
+    const frames: string[] = [];
+    socket.on("message", (data) => frames.push(String(data)));
+    await once(socket, "open");
+    socket.send(JSON.stringify({ type: "connection_init", payload: { authorization } }));
+    await until(() => frames.length === 1, 5000);
+    socket.send(JSON.stringify({ id, type: "subscribe", payload: { query, variables: { id: videoId } } }));
+    await until(() => frames.length === 2, 5000);
+    return { frames, close: () => socket.close() };
+  }
+
+  it("each socket gets the same bytes with only its subscription id its own; other scopes get their own", async () => {
+    // Text that looks like the placeholder the result's JSON replaces, inside the result itself.
+    const title = 'x"payload":{"\\u0000r":0}} {"\\u0000r":1}}';
+    const videoId = await createVideo(t, title);
+    const query = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { title status } } }`;
+    const readOnly = await createApiKey(t.app.services.db, {
+      tenantId: DEFAULT_TENANT_ID,
+      name: "reader",
+      scopes: ["videos:read"],
+    });
+    const admin = ADMIN_AUTH.authorization;
+    const [a, b, c] = [
+      await rawSubscriber(admin, "a", query, videoId),
+      await rawSubscriber(admin, "a-much-longer-id", query, videoId),
+      await rawSubscriber(bearer(readOnly.secret), "c", query, videoId),
+    ];
+    t.app.services.pubSub.publish("videoEvents", videoId, { kind: "status", video: await snapshotOf(t, videoId) });
+    await until(() => [a, b, c].every((s) => s.frames.length === 3), 5000);
+    const [fa, fb, fc] = [a, b, c].map((s) => s.frames[2]!);
+    expect(JSON.parse(fa!)).toEqual({
+      id: "a",
+      type: "next",
+      payload: {
+        data: { videoEvents: { __typename: "VideoStatusEvent", video: { title, status: "WAITING_FOR_UPLOAD" } } },
+      },
+    });
+    expect(fb).toBe(fa!.replace('"id":"a"', '"id":"a-much-longer-id"'));
+    expect(JSON.parse(fc!)).toEqual({ ...JSON.parse(fa!), id: "c" });
+    for (const s of [a, b, c]) s.close();
   });
 });
 

@@ -143,6 +143,8 @@ describe("CMS data on videos (description, metadata, tags, externalId) through t
     ["an externalId over 128 characters", { externalId: "e".repeat(129) }, "externalId", /1 to 128/],
     ["an empty externalId", { externalId: "" }, "externalId", /1 to 128/],
     ["an externalId with ESC", { externalId: "id\u001b[31m" }, "externalId", /control characters/],
+    ["a title with NUL", { title: "x\u0000y" }, "title", /control characters/],
+    ["a title with a lone surrogate", { title: "x\udc00" }, "title", /well-formed/],
   ];
 
   it.each(refusals)(

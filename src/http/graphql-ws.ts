@@ -2,7 +2,7 @@ import type { Server } from "node:http";
 import type { ExecutionArgs, execute, subscribe } from "graphql";
 import { useServer } from "graphql-ws/use/ws";
 import type { YogaServerInstance } from "graphql-yoga";
-import { WebSocketServer } from "ws";
+import { type WebSocket, WebSocketServer } from "ws";
 import { AuthenticationError, type Authenticate } from "../auth/authenticate.ts";
 import { closeForbidden, type LiveCredentials } from "../auth/live-credentials.ts";
 import type { Principal } from "../auth/scopes.ts";
@@ -47,6 +47,7 @@ export function serveGraphqlOverWebSocket(
   const wsServer = new WebSocketServer({ server: httpServer, path: yoga.graphqlEndpoint, perMessageDeflate: false });
   refuseBeyondCap(wsServer, limits.maxConnections);
   closeSlowConsumers(wsServer, limits.maxBufferedBytes);
+  const results = serializeResultsOnce(wsServer);
   const stopWatching = new WeakMap<object, () => void>();
   wsServer.on("connection", (socket) => {
     websocketConnections.inc();
@@ -79,6 +80,7 @@ export function serveGraphqlOverWebSocket(
         }
       },
       onClose: (ctx) => stopWatching.get(ctx)?.(),
+      onNext: (ctx, _id, _payload, _args, result) => results.placeholder(ctx.extra.socket, result),
       execute: (args) => (args as EnvelopedArgs).rootValue.execute(args),
       subscribe: (args) => (args as EnvelopedArgs).rootValue.subscribe(args),
       onSubscribe: async (ctx, _id, params) => {
@@ -133,6 +135,61 @@ function refuseBeyondCap(wsServer: WebSocketServer, max: number): void {
     socket.close(TRY_AGAIN_LATER_CLOSE_CODE, "Too many connections on this server; try again later");
   });
 }
+
+/**
+ * Subscribers who share a result (sharedSubscriptionResults) share its JSON too: graphql-ws would
+ * serialise each `next` message whole, once per socket. Instead the result's JSON is made once per
+ * result object, graphql-ws serialises a few-byte placeholder in its place (`placeholder`, the
+ * `onNext` hook), and the socket's send puts the JSON where the placeholder is, so each socket
+ * sends the same bytes with only its subscription id its own. Results are plain data by then
+ * (errors turn into JSON through their own toJSON, as graphql-ws does).
+ */
+function serializeResultsOnce(wsServer: WebSocketServer) {
+  const jsonOf = new WeakMap<object, string>();
+  // By socket: a placeholder whose message is never sent (the socket closed) goes with its socket.
+  const waitingBySocket = new WeakMap<WebSocket, Map<number, string>>();
+  let count = 0;
+  wsServer.on("connection", (socket) => {
+    const waiting = new Map<number, string>();
+    waitingBySocket.set(socket, waiting);
+    const send = socket.send.bind(socket);
+    socket.send = ((data: Parameters<WebSocket["send"]>[0], done?: (err?: Error) => void) => {
+      send(typeof data === "string" ? withResult(data, waiting) : data, done);
+    }) as typeof socket.send;
+  });
+  /** `{"id":…,"type":"next","payload":{"\u0000r":N}}` with the result's JSON for the placeholder. */
+  function withResult(message: string, waiting: Map<number, string>): string {
+    const at = message.length - PLACEHOLDER_SUFFIX_LENGTH_MIN;
+    const start = message.lastIndexOf(PLACEHOLDER_HEAD, at);
+    if (start < 0 || !message.endsWith("}}")) return message;
+    const token = Number(message.slice(start + PLACEHOLDER_HEAD.length, -2));
+    const json = waiting.get(token);
+    if (json === undefined) return message;
+    waiting.delete(token);
+    return `${message.slice(0, start + PAYLOAD_KEY.length)}${json}}`;
+  }
+  return {
+    /** The payload graphql-ws serialises for `result`: a placeholder its socket's send replaces. */
+    placeholder(socket: WebSocket, result: object): Record<string, number> | undefined {
+      const waiting = waitingBySocket.get(socket);
+      if (!waiting) return undefined;
+      let json = jsonOf.get(result);
+      if (json === undefined) {
+        json = JSON.stringify(result);
+        jsonOf.set(result, json);
+      }
+      const token = count++;
+      waiting.set(token, json);
+      return { [PLACEHOLDER_KEY]: token };
+    },
+  };
+}
+
+/** A key no GraphQL result has (names cannot hold U+0000), serialised as `"\u0000r"`. */
+const PLACEHOLDER_KEY = "\u0000r";
+const PAYLOAD_KEY = '"payload":';
+const PLACEHOLDER_HEAD = `${PAYLOAD_KEY}${JSON.stringify({ [PLACEHOLDER_KEY]: 0 }).slice(0, -2)}`;
+const PLACEHOLDER_SUFFIX_LENGTH_MIN = PLACEHOLDER_HEAD.length + 3;
 
 /**
  * A client that does not read what it is sent must not hold memory without bound, nor hold up

@@ -1,7 +1,7 @@
 import type { Db } from "../db/client.ts";
 import { ValidationError } from "../errors.ts";
 import type { Prisma, Video } from "../generated/prisma/client.ts";
-import { hasControlCharacter } from "../plain-text.ts";
+import { validPlainText } from "../plain-text.ts";
 
 /**
  * What a CMS may store on a video, and how much: every limit in one place (docs/api-guide.md,
@@ -41,18 +41,6 @@ function isKeyChar(code: number): boolean {
   );
 }
 
-/**
- * `text` after its length check: refused (naming `field`) when it holds a control character or a
- * lone surrogate (Postgres and JSON would refuse it later, with a less useful error).
- */
-function plainText(field: string, text: string, allowLineBreaks = false): string {
-  if (hasControlCharacter(text, allowLineBreaks)) {
-    throw new ValidationError(field, `${field} must not contain control characters`);
-  }
-  if (!text.isWellFormed()) throw new ValidationError(field, `${field} must be well-formed Unicode text`);
-  return text;
-}
-
 /** A description: at most CMS_LIMITS.descriptionLength characters, line breaks allowed; "" or null is none. */
 export function validDescription(raw: string | null): string | null {
   if (raw === null) return null;
@@ -62,7 +50,7 @@ export function validDescription(raw: string | null): string | null {
       `description is longer than ${CMS_LIMITS.descriptionLength} characters (the limit)`,
     );
   }
-  const text = plainText("description", raw, true).trim();
+  const text = validPlainText("description", raw, true).trim();
   return text === "" ? null : text;
 }
 
@@ -111,7 +99,7 @@ export function validMetadata(entries: readonly { key: string; value: string }[]
     if (Object.hasOwn(metadata, key)) throw new ValidationError("metadata", `Metadata key "${key}" is given twice`);
     // JSON libraries (Prisma's included) drop it silently: refused rather than lost.
     if (key === "__proto__") throw new ValidationError("metadata", "The metadata key __proto__ is reserved");
-    metadata[key] = plainText("metadata", value);
+    metadata[key] = validPlainText("metadata", value);
   }
   return { ...metadata };
 }
@@ -134,7 +122,7 @@ export function validTags(raw: readonly string[] | null, field = "tags"): string
   }
   const tags: string[] = [];
   for (const tag of raw) {
-    const normal = normalTag(plainText(field, tag));
+    const normal = normalTag(validPlainText(field, tag));
     if (normal === "" || normal.length > CMS_LIMITS.tagLength) {
       throw new ValidationError(field, `A tag has 1 to ${CMS_LIMITS.tagLength} characters besides spaces`);
     }
@@ -149,7 +137,7 @@ export function validExternalId(raw: string | null, field = "externalId"): strin
   if (raw.length === 0 || raw.length > CMS_LIMITS.externalIdLength) {
     throw new ValidationError(field, `An externalId has 1 to ${CMS_LIMITS.externalIdLength} characters (the limit)`);
   }
-  return plainText(field, raw);
+  return validPlainText(field, raw);
 }
 
 /** The metadata a row holds, or none when it holds something else. */

@@ -1,11 +1,12 @@
 import { ValidationError } from "../errors.ts";
+import { validPlainText } from "../plain-text.ts";
 
-/** A video's title, trimmed: 1 to 300 characters. */
+/** A video's title, trimmed: 1 to 300 characters of plain text (no control characters). */
 export function validTitle(raw: string | null | undefined, fallback?: string): string {
   const title = (raw ?? fallback ?? "").trim();
   if (!title) throw new ValidationError("title", "A title is required");
   if (title.length > 300) throw new ValidationError("title", "The title is longer than 300 characters");
-  return title;
+  return validPlainText("title", title);
 }
 
 /** A web page's origin, exactly as `new URL(raw).origin` prints it; null when none is given. */
