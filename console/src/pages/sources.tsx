@@ -7,7 +7,7 @@ import {
   RenderManimMutation,
   UploadAssetMutation,
 } from "../operations.ts";
-import { navigate } from "../router.tsx";
+import { navigate, useTitle } from "../router.tsx";
 
 const EXAMPLE_SCENE = `from manim import *
 
@@ -47,6 +47,7 @@ const value = (e: Event) => (e.target as HTMLInputElement).value;
 
 /** Forms that make a video from a Manim scene, a quiz composition or a URL. */
 export function SourcesPage() {
+  useTitle("Sources");
   return (
     <section aria-labelledby="sources-title">
       <h1 id="sources-title">Make a video from a source</h1>

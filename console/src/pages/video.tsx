@@ -14,7 +14,7 @@ import {
 } from "../operations.ts";
 import { Player } from "../player.tsx";
 import { QueuePlace } from "../queue.tsx";
-import { navigate } from "../router.tsx";
+import { navigate, useTitle } from "../router.tsx";
 
 /** Status, render progress and one bar per variant, with fps, speed and ETA while encoding. */
 function Progress({ live }: { live: LiveVideo }) {
@@ -106,6 +106,7 @@ export function VideoPage({ videoId }: { videoId: string }) {
   }, [videoId]);
   const live = useLiveVideo(initial ? videoId : null, initial ?? null);
   const video = live.video ?? initial;
+  useTitle(initial === null ? "No such video" : video?.title);
   // A SIGNED video's events each carry a fresh token: the player keeps the URL it started with.
   const playback = useRef<string | null>(null);
   if (video?.playbackUrl && playback.current?.split("?")[0] !== video.playbackUrl.split("?")[0]) {
@@ -187,12 +188,40 @@ export function VideoPage({ videoId }: { videoId: string }) {
   );
 }
 
+/** The HTML that embeds `src` at the page's width, 16:9, titled for assistive technology. */
+function embedSnippet(src: string, title: string): string {
+  const escaped = title.replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;");
+  return (
+    `<div style="position:relative;width:100%;aspect-ratio:16/9">` +
+    `<iframe src="${src.replace(/&/g, "&amp;")}" title="${escaped}" allow="autoplay; fullscreen; picture-in-picture" ` +
+    `allowfullscreen style="position:absolute;inset:0;width:100%;height:100%;border:0"></iframe></div>`
+  );
+}
+
 /** The public watch page and an embed snippet; a SIGNED video's link carries a short-lived token. */
 function Share({ video }: { video: Video }) {
   const token = video.playbackUrl ? new URL(video.playbackUrl, location.href).searchParams.get("token") : null;
   const watch = `${location.origin}/watch/${video.id}${token ? `?token=${encodeURIComponent(token)}` : ""}`;
-  const embed = `<iframe src="${watch}" width="640" height="360" title="${video.title.replace(/"/g, "&quot;")}" allow="fullscreen; picture-in-picture" style="border:0"></iframe>`;
+  const [options, setOptions] = useState({ autoplay: false, muted: false, loop: false, start: "" });
+  const src = new URL(watch);
+  for (const name of ["autoplay", "muted", "loop"] as const) if (options[name]) src.searchParams.set(name, "1");
+  const start = Number(options.start);
+  if (options.start && Number.isFinite(start) && start > 0) src.searchParams.set("t", String(start));
+  const embed = embedSnippet(src.href, video.title);
   const [copied, setCopied] = useState(false);
+  const check = (name: "autoplay" | "muted" | "loop", label: string) => (
+    <label class="check">
+      <input
+        type="checkbox"
+        checked={options[name]}
+        onChange={(e) => {
+          setCopied(false);
+          setOptions({ ...options, [name]: (e.target as HTMLInputElement).checked });
+        }}
+      />
+      {label}
+    </label>
+  );
   return (
     <section aria-labelledby="share-title" class="share">
       <h2 id="share-title">Share</h2>
@@ -204,8 +233,26 @@ function Share({ video }: { video: Video }) {
           {watch}
         </a>
       </p>
-      <label for="embed">Embed snippet</label>
-      <textarea id="embed" readOnly rows={3} value={embed} />
+      <fieldset>
+        <legend>Embed options</legend>
+        {check("autoplay", "Autoplay (muted: browsers allow autoplay only without sound)")}
+        {check("muted", "Muted")}
+        {check("loop", "Loop")}
+        <label for="embed-start">Start at (seconds)</label>
+        <input
+          id="embed-start"
+          type="number"
+          min={0}
+          step={1}
+          value={options.start}
+          onInput={(e) => {
+            setCopied(false);
+            setOptions({ ...options, start: (e.target as HTMLInputElement).value });
+          }}
+        />
+      </fieldset>
+      <label for="embed">Embed snippet (fills the width of its container, 16:9)</label>
+      <textarea id="embed" readOnly rows={4} value={embed} />
       <button
         type="button"
         onClick={async () => {
@@ -232,11 +279,13 @@ function Operators({ video, onRetry }: { video: Video; onRetry: (variantId: stri
   // Costs need jobs:admin: a key or viewer without it gets FORBIDDEN, and simply sees no costs.
   const [costs, setCosts] = useState<Costs | null>(null);
   const [costError, setCostError] = useState<string | null>(null);
+  const loadJobs = () =>
+    request(VideoJobsQuery, { id: video.id })
+      .then((data) => setJobs(data.video?.jobs.edges ?? []))
+      .catch((err: Error) => setError(err.message));
   const load = () =>
     Promise.all([
-      request(VideoJobsQuery, { id: video.id })
-        .then((data) => setJobs(data.video?.jobs.edges ?? []))
-        .catch((err: Error) => setError(err.message)),
+      loadJobs(),
       request(VideoCostQuery, { id: video.id })
         .then((data) => setCosts(data.video))
         .catch((err: Error) => {
@@ -249,6 +298,14 @@ function Operators({ video, onRetry }: { video: Video; onRetry: (variantId: stri
   useEffect(() => {
     void load();
   }, [video.id, video.status, video.variants.map((v) => v.status).join()]);
+  // A job's own state changes without a video event (a run fails, the job is retried or fails for
+  // good after its video did): while one is queued or running, read the jobs again.
+  const active = jobs?.some(({ node }) => node.status === "QUEUED" || node.status === "RUNNING") ?? false;
+  useEffect(() => {
+    if (!active) return;
+    const timer = setInterval(() => void loadJobs(), 3000);
+    return () => clearInterval(timer);
+  }, [video.id, active]);
 
   return (
     <section aria-labelledby="operators-title" class="operators">

@@ -7,11 +7,13 @@ import {
   ResendWebhookDeliveryMutation,
   WebhooksQuery,
 } from "../operations.ts";
+import { useTitle } from "../router.tsx";
 
 type Endpoint = ResultOf<typeof WebhooksQuery>["webhookEndpoints"][number];
 
 /** The tenant's webhook endpoints with their latest deliveries; resend one, add or remove an endpoint. */
 export function WebhooksPage() {
+  useTitle("Webhooks");
   const [endpoints, setEndpoints] = useState<Endpoint[] | null>(null);
   const [message, setMessage] = useState<string | null>(null);
   const [secret, setSecret] = useState<string | null>(null);
