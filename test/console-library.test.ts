@@ -1,3 +1,5 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
@@ -266,6 +268,48 @@ describe("the console's library and its pages at a phone's width, in Chromium", 
       .locator("label.button", { has: input })
       .evaluate((label) => getComputedStyle(label).outlineStyle);
     expect(outline).toBe("solid");
+  });
+
+  it("the webhooks table follows a resent delivery to its answer without a reload", async () => {
+    // The receiver answers after a second: the page's first read after Resend sees it pending.
+    const receiver = createServer((req, res) => {
+      req.resume();
+      req.on("end", () => setTimeout(() => res.end("ok"), 1000));
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = receiver.address() as AddressInfo;
+      const created = await t.gql(
+        `mutation($input: CreateWebhookEndpointInput!) {
+          createWebhookEndpoint(input: $input) { ... on CreateWebhookEndpointSuccess { endpoint { id } } } }`,
+        { input: { url: `http://127.0.0.1:${port}/resend-hook` } },
+      );
+      const endpointId = created.data.createWebhookEndpoint.endpoint.id;
+      await t.app.services.db.webhookDelivery.create({
+        data: {
+          endpointId,
+          eventId: crypto.randomUUID(),
+          eventType: "video.ready",
+          payload: { type: "video.ready" },
+          status: "FAILED",
+          attemptCount: 1,
+          nextAttemptAt: null,
+          giveUpAt: new Date(Date.now() + 3600_000),
+          lastStatusCode: 500,
+        },
+      });
+      await page.goto(`${t.url}/webhooks`);
+      const row = page
+        .getByRole("article", { name: `Endpoint http://127.0.0.1:${port}/resend-hook` })
+        .getByRole("row")
+        .filter({ hasText: "video_ready" });
+      await row.getByRole("cell", { name: "failed", exact: true }).waitFor();
+      await row.getByRole("button", { name: "Resend" }).click();
+      await row.getByRole("cell", { name: "delivered", exact: true }).waitFor({ timeout: 10_000 });
+      await row.getByRole("cell", { name: "2", exact: true }).waitFor();
+    } finally {
+      receiver.close();
+    }
   });
 
   it("a job's status follows the job: a failed video's job no longer reads running", async () => {
