@@ -312,6 +312,24 @@ describe("the console's library and its pages at a phone's width, in Chromium", 
     }
   });
 
+  it("a failed quiz render keeps the form: Edit and retry opens it as it was sent", async () => {
+    await page.goto(`${t.url}/sources`);
+    const csv = page.getByLabel("Questions (CSV: question, four choices, answer A–D)");
+    const questions = "Which is prime?,4,6,7,9,C\nWhich is even?,3,5,8,9,C";
+    await csv.fill(questions);
+    await page.getByLabel("Seconds per question").fill("2.5");
+    await page.getByRole("button", { name: "Render quiz" }).click();
+    await page.waitForURL(/\/videos\/[\w-]+$/);
+    const id = new URL(page.url()).pathname.split("/").pop()!;
+    await t.app.services.db.video.update({ where: { id }, data: { status: "FAILED", error: "espeak-ng failed" } });
+    await page.reload();
+    await page.getByRole("link", { name: "Edit and retry" }).click();
+    await page.waitForURL(/\/sources#quiz-csv$/);
+    await expect.poll(() => csv.inputValue()).toBe(questions);
+    expect(await page.getByLabel("Seconds per question").inputValue()).toBe("2.5");
+    expect(await csv.evaluate((area) => area === document.activeElement)).toBe(true);
+  });
+
   it("a job's status follows the job: a failed video's job no longer reads running", async () => {
     const db = t.app.services.db;
     const { id } = await createUpload(t, "fails while you watch");

@@ -14,7 +14,7 @@ import {
 } from "../operations.ts";
 import { Player } from "../player.tsx";
 import { QueuePlace } from "../queue.tsx";
-import { navigate, useTitle } from "../router.tsx";
+import { Link, navigate, useTitle } from "../router.tsx";
 
 /** Status, render progress and one bar per variant, with fps, speed and ETA while encoding. */
 function Progress({ live }: { live: LiveVideo }) {
@@ -179,6 +179,14 @@ export function VideoPage({ videoId }: { videoId: string }) {
         video.posterUrl && <img class="poster" src={video.posterUrl} alt="" />
       )}
       <Progress live={{ ...live, video }} />
+      {video.status === "FAILED" && (video.source === "MANIM" || video.source === "COMPOSITION") && (
+        <p>
+          <Link href={video.source === "MANIM" ? "/sources#manim-code" : "/sources#quiz-csv"} class="button">
+            Edit and retry
+          </Link>{" "}
+          <span class="muted">(the form holds what this tab last sent)</span>
+        </p>
+      )}
       {video.playable && <Share video={video} />}
       <Operators
         video={video}
