@@ -26,6 +26,7 @@ const VariantFields = graphql(`
     height
     bandwidth
     playlistUrl
+    segmentCount
     error
   }
 `);

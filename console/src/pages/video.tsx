@@ -16,8 +16,12 @@ import { Player } from "../player.tsx";
 import { QueuePlace } from "../queue.tsx";
 import { Link, navigate, useTitle } from "../router.tsx";
 
-/** Status, render progress and one bar per variant, with fps, speed and ETA while encoding. */
-function Progress({ live }: { live: LiveVideo }) {
+/**
+ * Status, render progress and the ladder's: one bar per variant with fps, speed and ETA, or where
+ * `summary` says so, one bar for the encode (the rungs are encoded together, in step) with each
+ * rung's segments ready.
+ */
+function Progress({ live, summary = false }: { live: LiveVideo; summary?: boolean }) {
   const { video, rates, render, queue } = live;
   if (!video) return null;
   const encoding = video.variants.some((v) => v.status !== "PENDING");
@@ -60,7 +64,8 @@ function Progress({ live }: { live: LiveVideo }) {
           />
         </label>
       )}
-      {video.variants.length > 0 && (
+      {video.variants.length > 0 && summary && <EncodeBar video={video} rates={rates} />}
+      {video.variants.length > 0 && !summary && (
         <ul class="variants" aria-label="Variants">
           {video.variants.map((variant) => {
             const rate = rates[variant.id];
@@ -89,10 +94,77 @@ function Progress({ live }: { live: LiveVideo }) {
   );
 }
 
-/** Compact live status for the upload page. */
+/** fps, speed and ETA of the encode, from the latest progress event of any rung. */
+function rateLabel(rate: LiveVideo["rates"][string] | undefined): string {
+  if (!rate) return "";
+  return [
+    rate.fps != null ? `${Math.round(rate.fps)} fps` : "",
+    rate.speed != null ? `${rate.speed.toFixed(2)}×` : "",
+    rate.etaSeconds != null ? `ETA ${formatDuration(rate.etaSeconds)}` : "",
+  ]
+    .filter(Boolean)
+    .map((part) => ` · ${part}`)
+    .join("");
+}
+
+/**
+ * Where a rung stands. Segment counts are written with the progress, about once a second; a video
+ * turns playable once every rung has its first segment, which may be before the count says so.
+ */
+function rungState(variant: Video["variants"][number], playable: boolean): string {
+  if (variant.status === "FAILED") return "failed";
+  if (variant.status === "READY") return "done";
+  const n = variant.segmentCount;
+  if (n > 0) return `${n} segment${n === 1 ? "" : "s"} ready`;
+  return playable || variant.playlistUrl ? "first segment ready" : "no segment yet";
+}
+
+/** One bar for the whole ladder and, per rung, the segments it has ready (a player needs one). */
+function EncodeBar({ video, rates }: { video: Video; rates: LiveVideo["rates"] }) {
+  const rungs = video.variants.filter((v) => v.status !== "FAILED");
+  const progress = rungs.length ? rungs.reduce((sum, v) => sum + v.progress, 0) / rungs.length : 0;
+  const ready = video.variants.filter((v) => v.status === "READY").length;
+  const rate = video.variants.map((v) => rates[v.id]).find(Boolean);
+  return (
+    <>
+      <label class="bar">
+        <span>
+          Encoding {formatPercent(progress)} · {ready} of {video.variants.length} rungs ready
+          <span class="muted">{rateLabel(rate)}</span>
+        </span>
+        <progress max={1} value={progress} data-testid="encode-progress" />
+      </label>
+      <ul class="rungs" aria-label="Rungs">
+        {video.variants.map((v) => (
+          <li key={v.id} data-testid="rung" data-variant={v.name} class={`rung rung-${v.status.toLowerCase()}`}>
+            {v.name}: {rungState(v, video.playable)}
+          </li>
+        ))}
+      </ul>
+    </>
+  );
+}
+
+/** The upload page's view of a video: status, one encode bar with each rung's segments, the player once playable. */
 export function LiveSummary({ videoId }: { videoId: string }) {
   const live = useLiveVideo(videoId);
-  return <Progress live={live} />;
+  const playback = usePlaybackUrl(live.video);
+  const video = live.video;
+  return (
+    <>
+      <Progress live={live} summary />
+      {video?.playable && playback && <Player src={playback} poster={video.posterUrl} title={video.title} />}
+    </>
+  );
+}
+
+/** A SIGNED video's events each carry a fresh token: a player keeps the URL it started with. */
+function usePlaybackUrl(video: Video | null | undefined): string | null {
+  const playback = useRef<string | null>(null);
+  if (video?.playbackUrl && playback.current?.split("?")[0] !== video.playbackUrl.split("?")[0]) {
+    playback.current = video.playbackUrl;
+  }
+  return playback.current;
 }
 
 /** One video: live progress, the player, sharing, and for operators its variants, jobs and runs. */
@@ -107,11 +179,7 @@ export function VideoPage({ videoId }: { videoId: string }) {
   const live = useLiveVideo(initial ? videoId : null, initial ?? null);
   const video = live.video ?? initial;
   useTitle(initial === null ? "No such video" : video?.title);
-  // A SIGNED video's events each carry a fresh token: the player keeps the URL it started with.
-  const playback = useRef<string | null>(null);
-  if (video?.playbackUrl && playback.current?.split("?")[0] !== video.playbackUrl.split("?")[0]) {
-    playback.current = video.playbackUrl;
-  }
+  const playback = usePlaybackUrl(video);
 
   if (initial === null) return <p role="alert">No such video.</p>;
   if (!video) return <p>{message ?? "Loading…"}</p>;
@@ -168,13 +236,8 @@ export function VideoPage({ videoId }: { videoId: string }) {
         </p>
       )}
       {live.error && <p class="warning">Live updates: {live.error}</p>}
-      {video.playable && playback.current ? (
-        <Player
-          src={playback.current}
-          poster={video.posterUrl}
-          audioPlaylist={audio?.playlistUrl}
-          title={video.title}
-        />
+      {video.playable && playback ? (
+        <Player src={playback} poster={video.posterUrl} audioPlaylist={audio?.playlistUrl} title={video.title} />
       ) : (
         video.posterUrl && <img class="poster" src={video.posterUrl} alt="" />
       )}
