@@ -53,7 +53,17 @@ describe("the console's library and its pages at a phone's width, in Chromium", 
     await db.video.update({ where: { id: gamma.id }, data: { source: "MANIM", status: "FAILED", error: "it broke" } });
     // A video with a 300-character unbroken title, its variants and a job whose run has a long command.
     longId = (await createUpload(t, LONG_TITLE)).id;
-    await db.video.update({ where: { id: longId }, data: { status: "PROCESSING", width: 1920, height: 1080 } });
+    // Playable (its master need not exist): the page shows the player and the share section too.
+    await db.video.update({
+      where: { id: longId },
+      data: {
+        status: "PROCESSING",
+        width: 1920,
+        height: 1080,
+        playable: true,
+        masterKey: `videos/${longId}/hls/master.m3u8`,
+      },
+    });
     for (const [name, height, bandwidth] of [
       ["1080p", 1080, 5_000_000],
       ["720p", 720, 2_800_000],
@@ -252,6 +262,36 @@ describe("the console's library and its pages at a phone's width, in Chromium", 
       loop: true,
     });
     await phone.context().close();
+  });
+
+  it("the embed snippet fills its container at 16:9, names the video, and carries the chosen options", async () => {
+    await page.goto(`${t.url}/videos/${longId}`);
+    const snippet = page.getByLabel(/^Embed snippet/);
+    const html = () => snippet.inputValue();
+    await snippet.waitFor();
+    expect(await html()).toContain('style="position:relative;width:100%;aspect-ratio:16/9"');
+    expect(await html()).toContain(`title="${LONG_TITLE}"`);
+    expect(await html()).not.toMatch(/width="640"|height="360"/);
+    await page.getByLabel(/^Autoplay/).check();
+    await page.getByLabel("Loop").check();
+    await page.getByLabel("Start at (seconds)").fill("12");
+    const src = new URL((await html()).match(/src="([^"]+)"/)![1]!.replaceAll("&amp;", "&"));
+    expect(src.pathname).toBe(`/watch/${longId}`);
+    expect(Object.fromEntries(src.searchParams)).toEqual({ autoplay: "1", loop: "1", t: "12" });
+    // In a frame of the snippet's shape the player fits, controls included.
+    const frame = await (await browser.newContext({ viewport: { width: 640, height: 360 } })).newPage();
+    await frame.goto(src.href);
+    const player = frame.getByTestId("player");
+    await player.waitFor();
+    expect(
+      await player.evaluate((v: HTMLVideoElement) => ({ muted: v.muted, loop: v.loop, autoplay: v.autoplay })),
+    ).toEqual({
+      muted: true,
+      loop: true,
+      autoplay: true,
+    });
+    expect(await frame.evaluate(() => document.documentElement.scrollHeight)).toBeLessThanOrEqual(360);
+    await frame.context().close();
   });
 
   it("the Choose files control shows the keyboard focus of its hidden file input", async () => {
