@@ -127,6 +127,22 @@ describe("the console's library and its pages at a phone's width, in Chromium", 
     await expect.poll(cards).toEqual([LONG_TITLE]);
     await page.getByRole("button", { name: "Clear" }).click();
     await expect.poll(cards).toHaveLength(5);
+
+    // Creation days, both included, in the browser's time zone.
+    const today = await page.evaluate(() => new Date().toLocaleDateString("en-CA"));
+    await page.goto(`${t.url}/?to=2000-01-01`);
+    await page.getByText("No videos match.").waitFor();
+    await page.goto(`${t.url}/?from=${today}&to=${today}&q=talk`);
+    await expect.poll(cards).toEqual(["delta talk", "gamma talk"]);
+    expect(await page.getByLabel("Created from").inputValue()).toBe(today);
+    // The API's refusal of a search is shown as it is, with no stale results beside it.
+    await page.getByLabel("Title contains").fill("ab");
+    await page.getByLabel("Title contains").press("Enter");
+    await page
+      .getByRole("alert")
+      .getByText(/titleContains/)
+      .waitFor();
+    expect(await cards()).toEqual([]);
   });
 
   it("pages on the connection's cursors, the sort and filters kept", async () => {

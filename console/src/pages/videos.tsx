@@ -111,7 +111,11 @@ export function VideosPage() {
         setVideos(data.videos);
         setError(null);
       })
-      .catch((err: Error) => setError(err.message));
+      .catch((err: Error) => {
+        // A refused search (a title part too short, say) shows no stale results beside its reason.
+        setVideos(null);
+        setError(err.message);
+      });
   useEffect(() => {
     setSelected(new Set());
     void load();
