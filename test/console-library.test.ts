@@ -102,7 +102,7 @@ describe("the console's library and its pages at a phone's width, in Chromium", 
 
     await page.getByLabel("Sort").selectOption({ label: "Title, A to Z" });
     await expect.poll(cards).toEqual(["alpha lesson", "beta lesson"]);
-    await page.getByLabel("Tags (comma-separated, every one)").fill("intro");
+    await page.getByLabel("Tags (all of)").fill("intro");
     await page.getByRole("button", { name: "Apply" }).click();
     await expect.poll(cards).toEqual(["beta lesson"]);
     expect(Object.fromEntries(new URL(page.url()).searchParams)).toEqual({
@@ -117,7 +117,7 @@ describe("the console's library and its pages at a phone's width, in Chromium", 
     expect(await page.getByLabel("Title contains").inputValue()).toBe("lesson");
     await page.goBack();
     await expect.poll(cards).toEqual(["alpha lesson", "beta lesson"]);
-    expect(await page.getByLabel("Tags (comma-separated, every one)").inputValue()).toBe("");
+    expect(await page.getByLabel("Tags (all of)").inputValue()).toBe("");
 
     await page.getByRole("button", { name: "Clear" }).click();
     await page.getByLabel("Source").selectOption({ label: "manim" });

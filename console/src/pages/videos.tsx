@@ -266,8 +266,8 @@ function LibraryFilters({
         </select>
       </label>
       <label>
-        Tags (comma-separated, every one)
-        <input {...text("tags")} />
+        Tags (all of)
+        <input {...text("tags")} placeholder="comma-separated" />
       </label>
       <label>
         Created from
