@@ -94,7 +94,7 @@ function Progress({ live, summary = false }: { live: LiveVideo; summary?: boolea
   );
 }
 
-/** fps, speed and ETA of the encode, from the latest progress event of any rung. */
+/** fps, speed and ETA of the encode, from one rung's latest progress event (the rungs go in step). */
 function rateLabel(rate: LiveVideo["rates"][string] | undefined): string {
   if (!rate) return "";
   return [
