@@ -155,6 +155,24 @@ describe("the console in real Chromium: sign in, upload, live progress, playback
     await page.screenshot({ path: `${await screenshotsDir()}/video.png`, fullPage: true });
   });
 
+  it("the upload page follows the encode with one bar and each rung's segments, and plays once playable", async () => {
+    await page.goto(`${t.url}/upload`);
+    await page
+      .getByTestId("file-input")
+      .setInputFiles(await makeClip({ width: 640, height: 360, seconds: 4, audio: true }));
+    const item = page.locator(".upload-item").last();
+    await item.getByTestId("player").waitFor({ timeout: 120_000 });
+    // Once playable, no rung reads as if it had nothing: each has its first segment at least.
+    const rungs = await item.getByTestId("rung").allTextContents();
+    expect(rungs.length).toBeGreaterThan(1);
+    for (const rung of rungs) expect(rung).toMatch(/: (first segment ready|\d+ segments? ready|done)$/);
+    // One bar for the encode (the rungs go in step), none per variant.
+    expect(await item.getByTestId("encode-progress").count()).toBe(1);
+    expect(await item.getByTestId("variant-progress").count()).toBe(0);
+    await item.getByTestId("video-status").getByText("ready").waitFor({ timeout: 120_000 });
+    expect(await item.getByTestId("encode-progress").evaluate((bar: HTMLProgressElement) => bar.value)).toBe(1);
+  });
+
   it("plays at least 3 s at two qualities, chosen in the quality menu", async () => {
     await page.goto(`${t.url}/videos/${uploadedId}`);
     const quality = page.getByLabel("Quality");

@@ -67,6 +67,22 @@ describe("the console's HTTP serving (src/http/console.ts) beside the API's rout
     expect((await fetch(`${t.url}/static/${css}`)).headers.get("content-type")).toBe("text/css; charset=utf-8");
   });
 
+  it("serves /favicon.ico, cached for a day, and the pages name the hashed SVG icon", async () => {
+    const res = await fetch(`${t.url}/favicon.ico`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("image/x-icon");
+    expect(res.headers.get("cache-control")).toBe("public, max-age=86400");
+    const body = Buffer.from(await res.arrayBuffer());
+    // An ICO header: reserved 0, type 1 (icon), one image.
+    expect([...body.subarray(0, 6)]).toEqual([0, 0, 1, 0, 1, 0]);
+    const html = await (await fetch(`${t.url}/`)).text();
+    const icon = /<link rel="icon" href="(\/static\/favicon-[\w-]+\.svg)"/.exec(html)?.[1];
+    expect(icon).toBeDefined();
+    const svg = await fetch(`${t.url}${icon}`);
+    expect(svg.headers.get("content-type")).toBe("image/svg+xml");
+    expect(svg.headers.get("cache-control")).toBe("public, max-age=31536000, immutable");
+  });
+
   it.each([
     "/static/..%2Findex.html",
     "/static/%2e%2e/%2e%2e/package.json",

@@ -321,6 +321,13 @@ describe("webhook URLs are checked like any request the service makes for a tena
       const res = (await t.gql(CREATE_ENDPOINT, { url })).data.createWebhookEndpoint;
       expect(res, url).toMatchObject({ __typename: "ValidationError", field: "url" });
     }
+    // http says why, and which setting allows it in development.
+    const http = (await t.gql(CREATE_ENDPOINT, { url: "http://cms.example.com/hooks" })).data.createWebhookEndpoint;
+    expect(http.message).toMatch(/^Not usable for webhooks: use an https URL, not http:; webhooks go only to https/);
+    expect(http.message).toContain("WEBHOOK_ALLOW_PRIVATE_URLS=true");
+    const credentials = (await t.gql(CREATE_ENDPOINT, { url: "https://u:p@cms.example.com/" })).data
+      .createWebhookEndpoint;
+    expect(credentials.message).toBe("Not usable for webhooks: credentials in the URL are not allowed");
   });
 
   it("refuses at registration a host that is, or resolves now to, a non-public address", async () => {
@@ -336,6 +343,7 @@ describe("webhook URLs are checked like any request the service makes for a tena
       const res = (await t.gql(CREATE_ENDPOINT, { url })).data.createWebhookEndpoint;
       expect(res, url).toMatchObject({ __typename: "ValidationError", field: "url" });
       expect(res.message, url).toContain(reason);
+      expect(res.message, url).toContain("WEBHOOK_ALLOW_PRIVATE_URLS=true");
     }
     expect((await t.gql(`{ webhookEndpoints { id } }`)).data.webhookEndpoints).toEqual([]);
     // A public literal, and a name that does not resolve yet (delivery checks it again), are taken.

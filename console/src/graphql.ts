@@ -14,7 +14,7 @@ export const graphql = initGraphQLTada<{
   // Pages read fragments' fields directly.
   disableMasking: true;
 }>();
-export type { ResultOf } from "gql.tada";
+export type { ResultOf, VariablesOf } from "gql.tada";
 
 type Document<R, V> = TadaDocumentNode<R, V>;
 

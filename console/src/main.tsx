@@ -20,7 +20,7 @@ function App() {
 
   // The watch page is public: no sign-in, no console chrome (it is what the embed snippet frames).
   const watch = /^\/watch\/([\w-]+)$/.exec(path);
-  if (watch) return <WatchPage videoId={watch[1]!} token={url.searchParams.get("token")} />;
+  if (watch) return <WatchPage videoId={watch[1]!} params={url.searchParams} />;
 
   if (!signedIn) return <SignInPage onSignedIn={() => setSignedIn(true)} />;
 

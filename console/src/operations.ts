@@ -26,6 +26,7 @@ const VariantFields = graphql(`
     height
     bandwidth
     playlistUrl
+    segmentCount
     error
   }
 `);
@@ -62,9 +63,9 @@ export const VideoFields = graphql(
 
 export const VideosQuery = graphql(
   `
-  query Videos($status: VideoStatus, $first: Int, $after: String, $last: Int, $before: String) {
-    videos(status: $status, first: $first, after: $after, last: $last, before: $before) {
-      edges { node { ...VideoSummary queuePosition { ...QueuePositionFields } } }
+  query Videos($filter: VideoFilter, $orderBy: VideoOrder, $first: Int, $after: String, $last: Int, $before: String) {
+    videos(filter: $filter, orderBy: $orderBy, first: $first, after: $after, last: $last, before: $before) {
+      edges { node { ...VideoSummary tags queuePosition { ...QueuePositionFields } } }
       pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
     }
   }

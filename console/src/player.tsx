@@ -29,6 +29,12 @@ export interface PlayerProps {
   /** The audio rung's media playlist, for an "audio only" choice. */
   audioPlaylist?: string | null;
   title: string;
+  /** Start playing at once (browsers allow it only muted, unless the viewer has interacted). */
+  autoplay?: boolean;
+  muted?: boolean;
+  loop?: boolean;
+  /** Where playback starts, in seconds. */
+  startTime?: number;
 }
 
 /** hls.js with a quality menu (automatic switching by default), or the browser's own HLS (Safari). */
@@ -51,12 +57,13 @@ export function Player(props: PlayerProps) {
     void import("hls.js").then(({ default: Hls }) => {
       if (stopped) return;
       if (!Hls.isSupported()) {
-        if (video.canPlayType("application/vnd.apple.mpegurl")) video.src = source;
-        else setError("This browser cannot play HLS.");
+        if (video.canPlayType("application/vnd.apple.mpegurl")) {
+          video.src = props.startTime ? `${source}#t=${props.startTime}` : source;
+        } else setError("This browser cannot play HLS.");
         return;
       }
       const at = video.currentTime;
-      hls = new Hls(HLS_CONFIG);
+      hls = new Hls({ ...HLS_CONFIG, startPosition: at > 0 ? -1 : (props.startTime ?? -1) });
       const player = hls;
       hlsRef.current = player;
       player.on(Hls.Events.MANIFEST_PARSED, (_event, data) => {
@@ -96,11 +103,13 @@ export function Player(props: PlayerProps) {
   const playingLevel = playing != null ? levels[playing] : undefined;
   return (
     <div class="player">
-      {/* biome-ignore lint/a11y/useMediaCaption: the ladder has no subtitle rendition; hls.js adds tracks if one does */}
       <video
         ref={videoRef}
         controls
         playsInline
+        autoplay={props.autoplay}
+        muted={props.muted}
+        loop={props.loop}
         poster={props.poster ?? undefined}
         aria-label={`Video player: ${props.title}`}
         data-testid="player"
@@ -123,7 +132,7 @@ export function Player(props: PlayerProps) {
             {props.audioPlaylist && <option value={AUDIO_ONLY}>Audio only</option>}
           </select>
         </label>
-        <span class="muted" data-testid="playing-level">
+        <span data-testid="playing-level">
           {choice === AUDIO_ONLY ? "audio only" : playingLevel ? `playing ${levelName(playingLevel)}` : ""}
         </span>
       </div>

@@ -17,6 +17,13 @@ export function useLocation(): URL {
   return url;
 }
 
+/** The tab's title while a page shows: `name · videograph`, or "videograph" until the name is known. */
+export function useTitle(name: string | null | undefined): void {
+  useEffect(() => {
+    document.title = name ? `${name} · videograph` : "videograph";
+  }, [name]);
+}
+
 export function Link(props: { href: string; class?: string; children: ComponentChildren; current?: boolean }) {
   return (
     <a

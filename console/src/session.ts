@@ -1,3 +1,5 @@
+import { useState } from "preact/hooks";
+
 /**
  * The signed-in credential, kept in this tab's sessionStorage only (gone when the tab closes).
  * The API's GraphiQL page reads the same entry (src/http/graphiql.ts).
@@ -22,4 +24,26 @@ export function forgetCredential(): void {
 export function credentialKind(): string {
   const value = credential() ?? "";
   return value.startsWith("Bearer vg_") ? "API key" : "viewer JWT";
+}
+
+/**
+ * A form's fields kept in this tab's sessionStorage as they are typed: leaving the page (to follow
+ * a render that then fails) and coming back finds them as they were, to edit and send again.
+ */
+export function useDraft<T extends object>(form: string, initial: T): [T, (changes: Partial<T>) => void] {
+  const key = `videograph.draft.${form}`;
+  const [draft, setDraft] = useState<T>(() => {
+    try {
+      return { ...initial, ...JSON.parse(sessionStorage.getItem(key) ?? "{}") };
+    } catch {
+      return initial;
+    }
+  });
+  const change = (changes: Partial<T>) =>
+    setDraft((current) => {
+      const next = { ...current, ...changes };
+      sessionStorage.setItem(key, JSON.stringify(next));
+      return next;
+    });
+  return [draft, change];
 }

@@ -12,6 +12,12 @@ export const CONSOLE_DIST = fileURLToPath(new URL("../../console/dist/", import.
 const STATIC_PREFIX = "/static/";
 
 /**
+ * The icon browsers and feed readers ask for without reading the page (console/public/, copied
+ * by Vite): its name has no hash, so it is cached for a day, not a year.
+ */
+const FAVICON = "/favicon.ico";
+
+/**
  * The console's own pages, answered with its index.html (the client routes them). Anything else
  * falls through to the API's routes, so the console never shadows /graphql, /media, /health,
  * /uploads or a route added later.
@@ -28,6 +34,11 @@ const CONTENT_TYPES: Record<string, string> = {
   ".woff2": "font/woff2",
   ".json": "application/json",
 };
+
+function notFound(res: ServerResponse): void {
+  res.writeHead(404, { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" });
+  res.end("Not found\n");
+}
 
 /** Content-Security-Policy of the console's pages: its own scripts and styles only, nothing inline. */
 function consoleContentSecurityPolicy(options: { remoteMedia: boolean; embeddable: boolean }): string {
@@ -78,6 +89,10 @@ export function createConsoleHandler(options: ConsoleOptions) {
       await serveStatic(req, res, url.pathname.slice(STATIC_PREFIX.length));
       return true;
     }
+    if (url.pathname === FAVICON) {
+      await serveFile(req, res, path.join(options.distDir, "favicon.ico"), "public, max-age=86400");
+      return true;
+    }
     if (!PAGE.test(url.pathname)) return false;
     const html = await readFile(indexFile).catch(() => null);
     if (!html) {
@@ -92,16 +107,18 @@ export function createConsoleHandler(options: ConsoleOptions) {
 
   async function serveStatic(req: IncomingMessage, res: ServerResponse, name: string): Promise<void> {
     // One plain file name, never a path: nothing outside dist/static can be named.
-    const type = CONTENT_TYPES[path.extname(name)];
-    const file = path.join(options.distDir, "static", name);
-    const info = /^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/.test(name) && type ? await stat(file).catch(() => null) : null;
-    if (!info?.isFile()) {
-      res.writeHead(404, { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" });
-      res.end("Not found\n");
-      return;
-    }
+    if (!/^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/.test(name)) return notFound(res);
+    // Vite puts a content hash in every name under static/.
+    await serveFile(req, res, path.join(options.distDir, "static", name), "public, max-age=31536000, immutable");
+  }
+
+  /** A file of the build with its content type, as the build's brotli or gzip copy where taken. */
+  async function serveFile(req: IncomingMessage, res: ServerResponse, file: string, cacheControl: string) {
+    const type = CONTENT_TYPES[path.extname(file)];
+    const info = type ? await stat(file).catch(() => null) : null;
+    if (!info?.isFile()) return notFound(res);
     // The build's brotli or gzip copy (console/build.ts), when the browser takes it.
-    const compressible = isCompressible(name);
+    const compressible = isCompressible(file);
     const encoding = compressible ? preferredEncoding(req.headers["accept-encoding"]) : null;
     const encodedFile = encoding ? file + ENCODED_SUFFIX[encoding] : null;
     const encodedInfo = encodedFile ? await stat(encodedFile).catch(() => null) : null;
@@ -111,8 +128,7 @@ export function createConsoleHandler(options: ConsoleOptions) {
       "content-length": sent === file ? info.size : encodedInfo!.size,
       ...(sent === file ? {} : { "content-encoding": encoding! }),
       ...(compressible ? { vary: "accept-encoding" } : {}),
-      // Vite puts a content hash in every name under static/.
-      "cache-control": "public, max-age=31536000, immutable",
+      "cache-control": cacheControl,
       "x-content-type-options": "nosniff",
     });
     if (req.method === "HEAD") return void res.end();

@@ -106,6 +106,19 @@ const ResendWebhookDeliverySuccess = builder
     fields: (t) => ({ delivery: t.field({ type: WebhookDeliveryRef, resolve: (r) => r.delivery }) }),
   });
 
+/**
+ * A refused endpoint URL, with why and, for http or a private address, the setting that allows them
+ * (the console shows this message as it is).
+ */
+function refusedUrl(reason: string, hintSetting: boolean): ValidationError {
+  const why = hintSetting
+    ? "; webhooks go only to https URLs at public addresses, so that signed events are not read on the way and " +
+      "are not sent into the service's own network. For development, the operator can allow http and private " +
+      "addresses with WEBHOOK_ALLOW_PRIVATE_URLS=true"
+    : "";
+  return new ValidationError("url", `Not usable for webhooks: ${reason}${why}`);
+}
+
 async function endpointOrThrow(ctx: Context, id: string): Promise<WebhookEndpoint> {
   const endpoint = isUuid(id)
     ? await ctx.db.webhookEndpoint.findFirst({ where: { id, tenantId: tenantOf(ctx) } })
@@ -146,10 +159,11 @@ builder.mutationFields((t) => ({
     args: { input: t.arg({ type: CreateWebhookEndpointInput, required: true }) },
     errors: { types: [ValidationError], union: { name: "CreateWebhookEndpointResult" } },
     resolve: async (_root, { input }, ctx) => {
+      const strict = !ctx.webhooks.allowPrivateUrls;
       const url = checkWebhookUrl(input.url, ctx.webhooks.allowPrivateUrls);
-      if (typeof url === "string") throw new ValidationError("url", `Not usable for webhooks: ${url}`);
+      if (typeof url === "string") throw refusedUrl(url, strict && URL.parse(input.url)?.protocol === "http:");
       const unreachable = await hostAddressProblem(url, ctx.webhooks.allowPrivateUrls);
-      if (unreachable) throw new ValidationError("url", `Not usable for webhooks: ${unreachable}`);
+      if (unreachable) throw refusedUrl(unreachable, strict);
       const tenantId = tenantOf(ctx);
       const max = ctx.webhooks.maxEndpointsPerTenant;
       const secret = `whsec_${randomBytes(24).toString("base64url")}`;

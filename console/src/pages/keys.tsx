@@ -2,6 +2,7 @@ import { useEffect, useState } from "preact/hooks";
 import { formatDate } from "../format.ts";
 import { type ResultOf, request, runAndReload } from "../graphql.ts";
 import { ApiKeysQuery, CreateApiKeyMutation, RevokeApiKeyMutation, RotateApiKeyMutation } from "../operations.ts";
+import { useTitle } from "../router.tsx";
 
 type Key = ResultOf<typeof ApiKeysQuery>["apiKeys"]["edges"][number]["node"];
 type ScopeName = Key["scopes"][number];
@@ -17,6 +18,7 @@ const SCOPE_NAMES = Object.keys(SCOPE_LABELS) as ScopeName[];
 
 /** The tenant's API keys (needs keys:admin): make one (its secret shown once), rotate or revoke one. */
 export function KeysPage() {
+  useTitle("API keys");
   const [keys, setKeys] = useState<Key[] | null>(null);
   const [message, setMessage] = useState<string | null>(null);
   const [secret, setSecret] = useState<{ name: string; value: string } | null>(null);

@@ -1,10 +1,12 @@
 import { useState } from "preact/hooks";
 import { request } from "../graphql.ts";
 import { VideosQuery } from "../operations.ts";
+import { useTitle } from "../router.tsx";
 import { forgetCredential, saveCredential } from "../session.ts";
 
 /** Signs in with an API key or a viewer JWT, checked by one query before it is kept. */
 export function SignInPage(props: { onSignedIn: () => void }) {
+  useTitle("Sign in");
   const [secret, setSecret] = useState("");
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);

@@ -7,7 +7,8 @@ import {
   RenderManimMutation,
   UploadAssetMutation,
 } from "../operations.ts";
-import { navigate } from "../router.tsx";
+import { navigate, useTitle } from "../router.tsx";
+import { useDraft } from "../session.ts";
 
 const EXAMPLE_SCENE = `from manim import *
 
@@ -47,6 +48,13 @@ const value = (e: Event) => (e.target as HTMLInputElement).value;
 
 /** Forms that make a video from a Manim scene, a quiz composition or a URL. */
 export function SourcesPage() {
+  useTitle("Sources");
+  // "Edit and retry" on a failed render's page opens this page at the form's code (#manim-code, #quiz-csv).
+  useEffect(() => {
+    const field = location.hash ? document.getElementById(location.hash.slice(1)) : null;
+    field?.scrollIntoView({ block: "center" });
+    field?.focus();
+  }, []);
   return (
     <section aria-labelledby="sources-title">
       <h1 id="sources-title">Make a video from a source</h1>
@@ -66,10 +74,13 @@ function Failure({ error }: { error: string | null }) {
 }
 
 function ManimForm() {
-  const [title, setTitle] = useState("Manim scene");
-  const [code, setCode] = useState(EXAMPLE_SCENE);
-  const [sceneName, setSceneName] = useState("Hello");
-  const [quality, setQuality] = useState<"LOW" | "MEDIUM" | "HIGH" | "FOURK">("LOW");
+  const [draft, change] = useDraft("manim", {
+    title: "Manim scene",
+    code: EXAMPLE_SCENE,
+    sceneName: "Hello",
+    quality: "LOW" as "LOW" | "MEDIUM" | "HIGH" | "FOURK",
+  });
+  const { title, code, sceneName, quality } = draft;
   const { error, busy, submit } = useSubmit();
   return (
     <form
@@ -85,7 +96,7 @@ function ManimForm() {
     >
       <h2 id="manim-title">Manim scene</h2>
       <label for="manim-title-input">Title</label>
-      <input id="manim-title-input" required value={title} onInput={(e) => setTitle(value(e))} />
+      <input id="manim-title-input" required value={title} onInput={(e) => change({ title: value(e) })} />
       <label for="manim-code">Python code</label>
       <textarea
         id="manim-code"
@@ -94,14 +105,14 @@ function ManimForm() {
         spellcheck={false}
         required
         value={code}
-        onInput={(e) => setCode(value(e))}
+        onInput={(e) => change({ code: value(e) })}
         onKeyDown={(event) => {
           // Tab indents in the editor; Escape then Tab leaves it (keyboard users are not trapped).
           if (event.key !== "Tab" || event.shiftKey || (event.target as HTMLElement).dataset.escaped) return;
           event.preventDefault();
           const area = event.target as HTMLTextAreaElement;
           area.setRangeText("    ", area.selectionStart, area.selectionEnd, "end");
-          setCode(area.value);
+          change({ code: area.value });
         }}
         onKeyUp={(event) => {
           const area = event.target as HTMLTextAreaElement;
@@ -114,9 +125,9 @@ function ManimForm() {
         Tab indents; press Escape, then Tab, to leave the editor.
       </p>
       <label for="manim-scene">Scene class</label>
-      <input id="manim-scene" required value={sceneName} onInput={(e) => setSceneName(value(e))} />
+      <input id="manim-scene" required value={sceneName} onInput={(e) => change({ sceneName: value(e) })} />
       <label for="manim-quality">Quality</label>
-      <select id="manim-quality" value={quality} onChange={(e) => setQuality(value(e) as typeof quality)}>
+      <select id="manim-quality" value={quality} onChange={(e) => change({ quality: value(e) as typeof quality })}>
         <option value="LOW">Low (480p15)</option>
         <option value="MEDIUM">Medium (720p30)</option>
         <option value="HIGH">High (1080p60)</option>
@@ -139,10 +150,8 @@ const ASSET_LABELS: Record<AssetKind, string> = {
 };
 
 function QuizForm() {
-  const [title, setTitle] = useState("Quiz");
-  const [csv, setCsv] = useState(EXAMPLE_CSV);
-  const [voice, setVoice] = useState("en-us");
-  const [seconds, setSeconds] = useState("3");
+  const [draft, change] = useDraft("quiz", { title: "Quiz", csv: EXAMPLE_CSV, voice: "en-us", seconds: "3" });
+  const { title, csv, voice, seconds } = draft;
   const [assets, setAssets] = useState<Asset[]>([]);
   const [chosen, setChosen] = useState<Partial<Record<AssetKind, string>>>({});
   const [assetError, setAssetError] = useState<string | null>(null);
@@ -180,11 +189,11 @@ function QuizForm() {
     >
       <h2 id="quiz-title">Quiz composition</h2>
       <label for="quiz-title-input">Title</label>
-      <input id="quiz-title-input" required value={title} onInput={(e) => setTitle(value(e))} />
+      <input id="quiz-title-input" required value={title} onInput={(e) => change({ title: value(e) })} />
       <label for="quiz-csv">Questions (CSV: question, four choices, answer A–D)</label>
-      <textarea id="quiz-csv" class="code" rows={5} required value={csv} onInput={(e) => setCsv(value(e))} />
+      <textarea id="quiz-csv" class="code" rows={5} required value={csv} onInput={(e) => change({ csv: value(e) })} />
       <label for="quiz-voice">Narration voice (espeak-ng; empty: none)</label>
-      <input id="quiz-voice" value={voice} onInput={(e) => setVoice(value(e))} />
+      <input id="quiz-voice" value={voice} onInput={(e) => change({ voice: value(e) })} />
       <label for="quiz-seconds">Seconds per question</label>
       <input
         id="quiz-seconds"
@@ -193,7 +202,7 @@ function QuizForm() {
         max={60}
         step={0.5}
         value={seconds}
-        onInput={(e) => setSeconds(value(e))}
+        onInput={(e) => change({ seconds: value(e) })}
       />
       <fieldset>
         <legend>Assets (optional)</legend>

@@ -1,6 +1,6 @@
 import { useState } from "preact/hooks";
 import { formatBytes, isResumable, type UploadState, uploadFile } from "../upload.ts";
-import { Link } from "../router.tsx";
+import { Link, useTitle } from "../router.tsx";
 import { LiveSummary } from "./video.tsx";
 
 interface Item {
@@ -14,6 +14,7 @@ let nextId = 1;
 
 /** Drag and drop (or choose) one or several files; each uploads in resumable chunks. */
 export function UploadPage() {
+  useTitle("Upload");
   const [items, setItems] = useState<Item[]>([]);
   const [dragging, setDragging] = useState(false);
 

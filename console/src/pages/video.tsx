@@ -14,10 +14,14 @@ import {
 } from "../operations.ts";
 import { Player } from "../player.tsx";
 import { QueuePlace } from "../queue.tsx";
-import { navigate } from "../router.tsx";
+import { Link, navigate, useTitle } from "../router.tsx";
 
-/** Status, render progress and one bar per variant, with fps, speed and ETA while encoding. */
-function Progress({ live }: { live: LiveVideo }) {
+/**
+ * Status, render progress and the ladder's: one bar per variant with fps, speed and ETA, or where
+ * `summary` says so, one bar for the encode (the rungs are encoded together, in step) with each
+ * rung's segments ready.
+ */
+function Progress({ live, summary = false }: { live: LiveVideo; summary?: boolean }) {
   const { video, rates, render, queue } = live;
   if (!video) return null;
   const encoding = video.variants.some((v) => v.status !== "PENDING");
@@ -60,7 +64,8 @@ function Progress({ live }: { live: LiveVideo }) {
           />
         </label>
       )}
-      {video.variants.length > 0 && (
+      {video.variants.length > 0 && summary && <EncodeBar video={video} rates={rates} />}
+      {video.variants.length > 0 && !summary && (
         <ul class="variants" aria-label="Variants">
           {video.variants.map((variant) => {
             const rate = rates[variant.id];
@@ -89,10 +94,77 @@ function Progress({ live }: { live: LiveVideo }) {
   );
 }
 
-/** Compact live status for the upload page. */
+/** fps, speed and ETA of the encode, from one rung's latest progress event (the rungs go in step). */
+function rateLabel(rate: LiveVideo["rates"][string] | undefined): string {
+  if (!rate) return "";
+  return [
+    rate.fps != null ? `${Math.round(rate.fps)} fps` : "",
+    rate.speed != null ? `${rate.speed.toFixed(2)}×` : "",
+    rate.etaSeconds != null ? `ETA ${formatDuration(rate.etaSeconds)}` : "",
+  ]
+    .filter(Boolean)
+    .map((part) => ` · ${part}`)
+    .join("");
+}
+
+/**
+ * Where a rung stands. Segment counts are written with the progress, about once a second; a video
+ * turns playable once every rung has its first segment, which may be before the count says so.
+ */
+function rungState(variant: Video["variants"][number], playable: boolean): string {
+  if (variant.status === "FAILED") return "failed";
+  if (variant.status === "READY") return "done";
+  const n = variant.segmentCount;
+  if (n > 0) return `${n} segment${n === 1 ? "" : "s"} ready`;
+  return playable || variant.playlistUrl ? "first segment ready" : "no segment yet";
+}
+
+/** One bar for the whole ladder and, per rung, the segments it has ready (a player needs one). */
+function EncodeBar({ video, rates }: { video: Video; rates: LiveVideo["rates"] }) {
+  const rungs = video.variants.filter((v) => v.status !== "FAILED");
+  const progress = rungs.length ? rungs.reduce((sum, v) => sum + v.progress, 0) / rungs.length : 0;
+  const ready = video.variants.filter((v) => v.status === "READY").length;
+  const rate = video.variants.map((v) => rates[v.id]).find(Boolean);
+  return (
+    <>
+      <label class="bar">
+        <span>
+          Encoding {formatPercent(progress)} · {ready} of {video.variants.length} rungs ready
+          <span class="muted">{rateLabel(rate)}</span>
+        </span>
+        <progress max={1} value={progress} data-testid="encode-progress" />
+      </label>
+      <ul class="rungs" aria-label="Rungs">
+        {video.variants.map((v) => (
+          <li key={v.id} data-testid="rung" data-variant={v.name} class={`rung rung-${v.status.toLowerCase()}`}>
+            {v.name}: {rungState(v, video.playable)}
+          </li>
+        ))}
+      </ul>
+    </>
+  );
+}
+
+/** The upload page's view of a video: status, one encode bar with each rung's segments, the player once playable. */
 export function LiveSummary({ videoId }: { videoId: string }) {
   const live = useLiveVideo(videoId);
-  return <Progress live={live} />;
+  const playback = usePlaybackUrl(live.video);
+  const video = live.video;
+  return (
+    <>
+      <Progress live={live} summary />
+      {video?.playable && playback && <Player src={playback} poster={video.posterUrl} title={video.title} />}
+    </>
+  );
+}
+
+/** A SIGNED video's events each carry a fresh token: a player keeps the URL it started with. */
+function usePlaybackUrl(video: Video | null | undefined): string | null {
+  const playback = useRef<string | null>(null);
+  if (video?.playbackUrl && playback.current?.split("?")[0] !== video.playbackUrl.split("?")[0]) {
+    playback.current = video.playbackUrl;
+  }
+  return playback.current;
 }
 
 /** One video: live progress, the player, sharing, and for operators its variants, jobs and runs. */
@@ -106,11 +178,8 @@ export function VideoPage({ videoId }: { videoId: string }) {
   }, [videoId]);
   const live = useLiveVideo(initial ? videoId : null, initial ?? null);
   const video = live.video ?? initial;
-  // A SIGNED video's events each carry a fresh token: the player keeps the URL it started with.
-  const playback = useRef<string | null>(null);
-  if (video?.playbackUrl && playback.current?.split("?")[0] !== video.playbackUrl.split("?")[0]) {
-    playback.current = video.playbackUrl;
-  }
+  useTitle(initial === null ? "No such video" : video?.title);
+  const playback = usePlaybackUrl(video);
 
   if (initial === null) return <p role="alert">No such video.</p>;
   if (!video) return <p>{message ?? "Loading…"}</p>;
@@ -167,17 +236,20 @@ export function VideoPage({ videoId }: { videoId: string }) {
         </p>
       )}
       {live.error && <p class="warning">Live updates: {live.error}</p>}
-      {video.playable && playback.current ? (
-        <Player
-          src={playback.current}
-          poster={video.posterUrl}
-          audioPlaylist={audio?.playlistUrl}
-          title={video.title}
-        />
+      {video.playable && playback ? (
+        <Player src={playback} poster={video.posterUrl} audioPlaylist={audio?.playlistUrl} title={video.title} />
       ) : (
         video.posterUrl && <img class="poster" src={video.posterUrl} alt="" />
       )}
       <Progress live={{ ...live, video }} />
+      {video.status === "FAILED" && (video.source === "MANIM" || video.source === "COMPOSITION") && (
+        <p>
+          <Link href={video.source === "MANIM" ? "/sources#manim-code" : "/sources#quiz-csv"} class="button">
+            Edit and retry
+          </Link>{" "}
+          <span class="muted">(the form holds what this tab last sent)</span>
+        </p>
+      )}
       {video.playable && <Share video={video} />}
       <Operators
         video={video}
@@ -187,12 +259,40 @@ export function VideoPage({ videoId }: { videoId: string }) {
   );
 }
 
+/** The HTML that embeds `src` at the page's width, 16:9, titled for assistive technology. */
+function embedSnippet(src: string, title: string): string {
+  const escaped = title.replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;");
+  return (
+    `<div style="position:relative;width:100%;aspect-ratio:16/9">` +
+    `<iframe src="${src.replace(/&/g, "&amp;")}" title="${escaped}" allow="autoplay; fullscreen; picture-in-picture" ` +
+    `allowfullscreen style="position:absolute;inset:0;width:100%;height:100%;border:0"></iframe></div>`
+  );
+}
+
 /** The public watch page and an embed snippet; a SIGNED video's link carries a short-lived token. */
 function Share({ video }: { video: Video }) {
   const token = video.playbackUrl ? new URL(video.playbackUrl, location.href).searchParams.get("token") : null;
   const watch = `${location.origin}/watch/${video.id}${token ? `?token=${encodeURIComponent(token)}` : ""}`;
-  const embed = `<iframe src="${watch}" width="640" height="360" title="${video.title.replace(/"/g, "&quot;")}" allow="fullscreen; picture-in-picture" style="border:0"></iframe>`;
+  const [options, setOptions] = useState({ autoplay: false, muted: false, loop: false, start: "" });
+  const src = new URL(watch);
+  for (const name of ["autoplay", "muted", "loop"] as const) if (options[name]) src.searchParams.set(name, "1");
+  const start = Number(options.start);
+  if (options.start && Number.isFinite(start) && start > 0) src.searchParams.set("t", String(start));
+  const embed = embedSnippet(src.href, video.title);
   const [copied, setCopied] = useState(false);
+  const check = (name: "autoplay" | "muted" | "loop", label: string) => (
+    <label class="check">
+      <input
+        type="checkbox"
+        checked={options[name]}
+        onChange={(e) => {
+          setCopied(false);
+          setOptions({ ...options, [name]: (e.target as HTMLInputElement).checked });
+        }}
+      />
+      {label}
+    </label>
+  );
   return (
     <section aria-labelledby="share-title" class="share">
       <h2 id="share-title">Share</h2>
@@ -204,8 +304,26 @@ function Share({ video }: { video: Video }) {
           {watch}
         </a>
       </p>
-      <label for="embed">Embed snippet</label>
-      <textarea id="embed" readOnly rows={3} value={embed} />
+      <fieldset>
+        <legend>Embed options</legend>
+        {check("autoplay", "Autoplay (muted: browsers allow autoplay only without sound)")}
+        {check("muted", "Muted")}
+        {check("loop", "Loop")}
+        <label for="embed-start">Start at (seconds)</label>
+        <input
+          id="embed-start"
+          type="number"
+          min={0}
+          step={1}
+          value={options.start}
+          onInput={(e) => {
+            setCopied(false);
+            setOptions({ ...options, start: (e.target as HTMLInputElement).value });
+          }}
+        />
+      </fieldset>
+      <label for="embed">Embed snippet (fills the width of its container, 16:9)</label>
+      <textarea id="embed" readOnly rows={4} value={embed} />
       <button
         type="button"
         onClick={async () => {
@@ -232,11 +350,13 @@ function Operators({ video, onRetry }: { video: Video; onRetry: (variantId: stri
   // Costs need jobs:admin: a key or viewer without it gets FORBIDDEN, and simply sees no costs.
   const [costs, setCosts] = useState<Costs | null>(null);
   const [costError, setCostError] = useState<string | null>(null);
+  const loadJobs = () =>
+    request(VideoJobsQuery, { id: video.id })
+      .then((data) => setJobs(data.video?.jobs.edges ?? []))
+      .catch((err: Error) => setError(err.message));
   const load = () =>
     Promise.all([
-      request(VideoJobsQuery, { id: video.id })
-        .then((data) => setJobs(data.video?.jobs.edges ?? []))
-        .catch((err: Error) => setError(err.message)),
+      loadJobs(),
       request(VideoCostQuery, { id: video.id })
         .then((data) => setCosts(data.video))
         .catch((err: Error) => {
@@ -249,6 +369,14 @@ function Operators({ video, onRetry }: { video: Video; onRetry: (variantId: stri
   useEffect(() => {
     void load();
   }, [video.id, video.status, video.variants.map((v) => v.status).join()]);
+  // A job's own state changes without a video event (a run fails, the job is retried or fails for
+  // good after its video did): while one is queued or running, read the jobs again.
+  const active = jobs?.some(({ node }) => node.status === "QUEUED" || node.status === "RUNNING") ?? false;
+  useEffect(() => {
+    if (!active) return;
+    const timer = setInterval(() => void loadJobs(), 3000);
+    return () => clearInterval(timer);
+  }, [video.id, active]);
 
   return (
     <section aria-labelledby="operators-title" class="operators">

@@ -7,11 +7,13 @@ import {
   ResendWebhookDeliveryMutation,
   WebhooksQuery,
 } from "../operations.ts";
+import { useTitle } from "../router.tsx";
 
 type Endpoint = ResultOf<typeof WebhooksQuery>["webhookEndpoints"][number];
 
 /** The tenant's webhook endpoints with their latest deliveries; resend one, add or remove an endpoint. */
 export function WebhooksPage() {
+  useTitle("Webhooks");
   const [endpoints, setEndpoints] = useState<Endpoint[] | null>(null);
   const [message, setMessage] = useState<string | null>(null);
   const [secret, setSecret] = useState<string | null>(null);
@@ -23,6 +25,19 @@ export function WebhooksPage() {
   useEffect(() => {
     void load();
   }, []);
+  // Deliveries change after the actions that cause them (an event, a resend, a retry): while one is
+  // due within a minute the table follows it every 2 s, otherwise it looks for new ones every 15 s.
+  const dueSoon =
+    endpoints?.some((endpoint) =>
+      endpoint.deliveries.edges.some(
+        ({ node }) =>
+          node.status === "PENDING" && (!node.nextAttemptAt || Date.parse(node.nextAttemptAt) - Date.now() < 60_000),
+      ),
+    ) ?? false;
+  useEffect(() => {
+    const timer = setInterval(() => void load(), dueSoon ? 2000 : 15_000);
+    return () => clearInterval(timer);
+  }, [dueSoon]);
   const run = (work: () => Promise<{ __typename: string; message?: string }>) => runAndReload(work, setMessage, load);
 
   return (

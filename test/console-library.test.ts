@@ -1,0 +1,402 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Browser, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestApp, type TestApp } from "./support/app.ts";
+import { TEST_ADMIN_KEY } from "./support/auth.ts";
+import { buildConsole, launchChromium } from "./support/console.ts";
+import { createUpload } from "./support/uploads.ts";
+
+const PHONE = { width: 390, height: 844 };
+const LONG_TITLE = "x".repeat(300);
+
+/**
+ * The console's library (search, filters, sort, bulk delete), its titles, and how it fits a phone,
+ * in Chromium. No worker: videos are made with createUpload and put in the states a page needs
+ * through the database, so nothing is encoded.
+ */
+describe("the console's library and its pages at a phone's width, in Chromium", () => {
+  let t: TestApp;
+  let browser: Browser;
+  let page: Page;
+  let longId: string;
+
+  async function signedIn(viewport = { width: 1280, height: 860 }): Promise<Page> {
+    const ctx = await browser.newContext({ viewport });
+    await ctx.route(
+      (url) => url.hostname !== "127.0.0.1",
+      (route) => route.abort(),
+    );
+    const target = await ctx.newPage();
+    await target.goto(`${t.url}/`);
+    await target.getByLabel("API key or viewer JWT").fill(TEST_ADMIN_KEY);
+    await target.getByRole("button", { name: "Sign in" }).click();
+    await target.getByRole("heading", { name: "Videos" }).waitFor();
+    return target;
+  }
+
+  const cards = () => page.locator(".video-card .title").allTextContents();
+
+  beforeAll(async () => {
+    await buildConsole();
+    [t, browser] = await Promise.all([startTestApp({ worker: false }), launchChromium()]);
+    const db = t.app.services.db;
+    for (const [title, tags] of [
+      ["alpha lesson", ["math"]],
+      ["beta lesson", ["math", "intro"]],
+      ["gamma talk", ["intro"]],
+      ["delta talk", []],
+    ] as const) {
+      await createUpload(t, title, { tags });
+    }
+    const gamma = await db.video.findFirstOrThrow({ where: { title: "gamma talk" } });
+    await db.video.update({ where: { id: gamma.id }, data: { source: "MANIM", status: "FAILED", error: "it broke" } });
+    // A video with a 300-character unbroken title, its variants and a job whose run has a long command.
+    longId = (await createUpload(t, LONG_TITLE)).id;
+    // Playable (its master need not exist): the page shows the player and the share section too.
+    await db.video.update({
+      where: { id: longId },
+      data: {
+        status: "PROCESSING",
+        width: 1920,
+        height: 1080,
+        playable: true,
+        masterKey: `videos/${longId}/hls/master.m3u8`,
+      },
+    });
+    for (const [name, height, bandwidth] of [
+      ["1080p", 1080, 5_000_000],
+      ["720p", 720, 2_800_000],
+      ["360p", 360, 800_000],
+    ] as const) {
+      await db.variant.create({
+        data: {
+          videoId: longId,
+          name,
+          kind: "VIDEO",
+          width: (height * 16) / 9,
+          height,
+          bandwidth,
+          codecs: "avc1.640028,mp4a.40.2",
+          status: "ENCODING",
+          progress: 0.42,
+        },
+      });
+    }
+    page = await signedIn();
+    page.on("dialog", (dialog) => void dialog.accept());
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await t?.stop();
+  });
+
+  it("searches titles, filters by status, source and tags, sorts, and keeps it all in the URL", async () => {
+    await page.getByRole("checkbox", { name: "Select alpha lesson" }).waitFor();
+    expect(await cards()).toHaveLength(5);
+
+    await page.getByLabel("Title contains").fill("lesson");
+    await page.getByLabel("Title contains").press("Enter");
+    await expect.poll(cards).toEqual(["beta lesson", "alpha lesson"]);
+    expect(new URL(page.url()).searchParams.get("q")).toBe("lesson");
+
+    await page.getByLabel("Sort").selectOption({ label: "Title, A to Z" });
+    await expect.poll(cards).toEqual(["alpha lesson", "beta lesson"]);
+    await page.getByLabel("Tags (all of)").fill("intro");
+    await page.getByRole("button", { name: "Apply" }).click();
+    await expect.poll(cards).toEqual(["beta lesson"]);
+    expect(Object.fromEntries(new URL(page.url()).searchParams)).toEqual({
+      q: "lesson",
+      sort: "TITLE_ASC",
+      tags: "intro",
+    });
+
+    // A reload shows the same, Back the one before.
+    await page.reload();
+    await expect.poll(cards).toEqual(["beta lesson"]);
+    expect(await page.getByLabel("Title contains").inputValue()).toBe("lesson");
+    await page.goBack();
+    await expect.poll(cards).toEqual(["alpha lesson", "beta lesson"]);
+    expect(await page.getByLabel("Tags (all of)").inputValue()).toBe("");
+
+    await page.getByRole("button", { name: "Clear" }).click();
+    await page.getByLabel("Source").selectOption({ label: "manim" });
+    await expect.poll(cards).toEqual(["gamma talk"]);
+    await page.getByLabel("Source").selectOption({ label: "All" });
+    await page.getByLabel("Status").selectOption({ label: "processing" });
+    await expect.poll(cards).toEqual([LONG_TITLE]);
+    await page.getByRole("button", { name: "Clear" }).click();
+    await expect.poll(cards).toHaveLength(5);
+
+    // Creation days, both included, in the browser's time zone.
+    const today = await page.evaluate(() => new Date().toLocaleDateString("en-CA"));
+    await page.goto(`${t.url}/?to=2000-01-01`);
+    await page.getByText("No videos match.").waitFor();
+    await page.goto(`${t.url}/?from=${today}&to=${today}&q=talk`);
+    await expect.poll(cards).toEqual(["delta talk", "gamma talk"]);
+    expect(await page.getByLabel("Created from").inputValue()).toBe(today);
+    // The API's refusal of a search is shown as it is, with no stale results beside it.
+    await page.getByLabel("Title contains").fill("ab");
+    await page.getByLabel("Title contains").press("Enter");
+    await page
+      .getByRole("alert")
+      .getByText(/titleContains/)
+      .waitFor();
+    expect(await cards()).toEqual([]);
+  });
+
+  it("pages on the connection's cursors, the sort and filters kept", async () => {
+    const db = t.app.services.db;
+    const tenantId = (await db.video.findFirstOrThrow({ where: { title: "alpha lesson" } })).tenantId;
+    await db.video.createMany({
+      data: Array.from({ length: 13 }, (_, i) => ({ tenantId, title: `page filler ${String(i).padStart(2, "0")}` })),
+    });
+    try {
+      await page.goto(`${t.url}/?q=filler&sort=TITLE_ASC`);
+      await expect.poll(async () => (await cards()).length).toBe(12);
+      expect((await cards())[0]).toBe("page filler 00");
+      await page.getByRole("button", { name: "Next page" }).click();
+      await expect.poll(cards).toEqual(["page filler 12"]);
+      expect(new URL(page.url()).searchParams.get("after")).toBeTruthy();
+      expect(await page.getByRole("button", { name: "Next page" }).isDisabled()).toBe(true);
+      await page.getByRole("button", { name: "Previous page" }).click();
+      await expect.poll(async () => (await cards()).at(-1)).toBe("page filler 11");
+      expect(Object.keys(Object.fromEntries(new URL(page.url()).searchParams)).sort()).toEqual(["before", "q", "sort"]);
+    } finally {
+      await db.video.deleteMany({ where: { title: { startsWith: "page filler" } } });
+    }
+  });
+
+  it("selects all on a page and deletes the selection after a confirmation, showing each refusal", async () => {
+    await page.goto(`${t.url}/?q=lesson`);
+    await expect.poll(cards).toEqual(["beta lesson", "alpha lesson"]);
+    const all = page.getByRole("checkbox", { name: "Select all on this page" });
+    await all.check();
+    expect(await page.getByRole("checkbox", { name: "Select beta lesson" }).isChecked()).toBe(true);
+    await page.getByRole("checkbox", { name: "Select beta lesson" }).uncheck();
+    expect(await all.evaluate((box: HTMLInputElement) => box.indeterminate)).toBe(true);
+    await all.check();
+
+    // While the confirmation is open, another client deletes one of them: that one is refused.
+    const alpha = (await t.app.services.db.video.findFirstOrThrow({ where: { title: "alpha lesson" } })).id;
+    page.removeAllListeners("dialog");
+    page.once("dialog", async (dialog) => {
+      expect(dialog.message()).toBe("Delete 2 videos and all their media?");
+      await t.gql(`mutation($id: ID!) { deleteVideo(id: $id) { __typename } }`, { id: alpha });
+      await dialog.accept();
+    });
+    await page.getByRole("button", { name: "Delete selected (2)" }).click();
+    await page.getByTestId("bulk-result").getByText("Deleted 1 of 2.").waitFor();
+    await page
+      .getByRole("alert")
+      .getByText(/^alpha lesson: /)
+      .waitFor();
+    await expect.poll(cards).toEqual([]);
+    expect(await t.app.services.db.video.count({ where: { title: { endsWith: "lesson" } } })).toBe(0);
+    page.on("dialog", (dialog) => void dialog.accept());
+  });
+
+  it("names each route in the document title", async () => {
+    for (const [path, title] of [
+      ["/", "Videos · videograph"],
+      ["/upload", "Upload · videograph"],
+      ["/sources", "Sources · videograph"],
+      ["/webhooks", "Webhooks · videograph"],
+      ["/keys", "API keys · videograph"],
+      [`/videos/${longId}`, `${LONG_TITLE} · videograph`],
+    ]) {
+      await page.goto(`${t.url}${path}`);
+      await expect.poll(() => page.title(), { message: path }).toBe(title);
+    }
+    // Client-side navigation too.
+    await page.getByRole("link", { name: "Webhooks" }).click();
+    await expect.poll(() => page.title()).toBe("Webhooks · videograph");
+  });
+
+  it("nothing is wider than a 390 px phone on any route, with a 300-character unbroken title", async () => {
+    const hook = await t.gql(
+      `mutation($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) { __typename } }`,
+      { input: { url: `http://127.0.0.1:9/${"h".repeat(300)}` } },
+    );
+    const key = await t.gql(`mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { __typename } }`, {
+      input: { name: "k".repeat(100), scopes: ["VIDEOS_READ"] },
+    });
+    expect([hook.data.createWebhookEndpoint.__typename, key.data.createApiKey.__typename]).toEqual([
+      "CreateWebhookEndpointSuccess",
+      "CreateApiKeySuccess",
+    ]);
+    const phone = await signedIn(PHONE);
+    for (const path of ["/", "/upload", "/sources", "/webhooks", "/keys", `/videos/${longId}`, `/watch/${longId}`]) {
+      await phone.goto(`${t.url}${path}`);
+      if (path.startsWith("/videos/")) await phone.getByRole("cell", { name: "720p", exact: true }).waitFor();
+      if (path === "/") await phone.locator(".video-card .title", { hasText: LONG_TITLE }).waitFor();
+      if (path === "/webhooks") await phone.getByText("h".repeat(300), { exact: false }).first().waitFor();
+      if (path === "/keys") await phone.getByText("k".repeat(100)).first().waitFor();
+      await phone.locator("main").waitFor();
+      const widths = await phone.evaluate(() => ({
+        page: document.documentElement.scrollWidth,
+        wider: [...document.querySelectorAll("body *")]
+          // Tables and code scroll in their own box.
+          .filter((e) => e.getBoundingClientRect().right > 391 && !e.closest("table, pre"))
+          .map((e) => `${e.tagName}.${e.className}`)
+          .slice(0, 5),
+      }));
+      expect(widths, path).toEqual({ page: 390, wider: [] });
+    }
+    await phone.context().close();
+  });
+
+  it("on a phone the watch page's player is 16:9, not the screen's height, and its controls sit below the picture on a solid background", async () => {
+    const phone = await (await browser.newContext({ viewport: PHONE })).newPage();
+    await phone.goto(`${t.url}/watch/${longId}?muted=1&loop=1&t=4`);
+    const player = phone.getByTestId("player");
+    await player.waitFor();
+    const box = (await player.boundingBox())!;
+    expect(box.width).toBe(390);
+    expect(box.height).toBeLessThanOrEqual(Math.ceil((390 * 9) / 16));
+    const controls = (await phone.locator(".player-controls").boundingBox())!;
+    expect(controls.y).toBeGreaterThanOrEqual(box.y + box.height);
+    // The label's contrast on the bar's own (opaque) background.
+    const contrast = await phone.getByTestId("playing-level").evaluate((label) => {
+      const rgb = (color: string) => color.match(/[\d.]+/g)!.map(Number);
+      const luminance = ([r, g, b]: number[]) => {
+        const [R, G, B] = [r!, g!, b!].map((c) => {
+          const s = c / 255;
+          return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+        });
+        return 0.2126 * R! + 0.7152 * G! + 0.0722 * B!;
+      };
+      const background = rgb(getComputedStyle(label.closest(".player-controls")!).backgroundColor);
+      if (background.length === 4 && background[3] !== 1) return 0;
+      const [a, b] = [luminance(rgb(getComputedStyle(label).color)), luminance(background)];
+      return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    });
+    expect(contrast).toBeGreaterThanOrEqual(4.5);
+    // The embed snippet's options reach the player.
+    expect(await player.evaluate((v: HTMLVideoElement) => ({ muted: v.muted, loop: v.loop }))).toEqual({
+      muted: true,
+      loop: true,
+    });
+    await phone.context().close();
+  });
+
+  it("the embed snippet fills its container at 16:9, names the video, and carries the chosen options", async () => {
+    await page.goto(`${t.url}/videos/${longId}`);
+    const snippet = page.getByLabel(/^Embed snippet/);
+    const html = () => snippet.inputValue();
+    await snippet.waitFor();
+    expect(await html()).toContain('style="position:relative;width:100%;aspect-ratio:16/9"');
+    expect(await html()).toContain(`title="${LONG_TITLE}"`);
+    expect(await html()).not.toMatch(/width="640"|height="360"/);
+    await page.getByLabel(/^Autoplay/).check();
+    await page.getByLabel("Loop").check();
+    await page.getByLabel("Start at (seconds)").fill("12");
+    const src = new URL((await html()).match(/src="([^"]+)"/)![1]!.replaceAll("&amp;", "&"));
+    expect(src.pathname).toBe(`/watch/${longId}`);
+    expect(Object.fromEntries(src.searchParams)).toEqual({ autoplay: "1", loop: "1", t: "12" });
+    // In a frame of the snippet's shape the player fits, controls included.
+    const frame = await (await browser.newContext({ viewport: { width: 640, height: 360 } })).newPage();
+    await frame.goto(src.href);
+    const player = frame.getByTestId("player");
+    await player.waitFor();
+    expect(
+      await player.evaluate((v: HTMLVideoElement) => ({ muted: v.muted, loop: v.loop, autoplay: v.autoplay })),
+    ).toEqual({
+      muted: true,
+      loop: true,
+      autoplay: true,
+    });
+    expect(await frame.evaluate(() => document.documentElement.scrollHeight)).toBeLessThanOrEqual(360);
+    await frame.context().close();
+  });
+
+  it("the Choose files control shows the keyboard focus of its hidden file input", async () => {
+    await page.goto(`${t.url}/upload`);
+    const input = page.getByTestId("file-input");
+    await input.waitFor({ state: "attached" });
+    // Keyboard focus: Tab from the heading's side until the file input has it.
+    await page.getByRole("heading", { name: "Upload" }).click();
+    for (let i = 0; i < 5 && !(await input.evaluate((e) => e === document.activeElement)); i++) {
+      await page.keyboard.press("Tab");
+    }
+    expect(await input.evaluate((e) => e === document.activeElement)).toBe(true);
+    const outline = await page
+      .locator("label.button", { has: input })
+      .evaluate((label) => getComputedStyle(label).outlineStyle);
+    expect(outline).toBe("solid");
+  });
+
+  it("the webhooks table follows a resent delivery to its answer without a reload", async () => {
+    // The receiver answers after a second: the page's first read after Resend sees it pending.
+    const receiver = createServer((req, res) => {
+      req.resume();
+      req.on("end", () => setTimeout(() => res.end("ok"), 1000));
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = receiver.address() as AddressInfo;
+      const created = await t.gql(
+        `mutation($input: CreateWebhookEndpointInput!) {
+          createWebhookEndpoint(input: $input) { ... on CreateWebhookEndpointSuccess { endpoint { id } } } }`,
+        { input: { url: `http://127.0.0.1:${port}/resend-hook` } },
+      );
+      const endpointId = created.data.createWebhookEndpoint.endpoint.id;
+      await t.app.services.db.webhookDelivery.create({
+        data: {
+          endpointId,
+          eventId: crypto.randomUUID(),
+          eventType: "video.ready",
+          payload: { type: "video.ready" },
+          status: "FAILED",
+          attemptCount: 1,
+          nextAttemptAt: null,
+          giveUpAt: new Date(Date.now() + 3600_000),
+          lastStatusCode: 500,
+        },
+      });
+      await page.goto(`${t.url}/webhooks`);
+      const row = page
+        .getByRole("article", { name: `Endpoint http://127.0.0.1:${port}/resend-hook` })
+        .getByRole("row")
+        .filter({ hasText: "video_ready" });
+      await row.getByRole("cell", { name: "failed", exact: true }).waitFor();
+      await row.getByRole("button", { name: "Resend" }).click();
+      await row.getByRole("cell", { name: "delivered", exact: true }).waitFor({ timeout: 10_000 });
+      await row.getByRole("cell", { name: "2", exact: true }).waitFor();
+    } finally {
+      receiver.close();
+    }
+  });
+
+  it("a failed quiz render keeps the form: Edit and retry opens it as it was sent", async () => {
+    await page.goto(`${t.url}/sources`);
+    const csv = page.getByLabel("Questions (CSV: question, four choices, answer A–D)");
+    const questions = "Which is prime?,4,6,7,9,C\nWhich is even?,3,5,8,9,C";
+    await csv.fill(questions);
+    await page.getByLabel("Seconds per question").fill("2.5");
+    await page.getByRole("button", { name: "Render quiz" }).click();
+    await page.waitForURL(/\/videos\/[\w-]+$/);
+    const id = new URL(page.url()).pathname.split("/").pop()!;
+    await t.app.services.db.video.update({ where: { id }, data: { status: "FAILED", error: "espeak-ng failed" } });
+    await page.reload();
+    await page.getByRole("link", { name: "Edit and retry" }).click();
+    await page.waitForURL(/\/sources#quiz-csv$/);
+    await expect.poll(() => csv.inputValue()).toBe(questions);
+    expect(await page.getByLabel("Seconds per question").inputValue()).toBe("2.5");
+    expect(await csv.evaluate((area) => area === document.activeElement)).toBe(true);
+  });
+
+  it("a job's status follows the job: a failed video's job no longer reads running", async () => {
+    const db = t.app.services.db;
+    const { id } = await createUpload(t, "fails while you watch");
+    const job = await db.job.create({
+      data: { videoId: id, kind: "TRANSCODE", status: "RUNNING", startedAt: new Date() },
+    });
+    await db.video.update({ where: { id }, data: { status: "FAILED", error: "the encoder died" } });
+    await page.goto(`${t.url}/videos/${id}`);
+    const summary = page.locator("details.job summary");
+    await summary.getByText(/running/).waitFor();
+    await db.job.update({ where: { id: job.id }, data: { status: "FAILED", error: "the encoder died" } });
+    await summary.getByText(/failed/).waitFor({ timeout: 10_000 });
+  });
+});
