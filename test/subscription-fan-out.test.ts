@@ -60,12 +60,19 @@ async function snapshotOf(t: TestApp, videoId: string) {
   return videoSnapshot(await t.app.services.db.video.findUniqueOrThrow({ where: { id: videoId } }));
 }
 
+/** One API with the default settings for every group below that needs no other. */
+let sharedApp: Promise<TestApp> | undefined;
+const defaultApp = () => {
+  sharedApp ??= startTestApp({ worker: false });
+  return sharedApp;
+};
+afterAll(async () => (await sharedApp)?.stop());
+
 describe("subscribers of one video that ask the same thing share one execution per event", () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await startTestApp({ worker: false });
+    t = await defaultApp();
   });
-  afterAll(() => t?.stop());
 
   // `runs` needs jobs:admin: a result executed for the admin key must never reach the read-only key, nor the reverse.
   const JOB_RUNS = `subscription($id: ID!) { videoEvents(videoId: $id) {
@@ -150,9 +157,8 @@ describe("subscribers of one video that ask the same thing share one execution p
 describe("subscribers who share a result share its bytes", () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await startTestApp({ worker: false });
+    t = await defaultApp();
   });
-  afterAll(() => t?.stop());
 
   /** A graphql-transport-ws conversation on a plain socket: every frame the server sent, as text. */
   async function rawSubscriber(authorization: string, id: string, query: string, videoId: string) {
@@ -202,9 +208,8 @@ describe("subscribers who share a result share its bytes", () => {
 describe("subscribers arriving at once share the read of their video's current state", () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await startTestApp({ worker: false });
+    t = await defaultApp();
   });
-  afterAll(() => t?.stop());
 
   /**
    * The app's database client with `video.findUnique` counted; each read runs at once and its row
@@ -308,9 +313,8 @@ describe("subscribers arriving at once share the read of their video's current s
 describe("a subscriber far behind", () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await startTestApp({ worker: false });
+    t = await defaultApp();
   });
-  afterAll(() => t?.stop());
 
   it(`holds at most ${MAX_QUEUED_VIDEO_EVENTS} events: past that it is handed the video's current state instead`, async () => {
     const videoId = await createVideo(t, "far behind");
