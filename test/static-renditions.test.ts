@@ -121,10 +121,9 @@ describe("static MP4 renditions (public API, real worker and ffmpeg)", () => {
   it(`asked for at creation: PREPARING until READY, then a faststart MP4 of the highest and of a small rung and an \
 M4A, in sync, served with Range and a safe download name`, async () => {
     const clip = await makeClip({ width: 640, height: 480, seconds: 4, audio: true });
-    const hostileTitle = `../../"évil"\r\nname<script>.exe`;
     const created = (
       await t.gql(CREATE_UPLOAD, {
-        input: { title: hostileTitle, staticRenditions: ["HIGHEST", "LOW", "AUDIO", "LOW"] },
+        input: { title: `../../"évil" name<script>.exe`, staticRenditions: ["HIGHEST", "LOW", "AUDIO", "LOW"] },
       })
     ).data.createUpload;
     expect(created.video.staticRenditions).toEqual([
@@ -133,6 +132,8 @@ M4A, in sync, served with Range and a safe download name`, async () => {
       { name: "AUDIO", status: "PREPARING", url: null },
     ]);
     const { id } = created.video;
+    // The API refuses control characters in titles now; a row made before it may still hold them.
+    await t.app.services.db.video.update({ where: { id }, data: { title: `../../"évil"\r\nname<script>.exe` } });
     const final = finalState(t, id);
     expect((await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(
       200,

@@ -26,7 +26,11 @@ interface VideoReads {
   next: Promise<Video | null> | null;
 }
 
-function readVideoShared(db: Context["db"], id: string): Promise<Video | null> {
+/**
+ * `joinInFlight`: whoever has been listening since before any read now in flight may share it (a
+ * resync, delivered to every subscriber of the video at once); a new subscriber may not.
+ */
+function readVideoShared(db: Context["db"], id: string, joinInFlight = false): Promise<Video | null> {
   let reads = videoReads.get(db);
   if (!reads) {
     reads = new Map();
@@ -45,6 +49,7 @@ function readVideoShared(db: Context["db"], id: string): Promise<Video | null> {
   };
   const state = byId.get(id);
   if (!state) return send();
+  if (joinInFlight) return state.next ?? state.inFlight;
   state.next ??= state.inFlight.then(send, send);
   return state.next;
 }
@@ -76,9 +81,10 @@ export async function followVideoEvents(ctx: Context, id: string): Promise<Async
     await sub.return?.();
     return null;
   }
-  // A resync reaches every subscriber of a video at once: they share one read here too.
+  // A resync reaches every subscriber of a video at once, all listening long before: they share
+  // one read, even one already in flight.
   const reread = async () => {
-    const now = await readVideoShared(ctx.db, id);
+    const now = await readVideoShared(ctx.db, id, true);
     return now && statusEventOf(now);
   };
   return followVideo(statusEventOf(video), pending, sub, reread);
