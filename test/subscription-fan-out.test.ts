@@ -6,7 +6,7 @@ import { SignJWT } from "jose";
 import pg from "pg";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createApiKey, DEFAULT_TENANT_ID } from "../src/auth/api-keys.ts";
+import { createApiKey, DEFAULT_TENANT_ID, revokeApiKey } from "../src/auth/api-keys.ts";
 import { EVENTS_CHANNEL, notificationPayload } from "../src/events/postgres-event-target.ts";
 import { MAX_QUEUED_VIDEO_EVENTS, type VideoEventPayload, videoSnapshot } from "../src/events/video-events.ts";
 import type { Context } from "../src/context.ts";
@@ -202,6 +202,45 @@ describe("subscribers who share a result share its bytes", () => {
     expect(fb).toBe(fa!.replace('"id":"a"', '"id":"a-much-longer-id"'));
     expect(JSON.parse(fc!)).toEqual({ ...JSON.parse(fa!), id: "c" });
     for (const s of [a, b, c]) s.close();
+  });
+});
+
+describe("connections of a credential other live connections hold", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await defaultApp();
+  });
+
+  it("open without a key lookup of their own, and end with the others when the key is revoked", async () => {
+    const videoId = await createVideo(t, "one key, many sockets");
+    const { key, secret } = await createApiKey(t.app.services.db, {
+      tenantId: DEFAULT_TENANT_ID,
+      name: "front ends",
+      scopes: ["videos:read"],
+    });
+    const query = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename } }`;
+    const first = follow(t.wsClient(bearer(secret)), query, videoId);
+    await first.first;
+    const apiKeys = t.app.services.db.apiKey as unknown as { findUnique: (...args: unknown[]) => Promise<unknown> };
+    const findUnique = apiKeys.findUnique;
+    let lookups = 0;
+    apiKeys.findUnique = (...args: unknown[]) => {
+      lookups++;
+      return findUnique.apply(apiKeys, args);
+    };
+    try {
+      const more = Array.from({ length: 5 }, () => follow(t.wsClient(bearer(secret)), query, videoId));
+      await Promise.all(more.map((m) => m.first));
+      expect(lookups).toBe(0);
+      await revokeApiKey(t.app.services.db, key.id);
+      const ends = (await Promise.all([first, ...more].map((m) => m.end))) as { code?: number }[];
+      expect(ends.map((e) => e.code)).toEqual(Array.from({ length: 6 }, () => 4403));
+      // No live connection holds it now: a new one is looked up, and refused.
+      await expect(follow(t.wsClient(bearer(secret)), query, videoId).first).rejects.toMatchObject({ code: 4403 });
+      expect(lookups).toBeGreaterThan(0);
+    } finally {
+      apiKeys.findUnique = findUnique;
+    }
   });
 });
 

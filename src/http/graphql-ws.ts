@@ -65,7 +65,9 @@ export function serveGraphqlOverWebSocket(
         const authorization = authorizationParam(ctx.connectionParams);
         // Refused with the reason (graphql-ws' own close after `false` says only "Forbidden").
         try {
-          const principal = await authenticate(authorization);
+          // A credential other live connections hold is watched already: no lookup for this one.
+          const principal =
+            (authorization && liveCredentials.watchedPrincipal(authorization)) || (await authenticate(authorization));
           if (principal === null) {
             closeForbidden(ctx.extra.socket, 'no credential: send authorization: "Bearer <key>" in connection_init');
             return false;
