@@ -161,9 +161,10 @@ function serializeResultsOnce(wsServer: WebSocketServer) {
   });
   /** `{"id":…,"type":"next","payload":{"\u0000r":N}}` with the result's JSON for the placeholder. */
   function withResult(message: string, waiting: Map<number, string>): string {
-    const at = message.length - PLACEHOLDER_SUFFIX_LENGTH_MIN;
-    const start = message.lastIndexOf(PLACEHOLDER_HEAD, at);
-    if (start < 0 || !message.endsWith("}}")) return message;
+    if (!message.endsWith("}}")) return message;
+    // Only the message's tail is searched: a token has at most 16 digits.
+    const start = message.indexOf(PLACEHOLDER_HEAD, Math.max(0, message.length - PLACEHOLDER_TAIL_MAX));
+    if (start < 0) return message;
     const token = Number(message.slice(start + PLACEHOLDER_HEAD.length, -2));
     const json = waiting.get(token);
     if (json === undefined) return message;
@@ -191,7 +192,7 @@ function serializeResultsOnce(wsServer: WebSocketServer) {
 const PLACEHOLDER_KEY = "\u0000r";
 const PAYLOAD_KEY = '"payload":';
 const PLACEHOLDER_HEAD = `${PAYLOAD_KEY}${JSON.stringify({ [PLACEHOLDER_KEY]: 0 }).slice(0, -2)}`;
-const PLACEHOLDER_SUFFIX_LENGTH_MIN = PLACEHOLDER_HEAD.length + 3;
+const PLACEHOLDER_TAIL_MAX = PLACEHOLDER_HEAD.length + 16 + 2;
 
 /**
  * A client that does not read what it is sent must not hold memory without bound, nor hold up
