@@ -1,3 +1,4 @@
+import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey, ensureTenant, revokeApiKey } from "../src/auth/api-keys.ts";
 import { type Authenticate, createAuthenticator } from "../src/auth/authenticate.ts";
@@ -81,5 +82,54 @@ describe("connections that arrive while an API key is looked up share that looku
     while (lost.length < 50 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
     expect(lost).toEqual(Array.from({ length: 50 }, () => "the API key was revoked"));
     for (const stop of stops) stop();
+  });
+});
+
+describe("a JWT's tenant is looked up once", () => {
+  let database: TestDatabase;
+  let db: Db;
+  let tenantLookups = 0;
+  const secret = "jwt-secret-for-tenant-lookups-0123456789";
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    db = createDb(database.url);
+  });
+  afterAll(async () => {
+    await db?.$disconnect();
+    await database?.drop();
+  });
+
+  const token = (tenant: string, sub: string) =>
+    new SignJWT({ tenant_id: tenant })
+      .setProtectedHeader({ alg: "HS256" })
+      .setSubject(sub)
+      .setIssuedAt()
+      .setExpirationTime("10m")
+      .sign(new TextEncoder().encode(secret));
+
+  it("viewers' tokens naming one tenant cost one tenant query in all; a tenant that does not exist is asked again", async () => {
+    const tenant = await ensureTenant(db, "viewers");
+    const counted = db.$extends({
+      query: {
+        tenant: {
+          findFirst({ args, query }) {
+            tenantLookups++;
+            return query(args);
+          },
+        },
+      },
+    });
+    const authenticate = createAuthenticator(counted as unknown as Db, { ...NO_JWTS, secret });
+    for (const sub of ["a", "b", "c"]) {
+      const principal = await authenticate(bearer(await token("viewers", sub)));
+      expect(principal).toMatchObject({ kind: "jwt", tenantId: tenant.id, subject: sub });
+    }
+    expect(tenantLookups).toBe(1);
+    for (let i = 0; i < 2; i++)
+      await expect(authenticate(bearer(await token("not-yet", "d")))).rejects.toThrow("tenant does not exist");
+    expect(tenantLookups).toBe(3);
+    const later = await ensureTenant(db, "not-yet");
+    expect(await authenticate(bearer(await token("not-yet", "d")))).toMatchObject({ tenantId: later.id });
   });
 });

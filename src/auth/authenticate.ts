@@ -31,6 +31,7 @@ export class AuthenticationError extends GraphQLError {
 }
 
 const LAST_USED_RESOLUTION_MS = 60_000;
+const TENANT_REFS_KEPT = 10_000;
 
 /**
  * Turns an `Authorization` value into a principal: `Bearer vg_…` (an API key) or `Bearer <JWT>`.
@@ -79,6 +80,20 @@ export function createAuthenticator(db: Db, jwt: JwtSettings) {
     };
   }
 
+  // Tenants are never renamed or deleted (nothing in the API or the CLI does either): a tenant a
+  // JWT's claim named stays that tenant, so viewers' tokens cost no query per request or socket
+  // after the first. Only tenants found are kept, at most TENANT_REFS_KEPT references.
+  const tenantIds = new Map<string, string>();
+  async function tenantIdOf(ref: string): Promise<string | null> {
+    const known = tenantIds.get(ref);
+    if (known) return known;
+    const tenant = await db.tenant.findFirst({ where: isUuid(ref) ? { id: ref } : { name: ref } });
+    if (!tenant) return null;
+    if (tenantIds.size >= TENANT_REFS_KEPT) tenantIds.clear();
+    tenantIds.set(ref, tenant.id);
+    return tenant.id;
+  }
+
   async function fromJwt(token: string): Promise<Principal> {
     if (!keySet && !hmacKey) throw new AuthenticationError("JWTs are not accepted here (set JWT_JWKS or JWT_SECRET)");
     const options = { issuer: jwt.issuer, audience: jwt.audience, requiredClaims: ["exp"] };
@@ -105,13 +120,13 @@ export function createAuthenticator(db: Db, jwt: JwtSettings) {
     const tenantRef = payload[jwt.tenantClaim];
     if (typeof tenantRef !== "string" || !tenantRef)
       throw new AuthenticationError(`the token has no ${jwt.tenantClaim} claim`);
-    const tenant = await db.tenant.findFirst({ where: isUuid(tenantRef) ? { id: tenantRef } : { name: tenantRef } });
-    if (!tenant) throw new AuthenticationError("the token's tenant does not exist");
+    const tenantId = await tenantIdOf(tenantRef);
+    if (!tenantId) throw new AuthenticationError("the token's tenant does not exist");
     const asked = typeof payload.scope === "string" ? payload.scope.split(" ") : ["videos:read"];
     const scopes = new Set(asked.filter((s): s is Scope => isScope(s) && jwt.allowedScopes.includes(s)));
     return {
       kind: "jwt",
-      tenantId: tenant.id,
+      tenantId,
       scopes,
       subject: String(payload.sub ?? ""),
       expiresAt: (payload.exp as number) * 1000,
