@@ -550,5 +550,34 @@ describe("the console in real Chromium: sign in, upload, live progress, playback
     // The result pane shows the answer (its first lines: the editor renders only what is in view).
     await page.getByText(body.data.videos.edges[0].node.id).first().waitFor();
     await page.screenshot({ path: `${await screenshotsDir()}/graphiql.png` });
+
+    // On a phone the response sits under the editor, each the screen's width, and nothing overflows.
+    const phone = await (await localContext({ width: 390, height: 844 })).newPage();
+    try {
+      await signIn(phone);
+      await phone.goto(`${t.url}/graphql`);
+      await phone.locator(".graphiql-container").first().waitFor({ timeout: 60_000 });
+      await phone.getByText(TEST_ADMIN_KEY).first().waitFor({ timeout: 30_000 });
+      await phone.keyboard.press("Escape");
+      const phoneAnswer = phone.waitForResponse(
+        (res) => res.url().endsWith("/graphql") && (res.request().postData() ?? "").includes("NewestVideos"),
+      );
+      await phone.getByRole("button", { name: /Execute query/ }).click();
+      await phoneAnswer;
+      // The response wraps long lines on a phone (a UUID breaks at its hyphens): read it without them.
+      const shown = async () => (await phone.locator(".graphiql-response").first().innerText()).replace(/\s+/g, "");
+      await expect.poll(shown, { timeout: 10_000 }).toContain(body.data.videos.edges[0].node.id);
+      const box = (selector: string) => phone.locator(selector).first().boundingBox();
+      const [editors, response] = [(await box(".graphiql-editors"))!, (await box(".graphiql-response"))!];
+      for (const pane of [editors, response]) {
+        expect(pane.width).toBeGreaterThan(280);
+        expect(pane.x + pane.width).toBeLessThanOrEqual(390);
+      }
+      expect(response.y).toBeGreaterThanOrEqual(editors.y + editors.height);
+      expect(await phone.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+      await phone.screenshot({ path: `${await screenshotsDir()}/graphiql-phone.png` });
+    } finally {
+      await phone.context().close();
+    }
   });
 });

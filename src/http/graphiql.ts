@@ -35,6 +35,22 @@ query NewestVideos {
 }
 `;
 
+/**
+ * GraphiQL puts the query editor and the response side by side, which leaves a 390 px phone a
+ * 230 px editor and a 50 px response, and its logo over the tabs: on a narrow screen the response
+ * goes under the editor, both the screen's width, and the logo goes.
+ */
+const PHONE_LAYOUT = `
+@media (max-width: 640px) {
+  .graphiql-container .graphiql-logo { display: none; }
+  .graphiql-container .graphiql-sessions { margin: 8px 8px 8px 0; }
+  .graphiql-container .graphiql-sessions > div:has(> .graphiql-editors) { flex-direction: column; }
+  .graphiql-container .graphiql-editors { flex: 3 1 0% !important; min-height: 0; }
+  .graphiql-container .graphiql-horizontal-drag-bar { display: none; }
+  .graphiql-container .graphiql-response { flex: 2 1 0% !important; min-height: 0; min-width: 0; }
+}
+`;
+
 /** What `writeGraphiQLAssets` wrote into the console's static files: each a hashed file name. */
 export interface GraphiQLAssets {
   css: string;
@@ -82,7 +98,7 @@ self.MonacoEnvironment = {
 );`;
   const icon = Buffer.from(favicon.slice(favicon.indexOf(",") + 1), "base64");
   const assets: GraphiQLAssets = {
-    css: await write("graphiql", ".css", css),
+    css: await write("graphiql", ".css", css + PHONE_LAYOUT),
     favicon: await write("graphiql-icon", ".ico", icon),
     scripts: [
       await write("graphiql-boot", ".js", boot),
