@@ -150,6 +150,11 @@ describe("subscribers of one video that ask the same thing share one execution p
     expect(rb!.value).toBe(ra!.value);
     expect(rc!.value).toEqual(ra!.value);
     expect(rc!.value).not.toBe(ra!.value);
+    // Serialised once for SSE: yoga calls a result's own stringify; the first call's JSON is every call's.
+    const stringify = (ra!.value as { stringify?: (sent: unknown) => string }).stringify!;
+    expect(stringify(ra!.value)).toBe(JSON.stringify(ra!.value));
+    expect(stringify({ other: "subscriber's copy" })).toBe(JSON.stringify(ra!.value));
+    expect(Object.keys(ra!.value as object)).not.toContain("stringify");
     await Promise.all([a.return?.(), b.return?.(), c.return?.()]);
   });
 });

@@ -5,7 +5,8 @@ import type { Context } from "../context.ts";
 
 /**
  * Executes a subscription's selection once per event for every subscriber who asked the same
- * thing, and hands them all the same result. Thousands of front ends following one video send the
+ * thing, and hands them all the same result, serialised once for SSE (`serializedOnce`; graphql-ws
+ * does the same in graphql-ws.ts). Thousands of front ends following one video send the
  * same document and variables; without this, each event ran their resolver trees once each.
  *
  * An event is shared by object identity: the fan-out delivers one payload object to every local
@@ -47,7 +48,7 @@ export function sharedSubscriptionResults(): Plugin<Context> {
     }
     let result = byKey.get(key);
     if (!result) {
-      result = Promise.resolve(run());
+      result = Promise.resolve(run()).then(serializedOnce);
       byKey.set(key, result);
     }
     return result;
@@ -63,6 +64,24 @@ export function sharedSubscriptionResults(): Plugin<Context> {
       });
     },
   };
+}
+
+/**
+ * Gives a shared result the `stringify` yoga's SSE responses use when a result has one: the first
+ * subscriber's call makes the JSON, the others get the same string. Yoga hands it the result as
+ * it sends it (internal error extensions removed), which is the same for every subscriber of one
+ * result. Not enumerable, so nothing that copies or serialises the result sees it.
+ */
+function serializedOnce(result: ExecutionResult): ExecutionResult {
+  let json: string | undefined;
+  Object.defineProperty(result, "stringify", {
+    value: (sent: unknown) => {
+      json ??= JSON.stringify(sent);
+      return json;
+    },
+    enumerable: false,
+  });
+  return result;
 }
 
 /**
