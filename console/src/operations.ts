@@ -292,3 +292,21 @@ export const RevokeApiKeyMutation = graphql(`
     revokeApiKey(id: $id) { __typename ... on Error { message } }
   }
 `);
+
+/** The CMS's fields of a video, which events leave out: read once for the page's editor. */
+export const VideoDetailsQuery = graphql(`
+  query VideoDetails($id: ID!) {
+    video(id: $id) { id title description tags externalId metadata { key value } }
+  }
+`);
+
+export const UpdateVideoMutation = graphql(`
+  mutation UpdateVideo($input: UpdateVideoInput!) {
+    updateVideo(input: $input) {
+      __typename
+      ... on UpdateVideoSuccess { video { id title description tags externalId metadata { key value } } }
+      ... on ValidationError { field }
+      ... on Error { message }
+    }
+  }
+`);
