@@ -1,10 +1,17 @@
+import { readFile } from "node:fs/promises";
+import path from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { TEST_ADMIN_KEY } from "./support/auth.ts";
 import { buildConsole, launchChromium } from "./support/console.ts";
+import { fixturesDir, runFfmpeg } from "./support/media-fixtures.ts";
 import { createUpload } from "./support/uploads.ts";
 
+const OPTIONS = `query ($id: ID!) { video(id: $id) {
+  title segmentFormat playbackPolicy loudness { integratedLufs truePeakDb lra }
+  watermark { position opacity widthFraction } staticRenditions { name status }
+} }`;
 const DETAILS = `query ($id: ID!) { video(id: $id) { title description tags externalId metadata { key value } } }`;
 
 /**
@@ -72,6 +79,83 @@ describe("the console's video page edits what the API lets a CMS change", () => 
     expect(await page.getByLabel("Title", { exact: true }).getAttribute("aria-invalid")).toBeNull();
     expect((await t.gql(DETAILS, { id })).data.video.tags).toEqual(["math", "intro"]);
     // Nothing is wider than the phone.
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+  });
+
+  it("takes creation options at upload and on the sources forms, from one options component", async () => {
+    const png = path.join(fixturesDir(), "console-logo.png");
+    await runFfmpeg(["-f", "lavfi", "-i", "color=white:size=64x64", "-frames:v", "1", png]);
+
+    await page.goto(`${t.url}/upload`);
+    await page.getByText("Video options").click();
+    await page.getByLabel("Segment format").selectOption("FMP4");
+    await page.getByLabel("Playback").selectOption("SIGNED");
+    await page.getByLabel("MP4, highest quality").check();
+    await page.getByLabel("M4A, audio only").check();
+    await page.getByLabel("Normalize loudness (EBU R128)").check();
+    await page.getByLabel("Integrated (LUFS)").fill("-20");
+    await page
+      .getByLabel("Upload a watermark image")
+      .setInputFiles({ name: "logo.png", mimeType: "image/png", buffer: await readFile(png) });
+    await expect.poll(() => page.getByLabel("Watermark image", { exact: true }).inputValue()).not.toBe("");
+    await page.getByLabel("Corner").selectOption("TOP_LEFT");
+    await page.getByLabel("Opacity (0 to 1)").fill("0.5");
+    await page
+      .getByTestId("file-input")
+      .setInputFiles({ name: "with-options.mp4", mimeType: "video/mp4", buffer: Buffer.alloc(4096, 1) });
+    const open = page.getByRole("link", { name: "Open the video" });
+    await open.waitFor();
+    const uploaded = (await open.getAttribute("href"))!.split("/").at(-1);
+    expect((await t.gql(OPTIONS, { id: uploaded })).data.video).toEqual({
+      title: "with-options",
+      segmentFormat: "FMP4",
+      playbackPolicy: "SIGNED",
+      loudness: { integratedLufs: -20, truePeakDb: -1.5, lra: 11 },
+      watermark: { position: "TOP_LEFT", opacity: 0.5, widthFraction: 0.15 },
+      staticRenditions: [
+        { name: "HIGHEST", status: "PREPARING" },
+        { name: "AUDIO", status: "PREPARING" },
+      ],
+    });
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+
+    // The URL import's form has the same fields, its own; the watermark uploaded above is offered.
+    await page.goto(`${t.url}/sources`);
+    const form = page.locator("form", { has: page.locator("#url-title") });
+    await form.getByText("Video options").click();
+    await form.getByLabel("Segment format").selectOption("FMP4");
+    await form.getByLabel("MP4, small").check();
+    await form.getByLabel("Watermark image", { exact: true }).selectOption({ label: "logo.png" });
+    await form.getByLabel("Public http(s) URL of a video file").fill("https://example.com/video.mp4");
+    await form.getByRole("button", { name: "Import" }).click();
+    await page.waitForURL(/\/videos\//);
+    const imported = new URL(page.url()).pathname.split("/").at(-1);
+    expect((await t.gql(OPTIONS, { id: imported })).data.video).toEqual({
+      title: "Imported video",
+      segmentFormat: "FMP4",
+      playbackPolicy: "PUBLIC",
+      loudness: null,
+      watermark: { position: "BOTTOM_RIGHT", opacity: 0.8, widthFraction: 0.15 },
+      staticRenditions: [{ name: "LOW", status: "PREPARING" }],
+    });
+
+    // The quiz form keeps its options in its draft, like its other fields.
+    await page.goto(`${t.url}/sources`);
+    const quiz = page.locator("form", { has: page.locator("#quiz-title") });
+    await quiz.getByText("Video options").click();
+    await quiz.getByLabel("Playback").selectOption("SIGNED");
+    await quiz.getByLabel("M4A, audio only").check();
+    await page.reload();
+    await quiz.getByText("Video options").click();
+    expect(await quiz.getByLabel("M4A, audio only").isChecked()).toBe(true);
+    await quiz.getByRole("button", { name: "Render quiz" }).click();
+    await page.waitForURL((url) => url.pathname !== "/sources");
+    const quizVideo = new URL(page.url()).pathname.split("/").at(-1);
+    expect((await t.gql(OPTIONS, { id: quizVideo })).data.video).toMatchObject({
+      segmentFormat: "TS",
+      playbackPolicy: "SIGNED",
+      staticRenditions: [{ name: "AUDIO", status: "PREPARING" }],
+    });
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
   });
 });
