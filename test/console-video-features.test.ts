@@ -36,6 +36,7 @@ describe("the console's video page edits what the API lets a CMS change", () => 
     await page.getByLabel("API key or viewer JWT").fill(TEST_ADMIN_KEY);
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.getByRole("heading", { name: "Videos" }).waitFor();
+    page.on("dialog", (dialog) => void dialog.accept());
   });
   afterAll(async () => {
     await browser?.close();
@@ -156,6 +157,49 @@ describe("the console's video page edits what the API lets a CMS change", () => 
       playbackPolicy: "SIGNED",
       staticRenditions: [{ name: "AUDIO", status: "PREPARING" }],
     });
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+  });
+
+  it("lists, adds (addCaption) and removes (removeCaption) caption tracks, showing a refusal", async () => {
+    const { id } = await createUpload(t, "captioned");
+    const captions = async () =>
+      (
+        await t.gql(
+          `query ($id: ID!) { video(id: $id) { captions { name language default hearingImpaired cueCount } } }`,
+          {
+            id,
+          },
+        )
+      ).data.video.captions;
+    await page.goto(`${t.url}/videos/${id}`);
+    await page.getByText("No caption tracks.").waitFor();
+    const vtt = "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nHello\n\n00:00:01.000 --> 00:00:02.000\nWorld\n";
+    await page
+      .getByLabel("Caption file (WebVTT or SRT, at most 1 MiB)")
+      .setInputFiles({ name: "English.vtt", mimeType: "text/vtt", buffer: Buffer.from(vtt) });
+    // The name is taken from the file's.
+    expect(await page.getByLabel("Track name (as players list it)").inputValue()).toBe("English");
+    await page.getByLabel("Language (BCP-47, e.g. en, de-CH)").fill("en");
+    await page.getByLabel("Default track (players show it unless the viewer chose otherwise)").check();
+    await page.getByLabel("For the deaf and hard of hearing (SDH)").check();
+    await page.getByRole("button", { name: "Add caption" }).click();
+    await page.getByTestId("caption").getByText("2 cues · default, SDH").waitFor();
+    expect(await captions()).toEqual([
+      { name: "English", language: "en", default: true, hearingImpaired: true, cueCount: 2 },
+    ]);
+
+    // A file that is not WebVTT or SRT: the API's reason is shown, nothing is added.
+    await page
+      .getByLabel("Caption file (WebVTT or SRT, at most 1 MiB)")
+      .setInputFiles({ name: "notes.srt", mimeType: "text/plain", buffer: Buffer.from("just some words") });
+    await page.getByLabel("Language (BCP-47, e.g. en, de-CH)").fill("de");
+    await page.getByRole("button", { name: "Add caption" }).click();
+    expect(await page.getByRole("alert").textContent()).toMatch(/^Line 1: Expected a subtitle/);
+    expect(await captions()).toHaveLength(1);
+
+    await page.getByRole("button", { name: "Remove caption English" }).click();
+    await page.getByText("No caption tracks.").waitFor();
+    expect(await captions()).toEqual([]);
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
   });
 });

@@ -310,3 +310,34 @@ export const UpdateVideoMutation = graphql(`
     }
   }
 `);
+
+const CaptionFields = graphql(`
+  fragment CaptionFields on Caption { id name language default forced hearingImpaired autoselect cueCount url }
+`);
+
+export const VideoCaptionsQuery = graphql(
+  `
+  query VideoCaptions($id: ID!) {
+    video(id: $id) { id captions { ...CaptionFields } }
+  }
+`,
+  [CaptionFields],
+);
+
+/** Sends the file's text (`text`), which the API takes as it takes a multipart `file`. */
+export const AddCaptionMutation = graphql(`
+  mutation AddCaption($input: AddCaptionInput!) {
+    addCaption(input: $input) {
+      __typename
+      ... on AddCaptionSuccess { caption { id } }
+      ... on ValidationError { field }
+      ... on Error { message }
+    }
+  }
+`);
+
+export const RemoveCaptionMutation = graphql(`
+  mutation RemoveCaption($id: ID!) {
+    removeCaption(id: $id) { __typename ... on Error { message } }
+  }
+`);

@@ -1,14 +1,17 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { formatBytes } from "../upload.ts";
 import { formatDate, formatDuration, formatPercent, isFinished, statusLabel } from "../format.ts";
-import { ApiError, type ResultOf, request } from "../graphql.ts";
+import { ApiError, type ResultOf, request, runAndReload } from "../graphql.ts";
 import { type LiveVideo, useLiveVideo, type Video } from "../live-video.ts";
 import {
+  AddCaptionMutation,
   CancelJobMutation,
   CancelVideoMutation,
   DeleteVideoMutation,
+  RemoveCaptionMutation,
   RetryVariantMutation,
   UpdateVideoMutation,
+  VideoCaptionsQuery,
   VideoCostQuery,
   VideoDetailsQuery,
   VideoJobsQuery,
@@ -256,6 +259,7 @@ export function VideoPage({ videoId }: { videoId: string }) {
         </p>
       )}
       <Details videoId={video.id} onSaved={setTitle} />
+      <Captions videoId={video.id} />
       {video.playable && <Share video={video} />}
       <Operators
         video={video}
@@ -433,6 +437,148 @@ function Details({ videoId, onSaved }: { videoId: string; onSaved: (title: strin
             {message}
           </p>
         )}
+      </form>
+    </section>
+  );
+}
+
+type Caption = NonNullable<ResultOf<typeof VideoCaptionsQuery>["video"]>["captions"][number];
+
+const captionFlags = (c: Caption) =>
+  [c.default && "default", c.forced && "forced", c.hearingImpaired && "SDH"].filter(Boolean).join(", ");
+
+/**
+ * The video's caption tracks (WebVTT or SRT files, which players list from the master playlist):
+ * add one from a file, remove one. The default track is chosen when a track is added.
+ */
+function Captions({ videoId }: { videoId: string }) {
+  const [captions, setCaptions] = useState<Caption[] | null>(null);
+  const [message, setMessage] = useState<string | null>(null);
+  const [form, setForm] = useState({ name: "", language: "", isDefault: false, forced: false, sdh: false });
+  const [file, setFile] = useState<File | null>(null);
+  const [busy, setBusy] = useState(false);
+  const fileInput = useRef<HTMLInputElement>(null);
+  const load = () =>
+    request(VideoCaptionsQuery, { id: videoId })
+      .then((data) => setCaptions(data.video?.captions ?? []))
+      .catch((err: Error) => setMessage(err.message));
+  useEffect(() => {
+    void load();
+  }, [videoId]);
+
+  const add = async (e: Event) => {
+    e.preventDefault();
+    if (!file) return;
+    setBusy(true);
+    setMessage(null);
+    try {
+      // An InvalidCaptionsError's message names its line.
+      const { addCaption: result } = await request(AddCaptionMutation, {
+        input: {
+          videoId,
+          name: form.name,
+          language: form.language,
+          text: await file.text(),
+          default: form.isDefault,
+          forced: form.forced,
+          hearingImpaired: form.sdh,
+        },
+      });
+      if (result.__typename === "AddCaptionSuccess") {
+        setForm({ name: "", language: "", isDefault: false, forced: false, sdh: false });
+        setFile(null);
+        if (fileInput.current) fileInput.current.value = "";
+      } else if (result.__typename === "ValidationError") setMessage(`${result.field}: ${result.message}`);
+      else setMessage(result.message);
+    } catch (err) {
+      setMessage((err as Error).message);
+    } finally {
+      setBusy(false);
+    }
+    await load();
+  };
+  const check = (name: "isDefault" | "forced" | "sdh", label: string) => (
+    <label class="check">
+      <input
+        type="checkbox"
+        checked={form[name]}
+        onChange={(e) => setForm({ ...form, [name]: (e.target as HTMLInputElement).checked })}
+      />
+      {label}
+    </label>
+  );
+
+  return (
+    <section aria-labelledby="captions-title" class="captions">
+      <h2 id="captions-title">Captions</h2>
+      {captions?.length === 0 && <p class="muted">No caption tracks.</p>}
+      {captions && captions.length > 0 && (
+        <ul aria-label="Caption tracks">
+          {captions.map((c) => (
+            <li key={c.id} data-testid="caption">
+              <a href={c.url}>{c.name}</a>{" "}
+              <span class="muted">
+                · {c.language} · {c.cueCount} cue{c.cueCount === 1 ? "" : "s"}
+                {captionFlags(c) ? ` · ${captionFlags(c)}` : ""}
+              </span>{" "}
+              <button
+                type="button"
+                class="secondary"
+                aria-label={`Remove caption ${c.name}`}
+                onClick={async () => {
+                  if (!confirm(`Remove the caption track "${c.name}"?`)) return;
+                  await runAndReload(
+                    async () => (await request(RemoveCaptionMutation, { id: c.id })).removeCaption,
+                    setMessage,
+                    load,
+                  );
+                }}
+              >
+                Remove
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
+      <form onSubmit={add} aria-label="Add a caption track">
+        <label for="caption-file">Caption file (WebVTT or SRT, at most 1 MiB)</label>
+        <input
+          id="caption-file"
+          ref={fileInput}
+          type="file"
+          accept=".vtt,.srt,text/vtt"
+          required
+          onChange={(e) => {
+            const chosen = (e.target as HTMLInputElement).files?.[0] ?? null;
+            setFile(chosen);
+            if (chosen && !form.name) setForm({ ...form, name: chosen.name.replace(/\.[^.]+$/, "") });
+          }}
+        />
+        <label for="caption-name">Track name (as players list it)</label>
+        <input
+          id="caption-name"
+          required
+          value={form.name}
+          onInput={(e) => setForm({ ...form, name: (e.target as HTMLInputElement).value })}
+        />
+        <label for="caption-language">Language (BCP-47, e.g. en, de-CH)</label>
+        <input
+          id="caption-language"
+          required
+          value={form.language}
+          onInput={(e) => setForm({ ...form, language: (e.target as HTMLInputElement).value })}
+        />
+        {check("isDefault", "Default track (players show it unless the viewer chose otherwise)")}
+        {check("forced", "Forced (only the cues shown with subtitles off)")}
+        {check("sdh", "For the deaf and hard of hearing (SDH)")}
+        {message && (
+          <p role="alert" class="error">
+            {message}
+          </p>
+        )}
+        <button type="submit" disabled={busy}>
+          Add caption
+        </button>
       </form>
     </section>
   );
