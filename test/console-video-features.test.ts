@@ -202,4 +202,33 @@ describe("the console's video page edits what the API lets a CMS change", () => 
     expect(await captions()).toEqual([]);
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
   });
+
+  it("lists static renditions with their state and a download once READY, and requests more", async () => {
+    const { id } = await createUpload(t, "downloads", { staticRenditions: ["HIGHEST"] });
+    // The HIGHEST file is made: READY in the database, as the worker leaves it (its file need not exist).
+    await t.app.services.db.staticRendition.update({
+      where: { videoId_name: { videoId: id, name: "HIGHEST" } },
+      data: { status: "READY", key: `videos/${id}/static/highest.mp4`, width: 1280, height: 720, sizeBytes: 3_145_728 },
+    });
+    await page.goto(`${t.url}/videos/${id}`);
+    const highest = page.locator('[data-testid="static-rendition"][data-name="HIGHEST"]');
+    await highest.getByText("MP4, highest quality: ready · 1280×720 · 3.0 MiB").waitFor();
+    expect(await highest.getByRole("link", { name: "Download" }).getAttribute("href")).toMatch(/highest/);
+
+    await page.getByLabel("M4A, audio only").check();
+    await page.getByRole("button", { name: "Request downloads" }).click();
+    await page.locator('[data-testid="static-rendition"][data-name="AUDIO"]').getByText("preparing").waitFor();
+    const { data } = await t.gql(`query ($id: ID!) { video(id: $id) { staticRenditions { name status } } }`, { id });
+    expect(data.video.staticRenditions).toEqual(
+      expect.arrayContaining([
+        { name: "HIGHEST", status: "READY" },
+        { name: "AUDIO", status: "PREPARING" },
+      ]),
+    );
+    expect(data.video.staticRenditions).toHaveLength(2);
+    // Those asked for are no longer offered; the one left is.
+    expect(await page.getByLabel("M4A, audio only").count()).toBe(0);
+    expect(await page.getByLabel("MP4, small").count()).toBe(1);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+  });
 });

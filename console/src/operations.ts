@@ -341,3 +341,28 @@ export const RemoveCaptionMutation = graphql(`
     removeCaption(id: $id) { __typename ... on Error { message } }
   }
 `);
+
+const StaticRenditionFields = graphql(`
+  fragment StaticRenditionFields on StaticRendition {
+    name status downloadUrl sizeBytes width height bitrate error
+  }
+`);
+
+export const VideoStaticRenditionsQuery = graphql(
+  `
+  query VideoStaticRenditions($id: ID!) {
+    video(id: $id) { id status staticRenditions { ...StaticRenditionFields } }
+  }
+`,
+  [StaticRenditionFields],
+);
+
+export const RequestStaticRenditionsMutation = graphql(`
+  mutation RequestStaticRenditions($videoId: ID!, $names: [StaticRenditionName!]!) {
+    requestStaticRenditions(videoId: $videoId, names: $names) {
+      __typename
+      ... on ValidationError { field }
+      ... on Error { message }
+    }
+  }
+`);

@@ -70,7 +70,8 @@ export function creationOptionsInput(options: VideoOptions): CreationOptionsInpu
   };
 }
 
-const RENDITIONS: [StaticRenditionName, string][] = [
+/** What each static rendition is, in the words the console uses for it everywhere. */
+export const STATIC_RENDITIONS: [StaticRenditionName, string][] = [
   ["HIGHEST", "MP4, highest quality"],
   ["LOW", "MP4, small"],
   ["AUDIO", "M4A, audio only"],
@@ -133,7 +134,7 @@ export function VideoOptionsFields({
       </select>
       <fieldset>
         <legend>Downloads (static renditions)</legend>
-        {RENDITIONS.map(([name, label]) => (
+        {STATIC_RENDITIONS.map(([name, label]) => (
           <label key={name} class="check">
             <input
               type="checkbox"

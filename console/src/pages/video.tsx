@@ -9,6 +9,7 @@ import {
   CancelVideoMutation,
   DeleteVideoMutation,
   RemoveCaptionMutation,
+  RequestStaticRenditionsMutation,
   RetryVariantMutation,
   UpdateVideoMutation,
   VideoCaptionsQuery,
@@ -16,10 +17,12 @@ import {
   VideoDetailsQuery,
   VideoJobsQuery,
   VideoQuery,
+  VideoStaticRenditionsQuery,
 } from "../operations.ts";
 import { Player } from "../player.tsx";
 import { QueuePlace } from "../queue.tsx";
 import { Link, navigate, useTitle } from "../router.tsx";
+import { STATIC_RENDITIONS } from "../video-options.tsx";
 
 /**
  * Status, render progress and the ladder's: one bar per variant with fps, speed and ETA, or where
@@ -260,6 +263,7 @@ export function VideoPage({ videoId }: { videoId: string }) {
       )}
       <Details videoId={video.id} onSaved={setTitle} />
       <Captions videoId={video.id} />
+      <Downloads videoId={video.id} status={video.status} />
       {video.playable && <Share video={video} />}
       <Operators
         video={video}
@@ -580,6 +584,127 @@ function Captions({ videoId }: { videoId: string }) {
           Add caption
         </button>
       </form>
+    </section>
+  );
+}
+
+type Rendition = NonNullable<ResultOf<typeof VideoStaticRenditionsQuery>["video"]>["staticRenditions"][number];
+
+/** A rendition's state in words: its size and a download link once READY, its reason once FAILED or SKIPPED. */
+function RenditionState({ rendition: r }: { rendition: Rendition }) {
+  if (r.status === "READY") {
+    return (
+      <>
+        {statusLabel(r.status)}
+        <span class="muted">
+          {r.width ? ` · ${r.width}×${r.height}` : ""}
+          {r.sizeBytes != null ? ` · ${formatBytes(r.sizeBytes)}` : ""}
+        </span>
+        {r.downloadUrl && (
+          <>
+            {" · "}
+            <a href={r.downloadUrl} download>
+              Download
+            </a>
+          </>
+        )}
+      </>
+    );
+  }
+  return (
+    <>
+      {statusLabel(r.status)}
+      {r.status === "PREPARING" && <span class="muted"> (made once the video is ready)</span>}
+      {r.error && <span class="error"> · {r.error}</span>}
+    </>
+  );
+}
+
+/**
+ * The static renditions (MP4 and M4A files for downloads): each one's state, and asking for more
+ * (requestStaticRenditions; a FAILED one may be asked for again). Read again while one is PREPARING.
+ */
+function Downloads({ videoId, status }: { videoId: string; status: Video["status"] }) {
+  const [renditions, setRenditions] = useState<Rendition[] | null>(null);
+  const [wanted, setWanted] = useState<Rendition["name"][]>([]);
+  const [message, setMessage] = useState<string | null>(null);
+  const load = () =>
+    request(VideoStaticRenditionsQuery, { id: videoId })
+      .then((data) => setRenditions(data.video?.staticRenditions ?? []))
+      .catch((err: Error) => setMessage(err.message));
+  // The video's status is a dependency: its turning READY is when the renditions are made.
+  useEffect(() => {
+    void load();
+  }, [videoId, status]);
+  const preparing = renditions?.some((r) => r.status === "PREPARING") ?? false;
+  useEffect(() => {
+    if (!preparing) return;
+    const timer = setInterval(() => void load(), 5000);
+    return () => clearInterval(timer);
+  }, [videoId, preparing]);
+  if (!renditions) return null;
+
+  const byName = new Map(renditions.map((r) => [r.name, r]));
+  const askable = STATIC_RENDITIONS.filter(([name]) => !byName.has(name) || byName.get(name)?.status === "FAILED");
+  return (
+    <section aria-labelledby="downloads-title" class="downloads">
+      <h2 id="downloads-title">Downloads</h2>
+      {renditions.length === 0 ? (
+        <p class="muted">No static renditions asked for.</p>
+      ) : (
+        <ul aria-label="Static renditions">
+          {STATIC_RENDITIONS.filter(([name]) => byName.has(name)).map(([name, label]) => (
+            <li key={name} data-testid="static-rendition" data-name={name}>
+              {label}: <RenditionState rendition={byName.get(name) as Rendition} />
+            </li>
+          ))}
+        </ul>
+      )}
+      {askable.length > 0 && (
+        <form
+          aria-label="Request static renditions"
+          onSubmit={async (e) => {
+            e.preventDefault();
+            if (wanted.length === 0) return;
+            await runAndReload(
+              async () => {
+                const result = (await request(RequestStaticRenditionsMutation, { videoId, names: wanted }))
+                  .requestStaticRenditions;
+                if (result.__typename === "RequestStaticRenditionsSuccess") setWanted([]);
+                return result;
+              },
+              setMessage,
+              load,
+            );
+          }}
+        >
+          <fieldset>
+            <legend>Make more</legend>
+            {askable.map(([name, label]) => (
+              <label key={name} class="check">
+                <input
+                  type="checkbox"
+                  checked={wanted.includes(name)}
+                  onChange={(e) =>
+                    setWanted(
+                      (e.target as HTMLInputElement).checked ? [...wanted, name] : wanted.filter((n) => n !== name),
+                    )
+                  }
+                />
+                {label}
+              </label>
+            ))}
+          </fieldset>
+          <button type="submit" disabled={wanted.length === 0}>
+            Request downloads
+          </button>
+        </form>
+      )}
+      {message && (
+        <p role="alert" class="error">
+          {message}
+        </p>
+      )}
     </section>
   );
 }
