@@ -231,4 +231,48 @@ describe("the console's video page edits what the API lets a CMS change", () => 
     expect(await page.getByLabel("MP4, small").count()).toBe(1);
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
   });
+
+  it("cuts a clip (createClip) from a range set at the player's current time", async () => {
+    const { id, uploadUrl } = await createUpload(t, "source talk");
+    // Its source file is stored (no worker encodes it), then it is made READY and playable.
+    expect((await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: Buffer.alloc(4096, 7) })).status).toBe(200);
+    await t.app.services.db.video.update({
+      where: { id },
+      data: { status: "READY", duration: 10, playable: true, masterKey: `videos/${id}/hls/master.m3u8` },
+    });
+    await page.goto(`${t.url}/videos/${id}`);
+    const seek = (seconds: number) =>
+      page.evaluate((at) => {
+        (document.querySelector("video") as HTMLVideoElement).currentTime = at;
+      }, seconds);
+    await page.getByRole("button", { name: "Set start" }).waitFor();
+    await seek(2.5);
+    await page.getByRole("button", { name: "Set start" }).click();
+    await seek(6);
+    await page.getByRole("button", { name: "Set end" }).click();
+    expect(await page.getByLabel("Start (seconds)").inputValue()).toBe("2.5");
+    expect(await page.getByLabel("End (seconds)").inputValue()).toBe("6");
+
+    // An end past the video's is refused beside the end.
+    await page.getByLabel("End (seconds)").fill("12");
+    await page.getByRole("button", { name: "Create clip" }).click();
+    await expect.poll(() => page.getByLabel("End (seconds)").getAttribute("aria-invalid")).toBe("true");
+    expect(await page.locator("#clip-end-error").textContent()).toMatch(/at most the video's duration/);
+
+    await seek(6);
+    await page.getByRole("button", { name: "Set end" }).click();
+    await page.getByRole("button", { name: "Create clip" }).click();
+    await page.waitForURL((url) => !url.pathname.endsWith(id));
+    const clipId = new URL(page.url()).pathname.split("/").at(-1);
+    const { data } = await t.gql(
+      `query ($id: ID!) { video(id: $id) { title source clip { start end sourceVideo { id } } } }`,
+      { id: clipId },
+    );
+    expect(data.video).toEqual({
+      title: "source talk (clip)",
+      source: "CLIP",
+      clip: { start: 2.5, end: 6, sourceVideo: { id } },
+    });
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+  });
 });

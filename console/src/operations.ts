@@ -366,3 +366,14 @@ export const RequestStaticRenditionsMutation = graphql(`
     }
   }
 `);
+
+export const CreateClipMutation = graphql(`
+  mutation CreateClip($input: CreateClipInput!) {
+    createClip(input: $input) {
+      __typename
+      ... on CreateClipSuccess { video { id } }
+      ... on ValidationError { field }
+      ... on Error { message }
+    }
+  }
+`);

@@ -7,6 +7,7 @@ import {
   AddCaptionMutation,
   CancelJobMutation,
   CancelVideoMutation,
+  CreateClipMutation,
   DeleteVideoMutation,
   RemoveCaptionMutation,
   RequestStaticRenditionsMutation,
@@ -191,6 +192,7 @@ export function VideoPage({ videoId }: { videoId: string }) {
   const video = latest && title ? { ...latest, title } : latest;
   useTitle(initial === null ? "No such video" : video?.title);
   const playback = usePlaybackUrl(video);
+  const playerElement = useRef<HTMLVideoElement | null>(null);
 
   if (initial === null) return <p role="alert">No such video.</p>;
   if (!video) return <p>{message ?? "Loading…"}</p>;
@@ -248,7 +250,13 @@ export function VideoPage({ videoId }: { videoId: string }) {
       )}
       {live.error && <p class="warning">Live updates: {live.error}</p>}
       {video.playable && playback ? (
-        <Player src={playback} poster={video.posterUrl} audioPlaylist={audio?.playlistUrl} title={video.title} />
+        <Player
+          src={playback}
+          poster={video.posterUrl}
+          audioPlaylist={audio?.playlistUrl}
+          title={video.title}
+          element={playerElement}
+        />
       ) : (
         video.posterUrl && <img class="poster" src={video.posterUrl} alt="" />
       )}
@@ -262,6 +270,7 @@ export function VideoPage({ videoId }: { videoId: string }) {
         </p>
       )}
       <Details videoId={video.id} onSaved={setTitle} />
+      {video.status === "READY" && <ClipForm video={video} player={playerElement} />}
       <Captions videoId={video.id} />
       <Downloads videoId={video.id} status={video.status} />
       {video.playable && <Share video={video} />}
@@ -441,6 +450,93 @@ function Details({ videoId, onSaved }: { videoId: string; onSaved: (title: strin
             {message}
           </p>
         )}
+      </form>
+    </section>
+  );
+}
+
+/**
+ * Cuts a clip (createClip) from a range of this READY video; *Set start* and *Set end* take the
+ * player's current time. The clip opens on its own page, which follows its encode.
+ */
+function ClipForm({ video, player }: { video: Video; player: { current: HTMLVideoElement | null } }) {
+  const [range, setRange] = useState({ start: "", end: "" });
+  const [title, setTitle] = useState("");
+  const [invalid, setInvalid] = useState<{ field: string; message: string } | null>(null);
+  const [busy, setBusy] = useState(false);
+  const now = () => (player.current ? String(Math.round(player.current.currentTime * 1000) / 1000) : null);
+  const problem = (field: string) => (invalid?.field === field ? invalid.message : null);
+  const bound = (field: "start" | "end", label: string) => (
+    <div class="clip-bound">
+      <label for={`clip-${field}`}>{label} (seconds)</label>
+      <input
+        id={`clip-${field}`}
+        type="number"
+        min={0}
+        step="any"
+        required
+        value={range[field]}
+        onInput={(e) => setRange({ ...range, [field]: (e.target as HTMLInputElement).value })}
+        {...(problem(field) ? { "aria-invalid": true, "aria-describedby": `clip-${field}-error` } : {})}
+      />
+      <button
+        type="button"
+        class="secondary"
+        disabled={!video.playable}
+        onClick={() => {
+          const at = now();
+          if (at !== null) setRange({ ...range, [field]: at });
+        }}
+      >
+        Set {field}
+      </button>
+      {problem(field) && (
+        <p id={`clip-${field}-error`} role="alert" class="error">
+          {problem(field)}
+        </p>
+      )}
+    </div>
+  );
+  return (
+    <section aria-labelledby="clip-title" class="clip">
+      <h2 id="clip-title">Clip</h2>
+      <form
+        onSubmit={async (e) => {
+          e.preventDefault();
+          setBusy(true);
+          setInvalid(null);
+          try {
+            const { createClip: result } = await request(CreateClipMutation, {
+              input: {
+                sourceVideoId: video.id,
+                start: Number(range.start),
+                end: Number(range.end),
+                ...(title.trim() && { title }),
+              },
+            });
+            if (result.__typename === "CreateClipSuccess") navigate(`/videos/${result.video.id}`);
+            else setInvalid({ field: "field" in result ? result.field : "", message: result.message });
+          } catch (err) {
+            setInvalid({ field: "", message: (err as Error).message });
+          } finally {
+            setBusy(false);
+          }
+        }}
+      >
+        <p class="muted">Play to a moment, then set the start or the end there, or type the seconds.</p>
+        {bound("start", "Start")}
+        {bound("end", "End")}
+        <label for="clip-title-input">Clip title (default: this video's, with “(clip)”)</label>
+        <input id="clip-title-input" value={title} onInput={(e) => setTitle((e.target as HTMLInputElement).value)} />
+        {invalid && invalid.field !== "start" && invalid.field !== "end" && (
+          <p role="alert" class="error">
+            {invalid.field ? `${invalid.field}: ` : ""}
+            {invalid.message}
+          </p>
+        )}
+        <button type="submit" disabled={busy}>
+          Create clip
+        </button>
       </form>
     </section>
   );
