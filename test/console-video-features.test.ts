@@ -91,7 +91,7 @@ describe("the console's video page edits what the API lets a CMS change", () => 
     await page.getByText("Video options").click();
     await page.getByLabel("Segment format").selectOption("FMP4");
     await page.getByLabel("Playback").selectOption("SIGNED");
-    await page.getByLabel("MP4, highest quality").check();
+    await page.getByLabel("MP4, full size").check();
     await page.getByLabel("M4A, audio only").check();
     await page.getByLabel("Normalize loudness (EBU R128)").check();
     await page.getByLabel("Integrated (LUFS)").fill("-20");
@@ -212,7 +212,7 @@ describe("the console's video page edits what the API lets a CMS change", () => 
     });
     await page.goto(`${t.url}/videos/${id}`);
     const highest = page.locator('[data-testid="static-rendition"][data-name="HIGHEST"]');
-    await highest.getByText("MP4, highest quality: ready · 1280×720 · 3.0 MiB").waitFor();
+    await highest.getByText("MP4, full size: ready · 1280×720 · 3.0 MiB").waitFor();
     expect(await highest.getByRole("link", { name: "Download" }).getAttribute("href")).toMatch(/highest/);
 
     await page.getByLabel("M4A, audio only").check();

@@ -70,9 +70,12 @@ export function creationOptionsInput(options: VideoOptions): CreationOptionsInpu
   };
 }
 
-/** What each static rendition is, in the words the console uses for it everywhere. */
+/**
+ * What each static rendition is, in the words the console uses for it everywhere (none says
+ * "quality": the player's menu is labelled so).
+ */
 export const STATIC_RENDITIONS: [StaticRenditionName, string][] = [
-  ["HIGHEST", "MP4, highest quality"],
+  ["HIGHEST", "MP4, full size"],
   ["LOW", "MP4, small"],
   ["AUDIO", "M4A, audio only"],
 ];

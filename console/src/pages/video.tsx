@@ -187,9 +187,9 @@ export function VideoPage({ videoId }: { videoId: string }) {
   }, [videoId]);
   const live = useLiveVideo(initial ? videoId : null, initial ?? null);
   // A finished video's subscription has ended: a title saved here is shown without waiting for an event.
-  const [title, setTitle] = useState<string | null>(null);
+  const [saved, setSaved] = useState<{ id: string; title: string } | null>(null);
   const latest = live.video ?? initial;
-  const video = latest && title ? { ...latest, title } : latest;
+  const video = latest && saved?.id === videoId ? { ...latest, title: saved.title } : latest;
   useTitle(initial === null ? "No such video" : video?.title);
   const playback = usePlaybackUrl(video);
   const playerElement = useRef<HTMLVideoElement | null>(null);
@@ -269,7 +269,7 @@ export function VideoPage({ videoId }: { videoId: string }) {
           <span class="muted">(the form holds what this tab last sent)</span>
         </p>
       )}
-      <Details videoId={video.id} onSaved={setTitle} />
+      <Details videoId={video.id} onSaved={(title) => setSaved({ id: video.id, title })} />
       {video.status === "READY" && <ClipForm video={video} player={playerElement} />}
       <Captions videoId={video.id} />
       <Downloads videoId={video.id} status={video.status} />
@@ -307,6 +307,7 @@ function Details({ videoId, onSaved }: { videoId: string; onSaved: (title: strin
   const [draft, setDraft] = useState<DetailsDraft | null>(null);
   const [invalid, setInvalid] = useState<{ field: string; message: string } | null>(null);
   const [message, setMessage] = useState<string | null>(null);
+  const [saved, setSaved] = useState(false);
   const [busy, setBusy] = useState(false);
   useEffect(() => {
     request(VideoDetailsQuery, { id: videoId })
@@ -318,6 +319,7 @@ function Details({ videoId, onSaved }: { videoId: string; onSaved: (title: strin
   const change = (patch: Partial<DetailsDraft>) => {
     setDraft({ ...draft, ...patch });
     setMessage(null);
+    setSaved(false);
   };
   const setEntry = (i: number, patch: Partial<DetailsDraft["metadata"][number]>) =>
     change({ metadata: draft.metadata.map((entry, j) => (j === i ? { ...entry, ...patch } : entry)) });
@@ -326,6 +328,7 @@ function Details({ videoId, onSaved }: { videoId: string; onSaved: (title: strin
     setBusy(true);
     setInvalid(null);
     setMessage(null);
+    setSaved(false);
     try {
       const { updateVideo: result } = await request(UpdateVideoMutation, {
         input: {
@@ -342,7 +345,7 @@ function Details({ videoId, onSaved }: { videoId: string; onSaved: (title: strin
       });
       if (result.__typename === "UpdateVideoSuccess") {
         setDraft(draftOf(result.video));
-        setMessage("Saved.");
+        setSaved(true);
         onSaved(result.video.title);
       } else if (result.__typename === "ValidationError") {
         setInvalid({ field: result.field, message: result.message });
@@ -445,8 +448,11 @@ function Details({ videoId, onSaved }: { videoId: string; onSaved: (title: strin
         <button type="submit" disabled={busy}>
           Save details
         </button>
+        <p role="status" class="muted">
+          {saved ? "Saved." : ""}
+        </p>
         {message && (
-          <p role="status" class={message === "Saved." ? "muted" : "error"}>
+          <p role="alert" class="error">
             {message}
           </p>
         )}
