@@ -15,10 +15,12 @@ const OPTIONS = `query ($id: ID!) { video(id: $id) {
 const DETAILS = `query ($id: ID!) { video(id: $id) { title description tags externalId metadata { key value } } }`;
 
 /**
- * The API's features on the console's video page, through the real UI in Chromium, each checked by
- * reading the API's state afterwards. No worker: videos are made with createUpload.
+ * The API's features on the console's pages (a video's details, captions, downloads and clips; the
+ * creation options of the upload and sources forms; a webhook endpoint's event types), through the
+ * real UI in Chromium at a phone's width, each checked by reading the API's state afterwards. No
+ * worker: videos are made with createUpload and put in the states a test needs through the database.
  */
-describe("the console's video page edits what the API lets a CMS change", () => {
+describe("the API's features on the console's pages: the video page, creation options, webhook events", () => {
   let t: TestApp;
   let browser: Browser;
   let page: Page;
@@ -273,6 +275,19 @@ describe("the console's video page edits what the API lets a CMS change", () => 
       source: "CLIP",
       clip: { start: 2.5, end: 6, sourceVideo: { id } },
     });
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+  });
+
+  it("adds a webhook endpoint for the event types checked", async () => {
+    await page.goto(`${t.url}/webhooks`);
+    await page.getByLabel("Endpoint URL").fill("http://127.0.0.1:9/hooks");
+    await page.getByLabel("video.ready").check();
+    await page.getByLabel("job.failed").check();
+    await page.getByRole("button", { name: "Add endpoint" }).click();
+    await page.getByText("Signing secret, shown once").waitFor();
+    const { data } = await t.gql(`{ webhookEndpoints { url events } }`);
+    expect(data.webhookEndpoints).toEqual([{ url: "http://127.0.0.1:9/hooks", events: ["VIDEO_READY", "JOB_FAILED"] }]);
+    await page.getByText("video_ready, job_failed").waitFor();
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
   });
 });
