@@ -453,7 +453,7 @@ describe("the console in real Chromium: sign in, upload, live progress, playback
     try {
       const { port } = receiver.address() as AddressInfo;
       await page.goto(`${t.url}/webhooks`);
-      await page.getByLabel("Endpoint URL (every event)").fill(`http://127.0.0.1:${port}/hooks`);
+      await page.getByLabel("Endpoint URL").fill(`http://127.0.0.1:${port}/hooks`);
       await page.getByRole("button", { name: "Add endpoint" }).click();
       await page.getByText("Signing secret, shown once").waitFor();
       // An event for it: a new upload reaching READY sends video.playable and video.ready (and variant.ready).

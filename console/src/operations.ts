@@ -292,3 +292,88 @@ export const RevokeApiKeyMutation = graphql(`
     revokeApiKey(id: $id) { __typename ... on Error { message } }
   }
 `);
+
+/** The CMS's fields of a video, which events leave out: read once for the page's editor. */
+export const VideoDetailsQuery = graphql(`
+  query VideoDetails($id: ID!) {
+    video(id: $id) { id title description tags externalId metadata { key value } }
+  }
+`);
+
+export const UpdateVideoMutation = graphql(`
+  mutation UpdateVideo($input: UpdateVideoInput!) {
+    updateVideo(input: $input) {
+      __typename
+      ... on UpdateVideoSuccess { video { id title description tags externalId metadata { key value } } }
+      ... on ValidationError { field }
+      ... on Error { message }
+    }
+  }
+`);
+
+const CaptionFields = graphql(`
+  fragment CaptionFields on Caption { id name language default forced hearingImpaired autoselect cueCount url }
+`);
+
+export const VideoCaptionsQuery = graphql(
+  `
+  query VideoCaptions($id: ID!) {
+    video(id: $id) { id captions { ...CaptionFields } }
+  }
+`,
+  [CaptionFields],
+);
+
+/** Sends the file's text (`text`), which the API takes as it takes a multipart `file`. */
+export const AddCaptionMutation = graphql(`
+  mutation AddCaption($input: AddCaptionInput!) {
+    addCaption(input: $input) {
+      __typename
+      ... on AddCaptionSuccess { caption { id } }
+      ... on ValidationError { field }
+      ... on Error { message }
+    }
+  }
+`);
+
+export const RemoveCaptionMutation = graphql(`
+  mutation RemoveCaption($id: ID!) {
+    removeCaption(id: $id) { __typename ... on Error { message } }
+  }
+`);
+
+const StaticRenditionFields = graphql(`
+  fragment StaticRenditionFields on StaticRendition {
+    name status downloadUrl sizeBytes width height bitrate error
+  }
+`);
+
+export const VideoStaticRenditionsQuery = graphql(
+  `
+  query VideoStaticRenditions($id: ID!) {
+    video(id: $id) { id status staticRenditions { ...StaticRenditionFields } }
+  }
+`,
+  [StaticRenditionFields],
+);
+
+export const RequestStaticRenditionsMutation = graphql(`
+  mutation RequestStaticRenditions($videoId: ID!, $names: [StaticRenditionName!]!) {
+    requestStaticRenditions(videoId: $videoId, names: $names) {
+      __typename
+      ... on ValidationError { field }
+      ... on Error { message }
+    }
+  }
+`);
+
+export const CreateClipMutation = graphql(`
+  mutation CreateClip($input: CreateClipInput!) {
+    createClip(input: $input) {
+      __typename
+      ... on CreateClipSuccess { video { id } }
+      ... on ValidationError { field }
+      ... on Error { message }
+    }
+  }
+`);

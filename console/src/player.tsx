@@ -35,6 +35,8 @@ export interface PlayerProps {
   loop?: boolean;
   /** Where playback starts, in seconds. */
   startTime?: number;
+  /** Set to the `<video>` element while the player is shown, for a page that reads its current time. */
+  element?: { current: HTMLVideoElement | null };
 }
 
 /** hls.js with a quality menu (automatic switching by default), or the browser's own HLS (Safari). */
@@ -47,6 +49,15 @@ export function Player(props: PlayerProps) {
   const [playing, setPlaying] = useState<number | null>(null);
   const [error, setError] = useState<string | null>(null);
   const source = choice === AUDIO_ONLY && props.audioPlaylist ? props.audioPlaylist : props.src;
+
+  useEffect(() => {
+    const element = props.element;
+    if (!element) return;
+    element.current = videoRef.current;
+    return () => {
+      element.current = null;
+    };
+  }, [props.element]);
 
   useEffect(() => {
     const video = videoRef.current!;

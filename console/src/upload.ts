@@ -1,5 +1,6 @@
 import { request } from "./graphql.ts";
 import { CreateUploadMutation } from "./operations.ts";
+import type { CreationOptionsInput } from "./video-options.tsx";
 
 /** Chunks of 8 MiB: a multiple of 256 KiB, as GCS upload sessions and S3 parts need. */
 const CHUNK_BYTES = 8 * 1024 * 1024;
@@ -83,7 +84,11 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * `bytes *\/size`) before starting and after every dropped connection; a page reload resumes too,
  * as createUpload with the same idempotency key returns the same video and upload URL.
  */
-export async function uploadFile(file: File, onState: (state: UploadState) => void): Promise<void> {
+export async function uploadFile(
+  file: File,
+  onState: (state: UploadState) => void,
+  options: CreationOptionsInput = {},
+): Promise<void> {
   const refused = refusal(file);
   if (refused) return onState({ phase: "refused", message: refused });
   onState({ phase: "starting" });
@@ -91,7 +96,7 @@ export async function uploadFile(file: File, onState: (state: UploadState) => vo
   remember(file, key);
   let created: Awaited<ReturnType<typeof createUpload>>;
   try {
-    created = await createUpload(file, key);
+    created = await createUpload(file, key, options);
   } catch (err) {
     remember(file, null);
     return onState({ phase: "failed", message: (err as Error).message });
@@ -165,9 +170,10 @@ class RefusedUpload extends Error {
   }
 }
 
-async function createUpload(file: File, key: string) {
+async function createUpload(file: File, key: string, options: CreationOptionsInput) {
   const title = file.name.replace(/\.[^.]+$/, "") || file.name;
-  const answer = await request(CreateUploadMutation, { input: { title, size: file.size, idempotencyKey: key } });
+  const input = { ...options, title, size: file.size, idempotencyKey: key };
+  const answer = await request(CreateUploadMutation, { input });
   return answer.createUpload;
 }
 

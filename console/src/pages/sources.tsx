@@ -9,6 +9,7 @@ import {
 } from "../operations.ts";
 import { navigate, useTitle } from "../router.tsx";
 import { useDraft } from "../session.ts";
+import { creationOptionsInput, DEFAULT_VIDEO_OPTIONS, VideoOptionsFields } from "../video-options.tsx";
 
 const EXAMPLE_SCENE = `from manim import *
 
@@ -79,8 +80,9 @@ function ManimForm() {
     code: EXAMPLE_SCENE,
     sceneName: "Hello",
     quality: "LOW" as "LOW" | "MEDIUM" | "HIGH" | "FOURK",
+    options: DEFAULT_VIDEO_OPTIONS,
   });
-  const { title, code, sceneName, quality } = draft;
+  const { title, code, sceneName, quality, options } = draft;
   const { error, busy, submit } = useSubmit();
   return (
     <form
@@ -89,7 +91,9 @@ function ManimForm() {
       onSubmit={(event) => {
         event.preventDefault();
         void submit(async () => {
-          const data = await request(RenderManimMutation, { input: { title, code, sceneName, quality } });
+          const data = await request(RenderManimMutation, {
+            input: { title, code, sceneName, quality, ...creationOptionsInput(options) },
+          });
           return data.renderManim;
         });
       }}
@@ -133,6 +137,7 @@ function ManimForm() {
         <option value="HIGH">High (1080p60)</option>
         <option value="FOURK">4K (2160p60)</option>
       </select>
+      <VideoOptionsFields id="manim" value={options} onChange={(next) => change({ options: next })} />
       <Failure error={error} />
       <button type="submit" disabled={busy}>
         Render scene
@@ -150,8 +155,14 @@ const ASSET_LABELS: Record<AssetKind, string> = {
 };
 
 function QuizForm() {
-  const [draft, change] = useDraft("quiz", { title: "Quiz", csv: EXAMPLE_CSV, voice: "en-us", seconds: "3" });
-  const { title, csv, voice, seconds } = draft;
+  const [draft, change] = useDraft("quiz", {
+    title: "Quiz",
+    csv: EXAMPLE_CSV,
+    voice: "en-us",
+    seconds: "3",
+    options: DEFAULT_VIDEO_OPTIONS,
+  });
+  const { title, csv, voice, seconds, options } = draft;
   const [assets, setAssets] = useState<Asset[]>([]);
   const [chosen, setChosen] = useState<Partial<Record<AssetKind, string>>>({});
   const [assetError, setAssetError] = useState<string | null>(null);
@@ -181,6 +192,7 @@ function QuizForm() {
               backgroundAssetId: chosen.BACKGROUND ?? null,
               timerAssetId: chosen.TIMER ?? null,
               correctSoundAssetId: chosen.CORRECT_SOUND ?? null,
+              ...creationOptionsInput(options),
             },
           });
           return data.renderComposition;
@@ -251,6 +263,7 @@ function QuizForm() {
         ))}
         <Failure error={assetError} />
       </fieldset>
+      <VideoOptionsFields id="quiz" value={options} onChange={(next) => change({ options: next })} />
       <Failure error={error} />
       <button type="submit" disabled={busy}>
         Render quiz
@@ -262,6 +275,7 @@ function QuizForm() {
 function UrlForm() {
   const [title, setTitle] = useState("Imported video");
   const [url, setUrl] = useState("");
+  const [options, setOptions] = useState(DEFAULT_VIDEO_OPTIONS);
   const { error, busy, submit } = useSubmit();
   return (
     <form
@@ -270,7 +284,12 @@ function UrlForm() {
       onSubmit={(event) => {
         event.preventDefault();
         void submit(
-          async () => (await request(CreateVideoFromUrlMutation, { input: { title, url } })).createVideoFromUrl,
+          async () =>
+            (
+              await request(CreateVideoFromUrlMutation, {
+                input: { title, url, ...creationOptionsInput(options) },
+              })
+            ).createVideoFromUrl,
         );
       }}
     >
@@ -279,6 +298,7 @@ function UrlForm() {
       <input id="url-title-input" required value={title} onInput={(e) => setTitle(value(e))} />
       <label for="url-input">Public http(s) URL of a video file</label>
       <input id="url-input" type="url" required value={url} onInput={(e) => setUrl(value(e))} />
+      <VideoOptionsFields id="url" value={options} onChange={setOptions} />
       <Failure error={error} />
       <button type="submit" disabled={busy}>
         Import

@@ -1,6 +1,7 @@
 import { useState } from "preact/hooks";
 import { formatBytes, isResumable, type UploadState, uploadFile } from "../upload.ts";
 import { Link, useTitle } from "../router.tsx";
+import { creationOptionsInput, DEFAULT_VIDEO_OPTIONS, VideoOptionsFields } from "../video-options.tsx";
 import { LiveSummary } from "./video.tsx";
 
 interface Item {
@@ -17,13 +18,16 @@ export function UploadPage() {
   useTitle("Upload");
   const [items, setItems] = useState<Item[]>([]);
   const [dragging, setDragging] = useState(false);
+  const [options, setOptions] = useState(DEFAULT_VIDEO_OPTIONS);
 
   const start = (files: FileList | null) => {
     for (const file of Array.from(files ?? [])) {
       const id = nextId++;
       setItems((current) => [...current, { id, file, state: { phase: "starting" }, resumed: isResumable(file) }]);
-      void uploadFile(file, (state) =>
-        setItems((current) => current.map((item) => (item.id === id ? { ...item, state } : item))),
+      void uploadFile(
+        file,
+        (state) => setItems((current) => current.map((item) => (item.id === id ? { ...item, state } : item))),
+        creationOptionsInput(options),
       );
     }
   };
@@ -31,6 +35,8 @@ export function UploadPage() {
   return (
     <section aria-labelledby="upload-title">
       <h1 id="upload-title">Upload</h1>
+      <p class="muted">The options apply to the files chosen after them.</p>
+      <VideoOptionsFields id="upload" value={options} onChange={setOptions} />
       <section
         aria-label="Drop zone for video files"
         class={`dropzone${dragging ? " dragging" : ""}`}

@@ -1,20 +1,29 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { formatBytes } from "../upload.ts";
 import { formatDate, formatDuration, formatPercent, isFinished, statusLabel } from "../format.ts";
-import { ApiError, type ResultOf, request } from "../graphql.ts";
+import { ApiError, type ResultOf, request, runAndReload } from "../graphql.ts";
 import { type LiveVideo, useLiveVideo, type Video } from "../live-video.ts";
 import {
+  AddCaptionMutation,
   CancelJobMutation,
   CancelVideoMutation,
+  CreateClipMutation,
   DeleteVideoMutation,
+  RemoveCaptionMutation,
+  RequestStaticRenditionsMutation,
   RetryVariantMutation,
+  UpdateVideoMutation,
+  VideoCaptionsQuery,
   VideoCostQuery,
+  VideoDetailsQuery,
   VideoJobsQuery,
   VideoQuery,
+  VideoStaticRenditionsQuery,
 } from "../operations.ts";
 import { Player } from "../player.tsx";
 import { QueuePlace } from "../queue.tsx";
 import { Link, navigate, useTitle } from "../router.tsx";
+import { STATIC_RENDITIONS } from "../video-options.tsx";
 
 /**
  * Status, render progress and the ladder's: one bar per variant with fps, speed and ETA, or where
@@ -177,9 +186,13 @@ export function VideoPage({ videoId }: { videoId: string }) {
       .catch((err: Error) => setMessage(err.message));
   }, [videoId]);
   const live = useLiveVideo(initial ? videoId : null, initial ?? null);
-  const video = live.video ?? initial;
+  // A finished video's subscription has ended: a title saved here is shown without waiting for an event.
+  const [saved, setSaved] = useState<{ id: string; title: string } | null>(null);
+  const latest = live.video ?? initial;
+  const video = latest && saved?.id === videoId ? { ...latest, title: saved.title } : latest;
   useTitle(initial === null ? "No such video" : video?.title);
   const playback = usePlaybackUrl(video);
+  const playerElement = useRef<HTMLVideoElement | null>(null);
 
   if (initial === null) return <p role="alert">No such video.</p>;
   if (!video) return <p>{message ?? "Loading…"}</p>;
@@ -237,7 +250,13 @@ export function VideoPage({ videoId }: { videoId: string }) {
       )}
       {live.error && <p class="warning">Live updates: {live.error}</p>}
       {video.playable && playback ? (
-        <Player src={playback} poster={video.posterUrl} audioPlaylist={audio?.playlistUrl} title={video.title} />
+        <Player
+          src={playback}
+          poster={video.posterUrl}
+          audioPlaylist={audio?.playlistUrl}
+          title={video.title}
+          element={playerElement}
+        />
       ) : (
         video.posterUrl && <img class="poster" src={video.posterUrl} alt="" />
       )}
@@ -250,12 +269,545 @@ export function VideoPage({ videoId }: { videoId: string }) {
           <span class="muted">(the form holds what this tab last sent)</span>
         </p>
       )}
+      <Details videoId={video.id} onSaved={(title) => setSaved({ id: video.id, title })} />
+      {video.status === "READY" && <ClipForm video={video} player={playerElement} />}
+      <Captions videoId={video.id} />
+      <Downloads videoId={video.id} status={video.status} />
       {video.playable && <Share video={video} />}
       <Operators
         video={video}
         onRetry={(id) => act("Retry", async () => (await request(RetryVariantMutation, { id })).retryVariant)}
       />
     </article>
+  );
+}
+
+type Details = NonNullable<ResultOf<typeof VideoDetailsQuery>["video"]>;
+type DetailsDraft = {
+  title: string;
+  description: string;
+  tags: string;
+  externalId: string;
+  metadata: { key: string; value: string }[];
+};
+
+const draftOf = (d: Details): DetailsDraft => ({
+  title: d.title,
+  description: d.description ?? "",
+  tags: d.tags.join(", "),
+  externalId: d.externalId ?? "",
+  metadata: d.metadata.map(({ key, value }) => ({ key, value })),
+});
+
+/**
+ * The CMS's fields (updateVideo): title, description, tags, externalId and metadata. The API's
+ * ValidationError is shown under the field it names; anything else above the Save button.
+ */
+function Details({ videoId, onSaved }: { videoId: string; onSaved: (title: string) => void }) {
+  const [draft, setDraft] = useState<DetailsDraft | null>(null);
+  const [invalid, setInvalid] = useState<{ field: string; message: string } | null>(null);
+  const [message, setMessage] = useState<string | null>(null);
+  const [saved, setSaved] = useState(false);
+  const [busy, setBusy] = useState(false);
+  useEffect(() => {
+    request(VideoDetailsQuery, { id: videoId })
+      .then((data) => data.video && setDraft(draftOf(data.video)))
+      .catch((err: Error) => setMessage(err.message));
+  }, [videoId]);
+  if (!draft) return message ? <p class="muted">{message}</p> : null;
+
+  const change = (patch: Partial<DetailsDraft>) => {
+    setDraft({ ...draft, ...patch });
+    setMessage(null);
+    setSaved(false);
+  };
+  const setEntry = (i: number, patch: Partial<DetailsDraft["metadata"][number]>) =>
+    change({ metadata: draft.metadata.map((entry, j) => (j === i ? { ...entry, ...patch } : entry)) });
+  const save = async (e: Event) => {
+    e.preventDefault();
+    setBusy(true);
+    setInvalid(null);
+    setMessage(null);
+    setSaved(false);
+    try {
+      const { updateVideo: result } = await request(UpdateVideoMutation, {
+        input: {
+          id: videoId,
+          title: draft.title,
+          description: draft.description.trim() ? draft.description : null,
+          tags: draft.tags
+            .split(",")
+            .map((tag) => tag.trim())
+            .filter(Boolean),
+          externalId: draft.externalId.trim() ? draft.externalId.trim() : null,
+          metadata: draft.metadata.filter((entry) => entry.key || entry.value),
+        },
+      });
+      if (result.__typename === "UpdateVideoSuccess") {
+        setDraft(draftOf(result.video));
+        setSaved(true);
+        onSaved(result.video.title);
+      } else if (result.__typename === "ValidationError") {
+        setInvalid({ field: result.field, message: result.message });
+      } else setMessage(result.message);
+    } catch (err) {
+      setMessage((err as Error).message);
+    } finally {
+      setBusy(false);
+    }
+  };
+  // The field's error, under it, and the attributes that tie the field to it.
+  const problem = (field: string) => (invalid?.field === field ? invalid.message : null);
+  const described = (field: string) =>
+    problem(field) ? { "aria-invalid": true, "aria-describedby": `details-${field}-error` } : {};
+  const fieldError = (field: string) =>
+    problem(field) ? (
+      <p id={`details-${field}-error`} class="error" role="alert">
+        {problem(field)}
+      </p>
+    ) : null;
+  const known = ["title", "description", "tags", "externalId", "metadata"];
+
+  return (
+    <section aria-labelledby="details-title" class="details">
+      <h2 id="details-title">Details</h2>
+      <form onSubmit={save}>
+        <label for="details-title-input">Title</label>
+        <input
+          id="details-title-input"
+          value={draft.title}
+          onInput={(e) => change({ title: (e.target as HTMLInputElement).value })}
+          {...described("title")}
+        />
+        {fieldError("title")}
+        <label for="details-description">Description</label>
+        <textarea
+          id="details-description"
+          rows={3}
+          value={draft.description}
+          onInput={(e) => change({ description: (e.target as HTMLTextAreaElement).value })}
+          {...described("description")}
+        />
+        {fieldError("description")}
+        <label for="details-tags">Tags (comma-separated)</label>
+        <input
+          id="details-tags"
+          value={draft.tags}
+          onInput={(e) => change({ tags: (e.target as HTMLInputElement).value })}
+          {...described("tags")}
+        />
+        {fieldError("tags")}
+        <label for="details-external-id">External id (your CMS's)</label>
+        <input
+          id="details-external-id"
+          value={draft.externalId}
+          onInput={(e) => change({ externalId: (e.target as HTMLInputElement).value })}
+          {...described("externalId")}
+        />
+        {fieldError("externalId")}
+        <fieldset {...described("metadata")}>
+          <legend>Metadata</legend>
+          {draft.metadata.map((entry, i) => (
+            <div key={i} class="metadata-row">
+              <label for={`details-metadata-key-${i}`}>Key {i + 1}</label>
+              <input
+                id={`details-metadata-key-${i}`}
+                value={entry.key}
+                onInput={(e) => setEntry(i, { key: (e.target as HTMLInputElement).value })}
+              />
+              <label for={`details-metadata-value-${i}`}>Value {i + 1}</label>
+              <input
+                id={`details-metadata-value-${i}`}
+                value={entry.value}
+                onInput={(e) => setEntry(i, { value: (e.target as HTMLInputElement).value })}
+              />
+              <button
+                type="button"
+                class="secondary"
+                aria-label={`Remove metadata entry ${i + 1}`}
+                onClick={() => change({ metadata: draft.metadata.filter((_, j) => j !== i) })}
+              >
+                Remove
+              </button>
+            </div>
+          ))}
+          <button
+            type="button"
+            class="secondary"
+            onClick={() => change({ metadata: [...draft.metadata, { key: "", value: "" }] })}
+          >
+            Add metadata entry
+          </button>
+          {fieldError("metadata")}
+        </fieldset>
+        {invalid && !known.includes(invalid.field) && (
+          <p role="alert" class="error">
+            {invalid.field}: {invalid.message}
+          </p>
+        )}
+        <button type="submit" disabled={busy}>
+          Save details
+        </button>
+        <p role="status" class="muted">
+          {saved ? "Saved." : ""}
+        </p>
+        {message && (
+          <p role="alert" class="error">
+            {message}
+          </p>
+        )}
+      </form>
+    </section>
+  );
+}
+
+/**
+ * Cuts a clip (createClip) from a range of this READY video; *Set start* and *Set end* take the
+ * player's current time. The clip opens on its own page, which follows its encode.
+ */
+function ClipForm({ video, player }: { video: Video; player: { current: HTMLVideoElement | null } }) {
+  const [range, setRange] = useState({ start: "", end: "" });
+  const [title, setTitle] = useState("");
+  const [invalid, setInvalid] = useState<{ field: string; message: string } | null>(null);
+  const [busy, setBusy] = useState(false);
+  const now = () => (player.current ? String(Math.round(player.current.currentTime * 1000) / 1000) : null);
+  const problem = (field: string) => (invalid?.field === field ? invalid.message : null);
+  const bound = (field: "start" | "end", label: string) => (
+    <div class="clip-bound">
+      <label for={`clip-${field}`}>{label} (seconds)</label>
+      <input
+        id={`clip-${field}`}
+        type="number"
+        min={0}
+        step="any"
+        required
+        value={range[field]}
+        onInput={(e) => setRange({ ...range, [field]: (e.target as HTMLInputElement).value })}
+        {...(problem(field) ? { "aria-invalid": true, "aria-describedby": `clip-${field}-error` } : {})}
+      />
+      <button
+        type="button"
+        class="secondary"
+        disabled={!video.playable}
+        onClick={() => {
+          const at = now();
+          if (at !== null) setRange({ ...range, [field]: at });
+        }}
+      >
+        Set {field}
+      </button>
+      {problem(field) && (
+        <p id={`clip-${field}-error`} role="alert" class="error">
+          {problem(field)}
+        </p>
+      )}
+    </div>
+  );
+  return (
+    <section aria-labelledby="clip-title" class="clip">
+      <h2 id="clip-title">Clip</h2>
+      <form
+        onSubmit={async (e) => {
+          e.preventDefault();
+          setBusy(true);
+          setInvalid(null);
+          try {
+            const { createClip: result } = await request(CreateClipMutation, {
+              input: {
+                sourceVideoId: video.id,
+                start: Number(range.start),
+                end: Number(range.end),
+                ...(title.trim() && { title }),
+              },
+            });
+            if (result.__typename === "CreateClipSuccess") navigate(`/videos/${result.video.id}`);
+            else setInvalid({ field: "field" in result ? result.field : "", message: result.message });
+          } catch (err) {
+            setInvalid({ field: "", message: (err as Error).message });
+          } finally {
+            setBusy(false);
+          }
+        }}
+      >
+        <p class="muted">Play to a moment, then set the start or the end there, or type the seconds.</p>
+        {bound("start", "Start")}
+        {bound("end", "End")}
+        <label for="clip-title-input">Clip title (default: this video's, with “(clip)”)</label>
+        <input id="clip-title-input" value={title} onInput={(e) => setTitle((e.target as HTMLInputElement).value)} />
+        {invalid && invalid.field !== "start" && invalid.field !== "end" && (
+          <p role="alert" class="error">
+            {invalid.field ? `${invalid.field}: ` : ""}
+            {invalid.message}
+          </p>
+        )}
+        <button type="submit" disabled={busy}>
+          Create clip
+        </button>
+      </form>
+    </section>
+  );
+}
+
+type Caption = NonNullable<ResultOf<typeof VideoCaptionsQuery>["video"]>["captions"][number];
+
+const captionFlags = (c: Caption) =>
+  [c.default && "default", c.forced && "forced", c.hearingImpaired && "SDH"].filter(Boolean).join(", ");
+
+/**
+ * The video's caption tracks (WebVTT or SRT files, which players list from the master playlist):
+ * add one from a file, remove one. The default track is chosen when a track is added.
+ */
+function Captions({ videoId }: { videoId: string }) {
+  const [captions, setCaptions] = useState<Caption[] | null>(null);
+  const [message, setMessage] = useState<string | null>(null);
+  const [form, setForm] = useState({ name: "", language: "", isDefault: false, forced: false, sdh: false });
+  const [file, setFile] = useState<File | null>(null);
+  const [busy, setBusy] = useState(false);
+  const fileInput = useRef<HTMLInputElement>(null);
+  const load = () =>
+    request(VideoCaptionsQuery, { id: videoId })
+      .then((data) => setCaptions(data.video?.captions ?? []))
+      .catch((err: Error) => setMessage(err.message));
+  useEffect(() => {
+    void load();
+  }, [videoId]);
+
+  const add = async (e: Event) => {
+    e.preventDefault();
+    if (!file) return;
+    setBusy(true);
+    setMessage(null);
+    try {
+      // An InvalidCaptionsError's message names its line.
+      const { addCaption: result } = await request(AddCaptionMutation, {
+        input: {
+          videoId,
+          name: form.name,
+          language: form.language,
+          text: await file.text(),
+          default: form.isDefault,
+          forced: form.forced,
+          hearingImpaired: form.sdh,
+        },
+      });
+      if (result.__typename === "AddCaptionSuccess") {
+        setForm({ name: "", language: "", isDefault: false, forced: false, sdh: false });
+        setFile(null);
+        if (fileInput.current) fileInput.current.value = "";
+      } else if (result.__typename === "ValidationError") setMessage(`${result.field}: ${result.message}`);
+      else setMessage(result.message);
+    } catch (err) {
+      setMessage((err as Error).message);
+    } finally {
+      setBusy(false);
+    }
+    await load();
+  };
+  const check = (name: "isDefault" | "forced" | "sdh", label: string) => (
+    <label class="check">
+      <input
+        type="checkbox"
+        checked={form[name]}
+        onChange={(e) => setForm({ ...form, [name]: (e.target as HTMLInputElement).checked })}
+      />
+      {label}
+    </label>
+  );
+
+  return (
+    <section aria-labelledby="captions-title" class="captions">
+      <h2 id="captions-title">Captions</h2>
+      {captions?.length === 0 && <p class="muted">No caption tracks.</p>}
+      {captions && captions.length > 0 && (
+        <ul aria-label="Caption tracks">
+          {captions.map((c) => (
+            <li key={c.id} data-testid="caption">
+              <a href={c.url}>{c.name}</a>{" "}
+              <span class="muted">
+                · {c.language} · {c.cueCount} cue{c.cueCount === 1 ? "" : "s"}
+                {captionFlags(c) ? ` · ${captionFlags(c)}` : ""}
+              </span>{" "}
+              <button
+                type="button"
+                class="secondary"
+                aria-label={`Remove caption ${c.name}`}
+                onClick={async () => {
+                  if (!confirm(`Remove the caption track "${c.name}"?`)) return;
+                  await runAndReload(
+                    async () => (await request(RemoveCaptionMutation, { id: c.id })).removeCaption,
+                    setMessage,
+                    load,
+                  );
+                }}
+              >
+                Remove
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
+      <form onSubmit={add} aria-label="Add a caption track">
+        <label for="caption-file">Caption file (WebVTT or SRT, at most 1 MiB)</label>
+        <input
+          id="caption-file"
+          ref={fileInput}
+          type="file"
+          accept=".vtt,.srt,text/vtt"
+          required
+          onChange={(e) => {
+            const chosen = (e.target as HTMLInputElement).files?.[0] ?? null;
+            setFile(chosen);
+            if (chosen && !form.name) setForm({ ...form, name: chosen.name.replace(/\.[^.]+$/, "") });
+          }}
+        />
+        <label for="caption-name">Track name (as players list it)</label>
+        <input
+          id="caption-name"
+          required
+          value={form.name}
+          onInput={(e) => setForm({ ...form, name: (e.target as HTMLInputElement).value })}
+        />
+        <label for="caption-language">Language (BCP-47, e.g. en, de-CH)</label>
+        <input
+          id="caption-language"
+          required
+          value={form.language}
+          onInput={(e) => setForm({ ...form, language: (e.target as HTMLInputElement).value })}
+        />
+        {check("isDefault", "Default track (players show it unless the viewer chose otherwise)")}
+        {check("forced", "Forced (only the cues shown with subtitles off)")}
+        {check("sdh", "For the deaf and hard of hearing (SDH)")}
+        {message && (
+          <p role="alert" class="error">
+            {message}
+          </p>
+        )}
+        <button type="submit" disabled={busy}>
+          Add caption
+        </button>
+      </form>
+    </section>
+  );
+}
+
+type Rendition = NonNullable<ResultOf<typeof VideoStaticRenditionsQuery>["video"]>["staticRenditions"][number];
+
+/** A rendition's state in words: its size and a download link once READY, its reason once FAILED or SKIPPED. */
+function RenditionState({ rendition: r }: { rendition: Rendition }) {
+  if (r.status === "READY") {
+    return (
+      <>
+        {statusLabel(r.status)}
+        <span class="muted">
+          {r.width ? ` · ${r.width}×${r.height}` : ""}
+          {r.sizeBytes != null ? ` · ${formatBytes(r.sizeBytes)}` : ""}
+        </span>
+        {r.downloadUrl && (
+          <>
+            {" · "}
+            <a href={r.downloadUrl} download>
+              Download
+            </a>
+          </>
+        )}
+      </>
+    );
+  }
+  return (
+    <>
+      {statusLabel(r.status)}
+      {r.status === "PREPARING" && <span class="muted"> (made once the video is ready)</span>}
+      {r.error && <span class="error"> · {r.error}</span>}
+    </>
+  );
+}
+
+/**
+ * The static renditions (MP4 and M4A files for downloads): each one's state, and asking for more
+ * (requestStaticRenditions; a FAILED one may be asked for again). Read again while one is PREPARING.
+ */
+function Downloads({ videoId, status }: { videoId: string; status: Video["status"] }) {
+  const [renditions, setRenditions] = useState<Rendition[] | null>(null);
+  const [wanted, setWanted] = useState<Rendition["name"][]>([]);
+  const [message, setMessage] = useState<string | null>(null);
+  const load = () =>
+    request(VideoStaticRenditionsQuery, { id: videoId })
+      .then((data) => setRenditions(data.video?.staticRenditions ?? []))
+      .catch((err: Error) => setMessage(err.message));
+  // The video's status is a dependency: its turning READY is when the renditions are made.
+  useEffect(() => {
+    void load();
+  }, [videoId, status]);
+  const preparing = renditions?.some((r) => r.status === "PREPARING") ?? false;
+  useEffect(() => {
+    if (!preparing) return;
+    const timer = setInterval(() => void load(), 5000);
+    return () => clearInterval(timer);
+  }, [videoId, preparing]);
+  if (!renditions) return null;
+
+  const byName = new Map(renditions.map((r) => [r.name, r]));
+  const askable = STATIC_RENDITIONS.filter(([name]) => !byName.has(name) || byName.get(name)?.status === "FAILED");
+  return (
+    <section aria-labelledby="downloads-title" class="downloads">
+      <h2 id="downloads-title">Downloads</h2>
+      {renditions.length === 0 ? (
+        <p class="muted">No static renditions asked for.</p>
+      ) : (
+        <ul aria-label="Static renditions">
+          {STATIC_RENDITIONS.filter(([name]) => byName.has(name)).map(([name, label]) => (
+            <li key={name} data-testid="static-rendition" data-name={name}>
+              {label}: <RenditionState rendition={byName.get(name) as Rendition} />
+            </li>
+          ))}
+        </ul>
+      )}
+      {askable.length > 0 && (
+        <form
+          aria-label="Request static renditions"
+          onSubmit={async (e) => {
+            e.preventDefault();
+            if (wanted.length === 0) return;
+            await runAndReload(
+              async () => {
+                const result = (await request(RequestStaticRenditionsMutation, { videoId, names: wanted }))
+                  .requestStaticRenditions;
+                if (result.__typename === "RequestStaticRenditionsSuccess") setWanted([]);
+                return result;
+              },
+              setMessage,
+              load,
+            );
+          }}
+        >
+          <fieldset>
+            <legend>Make more</legend>
+            {askable.map(([name, label]) => (
+              <label key={name} class="check">
+                <input
+                  type="checkbox"
+                  checked={wanted.includes(name)}
+                  onChange={(e) =>
+                    setWanted(
+                      (e.target as HTMLInputElement).checked ? [...wanted, name] : wanted.filter((n) => n !== name),
+                    )
+                  }
+                />
+                {label}
+              </label>
+            ))}
+          </fieldset>
+          <button type="submit" disabled={wanted.length === 0}>
+            Request downloads
+          </button>
+        </form>
+      )}
+      {message && (
+        <p role="alert" class="error">
+          {message}
+        </p>
+      )}
+    </section>
   );
 }
 

@@ -1,6 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 import { formatDate, statusLabel } from "../format.ts";
-import { type ResultOf, request, runAndReload } from "../graphql.ts";
+import { type ResultOf, request, runAndReload, type VariablesOf } from "../graphql.ts";
 import {
   CreateWebhookEndpointMutation,
   DeleteWebhookEndpointMutation,
@@ -10,6 +10,15 @@ import {
 import { useTitle } from "../router.tsx";
 
 type Endpoint = ResultOf<typeof WebhooksQuery>["webhookEndpoints"][number];
+type EventType = NonNullable<VariablesOf<typeof CreateWebhookEndpointMutation>["input"]["events"]>[number];
+
+const EVENT_TYPES: [EventType, string][] = [
+  ["VIDEO_PLAYABLE", "video.playable"],
+  ["VIDEO_READY", "video.ready"],
+  ["VIDEO_FAILED", "video.failed"],
+  ["VARIANT_READY", "variant.ready"],
+  ["JOB_FAILED", "job.failed"],
+];
 
 /** The tenant's webhook endpoints with their latest deliveries; resend one, add or remove an endpoint. */
 export function WebhooksPage() {
@@ -18,6 +27,7 @@ export function WebhooksPage() {
   const [message, setMessage] = useState<string | null>(null);
   const [secret, setSecret] = useState<string | null>(null);
   const [url, setUrl] = useState("");
+  const [events, setEvents] = useState<EventType[]>([]);
   const load = () =>
     request(WebhooksQuery, {})
       .then((data) => setEndpoints(data.webhookEndpoints))
@@ -48,13 +58,14 @@ export function WebhooksPage() {
         onSubmit={(event) => {
           event.preventDefault();
           void run(async () => {
-            const result = (await request(CreateWebhookEndpointMutation, { input: { url } })).createWebhookEndpoint;
+            const input = { url, ...(events.length > 0 && { events }) };
+            const result = (await request(CreateWebhookEndpointMutation, { input })).createWebhookEndpoint;
             if (result.__typename === "CreateWebhookEndpointSuccess") setSecret(result.secret);
             return result;
           });
         }}
       >
-        <label for="webhook-url">Endpoint URL (every event)</label>
+        <label for="webhook-url">Endpoint URL</label>
         <input
           id="webhook-url"
           type="url"
@@ -62,6 +73,23 @@ export function WebhooksPage() {
           value={url}
           onInput={(e) => setUrl((e.target as HTMLInputElement).value)}
         />
+        <fieldset>
+          <legend>Events (none checked: every event)</legend>
+          {EVENT_TYPES.map(([type, label]) => (
+            <label key={type} class="check">
+              <input
+                type="checkbox"
+                checked={events.includes(type)}
+                onChange={(e) =>
+                  setEvents(
+                    (e.target as HTMLInputElement).checked ? [...events, type] : events.filter((t) => t !== type),
+                  )
+                }
+              />
+              {label}
+            </label>
+          ))}
+        </fieldset>
         <button type="submit">Add endpoint</button>
       </form>
       {secret && (

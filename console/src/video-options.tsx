@@ -1,0 +1,276 @@
+import { useEffect, useState } from "preact/hooks";
+import { type ResultOf, request, requestWithFile, type VariablesOf } from "./graphql.ts";
+import { AssetsQuery, type CreateUploadMutation, UploadAssetMutation } from "./operations.ts";
+
+type UploadInput = VariablesOf<typeof CreateUploadMutation>["input"];
+type StaticRenditionName = NonNullable<UploadInput["staticRenditions"]>[number];
+type WatermarkPosition = NonNullable<NonNullable<UploadInput["watermark"]>["position"]>;
+
+/** What the options form holds, as typed (numbers as the inputs' text). */
+export interface VideoOptions {
+  segmentFormat: NonNullable<UploadInput["segmentFormat"]>;
+  playbackPolicy: NonNullable<UploadInput["playbackPolicy"]>;
+  staticRenditions: StaticRenditionName[];
+  loudness: boolean;
+  integratedLufs: string;
+  truePeakDb: string;
+  lra: string;
+  watermarkAssetId: string;
+  watermarkPosition: WatermarkPosition;
+  watermarkOpacity: string;
+  watermarkWidth: string;
+}
+
+/** The API's defaults: TS segments, PUBLIC, no static renditions, no loudness target, no watermark. */
+export const DEFAULT_VIDEO_OPTIONS: VideoOptions = {
+  segmentFormat: "TS",
+  playbackPolicy: "PUBLIC",
+  staticRenditions: [],
+  loudness: false,
+  integratedLufs: "-16",
+  truePeakDb: "-1.5",
+  lra: "11",
+  watermarkAssetId: "",
+  watermarkPosition: "BOTTOM_RIGHT",
+  watermarkOpacity: "0.8",
+  watermarkWidth: "0.15",
+};
+
+/**
+ * The creation options every way of making a video takes (createUpload, createVideoFromUrl,
+ * renderManim, renderComposition share these fields), with only what differs from the defaults.
+ */
+export type CreationOptionsInput = Pick<
+  UploadInput,
+  "segmentFormat" | "playbackPolicy" | "staticRenditions" | "loudness" | "watermark"
+>;
+
+const number = (text: string) => (text.trim() === "" ? null : Number(text));
+
+export function creationOptionsInput(options: VideoOptions): CreationOptionsInput {
+  return {
+    ...(options.segmentFormat !== "TS" && { segmentFormat: options.segmentFormat }),
+    ...(options.playbackPolicy !== "PUBLIC" && { playbackPolicy: options.playbackPolicy }),
+    ...(options.staticRenditions.length > 0 && { staticRenditions: options.staticRenditions }),
+    ...(options.loudness && {
+      loudness: {
+        integratedLufs: number(options.integratedLufs),
+        truePeakDb: number(options.truePeakDb),
+        lra: number(options.lra),
+      },
+    }),
+    ...(options.watermarkAssetId && {
+      watermark: {
+        assetId: options.watermarkAssetId,
+        position: options.watermarkPosition,
+        opacity: number(options.watermarkOpacity),
+        widthFraction: number(options.watermarkWidth),
+      },
+    }),
+  };
+}
+
+/**
+ * What each static rendition is, in the words the console uses for it everywhere (none says
+ * "quality": the player's menu is labelled so).
+ */
+export const STATIC_RENDITIONS: [StaticRenditionName, string][] = [
+  ["HIGHEST", "MP4, full size"],
+  ["LOW", "MP4, small"],
+  ["AUDIO", "M4A, audio only"],
+];
+const POSITIONS: [WatermarkPosition, string][] = [
+  ["BOTTOM_RIGHT", "Bottom right"],
+  ["BOTTOM_LEFT", "Bottom left"],
+  ["TOP_RIGHT", "Top right"],
+  ["TOP_LEFT", "Top left"],
+];
+
+type Asset = ResultOf<typeof AssetsQuery>["assets"][number];
+const text = (e: Event) => (e.target as HTMLInputElement).value;
+
+/**
+ * The per-video creation options, folded in a `<details>`: segment format, playback policy, static
+ * renditions, a loudness target and a watermark (a WATERMARK asset, chosen or uploaded here).
+ * `id` prefixes the controls' ids, so several forms on one page each have their own.
+ */
+export function VideoOptionsFields({
+  id,
+  value,
+  onChange,
+}: {
+  id: string;
+  value: VideoOptions;
+  onChange: (value: VideoOptions) => void;
+}) {
+  const [watermarks, setWatermarks] = useState<Asset[]>([]);
+  const [error, setError] = useState<string | null>(null);
+  const load = () =>
+    request(AssetsQuery, {})
+      .then((data) => setWatermarks(data.assets.filter((a) => a.kind === "WATERMARK")))
+      .catch((err: Error) => setError(err.message));
+  useEffect(() => {
+    void load();
+  }, []);
+  const set = (patch: Partial<VideoOptions>) => onChange({ ...value, ...patch });
+
+  return (
+    <details class="video-options">
+      <summary>Video options</summary>
+      <label for={`${id}-segment-format`}>Segment format</label>
+      <select
+        id={`${id}-segment-format`}
+        value={value.segmentFormat}
+        onChange={(e) => set({ segmentFormat: text(e) as VideoOptions["segmentFormat"] })}
+      >
+        <option value="TS">MPEG-TS (every player)</option>
+        <option value="FMP4">Fragmented MP4 (CMAF)</option>
+      </select>
+      <label for={`${id}-playback-policy`}>Playback</label>
+      <select
+        id={`${id}-playback-policy`}
+        value={value.playbackPolicy}
+        onChange={(e) => set({ playbackPolicy: text(e) as VideoOptions["playbackPolicy"] })}
+      >
+        <option value="PUBLIC">Public: anyone with the URL</option>
+        <option value="SIGNED">Signed: short-lived tokens</option>
+      </select>
+      <fieldset>
+        <legend>Downloads (static renditions)</legend>
+        {STATIC_RENDITIONS.map(([name, label]) => (
+          <label key={name} class="check">
+            <input
+              type="checkbox"
+              checked={value.staticRenditions.includes(name)}
+              onChange={(e) =>
+                set({
+                  staticRenditions: (e.target as HTMLInputElement).checked
+                    ? [...value.staticRenditions, name]
+                    : value.staticRenditions.filter((n) => n !== name),
+                })
+              }
+            />
+            {label}
+          </label>
+        ))}
+      </fieldset>
+      <fieldset>
+        <legend>Loudness</legend>
+        <label class="check">
+          <input
+            type="checkbox"
+            checked={value.loudness}
+            onChange={(e) => set({ loudness: (e.target as HTMLInputElement).checked })}
+          />
+          Normalize loudness (EBU R128)
+        </label>
+        {value.loudness && (
+          <div class="option-numbers">
+            <label>
+              Integrated (LUFS)
+              <input
+                type="number"
+                step={0.5}
+                value={value.integratedLufs}
+                onInput={(e) => set({ integratedLufs: text(e) })}
+              />
+            </label>
+            <label>
+              True peak (dBTP)
+              <input type="number" step={0.1} value={value.truePeakDb} onInput={(e) => set({ truePeakDb: text(e) })} />
+            </label>
+            <label>
+              Range (LU)
+              <input type="number" step={1} value={value.lra} onInput={(e) => set({ lra: text(e) })} />
+            </label>
+          </div>
+        )}
+      </fieldset>
+      <fieldset>
+        <legend>Watermark</legend>
+        <div class="asset-row">
+          <label for={`${id}-watermark`}>Watermark image</label>
+          <select
+            id={`${id}-watermark`}
+            value={value.watermarkAssetId}
+            onChange={(e) => set({ watermarkAssetId: text(e) })}
+          >
+            <option value="">None</option>
+            {watermarks.map((a) => (
+              <option key={a.id} value={a.id}>
+                {a.name}
+              </option>
+            ))}
+          </select>
+          <label class="button secondary">
+            Upload…
+            <input
+              type="file"
+              class="visually-hidden"
+              accept="image/png,image/jpeg"
+              aria-label="Upload a watermark image"
+              onChange={async (e) => {
+                const file = (e.target as HTMLInputElement).files?.[0];
+                if (!file) return;
+                setError(null);
+                try {
+                  const result = (await requestWithFile(UploadAssetMutation, { file, kind: "WATERMARK" })).uploadAsset;
+                  if (result.__typename === "UploadAssetSuccess") {
+                    await load();
+                    set({ watermarkAssetId: result.asset.id });
+                  } else setError(result.message);
+                } catch (err) {
+                  setError((err as Error).message);
+                }
+              }}
+            />
+          </label>
+        </div>
+        {value.watermarkAssetId && (
+          <div class="option-numbers">
+            <label>
+              Corner
+              <select
+                value={value.watermarkPosition}
+                onChange={(e) => set({ watermarkPosition: text(e) as WatermarkPosition })}
+              >
+                {POSITIONS.map(([position, label]) => (
+                  <option key={position} value={position}>
+                    {label}
+                  </option>
+                ))}
+              </select>
+            </label>
+            <label>
+              Opacity (0 to 1)
+              <input
+                type="number"
+                min={0}
+                max={1}
+                step={0.05}
+                value={value.watermarkOpacity}
+                onInput={(e) => set({ watermarkOpacity: text(e) })}
+              />
+            </label>
+            <label>
+              Width (fraction of the video's)
+              <input
+                type="number"
+                min={0.01}
+                max={1}
+                step={0.01}
+                value={value.watermarkWidth}
+                onInput={(e) => set({ watermarkWidth: text(e) })}
+              />
+            </label>
+          </div>
+        )}
+        {error && (
+          <p role="alert" class="error">
+            {error}
+          </p>
+        )}
+      </fieldset>
+    </details>
+  );
+}

@@ -1,0 +1,293 @@
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import type { Browser, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestApp, type TestApp } from "./support/app.ts";
+import { TEST_ADMIN_KEY } from "./support/auth.ts";
+import { buildConsole, launchChromium } from "./support/console.ts";
+import { fixturesDir, runFfmpeg } from "./support/media-fixtures.ts";
+import { createUpload } from "./support/uploads.ts";
+
+const OPTIONS = `query ($id: ID!) { video(id: $id) {
+  title segmentFormat playbackPolicy loudness { integratedLufs truePeakDb lra }
+  watermark { position opacity widthFraction } staticRenditions { name status }
+} }`;
+const DETAILS = `query ($id: ID!) { video(id: $id) { title description tags externalId metadata { key value } } }`;
+
+/**
+ * The API's features on the console's pages (a video's details, captions, downloads and clips; the
+ * creation options of the upload and sources forms; a webhook endpoint's event types), through the
+ * real UI in Chromium at a phone's width, each checked by reading the API's state afterwards. No
+ * worker: videos are made with createUpload and put in the states a test needs through the database.
+ */
+describe("the API's features on the console's pages: the video page, creation options, webhook events", () => {
+  let t: TestApp;
+  let browser: Browser;
+  let page: Page;
+
+  beforeAll(async () => {
+    await buildConsole();
+    [t, browser] = await Promise.all([startTestApp({ worker: false }), launchChromium()]);
+    const ctx = await browser.newContext({ viewport: { width: 390, height: 844 } });
+    await ctx.route(
+      (url) => url.hostname !== "127.0.0.1",
+      (route) => route.abort(),
+    );
+    page = await ctx.newPage();
+    await page.goto(`${t.url}/`);
+    await page.getByLabel("API key or viewer JWT").fill(TEST_ADMIN_KEY);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("heading", { name: "Videos" }).waitFor();
+    page.on("dialog", (dialog) => void dialog.accept());
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await t?.stop();
+  });
+
+  it("edits title, description, tags and metadata (updateVideo), and shows a refusal beside its field", async () => {
+    const { id } = await createUpload(t, "before", { tags: ["old"], metadata: [{ key: "drop", value: "me" }] });
+    await page.goto(`${t.url}/videos/${id}`);
+    await page.getByLabel("Title", { exact: true }).waitFor();
+    expect(await page.getByLabel("Tags (comma-separated)").inputValue()).toBe("old");
+    expect(await page.getByLabel("Key 1").inputValue()).toBe("drop");
+
+    await page.getByLabel("Title", { exact: true }).fill("after");
+    await page.getByLabel("Description").fill("two\nlines");
+    await page.getByLabel("Tags (comma-separated)").fill("Math, intro ");
+    await page.getByRole("button", { name: "Remove metadata entry 1" }).click();
+    await page.getByRole("button", { name: "Add metadata entry" }).click();
+    await page.getByLabel("Key 1").fill("course");
+    await page.getByLabel("Value 1").fill("algebra 1");
+    await page.getByRole("button", { name: "Save details" }).click();
+    await page.getByText("Saved.").waitFor();
+    expect((await t.gql(DETAILS, { id })).data.video).toEqual({
+      title: "after",
+      description: "two\nlines",
+      tags: ["math", "intro"],
+      externalId: null,
+      metadata: [{ key: "course", value: "algebra 1" }],
+    });
+    // The page's heading follows the saved title, and the form shows what the API stored.
+    await page.getByRole("heading", { name: "after", level: 1 }).waitFor();
+    expect(await page.getByLabel("Tags (comma-separated)").inputValue()).toBe("math, intro");
+
+    // A refusal (a tag over 64 characters) is shown under the tags, which name it, and nothing changes.
+    await page.getByLabel("Tags (comma-separated)").fill(`ok, ${"x".repeat(65)}`);
+    await page.getByRole("button", { name: "Save details" }).click();
+    const tags = page.getByLabel("Tags (comma-separated)");
+    await expect.poll(() => tags.getAttribute("aria-invalid")).toBe("true");
+    const error = page.locator(`#${await tags.getAttribute("aria-describedby")}`);
+    expect(await error.textContent()).toMatch(/longer than 64 characters/);
+    expect(await page.getByLabel("Title", { exact: true }).getAttribute("aria-invalid")).toBeNull();
+    expect((await t.gql(DETAILS, { id })).data.video.tags).toEqual(["math", "intro"]);
+    // Nothing is wider than the phone.
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+  });
+
+  it("takes creation options at upload and on the sources forms, from one options component", async () => {
+    const png = path.join(fixturesDir(), "console-logo.png");
+    await runFfmpeg(["-f", "lavfi", "-i", "color=white:size=64x64", "-frames:v", "1", png]);
+
+    await page.goto(`${t.url}/upload`);
+    await page.getByText("Video options").click();
+    await page.getByLabel("Segment format").selectOption("FMP4");
+    await page.getByLabel("Playback").selectOption("SIGNED");
+    await page.getByLabel("MP4, full size").check();
+    await page.getByLabel("M4A, audio only").check();
+    await page.getByLabel("Normalize loudness (EBU R128)").check();
+    await page.getByLabel("Integrated (LUFS)").fill("-20");
+    await page
+      .getByLabel("Upload a watermark image")
+      .setInputFiles({ name: "logo.png", mimeType: "image/png", buffer: await readFile(png) });
+    await expect.poll(() => page.getByLabel("Watermark image", { exact: true }).inputValue()).not.toBe("");
+    await page.getByLabel("Corner").selectOption("TOP_LEFT");
+    await page.getByLabel("Opacity (0 to 1)").fill("0.5");
+    await page
+      .getByTestId("file-input")
+      .setInputFiles({ name: "with-options.mp4", mimeType: "video/mp4", buffer: Buffer.alloc(4096, 1) });
+    const open = page.getByRole("link", { name: "Open the video" });
+    await open.waitFor();
+    const uploaded = (await open.getAttribute("href"))!.split("/").at(-1);
+    expect((await t.gql(OPTIONS, { id: uploaded })).data.video).toEqual({
+      title: "with-options",
+      segmentFormat: "FMP4",
+      playbackPolicy: "SIGNED",
+      loudness: { integratedLufs: -20, truePeakDb: -1.5, lra: 11 },
+      watermark: { position: "TOP_LEFT", opacity: 0.5, widthFraction: 0.15 },
+      staticRenditions: [
+        { name: "HIGHEST", status: "PREPARING" },
+        { name: "AUDIO", status: "PREPARING" },
+      ],
+    });
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+
+    // The URL import's form has the same fields, its own; the watermark uploaded above is offered.
+    await page.goto(`${t.url}/sources`);
+    const form = page.locator("form", { has: page.locator("#url-title") });
+    await form.getByText("Video options").click();
+    await form.getByLabel("Segment format").selectOption("FMP4");
+    await form.getByLabel("MP4, small").check();
+    await form.getByLabel("Watermark image", { exact: true }).selectOption({ label: "logo.png" });
+    await form.getByLabel("Public http(s) URL of a video file").fill("https://example.com/video.mp4");
+    await form.getByRole("button", { name: "Import" }).click();
+    await page.waitForURL(/\/videos\//);
+    const imported = new URL(page.url()).pathname.split("/").at(-1);
+    expect((await t.gql(OPTIONS, { id: imported })).data.video).toEqual({
+      title: "Imported video",
+      segmentFormat: "FMP4",
+      playbackPolicy: "PUBLIC",
+      loudness: null,
+      watermark: { position: "BOTTOM_RIGHT", opacity: 0.8, widthFraction: 0.15 },
+      staticRenditions: [{ name: "LOW", status: "PREPARING" }],
+    });
+
+    // The quiz form keeps its options in its draft, like its other fields.
+    await page.goto(`${t.url}/sources`);
+    const quiz = page.locator("form", { has: page.locator("#quiz-title") });
+    await quiz.getByText("Video options").click();
+    await quiz.getByLabel("Playback").selectOption("SIGNED");
+    await quiz.getByLabel("M4A, audio only").check();
+    await page.reload();
+    await quiz.getByText("Video options").click();
+    expect(await quiz.getByLabel("M4A, audio only").isChecked()).toBe(true);
+    await quiz.getByRole("button", { name: "Render quiz" }).click();
+    await page.waitForURL((url) => url.pathname !== "/sources");
+    const quizVideo = new URL(page.url()).pathname.split("/").at(-1);
+    expect((await t.gql(OPTIONS, { id: quizVideo })).data.video).toMatchObject({
+      segmentFormat: "TS",
+      playbackPolicy: "SIGNED",
+      staticRenditions: [{ name: "AUDIO", status: "PREPARING" }],
+    });
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+  });
+
+  it("lists, adds (addCaption) and removes (removeCaption) caption tracks, showing a refusal", async () => {
+    const { id } = await createUpload(t, "captioned");
+    const captions = async () =>
+      (
+        await t.gql(
+          `query ($id: ID!) { video(id: $id) { captions { name language default hearingImpaired cueCount } } }`,
+          {
+            id,
+          },
+        )
+      ).data.video.captions;
+    await page.goto(`${t.url}/videos/${id}`);
+    await page.getByText("No caption tracks.").waitFor();
+    const vtt = "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nHello\n\n00:00:01.000 --> 00:00:02.000\nWorld\n";
+    await page
+      .getByLabel("Caption file (WebVTT or SRT, at most 1 MiB)")
+      .setInputFiles({ name: "English.vtt", mimeType: "text/vtt", buffer: Buffer.from(vtt) });
+    // The name is taken from the file's.
+    expect(await page.getByLabel("Track name (as players list it)").inputValue()).toBe("English");
+    await page.getByLabel("Language (BCP-47, e.g. en, de-CH)").fill("en");
+    await page.getByLabel("Default track (players show it unless the viewer chose otherwise)").check();
+    await page.getByLabel("For the deaf and hard of hearing (SDH)").check();
+    await page.getByRole("button", { name: "Add caption" }).click();
+    await page.getByTestId("caption").getByText("2 cues · default, SDH").waitFor();
+    expect(await captions()).toEqual([
+      { name: "English", language: "en", default: true, hearingImpaired: true, cueCount: 2 },
+    ]);
+
+    // A file that is not WebVTT or SRT: the API's reason is shown, nothing is added.
+    await page
+      .getByLabel("Caption file (WebVTT or SRT, at most 1 MiB)")
+      .setInputFiles({ name: "notes.srt", mimeType: "text/plain", buffer: Buffer.from("just some words") });
+    await page.getByLabel("Language (BCP-47, e.g. en, de-CH)").fill("de");
+    await page.getByRole("button", { name: "Add caption" }).click();
+    expect(await page.getByRole("alert").textContent()).toMatch(/^Line 1: Expected a subtitle/);
+    expect(await captions()).toHaveLength(1);
+
+    await page.getByRole("button", { name: "Remove caption English" }).click();
+    await page.getByText("No caption tracks.").waitFor();
+    expect(await captions()).toEqual([]);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+  });
+
+  it("lists static renditions with their state and a download once READY, and requests more", async () => {
+    const { id } = await createUpload(t, "downloads", { staticRenditions: ["HIGHEST"] });
+    // The HIGHEST file is made: READY in the database, as the worker leaves it (its file need not exist).
+    await t.app.services.db.staticRendition.update({
+      where: { videoId_name: { videoId: id, name: "HIGHEST" } },
+      data: { status: "READY", key: `videos/${id}/static/highest.mp4`, width: 1280, height: 720, sizeBytes: 3_145_728 },
+    });
+    await page.goto(`${t.url}/videos/${id}`);
+    const highest = page.locator('[data-testid="static-rendition"][data-name="HIGHEST"]');
+    await highest.getByText("MP4, full size: ready · 1280×720 · 3.0 MiB").waitFor();
+    expect(await highest.getByRole("link", { name: "Download" }).getAttribute("href")).toMatch(/highest/);
+
+    await page.getByLabel("M4A, audio only").check();
+    await page.getByRole("button", { name: "Request downloads" }).click();
+    await page.locator('[data-testid="static-rendition"][data-name="AUDIO"]').getByText("preparing").waitFor();
+    const { data } = await t.gql(`query ($id: ID!) { video(id: $id) { staticRenditions { name status } } }`, { id });
+    expect(data.video.staticRenditions).toEqual(
+      expect.arrayContaining([
+        { name: "HIGHEST", status: "READY" },
+        { name: "AUDIO", status: "PREPARING" },
+      ]),
+    );
+    expect(data.video.staticRenditions).toHaveLength(2);
+    // Those asked for are no longer offered; the one left is.
+    expect(await page.getByLabel("M4A, audio only").count()).toBe(0);
+    expect(await page.getByLabel("MP4, small").count()).toBe(1);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+  });
+
+  it("cuts a clip (createClip) from a range set at the player's current time", async () => {
+    const { id, uploadUrl } = await createUpload(t, "source talk");
+    // Its source file is stored (no worker encodes it), then it is made READY and playable.
+    expect((await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: Buffer.alloc(4096, 7) })).status).toBe(200);
+    await t.app.services.db.video.update({
+      where: { id },
+      data: { status: "READY", duration: 10, playable: true, masterKey: `videos/${id}/hls/master.m3u8` },
+    });
+    await page.goto(`${t.url}/videos/${id}`);
+    const seek = (seconds: number) =>
+      page.evaluate((at) => {
+        (document.querySelector("video") as HTMLVideoElement).currentTime = at;
+      }, seconds);
+    await page.getByRole("button", { name: "Set start" }).waitFor();
+    await seek(2.5);
+    await page.getByRole("button", { name: "Set start" }).click();
+    await seek(6);
+    await page.getByRole("button", { name: "Set end" }).click();
+    expect(await page.getByLabel("Start (seconds)").inputValue()).toBe("2.5");
+    expect(await page.getByLabel("End (seconds)").inputValue()).toBe("6");
+
+    // An end past the video's is refused beside the end.
+    await page.getByLabel("End (seconds)").fill("12");
+    await page.getByRole("button", { name: "Create clip" }).click();
+    await expect.poll(() => page.getByLabel("End (seconds)").getAttribute("aria-invalid")).toBe("true");
+    expect(await page.locator("#clip-end-error").textContent()).toMatch(/at most the video's duration/);
+
+    await seek(6);
+    await page.getByRole("button", { name: "Set end" }).click();
+    await page.getByRole("button", { name: "Create clip" }).click();
+    await page.waitForURL((url) => !url.pathname.endsWith(id));
+    const clipId = new URL(page.url()).pathname.split("/").at(-1);
+    const { data } = await t.gql(
+      `query ($id: ID!) { video(id: $id) { title source clip { start end sourceVideo { id } } } }`,
+      { id: clipId },
+    );
+    expect(data.video).toEqual({
+      title: "source talk (clip)",
+      source: "CLIP",
+      clip: { start: 2.5, end: 6, sourceVideo: { id } },
+    });
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+  });
+
+  it("adds a webhook endpoint for the event types checked", async () => {
+    await page.goto(`${t.url}/webhooks`);
+    await page.getByLabel("Endpoint URL").fill("http://127.0.0.1:9/hooks");
+    await page.getByLabel("video.ready").check();
+    await page.getByLabel("job.failed").check();
+    await page.getByRole("button", { name: "Add endpoint" }).click();
+    await page.getByText("Signing secret, shown once").waitFor();
+    const { data } = await t.gql(`{ webhookEndpoints { url events } }`);
+    expect(data.webhookEndpoints).toEqual([{ url: "http://127.0.0.1:9/hooks", events: ["VIDEO_READY", "JOB_FAILED"] }]);
+    await page.getByText("video_ready, job_failed").waitFor();
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+  });
+});
