@@ -1,6 +1,7 @@
-import { useEffect, useState } from "preact/hooks";
-import { type ResultOf, request, requestWithFile, type VariablesOf } from "./graphql.ts";
-import { AssetsQuery, type CreateUploadMutation, UploadAssetMutation } from "./operations.ts";
+import { useState } from "preact/hooks";
+import { AssetPicker, useAssets } from "./asset-picker.tsx";
+import type { VariablesOf } from "./graphql.ts";
+import type { CreateUploadMutation } from "./operations.ts";
 
 type UploadInput = VariablesOf<typeof CreateUploadMutation>["input"];
 type StaticRenditionName = NonNullable<UploadInput["staticRenditions"]>[number];
@@ -86,7 +87,6 @@ const POSITIONS: [WatermarkPosition, string][] = [
   ["TOP_LEFT", "Top left"],
 ];
 
-type Asset = ResultOf<typeof AssetsQuery>["assets"][number];
 const text = (e: Event) => (e.target as HTMLInputElement).value;
 
 /**
@@ -103,15 +103,8 @@ export function VideoOptionsFields({
   value: VideoOptions;
   onChange: (value: VideoOptions) => void;
 }) {
-  const [watermarks, setWatermarks] = useState<Asset[]>([]);
   const [error, setError] = useState<string | null>(null);
-  const load = () =>
-    request(AssetsQuery, {})
-      .then((data) => setWatermarks(data.assets.filter((a) => a.kind === "WATERMARK")))
-      .catch((err: Error) => setError(err.message));
-  useEffect(() => {
-    void load();
-  }, []);
+  const { assets, reload } = useAssets(setError);
   const set = (patch: Partial<VideoOptions>) => onChange({ ...value, ...patch });
 
   return (
@@ -188,44 +181,19 @@ export function VideoOptionsFields({
       </fieldset>
       <fieldset>
         <legend>Watermark</legend>
-        <div class="asset-row">
-          <label for={`${id}-watermark`}>Watermark image</label>
-          <select
-            id={`${id}-watermark`}
-            value={value.watermarkAssetId}
-            onChange={(e) => set({ watermarkAssetId: text(e) })}
-          >
-            <option value="">None</option>
-            {watermarks.map((a) => (
-              <option key={a.id} value={a.id}>
-                {a.name}
-              </option>
-            ))}
-          </select>
-          <label class="button secondary">
-            Upload…
-            <input
-              type="file"
-              class="visually-hidden"
-              accept="image/png,image/jpeg"
-              aria-label="Upload a watermark image"
-              onChange={async (e) => {
-                const file = (e.target as HTMLInputElement).files?.[0];
-                if (!file) return;
-                setError(null);
-                try {
-                  const result = (await requestWithFile(UploadAssetMutation, { file, kind: "WATERMARK" })).uploadAsset;
-                  if (result.__typename === "UploadAssetSuccess") {
-                    await load();
-                    set({ watermarkAssetId: result.asset.id });
-                  } else setError(result.message);
-                } catch (err) {
-                  setError((err as Error).message);
-                }
-              }}
-            />
-          </label>
-        </div>
+        <AssetPicker
+          id={`${id}-watermark`}
+          kind="WATERMARK"
+          label="Watermark image"
+          noneLabel="None"
+          accept="image/png,image/jpeg"
+          uploadLabel="Upload a watermark image"
+          value={value.watermarkAssetId}
+          onChange={(assetId) => set({ watermarkAssetId: assetId })}
+          assets={assets}
+          reload={reload}
+          onError={setError}
+        />
         {value.watermarkAssetId && (
           <div class="option-numbers">
             <label>

@@ -1,12 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
-import { type ResultOf, request, requestWithFile } from "../graphql.ts";
-import {
-  AssetsQuery,
-  CreateVideoFromUrlMutation,
-  RenderCompositionMutation,
-  RenderManimMutation,
-  UploadAssetMutation,
-} from "../operations.ts";
+import { AssetPicker, useAssets } from "../asset-picker.tsx";
+import { request } from "../graphql.ts";
+import { CreateVideoFromUrlMutation, RenderCompositionMutation, RenderManimMutation } from "../operations.ts";
 import { navigate, useTitle } from "../router.tsx";
 import { useDraft } from "../session.ts";
 import { creationOptionsInput, DEFAULT_VIDEO_OPTIONS, VideoOptionsFields } from "../video-options.tsx";
@@ -146,7 +141,6 @@ function ManimForm() {
   );
 }
 
-type Asset = ResultOf<typeof AssetsQuery>["assets"][number];
 type AssetKind = "BACKGROUND" | "TIMER" | "CORRECT_SOUND";
 const ASSET_LABELS: Record<AssetKind, string> = {
   BACKGROUND: "Background video",
@@ -163,17 +157,10 @@ function QuizForm() {
     options: DEFAULT_VIDEO_OPTIONS,
   });
   const { title, csv, voice, seconds, options } = draft;
-  const [assets, setAssets] = useState<Asset[]>([]);
   const [chosen, setChosen] = useState<Partial<Record<AssetKind, string>>>({});
   const [assetError, setAssetError] = useState<string | null>(null);
+  const { assets, reload } = useAssets(setAssetError);
   const { error, busy, submit } = useSubmit();
-  const loadAssets = () =>
-    request(AssetsQuery, {})
-      .then((data) => setAssets(data.assets))
-      .catch((err: Error) => setAssetError(err.message));
-  useEffect(() => {
-    void loadAssets();
-  }, []);
 
   return (
     <form
@@ -219,47 +206,20 @@ function QuizForm() {
       <fieldset>
         <legend>Assets (optional)</legend>
         {(Object.keys(ASSET_LABELS) as AssetKind[]).map((kind) => (
-          <div key={kind} class="asset-row">
-            <label for={`asset-${kind}`}>{ASSET_LABELS[kind]}</label>
-            <select
-              id={`asset-${kind}`}
-              value={chosen[kind] ?? ""}
-              onChange={(e) => setChosen({ ...chosen, [kind]: value(e) || undefined })}
-            >
-              <option value="">Built-in</option>
-              {assets
-                .filter((a) => a.kind === kind)
-                .map((a) => (
-                  <option key={a.id} value={a.id}>
-                    {a.name}
-                  </option>
-                ))}
-            </select>
-            <label class="button secondary">
-              Upload…
-              <input
-                type="file"
-                class="visually-hidden"
-                accept={kind === "CORRECT_SOUND" ? "audio/*" : "video/*"}
-                aria-label={`Upload a ${ASSET_LABELS[kind].toLowerCase()}`}
-                onChange={async (e) => {
-                  const file = (e.target as HTMLInputElement).files?.[0];
-                  if (!file) return;
-                  setAssetError(null);
-                  try {
-                    const data = await requestWithFile(UploadAssetMutation, { file, kind });
-                    const result = data.uploadAsset;
-                    if (result.__typename === "UploadAssetSuccess") {
-                      await loadAssets();
-                      setChosen((c) => ({ ...c, [kind]: result.asset.id }));
-                    } else setAssetError(result.message);
-                  } catch (err) {
-                    setAssetError((err as Error).message);
-                  }
-                }}
-              />
-            </label>
-          </div>
+          <AssetPicker
+            key={kind}
+            id={`asset-${kind}`}
+            kind={kind}
+            label={ASSET_LABELS[kind]}
+            noneLabel="Built-in"
+            accept={kind === "CORRECT_SOUND" ? "audio/*" : "video/*"}
+            uploadLabel={`Upload a ${ASSET_LABELS[kind].toLowerCase()}`}
+            value={chosen[kind] ?? ""}
+            onChange={(assetId) => setChosen((c) => ({ ...c, [kind]: assetId || undefined }))}
+            assets={assets}
+            reload={reload}
+            onError={setAssetError}
+          />
         ))}
         <Failure error={assetError} />
       </fieldset>
