@@ -1,3 +1,4 @@
+import { CheckboxSet } from "./checkbox-set.tsx";
 import { useState } from "preact/hooks";
 import { AssetPicker, useAssets } from "./asset-picker.tsx";
 import type { VariablesOf } from "./graphql.ts";
@@ -128,25 +129,12 @@ export function VideoOptionsFields({
         <option value="PUBLIC">Public: anyone with the URL</option>
         <option value="SIGNED">Signed: short-lived tokens</option>
       </select>
-      <fieldset>
-        <legend>Downloads (static renditions)</legend>
-        {STATIC_RENDITIONS.map(([name, label]) => (
-          <label key={name} class="check">
-            <input
-              type="checkbox"
-              checked={value.staticRenditions.includes(name)}
-              onChange={(e) =>
-                set({
-                  staticRenditions: (e.target as HTMLInputElement).checked
-                    ? [...value.staticRenditions, name]
-                    : value.staticRenditions.filter((n) => n !== name),
-                })
-              }
-            />
-            {label}
-          </label>
-        ))}
-      </fieldset>
+      <CheckboxSet
+        legend="Downloads (static renditions)"
+        options={STATIC_RENDITIONS}
+        value={value.staticRenditions}
+        onChange={(staticRenditions) => set({ staticRenditions })}
+      />
       <fieldset>
         <legend>Loudness</legend>
         <label class="check">

@@ -1,3 +1,4 @@
+import { CheckboxSet } from "../checkbox-set.tsx";
 import { useEffect, useState } from "preact/hooks";
 import { formatDate } from "../format.ts";
 import { type ResultOf, request, runAndReload } from "../graphql.ts";
@@ -54,21 +55,12 @@ export function KeysPage() {
       >
         <label for="key-name">Name</label>
         <input id="key-name" required maxLength={100} value={name} onInput={(e) => setName(e.currentTarget.value)} />
-        <fieldset>
-          <legend>Scopes (only those your own key has)</legend>
-          {SCOPE_NAMES.map((scope) => (
-            <label key={scope} class="check">
-              <input
-                type="checkbox"
-                checked={scopes.includes(scope)}
-                onChange={(e) =>
-                  setScopes(e.currentTarget.checked ? [...scopes, scope] : scopes.filter((s) => s !== scope))
-                }
-              />
-              {SCOPE_LABELS[scope]}
-            </label>
-          ))}
-        </fieldset>
+        <CheckboxSet
+          legend="Scopes (only those your own key has)"
+          options={SCOPE_NAMES.map((scope) => [scope, SCOPE_LABELS[scope]] as const)}
+          value={scopes}
+          onChange={setScopes}
+        />
         <label for="key-days">Expires after (days; empty: never)</label>
         <input
           id="key-days"

@@ -1,3 +1,4 @@
+import { CheckboxSet } from "../checkbox-set.tsx";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { formatBytes } from "../upload.ts";
 import { formatDate, formatDuration, formatPercent, isFinished, statusLabel } from "../format.ts";
@@ -780,23 +781,7 @@ function Downloads({ videoId, status }: { videoId: string; status: Video["status
             );
           }}
         >
-          <fieldset>
-            <legend>Make more</legend>
-            {askable.map(([name, label]) => (
-              <label key={name} class="check">
-                <input
-                  type="checkbox"
-                  checked={wanted.includes(name)}
-                  onChange={(e) =>
-                    setWanted(
-                      (e.target as HTMLInputElement).checked ? [...wanted, name] : wanted.filter((n) => n !== name),
-                    )
-                  }
-                />
-                {label}
-              </label>
-            ))}
-          </fieldset>
+          <CheckboxSet legend="Make more" options={askable} value={wanted} onChange={setWanted} />
           <button type="submit" disabled={wanted.length === 0}>
             Request downloads
           </button>

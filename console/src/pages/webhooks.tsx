@@ -1,3 +1,4 @@
+import { CheckboxSet } from "../checkbox-set.tsx";
 import { useEffect, useState } from "preact/hooks";
 import { formatDate, statusLabel } from "../format.ts";
 import { type ResultOf, request, runAndReload, type VariablesOf } from "../graphql.ts";
@@ -73,23 +74,12 @@ export function WebhooksPage() {
           value={url}
           onInput={(e) => setUrl((e.target as HTMLInputElement).value)}
         />
-        <fieldset>
-          <legend>Events (none checked: every event)</legend>
-          {EVENT_TYPES.map(([type, label]) => (
-            <label key={type} class="check">
-              <input
-                type="checkbox"
-                checked={events.includes(type)}
-                onChange={(e) =>
-                  setEvents(
-                    (e.target as HTMLInputElement).checked ? [...events, type] : events.filter((t) => t !== type),
-                  )
-                }
-              />
-              {label}
-            </label>
-          ))}
-        </fieldset>
+        <CheckboxSet
+          legend="Events (none checked: every event)"
+          options={EVENT_TYPES}
+          value={events}
+          onChange={setEvents}
+        />
         <button type="submit">Add endpoint</button>
       </form>
       {secret && (
