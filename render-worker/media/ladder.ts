@@ -1,5 +1,11 @@
 import { AUDIO_BITRATE, AUDIO_ONLY_PROFILES, VIDEO_PROFILES } from "../../src/protocol/ladder-profiles.ts";
-import { type PlannedRung, type ProbeResult, type Rung, type SegmentFormat, TranscodeOptions } from "../../src/protocol/messages.ts";
+import {
+  type PlannedRung,
+  type ProbeResult,
+  type Rung,
+  type SegmentFormat,
+  TranscodeOptions,
+} from "../../src/protocol/messages.ts";
 import { segmentPlan, targetDuration } from "./segments.ts";
 
 const LARGEST_PROFILE = VIDEO_PROFILES[0]!;

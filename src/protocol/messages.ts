@@ -156,7 +156,12 @@ export const TranscodeChunkJobMessage = z.object({
   /** The video rungs the first run planned, encoded with exactly its settings. */
   ladder: z.array(z.lazy(() => PlannedRung)).min(1),
   /** The split transcode's options the chunk's encode depends on. */
-  options: TranscodeOptions.pick({ segmentSeconds: true, segmentFormat: true, watermark: true, maxDurationSeconds: true }),
+  options: TranscodeOptions.pick({
+    segmentSeconds: true,
+    segmentFormat: true,
+    watermark: true,
+    maxDurationSeconds: true,
+  }),
 });
 export type TranscodeChunkJobMessage = z.infer<typeof TranscodeChunkJobMessage>;
 
@@ -477,7 +482,13 @@ export const JobEvent = z.discriminatedUnion("type", [
      * (these segments, their playlists left open) and the whole of every audio rung: the video is
      * ready once the API has listed every chunk's segments.
      */
-    firstChunk: z.object({ variants: z.array(PublishedSegments).min(1) }).optional(),
+    firstChunk: z
+      .object({
+        /** The `#EXT-X-TARGETDURATION` of the playlists it published, which every later version keeps. */
+        targetDuration: z.number().int().positive(),
+        variants: z.array(PublishedSegments).min(1),
+      })
+      .optional(),
     usage: RunUsage.optional(),
   }),
   /**
@@ -488,7 +499,14 @@ export const JobEvent = z.discriminatedUnion("type", [
   z.object({
     ...jobEventBase,
     type: z.literal("job.split"),
-    chunks: z.array(ChunkRange).min(2).max(10_000),
+    chunks: z
+      .array(ChunkRange)
+      .min(2)
+      .max(10_000)
+      .refine(
+        (chunks) => chunks.every((c, i) => c.index === i && c.fromSegment === (i === 0 ? 0 : chunks[i - 1]!.toSegment)),
+        { message: "chunks must be numbered from 0 and follow each other from segment 0" },
+      ),
     ladder: z.array(PlannedRung).min(1),
   }),
   /** A `transcode_chunk` job published its segments of every rung. */
