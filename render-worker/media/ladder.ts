@@ -45,7 +45,6 @@ const H264_LEVELS: ReadonlyArray<{ idc: number; maxFrameMbs: number; maxMbPerSec
 ];
 const HIGHEST_H264_LEVEL = H264_LEVELS.at(-1)!;
 
-/** A rung as planned: the contract's Rung, and for a video rung the H.264 level its codecs string names. */
 /** A rung as planned for the encoder (the contract's: a split transcode sends it to its chunks). */
 export type { PlannedRung };
 
