@@ -335,6 +335,8 @@ async function reportFirstChunk(
     }
   }
   const firstChunk = {
+    // What its playlists said: the API's later versions keep it (Safari stops on a change).
+    targetDuration: targetDuration(segmentPlan(job.options.segmentSeconds)),
     variants: variants
       .filter((v) => v.error === undefined && ladder.find((r) => r.name === v.name)?.kind === "VIDEO")
       .map((v) => segments.find((s) => s.name === v.name)!),
