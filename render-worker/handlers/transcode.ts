@@ -61,7 +61,8 @@ export async function transcode(job: TranscodeJobMessage, ctx: JobContext): Prom
     // Only once admitted: a delivery handed back for lack of memory never started a run, so the
     // job's runs say when it really ran.
     await ctx.emit({ type: "job.started" });
-    await encodeAndPublish(job, ctx, output, input, probe, ladder, splitChunks(job, probe));
+    const chunks = probed.frameRateVaries ? null : splitChunks(job, probe);
+    await encodeAndPublish(job, ctx, output, input, probe, ladder, chunks);
   } finally {
     releaseMemory();
   }
@@ -262,7 +263,7 @@ async function encodeAndPublish(
 /**
  * The chunks a run splits its job into, or null when it encodes the whole ladder itself: a job the
  * API lets chunk, of the whole ladder (not a retryVariant) and the whole source (not a clip), of a
- * source with video long enough for two chunks.
+ * source with video long enough for two chunks (and, the caller checks, an even frame rate).
  */
 function splitChunks(job: TranscodeJobMessage, probe: ProbeResult): Chunk[] | null {
   const { chunking, rungs, trim, segmentSeconds } = job.options;
