@@ -1,7 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_TENANT_ID } from "../src/auth/api-keys.ts";
 import { createDb, type Db } from "../src/db/client.ts";
+import { createVideoPubSub } from "../src/events/video-events.ts";
+import { cancelVideo } from "../src/jobs/cancel.ts";
 import { createJob } from "../src/jobs/create-job.ts";
+import { createPostgresTransport } from "../src/transport/postgres.ts";
 import type { EventIngestor } from "../src/jobs/ingest-events.ts";
 import {
   type ChunkRange,
@@ -208,5 +211,20 @@ describe("split transcodes (ingest)", () => {
     const video = await db.video.findUniqueOrThrow({ where: { id: videoId } });
     expect([video.status, video.playable]).toEqual(["FAILED", false]);
     expect(video.error).toMatch(/has seg_00004.ts where segment 2 belongs/);
+  });
+
+  it("canceling the split transcode's job cancels its chunks", async () => {
+    const { videoId, jobId, queued } = await splitAndFirstChunk();
+    const transport = createPostgresTransport({ connectionString: database.url, stallSeconds: 30 });
+    await transport.start();
+    try {
+      const pubSub = createVideoPubSub(undefined);
+      const { jobs } = await cancelVideo({ db, pubSub, transport }, videoId, [jobId]);
+      expect(jobs.map((j) => j.id).sort()).toEqual([jobId, ...queued.map((j) => j.id)].sort());
+    } finally {
+      await transport.stop();
+    }
+    const statuses = await db.job.findMany({ where: { videoId }, select: { status: true } });
+    expect(statuses.map((j) => j.status)).toEqual(["CANCELED", "CANCELED", "CANCELED"]);
   });
 });
