@@ -1,5 +1,7 @@
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type {
   JobEventBody,
@@ -20,7 +22,10 @@ import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import { frameIndices } from "../support/frames.ts";
 import { contractCheckedEmit } from "../support/job-events.ts";
 import { frameProblems, type JoinedRung, packetsOf, segmentStarts } from "../support/joined-rungs.ts";
-import { fixturesDir, makeFrameCounterClip, stageTranscodeJob } from "../support/media-fixtures.ts";
+import { fixturesDir, makeFrameCounterClip, runFfmpeg, stageTranscodeJob } from "../support/media-fixtures.ts";
+import { processesWithCwd } from "../support/process-scan.ts";
+
+const run = promisify(execFile);
 
 // A 12 s frame-counter clip at 25 fps in 2 s segments after a 1 s first one (7 segments, starting
 // at 0, 1, 3, 5, 7, 9 and 11 s), split into chunks 0–3 s (the split run's), 3–7 s and 7–12 s: the
@@ -52,12 +57,17 @@ afterAll(async () => {
 });
 
 /** A handler's context over local storage, a fresh work dir and a contract-checked emit. */
-async function contextFor(dataDir: string, jobId: string, events: JobEventBody[]): Promise<JobContext> {
+async function contextFor(
+  dataDir: string,
+  jobId: string,
+  events: JobEventBody[],
+  options: { signal?: AbortSignal; onEvent?: (e: JobEventBody) => void } = {},
+): Promise<JobContext> {
   const workDir = await mkdtemp(path.join(root, "work-"));
   return {
     storage: createLocalWorkerStorage(dataDir),
-    emit: contractCheckedEmit(jobId, events),
-    signal: new AbortController().signal,
+    emit: contractCheckedEmit(jobId, events, options.onEvent),
+    signal: options.signal ?? new AbortController().signal,
     workDir,
     progressIntervalMs: 100,
   };
@@ -221,8 +231,11 @@ describe.each(FORMATS)("a split transcode, its chunks and their joins (%s, real 
             (_, i) => `seg_${String(chunk.fromSegment + i).padStart(5, "0")}.${format === "FMP4" ? "m4s" : "ts"}`,
           ),
         );
+      // Counted within the chunk: its rungs' published media time reaches its length, not the source's.
       const progress = events.filter((e) => e.type === "job.progress");
+      expect(progress.length, `chunk ${chunk.index}`).toBeGreaterThan(0);
       for (const p of progress) expect(p.progress).toBeLessThanOrEqual(1);
+      expect(Math.max(...progress.flatMap((p) => p.variants.map((v) => v.progress)))).toBeGreaterThan(0.4);
       expect(progress.every((p) => p.variants.every((v) => v.progress <= 1))).toBe(true);
     }
   });
@@ -289,31 +302,138 @@ describe.each(FORMATS)("a split transcode, its chunks and their joins (%s, real 
     }
   });
 
-  it("keeps the assembled playlists and every segment when the split run is delivered again", async () => {
-    // What the API writes once every chunk is listed: each video rung's playlist, ended.
-    for (const rung of VIDEO_RUNGS) {
-      const playlist = mediaPlaylist(rungSegments(rung), {
-        targetDuration: SEGMENT_SECONDS,
-        endList: true,
-        ...(format === "FMP4" ? { map: RUNG_INIT_SEGMENT } : {}),
-      });
-      await writeFile(path.join(hlsDir, rung, "index.m3u8"), playlist);
-    }
-    const before = await filesUnder(hlsDir);
+  it.runIf(format === "TS")("stops ffmpeg and rejects soon after a chunk is canceled", async () => {
+    const controller = new AbortController();
+    let abortedAt = 0;
     const events: JobEventBody[] = [];
-    await transcode(job, await contextFor(dataDir, PARENT_JOB_ID, events));
-    const again = events.at(-1) as Event<"job.succeeded">;
-    expect(again.type).toBe("job.succeeded");
-    expect(again.alreadyDone).toBeUndefined();
-    expect(again.firstChunk).toEqual(succeeded.firstChunk);
-    const after = await filesUnder(hlsDir);
-    for (const [file, { bytes, mtimeMs }] of before) {
-      // The master, the audio playlist and the encode manifest are written again, the same.
-      if (/^(master\.m3u8|audio\/index\.m3u8|encode\.json)$/.test(file)) continue;
-      expect(after.get(file)!.bytes.equals(bytes), file).toBe(true);
-      expect(after.get(file)!.mtimeMs, file).toBe(mtimeMs);
-    }
-    for (const rung of VIDEO_RUNGS)
-      expect(parsePlaylist(after.get(`${rung}/index.m3u8`)!.bytes.toString()).endList, rung).toBe(true);
+    const chunk = split.chunks[2]!;
+    const ctx = await contextFor(dataDir, chunkJobId(chunk.index), events, {
+      signal: controller.signal,
+      onEvent: (e) => {
+        if (e.type !== "job.progress" || controller.signal.aborted) return;
+        abortedAt = Date.now();
+        controller.abort(new Error("canceled by the user"));
+      },
+    });
+    const outcome = await transcodeChunk(chunkJob(chunk), ctx).catch((err: unknown) => err);
+    expect(abortedAt).toBeGreaterThan(0);
+    expect(outcome).toMatchObject({ name: "AbortError" });
+    expect(Date.now() - abortedAt).toBeLessThan(3000);
+    expect(processesWithCwd(ctx.workDir)).toEqual([]);
+    expect(events.map((e) => e.type)).not.toContain("chunk.succeeded");
+  });
+
+  it.runIf(format === "TS")(
+    "keeps the assembled playlists and every segment when the split run is delivered again",
+    async () => {
+      // What the API writes once every chunk is listed: each video rung's playlist, ended.
+      for (const rung of VIDEO_RUNGS) {
+        const playlist = mediaPlaylist(rungSegments(rung), {
+          targetDuration: SEGMENT_SECONDS,
+          endList: true,
+          ...(format === "FMP4" ? { map: RUNG_INIT_SEGMENT } : {}),
+        });
+        await writeFile(path.join(hlsDir, rung, "index.m3u8"), playlist);
+      }
+      const before = await filesUnder(hlsDir);
+      const events: JobEventBody[] = [];
+      await transcode(job, await contextFor(dataDir, PARENT_JOB_ID, events));
+      const again = events.at(-1) as Event<"job.succeeded">;
+      expect(again.type).toBe("job.succeeded");
+      expect(again.alreadyDone).toBeUndefined();
+      expect(again.firstChunk).toEqual(succeeded.firstChunk);
+      const after = await filesUnder(hlsDir);
+      for (const [file, { bytes, mtimeMs }] of before) {
+        // The master, the audio playlist and the encode manifest are written again, the same.
+        if (/^(master\.m3u8|audio\/index\.m3u8|encode\.json)$/.test(file)) continue;
+        expect(after.get(file)!.bytes.equals(bytes), file).toBe(true);
+        expect(after.get(file)!.mtimeMs, file).toBe(mtimeMs);
+      }
+      for (const rung of VIDEO_RUNGS)
+        expect(parsePlaylist(after.get(`${rung}/index.m3u8`)!.bytes.toString()).endList, rung).toBe(true);
+    },
+  );
+});
+
+describe("a split transcode with a watermark and loudness normalization (real ffmpeg)", () => {
+  const VIDEO = "d0b1c2d3-e4f5-4a6b-8c7d-9e0f1a2b3c4d";
+  let dataDir: string;
+  let hlsDir: string;
+  const parentEvents: JobEventBody[] = [];
+  const chunkEvents: JobEventBody[] = [];
+
+  /** The mean luma of a 48x48 square near the bottom-left corner of a 360p segment's first frame. */
+  const bottomLeftLuma = async (file: string) => {
+    const { stdout } = await run(
+      "ffmpeg",
+      ["-v", "error", "-i", file, "-frames:v", "1", "-vf", "crop=48:48:12:300,scale=1:1:flags=area,format=gray"].concat(
+        ["-f", "rawvideo", "-"],
+      ),
+      { encoding: "buffer" },
+    );
+    return stdout[0]!;
+  };
+
+  beforeAll(async () => {
+    dataDir = path.join(root, "filters-data");
+    const staged = await stageTranscodeJob(dataDir, clip, { jobId: PARENT_JOB_ID, videoId: VIDEO }, SEGMENT_SECONDS);
+    const imageKey = "tenants/t/assets/logo.png";
+    await mkdir(path.join(dataDir, "tenants/t/assets"), { recursive: true });
+    await runFfmpeg(["-f", "lavfi", "-i", "color=white:size=32x32", "-frames:v", "1", path.join(dataDir, imageKey)]);
+    const watermark = {
+      key: imageKey,
+      format: "png" as const,
+      position: "BOTTOM_LEFT" as const,
+      widthFraction: 0.1,
+      margin: { value: 2, unit: "PERCENT" as const },
+      opacity: 0.9,
+    };
+    const job: TranscodeJobMessage = {
+      ...staged,
+      options: {
+        segmentSeconds: SEGMENT_SECONDS,
+        chunking: CHUNKING,
+        loudness: { integratedLufs: -20, truePeakDb: -1.5, lra: 11 },
+        watermark,
+      },
+    };
+    hlsDir = path.join(dataDir, job.outputPrefix, "hls");
+    await transcode(job, await contextFor(dataDir, PARENT_JOB_ID, parentEvents));
+    const split = parentEvents.find((e) => e.type === "job.split") as Event<"job.split">;
+    const chunk = split.chunks[1]!;
+    const chunkJob: TranscodeChunkJobMessage = {
+      v: 2,
+      type: "transcode_chunk",
+      jobId: chunkJobId(chunk.index),
+      attempt: 1,
+      videoId: VIDEO,
+      parentJobId: PARENT_JOB_ID,
+      sourceKey: job.sourceKey,
+      outputPrefix: job.outputPrefix,
+      chunk,
+      ladder: split.ladder,
+      options: { segmentSeconds: SEGMENT_SECONDS, watermark },
+    };
+    await transcodeChunk(chunkJob, await contextFor(dataDir, chunkJob.jobId, chunkEvents));
+  }, 240_000);
+
+  it("draws the watermark in the split run's segments and in a chunk's", async () => {
+    expect(await bottomLeftLuma(clip)).toBeLessThan(120);
+    for (const segment of ["seg_00000.ts", "seg_00002.ts"])
+      expect(await bottomLeftLuma(path.join(hlsDir, "360p", segment)), segment).toBeGreaterThan(200);
+    expect(chunkEvents.at(-1)?.type).toBe("chunk.succeeded");
+  });
+
+  it("measures the loudness once, in the split run, and brings the whole audio rung to the target", async () => {
+    const measuring = (events: JobEventBody[]) =>
+      events.filter((e) => e.type === "step.progress" && e.description === "Measuring loudness");
+    expect(measuring(parentEvents).length).toBeGreaterThan(0);
+    expect(measuring(chunkEvents)).toEqual([]);
+    const { stderr } = await run("ffmpeg", [
+      ...["-hide_banner", "-nostats", "-i", path.join(hlsDir, "audio", "index.m3u8")],
+      ...["-af", "ebur128", "-f", "null", "-"],
+    ]);
+    const integrated = Number(/I:\s+(-?[\d.]+) LUFS/.exec(stderr.slice(stderr.lastIndexOf("Summary:")))![1]);
+    expect(Math.abs(integrated - -20)).toBeLessThanOrEqual(1);
   });
 });
