@@ -104,7 +104,10 @@ export interface HlsPublisher {
   variants(): VariantPublication[];
   /** Each rung's segments this run published or kept, in order: what its playlist lists (or would). */
   segments(): { name: string; segments: KeptSegment[] }[];
-  /** After ffmpeg exited successfully: publishes what is left and the final (ENDLIST) playlists. */
+  /**
+   * After ffmpeg exited successfully: publishes what is left and the final playlists (ended, but
+   * for `openRungs`).
+   */
   finish(): Promise<VariantPublication[]>;
   /** After a failure or cancellation: stops the timer and waits for the pass in flight. */
   stop(): Promise<void>;

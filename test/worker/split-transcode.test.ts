@@ -240,7 +240,7 @@ describe.each(FORMATS)("a split transcode, its chunks and their joins (%s, real 
     }
   });
 
-  it("joins into every source frame exactly once and in order, each segment starting where the plan cuts it", async () => {
+  it("joins into every source frame once and in order, each segment starting where the plan cuts it", async () => {
     for (const rung of VIDEO_RUNGS) {
       const segments = rungSegments(rung);
       expect(segments).toHaveLength(segmentCount(PLAN, SECONDS));
@@ -265,6 +265,10 @@ describe.each(FORMATS)("a split transcode, its chunks and their joins (%s, real 
         rung,
       ).toEqual(segments.map((_, i) => segmentStart(PLAN, i) * FPS));
       const ends = segments.map((_, i) => Math.min(segmentStart(PLAN, i + 1), SECONDS));
+      expect(
+        segments.map((s) => s.duration),
+        rung,
+      ).toEqual(ends.map((end, i) => end - segmentStart(PLAN, i)));
       expect(
         starts.map((s) => s.packets),
         rung,
