@@ -10,7 +10,8 @@ import { ObjectExistsError } from "../storage/write-once.ts";
 import { log } from "../log.ts";
 import { splitFragmentedMp4 } from "./fragmented-mp4.ts";
 import { sameSegmentCut } from "./segment-match.ts";
-import { masterPlaylist, mediaPlaylist, parsePlaylist } from "./playlists.ts";
+import { mediaPlaylist } from "../../src/shared/media-playlist.ts";
+import { masterPlaylist, parsePlaylist } from "./playlists.ts";
 import type { KeptSegment } from "./playlists.ts";
 
 const PLAYLIST_TYPE = "application/vnd.apple.mpegurl";

@@ -16,7 +16,8 @@ import { transcodeChunk } from "../../render-worker/handlers/transcode-chunk.ts"
 import type { JobContext } from "../../render-worker/handlers/types.ts";
 import { planChunks } from "../../render-worker/media/chunks.ts";
 import { splitFragmentedMp4 } from "../../render-worker/media/fragmented-mp4.ts";
-import { mediaPlaylist, parsePlaylist } from "../../render-worker/media/playlists.ts";
+import { mediaPlaylist } from "../../src/shared/media-playlist.ts";
+import { parsePlaylist } from "../../render-worker/media/playlists.ts";
 import { segmentCount, segmentPlan, segmentStart } from "../../render-worker/media/segments.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import { frameIndices } from "../support/frames.ts";
