@@ -23,7 +23,14 @@ import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import { frameIndices } from "../support/frames.ts";
 import { contractCheckedEmit } from "../support/job-events.ts";
 import { frameProblems, type JoinedRung, packetsOf, segmentStarts } from "../support/joined-rungs.ts";
-import { fixturesDir, makeFrameCounterClip, runFfmpeg, stageTranscodeJob } from "../support/media-fixtures.ts";
+import {
+  fixturesDir,
+  makeAudioOnly,
+  makeClip,
+  makeFrameCounterClip,
+  runFfmpeg,
+  stageTranscodeJob,
+} from "../support/media-fixtures.ts";
 import { processesWithCwd } from "../support/process-scan.ts";
 
 const run = promisify(execFile);
@@ -440,5 +447,27 @@ describe("a split transcode with a watermark and loudness normalization (real ff
     ]);
     const integrated = Number(/I:\s+(-?[\d.]+) LUFS/.exec(stderr.slice(stderr.lastIndexOf("Summary:")))![1]);
     expect(Math.abs(integrated - -20)).toBeLessThanOrEqual(1);
+  });
+});
+
+describe("a transcode that may be split but is not (real ffmpeg)", () => {
+  it.each([
+    ["a source no longer than one chunk", () => makeClip({ width: 320, height: 180, seconds: 3, audio: true })],
+    ["a source without video", () => makeAudioOnly(SECONDS)],
+  ])("encodes %s in one run, its playlists ended", async (_, make) => {
+    const dataDir = await mkdtemp(path.join(root, "unsplit-"));
+    const staged = await stageTranscodeJob(dataDir, await make(), { jobId: PARENT_JOB_ID, videoId: VIDEO_ID }, 2);
+    const job = { ...staged, options: { ...staged.options, chunking: CHUNKING } };
+    const events: JobEventBody[] = [];
+    await transcode(job, await contextFor(dataDir, PARENT_JOB_ID, events));
+    const types = events.map((e) => e.type);
+    expect(types).not.toContain("job.split");
+    const succeeded = events.at(-1) as Event<"job.succeeded">;
+    expect(succeeded.type).toBe("job.succeeded");
+    expect(succeeded.firstChunk).toBeUndefined();
+    const ready = events.filter((e) => e.type === "variant.ready");
+    expect(ready.length).toBeGreaterThan(0);
+    for (const { playlistKey } of ready)
+      expect(parsePlaylist(await readFile(path.join(dataDir, playlistKey), "utf8")).endList, playlistKey).toBe(true);
   });
 });
