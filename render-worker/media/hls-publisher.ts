@@ -10,8 +10,9 @@ import { ObjectExistsError } from "../storage/write-once.ts";
 import { log } from "../log.ts";
 import { splitFragmentedMp4 } from "./fragmented-mp4.ts";
 import { sameSegmentCut } from "./segment-match.ts";
-import { type KeptSegment, mediaPlaylist } from "../../src/shared/media-playlist.ts";
+import { mediaPlaylist } from "../../src/shared/media-playlist.ts";
 import { masterPlaylist, parsePlaylist } from "./playlists.ts";
+import type { KeptSegment } from "./playlists.ts";
 
 const PLAYLIST_TYPE = "application/vnd.apple.mpegurl";
 const SEGMENT_TYPE = "video/mp2t";
@@ -104,7 +105,10 @@ export interface HlsPublisher {
   variants(): VariantPublication[];
   /** Each rung's segments this run published or kept, in order: what its playlist lists (or would). */
   segments(): { name: string; segments: KeptSegment[] }[];
-  /** After ffmpeg exited successfully: publishes what is left and the final (ENDLIST) playlists. */
+  /**
+   * After ffmpeg exited successfully: publishes what is left and the final playlists (ended, but
+   * for `openRungs`).
+   */
   finish(): Promise<VariantPublication[]>;
   /** After a failure or cancellation: stops the timer and waits for the pass in flight. */
   stop(): Promise<void>;

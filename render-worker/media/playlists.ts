@@ -1,12 +1,15 @@
 /**
- * HLS playlists as the worker reads and writes them: m3u8-parser reads them; the master playlist it
- * publishes is written here, its rungs' playlists by src/shared/media-playlist.ts (the API writes
- * them too, for a split transcode).
+ * HLS playlists as the worker reads and writes them: m3u8-parser reads them; the master playlist
+ * it publishes is written here, the rungs' by src/shared/media-playlist.ts (the API writes them too).
  */
 
 import { type Manifest, Parser } from "m3u8-parser";
 import type { ProbeResult, Rung } from "../../src/protocol/messages.ts";
 import { RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
+import type { PlaylistSegment } from "../../src/shared/media-playlist.ts";
+
+/** A published segment a resumed run keeps: its URI in the rung's playlist and its length. */
+export type KeptSegment = PlaylistSegment;
 
 /** A playlist as m3u8-parser reads it. */
 export function parsePlaylist(text: string): Manifest {

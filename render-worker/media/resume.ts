@@ -1,5 +1,4 @@
-import type { KeptSegment } from "../../src/shared/media-playlist.ts";
-import { parsePlaylist } from "./playlists.ts";
+import { type KeptSegment, parsePlaylist } from "./playlists.ts";
 import { Rung, type SegmentFormat, type Storyboard } from "../../src/protocol/messages.ts";
 import { type HlsLayout, RUNG_INIT_SEGMENT } from "../../src/protocol/storage-layout.ts";
 import type { WorkerStorage } from "../storage/types.ts";

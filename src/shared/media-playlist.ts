@@ -1,21 +1,23 @@
 /**
- * A rung's media playlist as published, written the same way by both programs: the worker while
- * it encodes, and the API when it lists the chunks of a split transcode (docs/chunked-transcoding.md).
+ * A rung's media playlist as published, written by one function for both programs: the worker's
+ * publisher while it encodes, and the API when it lists the segments of a split transcode's chunks
+ * after the first chunk's (docs/chunked-transcoding.md). Every version of a rung's playlist then
+ * has the same header, whichever program wrote it.
  */
 
-/** A published segment a resumed run keeps: its URI in the rung's playlist and its length. */
-export interface KeptSegment {
+/** A segment as a playlist lists it: its URI beside the playlist and its length (EXTINF). */
+export interface PlaylistSegment {
   uri: string;
   duration: number;
 }
 
 /**
- * A rung's playlist as published: an event playlist from segment 0 (a resumed run's kept segments,
- * then its own), with one target duration in every version, ending once the rung is complete;
- * with `map` (fMP4) its segments follow that init segment.
+ * An event playlist from segment 0, with one target duration in every version, ending
+ * (`#EXT-X-ENDLIST`) once the rung is complete; with `map` (fMP4) its segments follow that init
+ * segment.
  */
 export function mediaPlaylist(
-  segments: KeptSegment[],
+  segments: PlaylistSegment[],
   opts: { targetDuration: number; endList: boolean; map?: string },
 ): string {
   // A segment must not round to more than the target (RFC 8216 4.3.3.1): only a source with a

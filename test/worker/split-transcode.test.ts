@@ -1,5 +1,7 @@
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type {
   JobEventBody,
@@ -14,14 +16,24 @@ import { transcodeChunk } from "../../render-worker/handlers/transcode-chunk.ts"
 import type { JobContext } from "../../render-worker/handlers/types.ts";
 import { planChunks } from "../../render-worker/media/chunks.ts";
 import { splitFragmentedMp4 } from "../../render-worker/media/fragmented-mp4.ts";
-import { parsePlaylist } from "../../render-worker/media/playlists.ts";
 import { mediaPlaylist } from "../../src/shared/media-playlist.ts";
+import { parsePlaylist } from "../../render-worker/media/playlists.ts";
 import { segmentCount, segmentPlan, segmentStart } from "../../render-worker/media/segments.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import { frameIndices } from "../support/frames.ts";
 import { contractCheckedEmit } from "../support/job-events.ts";
 import { frameProblems, type JoinedRung, packetsOf, segmentStarts } from "../support/joined-rungs.ts";
-import { fixturesDir, makeFrameCounterClip, stageTranscodeJob } from "../support/media-fixtures.ts";
+import {
+  fixturesDir,
+  makeAudioOnly,
+  makeClip,
+  makeFrameCounterClip,
+  runFfmpeg,
+  stageTranscodeJob,
+} from "../support/media-fixtures.ts";
+import { processesWithCwd } from "../support/process-scan.ts";
+
+const run = promisify(execFile);
 
 // A 12 s frame-counter clip at 25 fps in 2 s segments after a 1 s first one (7 segments, starting
 // at 0, 1, 3, 5, 7, 9 and 11 s), split into chunks 0–3 s (the split run's), 3–7 s and 7–12 s: the
@@ -53,12 +65,17 @@ afterAll(async () => {
 });
 
 /** A handler's context over local storage, a fresh work dir and a contract-checked emit. */
-async function contextFor(dataDir: string, jobId: string, events: JobEventBody[]): Promise<JobContext> {
+async function contextFor(
+  dataDir: string,
+  jobId: string,
+  events: JobEventBody[],
+  options: { signal?: AbortSignal; onEvent?: (e: JobEventBody) => void } = {},
+): Promise<JobContext> {
   const workDir = await mkdtemp(path.join(root, "work-"));
   return {
     storage: createLocalWorkerStorage(dataDir),
-    emit: contractCheckedEmit(jobId, events),
-    signal: new AbortController().signal,
+    emit: contractCheckedEmit(jobId, events, options.onEvent),
+    signal: options.signal ?? new AbortController().signal,
     workDir,
     progressIntervalMs: 100,
   };
@@ -222,13 +239,16 @@ describe.each(FORMATS)("a split transcode, its chunks and their joins (%s, real 
             (_, i) => `seg_${String(chunk.fromSegment + i).padStart(5, "0")}.${format === "FMP4" ? "m4s" : "ts"}`,
           ),
         );
+      // Counted within the chunk: its rungs' published media time reaches its length, not the source's.
       const progress = events.filter((e) => e.type === "job.progress");
+      expect(progress.length, `chunk ${chunk.index}`).toBeGreaterThan(0);
       for (const p of progress) expect(p.progress).toBeLessThanOrEqual(1);
+      expect(Math.max(...progress.flatMap((p) => p.variants.map((v) => v.progress)))).toBeGreaterThan(0.4);
       expect(progress.every((p) => p.variants.every((v) => v.progress <= 1))).toBe(true);
     }
   });
 
-  it("joins into every source frame exactly once and in order, each segment starting where the plan cuts it", async () => {
+  it("joins into every source frame once and in order, each segment starting where the plan cuts it", async () => {
     for (const rung of VIDEO_RUNGS) {
       const segments = rungSegments(rung);
       expect(segments).toHaveLength(segmentCount(PLAN, SECONDS));
@@ -253,6 +273,10 @@ describe.each(FORMATS)("a split transcode, its chunks and their joins (%s, real 
         rung,
       ).toEqual(segments.map((_, i) => segmentStart(PLAN, i) * FPS));
       const ends = segments.map((_, i) => Math.min(segmentStart(PLAN, i + 1), SECONDS));
+      expect(
+        segments.map((s) => s.duration),
+        rung,
+      ).toEqual(ends.map((end, i) => end - segmentStart(PLAN, i)));
       expect(
         starts.map((s) => s.packets),
         rung,
@@ -290,31 +314,160 @@ describe.each(FORMATS)("a split transcode, its chunks and their joins (%s, real 
     }
   });
 
-  it("keeps the assembled playlists and every segment when the split run is delivered again", async () => {
-    // What the API writes once every chunk is listed: each video rung's playlist, ended.
-    for (const rung of VIDEO_RUNGS) {
-      const playlist = mediaPlaylist(rungSegments(rung), {
-        targetDuration: SEGMENT_SECONDS,
-        endList: true,
-        ...(format === "FMP4" ? { map: RUNG_INIT_SEGMENT } : {}),
-      });
-      await writeFile(path.join(hlsDir, rung, "index.m3u8"), playlist);
-    }
-    const before = await filesUnder(hlsDir);
+  it.runIf(format === "TS")("stops ffmpeg and rejects soon after a chunk is canceled", async () => {
+    const controller = new AbortController();
+    let abortedAt = 0;
+    const events: JobEventBody[] = [];
+    const chunk = split.chunks[2]!;
+    const ctx = await contextFor(dataDir, chunkJobId(chunk.index), events, {
+      signal: controller.signal,
+      onEvent: (e) => {
+        if (e.type !== "job.progress" || controller.signal.aborted) return;
+        abortedAt = Date.now();
+        controller.abort(new Error("canceled by the user"));
+      },
+    });
+    const outcome = await transcodeChunk(chunkJob(chunk), ctx).catch((err: unknown) => err);
+    expect(abortedAt).toBeGreaterThan(0);
+    expect(outcome).toMatchObject({ name: "AbortError" });
+    expect(Date.now() - abortedAt).toBeLessThan(3000);
+    expect(processesWithCwd(ctx.workDir)).toEqual([]);
+    expect(events.map((e) => e.type)).not.toContain("chunk.succeeded");
+  });
+
+  it.runIf(format === "TS")(
+    "keeps the assembled playlists and every segment when the split run is delivered again",
+    async () => {
+      // What the API writes once every chunk is listed: each video rung's playlist, ended.
+      for (const rung of VIDEO_RUNGS) {
+        const playlist = mediaPlaylist(rungSegments(rung), {
+          targetDuration: SEGMENT_SECONDS,
+          endList: true,
+          ...(format === "FMP4" ? { map: RUNG_INIT_SEGMENT } : {}),
+        });
+        await writeFile(path.join(hlsDir, rung, "index.m3u8"), playlist);
+      }
+      const before = await filesUnder(hlsDir);
+      const events: JobEventBody[] = [];
+      await transcode(job, await contextFor(dataDir, PARENT_JOB_ID, events));
+      const again = events.at(-1) as Event<"job.succeeded">;
+      expect(again.type).toBe("job.succeeded");
+      expect(again.alreadyDone).toBeUndefined();
+      expect(again.firstChunk).toEqual(succeeded.firstChunk);
+      const after = await filesUnder(hlsDir);
+      for (const [file, { bytes, mtimeMs }] of before) {
+        // The master, the audio playlist and the encode manifest are written again, the same.
+        if (/^(master\.m3u8|audio\/index\.m3u8|encode\.json)$/.test(file)) continue;
+        expect(after.get(file)!.bytes.equals(bytes), file).toBe(true);
+        expect(after.get(file)!.mtimeMs, file).toBe(mtimeMs);
+      }
+      for (const rung of VIDEO_RUNGS)
+        expect(parsePlaylist(after.get(`${rung}/index.m3u8`)!.bytes.toString()).endList, rung).toBe(true);
+    },
+  );
+});
+
+describe("a split transcode with a watermark and loudness normalization (real ffmpeg)", () => {
+  const VIDEO = "d0b1c2d3-e4f5-4a6b-8c7d-9e0f1a2b3c4d";
+  let dataDir: string;
+  let hlsDir: string;
+  const parentEvents: JobEventBody[] = [];
+  const chunkEvents: JobEventBody[] = [];
+
+  /** The mean luma of a 48x48 square near the bottom-left corner of a 360p segment's first frame. */
+  const bottomLeftLuma = async (file: string) => {
+    const { stdout } = await run(
+      "ffmpeg",
+      ["-v", "error", "-i", file, "-frames:v", "1", "-vf", "crop=48:48:12:300,scale=1:1:flags=area,format=gray"].concat(
+        ["-f", "rawvideo", "-"],
+      ),
+      { encoding: "buffer" },
+    );
+    return stdout[0]!;
+  };
+
+  beforeAll(async () => {
+    dataDir = path.join(root, "filters-data");
+    const staged = await stageTranscodeJob(dataDir, clip, { jobId: PARENT_JOB_ID, videoId: VIDEO }, SEGMENT_SECONDS);
+    const imageKey = "tenants/t/assets/logo.png";
+    await mkdir(path.join(dataDir, "tenants/t/assets"), { recursive: true });
+    await runFfmpeg(["-f", "lavfi", "-i", "color=white:size=32x32", "-frames:v", "1", path.join(dataDir, imageKey)]);
+    const watermark = {
+      key: imageKey,
+      format: "png" as const,
+      position: "BOTTOM_LEFT" as const,
+      widthFraction: 0.1,
+      margin: { value: 2, unit: "PERCENT" as const },
+      opacity: 0.9,
+    };
+    const job: TranscodeJobMessage = {
+      ...staged,
+      options: {
+        segmentSeconds: SEGMENT_SECONDS,
+        chunking: CHUNKING,
+        loudness: { integratedLufs: -20, truePeakDb: -1.5, lra: 11 },
+        watermark,
+      },
+    };
+    hlsDir = path.join(dataDir, job.outputPrefix, "hls");
+    await transcode(job, await contextFor(dataDir, PARENT_JOB_ID, parentEvents));
+    const split = parentEvents.find((e) => e.type === "job.split") as Event<"job.split">;
+    const chunk = split.chunks[1]!;
+    const chunkJob: TranscodeChunkJobMessage = {
+      v: 2,
+      type: "transcode_chunk",
+      jobId: chunkJobId(chunk.index),
+      attempt: 1,
+      videoId: VIDEO,
+      parentJobId: PARENT_JOB_ID,
+      sourceKey: job.sourceKey,
+      outputPrefix: job.outputPrefix,
+      chunk,
+      ladder: split.ladder,
+      options: { segmentSeconds: SEGMENT_SECONDS, watermark },
+    };
+    await transcodeChunk(chunkJob, await contextFor(dataDir, chunkJob.jobId, chunkEvents));
+  }, 240_000);
+
+  it("draws the watermark in the split run's segments and in a chunk's", async () => {
+    expect(await bottomLeftLuma(clip)).toBeLessThan(120);
+    for (const segment of ["seg_00000.ts", "seg_00002.ts"])
+      expect(await bottomLeftLuma(path.join(hlsDir, "360p", segment)), segment).toBeGreaterThan(200);
+    expect(chunkEvents.at(-1)?.type).toBe("chunk.succeeded");
+  });
+
+  it("measures the loudness once, in the split run, and brings the whole audio rung to the target", async () => {
+    const measuring = (events: JobEventBody[]) =>
+      events.filter((e) => e.type === "step.progress" && e.description === "Measuring loudness");
+    expect(measuring(parentEvents).length).toBeGreaterThan(0);
+    expect(measuring(chunkEvents)).toEqual([]);
+    const { stderr } = await run("ffmpeg", [
+      ...["-hide_banner", "-nostats", "-i", path.join(hlsDir, "audio", "index.m3u8")],
+      ...["-af", "ebur128", "-f", "null", "-"],
+    ]);
+    const integrated = Number(/I:\s+(-?[\d.]+) LUFS/.exec(stderr.slice(stderr.lastIndexOf("Summary:")))![1]);
+    expect(Math.abs(integrated - -20)).toBeLessThanOrEqual(1);
+  });
+});
+
+describe("a transcode that may be split but is not (real ffmpeg)", () => {
+  it.each([
+    ["a source no longer than one chunk", () => makeClip({ width: 320, height: 180, seconds: 3, audio: true })],
+    ["a source without video", () => makeAudioOnly(SECONDS)],
+  ])("encodes %s in one run, its playlists ended", async (_, make) => {
+    const dataDir = await mkdtemp(path.join(root, "unsplit-"));
+    const staged = await stageTranscodeJob(dataDir, await make(), { jobId: PARENT_JOB_ID, videoId: VIDEO_ID }, 2);
+    const job = { ...staged, options: { ...staged.options, chunking: CHUNKING } };
     const events: JobEventBody[] = [];
     await transcode(job, await contextFor(dataDir, PARENT_JOB_ID, events));
-    const again = events.at(-1) as Event<"job.succeeded">;
-    expect(again.type).toBe("job.succeeded");
-    expect(again.alreadyDone).toBeUndefined();
-    expect(again.firstChunk).toEqual(succeeded.firstChunk);
-    const after = await filesUnder(hlsDir);
-    for (const [file, { bytes, mtimeMs }] of before) {
-      // The master, the audio playlist and the encode manifest are written again, the same.
-      if (/^(master\.m3u8|audio\/index\.m3u8|encode\.json)$/.test(file)) continue;
-      expect(after.get(file)!.bytes.equals(bytes), file).toBe(true);
-      expect(after.get(file)!.mtimeMs, file).toBe(mtimeMs);
-    }
-    for (const rung of VIDEO_RUNGS)
-      expect(parsePlaylist(after.get(`${rung}/index.m3u8`)!.bytes.toString()).endList, rung).toBe(true);
+    const types = events.map((e) => e.type);
+    expect(types).not.toContain("job.split");
+    const succeeded = events.at(-1) as Event<"job.succeeded">;
+    expect(succeeded.type).toBe("job.succeeded");
+    expect(succeeded.firstChunk).toBeUndefined();
+    const ready = events.filter((e) => e.type === "variant.ready");
+    expect(ready.length).toBeGreaterThan(0);
+    for (const { playlistKey } of ready)
+      expect(parsePlaylist(await readFile(path.join(dataDir, playlistKey), "utf8")).endList, playlistKey).toBe(true);
   });
 });
