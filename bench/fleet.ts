@@ -20,8 +20,19 @@ import pg from "pg";
 import WebSocket from "ws";
 import { parseCommandLine, usageError } from "../src/shared/command-line.ts";
 import { ADMIN_AUTH } from "../test/support/auth.ts";
-import { type ServiceProcess, startApiProcess, startWorkerProcess, stopAllProcesses } from "../test/support/processes.ts";
-import { BENCH_SOURCE_NAMES, BENCH_SOURCES, type BenchSourceName, generateSource, MEZZANINE } from "./support/sources.ts";
+import {
+  type ServiceProcess,
+  startApiProcess,
+  startWorkerProcess,
+  stopAllProcesses,
+} from "../test/support/processes.ts";
+import {
+  BENCH_SOURCE_NAMES,
+  BENCH_SOURCES,
+  type BenchSourceName,
+  generateSource,
+  MEZZANINE,
+} from "./support/sources.ts";
 import { benchDatabase, CREATE_UPLOAD, postGraphQL } from "./support/stack.ts";
 
 const USAGE = `usage: npm run bench:fleet -- [--layouts=KxC,…] [--seconds=S] [--height=H] [--source=NAME] \
@@ -139,7 +150,7 @@ async function runLayout(scratch: string, clip: Buffer, layout: { workers: numbe
     const ready = new Promise<number>((resolve, reject) => {
       ws.subscribe(
         {
-          query: "subscription($id: ID!) { videoEvents(videoId: $id) { video { status playable } } }",
+          query: "subscription($id: ID!) { videoEvents(videoId: $id) { video { status playable error } } }",
           variables: { id: videoId },
         },
         {
@@ -149,7 +160,7 @@ async function runLayout(scratch: string, clip: Buffer, layout: { workers: numbe
             if (video?.playable && !playableAt) playableAt = Date.now();
             if (video?.status === "READY") resolve(Date.now());
             else if (video?.status === "FAILED" || video?.status === "CANCELED") {
-              reject(new Error(`video ${videoId} ${video.status}`));
+              reject(new Error(`video ${videoId} ${video.status}: ${video.error}`));
             }
           },
           error: reject,

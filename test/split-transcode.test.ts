@@ -18,9 +18,10 @@ describe("split transcodes on two workers", () => {
   let clip: Buffer;
 
   beforeAll(async () => {
-    // 12 s at 25 fps, 2 s segments after a 1 s first one: chunks of segments [0,2) [2,4) [4,7).
+    // 12 s at 25 fps, 2 s segments after a 1 s first one: chunks of segments [0,2), then one
+    // segment each (a run of one segment has no cut; the last is the source's last second).
     clip = await readFile(await makeFrameCounterClip(12));
-    t = await startTestApp({ env: { CHUNK_SECONDS: "4", FIRST_CHUNK_SECONDS: "2" }, workers: 2 });
+    t = await startTestApp({ env: { CHUNK_SECONDS: "2", FIRST_CHUNK_SECONDS: "2" }, workers: 2 });
     db = createDb(t.database.url);
     // A transcode is split only while two cpu workers are alive: wait for both heartbeats.
     for (let i = 0; (await db.worker.count({ where: { capabilities: { has: "cpu" } } })) < 2; i++) {
@@ -85,8 +86,11 @@ describe("split transcodes on two workers", () => {
         .filter((j) => j.kind === "TRANSCODE_CHUNK")
         .sort((a, b) => a.chunk!.index - b.chunk!.index);
       expect(chunkJobs.map((j) => [j.status, j.chunk])).toEqual([
-        ["SUCCEEDED", { index: 1, fromSegment: 2, toSegment: 4 }],
-        ["SUCCEEDED", { index: 2, fromSegment: 4, toSegment: 7 }],
+        ["SUCCEEDED", { index: 1, fromSegment: 2, toSegment: 3 }],
+        ["SUCCEEDED", { index: 2, fromSegment: 3, toSegment: 4 }],
+        ["SUCCEEDED", { index: 3, fromSegment: 4, toSegment: 5 }],
+        ["SUCCEEDED", { index: 4, fromSegment: 5, toSegment: 6 }],
+        ["SUCCEEDED", { index: 5, fromSegment: 6, toSegment: 7 }],
       ]);
       expect(jobs.find((j) => j.kind === "TRANSCODE")?.status).toBe("SUCCEEDED");
 

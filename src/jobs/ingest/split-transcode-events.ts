@@ -22,6 +22,9 @@ const ChunkOutput = z.object({
 });
 type ChunkOutput = z.infer<typeof ChunkOutput>;
 
+/** How many jobs' and rungs' latest progress the ingestor keeps for split transcodes in flight. */
+const MAX_REMEMBERED = 10_000;
+
 /** The largest playlist the API writes for a split video (about 60 bytes a segment: ten hours of 1 s segments). */
 const MAX_PLAYLIST_BYTES = 4 * 1024 * 1024;
 const PLAYLIST_TYPE = "application/vnd.apple.mpegurl";
@@ -109,7 +112,10 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
     webhooks.flush();
     for (const variant of listed.readyVariants) await transcode.publishVariant(videoId, variant);
     if (listed.renditionsQueued) deps.onJobRequeued(new Date());
-    if (listed.complete) deps.progressWrites.forget(parentId);
+    if (listed.complete) {
+      deps.progressWrites.forget(parentId);
+      forgetProgress(videoId);
+    }
     await publishVideoStatus(deps, videoId);
   }
 
@@ -193,9 +199,25 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
   }
 
   /**
-   * A chunk's progress, or the first run's: each video rung's progress over the whole source is the
-   * sum of every chunk's share of the source times how far that chunk is (the first run reports its
-   * own over the whole source already).
+   * The latest progress heard per job of a split transcode and the last progress published per
+   * rung, in this process: the database's copies are written at most every
+   * PROGRESS_WRITE_INTERVAL_MS, and a rung's progress must never go back.
+   */
+  const heard = new Map<string, number>();
+  const published = new Map<string, number>();
+  /** Keeps `map` to its newest MAX_REMEMBERED entries (a video that failed is never forgotten otherwise). */
+  const remember = (map: Map<string, number>, key: string, value: number) => {
+    map.delete(key);
+    map.set(key, value);
+    if (map.size > MAX_REMEMBERED) map.delete(map.keys().next().value!);
+  };
+
+  /**
+   * A chunk's progress, or the first run's, while the transcode is split: each video rung's progress
+   * over the whole source is the sum, over the runs, of the share of the source each run encodes
+   * times how far it is (a run's `progress` counts in its own media; the first run's share is what
+   * the chunks leave). The audio rungs are the first run's alone, as it reports them. False when
+   * the job belongs to no split transcode: its progress is a whole run's.
    */
   async function onSplitProgress(e: EventOf<"job.progress">, videoId: string): Promise<boolean> {
     const job = await db.job.findUnique({ where: { id: e.jobId } });
@@ -203,18 +225,27 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
     if (!job || !parentId) return false;
     const chunkJobs = await db.job.findMany({ where: { parentId, kind: "TRANSCODE_CHUNK" } });
     if (chunkJobs.length === 0) return false;
-    const video = await db.video.findUnique({ where: { id: videoId } });
+    const [video, parent, variants] = await Promise.all([
+      db.video.findUnique({ where: { id: videoId } }),
+      job.id === parentId ? job : db.job.findUnique({ where: { id: parentId } }),
+      db.variant.findMany({ where: { videoId } }),
+    ]);
     const duration = video?.duration;
-    if (!video || !duration) return true;
-    const progressOf = (j: Job) => (j.id === e.jobId ? e.progress : j.status === "SUCCEEDED" ? 1 : j.progress);
-    let share = 0;
+    if (!video || !parent || !duration) return true;
+    const heardOf = (id: string) => heard.get(`${videoId}/${id}`) ?? 0;
+    remember(heard, `${videoId}/${e.jobId}`, Math.max(heardOf(e.jobId), e.progress));
+    const progressOf = (j: Job) => (j.status === "SUCCEEDED" ? 1 : Math.max(heardOf(j.id), j.progress));
+    let chunksShare = 0;
+    let whole = 0;
     for (const chunkJob of chunkJobs) {
       const { chunk } = parseJobInput("TRANSCODE_CHUNK", chunkJob.input);
-      share += ((chunk.toSeconds - chunk.fromSeconds) / duration) * progressOf(chunkJob);
+      const share = (chunk.toSeconds - chunk.fromSeconds) / duration;
+      chunksShare += share;
+      whole += share * progressOf(chunkJob);
     }
-    const parent = job.kind === "TRANSCODE" ? job : await db.job.findUnique({ where: { id: parentId } });
-    const variants = await db.variant.findMany({ where: { videoId } });
-    const firstRun = new Map((job.kind === "TRANSCODE" ? e.variants : []).map((v) => [v.name, v.progress] as const));
+    whole += Math.max(0, 1 - chunksShare) * progressOf(parent);
+    const ownAudio = new Map((job.id === parentId ? e.variants : []).map((v) => [v.name, v.progress] as const));
+
     const writeNow = deps.progressWrites.due(e.jobId);
     if (writeNow) {
       await db.job.updateMany({
@@ -225,24 +256,15 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
     const snapshot = videoSnapshot(video);
     for (const row of variants) {
       if (row.status !== "PENDING" && row.status !== "ENCODING") continue;
-      const ownFirst = firstRun.get(row.name);
-      // Audio rungs are the first run's alone.
-      if (row.kind === "AUDIO") {
-        if (ownFirst === undefined) continue;
-        await publishProgress(row, ownFirst);
-        continue;
-      }
-      const first = ownFirst ?? (parent?.status === "SUCCEEDED" ? firstChunkShare(parent, duration) : row.progress);
-      await publishProgress(row, Math.min(1, Math.max(row.progress, Math.min(first, 1) + share)));
-    }
-    return true;
-
-    async function publishProgress(row: Variant, progress: number): Promise<void> {
-      const live = { ...row, status: "ENCODING" as const, progress };
+      const reported = row.kind === "AUDIO" ? ownAudio.get(row.name) : whole;
+      if (reported === undefined) continue;
+      const key = `${videoId}/${row.name}`;
+      const progress = Math.round(Math.min(1, Math.max(reported, row.progress, published.get(key) ?? 0)) * 1000) / 1000;
+      remember(published, key, progress);
       deps.pubSub.publish("videoEvents", videoId, {
         kind: "variantProgress",
         video: snapshot,
-        variant: variantSnapshot(live),
+        variant: variantSnapshot({ ...row, status: "ENCODING", progress }),
         ...encoderFigures(e),
       });
       if (writeNow) {
@@ -252,16 +274,17 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
         });
       }
     }
+    return true;
+  }
+
+  /** Forgets the split transcode's progress once its video is whole. */
+  function forgetProgress(videoId: string): void {
+    for (const map of [heard, published]) {
+      for (const key of [...map.keys()]) if (key.startsWith(`${videoId}/`)) map.delete(key);
+    }
   }
 
   return { onSplit, onFirstChunkSucceeded, onChunkSucceeded, onSplitProgress };
-}
-
-/** The first chunk's share of the source, from the segments the first run published. */
-function firstChunkShare(parent: Job, duration: number): number {
-  const output = ChunkOutput.safeParse(parent.output);
-  const segments = output.success ? (output.data.variants[0]?.segments ?? []) : [];
-  return segments.reduce((sum, s) => sum + s.duration, 0) / duration;
 }
 
 /** The number in a segment's file name (`seg_00012.ts` → 12), which the contract's pattern guarantees. */
