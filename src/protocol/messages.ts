@@ -515,6 +515,8 @@ export const JobEvent = z.discriminatedUnion("type", [
     type: z.literal("chunk.succeeded"),
     chunk: z.number().int().nonnegative(),
     variants: z.array(PublishedSegments).min(1),
+    /** Never set by this release's workers (a chunk run again encodes again); read as for every run's end. */
+    alreadyDone: z.boolean().optional(),
     usage: RunUsage.optional(),
   }),
   /**

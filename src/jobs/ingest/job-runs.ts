@@ -184,7 +184,7 @@ export function createJobRunIngestor(deps: IngestDeps) {
           }
         : e.type === "job.canceled"
           ? { status: "CANCELED" as const }
-          : { status: "SUCCEEDED" as const, alreadyDone: "alreadyDone" in e && e.alreadyDone === true };
+          : { status: "SUCCEEDED" as const, alreadyDone: e.alreadyDone === true };
     const usage = e.usage ? { cpuSeconds: e.usage.cpuSeconds, wallSeconds: e.usage.wallSeconds } : {};
     const key = runKey(e);
     const finishedAt = new Date(e.at);
