@@ -116,6 +116,8 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     },
     vanishedAfterSeconds: 3 * env.JOB_STALL_SECONDS,
     fallback: env.LOCAL_FALLBACK ? { afterSeconds: env.FALLBACK_AFTER_SECONDS } : null,
+    chunking:
+      env.CHUNK_SECONDS > 0 ? { chunkSeconds: env.CHUNK_SECONDS, firstChunkSeconds: env.FIRST_CHUNK_SECONDS } : null,
     gpuRouting: {
       mode: env.GPU_ROUTING,
       fallbackAfterSeconds: env.GPU_FALLBACK_AFTER_SECONDS,
@@ -150,6 +152,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
   });
   const ingestor = createEventIngestor({
     db,
+    storage,
     pubSub,
     webhooks,
     costs,

@@ -5,6 +5,7 @@ import { renderManim } from "./render-manim.ts";
 import { runRenderOnce } from "./render-record.ts";
 import { makeStaticRenditions } from "./static-renditions.ts";
 import { transcode } from "./transcode.ts";
+import { transcodeChunk } from "./transcode-chunk.ts";
 import type { JobContext, JobHandler } from "./types.ts";
 
 /**
@@ -13,6 +14,7 @@ import type { JobContext, JobHandler } from "./types.ts";
  */
 const handlers = {
   transcode,
+  transcode_chunk: transcodeChunk,
   render_manim: renderManim,
   render_composition: renderComposition,
   import_url: importUrl,
@@ -23,10 +25,12 @@ const handlers = {
  * What a second delivery of a finished job does, per kind: `record` runs it once (`runRenderOnce`:
  * the output is recorded beside it, and a redelivery reports that record instead of replacing a
  * source a transcode may be reading); `handler` leaves it to the handler (a transcode resumes or
- * finds its output; static renditions are remade, the same bytes again).
+ * finds its output; a chunk is encoded again and its published segments kept; static renditions
+ * are remade, the same bytes again).
  */
 const redelivery = {
   transcode: "handler",
+  transcode_chunk: "handler",
   render_manim: "record",
   render_composition: "record",
   import_url: "record",

@@ -6,10 +6,11 @@ import { ENCODE_MANIFEST, type HlsLayout, hlsLayout, posterKey } from "../../src
 import { inSpan } from "../../src/shared/tracing.ts";
 import { estimateJobMemoryBytes } from "../admission.ts";
 import { log } from "../log.ts";
-import { encodeLadder, presetTuning } from "../media/encode-ladder.ts";
+import { type Chunk, planChunks } from "../media/chunks.ts";
+import { type EncodeLadderArgs, encodeLadder, type LadderEncode, presetTuning } from "../media/encode-ladder.ts";
 import { prepareMediaFilters } from "../media/media-filters.ts";
 import { abortError, isAbortError, MediaError } from "../media/errors.ts";
-import { createHlsPublisher } from "../media/hls-publisher.ts";
+import { createHlsPublisher, type HlsPublisher } from "../media/hls-publisher.ts";
 import { planLadder, type PlannedRung } from "../media/ladder.ts";
 import type { ProbedInput } from "../media/media-input.ts";
 import { extractPoster } from "../media/poster.ts";
@@ -37,6 +38,11 @@ import type { JobContext } from "./types.ts";
  * succeeded; failures are thrown (a MediaError carries the command and stderr tail). A run after
  * one that died or was handed back keeps the segments every rung published and encodes the rest;
  * `options.rungs` encodes only those rungs (retryVariant).
+ *
+ * With `options.chunking`, a source long enough is split (docs/chunked-transcoding.md): the run
+ * emits `job.split`, encodes the first chunk of every video rung and the whole of every audio rung,
+ * leaves the video rungs' playlists open and reports their segments in `job.succeeded.firstChunk`;
+ * `transcode_chunk` jobs encode the rest.
  */
 export async function transcode(job: TranscodeJobMessage, ctx: JobContext): Promise<void> {
   const { storage, signal } = ctx;
@@ -55,7 +61,8 @@ export async function transcode(job: TranscodeJobMessage, ctx: JobContext): Prom
     // Only once admitted: a delivery handed back for lack of memory never started a run, so the
     // job's runs say when it really ran.
     await ctx.emit({ type: "job.started" });
-    await encodeAndPublish(job, ctx, output, input, probe, ladder);
+    const chunks = probed.frameRateVaries ? null : splitChunks(job, probe);
+    await encodeAndPublish(job, ctx, output, input, probe, ladder, chunks);
   } finally {
     releaseMemory();
   }
@@ -74,10 +81,14 @@ async function encodeAndPublish(
   input: ProbedInput,
   probe: ProbeResult,
   ladder: PlannedRung[],
+  /** The chunks of a split run (it encodes the first and the audio); null: the whole ladder. */
+  chunks: Chunk[] | null,
 ): Promise<void> {
   const { storage, signal } = ctx;
   const { hls, earlier } = output;
   const rungs = rungsToEncode(ladder, job.options.rungs);
+  const videoRungs = ladder.filter((r) => r.kind === "VIDEO");
+  const firstChunk = chunks?.[0] ?? null;
   const encoder = ctx.encoder ?? "libx264";
   const segments = segmentPlan(job.options.segmentSeconds);
   const { applied, sourceFilters } = await mediaFiltersOf(job, ctx, earlier, input, probe);
@@ -92,7 +103,10 @@ async function encodeAndPublish(
     ...trimOf(input),
   };
   const { duration, fps } = probe;
-  const plan = await planResume({ storage, hls, earlier, manifest, rungs, duration, fps });
+  // A split run starts from zero: what an earlier run of it published is kept by the write-once rules.
+  const plan = firstChunk
+    ? { resume: null, reason: "a split run encodes its first chunk whole" }
+    : await planResume({ storage, hls, earlier, manifest, rungs, duration, fps });
   const resume: ResumePoint | null = plan.resume;
   const resumed = resume ? { segments: resume.segments, fromSeconds: resume.fromSeconds } : null;
   if (plan.resume) {
@@ -101,6 +115,7 @@ async function encodeAndPublish(
     log.info("encoding from the start", { jobId: job.jobId, reason: plan.reason });
   }
   await ctx.emit({ type: "job.probed", probe, ladder, ...(resumed ? { resumed } : {}) });
+  if (chunks) await ctx.emit({ type: "job.split", chunks, ladder: videoRungs });
 
   if (signal.aborted) throw abortError(signal);
   // Written once every rung of this run has published, so it never vouches for playlists an
@@ -139,6 +154,12 @@ async function encodeAndPublish(
     probe,
     segmentFormat,
     targetDuration: targetDuration(segments),
+    ...(firstChunk
+      ? {
+          openRungs: videoRungs.map((r) => r.name),
+          progressSeconds: (rung: Rung) => (rung.kind === "VIDEO" ? firstChunk.toSeconds : probe.duration),
+        }
+      : {}),
     onPlayable: (masterKey) =>
       inSpan("publish playable", {}, async () => {
         await publishManifest(undefined);
@@ -153,7 +174,7 @@ async function encodeAndPublish(
 
   try {
     const encodeStartedAt = Date.now();
-    const encode = encodeLadder({
+    const encodeArgs: EncodeLadderArgs = {
       input,
       probe,
       ladder: rungs,
@@ -166,10 +187,13 @@ async function encodeAndPublish(
       ...(ctx.x264Preset ? { tuning: presetTuning(ctx.x264Preset) } : {}),
       ...(resumed ? { resumeFrom: resumed } : {}),
       ...(sourceFilters ? { sourceFilters } : {}),
-    });
+    };
+    const encode = firstChunk
+      ? encodeFirstChunk(encodeArgs, firstChunk, (error) => encodeController.abort(error))
+      : encodeLadder(encodeArgs);
     publisher.start();
     const progress = reportTranscodeProgress(ctx, {
-      durationSeconds: probe.duration,
+      durationSeconds: firstChunk?.toSeconds ?? probe.duration,
       encoder: encode.status,
       variants: publisher.variants,
     });
@@ -183,9 +207,9 @@ async function encodeAndPublish(
     }
     await progress.stop();
     observeLadderEncode({
-      rungs,
+      rungs: firstChunk ? videoRungs : rungs,
       encoder,
-      mediaSeconds: probe.duration - (resumed?.fromSeconds ?? 0),
+      mediaSeconds: firstChunk?.toSeconds ?? probe.duration - (resumed?.fromSeconds ?? 0),
       wallSeconds: (Date.now() - encodeStartedAt) / 1000,
       fps: probe.fps,
     });
@@ -201,6 +225,14 @@ async function encodeAndPublish(
     const posterKey = await (poster ?? Promise.resolve(null));
     const made = storyboard ? { storyboard: await storyboard } : {};
     if (signal.aborted) throw abortError(signal);
+    if (firstChunk) {
+      await reportFirstChunk(job, ctx, ladder, variants, publisher.segments(), {
+        masterKey: publisher.masterKey,
+        posterKey,
+        ...made,
+      });
+      return;
+    }
     await publishManifest({
       masterKey: publisher.masterKey,
       posterKey,
@@ -226,6 +258,91 @@ async function encodeAndPublish(
   } finally {
     signal.removeEventListener("abort", abortEncode);
   }
+}
+
+/**
+ * The chunks a run splits its job into, or null when it encodes the whole ladder itself: a job the
+ * API lets chunk, of the whole ladder (not a retryVariant) and the whole source (not a clip), of a
+ * source with video long enough for two chunks (and, the caller checks, an even frame rate).
+ */
+function splitChunks(job: TranscodeJobMessage, probe: ProbeResult): Chunk[] | null {
+  const { chunking, rungs, trim, segmentSeconds } = job.options;
+  if (!chunking || rungs || trim || probe.width === null) return null;
+  const chunks = planChunks(segmentPlan(segmentSeconds), probe.duration, chunking);
+  return chunks.length >= 2 ? chunks : null;
+}
+
+/**
+ * A split run's encode: the first chunk of the video rungs and the whole of the audio rungs, in two
+ * ffmpeg processes at once (a run that stops before the source's end encodes video only). Its
+ * status is the video's. The first failure stops the other process and is the encode's.
+ */
+function encodeFirstChunk(args: EncodeLadderArgs, first: Chunk, stopAll: (error: unknown) => void): LadderEncode {
+  const audioRungs = args.ladder.filter((r) => r.kind === "AUDIO");
+  const video = encodeLadder({
+    ...args,
+    ladder: args.ladder.filter((r) => r.kind === "VIDEO"),
+    stopAt: { segments: first.toSegment },
+  });
+  const audioFilter = args.sourceFilters?.audio;
+  const { sourceFilters: _, ...audioArgs } = args;
+  const audio =
+    audioRungs.length === 0
+      ? null
+      : encodeLadder({
+          ...audioArgs,
+          ladder: audioRungs,
+          ...(audioFilter ? { sourceFilters: { inputs: [], audio: audioFilter } } : {}),
+        });
+  let failure: { error: unknown } | null = null;
+  const stopOnFailure = (done: Promise<void>) =>
+    done.catch((error: unknown) => {
+      failure ??= { error };
+      stopAll(error);
+    });
+  // Settles once both processes have exited, whatever either did.
+  const done = Promise.all([stopOnFailure(video.done), stopOnFailure(audio?.done ?? Promise.resolve())]).then(() => {
+    if (failure) throw failure.error;
+  });
+  return { done, status: video.status };
+}
+
+/**
+ * The end of a split run: its audio rungs are complete, its video rungs hold the first chunk,
+ * whose segments the API lists before every later chunk's. The encode manifest is not marked
+ * complete: the video is not, and a redelivered split run must encode again, not report done.
+ */
+async function reportFirstChunk(
+  job: TranscodeJobMessage,
+  ctx: JobContext,
+  ladder: PlannedRung[],
+  variants: Awaited<ReturnType<HlsPublisher["finish"]>>,
+  segments: ReturnType<HlsPublisher["segments"]>,
+  made: { masterKey: string; posterKey: string | null; storyboard?: Storyboard | null },
+): Promise<void> {
+  for (const v of variants) {
+    const rung = ladder.find((r) => r.name === v.name)!;
+    if (v.error !== undefined) {
+      log.warn("a rung failed alone", { jobId: job.jobId, rung: v.name, error: v.error });
+      await ctx.emit({ type: "variant.failed", name: v.name, rung, error: v.error });
+    } else if (rung.kind === "AUDIO") {
+      await ctx.emit({
+        type: "variant.ready",
+        name: v.name,
+        rung,
+        playlistKey: v.playlistKey,
+        segmentCount: v.segmentCount,
+      });
+    }
+  }
+  const firstChunk = {
+    // What its playlists said: the API's later versions keep it (Safari stops on a change).
+    targetDuration: targetDuration(segmentPlan(job.options.segmentSeconds)),
+    variants: variants
+      .filter((v) => v.error === undefined && ladder.find((r) => r.name === v.name)?.kind === "VIDEO")
+      .map((v) => segments.find((s) => s.name === v.name)!),
+  };
+  await ctx.emit({ type: "job.succeeded", ...made, firstChunk });
 }
 
 /**

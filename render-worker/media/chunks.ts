@@ -1,3 +1,4 @@
+import type { ChunkRange } from "../../src/protocol/messages.ts";
 import type { EncodeLadderArgs } from "./encode-ladder.ts";
 import { segmentCount, segmentStart, type SegmentPlan } from "./segments.ts";
 
@@ -14,16 +15,7 @@ import { segmentCount, segmentStart, type SegmentPlan } from "./segments.ts";
  * 5 s showed a frame twice and a resume there lost one, its timestamps 4–25 ms off the one-process
  * encode's (2026-11-23, as before the 30000/1001 fix).
  */
-export interface Chunk {
-  index: number;
-  fromSegment: number;
-  /** Exclusive. The last chunk's is `segmentCount` of the source's duration: it runs to the source's end. */
-  toSegment: number;
-  /** Where the chunk starts in media time: `segmentStart(fromSegment)`. */
-  fromSeconds: number;
-  /** Where it ends: `segmentStart(toSegment)`, or the source's duration for the last chunk. */
-  toSeconds: number;
-}
+export type Chunk = ChunkRange;
 
 export interface ChunkOptions {
   /**

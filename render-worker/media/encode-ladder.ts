@@ -526,7 +526,9 @@ function segmentOptions(
     "segment",
     ...(format === "FMP4" ? FRAGMENTED_MP4_SEGMENT : ["-segment_format", "mpegts"]),
     "-segment_times",
-    cuts.length > 0 ? cuts.map((cut) => cut.toFixed(6)).join(",") : "1e9",
+    // A run of one segment (a chunk, a resume before the last) has no cut: one past any source. FFmpeg
+    // reads a plain number of seconds here, not an exponent ("1e9" fails the run).
+    cuts.length > 0 ? cuts.map((cut) => cut.toFixed(6)).join(",") : "1000000000",
     "-initial_offset",
     (TIMELINE_LEAD_SECONDS + zeroSeconds).toFixed(6),
     "-segment_start_number",

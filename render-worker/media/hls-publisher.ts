@@ -10,7 +10,8 @@ import { ObjectExistsError } from "../storage/write-once.ts";
 import { log } from "../log.ts";
 import { splitFragmentedMp4 } from "./fragmented-mp4.ts";
 import { sameSegmentCut } from "./segment-match.ts";
-import { masterPlaylist, mediaPlaylist, parsePlaylist } from "./playlists.ts";
+import { mediaPlaylist } from "../../src/shared/media-playlist.ts";
+import { masterPlaylist, parsePlaylist } from "./playlists.ts";
 import type { KeptSegment } from "./playlists.ts";
 
 const PLAYLIST_TYPE = "application/vnd.apple.mpegurl";
@@ -54,6 +55,19 @@ export interface HlsPublisherOptions {
    * replaces a rung's list); default 1 s.
    */
   intervalMs?: number;
+  /**
+   * Rungs whose playlists this run leaves open when ffmpeg finishes (no `#EXT-X-ENDLIST`): the first
+   * chunk of a split encode, whose later segments other runs encode and the API lists. A published
+   * playlist that lists more than this run's is left as it is.
+   */
+  openRungs?: readonly string[];
+  /**
+   * Publishes the rungs' segments (and fMP4 init segments) only: no playlist and no master. A chunk
+   * of a split encode, whose segments the API lists; the write-once rules are a full publication's.
+   */
+  segmentsOnly?: boolean;
+  /** The media seconds a rung's progress counts against (a chunk's length); default the probe's duration. */
+  progressSeconds?: (rung: Rung) => number;
   /** Called once, when the master playlist and a first segment of every rung are published. */
   onPlayable?: (masterKey: string) => Promise<void>;
   /** Called when a publishing pass fails while ffmpeg runs; the publisher stops then. */
@@ -89,7 +103,12 @@ export interface HlsPublisher {
   /** Starts publishing segments as ffmpeg closes them: on every change of a rung's list, and on a backstop timer. */
   start(): void;
   variants(): VariantPublication[];
-  /** After ffmpeg exited successfully: publishes what is left and the final (ENDLIST) playlists. */
+  /** Each rung's segments this run published or kept, in order: what its playlist lists (or would). */
+  segments(): { name: string; segments: KeptSegment[] }[];
+  /**
+   * After ffmpeg exited successfully: publishes what is left and the final playlists (ended, but
+   * for `openRungs`).
+   */
   finish(): Promise<VariantPublication[]>;
   /** After a failure or cancellation: stops the timer and waits for the pass in flight. */
   stop(): Promise<void>;
@@ -109,6 +128,8 @@ interface RungState {
   aheadOfUs: number;
   /** fMP4: the rung's init segment, once this run has published it. */
   init: Buffer | null;
+  /** The segments published or kept so far, in order. */
+  listed: KeptSegment[];
   failure?: RungPublishError;
 }
 
@@ -128,6 +149,7 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
   const hls = hlsLayout(opts.outputPrefix);
   const masterKey = hls.masterKey;
   const fragmented = opts.segmentFormat === "FMP4";
+  const openRungs = new Set(opts.openRungs ?? []);
   const states: RungState[] = (opts.rungs ?? ladder).map((rung) => {
     const kept = opts.kept?.get(rung.name) ?? [];
     return {
@@ -138,6 +160,7 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
       publishedSegments: -1,
       aheadOfUs: -1,
       init: null,
+      listed: kept,
     };
   });
   let masterPublished = false;
@@ -281,30 +304,39 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
       state.uploaded.add(segment.uri);
       state.uploadedSeconds += segment.duration;
     }
+    // The file ffmpeg keeps replacing may already list more than was uploaded; what was read is listed.
+    const listedSegments = [...state.kept, ...segments.map((s) => ({ uri: s.uri, duration: s.duration }))];
+    state.listed = listedSegments;
+    if (opts.segmentsOnly) {
+      state.publishedSegments = listed;
+      return;
+    }
 
     // A published playlist never shrinks and never loses its end: this run's playlist replaces
-    // it only once it lists as much, and a complete one only with its own complete one.
-    const behind = published !== null && (published.uris.size > listed || (published.endList && !final));
-    if (behind && final) {
+    // it only once it lists as much, and a complete one only with its own complete one. An open
+    // rung's playlist is never ended here: once the API has listed later chunks after it, it stays.
+    const ends = final && !openRungs.has(name);
+    const behind = published !== null && (published.uris.size > listed || (published.endList && !ends));
+    if (behind && ends) {
       throw new Error(`The ${name} playlist this run finished lists fewer segments than the published one`);
     }
     if (behind) {
       state.aheadOfUs = published.endList ? Number.MAX_SAFE_INTEGER : published.uris.size;
+      // Finished: what storage lists already covers this run's segments.
+      if (final) state.publishedSegments = listed;
       return;
     }
     if (final || listed > state.publishedSegments) {
-      // The file ffmpeg keeps replacing may already list more than was uploaded; publish what was read.
       const snapshot = path.join(workDir, SNAPSHOT_DIR, `${name}.m3u8`);
-      const listedSegments = [...state.kept, ...segments.map((s) => ({ uri: s.uri, duration: s.duration }))];
       const playlist = mediaPlaylist(listedSegments, {
         targetDuration: opts.targetDuration,
-        endList: final,
+        endList: ends,
         ...(fragmented ? { map: RUNG_INIT_SEGMENT } : {}),
       });
       await writeFile(snapshot, playlist);
       await uploadOfRung(name, playlistKey, snapshot, {
         contentType: PLAYLIST_TYPE,
-        cacheControl: final ? CACHE_FINAL : CACHE_GROWING,
+        cacheControl: ends ? CACHE_FINAL : CACHE_GROWING,
       });
       state.publishedSegments = listed;
     }
@@ -332,6 +364,7 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
     const needed = states.some((s) => s.rung.kind === "VIDEO") ? live.filter((s) => s.rung.kind === "VIDEO") : live;
     if (needed.length === 0) throw states.find((s) => s.failure)!.failure;
     const failedRungs = new Set(states.filter((s) => s.failure).map((s) => s.rung.name));
+    if (opts.segmentsOnly) return;
     const masterIsStale = masterPublished && failedRungs.size > masterFailedRungs;
     if ((!masterPublished && live.every((s) => s.publishedSegments > 0)) || masterIsStale) {
       const file = path.join(workDir, SNAPSHOT_DIR, "master.m3u8");
@@ -407,7 +440,7 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
     return states.map((s) => ({
       name: s.rung.name,
       playlistKey: hls.playlistKey(s.rung.name),
-      progress: publishedFraction(s.uploadedSeconds, opts.probe.duration),
+      progress: publishedFraction(s.uploadedSeconds, opts.progressSeconds?.(s.rung) ?? opts.probe.duration),
       segmentCount: s.uploaded.size,
       ...(s.failure ? { error: s.failure.message } : {}),
     }));
@@ -422,11 +455,13 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
       publishSoon();
     },
     variants,
+    segments: () => states.map((s) => ({ name: s.rung.name, segments: s.listed })),
     async finish() {
       await halt();
       if (failure) throw failure.error;
       await publishPass(true);
-      if (!masterPublished) throw new Error("The master playlist was not published: a rung has no segments");
+      if (!masterPublished && !opts.segmentsOnly)
+        throw new Error("The master playlist was not published: a rung has no segments");
       return variants();
     },
     stop: halt,

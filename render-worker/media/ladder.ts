@@ -1,5 +1,11 @@
 import { AUDIO_BITRATE, AUDIO_ONLY_PROFILES, VIDEO_PROFILES } from "../../src/protocol/ladder-profiles.ts";
-import { type ProbeResult, type Rung, type SegmentFormat, TranscodeOptions } from "../../src/protocol/messages.ts";
+import {
+  type PlannedRung,
+  type ProbeResult,
+  type Rung,
+  type SegmentFormat,
+  TranscodeOptions,
+} from "../../src/protocol/messages.ts";
 import { segmentPlan, targetDuration } from "./segments.ts";
 
 const LARGEST_PROFILE = VIDEO_PROFILES[0]!;
@@ -39,13 +45,8 @@ const H264_LEVELS: ReadonlyArray<{ idc: number; maxFrameMbs: number; maxMbPerSec
 ];
 const HIGHEST_H264_LEVEL = H264_LEVELS.at(-1)!;
 
-/** A rung as planned: the contract's Rung, and for a video rung the H.264 level its codecs string names. */
-export interface PlannedRung extends Rung {
-  /** H.264 level_idc (31 is level 3.1); absent on the audio rung. */
-  h264Level?: number;
-  /** An audio-only ladder's rung: 1 (mono stays mono) or 2 channels. */
-  channels?: 1 | 2;
-}
+/** A rung as planned for the encoder (the contract's: a split transcode sends it to its chunks). */
+export type { PlannedRung };
 
 /** x264 rate control for a video rung, in bits per second. */
 export interface VideoRateControl {

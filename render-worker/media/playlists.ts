@@ -1,17 +1,15 @@
 /**
- * HLS playlists as the worker reads and writes them: m3u8-parser reads them; the rung and master
- * playlists it publishes are written here.
+ * HLS playlists as the worker reads and writes them: m3u8-parser reads them; the master playlist
+ * it publishes is written here, the rungs' by src/shared/media-playlist.ts (the API writes them too).
  */
 
 import { type Manifest, Parser } from "m3u8-parser";
 import type { ProbeResult, Rung } from "../../src/protocol/messages.ts";
 import { RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
+import type { PlaylistSegment } from "../../src/shared/media-playlist.ts";
 
 /** A published segment a resumed run keeps: its URI in the rung's playlist and its length. */
-export interface KeptSegment {
-  uri: string;
-  duration: number;
-}
+export type KeptSegment = PlaylistSegment;
 
 /** A playlist as m3u8-parser reads it. */
 export function parsePlaylist(text: string): Manifest {
@@ -19,33 +17,6 @@ export function parsePlaylist(text: string): Manifest {
   parser.push(text);
   parser.end();
   return parser.manifest;
-}
-
-/**
- * A rung's playlist as published: an event playlist from segment 0 (a resumed run's kept segments,
- * then its own), with one target duration in every version, ending once the rung is complete;
- * with `map` (fMP4) its segments follow that init segment.
- */
-export function mediaPlaylist(
-  segments: KeptSegment[],
-  opts: { targetDuration: number; endList: boolean; map?: string },
-): string {
-  // A segment must not round to more than the target (RFC 8216 4.3.3.1): only a source with a
-  // frame gap longer than half a second makes one, and then the playlist says so.
-  const target = Math.max(opts.targetDuration, ...segments.map((s) => Math.round(s.duration)));
-  const lines = [
-    "#EXTM3U",
-    // EXT-X-MAP in a playlist of whole segments needs version 6; fMP4 playlists say 7, as Apple's do.
-    `#EXT-X-VERSION:${opts.map ? 7 : 6}`,
-    `#EXT-X-TARGETDURATION:${target}`,
-    "#EXT-X-MEDIA-SEQUENCE:0",
-    "#EXT-X-PLAYLIST-TYPE:EVENT",
-    "#EXT-X-INDEPENDENT-SEGMENTS",
-    ...(opts.map ? [`#EXT-X-MAP:URI="${opts.map}"`] : []),
-  ];
-  for (const s of segments) lines.push(`#EXTINF:${s.duration.toFixed(6)},`, s.uri);
-  if (opts.endList) lines.push("#EXT-X-ENDLIST");
-  return `${lines.join("\n")}\n`;
 }
 
 /** The master playlist: relative URIs, demuxed audio as one group every video rung refers to. */

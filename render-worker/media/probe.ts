@@ -49,6 +49,12 @@ export interface ProbeLimits {
 export interface ProbedSource {
   input: ProbedInput;
   probe: ProbeResult;
+  /**
+   * The video's frames are not evenly spaced, as far as ffprobe tells (its base rate and average
+   * rate differ): a run that seeks into it cannot cut where a one-process encode does (chunks.ts),
+   * so it is never split. False for an audio-only source.
+   */
+  frameRateVaries: boolean;
 }
 
 /**
@@ -69,7 +75,7 @@ export async function probeSource(
   const probe = probeResultFrom(data, opts);
   // An audio-only source is cheap to decode: a stream that does not is refused here, not retried.
   if (probe.width === null) await checkAudioDecodes(input, probe, opts.signal);
-  return { input, probe };
+  return { input, probe, frameRateVaries: probe.width !== null && frameRateVaries(data) };
 }
 
 /**
@@ -423,4 +429,12 @@ function shortReason(stderr: string, input: string): string {
     .map((l) => (l.startsWith(`${input}: `) ? l.slice(input.length + 2) : l))
     .filter((l) => l !== "" && !/^Last message repeated/.test(l));
   return [...new Set(reasons)].join("; ") || "ffprobe failed without saying why";
+}
+
+/** Whether the video stream's base rate (`r_frame_rate`) and average rate differ by more than 0.5 %. */
+function frameRateVaries(data: FfprobeJson): boolean {
+  const video = (data.streams ?? []).find((s) => s.codec_type === "video" && s.disposition?.attached_pic !== 1);
+  const base = ratio(video?.r_frame_rate, "/");
+  const average = ratio(video?.avg_frame_rate, "/");
+  return !(base && average && Math.abs(base - average) <= base * 0.005);
 }

@@ -94,24 +94,29 @@ interface PublishedRung {
 
 /** What a transcode's progress is computed from. */
 export interface TranscodeFacts {
+  /** How long the media the run encodes is: the source, or a chunk of it. */
   durationSeconds: number;
+  /** Where that media starts on the source's timeline (a chunk's start); default 0. */
+  fromSeconds?: number;
   encoder(): EncoderStatus | null;
   variants(): PublishedRung[];
 }
 
 /**
- * A transcode's `job.progress`: overall progress is the encoder's position (the slowest rung's
- * publishing before ffmpeg's first status line); ETA from the encoder's speed.
+ * A transcode's `job.progress`: overall progress is the encoder's position in the media the run
+ * encodes (the slowest rung's publishing before ffmpeg's first status line); ETA from the
+ * encoder's speed.
  */
 function transcodeProgress(facts: TranscodeFacts): TranscodeProgressBody {
   const stats = encoderProgress(facts.encoder());
   const duration = facts.durationSeconds;
+  const from = facts.fromSeconds ?? 0;
   const variants = facts.variants().map((v) => ({
     name: v.name,
     progress: round(v.progress, 3),
     segmentCount: v.segmentCount,
   }));
-  const encoded = stats.outTimeSeconds;
+  const encoded = stats.outTimeSeconds === null ? null : stats.outTimeSeconds - from;
   const fraction = encoded !== null ? encoded / duration : Math.min(...variants.map((v) => v.progress));
   const eta = encoded !== null && stats.speed ? Math.max(0, (duration - encoded) / stats.speed) : null;
   return {

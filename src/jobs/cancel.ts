@@ -48,9 +48,11 @@ export async function cancelVideo(
       );
     }
     const unfinished = { status: { in: ["QUEUED", "RUNNING"] as JobStatus[] } };
-    const jobs = await tx.job.findMany({
-      where: { videoId, ...unfinished, ...(jobIds ? { id: { in: jobIds } } : {}) },
-    });
+    // A split transcode's chunks go with it.
+    const chosen = jobIds
+      ? { OR: [{ id: { in: jobIds } }, { parentId: { in: jobIds }, kind: "TRANSCODE_CHUNK" as const }] }
+      : {};
+    const jobs = await tx.job.findMany({ where: { videoId, ...unfinished, ...chosen } });
     if (jobIds && !jobs.length) {
       const finished = await tx.job.findFirst({ where: { videoId, id: { in: jobIds } } });
       throw new ValidationError(
@@ -101,4 +103,29 @@ export async function tellWorkersToCancel(
   } catch (err) {
     log.warn("cancel not broadcast; the worker will be told when it reports the job", { jobId, err });
   }
+}
+
+/**
+ * Cancels the other unfinished jobs of the split transcode `job` belongs to (the transcode and its
+ * chunks) in the caller's transaction, and returns them: the caller tells their workers once it
+ * commits. Nothing for a job of no split transcode.
+ */
+export async function cancelSplitFamily(
+  tx: Pick<Db, "job">,
+  job: Pick<Job, "id" | "kind" | "parentId">,
+  error: string,
+  at: Date,
+): Promise<Job[]> {
+  const parentId = job.kind === "TRANSCODE_CHUNK" ? job.parentId : job.kind === "TRANSCODE" ? job.id : null;
+  if (!parentId) return [];
+  const unfinished = { status: { in: ["QUEUED", "RUNNING"] as JobStatus[] } };
+  const family = await tx.job.findMany({
+    where: { OR: [{ id: parentId }, { parentId, kind: "TRANSCODE_CHUNK" }], NOT: { id: job.id }, ...unfinished },
+  });
+  if (family.length === 0) return [];
+  await tx.job.updateMany({
+    where: { id: { in: family.map((j) => j.id) }, ...unfinished },
+    data: { status: "CANCELED", finishedAt: at, error },
+  });
+  return family;
 }

@@ -10,6 +10,7 @@ import {
   RenderCompositionJobMessage,
   RenderManimJobMessage,
   StaticRenditionsJobMessage,
+  TranscodeChunkJobMessage,
   TranscodeOptions,
   type Capability,
 } from "../protocol/messages.ts";
@@ -34,6 +35,7 @@ export const jobInputSchemas = {
   }),
   IMPORT_URL: ImportUrlJobMessage.pick({ url: true }),
   STATIC_RENDITIONS: StaticRenditionsJobMessage.pick({ renditions: true }),
+  TRANSCODE_CHUNK: TranscodeChunkJobMessage.pick({ chunk: true, ladder: true }),
 } satisfies Record<JobKind, z.ZodType>;
 
 /** A job's input as its caller gives it (defaults not yet applied). */
@@ -48,6 +50,8 @@ export const jobCapability = {
   RENDER_COMPOSITION: "cpu",
   IMPORT_URL: "cpu",
   STATIC_RENDITIONS: "cpu",
+  // Chunks are encoded with libx264, as the split run that planned them (only a cpu run splits).
+  TRANSCODE_CHUNK: "cpu",
 } as const satisfies Record<JobKind, Capability>;
 
 export type NewJob = {
@@ -56,7 +60,7 @@ export type NewJob = {
     videoId: string;
     input: JobInputOf<K>;
     maxAttempts: number;
-    /** The job whose output this one works on (a render's transcode). */
+    /** The job whose output this one works on (a render's transcode), or that split into it (a chunk). */
     parentId?: string;
   };
 }[JobKind];

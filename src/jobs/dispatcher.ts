@@ -57,6 +57,11 @@ export function createDispatcher(deps: {
   fallback?: { afterSeconds: number } | null;
   /** GPU_ROUTING: transcodes go to the nvenc queue while a worker advertising nvenc is alive; off when absent. */
   gpuRouting?: GpuRoutingSettings;
+  /**
+   * CHUNK_SECONDS: a transcode sent to the cpu queue while two or more cpu workers are alive may be
+   * split into chunks of about this length; null or absent: never.
+   */
+  chunking?: { chunkSeconds: number; firstChunkSeconds: number } | null;
 }): Dispatcher {
   const { db, transport } = deps;
   let timer: NodeJS.Timeout | undefined;
@@ -72,12 +77,23 @@ export function createDispatcher(deps: {
     minHeight: 0,
   };
 
-  async function workerAlive(tx: Pick<Db, "worker">, capability: Capability, withinSeconds: number) {
+  async function workersAlive(tx: Pick<Db, "worker">, capability: Capability, withinSeconds: number) {
     const since = new Date(Date.now() - withinSeconds * 1000);
-    const alive = await tx.worker.count({
-      where: { capabilities: { has: capability }, lastHeartbeatAt: { gte: since } },
-    });
-    return alive > 0;
+    return tx.worker.count({ where: { capabilities: { has: capability }, lastHeartbeatAt: { gte: since } } });
+  }
+  const workerAlive = async (tx: Pick<Db, "worker">, capability: Capability, withinSeconds: number) =>
+    (await workersAlive(tx, capability, withinSeconds)) > 0;
+
+  /**
+   * The message as sent to `queue`: a whole transcode on the cpu queue may be split while more than
+   * one cpu worker can take its chunks (a retried rung or a clip is never split).
+   */
+  async function withChunking(tx: Pick<Db, "worker">, message: JobMessage, queue: Capability): Promise<JobMessage> {
+    const chunking = deps.chunking;
+    if (!chunking || queue !== "cpu" || message.type !== "transcode") return message;
+    if (message.options.rungs || message.options.trim) return message;
+    if ((await workersAlive(tx, "cpu", deps.vanishedAfterSeconds)) < 2) return message;
+    return { ...message, options: { ...message.options, chunking } };
   }
 
   /** True when LOCAL_FALLBACK sends jobs of `capability` to the local worker: none with it is alive. */
@@ -242,7 +258,8 @@ export function createDispatcher(deps: {
               inSpan("dispatch job", dispatchSpan, async (span) => {
                 const { queue, reason } = await routeFor(tx, job, job.video, gpuWorkerAlive);
                 span.setAttribute("job.queue", queue);
-                await transport.publishJob(queue, { ...message, traceparent: traceparentOf() });
+                const sent = await withChunking(tx, message, queue);
+                await transport.publishJob(queue, { ...sent, traceparent: traceparentOf() });
                 const dueAt = Math.max(job.createdAt.getTime(), job.runAfter?.getTime() ?? 0);
                 dispatchLatency.observe({ queue }, Math.max(0, Date.now() - dueAt) / 1000);
                 await tx.job.update({

@@ -5,6 +5,7 @@ import { contextOf, inSpan, SpanKind } from "../shared/tracing.ts";
 import type { IngestOptions } from "./ingest/ingest-deps.ts";
 import { createJobRunIngestor } from "./ingest/job-runs.ts";
 import { createRenderEventIngestor } from "./ingest/render-events.ts";
+import { createSplitTranscodeIngestor } from "./ingest/split-transcode-events.ts";
 import { createTranscodeEventIngestor } from "./ingest/transcode-events.ts";
 import { createProgressWriteThrottle } from "./progress.ts";
 import { onStaticRenditionsDone } from "./ingest/static-rendition-events.ts";
@@ -29,6 +30,7 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
   const runs = createJobRunIngestor(deps);
   const transcode = createTranscodeEventIngestor(deps, runs);
   const render = createRenderEventIngestor(deps, runs);
+  const split = createSplitTranscodeIngestor(deps, runs, transcode);
 
   /**
    * Applies `e` in a span of the worker's trace (`e.traceparent`), except progress, which comes
@@ -58,7 +60,7 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
         await transcode.onProbed(e, job.videoId);
         break;
       case "job.progress":
-        await transcode.onProgress(e, job.videoId);
+        if (!(await split.onSplitProgress(e, job.videoId))) await transcode.onProgress(e, job.videoId);
         break;
       case "variant.ready":
         await transcode.onVariantReady(e, job.videoId);
@@ -70,7 +72,14 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
         await transcode.onPlayable(e, job.videoId);
         break;
       case "job.succeeded":
-        await transcode.onSucceeded(e, job.videoId);
+        if (e.firstChunk) await split.onFirstChunkSucceeded(e, job.videoId);
+        else await transcode.onSucceeded(e, job.videoId);
+        break;
+      case "job.split":
+        await split.onSplit(e, job.videoId);
+        break;
+      case "chunk.succeeded":
+        await split.onChunkSucceeded(e, job.videoId);
         break;
       case "step.progress":
         await render.onStepProgress(e, job.videoId);

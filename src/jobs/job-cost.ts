@@ -62,6 +62,8 @@ export async function estimateAtEnqueue(
     case "RENDER_MANIM":
     case "RENDER_COMPOSITION":
     case "IMPORT_URL":
+    // Not estimated yet: its run's measured cost is recorded as for any job.
+    case "TRANSCODE_CHUNK":
       return {};
     default:
       job.kind satisfies never;

@@ -18,6 +18,7 @@ const MESSAGE_TYPE = {
   RENDER_COMPOSITION: "render_composition",
   IMPORT_URL: "import_url",
   STATIC_RENDITIONS: "static_renditions",
+  TRANSCODE_CHUNK: "transcode_chunk",
 } as const satisfies Record<JobKind, JobMessage["type"]>;
 
 type MessageOf<K extends JobKind> = Extract<JobMessage, { type: (typeof MESSAGE_TYPE)[K] }>;
@@ -85,6 +86,26 @@ const builders = {
     outputPrefix: videoPrefix(job.videoId),
     renditions: input.renditions,
   }),
+  TRANSCODE_CHUNK: ({ job, video, input, settings, envelope }) => {
+    if (!video.sourceKey || !job.parentId) throw new Error(`Job ${job.id} has no source or no split transcode`);
+    const { watermark } = video.mediaFilters === null ? {} : MediaFilters.parse(video.mediaFilters);
+    return {
+      ...envelope,
+      type: "transcode_chunk",
+      parentJobId: job.parentId,
+      sourceKey: video.sourceKey,
+      outputPrefix: videoPrefix(job.videoId),
+      chunk: input.chunk,
+      ladder: input.ladder,
+      options: {
+        segmentSeconds: settings.segmentSeconds,
+        maxDurationSeconds: settings.maxDurationSeconds,
+        segmentFormat: video.segmentFormat,
+        // The same mark as the split run drew on the first chunk; the audio is not a chunk's.
+        ...(watermark ? { watermark } : {}),
+      },
+    };
+  },
 } satisfies { [K in JobKind]: (from: BuildFrom<K>) => MessageOf<K> };
 
 /** A clip's range of its source, which every transcode of the clip (retries included) encodes. */

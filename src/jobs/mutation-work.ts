@@ -12,6 +12,8 @@ export const JOB_RATE_POINTS = {
   RENDER_COMPOSITION: 5,
   IMPORT_URL: 5,
   STATIC_RENDITIONS: 2,
+  // Queued by a split transcode, never by a mutation: its transcode's points cover it.
+  TRANSCODE_CHUNK: 0,
 } as const satisfies Record<JobKind, number>;
 
 /**

@@ -10,6 +10,8 @@ const gpuEncodable = {
   IMPORT_URL: false,
   // A remux of published rungs: no encode.
   STATIC_RENDITIONS: false,
+  // Encoded with the settings of the libx264 run that split its transcode (only a cpu run splits).
+  TRANSCODE_CHUNK: false,
 } as const satisfies Record<JobKind, boolean>;
 
 /** GPU_ROUTING and its limits, from the API's environment. */

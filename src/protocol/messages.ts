@@ -92,6 +92,15 @@ export const TranscodeOptions = z.object({
     .object({ start: z.number().nonnegative().finite(), end: z.number().positive().finite() })
     .refine((t) => t.end > t.start, { message: "trim.end must be after trim.start" })
     .optional(),
+  /**
+   * The worker may split this transcode into time chunks that other workers encode
+   * (docs/chunked-transcoding.md): chunks of about `chunkSeconds`, the first about
+   * `firstChunkSeconds`. The API sets it only while more than one worker can take the job's chunks;
+   * a source no longer than one chunk is not split. Absent: one run encodes the whole ladder.
+   */
+  chunking: z
+    .object({ chunkSeconds: z.number().min(2).max(3600), firstChunkSeconds: z.number().min(1).max(3600) })
+    .optional(),
 });
 export type TranscodeOptions = z.infer<typeof TranscodeOptions>;
 
@@ -109,6 +118,52 @@ export const TranscodeJobMessage = z.object({
   options: TranscodeOptions.default({ segmentSeconds: 4 }),
 });
 export type TranscodeJobMessage = z.infer<typeof TranscodeJobMessage>;
+
+/**
+ * A time chunk of a chunked transcode: segments `fromSegment` to `toSegment - 1` of every video
+ * rung, from `fromSeconds` to `toSeconds` of the source (render-worker/media/chunks.ts plans them).
+ */
+export const ChunkRange = z
+  .object({
+    index: z.number().int().nonnegative(),
+    fromSegment: z.number().int().nonnegative(),
+    /** Exclusive. */
+    toSegment: z.number().int().positive(),
+    fromSeconds: z.number().nonnegative(),
+    toSeconds: z.number().positive(),
+  })
+  .refine((c) => c.toSegment > c.fromSegment && c.toSeconds > c.fromSeconds, { message: "an empty chunk" });
+export type ChunkRange = z.infer<typeof ChunkRange>;
+
+/**
+ * Encodes one chunk of a split transcode (`job.split`): the video rungs of `ladder`, segments
+ * `chunk.fromSegment` to `chunk.toSegment - 1`, published under `{outputPrefix}/hls/` with the
+ * numbers a one-process encode gives them. It writes no playlist: the API lists the segments
+ * (`chunk.succeeded`) once every earlier chunk's are listed.
+ */
+export const TranscodeChunkJobMessage = z.object({
+  v: readVersion,
+  type: z.literal("transcode_chunk"),
+  jobId: z.uuid(),
+  attempt: z.number().int().positive(),
+  traceparent: Traceparent,
+  videoId: z.uuid(),
+  /** The split transcode's job. */
+  parentJobId: z.uuid(),
+  sourceKey: z.string().min(1),
+  outputPrefix: z.string().min(1),
+  chunk: ChunkRange,
+  /** The video rungs the first run planned, encoded with exactly its settings. */
+  ladder: z.array(z.lazy(() => PlannedRung)).min(1),
+  /** The split transcode's options the chunk's encode depends on. */
+  options: TranscodeOptions.pick({
+    segmentSeconds: true,
+    segmentFormat: true,
+    watermark: true,
+    maxDurationSeconds: true,
+  }),
+});
+export type TranscodeChunkJobMessage = z.infer<typeof TranscodeChunkJobMessage>;
 
 /** Manim's quality presets: `-ql` 854x480 15 fps, `-qm` 1280x720 30, `-qh` 1920x1080 60, `-qk` 3840x2160 60. */
 export const ManimQuality = z.enum(["LOW", "MEDIUM", "HIGH", "FOURK"]);
@@ -243,6 +298,7 @@ export const JobMessage = z.discriminatedUnion("type", [
   RenderCompositionJobMessage,
   ImportUrlJobMessage,
   StaticRenditionsJobMessage,
+  TranscodeChunkJobMessage,
 ]);
 export type JobMessage = z.infer<typeof JobMessage>;
 
@@ -280,6 +336,24 @@ export const Rung = z.object({
   bitrate: z.number().int().positive().optional(),
 });
 export type Rung = z.infer<typeof Rung>;
+
+/** A rung as the worker planned it for its encoder: the H.264 level, an audio-only rung's channels. */
+export const PlannedRung = Rung.extend({
+  /** H.264 level_idc (31 is level 3.1); absent on audio rungs. */
+  h264Level: z.number().int().positive().optional(),
+  /** An audio-only ladder's rung: 1 (mono stays mono) or 2 channels. */
+  channels: z.union([z.literal(1), z.literal(2)]).optional(),
+});
+export type PlannedRung = z.infer<typeof PlannedRung>;
+
+/** A rung's segments as published, in order: what a playlist of them lists. */
+export const PublishedSegments = z.object({
+  name: z.string().regex(/^[a-z0-9]+$/),
+  segments: z.array(
+    z.object({ uri: z.string().regex(/^seg_[0-9]{5,9}\.(?:ts|m4s)$/), duration: z.number().positive().finite() }),
+  ),
+});
+export type PublishedSegments = z.infer<typeof PublishedSegments>;
 
 const VariantProgress = z.object({
   name: z.string(),
@@ -403,6 +477,46 @@ export const JobEvent = z.discriminatedUnion("type", [
     storyboard: Storyboard.nullable().optional(),
     /** The delivery found the job's output complete in storage (a finished job delivered again) and did no work. */
     alreadyDone: z.boolean().optional(),
+    /**
+     * The run split the transcode (`job.split`) and encoded the first chunk of every video rung
+     * (these segments, their playlists left open) and the whole of every audio rung: the video is
+     * ready once the API has listed every chunk's segments.
+     */
+    firstChunk: z
+      .object({
+        /** The `#EXT-X-TARGETDURATION` of the playlists it published, which every later version keeps. */
+        targetDuration: z.number().int().positive(),
+        variants: z.array(PublishedSegments).min(1),
+      })
+      .optional(),
+    usage: RunUsage.optional(),
+  }),
+  /**
+   * The run split the transcode into `chunks` (at least two, in order, covering every segment):
+   * it encodes the first and the audio, and the API queues a `transcode_chunk` job for each later
+   * one, with `ladder` (the video rungs).
+   */
+  z.object({
+    ...jobEventBase,
+    type: z.literal("job.split"),
+    chunks: z
+      .array(ChunkRange)
+      .min(2)
+      .max(10_000)
+      .refine(
+        (chunks) => chunks.every((c, i) => c.index === i && c.fromSegment === (i === 0 ? 0 : chunks[i - 1]!.toSegment)),
+        { message: "chunks must be numbered from 0 and follow each other from segment 0" },
+      ),
+    ladder: z.array(PlannedRung).min(1),
+  }),
+  /** A `transcode_chunk` job published its segments of every rung. */
+  z.object({
+    ...jobEventBase,
+    type: z.literal("chunk.succeeded"),
+    chunk: z.number().int().nonnegative(),
+    variants: z.array(PublishedSegments).min(1),
+    /** Never set by this release's workers (a chunk run again encodes again); read as for every run's end. */
+    alreadyDone: z.boolean().optional(),
     usage: RunUsage.optional(),
   }),
   /**
@@ -483,6 +597,8 @@ const JOB_EVENT_ROLES = {
   "variant.failed": "state",
   "video.playable": "state",
   "job.succeeded": "ends run",
+  "job.split": "state",
+  "chunk.succeeded": "ends run",
   "step.progress": "progress",
   "source.ready": "ends run",
   "static_renditions.done": "ends run",

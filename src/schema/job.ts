@@ -6,6 +6,8 @@ import { JobKind, type JobRoutingReason, JobRunStatus, JobStatus } from "../gene
 import { cancelVideo } from "../jobs/cancel.ts";
 import { isUuid } from "../ids.ts";
 import { mutationWork } from "../jobs/mutation-work.ts";
+import { parseJobInput } from "../jobs/create-job.ts";
+import type { ChunkRange } from "../protocol/messages.ts";
 
 const JobStatusEnum = builder.enumType(JobStatus, { name: "JobStatus" });
 const JobKindEnum = builder.enumType(JobKind, { name: "JobKind" });
@@ -28,6 +30,19 @@ const JobRoutingReasonEnum = builder.enumType("JobRoutingReason", {
       description: "An attempt of the transcode failed on the nvenc queue, so its next attempts went to cpu.",
     },
   } as const satisfies Record<JobRoutingReason, { description: string }>,
+});
+
+const JobChunkRef = builder.objectRef<ChunkRange>("JobChunk").implement({
+  description:
+    "A time chunk of a split transcode (docs/chunked-transcoding.md): every video rung's segments `fromSegment` " +
+    "to `toSegment - 1`, from `fromSeconds` to `toSeconds` of the source.",
+  fields: (t) => ({
+    index: t.exposeInt("index", { description: "0 is the first chunk, which the transcode's own run encodes." }),
+    fromSegment: t.exposeInt("fromSegment"),
+    toSegment: t.exposeInt("toSegment", { description: "Exclusive." }),
+    fromSeconds: t.exposeFloat("fromSeconds"),
+    toSeconds: t.exposeFloat("toSeconds"),
+  }),
 });
 
 builder.prismaObject("JobRun", {
@@ -90,7 +105,16 @@ export const JobRef = builder.prismaObject("Job", {
     }),
     error: t.exposeString("error", { nullable: true }),
     workerId: t.exposeString("workerId", { nullable: true }),
-    parent: t.relation("parent", { nullable: true }),
+    parent: t.relation("parent", {
+      nullable: true,
+      description: "The job this one works for: a render's transcode, or the split transcode a chunk is part of.",
+    }),
+    chunk: t.field({
+      type: JobChunkRef,
+      nullable: true,
+      description: "Which part of the source a TRANSCODE_CHUNK job encodes; null for other kinds.",
+      resolve: (job) => (job.kind === "TRANSCODE_CHUNK" ? parseJobInput("TRANSCODE_CHUNK", job.input).chunk : null),
+    }),
     runs: t.relation("runs", {
       description: "Every worker run of every attempt, oldest first; for operators (scope jobs:admin).",
       authScopes: { scope: "jobs:admin" },

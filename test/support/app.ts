@@ -17,6 +17,8 @@ export interface TestApp {
   dataDir: string;
   database: TestDatabase;
   worker: LocalWorker | null;
+  /** Every worker process the app started (`workers`), `worker` first. */
+  workers: LocalWorker[];
   /**
    * POSTs a GraphQL operation with fetch, like a CMS would: as the admin key unless `authorization` says otherwise (""
    * sends none).
@@ -45,10 +47,16 @@ function testsOwnWorkerEnv(): Record<string, string> {
 
 /**
  * A whole service on a random port: its own database (cloned from the template), its own data
- * dir and, unless `worker: false`, a real render worker process. `stop` disposes of all of it.
+ * dir and, unless `worker: false`, real render worker processes (`workers`, default 1, each with
+ * one slot). `stop` disposes of all of it.
  */
 export async function startTestApp(
-  options: { env?: Record<string, string>; worker?: boolean; workerEnv?: Record<string, string> } = {},
+  options: {
+    env?: Record<string, string>;
+    worker?: boolean;
+    workers?: number;
+    workerEnv?: Record<string, string>;
+  } = {},
 ): Promise<TestApp> {
   const database = await createTestDatabase();
   const dataDir = await mkdtemp(path.join(tmpdir(), "videograph-test-data-"));
@@ -67,28 +75,30 @@ export async function startTestApp(
   });
   const app = await createApp(env, database.url);
   const { url, metricsUrl } = await app.start();
-  const worker =
-    options.worker === false
-      ? null
-      : startLocalWorker({
-          databaseUrl: database.url,
-          dataDir,
-          concurrency: 1,
-          graceSeconds: 5,
-          extraEnv: {
-            // A test render of Manim costs seconds of CPU: only the tests that render scenes ask for it.
-            WORKER_DETECT_MANIM: "false",
-            PROGRESS_INTERVAL_MS: "250",
-            HEARTBEAT_INTERVAL_SECONDS: "2",
-            LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
-            TRANSPORT: env.TRANSPORT,
-            JOB_STALL_SECONDS: String(env.JOB_STALL_SECONDS),
-            ...(env.GOOGLE_CLOUD_PROJECT ? { GOOGLE_CLOUD_PROJECT: env.GOOGLE_CLOUD_PROJECT } : {}),
-            PUBSUB_TOPIC_PREFIX: env.PUBSUB_TOPIC_PREFIX,
-            ...testsOwnWorkerEnv(),
-            ...options.workerEnv,
-          },
-        });
+  const workerCount = options.worker === false ? 0 : (options.workers ?? 1);
+  const workers = Array.from({ length: workerCount }, (_, i) =>
+    startLocalWorker({
+      databaseUrl: database.url,
+      dataDir,
+      concurrency: 1,
+      graceSeconds: 5,
+      ...(i > 0 ? { workerId: `local-${process.pid}-${i + 1}` } : {}),
+      extraEnv: {
+        // A test render of Manim costs seconds of CPU: only the tests that render scenes ask for it.
+        WORKER_DETECT_MANIM: "false",
+        PROGRESS_INTERVAL_MS: "250",
+        HEARTBEAT_INTERVAL_SECONDS: "2",
+        LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
+        TRANSPORT: env.TRANSPORT,
+        JOB_STALL_SECONDS: String(env.JOB_STALL_SECONDS),
+        ...(env.GOOGLE_CLOUD_PROJECT ? { GOOGLE_CLOUD_PROJECT: env.GOOGLE_CLOUD_PROJECT } : {}),
+        PUBSUB_TOPIC_PREFIX: env.PUBSUB_TOPIC_PREFIX,
+        ...testsOwnWorkerEnv(),
+        ...options.workerEnv,
+      },
+    }),
+  );
+  const worker = workers[0] ?? null;
   const clients: Client[] = [];
   return {
     app,
@@ -97,6 +107,7 @@ export async function startTestApp(
     dataDir,
     database,
     worker,
+    workers,
     async gql(query, variables, authorization = ADMIN_AUTH.authorization) {
       const res = await fetch(`${url}/graphql`, {
         method: "POST",
@@ -112,7 +123,7 @@ export async function startTestApp(
     },
     async stop() {
       await Promise.all(clients.map((c) => c.dispose()));
-      await worker?.stop();
+      await Promise.all(workers.map((w) => w.stop()));
       await app.stop();
       await database.drop();
       await rm(dataDir, { recursive: true, force: true });

@@ -11,6 +11,9 @@ import { createWebhookEmitter } from "../../src/webhooks/events.ts";
 export function createTestEventIngestor(db: Db, options: Partial<IngestOptions> = {}): EventIngestor {
   return createEventIngestor({
     db,
+    storage: {
+      write: () => Promise.reject(new Error("this test's ingestor has no storage: pass `storage` to list chunks")),
+    },
     pubSub: createVideoPubSub(undefined),
     webhooks: createWebhookEmitter({ retryHours: 24, onQueued: () => {} }),
     progressWriteIntervalMs: 0,

@@ -14,6 +14,7 @@ const LONGEST_FIRST = [
   "test/worker/one-run-per-delivery.test.ts",
   "test/worker/resume.test.ts",
   "test/worker/bandwidth.test.ts",
+  "test/worker/split-transcode.test.ts",
   "test/audio-only.test.ts",
   "test/embedded-start.test.ts",
   "test/webhooks.test.ts",

@@ -1,6 +1,7 @@
 import type { Db } from "../../db/client.ts";
 import { videoSnapshot, type VideoPubSub } from "../../events/video-events.ts";
 import type { JobEvent } from "../../protocol/messages.ts";
+import type { ApiStorage } from "../../storage/types.ts";
 import type { WebhookEmitter } from "../../webhooks/events.ts";
 import type { CostSettings } from "../cost.ts";
 import type { ProgressWriteThrottle } from "../progress.ts";
@@ -11,6 +12,8 @@ export type EventOf<T extends JobEvent["type"]> = Extract<JobEvent, { type: T }>
 /** What the event ingestor is built from (createEventIngestor's options). */
 export interface IngestOptions {
   db: Db;
+  /** Where the API writes the playlists of a split transcode as its chunks end. */
+  storage: Pick<ApiStorage, "write">;
   pubSub: VideoPubSub;
   webhooks: WebhookEmitter;
   progressWriteIntervalMs: number;

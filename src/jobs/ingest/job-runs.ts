@@ -1,5 +1,6 @@
 import { log } from "../../log.ts";
-import type { JobRun, JobStatus } from "../../generated/prisma/client.ts";
+import type { Job, JobRun, JobStatus } from "../../generated/prisma/client.ts";
+import { cancelSplitFamily } from "../cancel.ts";
 import {
   endsRun,
   isProgressEvent,
@@ -274,6 +275,7 @@ export function createJobRunIngestor(deps: IngestDeps) {
       return;
     }
     const at = new Date(e.at);
+    const stopped: Job[] = [];
     const count = await db.$transaction(async (tx) => {
       await lockVideo(tx, videoId);
       const { count } = await tx.job.updateMany({
@@ -288,9 +290,12 @@ export function createJobRunIngestor(deps: IngestDeps) {
           await failStaticRenditions(tx, job.id, error);
           break;
         case "TRANSCODE":
+        case "TRANSCODE_CHUNK":
         case "RENDER_MANIM":
         case "RENDER_COMPOSITION":
         case "IMPORT_URL":
+          // A split transcode's other runs stop: without this job's part the video cannot be whole.
+          stopped.push(...(await cancelSplitFamily(tx, job, error, at)));
           await tx.variant.updateMany({
             where: { videoId, status: { in: ["PENDING", "ENCODING"] } },
             data: { status: "FAILED", error },
@@ -317,6 +322,7 @@ export function createJobRunIngestor(deps: IngestDeps) {
     });
     if (!count) return;
     webhooks.flush();
+    for (const other of stopped) await deps.onCanceledJobReported(other.id, other.attempt);
     await publishVideoStatus(deps, videoId);
   }
 

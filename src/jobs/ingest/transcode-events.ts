@@ -12,6 +12,17 @@ import { publishVideoStatus, type EventOf, type IngestDeps } from "./ingest-deps
 import type { JobRunIngestor } from "./job-runs.ts";
 import { queueRequestedStaticRenditions } from "./static-rendition-events.ts";
 
+type Tx = Parameters<Parameters<IngestDeps["db"]["$transaction"]>[0]>[0];
+
+/** A rung whose playlist is complete, as `variant.ready` says it. */
+interface ReadyRung {
+  name: string;
+  rung: Rung;
+  playlistKey: string;
+  segmentCount: number;
+  at: Date;
+}
+
 /** A variant row's fields from its rung of the ladder. */
 const variantOfRung = (videoId: string, name: string, rung: Rung) => ({
   videoId,
@@ -109,41 +120,47 @@ export function createTranscodeEventIngestor(deps: IngestDeps, runs: JobRunInges
     }
   }
 
-  async function onVariantReady(e: EventOf<"variant.ready">, videoId: string): Promise<void> {
+  /**
+   * Makes a rung's variant READY in `tx` and says so by webhook; null when it was no longer
+   * pending or encoding. The caller flushes the webhooks and publishes the variant once `tx` commits.
+   */
+  async function readyVariantIn(tx: Tx, videoId: string, e: ReadyRung): Promise<Variant | null> {
     const ready = {
       status: "READY" as const,
       progress: 1,
       playlistKey: e.playlistKey,
       segmentCount: e.segmentCount,
-      readyAt: new Date(e.at),
+      readyAt: e.at,
     };
-    const variant = await db.$transaction(async (tx) => {
-      // Before `job.probed` (events can arrive out of order) the row does not exist yet.
-      const { count: created } = await tx.variant.createMany({
-        data: [{ ...variantOfRung(videoId, e.name, e.rung), ...ready }],
-        skipDuplicates: true,
-      });
-      const { count } = await tx.variant.updateMany({
-        where: { videoId, name: e.name, status: { in: ["PENDING", "ENCODING"] } },
-        data: ready,
-      });
-      if (!count && !created) return null;
-      const row = await tx.variant.findUniqueOrThrow({ where: { videoId_name: { videoId, name: e.name } } });
-      const data = {
-        videoId,
-        variant: {
-          id: row.id,
-          name: row.name,
-          kind: row.kind,
-          width: row.width,
-          height: row.height,
-          segmentCount: row.segmentCount,
-        },
-      };
-      const eventId = webhookEventId("variant.ready", row.id, row.readyAt!.toISOString());
-      await webhooks.emit(tx, videoId, "variant.ready", eventId, data);
-      return row;
+    // Before `job.probed` (events can arrive out of order) the row does not exist yet.
+    const { count: created } = await tx.variant.createMany({
+      data: [{ ...variantOfRung(videoId, e.name, e.rung), ...ready }],
+      skipDuplicates: true,
     });
+    const { count } = await tx.variant.updateMany({
+      where: { videoId, name: e.name, status: { in: ["PENDING", "ENCODING"] } },
+      data: ready,
+    });
+    if (!count && !created) return null;
+    const row = await tx.variant.findUniqueOrThrow({ where: { videoId_name: { videoId, name: e.name } } });
+    const data = {
+      videoId,
+      variant: {
+        id: row.id,
+        name: row.name,
+        kind: row.kind,
+        width: row.width,
+        height: row.height,
+        segmentCount: row.segmentCount,
+      },
+    };
+    const eventId = webhookEventId("variant.ready", row.id, row.readyAt!.toISOString());
+    await webhooks.emit(tx, videoId, "variant.ready", eventId, data);
+    return row;
+  }
+
+  async function onVariantReady(e: EventOf<"variant.ready">, videoId: string): Promise<void> {
+    const variant = await db.$transaction((tx) => readyVariantIn(tx, videoId, { ...e, at: new Date(e.at) }));
     if (!variant) return;
     webhooks.flush();
     await publishVariant(videoId, variant);
@@ -193,31 +210,7 @@ export function createTranscodeEventIngestor(deps: IngestDeps, runs: JobRunInges
         data: { status: "SUCCEEDED", progress: 1, finishedAt: at, error: null },
       });
       if (!count) return 0;
-      // `video.playable` may not have arrived yet; the video is playable now, so say it once.
-      const before = await tx.video.findUnique({ where: { id: videoId }, select: { playable: true } });
-      const wasPlayable = before?.playable ?? true;
-      await tx.video.updateMany({
-        where: { id: videoId, status: { in: ["QUEUED", "PROCESSING"] } },
-        // A retried rung's job makes no poster: the video keeps the one it has.
-        data: {
-          status: "READY",
-          playable: true,
-          masterKey: e.masterKey,
-          posterKey: e.posterKey ?? undefined,
-          storyboard: e.storyboard ?? undefined,
-          finishedAt: at,
-        },
-      });
-      await tx.video.updateMany({ where: { id: videoId, playableAt: null }, data: { playableAt: at } });
-      if (!wasPlayable) await emitPlayable(tx, videoId);
-      const video = await tx.video.findUniqueOrThrow({ where: { id: videoId } });
-      if (video.status === "READY") {
-        await inSpan("video ready", { attributes: { "video.id": videoId } }, async () => {
-          const eventId = webhookEventId("video.ready", videoId, video.finishedAt!.toISOString());
-          await webhooks.emit(tx, videoId, "video.ready", eventId, { video: videoWebhookData(video) });
-        });
-      }
-      renditionsQueued = await queueRequestedStaticRenditions(tx, e.jobId, videoId, deps);
+      renditionsQueued = await finishVideoIn(tx, e.jobId, videoId, e, at, "ready");
       await deps.holdTransition?.(e);
       return count;
     });
@@ -229,5 +222,56 @@ export function createTranscodeEventIngestor(deps: IngestDeps, runs: JobRunInges
     await publishVideoStatus(deps, videoId);
   }
 
-  return { onProbed, onProgress, onVariantReady, onVariantFailed, onPlayable, onSucceeded };
+  /**
+   * What a transcode's end does to its video, in `tx` under the video's lock: playable with its
+   * master, poster and storyboard, and READY (`ready`) with its webhook and the static renditions
+   * asked for queued (true when some were); a split transcode's first run leaves it at `playable`
+   * until its last chunk is listed.
+   */
+  async function finishVideoIn(
+    tx: Tx,
+    jobId: string,
+    videoId: string,
+    made: Pick<EventOf<"job.succeeded">, "masterKey" | "posterKey" | "storyboard">,
+    at: Date,
+    state: "playable" | "ready",
+  ): Promise<boolean> {
+    // `video.playable` may not have arrived yet; the video is playable now, so say it once.
+    const before = await tx.video.findUnique({ where: { id: videoId }, select: { playable: true } });
+    const wasPlayable = before?.playable ?? true;
+    await tx.video.updateMany({
+      where: { id: videoId, status: { in: ["QUEUED", "PROCESSING"] } },
+      // A retried rung's job makes no poster: the video keeps the one it has.
+      data: {
+        ...(state === "ready" ? { status: "READY" as const, finishedAt: at } : {}),
+        playable: true,
+        masterKey: made.masterKey,
+        posterKey: made.posterKey ?? undefined,
+        storyboard: made.storyboard ?? undefined,
+      },
+    });
+    await tx.video.updateMany({ where: { id: videoId, playableAt: null }, data: { playableAt: at } });
+    if (!wasPlayable) await emitPlayable(tx, videoId);
+    if (state !== "ready") return false;
+    const video = await tx.video.findUniqueOrThrow({ where: { id: videoId } });
+    if (video.status === "READY") {
+      await inSpan("video ready", { attributes: { "video.id": videoId } }, async () => {
+        const eventId = webhookEventId("video.ready", videoId, video.finishedAt!.toISOString());
+        await webhooks.emit(tx, videoId, "video.ready", eventId, { video: videoWebhookData(video) });
+      });
+    }
+    return queueRequestedStaticRenditions(tx, jobId, videoId, deps);
+  }
+
+  return {
+    onProbed,
+    onProgress,
+    onVariantReady,
+    onVariantFailed,
+    onPlayable,
+    onSucceeded,
+    readyVariantIn,
+    finishVideoIn,
+    publishVariant,
+  };
 }

@@ -1,0 +1,293 @@
+import { Readable } from "node:stream";
+import { z } from "zod";
+import { encoderFigures, variantSnapshot, videoSnapshot } from "../../events/video-events.ts";
+import type { Job, Variant } from "../../generated/prisma/client.ts";
+import { log } from "../../log.ts";
+import { PublishedSegments } from "../../protocol/messages.ts";
+import { hlsLayout, RUNG_INIT_SEGMENT, videoPrefix } from "../../protocol/storage-layout.ts";
+import { mediaPlaylist } from "../../shared/media-playlist.ts";
+import { createJob, parseJobInput } from "../create-job.ts";
+import { lockVideo } from "../video-lock.ts";
+import { type EventOf, type IngestDeps, publishVideoStatus } from "./ingest-deps.ts";
+import type { JobRunIngestor } from "./job-runs.ts";
+import type { createTranscodeEventIngestor } from "./transcode-events.ts";
+
+type Tx = Parameters<Parameters<IngestDeps["db"]["$transaction"]>[0]>[0];
+type TranscodeIngestor = ReturnType<typeof createTranscodeEventIngestor>;
+
+/** What a split transcode's job stores in `Job.output` once its run is done: each video rung's segments. */
+const ChunkOutput = z.object({
+  targetDuration: z.number().int().positive().optional(),
+  variants: z.array(PublishedSegments),
+});
+type ChunkOutput = z.infer<typeof ChunkOutput>;
+
+/** How many jobs' and rungs' latest progress the ingestor keeps for split transcodes in flight. */
+const MAX_REMEMBERED = 10_000;
+
+/** The largest playlist the API writes for a split video (about 60 bytes a segment: ten hours of 1 s segments). */
+const MAX_PLAYLIST_BYTES = 4 * 1024 * 1024;
+const PLAYLIST_TYPE = "application/vnd.apple.mpegurl";
+
+/**
+ * A split transcode (docs/chunked-transcoding.md). The run that splits it says so (`job.split`) and
+ * the API queues one `TRANSCODE_CHUNK` job per later chunk. That run encodes the first chunk and the
+ * audio and ends with `job.succeeded` and `firstChunk`: its job SUCCEEDED, the video playable, not
+ * READY. Each chunk ends with `chunk.succeeded`. As the runs end, the API lists the segments of every
+ * chunk that follows the first without a gap in each video rung's playlist, under the video's lock:
+ * a split video's playlists have one writer at a time (the first run's worker until its run ends,
+ * then the API). Once every chunk is listed the playlists end and the video is READY.
+ */
+export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunIngestor, transcode: TranscodeIngestor) {
+  const { db, webhooks } = deps;
+
+  /** Queues the chunks after the first, once per transcode (a later attempt that splits again finds them queued). */
+  async function onSplit(e: EventOf<"job.split">, videoId: string): Promise<void> {
+    const queued = await db.$transaction(async (tx) => {
+      await lockVideo(tx, videoId);
+      const parent = await tx.job.findUnique({ where: { id: e.jobId } });
+      if (parent?.kind !== "TRANSCODE" || parent.attempt !== e.attempt) return 0;
+      if (parent.status !== "QUEUED" && parent.status !== "RUNNING") return 0;
+      const video = await tx.video.findUnique({ where: { id: videoId }, select: { status: true } });
+      if (video?.status !== "QUEUED" && video?.status !== "PROCESSING") return 0;
+      if ((await tx.job.count({ where: { parentId: parent.id, kind: "TRANSCODE_CHUNK" } })) > 0) return 0;
+      for (const chunk of e.chunks.slice(1)) {
+        const input = { chunk, ladder: e.ladder };
+        await createJob(tx, {
+          kind: "TRANSCODE_CHUNK",
+          videoId,
+          parentId: parent.id,
+          input,
+          maxAttempts: parent.maxAttempts,
+        });
+      }
+      return e.chunks.length - 1;
+    });
+    if (!queued) return;
+    log.info("transcode split into chunks", { jobId: e.jobId, chunks: e.chunks.length });
+    deps.onJobRequeued(new Date());
+  }
+
+  /** The first run of a split transcode ended: its chunk is published, the audio rungs are READY. */
+  async function onFirstChunkSucceeded(e: EventOf<"job.succeeded">, videoId: string): Promise<void> {
+    await runs.finishRun(e);
+    const at = new Date(e.at);
+    const output: ChunkOutput = e.firstChunk!;
+    const done = await db.$transaction(async (tx) => {
+      await lockVideo(tx, videoId);
+      const { count } = await tx.job.updateMany({
+        where: { id: e.jobId, attempt: e.attempt, status: { in: ["QUEUED", "RUNNING"] } },
+        data: { status: "SUCCEEDED", progress: 1, finishedAt: at, error: null, output },
+      });
+      if (!count) return null;
+      await transcode.finishVideoIn(tx, e.jobId, videoId, e, at, "playable");
+      return listChunksIn(tx, e.jobId, videoId, at);
+    });
+    if (!done) return;
+    await afterListing(e.jobId, videoId, done);
+  }
+
+  async function onChunkSucceeded(e: EventOf<"chunk.succeeded">, videoId: string): Promise<void> {
+    await runs.finishRun(e);
+    const at = new Date(e.at);
+    const output: ChunkOutput = { variants: e.variants };
+    const done = await db.$transaction(async (tx) => {
+      await lockVideo(tx, videoId);
+      const job = await tx.job.findUnique({ where: { id: e.jobId } });
+      if (job?.kind !== "TRANSCODE_CHUNK" || !job.parentId) return null;
+      const { count } = await tx.job.updateMany({
+        where: { id: e.jobId, attempt: e.attempt, status: { in: ["QUEUED", "RUNNING"] } },
+        data: { status: "SUCCEEDED", progress: 1, finishedAt: at, error: null, output },
+      });
+      if (!count) return null;
+      return { ...(await listChunksIn(tx, job.parentId, videoId, at)), parentId: job.parentId };
+    });
+    if (!done) return;
+    deps.progressWrites.forget(e.jobId);
+    await afterListing(done.parentId ?? e.jobId, videoId, done);
+  }
+
+  /** Once the listing's transaction commits: its webhooks, the rungs made READY, the video's state. */
+  async function afterListing(parentId: string, videoId: string, listed: Listed): Promise<void> {
+    webhooks.flush();
+    for (const variant of listed.readyVariants) await transcode.publishVariant(videoId, variant);
+    if (listed.renditionsQueued) deps.onJobRequeued(new Date());
+    if (listed.complete) {
+      deps.progressWrites.forget(parentId);
+      forgetProgress(videoId);
+    }
+    await publishVideoStatus(deps, videoId);
+  }
+
+  interface Listed {
+    complete: boolean;
+    readyVariants: Variant[];
+    renditionsQueued: boolean;
+    parentId?: string;
+  }
+
+  /**
+   * Lists, in each video rung's playlist, the segments of every chunk that follows the first
+   * without a gap, and ends the playlists (the rungs and the video READY) once every chunk is in.
+   * The whole list is written again each time, from the jobs' outputs: applying it twice writes
+   * the same bytes. A chunk whose segments do not follow the previous one's fails the video.
+   */
+  async function listChunksIn(tx: Tx, parentId: string, videoId: string, at: Date): Promise<Listed> {
+    const nothing: Listed = { complete: false, readyVariants: [], renditionsQueued: false };
+    const parent = await tx.job.findUnique({ where: { id: parentId } });
+    if (parent?.status !== "SUCCEEDED" || parent.output === null) return nothing;
+    const video = await tx.video.findUnique({ where: { id: videoId } });
+    if (video?.status !== "QUEUED" && video?.status !== "PROCESSING") return nothing;
+    const chunkJobs = (await tx.job.findMany({ where: { parentId, kind: "TRANSCODE_CHUNK" } }))
+      .map((job) => ({ job, chunk: parseJobInput("TRANSCODE_CHUNK", job.input).chunk }))
+      .sort((a, b) => a.chunk.index - b.chunk.index);
+    const first = ChunkOutput.parse(parent.output);
+    const outputs: (ChunkOutput | null)[] = [
+      first,
+      ...chunkJobs.map(({ job }) =>
+        job.status === "SUCCEEDED" && job.output !== null ? ChunkOutput.parse(job.output) : null,
+      ),
+    ];
+    const listedCount = outputs.indexOf(null);
+    const complete = listedCount === -1;
+    const upTo = complete ? outputs.length : listedCount;
+    const hls = hlsLayout(videoPrefix(videoId));
+    const targetDuration = first.targetDuration ?? 1;
+    const map = video.segmentFormat === "FMP4" ? { map: RUNG_INIT_SEGMENT } : {};
+    const segmentCounts = new Map<string, number>();
+    const listed = first.variants.map(({ name }) => ({
+      name,
+      segments: outputs.slice(0, upTo).flatMap((o) => o!.variants.find((v) => v.name === name)?.segments ?? []),
+    }));
+    for (const { name, segments } of listed) {
+      const gap = segments.findIndex((s, i) => segmentNumber(s.uri) !== i);
+      if (gap === -1) continue;
+      // No playlist may name a gap, and no later event can fill it: the video fails.
+      const error = `The chunks of the split transcode do not join: the ${name} rung has ${segments[gap]!.uri} where segment ${gap} belongs`;
+      log.error("split transcode's chunks do not join; the video fails", { videoId, parentId, error });
+      await tx.variant.updateMany({
+        where: { videoId, status: { in: ["PENDING", "ENCODING"] } },
+        data: { status: "FAILED", error },
+      });
+      await tx.video.updateMany({
+        where: { id: videoId, status: { in: ["QUEUED", "PROCESSING"] } },
+        data: { status: "FAILED", playable: false, error, finishedAt: at },
+      });
+      return nothing;
+    }
+    for (const { name, segments } of listed) {
+      const text = mediaPlaylist(segments, { targetDuration, endList: complete, ...map });
+      await deps.storage.write(hls.playlistKey(name), Readable.from([Buffer.from(text)]), {
+        limit: MAX_PLAYLIST_BYTES,
+        contentType: PLAYLIST_TYPE,
+      });
+      segmentCounts.set(name, segments.length);
+    }
+    if (!complete) return nothing;
+    const readyVariants: Variant[] = [];
+    const ladder = chunkJobs.length > 0 ? parseJobInput("TRANSCODE_CHUNK", chunkJobs[0]!.job.input).ladder : [];
+    for (const rung of ladder) {
+      const segmentCount = segmentCounts.get(rung.name);
+      if (segmentCount === undefined) continue;
+      const playlistKey = hls.playlistKey(rung.name);
+      const row = await transcode.readyVariantIn(tx, videoId, { name: rung.name, rung, playlistKey, segmentCount, at });
+      if (row) readyVariants.push(row);
+    }
+    const made = { masterKey: hls.masterKey, posterKey: video.posterKey, storyboard: null };
+    const renditionsQueued = await transcode.finishVideoIn(tx, parentId, videoId, made, at, "ready");
+    return { complete: true, readyVariants, renditionsQueued };
+  }
+
+  /**
+   * The latest progress heard per job of a split transcode and the last progress published per
+   * rung, in this process: the database's copies are written at most every
+   * PROGRESS_WRITE_INTERVAL_MS, and a rung's progress must never go back.
+   */
+  const heard = new Map<string, number>();
+  const published = new Map<string, number>();
+  /** Keeps `map` to its newest MAX_REMEMBERED entries (a video that failed is never forgotten otherwise). */
+  const remember = (map: Map<string, number>, key: string, value: number) => {
+    map.delete(key);
+    map.set(key, value);
+    if (map.size > MAX_REMEMBERED) map.delete(map.keys().next().value!);
+  };
+
+  /**
+   * A chunk's progress, or the first run's, while the transcode is split: each video rung's progress
+   * over the whole source is the sum, over the runs, of the share of the source each run encodes
+   * times how far it is (a run's `progress` counts in its own media; the first run's share is what
+   * the chunks leave). The audio rungs are the first run's alone, as it reports them. False when
+   * the job belongs to no split transcode: its progress is a whole run's.
+   */
+  async function onSplitProgress(e: EventOf<"job.progress">, videoId: string): Promise<boolean> {
+    const job = await db.job.findUnique({ where: { id: e.jobId } });
+    const parentId = job?.kind === "TRANSCODE_CHUNK" ? job.parentId : job?.kind === "TRANSCODE" ? job.id : null;
+    if (!job || !parentId) return false;
+    const chunkJobs = await db.job.findMany({ where: { parentId, kind: "TRANSCODE_CHUNK" } });
+    if (chunkJobs.length === 0) return false;
+    const [video, parent, variants] = await Promise.all([
+      db.video.findUnique({ where: { id: videoId } }),
+      job.id === parentId ? job : db.job.findUnique({ where: { id: parentId } }),
+      db.variant.findMany({ where: { videoId } }),
+    ]);
+    const duration = video?.duration;
+    if (!video || !parent || !duration) return true;
+    const heardOf = (id: string) => heard.get(`${videoId}/${id}`) ?? 0;
+    remember(heard, `${videoId}/${e.jobId}`, Math.max(heardOf(e.jobId), e.progress));
+    const progressOf = (j: Job) => (j.status === "SUCCEEDED" ? 1 : Math.max(heardOf(j.id), j.progress));
+    let chunksShare = 0;
+    let whole = 0;
+    for (const chunkJob of chunkJobs) {
+      const { chunk } = parseJobInput("TRANSCODE_CHUNK", chunkJob.input);
+      const share = (chunk.toSeconds - chunk.fromSeconds) / duration;
+      chunksShare += share;
+      whole += share * progressOf(chunkJob);
+    }
+    whole += Math.max(0, 1 - chunksShare) * progressOf(parent);
+    const ownAudio = new Map((job.id === parentId ? e.variants : []).map((v) => [v.name, v.progress] as const));
+
+    const writeNow = deps.progressWrites.due(e.jobId);
+    if (writeNow) {
+      await db.job.updateMany({
+        where: { id: e.jobId, attempt: e.attempt, status: "RUNNING", progress: { lte: e.progress } },
+        data: { progress: e.progress },
+      });
+    }
+    const snapshot = videoSnapshot(video);
+    for (const row of variants) {
+      if (row.status !== "PENDING" && row.status !== "ENCODING") continue;
+      const reported = row.kind === "AUDIO" ? ownAudio.get(row.name) : whole;
+      if (reported === undefined) continue;
+      const key = `${videoId}/${row.name}`;
+      const progress = Math.round(Math.min(1, Math.max(reported, row.progress, published.get(key) ?? 0)) * 1000) / 1000;
+      remember(published, key, progress);
+      deps.pubSub.publish("videoEvents", videoId, {
+        kind: "variantProgress",
+        video: snapshot,
+        variant: variantSnapshot({ ...row, status: "ENCODING", progress }),
+        ...encoderFigures(e),
+      });
+      if (writeNow) {
+        await db.variant.updateMany({
+          where: { id: row.id, status: { in: ["PENDING", "ENCODING"] }, progress: { lte: progress } },
+          data: { status: "ENCODING", progress },
+        });
+      }
+    }
+    return true;
+  }
+
+  /** Forgets the split transcode's progress once its video is whole. */
+  function forgetProgress(videoId: string): void {
+    for (const map of [heard, published]) {
+      for (const key of [...map.keys()]) if (key.startsWith(`${videoId}/`)) map.delete(key);
+    }
+  }
+
+  return { onSplit, onFirstChunkSucceeded, onChunkSucceeded, onSplitProgress };
+}
+
+/** The number in a segment's file name (`seg_00012.ts` → 12), which the contract's pattern guarantees. */
+function segmentNumber(uri: string): number {
+  return Number(uri.slice(4, uri.indexOf(".")));
+}

@@ -1,0 +1,230 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEFAULT_TENANT_ID } from "../src/auth/api-keys.ts";
+import { createDb, type Db } from "../src/db/client.ts";
+import { createVideoPubSub } from "../src/events/video-events.ts";
+import { cancelVideo } from "../src/jobs/cancel.ts";
+import { createJob } from "../src/jobs/create-job.ts";
+import { createPostgresTransport } from "../src/transport/postgres.ts";
+import type { EventIngestor } from "../src/jobs/ingest-events.ts";
+import {
+  type ChunkRange,
+  type JobEvent,
+  type JobEventBody,
+  type PlannedRung,
+  PROTOCOL_VERSION,
+  type PublishedSegments,
+} from "../src/protocol/messages.ts";
+import { createTestDatabase, type TestDatabase } from "./support/db.ts";
+import { createTestEventIngestor } from "./support/event-ingestor.ts";
+import { LADDER_360P, PROBE_640X360 } from "./support/job-events.ts";
+
+/**
+ * The API's side of a split transcode, driven by the events the workers send (the worker's side
+ * is test/worker/split-transcode.test.ts, the whole flow test/split-transcode.test.ts): the chunks
+ * queued once, each rung's playlist listing only chunks that follow the first without a gap,
+ * ended and READY once every chunk is in, the same bytes when an event comes again, and a chunk
+ * that fails for good failing the video and stopping the other runs.
+ */
+describe("split transcodes (ingest)", () => {
+  let database: TestDatabase;
+  let db: Db;
+  let ingestor: EventIngestor;
+  const written = new Map<string, string>();
+  const canceled: string[] = [];
+  const probe = { ...PROBE_640X360, duration: 12 };
+  const videoRungs = LADDER_360P.filter((r) => r.kind === "VIDEO") as PlannedRung[];
+  // 2 s segments after a 1 s first one: 0,1,3,5,7,9,11 s; chunks [0,2) [2,4) [4,7).
+  const chunks: ChunkRange[] = [
+    { index: 0, fromSegment: 0, toSegment: 2, fromSeconds: 0, toSeconds: 3 },
+    { index: 1, fromSegment: 2, toSegment: 4, fromSeconds: 3, toSeconds: 7 },
+    { index: 2, fromSegment: 4, toSegment: 7, fromSeconds: 7, toSeconds: 12 },
+  ];
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    db = createDb(database.url);
+    ingestor = createTestEventIngestor(db, {
+      storage: {
+        async write(key, body) {
+          const parts: Buffer[] = [];
+          for await (const part of body) parts.push(Buffer.from(part));
+          written.set(key, Buffer.concat(parts).toString("utf8"));
+          return Buffer.concat(parts).length;
+        },
+      },
+      onCanceledJobReported: async (jobId) => {
+        canceled.push(jobId);
+      },
+    });
+  });
+  afterAll(async () => {
+    await db.$disconnect();
+    await database.drop();
+  });
+
+  /** A processing video with its transcode running. */
+  async function runningTranscode(segmentFormat: "TS" | "FMP4" = "TS") {
+    const video = await db.video.create({
+      data: { tenantId: DEFAULT_TENANT_ID, title: "t", status: "PROCESSING", sourceKey: "s", segmentFormat },
+    });
+    const job = await db.$transaction((tx) =>
+      createJob(tx, { kind: "TRANSCODE", videoId: video.id, input: {}, maxAttempts: 2 }),
+    );
+    await db.job.update({ where: { id: job.id }, data: { dispatchedAt: new Date() } });
+    return { videoId: video.id, jobId: job.id };
+  }
+
+  const seqs = new Map<string, number>();
+  const send = async (jobId: string, ...bodies: JobEventBody[]) => {
+    const events = bodies.map((b) => {
+      const seq = (seqs.get(jobId) ?? 0) + 1;
+      seqs.set(jobId, seq);
+      return { ...b, v: PROTOCOL_VERSION, jobId, attempt: 1, seq, workerId: "w", at: new Date().toISOString() };
+    });
+    await ingestor.ingest(events as JobEvent[]);
+  };
+
+  /** Each video rung's segments of a chunk: 1 s for segment 0, 2 s after, as `job.split` planned them. */
+  const segmentsOf = (chunk: ChunkRange, ext = "ts"): PublishedSegments[] =>
+    videoRungs.map((r) => ({
+      name: r.name,
+      segments: Array.from({ length: chunk.toSegment - chunk.fromSegment }, (_, i) => {
+        const n = chunk.fromSegment + i;
+        return { uri: `seg_${String(n).padStart(5, "0")}.${ext}`, duration: n === 0 ? 1 : n === 6 ? 1 : 2 };
+      }),
+    }));
+
+  const chunkJobs = (parentId: string) =>
+    db.job.findMany({ where: { parentId, kind: "TRANSCODE_CHUNK" }, orderBy: { createdAt: "asc" } });
+  const playlist = (videoId: string, rung: string) => written.get(`videos/${videoId}/hls/${rung}/index.m3u8`);
+  const uris = (text: string | undefined) => (text ?? "").split("\n").filter((l) => l.startsWith("seg_"));
+
+  async function splitAndFirstChunk(segmentFormat: "TS" | "FMP4" = "TS") {
+    const { videoId, jobId } = await runningTranscode(segmentFormat);
+    const ext = segmentFormat === "FMP4" ? "m4s" : "ts";
+    await send(
+      jobId,
+      { type: "job.started" },
+      { type: "job.probed", probe, ladder: LADDER_360P },
+      { type: "job.split", chunks, ladder: videoRungs },
+    );
+    // A later attempt splitting again (or the event delivered twice) queues nothing more.
+    await send(jobId, { type: "job.split", chunks, ladder: videoRungs });
+    const queued = await chunkJobs(jobId);
+    return { videoId, jobId, queued, ext };
+  }
+
+  it("queues one chunk job per later chunk, once, with its range and the planned video rungs", async () => {
+    const { jobId, queued } = await splitAndFirstChunk();
+    expect(queued.map((j) => [j.status, j.capability, (j.input as { chunk: ChunkRange }).chunk])).toEqual([
+      ["QUEUED", "cpu", chunks[1]],
+      ["QUEUED", "cpu", chunks[2]],
+    ]);
+    expect((queued[0]!.input as { ladder: PlannedRung[] }).ladder.map((r) => r.name)).toEqual(["360p", "144p"]);
+    expect(queued.every((j) => j.parentId === jobId)).toBe(true);
+  });
+
+  it("lists chunks in order as they end, ends the playlists and makes the video READY with the last", async () => {
+    const { videoId, jobId, queued, ext } = await splitAndFirstChunk("FMP4");
+    await send(jobId, {
+      type: "job.succeeded",
+      masterKey: `videos/${videoId}/hls/master.m3u8`,
+      posterKey: null,
+      firstChunk: { targetDuration: 2, variants: segmentsOf(chunks[0]!, ext) },
+    });
+    // The first run ended: playable, not READY; its own segments stay listed as it published them.
+    let video = await db.video.findUniqueOrThrow({ where: { id: videoId } });
+    expect([video.status, video.playable]).toEqual(["PROCESSING", true]);
+    expect(uris(playlist(videoId, "360p"))).toEqual(["seg_00000.m4s", "seg_00001.m4s"]);
+    expect(playlist(videoId, "360p")).toContain('#EXT-X-MAP:URI="init.mp4"');
+    expect(playlist(videoId, "360p")).not.toContain("#EXT-X-ENDLIST");
+
+    // The last chunk before the middle one: nothing new can be listed after the gap.
+    const [middle, last] = queued as [(typeof queued)[0], (typeof queued)[0]];
+    for (const j of queued) await db.job.update({ where: { id: j.id }, data: { dispatchedAt: new Date() } });
+    await send(
+      last.id,
+      { type: "job.started" },
+      { type: "chunk.succeeded", chunk: 2, variants: segmentsOf(chunks[2]!, ext) },
+    );
+    expect(uris(playlist(videoId, "360p"))).toEqual(["seg_00000.m4s", "seg_00001.m4s"]);
+    video = await db.video.findUniqueOrThrow({ where: { id: videoId } });
+    expect(video.status).toBe("PROCESSING");
+
+    await send(
+      middle.id,
+      { type: "job.started" },
+      { type: "chunk.succeeded", chunk: 1, variants: segmentsOf(chunks[1]!, ext) },
+    );
+    const text = playlist(videoId, "144p")!;
+    expect(uris(text)).toEqual([0, 1, 2, 3, 4, 5, 6].map((n) => `seg_0000${n}.m4s`));
+    expect(text).toContain("#EXT-X-ENDLIST");
+    expect(text).toContain("#EXT-X-TARGETDURATION:2");
+    const ready = await db.video.findUniqueOrThrow({ where: { id: videoId }, include: { variants: true } });
+    expect(ready.status).toBe("READY");
+    const variants = Object.fromEntries(ready.variants.map((v) => [v.name, [v.status, v.segmentCount]]));
+    expect(variants["360p"]).toEqual(["READY", 7]);
+    expect(variants["144p"]).toEqual(["READY", 7]);
+
+    // The same end again writes the same bytes and changes nothing.
+    const before = playlist(videoId, "360p");
+    await send(middle.id, { type: "chunk.succeeded", chunk: 1, variants: segmentsOf(chunks[1]!, ext) });
+    expect(playlist(videoId, "360p")).toBe(before);
+  });
+
+  it("a chunk that fails for good fails the video and stops the other chunks' runs", async () => {
+    const { videoId, jobId, queued } = await splitAndFirstChunk();
+    const [middle, last] = queued as [(typeof queued)[0], (typeof queued)[0]];
+    for (const j of queued) await db.job.update({ where: { id: j.id }, data: { dispatchedAt: new Date() } });
+    await send(last.id, { type: "job.started" });
+    await send(middle.id, { type: "job.started" }, { type: "job.failed", error: "the source broke", retryable: false });
+    const video = await db.video.findUniqueOrThrow({ where: { id: videoId } });
+    expect(video.status).toBe("FAILED");
+    const jobs = await db.job.findMany({ where: { id: { in: [jobId, middle.id, last.id] } } });
+    const status = Object.fromEntries(jobs.map((j) => [j.id, j.status]));
+    expect([status[jobId], status[middle.id], status[last.id]]).toEqual(["CANCELED", "FAILED", "CANCELED"]);
+    expect(canceled).toEqual(expect.arrayContaining([jobId, last.id]));
+  });
+
+  it("fails the video rather than list segments that do not follow each other", async () => {
+    const { videoId, jobId, queued } = await splitAndFirstChunk();
+    const [middle, last] = queued as [(typeof queued)[0], (typeof queued)[0]];
+    for (const j of queued) await db.job.update({ where: { id: j.id }, data: { dispatchedAt: new Date() } });
+    await send(jobId, {
+      type: "job.succeeded",
+      masterKey: `videos/${videoId}/hls/master.m3u8`,
+      posterKey: null,
+      firstChunk: { targetDuration: 2, variants: segmentsOf(chunks[0]!) },
+    });
+    await send(
+      last.id,
+      { type: "job.started" },
+      { type: "chunk.succeeded", chunk: 2, variants: segmentsOf(chunks[2]!) },
+    );
+    // The middle chunk reports the last chunk's segments: segments 2 and 3 are missing.
+    await send(
+      middle.id,
+      { type: "job.started" },
+      { type: "chunk.succeeded", chunk: 1, variants: segmentsOf(chunks[2]!) },
+    );
+    expect(uris(playlist(videoId, "360p"))).toEqual(["seg_00000.ts", "seg_00001.ts"]);
+    const video = await db.video.findUniqueOrThrow({ where: { id: videoId } });
+    expect([video.status, video.playable]).toEqual(["FAILED", false]);
+    expect(video.error).toMatch(/has seg_00004.ts where segment 2 belongs/);
+  });
+
+  it("canceling the split transcode's job cancels its chunks", async () => {
+    const { videoId, jobId, queued } = await splitAndFirstChunk();
+    const transport = createPostgresTransport({ connectionString: database.url, stallSeconds: 30 });
+    await transport.start();
+    try {
+      const pubSub = createVideoPubSub(undefined);
+      const { jobs } = await cancelVideo({ db, pubSub, transport }, videoId, [jobId]);
+      expect(jobs.map((j) => j.id).sort()).toEqual([jobId, ...queued.map((j) => j.id)].sort());
+    } finally {
+      await transport.stop();
+    }
+    const statuses = await db.job.findMany({ where: { videoId }, select: { status: true } });
+    expect(statuses.map((j) => j.status)).toEqual(["CANCELED", "CANCELED", "CANCELED"]);
+  });
+});
