@@ -185,7 +185,8 @@ describe("the API's features on the console's pages: the video page, creation op
     await page.getByLabel("Default track (players show it unless the viewer chose otherwise)").check();
     await page.getByLabel("For the deaf and hard of hearing (SDH)").check();
     await page.getByRole("button", { name: "Add caption" }).click();
-    await page.getByTestId("caption").getByText("2 cues · default, SDH").waitFor();
+    await page.getByTestId("caption").getByText("2 cues · SDH").waitFor();
+    expect(await page.getByTestId("caption").getByTestId("default-caption").textContent()).toBe("default");
     expect(await captions()).toEqual([
       { name: "English", language: "en", default: true, hearingImpaired: true, cueCount: 2 },
     ]);
@@ -202,6 +203,49 @@ describe("the API's features on the console's pages: the video page, creation op
     await page.getByRole("button", { name: "Remove caption English" }).click();
     await page.getByText("No caption tracks.").waitFor();
     expect(await captions()).toEqual([]);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+  });
+
+  it("makes a track the default and renames one (updateCaption), showing a refusal", async () => {
+    const { id } = await createUpload(t, "two tracks");
+    const vtt = "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nHi\n";
+    for (const [name, language, isDefault] of [
+      ["English", "en", true],
+      ["Deutsch", "de", false],
+    ] as const) {
+      const added = await t.gql(`mutation ($input: AddCaptionInput!) { addCaption(input: $input) { __typename } }`, {
+        input: { videoId: id, name, language, text: vtt, default: isDefault },
+      });
+      expect(added.data.addCaption.__typename).toBe("AddCaptionSuccess");
+    }
+    const captions = async () =>
+      (await t.gql(`query ($id: ID!) { video(id: $id) { captions { name default } } }`, { id })).data.video.captions;
+    await page.goto(`${t.url}/videos/${id}`);
+    const track = (name: string) => page.getByTestId("caption").filter({ has: page.getByRole("link", { name }) });
+    // The default track is marked and has no "Make default"; the other has one.
+    await track("English").getByTestId("default-caption").waitFor();
+    expect(await page.getByRole("button", { name: "Make English the default track" }).count()).toBe(0);
+
+    await page.getByRole("button", { name: "Make Deutsch the default track" }).click();
+    await track("Deutsch").getByTestId("default-caption").waitFor();
+    expect(await track("English").getByTestId("default-caption").count()).toBe(0);
+    expect(await captions()).toEqual([
+      { name: "English", default: false },
+      { name: "Deutsch", default: true },
+    ]);
+
+    // A name another track has is refused with the API's reason; a free one is saved.
+    await page.getByRole("button", { name: "Rename caption English" }).click();
+    await page.getByLabel("New name for English").fill("Deutsch");
+    await page.getByRole("button", { name: "Save name" }).click();
+    await page.getByRole("alert").getByText('The video already has a caption track named "Deutsch"').waitFor();
+    await page.getByLabel("New name for English").fill("English (US)");
+    await page.getByRole("button", { name: "Save name" }).click();
+    await page.getByRole("link", { name: "English (US)" }).waitFor();
+    expect(await captions()).toEqual([
+      { name: "English (US)", default: false },
+      { name: "Deutsch", default: true },
+    ]);
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
   });
 

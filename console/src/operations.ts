@@ -336,6 +336,16 @@ export const AddCaptionMutation = graphql(`
   }
 `);
 
+export const UpdateCaptionMutation = graphql(`
+  mutation UpdateCaption($id: ID!, $input: UpdateCaptionInput!) {
+    updateCaption(id: $id, input: $input) {
+      __typename
+      ... on ValidationError { field }
+      ... on Error { message }
+    }
+  }
+`);
+
 export const RemoveCaptionMutation = graphql(`
   mutation RemoveCaption($id: ID!) {
     removeCaption(id: $id) { __typename ... on Error { message } }

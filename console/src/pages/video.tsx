@@ -13,6 +13,7 @@ import {
   RemoveCaptionMutation,
   RequestStaticRenditionsMutation,
   RetryVariantMutation,
+  UpdateCaptionMutation,
   UpdateVideoMutation,
   VideoCaptionsQuery,
   VideoCostQuery,
@@ -551,12 +552,12 @@ function ClipForm({ video, player }: { video: Video; player: { current: HTMLVide
 
 type Caption = NonNullable<ResultOf<typeof VideoCaptionsQuery>["video"]>["captions"][number];
 
-const captionFlags = (c: Caption) =>
-  [c.default && "default", c.forced && "forced", c.hearingImpaired && "SDH"].filter(Boolean).join(", ");
+/** The flags beside a track's name; the default track has its own badge. */
+const captionFlags = (c: Caption) => [c.forced && "forced", c.hearingImpaired && "SDH"].filter(Boolean).join(", ");
 
 /**
  * The video's caption tracks (WebVTT or SRT files, which players list from the master playlist):
- * add one from a file, remove one. The default track is chosen when a track is added.
+ * add one from a file, make one the default, rename one, remove one.
  */
 function Captions({ videoId }: { videoId: string }) {
   const [captions, setCaptions] = useState<Caption[] | null>(null);
@@ -564,6 +565,8 @@ function Captions({ videoId }: { videoId: string }) {
   const [form, setForm] = useState({ name: "", language: "", isDefault: false, forced: false, sdh: false });
   const [file, setFile] = useState<File | null>(null);
   const [busy, setBusy] = useState(false);
+  // The track being renamed, and the name typed for it.
+  const [renaming, setRenaming] = useState<{ id: string; name: string } | null>(null);
   const fileInput = useRef<HTMLInputElement>(null);
   const load = () =>
     request(VideoCaptionsQuery, { id: videoId })
@@ -604,6 +607,16 @@ function Captions({ videoId }: { videoId: string }) {
     }
     await load();
   };
+  const update = (id: string, input: { name?: string; default?: boolean }) =>
+    runAndReload(
+      async () => {
+        const result = (await request(UpdateCaptionMutation, { id, input })).updateCaption;
+        if (result.__typename === "UpdateCaptionSuccess") setRenaming(null);
+        return result;
+      },
+      setMessage,
+      load,
+    );
   const check = (name: "isDefault" | "forced" | "sdh", label: string) => (
     <label class="check">
       <input
@@ -622,12 +635,58 @@ function Captions({ videoId }: { videoId: string }) {
       {captions && captions.length > 0 && (
         <ul aria-label="Caption tracks">
           {captions.map((c) => (
-            <li key={c.id} data-testid="caption">
+            <li key={c.id} data-testid="caption" data-default={c.default}>
               <a href={c.url}>{c.name}</a>{" "}
+              {c.default && (
+                <span class="badge" data-testid="default-caption">
+                  default
+                </span>
+              )}{" "}
               <span class="muted">
                 · {c.language} · {c.cueCount} cue{c.cueCount === 1 ? "" : "s"}
                 {captionFlags(c) ? ` · ${captionFlags(c)}` : ""}
               </span>{" "}
+              {!c.default && (
+                <button
+                  type="button"
+                  class="secondary"
+                  aria-label={`Make ${c.name} the default track`}
+                  onClick={() => update(c.id, { default: true })}
+                >
+                  Make default
+                </button>
+              )}{" "}
+              {renaming?.id === c.id ? (
+                <form
+                  class="caption-rename"
+                  aria-label={`Rename caption ${c.name}`}
+                  onSubmit={(e) => {
+                    e.preventDefault();
+                    void update(c.id, { name: renaming.name });
+                  }}
+                >
+                  <label for={`caption-rename-${c.id}`}>New name for {c.name}</label>
+                  <input
+                    id={`caption-rename-${c.id}`}
+                    required
+                    value={renaming.name}
+                    onInput={(e) => setRenaming({ id: c.id, name: (e.target as HTMLInputElement).value })}
+                  />
+                  <button type="submit">Save name</button>
+                  <button type="button" class="secondary" onClick={() => setRenaming(null)}>
+                    Cancel
+                  </button>
+                </form>
+              ) : (
+                <button
+                  type="button"
+                  class="secondary"
+                  aria-label={`Rename caption ${c.name}`}
+                  onClick={() => setRenaming({ id: c.id, name: c.name })}
+                >
+                  Rename
+                </button>
+              )}{" "}
               <button
                 type="button"
                 class="secondary"
