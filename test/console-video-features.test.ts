@@ -334,4 +334,59 @@ describe("the API's features on the console's pages: the video page, creation op
     await page.getByText("video_ready, job_failed").waitFor();
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
   });
+
+  it("opens a webhook delivery: its body as indented text (never HTML) and its attempts", async () => {
+    const created = await t.gql(
+      `mutation($input: CreateWebhookEndpointInput!) {
+        createWebhookEndpoint(input: $input) { ... on CreateWebhookEndpointSuccess { endpoint { id } } } }`,
+      { input: { url: "http://127.0.0.1:9/deliveries" } },
+    );
+    const endpointId = created.data.createWebhookEndpoint.endpoint.id;
+    // A title is the tenant's own text: markup in it must reach the page as text.
+    const payload = { type: "video.ready", data: { title: '<img src=x onerror="window.__injected=1">' } };
+    const db = t.app.services.db;
+    const delivery = await db.webhookDelivery.create({
+      data: {
+        endpointId,
+        eventId: crypto.randomUUID(),
+        eventType: "video.ready",
+        payload,
+        status: "FAILED",
+        attemptCount: 2,
+        nextAttemptAt: null,
+        giveUpAt: new Date(Date.now() + 3600_000),
+        lastStatusCode: 503,
+      },
+    });
+    await db.webhookAttempt.createMany({
+      data: [
+        { deliveryId: delivery.id, at: new Date(Date.now() - 60_000), error: "connect ECONNREFUSED", durationMs: 3 },
+        { deliveryId: delivery.id, at: new Date(), statusCode: 503, responseBody: "busy", durationMs: 41 },
+      ],
+    });
+    await page.goto(`${t.url}/webhooks`);
+    const endpoint = page.getByRole("article", { name: "Endpoint http://127.0.0.1:9/deliveries" });
+    const open = endpoint.getByRole("button", { name: /^video_ready delivery of .*: body and attempts$/ });
+    expect(await open.getAttribute("aria-expanded")).toBe("false");
+    await open.click();
+    const detail = endpoint.getByTestId("delivery-detail");
+    await detail.waitFor();
+    expect(await open.getAttribute("aria-expanded")).toBe("true");
+    // The body as the API gives it (Postgres keeps JSON's keys in its own order), indented.
+    const sent = (await t.gql(`query ($id: ID!) { webhookDelivery(id: $id) { payload } }`, { id: delivery.id })).data
+      .webhookDelivery.payload;
+    expect(JSON.parse(sent)).toEqual(payload);
+    expect(await detail.getByTestId("delivery-payload").textContent()).toBe(JSON.stringify(JSON.parse(sent), null, 2));
+    expect(await detail.getByTestId("delivery-payload").textContent()).toContain('"<img src=x onerror=\\"window');
+    expect(await detail.locator("img").count()).toBe(0);
+    expect(await page.evaluate(() => (window as any).__injected)).toBeUndefined();
+    const attempts = await detail.getByTestId("delivery-attempt").allTextContents();
+    expect(attempts).toHaveLength(2);
+    expect(attempts[0]).toMatch(/ · no answer · 3 ms · connect ECONNREFUSED$/);
+    expect(attempts[1]).toMatch(/ · HTTP 503 · 41 ms$/);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    // Closed again, the details go.
+    await open.click();
+    await detail.waitFor({ state: "detached" });
+  });
 });

@@ -237,6 +237,13 @@ export const WebhooksQuery = graphql(`
   }
 `);
 
+/** One delivery's body and attempts, read when its row is opened (the table leaves them out). */
+export const WebhookDeliveryQuery = graphql(`
+  query WebhookDelivery($id: ID!) {
+    webhookDelivery(id: $id) { id eventId payload attempts { id at statusCode error durationMs } }
+  }
+`);
+
 export const CreateWebhookEndpointMutation = graphql(`
   mutation CreateWebhookEndpoint($input: CreateWebhookEndpointInput!) {
     createWebhookEndpoint(input: $input) {
