@@ -1,5 +1,6 @@
-import { readFile } from "node:fs/promises";
+import { mkdir, readdir, readFile } from "node:fs/promises";
 import path from "node:path";
+import { Readable } from "node:stream";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
@@ -13,6 +14,54 @@ const OPTIONS = `query ($id: ID!) { video(id: $id) {
   watermark { position opacity widthFraction } staticRenditions { name status }
 } }`;
 const DETAILS = `query ($id: ID!) { video(id: $id) { title description tags externalId metadata { key value } } }`;
+
+/**
+ * Makes a video READY with one published 320×180 rung of 4 s (MPEG-TS, 1 s segments, made here by
+ * ffmpeg and written to storage as the worker would), so the API can make images from it. No worker.
+ */
+async function publishReadyVideo(t: TestApp, title: string): Promise<string> {
+  const { id } = await createUpload(t, title);
+  const dir = path.join(fixturesDir(), `console-rung-${id}`);
+  await mkdir(dir, { recursive: true });
+  await runFfmpeg([
+    ...["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=10:duration=4", "-c:v", "libx264", "-g", "10"],
+    ...["-f", "hls", "-hls_time", "1", "-hls_playlist_type", "vod"],
+    ...["-hls_segment_filename", path.join(dir, "seg-%d.ts"), path.join(dir, "index.m3u8")],
+  ]);
+  const storage = t.app.services.storage;
+  for (const name of await readdir(dir)) {
+    const body = await readFile(path.join(dir, name));
+    const contentType = name.endsWith(".ts") ? "video/mp2t" : "application/vnd.apple.mpegurl";
+    await storage.write(`videos/${id}/hls/180p/${name}`, Readable.from([body]), { limit: body.length, contentType });
+  }
+  const db = t.app.services.db;
+  await db.variant.create({
+    data: {
+      videoId: id,
+      name: "180p",
+      kind: "VIDEO",
+      width: 320,
+      height: 180,
+      bandwidth: 300_000,
+      codecs: "avc1.64000d",
+      status: "READY",
+      progress: 1,
+      playlistKey: `videos/${id}/hls/180p/index.m3u8`,
+    },
+  });
+  await db.video.update({
+    where: { id },
+    data: {
+      status: "READY",
+      duration: 4,
+      width: 320,
+      height: 180,
+      playable: true,
+      masterKey: `videos/${id}/hls/master.m3u8`,
+    },
+  });
+  return id;
+}
 
 /**
  * The API's features on the console's pages (a video's details, captions, downloads and clips; the
@@ -319,6 +368,74 @@ describe("the API's features on the console's pages: the video page, creation op
       source: "CLIP",
       clip: { start: 2.5, end: 6, sourceVideo: { id } },
     });
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+  });
+
+  it("shows a thumbnail and an animated preview and their URLs, at the player's time; the API's refusals", async () => {
+    const id = await publishReadyVideo(t, "images");
+    await page.goto(`${t.url}/videos/${id}`);
+    const seek = (seconds: number) =>
+      page.evaluate((at) => {
+        (document.querySelector("video") as HTMLVideoElement).currentTime = at;
+      }, seconds);
+    const thumbnail = page.getByRole("region", { name: "Thumbnail" });
+    await thumbnail.waitFor();
+    await seek(2.5);
+    await thumbnail.getByRole("button", { name: "Use the player's time" }).click();
+    expect(await thumbnail.getByLabel("Time (seconds, 0 to 4)").inputValue()).toBe("2.5");
+
+    // Out of range: the API's rule, under the field it names.
+    const width = thumbnail.getByLabel("Width (pixels, even, 16 to 1920)");
+    await width.fill("17");
+    await thumbnail.getByRole("button", { name: "Show thumbnail" }).click();
+    await expect.poll(() => width.getAttribute("aria-invalid")).toBe("true");
+    expect(await page.locator("#thumbnail-width-error").textContent()).toBe(
+      "width must be an even number of pixels from 16 to 1920",
+    );
+    await thumbnail.getByLabel("Time (seconds, 0 to 4)").fill("9");
+    await width.fill("160");
+    await thumbnail.getByRole("button", { name: "Show thumbnail" }).click();
+    await page.locator("#thumbnail-time-error").getByText("time must be within the video (0 to 4 s)").waitFor();
+    expect(await width.getAttribute("aria-invalid")).toBeNull();
+
+    await thumbnail.getByLabel("Time (seconds, 0 to 4)").fill("2.5");
+    await thumbnail.getByRole("button", { name: "Show thumbnail" }).click();
+    const image = thumbnail.getByRole("img", { name: "The frame at 2.5 s, 160 px wide" });
+    await expect.poll(() => image.evaluate((img: HTMLImageElement) => img.naturalWidth), { timeout: 20_000 }).toBe(160);
+    const url = await thumbnail.getByLabel("Thumbnail URL").inputValue();
+    const api = (await t.gql(`query ($id: ID!) { video(id: $id) { thumbnailUrl(time: 2.5, width: 160) } }`, { id }))
+      .data.video.thumbnailUrl;
+    expect(url).toBe(new URL(api, t.url).href);
+    const jpeg = await fetch(url);
+    expect([jpeg.status, jpeg.headers.get("content-type")]).toEqual([200, "image/jpeg"]);
+
+    const animated = page.getByRole("region", { name: "Animated preview" });
+    await seek(1);
+    await animated.getByRole("button", { name: "Start at the player's time" }).click();
+    expect(await animated.getByLabel("Preview start, in seconds").inputValue()).toBe("1");
+    expect(await animated.getByLabel("Preview end, in seconds").inputValue()).toBe("4");
+    await animated.getByLabel("Preview end, in seconds").fill("7");
+    await animated.getByRole("button", { name: "Show animated preview" }).click();
+    await page.locator("#animated-end-error").getByText("end must be within the video (0 to 4 s)").waitFor();
+    // Width × seconds over the bound (480 px for 4 s) is the request's, not one field's.
+    await animated.getByLabel("Preview start, in seconds").fill("0");
+    await animated.getByLabel("Preview end, in seconds").fill("4");
+    await animated.getByLabel("Width (pixels, even, 16 to 480)").fill("480");
+    await animated.getByRole("button", { name: "Show animated preview" }).click();
+    await animated
+      .getByRole("alert")
+      .getByText(/^an animated preview 480 px wide lasts at most 3\.3 s/)
+      .waitFor();
+
+    await animated.getByLabel("Preview start, in seconds").fill("1");
+    await animated.getByLabel("Width (pixels, even, 16 to 480)").fill("160");
+    await animated.getByLabel("Format").selectOption("GIF");
+    await animated.getByRole("button", { name: "Show animated preview" }).click();
+    const gif = animated.getByRole("img", { name: "GIF of 1 s to 4 s" });
+    await expect.poll(() => gif.evaluate((img: HTMLImageElement) => img.naturalWidth), { timeout: 30_000 }).toBe(160);
+    const gifUrl = new URL(await animated.getByLabel("Animated preview URL").inputValue());
+    expect(gifUrl.pathname).toBe(`/media/videos/${id}/animated.gif`);
+    expect(Object.fromEntries(gifUrl.searchParams)).toEqual({ start: "1", end: "4", width: "160" });
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
   });
 

@@ -394,3 +394,17 @@ export const CreateClipMutation = graphql(`
     }
   }
 `);
+
+/** A JPEG of one frame; a time or width out of range is a BAD_USER_INPUT error naming it. */
+export const VideoThumbnailQuery = graphql(`
+  query VideoThumbnail($id: ID!, $time: Float!, $width: Int) {
+    video(id: $id) { id thumbnailUrl(time: $time, width: $width) }
+  }
+`);
+
+/** An animated WebP or GIF of a range; a range or width out of bounds is a BAD_USER_INPUT error. */
+export const VideoAnimatedPreviewQuery = graphql(`
+  query VideoAnimatedPreview($id: ID!, $start: Float!, $end: Float!, $width: Int, $format: AnimatedPreviewFormat) {
+    video(id: $id) { id animatedPreviewUrl(start: $start, end: $end, width: $width, format: $format) }
+  }
+`);

@@ -25,6 +25,7 @@ import {
 import { Player } from "../player.tsx";
 import { QueuePlace } from "../queue.tsx";
 import { Link, navigate, useTitle } from "../router.tsx";
+import { VideoImages } from "../video-images.tsx";
 import { STATIC_RENDITIONS } from "../video-options.tsx";
 
 /**
@@ -273,6 +274,9 @@ export function VideoPage({ videoId }: { videoId: string }) {
       )}
       <Details videoId={video.id} onSaved={(title) => setSaved({ id: video.id, title })} />
       {video.status === "READY" && <ClipForm video={video} player={playerElement} />}
+      {video.status === "READY" && video.duration != null && (
+        <VideoImages videoId={video.id} duration={video.duration} player={playerElement} />
+      )}
       <Captions videoId={video.id} />
       <Downloads videoId={video.id} status={video.status} />
       {video.playable && <Share video={video} />}

@@ -142,7 +142,7 @@ export function WebhooksPage() {
                       class="link"
                       aria-expanded={opened.has(d.id)}
                       aria-controls={`delivery-${d.id}`}
-                      aria-label={`${d.eventType.toLowerCase()} delivery of ${formatDate(d.createdAt)}: body and attempts`}
+                      aria-label={`${deliveryName(d)}: body and attempts`}
                       onClick={() => toggle(d.id)}
                     >
                       {d.eventType.toLowerCase()}
@@ -181,6 +181,9 @@ export function WebhooksPage() {
     </section>
   );
 }
+
+/** A delivery as a screen reader names it: its event type and when it was made. */
+const deliveryName = (d: Delivery) => `${d.eventType.toLowerCase()} delivery of ${formatDate(d.createdAt)}`;
 
 /** The JSON as sent, indented; a body that is not JSON as it is. */
 function prettyJson(text: string): string {
