@@ -19,7 +19,7 @@ const DETAILS = `query ($id: ID!) { video(id: $id) { title description tags exte
  * Makes a video READY with one published 320×180 rung of 4 s (MPEG-TS, 1 s segments, made here by
  * ffmpeg and written to storage as the worker would), so the API can make images from it. No worker.
  */
-async function publishReadyVideo(t: TestApp, title: string): Promise<string> {
+async function publishReadyVideo(t: TestApp, title: string, options: { storyboardVtt?: string } = {}): Promise<string> {
   const { id } = await createUpload(t, title);
   const dir = path.join(fixturesDir(), `console-rung-${id}`);
   await mkdir(dir, { recursive: true });
@@ -35,6 +35,39 @@ async function publishReadyVideo(t: TestApp, title: string): Promise<string> {
     await storage.write(`videos/${id}/hls/180p/${name}`, Readable.from([body]), { limit: body.length, contentType });
   }
   const db = t.app.services.db;
+  if (options.storyboardVtt !== undefined) {
+    // One sheet of 2×2 tiles of 80×45, a tile a second, as the worker lays them out.
+    const sheet = path.join(dir, "sheet-0.jpg");
+    await runFfmpeg([
+      ...["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=1:duration=4"],
+      ...["-vf", "scale=80:45,tile=2x2", "-frames:v", "1", sheet],
+    ]);
+    const files: [string, Buffer, string][] = [
+      ["sheet-0.jpg", await readFile(sheet), "image/jpeg"],
+      ["storyboard.vtt", Buffer.from(options.storyboardVtt), "text/vtt"],
+    ];
+    for (const [name, body, contentType] of files) {
+      await storage.write(`videos/${id}/storyboard/${name}`, Readable.from([body]), {
+        limit: body.length,
+        contentType,
+      });
+    }
+    await db.video.update({
+      where: { id },
+      data: {
+        storyboard: {
+          vttKey: `videos/${id}/storyboard/storyboard.vtt`,
+          sheetKeys: [`videos/${id}/storyboard/sheet-0.jpg`],
+          intervalSeconds: 1,
+          tileWidth: 80,
+          tileHeight: 45,
+          columns: 2,
+          rows: 2,
+          tileCount: 4,
+        },
+      },
+    });
+  }
   await db.variant.create({
     data: {
       videoId: id,
@@ -437,6 +470,80 @@ describe("the API's features on the console's pages: the video page, creation op
     expect(gifUrl.pathname).toBe(`/media/videos/${id}/animated.gif`);
     expect(Object.fromEntries(gifUrl.searchParams)).toEqual({ start: "1", end: "4", width: "160" });
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+  });
+
+  it("scrubs by the storyboard: hover and drag show the tile for the time, a click and the keys seek", async () => {
+    const vtt =
+      "WEBVTT\n\n" +
+      [0, 1, 2, 3]
+        .map(
+          (i) =>
+            `00:00:0${i}.000 --> 00:00:0${i + 1}.000\n` +
+            `sheet-0.jpg#xywh=${(i % 2) * 80},${Math.floor(i / 2) * 45},80,45\n`,
+        )
+        .join("\n");
+    const id = await publishReadyVideo(t, "storyboard", { storyboardVtt: vtt });
+    await page.goto(`${t.url}/videos/${id}`);
+    const slider = page.getByRole("slider", { name: "Seek (storyboard)" });
+    await slider.waitFor();
+    expect(await slider.getAttribute("aria-valuemin")).toBe("0");
+    expect(await slider.getAttribute("aria-valuemax")).toBe("4");
+    expect(await slider.getAttribute("aria-valuenow")).toBe("0");
+    expect(await slider.getAttribute("aria-valuetext")).toBe("0:00 of 0:04");
+    const box = (await slider.boundingBox())!;
+    const xAt = (seconds: number) => box.x + (box.width * seconds) / 4;
+    const y = box.y + box.height / 2;
+    const preview = page.getByTestId("scrubber-preview");
+    /** Where the preview's tile sits in the sheet, once the sheet has loaded. */
+    const shownTile = async () => {
+      const img = preview.locator(".scrubber-tile img");
+      await expect.poll(() => img.evaluate((i: HTMLImageElement) => i.complete && i.naturalWidth)).toBe(160);
+      return img.evaluate((i: HTMLImageElement) => [i.style.left, i.style.top]);
+    };
+
+    // Hover: the tile of 2.5 s (the third: left column, second row) and the time; nothing seeks.
+    await page.mouse.move(xAt(2.5), y);
+    await preview.getByText("0:03").waitFor();
+    expect(await shownTile()).toEqual(["0px", "-45px"]);
+    const currentTime = () => page.evaluate(() => (document.querySelector("video") as HTMLVideoElement).currentTime);
+    expect(await currentTime()).toBe(0);
+    // Leaving the bar hides it; a click seeks.
+    await page.mouse.move(xAt(2.5), box.y + box.height + 200);
+    await preview.waitFor({ state: "detached" });
+    await page.mouse.click(xAt(1.5), y);
+    await expect.poll(currentTime).toBe(1.5);
+    await expect.poll(() => slider.getAttribute("aria-valuenow")).toBe("1.5");
+
+    // A finger: touching shows the tile under it, dragging follows, lifting seeks and hides it.
+    const touch = (type: string, seconds: number) =>
+      slider.dispatchEvent(type, { pointerType: "touch", pointerId: 7, button: 0, clientX: xAt(seconds), clientY: y });
+    await touch("pointerdown", 0.5);
+    expect(await shownTile()).toEqual(["0px", "0px"]);
+    await touch("pointermove", 3.5);
+    expect(await shownTile()).toEqual(["-80px", "-45px"]);
+    await touch("pointerup", 3.5);
+    await expect.poll(currentTime).toBe(3.5);
+    await preview.waitFor({ state: "detached" });
+
+    // The keyboard: a tile's interval per arrow, Home and End.
+    await slider.focus();
+    await page.keyboard.press("ArrowLeft");
+    await expect.poll(currentTime).toBe(2.5);
+    expect(await slider.getAttribute("aria-valuetext")).toBe("0:03 of 0:04");
+    expect(await shownTile()).toEqual(["0px", "-45px"]);
+    await page.keyboard.press("Home");
+    await expect.poll(currentTime).toBe(0);
+    await page.keyboard.press("End");
+    await expect.poll(currentTime).toBe(4);
+    expect(await slider.getAttribute("aria-valuenow")).toBe("4");
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+
+    // A video without a storyboard has no scrub bar.
+    const plain = await publishReadyVideo(t, "no storyboard");
+    await page.goto(`${t.url}/videos/${plain}`);
+    await page.getByRole("heading", { name: "no storyboard", level: 1 }).waitFor();
+    await page.getByRole("region", { name: "Thumbnail" }).waitFor();
+    expect(await page.getByRole("slider", { name: "Seek (storyboard)" }).count()).toBe(0);
   });
 
   it("adds a webhook endpoint for the event types checked", async () => {

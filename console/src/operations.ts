@@ -408,3 +408,10 @@ export const VideoAnimatedPreviewQuery = graphql(`
     video(id: $id) { id animatedPreviewUrl(start: $start, end: $end, width: $width, format: $format) }
   }
 `);
+
+/** The storyboard's WebVTT, for the player's scrub bar: made once the video is playable. */
+export const VideoStoryboardQuery = graphql(`
+  query VideoStoryboard($id: ID!) {
+    video(id: $id) { id storyboard { vttUrl intervalSeconds } }
+  }
+`);

@@ -21,8 +21,10 @@ import {
   VideoJobsQuery,
   VideoQuery,
   VideoStaticRenditionsQuery,
+  VideoStoryboardQuery,
 } from "../operations.ts";
 import { Player } from "../player.tsx";
+import type { StoryboardProps } from "../storyboard-scrubber.tsx";
 import { QueuePlace } from "../queue.tsx";
 import { Link, navigate, useTitle } from "../router.tsx";
 import { VideoImages } from "../video-images.tsx";
@@ -179,6 +181,23 @@ function usePlaybackUrl(video: Video | null | undefined): string | null {
   return playback.current;
 }
 
+/**
+ * The storyboard for the player's scrub bar: read when the video turns playable or changes state
+ * (the worker makes it after the first rungs), null while it has none.
+ */
+function useStoryboard(videoId: string, video: Video | null | undefined): StoryboardProps | null {
+  const [storyboard, setStoryboard] = useState<{ vttUrl: string; intervalSeconds: number } | null>(null);
+  const playable = video?.playable ?? false;
+  useEffect(() => {
+    if (!playable) return;
+    request(VideoStoryboardQuery, { id: videoId })
+      .then((data) => setStoryboard(data.video?.storyboard ?? null))
+      .catch(() => setStoryboard(null));
+  }, [videoId, playable, video?.status]);
+  const duration = video?.duration;
+  return storyboard && duration ? { ...storyboard, duration } : null;
+}
+
 /** One video: live progress, the player, sharing, and for operators its variants, jobs and runs. */
 export function VideoPage({ videoId }: { videoId: string }) {
   const [initial, setInitial] = useState<Video | null | undefined>(undefined);
@@ -196,6 +215,7 @@ export function VideoPage({ videoId }: { videoId: string }) {
   useTitle(initial === null ? "No such video" : video?.title);
   const playback = usePlaybackUrl(video);
   const playerElement = useRef<HTMLVideoElement | null>(null);
+  const storyboard = useStoryboard(videoId, video);
 
   if (initial === null) return <p role="alert">No such video.</p>;
   if (!video) return <p>{message ?? "Loading…"}</p>;
@@ -259,6 +279,7 @@ export function VideoPage({ videoId }: { videoId: string }) {
           audioPlaylist={audio?.playlistUrl}
           title={video.title}
           element={playerElement}
+          storyboard={storyboard}
         />
       ) : (
         video.posterUrl && <img class="poster" src={video.posterUrl} alt="" />
