@@ -320,7 +320,12 @@ describe("the API's features on the console's pages: the video page, creation op
     await page.getByRole("button", { name: "Rename caption English" }).click();
     await page.getByLabel("New name for English").fill("Deutsch");
     await page.getByRole("button", { name: "Save name" }).click();
-    await page.getByRole("alert").getByText('The video already has a caption track named "Deutsch"').waitFor();
+    // The refusal is shown under the name it refuses.
+    const newName = page.getByLabel("New name for English");
+    await expect.poll(() => newName.getAttribute("aria-invalid")).toBe("true");
+    expect(await page.locator(`#${await newName.getAttribute("aria-describedby")}`).textContent()).toBe(
+      'The video already has a caption track named "Deutsch"',
+    );
     await page.getByLabel("New name for English").fill("English (US)");
     await page.getByRole("button", { name: "Save name" }).click();
     await page.getByRole("link", { name: "English (US)" }).waitFor();
@@ -503,7 +508,7 @@ describe("the API's features on the console's pages: the video page, creation op
 
     // Hover: the tile of 2.5 s (the third: left column, second row) and the time; nothing seeks.
     await page.mouse.move(xAt(2.5), y);
-    await preview.getByText("0:03").waitFor();
+    await preview.getByText("0:02").waitFor();
     expect(await shownTile()).toEqual(["0px", "-45px"]);
     const currentTime = () => page.evaluate(() => (document.querySelector("video") as HTMLVideoElement).currentTime);
     expect(await currentTime()).toBe(0);
@@ -529,7 +534,7 @@ describe("the API's features on the console's pages: the video page, creation op
     await slider.focus();
     await page.keyboard.press("ArrowLeft");
     await expect.poll(currentTime).toBe(2.5);
-    expect(await slider.getAttribute("aria-valuetext")).toBe("0:03 of 0:04");
+    expect(await slider.getAttribute("aria-valuetext")).toBe("0:02 of 0:04");
     expect(await shownTile()).toEqual(["0px", "-45px"]);
     await page.keyboard.press("Home");
     await expect.poll(currentTime).toBe(0);

@@ -37,6 +37,8 @@ function useTiles(vttUrl: string): StoryboardTile[] {
 }
 
 const round = (seconds: number) => Math.round(seconds * 10) / 10;
+/** A time as players show it: whole seconds passed, not rounded up. */
+const clock = (seconds: number) => formatDuration(Math.floor(seconds));
 
 /**
  * A scrub bar under the player: hovering, or touching and dragging, shows the storyboard's tile for
@@ -140,7 +142,7 @@ export function StoryboardScrubber({
         aria-valuemin={0}
         aria-valuemax={round(duration)}
         aria-valuenow={round(now)}
-        aria-valuetext={`${formatDuration(now)} of ${formatDuration(duration)}`}
+        aria-valuetext={`${clock(now)} of ${clock(duration)}`}
         onPointerDown={onPointerDown}
         onPointerMove={onPointerMove}
         onPointerUp={onPointerUp}
@@ -167,7 +169,7 @@ export function StoryboardScrubber({
               <img src={tile.sheet} alt="" style={{ left: `${-tile.x}px`, top: `${-tile.y}px` }} />
             </div>
           )}
-          <span>{formatDuration(preview)}</span>
+          <span>{clock(preview)}</span>
         </div>
       )}
     </div>

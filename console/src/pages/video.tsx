@@ -590,8 +590,8 @@ function Captions({ videoId }: { videoId: string }) {
   const [form, setForm] = useState({ name: "", language: "", isDefault: false, forced: false, sdh: false });
   const [file, setFile] = useState<File | null>(null);
   const [busy, setBusy] = useState(false);
-  // The track being renamed, and the name typed for it.
-  const [renaming, setRenaming] = useState<{ id: string; name: string } | null>(null);
+  // The track being renamed, the name typed for it, and the API's refusal of it.
+  const [renaming, setRenaming] = useState<{ id: string; name: string; error?: string } | null>(null);
   const fileInput = useRef<HTMLInputElement>(null);
   const load = () =>
     request(VideoCaptionsQuery, { id: videoId })
@@ -637,6 +637,11 @@ function Captions({ videoId }: { videoId: string }) {
       async () => {
         const result = (await request(UpdateCaptionMutation, { id, input })).updateCaption;
         if (result.__typename === "UpdateCaptionSuccess") setRenaming(null);
+        // A refused name is shown in the rename form, beside the name.
+        if (result.__typename === "ValidationError" && input.name !== undefined) {
+          setRenaming({ id, name: input.name, error: result.message });
+          return { __typename: result.__typename };
+        }
         return result;
       },
       setMessage,
@@ -696,7 +701,15 @@ function Captions({ videoId }: { videoId: string }) {
                     required
                     value={renaming.name}
                     onInput={(e) => setRenaming({ id: c.id, name: (e.target as HTMLInputElement).value })}
+                    {...(renaming.error
+                      ? { "aria-invalid": true, "aria-describedby": `caption-rename-${c.id}-error` }
+                      : {})}
                   />
+                  {renaming.error && (
+                    <p id={`caption-rename-${c.id}-error`} class="error" role="alert">
+                      {renaming.error}
+                    </p>
+                  )}
                   <button type="submit">Save name</button>
                   <button type="button" class="secondary" onClick={() => setRenaming(null)}>
                     Cancel
