@@ -30,6 +30,14 @@ const REMOVE = /* GraphQL */ `
       ... on RemoveCaptionSuccess { removedCaptionId video { captions { id } } }
       ... on NotFoundError { id }
     } }`;
+const UPDATE = /* GraphQL */ `
+  mutation($id: ID!, $input: UpdateCaptionInput!) {
+    updateCaption(id: $id, input: $input) {
+      __typename
+      ... on UpdateCaptionSuccess { caption { id name language default } video { captions { name default } } }
+      ... on ValidationError { message field }
+      ... on NotFoundError { id }
+    } }`;
 const VIDEO = /* GraphQL */ `
   query($id: ID!) { video(id: $id) { status playbackUrl captions { id language name url playlistUrl } } }`;
 
@@ -278,6 +286,74 @@ describe("captions through the public API", () => {
         id: missing,
       });
       expect((await t.gql(VIDEO, { id })).data.video.captions).toEqual([]);
+    });
+
+    it("updateCaption: name, language and default by addCaption's rules; the master follows", async () => {
+      const update = async (captionId: string, input: Record<string, unknown>, authorization?: string) =>
+        (await t.gql(UPDATE, { id: captionId, input }, authorization)).data!.updateCaption;
+      const first = (await add({ videoId: id, language: "en", name: "First", text: VTT, default: true })).caption;
+      const second = (await add({ videoId: id, language: "fr", name: "Second", text: SRT })).caption;
+
+      // One track becomes the default: the other loses it in the same step.
+      expect(await update(second.id, { default: true, name: " Français ", language: "FR-ca" })).toEqual({
+        __typename: "UpdateCaptionSuccess",
+        caption: { id: second.id, name: "Français", language: "fr-CA", default: true },
+        video: {
+          captions: [
+            { name: "First", default: false },
+            { name: "Français", default: true },
+          ],
+        },
+      });
+      const subtitles = async () =>
+        (await master(id)).text.split("\n").filter((l) => l.startsWith("#EXT-X-MEDIA:TYPE=SUBTITLES"));
+      const listed = await subtitles();
+      expect(listed).toHaveLength(2);
+      expect(listed[0]).toContain('NAME="First",LANGUAGE="en",DEFAULT=NO,');
+      expect(listed[1]).toContain('NAME="Français",LANGUAGE="fr-CA",DEFAULT=YES,AUTOSELECT=YES,');
+
+      // A field left out stays; addCaption's rules refuse the same input, and nothing changes.
+      expect(await update(first.id, { name: "Erste" })).toMatchObject({
+        caption: { name: "Erste", language: "en", default: false },
+      });
+      expect(await update(first.id, { language: "not a tag" })).toMatchObject({
+        __typename: "ValidationError",
+        field: "language",
+        message: expect.stringMatching(/not a BCP-47 language tag/),
+      });
+      expect(await update(first.id, { name: 'Say "hi"' })).toMatchObject({
+        __typename: "ValidationError",
+        field: "name",
+      });
+      expect(await update(first.id, { name: "x".repeat(101) })).toMatchObject({
+        __typename: "ValidationError",
+        field: "name",
+      });
+      expect(await update(first.id, { name: "Français", default: true })).toMatchObject({
+        __typename: "ValidationError",
+        field: "name",
+        message: 'The video already has a caption track named "Français"',
+      });
+      const captions = async () =>
+        (await t.gql(`query($id: ID!) { video(id: $id) { captions { name language default } } }`, { id })).data.video
+          .captions;
+      expect(await captions()).toEqual([
+        { name: "Erste", language: "en", default: false },
+        { name: "Français", language: "fr-CA", default: true },
+      ]);
+
+      // default: false leaves the video without a default track.
+      expect(await update(second.id, { default: false })).toMatchObject({ caption: { default: false } });
+      expect((await subtitles()).filter((l) => l.includes("DEFAULT=YES"))).toEqual([]);
+
+      // Another tenant's caption, an unknown id and one that is no UUID are not found; nothing changes.
+      expect(await update(first.id, { name: "Intruder" }, keyB)).toEqual({ __typename: "NotFoundError", id: first.id });
+      const missing = "00000000-0000-4000-8000-000000000000";
+      expect(await update(missing, { default: true })).toEqual({ __typename: "NotFoundError", id: missing });
+      expect(await update("nope", { default: true })).toEqual({ __typename: "NotFoundError", id: "nope" });
+      expect((await captions()).map((c: { name: string }) => c.name)).toEqual(["Erste", "Français"]);
+      await t.gql(REMOVE, { id: first.id });
+      await t.gql(REMOVE, { id: second.id });
     });
 
     it("another tenant can neither add to, read nor remove the video's captions", async () => {

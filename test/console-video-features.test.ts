@@ -1,5 +1,6 @@
-import { readFile } from "node:fs/promises";
+import { mkdir, readdir, readFile } from "node:fs/promises";
 import path from "node:path";
+import { Readable } from "node:stream";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
@@ -13,6 +14,87 @@ const OPTIONS = `query ($id: ID!) { video(id: $id) {
   watermark { position opacity widthFraction } staticRenditions { name status }
 } }`;
 const DETAILS = `query ($id: ID!) { video(id: $id) { title description tags externalId metadata { key value } } }`;
+
+/**
+ * Makes a video READY with one published 320×180 rung of 4 s (MPEG-TS, 1 s segments, made here by
+ * ffmpeg and written to storage as the worker would), so the API can make images from it. No worker.
+ */
+async function publishReadyVideo(t: TestApp, title: string, options: { storyboardVtt?: string } = {}): Promise<string> {
+  const { id } = await createUpload(t, title);
+  const dir = path.join(fixturesDir(), `console-rung-${id}`);
+  await mkdir(dir, { recursive: true });
+  await runFfmpeg([
+    ...["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=10:duration=4", "-c:v", "libx264", "-g", "10"],
+    ...["-f", "hls", "-hls_time", "1", "-hls_playlist_type", "vod"],
+    ...["-hls_segment_filename", path.join(dir, "seg-%d.ts"), path.join(dir, "index.m3u8")],
+  ]);
+  const storage = t.app.services.storage;
+  for (const name of await readdir(dir)) {
+    const body = await readFile(path.join(dir, name));
+    const contentType = name.endsWith(".ts") ? "video/mp2t" : "application/vnd.apple.mpegurl";
+    await storage.write(`videos/${id}/hls/180p/${name}`, Readable.from([body]), { limit: body.length, contentType });
+  }
+  const db = t.app.services.db;
+  if (options.storyboardVtt !== undefined) {
+    // One sheet of 2×2 tiles of 80×45, a tile a second, as the worker lays them out.
+    const sheet = path.join(dir, "sheet-0.jpg");
+    await runFfmpeg([
+      ...["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=1:duration=4"],
+      ...["-vf", "scale=80:45,tile=2x2", "-frames:v", "1", sheet],
+    ]);
+    const files: [string, Buffer, string][] = [
+      ["sheet-0.jpg", await readFile(sheet), "image/jpeg"],
+      ["storyboard.vtt", Buffer.from(options.storyboardVtt), "text/vtt"],
+    ];
+    for (const [name, body, contentType] of files) {
+      await storage.write(`videos/${id}/storyboard/${name}`, Readable.from([body]), {
+        limit: body.length,
+        contentType,
+      });
+    }
+    await db.video.update({
+      where: { id },
+      data: {
+        storyboard: {
+          vttKey: `videos/${id}/storyboard/storyboard.vtt`,
+          sheetKeys: [`videos/${id}/storyboard/sheet-0.jpg`],
+          intervalSeconds: 1,
+          tileWidth: 80,
+          tileHeight: 45,
+          columns: 2,
+          rows: 2,
+          tileCount: 4,
+        },
+      },
+    });
+  }
+  await db.variant.create({
+    data: {
+      videoId: id,
+      name: "180p",
+      kind: "VIDEO",
+      width: 320,
+      height: 180,
+      bandwidth: 300_000,
+      codecs: "avc1.64000d",
+      status: "READY",
+      progress: 1,
+      playlistKey: `videos/${id}/hls/180p/index.m3u8`,
+    },
+  });
+  await db.video.update({
+    where: { id },
+    data: {
+      status: "READY",
+      duration: 4,
+      width: 320,
+      height: 180,
+      playable: true,
+      masterKey: `videos/${id}/hls/master.m3u8`,
+    },
+  });
+  return id;
+}
 
 /**
  * The API's features on the console's pages (a video's details, captions, downloads and clips; the
@@ -185,7 +267,8 @@ describe("the API's features on the console's pages: the video page, creation op
     await page.getByLabel("Default track (players show it unless the viewer chose otherwise)").check();
     await page.getByLabel("For the deaf and hard of hearing (SDH)").check();
     await page.getByRole("button", { name: "Add caption" }).click();
-    await page.getByTestId("caption").getByText("2 cues · default, SDH").waitFor();
+    await page.getByTestId("caption").getByText("2 cues · SDH").waitFor();
+    expect(await page.getByTestId("caption").getByTestId("default-caption").textContent()).toBe("default");
     expect(await captions()).toEqual([
       { name: "English", language: "en", default: true, hearingImpaired: true, cueCount: 2 },
     ]);
@@ -202,6 +285,54 @@ describe("the API's features on the console's pages: the video page, creation op
     await page.getByRole("button", { name: "Remove caption English" }).click();
     await page.getByText("No caption tracks.").waitFor();
     expect(await captions()).toEqual([]);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+  });
+
+  it("makes a track the default and renames one (updateCaption), showing a refusal", async () => {
+    const { id } = await createUpload(t, "two tracks");
+    const vtt = "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nHi\n";
+    for (const [name, language, isDefault] of [
+      ["English", "en", true],
+      ["Deutsch", "de", false],
+    ] as const) {
+      const added = await t.gql(`mutation ($input: AddCaptionInput!) { addCaption(input: $input) { __typename } }`, {
+        input: { videoId: id, name, language, text: vtt, default: isDefault },
+      });
+      expect(added.data.addCaption.__typename).toBe("AddCaptionSuccess");
+    }
+    const captions = async () =>
+      (await t.gql(`query ($id: ID!) { video(id: $id) { captions { name default } } }`, { id })).data.video.captions;
+    await page.goto(`${t.url}/videos/${id}`);
+    const track = (name: string) => page.getByTestId("caption").filter({ has: page.getByRole("link", { name }) });
+    // The default track is marked and has no "Make default"; the other has one.
+    await track("English").getByTestId("default-caption").waitFor();
+    expect(await page.getByRole("button", { name: "Make English the default track" }).count()).toBe(0);
+
+    await page.getByRole("button", { name: "Make Deutsch the default track" }).click();
+    await track("Deutsch").getByTestId("default-caption").waitFor();
+    expect(await track("English").getByTestId("default-caption").count()).toBe(0);
+    expect(await captions()).toEqual([
+      { name: "English", default: false },
+      { name: "Deutsch", default: true },
+    ]);
+
+    // A name another track has is refused with the API's reason; a free one is saved.
+    await page.getByRole("button", { name: "Rename caption English" }).click();
+    await page.getByLabel("New name for English").fill("Deutsch");
+    await page.getByRole("button", { name: "Save name" }).click();
+    // The refusal is shown under the name it refuses.
+    const newName = page.getByLabel("New name for English");
+    await expect.poll(() => newName.getAttribute("aria-invalid")).toBe("true");
+    expect(await page.locator(`#${await newName.getAttribute("aria-describedby")}`).textContent()).toBe(
+      'The video already has a caption track named "Deutsch"',
+    );
+    await page.getByLabel("New name for English").fill("English (US)");
+    await page.getByRole("button", { name: "Save name" }).click();
+    await page.getByRole("link", { name: "English (US)" }).waitFor();
+    expect(await captions()).toEqual([
+      { name: "English (US)", default: false },
+      { name: "Deutsch", default: true },
+    ]);
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
   });
 
@@ -278,6 +409,148 @@ describe("the API's features on the console's pages: the video page, creation op
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
   });
 
+  it("shows a thumbnail and an animated preview and their URLs, at the player's time; the API's refusals", async () => {
+    const id = await publishReadyVideo(t, "images");
+    await page.goto(`${t.url}/videos/${id}`);
+    const seek = (seconds: number) =>
+      page.evaluate((at) => {
+        (document.querySelector("video") as HTMLVideoElement).currentTime = at;
+      }, seconds);
+    const thumbnail = page.getByRole("region", { name: "Thumbnail" });
+    await thumbnail.waitFor();
+    await seek(2.5);
+    await thumbnail.getByRole("button", { name: "Use the player's time" }).click();
+    expect(await thumbnail.getByLabel("Time (seconds, 0 to 4)").inputValue()).toBe("2.5");
+
+    // Out of range: the API's rule, under the field it names.
+    const width = thumbnail.getByLabel("Width (pixels, even, 16 to 1920)");
+    await width.fill("17");
+    await thumbnail.getByRole("button", { name: "Show thumbnail" }).click();
+    await expect.poll(() => width.getAttribute("aria-invalid")).toBe("true");
+    expect(await page.locator("#thumbnail-width-error").textContent()).toBe(
+      "width must be an even number of pixels from 16 to 1920",
+    );
+    await thumbnail.getByLabel("Time (seconds, 0 to 4)").fill("9");
+    await width.fill("160");
+    await thumbnail.getByRole("button", { name: "Show thumbnail" }).click();
+    await page.locator("#thumbnail-time-error").getByText("time must be within the video (0 to 4 s)").waitFor();
+    expect(await width.getAttribute("aria-invalid")).toBeNull();
+
+    await thumbnail.getByLabel("Time (seconds, 0 to 4)").fill("2.5");
+    await thumbnail.getByRole("button", { name: "Show thumbnail" }).click();
+    const image = thumbnail.getByRole("img", { name: "The frame at 2.5 s, 160 px wide" });
+    await expect.poll(() => image.evaluate((img: HTMLImageElement) => img.naturalWidth), { timeout: 20_000 }).toBe(160);
+    const url = await thumbnail.getByLabel("Thumbnail URL").inputValue();
+    const api = (await t.gql(`query ($id: ID!) { video(id: $id) { thumbnailUrl(time: 2.5, width: 160) } }`, { id }))
+      .data.video.thumbnailUrl;
+    expect(url).toBe(new URL(api, t.url).href);
+    const jpeg = await fetch(url);
+    expect([jpeg.status, jpeg.headers.get("content-type")]).toEqual([200, "image/jpeg"]);
+
+    const animated = page.getByRole("region", { name: "Animated preview" });
+    await seek(1);
+    await animated.getByRole("button", { name: "Start at the player's time" }).click();
+    expect(await animated.getByLabel("Preview start, in seconds").inputValue()).toBe("1");
+    expect(await animated.getByLabel("Preview end, in seconds").inputValue()).toBe("4");
+    await animated.getByLabel("Preview end, in seconds").fill("7");
+    await animated.getByRole("button", { name: "Show animated preview" }).click();
+    await page.locator("#animated-end-error").getByText("end must be within the video (0 to 4 s)").waitFor();
+    // Width × seconds over the bound (480 px for 4 s) is the request's, not one field's.
+    await animated.getByLabel("Preview start, in seconds").fill("0");
+    await animated.getByLabel("Preview end, in seconds").fill("4");
+    await animated.getByLabel("Width (pixels, even, 16 to 480)").fill("480");
+    await animated.getByRole("button", { name: "Show animated preview" }).click();
+    await animated
+      .getByRole("alert")
+      .getByText(/^an animated preview 480 px wide lasts at most 3\.3 s/)
+      .waitFor();
+
+    await animated.getByLabel("Preview start, in seconds").fill("1");
+    await animated.getByLabel("Width (pixels, even, 16 to 480)").fill("160");
+    await animated.getByLabel("Format").selectOption("GIF");
+    await animated.getByRole("button", { name: "Show animated preview" }).click();
+    const gif = animated.getByRole("img", { name: "GIF of 1 s to 4 s" });
+    await expect.poll(() => gif.evaluate((img: HTMLImageElement) => img.naturalWidth), { timeout: 30_000 }).toBe(160);
+    const gifUrl = new URL(await animated.getByLabel("Animated preview URL").inputValue());
+    expect(gifUrl.pathname).toBe(`/media/videos/${id}/animated.gif`);
+    expect(Object.fromEntries(gifUrl.searchParams)).toEqual({ start: "1", end: "4", width: "160" });
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+  });
+
+  it("scrubs by the storyboard: hover and drag show the tile for the time, a click and the keys seek", async () => {
+    const vtt =
+      "WEBVTT\n\n" +
+      [0, 1, 2, 3]
+        .map(
+          (i) =>
+            `00:00:0${i}.000 --> 00:00:0${i + 1}.000\n` +
+            `sheet-0.jpg#xywh=${(i % 2) * 80},${Math.floor(i / 2) * 45},80,45\n`,
+        )
+        .join("\n");
+    const id = await publishReadyVideo(t, "storyboard", { storyboardVtt: vtt });
+    await page.goto(`${t.url}/videos/${id}`);
+    const slider = page.getByRole("slider", { name: "Seek (storyboard)" });
+    await slider.waitFor();
+    expect(await slider.getAttribute("aria-valuemin")).toBe("0");
+    expect(await slider.getAttribute("aria-valuemax")).toBe("4");
+    expect(await slider.getAttribute("aria-valuenow")).toBe("0");
+    expect(await slider.getAttribute("aria-valuetext")).toBe("0:00 of 0:04");
+    const box = (await slider.boundingBox())!;
+    const xAt = (seconds: number) => box.x + (box.width * seconds) / 4;
+    const y = box.y + box.height / 2;
+    const preview = page.getByTestId("scrubber-preview");
+    /** Where the preview's tile sits in the sheet, once the sheet has loaded. */
+    const shownTile = async () => {
+      const img = preview.locator(".scrubber-tile img");
+      await expect.poll(() => img.evaluate((i: HTMLImageElement) => i.complete && i.naturalWidth)).toBe(160);
+      return img.evaluate((i: HTMLImageElement) => [i.style.left, i.style.top]);
+    };
+
+    // Hover: the tile of 2.5 s (the third: left column, second row) and the time; nothing seeks.
+    await page.mouse.move(xAt(2.5), y);
+    await preview.getByText("0:02").waitFor();
+    expect(await shownTile()).toEqual(["0px", "-45px"]);
+    const currentTime = () => page.evaluate(() => (document.querySelector("video") as HTMLVideoElement).currentTime);
+    expect(await currentTime()).toBe(0);
+    // Leaving the bar hides it; a click seeks.
+    await page.mouse.move(xAt(2.5), box.y + box.height + 200);
+    await preview.waitFor({ state: "detached" });
+    await page.mouse.click(xAt(1.5), y);
+    await expect.poll(currentTime).toBe(1.5);
+    await expect.poll(() => slider.getAttribute("aria-valuenow")).toBe("1.5");
+
+    // A finger: touching shows the tile under it, dragging follows, lifting seeks and hides it.
+    const touch = (type: string, seconds: number) =>
+      slider.dispatchEvent(type, { pointerType: "touch", pointerId: 7, button: 0, clientX: xAt(seconds), clientY: y });
+    await touch("pointerdown", 0.5);
+    expect(await shownTile()).toEqual(["0px", "0px"]);
+    await touch("pointermove", 3.5);
+    expect(await shownTile()).toEqual(["-80px", "-45px"]);
+    await touch("pointerup", 3.5);
+    await expect.poll(currentTime).toBe(3.5);
+    await preview.waitFor({ state: "detached" });
+
+    // The keyboard: a tile's interval per arrow, Home and End.
+    await slider.focus();
+    await page.keyboard.press("ArrowLeft");
+    await expect.poll(currentTime).toBe(2.5);
+    expect(await slider.getAttribute("aria-valuetext")).toBe("0:02 of 0:04");
+    expect(await shownTile()).toEqual(["0px", "-45px"]);
+    await page.keyboard.press("Home");
+    await expect.poll(currentTime).toBe(0);
+    await page.keyboard.press("End");
+    await expect.poll(currentTime).toBe(4);
+    expect(await slider.getAttribute("aria-valuenow")).toBe("4");
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+
+    // A video without a storyboard has no scrub bar.
+    const plain = await publishReadyVideo(t, "no storyboard");
+    await page.goto(`${t.url}/videos/${plain}`);
+    await page.getByRole("heading", { name: "no storyboard", level: 1 }).waitFor();
+    await page.getByRole("region", { name: "Thumbnail" }).waitFor();
+    expect(await page.getByRole("slider", { name: "Seek (storyboard)" }).count()).toBe(0);
+  });
+
   it("adds a webhook endpoint for the event types checked", async () => {
     await page.goto(`${t.url}/webhooks`);
     await page.getByLabel("Endpoint URL").fill("http://127.0.0.1:9/hooks");
@@ -289,5 +562,60 @@ describe("the API's features on the console's pages: the video page, creation op
     expect(data.webhookEndpoints).toEqual([{ url: "http://127.0.0.1:9/hooks", events: ["VIDEO_READY", "JOB_FAILED"] }]);
     await page.getByText("video_ready, job_failed").waitFor();
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+  });
+
+  it("opens a webhook delivery: its body as indented text (never HTML) and its attempts", async () => {
+    const created = await t.gql(
+      `mutation($input: CreateWebhookEndpointInput!) {
+        createWebhookEndpoint(input: $input) { ... on CreateWebhookEndpointSuccess { endpoint { id } } } }`,
+      { input: { url: "http://127.0.0.1:9/deliveries" } },
+    );
+    const endpointId = created.data.createWebhookEndpoint.endpoint.id;
+    // A title is the tenant's own text: markup in it must reach the page as text.
+    const payload = { type: "video.ready", data: { title: '<img src=x onerror="window.__injected=1">' } };
+    const db = t.app.services.db;
+    const delivery = await db.webhookDelivery.create({
+      data: {
+        endpointId,
+        eventId: crypto.randomUUID(),
+        eventType: "video.ready",
+        payload,
+        status: "FAILED",
+        attemptCount: 2,
+        nextAttemptAt: null,
+        giveUpAt: new Date(Date.now() + 3600_000),
+        lastStatusCode: 503,
+      },
+    });
+    await db.webhookAttempt.createMany({
+      data: [
+        { deliveryId: delivery.id, at: new Date(Date.now() - 60_000), error: "connect ECONNREFUSED", durationMs: 3 },
+        { deliveryId: delivery.id, at: new Date(), statusCode: 503, responseBody: "busy", durationMs: 41 },
+      ],
+    });
+    await page.goto(`${t.url}/webhooks`);
+    const endpoint = page.getByRole("article", { name: "Endpoint http://127.0.0.1:9/deliveries" });
+    const open = endpoint.getByRole("button", { name: /^video_ready delivery of .*: body and attempts$/ });
+    expect(await open.getAttribute("aria-expanded")).toBe("false");
+    await open.click();
+    const detail = endpoint.getByTestId("delivery-detail");
+    await detail.waitFor();
+    expect(await open.getAttribute("aria-expanded")).toBe("true");
+    // The body as the API gives it (Postgres keeps JSON's keys in its own order), indented.
+    const sent = (await t.gql(`query ($id: ID!) { webhookDelivery(id: $id) { payload } }`, { id: delivery.id })).data
+      .webhookDelivery.payload;
+    expect(JSON.parse(sent)).toEqual(payload);
+    expect(await detail.getByTestId("delivery-payload").textContent()).toBe(JSON.stringify(JSON.parse(sent), null, 2));
+    expect(await detail.getByTestId("delivery-payload").textContent()).toContain('"<img src=x onerror=\\"window');
+    expect(await detail.locator("img").count()).toBe(0);
+    expect(await page.evaluate(() => (window as any).__injected)).toBeUndefined();
+    const attempts = await detail.getByTestId("delivery-attempt").allTextContents();
+    expect(attempts).toHaveLength(2);
+    expect(attempts[0]).toMatch(/ · no answer · 3 ms · connect ECONNREFUSED$/);
+    expect(attempts[1]).toMatch(/ · HTTP 503 · 41 ms$/);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    // Closed again, the details go.
+    await open.click();
+    await detail.waitFor({ state: "detached" });
   });
 });

@@ -237,6 +237,13 @@ export const WebhooksQuery = graphql(`
   }
 `);
 
+/** One delivery's body and attempts, read when its row is opened (the table leaves them out). */
+export const WebhookDeliveryQuery = graphql(`
+  query WebhookDelivery($id: ID!) {
+    webhookDelivery(id: $id) { id eventId payload attempts { id at statusCode error durationMs } }
+  }
+`);
+
 export const CreateWebhookEndpointMutation = graphql(`
   mutation CreateWebhookEndpoint($input: CreateWebhookEndpointInput!) {
     createWebhookEndpoint(input: $input) {
@@ -336,6 +343,16 @@ export const AddCaptionMutation = graphql(`
   }
 `);
 
+export const UpdateCaptionMutation = graphql(`
+  mutation UpdateCaption($id: ID!, $input: UpdateCaptionInput!) {
+    updateCaption(id: $id, input: $input) {
+      __typename
+      ... on ValidationError { field }
+      ... on Error { message }
+    }
+  }
+`);
+
 export const RemoveCaptionMutation = graphql(`
   mutation RemoveCaption($id: ID!) {
     removeCaption(id: $id) { __typename ... on Error { message } }
@@ -375,5 +392,26 @@ export const CreateClipMutation = graphql(`
       ... on ValidationError { field }
       ... on Error { message }
     }
+  }
+`);
+
+/** A JPEG of one frame; a time or width out of range is a BAD_USER_INPUT error naming it. */
+export const VideoThumbnailQuery = graphql(`
+  query VideoThumbnail($id: ID!, $time: Float!, $width: Int) {
+    video(id: $id) { id thumbnailUrl(time: $time, width: $width) }
+  }
+`);
+
+/** An animated WebP or GIF of a range; a range or width out of bounds is a BAD_USER_INPUT error. */
+export const VideoAnimatedPreviewQuery = graphql(`
+  query VideoAnimatedPreview($id: ID!, $start: Float!, $end: Float!, $width: Int, $format: AnimatedPreviewFormat) {
+    video(id: $id) { id animatedPreviewUrl(start: $start, end: $end, width: $width, format: $format) }
+  }
+`);
+
+/** The storyboard's WebVTT, for the player's scrub bar: made once the video is playable. */
+export const VideoStoryboardQuery = graphql(`
+  query VideoStoryboard($id: ID!) {
+    video(id: $id) { id storyboard { vttUrl intervalSeconds } }
   }
 `);

@@ -1,6 +1,7 @@
 import type Hls from "hls.js";
 import type { ErrorData, Level } from "hls.js";
 import { useEffect, useRef, useState } from "preact/hooks";
+import { StoryboardScrubber, type StoryboardProps } from "./storyboard-scrubber.tsx";
 
 /**
  * Memory stays bounded: at most 30 s ahead (60 s when the network is fast) and 30 s behind the
@@ -37,6 +38,8 @@ export interface PlayerProps {
   startTime?: number;
   /** Set to the `<video>` element while the player is shown, for a page that reads its current time. */
   element?: { current: HTMLVideoElement | null };
+  /** The video's storyboard: a scrub bar under the picture shows its tiles. */
+  storyboard?: StoryboardProps | null;
 }
 
 /** hls.js with a quality menu (automatic switching by default), or the browser's own HLS (Safari). */
@@ -125,6 +128,7 @@ export function Player(props: PlayerProps) {
         aria-label={`Video player: ${props.title}`}
         data-testid="player"
       />
+      {props.storyboard && <StoryboardScrubber video={videoRef} storyboard={props.storyboard} />}
       {error && (
         <p role="alert" class="error">
           {error}

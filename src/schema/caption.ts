@@ -127,6 +127,32 @@ const RemoveCaptionSuccess = builder
     }),
   });
 
+const UpdateCaptionInput = builder.inputType("UpdateCaptionInput", {
+  description: "What to change on a caption track; a field left out (or null) stays as it is.",
+  fields: (t) => ({
+    language: t.string({ description: 'BCP-47 language tag, e.g. "en", "de-CH", "pt-BR".' }),
+    name: t.string({ description: "The track's name in players' menus; unique per video." }),
+    default: t.boolean({
+      description: "true: make it the video's default track (any other loses that); false: it is not the default.",
+    }),
+  }),
+});
+
+const UpdateCaptionSuccess = builder
+  .objectRef<{ captionId: string; videoId: string }>("UpdateCaptionSuccess")
+  .implement({
+    fields: (t) => ({
+      caption: t.prismaField({
+        type: CaptionRef,
+        resolve: (query, r, _a, ctx) => ctx.db.caption.findUniqueOrThrow({ ...query, where: { id: r.captionId } }),
+      }),
+      video: t.prismaField({
+        type: VideoRef,
+        resolve: (query, r, _a, ctx) => ctx.db.video.findUniqueOrThrow({ ...query, where: { id: r.videoId } }),
+      }),
+    }),
+  });
+
 /** The caption file's text from `text` or `file`, exactly one of them, within MAX_CAPTION_BYTES. */
 async function captionText(text: string | null | undefined, file: File | null | undefined): Promise<string> {
   if ((text == null) === (file == null)) throw new ValidationError("text", "Give the captions as `text` or as `file`");
@@ -140,6 +166,10 @@ async function captionText(text: string | null | undefined, file: File | null | 
 
 const isPrismaError = (err: unknown, code: string): boolean =>
   err instanceof Prisma.PrismaClientKnownRequestError && err.code === code;
+
+/** Track names are unique per video (the database's unique index holds it under concurrent requests). */
+const nameTaken = (name: string) =>
+  new ValidationError("name", `The video already has a caption track named "${name}"`);
 
 builder.mutationFields((t) => ({
   addCaption: t.field({
@@ -169,8 +199,7 @@ builder.mutationFields((t) => ({
       // Checked here to spare storage a file that cannot be kept; the check that holds is the one in the transaction.
       const existing = await ctx.db.caption.findMany({ where: { videoId: video.id }, select: { name: true } });
       if (existing.length >= MAX_CAPTIONS_PER_VIDEO) throw tooMany();
-      const nameTaken = () => new ValidationError("name", `The video already has a caption track named "${name}"`);
-      if (existing.some((c) => c.name === name)) throw nameTaken();
+      if (existing.some((c) => c.name === name)) throw nameTaken(name);
 
       const id = randomUUID();
       const key = captionKey(video.id, id);
@@ -207,11 +236,57 @@ builder.mutationFields((t) => ({
       } catch (err) {
         await ctx.storage.deletePrefix(captionPrefix(video.id, id));
         // Another request took the name meanwhile, or the video was deleted meanwhile.
-        if (isPrismaError(err, "P2002")) throw nameTaken();
+        if (isPrismaError(err, "P2002")) throw nameTaken(name);
         if (isPrismaError(err, "P2003")) throw new NotFoundError("video", video.id);
         throw err;
       }
       return { captionId: id, videoId: video.id };
+    },
+  }),
+  updateCaption: t.field({
+    type: UpdateCaptionSuccess,
+    description:
+      "Changes a caption track's name, language or default flag (players see it in the master playlist within " +
+      "seconds). Its cues stay as they are: to change them, add a new track and remove this one.",
+    authScopes: { scope: "videos:write" },
+    extensions: mutationWork({ jobs: [] }),
+    args: {
+      id: t.arg.id({ required: true }),
+      input: t.arg({ type: UpdateCaptionInput, required: true }),
+    },
+    errors: { types: [NotFoundError, ValidationError], union: { name: "UpdateCaptionResult" } },
+    resolve: async (_root, { id, input }, ctx) => {
+      const captionId = String(id);
+      const caption = isUuid(captionId)
+        ? await ctx.db.caption.findFirst({
+            where: { id: captionId, video: { tenantId: tenantOf(ctx) } },
+            select: { id: true, videoId: true },
+          })
+        : null;
+      if (!caption) throw new NotFoundError("caption", captionId);
+      const language = input.language == null ? undefined : canonicalLanguage(input.language, "language");
+      const name = input.name == null ? undefined : trackName(input.name, "name");
+      try {
+        await ctx.db.$transaction(async (tx) => {
+          // The video's row lock orders this with addCaption's default flag: a video keeps at most one default.
+          if ((await lockVideo(tx, caption.videoId)) === null) throw new NotFoundError("caption", captionId);
+          if (input.default) {
+            await tx.caption.updateMany({
+              where: { videoId: caption.videoId, id: { not: caption.id } },
+              data: { isDefault: false },
+            });
+          }
+          const updated = await tx.caption.updateMany({
+            where: { id: caption.id },
+            data: { language, name, isDefault: input.default ?? undefined },
+          });
+          if (updated.count === 0) throw new NotFoundError("caption", captionId);
+        });
+      } catch (err) {
+        if (isPrismaError(err, "P2002")) throw nameTaken(name ?? "");
+        throw err;
+      }
+      return { captionId: caption.id, videoId: caption.videoId };
     },
   }),
   removeCaption: t.field({

@@ -13,6 +13,7 @@ import {
   RemoveCaptionMutation,
   RequestStaticRenditionsMutation,
   RetryVariantMutation,
+  UpdateCaptionMutation,
   UpdateVideoMutation,
   VideoCaptionsQuery,
   VideoCostQuery,
@@ -20,10 +21,13 @@ import {
   VideoJobsQuery,
   VideoQuery,
   VideoStaticRenditionsQuery,
+  VideoStoryboardQuery,
 } from "../operations.ts";
 import { Player } from "../player.tsx";
+import type { StoryboardProps } from "../storyboard-scrubber.tsx";
 import { QueuePlace } from "../queue.tsx";
 import { Link, navigate, useTitle } from "../router.tsx";
+import { VideoImages } from "../video-images.tsx";
 import { STATIC_RENDITIONS } from "../video-options.tsx";
 
 /**
@@ -177,6 +181,23 @@ function usePlaybackUrl(video: Video | null | undefined): string | null {
   return playback.current;
 }
 
+/**
+ * The storyboard for the player's scrub bar: read when the video turns playable or changes state
+ * (the worker makes it after the first rungs), null while it has none.
+ */
+function useStoryboard(videoId: string, video: Video | null | undefined): StoryboardProps | null {
+  const [storyboard, setStoryboard] = useState<{ vttUrl: string; intervalSeconds: number } | null>(null);
+  const playable = video?.playable ?? false;
+  useEffect(() => {
+    if (!playable) return;
+    request(VideoStoryboardQuery, { id: videoId })
+      .then((data) => setStoryboard(data.video?.storyboard ?? null))
+      .catch(() => setStoryboard(null));
+  }, [videoId, playable, video?.status]);
+  const duration = video?.duration;
+  return storyboard && duration ? { ...storyboard, duration } : null;
+}
+
 /** One video: live progress, the player, sharing, and for operators its variants, jobs and runs. */
 export function VideoPage({ videoId }: { videoId: string }) {
   const [initial, setInitial] = useState<Video | null | undefined>(undefined);
@@ -194,6 +215,7 @@ export function VideoPage({ videoId }: { videoId: string }) {
   useTitle(initial === null ? "No such video" : video?.title);
   const playback = usePlaybackUrl(video);
   const playerElement = useRef<HTMLVideoElement | null>(null);
+  const storyboard = useStoryboard(videoId, video);
 
   if (initial === null) return <p role="alert">No such video.</p>;
   if (!video) return <p>{message ?? "Loading…"}</p>;
@@ -257,6 +279,7 @@ export function VideoPage({ videoId }: { videoId: string }) {
           audioPlaylist={audio?.playlistUrl}
           title={video.title}
           element={playerElement}
+          storyboard={storyboard}
         />
       ) : (
         video.posterUrl && <img class="poster" src={video.posterUrl} alt="" />
@@ -272,6 +295,9 @@ export function VideoPage({ videoId }: { videoId: string }) {
       )}
       <Details videoId={video.id} onSaved={(title) => setSaved({ id: video.id, title })} />
       {video.status === "READY" && <ClipForm video={video} player={playerElement} />}
+      {video.status === "READY" && video.duration != null && (
+        <VideoImages videoId={video.id} duration={video.duration} player={playerElement} />
+      )}
       <Captions videoId={video.id} />
       <Downloads videoId={video.id} status={video.status} />
       {video.playable && <Share video={video} />}
@@ -551,12 +577,12 @@ function ClipForm({ video, player }: { video: Video; player: { current: HTMLVide
 
 type Caption = NonNullable<ResultOf<typeof VideoCaptionsQuery>["video"]>["captions"][number];
 
-const captionFlags = (c: Caption) =>
-  [c.default && "default", c.forced && "forced", c.hearingImpaired && "SDH"].filter(Boolean).join(", ");
+/** The flags beside a track's name; the default track has its own badge. */
+const captionFlags = (c: Caption) => [c.forced && "forced", c.hearingImpaired && "SDH"].filter(Boolean).join(", ");
 
 /**
  * The video's caption tracks (WebVTT or SRT files, which players list from the master playlist):
- * add one from a file, remove one. The default track is chosen when a track is added.
+ * add one from a file, make one the default, rename one, remove one.
  */
 function Captions({ videoId }: { videoId: string }) {
   const [captions, setCaptions] = useState<Caption[] | null>(null);
@@ -564,6 +590,8 @@ function Captions({ videoId }: { videoId: string }) {
   const [form, setForm] = useState({ name: "", language: "", isDefault: false, forced: false, sdh: false });
   const [file, setFile] = useState<File | null>(null);
   const [busy, setBusy] = useState(false);
+  // The track being renamed, the name typed for it, and the API's refusal of it.
+  const [renaming, setRenaming] = useState<{ id: string; name: string; error?: string } | null>(null);
   const fileInput = useRef<HTMLInputElement>(null);
   const load = () =>
     request(VideoCaptionsQuery, { id: videoId })
@@ -604,6 +632,21 @@ function Captions({ videoId }: { videoId: string }) {
     }
     await load();
   };
+  const update = (id: string, input: { name?: string; default?: boolean }) =>
+    runAndReload(
+      async () => {
+        const result = (await request(UpdateCaptionMutation, { id, input })).updateCaption;
+        if (result.__typename === "UpdateCaptionSuccess") setRenaming(null);
+        // A refused name is shown in the rename form, beside the name.
+        if (result.__typename === "ValidationError" && input.name !== undefined) {
+          setRenaming({ id, name: input.name, error: result.message });
+          return { __typename: result.__typename };
+        }
+        return result;
+      },
+      setMessage,
+      load,
+    );
   const check = (name: "isDefault" | "forced" | "sdh", label: string) => (
     <label class="check">
       <input
@@ -622,12 +665,66 @@ function Captions({ videoId }: { videoId: string }) {
       {captions && captions.length > 0 && (
         <ul aria-label="Caption tracks">
           {captions.map((c) => (
-            <li key={c.id} data-testid="caption">
+            <li key={c.id} data-testid="caption" data-default={c.default}>
               <a href={c.url}>{c.name}</a>{" "}
+              {c.default && (
+                <span class="badge" data-testid="default-caption">
+                  default
+                </span>
+              )}{" "}
               <span class="muted">
                 · {c.language} · {c.cueCount} cue{c.cueCount === 1 ? "" : "s"}
                 {captionFlags(c) ? ` · ${captionFlags(c)}` : ""}
               </span>{" "}
+              {!c.default && (
+                <button
+                  type="button"
+                  class="secondary"
+                  aria-label={`Make ${c.name} the default track`}
+                  onClick={() => update(c.id, { default: true })}
+                >
+                  Make default
+                </button>
+              )}{" "}
+              {renaming?.id === c.id ? (
+                <form
+                  class="caption-rename"
+                  aria-label={`Rename caption ${c.name}`}
+                  onSubmit={(e) => {
+                    e.preventDefault();
+                    void update(c.id, { name: renaming.name });
+                  }}
+                >
+                  <label for={`caption-rename-${c.id}`}>New name for {c.name}</label>
+                  <input
+                    id={`caption-rename-${c.id}`}
+                    required
+                    value={renaming.name}
+                    onInput={(e) => setRenaming({ id: c.id, name: (e.target as HTMLInputElement).value })}
+                    {...(renaming.error
+                      ? { "aria-invalid": true, "aria-describedby": `caption-rename-${c.id}-error` }
+                      : {})}
+                  />
+                  {renaming.error && (
+                    <p id={`caption-rename-${c.id}-error`} class="error" role="alert">
+                      {renaming.error}
+                    </p>
+                  )}
+                  <button type="submit">Save name</button>
+                  <button type="button" class="secondary" onClick={() => setRenaming(null)}>
+                    Cancel
+                  </button>
+                </form>
+              ) : (
+                <button
+                  type="button"
+                  class="secondary"
+                  aria-label={`Rename caption ${c.name}`}
+                  onClick={() => setRenaming({ id: c.id, name: c.name })}
+                >
+                  Rename
+                </button>
+              )}{" "}
               <button
                 type="button"
                 class="secondary"

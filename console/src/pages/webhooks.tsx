@@ -6,11 +6,14 @@ import {
   CreateWebhookEndpointMutation,
   DeleteWebhookEndpointMutation,
   ResendWebhookDeliveryMutation,
+  WebhookDeliveryQuery,
   WebhooksQuery,
 } from "../operations.ts";
 import { useTitle } from "../router.tsx";
 
 type Endpoint = ResultOf<typeof WebhooksQuery>["webhookEndpoints"][number];
+type Delivery = Endpoint["deliveries"]["edges"][number]["node"];
+type DeliveryDetail = NonNullable<ResultOf<typeof WebhookDeliveryQuery>["webhookDelivery"]>;
 type EventType = NonNullable<VariablesOf<typeof CreateWebhookEndpointMutation>["input"]["events"]>[number];
 
 const EVENT_TYPES: [EventType, string][] = [
@@ -29,6 +32,13 @@ export function WebhooksPage() {
   const [secret, setSecret] = useState<string | null>(null);
   const [url, setUrl] = useState("");
   const [events, setEvents] = useState<EventType[]>([]);
+  // Deliveries whose body and attempts are shown; they stay open while the table is read again.
+  const [opened, setOpened] = useState<ReadonlySet<string>>(new Set());
+  const toggle = (id: string) => {
+    const next = new Set(opened);
+    if (!next.delete(id)) next.add(id);
+    setOpened(next);
+  };
   const load = () =>
     request(WebhooksQuery, {})
       .then((data) => setEndpoints(data.webhookEndpoints))
@@ -124,9 +134,20 @@ export function WebhooksPage() {
               </tr>
             </thead>
             <tbody>
-              {endpoint.deliveries.edges.map(({ node: d }) => (
+              {endpoint.deliveries.edges.map(({ node: d }) => [
                 <tr key={d.id}>
-                  <td>{d.eventType.toLowerCase()}</td>
+                  <td>
+                    <button
+                      type="button"
+                      class="link"
+                      aria-expanded={opened.has(d.id)}
+                      aria-controls={`delivery-${d.id}`}
+                      aria-label={`${deliveryName(d)}: body and attempts`}
+                      onClick={() => toggle(d.id)}
+                    >
+                      {d.eventType.toLowerCase()}
+                    </button>
+                  </td>
                   <td>{statusLabel(d.status)}</td>
                   <td>{d.attemptCount}</td>
                   <td>{d.lastStatusCode ?? d.lastError ?? "–"}</td>
@@ -144,12 +165,66 @@ export function WebhooksPage() {
                       Resend
                     </button>
                   </td>
-                </tr>
-              ))}
+                </tr>,
+                opened.has(d.id) && (
+                  <tr key={`${d.id}-detail`} id={`delivery-${d.id}`} class="delivery-detail">
+                    <td colSpan={6}>
+                      <DeliveryDetails delivery={d} />
+                    </td>
+                  </tr>
+                ),
+              ])}
             </tbody>
           </table>
         </article>
       ))}
     </section>
+  );
+}
+
+/** A delivery as a screen reader names it: its event type and when it was made. */
+const deliveryName = (d: Delivery) => `${d.eventType.toLowerCase()} delivery of ${formatDate(d.createdAt)}`;
+
+/** The JSON as sent, indented; a body that is not JSON as it is. */
+function prettyJson(text: string): string {
+  try {
+    return JSON.stringify(JSON.parse(text), null, 2);
+  } catch {
+    return text;
+  }
+}
+
+/**
+ * A delivery's body (text in a <pre>: a tenant's event data is never parsed as HTML) and every
+ * attempt to send it, read again when another attempt is made.
+ */
+function DeliveryDetails({ delivery }: { delivery: Delivery }) {
+  const [detail, setDetail] = useState<DeliveryDetail | null>(null);
+  const [message, setMessage] = useState<string | null>(null);
+  useEffect(() => {
+    request(WebhookDeliveryQuery, { id: delivery.id })
+      .then((data) => (data.webhookDelivery ? setDetail(data.webhookDelivery) : setMessage("No such delivery.")))
+      .catch((err: Error) => setMessage(err.message));
+  }, [delivery.id, delivery.attemptCount, delivery.status]);
+  if (!detail) return <p class="muted">{message ?? "Loading…"}</p>;
+  return (
+    <div class="delivery" data-testid="delivery-detail">
+      <p class="muted">Event id {detail.eventId}</p>
+      <h3>Body</h3>
+      <pre data-testid="delivery-payload">{prettyJson(detail.payload)}</pre>
+      <h3>Attempts</h3>
+      {detail.attempts.length === 0 ? (
+        <p class="muted">Not sent yet.</p>
+      ) : (
+        <ol aria-label="Attempts">
+          {detail.attempts.map((a) => (
+            <li key={a.id} data-testid="delivery-attempt">
+              {formatDate(a.at)} · {a.statusCode != null ? `HTTP ${a.statusCode}` : "no answer"} · {a.durationMs} ms
+              {a.error && <span class="error"> · {a.error}</span>}
+            </li>
+          ))}
+        </ol>
+      )}
+    </div>
   );
 }
