@@ -227,4 +227,24 @@ describe("split transcodes (ingest)", () => {
     const statuses = await db.job.findMany({ where: { videoId }, select: { status: true } });
     expect(statuses.map((j) => j.status)).toEqual(["CANCELED", "CANCELED", "CANCELED"]);
   });
+
+  it("fails the video when a split run ends with no chunk queued, rather than call its first chunk the video", async () => {
+    const { videoId, jobId } = await runningTranscode();
+    await send(
+      jobId,
+      { type: "job.started" },
+      { type: "job.probed", probe, ladder: LADDER_360P },
+      {
+        type: "job.succeeded",
+        masterKey: `videos/${videoId}/hls/master.m3u8`,
+        posterKey: null,
+        firstChunk: { targetDuration: 2, variants: segmentsOf(chunks[0]!) },
+      },
+    );
+    const video = await db.video.findUniqueOrThrow({ where: { id: videoId } });
+    expect([video.status, video.error]).toEqual([
+      "FAILED",
+      "The split transcode's chunks were never queued; the video is incomplete",
+    ]);
+  });
 });

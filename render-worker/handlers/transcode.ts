@@ -115,7 +115,14 @@ async function encodeAndPublish(
     log.info("encoding from the start", { jobId: job.jobId, reason: plan.reason });
   }
   await ctx.emit({ type: "job.probed", probe, ladder, ...(resumed ? { resumed } : {}) });
-  if (chunks) await ctx.emit({ type: "job.split", chunks, ladder: videoRungs });
+  // The chunks are queued once the video is playable (or the run ends first): until then no other
+  // run competes with the first segments for the source, the storage or the API.
+  let splitSent = false;
+  const sendSplit = async () => {
+    if (!chunks || splitSent) return;
+    splitSent = true;
+    await ctx.emit({ type: "job.split", chunks, ladder: videoRungs });
+  };
 
   if (signal.aborted) throw abortError(signal);
   // Written once every rung of this run has published, so it never vouches for playlists an
@@ -154,16 +161,14 @@ async function encodeAndPublish(
     probe,
     segmentFormat,
     targetDuration: targetDuration(segments),
-    ...(firstChunk
-      ? {
-          openRungs: videoRungs.map((r) => r.name),
-          progressSeconds: (rung: Rung) => (rung.kind === "VIDEO" ? firstChunk.toSeconds : probe.duration),
-        }
-      : {}),
+    // Each rung's progress counts over the whole source: before the API knows of the split, it
+    // shows the run's progress as a whole run's.
+    ...(firstChunk ? { openRungs: videoRungs.map((r) => r.name) } : {}),
     onPlayable: (masterKey) =>
       inSpan("publish playable", {}, async () => {
         await publishManifest(undefined);
         await ctx.emit({ type: "video.playable", masterKey });
+        await sendSplit();
         startPoster();
       }),
     onError: (error) => {
@@ -226,6 +231,7 @@ async function encodeAndPublish(
     const made = storyboard ? { storyboard: await storyboard } : {};
     if (signal.aborted) throw abortError(signal);
     if (firstChunk) {
+      await sendSplit();
       await reportFirstChunk(job, ctx, ladder, variants, publisher.segments(), {
         masterKey: publisher.masterKey,
         posterKey,

@@ -142,6 +142,14 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
       .map((job) => ({ job, chunk: parseJobInput("TRANSCODE_CHUNK", job.input).chunk }))
       .sort((a, b) => a.chunk.index - b.chunk.index);
     const first = ChunkOutput.parse(parent.output);
+    if (chunkJobs.length === 0) {
+      // A split run's end with no chunk queued (its `job.split` refused): the first chunk is not the
+      // whole video, and nothing will bring the rest.
+      const error = "The split transcode's chunks were never queued; the video is incomplete";
+      log.error("split transcode ended with no chunk queued; the video fails", { videoId, parentId });
+      await failVideoIn(tx, videoId, error, at);
+      return nothing;
+    }
     const outputs: (ChunkOutput | null)[] = [
       first,
       ...chunkJobs.map(({ job }) =>
@@ -165,14 +173,7 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
       // No playlist may name a gap, and no later event can fill it: the video fails.
       const error = `The chunks of the split transcode do not join: the ${name} rung has ${segments[gap]!.uri} where segment ${gap} belongs`;
       log.error("split transcode's chunks do not join; the video fails", { videoId, parentId, error });
-      await tx.variant.updateMany({
-        where: { videoId, status: { in: ["PENDING", "ENCODING"] } },
-        data: { status: "FAILED", error },
-      });
-      await tx.video.updateMany({
-        where: { id: videoId, status: { in: ["QUEUED", "PROCESSING"] } },
-        data: { status: "FAILED", playable: false, error, finishedAt: at },
-      });
+      await failVideoIn(tx, videoId, error, at);
       return nothing;
     }
     for (const { name, segments } of listed) {
@@ -285,6 +286,18 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
   }
 
   return { onSplit, onFirstChunkSucceeded, onChunkSucceeded, onSplitProgress };
+}
+
+/** Fails a split video whose chunks cannot make it whole, and its unfinished rungs, in `tx`. */
+async function failVideoIn(tx: Tx, videoId: string, error: string, at: Date): Promise<void> {
+  await tx.variant.updateMany({
+    where: { videoId, status: { in: ["PENDING", "ENCODING"] } },
+    data: { status: "FAILED", error },
+  });
+  await tx.video.updateMany({
+    where: { id: videoId, status: { in: ["QUEUED", "PROCESSING"] } },
+    data: { status: "FAILED", playable: false, error, finishedAt: at },
+  });
 }
 
 /** The number in a segment's file name (`seg_00012.ts` → 12), which the contract's pattern guarantees. */
