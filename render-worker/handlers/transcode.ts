@@ -299,6 +299,8 @@ function encodeFirstChunk(args: EncodeLadderArgs, first: Chunk, stopAll: (error:
           ...audioArgs,
           ladder: audioRungs,
           ...(audioFilter ? { sourceFilters: { inputs: [], audio: audioFilter } } : {}),
+          // The first segments of the video are on the way to playable; the audio's cost little.
+          niceness: 10,
         });
   let failure: { error: unknown } | null = null;
   const stopOnFailure = (done: Promise<void>) =>

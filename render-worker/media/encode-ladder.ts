@@ -57,6 +57,8 @@ export interface EncodeLadderArgs {
    * `inputs` (`[1:v:0]`…) and writes `[src]`; `audio` is a filter chain for `[0:a:0]`.
    */
   sourceFilters?: { inputs: FfmpegInput[]; video?: string; audio?: string };
+  /** ffmpeg's nice value (FfmpegRun.niceness): a split run's audio yields to its video. */
+  niceness?: number;
 }
 
 /** How a ladder encode scales its rungs and which libx264 settings each rung gets. */
@@ -249,6 +251,7 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
         ...command(video),
         cwd: workDir,
         signal: args.signal,
+        ...(args.niceness === undefined ? {} : { niceness: args.niceness }),
         onStart: () => {
           startedAt = Date.now();
         },

@@ -38,6 +38,8 @@ export interface FfmpegRun {
   signal?: AbortSignal;
   /** Called once ffmpeg has started. */
   onStart?: () => void;
+  /** Runs ffmpeg at this nice value (1 to 19: after the worker's other processes). Default: the worker's. */
+  niceness?: number;
   /** Called for every status line; a caller stores the figures and samples them on its own timer. */
   onStatus?: (status: FfmpegStatus) => void;
   /** Called for every stderr line (a filter's report, such as loudnorm's measurement). */
@@ -60,6 +62,7 @@ export function runFfmpeg(run: FfmpegRun): Promise<string> {
     if (options.length > 0) command.inputOptions(...options);
   });
   if (run.filterGraph !== undefined) command.complexFilter(run.filterGraph);
+  if (run.niceness !== undefined) command.renice(run.niceness);
   const last = run.outputs.length - 1;
   run.outputs.forEach((output, i) => {
     const options = i === last && run.inputs.length === 0 ? [...output.options, ...global] : output.options;
