@@ -102,18 +102,22 @@ const AddCaptionInput = builder.inputType("AddCaptionInput", {
   }),
 });
 
-const AddCaptionSuccess = builder.objectRef<{ captionId: string; videoId: string }>("AddCaptionSuccess").implement({
-  fields: (t) => ({
-    caption: t.prismaField({
-      type: CaptionRef,
-      resolve: (query, r, _a, ctx) => ctx.db.caption.findUniqueOrThrow({ ...query, where: { id: r.captionId } }),
+/** A caption mutation's success: the track and its video, each read as the query asks. */
+const captionSuccess = (name: string) =>
+  builder.objectRef<{ captionId: string; videoId: string }>(name).implement({
+    fields: (t) => ({
+      caption: t.prismaField({
+        type: CaptionRef,
+        resolve: (query, r, _a, ctx) => ctx.db.caption.findUniqueOrThrow({ ...query, where: { id: r.captionId } }),
+      }),
+      video: t.prismaField({
+        type: VideoRef,
+        resolve: (query, r, _a, ctx) => ctx.db.video.findUniqueOrThrow({ ...query, where: { id: r.videoId } }),
+      }),
     }),
-    video: t.prismaField({
-      type: VideoRef,
-      resolve: (query, r, _a, ctx) => ctx.db.video.findUniqueOrThrow({ ...query, where: { id: r.videoId } }),
-    }),
-  }),
-});
+  });
+
+const AddCaptionSuccess = captionSuccess("AddCaptionSuccess");
 
 const RemoveCaptionSuccess = builder
   .objectRef<{ removedCaptionId: string; videoId: string }>("RemoveCaptionSuccess")
@@ -138,20 +142,7 @@ const UpdateCaptionInput = builder.inputType("UpdateCaptionInput", {
   }),
 });
 
-const UpdateCaptionSuccess = builder
-  .objectRef<{ captionId: string; videoId: string }>("UpdateCaptionSuccess")
-  .implement({
-    fields: (t) => ({
-      caption: t.prismaField({
-        type: CaptionRef,
-        resolve: (query, r, _a, ctx) => ctx.db.caption.findUniqueOrThrow({ ...query, where: { id: r.captionId } }),
-      }),
-      video: t.prismaField({
-        type: VideoRef,
-        resolve: (query, r, _a, ctx) => ctx.db.video.findUniqueOrThrow({ ...query, where: { id: r.videoId } }),
-      }),
-    }),
-  });
+const UpdateCaptionSuccess = captionSuccess("UpdateCaptionSuccess");
 
 /** The caption file's text from `text` or `file`, exactly one of them, within MAX_CAPTION_BYTES. */
 async function captionText(text: string | null | undefined, file: File | null | undefined): Promise<string> {

@@ -1,3 +1,4 @@
+import type { Db } from "../../db/client.ts";
 import { log } from "../../log.ts";
 import type { Job, JobRun, JobStatus } from "../../generated/prisma/client.ts";
 import { cancelSplitFamily } from "../cancel.ts";
@@ -296,15 +297,7 @@ export function createJobRunIngestor(deps: IngestDeps) {
         case "IMPORT_URL":
           // A split transcode's other runs stop: without this job's part the video cannot be whole.
           stopped.push(...(await cancelSplitFamily(tx, job, error, at)));
-          await tx.variant.updateMany({
-            where: { videoId, status: { in: ["PENDING", "ENCODING"] } },
-            data: { status: "FAILED", error },
-          });
-          await tx.video.updateMany({
-            where: { id: videoId, status: { in: ["QUEUED", "PROCESSING"] } },
-            // Its master lists playlists that will never end: nothing to play.
-            data: { status: "FAILED", playable: false, error, finishedAt: at },
-          });
+          await failVideoIn(tx, videoId, error, at);
           break;
         default:
           job.kind satisfies never;
@@ -371,3 +364,23 @@ export function createJobRunIngestor(deps: IngestDeps) {
   return { admit, recordSeq, onStarted, finishRun, recordResume, onFailed, onHeartbeat };
 }
 export type JobRunIngestor = ReturnType<typeof createJobRunIngestor>;
+
+/**
+ * Fails a video that cannot be finished, and its unfinished rungs, in the caller's transaction: its
+ * master lists playlists that will never end, so it is not playable either.
+ */
+export async function failVideoIn(
+  tx: Pick<Db, "variant" | "video">,
+  videoId: string,
+  error: string,
+  at: Date,
+): Promise<void> {
+  await tx.variant.updateMany({
+    where: { videoId, status: { in: ["PENDING", "ENCODING"] } },
+    data: { status: "FAILED", error },
+  });
+  await tx.video.updateMany({
+    where: { id: videoId, status: { in: ["QUEUED", "PROCESSING"] } },
+    data: { status: "FAILED", playable: false, error, finishedAt: at },
+  });
+}

@@ -9,7 +9,7 @@ import { mediaPlaylist } from "../../shared/media-playlist.ts";
 import { createJob, parseJobInput } from "../create-job.ts";
 import { lockVideo } from "../video-lock.ts";
 import { type EventOf, type IngestDeps, publishVideoStatus } from "./ingest-deps.ts";
-import type { JobRunIngestor } from "./job-runs.ts";
+import { failVideoIn, type JobRunIngestor } from "./job-runs.ts";
 import type { createTranscodeEventIngestor } from "./transcode-events.ts";
 
 type Tx = Parameters<Parameters<IngestDeps["db"]["$transaction"]>[0]>[0];
@@ -286,18 +286,6 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
   }
 
   return { onSplit, onFirstChunkSucceeded, onChunkSucceeded, onSplitProgress };
-}
-
-/** Fails a split video whose chunks cannot make it whole, and its unfinished rungs, in `tx`. */
-async function failVideoIn(tx: Tx, videoId: string, error: string, at: Date): Promise<void> {
-  await tx.variant.updateMany({
-    where: { videoId, status: { in: ["PENDING", "ENCODING"] } },
-    data: { status: "FAILED", error },
-  });
-  await tx.video.updateMany({
-    where: { id: videoId, status: { in: ["QUEUED", "PROCESSING"] } },
-    data: { status: "FAILED", playable: false, error, finishedAt: at },
-  });
 }
 
 /** The number in a segment's file name (`seg_00012.ts` → 12), which the contract's pattern guarantees. */
