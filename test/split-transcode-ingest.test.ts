@@ -122,6 +122,10 @@ describe("split transcodes (ingest)", () => {
     ]);
     expect((queued[0]!.input as { ladder: PlannedRung[] }).ladder.map((r) => r.name)).toEqual(["360p", "144p"]);
     expect(queued.every((j) => j.parentId === jobId)).toBe(true);
+    // Each estimated as a transcode of its part of the source (4 s and 5 s), its video rungs only.
+    const [four, five] = queued.map((j) => j.estimatedCpuSeconds);
+    expect(four).toBeGreaterThan(0);
+    expect(five).toBeGreaterThan(four!);
   });
 
   it("lists chunks in order as they end, ends the playlists and makes the video READY with the last", async () => {

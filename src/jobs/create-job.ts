@@ -107,7 +107,13 @@ export async function createJob(
           [r.videoRung, r.audioRung].filter((name): name is string => name !== null),
         )
       : [];
-  const estimate = await estimateAtEnqueue(tx, costs, { ...common, rungs: [...new Set(remuxed)] });
+  // A chunk is estimated as a transcode of its part of the source, its video rungs only.
+  const chunk = job.kind === "TRANSCODE_CHUNK" ? (input as StoredJobInput<"TRANSCODE_CHUNK">) : null;
+  const estimate = await estimateAtEnqueue(tx, costs, {
+    ...common,
+    rungs: chunk ? chunk.ladder.map((r) => r.name) : [...new Set(remuxed)],
+    ...(chunk ? { seconds: chunk.chunk.toSeconds - chunk.chunk.fromSeconds } : {}),
+  });
   return tx.job.create({ data: { ...common, input: stored, ...estimate } });
 }
 

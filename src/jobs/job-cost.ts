@@ -51,19 +51,20 @@ export async function estimateAtEnqueue(
     videoId: string;
     rungs: readonly string[];
     capability: string;
+    /** The part of the source the job encodes (a split transcode's chunk), in seconds; default the whole. */
+    seconds?: number;
   },
 ) {
   // Which kinds are estimated when queued: a new kind does not compile until it says.
   switch (job.kind) {
     case "TRANSCODE":
+    case "TRANSCODE_CHUNK":
     case "STATIC_RENDITIONS":
       break;
     // No estimate; their actual cost is recorded when their runs end.
     case "RENDER_MANIM":
     case "RENDER_COMPOSITION":
     case "IMPORT_URL":
-    // Not estimated yet: its run's measured cost is recorded as for any job.
-    case "TRANSCODE_CHUNK":
       return {};
     default:
       job.kind satisfies never;
@@ -79,9 +80,12 @@ export async function estimateAtEnqueue(
       ? estimateColumns(estimateRemuxCost(costs, { seconds: source.seconds, rungs, queue: job.capability }))
       : {};
   }
+  const probed = probedSource(video);
+  // A chunk: its part of the probed source, its video rungs.
+  const part = probed && job.seconds !== undefined ? { ...probed, seconds: job.seconds } : probed;
   return estimateColumns(
     estimateTranscodeCost(costs, {
-      source: probedSource(video) ?? (await clipSource(tx, video)),
+      source: part ?? (await clipSource(tx, video)),
       uploadBytes: video.uploadSize === null ? null : Number(video.uploadSize),
       rungs: rungs.length > 0 ? rungs : null,
       queue: job.capability,
