@@ -37,7 +37,7 @@ describe("split transcodes on two workers", () => {
   type Event = {
     videoEvents: {
       __typename: string;
-      video: { status: string; playable: boolean };
+      video: { status: string; playable: boolean; transcodeChunks: { total: number; done: number } | null };
       variant?: { name: string; status: string; progress: number } | null;
     };
   };
@@ -45,14 +45,14 @@ describe("split transcodes on two workers", () => {
     subscription ($id: ID!) {
       videoEvents(videoId: $id) {
         __typename
-        video { status playable }
+        video { status playable transcodeChunks { total done } }
         ... on VariantProgressEvent { variant { name status progress } }
         ... on VariantStatusEvent { variant { name status progress } }
       } }`;
   const VIDEO = /* GraphQL */ `
     query ($id: ID!) {
       video(id: $id) {
-        status playbackUrl
+        status playbackUrl transcodeChunks { total done }
         variants { name kind status segmentCount playlistUrl }
         jobs(first: 10) { edges { node { kind status parent { id } chunk { index fromSegment toSegment } } } }
       } }`;
@@ -76,6 +76,13 @@ describe("split transcodes on two workers", () => {
       const { data, errors } = await t.gql(VIDEO, { id });
       expect(errors).toBeUndefined();
       const video = data.video;
+      expect(video.transcodeChunks).toEqual({ total: 6, done: 6 });
+      // Chunks done only grow, up to all six by READY.
+      const done = seen.flatMap(({ videoEvents: e }) =>
+        e.video.transcodeChunks ? [e.video.transcodeChunks.done] : [],
+      );
+      expect(done).toEqual([...done].sort((a, b) => a - b));
+      expect(seen.at(-1)!.videoEvents.video.transcodeChunks).toEqual({ total: 6, done: 6 });
       const jobs = video.jobs.edges.map((e: { node: unknown }) => e.node) as {
         kind: string;
         status: string;

@@ -22,6 +22,7 @@ import "./queue-position.ts";
 import "./cost.ts";
 import "./clip.ts";
 import "./static-rendition.ts";
+import "./split-transcode.ts";
 
 builder.queryType({});
 builder.mutationType({});

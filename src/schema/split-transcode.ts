@@ -1,0 +1,34 @@
+import { builder } from "../builder.ts";
+
+const TranscodeChunksRef = builder.objectRef<{ total: number; done: number }>("TranscodeChunks").implement({
+  description:
+    "How far a split transcode is (docs/chunked-transcoding.md): its time chunks, the first (the transcode's own " +
+    "run, which makes the video playable) included.",
+  fields: (t) => ({
+    total: t.exposeInt("total"),
+    done: t.exposeInt("done", { description: "Chunks whose segments are published." }),
+  }),
+});
+
+builder.prismaObjectFields("Video", (t) => ({
+  transcodeChunks: t.field({
+    type: TranscodeChunksRef,
+    nullable: true,
+    description:
+      "The chunks of the video's split transcode and how many are done; null when its transcode is one run " +
+      "(the API splits only where the operator set CHUNK_SECONDS and two or more workers are alive).",
+    select: {
+      jobs: {
+        where: { OR: [{ kind: "TRANSCODE_CHUNK" }, { children: { some: { kind: "TRANSCODE_CHUNK" } } }] },
+        select: { kind: true, status: true },
+      },
+    },
+    resolve: (video) => {
+      const chunks = video.jobs.filter((j) => j.kind === "TRANSCODE_CHUNK");
+      if (chunks.length === 0) return null;
+      const first = video.jobs.find((j) => j.kind === "TRANSCODE");
+      const done = chunks.filter((j) => j.status === "SUCCEEDED").length + (first?.status === "SUCCEEDED" ? 1 : 0);
+      return { total: chunks.length + 1, done };
+    },
+  }),
+}));
