@@ -399,4 +399,23 @@ describe("the console's library and its pages at a phone's width, in Chromium", 
     await db.job.update({ where: { id: job.id }, data: { status: "FAILED", error: "the encoder died" } });
     await summary.getByText(/failed/).waitFor({ timeout: 10_000 });
   });
+
+  it("lists a split transcode's chunk jobs with the part of the source each encodes", async () => {
+    const db = t.app.services.db;
+    const { id } = await createUpload(t, "split in chunks");
+    const parent = await db.job.create({ data: { videoId: id, kind: "TRANSCODE", status: "SUCCEEDED" } });
+    const rung = { name: "360p", kind: "VIDEO", width: 640, height: 360, bandwidth: 1, codecs: "avc1.64001e" };
+    const chunk = { index: 1, fromSegment: 2, toSegment: 17, fromSeconds: 5, toSeconds: 65 };
+    await db.job.create({
+      data: {
+        videoId: id,
+        kind: "TRANSCODE_CHUNK",
+        parentId: parent.id,
+        status: "RUNNING",
+        input: { chunk, ladder: [rung] },
+      },
+    });
+    await page.goto(`${t.url}/videos/${id}`);
+    await page.locator("details.job summary").getByText("transcode_chunk 1 (0:05–1:05)").waitFor();
+  });
 });

@@ -117,6 +117,7 @@ export const VideoJobsQuery = graphql(`
         edges {
           node {
             id kind status attempt maxAttempts progress error rungs dispatchedTo createdAt finishedAt
+            chunk { index fromSeconds toSeconds }
             runs { id attempt status workerId startedAt finishedAt command stderrTail exitCode error }
           }
         }

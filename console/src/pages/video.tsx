@@ -1066,8 +1066,11 @@ function Operators({ video, onRetry }: { video: Video; onRetry: (variantId: stri
       {jobs?.map(({ node: job }) => (
         <details key={job.id} class="job">
           <summary>
-            {job.kind.toLowerCase()} · {statusLabel(job.status)} · attempt {job.attempt}/{job.maxAttempts} ·{" "}
-            {formatPercent(job.progress)}
+            {job.kind.toLowerCase()}
+            {job.chunk
+              ? ` ${job.chunk.index} (${formatDuration(job.chunk.fromSeconds)}–${formatDuration(job.chunk.toSeconds)})`
+              : ""}{" "}
+            · {statusLabel(job.status)} · attempt {job.attempt}/{job.maxAttempts} · {formatPercent(job.progress)}
             {job.dispatchedTo ? ` · ${job.dispatchedTo}` : ""}
             <JobCostLabel cost={jobCost(job.id)} />
           </summary>
