@@ -33,6 +33,7 @@ const OWN_PROCESS = [
   "test/worker/untrusted-input.test.ts",
   // process.env through moto-s3.ts
   "test/fmp4-segments.test.ts",
+  "test/split-transcode-s3-pubsub.test.ts",
   "test/instant-clip-s3.test.ts",
   "test/s3-storage.test.ts",
   "test/static-renditions-s3.test.ts",

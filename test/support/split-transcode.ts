@@ -1,0 +1,117 @@
+import { readFile } from "node:fs/promises";
+import { expect } from "vitest";
+import { createDb } from "../../src/db/client.ts";
+import { collectSubscription, type TestApp } from "./app.ts";
+import { frameIndices } from "./frames.ts";
+import { makeFrameCounterClip } from "./media-fixtures.ts";
+import { createUpload } from "./uploads.ts";
+
+/**
+ * The env of a test app whose transcodes are split: 12 s at 25 fps with the tests' 2 s segments
+ * after a 1 s first one makes chunks of segments [0,2), then one segment each (a run of one segment
+ * has no cut; the last is the source's last second): six in all.
+ */
+export const SPLIT_ENV = { CHUNK_SECONDS: "2", FIRST_CHUNK_SECONDS: "2" };
+
+/** Waits until the app's workers (two or more) have heartbeated: the API splits only then. */
+export async function waitForWorkers(t: TestApp, count: number): Promise<void> {
+  const db = createDb(t.database.url);
+  try {
+    for (let i = 0; (await db.worker.count({ where: { capabilities: { has: "cpu" } } })) < count; i++) {
+      if (i > 300) throw new Error(`${count} workers did not heartbeat within 30 s`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    await db.$disconnect();
+  }
+}
+
+type Event = {
+  videoEvents: {
+    __typename: string;
+    video: { status: string; playable: boolean; transcodeChunks: { total: number; done: number } | null };
+    variant?: { name: string; status: string; progress: number } | null;
+  };
+};
+const EVENTS = /* GraphQL */ `
+    subscription ($id: ID!) {
+      videoEvents(videoId: $id) {
+        __typename
+        video { status playable transcodeChunks { total done } }
+        ... on VariantProgressEvent { variant { name status progress } }
+        ... on VariantStatusEvent { variant { name status progress } }
+      } }`;
+const VIDEO = /* GraphQL */ `
+    query ($id: ID!) {
+      video(id: $id) {
+        status playbackUrl transcodeChunks { total done }
+        variants { name kind status segmentCount playlistUrl }
+        jobs(first: 10) { edges { node { kind status parent { id } chunk { index fromSegment toSegment } } } }
+      } }`;
+
+/**
+ * Uploads makeFrameCounterClip(12) in `segmentFormat` to an app started with SPLIT_ENV and two
+ * workers, and checks through the public API that the transcode was split in six, each chunk job
+ * SUCCEEDED, every rung READY with its 7 segments in order, the top and bottom rungs play every
+ * source frame once and in order across the joins, and progress and chunks done only grow.
+ */
+export async function uploadSplitAndCheck(t: TestApp, segmentFormat: "TS" | "FMP4"): Promise<void> {
+  const clip = await readFile(await makeFrameCounterClip(12));
+  const { id, uploadUrl } = await createUpload(t, `split ${segmentFormat}`, { segmentFormat });
+  const events = collectSubscription<Event>(t.wsClient(), EVENTS, { id });
+  expect((await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: new Uint8Array(clip) })).status).toBe(200);
+  const seen = await events.done;
+  expect(seen.at(-1)!.videoEvents.video.status).toBe("READY");
+
+  // Progress over the whole video only grows, however the chunks' runs interleave.
+  const last = new Map<string, number>();
+  for (const { videoEvents: e } of seen) {
+    if (!e.variant) continue;
+    expect(e.variant.progress, `${e.variant.name} went back`).toBeGreaterThanOrEqual(last.get(e.variant.name) ?? 0);
+    last.set(e.variant.name, e.variant.progress);
+  }
+
+  const { data, errors } = await t.gql(VIDEO, { id });
+  expect(errors).toBeUndefined();
+  const video = data.video;
+  expect(video.transcodeChunks).toEqual({ total: 6, done: 6 });
+  // Chunks done only grow, up to all six by READY.
+  const done = seen.flatMap(({ videoEvents: e }) => (e.video.transcodeChunks ? [e.video.transcodeChunks.done] : []));
+  expect(done).toEqual([...done].sort((a, b) => a - b));
+  expect(seen.at(-1)!.videoEvents.video.transcodeChunks).toEqual({ total: 6, done: 6 });
+  const jobs = video.jobs.edges.map((e: { node: unknown }) => e.node) as {
+    kind: string;
+    status: string;
+    parent: { id: string } | null;
+    chunk: { index: number; fromSegment: number; toSegment: number } | null;
+  }[];
+  const chunkJobs = jobs.filter((j) => j.kind === "TRANSCODE_CHUNK").sort((a, b) => a.chunk!.index - b.chunk!.index);
+  expect(chunkJobs.map((j) => [j.status, j.chunk])).toEqual([
+    ["SUCCEEDED", { index: 1, fromSegment: 2, toSegment: 3 }],
+    ["SUCCEEDED", { index: 2, fromSegment: 3, toSegment: 4 }],
+    ["SUCCEEDED", { index: 3, fromSegment: 4, toSegment: 5 }],
+    ["SUCCEEDED", { index: 4, fromSegment: 5, toSegment: 6 }],
+    ["SUCCEEDED", { index: 5, fromSegment: 6, toSegment: 7 }],
+  ]);
+  expect(jobs.find((j) => j.kind === "TRANSCODE")?.status).toBe("SUCCEEDED");
+
+  const videoRungs = video.variants.filter((v: { kind: string }) => v.kind === "VIDEO");
+  expect(videoRungs.map((v: { name: string }) => v.name)).toEqual(["360p", "240p", "144p"]);
+  for (const rung of video.variants) {
+    expect([rung.name, rung.status, rung.segmentCount]).toEqual([rung.name, "READY", 7]);
+    const playlist = await (await fetch(new URL(rung.playlistUrl, t.url))).text();
+    expect(playlist).toContain("#EXT-X-ENDLIST");
+    const uris = playlist
+      .split("\n")
+      .filter((line) => line !== "" && !line.startsWith("#"))
+      // A bucket's segments are named by presigned URL: the file name is the path's last part.
+      .map((line) => new URL(line, t.url).pathname.split("/").at(-1));
+    const ext = segmentFormat === "FMP4" ? "m4s" : "ts";
+    expect(uris).toEqual([0, 1, 2, 3, 4, 5, 6].map((n) => `seg_0000${n}.${ext}`));
+  }
+  // The top and the bottom rung, decoded through the API as a player reads them.
+  for (const rung of [videoRungs[0], videoRungs.at(-1)]) {
+    const frames = await frameIndices(new URL(rung.playlistUrl, t.url).href);
+    expect(frames).toEqual(Array.from({ length: 300 }, (_, i) => i));
+  }
+}
