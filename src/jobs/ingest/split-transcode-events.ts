@@ -6,6 +6,8 @@ import { log } from "../../log.ts";
 import { PublishedSegments } from "../../protocol/messages.ts";
 import { hlsLayout, RUNG_INIT_SEGMENT, videoPrefix } from "../../protocol/storage-layout.ts";
 import { mediaPlaylist } from "../../shared/media-playlist.ts";
+import { videoWebhookData, webhookEventId } from "../../webhooks/events.ts";
+import { cancelSplitFamily } from "../cancel.ts";
 import { createJob, parseJobInput } from "../create-job.ts";
 import { lockVideo } from "../video-lock.ts";
 import { type EventOf, type IngestDeps, publishVideoStatus } from "./ingest-deps.ts";
@@ -110,6 +112,7 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
   /** Once the listing's transaction commits: its webhooks, the rungs made READY, the video's state. */
   async function afterListing(parentId: string, videoId: string, listed: Listed): Promise<void> {
     webhooks.flush();
+    for (const job of listed.canceled ?? []) await deps.onCanceledJobReported(job.id, job.attempt);
     for (const variant of listed.readyVariants) await transcode.publishVariant(videoId, variant);
     if (listed.renditionsQueued) deps.onJobRequeued(new Date());
     if (listed.complete) {
@@ -124,6 +127,23 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
     readyVariants: Variant[];
     renditionsQueued: boolean;
     parentId?: string;
+    /** The transcode's runs the listing canceled (it failed the video): their workers are told once it commits. */
+    canceled?: Job[];
+  }
+
+  /**
+   * Fails a split video its chunks cannot make whole, in `tx`: the video and its unfinished rungs,
+   * its `video.failed` webhook, and the transcode's other runs canceled.
+   */
+  async function failSplitIn(tx: Tx, parent: Job, videoId: string, error: string, at: Date): Promise<Listed> {
+    await failVideoIn(tx, videoId, error, at);
+    const canceled = await cancelSplitFamily(tx, parent, error, at);
+    const video = await tx.video.findUniqueOrThrow({ where: { id: videoId } });
+    if (video.status === "FAILED") {
+      const eventId = webhookEventId("video.failed", videoId, video.finishedAt!.toISOString());
+      await webhooks.emit(tx, videoId, "video.failed", eventId, { video: videoWebhookData(video) });
+    }
+    return { complete: false, readyVariants: [], renditionsQueued: false, canceled };
   }
 
   /**
@@ -147,8 +167,7 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
       // whole video, and nothing will bring the rest.
       const error = "The split transcode's chunks were never queued; the video is incomplete";
       log.error("split transcode ended with no chunk queued; the video fails", { videoId, parentId });
-      await failVideoIn(tx, videoId, error, at);
-      return nothing;
+      return failSplitIn(tx, parent, videoId, error, at);
     }
     const outputs: (ChunkOutput | null)[] = [
       first,
@@ -173,8 +192,7 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
       // No playlist may name a gap, and no later event can fill it: the video fails.
       const error = `The chunks of the split transcode do not join: the ${name} rung has ${segments[gap]!.uri} where segment ${gap} belongs`;
       log.error("split transcode's chunks do not join; the video fails", { videoId, parentId, error });
-      await failVideoIn(tx, videoId, error, at);
-      return nothing;
+      return failSplitIn(tx, parent, videoId, error, at);
     }
     for (const { name, segments } of listed) {
       const text = mediaPlaylist(segments, { targetDuration, endList: complete, ...map });
