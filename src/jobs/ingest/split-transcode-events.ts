@@ -242,6 +242,14 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
     const job = await db.job.findUnique({ where: { id: e.jobId } });
     const parentId = job?.kind === "TRANSCODE_CHUNK" ? job.parentId : job?.kind === "TRANSCODE" ? job.id : null;
     if (!job || !parentId) return false;
+    // What a transcode's run reports per rung counts over the whole source: the floor of its
+    // video's progress should the run split later (the chunks are queued once it is playable).
+    if (job.kind === "TRANSCODE") {
+      for (const v of e.variants) {
+        const key = `${videoId}/${v.name}`;
+        remember(published, key, Math.max(published.get(key) ?? 0, v.progress));
+      }
+    }
     const chunkJobs = await db.job.findMany({ where: { parentId, kind: "TRANSCODE_CHUNK" } });
     if (chunkJobs.length === 0) return false;
     const [video, parent, variants] = await Promise.all([
