@@ -3,7 +3,7 @@ import { inSpan } from "../../src/shared/tracing.ts";
 import { estimateJobMemoryBytes } from "../admission.ts";
 import { log } from "../log.ts";
 import { chunkRange } from "../media/chunks.ts";
-import { encodeLadder, presetTuning } from "../media/encode-ladder.ts";
+import { encodeLadder } from "../media/encode-ladder.ts";
 import { abortError, MediaError } from "../media/errors.ts";
 import { createHlsPublisher } from "../media/hls-publisher.ts";
 import type { ProbedInput } from "../media/media-input.ts";
@@ -12,6 +12,7 @@ import { probeSource } from "../media/probe.ts";
 import { segmentPlan, targetDuration } from "../media/segments.ts";
 import { observeLadderEncode } from "../metrics.ts";
 import { reportTranscodeProgress } from "../progress/job-progress.ts";
+import { runEncodeSettings } from "./transcode.ts";
 import type { JobContext } from "./types.ts";
 
 /**
@@ -97,12 +98,7 @@ async function encodeAndPublishChunk(
       probe,
       ladder,
       workDir,
-      segmentSeconds: segments.segmentSeconds,
-      firstSegmentSeconds: segments.firstSegmentSeconds,
-      signal: encodeController.signal,
-      encoder,
-      segmentFormat,
-      ...(ctx.x264Preset ? { tuning: presetTuning(ctx.x264Preset) } : {}),
+      ...runEncodeSettings(ctx, segments, segmentFormat, encodeController.signal),
       ...(sourceFilters ? { sourceFilters } : {}),
       ...chunkRange(chunk),
     });

@@ -1,6 +1,6 @@
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
-import type { ProbeResult, Rung, Storyboard, TranscodeJobMessage } from "../../src/protocol/messages.ts";
+import type { ProbeResult, Rung, SegmentFormat, Storyboard, TranscodeJobMessage } from "../../src/protocol/messages.ts";
 import { storageUnavailable } from "../../src/shared/storage-errors.ts";
 import { ENCODE_MANIFEST, type HlsLayout, hlsLayout, posterKey } from "../../src/protocol/storage-layout.ts";
 import { inSpan } from "../../src/shared/tracing.ts";
@@ -16,7 +16,7 @@ import type { ProbedInput } from "../media/media-input.ts";
 import { extractPoster } from "../media/poster.ts";
 import { probeSource } from "../media/probe.ts";
 import { trimProbedSource } from "../media/trim.ts";
-import { segmentPlan, targetDuration } from "../media/segments.ts";
+import { type SegmentPlan, segmentPlan, targetDuration } from "../media/segments.ts";
 import {
   completedEncode,
   earlierMediaFilters,
@@ -66,6 +66,30 @@ export async function transcode(job: TranscodeJobMessage, ctx: JobContext): Prom
   } finally {
     releaseMemory();
   }
+}
+
+/**
+ * What every transcode run encodes with beside its media and rungs (a whole run, a split run, a
+ * chunk: the same, so their segments join): the segment plan, the encoder and its tuning
+ * (X264_PRESET), the packaging, the signal that stops it.
+ */
+export function runEncodeSettings(
+  ctx: JobContext,
+  plan: SegmentPlan,
+  segmentFormat: SegmentFormat,
+  signal: AbortSignal,
+): Pick<
+  EncodeLadderArgs,
+  "segmentSeconds" | "firstSegmentSeconds" | "signal" | "encoder" | "segmentFormat" | "tuning"
+> {
+  return {
+    segmentSeconds: plan.segmentSeconds,
+    firstSegmentSeconds: plan.firstSegmentSeconds,
+    signal,
+    encoder: ctx.encoder ?? "libx264",
+    segmentFormat,
+    ...(ctx.x264Preset ? { tuning: presetTuning(ctx.x264Preset) } : {}),
+  };
 }
 
 /** Where a run publishes its HLS, and what an earlier run left there: read once, at the start. */
@@ -184,12 +208,7 @@ async function encodeAndPublish(
       probe,
       ladder: rungs,
       workDir: ctx.workDir,
-      segmentSeconds: segments.segmentSeconds,
-      firstSegmentSeconds: segments.firstSegmentSeconds,
-      signal: encodeController.signal,
-      encoder,
-      segmentFormat,
-      ...(ctx.x264Preset ? { tuning: presetTuning(ctx.x264Preset) } : {}),
+      ...runEncodeSettings(ctx, segments, segmentFormat, encodeController.signal),
       ...(resumed ? { resumeFrom: resumed } : {}),
       ...(sourceFilters ? { sourceFilters } : {}),
     };
