@@ -239,7 +239,11 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
    * the job belongs to no split transcode: its progress is a whole run's.
    */
   async function onSplitProgress(e: EventOf<"job.progress">, videoId: string): Promise<boolean> {
-    const job = await db.job.findUnique({ where: { id: e.jobId } });
+    // One read for every transcode's progress (most are never split): the job and whether it has chunks.
+    const job = await db.job.findUnique({
+      where: { id: e.jobId },
+      include: { _count: { select: { children: { where: { kind: "TRANSCODE_CHUNK" } } } } },
+    });
     const parentId = job?.kind === "TRANSCODE_CHUNK" ? job.parentId : job?.kind === "TRANSCODE" ? job.id : null;
     if (!job || !parentId) return false;
     // What a transcode's run reports per rung counts over the whole source: the floor of its
@@ -250,6 +254,7 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
         remember(published, key, Math.max(published.get(key) ?? 0, v.progress));
       }
     }
+    if (job.kind === "TRANSCODE" && job._count.children === 0) return false;
     const chunkJobs = await db.job.findMany({ where: { parentId, kind: "TRANSCODE_CHUNK" } });
     if (chunkJobs.length === 0) return false;
     const [video, parent, variants] = await Promise.all([
