@@ -232,7 +232,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     ],
     graphqlEndpoint: "/graphql",
     cors: graphqlCors(env.CORS_ORIGINS),
-    graphiql: (env.GRAPHIQL ?? env.NODE_ENV !== "production") ? { subscriptionsProtocol: "SSE" } : false,
+    graphiql: env.GRAPHIQL ?? env.NODE_ENV !== "production",
     renderGraphiQL: renderOfflineGraphiQL,
     landingPage: false,
     maskedErrors: true,

@@ -551,6 +551,24 @@ describe("the console in real Chromium: sign in, upload, live progress, playback
     await page.getByText(body.data.videos.edges[0].node.id).first().waitFor();
     await page.screenshot({ path: `${await screenshotsDir()}/graphiql.png` });
 
+    // A subscription goes over graphql-ws with the Headers tab's credential as the connection's
+    // parameters: a READY video's events start with its state (refused, it would be an error).
+    const listed = await t.gql(`{ videos(first: 50) { edges { node { id status } } } }`);
+    const ready = listed.data.videos.edges.find((e: any) => e.node.status === "READY").node.id;
+    const subscription = `subscription Follow { videoEvents(videoId: "${ready}") { __typename ... on VideoStatusEvent { status } } }`;
+    await page.evaluate((text) => {
+      // CodeMirror 5 keeps its editor object on its element.
+      (document.querySelector(".graphiql-query-editor .CodeMirror") as any).CodeMirror.setValue(text);
+    }, subscription);
+    // GraphiQL reads the operation's name from the editor a moment later (debounced): its tab shows it.
+    await page.locator(".graphiql-tab").getByText("Follow", { exact: true }).waitFor();
+    const socket = page.waitForEvent("websocket");
+    await page.getByRole("button", { name: /Execute query/ }).click();
+    expect(new URL((await socket).url()).pathname).toBe("/graphql");
+    const response = async () => (await page.locator(".graphiql-response").first().innerText()).replace(/\s+/g, "");
+    await expect.poll(response, { timeout: 15_000 }).toContain('"__typename":"VideoStatusEvent"');
+    expect(await response()).toContain('"status":"READY"');
+
     // On a phone the response sits under the editor, each the screen's width, and nothing overflows.
     const phone = await (await localContext({ width: 390, height: 844 })).newPage();
     try {
@@ -579,5 +597,35 @@ describe("the console in real Chromium: sign in, upload, live progress, playback
     } finally {
       await phone.context().close();
     }
+  });
+
+  it("keyboard only: from the library to Upload, a file chosen, and the video played, no mouse", async () => {
+    const clip = await makeClip({ width: 640, height: 360, seconds: 4, audio: true });
+    await page.goto(`${t.url}/`);
+    await page.getByRole("heading", { name: "Videos" }).waitFor();
+    /** Presses Tab until `focused` holds for the focused element; fails after `max` presses. */
+    const tabTo = async (what: string, focused: (e: Element) => boolean, max = 60) => {
+      for (let i = 0; i < max; i++) {
+        await page.keyboard.press("Tab");
+        const here = await page.evaluateHandle(() => document.activeElement);
+        if (await here.evaluate(focused)) return;
+      }
+      throw new Error(`${what} is not reachable with Tab (${max} presses)`);
+    };
+    await tabTo("the Upload link", (e) => e.tagName === "A" && e.textContent?.trim() === "Upload");
+    await page.keyboard.press("Enter");
+    await page.getByRole("heading", { name: "Upload" }).waitFor();
+    await tabTo("the file input", (e) => e.getAttribute("data-testid") === "file-input");
+    const chooser = page.waitForEvent("filechooser");
+    await page.keyboard.press("Space");
+    await (await chooser).setFiles(clip);
+    const item = page.locator(".upload-item").last();
+    await item.getByTestId("player").waitFor({ timeout: 120_000 });
+    await tabTo("the player", (e) => e.tagName === "VIDEO");
+    await page.keyboard.press("Space");
+    const video = item.locator("video");
+    await expect
+      .poll(() => video.evaluate((v: HTMLVideoElement) => (v.paused ? -1 : v.currentTime)), { timeout: 30_000 })
+      .toBeGreaterThan(0.5);
   });
 });

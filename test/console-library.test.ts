@@ -1,5 +1,6 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import AxeBuilder from "@axe-core/playwright";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
@@ -244,6 +245,39 @@ describe("the console's library and its pages at a phone's width, in Chromium", 
       expect(widths, path).toEqual({ page: 390, wider: [] });
     }
     await phone.context().close();
+  });
+
+  it("axe-core finds no serious or critical WCAG 2 A/AA violation on any route, at desktop and phone widths", async () => {
+    const found: string[] = [];
+    const audit = async (target: Page, label: string) => {
+      const { violations } = await new AxeBuilder({ page: target })
+        .withTags(["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"])
+        .analyze();
+      for (const v of violations)
+        if (v.impact === "serious" || v.impact === "critical")
+          found.push(`${label}: ${v.id} (${v.impact}) at ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+    };
+    for (const viewport of [{ width: 1280, height: 860 }, PHONE]) {
+      const signedOut = await (await browser.newContext({ viewport })).newPage();
+      await signedOut.goto(`${t.url}/`);
+      await signedOut.getByLabel("API key or viewer JWT").waitFor();
+      await audit(signedOut, `sign-in at ${viewport.width} px`);
+      await signedOut.goto(`${t.url}/watch/${longId}`);
+      await signedOut.locator("video").waitFor();
+      await audit(signedOut, `watch page signed out at ${viewport.width} px`);
+      await signedOut.context().close();
+
+      const target = await signedIn(viewport);
+      for (const path of ["/", "/upload", "/sources", "/webhooks", "/keys", `/videos/${longId}`]) {
+        await target.goto(`${t.url}${path}`);
+        await target.locator("main").waitFor();
+        if (path.startsWith("/videos/")) await target.getByRole("cell", { name: "720p", exact: true }).waitFor();
+        if (path === "/") await target.locator(".video-card .title", { hasText: LONG_TITLE }).waitFor();
+        await audit(target, `${path} at ${viewport.width} px`);
+      }
+      await target.context().close();
+    }
+    expect(found).toEqual([]);
   });
 
   it("on a phone the watch page's player is 16:9, not the screen's height, and its controls sit below the picture on a solid background", async () => {

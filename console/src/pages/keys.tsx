@@ -4,6 +4,7 @@ import { formatDate } from "../format.ts";
 import { type ResultOf, request, runAndReload } from "../graphql.ts";
 import { ApiKeysQuery, CreateApiKeyMutation, RevokeApiKeyMutation, RotateApiKeyMutation } from "../operations.ts";
 import { useTitle } from "../router.tsx";
+import { Table } from "../table.tsx";
 
 type Key = ResultOf<typeof ApiKeysQuery>["apiKeys"]["edges"][number]["node"];
 type ScopeName = Key["scopes"][number];
@@ -84,7 +85,7 @@ export function KeysPage() {
       )}
       {keys?.length === 0 && <p>No keys.</p>}
       {keys && keys.length > 0 && (
-        <table>
+        <Table>
           <caption>Keys of this tenant, newest first</caption>
           <thead>
             <tr>
@@ -145,7 +146,7 @@ export function KeysPage() {
               </tr>
             ))}
           </tbody>
-        </table>
+        </Table>
       )}
     </section>
   );

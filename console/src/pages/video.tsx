@@ -29,6 +29,7 @@ import { QueuePlace } from "../queue.tsx";
 import { Link, navigate, useTitle } from "../router.tsx";
 import { VideoImages } from "../video-images.tsx";
 import { STATIC_RENDITIONS } from "../video-options.tsx";
+import { Table } from "../table.tsx";
 
 /**
  * Status, render progress and the ladder's: one bar per variant with fps, speed and ETA, or where
@@ -1015,7 +1016,7 @@ function Operators({ video, onRetry }: { video: Video; onRetry: (variantId: stri
   return (
     <section aria-labelledby="operators-title" class="operators">
       <h2 id="operators-title">Details</h2>
-      <table>
+      <Table>
         <caption>Variants</caption>
         <thead>
           <tr>
@@ -1047,7 +1048,7 @@ function Operators({ video, onRetry }: { video: Video; onRetry: (variantId: stri
             </tr>
           ))}
         </tbody>
-      </table>
+      </Table>
       <h3>Jobs</h3>
       {costs?.cost && (
         <p data-testid="video-cost">

@@ -10,6 +10,7 @@ import {
   WebhooksQuery,
 } from "../operations.ts";
 import { useTitle } from "../router.tsx";
+import { Table } from "../table.tsx";
 
 type Endpoint = ResultOf<typeof WebhooksQuery>["webhookEndpoints"][number];
 type Delivery = Endpoint["deliveries"]["edges"][number]["node"];
@@ -119,7 +120,7 @@ export function WebhooksPage() {
           >
             Delete endpoint
           </button>
-          <table>
+          <Table>
             <caption>Latest deliveries</caption>
             <thead>
               <tr>
@@ -175,7 +176,7 @@ export function WebhooksPage() {
                 ),
               ])}
             </tbody>
-          </table>
+          </Table>
         </article>
       ))}
     </section>
