@@ -27,8 +27,8 @@ import {
 } from "../test/support/processes.ts";
 import {
   pubSubEmulatorUnavailableReason,
-  startPubSubEmulator,
-  type PubSubEmulator,
+  startOwnPubSubEmulator,
+  type OwnPubSubEmulator,
 } from "../test/support/pubsub-emulator.ts";
 import { parseCommandLine, usageError } from "../src/shared/command-line.ts";
 
@@ -101,12 +101,12 @@ const databaseUrl = database.url;
 
 const peaks = new Map<string, number>();
 let sampler: NodeJS.Timeout | undefined;
-let emulator: PubSubEmulator | null = null;
+let emulator: OwnPubSubEmulator | null = null;
 try {
   let transportEnv: Record<string, string> = { TRANSPORT: "postgres" };
   if (transport === "pubsub") {
     log("starting the Pub/Sub emulator");
-    emulator = await startPubSubEmulator();
+    emulator = await startOwnPubSubEmulator();
     if (!emulator) throw new Error(`--transport=pubsub needs the Pub/Sub emulator: ${pubSubEmulatorUnavailableReason}`);
     // A project of its own: the emulator keeps topics and subscriptions of earlier runs.
     transportEnv = {

@@ -158,10 +158,6 @@ const emulator = await startPubSubEmulator();
 if (emulator) process.env.PUBSUB_EMULATOR_HOST = emulator.host;
 else console.warn(`[test] simulated GCS notification tests SKIPPED: ${pubSubEmulatorUnavailableReason}`);
 
-afterAll(async () => {
-  await emulator?.stop();
-});
-
 const BUCKET = "videograph-uploads";
 
 async function notificationTopic(projectId: string) {

@@ -27,9 +27,6 @@ interface JobView {
 const emulator = await startPubSubEmulator();
 if (emulator) process.env.PUBSUB_EMULATOR_HOST = emulator.host;
 else console.warn(`[test] Pub/Sub GPU routing test SKIPPED: ${pubSubEmulatorUnavailableReason}`);
-afterAll(async () => {
-  await emulator?.stop();
-});
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {

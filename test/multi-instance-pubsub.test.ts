@@ -54,7 +54,6 @@ describe.skipIf(!emulator)("two API processes, two workers, TRANSPORT=pubsub (re
     await stopAllProcesses();
     await db?.drop();
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
-    await emulator?.stop();
   });
 
   it(`ten uploads at once reach READY, each job on one worker at a time (a redelivered duplicate is stopped within \

@@ -19,10 +19,6 @@ const emulator = await startPubSubEmulator();
 if (emulator) process.env.PUBSUB_EMULATOR_HOST = emulator.host;
 else console.warn(`[test] Pub/Sub transport tests SKIPPED: ${pubSubEmulatorUnavailableReason}`);
 
-afterAll(async () => {
-  await emulator?.stop();
-});
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function waitFor(what: string, condition: () => boolean, timeoutMs = 10_000): Promise<void> {

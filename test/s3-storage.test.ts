@@ -112,7 +112,6 @@ describe("S3 storage against moto's S3 server", () => {
   });
   afterAll(async () => {
     storage?.client.destroy();
-    await moto?.stop();
   });
 
   const readObject = async (key: string) =>
@@ -369,7 +368,6 @@ describe("the resumable PUT contract with STORAGE=s3, across several parts", () 
   });
   afterAll(async () => {
     await t?.stop();
-    await moto?.stop();
   });
 
   test(`3 MiB chunks of a 20 MiB file with a status query and a resent chunk; the video is queued with \

@@ -28,8 +28,6 @@ describe.skipIf(!emulator)("split transcodes on two workers (S3 storage, Pub/Sub
   }, 90_000);
   afterAll(async () => {
     await t?.stop();
-    await moto?.stop();
-    await emulator?.stop();
   });
 
   it(

@@ -78,7 +78,7 @@ const ADAPTERS: Adapter[] = [
             forcePathStyle: true,
             signedUrlTtlSeconds: 3600,
           }),
-        cleanup: () => moto.stop(),
+        cleanup: async () => {},
       };
     },
   },

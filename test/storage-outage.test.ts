@@ -36,7 +36,6 @@ describe("a storage outage (S3 behind a cut proxy, real API and worker)", () => 
   });
   afterAll(async () => {
     await proxy?.stop();
-    await moto?.stop();
   });
   const start = async (apiEnv: Record<string, string> = {}, workerEnv: Record<string, string> = {}) => {
     const throughProxy = { ...env, S3_ENDPOINT: proxy.url };

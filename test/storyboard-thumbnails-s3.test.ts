@@ -32,7 +32,6 @@ describe("storyboards and thumbnails with STORAGE=s3 (moto), a SIGNED video", ()
   });
   afterAll(async () => {
     await t?.stop();
-    await moto?.stop();
   });
 
   it("serves the VTT from the API with its sheets named by signed bucket URLs", async () => {

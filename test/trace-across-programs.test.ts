@@ -234,7 +234,3 @@ describe.each(transports)(
     );
   },
 );
-
-afterAll(async () => {
-  await emulator?.stop();
-});

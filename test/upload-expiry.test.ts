@@ -60,7 +60,6 @@ describe("abandoned uploads expire (S3)", () => {
   });
   afterAll(async () => {
     await t?.stop();
-    await moto?.stop();
   });
 
   it("its multipart upload is aborted and its pieces deleted", async () => {

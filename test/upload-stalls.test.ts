@@ -4,7 +4,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { partialUploadKey } from "../src/protocol/storage-layout.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
-import { startMotoS3, type MotoS3 } from "./support/moto-s3.ts";
+import { startOwnMotoS3, type OwnMotoS3 } from "./support/moto-s3.ts";
 import { createUpload } from "./support/uploads.ts";
 
 const IDLE_SECONDS = 3;
@@ -92,9 +92,9 @@ bytes; a status query sent meanwhile answers at once`, async () => {
 
 describe("a status query while S3 is frozen", () => {
   let t: TestApp;
-  let moto: MotoS3;
+  let moto: OwnMotoS3;
   beforeAll(async () => {
-    moto = await startMotoS3();
+    moto = await startOwnMotoS3();
     t = await startTestApp({ worker: false, env: await moto.createBucket() });
   });
   afterAll(async () => {

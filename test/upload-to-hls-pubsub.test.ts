@@ -20,7 +20,6 @@ describe.skipIf(!emulator)("the same flow with TRANSPORT=pubsub (real Pub/Sub em
   });
   afterAll(async () => {
     await t?.stop();
-    await emulator?.stop();
   });
 
   it("takes an 8-second 720p clip to READY through Pub/Sub", async () => {

@@ -58,7 +58,6 @@ describe("upload → HLS with STORAGE=s3 (moto's S3 server, real worker, presign
   afterAll(async () => {
     await t?.stop();
     proxy?.server.close();
-    await moto?.stop();
   });
 
   const objectsUnder = async (prefix: string) =>

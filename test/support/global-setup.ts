@@ -7,12 +7,16 @@ import type { TestProject } from "vitest/node";
 import { applyMigrations } from "../../src/db/migrate.ts";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "../../src/db/embedded.ts";
 import { canConnect } from "../../src/db/reachable.ts";
+import { stopSharedServers } from "./local-server.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {
     adminDatabaseUrl: string;
     templateDatabase: string;
-    /** Where media-fixtures.ts keeps the clips it generates, shared by every test file of the run. */
+    /**
+     * The run's own directory: where media-fixtures.ts keeps the clips it generates and
+     * local-server.ts the records of the servers every file shares.
+     */
     mediaFixturesDir: string;
   }
 }
@@ -96,6 +100,8 @@ async function prepareRun(): Promise<PreparedRun> {
     template,
     mediaFixturesDir,
     async teardown() {
+      // The servers files shared (the Pub/Sub emulator, moto) before their records go.
+      await stopSharedServers(mediaFixturesDir);
       await rm(mediaFixturesDir, { recursive: true, force: true });
       await embedded?.stop();
       if (embeddedDir) await rm(embeddedDir, { recursive: true, force: true });

@@ -4,7 +4,8 @@ import net from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
 import { freePort } from "../../src/free-port.ts";
-import { startLocalServer } from "./local-server.ts";
+import { inject } from "vitest";
+import { sharedLocalServer, startDetachedServer, startLocalServer } from "./local-server.ts";
 
 const execFileAsync = promisify(execFile);
 
@@ -15,6 +16,10 @@ const START_TIMEOUT_MS = 30_000;
 export interface PubSubEmulator {
   /** `host:port`, the value for `PUBSUB_EMULATOR_HOST`. */
   host: string;
+}
+
+/** An emulator of its own (`startOwnPubSubEmulator`), which its starter stops. */
+export interface OwnPubSubEmulator extends PubSubEmulator {
   stop(): Promise<void>;
 }
 
@@ -68,14 +73,33 @@ function acceptsConnections(port: number): Promise<boolean> {
 }
 
 /**
- * Starts the Pub/Sub emulator (the Google Cloud CLI component's jar, run with `java`) on a free
- * port and resolves once it accepts connections. Resolves null when the jar or Java is missing;
- * `pubSubEmulatorUnavailableReason` then says which, so callers can skip loudly.
+ * The run's Pub/Sub emulator (the Google Cloud CLI component's jar, run with `java`): started by the
+ * first test file that asks, on a free port, shared by every file after it (each uses a project of
+ * its own, `GOOGLE_CLOUD_PROJECT`, so none sees another's topics), and stopped by the global setup's
+ * teardown. Resolves null when the jar or Java is missing; `pubSubEmulatorUnavailableReason` then
+ * says which, so callers can skip loudly.
  */
 export async function startPubSubEmulator(): Promise<PubSubEmulator | null> {
+  const runDir = inject("mediaFixturesDir");
+  const shared = await sharedLocalServer(
+    runDir,
+    "pubsub-emulator",
+    startEmulatorProcess(runDir),
+    START_TIMEOUT_MS + 15_000,
+  );
+  if (shared.address === null) {
+    pubSubEmulatorUnavailableReason = shared.reason ?? "it did not start";
+    return null;
+  }
+  return { host: shared.address };
+}
+
+/** The emulator's jar, or why it cannot run here (no jar, no Java). */
+async function emulatorJar(): Promise<{ jar: string } | { reason: string }> {
   const [jar, java] = await Promise.all([findEmulatorJar(), hasJava()]);
-  if (!jar || !java) {
-    pubSubEmulatorUnavailableReason = [
+  if (jar && java) return { jar };
+  return {
+    reason: [
       jar
         ? ""
         : `no cloud-pubsub-emulator-*.jar under ${BUNDLED_SDK_ROOT} or gcloud's SDK root (gcloud components install ` +
@@ -83,14 +107,45 @@ export async function startPubSubEmulator(): Promise<PubSubEmulator | null> {
       java ? "" : "no `java` on PATH (the emulator needs Java 17+)",
     ]
       .filter(Boolean)
-      .join("; ");
+      .join("; "),
+  };
+}
+
+const emulatorArgs = (jar: string, port: number) => ["-jar", jar, "--host=127.0.0.1", `--port=${port}`];
+
+function startEmulatorProcess(runDir: string) {
+  return async (): Promise<{ address: string; pid: number } | { reason: string }> => {
+    const found = await emulatorJar();
+    if ("reason" in found) return found;
+    const port = await freePort();
+    const pid = await startDetachedServer({
+      name: `Pub/Sub emulator on port ${port}`,
+      command: "java",
+      args: emulatorArgs(found.jar, port),
+      logFile: path.join(runDir, "pubsub-emulator.log"),
+      ready: () => acceptsConnections(port),
+      startTimeoutMs: START_TIMEOUT_MS,
+    });
+    return { address: `127.0.0.1:${port}`, pid };
+  };
+}
+
+/**
+ * An emulator of the caller's own, stopped by `stop` or when this process exits: for programs
+ * outside a test run (`npm run loadtest`). Resolves null when the jar or Java is missing, with the
+ * reason in `pubSubEmulatorUnavailableReason`.
+ */
+export async function startOwnPubSubEmulator(): Promise<OwnPubSubEmulator | null> {
+  const found = await emulatorJar();
+  if ("reason" in found) {
+    pubSubEmulatorUnavailableReason = found.reason;
     return null;
   }
   const port = await freePort();
   const { stop } = await startLocalServer({
     name: `Pub/Sub emulator on port ${port}`,
     command: "java",
-    args: ["-jar", jar, "--host=127.0.0.1", `--port=${port}`],
+    args: emulatorArgs(found.jar, port),
     ready: () => acceptsConnections(port),
     startTimeoutMs: START_TIMEOUT_MS,
     pollMs: 200,

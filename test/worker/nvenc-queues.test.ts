@@ -14,9 +14,6 @@ import { transcodeJobMessage } from "../support/job-events.ts";
 const emulator = await startPubSubEmulator();
 if (emulator) process.env.PUBSUB_EMULATOR_HOST = emulator.host;
 else console.warn(`[test] Pub/Sub half of the capability-queue tests SKIPPED: ${pubSubEmulatorUnavailableReason}`);
-afterAll(async () => {
-  await emulator?.stop();
-});
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
