@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createPostgresWorkerTransport } from "../render-worker/transport/postgres.ts";
 import { createPubSubWorkerTransport } from "../render-worker/transport/pubsub.ts";
 import type { WorkerTransport } from "../render-worker/transport/types.ts";

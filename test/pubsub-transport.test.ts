@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { PubSub, type Message } from "@google-cloud/pubsub";
-import { afterAll, afterEach, describe, expect, test } from "vitest";
+import { afterEach, describe, expect, test } from "vitest";
 import { createPubSubWorkerTransport, type PubSubWorkerTransportOptions } from "../render-worker/transport/pubsub.ts";
 import type { JobHandler, WorkerTransport } from "../render-worker/transport/types.ts";
 import {

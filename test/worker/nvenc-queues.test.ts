@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { createPostgresWorkerTransport } from "../../render-worker/transport/postgres.ts";
 import { createPubSubWorkerTransport } from "../../render-worker/transport/pubsub.ts";
 import type { WorkerTransport } from "../../render-worker/transport/types.ts";
