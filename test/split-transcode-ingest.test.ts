@@ -3,6 +3,7 @@ import { DEFAULT_TENANT_ID } from "../src/auth/api-keys.ts";
 import { createDb, type Db } from "../src/db/client.ts";
 import { createVideoPubSub } from "../src/events/video-events.ts";
 import { cancelVideo } from "../src/jobs/cancel.ts";
+import { DEFAULT_COST_SETTINGS } from "../src/jobs/cost.ts";
 import { createJob } from "../src/jobs/create-job.ts";
 import { createPostgresTransport } from "../src/transport/postgres.ts";
 import type { EventIngestor } from "../src/jobs/ingest-events.ts";
@@ -126,6 +127,22 @@ describe("split transcodes (ingest)", () => {
     const [four, five] = queued.map((j) => j.estimatedCpuSeconds);
     expect(four).toBeGreaterThan(0);
     expect(five).toBeGreaterThan(four!);
+  });
+
+  it("re-estimates the split transcode as what its own run encodes: the estimates of the video's jobs add up to its work", async () => {
+    const { jobId } = await runningTranscode();
+    await send(jobId, { type: "job.started" }, { type: "job.probed", probe, ladder: LADDER_360P });
+    const whole = await db.job.findUniqueOrThrow({ where: { id: jobId } });
+    await send(jobId, { type: "job.split", chunks, ladder: videoRungs });
+    const parent = await db.job.findUniqueOrThrow({ where: { id: jobId } });
+    const queued = await chunkJobs(jobId);
+    // The first chunk's 3 s of video and the whole audio, not the whole ladder's 12 s.
+    expect(parent.estimatedCpuSeconds).toBeLessThan(whole.estimatedCpuSeconds!);
+    expect(parent.estimatedCostUsd).toBeLessThan(whole.estimatedCostUsd!);
+    expect((parent.rungCosts as { name: string }[]).map((r) => r.name)).toEqual(LADDER_360P.map((r) => r.name));
+    // Every part of the source is counted once: the three jobs and the audio pass add only their start-up.
+    const total = [parent, ...queued].reduce((sum, j) => sum + j.estimatedCpuSeconds!, 0);
+    expect(total).toBeCloseTo(whole.estimatedCpuSeconds! + 3 * DEFAULT_COST_SETTINGS.cpu.jobOverheadCpuSeconds, 6);
   });
 
   it("lists chunks in order as they end, ends the playlists and makes the video READY with the last", async () => {

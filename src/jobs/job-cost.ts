@@ -124,6 +124,50 @@ export async function estimateAtProbe(
 }
 
 /**
+ * Re-estimates a transcode that split into chunks (docs/chunked-transcoding.md): its own run
+ * encodes the first chunk's video rungs and the whole audio (a pass that decodes no picture); each
+ * later chunk is a job of its own, estimated when queued. So a split video's estimates add up to
+ * its work rather than counting the later chunks' video twice.
+ */
+export async function estimateSplitRun(
+  tx: Pick<Db, "job" | "video" | "variant">,
+  costs: CostSettings,
+  jobId: string,
+  firstChunk: { fromSeconds: number; toSeconds: number },
+): Promise<void> {
+  const job = await tx.job.findUnique({ where: { id: jobId } });
+  if (job?.kind !== "TRANSCODE") return;
+  const video = await tx.video.findUnique({ where: { id: job.videoId } });
+  const source = video ? probedSource(video) : null;
+  if (!source) return;
+  const ladder = rungsOfJob(await tx.variant.findMany({ where: { videoId: job.videoId } }), job.rungs);
+  const queue = queueOf(job);
+  const estimateOf = (rungs: Variant[], part: CostSource) =>
+    rungs.length > 0 ? estimateTranscodeCost(costs, { source: part, uploadBytes: null, rungs, queue }) : null;
+  const parts = [
+    estimateOf(
+      ladder.filter((r) => r.kind === "VIDEO"),
+      { ...source, seconds: firstChunk.toSeconds - firstChunk.fromSeconds },
+    ),
+    estimateOf(
+      ladder.filter((r) => r.kind === "AUDIO"),
+      { ...source, width: 0, height: 0 },
+    ),
+  ].filter((part): part is CostEstimate => part !== null);
+  if (parts.length === 0) return;
+  const sum = (pick: (e: CostEstimate) => number) => parts.reduce((total, e) => total + pick(e), 0);
+  const byName = new Map(parts.flatMap((e) => e.rungs).map((r) => [r.name, r]));
+  const estimate: CostEstimate = {
+    basis: "PROBE",
+    cpuSeconds: sum((e) => e.cpuSeconds),
+    wallSeconds: sum((e) => e.wallSeconds),
+    usd: sum((e) => e.usd),
+    rungs: ladder.flatMap((r) => byName.get(r.name) ?? []),
+  };
+  await tx.job.update({ where: { id: jobId }, data: estimateColumns(estimate) });
+}
+
+/**
  * The job's measured seconds (every run that reported them) and their cost, per rung for a
  * transcode whose ladder is known. Recomputed from the runs, so applying it again changes nothing.
  */

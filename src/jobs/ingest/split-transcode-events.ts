@@ -8,7 +8,9 @@ import { hlsLayout, RUNG_INIT_SEGMENT, videoPrefix } from "../../protocol/storag
 import { mediaPlaylist } from "../../shared/media-playlist.ts";
 import { videoWebhookData, webhookEventId } from "../../webhooks/events.ts";
 import { cancelSplitFamily } from "../cancel.ts";
+import { DEFAULT_COST_SETTINGS } from "../cost.ts";
 import { createJob, parseJobInput } from "../create-job.ts";
+import { estimateSplitRun } from "../job-cost.ts";
 import { lockVideo } from "../video-lock.ts";
 import { type EventOf, type IngestDeps, publishVideoStatus } from "./ingest-deps.ts";
 import { failVideoIn, type JobRunIngestor } from "./job-runs.ts";
@@ -53,16 +55,16 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
       const video = await tx.video.findUnique({ where: { id: videoId }, select: { status: true } });
       if (video?.status !== "QUEUED" && video?.status !== "PROCESSING") return 0;
       if ((await tx.job.count({ where: { parentId: parent.id, kind: "TRANSCODE_CHUNK" } })) > 0) return 0;
+      const costs = deps.costs ?? DEFAULT_COST_SETTINGS;
       for (const chunk of e.chunks.slice(1)) {
         const input = { chunk, ladder: e.ladder };
-        await createJob(tx, {
-          kind: "TRANSCODE_CHUNK",
-          videoId,
-          parentId: parent.id,
-          input,
-          maxAttempts: parent.maxAttempts,
-        });
+        await createJob(
+          tx,
+          { kind: "TRANSCODE_CHUNK", videoId, parentId: parent.id, input, maxAttempts: parent.maxAttempts },
+          costs,
+        );
       }
+      await estimateSplitRun(tx, costs, parent.id, e.chunks[0]!);
       return e.chunks.length - 1;
     });
     if (!queued) return;
