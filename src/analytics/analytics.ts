@@ -1,0 +1,92 @@
+import pg from "pg";
+import type { Env } from "../config.ts";
+import type { PlaybackTokens } from "../http/playback-tokens.ts";
+import { log } from "../log.ts";
+import { type CollectionLimits, createCollectionEndpoint } from "./collect.ts";
+import { type AnalyticsInterval, type AnalyticsScope, analyticsReport } from "./figures.ts";
+import { createAnalyticsIngest } from "./ingest.ts";
+import { ViewTokens } from "./view-tokens.ts";
+import { createViewersNow } from "./viewers-now.ts";
+
+/** The ANALYTICS_* settings (docs/configuration.md). */
+export interface AnalyticsSettings extends Omit<CollectionLimits, "flushIntervalMs"> {
+  retentionDays: number;
+  viewTokenTtlSeconds: number;
+  viewersNowSeconds: number;
+}
+
+const FLUSH_INTERVAL_MS = 10_000;
+const PRUNE_EVERY_MS = 3600_000;
+
+/**
+ * Viewer analytics (docs/analytics.md): the collection endpoint, the hourly rollups it keeps, the
+ * reports GraphQL reads from them, live viewer counts and the pruning of raw views. Its own small
+ * pool: ingest is one statement per request and must not queue behind Prisma's.
+ */
+export function createAnalytics(options: {
+  databaseUrl: string;
+  signingSecret: string;
+  playbackTokens: PlaybackTokens;
+  /** The event fan-out every API instance listens to. */
+  eventTarget: EventTarget;
+  settings: AnalyticsSettings;
+}) {
+  const { settings } = options;
+  const pool = new pg.Pool({ connectionString: options.databaseUrl, max: 8, connectionTimeoutMillis: 10_000 });
+  pool.on("error", (err) => log.warn("analytics connection lost", { err }));
+  const ingest = createAnalyticsIngest(pool);
+  const viewersNow = createViewersNow({
+    target: options.eventTarget,
+    count: (videoId) => ingest.viewersNow(videoId, settings.viewersNowSeconds),
+    publishEveryMs: 1000,
+    recountEveryMs: Math.max(1000, (settings.viewersNowSeconds * 1000) / 6),
+  });
+  const endpoint = createCollectionEndpoint({
+    pool,
+    ingest,
+    viewTokens: new ViewTokens(options.signingSecret, settings.viewTokenTtlSeconds),
+    playbackTokens: options.playbackTokens,
+    limits: { ...settings, flushIntervalMs: FLUSH_INTERVAL_MS },
+    onActivity: (videoId) => viewersNow.publishActivity(videoId),
+  });
+  let pruneTimer: NodeJS.Timeout | null = null;
+  const prune = () =>
+    ingest
+      .prune(settings.retentionDays)
+      .then(({ views }) => views && log.info("analytics: old views pruned", { views }))
+      .catch((err) => log.warn("analytics pruning failed", { err }));
+
+  return {
+    /** Whether `url` is the collection endpoint's, which `handle` answers. */
+    matches: endpoint.matches,
+    handle: endpoint.handle,
+    report: (scope: AnalyticsScope, range: { from: Date; to: Date; interval: AnalyticsInterval }) =>
+      analyticsReport(pool, scope, range),
+    followViewersNow: viewersNow.follow,
+    /** Deletes raw views past the retention window (also hourly once started). */
+    prune,
+    start(): void {
+      void prune();
+      pruneTimer = setInterval(prune, PRUNE_EVERY_MS);
+      pruneTimer.unref();
+    },
+    async stop(): Promise<void> {
+      if (pruneTimer) clearInterval(pruneTimer);
+      await pool.end();
+    },
+  };
+}
+
+export type Analytics = ReturnType<typeof createAnalytics>;
+
+export function analyticsSettings(env: Env): AnalyticsSettings {
+  return {
+    retentionDays: env.ANALYTICS_RETENTION_DAYS,
+    viewTokenTtlSeconds: env.ANALYTICS_VIEW_TOKEN_TTL_SECONDS,
+    viewersNowSeconds: env.ANALYTICS_VIEWERS_NOW_SECONDS,
+    maxBodyBytes: env.ANALYTICS_MAX_BODY_BYTES,
+    batchesPerViewPerMinute: env.ANALYTICS_BATCHES_PER_VIEW_PER_MINUTE,
+    requestsPerClientPerMinute: env.ANALYTICS_REQUESTS_PER_CLIENT_PER_MINUTE,
+    trustedProxyHops: env.TRUST_PROXY_HOPS,
+  };
+}
