@@ -172,8 +172,10 @@ export function startViewBeacons(
   };
   const onResize = () => {
     if (video.videoHeight === height) return;
+    // The first height is where playback starts, not a switch.
+    const switched = height !== 0;
     height = video.videoHeight;
-    if (startedAt !== null) push({ type: "rendition", at: sinceStart(), height });
+    if (switched && startedAt !== null) push({ type: "rendition", at: sinceStart(), height });
   };
   const onPauseOrSeek = () => {
     lastTick = null;

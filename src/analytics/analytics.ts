@@ -1,10 +1,13 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
 import pg from "pg";
 import type { Env } from "../config.ts";
 import type { PlaybackTokens } from "../http/playback-tokens.ts";
 import { log } from "../log.ts";
+import { ANALYTICS_PATHS } from "../shared/analytics-beacons.ts";
 import { type CollectionLimits, createCollectionEndpoint } from "./collect.ts";
 import { type AnalyticsInterval, type AnalyticsScope, analyticsReport } from "./figures.ts";
 import { createAnalyticsIngest } from "./ingest.ts";
+import { serveAnalyticsScript } from "./script.ts";
 import { ViewTokens } from "./view-tokens.ts";
 import { createViewersNow } from "./viewers-now.ts";
 
@@ -58,8 +61,9 @@ export function createAnalytics(options: {
 
   return {
     /** Whether `url` is the collection endpoint's, which `handle` answers. */
-    matches: endpoint.matches,
-    handle: endpoint.handle,
+    matches: (url: URL) => endpoint.matches(url) || url.pathname === ANALYTICS_PATHS.script,
+    handle: (req: IncomingMessage, res: ServerResponse, url: URL) =>
+      url.pathname === ANALYTICS_PATHS.script ? serveAnalyticsScript(res) : endpoint.handle(req, res, url),
     report: (scope: AnalyticsScope, range: { from: Date; to: Date; interval: AnalyticsInterval }) =>
       analyticsReport(pool, scope, range),
     followViewersNow: viewersNow.follow,

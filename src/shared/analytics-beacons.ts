@@ -32,63 +32,77 @@ export const BEACON_LIMITS = {
   playbackTokenChars: 256,
 } as const;
 
-const at = z
-  .number()
-  .int()
-  .min(0)
-  .max(BEACON_LIMITS.maxAtMs)
-  .describe("milliseconds since the view started (the player's clock)");
-const duration = z.number().int().min(0).max(BEACON_LIMITS.maxDurationMs);
-const height = z.number().int().min(0).max(BEACON_LIMITS.maxHeight);
-const uuid = z
-  .string()
-  .length(36)
-  .regex(/^[0-9a-f-]{36}$/);
+/**
+ * The format's zod schemas, made on first use: the client module imports this file for its types
+ * and constants only, and no zod code runs (or ships in its bundle) unless something parses.
+ */
+function makeSchemas() {
+  const at = z
+    .number()
+    .int()
+    .min(0)
+    .max(BEACON_LIMITS.maxAtMs)
+    .describe("milliseconds since the view started (the player's clock)");
+  const duration = z.number().int().min(0).max(BEACON_LIMITS.maxDurationMs);
+  const height = z.number().int().min(0).max(BEACON_LIMITS.maxHeight);
+  const uuid = z
+    .string()
+    .length(36)
+    .regex(/^[0-9a-f-]{36}$/);
 
-/** One thing a viewer experienced. */
-export const BeaconEvent = z.discriminatedUnion("type", [
-  /** The first frame played: how long after the view started. Counted once per view. */
-  z.strictObject({ type: z.literal("startup"), at, startupMs: duration }),
-  /** Playback stalled for lack of data, for `durationMs`, once it resumed (or the view ended). */
-  z.strictObject({ type: z.literal("rebuffer"), at, durationMs: duration }),
-  /** The player switched rendition: the height it plays now. */
-  z.strictObject({ type: z.literal("rendition"), at, height }),
-  /** Milliseconds of content played at `height` since the previous `watch` event. */
-  z.strictObject({ type: z.literal("watch"), at, height, watchedMs: duration }),
-  /** A playback error: hls.js's `details` (or the media element's error code) and whether it ended playback. */
-  z.strictObject({
-    type: z.literal("failure"),
-    at,
-    fatal: z.boolean(),
-    code: z
-      .string()
-      .min(1)
-      .max(BEACON_LIMITS.errorCodeChars)
-      .regex(/^[\w.-]+$/),
-    message: z.string().max(BEACON_LIMITS.errorMessageChars).optional(),
-  }),
-  /** Playback reached the end. */
-  z.strictObject({ type: z.literal("completed"), at }),
-]);
-export type BeaconEvent = z.infer<typeof BeaconEvent>;
+  /** One thing a viewer experienced. */
+  const BeaconEvent = z.discriminatedUnion("type", [
+    /** The first frame played: how long after the view started. Counted once per view. */
+    z.strictObject({ type: z.literal("startup"), at, startupMs: duration }),
+    /** Playback stalled for lack of data, for `durationMs`, once it resumed (or the view ended). */
+    z.strictObject({ type: z.literal("rebuffer"), at, durationMs: duration }),
+    /** The player switched rendition: the height it plays now. */
+    z.strictObject({ type: z.literal("rendition"), at, height }),
+    /** Milliseconds of content played at `height` since the previous `watch` event. */
+    z.strictObject({ type: z.literal("watch"), at, height, watchedMs: duration }),
+    /** A playback error: hls.js's `details` (or the media element's error code) and whether it ended playback. */
+    z.strictObject({
+      type: z.literal("failure"),
+      at,
+      fatal: z.boolean(),
+      code: z
+        .string()
+        .min(1)
+        .max(BEACON_LIMITS.errorCodeChars)
+        .regex(/^[\w.-]+$/),
+      message: z.string().max(BEACON_LIMITS.errorMessageChars).optional(),
+    }),
+    /** Playback reached the end. */
+    z.strictObject({ type: z.literal("completed"), at }),
+  ]);
 
+  /** A batch of beacons of one view. `seq` grows by one per batch, so a batch sent twice counts once. */
+  const BeaconBatch = z.strictObject({
+    v: z.literal(BEACON_FORMAT_VERSION),
+    videoId: uuid,
+    viewToken: z.string().min(1).max(BEACON_LIMITS.viewTokenChars),
+    seq: z.number().int().min(0).max(1_000_000),
+    events: z.array(BeaconEvent).min(1).max(BEACON_LIMITS.eventsPerBatch),
+  });
+
+  /** Starting a view: the playback (its id and, for a SIGNED video, its token). */
+  const ViewStart = z.strictObject({
+    v: z.literal(BEACON_FORMAT_VERSION),
+    videoId: uuid,
+    playbackToken: z.string().min(1).max(BEACON_LIMITS.playbackTokenChars).optional(),
+  });
+  return { BeaconEvent, BeaconBatch, ViewStart };
+}
+type Schemas = ReturnType<typeof makeSchemas>;
+let schemas: Schemas | undefined;
+const schemasOf = (): Schemas => (schemas ??= makeSchemas());
+
+/** One thing a viewer experienced (the events of `BeaconBatch`). */
+export type BeaconEvent = z.infer<Schemas["BeaconEvent"]>;
 /** A batch of beacons of one view. `seq` grows by one per batch, so a batch sent twice counts once. */
-export const BeaconBatch = z.strictObject({
-  v: z.literal(BEACON_FORMAT_VERSION),
-  videoId: uuid,
-  viewToken: z.string().min(1).max(BEACON_LIMITS.viewTokenChars),
-  seq: z.number().int().min(0).max(1_000_000),
-  events: z.array(BeaconEvent).min(1).max(BEACON_LIMITS.eventsPerBatch),
-});
-export type BeaconBatch = z.infer<typeof BeaconBatch>;
-
+export type BeaconBatch = z.infer<Schemas["BeaconBatch"]>;
 /** Starting a view: the playback (its id and, for a SIGNED video, its token). */
-export const ViewStart = z.strictObject({
-  v: z.literal(BEACON_FORMAT_VERSION),
-  videoId: uuid,
-  playbackToken: z.string().min(1).max(BEACON_LIMITS.playbackTokenChars).optional(),
-});
-export type ViewStart = z.infer<typeof ViewStart>;
+export type ViewStart = z.infer<Schemas["ViewStart"]>;
 
 /** What starting a view answers. */
 export interface ViewStarted {
@@ -102,12 +116,12 @@ export interface ViewStarted {
 
 /** Parses a batch; `{ problem }` names the first field that is wrong, for a 400. */
 export function parseBeaconBatch(value: unknown): { batch: BeaconBatch } | { problem: string } {
-  const parsed = BeaconBatch.safeParse(value);
+  const parsed = schemasOf().BeaconBatch.safeParse(value);
   return parsed.success ? { batch: parsed.data } : { problem: firstIssue(parsed.error) };
 }
 
 export function parseViewStart(value: unknown): { start: ViewStart } | { problem: string } {
-  const parsed = ViewStart.safeParse(value);
+  const parsed = schemasOf().ViewStart.safeParse(value);
   return parsed.success ? { start: parsed.data } : { problem: firstIssue(parsed.error) };
 }
 
