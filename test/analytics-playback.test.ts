@@ -148,4 +148,15 @@ describe("viewer analytics from a real player (Chromium + hls.js, the embed)", (
       await ctx.close();
     }
   });
+
+  it("serves the standalone beacon script to any page", async () => {
+    const res = await fetch(`${t.url}/analytics/v1/beacons.js`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("text/javascript; charset=utf-8");
+    expect(res.headers.get("access-control-allow-origin")).toBe("*");
+    const script = await res.text();
+    expect(script).toContain("videographAnalytics");
+    // The player's module alone: no schema library, no hls.js.
+    expect(script.length).toBeLessThan(8 * 1024);
+  });
 });
