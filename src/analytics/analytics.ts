@@ -6,6 +6,8 @@ import { log } from "../log.ts";
 import { ANALYTICS_PATHS } from "../shared/analytics-beacons.ts";
 import { type CollectionLimits, createCollectionEndpoint } from "./collect.ts";
 import { type AnalyticsInterval, type AnalyticsScope, analyticsReport } from "./figures.ts";
+import { createBatchBuffer } from "./batch-buffer.ts";
+import { createCollectionSwitch } from "./collection-switch.ts";
 import { createAnalyticsIngest } from "./ingest.ts";
 import { serveAnalyticsScript } from "./script.ts";
 import { ViewTokens } from "./view-tokens.ts";
@@ -19,6 +21,8 @@ export interface AnalyticsSettings extends Omit<CollectionLimits, "flushInterval
 }
 
 const FLUSH_INTERVAL_MS = 10_000;
+/** How often accepted beacons are written (batch-buffer.ts). */
+const FLUSH_EVERY_MS = 250;
 const PRUNE_EVERY_MS = 3600_000;
 
 /**
@@ -35,18 +39,32 @@ export function createAnalytics(options: {
   settings: AnalyticsSettings;
 }) {
   const { settings } = options;
-  const pool = new pg.Pool({ connectionString: options.databaseUrl, max: 8, connectionTimeoutMillis: 10_000 });
+  // Beacons are samples: a crash may lose the last few hundred milliseconds of them, and in exchange a
+  // batch's commit does not wait for the WAL to reach disk (the rollup row's lock is held until then).
+  const pool = new pg.Pool({
+    connectionString: options.databaseUrl,
+    max: 8,
+    connectionTimeoutMillis: 10_000,
+    options: "-c synchronous_commit=off",
+  });
   pool.on("error", (err) => log.warn("analytics connection lost", { err }));
   const ingest = createAnalyticsIngest(pool);
+  const buffer = createBatchBuffer(pool, FLUSH_EVERY_MS);
+  const collection = createCollectionSwitch(pool, options.eventTarget);
   const viewersNow = createViewersNow({
     target: options.eventTarget,
-    count: (videoId) => ingest.viewersNow(videoId, settings.viewersNowSeconds),
+    count: async (videoId) => {
+      await buffer.flush();
+      return ingest.viewersNow(videoId, settings.viewersNowSeconds);
+    },
     publishEveryMs: 1000,
     recountEveryMs: Math.max(1000, (settings.viewersNowSeconds * 1000) / 6),
   });
   const endpoint = createCollectionEndpoint({
     pool,
     ingest,
+    buffer,
+    collection,
     viewTokens: new ViewTokens(options.signingSecret, settings.viewTokenTtlSeconds),
     playbackTokens: options.playbackTokens,
     limits: { ...settings, flushIntervalMs: FLUSH_INTERVAL_MS },
@@ -64,18 +82,25 @@ export function createAnalytics(options: {
     matches: (url: URL) => endpoint.matches(url) || url.pathname === ANALYTICS_PATHS.script,
     handle: (req: IncomingMessage, res: ServerResponse, url: URL) =>
       url.pathname === ANALYTICS_PATHS.script ? serveAnalyticsScript(res) : endpoint.handle(req, res, url),
-    report: (scope: AnalyticsScope, range: { from: Date; to: Date; interval: AnalyticsInterval }) =>
-      analyticsReport(pool, scope, range),
+    /** The figures of a video or tenant; what this process has pending is written first. */
+    async report(scope: AnalyticsScope, range: { from: Date; to: Date; interval: AnalyticsInterval }) {
+      await buffer.flush();
+      return analyticsReport(pool, scope, range);
+    },
+    /** Turns a tenant's collection on or off on every API instance. */
+    setCollection: collection.set,
     followViewersNow: viewersNow.follow,
     /** Deletes raw views past the retention window (also hourly once started). */
     prune,
     start(): void {
+      buffer.start();
       void prune();
       pruneTimer = setInterval(prune, PRUNE_EVERY_MS);
       pruneTimer.unref();
     },
     async stop(): Promise<void> {
       if (pruneTimer) clearInterval(pruneTimer);
+      await buffer.stop();
       await pool.end();
     },
   };

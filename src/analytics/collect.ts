@@ -5,6 +5,8 @@ import { clientAddress } from "../http/client-address.ts";
 import type { PlaybackTokens } from "../http/playback-tokens.ts";
 import { log } from "../log.ts";
 import { ANALYTICS_PATHS, parseBeaconBatch, parseViewStart, type ViewStarted } from "../shared/analytics-beacons.ts";
+import type { BatchBuffer } from "./batch-buffer.ts";
+import type { CollectionSwitch } from "./collection-switch.ts";
 import { type AnalyticsIngest, batchFigures } from "./ingest.ts";
 import type { ViewTokens } from "./view-tokens.ts";
 
@@ -21,6 +23,8 @@ export interface CollectionLimits {
 export interface CollectionDeps {
   pool: pg.Pool;
   ingest: AnalyticsIngest;
+  buffer: BatchBuffer;
+  collection: CollectionSwitch;
   viewTokens: ViewTokens;
   playbackTokens: PlaybackTokens;
   limits: CollectionLimits;
@@ -84,6 +88,7 @@ export function createCollectionEndpoint(deps: CollectionDeps) {
       const checked = deps.playbackTokens.check(videoId, playbackToken ?? null, ["open", "session"]);
       if ("problem" in checked) throw new Refusal(403, checked.problem);
     }
+    deps.collection.remember(video.tenantId, video.analyticsEnabled);
     if (!video.analyticsEnabled) throw new Refusal(403, "analytics collection is off for this video's tenant");
     const viewId = await deps.ingest.startView({
       videoId,
@@ -108,9 +113,9 @@ export function createCollectionEndpoint(deps: CollectionDeps) {
     const checked = deps.viewTokens.check(batch.viewToken, batch.videoId);
     if ("problem" in checked) throw new Refusal(403, checked.problem);
     await consume(perView, checked.claims.viewId, "for this view");
-    const result = await deps.ingest.recordBatch(checked.claims, batch.seq, batchFigures(batch.events));
-    if (result === "no such view") throw new Refusal(404, "no such view (deleted, or past the retention window)");
-    if (result === "collection off") throw new Refusal(403, "analytics collection is off for this video's tenant");
+    if (!(await deps.collection.isEnabled(checked.claims.tenantId)))
+      throw new Refusal(403, "analytics collection is off for this video's tenant");
+    const result = deps.buffer.add(checked.claims, batch.seq, batchFigures(batch.events));
     if (result === "counted") deps.onActivity(batch.videoId);
     return { counted: result === "counted" };
   }

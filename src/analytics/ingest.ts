@@ -62,11 +62,7 @@ const hourOf = (now: number) => new Date(Math.floor(now / 3_600_000) * 3_600_000
 const dayOf = (now: number) => new Date(now).toISOString().slice(0, 10);
 const EMPTY_HISTOGRAM = startupHistogramOf(null);
 
-/** Adds two histograms bucket by bucket (the stored one and a batch's). */
-const ADD_HISTOGRAMS = `(SELECT array_agg(COALESCE(a, 0) + COALESCE(b, 0) ORDER BY i)
-  FROM unnest("AnalyticsHour"."startupHistogram", EXCLUDED."startupHistogram") WITH ORDINALITY AS u(a, b, i))`;
-
-/** Writes views and beacons: each call is one statement, which updates the raw view and its hour's rollups together. */
+/** Starts views (one statement each: the view, its hour's count and its viewer), counts live ones, prunes. */
 export function createAnalyticsIngest(pool: pg.Pool) {
   const salts = new Map<string, Promise<string>>();
 
@@ -127,88 +123,6 @@ export function createAnalyticsIngest(pool: pg.Pool) {
         ],
       );
       return viewId;
-    },
-
-    /**
-     * Adds a batch to its view and to the video's current hour, once: a batch whose `seq` is not
-     * above the view's last is a repeat. Nothing is written when the view's tenant turned collection off.
-     */
-    async recordBatch(
-      view: { viewId: string; videoId: string; tenantId: string },
-      seq: number,
-      f: BatchFigures,
-      now = Date.now(),
-    ): Promise<"counted" | "repeat" | "no such view" | "collection off"> {
-      const heights = [...f.watchMsByHeight.keys()];
-      const heightMs = heights.map((h) => f.watchMsByHeight.get(h)!);
-      const { rows } = await pool.query<{ found: number; enabled: boolean | null; counted: number }>(
-        `WITH old AS (
-           SELECT v.id, v."startupMs", v.failed, v.completed, v."lastSeq", t."analyticsEnabled" AS enabled
-           FROM "AnalyticsView" v JOIN "Tenant" t ON t.id = v."tenantId"
-           WHERE v.id = $1 AND v."videoId" = $2 AND v."tenantId" = $3
-           FOR UPDATE OF v
-         ), upd AS (
-           UPDATE "AnalyticsView" v SET
-             "lastSeq" = $4,
-             "lastBeaconAt" = now() AT TIME ZONE 'UTC',
-             "startupMs" = COALESCE(v."startupMs", $5::int),
-             "watchMs" = v."watchMs" + $6::bigint,
-             "rebufferCount" = v."rebufferCount" + $7::int,
-             "rebufferMs" = v."rebufferMs" + $8::bigint,
-             "renditionSwitches" = v."renditionSwitches" + $9::int,
-             failed = v.failed OR $10::text IS NOT NULL,
-             "failureCode" = COALESCE(v."failureCode", $10::text),
-             completed = v.completed OR $11::boolean
-           FROM old WHERE v.id = old.id AND old.enabled AND old."lastSeq" < $4
-           RETURNING old."startupMs" IS NULL AND $5::int IS NOT NULL AS "newStartup",
-             NOT old.failed AND $10::text IS NOT NULL AS "newFailure",
-             NOT old.completed AND $11::boolean AS "newCompletion"
-         ), hour AS (
-           INSERT INTO "AnalyticsHour" ("videoId", "tenantId", hour, "watchMs", "rebufferCount", "rebufferMs",
-             "renditionSwitches", "failedViews", "completedViews", "startupHistogram")
-           SELECT $2, $3, $12::timestamptz AT TIME ZONE 'UTC', $6::bigint, $7::int, $8::bigint, $9::int,
-             "newFailure"::int, "newCompletion"::int, CASE WHEN "newStartup" THEN $13::int[] ELSE $14::int[] END
-           FROM upd
-           ON CONFLICT ("videoId", hour) DO UPDATE SET
-             "watchMs" = "AnalyticsHour"."watchMs" + EXCLUDED."watchMs",
-             "rebufferCount" = "AnalyticsHour"."rebufferCount" + EXCLUDED."rebufferCount",
-             "rebufferMs" = "AnalyticsHour"."rebufferMs" + EXCLUDED."rebufferMs",
-             "renditionSwitches" = "AnalyticsHour"."renditionSwitches" + EXCLUDED."renditionSwitches",
-             "failedViews" = "AnalyticsHour"."failedViews" + EXCLUDED."failedViews",
-             "completedViews" = "AnalyticsHour"."completedViews" + EXCLUDED."completedViews",
-             "startupHistogram" = ${ADD_HISTOGRAMS}
-         ), heights AS (
-           INSERT INTO "AnalyticsHeightHour" ("videoId", "tenantId", hour, height, "watchMs")
-           SELECT $2, $3, $12::timestamptz AT TIME ZONE 'UTC', h, ms
-           FROM upd, unnest($15::int[], $16::bigint[]) AS x(h, ms)
-           ON CONFLICT ("videoId", hour, height) DO UPDATE SET
-             "watchMs" = "AnalyticsHeightHour"."watchMs" + EXCLUDED."watchMs"
-         )
-         SELECT (SELECT count(*) FROM old)::int AS found, (SELECT bool_and(enabled) FROM old) AS enabled,
-           (SELECT count(*) FROM upd)::int AS counted`,
-        [
-          view.viewId,
-          view.videoId,
-          view.tenantId,
-          seq,
-          f.startupMs,
-          f.watchMs,
-          f.rebufferCount,
-          f.rebufferMs,
-          f.renditionSwitches,
-          f.fatalFailureCode,
-          f.completed,
-          hourOf(now),
-          startupHistogramOf(f.startupMs),
-          EMPTY_HISTOGRAM,
-          heights,
-          heightMs,
-        ],
-      );
-      const row = rows[0]!;
-      if (row.found === 0) return "no such view";
-      if (!row.enabled) return "collection off";
-      return row.counted > 0 ? "counted" : "repeat";
     },
 
     /** Views of `videoId` with a beacon (or a start) in the last `seconds`. */

@@ -19,7 +19,7 @@ const STARTUP_BUCKETS_MS: readonly number[] = [
 /** Buckets, the open-ended one included. */
 export const STARTUP_BUCKET_COUNT = STARTUP_BUCKETS_MS.length + 1;
 
-function startupBucket(ms: number): number {
+export function startupBucket(ms: number): number {
   const i = STARTUP_BUCKETS_MS.findIndex((upper) => ms < upper);
   return i === -1 ? STARTUP_BUCKETS_MS.length : i;
 }

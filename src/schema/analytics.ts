@@ -161,7 +161,7 @@ builder.mutationFields((t) => ({
     extensions: mutationWork({ jobs: [] }),
     args: { enabled: t.arg.boolean({ required: true }) },
     resolve: async (_root, { enabled }, ctx) => {
-      await ctx.db.tenant.update({ where: { id: tenantOf(ctx) }, data: { analyticsEnabled: enabled } });
+      await ctx.analytics.setCollection(tenantOf(ctx), enabled);
       return { enabled };
     },
   }),
