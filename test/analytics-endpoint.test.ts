@@ -357,6 +357,25 @@ describe("viewer analytics: the collection endpoint", () => {
     expect((await analyticsOf(t, id)).completionRate).toBe(1);
   });
 
+  it("prunes raw views past the retention window, and viewer hashes and salts of days before yesterday", async () => {
+    const { id } = await createUpload(t, "old views");
+    const started = await startView(t, id, newClient());
+    expect(started.status).toBe(201);
+    const db = t.app.services.db;
+    const tenantId = (await db.video.findUniqueOrThrow({ where: { id } })).tenantId;
+    const daysAgo = (days: number) => new Date(Date.now() - days * 86_400_000);
+    await db.analyticsView.create({ data: { id: crypto.randomUUID(), videoId: id, tenantId, startedAt: daysAgo(31) } });
+    await db.analyticsDailyViewer.create({ data: { videoId: id, day: daysAgo(3), viewerHash: "old" } });
+    await db.analyticsSalt.create({ data: { day: daysAgo(3), salt: "old" } });
+    expect(await rowCounts(t, id)).toMatchObject({ views: 2, viewers: 2 });
+
+    await t.app.services.analytics.prune();
+    // The default window is 30 days: the 31-day-old view goes, today's stays; the rollups stay.
+    expect(await rowCounts(t, id)).toMatchObject({ views: 1, hours: 1, viewers: 1 });
+    expect(await db.analyticsSalt.count({ where: { day: { lt: daysAgo(2) } } })).toBe(0);
+    expect(await db.analyticsSalt.count()).toBeGreaterThan(0);
+  });
+
   it("counts live viewers in viewersNow, and deleting the video deletes its analytics", async () => {
     const { id } = await createUpload(t, "live");
     const counts: number[] = [];
