@@ -4,6 +4,7 @@ import { Readable } from "node:stream";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
+import { TEST_ADMIN_KEY } from "./support/auth.ts";
 import { buildConsole, launchChromium } from "./support/console.ts";
 import { fixturesDir, runFfmpeg } from "./support/media-fixtures.ts";
 import { createUpload } from "./support/uploads.ts";
@@ -144,6 +145,23 @@ describe("viewer analytics from a real player (Chromium + hls.js, the embed)", (
       // Every second of the video was watched, once.
       expect(a.watchTimeSeconds).toBeGreaterThan(SEGMENTS - 1);
       expect(a.watchTimeSeconds).toBeLessThanOrEqual(SEGMENTS + 0.25);
+
+      // The console shows it on the video's page (its own player does not autoplay: no second view),
+      // and on the library's overview.
+      await page.goto(`${t.url}/`);
+      await page.getByLabel("API key or viewer JWT").fill(TEST_ADMIN_KEY);
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await page.getByRole("heading", { name: "Videos" }).waitFor();
+      await page.getByText("Viewers of all videos, last 30 days").click();
+      await expect
+        .poll(() => page.getByTestId("tenant-analytics").getByTestId("analytics-views").textContent())
+        .toBe("1");
+      await page.goto(`${t.url}/videos/${id}`);
+      const section = page.getByRole("region", { name: "Viewers, last 30 days" });
+      await expect.poll(() => section.getByTestId("analytics-views").textContent()).toBe("1");
+      await expect.poll(() => section.getByTestId("viewers-now").textContent()).toMatch(/^\d+$/);
+      expect(await section.getByRole("img", { name: "Views per day" }).locator("rect").count()).toBe(1);
+      expect(await section.textContent()).toContain("Rebuffering");
     } finally {
       await ctx.close();
     }
