@@ -215,9 +215,19 @@ describe("viewer analytics: the collection endpoint", () => {
       videoId: videoId!,
       tenantId: tenantId!,
     }).token;
-    expect((await sendBatch(t, { videoId: theirs, viewToken: genuine }, 0, event, client)).status).toBe(202);
+    const withStartup: BeaconEvent[] = [{ type: "startup", at: 0, startupMs: 720 }, ...event];
+    expect((await sendBatch(t, { videoId: theirs, viewToken: genuine }, 0, withStartup, client)).status).toBe(202);
     expect((await rowCounts(t, ours)).views).toBe(0);
     expect((await analyticsOf(t, theirs, otherKey)).watchTimeSeconds).toBe(1);
+    // The rival tenant's own rollup holds exactly its one view.
+    const { data } = await t.gql(
+      `query ($from: DateTime!, $to: DateTime!) { tenantAnalytics(from: $from, to: $to) { views watchTimeSeconds startupTimeP50Ms } }`,
+      range(),
+      otherKey,
+    );
+    expect(data.tenantAnalytics).toMatchObject({ views: 1, watchTimeSeconds: 1 });
+    expect(data.tenantAnalytics.startupTimeP50Ms).toBeGreaterThanOrEqual(700);
+    expect(data.tenantAnalytics.startupTimeP50Ms).toBeLessThanOrEqual(800);
   });
 
   it("starts a view of a SIGNED video only with its playback token", async () => {

@@ -45,7 +45,7 @@ const MAX_REMEMBERED_VIEWS = 200_000;
 
 /**
  * Beacon batches, summed in memory and written every `flushEveryMs` in one statement for all the
- * views and videos that reported meanwhile: at 2,000 batches a second Postgres sees a few
+ * views, videos and tenants that reported meanwhile: at 2,000 batches a second Postgres sees a few
  * statements a second instead of 2,000 upserts of the same busy rollup rows. A batch is counted once
  * per view by its `seq` (a repeat answers `repeat`, synchronously); a view's first startup, fatal
  * failure and completion count once. What is pending is lost if the process dies (at most
@@ -188,6 +188,37 @@ export function createBatchBuffer(pool: pg.Pool, flushEveryMs: number) {
            "completedViews" = "AnalyticsHour"."completedViews" + EXCLUDED."completedViews",
            "startupHistogram" = (SELECT array_agg(COALESCE(a, 0) + COALESCE(b, 0) ORDER BY i)
              FROM unnest("AnalyticsHour"."startupHistogram", EXCLUDED."startupHistogram") WITH ORDINALITY AS u(a, b, i))
+         RETURNING "tenantId", "videoId"
+       ), tenant_deltas AS (
+         -- The same deltas summed per tenant, for the videos written above (their histograms bucket by bucket).
+         SELECT c."tenantId", sum(x."watchMs") AS "watchMs", sum(x."rebufferCount")::int AS "rebufferCount",
+           sum(x."rebufferMs") AS "rebufferMs", sum(x."renditionSwitches")::int AS "renditionSwitches",
+           sum(x."failedViews")::int AS "failedViews", sum(x."completedViews")::int AS "completedViews",
+           (SELECT array_agg(s ORDER BY i) FROM (
+             SELECT h.i, sum(h.n::int)::int AS s
+             FROM unnest($13::uuid[], $22::jsonb[]) AS y("videoId", histogram)
+             JOIN collecting c2 ON c2."videoId" = y."videoId",
+             jsonb_array_elements_text(y.histogram) WITH ORDINALITY AS h(n, i)
+             WHERE c2."tenantId" = c."tenantId" GROUP BY h.i) AS per_bucket) AS histogram
+         FROM unnest($13::uuid[], $16::bigint[], $17::int[], $18::bigint[], $19::int[], $20::int[], $21::int[])
+           AS x("videoId", "watchMs", "rebufferCount", "rebufferMs", "renditionSwitches", "failedViews", "completedViews")
+         JOIN collecting c ON c."videoId" = x."videoId"
+         GROUP BY c."tenantId"
+       ), tenant_hours AS (
+         INSERT INTO "AnalyticsTenantHour" ("tenantId", hour, "watchMs", "rebufferCount", "rebufferMs",
+           "renditionSwitches", "failedViews", "completedViews", "startupHistogram")
+         SELECT "tenantId", $14::timestamptz AT TIME ZONE 'UTC', "watchMs", "rebufferCount", "rebufferMs",
+           "renditionSwitches", "failedViews", "completedViews", histogram
+         FROM tenant_deltas
+         ON CONFLICT ("tenantId", hour) DO UPDATE SET
+           "watchMs" = "AnalyticsTenantHour"."watchMs" + EXCLUDED."watchMs",
+           "rebufferCount" = "AnalyticsTenantHour"."rebufferCount" + EXCLUDED."rebufferCount",
+           "rebufferMs" = "AnalyticsTenantHour"."rebufferMs" + EXCLUDED."rebufferMs",
+           "renditionSwitches" = "AnalyticsTenantHour"."renditionSwitches" + EXCLUDED."renditionSwitches",
+           "failedViews" = "AnalyticsTenantHour"."failedViews" + EXCLUDED."failedViews",
+           "completedViews" = "AnalyticsTenantHour"."completedViews" + EXCLUDED."completedViews",
+           "startupHistogram" = (SELECT array_agg(COALESCE(a, 0) + COALESCE(b, 0) ORDER BY i)
+             FROM unnest("AnalyticsTenantHour"."startupHistogram", EXCLUDED."startupHistogram") WITH ORDINALITY AS u(a, b, i))
        )
        INSERT INTO "AnalyticsHeightHour" ("videoId", "tenantId", hour, height, "watchMs")
        SELECT y."videoId", c."tenantId", $14::timestamptz AT TIME ZONE 'UTC', y.height, y.ms

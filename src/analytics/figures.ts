@@ -92,19 +92,23 @@ const emptySums = (): Sums => ({
   histogram: histogramOf(null),
 });
 
-// Two fixed filters: the column is never built from input.
-const SCOPE_FILTER = { video: `"videoId" = $1::uuid`, tenant: `"tenantId" = $1::uuid` } as const;
+// Fixed tables and filters: nothing of the query is built from input.
+const SCOPE = {
+  video: { hours: `"AnalyticsHour"`, filter: `"videoId" = $1::uuid` },
+  tenant: { hours: `"AnalyticsTenantHour"`, filter: `"tenantId" = $1::uuid` },
+} as const;
 
 /**
- * Reads the hourly rollups of a scope over [from, to): one indexed range read per table, summed
- * in SQL per point of the timeline (the startup histograms bucket by bucket); never a raw view.
+ * Reads the hourly rollups of a scope over [from, to) (a video's, or its tenant's: one row per hour
+ * whatever its videos): one indexed range read, summed in SQL per point of the timeline (the startup
+ * histograms bucket by bucket); never a raw view. Top renditions come from the heights' rollups.
  */
 export async function analyticsReport(
   pool: pg.Pool,
   scope: AnalyticsScope,
   range: { from: Date; to: Date; interval: AnalyticsInterval },
 ): Promise<AnalyticsReport> {
-  const filter = "videoId" in scope ? SCOPE_FILTER.video : SCOPE_FILTER.tenant;
+  const { hours: hoursTable, filter } = "videoId" in scope ? SCOPE.video : SCOPE.tenant;
   const id = "videoId" in scope ? scope.videoId : scope.tenantId;
   const unit = range.interval === "HOUR" ? "hour" : "day";
   const params = [id, range.from.toISOString(), range.to.toISOString(), unit];
@@ -122,7 +126,7 @@ export async function analyticsReport(
       completedViews: number;
       histogram: number[] | null;
     }>(
-      `WITH hours AS (SELECT * FROM "AnalyticsHour" WHERE ${rangeFilter}),
+      `WITH hours AS (SELECT * FROM ${hoursTable} WHERE ${rangeFilter}),
        points AS (
          SELECT date_trunc($4, hour) AS at, sum(views)::int AS "views", sum("uniqueViewers")::int AS "uniqueViewers",
            sum("watchMs")::float8 AS "watchMs", sum("rebufferCount")::int AS "rebufferCount",

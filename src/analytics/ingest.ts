@@ -86,7 +86,7 @@ export function createAnalyticsIngest(pool: pg.Pool) {
 
   return {
     /**
-     * Records a new view: its row, one view in its hour and, the first time this viewer (address
+     * Records a new view: its row, one view in its video's and tenant's hour and, the first time this viewer (address
      * and user agent, hashed with the day's salt) watches the video that day, one unique viewer.
      */
     async startView(
@@ -105,6 +105,12 @@ export function createAnalyticsIngest(pool: pg.Pool) {
          ), viewer AS (
            INSERT INTO "AnalyticsDailyViewer" ("videoId", day, "viewerHash") VALUES ($2, $5::date, $6)
            ON CONFLICT DO NOTHING RETURNING 1
+         ), tenant AS (
+           INSERT INTO "AnalyticsTenantHour" ("tenantId", hour, views, "uniqueViewers", "startupHistogram")
+           VALUES ($3, $7::timestamptz AT TIME ZONE 'UTC', 1, (SELECT count(*) FROM viewer), $8::int[])
+           ON CONFLICT ("tenantId", hour) DO UPDATE SET
+             views = "AnalyticsTenantHour".views + 1,
+             "uniqueViewers" = "AnalyticsTenantHour"."uniqueViewers" + EXCLUDED."uniqueViewers"
          )
          INSERT INTO "AnalyticsHour" ("videoId", "tenantId", hour, views, "uniqueViewers", "startupHistogram")
          VALUES ($2, $3, $7::timestamptz AT TIME ZONE 'UTC', 1, (SELECT count(*) FROM viewer), $8::int[])

@@ -40,6 +40,23 @@ CREATE TABLE "AnalyticsHour" (
 );
 
 -- CreateTable
+CREATE TABLE "AnalyticsTenantHour" (
+    "tenantId" UUID NOT NULL,
+    "hour" TIMESTAMP(3) NOT NULL,
+    "views" INTEGER NOT NULL DEFAULT 0,
+    "uniqueViewers" INTEGER NOT NULL DEFAULT 0,
+    "watchMs" BIGINT NOT NULL DEFAULT 0,
+    "startupHistogram" INTEGER[],
+    "rebufferCount" INTEGER NOT NULL DEFAULT 0,
+    "rebufferMs" BIGINT NOT NULL DEFAULT 0,
+    "renditionSwitches" INTEGER NOT NULL DEFAULT 0,
+    "failedViews" INTEGER NOT NULL DEFAULT 0,
+    "completedViews" INTEGER NOT NULL DEFAULT 0,
+
+    CONSTRAINT "AnalyticsTenantHour_pkey" PRIMARY KEY ("tenantId","hour")
+);
+
+-- CreateTable
 CREATE TABLE "AnalyticsHeightHour" (
     "videoId" UUID NOT NULL,
     "tenantId" UUID NOT NULL,
@@ -87,6 +104,9 @@ ALTER TABLE "AnalyticsView" ADD CONSTRAINT "AnalyticsView_videoId_fkey" FOREIGN 
 
 -- AddForeignKey
 ALTER TABLE "AnalyticsHour" ADD CONSTRAINT "AnalyticsHour_videoId_fkey" FOREIGN KEY ("videoId") REFERENCES "Video"("id") ON DELETE CASCADE ON UPDATE CASCADE;
+
+-- AddForeignKey
+ALTER TABLE "AnalyticsTenantHour" ADD CONSTRAINT "AnalyticsTenantHour_tenantId_fkey" FOREIGN KEY ("tenantId") REFERENCES "Tenant"("id") ON DELETE CASCADE ON UPDATE CASCADE;
 
 -- AddForeignKey
 ALTER TABLE "AnalyticsHeightHour" ADD CONSTRAINT "AnalyticsHeightHour_videoId_fkey" FOREIGN KEY ("videoId") REFERENCES "Video"("id") ON DELETE CASCADE ON UPDATE CASCADE;
