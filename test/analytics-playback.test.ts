@@ -1,7 +1,7 @@
 import { mkdir, readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { Readable } from "node:stream";
-import type { Browser } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { TEST_ADMIN_KEY } from "./support/auth.ts";
@@ -165,6 +165,58 @@ describe("viewer analytics from a real player (Chromium + hls.js, the embed)", (
     } finally {
       await ctx.close();
     }
+  });
+
+  it("plays to the end while the analytics endpoint is down, and sends nothing under Do Not Track", async () => {
+    const id = await publishVideo(t);
+    const seenBy = (page: Page) => page.evaluate(() => (window as unknown as { seen: string[] }).seen);
+    const record = () => {
+      const seen: string[] = [];
+      (window as unknown as { seen: string[] }).seen = seen;
+      for (const type of ["playing", "ended", "error"]) document.addEventListener(type, () => seen.push(type), true);
+    };
+
+    // The endpoint unreachable: every analytics request fails at the network.
+    const down = await browser.newContext();
+    const refused: string[] = [];
+    await down.route(/\/analytics\//, (route) => {
+      refused.push(route.request().url());
+      return route.abort("connectionrefused");
+    });
+    await down.addInitScript(record);
+    try {
+      const page = await down.newPage();
+      await page.goto(`${t.url}/watch/${id}?autoplay=1`);
+      await expect.poll(() => seenBy(page), { timeout: 30_000 }).toContain("ended");
+      expect(await seenBy(page)).not.toContain("error");
+      expect(refused.some((url) => url.endsWith("/analytics/v1/views"))).toBe(true);
+    } finally {
+      await down.close();
+    }
+
+    // Do Not Track: the page plays and the player asks the endpoint nothing.
+    const private_ = await browser.newContext();
+    const asked: string[] = [];
+    private_.on("request", (request) => {
+      if (request.url().includes("/analytics/")) asked.push(request.url());
+    });
+    await private_.addInitScript(() => Object.defineProperty(Navigator.prototype, "doNotTrack", { get: () => "1" }));
+    await private_.addInitScript(record);
+    try {
+      const page = await private_.newPage();
+      await page.goto(`${t.url}/watch/${id}?autoplay=1`);
+      // An autoplaying player starts its view with its source: by its first frame it would have asked.
+      await expect.poll(() => seenBy(page), { timeout: 30_000 }).toContain("playing");
+      await page.waitForTimeout(500);
+      expect(asked).toEqual([]);
+    } finally {
+      await private_.close();
+    }
+    const range = {
+      from: new Date(Date.now() - 3600_000).toISOString(),
+      to: new Date(Date.now() + 3600_000).toISOString(),
+    };
+    expect((await t.gql(ANALYTICS, { id, ...range })).data.video.analytics.views).toBe(0);
   });
 
   it("serves the standalone beacon script to any page", async () => {
