@@ -140,9 +140,13 @@ export function createBatchBuffer(pool: pg.Pool, flushEveryMs: number) {
   async function write(viewDeltas: Map<string, ViewDelta>, videoDeltas: Map<string, VideoDelta>): Promise<void> {
     const now = Date.now();
     const hour = new Date(Math.floor(now / 3_600_000) * 3_600_000).toISOString();
-    const vs = [...viewDeltas];
-    const ds = [...videoDeltas];
-    const heights = ds.flatMap(([videoId, d]) => [...d.watchMsByHeight].map(([h, ms]) => [videoId, h, ms] as const));
+    // Rows are locked in id order, the same on every instance, so two instances' writes never deadlock.
+    const byId = <T>(a: [string, T], b: [string, T]) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+    const vs = [...viewDeltas].sort(byId);
+    const ds = [...videoDeltas].sort(byId);
+    const heights = ds.flatMap(([videoId, d]) =>
+      [...d.watchMsByHeight].sort((a, b) => a[0] - b[0]).map(([h, ms]) => [videoId, h, ms] as const),
+    );
     // Views: each row takes its batches once (lastSeq). Rollups: the hour of the flush, for videos that
     // still exist and whose tenant collects (the token's tenant must be the video's).
     await pool.query(
