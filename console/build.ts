@@ -1,7 +1,9 @@
 import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
+import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { build, type Rollup } from "vite";
+import { ANALYTICS_SCRIPT_FILE } from "../src/analytics/script.ts";
 import { CONSOLE_DIST } from "../src/http/console.ts";
 import { precompressDir } from "../src/http/content-encoding.ts";
 import { GRAPHIQL_MANIFEST, type GraphiQLAssets } from "../src/http/graphiql.ts";
@@ -34,6 +36,24 @@ export async function buildConsole(): Promise<boolean> {
       // hls.js alone is about 570 kB; it is its own chunk, loaded with the first player.
       chunkSizeWarningLimit: 700,
       target: "es2022",
+    },
+  });
+  // The standalone beacon script: the player's beacon module alone, one file any page may load.
+  await build({
+    root: CONSOLE_ROOT,
+    configFile: false,
+    logLevel: "warn",
+    build: {
+      outDir: path.dirname(ANALYTICS_SCRIPT_FILE),
+      emptyOutDir: false,
+      sourcemap: false,
+      target: "es2020",
+      lib: {
+        entry: `${CONSOLE_ROOT}src/analytics-script.ts`,
+        formats: ["iife"],
+        name: "videographAnalyticsScript",
+        fileName: () => path.basename(ANALYTICS_SCRIPT_FILE),
+      },
     },
   });
   const graphiql = await buildGraphiQL();

@@ -123,6 +123,27 @@ const EnvSchema = z.object({
    * peer address is the client's. Per-client limits (images made on request) key on the result.
    */
   TRUST_PROXY_HOPS: z.coerce.number().int().min(0).max(10).default(0),
+  /** Viewer analytics (docs/analytics.md): days raw views are kept (rollups are kept). */
+  ANALYTICS_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
+  /** How long a view token lets a player send beacons for its view. */
+  ANALYTICS_VIEW_TOKEN_TTL_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .max(7 * 24 * 3600)
+    .default(6 * 3600),
+  /** Largest body the collection endpoint reads. */
+  ANALYTICS_MAX_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(1024 ** 2)
+    .default(16 * 1024),
+  /** Beacon batches one view may send per minute, and analytics requests one client address may make per minute. */
+  ANALYTICS_BATCHES_PER_VIEW_PER_MINUTE: z.coerce.number().int().min(1).default(30),
+  ANALYTICS_REQUESTS_PER_CLIENT_PER_MINUTE: z.coerce.number().int().min(1).default(600),
+  /** `viewersNow` counts views with a beacon in this many seconds. */
+  ANALYTICS_VIEWERS_NOW_SECONDS: z.coerce.number().int().min(5).max(3600).default(30),
   /** Bytes of images made on request (thumbnails, animated previews) cached per video, and per tenant. */
   IMAGE_CACHE_BYTES_PER_VIDEO: z.coerce
     .number()

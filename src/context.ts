@@ -1,3 +1,4 @@
+import type { Analytics } from "./analytics/analytics.ts";
 import type { Principal } from "./auth/scopes.ts";
 import type { Db } from "./db/client.ts";
 import type { VideoPubSub } from "./events/video-events.ts";
@@ -12,6 +13,8 @@ import type { ApiTransport } from "./transport/types.ts";
 /** Services every resolver may use; built once per server, shared by HTTP and WebSocket requests. */
 export interface AppServices {
   db: Db;
+  /** Viewer analytics: the collection endpoint, reports from the rollups, live viewer counts. */
+  analytics: Analytics;
   storage: ApiStorage;
   signer: UrlSigner;
   playbackTokens: PlaybackTokens;

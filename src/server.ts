@@ -1,6 +1,7 @@
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createYoga, type YogaServerInstance } from "graphql-yoga";
 import pg from "pg";
+import { analyticsSettings, createAnalytics } from "./analytics/analytics.ts";
 import { bootstrapAdminKey } from "./auth/api-keys.ts";
 import { createAuthenticator } from "./auth/authenticate.ts";
 import { createCaptionCatalog } from "./captions/subtitle-playlists.ts";
@@ -163,8 +164,16 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       tellWorkersToCancel(transport, jobId, attempt, workerId, runId),
     stallSeconds: env.JOB_STALL_SECONDS,
   });
+  const analytics = createAnalytics({
+    databaseUrl,
+    signingSecret,
+    playbackTokens,
+    eventTarget,
+    settings: analyticsSettings(env),
+  });
   const services: AppServices = {
     db,
+    analytics,
     storage,
     signer,
     playbackTokens,
@@ -260,6 +269,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       res.setHeader("x-content-type-options", "nosniff");
       return videoImages.matches(url) ? videoImages.handle(req, res, url) : serveMedia(req, res, url);
     }
+    if (analytics.matches(url)) return analytics.handle(req, res, url);
     if (await serveHealthPath(url.pathname, { db, transport }, res)) return;
     if (await handleConsole(req, res, url)) return;
     if (refusedForSize(req, res, env)) return;
@@ -316,6 +326,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       dispatcher.start();
       deliverer.start();
       uploadExpiry.start();
+      analytics.start();
       await notifications?.start();
       await options.beforeListen?.();
       const { address, port, url } = await listenOn(httpServer, env.PORT, env.HOST);
@@ -344,6 +355,8 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       await deliverer.stop();
       log.info("stopping: upload expiry");
       await uploadExpiry.stop();
+      log.info("stopping: analytics");
+      await analytics.stop();
       log.info("stopping: dispatcher");
       await dispatcher.stop();
       log.info("stopping: transport");

@@ -416,3 +416,23 @@ export const VideoStoryboardQuery = graphql(`
     video(id: $id) { id storyboard { vttUrl intervalSeconds } }
   }
 `);
+
+export const VideoAnalyticsQuery = graphql(`
+  query VideoAnalytics($id: ID!, $from: DateTime!, $to: DateTime!) {
+    video(id: $id) { id analytics(from: $from, to: $to) {
+      views uniqueViewers watchTimeSeconds startupTimeP50Ms startupTimeP95Ms rebufferRatio
+      rebufferCount failureRate completionRate topRenditions { height share }
+      timeline { at views startupTimeP50Ms startupTimeP95Ms rebufferRatio } } }
+  }
+`);
+export const TenantAnalyticsQuery = graphql(`
+  query TenantAnalytics($from: DateTime!, $to: DateTime!) {
+    tenantAnalytics(from: $from, to: $to) {
+      views uniqueViewers watchTimeSeconds startupTimeP50Ms startupTimeP95Ms rebufferRatio
+      rebufferCount failureRate completionRate topRenditions { height share }
+      timeline { at views startupTimeP50Ms startupTimeP95Ms rebufferRatio } }
+  }
+`);
+export const ViewersNowSubscription = graphql(`
+  subscription ViewersNow($videoId: ID!) { viewersNow(videoId: $videoId) }
+`);

@@ -1,6 +1,7 @@
 import type Hls from "hls.js";
 import type { ErrorData, Level } from "hls.js";
 import { useEffect, useRef, useState } from "preact/hooks";
+import { startViewBeacons, type ViewBeacons } from "./analytics-beacons.ts";
 import { StoryboardScrubber, type StoryboardProps } from "./storyboard-scrubber.tsx";
 
 /**
@@ -66,6 +67,7 @@ export function Player(props: PlayerProps) {
     const video = videoRef.current!;
     setError(null);
     let hls: Hls | null = null;
+    let beacons: ViewBeacons | null = null;
     let stopped = false;
     // hls.js is most of the console's code: it loads with the first player.
     void import("hls.js").then(({ default: Hls }) => {
@@ -73,6 +75,7 @@ export function Player(props: PlayerProps) {
       if (!Hls.isSupported()) {
         if (video.canPlayType("application/vnd.apple.mpegurl")) {
           video.src = props.startTime ? `${source}#t=${props.startTime}` : source;
+          beacons = startViewBeacons(video, source);
         } else setError("This browser cannot play HLS.");
         return;
       }
@@ -94,11 +97,17 @@ export function Player(props: PlayerProps) {
         else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) player.recoverMediaError();
         else setError(`Playback failed: ${data.details}`);
       });
+      beacons = startViewBeacons(video, source, (report) => {
+        const onError = (_event: unknown, data: ErrorData) => report(data.fatal, data.details);
+        player.on(Hls.Events.ERROR, onError);
+        return () => player.off(Hls.Events.ERROR, onError);
+      });
       player.loadSource(source);
       player.attachMedia(video);
     });
     return () => {
       stopped = true;
+      beacons?.stop();
       hls?.destroy();
       hlsRef.current = null;
     };

@@ -23,6 +23,7 @@ import "./cost.ts";
 import "./clip.ts";
 import "./static-rendition.ts";
 import "./split-transcode.ts";
+import "./analytics.ts";
 
 builder.queryType({});
 builder.mutationType({});

@@ -28,6 +28,7 @@ import type { StoryboardProps } from "../storyboard-scrubber.tsx";
 import { QueuePlace } from "../queue.tsx";
 import { Link, navigate, useTitle } from "../router.tsx";
 import { VideoImages } from "../video-images.tsx";
+import { VideoAnalytics } from "../viewer-analytics.tsx";
 import { STATIC_RENDITIONS } from "../video-options.tsx";
 import { Table } from "../table.tsx";
 
@@ -302,6 +303,7 @@ export function VideoPage({ videoId }: { videoId: string }) {
       <Captions videoId={video.id} />
       <Downloads videoId={video.id} status={video.status} />
       {video.playable && <Share video={video} />}
+      {video.playable && <VideoAnalytics videoId={video.id} />}
       <Operators
         video={video}
         onRetry={(id) => act("Retry", async () => (await request(RetryVariantMutation, { id })).retryVariant)}

@@ -4,6 +4,7 @@ import { formatDate, formatDuration, isFinished, statusLabel } from "../format.t
 import { DeleteVideoMutation, VideoEventsSubscription, VideosQuery } from "../operations.ts";
 import { QueuePlace } from "../queue.tsx";
 import { Link, navigate, useLocation, useTitle } from "../router.tsx";
+import { TenantAnalytics } from "../viewer-analytics.tsx";
 
 const PAGE_SIZE = 12;
 const STATUSES = ["WAITING_FOR_UPLOAD", "QUEUED", "PROCESSING", "READY", "FAILED", "CANCELED"] as const;
@@ -139,6 +140,7 @@ export function VideosPage() {
           Upload
         </Link>
       </div>
+      <TenantAnalytics />
       <LibraryFilters key={search} query={query} onApply={show} />
       {error && (
         <p role="alert" class="error">

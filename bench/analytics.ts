@@ -1,0 +1,306 @@
+// Viewer analytics under load (`npm run bench:analytics`): the API as operators run it (its own
+// process, a throw-away database), then (1) `video` queries one after another, idle; (2) beacon
+// batches sent open-loop at --rate per second for --seconds to many views of --videos videos, with
+// the same `video` queries running beside them; (3) `Video.analytics` over 30 days of a video whose
+// rollups hold 1,000 views a day (seeded in SQL, as the ingest writes them). Prints each figure beside
+// its goal. Figures, not assertions (docs/performance.md, "Viewer analytics").
+//   npm run bench:analytics                          20 s at 2,000 batches/s
+//   npm run bench:analytics -- --seconds=300         the goal's 5 minutes
+import { randomBytes } from "node:crypto";
+import http from "node:http";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { performance } from "node:perf_hooks";
+import pg from "pg";
+import { parseCommandLine, usageError } from "../src/shared/command-line.ts";
+import { ANALYTICS_PATHS } from "../src/shared/analytics-beacons.ts";
+import { ADMIN_AUTH } from "../test/support/auth.ts";
+import { startApiProcess, stopAllProcesses } from "../test/support/processes.ts";
+import { benchDatabase, CREATE_UPLOAD, postGraphQL } from "./support/stack.ts";
+
+const USAGE = `usage: npm run bench:analytics -- [--seconds=S] [--rate=R] [--videos=V] [--views=N]
+Starts the API on a throw-away database, sends R beacon batches a second (each one request with a few
+events) for S seconds to N views spread over V videos, and times a \`video\` query idle and under that
+load; then times Video.analytics over 30 days of rollups holding 1,000 views a day.
+Defaults: 20 s, 2,000 batches/s, 20 videos, 2,000 views. The issue's goal is 300 s at 2,000/s.`;
+const { values: flags } = parseCommandLine(USAGE, {
+  options: {
+    seconds: { type: "string", default: "20" },
+    rate: { type: "string", default: "2000" },
+    videos: { type: "string", default: "20" },
+    views: { type: "string", default: "2000" },
+  },
+});
+const seconds = Number(flags.seconds);
+const rate = Number(flags.rate);
+const videoCount = Number(flags.videos);
+const viewCount = Number(flags.views);
+if (!(seconds >= 1 && seconds <= 3600 && rate >= 1 && rate <= 20_000 && videoCount >= 1 && viewCount >= videoCount)) {
+  usageError(USAGE, "--seconds 1..3600, --rate 1..20000, --videos at least 1 and --views at least --videos");
+}
+
+const GOALS = { ingestP99Ms: 50, videoQueryWithin: 1.2, analyticsMs: 100 };
+const log = (message: string) => process.stderr.write(`${message}\n`);
+const VIDEO_QUERY = `query ($id: ID!) { video(id: $id) { id title status playable createdAt } }`;
+const ANALYTICS_QUERY = `query ($id: ID!, $from: DateTime!, $to: DateTime!) { video(id: $id) {
+  analytics(from: $from, to: $to) { views uniqueViewers watchTimeSeconds startupTimeP50Ms startupTimeP95Ms
+    rebufferRatio failureRate completionRate topRenditions { height share } timeline { at views startupTimeP50Ms } } } }`;
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+
+/** POSTs `body` to the API and resolves with the status and the milliseconds it took. */
+function post(base: URL, pathname: string, body: string, headers: Record<string, string> = {}) {
+  const started = performance.now();
+  return new Promise<{ status: number; ms: number; text: string }>((resolve) => {
+    const req = http.request(
+      {
+        agent,
+        host: base.hostname,
+        port: base.port,
+        path: pathname,
+        method: "POST",
+        headers: { "content-type": "text/plain", "content-length": Buffer.byteLength(body), ...headers },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            ms: performance.now() - started,
+            text: Buffer.concat(chunks).toString(),
+          }),
+        );
+      },
+    );
+    req.on("error", () => resolve({ status: 0, ms: performance.now() - started, text: "" }));
+    req.end(body);
+  });
+}
+
+const percentile = (sorted: number[], p: number) =>
+  sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]! : Number.NaN;
+const ms = (n: number) => `${n.toFixed(1)} ms`;
+
+/** `video` queries one after another until `stop()`; their latencies. */
+function queryLoop(base: URL, ids: string[]) {
+  const latencies: number[] = [];
+  let running = true;
+  const done = (async () => {
+    for (let i = 0; running; i++) {
+      const body = JSON.stringify({ query: VIDEO_QUERY, variables: { id: ids[i % ids.length] } });
+      const r = await post(base, "/graphql", body, { "content-type": "application/json", ...ADMIN_AUTH });
+      if (r.status === 200) latencies.push(r.ms);
+      // About 20 a second: a CMS's traffic beside the beacons, not a load of its own.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await done;
+      return latencies.sort((a, b) => a - b);
+    },
+  };
+}
+
+const scratch = await mkdtemp(path.join(os.tmpdir(), "videograph-bench-analytics-"));
+const database = await benchDatabase(path.join(scratch, "postgres"), "videograph_bench_analytics", log);
+try {
+  const api = await startApiProcess("api", {
+    DATA_DIR: scratch,
+    DATABASE_URL: database.url,
+    SIGNING_SECRET: randomBytes(24).toString("hex"),
+    RATE_LIMIT_MUTATIONS_PER_MINUTE: "100000",
+    ANALYTICS_BATCHES_PER_VIEW_PER_MINUTE: "100000",
+    ANALYTICS_REQUESTS_PER_CLIENT_PER_MINUTE: "100000000",
+  });
+  const base = new URL(api.url);
+  const videoIds: string[] = [];
+  for (let i = 0; i < videoCount; i++) {
+    const created = await postGraphQL(api.url, CREATE_UPLOAD, { t: `analytics ${i}` });
+    videoIds.push(created.data.createUpload.video.id);
+  }
+
+  log(`starting ${viewCount} views`);
+  const views: { videoId: string; viewToken: string; seq: number }[] = [];
+  for (let i = 0; i < viewCount; i += 50) {
+    const started = await Promise.all(
+      Array.from({ length: Math.min(50, viewCount - i) }, (_, j) => {
+        const videoId = videoIds[(i + j) % videoCount]!;
+        // Each view from its own address and browser, as unique viewers would be.
+        return post(base, ANALYTICS_PATHS.views, JSON.stringify({ v: 1, videoId }), {
+          "user-agent": `bench-${i + j}`,
+        }).then((r) => ({ videoId, viewToken: JSON.parse(r.text).viewToken as string, seq: 0 }));
+      }),
+    );
+    views.push(...started);
+  }
+
+  log("idle: video queries for 10 s");
+  const idleLoop = queryLoop(base, videoIds);
+  await new Promise((resolve) => setTimeout(resolve, 10_000));
+  const idle = await idleLoop.stop();
+
+  log(`load: ${rate} batches/s for ${seconds} s`);
+  const loadLoop = queryLoop(base, videoIds);
+  const ingest: number[] = [];
+  const statuses = new Map<number, number>();
+  let sent = 0;
+  let inFlight = 0;
+  let skipped = 0;
+  const MAX_IN_FLIGHT = 1024;
+  const inflight = new Set<Promise<void>>();
+  const loadStart = performance.now();
+  const tickMs = 10;
+  await new Promise<void>((resolve) => {
+    const timer = setInterval(() => {
+      const elapsed = performance.now() - loadStart;
+      if (elapsed >= seconds * 1000) {
+        clearInterval(timer);
+        resolve();
+        return;
+      }
+      const due = Math.floor((elapsed / 1000) * rate) - sent - skipped;
+      for (let k = 0; k < due; k++) {
+        if (inFlight >= MAX_IN_FLIGHT) {
+          skipped++;
+          continue;
+        }
+        const view = views[(sent + skipped) % views.length]!;
+        const seq = view.seq++;
+        const events = [
+          ...(seq === 0 ? [{ type: "startup", at: 900, startupMs: 600 + ((sent * 37) % 2400) }] : []),
+          { type: "watch", at: 1000 + seq * 10_000, height: [360, 720, 1080][sent % 3], watchedMs: 10_000 },
+          ...(sent % 10 === 0 ? [{ type: "rebuffer", at: 2000 + seq * 10_000, durationMs: 350 }] : []),
+        ];
+        const body = JSON.stringify({ v: 1, videoId: view.videoId, viewToken: view.viewToken, seq, events });
+        sent++;
+        inFlight++;
+        const p: Promise<void> = post(base, ANALYTICS_PATHS.beacons, body).then((r) => {
+          inFlight--;
+          ingest.push(r.ms);
+          statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+          inflight.delete(p);
+        });
+        inflight.add(p);
+      }
+    }, tickMs);
+  });
+  await Promise.all(inflight);
+  const loadSeconds = (performance.now() - loadStart) / 1000;
+  const underLoad = await loadLoop.stop();
+  ingest.sort((a, b) => a - b);
+
+  log("Video.analytics over 30 days of 1,000 views a day");
+  const seeded = await seedThirtyDays(database.url, videoIds[0]!);
+  const to = new Date(Math.ceil(Date.now() / 3_600_000) * 3_600_000);
+  const from = new Date(to.getTime() - 30 * 86_400_000);
+  const reportTimes: number[] = [];
+  let report: unknown = null;
+  for (let i = 0; i < 30; i++) {
+    const body = JSON.stringify({
+      query: ANALYTICS_QUERY,
+      variables: { id: videoIds[0], from: from.toISOString(), to: to.toISOString() },
+    });
+    const r = await post(base, "/graphql", body, { "content-type": "application/json", ...ADMIN_AUTH });
+    reportTimes.push(r.ms);
+    report = JSON.parse(r.text);
+  }
+  reportTimes.sort((a, b) => a - b);
+  const analytics = (report as { data?: { video?: { analytics?: { views: number; timeline: unknown[] } } } }).data
+    ?.video?.analytics;
+
+  const idleP99 = percentile(idle, 99);
+  const loadP99 = percentile(underLoad, 99);
+  const accepted = statuses.get(202) ?? 0;
+  const rows: [string, string, string][] = [
+    ["beacon batches sent / accepted (202)", `${sent} / ${accepted}`, ""],
+    [
+      "ingested per second",
+      `${(accepted / loadSeconds).toFixed(0)}`,
+      `${rate} for ${seconds} s${seconds < 300 ? " (goal: 2,000/s for 300 s)" : ""}`,
+    ],
+    ["answers other than 202", JSON.stringify(Object.fromEntries([...statuses].filter(([s]) => s !== 202))), "none"],
+    ["batches not sent (1,024 already in flight)", String(skipped), "0"],
+    ["ingest latency p50", ms(percentile(ingest, 50)), ""],
+    [
+      "ingest latency p99",
+      ms(percentile(ingest, 99)),
+      `< ${GOALS.ingestP99Ms} ms ${percentile(ingest, 99) < GOALS.ingestP99Ms ? "✔" : "✘"}`,
+    ],
+    [`\`video\` query p99 idle (${idle.length} queries)`, ms(idleP99), ""],
+    [
+      `\`video\` query p99 under load (${underLoad.length} queries)`,
+      ms(loadP99),
+      `≤ ${ms(idleP99 * GOALS.videoQueryWithin)} (idle + 20 %) ${loadP99 <= idleP99 * GOALS.videoQueryWithin ? "✔" : "✘"}`,
+    ],
+    [
+      `Video.analytics, 30 days (${seeded} rollup hours, ${analytics?.views ?? "?"} views, ${analytics?.timeline.length ?? "?"} days) p50`,
+      ms(percentile(reportTimes, 50)),
+      "",
+    ],
+    [
+      "Video.analytics, 30 days, p95 / max (30 runs)",
+      `${ms(percentile(reportTimes, 95))} / ${ms(reportTimes.at(-1)!)}`,
+      `< ${GOALS.analyticsMs} ms ${reportTimes.at(-1)! < GOALS.analyticsMs ? "✔" : "✘"}`,
+    ],
+  ];
+  const width = Math.max(...rows.map((r) => r[0].length));
+  process.stdout.write(
+    `\nviewer analytics: ${seconds} s at ${rate} batches/s, ${viewCount} views of ${videoCount} videos (${os.cpus().length} cores)\n`,
+  );
+  for (const [what, value, goal] of rows) process.stdout.write(`${what.padEnd(width)}  ${value.padEnd(22)}  ${goal}\n`);
+  await api.stop("SIGTERM");
+} finally {
+  agent.destroy();
+  await stopAllProcesses();
+  await database.drop();
+  await rm(scratch, { recursive: true, force: true });
+}
+
+/**
+ * Rollups of 30 days and 1,000 views a day for `videoId`, written in SQL as the ingest writes them:
+ * one hour row per hour (views, unique viewers, watch time, a startup histogram, stalls, failures),
+ * three heights per hour, and the 30,000 raw views beside them. Returns the hours written.
+ */
+async function seedThirtyDays(databaseUrl: string, videoId: string): Promise<number> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ tenantId: string }>(`SELECT "tenantId" FROM "Video" WHERE id = $1`, [
+      videoId,
+    ]);
+    const tenantId = rows[0]!.tenantId;
+    const hours = await client.query(
+      `INSERT INTO "AnalyticsHour" ("videoId", "tenantId", hour, views, "uniqueViewers", "watchMs", "startupHistogram",
+         "rebufferCount", "rebufferMs", "renditionSwitches", "failedViews", "completedViews")
+       SELECT $1, $2, h, 42, 30, 42 * 300000, ARRAY(SELECT (CASE WHEN b BETWEEN 5 AND 20 THEN 2 + (b % 3) ELSE 0 END)
+           FROM generate_series(0, 42) AS b), 12, 12 * 800, 20, 1, 25
+       FROM generate_series(date_trunc('hour', now() AT TIME ZONE 'UTC') - interval '30 days',
+         date_trunc('hour', now() AT TIME ZONE 'UTC') - interval '1 hour', interval '1 hour') AS h
+       ON CONFLICT DO NOTHING`,
+      [videoId, tenantId],
+    );
+    await client.query(
+      `INSERT INTO "AnalyticsHeightHour" ("videoId", "tenantId", hour, height, "watchMs")
+       SELECT $1, $2, h, height, 4200000 FROM generate_series(date_trunc('hour', now() AT TIME ZONE 'UTC') - interval '30 days',
+         date_trunc('hour', now() AT TIME ZONE 'UTC') - interval '1 hour', interval '1 hour') AS h,
+         unnest(ARRAY[360, 720, 1080]) AS height
+       ON CONFLICT DO NOTHING`,
+      [videoId, tenantId],
+    );
+    await client.query(
+      `INSERT INTO "AnalyticsView" (id, "videoId", "tenantId", "startedAt", "lastBeaconAt", "startupMs", "watchMs")
+       SELECT gen_random_uuid(), $1, $2, t, t, 900, 300000
+       FROM generate_series((now() AT TIME ZONE 'UTC') - interval '30 days', now() AT TIME ZONE 'UTC',
+         interval '30 days' / 30000) AS t`,
+      [videoId, tenantId],
+    );
+    await client.query(`ANALYZE "AnalyticsHour"; ANALYZE "AnalyticsHeightHour"; ANALYZE "AnalyticsView"`);
+    return hours.rowCount ?? 0;
+  } finally {
+    await client.end();
+  }
+}

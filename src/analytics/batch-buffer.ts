@@ -1,0 +1,293 @@
+import type pg from "pg";
+import { log } from "../log.ts";
+import type { BatchFigures } from "./ingest.ts";
+import { STARTUP_BUCKET_COUNT, startupBucket } from "./startup-histogram.ts";
+import type { ViewClaims } from "./view-tokens.ts";
+
+/** What this process remembers of a view: enough to count each batch, startup, failure and completion once. */
+interface ViewState {
+  lastSeq: number;
+  startup: boolean;
+  failed: boolean;
+  completed: boolean;
+}
+
+/** A view's batches since the last flush, summed. */
+interface ViewDelta {
+  videoId: string;
+  tenantId: string;
+  firstSeq: number;
+  lastSeq: number;
+  startupMs: number | null;
+  watchMs: number;
+  rebufferCount: number;
+  rebufferMs: number;
+  renditionSwitches: number;
+  failureCode: string | null;
+  completed: boolean;
+}
+
+/** A video's share of the current hour since the last flush, summed over its views. */
+interface VideoDelta {
+  tenantId: string;
+  watchMs: number;
+  rebufferCount: number;
+  rebufferMs: number;
+  renditionSwitches: number;
+  failedViews: number;
+  completedViews: number;
+  histogram: number[];
+  watchMsByHeight: Map<number, number>;
+}
+
+/** Views this process remembers (their last seq and flags); the oldest are forgotten past it. */
+const MAX_REMEMBERED_VIEWS = 200_000;
+
+/**
+ * Beacon batches, summed in memory and written every `flushEveryMs` in one statement for all the
+ * views, videos and tenants that reported meanwhile: at 2,000 batches a second Postgres sees a few
+ * statements a second instead of 2,000 upserts of the same busy rollup rows. A batch is counted once
+ * per view by its `seq` (a repeat answers `repeat`, synchronously); a view's first startup, fatal
+ * failure and completion count once. What is pending is lost if the process dies (at most
+ * `flushEveryMs` of beacons); readers call `flush()` first, so a query sees every batch this process
+ * accepted. A batch retried on another API instance may count twice in the rollups (the raw view
+ * row still takes it once, by `lastSeq`).
+ */
+export function createBatchBuffer(pool: pg.Pool, flushEveryMs: number) {
+  const views = new Map<string, ViewState>();
+  let pendingViews = new Map<string, ViewDelta>();
+  let pendingVideos = new Map<string, VideoDelta>();
+  let flushing: Promise<void> = Promise.resolve();
+  let timer: NodeJS.Timeout | null = null;
+
+  function stateOf(viewId: string): ViewState {
+    let state = views.get(viewId);
+    if (state) {
+      // Most recently used last, so the oldest go first.
+      views.delete(viewId);
+    } else {
+      state = { lastSeq: -1, startup: false, failed: false, completed: false };
+      if (views.size >= MAX_REMEMBERED_VIEWS) views.delete(views.keys().next().value!);
+    }
+    views.set(viewId, state);
+    return state;
+  }
+
+  function add(view: ViewClaims, seq: number, f: BatchFigures): "counted" | "repeat" {
+    const state = stateOf(view.viewId);
+    if (seq <= state.lastSeq) return "repeat";
+    state.lastSeq = seq;
+    const newStartup = f.startupMs !== null && !state.startup;
+    const newFailure = f.fatalFailureCode !== null && !state.failed;
+    const newCompletion = f.completed && !state.completed;
+    state.startup ||= newStartup;
+    state.failed ||= newFailure;
+    state.completed ||= newCompletion;
+
+    let v = pendingViews.get(view.viewId);
+    if (!v) {
+      v = {
+        videoId: view.videoId,
+        tenantId: view.tenantId,
+        firstSeq: seq,
+        lastSeq: seq,
+        startupMs: null,
+        watchMs: 0,
+        rebufferCount: 0,
+        rebufferMs: 0,
+        renditionSwitches: 0,
+        failureCode: null,
+        completed: false,
+      };
+      pendingViews.set(view.viewId, v);
+    }
+    v.lastSeq = seq;
+    if (newStartup) v.startupMs = f.startupMs;
+    v.watchMs += f.watchMs;
+    v.rebufferCount += f.rebufferCount;
+    v.rebufferMs += f.rebufferMs;
+    v.renditionSwitches += f.renditionSwitches;
+    if (newFailure) v.failureCode = f.fatalFailureCode;
+    v.completed ||= newCompletion;
+
+    let d = pendingVideos.get(view.videoId);
+    if (!d) {
+      d = {
+        tenantId: view.tenantId,
+        watchMs: 0,
+        rebufferCount: 0,
+        rebufferMs: 0,
+        renditionSwitches: 0,
+        failedViews: 0,
+        completedViews: 0,
+        histogram: new Array<number>(STARTUP_BUCKET_COUNT).fill(0),
+        watchMsByHeight: new Map(),
+      };
+      pendingVideos.set(view.videoId, d);
+    }
+    d.watchMs += f.watchMs;
+    d.rebufferCount += f.rebufferCount;
+    d.rebufferMs += f.rebufferMs;
+    d.renditionSwitches += f.renditionSwitches;
+    if (newFailure) d.failedViews++;
+    if (newCompletion) d.completedViews++;
+    if (newStartup) d.histogram[startupBucket(f.startupMs!)]!++;
+    for (const [height, ms] of f.watchMsByHeight)
+      d.watchMsByHeight.set(height, (d.watchMsByHeight.get(height) ?? 0) + ms);
+    return "counted";
+  }
+
+  async function write(viewDeltas: Map<string, ViewDelta>, videoDeltas: Map<string, VideoDelta>): Promise<void> {
+    const now = Date.now();
+    const hour = new Date(Math.floor(now / 3_600_000) * 3_600_000).toISOString();
+    // Rows are locked in id order, the same on every instance, so two instances' writes never deadlock.
+    const byId = <T>(a: [string, T], b: [string, T]) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+    const vs = [...viewDeltas].sort(byId);
+    const ds = [...videoDeltas].sort(byId);
+    const heights = ds.flatMap(([videoId, d]) =>
+      [...d.watchMsByHeight].sort((a, b) => a[0] - b[0]).map(([h, ms]) => [videoId, h, ms] as const),
+    );
+    // Views: each row takes its batches once (lastSeq). Rollups: the hour of the flush, for videos that
+    // still exist and whose tenant collects (the token's tenant must be the video's).
+    await pool.query(
+      `WITH d AS (
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int[], $5::int[], $6::int[], $7::bigint[],
+           $8::int[], $9::bigint[], $10::int[], $11::text[], $12::boolean[])
+           AS d(id, "videoId", "tenantId", "firstSeq", "lastSeq", "startupMs", "watchMs", "rebufferCount",
+             "rebufferMs", "renditionSwitches", "failureCode", completed)
+       ), collecting AS (
+         SELECT v.id AS "videoId", v."tenantId" FROM "Video" v JOIN "Tenant" t ON t.id = v."tenantId"
+         WHERE t."analyticsEnabled" AND v.id = ANY($13::uuid[])
+       ), views AS (
+         UPDATE "AnalyticsView" v SET
+           "lastSeq" = d."lastSeq",
+           "lastBeaconAt" = now() AT TIME ZONE 'UTC',
+           "startupMs" = COALESCE(v."startupMs", d."startupMs"),
+           "watchMs" = v."watchMs" + d."watchMs",
+           "rebufferCount" = v."rebufferCount" + d."rebufferCount",
+           "rebufferMs" = v."rebufferMs" + d."rebufferMs",
+           "renditionSwitches" = v."renditionSwitches" + d."renditionSwitches",
+           failed = v.failed OR d."failureCode" IS NOT NULL,
+           "failureCode" = COALESCE(v."failureCode", d."failureCode"),
+           completed = v.completed OR d.completed
+         FROM d JOIN collecting c ON c."videoId" = d."videoId" AND c."tenantId" = d."tenantId"
+         WHERE v.id = d.id AND v."videoId" = d."videoId" AND v."lastSeq" < d."firstSeq"
+       ), hours AS (
+         INSERT INTO "AnalyticsHour" ("videoId", "tenantId", hour, "watchMs", "rebufferCount", "rebufferMs",
+           "renditionSwitches", "failedViews", "completedViews", "startupHistogram")
+         SELECT x."videoId", c."tenantId", $14::timestamptz AT TIME ZONE 'UTC', x."watchMs", x."rebufferCount",
+           x."rebufferMs", x."renditionSwitches", x."failedViews", x."completedViews",
+           (SELECT array_agg(n::int ORDER BY i) FROM jsonb_array_elements_text(x.histogram) WITH ORDINALITY AS h(n, i))
+         FROM unnest($13::uuid[], $15::uuid[], $16::bigint[], $17::int[], $18::bigint[], $19::int[], $20::int[],
+           $21::int[], $22::jsonb[])
+           AS x("videoId", "tenantId", "watchMs", "rebufferCount", "rebufferMs", "renditionSwitches", "failedViews",
+             "completedViews", histogram)
+         JOIN collecting c ON c."videoId" = x."videoId" AND c."tenantId" = x."tenantId"
+         ON CONFLICT ("videoId", hour) DO UPDATE SET
+           "watchMs" = "AnalyticsHour"."watchMs" + EXCLUDED."watchMs",
+           "rebufferCount" = "AnalyticsHour"."rebufferCount" + EXCLUDED."rebufferCount",
+           "rebufferMs" = "AnalyticsHour"."rebufferMs" + EXCLUDED."rebufferMs",
+           "renditionSwitches" = "AnalyticsHour"."renditionSwitches" + EXCLUDED."renditionSwitches",
+           "failedViews" = "AnalyticsHour"."failedViews" + EXCLUDED."failedViews",
+           "completedViews" = "AnalyticsHour"."completedViews" + EXCLUDED."completedViews",
+           "startupHistogram" = (SELECT array_agg(COALESCE(a, 0) + COALESCE(b, 0) ORDER BY i)
+             FROM unnest("AnalyticsHour"."startupHistogram", EXCLUDED."startupHistogram") WITH ORDINALITY AS u(a, b, i))
+         RETURNING "tenantId", "videoId"
+       ), tenant_deltas AS (
+         -- The same deltas summed per tenant, for the videos written above (their histograms bucket by bucket).
+         SELECT c."tenantId", sum(x."watchMs") AS "watchMs", sum(x."rebufferCount")::int AS "rebufferCount",
+           sum(x."rebufferMs") AS "rebufferMs", sum(x."renditionSwitches")::int AS "renditionSwitches",
+           sum(x."failedViews")::int AS "failedViews", sum(x."completedViews")::int AS "completedViews",
+           (SELECT array_agg(s ORDER BY i) FROM (
+             SELECT h.i, sum(h.n::int)::int AS s
+             FROM unnest($13::uuid[], $22::jsonb[]) AS y("videoId", histogram)
+             JOIN collecting c2 ON c2."videoId" = y."videoId",
+             jsonb_array_elements_text(y.histogram) WITH ORDINALITY AS h(n, i)
+             WHERE c2."tenantId" = c."tenantId" GROUP BY h.i) AS per_bucket) AS histogram
+         FROM unnest($13::uuid[], $16::bigint[], $17::int[], $18::bigint[], $19::int[], $20::int[], $21::int[])
+           AS x("videoId", "watchMs", "rebufferCount", "rebufferMs", "renditionSwitches", "failedViews", "completedViews")
+         JOIN collecting c ON c."videoId" = x."videoId"
+         GROUP BY c."tenantId"
+       ), tenant_hours AS (
+         INSERT INTO "AnalyticsTenantHour" ("tenantId", hour, "watchMs", "rebufferCount", "rebufferMs",
+           "renditionSwitches", "failedViews", "completedViews", "startupHistogram")
+         SELECT "tenantId", $14::timestamptz AT TIME ZONE 'UTC', "watchMs", "rebufferCount", "rebufferMs",
+           "renditionSwitches", "failedViews", "completedViews", histogram
+         FROM tenant_deltas
+         ON CONFLICT ("tenantId", hour) DO UPDATE SET
+           "watchMs" = "AnalyticsTenantHour"."watchMs" + EXCLUDED."watchMs",
+           "rebufferCount" = "AnalyticsTenantHour"."rebufferCount" + EXCLUDED."rebufferCount",
+           "rebufferMs" = "AnalyticsTenantHour"."rebufferMs" + EXCLUDED."rebufferMs",
+           "renditionSwitches" = "AnalyticsTenantHour"."renditionSwitches" + EXCLUDED."renditionSwitches",
+           "failedViews" = "AnalyticsTenantHour"."failedViews" + EXCLUDED."failedViews",
+           "completedViews" = "AnalyticsTenantHour"."completedViews" + EXCLUDED."completedViews",
+           "startupHistogram" = (SELECT array_agg(COALESCE(a, 0) + COALESCE(b, 0) ORDER BY i)
+             FROM unnest("AnalyticsTenantHour"."startupHistogram", EXCLUDED."startupHistogram") WITH ORDINALITY AS u(a, b, i))
+       )
+       INSERT INTO "AnalyticsHeightHour" ("videoId", "tenantId", hour, height, "watchMs")
+       SELECT y."videoId", c."tenantId", $14::timestamptz AT TIME ZONE 'UTC', y.height, y.ms
+       FROM unnest($23::uuid[], $24::int[], $25::bigint[]) AS y("videoId", height, ms)
+       JOIN collecting c ON c."videoId" = y."videoId"
+       ON CONFLICT ("videoId", hour, height) DO UPDATE SET
+         "watchMs" = "AnalyticsHeightHour"."watchMs" + EXCLUDED."watchMs"`,
+      [
+        vs.map(([id]) => id),
+        vs.map(([, v]) => v.videoId),
+        vs.map(([, v]) => v.tenantId),
+        vs.map(([, v]) => v.firstSeq),
+        vs.map(([, v]) => v.lastSeq),
+        vs.map(([, v]) => v.startupMs),
+        vs.map(([, v]) => v.watchMs),
+        vs.map(([, v]) => v.rebufferCount),
+        vs.map(([, v]) => v.rebufferMs),
+        vs.map(([, v]) => v.renditionSwitches),
+        vs.map(([, v]) => v.failureCode),
+        vs.map(([, v]) => v.completed),
+        ds.map(([id]) => id),
+        hour,
+        ds.map(([, d]) => d.tenantId),
+        ds.map(([, d]) => d.watchMs),
+        ds.map(([, d]) => d.rebufferCount),
+        ds.map(([, d]) => d.rebufferMs),
+        ds.map(([, d]) => d.renditionSwitches),
+        ds.map(([, d]) => d.failedViews),
+        ds.map(([, d]) => d.completedViews),
+        ds.map(([, d]) => JSON.stringify(d.histogram)),
+        heights.map(([videoId]) => videoId),
+        heights.map(([, h]) => h),
+        heights.map(([, , ms]) => ms),
+      ],
+    );
+  }
+
+  /** Writes what is pending (after any write under way); resolves once it is in the database. */
+  function flush(): Promise<void> {
+    flushing = flushing.then(async () => {
+      if (pendingViews.size === 0) return;
+      const viewDeltas = pendingViews;
+      const videoDeltas = pendingVideos;
+      pendingViews = new Map();
+      pendingVideos = new Map();
+      // A failed write loses these beacons rather than retrying without end; the views stay countable.
+      await write(viewDeltas, videoDeltas).catch((err) =>
+        log.warn("analytics: a write of beacons failed; they are lost", { err, views: viewDeltas.size }),
+      );
+    });
+    return flushing;
+  }
+
+  return {
+    add,
+    flush,
+    start(): void {
+      timer = setInterval(() => void flush(), flushEveryMs);
+      timer.unref();
+    },
+    async stop(): Promise<void> {
+      if (timer) clearInterval(timer);
+      await flush();
+    },
+  };
+}
+
+export type BatchBuffer = ReturnType<typeof createBatchBuffer>;

@@ -1,0 +1,183 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type pg from "pg";
+import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
+import { clientAddress } from "../http/client-address.ts";
+import type { PlaybackTokens } from "../http/playback-tokens.ts";
+import { log } from "../log.ts";
+import { ANALYTICS_PATHS, parseBeaconBatch, parseViewStart, type ViewStarted } from "../shared/analytics-beacons.ts";
+import type { BatchBuffer } from "./batch-buffer.ts";
+import type { CollectionSwitch } from "./collection-switch.ts";
+import { type AnalyticsIngest, batchFigures } from "./ingest.ts";
+import type { ViewTokens } from "./view-tokens.ts";
+
+/** The collection endpoint's limits (ANALYTICS_* settings, docs/configuration.md). */
+export interface CollectionLimits {
+  maxBodyBytes: number;
+  batchesPerViewPerMinute: number;
+  requestsPerClientPerMinute: number;
+  trustedProxyHops: number;
+  /** How often players are asked to send what they gathered. */
+  flushIntervalMs: number;
+}
+
+export interface CollectionDeps {
+  pool: pg.Pool;
+  ingest: AnalyticsIngest;
+  buffer: BatchBuffer;
+  collection: CollectionSwitch;
+  viewTokens: ViewTokens;
+  playbackTokens: PlaybackTokens;
+  limits: CollectionLimits;
+  /** Called after a view started or a batch counted: `viewersNow` subscribers recount. */
+  onActivity(videoId: string): void;
+}
+
+/** A refusal: the status and the reason the body gives. */
+class Refusal {
+  readonly status: number;
+  readonly reason: string;
+  readonly retryAfterSeconds: number | undefined;
+  constructor(status: number, reason: string, retryAfterSeconds?: number) {
+    this.status = status;
+    this.reason = reason;
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+// Players on any site send beacons; nothing is read with credentials, so any origin may.
+const CORS_HEADERS = {
+  "access-control-allow-origin": "*",
+  "access-control-allow-methods": "POST, OPTIONS",
+  "access-control-allow-headers": "content-type",
+  "access-control-max-age": "86400",
+};
+
+/**
+ * The collection endpoint: `POST …/views` starts a view of a playback and answers its view token;
+ * `POST …/beacons` takes a batch of a view. Every refusal is a 4xx with `{ error }`; nothing a
+ * client sends makes a 5xx (a database failure is a 503, the player drops the batch).
+ */
+export function createCollectionEndpoint(deps: CollectionDeps) {
+  const { limits } = deps;
+  const perClient = new RateLimiterMemory({ points: limits.requestsPerClientPerMinute, duration: 60 });
+  const perView = new RateLimiterMemory({ points: limits.batchesPerViewPerMinute, duration: 60 });
+
+  async function consume(limiter: RateLimiterMemory, key: string, what: string): Promise<void> {
+    try {
+      await limiter.consume(key);
+    } catch (err) {
+      if (!(err instanceof RateLimiterRes)) throw err;
+      throw new Refusal(429, `too many analytics requests ${what}; slow down`, Math.ceil(err.msBeforeNext / 1000));
+    }
+  }
+
+  async function startView(req: IncomingMessage, client: string, body: unknown): Promise<ViewStarted> {
+    const parsed = parseViewStart(body);
+    if ("problem" in parsed) throw new Refusal(400, parsed.problem);
+    if (req.headers.dnt === "1" || req.headers["sec-gpc"] === "1")
+      throw new Refusal(403, "the browser asks not to be tracked (Do Not Track)");
+    const { videoId, playbackToken } = parsed.start;
+    const { rows } = await deps.pool.query<{ tenantId: string; playbackPolicy: string; analyticsEnabled: boolean }>(
+      `SELECT v."tenantId", v."playbackPolicy", t."analyticsEnabled"
+       FROM "Video" v JOIN "Tenant" t ON t.id = v."tenantId" WHERE v.id = $1`,
+      [videoId],
+    );
+    const video = rows[0];
+    if (!video) throw new Refusal(404, "no such video");
+    if (video.playbackPolicy === "SIGNED") {
+      const checked = deps.playbackTokens.check(videoId, playbackToken ?? null, ["open", "session"]);
+      if ("problem" in checked) throw new Refusal(403, checked.problem);
+    }
+    deps.collection.remember(video.tenantId, video.analyticsEnabled);
+    if (!video.analyticsEnabled) throw new Refusal(403, "analytics collection is off for this video's tenant");
+    const viewId = await deps.ingest.startView({
+      videoId,
+      tenantId: video.tenantId,
+      client,
+      userAgent: String(req.headers["user-agent"] ?? "").slice(0, 512),
+    });
+    deps.onActivity(videoId);
+    const { token, expires } = deps.viewTokens.issue({ viewId, videoId, tenantId: video.tenantId });
+    return {
+      viewId,
+      viewToken: token,
+      expiresAt: new Date(expires * 1000).toISOString(),
+      flushIntervalMs: limits.flushIntervalMs,
+    };
+  }
+
+  async function takeBatch(body: unknown): Promise<{ counted: boolean }> {
+    const parsed = parseBeaconBatch(body);
+    if ("problem" in parsed) throw new Refusal(400, parsed.problem);
+    const { batch } = parsed;
+    const checked = deps.viewTokens.check(batch.viewToken, batch.videoId);
+    if ("problem" in checked) throw new Refusal(403, checked.problem);
+    await consume(perView, checked.claims.viewId, "for this view");
+    if (!(await deps.collection.isEnabled(checked.claims.tenantId)))
+      throw new Refusal(403, "analytics collection is off for this video's tenant");
+    const result = deps.buffer.add(checked.claims, batch.seq, batchFigures(batch.events));
+    if (result === "counted") deps.onActivity(batch.videoId);
+    return { counted: result === "counted" };
+  }
+
+  return {
+    matches: (url: URL) => url.pathname === ANALYTICS_PATHS.views || url.pathname === ANALYTICS_PATHS.beacons,
+
+    async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+      if (req.method === "OPTIONS") {
+        res.writeHead(204, CORS_HEADERS).end();
+        return;
+      }
+      try {
+        if (req.method !== "POST") throw new Refusal(405, "use POST");
+        const client = clientAddress(req, limits.trustedProxyHops);
+        await consume(perClient, client, "from this address");
+        const body = await readJsonBody(req, limits.maxBodyBytes);
+        const answer =
+          url.pathname === ANALYTICS_PATHS.views ? await startView(req, client, body) : await takeBatch(body);
+        respond(res, url.pathname === ANALYTICS_PATHS.views ? 201 : 202, answer);
+      } catch (err) {
+        if (err instanceof Refusal) {
+          respond(res, err.status, { error: err.reason }, err.retryAfterSeconds);
+        } else {
+          log.warn("analytics request failed", { err });
+          respond(res, 503, { error: "analytics are unavailable; the batch was dropped" }, 5);
+        }
+      }
+    },
+  };
+}
+
+function respond(res: ServerResponse, status: number, body: unknown, retryAfterSeconds?: number): void {
+  if (res.headersSent) return;
+  const headers: Record<string, string> = {
+    ...CORS_HEADERS,
+    "content-type": "application/json",
+    "cache-control": "no-store",
+  };
+  if (retryAfterSeconds !== undefined) headers["retry-after"] = String(Math.max(1, retryAfterSeconds));
+  // A refused body may still be arriving: close rather than read it.
+  if (status >= 400) headers.connection = "close";
+  res.writeHead(status, headers).end(JSON.stringify(body));
+}
+
+/**
+ * The request's JSON body, read up to `maxBytes`: a longer body (declared or sent) is a 413 and is
+ * not read further. `sendBeacon` posts text/plain, so the content type is not checked.
+ */
+async function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+  const declared = Number(req.headers["content-length"] ?? NaN);
+  if (declared > maxBytes) throw new Refusal(413, `a request body is at most ${maxBytes} bytes`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > maxBytes) throw new Refusal(413, `a request body is at most ${maxBytes} bytes`);
+    chunks.push(chunk);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
+  } catch {
+    throw new Refusal(400, "the body is not JSON");
+  }
+}

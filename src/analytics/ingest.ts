@@ -1,0 +1,167 @@
+import { randomBytes, createHmac, randomUUID } from "node:crypto";
+import type pg from "pg";
+import type { BeaconEvent } from "../shared/analytics-beacons.ts";
+import { STARTUP_BUCKET_COUNT, startupHistogramOf } from "./startup-histogram.ts";
+
+/** What one batch adds to its view and to the video's hour. */
+export interface BatchFigures {
+  /** The first startup time the batch reports (a view counts one). */
+  startupMs: number | null;
+  watchMs: number;
+  rebufferCount: number;
+  rebufferMs: number;
+  renditionSwitches: number;
+  /** The code of the batch's first fatal failure; null: none. */
+  fatalFailureCode: string | null;
+  completed: boolean;
+  /** Milliseconds played at each height. */
+  watchMsByHeight: Map<number, number>;
+}
+
+export function batchFigures(events: readonly BeaconEvent[]): BatchFigures {
+  const figures: BatchFigures = {
+    startupMs: null,
+    watchMs: 0,
+    rebufferCount: 0,
+    rebufferMs: 0,
+    renditionSwitches: 0,
+    fatalFailureCode: null,
+    completed: false,
+    watchMsByHeight: new Map(),
+  };
+  for (const e of events) {
+    switch (e.type) {
+      case "startup":
+        figures.startupMs ??= e.startupMs;
+        break;
+      case "rebuffer":
+        figures.rebufferCount++;
+        figures.rebufferMs += e.durationMs;
+        break;
+      case "rendition":
+        figures.renditionSwitches++;
+        break;
+      case "watch":
+        figures.watchMs += e.watchedMs;
+        figures.watchMsByHeight.set(e.height, (figures.watchMsByHeight.get(e.height) ?? 0) + e.watchedMs);
+        break;
+      case "failure":
+        if (e.fatal) figures.fatalFailureCode ??= e.code;
+        break;
+      case "completed":
+        figures.completed = true;
+        break;
+      default:
+        e satisfies never;
+    }
+  }
+  return figures;
+}
+
+const hourOf = (now: number) => new Date(Math.floor(now / 3_600_000) * 3_600_000).toISOString();
+const dayOf = (now: number) => new Date(now).toISOString().slice(0, 10);
+const EMPTY_HISTOGRAM = startupHistogramOf(null);
+
+/** Starts views (one statement each: the view, its hour's count and its viewer), counts live ones, prunes. */
+export function createAnalyticsIngest(pool: pg.Pool) {
+  const salts = new Map<string, Promise<string>>();
+
+  /** The day's random salt, made by whichever instance needs it first; dropped from storage after the day. */
+  function saltOf(day: string): Promise<string> {
+    let salt = salts.get(day);
+    if (!salt) {
+      salt = pool
+        .query<{ salt: string }>(
+          `WITH made AS (INSERT INTO "AnalyticsSalt" (day, salt) VALUES ($1::date, $2) ON CONFLICT DO NOTHING RETURNING salt)
+           SELECT salt FROM made UNION ALL SELECT salt FROM "AnalyticsSalt" WHERE day = $1::date LIMIT 1`,
+          [day, randomBytes(32).toString("base64url")],
+        )
+        .then((r) => r.rows[0]!.salt);
+      salt.catch(() => salts.delete(day));
+      salts.clear();
+      salts.set(day, salt);
+    }
+    return salt;
+  }
+
+  return {
+    /**
+     * Records a new view: its row, one view in its video's and tenant's hour and, the first time this viewer (address
+     * and user agent, hashed with the day's salt) watches the video that day, one unique viewer.
+     */
+    async startView(
+      view: { videoId: string; tenantId: string; client: string; userAgent: string },
+      now = Date.now(),
+    ): Promise<string> {
+      const viewId = randomUUID();
+      const day = dayOf(now);
+      const viewerHash = createHmac("sha256", await saltOf(day))
+        .update(`${view.client}\n${view.userAgent}`)
+        .digest("base64url");
+      await pool.query(
+        `WITH v AS (
+           INSERT INTO "AnalyticsView" (id, "videoId", "tenantId", "startedAt", "lastBeaconAt")
+           VALUES ($1, $2, $3, $4::timestamptz AT TIME ZONE 'UTC', $4::timestamptz AT TIME ZONE 'UTC')
+         ), viewer AS (
+           INSERT INTO "AnalyticsDailyViewer" ("videoId", day, "viewerHash") VALUES ($2, $5::date, $6)
+           ON CONFLICT DO NOTHING RETURNING 1
+         ), tenant AS (
+           INSERT INTO "AnalyticsTenantHour" ("tenantId", hour, views, "uniqueViewers", "startupHistogram")
+           VALUES ($3, $7::timestamptz AT TIME ZONE 'UTC', 1, (SELECT count(*) FROM viewer), $8::int[])
+           ON CONFLICT ("tenantId", hour) DO UPDATE SET
+             views = "AnalyticsTenantHour".views + 1,
+             "uniqueViewers" = "AnalyticsTenantHour"."uniqueViewers" + EXCLUDED."uniqueViewers"
+         )
+         INSERT INTO "AnalyticsHour" ("videoId", "tenantId", hour, views, "uniqueViewers", "startupHistogram")
+         VALUES ($2, $3, $7::timestamptz AT TIME ZONE 'UTC', 1, (SELECT count(*) FROM viewer), $8::int[])
+         ON CONFLICT ("videoId", hour) DO UPDATE SET
+           views = "AnalyticsHour".views + 1,
+           "uniqueViewers" = "AnalyticsHour"."uniqueViewers" + EXCLUDED."uniqueViewers"`,
+        [
+          viewId,
+          view.videoId,
+          view.tenantId,
+          new Date(now).toISOString(),
+          day,
+          viewerHash,
+          hourOf(now),
+          EMPTY_HISTOGRAM,
+        ],
+      );
+      return viewId;
+    },
+
+    /** Views of `videoId` with a beacon (or a start) in the last `seconds`. */
+    async viewersNow(videoId: string, seconds: number): Promise<number> {
+      const { rows } = await pool.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM "AnalyticsView"
+         WHERE "videoId" = $1 AND "lastBeaconAt" > (now() AT TIME ZONE 'UTC') - make_interval(secs => $2)`,
+        [videoId, seconds],
+      );
+      return rows[0]!.n;
+    },
+
+    /**
+     * Deletes raw views older than `retentionDays`, and the viewer hashes and salts of days before
+     * yesterday (a late beacon of yesterday's view may still arrive; its viewer was already counted).
+     */
+    async prune(retentionDays: number, now = Date.now()): Promise<{ views: number }> {
+      const cutoff = new Date(now - retentionDays * 86_400_000).toISOString();
+      const yesterday = dayOf(now - 86_400_000);
+      const views = await pool.query(
+        `DELETE FROM "AnalyticsView" WHERE "startedAt" < $1::timestamptz AT TIME ZONE 'UTC'`,
+        [cutoff],
+      );
+      await pool.query(`DELETE FROM "AnalyticsDailyViewer" WHERE day < $1::date`, [yesterday]);
+      await pool.query(`DELETE FROM "AnalyticsSalt" WHERE day < $1::date`, [yesterday]);
+      return { views: views.rowCount ?? 0 };
+    },
+  };
+}
+
+export type AnalyticsIngest = ReturnType<typeof createAnalyticsIngest>;
+
+/** Buckets of a stored histogram, padded to the current bucket count. */
+export function histogramOf(stored: readonly number[] | null): number[] {
+  return Array.from({ length: STARTUP_BUCKET_COUNT }, (_, i) => stored?.[i] ?? 0);
+}

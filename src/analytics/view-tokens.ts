@@ -1,0 +1,52 @@
+import { createHmac, timingSafeEqual } from "node:crypto";
+
+/** What a view token binds: one view of one video of one tenant, until `expires` (Unix seconds). */
+export interface ViewClaims {
+  viewId: string;
+  videoId: string;
+  tenantId: string;
+  expires: number;
+}
+
+const UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
+// Fixed-width parts, no nested quantifier: checked in one linear pass.
+const TOKEN = new RegExp(`^va1\\.(${UUID})\\.(${UUID})\\.(${UUID})\\.(\\d{1,12})\\.([\\w-]{43})$`);
+
+/**
+ * HMAC view tokens, `va1.{viewId}.{videoId}.{tenantId}.{expires}.{mac}`: handed out when a view
+ * starts, carried by every beacon batch of that view. They are checked without a database read;
+ * the key is derived from the signing secret with its own label, so no other token of the API
+ * (playback, upload) can pass as one.
+ */
+export class ViewTokens {
+  readonly #key: Buffer;
+  readonly ttlSeconds: number;
+
+  constructor(signingSecret: string, ttlSeconds: number) {
+    this.#key = createHmac("sha256", signingSecret).update("videograph analytics view tokens v1").digest();
+    this.ttlSeconds = ttlSeconds;
+  }
+
+  #mac(c: ViewClaims): string {
+    return createHmac("sha256", this.#key)
+      .update(`${c.viewId}\n${c.videoId}\n${c.tenantId}\n${c.expires}`)
+      .digest("base64url");
+  }
+
+  issue(view: Omit<ViewClaims, "expires">, now = Date.now()): { token: string; expires: number } {
+    const expires = Math.floor(now / 1000) + this.ttlSeconds;
+    const claims = { ...view, expires };
+    return { token: `va1.${view.viewId}.${view.videoId}.${view.tenantId}.${expires}.${this.#mac(claims)}`, expires };
+  }
+
+  /** The claims of a genuine, unexpired token for `videoId`, else why not. */
+  check(token: string, videoId: string, now = Date.now()): { claims: ViewClaims } | { problem: string } {
+    const m = TOKEN.exec(token);
+    if (!m) return { problem: "malformed view token" };
+    const claims: ViewClaims = { viewId: m[1]!, videoId: m[2]!, tenantId: m[3]!, expires: Number(m[4]) };
+    if (!timingSafeEqual(Buffer.from(this.#mac(claims)), Buffer.from(m[5]!))) return { problem: "invalid view token" };
+    if (claims.expires * 1000 <= now) return { problem: "view token expired; start a new view" };
+    if (claims.videoId !== videoId) return { problem: "view token is for another video" };
+    return { claims };
+  }
+}

@@ -1,0 +1,421 @@
+import { Readable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ViewTokens } from "../src/analytics/view-tokens.ts";
+import { ANALYTICS_PATHS, BEACON_LIMITS, type BeaconEvent } from "../src/shared/analytics-beacons.ts";
+import { startTestApp, type TestApp } from "./support/app.ts";
+import { tenantKeySecret } from "./support/auth.ts";
+import { createUpload } from "./support/uploads.ts";
+
+const SIGNING_SECRET = "analytics-test-signing-secret-0123456789abcdef";
+const PER_VIEW = 8;
+const PER_CLIENT = 40;
+const MAX_BODY = 4096;
+
+const ANALYTICS = `query ($id: ID!, $from: DateTime!, $to: DateTime!) { video(id: $id) { analytics(from: $from, to: $to, interval: HOUR) {
+  views uniqueViewers watchTimeSeconds startupTimeP50Ms startupTimeP95Ms rebufferCount rebufferSeconds rebufferRatio
+  renditionSwitches failureRate completionRate topRenditions { height watchTimeSeconds share }
+  timeline { at views watchTimeSeconds }
+} } }`;
+const TENANT_ANALYTICS = `query ($from: DateTime!, $to: DateTime!) { tenantAnalytics(from: $from, to: $to) { views watchTimeSeconds } }`;
+const SET_COLLECTION = `mutation ($enabled: Boolean!) { setAnalyticsCollection(enabled: $enabled) { enabled } }`;
+
+/** Each test speaks from its own address (TRUST_PROXY_HOPS=1), so the per-client limit of one never touches another. */
+let nextClient = 1;
+const newClient = () => `198.51.100.${nextClient++}`;
+
+interface Answer {
+  status: number;
+  body: any;
+  headers: Headers;
+}
+
+async function post(t: TestApp, path: string, body: unknown, client: string, headers: Record<string, string> = {}) {
+  const res = await fetch(`${t.url}${path}`, {
+    method: "POST",
+    // sendBeacon posts text/plain; the endpoint does not care.
+    headers: { "content-type": "text/plain;charset=UTF-8", "x-forwarded-for": client, ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+  return { status: res.status, body: await res.json(), headers: res.headers } satisfies Answer;
+}
+
+const startView = (t: TestApp, videoId: string, client: string, extra: Record<string, unknown> = {}) =>
+  post(t, ANALYTICS_PATHS.views, { v: 1, videoId, ...extra }, client);
+
+const sendBatch = (
+  t: TestApp,
+  view: { videoId: string; viewToken: string },
+  seq: number,
+  events: BeaconEvent[],
+  client: string,
+) => post(t, ANALYTICS_PATHS.beacons, { v: 1, videoId: view.videoId, viewToken: view.viewToken, seq, events }, client);
+
+const range = () => ({
+  from: new Date(Date.now() - 3600_000).toISOString(),
+  to: new Date(Date.now() + 3600_000).toISOString(),
+});
+
+async function analyticsOf(t: TestApp, id: string, authorization?: string) {
+  const { data, errors } = await t.gql(ANALYTICS, { id, ...range() }, authorization);
+  expect(errors).toBeUndefined();
+  return data.video.analytics;
+}
+
+async function rowCounts(t: TestApp, videoId: string) {
+  const [row] = await t.app.services.db.$queryRaw<Record<string, number>[]>`SELECT
+    (SELECT count(*)::int FROM "AnalyticsView" WHERE "videoId" = ${videoId}::uuid) AS views,
+    (SELECT count(*)::int FROM "AnalyticsHour" WHERE "videoId" = ${videoId}::uuid) AS hours,
+    (SELECT count(*)::int FROM "AnalyticsHeightHour" WHERE "videoId" = ${videoId}::uuid) AS heights,
+    (SELECT count(*)::int FROM "AnalyticsDailyViewer" WHERE "videoId" = ${videoId}::uuid) AS viewers`;
+  return row!;
+}
+
+/**
+ * The collection endpoint against a real API and Postgres: a view is started from its playback,
+ * its batches land in the rollups `Video.analytics` reads, and every hostile request (another
+ * video's token, a forged or expired one, oversize or malformed bodies, floods, a tenant that
+ * turned collection off) is refused with a 4xx and stores nothing.
+ */
+describe("viewer analytics: the collection endpoint", () => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await startTestApp({
+      worker: false,
+      env: {
+        SIGNING_SECRET,
+        TRUST_PROXY_HOPS: "1",
+        ANALYTICS_BATCHES_PER_VIEW_PER_MINUTE: String(PER_VIEW),
+        ANALYTICS_REQUESTS_PER_CLIENT_PER_MINUTE: String(PER_CLIENT),
+        ANALYTICS_MAX_BODY_BYTES: String(MAX_BODY),
+        ANALYTICS_VIEWERS_NOW_SECONDS: "5",
+      },
+    });
+  });
+  afterAll(async () => {
+    await t?.stop();
+  });
+
+  it("counts a view's batches once each in Video.analytics and tenantAnalytics", async () => {
+    const { id } = await createUpload(t, "watched");
+    const client = newClient();
+    const started = await startView(t, id, client);
+    expect(started.status).toBe(201);
+    expect(started.body).toMatchObject({ viewId: expect.any(String), viewToken: expect.stringMatching(/^va1\./) });
+    const view = { videoId: id, viewToken: started.body.viewToken };
+    const first = await sendBatch(
+      t,
+      view,
+      0,
+      [
+        { type: "startup", at: 1250, startupMs: 1250 },
+        { type: "rendition", at: 1250, height: 360 },
+        { type: "watch", at: 6250, height: 360, watchedMs: 5000 },
+        { type: "rendition", at: 6250, height: 720 },
+        { type: "rebuffer", at: 7000, durationMs: 400 },
+      ],
+      client,
+    );
+    expect(first).toMatchObject({ status: 202, body: { counted: true } });
+    const second = [
+      { type: "rebuffer", at: 9000, durationMs: 600 },
+      { type: "watch", at: 17000, height: 720, watchedMs: 10000 },
+      { type: "failure", at: 17000, fatal: false, code: "fragLoadError" },
+      { type: "completed", at: 17000 },
+    ] satisfies BeaconEvent[];
+    expect((await sendBatch(t, view, 1, second, client)).body).toEqual({ counted: true });
+    // A batch sent again (a retried sendBeacon) changes nothing.
+    expect(await sendBatch(t, view, 1, second, client)).toMatchObject({ status: 202, body: { counted: false } });
+
+    // A second view from the same viewer is a view, not a viewer.
+    const again = await startView(t, id, client);
+    expect(again.status).toBe(201);
+    await sendBatch(
+      t,
+      { videoId: id, viewToken: again.body.viewToken },
+      0,
+      [{ type: "startup", at: 0, startupMs: 3100 }],
+      client,
+    );
+
+    const a = await analyticsOf(t, id);
+    expect(a).toMatchObject({
+      views: 2,
+      uniqueViewers: 1,
+      watchTimeSeconds: 15,
+      rebufferCount: 2,
+      rebufferSeconds: 1,
+      renditionSwitches: 2,
+      failureRate: 0,
+      completionRate: 0.5,
+    });
+    expect(a.rebufferRatio).toBeCloseTo(1 / 16, 6);
+    // The histogram's buckets are 100 ms wide below 2 s and 250 ms wide to 5 s.
+    expect(a.startupTimeP50Ms).toBeGreaterThanOrEqual(1200);
+    expect(a.startupTimeP50Ms).toBeLessThanOrEqual(1300);
+    expect(a.startupTimeP95Ms).toBeGreaterThanOrEqual(3000);
+    expect(a.startupTimeP95Ms).toBeLessThanOrEqual(3250);
+    expect(a.topRenditions).toEqual([
+      { height: 720, watchTimeSeconds: 10, share: 10 / 15 },
+      { height: 360, watchTimeSeconds: 5, share: 5 / 15 },
+    ]);
+    expect(a.timeline).toHaveLength(1);
+    expect(a.timeline[0]).toMatchObject({ views: 2, watchTimeSeconds: 15 });
+
+    const { data } = await t.gql(TENANT_ANALYTICS, range());
+    expect(data.tenantAnalytics.views).toBeGreaterThanOrEqual(2);
+    // Another tenant sees none of it.
+    const other = `Bearer ${await tenantKeySecret(t.app.services.db, "analytics-other", ["videos:read"])}`;
+    const { data: theirs } = await t.gql(TENANT_ANALYTICS, range(), other);
+    expect(theirs.tenantAnalytics).toEqual({ views: 0, watchTimeSeconds: 0 });
+    const hidden = await t.gql(ANALYTICS, { id, ...range() }, other);
+    expect(hidden.data?.video ?? null).toBeNull();
+  });
+
+  it("refuses a view token of another tenant's video, a forged one and an expired one", async () => {
+    const { id: ours } = await createUpload(t, "ours");
+    const otherKey = `Bearer ${await tenantKeySecret(t.app.services.db, "analytics-rival", ["videos:write", "videos:read"])}`;
+    const { id: theirs } = await createUpload(t, "theirs", {}, otherKey);
+    const client = newClient();
+    const their = await startView(t, theirs, client);
+    expect(their.status).toBe(201);
+    const event: BeaconEvent[] = [{ type: "watch", at: 1000, height: 360, watchedMs: 1000 }];
+
+    const crossed = await sendBatch(t, { videoId: ours, viewToken: their.body.viewToken }, 0, event, client);
+    expect(crossed).toMatchObject({ status: 403, body: { error: "view token is for another video" } });
+
+    // The tenant or video inside the token rewritten: the MAC no longer matches.
+    const [, viewId, videoId, tenantId, expires, mac] = String(their.body.viewToken).split(".");
+    const oursTenant = (await t.app.services.db.video.findUniqueOrThrow({ where: { id: ours } })).tenantId;
+    const rewritten = ["va1", viewId, ours, oursTenant, expires, mac].join(".");
+    expect(await sendBatch(t, { videoId: ours, viewToken: rewritten }, 0, event, client)).toMatchObject({
+      status: 403,
+      body: { error: "invalid view token" },
+    });
+    const otherSecret = new ViewTokens("not-the-api-signing-secret-0123456789abcdef", 600).issue({
+      viewId: viewId!,
+      videoId: videoId!,
+      tenantId: tenantId!,
+    }).token;
+    expect(await sendBatch(t, { videoId: theirs, viewToken: otherSecret }, 0, event, client)).toMatchObject({
+      status: 403,
+      body: { error: "invalid view token" },
+    });
+    const expired = new ViewTokens(SIGNING_SECRET, 60).issue(
+      { viewId: viewId!, videoId: videoId!, tenantId: tenantId! },
+      Date.now() - 120_000,
+    ).token;
+    expect(await sendBatch(t, { videoId: theirs, viewToken: expired }, 0, event, client)).toMatchObject({
+      status: 403,
+      body: { error: expect.stringContaining("expired") },
+    });
+    // The same claims signed with the API's secret and still valid are taken: the refusals above were the token's.
+    const genuine = new ViewTokens(SIGNING_SECRET, 60).issue({
+      viewId: viewId!,
+      videoId: videoId!,
+      tenantId: tenantId!,
+    }).token;
+    const withStartup: BeaconEvent[] = [{ type: "startup", at: 0, startupMs: 720 }, ...event];
+    expect((await sendBatch(t, { videoId: theirs, viewToken: genuine }, 0, withStartup, client)).status).toBe(202);
+    expect((await rowCounts(t, ours)).views).toBe(0);
+    expect((await analyticsOf(t, theirs, otherKey)).watchTimeSeconds).toBe(1);
+    // The rival tenant's own rollup holds exactly its one view.
+    const { data } = await t.gql(
+      `query ($from: DateTime!, $to: DateTime!) { tenantAnalytics(from: $from, to: $to) { views watchTimeSeconds startupTimeP50Ms } }`,
+      range(),
+      otherKey,
+    );
+    expect(data.tenantAnalytics).toMatchObject({ views: 1, watchTimeSeconds: 1 });
+    expect(data.tenantAnalytics.startupTimeP50Ms).toBeGreaterThanOrEqual(700);
+    expect(data.tenantAnalytics.startupTimeP50Ms).toBeLessThanOrEqual(800);
+  });
+
+  it("starts a view of a SIGNED video only with its playback token", async () => {
+    const { data } = await t.gql(
+      `mutation { createUpload(input: { title: "signed", playbackPolicy: SIGNED }) { ... on CreateUploadSuccess { video { id } } } }`,
+    );
+    const id = data.createUpload.video.id;
+    const client = newClient();
+    expect(await startView(t, id, client)).toMatchObject({
+      status: 403,
+      body: { error: expect.stringContaining("token") },
+    });
+    expect(await startView(t, id, client, { playbackToken: "o.1.forged" })).toMatchObject({ status: 403 });
+    const token = t.app.services.playbackTokens.issue(id);
+    expect((await startView(t, id, client, { playbackToken: token })).status).toBe(201);
+    expect(await startView(t, "00000000-0000-4000-8000-000000000000", client)).toMatchObject({ status: 404 });
+  });
+
+  it("refuses oversize and malformed bodies with a 4xx that names the problem, storing nothing", async () => {
+    const { id } = await createUpload(t, "hostile");
+    const client = newClient();
+    const started = await startView(t, id, client);
+    const view = { videoId: id, viewToken: started.body.viewToken };
+    const batch = (events: unknown[], extra: Record<string, unknown> = {}) => ({
+      v: 1,
+      videoId: id,
+      viewToken: view.viewToken,
+      seq: 0,
+      events,
+      ...extra,
+    });
+    const oversize = JSON.stringify(batch([{ type: "completed", at: 0 }], { pad: "x".repeat(MAX_BODY) }));
+    expect(await post(t, ANALYTICS_PATHS.beacons, oversize, client)).toMatchObject({
+      status: 413,
+      body: { error: `a request body is at most ${MAX_BODY} bytes` },
+    });
+    const refused: [unknown, string | RegExp][] = [
+      ["{not json", "the body is not JSON"],
+      [batch([{ type: "rendition", at: 0, height: BEACON_LIMITS.maxHeight + 1 }]), /^events\.0\.height/],
+      [batch([{ type: "watch", at: 0, height: 360, watchedMs: -5 }]), /^events\.0\.watchedMs/],
+      [batch([{ type: "failure", at: 0, fatal: true, code: "<script>" }]), /^events\.0\.code/],
+      [batch([{ type: "teleport", at: 0 }]), /^events\.0\.type/],
+      [batch([{ type: "completed", at: 0, extra: 1 }]), /^events\.0/],
+      [
+        batch(Array.from({ length: BEACON_LIMITS.eventsPerBatch + 1 }, () => ({ type: "completed", at: 0 }))),
+        /^events/,
+      ],
+      [batch([]), /^events/],
+      [{ ...batch([{ type: "completed", at: 0 }]), v: 2 }, /^v:/],
+    ];
+    for (const [body, error] of refused) {
+      const answer = await post(t, ANALYTICS_PATHS.beacons, body, client);
+      expect(answer.status, JSON.stringify(body).slice(0, 120)).toBe(400);
+      expect(answer.body.error).toMatch(error);
+    }
+    const get = await fetch(`${t.url}${ANALYTICS_PATHS.beacons}`, { headers: { "x-forwarded-for": client } });
+    expect(get.status).toBe(405);
+    const a = await analyticsOf(t, id);
+    expect(a).toMatchObject({ views: 1, watchTimeSeconds: 0, completionRate: 0 });
+  });
+
+  it("rate-limits a flood per view and per client (429 with Retry-After) while playback is served", async () => {
+    const { id } = await createUpload(t, "flooded");
+    const master =
+      "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-STREAM-INF:BANDWIDTH=300000,RESOLUTION=320x180\n180p/index.m3u8\n";
+    await t.app.services.storage.write(`videos/${id}/hls/master.m3u8`, Readable.from([Buffer.from(master)]), {
+      limit: master.length,
+      contentType: "application/vnd.apple.mpegurl",
+    });
+    await t.app.services.db.video.update({
+      where: { id },
+      data: { status: "READY", playable: true, masterKey: `videos/${id}/hls/master.m3u8` },
+    });
+    const client = newClient();
+    const started = await startView(t, id, client);
+    const view = { videoId: id, viewToken: started.body.viewToken };
+    // In order, as one player sends them: a batch overtaken by a later one would count as a repeat.
+    const perView: Answer[] = [];
+    for (let seq = 0; seq < PER_VIEW + 4; seq++) {
+      perView.push(
+        await sendBatch(t, view, seq, [{ type: "watch", at: seq * 1000, height: 180, watchedMs: 1000 }], client),
+      );
+    }
+    const statuses = perView.map((a) => a.status);
+    expect(statuses).toEqual([...Array(PER_VIEW).fill(202), 429, 429, 429, 429]);
+    const limited = perView.find((a) => a.status === 429)!;
+    expect(limited.body.error).toBe("too many analytics requests for this view; slow down");
+    expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
+
+    // The client's address has used 1 + PER_VIEW + 4 requests; the rest of its minute runs out.
+    const flood = await Promise.all(Array.from({ length: PER_CLIENT }, () => startView(t, id, client)));
+    expect(flood.filter((a) => a.status === 429).length).toBe(PER_VIEW + 5);
+    expect(flood.find((a) => a.status === 429)!.body.error).toBe(
+      "too many analytics requests from this address; slow down",
+    );
+    // Playback from that same address is untouched, and so is another address's analytics.
+    const playback = await fetch(`${t.url}/media/videos/${id}/hls/master.m3u8`, {
+      headers: { "x-forwarded-for": client },
+    });
+    expect(playback.status).toBe(200);
+    expect(await playback.text()).toContain("180p/index.m3u8");
+    expect((await startView(t, id, newClient())).status).toBe(201);
+    // Only the batches let through were counted.
+    expect((await analyticsOf(t, id)).watchTimeSeconds).toBe(PER_VIEW);
+  });
+
+  it("stores nothing while the tenant's collection is off", async () => {
+    const viewer = `Bearer ${await tenantKeySecret(t.app.services.db, "default", ["videos:read"], "viewer")}`;
+    const { data: refused, errors } = await t.gql(SET_COLLECTION, { enabled: false }, viewer);
+    expect(refused).toBeNull();
+    expect(errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
+
+    const { id } = await createUpload(t, "private");
+    const client = newClient();
+    const started = await startView(t, id, client);
+    const view = { videoId: id, viewToken: started.body.viewToken };
+    expect((await t.gql(SET_COLLECTION, { enabled: false })).data).toEqual({
+      setAnalyticsCollection: { enabled: false },
+    });
+    try {
+      expect((await t.gql(`{ analyticsCollection { enabled } }`, {}, viewer)).data).toEqual({
+        analyticsCollection: { enabled: false },
+      });
+      const off = { status: 403, body: { error: "analytics collection is off for this video's tenant" } };
+      expect(await startView(t, id, client)).toMatchObject(off);
+      expect(await sendBatch(t, view, 0, [{ type: "completed", at: 0 }], client)).toMatchObject(off);
+      expect(await analyticsOf(t, id)).toMatchObject({ views: 1, completionRate: 0 });
+    } finally {
+      await t.gql(SET_COLLECTION, { enabled: true });
+    }
+    // Do Not Track: the browser's word is enough, whatever the tenant's setting.
+    expect(await post(t, ANALYTICS_PATHS.views, { v: 1, videoId: id }, client, { dnt: "1" })).toMatchObject({
+      status: 403,
+      body: { error: expect.stringContaining("Do Not Track") },
+    });
+    expect(await sendBatch(t, view, 0, [{ type: "completed", at: 0 }], client)).toMatchObject({ status: 202 });
+    expect((await analyticsOf(t, id)).completionRate).toBe(1);
+  });
+
+  it("prunes raw views past the retention window, and viewer hashes and salts of days before yesterday", async () => {
+    const { id } = await createUpload(t, "old views");
+    const started = await startView(t, id, newClient());
+    expect(started.status).toBe(201);
+    const db = t.app.services.db;
+    const tenantId = (await db.video.findUniqueOrThrow({ where: { id } })).tenantId;
+    const daysAgo = (days: number) => new Date(Date.now() - days * 86_400_000);
+    await db.analyticsView.create({ data: { id: crypto.randomUUID(), videoId: id, tenantId, startedAt: daysAgo(31) } });
+    await db.analyticsDailyViewer.create({ data: { videoId: id, day: daysAgo(3), viewerHash: "old" } });
+    await db.analyticsSalt.create({ data: { day: daysAgo(3), salt: "old" } });
+    expect(await rowCounts(t, id)).toMatchObject({ views: 2, viewers: 2 });
+
+    await t.app.services.analytics.prune();
+    // The default window is 30 days: the 31-day-old view goes, today's stays; the rollups stay.
+    expect(await rowCounts(t, id)).toMatchObject({ views: 1, hours: 1, viewers: 1 });
+    expect(await db.analyticsSalt.count({ where: { day: { lt: daysAgo(2) } } })).toBe(0);
+    expect(await db.analyticsSalt.count()).toBeGreaterThan(0);
+  });
+
+  it("counts live viewers in viewersNow, and deleting the video deletes its analytics", async () => {
+    const { id } = await createUpload(t, "live");
+    const counts: number[] = [];
+    const client = t.wsClient();
+    const done = new Promise<void>((resolve, reject) => {
+      const stop = client.subscribe<{ viewersNow: number }>(
+        { query: `subscription ($id: ID!) { viewersNow(videoId: $id) }`, variables: { id } },
+        {
+          next: ({ data }) => {
+            counts.push(data!.viewersNow);
+            if (counts.length === 3) {
+              stop();
+              resolve();
+            }
+          },
+          error: reject,
+          complete: () => resolve(),
+        },
+      );
+    });
+    await expect.poll(() => counts).toEqual([0]);
+    await startView(t, id, newClient());
+    await expect.poll(() => counts, { timeout: 5000 }).toEqual([0, 1]);
+    await startView(t, id, newClient());
+    await done;
+    expect(counts).toEqual([0, 1, 2]);
+
+    expect(await rowCounts(t, id)).toMatchObject({ views: 2, hours: 1, viewers: 2 });
+    const { data } = await t.gql(`mutation ($id: ID!) { deleteVideo(id: $id) { __typename } }`, { id });
+    expect(data.deleteVideo.__typename).toBe("DeleteVideoSuccess");
+    expect(await rowCounts(t, id)).toEqual({ views: 0, hours: 0, heights: 0, viewers: 0 });
+  });
+});
