@@ -1,3 +1,5 @@
+import { Repeater } from "graphql-yoga";
+
 /**
  * Live viewer counts (`viewersNow`): views of a video with a beacon in the last `windowSeconds`.
  * Activity on any API instance goes through the event fan-out (`target`: Postgres LISTEN/NOTIFY),
@@ -24,58 +26,45 @@ export function createViewersNow(options: {
       target.dispatchEvent(new CustomEvent(topic(videoId), { detail: { videoId } }));
     },
 
-    /** The live count of `videoId`: now, then each time it changes, until `return()`. */
+    /**
+     * The live count of `videoId`: now, then each time it changes, until `return()`. Events that
+     * arrive while a count runs, or while the subscriber has not taken the last value, make one
+     * more count, not one each.
+     */
     follow(videoId: string): AsyncIterableIterator<number> {
-      let wake: (() => void) | null = null;
-      let dirty = true;
-      let stopped = false;
-      let last: number | null = null;
-      const onEvent = () => {
-        dirty = true;
-        wake?.();
-      };
-      target.addEventListener(topic(videoId), onEvent);
-      const timer = setInterval(onEvent, options.recountEveryMs);
-      timer.unref();
-      const stop = () => {
-        if (stopped) return;
-        stopped = true;
-        clearInterval(timer);
-        target.removeEventListener(topic(videoId), onEvent);
-        wake?.();
-      };
-      const iterator: AsyncIterableIterator<number> = {
-        async next() {
-          while (!stopped) {
-            if (dirty) {
+      return new Repeater<number>(async (push, stop) => {
+        let last: number | null = null;
+        let dirty = true;
+        let counting = false;
+        const recount = async () => {
+          if (counting) return;
+          counting = true;
+          try {
+            while (dirty) {
               dirty = false;
               const n = await options.count(videoId);
-              if (n !== last && !stopped) {
-                last = n;
-                return { value: n, done: false };
-              }
-              continue;
+              if (n === last) continue;
+              last = n;
+              await push(n);
             }
-            await new Promise<void>((resolve) => {
-              wake = resolve;
-            });
-            wake = null;
+          } catch (err) {
+            stop(err);
+          } finally {
+            counting = false;
           }
-          return { value: undefined, done: true };
-        },
-        return() {
-          stop();
-          return Promise.resolve({ value: undefined, done: true });
-        },
-        throw(err: unknown) {
-          stop();
-          return Promise.reject(err);
-        },
-        [Symbol.asyncIterator]() {
-          return iterator;
-        },
-      };
-      return iterator;
+        };
+        const onEvent = () => {
+          dirty = true;
+          void recount();
+        };
+        target.addEventListener(topic(videoId), onEvent);
+        const timer = setInterval(onEvent, options.recountEveryMs);
+        timer.unref();
+        void recount();
+        await stop;
+        clearInterval(timer);
+        target.removeEventListener(topic(videoId), onEvent);
+      });
     },
   };
 }
