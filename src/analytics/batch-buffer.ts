@@ -1,7 +1,7 @@
 import type pg from "pg";
 import { log } from "../log.ts";
 import type { BatchFigures } from "./ingest.ts";
-import { STARTUP_BUCKET_COUNT, startupBucket } from "./startup-histogram.ts";
+import { emptyHourCounters, type HourCounters, startupBucket } from "./startup-histogram.ts";
 import type { ViewClaims } from "./view-tokens.ts";
 
 /** What this process remembers of a view: enough to count each batch, startup, failure and completion once. */
@@ -28,15 +28,8 @@ interface ViewDelta {
 }
 
 /** A video's share of the current hour since the last flush, summed over its views. */
-interface VideoDelta {
+interface VideoDelta extends HourCounters {
   tenantId: string;
-  watchMs: number;
-  rebufferCount: number;
-  rebufferMs: number;
-  renditionSwitches: number;
-  failedViews: number;
-  completedViews: number;
-  histogram: number[];
   watchMsByHeight: Map<number, number>;
 }
 
@@ -112,17 +105,7 @@ export function createBatchBuffer(pool: pg.Pool, flushEveryMs: number) {
 
     let d = pendingVideos.get(view.videoId);
     if (!d) {
-      d = {
-        tenantId: view.tenantId,
-        watchMs: 0,
-        rebufferCount: 0,
-        rebufferMs: 0,
-        renditionSwitches: 0,
-        failedViews: 0,
-        completedViews: 0,
-        histogram: new Array<number>(STARTUP_BUCKET_COUNT).fill(0),
-        watchMsByHeight: new Map(),
-      };
+      d = { tenantId: view.tenantId, ...emptyHourCounters(), watchMsByHeight: new Map() };
       pendingVideos.set(view.videoId, d);
     }
     d.watchMs += f.watchMs;

@@ -1,6 +1,6 @@
 import type pg from "pg";
 import { histogramOf } from "./ingest.ts";
-import { histogramQuantile } from "./startup-histogram.ts";
+import { emptyHourCounters, type HourCounters, histogramQuantile } from "./startup-histogram.ts";
 
 export type AnalyticsInterval = "HOUR" | "DAY";
 
@@ -39,16 +39,9 @@ export interface AnalyticsReport extends AnalyticsFigures {
   topRenditions: { height: number; watchTimeSeconds: number; share: number }[];
 }
 
-interface Sums {
+interface Sums extends HourCounters {
   views: number;
   uniqueViewers: number;
-  watchMs: number;
-  rebufferCount: number;
-  rebufferMs: number;
-  renditionSwitches: number;
-  failedViews: number;
-  completedViews: number;
-  histogram: number[];
 }
 
 function figuresOf(s: Sums): AnalyticsFigures {
@@ -80,17 +73,7 @@ function addSums(into: Sums, s: Sums): void {
   for (let i = 0; i < into.histogram.length; i++) into.histogram[i]! += s.histogram[i] ?? 0;
 }
 
-const emptySums = (): Sums => ({
-  views: 0,
-  uniqueViewers: 0,
-  watchMs: 0,
-  rebufferCount: 0,
-  rebufferMs: 0,
-  renditionSwitches: 0,
-  failedViews: 0,
-  completedViews: 0,
-  histogram: histogramOf(null),
-});
+const emptySums = (): Sums => ({ views: 0, uniqueViewers: 0, ...emptyHourCounters() });
 
 // Fixed tables and filters: nothing of the query is built from input.
 const SCOPE = {
