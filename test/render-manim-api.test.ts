@@ -258,7 +258,9 @@ renderManim answers NoWorkerError at once`, async () => {
     const api = await startApi("api-no-manim", { MANIM_BIN: "/nonexistent/manim" });
     const started = Date.now();
     const res = (await gqlAt(api.url, RENDER, { code: scene("RIGHT"), scene: "Demo" })).renderManim;
-    expect(Date.now() - started).toBeLessThan(2000);
+    // From what the workers registered, not after waiting for one (a worker counts as gone only after
+    // 3 × JOB_STALL_SECONDS of silence): the API's first request took up to 2.4 s on a loaded 2-core machine.
+    expect(Date.now() - started).toBeLessThan(10_000);
     expect(res).toMatchObject({ __typename: "NoWorkerError", capability: "manim" });
     expect(api.log()).toContain("Manim is not installed here");
     expect(api.log()).not.toContain("MANIM IS NOT AVAILABLE");

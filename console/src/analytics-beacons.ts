@@ -139,6 +139,9 @@ export function startViewBeacons(
         if (!started) return stopReporting();
         view = started;
         timer = setInterval(() => flush(), started.flushIntervalMs || DEFAULT_FLUSH_MS);
+        // What happened while the view was starting (a short video may have ended) goes now, not
+        // an interval later.
+        if (queue.length > 0) flush();
       });
   }
 
