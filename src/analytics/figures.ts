@@ -97,18 +97,7 @@ export async function analyticsReport(
   const params = [id, range.from.toISOString(), range.to.toISOString(), unit];
   const rangeFilter = `${filter} AND hour >= $2::timestamptz AT TIME ZONE 'UTC' AND hour < $3::timestamptz AT TIME ZONE 'UTC'`;
   const [points, heights] = await Promise.all([
-    pool.query<{
-      at: string;
-      views: number;
-      uniqueViewers: number;
-      watchMs: number;
-      rebufferCount: number;
-      rebufferMs: number;
-      renditionSwitches: number;
-      failedViews: number;
-      completedViews: number;
-      histogram: number[] | null;
-    }>(
+    pool.query<Omit<Sums, "histogram"> & { at: string; histogram: number[] | null }>(
       `WITH hours AS (SELECT * FROM ${hoursTable} WHERE ${rangeFilter}),
        points AS (
          SELECT date_trunc($4, hour) AS at, sum(views)::int AS "views", sum("uniqueViewers")::int AS "uniqueViewers",
