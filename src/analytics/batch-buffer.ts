@@ -33,6 +33,24 @@ interface VideoDelta extends HourCounters {
   watchMsByHeight: Map<number, number>;
 }
 
+/**
+ * The SET list of an hourly rollup's upsert (`AnalyticsHour`, `AnalyticsTenantHour`): each of its
+ * counters (HourCounters) plus the new row's, the startup histograms bucket by bucket.
+ */
+function addCounters(table: "AnalyticsHour" | "AnalyticsTenantHour"): string {
+  const sums = ["watchMs", "rebufferCount", "rebufferMs", "renditionSwitches", "failedViews", "completedViews"].map(
+    (column) => `"${column}" = "${table}"."${column}" + EXCLUDED."${column}"`,
+  );
+  return [
+    ...sums,
+    `"startupHistogram" = (SELECT array_agg(COALESCE(a, 0) + COALESCE(b, 0) ORDER BY i)
+             FROM unnest("${table}"."startupHistogram", EXCLUDED."startupHistogram") WITH ORDINALITY AS u(a, b, i))`,
+  ].join(",\n           ");
+}
+
+const ADD_TO_VIDEO_HOUR = addCounters("AnalyticsHour");
+const ADD_TO_TENANT_HOUR = addCounters("AnalyticsTenantHour");
+
 /** Views this process remembers (their last seq and flags); the oldest are forgotten past it. */
 const MAX_REMEMBERED_VIEWS = 200_000;
 
@@ -167,14 +185,7 @@ export function createBatchBuffer(pool: pg.Pool, flushEveryMs: number) {
              "completedViews", histogram)
          JOIN collecting c ON c."videoId" = x."videoId" AND c."tenantId" = x."tenantId"
          ON CONFLICT ("videoId", hour) DO UPDATE SET
-           "watchMs" = "AnalyticsHour"."watchMs" + EXCLUDED."watchMs",
-           "rebufferCount" = "AnalyticsHour"."rebufferCount" + EXCLUDED."rebufferCount",
-           "rebufferMs" = "AnalyticsHour"."rebufferMs" + EXCLUDED."rebufferMs",
-           "renditionSwitches" = "AnalyticsHour"."renditionSwitches" + EXCLUDED."renditionSwitches",
-           "failedViews" = "AnalyticsHour"."failedViews" + EXCLUDED."failedViews",
-           "completedViews" = "AnalyticsHour"."completedViews" + EXCLUDED."completedViews",
-           "startupHistogram" = (SELECT array_agg(COALESCE(a, 0) + COALESCE(b, 0) ORDER BY i)
-             FROM unnest("AnalyticsHour"."startupHistogram", EXCLUDED."startupHistogram") WITH ORDINALITY AS u(a, b, i))
+           ${ADD_TO_VIDEO_HOUR}
          RETURNING "tenantId", "videoId"
        ), tenant_deltas AS (
          -- The same deltas summed per tenant, for the videos written above (their histograms bucket by bucket).
@@ -198,14 +209,7 @@ export function createBatchBuffer(pool: pg.Pool, flushEveryMs: number) {
            "renditionSwitches", "failedViews", "completedViews", histogram
          FROM tenant_deltas
          ON CONFLICT ("tenantId", hour) DO UPDATE SET
-           "watchMs" = "AnalyticsTenantHour"."watchMs" + EXCLUDED."watchMs",
-           "rebufferCount" = "AnalyticsTenantHour"."rebufferCount" + EXCLUDED."rebufferCount",
-           "rebufferMs" = "AnalyticsTenantHour"."rebufferMs" + EXCLUDED."rebufferMs",
-           "renditionSwitches" = "AnalyticsTenantHour"."renditionSwitches" + EXCLUDED."renditionSwitches",
-           "failedViews" = "AnalyticsTenantHour"."failedViews" + EXCLUDED."failedViews",
-           "completedViews" = "AnalyticsTenantHour"."completedViews" + EXCLUDED."completedViews",
-           "startupHistogram" = (SELECT array_agg(COALESCE(a, 0) + COALESCE(b, 0) ORDER BY i)
-             FROM unnest("AnalyticsTenantHour"."startupHistogram", EXCLUDED."startupHistogram") WITH ORDINALITY AS u(a, b, i))
+           ${ADD_TO_TENANT_HOUR}
        )
        INSERT INTO "AnalyticsHeightHour" ("videoId", "tenantId", hour, height, "watchMs")
        SELECT y."videoId", c."tenantId", $14::timestamptz AT TIME ZONE 'UTC', y.height, y.ms
