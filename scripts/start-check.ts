@@ -64,6 +64,8 @@ async function newUserEnv(port: number): Promise<NodeJS.ProcessEnv> {
     .join(path.delimiter);
   // Another service may hold the default 4000 on a shared machine; PORT is a documented setting.
   env.PORT = String(port);
+  // Likewise the RTMP ingest's default 1935.
+  env.LIVE_RTMP_PORT = "0";
   return env;
 }
 

@@ -144,6 +144,27 @@ const EnvSchema = z.object({
   ANALYTICS_REQUESTS_PER_CLIENT_PER_MINUTE: z.coerce.number().int().min(1).default(600),
   /** `viewersNow` counts views with a beacon in this many seconds. */
   ANALYTICS_VIEWERS_NOW_SECONDS: z.coerce.number().int().min(5).max(3600).default(30),
+  /** Live streams (docs/live.md): the RTMP ingest's port (0: any free port; `off`: no ingest) and address. */
+  LIVE_RTMP_PORT: z.union([z.literal("off"), z.coerce.number().int().min(0).max(65535)]).default(1935),
+  LIVE_RTMP_HOST: listenHost.default("0.0.0.0"),
+  /** The ingest URL publishers are told (OBS's "Server"); default rtmp://localhost:{port}/live. */
+  LIVE_RTMP_URL: z
+    .string()
+    .regex(/^rtmps?:\/\/[^\s]+$/)
+    .optional(),
+  /** Where workers read a broadcast's feed from this API; default PUBLIC_URL, else its own address. */
+  LIVE_FEED_URL: z.url().optional(),
+  /** Broadcasts a tenant may have at once. */
+  LIVE_MAX_STREAMS_PER_TENANT: z.coerce.number().int().min(1).max(1000).default(5),
+  /** The longest broadcast; its encode stops there. */
+  LIVE_MAX_DURATION_SECONDS: z.coerce.number().int().min(60).max(86_400).default(14_400),
+  /** The highest input bit rate a publisher may send, over 5 s. */
+  LIVE_MAX_BITRATE: z.coerce.number().int().min(100_000).max(200_000_000).default(20_000_000),
+  /** A publisher that sends nothing for this long is disconnected. */
+  LIVE_STALL_SECONDS: z.coerce.number().int().min(2).max(600).default(10),
+  /** Segment lengths of the STANDARD and LOW latency modes. */
+  LIVE_SEGMENT_SECONDS: z.coerce.number().min(1).max(10).default(2),
+  LIVE_LOW_LATENCY_SEGMENT_SECONDS: z.coerce.number().min(1).max(10).default(1),
   /** Bytes of images made on request (thumbnails, animated previews) cached per video, and per tenant. */
   IMAGE_CACHE_BYTES_PER_VIDEO: z.coerce
     .number()

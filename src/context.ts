@@ -7,6 +7,7 @@ import type { UrlSigner } from "./storage/url-signer.ts";
 import type { CostSettings } from "./jobs/cost.ts";
 import type { Dispatcher } from "./jobs/dispatcher.ts";
 import type { QueueWatch } from "./jobs/queue-position.ts";
+import type { LiveStreams } from "./live/live-streams.ts";
 import type { ApiStorage } from "./storage/types.ts";
 import type { ApiTransport } from "./transport/types.ts";
 
@@ -16,6 +17,8 @@ export interface AppServices {
   /** Viewer analytics: the collection endpoint, reports from the rollups, live viewer counts. */
   analytics: Analytics;
   storage: ApiStorage;
+  /** Live streams: broadcasts, their feeds and states (docs/live.md); `ingestUrl` is what publishers are told. */
+  live: LiveStreams & { ingestUrl(): string };
   signer: UrlSigner;
   playbackTokens: PlaybackTokens;
   pubSub: VideoPubSub;

@@ -29,6 +29,8 @@ import { PlaybackTokens } from "./http/playback-tokens.ts";
 import { tellWorkersToCancel } from "./jobs/cancel.ts";
 import { createDispatcher } from "./jobs/dispatcher.ts";
 import { createEventIngestor } from "./jobs/ingest-events.ts";
+import { createLiveStreams } from "./live/live-streams.ts";
+import { createRtmpIngest, DEFAULT_INGEST_LIMITS, RTMP_APP } from "./live/rtmp-ingest.ts";
 import { createQueueWatch } from "./jobs/queue-position.ts";
 import { log, yogaLog } from "./log.ts";
 import { countJobsIn, graphqlMetricsPlugins, observeHttpRequest } from "./metrics.ts";
@@ -151,7 +153,33 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
         ? undefined
         : { afterSeconds: env.GPU_FALLBACK_AFTER_SECONDS, silentAfterSeconds: env.JOB_STALL_SECONDS },
   });
+  // Set once the API and the ingest listen: where workers read feeds, and what publishers are told.
+  const addresses = { api: "", rtmp: "" };
+  const live = createLiveStreams({
+    db,
+    pubSub,
+    dispatcher,
+    signer,
+    costs,
+    target: eventTarget,
+    settings: {
+      segmentSeconds: env.LIVE_SEGMENT_SECONDS,
+      lowLatencySegmentSeconds: env.LIVE_LOW_LATENCY_SEGMENT_SECONDS,
+      maxStreamsPerTenant: env.LIVE_MAX_STREAMS_PER_TENANT,
+      maxDurationSeconds: env.LIVE_MAX_DURATION_SECONDS,
+      feedBaseUrl: () => (env.LIVE_FEED_URL ?? env.PUBLIC_URL ?? addresses.api).replace(/\/$/, ""),
+    },
+  });
+  const rtmpIngest =
+    env.LIVE_RTMP_PORT === "off"
+      ? null
+      : createRtmpIngest(live.sessions, {
+          ...DEFAULT_INGEST_LIMITS,
+          maxBitrate: env.LIVE_MAX_BITRATE,
+          stallSeconds: env.LIVE_STALL_SECONDS,
+        });
   const ingestor = createEventIngestor({
+    live,
     db,
     storage,
     pubSub,
@@ -175,6 +203,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     db,
     analytics,
     storage,
+    live: { ...live, ingestUrl: () => env.LIVE_RTMP_URL ?? addresses.rtmp },
     signer,
     playbackTokens,
     pubSub,
@@ -270,6 +299,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       return videoImages.matches(url) ? videoImages.handle(req, res, url) : serveMedia(req, res, url);
     }
     if (analytics.matches(url)) return analytics.handle(req, res, url);
+    if (live.matchesFeed(url)) return live.handleFeed(req, res, url);
     if (await serveHealthPath(url.pathname, { db, transport }, res)) return;
     if (await handleConsole(req, res, url)) return;
     if (refusedForSize(req, res, env)) return;
@@ -330,6 +360,12 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       await notifications?.start();
       await options.beforeListen?.();
       const { address, port, url } = await listenOn(httpServer, env.PORT, env.HOST);
+      addresses.api = url;
+      if (rtmpIngest && env.LIVE_RTMP_PORT !== "off") {
+        const rtmp = await rtmpIngest.listen(env.LIVE_RTMP_PORT, env.LIVE_RTMP_HOST);
+        addresses.rtmp = `rtmp://localhost:${rtmp.port}/${RTMP_APP}`;
+        log.info("live ingest listening", { url: addresses.rtmp });
+      }
       started = true;
       log.info("API listening", { address, port, url: `${url}/graphql` });
       if (env.METRICS_PORT !== undefined) metricsServer = await startMetricsServer(env, env.METRICS_PORT);
@@ -338,6 +374,11 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     closeSubscriptions,
     async stop() {
       if (started) await closeSubscriptions();
+      if (rtmpIngest) {
+        log.info("stopping: live ingest (broadcasts end; their recordings are finished)");
+        await rtmpIngest.close();
+        live.endAll();
+      }
       log.info("stopping: HTTP connections");
       await metricsServer?.close();
       if (started) {

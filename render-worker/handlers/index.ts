@@ -1,5 +1,6 @@
 import type { JobMessage } from "../../src/protocol/messages.ts";
 import { importUrl } from "./import-url.ts";
+import { live } from "./live.ts";
 import { renderComposition } from "./render-composition.ts";
 import { renderManim } from "./render-manim.ts";
 import { runRenderOnce } from "./render-record.ts";
@@ -19,6 +20,7 @@ const handlers = {
   render_composition: renderComposition,
   import_url: importUrl,
   static_renditions: makeStaticRenditions,
+  live,
 } satisfies { [Type in JobMessage["type"]]: JobHandler<Extract<JobMessage, { type: Type }>> };
 
 /**
@@ -35,6 +37,8 @@ const redelivery = {
   render_composition: "record",
   import_url: "record",
   static_renditions: "handler",
+  // A broadcast is not run twice: a second delivery finds its feed gone (LIVE jobs have one attempt).
+  live: "handler",
 } as const satisfies Record<JobMessage["type"], "record" | "handler">;
 
 type Redelivery = typeof redelivery;

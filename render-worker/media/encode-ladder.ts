@@ -510,12 +510,13 @@ function segmentCuts(plan: SegmentPlan, firstSegment: number, duration: number, 
  * the segment it adds was written, so whatever it lists is complete; the publisher writes the
  * playlists players read.
  */
-function segmentOptions(
+export function segmentOptions(
   rung: Rung,
   format: SegmentFormat,
   firstSegment: number,
   zeroSeconds: number,
-  cuts: number[],
+  /** Where to cut; `everySeconds`: a live encode's, whose end is not known (a cut every so often). */
+  cuts: number[] | { everySeconds: number },
 ): string[] {
   return [
     // Several outputs fed by one filter graph buffer packets while the slowest catches up.
@@ -528,10 +529,14 @@ function segmentOptions(
     "-f",
     "segment",
     ...(format === "FMP4" ? FRAGMENTED_MP4_SEGMENT : ["-segment_format", "mpegts"]),
-    "-segment_times",
-    // A run of one segment (a chunk, a resume before the last) has no cut: one past any source. FFmpeg
-    // reads a plain number of seconds here, not an exponent ("1e9" fails the run).
-    cuts.length > 0 ? cuts.map((cut) => cut.toFixed(6)).join(",") : "1000000000",
+    ...(Array.isArray(cuts)
+      ? [
+          "-segment_times",
+          // A run of one segment (a chunk, a resume before the last) has no cut: one past any source. FFmpeg
+          // reads a plain number of seconds here, not an exponent ("1e9" fails the run).
+          cuts.length > 0 ? cuts.map((cut) => cut.toFixed(6)).join(",") : "1000000000",
+        ]
+      : ["-segment_time", String(cuts.everySeconds)]),
     "-initial_offset",
     (TIMELINE_LEAD_SECONDS + zeroSeconds).toFixed(6),
     "-segment_start_number",

@@ -135,6 +135,37 @@ export function reportTranscodeProgress(ctx: ProgressChannel, facts: TranscodeFa
   return { stop: () => sampler.stop() };
 }
 
+/** What a live encode's health is computed from: ffmpeg's status and the top rung's published segments. */
+export interface LiveFacts {
+  encoder: () => EncoderStatus | null;
+  /** Segments of the top rung published, and the media seconds they hold. */
+  published: () => { segments: number; seconds: number };
+}
+
+/**
+ * Sends `live.progress` on the progress timer: media seconds encoded, fps, speed over the encode so
+ * far, the top rung's segments, and how far the newest published segment's end is behind the wall
+ * clock's time since the encode started (a broadcast that falls behind shows it growing).
+ */
+export function reportLiveProgress(ctx: ProgressChannel, facts: LiveFacts): ProgressReport {
+  const sampler = sampleProgress(ctx, () => {
+    const status = facts.encoder();
+    if (status === null) return null;
+    const { outTimeSeconds, fps, speed } = encoderProgress(status);
+    const { segments, seconds } = facts.published();
+    const wallSeconds = (Date.now() - status.startedAt) / 1000;
+    return {
+      type: "live.progress",
+      mediaSeconds: outTimeSeconds ?? 0,
+      fps,
+      speed,
+      segments,
+      behindSeconds: segments > 0 ? Math.max(0, wallSeconds - seconds) : null,
+    };
+  });
+  return { stop: () => sampler.stop() };
+}
+
 /** Sends Manim's progress bars as `step.progress`, one step per animation. */
 export function reportManimProgress(
   ctx: ProgressChannel,

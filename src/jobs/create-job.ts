@@ -7,6 +7,7 @@ import { assertJobDeclared } from "./mutation-work.ts";
 import type { Job, JobKind, Prisma, Video } from "../generated/prisma/client.ts";
 import {
   ImportUrlJobMessage,
+  LiveJobMessage,
   RenderCompositionJobMessage,
   RenderManimJobMessage,
   StaticRenditionsJobMessage,
@@ -36,6 +37,7 @@ export const jobInputSchemas = {
   IMPORT_URL: ImportUrlJobMessage.pick({ url: true }),
   STATIC_RENDITIONS: StaticRenditionsJobMessage.pick({ renditions: true }),
   TRANSCODE_CHUNK: TranscodeChunkJobMessage.pick({ chunk: true, ladder: true }),
+  LIVE: LiveJobMessage.pick({ feedUrl: true, input: true, options: true }),
 } satisfies Record<JobKind, z.ZodType>;
 
 /** A job's input as its caller gives it (defaults not yet applied). */
@@ -52,6 +54,8 @@ export const jobCapability = {
   STATIC_RENDITIONS: "cpu",
   // Chunks are encoded with libx264, as the split run that planned them (only a cpu run splits).
   TRANSCODE_CHUNK: "cpu",
+  // Encoded with libx264 while the broadcast lasts (a cpu worker's slot for as long).
+  LIVE: "cpu",
 } as const satisfies Record<JobKind, Capability>;
 
 export type NewJob = {

@@ -97,10 +97,14 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
       case "job.canceled":
         await runs.finishRun(e);
         break;
+      // A broadcast's health: its stream's subscribers hear it (below); nothing is stored.
+      case "live.progress":
+        break;
       default:
         e satisfies never;
     }
     await runs.recordSeq(e);
+    if (job.kind === "LIVE") await deps.live?.onJobEvent(e, job.videoId);
     if (movesQueue(e)) await deps.queueWatch?.jobChanged(e.jobId);
   }
 

@@ -65,6 +65,8 @@ export async function estimateAtEnqueue(
     case "RENDER_MANIM":
     case "RENDER_COMPOSITION":
     case "IMPORT_URL":
+    // A broadcast's length is unknown until it ends.
+    case "LIVE":
       return {};
     default:
       job.kind satisfies never;

@@ -19,6 +19,7 @@ const MESSAGE_TYPE = {
   IMPORT_URL: "import_url",
   STATIC_RENDITIONS: "static_renditions",
   TRANSCODE_CHUNK: "transcode_chunk",
+  LIVE: "live",
 } as const satisfies Record<JobKind, JobMessage["type"]>;
 
 type MessageOf<K extends JobKind> = Extract<JobMessage, { type: (typeof MESSAGE_TYPE)[K] }>;
@@ -106,6 +107,12 @@ const builders = {
       },
     };
   },
+  LIVE: ({ job, input, envelope }) => ({
+    ...envelope,
+    type: "live",
+    outputPrefix: videoPrefix(job.videoId),
+    ...input,
+  }),
 } satisfies { [K in JobKind]: (from: BuildFrom<K>) => MessageOf<K> };
 
 /** A clip's range of its source, which every transcode of the clip (retries included) encodes. */

@@ -14,6 +14,8 @@ export const JOB_RATE_POINTS = {
   STATIC_RENDITIONS: 2,
   // Queued by a split transcode, never by a mutation: its transcode's points cover it.
   TRANSCODE_CHUNK: 0,
+  // Queued when a publisher connects, never by a mutation (live streams have limits of their own).
+  LIVE: 0,
 } as const satisfies Record<JobKind, number>;
 
 /**

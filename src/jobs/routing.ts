@@ -12,6 +12,8 @@ const gpuEncodable = {
   STATIC_RENDITIONS: false,
   // Encoded with the settings of the libx264 run that split its transcode (only a cpu run splits).
   TRANSCODE_CHUNK: false,
+  // A broadcast cannot wait for a GPU worker, nor move to another mid-stream.
+  LIVE: false,
 } as const satisfies Record<JobKind, boolean>;
 
 /** GPU_ROUTING and its limits, from the API's environment. */

@@ -291,6 +291,42 @@ export const StaticRenditionsJobMessage = z.object({
 });
 export type StaticRenditionsJobMessage = z.infer<typeof StaticRenditionsJobMessage>;
 
+/**
+ * What the API saw of a live publisher's stream when it accepted it (the stream's metadata, which
+ * the publisher sends and the API bounded): the ladder is planned from it.
+ */
+export const LiveInput = z.object({
+  width: z.number().int().min(16).max(3840),
+  height: z.number().int().min(16).max(2160),
+  fps: z.number().positive().max(120),
+  hasAudio: z.boolean(),
+});
+export type LiveInput = z.infer<typeof LiveInput>;
+
+/**
+ * Encodes a live broadcast (docs/live.md): reads the publisher's stream as FLV from `feedUrl` (the
+ * API that accepted the publisher serves it, the token in the URL bound to this video) until it
+ * ends, and publishes an HLS ladder under `{outputPrefix}/hls/` as segments are cut: event
+ * playlists while live, ended (a VOD recording) when the feed ends. Ends with `job.succeeded`.
+ */
+export const LiveJobMessage = z.object({
+  v: readVersion,
+  type: z.literal("live"),
+  jobId: z.uuid(),
+  attempt: z.number().int().positive(),
+  traceparent: Traceparent,
+  videoId: z.uuid(),
+  outputPrefix: z.string().min(1),
+  feedUrl: z.url({ protocol: /^https?$/ }),
+  input: LiveInput,
+  options: z.object({
+    segmentSeconds: z.number().min(1).max(10),
+    /** The longest broadcast: the encode stops there and the recording ends. */
+    maxDurationSeconds: z.number().positive(),
+  }),
+});
+export type LiveJobMessage = z.infer<typeof LiveJobMessage>;
+
 /** Every job message kind, discriminated by `type`. */
 export const JobMessage = z.discriminatedUnion("type", [
   TranscodeJobMessage,
@@ -299,6 +335,7 @@ export const JobMessage = z.discriminatedUnion("type", [
   ImportUrlJobMessage,
   StaticRenditionsJobMessage,
   TranscodeChunkJobMessage,
+  LiveJobMessage,
 ]);
 export type JobMessage = z.infer<typeof JobMessage>;
 
@@ -477,6 +514,8 @@ export const JobEvent = z.discriminatedUnion("type", [
     storyboard: Storyboard.nullable().optional(),
     /** The delivery found the job's output complete in storage (a finished job delivered again) and did no work. */
     alreadyDone: z.boolean().optional(),
+    /** A live recording's length in seconds, known only at its end (its `job.probed` said 0). */
+    duration: z.number().nonnegative().optional(),
     /**
      * The run split the transcode (`job.split`) and encoded the first chunk of every video rung
      * (these segments, their playlists left open) and the whole of every audio rung: the video is
@@ -566,6 +605,20 @@ export const JobEvent = z.discriminatedUnion("type", [
     alreadyDone: z.boolean().optional(),
     usage: RunUsage.optional(),
   }),
+  /** A live encode's health, sampled on a timer (docs/live.md). */
+  z.object({
+    ...jobEventBase,
+    type: z.literal("live.progress"),
+    /** Media seconds encoded since the broadcast started. */
+    mediaSeconds: z.number().nonnegative(),
+    fps: z.number().nonnegative().nullable(),
+    /** Encoding speed as a multiple of real time: below 1 the broadcast falls behind. */
+    speed: z.number().nonnegative().nullable(),
+    /** Segments of the top rung published so far. */
+    segments: z.number().int().nonnegative(),
+    /** Seconds from the newest published segment's end to now, as the worker saw it (the part of the latency it adds). */
+    behindSeconds: z.number().nonnegative().nullable(),
+  }),
   /** The worker stopped the attempt because it was canceled (a control message). */
   z.object({ ...jobEventBase, type: z.literal("job.canceled"), usage: RunUsage.optional() }),
   z.object({
@@ -602,6 +655,7 @@ const JOB_EVENT_ROLES = {
   "step.progress": "progress",
   "source.ready": "ends run",
   "static_renditions.done": "ends run",
+  "live.progress": "progress",
   "job.canceled": "ends run",
   "job.failed": "ends run",
 } as const satisfies Record<JobEvent["type"], "ends run" | "progress" | "state">;

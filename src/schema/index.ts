@@ -24,6 +24,7 @@ import "./clip.ts";
 import "./static-rendition.ts";
 import "./split-transcode.ts";
 import "./analytics.ts";
+import "./live-stream.ts";
 
 builder.queryType({});
 builder.mutationType({});

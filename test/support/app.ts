@@ -71,6 +71,8 @@ export async function startTestApp(
     LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
     BOOTSTRAP_API_KEY: TEST_ADMIN_KEY,
     WEBHOOK_ALLOW_PRIVATE_URLS: "true",
+    // Each app's RTMP ingest on a free port (tests run side by side).
+    LIVE_RTMP_PORT: "0",
     ...options.env,
   });
   const app = await createApp(env, database.url);

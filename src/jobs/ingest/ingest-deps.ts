@@ -27,6 +27,11 @@ export interface IngestOptions {
   costs?: CostSettings;
   /** Told when a job of a queue starts or ends, so the jobs behind it hear their new positions. */
   queueWatch?: Pick<QueueWatch, "jobChanged">;
+  /**
+   * Live streams (src/live/): told of every event of a LIVE job once it is applied (its stream's
+   * state follows the broadcast's encode), and of `live.progress`, which only they use.
+   */
+  live?: { onJobEvent(e: JobEvent, videoId: string): Promise<void> };
   /** A run whose worker has not been heard of for this long is presumed dead. */
   stallSeconds: number;
   /**

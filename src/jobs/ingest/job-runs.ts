@@ -1,6 +1,6 @@
 import type { Db } from "../../db/client.ts";
 import { log } from "../../log.ts";
-import type { Job, JobRun, JobStatus } from "../../generated/prisma/client.ts";
+import type { Job, JobKind, JobRun, JobStatus } from "../../generated/prisma/client.ts";
 import { cancelSplitFamily } from "../cancel.ts";
 import {
   endsRun,
@@ -45,10 +45,10 @@ export function createJobRunIngestor(deps: IngestDeps) {
    * a superseded attempt, a finished job's end, or progress older than an applied state event.
    * Events of a canceled attempt end their run or tell the worker (again) to stop.
    */
-  async function admit(e: JobEvent): Promise<{ videoId: string; status: JobStatus } | null> {
+  async function admit(e: JobEvent): Promise<{ videoId: string; status: JobStatus; kind: JobKind } | null> {
     const job = await db.job.findUnique({
       where: { id: e.jobId },
-      select: { videoId: true, attempt: true, status: true, lastSeq: true },
+      select: { videoId: true, attempt: true, status: true, lastSeq: true, kind: true },
     });
     if (!job) {
       log.warn("event for an unknown job ignored", { jobId: e.jobId, type: e.type });
@@ -70,7 +70,7 @@ export function createJobRunIngestor(deps: IngestDeps) {
     }
     // Progress older than an applied state event says nothing new.
     if (isProgressEvent(e) && e.seq < job.lastSeq) return null;
-    return { videoId: job.videoId, status: job.status };
+    return { videoId: job.videoId, status: job.status, kind: job.kind };
   }
 
   /** Remembers the latest state event applied; progress is not a state event. */
@@ -295,6 +295,7 @@ export function createJobRunIngestor(deps: IngestDeps) {
         case "RENDER_MANIM":
         case "RENDER_COMPOSITION":
         case "IMPORT_URL":
+        case "LIVE":
           // A split transcode's other runs stop: without this job's part the video cannot be whole.
           stopped.push(...(await cancelSplitFamily(tx, job, error, at)));
           await failVideoIn(tx, videoId, error, at);

@@ -1,0 +1,124 @@
+import path from "node:path";
+import type { LiveJobMessage, ProbeResult } from "../../src/protocol/messages.ts";
+import { posterKey } from "../../src/protocol/storage-layout.ts";
+import { inSpan } from "../../src/shared/tracing.ts";
+import { log } from "../log.ts";
+import { abortError } from "../media/errors.ts";
+import { createHlsPublisher } from "../media/hls-publisher.ts";
+import { planLadder } from "../media/ladder.ts";
+import { encodeLiveLadder, liveProbe } from "../media/live-ladder.ts";
+import { ownMediaFile } from "../media/media-input.ts";
+import { extractPoster } from "../media/poster.ts";
+import { segmentPlan, targetDuration } from "../media/segments.ts";
+import { reportLiveProgress } from "../progress/job-progress.ts";
+import type { JobContext } from "./types.ts";
+
+/**
+ * Encodes a live broadcast (docs/live.md): the publisher's feed, read from the API as FLV, into an
+ * HLS ladder published while it arrives (`video.playable` once every rung has a segment), with
+ * `live.progress` on the progress timer, until the feed ends. The playlists then end and the
+ * broadcast is a VOD recording: `variant.ready` per rung and `job.succeeded`, as a transcode ends.
+ */
+export async function live(job: LiveJobMessage, ctx: JobContext): Promise<void> {
+  const { storage, signal } = ctx;
+  const { segmentSeconds, maxDurationSeconds } = job.options;
+  const probe = liveProbe(job.input);
+  const ladder = planLadder(probe, { segmentSeconds });
+  await ctx.emit({ type: "job.started" });
+  await ctx.emit({ type: "job.probed", probe, ladder });
+  const top = ladder.find((r) => r.kind === "VIDEO") ?? ladder[0]!;
+
+  const encodeController = new AbortController();
+  const abortEncode = () => encodeController.abort(signal.reason);
+  signal.addEventListener("abort", abortEncode, { once: true });
+  const publishing: { failure?: unknown } = {};
+  const made: { poster?: Promise<string | null> } = {};
+  const publisher = createHlsPublisher({
+    storage,
+    workDir: ctx.workDir,
+    outputPrefix: job.outputPrefix,
+    ladder,
+    probe,
+    targetDuration: targetDuration(segmentPlan(segmentSeconds)),
+    // A live list changes every segment: look at it often, not only on file events.
+    intervalMs: Math.min(1000, segmentSeconds * 250),
+    onPlayable: async (masterKey) => {
+      await ctx.emit({ type: "video.playable", masterKey });
+      made.poster ??= publishPoster(job, ctx, probe, path.join(ctx.workDir, top.name, "seg_00000.ts"));
+    },
+    onError: (error) => {
+      publishing.failure = error;
+      encodeController.abort(error);
+    },
+  });
+  try {
+    const encode = encodeLiveLadder({
+      feedUrl: job.feedUrl,
+      ladder,
+      input: job.input,
+      workDir: ctx.workDir,
+      segmentSeconds,
+      maxDurationSeconds,
+      signal: encodeController.signal,
+    });
+    publisher.start();
+    const progress = reportLiveProgress(ctx, {
+      encoder: encode.status,
+      published: () => {
+        const rung = publisher.segments().find((s) => s.name === top.name);
+        const segments = rung?.segments ?? [];
+        return { segments: segments.length, seconds: segments.reduce((sum, s) => sum + s.duration, 0) };
+      },
+    });
+    try {
+      await inSpan(
+        "encode live",
+        { attributes: { "encode.rungs": ladder.map((r) => r.name).join(",") } },
+        () => encode.done,
+      );
+    } catch (err) {
+      await Promise.all([progress.stop(), publisher.stop(), made.poster]);
+      if ("failure" in publishing) throw publishing.failure;
+      throw err;
+    }
+    await progress.stop();
+    // The feed ended: the last segments, and every playlist ended (the recording).
+    const variants = await inSpan("publish", {}, () => publisher.finish());
+    const posterKeyPublished = (await made.poster) ?? null;
+    if (signal.aborted) throw abortError(signal);
+    for (const v of variants) {
+      const rung = ladder.find((r) => r.name === v.name)!;
+      if (v.error !== undefined) {
+        await ctx.emit({ type: "variant.failed", name: v.name, rung, error: v.error });
+      } else {
+        const { playlistKey, segmentCount } = v;
+        await ctx.emit({ type: "variant.ready", name: v.name, rung, playlistKey, segmentCount });
+      }
+    }
+    const recorded = publisher.segments().find((s) => s.name === top.name)?.segments ?? [];
+    const duration = recorded.reduce((sum, s) => sum + s.duration, 0);
+    await ctx.emit({ type: "job.succeeded", masterKey: publisher.masterKey, posterKey: posterKeyPublished, duration });
+  } finally {
+    signal.removeEventListener("abort", abortEncode);
+  }
+}
+
+/** The poster: a frame of the top rung's first segment, once it is out. Null when that fails. */
+async function publishPoster(
+  job: LiveJobMessage,
+  ctx: JobContext,
+  probe: ProbeResult,
+  segment: string,
+): Promise<string | null> {
+  if (probe.width === null) return null;
+  const key = posterKey(job.outputPrefix);
+  const outFile = path.join(ctx.workDir, "poster.jpg");
+  try {
+    await extractPoster({ input: ownMediaFile(segment, "mpegts"), probe, outFile, signal: ctx.signal });
+    await ctx.storage.upload(key, outFile, { contentType: "image/jpeg", cacheControl: "public, max-age=3600" });
+    return key;
+  } catch (err) {
+    log.warn("live poster failed", { jobId: job.jobId, err });
+    return null;
+  }
+}

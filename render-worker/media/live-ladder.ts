@@ -1,0 +1,136 @@
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import type { ProbeResult, LiveInput } from "../../src/protocol/messages.ts";
+import {
+  type EncoderStatus,
+  type LadderEncode,
+  ladderScaleGraph,
+  presetTuning,
+  segmentOptions,
+  videoEncoderOptions,
+} from "./encode-ladder.ts";
+import { type FfmpegOutput, runFfmpeg } from "./ffmpeg-process.ts";
+import { audioRungEncoderOptions, type PlannedRung } from "./ladder.ts";
+import { decodeLimitOptions, type MediaInput, mediaInputOptions } from "./media-input.ts";
+import { segmentExtension } from "./segments.ts";
+
+/**
+ * A live encode's x264 settings: `superfast` on every rung. A broadcast must keep up with real time on
+ * whatever the worker has left, and one that falls behind adds its lag to every viewer's latency;
+ * veryfast (the VOD ladder's) costs about 1.4× as much CPU.
+ */
+const LIVE_TUNING = presetTuning("superfast");
+
+/** What a live encode reads and writes. */
+export interface LiveLadderArgs {
+  /** The publisher's stream as FLV over HTTP (the API's feed, `LiveJobMessage.feedUrl`). */
+  feedUrl: string;
+  ladder: PlannedRung[];
+  input: LiveInput;
+  workDir: string;
+  segmentSeconds: number;
+  /** The encode stops reading there: the broadcast's longest. */
+  maxDurationSeconds: number;
+  signal: AbortSignal;
+}
+
+/** Seconds without a byte from the feed after which ffmpeg gives up (the API ends a stalled feed before). */
+const FEED_READ_TIMEOUT_SECONDS = 30;
+
+/**
+ * The ProbeResult a live ladder is planned from: the stream's metadata as the API bounded it. The
+ * duration is unknown while live (0).
+ */
+export function liveProbe(input: LiveInput): ProbeResult {
+  return {
+    duration: 0,
+    width: input.width,
+    height: input.height,
+    fps: input.fps,
+    rotation: 0,
+    hasAudio: input.hasAudio,
+    videoCodec: "h264",
+    audioCodec: input.hasAudio ? "aac" : null,
+  };
+}
+
+/**
+ * Encodes a live feed into every rung in one ffmpeg process, as the VOD ladder does (one decode,
+ * one scaling graph, every rung's keyframes at the same times), cutting a segment of every rung
+ * every `segmentSeconds` until the feed ends. The segment lists are the VOD encode's (the publisher
+ * reads them the same way); they end when ffmpeg does.
+ */
+export function encodeLiveLadder(args: LiveLadderArgs): LadderEncode {
+  const { ladder, workDir, segmentSeconds } = args;
+  const videoRungs = ladder.filter((r) => r.kind === "VIDEO");
+  const audioRungs = ladder.filter((r) => r.kind === "AUDIO");
+  const input: MediaInput = {
+    url: args.feedUrl,
+    protocols: args.feedUrl.startsWith("https:") ? "https,tls,tcp" : "http,tcp",
+    format: "flv",
+  };
+  const graph = videoRungs.length > 0 ? ladderScaleGraph(videoRungs, LIVE_TUNING.scaling, "[0:V:0]") : "";
+  const outputs: FfmpegOutput[] = [
+    ...videoRungs.map((rung, i) => ({
+      target: segmentFiles(rung),
+      options: [
+        "-map",
+        `[v${i}]`,
+        ...videoEncoderOptions("libx264", rung, segmentSeconds, args.input.fps, videoRungs, LIVE_TUNING.x264Options),
+        // Frames leave the encoder as they come: no lookahead holding a second of them back.
+        "-tune",
+        "zerolatency",
+        ...segmentOptions(rung, "TS", 0, 0, { everySeconds: segmentSeconds }),
+      ],
+    })),
+    ...audioRungs.map((rung) => ({
+      target: segmentFiles(rung),
+      options: [
+        "-map",
+        "0:a:0",
+        ...audioRungEncoderOptions(rung),
+        ...segmentOptions(rung, "TS", 0, 0, { everySeconds: segmentSeconds }),
+      ],
+    })),
+  ];
+
+  let latest: EncoderStatus | null = null;
+  let startedAt: number | null = null;
+  const done = Promise.all(ladder.map((r) => mkdir(path.join(workDir, r.name), { recursive: true }))).then(() =>
+    runFfmpeg({
+      inputs: [
+        {
+          source: input.url,
+          options: [
+            ...mediaInputOptions(input),
+            ...decodeLimitOptions(),
+            // Start from what the feed sends first (its metadata and codec headers come before any frame).
+            "-fflags",
+            "+nobuffer",
+            "-analyzeduration",
+            "1000000",
+            "-rw_timeout",
+            String(FEED_READ_TIMEOUT_SECONDS * 1_000_000),
+            "-t",
+            String(args.maxDurationSeconds),
+          ],
+        },
+      ],
+      ...(graph ? { filterGraph: graph } : {}),
+      outputs,
+      cwd: workDir,
+      signal: args.signal,
+      onStart: () => {
+        startedAt = Date.now();
+      },
+      onStatus: (status) => {
+        if (startedAt !== null) latest = { ...status, startedAt, fromSeconds: 0 };
+      },
+    }),
+  );
+  return { done: done.then(() => undefined), status: () => latest };
+}
+
+function segmentFiles(rung: PlannedRung): string {
+  return `${rung.name}/seg_%05d.${segmentExtension("TS")}`;
+}

@@ -1,0 +1,236 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { Repeater } from "graphql-yoga";
+import type { Db } from "../db/client.ts";
+import { videoSnapshot, type VideoPubSub } from "../events/video-events.ts";
+import type { LiveStream, LiveStreamStatus } from "../generated/prisma/client.ts";
+import type { CostSettings } from "../jobs/cost.ts";
+import { announceQueuedJob, createJob } from "../jobs/create-job.ts";
+import { log } from "../log.ts";
+import type { JobEvent } from "../protocol/messages.ts";
+import type { UrlSigner } from "../storage/url-signer.ts";
+import { createVideo, NEW_VIDEO_DEFAULTS } from "../videos/creation-options.ts";
+import { LiveFeed } from "./feed.ts";
+import type { IngestSessions } from "./rtmp-ingest.ts";
+import { hashStreamKey } from "./stream-keys.ts";
+
+/** Where workers read a broadcast's feed: GET {LIVE_FEED_URL}/live/v1/feeds/{videoId}.flv?expires&sig. */
+const FEED_PATH_PREFIX = "/live/v1/feeds/";
+
+/** A live encode's health as the worker last reported it (`live.progress`). */
+export interface LiveHealth {
+  mediaSeconds: number;
+  fps: number | null;
+  speed: number | null;
+  segments: number;
+  behindSeconds: number | null;
+  /** Input bit rate over the broadcast so far, from the bytes the ingest received. */
+  inputBitrate: number | null;
+}
+
+/** What `liveStreamEvents` yields: the stream as it is now, and the encode's health while live. */
+export interface LiveStreamEvent {
+  stream: LiveStream;
+  health: LiveHealth | null;
+}
+
+export interface LiveSettings {
+  segmentSeconds: number;
+  lowLatencySegmentSeconds: number;
+  maxStreamsPerTenant: number;
+  maxDurationSeconds: number;
+  /** The base URL workers reach this API's feeds at. */
+  feedBaseUrl: () => string;
+}
+
+/**
+ * Live streams (docs/live.md): publishers' keys, broadcasts (a video and its LIVE job per
+ * publish), the feeds workers read, the streams' states and their subscribers. State changes go
+ * to every API instance through the event fan-out (`target`); the feeds of this instance's
+ * publishers are served by this instance.
+ */
+export function createLiveStreams(deps: {
+  db: Db;
+  pubSub: VideoPubSub;
+  dispatcher: { kick(): void };
+  signer: UrlSigner;
+  costs: CostSettings;
+  target: EventTarget;
+  settings: LiveSettings;
+}) {
+  const { db, settings } = deps;
+  /** This instance's broadcasts, by video. */
+  const feeds = new Map<string, { feed: LiveFeed; streamId: string; startedAt: number }>();
+  const topic = (streamId: string) => `liveStream:${streamId}`;
+
+  function announce(streamId: string, health: LiveHealth | null = null): void {
+    deps.target.dispatchEvent(new CustomEvent(topic(streamId), { detail: { health } }));
+  }
+
+  async function setStatus(streamId: string, status: LiveStreamStatus, extra: { lastError?: string | null } = {}) {
+    await db.liveStream.update({ where: { id: streamId }, data: { status, ...extra } });
+    announce(streamId);
+  }
+
+  const sessions: IngestSessions = {
+    async authorize(key) {
+      const stream = await db.liveStream.findUnique({ where: { keyHash: hashStreamKey(key) } });
+      if (!stream) return { refused: "unknown stream key" };
+      if (stream.disabledAt) return { refused: "the live stream is disabled" };
+      if (stream.status === "CONNECTED" || stream.status === "LIVE")
+        return { refused: "the live stream already has a publisher" };
+      const live = await db.liveStream.count({
+        where: { tenantId: stream.tenantId, status: { in: ["CONNECTED", "LIVE"] } },
+      });
+      if (live >= settings.maxStreamsPerTenant)
+        return { refused: `the tenant has ${live} live streams on air (LIVE_MAX_STREAMS_PER_TENANT)` };
+      return { streamId: stream.id };
+    },
+
+    async begin(streamId, input) {
+      const stream = await db.liveStream.findUnique({ where: { id: streamId } });
+      if (!stream || stream.disabledAt) return { refused: "the live stream is disabled" };
+      const segmentSeconds = stream.latencyMode === "LOW" ? settings.lowLatencySegmentSeconds : settings.segmentSeconds;
+      const { video } = await db.$transaction(async (tx) => {
+        const video = await createVideo(
+          tx,
+          {
+            tenantId: stream.tenantId,
+            title: stream.title,
+            playbackPolicy: stream.playbackPolicy,
+            source: "LIVE",
+            status: "QUEUED",
+            liveStreamId: stream.id,
+            width: input.width,
+            height: input.height,
+            fps: input.fps,
+            hasAudio: input.hasAudio,
+          },
+          { ...NEW_VIDEO_DEFAULTS, staticRenditions: [], description: null, metadata: {}, tags: [], externalId: null },
+        );
+        const feedPath = `${FEED_PATH_PREFIX}${video.id}.flv`;
+        const feedUrl = `${settings.feedBaseUrl()}${deps.signer.sign(feedPath, settings.maxDurationSeconds + 3600)}`;
+        await createJob(
+          tx,
+          {
+            kind: "LIVE",
+            videoId: video.id,
+            // A broadcast cannot be run again: its feed is gone with its publisher.
+            maxAttempts: 1,
+            input: { feedUrl, input, options: { segmentSeconds, maxDurationSeconds: settings.maxDurationSeconds } },
+          },
+          deps.costs,
+        );
+        await tx.liveStream.update({
+          where: { id: streamId },
+          data: { status: "CONNECTED", activeVideoId: video.id, lastError: null },
+        });
+        return { video };
+      });
+      const feed = new LiveFeed();
+      feeds.set(video.id, { feed, streamId, startedAt: Date.now() });
+      announceQueuedJob({ dispatcher: deps.dispatcher, pubSub: deps.pubSub }, video);
+      announce(streamId);
+      log.info("live: broadcast started", { streamId, videoId: video.id, ...input });
+      return { feed };
+    },
+
+    async end(streamId, reason) {
+      for (const [videoId, entry] of feeds) if (entry.streamId === streamId) feeds.delete(videoId);
+      const stream = await db.liveStream.findUnique({ where: { id: streamId } });
+      // The encode finishes what the feed held; the stream is ENDED when its job ends.
+      if (stream && (stream.status === "CONNECTED" || stream.status === "LIVE"))
+        await setStatus(streamId, "DISCONNECTED", { lastError: reason });
+    },
+  };
+
+  return {
+    sessions,
+
+    /** Whether `url` is a feed's, which `handleFeed` answers. */
+    matchesFeed: (url: URL) => url.pathname.startsWith(FEED_PATH_PREFIX),
+
+    /** GET a broadcast's feed: signed for the worker its job went to. */
+    handleFeed(req: IncomingMessage, res: ServerResponse, url: URL): void {
+      const refused = deps.signer.check(url);
+      const videoId = url.pathname.slice(FEED_PATH_PREFIX.length).replace(/\.flv$/, "");
+      if (req.method !== "GET" || refused) {
+        res.writeHead(403, { "content-type": "text/plain" }).end(`Feed refused: ${refused ?? "GET only"}\n`);
+        return;
+      }
+      const entry = feeds.get(videoId);
+      if (!entry) {
+        res.writeHead(404, { "content-type": "text/plain" }).end("No broadcast of this video on this API instance\n");
+        return;
+      }
+      entry.feed.attach(res);
+    },
+
+    /** Applies a LIVE job's event to its stream (the event ingestor calls it once the event is applied). */
+    async onJobEvent(e: JobEvent, videoId: string): Promise<void> {
+      const video = await db.video.findUnique({ where: { id: videoId }, select: { liveStreamId: true } });
+      const streamId = video?.liveStreamId;
+      if (!streamId) return;
+      const stream = await db.liveStream.findUnique({ where: { id: streamId } });
+      if (!stream || stream.activeVideoId !== videoId) return;
+      switch (e.type) {
+        case "video.playable":
+          if (stream.status === "CONNECTED") await setStatus(streamId, "LIVE");
+          break;
+        case "live.progress": {
+          const entry = feeds.get(videoId);
+          const seconds = entry ? (Date.now() - entry.startedAt) / 1000 : 0;
+          const inputBitrate = entry && seconds > 0 ? Math.round((entry.feed.bytesIn * 8) / seconds) : null;
+          const { mediaSeconds, fps, speed, segments, behindSeconds } = e;
+          announce(streamId, { mediaSeconds, fps, speed, segments, behindSeconds, inputBitrate });
+          break;
+        }
+        case "job.succeeded":
+          // The recording's length, known only now (its probe said 0).
+          if (e.duration !== undefined) {
+            const updated = await db.video.update({ where: { id: videoId }, data: { duration: e.duration } });
+            deps.pubSub.publish("videoEvents", videoId, { kind: "status", video: videoSnapshot(updated) });
+          }
+          await setStatus(streamId, "ENDED");
+          break;
+        case "job.failed":
+          await setStatus(streamId, "ENDED", { lastError: e.error });
+          break;
+        case "job.canceled":
+          await setStatus(streamId, "ENDED", { lastError: "the broadcast's encode was canceled" });
+          break;
+        default:
+          break;
+      }
+    },
+
+    /** A stream's events: its state now, then each change and each health sample, until `return()`. */
+    follow(streamId: string): AsyncIterableIterator<LiveStreamEvent> {
+      return new Repeater<LiveStreamEvent>(async (push, stop) => {
+        let queue = Promise.resolve();
+        const send = (health: LiveHealth | null) => {
+          queue = queue
+            .then(async () => {
+              const stream = await db.liveStream.findUnique({ where: { id: streamId } });
+              if (!stream) return stop();
+              await push({ stream, health });
+            })
+            .catch((err) => stop(err));
+        };
+        const onEvent = (event: Event) =>
+          send((event as CustomEvent<{ health: LiveHealth | null }>).detail?.health ?? null);
+        deps.target.addEventListener(topic(streamId), onEvent);
+        send(null);
+        await stop;
+        deps.target.removeEventListener(topic(streamId), onEvent);
+      });
+    },
+
+    /** Ends this instance's broadcasts' feeds (shutdown): their encodes finish with what they have. */
+    endAll(): void {
+      for (const { feed } of feeds.values()) feed.end();
+      feeds.clear();
+    },
+  };
+}
+
+export type LiveStreams = ReturnType<typeof createLiveStreams>;

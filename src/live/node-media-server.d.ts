@@ -1,0 +1,43 @@
+// Types of the parts of node-media-server the RTMP ingest uses (its RTMP parser and AMF decoder);
+// the package ships JavaScript with JSDoc only.
+
+declare module "node-media-server/src/protocol/rtmp.js" {
+  export interface RtmpAvPacket {
+    /** FLV codec id: 7 H.264, 10 AAC, 2 MP3; an enhanced-RTMP FourCC for HEVC, AV1, VP9. */
+    codec_id: number;
+    /** 8 audio, 9 video, 18 script data. */
+    codec_type: number;
+    /** 0 audio header, 1 audio, 2 video header, 3 keyframe, 4 frame, 5 metadata. */
+    flags: number;
+    pts: number;
+    dts: number;
+    size: number;
+    data: Buffer;
+  }
+  export default class Rtmp {
+    onConnectCallback: (req: { app: string; name: string; host: string; query: unknown }) => void;
+    onPlayCallback: () => void;
+    onPushCallback: () => void;
+    onPacketCallback: (packet: RtmpAvPacket) => void;
+    onOutputCallback: (buffer: Buffer) => void;
+    /** Feeds bytes from the socket; a string is a protocol error. */
+    parserData(buffer: Buffer): string | null;
+    /** Makes room for the message whose header was just read. */
+    packetAlloc(): void;
+    parserPacket: { header: { length: number } };
+    inPackets: Map<number, unknown>;
+    streamApp: string;
+  }
+}
+
+declare module "node-media-server/src/protocol/amf.js" {
+  const amf: {
+    decodeAmf0Data(data: Buffer): { cmd?: unknown; dataObj?: Record<string, unknown> | null };
+  };
+  export default amf;
+}
+
+declare module "node-media-server/src/core/logger.js" {
+  const logger: { level: string };
+  export default logger;
+}

@@ -1,0 +1,291 @@
+import { createServer, type Server, type Socket } from "node:net";
+import type { AddressInfo } from "node:net";
+import amf from "node-media-server/src/protocol/amf.js";
+import nmsLogger from "node-media-server/src/core/logger.js";
+import Rtmp, { type RtmpAvPacket } from "node-media-server/src/protocol/rtmp.js";
+import { log } from "../log.ts";
+import type { LiveInput } from "../protocol/messages.ts";
+import type { FeedPacket, LiveFeed } from "./feed.ts";
+import { looksLikeStreamKey } from "./stream-keys.ts";
+
+// The parser logs through its own console logger; ours says what matters.
+nmsLogger.level = "error";
+
+/** The RTMP application publishers push to: rtmp://host:port/live/{stream key}. */
+export const RTMP_APP = "live";
+
+/** Limits on one ingest connection (docs/live.md, docs/security.md). */
+export interface IngestLimits {
+  /** A connection that has not published with a good key by then is closed. */
+  handshakeSeconds: number;
+  /** Bytes a connection may send before its key is accepted. */
+  preAuthBytes: number;
+  /** The largest RTMP message (a video frame); a header declaring more closes the connection. */
+  maxMessageBytes: number;
+  /** RTMP chunk streams a connection may open (each holds a message buffer). */
+  maxChunkStreams: number;
+  /** Bits per second over BITRATE_WINDOW_SECONDS. */
+  maxBitrate: number;
+  /** Seconds without data after which a publisher is closed. */
+  stallSeconds: number;
+  /** A publisher whose metadata has not come by then is closed. */
+  metadataSeconds: number;
+}
+
+export const DEFAULT_INGEST_LIMITS: Omit<IngestLimits, "maxBitrate" | "stallSeconds"> = {
+  handshakeSeconds: 10,
+  preAuthBytes: 64 * 1024,
+  maxMessageBytes: 8 * 1024 * 1024,
+  maxChunkStreams: 16,
+  metadataSeconds: 5,
+};
+
+const BITRATE_WINDOW_SECONDS = 5;
+/** FLV codec ids the encode accepts: H.264 video, AAC audio. */
+const H264 = 7;
+const AAC = 10;
+
+/** What the ingest asks of the live streams it serves (live-streams.ts). */
+export interface IngestSessions {
+  /** Checks a stream key; the stream's id, or why it is refused. */
+  authorize(key: string): Promise<{ streamId: string } | { refused: string }>;
+  /** The publisher's metadata came: starts its broadcast; the feed to push into, or why it is refused. */
+  begin(streamId: string, input: LiveInput): Promise<{ feed: LiveFeed } | { refused: string }>;
+  /** The publisher is gone (`reason` null: it ended the stream itself). */
+  end(streamId: string, reason: string | null): Promise<void>;
+}
+
+/** A protocol error raised inside the parser by the guards below. */
+class IngestRefused extends Error {}
+
+/**
+ * node-media-server's RTMP parser with bounds on what a connection may make it allocate: it
+ * allocates each message's declared length (up to 16 MiB) per chunk stream (up to 65,599) before
+ * a byte of the message arrives.
+ */
+class GuardedRtmp extends Rtmp {
+  readonly limits: IngestLimits;
+  constructor(limits: IngestLimits) {
+    super();
+    this.limits = limits;
+  }
+  override packetAlloc(): void {
+    if (this.parserPacket.header.length > this.limits.maxMessageBytes)
+      throw new IngestRefused(`an RTMP message of ${this.parserPacket.header.length} bytes is over the limit`);
+    if (this.inPackets.size > this.limits.maxChunkStreams)
+      throw new IngestRefused(`more than ${this.limits.maxChunkStreams} RTMP chunk streams`);
+    super.packetAlloc();
+  }
+}
+
+/**
+ * The RTMP ingest (docs/live.md): publishers push to rtmp://host:port/live/{stream key}. The key
+ * is checked before anything but the RTMP handshake and commands is parsed, and no media reaches a
+ * decoder (the worker's ffmpeg, through the feed) before the stream's metadata says it is H.264
+ * (and AAC) within bounds. node-media-server parses RTMP; no byte is decoded in this process.
+ */
+export function createRtmpIngest(sessions: IngestSessions, limits: IngestLimits) {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    serveConnection(socket, sessions, limits);
+  });
+  return {
+    async listen(port: number, host: string): Promise<{ port: number }> {
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen({ port, host }, () => {
+          server.off("error", reject);
+          resolve();
+        });
+      });
+      return { port: (server.address() as AddressInfo).port };
+    },
+    async close(): Promise<void> {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const socket of sockets) socket.destroy();
+      await closed;
+    },
+  };
+}
+
+function serveConnection(socket: Socket, sessions: IngestSessions, limits: IngestLimits): void {
+  const client = `${socket.remoteAddress}:${socket.remotePort}`;
+  const rtmp = new GuardedRtmp(limits);
+  let state: "handshake" | "authorizing" | "waiting for metadata" | "live" | "closed" = "handshake";
+  let streamId: string | null = null;
+  let feed: LiveFeed | null = null;
+  let bytes = 0;
+  let video: FeedPacket[] = [];
+  let window = { start: Date.now(), bytes: 0 };
+  let lastData = Date.now();
+
+  const close = (reason: string | null) => {
+    if (state === "closed") return;
+    const wasStream = streamId;
+    state = "closed";
+    clearInterval(watch);
+    socket.destroy();
+    if (reason) log.info("live ingest: connection closed", { client, streamId: wasStream, reason });
+    feed?.end();
+    if (wasStream) void sessions.end(wasStream, reason).catch((err) => log.error("live ingest: end failed", { err }));
+  };
+
+  const watch = setInterval(() => {
+    const now = Date.now();
+    if (state === "handshake" && now - startedAt > limits.handshakeSeconds * 1000)
+      close("no publish with a stream key in time");
+    else if (state === "waiting for metadata" && now - authorizedAt > limits.metadataSeconds * 1000)
+      close("the stream sent no metadata (onMetaData) in time");
+    else if (state === "live" && now - lastData > limits.stallSeconds * 1000)
+      close(`the publisher sent nothing for ${limits.stallSeconds} s`);
+  }, 1000);
+  watch.unref();
+  const startedAt = Date.now();
+  let authorizedAt = 0;
+
+  rtmp.onOutputCallback = (buffer) => {
+    if (state !== "closed") socket.write(buffer);
+  };
+  rtmp.onConnectCallback = () => {};
+  // Playing is not offered: viewers watch HLS.
+  rtmp.onPlayCallback = () => close("playing over RTMP is not offered");
+  rtmp.onPushCallback = () => {
+    if (state !== "handshake") return close("a second publish on one connection");
+    const key = (rtmp as unknown as { streamName?: string }).streamName ?? "";
+    if (rtmp.streamApp !== RTMP_APP || !looksLikeStreamKey(key)) return close("not a stream key");
+    state = "authorizing";
+    socket.pause();
+    sessions
+      .authorize(key)
+      .then((result) => {
+        if (state === "closed") return;
+        if ("refused" in result) return close(result.refused);
+        streamId = result.streamId;
+        state = "waiting for metadata";
+        authorizedAt = Date.now();
+        socket.resume();
+      })
+      .catch((err) => {
+        log.error("live ingest: authorization failed", { err });
+        close("authorization failed");
+      });
+  };
+  rtmp.onPacketCallback = (packet) => {
+    if (state === "closed") return;
+    if (state !== "waiting for metadata" && state !== "live") return close("media before an accepted publish");
+    const refused = codecRefusal(packet);
+    if (refused) return close(refused);
+    const kind = packetKind(packet);
+    if (kind === null) return;
+    const item: FeedPacket = {
+      type: packet.codec_type,
+      dts: packet.dts,
+      data: Buffer.from(packet.data.subarray(0, packet.size)),
+      kind,
+    };
+    if (state === "live") return feed!.push(item);
+    if (kind !== "metadata") {
+      // Codec headers and the first frames wait for the broadcast (bounded like the pre-auth bytes).
+      video.push(item);
+      if (video.reduce((n, p) => n + p.data.length, 0) > limits.maxMessageBytes)
+        close("too much media before the metadata");
+      return;
+    }
+    const input = liveInputOf(item.data);
+    if ("refused" in input) return close(input.refused);
+    socket.pause();
+    sessions
+      .begin(streamId!, input)
+      .then((result) => {
+        if (state === "closed") return;
+        if ("refused" in result) return close(result.refused);
+        feed = result.feed;
+        state = "live";
+        feed.push(item);
+        for (const p of video) feed.push(p);
+        video = [];
+        socket.resume();
+      })
+      .catch((err) => {
+        log.error("live ingest: starting the broadcast failed", { err });
+        close("starting the broadcast failed");
+      });
+  };
+
+  socket.setNoDelay(true);
+  socket.on("data", (data: Buffer) => {
+    if (state === "closed") return;
+    lastData = Date.now();
+    bytes += data.length;
+    if (state === "handshake" && bytes > limits.preAuthBytes) return close("too many bytes before a publish");
+    const now = Date.now();
+    if (now - window.start > BITRATE_WINDOW_SECONDS * 1000) window = { start: now, bytes: 0 };
+    window.bytes += data.length;
+    if ((window.bytes * 8) / BITRATE_WINDOW_SECONDS > limits.maxBitrate)
+      return close(`the input is over ${Math.round(limits.maxBitrate / 1000)} kbit/s`);
+    try {
+      const error = rtmp.parserData(data);
+      if (error) close(`RTMP protocol error: ${error}`);
+    } catch (err) {
+      close(err instanceof IngestRefused ? err.message : "malformed RTMP");
+    }
+  });
+  socket.on("end", () => close(null));
+  socket.on("close", () => close(null));
+  socket.on("error", () => close(null));
+}
+
+/** Why a packet's codec is not accepted, or null. */
+function codecRefusal(packet: RtmpAvPacket): string | null {
+  if (packet.codec_type === 9 && packet.codec_id !== H264)
+    return "the video is not H.264 (set the encoder to x264 or H.264)";
+  if (packet.codec_type === 8 && packet.codec_id !== AAC) return "the audio is not AAC";
+  return null;
+}
+
+function packetKind(packet: RtmpAvPacket): FeedPacket["kind"] | null {
+  switch (packet.flags) {
+    case 0:
+      return "audio header";
+    case 1:
+      return "audio";
+    case 2:
+      return "video header";
+    case 3:
+      return "keyframe";
+    case 4:
+      return "frame";
+    case 5:
+      return "metadata";
+    default:
+      return null;
+  }
+}
+
+/** The stream's metadata (`@setDataFrame onMetaData {…}`) as a LiveInput, or why it is refused. */
+function liveInputOf(data: Buffer): LiveInput | { refused: string } {
+  let meta: Record<string, unknown> | null | undefined;
+  try {
+    meta = amf.decodeAmf0Data(data).dataObj;
+  } catch {
+    return { refused: "unreadable stream metadata" };
+  }
+  if (!meta) return { refused: "the stream's metadata has no properties" };
+  const width = Number(meta.width);
+  const height = Number(meta.height);
+  const fps = Number(meta.framerate ?? meta.fps ?? 30);
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 16 || height < 16)
+    return { refused: "the stream's metadata has no video size (width, height)" };
+  if (width > 3840 || height > 2160 || width * height > 3840 * 2160)
+    return { refused: `${width}x${height} is over the largest input (3840x2160)` };
+  if (!Number.isFinite(fps) || fps <= 0 || fps > 120) return { refused: `a frame rate of ${fps} is not accepted` };
+  const audioCodec = meta.audiocodecid;
+  return {
+    width: width - (width % 2),
+    height: height - (height % 2),
+    fps,
+    hasAudio: audioCodec !== undefined && audioCodec !== 0 && audioCodec !== "",
+  };
+}

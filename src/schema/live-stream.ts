@@ -1,0 +1,198 @@
+import { builder } from "../builder.ts";
+import { tenantOf, type Context } from "../context.ts";
+import { NotFoundError } from "../errors.ts";
+import type { LiveStream } from "../generated/prisma/client.ts";
+import { LiveLatencyMode, LiveStreamStatus } from "../generated/prisma/enums.ts";
+import { isUuid } from "../ids.ts";
+import { mutationWork } from "../jobs/mutation-work.ts";
+import type { LiveHealth, LiveStreamEvent } from "../live/live-streams.ts";
+import { newStreamKey } from "../live/stream-keys.ts";
+import { validTitle } from "../videos/input-rules.ts";
+import { PlaybackPolicyEnum, VideoRef } from "./video.ts";
+
+const LiveStreamStatusEnum = builder.enumType(LiveStreamStatus, {
+  name: "LiveStreamStatus",
+  description:
+    "IDLE (never published), CONNECTED (a publisher was accepted, its encode starting), LIVE (playable), DISCONNECTED (the publisher left; the recording is being finished), ENDED (the broadcast is a VOD video).",
+});
+const LiveLatencyModeEnum = builder.enumType(LiveLatencyMode, {
+  name: "LiveLatencyMode",
+  description: "STANDARD: LIVE_SEGMENT_SECONDS segments; LOW: LIVE_LOW_LATENCY_SEGMENT_SECONDS segments.",
+});
+
+const LiveStreamRef = builder.prismaObject("LiveStream", {
+  description: "An ingest point a publisher (OBS, ffmpeg) pushes to over RTMP; each broadcast becomes a video.",
+  fields: (t) => ({
+    id: t.exposeID("id"),
+    title: t.exposeString("title"),
+    status: t.expose("status", { type: LiveStreamStatusEnum }),
+    latencyMode: t.expose("latencyMode", { type: LiveLatencyModeEnum }),
+    playbackPolicy: t.expose("playbackPolicy", { type: PlaybackPolicyEnum }),
+    streamKeyHint: t.exposeString("keyHint", {
+      description: "The stream key's last characters (the key is shown once).",
+    }),
+    disabled: t.boolean({ resolve: (s) => s.disabledAt !== null }),
+    lastError: t.exposeString("lastError", {
+      nullable: true,
+      description: "Why the last broadcast ended or was refused, when the publisher did not end it itself.",
+    }),
+    ingestUrl: t.string({
+      description:
+        "The RTMP server publishers push to (OBS: Settings → Stream → Server); the stream key goes after it.",
+      resolve: (_s, _args, ctx) => ctx.live.ingestUrl(),
+    }),
+    activeVideo: t.field({
+      type: VideoRef,
+      nullable: true,
+      description: "The broadcast in progress, or the last one (its recording).",
+      resolve: (s, _args, ctx) =>
+        s.activeVideoId ? ctx.db.video.findUnique({ where: { id: s.activeVideoId } }) : null,
+    }),
+    createdAt: t.expose("createdAt", { type: "DateTime" }),
+  }),
+});
+
+const LiveStreamWithKey = builder.objectRef<{ stream: LiveStream; streamKey: string }>("LiveStreamWithKey").implement({
+  description: "A live stream and its stream key, shown only here: keep it secret (anyone with it can broadcast).",
+  fields: (t) => ({
+    liveStream: t.field({ type: LiveStreamRef, resolve: (r) => r.stream }),
+    streamKey: t.exposeString("streamKey"),
+  }),
+});
+
+const LiveHealthRef = builder.objectRef<LiveHealth>("LiveHealth").implement({
+  description: "A broadcast's encode, about once a second while live.",
+  fields: (t) => ({
+    mediaSeconds: t.exposeFloat("mediaSeconds", { description: "Seconds of the broadcast encoded." }),
+    fps: t.exposeFloat("fps", { nullable: true }),
+    speed: t.exposeFloat("speed", {
+      nullable: true,
+      description: "Encoding speed over real time: below 1 the broadcast falls behind.",
+    }),
+    segments: t.exposeInt("segments", { description: "Segments of the top rendition published." }),
+    behindSeconds: t.exposeFloat("behindSeconds", {
+      nullable: true,
+      description: "How far the newest published segment's end is behind the broadcast's wall-clock time.",
+    }),
+    inputBitrate: t.exposeInt("inputBitrate", { nullable: true, description: "Bits per second the publisher sends." }),
+  }),
+});
+
+const LiveStreamEventRef = builder.objectRef<LiveStreamEvent>("LiveStreamEvent").implement({
+  description: "A live stream's state (first its current one), and its encode's health while live.",
+  fields: (t) => ({
+    liveStream: t.field({ type: LiveStreamRef, resolve: (e) => e.stream }),
+    status: t.field({ type: LiveStreamStatusEnum, resolve: (e) => e.stream.status }),
+    health: t.field({ type: LiveHealthRef, nullable: true, resolve: (e) => e.health }),
+  }),
+});
+
+const CreateLiveStreamInput = builder.inputType("CreateLiveStreamInput", {
+  fields: (t) => ({
+    title: t.string({ description: "Each broadcast's video gets it; default `Live stream`." }),
+    playbackPolicy: t.field({ type: PlaybackPolicyEnum, description: "Of its broadcasts' videos; default PUBLIC." }),
+    latencyMode: t.field({ type: LiveLatencyModeEnum, description: "Default STANDARD." }),
+  }),
+});
+
+async function tenantStream(ctx: Context, id: string): Promise<LiveStream> {
+  const stream = isUuid(id) ? await ctx.db.liveStream.findFirst({ where: { id, tenantId: tenantOf(ctx) } }) : null;
+  if (!stream) throw new NotFoundError("live stream", id);
+  return stream;
+}
+
+builder.queryFields((t) => ({
+  liveStream: t.prismaField({
+    type: "LiveStream",
+    nullable: true,
+    authScopes: { scope: "videos:read" },
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (query, _root, { id }, ctx) =>
+      isUuid(String(id))
+        ? ctx.db.liveStream.findFirst({ ...query, where: { id: String(id), tenantId: tenantOf(ctx) } })
+        : null,
+  }),
+  liveStreams: t.prismaField({
+    type: ["LiveStream"],
+    description: "The tenant's live streams, newest first (at most 100).",
+    authScopes: { scope: "videos:read" },
+    resolve: (query, _root, _args, ctx) =>
+      ctx.db.liveStream.findMany({
+        ...query,
+        where: { tenantId: tenantOf(ctx) },
+        orderBy: { createdAt: "desc" },
+        take: 100,
+      }),
+  }),
+}));
+
+builder.mutationFields((t) => ({
+  createLiveStream: t.field({
+    type: LiveStreamWithKey,
+    description:
+      "A new live stream and its stream key (shown once). Publish to `ingestUrl` with the key as the stream key.",
+    authScopes: { scope: "videos:write" },
+    extensions: mutationWork({ jobs: [] }),
+    args: { input: t.arg({ type: CreateLiveStreamInput }) },
+    resolve: async (_root, { input }, ctx) => {
+      const { key, hash, hint } = newStreamKey();
+      const stream = await ctx.db.liveStream.create({
+        data: {
+          tenantId: tenantOf(ctx),
+          title: validTitle(input?.title, "Live stream"),
+          playbackPolicy: input?.playbackPolicy ?? "PUBLIC",
+          latencyMode: input?.latencyMode ?? "STANDARD",
+          keyHash: hash,
+          keyHint: hint,
+        },
+      });
+      return { stream, streamKey: key };
+    },
+  }),
+  rotateLiveStreamKey: t.field({
+    type: LiveStreamWithKey,
+    description: "A new stream key; the old one is refused from now on (a broadcast on air goes on).",
+    authScopes: { scope: "videos:write" },
+    extensions: mutationWork({ jobs: [] }),
+    args: { id: t.arg.id({ required: true }) },
+    resolve: async (_root, { id }, ctx) => {
+      const current = await tenantStream(ctx, String(id));
+      const { key, hash, hint } = newStreamKey();
+      const stream = await ctx.db.liveStream.update({
+        where: { id: current.id },
+        data: { keyHash: hash, keyHint: hint },
+      });
+      return { stream, streamKey: key };
+    },
+  }),
+  setLiveStreamEnabled: t.prismaField({
+    type: "LiveStream",
+    description: "Disables (its publisher is refused) or enables a live stream; its key is kept.",
+    authScopes: { scope: "videos:write" },
+    extensions: mutationWork({ jobs: [] }),
+    args: { id: t.arg.id({ required: true }), enabled: t.arg.boolean({ required: true }) },
+    resolve: async (query, _root, { id, enabled }, ctx) => {
+      const current = await tenantStream(ctx, String(id));
+      return ctx.db.liveStream.update({
+        ...query,
+        where: { id: current.id },
+        data: { disabledAt: enabled ? null : (current.disabledAt ?? new Date()) },
+      });
+    },
+  }),
+}));
+
+builder.subscriptionFields((t) => ({
+  liveStreamEvents: t.field({
+    type: LiveStreamEventRef,
+    description:
+      "A live stream's state now, then each change (IDLE → CONNECTED → LIVE → DISCONNECTED → ENDED) and its encode's health while live.",
+    authScopes: { scope: "videos:read" },
+    args: { id: t.arg.id({ required: true }) },
+    subscribe: async (_root, { id }, ctx: Context) => {
+      const stream = await tenantStream(ctx, String(id));
+      return ctx.live.follow(stream.id);
+    },
+    resolve: (event: LiveStreamEvent) => event,
+  }),
+}));

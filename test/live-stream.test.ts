@@ -1,0 +1,192 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { connect } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestApp, type TestApp } from "./support/app.ts";
+
+// A real publisher (ffmpeg pushing a lavfi source over RTMP to the API's ingest on loopback), the
+// local worker encoding the broadcast, and the HLS read back while live and after the end.
+
+const LIVE_STREAM_FIELDS = "id status ingestUrl lastError streamKeyHint";
+
+let t: TestApp;
+
+beforeAll(async () => {
+  t = await startTestApp({ env: { LIVE_SEGMENT_SECONDS: "1", LIVE_STALL_SECONDS: "3" } });
+});
+afterAll(async () => {
+  await t?.stop();
+});
+
+async function createLiveStream(title: string): Promise<{ id: string; key: string; ingestUrl: string }> {
+  const res = await t.gql(
+    `mutation ($input: CreateLiveStreamInput) {
+      createLiveStream(input: $input) { streamKey liveStream { ${LIVE_STREAM_FIELDS} } }
+    }`,
+    { input: { title } },
+  );
+  expect(res.errors).toBeUndefined();
+  const { streamKey, liveStream } = res.data.createLiveStream;
+  expect(liveStream.status).toBe("IDLE");
+  expect(streamKey.endsWith(liveStream.streamKeyHint)).toBe(true);
+  // Published on loopback only: the URL says localhost, the publisher connects to 127.0.0.1.
+  return { id: liveStream.id, key: streamKey, ingestUrl: liveStream.ingestUrl.replace("localhost", "127.0.0.1") };
+}
+
+/** ffmpeg publishing `seconds` of a 320x240 25 fps test pattern with a tone, in real time. */
+function publish(url: string, seconds: number): { process: ChildProcess; exited: Promise<number | null> } {
+  const child = spawn(
+    "ffmpeg",
+    [
+      ...["-hide_banner", "-loglevel", "error", "-re"],
+      ...["-f", "lavfi", "-i", `testsrc2=size=320x240:rate=25:duration=${seconds}`],
+      ...["-f", "lavfi", "-i", `sine=frequency=440:sample_rate=48000:duration=${seconds}`],
+      ...["-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p"],
+      ...["-c:a", "aac", "-b:a", "64k", "-f", "flv", url],
+    ],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  child.stderr?.resume();
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return { process: child, exited };
+}
+
+async function streamState(id: string) {
+  const res = await t.gql(
+    `query ($id: ID!) { liveStream(id: $id) { ${LIVE_STREAM_FIELDS} activeVideo { id status source duration playbackUrl posterUrl } } }`,
+    { id },
+  );
+  expect(res.errors).toBeUndefined();
+  return res.data.liveStream;
+}
+
+async function waitFor<T>(what: string, read: () => Promise<T>, done: (value: T) => boolean, ms = 30_000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const value = await read();
+    if (done(value)) return value;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(value)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function text(url: string): Promise<string> {
+  const res = await fetch(url);
+  expect(res.status, url).toBe(200);
+  return res.text();
+}
+
+const durationOf = (playlist: string) =>
+  playlist
+    .split("\n")
+    .filter((line) => line.startsWith("#EXTINF:"))
+    .reduce((sum, line) => sum + Number.parseFloat(line.slice("#EXTINF:".length)), 0);
+
+describe("live streams over RTMP", () => {
+  it("a broadcast is playable while live, reports its states and health, and becomes a VOD recording", async () => {
+    const stream = await createLiveStream("Morning show");
+    const statuses: string[] = [];
+    let health: { segments: number; speed: number | null } | null = null;
+    const client = t.wsClient();
+    const unsubscribe = client.subscribe(
+      {
+        query: `subscription ($id: ID!) { liveStreamEvents(id: $id) { status health { segments speed fps mediaSeconds inputBitrate } } }`,
+        variables: { id: stream.id },
+      },
+      {
+        next: (msg) => {
+          const event = (msg.data as any)?.liveStreamEvents;
+          if (!event) return;
+          if (statuses.at(-1) !== event.status) statuses.push(event.status);
+          if (event.health) health = event.health;
+        },
+        error: () => {},
+        complete: () => {},
+      },
+    );
+
+    const seconds = 8;
+    const publisher = publish(`${stream.ingestUrl}/${stream.key}`, seconds);
+    const live = await waitFor(
+      "the broadcast to be playable",
+      () => streamState(stream.id),
+      (s) => s.activeVideo?.playbackUrl,
+    );
+    expect(live.status).toBe("LIVE");
+    expect(live.activeVideo.source).toBe("LIVE");
+    const master = await text(new URL(live.activeVideo.playbackUrl, t.url).toString());
+    const rung = master.split("\n").find((line) => line.endsWith(".m3u8") && !line.startsWith("#"))!;
+    const rungUrl = new URL(rung, new URL(live.activeVideo.playbackUrl, t.url)).toString();
+    // While live: segments out, the playlist still open.
+    const whileLive = await text(rungUrl);
+    expect(whileLive).toContain("#EXTINF:");
+    expect(whileLive).not.toContain("#EXT-X-ENDLIST");
+
+    expect(await publisher.exited).toBe(0);
+    const ended = await waitFor(
+      "the recording",
+      () => streamState(stream.id),
+      (s) => s.status === "ENDED",
+    );
+    expect(ended.lastError).toBeNull();
+    expect(ended.activeVideo.status).toBe("READY");
+    expect(ended.activeVideo.duration).toBeGreaterThan(seconds - 1.5);
+    expect(ended.activeVideo.duration).toBeLessThan(seconds + 1.5);
+    expect(ended.activeVideo.posterUrl).not.toBeNull();
+    const recording = await text(rungUrl);
+    expect(recording).toContain("#EXT-X-ENDLIST");
+    expect(Math.abs(durationOf(recording) - ended.activeVideo.duration)).toBeLessThan(0.1);
+
+    await waitFor(
+      "the last state event",
+      async () => statuses,
+      (s) => s.at(-1) === "ENDED",
+      5000,
+    );
+    expect(statuses[0]).toBe("IDLE");
+    expect(statuses).toEqual(expect.arrayContaining(["CONNECTED", "LIVE", "DISCONNECTED", "ENDED"]));
+    expect(statuses.indexOf("LIVE")).toBeLessThan(statuses.indexOf("DISCONNECTED"));
+    expect(health).not.toBeNull();
+    expect(health!.segments).toBeGreaterThan(0);
+    unsubscribe();
+  });
+
+  it("refuses a wrong key and a disabled stream before any broadcast starts", async () => {
+    const stream = await createLiveStream("Refused");
+    const wrongKey = `lsk_${"A".repeat(43)}`;
+    const wrong = publish(`${stream.ingestUrl}/${wrongKey}`, 5);
+    expect(await wrong.exited).not.toBe(0);
+    await t.gql(`mutation ($id: ID!) { setLiveStreamEnabled(id: $id, enabled: false) { id disabled } }`, {
+      id: stream.id,
+    });
+    const disabled = publish(`${stream.ingestUrl}/${stream.key}`, 5);
+    expect(await disabled.exited).not.toBe(0);
+    const state = await streamState(stream.id);
+    expect(state.status).toBe("IDLE");
+    expect(state.activeVideo).toBeNull();
+    // Only the first test's broadcast made a video.
+    expect(await t.app.services.db.video.count({ where: { source: "LIVE" } })).toBe(1);
+  });
+
+  it("closes a connection whose RTMP message header declares more than the ingest allows, before allocating it", async () => {
+    const stream = await createLiveStream("Hostile");
+    const { port } = new URL(stream.ingestUrl.replace("rtmp:", "http:"));
+    const socket = connect(Number(port), "127.0.0.1");
+    const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));
+    socket.on("error", () => {});
+    // Read what the server sends (S0, S1, S2), so its end is seen.
+    socket.resume();
+    await new Promise<void>((resolve) => socket.on("connect", () => resolve()));
+    // C0 (version 3), C1 (1536 bytes), C2 (1536 bytes): the simple handshake.
+    socket.write(Buffer.concat([Buffer.from([3]), Buffer.alloc(1536), Buffer.alloc(1536)]));
+    // A type-0 chunk header on chunk stream 3: timestamp 0, a message of 16 MiB - 1 (type 9, video), stream 1.
+    const header = Buffer.from([0x03, 0, 0, 0, 0xff, 0xff, 0xff, 0x09, 1, 0, 0, 0]);
+    socket.write(Buffer.concat([header, Buffer.alloc(64)]));
+    const outcome = await Promise.race([
+      closed.then(() => "closed"),
+      new Promise((r) => setTimeout(() => r("open"), 5000)),
+    ]);
+    socket.destroy();
+    expect(outcome).toBe("closed");
+    expect((await fetch(`${t.url}/health`)).status).toBe(200);
+  });
+});
