@@ -99,7 +99,7 @@ function workerEnvFrom(env: NodeJS.ProcessEnv): Record<string, string> {
 }
 
 /**
- * The API's own worker always serves cpu and local (the fallback queue, LOCAL_FALLBACK);
+ * The API's own worker always serves cpu, local (the fallback queue, LOCAL_FALLBACK) and live (broadcasts);
  * WORKER_CAPABILITIES adds to them (e.g. nvenc) instead of replacing them. A worker that serves
  * exactly a list is `npm run worker` with LOCAL_WORKER=false.
  */
@@ -108,5 +108,5 @@ function localWorkerCapabilities(configured: string | undefined): string {
     .split(",")
     .map((c) => c.trim())
     .filter(Boolean);
-  return [...new Set(["cpu", "local", ...listed])].join(",");
+  return [...new Set(["cpu", "local", "live", ...listed])].join(",");
 }

@@ -19,7 +19,11 @@ setLogLevel(env.LOG_LEVEL);
 for (const [port, host, names] of [
   [env.PORT, env.HOST, { port: "PORT", host: "HOST" }],
   [env.METRICS_PORT ?? 0, env.METRICS_HOST, { port: "METRICS_PORT", host: "METRICS_HOST" }],
-  [env.LIVE_RTMP_PORT === "off" ? 0 : env.LIVE_RTMP_PORT, env.LIVE_RTMP_HOST, { port: "LIVE_RTMP_PORT", host: "LIVE_RTMP_HOST" }],
+  [
+    env.LIVE_RTMP_PORT === "off" ? 0 : env.LIVE_RTMP_PORT,
+    env.LIVE_RTMP_HOST,
+    { port: "LIVE_RTMP_PORT", host: "LIVE_RTMP_HOST" },
+  ],
 ] as const) {
   const why = port === 0 ? null : await whyCannotListen(port, host, names);
   if (why) {

@@ -42,6 +42,7 @@ const ENCODER_OF: Record<Capability, VideoEncoder> = {
   nvenc: "h264_nvenc",
   manim: "libx264",
   local: "libx264",
+  live: "libx264",
 };
 
 export interface JobRunnerOptions {

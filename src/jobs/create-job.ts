@@ -54,8 +54,8 @@ export const jobCapability = {
   STATIC_RENDITIONS: "cpu",
   // Chunks are encoded with libx264, as the split run that planned them (only a cpu run splits).
   TRANSCODE_CHUNK: "cpu",
-  // Encoded with libx264 while the broadcast lasts (a cpu worker's slot for as long).
-  LIVE: "cpu",
+  // A queue of its own: a broadcast holds a slot for as long as it lasts, beside the cpu slots.
+  LIVE: "live",
 } as const satisfies Record<JobKind, Capability>;
 
 export type NewJob = {

@@ -34,7 +34,7 @@ const Traceparent = z
  * API's own worker (npm start): the API sends a job there when no worker with the job's
  * capability is alive and LOCAL_FALLBACK is on.
  */
-export const Capability = z.enum(["cpu", "nvenc", "manim", "local"]);
+export const Capability = z.enum(["cpu", "nvenc", "manim", "local", "live"]);
 export type Capability = z.infer<typeof Capability>;
 
 /**
