@@ -160,6 +160,8 @@ const EnvSchema = z.object({
   LIVE_MAX_DURATION_SECONDS: z.coerce.number().int().min(60).max(86_400).default(14_400),
   /** The highest input bit rate a publisher may send, over 5 s. */
   LIVE_MAX_BITRATE: z.coerce.number().int().min(100_000).max(200_000_000).default(20_000_000),
+  /** A publisher that reconnects within this continues its broadcast (the same video); after it the broadcast ends. */
+  LIVE_RECONNECT_GRACE_SECONDS: z.coerce.number().int().min(0).max(120).default(30),
   /** A publisher that sends nothing for this long is disconnected. */
   LIVE_STALL_SECONDS: z.coerce.number().int().min(2).max(600).default(10),
   /** Segment lengths of the STANDARD and LOW latency modes. */

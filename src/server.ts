@@ -167,6 +167,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       lowLatencySegmentSeconds: env.LIVE_LOW_LATENCY_SEGMENT_SECONDS,
       maxStreamsPerTenant: env.LIVE_MAX_STREAMS_PER_TENANT,
       maxDurationSeconds: env.LIVE_MAX_DURATION_SECONDS,
+      reconnectGraceSeconds: env.LIVE_RECONNECT_GRACE_SECONDS,
       feedBaseUrl: () => (env.LIVE_FEED_URL ?? env.PUBLIC_URL ?? addresses.api).replace(/\/$/, ""),
     },
   });

@@ -11,7 +11,9 @@ const LIVE_STREAM_FIELDS = "id status ingestUrl lastError streamKeyHint";
 let t: TestApp;
 
 beforeAll(async () => {
-  t = await startTestApp({ env: { LIVE_SEGMENT_SECONDS: "1", LIVE_STALL_SECONDS: "3" } });
+  t = await startTestApp({
+    env: { LIVE_SEGMENT_SECONDS: "1", LIVE_STALL_SECONDS: "3", LIVE_RECONNECT_GRACE_SECONDS: "3" },
+  });
 });
 afterAll(async () => {
   await t?.stop();
@@ -32,14 +34,24 @@ async function createLiveStream(title: string): Promise<{ id: string; key: strin
   return { id: liveStream.id, key: streamKey, ingestUrl: liveStream.ingestUrl.replace("localhost", "127.0.0.1") };
 }
 
-/** ffmpeg publishing `seconds` of a 320x240 25 fps test pattern with a tone, in real time. */
-function publish(url: string, seconds: number): { process: ChildProcess; exited: Promise<number | null> } {
+/**
+ * ffmpeg publishing `seconds` of a 320x240 25 fps test pattern with a tone, in real time; with
+ * `jumpAt`, its timestamps leap 100 s forward at that second (a hostile or broken encoder).
+ */
+function publish(
+  url: string,
+  seconds: number,
+  options: { jumpAt?: number } = {},
+): { process: ChildProcess; exited: Promise<number | null> } {
+  const jump = (pts: string) =>
+    options.jumpAt === undefined ? [] : [`if(gte(T,${options.jumpAt}),${pts}+100/TB,${pts})`];
   const child = spawn(
     "ffmpeg",
     [
       ...["-hide_banner", "-loglevel", "error", "-re"],
       ...["-f", "lavfi", "-i", `testsrc2=size=320x240:rate=25:duration=${seconds}`],
       ...["-f", "lavfi", "-i", `sine=frequency=440:sample_rate=48000:duration=${seconds}`],
+      ...jump("PTS").flatMap((e) => ["-vf", `setpts='${e}'`, "-af", `asetpts='${e}'`]),
       ...["-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p"],
       ...["-c:a", "aac", "-b:a", "64k", "-f", "flv", url],
     ],
@@ -151,6 +163,43 @@ describe("live streams over RTMP", () => {
     unsubscribe();
   });
 
+  it("a publisher that reconnects within the grace continues the same broadcast, and a timestamp jump leaves no gap", async () => {
+    const stream = await createLiveStream("Flaky uplink");
+    const first = publish(`${stream.ingestUrl}/${stream.key}`, 4);
+    const live = await waitFor(
+      "the broadcast",
+      () => streamState(stream.id),
+      (s) => s.status === "LIVE",
+    );
+    expect(await first.exited).toBe(0);
+    await waitFor(
+      "the disconnect",
+      () => streamState(stream.id),
+      (s) => s.status === "DISCONNECTED",
+      5000,
+    );
+    // Back within LIVE_RECONNECT_GRACE_SECONDS (3 s), its clock leaping 100 s two seconds in.
+    const second = publish(`${stream.ingestUrl}/${stream.key}`, 4, { jumpAt: 2 });
+    const back = await waitFor(
+      "the same broadcast live again",
+      () => streamState(stream.id),
+      (s) => s.status === "LIVE",
+    );
+    expect(back.activeVideo.id).toBe(live.activeVideo.id);
+    expect(await second.exited).toBe(0);
+    const ended = await waitFor(
+      "the recording",
+      () => streamState(stream.id),
+      (s) => s.status === "ENDED",
+    );
+    expect(ended.activeVideo.id).toBe(live.activeVideo.id);
+    expect(ended.activeVideo.status).toBe("READY");
+    // Both publishers' 8 s, without the time between them or the 100 s leap.
+    expect(ended.activeVideo.duration).toBeGreaterThan(8 - 1.5);
+    expect(ended.activeVideo.duration).toBeLessThan(8 + 1.5);
+    expect(await t.app.services.db.video.count({ where: { liveStreamId: stream.id } })).toBe(1);
+  });
+
   it("refuses a wrong key and a disabled stream before any broadcast starts", async () => {
     const stream = await createLiveStream("Refused");
     const wrongKey = `lsk_${"A".repeat(43)}`;
@@ -164,8 +213,7 @@ describe("live streams over RTMP", () => {
     const state = await streamState(stream.id);
     expect(state.status).toBe("IDLE");
     expect(state.activeVideo).toBeNull();
-    // Only the first test's broadcast made a video.
-    expect(await t.app.services.db.video.count({ where: { source: "LIVE" } })).toBe(1);
+    expect(await t.app.services.db.video.count({ where: { liveStreamId: stream.id } })).toBe(0);
   });
 
   it("closes a connection whose RTMP message header declares more than the ingest allows, before allocating it", async () => {

@@ -34,8 +34,11 @@ export interface LiveLadderArgs {
   signal: AbortSignal;
 }
 
-/** Seconds without a byte from the feed after which ffmpeg gives up (the API ends a stalled feed before). */
-const FEED_READ_TIMEOUT_SECONDS = 30;
+/**
+ * Seconds without a byte from the feed after which ffmpeg gives up: longer than the API keeps a
+ * broadcast open for its publisher to reconnect (LIVE_RECONNECT_GRACE_SECONDS, at most 120).
+ */
+const FEED_READ_TIMEOUT_SECONDS = 180;
 
 /**
  * The ProbeResult a live ladder is planned from: the stream's metadata as the API bounded it. The

@@ -20,11 +20,22 @@ export interface FeedPacket {
   kind: "audio header" | "video header" | "keyframe" | "frame" | "audio" | "metadata";
 }
 
+/** A step in the publisher's timestamps beyond these is a jump, not time passing (milliseconds). */
+const MAX_FORWARD_STEP_MS = 5000;
+const MAX_BACKWARD_STEP_MS = 1000;
+/** Where media resumes after a jump or a reconnect: one frame's time after the last tag. */
+const RESUME_STEP_MS = 40;
+
 /**
  * A broadcast's stream as FLV, for the worker that encodes it (GET /live/v1/feeds/{videoId}.flv):
  * a reader gets the header, the metadata and codec headers, the group of pictures in progress (so
  * its decoder starts on a keyframe) and then every tag as it arrives, timestamps counted from its
  * first tag. Readers that fall far behind are cut off; `end` ends every reader.
+ *
+ * Its timeline only moves forward at the pace of the media: a publisher's timestamps that jump
+ * (forward by more than 5 s, back by more than 1 s) continue one frame after the last tag, and a
+ * publisher that reconnects (`resume`) continues where the one before left off. The encode behind
+ * it sees one stream, and the recording has no gap.
  */
 export class LiveFeed {
   #metadata: FeedPacket | null = null;
@@ -34,16 +45,30 @@ export class LiveFeed {
   #gopBytes = 0;
   readonly #readers = new Map<ServerResponse, { base: number }>();
   #ended = false;
+  /** Added to the publisher's timestamps; the last timestamp received, and the last sent (ms). */
+  #offset = 0;
+  #lastIn: number | null = null;
+  #lastOut = 0;
   /** Bytes received, for the bit rate limit and the stream's health. */
   bytesIn = 0;
+  /** Timestamp jumps smoothed over, and publishers that resumed the feed. */
+  jumps = 0;
+  resumes = 0;
 
   get ended(): boolean {
     return this.#ended;
   }
 
-  push(packet: FeedPacket): void {
+  /** A publisher reconnected: its media continues this feed's timeline. */
+  resume(): void {
+    this.#lastIn = null;
+    this.resumes++;
+  }
+
+  push(received: FeedPacket): void {
     if (this.#ended) return;
-    this.bytesIn += packet.data.length;
+    this.bytesIn += received.data.length;
+    const packet = { ...received, dts: this.#timeline(received) };
     switch (packet.kind) {
       case "metadata":
         this.#metadata = packet;
@@ -67,6 +92,25 @@ export class LiveFeed {
     for (const [res, reader] of this.#readers) this.#write(res, reader, packet);
   }
 
+  /** The feed's timestamp of a packet: media continues its timeline; headers sit at its current end. */
+  #timeline(packet: FeedPacket): number {
+    if (!isMedia(packet)) return this.#lastOut;
+    if (this.#lastIn === null) {
+      // The first packet, or the first of a publisher that resumed: right after what was sent.
+      this.#offset = this.#lastOut === 0 ? -packet.dts : this.#lastOut + RESUME_STEP_MS - packet.dts;
+    } else {
+      const step = packet.dts - this.#lastIn;
+      if (step > MAX_FORWARD_STEP_MS || step < -MAX_BACKWARD_STEP_MS) {
+        this.#offset = this.#lastOut + RESUME_STEP_MS - packet.dts;
+        this.jumps++;
+      }
+    }
+    this.#lastIn = packet.dts;
+    const out = Math.max(0, packet.dts + this.#offset);
+    this.#lastOut = Math.max(this.#lastOut, out);
+    return out;
+  }
+
   /** Adds a reader: what a decoder needs to start, then the live tags. */
   attach(res: ServerResponse): void {
     if (this.#ended) {
@@ -84,7 +128,7 @@ export class LiveFeed {
     }
   }
 
-  /** Ends every reader (the publisher left); later readers get 410. */
+  /** Ends every reader (the broadcast is over); later readers get 410. */
   end(): void {
     this.#ended = true;
     for (const res of this.#readers.keys()) res.end();
@@ -97,16 +141,16 @@ export class LiveFeed {
       this.#readers.delete(res);
       return;
     }
-    // Headers and metadata go at time 0; media counts from the reader's first tag.
-    if (reader.base < 0 && (packet.kind === "keyframe" || packet.kind === "frame" || packet.kind === "audio")) {
-      reader.base = packet.dts;
-    }
-    const headerLike = packet.kind === "metadata" || packet.kind === "audio header" || packet.kind === "video header";
-    const dts = headerLike ? 0 : Math.max(0, packet.dts - reader.base);
+    // Media counts from the reader's first media tag; what comes before it goes at 0.
+    if (reader.base < 0 && isMedia(packet)) reader.base = packet.dts;
+    const dts = reader.base < 0 ? 0 : Math.max(0, packet.dts - reader.base);
     res.write(flvTag(packet.type, dts, packet.data));
   }
 }
 
+function isMedia(packet: FeedPacket): boolean {
+  return packet.kind === "keyframe" || packet.kind === "frame" || packet.kind === "audio";
+}
 /** One FLV tag: its 11-byte header, the body, and the size of both after it. */
 function flvTag(type: number, dts: number, data: Buffer): Buffer {
   const tag = Buffer.alloc(11 + data.length + 4);

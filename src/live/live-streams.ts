@@ -38,6 +38,8 @@ export interface LiveSettings {
   lowLatencySegmentSeconds: number;
   maxStreamsPerTenant: number;
   maxDurationSeconds: number;
+  /** A publisher that reconnects within this continues its broadcast (the same video). */
+  reconnectGraceSeconds: number;
   /** The base URL workers reach this API's feeds at. */
   feedBaseUrl: () => string;
 }
@@ -60,6 +62,8 @@ export function createLiveStreams(deps: {
   const { db, settings } = deps;
   /** This instance's broadcasts, by video. */
   const feeds = new Map<string, { feed: LiveFeed; streamId: string; startedAt: number }>();
+  /** Broadcasts whose publisher left, waiting for it to reconnect: by stream. */
+  const graces = new Map<string, { videoId: string; timer: NodeJS.Timeout }>();
   const topic = (streamId: string) => `liveStream:${streamId}`;
 
   function announce(streamId: string, health: LiveHealth | null = null): void {
@@ -78,6 +82,8 @@ export function createLiveStreams(deps: {
       if (stream.disabledAt) return { refused: "the live stream is disabled" };
       if (stream.status === "CONNECTED" || stream.status === "LIVE")
         return { refused: "the live stream already has a publisher" };
+      // Its publisher reconnecting: no new broadcast is counted.
+      if (graces.has(stream.id)) return { streamId: stream.id };
       const live = await db.liveStream.count({
         where: { tenantId: stream.tenantId, status: { in: ["CONNECTED", "LIVE"] } },
       });
@@ -89,6 +95,18 @@ export function createLiveStreams(deps: {
     async begin(streamId, input) {
       const stream = await db.liveStream.findUnique({ where: { id: streamId } });
       if (!stream || stream.disabledAt) return { refused: "the live stream is disabled" };
+      const grace = graces.get(streamId);
+      const waiting = grace ? feeds.get(grace.videoId) : undefined;
+      if (grace && waiting) {
+        // The same broadcast goes on: its feed continues where the last publisher left off.
+        clearTimeout(grace.timer);
+        graces.delete(streamId);
+        waiting.feed.resume();
+        const video = await db.video.findUnique({ where: { id: grace.videoId }, select: { playable: true } });
+        await setStatus(streamId, video?.playable ? "LIVE" : "CONNECTED", { lastError: null });
+        log.info("live: publisher reconnected", { streamId, videoId: grace.videoId });
+        return { feed: waiting.feed };
+      }
       const segmentSeconds = stream.latencyMode === "LOW" ? settings.lowLatencySegmentSeconds : settings.segmentSeconds;
       const { video } = await db.$transaction(async (tx) => {
         const video = await createVideo(
@@ -135,9 +153,20 @@ export function createLiveStreams(deps: {
     },
 
     async end(streamId, reason) {
-      for (const [videoId, entry] of feeds) if (entry.streamId === streamId) feeds.delete(videoId);
+      const broadcast = [...feeds].find(([, entry]) => entry.streamId === streamId);
+      if (broadcast) {
+        const [videoId, { feed }] = broadcast;
+        // The broadcast ends (its feed, then its encode: the stream is ENDED when its job ends)
+        // unless the publisher is back within the grace.
+        const timer = setTimeout(() => {
+          graces.delete(streamId);
+          feeds.delete(videoId);
+          feed.end();
+        }, settings.reconnectGraceSeconds * 1000);
+        timer.unref();
+        graces.set(streamId, { videoId, timer });
+      }
       const stream = await db.liveStream.findUnique({ where: { id: streamId } });
-      // The encode finishes what the feed held; the stream is ENDED when its job ends.
       if (stream && (stream.status === "CONNECTED" || stream.status === "LIVE"))
         await setStatus(streamId, "DISCONNECTED", { lastError: reason });
     },
@@ -227,6 +256,8 @@ export function createLiveStreams(deps: {
 
     /** Ends this instance's broadcasts' feeds (shutdown): their encodes finish with what they have. */
     endAll(): void {
+      for (const { timer } of graces.values()) clearTimeout(timer);
+      graces.clear();
       for (const { feed } of feeds.values()) feed.end();
       feeds.clear();
     },

@@ -51,7 +51,10 @@ export interface IngestSessions {
   authorize(key: string): Promise<{ streamId: string } | { refused: string }>;
   /** The publisher's metadata came: starts its broadcast; the feed to push into, or why it is refused. */
   begin(streamId: string, input: LiveInput): Promise<{ feed: LiveFeed } | { refused: string }>;
-  /** The publisher is gone (`reason` null: it ended the stream itself). */
+  /**
+   * The publisher is gone (`reason` null: it ended the stream itself); its broadcast waits for it to
+   * reconnect, then ends.
+   */
   end(streamId: string, reason: string | null): Promise<void>;
 }
 
@@ -128,7 +131,7 @@ function serveConnection(socket: Socket, sessions: IngestSessions, limits: Inges
     clearInterval(watch);
     socket.destroy();
     if (reason) log.info("live ingest: connection closed", { client, streamId: wasStream, reason });
-    feed?.end();
+    // The feed stays open for a publisher that reconnects in time (live-streams.ts ends it).
     if (wasStream) void sessions.end(wasStream, reason).catch((err) => log.error("live ingest: end failed", { err }));
   };
 
