@@ -161,6 +161,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     dispatcher,
     signer,
     costs,
+    webhooks,
     target: eventTarget,
     settings: {
       segmentSeconds: env.LIVE_SEGMENT_SECONDS,

@@ -96,6 +96,11 @@ const durationOf = (playlist: string) =>
 describe("live streams over RTMP", () => {
   it("a broadcast is playable while live, reports its states and health, and becomes a VOD recording", async () => {
     const stream = await createLiveStream("Morning show");
+    // A CMS's endpoint for the stream's webhooks (its deliveries are read from the outbox below).
+    const endpoint = await t.gql(
+      `mutation { createWebhookEndpoint(input: { url: "http://127.0.0.1:9/hooks", events: [LIVE_STREAM_CONNECTED, LIVE_STREAM_LIVE, LIVE_STREAM_DISCONNECTED, LIVE_STREAM_ENDED] }) { __typename } }`,
+    );
+    expect(endpoint.errors).toBeUndefined();
     const statuses: string[] = [];
     let health: { segments: number; speed: number | null } | null = null;
     const client = t.wsClient();
@@ -158,6 +163,21 @@ describe("live streams over RTMP", () => {
     expect(statuses[0]).toBe("IDLE");
     expect(statuses).toEqual(expect.arrayContaining(["CONNECTED", "LIVE", "DISCONNECTED", "ENDED"]));
     expect(statuses.indexOf("LIVE")).toBeLessThan(statuses.indexOf("DISCONNECTED"));
+    const deliveries = await t.app.services.db.webhookDelivery.findMany({ orderBy: { createdAt: "asc" } });
+    const sent = deliveries.map((d) => ({
+      type: d.eventType,
+      stream: (d.payload as any).data.liveStream.id,
+      video: (d.payload as any).data.video.id,
+    }));
+    expect(sent.map((d) => d.type)).toEqual([
+      "live_stream.connected",
+      "live_stream.live",
+      "live_stream.disconnected",
+      "live_stream.ended",
+    ]);
+    expect(new Set(sent.map((d) => `${d.stream} ${d.video}`))).toEqual(
+      new Set([`${stream.id} ${ended.activeVideo.id}`]),
+    );
     expect(health).not.toBeNull();
     expect(health!.segments).toBeGreaterThan(0);
     unsubscribe();

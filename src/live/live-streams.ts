@@ -12,9 +12,19 @@ import { createVideo, NEW_VIDEO_DEFAULTS } from "../videos/creation-options.ts";
 import { LiveFeed } from "./feed.ts";
 import type { IngestSessions } from "./rtmp-ingest.ts";
 import { hashStreamKey } from "./stream-keys.ts";
+import { videoWebhookData, type WebhookEmitter, type WebhookEventType, webhookEventId } from "../webhooks/events.ts";
 
 /** Where workers read a broadcast's feed: GET {LIVE_FEED_URL}/live/v1/feeds/{videoId}.flv?expires&sig. */
 const FEED_PATH_PREFIX = "/live/v1/feeds/";
+
+/** The states a broadcast moves its stream to, and the webhook each sends. */
+type BroadcastStatus = Exclude<LiveStreamStatus, "IDLE">;
+const WEBHOOK_OF_STATUS = {
+  CONNECTED: "live_stream.connected",
+  LIVE: "live_stream.live",
+  DISCONNECTED: "live_stream.disconnected",
+  ENDED: "live_stream.ended",
+} as const satisfies Record<BroadcastStatus, WebhookEventType>;
 
 /** A live encode's health as the worker last reported it (`live.progress`). */
 export interface LiveHealth {
@@ -56,6 +66,7 @@ export function createLiveStreams(deps: {
   dispatcher: { kick(): void };
   signer: UrlSigner;
   costs: CostSettings;
+  webhooks: WebhookEmitter;
   target: EventTarget;
   settings: LiveSettings;
 }) {
@@ -70,8 +81,24 @@ export function createLiveStreams(deps: {
     deps.target.dispatchEvent(new CustomEvent(topic(streamId), { detail: { health } }));
   }
 
-  async function setStatus(streamId: string, status: LiveStreamStatus, extra: { lastError?: string | null } = {}) {
-    await db.liveStream.update({ where: { id: streamId }, data: { status, ...extra } });
+  /**
+   * Moves a stream to `status`: its webhook (with the broadcast's video) queued in the same
+   * transaction, then its subscribers told.
+   */
+  async function setStatus(streamId: string, status: BroadcastStatus, extra: { lastError?: string | null } = {}) {
+    await db.$transaction(async (tx) => {
+      const stream = await tx.liveStream.update({ where: { id: streamId }, data: { status, ...extra } });
+      if (!stream.activeVideoId) return;
+      const video = await tx.video.findUnique({ where: { id: stream.activeVideoId } });
+      if (!video) return;
+      const type = WEBHOOK_OF_STATUS[status];
+      const eventId = webhookEventId(type, stream.id, video.id, stream.updatedAt.toISOString());
+      await deps.webhooks.emit(tx, video.id, type, eventId, {
+        liveStream: { id: stream.id, title: stream.title, status: stream.status, lastError: stream.lastError },
+        video: videoWebhookData(video),
+      });
+    });
+    deps.webhooks.flush();
     announce(streamId);
   }
 
@@ -140,14 +167,15 @@ export function createLiveStreams(deps: {
         );
         await tx.liveStream.update({
           where: { id: streamId },
-          data: { status: "CONNECTED", activeVideoId: video.id, lastError: null },
+          data: { activeVideoId: video.id, lastError: null },
         });
         return { video };
       });
+      // The broadcast's video exists now: CONNECTED's webhook names it.
+      await setStatus(streamId, "CONNECTED");
       const feed = new LiveFeed();
       feeds.set(video.id, { feed, streamId, startedAt: Date.now() });
       announceQueuedJob({ dispatcher: deps.dispatcher, pubSub: deps.pubSub }, video);
-      announce(streamId);
       log.info("live: broadcast started", { streamId, videoId: video.id, ...input });
       return { feed };
     },

@@ -12,6 +12,11 @@ export const WEBHOOK_EVENT_TYPES = [
   "video.failed",
   "variant.ready",
   "job.failed",
+  // A live stream's broadcast (docs/live.md): each state it moves to, with the broadcast's video.
+  "live_stream.connected",
+  "live_stream.live",
+  "live_stream.disconnected",
+  "live_stream.ended",
 ] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
 
