@@ -162,6 +162,8 @@ const EnvSchema = z.object({
   LIVE_MAX_BITRATE: z.coerce.number().int().min(100_000).max(200_000_000).default(20_000_000),
   /** A publisher that reconnects within this continues its broadcast (the same video); after it the broadcast ends. */
   LIVE_RECONNECT_GRACE_SECONDS: z.coerce.number().int().min(0).max(120).default(30),
+  /** RTMP connections the ingest holds at once (publishing or still handshaking); more are refused. */
+  LIVE_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(100_000).default(200),
   /** A publisher that sends nothing for this long is disconnected. */
   LIVE_STALL_SECONDS: z.coerce.number().int().min(2).max(600).default(10),
   /** Segment lengths of the STANDARD and LOW latency modes. */

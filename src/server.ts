@@ -179,6 +179,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
           ...DEFAULT_INGEST_LIMITS,
           maxBitrate: env.LIVE_MAX_BITRATE,
           stallSeconds: env.LIVE_STALL_SECONDS,
+          maxConnections: env.LIVE_MAX_CONNECTIONS,
         });
   const ingestor = createEventIngestor({
     live,

@@ -19,12 +19,15 @@ afterAll(async () => {
   await t?.stop();
 });
 
-async function createLiveStream(title: string): Promise<{ id: string; key: string; ingestUrl: string }> {
+async function createLiveStream(
+  title: string,
+  playbackPolicy: "PUBLIC" | "SIGNED" = "PUBLIC",
+): Promise<{ id: string; key: string; ingestUrl: string }> {
   const res = await t.gql(
     `mutation ($input: CreateLiveStreamInput) {
       createLiveStream(input: $input) { streamKey liveStream { ${LIVE_STREAM_FIELDS} } }
     }`,
-    { input: { title } },
+    { input: { title, playbackPolicy } },
   );
   expect(res.errors).toBeUndefined();
   const { streamKey, liveStream } = res.data.createLiveStream;
@@ -184,13 +187,18 @@ describe("live streams over RTMP", () => {
   });
 
   it("a publisher that reconnects within the grace continues the same broadcast, and a timestamp jump leaves no gap", async () => {
-    const stream = await createLiveStream("Flaky uplink");
+    const stream = await createLiveStream("Flaky uplink", "SIGNED");
     const first = publish(`${stream.ingestUrl}/${stream.key}`, 4);
     const live = await waitFor(
       "the broadcast",
       () => streamState(stream.id),
       (s) => s.status === "LIVE",
     );
+    // A SIGNED stream's broadcast plays only with its token.
+    const signed = new URL(live.activeVideo.playbackUrl, t.url);
+    expect(signed.searchParams.get("token")).toBeTruthy();
+    expect((await fetch(signed)).status).toBe(200);
+    expect((await fetch(new URL(signed.pathname, t.url))).status).toBe(403);
     expect(await first.exited).toBe(0);
     await waitFor(
       "the disconnect",

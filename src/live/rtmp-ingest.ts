@@ -30,9 +30,11 @@ export interface IngestLimits {
   stallSeconds: number;
   /** A publisher whose metadata has not come by then is closed. */
   metadataSeconds: number;
+  /** Connections open at once, publishing or not; more are refused at accept. */
+  maxConnections: number;
 }
 
-export const DEFAULT_INGEST_LIMITS: Omit<IngestLimits, "maxBitrate" | "stallSeconds"> = {
+export const DEFAULT_INGEST_LIMITS: Omit<IngestLimits, "maxBitrate" | "stallSeconds" | "maxConnections"> = {
   handshakeSeconds: 10,
   preAuthBytes: 64 * 1024,
   maxMessageBytes: 8 * 1024 * 1024,
@@ -94,6 +96,7 @@ export function createRtmpIngest(sessions: IngestSessions, limits: IngestLimits)
     socket.on("close", () => sockets.delete(socket));
     serveConnection(socket, sessions, limits);
   });
+  server.maxConnections = limits.maxConnections;
   return {
     async listen(port: number, host: string): Promise<{ port: number }> {
       await new Promise<void>((resolve, reject) => {
