@@ -217,6 +217,10 @@ describe("every documented example runs against a started service", () => {
       const { data } = await t.gql(`{ assets { id } }`);
       return data.assets[0]?.id;
     }
+    if (variable === "liveStreamId") {
+      const { data } = await t.gql(`{ liveStreams { id } }`);
+      return data.liveStreams[0]?.id;
+    }
     if (required) throw new Error(`$${variable} has no value: give it in the block as a "# $${variable}: <JSON>" line`);
     return undefined;
   }

@@ -137,6 +137,10 @@ describe("live streams over RTMP", () => {
     const master = await text(new URL(live.activeVideo.playbackUrl, t.url).toString());
     const rung = master.split("\n").find((line) => line.endsWith(".m3u8") && !line.startsWith("#"))!;
     const rungUrl = new URL(rung, new URL(live.activeVideo.playbackUrl, t.url)).toString();
+    // The broadcast's feed is for its worker only: refused without the URL the API signed into its job.
+    const feed = `${t.url}/live/v1/feeds/${live.activeVideo.id}.flv`;
+    expect((await fetch(feed)).status).toBe(403);
+    expect((await fetch(`${feed}?expires=${Math.floor(Date.now() / 1000) + 60}&sig=forged`)).status).toBe(403);
     // While live: segments out, the playlist still open.
     const whileLive = await text(rungUrl);
     expect(whileLive).toContain("#EXTINF:");

@@ -5,8 +5,7 @@ import { inSpan } from "../../src/shared/tracing.ts";
 import { log } from "../log.ts";
 import { abortError } from "../media/errors.ts";
 import { createHlsPublisher } from "../media/hls-publisher.ts";
-import { planLadder } from "../media/ladder.ts";
-import { encodeLiveLadder, liveProbe } from "../media/live-ladder.ts";
+import { encodeLiveLadder, liveProbe, planLiveLadder } from "../media/live-ladder.ts";
 import { ownMediaFile } from "../media/media-input.ts";
 import { extractPoster } from "../media/poster.ts";
 import { segmentPlan, targetDuration } from "../media/segments.ts";
@@ -23,7 +22,7 @@ export async function live(job: LiveJobMessage, ctx: JobContext): Promise<void> 
   const { storage, signal } = ctx;
   const { segmentSeconds, maxDurationSeconds } = job.options;
   const probe = liveProbe(job.input);
-  const ladder = planLadder(probe, { segmentSeconds });
+  const ladder = planLiveLadder(job.input, segmentSeconds);
   await ctx.emit({ type: "job.started" });
   await ctx.emit({ type: "job.probed", probe, ladder });
   const top = ladder.find((r) => r.kind === "VIDEO") ?? ladder[0]!;

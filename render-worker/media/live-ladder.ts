@@ -10,7 +10,7 @@ import {
   videoEncoderOptions,
 } from "./encode-ladder.ts";
 import { type FfmpegOutput, runFfmpeg } from "./ffmpeg-process.ts";
-import { audioRungEncoderOptions, type PlannedRung } from "./ladder.ts";
+import { audioRungEncoderOptions, type PlannedRung, planLadder } from "./ladder.ts";
 import { decodeLimitOptions, type MediaInput, mediaInputOptions } from "./media-input.ts";
 import { segmentExtension } from "./segments.ts";
 
@@ -55,6 +55,23 @@ export function liveProbe(input: LiveInput): ProbeResult {
     videoCodec: "h264",
     audioCodec: input.hasAudio ? "aac" : null,
   };
+}
+
+/** The VOD ladder's rungs a live ladder is made of, at most LIVE_VIDEO_RUNGS of them, from the top. */
+const LIVE_RUNG_NAMES = new Set(["2160p", "1440p", "1080p", "720p", "480p", "360p"]);
+const LIVE_VIDEO_RUNGS = 3;
+
+/**
+ * A broadcast's ladder: the VOD plan's rungs (never above the input) thinned to the three highest
+ * of 2160p, 1440p, 1080p, 720p, 480p and 360p (a 720p input: 720p, 480p, 360p), and the audio. Every
+ * rung is encoded in real time for as long as the broadcast lasts: six rungs would cost a 720p30
+ * broadcast about twice the CPU of three. An input below 360p keeps its one rung.
+ */
+export function planLiveLadder(input: LiveInput, segmentSeconds: number): PlannedRung[] {
+  const planned = planLadder(liveProbe(input), { segmentSeconds });
+  const video = planned.filter((r) => r.kind === "VIDEO");
+  const kept = video.filter((r) => LIVE_RUNG_NAMES.has(r.name)).slice(0, LIVE_VIDEO_RUNGS);
+  return [...(kept.length > 0 ? kept : video.slice(0, 1)), ...planned.filter((r) => r.kind === "AUDIO")];
 }
 
 /**
