@@ -2,11 +2,12 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
+import { tenantKeySecret } from "./support/auth.ts";
 
 // A real publisher (ffmpeg pushing a lavfi source over RTMP to the API's ingest on loopback), the
 // local worker encoding the broadcast, and the HLS read back while live and after the end.
 
-const LIVE_STREAM_FIELDS = "id status ingestUrl lastError streamKeyHint";
+const LIVE_STREAM_FIELDS = "id status ingestUrl lastError streamKeyHint disabled";
 
 let t: TestApp;
 
@@ -232,20 +233,69 @@ describe("live streams over RTMP", () => {
     expect(await t.app.services.db.video.count({ where: { liveStreamId: stream.id } })).toBe(1);
   });
 
-  it("refuses a wrong key and a disabled stream before any broadcast starts", async () => {
+  it("refuses a wrong key, a rotated-away key and a disabled stream before any broadcast starts; another tenant sees none of it", async () => {
     const stream = await createLiveStream("Refused");
-    const wrongKey = `lsk_${"A".repeat(43)}`;
-    const wrong = publish(`${stream.ingestUrl}/${wrongKey}`, 5);
-    expect(await wrong.exited).not.toBe(0);
-    await t.gql(`mutation ($id: ID!) { setLiveStreamEnabled(id: $id, enabled: false) { id disabled } }`, {
-      id: stream.id,
-    });
-    const disabled = publish(`${stream.ingestUrl}/${stream.key}`, 5);
-    expect(await disabled.exited).not.toBe(0);
+    const refused = async (key: string) => {
+      const publisher = publish(`${stream.ingestUrl}/${key}`, 5);
+      expect(await publisher.exited).not.toBe(0);
+    };
+    await refused(`lsk_${"A".repeat(43)}`);
+    const rotated = await t.gql(
+      `mutation ($id: ID!) { rotateLiveStreamKey(id: $id) { ... on LiveStreamWithKey { streamKey liveStream { streamKeyHint } } } }`,
+      {
+        id: stream.id,
+      },
+    );
+    const newKey: string = rotated.data.rotateLiveStreamKey.streamKey;
+    expect(newKey).not.toBe(stream.key);
+    expect(newKey.endsWith(rotated.data.rotateLiveStreamKey.liveStream.streamKeyHint)).toBe(true);
+    await refused(stream.key);
+    await t.gql(
+      `mutation ($id: ID!) { setLiveStreamEnabled(id: $id, enabled: false) { ... on LiveStream { disabled } } }`,
+      {
+        id: stream.id,
+      },
+    );
+    await refused(newKey);
     const state = await streamState(stream.id);
     expect(state.status).toBe("IDLE");
     expect(state.activeVideo).toBeNull();
     expect(await t.app.services.db.video.count({ where: { liveStreamId: stream.id } })).toBe(0);
+
+    // Another tenant: the stream is not there for it, to read, follow, rotate or enable.
+    const other = `Bearer ${await tenantKeySecret(t.app.services.db, "live-other", ["videos:read", "videos:write"])}`;
+    const read = await t.gql(
+      `query ($id: ID!) { liveStream(id: $id) { id } liveStreams { id } }`,
+      { id: stream.id },
+      other,
+    );
+    expect(read.data).toEqual({ liveStream: null, liveStreams: [] });
+    const rotate = await t.gql(
+      `mutation ($id: ID!) { rotateLiveStreamKey(id: $id) { __typename } }`,
+      { id: stream.id },
+      other,
+    );
+    expect(rotate.data.rotateLiveStreamKey.__typename).toBe("NotFoundError");
+    const enable = await t.gql(
+      `mutation ($id: ID!) { setLiveStreamEnabled(id: $id, enabled: true) { __typename } }`,
+      { id: stream.id },
+      other,
+    );
+    expect(enable.data.setLiveStreamEnabled.__typename).toBe("NotFoundError");
+    const follow = await new Promise<string>((resolve) => {
+      t.wsClient(other).subscribe(
+        { query: `subscription ($id: ID!) { liveStreamEvents(id: $id) { status } }`, variables: { id: stream.id } },
+        {
+          // A refused subscription's errors come as its one result.
+          next: (result) => resolve(JSON.stringify(result)),
+          error: (err) => resolve(JSON.stringify(err)),
+          complete: () => resolve("complete"),
+        },
+      );
+    });
+    expect(follow).toMatch(/No live stream/);
+    expect(follow).not.toMatch(/"status"/);
+    expect((await streamState(stream.id)).disabled).toBe(true);
   });
 
   it("closes a connection whose RTMP message header declares more than the ingest allows, before allocating it", async () => {

@@ -1,3 +1,4 @@
+import { GraphQLError } from "graphql";
 import { builder } from "../builder.ts";
 import { tenantOf, type Context } from "../context.ts";
 import { NotFoundError } from "../errors.ts";
@@ -155,6 +156,7 @@ builder.mutationFields((t) => ({
     authScopes: { scope: "videos:write" },
     extensions: mutationWork({ jobs: [] }),
     args: { id: t.arg.id({ required: true }) },
+    errors: { types: [NotFoundError], union: { name: "RotateLiveStreamKeyResult" } },
     resolve: async (_root, { id }, ctx) => {
       const current = await tenantStream(ctx, String(id));
       const { key, hash, hint } = newStreamKey();
@@ -165,16 +167,16 @@ builder.mutationFields((t) => ({
       return { stream, streamKey: key };
     },
   }),
-  setLiveStreamEnabled: t.prismaField({
-    type: "LiveStream",
+  setLiveStreamEnabled: t.field({
+    type: LiveStreamRef,
     description: "Disables (its publisher is refused) or enables a live stream; its key is kept.",
     authScopes: { scope: "videos:write" },
     extensions: mutationWork({ jobs: [] }),
     args: { id: t.arg.id({ required: true }), enabled: t.arg.boolean({ required: true }) },
-    resolve: async (query, _root, { id, enabled }, ctx) => {
+    errors: { types: [NotFoundError], union: { name: "SetLiveStreamEnabledResult" } },
+    resolve: async (_root, { id, enabled }, ctx) => {
       const current = await tenantStream(ctx, String(id));
       return ctx.db.liveStream.update({
-        ...query,
         where: { id: current.id },
         data: { disabledAt: enabled ? null : (current.disabledAt ?? new Date()) },
       });
@@ -190,7 +192,11 @@ builder.subscriptionFields((t) => ({
     authScopes: { scope: "videos:read" },
     args: { id: t.arg.id({ required: true }) },
     subscribe: async (_root, { id }, ctx: Context) => {
-      const stream = await tenantStream(ctx, String(id));
+      const stream = isUuid(String(id))
+        ? await ctx.db.liveStream.findFirst({ where: { id: String(id), tenantId: tenantOf(ctx) } })
+        : null;
+      if (!stream)
+        throw new GraphQLError(`No live stream with id ${JSON.stringify(id)}`, { extensions: { code: "NOT_FOUND" } });
       return ctx.live.follow(stream.id);
     },
     resolve: (event: LiveStreamEvent) => event,
