@@ -45,7 +45,7 @@ async function createLiveStream(
 function publish(
   url: string,
   seconds: number,
-  options: { jumpAt?: number } = {},
+  options: { jumpAt?: number; videoCodec?: string } = {},
 ): { process: ChildProcess; exited: Promise<number | null> } {
   const jump = (pts: string) =>
     options.jumpAt === undefined ? [] : [`if(gte(T,${options.jumpAt}),${pts}+100/TB,${pts})`];
@@ -56,7 +56,9 @@ function publish(
       ...["-f", "lavfi", "-i", `testsrc2=size=320x240:rate=25:duration=${seconds}`],
       ...["-f", "lavfi", "-i", `sine=frequency=440:sample_rate=48000:duration=${seconds}`],
       ...jump("PTS").flatMap((e) => ["-vf", `setpts='${e}'`, "-af", `asetpts='${e}'`]),
-      ...["-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p"],
+      ...(options.videoCodec
+        ? ["-c:v", options.videoCodec]
+        : ["-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p"]),
       ...["-c:a", "aac", "-b:a", "64k", "-f", "flv", url],
     ],
     { stdio: ["ignore", "ignore", "pipe"] },
@@ -240,6 +242,16 @@ describe("live streams over RTMP", () => {
       expect(await publisher.exited).not.toBe(0);
     };
     await refused(`lsk_${"A".repeat(43)}`);
+    // The right key with a codec the encode does not take: refused, and the stream says why.
+    const flv1 = publish(`${stream.ingestUrl}/${stream.key}`, 3, { videoCodec: "flv1" });
+    expect(await flv1.exited).not.toBe(0);
+    const said = await waitFor(
+      "the refusal's reason",
+      () => streamState(stream.id),
+      (s) => s.lastError !== null,
+      5000,
+    );
+    expect(said.lastError).toMatch(/not H\.264/);
     const rotated = await t.gql(
       `mutation ($id: ID!) { rotateLiveStreamKey(id: $id) { ... on LiveStreamWithKey { streamKey liveStream { streamKeyHint } } } }`,
       {

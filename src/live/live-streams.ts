@@ -195,8 +195,13 @@ export function createLiveStreams(deps: {
         graces.set(streamId, { videoId, timer });
       }
       const stream = await db.liveStream.findUnique({ where: { id: streamId } });
-      if (stream && (stream.status === "CONNECTED" || stream.status === "LIVE"))
+      if (stream && (stream.status === "CONNECTED" || stream.status === "LIVE")) {
         await setStatus(streamId, "DISCONNECTED", { lastError: reason });
+      } else if (!broadcast && reason) {
+        // Refused after its key was accepted (its codec, size, bit rate…): the stream says why.
+        await db.liveStream.update({ where: { id: streamId }, data: { lastError: reason } });
+        announce(streamId);
+      }
     },
   };
 

@@ -119,7 +119,9 @@ export function createRtmpIngest(sessions: IngestSessions, limits: IngestLimits)
 function serveConnection(socket: Socket, sessions: IngestSessions, limits: IngestLimits): void {
   const client = `${socket.remoteAddress}:${socket.remotePort}`;
   const rtmp = new GuardedRtmp(limits);
-  let state: "handshake" | "authorizing" | "waiting for metadata" | "live" | "closed" = "handshake";
+  let state: "handshake" | "authorizing" | "waiting for metadata" | "starting" | "live" | "closed" = "handshake";
+  /** The broadcast being started: a connection that closes meanwhile ends it once it exists. */
+  let starting: Promise<unknown> | null = null;
   let streamId: string | null = null;
   let feed: LiveFeed | null = null;
   let bytes = 0;
@@ -135,7 +137,11 @@ function serveConnection(socket: Socket, sessions: IngestSessions, limits: Inges
     socket.destroy();
     if (reason) log.info("live ingest: connection closed", { client, streamId: wasStream, reason });
     // The feed stays open for a publisher that reconnects in time (live-streams.ts ends it).
-    if (wasStream) void sessions.end(wasStream, reason).catch((err) => log.error("live ingest: end failed", { err }));
+    if (wasStream)
+      void (starting ?? Promise.resolve())
+        .catch(() => {})
+        .then(() => sessions.end(wasStream, reason))
+        .catch((err) => log.error("live ingest: end failed", { err }));
   };
 
   const watch = setInterval(() => {
@@ -180,7 +186,8 @@ function serveConnection(socket: Socket, sessions: IngestSessions, limits: Inges
   };
   rtmp.onPacketCallback = (packet) => {
     if (state === "closed") return;
-    if (state !== "waiting for metadata" && state !== "live") return close("media before an accepted publish");
+    if (state !== "waiting for metadata" && state !== "starting" && state !== "live")
+      return close("media before an accepted publish");
     const refused = codecRefusal(packet);
     if (refused) return close(refused);
     const kind = packetKind(packet);
@@ -192,7 +199,7 @@ function serveConnection(socket: Socket, sessions: IngestSessions, limits: Inges
       kind,
     };
     if (state === "live") return feed!.push(item);
-    if (kind !== "metadata") {
+    if (kind !== "metadata" || state === "starting") {
       // Codec headers and the first frames wait for the broadcast (bounded like the pre-auth bytes).
       video.push(item);
       if (video.reduce((n, p) => n + p.data.length, 0) > limits.maxMessageBytes)
@@ -202,7 +209,8 @@ function serveConnection(socket: Socket, sessions: IngestSessions, limits: Inges
     const input = liveInputOf(item.data);
     if ("refused" in input) return close(input.refused);
     socket.pause();
-    sessions
+    state = "starting";
+    starting = sessions
       .begin(streamId!, input)
       .then((result) => {
         if (state === "closed") return;
@@ -287,6 +295,11 @@ function liveInputOf(data: Buffer): LiveInput | { refused: string } {
   if (width > 3840 || height > 2160 || width * height > 3840 * 2160)
     return { refused: `${width}x${height} is over the largest input (3840x2160)` };
   if (!Number.isFinite(fps) || fps <= 0 || fps > 120) return { refused: `a frame rate of ${fps} is not accepted` };
+  // Codecs as the metadata names them (an FLV id, or an enhanced-RTMP FourCC); each packet is checked again.
+  if (meta.videocodecid !== undefined && meta.videocodecid !== H264 && meta.videocodecid !== "avc1")
+    return { refused: "the video is not H.264 (set the encoder to x264 or H.264)" };
+  if (meta.audiocodecid !== undefined && ![0, "", AAC, "mp4a"].includes(meta.audiocodecid as never))
+    return { refused: "the audio is not AAC" };
   const audioCodec = meta.audiocodecid;
   return {
     width: width - (width % 2),
