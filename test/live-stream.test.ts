@@ -1,7 +1,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Browser } from "playwright-core";
 import { startTestApp, type TestApp } from "./support/app.ts";
+import { buildConsole, launchChromium } from "./support/console.ts";
 import { tenantKeySecret } from "./support/auth.ts";
 
 // A real publisher (ffmpeg pushing a lavfi source over RTMP to the API's ingest on loopback), the
@@ -10,13 +12,17 @@ import { tenantKeySecret } from "./support/auth.ts";
 const LIVE_STREAM_FIELDS = "id status ingestUrl lastError streamKeyHint disabled";
 
 let t: TestApp;
+let browser: Browser;
 
 beforeAll(async () => {
+  await buildConsole();
+  browser = await launchChromium();
   t = await startTestApp({
     env: { LIVE_SEGMENT_SECONDS: "1", LIVE_STALL_SECONDS: "3", LIVE_RECONNECT_GRACE_SECONDS: "3" },
   });
 });
 afterAll(async () => {
+  await browser?.close();
   await t?.stop();
 });
 
@@ -100,7 +106,7 @@ const durationOf = (playlist: string) =>
     .reduce((sum, line) => sum + Number.parseFloat(line.slice("#EXTINF:".length)), 0);
 
 describe("live streams over RTMP", () => {
-  it("a broadcast is playable while live, reports its states and health, and becomes a VOD recording", async () => {
+  it("a broadcast plays live in the watch page (hls.js in Chromium), reports its states, health and webhooks, and becomes a VOD recording", async () => {
     const stream = await createLiveStream("Morning show");
     // A CMS's endpoint for the stream's webhooks (its deliveries are read from the outbox below).
     const endpoint = await t.gql(
@@ -127,7 +133,7 @@ describe("live streams over RTMP", () => {
       },
     );
 
-    const seconds = 8;
+    const seconds = 10;
     const publisher = publish(`${stream.ingestUrl}/${stream.key}`, seconds);
     const live = await waitFor(
       "the broadcast to be playable",
@@ -148,6 +154,18 @@ describe("live streams over RTMP", () => {
     const whileLive = await text(rungUrl);
     expect(whileLive).toContain("#EXTINF:");
     expect(whileLive).not.toContain("#EXT-X-ENDLIST");
+    // The watch page (the console's player, hls.js in Chromium) plays it while it is live.
+    const page = await browser.newPage();
+    try {
+      await page.goto(`${t.url}/watch/${live.activeVideo.id}?autoplay=1`);
+      await page.waitForFunction(() => (document.querySelector("video")?.currentTime ?? 0) >= 1, undefined, {
+        timeout: 20_000,
+      });
+      const playedLive = await streamState(stream.id);
+      expect(playedLive.status).toBe("LIVE");
+    } finally {
+      await page.close();
+    }
 
     expect(await publisher.exited).toBe(0);
     const ended = await waitFor(
