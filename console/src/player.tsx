@@ -16,6 +16,11 @@ const HLS_CONFIG = {
   // Never fetch a rung larger than the player shows.
   capLevelToPlayerSize: true,
   startLevel: -1,
+  // A live broadcast (a playlist without an end): play two segments behind its newest, and catch
+  // up at up to 1.5× when further behind (a slow start, a stall), so a viewer stays a few seconds
+  // from the publisher rather than wherever they joined. No effect on a video that has ended.
+  liveSyncDurationCount: 2,
+  maxLiveSyncPlaybackRate: 1.5,
 };
 
 /** The audio rung's own media playlist, offered as "audio only" when known. */

@@ -128,7 +128,7 @@ export function encodeLiveLadder(args: LiveLadderArgs): LadderEncode {
             "-fflags",
             "+nobuffer",
             "-analyzeduration",
-            "1000000",
+            "200000",
             "-rw_timeout",
             String(FEED_READ_TIMEOUT_SECONDS * 1_000_000),
             "-t",
