@@ -64,6 +64,26 @@ export const uploadsCompleted = new Counter({
   registers: [apiRegistry],
 });
 
+/** Live broadcasts whose publisher is connected to this instance (docs/live.md). */
+export const liveBroadcasts = new Gauge({
+  name: "videograph_live_broadcasts",
+  help: "Live broadcasts whose publisher is connected to this API instance",
+  registers: [apiRegistry],
+});
+
+export const liveIngestBytes = new Counter({
+  name: "videograph_live_ingest_bytes_total",
+  help: "Bytes received from live publishers by this instance's RTMP ingest",
+  registers: [apiRegistry],
+});
+
+export const liveIngestClosed = new Counter({
+  name: "videograph_live_ingest_connections_closed_total",
+  help: "RTMP ingest connections closed, by why: ended (the publisher ended or dropped), refused (a key, a limit, a codec, a stall: the ingest closed it)",
+  labelNames: ["outcome"] as const,
+  registers: [apiRegistry],
+});
+
 let jobCountSource: Db | null = null;
 
 /** Jobs in the database by kind, queue and status, read when scraped. */

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Browser } from "playwright-core";
+import { liveBroadcasts, liveIngestBytes, liveIngestClosed } from "../src/metrics.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { buildConsole, launchChromium } from "./support/console.ts";
 import { tenantKeySecret } from "./support/auth.ts";
@@ -163,6 +164,7 @@ describe("live streams over RTMP", () => {
       });
       const playedLive = await streamState(stream.id);
       expect(playedLive.status).toBe("LIVE");
+      expect((await liveBroadcasts.get()).values[0]!.value).toBe(1);
     } finally {
       await page.close();
     }
@@ -207,6 +209,11 @@ describe("live streams over RTMP", () => {
       new Set([`${stream.id} ${ended.activeVideo.id}`]),
     );
     expect(health).not.toBeNull();
+    // The operators' metrics saw it: bytes in, one broadcast on while live and none now, its end.
+    expect((await liveIngestBytes.get()).values[0]!.value).toBeGreaterThan(100_000);
+    expect((await liveBroadcasts.get()).values[0]!.value).toBe(0);
+    const closed = (await liveIngestClosed.get()).values.find((v) => v.labels.outcome === "ended");
+    expect(closed?.value).toBeGreaterThanOrEqual(1);
     expect(health!.segments).toBeGreaterThan(0);
     unsubscribe();
   });

@@ -4,6 +4,7 @@ import amf from "node-media-server/src/protocol/amf.js";
 import nmsLogger from "node-media-server/src/core/logger.js";
 import Rtmp, { type RtmpAvPacket } from "node-media-server/src/protocol/rtmp.js";
 import { log } from "../log.ts";
+import { liveBroadcasts, liveIngestBytes, liveIngestClosed } from "../metrics.ts";
 import type { LiveInput } from "../protocol/messages.ts";
 import type { FeedPacket, LiveFeed } from "./feed.ts";
 import { looksLikeStreamKey } from "./stream-keys.ts";
@@ -131,6 +132,8 @@ function serveConnection(socket: Socket, sessions: IngestSessions, limits: Inges
 
   const close = (reason: string | null) => {
     if (state === "closed") return;
+    if (state === "live") liveBroadcasts.dec();
+    liveIngestClosed.inc({ outcome: reason === null ? "ended" : "refused" });
     const wasStream = streamId;
     state = "closed";
     clearInterval(watch);
@@ -217,6 +220,7 @@ function serveConnection(socket: Socket, sessions: IngestSessions, limits: Inges
         if ("refused" in result) return close(result.refused);
         feed = result.feed;
         state = "live";
+        liveBroadcasts.inc();
         feed.push(item);
         for (const p of video) feed.push(p);
         video = [];
@@ -233,6 +237,7 @@ function serveConnection(socket: Socket, sessions: IngestSessions, limits: Inges
     if (state === "closed") return;
     lastData = Date.now();
     bytes += data.length;
+    liveIngestBytes.inc(data.length);
     if (state === "handshake" && bytes > limits.preAuthBytes) return close("too many bytes before a publish");
     const now = Date.now();
     if (now - window.start > BITRATE_WINDOW_SECONDS * 1000) window = { start: now, bytes: 0 };
