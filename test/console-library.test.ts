@@ -202,6 +202,7 @@ describe("the console's library and its pages at a phone's width, in Chromium", 
       ["/", "Videos · videograph"],
       ["/upload", "Upload · videograph"],
       ["/sources", "Sources · videograph"],
+      ["/live", "Live · videograph"],
       ["/webhooks", "Webhooks · videograph"],
       ["/keys", "API keys · videograph"],
       [`/videos/${longId}`, `${LONG_TITLE} · videograph`],
@@ -222,17 +223,34 @@ describe("the console's library and its pages at a phone's width, in Chromium", 
     const key = await t.gql(`mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { __typename } }`, {
       input: { name: "k".repeat(100), scopes: ["VIDEOS_READ"] },
     });
+    const stream = await t.gql(
+      `mutation($input: CreateLiveStreamInput) { createLiveStream(input: $input) { streamKey } }`,
+      {
+        input: { title: "l".repeat(300) },
+      },
+    );
     expect([hook.data.createWebhookEndpoint.__typename, key.data.createApiKey.__typename]).toEqual([
       "CreateWebhookEndpointSuccess",
       "CreateApiKeySuccess",
     ]);
+    expect(stream.data.createLiveStream.streamKey).toMatch(/^lsk_/);
     const phone = await signedIn(PHONE);
-    for (const path of ["/", "/upload", "/sources", "/webhooks", "/keys", `/videos/${longId}`, `/watch/${longId}`]) {
+    for (const path of [
+      "/",
+      "/upload",
+      "/sources",
+      "/live",
+      "/webhooks",
+      "/keys",
+      `/videos/${longId}`,
+      `/watch/${longId}`,
+    ]) {
       await phone.goto(`${t.url}${path}`);
       if (path.startsWith("/videos/")) await phone.getByRole("cell", { name: "720p", exact: true }).waitFor();
       if (path === "/") await phone.locator(".video-card .title", { hasText: LONG_TITLE }).waitFor();
       if (path === "/webhooks") await phone.getByText("h".repeat(300), { exact: false }).first().waitFor();
       if (path === "/keys") await phone.getByText("k".repeat(100)).first().waitFor();
+      if (path === "/live") await phone.getByText("l".repeat(300)).first().waitFor();
       await phone.locator("main").waitFor();
       const widths = await phone.evaluate(() => ({
         page: document.documentElement.scrollWidth,
@@ -268,11 +286,12 @@ describe("the console's library and its pages at a phone's width, in Chromium", 
       await signedOut.context().close();
 
       const target = await signedIn(viewport);
-      for (const path of ["/", "/upload", "/sources", "/webhooks", "/keys", `/videos/${longId}`]) {
+      for (const path of ["/", "/upload", "/sources", "/live", "/webhooks", "/keys", `/videos/${longId}`]) {
         await target.goto(`${t.url}${path}`);
         await target.locator("main").waitFor();
         if (path.startsWith("/videos/")) await target.getByRole("cell", { name: "720p", exact: true }).waitFor();
         if (path === "/") await target.locator(".video-card .title", { hasText: LONG_TITLE }).waitFor();
+        if (path === "/live") await target.locator('article, p:has-text("No live streams yet.")').first().waitFor();
         await audit(target, `${path} at ${viewport.width} px`);
       }
       await target.context().close();

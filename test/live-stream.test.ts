@@ -5,7 +5,7 @@ import type { Browser } from "playwright-core";
 import { liveBroadcasts, liveIngestBytes, liveIngestClosed } from "../src/metrics.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { buildConsole, launchChromium } from "./support/console.ts";
-import { tenantKeySecret } from "./support/auth.ts";
+import { TEST_ADMIN_KEY, tenantKeySecret } from "./support/auth.ts";
 
 // A real publisher (ffmpeg pushing a lavfi source over RTMP to the API's ingest on loopback), the
 // local worker encoding the broadcast, and the HLS read back while live and after the end.
@@ -216,6 +216,42 @@ describe("live streams over RTMP", () => {
     expect(closed?.value).toBeGreaterThanOrEqual(1);
     expect(health!.segments).toBeGreaterThan(0);
     unsubscribe();
+  });
+
+  it("the console's Live page: create a stream, paste its key into a publisher, watch it live with its state, then its recording", async () => {
+    const page = await browser.newPage();
+    try {
+      await page.goto(`${t.url}/live`);
+      await page.getByLabel("API key or viewer JWT").fill(TEST_ADMIN_KEY);
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await page.getByLabel("Title").fill("Console show");
+      await page.getByLabel("Latency").selectOption("LOW");
+      await page.getByRole("button", { name: "Create live stream" }).click();
+      const settings = page.getByRole("region", { name: "Stream key and OBS settings" });
+      await settings.waitFor();
+      const codes = await settings.locator("code").allTextContents();
+      const [server, key] = codes as [string, string];
+      expect(server).toMatch(/^rtmp:\/\/localhost:\d+\/live$/);
+      expect(key).toMatch(/^lsk_/);
+      const card = page.getByRole("article", { name: "Live stream Console show" });
+      await card.getByText("Status: IDLE").waitFor();
+      const publisher = publish(`${server.replace("localhost", "127.0.0.1")}/${key}`, 6);
+      await card.getByText("Status: LIVE").waitFor({ timeout: 30_000 });
+      await card.getByText(/segments ·/).waitFor();
+      await page.waitForFunction(
+        () => ((document.querySelector("article video") as HTMLVideoElement | null)?.currentTime ?? 0) >= 1,
+        undefined,
+        {
+          timeout: 20_000,
+        },
+      );
+      expect(await publisher.exited).toBe(0);
+      await card.getByText("Status: ENDED").waitFor({ timeout: 30_000 });
+      await card.getByRole("link", { name: "Console show" }).waitFor();
+      expect(await card.textContent()).toContain("Recording");
+    } finally {
+      await page.close();
+    }
   });
 
   it("a publisher that reconnects within the grace continues the same broadcast, and a timestamp jump leaves no gap", async () => {

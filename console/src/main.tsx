@@ -9,6 +9,7 @@ import { VideosPage } from "./pages/videos.tsx";
 import { WatchPage } from "./pages/watch.tsx";
 import { WebhooksPage } from "./pages/webhooks.tsx";
 import { KeysPage } from "./pages/keys.tsx";
+import { LivePage } from "./pages/live.tsx";
 import { Link, navigate, useLocation } from "./router.tsx";
 import { credential, credentialKind, forgetCredential } from "./session.ts";
 
@@ -29,6 +30,7 @@ function App() {
   if (video) page = <VideoPage key={video[1]} videoId={video[1]!} />;
   else if (path === "/upload") page = <UploadPage />;
   else if (path === "/sources") page = <SourcesPage />;
+  else if (path === "/live") page = <LivePage />;
   else if (path === "/webhooks") page = <WebhooksPage />;
   else if (path === "/keys") page = <KeysPage />;
 
@@ -50,6 +52,7 @@ function App() {
             {nav("/", "Videos")}
             {nav("/upload", "Upload")}
             {nav("/sources", "Sources")}
+            {nav("/live", "Live")}
             {nav("/webhooks", "Webhooks")}
             {nav("/keys", "API keys")}
             <li>

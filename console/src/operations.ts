@@ -436,3 +436,47 @@ export const TenantAnalyticsQuery = graphql(`
 export const ViewersNowSubscription = graphql(`
   subscription ViewersNow($videoId: ID!) { viewersNow(videoId: $videoId) }
 `);
+
+const LiveStreamFields = graphql(`
+  fragment LiveStreamFields on LiveStream {
+    id title status latencyMode playbackPolicy streamKeyHint disabled lastError ingestUrl createdAt
+    activeVideo { id title status playable playbackUrl posterUrl duration }
+  }
+`);
+
+export const LiveStreamsQuery = graphql(
+  `
+  query LiveStreams { liveStreams { ...LiveStreamFields } }
+`,
+  [LiveStreamFields],
+);
+
+export const CreateLiveStreamMutation = graphql(`
+  mutation CreateLiveStream($input: CreateLiveStreamInput) {
+    createLiveStream(input: $input) { streamKey liveStream { id } }
+  }
+`);
+
+export const RotateLiveStreamKeyMutation = graphql(`
+  mutation RotateLiveStreamKey($id: ID!) {
+    rotateLiveStreamKey(id: $id) { __typename ... on LiveStreamWithKey { streamKey } ... on Error { message } }
+  }
+`);
+
+export const SetLiveStreamEnabledMutation = graphql(`
+  mutation SetLiveStreamEnabled($id: ID!, $enabled: Boolean!) {
+    setLiveStreamEnabled(id: $id, enabled: $enabled) { __typename ... on Error { message } }
+  }
+`);
+
+export const LiveStreamEventsSubscription = graphql(
+  `
+  subscription LiveStreamEvents($id: ID!) {
+    liveStreamEvents(id: $id) {
+      health { mediaSeconds fps speed segments behindSeconds inputBitrate }
+      liveStream { ...LiveStreamFields }
+    }
+  }
+`,
+  [LiveStreamFields],
+);

@@ -22,7 +22,8 @@ const FAVICON = "/favicon.ico";
  * falls through to the API's routes, so the console never shadows /graphql, /media, /health,
  * /uploads or a route added later.
  */
-const PAGE = /^\/(?:|signin|upload|sources|webhooks|keys|videos(?:\/[A-Za-z0-9_-]{1,64})?|watch\/[A-Za-z0-9_-]{1,64})$/;
+const PAGE =
+  /^\/(?:|signin|upload|sources|live|webhooks|keys|videos(?:\/[A-Za-z0-9_-]{1,64})?|watch\/[A-Za-z0-9_-]{1,64})$/;
 
 const CONTENT_TYPES: Record<string, string> = {
   ".js": "text/javascript; charset=utf-8",

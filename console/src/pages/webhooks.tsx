@@ -23,6 +23,10 @@ const EVENT_TYPES: [EventType, string][] = [
   ["VIDEO_FAILED", "video.failed"],
   ["VARIANT_READY", "variant.ready"],
   ["JOB_FAILED", "job.failed"],
+  ["LIVE_STREAM_CONNECTED", "live_stream.connected"],
+  ["LIVE_STREAM_LIVE", "live_stream.live"],
+  ["LIVE_STREAM_DISCONNECTED", "live_stream.disconnected"],
+  ["LIVE_STREAM_ENDED", "live_stream.ended"],
 ];
 
 /** The tenant's webhook endpoints with their latest deliveries; resend one, add or remove an endpoint. */

@@ -1,0 +1,214 @@
+import { useEffect, useState } from "preact/hooks";
+import { formatDate, statusLabel } from "../format.ts";
+import { type ResultOf, request, runAndReload, subscribe, type VariablesOf } from "../graphql.ts";
+import {
+  CreateLiveStreamMutation,
+  LiveStreamEventsSubscription,
+  LiveStreamsQuery,
+  RotateLiveStreamKeyMutation,
+  SetLiveStreamEnabledMutation,
+} from "../operations.ts";
+import { Player } from "../player.tsx";
+import { Link, useTitle } from "../router.tsx";
+
+type Stream = ResultOf<typeof LiveStreamsQuery>["liveStreams"][number];
+type Health = NonNullable<ResultOf<typeof LiveStreamEventsSubscription>["liveStreamEvents"]["health"]>;
+type CreateInput = NonNullable<VariablesOf<typeof CreateLiveStreamMutation>["input"]>;
+type LatencyMode = NonNullable<CreateInput["latencyMode"]>;
+type PlaybackPolicy = NonNullable<CreateInput["playbackPolicy"]>;
+
+/** A key just made or rotated: shown once, with the settings to paste into OBS. */
+interface ShownKey {
+  streamId: string;
+  key: string;
+}
+
+/** Live streams: make one, get its key and OBS settings, watch its broadcast with its state and health. */
+export function LivePage() {
+  useTitle("Live");
+  const [streams, setStreams] = useState<Stream[] | null>(null);
+  const [message, setMessage] = useState<string | null>(null);
+  const [shown, setShown] = useState<ShownKey | null>(null);
+  const [title, setTitle] = useState("");
+  const [latencyMode, setLatencyMode] = useState<LatencyMode>("STANDARD");
+  const [playbackPolicy, setPlaybackPolicy] = useState<PlaybackPolicy>("PUBLIC");
+  const load = () =>
+    request(LiveStreamsQuery, {})
+      .then((data) => setStreams(data.liveStreams))
+      .catch((err: Error) => setMessage(err.message));
+  useEffect(() => {
+    void load();
+  }, []);
+  const run = (work: () => Promise<{ __typename: string; message?: string }>) => runAndReload(work, setMessage, load);
+
+  return (
+    <section aria-labelledby="live-title">
+      <h1 id="live-title">Live</h1>
+      <form
+        class="card"
+        onSubmit={(event) => {
+          event.preventDefault();
+          void run(async () => {
+            const input = { title: title || null, latencyMode, playbackPolicy };
+            const { streamKey, liveStream } = (await request(CreateLiveStreamMutation, { input })).createLiveStream;
+            setShown({ streamId: liveStream.id, key: streamKey });
+            return { __typename: "LiveStreamWithKey" };
+          });
+        }}
+      >
+        <h2>Go live</h2>
+        <label for="live-stream-title">Title</label>
+        <input id="live-stream-title" value={title} onInput={(e) => setTitle((e.target as HTMLInputElement).value)} />
+        <label for="live-stream-latency">Latency</label>
+        <select
+          id="live-stream-latency"
+          value={latencyMode}
+          onChange={(e) => setLatencyMode((e.target as HTMLSelectElement).value as LatencyMode)}
+        >
+          <option value="STANDARD">Standard (2 s segments)</option>
+          <option value="LOW">Low (1 s segments)</option>
+        </select>
+        <label for="live-stream-policy">Playback</label>
+        <select
+          id="live-stream-policy"
+          value={playbackPolicy}
+          onChange={(e) => setPlaybackPolicy((e.target as HTMLSelectElement).value as PlaybackPolicy)}
+        >
+          <option value="PUBLIC">Public</option>
+          <option value="SIGNED">Signed (tokens)</option>
+        </select>
+        <button type="submit">Create live stream</button>
+      </form>
+      {message && (
+        <p role="alert" class="error">
+          {message}
+        </p>
+      )}
+      {streams?.length === 0 && <p>No live streams yet.</p>}
+      {streams?.map((stream) => (
+        <LiveStreamCard
+          key={stream.id}
+          initial={stream}
+          shownKey={shown?.streamId === stream.id ? shown.key : null}
+          onRotate={() =>
+            run(async () => {
+              const result = (await request(RotateLiveStreamKeyMutation, { id: stream.id })).rotateLiveStreamKey;
+              if (result.__typename === "LiveStreamWithKey" && "streamKey" in result)
+                setShown({ streamId: stream.id, key: result.streamKey });
+              return result;
+            })
+          }
+          onEnable={(enabled) =>
+            run(
+              async () =>
+                (await request(SetLiveStreamEnabledMutation, { id: stream.id, enabled })).setLiveStreamEnabled,
+            )
+          }
+        />
+      ))}
+    </section>
+  );
+}
+
+/** One stream, followed over `liveStreamEvents`: its state, its encode's health, its broadcast's player. */
+function LiveStreamCard(props: {
+  initial: Stream;
+  shownKey: string | null;
+  onRotate: () => void;
+  onEnable: (enabled: boolean) => void;
+}) {
+  const [stream, setStream] = useState<Stream>(props.initial);
+  const [health, setHealth] = useState<Health | null>(null);
+  useEffect(() => setStream(props.initial), [props.initial]);
+  useEffect(
+    () =>
+      subscribe(
+        LiveStreamEventsSubscription,
+        { id: props.initial.id },
+        {
+          next: (data) => {
+            setStream(data.liveStreamEvents.liveStream);
+            setHealth(data.liveStreamEvents.health ?? null);
+          },
+        },
+      ),
+    [props.initial.id],
+  );
+  const video = stream.activeVideo;
+  const onAir = stream.status === "CONNECTED" || stream.status === "LIVE";
+  return (
+    <article class="card" aria-label={`Live stream ${stream.title}`}>
+      <h2>{stream.title}</h2>
+      <p>
+        <span aria-live="polite">
+          Status: <strong>{stream.status}</strong>
+        </span>{" "}
+        · {stream.latencyMode === "LOW" ? "low latency" : "standard latency"} · {stream.playbackPolicy.toLowerCase()} ·
+        key …{stream.streamKeyHint} {stream.disabled && "· disabled"} · since {formatDate(stream.createdAt)}
+      </p>
+      {stream.lastError && <p class="warning">Last error: {stream.lastError}</p>}
+      {props.shownKey && <ObsSettings ingestUrl={stream.ingestUrl} streamKey={props.shownKey} />}
+      {onAir && health && (
+        <p class="muted">
+          Encode: {health.speed === null ? "…" : `${health.speed.toFixed(2)}×`} · {health.fps ?? "…"} fps ·{" "}
+          {health.segments} segments · {health.behindSeconds === null ? "…" : `${health.behindSeconds.toFixed(1)} s`}{" "}
+          behind · input {health.inputBitrate === null ? "…" : `${Math.round(health.inputBitrate / 1000)} kbit/s`}
+        </p>
+      )}
+      {stream.status === "LIVE" && video?.playbackUrl && (
+        <Player
+          key={video.id}
+          src={video.playbackUrl}
+          poster={video.posterUrl}
+          title={`${stream.title}, live`}
+          autoplay
+          muted
+        />
+      )}
+      {video && !onAir && (
+        <p>
+          {stream.status === "ENDED" ? "Recording" : "Broadcast"}:{" "}
+          <Link href={`/videos/${video.id}`}>{video.title}</Link> ({statusLabel(video.status)})
+        </p>
+      )}
+      <div class="actions">
+        <button type="button" onClick={props.onRotate}>
+          Rotate key
+        </button>
+        <button type="button" class={stream.disabled ? "" : "danger"} onClick={() => props.onEnable(stream.disabled)}>
+          {stream.disabled ? "Enable" : "Disable"}
+        </button>
+      </div>
+    </article>
+  );
+}
+
+/** What to paste into OBS (Settings → Stream, and Output), and the same as an ffmpeg command. */
+function ObsSettings(props: { ingestUrl: string; streamKey: string }) {
+  return (
+    <section class="warning obs-settings" aria-label="Stream key and OBS settings">
+      <p>Stream key, shown once: keep it secret (anyone with it can broadcast on this stream).</p>
+      <dl>
+        <dt>OBS → Settings → Stream → Service</dt>
+        <dd>Custom…</dd>
+        <dt>Server</dt>
+        <dd>
+          <code>{props.ingestUrl}</code>
+        </dd>
+        <dt>Stream Key</dt>
+        <dd>
+          <code>{props.streamKey}</code>
+        </dd>
+        <dt>Output</dt>
+        <dd>
+          Video encoder x264 (or any H.264 encoder), rate control CBR, keyframe interval 2 s; audio AAC. Up to
+          3840×2160.
+        </dd>
+        <dt>From a terminal</dt>
+        <dd>
+          <code>{`ffmpeg -re -i input.mp4 -c:v libx264 -preset veryfast -g 60 -c:a aac -f flv "${props.ingestUrl}/${props.streamKey}"`}</code>
+        </dd>
+      </dl>
+    </section>
+  );
+}
