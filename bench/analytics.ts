@@ -6,6 +6,7 @@
 // its goal. Figures, not assertions (docs/performance.md, "Viewer analytics").
 //   npm run bench:analytics                          20 s at 2,000 batches/s
 //   npm run bench:analytics -- --seconds=300         the goal's 5 minutes
+//   npm run bench:analytics -- --profile=DIR         the API's V8 CPU profiles (.cpuprofile) into DIR
 import { randomBytes } from "node:crypto";
 import http from "node:http";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -23,19 +24,22 @@ const USAGE = `usage: npm run bench:analytics -- [--seconds=S] [--rate=R] [--vid
 Starts the API on a throw-away database, sends R beacon batches a second (each one request with a few
 events) for S seconds to N views spread over V videos, and times a \`video\` query idle and under that
 load; then times Video.analytics over 30 days of rollups holding 1,000 views a day.
-Defaults: 20 s, 2,000 batches/s, 20 videos, 2,000 views. The issue's goal is 300 s at 2,000/s.`;
+Defaults: 20 s, 2,000 batches/s, 20 videos, 2,000 views. The issue's goal is 300 s at 2,000/s.
+--profile=DIR writes the API's V8 CPU profiles (.cpuprofile, one per thread, for Chrome DevTools) into DIR.`;
 const { values: flags } = parseCommandLine(USAGE, {
   options: {
     seconds: { type: "string", default: "20" },
     rate: { type: "string", default: "2000" },
     videos: { type: "string", default: "20" },
     views: { type: "string", default: "2000" },
+    profile: { type: "string" },
   },
 });
 const seconds = Number(flags.seconds);
 const rate = Number(flags.rate);
 const videoCount = Number(flags.videos);
 const viewCount = Number(flags.views);
+const profileDir = flags.profile ? path.resolve(flags.profile) : null;
 if (!(seconds >= 1 && seconds <= 3600 && rate >= 1 && rate <= 20_000 && videoCount >= 1 && viewCount >= videoCount)) {
   usageError(USAGE, "--seconds 1..3600, --rate 1..20000, --videos at least 1 and --views at least --videos");
 }
@@ -115,6 +119,10 @@ try {
     RATE_LIMIT_MUTATIONS_PER_MINUTE: "100000",
     ANALYTICS_BATCHES_PER_VIEW_PER_MINUTE: "100000",
     ANALYTICS_REQUESTS_PER_CLIENT_PER_MINUTE: "100000000",
+    // The profile is written as the API exits (SIGTERM below).
+    ...(profileDir && {
+      NODE_OPTIONS: [process.env.NODE_OPTIONS ?? "", "--cpu-prof", `--cpu-prof-dir=${profileDir}`].join(" ").trim(),
+    }),
   });
   const base = new URL(api.url);
   const videoIds: string[] = [];
