@@ -1,6 +1,7 @@
 import type pg from "pg";
 
-const TOPIC = "analyticsCollection";
+/** The fan-out topic of a change: `{ tenantId }`, or no tenant (anything may have changed). */
+export const COLLECTION_TOPIC = "analyticsCollection";
 /** How long this process trusts what it read of a tenant's switch; a change on any instance clears it at once. */
 const TRUST_MS = 10_000;
 
@@ -11,7 +12,7 @@ const TRUST_MS = 10_000;
  */
 export function createCollectionSwitch(pool: pg.Pool, target: EventTarget) {
   const known = new Map<string, { enabled: boolean; at: number }>();
-  target.addEventListener(TOPIC, (event) => {
+  target.addEventListener(COLLECTION_TOPIC, (event) => {
     const tenantId = ((event as CustomEvent).detail as { tenantId?: string } | undefined)?.tenantId;
     // A resync (the fan-out reconnected) names no tenant: anything may have changed.
     if (tenantId) known.delete(tenantId);
@@ -39,7 +40,7 @@ export function createCollectionSwitch(pool: pg.Pool, target: EventTarget) {
     async set(tenantId: string, enabled: boolean): Promise<void> {
       await pool.query(`UPDATE "Tenant" SET "analyticsEnabled" = $2 WHERE id = $1`, [tenantId, enabled]);
       remember(tenantId, enabled);
-      target.dispatchEvent(new CustomEvent(TOPIC, { detail: { tenantId } }));
+      target.dispatchEvent(new CustomEvent(COLLECTION_TOPIC, { detail: { tenantId } }));
     },
   };
 }
