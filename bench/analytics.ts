@@ -9,7 +9,7 @@
 //   npm run bench:analytics -- --profile=DIR         the API's V8 CPU profiles (.cpuprofile) into DIR
 import { randomBytes } from "node:crypto";
 import http from "node:http";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
@@ -109,6 +109,25 @@ function queryLoop(base: URL, ids: string[]) {
   };
 }
 
+/**
+ * CPU seconds used so far by each thread of process `pid`, summed by thread name, the main thread as
+ * "main" (Linux's /proc; empty elsewhere). A thread that ended is not counted.
+ */
+async function threadCpuSeconds(pid: number): Promise<Map<string, number>> {
+  const byName = new Map<string, number>();
+  const tids = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
+  for (const tid of tids) {
+    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, "utf8").catch(() => "");
+    const close = stat.lastIndexOf(")");
+    if (close < 0) continue;
+    const name = tid === String(pid) ? "main" : stat.slice(stat.indexOf("(") + 1, close);
+    // The fields after the name start at the third (state); utime and stime are the 14th and 15th, in 1/100 s.
+    const fields = stat.slice(close + 2).split(" ");
+    byName.set(name, (byName.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100);
+  }
+  return byName;
+}
+
 const scratch = await mkdtemp(path.join(os.tmpdir(), "videograph-bench-analytics-"));
 const database = await benchDatabase(path.join(scratch, "postgres"), "videograph_bench_analytics", log);
 try {
@@ -146,9 +165,12 @@ try {
     views.push(...started);
   }
 
-  log("idle: video queries for 10 s");
+  // As long as the load (10 to 30 s), so both p99s are read from samples of about the same size.
+  const idleSeconds = Math.min(30, Math.max(10, seconds));
+  log(`idle: video queries for ${idleSeconds} s`);
+  const loadBefore = os.loadavg()[0]!;
   const idleLoop = queryLoop(base, videoIds);
-  await new Promise((resolve) => setTimeout(resolve, 10_000));
+  await new Promise((resolve) => setTimeout(resolve, idleSeconds * 1000));
   const idle = await idleLoop.stop();
 
   log(`load: ${rate} batches/s for ${seconds} s`);
@@ -160,6 +182,7 @@ try {
   let skipped = 0;
   const MAX_IN_FLIGHT = 1024;
   const inflight = new Set<Promise<void>>();
+  const cpuBefore = await threadCpuSeconds(api.child.pid!);
   const loadStart = performance.now();
   const tickMs = 10;
   await new Promise<void>((resolve) => {
@@ -197,6 +220,8 @@ try {
     }, tickMs);
   });
   await Promise.all(inflight);
+  const loadAfter = os.loadavg()[0]!;
+  const cpuAfter = await threadCpuSeconds(api.child.pid!);
   const loadSeconds = (performance.now() - loadStart) / 1000;
   const underLoad = await loadLoop.stop();
   ingest.sort((a, b) => a - b);
@@ -238,6 +263,11 @@ try {
       ms(percentile(ingest, 99)),
       `< ${GOALS.ingestP99Ms} ms ${percentile(ingest, 99) < GOALS.ingestP99Ms ? "✔" : "✘"}`,
     ],
+    [
+      `\`video\` query p50 / p95 idle → under load`,
+      `${ms(percentile(idle, 50))} / ${ms(percentile(idle, 95))} → ${ms(percentile(underLoad, 50))} / ${ms(percentile(underLoad, 95))}`,
+      "",
+    ],
     [`\`video\` query p99 idle (${idle.length} queries)`, ms(idleP99), ""],
     [
       `\`video\` query p99 under load (${underLoad.length} queries)`,
@@ -255,9 +285,21 @@ try {
       `< ${GOALS.analyticsMs} ms ${reportTimes.at(-1)! < GOALS.analyticsMs ? "✔" : "✘"}`,
     ],
   ];
+  if (cpuAfter.size) {
+    const used = [...cpuAfter]
+      .map(([name, s]) => [name, s - (cpuBefore.get(name) ?? 0)] as const)
+      .filter(([, s]) => s >= 0.05)
+      .sort((a, b) => b[1] - a[1]);
+    const perBatch = (s: number) => `${((s * 1e6) / Math.max(1, sent)).toFixed(0)} µs a batch`;
+    rows.push([
+      "API CPU while loaded, by thread",
+      used.map(([name, s]) => `${name} ${s.toFixed(1)} s (${perBatch(s)})`).join(", "),
+      "",
+    ]);
+  }
   const width = Math.max(...rows.map((r) => r[0].length));
   process.stdout.write(
-    `\nviewer analytics: ${seconds} s at ${rate} batches/s, ${viewCount} views of ${videoCount} videos (${os.cpus().length} cores)\n`,
+    `\nviewer analytics: ${seconds} s at ${rate} batches/s, ${viewCount} views of ${videoCount} videos (${os.cpus().length} cores; load average ${loadBefore.toFixed(2)} before the idle run, ${loadAfter.toFixed(2)} after the load)\n`,
   );
   for (const [what, value, goal] of rows) process.stdout.write(`${what.padEnd(width)}  ${value.padEnd(22)}  ${goal}\n`);
   await api.stop("SIGTERM");
