@@ -12,7 +12,7 @@ import http from "node:http";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { performance } from "node:perf_hooks";
+import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import pg from "pg";
 import { parseCommandLine, usageError } from "../src/shared/command-line.ts";
 import { ANALYTICS_PATHS } from "../src/shared/analytics-beacons.ts";
@@ -176,6 +176,8 @@ try {
   log(`load: ${rate} batches/s for ${seconds} s`);
   const loadLoop = queryLoop(base, videoIds);
   const ingest: number[] = [];
+  /** Ingest latencies by 10-second window of the load, and the machine's load average as each began. */
+  const windows: { ms: number[]; load: number }[] = [];
   const statuses = new Map<number, number>();
   let sent = 0;
   let inFlight = 0;
@@ -183,6 +185,9 @@ try {
   const MAX_IN_FLIGHT = 1024;
   const inflight = new Set<Promise<void>>();
   const cpuBefore = await threadCpuSeconds(api.child.pid!);
+  // The sender shares the cores: a stall of its own shows as a burst of late batches, not the API's fault.
+  const senderDelay = monitorEventLoopDelay({ resolution: 10 });
+  senderDelay.enable();
   const loadStart = performance.now();
   const tickMs = 10;
   await new Promise<void>((resolve) => {
@@ -212,6 +217,9 @@ try {
         const p: Promise<void> = post(base, ANALYTICS_PATHS.beacons, body).then((r) => {
           inFlight--;
           ingest.push(r.ms);
+          const w = Math.floor((performance.now() - loadStart) / 10_000);
+          windows[w] ??= { ms: [], load: os.loadavg()[0]! };
+          windows[w].ms.push(r.ms);
           statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
           inflight.delete(p);
         });
@@ -220,6 +228,7 @@ try {
     }, tickMs);
   });
   await Promise.all(inflight);
+  senderDelay.disable();
   const loadAfter = os.loadavg()[0]!;
   const cpuAfter = await threadCpuSeconds(api.child.pid!);
   const loadSeconds = (performance.now() - loadStart) / 1000;
@@ -285,6 +294,28 @@ try {
       `< ${GOALS.analyticsMs} ms ${reportTimes.at(-1)! < GOALS.analyticsMs ? "✔" : "✘"}`,
     ],
   ];
+  if (windows.length > 1) {
+    // Whether a p99 over the goal is spread over the run or a few bad stretches (and the load then).
+    const byWindow = windows.filter(Boolean).map((w) => ({
+      p99: percentile(
+        w.ms.sort((a, b) => a - b),
+        99,
+      ),
+      load: w.load,
+    }));
+    const over = byWindow.filter((w) => w.p99 >= GOALS.ingestP99Ms);
+    const sortedP99 = byWindow.map((w) => w.p99).sort((a, b) => a - b);
+    rows.push([
+      `ingest p99 by 10 s window: best / median / worst (${byWindow.length})`,
+      `${ms(sortedP99[0]!)} / ${ms(percentile(sortedP99, 50))} / ${ms(sortedP99.at(-1)!)}`,
+      `${over.length} over ${GOALS.ingestP99Ms} ms${over.length ? ` (load average then ${over.map((w) => w.load.toFixed(1)).join(", ")})` : ""}`,
+    ]);
+  }
+  rows.push([
+    "the bench's own event loop delay p99 / max",
+    `${ms(senderDelay.percentile(99) / 1e6)} / ${ms(senderDelay.max / 1e6)}`,
+    "(the sender stalled: its batches went late)",
+  ]);
   if (cpuAfter.size) {
     const used = [...cpuAfter]
       .map(([name, s]) => [name, s - (cpuBefore.get(name) ?? 0)] as const)
