@@ -386,6 +386,56 @@ describe("viewer analytics: the collection endpoint", () => {
     expect(await db.analyticsSalt.count()).toBeGreaterThan(0);
   });
 
+  it("takes a burst of batches from many views while GraphQL queries are answered beside them", async () => {
+    const { id } = await createUpload(t, "burst");
+    const VIEWS = 20;
+    const BATCHES = 6;
+    const viewers = await Promise.all(
+      Array.from({ length: VIEWS }, async () => {
+        const client = newClient();
+        const started = await startView(t, id, client);
+        return { client, view: { videoId: id, viewToken: started.body.viewToken } };
+      }),
+    );
+    const sending = Promise.all(
+      viewers.map(async ({ client, view }) => {
+        const statuses: number[] = [];
+        for (let seq = 0; seq < BATCHES; seq++) {
+          const events = [{ type: "watch", at: seq * 1000, height: 720, watchedMs: 1000 }] satisfies BeaconEvent[];
+          statuses.push((await sendBatch(t, view, seq, events, client)).status);
+        }
+        return statuses;
+      }),
+    );
+    const answered: unknown[] = [];
+    for (let i = 0; i < 10; i++)
+      answered.push((await t.gql(`query ($id: ID!) { video(id: $id) { id title } }`, { id })).data);
+    expect((await sending).flat()).toEqual(Array(VIEWS * BATCHES).fill(202));
+    expect(answered).toEqual(Array(10).fill({ video: { id, title: "burst" } }));
+    expect(await analyticsOf(t, id)).toMatchObject({ views: VIEWS, watchTimeSeconds: VIEWS * BATCHES });
+  });
+
+  it("starts its ingest thread again when the thread dies, and goes on taking batches", async () => {
+    const thread = t.app.services.analytics.ingestThread;
+    const { id } = await createUpload(t, "restarted");
+    const client = newClient();
+    const started = await startView(t, id, client);
+    const view = { videoId: id, viewToken: started.body.viewToken };
+    const watched = (seq: number, watchedMs: number) =>
+      sendBatch(t, view, seq, [{ type: "watch", at: seq * 10_000, height: 720, watchedMs }], client);
+    expect(await watched(0, 1000)).toMatchObject({ status: 202, body: { counted: true } });
+    // Written before the thread is killed (a report writes what the thread holds first): what it
+    // still held would be lost, as on a crash of the process.
+    expect((await analyticsOf(t, id)).watchTimeSeconds).toBe(1);
+
+    const killed = thread.threadId;
+    expect(killed).not.toBeNull();
+    await thread.kill();
+    await expect.poll(() => thread.threadId !== null && thread.threadId !== killed, { timeout: 10_000 }).toBe(true);
+    expect(await watched(1, 2000)).toMatchObject({ status: 202, body: { counted: true } });
+    expect((await analyticsOf(t, id)).watchTimeSeconds).toBe(3);
+  });
+
   it("counts live viewers in viewersNow, and deleting the video deletes its analytics", async () => {
     const { id } = await createUpload(t, "live");
     const counts: number[] = [];

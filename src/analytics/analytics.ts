@@ -6,9 +6,9 @@ import { log } from "../log.ts";
 import { ANALYTICS_PATHS } from "../shared/analytics-beacons.ts";
 import { type CollectionLimits, createCollectionEndpoint } from "./collect.ts";
 import { type AnalyticsInterval, type AnalyticsScope, analyticsReport } from "./figures.ts";
-import { createBatchBuffer } from "./batch-buffer.ts";
-import { createCollectionSwitch } from "./collection-switch.ts";
+import { COLLECTION_TOPIC, createCollectionSwitch } from "./collection-switch.ts";
 import { createAnalyticsIngest } from "./ingest.ts";
+import { createIngestThread } from "./ingest-supervisor.ts";
 import { serveAnalyticsScript } from "./script.ts";
 import { ViewTokens } from "./view-tokens.ts";
 import { createViewersNow } from "./viewers-now.ts";
@@ -28,7 +28,8 @@ const PRUNE_EVERY_MS = 3600_000;
 /**
  * Viewer analytics (docs/analytics.md): the collection endpoint, the hourly rollups it keeps, the
  * reports GraphQL reads from them, live viewer counts and the pruning of raw views. Its own small
- * pool: ingest is one statement per request and must not queue behind Prisma's.
+ * pool (starting views, reports), so it never queues behind Prisma's; beacon batches are taken and
+ * written by the ingest thread, with a pool of its own.
  */
 export function createAnalytics(options: {
   databaseUrl: string;
@@ -49,12 +50,23 @@ export function createAnalytics(options: {
   });
   pool.on("error", (err) => log.warn("analytics connection lost", { err }));
   const ingest = createAnalyticsIngest(pool);
-  const buffer = createBatchBuffer(pool, FLUSH_EVERY_MS);
   const collection = createCollectionSwitch(pool, options.eventTarget);
+  const ingestThread = createIngestThread({
+    databaseUrl: options.databaseUrl,
+    signingSecret: options.signingSecret,
+    viewTokenTtlSeconds: settings.viewTokenTtlSeconds,
+    batchesPerViewPerMinute: settings.batchesPerViewPerMinute,
+    flushEveryMs: FLUSH_EVERY_MS,
+  });
+  // The ingest thread keeps its own memory of the switches; it hears of a change as this thread does.
+  options.eventTarget.addEventListener(COLLECTION_TOPIC, (event) => {
+    const tenantId = ((event as CustomEvent).detail as { tenantId?: string } | undefined)?.tenantId;
+    ingestThread.collectionChanged(tenantId ?? null);
+  });
   const viewersNow = createViewersNow({
     target: options.eventTarget,
     count: async (videoId) => {
-      await buffer.flush();
+      await ingestThread.flush();
       return ingest.viewersNow(videoId, settings.viewersNowSeconds);
     },
     publishEveryMs: 1000,
@@ -63,7 +75,7 @@ export function createAnalytics(options: {
   const endpoint = createCollectionEndpoint({
     pool,
     ingest,
-    buffer,
+    ingestThread,
     collection,
     viewTokens: new ViewTokens(options.signingSecret, settings.viewTokenTtlSeconds),
     playbackTokens: options.playbackTokens,
@@ -84,23 +96,28 @@ export function createAnalytics(options: {
       url.pathname === ANALYTICS_PATHS.script ? serveAnalyticsScript(res) : endpoint.handle(req, res, url),
     /** The figures of a video or tenant; what this process has pending is written first. */
     async report(scope: AnalyticsScope, range: { from: Date; to: Date; interval: AnalyticsInterval }) {
-      await buffer.flush();
+      await ingestThread.flush();
       return analyticsReport(pool, scope, range);
     },
-    /** Turns a tenant's collection on or off on every API instance. */
-    setCollection: collection.set,
+    /** Turns a tenant's collection on or off on every API instance (this one's ingest thread at once). */
+    async setCollection(tenantId: string, enabled: boolean): Promise<void> {
+      await collection.set(tenantId, enabled);
+      ingestThread.collectionChanged(tenantId);
+    },
+    /** The thread that takes beacon batches (ingest-thread.ts). */
+    ingestThread,
     followViewersNow: viewersNow.follow,
     /** Deletes raw views past the retention window (also hourly once started). */
     prune,
     start(): void {
-      buffer.start();
+      ingestThread.start();
       void prune();
       pruneTimer = setInterval(prune, PRUNE_EVERY_MS);
       pruneTimer.unref();
     },
     async stop(): Promise<void> {
       if (pruneTimer) clearInterval(pruneTimer);
-      await buffer.stop();
+      await ingestThread.stop();
       await pool.end();
     },
   };

@@ -276,5 +276,3 @@ export function createBatchBuffer(pool: pg.Pool, flushEveryMs: number) {
     },
   };
 }
-
-export type BatchBuffer = ReturnType<typeof createBatchBuffer>;

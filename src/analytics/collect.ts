@@ -4,10 +4,11 @@ import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
 import { clientAddress } from "../http/client-address.ts";
 import type { PlaybackTokens } from "../http/playback-tokens.ts";
 import { log } from "../log.ts";
-import { ANALYTICS_PATHS, parseBeaconBatch, parseViewStart, type ViewStarted } from "../shared/analytics-beacons.ts";
-import type { BatchBuffer } from "./batch-buffer.ts";
+import { ANALYTICS_PATHS, parseViewStart, type ViewStarted } from "../shared/analytics-beacons.ts";
 import type { CollectionSwitch } from "./collection-switch.ts";
-import { type AnalyticsIngest, batchFigures } from "./ingest.ts";
+import type { AnalyticsIngest } from "./ingest.ts";
+import { type Answer, REASONS, refusal, UNAVAILABLE } from "./ingest-messages.ts";
+import type { IngestThread } from "./ingest-supervisor.ts";
 import type { ViewTokens } from "./view-tokens.ts";
 
 /** The collection endpoint's limits (ANALYTICS_* settings, docs/configuration.md). */
@@ -23,7 +24,8 @@ export interface CollectionLimits {
 export interface CollectionDeps {
   pool: pg.Pool;
   ingest: AnalyticsIngest;
-  buffer: BatchBuffer;
+  /** Takes the beacon batches: their bytes go to the ingest thread, which answers. */
+  ingestThread: IngestThread;
   collection: CollectionSwitch;
   viewTokens: ViewTokens;
   playbackTokens: PlaybackTokens;
@@ -32,15 +34,11 @@ export interface CollectionDeps {
   onActivity(videoId: string): void;
 }
 
-/** A refusal: the status and the reason the body gives. */
+/** A refusal made on the main thread: the status and the reason the body gives. */
 class Refusal {
-  readonly status: number;
-  readonly reason: string;
-  readonly retryAfterSeconds: number | undefined;
+  readonly answer: Answer;
   constructor(status: number, reason: string, retryAfterSeconds?: number) {
-    this.status = status;
-    this.reason = reason;
-    this.retryAfterSeconds = retryAfterSeconds;
+    this.answer = refusal(status, reason, retryAfterSeconds);
   }
 }
 
@@ -55,23 +53,30 @@ const CORS_HEADERS = {
 /**
  * The collection endpoint: `POST …/views` starts a view of a playback and answers its view token;
  * `POST …/beacons` takes a batch of a view. Every refusal is a 4xx with `{ error }`; nothing a
- * client sends makes a 5xx (a database failure is a 503, the player drops the batch).
+ * client sends makes a 5xx (a database failure is a 503, the player drops the batch). A batch's
+ * bytes are read here and everything after is the ingest thread's (ingest-thread.ts), so the event
+ * loop that serves GraphQL does not parse, validate, check or sum beacons, nor build their writes.
  */
 export function createCollectionEndpoint(deps: CollectionDeps) {
   const { limits } = deps;
   const perClient = new RateLimiterMemory({ points: limits.requestsPerClientPerMinute, duration: 60 });
-  const perView = new RateLimiterMemory({ points: limits.batchesPerViewPerMinute, duration: 60 });
 
   async function consume(limiter: RateLimiterMemory, key: string, what: string): Promise<void> {
     try {
       await limiter.consume(key);
     } catch (err) {
       if (!(err instanceof RateLimiterRes)) throw err;
-      throw new Refusal(429, `too many analytics requests ${what}; slow down`, Math.ceil(err.msBeforeNext / 1000));
+      throw new Refusal(429, REASONS.tooMany(what), Math.ceil(err.msBeforeNext / 1000));
     }
   }
 
-  async function startView(req: IncomingMessage, client: string, body: unknown): Promise<ViewStarted> {
+  async function startView(req: IncomingMessage, client: string, bytes: Uint8Array): Promise<ViewStarted> {
+    let body: unknown;
+    try {
+      body = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8"));
+    } catch {
+      throw new Refusal(400, REASONS.notJson);
+    }
     const parsed = parseViewStart(body);
     if ("problem" in parsed) throw new Refusal(400, parsed.problem);
     if (req.headers.dnt === "1" || req.headers["sec-gpc"] === "1")
@@ -89,7 +94,7 @@ export function createCollectionEndpoint(deps: CollectionDeps) {
       if ("problem" in checked) throw new Refusal(403, checked.problem);
     }
     deps.collection.remember(video.tenantId, video.analyticsEnabled);
-    if (!video.analyticsEnabled) throw new Refusal(403, "analytics collection is off for this video's tenant");
+    if (!video.analyticsEnabled) throw new Refusal(403, REASONS.collectionOff);
     const viewId = await deps.ingest.startView({
       videoId,
       tenantId: video.tenantId,
@@ -106,20 +111,6 @@ export function createCollectionEndpoint(deps: CollectionDeps) {
     };
   }
 
-  async function takeBatch(body: unknown): Promise<{ counted: boolean }> {
-    const parsed = parseBeaconBatch(body);
-    if ("problem" in parsed) throw new Refusal(400, parsed.problem);
-    const { batch } = parsed;
-    const checked = deps.viewTokens.check(batch.viewToken, batch.videoId);
-    if ("problem" in checked) throw new Refusal(403, checked.problem);
-    await consume(perView, checked.claims.viewId, "for this view");
-    if (!(await deps.collection.isEnabled(checked.claims.tenantId)))
-      throw new Refusal(403, "analytics collection is off for this video's tenant");
-    const result = deps.buffer.add(checked.claims, batch.seq, batchFigures(batch.events));
-    if (result === "counted") deps.onActivity(batch.videoId);
-    return { counted: result === "counted" };
-  }
-
   return {
     matches: (url: URL) => url.pathname === ANALYTICS_PATHS.views || url.pathname === ANALYTICS_PATHS.beacons,
 
@@ -132,23 +123,27 @@ export function createCollectionEndpoint(deps: CollectionDeps) {
         if (req.method !== "POST") throw new Refusal(405, "use POST");
         const client = clientAddress(req, limits.trustedProxyHops);
         await consume(perClient, client, "from this address");
-        const body = await readJsonBody(req, limits.maxBodyBytes);
-        const answer =
-          url.pathname === ANALYTICS_PATHS.views ? await startView(req, client, body) : await takeBatch(body);
-        respond(res, url.pathname === ANALYTICS_PATHS.views ? 201 : 202, answer);
+        const body = await readBody(req, limits.maxBodyBytes);
+        if (url.pathname === ANALYTICS_PATHS.views) {
+          respond(res, { status: 201, body: await startView(req, client, body) });
+        } else {
+          const { answer, countedVideoId } = await deps.ingestThread.take(body);
+          respond(res, answer);
+          if (countedVideoId) deps.onActivity(countedVideoId);
+        }
       } catch (err) {
         if (err instanceof Refusal) {
-          respond(res, err.status, { error: err.reason }, err.retryAfterSeconds);
+          respond(res, err.answer);
         } else {
           log.warn("analytics request failed", { err });
-          respond(res, 503, { error: "analytics are unavailable; the batch was dropped" }, 5);
+          respond(res, UNAVAILABLE);
         }
       }
     },
   };
 }
 
-function respond(res: ServerResponse, status: number, body: unknown, retryAfterSeconds?: number): void {
+function respond(res: ServerResponse, { status, body, retryAfterSeconds }: Answer): void {
   if (res.headersSent) return;
   const headers: Record<string, string> = {
     ...CORS_HEADERS,
@@ -162,10 +157,11 @@ function respond(res: ServerResponse, status: number, body: unknown, retryAfterS
 }
 
 /**
- * The request's JSON body, read up to `maxBytes`: a longer body (declared or sent) is a 413 and is
- * not read further. `sendBeacon` posts text/plain, so the content type is not checked.
+ * The request's body, read up to `maxBytes` into an ArrayBuffer of its own (so that it can be
+ * transferred to the ingest thread): a longer body (declared or sent) is a 413 and is not read
+ * further. `sendBeacon` posts text/plain, so the content type is not checked.
  */
-async function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+async function readBody(req: IncomingMessage, maxBytes: number): Promise<Uint8Array> {
   const declared = Number(req.headers["content-length"] ?? NaN);
   if (declared > maxBytes) throw new Refusal(413, `a request body is at most ${maxBytes} bytes`);
   const chunks: Buffer[] = [];
@@ -175,9 +171,11 @@ async function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<unk
     if (size > maxBytes) throw new Refusal(413, `a request body is at most ${maxBytes} bytes`);
     chunks.push(chunk);
   }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
-  } catch {
-    throw new Refusal(400, "the body is not JSON");
+  const body = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, at);
+    at += chunk.length;
   }
+  return body;
 }
