@@ -1,12 +1,13 @@
+import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Repeater } from "graphql-yoga";
 import type { Db } from "../db/client.ts";
 import { videoSnapshot, type VideoPubSub } from "../events/video-events.ts";
-import type { LiveStream, LiveStreamStatus } from "../generated/prisma/client.ts";
+import type { LiveStream, LiveStreamStatus, Video } from "../generated/prisma/client.ts";
 import type { CostSettings } from "../jobs/cost.ts";
 import { announceQueuedJob, createJob } from "../jobs/create-job.ts";
 import { log } from "../log.ts";
-import type { JobEvent } from "../protocol/messages.ts";
+import type { JobEvent, LiveInput } from "../protocol/messages.ts";
 import type { UrlSigner } from "../storage/url-signer.ts";
 import { createVideo, NEW_VIDEO_DEFAULTS } from "../videos/creation-options.ts";
 import { LiveFeed } from "./feed.ts";
@@ -102,6 +103,44 @@ export function createLiveStreams(deps: {
     announce(streamId);
   }
 
+  /** A broadcast's video and its LIVE job, in the caller's transaction; the stream names it. */
+  async function createBroadcast(
+    tx: Parameters<Parameters<Db["$transaction"]>[0]>[0],
+    stream: LiveStream,
+    videoId: string,
+    input: LiveInput,
+    segmentSeconds: number,
+  ): Promise<Video> {
+    const video = await createVideo(
+      tx,
+      {
+        id: videoId,
+        tenantId: stream.tenantId,
+        title: stream.title,
+        playbackPolicy: stream.playbackPolicy,
+        source: "LIVE",
+        status: "QUEUED",
+        liveStreamId: stream.id,
+        width: input.width,
+        height: input.height,
+        fps: input.fps,
+        hasAudio: input.hasAudio,
+      },
+      { ...NEW_VIDEO_DEFAULTS, staticRenditions: [], description: null, metadata: {}, tags: [], externalId: null },
+    );
+    const feedPath = `${FEED_PATH_PREFIX}${video.id}.flv`;
+    const feedUrl = `${settings.feedBaseUrl()}${deps.signer.sign(feedPath, settings.maxDurationSeconds + 3600)}`;
+    const options = { segmentSeconds, maxDurationSeconds: settings.maxDurationSeconds };
+    // A broadcast cannot be run again: its feed is gone with its publisher.
+    await createJob(
+      tx,
+      { kind: "LIVE", videoId: video.id, maxAttempts: 1, input: { feedUrl, input, options } },
+      deps.costs,
+    );
+    await tx.liveStream.update({ where: { id: stream.id }, data: { activeVideoId: video.id, lastError: null } });
+    return video;
+  }
+
   const sessions: IngestSessions = {
     async authorize(key) {
       const stream = await db.liveStream.findUnique({ where: { keyHash: hashStreamKey(key) } });
@@ -135,69 +174,59 @@ export function createLiveStreams(deps: {
         return { feed: waiting.feed };
       }
       const segmentSeconds = stream.latencyMode === "LOW" ? settings.lowLatencySegmentSeconds : settings.segmentSeconds;
-      const { video } = await db.$transaction(async (tx) => {
-        const video = await createVideo(
-          tx,
-          {
-            tenantId: stream.tenantId,
-            title: stream.title,
-            playbackPolicy: stream.playbackPolicy,
-            source: "LIVE",
-            status: "QUEUED",
-            liveStreamId: stream.id,
-            width: input.width,
-            height: input.height,
-            fps: input.fps,
-            hasAudio: input.hasAudio,
-          },
-          { ...NEW_VIDEO_DEFAULTS, staticRenditions: [], description: null, metadata: {}, tags: [], externalId: null },
-        );
-        const feedPath = `${FEED_PATH_PREFIX}${video.id}.flv`;
-        const feedUrl = `${settings.feedBaseUrl()}${deps.signer.sign(feedPath, settings.maxDurationSeconds + 3600)}`;
-        await createJob(
-          tx,
-          {
-            kind: "LIVE",
-            videoId: video.id,
-            // A broadcast cannot be run again: its feed is gone with its publisher.
-            maxAttempts: 1,
-            input: { feedUrl, input, options: { segmentSeconds, maxDurationSeconds: settings.maxDurationSeconds } },
-          },
-          deps.costs,
-        );
-        await tx.liveStream.update({
-          where: { id: streamId },
-          data: { activeVideoId: video.id, lastError: null },
+      // The feed is there before the job can be dispatched (the dispatcher may publish it as soon as
+      // the transaction commits), so the worker never asks for a feed that does not exist yet.
+      const videoId = randomUUID();
+      const feed = new LiveFeed();
+      feeds.set(videoId, { feed, streamId, startedAt: Date.now() });
+      let claimed: { video: Video } | null;
+      try {
+        claimed = await db.$transaction(async (tx) => {
+          // One publisher per stream: two connecting at once with its key both got this far.
+          const claim = await tx.liveStream.updateMany({
+            where: { id: streamId, status: { notIn: ["CONNECTED", "LIVE"] } },
+            data: { status: "CONNECTED", activeVideoId: null },
+          });
+          if (claim.count === 0) return null;
+          return { video: await createBroadcast(tx, stream, videoId, input, segmentSeconds) };
         });
-        return { video };
-      });
+      } catch (err) {
+        feeds.delete(videoId);
+        throw err;
+      }
+      if (!claimed) {
+        feeds.delete(videoId);
+        return { refused: "the live stream already has a publisher" };
+      }
+      const { video } = claimed;
       // The broadcast's video exists now: CONNECTED's webhook names it.
       await setStatus(streamId, "CONNECTED");
-      const feed = new LiveFeed();
-      feeds.set(video.id, { feed, streamId, startedAt: Date.now() });
       announceQueuedJob({ dispatcher: deps.dispatcher, pubSub: deps.pubSub }, video);
       log.info("live: broadcast started", { streamId, videoId: video.id, ...input });
       return { feed };
     },
 
-    async end(streamId, reason) {
-      const broadcast = [...feeds].find(([, entry]) => entry.streamId === streamId);
+    async end(streamId, feed, reason) {
+      // Only the broadcast this connection fed: a refused rival's end touches no other.
+      const broadcast = feed ? [...feeds].find(([, entry]) => entry.feed === feed) : undefined;
       if (broadcast) {
-        const [videoId, { feed }] = broadcast;
+        const [videoId] = broadcast;
         // The broadcast ends (its feed, then its encode: the stream is ENDED when its job ends)
         // unless the publisher is back within the grace.
         const timer = setTimeout(() => {
           graces.delete(streamId);
           feeds.delete(videoId);
-          feed.end();
+          feed!.end();
         }, settings.reconnectGraceSeconds * 1000);
         timer.unref();
         graces.set(streamId, { videoId, timer });
       }
       const stream = await db.liveStream.findUnique({ where: { id: streamId } });
-      if (stream && (stream.status === "CONNECTED" || stream.status === "LIVE")) {
+      if (!stream) return;
+      const onAir = stream.status === "CONNECTED" || stream.status === "LIVE";
+      if (broadcast && onAir && stream.activeVideoId === broadcast[0]) {
         await setStatus(streamId, "DISCONNECTED", { lastError: reason });
-      } else if (!broadcast && reason) {
+      } else if (!broadcast && !onAir && reason) {
         // Refused after its key was accepted (its codec, size, bit rate…): the stream says why.
         await db.liveStream.update({ where: { id: streamId }, data: { lastError: reason } });
         announce(streamId);

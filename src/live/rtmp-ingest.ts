@@ -58,7 +58,7 @@ export interface IngestSessions {
    * The publisher is gone (`reason` null: it ended the stream itself); its broadcast waits for it to
    * reconnect, then ends.
    */
-  end(streamId: string, reason: string | null): Promise<void>;
+  end(streamId: string, feed: LiveFeed | null, reason: string | null): Promise<void>;
 }
 
 /** A protocol error raised inside the parser by the guards below. */
@@ -143,7 +143,7 @@ function serveConnection(socket: Socket, sessions: IngestSessions, limits: Inges
     if (wasStream)
       void (starting ?? Promise.resolve())
         .catch(() => {})
-        .then(() => sessions.end(wasStream, reason))
+        .then(() => sessions.end(wasStream, feed, reason))
         .catch((err) => log.error("live ingest: end failed", { err }));
   };
 
@@ -216,13 +216,14 @@ function serveConnection(socket: Socket, sessions: IngestSessions, limits: Inges
     starting = sessions
       .begin(streamId!, input)
       .then((result) => {
+        // Set even when the connection closed meanwhile: its end ends the broadcast it started.
+        if ("feed" in result) feed = result.feed;
         if (state === "closed") return;
         if ("refused" in result) return close(result.refused);
-        feed = result.feed;
         state = "live";
         liveBroadcasts.inc();
-        feed.push(item);
-        for (const p of video) feed.push(p);
+        result.feed.push(item);
+        for (const p of video) result.feed.push(p);
         video = [];
         socket.resume();
       })
