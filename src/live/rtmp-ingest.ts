@@ -126,7 +126,9 @@ function serveConnection(socket: Socket, sessions: IngestSessions, limits: Inges
   let streamId: string | null = null;
   let feed: LiveFeed | null = null;
   let bytes = 0;
-  let video: FeedPacket[] = [];
+  /** Packets that came before the broadcast started (codec headers, first frames), and their bytes. */
+  let pending: FeedPacket[] = [];
+  let pendingBytes = 0;
   let window = { start: Date.now(), bytes: 0 };
   let lastData = Date.now();
 
@@ -204,9 +206,9 @@ function serveConnection(socket: Socket, sessions: IngestSessions, limits: Inges
     if (state === "live") return feed!.push(item);
     if (kind !== "metadata" || state === "starting") {
       // Codec headers and the first frames wait for the broadcast (bounded like the pre-auth bytes).
-      video.push(item);
-      if (video.reduce((n, p) => n + p.data.length, 0) > limits.maxMessageBytes)
-        close("too much media before the metadata");
+      pending.push(item);
+      pendingBytes += item.data.length;
+      if (pendingBytes > limits.maxMessageBytes) close("too much media before the broadcast started");
       return;
     }
     const input = liveInputOf(item.data);
@@ -223,8 +225,8 @@ function serveConnection(socket: Socket, sessions: IngestSessions, limits: Inges
         state = "live";
         liveBroadcasts.inc();
         result.feed.push(item);
-        for (const p of video) result.feed.push(p);
-        video = [];
+        for (const p of pending) result.feed.push(p);
+        pending = [];
         socket.resume();
       })
       .catch((err) => {
