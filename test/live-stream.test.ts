@@ -300,6 +300,33 @@ describe("live streams over RTMP", () => {
     expect(await t.app.services.db.video.count({ where: { liveStreamId: stream.id } })).toBe(1);
   });
 
+  it("a broadcast whose video is canceled ends, and its publisher is cut off", async () => {
+    const stream = await createLiveStream("Canceled show");
+    const publisher = publish(`${stream.ingestUrl}/${stream.key}`, 30);
+    const live = await waitFor(
+      "the broadcast",
+      () => streamState(stream.id),
+      (s) => s.status === "LIVE",
+    );
+    const canceled = await t.gql(`mutation ($id: ID!) { cancelVideo(id: $id) { __typename } }`, {
+      id: live.activeVideo.id,
+    });
+    expect(canceled.data.cancelVideo.__typename).toBe("CancelVideoSuccess");
+    const ended = await waitFor(
+      "the end",
+      () => streamState(stream.id),
+      (s) => s.status === "ENDED",
+    );
+    expect(ended.lastError).toMatch(/canceled/);
+    // Cut off long before its 30 s.
+    const exit = await Promise.race([
+      publisher.exited,
+      new Promise((r) => setTimeout(() => r("still running"), 10_000)),
+    ]);
+    expect(exit).not.toBe("still running");
+    expect(exit).not.toBe(0);
+  });
+
   it("refuses a wrong key, a rotated-away key and a disabled stream before any broadcast starts; another tenant sees none of it", async () => {
     const stream = await createLiveStream("Refused");
     const refused = async (key: string) => {

@@ -45,6 +45,7 @@ export class LiveFeed {
   #gopBytes = 0;
   readonly #readers = new Map<ServerResponse, { base: number }>();
   #ended = false;
+  readonly #endListeners: (() => void)[] = [];
   /** Added to the publisher's timestamps; the last timestamp received, and the last sent (ms). */
   #offset = 0;
   #lastIn: number | null = null;
@@ -128,11 +129,18 @@ export class LiveFeed {
     }
   }
 
-  /** Ends every reader (the broadcast is over); later readers get 410. */
+  /** Ends every reader (the broadcast is over); later readers get 410, and `onEnd` hears it. */
   end(): void {
+    if (this.#ended) return;
     this.#ended = true;
     for (const res of this.#readers.keys()) res.end();
     this.#readers.clear();
+    for (const listener of this.#endListeners) listener();
+  }
+
+  /** Called once when the feed ends (its publisher is cut off when its broadcast ends first). */
+  onEnd(listener: () => void): void {
+    this.#endListeners.push(listener);
   }
 
   #write(res: ServerResponse, reader: { base: number }, packet: FeedPacket): void {

@@ -7,13 +7,16 @@ import type { LiveStream, LiveStreamStatus, Video } from "../generated/prisma/cl
 import type { CostSettings } from "../jobs/cost.ts";
 import { announceQueuedJob, createJob } from "../jobs/create-job.ts";
 import { log } from "../log.ts";
-import type { JobEvent, LiveInput } from "../protocol/messages.ts";
+import { endsRun, type JobEvent, type LiveInput } from "../protocol/messages.ts";
 import type { UrlSigner } from "../storage/url-signer.ts";
 import { createVideo, NEW_VIDEO_DEFAULTS } from "../videos/creation-options.ts";
 import { LiveFeed } from "./feed.ts";
 import type { IngestSessions } from "./rtmp-ingest.ts";
 import { hashStreamKey } from "./stream-keys.ts";
 import { videoWebhookData, type WebhookEmitter, type WebhookEventType, webhookEventId } from "../webhooks/events.ts";
+
+/** The fan-out topic that tells every API instance a broadcast is over (its feed, if there, ends). */
+const BROADCAST_ENDED = "liveBroadcastEnded";
 
 /** Where workers read a broadcast's feed: GET {LIVE_FEED_URL}/live/v1/feeds/{videoId}.flv?expires&sig. */
 const FEED_PATH_PREFIX = "/live/v1/feeds/";
@@ -77,6 +80,12 @@ export function createLiveStreams(deps: {
   /** Broadcasts whose publisher left, waiting for it to reconnect: by stream. */
   const graces = new Map<string, { videoId: string; timer: NodeJS.Timeout }>();
   const topic = (streamId: string) => `liveStream:${streamId}`;
+  // A broadcast's end reaches the API instance serving its feed, whichever applied it.
+  deps.target.addEventListener(BROADCAST_ENDED, (event) =>
+    endFeed((event as CustomEvent<{ videoId: string }>).detail.videoId),
+  );
+  const endBroadcast = (videoId: string) =>
+    deps.target.dispatchEvent(new CustomEvent(BROADCAST_ENDED, { detail: { videoId } }));
 
   function announce(streamId: string, health: LiveHealth | null = null): void {
     deps.target.dispatchEvent(new CustomEvent(topic(streamId), { detail: { health } }));
@@ -101,6 +110,19 @@ export function createLiveStreams(deps: {
     });
     deps.webhooks.flush();
     announce(streamId);
+  }
+
+  /** Ends a broadcast's feed on this instance (its publisher is cut off), once its encode has ended. */
+  function endFeed(videoId: string): void {
+    const entry = feeds.get(videoId);
+    if (!entry) return;
+    feeds.delete(videoId);
+    const grace = graces.get(entry.streamId);
+    if (grace?.videoId === videoId) {
+      clearTimeout(grace.timer);
+      graces.delete(entry.streamId);
+    }
+    entry.feed.end();
   }
 
   /** A broadcast's video and its LIVE job, in the caller's transaction; the stream names it. */
@@ -234,6 +256,44 @@ export function createLiveStreams(deps: {
     },
   };
 
+  /** A LIVE job's event applied to its stream: its state, webhooks and subscribers. */
+  async function applyJobEvent(e: JobEvent, videoId: string): Promise<void> {
+    const video = await db.video.findUnique({ where: { id: videoId }, select: { liveStreamId: true } });
+    const streamId = video?.liveStreamId;
+    if (!streamId) return;
+    const stream = await db.liveStream.findUnique({ where: { id: streamId } });
+    if (!stream || stream.activeVideoId !== videoId) return;
+    switch (e.type) {
+      case "video.playable":
+        if (stream.status === "CONNECTED") await setStatus(streamId, "LIVE");
+        break;
+      case "live.progress": {
+        const entry = feeds.get(videoId);
+        const seconds = entry ? (Date.now() - entry.startedAt) / 1000 : 0;
+        const inputBitrate = entry && seconds > 0 ? Math.round((entry.feed.bytesIn * 8) / seconds) : null;
+        const { mediaSeconds, fps, speed, segments, behindSeconds } = e;
+        announce(streamId, { mediaSeconds, fps, speed, segments, behindSeconds, inputBitrate });
+        break;
+      }
+      case "job.succeeded":
+        // The recording's length, known only now (its probe said 0).
+        if (e.duration !== undefined) {
+          const updated = await db.video.update({ where: { id: videoId }, data: { duration: e.duration } });
+          deps.pubSub.publish("videoEvents", videoId, { kind: "status", video: videoSnapshot(updated) });
+        }
+        await setStatus(streamId, "ENDED");
+        break;
+      case "job.failed":
+        await setStatus(streamId, "ENDED", { lastError: e.error });
+        break;
+      case "job.canceled":
+        await setStatus(streamId, "ENDED", { lastError: "the broadcast's encode was canceled" });
+        break;
+      default:
+        break;
+    }
+  }
+
   return {
     sessions,
 
@@ -258,40 +318,25 @@ export function createLiveStreams(deps: {
 
     /** Applies a LIVE job's event to its stream (the event ingestor calls it once the event is applied). */
     async onJobEvent(e: JobEvent, videoId: string): Promise<void> {
-      const video = await db.video.findUnique({ where: { id: videoId }, select: { liveStreamId: true } });
-      const streamId = video?.liveStreamId;
-      if (!streamId) return;
-      const stream = await db.liveStream.findUnique({ where: { id: streamId } });
-      if (!stream || stream.activeVideoId !== videoId) return;
-      switch (e.type) {
-        case "video.playable":
-          if (stream.status === "CONNECTED") await setStatus(streamId, "LIVE");
-          break;
-        case "live.progress": {
-          const entry = feeds.get(videoId);
-          const seconds = entry ? (Date.now() - entry.startedAt) / 1000 : 0;
-          const inputBitrate = entry && seconds > 0 ? Math.round((entry.feed.bytesIn * 8) / seconds) : null;
-          const { mediaSeconds, fps, speed, segments, behindSeconds } = e;
-          announce(streamId, { mediaSeconds, fps, speed, segments, behindSeconds, inputBitrate });
-          break;
-        }
-        case "job.succeeded":
-          // The recording's length, known only now (its probe said 0).
-          if (e.duration !== undefined) {
-            const updated = await db.video.update({ where: { id: videoId }, data: { duration: e.duration } });
-            deps.pubSub.publish("videoEvents", videoId, { kind: "status", video: videoSnapshot(updated) });
-          }
-          await setStatus(streamId, "ENDED");
-          break;
-        case "job.failed":
-          await setStatus(streamId, "ENDED", { lastError: e.error });
-          break;
-        case "job.canceled":
-          await setStatus(streamId, "ENDED", { lastError: "the broadcast's encode was canceled" });
-          break;
-        default:
-          break;
+      try {
+        await applyJobEvent(e, videoId);
+      } finally {
+        // Its encode is over (its end, or a failure, applied first): a publisher still sending is cut off.
+        if (endsRun(e)) endBroadcast(videoId);
       }
+    },
+
+    /**
+     * A broadcast's video was canceled (cancelVideo): its stream is ENDED and its publisher cut off.
+     * (Its job's own end never reaches onJobEvent: events of a canceled job stop at the ingestor.)
+     */
+    async onVideoCanceled(videoId: string): Promise<void> {
+      const video = await db.video.findUnique({ where: { id: videoId }, select: { liveStreamId: true } });
+      if (!video?.liveStreamId) return;
+      const stream = await db.liveStream.findUnique({ where: { id: video.liveStreamId } });
+      if (stream?.activeVideoId === videoId && stream.status !== "ENDED")
+        await setStatus(stream.id, "ENDED", { lastError: "the broadcast's video was canceled" });
+      endBroadcast(videoId);
     },
 
     /** A stream's events: its state now, then each change and each health sample, until `return()`. */

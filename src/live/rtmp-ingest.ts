@@ -224,6 +224,14 @@ function serveConnection(socket: Socket, sessions: IngestSessions, limits: Inges
         if ("refused" in result) return close(result.refused);
         state = "live";
         liveBroadcasts.inc();
+        // A broadcast that ends first (its encode failed or reached LIVE_MAX_DURATION_SECONDS, the
+        // video was canceled) cuts its publisher off.
+        result.feed.onEnd(() => {
+          if (state === "closed") return;
+          log.info("live ingest: publisher cut off: its broadcast ended", { client, streamId });
+          // No reason for the stream: its broadcast's end already said why.
+          close(null);
+        });
         result.feed.push(item);
         for (const p of pending) result.feed.push(p);
         pending = [];
