@@ -156,8 +156,8 @@ const EnvSchema = z.object({
   LIVE_FEED_URL: z.url().optional(),
   /** Broadcasts a tenant may have at once. */
   LIVE_MAX_STREAMS_PER_TENANT: z.coerce.number().int().min(1).max(1000).default(5),
-  /** The longest broadcast; its encode stops there. */
-  LIVE_MAX_DURATION_SECONDS: z.coerce.number().int().min(60).max(86_400).default(14_400),
+  /** The longest broadcast; its encode stops there. At most 6 h: the longest a job's lease is renewed. */
+  LIVE_MAX_DURATION_SECONDS: z.coerce.number().int().min(60).max(21_600).default(14_400),
   /** The highest input bit rate a publisher may send, over 5 s. */
   LIVE_MAX_BITRATE: z.coerce.number().int().min(100_000).max(200_000_000).default(20_000_000),
   /** A publisher that reconnects within this continues its broadcast (the same video); after it the broadcast ends. */

@@ -89,6 +89,7 @@ describe.skipIf(!emulator)("Pub/Sub transport (emulator)", () => {
       names.jobsSubscription("nvenc"),
       names.jobsSubscription("manim"),
       names.jobsSubscription("local"),
+      names.jobsSubscription("live"),
       names.eventsSubscription,
       names.deadLetterSubscription,
     ].sort();
@@ -97,6 +98,7 @@ describe.skipIf(!emulator)("Pub/Sub transport (emulator)", () => {
       names.jobsTopic("nvenc"),
       names.jobsTopic("manim"),
       names.jobsTopic("local"),
+      names.jobsTopic("live"),
       names.eventsTopic,
       names.deadLetterTopic,
       names.controlTopic,
