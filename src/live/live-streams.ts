@@ -256,13 +256,19 @@ export function createLiveStreams(deps: {
     },
   };
 
+  /** The stream whose current (or last) broadcast is `videoId`, if any: an older broadcast changes no stream. */
+  async function streamOnAirWith(videoId: string): Promise<LiveStream | null> {
+    const video = await db.video.findUnique({ where: { id: videoId }, select: { liveStreamId: true } });
+    if (!video?.liveStreamId) return null;
+    const stream = await db.liveStream.findUnique({ where: { id: video.liveStreamId } });
+    return stream?.activeVideoId === videoId ? stream : null;
+  }
+
   /** A LIVE job's event applied to its stream: its state, webhooks and subscribers. */
   async function applyJobEvent(e: JobEvent, videoId: string): Promise<void> {
-    const video = await db.video.findUnique({ where: { id: videoId }, select: { liveStreamId: true } });
-    const streamId = video?.liveStreamId;
-    if (!streamId) return;
-    const stream = await db.liveStream.findUnique({ where: { id: streamId } });
-    if (!stream || stream.activeVideoId !== videoId) return;
+    const stream = await streamOnAirWith(videoId);
+    if (!stream) return;
+    const streamId = stream.id;
     switch (e.type) {
       case "video.playable":
         if (stream.status === "CONNECTED") await setStatus(streamId, "LIVE");
@@ -331,10 +337,8 @@ export function createLiveStreams(deps: {
      * (Its job's own end never reaches onJobEvent: events of a canceled job stop at the ingestor.)
      */
     async onVideoCanceled(videoId: string): Promise<void> {
-      const video = await db.video.findUnique({ where: { id: videoId }, select: { liveStreamId: true } });
-      if (!video?.liveStreamId) return;
-      const stream = await db.liveStream.findUnique({ where: { id: video.liveStreamId } });
-      if (stream?.activeVideoId === videoId && stream.status !== "ENDED")
+      const stream = await streamOnAirWith(videoId);
+      if (stream && stream.status !== "ENDED")
         await setStatus(stream.id, "ENDED", { lastError: "the broadcast's video was canceled" });
       endBroadcast(videoId);
     },

@@ -44,6 +44,11 @@ export const DEFAULT_INGEST_LIMITS: Omit<IngestLimits, "maxBitrate" | "stallSeco
 };
 
 const BITRATE_WINDOW_SECONDS = 5;
+/** Why a stream of another codec is refused, whether its metadata or a packet says so. */
+const CODEC_REFUSED = {
+  video: "the video is not H.264 (set the encoder to x264 or H.264)",
+  audio: "the audio is not AAC",
+};
 /** FLV codec ids the encode accepts: H.264 video, AAC audio. */
 const H264 = 7;
 const AAC = 10;
@@ -269,9 +274,8 @@ function serveConnection(socket: Socket, sessions: IngestSessions, limits: Inges
 
 /** Why a packet's codec is not accepted, or null. */
 function codecRefusal(packet: RtmpAvPacket): string | null {
-  if (packet.codec_type === 9 && packet.codec_id !== H264)
-    return "the video is not H.264 (set the encoder to x264 or H.264)";
-  if (packet.codec_type === 8 && packet.codec_id !== AAC) return "the audio is not AAC";
+  if (packet.codec_type === 9 && packet.codec_id !== H264) return CODEC_REFUSED.video;
+  if (packet.codec_type === 8 && packet.codec_id !== AAC) return CODEC_REFUSED.audio;
   return null;
 }
 
@@ -313,9 +317,9 @@ function liveInputOf(data: Buffer): LiveInput | { refused: string } {
   if (!Number.isFinite(fps) || fps <= 0 || fps > 120) return { refused: `a frame rate of ${fps} is not accepted` };
   // Codecs as the metadata names them (an FLV id, or an enhanced-RTMP FourCC); each packet is checked again.
   if (meta.videocodecid !== undefined && meta.videocodecid !== H264 && meta.videocodecid !== "avc1")
-    return { refused: "the video is not H.264 (set the encoder to x264 or H.264)" };
+    return { refused: CODEC_REFUSED.video };
   if (meta.audiocodecid !== undefined && ![0, "", AAC, "mp4a"].includes(meta.audiocodecid as never))
-    return { refused: "the audio is not AAC" };
+    return { refused: CODEC_REFUSED.audio };
   const audioCodec = meta.audiocodecid;
   return {
     width: width - (width % 2),

@@ -96,8 +96,15 @@ const CreateLiveStreamInput = builder.inputType("CreateLiveStreamInput", {
   }),
 });
 
+/** One of the caller's tenant's streams, or null (another tenant's is not there for it). */
+function findTenantStream(ctx: Context, id: string, query: object = {}): Promise<LiveStream | null> {
+  return isUuid(id)
+    ? ctx.db.liveStream.findFirst({ ...query, where: { id, tenantId: tenantOf(ctx) } })
+    : Promise.resolve(null);
+}
+
 async function tenantStream(ctx: Context, id: string): Promise<LiveStream> {
-  const stream = isUuid(id) ? await ctx.db.liveStream.findFirst({ where: { id, tenantId: tenantOf(ctx) } }) : null;
+  const stream = await findTenantStream(ctx, id);
   if (!stream) throw new NotFoundError("live stream", id);
   return stream;
 }
@@ -108,10 +115,7 @@ builder.queryFields((t) => ({
     nullable: true,
     authScopes: { scope: "videos:read" },
     args: { id: t.arg.id({ required: true }) },
-    resolve: (query, _root, { id }, ctx) =>
-      isUuid(String(id))
-        ? ctx.db.liveStream.findFirst({ ...query, where: { id: String(id), tenantId: tenantOf(ctx) } })
-        : null,
+    resolve: (query, _root, { id }, ctx) => findTenantStream(ctx, String(id), query),
   }),
   liveStreams: t.prismaField({
     type: ["LiveStream"],
@@ -192,9 +196,7 @@ builder.subscriptionFields((t) => ({
     authScopes: { scope: "videos:read" },
     args: { id: t.arg.id({ required: true }) },
     subscribe: async (_root, { id }, ctx: Context) => {
-      const stream = isUuid(String(id))
-        ? await ctx.db.liveStream.findFirst({ where: { id: String(id), tenantId: tenantOf(ctx) } })
-        : null;
+      const stream = await findTenantStream(ctx, String(id));
       if (!stream)
         throw new GraphQLError(`No live stream with id ${JSON.stringify(id)}`, { extensions: { code: "NOT_FOUND" } });
       return ctx.live.follow(stream.id);
