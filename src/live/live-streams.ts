@@ -21,6 +21,11 @@ const BROADCAST_ENDED = "liveBroadcastEnded";
 /** Where workers read a broadcast's feed: GET {LIVE_FEED_URL}/live/v1/feeds/{videoId}.flv?expires&sig. */
 const FEED_PATH_PREFIX = "/live/v1/feeds/";
 
+/** A transaction of the API's database client. */
+type Tx = Parameters<Parameters<Db["$transaction"]>[0]>[0];
+/** What a change of state may write beside the status. */
+type StatusExtra = { lastError?: string | null; activeVideoId?: string };
+
 /** The states a broadcast moves its stream to, and the webhook each sends. */
 type BroadcastStatus = Exclude<LiveStreamStatus, "IDLE">;
 const WEBHOOK_OF_STATUS = {
@@ -95,21 +100,24 @@ export function createLiveStreams(deps: {
    * Moves a stream to `status`: its webhook (with the broadcast's video) queued in the same
    * transaction, then its subscribers told.
    */
-  async function setStatus(streamId: string, status: BroadcastStatus, extra: { lastError?: string | null } = {}) {
-    await db.$transaction(async (tx) => {
-      const stream = await tx.liveStream.update({ where: { id: streamId }, data: { status, ...extra } });
-      if (!stream.activeVideoId) return;
-      const video = await tx.video.findUnique({ where: { id: stream.activeVideoId } });
-      if (!video) return;
-      const type = WEBHOOK_OF_STATUS[status];
-      const eventId = webhookEventId(type, stream.id, video.id, stream.updatedAt.toISOString());
-      await deps.webhooks.emit(tx, video.id, type, eventId, {
-        liveStream: { id: stream.id, title: stream.title, status: stream.status, lastError: stream.lastError },
-        video: videoWebhookData(video),
-      });
-    });
+  async function setStatus(streamId: string, status: BroadcastStatus, extra: StatusExtra = {}) {
+    await db.$transaction((tx) => changeStatus(tx, streamId, status, extra));
     deps.webhooks.flush();
     announce(streamId);
+  }
+
+  /** The row's change and its webhook, in the caller's transaction (setStatus, or a broadcast's start). */
+  async function changeStatus(tx: Tx, streamId: string, status: BroadcastStatus, extra: StatusExtra): Promise<void> {
+    const stream = await tx.liveStream.update({ where: { id: streamId }, data: { status, ...extra } });
+    if (!stream.activeVideoId) return;
+    const video = await tx.video.findUnique({ where: { id: stream.activeVideoId } });
+    if (!video) return;
+    const type = WEBHOOK_OF_STATUS[status];
+    const eventId = webhookEventId(type, stream.id, video.id, stream.updatedAt.toISOString());
+    await deps.webhooks.emit(tx, video.id, type, eventId, {
+      liveStream: { id: stream.id, title: stream.title, status: stream.status, lastError: stream.lastError },
+      video: videoWebhookData(video),
+    });
   }
 
   /** Ends a broadcast's feed on this instance (its publisher is cut off), once its encode has ended. */
@@ -125,9 +133,9 @@ export function createLiveStreams(deps: {
     entry.feed.end();
   }
 
-  /** A broadcast's video and its LIVE job, in the caller's transaction; the stream names it. */
+  /** A broadcast's video and its LIVE job, in the caller's transaction. */
   async function createBroadcast(
-    tx: Parameters<Parameters<Db["$transaction"]>[0]>[0],
+    tx: Tx,
     stream: LiveStream,
     videoId: string,
     input: LiveInput,
@@ -159,7 +167,6 @@ export function createLiveStreams(deps: {
       { kind: "LIVE", videoId: video.id, maxAttempts: 1, input: { feedUrl, input, options } },
       deps.costs,
     );
-    await tx.liveStream.update({ where: { id: stream.id }, data: { activeVideoId: video.id, lastError: null } });
     return video;
   }
 
@@ -210,7 +217,10 @@ export function createLiveStreams(deps: {
             data: { status: "CONNECTED", activeVideoId: null },
           });
           if (claim.count === 0) return null;
-          return { video: await createBroadcast(tx, stream, videoId, input, segmentSeconds) };
+          const video = await createBroadcast(tx, stream, videoId, input, segmentSeconds);
+          // The stream names its broadcast, and CONNECTED's webhook names the video.
+          await changeStatus(tx, streamId, "CONNECTED", { activeVideoId: video.id, lastError: null });
+          return { video };
         });
       } catch (err) {
         feeds.delete(videoId);
@@ -221,8 +231,8 @@ export function createLiveStreams(deps: {
         return { refused: "the live stream already has a publisher" };
       }
       const { video } = claimed;
-      // The broadcast's video exists now: CONNECTED's webhook names it.
-      await setStatus(streamId, "CONNECTED");
+      deps.webhooks.flush();
+      announce(streamId);
       announceQueuedJob({ dispatcher: deps.dispatcher, pubSub: deps.pubSub }, video);
       log.info("live: broadcast started", { streamId, videoId: video.id, ...input });
       return { feed };
