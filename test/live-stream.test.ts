@@ -106,12 +106,84 @@ const durationOf = (playlist: string) =>
     .filter((line) => line.startsWith("#EXTINF:"))
     .reduce((sum, line) => sum + Number.parseFloat(line.slice("#EXTINF:".length)), 0);
 
+/**
+ * An ended broadcast's recording is a source like an upload: it has a storyboard (every tile inside
+ * the recording), a clip can be cut from it (its own encode, the range's length, READY) and its
+ * static renditions can be asked for.
+ */
+async function expectRecordingIsASource(videoId: string, duration: number): Promise<void> {
+  const res = await t.gql(
+    `query ($id: ID!) { video(id: $id) { storyboard { vttUrl sheetUrls tileCount intervalSeconds } } }`,
+    { id: videoId },
+  );
+  expect(res.errors).toBeUndefined();
+  const storyboard = res.data.video.storyboard;
+  expect(storyboard, "the recording's storyboard").not.toBeNull();
+  expect(storyboard.tileCount).toBe(Math.ceil(duration / storyboard.intervalSeconds));
+  const vtt = await text(new URL(storyboard.vttUrl, t.url).toString());
+  expect(vtt.split("\n").filter((line) => line.includes(" --> "))).toHaveLength(storyboard.tileCount);
+  const sheet = await fetch(new URL(storyboard.sheetUrls[0], t.url));
+  expect(sheet.headers.get("content-type")).toBe("image/jpeg");
+  expect((await sheet.arrayBuffer()).byteLength).toBeGreaterThan(1000);
+
+  const [start, end] = [2, 6];
+  const clip = await t.gql(
+    `mutation ($input: CreateClipInput!) {
+      createClip(input: $input) { __typename ... on CreateClipSuccess { video { id source } } ... on Error { message } }
+    }`,
+    { input: { sourceVideoId: videoId, start, end } },
+  );
+  expect(clip.errors).toBeUndefined();
+  expect(clip.data.createClip.__typename, clip.data.createClip.message).toBe("CreateClipSuccess");
+  const renditions = await t.gql(
+    `mutation ($id: ID!) { requestStaticRenditions(videoId: $id, names: [HIGHEST]) { __typename } }`,
+    { id: videoId },
+  );
+  expect(renditions.data.requestStaticRenditions.__typename).toBe("RequestStaticRenditionsSuccess");
+  const clipId = clip.data.createClip.video.id;
+  const clipped = await waitFor(
+    "the clip of the recording",
+    async () =>
+      (await t.gql(`query ($id: ID!) { video(id: $id) { status duration clip { start end } } }`, { id: clipId })).data
+        .video,
+    (v) => v.status === "READY" || v.status === "FAILED",
+    60_000,
+  );
+  expect(clipped.status).toBe("READY");
+  expect(clipped.clip).toEqual({ start, end });
+  expect(Math.abs(clipped.duration - (end - start))).toBeLessThan(0.1);
+  const highest = await waitFor(
+    "the recording's static rendition",
+    async () =>
+      (
+        await t.gql(`query ($id: ID!) { video(id: $id) { staticRenditions { name status sizeBytes } } }`, {
+          id: videoId,
+        })
+      ).data.video.staticRenditions,
+    (r) => r.some((x: { status: string }) => x.status === "READY" || x.status === "FAILED"),
+  );
+  expect(highest).toEqual([expect.objectContaining({ name: "HIGHEST", status: "READY" })]);
+
+  // Its rungs were cut live on one timeline: a failed one is not encoded again from the recording.
+  const db = t.app.services.db;
+  const variant = await db.variant.findFirstOrThrow({ where: { videoId, kind: "VIDEO" } });
+  await db.variant.update({ where: { id: variant.id }, data: { status: "FAILED", error: "lost" } });
+  const retried = await t.gql(
+    `mutation ($id: ID!) { retryVariant(id: $id) { __typename ... on ValidationError { message } } }`,
+    { id: variant.id },
+  );
+  expect(retried.data.retryVariant).toEqual({
+    __typename: "ValidationError",
+    message: "A live recording's rendition cannot be encoded again",
+  });
+}
+
 describe("live streams over RTMP", () => {
-  it("a broadcast plays live in the watch page (hls.js in Chromium), reports its states, health and webhooks, and becomes a VOD recording", async () => {
+  it("a broadcast plays live in the watch page (hls.js in Chromium), reports its states, health and webhooks, and becomes a VOD recording with a storyboard, clips and static renditions", async () => {
     const stream = await createLiveStream("Morning show");
     // A CMS's endpoint for the stream's webhooks (its deliveries are read from the outbox below).
     const endpoint = await t.gql(
-      `mutation { createWebhookEndpoint(input: { url: "http://127.0.0.1:9/hooks", events: [LIVE_STREAM_CONNECTED, LIVE_STREAM_LIVE, LIVE_STREAM_DISCONNECTED, LIVE_STREAM_ENDED] }) { __typename } }`,
+      `mutation { createWebhookEndpoint(input: { url: "http://127.0.0.1:9/hooks", events: [LIVE_STREAM_CONNECTED, LIVE_STREAM_LIVE, LIVE_STREAM_DISCONNECTED, LIVE_STREAM_ENDED, VIDEO_READY] }) { __typename } }`,
     );
     expect(endpoint.errors).toBeUndefined();
     const statuses: string[] = [];
@@ -194,11 +266,16 @@ describe("live streams over RTMP", () => {
     expect(statuses).toEqual(expect.arrayContaining(["CONNECTED", "LIVE", "DISCONNECTED", "ENDED"]));
     expect(statuses.indexOf("LIVE")).toBeLessThan(statuses.indexOf("DISCONNECTED"));
     const deliveries = await t.app.services.db.webhookDelivery.findMany({ orderBy: { createdAt: "asc" } });
-    const sent = deliveries.map((d) => ({
-      type: d.eventType,
-      stream: (d.payload as any).data.liveStream.id,
-      video: (d.payload as any).data.video.id,
-    }));
+    // The recording's video.ready carries its length (known only at its end).
+    const ready = deliveries.filter((d) => d.eventType === "video.ready");
+    expect(ready.map((d) => (d.payload as any).data.video.duration)).toEqual([ended.activeVideo.duration]);
+    const sent = deliveries
+      .filter((d) => d.eventType !== "video.ready")
+      .map((d) => ({
+        type: d.eventType,
+        stream: (d.payload as any).data.liveStream.id,
+        video: (d.payload as any).data.video.id,
+      }));
     expect(sent.map((d) => d.type)).toEqual([
       "live_stream.connected",
       "live_stream.live",
@@ -216,6 +293,7 @@ describe("live streams over RTMP", () => {
     expect(closed?.value).toBeGreaterThanOrEqual(1);
     expect(health!.segments).toBeGreaterThan(0);
     unsubscribe();
+    await expectRecordingIsASource(ended.activeVideo.id, ended.activeVideo.duration);
   });
 
   it("the console's Live page: create a stream, paste its key into a publisher, watch it live with its state, then its recording", async () => {

@@ -1,15 +1,20 @@
 import path from "node:path";
-import type { LiveJobMessage, ProbeResult } from "../../src/protocol/messages.ts";
-import { posterKey } from "../../src/protocol/storage-layout.ts";
+import type { LiveJobMessage, ProbeResult, Storyboard } from "../../src/protocol/messages.ts";
+import { liveRecordingKey, posterKey } from "../../src/protocol/storage-layout.ts";
+import { storageUnavailable } from "../../src/shared/storage-errors.ts";
 import { inSpan } from "../../src/shared/tracing.ts";
 import { log } from "../log.ts";
-import { abortError } from "../media/errors.ts";
+import { abortError, isAbortError } from "../media/errors.ts";
 import { createHlsPublisher } from "../media/hls-publisher.ts";
 import { encodeLiveLadder, liveProbe, planLiveLadder } from "../media/live-ladder.ts";
+import type { PlannedRung } from "../media/ladder.ts";
 import { ownMediaFile } from "../media/media-input.ts";
+import { remuxRendition } from "../media/mp4-remux.ts";
 import { extractPoster } from "../media/poster.ts";
+import { probeSource } from "../media/probe.ts";
 import { segmentPlan, targetDuration } from "../media/segments.ts";
 import { reportLiveProgress } from "../progress/job-progress.ts";
+import { publishStoryboard } from "./transcode-storyboard.ts";
 import type { JobContext } from "./types.ts";
 
 /**
@@ -96,10 +101,76 @@ export async function live(job: LiveJobMessage, ctx: JobContext): Promise<void> 
     }
     const recorded = publisher.segments().find((s) => s.name === top.name)?.segments ?? [];
     const duration = recorded.reduce((sum, s) => sum + s.duration, 0);
-    await ctx.emit({ type: "job.succeeded", masterKey: publisher.masterKey, posterKey: posterKeyPublished, duration });
+    const published = new Set(variants.filter((v) => v.error === undefined).map((v) => v.name));
+    const { sourceKey, storyboard } = await inSpan("recording source", {}, () =>
+      publishRecordingSource(
+        job,
+        ctx,
+        ladder.filter((r) => published.has(r.name)),
+      ),
+    );
+    await ctx.emit({
+      type: "job.succeeded",
+      masterKey: publisher.masterKey,
+      posterKey: posterKeyPublished,
+      duration,
+      storyboard,
+      ...(sourceKey ? { sourceKey } : {}),
+    });
   } finally {
     signal.removeEventListener("abort", abortEncode);
   }
+}
+
+/**
+ * What makes the ended broadcast a source like an upload: its top rung and audio remuxed into one
+ * MP4 (`liveRecordingKey`: no encode, the recording's own frames), which clips are cut from, and
+ * its storyboard, made from the lowest video rung, decoding only its keyframes (one at every
+ * segment boundary) when the storyboard's interval is at least two segments. Either is left out,
+ * with a warning, when making it fails: the recording plays without them. A storage outage or a
+ * cancel is thrown, as in a transcode.
+ */
+async function publishRecordingSource(
+  job: LiveJobMessage,
+  ctx: JobContext,
+  rungs: PlannedRung[],
+): Promise<{ sourceKey: string | null; storyboard: Storyboard | null }> {
+  const video = rungs.filter((r) => r.kind === "VIDEO");
+  const audio = rungs.find((r) => r.kind === "AUDIO")?.name ?? null;
+  if (video.length === 0) return { sourceKey: null, storyboard: null };
+  const failed = (what: string) => (err: unknown) => {
+    if (ctx.signal.aborted || isAbortError(err)) throw err;
+    const unavailable = storageUnavailable(err);
+    if (unavailable) throw unavailable;
+    log.warn(`the live recording's ${what} failed; the recording has none`, { jobId: job.jobId, err });
+    return null;
+  };
+  const sourceKey = await (async () => {
+    const plan = { name: "HIGHEST" as const, videoRung: video[0]!.name, audioRung: audio };
+    const made = await remuxRendition(
+      ctx.storage,
+      job.outputPrefix,
+      plan,
+      path.join(ctx.workDir, "recording"),
+      ctx.signal,
+    );
+    const key = liveRecordingKey(job.videoId);
+    await ctx.storage.upload(key, made.file, { contentType: "video/mp4", cacheControl: "private, max-age=0" });
+    return key;
+  })().catch(failed("source file"));
+  const storyboard = await (async () => {
+    const plan = { name: "LOW" as const, videoRung: video.at(-1)!.name, audioRung: null };
+    const made = await remuxRendition(
+      ctx.storage,
+      job.outputPrefix,
+      plan,
+      path.join(ctx.workDir, "storyboard-source"),
+      ctx.signal,
+    );
+    const { input, probe } = await probeSource(made.file, { signal: ctx.signal });
+    return publishStoryboard(job, ctx, input, probe, { keyframesOnlyFrom: 2 * job.options.segmentSeconds });
+  })().catch(failed("storyboard"));
+  return { sourceKey, storyboard };
 }
 
 /** The poster: a frame of the top rung's first segment, once it is out. Null when that fails. */

@@ -14,13 +14,16 @@ const IMMUTABLE = "public, max-age=31536000, immutable";
 /**
  * Makes and uploads the video's storyboard (sheets first, then the WebVTT file that names them).
  * A video without a storyboard is still a video: a failure other than storage's is logged and
- * gives null.
+ * gives null. `keyframesOnlyFrom`: when the plan's interval is at least this many seconds, only
+ * the keyframes are decoded (a source whose keyframes are that close, such as a live recording's
+ * rung: each tile is then the keyframe at or before its time, many times faster to make).
  */
 export async function publishStoryboard(
-  job: TranscodeJobMessage,
+  job: Pick<TranscodeJobMessage, "jobId" | "outputPrefix">,
   ctx: JobContext,
   input: ProbedInput,
   probe: ProbeResult,
+  options: { keyframesOnlyFrom?: number } = {},
 ): Promise<Storyboard | null> {
   const { duration, width, height } = probe;
   if (width === null || height === null) return null; // audio only: no pictures
@@ -29,7 +32,8 @@ export async function publishStoryboard(
   try {
     const plan = planStoryboard({ duration, width, height });
     await mkdir(outDir, { recursive: true });
-    const sheets = await makeStoryboardSheets({ input, probe, plan, outDir, signal: ctx.signal });
+    const keyframesOnly = options.keyframesOnlyFrom !== undefined && plan.intervalSeconds >= options.keyframesOnlyFrom;
+    const sheets = await makeStoryboardSheets({ input, probe, plan, outDir, keyframesOnly, signal: ctx.signal });
     const sheetKeys = sheets.map((_, i) => layout.sheetKey(i));
     for (const [i, file] of sheets.entries()) {
       await ctx.storage.upload(sheetKeys[i]!, file, { contentType: "image/jpeg", cacheControl: IMMUTABLE });

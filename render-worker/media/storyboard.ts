@@ -49,6 +49,11 @@ export interface MakeStoryboardArgs {
   plan: StoryboardPlan;
   /** An empty directory: ffmpeg runs there and writes `sheet-0.jpg`, `sheet-1.jpg`… */
   outDir: string;
+  /**
+   * Decode only the keyframes (`-skip_frame nokey`): for a source with a keyframe at least every
+   * `plan.intervalSeconds`, each tile is the keyframe at or before its time.
+   */
+  keyframesOnly?: boolean;
   signal?: AbortSignal;
 }
 
@@ -69,7 +74,16 @@ export async function makeStoryboardSheets(args: MakeStoryboardArgs): Promise<st
     `tile=${plan.columns}x${plan.rows}`,
   ];
   const commandLine = await runFfmpeg({
-    inputs: [{ source: args.input.url, options: [...mediaInputOptions(args.input), ...decodeLimitOptions()] }],
+    inputs: [
+      {
+        source: args.input.url,
+        options: [
+          ...mediaInputOptions(args.input),
+          ...decodeLimitOptions(),
+          ...(args.keyframesOnly ? ["-skip_frame", "nokey"] : []),
+        ],
+      },
+    ],
     outputs: [
       {
         target: "sheet-%d.jpg",

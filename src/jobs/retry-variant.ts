@@ -32,6 +32,10 @@ export async function retryVariant(
       throw new ValidationError("id", `The variant is ${variant.status}; only a FAILED variant can be retried`);
     }
     const { video } = variant;
+    if (video.source === "LIVE") {
+      // Its rungs were cut live on one timeline; a rung encoded again from the recording would not line up.
+      throw new ValidationError("id", "A live recording's rendition cannot be encoded again");
+    }
     await hold?.();
     // The status update below is the lock: of two concurrent retries of one video, one finds it PROCESSING.
     const { count } = await tx.video.updateMany({

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Repeater } from "graphql-yoga";
 import type { Db } from "../db/client.ts";
-import { videoSnapshot, type VideoPubSub } from "../events/video-events.ts";
+import type { VideoPubSub } from "../events/video-events.ts";
 import type { LiveStream, LiveStreamStatus, Video } from "../generated/prisma/client.ts";
 import type { CostSettings } from "../jobs/cost.ts";
 import { announceQueuedJob, createJob } from "../jobs/create-job.ts";
@@ -292,11 +292,7 @@ export function createLiveStreams(deps: {
         break;
       }
       case "job.succeeded":
-        // The recording's length, known only now (its probe said 0).
-        if (e.duration !== undefined) {
-          const updated = await db.video.update({ where: { id: videoId }, data: { duration: e.duration } });
-          deps.pubSub.publish("videoEvents", videoId, { kind: "status", video: videoSnapshot(updated) });
-        }
+        // The recording's length and source were written with its READY (transcode-events.ts).
         await setStatus(streamId, "ENDED");
         break;
       case "job.failed":

@@ -517,6 +517,11 @@ export const JobEvent = z.discriminatedUnion("type", [
     /** A live recording's length in seconds, known only at its end (its `job.probed` said 0). */
     duration: z.number().nonnegative().optional(),
     /**
+     * A live recording's source file (`source/recording.mp4`: its top rung and audio remuxed into
+     * one MP4), stored so that clips can be cut from it; absent when making it failed.
+     */
+    sourceKey: z.string().min(1).optional(),
+    /**
      * The run split the transcode (`job.split`) and encoded the first chunk of every video rung
      * (these segments, their playlists left open) and the whole of every audio rung: the video is
      * ready once the API has listed every chunk's segments.

@@ -5,7 +5,8 @@
  *
  * ```
  * videos/{videoId}/source/upload          an uploaded source (upload.part while it arrives)
- * videos/{videoId}/source/{name}          a rendered or imported source (scene.mp4, composition.mp4, import)
+ * videos/{videoId}/source/{name}          a rendered or imported source (scene.mp4, composition.mp4, import),
+ *                                         or a live recording remuxed into one file (recording.mp4)
  * videos/{videoId}/hls/master.m3u8        the master playlist
  * videos/{videoId}/hls/encode.json        what the finished encode published (resume and redelivery)
  * videos/{videoId}/hls/{rung}/index.m3u8  a rung's playlist, its segments beside it
@@ -28,6 +29,9 @@ export const sourceKey = (videoId: string, name = "upload"): string => `${videoP
 
 /** The prefix of a video's source files (the upload, its partial file, rendered sources). */
 export const sourcePrefix = (videoId: string): string => `${videoPrefix(videoId)}/source`;
+
+/** A live broadcast's recording as one file (its top rung and audio, remuxed), the source its clips are cut from. */
+export const liveRecordingKey = (videoId: string): string => sourceKey(videoId, "recording.mp4");
 
 /** Where an upload's bytes gather until the upload is complete. */
 export const partialUploadKey = (videoId: string): string => `${sourceKey(videoId)}.part`;

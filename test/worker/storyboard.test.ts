@@ -4,11 +4,13 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { transcode } from "../../render-worker/handlers/transcode.ts";
-import { MAX_STORYBOARD_TILES, planStoryboard } from "../../render-worker/media/storyboard.ts";
+import { mkdir } from "node:fs/promises";
+import { probeSource } from "../../render-worker/media/probe.ts";
+import { MAX_STORYBOARD_TILES, makeStoryboardSheets, planStoryboard } from "../../render-worker/media/storyboard.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import type { JobEventBody } from "../../src/protocol/messages.ts";
 import { contractCheckedEmit } from "../support/job-events.ts";
-import { jobDirsPerTest, makeClip, stageTranscodeJob } from "../support/media-fixtures.ts";
+import { fixturesDir, jobDirsPerTest, makeClip, runFfmpeg, stageTranscodeJob } from "../support/media-fixtures.ts";
 
 const run = promisify(execFile);
 const JOB_ID = "5b0e6f0e-2c1d-4d55-9a43-6a1f5f1b2c77";
@@ -77,6 +79,45 @@ describe("storyboard", () => {
     expect(manifest.complete.storyboard).toEqual(storyboard);
     const again = await transcodeClip(clip);
     expect(succeededOf(again)).toMatchObject({ alreadyDone: true, storyboard });
+  });
+
+  it("decoding only the keyframes (a live recording's) gives the same tiles when a keyframe starts every interval, other ones when not", async () => {
+    // 12 s at 25 fps, tiles every 2 s: keyframes every 2 s fall on every tile's time, every 3 s they do not.
+    const sheetsOf = async (keyframeSeconds: number, keyframesOnly: boolean) => {
+      const dir = path.join(fixturesDir(), `storyboard-keyframes-${keyframeSeconds}-${keyframesOnly}`);
+      await mkdir(dir, { recursive: true });
+      const source = path.join(dir, "source.mp4");
+      const gop = String(25 * keyframeSeconds);
+      await runFfmpeg([
+        ...["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=12"],
+        ...[
+          "-c:v",
+          "libx264",
+          "-preset",
+          "ultrafast",
+          "-g",
+          gop,
+          "-keyint_min",
+          gop,
+          "-sc_threshold",
+          "0",
+          "-y",
+          source,
+        ],
+      ]);
+      const { input, probe } = await probeSource(source);
+      const plan = { ...planStoryboard({ duration: 12, width: 320, height: 180 }), intervalSeconds: 2, tileCount: 6 };
+      const [sheet] = await makeStoryboardSheets({
+        input,
+        probe,
+        plan: { ...plan, columns: 6, rows: 1, sheetCount: 1 },
+        outDir: dir,
+        keyframesOnly,
+      });
+      return readFile(sheet!);
+    };
+    expect((await sheetsOf(2, true)).equals(await sheetsOf(2, false))).toBe(true);
+    expect((await sheetsOf(3, true)).equals(await sheetsOf(3, false))).toBe(false);
   });
 
   it("a storyboard that cannot be made leaves the video without one, not failed", async () => {

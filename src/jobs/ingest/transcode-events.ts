@@ -1,6 +1,7 @@
 import type { Variant } from "../../generated/prisma/client.ts";
 import { encoderFigures, variantSnapshot, videoSnapshot } from "../../events/video-events.ts";
 import type { Rung } from "../../protocol/messages.ts";
+import { sourceName } from "../../protocol/storage-layout.ts";
 import { inSpan } from "../../shared/tracing.ts";
 import { videoWebhookData, webhookEventId, type WebhookEmitter } from "../../webhooks/events.ts";
 import { userFacingError } from "../user-facing-error.ts";
@@ -224,7 +225,7 @@ export function createTranscodeEventIngestor(deps: IngestDeps, runs: JobRunInges
 
   /**
    * What a transcode's end does to its video, in `tx` under the video's lock: playable with its
-   * master, poster and storyboard, and READY (`ready`) with its webhook and the static renditions
+   * master, poster and storyboard (a live recording's also with its duration and source file), and READY (`ready`) with its webhook and the static renditions
    * asked for queued (true when some were); a split transcode's first run leaves it at `playable`
    * until its last chunk is listed.
    */
@@ -232,7 +233,7 @@ export function createTranscodeEventIngestor(deps: IngestDeps, runs: JobRunInges
     tx: Tx,
     jobId: string,
     videoId: string,
-    made: Pick<EventOf<"job.succeeded">, "masterKey" | "posterKey" | "storyboard">,
+    made: Pick<EventOf<"job.succeeded">, "masterKey" | "posterKey" | "storyboard" | "duration" | "sourceKey">,
     at: Date,
     state: "playable" | "ready",
   ): Promise<boolean> {
@@ -248,6 +249,9 @@ export function createTranscodeEventIngestor(deps: IngestDeps, runs: JobRunInges
         masterKey: made.masterKey,
         posterKey: made.posterKey ?? undefined,
         storyboard: made.storyboard ?? undefined,
+        // A live recording's length and source file, known only at its end.
+        duration: made.duration,
+        ...(made.sourceKey ? { sourceKey: made.sourceKey, sourceName: sourceName(made.sourceKey) } : {}),
       },
     });
     await tx.video.updateMany({ where: { id: videoId, playableAt: null }, data: { playableAt: at } });
