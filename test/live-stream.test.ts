@@ -126,6 +126,20 @@ async function expectRecordingIsASource(videoId: string, duration: number): Prom
   expect(sheet.headers.get("content-type")).toBe("image/jpeg");
   expect((await sheet.arrayBuffer()).byteLength).toBeGreaterThan(1000);
 
+  // Its encode's cost, measured as any job's: the CPU and wall time of its run, in costSummary.
+  const job = await waitFor(
+    "the broadcast's measured cost",
+    () => t.app.services.db.job.findFirstOrThrow({ where: { videoId, kind: "LIVE" } }),
+    (j) => j.actualCostUsd !== null,
+  );
+  expect(job.cpuSeconds).toBeGreaterThan(1);
+  expect(job.wallSeconds).toBeGreaterThan(duration - 2);
+  const summary = await t.gql(
+    `query ($from: DateTime!, $to: DateTime!) { costSummary(from: $from, to: $to) { actualUsd jobCount } }`,
+    { from: job.createdAt.toISOString(), to: new Date(Date.now() + 1000).toISOString() },
+  );
+  expect(summary.data.costSummary.actualUsd).toBeGreaterThanOrEqual(job.actualCostUsd!);
+
   const [start, end] = [2, 6];
   const clip = await t.gql(
     `mutation ($input: CreateClipInput!) {
@@ -502,4 +516,52 @@ describe("live streams over RTMP", () => {
     expect(outcome).toBe("closed");
     expect((await fetch(`${t.url}/health`)).status).toBe(200);
   });
+});
+
+describe("a tenant's limit on broadcasts on air", () => {
+  let limited: TestApp;
+  beforeAll(async () => {
+    limited = await startTestApp({ worker: false, env: { LIVE_MAX_STREAMS_PER_TENANT: "1" } });
+  });
+  afterAll(async () => {
+    await limited?.stop();
+  });
+
+  it("holds when two of its streams start broadcasts at the same instant: one starts, the other is refused", async () => {
+    const streams: string[] = [];
+    for (const title of ["Studio A", "Studio B"]) {
+      const res = await limited.gql(
+        `mutation ($title: String!) { createLiveStream(input: { title: $title }) { liveStream { id } } }`,
+        { title },
+      );
+      expect(res.errors).toBeUndefined();
+      streams.push(res.data.createLiveStream.liveStream.id);
+    }
+    const { sessions } = limited.app.services.live;
+    // Both publishers were authorized (none on air yet) and their metadata came at once.
+    for (const id of streams) expect(await sessions.authorize(await keyOf(id))).toEqual({ streamId: id });
+    const input = { width: 320, height: 240, fps: 25, hasAudio: true };
+    const begun = await Promise.all(streams.map((id) => sessions.begin(id, input)));
+    const started = begun.filter((b) => "feed" in b);
+    const refused = begun.filter((b) => "refused" in b);
+    expect(started).toHaveLength(1);
+    expect(refused).toEqual([{ refused: "the tenant has 1 live streams on air (LIVE_MAX_STREAMS_PER_TENANT)" }]);
+    const db = limited.app.services.db;
+    expect(await db.liveStream.count({ where: { status: { in: ["CONNECTED", "LIVE"] } } })).toBe(1);
+    // The refused one's claim was undone: no video, its stream as it was.
+    expect(await db.video.count({ where: { source: "LIVE" } })).toBe(1);
+    expect(await db.liveStream.count({ where: { status: "IDLE" } })).toBe(1);
+  });
+
+  /** A fresh key of the stream (rotated: keys are shown once). */
+  async function keyOf(id: string): Promise<string> {
+    const res = await limited.gql(
+      `mutation ($id: ID!) { rotateLiveStreamKey(id: $id) { ... on LiveStreamWithKey { streamKey } } }`,
+      {
+        id,
+      },
+    );
+    expect(res.errors).toBeUndefined();
+    return res.data.rotateLiveStreamKey.streamKey;
+  }
 });

@@ -19,6 +19,9 @@ import { videoWebhookData, type WebhookEmitter, type WebhookEventType, webhookEv
 const BROADCAST_ENDED = "liveBroadcastEnded";
 
 /** Where workers read a broadcast's feed: GET {LIVE_FEED_URL}/live/v1/feeds/{videoId}.flv?expires&sig. */
+/** A broadcast that may not start, thrown inside its transaction so that its claim is undone. */
+class BroadcastRefused extends Error {}
+
 const FEED_PATH_PREFIX = "/live/v1/feeds/";
 
 /** A transaction of the API's database client. */
@@ -133,6 +136,19 @@ export function createLiveStreams(deps: {
     entry.feed.end();
   }
 
+  /**
+   * Why the tenant may not start another broadcast (LIVE_MAX_STREAMS_PER_TENANT on air, not
+   * counting `starting`, the stream asking), or null.
+   */
+  async function onAirOverLimit(client: Tx | Db, tenantId: string, starting: string): Promise<string | null> {
+    const onAir = await client.liveStream.count({
+      where: { tenantId, id: { not: starting }, status: { in: ["CONNECTED", "LIVE"] } },
+    });
+    return onAir >= settings.maxStreamsPerTenant
+      ? `the tenant has ${onAir} live streams on air (LIVE_MAX_STREAMS_PER_TENANT)`
+      : null;
+  }
+
   /** A broadcast's video and its LIVE job, in the caller's transaction. */
   async function createBroadcast(
     tx: Tx,
@@ -179,11 +195,10 @@ export function createLiveStreams(deps: {
         return { refused: "the live stream already has a publisher" };
       // Its publisher reconnecting: no new broadcast is counted.
       if (graces.has(stream.id)) return { streamId: stream.id };
-      const live = await db.liveStream.count({
-        where: { tenantId: stream.tenantId, status: { in: ["CONNECTED", "LIVE"] } },
-      });
-      if (live >= settings.maxStreamsPerTenant)
-        return { refused: `the tenant has ${live} live streams on air (LIVE_MAX_STREAMS_PER_TENANT)` };
+      // Checked again when the broadcast starts, under a lock (begin): here it spares a publisher
+      // over the limit the wait for its metadata.
+      const over = await onAirOverLimit(db, stream.tenantId, stream.id);
+      if (over) return { refused: over };
       return { streamId: stream.id };
     },
 
@@ -208,7 +223,7 @@ export function createLiveStreams(deps: {
       const videoId = randomUUID();
       const feed = new LiveFeed();
       feeds.set(videoId, { feed, streamId, startedAt: Date.now() });
-      let claimed: { video: Video } | null;
+      let claimed: { video: Video } | { refused: string };
       try {
         claimed = await db.$transaction(async (tx) => {
           // One publisher per stream: two connecting at once with its key both got this far.
@@ -216,7 +231,13 @@ export function createLiveStreams(deps: {
             where: { id: streamId, status: { notIn: ["CONNECTED", "LIVE"] } },
             data: { status: "CONNECTED", activeVideoId: null },
           });
-          if (claim.count === 0) return null;
+          if (claim.count === 0) return { refused: "the live stream already has a publisher" };
+          // The tenant's broadcasts on air, counted again under its row's lock: broadcasts of one
+          // tenant starting at once (on any API instance) are counted one after the other.
+          // `NO KEY UPDATE` leaves the rows that reference the tenant free.
+          await tx.$queryRaw`SELECT 1 FROM "Tenant" WHERE id = ${stream.tenantId}::uuid FOR NO KEY UPDATE`;
+          const over = await onAirOverLimit(tx, stream.tenantId, streamId);
+          if (over) throw new BroadcastRefused(over);
           const video = await createBroadcast(tx, stream, videoId, input, segmentSeconds);
           // The stream names its broadcast, and CONNECTED's webhook names the video.
           await changeStatus(tx, streamId, "CONNECTED", { activeVideoId: video.id, lastError: null });
@@ -224,11 +245,13 @@ export function createLiveStreams(deps: {
         });
       } catch (err) {
         feeds.delete(videoId);
+        // Thrown to undo the claim.
+        if (err instanceof BroadcastRefused) return { refused: err.message };
         throw err;
       }
-      if (!claimed) {
+      if ("refused" in claimed) {
         feeds.delete(videoId);
-        return { refused: "the live stream already has a publisher" };
+        return claimed;
       }
       const { video } = claimed;
       deps.webhooks.flush();
