@@ -169,6 +169,15 @@ const EnvSchema = z.object({
   /** Segment lengths of the STANDARD and LOW latency modes. */
   LIVE_SEGMENT_SECONDS: z.coerce.number().min(1).max(10).default(2),
   LIVE_LOW_LATENCY_SEGMENT_SECONDS: z.coerce.number().min(1).max(10).default(1),
+  /**
+   * How far back viewers of a broadcast on air can seek: its rung playlists list the last this many
+   * seconds (a sliding window). 0: the whole broadcast. The recording keeps every segment either way.
+   */
+  LIVE_DVR_WINDOW_SECONDS: z.coerce
+    .number()
+    .int()
+    .refine((s) => s === 0 || (s >= 10 && s <= 21_600), { message: "0, or 10 to 21600 seconds" })
+    .default(1800),
   /** Bytes of images made on request (thumbnails, animated previews) cached per video, and per tenant. */
   IMAGE_CACHE_BYTES_PER_VIDEO: z.coerce
     .number()

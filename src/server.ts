@@ -19,7 +19,7 @@ import { createMutationRateLimiter, graphqlSecurityPlugins } from "./http/graphq
 import { authorizationParam, serveGraphqlOverWebSocket } from "./http/graphql-ws.ts";
 import { serveHealthPath } from "./http/health.ts";
 import { startMetricsServer, type MetricsServer } from "./http/metrics-server.ts";
-import { handleMedia } from "./http/media.ts";
+import { createLiveWindows, handleMedia } from "./http/media.ts";
 import { traceRequest } from "./http/request-trace.ts";
 import { sharedSubscriptionResults } from "./http/shared-subscription-results.ts";
 import { graphiqlPage, renderOfflineGraphiQL } from "./http/graphiql.ts";
@@ -239,9 +239,10 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     : null;
 
   const guard = createPlaybackGuard(db, playbackTokens);
+  const liveWindows = createLiveWindows(env.LIVE_DVR_WINDOW_SECONDS);
   const captions = createCaptionCatalog(db);
   const serveMedia = (req: IncomingMessage, res: ServerResponse, url: URL) =>
-    handleMedia(storage, guard, captions, req, res, url);
+    handleMedia(storage, guard, captions, liveWindows, req, res, url);
   const videoImages = createVideoImageRoute({
     db,
     storage,

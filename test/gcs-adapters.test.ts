@@ -10,7 +10,7 @@ import { probeSource } from "../render-worker/media/probe.ts";
 import { createGcsWorkerStorage } from "../render-worker/storage/gcs.ts";
 import type { WorkerStorage } from "../render-worker/storage/types.ts";
 import type { CaptionCatalog } from "../src/captions/subtitle-playlists.ts";
-import { handleMedia } from "../src/http/media.ts";
+import { createLiveWindows, handleMedia } from "../src/http/media.ts";
 import type { PlaybackGuard } from "../src/http/playback-guard.ts";
 import { PlaybackTokens } from "../src/http/playback-tokens.ts";
 import { MEDIA_PATH_PREFIX } from "../src/storage/api-urls.ts";
@@ -71,14 +71,25 @@ beforeAll(async () => {
   await createGcsClient(emulator.endpoint).createBucket(BUCKET);
   storage = new GcsStorage({ bucket: BUCKET, apiEndpoint, publicUrl: "", signedUrlTtlSeconds: TTL });
   worker = createGcsWorkerStorage({ bucket: BUCKET, apiEndpoint, signedUrlTtlSeconds: 3600 });
-  const publicGuard: PlaybackGuard = { policyOf: async () => "PUBLIC", tokens: new PlaybackTokens("x".repeat(32), 60) };
+  const publicGuard: PlaybackGuard = {
+    videoOf: async () => ({ policy: "PUBLIC", live: false }),
+    tokens: new PlaybackTokens("x".repeat(32), 60),
+  };
   const noCaptions: CaptionCatalog = {
     tracksOf: async () => [],
     subtitlePlaylistOf: async () => null,
     captionFileOf: async () => null,
   };
   mediaServer = createServer((req, res) => {
-    handleMedia(storage, publicGuard, noCaptions, req, res, new URL(req.url!, "http://api")).catch((err) => {
+    handleMedia(
+      storage,
+      publicGuard,
+      noCaptions,
+      createLiveWindows(0),
+      req,
+      res,
+      new URL(req.url!, "http://api"),
+    ).catch((err) => {
       res.writeHead(500);
       res.end(String(err));
     });

@@ -1,5 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
 import { connect } from "node:net";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Browser } from "playwright-core";
 import { liveBroadcasts, liveIngestBytes, liveIngestClosed } from "../src/metrics.ts";
@@ -14,12 +16,19 @@ const LIVE_STREAM_FIELDS = "id status ingestUrl lastError streamKeyHint disabled
 
 let t: TestApp;
 let browser: Browser;
+/** The sliding window viewers of a broadcast on air get (LIVE_DVR_WINDOW_SECONDS). */
+const DVR_WINDOW_SECONDS = 10;
 
 beforeAll(async () => {
   await buildConsole();
   browser = await launchChromium();
   t = await startTestApp({
-    env: { LIVE_SEGMENT_SECONDS: "1", LIVE_STALL_SECONDS: "3", LIVE_RECONNECT_GRACE_SECONDS: "3" },
+    env: {
+      LIVE_SEGMENT_SECONDS: "1",
+      LIVE_STALL_SECONDS: "3",
+      LIVE_RECONNECT_GRACE_SECONDS: "3",
+      LIVE_DVR_WINDOW_SECONDS: String(DVR_WINDOW_SECONDS),
+    },
   });
 });
 afterAll(async () => {
@@ -105,6 +114,40 @@ const durationOf = (playlist: string) =>
     .split("\n")
     .filter((line) => line.startsWith("#EXTINF:"))
     .reduce((sum, line) => sum + Number.parseFloat(line.slice("#EXTINF:".length)), 0);
+
+/**
+ * While a broadcast is on air: its rung playlists as viewers get them slide (the last
+ * DVR_WINDOW_SECONDS of the stored playlist, numbered on, no EVENT type), and an instant clip of its
+ * first seconds is a finished playlist of those segments.
+ */
+async function expectLiveWindowAndInstantClip(videoId: string, playbackUrl: string, master: string): Promise<void> {
+  const masterUrl = new URL(playbackUrl, t.url);
+  const rung = master.split("\n").find((line) => line.endsWith(".m3u8") && !line.startsWith("#"))!;
+  const windowed = await waitFor(
+    "the live window to slide",
+    () => text(new URL(rung, masterUrl).toString()),
+    (p) => /#EXT-X-MEDIA-SEQUENCE:[1-9]/.test(p) || p.includes("#EXT-X-ENDLIST"),
+    20_000,
+  );
+  const stored = await readFile(path.join(t.dataDir, "videos", videoId, "hls", rung), "utf8");
+  expect(stored).toContain("#EXT-X-PLAYLIST-TYPE:EVENT");
+  expect(windowed).not.toContain("#EXT-X-ENDLIST");
+  expect(windowed).not.toContain("#EXT-X-PLAYLIST-TYPE");
+  expect(durationOf(windowed)).toBeGreaterThanOrEqual(DVR_WINDOW_SECONDS);
+  expect(durationOf(windowed)).toBeLessThan(DVR_WINDOW_SECONDS + 1.5);
+  const uris = (p: string) => p.split("\n").filter((line) => line.endsWith(".ts"));
+  const first = Number(/#EXT-X-MEDIA-SEQUENCE:(\d+)/.exec(windowed)![1]);
+  // The window's segments are the stored ones from its first number on (the stored list has grown since, maybe).
+  expect(uris(windowed)).toEqual(uris(stored).slice(first, first + uris(windowed).length));
+
+  // An instant clip of seconds 1 to 3 while live: those segments, ended, from the whole broadcast.
+  const clipMaster = await text(`${masterUrl}?asset_start_time=1&asset_end_time=3`);
+  const clipRung = clipMaster.split("\n").find((line) => line.includes(".m3u8?") && !line.startsWith("#"))!;
+  const clip = await text(new URL(clipRung, masterUrl).toString());
+  expect(clip).toContain("#EXT-X-ENDLIST");
+  expect(durationOf(clip)).toBeGreaterThanOrEqual(2 - 0.05);
+  expect(durationOf(clip)).toBeLessThan(3.1);
+}
 
 /**
  * An ended broadcast's recording is a source like an upload: it has a storyboard (every tile inside
@@ -193,7 +236,7 @@ async function expectRecordingIsASource(videoId: string, duration: number): Prom
 }
 
 describe("live streams over RTMP", () => {
-  it("a broadcast plays live in the watch page (hls.js in Chromium), reports its states, health and webhooks, and becomes a VOD recording with a storyboard, clips and static renditions", async () => {
+  it("a broadcast plays live in the watch page (hls.js in Chromium), slides its DVR window, clips instantly, reports its states, health and webhooks, and becomes a VOD recording with a storyboard, clips and static renditions", async () => {
     const stream = await createLiveStream("Morning show");
     // A CMS's endpoint for the stream's webhooks (its deliveries are read from the outbox below).
     const endpoint = await t.gql(
@@ -220,7 +263,8 @@ describe("live streams over RTMP", () => {
       },
     );
 
-    const seconds = 10;
+    // Longer than the DVR window, so that the window slides while it is on air.
+    const seconds = DVR_WINDOW_SECONDS + 4;
     const publisher = publish(`${stream.ingestUrl}/${stream.key}`, seconds);
     const live = await waitFor(
       "the broadcast to be playable",
@@ -254,6 +298,8 @@ describe("live streams over RTMP", () => {
     } finally {
       await page.close();
     }
+
+    await expectLiveWindowAndInstantClip(live.activeVideo.id, live.activeVideo.playbackUrl, master);
 
     expect(await publisher.exited).toBe(0);
     const ended = await waitFor(

@@ -5,6 +5,7 @@ import {
   hasUriScheme,
   playlistOfSegments,
   segmentedPlaylist,
+  slidingWindowPlaylist,
   withMediaGroup,
 } from "../src/storage/playlists.ts";
 
@@ -107,5 +108,42 @@ describe("the API's playlist edits", () => {
         "",
       ].join("\n"),
     );
+  });
+
+  test("a live playlist's sliding window lists its last segments from their number on, without its EVENT type", () => {
+    const live = (count: number, extra: string[] = []) =>
+      [
+        "#EXTM3U",
+        "#EXT-X-VERSION:3",
+        "#EXT-X-TARGETDURATION:2",
+        "#EXT-X-MEDIA-SEQUENCE:0",
+        "#EXT-X-PLAYLIST-TYPE:EVENT",
+        ...Array.from({ length: count }, (_, i) => [
+          ...(extra[i] ? [extra[i]!] : []),
+          "#EXTINF:2.000,",
+          `seg_${String(i).padStart(5, "0")}.ts`,
+        ]).flat(),
+        "",
+      ].join("\n");
+    // 10 segments of 2 s, a 7 s window: the last 4 (8 s), numbered from 6.
+    expect(slidingWindowPlaylist(live(10), 7)).toBe(
+      [
+        "#EXTM3U",
+        "#EXT-X-VERSION:3",
+        "#EXT-X-TARGETDURATION:2",
+        "#EXT-X-MEDIA-SEQUENCE:6",
+        ...[6, 7, 8, 9].flatMap((i) => ["#EXTINF:2.000,", `seg_0000${i}.ts`]),
+        "",
+      ].join("\n"),
+    );
+    // Shorter than the window: every segment. Never under three target durations (6 s).
+    expect(slidingWindowPlaylist(live(2), 60)).toContain("#EXT-X-MEDIA-SEQUENCE:0");
+    expect(slidingWindowPlaylist(live(10), 1)).toContain("#EXT-X-MEDIA-SEQUENCE:7");
+    // The discontinuities left out are counted.
+    const cut = slidingWindowPlaylist(live(10, ["", "#EXT-X-DISCONTINUITY", "", "#EXT-X-DISCONTINUITY"]), 4)!;
+    expect(cut).toContain("#EXT-X-DISCONTINUITY-SEQUENCE:2");
+    expect(cut).toContain("#EXT-X-MEDIA-SEQUENCE:7");
+    // A finished playlist (the recording) is not windowed.
+    expect(slidingWindowPlaylist(`${live(10)}#EXT-X-ENDLIST\n`, 4)).toBeNull();
   });
 });

@@ -18,6 +18,7 @@ import {
   isMasterPlaylist,
   resolvePlaylistUri,
   rewritePlaylistUris,
+  slidingWindowPlaylist,
 } from "../storage/playlists.ts";
 import { type ApiStorage, assertValidKey, type ByteRange, type PublishedObjectAccess } from "../storage/types.ts";
 import { isSafeDownloadName } from "../videos/download-filename.ts";
@@ -42,7 +43,7 @@ async function admitRequest(
   req: IncomingMessage,
   res: ServerResponse,
   url: URL,
-): Promise<{ key: string; token: string } | null> {
+): Promise<{ key: string; token: string; live: boolean } | null> {
   if (methodNotAllowed(req, res)) return null;
   const key = publishedKey(url);
   if (key === null) {
@@ -50,7 +51,7 @@ async function admitRequest(
     return null;
   }
   const admission = await admitPlayback(guard, key, url);
-  if ("token" in admission) return { key, token: admission.token };
+  if ("token" in admission) return { key, ...admission };
   if (admission.refused === "not found") notFound(res);
   else forbidden(res, admission.problem);
   return null;
@@ -258,20 +259,65 @@ async function serveStoryboard(
 }
 
 /**
+ * A live broadcast's rung playlist while it grows, as its viewers get it: the last
+ * `LIVE_DVR_WINDOW_SECONDS` (`slidingWindowPlaylist`). The window of the text last read for the
+ * playlist is kept, so that viewers polling the same playlist share one cut until it grows.
+ */
+export function createLiveWindows(windowSeconds: number) {
+  // A live playlist only grows at its end: its length and last line tell one version from the next,
+  // and only the window (a few hundred segments) is kept, not the whole text.
+  const versionOf = (text: string) => `${text.length}:${text.slice(-64)}`;
+  const last = new Map<string, { version: string; windowed: string }>();
+  return {
+    /** Whether a request for `key` is windowed (an instant clip's range is cut from the whole broadcast). */
+    applies: (admitted: { key: string; live: boolean }, url: URL): boolean =>
+      windowSeconds > 0 &&
+      admitted.live &&
+      path.extname(admitted.key) === ".m3u8" &&
+      !isComposedPlaylist(admitted.key) &&
+      clipRangeOf(url) === null,
+    /** `text` (the stored playlist at `key`) windowed; as it is once finished (the recording). */
+    cut(key: string, text: string): string {
+      const version = versionOf(text);
+      const known = last.get(key);
+      if (known?.version === version) return known.windowed;
+      const windowed = isFinishedPlaylist(text) ? null : slidingWindowPlaylist(text, windowSeconds);
+      // A finished playlist no longer changes: it needs no entry.
+      if (windowed === null) last.delete(key);
+      else {
+        if (last.size >= MAX_LIVE_WINDOWS) last.clear();
+        last.set(key, { version, windowed });
+      }
+      return windowed ?? text;
+    },
+  };
+}
+
+/**
+ * Live playlists whose last window is kept: every rendition of 500 broadcasts on air, about 30 KB
+ * each at the default window (900 segments).
+ */
+const MAX_LIVE_WINDOWS = 2000;
+
+export type LiveWindows = ReturnType<typeof createLiveWindows>;
+
+/**
  * A playlist as this request gets it: with the video's caption tracks (a master), cut to an instant
- * clip's range, its bucket objects named by signed URL, its relative URIs carrying the token.
+ * clip's range or a live broadcast's window, its bucket objects named by signed URL, its relative
+ * URIs carrying the token.
  */
 async function servePlaylist(
   req: IncomingMessage,
   res: ServerResponse,
   objects: PublishedObjectAccess,
   captions: CaptionCatalog,
-  request: { key: string; token: string; url: URL },
+  request: { key: string; token: string; url: URL; window: LiveWindows | null },
   readText: (key: string) => Promise<string | null>,
 ): Promise<void> {
   const { key, token, url } = request;
-  const text = await playlistText(key, captions, readText);
-  if (text === null) return notFound(res);
+  const stored = await playlistText(key, captions, readText);
+  if (stored === null) return notFound(res);
+  const text = request.window ? request.window.cut(key, stored) : stored;
   const clipped = await clippedPlaylist(readText, key, text, url);
   if ("problem" in clipped) return badRequest(res, clipped.problem);
   const linked =
@@ -363,6 +409,7 @@ export async function handleMedia(
   storage: MediaStorage,
   guard: PlaybackGuard,
   captions: CaptionCatalog,
+  liveWindows: LiveWindows,
   req: IncomingMessage,
   res: ServerResponse,
   url: URL,
@@ -370,6 +417,7 @@ export async function handleMedia(
   const admitted = await admitRequest(guard, req, res, url);
   if (admitted === null) return;
   const { key, token } = admitted;
+  const window = liveWindows.applies(admitted, url) ? liveWindows : null;
   const objects = storage.publishedObjects;
   const readText = (k: string) => storage.readText(k);
   // Relative URIs would not reach a bucket: every text naming its objects is rewritten.
@@ -379,9 +427,10 @@ export async function handleMedia(
   }
   const captionFile = captionFileParts(key);
   if (captionFile) return serveCaptionFile(req, res, captions, captionFile, token, readText);
-  const composed = namesBucketObjects || token || isComposedPlaylist(key) || clipRangeOf(url) !== null;
+  const composed =
+    namesBucketObjects || token || isComposedPlaylist(key) || clipRangeOf(url) !== null || window !== null;
   if (path.extname(key) === ".m3u8" && composed) {
-    return servePlaylist(req, res, objects, captions, { key, token, url }, readText);
+    return servePlaylist(req, res, objects, captions, { key, token, url, window }, readText);
   }
   if (objects.servedBy === "api") return sendObject(req, res, storage, objects.read, { key, token, url });
   res.writeHead(302, {

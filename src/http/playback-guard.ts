@@ -2,37 +2,47 @@ import type { Db } from "../db/client.ts";
 import { isMasterPlaylistKey, videoKeyParts } from "../protocol/storage-layout.ts";
 import type { PlaybackTokens } from "./playback-tokens.ts";
 
-/** Who may read a video's media: its playback policy (null: no such video) and the token checker. */
+/** A video as its media requests see it: its playback policy, and whether it is a live broadcast's. */
+interface PlaybackVideo {
+  policy: "PUBLIC" | "SIGNED";
+  live: boolean;
+}
+
+/** Who may read a video's media: the video (null: no such video) and the token checker. */
 export interface PlaybackGuard {
-  policyOf(videoId: string): Promise<"PUBLIC" | "SIGNED" | null>;
+  videoOf(videoId: string): Promise<PlaybackVideo | null>;
   tokens: PlaybackTokens;
 }
 
 const POLICY_CACHE_MS = 60_000;
 const MAX_CACHED_POLICIES = 50_000;
 
-/** Media of SIGNED videos needs a token; a video's policy never changes, so it is cached. */
+/** Media of SIGNED videos needs a token; a video's policy and source never change, so they are cached. */
 export function createPlaybackGuard(db: Db, tokens: PlaybackTokens): PlaybackGuard {
-  const policies = new Map<string, { policy: "PUBLIC" | "SIGNED"; at: number }>();
+  const videos = new Map<string, { video: PlaybackVideo; at: number }>();
   return {
     tokens,
-    async policyOf(videoId) {
-      const cached = policies.get(videoId);
-      if (cached && Date.now() - cached.at < POLICY_CACHE_MS) return cached.policy;
-      const video = await db.video
-        .findUnique({ where: { id: videoId }, select: { playbackPolicy: true } })
+    async videoOf(videoId) {
+      const cached = videos.get(videoId);
+      if (cached && Date.now() - cached.at < POLICY_CACHE_MS) return cached.video;
+      const row = await db.video
+        .findUnique({ where: { id: videoId }, select: { playbackPolicy: true, source: true } })
         .catch(() => null);
-      if (!video) return null;
-      if (policies.size > MAX_CACHED_POLICIES) policies.clear();
-      policies.set(videoId, { policy: video.playbackPolicy, at: Date.now() });
-      return video.playbackPolicy;
+      if (!row) return null;
+      if (videos.size > MAX_CACHED_POLICIES) videos.clear();
+      const video = { policy: row.playbackPolicy, live: row.source === "LIVE" };
+      videos.set(videoId, { video, at: Date.now() });
+      return video;
     },
   };
 }
 
-/** What a media request may do: carry `token` into playlists ("" for a public video), or nothing. */
+/**
+ * What a media request may do: carry `token` into playlists ("" for a public video), or nothing;
+ * `live`: the video is a live broadcast's.
+ */
 export type PlaybackAdmission =
-  | { token: string }
+  | { token: string; live: boolean }
   | { refused: "not found" }
   | { refused: "forbidden"; problem: string };
 
@@ -46,11 +56,13 @@ export type PlaybackAdmission =
 export async function admitPlayback(guard: PlaybackGuard, key: string, url: URL): Promise<PlaybackAdmission> {
   const videoId = videoKeyParts(key)?.videoId;
   if (!videoId) return { refused: "not found" };
-  const policy = await guard.policyOf(videoId);
-  if (policy === null) return { refused: "not found" };
-  if (policy === "PUBLIC") return { token: "" };
+  const video = await guard.videoOf(videoId);
+  if (video === null) return { refused: "not found" };
+  const { live } = video;
+  if (video.policy === "PUBLIC") return { token: "", live };
   const token = url.searchParams.get("token");
   const checked = guard.tokens.check(videoId, token, isMasterPlaylistKey(key) ? ["open"] : ["open", "session"]);
   if ("problem" in checked) return { refused: "forbidden", problem: checked.problem };
-  return { token: key.endsWith(".m3u8") && checked.kind === "open" ? guard.tokens.startSession(videoId) : token! };
+  const carried = key.endsWith(".m3u8") && checked.kind === "open" ? guard.tokens.startSession(videoId) : token!;
+  return { token: carried, live };
 }

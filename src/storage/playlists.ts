@@ -228,6 +228,34 @@ export function playlistOfSegments(playlist: SegmentedPlaylist, listed: readonly
   return `${[...header, ...segments, ...(finished ? ["#EXT-X-ENDLIST"] : [])].join("\n")}\n`;
 }
 
+/**
+ * A growing (live) media playlist as its viewers get it, a sliding window: its last segments that
+ * last `seconds` or more, and three target durations at least (all of them when they last less), `#EXT-X-MEDIA-SEQUENCE` the first one's
+ * number and `#EXT-X-DISCONTINUITY-SEQUENCE` counting the discontinuities left out, without
+ * `#EXT-X-PLAYLIST-TYPE` (an EVENT playlist never loses segments). Null for a finished playlist or
+ * one this module cannot split into segments: it is served as stored.
+ */
+export function slidingWindowPlaylist(text: string, seconds: number): string | null {
+  const playlist = segmentedPlaylist(text);
+  if (!playlist || playlist.finished) return null;
+  // RFC 8216 6.2.2: a live playlist lasts at least three target durations.
+  const target = Number(playlist.header.find((l) => l.startsWith("#EXT-X-TARGETDURATION:"))?.slice(22) ?? 0);
+  const keep = Math.max(seconds, 3 * (Number.isFinite(target) ? target : 0));
+  let first = playlist.segments.length;
+  for (let covered = 0; first > 0 && covered < keep; ) covered += playlist.segments[--first]!.duration;
+  const dropped = playlist.segments
+    .slice(0, first)
+    .reduce((n, s) => n + s.lines.filter((l) => l === "#EXT-X-DISCONTINUITY").length, 0);
+  const header = playlist.header.filter(
+    (l) => !l.startsWith("#EXT-X-PLAYLIST-TYPE:") && !l.startsWith("#EXT-X-DISCONTINUITY-SEQUENCE:"),
+  );
+  const stated = playlist.header.find((l) => l.startsWith("#EXT-X-DISCONTINUITY-SEQUENCE:"));
+  const discontinuities = Number(stated?.slice("#EXT-X-DISCONTINUITY-SEQUENCE:".length) ?? 0) + dropped;
+  if (discontinuities > 0) header.push(`#EXT-X-DISCONTINUITY-SEQUENCE:${discontinuities}`);
+  const listed = Array.from({ length: playlist.segments.length - first }, (_, i) => first + i);
+  return playlistOfSegments({ ...playlist, header }, listed, false);
+}
+
 /** Renditions a master lists as one `#EXT-X-MEDIA` group. */
 export interface MediaGroup {
   /** `SUBTITLES`, `CLOSED-CAPTIONS`, `AUDIO` or `VIDEO`; also the attribute by which a variant names the group. */
