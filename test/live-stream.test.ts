@@ -244,11 +244,16 @@ describe("live streams over RTMP", () => {
     );
     expect(endpoint.errors).toBeUndefined();
     const statuses: string[] = [];
-    let health: { segments: number; speed: number | null } | null = null;
+    let health: {
+      segments: number;
+      speed: number | null;
+      inputKeyframeInterval: number | null;
+      inputFps: number | null;
+    } | null = null;
     const client = t.wsClient();
     const unsubscribe = client.subscribe(
       {
-        query: `subscription ($id: ID!) { liveStreamEvents(id: $id) { status health { segments speed fps mediaSeconds inputBitrate } } }`,
+        query: `subscription ($id: ID!) { liveStreamEvents(id: $id) { status health { segments speed fps mediaSeconds inputBitrate inputKeyframeInterval inputFps } } }`,
         variables: { id: stream.id },
       },
       {
@@ -352,6 +357,9 @@ describe("live streams over RTMP", () => {
     const closed = (await liveIngestClosed.get()).values.find((v) => v.labels.outcome === "ended");
     expect(closed?.value).toBeGreaterThanOrEqual(1);
     expect(health!.segments).toBeGreaterThan(0);
+    // The publisher's own settings, read from its stream: a keyframe every 25 frames at 25 fps.
+    expect(health!.inputKeyframeInterval).toBeCloseTo(1, 1);
+    expect(health!.inputFps).toBeCloseTo(25, 0);
     unsubscribe();
     await expectRecordingIsASource(ended.activeVideo.id, ended.activeVideo.duration);
   });

@@ -5,6 +5,8 @@ const FLV_HEADER = Buffer.from([0x46, 0x4c, 0x56, 0x01, 0x05, 0x00, 0x00, 0x00, 
 
 /** A reader this far behind (bytes it has not taken) is cut off: the encode could not keep up. */
 const MAX_READER_BACKLOG_BYTES = 32 * 1024 * 1024;
+/** An FLV AVC video tag's second byte (AVCPacketType) when the tag ends the sequence. */
+const AVC_END_OF_SEQUENCE = 2;
 /** The group of pictures kept for a reader that joins late is bounded (a publisher that sends no keyframe). */
 const MAX_GOP_BYTES = 16 * 1024 * 1024;
 
@@ -55,6 +57,13 @@ export class LiveFeed {
   /** Timestamp jumps smoothed over, and publishers that resumed the feed. */
   jumps = 0;
   resumes = 0;
+  /**
+   * What the publisher sends, measured at each keyframe on the feed's timeline: the seconds since
+   * the keyframe before, and the video frames per second between them. Null until two keyframes came.
+   */
+  input: { keyframeInterval: number; fps: number } | null = null;
+  #lastKeyframeMs: number | null = null;
+  #framesSinceKeyframe = 0;
 
   get ended(): boolean {
     return this.#ended;
@@ -81,16 +90,29 @@ export class LiveFeed {
         this.#videoHeader = packet;
         break;
       case "keyframe":
+        // An encoder ending its stream sends an AVC end of sequence flagged as a keyframe: no picture.
+        if (packet.data[1] !== AVC_END_OF_SEQUENCE) this.#measureGop(packet.dts);
         this.#gop = [packet];
         this.#gopBytes = packet.data.length;
         break;
       default:
+        if (packet.kind === "frame") this.#framesSinceKeyframe++;
         if (this.#gop.length > 0 && this.#gopBytes + packet.data.length <= MAX_GOP_BYTES) {
           this.#gop.push(packet);
           this.#gopBytes += packet.data.length;
         }
     }
     for (const [res, reader] of this.#readers) this.#write(res, reader, packet);
+  }
+
+  #measureGop(keyframeMs: number): void {
+    const last = this.#lastKeyframeMs;
+    if (last !== null && keyframeMs > last) {
+      const keyframeInterval = (keyframeMs - last) / 1000;
+      this.input = { keyframeInterval, fps: (this.#framesSinceKeyframe + 1) / keyframeInterval };
+    }
+    this.#lastKeyframeMs = keyframeMs;
+    this.#framesSinceKeyframe = 0;
   }
 
   /** The feed's timestamp of a packet: media continues its timeline; headers sit at its current end. */

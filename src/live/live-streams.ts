@@ -47,6 +47,9 @@ export interface LiveHealth {
   behindSeconds: number | null;
   /** Input bit rate over the broadcast so far, from the bytes the ingest received. */
   inputBitrate: number | null;
+  /** The publisher's keyframe interval (seconds) and frame rate, over its last group of pictures. */
+  inputKeyframeInterval: number | null;
+  inputFps: number | null;
 }
 
 /** What `liveStreamEvents` yields: the stream as it is now, and the encode's health while live. */
@@ -311,7 +314,17 @@ export function createLiveStreams(deps: {
         const seconds = entry ? (Date.now() - entry.startedAt) / 1000 : 0;
         const inputBitrate = entry && seconds > 0 ? Math.round((entry.feed.bytesIn * 8) / seconds) : null;
         const { mediaSeconds, fps, speed, segments, behindSeconds } = e;
-        announce(streamId, { mediaSeconds, fps, speed, segments, behindSeconds, inputBitrate });
+        const input = entry?.feed.input ?? null;
+        announce(streamId, {
+          mediaSeconds,
+          fps,
+          speed,
+          segments,
+          behindSeconds,
+          inputBitrate,
+          inputKeyframeInterval: input ? Math.round(input.keyframeInterval * 1000) / 1000 : null,
+          inputFps: input ? Math.round(input.fps * 100) / 100 : null,
+        });
         break;
       }
       case "job.succeeded":

@@ -76,6 +76,15 @@ const LiveHealthRef = builder.objectRef<LiveHealth>("LiveHealth").implement({
       description: "How far the newest published segment's end is behind the broadcast's wall-clock time.",
     }),
     inputBitrate: t.exposeInt("inputBitrate", { nullable: true, description: "Bits per second the publisher sends." }),
+    inputKeyframeInterval: t.exposeFloat("inputKeyframeInterval", {
+      nullable: true,
+      description:
+        "Seconds between the publisher's last two keyframes (OBS: Keyframe Interval; 1 to 2 s is what the docs ask for).",
+    }),
+    inputFps: t.exposeFloat("inputFps", {
+      nullable: true,
+      description: "Frames per second the publisher sends, over its last group of pictures.",
+    }),
   }),
 });
 
