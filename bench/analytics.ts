@@ -1,7 +1,8 @@
 // Viewer analytics under load (`npm run bench:analytics`): the API as operators run it (its own
-// process, a throw-away database), then (1) `video` queries one after another, idle; (2) beacon
-// batches sent open-loop at --rate per second for --seconds to many views of --videos videos, with
-// the same `video` queries running beside them; (3) `Video.analytics` over 30 days of a video whose
+// process, a throw-away database), then (1) `video` queries one after another, idle, sent and timed
+// by a process of their own (bench/support/query-prober.ts); (2) beacon batches sent open-loop at
+// --rate per second for --seconds to many views of --videos videos from this process, with the same
+// `video` queries running beside them; (3) `Video.analytics` over 30 days of a video whose
 // rollups hold 1,000 views a day (seeded in SQL, as the ingest writes them). Prints each figure beside
 // its goal. Figures, not assertions (docs/performance.md, "Viewer analytics").
 //   npm run bench:analytics                          20 s at 2,000 batches/s
@@ -18,6 +19,7 @@ import { parseCommandLine, usageError } from "../src/shared/command-line.ts";
 import { ANALYTICS_PATHS } from "../src/shared/analytics-beacons.ts";
 import { ADMIN_AUTH } from "../test/support/auth.ts";
 import { startApiProcess, stopAllProcesses } from "../test/support/processes.ts";
+import { startQueryProber } from "./support/query-prober.ts";
 import { benchDatabase, CREATE_UPLOAD, postGraphQL } from "./support/stack.ts";
 
 const USAGE = `usage: npm run bench:analytics -- [--seconds=S] [--rate=R] [--videos=V] [--views=N]
@@ -46,7 +48,6 @@ if (!(seconds >= 1 && seconds <= 3600 && rate >= 1 && rate <= 20_000 && videoCou
 
 const GOALS = { ingestP99Ms: 50, videoQueryWithin: 1.2, analyticsMs: 100 };
 const log = (message: string) => process.stderr.write(`${message}\n`);
-const VIDEO_QUERY = `query ($id: ID!) { video(id: $id) { id title status playable createdAt } }`;
 const ANALYTICS_QUERY = `query ($id: ID!, $from: DateTime!, $to: DateTime!) { video(id: $id) {
   analytics(from: $from, to: $to) { views uniqueViewers watchTimeSeconds startupTimeP50Ms startupTimeP95Ms
     rebufferRatio failureRate completionRate topRenditions { height share } timeline { at views startupTimeP50Ms } } } }`;
@@ -86,28 +87,6 @@ function post(base: URL, pathname: string, body: string, headers: Record<string,
 const percentile = (sorted: number[], p: number) =>
   sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]! : Number.NaN;
 const ms = (n: number) => `${n.toFixed(1)} ms`;
-
-/** `video` queries one after another until `stop()`; their latencies. */
-function queryLoop(base: URL, ids: string[]) {
-  const latencies: number[] = [];
-  let running = true;
-  const done = (async () => {
-    for (let i = 0; running; i++) {
-      const body = JSON.stringify({ query: VIDEO_QUERY, variables: { id: ids[i % ids.length] } });
-      const r = await post(base, "/graphql", body, { "content-type": "application/json", ...ADMIN_AUTH });
-      if (r.status === 200) latencies.push(r.ms);
-      // About 20 a second: a CMS's traffic beside the beacons, not a load of its own.
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  })();
-  return {
-    async stop() {
-      running = false;
-      await done;
-      return latencies.sort((a, b) => a - b);
-    },
-  };
-}
 
 /**
  * CPU seconds used so far by each thread of process `pid`, summed by thread name, the main thread as
@@ -169,12 +148,15 @@ try {
   const idleSeconds = Math.min(30, Math.max(10, seconds));
   log(`idle: video queries for ${idleSeconds} s`);
   const loadBefore = os.loadavg()[0]!;
-  const idleLoop = queryLoop(base, videoIds);
+  // The queries are timed in a process of their own: in this one, their answers would wait behind
+  // the sender's work (its event loop's delay is printed below).
+  const prober = { url: api.url, ids: videoIds, authorization: ADMIN_AUTH.authorization };
+  const idleLoop = startQueryProber(prober);
   await new Promise((resolve) => setTimeout(resolve, idleSeconds * 1000));
   const idle = await idleLoop.stop();
 
   log(`load: ${rate} batches/s for ${seconds} s`);
-  const loadLoop = queryLoop(base, videoIds);
+  const loadLoop = startQueryProber(prober);
   const ingest: number[] = [];
   /** Ingest latencies by 10-second window of the load, and the machine's load average as each began. */
   const windows: { ms: number[]; load: number }[] = [];
