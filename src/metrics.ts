@@ -84,6 +84,22 @@ export const liveIngestClosed = new Counter({
   registers: [apiRegistry],
 });
 
+/** Live encodes' speed over real time, one sample per progress report (about a second) of each broadcast. */
+export const liveEncodeSpeed = new Histogram({
+  name: "videograph_live_encode_speed",
+  help: "Live encodes' speed over real time, per progress report (below 1: the broadcast falls behind)",
+  buckets: [0.5, 0.8, 0.9, 0.95, 1, 1.05, 1.2, 1.5, 2],
+  registers: [apiRegistry],
+});
+
+/** How far broadcasts' newest published segments lag their wall clock: the viewer-facing delay's encoder part. */
+export const liveBehindSeconds = new Histogram({
+  name: "videograph_live_behind_seconds",
+  help: "How far a live broadcast's newest published segment's end is behind its wall-clock time, per progress report",
+  buckets: [1, 2, 3, 4, 6, 10, 20, 60],
+  registers: [apiRegistry],
+});
+
 let jobCountSource: Db | null = null;
 
 /** Jobs in the database by kind, queue and status, read when scraped. */

@@ -4,7 +4,13 @@ import { connect } from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Browser } from "playwright-core";
-import { liveBroadcasts, liveIngestBytes, liveIngestClosed } from "../src/metrics.ts";
+import {
+  liveBehindSeconds,
+  liveBroadcasts,
+  liveEncodeSpeed,
+  liveIngestBytes,
+  liveIngestClosed,
+} from "../src/metrics.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { buildConsole, launchChromium } from "./support/console.ts";
 import { TEST_ADMIN_KEY, tenantKeySecret } from "./support/auth.ts";
@@ -356,6 +362,11 @@ describe("live streams over RTMP", () => {
     expect((await liveBroadcasts.get()).values[0]!.value).toBe(0);
     const closed = (await liveIngestClosed.get()).values.find((v) => v.labels.outcome === "ended");
     expect(closed?.value).toBeGreaterThanOrEqual(1);
+    // The encode's speed and lag, one sample per progress report, as the health events said.
+    const samples = async (h: typeof liveEncodeSpeed) =>
+      (await h.get()).values.find((v) => v.metricName?.endsWith("_count"))?.value ?? 0;
+    expect(await samples(liveEncodeSpeed)).toBeGreaterThan(3);
+    expect(await samples(liveBehindSeconds)).toBeGreaterThan(3);
     expect(health!.segments).toBeGreaterThan(0);
     // The publisher's own settings, read from its stream: a keyframe every 25 frames at 25 fps.
     expect(health!.inputKeyframeInterval).toBeCloseTo(1, 1);

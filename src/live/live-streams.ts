@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { Repeater } from "graphql-yoga";
 import type { Db } from "../db/client.ts";
 import type { VideoPubSub } from "../events/video-events.ts";
+import { liveBehindSeconds, liveEncodeSpeed } from "../metrics.ts";
 import type { LiveStream, LiveStreamStatus, Video } from "../generated/prisma/client.ts";
 import type { CostSettings } from "../jobs/cost.ts";
 import { announceQueuedJob, createJob } from "../jobs/create-job.ts";
@@ -314,6 +315,8 @@ export function createLiveStreams(deps: {
         const seconds = entry ? (Date.now() - entry.startedAt) / 1000 : 0;
         const inputBitrate = entry && seconds > 0 ? Math.round((entry.feed.bytesIn * 8) / seconds) : null;
         const { mediaSeconds, fps, speed, segments, behindSeconds } = e;
+        if (speed !== null) liveEncodeSpeed.observe(speed);
+        if (behindSeconds !== null) liveBehindSeconds.observe(behindSeconds);
         const input = entry?.feed.input ?? null;
         announce(streamId, {
           mediaSeconds,
