@@ -1,5 +1,5 @@
 import path from "node:path";
-import type { LiveJobMessage, ProbeResult, Storyboard } from "../../src/protocol/messages.ts";
+import type { LiveJobMessage, ProbeResult, StaticRenditionPlan, Storyboard } from "../../src/protocol/messages.ts";
 import { liveRecordingKey, posterKey } from "../../src/protocol/storage-layout.ts";
 import { storageUnavailable } from "../../src/shared/storage-errors.ts";
 import { inSpan } from "../../src/shared/tracing.ts";
@@ -145,28 +145,17 @@ async function publishRecordingSource(
     log.warn(`the live recording's ${what} failed; the recording has none`, { jobId: job.jobId, err });
     return null;
   };
+  // One rendition's rungs joined and remuxed into one MP4 in the work dir (mp4-remux.ts).
+  const remuxed = (plan: StaticRenditionPlan, dir: string) =>
+    remuxRendition(ctx.storage, job.outputPrefix, plan, path.join(ctx.workDir, dir), ctx.signal);
   const sourceKey = await (async () => {
-    const plan = { name: "HIGHEST" as const, videoRung: video[0]!.name, audioRung: audio };
-    const made = await remuxRendition(
-      ctx.storage,
-      job.outputPrefix,
-      plan,
-      path.join(ctx.workDir, "recording"),
-      ctx.signal,
-    );
+    const made = await remuxed({ name: "HIGHEST", videoRung: video[0]!.name, audioRung: audio }, "recording");
     const key = liveRecordingKey(job.videoId);
     await ctx.storage.upload(key, made.file, { contentType: "video/mp4", cacheControl: "private, max-age=0" });
     return key;
   })().catch(failed("source file"));
   const storyboard = await (async () => {
-    const plan = { name: "LOW" as const, videoRung: video.at(-1)!.name, audioRung: null };
-    const made = await remuxRendition(
-      ctx.storage,
-      job.outputPrefix,
-      plan,
-      path.join(ctx.workDir, "storyboard-source"),
-      ctx.signal,
-    );
+    const made = await remuxed({ name: "LOW", videoRung: video.at(-1)!.name, audioRung: null }, "storyboard-source");
     const { input, probe } = await probeSource(made.file, { signal: ctx.signal });
     return publishStoryboard(job, ctx, input, probe, { keyframesOnlyFrom: 2 * job.options.segmentSeconds });
   })().catch(failed("storyboard"));
