@@ -137,7 +137,7 @@ async function runMode(api: string, browser: Awaited<ReturnType<typeof launchChr
   const created = await postGraphQL(
     api,
     `mutation ($mode: LiveLatencyMode) { createLiveStream(input: { title: "bench", latencyMode: $mode }) {
-      streamKey liveStream { id ingestUrl } } }`,
+      ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
     { mode },
   );
   const { streamKey, liveStream } = created.data.createLiveStream;

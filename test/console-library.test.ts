@@ -224,7 +224,7 @@ describe("the console's library and its pages at a phone's width, in Chromium", 
       input: { name: "k".repeat(100), scopes: ["VIDEOS_READ"] },
     });
     const stream = await t.gql(
-      `mutation($input: CreateLiveStreamInput) { createLiveStream(input: $input) { streamKey } }`,
+      `mutation($input: CreateLiveStreamInput) { createLiveStream(input: $input) { ... on LiveStreamWithKey { streamKey } } }`,
       {
         input: { title: "l".repeat(300) },
       },

@@ -45,12 +45,13 @@ afterAll(async () => {
 async function createLiveStream(
   title: string,
   playbackPolicy: "PUBLIC" | "SIGNED" = "PUBLIC",
+  cmsData: { description?: string; metadata?: { key: string; value: string }[]; tags?: string[] } = {},
 ): Promise<{ id: string; key: string; ingestUrl: string }> {
   const res = await t.gql(
     `mutation ($input: CreateLiveStreamInput) {
-      createLiveStream(input: $input) { streamKey liveStream { ${LIVE_STREAM_FIELDS} } }
+      createLiveStream(input: $input) { ... on LiveStreamWithKey { streamKey liveStream { ${LIVE_STREAM_FIELDS} } } }
     }`,
-    { input: { title, playbackPolicy } },
+    { input: { title, playbackPolicy, ...cmsData } },
   );
   expect(res.errors).toBeUndefined();
   const { streamKey, liveStream } = res.data.createLiveStream;
@@ -243,7 +244,12 @@ async function expectRecordingIsASource(videoId: string, duration: number): Prom
 
 describe("live streams over RTMP", () => {
   it("a broadcast plays live in the watch page (hls.js in Chromium), slides its DVR window, clips instantly, reports its states, health and webhooks, and becomes a VOD recording with a storyboard, clips and static renditions", async () => {
-    const stream = await createLiveStream("Morning show");
+    // The CMS's data on the stream: each broadcast's video starts with it.
+    const stream = await createLiveStream("Morning show", "PUBLIC", {
+      description: "Every weekday at seven",
+      metadata: [{ key: "show", value: "am-7" }],
+      tags: ["Morning", "news"],
+    });
     // A CMS's endpoint for the stream's webhooks (its deliveries are read from the outbox below).
     const endpoint = await t.gql(
       `mutation { createWebhookEndpoint(input: { url: "http://127.0.0.1:9/hooks", events: [LIVE_STREAM_CONNECTED, LIVE_STREAM_LIVE, LIVE_STREAM_DISCONNECTED, LIVE_STREAM_ENDED, VIDEO_READY] }) { __typename } }`,
@@ -285,6 +291,12 @@ describe("live streams over RTMP", () => {
     );
     expect(live.activeVideo.playbackUrl).not.toBeNull();
     expect(live.activeVideo.source).toBe("LIVE");
+    const found = await t.gql(
+      `{ videos(filter: { tags: ["morning"], metadata: [{ key: "show", value: "am-7" }] }) { edges { node { id description tags } } } }`,
+    );
+    expect(found.data.videos.edges.map((e: any) => e.node)).toEqual([
+      { id: live.activeVideo.id, description: "Every weekday at seven", tags: ["morning", "news"] },
+    ]);
     const master = await text(new URL(live.activeVideo.playbackUrl, t.url).toString());
     const rung = master.split("\n").find((line) => line.endsWith(".m3u8") && !line.startsWith("#"))!;
     const rungUrl = new URL(rung, new URL(live.activeVideo.playbackUrl, t.url)).toString();
@@ -484,7 +496,7 @@ describe("live streams over RTMP", () => {
     expect(exit).not.toBe(0);
   });
 
-  it("refuses a wrong key, a rotated-away key and a disabled stream before any broadcast starts; another tenant sees none of it", async () => {
+  it("refuses a wrong key, a rotated-away key and a disabled stream before any broadcast starts; checks and changes the stream's CMS data; another tenant sees none of it", async () => {
     const stream = await createLiveStream("Refused");
     const refused = async (key: string) => {
       const publisher = publish(`${stream.ingestUrl}/${key}`, 5);
@@ -523,7 +535,25 @@ describe("live streams over RTMP", () => {
     expect(state.activeVideo).toBeNull();
     expect(await t.app.services.db.video.count({ where: { liveStreamId: stream.id } })).toBe(0);
 
-    // Another tenant: the stream is not there for it, to read, follow, rotate or enable.
+    // The stream's CMS data is checked as a video's, and changed for the next broadcasts.
+    const tooLong = await t.gql(
+      `mutation { createLiveStream(input: { tags: ["${"t".repeat(65)}"] }) { __typename ... on ValidationError { field } } }`,
+    );
+    expect(tooLong.data.createLiveStream).toEqual({ __typename: "ValidationError", field: "tags" });
+    const updated = await t.gql(
+      `mutation ($id: ID!) { updateLiveStream(id: $id, input: { title: "Renamed", tags: [" Late "], description: null }) {
+        __typename ... on LiveStream { title tags description metadata { key } } } }`,
+      { id: stream.id },
+    );
+    expect(updated.data.updateLiveStream).toEqual({
+      __typename: "LiveStream",
+      title: "Renamed",
+      tags: ["late"],
+      description: null,
+      metadata: [],
+    });
+
+    // Another tenant: the stream is not there for it, to read, follow, rotate, enable or change.
     const other = `Bearer ${await tenantKeySecret(t.app.services.db, "live-other", ["videos:read", "videos:write"])}`;
     const read = await t.gql(
       `query ($id: ID!) { liveStream(id: $id) { id } liveStreams { id } }`,
@@ -543,6 +573,12 @@ describe("live streams over RTMP", () => {
       other,
     );
     expect(enable.data.setLiveStreamEnabled.__typename).toBe("NotFoundError");
+    const change = await t.gql(
+      `mutation ($id: ID!) { updateLiveStream(id: $id, input: { title: "Mine" }) { __typename } }`,
+      { id: stream.id },
+      other,
+    );
+    expect(change.data.updateLiveStream.__typename).toBe("NotFoundError");
     const follow = await new Promise<string>((resolve) => {
       t.wsClient(other).subscribe(
         { query: `subscription ($id: ID!) { liveStreamEvents(id: $id) { status } }`, variables: { id: stream.id } },
@@ -596,7 +632,7 @@ describe("a tenant's limit on broadcasts on air", () => {
     const streams: string[] = [];
     for (const title of ["Studio A", "Studio B"]) {
       const res = await limited.gql(
-        `mutation ($title: String!) { createLiveStream(input: { title: $title }) { liveStream { id } } }`,
+        `mutation ($title: String!) { createLiveStream(input: { title: $title }) { ... on LiveStreamWithKey { liveStream { id } } } }`,
         { title },
       );
       expect(res.errors).toBeUndefined();

@@ -453,7 +453,11 @@ export const LiveStreamsQuery = graphql(
 
 export const CreateLiveStreamMutation = graphql(`
   mutation CreateLiveStream($input: CreateLiveStreamInput) {
-    createLiveStream(input: $input) { streamKey liveStream { id } }
+    createLiveStream(input: $input) {
+      __typename
+      ... on LiveStreamWithKey { streamKey liveStream { id } }
+      ... on ValidationError { field message }
+    }
   }
 `);
 

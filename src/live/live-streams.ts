@@ -4,6 +4,7 @@ import { Repeater } from "graphql-yoga";
 import type { Db } from "../db/client.ts";
 import type { VideoPubSub } from "../events/video-events.ts";
 import { liveBehindSeconds, liveEncodeSpeed } from "../metrics.ts";
+import type { VideoMetadata } from "../videos/cms-fields.ts";
 import type { LiveStream, LiveStreamStatus, Video } from "../generated/prisma/client.ts";
 import type { CostSettings } from "../jobs/cost.ts";
 import { announceQueuedJob, createJob } from "../jobs/create-job.ts";
@@ -176,7 +177,15 @@ export function createLiveStreams(deps: {
         fps: input.fps,
         hasAudio: input.hasAudio,
       },
-      { ...NEW_VIDEO_DEFAULTS, staticRenditions: [], description: null, metadata: {}, tags: [], externalId: null },
+      {
+        ...NEW_VIDEO_DEFAULTS,
+        staticRenditions: [],
+        // The CMS's data the stream holds for its broadcasts (an externalId names one video: none).
+        description: stream.description,
+        metadata: stream.metadata as VideoMetadata,
+        tags: stream.tags,
+        externalId: null,
+      },
     );
     const feedPath = `${FEED_PATH_PREFIX}${video.id}.flv`;
     const feedUrl = `${settings.feedBaseUrl()}${deps.signer.sign(feedPath, settings.maxDurationSeconds + 3600)}`;

@@ -1,5 +1,5 @@
 import { builder } from "../builder.ts";
-import { CMS_LIMITS, cmsFieldsOf } from "../videos/cms-fields.ts";
+import { CMS_LIMITS, cmsFieldsOf, type VideoMetadata } from "../videos/cms-fields.ts";
 
 /** One key and its value of a video's metadata. */
 interface MetadataEntryShape {
@@ -7,10 +7,17 @@ interface MetadataEntryShape {
   value: string;
 }
 
-const MetadataEntry = builder.objectRef<MetadataEntryShape>("MetadataEntry").implement({
+export const MetadataEntry = builder.objectRef<MetadataEntryShape>("MetadataEntry").implement({
   description: "One key of a video's metadata and its value.",
   fields: (t) => ({ key: t.exposeString("key"), value: t.exposeString("value") }),
 });
+
+/** Metadata as its GraphQL entries, by key. */
+export function metadataEntries(metadata: VideoMetadata): MetadataEntryShape[] {
+  return Object.keys(metadata)
+    .sort()
+    .map((key) => ({ key, value: metadata[key]! }));
+}
 
 export const MetadataEntryInput = builder.inputType("MetadataEntryInput", {
   description:
@@ -43,12 +50,7 @@ builder.prismaObjectFields("Video", (t) => ({
   metadata: t.field({
     type: [MetadataEntry],
     description: "The CMS's key-value data, by key.",
-    resolve: async (v, _args, ctx) => {
-      const metadata = (await cmsFieldsOf(ctx.db, v))?.metadata ?? {};
-      return Object.keys(metadata)
-        .sort()
-        .map((key) => ({ key, value: metadata[key]! }));
-    },
+    resolve: async (v, _args, ctx) => metadataEntries((await cmsFieldsOf(ctx.db, v))?.metadata ?? {}),
   }),
   tags: t.stringList({
     description: "Labels, trimmed and in lower case.",

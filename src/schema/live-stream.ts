@@ -1,14 +1,23 @@
 import { GraphQLError } from "graphql";
 import { builder } from "../builder.ts";
 import { tenantOf, type Context } from "../context.ts";
-import { NotFoundError } from "../errors.ts";
+import { NotFoundError, ValidationError } from "../errors.ts";
 import type { LiveStream } from "../generated/prisma/client.ts";
 import { LiveLatencyMode, LiveStreamStatus } from "../generated/prisma/enums.ts";
 import { isUuid } from "../ids.ts";
 import { mutationWork } from "../jobs/mutation-work.ts";
 import type { LiveHealth, LiveStreamEvent } from "../live/live-streams.ts";
 import { newStreamKey } from "../live/stream-keys.ts";
+import { validDescription, validMetadata, validTags, type VideoMetadata } from "../videos/cms-fields.ts";
 import { validTitle } from "../videos/input-rules.ts";
+import {
+  DESCRIPTION_INPUT,
+  METADATA_INPUT,
+  MetadataEntry,
+  MetadataEntryInput,
+  metadataEntries,
+  TAGS_INPUT,
+} from "./cms-fields.ts";
 import { PlaybackPolicyEnum, VideoRef } from "./video.ts";
 
 const LiveStreamStatusEnum = builder.enumType(LiveStreamStatus, {
@@ -49,6 +58,16 @@ const LiveStreamRef = builder.prismaObject("LiveStream", {
       resolve: (s, _args, ctx) =>
         s.activeVideoId ? ctx.db.video.findUnique({ where: { id: s.activeVideoId } }) : null,
     }),
+    description: t.exposeString("description", {
+      nullable: true,
+      description: "The CMS's text each broadcast's video starts with.",
+    }),
+    metadata: t.field({
+      type: [MetadataEntry],
+      description: "The CMS's key-value data each broadcast's video starts with, by key.",
+      resolve: (s) => metadataEntries(s.metadata as VideoMetadata),
+    }),
+    tags: t.exposeStringList("tags", { description: "The labels each broadcast's video starts with." }),
     createdAt: t.expose("createdAt", { type: "DateTime" }),
   }),
 });
@@ -97,11 +116,27 @@ const LiveStreamEventRef = builder.objectRef<LiveStreamEvent>("LiveStreamEvent")
   }),
 });
 
+/** The CMS's data each broadcast's video starts with, as createLiveStream and updateLiveStream take it. */
+const BROADCAST_DATA = "Each broadcast's video starts with it (a change reaches the next broadcast).";
+
 const CreateLiveStreamInput = builder.inputType("CreateLiveStreamInput", {
   fields: (t) => ({
     title: t.string({ description: "Each broadcast's video gets it; default `Live stream`." }),
     playbackPolicy: t.field({ type: PlaybackPolicyEnum, description: "Of its broadcasts' videos; default PUBLIC." }),
     latencyMode: t.field({ type: LiveLatencyModeEnum, description: "Default STANDARD." }),
+    description: t.string({ description: `${DESCRIPTION_INPUT} ${BROADCAST_DATA}` }),
+    metadata: t.field({ type: [MetadataEntryInput], description: `${METADATA_INPUT} ${BROADCAST_DATA}` }),
+    tags: t.stringList({ description: `${TAGS_INPUT} ${BROADCAST_DATA}` }),
+  }),
+});
+
+const UpdateLiveStreamInput = builder.inputType("UpdateLiveStreamInput", {
+  description: "What to change; a field left out stays as it is.",
+  fields: (t) => ({
+    title: t.string(),
+    description: t.string({ description: `${DESCRIPTION_INPUT} Null: none.` }),
+    metadata: t.field({ type: [MetadataEntryInput], description: `Replaces the metadata whole. ${METADATA_INPUT}` }),
+    tags: t.stringList({ description: `Replaces the tags. ${TAGS_INPUT}` }),
   }),
 });
 
@@ -148,12 +183,20 @@ builder.mutationFields((t) => ({
     authScopes: { scope: "videos:write" },
     extensions: mutationWork({ jobs: [] }),
     args: { input: t.arg({ type: CreateLiveStreamInput }) },
+    errors: { types: [ValidationError], union: { name: "CreateLiveStreamResult" } },
     resolve: async (_root, { input }, ctx) => {
+      // The tenant's text is checked (lengths first) before anything else.
+      const data = {
+        title: validTitle(input?.title, "Live stream"),
+        description: validDescription(input?.description ?? null),
+        metadata: validMetadata(input?.metadata ?? null),
+        tags: validTags(input?.tags ?? null),
+      };
       const { key, hash, hint } = newStreamKey();
       const stream = await ctx.db.liveStream.create({
         data: {
+          ...data,
           tenantId: tenantOf(ctx),
-          title: validTitle(input?.title, "Live stream"),
           playbackPolicy: input?.playbackPolicy ?? "PUBLIC",
           latencyMode: input?.latencyMode ?? "STANDARD",
           keyHash: hash,
@@ -161,6 +204,24 @@ builder.mutationFields((t) => ({
         },
       });
       return { stream, streamKey: key };
+    },
+  }),
+  updateLiveStream: t.field({
+    type: LiveStreamRef,
+    description: "Changes a live stream's title and the CMS's data its broadcasts' videos start with.",
+    authScopes: { scope: "videos:write" },
+    extensions: mutationWork({ jobs: [] }),
+    args: { id: t.arg.id({ required: true }), input: t.arg({ type: UpdateLiveStreamInput, required: true }) },
+    errors: { types: [ValidationError, NotFoundError], union: { name: "UpdateLiveStreamResult" } },
+    resolve: async (_root, { id, input }, ctx) => {
+      const data = {
+        ...(input.title == null ? {} : { title: validTitle(input.title, "Live stream") }),
+        ...(input.description === undefined ? {} : { description: validDescription(input.description) }),
+        ...(input.metadata == null ? {} : { metadata: validMetadata(input.metadata) }),
+        ...(input.tags == null ? {} : { tags: validTags(input.tags) }),
+      };
+      const current = await tenantStream(ctx, String(id));
+      return ctx.db.liveStream.update({ where: { id: current.id }, data });
     },
   }),
   rotateLiveStreamKey: t.field({

@@ -50,9 +50,10 @@ export function LivePage() {
           event.preventDefault();
           void run(async () => {
             const input = { title: title || null, latencyMode, playbackPolicy };
-            const { streamKey, liveStream } = (await request(CreateLiveStreamMutation, { input })).createLiveStream;
-            setShown({ streamId: liveStream.id, key: streamKey });
-            return { __typename: "LiveStreamWithKey" };
+            const created = (await request(CreateLiveStreamMutation, { input })).createLiveStream;
+            if (created.__typename !== "LiveStreamWithKey") return created;
+            setShown({ streamId: created.liveStream.id, key: created.streamKey });
+            return created;
           });
         }}
       >
