@@ -1,7 +1,6 @@
 import path from "node:path";
 import type { LiveJobMessage, ProbeResult, StaticRenditionPlan, Storyboard } from "../../src/protocol/messages.ts";
 import { liveRecordingKey, posterKey } from "../../src/protocol/storage-layout.ts";
-import { storageUnavailable } from "../../src/shared/storage-errors.ts";
 import { inSpan } from "../../src/shared/tracing.ts";
 import { log } from "../log.ts";
 import { abortError, isAbortError } from "../media/errors.ts";
@@ -127,8 +126,8 @@ export async function live(job: LiveJobMessage, ctx: JobContext): Promise<void> 
  * MP4 (`liveRecordingKey`: no encode, the recording's own frames), which clips are cut from, and
  * its storyboard, made from the lowest video rung, decoding only its keyframes (one at every
  * segment boundary) when the storyboard's interval is at least two segments. Either is left out,
- * with a warning, when making it fails: the recording plays without them. A storage outage or a
- * cancel is thrown, as in a transcode.
+ * with a warning, when making it fails, a storage outage included: a broadcast is not run again
+ * (its job has one attempt), and its recording plays without them. Only a cancel is thrown.
  */
 async function publishRecordingSource(
   job: LiveJobMessage,
@@ -140,8 +139,6 @@ async function publishRecordingSource(
   if (video.length === 0) return { sourceKey: null, storyboard: null };
   const failed = (what: string) => (err: unknown) => {
     if (ctx.signal.aborted || isAbortError(err)) throw err;
-    const unavailable = storageUnavailable(err);
-    if (unavailable) throw unavailable;
     log.warn(`the live recording's ${what} failed; the recording has none`, { jobId: job.jobId, err });
     return null;
   };

@@ -20,10 +20,10 @@ import { videoWebhookData, type WebhookEmitter, type WebhookEventType, webhookEv
 /** The fan-out topic that tells every API instance a broadcast is over (its feed, if there, ends). */
 const BROADCAST_ENDED = "liveBroadcastEnded";
 
-/** Where workers read a broadcast's feed: GET {LIVE_FEED_URL}/live/v1/feeds/{videoId}.flv?expires&sig. */
 /** A broadcast that may not start, thrown inside its transaction so that its claim is undone. */
 class BroadcastRefused extends Error {}
 
+/** Where workers read a broadcast's feed: GET {LIVE_FEED_URL}/live/v1/feeds/{videoId}.flv?expires&sig. */
 const FEED_PATH_PREFIX = "/live/v1/feeds/";
 
 /** A transaction of the API's database client. */
