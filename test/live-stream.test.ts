@@ -262,6 +262,9 @@ describe("live streams over RTMP", () => {
       inputKeyframeInterval: number | null;
       inputFps: number | null;
     } | null = null;
+    const measured: { input: { inputKeyframeInterval: number | null; inputFps: number | null } | null } = {
+      input: null,
+    };
     const client = t.wsClient();
     const unsubscribe = client.subscribe(
       {
@@ -274,14 +277,16 @@ describe("live streams over RTMP", () => {
           if (!event) return;
           if (statuses.at(-1) !== event.status) statuses.push(event.status);
           if (event.health) health = event.health;
+          // The publisher's stream is measured while it is connected (the encode reports on after it left).
+          if (event.health?.inputKeyframeInterval != null) measured.input = event.health;
         },
         error: () => {},
         complete: () => {},
       },
     );
 
-    // Longer than the DVR window, so that the window slides while it is on air.
-    const seconds = DVR_WINDOW_SECONDS + 4;
+    // Longer than the DVR window, so that the window slides for a few seconds while it is on air.
+    const seconds = DVR_WINDOW_SECONDS + 6;
     const publisher = publish(`${stream.ingestUrl}/${stream.key}`, seconds);
     const live = await waitFor(
       "the broadcast to be playable",
@@ -308,6 +313,9 @@ describe("live streams over RTMP", () => {
     const whileLive = await text(rungUrl);
     expect(whileLive).toContain("#EXTINF:");
     expect(whileLive).not.toContain("#EXT-X-ENDLIST");
+    // The window is watched from now on, beside the page: it slides once the broadcast is longer than it.
+    const windowChecked = expectLiveWindowAndInstantClip(live.activeVideo.id, live.activeVideo.playbackUrl, master);
+    windowChecked.catch(() => {}); // awaited below; a failure meanwhile is not unhandled
     // The watch page (the console's player, hls.js in Chromium) plays it while it is live.
     const page = await browser.newPage();
     try {
@@ -322,7 +330,7 @@ describe("live streams over RTMP", () => {
       await page.close();
     }
 
-    await expectLiveWindowAndInstantClip(live.activeVideo.id, live.activeVideo.playbackUrl, master);
+    await windowChecked;
 
     expect(await publisher.exited).toBe(0);
     const ended = await waitFor(
@@ -381,8 +389,8 @@ describe("live streams over RTMP", () => {
     expect(await samples(liveBehindSeconds)).toBeGreaterThan(3);
     expect(health!.segments).toBeGreaterThan(0);
     // The publisher's own settings, read from its stream: a keyframe every 25 frames at 25 fps.
-    expect(health!.inputKeyframeInterval).toBeCloseTo(1, 1);
-    expect(health!.inputFps).toBeCloseTo(25, 0);
+    expect(measured.input?.inputKeyframeInterval).toBeCloseTo(1, 1);
+    expect(measured.input?.inputFps).toBeCloseTo(25, 0);
     unsubscribe();
     await expectRecordingIsASource(ended.activeVideo.id, ended.activeVideo.duration);
   });

@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { type ResultOf, request, subscribe, type VariablesOf } from "../graphql.ts";
 import { formatDate, formatDuration, isFinished, statusLabel } from "../format.ts";
 import { DeleteVideoMutation, VideoEventsSubscription, VideosQuery } from "../operations.ts";
@@ -106,17 +106,24 @@ export function VideosPage() {
   const [error, setError] = useState<string | null>(null);
   const [selected, setSelected] = useState<Set<string>>(new Set());
 
-  const load = () =>
-    request(VideosQuery, variablesOf(readQuery(new URLSearchParams(search))))
+  // Only the latest request's answer is shown: a filter changed twice quickly sends two, whose
+  // answers may come back in either order.
+  const latestLoad = useRef(0);
+  const load = () => {
+    const mine = ++latestLoad.current;
+    return request(VideosQuery, variablesOf(readQuery(new URLSearchParams(search))))
       .then((data) => {
+        if (mine !== latestLoad.current) return;
         setVideos(data.videos);
         setError(null);
       })
       .catch((err: Error) => {
+        if (mine !== latestLoad.current) return;
         // A refused search (a title part too short, say) shows no stale results beside its reason.
         setVideos(null);
         setError(err.message);
       });
+  };
   useEffect(() => {
     setSelected(new Set());
     void load();
@@ -315,7 +322,8 @@ function BulkActions(props: {
   const all = useRef<HTMLInputElement>(null);
   const onPage = videos.filter((v) => selected.has(v.id));
   const allSelected = videos.length > 0 && onPage.length === videos.length;
-  useEffect(() => {
+  // Before the frame is painted (a layout effect): the box never shows a stale state, even for a frame.
+  useLayoutEffect(() => {
     if (all.current) all.current.indeterminate = onPage.length > 0 && !allSelected;
   });
 
