@@ -1,6 +1,7 @@
 import { print } from "@0no-co/graphql.web";
 import { initGraphQLTada, type TadaDocumentNode } from "gql.tada";
 import { createClient } from "graphql-ws";
+import { useRef } from "preact/hooks";
 import type { introspection } from "./graphql-env.d.ts";
 import { credential, forgetCredential } from "./session.ts";
 
@@ -111,6 +112,30 @@ export async function requestWithFile<R, V extends { file: File }>(document: Doc
   if (body?.errors?.[0]) throw new ApiError(body.errors[0].message);
   if (!body?.data) throw new ApiError(`The API answered ${res.status}`);
   return body.data;
+}
+
+/**
+ * A page's reload whose answer is applied only while it is the latest one asked for: reloads after
+ * two quick changes (a filter, a mutation) may answer in either order, and an earlier one's answer
+ * must not overwrite a later one's. `apply` and `fail` run for the latest reload only.
+ */
+export function useLatestReload<T>(
+  ask: () => Promise<T>,
+  apply: (value: T) => void,
+  fail: (err: Error) => void,
+): () => Promise<void> {
+  const latest = useRef(0);
+  return () => {
+    const mine = ++latest.current;
+    return ask().then(
+      (value) => {
+        if (mine === latest.current) apply(value);
+      },
+      (err: Error) => {
+        if (mine === latest.current) fail(err);
+      },
+    );
+  };
 }
 
 /**

@@ -1,7 +1,7 @@
 import { CheckboxSet } from "../checkbox-set.tsx";
 import { useEffect, useState } from "preact/hooks";
 import { formatDate } from "../format.ts";
-import { type ResultOf, request, runAndReload } from "../graphql.ts";
+import { type ResultOf, request, runAndReload, useLatestReload } from "../graphql.ts";
 import { ApiKeysQuery, CreateApiKeyMutation, RevokeApiKeyMutation, RotateApiKeyMutation } from "../operations.ts";
 import { useTitle } from "../router.tsx";
 import { Table } from "../table.tsx";
@@ -27,10 +27,12 @@ export function KeysPage() {
   const [name, setName] = useState("");
   const [scopes, setScopes] = useState<ScopeName[]>(["VIDEOS_READ"]);
   const [days, setDays] = useState("");
-  const load = () =>
-    request(ApiKeysQuery, {})
-      .then((data) => setKeys(data.apiKeys.edges.map((e) => e.node)))
-      .catch((err: Error) => setMessage(err.message));
+  // A rotate and a revoke in a row reload twice: only the latest answer is shown.
+  const load = useLatestReload(
+    () => request(ApiKeysQuery, {}),
+    (data) => setKeys(data.apiKeys.edges.map((e) => e.node)),
+    (err) => setMessage(err.message),
+  );
   useEffect(() => {
     void load();
   }, []);

@@ -1,6 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 import { formatDate, statusLabel } from "../format.ts";
-import { type ResultOf, request, runAndReload, subscribe, type VariablesOf } from "../graphql.ts";
+import { type ResultOf, request, runAndReload, subscribe, type VariablesOf, useLatestReload } from "../graphql.ts";
 import {
   CreateLiveStreamMutation,
   LiveStreamEventsSubscription,
@@ -32,10 +32,11 @@ export function LivePage() {
   const [title, setTitle] = useState("");
   const [latencyMode, setLatencyMode] = useState<LatencyMode>("STANDARD");
   const [playbackPolicy, setPlaybackPolicy] = useState<PlaybackPolicy>("PUBLIC");
-  const load = () =>
-    request(LiveStreamsQuery, {})
-      .then((data) => setStreams(data.liveStreams))
-      .catch((err: Error) => setMessage(err.message));
+  const load = useLatestReload(
+    () => request(LiveStreamsQuery, {}),
+    (data) => setStreams(data.liveStreams),
+    (err) => setMessage(err.message),
+  );
   useEffect(() => {
     void load();
   }, []);

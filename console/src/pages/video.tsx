@@ -2,7 +2,7 @@ import { CheckboxSet } from "../checkbox-set.tsx";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { formatBytes } from "../upload.ts";
 import { formatDate, formatDuration, formatPercent, isFinished, statusLabel } from "../format.ts";
-import { ApiError, type ResultOf, request, runAndReload } from "../graphql.ts";
+import { ApiError, type ResultOf, request, runAndReload, useLatestReload } from "../graphql.ts";
 import { type LiveVideo, useLiveVideo, type Video } from "../live-video.ts";
 import {
   AddCaptionMutation,
@@ -596,10 +596,11 @@ function Captions({ videoId }: { videoId: string }) {
   // The track being renamed, the name typed for it, and the API's refusal of it.
   const [renaming, setRenaming] = useState<{ id: string; name: string; error?: string } | null>(null);
   const fileInput = useRef<HTMLInputElement>(null);
-  const load = () =>
-    request(VideoCaptionsQuery, { id: videoId })
-      .then((data) => setCaptions(data.video?.captions ?? []))
-      .catch((err: Error) => setMessage(err.message));
+  const load = useLatestReload(
+    () => request(VideoCaptionsQuery, { id: videoId }),
+    (data) => setCaptions(data.video?.captions ?? []),
+    (err) => setMessage(err.message),
+  );
   useEffect(() => {
     void load();
   }, [videoId]);
@@ -831,10 +832,11 @@ function Downloads({ videoId, status }: { videoId: string; status: Video["status
   const [renditions, setRenditions] = useState<Rendition[] | null>(null);
   const [wanted, setWanted] = useState<Rendition["name"][]>([]);
   const [message, setMessage] = useState<string | null>(null);
-  const load = () =>
-    request(VideoStaticRenditionsQuery, { id: videoId })
-      .then((data) => setRenditions(data.video?.staticRenditions ?? []))
-      .catch((err: Error) => setMessage(err.message));
+  const load = useLatestReload(
+    () => request(VideoStaticRenditionsQuery, { id: videoId }),
+    (data) => setRenditions(data.video?.staticRenditions ?? []),
+    (err) => setMessage(err.message),
+  );
   // The video's status is a dependency: its turning READY is when the renditions are made.
   useEffect(() => {
     void load();

@@ -1,5 +1,5 @@
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
-import { type ResultOf, request, subscribe, type VariablesOf } from "../graphql.ts";
+import { type ResultOf, request, subscribe, type VariablesOf, useLatestReload } from "../graphql.ts";
 import { formatDate, formatDuration, isFinished, statusLabel } from "../format.ts";
 import { DeleteVideoMutation, VideoEventsSubscription, VideosQuery } from "../operations.ts";
 import { QueuePlace } from "../queue.tsx";
@@ -106,24 +106,19 @@ export function VideosPage() {
   const [error, setError] = useState<string | null>(null);
   const [selected, setSelected] = useState<Set<string>>(new Set());
 
-  // Only the latest request's answer is shown: a filter changed twice quickly sends two, whose
-  // answers may come back in either order.
-  const latestLoad = useRef(0);
-  const load = () => {
-    const mine = ++latestLoad.current;
-    return request(VideosQuery, variablesOf(readQuery(new URLSearchParams(search))))
-      .then((data) => {
-        if (mine !== latestLoad.current) return;
-        setVideos(data.videos);
-        setError(null);
-      })
-      .catch((err: Error) => {
-        if (mine !== latestLoad.current) return;
-        // A refused search (a title part too short, say) shows no stale results beside its reason.
-        setVideos(null);
-        setError(err.message);
-      });
-  };
+  // A filter changed twice quickly sends two requests: only the latest one's answer is shown.
+  const load = useLatestReload(
+    () => request(VideosQuery, variablesOf(readQuery(new URLSearchParams(search)))),
+    (data) => {
+      setVideos(data.videos);
+      setError(null);
+    },
+    (err) => {
+      // A refused search (a title part too short, say) shows no stale results beside its reason.
+      setVideos(null);
+      setError(err.message);
+    },
+  );
   useEffect(() => {
     setSelected(new Set());
     void load();

@@ -1,7 +1,7 @@
 import { CheckboxSet } from "../checkbox-set.tsx";
 import { useEffect, useState } from "preact/hooks";
 import { formatDate, statusLabel } from "../format.ts";
-import { type ResultOf, request, runAndReload, type VariablesOf } from "../graphql.ts";
+import { type ResultOf, request, runAndReload, type VariablesOf, useLatestReload } from "../graphql.ts";
 import {
   CreateWebhookEndpointMutation,
   DeleteWebhookEndpointMutation,
@@ -44,10 +44,11 @@ export function WebhooksPage() {
     if (!next.delete(id)) next.add(id);
     setOpened(next);
   };
-  const load = () =>
-    request(WebhooksQuery, {})
-      .then((data) => setEndpoints(data.webhookEndpoints))
-      .catch((err: Error) => setMessage(err.message));
+  const load = useLatestReload(
+    () => request(WebhooksQuery, {}),
+    (data) => setEndpoints(data.webhookEndpoints),
+    (err) => setMessage(err.message),
+  );
   useEffect(() => {
     void load();
   }, []);
