@@ -20,7 +20,7 @@ import { videoWebhookData, type WebhookEmitter, type WebhookEventType, webhookEv
 /** The fan-out topic that tells every API instance a broadcast is over (its feed, if there, ends). */
 const BROADCAST_ENDED = "liveBroadcastEnded";
 
-/** A broadcast that may not start, thrown inside its transaction so that its claim is undone. */
+/** A broadcast that may not start, thrown inside its transaction (which undoes its claim). */
 class BroadcastRefused extends Error {}
 
 /** Where workers read a broadcast's feed: GET {LIVE_FEED_URL}/live/v1/feeds/{videoId}.flv?expires&sig. */
@@ -236,15 +236,15 @@ export function createLiveStreams(deps: {
       const videoId = randomUUID();
       const feed = new LiveFeed();
       feeds.set(videoId, { feed, streamId, startedAt: Date.now() });
-      let claimed: { video: Video } | { refused: string };
+      let video: Video;
       try {
-        claimed = await db.$transaction(async (tx) => {
+        video = await db.$transaction(async (tx) => {
           // One publisher per stream: two connecting at once with its key both got this far.
           const claim = await tx.liveStream.updateMany({
             where: { id: streamId, status: { notIn: ["CONNECTED", "LIVE"] } },
             data: { status: "CONNECTED", activeVideoId: null },
           });
-          if (claim.count === 0) return { refused: "the live stream already has a publisher" };
+          if (claim.count === 0) throw new BroadcastRefused("the live stream already has a publisher");
           // The tenant's broadcasts on air, counted again under its row's lock: broadcasts of one
           // tenant starting at once (on any API instance) are counted one after the other.
           // `NO KEY UPDATE` leaves the rows that reference the tenant free.
@@ -254,19 +254,13 @@ export function createLiveStreams(deps: {
           const video = await createBroadcast(tx, stream, videoId, input, segmentSeconds);
           // The stream names its broadcast, and CONNECTED's webhook names the video.
           await changeStatus(tx, streamId, "CONNECTED", { activeVideoId: video.id, lastError: null });
-          return { video };
+          return video;
         });
       } catch (err) {
         feeds.delete(videoId);
-        // Thrown to undo the claim.
         if (err instanceof BroadcastRefused) return { refused: err.message };
         throw err;
       }
-      if ("refused" in claimed) {
-        feeds.delete(videoId);
-        return claimed;
-      }
-      const { video } = claimed;
       deps.webhooks.flush();
       announce(streamId);
       announceQueuedJob({ dispatcher: deps.dispatcher, pubSub: deps.pubSub }, video);

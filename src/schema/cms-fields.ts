@@ -1,5 +1,15 @@
 import { builder } from "../builder.ts";
-import { CMS_LIMITS, cmsFieldsOf, type VideoMetadata } from "../videos/cms-fields.ts";
+import {
+  CMS_LIMITS,
+  cmsFieldsOf,
+  validDescription,
+  validMetadata,
+  validTags,
+  type VideoMetadata,
+} from "../videos/cms-fields.ts";
+import { validTitle } from "../videos/input-rules.ts";
+
+type Types = typeof builder extends PothosSchemaTypes.SchemaBuilder<infer T> ? T : never;
 
 /** One key and its value of a video's metadata. */
 interface MetadataEntryShape {
@@ -39,6 +49,34 @@ export const DESCRIPTION_INPUT = `At most ${CMS_LIMITS.descriptionLength} charac
 export const EXTERNAL_ID_INPUT =
   `The CMS's own id for the video, 1 to ${CMS_LIMITS.externalIdLength} characters, unique in the tenant: ` +
   "creating with an externalId the tenant already has returns that video as it is, creating nothing.";
+
+/**
+ * The title and the CMS's data as a change takes them (updateVideo, updateLiveStream): a field left
+ * out stays as it is, null clears it (the title cannot be cleared).
+ */
+export function cmsChangeFields(t: PothosSchemaTypes.InputFieldBuilder<Types, "InputObject">) {
+  return {
+    title: t.string({ description: "1 to 300 characters." }),
+    description: t.string({ description: DESCRIPTION_INPUT }),
+    metadata: t.field({ type: [MetadataEntryInput], description: `Replaces the metadata whole. ${METADATA_INPUT}` }),
+    tags: t.stringList({ description: `Replaces the tags. ${TAGS_INPUT}` }),
+  };
+}
+
+/** The changes `cmsChangeFields` ask for, checked (lengths first, before anything reads the database). */
+export function validCmsChanges(input: {
+  title?: string | null;
+  description?: string | null;
+  metadata?: readonly { key: string; value: string }[] | null;
+  tags?: readonly string[] | null;
+}) {
+  return {
+    ...(input.title === undefined ? {} : { title: validTitle(input.title) }),
+    ...(input.description === undefined ? {} : { description: validDescription(input.description) }),
+    ...(input.metadata === undefined ? {} : { metadata: validMetadata(input.metadata) }),
+    ...(input.tags === undefined ? {} : { tags: validTags(input.tags) }),
+  };
+}
 
 // Read through cmsFieldsOf: an event's video snapshot leaves these out (src/events/video-events.ts).
 builder.prismaObjectFields("Video", (t) => ({

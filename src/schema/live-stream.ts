@@ -11,12 +11,14 @@ import { newStreamKey } from "../live/stream-keys.ts";
 import { validDescription, validMetadata, validTags, type VideoMetadata } from "../videos/cms-fields.ts";
 import { validTitle } from "../videos/input-rules.ts";
 import {
+  cmsChangeFields,
   DESCRIPTION_INPUT,
   METADATA_INPUT,
   MetadataEntry,
   MetadataEntryInput,
   metadataEntries,
   TAGS_INPUT,
+  validCmsChanges,
 } from "./cms-fields.ts";
 import { PlaybackPolicyEnum, VideoRef } from "./video.ts";
 
@@ -131,13 +133,8 @@ const CreateLiveStreamInput = builder.inputType("CreateLiveStreamInput", {
 });
 
 const UpdateLiveStreamInput = builder.inputType("UpdateLiveStreamInput", {
-  description: "What to change; a field left out stays as it is.",
-  fields: (t) => ({
-    title: t.string(),
-    description: t.string({ description: `${DESCRIPTION_INPUT} Null: none.` }),
-    metadata: t.field({ type: [MetadataEntryInput], description: `Replaces the metadata whole. ${METADATA_INPUT}` }),
-    tags: t.stringList({ description: `Replaces the tags. ${TAGS_INPUT}` }),
-  }),
+  description: `What to change, as updateVideo takes it: a field left out stays as it is, null clears it (title cannot be cleared). ${BROADCAST_DATA}`,
+  fields: (t) => cmsChangeFields(t),
 });
 
 /** One of the caller's tenant's streams, or null (another tenant's is not there for it). */
@@ -214,12 +211,7 @@ builder.mutationFields((t) => ({
     args: { id: t.arg.id({ required: true }), input: t.arg({ type: UpdateLiveStreamInput, required: true }) },
     errors: { types: [ValidationError, NotFoundError], union: { name: "UpdateLiveStreamResult" } },
     resolve: async (_root, { id, input }, ctx) => {
-      const data = {
-        ...(input.title == null ? {} : { title: validTitle(input.title, "Live stream") }),
-        ...(input.description === undefined ? {} : { description: validDescription(input.description) }),
-        ...(input.metadata == null ? {} : { metadata: validMetadata(input.metadata) }),
-        ...(input.tags == null ? {} : { tags: validTags(input.tags) }),
-      };
+      const data = validCmsChanges(input);
       const current = await tenantStream(ctx, String(id));
       return ctx.db.liveStream.update({ where: { id: current.id }, data });
     },

@@ -10,11 +10,10 @@ import { isUuid } from "../ids.ts";
 import { cancelVideo, tellWorkersToCancel } from "../jobs/cancel.ts";
 import { videoPrefix } from "../protocol/storage-layout.ts";
 import { deleteVideoRow } from "../thumbnails/image-cache-budget.ts";
-import { CMS_LIMITS, validDescription, validExternalId, validMetadata, validTags } from "../videos/cms-fields.ts";
-import { validTitle } from "../videos/input-rules.ts";
+import { CMS_LIMITS, validExternalId } from "../videos/cms-fields.ts";
 import { findVideoOrThrow } from "../videos/find-video.ts";
 import { findVideoPage, type VideoOrder, videoCursor } from "../videos/video-search.ts";
-import { DESCRIPTION_INPUT, METADATA_INPUT, MetadataEntryInput, TAGS_INPUT } from "./cms-fields.ts";
+import { cmsChangeFields, MetadataEntryInput, validCmsChanges } from "./cms-fields.ts";
 import { mediaUrl } from "./urls.ts";
 import { mutationWork } from "../jobs/mutation-work.ts";
 
@@ -191,10 +190,7 @@ const UpdateVideoInput = builder.inputType("UpdateVideoInput", {
     "The playback policy is chosen at creation only.",
   fields: (t) => ({
     id: t.id({ required: true }),
-    title: t.string({ description: "1 to 300 characters." }),
-    description: t.string({ description: DESCRIPTION_INPUT }),
-    metadata: t.field({ type: [MetadataEntryInput], description: `Replaces the metadata whole. ${METADATA_INPUT}` }),
-    tags: t.stringList({ description: `Replaces the tags. ${TAGS_INPUT}` }),
+    ...cmsChangeFields(t),
     externalId: t.string({
       description: `The CMS's own id, 1 to ${CMS_LIMITS.externalIdLength} characters, unique in the tenant.`,
     }),
@@ -225,10 +221,7 @@ builder.mutationFields((t) => ({
     resolve: async (_root, { input }, ctx) => {
       // The tenant's text is checked (lengths first) before anything reads the database.
       const changes = {
-        ...(input.title === undefined ? {} : { title: validTitle(input.title) }),
-        ...(input.description === undefined ? {} : { description: validDescription(input.description) }),
-        ...(input.metadata === undefined ? {} : { metadata: validMetadata(input.metadata) }),
-        ...(input.tags === undefined ? {} : { tags: validTags(input.tags) }),
+        ...validCmsChanges(input),
         ...(input.externalId === undefined ? {} : { externalId: validExternalId(input.externalId) }),
       };
       const video = await findVideoOrThrow(ctx, String(input.id));
