@@ -20,6 +20,7 @@ import { ANALYTICS_PATHS } from "../src/shared/analytics-beacons.ts";
 import { ADMIN_AUTH } from "../test/support/auth.ts";
 import { startApiProcess, stopAllProcesses } from "../test/support/processes.ts";
 import { startQueryProber } from "./support/query-prober.ts";
+import { timedPost } from "./support/timed-post.ts";
 import { benchDatabase, CREATE_UPLOAD, postGraphQL } from "./support/stack.ts";
 
 const USAGE = `usage: npm run bench:analytics -- [--seconds=S] [--rate=R] [--videos=V] [--views=N]
@@ -54,35 +55,9 @@ const ANALYTICS_QUERY = `query ($id: ID!, $from: DateTime!, $to: DateTime!) { vi
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 
-/** POSTs `body` to the API and resolves with the status and the milliseconds it took. */
-function post(base: URL, pathname: string, body: string, headers: Record<string, string> = {}) {
-  const started = performance.now();
-  return new Promise<{ status: number; ms: number; text: string }>((resolve) => {
-    const req = http.request(
-      {
-        agent,
-        host: base.hostname,
-        port: base.port,
-        path: pathname,
-        method: "POST",
-        headers: { "content-type": "text/plain", "content-length": Buffer.byteLength(body), ...headers },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            ms: performance.now() - started,
-            text: Buffer.concat(chunks).toString(),
-          }),
-        );
-      },
-    );
-    req.on("error", () => resolve({ status: 0, ms: performance.now() - started, text: "" }));
-    req.end(body);
-  });
-}
+/** POSTs `body` to the API on the bench's agent: its status, its milliseconds and its text. */
+const post = (base: URL, pathname: string, body: string, headers: Record<string, string> = {}) =>
+  timedPost(agent, base, pathname, body, headers);
 
 const percentile = (sorted: number[], p: number) =>
   sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]! : Number.NaN;

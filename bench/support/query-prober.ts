@@ -4,7 +4,7 @@
 //   node bench/support/query-prober.ts   (forked by startQueryProber, with an IPC channel)
 import { fork } from "node:child_process";
 import http from "node:http";
-import { performance } from "node:perf_hooks";
+import { timedPost } from "./timed-post.ts";
 
 const VIDEO_QUERY = `query ($id: ID!) { video(id: $id) { id title status playable createdAt } }`;
 /** About 20 a second: a CMS's traffic beside the load, not a load of its own. */
@@ -38,30 +38,11 @@ function probe({ url, ids, authorization }: ProbeRequest): { stop(): Promise<num
   const base = new URL(url);
   const latencies: number[] = [];
   let running = true;
-  const query = (id: string) =>
-    new Promise<void>((resolve) => {
-      const body = JSON.stringify({ query: VIDEO_QUERY, variables: { id } });
-      const started = performance.now();
-      const req = http.request(
-        {
-          agent,
-          host: base.hostname,
-          port: base.port,
-          path: "/graphql",
-          method: "POST",
-          headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body), authorization },
-        },
-        (res) => {
-          res.resume();
-          res.on("end", () => {
-            if (res.statusCode === 200) latencies.push(performance.now() - started);
-            resolve();
-          });
-        },
-      );
-      req.on("error", () => resolve());
-      req.end(body);
-    });
+  const query = async (id: string) => {
+    const body = JSON.stringify({ query: VIDEO_QUERY, variables: { id } });
+    const r = await timedPost(agent, base, "/graphql", body, { "content-type": "application/json", authorization });
+    if (r.status === 200) latencies.push(r.ms);
+  };
   const done = (async () => {
     for (let i = 0; running; i++) {
       await query(ids[i % ids.length]!);
