@@ -103,6 +103,8 @@ describe("viewer analytics: the collection endpoint", () => {
     expect(started.status).toBe(201);
     expect(started.body).toMatchObject({ viewId: expect.any(String), viewToken: expect.stringMatching(/^va1\./) });
     const view = { videoId: id, viewToken: started.body.viewToken };
+    // The ingest thread is started by the first batch, not by the API (nor by a view's start).
+    expect(t.app.services.analytics.ingestThread.threadId).toBeNull();
     const first = await sendBatch(
       t,
       view,
@@ -117,6 +119,7 @@ describe("viewer analytics: the collection endpoint", () => {
       client,
     );
     expect(first).toMatchObject({ status: 202, body: { counted: true } });
+    expect(t.app.services.analytics.ingestThread.threadId).not.toBeNull();
     const second = [
       { type: "rebuffer", at: 9000, durationMs: 600 },
       { type: "watch", at: 17000, height: 720, watchedMs: 10000 },
