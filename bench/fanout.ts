@@ -30,7 +30,8 @@ import { PUBLISH_MODES, type PublishMode, publish, SENT_AT_FIELD } from "./suppo
 import { CREATE_UPLOAD, postGraphQL, benchDatabase } from "./support/stack.ts";
 
 const USAGE = `usage: npm run bench:fanout -- [--subscribers=N] [--videos=N] [--seconds=S] [--stalled-percent=P] \
-[--publish=bursty|even] [--connect=unpaced|paced] [--client-processes=N] [--connect-concurrency=N]
+[--publish=bursty|even] [--connect=unpaced|paced] [--client-processes=N] [--connect-concurrency=N] \
+[--profile=DIR] [--api-node-options=...]
 Opens N graphql-ws subscribers (videoEvents, the front end's document, an API key) on one API process,
 publishes one progress event per video per second for S seconds through the Postgres fan-out, and prints
 connect rate, event latency (p50/p99/max), events received, errors and the API's memory, beside plain
@@ -41,7 +42,9 @@ in the same run. P % of the clients never read their socket.
 --connect-concurrency handshakes in flight.
 Defaults: 10000 subscribers, 100 videos, 30 s, 0 % stalled, bursty, unpaced, 2 client processes
 (500 handshakes at a time when paced).
---profile=DIR writes both servers' V8 CPU profiles (.cpuprofile, for Chrome DevTools) into DIR.`;
+--profile=DIR writes both servers' V8 CPU profiles (.cpuprofile, for Chrome DevTools) into DIR.
+--api-node-options="..." runs the API with these NODE_OPTIONS (e.g. --max-semi-space-size=16, an
+operator's memory knob: docs/performance.md, "Memory").`;
 const { values: flags } = parseCommandLine(USAGE, {
   options: {
     subscribers: { type: "string", default: "10000" },
@@ -53,6 +56,7 @@ const { values: flags } = parseCommandLine(USAGE, {
     "client-processes": { type: "string", default: "2" },
     "connect-concurrency": { type: "string", default: "500" },
     profile: { type: "string" },
+    "api-node-options": { type: "string", default: "" },
   },
 });
 const subscriberCount = Number(flags.subscribers);
@@ -247,7 +251,8 @@ async function startVideograph(databaseUrl: string, dataDir: string): Promise<Se
     DATABASE_URL: databaseUrl,
     SIGNING_SECRET: randomBytes(24).toString("hex"),
     RATE_LIMIT_MUTATIONS_PER_MINUTE: "100000",
-    ...(profileDir && { NODE_OPTIONS: [process.env.NODE_OPTIONS ?? "", ...profileFlags].join(" ").trim() }),
+    NODE_OPTIONS:
+      [process.env.NODE_OPTIONS ?? "", flags["api-node-options"], ...profileFlags].join(" ").trim() || undefined,
   });
   const videoIds: string[] = [];
   for (let i = 0; i < videoCount; i++) {
