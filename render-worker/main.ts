@@ -19,7 +19,7 @@ what is running after SHUTDOWN_GRACE_SECONDS.`,
 const env = loadConfigOrExit(loadWorkerEnv);
 /** How long a worker whose API is gone spends stopping before it exits anyway. */
 const PARENT_GONE_EXIT_MS = 3000;
-const tracing = startTracing("videograph-worker");
+const tracing = await startTracing("videograph-worker");
 
 // A cloud SDK is imported only when configured: each weighs tens of MiB of resident memory.
 const worker = createWorker({

@@ -38,7 +38,7 @@ for (const [port, host, names] of [
     process.exit(1);
   }
 }
-const tracing = startTracing("videograph-api");
+const tracing = await startTracing("videograph-api");
 
 // Imported once the ports are known free: loading the schema and its clients takes seconds.
 const [{ startEmbeddedPostgres }, { startLocalWorker }, { createApp }] = await Promise.all([

@@ -8,6 +8,8 @@ import { type ServiceProcess, startApiProcess, startWorkerProcess, stopAllProces
 const HOOK = path.resolve(import.meta.dirname, "support/record-packages.ts");
 /** The SDKs of the cloud backends and what only they pull in. */
 const CLOUD_SDK = /^(@google-cloud\/|@aws-sdk\/|@smithy\/|google-gax$|google-auth-library$|@grpc\/)/;
+/** OpenTelemetry's SDK and exporter: loaded only when an OTLP endpoint is configured (the API package is always). */
+const TRACING_SDK = /^@opentelemetry\/(sdk-|exporter-|otlp-|resources$|context-async-hooks$)/;
 
 /**
  * Each cloud SDK (Pub/Sub, Cloud Storage, S3) weighs tens of MiB of resident memory once loaded:
@@ -39,7 +41,7 @@ describe("cloud SDKs are loaded only when configured", () => {
     return { file, env: { NODE_OPTIONS: `--import=${HOOK}`, RECORD_PACKAGES_FILE: file } };
   }
 
-  it("the default configuration's API and worker (local storage, Postgres transport) load none", async () => {
+  it("the default configuration's API and worker (local storage, Postgres transport, no tracing) load none, nor the tracing SDK", async () => {
     const { file, env } = recording("default");
     const backends = { DATABASE_URL: db.url, DATA_DIR: dir, STORAGE: "local", TRANSPORT: "postgres" };
     const api = await startApiProcess("api", { ...env, ...backends });
@@ -48,10 +50,10 @@ describe("cloud SDKs are loaded only when configured", () => {
     const apiPackages = await loadedBy(api, file);
     // The hook saw what the API runs on.
     expect(apiPackages).toEqual(expect.arrayContaining(["graphql-yoga", "graphql-ws", "pg", "@prisma/client"]));
-    expect(apiPackages.filter((p) => CLOUD_SDK.test(p))).toEqual([]);
+    expect(apiPackages.filter((p) => CLOUD_SDK.test(p) || TRACING_SDK.test(p))).toEqual([]);
     const workerPackages = await loadedBy(worker, file);
-    expect(workerPackages).toEqual(expect.arrayContaining(["pg", "zod"]));
-    expect(workerPackages.filter((p) => CLOUD_SDK.test(p))).toEqual([]);
+    expect(workerPackages).toEqual(expect.arrayContaining(["pg", "zod", "@opentelemetry/api"]));
+    expect(workerPackages.filter((p) => CLOUD_SDK.test(p) || TRACING_SDK.test(p))).toEqual([]);
 
     await worker.stop();
     await api.stop();

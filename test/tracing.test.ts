@@ -56,7 +56,7 @@ describe("traceparent in the contract: optional and additive", () => {
 // First: a tracer keeps the provider it found once one is registered.
 describe("tracing off", () => {
   it("registers nothing without an OTLP endpoint: spans are no-ops and messages carry no traceparent", async () => {
-    const tracing = startTracing("videograph-test", {});
+    const tracing = await startTracing("videograph-test", {});
     await inSpan("unrecorded", {}, async (span) => {
       expect(span.isRecording()).toBe(false);
       expect(traceparentOf()).toBeUndefined();
