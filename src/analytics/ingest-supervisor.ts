@@ -24,7 +24,7 @@ type Taken = { answer: Answer; countedVideoId: string | null };
  *
  * The thread is started by the first batch after `start()`, not by `start()` itself: an API that
  * takes no beacons never pays for it (a second V8 isolate: about 0.25 s of CPU to load its modules
- * and some 15 MiB of memory), and the first batch waits for it once.
+ * and about 30 MiB of RSS), and the first batch waits for it once.
  */
 export function createIngestThread(options: IngestThreadOptions) {
   let worker: Worker | null = null;
