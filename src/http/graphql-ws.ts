@@ -60,6 +60,7 @@ export function serveGraphqlOverWebSocket(
       // socket lives (LiveCredentials: at once when a key is revoked, else every
       // AUTH_RECHECK_SECONDS). Operations on the socket reuse that principal until it expires.
       onConnect: async (ctx) => {
+        forgetUpgradeRequest(ctx.extra);
         // Closed already (beyond WS_MAX_CONNECTIONS, or a slow consumer): no lookup for it.
         if (ctx.extra.socket.readyState !== ctx.extra.socket.OPEN) return false;
         const authorization = authorizationParam(ctx.connectionParams);
@@ -95,7 +96,6 @@ export function serveGraphqlOverWebSocket(
           validate,
         } = yoga.getEnveloped({
           ...ctx,
-          req: ctx.extra.request,
           socket: ctx.extra.socket,
           params,
           connectionParams: ctx.connectionParams,
@@ -116,6 +116,16 @@ export function serveGraphqlOverWebSocket(
     },
     wsServer,
   );
+}
+
+/**
+ * Drops graphql-ws' reference to the socket's upgrade request (`extra.request`), which it would keep
+ * for as long as the socket lives: nothing here reads it after the handshake (the credential comes
+ * in connection_init, and a WebSocket operation's context has no request), and an `IncomingMessage`
+ * with its headers is a few KiB per subscriber (docs/performance.md, "Memory").
+ */
+function forgetUpgradeRequest(extra: { request?: unknown }): void {
+  extra.request = undefined;
 }
 
 /** The connection's principal while its credential has not expired; after, operations authenticate again. */
