@@ -16,6 +16,8 @@ let answer: { status: number; contentType: string; body: string };
 let server: Server;
 let origin: string;
 let file: string;
+const AWS_CREDENTIALS = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] as const;
+const savedEnv = new Map<string, string | undefined>();
 
 beforeAll(async () => {
   server = createServer((req, res) => {
@@ -29,10 +31,20 @@ beforeAll(async () => {
   origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   file = path.join(fixturesDir(), "segment.ts");
   await writeFile(file, Buffer.alloc(1024, 1));
-  process.env.AWS_ACCESS_KEY_ID ??= "test";
-  process.env.AWS_SECRET_ACCESS_KEY ??= "test";
+  // The S3 client's credentials, for this file only: it shares its process with other files
+  // (vitest.config.ts), whose workers and APIs would inherit them.
+  for (const name of AWS_CREDENTIALS) {
+    savedEnv.set(name, process.env[name]);
+    process.env[name] ??= "test";
+  }
 });
-afterAll(() => new Promise<void>((r) => server.close(() => r())));
+afterAll(async () => {
+  for (const [name, value] of savedEnv) {
+    if (value === undefined) delete process.env[name];
+    else process.env[name] = value;
+  }
+  await new Promise<void>((r) => server.close(() => r()));
+});
 
 const s3Error = (status: number, code: string) => ({
   status,
