@@ -102,7 +102,7 @@ export function createIngestThread(options: IngestThreadOptions) {
     /** The answer to a beacon batch (its bytes, which are transferred to the thread) and the video it counted for. */
     async take(body: Uint8Array): Promise<Taken> {
       // The first batch starts the thread (messages posted before it runs wait for it).
-      if (!worker && armed && !stopping && !restartTimer) spawn();
+      if (!worker && armed && !restartTimer) spawn();
       if (!worker) return { answer: UNAVAILABLE, countedVideoId: null };
       // A whole ArrayBuffer of its own is moved; a view into a larger one (Buffer's pool) is copied once.
       const bytes =

@@ -2,7 +2,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { storageUnavailable } from "../../src/shared/storage-errors.ts";
 import { createGcsWorkerStorage } from "../../render-worker/storage/gcs.ts";
 import { createS3WorkerStorage } from "../../render-worker/storage/s3.ts";
@@ -16,8 +16,6 @@ let answer: { status: number; contentType: string; body: string };
 let server: Server;
 let origin: string;
 let file: string;
-const AWS_CREDENTIALS = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] as const;
-const savedEnv = new Map<string, string | undefined>();
 
 beforeAll(async () => {
   server = createServer((req, res) => {
@@ -33,16 +31,11 @@ beforeAll(async () => {
   await writeFile(file, Buffer.alloc(1024, 1));
   // The S3 client's credentials, for this file only: it shares its process with other files
   // (vitest.config.ts), whose workers and APIs would inherit them.
-  for (const name of AWS_CREDENTIALS) {
-    savedEnv.set(name, process.env[name]);
-    process.env[name] ??= "test";
-  }
+  for (const name of ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"])
+    if (process.env[name] === undefined) vi.stubEnv(name, "test");
 });
 afterAll(async () => {
-  for (const [name, value] of savedEnv) {
-    if (value === undefined) delete process.env[name];
-    else process.env[name] = value;
-  }
+  vi.unstubAllEnvs();
   await new Promise<void>((r) => server.close(() => r()));
 });
 
