@@ -160,6 +160,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     pubSub,
     dispatcher,
     signer,
+    storage,
     costs,
     webhooks,
     target: eventTarget,

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { connect } from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -475,6 +475,63 @@ describe("live streams over RTMP", () => {
     expect(ended.activeVideo.duration).toBeGreaterThan(8 - 1.5);
     expect(ended.activeVideo.duration).toBeLessThan(8 + 1.5);
     expect(await t.app.services.db.video.count({ where: { liveStreamId: stream.id } })).toBe(1);
+  });
+
+  it("a stream that keeps no recording: its broadcast plays live, then its video ends DISCARDED with its media deleted, its cost kept and the ENDED webhook saying so", async () => {
+    const created = await t.gql(
+      `mutation { createLiveStream(input: { title: "Unrecorded", recording: false }) { ... on LiveStreamWithKey { streamKey liveStream { id recording ingestUrl } } } }`,
+    );
+    expect(created.errors).toBeUndefined();
+    const { streamKey, liveStream } = created.data.createLiveStream;
+    expect(liveStream.recording).toBe(false);
+    const endpoint = await t.gql(
+      `mutation { createWebhookEndpoint(input: { url: "http://127.0.0.1:9/unrecorded", events: [LIVE_STREAM_ENDED, VIDEO_READY] }) { ... on CreateWebhookEndpointSuccess { endpoint { id } } } }`,
+    );
+    expect(endpoint.errors).toBeUndefined();
+    const endpointId = endpoint.data.createWebhookEndpoint.endpoint.id;
+    const ingestUrl = liveStream.ingestUrl.replace("localhost", "127.0.0.1");
+    const publisher = publish(`${ingestUrl}/${streamKey}`, 4);
+    const live = await waitFor(
+      "the broadcast",
+      () => streamState(liveStream.id),
+      (s) => s.status === "LIVE",
+    );
+    const videoId = live.activeVideo.id;
+    // It plays live as any broadcast does, from media in storage.
+    expect(await text(new URL(live.activeVideo.playbackUrl, t.url).href)).toContain("#EXTM3U");
+    const hls = path.join(t.dataDir, "videos", videoId, "hls");
+    expect((await readdir(hls)).length).toBeGreaterThan(0);
+    expect(await publisher.exited).toBe(0);
+    const ended = await waitFor(
+      "the end",
+      () => streamState(liveStream.id),
+      (s) => s.status === "ENDED",
+    );
+    expect(ended.lastError).toBeNull();
+    expect(ended.activeVideo).toMatchObject({ id: videoId, status: "DISCARDED", playbackUrl: null, posterUrl: null });
+    expect(ended.activeVideo.duration).toBeGreaterThan(4 - 1.5);
+    // Nothing of it is left in storage (no playlists, segments, poster or recording source).
+    await expect(readdir(path.join(t.dataDir, "videos", videoId))).rejects.toThrow(/ENOENT/);
+    expect((await fetch(new URL(live.activeVideo.playbackUrl, t.url))).status).toBe(404);
+    // Its row stays, with its job's measured cost (what the operator bills).
+    const job = await waitFor(
+      "the broadcast's measured cost",
+      () => t.app.services.db.job.findFirstOrThrow({ where: { videoId, kind: "LIVE" } }),
+      (j) => j.actualCostUsd !== null,
+    );
+    expect(job.status).toBe("SUCCEEDED");
+    expect(job.cpuSeconds).toBeGreaterThan(0);
+    // The CMS hears the end, with the video DISCARDED, and no video.ready.
+    const deliveries = await t.app.services.db.webhookDelivery.findMany({ where: { endpointId } });
+    expect(deliveries.map((d) => [d.eventType, (d.payload as any).data.video.status])).toEqual([
+      ["live_stream.ended", "DISCARDED"],
+    ]);
+    // Recording on again: the stream's next broadcast keeps its recording.
+    const updated = await t.gql(
+      `mutation ($id: ID!) { updateLiveStream(id: $id, input: { recording: true }) { ... on LiveStream { recording } } }`,
+      { id: liveStream.id },
+    );
+    expect(updated.data.updateLiveStream.recording).toBe(true);
   });
 
   it("a broadcast whose video is canceled ends, and its publisher is cut off", async () => {

@@ -15,8 +15,8 @@ export function formatPercent(fraction: number): string {
   return `${Math.floor(Math.max(0, Math.min(1, fraction)) * 100)}%`;
 }
 
-const TERMINAL = new Set(["READY", "FAILED", "CANCELED"]);
-/** READY, FAILED and CANCELED end a video's events. */
+const TERMINAL = new Set(["READY", "FAILED", "CANCELED", "DISCARDED"]);
+/** READY, FAILED, CANCELED and DISCARDED end a video's events. */
 export const isFinished = (status: string): boolean => TERMINAL.has(status);
 
 /** A human label for a status enum. */

@@ -35,7 +35,7 @@ export interface LiveVideo {
 /**
  * A video followed over `videoEvents`: every event carries the whole video, progress events add
  * fps, speed and ETA per variant, render events the render's step. Ends with the subscription
- * (after READY, FAILED or CANCELED). While the video is QUEUED, its place in line is read once, then
+ * (after READY, FAILED, CANCELED or DISCARDED). While the video is QUEUED, its place in line is read once, then
  * follows the QueuePositionEvents.
  */
 export function useLiveVideo(videoId: string | null, initial: Video | null = null): LiveVideo {

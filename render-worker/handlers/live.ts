@@ -101,13 +101,16 @@ export async function live(job: LiveJobMessage, ctx: JobContext): Promise<void> 
     const recorded = publisher.segments().find((s) => s.name === top.name)?.segments ?? [];
     const duration = recorded.reduce((sum, s) => sum + s.duration, 0);
     const published = new Set(variants.filter((v) => v.error === undefined).map((v) => v.name));
-    const { sourceKey, storyboard } = await inSpan("recording source", {}, () =>
-      publishRecordingSource(
-        job,
-        ctx,
-        ladder.filter((r) => published.has(r.name)),
-      ),
-    );
+    // A recording not kept (the API deletes its media) needs no source file or storyboard.
+    const { sourceKey, storyboard } = job.options.record
+      ? await inSpan("recording source", {}, () =>
+          publishRecordingSource(
+            job,
+            ctx,
+            ladder.filter((r) => published.has(r.name)),
+          ),
+        )
+      : { sourceKey: null, storyboard: null };
     await ctx.emit({
       type: "job.succeeded",
       masterKey: publisher.masterKey,

@@ -79,7 +79,7 @@ export type VariantSnapshot = Omit<Variant, DateKeys<Variant>> & JsonDates<Varia
 type DateKeys<T> = { [K in keyof T]: T[K] extends Date | null ? K : never }[keyof T];
 type JsonDates<T> = { [K in DateKeys<T>]: T[K] extends Date ? string : string | null };
 
-export const TERMINAL_VIDEO_STATUSES: ReadonlySet<VideoStatus> = new Set(["READY", "FAILED", "CANCELED"]);
+export const TERMINAL_VIDEO_STATUSES: ReadonlySet<VideoStatus> = new Set(["READY", "FAILED", "CANCELED", "DISCARDED"]);
 export const TERMINAL_VARIANT_STATUSES: ReadonlySet<VariantStatus> = new Set(["READY", "FAILED", "SKIPPED"]);
 
 export function videoSnapshot(video: Video): VideoSnapshot {

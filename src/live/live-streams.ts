@@ -7,9 +7,11 @@ import { liveBehindSeconds, liveEncodeSpeed } from "../metrics.ts";
 import type { VideoMetadata } from "../videos/cms-fields.ts";
 import type { LiveStream, LiveStreamStatus, Video } from "../generated/prisma/client.ts";
 import type { CostSettings } from "../jobs/cost.ts";
-import { announceQueuedJob, createJob } from "../jobs/create-job.ts";
+import { announceQueuedJob, createJob, parseJobInput } from "../jobs/create-job.ts";
 import { log } from "../log.ts";
 import { endsRun, type JobEvent, type LiveInput } from "../protocol/messages.ts";
+import { videoPrefix } from "../protocol/storage-layout.ts";
+import type { ApiStorage } from "../storage/types.ts";
 import type { UrlSigner } from "../storage/url-signer.ts";
 import { createVideo, NEW_VIDEO_DEFAULTS } from "../videos/creation-options.ts";
 import { LiveFeed } from "./feed.ts";
@@ -82,6 +84,8 @@ export function createLiveStreams(deps: {
   pubSub: VideoPubSub;
   dispatcher: { kick(): void };
   signer: UrlSigner;
+  /** Where a broadcast whose recording is not kept has its media deleted at its end. */
+  storage: Pick<ApiStorage, "deletePrefix">;
   costs: CostSettings;
   webhooks: WebhookEmitter;
   target: EventTarget;
@@ -189,7 +193,7 @@ export function createLiveStreams(deps: {
     );
     const feedPath = `${FEED_PATH_PREFIX}${video.id}.flv`;
     const feedUrl = `${settings.feedBaseUrl()}${deps.signer.sign(feedPath, settings.maxDurationSeconds + 3600)}`;
-    const options = { segmentSeconds, maxDurationSeconds: settings.maxDurationSeconds };
+    const options = { segmentSeconds, maxDurationSeconds: settings.maxDurationSeconds, record: stream.recording };
     // A broadcast cannot be run again: its feed is gone with its publisher.
     await createJob(
       tx,
@@ -334,7 +338,8 @@ export function createLiveStreams(deps: {
         break;
       }
       case "job.succeeded":
-        // The recording's length and source were written with its READY (transcode-events.ts).
+        // The recording's length and source were written with its READY, or its video DISCARDED
+        // (transcode-events.ts).
         await setStatus(streamId, "ENDED");
         break;
       case "job.failed":
@@ -368,6 +373,20 @@ export function createLiveStreams(deps: {
         return;
       }
       entry.feed.attach(res);
+    },
+
+    /**
+     * Whether the broadcast `e` ends is not recorded (its stream's `recording` was off when it
+     * started): its media are deleted, before the ingestor applies the end (a failed deletion
+     * fails the event, which comes again), and the ingestor leaves its video DISCARDED
+     * instead of READY. Called by the ingestor with a LIVE job's `job.succeeded` and `job.failed`.
+     */
+    async discardsRecording(e: JobEvent, videoId: string): Promise<boolean> {
+      const job = await db.job.findUnique({ where: { id: e.jobId }, select: { input: true } });
+      if (!job || parseJobInput("LIVE", job.input).options.record) return false;
+      await deps.storage.deletePrefix(videoPrefix(videoId));
+      log.info("live: broadcast ended unrecorded; its media were deleted", { videoId });
+      return true;
     },
 
     /** Applies a LIVE job's event to its stream (the event ingestor calls it once the event is applied). */

@@ -323,6 +323,11 @@ export const LiveJobMessage = z.object({
     segmentSeconds: z.number().min(1).max(10),
     /** The longest broadcast: the encode stops there and the recording ends. */
     maxDurationSeconds: z.number().positive(),
+    /**
+     * Whether the recording is kept (its stream's `recording`): when false, the worker makes no
+     * recording source or storyboard at the end, and the API deletes the broadcast's media.
+     */
+    record: z.boolean().default(true),
   }),
 });
 export type LiveJobMessage = z.infer<typeof LiveJobMessage>;

@@ -39,6 +39,7 @@ const LiveStreamRef = builder.prismaObject("LiveStream", {
     title: t.exposeString("title"),
     status: t.expose("status", { type: LiveStreamStatusEnum }),
     latencyMode: t.expose("latencyMode", { type: LiveLatencyModeEnum }),
+    recording: t.exposeBoolean("recording", { description: RECORDING }),
     playbackPolicy: t.expose("playbackPolicy", { type: PlaybackPolicyEnum }),
     streamKeyHint: t.exposeString("keyHint", {
       description: "The stream key's last characters (the key is shown once).",
@@ -118,6 +119,10 @@ const LiveStreamEventRef = builder.objectRef<LiveStreamEvent>("LiveStreamEvent")
   }),
 });
 
+/** What `recording` means, on the stream and in its inputs. */
+const RECORDING =
+  "Whether each broadcast's recording is kept as a VOD video (READY when it ends). Off, the broadcast plays live as usual and its video ends DISCARDED: its media are deleted when it ends. A broadcast keeps the setting it started with.";
+
 /** The CMS's data each broadcast's video starts with, as createLiveStream and updateLiveStream take it. */
 const BROADCAST_DATA = "Each broadcast's video starts with it (a change reaches the next broadcast).";
 
@@ -126,6 +131,7 @@ const CreateLiveStreamInput = builder.inputType("CreateLiveStreamInput", {
     title: t.string({ description: "Each broadcast's video gets it; default `Live stream`." }),
     playbackPolicy: t.field({ type: PlaybackPolicyEnum, description: "Of its broadcasts' videos; default PUBLIC." }),
     latencyMode: t.field({ type: LiveLatencyModeEnum, description: "Default STANDARD." }),
+    recording: t.boolean({ description: `${RECORDING} Default true.` }),
     description: t.string({ description: `${DESCRIPTION_INPUT} ${BROADCAST_DATA}` }),
     metadata: t.field({ type: [MetadataEntryInput], description: `${METADATA_INPUT} ${BROADCAST_DATA}` }),
     tags: t.stringList({ description: `${TAGS_INPUT} ${BROADCAST_DATA}` }),
@@ -134,7 +140,10 @@ const CreateLiveStreamInput = builder.inputType("CreateLiveStreamInput", {
 
 const UpdateLiveStreamInput = builder.inputType("UpdateLiveStreamInput", {
   description: `What to change, as updateVideo takes it: a field left out stays as it is, null clears it (title cannot be cleared). ${BROADCAST_DATA}`,
-  fields: (t) => cmsChangeFields(t),
+  fields: (t) => ({
+    ...cmsChangeFields(t),
+    recording: t.boolean({ description: `${RECORDING} Null leaves it as it is.` }),
+  }),
 });
 
 /** One of the caller's tenant's streams, or null (another tenant's is not there for it). */
@@ -196,6 +205,7 @@ builder.mutationFields((t) => ({
           tenantId: tenantOf(ctx),
           playbackPolicy: input?.playbackPolicy ?? "PUBLIC",
           latencyMode: input?.latencyMode ?? "STANDARD",
+          recording: input?.recording ?? true,
           keyHash: hash,
           keyHint: hint,
         },
@@ -205,13 +215,17 @@ builder.mutationFields((t) => ({
   }),
   updateLiveStream: t.field({
     type: LiveStreamRef,
-    description: "Changes a live stream's title and the CMS's data its broadcasts' videos start with.",
+    description:
+      "Changes a live stream's title, whether its recordings are kept, and the CMS's data its broadcasts' videos start with; a broadcast on air keeps what it started with.",
     authScopes: { scope: "videos:write" },
     extensions: mutationWork({ jobs: [] }),
     args: { id: t.arg.id({ required: true }), input: t.arg({ type: UpdateLiveStreamInput, required: true }) },
     errors: { types: [ValidationError, NotFoundError], union: { name: "UpdateLiveStreamResult" } },
     resolve: async (_root, { id, input }, ctx) => {
-      const data = validCmsChanges(input);
+      const data = {
+        ...validCmsChanges(input),
+        ...(typeof input.recording === "boolean" ? { recording: input.recording } : {}),
+      };
       const current = await tenantStream(ctx, String(id));
       return ctx.db.liveStream.update({ where: { id: current.id }, data });
     },

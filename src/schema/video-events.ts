@@ -98,7 +98,7 @@ builder.subscriptionFields((t) => ({
     type: VideoEventInterface,
     description:
       "Status and per-variant progress of one video. Starts with the current state; " +
-      "ends after READY, FAILED or CANCELED.",
+      "ends after READY, FAILED, CANCELED or DISCARDED.",
     authScopes: { scope: "videos:read" },
     args: { videoId: t.arg.id({ required: true }) },
     subscribe: async (_root, { videoId }, ctx: Context) => {

@@ -32,6 +32,7 @@ export function LivePage() {
   const [title, setTitle] = useState("");
   const [latencyMode, setLatencyMode] = useState<LatencyMode>("STANDARD");
   const [playbackPolicy, setPlaybackPolicy] = useState<PlaybackPolicy>("PUBLIC");
+  const [recording, setRecording] = useState(true);
   const load = useLatestReload(
     () => request(LiveStreamsQuery, {}),
     (data) => setStreams(data.liveStreams),
@@ -50,7 +51,7 @@ export function LivePage() {
         onSubmit={(event) => {
           event.preventDefault();
           void run(async () => {
-            const input = { title: title || null, latencyMode, playbackPolicy };
+            const input = { title: title || null, latencyMode, playbackPolicy, recording };
             const created = (await request(CreateLiveStreamMutation, { input })).createLiveStream;
             if (created.__typename !== "LiveStreamWithKey") return created;
             setShown({ streamId: created.liveStream.id, key: created.streamKey });
@@ -79,6 +80,14 @@ export function LivePage() {
           <option value="PUBLIC">Public</option>
           <option value="SIGNED">Signed (tokens)</option>
         </select>
+        <label class="check">
+          <input
+            type="checkbox"
+            checked={recording}
+            onChange={(e) => setRecording((e.target as HTMLInputElement).checked)}
+          />
+          Keep each broadcast's recording (a video when it ends)
+        </label>
         <button type="submit">Create live stream</button>
       </form>
       {message && (
@@ -145,8 +154,9 @@ function LiveStreamCard(props: {
         <span aria-live="polite">
           Status: <strong>{stream.status}</strong>
         </span>{" "}
-        · {stream.latencyMode === "LOW" ? "low latency" : "standard latency"} · {stream.playbackPolicy.toLowerCase()} ·
-        key …{stream.streamKeyHint} {stream.disabled && "· disabled"} · since {formatDate(stream.createdAt)}
+        · {stream.latencyMode === "LOW" ? "low latency" : "standard latency"} · {stream.playbackPolicy.toLowerCase()} ·{" "}
+        {stream.recording ? "recorded" : "not recorded"} · key …{stream.streamKeyHint} {stream.disabled && "· disabled"}{" "}
+        · since {formatDate(stream.createdAt)}
       </p>
       {stream.lastError && <p class="warning">Last error: {stream.lastError}</p>}
       {props.shownKey && <ObsSettings ingestUrl={stream.ingestUrl} streamKey={props.shownKey} />}
@@ -167,7 +177,10 @@ function LiveStreamCard(props: {
           muted
         />
       )}
-      {video && !onAir && (
+      {video?.status === "DISCARDED" && !onAir && (
+        <p class="muted">The last broadcast was not recorded: its media were deleted when it ended.</p>
+      )}
+      {video && video.status !== "DISCARDED" && !onAir && (
         <p>
           {stream.status === "ENDED" ? "Recording" : "Broadcast"}:{" "}
           <Link href={`/videos/${video.id}`}>{video.title}</Link> ({statusLabel(video.status)})

@@ -7,7 +7,7 @@ import { Link, navigate, useLocation, useTitle } from "../router.tsx";
 import { TenantAnalytics } from "../viewer-analytics.tsx";
 
 const PAGE_SIZE = 12;
-const STATUSES = ["WAITING_FOR_UPLOAD", "QUEUED", "PROCESSING", "READY", "FAILED", "CANCELED"] as const;
+const STATUSES = ["WAITING_FOR_UPLOAD", "QUEUED", "PROCESSING", "READY", "FAILED", "CANCELED", "DISCARDED"] as const;
 const SOURCES = ["UPLOAD", "URL", "CLIP", "COMPOSITION", "MANIM"] as const;
 const ORDERS = {
   CREATED_AT_DESC: "Newest first",

@@ -31,7 +31,11 @@ export interface IngestOptions {
    * Live streams (src/live/): told of every event of a LIVE job once it is applied (its stream's
    * state follows the broadcast's encode), and of `live.progress`, which only they use.
    */
-  live?: { onJobEvent(e: JobEvent, videoId: string): Promise<void> };
+  live?: {
+    onJobEvent(e: JobEvent, videoId: string): Promise<void>;
+    /** Whether the broadcast `e` ends was not recorded (its media then deleted): its video is DISCARDED. */
+    discardsRecording(e: JobEvent, videoId: string): Promise<boolean>;
+  };
   /** A run whose worker has not been heard of for this long is presumed dead. */
   stallSeconds: number;
   /**

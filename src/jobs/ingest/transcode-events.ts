@@ -200,7 +200,11 @@ export function createTranscodeEventIngestor(deps: IngestDeps, runs: JobRunInges
     if (count) await publishVideoStatus(deps, videoId);
   }
 
-  async function onSucceeded(e: EventOf<"job.succeeded">, videoId: string): Promise<void> {
+  /**
+   * The job's end: its video READY (`finishVideoIn`), or DISCARDED when it is a live broadcast
+   * whose recording was not kept (`discarded`: its media are already deleted).
+   */
+  async function onSucceeded(e: EventOf<"job.succeeded">, videoId: string, discarded = false): Promise<void> {
     await runs.finishRun(e);
     const at = new Date(e.at);
     let renditionsQueued = false;
@@ -211,7 +215,8 @@ export function createTranscodeEventIngestor(deps: IngestDeps, runs: JobRunInges
         data: { status: "SUCCEEDED", progress: 1, finishedAt: at, error: null },
       });
       if (!count) return 0;
-      renditionsQueued = await finishVideoIn(tx, e.jobId, videoId, e, at, "ready");
+      if (discarded) await discardVideoIn(tx, videoId, e, at);
+      else renditionsQueued = await finishVideoIn(tx, e.jobId, videoId, e, at, "ready");
       await deps.holdTransition?.(e);
       return count;
     });
@@ -221,6 +226,24 @@ export function createTranscodeEventIngestor(deps: IngestDeps, runs: JobRunInges
     // The ingestor has no dispatcher: a queued job is dispatched through the requeue callback.
     if (renditionsQueued) deps.onJobRequeued(new Date());
     await publishVideoStatus(deps, videoId);
+  }
+
+  /**
+   * An unrecorded broadcast's end, in `tx` under the video's lock: DISCARDED, no longer playable,
+   * with no media keys (they are deleted); its duration stays (the broadcast's length).
+   */
+  async function discardVideoIn(tx: Tx, videoId: string, made: Pick<EventOf<"job.succeeded">, "duration">, at: Date) {
+    await tx.video.updateMany({
+      where: { id: videoId, status: { in: ["QUEUED", "PROCESSING"] } },
+      data: {
+        status: "DISCARDED",
+        finishedAt: at,
+        playable: false,
+        masterKey: null,
+        posterKey: null,
+        duration: made.duration,
+      },
+    });
   }
 
   /**
