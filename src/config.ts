@@ -156,6 +156,11 @@ const EnvSchema = z.object({
   LIVE_FEED_URL: z.url().optional(),
   /** Broadcasts a tenant may have at once. */
   LIVE_MAX_STREAMS_PER_TENANT: z.coerce.number().int().min(1).max(1000).default(5),
+  /**
+   * A tenant's broadcast minutes per calendar month (UTC), on air at once or one after another;
+   * unset: no monthly quota. A broadcast starts only with time left, and stops when it runs out.
+   */
+  LIVE_MAX_MINUTES_PER_TENANT_MONTH: z.coerce.number().positive().max(10_000_000).optional(),
   /** The longest broadcast; its encode stops there. At most 6 h: the longest a job's lease is renewed. */
   LIVE_MAX_DURATION_SECONDS: z.coerce.number().int().min(60).max(21_600).default(14_400),
   /** The highest input bit rate a publisher may send, over 5 s. */

@@ -168,6 +168,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       segmentSeconds: env.LIVE_SEGMENT_SECONDS,
       lowLatencySegmentSeconds: env.LIVE_LOW_LATENCY_SEGMENT_SECONDS,
       maxStreamsPerTenant: env.LIVE_MAX_STREAMS_PER_TENANT,
+      maxMinutesPerTenantMonth: env.LIVE_MAX_MINUTES_PER_TENANT_MONTH ?? null,
       maxDurationSeconds: env.LIVE_MAX_DURATION_SECONDS,
       reconnectGraceSeconds: env.LIVE_RECONNECT_GRACE_SECONDS,
       feedBaseUrl: () => (env.LIVE_FEED_URL ?? env.PUBLIC_URL ?? addresses.api).replace(/\/$/, ""),

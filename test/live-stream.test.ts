@@ -490,6 +490,7 @@ describe("live streams over RTMP", () => {
     expect(endpoint.errors).toBeUndefined();
     const endpointId = endpoint.data.createWebhookEndpoint.endpoint.id;
     const ingestUrl = liveStream.ingestUrl.replace("localhost", "127.0.0.1");
+    const usedBefore = (await t.app.services.db.liveUsage.findMany()).reduce((sum, u) => sum + u.seconds, 0);
     const publisher = publish(`${ingestUrl}/${streamKey}`, 4);
     const live = await waitFor(
       "the broadcast",
@@ -521,6 +522,9 @@ describe("live streams over RTMP", () => {
     );
     expect(job.status).toBe("SUCCEEDED");
     expect(job.cpuSeconds).toBeGreaterThan(0);
+    // Its length was added to the tenant's live time this month, once.
+    const usage = await t.app.services.db.liveUsage.findMany();
+    expect(usage.reduce((sum, u) => sum + u.seconds, 0) - usedBefore).toBeCloseTo(ended.activeVideo.duration, 3);
     // The CMS hears the end, with the video DISCARDED, and no video.ready.
     const deliveries = await t.app.services.db.webhookDelivery.findMany({ where: { endpointId } });
     expect(deliveries.map((d) => [d.eventType, (d.payload as any).data.video.status])).toEqual([
@@ -730,4 +734,62 @@ describe("a tenant's limit on broadcasts on air", () => {
     expect(res.errors).toBeUndefined();
     return res.data.rotateLiveStreamKey.streamKey;
   }
+});
+
+describe("a tenant's monthly live minutes (LIVE_MAX_MINUTES_PER_TENANT_MONTH)", () => {
+  let quota: TestApp;
+  beforeAll(async () => {
+    quota = await startTestApp({ worker: false, env: { LIVE_MAX_MINUTES_PER_TENANT_MONTH: "1" } });
+  });
+  afterAll(async () => {
+    await quota?.stop();
+  });
+
+  it("caps a broadcast at the time left, counts its end once, and refuses a publisher once the month's minutes are spent", async () => {
+    const created = await quota.gql(
+      `mutation { createLiveStream(input: { title: "Metered" }) { ... on LiveStreamWithKey { streamKey liveStream { id } } } }`,
+    );
+    expect(created.errors).toBeUndefined();
+    const { streamKey, liveStream } = created.data.createLiveStream;
+    const db = quota.app.services.db;
+    const { tenantId } = await db.liveStream.findUniqueOrThrow({ where: { id: liveStream.id } });
+    const now = new Date();
+    const month = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
+    // 50 of the month's 60 s were broadcast before.
+    await db.liveUsage.create({ data: { tenantId, month, seconds: 50 } });
+    const { sessions } = quota.app.services.live;
+    expect(await sessions.authorize(streamKey)).toEqual({ streamId: liveStream.id });
+    const begun = await sessions.begin(liveStream.id, { width: 320, height: 240, fps: 25, hasAudio: true });
+    expect("feed" in begun).toBe(true);
+    // The broadcast's encode stops when the month's time runs out: in at most 10 s.
+    const job = await db.job.findFirstOrThrow({ where: { kind: "LIVE", video: { liveStreamId: liveStream.id } } });
+    const { maxDurationSeconds } = (job.input as { options: { maxDurationSeconds: number } }).options;
+    expect(maxDurationSeconds).toBeLessThanOrEqual(10);
+    expect(maxDurationSeconds).toBeGreaterThanOrEqual(8);
+    const usage = await quota.gql(`{ liveUsage { month secondsUsed minutesLimit } }`);
+    expect(usage.errors).toBeUndefined();
+    expect(usage.data.liveUsage).toMatchObject({ month: month.toISOString(), minutesLimit: 1 });
+    // The 50 s, and the broadcast on air since it started.
+    expect(usage.data.liveUsage.secondsUsed).toBeGreaterThanOrEqual(50);
+    expect(usage.data.liveUsage.secondsUsed).toBeLessThan(55);
+    // Its end (its video canceled) is added to the month once, however often it is applied.
+    const canceled = await quota.gql(`mutation ($id: ID!) { cancelVideo(id: $id) { __typename } }`, {
+      id: job.videoId,
+    });
+    expect(canceled.data.cancelVideo.__typename).toBe("CancelVideoSuccess");
+    await quota.app.services.live.onVideoCanceled(job.videoId);
+    const row = await db.liveUsage.findUniqueOrThrow({ where: { tenantId_month: { tenantId, month } } });
+    expect(row.seconds).toBeGreaterThan(50);
+    expect(row.seconds).toBeLessThan(55);
+    expect((await db.liveStream.findUniqueOrThrow({ where: { id: liveStream.id } })).status).toBe("ENDED");
+    // The month spent: the next publisher is refused before any broadcast starts.
+    await db.liveUsage.update({ where: { tenantId_month: { tenantId, month } }, data: { seconds: 60 } });
+    expect(await sessions.authorize(streamKey)).toEqual({
+      refused: "the tenant's live minutes for this month are used up (LIVE_MAX_MINUTES_PER_TENANT_MONTH: 1)",
+    });
+    expect(await sessions.begin(liveStream.id, { width: 320, height: 240, fps: 25, hasAudio: true })).toEqual({
+      refused: "the tenant's live minutes for this month are used up (LIVE_MAX_MINUTES_PER_TENANT_MONTH: 1)",
+    });
+    expect(await db.video.count({ where: { liveStreamId: liveStream.id } })).toBe(1);
+  });
 });

@@ -30,6 +30,25 @@ const FEED_PATH_PREFIX = "/live/v1/feeds/";
 
 /** A transaction of the API's database client. */
 type Tx = Parameters<Parameters<Db["$transaction"]>[0]>[0];
+
+/** The first day (UTC) of `at`'s month: the key of a tenant's LiveUsage row. */
+const monthOf = (at: Date) => new Date(Date.UTC(at.getUTCFullYear(), at.getUTCMonth(), 1));
+
+/**
+ * Seconds a tenant has broadcast in `now`'s month: its ended broadcasts' (LiveUsage: each one's
+ * length, counted in the month it ended) and its broadcasts not yet ended, since each started.
+ */
+async function liveSecondsUsed(client: Tx | Db, tenantId: string, now: Date): Promise<number> {
+  const usage = await client.liveUsage.findUnique({
+    where: { tenantId_month: { tenantId, month: monthOf(now) } },
+  });
+  const onAir = await client.video.findMany({
+    where: { tenantId, source: "LIVE", status: { in: ["QUEUED", "PROCESSING"] } },
+    select: { createdAt: true },
+  });
+  const running = onAir.reduce((sum, v) => sum + Math.max(0, now.getTime() - v.createdAt.getTime()) / 1000, 0);
+  return (usage?.seconds ?? 0) + running;
+}
 /** What a change of state may write beside the status. */
 type StatusExtra = { lastError?: string | null; activeVideoId?: string };
 
@@ -66,6 +85,8 @@ export interface LiveSettings {
   segmentSeconds: number;
   lowLatencySegmentSeconds: number;
   maxStreamsPerTenant: number;
+  /** A tenant's broadcast minutes per calendar month (UTC); null: no quota. */
+  maxMinutesPerTenantMonth: number | null;
   maxDurationSeconds: number;
   /** A publisher that reconnects within this continues its broadcast (the same video). */
   reconnectGraceSeconds: number;
@@ -113,10 +134,58 @@ export function createLiveStreams(deps: {
    * transaction, then its subscribers told.
    */
   async function setStatus(streamId: string, status: BroadcastStatus, extra: StatusExtra = {}) {
-    await db.$transaction((tx) => changeStatus(tx, streamId, status, extra));
+    const changed = await db.$transaction(async (tx) => {
+      // An end applied again (a redelivered event) changes nothing and sends no second webhook.
+      if (status === "ENDED" && !(await countEndedBroadcast(tx, streamId))) return false;
+      await changeStatus(tx, streamId, status, extra);
+      return true;
+    });
+    if (!changed) return;
     deps.webhooks.flush();
     announce(streamId);
   }
+
+  /**
+   * A broadcast's end added to its tenant's month (LiveUsage), once: the stream's move to ENDED
+   * is claimed first (false: it was ENDED already), so an end applied twice (a redelivered event)
+   * counts once. Its length is the recording's when known, else the time since it started.
+   */
+  async function countEndedBroadcast(tx: Tx, streamId: string): Promise<boolean> {
+    const claim = await tx.liveStream.updateMany({
+      where: { id: streamId, status: { not: "ENDED" } },
+      data: { status: "ENDED" },
+    });
+    if (claim.count === 0) return false;
+    const stream = await tx.liveStream.findUniqueOrThrow({ where: { id: streamId } });
+    const video = stream.activeVideoId
+      ? await tx.video.findUnique({ where: { id: stream.activeVideoId }, select: { createdAt: true, duration: true } })
+      : null;
+    if (!video) return true;
+    const now = new Date();
+    const seconds = video.duration ?? Math.max(0, (now.getTime() - video.createdAt.getTime()) / 1000);
+    const key = { tenantId: stream.tenantId, month: monthOf(now) };
+    await tx.liveUsage.upsert({
+      where: { tenantId_month: key },
+      create: { ...key, seconds },
+      update: { seconds: { increment: seconds } },
+    });
+    return true;
+  }
+
+  /**
+   * Seconds of broadcast the tenant has left this month (LIVE_MAX_MINUTES_PER_TENANT_MONTH), or
+   * null without a quota.
+   */
+  async function secondsLeft(client: Tx | Db, tenantId: string): Promise<number | null> {
+    if (settings.maxMinutesPerTenantMonth === null) return null;
+    return settings.maxMinutesPerTenantMonth * 60 - (await liveSecondsUsed(client, tenantId, new Date()));
+  }
+
+  /** Why a tenant with `left` seconds this month may not start a broadcast, or null. */
+  const quotaSpent = (left: number | null) =>
+    left !== null && left < 1
+      ? `the tenant's live minutes for this month are used up (LIVE_MAX_MINUTES_PER_TENANT_MONTH: ${settings.maxMinutesPerTenantMonth})`
+      : null;
 
   /** The row's change and its webhook, in the caller's transaction (setStatus, or a broadcast's start). */
   async function changeStatus(tx: Tx, streamId: string, status: BroadcastStatus, extra: StatusExtra): Promise<void> {
@@ -165,6 +234,7 @@ export function createLiveStreams(deps: {
     videoId: string,
     input: LiveInput,
     segmentSeconds: number,
+    maxDurationSeconds: number,
   ): Promise<Video> {
     const video = await createVideo(
       tx,
@@ -193,7 +263,7 @@ export function createLiveStreams(deps: {
     );
     const feedPath = `${FEED_PATH_PREFIX}${video.id}.flv`;
     const feedUrl = `${settings.feedBaseUrl()}${deps.signer.sign(feedPath, settings.maxDurationSeconds + 3600)}`;
-    const options = { segmentSeconds, maxDurationSeconds: settings.maxDurationSeconds, record: stream.recording };
+    const options = { segmentSeconds, maxDurationSeconds, record: stream.recording };
     // A broadcast cannot be run again: its feed is gone with its publisher.
     await createJob(
       tx,
@@ -214,7 +284,8 @@ export function createLiveStreams(deps: {
       if (graces.has(stream.id)) return { streamId: stream.id };
       // Checked again when the broadcast starts, under a lock (begin): here it spares a publisher
       // over the limit the wait for its metadata.
-      const over = await onAirOverLimit(db, stream.tenantId, stream.id);
+      const over =
+        (await onAirOverLimit(db, stream.tenantId, stream.id)) ?? quotaSpent(await secondsLeft(db, stream.tenantId));
       if (over) return { refused: over };
       return { streamId: stream.id };
     },
@@ -255,7 +326,13 @@ export function createLiveStreams(deps: {
           await tx.$queryRaw`SELECT 1 FROM "Tenant" WHERE id = ${stream.tenantId}::uuid FOR NO KEY UPDATE`;
           const over = await onAirOverLimit(tx, stream.tenantId, streamId);
           if (over) throw new BroadcastRefused(over);
-          const video = await createBroadcast(tx, stream, videoId, input, segmentSeconds);
+          // The month's time left, counted under the same lock: the encode stops when it runs out.
+          const left = await secondsLeft(tx, stream.tenantId);
+          const spent = quotaSpent(left);
+          if (spent) throw new BroadcastRefused(spent);
+          const maxDuration =
+            left === null ? settings.maxDurationSeconds : Math.min(settings.maxDurationSeconds, Math.floor(left));
+          const video = await createBroadcast(tx, stream, videoId, input, segmentSeconds, maxDuration);
           // The stream names its broadcast, and CONNECTED's webhook names the video.
           await changeStatus(tx, streamId, "CONNECTED", { activeVideoId: video.id, lastError: null });
           return video;
@@ -355,6 +432,13 @@ export function createLiveStreams(deps: {
 
   return {
     sessions,
+
+    /** The tenant's live time this month, and its quota (minutes; null: none). */
+    async usage(tenantId: string): Promise<{ month: Date; secondsUsed: number; minutesLimit: number | null }> {
+      const now = new Date();
+      const secondsUsed = await liveSecondsUsed(db, tenantId, now);
+      return { month: monthOf(now), secondsUsed, minutesLimit: settings.maxMinutesPerTenantMonth };
+    },
 
     /** Whether `url` is a feed's, which `handleFeed` answers. */
     matchesFeed: (url: URL) => url.pathname.startsWith(FEED_PATH_PREFIX),

@@ -123,6 +123,22 @@ const LiveStreamEventRef = builder.objectRef<LiveStreamEvent>("LiveStreamEvent")
 const RECORDING =
   "Whether each broadcast's recording is kept as a VOD video (READY when it ends). Off, the broadcast plays live as usual and its video ends DISCARDED: its media are deleted when it ends. A broadcast keeps the setting it started with.";
 
+const LiveUsageRef = builder.objectRef<Awaited<ReturnType<Context["live"]["usage"]>>>("LiveUsage").implement({
+  description: "The tenant's live broadcast time in the current calendar month (UTC), and its quota.",
+  fields: (t) => ({
+    month: t.expose("month", { type: "DateTime", description: "The month's first instant (UTC)." }),
+    secondsUsed: t.exposeFloat("secondsUsed", {
+      description:
+        "Its ended broadcasts' lengths (each counted in the month it ended) and its broadcasts on air, since each started.",
+    }),
+    minutesLimit: t.exposeFloat("minutesLimit", {
+      nullable: true,
+      description:
+        "LIVE_MAX_MINUTES_PER_TENANT_MONTH: a broadcast starts only with time left and stops when it runs out. Null: no quota.",
+    }),
+  }),
+});
+
 /** The CMS's data each broadcast's video starts with, as createLiveStream and updateLiveStream take it. */
 const BROADCAST_DATA = "Each broadcast's video starts with it (a change reaches the next broadcast).";
 
@@ -166,6 +182,12 @@ builder.queryFields((t) => ({
     authScopes: { scope: "videos:read" },
     args: { id: t.arg.id({ required: true }) },
     resolve: (query, _root, { id }, ctx) => findTenantStream(ctx, String(id), query),
+  }),
+  liveUsage: t.field({
+    type: LiveUsageRef,
+    description: "The tenant's live broadcast time this month, and its monthly quota.",
+    authScopes: { scope: "videos:read" },
+    resolve: (_root, _args, ctx) => ctx.live.usage(tenantOf(ctx)),
   }),
   liveStreams: t.prismaField({
     type: ["LiveStream"],
