@@ -43,6 +43,7 @@ const worker = createWorker({
   heartbeatIntervalSeconds: env.HEARTBEAT_INTERVAL_SECONDS,
   nvencMaxConsecutiveFailures: env.NVENC_MAX_CONSECUTIVE_FAILURES,
   x264Preset: env.X264_PRESET,
+  livePassthrough: env.LIVE_PASSTHROUGH,
   detectManim: env.WORKER_DETECT_MANIM,
   manim: {
     bin: env.MANIM_BIN,

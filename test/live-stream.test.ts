@@ -343,6 +343,13 @@ describe("live streams over RTMP", () => {
     expect(ended.activeVideo.duration).toBeGreaterThan(seconds - 1.5);
     expect(ended.activeVideo.duration).toBeLessThan(seconds + 1.5);
     expect(ended.activeVideo.posterUrl).not.toBeNull();
+    // Its one video rung is the publisher's own H.264 (Constrained Baseline from x264 ultrafast),
+    // copied, not encoded again (High profile): the master names the publisher's codecs.
+    const [rendition] = await t.app.services.db.variant.findMany({
+      where: { videoId: ended.activeVideo.id, kind: "VIDEO" },
+    });
+    expect(rendition?.codecs).toMatch(/^avc1\.42c0[0-9a-f]{2}$/);
+    expect(await text(new URL(ended.activeVideo.playbackUrl, t.url).href)).toContain(rendition!.codecs);
     const recording = await text(rungUrl);
     expect(recording).toContain("#EXT-X-ENDLIST");
     expect(Math.abs(durationOf(recording) - ended.activeVideo.duration)).toBeLessThan(0.1);

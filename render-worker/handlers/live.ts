@@ -5,12 +5,12 @@ import { inSpan } from "../../src/shared/tracing.ts";
 import { log } from "../log.ts";
 import { abortError, isAbortError } from "../media/errors.ts";
 import { createHlsPublisher } from "../media/hls-publisher.ts";
-import { encodeLiveLadder, liveProbe, planLiveLadder } from "../media/live-ladder.ts";
+import { encodeLiveLadder, liveFeedInput, liveProbe, passthroughRung, planLiveLadder } from "../media/live-ladder.ts";
 import type { PlannedRung } from "../media/ladder.ts";
 import { ownMediaFile } from "../media/media-input.ts";
 import { remuxRendition } from "../media/mp4-remux.ts";
 import { extractPoster } from "../media/poster.ts";
-import { probeSource } from "../media/probe.ts";
+import { probeSource, sampleLiveVideo } from "../media/probe.ts";
 import { segmentPlan, targetDuration } from "../media/segments.ts";
 import { reportLiveProgress } from "../progress/job-progress.ts";
 import { publishStoryboard } from "./transcode-storyboard.ts";
@@ -26,8 +26,11 @@ export async function live(job: LiveJobMessage, ctx: JobContext): Promise<void> 
   const { storage, signal } = ctx;
   const { segmentSeconds, maxDurationSeconds } = job.options;
   const probe = liveProbe(job.input);
-  const ladder = planLiveLadder(job.input, segmentSeconds);
   await ctx.emit({ type: "job.started" });
+  const { ladder, copied } =
+    ctx.livePassthrough === false
+      ? { ladder: planLiveLadder(job.input, segmentSeconds), copied: null }
+      : await planWithPassthrough(job, signal);
   await ctx.emit({ type: "job.probed", probe, ladder });
   const top = ladder.find((r) => r.kind === "VIDEO") ?? ladder[0]!;
 
@@ -62,6 +65,7 @@ export async function live(job: LiveJobMessage, ctx: JobContext): Promise<void> 
       workDir: ctx.workDir,
       segmentSeconds,
       maxDurationSeconds,
+      copiedRung: copied,
       signal: encodeController.signal,
     });
     publisher.start();
@@ -121,6 +125,38 @@ export async function live(job: LiveJobMessage, ctx: JobContext): Promise<void> 
     });
   } finally {
     signal.removeEventListener("abort", abortEncode);
+  }
+}
+
+/**
+ * The broadcast's ladder, its top rung the publisher's own video when it can be
+ * (`passthroughRung`): decided from the feed's first seconds (a segment's worth and a little more,
+ * read before the encode joins), only when the publisher's picture is the top rung's size. A feed
+ * that cannot be sampled is encoded whole.
+ */
+async function planWithPassthrough(
+  job: LiveJobMessage,
+  signal: AbortSignal,
+): Promise<{ ladder: PlannedRung[]; copied: string | null }> {
+  const { segmentSeconds } = job.options;
+  const ladder = planLiveLadder(job.input, segmentSeconds);
+  const top = ladder.find((r) => r.kind === "VIDEO");
+  if (!top || top.width !== job.input.width || top.height !== job.input.height) return { ladder, copied: null };
+  try {
+    const sample = await sampleLiveVideo(liveFeedInput(job.feedUrl), segmentSeconds + 0.2, signal);
+    const copy = passthroughRung(ladder, job.input, sample, segmentSeconds);
+    log.info(copy ? "live: the top rung is the publisher's video, copied" : "live: every rung is encoded", {
+      jobId: job.jobId,
+      profile: sample.profile,
+      level: sample.level,
+      keyframes: sample.packets.filter((p) => p.keyframe).map((p) => p.time),
+    });
+    if (!copy) return { ladder, copied: null };
+    return { ladder: ladder.map((r) => (r.name === copy.name ? copy : r)), copied: copy.name };
+  } catch (err) {
+    if (signal.aborted || isAbortError(err)) throw err;
+    log.warn("live: the feed could not be sampled; every rung is encoded", { jobId: job.jobId, err });
+    return { ladder, copied: null };
   }
 }
 

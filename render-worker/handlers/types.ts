@@ -18,6 +18,8 @@ export interface JobContext {
   encoder?: VideoEncoder;
   /** One libx264 preset for every rung (X264_PRESET); unset: the tuned ladder (LADDER_TUNING). */
   x264Preset?: X264Preset;
+  /** Whether a broadcast's top rung may be the publisher's own video (LIVE_PASSTHROUGH); default true. */
+  livePassthrough?: boolean;
   /**
    * Reserves memory for the encode and returns its release; throws when it does not fit now
    * (the job is handed back) or on this worker at all (the job fails). Absent: no accounting.

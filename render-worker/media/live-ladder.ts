@@ -12,6 +12,7 @@ import {
 import { type FfmpegOutput, runFfmpeg } from "./ffmpeg-process.ts";
 import { audioRungEncoderOptions, type PlannedRung, planLadder } from "./ladder.ts";
 import { decodeLimitOptions, type MediaInput, mediaInputOptions } from "./media-input.ts";
+import type { LiveVideoSample } from "./probe.ts";
 import { segmentExtension } from "./segments.ts";
 
 /**
@@ -31,6 +32,8 @@ export interface LiveLadderArgs {
   segmentSeconds: number;
   /** The encode stops reading there: the broadcast's longest. */
   maxDurationSeconds: number;
+  /** The rung whose video is the publisher's own, copied (`passthroughRung`); the others are encoded. */
+  copiedRung?: string | null;
   signal: AbortSignal;
 }
 
@@ -74,6 +77,67 @@ export function planLiveLadder(input: LiveInput, segmentSeconds: number): Planne
   return [...(kept.length > 0 ? kept : video.slice(0, 1)), ...planned.filter((r) => r.kind === "AUDIO")];
 }
 
+/** A broadcast's feed as ffmpeg and ffprobe open it: FLV over HTTP(S) from the API. */
+export function liveFeedInput(feedUrl: string): MediaInput {
+  return { url: feedUrl, protocols: feedUrl.startsWith("https:") ? "https,tls,tcp" : "http,tcp", format: "flv" };
+}
+
+/** The RFC 6381 profile part (profile_idc and constraint flags) of the H.264 profiles players take. */
+const AVC_PROFILES: Record<string, string> = {
+  "Constrained Baseline": "42c0",
+  Baseline: "4200",
+  Main: "4d40",
+  High: "6400",
+};
+
+/** What MPEG-TS adds to a video stream's bit rate, and the margin on a peak measured over one group of pictures. */
+const COPIED_PEAK_FACTOR = 1.1 * 1.5;
+
+/**
+ * The top rung as the publisher's own video, copied instead of encoded (no decode or encode for the
+ * largest picture: about half a broadcast's CPU), or null when it cannot be: the publisher's
+ * picture must be the rung's size, H.264 in a profile players take (High at most, 8-bit 4:2:0),
+ * at most twice the bit rate the rung would be encoded at, and its keyframes must fall on every
+ * segment boundary, since every rung is cut at the same keyframes: `sample` must hold at least two
+ * keyframes, each interval no longer than a segment and dividing it. Its codecs string and
+ * bandwidth are the publisher's (the bandwidth: its measured peak with margin, never under the
+ * rung's planned one).
+ */
+export function passthroughRung(
+  ladder: PlannedRung[],
+  input: LiveInput,
+  sample: LiveVideoSample,
+  segmentSeconds: number,
+): PlannedRung | null {
+  const top = ladder.find((r) => r.kind === "VIDEO");
+  if (!top || top.width !== input.width || top.height !== input.height) return null;
+  const profile = sample.profile === null ? undefined : AVC_PROFILES[sample.profile];
+  if (!profile || sample.pixFmt !== "yuv420p" || sample.level === null || sample.level < 9 || sample.level > 52)
+    return null;
+  const keyframes = sample.packets.filter((p) => p.keyframe).map((p) => p.time);
+  if (keyframes.length < 2) return null;
+  let peak = 0;
+  for (let i = 1; i < keyframes.length; i++) {
+    const interval = keyframes[i]! - keyframes[i - 1]!;
+    const perSegment = segmentSeconds / interval;
+    if (!(interval > 0) || interval > segmentSeconds + 0.01 || Math.abs(perSegment - Math.round(perSegment)) > 0.02)
+      return null;
+    const bytes = sample.packets
+      .filter((p) => p.time >= keyframes[i - 1]! && p.time < keyframes[i]!)
+      .reduce((sum, p) => sum + p.bytes, 0);
+    peak = Math.max(peak, (bytes * 8) / interval);
+  }
+  const audio = ladder.find((r) => r.kind === "AUDIO")?.bandwidth ?? 0;
+  const plannedVideoPeak = top.bandwidth - audio;
+  if (peak > 2 * plannedVideoPeak) return null;
+  return {
+    ...top,
+    codecs: `avc1.${profile}${sample.level.toString(16).padStart(2, "0")}`,
+    bandwidth: Math.max(top.bandwidth, Math.ceil(peak * COPIED_PEAK_FACTOR) + audio),
+    h264Level: sample.level,
+  };
+}
+
 /**
  * Encodes a live feed into every rung in one ffmpeg process, as the VOD ladder does (one decode,
  * one scaling graph, every rung's keyframes at the same times), cutting a segment of every rung
@@ -82,21 +146,41 @@ export function planLiveLadder(input: LiveInput, segmentSeconds: number): Planne
  */
 export function encodeLiveLadder(args: LiveLadderArgs): LadderEncode {
   const { ladder, workDir, segmentSeconds } = args;
-  const videoRungs = ladder.filter((r) => r.kind === "VIDEO");
+  const copied = ladder.find((r) => r.kind === "VIDEO" && r.name === args.copiedRung) ?? null;
+  const videoRungs = ladder.filter((r) => r.kind === "VIDEO" && r !== copied);
   const audioRungs = ladder.filter((r) => r.kind === "AUDIO");
-  const input: MediaInput = {
-    url: args.feedUrl,
-    protocols: args.feedUrl.startsWith("https:") ? "https,tls,tcp" : "http,tcp",
-    format: "flv",
-  };
+  const input = liveFeedInput(args.feedUrl);
   const graph = videoRungs.length > 0 ? ladderScaleGraph(videoRungs, LIVE_TUNING.scaling, "[0:V:0]") : "";
+  // Beside a copied rung, every encoded rung puts its keyframes where the publisher's are (and only
+  // there: x264's own interval is set past them), so each rung is cut at the same frames.
+  const keyframes = (options: string[]) =>
+    copied === null
+      ? options
+      : [
+          ...options.map((o, i) => (options[i - 1] === "-force_key_frames" ? "source" : o)),
+          "-g",
+          String(Math.ceil(args.input.fps * segmentSeconds * 2) + 1),
+        ];
   const outputs: FfmpegOutput[] = [
+    ...(copied
+      ? [
+          {
+            target: segmentFiles(copied),
+            options: [
+              ...["-map", "0:v:0", "-c:v", "copy"],
+              ...segmentOptions(copied, "TS", 0, 0, { everySeconds: segmentSeconds }),
+            ],
+          },
+        ]
+      : []),
     ...videoRungs.map((rung, i) => ({
       target: segmentFiles(rung),
       options: [
         "-map",
         `[v${i}]`,
-        ...videoEncoderOptions("libx264", rung, segmentSeconds, args.input.fps, videoRungs, LIVE_TUNING.x264Options),
+        ...keyframes(
+          videoEncoderOptions("libx264", rung, segmentSeconds, args.input.fps, videoRungs, LIVE_TUNING.x264Options),
+        ),
         // Frames leave the encoder as they come: no lookahead holding a second of them back.
         "-tune",
         "zerolatency",
@@ -125,8 +209,9 @@ export function encodeLiveLadder(args: LiveLadderArgs): LadderEncode {
             ...mediaInputOptions(input),
             ...decodeLimitOptions(),
             // Start from what the feed sends first (its metadata and codec headers come before any frame).
-            "-fflags",
-            "+nobuffer",
+            // Not beside a copied rung: the packets read while probing would not reach it, and the
+            // segment muxer, starting late, would miss its first cuts (a first segment of 3 s, not 1).
+            ...(copied === null ? ["-fflags", "+nobuffer"] : []),
             "-analyzeduration",
             "200000",
             "-rw_timeout",

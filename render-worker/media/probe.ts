@@ -337,7 +337,14 @@ function ratio(value: string | undefined, separator: string): number | null {
 export interface FfprobeJson {
   streams?: FfprobeJsonStream[];
   format?: { format_name?: string; duration?: string; start_time?: string };
-  packets?: { stream_index?: number; pts?: number; duration?: number; flags?: string }[];
+  packets?: {
+    stream_index?: number;
+    pts?: number;
+    pts_time?: string;
+    size?: string;
+    duration?: number;
+    flags?: string;
+  }[];
 }
 
 export interface FfprobeJsonStream {
@@ -345,6 +352,7 @@ export interface FfprobeJsonStream {
   codec_type?: string;
   codec_name?: string;
   profile?: string;
+  level?: number;
   pix_fmt?: string;
   width?: number;
   height?: number;
@@ -367,6 +375,51 @@ interface FfprobeOptions {
   maxPixels?: number;
   /** What to print; default the format and the streams. */
   show?: string[];
+}
+
+/** What a live feed's first seconds say of its video: its H.264 profile and level, and its packets. */
+export interface LiveVideoSample {
+  profile: string | null;
+  level: number | null;
+  pixFmt: string | null;
+  /** Each video packet: its time (s), bytes and whether it is a keyframe, in order. */
+  packets: { time: number; bytes: number; keyframe: boolean }[];
+}
+
+/**
+ * Reads the first `seconds` of a live feed's video (a reader joins at a keyframe: live.ts) and
+ * returns what they say; fails as `probeSource` does.
+ */
+export async function sampleLiveVideo(
+  input: MediaInput,
+  seconds: number,
+  signal?: AbortSignal,
+): Promise<LiveVideoSample> {
+  const json = await ffprobeJson(input, {
+    signal,
+    timeoutMs: (seconds + 10) * 1000,
+    show: [
+      "-read_intervals",
+      `%+${seconds}`,
+      "-select_streams",
+      "v:0",
+      "-show_entries",
+      "stream=profile,level,pix_fmt:packet=pts_time,size,flags",
+    ],
+  });
+  const stream = json.streams?.[0];
+  return {
+    profile: stream?.profile ?? null,
+    level: stream?.level ?? null,
+    pixFmt: stream?.pix_fmt ?? null,
+    packets: (json.packets ?? []).flatMap((p) => {
+      const time = Number(p.pts_time);
+      const bytes = Number(p.size);
+      return Number.isFinite(time) && Number.isFinite(bytes)
+        ? [{ time, bytes, keyframe: p.flags?.startsWith("K") ?? false }]
+        : [];
+    }),
+  };
 }
 
 /**
