@@ -20,14 +20,18 @@ import { launchChromium } from "../test/support/console.ts";
 import { startApiProcess, stopAllProcesses } from "../test/support/processes.ts";
 import { benchDatabase, postGraphQL } from "./support/stack.ts";
 
-const USAGE = `usage: npm run bench:live -- [--seconds=S] [--modes=standard,low] [--size=WxH] [--fps=F] [--floor=on|off]
+const USAGE = `usage: npm run bench:live -- [--seconds=S] [--modes=standard,low] [--size=WxH] [--fps=F] [--floor=on|off] [--passthrough=on|off|both]
 Starts the API with its worker on a throw-away database and, for each latency mode, publishes S seconds
 of a WxH F fps test pattern over RTMP (ffmpeg, real time, the time burnt into each frame), plays the
 broadcast in the watch page (Chromium, hls.js) and prints glass-to-glass latency, the live encode's
 speed and lag, and how long after the publisher's end the recording was READY. After each mode, the
 floor: the same publisher through ffmpeg's own HLS muxer, played by plain hls.js, for as long
 (--floor=off skips it: the run takes half as long, and the latency has nothing beside it).
-Defaults: 60 s, both modes, 1280x720, 30 fps, the floor on. The issue's goal: 600 s.`;
+--passthrough=on sets LIVE_PASSTHROUGH=true: the publisher sends a keyframe every 2 s, so STANDARD's
+top rung is then its own video, copied (docs/live.md "The top rung copied"); off (the default,
+as the worker's) encodes every rung; both runs each mode both ways, one after the other. The
+encode's CPU is printed beside each.
+Defaults: 60 s, both modes, 1280x720, 30 fps, the floor on, passthrough off. The issue's goal: 600 s.`;
 const { values: flags } = parseCommandLine(USAGE, {
   options: {
     seconds: { type: "string", default: "60" },
@@ -35,9 +39,12 @@ const { values: flags } = parseCommandLine(USAGE, {
     size: { type: "string", default: "1280x720" },
     fps: { type: "string", default: "30" },
     floor: { type: "string", default: "on" },
+    passthrough: { type: "string", default: "off" },
   },
 });
 if (flags.floor !== "on" && flags.floor !== "off") usageError(USAGE, "--floor is on or off");
+if (!["on", "off", "both"].includes(String(flags.passthrough))) usageError(USAGE, "--passthrough is on, off or both");
+const passthroughSettings = flags.passthrough === "both" ? ["on", "off"] : [String(flags.passthrough)];
 const seconds = Number(flags.seconds);
 const fps = Number(flags.fps);
 const [width, height] = String(flags.size).split("x").map(Number) as [number, number];
@@ -137,7 +144,12 @@ function startPublisher(output: { rtmp: string } | { hlsDir: string; segmentSeco
   return { epoch: () => epoch, exited, stderr: () => stderr, kill: () => child.kill("SIGKILL") };
 }
 
-async function runMode(api: string, browser: Awaited<ReturnType<typeof launchChromium>>, mode: string) {
+async function runMode(
+  api: string,
+  browser: Awaited<ReturnType<typeof launchChromium>>,
+  mode: string,
+  passthrough: string,
+) {
   const created = await postGraphQL(
     api,
     `mutation ($mode: LiveLatencyMode) { createLiveStream(input: { title: "bench", latencyMode: $mode }) {
@@ -190,6 +202,19 @@ async function runMode(api: string, browser: Awaited<ReturnType<typeof launchChr
   }
   const readyAfterEnd = (Date.now() - ended.at) / 1000;
   await client.dispose();
+  // The encode's measured CPU, recorded on its job as the broadcast ends.
+  let cost: { cpuSeconds: number | null; wallSeconds: number | null } | null = null;
+  const costDeadline = Date.now() + 30_000;
+  while (!(cost?.cpuSeconds != null) && Date.now() < costDeadline) {
+    const res = await postGraphQL(api, `query ($id: ID!) { video(id: $id) { cost { cpuSeconds wallSeconds } } }`, {
+      id: live.activeVideo.id,
+    });
+    cost = res.data?.video?.cost ?? null;
+    if (cost?.cpuSeconds == null) await new Promise((r) => setTimeout(r, 250));
+  }
+  const rungs = await postGraphQL(api, `query ($id: ID!) { video(id: $id) { variants { name codecs } } }`, {
+    id: live.activeVideo.id,
+  });
 
   const { latencies, heights } = glassToGlass(samples, publisher.epoch(), goneLiveAfter);
   const speeds = health.map((h) => h.speed).filter((s): s is number => s !== null);
@@ -197,6 +222,9 @@ async function runMode(api: string, browser: Awaited<ReturnType<typeof launchChr
   const third = Math.max(1, Math.floor(behind.length / 3));
   return {
     mode,
+    passthrough,
+    rungs: (rungs.data?.video?.variants ?? []).map((v: { name: string; codecs: string }) => `${v.name} ${v.codecs}`),
+    encodeCpuSeconds: cost?.cpuSeconds ?? Number.NaN,
     goneLiveAfter: goneLiveAfter / 1000,
     samples: latencies.length,
     heights,
@@ -319,20 +347,25 @@ const database = await benchDatabase(path.join(scratch, "postgres"), "videograph
 const results: Awaited<ReturnType<typeof runMode>>[] = [];
 const load = os.loadavg()[0]!;
 try {
-  const api = await startApiProcess("api", {
-    DATA_DIR: scratch,
-    DATABASE_URL: database.url,
-    SIGNING_SECRET: randomBytes(24).toString("hex"),
-    LOCAL_WORKER: "true",
-    LIVE_RTMP_PORT: "0",
-    LIVE_RECONNECT_GRACE_SECONDS: "0",
-    LOG_LEVEL: "info",
-  });
   const browser = await launchChromium();
   try {
-    for (const mode of modes) {
-      log(`${mode}: publishing ${seconds} s of ${width}x${height} ${fps} fps…`);
-      results.push(await runMode(api.url, browser, mode));
+    for (const passthrough of passthroughSettings) {
+      // Its worker reads LIVE_PASSTHROUGH when it starts: an API (and its worker) per setting.
+      const api = await startApiProcess(`api-passthrough-${passthrough}`, {
+        DATA_DIR: scratch,
+        DATABASE_URL: database.url,
+        SIGNING_SECRET: randomBytes(24).toString("hex"),
+        LOCAL_WORKER: "true",
+        LIVE_RTMP_PORT: "0",
+        LIVE_RECONNECT_GRACE_SECONDS: "0",
+        LIVE_PASSTHROUGH: passthrough === "on" ? "true" : "false",
+        LOG_LEVEL: "info",
+      });
+      for (const mode of modes) {
+        log(`${mode}, passthrough ${passthrough}: publishing ${seconds} s of ${width}x${height} ${fps} fps…`);
+        results.push(await runMode(api.url, browser, mode, passthrough));
+      }
+      await stopAllProcesses();
     }
   } finally {
     await browser.close();
@@ -352,7 +385,12 @@ console.log(
 );
 for (const r of results) {
   const goal = GOALS.latency[r.mode]!;
-  console.log(`${r.mode}`);
+  console.log(`${r.mode}, passthrough ${r.passthrough} (LIVE_PASSTHROUGH)`);
+  console.log(`  rungs: ${r.rungs.join(", ")}`);
+  console.log(
+    `  encode CPU (the LIVE job's measured run): ${fmt(r.encodeCpuSeconds, 1)} CPU-s, ` +
+      `${fmt(r.encodeCpuSeconds / (r.recording.duration ?? Number.NaN))} CPU-s per second of broadcast`,
+  );
   console.log(`  live (first segments out) after the first frame: ${fmt(r.goneLiveAfter)} s`);
   console.log(
     `  glass-to-glass latency (${r.latency.samples} frames read after ${WARM_UP_SECONDS} s of playback, heights ${r.heights}): ` +

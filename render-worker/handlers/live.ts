@@ -28,9 +28,9 @@ export async function live(job: LiveJobMessage, ctx: JobContext): Promise<void> 
   const probe = liveProbe(job.input);
   await ctx.emit({ type: "job.started" });
   const { ladder, copied } =
-    ctx.livePassthrough === false
-      ? { ladder: planLiveLadder(job.input, segmentSeconds), copied: null }
-      : await planWithPassthrough(job, signal);
+    ctx.livePassthrough === true
+      ? await planWithPassthrough(job, signal)
+      : { ladder: planLiveLadder(job.input, segmentSeconds), copied: null };
   await ctx.emit({ type: "job.probed", probe, ladder });
   const top = ladder.find((r) => r.kind === "VIDEO") ?? ladder[0]!;
 

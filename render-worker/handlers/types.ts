@@ -18,7 +18,7 @@ export interface JobContext {
   encoder?: VideoEncoder;
   /** One libx264 preset for every rung (X264_PRESET); unset: the tuned ladder (LADDER_TUNING). */
   x264Preset?: X264Preset;
-  /** Whether a broadcast's top rung may be the publisher's own video (LIVE_PASSTHROUGH); default true. */
+  /** Whether a broadcast's top rung may be the publisher's own video (LIVE_PASSTHROUGH); default false. */
   livePassthrough?: boolean;
   /**
    * Reserves memory for the encode and returns its release; throws when it does not fit now

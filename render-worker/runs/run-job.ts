@@ -54,7 +54,7 @@ export interface JobRunnerOptions {
   progressIntervalMs: number;
   /** One libx264 preset for every rung (X264_PRESET); unset: the tuned ladder. */
   x264Preset?: X264Preset;
-  /** Whether a broadcast's top rung may be the publisher's own video (LIVE_PASSTHROUGH); default true. */
+  /** Whether a broadcast's top rung may be the publisher's own video (LIVE_PASSTHROUGH); default false. */
   livePassthrough?: boolean;
   /** Memory the worker's jobs may use (see admission.ts); default: the cgroup's limit. */
   memoryLimitBytes?: number;
@@ -177,7 +177,7 @@ export function createJobRunner(options: JobRunnerOptions) {
         progressIntervalMs: options.progressIntervalMs,
         encoder,
         ...(options.x264Preset ? { x264Preset: options.x264Preset } : {}),
-        ...(options.livePassthrough === false ? { livePassthrough: false } : {}),
+        ...(options.livePassthrough ? { livePassthrough: true } : {}),
         reserveMemory: (bytes) => {
           try {
             return memory.reserve(bytes);

@@ -9,6 +9,12 @@ const MAX_READER_BACKLOG_BYTES = 32 * 1024 * 1024;
 const AVC_END_OF_SEQUENCE = 2;
 /** The group of pictures kept for a reader that joins late is bounded (a publisher that sends no keyframe). */
 const MAX_GOP_BYTES = 16 * 1024 * 1024;
+/**
+ * A reader that joins within this much media of the broadcast's first keyframe gets all of it, not
+ * only the group of pictures in progress: the encode starts at the broadcast's start even when its
+ * worker first read the feed's opening seconds (live.ts: whether the top rung can be copied).
+ */
+const OPENING_MS = 10_000;
 
 /** One media message of the publisher's stream, as the RTMP parser hands it over (an FLV tag's parts). */
 export interface FeedPacket {
@@ -31,8 +37,8 @@ const RESUME_STEP_MS = 40;
 /**
  * A broadcast's stream as FLV, for the worker that encodes it (GET /live/v1/feeds/{videoId}.flv):
  * a reader gets the header, the metadata and codec headers, the group of pictures in progress (so
- * its decoder starts on a keyframe) and then every tag as it arrives, timestamps counted from its
- * first tag. Readers that fall far behind are cut off; `end` ends every reader.
+ * its decoder starts on a keyframe; within the broadcast's first OPENING_MS, everything from its
+ * first keyframe) and then every tag as it arrives, timestamps counted from its first tag. Readers that fall far behind are cut off; `end` ends every reader.
  *
  * Its timeline only moves forward at the pace of the media: a publisher's timestamps that jump
  * (forward by more than 5 s, back by more than 1 s) continue one frame after the last tag, and a
@@ -43,8 +49,10 @@ export class LiveFeed {
   #metadata: FeedPacket | null = null;
   #audioHeader: FeedPacket | null = null;
   #videoHeader: FeedPacket | null = null;
+  /** What a reader that joins now gets after the headers: the opening while it lasts, else the group of pictures in progress. */
   #gop: FeedPacket[] = [];
   #gopBytes = 0;
+  #opening = true;
   readonly #readers = new Map<ServerResponse, { base: number }>();
   #ended = false;
   readonly #endListeners: (() => void)[] = [];
@@ -92,6 +100,17 @@ export class LiveFeed {
       case "keyframe":
         // An encoder ending its stream sends an AVC end of sequence flagged as a keyframe: no picture.
         if (packet.data[1] !== AVC_END_OF_SEQUENCE) this.#measureGop(packet.dts);
+        if (
+          this.#opening &&
+          this.#gop.length > 0 &&
+          packet.dts - this.#gop[0]!.dts < OPENING_MS &&
+          this.#gopBytes + packet.data.length <= MAX_GOP_BYTES
+        ) {
+          this.#gop.push(packet);
+          this.#gopBytes += packet.data.length;
+          break;
+        }
+        if (this.#gop.length > 0) this.#opening = false;
         this.#gop = [packet];
         this.#gopBytes = packet.data.length;
         break;
@@ -100,6 +119,8 @@ export class LiveFeed {
         if (this.#gop.length > 0 && this.#gopBytes + packet.data.length <= MAX_GOP_BYTES) {
           this.#gop.push(packet);
           this.#gopBytes += packet.data.length;
+        } else if (this.#gop.length > 0) {
+          this.#opening = false;
         }
     }
     for (const [res, reader] of this.#readers) this.#write(res, reader, packet);
