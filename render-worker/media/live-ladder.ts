@@ -94,8 +94,8 @@ const AVC_PROFILES: Record<string, string> = {
 const COPIED_PEAK_FACTOR = 1.1 * 1.5;
 
 /**
- * The top rung as the publisher's own video, copied instead of encoded (no decode or encode for the
- * largest picture: about half a broadcast's CPU), or null when it cannot be: the publisher's
+ * The top rung as the publisher's own video, copied instead of encoded (no encode of the largest
+ * picture: about a quarter of a 720p broadcast's CPU, docs/performance.md), or null when it cannot be: the publisher's
  * picture must be the rung's size, H.264 in a profile players take (High at most, 8-bit 4:2:0),
  * at most twice the bit rate the rung would be encoded at, and its keyframes must fall on every
  * segment boundary, since every rung is cut at the same keyframes: `sample` must hold at least two
