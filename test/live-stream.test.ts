@@ -437,6 +437,11 @@ describe("live streams over RTMP", () => {
       await card.getByText("Status: ENDED").waitFor({ timeout: 30_000 });
       await card.getByRole("link", { name: "Console show" }).waitFor();
       expect(await card.textContent()).toContain("Recording");
+      // The tenant's live minutes this month, the broadcasts before this one's included.
+      await page.reload();
+      const used = await page.getByTestId("live-usage").textContent();
+      expect(used).toMatch(/^This month: \d+\.\d live minutes \(no monthly quota\)$/);
+      expect(Number(used!.match(/[\d.]+/)![0])).toBeGreaterThan(0);
     } finally {
       await page.close();
     }

@@ -446,7 +446,7 @@ const LiveStreamFields = graphql(`
 
 export const LiveStreamsQuery = graphql(
   `
-  query LiveStreams { liveStreams { ...LiveStreamFields } }
+  query LiveStreams { liveStreams { ...LiveStreamFields } liveUsage { secondsUsed minutesLimit } }
 `,
   [LiveStreamFields],
 );

@@ -12,6 +12,7 @@ import { Player } from "../player.tsx";
 import { Link, useTitle } from "../router.tsx";
 
 type Stream = ResultOf<typeof LiveStreamsQuery>["liveStreams"][number];
+type Usage = ResultOf<typeof LiveStreamsQuery>["liveUsage"];
 type Health = NonNullable<ResultOf<typeof LiveStreamEventsSubscription>["liveStreamEvents"]["health"]>;
 type CreateInput = NonNullable<VariablesOf<typeof CreateLiveStreamMutation>["input"]>;
 type LatencyMode = NonNullable<CreateInput["latencyMode"]>;
@@ -27,6 +28,7 @@ interface ShownKey {
 export function LivePage() {
   useTitle("Live");
   const [streams, setStreams] = useState<Stream[] | null>(null);
+  const [usage, setUsage] = useState<Usage | null>(null);
   const [message, setMessage] = useState<string | null>(null);
   const [shown, setShown] = useState<ShownKey | null>(null);
   const [title, setTitle] = useState("");
@@ -35,7 +37,10 @@ export function LivePage() {
   const [recording, setRecording] = useState(true);
   const load = useLatestReload(
     () => request(LiveStreamsQuery, {}),
-    (data) => setStreams(data.liveStreams),
+    (data) => {
+      setStreams(data.liveStreams);
+      setUsage(data.liveUsage);
+    },
     (err) => setMessage(err.message),
   );
   useEffect(() => {
@@ -46,6 +51,12 @@ export function LivePage() {
   return (
     <section aria-labelledby="live-title">
       <h1 id="live-title">Live</h1>
+      {usage && (
+        <p class="muted" data-testid="live-usage">
+          This month: {(usage.secondsUsed / 60).toFixed(1)} live minutes
+          {usage.minutesLimit === null ? " (no monthly quota)" : ` of ${usage.minutesLimit}`}
+        </p>
+      )}
       <form
         class="card"
         onSubmit={(event) => {
