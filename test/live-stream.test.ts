@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { readdir, readFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,7 +11,9 @@ import {
   liveIngestBytes,
   liveIngestClosed,
 } from "../src/metrics.ts";
+import { PROTOCOL_VERSION } from "../src/protocol/messages.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
+import { createTestEventIngestor } from "./support/event-ingestor.ts";
 import { buildConsole, launchChromium } from "./support/console.ts";
 import { TEST_ADMIN_KEY, tenantKeySecret } from "./support/auth.ts";
 
@@ -761,6 +763,41 @@ describe("a tenant's monthly live minutes (LIVE_MAX_MINUTES_PER_TENANT_MONTH)", 
     await quota?.stop();
   });
 
+  it("a broadcast of a stream that keeps no recording whose encode fails: its media are deleted, its video FAILED, its stream ENDED with the reason", async () => {
+    const created = await quota.gql(
+      `mutation { createLiveStream(input: { title: "Unrecorded, failing", recording: false }) { ... on LiveStreamWithKey { liveStream { id } } } }`,
+    );
+    expect(created.errors).toBeUndefined();
+    const streamId = created.data.createLiveStream.liveStream.id;
+    const { sessions } = quota.app.services.live;
+    expect("feed" in (await sessions.begin(streamId, { width: 320, height: 240, fps: 25, hasAudio: true }))).toBe(true);
+    const db = quota.app.services.db;
+    const job = await db.job.findFirstOrThrow({ where: { kind: "LIVE", video: { liveStreamId: streamId } } });
+    // What its worker had published while live.
+    const segment = path.join(quota.dataDir, "videos", job.videoId, "hls", "240p", "seg_00000.ts");
+    await mkdir(path.dirname(segment), { recursive: true });
+    await writeFile(segment, "segment");
+    // Its worker reports the start, then the failure (as the transport hands them to the API).
+    const ingestor = createTestEventIngestor(db, { live: quota.app.services.live });
+    const at = Date.now();
+    const envelope = (seq: number) => ({
+      v: PROTOCOL_VERSION,
+      jobId: job.id,
+      attempt: 1,
+      seq,
+      workerId: "test-worker",
+      at: new Date(at + seq).toISOString(),
+    });
+    await ingestor.ingest([
+      { ...envelope(1), type: "job.started" },
+      { ...envelope(2), type: "job.failed", error: "the encode failed", retryable: false },
+    ]);
+    await expect(readdir(path.join(quota.dataDir, "videos", job.videoId))).rejects.toThrow(/ENOENT/);
+    expect((await db.video.findUniqueOrThrow({ where: { id: job.videoId } })).status).toBe("FAILED");
+    const stream = await db.liveStream.findUniqueOrThrow({ where: { id: streamId } });
+    expect(stream).toMatchObject({ status: "ENDED", lastError: "the encode failed" });
+  });
+
   it("caps a broadcast at the time left, counts its end once, and refuses a publisher once the month's minutes are spent", async () => {
     const created = await quota.gql(
       `mutation { createLiveStream(input: { title: "Metered" }) { ... on LiveStreamWithKey { streamKey liveStream { id } } } }`,
@@ -771,7 +808,8 @@ describe("a tenant's monthly live minutes (LIVE_MAX_MINUTES_PER_TENANT_MONTH)", 
     const { tenantId } = await db.liveStream.findUniqueOrThrow({ where: { id: liveStream.id } });
     const now = new Date();
     const month = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
-    // 50 of the month's 60 s were broadcast before.
+    // 50 of the month's 60 s were broadcast before (the broadcast above counted none of its own).
+    await db.liveUsage.deleteMany();
     await db.liveUsage.create({ data: { tenantId, month, seconds: 50 } });
     const { sessions } = quota.app.services.live;
     expect(await sessions.authorize(streamKey)).toEqual({ streamId: liveStream.id });
