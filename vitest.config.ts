@@ -31,18 +31,7 @@ const OWN_PROCESS = [
   "test/worker/nvenc-queues.test.ts",
   "test/worker/sandbox.test.ts",
   "test/worker/untrusted-input.test.ts",
-  // process.env through moto-s3.ts
-  "test/fmp4-segments.test.ts",
   "test/split-transcode-s3-pubsub.test.ts",
-  "test/instant-clip-s3.test.ts",
-  "test/s3-storage.test.ts",
-  "test/static-renditions-s3.test.ts",
-  "test/storage-contract.test.ts",
-  "test/storage-outage.test.ts",
-  "test/storyboard-thumbnails-s3.test.ts",
-  "test/upload-expiry.test.ts",
-  "test/upload-stalls.test.ts",
-  "test/upload-to-hls-s3.test.ts",
   // module-level state: metrics, health, tracing, logs
   "test/bind-address.test.ts",
   "test/health.test.ts",

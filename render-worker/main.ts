@@ -1,4 +1,5 @@
 import { loadConfigOrExit, parseCommandLine } from "../src/shared/command-line.ts";
+import { s3CredentialsOf } from "../src/shared/env.ts";
 import { startTracing } from "../src/shared/tracing.ts";
 import { loadWorkerEnv } from "./config.ts";
 import { log } from "./log.ts";
@@ -118,6 +119,7 @@ async function workerStorage(): Promise<WorkerStorage> {
         endpoint: env.S3_ENDPOINT,
         region: env.S3_REGION,
         forcePathStyle: env.S3_FORCE_PATH_STYLE,
+        credentials: s3CredentialsOf(env),
         signedUrlTtlSeconds: env.S3_SIGNED_URL_TTL_SECONDS,
       });
     case "local":

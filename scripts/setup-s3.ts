@@ -4,7 +4,8 @@
 //  3. a lifecycle rule that aborts multipart uploads left unfinished under videos/ (their parts are
 //     stored and billed until then) a day after upload URLs expire.
 // Reads S3_BUCKET (required), S3_ENDPOINT, S3_REGION, S3_FORCE_PATH_STYLE, UPLOAD_URL_TTL_SECONDS,
-// S3_CORS_ORIGINS (comma-separated, default *); credentials come from the SDK's default chain.
+// S3_CORS_ORIGINS (comma-separated, default *); credentials: S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY,
+// else the SDK's default chain.
 import {
   CreateBucketCommand,
   HeadBucketCommand,
@@ -14,13 +15,15 @@ import {
 } from "@aws-sdk/client-s3";
 import { createS3Client } from "../src/shared/s3-client.ts";
 import { parseCommandLine } from "../src/shared/command-line.ts";
+import { s3CredentialsOf } from "../src/shared/env.ts";
 
 parseCommandLine(
   `usage: npm run setup:s3
 Prepares an S3-compatible bucket for STORAGE=s3: creates it unless it exists, sets its CORS and a
 rule that aborts unfinished multipart uploads; safe to run again. Reads S3_BUCKET (required),
-S3_ENDPOINT, S3_REGION, S3_FORCE_PATH_STYLE, UPLOAD_URL_TTL_SECONDS, S3_CORS_ORIGINS; credentials
-come from the AWS SDK's default chain (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, …).`,
+S3_ENDPOINT, S3_REGION, S3_FORCE_PATH_STYLE, UPLOAD_URL_TTL_SECONDS, S3_CORS_ORIGINS; credentials:
+S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY, else the AWS SDK's default chain (AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY, AWS_PROFILE, …).`,
   {},
 );
 
@@ -38,7 +41,11 @@ const corsOrigins = (process.env.S3_CORS_ORIGINS || "*")
   .filter(Boolean);
 const abortAfterDays = Math.ceil(Number(process.env.UPLOAD_URL_TTL_SECONDS || 86_400) / 86_400) + 1;
 
-const client = createS3Client({ endpoint, region, forcePathStyle });
+const credentials = s3CredentialsOf({
+  S3_ACCESS_KEY_ID: process.env.S3_ACCESS_KEY_ID || undefined,
+  S3_SECRET_ACCESS_KEY: process.env.S3_SECRET_ACCESS_KEY || undefined,
+});
+const client = createS3Client({ endpoint, region, forcePathStyle, credentials });
 const say = (what: string) => console.log(`  ${what}`);
 
 try {

@@ -22,7 +22,7 @@ import { UrlSigner } from "../src/storage/url-signer.ts";
 import { S3Storage } from "../src/storage/s3.ts";
 import { UploadTooLargeError } from "../src/storage/types.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
-import { startMotoS3, type MotoS3 } from "./support/moto-s3.ts";
+import { MOTO_KEYS, startMotoS3, type MotoS3 } from "./support/moto-s3.ts";
 
 const run = promisify(execFile);
 const MIB = 1024 * 1024;
@@ -103,6 +103,7 @@ describe("S3 storage against moto's S3 server", () => {
       endpoint: moto.endpoint,
       region: "us-east-1",
       forcePathStyle: true,
+      credentials: MOTO_KEYS,
       publicUrl: "",
       signer: new UrlSigner("s3-storage-test-secret-s3-storage-test-secret"),
       uploadUrlTtlSeconds: 600,
@@ -288,6 +289,8 @@ changes nothing`, async () => {
       S3_BUCKET: Bucket,
       S3_ENDPOINT: moto.endpoint,
       S3_FORCE_PATH_STYLE: "true",
+      S3_ACCESS_KEY_ID: MOTO_KEYS.accessKeyId,
+      S3_SECRET_ACCESS_KEY: MOTO_KEYS.secretAccessKey,
       UPLOAD_URL_TTL_SECONDS: "86400",
       S3_CORS_ORIGINS: "https://cms.example",
     };
@@ -312,6 +315,7 @@ and downloads`, async () => {
       endpoint: moto.endpoint,
       region: "us-east-1",
       forcePathStyle: true,
+      credentials: MOTO_KEYS,
       signedUrlTtlSeconds: TTL,
     });
     const dir = await mkdtemp(path.join(tmpdir(), "videograph-s3-worker-"));

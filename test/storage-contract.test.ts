@@ -14,7 +14,7 @@ import { UploadTooLargeError } from "../src/storage/types.ts";
 import { createGcsClient } from "../src/shared/gcs-client.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { startGcsEmulator } from "./support/gcs-emulator.ts";
-import { startMotoS3 } from "./support/moto-s3.ts";
+import { MOTO_KEYS, startMotoS3 } from "./support/moto-s3.ts";
 
 const MAX_UPLOAD_BYTES = 1024 * 1024;
 const GCS_CHUNK = 256 * 1024;
@@ -76,6 +76,7 @@ const ADAPTERS: Adapter[] = [
             endpoint: moto.endpoint,
             region: "us-east-1",
             forcePathStyle: true,
+            credentials: MOTO_KEYS,
             signedUrlTtlSeconds: 3600,
           }),
         cleanup: async () => {},

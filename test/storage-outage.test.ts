@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createS3Client } from "../src/shared/s3-client.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { startCuttableProxy, type CuttableProxy } from "./support/cuttable-proxy.ts";
-import { startMotoS3, type MotoS3 } from "./support/moto-s3.ts";
+import { MOTO_KEYS, startMotoS3, type MotoS3 } from "./support/moto-s3.ts";
 import { canMountTmpfs } from "./support/tmpfs.ts";
 import { createUpload, finalState } from "./support/uploads.ts";
 import { makeClip } from "./support/media-fixtures.ts";
@@ -48,7 +48,12 @@ describe("a storage outage (S3 behind a cut proxy, real API and worker)", () => 
   };
   /** Resolves once the first segment of `videoId` is in the bucket (asked of moto directly). */
   const firstSegment = async (videoId: string) => {
-    const s3 = createS3Client({ endpoint: moto.endpoint, region: "us-east-1", forcePathStyle: true });
+    const s3 = createS3Client({
+      endpoint: moto.endpoint,
+      region: "us-east-1",
+      forcePathStyle: true,
+      credentials: MOTO_KEYS,
+    });
     try {
       await expect
         .poll(

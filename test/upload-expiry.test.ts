@@ -6,7 +6,7 @@ import { createS3Client } from "../src/shared/s3-client.ts";
 import { partialUploadKey, videoPrefix } from "../src/protocol/storage-layout.ts";
 import { UPLOAD_EXPIRED_REASON } from "../src/uploads/expire-uploads.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
-import { startMotoS3, type MotoS3 } from "./support/moto-s3.ts";
+import { MOTO_KEYS, startMotoS3, type MotoS3 } from "./support/moto-s3.ts";
 
 const CREATE_UPLOAD =
   `mutation($title: String!) { createUpload(input: { title: $title }) { ... on ` +
@@ -71,7 +71,12 @@ describe("abandoned uploads expire (S3)", () => {
       headers: { "content-range": `bytes 0-${chunk - 1}/${3 * chunk}` },
     });
     expect(res.status).toBe(308);
-    const s3 = createS3Client({ endpoint: env.S3_ENDPOINT, region: "us-east-1", forcePathStyle: true });
+    const s3 = createS3Client({
+      endpoint: env.S3_ENDPOINT,
+      region: "us-east-1",
+      forcePathStyle: true,
+      credentials: MOTO_KEYS,
+    });
     const Prefix = `${videoPrefix(created.video.id)}/`;
     const held = async () => ({
       uploads: (await s3.send(new ListMultipartUploadsCommand({ Bucket: env.S3_BUCKET, Prefix }))).Uploads ?? [],

@@ -5,23 +5,18 @@ import { pipeline } from "node:stream/promises";
 import { GetObjectCommand, HeadObjectCommand, type S3Client, paginateListObjectsV2 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
-import { createS3Client } from "../../src/shared/s3-client.ts";
+import { createS3Client, type S3ConnectionOptions } from "../../src/shared/s3-client.ts";
 import { assertValidKey } from "./local.ts";
 import type { UploadOptions, WorkerStorage } from "./types.ts";
 import { assertSameBytes } from "./write-once.ts";
 
 const PART_BYTES = 16 * 1024 * 1024;
 
-export interface S3WorkerStorageOptions {
+export interface S3WorkerStorageOptions extends S3ConnectionOptions {
   bucket: string;
-  /** An S3-compatible service (R2, Spaces, MinIO); undefined: AWS S3. */
-  endpoint?: string;
-  region: string;
-  /** `https://endpoint/bucket/key` instead of `https://bucket.endpoint/key` (MinIO, moto). */
-  forcePathStyle: boolean;
   /** Lifetime of the presigned URL ffmpeg reads a source from: the longest a job may read it. */
   signedUrlTtlSeconds: number;
-  /** Default: a client from these options and the SDK's default credential chain. */
+  /** Default: a client from these options (their credentials, else the SDK's default chain). */
   client?: S3Client;
 }
 

@@ -55,10 +55,32 @@ export const sharedEnvShape = {
   S3_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
   S3_REGION: z.string().min(1).default("us-east-1"),
   S3_FORCE_PATH_STYLE: envFlag.default(false),
+  /**
+   * Static keys for the bucket (an S3-compatible service's, say), both or neither; unset: the AWS
+   * SDK's default chain (AWS_ACCESS_KEY_ID, AWS_PROFILE, a role).
+   */
+  S3_ACCESS_KEY_ID: z.string().min(1).optional(),
+  S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
   S3_SIGNED_URL_TTL_SECONDS: signedUrlSeconds,
 };
 
 type SharedEnv = z.output<z.ZodObject<typeof sharedEnvShape>>;
+
+export interface S3Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+/**
+ * The static keys S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY name (both or neither: checkSharedEnv),
+ * for `createS3Client`; undefined: the SDK's default chain. Here, not beside the client: reading
+ * them loads no AWS SDK.
+ */
+export function s3CredentialsOf(env: Pick<SharedEnv, "S3_ACCESS_KEY_ID" | "S3_SECRET_ACCESS_KEY">) {
+  return env.S3_ACCESS_KEY_ID && env.S3_SECRET_ACCESS_KEY
+    ? ({ accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY } satisfies S3Credentials)
+    : undefined;
+}
 
 /** The rules between shared settings (a bucket for its storage, a project for Pub/Sub). */
 export function checkSharedEnv(env: SharedEnv, ctx: z.RefinementCtx): void {
@@ -71,6 +93,10 @@ export function checkSharedEnv(env: SharedEnv, ctx: z.RefinementCtx): void {
     refuse("STORAGE_EMULATOR_HOST", "not supported: set GCS_API_ENDPOINT to the emulator's origin instead");
   }
   if (env.STORAGE === "s3" && !env.S3_BUCKET) refuse("S3_BUCKET", "required when STORAGE=s3");
+  if (!env.S3_ACCESS_KEY_ID !== !env.S3_SECRET_ACCESS_KEY) {
+    const missing = env.S3_ACCESS_KEY_ID ? "S3_SECRET_ACCESS_KEY" : "S3_ACCESS_KEY_ID";
+    refuse(missing, "S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together");
+  }
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { Env } from "../config.ts";
+import { s3CredentialsOf } from "../shared/env.ts";
 import type { GcsStorage } from "./gcs.ts";
 import { LocalStorage } from "./local.ts";
 import type { S3Storage } from "./s3.ts";
@@ -31,6 +32,7 @@ export async function createApiStorage(
         endpoint: env.S3_ENDPOINT,
         region: env.S3_REGION,
         forcePathStyle: env.S3_FORCE_PATH_STYLE,
+        credentials: s3CredentialsOf(env),
         signedUrlTtlSeconds: env.S3_SIGNED_URL_TTL_SECONDS,
         maxUploadBytes: env.MAX_UPLOAD_BYTES,
         publicUrl,

@@ -11,8 +11,8 @@ import { sharedLocalServer, startDetachedServer, startLocalServer } from "./loca
 const MOTO_SERVER = path.resolve(import.meta.dirname, "../../.tools/emulators/bin/moto_server");
 const START_TIMEOUT_MS = 30_000;
 
-/** Credentials moto takes (it checks no signatures); the SDK's default chain reads them from the environment. */
-const MOTO_CREDENTIALS = { AWS_ACCESS_KEY_ID: "testing", AWS_SECRET_ACCESS_KEY: "testing" };
+/** Keys moto takes (it checks no signatures), given to the API and workers as S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY. */
+export const MOTO_KEYS = { accessKeyId: "testing", secretAccessKey: "testing" };
 
 export interface MotoS3 {
   /** `http://127.0.0.1:N`, the S3_ENDPOINT. */
@@ -43,12 +43,11 @@ const motoArgs = (port: number) => ["-H", "127.0.0.1", "-p", String(port)];
 const answers = (endpoint: string) => () => fetch(`${endpoint}/moto-api/`).then((r) => r.ok);
 
 function motoAt(endpoint: string): MotoS3 {
-  const connection = { endpoint, region: "us-east-1", forcePathStyle: true };
+  const connection = { endpoint, region: "us-east-1", forcePathStyle: true, credentials: MOTO_KEYS };
   return {
     endpoint,
     async createBucket() {
       const bucket = `videograph-${randomUUID().slice(0, 8)}`;
-      Object.assign(process.env, MOTO_CREDENTIALS);
       const client = createS3Client(connection);
       await client.send(new CreateBucketCommand({ Bucket: bucket }));
       client.destroy();
@@ -58,7 +57,8 @@ function motoAt(endpoint: string): MotoS3 {
         S3_ENDPOINT: endpoint,
         S3_REGION: "us-east-1",
         S3_FORCE_PATH_STYLE: "true",
-        ...MOTO_CREDENTIALS,
+        S3_ACCESS_KEY_ID: MOTO_KEYS.accessKeyId,
+        S3_SECRET_ACCESS_KEY: MOTO_KEYS.secretAccessKey,
       };
     },
   };

@@ -2,7 +2,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { storageUnavailable } from "../../src/shared/storage-errors.ts";
 import { createGcsWorkerStorage } from "../../render-worker/storage/gcs.ts";
 import { createS3WorkerStorage } from "../../render-worker/storage/s3.ts";
@@ -29,13 +29,8 @@ beforeAll(async () => {
   origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   file = path.join(fixturesDir(), "segment.ts");
   await writeFile(file, Buffer.alloc(1024, 1));
-  // The S3 client's credentials, for this file only: it shares its process with other files
-  // (vitest.config.ts), whose workers and APIs would inherit them.
-  for (const name of ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"])
-    if (process.env[name] === undefined) vi.stubEnv(name, "test");
 });
 afterAll(async () => {
-  vi.unstubAllEnvs();
   await new Promise<void>((r) => server.close(() => r()));
 });
 
@@ -63,6 +58,8 @@ describe("storage quota errors from cloud stores are a full storage (stand-in se
       endpoint: origin,
       region: "us-east-1",
       forcePathStyle: true,
+      // Given, not read from process.env, which this file shares with others (vitest.config.ts).
+      credentials: { accessKeyId: "test", secretAccessKey: "test" },
       signedUrlTtlSeconds: 60,
     });
 
