@@ -50,8 +50,12 @@ describe("S3 configuration", () => {
   };
 
   test(`STORAGE=s3 needs S3_BUCKET in the API and the worker; region and path style have defaults; the \
-TTL has bounds`, () => {
+TTL has bounds; the key pair comes whole`, () => {
     expect(messages(() => loadEnv({ STORAGE: "s3" }))).toMatch(/S3_BUCKET: required when STORAGE=s3/);
+    const half = { STORAGE: "s3", S3_BUCKET: "videograph-media", S3_ACCESS_KEY_ID: "key" };
+    expect(messages(() => loadEnv(half))).toMatch(
+      /S3_SECRET_ACCESS_KEY: S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together/,
+    );
     const env = loadEnv({ STORAGE: "s3", S3_BUCKET: "videograph-media" });
     expect([env.S3_REGION, env.S3_FORCE_PATH_STYLE, env.S3_ENDPOINT, env.S3_SIGNED_URL_TTL_SECONDS]).toEqual([
       "us-east-1",
