@@ -289,8 +289,10 @@ describe("live streams over RTMP", () => {
       },
     );
 
-    // Longer than the DVR window, so that the window slides for a few seconds while it is on air.
-    const seconds = DVR_WINDOW_SECONDS + 6;
+    // Longer than the DVR window, so that the window slides for a few seconds while it is on air, and
+    // long enough for the watch page to load and play while it is (a loaded 2-core machine took over
+    // 12 s from LIVE to a second played).
+    const seconds = DVR_WINDOW_SECONDS + 10;
     const publisher = publish(`${stream.ingestUrl}/${stream.key}`, seconds);
     const live = await waitFor(
       "the broadcast to be playable",

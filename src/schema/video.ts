@@ -31,7 +31,11 @@ export const PlaybackPolicyEnum = builder.enumType(PlaybackPolicy, {
 
 const VideoSourceEnum = builder.enumType(VideoSource, { name: "VideoSource" });
 
-export const VideoStatusEnum = builder.enumType(VideoStatus, { name: "VideoStatus" });
+export const VideoStatusEnum = builder.enumType(VideoStatus, {
+  name: "VideoStatus",
+  description:
+    "WAITING_FOR_UPLOAD → QUEUED → PROCESSING → READY, or FAILED, CANCELED; DISCARDED: a live broadcast whose stream keeps no recording, its media deleted when it ended.",
+});
 
 const MediaTypeEnum = builder.enumType("MediaType", {
   values: {
