@@ -38,7 +38,8 @@ const RESUME_STEP_MS = 40;
  * A broadcast's stream as FLV, for the worker that encodes it (GET /live/v1/feeds/{videoId}.flv):
  * a reader gets the header, the metadata and codec headers, the group of pictures in progress (so
  * its decoder starts on a keyframe; within the broadcast's first OPENING_MS, everything from its
- * first keyframe) and then every tag as it arrives, timestamps counted from its first tag. Readers that fall far behind are cut off; `end` ends every reader.
+ * first keyframe) and then every tag as it arrives, timestamps counted from its first tag. Readers
+ * that fall far behind are cut off; `end` ends every reader.
  *
  * Its timeline only moves forward at the pace of the media: a publisher's timestamps that jump
  * (forward by more than 5 s, back by more than 1 s) continue one frame after the last tag, and a
@@ -52,6 +53,7 @@ export class LiveFeed {
   /** What a reader that joins now gets after the headers: the opening while it lasts, else the group of pictures in progress. */
   #gop: FeedPacket[] = [];
   #gopBytes = 0;
+  /** Whether `#gop` still holds everything since the first keyframe (the opening: OPENING_MS). */
   #opening = true;
   readonly #readers = new Map<ServerResponse, { base: number }>();
   #ended = false;
