@@ -5,7 +5,14 @@ import { inSpan } from "../../src/shared/tracing.ts";
 import { log } from "../log.ts";
 import { abortError, isAbortError } from "../media/errors.ts";
 import { createHlsPublisher } from "../media/hls-publisher.ts";
-import { encodeLiveLadder, liveFeedInput, liveProbe, passthroughRung, planLiveLadder } from "../media/live-ladder.ts";
+import {
+  encodeLiveLadder,
+  liveFeedInput,
+  liveProbe,
+  passthroughRung,
+  planLiveLadder,
+  topRungAtInputSize,
+} from "../media/live-ladder.ts";
 import type { PlannedRung } from "../media/ladder.ts";
 import { ownMediaFile } from "../media/media-input.ts";
 import { remuxRendition } from "../media/mp4-remux.ts";
@@ -27,10 +34,10 @@ export async function live(job: LiveJobMessage, ctx: JobContext): Promise<void> 
   const { segmentSeconds, maxDurationSeconds } = job.options;
   const probe = liveProbe(job.input);
   await ctx.emit({ type: "job.started" });
-  const { ladder, copied } =
-    ctx.livePassthrough === true
-      ? await planWithPassthrough(job, signal)
-      : { ladder: planLiveLadder(job.input, segmentSeconds), copied: null };
+  const planned = planLiveLadder(job.input, segmentSeconds);
+  const copy = ctx.livePassthrough === true ? await copiedTopRung(job, planned, signal) : null;
+  const ladder = copy ? planned.map((r) => (r.name === copy.name ? copy : r)) : planned;
+  const copied = copy?.name ?? null;
   await ctx.emit({ type: "job.probed", probe, ladder });
   const top = ladder.find((r) => r.kind === "VIDEO") ?? ladder[0]!;
 
@@ -129,19 +136,18 @@ export async function live(job: LiveJobMessage, ctx: JobContext): Promise<void> 
 }
 
 /**
- * The broadcast's ladder, its top rung the publisher's own video when it can be
- * (`passthroughRung`): decided from the feed's first seconds (a segment's worth and a little more,
- * read before the encode joins), only when the publisher's picture is the top rung's size. A feed
- * that cannot be sampled is encoded whole.
+ * The ladder's top rung as the publisher's own video, when it can be (`passthroughRung`): decided
+ * from the feed's first seconds (a segment's worth and a little more, read before the encode
+ * joins), read only when the publisher's picture is the top rung's size. Null: every rung encoded,
+ * a feed that cannot be sampled included.
  */
-async function planWithPassthrough(
+async function copiedTopRung(
   job: LiveJobMessage,
+  ladder: PlannedRung[],
   signal: AbortSignal,
-): Promise<{ ladder: PlannedRung[]; copied: string | null }> {
+): Promise<PlannedRung | null> {
   const { segmentSeconds } = job.options;
-  const ladder = planLiveLadder(job.input, segmentSeconds);
-  const top = ladder.find((r) => r.kind === "VIDEO");
-  if (!top || top.width !== job.input.width || top.height !== job.input.height) return { ladder, copied: null };
+  if (!topRungAtInputSize(ladder, job.input)) return null;
   try {
     const sample = await sampleLiveVideo(liveFeedInput(job.feedUrl), segmentSeconds + 0.2, signal);
     const copy = passthroughRung(ladder, job.input, sample, segmentSeconds);
@@ -151,12 +157,11 @@ async function planWithPassthrough(
       level: sample.level,
       keyframes: sample.packets.filter((p) => p.keyframe).map((p) => p.time),
     });
-    if (!copy) return { ladder, copied: null };
-    return { ladder: ladder.map((r) => (r.name === copy.name ? copy : r)), copied: copy.name };
+    return copy;
   } catch (err) {
     if (signal.aborted || isAbortError(err)) throw err;
     log.warn("live: the feed could not be sampled; every rung is encoded", { jobId: job.jobId, err });
-    return { ladder, copied: null };
+    return null;
   }
 }
 

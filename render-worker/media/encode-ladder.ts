@@ -325,10 +325,11 @@ const CUT_SLACK_SECONDS = 1e-6;
 
 /**
  * The options that encode one video rung: its rate control, its H.264 profile and level, and a
- * keyframe at the run's first frame, at the first frame `firstCutSeconds` or more after it and
- * then every `segmentSeconds` of media time, so every rung's segments start at the same times and
- * each starts with an IDR frame. No scene-cut keyframes: they would land at different frames in
- * different rungs.
+ * keyframe at the run's first frame, at the first frame `keyframes` (a first cut's seconds) or more
+ * after it and then every `segmentSeconds` of media time, so every rung's segments start at the
+ * same times and each starts with an IDR frame. `keyframes: "source"` puts them where the input has
+ * its own instead (beside a rung copied from a live publisher), and x264's own interval past them.
+ * No scene-cut keyframes: they would land at different frames in different rungs.
  */
 export function videoEncoderOptions(
   encoder: VideoEncoder,
@@ -337,7 +338,7 @@ export function videoEncoderOptions(
   fps: number,
   videoRungs: Rung[],
   x264Options: LadderTuning["x264Options"] = LADDER_TUNING.x264Options,
-  firstCutSeconds = segmentSeconds,
+  keyframes: number | "source" = segmentSeconds,
 ): string[] {
   if (rung.h264Level === undefined) throw new Error(`Rung ${rung.name} is not a video rung`);
   const rate = videoRateControl(rung);
@@ -354,10 +355,12 @@ export function videoEncoderOptions(
     "-bufsize",
     String(rate.bufsize),
     "-force_key_frames",
-    keyframeTimes(segmentSeconds, firstCutSeconds),
+    keyframes === "source" ? "source" : keyframeTimes(segmentSeconds, keyframes),
   ];
+  // x264 makes a keyframe every 250 frames on its own: past two segments, it never comes before the input's.
+  const ownInterval = keyframes === "source" ? ["-g", String(Math.ceil(fps * segmentSeconds * 2) + 1)] : [];
   if (encoder === "libx264")
-    return ["-c:v", "libx264", ...x264Options(rung, videoRungs), ...common, "-sc_threshold", "0"];
+    return ["-c:v", "libx264", ...x264Options(rung, videoRungs), ...common, "-sc_threshold", "0", ...ownInterval];
   // Twice a segment's frames: the forced keyframes come first, and the same GOP length in every
   // rung keeps any periodic IDR at the same frame in all of them.
   const gop = 2 * Math.max(1, Math.round((fps > 0 ? fps : 30) * segmentSeconds));

@@ -82,6 +82,12 @@ export function liveFeedInput(feedUrl: string): MediaInput {
   return { url: feedUrl, protocols: feedUrl.startsWith("https:") ? "https,tls,tcp" : "http,tcp", format: "flv" };
 }
 
+/** The ladder's top video rung when it is the publisher's picture size (the only one that can be copied), else null. */
+export function topRungAtInputSize(ladder: PlannedRung[], input: LiveInput): PlannedRung | null {
+  const top = ladder.find((r) => r.kind === "VIDEO");
+  return top && top.width === input.width && top.height === input.height ? top : null;
+}
+
 /** The RFC 6381 profile part (profile_idc and constraint flags) of the H.264 profiles players take. */
 const AVC_PROFILES: Record<string, string> = {
   "Constrained Baseline": "42c0",
@@ -109,8 +115,8 @@ export function passthroughRung(
   sample: LiveVideoSample,
   segmentSeconds: number,
 ): PlannedRung | null {
-  const top = ladder.find((r) => r.kind === "VIDEO");
-  if (!top || top.width !== input.width || top.height !== input.height) return null;
+  const top = topRungAtInputSize(ladder, input);
+  if (!top) return null;
   const profile = sample.profile === null ? undefined : AVC_PROFILES[sample.profile];
   if (!profile || sample.pixFmt !== "yuv420p" || sample.level === null || sample.level < 9 || sample.level > 52)
     return null;
@@ -151,16 +157,6 @@ export function encodeLiveLadder(args: LiveLadderArgs): LadderEncode {
   const audioRungs = ladder.filter((r) => r.kind === "AUDIO");
   const input = liveFeedInput(args.feedUrl);
   const graph = videoRungs.length > 0 ? ladderScaleGraph(videoRungs, LIVE_TUNING.scaling, "[0:V:0]") : "";
-  // Beside a copied rung, every encoded rung puts its keyframes where the publisher's are (and only
-  // there: x264's own interval is set past them), so each rung is cut at the same frames.
-  const keyframes = (options: string[]) =>
-    copied === null
-      ? options
-      : [
-          ...options.map((o, i) => (options[i - 1] === "-force_key_frames" ? "source" : o)),
-          "-g",
-          String(Math.ceil(args.input.fps * segmentSeconds * 2) + 1),
-        ];
   const outputs: FfmpegOutput[] = [
     ...(copied
       ? [
@@ -178,8 +174,15 @@ export function encodeLiveLadder(args: LiveLadderArgs): LadderEncode {
       options: [
         "-map",
         `[v${i}]`,
-        ...keyframes(
-          videoEncoderOptions("libx264", rung, segmentSeconds, args.input.fps, videoRungs, LIVE_TUNING.x264Options),
+        // Beside a copied rung, its keyframes are the publisher's, so every rung is cut at the same frames.
+        ...videoEncoderOptions(
+          "libx264",
+          rung,
+          segmentSeconds,
+          args.input.fps,
+          videoRungs,
+          LIVE_TUNING.x264Options,
+          copied === null ? segmentSeconds : "source",
         ),
         // Frames leave the encoder as they come: no lookahead holding a second of them back.
         "-tune",
