@@ -511,7 +511,9 @@ describe("live streams over RTMP", () => {
     const endpointId = endpoint.data.createWebhookEndpoint.endpoint.id;
     const ingestUrl = liveStream.ingestUrl.replace("localhost", "127.0.0.1");
     const usedBefore = (await t.app.services.db.liveUsage.findMany()).reduce((sum, u) => sum + u.seconds, 0);
-    const publisher = publish(`${ingestUrl}/${streamKey}`, 4);
+    // Long enough to be seen LIVE on a loaded machine (4 s had ended before a poll saw it LIVE).
+    const seconds = 8;
+    const publisher = publish(`${ingestUrl}/${streamKey}`, seconds);
     const live = await waitFor(
       "the broadcast",
       () => streamState(liveStream.id),
@@ -530,7 +532,7 @@ describe("live streams over RTMP", () => {
     );
     expect(ended.lastError).toBeNull();
     expect(ended.activeVideo).toMatchObject({ id: videoId, status: "DISCARDED", playbackUrl: null, posterUrl: null });
-    expect(ended.activeVideo.duration).toBeGreaterThan(4 - 1.5);
+    expect(ended.activeVideo.duration).toBeGreaterThan(seconds - 1.5);
     // Nothing of it is left in storage (no playlists, segments, poster or recording source).
     await expect(readdir(path.join(t.dataDir, "videos", videoId))).rejects.toThrow(/ENOENT/);
     expect((await fetch(new URL(live.activeVideo.playbackUrl, t.url))).status).toBe(404);
