@@ -66,6 +66,8 @@ async function newUserEnv(port: number): Promise<NodeJS.ProcessEnv> {
   env.PORT = String(port);
   // Likewise the RTMP ingest's default 1935.
   env.LIVE_RTMP_PORT = "0";
+  // And the SRT ingest's 9000 (UDP).
+  env.LIVE_SRT_PORT = "0";
   return env;
 }
 

@@ -152,6 +152,19 @@ const EnvSchema = z.object({
     .string()
     .regex(/^rtmps?:\/\/[^\s]+$/)
     .optional(),
+  /**
+   * The SRT ingest's UDP port (0: any free port; `off`: no SRT ingest) and address. It needs the
+   * gateway `npm run setup:srt` builds; without it the API runs with RTMP ingest only and says so.
+   */
+  LIVE_SRT_PORT: z.union([z.literal("off"), z.coerce.number().int().min(0).max(65535)]).default(9000),
+  LIVE_SRT_HOST: listenHost.default("0.0.0.0"),
+  /** The SRT address publishers are told; default srt://localhost:{port}. */
+  LIVE_SRT_URL: z
+    .string()
+    .regex(/^srt:\/\/[^\s?]+$/)
+    .optional(),
+  /** SRT's receiver latency offered to callers (ms): what a lost packet may take to be sent again. */
+  LIVE_SRT_LATENCY_MS: z.coerce.number().int().min(20).max(10_000).default(200),
   /** Where workers read a broadcast's feed from this API; default PUBLIC_URL, else its own address. */
   LIVE_FEED_URL: z.url().optional(),
   /** Broadcasts a tenant may have at once. */
@@ -167,7 +180,7 @@ const EnvSchema = z.object({
   LIVE_MAX_BITRATE: z.coerce.number().int().min(100_000).max(200_000_000).default(20_000_000),
   /** A publisher that reconnects within this continues its broadcast (the same video); after it the broadcast ends. */
   LIVE_RECONNECT_GRACE_SECONDS: z.coerce.number().int().min(0).max(120).default(30),
-  /** RTMP connections the ingest holds at once (publishing or still handshaking); more are refused. */
+  /** Connections each ingest (RTMP, SRT) holds at once (publishing or still handshaking); more are refused. */
   LIVE_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(100_000).default(200),
   /** A publisher that sends nothing for this long is disconnected. */
   LIVE_STALL_SECONDS: z.coerce.number().int().min(2).max(600).default(10),

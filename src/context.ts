@@ -17,8 +17,8 @@ export interface AppServices {
   /** Viewer analytics: the collection endpoint, reports from the rollups, live viewer counts. */
   analytics: Analytics;
   storage: ApiStorage;
-  /** Live streams: broadcasts, their feeds and states (docs/live.md); `ingestUrl` is what publishers are told. */
-  live: LiveStreams & { ingestUrl(): string };
+  /** Live streams: broadcasts, their feeds and states (docs/live.md); `ingestUrl` and `srtIngestUrl` are what publishers are told. */
+  live: LiveStreams & { ingestUrl(): string; srtIngestUrl(): string | null };
   signer: UrlSigner;
   playbackTokens: PlaybackTokens;
   pubSub: VideoPubSub;

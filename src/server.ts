@@ -30,7 +30,9 @@ import { tellWorkersToCancel } from "./jobs/cancel.ts";
 import { createDispatcher } from "./jobs/dispatcher.ts";
 import { createEventIngestor } from "./jobs/ingest-events.ts";
 import { createLiveStreams } from "./live/live-streams.ts";
-import { createRtmpIngest, DEFAULT_INGEST_LIMITS, RTMP_APP } from "./live/rtmp-ingest.ts";
+import { DEFAULT_INGEST_LIMITS } from "./live/publisher.ts";
+import { createRtmpIngest, RTMP_APP } from "./live/rtmp-ingest.ts";
+import { createSrtIngest, SRT_METADATA_SECONDS, srtGatewayBuilt } from "./live/srt-ingest.ts";
 import { createQueueWatch } from "./jobs/queue-position.ts";
 import { log, yogaLog } from "./log.ts";
 import { countJobsIn, graphqlMetricsPlugins, observeHttpRequest } from "./metrics.ts";
@@ -154,7 +156,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
         : { afterSeconds: env.GPU_FALLBACK_AFTER_SECONDS, silentAfterSeconds: env.JOB_STALL_SECONDS },
   });
   // Set once the API and the ingest listen: where workers read feeds, and what publishers are told.
-  const addresses = { api: "", rtmp: "" };
+  const addresses = { api: "", rtmp: "", srt: null as string | null };
   const live = createLiveStreams({
     db,
     pubSub,
@@ -183,6 +185,21 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
           stallSeconds: env.LIVE_STALL_SECONDS,
           maxConnections: env.LIVE_MAX_CONNECTIONS,
         });
+  const srtIngest =
+    env.LIVE_SRT_PORT === "off" || !srtGatewayBuilt()
+      ? null
+      : createSrtIngest(
+          live.sessions,
+          {
+            ...DEFAULT_INGEST_LIMITS,
+            // The remux reads the stream's first seconds before its size and frame rate are known.
+            metadataSeconds: SRT_METADATA_SECONDS,
+            maxBitrate: env.LIVE_MAX_BITRATE,
+            stallSeconds: env.LIVE_STALL_SECONDS,
+            maxConnections: env.LIVE_MAX_CONNECTIONS,
+          },
+          { latencyMs: env.LIVE_SRT_LATENCY_MS },
+        );
   const ingestor = createEventIngestor({
     live,
     db,
@@ -208,7 +225,11 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     db,
     analytics,
     storage,
-    live: { ...live, ingestUrl: () => env.LIVE_RTMP_URL ?? addresses.rtmp },
+    live: {
+      ...live,
+      ingestUrl: () => env.LIVE_RTMP_URL ?? addresses.rtmp,
+      srtIngestUrl: () => (addresses.srt === null ? null : (env.LIVE_SRT_URL ?? addresses.srt)),
+    },
     signer,
     playbackTokens,
     pubSub,
@@ -372,6 +393,13 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
         addresses.rtmp = `rtmp://localhost:${rtmp.port}/${RTMP_APP}`;
         log.info("live ingest listening", { url: addresses.rtmp });
       }
+      if (srtIngest && env.LIVE_SRT_PORT !== "off") {
+        const srt = await srtIngest.listen(env.LIVE_SRT_PORT, env.LIVE_SRT_HOST);
+        addresses.srt = `srt://localhost:${srt.port}`;
+        log.info("live ingest listening", { url: addresses.srt });
+      } else if (env.LIVE_SRT_PORT !== "off") {
+        log.warn("SRT ingest off: its gateway is not built (npm run setup:srt; docs/live.md#srt)");
+      }
       started = true;
       log.info("API listening", { address, port, url: `${url}/graphql` });
       if (env.METRICS_PORT !== undefined) metricsServer = await startMetricsServer(env, env.METRICS_PORT);
@@ -380,9 +408,9 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     closeSubscriptions,
     async stop() {
       if (started) await closeSubscriptions();
-      if (rtmpIngest) {
+      if (rtmpIngest || srtIngest) {
         log.info("stopping: live ingest (broadcasts end; their recordings are finished)");
-        await rtmpIngest.close();
+        await Promise.all([rtmpIngest?.close(), srtIngest?.close()]);
         live.endAll();
       }
       log.info("stopping: HTTP connections");

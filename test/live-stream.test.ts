@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import path from "node:path";
@@ -11,13 +12,15 @@ import {
   liveIngestBytes,
   liveIngestClosed,
 } from "../src/metrics.ts";
+import { srtGatewayBuilt } from "../src/live/srt-ingest.ts";
 import { PROTOCOL_VERSION } from "../src/protocol/messages.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
+import { listProcesses } from "./support/process-scan.ts";
 import { createTestEventIngestor } from "./support/event-ingestor.ts";
 import { buildConsole, launchChromium } from "./support/console.ts";
 import { TEST_ADMIN_KEY, tenantKeySecret } from "./support/auth.ts";
 
-// A real publisher (ffmpeg pushing a lavfi source over RTMP to the API's ingest on loopback), the
+// A real publisher (ffmpeg pushing a lavfi source over RTMP or SRT to the API's ingest on loopback), the
 // local worker encoding the broadcast, and the HLS read back while live and after the end.
 
 const LIVE_STREAM_FIELDS = "id status ingestUrl lastError streamKeyHint disabled";
@@ -36,6 +39,7 @@ beforeAll(async () => {
       LIVE_STALL_SECONDS: "3",
       LIVE_RECONNECT_GRACE_SECONDS: "3",
       LIVE_DVR_WINDOW_SECONDS: String(DVR_WINDOW_SECONDS),
+      LIVE_SRT_PORT: "0",
     },
     // Every broadcast here copies its top rung (the publisher's 320x240, a keyframe a second).
     workerEnv: { LIVE_PASSTHROUGH: "true" },
@@ -66,13 +70,14 @@ async function createLiveStream(
 }
 
 /**
- * ffmpeg publishing `seconds` of a 320x240 25 fps test pattern with a tone, in real time; with
- * `jumpAt`, its timestamps leap 100 s forward at that second (a hostile or broken encoder).
+ * ffmpeg publishing `seconds` of a 320x240 25 fps test pattern with a tone, in real time, as FLV
+ * over RTMP (or, with `srt`, as MPEG-TS to an srt:// URL); with `jumpAt`, its timestamps leap 100 s
+ * forward at that second (a hostile or broken encoder).
  */
 function publish(
   url: string,
   seconds: number,
-  options: { jumpAt?: number; videoCodec?: string } = {},
+  options: { jumpAt?: number; videoCodec?: string; srt?: boolean } = {},
 ): { process: ChildProcess; exited: Promise<number | null> } {
   const jump = (pts: string) =>
     options.jumpAt === undefined ? [] : [`if(gte(T,${options.jumpAt}),${pts}+100/TB,${pts})`];
@@ -86,7 +91,7 @@ function publish(
       ...(options.videoCodec
         ? ["-c:v", options.videoCodec]
         : ["-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p"]),
-      ...["-c:a", "aac", "-b:a", "64k", "-f", "flv", url],
+      ...["-c:a", "aac", "-b:a", "64k", "-f", options.srt ? "mpegts" : "flv", url],
     ],
     { stdio: ["ignore", "ignore", "pipe"] },
   );
@@ -425,6 +430,10 @@ describe("live streams over RTMP", () => {
       const [server, key] = codes as [string, string];
       expect(server).toMatch(/^rtmp:\/\/localhost:\d+\/live$/);
       expect(key).toMatch(/^lsk_/);
+      // The same key over SRT (this API runs its SRT ingest): the one URL OBS takes as its Server.
+      expect(codes[3]).toBe(
+        `${(await t.gql(`{ liveStreams { srtIngestUrl } }`)).data.liveStreams[0].srtIngestUrl}?streamid=${key}`,
+      );
       const card = page.getByRole("article", { name: "Live stream Console show" });
       await card.getByText("Status: IDLE").waitFor();
       const publisher = publish(`${server.replace("localhost", "127.0.0.1")}/${key}`, 6);
@@ -849,5 +858,155 @@ describe("a tenant's monthly live minutes (LIVE_MAX_MINUTES_PER_TENANT_MONTH)", 
       refused: "the tenant's live minutes for this month are used up (LIVE_MAX_MINUTES_PER_TENANT_MONTH: 1)",
     });
     expect(await db.video.count({ where: { liveStreamId: liveStream.id } })).toBe(1);
+  });
+});
+
+/** The SRT describes need the gateway `npm run setup:srt` builds (pretest runs it). */
+const SRT_GATEWAY_NEEDED = "the SRT gateway is not built: npm run setup:srt (needs cc, pkg-config, libsrt-gnutls-dev)";
+
+describe("SRT ingest", () => {
+  beforeAll(() => {
+    expect(srtGatewayBuilt(), SRT_GATEWAY_NEEDED).toBe(true);
+  });
+
+  /** The stream's SRT address, and a caller's URL for a stream id (the key, or SRT's access-control form). */
+  async function srtUrl(streamId: string): Promise<string> {
+    const res = await t.gql(`{ liveStreams { srtIngestUrl } }`);
+    const address: string = res.data.liveStreams[0].srtIngestUrl;
+    expect(address).toMatch(/^srt:\/\/localhost:\d+$/);
+    // As ffmpeg takes it: the stream id as is (a key is base64url; ffmpeg 5.1 decodes no %-escapes).
+    return `${address.replace("localhost", "127.0.0.1")}?streamid=${streamId}`;
+  }
+
+  it("a caller pushing MPEG-TS with its key as the stream id broadcasts live, plays in hls.js, and its recording is whole", async () => {
+    const stream = await createLiveStream("Over SRT");
+    const seconds = 12;
+    const publisher = publish(await srtUrl(`#!::r=${stream.key},m=publish`), seconds, { srt: true });
+    const live = await waitFor(
+      "the SRT broadcast to be playable",
+      () => streamState(stream.id),
+      (s) => s.status === "LIVE",
+    );
+    const master = await text(new URL(live.activeVideo.playbackUrl, t.url).toString());
+    const rung = master.split("\n").find((line) => line.endsWith(".m3u8") && !line.startsWith("#"))!;
+    const rungUrl = new URL(rung, new URL(live.activeVideo.playbackUrl, t.url)).toString();
+    const whileLive = await text(rungUrl);
+    expect(whileLive).toContain("#EXTINF:");
+    expect(whileLive).not.toContain("#EXT-X-ENDLIST");
+    // The two processes that read the caller's bytes (the gateway, the remux) hold none of the API's secrets.
+    const readers = listProcesses()
+      .filter((p) => p.ppid === process.pid)
+      .map((p) => ({ p, argv: readFileSync(`/proc/${p.pid}/cmdline`, "utf8").split("\0") }))
+      .filter(({ argv }) => argv[0]!.endsWith("srt-gateway") || argv.join(" ").includes("-f mpegts -i pipe:0"));
+    expect(readers.map(({ p }) => p.command).sort()).toEqual(["ffmpeg", "srt-gateway"]);
+    for (const { p } of readers) {
+      const environment = readFileSync(`/proc/${p.pid}/environ`, "utf8").split("\0").filter(Boolean);
+      expect(environment.map((e) => e.split("=")[0])).toEqual(p.command === "ffmpeg" ? ["PATH"] : []);
+    }
+    const page = await browser.newPage();
+    try {
+      await page.goto(`${t.url}/watch/${live.activeVideo.id}?autoplay=1`);
+      await page.waitForFunction(() => (document.querySelector("video")?.currentTime ?? 0) >= 1, undefined, {
+        timeout: 20_000,
+      });
+      expect((await streamState(stream.id)).status).toBe("LIVE");
+    } finally {
+      await page.close();
+    }
+    expect(await publisher.exited).toBe(0);
+    const ended = await waitFor(
+      "the SRT broadcast's recording",
+      () => streamState(stream.id),
+      (s) => s.status === "ENDED",
+    );
+    expect(ended.lastError).toBeNull();
+    expect(ended.activeVideo.status).toBe("READY");
+    // Every second the caller sent, the remux's last packets included (the caller's leaving drains it).
+    expect(ended.activeVideo.duration).toBeGreaterThan(seconds - 0.5);
+    expect(ended.activeVideo.duration).toBeLessThan(seconds + 1.5);
+    const recording = await text(rungUrl);
+    expect(recording).toContain("#EXT-X-ENDLIST");
+    expect(Math.abs(durationOf(recording) - ended.activeVideo.duration)).toBeLessThan(0.1);
+  });
+
+  it("refuses a wrong key, a stream id that asks to play, and a stream whose video the feed cannot carry, each with its reason", async () => {
+    const stream = await createLiveStream("SRT refusals");
+    const refusedCaller = async (streamId: string) => {
+      const publisher = publish(await srtUrl(streamId), 5, { srt: true });
+      const exit = await Promise.race([
+        publisher.exited,
+        new Promise<string>((r) => setTimeout(() => r("still running"), 4000)),
+      ]);
+      publisher.process.kill("SIGKILL");
+      expect(exit, streamId).not.toBe(0);
+      expect(exit, streamId).not.toBe("still running");
+    };
+    await refusedCaller(`lsk_${"A".repeat(43)}`);
+    await refusedCaller(`#!::r=${stream.key},m=request`);
+    await refusedCaller("not-a-key");
+    expect((await streamState(stream.id)).lastError).toBeNull();
+    // The right key, MPEG-2 video: the remux cannot put it in the feed, and the stream says why.
+    const mpeg2 = publish(await srtUrl(stream.key), 5, { srt: true, videoCodec: "mpeg2video" });
+    const said = await waitFor(
+      "the refusal's reason",
+      () => streamState(stream.id),
+      (s) => s.lastError !== null,
+      10_000,
+    );
+    mpeg2.process.kill("SIGKILL");
+    expect(said.lastError).toBe("the SRT stream is not MPEG-TS carrying H.264 video (and AAC audio)");
+    expect(said.status).toBe("IDLE");
+    expect(await t.app.services.db.video.count({ where: { liveStreamId: stream.id } })).toBe(0);
+  });
+});
+
+describe("SRT ingest's connection limit (LIVE_MAX_CONNECTIONS)", () => {
+  let limited: TestApp;
+  beforeAll(async () => {
+    expect(srtGatewayBuilt(), SRT_GATEWAY_NEEDED).toBe(true);
+    limited = await startTestApp({ worker: false, env: { LIVE_SRT_PORT: "0", LIVE_MAX_CONNECTIONS: "1" } });
+  });
+  afterAll(async () => {
+    await limited?.stop();
+  });
+
+  it("refuses a caller over the limit in SRT's handshake, before its stream id is looked at", async () => {
+    const created: { streamKey: string; liveStream: { srtIngestUrl: string } }[] = [];
+    for (const title of ["Held", "Turned away"]) {
+      const res = await limited.gql(
+        `mutation ($title: String!) { createLiveStream(input: { title: $title }) { ... on LiveStreamWithKey { streamKey liveStream { srtIngestUrl } } } }`,
+        { title },
+      );
+      created.push(res.data.createLiveStream);
+    }
+    const url = (i: number) =>
+      `${created[i]!.liveStream.srtIngestUrl.replace("localhost", "127.0.0.1")}?streamid=${created[i]!.streamKey}`;
+    const held = publish(url(0), 8, { srt: true });
+    await waitFor(
+      "the first caller's broadcast",
+      async () => (await limited.gql(`{ liveStreams { status } }`)).data.liveStreams,
+      (streams: { status: string }[]) => streams.some((s) => s.status === "CONNECTED"),
+      10_000,
+    );
+    const turnedAway = spawn(
+      "ffmpeg",
+      [
+        ...["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"],
+        ...["-t", "5", "-c:v", "libx264", "-preset", "ultrafast", "-f", "mpegts", url(1)],
+      ],
+      { stdio: ["ignore", "ignore", "pipe"] },
+    );
+    let stderr = "";
+    turnedAway.stderr.on("data", (chunk) => {
+      stderr += chunk;
+    });
+    const exit = await Promise.race([
+      new Promise((resolve) => turnedAway.on("exit", (code) => resolve(code))),
+      new Promise((resolve) => setTimeout(() => resolve("still running"), 4000)),
+    ]);
+    turnedAway.kill("SIGKILL");
+    held.process.kill("SIGKILL");
+    expect(exit).toBe(1);
+    expect(stderr).toMatch(/REJECT/);
   });
 });

@@ -439,7 +439,7 @@ export const ViewersNowSubscription = graphql(`
 
 const LiveStreamFields = graphql(`
   fragment LiveStreamFields on LiveStream {
-    id title status latencyMode recording playbackPolicy streamKeyHint disabled lastError ingestUrl createdAt
+    id title status latencyMode recording playbackPolicy streamKeyHint disabled lastError ingestUrl srtIngestUrl createdAt
     activeVideo { id title status playable playbackUrl posterUrl duration }
   }
 `);

@@ -15,7 +15,7 @@ import type { ApiStorage } from "../storage/types.ts";
 import type { UrlSigner } from "../storage/url-signer.ts";
 import { createVideo, NEW_VIDEO_DEFAULTS } from "../videos/creation-options.ts";
 import { LiveFeed } from "./feed.ts";
-import type { IngestSessions } from "./rtmp-ingest.ts";
+import type { IngestSessions } from "./publisher.ts";
 import { hashStreamKey } from "./stream-keys.ts";
 import { videoWebhookData, type WebhookEmitter, type WebhookEventType, webhookEventId } from "../webhooks/events.ts";
 

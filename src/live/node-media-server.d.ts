@@ -1,4 +1,4 @@
-// Types of the parts of node-media-server the RTMP ingest uses (its RTMP parser and AMF decoder);
+// Types of the parts of node-media-server the live ingest uses (its RTMP and FLV parsers, AMF decoder);
 // the package ships JavaScript with JSDoc only.
 
 declare module "node-media-server/src/protocol/rtmp.js" {
@@ -40,4 +40,16 @@ declare module "node-media-server/src/protocol/amf.js" {
 declare module "node-media-server/src/core/logger.js" {
   const logger: { level: string };
   export default logger;
+}
+
+declare module "node-media-server/src/protocol/flv.js" {
+  import type { RtmpAvPacket } from "node-media-server/src/protocol/rtmp.js";
+  /** node-media-server's FLV parser (the SRT ingest reads its remux's FLV with it). */
+  export default class Flv {
+    onPacketCallback: (packet: RtmpAvPacket) => void;
+    /** Feeds FLV bytes; a string is a format error. */
+    parserData(buffer: Buffer): string | null;
+    /** Makes room for the tag whose header was just read. */
+    parserTagAlloc(size: number): void;
+  }
 }

@@ -1,12 +1,8 @@
 import { createServer, type Server, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
-import amf from "node-media-server/src/protocol/amf.js";
 import nmsLogger from "node-media-server/src/core/logger.js";
-import Rtmp, { type RtmpAvPacket } from "node-media-server/src/protocol/rtmp.js";
-import { log } from "../log.ts";
-import { liveBroadcasts, liveIngestBytes, liveIngestClosed } from "../metrics.ts";
-import type { LiveInput } from "../protocol/messages.ts";
-import type { FeedPacket, LiveFeed } from "./feed.ts";
+import Rtmp from "node-media-server/src/protocol/rtmp.js";
+import { type IngestLimits, type IngestSessions, type Publisher, startPublisher } from "./publisher.ts";
 import { looksLikeStreamKey } from "./stream-keys.ts";
 
 // The parser logs through its own console logger; ours says what matters.
@@ -14,57 +10,6 @@ nmsLogger.level = "error";
 
 /** The RTMP application publishers push to: rtmp://host:port/live/{stream key}. */
 export const RTMP_APP = "live";
-
-/** Limits on one ingest connection (docs/live.md, docs/security.md). */
-export interface IngestLimits {
-  /** A connection that has not published with a good key by then is closed. */
-  handshakeSeconds: number;
-  /** Bytes a connection may send before its key is accepted. */
-  preAuthBytes: number;
-  /** The largest RTMP message (a video frame); a header declaring more closes the connection. */
-  maxMessageBytes: number;
-  /** RTMP chunk streams a connection may open (each holds a message buffer). */
-  maxChunkStreams: number;
-  /** Bits per second over BITRATE_WINDOW_SECONDS. */
-  maxBitrate: number;
-  /** Seconds without data after which a publisher is closed. */
-  stallSeconds: number;
-  /** A publisher whose metadata has not come by then is closed. */
-  metadataSeconds: number;
-  /** Connections open at once, publishing or not; more are refused at accept. */
-  maxConnections: number;
-}
-
-export const DEFAULT_INGEST_LIMITS: Omit<IngestLimits, "maxBitrate" | "stallSeconds" | "maxConnections"> = {
-  handshakeSeconds: 10,
-  preAuthBytes: 64 * 1024,
-  maxMessageBytes: 8 * 1024 * 1024,
-  maxChunkStreams: 16,
-  metadataSeconds: 5,
-};
-
-const BITRATE_WINDOW_SECONDS = 5;
-/** Why a stream of another codec is refused, whether its metadata or a packet says so. */
-const CODEC_REFUSED = {
-  video: "the video is not H.264 (set the encoder to x264 or H.264)",
-  audio: "the audio is not AAC",
-};
-/** FLV codec ids the encode accepts: H.264 video, AAC audio. */
-const H264 = 7;
-const AAC = 10;
-
-/** What the ingest asks of the live streams it serves (live-streams.ts). */
-export interface IngestSessions {
-  /** Checks a stream key; the stream's id, or why it is refused. */
-  authorize(key: string): Promise<{ streamId: string } | { refused: string }>;
-  /** The publisher's metadata came: starts its broadcast; the feed to push into, or why it is refused. */
-  begin(streamId: string, input: LiveInput): Promise<{ feed: LiveFeed } | { refused: string }>;
-  /**
-   * The publisher is gone (`reason` null: it ended the stream itself); its broadcast waits for it to
-   * reconnect, then ends.
-   */
-  end(streamId: string, feed: LiveFeed | null, reason: string | null): Promise<void>;
-}
 
 /** A protocol error raised inside the parser by the guards below. */
 class IngestRefused extends Error {}
@@ -97,10 +42,13 @@ class GuardedRtmp extends Rtmp {
  */
 export function createRtmpIngest(sessions: IngestSessions, limits: IngestLimits) {
   const sockets = new Set<Socket>();
+  const publishers = new Set<Publisher>();
   const server: Server = createServer((socket) => {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
-    serveConnection(socket, sessions, limits);
+    const publisher = serveConnection(socket, sessions, limits);
+    publishers.add(publisher);
+    void publisher.settled.then(() => publishers.delete(publisher));
   });
   server.maxConnections = limits.maxConnections;
   return {
@@ -117,214 +65,49 @@ export function createRtmpIngest(sessions: IngestSessions, limits: IngestLimits)
     async close(): Promise<void> {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const socket of sockets) socket.destroy();
-      await closed;
+      // Each stream is told its publisher left before the API goes on stopping (its database first).
+      await Promise.all([closed, ...[...publishers].map((p) => p.settled)]);
     },
   };
 }
 
-function serveConnection(socket: Socket, sessions: IngestSessions, limits: IngestLimits): void {
-  const client = `${socket.remoteAddress}:${socket.remotePort}`;
+function serveConnection(socket: Socket, sessions: IngestSessions, limits: IngestLimits): Publisher {
   const rtmp = new GuardedRtmp(limits);
-  let state: "handshake" | "authorizing" | "waiting for metadata" | "starting" | "live" | "closed" = "handshake";
-  /** The broadcast being started: a connection that closes meanwhile ends it once it exists. */
-  let starting: Promise<unknown> | null = null;
-  let streamId: string | null = null;
-  let feed: LiveFeed | null = null;
-  let bytes = 0;
-  /** Packets that came before the broadcast started (codec headers, first frames), and their bytes. */
-  let pending: FeedPacket[] = [];
-  let pendingBytes = 0;
-  let window = { start: Date.now(), bytes: 0 };
-  let lastData = Date.now();
-
-  const close = (reason: string | null) => {
-    if (state === "closed") return;
-    if (state === "live") liveBroadcasts.dec();
-    liveIngestClosed.inc({ outcome: reason === null ? "ended" : "refused" });
-    const wasStream = streamId;
-    state = "closed";
-    clearInterval(watch);
-    socket.destroy();
-    if (reason) log.info("live ingest: connection closed", { client, streamId: wasStream, reason });
-    // The feed stays open for a publisher that reconnects in time (live-streams.ts ends it).
-    if (wasStream)
-      void (starting ?? Promise.resolve())
-        .catch(() => {})
-        .then(() => sessions.end(wasStream, feed, reason))
-        .catch((err) => log.error("live ingest: end failed", { err }));
-  };
-
-  const watch = setInterval(() => {
-    const now = Date.now();
-    if (state === "handshake" && now - startedAt > limits.handshakeSeconds * 1000)
-      close("no publish with a stream key in time");
-    else if (state === "waiting for metadata" && now - authorizedAt > limits.metadataSeconds * 1000)
-      close("the stream sent no metadata (onMetaData) in time");
-    else if (state === "live" && now - lastData > limits.stallSeconds * 1000)
-      close(`the publisher sent nothing for ${limits.stallSeconds} s`);
-  }, 1000);
-  watch.unref();
-  const startedAt = Date.now();
-  let authorizedAt = 0;
-
+  const publisher = startPublisher(
+    {
+      client: `${socket.remoteAddress}:${socket.remotePort}`,
+      hold: () => socket.pause(),
+      release: () => socket.resume(),
+      destroy: () => socket.destroy(),
+    },
+    sessions,
+    limits,
+  );
   rtmp.onOutputCallback = (buffer) => {
-    if (state !== "closed") socket.write(buffer);
+    if (!publisher.closed) socket.write(buffer);
   };
   rtmp.onConnectCallback = () => {};
   // Playing is not offered: viewers watch HLS.
-  rtmp.onPlayCallback = () => close("playing over RTMP is not offered");
+  rtmp.onPlayCallback = () => publisher.close("playing over RTMP is not offered");
   rtmp.onPushCallback = () => {
-    if (state !== "handshake") return close("a second publish on one connection");
     const key = (rtmp as unknown as { streamName?: string }).streamName ?? "";
-    if (rtmp.streamApp !== RTMP_APP || !looksLikeStreamKey(key)) return close("not a stream key");
-    state = "authorizing";
-    socket.pause();
-    sessions
-      .authorize(key)
-      .then((result) => {
-        if (state === "closed") return;
-        if ("refused" in result) return close(result.refused);
-        streamId = result.streamId;
-        state = "waiting for metadata";
-        authorizedAt = Date.now();
-        socket.resume();
-      })
-      .catch((err) => {
-        log.error("live ingest: authorization failed", { err });
-        close("authorization failed");
-      });
+    if (rtmp.streamApp !== RTMP_APP || !looksLikeStreamKey(key)) return publisher.close("not a stream key");
+    publisher.publish(key);
   };
-  rtmp.onPacketCallback = (packet) => {
-    if (state === "closed") return;
-    if (state !== "waiting for metadata" && state !== "starting" && state !== "live")
-      return close("media before an accepted publish");
-    const refused = codecRefusal(packet);
-    if (refused) return close(refused);
-    const kind = packetKind(packet);
-    if (kind === null) return;
-    const item: FeedPacket = {
-      type: packet.codec_type,
-      dts: packet.dts,
-      data: Buffer.from(packet.data.subarray(0, packet.size)),
-      kind,
-    };
-    if (state === "live") return feed!.push(item);
-    if (kind !== "metadata" || state === "starting") {
-      // Codec headers and the first frames wait for the broadcast (bounded like the pre-auth bytes).
-      pending.push(item);
-      pendingBytes += item.data.length;
-      if (pendingBytes > limits.maxMessageBytes) close("too much media before the broadcast started");
-      return;
-    }
-    const input = liveInputOf(item.data);
-    if ("refused" in input) return close(input.refused);
-    socket.pause();
-    state = "starting";
-    starting = sessions
-      .begin(streamId!, input)
-      .then((result) => {
-        // Set even when the connection closed meanwhile: its end ends the broadcast it started.
-        if ("feed" in result) feed = result.feed;
-        if (state === "closed") return;
-        if ("refused" in result) return close(result.refused);
-        state = "live";
-        liveBroadcasts.inc();
-        // A broadcast that ends first (its encode failed or reached LIVE_MAX_DURATION_SECONDS, the
-        // video was canceled) cuts its publisher off.
-        result.feed.onEnd(() => {
-          if (state === "closed") return;
-          log.info("live ingest: publisher cut off: its broadcast ended", { client, streamId });
-          // No reason for the stream: its broadcast's end already said why.
-          close(null);
-        });
-        result.feed.push(item);
-        for (const p of pending) result.feed.push(p);
-        pending = [];
-        socket.resume();
-      })
-      .catch((err) => {
-        log.error("live ingest: starting the broadcast failed", { err });
-        close("starting the broadcast failed");
-      });
-  };
+  rtmp.onPacketCallback = (packet) => publisher.packet(packet);
 
   socket.setNoDelay(true);
   socket.on("data", (data: Buffer) => {
-    if (state === "closed") return;
-    lastData = Date.now();
-    bytes += data.length;
-    liveIngestBytes.inc(data.length);
-    if (state === "handshake" && bytes > limits.preAuthBytes) return close("too many bytes before a publish");
-    const now = Date.now();
-    if (now - window.start > BITRATE_WINDOW_SECONDS * 1000) window = { start: now, bytes: 0 };
-    window.bytes += data.length;
-    if ((window.bytes * 8) / BITRATE_WINDOW_SECONDS > limits.maxBitrate)
-      return close(`the input is over ${Math.round(limits.maxBitrate / 1000)} kbit/s`);
+    if (!publisher.received(data.length)) return;
     try {
       const error = rtmp.parserData(data);
-      if (error) close(`RTMP protocol error: ${error}`);
+      if (error) publisher.close(`RTMP protocol error: ${error}`);
     } catch (err) {
-      close(err instanceof IngestRefused ? err.message : "malformed RTMP");
+      publisher.close(err instanceof IngestRefused ? err.message : "malformed RTMP");
     }
   });
-  socket.on("end", () => close(null));
-  socket.on("close", () => close(null));
-  socket.on("error", () => close(null));
-}
-
-/** Why a packet's codec is not accepted, or null. */
-function codecRefusal(packet: RtmpAvPacket): string | null {
-  if (packet.codec_type === 9 && packet.codec_id !== H264) return CODEC_REFUSED.video;
-  if (packet.codec_type === 8 && packet.codec_id !== AAC) return CODEC_REFUSED.audio;
-  return null;
-}
-
-function packetKind(packet: RtmpAvPacket): FeedPacket["kind"] | null {
-  switch (packet.flags) {
-    case 0:
-      return "audio header";
-    case 1:
-      return "audio";
-    case 2:
-      return "video header";
-    case 3:
-      return "keyframe";
-    case 4:
-      return "frame";
-    case 5:
-      return "metadata";
-    default:
-      return null;
-  }
-}
-
-/** The stream's metadata (`@setDataFrame onMetaData {…}`) as a LiveInput, or why it is refused. */
-function liveInputOf(data: Buffer): LiveInput | { refused: string } {
-  let meta: Record<string, unknown> | null | undefined;
-  try {
-    meta = amf.decodeAmf0Data(data).dataObj;
-  } catch {
-    return { refused: "unreadable stream metadata" };
-  }
-  if (!meta) return { refused: "the stream's metadata has no properties" };
-  const width = Number(meta.width);
-  const height = Number(meta.height);
-  const fps = Number(meta.framerate ?? meta.fps ?? 30);
-  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 16 || height < 16)
-    return { refused: "the stream's metadata has no video size (width, height)" };
-  if (width > 3840 || height > 2160 || width * height > 3840 * 2160)
-    return { refused: `${width}x${height} is over the largest input (3840x2160)` };
-  if (!Number.isFinite(fps) || fps <= 0 || fps > 120) return { refused: `a frame rate of ${fps} is not accepted` };
-  // Codecs as the metadata names them (an FLV id, or an enhanced-RTMP FourCC); each packet is checked again.
-  if (meta.videocodecid !== undefined && meta.videocodecid !== H264 && meta.videocodecid !== "avc1")
-    return { refused: CODEC_REFUSED.video };
-  if (meta.audiocodecid !== undefined && ![0, "", AAC, "mp4a"].includes(meta.audiocodecid as never))
-    return { refused: CODEC_REFUSED.audio };
-  const audioCodec = meta.audiocodecid;
-  return {
-    width: width - (width % 2),
-    height: height - (height % 2),
-    fps,
-    hasAudio: audioCodec !== undefined && audioCodec !== 0 && audioCodec !== "",
-  };
+  socket.on("end", () => publisher.close(null));
+  socket.on("close", () => publisher.close(null));
+  socket.on("error", () => publisher.close(null));
+  return publisher;
 }

@@ -54,6 +54,12 @@ const LiveStreamRef = builder.prismaObject("LiveStream", {
         "The RTMP server publishers push to (OBS: Settings → Stream → Server); the stream key goes after it.",
       resolve: (_s, _args, ctx) => ctx.live.ingestUrl(),
     }),
+    srtIngestUrl: t.string({
+      nullable: true,
+      description:
+        "The SRT address publishers may push MPEG-TS (H.264, AAC) to instead, with the stream key as the stream id: `{srtIngestUrl}?streamid={streamKey}`. Null where this API runs without SRT ingest.",
+      resolve: (_s, _args, ctx) => ctx.live.srtIngestUrl(),
+    }),
     activeVideo: t.field({
       type: VideoRef,
       nullable: true,

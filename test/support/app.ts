@@ -73,6 +73,8 @@ export async function startTestApp(
     WEBHOOK_ALLOW_PRIVATE_URLS: "true",
     // Each app's RTMP ingest on a free port (tests run side by side).
     LIVE_RTMP_PORT: "0",
+    // The SRT ingest (a gateway process) only where a test publishes over SRT.
+    LIVE_SRT_PORT: "off",
     ...options.env,
   });
   const app = await createApp(env, database.url);

@@ -170,7 +170,9 @@ function LiveStreamCard(props: {
         · since {formatDate(stream.createdAt)}
       </p>
       {stream.lastError && <p class="warning">Last error: {stream.lastError}</p>}
-      {props.shownKey && <ObsSettings ingestUrl={stream.ingestUrl} streamKey={props.shownKey} />}
+      {props.shownKey && (
+        <ObsSettings ingestUrl={stream.ingestUrl} srtIngestUrl={stream.srtIngestUrl} streamKey={props.shownKey} />
+      )}
       {onAir && health && (
         <p class="muted">
           Encode: {health.speed === null ? "…" : `${health.speed.toFixed(2)}×`} · {health.fps ?? "…"} fps ·{" "}
@@ -209,8 +211,8 @@ function LiveStreamCard(props: {
   );
 }
 
-/** What to paste into OBS (Settings → Stream, and Output), and the same as an ffmpeg command. */
-function ObsSettings(props: { ingestUrl: string; streamKey: string }) {
+/** What to paste into OBS (Settings → Stream, and Output), and the same as an ffmpeg command; SRT where offered. */
+function ObsSettings(props: { ingestUrl: string; srtIngestUrl: string | null; streamKey: string }) {
   return (
     <section class="warning obs-settings" aria-label="Stream key and OBS settings">
       <p>Stream key, shown once: keep it secret (anyone with it can broadcast on this stream).</p>
@@ -234,6 +236,14 @@ function ObsSettings(props: { ingestUrl: string; streamKey: string }) {
         <dd>
           <code>{`ffmpeg -re -i input.mp4 -c:v libx264 -preset veryfast -g 60 -c:a aac -f flv "${props.ingestUrl}/${props.streamKey}"`}</code>
         </dd>
+        {props.srtIngestUrl && (
+          <>
+            <dt>Or over SRT (OBS: this as the Server, the Stream Key left empty)</dt>
+            <dd>
+              <code>{`${props.srtIngestUrl}?streamid=${props.streamKey}`}</code>
+            </dd>
+          </>
+        )}
       </dl>
     </section>
   );

@@ -1,0 +1,305 @@
+import amf from "node-media-server/src/protocol/amf.js";
+import type { RtmpAvPacket } from "node-media-server/src/protocol/rtmp.js";
+import { log } from "../log.ts";
+import { liveBroadcasts, liveIngestBytes, liveIngestClosed } from "../metrics.ts";
+import type { LiveInput } from "../protocol/messages.ts";
+import type { FeedPacket, LiveFeed } from "./feed.ts";
+
+/** Limits on one ingest connection, RTMP or SRT (docs/live.md, docs/security.md). */
+export interface IngestLimits {
+  /** A connection that has not published with a good key by then is closed. */
+  handshakeSeconds: number;
+  /** Bytes a connection may send before its key is accepted. */
+  preAuthBytes: number;
+  /** The largest media message (a video frame); a bigger one closes the connection. */
+  maxMessageBytes: number;
+  /** RTMP chunk streams a connection may open (each holds a message buffer). */
+  maxChunkStreams: number;
+  /** Bits per second over BITRATE_WINDOW_SECONDS. */
+  maxBitrate: number;
+  /** Seconds without data after which a publisher is closed. */
+  stallSeconds: number;
+  /** A publisher whose metadata (size, frame rate) has not come by then, once its key is accepted, is closed. */
+  metadataSeconds: number;
+  /** Connections open at once, publishing or not; more are refused at accept. */
+  maxConnections: number;
+}
+
+export const DEFAULT_INGEST_LIMITS: Omit<IngestLimits, "maxBitrate" | "stallSeconds" | "maxConnections"> = {
+  handshakeSeconds: 10,
+  preAuthBytes: 64 * 1024,
+  maxMessageBytes: 8 * 1024 * 1024,
+  maxChunkStreams: 16,
+  metadataSeconds: 5,
+};
+
+const BITRATE_WINDOW_SECONDS = 5;
+/** Why a stream of another codec is refused, whether its metadata or a packet says so. */
+const CODEC_REFUSED = {
+  video: "the video is not H.264 (set the encoder to x264 or H.264)",
+  audio: "the audio is not AAC",
+};
+/** FLV codec ids the encode accepts: H.264 video, AAC audio. */
+const H264 = 7;
+const AAC = 10;
+
+/** What the ingest asks of the live streams it serves (live-streams.ts). */
+export interface IngestSessions {
+  /** Checks a stream key; the stream's id, or why it is refused. */
+  authorize(key: string): Promise<{ streamId: string } | { refused: string }>;
+  /** The publisher's metadata came: starts its broadcast; the feed to push into, or why it is refused. */
+  begin(streamId: string, input: LiveInput): Promise<{ feed: LiveFeed } | { refused: string }>;
+  /**
+   * The publisher is gone (`reason` null: it ended the stream itself); its broadcast waits for it to
+   * reconnect, then ends.
+   */
+  end(streamId: string, feed: LiveFeed | null, reason: string | null): Promise<void>;
+}
+
+/** The connection under a publisher, as its protocol's ingest holds it. */
+export interface PublisherConnection {
+  /** The caller's address, for logs. */
+  client: string;
+  /** Stop taking the connection's media for now (while its key is checked, while its broadcast starts). */
+  hold(): void;
+  /** Take it again. */
+  release(): void;
+  /** Drop the connection. */
+  destroy(): void;
+}
+
+/** One publisher's connection as the live streams see it, whatever protocol carries it. */
+export interface Publisher {
+  readonly closed: boolean;
+  /** The publisher asked to publish with this key (an RTMP stream name, an SRT stream id's key). */
+  publish(key: string): void;
+  /** Bytes came off the connection (before any parsing): the bit rate and pre-key limits; false once closed. */
+  received(bytes: number): boolean;
+  /** A media message, as FLV tags carry it (an RTMP message or a tag of the SRT remux). */
+  packet(packet: RtmpAvPacket): void;
+  /** Ends the connection (`reason` null: the publisher ended it). */
+  close(reason: string | null): void;
+  /** Settles once the connection is closed and its stream has been told (an ingest that stops waits for it). */
+  readonly settled: Promise<void>;
+}
+
+/**
+ * A publisher's way from key to broadcast, the same for RTMP and SRT: the key is checked before
+ * any media is taken; media waits (bounded) until the stream's metadata says what it is; the
+ * metadata starts the broadcast; then each message goes to its feed. Limits (time to publish, time
+ * to metadata, bit rate, stalls, codecs) close the connection with a reason the stream keeps.
+ */
+export function startPublisher(
+  connection: PublisherConnection,
+  sessions: IngestSessions,
+  limits: IngestLimits,
+): Publisher {
+  const { client } = connection;
+  let state: "handshake" | "authorizing" | "waiting for metadata" | "starting" | "live" | "closed" = "handshake";
+  /** The broadcast being started: a connection that closes meanwhile ends it once it exists. */
+  let starting: Promise<unknown> | null = null;
+  let streamId: string | null = null;
+  let feed: LiveFeed | null = null;
+  let bytes = 0;
+  /** Packets that came before the broadcast started (codec headers, first frames), and their bytes. */
+  let pending: FeedPacket[] = [];
+  let pendingBytes = 0;
+  let window = { start: Date.now(), bytes: 0 };
+  let lastData = Date.now();
+  const startedAt = Date.now();
+  let authorizedAt = 0;
+  let settle!: () => void;
+  const settled = new Promise<void>((resolve) => {
+    settle = resolve;
+  });
+
+  const close = (reason: string | null) => {
+    if (state === "closed") return;
+    if (state === "live") liveBroadcasts.dec();
+    liveIngestClosed.inc({ outcome: reason === null ? "ended" : "refused" });
+    const wasStream = streamId;
+    state = "closed";
+    clearInterval(watch);
+    connection.destroy();
+    if (reason) log.info("live ingest: connection closed", { client, streamId: wasStream, reason });
+    // The feed stays open for a publisher that reconnects in time (live-streams.ts ends it).
+    if (!wasStream) return settle();
+    void (starting ?? Promise.resolve())
+      .catch(() => {})
+      .then(() => sessions.end(wasStream, feed, reason))
+      .catch((err) => log.error("live ingest: end failed", { err }))
+      .finally(settle);
+  };
+
+  const watch = setInterval(() => {
+    const now = Date.now();
+    if ((state === "handshake" || state === "authorizing") && now - startedAt > limits.handshakeSeconds * 1000)
+      close("no publish with a stream key in time");
+    else if (state === "waiting for metadata" && now - authorizedAt > limits.metadataSeconds * 1000)
+      close("the stream sent no metadata (size and frame rate) in time");
+    else if (state === "live" && now - lastData > limits.stallSeconds * 1000)
+      close(`the publisher sent nothing for ${limits.stallSeconds} s`);
+  }, 1000);
+  watch.unref();
+
+  const startBroadcast = (metadata: FeedPacket) => {
+    const input = liveInputOf(metadata.data);
+    if ("refused" in input) return close(input.refused);
+    connection.hold();
+    state = "starting";
+    starting = sessions
+      .begin(streamId!, input)
+      .then((result) => {
+        // Set even when the connection closed meanwhile: its end ends the broadcast it started.
+        if ("feed" in result) feed = result.feed;
+        if (state === "closed") return;
+        if ("refused" in result) return close(result.refused);
+        state = "live";
+        liveBroadcasts.inc();
+        // A broadcast that ends first (its encode failed or reached LIVE_MAX_DURATION_SECONDS, the
+        // video was canceled) cuts its publisher off.
+        result.feed.onEnd(() => {
+          if (state === "closed") return;
+          log.info("live ingest: publisher cut off: its broadcast ended", { client, streamId });
+          // No reason for the stream: its broadcast's end already said why.
+          close(null);
+        });
+        result.feed.push(metadata);
+        for (const p of pending) result.feed.push(p);
+        pending = [];
+        connection.release();
+      })
+      .catch((err) => {
+        log.error("live ingest: starting the broadcast failed", { err });
+        close("starting the broadcast failed");
+      });
+  };
+
+  return {
+    get closed() {
+      return state === "closed";
+    },
+    publish(key) {
+      if (state !== "handshake") return close("a second publish on one connection");
+      state = "authorizing";
+      connection.hold();
+      sessions
+        .authorize(key)
+        .then((result) => {
+          if (state === "closed") return;
+          if ("refused" in result) return close(result.refused);
+          streamId = result.streamId;
+          state = "waiting for metadata";
+          authorizedAt = Date.now();
+          connection.release();
+        })
+        .catch((err) => {
+          log.error("live ingest: authorization failed", { err });
+          close("authorization failed");
+        });
+    },
+    received(count) {
+      if (state === "closed") return false;
+      const now = Date.now();
+      lastData = now;
+      bytes += count;
+      liveIngestBytes.inc(count);
+      if (state === "handshake" && bytes > limits.preAuthBytes) {
+        close("too many bytes before a publish");
+        return false;
+      }
+      if (now - window.start > BITRATE_WINDOW_SECONDS * 1000) window = { start: now, bytes: 0 };
+      window.bytes += count;
+      if ((window.bytes * 8) / BITRATE_WINDOW_SECONDS > limits.maxBitrate) {
+        close(`the input is over ${Math.round(limits.maxBitrate / 1000)} kbit/s`);
+        return false;
+      }
+      return true;
+    },
+    packet(packet) {
+      if (state === "closed") return;
+      if (state !== "waiting for metadata" && state !== "starting" && state !== "live")
+        return close("media before an accepted publish");
+      if (packet.size > limits.maxMessageBytes)
+        return close(`a media message of ${packet.size} bytes is over the limit`);
+      const refused = codecRefusal(packet);
+      if (refused) return close(refused);
+      const kind = packetKind(packet);
+      if (kind === null) return;
+      const item: FeedPacket = {
+        type: packet.codec_type,
+        dts: packet.dts,
+        data: Buffer.from(packet.data.subarray(0, packet.size)),
+        kind,
+      };
+      if (state === "live") return feed!.push(item);
+      if (kind === "metadata" && state === "waiting for metadata") return startBroadcast(item);
+      // Codec headers and the first frames wait for the broadcast (bounded like a message).
+      pending.push(item);
+      pendingBytes += item.data.length;
+      if (pendingBytes > limits.maxMessageBytes) close("too much media before the broadcast started");
+    },
+    close,
+    settled,
+  };
+}
+
+/** Why a packet's codec is not accepted, or null. */
+function codecRefusal(packet: RtmpAvPacket): string | null {
+  if (packet.codec_type === 9 && packet.codec_id !== H264) return CODEC_REFUSED.video;
+  if (packet.codec_type === 8 && packet.codec_id !== AAC) return CODEC_REFUSED.audio;
+  return null;
+}
+
+function packetKind(packet: RtmpAvPacket): FeedPacket["kind"] | null {
+  switch (packet.flags) {
+    case 0:
+      return "audio header";
+    case 1:
+      return "audio";
+    case 2:
+      return "video header";
+    case 3:
+      return "keyframe";
+    case 4:
+      return "frame";
+    case 5:
+      return "metadata";
+    default:
+      return null;
+  }
+}
+
+/**
+ * The stream's metadata (`onMetaData {…}`, behind `@setDataFrame` over RTMP) as a LiveInput, or
+ * why it is refused.
+ */
+function liveInputOf(data: Buffer): LiveInput | { refused: string } {
+  let meta: Record<string, unknown> | null | undefined;
+  try {
+    meta = amf.decodeAmf0Data(data).dataObj;
+  } catch {
+    return { refused: "unreadable stream metadata" };
+  }
+  if (!meta) return { refused: "the stream's metadata has no properties" };
+  const width = Number(meta.width);
+  const height = Number(meta.height);
+  const fps = Number(meta.framerate ?? meta.fps ?? 30);
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 16 || height < 16)
+    return { refused: "the stream's metadata has no video size (width, height)" };
+  if (width > 3840 || height > 2160 || width * height > 3840 * 2160)
+    return { refused: `${width}x${height} is over the largest input (3840x2160)` };
+  if (!Number.isFinite(fps) || fps <= 0 || fps > 120) return { refused: `a frame rate of ${fps} is not accepted` };
+  // Codecs as the metadata names them (an FLV id, or an enhanced-RTMP FourCC); each packet is checked again.
+  if (meta.videocodecid !== undefined && meta.videocodecid !== H264 && meta.videocodecid !== "avc1")
+    return { refused: CODEC_REFUSED.video };
+  if (meta.audiocodecid !== undefined && ![0, "", AAC, "mp4a"].includes(meta.audiocodecid as never))
+    return { refused: CODEC_REFUSED.audio };
+  const audioCodec = meta.audiocodecid;
+  return {
+    width: width - (width % 2),
+    height: height - (height % 2),
+    fps,
+    hasAudio: audioCodec !== undefined && audioCodec !== 0 && audioCodec !== "",
+  };
+}

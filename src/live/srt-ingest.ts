@@ -1,0 +1,321 @@
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import Flv from "node-media-server/src/protocol/flv.js";
+import { log } from "../log.ts";
+import { mediaToolPath } from "../shared/media-tools.ts";
+import { type IngestLimits, type IngestSessions, type Publisher, startPublisher } from "./publisher.ts";
+import { looksLikeStreamKey } from "./stream-keys.ts";
+
+/** Where `npm run setup:srt` builds the gateway (src/live/srt-gateway.c). */
+const SRT_GATEWAY_PATH = fileURLToPath(new URL("../../.tools/srt-gateway/srt-gateway", import.meta.url));
+
+/** A gateway frame's header: type, connection id, payload length. */
+const FRAME_HEADER_BYTES = 9;
+/** The gateway sends at most 64 KiB of media per frame; an 'O' frame is an address and a stream id. */
+const MAX_FRAME_PAYLOAD = 64 * 1024;
+/** A caller's remux that has not taken this much of what the caller sent is too slow: the caller is closed. */
+const MAX_REMUX_BACKLOG_BYTES = 16 * 1024 * 1024;
+/** After the caller leaves, its remux gets this long to hand over what it still holds. */
+const REMUX_DRAIN_MS = 5000;
+/** A gateway that stops unexpectedly is started again after this long. */
+const GATEWAY_RESTART_MS = 1000;
+const STDERR_TAIL = 2000;
+/** The remux reads up to 5 s of the stream before it writes the metadata (size, frame rate) the broadcast starts with. */
+export const SRT_METADATA_SECONDS = 10;
+const NOT_TS = "the SRT stream is not MPEG-TS carrying H.264 video (and AAC audio)";
+
+export interface SrtIngestOptions {
+  /** The gateway program (default: where `npm run setup:srt` builds it). */
+  gatewayPath?: string;
+  /** SRT's receiver latency the callers are offered (ms); a caller asking for more gets its own. */
+  latencyMs: number;
+}
+
+/** Whether the gateway is built (`npm run setup:srt`); without it the API runs with RTMP ingest only. */
+export function srtGatewayBuilt(path = SRT_GATEWAY_PATH): boolean {
+  return existsSync(path);
+}
+
+/**
+ * The key in an SRT caller's stream id: the key itself (`lsk_…`), or SRT's access-control form
+ * `#!::r=lsk_…,m=publish` (any other `m` is refused: viewers watch HLS). Null: not a key.
+ */
+function srtStreamKey(streamId: string): string | null {
+  if (!streamId.startsWith("#!::")) return looksLikeStreamKey(streamId) ? streamId : null;
+  let resource: string | null = null;
+  for (const pair of streamId.slice(4).split(",")) {
+    const eq = pair.indexOf("=");
+    if (eq < 0) return null;
+    const name = pair.slice(0, eq);
+    const value = pair.slice(eq + 1);
+    if (name === "r") resource = value;
+    else if (name === "m" && value !== "publish") return null;
+  }
+  return resource !== null && looksLikeStreamKey(resource) ? resource : null;
+}
+
+/**
+ * The SRT ingest (docs/live.md, "SRT"): callers push MPEG-TS to srt://host:port with their stream
+ * key as the stream id. The gateway (src/live/srt-gateway.c, on Debian's libsrt) holds the SRT
+ * connections and moves bytes; this module checks each caller's key before any of its media is
+ * read, remuxes what it sends to FLV with ffmpeg (`-c copy`: demuxed, never encoded; no file or
+ * network protocol, no secrets in its environment) and hands the tags to the same publisher as
+ * an RTMP connection's: the same limits, refusals, broadcasts and feed.
+ */
+export function createSrtIngest(sessions: IngestSessions, limits: IngestLimits, options: SrtIngestOptions) {
+  const gatewayPath = options.gatewayPath ?? SRT_GATEWAY_PATH;
+  const callers = new Map<number, SrtCaller>();
+  let gateway: ChildProcessWithoutNullStreams | null = null;
+  let stopping = false;
+  let restartTimer: NodeJS.Timeout | null = null;
+  let boundPort = 0;
+  /** Publishers the gateway's end closed: an ingest that stops waits until their streams are told. */
+  const closing = new Set<Promise<void>>();
+
+  const send = (line: string) => {
+    if (gateway && !gateway.stdin.destroyed) gateway.stdin.write(`${line}\n`);
+  };
+
+  function start(port: number, host: string): Promise<number> {
+    const child = spawn(
+      gatewayPath,
+      [
+        ...["--host", host, "--port", String(port)],
+        ...["--max-connections", String(limits.maxConnections), "--latency-ms", String(options.latencyMs)],
+      ],
+      // It parses callers' handshakes: nothing of the API's environment.
+      { env: {}, stdio: ["pipe", "pipe", "pipe"] },
+    );
+    gateway = child;
+    let stderr = "";
+    child.stderr.setEncoding("utf8");
+    child.stderr.on("data", (chunk: string) => {
+      stderr = (stderr + chunk).slice(-STDERR_TAIL);
+    });
+    child.stdin.on("error", () => {});
+    return new Promise<number>((resolve, reject) => {
+      let listening = false;
+      const frames = frameReader((type, id, payload) => {
+        if (type === "L") {
+          listening = true;
+          resolve(Number(payload.toString("latin1")));
+        } else if (type === "O") onOpen(id, payload);
+        else if (type === "D") callers.get(id)?.data(payload);
+        else if (type === "C") callers.get(id)?.left();
+      });
+      child.stdout.on("data", (chunk: Buffer) => {
+        const error = frames(chunk);
+        if (error) {
+          log.error("live ingest: the SRT gateway sent a malformed frame", { error });
+          child.kill("SIGKILL");
+        }
+      });
+      child.once("error", (err) => {
+        if (!listening) reject(err);
+      });
+      child.once("close", (code, signal) => {
+        if (gateway === child) gateway = null;
+        for (const caller of callers.values()) {
+          caller.publisher.close(stopping ? null : "the SRT ingest stopped");
+          const settled = caller.publisher.settled;
+          closing.add(settled);
+          void settled.then(() => closing.delete(settled));
+        }
+        callers.clear();
+        if (!listening) {
+          reject(new Error(`the SRT gateway did not start (${stderr.trim() || `exit ${code ?? signal}`})`));
+          return;
+        }
+        if (stopping) return;
+        log.error("live ingest: the SRT gateway stopped; starting it again", { code, signal, stderr: stderr.trim() });
+        restartTimer = setTimeout(() => {
+          restartTimer = null;
+          start(boundPort, host).catch((err) => log.error("live ingest: the SRT gateway did not start again", { err }));
+        }, GATEWAY_RESTART_MS);
+        restartTimer.unref();
+      });
+    });
+  }
+
+  function onOpen(id: number, payload: Buffer): void {
+    const text = payload.toString("utf8");
+    const newline = text.indexOf("\n");
+    const client = text.slice(0, newline);
+    const streamId = text.slice(newline + 1);
+    const caller = new SrtCaller(client, limits, sessions, {
+      accept: () => send(`A ${id}`),
+      disconnect: () => {
+        callers.delete(id);
+        send(`X ${id}`);
+      },
+    });
+    callers.set(id, caller);
+    const key = srtStreamKey(streamId);
+    if (key === null) caller.publisher.close("not a stream key");
+    else caller.publisher.publish(key);
+  }
+
+  return {
+    async listen(port: number, host: string): Promise<{ port: number }> {
+      boundPort = await start(port, host);
+      return { port: boundPort };
+    },
+    async close(): Promise<void> {
+      stopping = true;
+      if (restartTimer) clearTimeout(restartTimer);
+      const child = gateway;
+      if (!child) return;
+      const exited = new Promise<void>((resolve) => child.once("close", () => resolve()));
+      child.stdin.end();
+      const kill = setTimeout(() => child.kill("SIGKILL"), 2000);
+      await exited;
+      clearTimeout(kill);
+      await Promise.all(closing);
+    },
+  };
+}
+
+/** Reads the gateway's frames from its stdout; returns an error for a malformed stream. */
+function frameReader(onFrame: (type: string, id: number, payload: Buffer) => void) {
+  let buffered: Buffer = Buffer.alloc(0);
+  return (chunk: Buffer): string | null => {
+    buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+    let offset = 0;
+    while (buffered.length - offset >= FRAME_HEADER_BYTES) {
+      const length = buffered.readUInt32BE(offset + 5);
+      if (length > MAX_FRAME_PAYLOAD) return `a frame of ${length} bytes`;
+      if (buffered.length - offset < FRAME_HEADER_BYTES + length) break;
+      const type = String.fromCharCode(buffered[offset]!);
+      const id = buffered.readUInt32BE(offset + 1);
+      onFrame(type, id, buffered.subarray(offset + FRAME_HEADER_BYTES, offset + FRAME_HEADER_BYTES + length));
+      offset += FRAME_HEADER_BYTES + length;
+    }
+    buffered = buffered.subarray(offset);
+    return null;
+  };
+}
+
+/** node-media-server's FLV parser, bounded like the RTMP parser: a tag may not be larger than a message. */
+class GuardedFlv extends Flv {
+  readonly maxTagBytes: number;
+  constructor(maxTagBytes: number) {
+    super();
+    this.maxTagBytes = maxTagBytes;
+  }
+  override parserTagAlloc(size: number): void {
+    if (size > this.maxTagBytes) throw new Error(`a media message of ${size} bytes is over the limit`);
+    super.parserTagAlloc(size);
+  }
+}
+
+/** One SRT caller: its key checked, then its MPEG-TS remuxed to FLV tags for its publisher. */
+class SrtCaller {
+  readonly publisher: Publisher;
+  readonly #limits: IngestLimits;
+  readonly #gateway: { accept(): void; disconnect(): void };
+  #remux: ChildProcessWithoutNullStreams | null = null;
+  #tags = 0;
+  #drain: NodeJS.Timeout | null = null;
+  readonly #client: string;
+
+  constructor(
+    client: string,
+    limits: IngestLimits,
+    sessions: IngestSessions,
+    gateway: { accept(): void; disconnect(): void },
+  ) {
+    this.#client = client;
+    this.#limits = limits;
+    this.#gateway = gateway;
+    this.publisher = startPublisher(
+      {
+        client,
+        hold: () => {},
+        // The key is good: the gateway starts reading the caller, into its remux. (Later holds and
+        // releases, while the broadcast starts, leave the media flowing: the publisher keeps it, bounded.)
+        release: () => {
+          if (!this.#remux) this.#startRemux();
+        },
+        destroy: () => this.#destroy(),
+      },
+      sessions,
+      limits,
+    );
+  }
+
+  /** Media from the caller. */
+  data(payload: Buffer): void {
+    if (!this.publisher.received(payload.length) || !this.#remux) return;
+    if (this.#remux.stdin.writableLength > MAX_REMUX_BACKLOG_BYTES)
+      this.publisher.close("the SRT stream could not be remuxed as fast as it came");
+    else this.#remux.stdin.write(payload);
+  }
+
+  /** The caller is gone: what its remux holds still reaches the broadcast, then the publisher ends. */
+  left(): void {
+    const remux = this.#remux;
+    if (!remux || remux.exitCode !== null) {
+      this.publisher.close(null);
+      return;
+    }
+    remux.stdin.end();
+    this.#drain = setTimeout(() => this.publisher.close(null), REMUX_DRAIN_MS);
+    this.#drain.unref();
+  }
+
+  #startRemux(): void {
+    const argv = [
+      ...["-hide_banner", "-loglevel", "error", "-protocol_whitelist", "pipe"],
+      // The stream's codecs and size are read from its first seconds, bounded.
+      ...["-probesize", "5000000", "-analyzeduration", "5000000", "-f", "mpegts", "-i", "pipe:0"],
+      ...["-map", "0:v:0", "-map", "0:a:0?", "-c", "copy", "-dn", "-sn"],
+      ...["-f", "flv", "-flvflags", "no_duration_filesize", "-flush_packets", "1", "pipe:1"],
+    ];
+    const remux = spawn(mediaToolPath("ffmpeg"), argv, {
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    this.#remux = remux;
+    const flv = new GuardedFlv(this.#limits.maxMessageBytes);
+    flv.onPacketCallback = (packet) => {
+      this.#tags++;
+      this.publisher.packet(packet);
+    };
+    let stderr = "";
+    remux.stderr.setEncoding("utf8");
+    remux.stderr.on("data", (chunk: string) => {
+      stderr = (stderr + chunk).slice(-STDERR_TAIL);
+    });
+    remux.stdin.on("error", () => {});
+    remux.stdout.on("data", (chunk: Buffer) => {
+      if (this.publisher.closed) return;
+      try {
+        const error = flv.parserData(chunk);
+        if (error) this.publisher.close(`the SRT stream could not be remuxed (${error})`);
+      } catch (err) {
+        this.publisher.close((err as Error).message);
+      }
+    });
+    remux.once("error", (err) => {
+      log.error("live ingest: the SRT remux did not start", { err });
+      this.publisher.close("the SRT stream could not be remuxed");
+    });
+    remux.once("close", (code) => {
+      if (this.publisher.closed) return;
+      if (code !== 0) {
+        log.info("live ingest: the SRT remux failed", { client: this.#client, code, stderr: stderr.trim() });
+        return this.publisher.close(this.#tags === 0 ? NOT_TS : "the SRT stream could not be remuxed");
+      }
+      // The input ended (the caller left, `left` closed its input): the publisher ended its stream.
+      this.publisher.close(null);
+    });
+    this.#gateway.accept();
+  }
+
+  #destroy(): void {
+    if (this.#drain) clearTimeout(this.#drain);
+    this.#remux?.kill("SIGKILL");
+    this.#gateway.disconnect();
+  }
+}
