@@ -63,9 +63,11 @@ export default defineConfig({
     // worker's own tests (test/worker) and `npm run bench` encode with the shipped tuning.
     // NODE_COMPILE_CACHE: the Node programs the tests start (workers, the API's processes, the CLI's
     // --help runs: hundreds per run) keep V8's compiled code on disk and start on about half the CPU.
-    // LIVE_RTMP_PORT: every API a test starts opens its RTMP ingest on a free port, not 1935.
+    // LIVE_RTMP_PORT: every API a test starts opens its RTMP ingest on a free port, not 1935;
+    // LIVE_SRT_PORT: and no SRT ingest (a gateway process each) but where a test asks for one.
     env: {
       LIVE_RTMP_PORT: "0",
+      LIVE_SRT_PORT: "off",
       METADATA_SERVER_DETECTION: "none",
       X264_PRESET: "ultrafast",
       NODE_COMPILE_CACHE: path.resolve("node_modules/.cache/node-compile-cache"),

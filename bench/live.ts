@@ -20,7 +20,7 @@ import { launchChromium } from "../test/support/console.ts";
 import { startApiProcess, stopAllProcesses } from "../test/support/processes.ts";
 import { benchDatabase, postGraphQL } from "./support/stack.ts";
 
-const USAGE = `usage: npm run bench:live -- [--seconds=S] [--modes=standard,low] [--size=WxH] [--fps=F] [--floor=on|off] [--passthrough=on|off|both]
+const USAGE = `usage: npm run bench:live -- [--seconds=S] [--modes=standard,low] [--size=WxH] [--fps=F] [--floor=on|off] [--passthrough=on|off|both] [--ingest=rtmp|srt|both]
 Starts the API with its worker on a throw-away database and, for each latency mode, publishes S seconds
 of a WxH F fps test pattern over RTMP (ffmpeg, real time, the time burnt into each frame), plays the
 broadcast in the watch page (Chromium, hls.js) and prints glass-to-glass latency, the live encode's
@@ -31,7 +31,9 @@ floor: the same publisher through ffmpeg's own HLS muxer, played by plain hls.js
 top rung is then its own video, copied (docs/live.md "The top rung copied"); off (the default,
 as the worker's) encodes every rung; both runs each mode both ways, one after the other. The
 encode's CPU is printed beside each.
-Defaults: 60 s, both modes, 1280x720, 30 fps, the floor on, passthrough off. The issue's goal: 600 s.`;
+--ingest=srt publishes MPEG-TS over SRT instead (docs/live.md "SRT"; needs npm run setup:srt); both
+runs each mode over RTMP, then over SRT.
+Defaults: 60 s, both modes, 1280x720, 30 fps, the floor on, passthrough off, RTMP. The issue's goal: 600 s.`;
 const { values: flags } = parseCommandLine(USAGE, {
   options: {
     seconds: { type: "string", default: "60" },
@@ -40,8 +42,11 @@ const { values: flags } = parseCommandLine(USAGE, {
     fps: { type: "string", default: "30" },
     floor: { type: "string", default: "on" },
     passthrough: { type: "string", default: "off" },
+    ingest: { type: "string", default: "rtmp" },
   },
 });
+if (!["rtmp", "srt", "both"].includes(String(flags.ingest))) usageError(USAGE, "--ingest is rtmp, srt or both");
+const ingests: ("rtmp" | "srt")[] = flags.ingest === "both" ? ["rtmp", "srt"] : [flags.ingest as "rtmp" | "srt"];
 if (flags.floor !== "on" && flags.floor !== "off") usageError(USAGE, "--floor is on or off");
 if (!["on", "off", "both"].includes(String(flags.passthrough))) usageError(USAGE, "--passthrough is on, off or both");
 const passthroughSettings = flags.passthrough === "both" ? ["on", "off"] : [String(flags.passthrough)];
@@ -91,9 +96,9 @@ const fmt = (value: number, digits = 2) => (Number.isFinite(value) ? value.toFix
 /**
  * The publisher: ffmpeg reads a test pattern in real time (`-re`) and writes the frame's time in
  * milliseconds as BITS blocks of BLOCK px across the top-left (bit i white when set), then pushes
- * H.264 + AAC over RTMP. Its `-progress` lines give when its first frame was captured.
+ * H.264 + AAC over RTMP (or MPEG-TS over SRT). Its `-progress` lines give when its first frame was captured.
  */
-function startPublisher(output: { rtmp: string } | { hlsDir: string; segmentSeconds: number }) {
+function startPublisher(output: { rtmp: string } | { srt: string } | { hlsDir: string; segmentSeconds: number }) {
   const code = `if(bitand(floor(T*1000),pow(2,floor(X/${BLOCK}))),235,16)`;
   const graph =
     `[0:v]split[a][b];[b]crop=${BITS * BLOCK}:${BLOCK}:0:0,geq=lum='${code}':cb=128:cr=128[code];` +
@@ -109,11 +114,13 @@ function startPublisher(output: { rtmp: string } | { hlsDir: string; segmentSeco
       ...["-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k"],
       ...("rtmp" in output
         ? ["-f", "flv", output.rtmp]
-        : [
-            ...["-force_key_frames", `expr:gte(t,n_forced*${output.segmentSeconds})`],
-            ...["-f", "hls", "-hls_time", String(output.segmentSeconds), "-hls_list_size", "0"],
-            ...["-hls_flags", "independent_segments", path.join(output.hlsDir, "index.m3u8")],
-          ]),
+        : "srt" in output
+          ? ["-f", "mpegts", output.srt]
+          : [
+              ...["-force_key_frames", `expr:gte(t,n_forced*${output.segmentSeconds})`],
+              ...["-f", "hls", "-hls_time", String(output.segmentSeconds), "-hls_list_size", "0"],
+              ...["-hls_flags", "independent_segments", path.join(output.hlsDir, "index.m3u8")],
+            ]),
     ],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
@@ -149,15 +156,19 @@ async function runMode(
   browser: Awaited<ReturnType<typeof launchChromium>>,
   mode: string,
   passthrough: string,
+  over: "rtmp" | "srt",
 ) {
   const created = await postGraphQL(
     api,
     `mutation ($mode: LiveLatencyMode) { createLiveStream(input: { title: "bench", latencyMode: $mode }) {
-      ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
+      ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl srtIngestUrl } } } }`,
     { mode },
   );
   const { streamKey, liveStream } = created.data.createLiveStream;
-  const ingest = String(liveStream.ingestUrl).replace("localhost", "127.0.0.1");
+  const loopback = (url: string | null) => {
+    if (!url) throw new Error("the API runs no SRT ingest: build its gateway with npm run setup:srt");
+    return url.replace("localhost", "127.0.0.1");
+  };
   const health: Health[] = [];
   const statuses: { status: string; at: number }[] = [];
   const client = wsClientAt(api);
@@ -177,7 +188,11 @@ async function runMode(
       complete: () => {},
     },
   );
-  const publisher = startPublisher({ rtmp: `${ingest}/${streamKey}` });
+  const publisher = startPublisher(
+    over === "srt"
+      ? { srt: `${loopback(liveStream.srtIngestUrl)}?streamid=${streamKey}` }
+      : { rtmp: `${loopback(liveStream.ingestUrl)}/${streamKey}` },
+  );
   const state = async () =>
     (
       await postGraphQL(api, `query ($id: ID!) { liveStream(id: $id) { status activeVideo { id status duration } } }`, {
@@ -223,6 +238,7 @@ async function runMode(
   return {
     mode,
     passthrough,
+    over,
     rungs: (rungs.data?.video?.variants ?? []).map((v: { name: string; codecs: string }) => `${v.name} ${v.codecs}`),
     encodeCpuSeconds: cost?.cpuSeconds ?? Number.NaN,
     goneLiveAfter: goneLiveAfter / 1000,
@@ -357,13 +373,18 @@ try {
         SIGNING_SECRET: randomBytes(24).toString("hex"),
         LOCAL_WORKER: "true",
         LIVE_RTMP_PORT: "0",
+        LIVE_SRT_PORT: ingests.includes("srt") ? "0" : "off",
         LIVE_RECONNECT_GRACE_SECONDS: "0",
         LIVE_PASSTHROUGH: passthrough === "on" ? "true" : "false",
         LOG_LEVEL: "info",
       });
-      for (const mode of modes) {
-        log(`${mode}, passthrough ${passthrough}: publishing ${seconds} s of ${width}x${height} ${fps} fps…`);
-        results.push(await runMode(api.url, browser, mode, passthrough));
+      for (const over of ingests) {
+        for (const mode of modes) {
+          log(
+            `${mode}, passthrough ${passthrough}: publishing ${seconds} s of ${width}x${height} ${fps} fps over ${over}…`,
+          );
+          results.push(await runMode(api.url, browser, mode, passthrough, over));
+        }
       }
       await stopAllProcesses();
     }
@@ -385,7 +406,7 @@ console.log(
 );
 for (const r of results) {
   const goal = GOALS.latency[r.mode]!;
-  console.log(`${r.mode}, passthrough ${r.passthrough} (LIVE_PASSTHROUGH)`);
+  console.log(`${r.mode}, passthrough ${r.passthrough} (LIVE_PASSTHROUGH), over ${r.over.toUpperCase()}`);
   console.log(`  rungs: ${r.rungs.join(", ")}`);
   console.log(
     `  encode CPU (the LIVE job's measured run): ${fmt(r.encodeCpuSeconds, 1)} CPU-s, ` +

@@ -59,13 +59,15 @@ left running`, async () => {
     await chmod(dataDir, 0o755);
     const api = await startApiProcess(
       "api-ctrl-c",
-      { DATA_DIR: dataDir, DATABASE_URL: undefined, LOCAL_WORKER: "true" },
+      // With its SRT ingest: the gateway (a process of its own) is stopped by the API, not by the Ctrl-C.
+      { DATA_DIR: dataDir, DATABASE_URL: undefined, LOCAL_WORKER: "true", LIVE_SRT_PORT: "0" },
       { ownProcessGroup: true },
     );
     await api.waitForLog('"message":"worker ready"', 30_000);
-    // The embedded Postgres (its host process, the postmaster and its backends) and the worker.
+    // The embedded Postgres (its host process, the postmaster and its backends), the worker and the SRT gateway.
     const descendants = descendantPids(api.child.pid!);
-    expect(descendants.length).toBeGreaterThanOrEqual(3);
+    expect(descendants.length).toBeGreaterThanOrEqual(4);
+    expect(listProcesses().some((p) => p.command === "srt-gateway" && descendants.includes(p.pid))).toBe(true);
 
     expect(await api.interruptGroup()).toBe(0);
     const log = api.log();
@@ -105,6 +107,8 @@ seconds", async () => {
       DATA_DIR: dataDir,
       DATABASE_URL: undefined,
       LOCAL_WORKER: "true",
+      // The SRT gateway too: it ends when its stdin (the API) is gone.
+      LIVE_SRT_PORT: "0",
     });
     await api.waitForLog('"message":"worker ready"', 30_000);
     // Busy: a job in flight is what a shutdown waits on (its grace, then events it cannot send).
@@ -126,7 +130,8 @@ seconds", async () => {
     for (let i = 0; i < 300 && !(await encoding()); i++) await new Promise((r) => setTimeout(r, 100));
     expect(ffmpegRunning()).toBe(true);
     const descendants = descendantPids(api.child.pid!);
-    expect(descendants.length).toBeGreaterThanOrEqual(4);
+    expect(descendants.length).toBeGreaterThanOrEqual(5);
+    expect(listProcesses().some((p) => p.command === "srt-gateway" && descendants.includes(p.pid))).toBe(true);
 
     // They run in process groups of their own, so nothing but the closed IPC channel tells them.
     await api.stop("SIGKILL");

@@ -869,6 +869,16 @@ describe("SRT ingest", () => {
     expect(srtGatewayBuilt(), SRT_GATEWAY_NEEDED).toBe(true);
   });
 
+  /** This process's children that read SRT callers' bytes: the gateway, and a remux per caller. */
+  function srtReaders() {
+    return listProcesses()
+      .filter((p) => p.ppid === process.pid)
+      .filter((p) => {
+        const argv = readFileSync(`/proc/${p.pid}/cmdline`, "utf8").split("\0");
+        return argv[0]!.endsWith("srt-gateway") || argv.join(" ").includes("-f mpegts -i pipe:0");
+      });
+  }
+
   /** The stream's SRT address, and a caller's URL for a stream id (the key, or SRT's access-control form). */
   async function srtUrl(streamId: string): Promise<string> {
     const res = await t.gql(`{ liveStreams { srtIngestUrl } }`);
@@ -894,12 +904,9 @@ describe("SRT ingest", () => {
     expect(whileLive).toContain("#EXTINF:");
     expect(whileLive).not.toContain("#EXT-X-ENDLIST");
     // The two processes that read the caller's bytes (the gateway, the remux) hold none of the API's secrets.
-    const readers = listProcesses()
-      .filter((p) => p.ppid === process.pid)
-      .map((p) => ({ p, argv: readFileSync(`/proc/${p.pid}/cmdline`, "utf8").split("\0") }))
-      .filter(({ argv }) => argv[0]!.endsWith("srt-gateway") || argv.join(" ").includes("-f mpegts -i pipe:0"));
-    expect(readers.map(({ p }) => p.command).sort()).toEqual(["ffmpeg", "srt-gateway"]);
-    for (const { p } of readers) {
+    const readers = srtReaders();
+    expect(readers.map((p) => p.command).sort()).toEqual(["ffmpeg", "srt-gateway"]);
+    for (const p of readers) {
       const environment = readFileSync(`/proc/${p.pid}/environ`, "utf8").split("\0").filter(Boolean);
       expect(environment.map((e) => e.split("=")[0])).toEqual(p.command === "ffmpeg" ? ["PATH"] : []);
     }
@@ -957,6 +964,13 @@ describe("SRT ingest", () => {
     expect(said.lastError).toBe("the SRT stream is not MPEG-TS carrying H.264 video (and AAC audio)");
     expect(said.status).toBe("IDLE");
     expect(await t.app.services.db.video.count({ where: { liveStreamId: stream.id } })).toBe(0);
+    // No remux outlives its caller: the gateway alone is left.
+    await waitFor(
+      "only the gateway",
+      async () => srtReaders().map((p) => p.command),
+      (commands) => commands.join() === "srt-gateway",
+      5000,
+    );
   });
 });
 

@@ -57,7 +57,10 @@ static uint32_t next_id = 1;
 static int epoll_id;
 
 static void fail(const char *what) {
-  fprintf(stderr, "srt-gateway: %s: %s\n", what, srt_getlasterror_str());
+  int system_error = 0;
+  srt_getlasterror(&system_error);
+  /* The system's reason where there is one ("Address already in use"), else libsrt's. */
+  fprintf(stderr, "srt-gateway: %s: %s\n", what, system_error != 0 ? strerror(system_error) : srt_getlasterror_str());
   exit(1);
 }
 
@@ -275,7 +278,11 @@ int main(int argc, char **argv) {
   /* Callers inherit these: non-blocking, live mode (the default), the receiver's latency. */
   srt_setsockflag(listener, SRTO_RCVSYN, &no, sizeof no);
   srt_setsockflag(listener, SRTO_RCVLATENCY, &latency_ms, sizeof latency_ms);
-  if (srt_bind(listener, (struct sockaddr *)&address, address_length) != 0) fail("bind");
+  if (srt_bind(listener, (struct sockaddr *)&address, address_length) != 0) {
+    char what[INET6_ADDRSTRLEN + 32];
+    snprintf(what, sizeof what, "UDP port %d on %s", port, host);
+    fail(what);
+  }
   if (srt_listen_callback(listener, on_handshake, NULL) != 0) fail("listen callback");
   if (srt_listen(listener, 16) != 0) fail("listen");
 

@@ -84,8 +84,9 @@ export function createSrtIngest(sessions: IngestSessions, limits: IngestLimits, 
         ...["--host", host, "--port", String(port)],
         ...["--max-connections", String(limits.maxConnections), "--latency-ms", String(options.latencyMs)],
       ],
-      // It parses callers' handshakes: nothing of the API's environment.
-      { env: {}, stdio: ["pipe", "pipe", "pipe"] },
+      // It parses callers' handshakes: nothing of the API's environment. In its own process group: a
+      // terminal's Ctrl-C stops the API, which stops it (its stdin closes), not it first.
+      { env: {}, stdio: ["pipe", "pipe", "pipe"], detached: true },
     );
     gateway = child;
     let stderr = "";
@@ -124,7 +125,9 @@ export function createSrtIngest(sessions: IngestSessions, limits: IngestLimits, 
         }
         callers.clear();
         if (!listening) {
-          reject(new Error(`the SRT gateway did not start (${stderr.trim() || `exit ${code ?? signal}`})`));
+          reject(
+            new Error(`the SRT ingest did not start (LIVE_SRT_PORT): ${stderr.trim() || `exit ${code ?? signal}`}`),
+          );
           return;
         }
         if (stopping) return;
@@ -275,6 +278,8 @@ class SrtCaller {
     const remux = spawn(mediaToolPath("ffmpeg"), argv, {
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
       stdio: ["pipe", "pipe", "pipe"],
+      // Like the gateway: a terminal's Ctrl-C reaches the API, which ends its callers; ffmpeg ends with its input.
+      detached: true,
     });
     this.#remux = remux;
     const flv = new GuardedFlv(this.#limits.maxMessageBytes);
