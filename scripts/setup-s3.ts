@@ -41,10 +41,16 @@ const corsOrigins = (process.env.S3_CORS_ORIGINS || "*")
   .filter(Boolean);
 const abortAfterDays = Math.ceil(Number(process.env.UPLOAD_URL_TTL_SECONDS || 86_400) / 86_400) + 1;
 
-const credentials = s3CredentialsOf({
+const keyPair = {
   S3_ACCESS_KEY_ID: process.env.S3_ACCESS_KEY_ID || undefined,
   S3_SECRET_ACCESS_KEY: process.env.S3_SECRET_ACCESS_KEY || undefined,
-});
+};
+// As the API and the worker refuse it: half a key pair would quietly fall back to another identity.
+if (!keyPair.S3_ACCESS_KEY_ID !== !keyPair.S3_SECRET_ACCESS_KEY) {
+  console.error("S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together: set both, or neither for the AWS SDK's chain");
+  process.exit(2);
+}
+const credentials = s3CredentialsOf(keyPair);
 const client = createS3Client({ endpoint, region, forcePathStyle, credentials });
 const say = (what: string) => console.log(`  ${what}`);
 

@@ -541,6 +541,13 @@ describe("live streams over RTMP", () => {
     );
     expect(ended.lastError).toBeNull();
     expect(ended.activeVideo).toMatchObject({ id: videoId, status: "DISCARDED", playbackUrl: null, posterUrl: null });
+    // Its rungs were on air, and say so (their segments), but name no playlist: it is deleted.
+    const rungs = await t.gql(`query ($id: ID!) { video(id: $id) { variants { segmentCount playlistUrl } } }`, {
+      id: videoId,
+    });
+    expect(rungs.data.video.variants.length).toBeGreaterThan(1);
+    for (const rung of rungs.data.video.variants) expect(rung).toMatchObject({ playlistUrl: null });
+    expect(rungs.data.video.variants.some((r: { segmentCount: number }) => r.segmentCount > 0)).toBe(true);
     expect(ended.activeVideo.duration).toBeGreaterThan(seconds - 1.5);
     // Nothing of it is left in storage (no playlists, segments, poster or recording source).
     await expect(readdir(path.join(t.dataDir, "videos", videoId))).rejects.toThrow(/ENOENT/);
@@ -890,7 +897,8 @@ describe("SRT ingest", () => {
 
   it("a caller pushing MPEG-TS with its key as the stream id broadcasts live, plays in hls.js, and its recording is whole", async () => {
     const stream = await createLiveStream("Over SRT");
-    const seconds = 12;
+    // Long enough for the watch page to load and play while it is on air on a loaded machine.
+    const seconds = 20;
     const publisher = publish(await srtUrl(`#!::r=${stream.key},m=publish`), seconds, { srt: true });
     const live = await waitFor(
       "the SRT broadcast to be playable",
@@ -916,7 +924,8 @@ describe("SRT ingest", () => {
       await page.waitForFunction(() => (document.querySelector("video")?.currentTime ?? 0) >= 1, undefined, {
         timeout: 20_000,
       });
-      expect((await streamState(stream.id)).status).toBe("LIVE");
+      // Played while the caller was still sending: live, not the recording.
+      expect(publisher.process.exitCode).toBeNull();
     } finally {
       await page.close();
     }

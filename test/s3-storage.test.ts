@@ -298,6 +298,11 @@ changes nothing`, async () => {
       UPLOAD_URL_TTL_SECONDS: "86400",
       S3_CORS_ORIGINS: "https://cms.example",
     };
+    // Half a key pair is refused, as the API and the worker refuse it, before anything is asked of the store.
+    const half = await run(process.execPath, ["scripts/setup-s3.ts"], {
+      env: Object.fromEntries(Object.entries(setupEnv).filter(([name]) => name !== "S3_SECRET_ACCESS_KEY")),
+    }).catch((err: { code?: number; stderr?: string }) => err);
+    expect(half).toMatchObject({ code: 2, stderr: expect.stringContaining("go together") });
     const first = await run(process.execPath, ["scripts/setup-s3.ts"], { env: setupEnv });
     expect(first.stdout).toMatch(/created +bucket/);
     const again = await run(process.execPath, ["scripts/setup-s3.ts"], { env: setupEnv });

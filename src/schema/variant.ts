@@ -35,10 +35,11 @@ export const VariantRef = builder.prismaObject("Variant", {
     error: t.exposeString("error", { nullable: true }),
     playlistUrl: t.string({
       nullable: true,
-      description: "The rung's media playlist, once its first segment is published.",
-      select: { video: { select: { id: true, playbackPolicy: true } } },
+      description:
+        "The rung's media playlist, once its first segment is published; null again when its video is DISCARDED (its media deleted).",
+      select: { video: { select: { id: true, playbackPolicy: true, status: true } } },
       resolve: (variant, _args, ctx) =>
-        variant.status === "READY" || variant.segmentCount > 0
+        (variant.status === "READY" || variant.segmentCount > 0) && variant.video.status !== "DISCARDED"
           ? mediaUrl(ctx, hlsLayout(videoPrefix(variant.videoId)).playlistKey(variant.name), variant.video)
           : null,
     }),
