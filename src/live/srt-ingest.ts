@@ -21,7 +21,14 @@ const REMUX_DRAIN_MS = 5000;
 /** A gateway that stops unexpectedly is started again after this long. */
 const GATEWAY_RESTART_MS = 1000;
 const STDERR_TAIL = 2000;
-/** The remux reads up to 5 s of the stream before it writes the metadata (size, frame rate) the broadcast starts with. */
+/**
+ * What the remux reads of a caller's stream before it writes the metadata (size, frame rate) the
+ * broadcast starts with: a caller's first keyframe (its SPS) must come within it. Encoders start a
+ * stream with one; 2 s also covers joining a stream mid-way with keyframes 2 s apart. ffmpeg reads
+ * all of it whatever it finds (5 s, ffmpeg's default, took the first tag 5.3 s; 2 s, 2.3 s).
+ */
+const REMUX_PROBE_SECONDS = 2;
+/** A caller's metadata is due this long after its key is accepted: the probe, with room for a slow start. */
 export const SRT_METADATA_SECONDS = 10;
 const NOT_TS = "the SRT stream is not MPEG-TS carrying H.264 video (and AAC audio)";
 
@@ -270,8 +277,10 @@ class SrtCaller {
   #startRemux(): void {
     const argv = [
       ...["-hide_banner", "-loglevel", "error", "-protocol_whitelist", "pipe"],
-      // The stream's codecs and size are read from its first seconds, bounded.
-      ...["-probesize", "5000000", "-analyzeduration", "5000000", "-f", "mpegts", "-i", "pipe:0"],
+      // The stream's codecs and size are read from its first REMUX_PROBE_SECONDS (ffmpeg reads all of
+      // them before it writes a tag: the broadcast starts that much later), at most 5 MB.
+      ...["-probesize", "5000000", "-analyzeduration", String(REMUX_PROBE_SECONDS * 1_000_000)],
+      ...["-f", "mpegts", "-i", "pipe:0"],
       ...["-map", "0:v:0", "-map", "0:a:0?", "-c", "copy", "-dn", "-sn"],
       ...["-f", "flv", "-flvflags", "no_duration_filesize", "-flush_packets", "1", "pipe:1"],
     ];
