@@ -119,6 +119,35 @@ async function waitFor<T>(what: string, read: () => Promise<T>, done: (value: T)
   }
 }
 
+/** The watch page (the console's player, hls.js in Chromium) plays the video a second; then `meanwhile` checks. */
+async function playsInWatchPage(videoId: string, meanwhile: () => Promise<void>): Promise<void> {
+  const page = await browser.newPage();
+  try {
+    await page.goto(`${t.url}/watch/${videoId}?autoplay=1`);
+    await page.waitForFunction(() => (document.querySelector("video")?.currentTime ?? 0) >= 1, undefined, {
+      timeout: 20_000,
+    });
+    await meanwhile();
+  } finally {
+    await page.close();
+  }
+}
+
+/** The publisher's clean end, then its stream ENDED with a READY recording about `seconds` long. */
+async function expectRecording(streamId: string, publisher: { exited: Promise<number | null> }, seconds: number) {
+  expect(await publisher.exited).toBe(0);
+  const ended = await waitFor(
+    "the recording",
+    () => streamState(streamId),
+    (s) => s.status === "ENDED",
+  );
+  expect(ended.lastError).toBeNull();
+  expect(ended.activeVideo.status).toBe("READY");
+  expect(ended.activeVideo.duration).toBeGreaterThan(seconds - 0.5);
+  expect(ended.activeVideo.duration).toBeLessThan(seconds + 1.5);
+  return ended;
+}
+
 async function text(url: string): Promise<string> {
   const res = await fetch(url);
   expect(res.status, url).toBe(200);
@@ -328,33 +357,17 @@ describe("live streams over RTMP", () => {
     const windowChecked = expectLiveWindowAndInstantClip(live.activeVideo.id, live.activeVideo.playbackUrl, master);
     windowChecked.catch(() => {}); // awaited below; a failure meanwhile is not unhandled
     // The watch page (the console's player, hls.js in Chromium) plays it while it is live.
-    const page = await browser.newPage();
-    try {
-      await page.goto(`${t.url}/watch/${live.activeVideo.id}?autoplay=1`);
-      await page.waitForFunction(() => (document.querySelector("video")?.currentTime ?? 0) >= 1, undefined, {
-        timeout: 20_000,
-      });
+    await playsInWatchPage(live.activeVideo.id, async () => {
       const playedLive = await streamState(stream.id);
       expect(playedLive.status).toBe("LIVE");
       expect((await liveBroadcasts.get()).values[0]!.value).toBe(1);
-    } finally {
-      await page.close();
-    }
+    });
 
     await windowChecked;
 
-    expect(await publisher.exited).toBe(0);
-    const ended = await waitFor(
-      "the recording",
-      () => streamState(stream.id),
-      (s) => s.status === "ENDED",
-    );
-    expect(ended.lastError).toBeNull();
-    expect(ended.activeVideo.status).toBe("READY");
     // From the publisher's first frame: the encode joined the feed after its worker had read the
     // opening (whether to copy the top rung), and still got the broadcast from its start.
-    expect(ended.activeVideo.duration).toBeGreaterThan(seconds - 0.5);
-    expect(ended.activeVideo.duration).toBeLessThan(seconds + 1.5);
+    const ended = await expectRecording(stream.id, publisher, seconds);
     expect(ended.activeVideo.posterUrl).not.toBeNull();
     // Its one video rung is the publisher's own H.264 (Constrained Baseline from x264 ultrafast),
     // copied (LIVE_PASSTHROUGH), not encoded again (High profile): the master names its codecs.
@@ -918,28 +931,11 @@ describe("SRT ingest", () => {
       const environment = readFileSync(`/proc/${p.pid}/environ`, "utf8").split("\0").filter(Boolean);
       expect(environment.map((e) => e.split("=")[0])).toEqual(p.command === "ffmpeg" ? ["PATH"] : []);
     }
-    const page = await browser.newPage();
-    try {
-      await page.goto(`${t.url}/watch/${live.activeVideo.id}?autoplay=1`);
-      await page.waitForFunction(() => (document.querySelector("video")?.currentTime ?? 0) >= 1, undefined, {
-        timeout: 20_000,
-      });
-      // Played while the caller was still sending: live, not the recording.
-      expect(publisher.process.exitCode).toBeNull();
-    } finally {
-      await page.close();
-    }
-    expect(await publisher.exited).toBe(0);
-    const ended = await waitFor(
-      "the SRT broadcast's recording",
-      () => streamState(stream.id),
-      (s) => s.status === "ENDED",
-    );
-    expect(ended.lastError).toBeNull();
-    expect(ended.activeVideo.status).toBe("READY");
-    // Every second the caller sent, the remux's last packets included (the caller's leaving drains it).
-    expect(ended.activeVideo.duration).toBeGreaterThan(seconds - 0.5);
-    expect(ended.activeVideo.duration).toBeLessThan(seconds + 1.5);
+    // Played while the caller was still sending: live, not the recording.
+    await playsInWatchPage(live.activeVideo.id, async () => expect(publisher.process.exitCode).toBeNull());
+    // Every second the caller sent but SRT's last 0.2 s (its receiver's latency; docs/live.md), the
+    // remux's last packets included (the caller's leaving drains it).
+    const ended = await expectRecording(stream.id, publisher, seconds);
     const recording = await text(rungUrl);
     expect(recording).toContain("#EXT-X-ENDLIST");
     expect(Math.abs(durationOf(recording) - ended.activeVideo.duration)).toBeLessThan(0.1);
