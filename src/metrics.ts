@@ -73,13 +73,13 @@ export const liveBroadcasts = new Gauge({
 
 export const liveIngestBytes = new Counter({
   name: "videograph_live_ingest_bytes_total",
-  help: "Bytes received from live publishers by this instance's RTMP ingest",
+  help: "Bytes received from live publishers by this instance's RTMP and SRT ingests",
   registers: [apiRegistry],
 });
 
 export const liveIngestClosed = new Counter({
   name: "videograph_live_ingest_connections_closed_total",
-  help: "RTMP ingest connections closed, by why: ended (the publisher ended or dropped), refused (a key, a limit, a codec, a stall: the ingest closed it)",
+  help: "RTMP and SRT ingest connections closed, by why: ended (the publisher ended or dropped), refused (a key, a limit, a codec, a stall: the ingest closed it)",
   labelNames: ["outcome"] as const,
   registers: [apiRegistry],
 });
