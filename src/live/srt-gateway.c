@@ -24,8 +24,8 @@
  *
  * Usage: srt-gateway --host ADDRESS --port PORT [--max-connections N] [--latency-ms MS]
  */
-#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdint.h>
@@ -143,19 +143,12 @@ static void accept_caller(SRTSOCKET listener) {
   int stream_id_length = MAX_STREAM_ID;
   if (srt_getsockflag(socket, SRTO_STREAMID, stream_id, &stream_id_length) != 0) stream_id_length = 0;
   if (stream_id_length < 0 || stream_id_length > MAX_STREAM_ID) stream_id_length = 0;
-  char host[INET6_ADDRSTRLEN] = "?";
-  int port = 0;
-  if (address.ss_family == AF_INET) {
-    struct sockaddr_in *in = (struct sockaddr_in *)&address;
-    inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-    port = ntohs(in->sin_port);
-  } else if (address.ss_family == AF_INET6) {
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&address;
-    inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-    port = ntohs(in6->sin6_port);
-  }
-  char payload[INET6_ADDRSTRLEN + 16 + MAX_STREAM_ID];
-  int length = snprintf(payload, sizeof payload, "%s:%d\n", host, port);
+  char host[NI_MAXHOST] = "?";
+  char port[NI_MAXSERV] = "0";
+  getnameinfo((struct sockaddr *)&address, (socklen_t)address_length, host, sizeof host, port, sizeof port,
+              NI_NUMERICHOST | NI_NUMERICSERV);
+  char payload[NI_MAXHOST + NI_MAXSERV + 2 + MAX_STREAM_ID];
+  int length = snprintf(payload, sizeof payload, "%s:%s\n", host, port);
   memcpy(payload + length, stream_id, (size_t)stream_id_length);
   length += stream_id_length;
 
@@ -250,26 +243,14 @@ int main(int argc, char **argv) {
   if (srt_startup() < 0) fail("startup");
   srt_setloglevel(3 /* LOG_ERR */);
 
-  struct sockaddr_storage address = {0};
-  int address_length;
-  if (strchr(host, ':') != NULL) {
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&address;
-    in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1) {
-      fprintf(stderr, "srt-gateway: %s is not an address\n", host);
-      return 2;
-    }
-    address_length = sizeof *in6;
-  } else {
-    struct sockaddr_in *in = (struct sockaddr_in *)&address;
-    in->sin_family = AF_INET;
-    in->sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, host, &in->sin_addr) != 1) {
-      fprintf(stderr, "srt-gateway: %s is not an address\n", host);
-      return 2;
-    }
-    address_length = sizeof *in;
+  /* An IPv4 or IPv6 address, as written (no name is looked up). */
+  char port_text[16];
+  snprintf(port_text, sizeof port_text, "%d", port);
+  struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV, .ai_socktype = SOCK_DGRAM};
+  struct addrinfo *address;
+  if (getaddrinfo(host, port_text, &hints, &address) != 0) {
+    fprintf(stderr, "srt-gateway: %s is not an address\n", host);
+    return 2;
   }
 
   SRTSOCKET listener = srt_create_socket();
@@ -278,19 +259,18 @@ int main(int argc, char **argv) {
   /* Callers inherit these: non-blocking, live mode (the default), the receiver's latency. */
   srt_setsockflag(listener, SRTO_RCVSYN, &no, sizeof no);
   srt_setsockflag(listener, SRTO_RCVLATENCY, &latency_ms, sizeof latency_ms);
-  if (srt_bind(listener, (struct sockaddr *)&address, address_length) != 0) {
-    char what[INET6_ADDRSTRLEN + 32];
+  if (srt_bind(listener, address->ai_addr, (int)address->ai_addrlen) != 0) {
+    char what[NI_MAXHOST + 32];
     snprintf(what, sizeof what, "UDP port %d on %s", port, host);
     fail(what);
   }
   if (srt_listen_callback(listener, on_handshake, NULL) != 0) fail("listen callback");
   if (srt_listen(listener, 16) != 0) fail("listen");
+  freeaddrinfo(address);
 
   struct sockaddr_storage bound;
   int bound_length = sizeof bound;
   if (srt_getsockname(listener, (struct sockaddr *)&bound, &bound_length) != 0) fail("getsockname");
-  int bound_port = bound.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port)
-                                               : ntohs(((struct sockaddr_in *)&bound)->sin_port);
 
   epoll_id = srt_epoll_create();
   if (epoll_id < 0) fail("epoll");
@@ -299,9 +279,13 @@ int main(int argc, char **argv) {
   int stdin_events = SRT_EPOLL_IN | SRT_EPOLL_ERR;
   if (srt_epoll_add_ssock(epoll_id, STDIN_FILENO, &stdin_events) != 0) fail("epoll stdin");
 
-  char port_text[16];
-  int port_text_length = snprintf(port_text, sizeof port_text, "%d", bound_port);
-  frame('L', 0, port_text, (uint32_t)port_text_length);
+  char bound_port[NI_MAXSERV];
+  if (getnameinfo((struct sockaddr *)&bound, (socklen_t)bound_length, NULL, 0, bound_port, sizeof bound_port,
+                  NI_NUMERICSERV) != 0) {
+    fprintf(stderr, "srt-gateway: the bound port cannot be read\n");
+    return 1;
+  }
+  frame('L', 0, bound_port, (uint32_t)strlen(bound_port));
 
   SRTSOCKET *ready = calloc((size_t)max_callers + 1, sizeof *ready);
   SRTSOCKET *broken = calloc((size_t)max_callers + 1, sizeof *broken);
