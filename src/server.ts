@@ -32,7 +32,7 @@ import { createEventIngestor } from "./jobs/ingest-events.ts";
 import { createLiveStreams } from "./live/live-streams.ts";
 import { DEFAULT_INGEST_LIMITS } from "./live/publisher.ts";
 import { createRtmpIngest, RTMP_APP } from "./live/rtmp-ingest.ts";
-import { createSrtIngest, SRT_METADATA_SECONDS, srtGatewayBuilt } from "./live/srt-ingest.ts";
+import { createSrtIngest, srtGatewayBuilt } from "./live/srt-ingest.ts";
 import { createQueueWatch } from "./jobs/queue-position.ts";
 import { log, yogaLog } from "./log.ts";
 import { countJobsIn, graphqlMetricsPlugins, observeHttpRequest } from "./metrics.ts";
@@ -176,30 +176,17 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       feedBaseUrl: () => (env.LIVE_FEED_URL ?? env.PUBLIC_URL ?? addresses.api).replace(/\/$/, ""),
     },
   });
-  const rtmpIngest =
-    env.LIVE_RTMP_PORT === "off"
-      ? null
-      : createRtmpIngest(live.sessions, {
-          ...DEFAULT_INGEST_LIMITS,
-          maxBitrate: env.LIVE_MAX_BITRATE,
-          stallSeconds: env.LIVE_STALL_SECONDS,
-          maxConnections: env.LIVE_MAX_CONNECTIONS,
-        });
+  const ingestLimits = {
+    ...DEFAULT_INGEST_LIMITS,
+    maxBitrate: env.LIVE_MAX_BITRATE,
+    stallSeconds: env.LIVE_STALL_SECONDS,
+    maxConnections: env.LIVE_MAX_CONNECTIONS,
+  };
+  const rtmpIngest = env.LIVE_RTMP_PORT === "off" ? null : createRtmpIngest(live.sessions, ingestLimits);
   const srtIngest =
     env.LIVE_SRT_PORT === "off" || !srtGatewayBuilt()
       ? null
-      : createSrtIngest(
-          live.sessions,
-          {
-            ...DEFAULT_INGEST_LIMITS,
-            // The remux reads the stream's first seconds before its size and frame rate are known.
-            metadataSeconds: SRT_METADATA_SECONDS,
-            maxBitrate: env.LIVE_MAX_BITRATE,
-            stallSeconds: env.LIVE_STALL_SECONDS,
-            maxConnections: env.LIVE_MAX_CONNECTIONS,
-          },
-          { latencyMs: env.LIVE_SRT_LATENCY_MS },
-        );
+      : createSrtIngest(live.sessions, ingestLimits, { latencyMs: env.LIVE_SRT_LATENCY_MS });
   const ingestor = createEventIngestor({
     live,
     db,

@@ -11,7 +11,7 @@ export interface IngestLimits {
   handshakeSeconds: number;
   /** Bytes a connection may send before its key is accepted. */
   preAuthBytes: number;
-  /** The largest media message (a video frame); a bigger one closes the connection. */
+  /** The largest media message (a video frame); each protocol's parser closes a connection that declares a bigger one before allocating it. */
   maxMessageBytes: number;
   /** RTMP chunk streams a connection may open (each holds a message buffer). */
   maxChunkStreams: number;
@@ -220,8 +220,6 @@ export function startPublisher(
       if (state === "closed") return;
       if (state !== "waiting for metadata" && state !== "starting" && state !== "live")
         return close("media before an accepted publish");
-      if (packet.size > limits.maxMessageBytes)
-        return close(`a media message of ${packet.size} bytes is over the limit`);
       const refused = codecRefusal(packet);
       if (refused) return close(refused);
       const kind = packetKind(packet);

@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import Flv from "node-media-server/src/protocol/flv.js";
 import { log } from "../log.ts";
-import { mediaToolPath } from "../shared/media-tools.ts";
+import { mediaToolPath, stderrTail, toolEnvironment } from "../shared/media-tools.ts";
 import { type IngestLimits, type IngestSessions, type Publisher, startPublisher } from "./publisher.ts";
 import { looksLikeStreamKey } from "./stream-keys.ts";
 
@@ -20,7 +20,6 @@ const MAX_REMUX_BACKLOG_BYTES = 16 * 1024 * 1024;
 const REMUX_DRAIN_MS = 5000;
 /** A gateway that stops unexpectedly is started again after this long. */
 const GATEWAY_RESTART_MS = 1000;
-const STDERR_TAIL = 2000;
 /**
  * What the remux reads of a caller's stream before it writes the metadata (size, frame rate) the
  * broadcast starts with: a caller's first keyframe (its SPS) must come within it. Encoders start a
@@ -28,8 +27,8 @@ const STDERR_TAIL = 2000;
  * all of it whatever it finds (5 s, ffmpeg's default, took the first tag 5.3 s; 2 s, 2.3 s).
  */
 const REMUX_PROBE_SECONDS = 2;
-/** A caller's metadata is due this long after its key is accepted: the probe, with room for a slow start. */
-export const SRT_METADATA_SECONDS = 10;
+/** A caller's metadata is due this long after its key is accepted (RTMP's 5 s): the probe, with room for a slow start. */
+const SRT_METADATA_SECONDS = 10;
 const NOT_TS = "the SRT stream is not MPEG-TS carrying H.264 video (and AAC audio)";
 
 export interface SrtIngestOptions {
@@ -70,7 +69,9 @@ function srtStreamKey(streamId: string): string | null {
  * network protocol, no secrets in its environment) and hands the tags to the same publisher as
  * an RTMP connection's: the same limits, refusals, broadcasts and feed.
  */
-export function createSrtIngest(sessions: IngestSessions, limits: IngestLimits, options: SrtIngestOptions) {
+export function createSrtIngest(sessions: IngestSessions, ingestLimits: IngestLimits, options: SrtIngestOptions) {
+  // The remux reads the stream's first seconds before its size and frame rate are known.
+  const limits = { ...ingestLimits, metadataSeconds: SRT_METADATA_SECONDS };
   const gatewayPath = options.gatewayPath ?? SRT_GATEWAY_PATH;
   const callers = new Map<number, SrtCaller>();
   let gateway: ChildProcessWithoutNullStreams | null = null;
@@ -96,11 +97,7 @@ export function createSrtIngest(sessions: IngestSessions, limits: IngestLimits, 
       { env: {}, stdio: ["pipe", "pipe", "pipe"], detached: true },
     );
     gateway = child;
-    let stderr = "";
-    child.stderr.setEncoding("utf8");
-    child.stderr.on("data", (chunk: string) => {
-      stderr = (stderr + chunk).slice(-STDERR_TAIL);
-    });
+    const stderr = stderrTail(child);
     child.stdin.on("error", () => {});
     return new Promise<number>((resolve, reject) => {
       let listening = false;
@@ -133,12 +130,12 @@ export function createSrtIngest(sessions: IngestSessions, limits: IngestLimits, 
         callers.clear();
         if (!listening) {
           reject(
-            new Error(`the SRT ingest did not start (LIVE_SRT_PORT): ${stderr.trim() || `exit ${code ?? signal}`}`),
+            new Error(`the SRT ingest did not start (LIVE_SRT_PORT): ${stderr().trim() || `exit ${code ?? signal}`}`),
           );
           return;
         }
         if (stopping) return;
-        log.error("live ingest: the SRT gateway stopped; starting it again", { code, signal, stderr: stderr.trim() });
+        log.error("live ingest: the SRT gateway stopped; starting it again", { code, signal, stderr: stderr().trim() });
         restartTimer = setTimeout(() => {
           restartTimer = null;
           start(boundPort, host).catch((err) => log.error("live ingest: the SRT gateway did not start again", { err }));
@@ -285,7 +282,7 @@ class SrtCaller {
       ...["-f", "flv", "-flvflags", "no_duration_filesize", "-flush_packets", "1", "pipe:1"],
     ];
     const remux = spawn(mediaToolPath("ffmpeg"), argv, {
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+      env: toolEnvironment(),
       stdio: ["pipe", "pipe", "pipe"],
       // Like the gateway: a terminal's Ctrl-C reaches the API, which ends its callers; ffmpeg ends with its input.
       detached: true,
@@ -296,11 +293,7 @@ class SrtCaller {
       this.#tags++;
       this.publisher.packet(packet);
     };
-    let stderr = "";
-    remux.stderr.setEncoding("utf8");
-    remux.stderr.on("data", (chunk: string) => {
-      stderr = (stderr + chunk).slice(-STDERR_TAIL);
-    });
+    const stderr = stderrTail(remux);
     remux.stdin.on("error", () => {});
     remux.stdout.on("data", (chunk: Buffer) => {
       if (this.publisher.closed) return;
@@ -318,7 +311,7 @@ class SrtCaller {
     remux.once("close", (code) => {
       if (this.publisher.closed) return;
       if (code !== 0) {
-        log.info("live ingest: the SRT remux failed", { client: this.#client, code, stderr: stderr.trim() });
+        log.info("live ingest: the SRT remux failed", { client: this.#client, code, stderr: stderr().trim() });
         return this.publisher.close(this.#tags === 0 ? NOT_TS : "the SRT stream could not be remuxed");
       }
       // The input ended (the caller left, `left` closed its input): the publisher ended its stream.

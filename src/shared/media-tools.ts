@@ -11,3 +11,18 @@ export type MediaTool = keyof typeof MEDIA_TOOL_PATH_ENV;
 export function mediaToolPath(tool: MediaTool, env: NodeJS.ProcessEnv = process.env): string {
   return env[MEDIA_TOOL_PATH_ENV[tool]] || tool;
 }
+
+/** The environment of a tool the API runs on tenants' bytes: nothing but PATH (no secrets). */
+export function toolEnvironment(): NodeJS.ProcessEnv {
+  return { PATH: process.env.PATH ?? "/usr/bin:/bin" };
+}
+
+/** Keeps the last `maxChars` of a child's stderr; the returned function reads them. */
+export function stderrTail(child: { stderr: NodeJS.ReadableStream | null }, maxChars = 2_000): () => string {
+  let tail = "";
+  child.stderr?.setEncoding("utf8");
+  child.stderr?.on("data", (chunk: string) => {
+    tail = (tail + chunk).slice(-maxChars);
+  });
+  return () => tail;
+}

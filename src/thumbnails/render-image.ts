@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { stat } from "node:fs/promises";
 import path from "node:path";
-import { mediaToolPath } from "../shared/media-tools.ts";
+import { mediaToolPath, stderrTail, toolEnvironment } from "../shared/media-tools.ts";
 import { ANIMATED_FPS, type ImageRequest } from "./requests.ts";
 
 /** The longest an image may take to make before ffmpeg is killed. */
@@ -79,14 +79,10 @@ export async function renderImage(args: RenderImageArgs): Promise<void> {
   ];
   const child = spawn(mediaToolPath("ffmpeg"), argv, {
     cwd: path.dirname(outFile),
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+    env: toolEnvironment(),
     stdio: ["pipe", "ignore", "pipe"],
   });
-  let stderr = "";
-  child.stderr.setEncoding("utf8");
-  child.stderr.on("data", (chunk: string) => {
-    stderr = (stderr + chunk).slice(-STDERR_TAIL);
-  });
+  const stderr = stderrTail(child, STDERR_TAIL);
   const exited = new Promise<number | null>((resolve, reject) => {
     child.once("error", reject);
     child.once("close", (code) => resolve(code));
@@ -115,9 +111,9 @@ export async function renderImage(args: RenderImageArgs): Promise<void> {
   try {
     const [code] = await Promise.all([exited, Promise.race([feeding, abandoned])]);
     signal?.throwIfAborted();
-    if (code !== 0) throw new RenderImageError(`ffmpeg exited with ${code ?? "a signal"}`, stderr);
+    if (code !== 0) throw new RenderImageError(`ffmpeg exited with ${code ?? "a signal"}`, stderr());
     const written = await stat(outFile).catch(() => null);
-    if (!written || written.size === 0) throw new RenderImageError("ffmpeg wrote no image", stderr);
+    if (!written || written.size === 0) throw new RenderImageError("ffmpeg wrote no image", stderr());
   } finally {
     clearTimeout(timer);
     signal?.removeEventListener("abort", kill);
