@@ -161,10 +161,10 @@ async function runMode(
   const created = await postGraphQL(
     api,
     `mutation ($mode: LiveLatencyMode) { createLiveStream(input: { title: "bench", latencyMode: $mode }) {
-      ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl srtIngestUrl } } } }`,
+      ... on LiveStreamWithKey { streamKey srtUrl liveStream { id ingestUrl } } } }`,
     { mode },
   );
-  const { streamKey, liveStream } = created.data.createLiveStream;
+  const { streamKey, srtUrl, liveStream } = created.data.createLiveStream;
   const loopback = (url: string | null) => {
     if (!url) throw new Error("the API runs no SRT ingest: build its gateway with npm run setup:srt");
     return url.replace("localhost", "127.0.0.1");
@@ -189,9 +189,7 @@ async function runMode(
     },
   );
   const publisher = startPublisher(
-    over === "srt"
-      ? { srt: `${loopback(liveStream.srtIngestUrl)}?streamid=${streamKey}` }
-      : { rtmp: `${loopback(liveStream.ingestUrl)}/${streamKey}` },
+    over === "srt" ? { srt: loopback(srtUrl) } : { rtmp: `${loopback(liveStream.ingestUrl)}/${streamKey}` },
   );
   const state = async () =>
     (

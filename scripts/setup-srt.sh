@@ -18,8 +18,8 @@ esac
 cd "$(dirname "$0")/.."
 src=src/live/srt-gateway.c
 out=.tools/srt-gateway
-if ! command -v cc >/dev/null 2>&1 || ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists srt; then
-  why="needs a C compiler (cc), pkg-config and libsrt's headers (apt-get install gcc pkg-config libsrt-gnutls-dev)"
+if ! command -v cc >/dev/null 2>&1 || ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists srt gnutls; then
+  why="needs a C compiler (cc), pkg-config and the headers of libsrt and GnuTLS (apt-get install gcc pkg-config libsrt-gnutls-dev, which brings libgnutls28-dev)"
   if $optional; then
     echo "[setup:srt] SRT ingest not built: it $why; the API runs with RTMP ingest only"
     exit 0
@@ -35,7 +35,7 @@ fi
 mkdir -p "$out"
 # shellcheck disable=SC2046 # pkg-config prints flags to split
 cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -fstack-protector-strong -D_FORTIFY_SOURCE=2 \
-  -o "$out/srt-gateway.tmp" "$src" $(pkg-config --cflags --libs srt)
+  -o "$out/srt-gateway.tmp" "$src" $(pkg-config --cflags --libs srt gnutls)
 mv "$out/srt-gateway.tmp" "$out/srt-gateway"
 rm -f "$out"/.built-*
 touch "$stamp"

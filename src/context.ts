@@ -17,8 +17,11 @@ export interface AppServices {
   /** Viewer analytics: the collection endpoint, reports from the rollups, live viewer counts. */
   analytics: Analytics;
   storage: ApiStorage;
-  /** Live streams: broadcasts, their feeds and states (docs/live.md); `ingestUrl` and `srtIngestUrl` are what publishers are told. */
-  live: LiveStreams & { ingestUrl(): string; srtIngestUrl(): string | null };
+  /**
+   * Live streams: broadcasts, their feeds and states (docs/live.md); `ingestUrl`, `srtIngestUrl`
+   * and a key's `srtPassphrase` are what publishers are told.
+   */
+  live: LiveStreams & { ingestUrl(): string; srtIngestUrl(): string | null; srtPassphrase(key: string): string };
   signer: UrlSigner;
   playbackTokens: PlaybackTokens;
   pubSub: VideoPubSub;

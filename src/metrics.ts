@@ -67,20 +67,22 @@ export const uploadsCompleted = new Counter({
 /** Live broadcasts whose publisher is connected to this instance (docs/live.md). */
 export const liveBroadcasts = new Gauge({
   name: "videograph_live_broadcasts",
-  help: "Live broadcasts whose publisher is connected to this API instance",
+  help: "Live broadcasts whose publisher is connected to this API instance, by the ingest's protocol (rtmp, srt)",
+  labelNames: ["protocol"] as const,
   registers: [apiRegistry],
 });
 
 export const liveIngestBytes = new Counter({
   name: "videograph_live_ingest_bytes_total",
-  help: "Bytes received from live publishers by this instance's RTMP and SRT ingests",
+  help: "Bytes received from live publishers by this instance's RTMP and SRT ingests, by protocol (rtmp, srt)",
+  labelNames: ["protocol"] as const,
   registers: [apiRegistry],
 });
 
 export const liveIngestClosed = new Counter({
   name: "videograph_live_ingest_connections_closed_total",
-  help: "RTMP and SRT ingest connections closed, by why: ended (the publisher ended or dropped), refused (a key, a limit, a codec, a stall: the ingest closed it)",
-  labelNames: ["outcome"] as const,
+  help: "RTMP and SRT ingest connections closed, by protocol (rtmp, srt) and why: ended (the publisher ended or dropped), refused (a key, a limit, a codec, a stall: the ingest closed it)",
+  labelNames: ["protocol", "outcome"] as const,
   registers: [apiRegistry],
 });
 

@@ -33,6 +33,7 @@ import { createLiveStreams } from "./live/live-streams.ts";
 import { DEFAULT_INGEST_LIMITS } from "./live/publisher.ts";
 import { createRtmpIngest, RTMP_APP } from "./live/rtmp-ingest.ts";
 import { createSrtIngest, srtGatewayBuilt } from "./live/srt-ingest.ts";
+import { srtPassphrase, srtPassphraseKey } from "./live/stream-keys.ts";
 import { createQueueWatch } from "./jobs/queue-position.ts";
 import { log, yogaLog } from "./log.ts";
 import { countJobsIn, graphqlMetricsPlugins, observeHttpRequest } from "./metrics.ts";
@@ -182,11 +183,12 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     stallSeconds: env.LIVE_STALL_SECONDS,
     maxConnections: env.LIVE_MAX_CONNECTIONS,
   };
+  const passphraseKey = srtPassphraseKey(signingSecret);
   const rtmpIngest = env.LIVE_RTMP_PORT === "off" ? null : createRtmpIngest(live.sessions, ingestLimits);
   const srtIngest =
     env.LIVE_SRT_PORT === "off" || !srtGatewayBuilt()
       ? null
-      : createSrtIngest(live.sessions, ingestLimits, { latencyMs: env.LIVE_SRT_LATENCY_MS });
+      : createSrtIngest(live.sessions, ingestLimits, { latencyMs: env.LIVE_SRT_LATENCY_MS, passphraseKey });
   const ingestor = createEventIngestor({
     live,
     db,
@@ -216,6 +218,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       ...live,
       ingestUrl: () => env.LIVE_RTMP_URL ?? addresses.rtmp,
       srtIngestUrl: () => (addresses.srt === null ? null : (env.LIVE_SRT_URL ?? addresses.srt)),
+      srtPassphrase: (key) => srtPassphrase(passphraseKey, key),
     },
     signer,
     playbackTokens,

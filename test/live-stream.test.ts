@@ -54,19 +54,39 @@ async function createLiveStream(
   title: string,
   playbackPolicy: "PUBLIC" | "SIGNED" = "PUBLIC",
   cmsData: { description?: string; metadata?: { key: string; value: string }[]; tags?: string[] } = {},
-): Promise<{ id: string; key: string; ingestUrl: string }> {
+): Promise<{ id: string; key: string; ingestUrl: string; srtPassphrase: string; srtUrl: string | null }> {
   const res = await t.gql(
     `mutation ($input: CreateLiveStreamInput) {
-      createLiveStream(input: $input) { ... on LiveStreamWithKey { streamKey liveStream { ${LIVE_STREAM_FIELDS} } } }
+      createLiveStream(input: $input) {
+        ... on LiveStreamWithKey { streamKey srtPassphrase srtUrl liveStream { ${LIVE_STREAM_FIELDS} } }
+      }
     }`,
     { input: { title, playbackPolicy, ...cmsData } },
   );
   expect(res.errors).toBeUndefined();
-  const { streamKey, liveStream } = res.data.createLiveStream;
+  const { streamKey, srtPassphrase, srtUrl, liveStream } = res.data.createLiveStream;
   expect(liveStream.status).toBe("IDLE");
   expect(streamKey.endsWith(liveStream.streamKeyHint)).toBe(true);
+  expect(srtPassphrase).toMatch(/^[A-Za-z0-9_-]{32}$/);
   // Published on loopback only: the URL says localhost, the publisher connects to 127.0.0.1.
-  return { id: liveStream.id, key: streamKey, ingestUrl: liveStream.ingestUrl.replace("localhost", "127.0.0.1") };
+  return {
+    id: liveStream.id,
+    key: streamKey,
+    ingestUrl: liveStream.ingestUrl.replace("localhost", "127.0.0.1"),
+    srtPassphrase,
+    srtUrl: srtUrl?.replace("localhost", "127.0.0.1") ?? null,
+  };
+}
+
+/** A live metric's value for one ingest protocol (and other labels); 0 where it has none yet. */
+async function byProtocol(
+  metric: typeof liveIngestBytes | typeof liveBroadcasts | typeof liveIngestClosed,
+  protocol: "rtmp" | "srt",
+  labels: Record<string, string> = {},
+): Promise<number> {
+  const values = (await metric.get()).values as { value: number; labels: Record<string, string | number> }[];
+  const wanted = { protocol, ...labels };
+  return values.find((v) => Object.entries(wanted).every(([k, x]) => v.labels[k] === x))?.value ?? 0;
 }
 
 /**
@@ -360,7 +380,7 @@ describe("live streams over RTMP", () => {
     await playsInWatchPage(live.activeVideo.id, async () => {
       const playedLive = await streamState(stream.id);
       expect(playedLive.status).toBe("LIVE");
-      expect((await liveBroadcasts.get()).values[0]!.value).toBe(1);
+      expect(await byProtocol(liveBroadcasts, "rtmp")).toBe(1);
     });
 
     await windowChecked;
@@ -411,10 +431,9 @@ describe("live streams over RTMP", () => {
     );
     expect(health).not.toBeNull();
     // The operators' metrics saw it: bytes in, one broadcast on while live and none now, its end.
-    expect((await liveIngestBytes.get()).values[0]!.value).toBeGreaterThan(100_000);
-    expect((await liveBroadcasts.get()).values[0]!.value).toBe(0);
-    const closed = (await liveIngestClosed.get()).values.find((v) => v.labels.outcome === "ended");
-    expect(closed?.value).toBeGreaterThanOrEqual(1);
+    expect(await byProtocol(liveIngestBytes, "rtmp")).toBeGreaterThan(100_000);
+    expect(await byProtocol(liveBroadcasts, "rtmp")).toBe(0);
+    expect(await byProtocol(liveIngestClosed, "rtmp", { outcome: "ended" })).toBeGreaterThanOrEqual(1);
     // The encode's speed and lag, one sample per progress report, as the health events said.
     const samples = async (h: typeof liveEncodeSpeed) =>
       (await h.get()).values.find((v) => v.metricName?.endsWith("_count"))?.value ?? 0;
@@ -443,10 +462,10 @@ describe("live streams over RTMP", () => {
       const [server, key] = codes as [string, string];
       expect(server).toMatch(/^rtmp:\/\/localhost:\d+\/live$/);
       expect(key).toMatch(/^lsk_/);
-      // The same key over SRT (this API runs its SRT ingest): the one URL OBS takes as its Server.
-      expect(codes[3]).toBe(
-        `${(await t.gql(`{ liveStreams { srtIngestUrl } }`)).data.liveStreams[0].srtIngestUrl}?streamid=${key}`,
-      );
+      // The same key over SRT (this API runs its SRT ingest), with the stream's passphrase: the one
+      // URL OBS takes as its Server.
+      const srtAddress = (await t.gql(`{ liveStreams { srtIngestUrl } }`)).data.liveStreams[0].srtIngestUrl;
+      expect(codes[3]).toMatch(new RegExp(`^${srtAddress}\\?streamid=${key}&passphrase=[A-Za-z0-9_-]{32}$`));
       const card = page.getByRole("article", { name: "Live stream Console show" });
       await card.getByText("Status: IDLE").waitFor();
       const publisher = publish(`${server.replace("localhost", "127.0.0.1")}/${key}`, 6);
@@ -899,20 +918,28 @@ describe("SRT ingest", () => {
       });
   }
 
-  /** The stream's SRT address, and a caller's URL for a stream id (the key, or SRT's access-control form). */
-  async function srtUrl(streamId: string): Promise<string> {
+  /**
+   * A caller's URL for a stream id (the key, or SRT's access-control form) and a passphrase (none:
+   * the caller does not encrypt).
+   */
+  async function srtUrl(streamId: string, passphrase: string | null): Promise<string> {
     const res = await t.gql(`{ liveStreams { srtIngestUrl } }`);
     const address: string = res.data.liveStreams[0].srtIngestUrl;
     expect(address).toMatch(/^srt:\/\/localhost:\d+$/);
     // As ffmpeg takes it: the stream id as is (a key is base64url; ffmpeg 5.1 decodes no %-escapes).
-    return `${address.replace("localhost", "127.0.0.1")}?streamid=${streamId}`;
+    const url = `${address.replace("localhost", "127.0.0.1")}?streamid=${streamId}`;
+    return passphrase === null ? url : `${url}&passphrase=${passphrase}`;
   }
 
   it("a caller pushing MPEG-TS with its key as the stream id broadcasts live, plays in hls.js, and its recording is whole", async () => {
     const stream = await createLiveStream("Over SRT");
+    // The whole address, as shown once with the key (OBS takes it as its Server).
+    expect(stream.srtUrl).toBe(await srtUrl(stream.key, stream.srtPassphrase));
     // Long enough for the watch page to load and play while it is on air on a loaded machine.
     const seconds = 20;
-    const publisher = publish(await srtUrl(`#!::r=${stream.key},m=publish`), seconds, { srt: true });
+    const publisher = publish(await srtUrl(`#!::r=${stream.key},m=publish`, stream.srtPassphrase), seconds, {
+      srt: true,
+    });
     const live = await waitFor(
       "the SRT broadcast to be playable",
       () => streamState(stream.id),
@@ -924,6 +951,9 @@ describe("SRT ingest", () => {
     const whileLive = await text(rungUrl);
     expect(whileLive).toContain("#EXTINF:");
     expect(whileLive).not.toContain("#EXT-X-ENDLIST");
+    // The operators' metrics count it under its protocol.
+    expect(await byProtocol(liveBroadcasts, "srt")).toBe(1);
+    expect(await byProtocol(liveIngestBytes, "srt")).toBeGreaterThan(0);
     // The two processes that read the caller's bytes (the gateway, the remux) hold none of the API's secrets.
     const readers = srtReaders();
     expect(readers.map((p) => p.command).sort()).toEqual(["ffmpeg", "srt-gateway"]);
@@ -935,16 +965,21 @@ describe("SRT ingest", () => {
     await playsInWatchPage(live.activeVideo.id, async () => expect(publisher.process.exitCode).toBeNull());
     // Every second the caller sent but SRT's last 0.2 s (its receiver's latency; docs/live.md), the
     // remux's last packets included (the caller's leaving drains it).
+    const srtBytesBefore = await byProtocol(liveIngestBytes, "srt");
     const ended = await expectRecording(stream.id, publisher, seconds);
+    expect(await byProtocol(liveIngestBytes, "srt")).toBeGreaterThan(srtBytesBefore);
+    expect(await byProtocol(liveBroadcasts, "srt")).toBe(0);
+    expect(await byProtocol(liveIngestClosed, "srt", { outcome: "ended" })).toBeGreaterThanOrEqual(1);
     const recording = await text(rungUrl);
     expect(recording).toContain("#EXT-X-ENDLIST");
     expect(Math.abs(durationOf(recording) - ended.activeVideo.duration)).toBeLessThan(0.1);
   });
 
-  it("refuses a wrong key, a stream id that asks to play, and a stream whose video the feed cannot carry, each with its reason", async () => {
+  it("refuses a wrong key, a stream id that asks to play, a caller without its stream's passphrase, and a stream whose video the feed cannot carry", async () => {
     const stream = await createLiveStream("SRT refusals");
-    const refusedCaller = async (streamId: string) => {
-      const publisher = publish(await srtUrl(streamId), 5, { srt: true });
+    const other = await createLiveStream("Another stream");
+    const refusedCaller = async (streamId: string, passphrase: string | null = stream.srtPassphrase) => {
+      const publisher = publish(await srtUrl(streamId, passphrase), 5, { srt: true });
       const exit = await Promise.race([
         publisher.exited,
         new Promise<string>((r) => setTimeout(() => r("still running"), 4000)),
@@ -956,9 +991,24 @@ describe("SRT ingest", () => {
     await refusedCaller(`lsk_${"A".repeat(43)}`);
     await refusedCaller(`#!::r=${stream.key},m=request`);
     await refusedCaller("not-a-key");
+    // The right key, unencrypted or with another stream's passphrase: refused in SRT's handshake
+    // (the key alone travels in clear in the stream id; the passphrase never does).
+    await refusedCaller(stream.key, null);
+    await refusedCaller(stream.key, other.srtPassphrase);
+    expect(stream.srtPassphrase).not.toBe(other.srtPassphrase);
+    // A rotated-away key with its passphrase gets through SRT's handshake; the API refuses the key.
+    const rotated = await t.gql(
+      `mutation ($id: ID!) { rotateLiveStreamKey(id: $id) { ... on LiveStreamWithKey { srtPassphrase } } }`,
+      {
+        id: other.id,
+      },
+    );
+    expect(rotated.data.rotateLiveStreamKey.srtPassphrase).not.toBe(other.srtPassphrase);
+    await refusedCaller(other.key, other.srtPassphrase);
     expect((await streamState(stream.id)).lastError).toBeNull();
+    expect((await streamState(stream.id)).status).toBe("IDLE");
     // The right key, MPEG-2 video: the remux cannot put it in the feed, and the stream says why.
-    const mpeg2 = publish(await srtUrl(stream.key), 5, { srt: true, videoCodec: "mpeg2video" });
+    const mpeg2 = publish(await srtUrl(stream.key, stream.srtPassphrase), 5, { srt: true, videoCodec: "mpeg2video" });
     const said = await waitFor(
       "the refusal's reason",
       () => streamState(stream.id),
@@ -990,16 +1040,15 @@ describe("SRT ingest's connection limit (LIVE_MAX_CONNECTIONS)", () => {
   });
 
   it("refuses a caller over the limit in SRT's handshake, before its stream id is looked at", async () => {
-    const created: { streamKey: string; liveStream: { srtIngestUrl: string } }[] = [];
+    const created: { srtUrl: string }[] = [];
     for (const title of ["Held", "Turned away"]) {
       const res = await limited.gql(
-        `mutation ($title: String!) { createLiveStream(input: { title: $title }) { ... on LiveStreamWithKey { streamKey liveStream { srtIngestUrl } } } }`,
+        `mutation ($title: String!) { createLiveStream(input: { title: $title }) { ... on LiveStreamWithKey { srtUrl } } }`,
         { title },
       );
       created.push(res.data.createLiveStream);
     }
-    const url = (i: number) =>
-      `${created[i]!.liveStream.srtIngestUrl.replace("localhost", "127.0.0.1")}?streamid=${created[i]!.streamKey}`;
+    const url = (i: number) => created[i]!.srtUrl.replace("localhost", "127.0.0.1");
     const held = publish(url(0), 8, { srt: true });
     await waitFor(
       "the first caller's broadcast",

@@ -439,7 +439,7 @@ export const ViewersNowSubscription = graphql(`
 
 const LiveStreamFields = graphql(`
   fragment LiveStreamFields on LiveStream {
-    id title status latencyMode recording playbackPolicy streamKeyHint disabled lastError ingestUrl srtIngestUrl createdAt
+    id title status latencyMode recording playbackPolicy streamKeyHint disabled lastError ingestUrl createdAt
     activeVideo { id title status playable playbackUrl posterUrl duration }
   }
 `);
@@ -455,7 +455,7 @@ export const CreateLiveStreamMutation = graphql(`
   mutation CreateLiveStream($input: CreateLiveStreamInput) {
     createLiveStream(input: $input) {
       __typename
-      ... on LiveStreamWithKey { streamKey liveStream { id } }
+      ... on LiveStreamWithKey { streamKey srtUrl liveStream { id } }
       ... on ValidationError { field message }
     }
   }
@@ -463,7 +463,7 @@ export const CreateLiveStreamMutation = graphql(`
 
 export const RotateLiveStreamKeyMutation = graphql(`
   mutation RotateLiveStreamKey($id: ID!) {
-    rotateLiveStreamKey(id: $id) { __typename ... on LiveStreamWithKey { streamKey } ... on Error { message } }
+    rotateLiveStreamKey(id: $id) { __typename ... on LiveStreamWithKey { streamKey srtUrl } ... on Error { message } }
   }
 `);
 

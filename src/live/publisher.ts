@@ -58,6 +58,8 @@ export interface IngestSessions {
 
 /** The connection under a publisher, as its protocol's ingest holds it. */
 export interface PublisherConnection {
+  /** The ingest's protocol, for metrics. */
+  protocol: "rtmp" | "srt";
   /** The caller's address, for logs. */
   client: string;
   /** Stop taking the connection's media for now (while its key is checked, while its broadcast starts). */
@@ -94,7 +96,7 @@ export function startPublisher(
   sessions: IngestSessions,
   limits: IngestLimits,
 ): Publisher {
-  const { client } = connection;
+  const { client, protocol } = connection;
   let state: "handshake" | "authorizing" | "waiting for metadata" | "starting" | "live" | "closed" = "handshake";
   /** The broadcast being started: a connection that closes meanwhile ends it once it exists. */
   let starting: Promise<unknown> | null = null;
@@ -115,8 +117,8 @@ export function startPublisher(
 
   const close = (reason: string | null) => {
     if (state === "closed") return;
-    if (state === "live") liveBroadcasts.dec();
-    liveIngestClosed.inc({ outcome: reason === null ? "ended" : "refused" });
+    if (state === "live") liveBroadcasts.dec({ protocol });
+    liveIngestClosed.inc({ protocol, outcome: reason === null ? "ended" : "refused" });
     const wasStream = streamId;
     state = "closed";
     clearInterval(watch);
@@ -155,7 +157,7 @@ export function startPublisher(
         if (state === "closed") return;
         if ("refused" in result) return close(result.refused);
         state = "live";
-        liveBroadcasts.inc();
+        liveBroadcasts.inc({ protocol });
         // A broadcast that ends first (its encode failed or reached LIVE_MAX_DURATION_SECONDS, the
         // video was canceled) cuts its publisher off.
         result.feed.onEnd(() => {
@@ -203,7 +205,7 @@ export function startPublisher(
       const now = Date.now();
       lastData = now;
       bytes += count;
-      liveIngestBytes.inc(count);
+      liveIngestBytes.inc({ protocol }, count);
       if (state === "handshake" && bytes > limits.preAuthBytes) {
         close("too many bytes before a publish");
         return false;

@@ -75,6 +75,7 @@ function serveConnection(socket: Socket, sessions: IngestSessions, limits: Inges
   const rtmp = new GuardedRtmp(limits);
   const publisher = startPublisher(
     {
+      protocol: "rtmp",
       client: `${socket.remoteAddress}:${socket.remotePort}`,
       hold: () => socket.pause(),
       release: () => socket.resume(),

@@ -6,18 +6,26 @@
  * Debian's libsrt and does everything else itself (src/live/srt-ingest.ts): it checks each
  * caller's stream key, remuxes the MPEG-TS it sends and bounds it like an RTMP publisher.
  *
- * This program decides nothing about a caller but how many may be connected at once. It parses no
- * media: it moves bytes. A caller is accepted at the SRT level, announced to the parent, and not
- * read from until the parent says so (its key is good); until then SRT's own flow control holds
- * what it sends.
+ * This program decides nothing about a caller but how many may be connected at once and whether
+ * it knows its stream's passphrase. It parses no media: it moves bytes. A caller is accepted at
+ * the SRT level, announced to the parent, and not read from until the parent says so (its key is
+ * good); until then SRT's own flow control holds what it sends.
+ *
+ * Every caller's media is encrypted (AES): at the handshake this program reads the stream key from
+ * the caller's stream id (the key itself, or SRT's access-control form `#!::r=KEY,m=publish`) and
+ * sets the passphrase the key's stream has, HMAC-SHA256(passphrase key, stream key) in base64url,
+ * its first 32 characters (src/live/stream-keys.ts makes the same for the API to show). A caller
+ * without it, or with another, is refused by libsrt in the handshake, before anything is announced.
+ * The passphrase key is the first line of stdin ("K <64 hex digits>"), read before listening: not
+ * on the command line or in the environment, which other programs can read.
  *
  * To the parent, on stdout, frames: type (1 byte), connection id (u32, big endian), length (u32,
  * big endian), payload.
  *   'L'  listening; payload: the bound UDP port, as decimal text (connection id 0)
- *   'O'  a caller connected; payload: its address, '\n', its stream id (at most 512 bytes)
+ *   'O'  a caller connected; payload: its address, '\n', the stream key from its stream id
  *   'D'  media from an accepted caller (MPEG-TS as sent, at most 64 KiB per frame)
  *   'C'  the caller is gone (it closed, or its connection broke)
- * From the parent, on stdin, lines:
+ * From the parent, on stdin, lines (after the first, "K <hex>"):
  *   "A <id>"  start reading the caller's media
  *   "X <id>"  disconnect the caller (nothing more is said about it)
  * stdin closed: every caller is disconnected and the program exits.
@@ -35,10 +43,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <gnutls/crypto.h>
 #include <srt/access_control.h>
 #include <srt/srt.h>
 
 #define MAX_STREAM_ID 512
+/* Longer than any stream key (src/live/stream-keys.ts); the parent checks the key's form. */
+#define MAX_KEY 128
+#define PASSPHRASE_KEY_BYTES 32
+#define PASSPHRASE_LENGTH 32
 #define FRAME_PAYLOAD (64 * 1024)
 #define SRT_PAYLOAD 1500
 #define COMMAND_LINE 64
@@ -55,6 +68,7 @@ static int max_callers = 200;
 static volatile int held;
 static uint32_t next_id = 1;
 static int epoll_id;
+static unsigned char passphrase_key[PASSPHRASE_KEY_BYTES];
 
 static void fail(const char *what) {
   int system_error = 0;
@@ -112,13 +126,77 @@ static void drop(struct caller *c, int announce) {
   __atomic_sub_fetch(&held, 1, __ATOMIC_SEQ_CST);
 }
 
-/* Called by libsrt for each handshake, before the caller is accepted: refuses callers over the limit. */
+/*
+ * The stream key in a stream id, copied to key (NUL-terminated); 0 when there is none: the id
+ * itself, or in the access-control form `#!::name=value,...` the value of r, where an m other than
+ * publish refuses the caller (viewers watch HLS). Reads at most MAX_STREAM_ID bytes; no regex.
+ */
+static int stream_key(const char *stream_id, char key[MAX_KEY + 1]) {
+  size_t id_length = strnlen(stream_id, MAX_STREAM_ID + 1);
+  if (id_length == 0 || id_length > MAX_STREAM_ID) return 0;
+  if (strncmp(stream_id, "#!::", 4) != 0) {
+    if (id_length > MAX_KEY) return 0;
+    memcpy(key, stream_id, id_length + 1);
+    return 1;
+  }
+  int found = 0;
+  const char *pair = stream_id + 4;
+  const char *end = stream_id + id_length;
+  while (pair < end) {
+    const char *comma = memchr(pair, ',', (size_t)(end - pair));
+    const char *pair_end = comma != NULL ? comma : end;
+    const char *eq = memchr(pair, '=', (size_t)(pair_end - pair));
+    if (eq == NULL) return 0;
+    size_t name_length = (size_t)(eq - pair);
+    const char *value = eq + 1;
+    size_t value_length = (size_t)(pair_end - value);
+    if (name_length == 1 && pair[0] == 'r') {
+      if (value_length == 0 || value_length > MAX_KEY) return 0;
+      memcpy(key, value, value_length);
+      key[value_length] = '\0';
+      found = 1;
+    } else if (name_length == 1 && pair[0] == 'm' && !(value_length == 7 && memcmp(value, "publish", 7) == 0)) {
+      return 0;
+    }
+    pair = pair_end + 1;
+  }
+  return found;
+}
+
+/* The passphrase of the stream a key belongs to: base64url(HMAC-SHA256(passphrase key, key)), cut. */
+static int stream_passphrase(const char *key, char passphrase[PASSPHRASE_LENGTH + 1]) {
+  static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  unsigned char digest[32];
+  if (gnutls_hmac_fast(GNUTLS_MAC_SHA256, passphrase_key, sizeof passphrase_key, key, strlen(key), digest) != 0)
+    return 0;
+  /* 32 characters of base64 are 24 bytes: four characters from each three bytes. */
+  for (int i = 0, o = 0; o < PASSPHRASE_LENGTH; i += 3, o += 4) {
+    uint32_t bits = (uint32_t)digest[i] << 16 | (uint32_t)digest[i + 1] << 8 | digest[i + 2];
+    passphrase[o] = alphabet[bits >> 18 & 63];
+    passphrase[o + 1] = alphabet[bits >> 12 & 63];
+    passphrase[o + 2] = alphabet[bits >> 6 & 63];
+    passphrase[o + 3] = alphabet[bits & 63];
+  }
+  passphrase[PASSPHRASE_LENGTH] = '\0';
+  return 1;
+}
+
+/*
+ * Called by libsrt for each handshake, before the caller is accepted: refuses a stream id that
+ * names no key and callers over the limit, and sets the passphrase the caller must have.
+ */
 static int on_handshake(void *opaque, SRTSOCKET ns, int hs_version, const struct sockaddr *peer, const char *stream_id) {
   (void)opaque;
   (void)hs_version;
   (void)peer;
-  if (stream_id == NULL || stream_id[0] == '\0') {
+  char key[MAX_KEY + 1];
+  char passphrase[PASSPHRASE_LENGTH + 1];
+  if (stream_id == NULL || !stream_key(stream_id, key) || !stream_passphrase(key, passphrase)) {
     srt_setrejectreason(ns, SRT_REJX_BAD_REQUEST);
+    return -1;
+  }
+  if (srt_setsockflag(ns, SRTO_PASSPHRASE, passphrase, PASSPHRASE_LENGTH) != 0) {
+    srt_setrejectreason(ns, SRT_REJX_ISE);
     return -1;
   }
   if (__atomic_load_n(&held, __ATOMIC_SEQ_CST) >= max_callers) {
@@ -141,16 +219,19 @@ static void accept_caller(SRTSOCKET listener) {
   }
   char stream_id[MAX_STREAM_ID + 1] = {0};
   int stream_id_length = MAX_STREAM_ID;
-  if (srt_getsockflag(socket, SRTO_STREAMID, stream_id, &stream_id_length) != 0) stream_id_length = 0;
-  if (stream_id_length < 0 || stream_id_length > MAX_STREAM_ID) stream_id_length = 0;
+  char key[MAX_KEY + 1];
+  /* The handshake read the same stream id; a socket that lost it is closed. */
+  if (srt_getsockflag(socket, SRTO_STREAMID, stream_id, &stream_id_length) != 0 || stream_id_length < 0 ||
+      stream_id_length > MAX_STREAM_ID || !stream_key(stream_id, key)) {
+    srt_close(socket);
+    return;
+  }
   char host[NI_MAXHOST] = "?";
   char port[NI_MAXSERV] = "0";
   getnameinfo((struct sockaddr *)&address, (socklen_t)address_length, host, sizeof host, port, sizeof port,
               NI_NUMERICHOST | NI_NUMERICSERV);
-  char payload[NI_MAXHOST + NI_MAXSERV + 2 + MAX_STREAM_ID];
-  int length = snprintf(payload, sizeof payload, "%s:%s\n", host, port);
-  memcpy(payload + length, stream_id, (size_t)stream_id_length);
-  length += stream_id_length;
+  char payload[NI_MAXHOST + NI_MAXSERV + 2 + MAX_KEY];
+  int length = snprintf(payload, sizeof payload, "%s:%s\n%s", host, port, key);
 
   slot->socket = socket;
   slot->id = next_id++;
@@ -219,6 +300,37 @@ static int read_commands(void) {
   return 1;
 }
 
+static int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* Reads stdin's first line, "K <64 hex digits>", byte by byte (nothing after it is consumed). */
+static int read_passphrase_key(void) {
+  char line[3 + 2 * PASSPHRASE_KEY_BYTES];
+  size_t used = 0;
+  for (;;) {
+    char c;
+    ssize_t n = read(STDIN_FILENO, &c, 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return 0;
+    if (c == '\n') break;
+    if (used == sizeof line - 1) return 0;
+    line[used++] = c;
+  }
+  line[used] = '\0';
+  if (used != 2 + 2 * PASSPHRASE_KEY_BYTES || line[0] != 'K' || line[1] != ' ') return 0;
+  for (int i = 0; i < PASSPHRASE_KEY_BYTES; i++) {
+    int high = hex_digit(line[2 + 2 * i]);
+    int low = hex_digit(line[3 + 2 * i]);
+    if (high < 0 || low < 0) return 0;
+    passphrase_key[i] = (unsigned char)(high << 4 | low);
+  }
+  return 1;
+}
+
 int main(int argc, char **argv) {
   const char *host = "0.0.0.0";
   int port = 0;
@@ -238,6 +350,10 @@ int main(int argc, char **argv) {
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
+  if (!read_passphrase_key()) {
+    fprintf(stderr, "srt-gateway: stdin's first line must be \"K\" and the passphrase key (64 hex digits)\n");
+    return 2;
+  }
   callers = calloc((size_t)max_callers, sizeof *callers);
   if (callers == NULL) return 1;
   if (srt_startup() < 0) fail("startup");

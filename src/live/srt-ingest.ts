@@ -12,7 +12,7 @@ const SRT_GATEWAY_PATH = fileURLToPath(new URL("../../.tools/srt-gateway/srt-gat
 
 /** A gateway frame's header: type, connection id, payload length. */
 const FRAME_HEADER_BYTES = 9;
-/** The gateway sends at most 64 KiB of media per frame; an 'O' frame is an address and a stream id. */
+/** The gateway sends at most 64 KiB of media per frame; an 'O' frame is an address and a stream key. */
 const MAX_FRAME_PAYLOAD = 64 * 1024;
 /** A caller's remux that has not taken this much of what the caller sent is too slow: the caller is closed. */
 const MAX_REMUX_BACKLOG_BYTES = 16 * 1024 * 1024;
@@ -36,6 +36,8 @@ export interface SrtIngestOptions {
   gatewayPath?: string;
   /** SRT's receiver latency the callers are offered (ms); a caller asking for more gets its own. */
   latencyMs: number;
+  /** What each stream's passphrase is made with (stream-keys.ts, srtPassphraseKey): every caller encrypts. */
+  passphraseKey: Buffer;
 }
 
 /** Whether the gateway is built (`npm run setup:srt`); without it the API runs with RTMP ingest only. */
@@ -44,27 +46,10 @@ export function srtGatewayBuilt(path = SRT_GATEWAY_PATH): boolean {
 }
 
 /**
- * The key in an SRT caller's stream id: the key itself (`lsk_…`), or SRT's access-control form
- * `#!::r=lsk_…,m=publish` (any other `m` is refused: viewers watch HLS). Null: not a key.
- */
-function srtStreamKey(streamId: string): string | null {
-  if (!streamId.startsWith("#!::")) return looksLikeStreamKey(streamId) ? streamId : null;
-  let resource: string | null = null;
-  for (const pair of streamId.slice(4).split(",")) {
-    const eq = pair.indexOf("=");
-    if (eq < 0) return null;
-    const name = pair.slice(0, eq);
-    const value = pair.slice(eq + 1);
-    if (name === "r") resource = value;
-    else if (name === "m" && value !== "publish") return null;
-  }
-  return resource !== null && looksLikeStreamKey(resource) ? resource : null;
-}
-
-/**
  * The SRT ingest (docs/live.md, "SRT"): callers push MPEG-TS to srt://host:port with their stream
- * key as the stream id. The gateway (src/live/srt-gateway.c, on Debian's libsrt) holds the SRT
- * connections and moves bytes; this module checks each caller's key before any of its media is
+ * key as the stream id, encrypted with their stream's passphrase. The gateway (src/live/srt-gateway.c,
+ * on Debian's libsrt) holds the SRT connections, refuses callers without the passphrase and moves
+ * bytes; this module checks each caller's key before any of its media is
  * read, remuxes what it sends to FLV with ffmpeg (`-c copy`: demuxed, never encoded; no file or
  * network protocol, no secrets in its environment) and hands the tags to the same publisher as
  * an RTMP connection's: the same limits, refusals, broadcasts and feed.
@@ -99,6 +84,8 @@ export function createSrtIngest(sessions: IngestSessions, ingestLimits: IngestLi
     gateway = child;
     const stderr = stderrTail(child);
     child.stdin.on("error", () => {});
+    // Its first line, read before it listens: not in its arguments or environment, which others can read.
+    child.stdin.write(`K ${options.passphraseKey.toString("hex")}\n`);
     return new Promise<number>((resolve, reject) => {
       let listening = false;
       const frames = frameReader((type, id, payload) => {
@@ -149,7 +136,8 @@ export function createSrtIngest(sessions: IngestSessions, ingestLimits: IngestLi
     const text = payload.toString("utf8");
     const newline = text.indexOf("\n");
     const client = text.slice(0, newline);
-    const streamId = text.slice(newline + 1);
+    // The gateway read it from the caller's stream id (the key, or `#!::r=KEY,m=publish`).
+    const key = text.slice(newline + 1);
     const caller = new SrtCaller(client, limits, sessions, {
       accept: () => send(`A ${id}`),
       disconnect: () => {
@@ -158,8 +146,7 @@ export function createSrtIngest(sessions: IngestSessions, ingestLimits: IngestLi
       },
     });
     callers.set(id, caller);
-    const key = srtStreamKey(streamId);
-    if (key === null) caller.publisher.close("not a stream key");
+    if (!looksLikeStreamKey(key)) caller.publisher.close("not a stream key");
     else caller.publisher.publish(key);
   }
 
@@ -237,6 +224,7 @@ class SrtCaller {
     this.#gateway = gateway;
     this.publisher = startPublisher(
       {
+        protocol: "srt",
         client,
         hold: () => {},
         // The key is good: the gateway starts reading the caller, into its remux. (Later holds and

@@ -33,7 +33,7 @@ const LiveLatencyModeEnum = builder.enumType(LiveLatencyMode, {
 });
 
 const LiveStreamRef = builder.prismaObject("LiveStream", {
-  description: "An ingest point a publisher (OBS, ffmpeg) pushes to over RTMP; each broadcast becomes a video.",
+  description: "An ingest point a publisher (OBS, ffmpeg) pushes to over RTMP or SRT; each broadcast becomes a video.",
   fields: (t) => ({
     id: t.exposeID("id"),
     title: t.exposeString("title"),
@@ -57,7 +57,7 @@ const LiveStreamRef = builder.prismaObject("LiveStream", {
     srtIngestUrl: t.string({
       nullable: true,
       description:
-        "The SRT address publishers may push MPEG-TS (H.264, AAC) to instead, with the stream key as the stream id: `{srtIngestUrl}?streamid={streamKey}`. Null where this API runs without SRT ingest.",
+        "The SRT address publishers may push MPEG-TS (H.264, AAC) to instead, with the stream key as the stream id and encrypted with the stream's passphrase: `{srtIngestUrl}?streamid={streamKey}&passphrase={srtPassphrase}` (LiveStreamWithKey.srtUrl). Null where this API runs without SRT ingest.",
       resolve: (_s, _args, ctx) => ctx.live.srtIngestUrl(),
     }),
     activeVideo: t.field({
@@ -82,10 +82,27 @@ const LiveStreamRef = builder.prismaObject("LiveStream", {
 });
 
 const LiveStreamWithKey = builder.objectRef<{ stream: LiveStream; streamKey: string }>("LiveStreamWithKey").implement({
-  description: "A live stream and its stream key, shown only here: keep it secret (anyone with it can broadcast).",
+  description:
+    "A live stream and its stream key and SRT passphrase, shown only here: keep them secret (anyone with the key can broadcast over RTMP).",
   fields: (t) => ({
     liveStream: t.field({ type: LiveStreamRef, resolve: (r) => r.stream }),
     streamKey: t.exposeString("streamKey"),
+    srtPassphrase: t.string({
+      description:
+        "What an SRT publisher encrypts with (SRT's `passphrase`, AES-128): a caller without it is refused. It changes with the key.",
+      resolve: (r, _args, ctx) => ctx.live.srtPassphrase(r.streamKey),
+    }),
+    srtUrl: t.string({
+      nullable: true,
+      description:
+        "The whole SRT address to publish to, key and passphrase in it (OBS: Server, with Stream Key left empty). Null where this API runs without SRT ingest.",
+      resolve: (r, _args, ctx) => {
+        const base = ctx.live.srtIngestUrl();
+        if (base === null) return null;
+        const query = new URLSearchParams({ streamid: r.streamKey, passphrase: ctx.live.srtPassphrase(r.streamKey) });
+        return `${base}?${query}`;
+      },
+    }),
   }),
 });
 

@@ -19,9 +19,11 @@ type LatencyMode = NonNullable<CreateInput["latencyMode"]>;
 type PlaybackPolicy = NonNullable<CreateInput["playbackPolicy"]>;
 
 /** A key just made or rotated: shown once, with the settings to paste into OBS. */
+/** A stream's key and whole SRT address (null without SRT ingest), shown once after creating or rotating it. */
 interface ShownKey {
   streamId: string;
   key: string;
+  srtUrl: string | null;
 }
 
 /** Live streams: make one, get its key and OBS settings, watch its broadcast with its state and health. */
@@ -65,7 +67,7 @@ export function LivePage() {
             const input = { title: title || null, latencyMode, playbackPolicy, recording };
             const created = (await request(CreateLiveStreamMutation, { input })).createLiveStream;
             if (created.__typename !== "LiveStreamWithKey") return created;
-            setShown({ streamId: created.liveStream.id, key: created.streamKey });
+            setShown({ streamId: created.liveStream.id, key: created.streamKey, srtUrl: created.srtUrl });
             return created;
           });
         }}
@@ -111,12 +113,12 @@ export function LivePage() {
         <LiveStreamCard
           key={stream.id}
           initial={stream}
-          shownKey={shown?.streamId === stream.id ? shown.key : null}
+          shown={shown?.streamId === stream.id ? shown : null}
           onRotate={() =>
             run(async () => {
               const result = (await request(RotateLiveStreamKeyMutation, { id: stream.id })).rotateLiveStreamKey;
               if (result.__typename === "LiveStreamWithKey" && "streamKey" in result)
-                setShown({ streamId: stream.id, key: result.streamKey });
+                setShown({ streamId: stream.id, key: result.streamKey, srtUrl: result.srtUrl });
               return result;
             })
           }
@@ -135,7 +137,7 @@ export function LivePage() {
 /** One stream, followed over `liveStreamEvents`: its state, its encode's health, its broadcast's player. */
 function LiveStreamCard(props: {
   initial: Stream;
-  shownKey: string | null;
+  shown: ShownKey | null;
   onRotate: () => void;
   onEnable: (enabled: boolean) => void;
 }) {
@@ -170,8 +172,8 @@ function LiveStreamCard(props: {
         · since {formatDate(stream.createdAt)}
       </p>
       {stream.lastError && <p class="warning">Last error: {stream.lastError}</p>}
-      {props.shownKey && (
-        <ObsSettings ingestUrl={stream.ingestUrl} srtIngestUrl={stream.srtIngestUrl} streamKey={props.shownKey} />
+      {props.shown && (
+        <ObsSettings ingestUrl={stream.ingestUrl} streamKey={props.shown.key} srtUrl={props.shown.srtUrl} />
       )}
       {onAir && health && (
         <p class="muted">
@@ -212,10 +214,12 @@ function LiveStreamCard(props: {
 }
 
 /** What to paste into OBS (Settings → Stream, and Output), and the same as an ffmpeg command; SRT where offered. */
-function ObsSettings(props: { ingestUrl: string; srtIngestUrl: string | null; streamKey: string }) {
+function ObsSettings(props: { ingestUrl: string; streamKey: string; srtUrl: string | null }) {
   return (
     <section class="warning obs-settings" aria-label="Stream key and OBS settings">
-      <p>Stream key, shown once: keep it secret (anyone with it can broadcast on this stream).</p>
+      <p>
+        Stream key (and SRT address), shown once: keep them secret (anyone with the key can broadcast on this stream).
+      </p>
       <dl>
         <dt>OBS → Settings → Stream → Service</dt>
         <dd>Custom…</dd>
@@ -236,11 +240,11 @@ function ObsSettings(props: { ingestUrl: string; srtIngestUrl: string | null; st
         <dd>
           <code>{`ffmpeg -re -i input.mp4 -c:v libx264 -preset veryfast -g 60 -c:a aac -f flv "${props.ingestUrl}/${props.streamKey}"`}</code>
         </dd>
-        {props.srtIngestUrl && (
+        {props.srtUrl && (
           <>
-            <dt>Or over SRT (OBS: this as the Server, the Stream Key left empty)</dt>
+            <dt>Or over SRT, encrypted (OBS: this as the Server, the Stream Key left empty)</dt>
             <dd>
-              <code>{`${props.srtIngestUrl}?streamid=${props.streamKey}`}</code>
+              <code>{props.srtUrl}</code>
             </dd>
           </>
         )}
