@@ -1,6 +1,6 @@
 # The API. Build: docker build -t videograph-api .
 FROM node:24-bookworm-slim AS build
-# The SRT ingest's gateway is compiled against Debian's libsrt (postinstall: scripts/setup-srt.sh).
+# The SRT ingest's gateway is compiled against Debian's libsrt and GnuTLS (postinstall: scripts/setup-srt.sh; libsrt-gnutls-dev brings both).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev pkg-config libsrt-gnutls-dev \
  && rm -rf /var/lib/apt/lists/*
@@ -17,7 +17,7 @@ RUN npm ci --no-audit --no-fund && npm prune --omit=dev
 FROM node:24-bookworm-slim
 ENV NODE_ENV=production PORT=4000 LOCAL_WORKER=false
 # ffmpeg cuts thumbnails and animated previews from published HLS on request (src/http/video-images.ts)
-# and remuxes SRT callers' MPEG-TS (src/live/srt-ingest.ts); it brings libsrt1.5-gnutls, the gateway's library.
+# and remuxes SRT callers' MPEG-TS (src/live/srt-ingest.ts); it brings libsrt1.5-gnutls and GnuTLS, the gateway's libraries.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ffmpeg \
  && rm -rf /var/lib/apt/lists/*
