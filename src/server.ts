@@ -32,6 +32,7 @@ import { createEventIngestor } from "./jobs/ingest-events.ts";
 import { createLiveStreams } from "./live/live-streams.ts";
 import { DEFAULT_INGEST_LIMITS } from "./live/publisher.ts";
 import { createRtmpIngest, RTMP_APP } from "./live/rtmp-ingest.ts";
+import { createRelayIngest } from "./live/relay.ts";
 import { createSrtIngest, srtGatewayBuilt } from "./live/srt-ingest.ts";
 import { srtPassphrase, srtPassphraseKey } from "./live/stream-keys.ts";
 import { createQueueWatch } from "./jobs/queue-position.ts";
@@ -189,6 +190,12 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     env.LIVE_SRT_PORT === "off" || !srtGatewayBuilt()
       ? null
       : createSrtIngest(live.sessions, ingestLimits, { latencyMs: env.LIVE_SRT_LATENCY_MS, passphraseKey });
+  // A publisher reconnecting to another instance is relayed here while this one holds its broadcast.
+  const relayIngest = createRelayIngest({
+    resumeSessions: (videoId) => live.resumeSessions(videoId),
+    limits: ingestLimits,
+    signer,
+  });
   const ingestor = createEventIngestor({
     live,
     db,
@@ -317,6 +324,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     }
     if (analytics.matches(url)) return analytics.handle(req, res, url);
     if (live.matchesFeed(url)) return live.handleFeed(req, res, url);
+    if (relayIngest.matches(url)) return relayIngest.handle(req, res, url);
     if (await serveHealthPath(url.pathname, { db, transport }, res)) return;
     if (await handleConsole(req, res, url)) return;
     if (refusedForSize(req, res, env)) return;

@@ -12,6 +12,7 @@ import {
   liveIngestBytes,
   liveIngestClosed,
 } from "../src/metrics.ts";
+import { relayPath } from "../src/live/relay.ts";
 import { srtGatewayBuilt } from "../src/live/srt-ingest.ts";
 import { PROTOCOL_VERSION } from "../src/protocol/messages.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
@@ -81,7 +82,7 @@ async function createLiveStream(
 /** A live metric's value for one ingest protocol (and other labels); 0 where it has none yet. */
 async function byProtocol(
   metric: typeof liveIngestBytes | typeof liveBroadcasts | typeof liveIngestClosed,
-  protocol: "rtmp" | "srt",
+  protocol: "rtmp" | "srt" | "relay",
   labels: Record<string, string> = {},
 ): Promise<number> {
   const values = (await metric.get()).values as { value: number; labels: Record<string, string | number> }[];
@@ -536,6 +537,64 @@ describe("live streams over RTMP", () => {
     expect(ended.activeVideo.duration).toBeGreaterThan(8 - 1.5);
     expect(ended.activeVideo.duration).toBeLessThan(8 + 1.5);
     expect(await t.app.services.db.video.count({ where: { liveStreamId: stream.id } })).toBe(1);
+  });
+
+  it("a publisher that reconnects to another API instance within the grace continues the same broadcast: relayed to the instance holding it", async () => {
+    // A second API instance of the same deployment (its database, its signing secret), its own RTMP port.
+    const other = await startTestApp({
+      instanceOf: t,
+      worker: false,
+      env: { LIVE_SEGMENT_SECONDS: "1", LIVE_STALL_SECONDS: "3", LIVE_RECONNECT_GRACE_SECONDS: "3" },
+    });
+    try {
+      const stream = await createLiveStream("Moved uplink");
+      const first = publish(`${stream.ingestUrl}/${stream.key}`, 4);
+      const live = await waitFor(
+        "the broadcast",
+        () => streamState(stream.id),
+        (s) => s.status === "LIVE",
+      );
+      expect(await first.exited).toBe(0);
+      await waitFor(
+        "the disconnect",
+        () => streamState(stream.id),
+        (s) => s.status === "DISCONNECTED",
+        5000,
+      );
+      // Back within the grace, through the other instance's ingest (a load balancer's choice).
+      const otherIngest = (await other.gql(`{ liveStreams { ingestUrl } }`)).data.liveStreams[0].ingestUrl as string;
+      expect(otherIngest).not.toBe(stream.ingestUrl.replace("127.0.0.1", "localhost"));
+      const second = publish(`${otherIngest.replace("localhost", "127.0.0.1")}/${stream.key}`, 4);
+      const back = await waitFor(
+        "the same broadcast live again",
+        () => streamState(stream.id),
+        (s) => s.status === "LIVE",
+      );
+      expect(back.activeVideo.id).toBe(live.activeVideo.id);
+      // The holding instance took it as a publisher relayed to it.
+      expect(await byProtocol(liveBroadcasts, "relay")).toBe(1);
+      expect(await second.exited).toBe(0);
+      const ended = await waitFor(
+        "the recording",
+        () => streamState(stream.id),
+        (s) => s.status === "ENDED",
+      );
+      expect(ended.activeVideo.id).toBe(live.activeVideo.id);
+      expect(ended.activeVideo.status).toBe("READY");
+      // Both publishers' 8 s, one recording.
+      expect(ended.activeVideo.duration).toBeGreaterThan(8 - 1.5);
+      expect(ended.activeVideo.duration).toBeLessThan(8 + 1.5);
+      expect(await t.app.services.db.video.count({ where: { liveStreamId: stream.id } })).toBe(1);
+      expect(await byProtocol(liveBroadcasts, "relay")).toBe(0);
+      // The relay takes only a signed request, and only while this instance holds that broadcast.
+      const relayUrl = (videoId: string) => `${t.url}${t.app.services.signer.sign(relayPath(videoId), 60)}`;
+      const unsigned = await fetch(`${t.url}${relayPath(live.activeVideo.id)}`, { method: "POST", body: "FLV" });
+      expect(unsigned.status).toBe(403);
+      const notHeld = await fetch(relayUrl(live.activeVideo.id), { method: "POST", body: "FLV" });
+      expect(notHeld.status).toBe(409);
+    } finally {
+      await other.stop();
+    }
   });
 
   it("a stream that keeps no recording: its broadcast plays live, then its video ends DISCARDED with its media deleted, its cost kept and the ENDED webhook saying so", async () => {

@@ -1,7 +1,5 @@
 import type { ServerResponse } from "node:http";
-
-/** The FLV file header: audio and video present. */
-const FLV_HEADER = Buffer.from([0x46, 0x4c, 0x56, 0x01, 0x05, 0x00, 0x00, 0x00, 0x09, 0x00, 0x00, 0x00, 0x00]);
+import { FLV_HEADER, flvTag } from "./flv.ts";
 
 /** A reader this far behind (bytes it has not taken) is cut off: the encode could not keep up. */
 const MAX_READER_BACKLOG_BYTES = 32 * 1024 * 1024;
@@ -28,6 +26,16 @@ export interface FeedPacket {
   kind: "audio header" | "video header" | "keyframe" | "frame" | "audio" | "metadata";
 }
 
+/**
+ * What a publisher pushes its media into: its broadcast's feed on this instance (LiveFeed), or a
+ * relay to the API instance that holds its broadcast (relay.ts).
+ */
+export interface BroadcastFeed {
+  push(packet: FeedPacket): void;
+  /** Called once when it ends (the broadcast ended first): its publisher is cut off. */
+  onEnd(listener: () => void): void;
+}
+
 /** A step in the publisher's timestamps beyond these is a jump, not time passing (milliseconds). */
 const MAX_FORWARD_STEP_MS = 5000;
 const MAX_BACKWARD_STEP_MS = 1000;
@@ -46,7 +54,7 @@ const RESUME_STEP_MS = 40;
  * publisher that reconnects (`resume`) continues where the one before left off. The encode behind
  * it sees one stream, and the recording has no gap.
  */
-export class LiveFeed {
+export class LiveFeed implements BroadcastFeed {
   #metadata: FeedPacket | null = null;
   #audioHeader: FeedPacket | null = null;
   #videoHeader: FeedPacket | null = null;
@@ -203,15 +211,4 @@ export class LiveFeed {
 
 function isMedia(packet: FeedPacket): boolean {
   return packet.kind === "keyframe" || packet.kind === "frame" || packet.kind === "audio";
-}
-/** One FLV tag: its 11-byte header, the body, and the size of both after it. */
-function flvTag(type: number, dts: number, data: Buffer): Buffer {
-  const tag = Buffer.alloc(11 + data.length + 4);
-  tag[0] = type;
-  tag.writeUIntBE(data.length, 1, 3);
-  tag.writeUIntBE(dts & 0xffffff, 4, 3);
-  tag[7] = (dts >>> 24) & 0xff;
-  data.copy(tag, 11);
-  tag.writeUInt32BE(11 + data.length, 11 + data.length);
-  return tag;
 }

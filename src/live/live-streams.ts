@@ -16,6 +16,7 @@ import type { UrlSigner } from "../storage/url-signer.ts";
 import { createVideo, NEW_VIDEO_DEFAULTS } from "../videos/creation-options.ts";
 import { LiveFeed } from "./feed.ts";
 import type { IngestSessions } from "./publisher.ts";
+import { RelayFeed, relayPath } from "./relay.ts";
 import { hashStreamKey } from "./stream-keys.ts";
 import { videoWebhookData, type WebhookEmitter, type WebhookEventType, webhookEventId } from "../webhooks/events.ts";
 
@@ -27,6 +28,8 @@ class BroadcastRefused extends Error {}
 
 /** Where workers read a broadcast's feed: GET {LIVE_FEED_URL}/live/v1/feeds/{videoId}.flv?expires&sig. */
 const FEED_PATH_PREFIX = "/live/v1/feeds/";
+/** A relay's URL is opened at once: signed for this long. */
+const RELAY_URL_TTL_SECONDS = 60;
 
 /** A transaction of the API's database client. */
 type Tx = Parameters<Parameters<Db["$transaction"]>[0]>[0];
@@ -280,8 +283,8 @@ export function createLiveStreams(deps: {
       if (stream.disabledAt) return { refused: "the live stream is disabled" };
       if (stream.status === "CONNECTED" || stream.status === "LIVE")
         return { refused: "the live stream already has a publisher" };
-      // Its publisher reconnecting: no new broadcast is counted.
-      if (graces.has(stream.id)) return { streamId: stream.id };
+      // Its publisher reconnecting, here or to another instance (relayed there): no new broadcast is counted.
+      if (graces.has(stream.id) || (await waitingBroadcastJob(stream))) return { streamId: stream.id };
       // Checked again when the broadcast starts, under a lock (begin): here it spares a publisher
       // over the limit the wait for its metadata.
       const over =
@@ -305,6 +308,9 @@ export function createLiveStreams(deps: {
         log.info("live: publisher reconnected", { streamId, videoId: grace.videoId });
         return { feed: waiting.feed };
       }
+      // Its broadcast waits for it on another API instance: its media go there.
+      const relay = await relayToHolder(stream);
+      if (relay) return { feed: relay };
       const segmentSeconds = stream.latencyMode === "LOW" ? settings.lowLatencySegmentSeconds : settings.segmentSeconds;
       // The feed is there before the job can be dispatched (the dispatcher may publish it as soon as
       // the transaction commits), so the worker never asks for a feed that does not exist yet.
@@ -350,6 +356,8 @@ export function createLiveStreams(deps: {
     },
 
     async end(streamId, feed, reason) {
+      // A relayed publisher: the instance holding its broadcast hears it left, and does the rest.
+      if (feed instanceof RelayFeed) return feed.finish(reason);
       // Only the broadcast this connection fed: a refused rival's end touches no other.
       const broadcast = feed ? [...feeds].find(([, entry]) => entry.feed === feed) : undefined;
       if (broadcast) {
@@ -359,7 +367,7 @@ export function createLiveStreams(deps: {
         const timer = setTimeout(() => {
           graces.delete(streamId);
           feeds.delete(videoId);
-          feed!.end();
+          broadcast[1].feed.end();
         }, settings.reconnectGraceSeconds * 1000);
         timer.unref();
         graces.set(streamId, { videoId, timer });
@@ -376,6 +384,48 @@ export function createLiveStreams(deps: {
       }
     },
   };
+
+  /**
+   * The LIVE job of the stream's broadcast when it waits for its publisher on another API instance
+   * (DISCONNECTED, its encode not ended, its feed not here), or null.
+   */
+  async function waitingBroadcastJob(stream: LiveStream): Promise<{ videoId: string; input: unknown } | null> {
+    const videoId = stream.activeVideoId;
+    if (stream.status !== "DISCONNECTED" || !videoId || feeds.has(videoId)) return null;
+    const job = await db.job.findFirst({
+      where: { videoId, kind: "LIVE", status: { in: ["QUEUED", "RUNNING"] } },
+      select: { input: true },
+    });
+    return job ? { videoId, input: job.input } : null;
+  }
+
+  /**
+   * A relay of a reconnecting publisher's media to the API instance that holds its broadcast in the
+   * grace, or null: the stream's broadcast is not waiting (or is waiting here), or that instance
+   * does not take the relay (its grace ran out meanwhile: a new broadcast starts here).
+   */
+  async function relayToHolder(stream: LiveStream): Promise<RelayFeed | null> {
+    const job = await waitingBroadcastJob(stream);
+    if (!job) return null;
+    const { videoId } = job;
+    // The holder serves the broadcast's feed: the relay goes to the same address.
+    const holder = new URL(parseJobInput("LIVE", job.input).feedUrl).origin;
+    const relay = await RelayFeed.open(`${holder}${deps.signer.sign(relayPath(videoId), RELAY_URL_TTL_SECONDS)}`);
+    if (typeof relay === "string") {
+      log.warn("live: a reconnecting publisher's broadcast could not be continued; a new one starts", {
+        streamId: stream.id,
+        videoId,
+        why: relay,
+      });
+      return null;
+    }
+    log.info("live: publisher reconnected to another API instance; relayed to its broadcast's", {
+      streamId: stream.id,
+      videoId,
+      holder,
+    });
+    return relay;
+  }
 
   /** The stream whose current (or last) broadcast is `videoId`, if any: an older broadcast changes no stream. */
   async function streamOnAirWith(videoId: string): Promise<LiveStream | null> {
@@ -438,6 +488,16 @@ export function createLiveStreams(deps: {
       const now = new Date();
       const secondsUsed = await liveSecondsUsed(db, tenantId, now);
       return { month: monthOf(now), secondsUsed, minutesLimit: settings.maxMinutesPerTenantMonth };
+    },
+
+    /**
+     * The sessions of a publisher relayed from another API instance to continue `videoId`'s
+     * broadcast (relay.ts), or null: this instance holds no such broadcast in its grace.
+     */
+    resumeSessions(videoId: string): IngestSessions | null {
+      const entry = feeds.get(videoId);
+      if (!entry || graces.get(entry.streamId)?.videoId !== videoId) return null;
+      return { ...sessions, authorize: async () => ({ streamId: entry.streamId }) };
     },
 
     /** Whether `url` is a feed's, which `handleFeed` answers. */

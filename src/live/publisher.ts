@@ -3,7 +3,7 @@ import type { RtmpAvPacket } from "node-media-server/src/protocol/rtmp.js";
 import { log } from "../log.ts";
 import { liveBroadcasts, liveIngestBytes, liveIngestClosed } from "../metrics.ts";
 import type { LiveInput } from "../protocol/messages.ts";
-import type { FeedPacket, LiveFeed } from "./feed.ts";
+import type { BroadcastFeed, FeedPacket } from "./feed.ts";
 
 /** Limits on one ingest connection, RTMP or SRT (docs/live.md, docs/security.md). */
 export interface IngestLimits {
@@ -48,18 +48,18 @@ export interface IngestSessions {
   /** Checks a stream key; the stream's id, or why it is refused. */
   authorize(key: string): Promise<{ streamId: string } | { refused: string }>;
   /** The publisher's metadata came: starts its broadcast; the feed to push into, or why it is refused. */
-  begin(streamId: string, input: LiveInput): Promise<{ feed: LiveFeed } | { refused: string }>;
+  begin(streamId: string, input: LiveInput): Promise<{ feed: BroadcastFeed } | { refused: string }>;
   /**
    * The publisher is gone (`reason` null: it ended the stream itself); its broadcast waits for it to
    * reconnect, then ends.
    */
-  end(streamId: string, feed: LiveFeed | null, reason: string | null): Promise<void>;
+  end(streamId: string, feed: BroadcastFeed | null, reason: string | null): Promise<void>;
 }
 
 /** The connection under a publisher, as its protocol's ingest holds it. */
 export interface PublisherConnection {
-  /** The ingest's protocol, for metrics. */
-  protocol: "rtmp" | "srt";
+  /** The ingest's protocol, for metrics: `relay` is a publisher relayed from another API instance (relay.ts). */
+  protocol: "rtmp" | "srt" | "relay";
   /** The caller's address, for logs. */
   client: string;
   /** Stop taking the connection's media for now (while its key is checked, while its broadcast starts). */
@@ -101,7 +101,7 @@ export function startPublisher(
   /** The broadcast being started: a connection that closes meanwhile ends it once it exists. */
   let starting: Promise<unknown> | null = null;
   let streamId: string | null = null;
-  let feed: LiveFeed | null = null;
+  let feed: BroadcastFeed | null = null;
   let bytes = 0;
   /** Packets that came before the broadcast started (codec headers, first frames), and their bytes. */
   let pending: FeedPacket[] = [];

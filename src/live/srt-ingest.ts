@@ -1,10 +1,10 @@
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import Flv from "node-media-server/src/protocol/flv.js";
 import { log } from "../log.ts";
 import { mediaToolPath, stderrTail, toolEnvironment } from "../shared/media-tools.ts";
 import { type IngestLimits, type IngestSessions, type Publisher, startPublisher } from "./publisher.ts";
+import { flvReader } from "./flv.ts";
 import { looksLikeStreamKey } from "./stream-keys.ts";
 
 /** Where `npm run setup:srt` builds the gateway (src/live/srt-gateway.c). */
@@ -190,19 +190,6 @@ function frameReader(onFrame: (type: string, id: number, payload: Buffer) => voi
   };
 }
 
-/** node-media-server's FLV parser, bounded like the RTMP parser: a tag may not be larger than a message. */
-class GuardedFlv extends Flv {
-  readonly maxTagBytes: number;
-  constructor(maxTagBytes: number) {
-    super();
-    this.maxTagBytes = maxTagBytes;
-  }
-  override parserTagAlloc(size: number): void {
-    if (size > this.maxTagBytes) throw new Error(`a media message of ${size} bytes is over the limit`);
-    super.parserTagAlloc(size);
-  }
-}
-
 /** One SRT caller: its key checked, then its MPEG-TS remuxed to FLV tags for its publisher. */
 class SrtCaller {
   readonly publisher: Publisher;
@@ -276,21 +263,16 @@ class SrtCaller {
       detached: true,
     });
     this.#remux = remux;
-    const flv = new GuardedFlv(this.#limits.maxMessageBytes);
-    flv.onPacketCallback = (packet) => {
+    const flv = flvReader(this.#limits.maxMessageBytes, (packet) => {
       this.#tags++;
       this.publisher.packet(packet);
-    };
+    });
     const stderr = stderrTail(remux);
     remux.stdin.on("error", () => {});
     remux.stdout.on("data", (chunk: Buffer) => {
       if (this.publisher.closed) return;
-      try {
-        const error = flv.parserData(chunk);
-        if (error) this.publisher.close(`the SRT stream could not be remuxed (${error})`);
-      } catch (err) {
-        this.publisher.close((err as Error).message);
-      }
+      const error = flv(chunk);
+      if (error) this.publisher.close(`the SRT stream could not be remuxed (${error})`);
     });
     remux.once("error", (err) => {
       log.error("live ingest: the SRT remux did not start", { err });

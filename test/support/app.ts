@@ -48,7 +48,8 @@ function testsOwnWorkerEnv(): Record<string, string> {
 /**
  * A whole service on a random port: its own database (cloned from the template), its own data
  * dir and, unless `worker: false`, real render worker processes (`workers`, default 1, each with
- * one slot). `stop` disposes of all of it.
+ * one slot). `stop` disposes of all of it. With `instanceOf`, a second API instance of that
+ * service (stop it first).
  */
 export async function startTestApp(
   options: {
@@ -56,10 +57,13 @@ export async function startTestApp(
     worker?: boolean;
     workers?: number;
     workerEnv?: Record<string, string>;
+    /** Another API instance of `app`'s deployment: its database and data dir (so its signing secret); `app` drops them. */
+    instanceOf?: TestApp;
   } = {},
 ): Promise<TestApp> {
-  const database = await createTestDatabase();
-  const dataDir = await mkdtemp(path.join(tmpdir(), "videograph-test-data-"));
+  const shared = options.instanceOf;
+  const database = shared?.database ?? (await createTestDatabase());
+  const dataDir = shared?.dataDir ?? (await mkdtemp(path.join(tmpdir(), "videograph-test-data-")));
   const env = loadEnv({
     NODE_ENV: "test",
     HOST: "127.0.0.1",
@@ -129,6 +133,7 @@ export async function startTestApp(
       await Promise.all(clients.map((c) => c.dispose()));
       await Promise.all(workers.map((w) => w.stop()));
       await app.stop();
+      if (shared) return;
       await database.drop();
       await rm(dataDir, { recursive: true, force: true });
     },
