@@ -20,7 +20,7 @@ import { launchChromium } from "../test/support/console.ts";
 import { startApiProcess, stopAllProcesses } from "../test/support/processes.ts";
 import { benchDatabase, postGraphQL } from "./support/stack.ts";
 
-const USAGE = `usage: npm run bench:live -- [--seconds=S] [--modes=standard,low] [--size=WxH] [--fps=F] [--floor=on|off] [--passthrough=on|off|both] [--ingest=rtmp|srt|both]
+const USAGE = `usage: npm run bench:live -- [--seconds=S] [--modes=standard,low] [--size=WxH] [--fps=F] [--floor=on|off] [--passthrough=on|off|both] [--ingest=rtmp|srt|both] [--join-after=S]
 Starts the API with its worker on a throw-away database and, for each latency mode, publishes S seconds
 of a WxH F fps test pattern over RTMP (ffmpeg, real time, the time burnt into each frame), plays the
 broadcast in the watch page (Chromium, hls.js) and prints glass-to-glass latency, the live encode's
@@ -33,6 +33,9 @@ as the worker's) encodes every rung; both runs each mode both ways, one after th
 encode's CPU is printed beside each.
 --ingest=srt publishes MPEG-TS over SRT instead (docs/live.md "SRT"; needs npm run setup:srt); both
 runs each mode over RTMP, then over SRT.
+--join-after=S: the viewer opens the watch page S seconds after the broadcast went live (default 0,
+as it goes live). hls.js starts a viewer two segments behind the live edge and only ever speeds up
+to get closer, so a viewer who joins as the broadcast starts keeps how late its first segment was.
 Defaults: 60 s, both modes, 1280x720, 30 fps, the floor on, passthrough off, RTMP. The issue's goal: 600 s.`;
 const { values: flags } = parseCommandLine(USAGE, {
   options: {
@@ -43,6 +46,7 @@ const { values: flags } = parseCommandLine(USAGE, {
     floor: { type: "string", default: "on" },
     passthrough: { type: "string", default: "off" },
     ingest: { type: "string", default: "rtmp" },
+    "join-after": { type: "string", default: "0" },
   },
 });
 if (!["rtmp", "srt", "both"].includes(String(flags.ingest))) usageError(USAGE, "--ingest is rtmp, srt or both");
@@ -50,7 +54,10 @@ const ingests: ("rtmp" | "srt")[] = flags.ingest === "both" ? ["rtmp", "srt"] : 
 if (flags.floor !== "on" && flags.floor !== "off") usageError(USAGE, "--floor is on or off");
 if (!["on", "off", "both"].includes(String(flags.passthrough))) usageError(USAGE, "--passthrough is on, off or both");
 const passthroughSettings = flags.passthrough === "both" ? ["on", "off"] : [String(flags.passthrough)];
+/** Samples from the first seconds of playback are left out: the player is still finding the live edge. */
+const WARM_UP_SECONDS = 10;
 const seconds = Number(flags.seconds);
+const joinAfter = Number(flags["join-after"]);
 const fps = Number(flags.fps);
 const [width, height] = String(flags.size).split("x").map(Number) as [number, number];
 const modes = String(flags.modes)
@@ -58,17 +65,19 @@ const modes = String(flags.modes)
   .map((m) => m.trim().toUpperCase());
 if (
   !(seconds >= 20 && seconds <= 7200) ||
+  !(joinAfter >= 0 && joinAfter <= seconds - 2 * WARM_UP_SECONDS) ||
   !(fps >= 10 && fps <= 60) ||
   !(width >= 640 && height >= 360 && width <= 3840 && height <= 2160) ||
   modes.some((m) => m !== "STANDARD" && m !== "LOW")
 ) {
-  usageError(USAGE, "--seconds 20..7200, --fps 10..60, --size from 640x360 to 3840x2160, --modes standard and/or low");
+  usageError(
+    USAGE,
+    "--seconds 20..7200, --join-after 0..seconds-20, --fps 10..60, --size from 640x360 to 3840x2160, --modes standard and/or low",
+  );
 }
 
 /** The issue's goals: glass-to-glass by mode, encode speed, the recording's READY after the end. */
 const GOALS = { latency: { STANDARD: 5, LOW: 3 } as Record<string, number>, readyAfterEndSeconds: 10 };
-/** Samples from the first seconds of playback are left out: the player is still finding the live edge. */
-const WARM_UP_SECONDS = 10;
 const BITS = 20;
 const BLOCK = 32;
 const log = (message: string) => process.stderr.write(`${message}\n`);
@@ -205,6 +214,7 @@ async function runMode(
   }
   if (live.status !== "LIVE") throw new Error(`the broadcast did not go live in 30 s: ${publisher.stderr()}`);
   const goneLiveAfter = (statuses.find((s) => s.status === "LIVE")?.at ?? Date.now()) - publisher.epoch();
+  if (joinAfter > 0) await new Promise((r) => setTimeout(r, joinAfter * 1000));
 
   const { samples, ended } = await watch(browser, `${api}/watch/${live.activeVideo.id}?autoplay=1&muted=1`, publisher);
   let recording = await state();
@@ -229,7 +239,7 @@ async function runMode(
     id: live.activeVideo.id,
   });
 
-  const { latencies, heights } = glassToGlass(samples, publisher.epoch(), goneLiveAfter);
+  const { latencies, heights } = glassToGlass(samples, publisher.epoch(), goneLiveAfter + joinAfter * 1000);
   const speeds = health.map((h) => h.speed).filter((s): s is number => s !== null);
   const behind = health.map((h) => h.behindSeconds).filter((b): b is number => b !== null);
   const third = Math.max(1, Math.floor(behind.length / 3));
@@ -300,8 +310,9 @@ async function watch(
 }
 
 /** Latency of each sample read after the warm-up, in seconds; and the heights the player showed. */
-function glassToGlass(samples: Sample[], epoch: number, liveAfterMs: number) {
-  const playing = samples.filter((s) => s.at - epoch > Math.max(0, liveAfterMs) + WARM_UP_SECONDS * 1000);
+/** Latencies read after WARM_UP_SECONDS of playback, which began `joinedAfterMs` after the publisher's first frame. */
+function glassToGlass(samples: Sample[], epoch: number, joinedAfterMs: number) {
+  const playing = samples.filter((s) => s.at - epoch > Math.max(0, joinedAfterMs) + WARM_UP_SECONDS * 1000);
   return {
     latencies: playing.map((s) => (s.at - epoch - s.frameMs) / 1000).filter((l) => l > -1 && l < 120),
     heights: [...new Set(playing.map((s) => s.height))].join("/"),
@@ -400,7 +411,8 @@ console.log(
   `\nnpm run bench:live — ${new Date().toISOString()}, ${cpu.length} × ${cpu[0]?.model ?? "?"}, load average ${fmt(load)} before the run`,
 );
 console.log(
-  `publisher: ${width}x${height} ${fps} fps for ${seconds} s (ffmpeg, libx264 ultrafast, on the same machine)\n`,
+  `publisher: ${width}x${height} ${fps} fps for ${seconds} s (ffmpeg, libx264 ultrafast, on the same machine); ` +
+    `the viewer joins ${joinAfter} s after the broadcast went live\n`,
 );
 for (const r of results) {
   const goal = GOALS.latency[r.mode]!;
