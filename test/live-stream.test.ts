@@ -320,6 +320,7 @@ describe("live streams over RTMP", () => {
       speed: number | null;
       inputKeyframeInterval: number | null;
       inputFps: number | null;
+      renditions: { name: string; segments: number; bitrate: number | null; copied: boolean }[];
     } | null = null;
     const measured: { input: { inputKeyframeInterval: number | null; inputFps: number | null } | null } = {
       input: null,
@@ -327,7 +328,7 @@ describe("live streams over RTMP", () => {
     const client = t.wsClient();
     const unsubscribe = client.subscribe(
       {
-        query: `subscription ($id: ID!) { liveStreamEvents(id: $id) { status health { segments speed fps mediaSeconds inputBitrate inputKeyframeInterval inputFps } } }`,
+        query: `subscription ($id: ID!) { liveStreamEvents(id: $id) { status health { segments speed fps mediaSeconds inputBitrate inputKeyframeInterval inputFps renditions { name segments bitrate copied } } } }`,
         variables: { id: stream.id },
       },
       {
@@ -441,6 +442,19 @@ describe("live streams over RTMP", () => {
     expect(await samples(liveEncodeSpeed)).toBeGreaterThan(3);
     expect(await samples(liveBehindSeconds)).toBeGreaterThan(3);
     expect(health!.segments).toBeGreaterThan(0);
+    // Each rendition: the video rung (the publisher's own, copied) and the audio, with their bit
+    // rates as published (the test pattern's x264 ultrafast: well above its audio's 128 kbit/s).
+    const renditions = health!.renditions;
+    expect(renditions.map((r) => [r.name, r.copied])).toEqual([
+      ["240p", true],
+      ["audio", false],
+    ]);
+    for (const r of renditions) expect(r.segments).toBeGreaterThan(0);
+    expect(renditions[0]!.segments).toBe(health!.segments);
+    const [videoBitrate, audioBitrate] = renditions.map((r) => r.bitrate ?? 0) as [number, number];
+    expect(audioBitrate).toBeGreaterThan(64_000);
+    expect(audioBitrate).toBeLessThan(256_000);
+    expect(videoBitrate).toBeGreaterThan(audioBitrate);
     // The publisher's own settings, read from its stream: a keyframe every 25 frames at 25 fps.
     expect(measured.input?.inputKeyframeInterval).toBeCloseTo(1, 1);
     expect(measured.input?.inputFps).toBeCloseTo(25, 0);
@@ -472,6 +486,8 @@ describe("live streams over RTMP", () => {
       const publisher = publish(`${server.replace("localhost", "127.0.0.1")}/${key}`, 6);
       await card.getByText("Status: LIVE").waitFor({ timeout: 30_000 });
       await card.getByText(/segments ·/).waitFor();
+      // Each rendition's bit rate as published, the publisher's own video marked copied.
+      await card.getByText(/^Renditions: 240p \(copied\) \d+ kbit\/s · audio \d+ kbit\/s$/).waitFor();
       await page.waitForFunction(
         () => ((document.querySelector("article video") as HTMLVideoElement | null)?.currentTime ?? 0) >= 1,
         undefined,

@@ -477,7 +477,7 @@ export const LiveStreamEventsSubscription = graphql(
   `
   subscription LiveStreamEvents($id: ID!) {
     liveStreamEvents(id: $id) {
-      health { mediaSeconds fps speed segments behindSeconds inputBitrate }
+      health { mediaSeconds fps speed segments behindSeconds inputBitrate renditions { name bitrate copied } }
       liveStream { ...LiveStreamFields }
     }
   }

@@ -1,3 +1,4 @@
+import { statSync } from "node:fs";
 import path from "node:path";
 import type { LiveJobMessage, ProbeResult, StaticRenditionPlan, Storyboard } from "../../src/protocol/messages.ts";
 import { liveRecordingKey, posterKey } from "../../src/protocol/storage-layout.ts";
@@ -83,6 +84,13 @@ export async function live(job: LiveJobMessage, ctx: JobContext): Promise<void> 
         const segments = rung?.segments ?? [];
         return { segments: segments.length, seconds: segments.reduce((sum, s) => sum + s.duration, 0) };
       },
+      renditions: () =>
+        publisher.segments().map(({ name, segments }) => ({
+          name,
+          segments: segments.length,
+          bitrate: newestBitrate(path.join(ctx.workDir, name), segments),
+          copied: name === copied,
+        })),
     });
     try {
       await inSpan(
@@ -221,4 +229,21 @@ async function publishPoster(
     log.warn("live poster failed", { jobId: job.jobId, err });
     return null;
   }
+}
+
+/** Segments a rendition's bit rate is measured over: its newest, as viewers fetch them now. */
+const BITRATE_SEGMENTS = 3;
+
+/** Bits per second of a rendition's newest segments (their files in `dir`), or null before the first. */
+function newestBitrate(dir: string, segments: readonly { uri: string; duration: number }[]): number | null {
+  const newest = segments.slice(-BITRATE_SEGMENTS);
+  const seconds = newest.reduce((sum, s) => sum + s.duration, 0);
+  if (seconds <= 0) return null;
+  let bytes = 0;
+  for (const s of newest) {
+    const size = statSync(path.join(dir, s.uri), { throwIfNoEntry: false })?.size;
+    if (size === undefined) return null;
+    bytes += size;
+  }
+  return Math.round((bytes * 8) / seconds);
 }

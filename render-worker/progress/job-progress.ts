@@ -1,4 +1,4 @@
-import type { JobEventBody } from "../../src/protocol/messages.ts";
+import type { JobEventBody, LiveRenditionHealth } from "../../src/protocol/messages.ts";
 import type { JobContext } from "../handlers/types.ts";
 import { log } from "../log.ts";
 import type { ManimProgress } from "../manim/progress-bars.ts";
@@ -140,11 +140,13 @@ export interface LiveFacts {
   encoder: () => EncoderStatus | null;
   /** Segments of the top rung published, and the media seconds they hold. */
   published: () => { segments: number; seconds: number };
+  /** Each rendition: its segments, its newest segments' bit rate, whether it is copied. */
+  renditions: () => LiveRenditionHealth[];
 }
 
 /**
  * Sends `live.progress` on the progress timer: media seconds encoded, fps, speed over the encode so
- * far, the top rung's segments, and how far the newest published segment's end is behind the wall
+ * far, the top rung's segments, each rendition's, and how far the newest published segment's end is behind the wall
  * clock's time since the encode started (a broadcast that falls behind shows it growing).
  */
 export function reportLiveProgress(ctx: ProgressChannel, facts: LiveFacts): ProgressReport {
@@ -161,6 +163,7 @@ export function reportLiveProgress(ctx: ProgressChannel, facts: LiveFacts): Prog
       speed,
       segments,
       behindSeconds: segments > 0 ? Math.max(0, wallSeconds - seconds) : null,
+      renditions: facts.renditions(),
     };
   });
   return { stop: () => sampler.stop() };

@@ -9,7 +9,7 @@ import type { LiveStream, LiveStreamStatus, Video } from "../generated/prisma/cl
 import type { CostSettings } from "../jobs/cost.ts";
 import { announceQueuedJob, createJob, parseJobInput } from "../jobs/create-job.ts";
 import { log } from "../log.ts";
-import { endsRun, type JobEvent, type LiveInput } from "../protocol/messages.ts";
+import { endsRun, type JobEvent, type LiveInput, type LiveRenditionHealth } from "../protocol/messages.ts";
 import { videoPrefix } from "../protocol/storage-layout.ts";
 import type { ApiStorage } from "../storage/types.ts";
 import type { UrlSigner } from "../storage/url-signer.ts";
@@ -76,6 +76,8 @@ export interface LiveHealth {
   /** The publisher's keyframe interval (seconds) and frame rate, over its last group of pictures. */
   inputKeyframeInterval: number | null;
   inputFps: number | null;
+  /** Each rendition's segments, bit rate and whether it is copied (none from workers before they reported it). */
+  renditions: LiveRenditionHealth[];
 }
 
 /** What `liveStreamEvents` yields: the stream as it is now, and the encode's health while live. */
@@ -461,6 +463,7 @@ export function createLiveStreams(deps: {
           inputBitrate,
           inputKeyframeInterval: input ? Math.round(input.keyframeInterval * 1000) / 1000 : null,
           inputFps: input ? Math.round(input.fps * 100) / 100 : null,
+          renditions: e.renditions ?? [],
         });
         break;
       }

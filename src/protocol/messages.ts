@@ -463,6 +463,19 @@ export const JobDelivery = z.object({
 });
 export type JobDelivery = z.infer<typeof JobDelivery>;
 
+/** One rendition of a live encode, in `live.progress`. */
+export const LiveRenditionHealth = z.object({
+  /** The rung's name (`720p`, `audio`). */
+  name: z.string().min(1).max(32),
+  /** Segments of it published so far. */
+  segments: z.number().int().nonnegative(),
+  /** Bits per second of its newest segments (up to three), as published; null before its first. */
+  bitrate: z.number().int().nonnegative().nullable(),
+  /** Whether it is the publisher's own video, copied (LIVE_PASSTHROUGH), not encoded. */
+  copied: z.boolean(),
+});
+export type LiveRenditionHealth = z.infer<typeof LiveRenditionHealth>;
+
 /** Events about one job attempt; `seq` orders them within the attempt. */
 export const JobEvent = z.discriminatedUnion("type", [
   z.object({
@@ -628,6 +641,8 @@ export const JobEvent = z.discriminatedUnion("type", [
     segments: z.number().int().nonnegative(),
     /** Seconds from the newest published segment's end to now, as the worker saw it (the part of the latency it adds). */
     behindSeconds: z.number().nonnegative().nullable(),
+    /** Each rendition's health (absent from workers before it was added). */
+    renditions: z.array(LiveRenditionHealth).max(16).optional(),
   }),
   /** The worker stopped the attempt because it was canceled (a control message). */
   z.object({ ...jobEventBase, type: z.literal("job.canceled"), usage: RunUsage.optional() }),

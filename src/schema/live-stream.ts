@@ -7,6 +7,7 @@ import { LiveLatencyMode, LiveStreamStatus } from "../generated/prisma/enums.ts"
 import { isUuid } from "../ids.ts";
 import { mutationWork } from "../jobs/mutation-work.ts";
 import type { LiveHealth, LiveStreamEvent } from "../live/live-streams.ts";
+import type { LiveRenditionHealth } from "../protocol/messages.ts";
 import { newStreamKey } from "../live/stream-keys.ts";
 import { validDescription, validMetadata, validTags, type VideoMetadata } from "../videos/cms-fields.ts";
 import { validTitle } from "../videos/input-rules.ts";
@@ -106,6 +107,22 @@ const LiveStreamWithKey = builder.objectRef<{ stream: LiveStream; streamKey: str
   }),
 });
 
+const LiveRenditionHealthRef = builder.objectRef<LiveRenditionHealth>("LiveRenditionHealth").implement({
+  description: "One rendition of a broadcast's ladder (a video rung or the audio), about once a second while live.",
+  fields: (t) => ({
+    name: t.exposeString("name", { description: "The rung's name, as in `Video.variants` (`720p`, `audio`)." }),
+    segments: t.exposeInt("segments", { description: "Its segments published so far." }),
+    bitrate: t.exposeInt("bitrate", {
+      nullable: true,
+      description:
+        "Bits per second of its newest segments (up to three), as viewers fetch them; null before its first.",
+    }),
+    copied: t.exposeBoolean("copied", {
+      description: "Whether it is the publisher's own video, copied without encoding (LIVE_PASSTHROUGH).",
+    }),
+  }),
+});
+
 const LiveHealthRef = builder.objectRef<LiveHealth>("LiveHealth").implement({
   description: "A broadcast's encode, about once a second while live.",
   fields: (t) => ({
@@ -129,6 +146,11 @@ const LiveHealthRef = builder.objectRef<LiveHealth>("LiveHealth").implement({
     inputFps: t.exposeFloat("inputFps", {
       nullable: true,
       description: "Frames per second the publisher sends, over its last group of pictures.",
+    }),
+    renditions: t.field({
+      type: [LiveRenditionHealthRef],
+      description: "Each rendition: its segments, its bit rate, whether it is copied.",
+      resolve: (h) => h.renditions,
     }),
   }),
 });

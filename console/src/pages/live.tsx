@@ -182,6 +182,17 @@ function LiveStreamCard(props: {
           behind · input {health.inputBitrate === null ? "…" : `${Math.round(health.inputBitrate / 1000)} kbit/s`}
         </p>
       )}
+      {onAir && health && health.renditions.length > 0 && (
+        <p class="muted" data-testid="live-renditions">
+          Renditions:{" "}
+          {health.renditions
+            .map(
+              (r) =>
+                `${r.name}${r.copied ? " (copied)" : ""} ${r.bitrate === null ? "…" : `${Math.round(r.bitrate / 1000)} kbit/s`}`,
+            )
+            .join(" · ")}
+        </p>
+      )}
       {stream.status === "LIVE" && video?.playbackUrl && (
         <Player
           key={video.id}
