@@ -253,6 +253,7 @@ const EnvSchema = z.object({
   COST_GIB_SECOND_USD: z.coerce.number().min(0).default(DEFAULT_PRICES.gibSecondUsd),
   COST_L4_GPU_SECOND_USD: z.coerce.number().min(0).default(DEFAULT_PRICES.l4GpuSecondUsd),
   COST_STORAGE_GB_MONTH_USD: z.coerce.number().min(0).default(DEFAULT_PRICES.storageGbMonthUsd),
+  COST_EGRESS_GB_USD: z.coerce.number().min(0).default(DEFAULT_PRICES.egressGbUsd),
   /** The CPU table of cost estimates (defaults: `npm run bench`, src/jobs/cost.ts DEFAULT_CPU_TABLE). */
   COST_X264_CPU_SECONDS_PER_MEGAPIXEL_MINUTE: z.coerce
     .number()
@@ -277,6 +278,7 @@ export function costSettings(env: Env): CostSettings {
       gibSecondUsd: env.COST_GIB_SECOND_USD,
       l4GpuSecondUsd: env.COST_L4_GPU_SECOND_USD,
       storageGbMonthUsd: env.COST_STORAGE_GB_MONTH_USD,
+      egressGbUsd: env.COST_EGRESS_GB_USD,
     },
     cpu: {
       x264PerMegapixelMinute: env.COST_X264_CPU_SECONDS_PER_MEGAPIXEL_MINUTE,

@@ -7,7 +7,7 @@ import { AUDIO_BITRATE } from "../src/protocol/ladder-profiles.ts";
 // rung, and one USD per GB stored for a month.
 const settings: CostSettings = {
   ...DEFAULT_COST_SETTINGS,
-  prices: { vcpuSecondUsd: 0, gibSecondUsd: 0, l4GpuSecondUsd: 0, storageGbMonthUsd: 1 },
+  prices: { vcpuSecondUsd: 0, gibSecondUsd: 0, l4GpuSecondUsd: 0, storageGbMonthUsd: 1, egressGbUsd: 0 },
   cpu: { x264PerMegapixelMinute: 1, decodePerMegapixelMinute: 0, jobOverheadCpuSeconds: 0 },
 };
 

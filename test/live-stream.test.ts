@@ -15,6 +15,7 @@ import {
 import { relayPath } from "../src/live/relay.ts";
 import { srtGatewayBuilt } from "../src/live/srt-ingest.ts";
 import { PROTOCOL_VERSION } from "../src/protocol/messages.ts";
+import { ANALYTICS_PATHS } from "../src/shared/analytics-beacons.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { listProcesses } from "./support/process-scan.ts";
 import { createTestEventIngestor } from "./support/event-ingestor.ts";
@@ -220,6 +221,53 @@ async function expectLiveWindowAndInstantClip(videoId: string, playbackUrl: stri
  * the recording), a clip can be cut from it (its own encode, the range's length, READY) and its
  * static renditions can be asked for.
  */
+/**
+ * The stream's line in costSummary: its broadcast's encode, and its viewers' egress estimated from
+ * their players' reports: 10 s more watched at the video rung's height add exactly 10 s of that
+ * rung's and the audio's declared bit rates.
+ */
+async function expectViewerEgress(streamId: string, videoId: string): Promise<void> {
+  const range = {
+    from: new Date(Date.now() - 3600_000).toISOString(),
+    to: new Date(Date.now() + 3600_000).toISOString(),
+  };
+  const streamCost = async () => {
+    const res = await t.gql(
+      `query ($from: DateTime!, $to: DateTime!) { costSummary(from: $from, to: $to) {
+        egressBytes egressUsd liveStreams { liveStreamId broadcasts cpuSeconds actualUsd egressBytes egressUsd } } }`,
+      range,
+    );
+    expect(res.errors).toBeUndefined();
+    const line = res.data.costSummary.liveStreams.find((l: { liveStreamId: string }) => l.liveStreamId === streamId);
+    return { summary: res.data.costSummary, line };
+  };
+  const before = await streamCost();
+  expect(before.line).toMatchObject({ broadcasts: 1 });
+  expect(before.line.cpuSeconds).toBeGreaterThan(1);
+  expect(before.summary.egressBytes).toBeGreaterThanOrEqual(before.line.egressBytes);
+  const variants = await t.app.services.db.variant.findMany({ where: { videoId } });
+  const video = variants.find((v) => v.kind === "VIDEO")!;
+  const audio = variants.find((v) => v.kind === "AUDIO")!;
+  const post = async (path: string, body: unknown) => {
+    const res = await fetch(`${t.url}${path}`, { method: "POST", body: JSON.stringify(body) });
+    return { status: res.status, body: await res.json() };
+  };
+  const view = await post(ANALYTICS_PATHS.views, { v: 1, videoId });
+  expect(view.status).toBe(201);
+  const batch = await post(ANALYTICS_PATHS.beacons, {
+    v: 1,
+    videoId,
+    viewToken: view.body.viewToken,
+    seq: 0,
+    events: [{ type: "watch", at: 10_000, height: video.height, watchedMs: 10_000 }],
+  });
+  expect(batch).toMatchObject({ status: 202, body: { counted: true } });
+  const after = await streamCost();
+  const added = (10 * (video.bandwidth + audio.bandwidth)) / 8;
+  expect(after.line.egressBytes - before.line.egressBytes).toBeCloseTo(added, 0);
+  expect(after.line.egressUsd).toBeCloseTo((after.line.egressBytes / 1e9) * 0.12, 9);
+}
+
 async function expectRecordingIsASource(videoId: string, duration: number): Promise<void> {
   const res = await t.gql(
     `query ($id: ID!) { video(id: $id) { storyboard { vttUrl sheetUrls tileCount intervalSeconds } } }`,
@@ -460,6 +508,7 @@ describe("live streams over RTMP", () => {
     expect(measured.input?.inputFps).toBeCloseTo(25, 0);
     unsubscribe();
     await expectRecordingIsASource(ended.activeVideo.id, ended.activeVideo.duration);
+    await expectViewerEgress(stream.id, ended.activeVideo.id);
   });
 
   it("the console's Live page: create a stream, paste its key into a publisher, watch it live with its state, then its recording", async () => {

@@ -4,6 +4,7 @@ import type { Env } from "../config.ts";
 import type { PlaybackTokens } from "../http/playback-tokens.ts";
 import { log } from "../log.ts";
 import { ANALYTICS_PATHS } from "../shared/analytics-beacons.ts";
+import { viewerEgressBytes } from "./egress.ts";
 import { type CollectionLimits, createCollectionEndpoint } from "./collect.ts";
 import { type AnalyticsInterval, type AnalyticsScope, analyticsReport } from "./figures.ts";
 import { COLLECTION_TOPIC, createCollectionSwitch } from "./collection-switch.ts";
@@ -98,6 +99,11 @@ export function createAnalytics(options: {
     async report(scope: AnalyticsScope, range: { from: Date; to: Date; interval: AnalyticsInterval }) {
       await ingestThread.flush();
       return analyticsReport(pool, scope, range);
+    },
+    /** Estimated bytes the tenant's viewers fetched in the period, by video (egress.ts); pending batches are written first. */
+    async viewerEgressBytes(tenantId: string, from: Date, to: Date): Promise<Map<string, number>> {
+      await ingestThread.flush();
+      return viewerEgressBytes(pool, tenantId, from, to);
     },
     /** Turns a tenant's collection on or off on every API instance (this one's ingest thread at once). */
     async setCollection(tenantId: string, enabled: boolean): Promise<void> {

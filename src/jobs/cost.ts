@@ -35,11 +35,19 @@ export const DEFAULT_PRICES = {
   gibSecondUsd: 0.0000025,
   l4GpuSecondUsd: 0.0001867,
   storageGbMonthUsd: 0.02,
+  /** Internet egress of a GB served to viewers (Cloud Storage, premium tier, the first TiB a month). */
+  egressGbUsd: 0.12,
 } as const;
 
 /** What costs are computed with: prices, the CPU table, and the assumptions about workers and sources. */
 export interface CostSettings {
-  prices: { vcpuSecondUsd: number; gibSecondUsd: number; l4GpuSecondUsd: number; storageGbMonthUsd: number };
+  prices: {
+    vcpuSecondUsd: number;
+    gibSecondUsd: number;
+    l4GpuSecondUsd: number;
+    storageGbMonthUsd: number;
+    egressGbUsd: number;
+  };
   cpu: { x264PerMegapixelMinute: number; decodePerMegapixelMinute: number; jobOverheadCpuSeconds: number };
   /** vCPUs of a worker running one job: estimated wall seconds = estimated CPU seconds / this. */
   workerVcpus: number;
@@ -134,6 +142,8 @@ function computeUsd(s: CostSettings, cpuSeconds: number, wallSeconds: number, qu
 
 /** USD of keeping `bytes` for a month. */
 const storageUsd = (s: CostSettings, bytes: number) => (bytes / GB) * s.prices.storageGbMonthUsd;
+/** What serving `bytes` to viewers costs (COST_EGRESS_GB_USD). */
+export const egressUsd = (s: CostSettings, bytes: number) => (bytes / GB) * s.prices.egressGbUsd;
 
 /** Splits `total` between rungs in proportion to `weights` (evenly when they are all 0). */
 function split(total: number, weights: readonly number[]): number[] {

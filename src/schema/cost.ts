@@ -1,9 +1,9 @@
 import { GraphQLError } from "graphql";
 import { builder } from "../builder.ts";
-import { tenantOf } from "../context.ts";
+import { type Context, tenantOf } from "../context.ts";
 import type { Job } from "../generated/prisma/client.ts";
 import { CostEstimateBasis } from "../generated/prisma/enums.ts";
-import type { RungCost } from "../jobs/cost.ts";
+import { egressUsd, type RungCost } from "../jobs/cost.ts";
 
 const CostEstimateBasisEnum = builder.enumType(CostEstimateBasis, {
   name: "CostEstimateBasis",
@@ -111,8 +111,44 @@ const VideoCostRef = builder.objectRef<CostTotals>("VideoCost").implement({
   }),
 });
 
-const CostSummaryRef = builder.objectRef<CostTotals & { from: Date; to: Date }>("CostSummary").implement({
-  description: "The caller's tenant's jobs that finished in [from, to), summed.",
+/** A live stream's part of a costSummary: its broadcasts' encodes and their viewers' egress. */
+interface LiveStreamCost {
+  liveStreamId: string;
+  title: string;
+  broadcasts: number;
+  cpuSeconds: number;
+  actualUsd: number;
+  egressBytes: number;
+  egressUsd: number;
+}
+
+const LiveStreamCostRef = builder.objectRef<LiveStreamCost>("LiveStreamCost").implement({
+  description:
+    "One live stream's broadcasts in a costSummary's period: their encodes (jobs that finished in it) and the egress of their viewers in it, live and of the recordings.",
+  fields: (t) => ({
+    liveStreamId: t.exposeID("liveStreamId"),
+    title: t.exposeString("title"),
+    broadcasts: t.exposeInt("broadcasts", { description: "Broadcasts whose encode finished in the period." }),
+    cpuSeconds: t.exposeFloat("cpuSeconds"),
+    actualUsd: t.exposeFloat("actualUsd", { description: "Their encodes' measured cost." }),
+    egressBytes: t.exposeFloat("egressBytes", {
+      description: "Estimated bytes their viewers fetched (CostSummary.egressBytes).",
+    }),
+    egressUsd: t.exposeFloat("egressUsd", { description: "egressBytes at COST_EGRESS_GB_USD." }),
+  }),
+});
+
+type CostSummary = CostTotals & {
+  from: Date;
+  to: Date;
+  egressBytes: number;
+  egressUsd: number;
+  liveStreams: LiveStreamCost[];
+};
+
+const CostSummaryRef = builder.objectRef<CostSummary>("CostSummary").implement({
+  description:
+    "The caller's tenant's jobs that finished in [from, to), summed, and its viewers' egress in the hours that began in it.",
   fields: (t) => ({
     from: t.field({ type: "DateTime", resolve: (s) => s.from }),
     to: t.field({ type: "DateTime", resolve: (s) => s.to }),
@@ -121,6 +157,15 @@ const CostSummaryRef = builder.objectRef<CostTotals & { from: Date; to: Date }>(
     actualUsd: t.exposeFloat("actualUsd"),
     cpuSeconds: t.exposeFloat("cpuSeconds"),
     wallSeconds: t.exposeFloat("wallSeconds"),
+    egressBytes: t.exposeFloat("egressBytes", {
+      description:
+        "Estimated bytes viewers fetched: time watched at each rendition, as players reported it (viewer analytics), times that rendition's declared bit rate (a peak: an upper bound), plus the audio's. Views of players that send no beacons are not counted.",
+    }),
+    egressUsd: t.exposeFloat("egressUsd", { description: "egressBytes at COST_EGRESS_GB_USD." }),
+    liveStreams: t.expose("liveStreams", {
+      type: [LiveStreamCostRef],
+      description: "Each live stream with broadcasts in the period: their encodes and egress.",
+    }),
   }),
 });
 
@@ -171,14 +216,20 @@ builder.queryFields((t) => ({
           extensions: { code: "BAD_USER_INPUT" },
         });
       }
+      const tenantId = tenantOf(ctx);
       const { _count, _sum } = await ctx.db.job.aggregate({
-        where: { finishedAt: { gte: from, lt: to }, video: { tenantId: tenantOf(ctx) } },
+        where: { finishedAt: { gte: from, lt: to }, video: { tenantId } },
         _count: { _all: true },
         _sum: { estimatedCostUsd: true, actualCostUsd: true, cpuSeconds: true, wallSeconds: true },
       });
+      const egress = await ctx.analytics.viewerEgressBytes(tenantId, from, to);
+      const egressBytes = [...egress.values()].reduce((a, b) => a + b, 0);
       return {
         from,
         to,
+        egressBytes,
+        egressUsd: egressUsd(ctx.costs, egressBytes),
+        liveStreams: await liveStreamCosts(ctx, tenantId, from, to, egress),
         jobCount: _count._all,
         estimatedUsd: _sum.estimatedCostUsd ?? 0,
         actualUsd: _sum.actualCostUsd ?? 0,
@@ -188,3 +239,48 @@ builder.queryFields((t) => ({
     },
   }),
 }));
+
+/** The tenant's live streams with broadcasts whose encode finished in the period, or whose viewers fetched anything in it. */
+async function liveStreamCosts(
+  ctx: Context,
+  tenantId: string,
+  from: Date,
+  to: Date,
+  egress: Map<string, number>,
+): Promise<LiveStreamCost[]> {
+  const encodes = await ctx.db.job.findMany({
+    where: { kind: "LIVE", finishedAt: { gte: from, lt: to }, video: { tenantId } },
+    select: { cpuSeconds: true, actualCostUsd: true, video: { select: { liveStreamId: true } } },
+  });
+  const watched =
+    egress.size === 0
+      ? []
+      : await ctx.db.video.findMany({
+          where: { id: { in: [...egress.keys()] }, tenantId, liveStreamId: { not: null } },
+          select: { id: true, liveStreamId: true },
+        });
+  const byStream = new Map<string, Omit<LiveStreamCost, "liveStreamId" | "title" | "egressUsd">>();
+  const of = (id: string) => {
+    const entry = byStream.get(id) ?? { broadcasts: 0, cpuSeconds: 0, actualUsd: 0, egressBytes: 0 };
+    byStream.set(id, entry);
+    return entry;
+  };
+  for (const job of encodes) {
+    if (!job.video.liveStreamId) continue;
+    const entry = of(job.video.liveStreamId);
+    entry.broadcasts++;
+    entry.cpuSeconds += job.cpuSeconds ?? 0;
+    entry.actualUsd += job.actualCostUsd ?? 0;
+  }
+  for (const video of watched) of(video.liveStreamId!).egressBytes += egress.get(video.id) ?? 0;
+  if (byStream.size === 0) return [];
+  const streams = await ctx.db.liveStream.findMany({
+    where: { id: { in: [...byStream.keys()] }, tenantId },
+    select: { id: true, title: true },
+    orderBy: { createdAt: "asc" },
+  });
+  return streams.map((s) => {
+    const entry = byStream.get(s.id)!;
+    return { liveStreamId: s.id, title: s.title, ...entry, egressUsd: egressUsd(ctx.costs, entry.egressBytes) };
+  });
+}

@@ -1,0 +1,33 @@
+import type pg from "pg";
+
+/**
+ * Bytes viewers fetched, estimated from what the players reported (docs/analytics.md, "Egress"):
+ * the time watched at each video height (`AnalyticsHeightHour`) times the bit rate the video's
+ * rung of that height declares (its BANDWIDTH, a peak: the estimate is an upper bound), plus the
+ * time watched (`AnalyticsHour`) times its audio rung's. Only views of players that send beacons
+ * count (the console's player, the watch page, the embed, players with the beacon script); a
+ * height no rung has is left out. Reads the tenant's hour rows in the period only (their index).
+ */
+export async function viewerEgressBytes(
+  pool: pg.Pool,
+  tenantId: string,
+  from: Date,
+  to: Date,
+): Promise<Map<string, number>> {
+  const { rows } = await pool.query<{ videoId: string; bytes: number }>(
+    `SELECT "videoId", SUM(bytes)::float8 AS bytes FROM (
+       SELECT h."videoId", h."watchMs"::float8 / 1000 * v.bandwidth / 8 AS bytes
+         FROM "AnalyticsHeightHour" h
+         JOIN "Variant" v ON v."videoId" = h."videoId" AND v.kind = 'VIDEO' AND v.height = h.height
+        WHERE h."tenantId" = $1::uuid AND h.hour >= $2 AND h.hour < $3
+       UNION ALL
+       SELECT a."videoId", a."watchMs"::float8 / 1000 * v.bandwidth / 8 AS bytes
+         FROM "AnalyticsHour" a
+         JOIN "Variant" v ON v."videoId" = a."videoId" AND v.kind = 'AUDIO'
+        WHERE a."tenantId" = $1::uuid AND a.hour >= $2 AND a.hour < $3
+     ) watched
+     GROUP BY "videoId"`,
+    [tenantId, from, to],
+  );
+  return new Map(rows.map((r) => [r.videoId, r.bytes]));
+}
