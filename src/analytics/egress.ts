@@ -19,15 +19,18 @@ export async function viewerEgressBytes(
        SELECT h."videoId", h."watchMs"::float8 / 1000 * v.bandwidth / 8 AS bytes
          FROM "AnalyticsHeightHour" h
          JOIN "Variant" v ON v."videoId" = h."videoId" AND v.kind = 'VIDEO' AND v.height = h.height
-        WHERE h."tenantId" = $1::uuid AND h.hour >= $2 AND h.hour < $3
+        WHERE h."tenantId" = $1::uuid AND h.hour >= ($2::timestamptz AT TIME ZONE 'UTC')
+          AND h.hour < ($3::timestamptz AT TIME ZONE 'UTC')
        UNION ALL
        SELECT a."videoId", a."watchMs"::float8 / 1000 * v.bandwidth / 8 AS bytes
          FROM "AnalyticsHour" a
          JOIN "Variant" v ON v."videoId" = a."videoId" AND v.kind = 'AUDIO'
-        WHERE a."tenantId" = $1::uuid AND a.hour >= $2 AND a.hour < $3
+        WHERE a."tenantId" = $1::uuid AND a.hour >= ($2::timestamptz AT TIME ZONE 'UTC')
+          AND a.hour < ($3::timestamptz AT TIME ZONE 'UTC')
      ) watched
      GROUP BY "videoId"`,
-    [tenantId, from, to],
+    // The hours are stored as UTC without a zone (Prisma's DateTime), as figures.ts reads them.
+    [tenantId, from.toISOString(), to.toISOString()],
   );
   return new Map(rows.map((r) => [r.videoId, r.bytes]));
 }
