@@ -221,6 +221,20 @@ async function expectLiveWindowAndInstantClip(videoId: string, playbackUrl: stri
  * the recording), a clip can be cut from it (its own encode, the range's length, READY) and its
  * static renditions can be asked for.
  */
+/** A stream's broadcast that continued across publishers: one video, READY, about `seconds` long. */
+async function expectOneRecording(streamId: string, videoId: string, seconds: number): Promise<void> {
+  const ended = await waitFor(
+    "the recording",
+    () => streamState(streamId),
+    (s) => s.status === "ENDED",
+  );
+  expect(ended.activeVideo.id).toBe(videoId);
+  expect(ended.activeVideo.status).toBe("READY");
+  expect(ended.activeVideo.duration).toBeGreaterThan(seconds - 1.5);
+  expect(ended.activeVideo.duration).toBeLessThan(seconds + 1.5);
+  expect(await t.app.services.db.video.count({ where: { liveStreamId: streamId } })).toBe(1);
+}
+
 /**
  * The stream's line in costSummary: its broadcast's encode, and its viewers' egress estimated from
  * their players' reports: 10 s more watched at the video rung's height add exactly 10 s of that
@@ -591,17 +605,8 @@ describe("live streams over RTMP", () => {
     );
     expect(back.activeVideo.id).toBe(live.activeVideo.id);
     expect(await second.exited).toBe(0);
-    const ended = await waitFor(
-      "the recording",
-      () => streamState(stream.id),
-      (s) => s.status === "ENDED",
-    );
-    expect(ended.activeVideo.id).toBe(live.activeVideo.id);
-    expect(ended.activeVideo.status).toBe("READY");
     // Both publishers' 8 s, without the time between them or the 100 s leap.
-    expect(ended.activeVideo.duration).toBeGreaterThan(8 - 1.5);
-    expect(ended.activeVideo.duration).toBeLessThan(8 + 1.5);
-    expect(await t.app.services.db.video.count({ where: { liveStreamId: stream.id } })).toBe(1);
+    await expectOneRecording(stream.id, live.activeVideo.id, 8);
   });
 
   it("a publisher that reconnects to another API instance within the grace continues the same broadcast: relayed to the instance holding it", async () => {
@@ -639,17 +644,8 @@ describe("live streams over RTMP", () => {
       // The holding instance took it as a publisher relayed to it.
       expect(await byProtocol(liveBroadcasts, "relay")).toBe(1);
       expect(await second.exited).toBe(0);
-      const ended = await waitFor(
-        "the recording",
-        () => streamState(stream.id),
-        (s) => s.status === "ENDED",
-      );
-      expect(ended.activeVideo.id).toBe(live.activeVideo.id);
-      expect(ended.activeVideo.status).toBe("READY");
       // Both publishers' 8 s, one recording.
-      expect(ended.activeVideo.duration).toBeGreaterThan(8 - 1.5);
-      expect(ended.activeVideo.duration).toBeLessThan(8 + 1.5);
-      expect(await t.app.services.db.video.count({ where: { liveStreamId: stream.id } })).toBe(1);
+      await expectOneRecording(stream.id, live.activeVideo.id, 8);
       expect(await byProtocol(liveBroadcasts, "relay")).toBe(0);
       // The relay takes only a signed request, and only while this instance holds that broadcast.
       const relayUrl = (videoId: string) => `${t.url}${t.app.services.signer.sign(relayPath(videoId), 60)}`;
