@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { createSocket } from "node:dgram";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, type AddressInfo, type Server } from "node:net";
@@ -7,6 +8,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadEnv } from "../src/config.ts";
 import { loadWorkerEnv } from "../render-worker/config.ts";
+import { srtGatewayBuilt } from "../src/live/srt-ingest.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, stopAllProcesses } from "./support/processes.ts";
 
@@ -105,6 +107,34 @@ describe("a start that cannot serve says why in one line before it starts anythi
     );
     expect(run.stderr).not.toMatch(/\n\s+at /);
     expect(existsSync(dataDir)).toBe(false);
+  });
+
+  it("an SRT port in use, found once the API has started: exits 1 naming it, and stops what it had started without a warning", async () => {
+    const udp = createSocket("udp4");
+    await new Promise<void>((resolve) => udp.bind(0, "0.0.0.0", resolve));
+    const db = await createTestDatabase();
+    try {
+      expect(srtGatewayBuilt(), "npm run setup:srt").toBe(true);
+      const port = udp.address().port;
+      const run = await runApi({
+        DATABASE_URL: db.url,
+        PORT: "0",
+        LIVE_RTMP_PORT: "0",
+        LIVE_SRT_PORT: String(port),
+        LOCAL_WORKER: "false",
+        DATA_DIR: path.join(parent, "busy-srt-port"),
+      });
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain(`the SRT ingest did not start (LIVE_SRT_PORT): srt-gateway: UDP port ${port}`);
+      // What the start had begun (the analytics' first pruning among it) ends before the database
+      // closes: the failure is the one error, and nothing warns.
+      expect(run.stderr.match(/"severity":"ERROR"/g)).toHaveLength(1);
+      expect(run.stderr).toContain('"message":"the API failed to start"');
+      expect(run.stderr).not.toContain('"severity":"WARNING"');
+    } finally {
+      udp.close();
+      await db.drop();
+    }
   });
 
   it("HOST that is not an address: exits 2 with the configuration error, before any Postgres", async () => {

@@ -84,11 +84,15 @@ export function createAnalytics(options: {
     onActivity: (videoId) => viewersNow.publishActivity(videoId),
   });
   let pruneTimer: NodeJS.Timeout | null = null;
-  const prune = () =>
-    ingest
+  /** The pruning under way: `stop` waits for it before it closes the pool (a start that fails stops at once). */
+  let pruning: Promise<unknown> = Promise.resolve();
+  const prune = () => {
+    pruning = ingest
       .prune(settings.retentionDays)
       .then(({ views }) => views && log.info("analytics: old views pruned", { views }))
       .catch((err) => log.warn("analytics pruning failed", { err }));
+    return pruning;
+  };
 
   return {
     /** Whether `url` is the collection endpoint's, which `handle` answers. */
@@ -124,6 +128,7 @@ export function createAnalytics(options: {
     async stop(): Promise<void> {
       if (pruneTimer) clearInterval(pruneTimer);
       await ingestThread.stop();
+      await pruning;
       await pool.end();
     },
   };
