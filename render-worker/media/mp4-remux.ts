@@ -69,14 +69,16 @@ async function joinRung(
   const { files, fmp4 } = finishedRungFiles(playlist, rung);
   const joined = path.join(dir, fmp4 ? `${rung}.mp4` : `${rung}.ts`);
   const piece = path.join(dir, `${rung}.part`);
-  const out = createWriteStream(joined);
   try {
-    for (const name of files) {
-      await storage.download(`${hls.rungPrefix(rung)}/${name}`, piece);
-      await pipeline(createReadStream(piece), out, { end: false });
-    }
+    // One pipeline into the joined file, each segment's bytes in turn (a pipeline per segment left
+    // its listeners on the file's stream: a warning past ten segments).
+    await pipeline(async function* () {
+      for (const name of files) {
+        await storage.download(`${hls.rungPrefix(rung)}/${name}`, piece);
+        yield* createReadStream(piece);
+      }
+    }, createWriteStream(joined));
   } finally {
-    await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
     await rm(piece, { force: true });
   }
   return { file: joined, fmp4 };
