@@ -7,7 +7,7 @@ import { type IngestLimits, type IngestSessions, startPublisher } from "./publis
 
 /**
  * A publisher that reconnects to another API instance than the one holding its broadcast in the
- * reconnect grace (docs/live.md, "Reconnecting"): the instance it reached checks its key as always,
+ * reconnect grace (docs/live.md, "A publisher that drops and comes back"): the instance it reached checks its key as always,
  * then relays its media, as FLV over one long HTTP POST signed with the shared SIGNING_SECRET, to
  * the instance that holds the broadcast, where it continues the same broadcast as a publisher
  * reconnecting there would. That instance is the one whose address the broadcast's worker reads

@@ -139,12 +139,14 @@ const LiveStreamCostRef = builder.objectRef<LiveStreamCost>("LiveStreamCost").im
 });
 
 type CostSummary = CostTotals & {
+  tenantId: string;
   from: Date;
   to: Date;
-  egressBytes: number;
-  egressUsd: number;
-  liveStreams: LiveStreamCost[];
+  /** The viewers' estimated egress by video, read once and only when a field asks for it. */
+  egress: () => Promise<Map<string, number>>;
 };
+
+const totalOf = (egress: Map<string, number>) => [...egress.values()].reduce((a, b) => a + b, 0);
 
 const CostSummaryRef = builder.objectRef<CostSummary>("CostSummary").implement({
   description:
@@ -157,14 +159,19 @@ const CostSummaryRef = builder.objectRef<CostSummary>("CostSummary").implement({
     actualUsd: t.exposeFloat("actualUsd"),
     cpuSeconds: t.exposeFloat("cpuSeconds"),
     wallSeconds: t.exposeFloat("wallSeconds"),
-    egressBytes: t.exposeFloat("egressBytes", {
+    egressBytes: t.float({
       description:
         "Estimated bytes viewers fetched: time watched at each rendition, as players reported it (viewer analytics), times that rendition's declared bit rate (a peak: an upper bound), plus the audio's. Views of players that send no beacons are not counted.",
+      resolve: async (s) => totalOf(await s.egress()),
     }),
-    egressUsd: t.exposeFloat("egressUsd", { description: "egressBytes at COST_EGRESS_GB_USD." }),
-    liveStreams: t.expose("liveStreams", {
+    egressUsd: t.float({
+      description: "egressBytes at COST_EGRESS_GB_USD.",
+      resolve: async (s, _args, ctx) => egressUsd(ctx.costs, totalOf(await s.egress())),
+    }),
+    liveStreams: t.field({
       type: [LiveStreamCostRef],
       description: "Each live stream with broadcasts in the period: their encodes and egress.",
+      resolve: async (s, _args, ctx) => liveStreamCosts(ctx, s.tenantId, s.from, s.to, await s.egress()),
     }),
   }),
 });
@@ -222,14 +229,15 @@ builder.queryFields((t) => ({
         _count: { _all: true },
         _sum: { estimatedCostUsd: true, actualCostUsd: true, cpuSeconds: true, wallSeconds: true },
       });
-      const egress = await ctx.analytics.viewerEgressBytes(tenantId, from, to);
-      const egressBytes = [...egress.values()].reduce((a, b) => a + b, 0);
+      let egress: Promise<Map<string, number>> | null = null;
       return {
+        tenantId,
         from,
         to,
-        egressBytes,
-        egressUsd: egressUsd(ctx.costs, egressBytes),
-        liveStreams: await liveStreamCosts(ctx, tenantId, from, to, egress),
+        egress: () => {
+          egress ??= ctx.analytics.viewerEgressBytes(tenantId, from, to);
+          return egress;
+        },
         jobCount: _count._all,
         estimatedUsd: _sum.estimatedCostUsd ?? 0,
         actualUsd: _sum.actualCostUsd ?? 0,
