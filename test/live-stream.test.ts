@@ -543,7 +543,7 @@ describe("live streams over RTMP", () => {
       // The same key over SRT (this API runs its SRT ingest), with the stream's passphrase: the one
       // URL OBS takes as its Server.
       const srtAddress = (await t.gql(`{ liveStreams { srtIngestUrl } }`)).data.liveStreams[0].srtIngestUrl;
-      expect(codes[3]).toMatch(new RegExp(`^${srtAddress}\\?streamid=${key}&passphrase=[A-Za-z0-9_-]{32}$`));
+      expect(codes[3]).toMatch(new RegExp(`^${srtAddress}\\?streamid=${key}&passphrase=[A-Za-z0-9_-]{32}&linger=3$`));
       const card = page.getByRole("article", { name: "Live stream Console show" });
       await card.getByText("Status: IDLE").waitFor();
       const publisher = publish(`${server.replace("localhost", "127.0.0.1")}/${key}`, 6);
@@ -1040,7 +1040,7 @@ describe("SRT ingest", () => {
 
   /**
    * A caller's URL for a stream id (the key, or SRT's access-control form) and a passphrase (none:
-   * the caller does not encrypt).
+   * the caller does not encrypt), lingering 3 s at its close as `srtUrl` asks.
    */
   async function srtUrl(streamId: string, passphrase: string | null): Promise<string> {
     const res = await t.gql(`{ liveStreams { srtIngestUrl } }`);
@@ -1048,7 +1048,7 @@ describe("SRT ingest", () => {
     expect(address).toMatch(/^srt:\/\/localhost:\d+$/);
     // As ffmpeg takes it: the stream id as is (a key is base64url; ffmpeg 5.1 decodes no %-escapes).
     const url = `${address.replace("localhost", "127.0.0.1")}?streamid=${streamId}`;
-    return passphrase === null ? url : `${url}&passphrase=${passphrase}`;
+    return passphrase === null ? `${url}&linger=3` : `${url}&passphrase=${passphrase}&linger=3`;
   }
 
   it("a caller pushing MPEG-TS with its key as the stream id broadcasts live, plays in hls.js, and its recording is whole", async () => {
@@ -1083,10 +1083,12 @@ describe("SRT ingest", () => {
     }
     // Played while the caller was still sending: live, not the recording.
     await playsInWatchPage(live.activeVideo.id, async () => expect(publisher.process.exitCode).toBeNull());
-    // Every second the caller sent but SRT's last 0.2 s (its receiver's latency; docs/live.md), the
-    // remux's last packets included (the caller's leaving drains it).
+    // Every second the caller sent, its last frames included: it lingers at its close (`srtUrl`'s
+    // linger=3; without it SRT's live mode dropped what was not sent yet, 0.2 s here), and the
+    // remux's last packets too (the caller's leaving drains it).
     const srtBytesBefore = await byProtocol(liveIngestBytes, "srt");
     const ended = await expectRecording(stream.id, publisher, seconds);
+    expect(ended.activeVideo.duration).toBeGreaterThanOrEqual(seconds - 0.05);
     expect(await byProtocol(liveIngestBytes, "srt")).toBeGreaterThan(srtBytesBefore);
     expect(await byProtocol(liveBroadcasts, "srt")).toBe(0);
     expect(await byProtocol(liveIngestClosed, "srt", { outcome: "ended" })).toBeGreaterThanOrEqual(1);

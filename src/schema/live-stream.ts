@@ -82,6 +82,9 @@ const LiveStreamRef = builder.prismaObject("LiveStream", {
   }),
 });
 
+/** How long an SRT caller given `srtUrl` keeps sending what it holds after it closes (ffmpeg's `linger`). */
+const SRT_LINGER_SECONDS = 3;
+
 const LiveStreamWithKey = builder.objectRef<{ stream: LiveStream; streamKey: string }>("LiveStreamWithKey").implement({
   description:
     "A live stream and its stream key and SRT passphrase, shown only here: keep them secret (anyone with the key can broadcast over RTMP).",
@@ -96,11 +99,17 @@ const LiveStreamWithKey = builder.objectRef<{ stream: LiveStream; streamKey: str
     srtUrl: t.string({
       nullable: true,
       description:
-        "The whole SRT address to publish to, key and passphrase in it (OBS: Server, with Stream Key left empty). Null where this API runs without SRT ingest.",
+        "The whole SRT address to publish to, key and passphrase in it, and `linger=3` (a caller that stops sends what it still holds first). OBS: Server, with Stream Key left empty. Null where this API runs without SRT ingest.",
       resolve: (r, _args, ctx) => {
         const base = ctx.live.srtIngestUrl();
         if (base === null) return null;
-        const query = new URLSearchParams({ streamid: r.streamKey, passphrase: ctx.live.srtPassphrase(r.streamKey) });
+        const query = new URLSearchParams({
+          streamid: r.streamKey,
+          passphrase: ctx.live.srtPassphrase(r.streamKey),
+          // SRT's live mode drops what a caller has not sent yet when it closes (an encoder's last
+          // frames, flushed at the end): linger sends them first (docs/live.md, "SRT").
+          linger: String(SRT_LINGER_SECONDS),
+        });
         return `${base}?${query}`;
       },
     }),
