@@ -15,7 +15,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { createS3Client } from "../src/shared/s3-client.ts";
 import { parseCommandLine } from "../src/shared/command-line.ts";
-import { s3CredentialsOf } from "../src/shared/env.ts";
+import { missingS3KeyHalf, S3_KEY_PAIR_RULE, s3CredentialsOf } from "../src/shared/env.ts";
 
 parseCommandLine(
   `usage: npm run setup:s3
@@ -46,8 +46,8 @@ const keyPair = {
   S3_SECRET_ACCESS_KEY: process.env.S3_SECRET_ACCESS_KEY || undefined,
 };
 // As the API and the worker refuse it: half a key pair would quietly fall back to another identity.
-if (!keyPair.S3_ACCESS_KEY_ID !== !keyPair.S3_SECRET_ACCESS_KEY) {
-  console.error("S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together: set both, or neither for the AWS SDK's chain");
+if (missingS3KeyHalf(keyPair)) {
+  console.error(`${S3_KEY_PAIR_RULE}: set both, or neither for the AWS SDK's chain`);
   process.exit(2);
 }
 const credentials = s3CredentialsOf(keyPair);

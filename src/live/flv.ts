@@ -37,14 +37,21 @@ class GuardedFlv extends Flv {
 
 /**
  * Reads an FLV byte stream (its header first) chunk by chunk, handing each tag to `onPacket` as
- * the RTMP parser hands a message; a chunk's result is why the stream cannot be read, or null.
+ * the RTMP parser hands a message. A chunk's result is why the stream is refused, or null: a tag
+ * over `maxTagBytes` (refused before it is allocated), or bytes that are not FLV, said by
+ * `malformed` in the caller's words.
  */
-export function flvReader(maxTagBytes: number, onPacket: (packet: RtmpAvPacket) => void) {
+export function flvReader(
+  maxTagBytes: number,
+  onPacket: (packet: RtmpAvPacket) => void,
+  malformed: (parserError: string) => string,
+) {
   const flv = new GuardedFlv(maxTagBytes);
   flv.onPacketCallback = onPacket;
   return (chunk: Buffer): string | null => {
     try {
-      return flv.parserData(chunk) ?? null;
+      const error = flv.parserData(chunk);
+      return error ? malformed(error) : null;
     } catch (err) {
       return (err as Error).message;
     }

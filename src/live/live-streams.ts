@@ -16,7 +16,7 @@ import type { UrlSigner } from "../storage/url-signer.ts";
 import { createVideo, NEW_VIDEO_DEFAULTS } from "../videos/creation-options.ts";
 import { LiveFeed } from "./feed.ts";
 import type { IngestSessions } from "./publisher.ts";
-import { RelayFeed, relayPath } from "./relay.ts";
+import { RelayFeed, signedRelayUrl } from "./relay.ts";
 import { hashStreamKey } from "./stream-keys.ts";
 import { videoWebhookData, type WebhookEmitter, type WebhookEventType, webhookEventId } from "../webhooks/events.ts";
 
@@ -28,8 +28,6 @@ class BroadcastRefused extends Error {}
 
 /** Where workers read a broadcast's feed: GET {LIVE_FEED_URL}/live/v1/feeds/{videoId}.flv?expires&sig. */
 const FEED_PATH_PREFIX = "/live/v1/feeds/";
-/** A relay's URL is opened at once: signed for this long. */
-const RELAY_URL_TTL_SECONDS = 60;
 
 /** A transaction of the API's database client. */
 type Tx = Parameters<Parameters<Db["$transaction"]>[0]>[0];
@@ -412,7 +410,7 @@ export function createLiveStreams(deps: {
     const { videoId } = job;
     // The holder serves the broadcast's feed: the relay goes to the same address.
     const holder = new URL(parseJobInput("LIVE", job.input).feedUrl).origin;
-    const relay = await RelayFeed.open(`${holder}${deps.signer.sign(relayPath(videoId), RELAY_URL_TTL_SECONDS)}`);
+    const relay = await RelayFeed.open(signedRelayUrl(holder, videoId, deps.signer));
     if (typeof relay === "string") {
       log.warn("live: a reconnecting publisher's broadcast could not be continued; a new one starts", {
         streamId: stream.id,

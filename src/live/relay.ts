@@ -1,6 +1,7 @@
 import { type ClientRequest, type IncomingMessage, request as httpRequest, type ServerResponse } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { log } from "../log.ts";
+import type { UrlSigner } from "../storage/url-signer.ts";
 import type { BroadcastFeed, FeedPacket } from "./feed.ts";
 import { FLV_HEADER, flvReader, flvTag } from "./flv.ts";
 import { type IngestLimits, type IngestSessions, startPublisher } from "./publisher.ts";
@@ -17,6 +18,8 @@ import { type IngestLimits, type IngestSessions, startPublisher } from "./publis
 const RELAY_PATH_PREFIX = "/live/v1/relays/";
 /** Why the relaying instance's publisher left (URI-encoded), as a trailer after the last tag; none: it ended its stream. */
 const END_REASON_TRAILER = "x-videograph-end-reason";
+/** A relay's URL is opened at once: signed for this long. */
+const RELAY_URL_TTL_SECONDS = 60;
 /** The holding instance answers a relay within this long, or the publisher starts a new broadcast where it is. */
 const RELAY_ANSWER_MS = 5000;
 /** A relay this far behind (bytes the holding instance has not taken) is cut off, like a feed's reader. */
@@ -24,6 +27,11 @@ const MAX_RELAY_BACKLOG_BYTES = 32 * 1024 * 1024;
 
 export function relayPath(videoId: string): string {
   return `${RELAY_PATH_PREFIX}${videoId}`;
+}
+
+/** The relay URL of `videoId`'s broadcast on the instance at `holderOrigin`, signed to be opened at once. */
+export function signedRelayUrl(holderOrigin: string, videoId: string, signer: UrlSigner): string {
+  return `${holderOrigin}${signer.sign(relayPath(videoId), RELAY_URL_TTL_SECONDS)}`;
 }
 
 /** The relaying side: a publisher's media on their way to the instance holding its broadcast. */
@@ -153,11 +161,15 @@ export function createRelayIngest(deps: {
       );
       // The relaying instance checked the key; the signature says it did.
       publisher.publish(videoId);
-      const read = flvReader(deps.limits.maxMessageBytes, (packet) => publisher.packet(packet));
+      const read = flvReader(
+        deps.limits.maxMessageBytes,
+        (packet) => publisher.packet(packet),
+        (error) => `the relayed stream is not FLV (${error})`,
+      );
       req.on("data", (chunk: Buffer) => {
         if (!publisher.received(chunk.length)) return;
-        const error = read(chunk);
-        if (error) publisher.close(`the relayed stream is not FLV (${error})`);
+        const refused = read(chunk);
+        if (refused) publisher.close(refused);
       });
       req.once("end", () => {
         const reason = req.trailers[END_REASON_TRAILER];

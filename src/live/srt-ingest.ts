@@ -263,16 +263,20 @@ class SrtCaller {
       detached: true,
     });
     this.#remux = remux;
-    const flv = flvReader(this.#limits.maxMessageBytes, (packet) => {
-      this.#tags++;
-      this.publisher.packet(packet);
-    });
+    const flv = flvReader(
+      this.#limits.maxMessageBytes,
+      (packet) => {
+        this.#tags++;
+        this.publisher.packet(packet);
+      },
+      (error) => `the SRT stream could not be remuxed (${error})`,
+    );
     const stderr = stderrTail(remux);
     remux.stdin.on("error", () => {});
     remux.stdout.on("data", (chunk: Buffer) => {
       if (this.publisher.closed) return;
-      const error = flv(chunk);
-      if (error) this.publisher.close(`the SRT stream could not be remuxed (${error})`);
+      const refused = flv(chunk);
+      if (refused) this.publisher.close(refused);
     });
     remux.once("error", (err) => {
       log.error("live ingest: the SRT remux did not start", { err });

@@ -82,6 +82,17 @@ export function s3CredentialsOf(env: Pick<SharedEnv, "S3_ACCESS_KEY_ID" | "S3_SE
     : undefined;
 }
 
+/** The S3 key pair's rule, which the API, the worker and `npm run setup:s3` all apply. */
+export const S3_KEY_PAIR_RULE = "S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together";
+
+/** The half of the S3 key pair that is missing when only the other is set (S3_KEY_PAIR_RULE), or null. */
+export function missingS3KeyHalf(
+  env: Pick<SharedEnv, "S3_ACCESS_KEY_ID" | "S3_SECRET_ACCESS_KEY">,
+): "S3_ACCESS_KEY_ID" | "S3_SECRET_ACCESS_KEY" | null {
+  if (!env.S3_ACCESS_KEY_ID === !env.S3_SECRET_ACCESS_KEY) return null;
+  return env.S3_ACCESS_KEY_ID ? "S3_SECRET_ACCESS_KEY" : "S3_ACCESS_KEY_ID";
+}
+
 /** The rules between shared settings (a bucket for its storage, a project for Pub/Sub). */
 export function checkSharedEnv(env: SharedEnv, ctx: z.RefinementCtx): void {
   const refuse = (path: keyof SharedEnv, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
@@ -93,10 +104,8 @@ export function checkSharedEnv(env: SharedEnv, ctx: z.RefinementCtx): void {
     refuse("STORAGE_EMULATOR_HOST", "not supported: set GCS_API_ENDPOINT to the emulator's origin instead");
   }
   if (env.STORAGE === "s3" && !env.S3_BUCKET) refuse("S3_BUCKET", "required when STORAGE=s3");
-  if (!env.S3_ACCESS_KEY_ID !== !env.S3_SECRET_ACCESS_KEY) {
-    const missing = env.S3_ACCESS_KEY_ID ? "S3_SECRET_ACCESS_KEY" : "S3_ACCESS_KEY_ID";
-    refuse(missing, "S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together");
-  }
+  const missing = missingS3KeyHalf(env);
+  if (missing) refuse(missing, S3_KEY_PAIR_RULE);
 }
 
 /**
