@@ -5,7 +5,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { SignJWT } from "jose";
-import type { Browser, BrowserContext, Page } from "playwright-core";
+import type { Browser, BrowserContext, FileChooser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { TEST_ADMIN_KEY, tenantKeySecret } from "./support/auth.ts";
@@ -109,12 +109,6 @@ describe("the console in real Chromium: sign in, upload, live progress, playback
     // Record every state the video page renders from here on.
     await page.getByRole("link", { name: "Open the video" }).click();
     uploadedId = new URL(page.url()).pathname.split("/").pop()!;
-    // What the API sends the page, followed beside it: the progress the page can show.
-    const sent = collectSubscription<any>(
-      t.wsClient(),
-      `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { status } ... on VariantProgressEvent { variant { progress } } } }`,
-      { id: uploadedId },
-    );
     await page.getByTestId("video-status").waitFor();
     await page.evaluate(() => {
       const seen: Rendered[] = [];
@@ -128,8 +122,21 @@ describe("the console in real Chromium: sign in, upload, live progress, playback
           ),
         });
       record();
-      new MutationObserver(record).observe(document.body, { subtree: true, childList: true, attributes: true });
+      // A bar's value is a property (no mutation to observe), so the page is also sampled every 50 ms.
+      new MutationObserver(record).observe(document.body, {
+        subtree: true,
+        childList: true,
+        attributes: true,
+        characterData: true,
+      });
+      setInterval(record, 50);
     });
+    // What the API sends from here on, followed beside the page: the progress the page can show.
+    const sent = collectSubscription<any>(
+      t.wsClient(),
+      `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { status } ... on VariantProgressEvent { variant { progress } } } }`,
+      { id: uploadedId },
+    );
     await page.waitForFunction(
       () => document.querySelector("[data-testid=video-status]")?.textContent === "ready",
       undefined,
@@ -616,9 +623,18 @@ describe("the console in real Chromium: sign in, upload, live progress, playback
     await page.keyboard.press("Enter");
     await page.getByRole("heading", { name: "Upload" }).waitFor();
     await tabTo("the file input", (e) => e.getAttribute("data-testid") === "file-input");
-    const chooser = page.waitForEvent("filechooser");
-    await page.keyboard.press("Space");
-    await (await chooser).setFiles(clip);
+    // Chromium opens a file chooser only with a fresh user activation; once, on a starved CI machine,
+    // Space opened none within 30 s. A keyboard user presses it again; so does the test, twice at most.
+    let chooser: FileChooser | undefined;
+    for (let press = 1; !chooser; press++) {
+      const shown = page.waitForEvent("filechooser", { timeout: 10_000 });
+      await page.keyboard.press("Space");
+      chooser = await shown.catch((error) => {
+        if (press === 3) throw error;
+        return undefined;
+      });
+    }
+    await chooser.setFiles(clip);
     const item = page.locator(".upload-item").last();
     await item.getByTestId("player").waitFor({ timeout: 120_000 });
     await tabTo("the player", (e) => e.tagName === "VIDEO");
