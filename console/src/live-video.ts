@@ -24,8 +24,11 @@ interface RenderProgress {
 }
 
 export interface LiveVideo {
+  /** Its variants' progress is the newest their events told (see `withEventProgress`). */
   video: Video | null;
   rates: Record<string, VariantRate>;
+  /** Each encoding variant's progress from its newest progress event, by variant id. */
+  progress: Record<string, number>;
   render: RenderProgress | null;
   /** Where the video waits while QUEUED; null otherwise (or before it is known). */
   queue: QueuePosition | null;
@@ -39,7 +42,7 @@ export interface LiveVideo {
  * follows the QueuePositionEvents.
  */
 export function useLiveVideo(videoId: string | null, initial: Video | null = null): LiveVideo {
-  const empty = { rates: {}, render: null, queue: null, error: null };
+  const empty = { rates: {}, progress: {}, render: null, queue: null, error: null };
   const [state, setState] = useState<LiveVideo>({ video: initial, ...empty });
   useEffect(() => {
     setState({ video: initial, ...empty });
@@ -50,7 +53,7 @@ export function useLiveVideo(videoId: string | null, initial: Video | null = nul
       {
         next: ({ videoEvents: event }) =>
           setState((previous) => {
-            const next: LiveVideo = { ...previous, video: event.video, error: null };
+            const next: LiveVideo = { ...previous, error: null };
             if (event.__typename === "QueuePositionEvent") next.queue = event.position;
             else if (event.video.status !== "QUEUED") next.queue = null;
             if (event.__typename === "VariantProgressEvent") {
@@ -58,7 +61,9 @@ export function useLiveVideo(videoId: string | null, initial: Video | null = nul
                 ...previous.rates,
                 [event.variant.id]: { fps: event.fps, speed: event.speed, etaSeconds: event.etaSeconds },
               };
+              next.progress = { ...previous.progress, [event.variant.id]: event.variant.progress };
             }
+            [next.video, next.progress] = withEventProgress(event.video, next.progress);
             if (event.__typename === "RenderProgressEvent") {
               next.render = {
                 index: event.index,
@@ -92,4 +97,21 @@ export function useLiveVideo(videoId: string | null, initial: Video | null = nul
     };
   }, [videoId, queued]);
   return state;
+}
+
+/**
+ * The video with each encoding variant's progress from its newest progress event: an event's
+ * `video.variants` are read from the database, where progress is written a few times a minute,
+ * while every progress event carries the encoder's figure. Progress kept for a variant that is no
+ * longer encoding (done, failed, or back to pending for a retry) is dropped.
+ */
+function withEventProgress(video: Video, progress: Record<string, number>): [Video, Record<string, number>] {
+  const kept: Record<string, number> = {};
+  const variants = video.variants.map((variant) => {
+    const latest = progress[variant.id];
+    if (latest === undefined || variant.status !== "ENCODING") return variant;
+    kept[variant.id] = latest;
+    return latest > variant.progress ? { ...variant, progress: latest } : variant;
+  });
+  return [{ ...video, variants }, kept];
 }

@@ -132,7 +132,7 @@ export const VideoEventsSubscription = graphql(
     videoEvents(videoId: $videoId) {
       __typename
       video { ...VideoFields }
-      ... on VariantProgressEvent { fps speed etaSeconds variant { id } }
+      ... on VariantProgressEvent { fps speed etaSeconds variant { id progress } }
       ... on RenderProgressEvent { index count percent description renderedCount cachedCount }
       ... on QueuePositionEvent { position { ...QueuePositionFields } }
     }
