@@ -277,14 +277,18 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     schema,
     // HTTP: the Authorization header. WebSocket (no fetch Request): `authorization` in the
     // connection_init payload. Both go through the same authenticate().
-    context: async ({ request, connectionParams, principal }: ContextInput) => ({
-      ...services,
-      requestOrigin: request?.headers.get("origin") ?? null,
-      // A WebSocket operation gets the principal its connection authenticated as (graphql-ws.ts).
-      auth:
-        principal ??
-        (await authenticate(request ? request.headers.get("authorization") : authorizationParam(connectionParams))),
-    }),
+    context: async (initial: ContextInput): Promise<Context> => {
+      const { request, connectionParams, principal } = initial;
+      const own = {
+        requestOrigin: request?.headers.get("origin") ?? null,
+        // A WebSocket operation gets the principal its connection authenticated as (graphql-ws.ts).
+        auth:
+          principal ??
+          (await authenticate(request ? request.headers.get("authorization") : authorizationParam(connectionParams))),
+      };
+      // A WebSocket operation's context inherits the services already (graphql-ws.ts).
+      return Object.getPrototypeOf(initial) === services ? (own as Context) : { ...services, ...own };
+    },
     plugins: [
       ...graphqlSecurityPlugins(env, () => limiter),
       liveCredentials.plugin(),
@@ -344,6 +348,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     yoga,
     { authenticate, liveCredentials },
     { maxConnections: env.WS_MAX_CONNECTIONS, maxBufferedBytes: env.WS_MAX_BUFFERED_BYTES },
+    services,
   );
   if (env.METRICS_PORT !== undefined) countJobsIn(db);
 

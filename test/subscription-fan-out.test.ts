@@ -175,8 +175,20 @@ describe("subscribers who share a result share its bytes", () => {
     await until(() => frames.length === 1, 5000);
     socket.send(JSON.stringify({ id, type: "subscribe", payload: { query, variables: { id: videoId } } }));
     await until(() => frames.length === 2, 5000);
-    return { frames, close: () => socket.close() };
+    return { frames, close: () => socket.close(), send: (message: object) => socket.send(JSON.stringify(message)) };
   }
+
+  const renderProgress = (video: Awaited<ReturnType<typeof snapshotOf>>, index: number) =>
+    ({
+      kind: "renderProgress",
+      video,
+      index,
+      count: 10,
+      percent: 0,
+      description: null,
+      renderedCount: index,
+      cachedCount: 0,
+    }) as const;
 
   it("each socket gets the same bytes with only its subscription id its own; other scopes get their own", async () => {
     // Text that looks like the placeholder the result's JSON replaces, inside the result itself.
@@ -207,6 +219,98 @@ describe("subscribers who share a result share its bytes", () => {
     expect(fb).toBe(fa!.replace('"id":"a"', '"id":"a-much-longer-id"'));
     expect(JSON.parse(fc!)).toEqual({ ...JSON.parse(fa!), id: "c" });
     for (const s of [a, b, c]) s.close();
+  });
+  it("a shared result with an error goes out through graphql-ws, masked as any other: no internal message reaches the socket", async () => {
+    const videoId = await createVideo(t, "masked");
+    const query = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { description } } }`;
+    const [a, b] = [
+      await rawSubscriber(ADMIN_AUTH.authorization, "a", query, videoId),
+      await rawSubscriber(ADMIN_AUTH.authorization, "b", query, videoId),
+    ];
+    const video = await snapshotOf(t, videoId);
+    // A row's version that is no date: reading its CMS fields throws a RangeError inside the resolver.
+    t.app.services.pubSub.publish("videoEvents", videoId, {
+      ...renderProgress(video, 0),
+      video: { ...video, updatedAt: "not a date" },
+    });
+    t.app.services.pubSub.publish("videoEvents", videoId, renderProgress(video, 1));
+    await until(() => [a, b].every((s) => s.frames.length === 4), 5000);
+    for (const [s, id] of [
+      [a, "a"],
+      [b, "b"],
+    ] as const) {
+      const [failed, next] = [JSON.parse(s.frames[2]!), JSON.parse(s.frames[3]!)];
+      expect(failed).toMatchObject({ id, type: "next", payload: { errors: [{ message: "Unexpected error." }] } });
+      expect(s.frames[2]).not.toContain("Invalid time value");
+      // What comes after it is written to the socket again, in order.
+      expect(next).toMatchObject({
+        id,
+        type: "next",
+        payload: { data: { videoEvents: { __typename: "RenderProgressEvent" } } },
+      });
+    }
+    for (const s of [a, b]) s.close();
+  });
+
+  it("written to each socket as it comes: in order, none after a client's complete, a late joiner from its own state, complete after the last", async () => {
+    const videoId = await createVideo(t, "direct");
+    const query = `subscription($id: ID!) { videoEvents(videoId: $id) {
+      __typename video { status } ... on RenderProgressEvent { index } } }`;
+    const admin = ADMIN_AUTH.authorization;
+    const [a, b, c] = [
+      await rawSubscriber(admin, "a", query, videoId),
+      await rawSubscriber(admin, "b", query, videoId),
+      await rawSubscriber(admin, "c", query, videoId),
+    ];
+    const video = await snapshotOf(t, videoId);
+    const indexes = (frames: string[], id: string) =>
+      frames
+        .map((f) => JSON.parse(f))
+        .filter((m) => m.id === id && m.type === "next" && m.payload.data.videoEvents.index !== undefined)
+        .map((m) => m.payload.data.videoEvents.index as number);
+    for (let i = 0; i < 5; i++) t.app.services.pubSub.publish("videoEvents", videoId, renderProgress(video, i));
+    await until(
+      () => [a, b, c].every((s) => indexes(s.frames, s === a ? "a" : s === b ? "b" : "c").length === 5),
+      5000,
+    );
+    a.send({ id: "a", type: "complete" });
+    await sleep(100);
+    const aFrames = a.frames.length;
+    for (let i = 5; i < 8; i++) t.app.services.pubSub.publish("videoEvents", videoId, renderProgress(video, i));
+    await until(() => indexes(c.frames, "c").length === 8, 5000);
+    const d = await rawSubscriber(admin, "d", query, videoId);
+    expect(JSON.parse(d.frames[1]!).payload.data.videoEvents).toEqual({
+      __typename: "VideoStatusEvent",
+      video: { status: "WAITING_FOR_UPLOAD" },
+    });
+    for (let i = 8; i < 10; i++) t.app.services.pubSub.publish("videoEvents", videoId, renderProgress(video, i));
+    const canceled = await t.app.services.db.video.update({ where: { id: videoId }, data: { status: "CANCELED" } });
+    t.app.services.pubSub.publish("videoEvents", videoId, { kind: "status", video: videoSnapshot(canceled) });
+    const ended = (s: { frames: string[] }, id: string) =>
+      s.frames.some((f) => f === `{"id":"${id}","type":"complete"}`);
+    await until(() => ended(b, "b") && ended(c, "c") && ended(d, "d"), 5000);
+    await sleep(100);
+    expect(a.frames).toHaveLength(aFrames);
+    expect(indexes(a.frames, "a")).toEqual([0, 1, 2, 3, 4]);
+    for (const [s, id] of [
+      [b, "b"],
+      [c, "c"],
+    ] as const)
+      expect(indexes(s.frames, id)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(indexes(d.frames, "d")).toEqual([8, 9]);
+    for (const [s, id] of [
+      [b, "b"],
+      [c, "c"],
+      [d, "d"],
+    ] as const) {
+      const [last, beforeLast] = [JSON.parse(s.frames.at(-1)!), JSON.parse(s.frames.at(-2)!)];
+      expect(last).toEqual({ id, type: "complete" });
+      expect(beforeLast.payload.data.videoEvents).toEqual({
+        __typename: "VideoStatusEvent",
+        video: { status: "CANCELED" },
+      });
+    }
+    for (const s of [a, b, c, d]) s.close();
   });
 });
 
@@ -379,7 +483,7 @@ describe("a subscriber far behind", () => {
     const witness = (await followVideoEvents(ctx, videoId))!;
     await witness.next();
     const video = await snapshotOf(t, videoId);
-    // The first goes to the read the stream has waiting; the rest queue up, one past the bound.
+    // Nobody pulls the stream meanwhile: they queue up, two past the bound.
     for (let i = 0; i < MAX_QUEUED_VIDEO_EVENTS + 2; i++) {
       t.app.services.pubSub.publish("videoEvents", videoId, {
         kind: "renderProgress",
@@ -398,7 +502,6 @@ describe("a subscriber far behind", () => {
     }
     await witness.return(undefined);
     const canceled = await t.app.services.db.video.update({ where: { id: videoId }, data: { status: "CANCELED" } });
-    expect((await stream.next()).value).toMatchObject({ kind: "renderProgress", index: 0 });
     // The backlog was dropped for one catch-up: the row as it is now, then the end (CANCELED is final).
     expect((await stream.next()).value).toMatchObject({ kind: "status", video: { status: canceled.status } });
     expect((await stream.next()).done).toBe(true);

@@ -1,7 +1,10 @@
 import { tenantOf, type Context } from "../context.ts";
+import type { SubscriptionSink } from "../http/shared-subscription-results.ts";
 import type { Video } from "../generated/prisma/client.ts";
 import { isUuid } from "../ids.ts";
+import { log } from "../log.ts";
 import {
+  MAX_QUEUED_VIDEO_EVENTS,
   TERMINAL_VIDEO_STATUSES,
   videoSnapshot,
   type VideoEventMessage,
@@ -69,53 +72,250 @@ function statusEventOf(video: Video): VideoEventPayload {
 /**
  * The live events of the caller's tenant's video `id`: its current state first, then every event
  * published for it, until it reaches a terminal status. Null when the tenant has no such video.
+ *
+ * Every follower of a video in this process is fed by one listener (`VideoHub`): an event is one
+ * call per follower, not a queue, a promise and a generator each. A follower is pulled as an async
+ * iterator, or (WebSocket subscribers) hands each event to the sink attached to it as it comes.
  */
-export async function followVideoEvents(ctx: Context, id: string): Promise<AsyncGenerator<VideoEventPayload> | null> {
+export async function followVideoEvents(ctx: Context, id: string): Promise<VideoFollower | null> {
   if (!isUuid(id)) return null;
   const tenantId = tenantOf(ctx);
   // Listening from here on, before the read below: nothing published after that read is missed.
-  const sub = ctx.pubSub.subscribe("videoEvents", id);
-  const pending = sub.next();
+  const follower = hubOf(ctx, id).join();
   const video = await readVideoShared(ctx.db, id);
   if (!video || video.tenantId !== tenantId) {
-    await sub.return?.();
+    await follower.return();
     return null;
   }
-  // A resync reaches every subscriber of a video at once, all listening long before: they share
-  // one read, even one already in flight.
-  const reread = async () => {
-    const now = await readVideoShared(ctx.db, id, true);
-    return now && statusEventOf(now);
-  };
-  return followVideo(statusEventOf(video), pending, sub, reread);
+  follower.start(statusEventOf(video));
+  return follower;
 }
 
-async function* followVideo(
-  first: VideoEventPayload,
-  pending: Promise<IteratorResult<VideoEventMessage>>,
-  sub: AsyncIterator<VideoEventMessage>,
-  reread: () => Promise<VideoEventPayload | null>,
-): AsyncGenerator<VideoEventPayload> {
-  try {
-    yield first;
-    if (TERMINAL_VIDEO_STATUSES.has(first.video.status)) return;
-    let next = pending;
-    let seenUpdatedAt = first.video.updatedAt;
-    for (;;) {
-      const { value: message, done } = await next;
-      if (done) return;
-      next = sub.next();
-      // Events may have been missed while the fan-out reconnected: the database says where we are.
-      const value = message.kind === "resync" ? await reread() : message;
-      if (!value) return;
-      if (message.kind === "resync" && value.video.updatedAt === seenUpdatedAt) continue;
-      // A status published before the initial read can arrive after it; it is not news.
-      if (value.kind === "status" && value.video.updatedAt < seenUpdatedAt) continue;
-      if (value.video.updatedAt > seenUpdatedAt) seenUpdatedAt = value.video.updatedAt;
-      yield value;
-      if (value.kind === "status" && TERMINAL_VIDEO_STATUSES.has(value.video.status)) return;
+/** One listener per followed video per process (and per pub/sub: tests run several apps in one). */
+const hubs = new WeakMap<Context["pubSub"], Map<string, VideoHub>>();
+
+function hubOf(ctx: Context, id: string): VideoHub {
+  let byId = hubs.get(ctx.pubSub);
+  if (!byId) {
+    byId = new Map();
+    hubs.set(ctx.pubSub, byId);
+  }
+  const map = byId;
+  let hub = map.get(id);
+  if (!hub) {
+    const created: VideoHub = new VideoHub(ctx, id, () => {
+      if (map.get(id) === created) map.delete(id);
+    });
+    hub = created;
+    map.set(id, hub);
+  }
+  return hub;
+}
+
+/**
+ * Listens to one video's events for all its followers in this process and offers each event to
+ * each of them, in order. A resync (events may have been missed while the fan-out reconnected) is
+ * one shared read of the row, offered to all. Stops listening when the last follower leaves.
+ */
+class VideoHub {
+  readonly followers = new Set<VideoFollower>();
+  private readonly sub: AsyncIterator<VideoEventMessage>;
+  private closed = false;
+  private readonly db: Context["db"];
+  private readonly id: string;
+  private readonly onClose: () => void;
+
+  constructor(ctx: Context, id: string, onClose: () => void) {
+    this.db = ctx.db;
+    this.id = id;
+    this.onClose = onClose;
+    this.sub = ctx.pubSub.subscribe("videoEvents", id);
+    void this.run();
+  }
+
+  join(): VideoFollower {
+    const follower = new VideoFollower(this);
+    this.followers.add(follower);
+    return follower;
+  }
+
+  leave(follower: VideoFollower): void {
+    this.followers.delete(follower);
+    if (this.followers.size === 0) this.close();
+  }
+
+  /**
+   * The row as it is now, as an event. Whoever follows has been listening since before any read now
+   * in flight, so it may share one (a resync reaches every follower of the video at once).
+   */
+  async reread(): Promise<VideoEventPayload | null> {
+    const now = await readVideoShared(this.db, this.id, true);
+    return now && statusEventOf(now);
+  }
+
+  private close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.onClose();
+    void this.sub.return?.();
+  }
+
+  private async run(): Promise<void> {
+    try {
+      for (;;) {
+        const { value: message, done } = await this.sub.next();
+        if (done) return;
+        if (message.kind === "resync") {
+          const now = await this.reread();
+          for (const follower of [...this.followers]) {
+            if (now) follower.offer(now, true);
+            else follower.end();
+          }
+        } else {
+          for (const follower of [...this.followers]) follower.offer(message, false);
+        }
+      }
+    } catch (err) {
+      log.warn("following a video's events failed; its subscribers are ended", { videoId: this.id, err });
+      this.close();
+      for (const follower of [...this.followers]) follower.end();
     }
-  } finally {
-    await sub.return?.();
+  }
+}
+
+/** Marks a follower's queue as dropped: it reads the row as it is now before the events after. */
+const CATCH_UP = Symbol("catch up");
+
+/**
+ * One subscriber of a video: its first event (its own read), then the hub's events that are news
+ * to it. Until it is started it keeps what the hub offers (published during its read). Pulled, it
+ * holds at most MAX_QUEUED_VIDEO_EVENTS; past that they are dropped for one catch-up read.
+ */
+export class VideoFollower implements AsyncIterableIterator<VideoEventPayload> {
+  /** `updatedAt` of the newest row it was handed; null until started. */
+  private seen: string | null = null;
+  private readonly backlog: [VideoEventPayload, boolean][] = [];
+  private queue: (VideoEventPayload | typeof CATCH_UP)[] = [];
+  private waiting: ((result: IteratorResult<VideoEventPayload>) => void) | null = null;
+  private sink: SubscriptionSink<VideoEventPayload> | null = null;
+  private ended = false;
+  private readonly hub: VideoHub;
+
+  constructor(hub: VideoHub) {
+    this.hub = hub;
+  }
+
+  /** Hands it its first event (its own read of the row), then what was offered meanwhile. */
+  start(first: VideoEventPayload): void {
+    this.seen = first.video.updatedAt;
+    this.deliver(first);
+    if (TERMINAL_VIDEO_STATUSES.has(first.video.status)) {
+      this.end();
+      return;
+    }
+    for (const [value, resync] of this.backlog.splice(0)) this.offer(value, resync);
+  }
+
+  /** An event of the video (`resync`: the row re-read after events may have been missed). */
+  offer(value: VideoEventPayload, resync: boolean): void {
+    if (this.ended) return;
+    if (this.seen === null) {
+      this.backlog.push([value, resync]);
+      return;
+    }
+    if (resync && value.video.updatedAt === this.seen) return;
+    // A status published before the initial read can arrive after it; it is not news.
+    if (value.kind === "status" && value.video.updatedAt < this.seen) return;
+    if (value.video.updatedAt > this.seen) this.seen = value.video.updatedAt;
+    this.deliver(value);
+    if (value.kind === "status" && TERMINAL_VIDEO_STATUSES.has(value.video.status)) this.end();
+  }
+
+  /**
+   * From now on, every event goes to `sink` as it comes, then `sink.end()`; what was queued for
+   * pulling goes first. It is no longer pulled (`next()` then waits for the end).
+   */
+  attach(sink: SubscriptionSink<VideoEventPayload>): void {
+    const queued = this.queue.splice(0);
+    this.sink = sink;
+    for (const value of queued) {
+      if (value === CATCH_UP) this.catchUp();
+      else sink.next(value);
+    }
+    if (this.ended) sink.end();
+  }
+
+  /** Stops following: the hub forgets it, and whoever waits is told it is done. */
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.hub.leave(this);
+    if (this.sink) this.sink.end();
+    else if (this.waiting) {
+      const resolve = this.waiting;
+      this.waiting = null;
+      resolve({ value: undefined, done: true });
+    }
+  }
+
+  async next(): Promise<IteratorResult<VideoEventPayload>> {
+    for (;;) {
+      const value = this.queue.shift();
+      if (value === CATCH_UP) {
+        const now = await this.hub.reread();
+        if (!now) {
+          await this.return();
+          return { value: undefined, done: true };
+        }
+        // Offered like any event (its filter, the end on a terminal status), ahead of what came since.
+        const since = this.queue;
+        this.queue = [];
+        this.offer(now, true);
+        if (!this.ended) this.queue.push(...since);
+        continue;
+      }
+      if (value !== undefined) return { value, done: false };
+      if (this.ended) return { value: undefined, done: true };
+      return new Promise((resolve) => {
+        this.waiting = resolve;
+      });
+    }
+  }
+
+  async return(_value?: unknown): Promise<IteratorResult<VideoEventPayload>> {
+    this.queue = [];
+    this.end();
+    return { value: undefined, done: true };
+  }
+
+  async throw(err: unknown): Promise<IteratorResult<VideoEventPayload>> {
+    await this.return();
+    throw err;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  private deliver(value: VideoEventPayload): void {
+    if (this.sink) {
+      this.sink.next(value);
+    } else if (this.waiting) {
+      const resolve = this.waiting;
+      this.waiting = null;
+      resolve({ value, done: false });
+    } else if (this.queue.length >= MAX_QUEUED_VIDEO_EVENTS) {
+      this.queue = [CATCH_UP];
+    } else {
+      this.queue.push(value);
+    }
+  }
+
+  /** A dropped queue caught up while a sink is attached: the row as it is now, offered in turn. */
+  private catchUp(): void {
+    void this.hub.reread().then(
+      (now) => (now ? this.offer(now, true) : this.end()),
+      () => this.end(),
+    );
   }
 }

@@ -7,6 +7,7 @@ import { AuthenticationError, type Authenticate } from "../auth/authenticate.ts"
 import { closeForbidden, type LiveCredentials } from "../auth/live-credentials.ts";
 import type { Principal } from "../auth/scopes.ts";
 import type { Context } from "../context.ts";
+import type { SubscriptionChannel } from "./shared-subscription-results.ts";
 import { websocketConnections } from "../metrics.ts";
 import { log } from "../log.ts";
 
@@ -33,13 +34,15 @@ export interface WebSocketLimits {
 
 /**
  * Serves graphql-ws on yoga's endpoint of `httpServer`. It goes through yoga's envelop, so
- * WebSocket and HTTP share plugins and context.
+ * WebSocket and HTTP share plugins and context. Each operation's context inherits `contextBase`
+ * (the services every resolver uses).
  */
 export function serveGraphqlOverWebSocket(
   httpServer: Server,
   yoga: YogaServerInstance<Record<string, unknown>, Context>,
   auth: { authenticate: Authenticate; liveCredentials: LiveCredentials },
   limits: WebSocketLimits,
+  contextBase: object,
 ): ReturnType<typeof useServer> {
   const { authenticate, liveCredentials } = auth;
   // Compression stays off (ws' default for servers): a zlib context per socket costs far more
@@ -86,7 +89,7 @@ export function serveGraphqlOverWebSocket(
       onNext: (ctx, _id, _payload, _args, result) => results.placeholder(ctx.extra.socket, result),
       execute: (args) => (args as EnvelopedArgs).rootValue.execute(args),
       subscribe: (args) => (args as EnvelopedArgs).rootValue.subscribe(args),
-      onSubscribe: async (ctx, _id, params) => {
+      onSubscribe: async (ctx, id, params) => {
         const {
           schema: s,
           execute,
@@ -94,13 +97,15 @@ export function serveGraphqlOverWebSocket(
           contextFactory,
           parse,
           validate,
-        } = yoga.getEnveloped({
-          ...ctx,
-          socket: ctx.extra.socket,
-          params,
-          connectionParams: ctx.connectionParams,
-          principal: unexpired(principals.get(ctx)),
-        });
+        } = yoga.getEnveloped(
+          // The services come through the prototype: each of ten thousand subscribers' contexts
+          // holds its own few fields, not a copy of every service (the context factory adds none).
+          Object.assign(Object.create(contextBase) as object, {
+            connectionParams: ctx.connectionParams,
+            principal: unexpired(principals.get(ctx)),
+            subscriptionChannel: results.channel(ctx.extra.socket, id),
+          }),
+        );
         const args = {
           schema: s,
           operationName: params.operationName,
@@ -158,20 +163,20 @@ function refuseBeyondCap(wsServer: WebSocketServer, max: number): void {
  */
 function serializeResultsOnce(wsServer: WebSocketServer) {
   const jsonOf = new WeakMap<object, string>();
-  // By socket: a placeholder whose message is never sent (the socket closed) goes with its socket.
+  // By socket, while it has any: a placeholder whose message is never sent (the socket closed) goes
+  // with its socket.
   const waitingBySocket = new WeakMap<WebSocket, Map<number, string>>();
   let count = 0;
   wsServer.on("connection", (socket) => {
-    const waiting = new Map<number, string>();
-    waitingBySocket.set(socket, waiting);
     const send = socket.send.bind(socket);
     socket.send = ((data: Parameters<WebSocket["send"]>[0], done?: (err?: Error) => void) => {
-      send(typeof data === "string" ? withResult(data, waiting) : data, done);
+      send(typeof data === "string" ? withResult(data, socket) : data, done);
     }) as typeof socket.send;
   });
   /** `{"id":…,"type":"next","payload":{"\u0000r":N}}` with the result's JSON for the placeholder. */
-  function withResult(message: string, waiting: Map<number, string>): string {
-    if (!message.endsWith("}}")) return message;
+  function withResult(message: string, socket: WebSocket): string {
+    const waiting = waitingBySocket.get(socket);
+    if (!waiting || !message.endsWith("}}")) return message;
     // Only the message's tail is searched: a token has at most 16 digits.
     const start = message.indexOf(PLACEHOLDER_HEAD, Math.max(0, message.length - PLACEHOLDER_TAIL_MAX));
     if (start < 0) return message;
@@ -179,20 +184,40 @@ function serializeResultsOnce(wsServer: WebSocketServer) {
     const json = waiting.get(token);
     if (json === undefined) return message;
     waiting.delete(token);
+    if (waiting.size === 0) waitingBySocket.delete(socket);
     return `${message.slice(0, start + PAYLOAD_KEY.length)}${json}}`;
   }
+  const jsonFor = (result: object): string => {
+    let json = jsonOf.get(result);
+    if (json === undefined) {
+      json = JSON.stringify(result);
+      jsonOf.set(result, json);
+    }
+    return json;
+  };
   return {
+    /**
+     * Sends results of subscription `id` on `socket` as graphql-ws' `next` messages, without
+     * graphql-ws (sharedSubscriptionResults writes an audience's results so): the same bytes its
+     * own `next` would send, with the result's JSON made once.
+     */
+    channel(socket: WebSocket, id: string): SubscriptionChannel {
+      const head = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
+      return {
+        next: (result) => {
+          if (socket.readyState === socket.OPEN) socket.send(`${head}${jsonFor(result)}}`);
+        },
+      };
+    },
     /** The payload graphql-ws serialises for `result`: a placeholder its socket's send replaces. */
-    placeholder(socket: WebSocket, result: object): Record<string, number> | undefined {
-      const waiting = waitingBySocket.get(socket);
-      if (!waiting) return undefined;
-      let json = jsonOf.get(result);
-      if (json === undefined) {
-        json = JSON.stringify(result);
-        jsonOf.set(result, json);
+    placeholder(socket: WebSocket, result: object): Record<string, number> {
+      let waiting = waitingBySocket.get(socket);
+      if (!waiting) {
+        waiting = new Map();
+        waitingBySocket.set(socket, waiting);
       }
       const token = count++;
-      waiting.set(token, json);
+      waiting.set(token, jsonFor(result));
       return { [PLACEHOLDER_KEY]: token };
     },
   };
