@@ -161,24 +161,26 @@ class VideoHub {
   }
 
   private async run(): Promise<void> {
-    try {
-      for (;;) {
-        const { value: message, done } = await this.sub.next();
-        if (done) return;
-        if (message.kind === "resync") {
-          const now = await this.reread();
-          for (const follower of [...this.followers]) {
-            if (now) follower.offer(now, true);
-            else follower.end();
-          }
-        } else {
-          for (const follower of [...this.followers]) follower.offer(message, false);
-        }
+    for (;;) {
+      const { value: message, done } = await this.sub.next();
+      if (done) return;
+      if (message.kind !== "resync") {
+        for (const follower of [...this.followers]) follower.offer(message, false);
+        continue;
       }
-    } catch (err) {
-      log.warn("following a video's events failed; its subscribers are ended", { videoId: this.id, err });
-      this.close();
-      for (const follower of [...this.followers]) follower.end();
+      let now: VideoEventPayload | null;
+      try {
+        now = await this.reread();
+      } catch (err) {
+        // Every event carries the whole video: the next one tells its followers where it stands.
+        log.warn("re-reading a video after missed events failed", { videoId: this.id, err });
+        continue;
+      }
+      // Gone (deleted): its followers end.
+      for (const follower of [...this.followers]) {
+        if (now) follower.offer(now, true);
+        else follower.end();
+      }
     }
   }
 }
@@ -195,6 +197,8 @@ export class VideoFollower implements AsyncIterableIterator<VideoEventPayload> {
   /** `updatedAt` of the newest row it was handed; null until started. */
   private seen: string | null = null;
   private readonly backlog: [VideoEventPayload, boolean][] = [];
+  /** The backlog passed MAX_QUEUED_VIDEO_EVENTS and was dropped: it catches up once started. */
+  private backlogDropped = false;
   private queue: (VideoEventPayload | typeof CATCH_UP)[] = [];
   private waiting: ((result: IteratorResult<VideoEventPayload>) => void) | null = null;
   private sink: SubscriptionSink<VideoEventPayload> | null = null;
@@ -213,6 +217,7 @@ export class VideoFollower implements AsyncIterableIterator<VideoEventPayload> {
       this.end();
       return;
     }
+    if (this.backlogDropped) this.queue.push(CATCH_UP);
     for (const [value, resync] of this.backlog.splice(0)) this.offer(value, resync);
   }
 
@@ -220,6 +225,10 @@ export class VideoFollower implements AsyncIterableIterator<VideoEventPayload> {
   offer(value: VideoEventPayload, resync: boolean): void {
     if (this.ended) return;
     if (this.seen === null) {
+      if (this.backlog.length >= MAX_QUEUED_VIDEO_EVENTS) {
+        this.backlog.length = 0;
+        this.backlogDropped = true;
+      }
       this.backlog.push([value, resync]);
       return;
     }
@@ -313,9 +322,9 @@ export class VideoFollower implements AsyncIterableIterator<VideoEventPayload> {
 
   /** A dropped queue caught up while a sink is attached: the row as it is now, offered in turn. */
   private catchUp(): void {
-    void this.hub.reread().then(
+    this.hub.reread().then(
       (now) => (now ? this.offer(now, true) : this.end()),
-      () => this.end(),
+      (err: unknown) => log.warn("re-reading a video for a subscriber that fell behind failed", { err }),
     );
   }
 }
