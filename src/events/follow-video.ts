@@ -165,7 +165,8 @@ class VideoHub {
       const { value: message, done } = await this.sub.next();
       if (done) return;
       if (message.kind !== "resync") {
-        for (const follower of [...this.followers]) follower.offer(message, false);
+        // No copy of the set: a follower that ends deletes only itself, which a Set's iteration allows.
+        for (const follower of this.followers) follower.offer(message, false);
         continue;
       }
       let now: VideoEventPayload | null;
@@ -177,7 +178,7 @@ class VideoHub {
         continue;
       }
       // Gone (deleted): its followers end.
-      for (const follower of [...this.followers]) {
+      for (const follower of this.followers) {
         if (now) follower.offer(now, true);
         else follower.end();
       }

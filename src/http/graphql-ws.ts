@@ -163,8 +163,8 @@ function refuseBeyondCap(wsServer: WebSocketServer, max: number): void {
  */
 function serializeResultsOnce(wsServer: WebSocketServer) {
   const jsonOf = new WeakMap<object, string>();
-  // By socket, while it has any: a placeholder whose message is never sent (the socket closed) goes
-  // with its socket.
+  // The placeholders each socket has waiting; a socket has an entry only while it has one waiting,
+  // and one whose message is never sent (the socket closed) is dropped with its socket.
   const waitingBySocket = new WeakMap<WebSocket, Map<number, string>>();
   let count = 0;
   wsServer.on("connection", (socket) => {
@@ -209,7 +209,10 @@ function serializeResultsOnce(wsServer: WebSocketServer) {
         },
       };
     },
-    /** The payload graphql-ws serialises for `result`: a placeholder its socket's send replaces. */
+    /**
+     * The payload graphql-ws serialises for `result`: a placeholder its socket's send replaces (the
+     * socket's entry in `waitingBySocket` is made with its first placeholder).
+     */
     placeholder(socket: WebSocket, result: object): Record<string, number> {
       let waiting = waitingBySocket.get(socket);
       if (!waiting) {
