@@ -43,8 +43,8 @@ in the same run. P % of the clients never read their socket.
 Defaults: 10000 subscribers, 100 videos, 30 s, 0 % stalled, bursty, unpaced, 2 client processes
 (500 handshakes at a time when paced).
 --profile=DIR writes both servers' V8 CPU profiles (.cpuprofile, for Chrome DevTools) into DIR.
---api-node-options="..." runs the API with these NODE_OPTIONS (e.g. --max-semi-space-size=16, an
-operator's memory knob: docs/performance.md, "Memory").`;
+--api-node-options="..." runs the API with these Node flags after its own (src/node-flags.ts), which
+they override: e.g. --max-semi-space-size=64, V8's own young generation (docs/operations.md, "Memory").`;
 const { values: flags } = parseCommandLine(USAGE, {
   options: {
     subscribers: { type: "string", default: "10000" },
@@ -246,14 +246,17 @@ async function measure(name: string, server: ServerUnderTest): Promise<PhaseResu
 
 /** The API as operators run it, its videos created through createUpload, progress sent as NOTIFYs. */
 async function startVideograph(databaseUrl: string, dataDir: string): Promise<ServerUnderTest> {
-  const api = await startApiProcess("api", {
-    DATA_DIR: dataDir,
-    DATABASE_URL: databaseUrl,
-    SIGNING_SECRET: randomBytes(24).toString("hex"),
-    RATE_LIMIT_MUTATIONS_PER_MINUTE: "100000",
-    NODE_OPTIONS:
-      [process.env.NODE_OPTIONS ?? "", flags["api-node-options"], ...profileFlags].join(" ").trim() || undefined,
-  });
+  const api = await startApiProcess(
+    "api",
+    {
+      DATA_DIR: dataDir,
+      DATABASE_URL: databaseUrl,
+      SIGNING_SECRET: randomBytes(24).toString("hex"),
+      RATE_LIMIT_MUTATIONS_PER_MINUTE: "100000",
+      NODE_OPTIONS: [process.env.NODE_OPTIONS ?? "", ...profileFlags].join(" ").trim() || undefined,
+    },
+    { nodeFlags: flags["api-node-options"].split(" ").filter(Boolean) },
+  );
   const videoIds: string[] = [];
   for (let i = 0; i < videoCount; i++) {
     const created = await postGraphQL(api.url, CREATE_UPLOAD, { t: `fanout ${i}` });

@@ -11,6 +11,7 @@ import { loadWorkerEnv } from "../render-worker/config.ts";
 import { srtGatewayBuilt } from "../src/live/srt-ingest.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, stopAllProcesses } from "./support/processes.ts";
+import { API_NODE_FLAGS } from "../src/node-flags.ts";
 
 /** The "API listening" (or another `message`) record of a process's log. */
 function listeningRecord(log: string, message = "API listening"): Record<string, unknown> {
@@ -66,7 +67,7 @@ describe("the API binds HOST and logs the address it bound", () => {
 function runApi(env: Record<string, string>): Promise<{ code: number | null; stderr: string; ms: number }> {
   const started = Date.now();
   const { DATABASE_URL: _, ...inherited } = process.env;
-  const child = spawn(process.execPath, ["src/main.ts"], {
+  const child = spawn(process.execPath, [...API_NODE_FLAGS, "src/main.ts"], {
     env: { ...inherited, LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
+import { API_NODE_FLAGS } from "../src/node-flags.ts";
 
 const run = promisify(execFile);
 
@@ -69,6 +70,14 @@ describe("every command-line program answers --help and refuses unknown flags wi
         "chaos",
       ]),
     );
+  });
+
+  it("npm start and the API's Docker image run it with the API's Node flags (src/node-flags.ts)", () => {
+    const dockerCmd = /^CMD (\[.*\])$/m.exec(readFileSync("Dockerfile", "utf8"))?.[1];
+    expect(JSON.parse(dockerCmd ?? "[]")).toEqual(["node", ...API_NODE_FLAGS, "src/main.ts"]);
+    const start = scripts.start!.split(" ");
+    expect(start.slice(0, 1 + API_NODE_FLAGS.length)).toEqual(["node", ...API_NODE_FLAGS]);
+    expect(start.at(-1)).toBe("src/main.ts");
   });
 
   it("through npm itself: npm run start -- --help and npm run bench -- --no-such-flag", async () => {

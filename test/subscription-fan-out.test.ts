@@ -1,6 +1,9 @@
 import { once } from "node:events";
+import v8 from "node:v8";
+import vm from "node:vm";
 import type { Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
+import { RequestCache } from "@pothos/plugin-scope-auth";
 import type { Client } from "graphql-ws";
 import { SignJWT } from "jose";
 import pg from "pg";
@@ -17,6 +20,10 @@ import { ADMIN_AUTH } from "./support/auth.ts";
 import { createUpload } from "./support/uploads.ts";
 
 const bearer = (secret: string) => `Bearer ${secret}`;
+
+v8.setFlagsFromString("--expose-gc");
+/** A full collection, so that a WeakRef to what nothing else holds is cleared. */
+const collectGarbage = vm.runInNewContext("gc") as () => void;
 
 type Result = { data?: any; errors?: { message: string; extensions?: Record<string, unknown> }[] };
 
@@ -156,6 +163,61 @@ describe("subscribers of one video that ask the same thing share one execution p
     expect(stringify({ other: "subscriber's copy" })).toBe(JSON.stringify(ra!.value));
     expect(Object.keys(ra!.value as object)).not.toContain("stringify");
     await Promise.all([a.return?.(), b.return?.(), c.return?.()]);
+  });
+});
+
+describe("a subscriber who joins others' results keeps nothing it no longer needs", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await defaultApp();
+  });
+
+  it("its Pothos request cache is let go while it stays subscribed; the first subscriber's, used for every event, is kept", async () => {
+    const videoId = await createVideo(t, "request caches");
+    const query = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { id status } } }`;
+    // Observes each context's scope-auth cache as Pothos makes it (it calls the class' static).
+    const caches = new Map<object, WeakRef<object>>();
+    const fromContext = RequestCache.fromContext;
+    RequestCache.fromContext = ((context: object, builder: never) => {
+      const cache = fromContext.call(RequestCache, context, builder);
+      if (!caches.has(context)) caches.set(context, new WeakRef(cache));
+      return cache;
+    }) as typeof fromContext;
+    /** A WebSocket subscriber as graphql-ws.ts opens one: results after the first come through its channel. */
+    const open = async () => {
+      const results: unknown[] = [];
+      const { schema, subscribe, contextFactory, parse } = t.app.yoga.getEnveloped({
+        connectionParams: ADMIN_AUTH,
+        subscriptionChannel: { next: (result: unknown) => results.push(result) },
+      });
+      const contextValue = await contextFactory();
+      const stream = (await subscribe({
+        schema,
+        document: parse(query),
+        variableValues: { id: videoId },
+        contextValue,
+      })) as AsyncGenerator<unknown>;
+      results.push((await stream.next()).value);
+      const ended = stream.next(); // graphql-ws' pending next(): waits until the end
+      return { contextValue, results, stream, ended };
+    };
+    try {
+      const first = await open();
+      const joined = await open();
+      await sleep(10); // a WeakRef holds its target until the current job ends
+      collectGarbage();
+      expect(caches.get(first.contextValue)?.deref()).toBeDefined();
+      expect(caches.get(joined.contextValue)).toBeDefined();
+      expect(caches.get(joined.contextValue)?.deref()).toBeUndefined();
+      t.app.services.pubSub.publish("videoEvents", videoId, { kind: "status", video: await snapshotOf(t, videoId) });
+      await until(() => first.results.length === 2 && joined.results.length === 2, 5000);
+      expect(joined.results[1]).toMatchObject({ data: { videoEvents: { __typename: "VideoStatusEvent" } } });
+      expect(joined.results[1]).toBe(first.results[1]);
+      await Promise.all([first.stream.return(undefined), joined.stream.return(undefined)]);
+      expect(await joined.ended).toEqual({ done: true, value: undefined });
+    } finally {
+      RequestCache.fromContext = fromContext;
+    }
   });
 });
 

@@ -1,4 +1,5 @@
 import { createSourceEventStream, type DocumentNode, type ExecutionArgs, type ExecutionResult, execute } from "graphql";
+import { contextCacheSymbol } from "@pothos/core";
 import type { Plugin } from "graphql-yoga";
 import type { Principal } from "../auth/scopes.ts";
 import type { Context } from "../context.ts";
@@ -61,13 +62,18 @@ export function sharedSubscriptionResults(): Plugin<Context> {
   return {
     onSubscribe: ({ setSubscribeFn }) => {
       setSubscribeFn(async (args) => {
+        const channel = (args.contextValue as { subscriptionChannel?: SubscriptionChannel }).subscriptionChannel;
+        // Pothos keeps its per-request caches (scope-auth's, for one) under this key while it is
+        // on the context: see releaseRequestCaches.
+        if (channel) (args.contextValue as Record<symbol, unknown>)[contextCacheSymbol] = {};
         const stream = await createSourceEventStream(args as ExecutionArgs);
         if (!(Symbol.asyncIterator in stream)) return stream;
         const key = sharingKey(args as ExecutionArgs);
-        const channel = (args.contextValue as { subscriptionChannel?: SubscriptionChannel }).subscriptionChannel;
         if (channel && isAttachable(stream)) {
           let audience = audiences.get(key);
-          if (!audience) {
+          if (audience) {
+            releaseRequestCaches(args.contextValue as object);
+          } else {
             const created: Audience = new Audience(
               (event) => resultFor(event, key, args as ExecutionArgs),
               () => {
@@ -321,6 +327,16 @@ function serializedOnce(result: ExecutionResult): ExecutionResult {
  */
 function audienceOf(principal: Principal | null): [string, string[]] | null {
   return principal && [principal.tenantId, [...principal.scopes].sort()];
+}
+
+/**
+ * Lets Pothos' per-request caches of a subscriber's context go: a member who joins an audience is
+ * never executed against again (its results are the audience's, executed with the first member's
+ * arguments), while graphql-ws keeps its context until the subscription ends. About 1.5 KiB per
+ * subscriber (docs/performance.md, "Memory").
+ */
+function releaseRequestCaches(context: object): void {
+  delete (context as Record<symbol, unknown>)[contextCacheSymbol];
 }
 
 /** Like graphql-js' own mapping: `return()` reaches the source at once, even while it waits for an event. */

@@ -1,3 +1,4 @@
+import { API_NODE_FLAGS } from "../../src/node-flags.ts";
 import { TEST_ADMIN_KEY } from "./auth.ts";
 import { spawn, type ChildProcess } from "node:child_process";
 
@@ -23,13 +24,13 @@ function startProcess(
   name: string,
   entry: string,
   env: Record<string, string | undefined>,
-  options: { ownProcessGroup?: boolean } = {},
+  options: { ownProcessGroup?: boolean; nodeFlags?: readonly string[] } = {},
 ): ServiceProcess {
   // An undefined value removes the variable (DATABASE_URL: undefined → embedded Postgres).
   const merged = Object.fromEntries(
     Object.entries({ ...process.env, ...env }).filter(([, v]) => v !== undefined),
   ) as NodeJS.ProcessEnv;
-  const child = spawn(process.execPath, [entry], {
+  const child = spawn(process.execPath, [...(options.nodeFlags ?? []), entry], {
     env: merged,
     stdio: ["ignore", "pipe", "pipe"],
     detached: options.ownProcessGroup ?? false,
@@ -96,11 +97,11 @@ function startProcess(
   return service;
 }
 
-/** `node src/main.ts` on a random port; resolves once it listens, with its URL. */
+/** `node src/main.ts` with the API's Node flags, on a random port; resolves once it listens, with its URL. */
 export async function startApiProcess(
   name: string,
   env: Record<string, string | undefined>,
-  options: { ownProcessGroup?: boolean } = {},
+  options: { ownProcessGroup?: boolean; nodeFlags?: readonly string[] } = {},
 ): Promise<ServiceProcess & { url: string }> {
   const api = startProcess(
     name,
@@ -113,7 +114,8 @@ export async function startApiProcess(
       BOOTSTRAP_API_KEY: TEST_ADMIN_KEY,
       ...env,
     },
-    options,
+    // Run as `npm start` runs it; `options.nodeFlags` come after, so they override.
+    { ...options, nodeFlags: [...API_NODE_FLAGS, ...(options.nodeFlags ?? [])] },
   );
   const match = (await api.waitForLog(
     /"url":"(http:\/\/[^"]+)\/graphql".*"message":"API listening"/,
