@@ -494,6 +494,32 @@ describe("subscribers arriving at once share the read of their video's current s
     await Promise.all([first!.return(undefined), mine!.return(undefined)]);
   });
 
+  it("one arriving just after another's read starts from it while nothing was published since, and reads again once something was", async () => {
+    const videoId = await createVideo(t, "one after another");
+    const counter = countingDb();
+    const ctx = () => contextOf(counter.db, DEFAULT_TENANT_ID);
+    const a = (await followVideoEvents(ctx(), videoId))!;
+    const firstOfA = (await a.next()).value;
+    // A's read is done: B, arriving after it with nothing published since, is handed the same event.
+    const b = (await followVideoEvents(ctx(), videoId))!;
+    expect((await b.next()).value).toBe(firstOfA);
+    // Another tenant's subscriber handed that read is told the video does not exist.
+    const other = await t.app.services.db.tenant.create({ data: { name: `tenant-${crypto.randomUUID()}` } });
+    expect(await followVideoEvents(contextOf(counter.db, other.id), videoId)).toBeNull();
+    expect(counter.reads).toBe(1);
+    const renamed = await t.app.services.db.video.update({
+      where: { id: videoId },
+      data: { title: "renamed after A's read" },
+    });
+    t.app.services.pubSub.publish("videoEvents", videoId, { kind: "status", video: videoSnapshot(renamed) });
+    expect((await a.next()).value).toMatchObject({ video: { title: "renamed after A's read" } });
+    // The hub has taken that event (A and B still follow): C, arriving after it, must read the row again.
+    const c = (await followVideoEvents(ctx(), videoId))!;
+    expect(counter.reads).toBe(2);
+    expect((await c.next()).value).toMatchObject({ video: { title: "renamed after A's read" } });
+    await Promise.all([a.return(undefined), b.return(undefined), c.return(undefined)]);
+  });
+
   it("a subscriber arriving while a read is in flight is not handed that read: it sees what changed since", async () => {
     const videoId = await createVideo(t, "in flight");
     const counter = countingDb({ holdReads: true });

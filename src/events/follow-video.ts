@@ -57,6 +57,13 @@ function readVideoShared(db: Context["db"], id: string, joinInFlight = false): P
   return state.next;
 }
 
+/**
+ * How long a finished read of a video may serve as the first event of followers who join after it
+ * (VideoHub.recentRead): only while no event of the video came since, so this bounds how stale a
+ * change that publishes no event may be for them, as a read in flight does for its sharers.
+ */
+const READ_REUSE_MS = 1000;
+
 /** One snapshot object per row read, so that everyone who shared a read shares its event too. */
 const statusEvents = new WeakMap<Video, VideoEventPayload>();
 
@@ -81,8 +88,14 @@ export async function followVideoEvents(ctx: Context, id: string): Promise<Video
   if (!isUuid(id)) return null;
   const tenantId = tenantOf(ctx);
   // Listening from here on, before the read below: nothing published after that read is missed.
-  const follower = hubOf(ctx, id).join();
-  const video = await readVideoShared(ctx.db, id);
+  const hub = hubOf(ctx, id);
+  const follower = hub.join();
+  let video = hub.recentRead();
+  if (video === undefined) {
+    const asked = { eventsBefore: hub.eventsTaken, askedAt: Date.now() };
+    video = await readVideoShared(ctx.db, id);
+    hub.noteRead({ video, ...asked });
+  }
   if (!video || video.tenantId !== tenantId) {
     await follower.return();
     return null;
@@ -112,6 +125,13 @@ function hubOf(ctx: Context, id: string): VideoHub {
   return hub;
 }
 
+interface VideoRead {
+  video: Video | null;
+  /** `VideoHub.eventsTaken` and the time when the read was asked for. */
+  eventsBefore: number;
+  askedAt: number;
+}
+
 /**
  * Listens to one video's events for all its followers in this process and offers each event to
  * each of them, in order. A resync (events may have been missed while the fan-out reconnected) is
@@ -119,6 +139,10 @@ function hubOf(ctx: Context, id: string): VideoHub {
  */
 class VideoHub {
   readonly followers = new Set<VideoFollower>();
+  /** Messages taken from the fan-out so far (events and resyncs). */
+  eventsTaken = 0;
+  /** The newest read of the row a follower started from, with `eventsTaken` when it was asked for. */
+  private lastRead: VideoRead | null = null;
   private readonly sub: AsyncIterator<VideoEventMessage>;
   private closed = false;
   private readonly db: Context["db"];
@@ -137,6 +161,25 @@ class VideoHub {
     const follower = new VideoFollower(this);
     this.followers.add(follower);
     return follower;
+  }
+
+  /**
+   * A read a follower who joined just now may start from instead of reading the row again (in a
+   * reconnect storm, its followers arrive one after another, not during one read): one asked for
+   * less than READ_REUSE_MS ago with no event taken since it was asked for. Such a follower misses
+   * nothing: whatever changed after that read was published and comes after it as an event, which
+   * reaches it because it joined before the hub took that event. Undefined when there is none.
+   */
+  recentRead(): Video | null | undefined {
+    const read = this.lastRead;
+    if (!read || read.eventsBefore !== this.eventsTaken || Date.now() - read.askedAt >= READ_REUSE_MS) return undefined;
+    return read.video;
+  }
+
+  /** A read asked for at `askedAt`, when `eventsBefore` events had been taken (one older than the read kept: ignored). */
+  noteRead(read: VideoRead): void {
+    if (this.lastRead && this.lastRead.askedAt > read.askedAt) return;
+    this.lastRead = read;
   }
 
   leave(follower: VideoFollower): void {
@@ -164,6 +207,7 @@ class VideoHub {
     for (;;) {
       const { value: message, done } = await this.sub.next();
       if (done) return;
+      this.eventsTaken++;
       if (message.kind !== "resync") {
         // No copy of the set: a follower that ends deletes only itself, which a Set's iteration allows.
         for (const follower of this.followers) follower.offer(message, false);
