@@ -332,8 +332,8 @@ function audienceOf(principal: Principal | null): [string, string[]] | null {
 /**
  * Lets Pothos' per-request caches of a subscriber's context go: a member who joins an audience is
  * never executed against again (its results are the audience's, executed with the first member's
- * arguments), while graphql-ws keeps its context until the subscription ends. About 1.5 KiB per
- * subscriber (docs/performance.md, "Memory").
+ * arguments), while graphql-ws keeps its context until the subscription ends. About 1 KiB of heap
+ * per subscriber (docs/performance.md, "A smaller young generation").
  */
 function releaseRequestCaches(context: object): void {
   delete (context as Record<symbol, unknown>)[contextCacheSymbol];
