@@ -19,7 +19,8 @@ import { createMutationRateLimiter, graphqlSecurityPlugins } from "./http/graphq
 import { authorizationParam, serveGraphqlOverWebSocket } from "./http/graphql-ws.ts";
 import { serveHealthPath } from "./http/health.ts";
 import { startMetricsServer, type MetricsServer } from "./http/metrics-server.ts";
-import { createLiveWindows, handleMedia } from "./http/media.ts";
+import { createLivePlaylists } from "./http/live-playlists.ts";
+import { handleMedia } from "./http/media.ts";
 import { traceRequest } from "./http/request-trace.ts";
 import { sharedSubscriptionResults } from "./http/shared-subscription-results.ts";
 import { graphiqlPage, renderOfflineGraphiQL } from "./http/graphiql.ts";
@@ -259,10 +260,13 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     : null;
 
   const guard = createPlaybackGuard(db, playbackTokens);
-  const liveWindows = createLiveWindows(env.LIVE_DVR_WINDOW_SECONDS);
+  const livePlaylists = createLivePlaylists({
+    windowSeconds: env.LIVE_DVR_WINDOW_SECONDS,
+    readText: (key) => storage.readText(key),
+  });
   const captions = createCaptionCatalog(db);
   const serveMedia = (req: IncomingMessage, res: ServerResponse, url: URL) =>
-    handleMedia(storage, guard, captions, liveWindows, req, res, url);
+    handleMedia(storage, guard, captions, livePlaylists, req, res, url);
   const videoImages = createVideoImageRoute({
     db,
     storage,

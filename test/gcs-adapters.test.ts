@@ -10,7 +10,8 @@ import { probeSource } from "../render-worker/media/probe.ts";
 import { createGcsWorkerStorage } from "../render-worker/storage/gcs.ts";
 import type { WorkerStorage } from "../render-worker/storage/types.ts";
 import type { CaptionCatalog } from "../src/captions/subtitle-playlists.ts";
-import { createLiveWindows, handleMedia } from "../src/http/media.ts";
+import { createLivePlaylists } from "../src/http/live-playlists.ts";
+import { handleMedia } from "../src/http/media.ts";
 import type { PlaybackGuard } from "../src/http/playback-guard.ts";
 import { PlaybackTokens } from "../src/http/playback-tokens.ts";
 import { MEDIA_PATH_PREFIX } from "../src/storage/api-urls.ts";
@@ -85,7 +86,7 @@ beforeAll(async () => {
       storage,
       publicGuard,
       noCaptions,
-      createLiveWindows(0),
+      createLivePlaylists({ windowSeconds: 0, readText: (key) => storage.readText(key) }),
       req,
       res,
       new URL(req.url!, "http://api"),
@@ -248,7 +249,8 @@ sources are not served`, async () => {
     expect(await master.text()).toBe("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1000\n720p/index.m3u8\n");
 
     const rung = await fetch(`${mediaUrl}${MEDIA_PATH_PREFIX}videos/${id}/hls/720p/index.m3u8`);
-    expect(rung.headers.get("cache-control")).toBe("public, max-age=2");
+    // Growing (no #EXT-X-ENDLIST, target 2 s): no browser keeps it, a shared cache 1 s.
+    expect(rung.headers.get("cache-control")).toBe("public, max-age=0, s-maxage=1");
     expect(rung.headers.get("access-control-allow-origin")).toBe("*");
     const segmentUrl = (await rung.text()).split("\n")[3]!;
     expect(segmentUrl).toBe(await storage.signedReadUrl(`videos/${id}/hls/720p/seg_00000.ts`));

@@ -144,12 +144,25 @@ async function waitFor<T>(what: string, read: () => Promise<T>, done: (value: T)
 /** The watch page (the console's player, hls.js in Chromium) plays the video a second; then `meanwhile` checks. */
 async function playsInWatchPage(videoId: string, meanwhile: () => Promise<void>): Promise<void> {
   const page = await browser.newPage();
+  // The statuses of the player's blocking playlist reloads (`_HLS_msn`: docs/live.md, "Latency").
+  const blocking: number[] = [];
+  page.on("response", (res) => {
+    if (res.url().includes("_HLS_msn=")) blocking.push(res.status());
+  });
   try {
     await page.goto(`${t.url}/watch/${videoId}?autoplay=1`);
     await page.waitForFunction(() => (document.querySelector("video")?.currentTime ?? 0) >= 1, undefined, {
       timeout: 20_000,
     });
     await meanwhile();
+    // hls.js asks for each next segment with a blocking reload, and is answered when it is listed.
+    await waitFor(
+      "a blocking playlist reload",
+      async () => blocking,
+      (b) => b.includes(200),
+      10_000,
+    );
+    expect(blocking.filter((status) => status !== 200)).toEqual([]);
   } finally {
     await page.close();
   }

@@ -10,7 +10,7 @@ import { ObjectExistsError } from "../storage/write-once.ts";
 import { log } from "../log.ts";
 import { splitFragmentedMp4 } from "./fragmented-mp4.ts";
 import { sameSegmentCut } from "./segment-match.ts";
-import { mediaPlaylist } from "../../src/shared/media-playlist.ts";
+import { growingPlaylistCacheControl, mediaPlaylist } from "../../src/shared/media-playlist.ts";
 import { masterPlaylist, parsePlaylist } from "./playlists.ts";
 import type { KeptSegment } from "./playlists.ts";
 
@@ -19,7 +19,6 @@ const SEGMENT_TYPE = "video/mp2t";
 const FMP4_SEGMENT_TYPE = "video/iso.segment";
 const FMP4_INIT_TYPE = "video/mp4";
 const CACHE_IMMUTABLE = "public, max-age=31536000, immutable";
-const CACHE_GROWING = "public, max-age=2";
 const CACHE_FINAL = "public, max-age=3600";
 /** An MPEG-TS file is whole packets of this size; a segment that is not was cut short. */
 const TS_PACKET_BYTES = 188;
@@ -336,7 +335,7 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
       await writeFile(snapshot, playlist);
       await uploadOfRung(name, playlistKey, snapshot, {
         contentType: PLAYLIST_TYPE,
-        cacheControl: ends ? CACHE_FINAL : CACHE_GROWING,
+        cacheControl: ends ? CACHE_FINAL : growingPlaylistCacheControl(opts.targetDuration, "public"),
       });
       state.publishedSegments = listed;
     }

@@ -18,9 +18,10 @@ import {
   isMasterPlaylist,
   resolvePlaylistUri,
   rewritePlaylistUris,
-  slidingWindowPlaylist,
+  targetDurationOf,
 } from "../storage/playlists.ts";
 import { type ApiStorage, assertValidKey, type ByteRange, type PublishedObjectAccess } from "../storage/types.ts";
+import { growingPlaylistCacheControl } from "../shared/media-playlist.ts";
 import { isSafeDownloadName } from "../videos/download-filename.ts";
 import { admitPlayback, type PlaybackGuard } from "./playback-guard.ts";
 import {
@@ -32,6 +33,7 @@ import {
   rangeBeyondEnd,
   referencePlaylistUri,
 } from "./instant-clip.ts";
+import { deliveryDirectives, type LivePlaylists } from "./live-playlists.ts";
 import { rewriteStoryboardUris } from "./storyboard-vtt.ts";
 
 /**
@@ -121,10 +123,9 @@ async function serveCaptionFile(
   res.end(req.method === "HEAD" ? undefined : body);
 }
 
-/** Segments never change once written; playlists grow while a video encodes. */
+/** Segments never change once written. Playlists: `servePlaylist`. */
 function cacheControl(ext: string): string {
   if (ext === ".ts" || ext === ".m4s") return "public, max-age=31536000, immutable";
-  if (ext === ".m3u8") return "public, max-age=2";
   return "public, max-age=300";
 }
 
@@ -221,15 +222,22 @@ const signedTextMaxAge = (objects: { signedUrlTtlSeconds: number }): number =>
   Math.min(3600, Math.floor(objects.signedUrlTtlSeconds / 4));
 
 /**
- * How long a playlist the API composed may be cached. Naming the API's own objects, 2 s, as a stored
- * playlist is (`cacheControl`); naming a bucket's: a master, whose caption tracks can change at
- * any time, briefly, a finished playlist as long as its signed URLs allow, a growing one 2 s.
+ * How long a finished playlist (a master, or a media playlist with its end) may be cached. Naming
+ * the API's own objects, 2 s; naming a bucket's: a master, whose caption tracks can change at any
+ * time, briefly, a media playlist as long as its signed URLs allow. A growing one:
+ * `growingPlaylistCacheControl`.
  */
-function composedPlaylistMaxAge(objects: PublishedObjectAccess, key: string, text: string): number {
+function finishedPlaylistMaxAge(objects: PublishedObjectAccess, key: string): number {
   if (objects.servedBy === "api") return 2;
   if (isMasterPlaylistKey(key)) return MASTER_MAX_AGE_SECONDS;
-  return isFinishedPlaylist(text) ? signedTextMaxAge(objects) : 2;
+  return signedTextMaxAge(objects);
 }
+
+/**
+ * A shared cache may keep a blocking reload's answer this many target durations: whoever asks for
+ * the same segment later gets a playlist that lists it (Apple's LL-HLS guidance: six).
+ */
+const BLOCKING_ANSWER_TARGET_DURATIONS = 6;
 
 /** A storyboard's WebVTT file, its sheets named by signed URL (a bucket's) or with the playback token. */
 async function serveStoryboard(
@@ -259,66 +267,37 @@ async function serveStoryboard(
 }
 
 /**
- * A live broadcast's rung playlist while it grows, as its viewers get it: the last
- * `LIVE_DVR_WINDOW_SECONDS` (`slidingWindowPlaylist`). The window of the text last read for the
- * playlist is kept, so that viewers polling the same playlist share one cut until it grows.
- */
-export function createLiveWindows(windowSeconds: number) {
-  // A live playlist only grows at its end: its length and last line tell one version from the next,
-  // and only the window (a few hundred segments) is kept, not the whole text.
-  const versionOf = (text: string) => `${text.length}:${text.slice(-64)}`;
-  const last = new Map<string, { version: string; windowed: string }>();
-  return {
-    /** Whether a request for `key` is windowed (an instant clip's range is cut from the whole broadcast). */
-    applies: (admitted: { key: string; live: boolean }, url: URL): boolean =>
-      windowSeconds > 0 &&
-      admitted.live &&
-      path.extname(admitted.key) === ".m3u8" &&
-      !isComposedPlaylist(admitted.key) &&
-      clipRangeOf(url) === null,
-    /** `text` (the stored playlist at `key`) windowed; as it is once finished (the recording). */
-    cut(key: string, text: string): string {
-      const version = versionOf(text);
-      const known = last.get(key);
-      if (known?.version === version) return known.windowed;
-      const windowed = isFinishedPlaylist(text) ? null : slidingWindowPlaylist(text, windowSeconds);
-      // A finished playlist no longer changes: it needs no entry.
-      if (windowed === null) last.delete(key);
-      else {
-        if (last.size >= MAX_LIVE_WINDOWS) last.clear();
-        last.set(key, { version, windowed });
-      }
-      return windowed ?? text;
-    },
-  };
-}
-
-/**
- * Live playlists whose last window is kept: every rendition of 500 broadcasts on air, about 30 KB
- * each at the default window (900 segments).
- */
-const MAX_LIVE_WINDOWS = 2000;
-
-export type LiveWindows = ReturnType<typeof createLiveWindows>;
-
-/**
  * A playlist as this request gets it: with the video's caption tracks (a master), cut to an instant
  * clip's range or a live broadcast's window, its bucket objects named by signed URL, its relative
- * URIs carrying the token.
+ * URIs carrying the token. A live rung playlist's request for a segment not yet listed
+ * (`_HLS_msn`) is held until it is (`LivePlaylists.waitFor`). A playlist that still grows is never
+ * kept by a browser (`growingPlaylistCacheControl`).
  */
 async function servePlaylist(
   req: IncomingMessage,
   res: ServerResponse,
   objects: PublishedObjectAccess,
   captions: CaptionCatalog,
-  request: { key: string; token: string; url: URL; window: LiveWindows | null },
+  request: { key: string; token: string; url: URL; live: LivePlaylists | null },
   readText: (key: string) => Promise<string | null>,
 ): Promise<void> {
-  const { key, token, url } = request;
+  const { key, token, url, live } = request;
+  let answersDirective = false;
+  if (live) {
+    const directives = deliveryDirectives(url);
+    if (directives !== null && "problem" in directives) return badRequest(res, directives.problem);
+    if (directives !== null) {
+      const outcome = await live.waitFor(key, directives.msn);
+      if (outcome === "too far ahead") return badRequest(res, "_HLS_msn is more than two segments ahead");
+      // The player went away while it waited.
+      if (res.destroyed) return;
+      answersDirective = outcome === "ready";
+    }
+  }
   const stored = await playlistText(key, captions, readText);
   if (stored === null) return notFound(res);
-  const text = request.window ? request.window.cut(key, stored) : stored;
-  const clipped = await clippedPlaylist(readText, key, text, url);
+  const view = live ? live.view(key, stored) : null;
+  const clipped = await clippedPlaylist(readText, key, view?.text ?? stored, url);
   if ("problem" in clipped) return badRequest(res, clipped.problem);
   const linked =
     objects.servedBy === "bucket"
@@ -326,9 +305,15 @@ async function servePlaylist(
       : clipped.text;
   // Signed URLs are absolute: only the URIs that come back here (child playlists, captions) get the token.
   const body = Buffer.from(token ? appendTokenToPlaylist(linked, token) : linked);
+  const visibility = token ? "private" : "public";
+  const targetDuration = view?.targetDuration ?? targetDurationOf(clipped.text);
   res.writeHead(200, {
     "content-type": CONTENT_TYPES[".m3u8"]!,
-    "cache-control": `${token ? "private" : "public"}, max-age=${composedPlaylistMaxAge(objects, key, clipped.text)}`,
+    "cache-control": isFinishedPlaylist(clipped.text)
+      ? `${visibility}, max-age=${finishedPlaylistMaxAge(objects, key)}`
+      : answersDirective
+        ? `${visibility}, max-age=${targetDuration * BLOCKING_ANSWER_TARGET_DURATIONS}`
+        : growingPlaylistCacheControl(targetDuration, visibility),
     "content-length": body.byteLength,
     "access-control-allow-origin": "*",
   });
@@ -409,7 +394,7 @@ export async function handleMedia(
   storage: MediaStorage,
   guard: PlaybackGuard,
   captions: CaptionCatalog,
-  liveWindows: LiveWindows,
+  livePlaylists: LivePlaylists,
   req: IncomingMessage,
   res: ServerResponse,
   url: URL,
@@ -417,7 +402,9 @@ export async function handleMedia(
   const admitted = await admitRequest(guard, req, res, url);
   if (admitted === null) return;
   const { key, token } = admitted;
-  const window = liveWindows.applies(admitted, url) ? liveWindows : null;
+  // A live broadcast's rung playlist as its viewers poll it (an instant clip's range is cut from the whole broadcast).
+  const liveRung =
+    admitted.live && path.extname(key) === ".m3u8" && !isComposedPlaylist(key) && clipRangeOf(url) === null;
   const objects = storage.publishedObjects;
   const readText = (k: string) => storage.readText(k);
   // Relative URIs would not reach a bucket: every text naming its objects is rewritten.
@@ -427,10 +414,9 @@ export async function handleMedia(
   }
   const captionFile = captionFileParts(key);
   if (captionFile) return serveCaptionFile(req, res, captions, captionFile, token, readText);
-  const composed =
-    namesBucketObjects || token || isComposedPlaylist(key) || clipRangeOf(url) !== null || window !== null;
-  if (path.extname(key) === ".m3u8" && composed) {
-    return servePlaylist(req, res, objects, captions, { key, token, url, window }, readText);
+  if (path.extname(key) === ".m3u8") {
+    const live = liveRung ? livePlaylists : null;
+    return servePlaylist(req, res, objects, captions, { key, token, url, live }, readText);
   }
   if (objects.servedBy === "api") return sendObject(req, res, storage, objects.read, { key, token, url });
   res.writeHead(302, {

@@ -37,3 +37,16 @@ export function mediaPlaylist(
   if (opts.endList) lines.push("#EXT-X-ENDLIST");
   return `${lines.join("\n")}\n`;
 }
+
+/**
+ * The `Cache-Control` of a media playlist that still grows (a live broadcast's, or a transcode's
+ * before it ends), for the API's responses and the stored objects alike. A browser must not keep
+ * one: a player that polls every target duration and is answered from its own cache sees each new
+ * segment up to `max-age` late, and that lateness is added to a live viewer's latency. A shared
+ * cache (a CDN) may keep it for half a target duration, so a crowd of viewers costs the origin about
+ * two requests per segment; with one-second segments it keeps nothing.
+ */
+export function growingPlaylistCacheControl(targetDuration: number, visibility: "public" | "private"): string {
+  const shared = Math.floor(targetDuration / 2);
+  return visibility === "public" && shared > 0 ? `public, max-age=0, s-maxage=${shared}` : `${visibility}, max-age=0`;
+}

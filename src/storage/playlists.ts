@@ -29,6 +29,14 @@ export const isMasterPlaylist = (text: string): boolean => hasTag(text, "#EXT-X-
 /** Whether the playlist will not change: a master, or a media playlist with its `#EXT-X-ENDLIST`. */
 export const isFinishedPlaylist = (text: string): boolean => hasTag(text, "#EXT-X-ENDLIST") || isMasterPlaylist(text);
 
+/** A media playlist's `#EXT-X-TARGETDURATION` in whole seconds; 0 when it has none it can read. */
+export function targetDurationOf(text: string): number {
+  const tag = "#EXT-X-TARGETDURATION:";
+  const line = playlistLines(text).find((l) => l.startsWith(tag));
+  const value = line === undefined ? Number.NaN : Number(line.slice(tag.length));
+  return Number.isFinite(value) && value > 0 ? Math.round(value) : 0;
+}
+
 /** Whether `uri` starts with a scheme (`https:`, `data:`): an absolute URI, which no edit touches. */
 export function hasUriScheme(uri: string): boolean {
   for (const [i, c] of [...uri].entries()) {
@@ -239,8 +247,7 @@ export function slidingWindowPlaylist(text: string, seconds: number): string | n
   const playlist = segmentedPlaylist(text);
   if (!playlist || playlist.finished) return null;
   // RFC 8216 6.2.2: a live playlist lasts at least three target durations.
-  const target = Number(playlist.header.find((l) => l.startsWith("#EXT-X-TARGETDURATION:"))?.slice(22) ?? 0);
-  const keep = Math.max(seconds, 3 * (Number.isFinite(target) ? target : 0));
+  const keep = Math.max(seconds, 3 * targetDurationOf(playlist.header.join("\n")));
   let first = playlist.segments.length;
   for (let covered = 0; first > 0 && covered < keep; ) covered += playlist.segments[--first]!.duration;
   const dropped = playlist.segments

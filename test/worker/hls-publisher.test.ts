@@ -189,9 +189,10 @@ describe("createHlsPublisher", () => {
     const playlistUploads = uploads.filter((u) => u.lists);
     const finals = playlistUploads.slice(-3);
     expect(finals.map((u) => u.opts.cacheControl)).toEqual(Array(3).fill("public, max-age=3600"));
+    // Growing: a browser keeps none of it, a shared cache half a target duration (growingPlaylistCacheControl).
     expect(playlistUploads[0]!.opts).toEqual({
       contentType: "application/vnd.apple.mpegurl",
-      cacheControl: "public, max-age=2",
+      cacheControl: "public, max-age=0, s-maxage=1",
     });
     expect(uploads.find((u) => u.key.endsWith(".ts"))?.opts).toEqual({
       contentType: "video/mp2t",
