@@ -28,15 +28,15 @@ speed and lag, and how long after the publisher's end the recording was READY. A
 floor: the same publisher through ffmpeg's own HLS muxer, played by plain hls.js, for as long
 (--floor=off skips it: the run takes half as long, and the latency has nothing beside it).
 --passthrough=on sets LIVE_PASSTHROUGH=true: the publisher sends a keyframe every 2 s, so STANDARD's
-top rung is then its own video, copied (docs/live.md "The top rung copied"); off (the default,
-as the worker's) encodes every rung; both runs each mode both ways, one after the other. The
+top rung is then its own video, copied (docs/live.md "The top rung copied"; the default, as the
+worker's); off encodes every rung; both runs each mode both ways, one after the other. The
 encode's CPU is printed beside each.
 --ingest=srt publishes MPEG-TS over SRT instead (docs/live.md "SRT"; needs npm run setup:srt); both
 runs each mode over RTMP, then over SRT.
 --join-after=S: the viewer opens the watch page S seconds after the broadcast went live (default 0,
 as it goes live). hls.js starts a viewer two segments behind the live edge and only ever speeds up
 to get closer, so a viewer who joins as the broadcast starts keeps how late its first segment was.
-Defaults: 60 s, both modes, 1280x720, 30 fps, the floor on, passthrough off, RTMP. The issue's goal: 600 s.`;
+Defaults: 60 s, both modes, 1280x720, 30 fps, the floor on, passthrough on, RTMP. The issue's goal: 600 s.`;
 const { values: flags } = parseCommandLine(USAGE, {
   options: {
     seconds: { type: "string", default: "60" },
@@ -44,7 +44,7 @@ const { values: flags } = parseCommandLine(USAGE, {
     size: { type: "string", default: "1280x720" },
     fps: { type: "string", default: "30" },
     floor: { type: "string", default: "on" },
-    passthrough: { type: "string", default: "off" },
+    passthrough: { type: "string", default: "on" },
     ingest: { type: "string", default: "rtmp" },
     "join-after": { type: "string", default: "0" },
   },

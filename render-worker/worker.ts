@@ -27,7 +27,7 @@ export interface WorkerOptions extends CapabilityOptions {
   progressIntervalMs: number;
   /** One libx264 preset for every rung (X264_PRESET); unset: the tuned ladder. */
   x264Preset?: X264Preset;
-  /** Whether a broadcast's top rung may be the publisher's own video (LIVE_PASSTHROUGH); default false. */
+  /** Whether a broadcast's top rung may be the publisher's own video (LIVE_PASSTHROUGH); default true. */
   livePassthrough?: boolean;
   heartbeatIntervalSeconds: number;
 }
