@@ -102,6 +102,18 @@ export const liveBehindSeconds = new Histogram({
   registers: [apiRegistry],
 });
 
+/**
+ * What viewers' players report of their distance behind the newest segment they know of (analytics
+ * beacons' `liveLatency`): the viewer-facing delay's player part. Glass-to-glass is about this plus
+ * `videograph_live_behind_seconds`.
+ */
+export const liveViewerLatencySeconds = new Histogram({
+  name: "videograph_live_viewer_latency_seconds",
+  help: "How far behind the newest live segment it knows of a viewer's player shows, as its analytics beacons report it",
+  buckets: [0.5, 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10, 20, 60],
+  registers: [apiRegistry],
+});
+
 let jobCountSource: Db | null = null;
 
 /** Jobs in the database by kind, queue and status, read when scraped. */

@@ -1,6 +1,7 @@
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ViewTokens } from "../src/analytics/view-tokens.ts";
+import { liveViewerLatencySeconds } from "../src/metrics.ts";
 import { ANALYTICS_PATHS, BEACON_LIMITS, type BeaconEvent } from "../src/shared/analytics-beacons.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { tenantKeySecret } from "./support/auth.ts";
@@ -173,6 +174,45 @@ describe("viewer analytics: the collection endpoint", () => {
     expect(theirs.tenantAnalytics).toEqual({ views: 0, watchTimeSeconds: 0 });
     const hidden = await t.gql(ANALYTICS, { id, ...range() }, other);
     expect(hidden.data?.video ?? null).toBeNull();
+  });
+
+  it("takes a live broadcast's latency reports into the operators' histogram, once per batch, and stores nothing of them", async () => {
+    const { id } = await createUpload(t, "live latency");
+    const client = newClient();
+    const started = await startView(t, id, client);
+    const view = { videoId: id, viewToken: started.body.viewToken };
+    const latency = async () => {
+      const values = (await liveViewerLatencySeconds.get()).values;
+      const of = (name: string) => values.find((v) => v.metricName === name)?.value ?? 0;
+      return {
+        count: of("videograph_live_viewer_latency_seconds_count"),
+        sum: of("videograph_live_viewer_latency_seconds_sum"),
+      };
+    };
+    const before = await latency();
+    const events = [
+      { type: "startup", at: 900, startupMs: 900 },
+      { type: "liveLatency", at: 10_900, latencyMs: 2150 },
+    ] satisfies BeaconEvent[];
+    expect(await sendBatch(t, view, 0, events, client)).toMatchObject({ status: 202, body: { counted: true } });
+    // The same batch again (a retried sendBeacon) reports nothing again.
+    expect(await sendBatch(t, view, 0, events, client)).toMatchObject({ status: 202, body: { counted: false } });
+    const after = await latency();
+    expect(after.count - before.count).toBe(1);
+    expect(after.sum - before.sum).toBeCloseTo(2.15, 6);
+    // A latency beyond the format's bound (a duration of 1 h) is refused with the batch.
+    const tooLong = await sendBatch(
+      t,
+      view,
+      1,
+      [{ type: "liveLatency", at: 20_900, latencyMs: BEACON_LIMITS.maxDurationMs + 1 }],
+      client,
+    );
+    expect(tooLong.status).toBe(400);
+    expect((await latency()).count).toBe(after.count);
+    await t.app.services.analytics.ingestThread.flush();
+    // The view's figures are its startup only: latency is not a column of any row.
+    expect((await analyticsOf(t, id)).views).toBe(1);
   });
 
   it("refuses a view token of another tenant's video, a forged one and an expired one", async () => {

@@ -210,6 +210,25 @@ describe("a live rung playlist over /media/", () => {
   });
 });
 
+describe("two API instances behind one load balancer", () => {
+  it("do not refuse a player the other instance answered more recently as asking too far ahead", async () => {
+    const { key, write } = await rung(true, playlist(2));
+    const storage = new LocalStorage(root, {
+      publicUrl: "",
+      signer: new UrlSigner("s".repeat(32)),
+      uploadUrlTtlSeconds: 60,
+    });
+    const other = createLivePlaylists({ windowSeconds: 0, readText: (k) => storage.readText(k) });
+    // This instance last served segments 0-1; the other then served 0-5, and the player asks for 6.
+    other.view(key, playlist(2));
+    await write(playlist(6));
+    const held = other.waitFor(key, 6);
+    await sleep(200);
+    await write(playlist(7));
+    expect(await held).toBe("ready");
+  });
+});
+
 describe("a playlist that is not a live broadcast's", () => {
   it("offers no blocking reload, answers a directive at once, and while it grows is kept by no browser", async () => {
     const { url, write } = await rung(false, playlist(2, { target: 4 }));

@@ -3,6 +3,7 @@ import {
   appendQueryToChildPlaylists,
   appendTokenToPlaylist,
   hasUriScheme,
+  mediaPlaylistEnd,
   playlistOfSegments,
   segmentedPlaylist,
   slidingWindowPlaylist,
@@ -10,6 +11,25 @@ import {
 } from "../src/storage/playlists.ts";
 
 describe("the API's playlist edits", () => {
+  test("a media playlist's end: its last segment's number, target duration and whether it ended", () => {
+    const text = (sequence: number, count: number, ended = false) =>
+      [
+        "#EXTM3U",
+        "#EXT-X-TARGETDURATION:2",
+        `#EXT-X-MEDIA-SEQUENCE:${sequence}`,
+        ...Array.from({ length: count }, (_, i) => [`#EXTINF:2.000,`, `seg_${sequence + i}.ts`]).flat(),
+        ...(ended ? ["#EXT-X-ENDLIST"] : []),
+      ].join("\r\n");
+    expect(mediaPlaylistEnd(text(0, 3))).toEqual({ lastSequence: 2, targetDuration: 2, finished: false });
+    expect(mediaPlaylistEnd(text(40, 5, true))).toEqual({ lastSequence: 44, targetDuration: 2, finished: true });
+    expect(mediaPlaylistEnd(text(0, 0))).toEqual({ lastSequence: -1, targetDuration: 2, finished: false });
+    expect(mediaPlaylistEnd("#EXTM3U\n#EXT-X-TARGETDURATION:x\n")).toEqual({
+      lastSequence: -1,
+      targetDuration: 0,
+      finished: false,
+    });
+  });
+
   test("the token goes on relative URI lines and on exactly the URI attributes, quoted commas and all", () => {
     const text = [
       "#EXTM3U",

@@ -11,7 +11,17 @@ import {
  * Hands the player's errors (hls.js: `fatal` and `details`) to `report` until the returned function
  * is called.
  */
-export type PlayerErrors = (report: (fatal: boolean, code: string) => void) => () => void;
+type PlayerErrors = (report: (fatal: boolean, code: string) => void) => () => void;
+
+/** What the player tells beyond the media element: its errors, and its live latency. */
+export interface PlayerHooks {
+  errors?: PlayerErrors | null;
+  /**
+   * While it plays a live broadcast: how far behind the newest segment it knows of the frame it
+   * shows is, in seconds (hls.js's `latency`); null otherwise.
+   */
+  liveLatencySeconds?: (() => number | null) | null;
+}
 
 export interface ViewBeacons {
   /** Sends what is gathered and stops watching the element. */
@@ -52,16 +62,13 @@ function doNotTrack(): boolean {
 
 /**
  * Reports what the viewer of `video` experiences (docs/analytics.md): startup time, stalls, time at
- * each height, rendition switches, failures, completion. Never in the way of playback: requests go
+ * each height, rendition switches, failures, completion, and a live broadcast's latency once a
+ * batch. Never in the way of playback: requests go
  * out with `keepalive` or `sendBeacon`, every failure is swallowed, the queue is bounded, and a
  * refusal (collection off, token expired) ends the reporting quietly. Nothing is sent under Do Not
  * Track.
  */
-export function startViewBeacons(
-  video: HTMLVideoElement,
-  masterUrl: string,
-  playerErrors?: PlayerErrors | null,
-): ViewBeacons {
+export function startViewBeacons(video: HTMLVideoElement, masterUrl: string, player: PlayerHooks = {}): ViewBeacons {
   const playback = playbackOf(masterUrl);
   if (!playback || doNotTrack() || typeof fetch !== "function") return NONE;
   const post = (path: string, body: unknown, atExit = false): Promise<Response | null> => {
@@ -103,9 +110,18 @@ export function startViewBeacons(
     watchByHeight.clear();
   }
 
+  /** The live latency now, when a live broadcast is playing. */
+  function takeLiveLatency(): void {
+    if (video.paused || !player.liveLatencySeconds) return;
+    const seconds = player.liveLatencySeconds();
+    if (seconds !== null && Number.isFinite(seconds) && seconds >= 0)
+      push({ type: "liveLatency", at: sinceStart(), latencyMs: clampMs(seconds * 1000) });
+  }
+
   function flush(atExit = false): void {
     if (!view || ended) return;
     takeWatchTime();
+    takeLiveLatency();
     while (queue.length) {
       const events = queue.splice(0, BEACON_LIMITS.eventsPerBatch);
       const batch: BeaconBatch = {
@@ -215,7 +231,7 @@ export function startViewBeacons(
     ["error", onError],
   ];
   for (const [name, listener] of listeners) video.addEventListener(name, listener);
-  const stopPlayerErrors = playerErrors?.(onPlayerError);
+  const stopPlayerErrors = player.errors?.(onPlayerError);
   document.addEventListener("visibilitychange", onHidden);
   window.addEventListener("pagehide", onPageHide);
   // Autoplay: the view starts with the source, so startup time counts its loading.

@@ -1,31 +1,30 @@
 import { startViewBeacons, type ViewBeacons } from "./analytics-beacons.ts";
 
-/** What the script needs of an hls.js instance: its event emitter. */
+/** What the script needs of an hls.js instance: its event emitter, and its live latency (hls.js 1.6 on). */
 interface HlsLike {
   on(event: "hlsError", listener: (event: string, data: { fatal: boolean; details: string }) => void): void;
   off(event: "hlsError", listener: (event: string, data: { fatal: boolean; details: string }) => void): void;
+  latency?: number;
+  latestLevelDetails?: { live: boolean } | null;
 }
 
 /**
  * The standalone beacon script (`/analytics/v1/beacons.js`) for any page with its own player:
  * `videographAnalytics.track(videoElement, playbackUrl, hls)` reports that element's playback of the
- * API's playback URL (hls.js's errors too when `hls` is given) and returns `{ stop() }`. The same
- * module as the console's player, built on its own.
+ * API's playback URL (hls.js's errors and a live broadcast's latency too when `hls` is given) and
+ * returns `{ stop() }`. The same module as the console's player, built on its own.
  */
 const videographAnalytics = {
   track(video: HTMLVideoElement, playbackUrl: string, hls?: HlsLike | null): ViewBeacons {
-    return startViewBeacons(
-      video,
-      playbackUrl,
-      hls
-        ? (report) => {
-            const onError = (_event: string, data: { fatal: boolean; details: string }) =>
-              report(data.fatal, data.details);
-            hls.on("hlsError", onError);
-            return () => hls.off("hlsError", onError);
-          }
-        : null,
-    );
+    if (!hls) return startViewBeacons(video, playbackUrl);
+    return startViewBeacons(video, playbackUrl, {
+      errors: (report) => {
+        const onError = (_event: string, data: { fatal: boolean; details: string }) => report(data.fatal, data.details);
+        hls.on("hlsError", onError);
+        return () => hls.off("hlsError", onError);
+      },
+      liveLatencySeconds: () => (hls.latestLevelDetails?.live && hls.latency !== undefined ? hls.latency : null),
+    });
   },
 };
 

@@ -102,10 +102,13 @@ export function Player(props: PlayerProps) {
         else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) player.recoverMediaError();
         else setError(`Playback failed: ${data.details}`);
       });
-      beacons = startViewBeacons(video, source, (report) => {
-        const onError = (_event: unknown, data: ErrorData) => report(data.fatal, data.details);
-        player.on(Hls.Events.ERROR, onError);
-        return () => player.off(Hls.Events.ERROR, onError);
+      beacons = startViewBeacons(video, source, {
+        errors: (report) => {
+          const onError = (_event: unknown, data: ErrorData) => report(data.fatal, data.details);
+          player.on(Hls.Events.ERROR, onError);
+          return () => player.off(Hls.Events.ERROR, onError);
+        },
+        liveLatencySeconds: () => (player.latestLevelDetails?.live ? player.latency : null),
       });
       player.loadSource(source);
       player.attachMedia(video);

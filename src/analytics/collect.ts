@@ -4,6 +4,7 @@ import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
 import { clientAddress } from "../http/client-address.ts";
 import type { PlaybackTokens } from "../http/playback-tokens.ts";
 import { log } from "../log.ts";
+import { liveViewerLatencySeconds } from "../metrics.ts";
 import { ANALYTICS_PATHS, parseViewStart, type ViewStarted } from "../shared/analytics-beacons.ts";
 import type { CollectionSwitch } from "./collection-switch.ts";
 import type { AnalyticsIngest } from "./ingest.ts";
@@ -127,9 +128,10 @@ export function createCollectionEndpoint(deps: CollectionDeps) {
         if (url.pathname === ANALYTICS_PATHS.views) {
           respond(res, { status: 201, body: await startView(req, client, body) });
         } else {
-          const { answer, countedVideoId } = await deps.ingestThread.take(body);
+          const { answer, countedVideoId, liveLatencyMs } = await deps.ingestThread.take(body);
           respond(res, answer);
           if (countedVideoId) deps.onActivity(countedVideoId);
+          for (const ms of liveLatencyMs) liveViewerLatencySeconds.observe(ms / 1000);
         }
       } catch (err) {
         if (err instanceof Refusal) {

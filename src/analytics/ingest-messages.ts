@@ -20,11 +20,15 @@ export interface BatchBytes {
   body: ArrayBuffer;
 }
 
-/** A beacon batch's answer, and the video whose viewers it counted (null: it counted none). */
+/**
+ * A beacon batch's answer, the video whose viewers it counted (null: it counted none), and the live
+ * latencies it reported (`liveLatency` events of a counted batch), for the main thread's metric.
+ */
 export interface BatchAnswer {
   id: number;
   answer: Answer;
   countedVideoId: string | null;
+  liveLatencyMs: number[];
 }
 
 export type ToIngestThread =

@@ -1,7 +1,7 @@
 import { Worker } from "node:worker_threads";
 import { log } from "../log.ts";
 import {
-  type Answer,
+  type BatchAnswer,
   type BatchBytes,
   type FromIngestThread,
   type IngestThreadOptions,
@@ -13,7 +13,9 @@ import {
 const STEADY_AFTER_MS = 10_000;
 const MAX_RESTART_DELAY_MS = 5_000;
 
-type Taken = { answer: Answer; countedVideoId: string | null };
+type Taken = Omit<BatchAnswer, "id">;
+
+const NOT_TAKEN: Taken = { answer: UNAVAILABLE, countedVideoId: null, liveLatencyMs: [] };
 
 /**
  * The analytics ingest thread (`ingest-thread.ts`), seen from the main thread: batches' bytes go in,
@@ -103,7 +105,7 @@ export function createIngestThread(options: IngestThreadOptions) {
     async take(body: Uint8Array): Promise<Taken> {
       // The first batch starts the thread (messages posted before it runs wait for it).
       if (!worker && armed && !restartTimer) spawn();
-      if (!worker) return { answer: UNAVAILABLE, countedVideoId: null };
+      if (!worker) return NOT_TAKEN;
       // A whole ArrayBuffer of its own is moved; a view into a larger one (Buffer's pool) is copied once.
       const bytes =
         body.buffer instanceof ArrayBuffer && body.byteOffset === 0 && body.byteLength === body.buffer.byteLength
@@ -113,7 +115,7 @@ export function createIngestThread(options: IngestThreadOptions) {
       const answered = new Promise<Taken | null>((resolve) => waiting.set(id, resolve));
       if (outbox.length === 0) setImmediate(sendOutbox);
       outbox.push({ id, body: bytes });
-      return (await answered) ?? { answer: UNAVAILABLE, countedVideoId: null };
+      return (await answered) ?? NOT_TAKEN;
     },
     /** Resolves once what the thread accepted so far is in the database (at once if the thread is down). */
     async flush(): Promise<void> {

@@ -43,8 +43,8 @@ const buffer = createBatchBuffer(pool, options.flushEveryMs);
 buffer.start();
 
 /** A batch's answer, in the order the endpoint always checked: JSON, format, token, view's rate, switch. */
-async function takeBatch(bytes: ArrayBuffer): Promise<{ answer: Answer; countedVideoId: string | null }> {
-  const refused = (answer: Answer) => ({ answer, countedVideoId: null });
+async function takeBatch(bytes: ArrayBuffer): Promise<Omit<BatchAnswer, "id">> {
+  const refused = (answer: Answer) => ({ answer, countedVideoId: null, liveLatencyMs: [] });
   let body: unknown;
   try {
     body = JSON.parse(Buffer.from(bytes).toString("utf8"));
@@ -63,8 +63,14 @@ async function takeBatch(bytes: ArrayBuffer): Promise<{ answer: Answer; countedV
     return refused(refusal(429, REASONS.tooMany("for this view"), Math.ceil(err.msBeforeNext / 1000)));
   }
   if (!(await collection.isEnabled(checked.claims.tenantId))) return refused(refusal(403, REASONS.collectionOff));
-  const counted = buffer.add(checked.claims, batch.seq, batchFigures(batch.events)) === "counted";
-  return { answer: { status: 202, body: { counted } }, countedVideoId: counted ? batch.videoId : null };
+  const figures = batchFigures(batch.events);
+  const counted = buffer.add(checked.claims, batch.seq, figures) === "counted";
+  return {
+    answer: { status: 202, body: { counted } },
+    countedVideoId: counted ? batch.videoId : null,
+    // A batch sent again (the same seq) reports nothing again.
+    liveLatencyMs: counted ? figures.liveLatencyMs : [],
+  };
 }
 
 const reply = (message: FromIngestThread) => port.postMessage(message);
@@ -88,7 +94,7 @@ port.on("message", (message: ToIngestThread) => {
           (taken) => answer({ id, ...taken }),
           (err) => {
             log.warn("analytics request failed", { err });
-            answer({ id, answer: UNAVAILABLE, countedVideoId: null });
+            answer({ id, answer: UNAVAILABLE, countedVideoId: null, liveLatencyMs: [] });
           },
         );
       break;

@@ -16,6 +16,8 @@ export interface BatchFigures {
   completed: boolean;
   /** Milliseconds played at each height. */
   watchMsByHeight: Map<number, number>;
+  /** The live latencies the batch reports (`liveLatency`): for the operators' metric, not stored. */
+  liveLatencyMs: number[];
 }
 
 export function batchFigures(events: readonly BeaconEvent[]): BatchFigures {
@@ -28,6 +30,7 @@ export function batchFigures(events: readonly BeaconEvent[]): BatchFigures {
     fatalFailureCode: null,
     completed: false,
     watchMsByHeight: new Map(),
+    liveLatencyMs: [],
   };
   for (const e of events) {
     switch (e.type) {
@@ -50,6 +53,9 @@ export function batchFigures(events: readonly BeaconEvent[]): BatchFigures {
         break;
       case "completed":
         figures.completed = true;
+        break;
+      case "liveLatency":
+        figures.liveLatencyMs.push(e.latencyMs);
         break;
       default:
         e satisfies never;

@@ -10,7 +10,7 @@
  * API holds the request until segment N is listed, at most three target durations.
  */
 
-import { parsePlaylist, slidingWindowPlaylist } from "../storage/playlists.ts";
+import { mediaPlaylistEnd, slidingWindowPlaylist } from "../storage/playlists.ts";
 
 /** What a held request came to: its segment is listed, or it waited its longest, or it asked too far ahead. */
 export type BlockingOutcome = "ready" | "timed out" | "too far ahead";
@@ -101,10 +101,10 @@ export function createLivePlaylists(options: LivePlaylistOptions) {
     const version = versionOf(text);
     let entry = seen.get(key);
     if (entry?.version === version) return entry;
-    const manifest = parsePlaylist(text);
-    const lastMsn = (manifest.mediaSequence ?? 0) + manifest.segments.length - 1;
-    const targetDuration = Math.min(Math.max(Math.round(manifest.targetDuration ?? 1), 1), 30);
-    const finished = manifest.endList === true;
+    const end = mediaPlaylistEnd(text);
+    const lastMsn = end.lastSequence;
+    const targetDuration = Math.min(Math.max(end.targetDuration, 1), 30);
+    const finished = end.finished;
     const windowed = finished || windowSeconds <= 0 ? null : slidingWindowPlaylist(text, windowSeconds);
     if (!entry) {
       if (seen.size >= MAX_LIVE_PLAYLISTS) forgetIdle();
@@ -159,7 +159,9 @@ export function createLivePlaylists(options: LivePlaylistOptions) {
      */
     async waitFor(key: string, msn: number): Promise<BlockingOutcome> {
       let entry = seen.get(key);
-      if (!entry) {
+      // What this instance last read may be older than what the player saw (another instance
+      // answered it): read again unless a poll keeps it fresh.
+      if (!entry || (!entry.polling && !entry.finished && msn > entry.lastMsn)) {
         const text = await readText(key);
         if (text === null) return "ready";
         entry = observe(key, text);
@@ -191,7 +193,7 @@ export function createLivePlaylists(options: LivePlaylistOptions) {
      * while it grows and has gained a segment in the last three target durations,
      * CAN-BLOCK-RELOAD. A broadcast whose publisher stalls loses the tag, so that players poll
      * rather than wait on a segment that may not come (a held request that times out is
-     * answered without it, as RFC 8216bis asks of a server that no longer blocks).
+     * answered without it).
      */
     view(key: string, text: string): { text: string; growing: boolean; targetDuration: number } {
       const entry = observe(key, text);

@@ -74,6 +74,11 @@ function makeSchemas() {
     }),
     /** Playback reached the end. */
     z.strictObject({ type: z.literal("completed"), at }),
+    /**
+     * While a live broadcast plays: how far behind the newest segment the player knows of the
+     * frame it shows is, in milliseconds (hls.js's `latency`). Sent with each batch; not stored.
+     */
+    z.strictObject({ type: z.literal("liveLatency"), at, latencyMs: duration }),
   ]);
 
   /** A batch of beacons of one view. `seq` grows by one per batch, so a batch sent twice counts once. */

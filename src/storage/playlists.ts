@@ -37,6 +37,26 @@ export function targetDurationOf(text: string): number {
   return Number.isFinite(value) && value > 0 ? Math.round(value) : 0;
 }
 
+/**
+ * Where a media playlist ends, read in one pass over its lines (no parser: it is read each time a
+ * live playlist grows): the last segment's media sequence number (-1 before the first), its target
+ * duration (`targetDurationOf`) and whether it has its `#EXT-X-ENDLIST`.
+ */
+export function mediaPlaylistEnd(text: string): { lastSequence: number; targetDuration: number; finished: boolean } {
+  const sequenceTag = "#EXT-X-MEDIA-SEQUENCE:";
+  let first = 0;
+  let segments = 0;
+  let finished = false;
+  for (const line of playlistLines(text)) {
+    if (line.startsWith("#EXTINF:")) segments++;
+    else if (line.startsWith(sequenceTag)) {
+      const value = Number(line.slice(sequenceTag.length));
+      if (Number.isSafeInteger(value) && value >= 0) first = value;
+    } else if (line.startsWith("#EXT-X-ENDLIST")) finished = true;
+  }
+  return { lastSequence: first + segments - 1, targetDuration: targetDurationOf(text), finished };
+}
+
 /** Whether `uri` starts with a scheme (`https:`, `data:`): an absolute URI, which no edit touches. */
 export function hasUriScheme(uri: string): boolean {
   for (const [i, c] of [...uri].entries()) {
