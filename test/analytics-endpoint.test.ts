@@ -192,6 +192,8 @@ describe("viewer analytics: the collection endpoint", () => {
     const before = await latency();
     const events = [
       { type: "startup", at: 900, startupMs: 900 },
+      // A batch counts one report, its last.
+      { type: "liveLatency", at: 5900, latencyMs: 9000 },
       { type: "liveLatency", at: 10_900, latencyMs: 2150 },
     ] satisfies BeaconEvent[];
     expect(await sendBatch(t, view, 0, events, client)).toMatchObject({ status: 202, body: { counted: true } });

@@ -63,10 +63,9 @@ function doNotTrack(): boolean {
 /**
  * Reports what the viewer of `video` experiences (docs/analytics.md): startup time, stalls, time at
  * each height, rendition switches, failures, completion, and a live broadcast's latency once a
- * batch. Never in the way of playback: requests go
- * out with `keepalive` or `sendBeacon`, every failure is swallowed, the queue is bounded, and a
- * refusal (collection off, token expired) ends the reporting quietly. Nothing is sent under Do Not
- * Track.
+ * batch. Never in the way of playback: requests go out with `keepalive` or `sendBeacon`, every
+ * failure is swallowed, the queue is bounded, and a refusal (collection off, token expired) ends the
+ * reporting quietly. Nothing is sent under Do Not Track.
  */
 export function startViewBeacons(video: HTMLVideoElement, masterUrl: string, player: PlayerHooks = {}): ViewBeacons {
   const playback = playbackOf(masterUrl);

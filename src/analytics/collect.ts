@@ -131,7 +131,7 @@ export function createCollectionEndpoint(deps: CollectionDeps) {
           const { answer, countedVideoId, liveLatencyMs } = await deps.ingestThread.take(body);
           respond(res, answer);
           if (countedVideoId) deps.onActivity(countedVideoId);
-          for (const ms of liveLatencyMs) liveViewerLatencySeconds.observe(ms / 1000);
+          if (liveLatencyMs !== null) liveViewerLatencySeconds.observe(liveLatencyMs / 1000);
         }
       } catch (err) {
         if (err instanceof Refusal) {

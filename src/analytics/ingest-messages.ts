@@ -22,13 +22,13 @@ export interface BatchBytes {
 
 /**
  * A beacon batch's answer, the video whose viewers it counted (null: it counted none), and the live
- * latencies it reported (`liveLatency` events of a counted batch), for the main thread's metric.
+ * latency it reported (a counted batch's last `liveLatency`; null: none), for the main thread's metric.
  */
 export interface BatchAnswer {
   id: number;
   answer: Answer;
   countedVideoId: string | null;
-  liveLatencyMs: number[];
+  liveLatencyMs: number | null;
 }
 
 export type ToIngestThread =

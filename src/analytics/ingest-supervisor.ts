@@ -15,7 +15,7 @@ const MAX_RESTART_DELAY_MS = 5_000;
 
 type Taken = Omit<BatchAnswer, "id">;
 
-const NOT_TAKEN: Taken = { answer: UNAVAILABLE, countedVideoId: null, liveLatencyMs: [] };
+const NOT_TAKEN: Taken = { answer: UNAVAILABLE, countedVideoId: null, liveLatencyMs: null };
 
 /**
  * The analytics ingest thread (`ingest-thread.ts`), seen from the main thread: batches' bytes go in,

@@ -44,7 +44,7 @@ buffer.start();
 
 /** A batch's answer, in the order the endpoint always checked: JSON, format, token, view's rate, switch. */
 async function takeBatch(bytes: ArrayBuffer): Promise<Omit<BatchAnswer, "id">> {
-  const refused = (answer: Answer) => ({ answer, countedVideoId: null, liveLatencyMs: [] });
+  const refused = (answer: Answer) => ({ answer, countedVideoId: null, liveLatencyMs: null });
   let body: unknown;
   try {
     body = JSON.parse(Buffer.from(bytes).toString("utf8"));
@@ -69,7 +69,7 @@ async function takeBatch(bytes: ArrayBuffer): Promise<Omit<BatchAnswer, "id">> {
     answer: { status: 202, body: { counted } },
     countedVideoId: counted ? batch.videoId : null,
     // A batch sent again (the same seq) reports nothing again.
-    liveLatencyMs: counted ? figures.liveLatencyMs : [],
+    liveLatencyMs: counted ? figures.liveLatencyMs : null,
   };
 }
 
@@ -94,7 +94,7 @@ port.on("message", (message: ToIngestThread) => {
           (taken) => answer({ id, ...taken }),
           (err) => {
             log.warn("analytics request failed", { err });
-            answer({ id, answer: UNAVAILABLE, countedVideoId: null, liveLatencyMs: [] });
+            answer({ id, answer: UNAVAILABLE, countedVideoId: null, liveLatencyMs: null });
           },
         );
       break;

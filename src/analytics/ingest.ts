@@ -16,8 +16,8 @@ export interface BatchFigures {
   completed: boolean;
   /** Milliseconds played at each height. */
   watchMsByHeight: Map<number, number>;
-  /** The live latencies the batch reports (`liveLatency`): for the operators' metric, not stored. */
-  liveLatencyMs: number[];
+  /** The last live latency the batch reports (`liveLatency`; null: none): for the operators' metric, not stored. */
+  liveLatencyMs: number | null;
 }
 
 export function batchFigures(events: readonly BeaconEvent[]): BatchFigures {
@@ -30,7 +30,7 @@ export function batchFigures(events: readonly BeaconEvent[]): BatchFigures {
     fatalFailureCode: null,
     completed: false,
     watchMsByHeight: new Map(),
-    liveLatencyMs: [],
+    liveLatencyMs: null,
   };
   for (const e of events) {
     switch (e.type) {
@@ -55,7 +55,8 @@ export function batchFigures(events: readonly BeaconEvent[]): BatchFigures {
         figures.completed = true;
         break;
       case "liveLatency":
-        figures.liveLatencyMs.push(e.latencyMs);
+        // One a batch counts, however many it holds: a player sends one.
+        figures.liveLatencyMs = e.latencyMs;
         break;
       default:
         e satisfies never;
