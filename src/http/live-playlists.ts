@@ -58,7 +58,8 @@ interface Seen {
   finished: boolean;
   /** When a read last found a new segment (or first found the playlist). */
   advancedAt: number;
-  windowed: string | null;
+  /** The text viewers get (the window, or the whole text), without and with CAN-BLOCK-RELOAD: cut once per version. */
+  served: { plain: string; blocking: string };
   waiters: Set<{ msn: number; done: (outcome: BlockingOutcome) => void }>;
   polling: boolean;
 }
@@ -105,7 +106,8 @@ export function createLivePlaylists(options: LivePlaylistOptions) {
     const lastMsn = end.lastSequence;
     const targetDuration = Math.min(Math.max(end.targetDuration, 1), 30);
     const finished = end.finished;
-    const windowed = finished || windowSeconds <= 0 ? null : slidingWindowPlaylist(text, windowSeconds);
+    const plain = (finished || windowSeconds <= 0 ? null : slidingWindowPlaylist(text, windowSeconds)) ?? text;
+    const served = { plain, blocking: finished ? plain : withBlockingReload(plain) };
     if (!entry) {
       if (seen.size >= MAX_LIVE_PLAYLISTS) forgetIdle();
       entry = {
@@ -114,14 +116,14 @@ export function createLivePlaylists(options: LivePlaylistOptions) {
         targetDuration,
         finished,
         advancedAt: now(),
-        windowed,
+        served,
         waiters: new Set(),
         polling: false,
       };
       seen.set(key, entry);
     } else {
       if (lastMsn > entry.lastMsn) entry.advancedAt = now();
-      Object.assign(entry, { version, lastMsn, targetDuration, finished, windowed });
+      Object.assign(entry, { version, lastMsn, targetDuration, finished, served });
     }
     for (const waiter of entry.waiters) if (finished || waiter.msn <= lastMsn) waiter.done("ready");
     // A finished playlist no longer changes: served as stored, it needs no entry once nobody waits.
@@ -199,9 +201,8 @@ export function createLivePlaylists(options: LivePlaylistOptions) {
       const entry = observe(key, text);
       if (entry.finished) return { text, growing: false, targetDuration: entry.targetDuration };
       const advancing = now() - entry.advancedAt < entry.targetDuration * 1000 * MAX_HOLD_TARGET_DURATIONS;
-      const windowed = entry.windowed ?? text;
       return {
-        text: advancing ? withBlockingReload(windowed) : windowed,
+        text: advancing ? entry.served.blocking : entry.served.plain,
         growing: true,
         targetDuration: entry.targetDuration,
       };

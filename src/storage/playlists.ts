@@ -29,12 +29,18 @@ export const isMasterPlaylist = (text: string): boolean => hasTag(text, "#EXT-X-
 /** Whether the playlist will not change: a master, or a media playlist with its `#EXT-X-ENDLIST`. */
 export const isFinishedPlaylist = (text: string): boolean => hasTag(text, "#EXT-X-ENDLIST") || isMasterPlaylist(text);
 
+const TARGET_DURATION_TAG = "#EXT-X-TARGETDURATION:";
+
+/** The whole seconds of a `#EXT-X-TARGETDURATION` line; 0 when it cannot be read. */
+function targetDurationOfLine(line: string): number {
+  const value = Number(line.slice(TARGET_DURATION_TAG.length));
+  return Number.isFinite(value) && value > 0 ? Math.round(value) : 0;
+}
+
 /** A media playlist's `#EXT-X-TARGETDURATION` in whole seconds; 0 when it has none it can read. */
 export function targetDurationOf(text: string): number {
-  const tag = "#EXT-X-TARGETDURATION:";
-  const line = playlistLines(text).find((l) => l.startsWith(tag));
-  const value = line === undefined ? Number.NaN : Number(line.slice(tag.length));
-  return Number.isFinite(value) && value > 0 ? Math.round(value) : 0;
+  const line = playlistLines(text).find((l) => l.startsWith(TARGET_DURATION_TAG));
+  return line === undefined ? 0 : targetDurationOfLine(line);
 }
 
 /**
@@ -46,15 +52,18 @@ export function mediaPlaylistEnd(text: string): { lastSequence: number; targetDu
   const sequenceTag = "#EXT-X-MEDIA-SEQUENCE:";
   let first = 0;
   let segments = 0;
+  let targetLine: string | null = null;
   let finished = false;
   for (const line of playlistLines(text)) {
     if (line.startsWith("#EXTINF:")) segments++;
+    else if (targetLine === null && line.startsWith(TARGET_DURATION_TAG)) targetLine = line;
     else if (line.startsWith(sequenceTag)) {
       const value = Number(line.slice(sequenceTag.length));
       if (Number.isSafeInteger(value) && value >= 0) first = value;
     } else if (line.startsWith("#EXT-X-ENDLIST")) finished = true;
   }
-  return { lastSequence: first + segments - 1, targetDuration: targetDurationOf(text), finished };
+  const targetDuration = targetLine === null ? 0 : targetDurationOfLine(targetLine);
+  return { lastSequence: first + segments - 1, targetDuration, finished };
 }
 
 /** Whether `uri` starts with a scheme (`https:`, `data:`): an absolute URI, which no edit touches. */
