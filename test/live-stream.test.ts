@@ -11,6 +11,7 @@ import {
   liveEncodeSpeed,
   liveIngestBytes,
   liveIngestClosed,
+  liveViewerLatencySeconds,
 } from "../src/metrics.ts";
 import { relayPath } from "../src/live/relay.ts";
 import { srtGatewayBuilt } from "../src/live/srt-ingest.ts";
@@ -141,14 +142,37 @@ async function waitFor<T>(what: string, read: () => Promise<T>, done: (value: T)
   }
 }
 
-/** The watch page (the console's player, hls.js in Chromium) plays the video a second; then `meanwhile` checks. */
+/** What viewers' players reported of their live latency so far (`videograph_live_viewer_latency_seconds`). */
+async function viewerLatency(): Promise<{ count: number; sum: number }> {
+  const values = (await liveViewerLatencySeconds.get()).values;
+  const of = (name: string) => values.find((v) => v.metricName === name)?.value ?? 0;
+  return {
+    count: of("videograph_live_viewer_latency_seconds_count"),
+    sum: of("videograph_live_viewer_latency_seconds_sum"),
+  };
+}
+
+/**
+ * The watch page (the console's player, hls.js in Chromium) plays the video a second; then
+ * `meanwhile` checks; then the player's blocking reloads and its live latency report are checked.
+ */
 async function playsInWatchPage(videoId: string, meanwhile: () => Promise<void>): Promise<void> {
   const page = await browser.newPage();
   // The statuses of the player's blocking playlist reloads (`_HLS_msn`: docs/live.md, "Latency").
   const blocking: number[] = [];
+  // The player's analytics requests: what each sent and how it was answered (said on a timeout).
+  const analytics: string[] = [];
+  let viewStarted = false;
   page.on("response", (res) => {
     if (res.url().includes("_HLS_msn=")) blocking.push(res.status());
+    const path = new URL(res.url()).pathname;
+    if (path === ANALYTICS_PATHS.views || path === ANALYTICS_PATHS.beacons) {
+      analytics.push(`${path} ${res.status()} ${(res.request().postData() ?? "").slice(0, 300)}`);
+      if (path === ANALYTICS_PATHS.views && res.status() === 201) viewStarted = true;
+    }
   });
+  page.on("requestfailed", (req) => analytics.push(`${req.url()} failed: ${req.failure()?.errorText}`));
+  const before = await viewerLatency();
   try {
     await page.goto(`${t.url}/watch/${videoId}?autoplay=1`);
     await page.waitForFunction(() => (document.querySelector("video")?.currentTime ?? 0) >= 1, undefined, {
@@ -163,6 +187,24 @@ async function playsInWatchPage(videoId: string, meanwhile: () => Promise<void>)
       10_000,
     );
     expect(blocking.filter((status) => status !== 200)).toEqual([]);
+    // The player reports its live latency with its analytics beacons once its view has started;
+    // the page hidden sends them at once.
+    await waitFor(
+      "the player's view to start",
+      async () => analytics,
+      () => viewStarted,
+      20_000,
+    );
+    await page.evaluate(() => window.dispatchEvent(new Event("pagehide")));
+    const reported = await waitFor(
+      "the viewer's live latency report",
+      async () => ({ ...(await viewerLatency()), analytics }),
+      (now) => now.count > before.count,
+      20_000,
+    );
+    const seconds = (reported.sum - before.sum) / (reported.count - before.count);
+    expect(seconds).toBeGreaterThan(0);
+    expect(seconds).toBeLessThan(20);
   } finally {
     await page.close();
   }
