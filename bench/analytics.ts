@@ -9,6 +9,12 @@
 //   npm run bench:analytics                          20 s at 2,000 batches/s
 //   npm run bench:analytics -- --seconds=300         the goal's 5 minutes
 //   npm run bench:analytics -- --profile=DIR         the API's V8 CPU profiles (.cpuprofile) into DIR
+//   npm run bench:analytics -- --floor=off           without the floor: (4) the same beacons sent to a bare
+//                                                    HTTP sink of its own process, the `video` queries beside
+//   npm run bench:analytics -- --beacons-to=instance the views and beacons to a second API instance (same
+//                                                    database and secret), as a load balancer routing
+//                                                    /analytics/v1/ to instances of their own would; the
+//                                                    `video` queries to the first
 import { randomBytes } from "node:crypto";
 import http from "node:http";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
@@ -20,6 +26,7 @@ import { parseCommandLine, usageError } from "../src/shared/command-line.ts";
 import { ANALYTICS_PATHS } from "../src/shared/analytics-beacons.ts";
 import { ADMIN_AUTH } from "../test/support/auth.ts";
 import { startApiProcess, stopAllProcesses } from "../test/support/processes.ts";
+import { startBeaconSink } from "./support/beacon-sink.ts";
 import { startQueryProber } from "./support/query-prober.ts";
 import { timedPost } from "./support/timed-post.ts";
 import { benchDatabase, CREATE_UPLOAD, postGraphQL } from "./support/stack.ts";
@@ -31,7 +38,11 @@ load; then times Video.analytics over 30 days of rollups holding 1,000 views a d
 Before the idle run, W seconds of the same beacons warm the API up, not measured (the first batch starts
 its ingest thread).
 Defaults: 20 s, 2,000 batches/s, 20 videos, 2,000 views, a 5 s warm-up. The issue's goal is 300 s at 2,000/s.
---profile=DIR writes the API's V8 CPU profiles (.cpuprofile, one per thread, for Chrome DevTools) into DIR.`;
+--profile=DIR writes the API's V8 CPU profiles (.cpuprofile, one per thread, for Chrome DevTools) into DIR.
+Then the floor (--floor=off skips it): the same beacons for S seconds to a server of its own process that only
+answers 202, with the \`video\` queries to the API beside them: what their HTTP alone costs the machine.
+--beacons-to=instance sends the views and beacons to a second API instance (same database, same secret),
+as a load balancer that routes /analytics/v1/ to instances of their own would; the queries go to the first.`;
 const { values: flags } = parseCommandLine(USAGE, {
   options: {
     seconds: { type: "string", default: "20" },
@@ -40,6 +51,8 @@ const { values: flags } = parseCommandLine(USAGE, {
     views: { type: "string", default: "2000" },
     warmup: { type: "string", default: "5" },
     profile: { type: "string" },
+    floor: { type: "string", default: "on" },
+    "beacons-to": { type: "string", default: "api" },
   },
 });
 const seconds = Number(flags.seconds);
@@ -54,6 +67,8 @@ if (
     seconds <= 3600 &&
     warmupSeconds >= 0 &&
     warmupSeconds <= 600 &&
+    (flags.floor === "on" || flags.floor === "off") &&
+    (flags["beacons-to"] === "api" || flags["beacons-to"] === "instance") &&
     rate >= 1 &&
     rate <= 20_000 &&
     videoCount >= 1 &&
@@ -62,7 +77,7 @@ if (
 ) {
   usageError(
     USAGE,
-    "--seconds 1..3600, --warmup 0..600, --rate 1..20000, --videos at least 1 and --views at least --videos",
+    "--seconds 1..3600, --warmup 0..600, --rate 1..20000, --videos at least 1 and --views at least --videos, --floor on or off, --beacons-to api or instance",
   );
 }
 
@@ -104,19 +119,26 @@ async function threadCpuSeconds(pid: number): Promise<Map<string, number>> {
 const scratch = await mkdtemp(path.join(os.tmpdir(), "videograph-bench-analytics-"));
 const database = await benchDatabase(path.join(scratch, "postgres"), "videograph_bench_analytics", log);
 try {
-  const api = await startApiProcess("api", {
+  const apiEnv = {
     DATA_DIR: scratch,
     DATABASE_URL: database.url,
     SIGNING_SECRET: randomBytes(24).toString("hex"),
     RATE_LIMIT_MUTATIONS_PER_MINUTE: "100000",
     ANALYTICS_BATCHES_PER_VIEW_PER_MINUTE: "100000",
     ANALYTICS_REQUESTS_PER_CLIENT_PER_MINUTE: "100000000",
+    LIVE_RTMP_PORT: "off",
+    LIVE_SRT_PORT: "off",
+  };
+  const api = await startApiProcess("api", {
+    ...apiEnv,
     // The profile is written as the API exits (SIGTERM below).
     ...(profileDir && {
       NODE_OPTIONS: [process.env.NODE_OPTIONS ?? "", "--cpu-prof", `--cpu-prof-dir=${profileDir}`].join(" ").trim(),
     }),
   });
-  const base = new URL(api.url);
+  // Where the views and beacons go: the API the queries go to, or a second instance of the same deployment.
+  const collector = flags["beacons-to"] === "instance" ? await startApiProcess("collector", apiEnv) : api;
+  const base = new URL(collector.url);
   const videoIds: string[] = [];
   for (let i = 0; i < videoCount; i++) {
     const created = await postGraphQL(api.url, CREATE_UPLOAD, { t: `analytics ${i}` });
@@ -145,6 +167,7 @@ try {
   async function sendBeacons(
     forSeconds: number,
     answered: (r: { status: number; ms: number }) => void,
+    target: URL = base,
   ): Promise<{ sent: number; skipped: number }> {
     let sent = 0;
     let inFlight = 0;
@@ -177,7 +200,7 @@ try {
           const body = JSON.stringify({ v: 1, videoId: view.videoId, viewToken: view.viewToken, seq, events });
           sent++;
           inFlight++;
-          const p: Promise<void> = post(base, ANALYTICS_PATHS.beacons, body).then((r) => {
+          const p: Promise<void> = post(target, ANALYTICS_PATHS.beacons, body).then((r) => {
             inFlight--;
             answered(r);
             inflight.delete(p);
@@ -216,6 +239,7 @@ try {
   const windows: { ms: number[]; load: number }[] = [];
   const statuses = new Map<number, number>();
   const cpuBefore = await threadCpuSeconds(api.child.pid!);
+  const collectorCpuBefore = await threadCpuSeconds(collector.child.pid!);
   // The sender shares the cores: a stall of its own shows as a burst of late batches, not the API's fault.
   const senderDelay = monitorEventLoopDelay({ resolution: 10 });
   senderDelay.enable();
@@ -230,9 +254,43 @@ try {
   senderDelay.disable();
   const loadAfter = os.loadavg()[0]!;
   const cpuAfter = await threadCpuSeconds(api.child.pid!);
+  const collectorCpuAfter = await threadCpuSeconds(collector.child.pid!);
   const loadSeconds = (performance.now() - loadStart) / 1000;
   const underLoad = await loadLoop.stop();
   ingest.sort((a, b) => a - b);
+
+  // The floor: the same beacons, to a server that only answers them, the queries to the API beside.
+  let floor: { queries: number[]; ingest: number[]; answered: number; mainCpu: number; sinkCpu: number } | null = null;
+  if (flags.floor === "on") {
+    const sink = await startBeaconSink();
+    const sinkBase = new URL(sink.url);
+    if (warmupSeconds > 0) await sendBeacons(Math.min(2, warmupSeconds), () => {}, sinkBase);
+    log(`floor: ${rate} batches/s for ${seconds} s to a bare HTTP sink of its own process, video queries beside`);
+    const floorLoop = startQueryProber(prober);
+    const floorIngest: number[] = [];
+    let floorAnswered = 0;
+    const mainBefore = (await threadCpuSeconds(api.child.pid!)).get("main") ?? 0;
+    const sinkCpu = async () => [...(await threadCpuSeconds(sink.pid)).values()].reduce((a, b) => a + b, 0);
+    const sinkBefore = await sinkCpu();
+    await sendBeacons(
+      seconds,
+      (r) => {
+        floorIngest.push(r.ms);
+        if (r.status === 202) floorAnswered++;
+      },
+      sinkBase,
+    );
+    const mainAfter = (await threadCpuSeconds(api.child.pid!)).get("main") ?? 0;
+    const sinkAfter = await sinkCpu();
+    floor = {
+      queries: await floorLoop.stop(),
+      ingest: floorIngest.sort((a, b) => a - b),
+      answered: floorAnswered,
+      mainCpu: mainAfter - mainBefore,
+      sinkCpu: sinkAfter - sinkBefore,
+    };
+    await sink.stop();
+  }
 
   log("Video.analytics over 30 days of 1,000 views a day");
   const seeded = await seedThirtyDays(database.url, videoIds[0]!);
@@ -293,6 +351,27 @@ try {
       `< ${GOALS.analyticsMs} ms ${reportTimes.at(-1)! < GOALS.analyticsMs ? "✔" : "✘"}`,
     ],
   ];
+  if (floor) {
+    const floorP99 = percentile(floor.queries, 99);
+    rows.push(
+      [
+        "floor: batches answered by the bare sink; its latency p99",
+        `${floor.answered}; ${ms(percentile(floor.ingest, 99))}`,
+        "(the same sender, a server that only answers)",
+      ],
+      [
+        `floor: \`video\` query p95 / p99 beside them (${floor.queries.length} queries)`,
+        `${ms(percentile(floor.queries, 95))} / ${ms(floorP99)}`,
+        `≤ ${ms(idleP99 * GOALS.videoQueryWithin)} (idle + 20 %) ${floorP99 <= idleP99 * GOALS.videoQueryWithin ? "✔" : "✘"}: the best any collector on this machine could do`,
+      ],
+      ["floor: the API's main thread CPU meanwhile", `${floor.mainCpu.toFixed(1)} s`, "(the queries only)"],
+      [
+        "floor: the sink's CPU, all threads",
+        `${floor.sinkCpu.toFixed(1)} s (${((floor.sinkCpu * 1e6) / Math.max(1, floor.answered)).toFixed(0)} µs a batch)`,
+        "(the least any collector pays a batch)",
+      ],
+    );
+  }
   if (windows.length > 1) {
     // Whether a p99 over the goal is spread over the run or a few bad stretches (and the load then).
     const byWindow = windows.filter(Boolean).map((w) => ({
@@ -315,23 +394,27 @@ try {
     `${ms(senderDelay.percentile(99) / 1e6)} / ${ms(senderDelay.max / 1e6)}`,
     "(the sender stalled: its batches went late)",
   ]);
-  if (cpuAfter.size) {
-    const used = [...cpuAfter]
-      .map(([name, s]) => [name, s - (cpuBefore.get(name) ?? 0)] as const)
+  const perBatch = (s: number) => `${((s * 1e6) / Math.max(1, sent)).toFixed(0)} µs a batch`;
+  const threadsUsed = (after: Map<string, number>, before: Map<string, number>) =>
+    [...after]
+      .map(([name, s]) => [name, s - (before.get(name) ?? 0)] as const)
       .filter(([, s]) => s >= 0.05)
-      .sort((a, b) => b[1] - a[1]);
-    const perBatch = (s: number) => `${((s * 1e6) / Math.max(1, sent)).toFixed(0)} µs a batch`;
+      .sort((a, b) => b[1] - a[1])
+      .map(([name, s]) => `${name} ${s.toFixed(1)} s (${perBatch(s)})`)
+      .join(", ");
+  if (cpuAfter.size) rows.push(["API CPU while loaded, by thread", threadsUsed(cpuAfter, cpuBefore), ""]);
+  if (collector !== api && collectorCpuAfter.size)
     rows.push([
-      "API CPU while loaded, by thread",
-      used.map(([name, s]) => `${name} ${s.toFixed(1)} s (${perBatch(s)})`).join(", "),
+      "the second instance's CPU (views and beacons), by thread",
+      threadsUsed(collectorCpuAfter, collectorCpuBefore),
       "",
     ]);
-  }
   const width = Math.max(...rows.map((r) => r[0].length));
   process.stdout.write(
-    `\nviewer analytics: ${seconds} s at ${rate} batches/s, ${viewCount} views of ${videoCount} videos (${os.cpus().length} cores; load average ${loadBefore.toFixed(2)} before the idle run, ${loadAfter.toFixed(2)} after the load)\n`,
+    `\nviewer analytics: ${seconds} s at ${rate} batches/s, ${viewCount} views of ${videoCount} videos${collector === api ? "" : ", views and beacons to a second API instance"} (${os.cpus().length} cores; load average ${loadBefore.toFixed(2)} before the idle run, ${loadAfter.toFixed(2)} after the load)\n`,
   );
   for (const [what, value, goal] of rows) process.stdout.write(`${what.padEnd(width)}  ${value.padEnd(22)}  ${goal}\n`);
+  if (collector !== api) await collector.stop("SIGTERM");
   await api.stop("SIGTERM");
 } finally {
   agent.destroy();
