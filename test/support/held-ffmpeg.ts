@@ -1,4 +1,4 @@
-import { chmod, writeFile } from "node:fs/promises";
+import { chmod, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 
 /**
@@ -37,7 +37,11 @@ exec ffmpeg "$@"
   );
   await chmod(script, 0o755);
   const holds = new Set<string>();
-  const write = () => writeFile(holdFile, [...holds].map((h) => `${h}\n`).join(""));
+  // Written aside and renamed over: a script reading it never sees it half written (or empty).
+  const write = async () => {
+    await writeFile(`${holdFile}.next`, [...holds].map((h) => `${h}\n`).join(""));
+    await rename(`${holdFile}.next`, holdFile);
+  };
   await write();
   return {
     path: script,
