@@ -1,3 +1,4 @@
+import http from "node:http";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ViewTokens } from "../src/analytics/view-tokens.ts";
@@ -328,6 +329,24 @@ describe("viewer analytics: the collection endpoint", () => {
       expect(answer.status, JSON.stringify(body).slice(0, 120)).toBe(400);
       expect(answer.body.error).toMatch(error);
     }
+    // A body sent in chunks with no declared length is refused once it passes the bound, without
+    // waiting for its end: the request below never ends.
+    const streamed = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = http.request(`${t.url}${ANALYTICS_PATHS.beacons}`, {
+        method: "POST",
+        headers: { "x-forwarded-for": client, "content-type": "text/plain" },
+      });
+      req.on("response", (res) => {
+        let text = "";
+        res.on("data", (chunk) => (text += chunk));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
+      });
+      req.on("error", reject);
+      req.write("x".repeat(MAX_BODY));
+      req.write("x".repeat(1024));
+    });
+    expect(streamed.status).toBe(413);
+    expect(JSON.parse(streamed.body).error).toBe(`a request body is at most ${MAX_BODY} bytes`);
     const get = await fetch(`${t.url}${ANALYTICS_PATHS.beacons}`, { headers: { "x-forwarded-for": client } });
     expect(get.status).toBe(405);
     const a = await analyticsOf(t, id);
