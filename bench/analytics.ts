@@ -351,6 +351,8 @@ try {
       `< ${GOALS.analyticsMs} ms ${reportTimes.at(-1)! < GOALS.analyticsMs ? "✔" : "✘"}`,
     ],
   ];
+  /** CPU seconds over `batches` (the load's batches sent unless told) as microseconds a batch. */
+  const perBatch = (s: number, batches = sent) => `${((s * 1e6) / Math.max(1, batches)).toFixed(0)} µs a batch`;
   if (floor) {
     const floorP99 = percentile(floor.queries, 99);
     rows.push(
@@ -367,7 +369,7 @@ try {
       ["floor: the API's main thread CPU meanwhile", `${floor.mainCpu.toFixed(1)} s`, "(the queries only)"],
       [
         "floor: the sink's CPU, all threads",
-        `${floor.sinkCpu.toFixed(1)} s (${((floor.sinkCpu * 1e6) / Math.max(1, floor.answered)).toFixed(0)} µs a batch)`,
+        `${floor.sinkCpu.toFixed(1)} s (${perBatch(floor.sinkCpu, floor.answered)})`,
         "(the least any collector pays a batch)",
       ],
     );
@@ -394,7 +396,6 @@ try {
     `${ms(senderDelay.percentile(99) / 1e6)} / ${ms(senderDelay.max / 1e6)}`,
     "(the sender stalled: its batches went late)",
   ]);
-  const perBatch = (s: number) => `${((s * 1e6) / Math.max(1, sent)).toFixed(0)} µs a batch`;
   const threadsUsed = (after: Map<string, number>, before: Map<string, number>) =>
     [...after]
       .map(([name, s]) => [name, s - (before.get(name) ?? 0)] as const)
