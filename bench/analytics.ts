@@ -116,6 +116,25 @@ async function threadCpuSeconds(pid: number): Promise<Map<string, number>> {
   return byName;
 }
 
+/**
+ * CPU seconds used so far by every process named `comm`, with the children they reaped (Postgres's
+ * server and backends: the write-behind's cost lands there, outside the API's threads; a backend
+ * that ended counts in the postmaster's children's time, so the sum never goes back).
+ */
+async function commandCpuSeconds(comm: string): Promise<number> {
+  let seconds = 0;
+  for (const pid of await readdir("/proc").catch(() => [] as string[])) {
+    if (!/^\d+$/.test(pid)) continue;
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+    const close = stat.lastIndexOf(")");
+    if (close < 0 || stat.slice(stat.indexOf("(") + 1, close) !== comm) continue;
+    // utime, stime, cutime and cstime: the 14th to 17th fields, in 1/100 s.
+    const fields = stat.slice(close + 2).split(" ");
+    seconds += [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0) / 100;
+  }
+  return seconds;
+}
+
 const scratch = await mkdtemp(path.join(os.tmpdir(), "videograph-bench-analytics-"));
 const database = await benchDatabase(path.join(scratch, "postgres"), "videograph_bench_analytics", log);
 try {
@@ -240,6 +259,8 @@ try {
   const statuses = new Map<number, number>();
   const cpuBefore = await threadCpuSeconds(api.child.pid!);
   const collectorCpuBefore = await threadCpuSeconds(collector.child.pid!);
+  const postgresCpuBefore = await commandCpuSeconds("postgres");
+  const senderCpuBefore = process.cpuUsage();
   // The sender shares the cores: a stall of its own shows as a burst of late batches, not the API's fault.
   const senderDelay = monitorEventLoopDelay({ resolution: 10 });
   senderDelay.enable();
@@ -255,12 +276,22 @@ try {
   const loadAfter = os.loadavg()[0]!;
   const cpuAfter = await threadCpuSeconds(api.child.pid!);
   const collectorCpuAfter = await threadCpuSeconds(collector.child.pid!);
+  const postgresCpu = (await commandCpuSeconds("postgres")) - postgresCpuBefore;
+  const senderUsage = process.cpuUsage(senderCpuBefore);
+  const senderCpu = (senderUsage.user + senderUsage.system) / 1e6;
   const loadSeconds = (performance.now() - loadStart) / 1000;
   const underLoad = await loadLoop.stop();
   ingest.sort((a, b) => a - b);
 
   // The floor: the same beacons, to a server that only answers them, the queries to the API beside.
-  let floor: { queries: number[]; ingest: number[]; answered: number; mainCpu: number; sinkCpu: number } | null = null;
+  let floor: {
+    queries: number[];
+    ingest: number[];
+    answered: number;
+    mainCpu: number;
+    sinkCpu: number;
+    postgresCpu: number;
+  } | null = null;
   if (flags.floor === "on") {
     const sink = await startBeaconSink();
     const sinkBase = new URL(sink.url);
@@ -272,6 +303,7 @@ try {
     const mainBefore = (await threadCpuSeconds(api.child.pid!)).get("main") ?? 0;
     const sinkCpu = async () => [...(await threadCpuSeconds(sink.pid)).values()].reduce((a, b) => a + b, 0);
     const sinkBefore = await sinkCpu();
+    const floorPostgresBefore = await commandCpuSeconds("postgres");
     await sendBeacons(
       seconds,
       (r) => {
@@ -282,12 +314,14 @@ try {
     );
     const mainAfter = (await threadCpuSeconds(api.child.pid!)).get("main") ?? 0;
     const sinkAfter = await sinkCpu();
+    const floorPostgresAfter = await commandCpuSeconds("postgres");
     floor = {
       queries: await floorLoop.stop(),
       ingest: floorIngest.sort((a, b) => a - b),
       answered: floorAnswered,
       mainCpu: mainAfter - mainBefore,
       sinkCpu: sinkAfter - sinkBefore,
+      postgresCpu: floorPostgresAfter - floorPostgresBefore,
     };
     await sink.stop();
   }
@@ -372,6 +406,7 @@ try {
         `${floor.sinkCpu.toFixed(1)} s (${perBatch(floor.sinkCpu, floor.answered)})`,
         "(the least any collector pays a batch)",
       ],
+      ["floor: Postgres's CPU meanwhile", `${floor.postgresCpu.toFixed(1)} s`, "(the queries only)"],
     );
   }
   if (windows.length > 1) {
@@ -404,6 +439,14 @@ try {
       .map(([name, s]) => `${name} ${s.toFixed(1)} s (${perBatch(s)})`)
       .join(", ");
   if (cpuAfter.size) rows.push(["API CPU while loaded, by thread", threadsUsed(cpuAfter, cpuBefore), ""]);
+  rows.push(
+    [
+      "Postgres's CPU while loaded, all its processes",
+      `${postgresCpu.toFixed(1)} s (${perBatch(postgresCpu)})`,
+      "(the write-behind's writes, the queries', and anything else on this server)",
+    ],
+    ["the bench's own CPU while loaded (the sender)", `${senderCpu.toFixed(1)} s (${perBatch(senderCpu)})`, ""],
+  );
   if (collector !== api && collectorCpuAfter.size)
     rows.push([
       "the second instance's CPU (views and beacons), by thread",

@@ -121,6 +121,9 @@ describe("viewer analytics: the collection endpoint", () => {
       client,
     );
     expect(first).toMatchObject({ status: 202, body: { counted: true } });
+    // The answer declares its length: one write, not chunks and a terminator.
+    expect(first.headers.get("content-length")).toBe(String(JSON.stringify(first.body).length));
+    expect(first.headers.get("transfer-encoding")).toBeNull();
     expect(t.app.services.analytics.ingestThread.threadId).not.toBeNull();
     const second = [
       { type: "rebuffer", at: 9000, durationMs: 600 },
