@@ -31,7 +31,7 @@ const OWN_PROCESS = [
   "test/worker/nvenc-queues.test.ts",
   "test/worker/sandbox.test.ts",
   "test/worker/untrusted-input.test.ts",
-  "test/split-transcode-s3-pubsub.test.ts",
+  "test/split-transcode-cloud.test.ts",
   // module-level state: metrics, health, tracing, logs
   "test/bind-address.test.ts",
   "test/health.test.ts",

@@ -7,7 +7,7 @@ import { SPLIT_ENV, uploadSplitAndCheck, waitForWorkers } from "./support/split-
  * and local storage. The upload's transcode is split into six chunks: the first run encodes the
  * first and the audio, chunk jobs the rest, the API lists them; the published HLS plays every source
  * frame once and in order across the joins, in TS and fMP4; progress and chunks done only grow.
- * The same on S3 and Pub/Sub: split-transcode-s3-pubsub.test.ts.
+ * The same on S3 and on GCS, with Pub/Sub: split-transcode-cloud.test.ts.
  */
 describe("split transcodes on two workers (local storage, Postgres transport)", () => {
   let t: TestApp;
