@@ -638,8 +638,13 @@ describe("the console in real Chromium: sign in, upload, live progress, playback
     const item = page.locator(".upload-item").last();
     await item.getByTestId("player").waitFor({ timeout: 120_000 });
     await tabTo("the player", (e) => e.tagName === "VIDEO");
-    await page.keyboard.press("Space");
     const video = item.locator("video");
+    // Space before hls.js has attached its source is undone by the media element's load (HTML's
+    // load algorithm pauses it again): a user sees the player come alive first, and so waits the test.
+    await expect
+      .poll(() => video.evaluate((v: HTMLVideoElement) => v.readyState), { timeout: 30_000 })
+      .toBeGreaterThan(0);
+    await page.keyboard.press("Space");
     await expect
       .poll(() => video.evaluate((v: HTMLVideoElement) => (v.paused ? -1 : v.currentTime)), { timeout: 30_000 })
       .toBeGreaterThan(0.5);
