@@ -1,9 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { PubSub } from "@google-cloud/pubsub";
 import { afterAll, beforeAll, describe, it } from "vitest";
-import { createGcsClient } from "../src/shared/gcs-client.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
-import { startGcsEmulator, type GcsEmulator } from "./support/gcs-emulator.ts";
+import { type GcsDeployment, startGcsDeployment } from "./support/gcs-emulator.ts";
 import { startMotoS3, type MotoS3 } from "./support/moto-s3.ts";
 import { pubSubEmulatorUnavailableReason, startPubSubEmulator } from "./support/pubsub-emulator.ts";
 import { SPLIT_ENV, uploadSplitAndCheck, waitForWorkers } from "./support/split-transcode.ts";
@@ -47,33 +45,21 @@ describe.skipIf(!emulator)("split transcodes on two workers (S3 storage, Pub/Sub
  * served under `/media/` with the segments' signed URLs to the emulator.
  */
 describe.skipIf(!emulator)("split transcodes on two workers (GCS storage, Pub/Sub transport)", () => {
-  let gcs: GcsEmulator | undefined;
-  let pubsub: PubSub | undefined;
+  let gcs: GcsDeployment | undefined;
   let t: TestApp | undefined;
 
   beforeAll(async () => {
-    const projectId = `videograph-split-${randomUUID().slice(0, 8)}`;
-    pubsub = new PubSub({ projectId });
-    const [topic] = await pubsub.createTopic("gcs-object-finalize");
-    await topic.createSubscription("gcs-object-finalize-api");
-    gcs = await startGcsEmulator({
-      notifications: { pubsubHost: emulator!.host, projectId, topic: "gcs-object-finalize", objectPrefix: "videos/" },
+    gcs = await startGcsDeployment(emulator!.host, "videograph-split");
+    t = await startTestApp({
+      env: { ...gcs.storageEnv, ...gcs.notificationEnv, TRANSPORT: "pubsub", ...SPLIT_ENV },
+      workerEnv: gcs.storageEnv,
+      workers: 2,
     });
-    const bucket = `videograph-split-${randomUUID().slice(0, 8)}`;
-    await createGcsClient(gcs.endpoint).createBucket(bucket);
-    const storage = { STORAGE: "gcs", GCS_BUCKET: bucket, GCS_API_ENDPOINT: gcs.endpoint };
-    const api = {
-      TRANSPORT: "pubsub",
-      GOOGLE_CLOUD_PROJECT: projectId,
-      GCS_NOTIFICATION_SUBSCRIPTION: "gcs-object-finalize-api",
-    };
-    t = await startTestApp({ env: { ...storage, ...api, ...SPLIT_ENV }, workerEnv: storage, workers: 2 });
     await waitForWorkers(t, 2);
   }, 90_000);
   afterAll(async () => {
     await t?.stop();
     await gcs?.stop();
-    await pubsub?.close();
   });
 
   it(

@@ -42,9 +42,11 @@ const DEFAULT_FIRST_CHUNK_SECONDS = 10;
 
 /**
  * Splits a source of `durationSeconds` into chunks that cover every segment of `plan` once, in
- * order, cut only where a segment starts: a short first chunk, then chunks of about `chunkSeconds`.
- * A remainder shorter than half a chunk is not a chunk of its own: the last chunk takes it, so it
- * is at most one and a half chunks long. A source no longer than `singleChunkSeconds` (default:
+ * order, cut only where a segment starts: a short first chunk, then the rest in as few chunks of at
+ * most `chunkSeconds` (to the nearest segment) as it takes, as equal as whole segments allow.
+ * Equal, not full chunks and a remainder: the video is READY when its last chunk is, so the last
+ * must not be one and a half chunks long (98 s in 60 s chunks was 9 + 89 s, one worker encoding
+ * 89 s while the others waited; it is now 9 + 44 + 45 s). A source no longer than `singleChunkSeconds` (default:
  * `chunkSeconds`) is one chunk.
  */
 export function planChunks(plan: SegmentPlan, durationSeconds: number, options: ChunkOptions = {}): Chunk[] {
@@ -63,14 +65,26 @@ export function planChunks(plan: SegmentPlan, durationSeconds: number, options: 
   });
   if (durationSeconds <= singleChunkSeconds) return [chunk(0, 0, total)];
 
-  // Every segment after the first is full length, so a chunk is a whole number of them.
-  const perChunk = Math.max(1, Math.round(chunkSeconds / plan.segmentSeconds));
+  // Every segment after the first is full length (the source's last may be shorter), so a chunk
+  // is a whole number of them.
   const firstSeconds = Math.min(firstChunkSeconds, chunkSeconds);
   const firstFull = Math.max(1, Math.round((firstSeconds - plan.firstSegmentSeconds) / plan.segmentSeconds));
-  const chunks: Chunk[] = [];
-  for (let from = 0, to = 1 + firstFull; from < total; from = to, to += perChunk) {
-    if (to >= total || durationSeconds - segmentStart(plan, to) < chunkSeconds / 2) to = total;
+  const firstEnd = Math.min(total, 1 + firstFull);
+  const chunks: Chunk[] = [chunk(0, 0, firstEnd)];
+  const rest = total - firstEnd;
+  if (rest === 0) return chunks;
+  // As many chunks as chunks of `chunkSeconds` (to the nearest segment) would take, no more: each
+  // one more pays a process start, a seek and a pre-roll.
+  const perChunk = Math.max(1, Math.round(chunkSeconds / plan.segmentSeconds));
+  const count = Math.ceil(rest / perChunk);
+  const base = Math.floor(rest / count);
+  // The source's last segment is most often shorter than a full one: the last chunks take the
+  // segments left over, so that the chunks' lengths in seconds come out closer.
+  const shorter = count - (rest % count);
+  for (let i = 0, from = firstEnd; i < count; i++) {
+    const to = from + base + (i < shorter ? 0 : 1);
     chunks.push(chunk(chunks.length, from, to));
+    from = to;
   }
   return chunks;
 }

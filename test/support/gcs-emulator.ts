@@ -1,6 +1,9 @@
+import { randomUUID } from "node:crypto";
 import { access, readdir } from "node:fs/promises";
 import path from "node:path";
+import { PubSub } from "@google-cloud/pubsub";
 import { freePort } from "../../src/free-port.ts";
+import { createGcsClient } from "../../src/shared/gcs-client.ts";
 import { startLocalServer } from "./local-server.ts";
 
 const START_TIMEOUT_MS = 20_000;
@@ -93,4 +96,41 @@ export async function startGcsEmulator(options: GcsEmulatorOptions = {}): Promis
     startTimeoutMs: START_TIMEOUT_MS,
   });
   return { endpoint, stop: server.stop };
+}
+
+/** A bucket on fake-gcs-server as a Google Cloud deployment has it, and the env that points at it. */
+export interface GcsDeployment {
+  /** STORAGE, GCS_BUCKET and GCS_API_ENDPOINT: for the API and the workers. */
+  storageEnv: Record<string, string>;
+  /** GOOGLE_CLOUD_PROJECT and GCS_NOTIFICATION_SUBSCRIPTION: the API's, which completes uploads. */
+  notificationEnv: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A new project on the Pub/Sub emulator at `pubsubHost` with the topic of the bucket's OBJECT_FINALIZE
+ * notifications for `videos/` and the API's subscription to it, fake-gcs-server publishing them,
+ * and a new bucket: what an upload to a resumable session needs to complete. Names start with `name`.
+ */
+export async function startGcsDeployment(pubsubHost: string, name: string): Promise<GcsDeployment> {
+  const projectId = `${name}-${randomUUID().slice(0, 8)}`;
+  // The client finds the emulator through PUBSUB_EMULATOR_HOST, which the calling file has set.
+  if (process.env.PUBSUB_EMULATOR_HOST !== pubsubHost)
+    throw new Error("set PUBSUB_EMULATOR_HOST to the emulator first");
+  const pubsub = new PubSub({ projectId });
+  const [topic] = await pubsub.createTopic("gcs-object-finalize");
+  await topic.createSubscription("gcs-object-finalize-api");
+  const gcs = await startGcsEmulator({
+    notifications: { pubsubHost, projectId, topic: "gcs-object-finalize", objectPrefix: "videos/" },
+  });
+  const bucket = `${name}-${randomUUID().slice(0, 8)}`;
+  await createGcsClient(gcs.endpoint).createBucket(bucket);
+  return {
+    storageEnv: { STORAGE: "gcs", GCS_BUCKET: bucket, GCS_API_ENDPOINT: gcs.endpoint },
+    notificationEnv: { GOOGLE_CLOUD_PROJECT: projectId, GCS_NOTIFICATION_SUBSCRIPTION: "gcs-object-finalize-api" },
+    async stop() {
+      await gcs.stop();
+      await pubsub.close();
+    },
+  };
 }

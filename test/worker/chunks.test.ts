@@ -4,11 +4,11 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SegmentFormat } from "../../src/protocol/messages.ts";
-import { chunkRange, planChunks } from "../../render-worker/media/chunks.ts";
+import { type Chunk, chunkRange, planChunks } from "../../render-worker/media/chunks.ts";
 import { encodeLadder, type EncodeLadderArgs } from "../../render-worker/media/encode-ladder.ts";
 import { planLadder, type PlannedRung } from "../../render-worker/media/ladder.ts";
 import { probeSource } from "../../render-worker/media/probe.ts";
-import { segmentCount, segmentPlan, segmentStart } from "../../render-worker/media/segments.ts";
+import { type SegmentPlan, segmentCount, segmentPlan, segmentStart } from "../../render-worker/media/segments.ts";
 import { frameIndices } from "../support/frames.ts";
 import {
   expectReferenceSegments,
@@ -32,15 +32,18 @@ describe("planChunks", () => {
 
   it("cuts a short first chunk, then chunks of about chunkSeconds, at segment starts", () => {
     const chunks = planChunks(plan, 600);
-    // 9 s (segments 0–2), then 60 s (15 segments) each, the last 51 s.
+    // 9 s (segments 0–2), then the 591 s left in ten chunks of 148 segments: two of 14 (56 s), then
+    // eight of 15 (60 s; the last 59 s, with the source's last, shorter segment).
     expect(chunks.map((c) => [c.fromSeconds, c.toSeconds])).toEqual([
       [0, 9],
-      ...Array.from({ length: 9 }, (_, i) => [9 + 60 * i, 69 + 60 * i]),
-      [549, 600],
+      [9, 65],
+      [65, 121],
+      ...Array.from({ length: 7 }, (_, i) => [121 + 60 * i, 181 + 60 * i]),
+      [541, 600],
     ]);
     expect(chunks.map((c) => c.index)).toEqual(chunks.map((_, i) => i));
     expect(chunks[0]).toEqual({ index: 0, fromSegment: 0, toSegment: 3, fromSeconds: 0, toSeconds: 9 });
-    expect(chunks.at(-1)).toMatchObject({ fromSegment: 138, toSegment: segmentCount(plan, 600) });
+    expect(chunks.at(-1)).toMatchObject({ fromSegment: 136, toSegment: segmentCount(plan, 600) });
   });
 
   it("covers every segment exactly once, in order, whatever the lengths", () => {
@@ -60,29 +63,36 @@ describe("planChunks", () => {
             if (i < chunks.length - 1) expect(c.toSeconds, what).toBe(segmentStart(p, c.toSegment));
           }
           if (chunks.length > 1) {
-            // The first about 10 s or a chunk, the next ones a chunk to the nearest segment; the last takes any short remainder.
+            // The first about 10 s or a chunk; the rest in chunks of at most a chunk (to the nearest
+            // segment), as equal as whole segments allow, the last ones taking the segments left over.
             const first = Math.min(10, chunkSeconds);
             expect(chunks[0]!.toSeconds, what).toBeLessThanOrEqual(
               Math.max(first, 1 + segmentSeconds) + segmentSeconds / 2,
             );
-            for (const c of chunks.slice(1, -1))
-              expect(Math.abs(c.toSeconds - c.fromSeconds - chunkSeconds), what).toBeLessThanOrEqual(
-                segmentSeconds / 2,
-              );
-            const last = chunks.at(-1)!;
-            expect(last.toSeconds - last.fromSeconds, what).toBeGreaterThanOrEqual(chunkSeconds / 2);
+            const lengths = chunks.slice(1).map((c) => c.toSeconds - c.fromSeconds);
+            const perChunk = Math.max(1, Math.round(chunkSeconds / segmentSeconds));
+            const longest = Math.max(...lengths);
+            expect(longest, what).toBeLessThanOrEqual(perChunk * segmentSeconds);
+            expect(longest - Math.min(...lengths), what).toBeLessThanOrEqual(2 * segmentSeconds);
+            const segmentsOf = chunks.slice(1).map((c) => c.toSegment - c.fromSegment);
+            expect(segmentsOf, what).toEqual([...segmentsOf].sort((a, b) => a - b));
+            // As few as a chunk's length allows: one fewer would need a chunk longer than that.
+            const segments = chunks.at(-1)!.toSegment - chunks[1]!.fromSegment;
+            expect(lengths.length, what).toBe(Math.ceil(segments / perChunk));
           }
         }
       }
     }
   });
 
-  it("lets the last chunk take a remainder shorter than half a chunk", () => {
+  it("splits what follows the first chunk evenly, the last chunk no longer than a chunk", () => {
     const lengths = (duration: number) => planChunks(plan, duration).map((c) => c.toSeconds - c.fromSeconds);
-    // 9 + 60, then 29 s left: the second chunk runs to the end.
-    expect(lengths(98)).toEqual([9, 89]);
-    // 30 s left: a chunk of its own.
-    expect(lengths(99)).toEqual([9, 60, 30]);
+    // 89 s after the first chunk: two chunks of 11 and 12 segments (it was 9 + 89: one worker
+    // encoding 89 s while the others waited).
+    expect(lengths(98)).toEqual([9, 44, 45]);
+    expect(lengths(99)).toEqual([9, 44, 46]);
+    // 60 s after it: one chunk.
+    expect(lengths(69)).toEqual([9, 60]);
   });
 
   it("gives a source no longer than singleChunkSeconds one chunk", () => {
@@ -100,15 +110,34 @@ describe("planChunks", () => {
   });
 });
 
+/**
+ * Chunks of `plan` over `durationSeconds` starting at the segments `starts` (the first 0), as
+ * planChunks describes them: the joins these tests encode across are chosen here, not by the planner
+ * (whose cuts the tests above cover).
+ */
+function chunksAt(plan: SegmentPlan, durationSeconds: number, starts: number[]): Chunk[] {
+  const total = segmentCount(plan, durationSeconds);
+  return starts.map((fromSegment, index) => {
+    const toSegment = starts[index + 1] ?? total;
+    return {
+      index,
+      fromSegment,
+      toSegment,
+      fromSeconds: segmentStart(plan, fromSegment),
+      toSeconds: toSegment === total ? durationSeconds : segmentStart(plan, toSegment),
+    };
+  });
+}
+
 // A 12 s frame-counter clip in 2 s segments after a 1 s first one: segments start at 0, 1, 3, 5, 7,
-// 9 and 11 s. Chunks of 4 s after a 3 s first one: 0–3, 3–7 and 7–12 s, joins at 3 s and 7 s, on
-// none of the source's keyframes (0 and 10 s), so each chunk's seek decodes from one before. Joins
-// every 4 s are far more than 60 s chunks make: whatever a join costs shows here.
+// 9 and 11 s. Chunks 0–3, 3–7 and 7–12 s, joins at 3 s and 7 s, on none of the source's keyframes
+// (0 and 10 s), so each chunk's seek decodes from one before. Joins every 4 s are far more than
+// 60 s chunks make: whatever a join costs shows here.
 const SECONDS = 12;
 const FPS = 25;
 const SEGMENT_SECONDS = 2;
 const PLAN = segmentPlan(SEGMENT_SECONDS);
-const CHUNKS = planChunks(PLAN, SECONDS, { chunkSeconds: 4, firstChunkSeconds: 3 });
+const CHUNKS = chunksAt(PLAN, SECONDS, [0, 2, 4]);
 const FORMATS = ["TS", "FMP4"] as const;
 
 /**
@@ -518,7 +547,7 @@ describe("a 30000/1001 fps source encoded in chunks joins frame for frame (real 
     sourceFrames = (await frameIndices(clip)).length;
     const { input, probe } = await probeSource(clip);
     const plan = segmentPlan(2);
-    const chunks = planChunks(plan, probe.duration, { chunkSeconds: 10, firstChunkSeconds: 9 });
+    const chunks = chunksAt(plan, probe.duration, [0, 5, 10]);
     expect(chunks.map((c) => c.fromSeconds)).toEqual([0, 9, 19]);
     // The lowest rung alone: the frame timing is the same in every rung, and it costs least.
     const rung = planLadder(probe)

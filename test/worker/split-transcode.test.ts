@@ -43,7 +43,7 @@ const SECONDS = 12;
 const FPS = 25;
 const SEGMENT_SECONDS = 2;
 const PLAN = segmentPlan(SEGMENT_SECONDS);
-const CHUNKING = { chunkSeconds: 4, firstChunkSeconds: 2 };
+const CHUNKING = { chunkSeconds: 6, firstChunkSeconds: 2 };
 const VIDEO_RUNGS = ["360p", "240p", "144p"];
 const FORMATS = ["TS", "FMP4"] as const;
 
