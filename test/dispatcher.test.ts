@@ -35,7 +35,8 @@ describe("dispatcher (outbox) with the Postgres transport", () => {
     return jobs.map((j) => TranscodeJobMessage.parse(j.data));
   }
 
-  const dispatcherFor = (vanishedAfterSeconds = 90) =>
+  const CHUNKING = { chunkSeconds: 60, firstChunkSeconds: 10 };
+  const dispatcherFor = (vanishedAfterSeconds = 90, chunking: typeof CHUNKING | null = null) =>
     createDispatcher({
       db,
       transport,
@@ -43,10 +44,11 @@ describe("dispatcher (outbox) with the Postgres transport", () => {
       maxDurationSeconds: 60,
       urlImport: { maxBytes: 1e6, allowPrivateAddresses: false },
       vanishedAfterSeconds,
+      chunking,
     });
 
-  async function sweep(vanishedAfterSeconds = 90) {
-    const dispatcher = dispatcherFor(vanishedAfterSeconds);
+  async function sweep(vanishedAfterSeconds = 90, chunking: typeof CHUNKING | null = null) {
+    const dispatcher = dispatcherFor(vanishedAfterSeconds, chunking);
     dispatcher.start();
     await dispatcher.stop();
   }
@@ -125,6 +127,26 @@ ones behind it`, async () => {
       error: expect.stringMatching(/cannot be sent to a worker: .*no source/),
     });
     expect(await db.video.findUniqueOrThrow({ where: { id: broken.id } })).toMatchObject({ status: "FAILED" });
+  });
+
+  it("lets a transcode split only while two cpu workers are alive, and tells it their slots", async () => {
+    const video = await db.video.create({
+      data: { tenantId: DEFAULT_TENANT_ID, title: "t", status: "QUEUED", sourceKey: "videos/c/source/upload" },
+    });
+    const transcode = async () => {
+      const job = await db.job.create({ data: { videoId: video.id, kind: "TRANSCODE" } });
+      await sweep(90, CHUNKING);
+      return (await queuedMessages()).find((m) => m.jobId === job.id)!.options.chunking;
+    };
+    await db.worker.deleteMany();
+    const now = new Date();
+    await db.worker.create({ data: { id: "cpu-a", capabilities: ["cpu"], slots: 3, lastHeartbeatAt: now } });
+    await db.worker.create({ data: { id: "gpu-b", capabilities: ["nvenc"], slots: 8, lastHeartbeatAt: now } });
+    await db.worker.create({ data: { id: "cpu-gone", capabilities: ["cpu"], slots: 8, lastHeartbeatAt: new Date(0) } });
+    expect(await transcode()).toBeUndefined();
+    await db.worker.create({ data: { id: "cpu-c", capabilities: ["cpu", "manim"], slots: 2, lastHeartbeatAt: now } });
+    expect(await transcode()).toEqual({ ...CHUNKING, slots: 5 });
+    await db.worker.deleteMany();
   });
 
   it("redispatch publishes again the queued jobs already sent to a queue whose messages were lost", async () => {

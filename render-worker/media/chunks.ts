@@ -35,6 +35,14 @@ export interface ChunkOptions {
   firstChunkSeconds?: number;
   /** A source no longer than this is one chunk: splitting it would cost more than it saves. */
   singleChunkSeconds?: number;
+  /**
+   * How many chunks run at once (the cpu workers' slots when the API allowed the split). With more
+   * chunks than one round of runs takes, the last round is filled: 10 chunks on 8 slots would run
+   * 8, then 2 with 6 slots idle, and READY waits for a whole second chunk's length; 15 shorter ones
+   * (the first chunk's run counts in the first round) keep every slot busy to the end. One round
+   * already runs everything at once, and is left as it is.
+   */
+  slots?: number;
 }
 
 const DEFAULT_CHUNK_SECONDS = 60;
@@ -76,7 +84,10 @@ export function planChunks(plan: SegmentPlan, durationSeconds: number, options: 
   // As many chunks as chunks of `chunkSeconds` (to the nearest segment) would take, no more: each
   // one more pays a process start, a seek and a pre-roll.
   const perChunk = Math.max(1, Math.round(chunkSeconds / plan.segmentSeconds));
-  const count = Math.ceil(rest / perChunk);
+  let count = Math.ceil(rest / perChunk);
+  const slots = options.slots ?? 1;
+  // Only with a second round (count ≥ slots): fewer than twice as many, each over half as long.
+  if (slots >= 2 && 1 + count > slots) count = Math.min(rest, Math.ceil((1 + count) / slots) * slots - 1);
   const base = Math.floor(rest / count);
   // The source's last segment is most often shorter than a full one: the last chunks take the
   // segments left over, so that the chunks' lengths in seconds come out closer.

@@ -86,14 +86,21 @@ export function createDispatcher(deps: {
 
   /**
    * The message as sent to `queue`: a whole transcode on the cpu queue may be split while more than
-   * one cpu worker can take its chunks (a retried rung or a clip is never split).
+   * one cpu worker can take its chunks (a retried rung or a clip is never split), told how many
+   * cpu jobs those workers run at once.
    */
   async function withChunking(tx: Pick<Db, "worker">, message: JobMessage, queue: Capability): Promise<JobMessage> {
     const chunking = deps.chunking;
     if (!chunking || queue !== "cpu" || message.type !== "transcode") return message;
     if (message.options.rungs || message.options.trim) return message;
-    if ((await workersAlive(tx, "cpu", deps.vanishedAfterSeconds)) < 2) return message;
-    return { ...message, options: { ...message.options, chunking } };
+    const since = new Date(Date.now() - deps.vanishedAfterSeconds * 1000);
+    const alive = await tx.worker.aggregate({
+      where: { capabilities: { has: "cpu" }, lastHeartbeatAt: { gte: since } },
+      _count: true,
+      _sum: { slots: true },
+    });
+    if (alive._count < 2) return message;
+    return { ...message, options: { ...message.options, chunking: { ...chunking, slots: alive._sum.slots ?? 2 } } };
   }
 
   /** True when LOCAL_FALLBACK sends jobs of `capability` to the local worker: none with it is alive. */

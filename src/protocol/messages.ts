@@ -97,9 +97,15 @@ export const TranscodeOptions = z.object({
    * (docs/chunked-transcoding.md): chunks of about `chunkSeconds`, the first about
    * `firstChunkSeconds`. The API sets it only while more than one worker can take the job's chunks;
    * a source no longer than one chunk is not split. Absent: one run encodes the whole ladder.
+   * `slots`: how many cpu jobs the workers alive then run at once (their WORKER_CONCURRENCY summed),
+   * so that the last round of chunks is not left partly idle (absent from APIs before it: ignored).
    */
   chunking: z
-    .object({ chunkSeconds: z.number().min(2).max(3600), firstChunkSeconds: z.number().min(1).max(3600) })
+    .object({
+      chunkSeconds: z.number().min(2).max(3600),
+      firstChunkSeconds: z.number().min(1).max(3600),
+      slots: z.number().int().min(1).max(100_000).optional(),
+    })
     .optional(),
 });
 export type TranscodeOptions = z.infer<typeof TranscodeOptions>;

@@ -95,6 +95,24 @@ describe("planChunks", () => {
     expect(lengths(69)).toEqual([9, 60]);
   });
 
+  it("fills the last round of runs when there are more chunks than slots, and leaves one round alone", () => {
+    const lengths = (duration: number, options: Parameters<typeof planChunks>[2]) =>
+      planChunks(plan, duration, options).map((c) => c.toSeconds - c.fromSeconds);
+    // 10 minutes on 8 slots: ten 60 s chunks would run 8, then 2 beside 6 idle slots; the first
+    // chunk and 15 of 39–40 s make two full rounds.
+    const filled = lengths(600, { slots: 8 });
+    expect(filled).toHaveLength(16);
+    expect(filled.slice(1).every((n) => n >= 36 && n <= 40)).toBe(true);
+    expect(lengths(600, { slots: 4 })).toHaveLength(12);
+    // One round runs every chunk at once already: 11 runs on 16 slots, 3 on 8.
+    expect(lengths(600, { slots: 16 })).toEqual(lengths(600, {}));
+    expect(lengths(98, { slots: 8 })).toEqual([9, 44, 45]);
+    // Two rounds already full (4 runs on 2 slots): as without slots.
+    expect(lengths(40, { chunkSeconds: 10, firstChunkSeconds: 4, slots: 2 })).toEqual([5, 12, 12, 11]);
+    // Never more chunks than segments: 5 after the first, not 7.
+    expect(planChunks(segmentPlan(2), 12, { chunkSeconds: 2, firstChunkSeconds: 2, slots: 4 })).toHaveLength(6);
+  });
+
   it("gives a source no longer than singleChunkSeconds one chunk", () => {
     expect(planChunks(plan, 60)).toEqual([{ index: 0, fromSegment: 0, toSegment: 16, fromSeconds: 0, toSeconds: 60 }]);
     expect(planChunks(plan, 60.5)).toHaveLength(2);
