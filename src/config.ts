@@ -44,6 +44,12 @@ const EnvSchema = z.object({
     .int()
     .positive()
     .default(24 * 3600),
+  /**
+   * How long an idle kept-alive HTTP connection stays open. Above Google Cloud's load balancer's own
+   * 600 s, as it asks of its backends: a backend that closes a connection first races the request the
+   * balancer (or any client reusing its connection) is sending on it, which then fails.
+   */
+  HTTP_KEEP_ALIVE_SECONDS: z.coerce.number().int().min(1).max(3600).default(620),
   /** An upload chunk whose bytes stop arriving for this long is cut off; the client resumes from what arrived. */
   UPLOAD_IDLE_TIMEOUT_SECONDS: z.coerce.number().int().min(1).default(30),
   /** An upload whose URL expired this long ago without its last byte is canceled and its pieces deleted. */

@@ -346,6 +346,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       res.end(JSON.stringify({ error: "Internal server error" }));
     });
   });
+  httpServer.keepAliveTimeout = env.HTTP_KEEP_ALIVE_SECONDS * 1000;
 
   const wsHandle = serveGraphqlOverWebSocket(
     httpServer,

@@ -54,6 +54,15 @@ describe("a stalled upload chunk (local storage)", () => {
   });
   afterAll(() => t?.stop());
 
+  it(`keeps an idle kept-alive connection open HTTP_KEEP_ALIVE_SECONDS (620 s), not Node's 5 s: a client that \
+reuses it for an upload after a pause is not cut off`, async () => {
+    const health = rawRequest(t.url, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive");
+    const answer = await health.answer(10_000);
+    health.socket.destroy();
+    expect(answer?.status).toBe(200);
+    expect(answer?.headers["keep-alive"]).toBe("timeout=620");
+  });
+
   it(`a PUT that sends 10 bytes and then nothing is cut off after UPLOAD_IDLE_TIMEOUT_SECONDS, keeping its \
 bytes; a status query sent meanwhile answers at once`, async () => {
     const created = await createUpload(t, "stalls");
