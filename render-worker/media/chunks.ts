@@ -54,8 +54,9 @@ const DEFAULT_FIRST_CHUNK_SECONDS = 10;
  * most `chunkSeconds` (to the nearest segment) as it takes, as equal as whole segments allow.
  * Equal, not full chunks and a remainder: the video is READY when its last chunk is, so the last
  * must not be one and a half chunks long (98 s in 60 s chunks was 9 + 89 s, one worker encoding
- * 89 s while the others waited; it is now 9 + 44 + 45 s). A source no longer than `singleChunkSeconds` (default:
- * `chunkSeconds`) is one chunk.
+ * 89 s while the others waited; it is now 9 + 44 + 45 s). With `slots`, the last round of runs is
+ * filled (above). A source no longer than `singleChunkSeconds` (default: `chunkSeconds`) is one
+ * chunk.
  */
 export function planChunks(plan: SegmentPlan, durationSeconds: number, options: ChunkOptions = {}): Chunk[] {
   const chunkSeconds = options.chunkSeconds ?? DEFAULT_CHUNK_SECONDS;

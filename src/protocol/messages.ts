@@ -98,7 +98,8 @@ export const TranscodeOptions = z.object({
    * `firstChunkSeconds`. The API sets it only while more than one worker can take the job's chunks;
    * a source no longer than one chunk is not split. Absent: one run encodes the whole ladder.
    * `slots`: how many cpu jobs the workers alive then run at once (their WORKER_CONCURRENCY summed),
-   * so that the last round of chunks is not left partly idle (absent from APIs before it: ignored).
+   * so that the last round of chunks is not left partly idle (APIs before it do not send it,
+   * workers before it ignore it).
    */
   chunking: z
     .object({
