@@ -24,6 +24,7 @@ import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import pg from "pg";
 import { parseCommandLine, usageError } from "../src/shared/command-line.ts";
 import { ANALYTICS_PATHS } from "../src/shared/analytics-beacons.ts";
+import { parseProcStat, type ProcStat } from "../src/shared/proc-stat.ts";
 import { ADMIN_AUTH } from "../test/support/auth.ts";
 import { startApiProcess, stopAllProcesses } from "../test/support/processes.ts";
 import { startBeaconSink } from "./support/beacon-sink.ts";
@@ -97,6 +98,15 @@ const percentile = (sorted: number[], p: number) =>
   sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]! : Number.NaN;
 const ms = (n: number) => `${n.toFixed(1)} ms`;
 
+/** A /proc stat file's parsed line; null when it is gone (the thread or process ended) or elsewhere than Linux. */
+async function procStat(file: string): Promise<ProcStat | null> {
+  const line = await readFile(file, "utf8").catch(() => "");
+  return line ? parseProcStat(line) : null;
+}
+
+/** proc(5)'s CPU times are in clock ticks (USER_HZ), 100 a second on Linux. */
+const CLOCK_TICKS = 100;
+
 /**
  * CPU seconds used so far by each thread of process `pid`, summed by thread name, the main thread as
  * "main" (Linux's /proc; empty elsewhere). A thread that ended is not counted.
@@ -105,13 +115,11 @@ async function threadCpuSeconds(pid: number): Promise<Map<string, number>> {
   const byName = new Map<string, number>();
   const tids = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
   for (const tid of tids) {
-    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, "utf8").catch(() => "");
-    const close = stat.lastIndexOf(")");
-    if (close < 0) continue;
-    const name = tid === String(pid) ? "main" : stat.slice(stat.indexOf("(") + 1, close);
-    // The fields after the name start at the third (state); utime and stime are the 14th and 15th, in 1/100 s.
-    const fields = stat.slice(close + 2).split(" ");
-    byName.set(name, (byName.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100);
+    const stat = await procStat(`/proc/${pid}/task/${tid}/stat`);
+    if (!stat) continue;
+    const name = tid === String(pid) ? "main" : stat.comm;
+    // utime and stime.
+    byName.set(name, (byName.get(name) ?? 0) + (stat.field(14) + stat.field(15)) / CLOCK_TICKS);
   }
   return byName;
 }
@@ -125,12 +133,10 @@ async function commandCpuSeconds(comm: string): Promise<number> {
   let seconds = 0;
   for (const pid of await readdir("/proc").catch(() => [] as string[])) {
     if (!/^\d+$/.test(pid)) continue;
-    const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
-    const close = stat.lastIndexOf(")");
-    if (close < 0 || stat.slice(stat.indexOf("(") + 1, close) !== comm) continue;
-    // utime, stime, cutime and cstime: the 14th to 17th fields, in 1/100 s.
-    const fields = stat.slice(close + 2).split(" ");
-    seconds += [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0) / 100;
+    const stat = await procStat(`/proc/${pid}/stat`);
+    if (stat?.comm !== comm) continue;
+    // utime, stime, cutime and cstime.
+    seconds += (stat.field(14) + stat.field(15) + stat.field(16) + stat.field(17)) / CLOCK_TICKS;
   }
   return seconds;
 }
