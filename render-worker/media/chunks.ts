@@ -65,23 +65,16 @@ export function planChunks(plan: SegmentPlan, durationSeconds: number, options: 
   if (!(chunkSeconds > 0) || !(firstChunkSeconds > 0) || !(singleChunkSeconds >= 0))
     throw new Error("Chunk lengths must be positive");
   const total = segmentCount(plan, durationSeconds);
-  const chunk = (index: number, fromSegment: number, toSegment: number): Chunk => ({
-    index,
-    fromSegment,
-    toSegment,
-    fromSeconds: segmentStart(plan, fromSegment),
-    toSeconds: toSegment === total ? durationSeconds : segmentStart(plan, toSegment),
-  });
-  if (durationSeconds <= singleChunkSeconds) return [chunk(0, 0, total)];
+  if (durationSeconds <= singleChunkSeconds) return chunksStartingAt(plan, durationSeconds, [0]);
 
   // Every segment after the first is full length (the source's last may be shorter), so a chunk
   // is a whole number of them.
   const firstSeconds = Math.min(firstChunkSeconds, chunkSeconds);
   const firstFull = Math.max(1, Math.round((firstSeconds - plan.firstSegmentSeconds) / plan.segmentSeconds));
   const firstEnd = Math.min(total, 1 + firstFull);
-  const chunks: Chunk[] = [chunk(0, 0, firstEnd)];
+  const starts = [0];
   const rest = total - firstEnd;
-  if (rest === 0) return chunks;
+  if (rest === 0) return chunksStartingAt(plan, durationSeconds, starts);
   // As many chunks as chunks of `chunkSeconds` (to the nearest segment) would take, no more: each
   // one more pays a process start, a seek and a pre-roll.
   const perChunk = Math.max(1, Math.round(chunkSeconds / plan.segmentSeconds));
@@ -94,11 +87,28 @@ export function planChunks(plan: SegmentPlan, durationSeconds: number, options: 
   // segments left over, so that the chunks' lengths in seconds come out closer.
   const shorter = count - (rest % count);
   for (let i = 0, from = firstEnd; i < count; i++) {
-    const to = from + base + (i < shorter ? 0 : 1);
-    chunks.push(chunk(chunks.length, from, to));
-    from = to;
+    starts.push(from);
+    from += base + (i < shorter ? 0 : 1);
   }
-  return chunks;
+  return chunksStartingAt(plan, durationSeconds, starts);
+}
+
+/**
+ * The chunks of `plan` over a source of `durationSeconds` that start at the segments `starts` (the
+ * first 0, in order), each running to the next one's start and the last to the source's end.
+ */
+export function chunksStartingAt(plan: SegmentPlan, durationSeconds: number, starts: number[]): Chunk[] {
+  const total = segmentCount(plan, durationSeconds);
+  return starts.map((fromSegment, index) => {
+    const toSegment = starts[index + 1] ?? total;
+    return {
+      index,
+      fromSegment,
+      toSegment,
+      fromSeconds: segmentStart(plan, fromSegment),
+      toSeconds: toSegment === total ? durationSeconds : segmentStart(plan, toSegment),
+    };
+  });
 }
 
 /**

@@ -4,11 +4,11 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SegmentFormat } from "../../src/protocol/messages.ts";
-import { type Chunk, chunkRange, planChunks } from "../../render-worker/media/chunks.ts";
+import { chunkRange, chunksStartingAt, planChunks } from "../../render-worker/media/chunks.ts";
 import { encodeLadder, type EncodeLadderArgs } from "../../render-worker/media/encode-ladder.ts";
 import { planLadder, type PlannedRung } from "../../render-worker/media/ladder.ts";
 import { probeSource } from "../../render-worker/media/probe.ts";
-import { type SegmentPlan, segmentCount, segmentPlan, segmentStart } from "../../render-worker/media/segments.ts";
+import { segmentCount, segmentPlan, segmentStart } from "../../render-worker/media/segments.ts";
 import { frameIndices } from "../support/frames.ts";
 import {
   expectReferenceSegments,
@@ -128,25 +128,6 @@ describe("planChunks", () => {
   });
 });
 
-/**
- * Chunks of `plan` over `durationSeconds` starting at the segments `starts` (the first 0), as
- * planChunks describes them: the joins these tests encode across are chosen here, not by the planner
- * (whose cuts the tests above cover).
- */
-function chunksAt(plan: SegmentPlan, durationSeconds: number, starts: number[]): Chunk[] {
-  const total = segmentCount(plan, durationSeconds);
-  return starts.map((fromSegment, index) => {
-    const toSegment = starts[index + 1] ?? total;
-    return {
-      index,
-      fromSegment,
-      toSegment,
-      fromSeconds: segmentStart(plan, fromSegment),
-      toSeconds: toSegment === total ? durationSeconds : segmentStart(plan, toSegment),
-    };
-  });
-}
-
 // A 12 s frame-counter clip in 2 s segments after a 1 s first one: segments start at 0, 1, 3, 5, 7,
 // 9 and 11 s. Chunks 0–3, 3–7 and 7–12 s, joins at 3 s and 7 s, on none of the source's keyframes
 // (0 and 10 s), so each chunk's seek decodes from one before. Joins every 4 s are far more than
@@ -155,7 +136,7 @@ const SECONDS = 12;
 const FPS = 25;
 const SEGMENT_SECONDS = 2;
 const PLAN = segmentPlan(SEGMENT_SECONDS);
-const CHUNKS = chunksAt(PLAN, SECONDS, [0, 2, 4]);
+const CHUNKS = chunksStartingAt(PLAN, SECONDS, [0, 2, 4]);
 const FORMATS = ["TS", "FMP4"] as const;
 
 /**
@@ -565,7 +546,7 @@ describe("a 30000/1001 fps source encoded in chunks joins frame for frame (real 
     sourceFrames = (await frameIndices(clip)).length;
     const { input, probe } = await probeSource(clip);
     const plan = segmentPlan(2);
-    const chunks = chunksAt(plan, probe.duration, [0, 5, 10]);
+    const chunks = chunksStartingAt(plan, probe.duration, [0, 5, 10]);
     expect(chunks.map((c) => c.fromSeconds)).toEqual([0, 9, 19]);
     // The lowest rung alone: the frame timing is the same in every rung, and it costs least.
     const rung = planLadder(probe)
