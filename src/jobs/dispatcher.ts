@@ -77,10 +77,13 @@ export function createDispatcher(deps: {
     minHeight: 0,
   };
 
-  async function workersAlive(tx: Pick<Db, "worker">, capability: Capability, withinSeconds: number) {
-    const since = new Date(Date.now() - withinSeconds * 1000);
-    return tx.worker.count({ where: { capabilities: { has: capability }, lastHeartbeatAt: { gte: since } } });
-  }
+  /** The workers with `capability` that heartbeated within `withinSeconds`. */
+  const aliveWith = (capability: Capability, withinSeconds: number) => ({
+    capabilities: { has: capability },
+    lastHeartbeatAt: { gte: new Date(Date.now() - withinSeconds * 1000) },
+  });
+  const workersAlive = (tx: Pick<Db, "worker">, capability: Capability, withinSeconds: number) =>
+    tx.worker.count({ where: aliveWith(capability, withinSeconds) });
   const workerAlive = async (tx: Pick<Db, "worker">, capability: Capability, withinSeconds: number) =>
     (await workersAlive(tx, capability, withinSeconds)) > 0;
 
@@ -93,9 +96,8 @@ export function createDispatcher(deps: {
     const chunking = deps.chunking;
     if (!chunking || queue !== "cpu" || message.type !== "transcode") return message;
     if (message.options.rungs || message.options.trim) return message;
-    const since = new Date(Date.now() - deps.vanishedAfterSeconds * 1000);
     const alive = await tx.worker.aggregate({
-      where: { capabilities: { has: "cpu" }, lastHeartbeatAt: { gte: since } },
+      where: aliveWith("cpu", deps.vanishedAfterSeconds),
       _count: true,
       _sum: { slots: true },
     });
