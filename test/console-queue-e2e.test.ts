@@ -1,14 +1,13 @@
 import { readFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { SignJWT } from "jose";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { TEST_ADMIN_KEY } from "./support/auth.ts";
 import { buildConsole, launchChromium, screenshotsDir } from "./support/console.ts";
 import { finalState, createUpload } from "./support/uploads.ts";
-import { makeClip } from "./support/media-fixtures.ts";
-import { ffmpegUnder } from "./support/process-scan.ts";
+import { heldFfmpeg } from "./support/held-ffmpeg.ts";
+import { fixturesDir, makeClip } from "./support/media-fixtures.ts";
 
 const JWT_SECRET = "a-shared-hs256-secret-of-at-least-32-chars";
 
@@ -23,6 +22,8 @@ interface Seen {
 describe("the console in real Chromium shows a queued video's place in line, and costs to operators only", () => {
   let t: TestApp;
   let browser: Browser;
+  /** The worker's ffmpeg: a video's encode can be held before it starts. */
+  let ffmpeg: Awaited<ReturnType<typeof heldFfmpeg>>;
   const contexts: BrowserContext[] = [];
 
   async function signedIn(credential: string): Promise<Page> {
@@ -41,8 +42,10 @@ describe("the console in real Chromium shows a queued video's place in line, and
     return page;
   }
 
-  async function upload(title: string, clip: string): Promise<string> {
+  /** Uploads `clip`; with `held`, its encode waits (test/support/held-ffmpeg.ts) until released. */
+  async function upload(title: string, clip: string, held = false): Promise<string> {
     const created = await createUpload(t, title);
+    if (held) await ffmpeg.hold(created.id);
     const res = await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) });
     expect(res.status).toBe(200);
     return created.id;
@@ -52,47 +55,38 @@ describe("the console in real Chromium shows a queued video's place in line, and
 
   beforeAll(async () => {
     await buildConsole();
-    [t, browser] = await Promise.all([startTestApp({ env: { JWT_SECRET } }), launchChromium()]);
+    ffmpeg = await heldFfmpeg(fixturesDir());
+    [t, browser] = await Promise.all([
+      startTestApp({ env: { JWT_SECRET }, workerEnv: { FFMPEG_PATH: ffmpeg.path } }),
+      launchChromium(),
+    ]);
   });
   afterAll(async () => {
     for (const context of contexts) await context.close();
     await browser?.close();
+    await ffmpeg?.releaseAll();
     await t?.stop();
   });
 
   it("2nd in line with a countdown, then 1st when the busy job ends, then processing and ready", {
     timeout: 300_000,
   }, async () => {
-    // The one worker slot (concurrency 1) is kept busy by a longer clip while two short ones queue behind it:
-    // 40 s of 360p, whose estimated encode is long enough for the wait to tick down on the page.
+    // The one worker slot (concurrency 1) is kept busy while two short clips queue behind it: the busy
+    // video's encode is held (test/support/held-ffmpeg.ts) until the page has shown the queue, and the
+    // first in line's until the page has shown 1st, however fast or loaded the machine is (a first in
+    // line that encoded at once could take the second from 2nd straight to processing). The clips are
+    // queue-cost's, made once per run.
     const [long, short] = await Promise.all([
-      makeClip({ width: 640, height: 360, seconds: 40, audio: true }),
-      makeClip({ width: 320, height: 180, seconds: 2, audio: true }),
+      makeClip({ width: 1280, height: 720, seconds: 8, audio: true }),
+      makeClip({ width: 320, height: 180, seconds: 3, audio: true }),
     ]);
-    const busy = await upload("busy", long);
+    const busy = await upload("busy", long, true);
     const deadline = Date.now() + 120_000;
     while ((await statusOf(busy)) !== "PROCESSING") {
       if (Date.now() > deadline) throw new Error("the busy video never started");
       await new Promise((r) => setTimeout(r, 100));
     }
-    // The busy job's ffmpeg is stopped (SIGSTOP) until the page has shown the queue: the job stays
-    // running, its worker alive and heartbeating, however fast the machine encodes the clip.
-    const jobOf = await t.gql(`query($id: ID!) { video(id: $id) { jobs(first: 1) { edges { node { id } } } } }`, {
-      id: busy,
-    });
-    const jobId: string = jobOf.data.video.jobs.edges[0].node.id;
-    const encoders = () =>
-      ffmpegUnder(tmpdir())
-        .filter((p) => p.cwd.includes(`videograph-${jobId}-`))
-        .map((p) => p.pid);
-    await expect.poll(encoders, { timeout: 60_000, interval: 20 }).not.toEqual([]);
-    const held = encoders();
-    for (const pid of held) process.kill(pid, "SIGSTOP");
-    const release = () => {
-      for (const pid of held.splice(0)) process.kill(pid, "SIGCONT");
-    };
-    onTestFinished(release);
-    const first = await upload("first in line", short);
+    const first = await upload("first in line", short, true);
     const second = await upload("second in line", short);
 
     const viewerJwt = await new SignJWT({ tenant_id: "default" })
@@ -148,10 +142,12 @@ describe("the console in real Chromium shows a queued video's place in line, and
     expect(await viewer.getByText(/Costs:/).count()).toBe(0);
     expect(await viewer.getByRole("alert").count()).toBe(0);
 
-    // The busy job ends, the first in line starts: the page moves up to 1st by the QueuePositionEvent alone.
-    release();
+    // The busy job ends, the first in line starts (and is held): the page moves up to 1st by the
+    // QueuePositionEvent alone.
+    await ffmpeg.release(busy);
     await place.and(page.locator("[data-position='1']")).waitFor({ timeout: 120_000 });
     expect(await place.textContent()).toMatch(/^1st in line, /);
+    await ffmpeg.release(first);
     // Then it starts, and the place in line goes away.
     await page.getByTestId("video-status").getByText("processing").waitFor({ timeout: 120_000 });
     expect(await place.count()).toBe(0);
