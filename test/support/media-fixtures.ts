@@ -251,33 +251,43 @@ export function makeDataOnly(): Promise<string> {
 type FrameRate = number | `${number}/${number}`;
 
 /**
- * A 640x360 clip (+ a sine tone), 25 fps unless `rate` says otherwise, whose every frame shows its
- * own index, so that a decoded encode can be checked frame by frame (`frameIndices` in frames.ts
- * reads it back): along the top, 10 blocks 64x40, block k white when bit k of the frame number is
- * set (up to frame 1023). Below, testsrc2 with temporal noise (sensor grain: every rung's rate
- * control has to work, as on camera footage). H.264 at CRF 18 with x264's default keyframe
- * interval of 250 frames, so a seek into it decodes from a keyframe seconds before.
+ * A clip of `size` (640x360 unless said otherwise; + a sine tone), 25 fps unless `rate` says
+ * otherwise, whose every frame shows its own index, so that a decoded encode can be checked frame by
+ * frame (`frameIndices` in frames.ts reads it back): along the top ninth, 10 blocks a tenth of the
+ * width each (64x40 at 640x360), block k white when bit k of the frame number is set (up to frame
+ * 1023). Below, testsrc2 with temporal noise (sensor grain: every rung's rate control has to work, as
+ * on camera footage). H.264 at CRF 18 with x264's default keyframe interval of 250 frames, so a seek
+ * into it decodes from a keyframe seconds before. A smaller size costs every run that decodes it less
+ * where the frames' timing is what a test checks, not the ladder's rungs.
  */
-export function makeFrameCounterClip(seconds: number, rate: FrameRate = 25): Promise<string> {
+export function makeFrameCounterClip(
+  seconds: number,
+  rate: FrameRate = 25,
+  size: { width: number; height: number } = { width: 640, height: 360 },
+): Promise<string> {
   const [num, den = 1] = String(rate).split("/").map(Number);
   if ((num! / den) * seconds > 1024) throw new Error("The counter shows frame numbers up to 1023");
-  return fixture(`frame-counter-640x360-${seconds}s-${String(rate).replace("/", "_")}fps-av.mp4`, (file) =>
+  const { width, height } = size;
+  const strip = height / 9;
+  if (width % 20 || strip % 2) throw new Error("A frame counter clip needs a width of 20·n and a height of 18·n");
+  const name = `frame-counter-${width}x${height}-${seconds}s-${String(rate).replace("/", "_")}fps-av.mp4`;
+  return fixture(name, (file) =>
     runFfmpeg([
       "-f",
       "lavfi",
       "-i",
-      `testsrc2=size=640x320:rate=${rate}:duration=${seconds}`,
+      `testsrc2=size=${width}x${height - strip}:rate=${rate}:duration=${seconds}`,
       "-f",
       "lavfi",
       "-i",
-      `color=black:size=640x40:rate=${rate}:duration=${seconds},format=yuv420p`,
+      `color=black:size=${width}x${strip}:rate=${rate}:duration=${seconds},format=yuv420p`,
       "-f",
       "lavfi",
       "-i",
       `sine=frequency=440:sample_rate=48000:duration=${seconds}`,
       "-filter_complex",
       "[0]noise=alls=8:allf=t[picture];" +
-        "[1]geq=lum='if(mod(floor(N/pow(2,floor(X/64))),2),235,16)':cb=128:cr=128[counter];" +
+        "[1]geq=lum='if(mod(floor(N/pow(2,floor(X*10/W))),2),235,16)':cb=128:cr=128[counter];" +
         "[counter][picture]vstack,format=yuv420p[v]",
       "-map",
       "[v]",

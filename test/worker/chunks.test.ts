@@ -157,9 +157,7 @@ const declared = new Map<SegmentFormat, Map<string, number>>();
 /** Per format and rung: the one-process encode, and the chunks' (the audio-only run's for audio). */
 const encodes = new Map<SegmentFormat, { one: Map<string, JoinedRung>; chunked: Map<string, JoinedRung> }>();
 /** TS joins the checks must refuse: chunk 0 ending a frame late or early (144p), chunks without a pre-roll. */
-const broken: { lateEnd?: JoinedRung; earlyEnd?: JoinedRung; noPreRoll: Map<string, JoinedRung> } = {
-  noPreRoll: new Map(),
-};
+const broken: { lateEnd?: JoinedRung; earlyEnd?: JoinedRung; noPreRoll?: JoinedRung } = {};
 
 /** Every segment the runs wrote for `rung`, joined into the file `name`-`rung` under the test's root. */
 function joinRung(name: string, runs: (RunPart | string)[], rung: string, format: SegmentFormat): Promise<JoinedRung> {
@@ -298,11 +296,11 @@ describe("a source encoded in chunks joins as one process encodes it (real ffmpe
       const dir = await encode(name, { ladder: lowest, firstSegmentSeconds, ...chunkRange(CHUNKS[0]!) });
       broken[name] = await joinRung(name, [dir, `${ts}1`, `${ts}2`], lowest[0]!.name, "TS");
     }
+    // The lowest rung alone: a cold start costs it most (0.77 dB against 0.08 at 360p, 2026-11-23).
     const cold = [];
     for (const chunk of CHUNKS.slice(1))
-      cold.push(await encode(`cold-chunk${chunk.index}`, { ladder: video, ...chunkRange(chunk), preRollSeconds: 0 }));
-    for (const rung of video)
-      broken.noPreRoll.set(rung.name, await joinRung("no-pre-roll", [`${ts}0`, ...cold], rung.name, "TS"));
+      cold.push(await encode(`cold-chunk${chunk.index}`, { ladder: lowest, ...chunkRange(chunk), preRollSeconds: 0 }));
+    broken.noPreRoll = await joinRung("no-pre-roll", [`${ts}0`, ...cold], lowest[0]!.name, "TS");
   }, 300_000);
 
   afterAll(async () => {
@@ -418,17 +416,21 @@ describe("a source encoded in chunks joins as one process encodes it (real ffmpe
   });
 
   it("scores every rung of the joined encode as the one-process encode, within run-to-run noise", async () => {
-    // Every encode of every video rung, scored in one ffmpeg run: `${format} ${kind}` → rung → score.
-    const encodesToScore = new Map<string, Map<string, JoinedRung>>([
-      ...FORMATS.flatMap((format) => [
+    // Every encode of every video rung, and the cold joins' lowest rung, scored in one ffmpeg run:
+    // `${format} ${kind}` → rung → score.
+    const encodesToScore = new Map<string, Map<string, JoinedRung>>(
+      FORMATS.flatMap((format) => [
         [`${format} one`, encodes.get(format)!.one] as const,
         [`${format} joined`, encodes.get(format)!.chunked] as const,
       ]),
-      ["TS no pre-roll", broken.noPreRoll],
-    ]);
-    const files = [...encodesToScore].flatMap(([name, joined]) =>
-      videoRungs().map((rung) => ({ name, rung, file: joined.get(rung.name)!.file })),
     );
+    const lowest = videoRungs().at(-1)!;
+    const files = [
+      ...[...encodesToScore].flatMap(([name, joined]) =>
+        videoRungs().map((rung) => ({ name, rung, file: joined.get(rung.name)!.file })),
+      ),
+      { name: "TS no pre-roll", rung: lowest, file: broken.noPreRoll!.file },
+    ];
     const scores = await qualityOf(files);
     const score = (name: string, rung: PlannedRung) =>
       scores[files.findIndex((f) => f.name === name && f.rung === rung)]!;
@@ -449,15 +451,12 @@ describe("a source encoded in chunks joins as one process encodes it (real ffmpe
       const [ts, fmp4] = [score("TS one", rung), score("FMP4 one", rung)];
       const noise = { ssim: Math.abs(ts.ssim - fmp4.ssim), psnr: Math.abs(ts.psnr - fmp4.psnr) };
       expect(noise.psnr, `${rung.name} run to run`).toBeLessThan(QUALITY_NOISE.psnr);
-      // Runs that start cold fail the check.
-      const cold = score("TS no pre-roll", rung);
-      table.push(
-        `${rung.name} run to run: SSIM ${noise.ssim.toFixed(6)}, PSNR ${noise.psnr.toFixed(4)} dB; ` +
-          `no pre-roll: SSIM ${cold.ssim}, PSNR ${cold.psnr} dB`,
-      );
+      table.push(`${rung.name} run to run: SSIM ${noise.ssim.toFixed(6)}, PSNR ${noise.psnr.toFixed(4)} dB`);
     }
-    const coldLoss = videoRungs().map((rung) => score("TS one", rung).psnr - score("TS no pre-roll", rung).psnr);
-    expect(Math.max(...coldLoss)).toBeGreaterThan(QUALITY_NOISE.psnr);
+    // Runs that start cold fail the check.
+    const cold = score("TS no pre-roll", lowest);
+    table.push(`${lowest.name} no pre-roll: SSIM ${cold.ssim}, PSNR ${cold.psnr} dB`);
+    expect(score("TS one", lowest).psnr - cold.psnr).toBeGreaterThan(QUALITY_NOISE.psnr);
     console.info(table.join("\n"));
   });
 
@@ -542,7 +541,8 @@ describe("a 30000/1001 fps source encoded in chunks joins frame for frame (real 
 
   beforeAll(async () => {
     ntscRoot = await mkdtemp(path.join(fixturesDir(), "chunks-ntsc-"));
-    const clip = await makeFrameCounterClip(NTSC_SECONDS, "30000/1001");
+    // 320x180: the frames' timing is checked here, not the rungs (a quarter of the decoding).
+    const clip = await makeFrameCounterClip(NTSC_SECONDS, "30000/1001", { width: 320, height: 180 });
     sourceFrames = (await frameIndices(clip)).length;
     const { input, probe } = await probeSource(clip);
     const plan = segmentPlan(2);

@@ -59,6 +59,10 @@ async function setUp(opts: { concurrency?: number } = {}) {
     tmpDir: dirs.workDir,
     progressIntervalMs: 100,
     heartbeatIntervalSeconds: 60,
+    // What a delivery does and keeps, not how the ladder compresses: the API-level tests' preset
+    // (vitest.config.ts), about half the CPU of the tuned ladder, which test/worker/ladder and
+    // bandwidth exercise.
+    x264Preset: "ultrafast",
   });
   await worker.start();
   workers.push(worker);

@@ -273,6 +273,9 @@ play through`, async () => {
       signal: first.signal,
       workDir: await mkdtemp(path.join(root, "work-")),
       progressIntervalMs: 100,
+      // What a resume keeps and encodes, not how the ladder compresses: the API-level tests' preset,
+      // about half the CPU of the tuned ladder (the 30000/1001 fps resume below keeps the tuning).
+      x264Preset: "ultrafast",
       emit: async (e) => {
         firstEvents.push(e);
         if (e.type === "job.progress" && e.variants.length > 0 && e.variants.every((v) => v.segmentCount >= 3))
@@ -296,6 +299,7 @@ play through`, async () => {
         signal: new AbortController().signal,
         workDir: await mkdtemp(path.join(root, "work-")),
         progressIntervalMs: 100,
+        x264Preset: "ultrafast",
         emit: async (e) => {
           events.push(e);
         },
@@ -371,7 +375,8 @@ describe("a resumed run of a 30000/1001 fps source continues the kept segments f
 
   beforeAll(async () => {
     root = await mkdtemp(path.join(fixturesDir(), "resume-ntsc-"));
-    const clip = await makeFrameCounterClip(NTSC_SECONDS, "30000/1001");
+    // 320x180: the frames' timing is checked here, not the rungs (a quarter of the decoding).
+    const clip = await makeFrameCounterClip(NTSC_SECONDS, "30000/1001", { width: 320, height: 180 });
     sourceFrames = (await frameIndices(clip)).length;
     const { input, probe } = await probeSource(clip);
     const planned = planLadder(probe);

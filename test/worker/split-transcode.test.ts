@@ -15,6 +15,7 @@ import { transcode } from "../../render-worker/handlers/transcode.ts";
 import { transcodeChunk } from "../../render-worker/handlers/transcode-chunk.ts";
 import type { JobContext } from "../../render-worker/handlers/types.ts";
 import { planChunks } from "../../render-worker/media/chunks.ts";
+import type { X264Preset } from "../../render-worker/media/encode-ladder.ts";
 import { splitFragmentedMp4 } from "../../render-worker/media/fragmented-mp4.ts";
 import { mediaPlaylist } from "../../src/shared/media-playlist.ts";
 import { parsePlaylist } from "../../render-worker/media/playlists.ts";
@@ -70,7 +71,7 @@ async function contextFor(
   dataDir: string,
   jobId: string,
   events: JobEventBody[],
-  options: { signal?: AbortSignal; onEvent?: (e: JobEventBody) => void } = {},
+  options: { signal?: AbortSignal; onEvent?: (e: JobEventBody) => void; x264Preset?: X264Preset } = {},
 ): Promise<JobContext> {
   const workDir = await mkdtemp(path.join(root, "work-"));
   return {
@@ -79,6 +80,7 @@ async function contextFor(
     signal: options.signal ?? new AbortController().signal,
     workDir,
     progressIntervalMs: 100,
+    ...(options.x264Preset ? { x264Preset: options.x264Preset } : {}),
   };
 }
 
@@ -369,6 +371,12 @@ describe.each(FORMATS)("a split transcode, its chunks and their joins (%s, real 
   );
 });
 
+/**
+ * The describes below check filters and decisions, not the joins (above, with the tuned ladder): the
+ * API-level tests' preset, about half the CPU.
+ */
+const FAST = { x264Preset: "ultrafast" } as const;
+
 describe("a split transcode with a watermark and loudness normalization (real ffmpeg)", () => {
   const VIDEO = "d0b1c2d3-e4f5-4a6b-8c7d-9e0f1a2b3c4d";
   let dataDir: string;
@@ -412,7 +420,7 @@ describe("a split transcode with a watermark and loudness normalization (real ff
       },
     };
     hlsDir = path.join(dataDir, job.outputPrefix, "hls");
-    await transcode(job, await contextFor(dataDir, PARENT_JOB_ID, parentEvents));
+    await transcode(job, await contextFor(dataDir, PARENT_JOB_ID, parentEvents, FAST));
     const split = parentEvents.find((e) => e.type === "job.split") as Event<"job.split">;
     const chunk = split.chunks[1]!;
     const chunkJob: TranscodeChunkJobMessage = {
@@ -428,7 +436,7 @@ describe("a split transcode with a watermark and loudness normalization (real ff
       ladder: split.ladder,
       options: { segmentSeconds: SEGMENT_SECONDS, watermark },
     };
-    await transcodeChunk(chunkJob, await contextFor(dataDir, chunkJob.jobId, chunkEvents));
+    await transcodeChunk(chunkJob, await contextFor(dataDir, chunkJob.jobId, chunkEvents, FAST));
   }, 240_000);
 
   it("draws the watermark in the split run's segments and in a chunk's", async () => {
@@ -463,7 +471,7 @@ describe("a transcode that may be split but is not (real ffmpeg)", () => {
     const staged = await stageTranscodeJob(dataDir, await make(), { jobId: PARENT_JOB_ID, videoId: VIDEO_ID }, 2);
     const job = { ...staged, options: { ...staged.options, chunking: CHUNKING } };
     const events: JobEventBody[] = [];
-    await transcode(job, await contextFor(dataDir, PARENT_JOB_ID, events));
+    await transcode(job, await contextFor(dataDir, PARENT_JOB_ID, events, FAST));
     const types = events.map((e) => e.type);
     expect(types).not.toContain("job.split");
     const succeeded = events.at(-1) as Event<"job.succeeded">;
