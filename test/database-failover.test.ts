@@ -9,7 +9,8 @@ import { collectSubscription, gqlAt, uploadUntilEncoding, wsClientAt } from "./s
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
 import { processesWorkingUnder } from "./support/process-scan.ts";
-import { makeClip } from "./support/media-fixtures.ts";
+import { fixturesDir, makeClip } from "./support/media-fixtures.ts";
+import { pacedFfmpeg } from "./support/paced-ffmpeg.ts";
 
 const CREATE_UPLOAD =
   `mutation($title: String!) { createUpload(input: { title: $title }) { ... on ` +
@@ -76,6 +77,9 @@ describe("database connections lost under a running API and worker (Postgres tra
     worker = await startWorkerProcess("worker", {
       ...common,
       DATABASE_URL: workerUrl.toString(),
+      // Encodes read their source at its own rate (test/support/paced-ffmpeg.ts): a minute's clip is
+      // still encoding whenever a test cancels it, on any machine, for the CPU of what it encoded.
+      FFMPEG_PATH: await pacedFfmpeg(fixturesDir()),
       WORKER_TMP_DIR: workerTmp,
       PROGRESS_INTERVAL_MS: "250",
       HEARTBEAT_INTERVAL_SECONDS: "300",
@@ -122,7 +126,7 @@ within seconds`, async () => {
 
   it(`a cancel sent right after every connection was lost reaches the worker, which stops \
 ffmpeg within 5 s`, async () => {
-    const clip = await makeClip({ width: 960, height: 540, seconds: 40, audio: true });
+    const clip = await makeClip({ width: 640, height: 360, seconds: 60, audio: true });
     const { id, final } = await uploadUntilEncoding(api.url, wsClient(), clip, "canceled after the kill", EVENTS);
     expect(ffmpegRunning()).toBeGreaterThan(0);
 
@@ -146,8 +150,8 @@ ffmpeg within 5 s`, async () => {
 
   it(`a cancel sent while the worker cannot reach the database reaches it when it can again, and ffmpeg stops \
 within 5 s of that`, async () => {
-    // Long enough that the encode outlasts the outage on a fast, idle machine: it is canceled anyway.
-    const clip = await makeClip({ width: 960, height: 540, seconds: 40, audio: true });
+    // A minute, read at its own rate: the encode outlasts the outage; it is canceled anyway.
+    const clip = await makeClip({ width: 640, height: 360, seconds: 60, audio: true });
     const { id } = await uploadUntilEncoding(api.url, wsClient(), clip, "canceled during the outage", EVENTS);
     const outageLogged = worker.log().split("control channel still down").length;
 

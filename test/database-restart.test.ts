@@ -7,7 +7,8 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from "../src/db/embedded
 import { collectSubscription, gqlAt, uploadUntilEncoding, wsClientAt } from "./support/app.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
 import { processesWorkingUnder } from "./support/process-scan.ts";
-import { makeClip } from "./support/media-fixtures.ts";
+import { fixturesDir, makeClip } from "./support/media-fixtures.ts";
+import { pacedFfmpeg } from "./support/paced-ffmpeg.ts";
 
 const CREATE_UPLOAD =
   `mutation($title: String!) { createUpload(input: { title: $title }) { ... on ` +
@@ -51,6 +52,9 @@ describe("a Postgres restart under a running API and worker (Postgres transport)
     api = await startApiProcess("api", { ...common, JOB_STALL_SECONDS: "30", PROGRESS_WRITE_INTERVAL_MS: "500" });
     worker = await startWorkerProcess("worker", {
       ...common,
+      // Encodes read their source at its own rate (test/support/paced-ffmpeg.ts): an 8 s clip is still
+      // encoding when the database comes back, a minute's when it is canceled, on any machine.
+      FFMPEG_PATH: await pacedFfmpeg(fixturesDir()),
       WORKER_TMP_DIR: workerTmp,
       PROGRESS_INTERVAL_MS: "250",
       HEARTBEAT_INTERVAL_SECONDS: "300",
@@ -65,7 +69,7 @@ describe("a Postgres restart under a running API and worker (Postgres transport)
 
   it(`both processes ride through it: the video encoding meanwhile reaches READY, a new upload too, and a cancel still \
 stops ffmpeg within 5 s`, async () => {
-    const during = await makeClip({ width: 960, height: 540, seconds: 12, audio: true });
+    const during = await makeClip({ width: 640, height: 360, seconds: 8, audio: true });
     const { final: duringFinal } = await uploadUntilEncoding(
       api.url,
       wsClient(),
@@ -97,7 +101,7 @@ stops ffmpeg within 5 s`, async () => {
     ).toBe(200);
     expect((await afterFinal.done).at(-1).videoEvents.video.status).toBe("READY");
 
-    const canceled = await makeClip({ width: 960, height: 540, seconds: 40, audio: true });
+    const canceled = await makeClip({ width: 640, height: 360, seconds: 60, audio: true });
     const { id } = await uploadUntilEncoding(api.url, wsClient(), canceled, "canceled after the restart", EVENTS);
     expect(ffmpegRunning()).toBeGreaterThan(0);
     const canceledAt = Date.now();

@@ -7,7 +7,8 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
-import { makeClip } from "./support/media-fixtures.ts";
+import { fixturesDir, makeClip } from "./support/media-fixtures.ts";
+import { pacedFfmpeg } from "./support/paced-ffmpeg.ts";
 import { createUpload } from "./support/uploads.ts";
 
 const run = promisify(execFile);
@@ -80,9 +81,12 @@ describe("a SIGKILLed worker leaves no debris", () => {
 
   it(`its ffmpeg dies with it within 2 s, and the next worker to start removes its temp dirs but not a \
 live worker's`, async () => {
-    const clip = await makeClip({ width: 1280, height: 720, seconds: 30, audio: true });
+    // Encodes that run until the test ends on any machine: a minute's clip (embedded-start's), read at
+    // its own rate (test/support/paced-ffmpeg.ts).
+    const clip = await makeClip({ width: 640, height: 360, seconds: 60, audio: true });
     const workerEnv = {
       ...common,
+      FFMPEG_PATH: await pacedFfmpeg(fixturesDir()),
       WORKER_TMP_DIR: workTmp,
       PROGRESS_INTERVAL_MS: "250",
       HEARTBEAT_INTERVAL_SECONDS: "2",
