@@ -78,8 +78,24 @@ export interface Packet {
   key: boolean;
 }
 
+type Packets = { timeBase: number; packets: Packet[]; size: number };
+/** packetsOf's readings by file, size and modification time: the tests read each joined file several times. */
+const probed = new Map<string, Promise<Packets>>();
+
 /** The packets of a file's only stream, in file order, and its time base. */
-export async function packetsOf(file: string): Promise<{ timeBase: number; packets: Packet[]; size: number }> {
+export async function packetsOf(file: string): Promise<Packets> {
+  const { size, mtimeMs } = await stat(file);
+  const key = `${file}\0${size}\0${mtimeMs}`;
+  let reading = probed.get(key);
+  if (!reading) {
+    reading = readPackets(file, size);
+    probed.set(key, reading);
+    reading.catch(() => probed.delete(key));
+  }
+  return reading;
+}
+
+async function readPackets(file: string, size: number): Promise<Packets> {
   const { stdout } = await run(
     "ffprobe",
     ["-v", "error", "-show_entries", "stream=time_base:packet=pts,dts,pos,flags", "-of", "json", file],
@@ -96,7 +112,7 @@ export async function packetsOf(file: string): Promise<{ timeBase: number; packe
     pos = p.pos === undefined ? pos : Number(p.pos);
     return { pts: p.pts, dts: p.dts ?? p.pts, pos, key: p.flags.startsWith("K") };
   });
-  return { timeBase: num! / den!, packets, size: (await stat(file)).size };
+  return { timeBase: num! / den!, packets, size };
 }
 
 /** Per segment: its first presentation time (in the stream's time base), its packet count, whether it opens on a keyframe. */
