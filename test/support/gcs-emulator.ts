@@ -118,18 +118,27 @@ export async function startGcsDeployment(pubsubHost: string, name: string): Prom
   if (process.env.PUBSUB_EMULATOR_HOST !== pubsubHost)
     throw new Error("set PUBSUB_EMULATOR_HOST to the emulator first");
   const pubsub = new PubSub({ projectId });
-  const [topic] = await pubsub.createTopic("gcs-object-finalize");
-  await topic.createSubscription("gcs-object-finalize-api");
-  const gcs = await startGcsEmulator({
-    notifications: { pubsubHost, projectId, topic: "gcs-object-finalize", objectPrefix: "videos/" },
-  });
+  let gcs: Awaited<ReturnType<typeof startGcsEmulator>> | undefined;
   const bucket = `${name}-${randomUUID().slice(0, 8)}`;
-  await createGcsClient(gcs.endpoint).createBucket(bucket);
+  try {
+    const [topic] = await pubsub.createTopic("gcs-object-finalize");
+    await topic.createSubscription("gcs-object-finalize-api");
+    gcs = await startGcsEmulator({
+      notifications: { pubsubHost, projectId, topic: "gcs-object-finalize", objectPrefix: "videos/" },
+    });
+    await createGcsClient(gcs.endpoint).createBucket(bucket);
+  } catch (err) {
+    // What was started is stopped: the caller has nothing to stop when this throws.
+    await gcs?.stop();
+    await pubsub.close();
+    throw err;
+  }
+  const started = gcs;
   return {
-    storageEnv: { STORAGE: "gcs", GCS_BUCKET: bucket, GCS_API_ENDPOINT: gcs.endpoint },
+    storageEnv: { STORAGE: "gcs", GCS_BUCKET: bucket, GCS_API_ENDPOINT: started.endpoint },
     notificationEnv: { GOOGLE_CLOUD_PROJECT: projectId, GCS_NOTIFICATION_SUBSCRIPTION: "gcs-object-finalize-api" },
     async stop() {
-      await gcs.stop();
+      await started.stop();
       await pubsub.close();
     },
   };
