@@ -296,7 +296,7 @@ describe("a source encoded in chunks joins as one process encodes it (real ffmpe
       const dir = await encode(name, { ladder: lowest, firstSegmentSeconds, ...chunkRange(CHUNKS[0]!) });
       broken[name] = await joinRung(name, [dir, `${ts}1`, `${ts}2`], lowest[0]!.name, "TS");
     }
-    // The lowest rung alone: a cold start costs it most (0.77 dB against 0.08 at 360p, 2026-11-23).
+    // The lowest rung alone: a cold start costs it most (0.77 dB against 0.08 at 360p, 2026-11-25).
     const cold = [];
     for (const chunk of CHUNKS.slice(1))
       cold.push(await encode(`cold-chunk${chunk.index}`, { ladder: lowest, ...chunkRange(chunk), preRollSeconds: 0 }));
