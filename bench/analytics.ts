@@ -24,7 +24,7 @@ import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import pg from "pg";
 import { parseCommandLine, usageError } from "../src/shared/command-line.ts";
 import { ANALYTICS_PATHS } from "../src/shared/analytics-beacons.ts";
-import { parseProcStat, type ProcStat } from "../src/shared/proc-stat.ts";
+import { CLOCK_TICKS_PER_SECOND, parseProcStat, type ProcStat } from "../src/shared/proc-stat.ts";
 import { ADMIN_AUTH } from "../test/support/auth.ts";
 import { startApiProcess, stopAllProcesses } from "../test/support/processes.ts";
 import { startBeaconSink } from "./support/beacon-sink.ts";
@@ -104,9 +104,6 @@ async function procStat(file: string): Promise<ProcStat | null> {
   return line ? parseProcStat(line) : null;
 }
 
-/** proc(5)'s CPU times are in clock ticks (USER_HZ), 100 a second on Linux. */
-const CLOCK_TICKS = 100;
-
 /**
  * CPU seconds used so far by each thread of process `pid`, summed by thread name, the main thread as
  * "main" (Linux's /proc; empty elsewhere). A thread that ended is not counted.
@@ -119,7 +116,7 @@ async function threadCpuSeconds(pid: number): Promise<Map<string, number>> {
     if (!stat) continue;
     const name = tid === String(pid) ? "main" : stat.comm;
     // utime and stime.
-    byName.set(name, (byName.get(name) ?? 0) + (stat.field(14) + stat.field(15)) / CLOCK_TICKS);
+    byName.set(name, (byName.get(name) ?? 0) + (stat.field(14) + stat.field(15)) / CLOCK_TICKS_PER_SECOND);
   }
   return byName;
 }
@@ -136,7 +133,7 @@ async function commandCpuSeconds(comm: string): Promise<number> {
     const stat = await procStat(`/proc/${pid}/stat`);
     if (stat?.comm !== comm) continue;
     // utime, stime, cutime and cstime.
-    seconds += (stat.field(14) + stat.field(15) + stat.field(16) + stat.field(17)) / CLOCK_TICKS;
+    seconds += (stat.field(14) + stat.field(15) + stat.field(16) + stat.field(17)) / CLOCK_TICKS_PER_SECOND;
   }
   return seconds;
 }

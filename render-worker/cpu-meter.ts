@@ -1,9 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { RunUsage } from "../src/protocol/messages.ts";
-import { parseProcStat } from "../src/shared/proc-stat.ts";
-
-/** Clock ticks per second of /proc's CPU times (USER_HZ), 100 on every Linux a worker runs on. */
-const CLOCK_TICKS = 100;
+import { CLOCK_TICKS_PER_SECOND, parseProcStat } from "../src/shared/proc-stat.ts";
 
 /**
  * CPU seconds of this process (process.cpuUsage) and of the child processes it has reaped
@@ -19,7 +16,7 @@ function reapedChildrenCpuSeconds(): number {
   try {
     const stat = parseProcStat(readFileSync("/proc/self/stat", "utf8"));
     // cutime and cstime.
-    return (stat.field(16) + stat.field(17)) / CLOCK_TICKS;
+    return (stat.field(16) + stat.field(17)) / CLOCK_TICKS_PER_SECOND;
   } catch {
     return 0;
   }

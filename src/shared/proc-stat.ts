@@ -13,6 +13,9 @@ export interface ProcStat {
   field(n: number): number;
 }
 
+/** Clock ticks per second of /proc's CPU and start times (USER_HZ): 100 on every Linux architecture. */
+export const CLOCK_TICKS_PER_SECOND = 100;
+
 export function parseProcStat(line: string): ProcStat {
   const open = line.indexOf("(");
   const close = line.lastIndexOf(")");

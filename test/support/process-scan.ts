@@ -2,7 +2,7 @@
 // its process group, where a process works, and whether a process seen earlier is still the same one.
 // Tests, bench/ and scripts/start-check.ts all look here.
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { parseProcStat } from "../../src/shared/proc-stat.ts";
+import { CLOCK_TICKS_PER_SECOND, parseProcStat } from "../../src/shared/proc-stat.ts";
 
 /** One live process; `startTime` (clock ticks since boot) tells a reused pid apart. */
 export interface ProcessInfo {
@@ -46,13 +46,10 @@ export function alivePids(pids: number[]): number[] {
   return pids.filter((pid) => readProcess(pid) !== null);
 }
 
-// Linux reports start times in clock ticks; USER_HZ is 100 on every architecture it runs on here.
-const TICKS_PER_SECOND = 100;
-
 /** Seconds since the process started. */
 export function ageSeconds(p: ProcessInfo): number {
   const uptime = Number(readFileSync("/proc/uptime", "utf8").split(" ")[0]);
-  return uptime - p.startTime / TICKS_PER_SECOND;
+  return uptime - p.startTime / CLOCK_TICKS_PER_SECOND;
 }
 
 /** The working directory of a process, or null when it is gone or unreadable. */
