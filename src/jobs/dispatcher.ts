@@ -82,10 +82,8 @@ export function createDispatcher(deps: {
     capabilities: { has: capability },
     lastHeartbeatAt: { gte: new Date(Date.now() - withinSeconds * 1000) },
   });
-  const workersAlive = (tx: Pick<Db, "worker">, capability: Capability, withinSeconds: number) =>
-    tx.worker.count({ where: aliveWith(capability, withinSeconds) });
   const workerAlive = async (tx: Pick<Db, "worker">, capability: Capability, withinSeconds: number) =>
-    (await workersAlive(tx, capability, withinSeconds)) > 0;
+    (await tx.worker.count({ where: aliveWith(capability, withinSeconds) })) > 0;
 
   /**
    * The message as sent to `queue`: a whole transcode on the cpu queue may be split while more than

@@ -118,7 +118,7 @@ export async function startGcsDeployment(pubsubHost: string, name: string): Prom
   if (process.env.PUBSUB_EMULATOR_HOST !== pubsubHost)
     throw new Error("set PUBSUB_EMULATOR_HOST to the emulator first");
   const pubsub = new PubSub({ projectId });
-  let gcs: Awaited<ReturnType<typeof startGcsEmulator>> | undefined;
+  let gcs: GcsEmulator | undefined;
   const bucket = `${name}-${randomUUID().slice(0, 8)}`;
   try {
     const [topic] = await pubsub.createTopic("gcs-object-finalize");
