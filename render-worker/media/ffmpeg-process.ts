@@ -88,12 +88,20 @@ export function runFfmpeg(run: FfmpegRun): Promise<string> {
  * fluent-ffmpeg has no option for the child's environment or its launcher, and its one spawn
  * would hand down the worker's whole environment and outlive a killed worker: this command's
  * spawns get the media tools' environment and die with the worker (diesWithWorker).
+ *
+ * Its capability check is skipped: before a process's first command it runs `ffmpeg -formats` and
+ * `ffmpeg -encoders`, to refuse a `-f` the build lacks and codecs named with its setters (this module
+ * names none: each run's options are ffmpeg's own). ffmpeg refuses an unknown `-f` or encoder itself,
+ * and that reason reaches the error (`errorSummary`), so the check only cost two ffmpeg starts per
+ * process: about 0.1 s of CPU each with Debian's build, most of it the dynamic loader.
  */
 function asMediaTool(command: ffmpeg.FfmpegCommand): void {
   const spawnable = command as unknown as {
     _spawnFfmpeg: (args: string[], options: object, ...callbacks: unknown[]) => void;
     _getFfmpegPath: (callback: (err: Error | null, path?: string) => void) => void;
+    _checkCapabilities: (callback: (err?: Error) => void) => void;
   };
+  spawnable._checkCapabilities = (callback) => callback();
   const spawnFfmpeg = spawnable._spawnFfmpeg;
   const launcher = diesWithWorker(FFMPEG, []);
   spawnable._getFfmpegPath = (callback) => callback(null, launcher.file);
