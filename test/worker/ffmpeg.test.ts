@@ -6,6 +6,7 @@ import { Parser } from "m3u8-parser";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { encodeLadder, ladderScaleGraph } from "../../render-worker/media/encode-ladder.ts";
 import { MediaError, redactUrls } from "../../render-worker/media/errors.ts";
+import { runFfmpeg } from "../../render-worker/media/ffmpeg-process.ts";
 import { extractPoster } from "../../render-worker/media/poster.ts";
 import { planLadder } from "../../render-worker/media/ladder.ts";
 import { probeSource } from "../../render-worker/media/probe.ts";
@@ -232,6 +233,31 @@ async function segmentTimes(file: string): Promise<{ start: number; startsOnKeyf
   ]);
   return { start, startsOnKeyframe: packets.stdout.trim().startsWith("K") };
 }
+
+describe("runFfmpeg", () => {
+  // fluent-ffmpeg's own check (`ffmpeg -formats` and `-encoders` before a process's first command)
+  // is skipped: these come from ffmpeg itself, in the one ffmpeg run.
+  it.each([
+    [
+      ["-f", "no_such_format"],
+      /^ffmpeg exited with code 1: Requested output format 'no_such_format' is not a suitable/,
+    ],
+    [["-c:v", "no_such_encoder", "-f", "null"], /^ffmpeg exited with code 1: .*Unknown encoder 'no_such_encoder'/],
+  ])("refuses an output ffmpeg lacks with ffmpeg's own reason: %j", async (options, reason) => {
+    const run = runFfmpeg({
+      inputs: [{ source: "testsrc2=size=64x64:duration=0.2", options: ["-f", "lavfi"] }],
+      outputs: [{ target: "out.bin", options }],
+      cwd: workDir,
+    });
+    const error = await run.then(
+      () => null,
+      (err: unknown) => err,
+    );
+    expect(error).toBeInstanceOf(MediaError);
+    expect((error as MediaError).message).toMatch(reason);
+    expect((error as MediaError).command).toMatch(/^ffmpeg .*-i testsrc2=size=64x64:duration=0\.2 .*out\.bin$/);
+  });
+});
 
 describe("extractPoster", () => {
   it("writes a JPEG at most 720 px high with even dimensions", async () => {
