@@ -5,6 +5,7 @@ import { createClient, type Client } from "graphql-ws";
 import WebSocket from "ws";
 import { loadEnv } from "../../src/config.ts";
 import { startLocalWorker, type LocalWorker } from "../../src/local-worker.ts";
+import { setLogLevel } from "../../src/log.ts";
 import { createApp, type App } from "../../src/server.ts";
 import { ADMIN_AUTH, TEST_ADMIN_KEY } from "./auth.ts";
 import { createTestDatabase, type TestDatabase } from "./db.ts";
@@ -81,6 +82,8 @@ export async function startTestApp(
     LIVE_SRT_PORT: "off",
     ...options.env,
   });
+  // The API in this process logs at the app's LOG_LEVEL (warn unless the run sets one), as src/main.ts sets it.
+  setLogLevel(env.LOG_LEVEL);
   const app = await createApp(env, database.url);
   const { url, metricsUrl } = await app.start();
   const workerCount = options.worker === false ? 0 : (options.workers ?? 1);
