@@ -3,37 +3,38 @@ import { BaseSequencer, type TestSpecification } from "vitest/node";
 
 /**
  * The files that take longest, longest first, from a full run on 2 cores, four files at a time
- * (2026-11-25, a 2-core AMD EPYC host; vitest's JSON reporter: each file's endTime - startTime, all
- * files of 40 s and more). Refresh it when a file joins them.
+ * (2026-11-23; vitest's JSON reporter: each file's endTime - startTime). Refresh it when a file joins them.
  */
 const LONGEST_FIRST = [
-  "test/live-stream.test.ts",
-  "test/console-e2e.test.ts",
-  "test/render-manim-api.test.ts",
   "test/worker/chunks.test.ts",
   "test/worker/render-manim.test.ts",
-  "test/console-library.test.ts",
+  "test/render-manim-api.test.ts",
+  "test/console-e2e.test.ts",
   "test/storyboard-thumbnails.test.ts",
   "test/worker/one-run-per-delivery.test.ts",
   "test/worker/resume.test.ts",
-  "test/multi-instance.test.ts",
-  "test/resume.test.ts",
-  "test/docs-examples.test.ts",
-  "test/split-transcode-cloud.test.ts",
-  "test/static-renditions.test.ts",
-  "test/webhooks.test.ts",
+  "test/worker/bandwidth.test.ts",
+  "test/worker/split-transcode.test.ts",
   "test/audio-only.test.ts",
   "test/embedded-start.test.ts",
-  "test/cli-help.test.ts",
-  "test/worker/split-transcode.test.ts",
-  "test/worker/bandwidth.test.ts",
-  "test/event-claims.test.ts",
-  "test/subscription-restart.test.ts",
+  "test/webhooks.test.ts",
+  "test/static-renditions.test.ts",
+  "test/multi-instance.test.ts",
+  "test/resume.test.ts",
   "test/multi-instance-pubsub.test.ts",
-  "test/worker/render-composition.test.ts",
-  "test/upload-to-hls-s3.test.ts",
+  "test/subscription-restart.test.ts",
+  "test/storage-outage.test.ts",
+  "test/fmp4-segments.test.ts",
   "test/pubsub-transport.test.ts",
+  "test/hostile-media.test.ts",
+  "test/postgres-listen-reconnect.test.ts",
+  "test/worker/render-composition.test.ts",
+  "test/render-composition-api.test.ts",
   "test/instant-clip.test.ts",
+  "test/docs-examples.test.ts",
+  "test/trace-across-programs.test.ts",
+  "test/cli-help.test.ts",
+  "test/event-claims.test.ts",
 ];
 
 /**
