@@ -102,9 +102,61 @@ function publish(
   seconds: number,
   options: { jumpAt?: number; videoCodec?: string; srt?: boolean } = {},
 ): { process: ChildProcess; exited: Promise<number | null> } {
+  const child = spawnPublisher(url, seconds, options, ["ignore", "ignore", "pipe"]);
+  child.stderr?.resume();
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return { process: child, exited };
+}
+
+/**
+ * A publisher (as `publish`) on air until the test stops it: a broadcast that outlasts what the test
+ * checks while it is live, however long a loaded host takes (a fixed length raced the watch page:
+ * its broadcast ended first). `stop` ends it as its operator would (ffmpeg's `q`: a clean end, exit
+ * 0) and resolves with the seconds of video it sent, from ffmpeg's own count of frames encoded.
+ */
+function publishUntilStopped(
+  url: string,
+  options: { srt?: boolean } = {},
+): { process: ChildProcess; exited: Promise<number | null>; startedAt: number; stop(): Promise<number> } {
+  const startedAt = Date.now();
+  // A bound on a test that never stops it.
+  const child = spawnPublisher(url, 180, options, ["pipe", "pipe", "pipe"], ["-progress", "pipe:1"]);
+  child.stderr?.resume();
+  let frames = 0;
+  let ended = false;
+  let pending = "";
+  child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
+    const lines = (pending + chunk).split("\n");
+    pending = lines.pop() ?? "";
+    for (const line of lines) {
+      if (line.startsWith("frame=")) frames = Number(line.slice("frame=".length));
+      if (line === "progress=end") ended = true;
+    }
+  });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return {
+    process: child,
+    exited,
+    startedAt,
+    async stop() {
+      child.stdin?.end("q");
+      await exited;
+      expect(ended, "ffmpeg's last progress report").toBe(true);
+      return frames / 25;
+    },
+  };
+}
+
+function spawnPublisher(
+  url: string,
+  seconds: number,
+  options: { jumpAt?: number; videoCodec?: string; srt?: boolean },
+  stdio: ["ignore" | "pipe", "ignore" | "pipe", "pipe"],
+  extra: string[] = [],
+): ChildProcess {
   const jump = (pts: string) =>
     options.jumpAt === undefined ? [] : [`if(gte(T,${options.jumpAt}),${pts}+100/TB,${pts})`];
-  const child = spawn(
+  return spawn(
     "ffmpeg",
     [
       ...["-hide_banner", "-loglevel", "error", "-re"],
@@ -114,13 +166,11 @@ function publish(
       ...(options.videoCodec
         ? ["-c:v", options.videoCodec]
         : ["-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p"]),
+      ...extra,
       ...["-c:a", "aac", "-b:a", "64k", "-f", options.srt ? "mpegts" : "flv", url],
     ],
-    { stdio: ["ignore", "ignore", "pipe"] },
+    { stdio },
   );
-  child.stderr?.resume();
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  return { process: child, exited };
 }
 
 async function streamState(id: string) {
@@ -154,9 +204,14 @@ async function viewerLatency(): Promise<{ count: number; sum: number }> {
 
 /**
  * The watch page (the console's player, hls.js in Chromium) plays the video a second; then
- * `meanwhile` checks; then the player's blocking reloads and its live latency report are checked.
+ * `meanwhile` checks; then the player's blocking reloads and its live latency report are checked:
+ * more than nothing, and less than the broadcast's age (`publisher` on air since its `startedAt`).
  */
-async function playsInWatchPage(videoId: string, meanwhile: () => Promise<void>): Promise<void> {
+async function playsInWatchPage(
+  videoId: string,
+  publisher: { startedAt: number },
+  meanwhile: () => Promise<void>,
+): Promise<void> {
   const page = await browser.newPage();
   // The statuses of the player's blocking playlist reloads (`_HLS_msn`: docs/live.md, "Latency").
   const blocking: number[] = [];
@@ -204,7 +259,9 @@ async function playsInWatchPage(videoId: string, meanwhile: () => Promise<void>)
     );
     const seconds = (reported.sum - before.sum) / (reported.count - before.count);
     expect(seconds).toBeGreaterThan(0);
-    expect(seconds).toBeLessThan(20);
+    // No player is further behind than the broadcast is old (a loaded host's stalls make it more
+    // than the few segments hls.js starts behind the live edge).
+    expect(seconds).toBeLessThan((Date.now() - publisher.startedAt) / 1000);
   } finally {
     await page.close();
   }
@@ -462,11 +519,9 @@ describe("live streams over RTMP", () => {
       },
     );
 
-    // Longer than the DVR window, so that the window slides for a few seconds while it is on air, and
-    // long enough for the watch page to load and play while it is (a loaded 2-core machine took over
-    // 12 s from LIVE to a second played).
-    const seconds = DVR_WINDOW_SECONDS + 10;
-    const publisher = publish(`${stream.ingestUrl}/${stream.key}`, seconds);
+    // On air until the window has slid (longer than the DVR window) and the watch page has played it
+    // (a loaded 2-core machine took over 12 s from LIVE to a second played): stopped below.
+    const publisher = publishUntilStopped(`${stream.ingestUrl}/${stream.key}`);
     const live = await waitFor(
       "the broadcast to be playable",
       () => streamState(stream.id),
@@ -496,13 +551,15 @@ describe("live streams over RTMP", () => {
     const windowChecked = expectLiveWindowAndInstantClip(live.activeVideo.id, live.activeVideo.playbackUrl, master);
     windowChecked.catch(() => {}); // awaited below; a failure meanwhile is not unhandled
     // The watch page (the console's player, hls.js in Chromium) plays it while it is live.
-    await playsInWatchPage(live.activeVideo.id, async () => {
+    await playsInWatchPage(live.activeVideo.id, publisher, async () => {
       const playedLive = await streamState(stream.id);
       expect(playedLive.status).toBe("LIVE");
       expect(await byProtocol(liveBroadcasts, "rtmp")).toBe(1);
     });
 
     await windowChecked;
+    const seconds = await publisher.stop();
+    expect(seconds).toBeGreaterThan(DVR_WINDOW_SECONDS);
 
     // From the publisher's first frame: the encode joined the feed after its worker had read the
     // opening (whether to copy the top rung), and still got the broadcast from its start.
@@ -601,7 +658,8 @@ describe("live streams over RTMP", () => {
       expect(codes[3]).toMatch(new RegExp(`^${srtAddress}\\?streamid=${key}&passphrase=[A-Za-z0-9_-]{32}&linger=3$`));
       const card = page.getByRole("article", { name: "Live stream Console show" });
       await card.getByText("Status: IDLE").waitFor();
-      const publisher = publish(`${server.replace("localhost", "127.0.0.1")}/${key}`, 6);
+      // On air until the card has shown it live and played it: stopped below.
+      const publisher = publishUntilStopped(`${server.replace("localhost", "127.0.0.1")}/${key}`);
       await card.getByText("Status: LIVE").waitFor({ timeout: 30_000 });
       await card.getByText(/segments ·/).waitFor();
       // Each rendition's bit rate as published, the publisher's own video marked copied.
@@ -613,6 +671,7 @@ describe("live streams over RTMP", () => {
           timeout: 20_000,
         },
       );
+      expect(await publisher.stop()).toBeGreaterThan(1);
       expect(await publisher.exited).toBe(0);
       await card.getByText("Status: ENDED").waitFor({ timeout: 30_000 });
       await card.getByRole("link", { name: "Console show" }).waitFor();
@@ -1110,9 +1169,8 @@ describe("SRT ingest", () => {
     const stream = await createLiveStream("Over SRT");
     // The whole address, as shown once with the key (OBS takes it as its Server).
     expect(stream.srtUrl).toBe(await srtUrl(stream.key, stream.srtPassphrase));
-    // Long enough for the watch page to load and play while it is on air on a loaded machine.
-    const seconds = 20;
-    const publisher = publish(await srtUrl(`#!::r=${stream.key},m=publish`, stream.srtPassphrase), seconds, {
+    // On air until the watch page has played it, however long a loaded machine takes: stopped below.
+    const publisher = publishUntilStopped(await srtUrl(`#!::r=${stream.key},m=publish`, stream.srtPassphrase), {
       srt: true,
     });
     const live = await waitFor(
@@ -1137,11 +1195,12 @@ describe("SRT ingest", () => {
       expect(environment.map((e) => e.split("=")[0])).toEqual(p.command === "ffmpeg" ? ["PATH"] : []);
     }
     // Played while the caller was still sending: live, not the recording.
-    await playsInWatchPage(live.activeVideo.id, async () => expect(publisher.process.exitCode).toBeNull());
+    await playsInWatchPage(live.activeVideo.id, publisher, async () => expect(publisher.process.exitCode).toBeNull());
     // Every second the caller sent, its last frames included: it lingers at its close (`srtUrl`'s
     // linger=3; without it SRT's live mode dropped what was not sent yet, 0.2 s here), and the
     // remux's last packets too (the caller's leaving drains it).
     const srtBytesBefore = await byProtocol(liveIngestBytes, "srt");
+    const seconds = await publisher.stop();
     const ended = await expectRecording(stream.id, publisher, seconds);
     expect(ended.activeVideo.duration).toBeGreaterThanOrEqual(seconds - 0.05);
     expect(await byProtocol(liveIngestBytes, "srt")).toBeGreaterThan(srtBytesBefore);
