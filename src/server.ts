@@ -444,6 +444,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       await dispatcher.stop();
       log.info("stopping: transport");
       await transport.stop();
+      await queueWatch.stop();
       log.info("stopping: event fan-out");
       await eventTarget.close();
       await limiterPool.end();

@@ -114,6 +114,44 @@ describe("queue positions: the simulation and one read per queue change", () => 
     expect(counts[0]).toBeLessThanOrEqual(5);
   });
 
+  it("once stopped (the API's stop, before its database closes) reads nothing more, and first finishes a publish under way", async () => {
+    const queued = await queueOf(2);
+    // A change still coalescing when the watch stops is dropped: no read after the stop.
+    const idle = createQueueWatch({
+      db: counted,
+      pubSub: createVideoPubSub(undefined),
+      aliveWithinSeconds: 90,
+      coalesceMs: 50,
+    });
+    queries = 0;
+    idle.changed("cpu");
+    await idle.stop();
+    idle.changed("cpu");
+    await new Promise((r) => setTimeout(r, 200));
+    expect(queries).toBe(0);
+
+    // A publish that has started is finished before `stop` resolves: its events are out by then.
+    const pubSub = createVideoPubSub(undefined);
+    const published: string[] = [];
+    const busy = createQueueWatch({
+      db: counted,
+      pubSub: {
+        ...pubSub,
+        publish: (...args: Parameters<typeof pubSub.publish>) => {
+          published.push(args[1]);
+          pubSub.publish(...args);
+        },
+      },
+      aliveWithinSeconds: 90,
+      coalesceMs: 1,
+    });
+    busy.changed("cpu");
+    await expect.poll(() => queries, { interval: 1 }).toBeGreaterThan(0);
+    expect(published).toEqual([]);
+    await busy.stop();
+    expect(published.sort()).toEqual(queued.map((j) => j.videoId).sort());
+  });
+
   it(`counts the wait for a dead GPU pool: a job on nvenc whose only GPU worker stopped heartbeating starts no \
 sooner than GPU_FALLBACK_AFTER_SECONDS moves it to cpu, then waits its turn there`, async () => {
     const now = Date.now();

@@ -182,6 +182,11 @@ export interface QueueWatch {
   jobChanged(jobId: string): Promise<void>;
   /** Every QUEUED job's position in `queue`, read once per call. */
   positions(queue: string): ReturnType<typeof readQueuePositions>;
+  /**
+   * No publish starts after this; resolves once those under way are done (the API's stop, before
+   * its database is closed: a change coalescing when it stopped is dropped, its readers are gone).
+   */
+  stop(): Promise<void>;
 }
 
 /**
@@ -197,7 +202,9 @@ export function createQueueWatch(deps: {
   gpuFallback?: GpuFallbackEstimate;
   coalesceMs?: number;
 }): QueueWatch {
-  const pending = new Set<string>();
+  const pending = new Map<string, NodeJS.Timeout>();
+  const publishing = new Set<Promise<void>>();
+  let stopped = false;
   const positions = (queue: string) => readQueuePositions(deps.db, queue, deps.aliveWithinSeconds, deps.gpuFallback);
 
   async function publish(queue: string): Promise<void> {
@@ -213,17 +220,26 @@ export function createQueueWatch(deps: {
   }
 
   function changed(queue: string): void {
-    if (pending.has(queue)) return;
-    pending.add(queue);
-    setTimeout(() => {
+    if (stopped || pending.has(queue)) return;
+    const timer = setTimeout(() => {
       pending.delete(queue);
-      publish(queue).catch((err) => log.warn("queue positions not published", { queue, err }));
+      const done = publish(queue)
+        .catch((err) => log.warn("queue positions not published", { queue, err }))
+        .finally(() => publishing.delete(done));
+      publishing.add(done);
     }, deps.coalesceMs ?? 100).unref();
+    pending.set(queue, timer);
   }
 
   return {
     changed,
     positions,
+    async stop() {
+      stopped = true;
+      for (const timer of pending.values()) clearTimeout(timer);
+      pending.clear();
+      await Promise.all(publishing);
+    },
     async jobChanged(jobId) {
       const job = await deps.db.job.findUnique({
         where: { id: jobId },
