@@ -15,6 +15,8 @@ describe("queue positions: the simulation and one read per queue change", () => 
   let tenantId: string;
   let queries = 0;
   let counted: Db;
+  /** While set, every query through `counted` waits for it first. */
+  let gate: Promise<void> | null = null;
 
   beforeAll(async () => {
     database = await createTestDatabase();
@@ -22,8 +24,9 @@ describe("queue positions: the simulation and one read per queue change", () => 
     tenantId = (await ensureTenant(db, "queue")).id;
     counted = db.$extends({
       query: {
-        $allOperations({ args, query }) {
+        async $allOperations({ args, query }) {
           queries++;
+          if (gate) await gate;
           return query(args);
         },
       },
@@ -145,10 +148,22 @@ describe("queue positions: the simulation and one read per queue change", () => 
       aliveWithinSeconds: 90,
       coalesceMs: 1,
     });
+    // Its reads held until the test lets them go: the publish is under way when the watch stops.
+    let open = () => {};
+    gate = new Promise((resolve) => {
+      open = resolve;
+    });
     busy.changed("cpu");
-    await expect.poll(() => queries, { interval: 1 }).toBeGreaterThan(0);
-    expect(published).toEqual([]);
-    await busy.stop();
+    await expect.poll(() => queries, { interval: 5 }).toBeGreaterThan(0);
+    let stopped = false;
+    const stopping = busy.stop().then(() => {
+      stopped = true;
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(stopped).toBe(false);
+    gate = null;
+    open();
+    await stopping;
     expect(published.sort()).toEqual(queued.map((j) => j.videoId).sort());
   });
 
