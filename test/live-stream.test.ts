@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import path from "node:path";
+import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Browser } from "playwright-core";
 import {
@@ -93,22 +94,6 @@ async function byProtocol(
 }
 
 /**
- * ffmpeg publishing `seconds` of a 320x240 25 fps test pattern with a tone, in real time, as FLV
- * over RTMP (or, with `srt`, as MPEG-TS to an srt:// URL); with `jumpAt`, its timestamps leap 100 s
- * forward at that second (a hostile or broken encoder).
- */
-function publish(
-  url: string,
-  seconds: number,
-  options: { jumpAt?: number; videoCodec?: string; srt?: boolean } = {},
-): { process: ChildProcess; exited: Promise<number | null> } {
-  const child = spawnPublisher(url, seconds, options, ["ignore", "ignore", "pipe"]);
-  child.stderr?.resume();
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  return { process: child, exited };
-}
-
-/**
  * A publisher (as `publish`) on air until the test stops it: a broadcast that outlasts what the test
  * checks while it is live, however long a loaded host takes (a fixed length raced the watch page:
  * its broadcast ended first). `stop` ends it as its operator would (ffmpeg's `q`: a clean end, exit
@@ -120,20 +105,15 @@ function publishUntilStopped(
 ): { process: ChildProcess; exited: Promise<number | null>; startedAt: number; stop(): Promise<number> } {
   const startedAt = Date.now();
   // A bound on a test that never stops it.
-  const child = spawnPublisher(url, 180, options, ["pipe", "pipe", "pipe"], ["-progress", "pipe:1"]);
-  child.stderr?.resume();
+  const { process: child, exited } = publish(url, 180, options, { progress: true });
   let frames = 0;
   let ended = false;
-  let pending = "";
-  child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
-    const lines = (pending + chunk).split("\n");
-    pending = lines.pop() ?? "";
-    for (const line of lines) {
-      if (line.startsWith("frame=")) frames = Number(line.slice("frame=".length));
-      if (line === "progress=end") ended = true;
-    }
+  createInterface({ input: child.stdout! }).on("line", (line) => {
+    if (line.startsWith("frame=")) frames = Number(line.slice("frame=".length));
+    if (line === "progress=end") ended = true;
   });
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  // After its exit and its stdout's last lines (`exit` may come before them).
+  const closed = new Promise((resolve) => child.on("close", resolve));
   return {
     process: child,
     exited,
@@ -142,23 +122,28 @@ function publishUntilStopped(
       // A publisher that has already exited (its stop is then checked below) closed its end.
       child.stdin?.on("error", () => {});
       child.stdin?.end("q");
-      await exited;
+      await closed;
       expect(ended, "ffmpeg's last progress report").toBe(true);
       return frames / 25;
     },
   };
 }
 
-function spawnPublisher(
+/**
+ * ffmpeg publishing `seconds` of a 320x240 25 fps test pattern with a tone, in real time, as FLV
+ * over RTMP (or, with `srt`, as MPEG-TS to an srt:// URL); with `jumpAt`, its timestamps leap 100 s
+ * forward at that second (a hostile or broken encoder). With `progress`: ffmpeg's `-progress` lines
+ * on its stdout, and its stdin open for `q`.
+ */
+function publish(
   url: string,
   seconds: number,
-  options: { jumpAt?: number; videoCodec?: string; srt?: boolean },
-  stdio: ["ignore" | "pipe", "ignore" | "pipe", "pipe"],
-  extra: string[] = [],
-): ChildProcess {
+  options: { jumpAt?: number; videoCodec?: string; srt?: boolean } = {},
+  { progress = false } = {},
+): { process: ChildProcess; exited: Promise<number | null> } {
   const jump = (pts: string) =>
     options.jumpAt === undefined ? [] : [`if(gte(T,${options.jumpAt}),${pts}+100/TB,${pts})`];
-  return spawn(
+  const child = spawn(
     "ffmpeg",
     [
       ...["-hide_banner", "-loglevel", "error", "-re"],
@@ -168,11 +153,14 @@ function spawnPublisher(
       ...(options.videoCodec
         ? ["-c:v", options.videoCodec]
         : ["-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p"]),
-      ...extra,
+      ...(progress ? ["-progress", "pipe:1"] : []),
       ...["-c:a", "aac", "-b:a", "64k", "-f", options.srt ? "mpegts" : "flv", url],
     ],
-    { stdio },
+    { stdio: progress ? ["pipe", "pipe", "pipe"] : ["ignore", "ignore", "pipe"] },
   );
+  child.stderr?.resume();
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return { process: child, exited };
 }
 
 async function streamState(id: string) {
