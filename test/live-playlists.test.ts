@@ -24,6 +24,8 @@ let server: Server;
 let base: string;
 /** Reads of stored playlists made for held requests, by key. */
 const reads = new Map<string, number>();
+/** Keys whose counted reads take half a second (a slow bucket). */
+const slowReads = new Set<string>();
 /** Videos the guard calls live broadcasts' (any other: a VOD). */
 const liveVideos = new Set<string>();
 
@@ -45,8 +47,9 @@ beforeAll(async () => {
   };
   const live = createLivePlaylists({
     windowSeconds: 0,
-    readText: (key) => {
+    readText: async (key) => {
       reads.set(key, (reads.get(key) ?? 0) + 1);
+      if (slowReads.has(key)) await sleep(500);
       return storage.readText(key);
     },
   });
@@ -207,6 +210,22 @@ describe("a live rung playlist over /media/", () => {
     // About ten reads in the second they waited, for all 200 of them.
     expect(reads.get(key)!).toBeGreaterThanOrEqual(5);
     expect(reads.get(key)!).toBeLessThan(20);
+  });
+
+  it("shares one read among the requests that arrive while it runs", async () => {
+    const { key, url, write } = await rung(true, playlist(2));
+    await fetch(url);
+    slowReads.add(key);
+    reads.set(key, 0);
+    // Each asks for segment 2 before anyone has read that it is not there yet.
+    const waiting = Array.from({ length: 200 }, () => fetch(`${url}?_HLS_msn=2`).then((r) => r.text()));
+    await sleep(1200);
+    await write(playlist(3));
+    const answers = await Promise.all(waiting);
+    expect(answers.filter((a) => listed(a).length !== 3)).toEqual([]);
+    // A read of half a second, a tenth of a second apart: a handful, not one per request.
+    expect(reads.get(key)!).toBeGreaterThanOrEqual(2);
+    expect(reads.get(key)!).toBeLessThan(10);
   });
 });
 

@@ -90,10 +90,24 @@ const MAX_HOLD_TARGET_DURATIONS = 3;
 const MAX_SEGMENTS_AHEAD = 2;
 
 export function createLivePlaylists(options: LivePlaylistOptions) {
-  const { windowSeconds, readText } = options;
+  const { windowSeconds } = options;
   const now = options.now ?? Date.now;
   const pollFraction = options.pollFraction ?? 0.1;
   const seen = new Map<string, Seen>();
+  const reading = new Map<string, Promise<string | null>>();
+  /**
+   * One read of `key` at a time, shared by every request that asks while it runs: the players of a
+   * broadcast ask together, right after a segment, and each reading for itself would queue hundreds
+   * of reads (and the worker's next write) behind each other.
+   */
+  const readText = (key: string): Promise<string | null> => {
+    let pending = reading.get(key);
+    if (!pending) {
+      pending = options.readText(key).finally(() => reading.delete(key));
+      reading.set(key, pending);
+    }
+    return pending;
+  };
   // A live playlist only grows at its end: its length and last line tell one version from the next.
   const versionOf = (text: string) => `${text.length}:${text.slice(-64)}`;
 
