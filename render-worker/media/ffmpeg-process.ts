@@ -93,15 +93,20 @@ export function runFfmpeg(run: FfmpegRun): Promise<string> {
  * `ffmpeg -encoders`, to refuse a `-f` the build lacks and codecs named with its setters (this module
  * names none: each run's options are ffmpeg's own). ffmpeg refuses an unknown `-f` or encoder itself,
  * and that reason reaches the error (`errorSummary`), so the check only cost two ffmpeg starts per
- * process: about 0.1 s of CPU each with Debian's build, most of it the dynamic loader.
+ * process: about 0.1 s of CPU each with Debian's build, most of it the dynamic loader. So is the
+ * step that adds `-strict experimental` after an experimental `-acodec` or `-vcodec`, which runs
+ * `ffmpeg -encoders` to know which are: those are fluent-ffmpeg's setters' arguments, and the
+ * commands here name their codecs with ffmpeg's own options (`-c:v`, `-c:a`).
  */
 function asMediaTool(command: ffmpeg.FfmpegCommand): void {
   const spawnable = command as unknown as {
     _spawnFfmpeg: (args: string[], options: object, ...callbacks: unknown[]) => void;
     _getFfmpegPath: (callback: (err: Error | null, path?: string) => void) => void;
     _checkCapabilities: (callback: (err?: Error) => void) => void;
+    availableEncoders: (callback: (err: Error | null, encoders: Record<string, never>) => void) => void;
   };
   spawnable._checkCapabilities = (callback) => callback();
+  spawnable.availableEncoders = (callback) => callback(null, {});
   const spawnFfmpeg = spawnable._spawnFfmpeg;
   const launcher = diesWithWorker(FFMPEG, []);
   spawnable._getFfmpegPath = (callback) => callback(null, launcher.file);

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import { Parser } from "m3u8-parser";
@@ -256,6 +256,31 @@ describe("runFfmpeg", () => {
     expect(error).toBeInstanceOf(MediaError);
     expect((error as MediaError).message).toMatch(reason);
     expect((error as MediaError).command).toMatch(/^ffmpeg .*-i testsrc2=size=64x64:duration=0\.2 .*out\.bin$/);
+  });
+});
+
+describe("runFfmpeg's ffmpeg starts", () => {
+  it("a process's first command starts ffmpeg once: nothing is asked of ffmpeg before it", async () => {
+    // Records each start, then runs the real ffmpeg (a media tool gets no variables to read).
+    const calls = path.join(workDir, "calls.txt");
+    const wrapper = path.join(workDir, "recording-ffmpeg");
+    await writeFile(wrapper, `#!/bin/sh\necho "$@" >> '${calls}'\nexec ffmpeg "$@"\n`);
+    await chmod(wrapper, 0o755);
+    // A process of its own: fluent-ffmpeg keeps what it asked ffmpeg per process, and FFMPEG_PATH is
+    // read at import.
+    const script = `
+      import { runFfmpeg } from ${JSON.stringify(path.resolve("render-worker/media/ffmpeg-process.ts"))};
+      await runFfmpeg({
+        inputs: [{ source: "testsrc2=size=64x64:duration=0.2", options: ["-f", "lavfi"] }],
+        outputs: [{ target: "out.mp4", options: ["-c:v", "libx264", "-preset", "ultrafast"] }],
+        cwd: process.argv[1],
+      });`;
+    await run(process.execPath, ["--input-type=module", "-e", script, workDir], {
+      env: { ...process.env, FFMPEG_PATH: wrapper },
+    });
+    const recorded = (await readFile(calls, "utf8")).trim().split("\n");
+    expect(recorded).toHaveLength(1);
+    expect(recorded[0]).toMatch(/-i testsrc2=size=64x64:duration=0\.2 .*out\.mp4$/);
   });
 });
 
