@@ -1,10 +1,11 @@
 import { execFile } from "node:child_process";
-import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { renderImage } from "../src/thumbnails/render-image.ts";
+import { recordingFfmpeg } from "./support/recording-ffmpeg.ts";
 
 const run = promisify(execFile);
 
@@ -26,11 +27,8 @@ describe("the API's image maker", () => {
     ]);
     const segment = await readFile(segmentFile);
     // Records each call, then runs the real ffmpeg (the image maker gives its tool no variables to read).
-    const calls = path.join(dir, "calls.txt");
-    const wrapper = path.join(dir, "recording-ffmpeg");
-    await writeFile(wrapper, `#!/bin/sh\necho "$@" >> '${calls}'\nexec ffmpeg "$@"\n`);
-    await chmod(wrapper, 0o755);
-    vi.stubEnv("FFMPEG_PATH", wrapper);
+    const ffmpegPath = await recordingFfmpeg(dir);
+    vi.stubEnv("FFMPEG_PATH", ffmpegPath.path);
 
     const outFile = path.join(dir, "thumbnail.jpg");
     await renderImage({
@@ -46,8 +44,8 @@ describe("the API's image maker", () => {
     });
 
     expect((await stat(outFile)).size).toBeGreaterThan(0);
-    const recorded = await readFile(calls, "utf8").catch(() => "");
-    expect(recorded.trim().split("\n")).toHaveLength(1);
-    expect(recorded).toContain("thumbnail.jpg");
+    const recorded = await ffmpegPath.calls();
+    expect(recorded).toHaveLength(1);
+    expect(recorded[0]).toContain("thumbnail.jpg");
   });
 });

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import { Parser } from "m3u8-parser";
@@ -11,6 +11,7 @@ import { extractPoster } from "../../render-worker/media/poster.ts";
 import { planLadder } from "../../render-worker/media/ladder.ts";
 import { probeSource } from "../../render-worker/media/probe.ts";
 import { fixturesDir, makeClip } from "../support/media-fixtures.ts";
+import { recordingFfmpeg } from "../support/recording-ffmpeg.ts";
 
 const run = promisify(execFile);
 
@@ -257,15 +258,9 @@ describe("runFfmpeg", () => {
     expect((error as MediaError).message).toMatch(reason);
     expect((error as MediaError).command).toMatch(/^ffmpeg .*-i testsrc2=size=64x64:duration=0\.2 .*out\.bin$/);
   });
-});
 
-describe("runFfmpeg's ffmpeg starts", () => {
   it("a process's first command starts ffmpeg once: nothing is asked of ffmpeg before it", async () => {
-    // Records each start, then runs the real ffmpeg (a media tool gets no variables to read).
-    const calls = path.join(workDir, "calls.txt");
-    const wrapper = path.join(workDir, "recording-ffmpeg");
-    await writeFile(wrapper, `#!/bin/sh\necho "$@" >> '${calls}'\nexec ffmpeg "$@"\n`);
-    await chmod(wrapper, 0o755);
+    const ffmpegPath = await recordingFfmpeg(workDir);
     // A process of its own: fluent-ffmpeg keeps what it asked ffmpeg per process, and FFMPEG_PATH is
     // read at import.
     const script = `
@@ -276,9 +271,9 @@ describe("runFfmpeg's ffmpeg starts", () => {
         cwd: process.argv[1],
       });`;
     await run(process.execPath, ["--input-type=module", "-e", script, workDir], {
-      env: { ...process.env, FFMPEG_PATH: wrapper },
+      env: { ...process.env, FFMPEG_PATH: ffmpegPath.path },
     });
-    const recorded = (await readFile(calls, "utf8")).trim().split("\n");
+    const recorded = await ffmpegPath.calls();
     expect(recorded).toHaveLength(1);
     expect(recorded[0]).toMatch(/-i testsrc2=size=64x64:duration=0\.2 .*out\.mp4$/);
   });
