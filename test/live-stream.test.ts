@@ -694,9 +694,12 @@ describe("live streams over RTMP", () => {
 
   it("a publisher that reconnects within the grace continues the same broadcast, and a timestamp jump leaves no gap", async () => {
     const stream = await createLiveStream("Flaky uplink", "SIGNED");
-    const first = publish(`${stream.ingestUrl}/${stream.key}`, 4);
-    // A second publisher with the same key at the same moment: one broadcasts, the other is refused.
-    const rival = publish(`${stream.ingestUrl}/${stream.key}`, 4);
+    // Two publishers with the same key at the same moment: one broadcasts, the other is refused. The
+    // one broadcasting is on air until its broadcast has been seen LIVE (stopped below): on a loaded
+    // machine a 4 s publisher had gone before its encode's first segments were out, and the stream
+    // went from CONNECTED to DISCONNECTED without ever being LIVE.
+    const url = `${stream.ingestUrl}/${stream.key}`;
+    const publishers = [publishUntilStopped(url), publishUntilStopped(url)];
     const live = await waitFor(
       "the broadcast",
       () => streamState(stream.id),
@@ -707,12 +710,15 @@ describe("live streams over RTMP", () => {
     expect(signed.searchParams.get("token")).toBeTruthy();
     expect((await fetch(signed)).status).toBe(200);
     expect((await fetch(new URL(signed.pathname, t.url))).status).toBe(403);
-    // Watched from now, not from the publishers' exits: on a loaded machine their exits can be seen
+    // The one refused has gone; the other broadcasts until it is stopped.
+    const refused = await Promise.race(publishers.map((p) => p.exited.then(() => p)));
+    expect(await refused.exited).not.toBe(0);
+    const first = publishers.find((p) => p !== refused)!;
+    // Watched from now, not from the publisher's exit: on a loaded machine its exit can be seen
     // after the grace has run out.
     const disconnected = disconnectOf(stream.id);
-    // Whichever won the stream broadcast to the end; the other was refused.
-    const codes = await Promise.all([first.exited, rival.exited]);
-    expect(codes.filter((code) => code === 0)).toHaveLength(1);
+    const firstSeconds = await first.stop();
+    expect(await first.exited).toBe(0);
     await disconnected;
     // Back within LIVE_RECONNECT_GRACE_SECONDS (3 s), its clock leaping 100 s two seconds in.
     const second = publish(`${stream.ingestUrl}/${stream.key}`, 4, { jumpAt: 2 });
@@ -723,8 +729,8 @@ describe("live streams over RTMP", () => {
     );
     expect(back.activeVideo.id).toBe(live.activeVideo.id);
     expect(await second.exited).toBe(0);
-    // Both publishers' 8 s, without the time between them or the 100 s leap.
-    await expectOneRecording(stream.id, live.activeVideo.id, 8);
+    // Both publishers' seconds, without the time between them or the 100 s leap.
+    await expectOneRecording(stream.id, live.activeVideo.id, firstSeconds + 4);
   });
 
   it("a publisher that reconnects to another API instance within the grace continues the same broadcast: relayed to the instance holding it", async () => {
@@ -736,13 +742,15 @@ describe("live streams over RTMP", () => {
     });
     try {
       const stream = await createLiveStream("Moved uplink");
-      const first = publish(`${stream.ingestUrl}/${stream.key}`, 4);
+      // On air until its broadcast has been seen LIVE: stopped below.
+      const first = publishUntilStopped(`${stream.ingestUrl}/${stream.key}`);
       const live = await waitFor(
         "the broadcast",
         () => streamState(stream.id),
         (s) => s.status === "LIVE",
       );
       const disconnected = disconnectOf(stream.id);
+      const firstSeconds = await first.stop();
       expect(await first.exited).toBe(0);
       await disconnected;
       // Back within the grace, through the other instance's ingest (a load balancer's choice).
@@ -758,8 +766,8 @@ describe("live streams over RTMP", () => {
       // The holding instance took it as a publisher relayed to it.
       expect(await byProtocol(liveBroadcasts, "relay")).toBe(1);
       expect(await second.exited).toBe(0);
-      // Both publishers' 8 s, one recording.
-      await expectOneRecording(stream.id, live.activeVideo.id, 8);
+      // Both publishers' seconds, one recording.
+      await expectOneRecording(stream.id, live.activeVideo.id, firstSeconds + 4);
       expect(await byProtocol(liveBroadcasts, "relay")).toBe(0);
       // The relay takes only a signed request, and only while this instance holds that broadcast.
       const relayUrl = (videoId: string) => `${t.url}${t.app.services.signer.sign(relayPath(videoId), 60)}`;
@@ -786,9 +794,9 @@ describe("live streams over RTMP", () => {
     const endpointId = endpoint.data.createWebhookEndpoint.endpoint.id;
     const ingestUrl = liveStream.ingestUrl.replace("localhost", "127.0.0.1");
     const usedBefore = (await t.app.services.db.liveUsage.findMany()).reduce((sum, u) => sum + u.seconds, 0);
-    // Long enough to be seen LIVE on a loaded machine (4 s had ended before a poll saw it LIVE).
-    const seconds = 8;
-    const publisher = publish(`${ingestUrl}/${streamKey}`, seconds);
+    // On air until its broadcast has been seen LIVE (on a loaded machine a 4 s publisher had gone
+    // before its broadcast turned LIVE): stopped below.
+    const publisher = publishUntilStopped(`${ingestUrl}/${streamKey}`);
     const live = await waitFor(
       "the broadcast",
       () => streamState(liveStream.id),
@@ -799,6 +807,7 @@ describe("live streams over RTMP", () => {
     expect(await text(new URL(live.activeVideo.playbackUrl, t.url).href)).toContain("#EXTM3U");
     const hls = path.join(t.dataDir, "videos", videoId, "hls");
     expect((await readdir(hls)).length).toBeGreaterThan(0);
+    const seconds = await publisher.stop();
     expect(await publisher.exited).toBe(0);
     const ended = await waitFor(
       "the end",
@@ -814,7 +823,8 @@ describe("live streams over RTMP", () => {
     expect(rungs.data.video.variants.length).toBeGreaterThan(1);
     for (const rung of rungs.data.video.variants) expect(rung).toMatchObject({ playlistUrl: null });
     expect(rungs.data.video.variants.some((r: { segmentCount: number }) => r.segmentCount > 0)).toBe(true);
-    expect(ended.activeVideo.duration).toBeGreaterThan(seconds - 1.5);
+    // Its length is what its publisher sent.
+    expect(Math.abs(ended.activeVideo.duration - seconds)).toBeLessThan(1.5);
     // Nothing of it is left in storage (no playlists, segments, poster or recording source).
     await expect(readdir(path.join(t.dataDir, "videos", videoId))).rejects.toThrow(/ENOENT/);
     expect((await fetch(new URL(live.activeVideo.playbackUrl, t.url))).status).toBe(404);
