@@ -207,8 +207,10 @@ describe("a live rung playlist over /media/", () => {
     await write(playlist(3));
     const answers = await Promise.all(waiting);
     expect(answers.every((a) => listed(a).length === 3)).toBe(true);
-    // About ten reads in the second they waited, for all 200 of them.
-    expect(reads.get(key)!).toBeGreaterThanOrEqual(5);
+    // About ten reads in the second they waited, for all 200 of them: at most, since a read under
+    // way is shared and a loaded host reads less often (3 in a CI run); at least the one that found
+    // the segment missing and the one that found it.
+    expect(reads.get(key)!).toBeGreaterThanOrEqual(2);
     expect(reads.get(key)!).toBeLessThan(20);
   });
 
