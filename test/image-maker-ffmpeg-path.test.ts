@@ -27,8 +27,8 @@ describe("the API's image maker", () => {
     ]);
     const segment = await readFile(segmentFile);
     // Records each call, then runs the real ffmpeg (the image maker gives its tool no variables to read).
-    const ffmpegPath = await recordingFfmpeg(dir);
-    vi.stubEnv("FFMPEG_PATH", ffmpegPath.path);
+    const recorder = await recordingFfmpeg(dir);
+    vi.stubEnv("FFMPEG_PATH", recorder.path);
 
     const outFile = path.join(dir, "thumbnail.jpg");
     await renderImage({
@@ -44,7 +44,7 @@ describe("the API's image maker", () => {
     });
 
     expect((await stat(outFile)).size).toBeGreaterThan(0);
-    const recorded = await ffmpegPath.calls();
+    const recorded = await recorder.calls();
     expect(recorded).toHaveLength(1);
     expect(recorded[0]).toContain("thumbnail.jpg");
   });

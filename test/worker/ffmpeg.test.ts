@@ -260,7 +260,7 @@ describe("runFfmpeg", () => {
   });
 
   it("a process's first command starts ffmpeg once: nothing is asked of ffmpeg before it", async () => {
-    const ffmpegPath = await recordingFfmpeg(workDir);
+    const recorder = await recordingFfmpeg(workDir);
     // A process of its own: fluent-ffmpeg keeps what it asked ffmpeg per process, and FFMPEG_PATH is
     // read at import.
     const script = `
@@ -271,9 +271,9 @@ describe("runFfmpeg", () => {
         cwd: process.argv[1],
       });`;
     await run(process.execPath, ["--input-type=module", "-e", script, workDir], {
-      env: { ...process.env, FFMPEG_PATH: ffmpegPath.path },
+      env: { ...process.env, FFMPEG_PATH: recorder.path },
     });
-    const recorded = await ffmpegPath.calls();
+    const recorded = await recorder.calls();
     expect(recorded).toHaveLength(1);
     expect(recorded[0]).toMatch(/-i testsrc2=size=64x64:duration=0\.2 .*out\.mp4$/);
   });
