@@ -12,7 +12,8 @@
 //   server on 127.0.0.1:5432, else an embedded Postgres.
 import { randomBytes } from "node:crypto";
 import { execFileSync } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { openAsBlob } from "node:fs";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { createClient } from "graphql-ws";
@@ -89,7 +90,7 @@ interface Result {
 }
 
 /** Runs one layout on a fresh database: starts the stack, uploads the clip once, stops it all. */
-async function runLayout(scratch: string, clip: Buffer, layout: { workers: number; cores: number }): Promise<Result> {
+async function runLayout(scratch: string, clip: Blob, layout: { workers: number; cores: number }): Promise<Result> {
   const dir = await mkdtemp(path.join(scratch, `${layout.workers}x${layout.cores}-`));
   const database = await benchDatabase(path.join(scratch, "pg"), "bench_fleet", log);
   const db = new pg.Client({ connectionString: database.url });
@@ -169,7 +170,7 @@ async function runLayout(scratch: string, clip: Buffer, layout: { workers: numbe
       );
     });
     await inPlace;
-    const res = await fetch(`${api.url}${ticket.uploadUrl}`, { method: "PUT", body: new Uint8Array(clip) });
+    const res = await fetch(`${api.url}${ticket.uploadUrl}`, { method: "PUT", body: clip });
     if (res.status !== 200) throw new Error(`upload: HTTP ${res.status}`);
     const uploadedAt = Date.now();
     const readyAt = await ready;
@@ -199,7 +200,9 @@ async function runLayout(scratch: string, clip: Buffer, layout: { workers: numbe
 const scratch = await mkdtemp(path.join(os.tmpdir(), "videograph-bench-fleet-"));
 try {
   log(`generating ${clipSeconds} s of ${source} at ${width}x${height}`);
-  const clip = await readFile(await generateSource(scratch, { source, seconds: clipSeconds, width, height }));
+  // Read from the file as it is sent, not into memory: a minute of 1080p camera is 1.4 GB (CRF 18),
+  // and a buffer stops at 2 GiB (120 s failed so on the lent machine, 2026-11-26).
+  const clip = await openAsBlob(await generateSource(scratch, { source, seconds: clipSeconds, width, height }));
   const results: Result[] = [];
   for (const layout of layouts) {
     log(`layout ${layout.workers}×${layout.cores}: starting`);
