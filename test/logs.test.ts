@@ -136,6 +136,37 @@ describe("log records carry the fields Cloud Logging reads", () => {
     expect(byMessage.batch).not.toHaveProperty(TRACE);
   });
 
+  it("writes an error's type, message, stack and describing properties, not objects it holds (pg's client)", () => {
+    const { log, records } = captureLog({ LOG_FORMAT: "json" });
+    // What pg's pool emits when the server ends an idle connection: the error with its client attached.
+    class Client {
+      connectionParameters = { user: "postgres", host: "127.0.0.1" };
+      queue = [{ text: "SELECT 1" }];
+    }
+    const err = Object.assign(new Error("terminating connection due to administrator command"), {
+      code: "57P01",
+      severity: "FATAL",
+      client: new Client(),
+      $metadata: { httpStatusCode: 503 },
+      cause: new Error("socket closed"),
+    });
+    log.warn("rate limiter connection lost", { err });
+    const record = records()[0]!;
+    expect(record.err).toMatchObject({
+      type: "Error",
+      message: "terminating connection due to administrator command: socket closed",
+      code: "57P01",
+      severity: "FATAL",
+      $metadata: { httpStatusCode: 503 },
+    });
+    expect(String((record.err as { stack: string }).stack)).toContain("caused by: Error: socket closed");
+    expect(record.err).not.toHaveProperty("client");
+    expect(JSON.stringify(record)).not.toContain("connectionParameters");
+    // A value that is not an error is written as it is.
+    log.warn("odd rejection", { err: "a string" });
+    expect(records()[1]!.err).toBe("a string");
+  });
+
   it("writes readable lines with LOG_FORMAT=pretty, JSON with LOG_FORMAT=json", () => {
     const pretty = captureLog({ LOG_FORMAT: "pretty" });
     pretty.log.warn("disk nearly full", { freeBytes: 12 });

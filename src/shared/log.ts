@@ -77,6 +77,25 @@ function wrap(logger: Logger): Log {
   };
 }
 
+/**
+ * An error as a record carries it (the `err` field): pino's serializer (type, message and stack,
+ * causes included) with the error's own properties that describe it (a database error's `code`,
+ * `severity`, `routine`; an SDK's `$metadata`), less any that hold an instance of a class: pg
+ * attaches the whole `client` of a connection the server ended, and such a warning was 5 kB of the
+ * client's internals on one line. Plain objects, arrays and nested errors stay.
+ */
+function serializeError(err: unknown): unknown {
+  if (!(err instanceof Error)) return err;
+  const out = pino.stdSerializers.err(err) as unknown as Record<string, unknown>;
+  for (const [key, value] of Object.entries(out)) {
+    if (value === null || typeof value !== "object" || Array.isArray(value)) continue;
+    const proto = Object.getPrototypeOf(value);
+    const nestedError = typeof (value as { message?: unknown }).message === "string";
+    if (proto !== Object.prototype && proto !== null && !nestedError) delete out[key];
+  }
+  return out;
+}
+
 function prettyWanted(format: string | undefined): boolean {
   const chosen = (LOG_FORMATS as readonly string[]).includes(format ?? "") ? (format as LogFormat) : "auto";
   return chosen === "pretty" || (chosen === "auto" && process.stderr.isTTY === true);
@@ -103,6 +122,7 @@ export function createLog(
       level,
       base,
       messageKey: "message",
+      serializers: { err: serializeError },
       timestamp: pino.stdTimeFunctions.isoTime,
       // pino-pretty reads pino's numeric `level`; Cloud Logging reads `severity`.
       formatters: humans ? {} : { level: (label) => ({ severity: SEVERITY[label] ?? "DEFAULT" }) },
