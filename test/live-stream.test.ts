@@ -1,7 +1,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
-import { connect } from "node:net";
+import { createServer, type Server } from "node:http";
+import { type AddressInfo, connect } from "node:net";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,6 +15,7 @@ import {
   liveIngestClosed,
   liveViewerLatencySeconds,
 } from "../src/metrics.ts";
+import { LiveFeed } from "../src/live/feed.ts";
 import { relayPath } from "../src/live/relay.ts";
 import { srtGatewayBuilt } from "../src/live/srt-ingest.ts";
 import { PROTOCOL_VERSION } from "../src/protocol/messages.ts";
@@ -1051,6 +1053,73 @@ describe("a tenant's limit on broadcasts on air", () => {
     expect(res.errors).toBeUndefined();
     return res.data.rotateLiveStreamKey.streamKey;
   }
+});
+
+describe("a publisher back after its broadcast's grace ran out here, its encode not yet ended", () => {
+  let graceful: TestApp;
+  let feedAddress: Server;
+  /** Requests that reached the broadcast's feed address: this instance's own (LIVE_FEED_URL). */
+  const reached: string[] = [];
+  beforeAll(async () => {
+    // This instance's feed address, standing in front of it (as a proxy would): it refuses a relay
+    // as the instance itself does once the grace is over (409), and says whether one came.
+    feedAddress = createServer((req, res) => {
+      reached.push(`${req.method} ${req.url?.split("?")[0]}`);
+      req.resume();
+      res.writeHead(409, { "content-type": "text/plain" }).end("No broadcast of this video in its grace\n");
+    });
+    await new Promise<void>((r) => feedAddress.listen(0, "127.0.0.1", r));
+    const { port } = feedAddress.address() as AddressInfo;
+    // No worker: the broadcast's LIVE job stays queued, so its encode has not ended when the
+    // publisher comes back, whatever the host's speed.
+    graceful = await startTestApp({
+      worker: false,
+      env: { LIVE_RECONNECT_GRACE_SECONDS: "1", LIVE_FEED_URL: `http://127.0.0.1:${port}` },
+    });
+  });
+  afterAll(async () => {
+    await graceful?.stop();
+    await new Promise((r) => feedAddress?.close(r));
+  });
+
+  it("starts a new broadcast here at once, without relaying its media to this instance's own address", async () => {
+    const created = await graceful.gql(
+      `mutation { createLiveStream(input: { title: "Back late" }) { ... on LiveStreamWithKey { streamKey liveStream { id } } } }`,
+    );
+    expect(created.errors).toBeUndefined();
+    const { streamKey: key, liveStream } = created.data.createLiveStream;
+    const { sessions } = graceful.app.services.live;
+    const db = graceful.app.services.db;
+    const input = { width: 320, height: 240, fps: 25, hasAudio: true };
+    expect(await sessions.authorize(key)).toEqual({ streamId: liveStream.id });
+    const first = await sessions.begin(liveStream.id, input);
+    if (!("feed" in first) || !(first.feed instanceof LiveFeed))
+      throw new Error(`not a broadcast here: ${JSON.stringify(first)}`);
+    const firstFeed = first.feed;
+    const firstVideo = (await db.liveStream.findUniqueOrThrow({ where: { id: liveStream.id } })).activeVideoId;
+    await sessions.end(liveStream.id, first.feed, "the publisher's connection dropped");
+    // The grace (1 s) runs out: this instance ends the broadcast's feed; its job is still queued.
+    await waitFor(
+      "the grace's end",
+      async () => firstFeed.ended,
+      (ended) => ended,
+      10_000,
+    );
+    const stream = await db.liveStream.findUniqueOrThrow({ where: { id: liveStream.id } });
+    expect(stream.status).toBe("DISCONNECTED");
+    expect(await db.job.count({ where: { videoId: firstVideo!, status: "QUEUED" } })).toBe(1);
+
+    expect(await sessions.authorize(key)).toEqual({ streamId: liveStream.id });
+    const second = await sessions.begin(liveStream.id, input);
+    expect("feed" in second, JSON.stringify(second)).toBe(true);
+    // Before the fix, the instance relayed the publisher to its own feed address, was refused (409),
+    // logged that the broadcast "could not be continued", and only then started this one.
+    expect(reached).toEqual([]);
+    const now = await db.liveStream.findUniqueOrThrow({ where: { id: liveStream.id } });
+    expect(now.status).toBe("CONNECTED");
+    expect(now.activeVideoId).not.toBe(firstVideo);
+    if ("feed" in second) await sessions.end(liveStream.id, second.feed, null);
+  });
 });
 
 describe("a tenant's monthly live minutes (LIVE_MAX_MINUTES_PER_TENANT_MONTH)", () => {

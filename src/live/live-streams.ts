@@ -28,6 +28,8 @@ class BroadcastRefused extends Error {}
 
 /** Where workers read a broadcast's feed: GET {LIVE_FEED_URL}/live/v1/feeds/{videoId}.flv?expires&sig. */
 const FEED_PATH_PREFIX = "/live/v1/feeds/";
+/** How many broadcasts ended here by their grace an instance remembers until their encode ends. */
+const ENDED_HERE_KEPT = 10_000;
 
 /** A transaction of the API's database client. */
 type Tx = Parameters<Parameters<Db["$transaction"]>[0]>[0];
@@ -120,6 +122,13 @@ export function createLiveStreams(deps: {
   const feeds = new Map<string, { feed: LiveFeed; streamId: string; startedAt: number }>();
   /** Broadcasts whose publisher left, waiting for it to reconnect: by stream. */
   const graces = new Map<string, { videoId: string; timer: NodeJS.Timeout }>();
+  /**
+   * Broadcasts whose grace ran out here and whose encode has not ended yet: their publisher coming
+   * back starts a new broadcast here at once, instead of relaying to this instance's own feed
+   * address (which refuses a broadcast out of its grace) as if another instance held it. The
+   * oldest are forgotten beyond ENDED_HERE_KEPT (an encode whose end never arrives).
+   */
+  const endedHere = new Set<string>();
   const topic = (streamId: string) => `liveStream:${streamId}`;
   // A broadcast's end reaches the API instance serving its feed, whichever applied it.
   deps.target.addEventListener(BROADCAST_ENDED, (event) =>
@@ -206,6 +215,7 @@ export function createLiveStreams(deps: {
 
   /** Ends a broadcast's feed on this instance (its publisher is cut off), once its encode has ended. */
   function endFeed(videoId: string): void {
+    endedHere.delete(videoId);
     const entry = feeds.get(videoId);
     if (!entry) return;
     feeds.delete(videoId);
@@ -367,6 +377,8 @@ export function createLiveStreams(deps: {
         const timer = setTimeout(() => {
           graces.delete(streamId);
           feeds.delete(videoId);
+          endedHere.add(videoId);
+          if (endedHere.size > ENDED_HERE_KEPT) endedHere.delete(endedHere.values().next().value!);
           broadcast[1].feed.end();
         }, settings.reconnectGraceSeconds * 1000);
         timer.unref();
@@ -387,11 +399,11 @@ export function createLiveStreams(deps: {
 
   /**
    * The LIVE job of the stream's broadcast when it waits for its publisher on another API instance
-   * (DISCONNECTED, its encode not ended, its feed not here), or null.
+   * (DISCONNECTED, its encode not ended, its feed not here nor ended here), or null.
    */
   async function waitingBroadcastJob(stream: LiveStream): Promise<{ videoId: string; input: unknown } | null> {
     const videoId = stream.activeVideoId;
-    if (stream.status !== "DISCONNECTED" || !videoId || feeds.has(videoId)) return null;
+    if (stream.status !== "DISCONNECTED" || !videoId || feeds.has(videoId) || endedHere.has(videoId)) return null;
     const job = await db.job.findFirst({
       where: { videoId, kind: "LIVE", status: { in: ["QUEUED", "RUNNING"] } },
       select: { input: true },
