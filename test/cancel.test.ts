@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectSubscription, startTestApp, type TestApp, uploadUntilEncoding } from "./support/app.ts";
 import { createUpload } from "./support/uploads.ts";
 import { processesWorkingUnder } from "./support/process-scan.ts";
-import { fixturesDir, makeClip } from "./support/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 import { pacedFfmpeg } from "./support/paced-ffmpeg.ts";
 
 const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { status } } }`;
@@ -25,7 +25,7 @@ describe("cancel and delete (public API, real worker)", () => {
     // The encodes read their clips at their own rate (test/support/paced-ffmpeg.ts), so the one the
     // first test cancels is still running when the cancel arrives on any machine: unpaced, a fast
     // host under a full run's load once finished the 12 s clip first (the run SUCCEEDED, not CANCELED).
-    t = await startTestApp({ workerEnv: { WORKER_TMP_DIR: workerTmp, FFMPEG_PATH: await pacedFfmpeg(fixturesDir()) } });
+    t = await startTestApp({ workerEnv: { WORKER_TMP_DIR: workerTmp, FFMPEG_PATH: await pacedFfmpeg() } });
   });
   afterAll(async () => {
     await t.stop();

@@ -9,7 +9,7 @@ import { collectSubscription, gqlAt, uploadUntilEncoding, wsClientAt } from "./s
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
 import { processesWorkingUnder } from "./support/process-scan.ts";
-import { fixturesDir, makeClip } from "./support/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 import { pacedFfmpeg } from "./support/paced-ffmpeg.ts";
 
 const CREATE_UPLOAD =
@@ -79,7 +79,7 @@ describe("database connections lost under a running API and worker (Postgres tra
       DATABASE_URL: workerUrl.toString(),
       // Encodes read their source at its own rate (test/support/paced-ffmpeg.ts): a minute's clip is
       // still encoding whenever a test cancels it, on any machine, for the CPU of what it encoded.
-      FFMPEG_PATH: await pacedFfmpeg(fixturesDir()),
+      FFMPEG_PATH: await pacedFfmpeg(),
       WORKER_TMP_DIR: workerTmp,
       PROGRESS_INTERVAL_MS: "250",
       HEARTBEAT_INTERVAL_SECONDS: "300",

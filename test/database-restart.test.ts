@@ -7,7 +7,7 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from "../src/db/embedded
 import { collectSubscription, gqlAt, uploadUntilEncoding, wsClientAt } from "./support/app.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
 import { processesWorkingUnder } from "./support/process-scan.ts";
-import { fixturesDir, makeClip } from "./support/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 import { pacedFfmpeg } from "./support/paced-ffmpeg.ts";
 
 const CREATE_UPLOAD =
@@ -54,7 +54,7 @@ describe("a Postgres restart under a running API and worker (Postgres transport)
       ...common,
       // Encodes read their source at its own rate (test/support/paced-ffmpeg.ts): an 8 s clip is still
       // encoding when the database comes back, a minute's when it is canceled, on any machine.
-      FFMPEG_PATH: await pacedFfmpeg(fixturesDir()),
+      FFMPEG_PATH: await pacedFfmpeg(),
       WORKER_TMP_DIR: workerTmp,
       PROGRESS_INTERVAL_MS: "250",
       HEARTBEAT_INTERVAL_SECONDS: "300",

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EVENTS_CHANNEL } from "../src/events/postgres-event-target.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { tenantKeySecret } from "./support/auth.ts";
-import { fixturesDir, makeClip } from "./support/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 import { pacedFfmpeg } from "./support/paced-ffmpeg.ts";
 import { createUpload } from "./support/uploads.ts";
 
@@ -235,7 +235,7 @@ describe("webhooks and videoEvents carry the CMS data; the events' NOTIFYs do no
     // The encode reads its 2 s clip at its own rate (test/support/paced-ffmpeg.ts), so it reports
     // progress on any machine: unpaced, a fast host finished the 160x90 ladder before its first
     // progress report, and the test saw no VariantProgressEvent to check.
-    t = await startTestApp({ workerEnv: { FFMPEG_PATH: await pacedFfmpeg(fixturesDir()) } });
+    t = await startTestApp({ workerEnv: { FFMPEG_PATH: await pacedFfmpeg() } });
     listener = new pg.Client({ connectionString: t.database.url });
     await listener.connect();
     listener.on("notification", (n) => notifications.push(n.payload ?? ""));

@@ -7,7 +7,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
-import { fixturesDir, makeClip } from "./support/media-fixtures.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 import { pacedFfmpeg } from "./support/paced-ffmpeg.ts";
 import { createUpload } from "./support/uploads.ts";
 
@@ -86,7 +86,7 @@ live worker's`, async () => {
     const clip = await makeClip({ width: 640, height: 360, seconds: 60, audio: true });
     const workerEnv = {
       ...common,
-      FFMPEG_PATH: await pacedFfmpeg(fixturesDir()),
+      FFMPEG_PATH: await pacedFfmpeg(),
       WORKER_TMP_DIR: workTmp,
       PROGRESS_INTERVAL_MS: "250",
       HEARTBEAT_INTERVAL_SECONDS: "2",

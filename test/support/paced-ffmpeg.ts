@@ -1,5 +1,6 @@
 import { chmod, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { fixturesDir } from "./media-fixtures.ts";
 
 /**
  * A stand-in ffmpeg for a worker (its FFMPEG_PATH) that runs the real one on PATH, reading a ladder
@@ -8,9 +9,10 @@ import path from "node:path";
  * the CPU of the frames encoded in that time instead of a long clip's at full speed. Only ladder
  * encodes (`-f hls` or `-f segment`) are paced; probes, posters and images are not. An encode that
  * runs to its end costs as much as unpaced and takes longer: pace only encodes a test cuts short.
+ * The script lies in the test file's own temp dir (`fixturesDir`), removed after its last test.
  */
-export async function pacedFfmpeg(dir: string): Promise<string> {
-  const script = path.join(dir, "paced-ffmpeg");
+export async function pacedFfmpeg(): Promise<string> {
+  const script = path.join(fixturesDir(), "paced-ffmpeg");
   // Written aside and renamed over: a worker already running it never reads it half written.
   const next = `${script}.${process.pid}.next`;
   await writeFile(
