@@ -372,7 +372,7 @@ const database = await benchDatabase(path.join(scratch, "postgres"), "videograph
 const results: Awaited<ReturnType<typeof runMode>>[] = [];
 const load = os.loadavg()[0]!;
 try {
-  const browser = await launchChromium();
+  const browser = await launchChromium("browser");
   try {
     for (const passthrough of passthroughSettings) {
       // Its worker reads LIVE_PASSTHROUGH when it starts: an API (and its worker) per setting.

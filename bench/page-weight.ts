@@ -29,7 +29,7 @@ if (!Number.isInteger(runs) || runs < 1 || !(mbps > 0)) usageError(USAGE, "--run
 const log = (message: string) => process.stderr.write(`[bench:pages] ${message}\n`);
 const dir = await mkdtemp(path.join(os.tmpdir(), "videograph-bench-pages-"));
 const database = await benchDatabase(path.join(dir, "postgres"), "videograph_pages", log);
-const browser = await launchChromium();
+const browser = await launchChromium("browser");
 try {
   const api = await startApiProcess("api", { DATABASE_URL: database.url, DATA_DIR: dir, GRAPHIQL: "true" });
   // "next visit": the page loaded a second time in the same browser profile (its cache and compiled

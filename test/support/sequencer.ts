@@ -3,9 +3,11 @@ import { BaseSequencer, type TestSpecification } from "vitest/node";
 
 /**
  * The files that take longest, longest first, from a full run on 2 cores, four files at a time
- * (2026-11-23; vitest's JSON reporter: each file's endTime - startTime). Refresh it when a file joins them.
+ * (2026-11-23, and `live-stream` 2026-11-26; vitest's JSON reporter: each file's endTime - startTime).
+ * Refresh it when a file joins them.
  */
 const LONGEST_FIRST = [
+  "test/live-stream.test.ts",
   "test/worker/chunks.test.ts",
   "test/worker/render-manim.test.ts",
   "test/render-manim-api.test.ts",
