@@ -9,30 +9,13 @@ const require = createRequire(import.meta.url);
  * Files that run in a process of their own, with a fresh import of everything. The rest share their
  * worker process's imports with the files that ran in it before (`isolate: false`): importing the
  * API (yoga, Pothos, Prisma) costs about 1.4 s of CPU, paid once per process instead of once per file.
- * A file belongs here when what it leaves behind would reach the next file in the same process:
- * - it changes `process.env` (directly, or through moto-s3.ts's credentials), which the workers and
- *   API it starts read;
- * - it reads module-level state of the API: the metrics registry (`apiRegistry`), health's last
- *   failure, the global tracer, the log destination.
- * A new file that does either goes in this list (testing.md, "Where the time goes").
+ * A file belongs here when it reads module-level state of the API that another file's apps would
+ * have changed: the metrics registry (`apiRegistry`), health's last failure, the global tracer, the
+ * log destination. Changes to `process.env` need no process of their own: `restore-env.ts` undoes
+ * them at the end of each file. A new file of the first kind goes in this list (testing.md, "Which
+ * files share a process").
  */
 const OWN_PROCESS = [
-  // process.env
-  "test/gcs-offline.test.ts",
-  "test/gcs-upload-completion.test.ts",
-  "test/gpu-routing-api.test.ts",
-  "test/image-maker-ffmpeg-path.test.ts",
-  "test/pubsub-transport.test.ts",
-  "test/trace-across-programs.test.ts",
-  "test/untrusted-media.test.ts",
-  "test/upload-to-hls-gcs.test.ts",
-  "test/upload-to-hls-pubsub.test.ts",
-  "test/worker/hostile.test.ts",
-  "test/worker/nvenc-queues.test.ts",
-  "test/worker/sandbox.test.ts",
-  "test/worker/untrusted-input.test.ts",
-  "test/split-transcode-cloud.test.ts",
-  // module-level state: metrics, health, tracing, logs
   "test/bind-address.test.ts",
   "test/health.test.ts",
   "test/logs.test.ts",
@@ -49,6 +32,10 @@ export default defineConfig({
   },
   test: {
     globalSetup: ["test/support/global-setup.ts"],
+    // restore-env: each file ends with the process.env it started with (a shared process hands the
+    // next file a clean one). file-cpu: CPU per file, written only with FILE_CPU_DIR set (testing.md,
+    // "Where the time goes"). Setup files' afterAll hooks run after the file's own.
+    setupFiles: ["test/support/restore-env.ts", "test/support/file-cpu.ts"],
     // Each file gets its own database. Four files at a time on two cores: many files spend much of
     // their time waiting (deliberate windows, stalls, a browser), so more of them keep the cores
     // busy (testing.md, "Where the time goes").
