@@ -47,6 +47,7 @@ import { loadSigningSecret, UrlSigner } from "./storage/url-signer.ts";
 import { createPostgresTransport } from "./transport/postgres.ts";
 import { createUploadExpiry } from "./uploads/expire-uploads.ts";
 import { handleUpload } from "./uploads/upload-put.ts";
+import { dropRefusedBody } from "./http/refused-body.ts";
 import { createWebhookDeliverer } from "./webhooks/deliverer.ts";
 import { createWebhookEmitter } from "./webhooks/events.ts";
 
@@ -467,12 +468,14 @@ function refusedForSize(req: IncomingMessage, res: ServerResponse, env: Env): bo
     : [env.GRAPHQL_MAX_BODY_BYTES, "GRAPHQL_MAX_BODY_BYTES"];
   const length = Number(req.headers["content-length"] ?? NaN);
   if (!Number.isFinite(length)) {
-    res.writeHead(411, { "content-type": "application/json", connection: "close" });
+    dropRefusedBody(req);
+    res.writeHead(411, { "content-type": "application/json" });
     res.end(JSON.stringify({ errors: [{ message: "GraphQL POST requests need a Content-Length" }] }));
     return true;
   }
   if (length > limit) {
-    res.writeHead(413, { "content-type": "application/json", connection: "close" });
+    dropRefusedBody(req);
+    res.writeHead(413, { "content-type": "application/json" });
     const hint = multipart ? "; use createUpload for large files" : "";
     res.end(JSON.stringify({ errors: [{ message: `Request of ${length} bytes exceeds ${name} (${limit})${hint}` }] }));
     return true;

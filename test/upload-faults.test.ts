@@ -1,6 +1,8 @@
 import { execFile } from "node:child_process";
 import { mkdtemp, rm, stat } from "node:fs/promises";
+import { once } from "node:events";
 import { request } from "node:http";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -74,6 +76,42 @@ that arrived`, async () => {
     const res = await put(uploadUrl, "", { "content-range": "bytes */500000" });
     expect(res.status).toBe(308);
     expect(res.headers.get("range")).toBe(`bytes=0-${held.uploadedBytes - 1}`);
+  });
+
+  it(`answers a refused chunk while its body still arrives, then reads the rest of the body instead of \
+resetting the connection, and answers the next request on it`, async () => {
+    const { uploadUrl } = await newUpload();
+    const url = new URL(`${api.url}${uploadUrl}`);
+    const socket = connect(Number(url.port), url.hostname);
+    const errors: Error[] = [];
+    socket.on("error", (err) => errors.push(err));
+    let received = "";
+    socket.on("data", (chunk: Buffer) => (received += chunk.toString("latin1")));
+    await once(socket, "connect");
+    const answers = () => received.match(/^HTTP\/1\.1 \d+/gm) ?? [];
+    const until = async (done: () => boolean) => {
+      for (let i = 0; i < 100 && !done() && errors.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    };
+    const request = (contentRange: string, length: number) =>
+      `PUT ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${url.host}\r\ncontent-range: ${contentRange}\r\n` +
+      `content-length: ${length}\r\n\r\n`;
+    // A file over the URL's 64 MiB limit: refused from its headers, before its body is read.
+    const bodyBytes = 4 * 1024 * 1024;
+    socket.write(request(`bytes 0-${bodyBytes - 1}/${128 * 1024 * 1024}`, bodyBytes));
+    socket.write(Buffer.alloc(64 * 1024));
+    await until(() => answers().length === 1);
+    expect(answers()).toEqual(["HTTP/1.1 413"]);
+    // The rest of the body, over about half a second, as a client that does not read its answer
+    // before it has sent everything: closing now would reset the connection under it.
+    for (let sent = 64 * 1024; sent < bodyBytes; sent += 256 * 1024) {
+      await new Promise((resolve) => socket.write(Buffer.alloc(Math.min(256 * 1024, bodyBytes - sent)), resolve));
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    socket.write(request("bytes */1000", 0));
+    await until(() => answers().length === 2);
+    socket.destroy();
+    expect(errors).toEqual([]);
+    expect(answers()).toEqual(["HTTP/1.1 413", "HTTP/1.1 308"]);
   });
 
   it.skipIf(!canMountTmpfs)(

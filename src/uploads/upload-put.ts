@@ -9,6 +9,7 @@ import { UploadTooLargeError, type ResumableUploads } from "../storage/types.ts"
 import type { UrlSigner } from "../storage/url-signer.ts";
 import type { CostSettings } from "../jobs/cost.ts";
 import { queueUploadedVideo } from "./complete-upload.ts";
+import { dropRefusedBody } from "../http/refused-body.ts";
 
 export interface UploadDeps {
   db: Db;
@@ -77,7 +78,7 @@ function refuseForStorage(
     keptBytes: kept,
     err: unavailable.message,
   });
-  req.resume();
+  dropRefusedBody(req);
   const resumeAt =
     kept === null
       ? ""
@@ -85,7 +86,6 @@ function refuseForStorage(
         ? " Nothing of the file is kept: send it from byte 0."
         : ` The first ${kept} bytes are kept: resume from byte ${kept}.`;
   const headers: Record<string, string> = {
-    connection: "close",
     "retry-after": "60",
     ...(kept ? { range: `bytes=0-${kept - 1}` } : {}),
   };
@@ -149,13 +149,8 @@ export async function handleUpload(
   const contentLength = req.headers["content-length"] === undefined ? null : Number(req.headers["content-length"]);
   const total = range ? range.total : contentLength;
   if (total !== null && total > maxBytes) {
-    req.resume();
-    return reply(
-      res,
-      413,
-      { error: `File of ${total} bytes exceeds this upload URL's limit of ${maxBytes} bytes` },
-      { connection: "close" },
-    );
+    dropRefusedBody(req);
+    return reply(res, 413, { error: `File of ${total} bytes exceeds this upload URL's limit of ${maxBytes} bytes` });
   }
 
   /** The video when the URL may take bytes now, else the answer was sent and null returned. */
@@ -251,13 +246,10 @@ export async function handleUpload(
       });
     } catch (err) {
       if (err instanceof UploadTooLargeError) {
-        req.resume();
-        return reply(
-          res,
-          413,
-          { error: `Body exceeds the declared range or this upload URL's limit of ${maxBytes} bytes` },
-          { connection: "close" },
-        );
+        dropRefusedBody(req);
+        return reply(res, 413, {
+          error: `Body exceeds the declared range or this upload URL's limit of ${maxBytes} bytes`,
+        });
       }
       if (req.destroyed && !req.complete) {
         // The client went away mid-chunk (a closed tab, a lost network): it resumes from what was kept.
