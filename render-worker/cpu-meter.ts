@@ -7,7 +7,7 @@ import { CLOCK_TICKS_PER_SECOND, parseProcStat } from "../src/shared/proc-stat.t
  * (cutime + cstime of /proc/self/stat, which include their own reaped children: ffmpeg, ffprobe,
  * bubblewrap and manim). A child's CPU counts once it has exited. 0 for children where /proc is missing.
  */
-function processTreeCpuSeconds(): number {
+export function processTreeCpuSeconds(): number {
   const { user, system } = process.cpuUsage();
   return (user + system) / 1e6 + reapedChildrenCpuSeconds();
 }

@@ -21,6 +21,7 @@ import { serveHealthPath } from "./http/health.ts";
 import { startMetricsServer, type MetricsServer } from "./http/metrics-server.ts";
 import { createLivePlaylists } from "./http/live-playlists.ts";
 import { handleMedia } from "./http/media.ts";
+import { dropRefusedBody } from "./http/refused-body.ts";
 import { traceRequest } from "./http/request-trace.ts";
 import { sharedSubscriptionResults } from "./http/shared-subscription-results.ts";
 import { graphiqlPage, renderOfflineGraphiQL } from "./http/graphiql.ts";
@@ -47,7 +48,6 @@ import { loadSigningSecret, UrlSigner } from "./storage/url-signer.ts";
 import { createPostgresTransport } from "./transport/postgres.ts";
 import { createUploadExpiry } from "./uploads/expire-uploads.ts";
 import { handleUpload } from "./uploads/upload-put.ts";
-import { dropRefusedBody } from "./http/refused-body.ts";
 import { createWebhookDeliverer } from "./webhooks/deliverer.ts";
 import { createWebhookEmitter } from "./webhooks/events.ts";
 

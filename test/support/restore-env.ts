@@ -1,12 +1,12 @@
 import { afterAll } from "vitest";
 
 /**
- * Gives each test file the `process.env` it started with, and hands the next file in the same
- * process the same: the values as this setup file runs (before the test file is imported, so a
- * file that sets a variable at its top level is covered too) come back after the file's own
- * `afterAll`s, which stop the apps, workers and clients that read them. Files that set variables
- * for the Google client libraries (`PUBSUB_EMULATOR_HOST`, read where a client is made) or stub
- * them (`vi.stubEnv`) can then share a process with others (testing.md, "Which files share a process").
+ * Hands the next test file in this process the `process.env` this one started with. The copy is
+ * taken as this setup file runs, before the test file is imported (so a variable set at a file's top
+ * level is covered), and put back after the file's own `afterAll`s have stopped the apps, workers and
+ * clients that read it. A file that sets `PUBSUB_EMULATOR_HOST` for the Google client libraries
+ * (they read it where a client is made) or stubs a variable with `vi.stubEnv` therefore needs no
+ * process of its own (testing.md, "Which files share a process").
  */
 const atStart = { ...process.env };
 
