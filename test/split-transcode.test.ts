@@ -4,7 +4,7 @@ import { SPLIT_ENV, uploadSplitAndCheck, waitForWorkers } from "./support/split-
 
 /**
  * One video on two workers (CHUNK_SECONDS): a real API and two real worker processes on Postgres
- * and local storage. The upload's transcode is split into six chunks: the first run encodes the
+ * and local storage. The upload's transcode is split into three chunks: the first run encodes the
  * first and the audio, chunk jobs the rest, the API lists them; the published HLS plays every source
  * frame once and in order across the joins, in TS and fMP4; progress and chunks done only grow.
  * The same on S3 and on GCS, with Pub/Sub: split-transcode-cloud.test.ts.

@@ -1,4 +1,4 @@
-import { appendFileSync } from "node:fs";
+import { appendFileSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, expect } from "vitest";
 import { processTreeCpuSeconds } from "../../render-worker/cpu-meter.ts";
@@ -8,11 +8,12 @@ import { processTreeCpuSeconds } from "../../render-worker/cpu-meter.ts";
  * `$FILE_CPU_DIR/files.tsv`: the CPU its process and every child it waited for (workers, API
  * processes, ffmpeg, Chromium, the Manim sandbox) used from its first hook to its last, counted as
  * the worker's own meter counts a run (`processTreeCpuSeconds`). Postgres' backends and the shared
- * emulators are not in it. Unset, it does nothing (testing.md, "Where the time goes").
+ * emulators are not in it. The directory is made if missing. Unset, it does nothing (testing.md, "Where the time goes").
  */
 const dir = process.env.FILE_CPU_DIR;
 
 if (dir) {
+  mkdirSync(dir, { recursive: true });
   let cpuAt = 0;
   let wallAt = 0;
   beforeAll(() => {
