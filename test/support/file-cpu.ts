@@ -8,7 +8,8 @@ import { processTreeCpuSeconds } from "../../render-worker/cpu-meter.ts";
  * `$FILE_CPU_DIR/files.tsv`: the CPU its process and every child it waited for (workers, API
  * processes, ffmpeg, Chromium, the Manim sandbox) used from its first hook to its last, counted as
  * the worker's own meter counts a run (`processTreeCpuSeconds`). Postgres' backends and the shared
- * emulators are not in it. The directory is made if missing. Unset, it does nothing (testing.md, "Where the time goes").
+ * emulators are not in it. The directory is made if missing. Unset, it does nothing (testing.md,
+ * "Where the time goes").
  */
 const dir = process.env.FILE_CPU_DIR;
 
