@@ -193,15 +193,18 @@ sooner than GPU_FALLBACK_AFTER_SECONDS moves it to cpu, then waits its turn ther
     const [a, b] = positions.map((p) => p.position.estimatedStartSeconds!);
     // Estimated at some moment between `before` and `after`, counted from `now` (the setup above takes
     // a loaded machine more than half a second): seconds from that moment to `at` seconds after `now`.
-    const from = (at: number) => [at - (after - now) / 1000 - 0.01, at - (before - now) / 1000 + 0.01];
+    const from = (at: number): [low: number, high: number] => [
+      at - (after - now) / 1000 - 0.01,
+      at - (before - now) / 1000 + 0.01,
+    ];
     // 60 s fallback, 10 s of it waited; the idle cpu slot takes it then: 50 s after `now`.
     const [aLow, aHigh] = from(50);
-    expect(a).toBeGreaterThanOrEqual(aLow!);
-    expect(a).toBeLessThanOrEqual(aHigh!);
+    expect(a).toBeGreaterThanOrEqual(aLow);
+    expect(a).toBeLessThanOrEqual(aHigh);
     // Moved to cpu 55 s after `now`, behind the first one's 10 s there: 60 s after `now`.
     const [bLow, bHigh] = from(60);
-    expect(b).toBeGreaterThanOrEqual(bLow!);
-    expect(b).toBeLessThanOrEqual(bHigh!);
+    expect(b).toBeGreaterThanOrEqual(bLow);
+    expect(b).toBeLessThanOrEqual(bHigh);
 
     // A GPU worker heartbeating again: the nvenc queue is estimated on its own, from its free slot.
     await db.worker.update({ where: { id: "gpu-1" }, data: { lastHeartbeatAt: new Date() } });
