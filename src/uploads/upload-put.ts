@@ -136,14 +136,23 @@ export async function handleUpload(
     res.end();
     return;
   }
-  if (req.method !== "PUT") return reply(res, 405, { error: "Use PUT to upload a file" }, { allow: "PUT" });
+  // Every answer that does not take the body reads and drops the rest of it for at most 5 s
+  // (dropRefusedBody): a client sending gigabytes to a refused URL does not hold its connection.
+  if (req.method !== "PUT") {
+    dropRefusedBody(req);
+    return reply(res, 405, { error: "Use PUT to upload a file" }, { allow: "PUT" });
+  }
   const problem = deps.signer.check(url);
-  if (problem) return reply(res, 403, { error: `Upload URL rejected: ${problem}` });
+  if (problem) {
+    dropRefusedBody(req);
+    return reply(res, 403, { error: `Upload URL rejected: ${problem}` });
+  }
   const videoId = url.pathname.slice(UPLOAD_PATH_PREFIX.length);
   const maxBytes = Math.min(deps.maxUploadBytes, Number(url.searchParams.get("max") ?? deps.maxUploadBytes));
   const nonce = url.searchParams.get("n");
   const range = parseContentRange(req.headers["content-range"]);
   if (range === "invalid") {
+    dropRefusedBody(req);
     return reply(res, 400, { error: "Malformed Content-Range; expected `bytes start-end/total`" });
   }
   const contentLength = req.headers["content-length"] === undefined ? null : Number(req.headers["content-length"]);
@@ -157,11 +166,12 @@ export async function handleUpload(
   const waitingVideo = async () => {
     const video = await deps.db.video.findUnique({ where: { id: videoId } });
     if (!video) {
+      dropRefusedBody(req);
       reply(res, 404, { error: "No such upload" });
       return null;
     }
     const refuse = (status: number, error: string) => {
-      req.resume();
+      dropRefusedBody(req);
       reply(res, status, { error });
       return null;
     };
@@ -183,7 +193,7 @@ export async function handleUpload(
     // that wants to resume. Bytes of a chunk still arriving may be counted or not; either offset
     // is a valid place to resume from.
     if (!(await waitingVideo())) return;
-    req.resume();
+    dropRefusedBody(req);
     const received = await statusWithin(deps.storage.receivedUploadBytes(videoId), STATUS_QUERY_TIMEOUT_MS);
     if (typeof received === "number") return resumeIncomplete(res, received);
     log.warn("upload status query: storage did not answer", { videoId, err: received.message });
@@ -214,16 +224,16 @@ export async function handleUpload(
     if (received === null) return;
     const start = range?.start ?? 0;
     if (start > received) {
-      req.resume();
+      dropRefusedBody(req);
       return resumeIncomplete(res, received);
     }
     if (total === 0 || (range === null && contentLength === 0)) {
-      req.resume();
+      dropRefusedBody(req);
       return reply(res, 400, { error: "The upload is empty (0 bytes); send the file's bytes" });
     }
     const endsFile = range === null || (range.total !== null && range.end! + 1 === range.total);
     if (!endsFile && range.end! - range.start! + 1 < deps.storage.minChunkBytes) {
-      req.resume();
+      dropRefusedBody(req);
       return reply(res, 400, {
         error: `Chunks other than the last must be at least ${deps.storage.minChunkBytes} bytes`,
       });
