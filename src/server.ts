@@ -21,7 +21,7 @@ import { serveHealthPath } from "./http/health.ts";
 import { startMetricsServer, type MetricsServer } from "./http/metrics-server.ts";
 import { createLivePlaylists } from "./http/live-playlists.ts";
 import { handleMedia } from "./http/media.ts";
-import { dropRefusedBody } from "./http/refused-body.ts";
+import { dropBodyLeftAfterAnswer, dropRefusedBody } from "./http/refused-body.ts";
 import { traceRequest } from "./http/request-trace.ts";
 import { sharedSubscriptionResults } from "./http/shared-subscription-results.ts";
 import { graphiqlPage, renderOfflineGraphiQL } from "./http/graphiql.ts";
@@ -341,6 +341,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
   }
 
   const httpServer = createHttpServer((req, res) => {
+    dropBodyLeftAfterAnswer(req, res);
     traceRequest(req, () => route(req, res)).catch((err) => {
       log.error("request failed", { err, url: req.url });
       if (!res.headersSent) res.writeHead(500, { "content-type": "application/json" });

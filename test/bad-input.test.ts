@@ -2,6 +2,7 @@ import { ADMIN_AUTH } from "./support/auth.ts";
 import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
+import { trickleBody } from "./support/trickled-body.ts";
 import { finalState, uploadAndWait } from "./support/uploads.ts";
 import { makeClip } from "./support/media-fixtures.ts";
 
@@ -95,6 +96,28 @@ describe("bad input gets a clear answer and loses nothing", () => {
     });
     expect(res.status).toBe(413);
     expect((await res.json()).errors[0].message).toMatch(/GRAPHQL_MAX_BODY_BYTES/);
+    expect((await fetch(`${t.url}/health`)).status).toBe(200);
+  });
+
+  it(`cuts off a body that keeps arriving after any route's answer (health, a media file, a page), about 5 s \
+after it, instead of reading it for as long as the client sends`, async () => {
+    // Each declares 32 MiB and sends 64 KiB every 100 ms, side by side: 50 s of body, were it read to its end.
+    const sent = await Promise.all(
+      ["POST /health", "GET /media/videos/none/hls/master.m3u8", "PUT /"].map((request) => {
+        const [method, target] = request.split(" ") as [string, string];
+        return trickleBody(method, new URL(target, t.url));
+      }),
+    );
+    for (const [i, outcome] of sent.entries()) {
+      expect(outcome.statusLine, `request ${i}`).toMatch(/^HTTP\/1\.1 [2-5]\d\d /);
+      expect(
+        outcome.cutAfterAnswerMs,
+        `request ${i}: the server still read the body 15 s after its answer`,
+      ).not.toBeNull();
+      // REFUSED_BODY_LINGER_MS (5 s) after the answer, with room for a loaded machine.
+      expect(outcome.cutAfterAnswerMs, `request ${i}`).toBeGreaterThan(3_000);
+      expect(outcome.cutAfterAnswerMs, `request ${i}`).toBeLessThan(9_000);
+    }
     expect((await fetch(`${t.url}/health`)).status).toBe(200);
   });
 

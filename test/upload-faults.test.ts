@@ -12,6 +12,7 @@ import { gqlAt } from "./support/app.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
 import { canMountTmpfs, mountSmallDisk } from "./support/tmpfs.ts";
+import { trickleBody } from "./support/trickled-body.ts";
 import { createUpload } from "./support/uploads.ts";
 
 const run = promisify(execFile);
@@ -118,37 +119,14 @@ resetting the connection, and answers the next request on it`, async () => {
 answer, instead of reading it for as long as the client sends`, async () => {
     const { uploadUrl } = await newUpload();
     expect((await put(uploadUrl, new Uint8Array(1000).fill(7))).status).toBe(200);
-    const url = new URL(`${api.url}${uploadUrl}`);
-    const socket = connect(Number(url.port), url.hostname);
-    socket.on("error", () => {});
-    let received = "";
-    socket.on("data", (chunk: Buffer) => (received += chunk.toString("latin1")));
-    let open = true;
-    const closed = once(socket, "close").then(() => {
-      open = false;
-      return Date.now();
-    });
-    await once(socket, "connect");
     // A declared 32 MiB (under the URL's limit, so the headers alone do not refuse it), sent 64 KiB
     // every 100 ms: 50 s of body, were it read to its end.
-    socket.write(
-      `PUT ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${url.host}\r\ncontent-length: ${32 * 1024 * 1024}\r\n\r\n`,
-    );
-    let answeredAt = 0;
-    const deadline = Date.now() + 15_000;
-    while (open && Date.now() < deadline) {
-      socket.write(Buffer.alloc(64 * 1024));
-      if (!answeredAt && /^HTTP\/1\.1 409/m.test(received)) answeredAt = Date.now();
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    const stillOpen = open;
-    socket.destroy();
-    expect(received).toMatch(/^HTTP\/1\.1 409/);
-    expect(stillOpen, "the server still read the body 15 s after its answer").toBe(false);
+    const sent = await trickleBody("PUT", new URL(`${api.url}${uploadUrl}`));
+    expect(sent.statusLine).toMatch(/^HTTP\/1\.1 409/);
+    expect(sent.cutAfterAnswerMs, "the server still read the body 15 s after its answer").not.toBeNull();
     // Cut off at REFUSED_BODY_LINGER_MS (5 s) after the refusal, with room for a loaded machine.
-    const cutAfter = (await closed) - answeredAt;
-    expect(cutAfter).toBeGreaterThan(3_000);
-    expect(cutAfter).toBeLessThan(9_000);
+    expect(sent.cutAfterAnswerMs).toBeGreaterThan(3_000);
+    expect(sent.cutAfterAnswerMs).toBeLessThan(9_000);
   });
 
   it.skipIf(!canMountTmpfs)(

@@ -3,6 +3,7 @@ import type { Env } from "../config.ts";
 import { log } from "../log.ts";
 import { apiRegistry } from "../metrics.ts";
 import { closeListener, listenOn } from "../shared/listen.ts";
+import { dropBodyLeftAfterAnswer } from "./refused-body.ts";
 
 export interface MetricsServer {
   url: string;
@@ -16,6 +17,7 @@ export interface MetricsServer {
  */
 export async function startMetricsServer(env: Pick<Env, "METRICS_HOST" | "METRICS_PATH">, port: number) {
   const server = createServer((req, res) => {
+    dropBodyLeftAfterAnswer(req, res);
     const pathname = new URL(req.url ?? "/", "http://localhost").pathname;
     if (pathname !== env.METRICS_PATH || (req.method !== "GET" && req.method !== "HEAD")) {
       res.writeHead(404, { "content-type": "text/plain" }).end("Not found\n");

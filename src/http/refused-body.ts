@@ -1,7 +1,10 @@
-import type { IncomingMessage } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 
 /** How long the rest of a refused body is read and dropped before its connection is cut. */
 const REFUSED_BODY_LINGER_MS = 5000;
+
+/** Requests whose body is being dropped: one cut-off each, however many answers drop it. */
+const lingering = new WeakSet<IncomingMessage>();
 
 /**
  * Reads and drops the rest of a refused request's body, so that the client reads the answer.
@@ -12,10 +15,25 @@ const REFUSED_BODY_LINGER_MS = 5000;
  */
 export function dropRefusedBody(req: IncomingMessage): void {
   req.resume();
-  if (req.complete) return;
+  if (req.complete || lingering.has(req)) return;
+  lingering.add(req);
   const cutOff = setTimeout(() => req.socket.destroy(), REFUSED_BODY_LINGER_MS);
   cutOff.unref();
   const done = () => clearTimeout(cutOff);
   req.once("end", done);
   req.once("close", done);
+}
+
+/**
+ * For every request a server takes, whichever handler answers it: a body still arriving once the
+ * answer is sent is dropped as a refused one (`dropRefusedBody`). Without it Node reads an unread
+ * body to its end, or until the server's `requestTimeout` (5 minutes), so that any route that
+ * answers without reading (`/health`, a media file, a page) would hold a connection for as long as
+ * a client sends. A handler that reads while it answers (the relayed live ingest) keeps its answer
+ * open while it reads: only once it ends that answer is the rest dropped so.
+ */
+export function dropBodyLeftAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
+  res.once("finish", () => {
+    if (!req.complete) dropRefusedBody(req);
+  });
 }
