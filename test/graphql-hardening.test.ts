@@ -1,3 +1,5 @@
+import { readFile } from "node:fs/promises";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey, ensureTenant } from "../src/auth/api-keys.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
@@ -68,18 +70,45 @@ describe("GraphQL hardening", () => {
   });
 
   it("masks unexpected errors: no internals reach the client", async () => {
-    // A well-formed cursor of a video's jobs (Pothos encodes ids as base64 "GPC:S:<id>") whose id is no UUID:
-    // Postgres refuses it. The video is made in the database: a createUpload would spend the rate limit's points.
-    await t.app.services.db.video.create({
-      data: { title: "masked", tenant: { connect: { name: "default" } } },
-    });
-    const cursor = Buffer.from("GPC:S:not-a-uuid").toString("base64");
-    const res = await t.gql(
-      `query($c: String) { videos(first: 1) { edges { node { jobs(after: $c) { edges { cursor } } } } } }`,
-      { c: cursor },
-    );
+    // A database that fails under the API: the table of jobs renamed, for this test only. The video
+    // is made in the database: a createUpload would spend the rate limit's points.
+    const db = t.app.services.db;
+    await db.video.create({ data: { title: "masked", tenant: { connect: { name: "default" } } } });
+    await db.$executeRawUnsafe(`ALTER TABLE "Job" RENAME TO "JobHidden"`);
+    let res: Awaited<ReturnType<TestApp["gql"]>>;
+    try {
+      res = await t.gql(`{ videos(first: 1) { edges { node { jobs { edges { cursor } } } } } }`);
+    } finally {
+      await db.$executeRawUnsafe(`ALTER TABLE "JobHidden" RENAME TO "Job"`);
+    }
     expect(res.errors![0]!.message).toBe("Unexpected error.");
-    expect(JSON.stringify(res)).not.toMatch(/prisma|postgres|uuid|stack/i);
+    expect(JSON.stringify(res)).not.toMatch(/prisma|postgres|Job\b|JobHidden|exist|stack/i);
+  });
+
+  it("refuses a well-formed cursor whose id no row can have, on every list paged by id, as bad input", async () => {
+    // Pothos encodes an id cursor as base64 "GPC:S:<id>"; one whose id is no UUID used to reach
+    // Postgres, whose uuid column refused it: an unexpected error, logged as one.
+    const cursor = Buffer.from("GPC:S:not-a-uuid").toString("base64");
+    // An endpoint made in the database: creating one through the API would look its host up.
+    await t.app.services.db.webhookEndpoint.create({
+      data: { url: "http://127.0.0.1:9/hook", secret: "whsec_test", tenant: { connect: { name: "default" } } },
+    });
+    const lists = [
+      `query($c: String) { videos(first: 1) { edges { node { jobs(after: $c) { edges { cursor } } } } } }`,
+      `query($c: String) { webhookEndpoints { deliveries(before: $c, last: 1) { edges { cursor } } } }`,
+      `query($c: String) { apiKeys(after: $c) { edges { cursor } } }`,
+    ];
+    // Every list paged by Pothos' id cursors (its connection arguments, in the printed schema) is one of these.
+    const sdl = await readFile(path.resolve(import.meta.dirname, "../schema/schema.graphql"), "utf8");
+    const paged = [
+      ...sdl.matchAll(/^\s+(\w+)\(after: String, before: String, first: Int, last: Int\): \w+Connection!/gm),
+    ];
+    expect(paged.map((m) => m[1]).sort()).toEqual(["apiKeys", "deliveries", "jobs"]);
+    for (const query of lists) {
+      const res = await t.gql(query, { c: cursor });
+      expect(res.errors?.[0]?.extensions?.code, query).toBe("BAD_USER_INPUT");
+      expect(res.errors![0]!.message).toMatch(/is not a cursor of this list/);
+    }
   });
 
   it("CSRF: a request a browser could send without a preflight is refused", async () => {

@@ -1,5 +1,6 @@
 import { createApiKey, revokeKey } from "../auth/api-keys.ts";
 import { SCOPES, type Scope } from "../auth/scopes.ts";
+import { refuseForeignIdCursors } from "./id-cursors.ts";
 import { builder } from "../builder.ts";
 import { tenantOf, type Context } from "../context.ts";
 import { type Db, lockTenant } from "../db/client.ts";
@@ -154,12 +155,14 @@ builder.queryFields((t) => ({
     cursor: "id",
     description: "The caller's tenant's API keys, newest first, revoked and expired ones too. Never their secrets.",
     authScopes: { scope: "keys:admin" },
-    resolve: (query, _root, _args, ctx) =>
-      ctx.db.apiKey.findMany({
+    resolve: (query, _root, args, ctx) => {
+      refuseForeignIdCursors(args);
+      return ctx.db.apiKey.findMany({
         ...query,
         where: { tenantId: tenantOf(ctx) },
         orderBy: [{ createdAt: "desc" }, { id: "desc" }],
-      }),
+      });
+    },
   }),
 }));
 

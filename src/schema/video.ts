@@ -1,5 +1,6 @@
 import { queryFromInfo } from "@pothos/plugin-prisma";
 import { GraphQLError } from "graphql";
+import { refuseForeignIdCursors } from "./id-cursors.ts";
 import { builder } from "../builder.ts";
 import { tenantOf } from "../context.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
@@ -89,7 +90,13 @@ export const VideoRef = builder.prismaObject("Video", {
     variants: t.relation("variants", {
       query: { orderBy: [{ kind: "asc" }, { height: "desc" }, { bandwidth: "desc" }] },
     }),
-    jobs: t.relatedConnection("jobs", { cursor: "id", query: { orderBy: { createdAt: "desc" } } }),
+    jobs: t.relatedConnection("jobs", {
+      cursor: "id",
+      query: (args) => {
+        refuseForeignIdCursors(args);
+        return { orderBy: { createdAt: "desc" } };
+      },
+    }),
     createdAt: t.expose("createdAt", { type: "DateTime" }),
     updatedAt: t.expose("updatedAt", { type: "DateTime" }),
     playableAt: t.expose("playableAt", { type: "DateTime", nullable: true }),

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { refuseForeignIdCursors } from "./id-cursors.ts";
 import { builder } from "../builder.ts";
 import { tenantOf, type Context } from "../context.ts";
 import { lockTenant } from "../db/client.ts";
@@ -70,7 +71,10 @@ const WebhookEndpointRef = builder.prismaObject("WebhookEndpoint", {
     deliveries: t.relatedConnection("deliveries", {
       cursor: "id",
       description: "Newest first.",
-      query: { orderBy: { createdAt: "desc" } },
+      query: (args) => {
+        refuseForeignIdCursors(args);
+        return { orderBy: { createdAt: "desc" } };
+      },
     }),
   }),
 });
