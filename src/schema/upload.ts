@@ -29,7 +29,7 @@ const CreateUploadInput = builder.inputType("CreateUploadInput", {
     idempotencyKey: t.string({
       description:
         "The same key (per tenant) returns the same video, with an upload URL for it, " +
-        "instead of creating a second one. Up to 200 characters.",
+        "instead of creating a second one. 1 to 200 characters of plain text (no control characters).",
     }),
     ...creationOptionFields(t),
   }),

@@ -24,11 +24,11 @@ export function validOrigin(raw: string | null | undefined): string | null {
   return origin;
 }
 
-/** A client's key for "create this once": 1 to 200 characters; null when none is given. */
+/** A client's key for "create this once": 1 to 200 characters of plain text; null when none is given. */
 export function validIdempotencyKey(raw: string | null | undefined): string | null {
   if (raw === null || raw === undefined) return null;
   if (!raw || raw.length > 200) {
     throw new ValidationError("idempotencyKey", "An idempotency key has 1 to 200 characters");
   }
-  return raw;
+  return validPlainText("idempotencyKey", raw);
 }

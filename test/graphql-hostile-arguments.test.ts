@@ -1,0 +1,157 @@
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import {
+  buildSchema,
+  getNamedType,
+  type GraphQLField,
+  type GraphQLInputType,
+  type GraphQLObjectType,
+  type GraphQLOutputType,
+  isEnumType,
+  isInputObjectType,
+  isInterfaceType,
+  isListType,
+  isNonNullType,
+  isObjectType,
+  isUnionType,
+} from "graphql";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestApp, type TestApp } from "./support/app.ts";
+
+/**
+ * Every query and mutation of the printed schema, called once with plain arguments and then once per
+ * hostile value of each argument and input field (an id that is no UUID, NUL, a lone surrogate, a
+ * megabyte of text, 10,000 list items, extreme numbers and dates), the others left plain. Any answer
+ * may refuse; none may be an unexpected error (Postgres or the code refusing what the API should
+ * have refused first). No generated string is a URL, so no call reaches outside 127.0.0.1.
+ * Subscriptions are not called: `video-cms`, `subscription-*` and `graphql-hardening` cover theirs.
+ */
+const PLAIN_ID = "00000000-0000-4000-8000-000000000000";
+
+function plain(type: GraphQLInputType, depth = 0): unknown {
+  if (isNonNullType(type)) return plain(type.ofType, depth);
+  if (isListType(type)) return [plain(type.ofType, depth)];
+  if (isEnumType(type)) return type.getValues()[0]!.value;
+  if (isInputObjectType(type)) {
+    const fields = Object.values(type.getFields()).filter((f) => isNonNullType(f.type) && depth < 4);
+    return Object.fromEntries(fields.map((f) => [f.name, plain(f.type, depth + 1)]));
+  }
+  const scalars: Record<string, unknown> = {
+    ID: PLAIN_ID,
+    String: "abc",
+    Int: 1,
+    Float: 1,
+    Boolean: false,
+    DateTime: "2026-01-01T00:00:00Z",
+  };
+  return scalars[type.name] ?? null;
+}
+
+function hostile(type: GraphQLInputType): unknown[] {
+  const nullable = isNonNullType(type) ? type.ofType : type;
+  if (isListType(nullable)) {
+    const item = nullable.ofType as GraphQLInputType;
+    return [...hostile(item).map((v) => [v]), Array.from({ length: 10_000 }, () => plain(item))];
+  }
+  const values: Record<string, unknown[]> = {
+    ID: ["not-a-uuid", "", "x".repeat(100_000), `${PLAIN_ID.slice(0, -1)}\u0000`, btoa("GPC:S:not-a-uuid")],
+    String: ["", "\u0000", "a\ud800b", "x".repeat(1_000_000), "%_\\", `${"a".repeat(50)}${"!".repeat(30_000)}`],
+    Int: [-1, 0, 2_147_483_647, -2_147_483_648],
+    Float: [-1, 0, 1e308, -1e308, 5e-324],
+    DateTime: ["not-a-date", "0000-00-00T00:00:00Z", "275760-09-13T00:00:00.001Z", "-271821-04-19T00:00:00Z"],
+  };
+  return values[getNamedType(type).name] ?? [];
+}
+
+/** Every input field under `type`, three levels deep, with its path. */
+function inputFields(type: GraphQLInputType, depth = 0): { path: string[]; type: GraphQLInputType }[] {
+  const named = isNonNullType(type) ? type.ofType : type;
+  if (!isInputObjectType(named) || depth >= 3) return [];
+  return Object.values(named.getFields()).flatMap((f) => [
+    { path: [f.name], type: f.type },
+    ...inputFields(f.type, depth + 1).map((inner) => ({ path: [f.name, ...inner.path], type: inner.type })),
+  ]);
+}
+
+function withValue(args: Record<string, unknown>, at: string[], value: unknown): Record<string, unknown> {
+  const copy = structuredClone(args);
+  let node = copy;
+  for (const key of at.slice(0, -1)) {
+    node[key] ??= {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[at.at(-1)!] = value;
+  return copy;
+}
+
+function selectionOf(type: GraphQLOutputType): string {
+  const named = getNamedType(type);
+  return isObjectType(named) || isUnionType(named) || isInterfaceType(named) ? " { __typename }" : "";
+}
+
+/** The operation calling `field` with each of its arguments as a variable. */
+function operationFor(kind: "query" | "mutation", field: GraphQLField<unknown, unknown>): string {
+  if (field.args.length === 0) return `${kind} { ${field.name}${selectionOf(field.type)} }`;
+  const variables = field.args.map((a) => `$${a.name}: ${a.type.toString()}`).join(", ");
+  const args = field.args.map((a) => `${a.name}: $${a.name}`).join(", ");
+  return `${kind}(${variables}) { ${field.name}(${args})${selectionOf(field.type)} }`;
+}
+
+describe("hostile arguments to every query and mutation", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    // The limits that refuse a document before its resolvers run are lifted: the values must reach them.
+    t = await startTestApp({
+      worker: false,
+      env: {
+        RATE_LIMIT_MUTATIONS_PER_MINUTE: "100000000",
+        GRAPHQL_MAX_BODY_BYTES: String(64 * 1024 * 1024),
+        GRAPHQL_MAX_TOKENS: "100000",
+      },
+    });
+  });
+  afterAll(() => t?.stop());
+
+  it("answers each with data or an error it means (never an unexpected error)", async () => {
+    const schema = buildSchema(await readFile(path.resolve(import.meta.dirname, "../schema/schema.graphql"), "utf8"));
+    const roots: ["query" | "mutation", GraphQLObjectType][] = [
+      ["query", schema.getQueryType()!],
+      ["mutation", schema.getMutationType()!],
+    ];
+    const unexpected: string[] = [];
+    const refusals = new Set<string>();
+    let calls = 0;
+    for (const [kind, root] of roots) {
+      for (const field of Object.values(root.getFields())) {
+        const operation = operationFor(kind, field);
+        const base = Object.fromEntries(field.args.map((a) => [a.name, plain(a.type)]));
+        const cases: [string, Record<string, unknown>][] = [["plain", base]];
+        for (const arg of field.args) {
+          for (const value of hostile(arg.type)) cases.push([arg.name, { ...base, [arg.name]: value }]);
+          for (const inner of inputFields(arg.type)) {
+            for (const value of hostile(inner.type)) {
+              cases.push([[arg.name, ...inner.path].join("."), withValue(base, [arg.name, ...inner.path], value)]);
+            }
+          }
+        }
+        for (const [where, variables] of cases) {
+          calls++;
+          const res = await t.gql(operation, variables);
+          for (const error of res.errors ?? []) {
+            const code = error.extensions?.code;
+            if (code === "INTERNAL_SERVER_ERROR" || error.message === "Unexpected error.") {
+              unexpected.push(`${kind} ${field.name}, ${where} = ${JSON.stringify(variables).slice(0, 120)}`);
+            } else if (code === "BAD_USER_INPUT") refusals.add(`${field.name}.${where}`);
+          }
+          // A typed error of a result union (ValidationError, NotFoundError…) is a refusal too.
+          const answer = res.data?.[field.name] as { __typename?: string } | null | undefined;
+          if (answer?.__typename?.endsWith("Error")) refusals.add(`${field.name}.${where}`);
+        }
+      }
+    }
+    expect(unexpected).toEqual([]);
+    // The calls reached the resolvers: hundreds of them, and many refusals from the API's own checks.
+    expect(calls).toBeGreaterThan(500);
+    expect(refusals.size).toBeGreaterThan(100);
+  }, 120_000);
+});
