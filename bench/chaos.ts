@@ -6,32 +6,13 @@ import { chmod, mkdir, mkdtemp, readdir, readFile, rm, statfs } from "node:fs/pr
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { createClient } from "graphql-ws";
-import pg from "pg";
-import WebSocket from "ws";
 import { parseCommandLine, usageError } from "../src/shared/command-line.ts";
-import { startEmbeddedPostgres, type EmbeddedDatabase } from "../src/db/embedded.ts";
-import { freePort } from "../src/free-port.ts";
-import { setLogLevel } from "../src/log.ts";
+import type { Client as PgClient, QueryResultRow } from "pg";
 import type { Capability } from "../src/protocol/messages.ts";
-import { EVENTS_QUEUE, jobQueueName } from "../src/protocol/queues.ts";
-import { createPostgresTransport } from "../src/transport/postgres.ts";
-import { ADMIN_AUTH } from "../test/support/auth.ts";
-import { startApiProcess, startWorkerProcess, stopAllProcesses } from "../test/support/processes.ts";
-import {
-  ageSeconds,
-  familyOf,
-  ffmpegUnder,
-  inGroups,
-  listProcesses,
-  stillRunning,
-  workingDirectory,
-  type ProcessInfo,
-} from "../test/support/process-scan.ts";
-import { watchSegments } from "./support/segment-watch.ts";
-import { CREATE_UPLOAD, generateClip, postGraphQL, type GraphQLResponse } from "./support/stack.ts";
-import { startSlowWebhookFault } from "./support/slow-webhook.ts";
-import { supervise, type SupervisedService } from "./support/supervisor.ts";
+import type { EmbeddedDatabase } from "../src/db/embedded.ts";
+import type { ProcessInfo } from "../test/support/process-scan.ts";
+import type { GraphQLResponse } from "./support/stack.ts";
+import type { SupervisedService } from "./support/supervisor.ts";
 
 const run = promisify(execFile);
 
@@ -119,6 +100,24 @@ for (const item of flags.faults.split(",").filter(Boolean)) {
     usageError(USAGE, `--faults: ${item} is not kind:count with a kind of ${FAULT_KINDS.join(", ")}`);
   requested.set(kind as FaultKind, Number(count));
 }
+// The bench's machinery is imported once the command line is read: --help needs none of it.
+const { createClient } = await import("graphql-ws");
+const { default: pg } = await import("pg");
+const { default: WebSocket } = await import("ws");
+const { startEmbeddedPostgres } = await import("../src/db/embedded.ts");
+const { freePort } = await import("../src/free-port.ts");
+const { setLogLevel } = await import("../src/log.ts");
+const { EVENTS_QUEUE, jobQueueName } = await import("../src/protocol/queues.ts");
+const { createPostgresTransport } = await import("../src/transport/postgres.ts");
+const { ADMIN_AUTH } = await import("../test/support/auth.ts");
+const { startApiProcess, startWorkerProcess, stopAllProcesses } = await import("../test/support/processes.ts");
+const { ageSeconds, familyOf, ffmpegUnder, inGroups, listProcesses, stillRunning, workingDirectory } = await import(
+  "../test/support/process-scan.ts"
+);
+const { watchSegments } = await import("./support/segment-watch.ts");
+const { CREATE_UPLOAD, generateClip, postGraphQL } = await import("./support/stack.ts");
+const { startSlowWebhookFault } = await import("./support/slow-webhook.ts");
+const { supervise } = await import("./support/supervisor.ts");
 
 setLogLevel("warn");
 // The embedded Postgres's own process logs with the level it inherits; the services get theirs.
@@ -667,9 +666,9 @@ status }
    */
   async function killApiMidBatch(): Promise<void> {
     // A connection of its own, opened again when it broke (a pg-restart fault may land meanwhile).
-    let connection: pg.Client | null = null;
+    let connection: PgClient | null = null;
     const client = {
-      async query<R extends pg.QueryResultRow>(text: string, values: unknown[]) {
+      async query<R extends QueryResultRow>(text: string, values: unknown[]) {
         try {
           connection ??= await (async () => {
             const c = new pg.Client({ connectionString: databaseUrl });

@@ -14,20 +14,11 @@ import { once } from "node:events";
 import { chmod, mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { createDb } from "../src/db/client.ts";
-import { EVENTS_CHANNEL, PostgresEventTarget } from "../src/events/postgres-event-target.ts";
-import {
-  createVideoPubSub,
-  type VariantSnapshot,
-  type VideoEventPayload,
-  videoSnapshot,
-} from "../src/events/video-events.ts";
 import { parseCommandLine, usageError } from "../src/shared/command-line.ts";
 import { ADMIN_AUTH } from "../test/support/auth.ts";
-import { startApiProcess, stopAllProcesses } from "../test/support/processes.ts";
 import type { ConnectedReport, FinishReport, OpenSubscribers } from "./support/fanout-clients.ts";
 import { PUBLISH_MODES, type PublishMode, publish, SENT_AT_FIELD } from "./support/fanout-load.ts";
-import { CREATE_UPLOAD, postGraphQL, benchDatabase } from "./support/stack.ts";
+import type { VariantSnapshot, VideoEventPayload } from "../src/events/video-events.ts";
 
 const USAGE = `usage: npm run bench:fanout -- [--subscribers=N] [--videos=N] [--seconds=S] [--stalled-percent=P] \
 [--publish=bursty|even] [--connect=unpaced|paced] [--client-processes=N] [--connect-concurrency=N] \
@@ -59,6 +50,12 @@ const { values: flags } = parseCommandLine(USAGE, {
     "api-node-options": { type: "string", default: "" },
   },
 });
+// The bench's machinery is imported once the command line is read: --help needs none of it.
+const { createDb } = await import("../src/db/client.ts");
+const { EVENTS_CHANNEL, PostgresEventTarget } = await import("../src/events/postgres-event-target.ts");
+const { createVideoPubSub, videoSnapshot } = await import("../src/events/video-events.ts");
+const { startApiProcess, stopAllProcesses } = await import("../test/support/processes.ts");
+const { CREATE_UPLOAD, postGraphQL, benchDatabase } = await import("./support/stack.ts");
 const subscriberCount = Number(flags.subscribers);
 const videoCount = Number(flags.videos);
 const seconds = Number(flags.seconds);

@@ -16,17 +16,9 @@ import { readFileSync } from "node:fs";
 import { access, chmod, mkdir, mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { createClient } from "graphql-ws";
-import pg from "pg";
-import WebSocket from "ws";
-import { encodeLadder } from "../render-worker/media/encode-ladder.ts";
-import { type PlannedRung, planLadder } from "../render-worker/media/ladder.ts";
-import { probeSource } from "../render-worker/media/probe.ts";
 import { parseCommandLine, usageError } from "../src/shared/command-line.ts";
 import { RUNG_PLAYLIST } from "../src/protocol/storage-layout.ts";
 import { ADMIN_AUTH } from "../test/support/auth.ts";
-import { processesWithCwd } from "../test/support/process-scan.ts";
-import { startApiProcess, stopAllProcesses } from "../test/support/processes.ts";
 import {
   BENCH_SOURCE_NAMES,
   BENCH_SOURCES,
@@ -35,7 +27,7 @@ import {
   MEZZANINE,
   parseSourceNames,
 } from "./support/sources.ts";
-import { CREATE_UPLOAD, postGraphQL, benchDatabase } from "./support/stack.ts";
+import type { PlannedRung } from "../render-worker/media/ladder.ts";
 
 const USAGE = `usage: npm run bench:latency -- [--runs=N] [--seconds=S] [--height=H] \
 [--sources=<${BENCH_SOURCE_NAMES.join(",")}>]
@@ -54,6 +46,16 @@ const { values: flags } = parseCommandLine(USAGE, {
     sources: { type: "string", default: BENCH_SOURCE_NAMES.join(",") },
   },
 });
+// The bench's machinery is imported once the command line is read: --help needs none of it.
+const { createClient } = await import("graphql-ws");
+const { default: pg } = await import("pg");
+const { default: WebSocket } = await import("ws");
+const { encodeLadder } = await import("../render-worker/media/encode-ladder.ts");
+const { planLadder } = await import("../render-worker/media/ladder.ts");
+const { probeSource } = await import("../render-worker/media/probe.ts");
+const { processesWithCwd } = await import("../test/support/process-scan.ts");
+const { startApiProcess, stopAllProcesses } = await import("../test/support/processes.ts");
+const { CREATE_UPLOAD, postGraphQL, benchDatabase } = await import("./support/stack.ts");
 const runs = Number(flags.runs);
 const clipSeconds = Number(flags.seconds);
 const height = Number(flags.height);

@@ -15,10 +15,6 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseCommandLine, usageError } from "../src/shared/command-line.ts";
-import { wsClientAt } from "../test/support/app.ts";
-import { launchChromium } from "../test/support/console.ts";
-import { startApiProcess, stopAllProcesses } from "../test/support/processes.ts";
-import { benchDatabase, postGraphQL } from "./support/stack.ts";
 
 const USAGE = `usage: npm run bench:live -- [--seconds=S] [--modes=standard,low] [--size=WxH] [--fps=F] [--floor=on|off] [--passthrough=on|off|both] [--ingest=rtmp|srt|both] [--join-after=S]
 Starts the API with its worker on a throw-away database and, for each latency mode, publishes S seconds
@@ -54,6 +50,14 @@ const ingests: ("rtmp" | "srt")[] = flags.ingest === "both" ? ["rtmp", "srt"] : 
 if (flags.floor !== "on" && flags.floor !== "off") usageError(USAGE, "--floor is on or off");
 if (!["on", "off", "both"].includes(String(flags.passthrough))) usageError(USAGE, "--passthrough is on, off or both");
 const passthroughSettings = flags.passthrough === "both" ? ["on", "off"] : [String(flags.passthrough)];
+// The bench's machinery is imported once the command line is read: --help needs none of it.
+const [{ wsClientAt }, { launchChromium }, { startApiProcess, stopAllProcesses }, { benchDatabase, postGraphQL }] =
+  await Promise.all([
+    import("../test/support/app.ts"),
+    import("../test/support/console.ts"),
+    import("../test/support/processes.ts"),
+    import("./support/stack.ts"),
+  ]);
 /** Samples from the first seconds of playback are left out: the player is still finding the live edge. */
 const WARM_UP_SECONDS = 10;
 const seconds = Number(flags.seconds);

@@ -11,9 +11,6 @@ import os from "node:os";
 import path from "node:path";
 import type { Page } from "playwright-core";
 import { parseCommandLine, usageError } from "../src/shared/command-line.ts";
-import { launchChromium } from "../test/support/console.ts";
-import { startApiProcess, stopAllProcesses } from "../test/support/processes.ts";
-import { benchDatabase } from "./support/stack.ts";
 
 const USAGE = `usage: npm run bench:pages -- [--runs=N] [--mbps=M]
 Loads GraphiQL and the console's sign-in page N times each in headless Chromium, from an API started
@@ -25,6 +22,12 @@ const { values: flags } = parseCommandLine(USAGE, {
 const runs = Number(flags.runs);
 const mbps = Number(flags.mbps);
 if (!Number.isInteger(runs) || runs < 1 || !(mbps > 0)) usageError(USAGE, "--runs is a whole number ≥ 1, --mbps > 0");
+// The bench's machinery is imported once the command line is read: --help needs none of it.
+const [{ launchChromium }, { startApiProcess, stopAllProcesses }, { benchDatabase }] = await Promise.all([
+  import("../test/support/console.ts"),
+  import("../test/support/processes.ts"),
+  import("./support/stack.ts"),
+]);
 
 const log = (message: string) => process.stderr.write(`[bench:pages] ${message}\n`);
 const dir = await mkdtemp(path.join(os.tmpdir(), "videograph-bench-pages-"));

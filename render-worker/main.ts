@@ -1,13 +1,6 @@
 import { loadConfigOrExit, parseCommandLine } from "../src/shared/command-line.ts";
-import { s3CredentialsOf } from "../src/shared/env.ts";
-import { startTracing } from "../src/shared/tracing.ts";
-import { loadWorkerEnv } from "./config.ts";
-import { log } from "./log.ts";
-import { type OpsServer, startOpsServer } from "./ops-server.ts";
-import { createLocalWorkerStorage } from "./storage/local.ts";
+import type { OpsServer } from "./ops-server.ts";
 import type { WorkerStorage } from "./storage/types.ts";
-import { createPostgresWorkerTransport } from "./transport/postgres.ts";
-import { createWorker, defaultTmpDir } from "./worker.ts";
 
 parseCommandLine(
   `usage: npm run worker
@@ -17,6 +10,19 @@ environment variables (and a .env file): .env.template documents each one. SIGTE
 what is running after SHUTDOWN_GRACE_SECONDS.`,
   {},
 );
+// The worker's modules are imported once the command line is read: --help needs none of them.
+const [{ s3CredentialsOf }, { startTracing }, { loadWorkerEnv }, { log }, { startOpsServer }, local, postgres, main] =
+  await Promise.all([
+    import("../src/shared/env.ts"),
+    import("../src/shared/tracing.ts"),
+    import("./config.ts"),
+    import("./log.ts"),
+    import("./ops-server.ts"),
+    import("./storage/local.ts"),
+    import("./transport/postgres.ts"),
+    import("./worker.ts"),
+  ]);
+const { createWorker, defaultTmpDir } = main;
 const env = loadConfigOrExit(loadWorkerEnv);
 /** How long a worker whose API is gone spends stopping before it exits anyway. */
 const PARENT_GONE_EXIT_MS = 3000;
@@ -36,7 +42,7 @@ const worker = createWorker({
           topicPrefix: env.PUBSUB_TOPIC_PREFIX,
           leaseSeconds: env.JOB_STALL_SECONDS,
         })
-      : createPostgresWorkerTransport(env.DATABASE_URL!),
+      : postgres.createPostgresWorkerTransport(env.DATABASE_URL!),
   storage: await workerStorage(),
   storageOutagePatienceSeconds: env.STORAGE_OUTAGE_PATIENCE_SECONDS,
   tmpDir: defaultTmpDir(env.WORKER_TMP_DIR),
@@ -123,7 +129,7 @@ async function workerStorage(): Promise<WorkerStorage> {
         signedUrlTtlSeconds: env.S3_SIGNED_URL_TTL_SECONDS,
       });
     case "local":
-      return createLocalWorkerStorage(env.DATA_DIR);
+      return local.createLocalWorkerStorage(env.DATA_DIR);
     default:
       throw new Error(`unknown STORAGE ${env.STORAGE satisfies never}`);
   }

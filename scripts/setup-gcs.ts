@@ -8,8 +8,8 @@
 // Reads GCS_BUCKET and GOOGLE_CLOUD_PROJECT (required), PUBSUB_TOPIC_PREFIX, GCS_NOTIFICATION_TOPIC,
 // GCS_NOTIFICATION_SUBSCRIPTION, GCS_CORS_ORIGINS (comma-separated, default *); GCS_API_ENDPOINT
 // and PUBSUB_EMULATOR_HOST point it at emulators.
-import { PubSub, type Topic } from "@google-cloud/pubsub";
-import { Storage, type Bucket } from "@google-cloud/storage";
+import type { PubSub, Topic } from "@google-cloud/pubsub";
+import type { Bucket, Storage } from "@google-cloud/storage";
 import { parseCommandLine } from "../src/shared/command-line.ts";
 
 parseCommandLine(
@@ -124,8 +124,13 @@ async function setCors(bucket: Bucket): Promise<void> {
   console.log(`  set      CORS on gs://${bucketName}: ${corsOrigins.join(", ")} may GET, HEAD, PUT, POST`);
 }
 
-const storage = new Storage({ projectId, ...(storageEmulator ? { apiEndpoint: storageEmulator } : {}) });
-const pubsub = new PubSub({ projectId });
+// The clients are imported once the command line is read: --help needs neither.
+const [pubsubModule, storageModule] = await Promise.all([
+  import("@google-cloud/pubsub"),
+  import("@google-cloud/storage"),
+]);
+const storage = new storageModule.Storage({ projectId, ...(storageEmulator ? { apiEndpoint: storageEmulator } : {}) });
+const pubsub = new pubsubModule.PubSub({ projectId });
 const bucket = storage.bucket(bucketName);
 try {
   console.log(

@@ -1,7 +1,6 @@
 // Creates the Pub/Sub topics and subscriptions the API and workers use (`npm run setup:pubsub`).
 // Idempotent; the API also runs it at start. GOOGLE_CLOUD_PROJECT is required,
 // PUBSUB_TOPIC_PREFIX optional; PUBSUB_EMULATOR_HOST points it at the emulator.
-import { createPubSubApiTransport } from "../src/transport/pubsub.ts";
 import { parseCommandLine } from "../src/shared/command-line.ts";
 
 parseCommandLine(
@@ -17,6 +16,8 @@ if (!projectId) {
 }
 const topicPrefix = process.env.PUBSUB_TOPIC_PREFIX || undefined;
 
+// Imported once the command line is read: --help needs no Pub/Sub client.
+const { createPubSubApiTransport } = await import("../src/transport/pubsub.ts");
 const transport = createPubSubApiTransport({ projectId, topicPrefix });
 try {
   const target = process.env.PUBSUB_EMULATOR_HOST ? `emulator at ${process.env.PUBSUB_EMULATOR_HOST}` : "Google Cloud";

@@ -1,6 +1,8 @@
 /**
  * How every command-line program of the project (the API, the worker, scripts/, bench/) treats its
- * arguments; each keeps its own usage text.
+ * arguments; each keeps its own usage text. A program whose modules are heavy (the schema, a cloud
+ * SDK, the bench's machinery) imports them with `await import()` after `parseCommandLine`, so that
+ * `--help` and a mistyped flag answer at once: ES imports run before any line of the module.
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
