@@ -21,16 +21,9 @@ import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
-import pg from "pg";
 import { parseCommandLine, usageError } from "../src/shared/command-line.ts";
 import { ANALYTICS_PATHS } from "../src/shared/analytics-beacons.ts";
 import { CLOCK_TICKS_PER_SECOND, parseProcStat, type ProcStat } from "../src/shared/proc-stat.ts";
-import { ADMIN_AUTH } from "../test/support/auth.ts";
-import { startApiProcess, stopAllProcesses } from "../test/support/processes.ts";
-import { startBeaconSink } from "./support/beacon-sink.ts";
-import { startQueryProber } from "./support/query-prober.ts";
-import { timedPost } from "./support/timed-post.ts";
-import { benchDatabase, CREATE_UPLOAD, postGraphQL } from "./support/stack.ts";
 
 const USAGE = `usage: npm run bench:analytics -- [--seconds=S] [--rate=R] [--videos=V] [--views=N] [--warmup=W]
 Starts the API on a throw-away database, sends R beacon batches a second (each one request with a few
@@ -56,6 +49,14 @@ const { values: flags } = parseCommandLine(USAGE, {
     "beacons-to": { type: "string", default: "api" },
   },
 });
+// The bench's machinery is imported once the command line is read: --help needs none of it.
+const { ADMIN_AUTH } = await import("../test/support/auth.ts");
+const { default: pg } = await import("pg");
+const { startApiProcess, stopAllProcesses } = await import("../test/support/processes.ts");
+const { startBeaconSink } = await import("./support/beacon-sink.ts");
+const { startQueryProber } = await import("./support/query-prober.ts");
+const { timedPost } = await import("./support/timed-post.ts");
+const { benchDatabase, CREATE_UPLOAD, postGraphQL } = await import("./support/stack.ts");
 const seconds = Number(flags.seconds);
 const rate = Number(flags.rate);
 const videoCount = Number(flags.videos);

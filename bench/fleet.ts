@@ -16,17 +16,7 @@ import { openAsBlob } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { createClient } from "graphql-ws";
-import pg from "pg";
-import WebSocket from "ws";
 import { parseCommandLine, usageError } from "../src/shared/command-line.ts";
-import { ADMIN_AUTH } from "../test/support/auth.ts";
-import {
-  type ServiceProcess,
-  startApiProcess,
-  startWorkerProcess,
-  stopAllProcesses,
-} from "../test/support/processes.ts";
 import {
   BENCH_SOURCE_NAMES,
   BENCH_SOURCES,
@@ -34,7 +24,7 @@ import {
   generateSource,
   MEZZANINE,
 } from "./support/sources.ts";
-import { benchDatabase, CREATE_UPLOAD, postGraphQL } from "./support/stack.ts";
+import type { ServiceProcess } from "../test/support/processes.ts";
 
 const USAGE = `usage: npm run bench:fleet -- [--layouts=KxC,…] [--seconds=S] [--height=H] [--source=NAME] \
 [--chunk-seconds=N] [--first-chunk-seconds=N]
@@ -54,6 +44,13 @@ const { values: flags } = parseCommandLine(USAGE, {
     "first-chunk-seconds": { type: "string", default: "4" },
   },
 });
+// The bench's machinery is imported once the command line is read: --help needs none of it.
+const { startApiProcess, startWorkerProcess, stopAllProcesses } = await import("../test/support/processes.ts");
+const { createClient } = await import("graphql-ws");
+const { default: pg } = await import("pg");
+const { default: WebSocket } = await import("ws");
+const { ADMIN_AUTH } = await import("../test/support/auth.ts");
+const { benchDatabase, CREATE_UPLOAD, postGraphQL } = await import("./support/stack.ts");
 const clipSeconds = Number(flags.seconds);
 const height = Number(flags.height);
 const chunkSeconds = Number(flags["chunk-seconds"]);

@@ -14,23 +14,9 @@ import { chmod, mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import cliProgress from "cli-progress";
-import { createClient } from "graphql-ws";
-import { ADMIN_AUTH } from "../test/support/auth.ts";
-import WebSocket from "ws";
-import { CREATE_UPLOAD, generateClip, postGraphQL, benchDatabase } from "./support/stack.ts";
-import {
-  startApiProcess,
-  startWorkerProcess,
-  stopAllProcesses,
-  type ServiceProcess,
-} from "../test/support/processes.ts";
-import {
-  pubSubEmulatorUnavailableReason,
-  startOwnPubSubEmulator,
-  type OwnPubSubEmulator,
-} from "../test/support/pubsub-emulator.ts";
 import { parseCommandLine, usageError } from "../src/shared/command-line.ts";
+import type { ServiceProcess } from "../test/support/processes.ts";
+import type { OwnPubSubEmulator } from "../test/support/pubsub-emulator.ts";
 
 const run = promisify(execFile);
 
@@ -48,6 +34,14 @@ const { values: flags } = parseCommandLine(USAGE, {
     transport: { type: "string", default: "postgres" },
   },
 });
+// The bench's machinery is imported once the command line is read: --help needs none of it.
+const { ADMIN_AUTH } = await import("../test/support/auth.ts");
+const { startApiProcess, startWorkerProcess, stopAllProcesses } = await import("../test/support/processes.ts");
+const { pubSubEmulatorUnavailableReason, startOwnPubSubEmulator } = await import("../test/support/pubsub-emulator.ts");
+const { default: cliProgress } = await import("cli-progress");
+const { createClient } = await import("graphql-ws");
+const { default: WebSocket } = await import("ws");
+const { CREATE_UPLOAD, generateClip, postGraphQL, benchDatabase } = await import("./support/stack.ts");
 const transport = flags.transport;
 const uploads = Number(flags.uploads);
 const workerCount = Number(flags.workers);

@@ -7,10 +7,6 @@
 import { copyFile, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { DEFAULT_MANIM_LIMITS } from "../render-worker/handlers/render-manim.ts";
-import { locateManim } from "../render-worker/manim/capability.ts";
-import { MANIM_QUALITY, manimRenderArgs, SCENE_FILE } from "../render-worker/manim/command.ts";
-import { runSandboxed } from "../render-worker/sandbox/bubblewrap.ts";
 import type { ManimQuality } from "../src/protocol/messages.ts";
 import { parseCommandLine, usageError } from "../src/shared/command-line.ts";
 
@@ -30,6 +26,11 @@ Renders bench/manim-standard-scene.py with the worker's Manim in the sandbox at 
 prints wall seconds, CPU seconds and peak memory per quality.`,
   { options: { qualities: { type: "string", default: "LOW,MEDIUM,HIGH,FOURK" } } },
 );
+// The bench's machinery is imported once the command line is read: --help needs none of it.
+const { DEFAULT_MANIM_LIMITS } = await import("../render-worker/handlers/render-manim.ts");
+const { locateManim } = await import("../render-worker/manim/capability.ts");
+const { MANIM_QUALITY, manimRenderArgs, SCENE_FILE } = await import("../render-worker/manim/command.ts");
+const { runSandboxed } = await import("../render-worker/sandbox/bubblewrap.ts");
 const qualities = flags.qualities.split(",").map((q) => q.trim()) as ManimQuality[];
 for (const q of qualities) {
   if (!MANIM_QUALITY[q])

@@ -7,12 +7,8 @@
 //   npm run bench:search -- --videos=100000    quicker
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
-import pg from "pg";
-import { createDb } from "../src/db/client.ts";
-import { applyMigrations } from "../src/db/migrate.ts";
 import { parseCommandLine, usageError } from "../src/shared/command-line.ts";
-import { Prisma } from "../src/generated/prisma/client.ts";
-import { findVideoPage, type VideoFilter, type VideoOrder, videoCursor } from "../src/videos/video-search.ts";
+import type { VideoFilter, VideoOrder } from "../src/videos/video-search.ts";
 
 const USAGE = `usage: npm run bench:search -- [--videos=N] [--runs=R] [--explain]
 Creates a throw-away database on DATABASE_URL's server (default postgresql://postgres@127.0.0.1:5432/postgres),
@@ -27,6 +23,12 @@ const { values: flags } = parseCommandLine(USAGE, {
     keep: { type: "boolean", default: false },
   },
 });
+// The bench's machinery is imported once the command line is read: --help needs none of it.
+const { default: pg } = await import("pg");
+const { createDb } = await import("../src/db/client.ts");
+const { applyMigrations } = await import("../src/db/migrate.ts");
+const { Prisma } = await import("../src/generated/prisma/client.ts");
+const { findVideoPage, videoCursor } = await import("../src/videos/video-search.ts");
 const videos = Number(flags.videos);
 const runs = Number(flags.runs);
 if (!(Number.isInteger(videos) && videos >= 1000 && Number.isInteger(runs) && runs >= 5)) {

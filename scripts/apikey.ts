@@ -6,13 +6,7 @@
  * Uses DATABASE_URL; without it, the embedded Postgres under DATA_DIR (the one a running
  * `npm start` serves, or a temporary start of it).
  */
-import { createApiKey, ensureTenant, revokeApiKey } from "../src/auth/api-keys.ts";
 import { parseScopes, SCOPES } from "../src/auth/scopes.ts";
-import { loadEnv } from "../src/config.ts";
-import { createDb } from "../src/db/client.ts";
-import { runningEmbeddedPostgres, startEmbeddedPostgres } from "../src/db/embedded.ts";
-import { applyMigrations } from "../src/db/migrate.ts";
-import { setLogLevel } from "../src/log.ts";
 import { parseCommandLine, usageError } from "../src/shared/command-line.ts";
 
 const USAGE = {
@@ -72,6 +66,13 @@ if (command === "create") {
   days = values["expires-days"] === undefined ? null : Number(values["expires-days"]);
   if (days !== null && !(days > 0)) usageError(usage, "--expires-days is a positive number");
 }
+// The database's modules are imported once the command line is read: --help and a mistake need none of them.
+const { createApiKey, ensureTenant, revokeApiKey } = await import("../src/auth/api-keys.ts");
+const { loadEnv } = await import("../src/config.ts");
+const { createDb } = await import("../src/db/client.ts");
+const { runningEmbeddedPostgres, startEmbeddedPostgres } = await import("../src/db/embedded.ts");
+const { applyMigrations } = await import("../src/db/migrate.ts");
+const { setLogLevel } = await import("../src/log.ts");
 
 function fail(message: string): never {
   process.stderr.write(`${message}\n`);

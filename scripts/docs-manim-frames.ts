@@ -6,8 +6,6 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { renderManim } from "../render-worker/handlers/render-manim.ts";
-import { createLocalWorkerStorage } from "../render-worker/storage/local.ts";
 import { parseCommandLine } from "../src/shared/command-line.ts";
 
 parseCommandLine(
@@ -16,6 +14,9 @@ Renders bench/manim-standard-scene.py with the worker's own Manim handler (sandb
 tiles six frames of the movie into docs/manim-frames.png.`,
   {},
 );
+// The renderer is imported once the command line is read: --help needs none of it.
+const { renderManim } = await import("../render-worker/handlers/render-manim.ts");
+const { createLocalWorkerStorage } = await import("../render-worker/storage/local.ts");
 
 const run = promisify(execFile);
 const root = path.resolve(import.meta.dirname, "..");
