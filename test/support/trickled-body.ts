@@ -32,7 +32,14 @@ export async function trickleBody(
     received += chunk.toString("latin1");
   });
   let closedAt = 0;
-  const closed = once(socket, "close").then(() => (closedAt = Date.now()));
+  // Not events.once: it rejects on the socket's "error", and a connection the server cuts while this
+  // side still sends ends in a reset (ECONNRESET) as often as in a close.
+  const closed = new Promise<void>((resolve) =>
+    socket.once("close", () => {
+      closedAt = Date.now();
+      resolve();
+    }),
+  );
   await once(socket, "connect");
   const startedAt = Date.now();
   socket.write(
