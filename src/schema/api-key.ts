@@ -1,6 +1,5 @@
 import { createApiKey, revokeKey } from "../auth/api-keys.ts";
 import { SCOPES, type Scope } from "../auth/scopes.ts";
-import { refuseForeignIdCursors } from "./id-cursors.ts";
 import { builder } from "../builder.ts";
 import { tenantOf, type Context } from "../context.ts";
 import { type Db, lockTenant } from "../db/client.ts";
@@ -9,6 +8,7 @@ import type { ApiKey } from "../generated/prisma/client.ts";
 import { isUuid } from "../ids.ts";
 import { mutationWork } from "../jobs/mutation-work.ts";
 import { hasControlCharacter } from "../plain-text.ts";
+import { refuseMalformedIdCursors } from "./id-cursors.ts";
 
 /** A key's name: what an admin calls it in lists. */
 const MAX_NAME_LENGTH = 100;
@@ -156,7 +156,7 @@ builder.queryFields((t) => ({
     description: "The caller's tenant's API keys, newest first, revoked and expired ones too. Never their secrets.",
     authScopes: { scope: "keys:admin" },
     resolve: (query, _root, args, ctx) => {
-      refuseForeignIdCursors(args);
+      refuseMalformedIdCursors(args);
       return ctx.db.apiKey.findMany({
         ...query,
         where: { tenantId: tenantOf(ctx) },

@@ -8,7 +8,7 @@ import { isUuid } from "../ids.ts";
  * refuses it: an unexpected error, logged as one, for any client that sends a crafted cursor. A
  * cursor that does not decode at all is left to Pothos, which refuses it.
  */
-export function refuseForeignIdCursors(args: { after?: string | null; before?: string | null }): void {
+export function refuseMalformedIdCursors(args: { after?: string | null; before?: string | null }): void {
   for (const name of ["after", "before"] as const) {
     const cursor = args[name];
     if (typeof cursor !== "string") continue;

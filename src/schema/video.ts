@@ -1,6 +1,5 @@
 import { queryFromInfo } from "@pothos/plugin-prisma";
 import { GraphQLError } from "graphql";
-import { refuseForeignIdCursors } from "./id-cursors.ts";
 import { builder } from "../builder.ts";
 import { tenantOf } from "../context.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
@@ -15,6 +14,7 @@ import { CMS_LIMITS, validExternalId } from "../videos/cms-fields.ts";
 import { findVideoOrThrow } from "../videos/find-video.ts";
 import { findVideoPage, type VideoOrder, videoCursor } from "../videos/video-search.ts";
 import { cmsChangeFields, MetadataEntryInput, validCmsChanges } from "./cms-fields.ts";
+import { refuseMalformedIdCursors } from "./id-cursors.ts";
 import { mediaUrl } from "./urls.ts";
 import { mutationWork } from "../jobs/mutation-work.ts";
 
@@ -93,7 +93,7 @@ export const VideoRef = builder.prismaObject("Video", {
     jobs: t.relatedConnection("jobs", {
       cursor: "id",
       query: (args) => {
-        refuseForeignIdCursors(args);
+        refuseMalformedIdCursors(args);
         return { orderBy: { createdAt: "desc" } };
       },
     }),

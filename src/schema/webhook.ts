@@ -1,5 +1,4 @@
 import { randomBytes } from "node:crypto";
-import { refuseForeignIdCursors } from "./id-cursors.ts";
 import { builder } from "../builder.ts";
 import { tenantOf, type Context } from "../context.ts";
 import { lockTenant } from "../db/client.ts";
@@ -11,6 +10,7 @@ import { WEBHOOK_EVENT_TYPES, type WebhookEventType } from "../webhooks/events.t
 import { checkWebhookUrl } from "../webhooks/endpoint-url.ts";
 import { hostAddressProblem } from "../http/outbound-url.ts";
 import { mutationWork } from "../jobs/mutation-work.ts";
+import { refuseMalformedIdCursors } from "./id-cursors.ts";
 
 const enumName = (type: WebhookEventType) => type.replace(".", "_").toUpperCase();
 
@@ -72,7 +72,7 @@ const WebhookEndpointRef = builder.prismaObject("WebhookEndpoint", {
       cursor: "id",
       description: "Newest first.",
       query: (args) => {
-        refuseForeignIdCursors(args);
+        refuseMalformedIdCursors(args);
         return { orderBy: { createdAt: "desc" } };
       },
     }),
