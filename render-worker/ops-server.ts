@@ -1,5 +1,6 @@
 import { createServer } from "node:http";
 import { closeListener, listenOn } from "../src/shared/listen.ts";
+import { dropBodyLeftAfterAnswer } from "../src/shared/refused-body.ts";
 import { log } from "./log.ts";
 import { workerRegistry } from "./metrics.ts";
 import type { WorkerReadiness } from "./worker.ts";
@@ -22,6 +23,7 @@ export async function startOpsServer(options: {
   readiness: () => Promise<WorkerReadiness>;
 }): Promise<OpsServer> {
   const server = createServer((req, res) => {
+    dropBodyLeftAfterAnswer(req, res);
     const pathname = new URL(req.url ?? "/", "http://localhost").pathname;
     const json = (status: number, body: unknown) =>
       res

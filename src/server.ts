@@ -21,7 +21,7 @@ import { serveHealthPath } from "./http/health.ts";
 import { startMetricsServer, type MetricsServer } from "./http/metrics-server.ts";
 import { createLivePlaylists } from "./http/live-playlists.ts";
 import { handleMedia } from "./http/media.ts";
-import { dropBodyLeftAfterAnswer, dropRefusedBody } from "./http/refused-body.ts";
+import { dropBodyLeftAfterAnswer, dropRefusedBody } from "./shared/refused-body.ts";
 import { traceRequest } from "./http/request-trace.ts";
 import { sharedSubscriptionResults } from "./http/shared-subscription-results.ts";
 import { graphiqlPage, renderOfflineGraphiQL } from "./http/graphiql.ts";

@@ -11,6 +11,7 @@ import { createWorker } from "../render-worker/worker.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
+import { trickleBody } from "./support/trickled-body.ts";
 
 /** A TCP proxy to Postgres that can black out: open connections are cut and new ones closed at once. */
 async function startBlackoutProxy(target: URL) {
@@ -166,6 +167,22 @@ describe("worker liveness and readiness (its ops endpoint over real HTTP)", () =
       expect((await fetch(`${ops.url}/other`)).status).toBe(404);
       await worker.shutdown(5);
       expect((await probe(`${ops.url}/readyz`)).status).toBe(503);
+    } finally {
+      await ops.close();
+    }
+  });
+
+  it("cuts off a body that keeps arriving after its answer, about 5 s after it, instead of reading it for as long as the client sends", async () => {
+    const readiness = async () => ({ ready: true, checks: { capabilities: "cpu", transport: "ok" } });
+    const ops = await startOpsServer({ host: "127.0.0.1", port: 0, metricsPath: "/metrics", readiness });
+    try {
+      // 32 MiB declared, 64 KiB sent every 100 ms: 50 s of body, were it read to its end.
+      const sent = await trickleBody("POST", new URL(`${ops.url}/livez`));
+      expect(sent.statusLine).toMatch(/^HTTP\/1\.1 405 /); // the ops endpoint takes GET and HEAD only
+      expect(sent.cutAfterAnswerMs, "the server still read the body 15 s after its answer").not.toBeNull();
+      // REFUSED_BODY_LINGER_MS (5 s) after the answer, with room for a loaded machine.
+      expect(sent.cutAfterAnswerMs).toBeGreaterThan(3_000);
+      expect(sent.cutAfterAnswerMs).toBeLessThan(9_000);
     } finally {
       await ops.close();
     }

@@ -3,7 +3,7 @@ import type { Env } from "../config.ts";
 import { log } from "../log.ts";
 import { apiRegistry } from "../metrics.ts";
 import { closeListener, listenOn } from "../shared/listen.ts";
-import { dropBodyLeftAfterAnswer } from "./refused-body.ts";
+import { dropBodyLeftAfterAnswer } from "../shared/refused-body.ts";
 
 export interface MetricsServer {
   url: string;

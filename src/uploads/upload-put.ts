@@ -9,7 +9,7 @@ import { UploadTooLargeError, type ResumableUploads } from "../storage/types.ts"
 import type { UrlSigner } from "../storage/url-signer.ts";
 import type { CostSettings } from "../jobs/cost.ts";
 import { queueUploadedVideo } from "./complete-upload.ts";
-import { dropRefusedBody } from "../http/refused-body.ts";
+import { dropRefusedBody } from "../shared/refused-body.ts";
 
 export interface UploadDeps {
   db: Db;
