@@ -15,7 +15,7 @@ import { PostgresEventTarget } from "./events/postgres-event-target.ts";
 import { createVideoPubSub } from "./events/video-events.ts";
 import { CONSOLE_DIST, createConsoleHandler } from "./http/console.ts";
 import { graphqlCors } from "./http/cors.ts";
-import { createMutationRateLimiter, graphqlSecurityPlugins } from "./http/graphql-security.ts";
+import { createMutationRateLimiter, graphqlSecurityPlugins, maskApiError } from "./http/graphql-security.ts";
 import { authorizationParam, serveGraphqlOverWebSocket } from "./http/graphql-ws.ts";
 import { serveHealthPath } from "./http/health.ts";
 import { startMetricsServer, type MetricsServer } from "./http/metrics-server.ts";
@@ -306,7 +306,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     graphiql: env.GRAPHIQL ?? env.NODE_ENV !== "production",
     renderGraphiQL: renderOfflineGraphiQL,
     landingPage: false,
-    maskedErrors: true,
+    maskedErrors: { maskError: maskApiError },
     logging: yogaLog(),
   });
 

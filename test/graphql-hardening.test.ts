@@ -85,7 +85,7 @@ describe("GraphQL hardening", () => {
     expect(JSON.stringify(res)).not.toMatch(/prisma|postgres|Job\b|JobHidden|exist|stack/i);
   });
 
-  it("refuses a well-formed cursor whose id no row can have, on every list paged by id, as bad input", async () => {
+  it("refuses a cursor the list did not return (malformed, or naming an id no row can have) and a page's other refused arguments as bad input, on every list paged by id", async () => {
     // Pothos encodes an id cursor as base64 "GPC:S:<id>"; one whose id is no UUID used to reach
     // Postgres, whose uuid column refused it: an unexpected error, logged as one.
     const cursor = Buffer.from("GPC:S:not-a-uuid").toString("base64");
@@ -104,10 +104,20 @@ describe("GraphQL hardening", () => {
       ...sdl.matchAll(/^\s+(\w+)\(after: String, before: String, first: Int, last: Int\): \w+Connection!/gm),
     ];
     expect(paged.map((m) => m[1]).sort()).toEqual(["apiKeys", "deliveries", "jobs"]);
+    // And what is no cursor at all: not base64 of Pothos' form, empty, another prefix (Pothos answered these without a code).
+    const malformed = [cursor, "abc", "", Buffer.from(`XYZ:S:${crypto.randomUUID()}`).toString("base64")];
     for (const query of lists) {
-      const res = await t.gql(query, { c: cursor });
-      expect(res.errors?.[0]?.extensions?.code, query).toBe("BAD_USER_INPUT");
-      expect(res.errors![0]!.message).toMatch(/is not a cursor of this list/);
+      for (const c of malformed) {
+        const res = await t.gql(query, { c });
+        expect(res.errors?.[0]?.extensions?.code, `${query} ${c}`).toBe("BAD_USER_INPUT");
+        expect(res.errors![0]!.message).toMatch(/is not a cursor of this list/);
+        if (c) expect(res.errors![0]!.message).not.toContain(c);
+      }
+    }
+    // A page's other arguments that Pothos refuses are the client's input too.
+    for (const args of ["first: -1", 'after: "x", before: "y"']) {
+      const res = await t.gql(`{ apiKeys(${args}) { edges { cursor } } }`);
+      expect(res.errors?.[0]?.extensions?.code, args).toBe("BAD_USER_INPUT");
     }
   });
 

@@ -1,8 +1,9 @@
 import { EnvelopArmorPlugin } from "@escape.tech/graphql-armor";
 import { useCSRFPrevention } from "@graphql-yoga/plugin-csrf-prevention";
 import { useDisableIntrospection } from "@graphql-yoga/plugin-disable-introspection";
+import { PothosValidationError } from "@pothos/core";
 import { type DocumentNode, GraphQLError, type ValidationContext } from "graphql";
-import type { Plugin } from "graphql-yoga";
+import { maskError, type Plugin } from "graphql-yoga";
 import type pg from "pg";
 import { RateLimiterPostgres, RateLimiterRes } from "rate-limiter-flexible";
 import type { Env } from "../config.ts";
@@ -123,4 +124,32 @@ export function graphqlSecurityPlugins(env: Env, limiter: () => RateLimiterPostg
     ...(introspection ? [] : [useDisableIntrospection() as Plugin<Context>]),
     useMutationRateLimit(limiter, env.RATE_LIMIT_MUTATIONS_PER_MINUTE),
   ];
+}
+
+/** How Pothos words a page's arguments it refuses while reading them, before any resolver runs. */
+const CONNECTION_ARGUMENT_ERRORS = ['Argument "', 'Arguments "'];
+const CURSOR_ERRORS = ["Invalid cursor", "Cursor must be", "Invalid base64", "Expected compound cursor"];
+
+/**
+ * Yoga's masking (anything unexpected is "Unexpected error."), except for what Pothos refuses in a
+ * connection's arguments: a GraphQLError without a code, passed through as it is, whose cursor
+ * message echoes the client's cursor. Those are the client's input: they get `BAD_USER_INPUT`, and
+ * a cursor that does not decode is named, not echoed. The error is changed in place, not replaced:
+ * yoga logs every error that masking replaces, and these are no fault of the API's.
+ */
+export function maskApiError(error: unknown, message: string, isDev?: boolean): Error {
+  if (error instanceof GraphQLError && error.originalError instanceof PothosValidationError) {
+    const refused = error.originalError.message;
+    const extensions = error.extensions as Record<string, unknown>;
+    if (CURSOR_ERRORS.some((prefix) => refused.startsWith(prefix))) {
+      error.message = "`after` or `before` is not a cursor of this list: use a cursor it returned";
+      extensions.code = "BAD_USER_INPUT";
+      return error;
+    }
+    if (CONNECTION_ARGUMENT_ERRORS.some((prefix) => refused.startsWith(prefix))) {
+      extensions.code = "BAD_USER_INPUT";
+      return error;
+    }
+  }
+  return maskError(error, message, isDev);
 }
