@@ -13,7 +13,6 @@ import {
   PutBucketLifecycleConfigurationCommand,
   type BucketLocationConstraint,
 } from "@aws-sdk/client-s3";
-import { createS3Client } from "../src/shared/s3-client.ts";
 import { parseCommandLine } from "../src/shared/command-line.ts";
 import { missingS3KeyHalf, S3_KEY_PAIR_RULE, s3CredentialsOf } from "../src/shared/env.ts";
 
@@ -26,6 +25,8 @@ S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY, else the AWS SDK's default chain (AWS
 AWS_SECRET_ACCESS_KEY, AWS_PROFILE, …).`,
   {},
 );
+// The S3 client is imported once the command line is read: --help needs none of it.
+const { createS3Client } = await import("../src/shared/s3-client.ts");
 
 const bucket = process.env.S3_BUCKET;
 if (!bucket) {
