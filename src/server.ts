@@ -21,7 +21,7 @@ import { serveHealthPath } from "./http/health.ts";
 import { startMetricsServer, type MetricsServer } from "./http/metrics-server.ts";
 import { createLivePlaylists } from "./http/live-playlists.ts";
 import { handleMedia } from "./http/media.ts";
-import { dropBodyLeftAfterAnswer, dropRefusedBody } from "./shared/refused-body.ts";
+import { dropBodyLeftAfterAnswer } from "./shared/refused-body.ts";
 import { traceRequest } from "./http/request-trace.ts";
 import { sharedSubscriptionResults } from "./http/shared-subscription-results.ts";
 import { graphiqlPage, renderOfflineGraphiQL } from "./http/graphiql.ts";
@@ -459,7 +459,8 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
 
 /**
  * Bodies are read into memory by yoga: an oversized POST is refused (413), or one without a
- * Content-Length (411), before a byte is read. True once the request was answered.
+ * Content-Length (411), before a byte is read (the server then drops what arrives:
+ * dropBodyLeftAfterAnswer). True once the request was answered.
  */
 function refusedForSize(req: IncomingMessage, res: ServerResponse, env: Env): boolean {
   if (req.method !== "POST") return false;
@@ -469,13 +470,11 @@ function refusedForSize(req: IncomingMessage, res: ServerResponse, env: Env): bo
     : [env.GRAPHQL_MAX_BODY_BYTES, "GRAPHQL_MAX_BODY_BYTES"];
   const length = Number(req.headers["content-length"] ?? NaN);
   if (!Number.isFinite(length)) {
-    dropRefusedBody(req);
     res.writeHead(411, { "content-type": "application/json" });
     res.end(JSON.stringify({ errors: [{ message: "GraphQL POST requests need a Content-Length" }] }));
     return true;
   }
   if (length > limit) {
-    dropRefusedBody(req);
     res.writeHead(413, { "content-type": "application/json" });
     const hint = multipart ? "; use createUpload for large files" : "";
     res.end(JSON.stringify({ errors: [{ message: `Request of ${length} bytes exceeds ${name} (${limit})${hint}` }] }));

@@ -1,39 +1,28 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 
-/** How long the rest of a refused body is read and dropped before its connection is cut. */
+/** How long the rest of an unread body is read and dropped before its connection is cut. */
 const REFUSED_BODY_LINGER_MS = 5000;
 
-/** Requests whose body is being dropped: one cut-off each, however many answers drop it. */
-const lingering = new WeakSet<IncomingMessage>();
-
 /**
- * Reads and drops the rest of a refused request's body, so that the client reads the answer.
- * Closing the connection while the client still sends makes its kernel answer with a reset, and a
- * client (Node's fetch among them) may report that reset ("EPIPE") instead of the answer already
- * sent. The connection stays open for the next request once the body has ended; a body still
- * arriving after REFUSED_BODY_LINGER_MS is cut off (a "lingering close", RFC 9112 section 9.6).
- */
-export function dropRefusedBody(req: IncomingMessage): void {
-  req.resume();
-  if (req.complete || lingering.has(req)) return;
-  lingering.add(req);
-  const cutOff = setTimeout(() => req.socket.destroy(), REFUSED_BODY_LINGER_MS);
-  cutOff.unref();
-  const done = () => clearTimeout(cutOff);
-  req.once("end", done);
-  req.once("close", done);
-}
-
-/**
- * For every request a server takes, whichever handler answers it: a body still arriving once the
- * answer is sent is dropped as a refused one (`dropRefusedBody`). Without it Node reads an unread
- * body to its end, or until the server's `requestTimeout` (5 minutes), so that any route that
- * answers without reading (`/health`, a media file, a page) would hold a connection for as long as
- * a client sends. A handler that reads while it answers (the relayed live ingest) keeps its answer
- * open while it reads: only once it ends that answer is the rest dropped so.
+ * For every request a server takes, whichever handler answers it (a refusal of the upload URL, a
+ * GraphQL body over its limit, `/health`, a media file, a page): a body still arriving once the
+ * answer is sent is read and dropped, so that the client reads the answer. Closing the connection
+ * while the client still sends makes its kernel answer with a reset, and a client (Node's fetch
+ * among them) may report that reset ("EPIPE") instead of the answer already sent. The connection
+ * stays open for the next request once the body has ended; a body still arriving after
+ * REFUSED_BODY_LINGER_MS is cut off (a "lingering close", RFC 9112 section 9.6). Without the
+ * cut-off Node reads an unread body to its end, or until the server's `requestTimeout` (5
+ * minutes), for as long as a client sends. A handler that reads while it answers (the relayed live
+ * ingest) keeps its answer open while it reads: only once it ends that answer is the rest dropped.
  */
 export function dropBodyLeftAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
   res.once("finish", () => {
-    if (!req.complete) dropRefusedBody(req);
+    if (req.complete) return;
+    req.resume();
+    const cutOff = setTimeout(() => req.socket.destroy(), REFUSED_BODY_LINGER_MS);
+    cutOff.unref();
+    const done = () => clearTimeout(cutOff);
+    req.once("end", done);
+    req.once("close", done);
   });
 }

@@ -9,7 +9,6 @@ import { UploadTooLargeError, type ResumableUploads } from "../storage/types.ts"
 import type { UrlSigner } from "../storage/url-signer.ts";
 import type { CostSettings } from "../jobs/cost.ts";
 import { queueUploadedVideo } from "./complete-upload.ts";
-import { dropRefusedBody } from "../shared/refused-body.ts";
 
 export interface UploadDeps {
   db: Db;
@@ -68,7 +67,6 @@ function resumeIncomplete(res: ServerResponse, received: number): void {
  */
 function refuseForStorage(
   res: ServerResponse,
-  req: IncomingMessage,
   videoId: string,
   unavailable: StorageUnavailableError,
   kept: number | null,
@@ -78,7 +76,6 @@ function refuseForStorage(
     keptBytes: kept,
     err: unavailable.message,
   });
-  dropRefusedBody(req);
   const resumeAt =
     kept === null
       ? ""
@@ -136,29 +133,22 @@ export async function handleUpload(
     res.end();
     return;
   }
-  // Every answer that does not take the body reads and drops the rest of it for at most 5 s
-  // (dropRefusedBody): a client sending gigabytes to a refused URL does not hold its connection.
-  if (req.method !== "PUT") {
-    dropRefusedBody(req);
-    return reply(res, 405, { error: "Use PUT to upload a file" }, { allow: "PUT" });
-  }
+  // An answer that does not take the body leaves it to the server, which reads and drops the rest
+  // for at most 5 s (dropBodyLeftAfterAnswer): a client sending gigabytes to a refused URL does not
+  // hold its connection.
+  if (req.method !== "PUT") return reply(res, 405, { error: "Use PUT to upload a file" }, { allow: "PUT" });
   const problem = deps.signer.check(url);
-  if (problem) {
-    dropRefusedBody(req);
-    return reply(res, 403, { error: `Upload URL rejected: ${problem}` });
-  }
+  if (problem) return reply(res, 403, { error: `Upload URL rejected: ${problem}` });
   const videoId = url.pathname.slice(UPLOAD_PATH_PREFIX.length);
   const maxBytes = Math.min(deps.maxUploadBytes, Number(url.searchParams.get("max") ?? deps.maxUploadBytes));
   const nonce = url.searchParams.get("n");
   const range = parseContentRange(req.headers["content-range"]);
   if (range === "invalid") {
-    dropRefusedBody(req);
     return reply(res, 400, { error: "Malformed Content-Range; expected `bytes start-end/total`" });
   }
   const contentLength = req.headers["content-length"] === undefined ? null : Number(req.headers["content-length"]);
   const total = range ? range.total : contentLength;
   if (total !== null && total > maxBytes) {
-    dropRefusedBody(req);
     return reply(res, 413, { error: `File of ${total} bytes exceeds this upload URL's limit of ${maxBytes} bytes` });
   }
 
@@ -166,12 +156,10 @@ export async function handleUpload(
   const waitingVideo = async () => {
     const video = await deps.db.video.findUnique({ where: { id: videoId } });
     if (!video) {
-      dropRefusedBody(req);
       reply(res, 404, { error: "No such upload" });
       return null;
     }
     const refuse = (status: number, error: string) => {
-      dropRefusedBody(req);
       reply(res, status, { error });
       return null;
     };
@@ -193,7 +181,6 @@ export async function handleUpload(
     // that wants to resume. Bytes of a chunk still arriving may be counted or not; either offset
     // is a valid place to resume from.
     if (!(await waitingVideo())) return;
-    dropRefusedBody(req);
     const received = await statusWithin(deps.storage.receivedUploadBytes(videoId), STATUS_QUERY_TIMEOUT_MS);
     if (typeof received === "number") return resumeIncomplete(res, received);
     log.warn("upload status query: storage did not answer", { videoId, err: received.message });
@@ -212,7 +199,7 @@ export async function handleUpload(
     } catch (err) {
       const unavailable = storageUnavailable(err);
       if (!unavailable) throw err;
-      refuseForStorage(res, req, videoId, unavailable, null);
+      refuseForStorage(res, videoId, unavailable, null);
       return null;
     }
   };
@@ -223,17 +210,12 @@ export async function handleUpload(
     const received = await orStorageRefusal(() => deps.storage.receivedUploadBytes(videoId));
     if (received === null) return;
     const start = range?.start ?? 0;
-    if (start > received) {
-      dropRefusedBody(req);
-      return resumeIncomplete(res, received);
-    }
+    if (start > received) return resumeIncomplete(res, received);
     if (total === 0 || (range === null && contentLength === 0)) {
-      dropRefusedBody(req);
       return reply(res, 400, { error: "The upload is empty (0 bytes); send the file's bytes" });
     }
     const endsFile = range === null || (range.total !== null && range.end! + 1 === range.total);
     if (!endsFile && range.end! - range.start! + 1 < deps.storage.minChunkBytes) {
-      dropRefusedBody(req);
       return reply(res, 400, {
         error: `Chunks other than the last must be at least ${deps.storage.minChunkBytes} bytes`,
       });
@@ -256,7 +238,6 @@ export async function handleUpload(
       });
     } catch (err) {
       if (err instanceof UploadTooLargeError) {
-        dropRefusedBody(req);
         return reply(res, 413, {
           error: `Body exceeds the declared range or this upload URL's limit of ${maxBytes} bytes`,
         });
@@ -273,7 +254,6 @@ export async function handleUpload(
       if (unavailable) {
         return refuseForStorage(
           res,
-          req,
           videoId,
           unavailable,
           await deps.storage.receivedUploadBytes(videoId).catch(() => null),
