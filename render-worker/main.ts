@@ -11,18 +11,25 @@ what is running after SHUTDOWN_GRACE_SECONDS.`,
   {},
 );
 // The worker's modules are imported once the command line is read: --help needs none of them.
-const [{ s3CredentialsOf }, { startTracing }, { loadWorkerEnv }, { log }, { startOpsServer }, local, postgres, main] =
-  await Promise.all([
-    import("../src/shared/env.ts"),
-    import("../src/shared/tracing.ts"),
-    import("./config.ts"),
-    import("./log.ts"),
-    import("./ops-server.ts"),
-    import("./storage/local.ts"),
-    import("./transport/postgres.ts"),
-    import("./worker.ts"),
-  ]);
-const { createWorker, defaultTmpDir } = main;
+const [
+  { s3CredentialsOf },
+  { startTracing },
+  { loadWorkerEnv },
+  { log },
+  { startOpsServer },
+  { createLocalWorkerStorage },
+  { createPostgresWorkerTransport },
+  { createWorker, defaultTmpDir },
+] = await Promise.all([
+  import("../src/shared/env.ts"),
+  import("../src/shared/tracing.ts"),
+  import("./config.ts"),
+  import("./log.ts"),
+  import("./ops-server.ts"),
+  import("./storage/local.ts"),
+  import("./transport/postgres.ts"),
+  import("./worker.ts"),
+]);
 const env = loadConfigOrExit(loadWorkerEnv);
 /** How long a worker whose API is gone spends stopping before it exits anyway. */
 const PARENT_GONE_EXIT_MS = 3000;
@@ -42,7 +49,7 @@ const worker = createWorker({
           topicPrefix: env.PUBSUB_TOPIC_PREFIX,
           leaseSeconds: env.JOB_STALL_SECONDS,
         })
-      : postgres.createPostgresWorkerTransport(env.DATABASE_URL!),
+      : createPostgresWorkerTransport(env.DATABASE_URL!),
   storage: await workerStorage(),
   storageOutagePatienceSeconds: env.STORAGE_OUTAGE_PATIENCE_SECONDS,
   tmpDir: defaultTmpDir(env.WORKER_TMP_DIR),
@@ -129,7 +136,7 @@ async function workerStorage(): Promise<WorkerStorage> {
         signedUrlTtlSeconds: env.S3_SIGNED_URL_TTL_SECONDS,
       });
     case "local":
-      return local.createLocalWorkerStorage(env.DATA_DIR);
+      return createLocalWorkerStorage(env.DATA_DIR);
     default:
       throw new Error(`unknown STORAGE ${env.STORAGE satisfies never}`);
   }
