@@ -6,10 +6,39 @@ import { storyboardLayout } from "../../src/protocol/storage-layout.ts";
 import { log } from "../log.ts";
 import { isAbortError } from "../media/errors.ts";
 import type { ProbedInput } from "../media/media-input.ts";
-import { makeStoryboardSheets, planStoryboard, storyboardVtt } from "../media/storyboard.ts";
+import {
+  makeStoryboardSheets,
+  planStoryboard,
+  type StoryboardPlan,
+  storyboardSheetsWritten,
+  storyboardVtt,
+} from "../media/storyboard.ts";
 import type { JobContext } from "./types.ts";
 
 const IMMUTABLE = "public, max-age=31536000, immutable";
+
+/** Sheets a ladder's encode makes in its own decode (`EncodeLadderArgs.storyboard`), to publish once it has ended. */
+export interface StoryboardInEncode {
+  plan: StoryboardPlan;
+  outDir: string;
+}
+
+/**
+ * The storyboard a whole run makes in its ladder's decode, its directory made; null for a source
+ * without pictures, or when the directory cannot be made (the run then leaves the storyboard to
+ * `publishStoryboard`, which says why it has none).
+ */
+export async function storyboardInEncode(ctx: JobContext, probe: ProbeResult): Promise<StoryboardInEncode | null> {
+  const { duration, width, height } = probe;
+  if (width === null || height === null) return null;
+  const outDir = path.join(ctx.workDir, "storyboard");
+  try {
+    await mkdir(outDir, { recursive: true });
+  } catch {
+    return null;
+  }
+  return { plan: planStoryboard({ duration, width, height }), outDir };
+}
 
 /**
  * Makes and uploads the video's storyboard (sheets first, then the WebVTT file that names them).
@@ -17,23 +46,30 @@ const IMMUTABLE = "public, max-age=31536000, immutable";
  * gives null. `keyframesOnlyFrom`: when the plan's interval is at least this many seconds, only
  * the keyframes are decoded (a source whose keyframes are that close, such as a live recording's
  * rung: each tile is then the keyframe at or before its time, many times faster to make).
+ * `madeInEncode`: the sheets are there already, made by the run's ladder encode; only published.
  */
 export async function publishStoryboard(
   job: Pick<TranscodeJobMessage, "jobId" | "outputPrefix">,
   ctx: JobContext,
   input: ProbedInput,
   probe: ProbeResult,
-  options: { keyframesOnlyFrom?: number } = {},
+  options: { keyframesOnlyFrom?: number; madeInEncode?: StoryboardInEncode } = {},
 ): Promise<Storyboard | null> {
   const { duration, width, height } = probe;
   if (width === null || height === null) return null; // audio only: no pictures
   const layout = storyboardLayout(job.outputPrefix);
-  const outDir = path.join(ctx.workDir, "storyboard");
+  const outDir = options.madeInEncode?.outDir ?? path.join(ctx.workDir, "storyboard");
   try {
-    const plan = planStoryboard({ duration, width, height });
-    await mkdir(outDir, { recursive: true });
-    const keyframesOnly = options.keyframesOnlyFrom !== undefined && plan.intervalSeconds >= options.keyframesOnlyFrom;
-    const sheets = await makeStoryboardSheets({ input, probe, plan, outDir, keyframesOnly, signal: ctx.signal });
+    const plan = options.madeInEncode?.plan ?? planStoryboard({ duration, width, height });
+    let sheets: string[];
+    if (options.madeInEncode) {
+      sheets = await storyboardSheetsWritten(plan, outDir, "the ladder's encode");
+    } else {
+      await mkdir(outDir, { recursive: true });
+      const keyframesOnly =
+        options.keyframesOnlyFrom !== undefined && plan.intervalSeconds >= options.keyframesOnlyFrom;
+      sheets = await makeStoryboardSheets({ input, probe, plan, outDir, keyframesOnly, signal: ctx.signal });
+    }
     const sheetKeys = sheets.map((_, i) => layout.sheetKey(i));
     for (const [i, file] of sheets.entries()) {
       await ctx.storage.upload(sheetKeys[i]!, file, { contentType: "image/jpeg", cacheControl: IMMUTABLE });

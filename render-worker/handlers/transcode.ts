@@ -29,7 +29,7 @@ import {
 } from "../media/resume.ts";
 import { observeLadderEncode } from "../metrics.ts";
 import { reportStepProgress, reportTranscodeProgress } from "../progress/job-progress.ts";
-import { publishStoryboard } from "./transcode-storyboard.ts";
+import { publishStoryboard, storyboardInEncode } from "./transcode-storyboard.ts";
 import type { JobContext } from "./types.ts";
 
 /**
@@ -164,16 +164,23 @@ async function encodeAndPublish(
   const publishing: { failure?: unknown } = {};
   // The poster and the storyboard are made once the video is playable, beside the encode: they are
   // not on the way to the first frame. A retried rung keeps the video's poster and storyboard; an
-  // audio-only source has neither.
+  // audio-only source has neither. A run that encodes the whole source makes the storyboard's
+  // sheets in the ladder's own decode, and publishes them when it ends; a resumed, split or
+  // trimmed run decodes the source for them apart.
+  const storyboardMade =
+    !job.options.rungs && !firstChunk && !resumed && !input.trim ? await storyboardInEncode(ctx, probe) : null;
   let poster: Promise<string | null> | null = null;
   let storyboard: Promise<Storyboard | null> | null = null;
+  const startStoryboard = (options: Parameters<typeof publishStoryboard>[4] = {}) => {
+    storyboard = publishStoryboard(job, ctx, input, probe, options);
+    // Awaited before the job ends; until then a failure must not count as unhandled.
+    storyboard.catch(() => {});
+  };
   const startPoster = () => {
     if (job.options.rungs || poster || probe.width === null) return;
     poster = publishPoster(job, ctx, input, probe);
-    storyboard = publishStoryboard(job, ctx, input, probe);
-    // Awaited before the job ends; until then a failure must not count as unhandled.
     poster.catch(() => {});
-    storyboard.catch(() => {});
+    if (!storyboardMade) startStoryboard();
   };
   const publisher = createHlsPublisher({
     storage,
@@ -211,6 +218,7 @@ async function encodeAndPublish(
       ...runEncodeSettings(ctx, segments, segmentFormat, encodeController.signal),
       ...(resumed ? { resumeFrom: resumed } : {}),
       ...(sourceFilters ? { sourceFilters } : {}),
+      ...(storyboardMade ? { storyboard: storyboardMade } : {}),
     };
     const encode = firstChunk
       ? encodeFirstChunk(encodeArgs, firstChunk, (error) => encodeController.abort(error))
@@ -230,6 +238,7 @@ async function encodeAndPublish(
       throw err;
     }
     await progress.stop();
+    if (storyboardMade) startStoryboard({ madeInEncode: storyboardMade });
     observeLadderEncode({
       rungs: firstChunk ? videoRungs : rungs,
       encoder,

@@ -10,6 +10,7 @@ import { decodeLimitOptions, inputSeekOptions, mediaInputOptions, type ProbedInp
 import { rungEncoder, type VideoEncoder } from "./nvenc.ts";
 import { firstVideoFrames } from "./probe.ts";
 import { segmentCount, segmentExtension, segmentPlan, segmentStart, type SegmentPlan } from "./segments.ts";
+import { type StoryboardPlan, storyboardFilter, storyboardSheetsOutput } from "./storyboard.ts";
 
 export interface EncodeLadderArgs {
   /** The source, opened as the container its probe found. */
@@ -57,6 +58,13 @@ export interface EncodeLadderArgs {
    * `inputs` (`[1:v:0]`…) and writes `[src]`; `audio` is a filter chain for `[0:a:0]`.
    */
   sourceFilters?: { inputs: FfmpegInput[]; video?: string; audio?: string };
+  /**
+   * Also write the storyboard's sheets (`storyboard.ts`) into `outDir`, an existing directory,
+   * from the frames this run decodes for the ladder: the source is decoded once for both. The
+   * sheets sample the source as it is (before `sourceFilters`), as `makeStoryboardSheets` does. A
+   * run that reads the whole source only: no resume, pre-roll, stop or seek.
+   */
+  storyboard?: { plan: StoryboardPlan; outDir: string };
   /** ffmpeg's nice value (FfmpegRun.niceness): a split run's audio yields to its video. */
   niceness?: number;
 }
@@ -166,6 +174,8 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
   // reading the input once the trim has ended.
   const stop = stopSegment === null ? "" : `trim=end=${(segmentStart(plan, stopSegment) - runStart).toFixed(6)}`;
   const seeks = seek.includes("-ss");
+  if (args.storyboard && (seeks || firstSegment > 0 || stopSegment !== null || videoRungs.length === 0))
+    throw new Error("A run makes the storyboard only when it reads the whole source for video rungs");
 
   /** The run's command once the media times of its first video frames are known. */
   const command = (video: VideoStart): Pick<FfmpegRun, "filterGraph" | "outputs"> => {
@@ -178,6 +188,8 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
         ? [ladderScaleGraph(videoRungs, tuning.scaling, videoTiming ? "[timed]" : source)]
         : []),
       ...(audioRungs.length > 0 && audioFilter ? [`[0:a:0]${audioFilter}${audioFanOut(audioRungs.length)}`] : []),
+      // The decoder hands every frame to the ladder's chain and to this one.
+      ...(args.storyboard ? [`[0:V:0]${storyboardFilter(args.storyboard.plan)}[storyboard]`] : []),
     ].join(";");
     // The encoder's keyframes: the run's first frame, then the first at or after each segment start
     // after it (after a pre-roll: from `fromSeconds` on, where the pre-roll ends), its `t` counting
@@ -231,6 +243,7 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
         ],
       })),
     ];
+    if (args.storyboard) outputs.push(storyboardSheetsOutput(args.storyboard.outDir, "[storyboard]"));
     return { ...(graph ? { filterGraph: graph } : {}), outputs };
   };
 
@@ -266,7 +279,11 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
     done: done.then(() => undefined),
     status() {
       if (latest === null || startedAt === null) return null;
-      return { ...latest, startedAt, fromSeconds };
+      // A storyboard's last sheet lasts its whole grid of tiles: once it is written, ffmpeg's time
+      // is past the source's end.
+      const { duration } = args.probe;
+      const outTimeSeconds = args.storyboard ? Math.min(latest.outTimeSeconds, duration) : latest.outTimeSeconds;
+      return { ...latest, outTimeSeconds, startedAt, fromSeconds };
     },
   };
 }

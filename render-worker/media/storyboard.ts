@@ -3,7 +3,7 @@ import path from "node:path";
 import type { ProbeResult } from "../../src/protocol/messages.ts";
 import { MediaError } from "./errors.ts";
 import { runFfmpeg } from "./ffmpeg-process.ts";
-import { decodeLimitOptions, mediaInputOptions, type ProbedInput } from "./media-input.ts";
+import { decodeLimitOptions, inputSeekOptions, mediaInputOptions, type ProbedInput } from "./media-input.ts";
 
 /** Frames a storyboard holds at most: the interval grows with the duration to stay under it. */
 export const MAX_STORYBOARD_TILES = 200;
@@ -58,13 +58,12 @@ export interface MakeStoryboardArgs {
 }
 
 /**
- * Writes the storyboard's sprite sheets in one decode: `fps` samples the frame at every interval,
+ * The filter chain from decoded frames to sheets: `fps` samples the frame at every interval,
  * `tpad` + `trim` make exactly `tileCount` of them (the last frame repeats if the source ends
- * early), `tile` lays them out. Returns the sheet files in order.
+ * early), `tile` lays them out, one output frame per sheet.
  */
-export async function makeStoryboardSheets(args: MakeStoryboardArgs): Promise<string[]> {
-  const { plan, outDir } = args;
-  const filters = [
+export function storyboardFilter(plan: StoryboardPlan): string {
+  return [
     // `up`: a tile shows the frame at its time (or the last one before), not the one half an interval later.
     `fps=1/${plan.intervalSeconds}:round=up`,
     `scale=${plan.tileWidth}:${plan.tileHeight}:flags=bicubic`,
@@ -72,32 +71,26 @@ export async function makeStoryboardSheets(args: MakeStoryboardArgs): Promise<st
     `tpad=stop=${plan.tileCount}:stop_mode=clone`,
     `trim=end_frame=${plan.tileCount}`,
     `tile=${plan.columns}x${plan.rows}`,
-  ];
-  const commandLine = await runFfmpeg({
-    inputs: [
-      {
-        source: args.input.url,
-        options: [
-          ...mediaInputOptions(args.input),
-          ...decodeLimitOptions(),
-          ...(args.keyframesOnly ? ["-skip_frame", "nokey"] : []),
-        ],
-      },
-    ],
-    outputs: [
-      {
-        target: "sheet-%d.jpg",
-        options: ["-map", "0:V:0", "-an", "-sn", "-dn", "-vf", filters.join(","), "-q:v", "4"].concat([
-          "-start_number",
-          "0",
-          "-f",
-          "image2",
-        ]),
-      },
-    ],
-    cwd: outDir,
-    signal: args.signal,
-  });
+  ].join(",");
+}
+
+/** The ffmpeg output that writes `storyboardFilter`'s frames as `sheet-0.jpg`, `sheet-1.jpg`… in `outDir`. */
+export function storyboardSheetsOutput(outDir: string, map: string): { target: string; options: string[] } {
+  return {
+    target: path.join(outDir, "sheet-%d.jpg"),
+    options: ["-map", map, "-q:v", "4", "-start_number", "0", "-f", "image2"],
+  };
+}
+
+/**
+ * The sheet files a run wrote in `outDir`, in order; fails when one is missing or empty
+ * (`commandLine`: the run's, for the error).
+ */
+export async function storyboardSheetsWritten(
+  plan: StoryboardPlan,
+  outDir: string,
+  commandLine: string,
+): Promise<string[]> {
   const files = Array.from({ length: plan.sheetCount }, (_, i) => path.join(outDir, `sheet-${i}.jpg`));
   for (const file of files) {
     const written = await stat(file).catch(() => null);
@@ -108,6 +101,36 @@ export async function makeStoryboardSheets(args: MakeStoryboardArgs): Promise<st
     }
   }
   return files;
+}
+
+/**
+ * Writes the storyboard's sprite sheets in an ffmpeg run of their own, decoding the source again;
+ * a whole transcode run makes them in its ladder's decode instead (`EncodeLadderArgs.storyboard`).
+ * Returns the sheet files in order.
+ */
+export async function makeStoryboardSheets(args: MakeStoryboardArgs): Promise<string[]> {
+  const { plan, outDir } = args;
+  const sheets = storyboardSheetsOutput(outDir, "0:V:0");
+  const commandLine = await runFfmpeg({
+    inputs: [
+      {
+        source: args.input.url,
+        options: [
+          ...mediaInputOptions(args.input),
+          ...decodeLimitOptions(),
+          // A clip's (a trimmed input's) tiles count from its start and end with it.
+          ...inputSeekOptions(args.input, 0),
+          ...(args.keyframesOnly ? ["-skip_frame", "nokey"] : []),
+        ],
+      },
+    ],
+    outputs: [
+      { target: sheets.target, options: ["-an", "-sn", "-dn", "-vf", storyboardFilter(plan), ...sheets.options] },
+    ],
+    cwd: outDir,
+    signal: args.signal,
+  });
+  return storyboardSheetsWritten(plan, outDir, commandLine);
 }
 
 /** `HH:MM:SS.mmm`, as WebVTT writes times. */

@@ -5,11 +5,15 @@ import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { transcode } from "../../render-worker/handlers/transcode.ts";
 import { mkdir } from "node:fs/promises";
+import { encodeLadder } from "../../render-worker/media/encode-ladder.ts";
+import { planLadder } from "../../render-worker/media/ladder.ts";
 import { probeSource } from "../../render-worker/media/probe.ts";
+import { trimProbedSource } from "../../render-worker/media/trim.ts";
 import { MAX_STORYBOARD_TILES, makeStoryboardSheets, planStoryboard } from "../../render-worker/media/storyboard.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import type { JobEventBody } from "../../src/protocol/messages.ts";
 import { contractCheckedEmit } from "../support/job-events.ts";
+import { recordingFfmpeg } from "../support/recording-ffmpeg.ts";
 import { fixturesDir, jobDirsPerTest, makeClip, runFfmpeg, stageTranscodeJob } from "../support/media-fixtures.ts";
 
 const run = promisify(execFile);
@@ -79,6 +83,98 @@ describe("storyboard", () => {
     expect(manifest.complete.storyboard).toEqual(storyboard);
     const again = await transcodeClip(clip);
     expect(succeededOf(again)).toMatchObject({ alreadyDone: true, storyboard });
+  });
+
+  it("a whole run makes the sheets in its ladder's decode: no ffmpeg run of their own, the bytes a run of their own writes", async () => {
+    const clip = await makeClip({ width: 320, height: 180, seconds: 2, audio: false });
+    const job = await stageTranscodeJob(dirs.dataDir, clip, { jobId: JOB_ID, videoId: VIDEO_ID }, 2);
+    // A process of its own: FFMPEG_PATH is read at import.
+    const recorder = await recordingFfmpeg(dirs.root);
+    const script = `
+      import { transcode } from ${JSON.stringify(path.resolve("render-worker/handlers/transcode.ts"))};
+      import { createLocalWorkerStorage } from ${JSON.stringify(path.resolve("render-worker/storage/local.ts"))};
+      const [job, dataDir, workDir] = [JSON.parse(process.argv[1]), process.argv[2], process.argv[3]];
+      const events = [];
+      const storage = createLocalWorkerStorage(dataDir);
+      const signal = new AbortController().signal;
+      await transcode(job, { storage, emit: async (e) => void events.push(e), signal, workDir, progressIntervalMs: 200 });
+      process.stdout.write(JSON.stringify(events.find((e) => e.type === "job.succeeded")));`;
+    const { stdout } = await run(
+      process.execPath,
+      ["--input-type=module", "-e", script, JSON.stringify(job), dirs.dataDir, dirs.workDir],
+      { env: { ...process.env, FFMPEG_PATH: recorder.path } },
+    );
+    const { storyboard } = JSON.parse(stdout) as Extract<JobEventBody, { type: "job.succeeded" }>;
+    const tiling = (await recorder.calls()).filter((args) => args.includes("tile="));
+    expect(tiling).toHaveLength(1);
+    expect(tiling[0]).toMatch(/-f (segment|hls) /); // the ladder's run
+    const { input, probe } = await probeSource(clip);
+    const apart = path.join(dirs.root, "apart");
+    await mkdir(apart);
+    const plan = planStoryboard({ duration: probe.duration, width: probe.width!, height: probe.height! });
+    const [sheet] = await makeStoryboardSheets({ input, probe, plan, outDir: apart });
+    const published = await readFile(path.join(dirs.dataDir, storyboard!.sheetKeys[0]!));
+    expect(published.equals(await readFile(sheet!))).toBe(true);
+  });
+
+  it("an encode that makes the storyboard never reports a time past the source's end (its last sheet lasts a whole grid)", async () => {
+    const clip = await makeClip({ width: 320, height: 180, seconds: 2, audio: false });
+    const { input, probe } = await probeSource(clip);
+    const outDir = path.join(dirs.root, "sheets");
+    await mkdir(outDir);
+    // Two tiles in a grid of ten: ffmpeg's time reaches 10 s when the sheet is written.
+    const plan = { ...planStoryboard({ duration: 2, width: 320, height: 180 }), columns: 10, rows: 1 };
+    const encode = encodeLadder({
+      input,
+      probe,
+      ladder: planLadder(probe).filter((r) => r.name === "144p"),
+      workDir: dirs.workDir,
+      segmentSeconds: 2,
+      signal: new AbortController().signal,
+      storyboard: { plan, outDir },
+    });
+    await encode.done;
+    expect(encode.status()!.outTimeSeconds).toBeLessThanOrEqual(probe.duration);
+    expect((await stat(path.join(outDir, "sheet-0.jpg"))).size).toBeGreaterThan(0);
+  });
+
+  it("a clip's sheets start at the clip's start, not the source's", async () => {
+    const clip = await makeClip({ width: 320, height: 180, seconds: 4, audio: false });
+    const whole = await probeSource(clip);
+    const trimmed = trimProbedSource(whole, { start: 2, end: 4 });
+    const sheetOf = async (name: string, { input, probe }: ReturnType<typeof trimProbedSource>, tileCount: number) => {
+      const outDir = path.join(dirs.root, name);
+      await mkdir(outDir);
+      const plan = { ...planStoryboard({ duration: 4, width: 320, height: 180 }), intervalSeconds: 1, tileCount };
+      const [sheet] = await makeStoryboardSheets({
+        input,
+        probe,
+        outDir,
+        plan: { ...plan, columns: tileCount, rows: 1, sheetCount: 1 },
+      });
+      return sheet!;
+    };
+    const fromTwo = await sheetOf("clip", trimmed, 2); // the frames at 2 s and 3 s
+    const all = await sheetOf("whole", whole, 4); // at 0, 1, 2 and 3 s
+    // PSNR of the clip's two tiles against the whole source's at 2 s and 3 s, then at 0 s and 1 s.
+    const psnr = async (x: number) => {
+      const graph = `[1:v]crop=320:90:${x}:0[w];[0:v][w]psnr`;
+      const { stderr } = await run("ffmpeg", [
+        "-hide_banner",
+        "-i",
+        fromTwo,
+        "-i",
+        all,
+        "-filter_complex",
+        graph,
+        "-f",
+        "null",
+        "-",
+      ]);
+      return Number(/average:([\d.]+|inf)/.exec(stderr)![1]!.replace("inf", "100"));
+    };
+    expect(await psnr(320)).toBeGreaterThan(35);
+    expect(await psnr(0)).toBeLessThan(25);
   });
 
   it("decoding only the keyframes (a live recording's) gives the same tiles when a keyframe starts every interval, other ones when not", async () => {
