@@ -77,7 +77,7 @@ describe("the console in real Chromium shows a queued video's place in line, and
     // line that encoded at once could take the second from 2nd straight to processing). The clips are
     // queue-cost's, made once per run.
     const [long, short] = await Promise.all([
-      makeClip({ width: 1280, height: 720, seconds: 8, audio: true }),
+      makeClip({ width: 640, height: 360, seconds: 8, audio: true }),
       makeClip({ width: 320, height: 180, seconds: 3, audio: true }),
     ]);
     const busy = await upload("busy", long, true);

@@ -87,7 +87,7 @@ describe("queue positions and job costs through the public API (one worker, conc
   }, async () => {
     // a1 keeps the one worker slot busy while the others queue behind it: its encode is held until
     // their places were read, whatever the machine's speed.
-    const long = await makeClip({ width: 1280, height: 720, seconds: 8, audio: true });
+    const long = await makeClip({ width: 640, height: 360, seconds: 8, audio: true });
     const short = await makeClip({ width: 320, height: 180, seconds: 3, audio: true });
     const a1 = await upload("a1", long, undefined, true);
     // Running and probed: its estimate no longer jumps from the upload's size to the probe's while the
@@ -181,7 +181,7 @@ a3: video(id: $a3) ${VIDEO_POSITION} a4: video(id: $a4) ${VIDEO_POSITION} }`,
       expect(cost.cpuSeconds).toBeGreaterThan(0);
       expect(cost.wallSeconds).toBeGreaterThan(0);
       expect(cost.actualUsd).toBeGreaterThan(0);
-      // 720p and 180p sources: video rungs and the audio rung.
+      // 360p and 180p sources: video rungs and the audio rung.
       expect(cost.rungs.length).toBeGreaterThanOrEqual(3);
       expect(closeTo(sum(cost.rungs.map((r) => r.actualUsd!)), cost.actualUsd!)).toBe(true);
       expect(closeTo(sum(cost.rungs.map((r) => r.estimatedUsd!)), cost.estimatedUsd!)).toBe(true);
