@@ -158,7 +158,9 @@ function runCommand(
       if (signal?.aborted) return reject(abortError(signal));
       const exitCode = exitCodeOf(err);
       const what = exitCode === null ? err.message.replace(/:.*$/s, "") : `ffmpeg exited with code ${exitCode}`;
-      const reason = errorSummary(stderrTail.lines()) ?? "no error message";
+      // A full disk is the reason even where ffmpeg's last lines are its encoders' statistics (an
+      // image output, such as a storyboard's sheets, fails the run where the segment muxer carries on).
+      const reason = diskFull ? DISK_FULL_REASON : (errorSummary(stderrTail.lines()) ?? "no error message");
       const message = spawned ? `${what}: ${reason}` : `ffmpeg could not start: ${err.message}`;
       const details = { command: commandLine || undefined, stderrTail: stderrTail.text(), exitCode };
       reject(new MediaError(message, { retryable: true, ...details, cause: err }));
@@ -169,7 +171,7 @@ function runCommand(
       if (diskFull) {
         // The HLS muxer logs a failed segment or playlist write and carries on to exit 0.
         const details = { command: commandLine || undefined, stderrTail: stderrTail.text(), exitCode: 0 };
-        const message = "ffmpeg ran out of disk space in the work dir (No space left on device)";
+        const message = `ffmpeg ${DISK_FULL_REASON}`;
         return reject(new MediaError(message, { retryable: true, ...details }));
       }
       resolve(commandLine);
@@ -182,6 +184,7 @@ function runCommand(
 const BENCH_LINE = /^\s*bench: /;
 const BENCH_CPU = /^\s*bench: utime=([\d.]+)s stime=([\d.]+)s/;
 const DISK_FULL = /No space left on device|Disk quota exceeded/i;
+const DISK_FULL_REASON = "ran out of disk space in the work dir (No space left on device)";
 
 /** ffmpeg ends with its reason in unindented lines; indented ones describe the input. */
 function errorSummary(stderrTail: readonly string[]): string | null {
