@@ -269,7 +269,11 @@ describe("render_manim: the mistakes scene authors make come back readable and a
 });
 
 describe("render_manim stops", () => {
-  const NEVER_ENDS = scene("        self.add(Square())\n        while True:\n            pass\n");
+  // It waits rather than spins: the wall limit is what ends it, and a busy loop only burned the CPU
+  // of the limit (about 6 s of it).
+  const NEVER_ENDS = scene(
+    "        import time\n        self.add(Square())\n        while True:\n            time.sleep(0.05)\n",
+  );
 
   it("a scene that never ends, at the wall limit, with a message for the author and nothing stored", async () => {
     const job = manimJob(NEVER_ENDS);
