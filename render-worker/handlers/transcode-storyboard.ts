@@ -29,15 +29,19 @@ export interface StoryboardInEncode {
  * `publishStoryboard`, which says why it has none).
  */
 export async function storyboardInEncode(ctx: JobContext, probe: ProbeResult): Promise<StoryboardInEncode | null> {
+  if (probe.width === null || probe.height === null) return null;
   const { duration, width, height } = probe;
-  if (width === null || height === null) return null;
+  return storyboardDir(ctx, { duration, width, height }).catch(() => null);
+}
+
+/** The storyboard's plan for a source with pictures, and its directory in the work dir, made. */
+async function storyboardDir(
+  ctx: JobContext,
+  source: { duration: number; width: number; height: number },
+): Promise<StoryboardInEncode> {
   const outDir = path.join(ctx.workDir, "storyboard");
-  try {
-    await mkdir(outDir, { recursive: true });
-  } catch {
-    return null;
-  }
-  return { plan: planStoryboard({ duration, width, height }), outDir };
+  await mkdir(outDir, { recursive: true });
+  return { plan: planStoryboard(source), outDir };
 }
 
 /**
@@ -58,14 +62,12 @@ export async function publishStoryboard(
   const { duration, width, height } = probe;
   if (width === null || height === null) return null; // audio only: no pictures
   const layout = storyboardLayout(job.outputPrefix);
-  const outDir = options.madeInEncode?.outDir ?? path.join(ctx.workDir, "storyboard");
   try {
-    const plan = options.madeInEncode?.plan ?? planStoryboard({ duration, width, height });
+    const { plan, outDir } = options.madeInEncode ?? (await storyboardDir(ctx, { duration, width, height }));
     let sheets: string[];
     if (options.madeInEncode) {
       sheets = await storyboardSheetsWritten(plan, outDir, "the ladder's encode");
     } else {
-      await mkdir(outDir, { recursive: true });
       const keyframesOnly =
         options.keyframesOnlyFrom !== undefined && plan.intervalSeconds >= options.keyframesOnlyFrom;
       sheets = await makeStoryboardSheets({ input, probe, plan, outDir, keyframesOnly, signal: ctx.signal });

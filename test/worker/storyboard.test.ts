@@ -145,13 +145,16 @@ describe("storyboard", () => {
     const sheetOf = async (name: string, { input, probe }: ReturnType<typeof trimProbedSource>, tileCount: number) => {
       const outDir = path.join(dirs.root, name);
       await mkdir(outDir);
-      const plan = { ...planStoryboard({ duration: 4, width: 320, height: 180 }), intervalSeconds: 1, tileCount };
-      const [sheet] = await makeStoryboardSheets({
-        input,
-        probe,
-        outDir,
-        plan: { ...plan, columns: tileCount, rows: 1, sheetCount: 1 },
-      });
+      // A tile a second, all of them on one sheet of one row.
+      const plan = {
+        ...planStoryboard({ duration: 4, width: 320, height: 180 }),
+        intervalSeconds: 1,
+        tileCount,
+        columns: tileCount,
+        rows: 1,
+        sheetCount: 1,
+      };
+      const [sheet] = await makeStoryboardSheets({ input, probe, outDir, plan });
       return sheet!;
     };
     const fromTwo = await sheetOf("clip", trimmed, 2); // the frames at 2 s and 3 s
