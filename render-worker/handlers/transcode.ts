@@ -13,7 +13,7 @@ import { abortError, isAbortError, MediaError } from "../media/errors.ts";
 import { createHlsPublisher, type HlsPublisher } from "../media/hls-publisher.ts";
 import { planLadder, type PlannedRung } from "../media/ladder.ts";
 import type { ProbedInput } from "../media/media-input.ts";
-import { extractPoster } from "../media/poster.ts";
+import { extractPoster, planPoster, type PosterPlan, posterWritten } from "../media/poster.ts";
 import { probeSource } from "../media/probe.ts";
 import { trimProbedSource } from "../media/trim.ts";
 import { type SegmentPlan, segmentPlan, targetDuration } from "../media/segments.ts";
@@ -162,13 +162,16 @@ async function encodeAndPublish(
   const abortEncode = () => encodeController.abort(signal.reason);
   signal.addEventListener("abort", abortEncode, { once: true });
   const publishing: { failure?: unknown } = {};
-  // The poster and the storyboard are made once the video is playable, beside the encode: they are
-  // not on the way to the first frame. A retried rung keeps the video's poster and storyboard; an
-  // audio-only source has neither. A run that encodes the whole source makes the storyboard's
-  // sheets in the ladder's own decode, and publishes them when it ends; a resumed, split or
-  // trimmed run decodes the source for them apart.
-  const storyboardMade =
-    !job.options.rungs && !firstChunk && !resumed && !input.trim ? await storyboardInEncode(ctx, probe) : null;
+  // The poster and the storyboard are published once the video is playable, beside the encode:
+  // they are not on the way to the first frame. A retried rung keeps the video's poster and
+  // storyboard; an audio-only source has neither. A run that encodes the whole source makes both in
+  // the ladder's own decode: the poster's frame early (published at playable), the storyboard's
+  // sheets by the end (published then); a resumed, split or trimmed run decodes the source for them apart.
+  const wholeRun = !job.options.rungs && !firstChunk && !resumed && !input.trim;
+  const storyboardMade = wholeRun ? await storyboardInEncode(ctx, probe) : null;
+  const posterMade = wholeRun && probe.width !== null ? posterInEncode(ctx, probe) : null;
+  /** Whether the encode ran to its end; set once it has started. */
+  let encodeSucceeded: Promise<boolean> = Promise.resolve(false);
   let poster: Promise<string | null> | null = null;
   let storyboard: Promise<Storyboard | null> | null = null;
   const startStoryboard = (options: Parameters<typeof publishStoryboard>[4] = {}) => {
@@ -178,7 +181,7 @@ async function encodeAndPublish(
   };
   const startPoster = () => {
     if (job.options.rungs || poster || probe.width === null) return;
-    poster = publishPoster(job, ctx, input, probe);
+    poster = publishPoster(job, ctx, input, probe, posterMade ? { ...posterMade, encodeSucceeded } : undefined);
     poster.catch(() => {});
     if (!storyboardMade) startStoryboard();
   };
@@ -219,10 +222,15 @@ async function encodeAndPublish(
       ...(resumed ? { resumeFrom: resumed } : {}),
       ...(sourceFilters ? { sourceFilters } : {}),
       ...(storyboardMade ? { storyboard: storyboardMade } : {}),
+      ...(posterMade ? { poster: posterMade } : {}),
     };
     const encode = firstChunk
       ? encodeFirstChunk(encodeArgs, firstChunk, (error) => encodeController.abort(error))
       : encodeLadder(encodeArgs);
+    encodeSucceeded = encode.done.then(
+      () => true,
+      () => false,
+    );
     publisher.start();
     const progress = reportTranscodeProgress(ctx, {
       durationSeconds: firstChunk?.toSeconds ?? probe.duration,
@@ -486,17 +494,50 @@ async function settled(promise: Promise<unknown> | null): Promise<void> {
   await promise?.catch(() => {});
 }
 
-/** Uploads the video's poster; a video without a poster is still a video. */
+/** The poster a whole run makes in its ladder's decode (`EncodeLadderArgs.poster`). */
+function posterInEncode(ctx: JobContext, probe: ProbeResult): { plan: PosterPlan; outFile: string } {
+  return { plan: planPoster(probe), outFile: path.join(ctx.workDir, "poster.jpg") };
+}
+
+/** How often a poster made in the encode is looked for until it is there. */
+const POSTER_POLL_MS = 50;
+
+/**
+ * The poster the run's encode writes, once it is there (it is written whole: `posterOutput`);
+ * false when the encode ended without it. Its frame is in the source's first second, so it is
+ * there before the first segments are published, or soon after.
+ */
+async function posterFromEncode(outFile: string, encodeSucceeded: Promise<boolean>): Promise<boolean> {
+  let ended: boolean | null = null;
+  void encodeSucceeded.then((ok) => (ended = ok));
+  for (;;) {
+    const endedBefore = ended;
+    if (await posterWritten(outFile)) return true;
+    if (endedBefore !== null) return false;
+    await new Promise((r) => setTimeout(r, POSTER_POLL_MS));
+  }
+}
+
+/**
+ * Uploads the video's poster: the one the encode made (`made`), else one made in a run of its own;
+ * a video without a poster is still a video.
+ */
 async function publishPoster(
   job: TranscodeJobMessage,
   ctx: JobContext,
   input: ProbedInput,
   probe: ProbeResult,
+  made?: { outFile: string; encodeSucceeded: Promise<boolean> },
 ): Promise<string | null> {
   const key = posterKey(job.outputPrefix);
-  const outFile = path.join(ctx.workDir, "poster.jpg");
+  const outFile = made?.outFile ?? path.join(ctx.workDir, "poster.jpg");
   try {
-    await extractPoster({ input, probe, outFile, signal: ctx.signal });
+    if (!made || !(await posterFromEncode(made.outFile, made.encodeSucceeded))) {
+      // An encode that failed fails the attempt: no run of its own for a poster nobody will see.
+      if (made && !(await made.encodeSucceeded)) return null;
+      if (made) log.warn("the encode wrote no poster; making it apart", { jobId: job.jobId });
+      await extractPoster({ input, probe, outFile, signal: ctx.signal });
+    }
     await ctx.storage.upload(key, outFile, { contentType: "image/jpeg", cacheControl: "public, max-age=3600" });
     return key;
   } catch (err) {

@@ -10,6 +10,7 @@ import { decodeLimitOptions, inputSeekOptions, mediaInputOptions, type ProbedInp
 import { rungEncoder, type VideoEncoder } from "./nvenc.ts";
 import { firstVideoFrames } from "./probe.ts";
 import { segmentCount, segmentExtension, segmentPlan, segmentStart, type SegmentPlan } from "./segments.ts";
+import { type PosterPlan, posterFilter, posterOutput } from "./poster.ts";
 import { type StoryboardPlan, storyboardFilter, storyboardSheetsOutput } from "./storyboard.ts";
 
 export interface EncodeLadderArgs {
@@ -65,6 +66,12 @@ export interface EncodeLadderArgs {
    * run that reads the whole source only: no resume, pre-roll, stop or seek.
    */
   storyboard?: { plan: StoryboardPlan; outDir: string };
+  /**
+   * Also write the poster (`poster.ts`) to `outFile` from the frames this run decodes, as
+   * `extractPoster` would in a run of its own; written early (its frame is in the first second)
+   * and whole once there. The same runs only as `storyboard`.
+   */
+  poster?: { plan: PosterPlan; outFile: string };
   /** ffmpeg's nice value (FfmpegRun.niceness): a split run's audio yields to its video. */
   niceness?: number;
 }
@@ -174,8 +181,11 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
   // reading the input once the trim has ended.
   const stop = stopSegment === null ? "" : `trim=end=${(segmentStart(plan, stopSegment) - runStart).toFixed(6)}`;
   const seeks = seek.includes("-ss");
-  if (args.storyboard && (seeks || firstSegment > 0 || stopSegment !== null || videoRungs.length === 0))
-    throw new Error("A run makes the storyboard only when it reads the whole source for video rungs");
+  if (
+    (args.storyboard || args.poster) &&
+    (seeks || firstSegment > 0 || stopSegment !== null || videoRungs.length === 0)
+  )
+    throw new Error("A run makes the storyboard and the poster only when it reads the whole source for video rungs");
 
   /** The run's command once the media times of its first video frames are known. */
   const command = (video: VideoStart): Pick<FfmpegRun, "filterGraph" | "outputs"> => {
@@ -190,6 +200,7 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
       ...(audioRungs.length > 0 && audioFilter ? [`[0:a:0]${audioFilter}${audioFanOut(audioRungs.length)}`] : []),
       // The decoder hands every frame to the ladder's chain and to this one.
       ...(args.storyboard ? [`[0:V:0]${storyboardFilter(args.storyboard.plan)}[storyboard]`] : []),
+      ...(args.poster ? [`[0:V:0]${posterFilter(args.poster.plan)}[poster]`] : []),
     ].join(";");
     // The encoder's keyframes: the run's first frame, then the first at or after each segment start
     // after it (after a pre-roll: from `fromSeconds` on, where the pre-roll ends), its `t` counting
@@ -244,6 +255,7 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
       })),
     ];
     if (args.storyboard) outputs.push(storyboardSheetsOutput(args.storyboard.outDir, "[storyboard]"));
+    if (args.poster) outputs.push(posterOutput(args.poster.outFile, "[poster]"));
     return { ...(graph ? { filterGraph: graph } : {}), outputs };
   };
 

@@ -299,6 +299,16 @@ export function makeFrameCounterClip(
 }
 
 /**
+ * `source`'s streams copied into MPEG-TS, as a broadcast or screen recorder hands them over: the
+ * same frames, its keyframes as they are (a generated clip has one, its first).
+ */
+export function makeMpegTsCopy(source: string): Promise<string> {
+  return fixture(`${path.basename(source, path.extname(source))}-copy.ts`, (file) =>
+    runFfmpeg(["-i", source, "-map", "0", "-c", "copy", "-f", "mpegts", file]),
+  );
+}
+
+/**
  * Camera-like footage: the benchmarks' `camera` source (bench/support/sources.ts: testsrc2 panned to
  * and fro under the frame, with temporal grain, so no block of one frame repeats in the next), + a
  * sine tone when `audio`. H.264 at CRF 18, so the grain survives into the source: every rung's rate

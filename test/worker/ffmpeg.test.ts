@@ -10,7 +10,8 @@ import { runFfmpeg } from "../../render-worker/media/ffmpeg-process.ts";
 import { extractPoster } from "../../render-worker/media/poster.ts";
 import { planLadder } from "../../render-worker/media/ladder.ts";
 import { probeSource } from "../../render-worker/media/probe.ts";
-import { fixturesDir, makeClip } from "../support/media-fixtures.ts";
+import { frameIndices } from "../support/frames.ts";
+import { fixturesDir, makeClip, makeFrameCounterClip, makeMpegTsCopy } from "../support/media-fixtures.ts";
 import { recordingFfmpeg } from "../support/recording-ffmpeg.ts";
 
 const run = promisify(execFile);
@@ -295,6 +296,13 @@ describe("extractPoster", () => {
       outFile,
     ]);
     expect(stdout.trim()).toBe("mjpeg,256,720");
+  });
+
+  it("shows the frame at 1 s of an MPEG-TS source whose one keyframe is its first (a seek there decodes nothing)", async () => {
+    const clip = await makeMpegTsCopy(await makeFrameCounterClip(4, 25, { width: 320, height: 180 }));
+    const outFile = path.join(workDir, "poster.jpg");
+    await extractPoster({ ...(await probeSource(clip)), outFile });
+    expect(await frameIndices(outFile)).toEqual([25]);
   });
 
   it("keeps a small source's size", async () => {

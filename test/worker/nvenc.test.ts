@@ -321,8 +321,8 @@ describe("the queue a job came from picks its encoder", () => {
       new RegExp(
         String.raw`-map \[v0\] (?:-fpsmax \S+ )?-c:v h264_nvenc -preset p4 .*-forced-idr 1 .*180p/seg_%05d\.ts` +
           String.raw` -map \[v1\] (?:-fpsmax \S+ )?-c:v libx264 .*144p/seg_%05d\.ts` +
-          // The storyboard's sheets, from the same decode.
-          String.raw` -map \[storyboard\] -q:v 4 .*sheet-%d\.jpg$`,
+          // The storyboard's sheets and the poster, from the same decode.
+          String.raw` -map \[storyboard\] -q:v 4 .*sheet-%d\.jpg -map \[poster\] -q:v 3 .*poster\.jpg$`,
       ),
     );
 

@@ -7,6 +7,7 @@ import { transcode } from "../../render-worker/handlers/transcode.ts";
 import { mkdir } from "node:fs/promises";
 import { encodeLadder } from "../../render-worker/media/encode-ladder.ts";
 import { planLadder } from "../../render-worker/media/ladder.ts";
+import { extractPoster } from "../../render-worker/media/poster.ts";
 import { probeSource } from "../../render-worker/media/probe.ts";
 import { trimProbedSource } from "../../render-worker/media/trim.ts";
 import { MAX_STORYBOARD_TILES, makeStoryboardSheets, planStoryboard } from "../../render-worker/media/storyboard.ts";
@@ -85,7 +86,7 @@ describe("storyboard", () => {
     expect(succeededOf(again)).toMatchObject({ alreadyDone: true, storyboard });
   });
 
-  it("a whole run makes the sheets in its ladder's decode: no ffmpeg run of their own, the bytes a run of their own writes", async () => {
+  it("a whole run makes the sheets and the poster in its ladder's decode: no ffmpeg run of their own, the bytes a run of their own writes", async () => {
     const clip = await makeClip({ width: 320, height: 180, seconds: 2, audio: false });
     const job = await stageTranscodeJob(dirs.dataDir, clip, { jobId: JOB_ID, videoId: VIDEO_ID }, 2);
     // A process of its own: FFMPEG_PATH is read at import.
@@ -104,11 +105,17 @@ describe("storyboard", () => {
       ["--input-type=module", "-e", script, JSON.stringify(job), dirs.dataDir, dirs.workDir],
       { env: { ...process.env, FFMPEG_PATH: recorder.path } },
     );
-    const { storyboard } = JSON.parse(stdout) as Extract<JobEventBody, { type: "job.succeeded" }>;
-    const tiling = (await recorder.calls()).filter((args) => args.includes("tile="));
-    expect(tiling).toHaveLength(1);
-    expect(tiling[0]).toMatch(/-f (segment|hls) /); // the ladder's run
+    const { storyboard, posterKey } = JSON.parse(stdout) as Extract<JobEventBody, { type: "job.succeeded" }>;
+    const calls = await recorder.calls();
+    expect(calls).toHaveLength(1);
+    expect(calls[0]).toMatch(/-f (segment|hls) /); // the ladder's run
+    expect(calls[0]).toContain("tile=");
+    expect(calls[0]).toContain("[poster]");
     const { input, probe } = await probeSource(clip);
+    const posterApart = path.join(dirs.root, "poster-apart.jpg");
+    await extractPoster({ input, probe, outFile: posterApart });
+    const poster = await readFile(path.join(dirs.dataDir, posterKey!));
+    expect(poster.equals(await readFile(posterApart))).toBe(true);
     const apart = path.join(dirs.root, "apart");
     await mkdir(apart);
     const plan = planStoryboard({ duration: probe.duration, width: probe.width!, height: probe.height! });
