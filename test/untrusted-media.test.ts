@@ -126,8 +126,8 @@ of its secrets`, async () => {
     const dumps = await Promise.all(
       (await readdir(dumpDir)).filter((f) => f.includes("-env-")).map((f) => readFile(path.join(dumpDir, f), "utf8")),
     );
-    // The victim's probe, poster and ladder, and the attackers' probes.
-    expect(dumps.length).toBeGreaterThanOrEqual(5);
+    // The victim's probe and ladder (which makes the poster), and the attackers' probes.
+    expect(dumps.length).toBeGreaterThanOrEqual(4);
     const databaseUrl = t.database.url;
     for (const dump of dumps) {
       const toolNames = namesIn(dump, "\n").filter((n) => !["PWD", "SHLVL", "_", "OLDPWD"].includes(n));

@@ -135,10 +135,10 @@ interface Batch {
  * iteration per subscriber; graphql-ws itself waits on one pending `next()` per subscriber until
  * the end. Results with errors are handed to graphql-ws to emit instead (its hooks, such as yoga's
  * error masking, see them), and so is everything behind one, so a subscriber's order is kept.
- * Events are executed with the first member's arguments: the sharing key says the others' would
- * give the same result.
+ * Events are executed one at a time, in order, with the first member's arguments: the sharing key
+ * says the others' would give the same result.
  */
-class Audience {
+export class Audience {
   private members = 0;
   private tail: Promise<void> = Promise.resolve();
   private open: Batch | null = null;
@@ -172,9 +172,11 @@ class Audience {
     }
     const batch: Batch = { event, members: [member] };
     this.open = batch;
-    const result = event === END ? null : Promise.resolve(this.execute(event));
+    // Executed one after another, in order, not side by side: a field resolved from the database
+    // when its event is executed (a video's chunks done, its jobs) then never shows an older state
+    // after a newer one.
     this.tail = this.tail
-      .then(() => result)
+      .then(() => (event === END ? null : this.execute(event)))
       .then(
         (value) => this.deliver(batch, value),
         (err: unknown) => {
