@@ -31,7 +31,7 @@ export function planPoster(probe: ProbeResult): PosterPlan {
   const height = Math.max(2, Math.floor(Math.min(720, probe.height) / 2) * 2);
   const scaledWidth = Math.round((probe.width * height) / probe.height / 2) * 2;
   const width = Math.max(2, Math.min(Math.floor(probe.width / 2) * 2, scaledWidth));
-  // A source of a frame or two has nothing after its first frame to seek to.
+  // A source of a frame or two has nothing after its first frame to show.
   const at = probe.duration < 0.5 ? 0 : Math.min(1, probe.duration / 3);
   return { at, width, height };
 }
