@@ -17,10 +17,19 @@ export class FileTooLargeError extends Error {
   }
 }
 
+/** The most of an id an error message quotes: an id is a UUID (36 characters), a hostile one a megabyte. */
+const QUOTED_ID_CHARS = 64;
+
+/** A caller's id as an error message quotes it: JSON, cut at QUOTED_ID_CHARS with its length said. */
+export function quotedId(id: string): string {
+  if (id.length <= QUOTED_ID_CHARS) return JSON.stringify(id);
+  return `${JSON.stringify(id.slice(0, QUOTED_ID_CHARS))}… (${id.length} characters)`;
+}
+
 export class NotFoundError extends Error {
   readonly id: string;
   constructor(what: string, id: string) {
-    super(`No ${what} with id ${JSON.stringify(id)}`);
+    super(`No ${what} with id ${quotedId(id)}`);
     this.name = "NotFoundError";
     this.id = id;
   }

@@ -24,7 +24,9 @@ import { startTestApp, type TestApp } from "./support/app.ts";
  * megabyte of text, 10,000 list items, extreme numbers and dates), the others left plain. Any answer
  * may refuse; none may be an unexpected error (Postgres or the code refusing what the API should
  * have refused first). The one URL is 127.0.0.1's port 9: no call reaches outside this machine.
- * Subscriptions are not called: `video-cms`, `subscription-*` and `graphql-hardening` cover theirs.
+ * Each subscription is called the same way over graphql-ws: its first answer may be an event or a
+ * refusal, never an unexpected error or a socket the server closes as broken. No refusal's message
+ * runs past 500 characters: it quotes at most the start of a hostile value (`quotedId`).
  */
 const PLAIN_ID = "00000000-0000-4000-8000-000000000000";
 
@@ -90,11 +92,16 @@ function withValue(args: Record<string, unknown>, at: string[], value: unknown):
 
 function selectionOf(type: GraphQLOutputType): string {
   const named = getNamedType(type);
-  return isObjectType(named) || isUnionType(named) || isInterfaceType(named) ? " { __typename }" : "";
+  // A result union's typed errors (they implement Error) with their message.
+  const errors =
+    isUnionType(named) && named.getTypes().some((t) => t.getInterfaces().some((i) => i.name === "Error"))
+      ? " ... on Error { message }"
+      : "";
+  return isObjectType(named) || isUnionType(named) || isInterfaceType(named) ? ` { __typename${errors} }` : "";
 }
 
 /** The operation calling `field` with each of its arguments as a variable. */
-function operationFor(kind: "query" | "mutation", field: GraphQLField<unknown, unknown>): string {
+function operationFor(kind: "query" | "mutation" | "subscription", field: GraphQLField<unknown, unknown>): string {
   if (field.args.length === 0) return `${kind} { ${field.name}${selectionOf(field.type)} }`;
   const variables = field.args.map((a) => `$${a.name}: ${a.type.toString()}`).join(", ");
   const args = field.args.map((a) => `${a.name}: $${a.name}`).join(", ");
@@ -137,7 +144,7 @@ describe("hostile arguments to every query and mutation", () => {
       [/ApiKey/i, key.data.createApiKey.apiKey.id],
       [/LiveStream/i, stream.data.createLiveStream.liveStream.id],
       [/WebhookEndpoint/i, endpoint.id],
-      [/video|clip|StaticRenditions|Caption/i, video.id],
+      [/video|clip|StaticRenditions|Caption|viewers/i, video.id],
     ];
     return (field) => ids.find(([name]) => name.test(field))?.[1] ?? PLAIN_ID;
   }
@@ -151,6 +158,7 @@ describe("hostile arguments to every query and mutation", () => {
     const idFor = await rowsToName();
     const unexpected: string[] = [];
     const refusals = new Set<string>();
+    const longMessages: string[] = [];
     let calls = 0;
     for (const [kind, root] of roots) {
       // What deletes, revokes or cancels the named rows goes last.
@@ -174,20 +182,84 @@ describe("hostile arguments to every query and mutation", () => {
           calls++;
           const res = await t.gql(operation, variables);
           for (const error of res.errors ?? []) {
+            if (error.message.length > 500)
+              longMessages.push(`${kind} ${field.name}, ${where}: ${error.message.length}`);
             const code = error.extensions?.code;
             if (code === "INTERNAL_SERVER_ERROR" || error.message === "Unexpected error.") {
               unexpected.push(`${kind} ${field.name}, ${where} = ${JSON.stringify(variables).slice(0, 120)}`);
             } else if (code === "BAD_USER_INPUT") refusals.add(`${field.name}.${where}`);
           }
           // A typed error of a result union (ValidationError, NotFoundError…) is a refusal too.
-          const answer = res.data?.[field.name] as { __typename?: string } | null | undefined;
+          const answer = res.data?.[field.name] as { __typename?: string; message?: string } | null | undefined;
+          if ((answer?.message?.length ?? 0) > 500)
+            longMessages.push(`${kind} ${field.name}, ${where}: ${answer!.message!.length}`);
           if (answer?.__typename?.endsWith("Error")) refusals.add(`${field.name}.${where}`);
         }
       }
     }
     expect(unexpected).toEqual([]);
+    expect(longMessages).toEqual([]);
     // The calls reached the resolvers: hundreds of them, and many refusals from the API's own checks.
     expect(calls).toBeGreaterThan(500);
     expect(refusals.size).toBeGreaterThan(100);
   }, 120_000);
+
+  it("answers each subscription's first message over graphql-ws with an event or an error it means", async () => {
+    const schema = buildSchema(await readFile(path.resolve(import.meta.dirname, "../schema/schema.graphql"), "utf8"));
+    const idFor = await rowsToName();
+    const unexpected: string[] = [];
+    const answers: string[] = [];
+    for (const field of Object.values(schema.getSubscriptionType()!.getFields())) {
+      const operation = operationFor("subscription", field);
+      const base = Object.fromEntries(field.args.map((a) => [a.name, plain(a.type, idFor(field.name))]));
+      const cases: [string, Record<string, unknown>][] = [["plain", base]];
+      for (const arg of field.args) {
+        for (const value of hostile(arg.type)) cases.push([arg.name, { ...base, [arg.name]: value }]);
+      }
+      for (const [where, variables] of cases) {
+        const what = `${field.name}, ${where} = ${JSON.stringify(variables).slice(0, 120)}`;
+        const client = t.wsClient();
+        const first = await new Promise<string>((resolve) => {
+          const unsubscribe = client.subscribe(
+            { query: operation, variables },
+            {
+              next: (msg) => {
+                unsubscribe();
+                for (const error of msg.errors ?? []) {
+                  if (error.message.length > 500) unexpected.push(`${what}: a message of ${error.message.length}`);
+                  if (error.extensions?.code === "INTERNAL_SERVER_ERROR" || error.message === "Unexpected error.")
+                    unexpected.push(what);
+                }
+                resolve(
+                  msg.errors ? `error ${msg.errors.map((e) => e.extensions?.code ?? e.message).join()}` : "event",
+                );
+              },
+              error: (err) => {
+                // A socket closed as broken (1011, graphql-ws' 4500) is unexpected; refusals come as
+                // GraphQL errors or a close that names the request (4400, 1009 too large).
+                const code = (err as { code?: number }).code;
+                if (code === 1011 || code === 4500) unexpected.push(`${what}: closed ${code}`);
+                const errors = Array.isArray(err) ? (err as { message: string; extensions?: { code?: string } }[]) : [];
+                for (const error of errors) {
+                  if (error.message.length > 500) unexpected.push(`${what}: a message of ${error.message.length}`);
+                  if (error.extensions?.code === "INTERNAL_SERVER_ERROR" || error.message === "Unexpected error.")
+                    unexpected.push(what);
+                }
+                resolve(code === undefined ? "error" : `closed ${code}`);
+              },
+              complete: () => resolve("complete"),
+            },
+          );
+        });
+        answers.push(`${field.name}.${where}: ${first}`);
+        await client.dispose();
+      }
+    }
+    expect(unexpected).toEqual([]);
+    // The plain calls were answered with events: the arguments reached the resolvers.
+    for (const name of ["videoEvents", "liveStreamEvents", "viewersNow"]) {
+      expect(answers).toContain(`${name}.plain: event`);
+    }
+    expect(answers.length).toBeGreaterThanOrEqual(18);
+  }, 60_000);
 });

@@ -1,3 +1,4 @@
+import { quotedId } from "../errors.ts";
 import { GraphQLError } from "graphql";
 import type { AnalyticsFigures, AnalyticsInterval, AnalyticsPoint, AnalyticsReport } from "../analytics/figures.ts";
 import { builder } from "../builder.ts";
@@ -168,7 +169,7 @@ builder.mutationFields((t) => ({
 }));
 
 const notFound = (id: string) =>
-  new GraphQLError(`No video with id ${JSON.stringify(id)}`, { extensions: { code: "NOT_FOUND" } });
+  new GraphQLError(`No video with id ${quotedId(id)}`, { extensions: { code: "NOT_FOUND" } });
 
 builder.subscriptionFields((t) => ({
   viewersNow: t.int({

@@ -1,6 +1,6 @@
 import { builder } from "../builder.ts";
 import { tenantOf, type Context } from "../context.ts";
-import { NotFoundError, ValidationError } from "../errors.ts";
+import { NotFoundError, quotedId, ValidationError } from "../errors.ts";
 import { isUuid } from "../ids.ts";
 import { jobInputSchemas } from "../jobs/create-job.ts";
 import { QuizQuestion } from "../protocol/messages.ts";
@@ -85,7 +85,7 @@ async function assetKey(
   const asset = isUuid(String(id))
     ? await ctx.db.asset.findFirst({ where: { id: String(id), tenantId: tenantOf(ctx) } })
     : null;
-  if (!asset) throw new ValidationError(field, `No asset with id ${JSON.stringify(String(id))}`);
+  if (!asset) throw new ValidationError(field, `No asset with id ${quotedId(String(id))}`);
   if (asset.kind !== ASSET_KINDS[field]) {
     const wanted = ASSET_KINDS[field];
     throw new ValidationError(field, `Asset ${asset.name} is a ${asset.kind} asset; this field takes a ${wanted} one`);

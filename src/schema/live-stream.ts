@@ -1,7 +1,7 @@
 import { GraphQLError } from "graphql";
 import { builder } from "../builder.ts";
 import { tenantOf, type Context } from "../context.ts";
-import { NotFoundError, ValidationError } from "../errors.ts";
+import { NotFoundError, quotedId, ValidationError } from "../errors.ts";
 import type { LiveStream } from "../generated/prisma/client.ts";
 import { LiveLatencyMode, LiveStreamStatus } from "../generated/prisma/enums.ts";
 import { isUuid } from "../ids.ts";
@@ -350,7 +350,7 @@ builder.subscriptionFields((t) => ({
     subscribe: async (_root, { id }, ctx: Context) => {
       const stream = await findTenantStream(ctx, String(id));
       if (!stream)
-        throw new GraphQLError(`No live stream with id ${JSON.stringify(id)}`, { extensions: { code: "NOT_FOUND" } });
+        throw new GraphQLError(`No live stream with id ${quotedId(id)}`, { extensions: { code: "NOT_FOUND" } });
       return ctx.live.follow(stream.id);
     },
     resolve: (event: LiveStreamEvent) => event,

@@ -1,3 +1,4 @@
+import { quotedId } from "../errors.ts";
 import { GraphQLError } from "graphql";
 import { builder } from "../builder.ts";
 import type { Context } from "../context.ts";
@@ -91,7 +92,7 @@ builder.objectRef<EventOfKind<"renderProgress">>("RenderProgressEvent").implemen
 });
 
 const notFound = (id: string) =>
-  new GraphQLError(`No video with id ${JSON.stringify(id)}`, { extensions: { code: "NOT_FOUND" } });
+  new GraphQLError(`No video with id ${quotedId(id)}`, { extensions: { code: "NOT_FOUND" } });
 
 builder.subscriptionFields((t) => ({
   videoEvents: t.field({
