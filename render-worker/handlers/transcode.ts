@@ -164,12 +164,13 @@ async function encodeAndPublish(
   const publishing: { failure?: unknown } = {};
   // The poster and the storyboard are published once the video is playable, beside the encode:
   // they are not on the way to the first frame. A retried rung keeps the video's poster and
-  // storyboard; an audio-only source has neither. A run that encodes the whole source makes both in
-  // the ladder's own decode: the poster's frame early (published at playable), the storyboard's
-  // sheets by the end (published then); a resumed, split or trimmed run decodes the source for them apart.
-  const wholeRun = !job.options.rungs && !firstChunk && !resumed && !input.trim;
-  const storyboardMade = wholeRun ? await storyboardInEncode(ctx, probe) : null;
-  const posterMade = wholeRun && probe.width !== null ? posterInEncode(ctx, probe) : null;
+  // storyboard; an audio-only source has neither. A run that encodes from the source's start makes
+  // the poster in the ladder's own decode (its frame early: published at playable), and one that
+  // encodes the whole source the storyboard's sheets too (by the end: published then); a resumed or
+  // trimmed run decodes the source for them apart, a split run for its storyboard.
+  const fromStart = !job.options.rungs && !resumed && !input.trim;
+  const storyboardMade = fromStart && !firstChunk ? await storyboardInEncode(ctx, probe) : null;
+  const posterMade = fromStart && probe.width !== null ? posterInEncode(ctx, probe) : null;
   /** Whether the encode ran to its end; set once it has started. */
   let encodeSucceeded: Promise<boolean> = Promise.resolve(false);
   let poster: Promise<string | null> | null = null;
@@ -327,7 +328,8 @@ function encodeFirstChunk(args: EncodeLadderArgs, first: Chunk, stopAll: (error:
     stopAt: { segments: first.toSegment },
   });
   const audioFilter = args.sourceFilters?.audio;
-  const { sourceFilters: _, ...audioArgs } = args;
+  // The video's run makes the poster.
+  const { sourceFilters: _, poster: __, ...audioArgs } = args;
   const audio =
     audioRungs.length === 0
       ? null

@@ -69,7 +69,8 @@ export interface EncodeLadderArgs {
   /**
    * Also write the poster (`poster.ts`) to `outFile` from the frames this run decodes, as
    * `extractPoster` would in a run of its own; written early (its frame is in the first second)
-   * and whole once there. The same runs only as `storyboard`.
+   * and whole once there. A run of video rungs from the source's start only (one that stops, a split
+   * run's first chunk, may: its chunk is longer than the poster's second).
    */
   poster?: { plan: PosterPlan; outFile: string };
   /** ffmpeg's nice value (FfmpegRun.niceness): a split run's audio yields to its video. */
@@ -181,11 +182,10 @@ export function encodeLadder(args: EncodeLadderArgs): LadderEncode {
   // reading the input once the trim has ended.
   const stop = stopSegment === null ? "" : `trim=end=${(segmentStart(plan, stopSegment) - runStart).toFixed(6)}`;
   const seeks = seek.includes("-ss");
-  if (
-    (args.storyboard || args.poster) &&
-    (seeks || firstSegment > 0 || stopSegment !== null || videoRungs.length === 0)
-  )
-    throw new Error("A run makes the storyboard and the poster only when it reads the whole source for video rungs");
+  if (args.storyboard && (seeks || firstSegment > 0 || stopSegment !== null || videoRungs.length === 0))
+    throw new Error("A run makes the storyboard only when it reads the whole source for video rungs");
+  if (args.poster && (seeks || firstSegment > 0 || videoRungs.length === 0))
+    throw new Error("A run makes the poster only when it reads the source from its start for video rungs");
 
   /** The run's command once the media times of its first video frames are known. */
   const command = (video: VideoStart): Pick<FfmpegRun, "filterGraph" | "outputs"> => {

@@ -12,7 +12,7 @@ import { probeSource } from "../../render-worker/media/probe.ts";
 import { trimProbedSource } from "../../render-worker/media/trim.ts";
 import { MAX_STORYBOARD_TILES, makeStoryboardSheets, planStoryboard } from "../../render-worker/media/storyboard.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
-import type { JobEventBody } from "../../src/protocol/messages.ts";
+import type { JobEventBody, TranscodeJobMessage } from "../../src/protocol/messages.ts";
 import { contractCheckedEmit } from "../support/job-events.ts";
 import { recordingFfmpeg } from "../support/recording-ffmpeg.ts";
 import { fixturesDir, jobDirsPerTest, makeClip, runFfmpeg, stageTranscodeJob } from "../support/media-fixtures.ts";
@@ -86,10 +86,8 @@ describe("storyboard", () => {
     expect(succeededOf(again)).toMatchObject({ alreadyDone: true, storyboard });
   });
 
-  it("a whole run makes the sheets and the poster in its ladder's decode: no ffmpeg run of their own, the bytes a run of their own writes", async () => {
-    const clip = await makeClip({ width: 320, height: 180, seconds: 2, audio: false });
-    const job = await stageTranscodeJob(dirs.dataDir, clip, { jobId: JOB_ID, videoId: VIDEO_ID }, 2);
-    // A process of its own: FFMPEG_PATH is read at import.
+  /** Runs `job` in a process of its own (FFMPEG_PATH is read at import) whose ffmpeg records each start. */
+  async function transcodeRecorded(job: TranscodeJobMessage) {
     const recorder = await recordingFfmpeg(dirs.root);
     const script = `
       import { transcode } from ${JSON.stringify(path.resolve("render-worker/handlers/transcode.ts"))};
@@ -105,23 +103,49 @@ describe("storyboard", () => {
       ["--input-type=module", "-e", script, JSON.stringify(job), dirs.dataDir, dirs.workDir],
       { env: { ...process.env, FFMPEG_PATH: recorder.path } },
     );
-    const { storyboard, posterKey } = JSON.parse(stdout) as Extract<JobEventBody, { type: "job.succeeded" }>;
-    const calls = await recorder.calls();
+    const succeeded = JSON.parse(stdout) as Extract<JobEventBody, { type: "job.succeeded" }>;
+    return { succeeded, calls: await recorder.calls() };
+  }
+
+  /** Whether the published poster is byte for byte what a run of its own makes of `clip`. */
+  async function posterAsApart(clip: string, posterKey: string): Promise<boolean> {
+    const { input, probe } = await probeSource(clip);
+    const apart = path.join(dirs.root, "poster-apart.jpg");
+    await extractPoster({ input, probe, outFile: apart });
+    return (await readFile(path.join(dirs.dataDir, posterKey))).equals(await readFile(apart));
+  }
+
+  it("a whole run makes the sheets and the poster in its ladder's decode: no ffmpeg run of their own, the bytes a run of their own writes", async () => {
+    const clip = await makeClip({ width: 320, height: 180, seconds: 2, audio: false });
+    const job = await stageTranscodeJob(dirs.dataDir, clip, { jobId: JOB_ID, videoId: VIDEO_ID }, 2);
+    const { succeeded, calls } = await transcodeRecorded(job);
+    const { storyboard, posterKey } = succeeded;
     expect(calls).toHaveLength(1);
     expect(calls[0]).toMatch(/-f (segment|hls) /); // the ladder's run
     expect(calls[0]).toContain("tile=");
     expect(calls[0]).toContain("[poster]");
+    expect(await posterAsApart(clip, posterKey!)).toBe(true);
     const { input, probe } = await probeSource(clip);
-    const posterApart = path.join(dirs.root, "poster-apart.jpg");
-    await extractPoster({ input, probe, outFile: posterApart });
-    const poster = await readFile(path.join(dirs.dataDir, posterKey!));
-    expect(poster.equals(await readFile(posterApart))).toBe(true);
     const apart = path.join(dirs.root, "apart");
     await mkdir(apart);
     const plan = planStoryboard({ duration: probe.duration, width: probe.width!, height: probe.height! });
     const [sheet] = await makeStoryboardSheets({ input, probe, plan, outDir: apart });
     const published = await readFile(path.join(dirs.dataDir, storyboard!.sheetKeys[0]!));
     expect(published.equals(await readFile(sheet!))).toBe(true);
+  });
+
+  it("a split run makes the poster in its first chunk's run (the storyboard apart: it needs the whole source)", async () => {
+    const clip = await makeClip({ width: 640, height: 360, seconds: 8, audio: true });
+    const staged = await stageTranscodeJob(dirs.dataDir, clip, { jobId: JOB_ID, videoId: VIDEO_ID }, 2);
+    const job = { ...staged, options: { ...staged.options, chunking: { chunkSeconds: 4, firstChunkSeconds: 2 } } };
+    const { succeeded, calls } = await transcodeRecorded(job);
+    expect(succeeded.firstChunk).toBeDefined(); // it was split
+    const posters = calls.filter((args) => args.includes("-update 1"));
+    expect(posters).toHaveLength(1);
+    expect(posters[0]).toContain("[poster]");
+    expect(posters[0]).toMatch(/-f (segment|hls) .*-c:v libx264/); // the first chunk's video run
+    expect(calls.filter((args) => args.includes("tile="))).toHaveLength(1); // the storyboard's own run
+    expect(await posterAsApart(clip, succeeded.posterKey!)).toBe(true);
   });
 
   it("an encode that makes the storyboard never reports a time past the source's end (its last sheet lasts a whole grid)", async () => {
