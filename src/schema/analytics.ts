@@ -1,8 +1,8 @@
-import { quotedId } from "../errors.ts";
 import { GraphQLError } from "graphql";
 import type { AnalyticsFigures, AnalyticsInterval, AnalyticsPoint, AnalyticsReport } from "../analytics/figures.ts";
 import { builder } from "../builder.ts";
 import { type Context, tenantOf } from "../context.ts";
+import { quotedId } from "../errors.ts";
 import { isUuid } from "../ids.ts";
 import { mutationWork } from "../jobs/mutation-work.ts";
 

@@ -1,7 +1,7 @@
-import { quotedId } from "../errors.ts";
 import { GraphQLError } from "graphql";
 import { builder } from "../builder.ts";
 import type { Context } from "../context.ts";
+import { quotedId } from "../errors.ts";
 import { followVideoEvents } from "../events/follow-video.ts";
 import type { EncoderFigures, VideoEventPayload } from "../events/video-events.ts";
 import type { Video } from "../generated/prisma/client.ts";
