@@ -2,9 +2,9 @@ import { GraphQLError } from "graphql";
 import type { AnalyticsFigures, AnalyticsInterval, AnalyticsPoint, AnalyticsReport } from "../analytics/figures.ts";
 import { builder } from "../builder.ts";
 import { type Context, tenantOf } from "../context.ts";
-import { quotedId } from "../errors.ts";
 import { isUuid } from "../ids.ts";
 import { mutationWork } from "../jobs/mutation-work.ts";
+import { notFoundGraphQLError } from "./errors.ts";
 
 type Types = typeof builder extends PothosSchemaTypes.SchemaBuilder<infer T> ? T : never;
 
@@ -168,9 +168,6 @@ builder.mutationFields((t) => ({
   }),
 }));
 
-const notFound = (id: string) =>
-  new GraphQLError(`No video with id ${quotedId(id)}`, { extensions: { code: "NOT_FOUND" } });
-
 builder.subscriptionFields((t) => ({
   viewersNow: t.int({
     description:
@@ -180,7 +177,7 @@ builder.subscriptionFields((t) => ({
     subscribe: async (_root, { videoId }, ctx: Context) => {
       const id = String(videoId);
       const video = isUuid(id) ? await ctx.db.video.findFirst({ where: { id, tenantId: tenantOf(ctx) } }) : null;
-      if (!video) throw notFound(id);
+      if (!video) throw notFoundGraphQLError("video", id);
       return ctx.analytics.followViewersNow(id);
     },
     resolve: (count: number) => count,

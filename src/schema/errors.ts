@@ -1,3 +1,4 @@
+import { GraphQLError } from "graphql";
 import { builder } from "../builder.ts";
 import {
   FileTooLargeError,
@@ -7,6 +8,14 @@ import {
   SourceUnavailableError,
   ValidationError,
 } from "../errors.ts";
+
+/**
+ * A subscription's refusal of an id its caller has no row of: `NOT_FOUND`, with NotFoundError's
+ * message (which quotes at most the start of a hostile id). Subscriptions have no result union.
+ */
+export function notFoundGraphQLError(what: string, id: string): GraphQLError {
+  return new GraphQLError(new NotFoundError(what, id).message, { extensions: { code: "NOT_FOUND" } });
+}
 
 export const ErrorInterface = builder.interfaceRef<Error>("Error").implement({
   description: "Every error a mutation can return implements this.",

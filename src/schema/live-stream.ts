@@ -1,7 +1,6 @@
-import { GraphQLError } from "graphql";
 import { builder } from "../builder.ts";
 import { tenantOf, type Context } from "../context.ts";
-import { NotFoundError, quotedId, ValidationError } from "../errors.ts";
+import { NotFoundError, ValidationError } from "../errors.ts";
 import type { LiveStream } from "../generated/prisma/client.ts";
 import { LiveLatencyMode, LiveStreamStatus } from "../generated/prisma/enums.ts";
 import { isUuid } from "../ids.ts";
@@ -22,6 +21,7 @@ import {
   validCmsChanges,
 } from "./cms-fields.ts";
 import { PlaybackPolicyEnum, VideoRef } from "./video.ts";
+import { notFoundGraphQLError } from "./errors.ts";
 
 const LiveStreamStatusEnum = builder.enumType(LiveStreamStatus, {
   name: "LiveStreamStatus",
@@ -349,8 +349,7 @@ builder.subscriptionFields((t) => ({
     args: { id: t.arg.id({ required: true }) },
     subscribe: async (_root, { id }, ctx: Context) => {
       const stream = await findTenantStream(ctx, String(id));
-      if (!stream)
-        throw new GraphQLError(`No live stream with id ${quotedId(id)}`, { extensions: { code: "NOT_FOUND" } });
+      if (!stream) throw notFoundGraphQLError("live stream", String(id));
       return ctx.live.follow(stream.id);
     },
     resolve: (event: LiveStreamEvent) => event,

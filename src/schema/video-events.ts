@@ -1,12 +1,11 @@
-import { GraphQLError } from "graphql";
 import { builder } from "../builder.ts";
 import type { Context } from "../context.ts";
-import { quotedId } from "../errors.ts";
 import { followVideoEvents } from "../events/follow-video.ts";
 import type { EncoderFigures, VideoEventPayload } from "../events/video-events.ts";
 import type { Video } from "../generated/prisma/client.ts";
 import { VariantRef } from "./variant.ts";
 import { VideoRef, VideoStatusEnum } from "./video.ts";
+import { notFoundGraphQLError } from "./errors.ts";
 
 type EventOfKind<K extends VideoEventPayload["kind"]> = Extract<VideoEventPayload, { kind: K }>;
 
@@ -91,9 +90,6 @@ builder.objectRef<EventOfKind<"renderProgress">>("RenderProgressEvent").implemen
   }),
 });
 
-const notFound = (id: string) =>
-  new GraphQLError(`No video with id ${quotedId(id)}`, { extensions: { code: "NOT_FOUND" } });
-
 builder.subscriptionFields((t) => ({
   videoEvents: t.field({
     type: VideoEventInterface,
@@ -104,7 +100,7 @@ builder.subscriptionFields((t) => ({
     args: { videoId: t.arg.id({ required: true }) },
     subscribe: async (_root, { videoId }, ctx: Context) => {
       const events = await followVideoEvents(ctx, String(videoId));
-      if (!events) throw notFound(String(videoId));
+      if (!events) throw notFoundGraphQLError("video", String(videoId));
       return events;
     },
     resolve: (event) => event,
