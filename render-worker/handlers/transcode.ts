@@ -496,7 +496,7 @@ async function settled(promise: Promise<unknown> | null): Promise<void> {
   await promise?.catch(() => {});
 }
 
-/** The poster a whole run makes in its ladder's decode (`EncodeLadderArgs.poster`). */
+/** The poster a run from the source's start makes in its ladder's decode (`EncodeLadderArgs.poster`). */
 function posterInEncode(ctx: JobContext, probe: ProbeResult): { plan: PosterPlan; outFile: string } {
   return { plan: planPoster(probe), outFile: path.join(ctx.workDir, "poster.jpg") };
 }
@@ -505,17 +505,20 @@ function posterInEncode(ctx: JobContext, probe: ProbeResult): { plan: PosterPlan
 const POSTER_POLL_MS = 50;
 
 /**
- * The poster the run's encode writes, once it is there (it is written whole: `posterOutput`);
- * false when the encode ended without it. Its frame is in the source's first second, so it is
+ * Waits for the poster the run's encode writes (whole: `posterOutput`): "written" once it is
+ * there, else how the encode ended without it. Its frame is in the source's first second, so it is
  * there before the first segments are published, or soon after.
  */
-async function posterFromEncode(outFile: string, encodeSucceeded: Promise<boolean>): Promise<boolean> {
+async function posterFromEncode(
+  outFile: string,
+  encodeSucceeded: Promise<boolean>,
+): Promise<"written" | "missing" | "encode failed"> {
   let ended: boolean | null = null;
   void encodeSucceeded.then((ok) => (ended = ok));
   for (;;) {
     const endedBefore = ended;
-    if (await posterWritten(outFile)) return true;
-    if (endedBefore !== null) return false;
+    if (await posterWritten(outFile)) return "written";
+    if (endedBefore !== null) return endedBefore ? "missing" : "encode failed";
     await new Promise((r) => setTimeout(r, POSTER_POLL_MS));
   }
 }
@@ -534,9 +537,10 @@ async function publishPoster(
   const key = posterKey(job.outputPrefix);
   const outFile = made?.outFile ?? path.join(ctx.workDir, "poster.jpg");
   try {
-    if (!made || !(await posterFromEncode(made.outFile, made.encodeSucceeded))) {
-      // An encode that failed fails the attempt: no run of its own for a poster nobody will see.
-      if (made && !(await made.encodeSucceeded)) return null;
+    const fromEncode = made ? await posterFromEncode(made.outFile, made.encodeSucceeded) : "missing";
+    // An encode that failed fails the attempt: no run of its own for a poster nobody will see.
+    if (fromEncode === "encode failed") return null;
+    if (fromEncode === "missing") {
       if (made) log.warn("the encode wrote no poster; making it apart", { jobId: job.jobId });
       await extractPoster({ input, probe, outFile, signal: ctx.signal });
     }

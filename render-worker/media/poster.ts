@@ -60,7 +60,7 @@ export function posterOutput(outFile: string, map: string): { target: string; op
 
 /**
  * Writes the poster (`planPoster`) in an ffmpeg run of its own, for a run that does not decode the
- * source from its start (a resumed, split or clipped run; a live recording): the frame and bytes a
+ * source from its start (a resumed or clipped run; a live recording): the frame and bytes a
  * ladder's run that makes it writes.
  */
 export async function extractPoster(args: ExtractPosterArgs): Promise<void> {
