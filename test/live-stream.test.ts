@@ -21,7 +21,7 @@ import { srtGatewayBuilt } from "../src/live/srt-ingest.ts";
 import { PROTOCOL_VERSION } from "../src/protocol/messages.ts";
 import { ANALYTICS_PATHS } from "../src/shared/analytics-beacons.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
-import { listProcesses } from "./support/process-scan.ts";
+import { childrenOf } from "./support/process-scan.ts";
 import { createTestEventIngestor } from "./support/event-ingestor.ts";
 import { buildConsole, launchChromium } from "./support/console.ts";
 import { TEST_ADMIN_KEY, tenantKeySecret } from "./support/auth.ts";
@@ -1226,12 +1226,10 @@ describe("SRT ingest", () => {
 
   /** This process's children that read SRT callers' bytes: the gateway, and a remux per caller. */
   function srtReaders() {
-    return listProcesses()
-      .filter((p) => p.ppid === process.pid)
-      .filter((p) => {
-        const argv = readFileSync(`/proc/${p.pid}/cmdline`, "utf8").split("\0");
-        return argv[0]!.endsWith("srt-gateway") || argv.join(" ").includes("-f mpegts -i pipe:0");
-      });
+    return childrenOf().filter((p) => {
+      const argv = readFileSync(`/proc/${p.pid}/cmdline`, "utf8").split("\0");
+      return argv[0]!.endsWith("srt-gateway") || argv.join(" ").includes("-f mpegts -i pipe:0");
+    });
   }
 
   /**

@@ -7,7 +7,7 @@ import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { launchChromium } from "./support/console.ts";
-import { listProcesses, type ProcessInfo, stillRunning } from "./support/process-scan.ts";
+import { childrenOf, type ProcessInfo, stillRunning } from "./support/process-scan.ts";
 import { MAX_CACHED_IMAGES_PER_VIDEO } from "../src/thumbnails/image-cache-budget.ts";
 import { makeClip } from "./support/media-fixtures.ts";
 import { createUpload } from "./support/uploads.ts";
@@ -97,7 +97,7 @@ async function imageSize(file: string): Promise<{ width: number; height: number 
 }
 
 /** The ffmpeg processes the API (in this test process) runs now. */
-const apiFfmpeg = () => listProcesses().filter((p) => p.ppid === process.pid && p.command === "ffmpeg");
+const apiFfmpeg = () => childrenOf().filter((p) => p.command === "ffmpeg");
 
 /** Waits (up to 10 s) until the API runs an ffmpeg process, and returns those it runs. */
 async function ffmpegStarted(): Promise<ProcessInfo[]> {
@@ -117,7 +117,7 @@ function watchApiFfmpeg() {
   const seen = new Set<number>();
   let most = 0;
   const sample = () => {
-    const running = listProcesses().filter((p) => p.ppid === process.pid && p.command === "ffmpeg");
+    const running = apiFfmpeg();
     for (const p of running) seen.add(p.pid);
     most = Math.max(most, running.length);
   };

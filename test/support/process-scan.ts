@@ -36,6 +36,38 @@ export function listProcesses(): ProcessInfo[] {
   return found;
 }
 
+/**
+ * The live children of `pid` (default this process), read from each of its threads' `children`
+ * file: a few small reads, where `listProcesses` reads every process on the machine. A test that
+ * samples its children every few milliseconds spent seconds of CPU in that scan while other files
+ * ran beside it. A kernel without those files (CONFIG_PROC_CHILDREN) falls back to the scan.
+ */
+export function childrenOf(pid: number = process.pid): ProcessInfo[] {
+  let threads: string[];
+  try {
+    threads = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return [];
+  }
+  const pids = new Set<number>();
+  for (const tid of threads) {
+    let listed: string;
+    try {
+      listed = readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT" && tid === String(pid)) {
+        return listProcesses().filter((p) => p.ppid === pid);
+      }
+      continue;
+    }
+    for (const child of listed.split(" ")) if (child) pids.add(Number(child));
+  }
+  return [...pids].flatMap((child) => {
+    const p = readProcess(child);
+    return p && p.ppid === pid ? [p] : [];
+  });
+}
+
 /** True while the process seen as `p` runs (same pid, same start time). */
 export function stillRunning(p: ProcessInfo): boolean {
   return readProcess(p.pid)?.startTime === p.startTime;
@@ -99,8 +131,8 @@ export function ffmpegUnder(root: string, all: ProcessInfo[] = listProcesses()):
 
 /** Pids of this process's live children whose command line mentions `entry`. */
 export function childProcessPids(entry: string): number[] {
-  return listProcesses()
-    .filter((p) => p.ppid === process.pid && commandLine(p.pid).some((arg) => arg.includes(entry)))
+  return childrenOf()
+    .filter((p) => commandLine(p.pid).some((arg) => arg.includes(entry)))
     .map((p) => p.pid);
 }
 
