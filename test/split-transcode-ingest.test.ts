@@ -5,6 +5,7 @@ import { createVideoPubSub } from "../src/events/video-events.ts";
 import { cancelVideo } from "../src/jobs/cancel.ts";
 import { DEFAULT_COST_SETTINGS } from "../src/jobs/cost.ts";
 import { createJob } from "../src/jobs/create-job.ts";
+import { buildJobMessage } from "../src/jobs/job-messages.ts";
 import { createPostgresTransport } from "../src/transport/postgres.ts";
 import type { EventIngestor } from "../src/jobs/ingest-events.ts";
 import {
@@ -33,6 +34,8 @@ describe("split transcodes (ingest)", () => {
   const written = new Map<string, string>();
   const canceled: string[] = [];
   const probe = { ...PROBE_640X360, duration: 12 };
+  /** The source as the split run probed it, for the chunks. */
+  const source = { probe, format: "mov" };
   const videoRungs = LADDER_360P.filter((r) => r.kind === "VIDEO") as PlannedRung[];
   // 2 s segments after a 1 s first one: 0,1,3,5,7,9,11 s; chunks [0,2) [2,4) [4,7).
   const chunks: ChunkRange[] = [
@@ -107,22 +110,31 @@ describe("split transcodes (ingest)", () => {
       jobId,
       { type: "job.started" },
       { type: "job.probed", probe, ladder: LADDER_360P },
-      { type: "job.split", chunks, ladder: videoRungs },
+      { type: "job.split", chunks, ladder: videoRungs, source },
     );
     // A later attempt splitting again (or the event delivered twice) queues nothing more.
-    await send(jobId, { type: "job.split", chunks, ladder: videoRungs });
+    await send(jobId, { type: "job.split", chunks, ladder: videoRungs, source });
     const queued = await chunkJobs(jobId);
     return { videoId, jobId, queued, ext };
   }
 
-  it("queues one chunk job per later chunk, once, with its range and the planned video rungs", async () => {
-    const { jobId, queued } = await splitAndFirstChunk();
+  it(`queues one chunk job per later chunk, once, with its range, the planned video rungs and the source as the split \
+run probed it`, async () => {
+    const { videoId, jobId, queued } = await splitAndFirstChunk();
     expect(queued.map((j) => [j.status, j.capability, (j.input as { chunk: ChunkRange }).chunk])).toEqual([
       ["QUEUED", "cpu", chunks[1]],
       ["QUEUED", "cpu", chunks[2]],
     ]);
     expect((queued[0]!.input as { ladder: PlannedRung[] }).ladder.map((r) => r.name)).toEqual(["360p", "144p"]);
     expect(queued.every((j) => j.parentId === jobId)).toBe(true);
+    // What a chunk's worker is sent: the probe, so it does not probe the source again.
+    const video = await db.video.findUniqueOrThrow({ where: { id: videoId } });
+    const settings = {
+      segmentSeconds: 2,
+      maxDurationSeconds: 3600,
+      urlImport: { maxBytes: 1, allowPrivateAddresses: false },
+    };
+    for (const job of queued) expect(buildJobMessage(job, video, settings)).toMatchObject({ source });
     // Each estimated as a transcode of its part of the source (4 s and 5 s), its video rungs only.
     const [four, five] = queued.map((j) => j.estimatedCpuSeconds);
     expect(four).toBeGreaterThan(0);

@@ -6,7 +6,7 @@ import { chunkRange } from "../media/chunks.ts";
 import { encodeLadder } from "../media/encode-ladder.ts";
 import { abortError, MediaError } from "../media/errors.ts";
 import { createHlsPublisher } from "../media/hls-publisher.ts";
-import type { ProbedInput } from "../media/media-input.ts";
+import { mediaInputAt, type ProbedInput, probedInput } from "../media/media-input.ts";
 import { prepareMediaFilters } from "../media/media-filters.ts";
 import { probeSource } from "../media/probe.ts";
 import { segmentPlan, targetDuration } from "../media/segments.ts";
@@ -29,9 +29,11 @@ export async function transcodeChunk(job: TranscodeChunkJobMessage, ctx: JobCont
     throw new MediaError(`A chunk encodes video rungs only, not ${audio.join(", ")}`, { retryable: false });
   }
   const source = await ctx.storage.inputFor(job.sourceKey);
-  const { input, probe } = await inSpan("probe", {}, () =>
-    probeSource(source, { signal: ctx.signal, maxDurationSeconds: job.options.maxDurationSeconds }),
-  );
+  const { input, probe } =
+    probedBySplitRun(job, source) ??
+    (await inSpan("probe", {}, () =>
+      probeSource(source, { signal: ctx.signal, maxDurationSeconds: job.options.maxDurationSeconds }),
+    ));
   const releaseMemory = ctx.reserveMemory?.(estimateJobMemoryBytes(probe)) ?? (() => {});
   try {
     // Only once admitted, as a transcode: a delivery handed back for lack of memory never started a run.
@@ -40,6 +42,20 @@ export async function transcodeChunk(job: TranscodeChunkJobMessage, ctx: JobCont
   } finally {
     releaseMemory();
   }
+}
+
+/**
+ * The source as the split run probed it (`job.source`), opened as the container it found: no probe
+ * of its own. Null where the message has none (a split run before it) or names a container this
+ * worker's upload whitelist does not hold: the chunk probes the source as any run does.
+ */
+function probedBySplitRun(
+  job: TranscodeChunkJobMessage,
+  source: string,
+): { input: ProbedInput; probe: ProbeResult } | null {
+  if (!job.source) return null;
+  const input = probedInput(mediaInputAt(source), job.source.format);
+  return input ? { input, probe: job.source.probe } : null;
 }
 
 async function encodeAndPublishChunk(

@@ -145,7 +145,7 @@ async function encodeAndPublish(
   const sendSplit = async () => {
     if (!chunks || splitSent) return;
     splitSent = true;
-    await ctx.emit({ type: "job.split", chunks, ladder: videoRungs });
+    await ctx.emit({ type: "job.split", chunks, ladder: videoRungs, source: { probe, format: input.format } });
   };
 
   if (signal.aborted) throw abortError(signal);

@@ -36,7 +36,7 @@ export const jobInputSchemas = {
   }),
   IMPORT_URL: ImportUrlJobMessage.pick({ url: true }),
   STATIC_RENDITIONS: StaticRenditionsJobMessage.pick({ renditions: true }),
-  TRANSCODE_CHUNK: TranscodeChunkJobMessage.pick({ chunk: true, ladder: true }),
+  TRANSCODE_CHUNK: TranscodeChunkJobMessage.pick({ chunk: true, ladder: true, source: true }),
   LIVE: LiveJobMessage.pick({ feedUrl: true, input: true, options: true }),
 } satisfies Record<JobKind, z.ZodType>;
 

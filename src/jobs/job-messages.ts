@@ -98,6 +98,7 @@ const builders = {
       outputPrefix: videoPrefix(job.videoId),
       chunk: input.chunk,
       ladder: input.ladder,
+      ...(input.source ? { source: input.source } : {}),
       options: {
         segmentSeconds: settings.segmentSeconds,
         maxDurationSeconds: settings.maxDurationSeconds,

@@ -162,6 +162,8 @@ export const TranscodeChunkJobMessage = z.object({
   chunk: ChunkRange,
   /** The video rungs the first run planned, encoded with exactly its settings. */
   ladder: z.array(z.lazy(() => PlannedRung)).min(1),
+  /** The source as the split run probed it (APIs before it do not send it: the chunk probes). */
+  source: z.lazy(() => ChunkSource).optional(),
   /** The split transcode's options the chunk's encode depends on. */
   options: TranscodeOptions.pick({
     segmentSeconds: true,
@@ -370,6 +372,19 @@ export const ProbeResult = z.object({
 });
 export type ProbeResult = z.infer<typeof ProbeResult>;
 
+/**
+ * A split transcode's source as its first run probed it, handed to its chunks (`job.split`, then
+ * each `transcode_chunk`): a chunk opens the source as `format` with this probe instead of probing
+ * it again, which on cloud storage reads the source over HTTP before each chunk's encode. A worker
+ * whose upload whitelist does not name `format`, or a chunk without it (split by a worker before
+ * it), probes the source itself.
+ */
+const ChunkSource = z.object({
+  probe: ProbeResult,
+  /** The container ffprobe found, one of the worker's upload formats (`mov`, `matroska`, …). */
+  format: z.string().regex(/^[a-z0-9_]{1,32}$/),
+});
+
 /** One rung of the planned ladder. */
 export const Rung = z.object({
   /** Directory name under `hls/` and the variant's name: `720p`, `audio`. */
@@ -577,6 +592,8 @@ export const JobEvent = z.discriminatedUnion("type", [
         { message: "chunks must be numbered from 0 and follow each other from segment 0" },
       ),
     ladder: z.array(PlannedRung).min(1),
+    /** The source as this run probed it, for the chunks (workers before it do not send it). */
+    source: ChunkSource.optional(),
   }),
   /** A `transcode_chunk` job published its segments of every rung. */
   z.object({

@@ -34,6 +34,7 @@ import {
   stageTranscodeJob,
 } from "../support/media-fixtures.ts";
 import { processesWithCwd } from "../support/process-scan.ts";
+import { recordingFfmpeg } from "../support/recording-ffmpeg.ts";
 
 const run = promisify(execFile);
 
@@ -65,6 +66,23 @@ beforeAll(async () => {
 afterAll(async () => {
   if (root) await rm(root, { recursive: true, force: true });
 });
+
+/**
+ * Runs `work` with a recording ffprobe first on PATH (the worker's modules read FFPROBE_PATH when
+ * loaded, PATH when they start a tool) and returns its probes of a whole source (`probeSource`:
+ * the format and the streams), not a chunk's reads of its range's start and keyframes.
+ */
+async function probingOn(work: () => Promise<unknown>): Promise<string[]> {
+  const probes = await recordingFfmpeg(await mkdtemp(path.join(root, "probes-")), "ffprobe");
+  const path0 = process.env.PATH;
+  process.env.PATH = `${probes.bin}${path.delimiter}${path0}`;
+  try {
+    await work();
+  } finally {
+    process.env.PATH = path0;
+  }
+  return (await probes.calls()).filter((args) => args.includes("-show_format -show_streams"));
+}
 
 /** A handler's context over local storage, a fresh work dir and a contract-checked emit. */
 async function contextFor(
@@ -106,6 +124,9 @@ describe.each(FORMATS)("a split transcode, its chunks and their joins (%s, real 
   const afterParent = new Map<string, string>();
   let split: Event<"job.split">;
   let succeeded: Event<"job.succeeded">;
+  /** The ffprobe runs of the split run, and of the chunks' first runs. */
+  let splitRunProbes: string[];
+  let chunkProbes: string[];
 
   const chunkJob = (chunk: Event<"job.split">["chunks"][number]): TranscodeChunkJobMessage => ({
     v: 2,
@@ -118,6 +139,8 @@ describe.each(FORMATS)("a split transcode, its chunks and their joins (%s, real 
     outputPrefix: job.outputPrefix,
     chunk,
     ladder: split.ladder,
+    // As the API hands it on (split-transcode-events.ts).
+    ...(split.source ? { source: split.source } : {}),
     options: { segmentSeconds: SEGMENT_SECONDS, segmentFormat: format },
   });
 
@@ -158,20 +181,31 @@ describe.each(FORMATS)("a split transcode, its chunks and their joins (%s, real 
     const staged = await stageTranscodeJob(dataDir, clip, { jobId: PARENT_JOB_ID, videoId: VIDEO_ID }, SEGMENT_SECONDS);
     job = { ...staged, options: { segmentSeconds: SEGMENT_SECONDS, segmentFormat: format, chunking: CHUNKING } };
     hlsDir = path.join(dataDir, job.outputPrefix, "hls");
-    await transcode(job, await contextFor(dataDir, PARENT_JOB_ID, parentEvents));
+    splitRunProbes = await probingOn(async () =>
+      transcode(job, await contextFor(dataDir, PARENT_JOB_ID, parentEvents)),
+    );
     split = parentEvents.find((e) => e.type === "job.split") as Event<"job.split">;
     succeeded = parentEvents.at(-1) as Event<"job.succeeded">;
     for (const rung of VIDEO_RUNGS)
       afterParent.set(rung, await readFile(path.join(hlsDir, rung, "index.m3u8"), "utf8"));
     // Each later chunk as a chunk job would run it: on any worker, in a work dir of its own.
-    for (const chunk of split.chunks.slice(1)) {
-      const events: JobEventBody[] = [];
-      const ctx = await contextFor(dataDir, chunkJobId(chunk.index), events);
-      await transcodeChunk(chunkJob(chunk), ctx);
-      chunkEvents.set(chunk.index, events);
-      chunkWorkDirs.set(chunk.index, ctx.workDir);
-    }
+    chunkProbes = await probingOn(async () => {
+      for (const chunk of split.chunks.slice(1)) {
+        const events: JobEventBody[] = [];
+        const ctx = await contextFor(dataDir, chunkJobId(chunk.index), events);
+        await transcodeChunk(chunkJob(chunk), ctx);
+        chunkEvents.set(chunk.index, events);
+        chunkWorkDirs.set(chunk.index, ctx.workDir);
+      }
+    });
   }, 240_000);
+
+  it("hands its chunks the source as it probed it, and a chunk opens it so without a probe of its own", () => {
+    const probed = parentEvents.find((e) => e.type === "job.probed") as Event<"job.probed">;
+    expect(split.source).toEqual({ probe: probed.probe, format: "mov" });
+    expect(splitRunProbes).toHaveLength(1);
+    expect(chunkProbes).toEqual([]);
+  });
 
   it("splits into the planned chunks and reports the first chunk's video and the whole audio", () => {
     expect(split.chunks).toEqual(planChunks(PLAN, SECONDS, CHUNKING));
@@ -327,6 +361,25 @@ describe.each(FORMATS)("a split transcode, its chunks and their joins (%s, real 
       expect(after.get(file)!.mtimeMs, file).toBe(mtimeMs);
     }
   });
+
+  it.runIf(format === "TS")(
+    `probes the source itself when its message has no probe (split before the handing on) or names a container \
+it does not open, and writes the same segments`,
+    async () => {
+      const chunk = split.chunks[1]!;
+      const first = chunkEvents.get(chunk.index)!.at(-1) as Event<"chunk.succeeded">;
+      const { source: _handedOn, ...older } = chunkJob(chunk);
+      const unknownContainer = { ...chunkJob(chunk), source: { ...split.source!, format: "hls" } };
+      for (const message of [older, unknownContainer]) {
+        const events: JobEventBody[] = [];
+        const probes = await probingOn(async () =>
+          transcodeChunk(message, await contextFor(dataDir, chunkJobId(chunk.index), events)),
+        );
+        expect(probes).toHaveLength(1);
+        expect((events.at(-1) as Event<"chunk.succeeded">).variants).toEqual(first.variants);
+      }
+    },
+  );
 
   it.runIf(format === "TS")("stops ffmpeg and rejects soon after a chunk is canceled", async () => {
     const controller = new AbortController();

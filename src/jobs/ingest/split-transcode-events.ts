@@ -57,7 +57,7 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
       if ((await tx.job.count({ where: { parentId: parent.id, kind: "TRANSCODE_CHUNK" } })) > 0) return 0;
       const costs = deps.costs ?? DEFAULT_COST_SETTINGS;
       for (const chunk of e.chunks.slice(1)) {
-        const input = { chunk, ladder: e.ladder };
+        const input = { chunk, ladder: e.ladder, ...(e.source ? { source: e.source } : {}) };
         await createJob(
           tx,
           { kind: "TRANSCODE_CHUNK", videoId, parentId: parent.id, input, maxAttempts: parent.maxAttempts },
