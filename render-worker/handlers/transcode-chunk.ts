@@ -54,8 +54,10 @@ function probedBySplitRun(
   source: string,
 ): { input: ProbedInput; probe: ProbeResult } | null {
   if (!job.source) return null;
-  const input = probedInput(mediaInputAt(source), job.source.format);
-  return input ? { input, probe: job.source.probe } : null;
+  const { probe, format, startTime } = job.source;
+  const input = probedInput(mediaInputAt(source), format);
+  if (!input) return null;
+  return { input: startTime === undefined ? input : { ...input, startTime }, probe };
 }
 
 async function encodeAndPublishChunk(

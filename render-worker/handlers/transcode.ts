@@ -1,6 +1,13 @@
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
-import type { ProbeResult, Rung, SegmentFormat, Storyboard, TranscodeJobMessage } from "../../src/protocol/messages.ts";
+import type {
+  ChunkSource,
+  ProbeResult,
+  Rung,
+  SegmentFormat,
+  Storyboard,
+  TranscodeJobMessage,
+} from "../../src/protocol/messages.ts";
 import { storageUnavailable } from "../../src/shared/storage-errors.ts";
 import { ENCODE_MANIFEST, type HlsLayout, hlsLayout, posterKey } from "../../src/protocol/storage-layout.ts";
 import { inSpan } from "../../src/shared/tracing.ts";
@@ -145,7 +152,7 @@ async function encodeAndPublish(
   const sendSplit = async () => {
     if (!chunks || splitSent) return;
     splitSent = true;
-    await ctx.emit({ type: "job.split", chunks, ladder: videoRungs, source: { probe, format: input.format } });
+    await ctx.emit({ type: "job.split", chunks, ladder: videoRungs, source: splitSource(input, probe) });
   };
 
   if (signal.aborted) throw abortError(signal);
@@ -484,6 +491,11 @@ function rungsToEncode(ladder: PlannedRung[], names: string[] | undefined): Plan
     throw new MediaError(message, { retryable: false });
   }
   return ladder.filter((r) => names.includes(r.name));
+}
+
+/** The source as this split run probed it, for its chunks (`job.split.source`): they probe it no more. */
+function splitSource(input: ProbedInput, probe: ProbeResult): ChunkSource {
+  return { probe, format: input.format, ...(input.startTime === undefined ? {} : { startTime: input.startTime }) };
 }
 
 /** A clip's trim, for the manifest: a run resumes only the same range of the source. */

@@ -43,7 +43,15 @@ interface SourceTrim {
  * An input whose container the probe found and checked: ffmpeg opens it as exactly that. With
  * `trim`, only that part of it is read (a clip): its time 0 is the trim's start.
  */
-export type ProbedInput = MediaInput & { format: UploadFormat; trim?: SourceTrim };
+export type ProbedInput = MediaInput & {
+  format: UploadFormat;
+  trim?: SourceTrim;
+  /**
+   * The container's start time in seconds, where the probe that found the container read it: a
+   * seek counts from it (`firstVideoFrames` reads it itself where it is absent).
+   */
+  startTime?: number;
+};
 
 /**
  * The input at a storage location: a path (`file:` is added, so a colon in a name is never read

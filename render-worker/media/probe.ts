@@ -126,7 +126,12 @@ export async function probeContainer(
   }
   const probed = probedInput(input, data.format?.format_name);
   if (probed === null) throw refused(refusedFormatReason(data.format?.format_name ?? "unknown"));
-  return { input: probed, data };
+  return { input: { ...probed, startTime: containerStartTime(data) }, data };
+}
+
+/** The container's start time (seconds) in ffprobe's `format` section; 0 where it gives none. */
+function containerStartTime(data: FfprobeJson): number {
+  return Number(data.format?.start_time ?? 0) || 0;
 }
 
 /** How far after the last of `firstVideoFrames`' times it looks for a frame. */
@@ -145,7 +150,7 @@ export async function firstVideoFrames(
 ): Promise<(number | null)[]> {
   const probe = (show: string[]) => ffprobeJson(input, { signal: opts.signal, maxPixels: MAX_FRAME_PIXELS, show });
   // ffmpeg's -ss counts from the file's start time: the interval is read in the file's own timestamps.
-  const start = Number((await probe(["-show_entries", "format=start_time"])).format?.start_time ?? 0) || 0;
+  const start = input.startTime ?? containerStartTime(await probe(["-show_entries", "format=start_time"]));
   const origin = start + (input.trim?.start ?? 0);
   const from = origin + Math.min(...times);
   const to = origin + Math.max(...times) + FRAME_SEARCH_SECONDS;

@@ -383,7 +383,10 @@ const ChunkSource = z.object({
   probe: ProbeResult,
   /** The container ffprobe found, one of the worker's upload formats (`mov`, `matroska`, …). */
   format: z.string().regex(/^[a-z0-9_]{1,32}$/),
+  /** The container's start time in seconds, which a seek into it counts from (absent: the chunk reads it). */
+  startTime: z.number().min(-86_400).max(86_400).optional(),
 });
+export type ChunkSource = z.infer<typeof ChunkSource>;
 
 /** One rung of the planned ladder. */
 export const Rung = z.object({

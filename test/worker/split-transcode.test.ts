@@ -69,8 +69,9 @@ afterAll(async () => {
 
 /**
  * Runs `work` with a recording ffprobe first on PATH (the worker's modules read FFPROBE_PATH when
- * loaded, PATH when they start a tool) and returns its probes of a whole source (`probeSource`:
- * the format and the streams), not a chunk's reads of its range's start and keyframes.
+ * loaded, PATH when they start a tool) and returns its reads of the source's container: its format
+ * and streams (`probeSource`), or its start time alone (`firstVideoFrames`). A chunk's read of the
+ * keyframes around its range is not among them.
  */
 async function probingOn(work: () => Promise<unknown>): Promise<string[]> {
   const probes = await recordingFfmpeg(await mkdtemp(path.join(root, "probes-")), "ffprobe");
@@ -81,7 +82,7 @@ async function probingOn(work: () => Promise<unknown>): Promise<string[]> {
   } finally {
     process.env.PATH = path0;
   }
-  return (await probes.calls()).filter((args) => args.includes("-show_format -show_streams"));
+  return (await probes.calls()).filter((args) => args.includes("-show_format") || args.includes("format=start_time"));
 }
 
 /** A handler's context over local storage, a fresh work dir and a contract-checked emit. */
@@ -202,7 +203,7 @@ describe.each(FORMATS)("a split transcode, its chunks and their joins (%s, real 
 
   it("hands its chunks the source as it probed it, and a chunk opens it so without a probe of its own", () => {
     const probed = parentEvents.find((e) => e.type === "job.probed") as Event<"job.probed">;
-    expect(split.source).toEqual({ probe: probed.probe, format: "mov" });
+    expect(split.source).toEqual({ probe: probed.probe, format: "mov", startTime: 0 });
     expect(splitRunProbes).toHaveLength(1);
     expect(chunkProbes).toEqual([]);
   });
