@@ -1,11 +1,11 @@
 import { spawn } from "node:child_process";
-import { constants } from "node:fs";
-import { access, copyFile, mkdir, mkdtemp, open, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, open, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { type OperationDefinitionNode, parse } from "graphql";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { programOnPath } from "../src/shared/media-tools.ts";
 import { signWebhook } from "../src/webhooks/signature.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { TEST_ADMIN_KEY } from "./support/auth.ts";
@@ -84,7 +84,8 @@ describe("every documented example runs against a started service", () => {
     // curl, as the examples call it, also records each answer's status line for the test.
     shims = path.join(dir, ".shims");
     await mkdir(path.join(shims, "calls"), { recursive: true });
-    const realCurl = await which("curl");
+    const realCurl = programOnPath("curl");
+    if (!realCurl) throw new Error("curl is not on the PATH");
     await writeFile(
       path.join(shims, "curl"),
       `#!/usr/bin/env bash\nid="${shims}/calls/$(date +%s%N)-$$"\n: > "$id.call"\nexec ${realCurl} -D "$id.headers" "$@"\n`,
@@ -342,19 +343,6 @@ function killGroup(pid: number | undefined) {
   } catch {
     // already gone
   }
-}
-
-async function which(command: string): Promise<string> {
-  for (const dir of (process.env.PATH ?? "").split(":")) {
-    const candidate = path.join(dir, command);
-    try {
-      await access(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  throw new Error(`${command} is not on the PATH`);
 }
 
 function freePort(): Promise<number> {

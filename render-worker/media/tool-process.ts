@@ -1,19 +1,11 @@
-import { accessSync, constants } from "node:fs";
-import path from "node:path";
+import { programOnPath } from "../../src/shared/media-tools.ts";
 import { log } from "../log.ts";
 
 let setprivPath: string | null | undefined;
 
 function findSetpriv(): string | null {
-  for (const dir of (process.env.PATH ?? "/usr/bin:/bin").split(path.delimiter)) {
-    const candidate = path.join(dir, "setpriv");
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not in this directory
-    }
-  }
+  const found = programOnPath("setpriv");
+  if (found) return found;
   log.warn("setpriv (util-linux) not found: ffmpeg, ffprobe and espeak-ng will outlive a worker that is killed");
   return null;
 }

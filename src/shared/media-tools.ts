@@ -1,3 +1,6 @@
+import { accessSync, constants } from "node:fs";
+import path from "node:path";
+
 /** The variable naming each media tool's program; unset or empty, the tool is found on PATH. */
 export const MEDIA_TOOL_PATH_ENV = {
   ffmpeg: "FFMPEG_PATH",
@@ -6,6 +9,21 @@ export const MEDIA_TOOL_PATH_ENV = {
 } as const;
 
 export type MediaTool = keyof typeof MEDIA_TOOL_PATH_ENV;
+
+/** The file of `program` in the first directory of PATH (default `/usr/bin:/bin`) that has it, or null. */
+export function programOnPath(program: string): string | null {
+  for (const dir of (process.env.PATH ?? "/usr/bin:/bin").split(path.delimiter)) {
+    if (!dir) continue;
+    const candidate = path.join(dir, program);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not in this directory
+    }
+  }
+  return null;
+}
 
 /** The program to run for `tool`: the worker's encodes and the API's thumbnails run the same ffmpeg. */
 export function mediaToolPath(tool: MediaTool, env: NodeJS.ProcessEnv = process.env): string {

@@ -1,6 +1,6 @@
-import { accessSync, constants } from "node:fs";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { programOnPath } from "../../src/shared/media-tools.ts";
 
 /**
  * A stand-in ffmpeg, or ffprobe with `program`, that writes each start's arguments, a line each, to
@@ -16,8 +16,10 @@ export async function recordingFfmpeg(
   const log = path.join(dir, `${program}-calls.txt`);
   const bin = path.join(dir, `recording-${program}`);
   const script = path.join(bin, program);
+  const real = programOnPath(program);
+  if (!real) throw new Error(`${program} is not on PATH`);
   await mkdir(bin, { recursive: true });
-  await writeFile(script, `#!/bin/sh\necho "$@" >> '${log}'\nexec '${onPath(program)}' "$@"\n`);
+  await writeFile(script, `#!/bin/sh\necho "$@" >> '${log}'\nexec '${real}' "$@"\n`);
   await chmod(script, 0o755);
   return {
     path: script,
@@ -27,17 +29,4 @@ export async function recordingFfmpeg(
       return text.trim() === "" ? [] : text.trim().split("\n");
     },
   };
-}
-
-/** The program's file in the first directory of PATH that has it. */
-function onPath(program: string): string {
-  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
-    if (!dir) continue;
-    const file = path.join(dir, program);
-    try {
-      accessSync(file, constants.X_OK);
-      return file;
-    } catch {}
-  }
-  throw new Error(`${program} is not on PATH`);
 }
