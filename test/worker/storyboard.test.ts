@@ -8,7 +8,7 @@ import { mkdir } from "node:fs/promises";
 import { encodeLadder } from "../../render-worker/media/encode-ladder.ts";
 import { planLadder } from "../../render-worker/media/ladder.ts";
 import { extractPoster } from "../../render-worker/media/poster.ts";
-import { probeSource } from "../../render-worker/media/probe.ts";
+import { type ProbedSource, probeSource } from "../../render-worker/media/probe.ts";
 import { trimProbedSource } from "../../render-worker/media/trim.ts";
 import { MAX_STORYBOARD_TILES, makeStoryboardSheets, planStoryboard } from "../../render-worker/media/storyboard.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
@@ -107,9 +107,8 @@ describe("storyboard", () => {
     return { succeeded, calls: await recorder.calls() };
   }
 
-  /** Whether the published poster is byte for byte what a run of its own makes of `clip`. */
-  async function posterAsApart(clip: string, posterKey: string): Promise<boolean> {
-    const { input, probe } = await probeSource(clip);
+  /** Whether the published poster is byte for byte what a run of its own makes of the probed clip. */
+  async function posterAsApart({ input, probe }: ProbedSource, posterKey: string): Promise<boolean> {
     const apart = path.join(dirs.root, "poster-apart.jpg");
     await extractPoster({ input, probe, outFile: apart });
     return (await readFile(path.join(dirs.dataDir, posterKey))).equals(await readFile(apart));
@@ -124,8 +123,9 @@ describe("storyboard", () => {
     expect(calls[0]).toMatch(/-f (segment|hls) /); // the ladder's run
     expect(calls[0]).toContain("tile=");
     expect(calls[0]).toContain("[poster]");
-    expect(await posterAsApart(clip, posterKey!)).toBe(true);
-    const { input, probe } = await probeSource(clip);
+    const probed = await probeSource(clip);
+    expect(await posterAsApart(probed, posterKey!)).toBe(true);
+    const { input, probe } = probed;
     const apart = path.join(dirs.root, "apart");
     await mkdir(apart);
     const plan = planStoryboard({ duration: probe.duration, width: probe.width!, height: probe.height! });
@@ -145,7 +145,7 @@ describe("storyboard", () => {
     expect(posters[0]).toContain("[poster]");
     expect(posters[0]).toMatch(/-f (segment|hls) .*-c:v libx264/); // the first chunk's video run
     expect(calls.filter((args) => args.includes("tile="))).toHaveLength(1); // the storyboard's own run
-    expect(await posterAsApart(clip, succeeded.posterKey!)).toBe(true);
+    expect(await posterAsApart(await probeSource(clip), succeeded.posterKey!)).toBe(true);
   });
 
   it("an encode that makes the storyboard never reports a time past the source's end (its last sheet lasts a whole grid)", async () => {
