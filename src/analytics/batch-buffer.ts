@@ -184,11 +184,14 @@ export function createBatchBuffer(pool: pg.Pool, flushEveryMs: number) {
            AS x("videoId", "tenantId", "watchMs", "rebufferCount", "rebufferMs", "renditionSwitches", "failedViews",
              "completedViews", histogram)
          JOIN collecting c ON c."videoId" = x."videoId" AND c."tenantId" = x."tenantId"
+         ORDER BY x."videoId"
          ON CONFLICT ("videoId", hour) DO UPDATE SET
            ${ADD_TO_VIDEO_HOUR}
          RETURNING "tenantId", "videoId"
        ), tenant_deltas AS (
          -- The same deltas summed per tenant, for the videos written above (their histograms bucket by bucket).
+         -- Read from what \`hours\` returns, so every video's hour is written before any tenant's hour: the
+         -- order a view's start takes them in (\`startView\`), or the two would deadlock.
          SELECT c."tenantId", sum(x."watchMs") AS "watchMs", sum(x."rebufferCount")::int AS "rebufferCount",
            sum(x."rebufferMs") AS "rebufferMs", sum(x."renditionSwitches")::int AS "renditionSwitches",
            sum(x."failedViews")::int AS "failedViews", sum(x."completedViews")::int AS "completedViews",
@@ -200,7 +203,7 @@ export function createBatchBuffer(pool: pg.Pool, flushEveryMs: number) {
              WHERE c2."tenantId" = c."tenantId" GROUP BY h.i) AS per_bucket) AS histogram
          FROM unnest($13::uuid[], $16::bigint[], $17::int[], $18::bigint[], $19::int[], $20::int[], $21::int[])
            AS x("videoId", "watchMs", "rebufferCount", "rebufferMs", "renditionSwitches", "failedViews", "completedViews")
-         JOIN collecting c ON c."videoId" = x."videoId"
+         JOIN hours c ON c."videoId" = x."videoId"
          GROUP BY c."tenantId"
        ), tenant_hours AS (
          INSERT INTO "AnalyticsTenantHour" ("tenantId", hour, "watchMs", "rebufferCount", "rebufferMs",
@@ -208,6 +211,7 @@ export function createBatchBuffer(pool: pg.Pool, flushEveryMs: number) {
          SELECT "tenantId", $14::timestamptz AT TIME ZONE 'UTC', "watchMs", "rebufferCount", "rebufferMs",
            "renditionSwitches", "failedViews", "completedViews", histogram
          FROM tenant_deltas
+         ORDER BY "tenantId"
          ON CONFLICT ("tenantId", hour) DO UPDATE SET
            ${ADD_TO_TENANT_HOUR}
        )

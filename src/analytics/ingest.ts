@@ -112,18 +112,22 @@ export function createAnalyticsIngest(pool: pg.Pool) {
          ), viewer AS (
            INSERT INTO "AnalyticsDailyViewer" ("videoId", day, "viewerHash") VALUES ($2, $5::date, $6)
            ON CONFLICT DO NOTHING RETURNING 1
-         ), tenant AS (
-           INSERT INTO "AnalyticsTenantHour" ("tenantId", hour, views, "uniqueViewers", "startupHistogram")
-           VALUES ($3, $7::timestamptz AT TIME ZONE 'UTC', 1, (SELECT count(*) FROM viewer), $8::int[])
-           ON CONFLICT ("tenantId", hour) DO UPDATE SET
-             views = "AnalyticsTenantHour".views + 1,
-             "uniqueViewers" = "AnalyticsTenantHour"."uniqueViewers" + EXCLUDED."uniqueViewers"
+         ), video_hour AS (
+           INSERT INTO "AnalyticsHour" ("videoId", "tenantId", hour, views, "uniqueViewers", "startupHistogram")
+           VALUES ($2, $3, $7::timestamptz AT TIME ZONE 'UTC', 1, (SELECT count(*) FROM viewer), $8::int[])
+           ON CONFLICT ("videoId", hour) DO UPDATE SET
+             views = "AnalyticsHour".views + 1,
+             "uniqueViewers" = "AnalyticsHour"."uniqueViewers" + EXCLUDED."uniqueViewers"
+           RETURNING "tenantId"
          )
-         INSERT INTO "AnalyticsHour" ("videoId", "tenantId", hour, views, "uniqueViewers", "startupHistogram")
-         VALUES ($2, $3, $7::timestamptz AT TIME ZONE 'UTC', 1, (SELECT count(*) FROM viewer), $8::int[])
-         ON CONFLICT ("videoId", hour) DO UPDATE SET
-           views = "AnalyticsHour".views + 1,
-           "uniqueViewers" = "AnalyticsHour"."uniqueViewers" + EXCLUDED."uniqueViewers"`,
+         -- The tenant's hour is written from what the video's returned, so after it: the order a flush of
+         -- beacons takes them in (batch-buffer.ts), or the two would deadlock.
+         INSERT INTO "AnalyticsTenantHour" ("tenantId", hour, views, "uniqueViewers", "startupHistogram")
+         SELECT "tenantId", $7::timestamptz AT TIME ZONE 'UTC', 1, (SELECT count(*) FROM viewer), $8::int[]
+         FROM video_hour
+         ON CONFLICT ("tenantId", hour) DO UPDATE SET
+           views = "AnalyticsTenantHour".views + 1,
+           "uniqueViewers" = "AnalyticsTenantHour"."uniqueViewers" + EXCLUDED."uniqueViewers"`,
         [
           viewId,
           view.videoId,
