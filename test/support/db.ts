@@ -2,15 +2,24 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { inject } from "vitest";
 
+/** Every test database's name starts so; `dropReleasedDatabases` looks for it. */
+const PREFIX = "videograph_test_";
+
 export interface TestDatabase {
   url: string;
+  /**
+   * Ends the database's use: its connections are closed and no new one is let in. It is dropped at the
+   * run's end (`dropReleasedDatabases`, from global-setup.ts), not here: Postgres 15's DROP DATABASE
+   * forces an immediate checkpoint, which wrote every other file's dirty pages out again and made their
+   * next writes log whole pages (testing.md, "What is done for time").
+   */
   drop(): Promise<void>;
 }
 
-/** A fresh database cloned from the migrated template; `drop` removes it. */
+/** A fresh database cloned from the migrated template; `drop` releases it. */
 export async function createTestDatabase(): Promise<TestDatabase> {
   const adminUrl = inject("adminDatabaseUrl");
-  const name = `videograph_test_${randomBytes(6).toString("hex")}`;
+  const name = `${PREFIX}${randomBytes(6).toString("hex")}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   await admin.query(`CREATE DATABASE "${name}" TEMPLATE "${inject("templateDatabase")}"`);
@@ -22,8 +31,44 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     async drop() {
       const c = new pg.Client({ connectionString: adminUrl });
       await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-      await c.end();
+      try {
+        await c.query(`ALTER DATABASE "${name}" WITH ALLOW_CONNECTIONS false`);
+        await c.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", [name]);
+      } finally {
+        await c.end();
+      }
     },
   };
+}
+
+/**
+ * Drops the test databases that were released (`drop`: no connections allowed), this run's and any an
+ * earlier run left, a few at a time: their checkpoints run together, and a dropped database's pages are
+ * discarded, not written.
+ */
+export async function dropReleasedDatabases(adminUrl: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  let names: string[];
+  try {
+    const { rows } = await admin.query<{ datname: string }>(
+      "SELECT datname FROM pg_database WHERE starts_with(datname, $1) AND NOT datallowconn",
+      [PREFIX],
+    );
+    names = rows.map((r) => r.datname);
+  } finally {
+    await admin.end();
+  }
+  const dropOne = async () => {
+    for (let name = names.pop(); name !== undefined; name = names.pop()) {
+      const c = new pg.Client({ connectionString: adminUrl });
+      await c.connect();
+      try {
+        await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      } finally {
+        await c.end();
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, dropOne));
 }

@@ -9,6 +9,7 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from "../../src/db/embed
 import { canConnect } from "../../src/db/reachable.ts";
 import { loadEnv } from "../../src/config.ts";
 import { createPostgresTransport } from "../../src/transport/postgres.ts";
+import { dropReleasedDatabases } from "./db.ts";
 import { stopSharedServers } from "./local-server.ts";
 
 declare module "vitest" {
@@ -120,6 +121,7 @@ async function prepareRun(): Promise<PreparedRun> {
     template,
     mediaFixturesDir,
     async teardown() {
+      await dropReleasedDatabases(adminUrl);
       // The servers files shared (the Pub/Sub emulator, moto) before their records go.
       await stopSharedServers(mediaFixturesDir);
       await rm(mediaFixturesDir, { recursive: true, force: true });
