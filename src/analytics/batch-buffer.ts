@@ -141,7 +141,8 @@ export function createBatchBuffer(pool: pg.Pool, flushEveryMs: number) {
   async function write(viewDeltas: Map<string, ViewDelta>, videoDeltas: Map<string, VideoDelta>): Promise<void> {
     const now = Date.now();
     const hour = new Date(Math.floor(now / 3_600_000) * 3_600_000).toISOString();
-    // Rows are locked in id order, the same on every instance, so two instances' writes never deadlock.
+    // The rollups' rows are locked in id order (ORDER BY), every video's hour before any tenant's, as a view's
+    // start takes them: no two writes deadlock on them. The views' rows go in the order their join gives.
     const byId = <T>(a: [string, T], b: [string, T]) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
     const vs = [...viewDeltas].sort(byId);
     const ds = [...videoDeltas].sort(byId);
