@@ -6,7 +6,7 @@ import { promisify } from "node:util";
 import { Parser } from "m3u8-parser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
-import { startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
+import { type ServiceProcess, startWorkerProcess } from "./support/processes.ts";
 import { createUpload } from "./support/uploads.ts";
 import { makeClip } from "./support/media-fixtures.ts";
 import { largestGap, packetTimes } from "./support/media-checks.ts";
@@ -57,8 +57,16 @@ $format)",
       // A dead worker's job is taken over once it has been silent this long (the least allowed).
       t = await startTestApp({ worker: false, env: { JOB_STALL_SECONDS: "10" } });
     });
+    // This format's workers only: the other format runs beside it, and its afterAll comes first when it
+    // ends first (stopping every process of the file there killed this format's second worker mid-job).
+    const workers: ServiceProcess[] = [];
+    const startWorker = async (name: string) => {
+      const worker = await startWorkerProcess(name, workerEnv());
+      workers.push(worker);
+      return worker;
+    };
     afterAll(async () => {
-      await stopAllProcesses();
+      await Promise.all(workers.map((w) => w.stop("SIGKILL")));
       await t.stop();
     });
 
@@ -67,7 +75,7 @@ plays through`, async () => {
       // Long enough at 540p that the kill after three segments comes well before the end on 2 cores.
       const seconds = 12;
       const clip = await makeClip({ width: 960, height: 540, seconds, audio: true });
-      const first = await startWorkerProcess("worker-first", workerEnv());
+      const first = await startWorker("worker-first");
       const { id, uploadUrl } = await createUpload(t, "resumed", { segmentFormat: format });
       const final = collectSubscription<any>(t.wsClient(), EVENTS, { id }).done;
       expect((await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
@@ -95,7 +103,7 @@ plays through`, async () => {
         if (format === "FMP4") keptMtimes.set(init, (await stat(path.join(hlsDir, init))).mtimeMs);
       }
 
-      await startWorkerProcess("worker-second", workerEnv());
+      await startWorker("worker-second");
       expect((await final).at(-1).videoEvents.video).toEqual({ status: "READY", playable: true });
 
       const video = (await t.gql(RESULT, { id })).data.video;
