@@ -33,9 +33,10 @@ export default defineConfig({
   test: {
     globalSetup: ["test/support/global-setup.ts"],
     // restore-env: each file ends with the process.env it started with (a shared process hands the
-    // next file a clean one). file-cpu: CPU per file, written only with FILE_CPU_DIR set (testing.md,
-    // "Where the time goes"). Setup files' afterAll hooks run after the file's own.
-    setupFiles: ["test/support/restore-env.ts", "test/support/file-cpu.ts"],
+    // next file a clean one). fixtures-cleanup: each file's own media dir is removed at its end.
+    // file-cpu: CPU per file, written only with FILE_CPU_DIR set (testing.md, "Where the time goes").
+    // Setup files' afterAll hooks run after the file's own.
+    setupFiles: ["test/support/restore-env.ts", "test/support/fixtures-cleanup.ts", "test/support/file-cpu.ts"],
     // Each file gets its own database. Four files at a time on two cores: many files spend much of
     // their time waiting (deliberate windows, stalls, a browser), so more of them keep the cores
     // busy (testing.md, "Where the time goes").

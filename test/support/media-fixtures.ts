@@ -4,7 +4,7 @@ import { copyFile, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { afterAll, afterEach, beforeEach, inject } from "vitest";
+import { afterEach, beforeEach, inject } from "vitest";
 import type { TranscodeJobMessage } from "../../src/protocol/messages.ts";
 import { BENCH_SOURCES } from "../../bench/support/sources.ts";
 
@@ -25,13 +25,18 @@ export interface ClipSpec {
 let fixtureDir: string | undefined;
 const made = new Map<string, Promise<string>>();
 
-// Registered when a test file imports this module, so every file that makes media cleans it up.
-afterAll(async () => {
+/**
+ * Removes the current test file's own dir (`fixturesDir`) after the file's own `afterAll`s: the setup
+ * file fixtures-cleanup.ts calls it for every file. A hook registered here, as the module was imported,
+ * was not run for every file of a process that files share (`isolate: false`): about eight files' dirs
+ * a run stayed in the system's temp dir.
+ */
+export async function removeFixturesDir(): Promise<void> {
   const dir = fixtureDir;
   fixtureDir = undefined;
   made.clear();
   if (dir) await rm(dir, { recursive: true, force: true });
-});
+}
 
 /**
  * For each test, a fresh `data/` (the local storage root) and `work/` (a job's work dir) under
