@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { chmod, mkdtemp, readdir, readFile, stat, utimes, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -62,6 +62,7 @@ no API secrets`, () => {
   afterAll(async () => {
     await t?.stop();
     vi.unstubAllEnvs();
+    if (dumpDir) await rm(dumpDir, { recursive: true, force: true });
   });
 
   it(`an HLS playlist pointing into the victim's directory ends FAILED with a readable reason, the victim's \
