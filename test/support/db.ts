@@ -43,32 +43,18 @@ export async function createTestDatabase(): Promise<TestDatabase> {
 
 /**
  * Drops the test databases that were released (`drop`: no connections allowed), this run's and any an
- * earlier run left, a few at a time: their checkpoints run together, and a dropped database's pages are
- * discarded, not written.
+ * earlier run left, eight at a time (the pool's connections): their checkpoints run together, and a
+ * dropped database's pages are discarded, not written.
  */
 export async function dropReleasedDatabases(adminUrl: string): Promise<void> {
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  let names: string[];
+  const admin = new pg.Pool({ connectionString: adminUrl, max: 8 });
   try {
     const { rows } = await admin.query<{ datname: string }>(
       "SELECT datname FROM pg_database WHERE starts_with(datname, $1) AND NOT datallowconn",
       [PREFIX],
     );
-    names = rows.map((r) => r.datname);
+    await Promise.all(rows.map((r) => admin.query(`DROP DATABASE IF EXISTS "${r.datname}" WITH (FORCE)`)));
   } finally {
     await admin.end();
   }
-  const dropOne = async () => {
-    for (let name = names.pop(); name !== undefined; name = names.pop()) {
-      const c = new pg.Client({ connectionString: adminUrl });
-      await c.connect();
-      try {
-        await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-      } finally {
-        await c.end();
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: 8 }, dropOne));
 }
