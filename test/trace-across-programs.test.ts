@@ -150,15 +150,30 @@ describe.each(transports)(
         const readySpan = await waitFor("the video ready span", () =>
           receiver.spans.find((s) => s.name === "video ready" && s.attributes["video.id"] === videoId),
         );
-        // The worker's spans end before the event that makes the video READY: by now they are exported or close.
+        // Each program exports its spans on its own schedule, and the worker's job span ends last of
+        // its spans: after the job.succeeded it sent has been published, so the API may ingest that
+        // event and export its spans first. Wait for every span the checks below name.
         const spansOf = () => receiver.spans.filter((s) => s.traceId === readySpan.traceId);
-        await waitFor("the worker's publish span", () => spansOf().find((s) => s.name === "publish"), 10_000);
-        // "video ready" ends inside the ingestion of job.succeeded, which ends (and is exported) after it.
+        const expected = [
+          "PUT /uploads/{videoId}",
+          "upload complete",
+          "dispatch job",
+          "job transcode",
+          "probe",
+          "encode",
+          "publish",
+          "ingest job.succeeded",
+        ];
         await waitFor(
-          "the job.succeeded ingestion span",
-          () => spansOf().find((s) => s.name === "ingest job.succeeded"),
+          `the spans ${expected.join(", ")}`,
+          () => {
+            const names = new Set(spansOf().map((s) => s.name));
+            return expected.every((name) => names.has(name)) ? true : undefined;
+          },
           10_000,
-        );
+        ).catch((err: Error) => {
+          throw new Error(`${err.message}; have ${spansOf().map((s) => s.name)}`);
+        });
         const spans = spansOf();
         const one = (name: string, service: string) => {
           const found = spans.filter((s) => s.name === name);
