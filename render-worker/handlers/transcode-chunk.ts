@@ -124,6 +124,7 @@ async function encodeAndPublishChunk(
     const progress = reportTranscodeProgress(ctx, {
       durationSeconds: chunkSeconds,
       fromSeconds: chunk.fromSeconds,
+      sourceFps: probe.fps,
       encoder: encode.status,
       variants: publisher.variants,
     });

@@ -242,6 +242,7 @@ async function encodeAndPublish(
     publisher.start();
     const progress = reportTranscodeProgress(ctx, {
       durationSeconds: firstChunk?.toSeconds ?? probe.duration,
+      sourceFps: probe.fps,
       encoder: encode.status,
       variants: publisher.variants,
     });

@@ -80,6 +80,8 @@ interface VariantPublication {
   /** Published media time / source duration, 0..1. */
   progress: number;
   segmentCount: number;
+  /** Media seconds of the rung in storage: this run's segments and those it kept. */
+  publishedSeconds: number;
   /** Set when storage refused this rung's files: the rung failed alone and the master leaves it out. */
   error?: string;
 }
@@ -441,6 +443,7 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
       playlistKey: hls.playlistKey(s.rung.name),
       progress: publishedFraction(s.uploadedSeconds, opts.progressSeconds?.(s.rung) ?? opts.probe.duration),
       segmentCount: s.uploaded.size,
+      publishedSeconds: s.uploadedSeconds,
       ...(s.failure ? { error: s.failure.message } : {}),
     }));
   }

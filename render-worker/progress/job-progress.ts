@@ -90,6 +90,10 @@ interface PublishedRung {
   /** Published media time / source duration, 0..1. */
   progress: number;
   segmentCount: number;
+  /** Media seconds of the rung in storage: the run's own segments and any it kept. */
+  publishedSeconds: number;
+  /** Set when storage refused the rung's files: it publishes no more. */
+  error?: string;
 }
 
 /** What a transcode's progress is computed from. */
@@ -98,20 +102,62 @@ export interface TranscodeFacts {
   durationSeconds: number;
   /** Where that media starts on the source's timeline (a chunk's start); default 0. */
   fromSeconds?: number;
+  /** The source's frames per second (null: none, an audio-only source). */
+  sourceFps: number | null;
   encoder(): EncoderStatus | null;
   variants(): PublishedRung[];
 }
 
+/** The media seconds the slowest rung still publishing has in storage (null: no such rung). */
+function slowestPublishedSeconds(variants: PublishedRung[]): number | null {
+  const publishing = variants.filter((v) => v.error === undefined);
+  return publishing.length === 0 ? null : Math.min(...publishing.map((v) => v.publishedSeconds));
+}
+
+/**
+ * Where the run is and how fast, from what it published since the report started (`start`):
+ * the figures before ffmpeg's first status line. ffmpeg prints none until every output has
+ * written its header, and a storyboard's first sheet waits for its grid of tiles to fill, a
+ * poster for its frame: a run that makes them says nothing until late (a 20 s 720p run with a
+ * storyboard printed 2 status lines, 9 without). Coarser than ffmpeg's (a segment at a time) and
+ * a little behind it (an upload), but there from the first segment on. Frames per second are the
+ * source's frames that publishing went through per second.
+ */
+function publishingProgress(
+  facts: TranscodeFacts,
+  variants: PublishedRung[],
+  start: { at: number; seconds: number | null },
+  now: number,
+): EncoderProgress {
+  const seconds = slowestPublishedSeconds(variants);
+  const wallSeconds = (now - start.at) / 1000;
+  const gained = seconds === null || start.seconds === null ? 0 : seconds - start.seconds;
+  if (seconds === null || gained <= 0 || wallSeconds <= 0) return { outTimeSeconds: null, fps: null, speed: null };
+  const speed = gained / wallSeconds;
+  return {
+    outTimeSeconds: (facts.fromSeconds ?? 0) + seconds,
+    fps: facts.sourceFps ? speed * facts.sourceFps : null,
+    speed,
+  };
+}
+
 /**
  * A transcode's `job.progress`: overall progress is the encoder's position in the media the run
- * encodes (the slowest rung's publishing before ffmpeg's first status line); ETA from the
- * encoder's speed.
+ * encodes, ETA from its speed; before ffmpeg's first status line, both come from what the run
+ * published (`publishingProgress`), and overall progress from the slowest rung's publishing
+ * until a first segment is out.
  */
-function transcodeProgress(facts: TranscodeFacts): TranscodeProgressBody {
-  const stats = encoderProgress(facts.encoder());
+export function transcodeProgress(
+  facts: TranscodeFacts,
+  start: { at: number; seconds: number | null },
+  now = Date.now(),
+): TranscodeProgressBody {
+  const published = facts.variants();
+  const fromEncoder = encoderProgress(facts.encoder(), now);
+  const stats = fromEncoder.outTimeSeconds === null ? publishingProgress(facts, published, start, now) : fromEncoder;
   const duration = facts.durationSeconds;
   const from = facts.fromSeconds ?? 0;
-  const variants = facts.variants().map((v) => ({
+  const variants = published.map((v) => ({
     name: v.name,
     progress: round(v.progress, 3),
     segmentCount: v.segmentCount,
@@ -129,9 +175,13 @@ function transcodeProgress(facts: TranscodeFacts): TranscodeProgressBody {
   };
 }
 
-/** Sends `job.progress` on the progress timer when a figure changed. */
+/**
+ * Sends `job.progress` on the progress timer when a figure changed. Call it as the encode starts:
+ * what the rungs hold then (a resumed run's kept segments) is where its publishing speed counts from.
+ */
 export function reportTranscodeProgress(ctx: ProgressChannel, facts: TranscodeFacts): ProgressReport {
-  const sampler = sampleProgress(ctx, () => transcodeProgress(facts));
+  const start = { at: Date.now(), seconds: slowestPublishedSeconds(facts.variants()) };
+  const sampler = sampleProgress(ctx, () => transcodeProgress(facts, start));
   return { stop: () => sampler.stop() };
 }
 

@@ -152,9 +152,27 @@ describe("createHlsPublisher", () => {
     expect(uploads.map((u) => u.key)).not.toContain("videos/v1/hls/master.m3u8");
     expect(playable).toEqual([]);
     expect(publisher.variants()).toEqual([
-      { name: "240p", playlistKey: "videos/v1/hls/240p/index.m3u8", progress: 2 / 6, segmentCount: 1 },
-      { name: "144p", playlistKey: "videos/v1/hls/144p/index.m3u8", progress: 4 / 6, segmentCount: 2 },
-      { name: "audio", playlistKey: "videos/v1/hls/audio/index.m3u8", progress: 0, segmentCount: 0 },
+      {
+        name: "240p",
+        playlistKey: "videos/v1/hls/240p/index.m3u8",
+        progress: 2 / 6,
+        segmentCount: 1,
+        publishedSeconds: 2,
+      },
+      {
+        name: "144p",
+        playlistKey: "videos/v1/hls/144p/index.m3u8",
+        progress: 4 / 6,
+        segmentCount: 2,
+        publishedSeconds: 4,
+      },
+      {
+        name: "audio",
+        playlistKey: "videos/v1/hls/audio/index.m3u8",
+        progress: 0,
+        segmentCount: 0,
+        publishedSeconds: 0,
+      },
     ]);
 
     await writeRung("audio", 1, false);
