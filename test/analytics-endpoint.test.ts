@@ -521,6 +521,53 @@ describe("viewer analytics: the collection endpoint", () => {
     expect(rows.map((r) => [Number(r.watchMs), r.views])).toEqual([[rounds * 3000, rounds * 5]]);
   });
 
+  it("writes a flush again when Postgres chose it as a deadlock's victim, and so loses no beacon", async () => {
+    // Another writer (another API instance's flush, an operator's statement) can take the rollups' rows
+    // in an order of its own. Here a transaction holds the video's hour while the flush waits for it,
+    // then asks for the height's hour the flush already wrote: a deadlock the flush finds first.
+    const { id } = await createUpload(t, "deadlocked");
+    const { tenantId } = await t.app.services.db.video.findUniqueOrThrow({ where: { id }, select: { tenantId: true } });
+    const pool = new pg.Pool({ connectionString: t.database.url, max: 2, options: "-c deadlock_timeout=300ms" });
+    const other = new pg.Client({ connectionString: t.database.url, options: "-c deadlock_timeout=10s" });
+    const watcher = new pg.Client({ connectionString: t.database.url });
+    const buffer = createBatchBuffer(pool, 60_000); // not started: flushed below
+    const watched = batchFigures([{ type: "watch", at: 1000, height: 180, watchedMs: 1000 }]);
+    const view = () => ({ viewId: randomUUID(), videoId: id, tenantId, expires: Date.now() + 60_000 });
+    const deadlocks = async () => {
+      await watcher.query("SELECT pg_stat_clear_snapshot()");
+      const { rows } = await watcher.query("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()");
+      return Number(rows[0].deadlocks);
+    };
+    try {
+      await Promise.all([other.connect(), watcher.connect()]);
+      buffer.add(view(), 0, watched);
+      await buffer.flush(); // the rows exist
+      const before = await deadlocks();
+      await other.query("BEGIN");
+      await other.query(`UPDATE "AnalyticsHour" SET "watchMs" = "watchMs" WHERE "videoId" = $1`, [id]);
+      buffer.add(view(), 0, watched);
+      const flushed = buffer.flush();
+      const waiting = async () =>
+        (
+          await watcher.query(
+            `SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE NOT l.granted AND a.datname = current_database() AND a.query LIKE 'WITH d AS%'`,
+          )
+        ).rows[0].n > 0;
+      await expect.poll(waiting, { interval: 10, timeout: 5000 }).toBe(true);
+      await other.query(`UPDATE "AnalyticsHeightHour" SET "watchMs" = "watchMs" WHERE "videoId" = $1`, [id]);
+      await other.query("COMMIT");
+      await flushed;
+      // The premise held: Postgres found a deadlock (and the other writer, which waits 10 s to look, went on).
+      await expect.poll(deadlocks, { timeout: 5000 }).toBeGreaterThan(before);
+    } finally {
+      await Promise.all([pool.end(), other.end(), watcher.end()]);
+    }
+    const rows = await t.app.services.db.$queryRaw<{ watchMs: bigint }[]>`
+      SELECT "watchMs" FROM "AnalyticsHour" WHERE "videoId" = ${id}::uuid`;
+    expect(rows.map((r) => Number(r.watchMs))).toEqual([2000]);
+  });
+
   it("starts its ingest thread again when the thread dies, and goes on taking batches", async () => {
     const thread = t.app.services.analytics.ingestThread;
     const { id } = await createUpload(t, "restarted");

@@ -51,6 +51,11 @@ function addCounters(table: "AnalyticsHour" | "AnalyticsTenantHour"): string {
 const ADD_TO_VIDEO_HOUR = addCounters("AnalyticsHour");
 const ADD_TO_TENANT_HOUR = addCounters("AnalyticsTenantHour");
 
+/** Postgres's SQLSTATE for a statement cancelled to end a deadlock. */
+const DEADLOCK_DETECTED = "40P01";
+/** How many times a write of beacons is tried when each try ends a deadlock. */
+const DEADLOCK_ATTEMPTS = 3;
+
 /** Views this process remembers (their last seq and flags); the oldest are forgotten past it. */
 const MAX_REMEMBERED_VIEWS = 200_000;
 
@@ -142,7 +147,8 @@ export function createBatchBuffer(pool: pg.Pool, flushEveryMs: number) {
     const now = Date.now();
     const hour = new Date(Math.floor(now / 3_600_000) * 3_600_000).toISOString();
     // The rollups' rows are locked in id order (ORDER BY), every video's hour before any tenant's, as a view's
-    // start takes them: no two writes deadlock on them. The views' rows go in the order their join gives.
+    // start takes them: no two writes deadlock on them. The views' rows go in the order their join gives
+    // (a view's batch retried on another instance can meet it there): a deadlock's victim is written again.
     const byId = <T>(a: [string, T], b: [string, T]) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
     const vs = [...viewDeltas].sort(byId);
     const ds = [...videoDeltas].sort(byId);
@@ -220,6 +226,7 @@ export function createBatchBuffer(pool: pg.Pool, flushEveryMs: number) {
        SELECT y."videoId", c."tenantId", $14::timestamptz AT TIME ZONE 'UTC', y.height, y.ms
        FROM unnest($23::uuid[], $24::int[], $25::bigint[]) AS y("videoId", height, ms)
        JOIN collecting c ON c."videoId" = y."videoId"
+       ORDER BY y."videoId", y.height
        ON CONFLICT ("videoId", hour, height) DO UPDATE SET
          "watchMs" = "AnalyticsHeightHour"."watchMs" + EXCLUDED."watchMs"`,
       [
@@ -252,6 +259,26 @@ export function createBatchBuffer(pool: pg.Pool, flushEveryMs: number) {
     );
   }
 
+  /**
+   * `write`, again when Postgres chose it as a deadlock's victim: the write is one statement, rolled
+   * back whole, so writing it again counts nothing twice. Writes of other API instances, or a
+   * statement of anything else, can lock the same rows in another order: the views' rows go in the
+   * order the join gives, and a writer outside this module keeps no order of ours.
+   */
+  async function writeOrRetryDeadlock(
+    viewDeltas: Map<string, ViewDelta>,
+    videoDeltas: Map<string, VideoDelta>,
+  ): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await write(viewDeltas, videoDeltas);
+      } catch (err) {
+        if ((err as { code?: string }).code !== DEADLOCK_DETECTED || attempt === DEADLOCK_ATTEMPTS) throw err;
+        log.info("analytics: a write of beacons was a deadlock's victim; writing it again", { attempt });
+      }
+    }
+  }
+
   /** Writes what is pending (after any write under way); resolves once it is in the database. */
   function flush(): Promise<void> {
     flushing = flushing.then(async () => {
@@ -261,7 +288,7 @@ export function createBatchBuffer(pool: pg.Pool, flushEveryMs: number) {
       pendingViews = new Map();
       pendingVideos = new Map();
       // A failed write loses these beacons rather than retrying without end; the views stay countable.
-      await write(viewDeltas, videoDeltas).catch((err) =>
+      await writeOrRetryDeadlock(viewDeltas, videoDeltas).catch((err) =>
         log.warn("analytics: a write of beacons failed; they are lost", { err, views: viewDeltas.size }),
       );
     });
