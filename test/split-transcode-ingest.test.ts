@@ -33,6 +33,7 @@ describe("split transcodes (ingest)", () => {
   let ingestor: EventIngestor;
   const written = new Map<string, string>();
   const canceled: string[] = [];
+  const pubSub = createVideoPubSub(undefined);
   const probe = { ...PROBE_640X360, duration: 12 };
   /** The source as the split run probed it, for the chunks. */
   const source = { probe, format: "mov" };
@@ -48,6 +49,7 @@ describe("split transcodes (ingest)", () => {
     database = await createTestDatabase();
     db = createDb(database.url);
     ingestor = createTestEventIngestor(db, {
+      pubSub,
       storage: {
         async write(key, body) {
           const parts: Buffer[] = [];
@@ -203,6 +205,46 @@ run probed it`, async () => {
     const before = playlist(videoId, "360p");
     await send(middle.id, { type: "chunk.succeeded", chunk: 1, variants: segmentsOf(chunks[1]!, ext) });
     expect(playlist(videoId, "360p")).toBe(before);
+  });
+
+  it(`sends the whole transcode's figures while it is split: its encoding runs' fps and speed summed, the ETA of all \
+the media left`, async () => {
+    const { videoId, jobId, queued } = await splitAndFirstChunk();
+    const [middle, last] = queued as [(typeof queued)[0], (typeof queued)[0]];
+    await db.job.update({ where: { id: middle.id }, data: { dispatchedAt: new Date() } });
+    const events = pubSub.subscribe("videoEvents", videoId);
+    // The figures of the next progress event of each video rung.
+    const figures = async () => {
+      const seen: unknown[] = [];
+      while (seen.length < videoRungs.length) {
+        const { value } = await events.next();
+        if (value.kind === "variantProgress")
+          seen.push({ fps: value.fps, speed: value.speed, etaSeconds: value.etaSeconds });
+      }
+      return seen;
+    };
+    const progress = (fraction: number, fps: number, speed: number, etaSeconds: number): JobEventBody => ({
+      type: "job.progress",
+      progress: fraction,
+      fps,
+      speed,
+      etaSeconds,
+      variants: videoRungs.map((r) => ({ name: r.name, progress: fraction, segmentCount: 0 })),
+    });
+    try {
+      // The first run (3 s of the 12 s source) a third through: it alone encodes, its figures are the whole's.
+      // Left: 2 s of its chunk, 4 s and 5 s queued, 11 s at 2× is 5.5 s.
+      await send(jobId, progress(1 / 3, 60, 2, 1));
+      expect(await figures()).toEqual(videoRungs.map(() => ({ fps: 60, speed: 2, etaSeconds: 6 })));
+      // The middle chunk (4 s) starts and reports half done: both runs encode, side by side.
+      // Left: 2 s + 2 s + 5 s = 9 s at 2× + 1× = 3×.
+      await send(middle.id, { type: "job.started" }, progress(0.5, 30, 1, 2));
+      expect(await figures()).toEqual(videoRungs.map(() => ({ fps: 90, speed: 3, etaSeconds: 3 })));
+      // A chunk that is not running (the last, queued) counts for its media, never for its figures.
+      expect(last.status).toBe("QUEUED");
+    } finally {
+      await events.return?.();
+    }
   });
 
   it("a chunk that fails for good fails the video and stops the other chunks' runs", async () => {

@@ -1,6 +1,6 @@
 import { Readable } from "node:stream";
 import { z } from "zod";
-import { encoderFigures, variantSnapshot, videoSnapshot } from "../../events/video-events.ts";
+import { type EncoderFigures, variantSnapshot, videoSnapshot } from "../../events/video-events.ts";
 import type { Job, Variant } from "../../generated/prisma/client.ts";
 import { log } from "../../log.ts";
 import { PublishedSegments } from "../../protocol/messages.ts";
@@ -28,6 +28,13 @@ type ChunkOutput = z.infer<typeof ChunkOutput>;
 
 /** How many jobs' and rungs' latest progress the ingestor keeps for split transcodes in flight. */
 const MAX_REMEMBERED = 10_000;
+
+/**
+ * How long a run's encoder figures count towards its split transcode's after it sent them: a run
+ * reports about every second while it encodes (PROGRESS_INTERVAL_MS), so older figures are of a
+ * run that ended or stopped reporting.
+ */
+const FIGURES_FRESH_MS = 10_000;
 
 /** The largest playlist the API writes for a split video (about 60 bytes a segment: ten hours of 1 s segments). */
 const MAX_PLAYLIST_BYTES = 4 * 1024 * 1024;
@@ -226,8 +233,10 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
    */
   const heard = new Map<string, number>();
   const published = new Map<string, number>();
+  /** The encoder figures each run of a split transcode last sent, and when (`Date.now()`). */
+  const figuresHeard = new Map<string, { fps: number | null; speed: number | null; at: number }>();
   /** Keeps `map` to its newest MAX_REMEMBERED entries (a video that failed is never forgotten otherwise). */
-  const remember = (map: Map<string, number>, key: string, value: number) => {
+  const remember = <T>(map: Map<string, T>, key: string, value: T) => {
     map.delete(key);
     map.set(key, value);
     if (map.size > MAX_REMEMBERED) map.delete(map.keys().next().value!);
@@ -278,6 +287,8 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
       whole += share * progressOf(chunkJob);
     }
     whole += Math.max(0, 1 - chunksShare) * progressOf(parent);
+    remember(figuresHeard, `${videoId}/${e.jobId}`, { fps: e.fps, speed: e.speed, at: Date.now() });
+    const figures = splitFigures(videoId, [parent, ...chunkJobs], duration * (1 - whole));
     const ownAudio = new Map((job.id === parentId ? e.variants : []).map((v) => [v.name, v.progress] as const));
 
     const writeNow = deps.progressWrites.due(e.jobId);
@@ -299,7 +310,7 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
         kind: "variantProgress",
         video: snapshot,
         variant: variantSnapshot({ ...row, status: "ENCODING", progress }),
-        ...encoderFigures(e),
+        ...figures,
       });
       if (writeNow) {
         await db.variant.updateMany({
@@ -311,9 +322,35 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
     return true;
   }
 
+  /**
+   * The whole transcode's figures from its runs that are encoding: frames and media seconds per
+   * second summed over them (they encode side by side), and the ETA of the media left to encode
+   * (`remainingSeconds`, the queued chunks' too) at that combined speed. A run's own ETA is of its
+   * chunk alone. Only the runs whose events this API instance took count: with several instances
+   * the speed is a part of the whole and the ETA longer.
+   */
+  function splitFigures(videoId: string, runs: Job[], remainingSeconds: number): EncoderFigures {
+    const now = Date.now();
+    let fps: number | null = null;
+    let speed: number | null = null;
+    for (const run of runs) {
+      if (run.status !== "RUNNING") continue;
+      const heardOf = figuresHeard.get(`${videoId}/${run.id}`);
+      if (!heardOf || now - heardOf.at > FIGURES_FRESH_MS) continue;
+      if (heardOf.fps !== null) fps = (fps ?? 0) + heardOf.fps;
+      if (heardOf.speed !== null) speed = (speed ?? 0) + heardOf.speed;
+    }
+    const round = (n: number, digits: number) => Math.round(n * 10 ** digits) / 10 ** digits;
+    return {
+      fps: fps === null ? null : round(fps, 1),
+      speed: speed === null ? null : round(speed, 2),
+      etaSeconds: speed ? Math.round(Math.max(0, remainingSeconds) / speed) : null,
+    };
+  }
+
   /** Forgets the split transcode's progress once its video is whole. */
   function forgetProgress(videoId: string): void {
-    for (const map of [heard, published]) {
+    for (const map of [heard, published, figuresHeard]) {
       for (const key of [...map.keys()]) if (key.startsWith(`${videoId}/`)) map.delete(key);
     }
   }
