@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_TENANT_ID } from "../src/auth/api-keys.ts";
 import { createDb, type Db } from "../src/db/client.ts";
-import { createVideoPubSub } from "../src/events/video-events.ts";
+import { createVideoPubSub, type VideoEventMessage } from "../src/events/video-events.ts";
 import { cancelVideo } from "../src/jobs/cancel.ts";
 import { DEFAULT_COST_SETTINGS } from "../src/jobs/cost.ts";
 import { createJob } from "../src/jobs/create-job.ts";
@@ -81,14 +81,16 @@ describe("split transcodes (ingest)", () => {
   }
 
   const seqs = new Map<string, number>();
-  const send = async (jobId: string, ...bodies: JobEventBody[]) => {
+  /** Sends a job's events to `through` (another API instance's ingestor), in order after those sent before. */
+  const sendThrough = async (through: EventIngestor, jobId: string, ...bodies: JobEventBody[]) => {
     const events = bodies.map((b) => {
       const seq = (seqs.get(jobId) ?? 0) + 1;
       seqs.set(jobId, seq);
       return { ...b, v: PROTOCOL_VERSION, jobId, attempt: 1, seq, workerId: "w", at: new Date().toISOString() };
     });
-    await ingestor.ingest(events as JobEvent[]);
+    await through.ingest(events as JobEvent[]);
   };
+  const send = (jobId: string, ...bodies: JobEventBody[]) => sendThrough(ingestor, jobId, ...bodies);
 
   /** Each video rung's segments of a chunk: 1 s for segment 0, 2 s after, as `job.split` planned them. */
   const segmentsOf = (chunk: ChunkRange, ext = "ts"): PublishedSegments[] =>
@@ -207,41 +209,60 @@ run probed it`, async () => {
     expect(playlist(videoId, "360p")).toBe(before);
   });
 
+  /** The figures of the next progress event of each video rung in `events`. */
+  async function figuresIn(events: AsyncIterator<VideoEventMessage>) {
+    const seen: unknown[] = [];
+    while (seen.length < videoRungs.length) {
+      const { value } = await events.next();
+      if (value.kind === "variantProgress")
+        seen.push({ fps: value.fps, speed: value.speed, etaSeconds: value.etaSeconds });
+    }
+    return seen;
+  }
+  const progressAt = (fraction: number, fps: number, speed: number, etaSeconds: number): JobEventBody => ({
+    type: "job.progress",
+    progress: fraction,
+    fps,
+    speed,
+    etaSeconds,
+    variants: videoRungs.map((r) => ({ name: r.name, progress: fraction, segmentCount: 0 })),
+  });
+  const each = (figures: object) => videoRungs.map(() => figures);
+
   it(`sends the whole transcode's figures while it is split: its encoding runs' fps and speed summed, the ETA of all \
 the media left`, async () => {
     const { videoId, jobId, queued } = await splitAndFirstChunk();
     const [middle, last] = queued as [(typeof queued)[0], (typeof queued)[0]];
     await db.job.update({ where: { id: middle.id }, data: { dispatchedAt: new Date() } });
     const events = pubSub.subscribe("videoEvents", videoId);
-    // The figures of the next progress event of each video rung.
-    const figures = async () => {
-      const seen: unknown[] = [];
-      while (seen.length < videoRungs.length) {
-        const { value } = await events.next();
-        if (value.kind === "variantProgress")
-          seen.push({ fps: value.fps, speed: value.speed, etaSeconds: value.etaSeconds });
-      }
-      return seen;
-    };
-    const progress = (fraction: number, fps: number, speed: number, etaSeconds: number): JobEventBody => ({
-      type: "job.progress",
-      progress: fraction,
-      fps,
-      speed,
-      etaSeconds,
-      variants: videoRungs.map((r) => ({ name: r.name, progress: fraction, segmentCount: 0 })),
-    });
     try {
       // The first run (3 s of the 12 s source) a third through: it alone encodes, its figures are the whole's.
       // Left: 2 s of its chunk, 4 s and 5 s queued, 11 s at 2× is 5.5 s.
-      await send(jobId, progress(1 / 3, 60, 2, 1));
-      expect(await figures()).toEqual(videoRungs.map(() => ({ fps: 60, speed: 2, etaSeconds: 6 })));
+      await send(jobId, progressAt(1 / 3, 60, 2, 1));
+      expect(await figuresIn(events)).toEqual(each({ fps: 60, speed: 2, etaSeconds: 6 }));
       // The middle chunk (4 s) starts and reports half done: both runs encode, side by side.
       // Left: 2 s + 2 s + 5 s = 9 s at 2× + 1× = 3×.
-      await send(middle.id, { type: "job.started" }, progress(0.5, 30, 1, 2));
-      expect(await figures()).toEqual(videoRungs.map(() => ({ fps: 90, speed: 3, etaSeconds: 3 })));
+      await send(middle.id, { type: "job.started" }, progressAt(0.5, 30, 1, 2));
+      expect(await figuresIn(events)).toEqual(each({ fps: 90, speed: 3, etaSeconds: 3 }));
       // A chunk that is not running (the last, queued) counts for its media, never for its figures.
       expect(last.status).toBe("QUEUED");
+    } finally {
+      await events.return?.();
+    }
+  });
+
+  it("adds up the runs whichever API instance took their events", async () => {
+    const { videoId, jobId, queued } = await splitAndFirstChunk();
+    const middle = queued[0]!;
+    await db.job.update({ where: { id: middle.id }, data: { dispatchedAt: new Date() } });
+    // A second API instance on the same database, with its own fan-out: it took none of the first run's events.
+    const otherPubSub = createVideoPubSub(undefined);
+    const other = createTestEventIngestor(db, { pubSub: otherPubSub });
+    const events = otherPubSub.subscribe("videoEvents", videoId);
+    try {
+      await send(jobId, progressAt(1 / 3, 60, 2, 1));
+      await sendThrough(other, middle.id, { type: "job.started" }, progressAt(0.5, 30, 1, 2));
+      expect(await figuresIn(events)).toEqual(each({ fps: 90, speed: 3, etaSeconds: 3 }));
     } finally {
       await events.return?.();
     }

@@ -31,10 +31,14 @@ const MAX_REMEMBERED = 10_000;
 
 /**
  * How long a run's encoder figures count towards its split transcode's after it sent them: a run
- * reports about every second while it encodes (PROGRESS_INTERVAL_MS), so older figures are of a
- * run that ended or stopped reporting.
+ * reports about every second while it encodes (PROGRESS_INTERVAL_MS) and they are written at most
+ * every PROGRESS_WRITE_INTERVAL_MS, so older figures are of a run that ended or stopped reporting.
  */
 const FIGURES_FRESH_MS = 10_000;
+
+/** A run's encoder figures as `Job.encoderFigures` holds them: `at` in ms since the epoch. */
+const RunFigures = z.object({ fps: z.number().nullable(), speed: z.number().nullable(), at: z.number() });
+type RunFigures = z.infer<typeof RunFigures>;
 
 /** The largest playlist the API writes for a split video (about 60 bytes a segment: ten hours of 1 s segments). */
 const MAX_PLAYLIST_BYTES = 4 * 1024 * 1024;
@@ -233,8 +237,8 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
    */
   const heard = new Map<string, number>();
   const published = new Map<string, number>();
-  /** The encoder figures each run of a split transcode last sent, and when (`Date.now()`). */
-  const figuresHeard = new Map<string, { fps: number | null; speed: number | null; at: number }>();
+  /** The encoder figures each run of a split transcode last sent here, and when (`Date.now()`). */
+  const figuresHeard = new Map<string, RunFigures>();
   /** Keeps `map` to its newest MAX_REMEMBERED entries (a video that failed is never forgotten otherwise). */
   const remember = <T>(map: Map<string, T>, key: string, value: T) => {
     map.delete(key);
@@ -287,7 +291,8 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
       whole += share * progressOf(chunkJob);
     }
     whole += Math.max(0, 1 - chunksShare) * progressOf(parent);
-    remember(figuresHeard, `${videoId}/${e.jobId}`, { fps: e.fps, speed: e.speed, at: Date.now() });
+    const runFigures: RunFigures = { fps: e.fps, speed: e.speed, at: Date.now() };
+    remember(figuresHeard, `${videoId}/${e.jobId}`, runFigures);
     const figures = splitFigures(videoId, [parent, ...chunkJobs], duration * (1 - whole));
     const ownAudio = new Map((job.id === parentId ? e.variants : []).map((v) => [v.name, v.progress] as const));
 
@@ -295,7 +300,7 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
     if (writeNow) {
       await db.job.updateMany({
         where: { id: e.jobId, attempt: e.attempt, status: "RUNNING", progress: { lte: e.progress } },
-        data: { progress: e.progress },
+        data: { progress: e.progress, encoderFigures: runFigures },
       });
     }
     const snapshot = videoSnapshot(video);
@@ -326,8 +331,8 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
    * The whole transcode's figures from its runs that are encoding: frames and media seconds per
    * second summed over them (they encode side by side), and the ETA of the media left to encode
    * (`remainingSeconds`, the queued chunks' too) at that combined speed. A run's own ETA is of its
-   * chunk alone. Only the runs whose events this API instance took count: with several instances
-   * the speed is a part of the whole and the ETA longer.
+   * chunk alone. A run's figures are the newer of those it sent here and those written on its job
+   * (every PROGRESS_WRITE_INTERVAL_MS, by whichever API instance took its event).
    */
   function splitFigures(videoId: string, runs: Job[], remainingSeconds: number): EncoderFigures {
     const now = Date.now();
@@ -335,7 +340,9 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
     let speed: number | null = null;
     for (const run of runs) {
       if (run.status !== "RUNNING") continue;
-      const heardOf = figuresHeard.get(`${videoId}/${run.id}`);
+      const here = figuresHeard.get(`${videoId}/${run.id}`);
+      const written = RunFigures.safeParse(run.encoderFigures).data;
+      const heardOf = here && (!written || here.at >= written.at) ? here : written;
       if (!heardOf || now - heardOf.at > FIGURES_FRESH_MS) continue;
       if (heardOf.fps !== null) fps = (fps ?? 0) + heardOf.fps;
       if (heardOf.speed !== null) speed = (speed ?? 0) + heardOf.speed;
