@@ -45,9 +45,12 @@ builder.objectRef<EventOfKind<"variantStatus">>("VariantStatusEvent").implement(
 const ENCODER_FIGURE_FIELDS: {
   [K in keyof EncoderFigures]-?: EncoderFigures[K] extends number | null ? { description?: string } : never;
 } = {
-  fps: { description: "Frames encoded per second." },
-  speed: { description: "Media seconds encoded per wall second." },
-  etaSeconds: {},
+  fps: { description: "Frames encoded per second (summed over a split transcode's runs)." },
+  speed: { description: "Media seconds encoded per wall second (summed over a split transcode's runs)." },
+  etaSeconds: {
+    description:
+      "Seconds until the transcode has encoded all its media at the current speed (a split one's queued chunks too); null until the first figures.",
+  },
 };
 
 builder.objectRef<EventOfKind<"variantProgress">>("VariantProgressEvent").implement({
