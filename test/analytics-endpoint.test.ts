@@ -29,6 +29,23 @@ const SET_COLLECTION = `mutation ($enabled: Boolean!) { setAnalyticsCollection(e
 let nextClient = 1;
 const newClient = () => `198.51.100.${nextClient++}`;
 
+/** Deadlocks Postgres has found in the client's database (its statistics, read afresh). */
+async function deadlocksOf(client: pg.Client): Promise<number> {
+  await client.query("SELECT pg_stat_clear_snapshot()");
+  const { rows } = await client.query("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()");
+  return Number(rows[0].deadlocks);
+}
+
+/** Whether a statement of the client's database whose text is `LIKE pattern` waits for a lock. */
+async function lockWaiting(client: pg.Client, pattern: string): Promise<boolean> {
+  const { rows } = await client.query(
+    `SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+     WHERE NOT l.granted AND a.datname = current_database() AND a.query LIKE $1`,
+    [pattern],
+  );
+  return rows[0].n > 0;
+}
+
 interface Answer {
   status: number;
   body: any;
@@ -533,39 +550,58 @@ describe("viewer analytics: the collection endpoint", () => {
     const buffer = createBatchBuffer(pool, 60_000); // not started: flushed below
     const watched = batchFigures([{ type: "watch", at: 1000, height: 180, watchedMs: 1000 }]);
     const view = () => ({ viewId: randomUUID(), videoId: id, tenantId, expires: Date.now() + 60_000 });
-    const deadlocks = async () => {
-      await watcher.query("SELECT pg_stat_clear_snapshot()");
-      const { rows } = await watcher.query("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()");
-      return Number(rows[0].deadlocks);
-    };
     try {
       await Promise.all([other.connect(), watcher.connect()]);
       buffer.add(view(), 0, watched);
       await buffer.flush(); // the rows exist
-      const before = await deadlocks();
+      const before = await deadlocksOf(watcher);
       await other.query("BEGIN");
       await other.query(`UPDATE "AnalyticsHour" SET "watchMs" = "watchMs" WHERE "videoId" = $1`, [id]);
       buffer.add(view(), 0, watched);
       const flushed = buffer.flush();
-      const waiting = async () =>
-        (
-          await watcher.query(
-            `SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-             WHERE NOT l.granted AND a.datname = current_database() AND a.query LIKE 'WITH d AS%'`,
-          )
-        ).rows[0].n > 0;
-      await expect.poll(waiting, { interval: 10, timeout: 5000 }).toBe(true);
+      await expect.poll(() => lockWaiting(watcher, "WITH d AS%"), { interval: 10, timeout: 5000 }).toBe(true);
       await other.query(`UPDATE "AnalyticsHeightHour" SET "watchMs" = "watchMs" WHERE "videoId" = $1`, [id]);
       await other.query("COMMIT");
       await flushed;
       // The premise held: Postgres found a deadlock (and the other writer, which waits 10 s to look, went on).
-      await expect.poll(deadlocks, { timeout: 5000 }).toBeGreaterThan(before);
+      await expect.poll(() => deadlocksOf(watcher), { timeout: 5000 }).toBeGreaterThan(before);
     } finally {
       await Promise.all([pool.end(), other.end(), watcher.end()]);
     }
     const rows = await t.app.services.db.$queryRaw<{ watchMs: bigint }[]>`
       SELECT "watchMs" FROM "AnalyticsHour" WHERE "videoId" = ${id}::uuid`;
     expect(rows.map((r) => Number(r.watchMs))).toEqual([2000]);
+  });
+
+  it("starts a view again when Postgres chose its start as a deadlock's victim: the player keeps its view", async () => {
+    // A failed start is answered 503 and the player reports nothing for that view. Here a transaction
+    // holds the tenant's hour while a start waits for it, then asks for the video's hour the start wrote.
+    const { id } = await createUpload(t, "start deadlocked");
+    const { tenantId } = await t.app.services.db.video.findUniqueOrThrow({ where: { id }, select: { tenantId: true } });
+    const pool = new pg.Pool({ connectionString: t.database.url, max: 2, options: "-c deadlock_timeout=300ms" });
+    const other = new pg.Client({ connectionString: t.database.url, options: "-c deadlock_timeout=10s" });
+    const watcher = new pg.Client({ connectionString: t.database.url });
+    const ingest = createAnalyticsIngest(pool);
+    const start = (client: string) => ingest.startView({ videoId: id, tenantId, client, userAgent: "test" });
+    try {
+      await Promise.all([other.connect(), watcher.connect()]);
+      await start("first viewer"); // the hours' rows exist
+      const before = await deadlocksOf(watcher);
+      await other.query("BEGIN");
+      await other.query(`UPDATE "AnalyticsTenantHour" SET views = views WHERE "tenantId" = $1`, [tenantId]);
+      const started = start("second viewer");
+      await expect.poll(() => lockWaiting(watcher, "WITH v AS%"), { interval: 10, timeout: 5000 }).toBe(true);
+      await other.query(`UPDATE "AnalyticsHour" SET views = views WHERE "videoId" = $1`, [id]);
+      await other.query("COMMIT");
+      expect(await started).toMatch(/^[0-9a-f-]{36}$/);
+      // The premise held: Postgres found a deadlock (and the other writer, which waits 10 s to look, went on).
+      await expect.poll(() => deadlocksOf(watcher), { timeout: 5000 }).toBeGreaterThan(before);
+    } finally {
+      await Promise.all([pool.end(), other.end(), watcher.end()]);
+    }
+    const rows = await t.app.services.db.$queryRaw<{ views: number }[]>`
+      SELECT views FROM "AnalyticsHour" WHERE "videoId" = ${id}::uuid`;
+    expect(rows.map((r) => r.views)).toEqual([2]);
   });
 
   it("starts its ingest thread again when the thread dies, and goes on taking batches", async () => {

@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { retryDeadlockVictim } from "../db/deadlock-retry.ts";
 import { log } from "../log.ts";
 import type { BatchFigures } from "./ingest.ts";
 import { emptyHourCounters, type HourCounters, startupBucket } from "./startup-histogram.ts";
@@ -50,11 +51,6 @@ function addCounters(table: "AnalyticsHour" | "AnalyticsTenantHour"): string {
 
 const ADD_TO_VIDEO_HOUR = addCounters("AnalyticsHour");
 const ADD_TO_TENANT_HOUR = addCounters("AnalyticsTenantHour");
-
-/** Postgres's SQLSTATE for a statement cancelled to end a deadlock. */
-const DEADLOCK_DETECTED = "40P01";
-/** How many times a write of beacons is tried when each try ends a deadlock. */
-const DEADLOCK_ATTEMPTS = 3;
 
 /** Views this process remembers (their last seq and flags); the oldest are forgotten past it. */
 const MAX_REMEMBERED_VIEWS = 200_000;
@@ -259,26 +255,6 @@ export function createBatchBuffer(pool: pg.Pool, flushEveryMs: number) {
     );
   }
 
-  /**
-   * `write`, again when Postgres chose it as a deadlock's victim: the write is one statement, rolled
-   * back whole, so writing it again counts nothing twice. Writes of other API instances, or a
-   * statement of anything else, can lock the same rows in another order: the views' rows go in the
-   * order the join gives, and a writer outside this module keeps no order of ours.
-   */
-  async function writeOrRetryDeadlock(
-    viewDeltas: Map<string, ViewDelta>,
-    videoDeltas: Map<string, VideoDelta>,
-  ): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await write(viewDeltas, videoDeltas);
-      } catch (err) {
-        if ((err as { code?: string }).code !== DEADLOCK_DETECTED || attempt === DEADLOCK_ATTEMPTS) throw err;
-        log.info("analytics: a write of beacons was a deadlock's victim; writing it again", { attempt });
-      }
-    }
-  }
-
   /** Writes what is pending (after any write under way); resolves once it is in the database. */
   function flush(): Promise<void> {
     flushing = flushing.then(async () => {
@@ -288,7 +264,9 @@ export function createBatchBuffer(pool: pg.Pool, flushEveryMs: number) {
       pendingViews = new Map();
       pendingVideos = new Map();
       // A failed write loses these beacons rather than retrying without end; the views stay countable.
-      await writeOrRetryDeadlock(viewDeltas, videoDeltas).catch((err) =>
+      // The write is one statement: a deadlock's victim (the views' rows go in the order the join
+      // gives, and a statement from outside keeps no order of ours) is written again.
+      await retryDeadlockVictim("analytics: a write of beacons", () => write(viewDeltas, videoDeltas)).catch((err) =>
         log.warn("analytics: a write of beacons failed; they are lost", { err, views: viewDeltas.size }),
       );
     });

@@ -1,5 +1,6 @@
 import { randomBytes, createHmac, randomUUID } from "node:crypto";
 import type pg from "pg";
+import { retryDeadlockVictim } from "../db/deadlock-retry.ts";
 import type { BeaconEvent } from "../shared/analytics-beacons.ts";
 import { STARTUP_BUCKET_COUNT, startupHistogramOf } from "./startup-histogram.ts";
 
@@ -105,8 +106,10 @@ export function createAnalyticsIngest(pool: pg.Pool) {
       const viewerHash = createHmac("sha256", await saltOf(day))
         .update(`${view.client}\n${view.userAgent}`)
         .digest("base64url");
-      await pool.query(
-        `WITH v AS (
+      // One statement: a deadlock's victim runs again (a failed start costs the player its whole view).
+      await retryDeadlockVictim("analytics: a view's start", () =>
+        pool.query(
+          `WITH v AS (
            INSERT INTO "AnalyticsView" (id, "videoId", "tenantId", "startedAt", "lastBeaconAt")
            VALUES ($1, $2, $3, $4::timestamptz AT TIME ZONE 'UTC', $4::timestamptz AT TIME ZONE 'UTC')
          ), viewer AS (
@@ -128,16 +131,17 @@ export function createAnalyticsIngest(pool: pg.Pool) {
          ON CONFLICT ("tenantId", hour) DO UPDATE SET
            views = "AnalyticsTenantHour".views + 1,
            "uniqueViewers" = "AnalyticsTenantHour"."uniqueViewers" + EXCLUDED."uniqueViewers"`,
-        [
-          viewId,
-          view.videoId,
-          view.tenantId,
-          new Date(now).toISOString(),
-          day,
-          viewerHash,
-          hourOf(now),
-          EMPTY_HISTOGRAM,
-        ],
+          [
+            viewId,
+            view.videoId,
+            view.tenantId,
+            new Date(now).toISOString(),
+            day,
+            viewerHash,
+            hourOf(now),
+            EMPTY_HISTOGRAM,
+          ],
+        ),
       );
       return viewId;
     },
