@@ -538,20 +538,30 @@ describe("viewer analytics: the collection endpoint", () => {
     expect(rows.map((r) => [Number(r.watchMs), r.views])).toEqual([[rounds * 3000, rounds * 5]]);
   });
 
-  it("writes a flush again when Postgres chose it as a deadlock's victim, and so loses no beacon", async () => {
-    // Another writer (another API instance's flush, an operator's statement) can take the rollups' rows
-    // in an order of its own. Here a transaction holds the video's hour while the flush waits for it,
-    // then asks for the height's hour the flush already wrote: a deadlock the flush finds first.
-    const { id } = await createUpload(t, "deadlocked");
+  /**
+   * A video of its own, a pool whose statements look for a deadlock after 300 ms, another writer that
+   * waits 10 s before it looks (so the pool's statement is the victim) and a client that watches.
+   */
+  async function deadlockScene(title: string) {
+    const { id } = await createUpload(t, title);
     const { tenantId } = await t.app.services.db.video.findUniqueOrThrow({ where: { id }, select: { tenantId: true } });
     const pool = new pg.Pool({ connectionString: t.database.url, max: 2, options: "-c deadlock_timeout=300ms" });
     const other = new pg.Client({ connectionString: t.database.url, options: "-c deadlock_timeout=10s" });
     const watcher = new pg.Client({ connectionString: t.database.url });
+    await Promise.all([other.connect(), watcher.connect()]);
+    const end = () => Promise.all([pool.end(), other.end(), watcher.end()]);
+    return { id, tenantId, pool, other, watcher, end };
+  }
+
+  it("writes a flush again when Postgres chose it as a deadlock's victim, and so loses no beacon", async () => {
+    // Another writer (another API instance's flush, an operator's statement) can take the rollups' rows
+    // in an order of its own. Here a transaction holds the video's hour while the flush waits for it,
+    // then asks for the height's hour the flush already wrote: a deadlock the flush finds first.
+    const { id, tenantId, pool, other, watcher, end } = await deadlockScene("deadlocked");
     const buffer = createBatchBuffer(pool, 60_000); // not started: flushed below
     const watched = batchFigures([{ type: "watch", at: 1000, height: 180, watchedMs: 1000 }]);
     const view = () => ({ viewId: randomUUID(), videoId: id, tenantId, expires: Date.now() + 60_000 });
     try {
-      await Promise.all([other.connect(), watcher.connect()]);
       buffer.add(view(), 0, watched);
       await buffer.flush(); // the rows exist
       const before = await deadlocksOf(watcher);
@@ -566,7 +576,7 @@ describe("viewer analytics: the collection endpoint", () => {
       // The premise held: Postgres found a deadlock (and the other writer, which waits 10 s to look, went on).
       await expect.poll(() => deadlocksOf(watcher), { timeout: 5000 }).toBeGreaterThan(before);
     } finally {
-      await Promise.all([pool.end(), other.end(), watcher.end()]);
+      await end();
     }
     const rows = await t.app.services.db.$queryRaw<{ watchMs: bigint }[]>`
       SELECT "watchMs" FROM "AnalyticsHour" WHERE "videoId" = ${id}::uuid`;
@@ -576,15 +586,10 @@ describe("viewer analytics: the collection endpoint", () => {
   it("starts a view again when Postgres chose its start as a deadlock's victim: the player keeps its view", async () => {
     // A failed start is answered 503 and the player reports nothing for that view. Here a transaction
     // holds the tenant's hour while a start waits for it, then asks for the video's hour the start wrote.
-    const { id } = await createUpload(t, "start deadlocked");
-    const { tenantId } = await t.app.services.db.video.findUniqueOrThrow({ where: { id }, select: { tenantId: true } });
-    const pool = new pg.Pool({ connectionString: t.database.url, max: 2, options: "-c deadlock_timeout=300ms" });
-    const other = new pg.Client({ connectionString: t.database.url, options: "-c deadlock_timeout=10s" });
-    const watcher = new pg.Client({ connectionString: t.database.url });
+    const { id, tenantId, pool, other, watcher, end } = await deadlockScene("start deadlocked");
     const ingest = createAnalyticsIngest(pool);
     const start = (client: string) => ingest.startView({ videoId: id, tenantId, client, userAgent: "test" });
     try {
-      await Promise.all([other.connect(), watcher.connect()]);
       await start("first viewer"); // the hours' rows exist
       const before = await deadlocksOf(watcher);
       await other.query("BEGIN");
@@ -597,7 +602,7 @@ describe("viewer analytics: the collection endpoint", () => {
       // The premise held: Postgres found a deadlock (and the other writer, which waits 10 s to look, went on).
       await expect.poll(() => deadlocksOf(watcher), { timeout: 5000 }).toBeGreaterThan(before);
     } finally {
-      await Promise.all([pool.end(), other.end(), watcher.end()]);
+      await end();
     }
     const rows = await t.app.services.db.$queryRaw<{ views: number }[]>`
       SELECT views FROM "AnalyticsHour" WHERE "videoId" = ${id}::uuid`;
