@@ -1,4 +1,5 @@
 import type { JobEventBody, LiveRenditionHealth } from "../../src/protocol/messages.ts";
+import { roundedEncoderFigures } from "../../src/shared/encoder-figures.ts";
 import type { JobContext } from "../handlers/types.ts";
 import { log } from "../log.ts";
 import type { ManimProgress } from "../manim/progress-bars.ts";
@@ -168,9 +169,7 @@ export function transcodeProgress(
   return {
     type: "job.progress",
     progress: round(Math.min(1, Math.max(0, fraction)), 3),
-    fps: stats.fps === null ? null : round(stats.fps, 1),
-    speed: stats.speed === null ? null : round(stats.speed, 2),
-    etaSeconds: eta === null ? null : Math.round(eta),
+    ...roundedEncoderFigures({ fps: stats.fps, speed: stats.speed, etaSeconds: eta }),
     variants,
   };
 }

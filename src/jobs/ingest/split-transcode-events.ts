@@ -5,6 +5,7 @@ import type { Job, Variant } from "../../generated/prisma/client.ts";
 import { log } from "../../log.ts";
 import { PublishedSegments } from "../../protocol/messages.ts";
 import { hlsLayout, RUNG_INIT_SEGMENT, videoPrefix } from "../../protocol/storage-layout.ts";
+import { roundedEncoderFigures } from "../../shared/encoder-figures.ts";
 import { mediaPlaylist } from "../../shared/media-playlist.ts";
 import { videoWebhookData, webhookEventId } from "../../webhooks/events.ts";
 import { cancelSplitFamily } from "../cancel.ts";
@@ -347,12 +348,7 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
       if (heardOf.fps !== null) fps = (fps ?? 0) + heardOf.fps;
       if (heardOf.speed !== null) speed = (speed ?? 0) + heardOf.speed;
     }
-    const round = (n: number, digits: number) => Math.round(n * 10 ** digits) / 10 ** digits;
-    return {
-      fps: fps === null ? null : round(fps, 1),
-      speed: speed === null ? null : round(speed, 2),
-      etaSeconds: speed ? Math.round(Math.max(0, remainingSeconds) / speed) : null,
-    };
+    return roundedEncoderFigures({ fps, speed, etaSeconds: speed ? Math.max(0, remainingSeconds) / speed : null });
   }
 
   /** Forgets the split transcode's progress once its video is whole. */
