@@ -81,15 +81,20 @@ describe("split transcodes (ingest)", () => {
   }
 
   const seqs = new Map<string, number>();
-  /** Sends a job's events to `through` (another API instance's ingestor), in order after those sent before. */
-  const sendThrough = async (through: EventIngestor, jobId: string, ...bodies: JobEventBody[]) => {
+  /**
+   * Sends events of a job's `attempt` to `through` (another API instance's ingestor), in order after
+   * those that attempt sent before (each attempt's sequence starts at 1).
+   */
+  const sendAttempt = async (through: EventIngestor, jobId: string, attempt: number, ...bodies: JobEventBody[]) => {
     const events = bodies.map((b) => {
-      const seq = (seqs.get(jobId) ?? 0) + 1;
-      seqs.set(jobId, seq);
-      return { ...b, v: PROTOCOL_VERSION, jobId, attempt: 1, seq, workerId: "w", at: new Date().toISOString() };
+      const seq = (seqs.get(`${jobId}/${attempt}`) ?? 0) + 1;
+      seqs.set(`${jobId}/${attempt}`, seq);
+      return { ...b, v: PROTOCOL_VERSION, jobId, attempt, seq, workerId: "w", at: new Date().toISOString() };
     });
     await through.ingest(events as JobEvent[]);
   };
+  const sendThrough = (through: EventIngestor, jobId: string, ...bodies: JobEventBody[]) =>
+    sendAttempt(through, jobId, 1, ...bodies);
   const send = (jobId: string, ...bodies: JobEventBody[]) => sendThrough(ingestor, jobId, ...bodies);
 
   /** Each video rung's segments of a chunk: 1 s for segment 0, 2 s after, as `job.split` planned them. */
@@ -263,6 +268,39 @@ the media left`, async () => {
       await send(jobId, progressAt(1 / 3, 60, 2, 1));
       await sendThrough(other, middle.id, { type: "job.started" }, progressAt(0.5, 30, 1, 2));
       expect(await figuresIn(events)).toEqual(each({ fps: 90, speed: 3, etaSeconds: 3 }));
+    } finally {
+      await events.return?.();
+    }
+  });
+
+  it("counts a retried chunk's figures from its new attempt only, not those of the attempt that failed", async () => {
+    const { videoId, jobId, queued } = await splitAndFirstChunk();
+    const middle = queued[0]!;
+    await db.job.update({ where: { id: middle.id }, data: { dispatchedAt: new Date() } });
+    const events = pubSub.subscribe("videoEvents", videoId);
+    try {
+      await send(middle.id, { type: "job.started" }, progressAt(0.5, 30, 1, 2));
+      // The middle chunk alone encodes: left, the first run's 3 s, 2 s of its own and the last's 5 s.
+      expect(await figuresIn(events)).toEqual(each({ fps: 30, speed: 1, etaSeconds: 10 }));
+      // Its figures are written on its job too, where an instance that heard nothing reads them.
+      expect((await db.job.findUniqueOrThrow({ where: { id: middle.id } })).encoderFigures).toMatchObject({ fps: 30 });
+      await send(middle.id, { type: "job.failed", error: "the worker ran out of disk", retryable: true });
+      expect(await db.job.findUniqueOrThrow({ where: { id: middle.id } })).toMatchObject({
+        status: "QUEUED",
+        attempt: 2,
+      });
+      // The retry starts and has not reported yet; the first run reports. Its figures alone are the
+      // whole's: the failed attempt's 30 fps are not the new run's. Left: 2 s of the first chunk,
+      // the middle chunk's 4 s again and the last's 5 s, 11 s at 2×.
+      await db.job.update({ where: { id: middle.id }, data: { dispatchedAt: new Date() } });
+      await sendAttempt(ingestor, middle.id, 2, { type: "job.started" });
+      const other = createTestEventIngestor(db, { pubSub });
+      for (const through of [ingestor, other]) {
+        await sendThrough(through, jobId, progressAt(1 / 3, 60, 2, 1));
+        expect(await figuresIn(events), through === ingestor ? "this instance" : "another instance").toEqual(
+          each({ fps: 60, speed: 2, etaSeconds: 6 }),
+        );
+      }
     } finally {
       await events.return?.();
     }

@@ -264,6 +264,9 @@ export function createJobRunIngestor(deps: IngestDeps) {
           lastSeq: 0,
           error,
           workerId: null,
+          // A retried chunk encodes its whole range again (docs/chunked-transcoding.md): its split
+          // transcode's progress and ETA count it from its start.
+          ...(job.kind === "TRANSCODE_CHUNK" ? { progress: 0 } : {}),
           // A GPU can pass its probe and still fail real encodes (driver, session limit, memory):
           // the next attempts go to cpu rather than to the GPU that failed.
           ...(job.dispatchedTo === "nvenc" ? { routingReason: "GPU_ENCODE_FAILED" as const } : {}),

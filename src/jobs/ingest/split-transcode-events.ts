@@ -37,8 +37,16 @@ const MAX_REMEMBERED = 10_000;
  */
 const FIGURES_FRESH_MS = 10_000;
 
-/** A run's encoder figures as `Job.encoderFigures` holds them: `at` in ms since the epoch. */
-const RunFigures = z.object({ fps: z.number().nullable(), speed: z.number().nullable(), at: z.number() });
+/**
+ * A run's encoder figures as `Job.encoderFigures` holds them: `at` in ms since the epoch, `attempt` the
+ * job's attempt that sent them (a retried chunk's figures from its failed attempt are not its new run's).
+ */
+const RunFigures = z.object({
+  fps: z.number().nullable(),
+  speed: z.number().nullable(),
+  at: z.number(),
+  attempt: z.number().int(),
+});
 type RunFigures = z.infer<typeof RunFigures>;
 
 /** The largest playlist the API writes for a split video (about 60 bytes a segment: ten hours of 1 s segments). */
@@ -280,9 +288,10 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
     ]);
     const duration = video?.duration;
     if (!video || !parent || !duration) return true;
-    const heardOf = (id: string) => heard.get(`${videoId}/${id}`) ?? 0;
-    remember(heard, `${videoId}/${e.jobId}`, Math.max(heardOf(e.jobId), e.progress));
-    const progressOf = (j: Job) => (j.status === "SUCCEEDED" ? 1 : Math.max(heardOf(j.id), j.progress));
+    // Per attempt: a retried chunk encodes its range again from its start.
+    const heardOf = (id: string, attempt: number) => heard.get(`${videoId}/${id}/${attempt}`) ?? 0;
+    remember(heard, `${videoId}/${e.jobId}/${e.attempt}`, Math.max(heardOf(e.jobId, e.attempt), e.progress));
+    const progressOf = (j: Job) => (j.status === "SUCCEEDED" ? 1 : Math.max(heardOf(j.id, j.attempt), j.progress));
     let chunksShare = 0;
     let whole = 0;
     for (const chunkJob of chunkJobs) {
@@ -292,7 +301,7 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
       whole += share * progressOf(chunkJob);
     }
     whole += Math.max(0, 1 - chunksShare) * progressOf(parent);
-    const runFigures: RunFigures = { fps: e.fps, speed: e.speed, at: Date.now() };
+    const runFigures: RunFigures = { fps: e.fps, speed: e.speed, at: Date.now(), attempt: e.attempt };
     remember(figuresHeard, `${videoId}/${e.jobId}`, runFigures);
     const figures = splitFigures(videoId, [parent, ...chunkJobs], duration * (1 - whole));
     const ownAudio = new Map((job.id === parentId ? e.variants : []).map((v) => [v.name, v.progress] as const));
@@ -333,7 +342,8 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
    * second summed over them (they encode side by side), and the ETA of the media left to encode
    * (`remainingSeconds`, the queued chunks' too) at that combined speed. A run's own ETA is of its
    * chunk alone. A run's figures are the newer of those it sent here and those written on its job
-   * (every PROGRESS_WRITE_INTERVAL_MS, by whichever API instance took its event).
+   * (every PROGRESS_WRITE_INTERVAL_MS, by whichever API instance took its event), and only those of the
+   * job's current attempt.
    */
   function splitFigures(videoId: string, runs: Job[], remainingSeconds: number): EncoderFigures {
     const now = Date.now();
@@ -341,8 +351,10 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
     let speed: number | null = null;
     for (const run of runs) {
       if (run.status !== "RUNNING") continue;
-      const here = figuresHeard.get(`${videoId}/${run.id}`);
-      const written = RunFigures.safeParse(run.encoderFigures).data;
+      const ofThisAttempt = (figures: RunFigures | undefined) =>
+        figures?.attempt === run.attempt ? figures : undefined;
+      const here = ofThisAttempt(figuresHeard.get(`${videoId}/${run.id}`));
+      const written = ofThisAttempt(RunFigures.safeParse(run.encoderFigures).data);
       const heardOf = here && (!written || here.at >= written.at) ? here : written;
       if (!heardOf || now - heardOf.at > FIGURES_FRESH_MS) continue;
       if (heardOf.fps !== null) fps = (fps ?? 0) + heardOf.fps;
