@@ -306,6 +306,37 @@ the media left`, async () => {
     }
   });
 
+  it("counts a retried first run from its new attempt only: it encodes the first chunk again", async () => {
+    const { videoId, jobId, queued } = await splitAndFirstChunk();
+    const middle = queued[0]!;
+    await db.job.update({ where: { id: middle.id }, data: { dispatchedAt: new Date() } });
+    const events = pubSub.subscribe("videoEvents", videoId);
+    try {
+      await send(jobId, progressAt(1 / 3, 60, 2, 1));
+      expect(await figuresIn(events)).toEqual(each({ fps: 60, speed: 2, etaSeconds: 6 }));
+      await send(jobId, { type: "job.failed", error: "the worker ran out of disk", retryable: true });
+      expect(await db.job.findUniqueOrThrow({ where: { id: jobId } })).toMatchObject({ status: "QUEUED", attempt: 2 });
+      await db.job.update({ where: { id: jobId }, data: { dispatchedAt: new Date() } });
+      await sendAttempt(ingestor, jobId, 2, { type: "job.started" });
+      // The middle chunk reports; the first run's new attempt has not. Left: the first chunk's 3 s
+      // again, 2 s of the middle's and the last's 5 s, 10 s at 1×; its failed attempt's 60 fps are gone.
+      const other = createTestEventIngestor(db, { pubSub });
+      for (const through of [ingestor, other]) {
+        await sendThrough(
+          through,
+          middle.id,
+          ...(through === ingestor ? [{ type: "job.started" } as const] : []),
+          progressAt(0.5, 30, 1, 2),
+        );
+        expect(await figuresIn(events), through === ingestor ? "this instance" : "another instance").toEqual(
+          each({ fps: 30, speed: 1, etaSeconds: 10 }),
+        );
+      }
+    } finally {
+      await events.return?.();
+    }
+  });
+
   it("a chunk that fails for good fails the video and stops the other chunks' runs", async () => {
     const { videoId, jobId, queued } = await splitAndFirstChunk();
     const [middle, last] = queued as [(typeof queued)[0], (typeof queued)[0]];

@@ -254,6 +254,12 @@ export function createJobRunIngestor(deps: IngestDeps) {
     const error = userFacingError(e.error);
     if (e.retryable && job.attempt < job.maxAttempts) {
       const runAfter = new Date(Date.now() + retryDelayMs(job.attempt + 1));
+      // A run of a split transcode, retried, encodes its whole part again (docs/chunked-transcoding.md):
+      // the transcode's progress and ETA count that part from its start.
+      const startsOver =
+        job.kind === "TRANSCODE_CHUNK" ||
+        (job.kind === "TRANSCODE" &&
+          (await db.job.count({ where: { parentId: job.id, kind: "TRANSCODE_CHUNK" } })) > 0);
       const { count } = await db.job.updateMany({
         where: { id: job.id, attempt: job.attempt, status: { in: ["QUEUED", "RUNNING"] } },
         data: {
@@ -264,9 +270,7 @@ export function createJobRunIngestor(deps: IngestDeps) {
           lastSeq: 0,
           error,
           workerId: null,
-          // A retried chunk encodes its whole range again (docs/chunked-transcoding.md): its split
-          // transcode's progress and ETA count it from its start.
-          ...(job.kind === "TRANSCODE_CHUNK" ? { progress: 0 } : {}),
+          ...(startsOver ? { progress: 0 } : {}),
           // A GPU can pass its probe and still fail real encodes (driver, session limit, memory):
           // the next attempts go to cpu rather than to the GPU that failed.
           ...(job.dispatchedTo === "nvenc" ? { routingReason: "GPU_ENCODE_FAILED" as const } : {}),
