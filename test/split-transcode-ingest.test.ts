@@ -289,8 +289,8 @@ the media left`, async () => {
         status: "QUEUED",
         attempt: 2,
       });
-      // The retry starts and has not reported yet; the first run reports. Its figures alone are the
-      // whole's: the failed attempt's 30 fps are not the new run's. Left: 2 s of the first chunk,
+      // The retry starts and has not reported yet; the first run reports. The first run's figures
+      // alone are the whole's: the failed attempt's 30 fps are not the new run's. Left: 2 s of the first chunk,
       // the middle chunk's 4 s again and the last's 5 s, 11 s at 2×.
       await db.job.update({ where: { id: middle.id }, data: { dispatchedAt: new Date() } });
       await sendAttempt(ingestor, middle.id, 2, { type: "job.started" });

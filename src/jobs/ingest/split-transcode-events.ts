@@ -39,7 +39,7 @@ const FIGURES_FRESH_MS = 10_000;
 
 /**
  * A run's encoder figures as `Job.encoderFigures` holds them: `at` in ms since the epoch, `attempt` the
- * job's attempt that sent them (a retried chunk's figures from its failed attempt are not its new run's).
+ * job's attempt that sent them (a retried run's figures from its failed attempt are not its new run's).
  */
 const RunFigures = z.object({
   fps: z.number().nullable(),
@@ -288,7 +288,7 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
     ]);
     const duration = video?.duration;
     if (!video || !parent || !duration) return true;
-    // Per attempt: a retried chunk encodes its range again from its start.
+    // Per attempt: a retried run (a chunk, or the first run) encodes its part again from its start.
     const heardOf = (id: string, attempt: number) => heard.get(`${videoId}/${id}/${attempt}`) ?? 0;
     remember(heard, `${videoId}/${e.jobId}/${e.attempt}`, Math.max(heardOf(e.jobId, e.attempt), e.progress));
     const progressOf = (j: Job) => (j.status === "SUCCEEDED" ? 1 : Math.max(heardOf(j.id, j.attempt), j.progress));
