@@ -82,19 +82,25 @@ describe("split transcodes (ingest)", () => {
 
   const seqs = new Map<string, number>();
   /**
-   * Sends events of a job's `attempt` to `through` (another API instance's ingestor), in order after
-   * those that attempt sent before (each attempt's sequence starts at 1).
+   * Sends events of a run of a job (its `attempt` on `workerId`) to `through` (another API instance's
+   * ingestor), in order after those that run sent before (each run's sequence starts at 1).
    */
-  const sendAttempt = async (through: EventIngestor, jobId: string, attempt: number, ...bodies: JobEventBody[]) => {
+  const sendRun = async (
+    through: EventIngestor,
+    jobId: string,
+    { attempt = 1, workerId = "w" }: { attempt?: number; workerId?: string },
+    ...bodies: JobEventBody[]
+  ) => {
+    const run = `${jobId}/${attempt}/${workerId}`;
     const events = bodies.map((b) => {
-      const seq = (seqs.get(`${jobId}/${attempt}`) ?? 0) + 1;
-      seqs.set(`${jobId}/${attempt}`, seq);
-      return { ...b, v: PROTOCOL_VERSION, jobId, attempt, seq, workerId: "w", at: new Date().toISOString() };
+      const seq = (seqs.get(run) ?? 0) + 1;
+      seqs.set(run, seq);
+      return { ...b, v: PROTOCOL_VERSION, jobId, attempt, seq, workerId, at: new Date().toISOString() };
     });
     await through.ingest(events as JobEvent[]);
   };
   const sendThrough = (through: EventIngestor, jobId: string, ...bodies: JobEventBody[]) =>
-    sendAttempt(through, jobId, 1, ...bodies);
+    sendRun(through, jobId, {}, ...bodies);
   const send = (jobId: string, ...bodies: JobEventBody[]) => sendThrough(ingestor, jobId, ...bodies);
 
   /** Each video rung's segments of a chunk: 1 s for segment 0, 2 s after, as `job.split` planned them. */
@@ -293,7 +299,7 @@ the media left`, async () => {
       // alone are the whole's: the failed attempt's 30 fps are not the new run's. Left: 2 s of the first chunk,
       // the middle chunk's 4 s again and the last's 5 s, 11 s at 2×.
       await db.job.update({ where: { id: middle.id }, data: { dispatchedAt: new Date() } });
-      await sendAttempt(ingestor, middle.id, 2, { type: "job.started" });
+      await sendRun(ingestor, middle.id, { attempt: 2 }, { type: "job.started" });
       const other = createTestEventIngestor(db, { pubSub });
       for (const through of [ingestor, other]) {
         await sendThrough(through, jobId, progressAt(1 / 3, 60, 2, 1));
@@ -317,7 +323,7 @@ the media left`, async () => {
       await send(jobId, { type: "job.failed", error: "the worker ran out of disk", retryable: true });
       expect(await db.job.findUniqueOrThrow({ where: { id: jobId } })).toMatchObject({ status: "QUEUED", attempt: 2 });
       await db.job.update({ where: { id: jobId }, data: { dispatchedAt: new Date() } });
-      await sendAttempt(ingestor, jobId, 2, { type: "job.started" });
+      await sendRun(ingestor, jobId, { attempt: 2 }, { type: "job.started" });
       // The middle chunk reports; the first run's new attempt has not. Left: the first chunk's 3 s
       // again, 2 s of the middle's and the last's 5 s, 10 s at 1×; its failed attempt's 60 fps are gone.
       const other = createTestEventIngestor(db, { pubSub });
@@ -330,6 +336,36 @@ the media left`, async () => {
         );
         expect(await figuresIn(events), through === ingestor ? "this instance" : "another instance").toEqual(
           each({ fps: 30, speed: 1, etaSeconds: 10 }),
+        );
+      }
+    } finally {
+      await events.return?.();
+    }
+  });
+
+  it("counts a chunk taken over within its attempt from its new run only: it encodes its range again", async () => {
+    const { videoId, jobId, queued } = await splitAndFirstChunk();
+    const middle = queued[0]!;
+    await db.job.update({ where: { id: middle.id }, data: { dispatchedAt: new Date() } });
+    const events = pubSub.subscribe("videoEvents", videoId);
+    try {
+      await send(middle.id, { type: "job.started" }, progressAt(0.5, 30, 1, 2));
+      expect(await figuresIn(events)).toEqual(each({ fps: 30, speed: 1, etaSeconds: 10 }));
+      // Its worker goes silent (its last heartbeat a minute ago, past the 30 s stall) and the
+      // transport delivers the chunk to another worker: the same attempt, a new run.
+      const silent = new Date(Date.now() - 60_000);
+      await db.jobRun.updateMany({ where: { jobId: middle.id }, data: { startedAt: silent, heartbeatAt: silent } });
+      await sendRun(ingestor, middle.id, { workerId: "w2" }, { type: "job.started" });
+      expect(await db.jobRun.findFirstOrThrow({ where: { jobId: middle.id, workerId: "w" } })).toMatchObject({
+        status: "ABANDONED",
+      });
+      // The new run has not reported; the first run reports. Its figures alone are the whole's, and
+      // the middle chunk's 4 s are all left again: 2 s + 4 s + 5 s at 2×.
+      const other = createTestEventIngestor(db, { pubSub });
+      for (const through of [ingestor, other]) {
+        await sendThrough(through, jobId, progressAt(1 / 3, 60, 2, 1));
+        expect(await figuresIn(events), through === ingestor ? "this instance" : "another instance").toEqual(
+          each({ fps: 60, speed: 2, etaSeconds: 6 }),
         );
       }
     } finally {

@@ -101,7 +101,7 @@ export const JobRef = builder.prismaObject("Job", {
     maxAttempts: t.exposeInt("maxAttempts"),
     progress: t.exposeFloat("progress", {
       description:
-        "How far the job's run is, 0..1, in the media it encodes. A run of a split transcode (a chunk, or its first run) that is retried starts again at 0: it encodes its whole part again.",
+        "How far the job's run is, 0..1, in the media it encodes. A run of a split transcode (a chunk, or its first run) that is retried or taken over by another worker starts again at 0: it encodes its whole part again.",
     }),
     rungs: t.exposeStringList("rungs", {
       description: "The rungs the job encodes (retryVariant); empty: the whole ladder.",

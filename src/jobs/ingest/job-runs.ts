@@ -33,6 +33,16 @@ const runKey = (e: JobEvent) => ({
 const runOf = (e: JobEvent) => ({ jobId: e.jobId, workerId: e.workerId, runId: e.runId });
 
 /**
+ * Whether a new run of the job encodes its whole part again: a run of a split transcode (a chunk,
+ * or the first run once it has chunks) does (docs/chunked-transcoding.md), so the transcode's
+ * progress and ETA count that part from its start when a retry or a takeover starts one.
+ */
+async function startsOver(db: Db, job: { id: string; kind: JobKind }): Promise<boolean> {
+  if (job.kind === "TRANSCODE_CHUNK") return true;
+  return job.kind === "TRANSCODE" && (await db.job.count({ where: { parentId: job.id, kind: "TRANSCODE_CHUNK" } })) > 0;
+}
+
+/**
  * The bookkeeping every job kind shares: which events of which attempt still count (and their
  * sequence), its runs (a delivery to a worker: started, finished, abandoned when it stalls or a
  * duplicate takes over), the failure and retry of attempts, and worker heartbeats.
@@ -147,6 +157,7 @@ export function createJobRunIngestor(deps: IngestDeps) {
       await deps.onCanceledJobReported(e.jobId, e.attempt, e.workerId, e.runId);
       return;
     }
+    let tookOver = false;
     for (const run of others) {
       // Only if it is still RUNNING: a run that reported its end meanwhile stays finished.
       const finishedAt = new Date(Math.min(lastSign(run).getTime(), now.getTime()));
@@ -154,6 +165,7 @@ export function createJobRunIngestor(deps: IngestDeps) {
         where: { id: run.id, status: "RUNNING" },
         data: { status: "ABANDONED", finishedAt },
       });
+      if (count) tookOver = true;
       if (count && heartbeating(run) && run.runId) {
         // Its claim lapsed, but its worker may be alive and only cut off from the transport: it would
         // go on beside the newcomer, so it is told to stop (only that run; a dead worker hears nothing).
@@ -163,6 +175,15 @@ export function createJobRunIngestor(deps: IngestDeps) {
           from: lost,
         });
         await deps.onCanceledJobReported(e.jobId, run.attempt, lost.workerId, lost.runId);
+      }
+    }
+    if (tookOver) {
+      const job = await db.job.findUnique({ where: { id: e.jobId }, select: { id: true, kind: true } });
+      if (job && (await startsOver(db, job))) {
+        await db.job.updateMany({
+          where: { id: e.jobId, attempt: e.attempt, status: "RUNNING" },
+          data: { progress: 0 },
+        });
       }
     }
     const { count } = await db.video.updateMany({
@@ -254,12 +275,7 @@ export function createJobRunIngestor(deps: IngestDeps) {
     const error = userFacingError(e.error);
     if (e.retryable && job.attempt < job.maxAttempts) {
       const runAfter = new Date(Date.now() + retryDelayMs(job.attempt + 1));
-      // A run of a split transcode, retried, encodes its whole part again (docs/chunked-transcoding.md):
-      // the transcode's progress and ETA count that part from its start.
-      const startsOver =
-        job.kind === "TRANSCODE_CHUNK" ||
-        (job.kind === "TRANSCODE" &&
-          (await db.job.count({ where: { parentId: job.id, kind: "TRANSCODE_CHUNK" } })) > 0);
+      const fromZero = await startsOver(db, job);
       const { count } = await db.job.updateMany({
         where: { id: job.id, attempt: job.attempt, status: { in: ["QUEUED", "RUNNING"] } },
         data: {
@@ -270,7 +286,7 @@ export function createJobRunIngestor(deps: IngestDeps) {
           lastSeq: 0,
           error,
           workerId: null,
-          ...(startsOver ? { progress: 0 } : {}),
+          ...(fromZero ? { progress: 0 } : {}),
           // A GPU can pass its probe and still fail real encodes (driver, session limit, memory):
           // the next attempts go to cpu rather than to the GPU that failed.
           ...(job.dispatchedTo === "nvenc" ? { routingReason: "GPU_ENCODE_FAILED" as const } : {}),

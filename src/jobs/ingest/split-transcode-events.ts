@@ -38,14 +38,15 @@ const MAX_REMEMBERED = 10_000;
 const FIGURES_FRESH_MS = 10_000;
 
 /**
- * A run's encoder figures as `Job.encoderFigures` holds them: `at` in ms since the epoch, `attempt` the
- * job's attempt that sent them (a retried run's figures from its failed attempt are not its new run's).
+ * A run's encoder figures as `Job.encoderFigures` holds them: `at` in ms since the epoch, `attempt`
+ * and `workerId` the run that sent them (a retried or taken-over run's figures are not its new run's).
  */
 const RunFigures = z.object({
   fps: z.number().nullable(),
   speed: z.number().nullable(),
   at: z.number(),
   attempt: z.number().int(),
+  workerId: z.string(),
 });
 type RunFigures = z.infer<typeof RunFigures>;
 
@@ -288,10 +289,14 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
     ]);
     const duration = video?.duration;
     if (!video || !parent || !duration) return true;
-    // Per attempt: a retried run (a chunk, or the first run) encodes its part again from its start.
-    const heardOf = (id: string, attempt: number) => heard.get(`${videoId}/${id}/${attempt}`) ?? 0;
-    remember(heard, `${videoId}/${e.jobId}/${e.attempt}`, Math.max(heardOf(e.jobId, e.attempt), e.progress));
-    const progressOf = (j: Job) => (j.status === "SUCCEEDED" ? 1 : Math.max(heardOf(j.id, j.attempt), j.progress));
+    // Per run (its attempt and worker, `Job.workerId` the latest to start): a retried or taken-over
+    // run (a chunk, or the first run) encodes its part again from its start.
+    const runKey = (id: string, attempt: number, workerId: string | null) => `${videoId}/${id}/${attempt}/${workerId}`;
+    const heardOf = (key: string) => heard.get(key) ?? 0;
+    const ownKey = runKey(e.jobId, e.attempt, e.workerId);
+    remember(heard, ownKey, Math.max(heardOf(ownKey), e.progress));
+    const progressOf = (j: Job) =>
+      j.status === "SUCCEEDED" ? 1 : Math.max(heardOf(runKey(j.id, j.attempt, j.workerId)), j.progress);
     let chunksShare = 0;
     let whole = 0;
     for (const chunkJob of chunkJobs) {
@@ -301,7 +306,13 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
       whole += share * progressOf(chunkJob);
     }
     whole += Math.max(0, 1 - chunksShare) * progressOf(parent);
-    const runFigures: RunFigures = { fps: e.fps, speed: e.speed, at: Date.now(), attempt: e.attempt };
+    const runFigures: RunFigures = {
+      fps: e.fps,
+      speed: e.speed,
+      at: Date.now(),
+      attempt: e.attempt,
+      workerId: e.workerId,
+    };
     remember(figuresHeard, `${videoId}/${e.jobId}`, runFigures);
     const figures = splitFigures(videoId, [parent, ...chunkJobs], duration * (1 - whole));
     const ownAudio = new Map((job.id === parentId ? e.variants : []).map((v) => [v.name, v.progress] as const));
@@ -343,7 +354,7 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
    * (`remainingSeconds`, the queued chunks' too) at that combined speed. A run's own ETA is of its
    * chunk alone. A run's figures are the newer of those it sent here and those written on its job
    * (every PROGRESS_WRITE_INTERVAL_MS, by whichever API instance took its event), and only those of the
-   * job's current attempt.
+   * job's current run (its attempt, and the worker that last started it).
    */
   function splitFigures(videoId: string, runs: Job[], remainingSeconds: number): EncoderFigures {
     const now = Date.now();
@@ -351,10 +362,10 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
     let speed: number | null = null;
     for (const run of runs) {
       if (run.status !== "RUNNING") continue;
-      const ofThisAttempt = (figures: RunFigures | undefined) =>
-        figures?.attempt === run.attempt ? figures : undefined;
-      const here = ofThisAttempt(figuresHeard.get(`${videoId}/${run.id}`));
-      const written = ofThisAttempt(RunFigures.safeParse(run.encoderFigures).data);
+      const ofThisRun = (figures: RunFigures | undefined) =>
+        figures?.attempt === run.attempt && figures.workerId === run.workerId ? figures : undefined;
+      const here = ofThisRun(figuresHeard.get(`${videoId}/${run.id}`));
+      const written = ofThisRun(RunFigures.safeParse(run.encoderFigures).data);
       const heardOf = here && (!written || here.at >= written.at) ? here : written;
       if (!heardOf || now - heardOf.at > FIGURES_FRESH_MS) continue;
       if (heardOf.fps !== null) fps = (fps ?? 0) + heardOf.fps;
