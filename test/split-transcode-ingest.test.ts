@@ -279,34 +279,62 @@ the media left`, async () => {
     }
   });
 
-  it("counts a retried chunk's figures from its new attempt only, not those of the attempt that failed", async () => {
+  /** A split transcode whose middle chunk runs (worker "w", attempt 1) and has reported half done at 30 fps. */
+  async function middleChunkHalfDone() {
     const { videoId, jobId, queued } = await splitAndFirstChunk();
     const middle = queued[0]!;
     await db.job.update({ where: { id: middle.id }, data: { dispatchedAt: new Date() } });
     const events = pubSub.subscribe("videoEvents", videoId);
+    await send(middle.id, { type: "job.started" }, progressAt(0.5, 30, 1, 2));
+    // The middle chunk alone encodes: left, the first run's 3 s, 2 s of its own and the last's 5 s.
+    expect(await figuresIn(events)).toEqual(each({ fps: 30, speed: 1, etaSeconds: 10 }));
+    // Its figures are written on its job too, where an instance that heard nothing reads them.
+    expect((await db.job.findUniqueOrThrow({ where: { id: middle.id } })).encoderFigures).toMatchObject({ fps: 30 });
+    return { jobId, middle, events };
+  }
+
+  /**
+   * Has `report` send a progress event through this instance, then through a second ingestor on the
+   * same database (which heard nothing before), and expects each to publish `figures`.
+   */
+  async function expectFiguresOnEachInstance(
+    events: AsyncIterator<VideoEventMessage>,
+    report: (through: EventIngestor) => Promise<void>,
+    figures: object,
+  ) {
+    const other = createTestEventIngestor(db, { pubSub });
+    for (const through of [ingestor, other]) {
+      await report(through);
+      expect(await figuresIn(events), through === ingestor ? "this instance" : "another instance").toEqual(
+        each(figures),
+      );
+    }
+  }
+
+  /**
+   * The first run reports (a third done, 60 fps at 2×) while the middle chunk's new run has not yet:
+   * the first run's figures alone are the whole's, and all of the middle chunk's 4 s are left again
+   * (2 s of the first chunk + 4 s + the last chunk's 5 s, at 2×).
+   */
+  const expectMiddleChunkStartedOver = (events: AsyncIterator<VideoEventMessage>, jobId: string) =>
+    expectFiguresOnEachInstance(events, (through) => sendThrough(through, jobId, progressAt(1 / 3, 60, 2, 1)), {
+      fps: 60,
+      speed: 2,
+      etaSeconds: 6,
+    });
+
+  it("counts a retried chunk's figures from its new attempt only, not those of the attempt that failed", async () => {
+    const { jobId, middle, events } = await middleChunkHalfDone();
     try {
-      await send(middle.id, { type: "job.started" }, progressAt(0.5, 30, 1, 2));
-      // The middle chunk alone encodes: left, the first run's 3 s, 2 s of its own and the last's 5 s.
-      expect(await figuresIn(events)).toEqual(each({ fps: 30, speed: 1, etaSeconds: 10 }));
-      // Its figures are written on its job too, where an instance that heard nothing reads them.
-      expect((await db.job.findUniqueOrThrow({ where: { id: middle.id } })).encoderFigures).toMatchObject({ fps: 30 });
       await send(middle.id, { type: "job.failed", error: "the worker ran out of disk", retryable: true });
       expect(await db.job.findUniqueOrThrow({ where: { id: middle.id } })).toMatchObject({
         status: "QUEUED",
         attempt: 2,
       });
-      // The retry starts and has not reported yet; the first run reports. The first run's figures
-      // alone are the whole's: the failed attempt's 30 fps are not the new run's. Left: 2 s of the first chunk,
-      // the middle chunk's 4 s again and the last's 5 s, 11 s at 2×.
       await db.job.update({ where: { id: middle.id }, data: { dispatchedAt: new Date() } });
       await sendRun(ingestor, middle.id, { attempt: 2 }, { type: "job.started" });
-      const other = createTestEventIngestor(db, { pubSub });
-      for (const through of [ingestor, other]) {
-        await sendThrough(through, jobId, progressAt(1 / 3, 60, 2, 1));
-        expect(await figuresIn(events), through === ingestor ? "this instance" : "another instance").toEqual(
-          each({ fps: 60, speed: 2, etaSeconds: 6 }),
-        );
-      }
+      // The failed attempt's 30 fps are not the new run's.
+      await expectMiddleChunkStartedOver(events, jobId);
     } finally {
       await events.return?.();
     }
@@ -324,33 +352,22 @@ the media left`, async () => {
       expect(await db.job.findUniqueOrThrow({ where: { id: jobId } })).toMatchObject({ status: "QUEUED", attempt: 2 });
       await db.job.update({ where: { id: jobId }, data: { dispatchedAt: new Date() } });
       await sendRun(ingestor, jobId, { attempt: 2 }, { type: "job.started" });
+      await send(middle.id, { type: "job.started" });
       // The middle chunk reports; the first run's new attempt has not. Left: the first chunk's 3 s
       // again, 2 s of the middle's and the last's 5 s, 10 s at 1×; its failed attempt's 60 fps are gone.
-      const other = createTestEventIngestor(db, { pubSub });
-      for (const through of [ingestor, other]) {
-        await sendThrough(
-          through,
-          middle.id,
-          ...(through === ingestor ? [{ type: "job.started" } as const] : []),
-          progressAt(0.5, 30, 1, 2),
-        );
-        expect(await figuresIn(events), through === ingestor ? "this instance" : "another instance").toEqual(
-          each({ fps: 30, speed: 1, etaSeconds: 10 }),
-        );
-      }
+      await expectFiguresOnEachInstance(
+        events,
+        (through) => sendThrough(through, middle.id, progressAt(0.5, 30, 1, 2)),
+        { fps: 30, speed: 1, etaSeconds: 10 },
+      );
     } finally {
       await events.return?.();
     }
   });
 
   it("counts a chunk taken over within its attempt from its new run only: it encodes its range again", async () => {
-    const { videoId, jobId, queued } = await splitAndFirstChunk();
-    const middle = queued[0]!;
-    await db.job.update({ where: { id: middle.id }, data: { dispatchedAt: new Date() } });
-    const events = pubSub.subscribe("videoEvents", videoId);
+    const { jobId, middle, events } = await middleChunkHalfDone();
     try {
-      await send(middle.id, { type: "job.started" }, progressAt(0.5, 30, 1, 2));
-      expect(await figuresIn(events)).toEqual(each({ fps: 30, speed: 1, etaSeconds: 10 }));
       // Its worker goes silent (its last heartbeat a minute ago, past the 30 s stall) and the
       // transport delivers the chunk to another worker: the same attempt, a new run.
       const silent = new Date(Date.now() - 60_000);
@@ -359,15 +376,8 @@ the media left`, async () => {
       expect(await db.jobRun.findFirstOrThrow({ where: { jobId: middle.id, workerId: "w" } })).toMatchObject({
         status: "ABANDONED",
       });
-      // The new run has not reported; the first run reports. Its figures alone are the whole's, and
-      // the middle chunk's 4 s are all left again: 2 s + 4 s + 5 s at 2×.
-      const other = createTestEventIngestor(db, { pubSub });
-      for (const through of [ingestor, other]) {
-        await sendThrough(through, jobId, progressAt(1 / 3, 60, 2, 1));
-        expect(await figuresIn(events), through === ingestor ? "this instance" : "another instance").toEqual(
-          each({ fps: 60, speed: 2, etaSeconds: 6 }),
-        );
-      }
+      // The lost run's 30 fps and half done are not the new run's.
+      await expectMiddleChunkStartedOver(events, jobId);
     } finally {
       await events.return?.();
     }
