@@ -59,7 +59,7 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
   async function applyAdmitted(e: JobEvent, job: NonNullable<Awaited<ReturnType<typeof runs.admit>>>) {
     switch (e.type) {
       case "job.started":
-        await runs.onStarted(e, job.videoId, job.status);
+        await runs.onStarted(e, job);
         break;
       case "job.probed":
         await transcode.onProbed(e, job.videoId);

@@ -92,9 +92,13 @@ export function createJobRunIngestor(deps: IngestDeps) {
     });
   }
 
-  async function onStarted(e: EventOf<"job.started">, videoId: string, jobStatus: JobStatus): Promise<void> {
+  async function onStarted(
+    e: EventOf<"job.started">,
+    job: { videoId: string; status: JobStatus; kind: JobKind },
+  ): Promise<void> {
+    const { videoId } = job;
     const now = new Date(e.at);
-    if (jobStatus === "SUCCEEDED") {
+    if (job.status === "SUCCEEDED") {
       // A start that is not this worker's finished run arriving late: the transport delivered a
       // finished job again. The newcomer stops before it rewrites what the job published.
       const run = await db.jobRun.findUnique({ where: { jobId_attempt_workerId_runId: runKey(e) } });
@@ -177,14 +181,11 @@ export function createJobRunIngestor(deps: IngestDeps) {
         await deps.onCanceledJobReported(e.jobId, run.attempt, lost.workerId, lost.runId);
       }
     }
-    if (tookOver) {
-      const job = await db.job.findUnique({ where: { id: e.jobId }, select: { id: true, kind: true } });
-      if (job && (await startsOver(db, job))) {
-        await db.job.updateMany({
-          where: { id: e.jobId, attempt: e.attempt, status: "RUNNING" },
-          data: { progress: 0 },
-        });
-      }
+    if (tookOver && (await startsOver(db, { id: e.jobId, kind: job.kind }))) {
+      await db.job.updateMany({
+        where: { id: e.jobId, attempt: e.attempt, status: "RUNNING" },
+        data: { progress: 0 },
+      });
     }
     const { count } = await db.video.updateMany({
       where: { id: videoId, status: "QUEUED" },

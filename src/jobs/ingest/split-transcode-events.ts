@@ -249,6 +249,13 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
   const published = new Map<string, number>();
   /** The encoder figures each run of a split transcode last sent here, and when (`Date.now()`). */
   const figuresHeard = new Map<string, RunFigures>();
+  /**
+   * A run's key in `heard` and `figuresHeard`: its job's attempt and worker (`Job.workerId`, the
+   * latest to start it). A retried or taken-over run (a chunk, or the first run) encodes its part
+   * again from its start, so what the run before it sent is not its own.
+   */
+  const runKey = (videoId: string, jobId: string, attempt: number, workerId: string | null) =>
+    `${videoId}/${jobId}/${attempt}/${workerId}`;
   /** Keeps `map` to its newest MAX_REMEMBERED entries (a video that failed is never forgotten otherwise). */
   const remember = <T>(map: Map<string, T>, key: string, value: T) => {
     map.delete(key);
@@ -289,14 +296,11 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
     ]);
     const duration = video?.duration;
     if (!video || !parent || !duration) return true;
-    // Per run (its attempt and worker, `Job.workerId` the latest to start): a retried or taken-over
-    // run (a chunk, or the first run) encodes its part again from its start.
-    const runKey = (id: string, attempt: number, workerId: string | null) => `${videoId}/${id}/${attempt}/${workerId}`;
     const heardOf = (key: string) => heard.get(key) ?? 0;
-    const ownKey = runKey(e.jobId, e.attempt, e.workerId);
+    const ownKey = runKey(videoId, e.jobId, e.attempt, e.workerId);
     remember(heard, ownKey, Math.max(heardOf(ownKey), e.progress));
     const progressOf = (j: Job) =>
-      j.status === "SUCCEEDED" ? 1 : Math.max(heardOf(runKey(j.id, j.attempt, j.workerId)), j.progress);
+      j.status === "SUCCEEDED" ? 1 : Math.max(heardOf(runKey(videoId, j.id, j.attempt, j.workerId)), j.progress);
     let chunksShare = 0;
     let whole = 0;
     for (const chunkJob of chunkJobs) {
@@ -313,7 +317,7 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
       attempt: e.attempt,
       workerId: e.workerId,
     };
-    remember(figuresHeard, `${videoId}/${e.jobId}`, runFigures);
+    remember(figuresHeard, ownKey, runFigures);
     const figures = splitFigures(videoId, [parent, ...chunkJobs], duration * (1 - whole));
     const ownAudio = new Map((job.id === parentId ? e.variants : []).map((v) => [v.name, v.progress] as const));
 
@@ -362,10 +366,9 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
     let speed: number | null = null;
     for (const run of runs) {
       if (run.status !== "RUNNING") continue;
-      const ofThisRun = (figures: RunFigures | undefined) =>
-        figures?.attempt === run.attempt && figures.workerId === run.workerId ? figures : undefined;
-      const here = ofThisRun(figuresHeard.get(`${videoId}/${run.id}`));
-      const written = ofThisRun(RunFigures.safeParse(run.encoderFigures).data);
+      const here = figuresHeard.get(runKey(videoId, run.id, run.attempt, run.workerId));
+      const parsed = RunFigures.safeParse(run.encoderFigures).data;
+      const written = parsed?.attempt === run.attempt && parsed.workerId === run.workerId ? parsed : undefined;
       const heardOf = here && (!written || here.at >= written.at) ? here : written;
       if (!heardOf || now - heardOf.at > FIGURES_FRESH_MS) continue;
       if (heardOf.fps !== null) fps = (fps ?? 0) + heardOf.fps;
