@@ -68,6 +68,11 @@ describe("split transcodes (ingest)", () => {
     await database.drop();
   });
 
+  /** Marks jobs handed to a worker, as the dispatcher does when it publishes them. */
+  const dispatch = async (...ids: string[]) => {
+    await db.job.updateMany({ where: { id: { in: ids } }, data: { dispatchedAt: new Date() } });
+  };
+
   /** A processing video with its transcode running. */
   async function runningTranscode(segmentFormat: "TS" | "FMP4" = "TS") {
     const video = await db.video.create({
@@ -76,7 +81,7 @@ describe("split transcodes (ingest)", () => {
     const job = await db.$transaction((tx) =>
       createJob(tx, { kind: "TRANSCODE", videoId: video.id, input: {}, maxAttempts: 2 }),
     );
-    await db.job.update({ where: { id: job.id }, data: { dispatchedAt: new Date() } });
+    await dispatch(job.id);
     return { videoId: video.id, jobId: job.id };
   }
 
@@ -189,7 +194,7 @@ run probed it`, async () => {
 
     // The last chunk before the middle one: nothing new can be listed after the gap.
     const [middle, last] = queued as [(typeof queued)[0], (typeof queued)[0]];
-    for (const j of queued) await db.job.update({ where: { id: j.id }, data: { dispatchedAt: new Date() } });
+    await dispatch(...queued.map((j) => j.id));
     await send(
       last.id,
       { type: "job.started" },
@@ -244,7 +249,7 @@ run probed it`, async () => {
 the media left`, async () => {
     const { videoId, jobId, queued } = await splitAndFirstChunk();
     const [middle, last] = queued as [(typeof queued)[0], (typeof queued)[0]];
-    await db.job.update({ where: { id: middle.id }, data: { dispatchedAt: new Date() } });
+    await dispatch(middle.id);
     const events = pubSub.subscribe("videoEvents", videoId);
     try {
       // The first run (3 s of the 12 s source) a third through: it alone encodes, its figures are the whole's.
@@ -265,7 +270,7 @@ the media left`, async () => {
   it("adds up the runs whichever API instance took their events", async () => {
     const { videoId, jobId, queued } = await splitAndFirstChunk();
     const middle = queued[0]!;
-    await db.job.update({ where: { id: middle.id }, data: { dispatchedAt: new Date() } });
+    await dispatch(middle.id);
     // A second API instance on the same database, with its own fan-out: it took none of the first run's events.
     const otherPubSub = createVideoPubSub(undefined);
     const other = createTestEventIngestor(db, { pubSub: otherPubSub });
@@ -283,7 +288,7 @@ the media left`, async () => {
   async function middleChunkHalfDone() {
     const { videoId, jobId, queued } = await splitAndFirstChunk();
     const middle = queued[0]!;
-    await db.job.update({ where: { id: middle.id }, data: { dispatchedAt: new Date() } });
+    await dispatch(middle.id);
     const events = pubSub.subscribe("videoEvents", videoId);
     await send(middle.id, { type: "job.started" }, progressAt(0.5, 30, 1, 2));
     // The middle chunk alone encodes: left, the first run's 3 s, 2 s of its own and the last's 5 s.
@@ -331,7 +336,7 @@ the media left`, async () => {
         status: "QUEUED",
         attempt: 2,
       });
-      await db.job.update({ where: { id: middle.id }, data: { dispatchedAt: new Date() } });
+      await dispatch(middle.id);
       await sendRun(ingestor, middle.id, { attempt: 2 }, { type: "job.started" });
       // The failed attempt's 30 fps are not the new run's.
       await expectMiddleChunkStartedOver(events, jobId);
@@ -343,14 +348,14 @@ the media left`, async () => {
   it("counts a retried first run from its new attempt only: it encodes the first chunk again", async () => {
     const { videoId, jobId, queued } = await splitAndFirstChunk();
     const middle = queued[0]!;
-    await db.job.update({ where: { id: middle.id }, data: { dispatchedAt: new Date() } });
+    await dispatch(middle.id);
     const events = pubSub.subscribe("videoEvents", videoId);
     try {
       await send(jobId, progressAt(1 / 3, 60, 2, 1));
       expect(await figuresIn(events)).toEqual(each({ fps: 60, speed: 2, etaSeconds: 6 }));
       await send(jobId, { type: "job.failed", error: "the worker ran out of disk", retryable: true });
       expect(await db.job.findUniqueOrThrow({ where: { id: jobId } })).toMatchObject({ status: "QUEUED", attempt: 2 });
-      await db.job.update({ where: { id: jobId }, data: { dispatchedAt: new Date() } });
+      await dispatch(jobId);
       await sendRun(ingestor, jobId, { attempt: 2 }, { type: "job.started" });
       await send(middle.id, { type: "job.started" });
       // The middle chunk reports; the first run's new attempt has not. Left: the first chunk's 3 s
@@ -386,7 +391,7 @@ the media left`, async () => {
   it("a chunk that fails for good fails the video and stops the other chunks' runs", async () => {
     const { videoId, jobId, queued } = await splitAndFirstChunk();
     const [middle, last] = queued as [(typeof queued)[0], (typeof queued)[0]];
-    for (const j of queued) await db.job.update({ where: { id: j.id }, data: { dispatchedAt: new Date() } });
+    await dispatch(...queued.map((j) => j.id));
     await send(last.id, { type: "job.started" });
     await send(middle.id, { type: "job.started" }, { type: "job.failed", error: "the source broke", retryable: false });
     const video = await db.video.findUniqueOrThrow({ where: { id: videoId } });
@@ -400,7 +405,7 @@ the media left`, async () => {
   it("fails the video rather than list segments that do not follow each other", async () => {
     const { videoId, jobId, queued } = await splitAndFirstChunk();
     const [middle, last] = queued as [(typeof queued)[0], (typeof queued)[0]];
-    for (const j of queued) await db.job.update({ where: { id: j.id }, data: { dispatchedAt: new Date() } });
+    await dispatch(...queued.map((j) => j.id));
     await send(jobId, {
       type: "job.succeeded",
       masterKey: `videos/${videoId}/hls/master.m3u8`,
