@@ -617,6 +617,12 @@ twice, an older one, another message of the job, or a worker that does not say`,
       await ingest.ingest([start]);
     }
     expect(stopped, newcomers.map(([why]) => why).join(", ")).toEqual(runIds.map((r) => ["worker-2", r]));
+    // The job still names the run that holds it, for the figures and progress counted as its own.
+    expect(await db.job.findUniqueOrThrow({ where: { id: jobId } })).toMatchObject({
+      workerId: "worker-1",
+      runId: original,
+      startedAt: new Date(run[0]!.at),
+    });
     await ingest.ingest(run.slice(3));
     const result = await outcome(videoId);
     expect(result.video.status).toBe("READY");

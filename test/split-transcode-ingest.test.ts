@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_TENANT_ID } from "../src/auth/api-keys.ts";
 import { createDb, type Db } from "../src/db/client.ts";
@@ -87,20 +88,22 @@ describe("split transcodes (ingest)", () => {
 
   const seqs = new Map<string, number>();
   /**
-   * Sends events of a run of a job (its `attempt` on `workerId`) to `through` (another API instance's
-   * ingestor), in order after those that run sent before (each run's sequence starts at 1).
+   * Sends events of a run of a job (its `attempt` on `workerId`, the delivery `runId`; none, as from
+   * workers older than run ids, by default) to `through` (another API instance's ingestor), in order
+   * after those that run sent before (each run's sequence starts at 1).
    */
   const sendRun = async (
     through: EventIngestor,
     jobId: string,
-    { attempt = 1, workerId = "w" }: { attempt?: number; workerId?: string },
+    { attempt = 1, workerId = "w", runId }: { attempt?: number; workerId?: string; runId?: string },
     ...bodies: JobEventBody[]
   ) => {
-    const run = `${jobId}/${attempt}/${workerId}`;
+    const run = `${jobId}/${attempt}/${workerId}/${runId}`;
     const events = bodies.map((b) => {
       const seq = (seqs.get(run) ?? 0) + 1;
       seqs.set(run, seq);
-      return { ...b, v: PROTOCOL_VERSION, jobId, attempt, seq, workerId, at: new Date().toISOString() };
+      const at = new Date().toISOString();
+      return { ...b, v: PROTOCOL_VERSION, jobId, attempt, seq, workerId, ...(runId ? { runId } : {}), at };
     });
     await through.ingest(events as JobEvent[]);
   };
@@ -382,6 +385,24 @@ the media left`, async () => {
         status: "ABANDONED",
       });
       // The lost run's 30 fps and half done are not the new run's.
+      await expectMiddleChunkStartedOver(events, jobId);
+    } finally {
+      await events.return?.();
+    }
+  });
+
+  it("counts a chunk taken over by another delivery to the same worker from its new run only", async () => {
+    const { jobId, middle, events } = await middleChunkHalfDone();
+    try {
+      // Its run stops reporting and the transport delivers the chunk again, to the same worker: the
+      // same attempt and worker, a new run id.
+      const silent = new Date(Date.now() - 60_000);
+      await db.jobRun.updateMany({ where: { jobId: middle.id }, data: { startedAt: silent, heartbeatAt: silent } });
+      const runId = randomUUID();
+      await sendRun(ingestor, middle.id, { runId }, { type: "job.started" });
+      expect(await db.job.findUniqueOrThrow({ where: { id: middle.id } })).toMatchObject({ workerId: "w", runId });
+      // The lost run's 30 fps and half done are not the new run's, here nor on an instance that
+      // read them from the job.
       await expectMiddleChunkStartedOver(events, jobId);
     } finally {
       await events.return?.();

@@ -208,7 +208,7 @@ export function createDispatcher(deps: {
     for (const job of silent) {
       const { count } = await db.job.updateMany({
         where: { id: job.id, attempt: job.attempt, status: "RUNNING", heartbeatAt: { lt: cutoff } },
-        data: { status: "QUEUED", dispatchedAt: null, workerId: null },
+        data: { status: "QUEUED", dispatchedAt: null, workerId: null, runId: "" },
       });
       if (count)
         log.warn("job's worker went silent; queued again", {

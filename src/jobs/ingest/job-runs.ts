@@ -108,16 +108,6 @@ export function createJobRunIngestor(deps: IngestDeps) {
         return;
       }
     }
-    await db.job.updateMany({
-      where: { id: e.jobId, attempt: e.attempt, status: { in: ["QUEUED", "RUNNING"] } },
-      // A redelivered attempt starts its sequence again at 1.
-      data: { status: "RUNNING", workerId: e.workerId, startedAt: now, heartbeatAt: now, lastSeq: e.seq },
-    });
-    // Arriving after the job finished (out of order), it still tells where and when it ran.
-    await db.job.updateMany({
-      where: { id: e.jobId, attempt: e.attempt, status: "SUCCEEDED", startedAt: null },
-      data: { workerId: e.workerId, startedAt: now, heartbeatAt: now },
-    });
     const key = runKey(e);
     const delivery = e.delivery ? { deliveryMessageId: e.delivery.messageId, deliveryCount: e.delivery.count } : {};
     await db.jobRun.upsert({
@@ -161,6 +151,18 @@ export function createJobRunIngestor(deps: IngestDeps) {
       await deps.onCanceledJobReported(e.jobId, e.attempt, e.workerId, e.runId);
       return;
     }
+    // The run holds the job now: its worker and delivery, and a redelivered attempt starts its
+    // sequence again at 1. (A newcomer stopped above changes none of it.)
+    const holder = { workerId: e.workerId, runId: key.runId, startedAt: now, heartbeatAt: now };
+    await db.job.updateMany({
+      where: { id: e.jobId, attempt: e.attempt, status: { in: ["QUEUED", "RUNNING"] } },
+      data: { ...holder, status: "RUNNING", lastSeq: e.seq },
+    });
+    // Arriving after the job finished (out of order), it still tells where and when it ran.
+    await db.job.updateMany({
+      where: { id: e.jobId, attempt: e.attempt, status: "SUCCEEDED", startedAt: null },
+      data: holder,
+    });
     let tookOver = false;
     for (const run of others) {
       // Only if it is still RUNNING: a run that reported its end meanwhile stays finished.
@@ -287,6 +289,7 @@ export function createJobRunIngestor(deps: IngestDeps) {
           lastSeq: 0,
           error,
           workerId: null,
+          runId: "",
           ...(fromZero ? { progress: 0 } : {}),
           // A GPU can pass its probe and still fail real encodes (driver, session limit, memory):
           // the next attempts go to cpu rather than to the GPU that failed.

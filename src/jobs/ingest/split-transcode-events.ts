@@ -38,8 +38,9 @@ const MAX_REMEMBERED = 10_000;
 const FIGURES_FRESH_MS = 10_000;
 
 /**
- * A run's encoder figures as `Job.encoderFigures` holds them: `at` in ms since the epoch, `attempt`
- * and `workerId` the run that sent them (a retried or taken-over run's figures are not its new run's).
+ * A run's encoder figures as `Job.encoderFigures` holds them: `at` in ms since the epoch, `attempt`,
+ * `workerId` and `runId` the run that sent them (a retried or taken-over run's figures are not its
+ * new run's).
  */
 const RunFigures = z.object({
   fps: z.number().nullable(),
@@ -47,6 +48,7 @@ const RunFigures = z.object({
   at: z.number(),
   attempt: z.number().int(),
   workerId: z.string(),
+  runId: z.string().default(""),
 });
 type RunFigures = z.infer<typeof RunFigures>;
 
@@ -250,12 +252,14 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
   /** The encoder figures each run of a split transcode last sent here, and when (`Date.now()`). */
   const figuresHeard = new Map<string, RunFigures>();
   /**
-   * A run's key in `heard` and `figuresHeard`: its job's attempt and worker (`Job.workerId`, the
-   * latest to start it). A retried or taken-over run (a chunk, or the first run) encodes its part
-   * again from its start, so what the run before it sent is not its own.
+   * A run's key in `heard` and `figuresHeard`: its job's attempt, worker and delivery (`Job.workerId`
+   * and `Job.runId`, the run that holds it). A retried or taken-over run (a chunk, or the first run)
+   * encodes its part again from its start, so what the run before it sent is not its own.
    */
-  const runKey = (videoId: string, jobId: string, attempt: number, workerId: string | null) =>
-    `${videoId}/${jobId}/${attempt}/${workerId}`;
+  const runKey = (videoId: string, run: { jobId: string; attempt: number; workerId: string | null; runId: string }) =>
+    `${videoId}/${run.jobId}/${run.attempt}/${run.workerId}/${run.runId}`;
+  const jobRunKey = (videoId: string, j: Job) =>
+    runKey(videoId, { jobId: j.id, attempt: j.attempt, workerId: j.workerId, runId: j.runId });
   /** Keeps `map` to its newest MAX_REMEMBERED entries (a video that failed is never forgotten otherwise). */
   const remember = <T>(map: Map<string, T>, key: string, value: T) => {
     map.delete(key);
@@ -297,10 +301,10 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
     const duration = video?.duration;
     if (!video || !parent || !duration) return true;
     const heardOf = (key: string) => heard.get(key) ?? 0;
-    const ownKey = runKey(videoId, e.jobId, e.attempt, e.workerId);
+    const ownKey = runKey(videoId, { ...e, runId: e.runId ?? "" });
     remember(heard, ownKey, Math.max(heardOf(ownKey), e.progress));
     const progressOf = (j: Job) =>
-      j.status === "SUCCEEDED" ? 1 : Math.max(heardOf(runKey(videoId, j.id, j.attempt, j.workerId)), j.progress);
+      j.status === "SUCCEEDED" ? 1 : Math.max(heardOf(jobRunKey(videoId, j)), j.progress);
     let chunksShare = 0;
     let whole = 0;
     for (const chunkJob of chunkJobs) {
@@ -316,6 +320,7 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
       at: Date.now(),
       attempt: e.attempt,
       workerId: e.workerId,
+      runId: e.runId ?? "",
     };
     remember(figuresHeard, ownKey, runFigures);
     const figures = splitFigures(videoId, [parent, ...chunkJobs], duration * (1 - whole));
@@ -358,7 +363,7 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
    * (`remainingSeconds`, the queued chunks' too) at that combined speed. A run's own ETA is of its
    * chunk alone. A run's figures are the newer of those it sent here and those written on its job
    * (every PROGRESS_WRITE_INTERVAL_MS, by whichever API instance took its event), and only those of the
-   * job's current run (its attempt, and the worker that last started it).
+   * job's current run (its attempt, and the worker and delivery that hold it).
    */
   function splitFigures(videoId: string, runs: Job[], remainingSeconds: number): EncoderFigures {
     const now = Date.now();
@@ -366,9 +371,10 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
     let speed: number | null = null;
     for (const run of runs) {
       if (run.status !== "RUNNING") continue;
-      const here = figuresHeard.get(runKey(videoId, run.id, run.attempt, run.workerId));
+      const here = figuresHeard.get(jobRunKey(videoId, run));
       const parsed = RunFigures.safeParse(run.encoderFigures).data;
-      const written = parsed?.attempt === run.attempt && parsed.workerId === run.workerId ? parsed : undefined;
+      const ofRun = parsed?.attempt === run.attempt && parsed.workerId === run.workerId && parsed.runId === run.runId;
+      const written = ofRun ? parsed : undefined;
       const heardOf = here && (!written || here.at >= written.at) ? here : written;
       if (!heardOf || now - heardOf.at > FIGURES_FRESH_MS) continue;
       if (heardOf.fps !== null) fps = (fps ?? 0) + heardOf.fps;

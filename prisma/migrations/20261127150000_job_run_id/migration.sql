@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "Job" ADD COLUMN     "runId" TEXT NOT NULL DEFAULT '';
