@@ -1,15 +1,35 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import pg from "pg";
 import { inject } from "vitest";
 
-/** Every test database's name starts so; `dropReleasedDatabases` looks for it. */
+/** Every test database's name starts so; `dropRunDatabases` looks for it. */
 const PREFIX = "videograph_test_";
+
+/** This machine, in a test database's name: only its own runs' processes can be checked. */
+const HOST = createHash("sha256").update(hostname()).digest("hex").slice(0, 6);
+
+/**
+ * The names of a run's test databases begin with its machine and the process id of its global setup,
+ * so that a later run can tell whether the run that made a database is still going.
+ */
+export const runDatabasePrefix = (pid = process.pid) => `${PREFIX}${HOST}_${pid}_`;
+
+/** The run whose global setup is `pid`, on this machine, has ended. */
+function ended(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "ESRCH";
+  }
+}
 
 export interface TestDatabase {
   url: string;
   /**
    * Ends the database's use: its connections are closed and no new one is let in. It is dropped at the
-   * run's end (`dropReleasedDatabases`, from global-setup.ts), not here: Postgres 15's DROP DATABASE
+   * run's end (`dropRunDatabases`, from global-setup.ts), not here: Postgres 15's DROP DATABASE
    * forces an immediate checkpoint, which wrote every other file's dirty pages out again and made their
    * next writes log whole pages (testing.md, "What is done for time").
    */
@@ -19,7 +39,7 @@ export interface TestDatabase {
 /** A fresh database cloned from the migrated template; `drop` releases it. */
 export async function createTestDatabase(): Promise<TestDatabase> {
   const adminUrl = inject("adminDatabaseUrl");
-  const name = `${PREFIX}${randomBytes(6).toString("hex")}`;
+  const name = `${inject("testDatabasePrefix")}${randomBytes(6).toString("hex")}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   await admin.query(`CREATE DATABASE "${name}" TEMPLATE "${inject("templateDatabase")}"`);
@@ -42,19 +62,44 @@ export async function createTestDatabase(): Promise<TestDatabase> {
 }
 
 /**
- * Drops the test databases that were released (`drop`: no connections allowed), this run's and any an
- * earlier run left, eight at a time (the pool's connections): their checkpoints run together, and a
- * dropped database's pages are discarded, not written.
+ * Drops, at a run's end, the test databases that are done with (`doneWith`), eight at a time (the
+ * pool's connections: their checkpoints run together, and a dropped database's pages are discarded,
+ * not written).
  */
-export async function dropReleasedDatabases(adminUrl: string): Promise<void> {
+export async function dropRunDatabases(adminUrl: string, prefix: string): Promise<void> {
   const admin = new pg.Pool({ connectionString: adminUrl, max: 8 });
   try {
-    const { rows } = await admin.query<{ datname: string }>(
-      "SELECT datname FROM pg_database WHERE starts_with(datname, $1) AND NOT datallowconn",
+    const { rows } = await admin.query<TestDatabaseRow>(
+      "SELECT datname, datallowconn FROM pg_database WHERE starts_with(datname, $1)",
       [PREFIX],
     );
-    await Promise.all(rows.map((r) => admin.query(`DROP DATABASE IF EXISTS "${r.datname}" WITH (FORCE)`)));
+    const done = doneWith(rows, prefix);
+    await Promise.all(done.map((name) => admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)));
   } finally {
     await admin.end();
   }
+}
+
+/** A test database as `pg_database` lists it. */
+export interface TestDatabaseRow {
+  datname: string;
+  /** False once its file released it (`drop`). */
+  datallowconn: boolean;
+}
+
+/**
+ * The test databases a run that ends drops: every one of its own (`prefix`: its files have all
+ * ended, and a file whose process crashed never released its database), those any run released, and
+ * those of an earlier run on this machine whose process is gone (interrupted before its end).
+ */
+export function doneWith(rows: TestDatabaseRow[], prefix: string, hasEnded = ended): string[] {
+  const thisMachine = `${PREFIX}${HOST}_`;
+  return rows
+    .filter(({ datname, datallowconn }) => {
+      if (datname.startsWith(prefix) || !datallowconn) return true;
+      if (!datname.startsWith(thisMachine)) return false;
+      const pid = Number(datname.slice(thisMachine.length).split("_")[0]);
+      return Number.isSafeInteger(pid) && pid > 0 && hasEnded(pid);
+    })
+    .map((r) => r.datname);
 }

@@ -9,13 +9,15 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from "../../src/db/embed
 import { canConnect } from "../../src/db/reachable.ts";
 import { loadEnv } from "../../src/config.ts";
 import { createPostgresTransport } from "../../src/transport/postgres.ts";
-import { dropReleasedDatabases } from "./db.ts";
+import { dropRunDatabases, runDatabasePrefix } from "./db.ts";
 import { stopSharedServers } from "./local-server.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {
     adminDatabaseUrl: string;
     templateDatabase: string;
+    /** What this run's test databases' names begin with (`runDatabasePrefix`). */
+    testDatabasePrefix: string;
     /**
      * The run's own directory: where media-fixtures.ts keeps the clips it generates and
      * local-server.ts the records of the servers every file shares.
@@ -51,6 +53,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const { adminUrl, template, mediaFixturesDir, teardown } = await shared.ready;
   project.provide("adminDatabaseUrl", adminUrl);
   project.provide("templateDatabase", template);
+  project.provide("testDatabasePrefix", runDatabasePrefix());
   project.provide("mediaFixturesDir", mediaFixturesDir);
   return async () => {
     if (--shared.users === 0) await teardown();
@@ -121,7 +124,7 @@ async function prepareRun(): Promise<PreparedRun> {
     template,
     mediaFixturesDir,
     async teardown() {
-      await dropReleasedDatabases(adminUrl);
+      await dropRunDatabases(adminUrl, runDatabasePrefix());
       // The servers files shared (the Pub/Sub emulator, moto) before their records go.
       await stopSharedServers(mediaFixturesDir);
       await rm(mediaFixturesDir, { recursive: true, force: true });
