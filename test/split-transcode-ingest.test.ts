@@ -287,6 +287,31 @@ the media left`, async () => {
     }
   });
 
+  it("adds up the runs across API instances whose clocks are a minute apart: their figures' times are Postgres's", async () => {
+    const { videoId, jobId, queued } = await splitAndFirstChunk();
+    const middle = queued[0]!;
+    await dispatch(middle.id);
+    const otherPubSub = createVideoPubSub(undefined);
+    const events = otherPubSub.subscribe("videoEvents", videoId);
+    const instance = (skew: number) =>
+      createTestEventIngestor(db, { pubSub: otherPubSub, clock: () => Date.now() + skew });
+    try {
+      await send(jobId, progressAt(1 / 3, 60, 2, 1));
+      // A clock a minute ahead takes the first run's figures, just written, for a minute old.
+      await sendThrough(instance(60_000), middle.id, { type: "job.started" }, progressAt(0.5, 30, 1, 2));
+      expect(await figuresIn(events), "a minute ahead").toEqual(each({ fps: 90, speed: 3, etaSeconds: 3 }));
+      // The first run last reported 20 s ago: a clock a minute behind would still count its figures.
+      const first = await db.job.findUniqueOrThrow({ where: { id: jobId } });
+      const figures = first.encoderFigures as { at: number };
+      await db.job.update({ where: { id: jobId }, data: { encoderFigures: { ...figures, at: figures.at - 20_000 } } });
+      await sendThrough(instance(-60_000), middle.id, progressAt(0.5, 30, 1, 2));
+      // The middle chunk alone encodes: 2 s of the first run's, 2 s of its own and the last's 5 s at 1×.
+      expect(await figuresIn(events), "a minute behind").toEqual(each({ fps: 30, speed: 1, etaSeconds: 9 }));
+    } finally {
+      await events.return?.();
+    }
+  });
+
   /** A split transcode whose middle chunk runs (worker "w", attempt 1) and has reported half done at 30 fps. */
   async function middleChunkHalfDone() {
     const { videoId, jobId, queued } = await splitAndFirstChunk();

@@ -36,6 +36,11 @@ export interface IngestOptions {
     /** Whether the broadcast `e` ends was not recorded (its media then deleted): its video is DISCARDED. */
     discardsRecording(e: JobEvent, videoId: string): Promise<boolean>;
   };
+  /**
+   * This machine's clock, in ms since the epoch (`Date.now` by default). Times written for other
+   * API instances are in Postgres's clock (`createDbClock`); a test gives an instance a wrong one.
+   */
+  clock?: () => number;
   /** A run whose worker has not been heard of for this long is presumed dead. */
   stallSeconds: number;
   /**

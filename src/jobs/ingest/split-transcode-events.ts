@@ -1,5 +1,6 @@
 import { Readable } from "node:stream";
 import { z } from "zod";
+import { createDbClock } from "../../db/clock.ts";
 import { type EncoderFigures, variantSnapshot, videoSnapshot } from "../../events/video-events.ts";
 import type { Job, Variant } from "../../generated/prisma/client.ts";
 import { log } from "../../log.ts";
@@ -38,9 +39,9 @@ const MAX_REMEMBERED = 10_000;
 const FIGURES_FRESH_MS = 10_000;
 
 /**
- * A run's encoder figures as `Job.encoderFigures` holds them: `at` in ms since the epoch, `attempt`,
- * `workerId` and `runId` the run that sent them (a retried or taken-over run's figures are not its
- * new run's).
+ * A run's encoder figures as `Job.encoderFigures` holds them: `at` in ms since the epoch by Postgres's
+ * clock (every API instance compares it alike), `attempt`, `workerId` and `runId` the run that sent
+ * them (a retried or taken-over run's figures are not its new run's).
  */
 const RunFigures = z.object({
   fps: z.number().nullable(),
@@ -67,6 +68,8 @@ const PLAYLIST_TYPE = "application/vnd.apple.mpegurl";
  */
 export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunIngestor, transcode: TranscodeIngestor) {
   const { db, webhooks } = deps;
+  /** The time of the runs' figures: Postgres's, which every API instance reads alike. */
+  const figuresClock = createDbClock(db, deps.clock);
 
   /** Queues the chunks after the first, once per transcode (a later attempt that splits again finds them queued). */
   async function onSplit(e: EventOf<"job.split">, videoId: string): Promise<void> {
@@ -249,7 +252,7 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
    */
   const heard = new Map<string, number>();
   const published = new Map<string, number>();
-  /** The encoder figures each run of a split transcode last sent here, and when (`Date.now()`). */
+  /** The encoder figures each run of a split transcode last sent here, and when (`figuresClock`). */
   const figuresHeard = new Map<string, RunFigures>();
   /**
    * A run's key in `heard` and `figuresHeard`: its job's attempt, worker and delivery (`Job.workerId`
@@ -314,16 +317,17 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
       whole += share * progressOf(chunkJob);
     }
     whole += Math.max(0, 1 - chunksShare) * progressOf(parent);
+    const now = await figuresClock();
     const runFigures: RunFigures = {
       fps: e.fps,
       speed: e.speed,
-      at: Date.now(),
+      at: now,
       attempt: e.attempt,
       workerId: e.workerId,
       runId: e.runId ?? "",
     };
     remember(figuresHeard, ownKey, runFigures);
-    const figures = splitFigures(videoId, [parent, ...chunkJobs], duration * (1 - whole));
+    const figures = splitFigures(videoId, [parent, ...chunkJobs], duration * (1 - whole), now);
     const ownAudio = new Map((job.id === parentId ? e.variants : []).map((v) => [v.name, v.progress] as const));
 
     const writeNow = deps.progressWrites.due(e.jobId);
@@ -365,8 +369,7 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
    * (every PROGRESS_WRITE_INTERVAL_MS, by whichever API instance took its event), and only those of the
    * job's current run (its attempt, and the worker and delivery that hold it).
    */
-  function splitFigures(videoId: string, runs: Job[], remainingSeconds: number): EncoderFigures {
-    const now = Date.now();
+  function splitFigures(videoId: string, runs: Job[], remainingSeconds: number, now: number): EncoderFigures {
     let fps: number | null = null;
     let speed: number | null = null;
     for (const run of runs) {
