@@ -101,13 +101,17 @@ export const JobRef = builder.prismaObject("Job", {
     maxAttempts: t.exposeInt("maxAttempts"),
     progress: t.exposeFloat("progress", {
       description:
-        "How far the job's run is, 0..1, in the media it encodes. A run of a split transcode (a chunk, or its first run) that is retried or taken over by another worker starts again at 0: it encodes its whole part again.",
+        "How far the job's run is, 0..1, in the media it encodes. A run of a split transcode (a chunk, or its first run) that is retried or taken over by another delivery (to another worker or the same one) starts again at 0: it encodes its whole part again.",
     }),
     rungs: t.exposeStringList("rungs", {
       description: "The rungs the job encodes (retryVariant); empty: the whole ladder.",
     }),
     error: t.exposeString("error", { nullable: true }),
-    workerId: t.exposeString("workerId", { nullable: true }),
+    workerId: t.exposeString("workerId", {
+      nullable: true,
+      description:
+        "The worker whose run holds the job's current attempt (a duplicate delivery stopped at its start never does); null while it is queued.",
+    }),
     parent: t.relation("parent", {
       nullable: true,
       description: "The job this one works for: a render's transcode, or the split transcode a chunk is part of.",
