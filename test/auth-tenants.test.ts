@@ -192,6 +192,10 @@ describe("authentication, scopes and tenants through the public API", () => {
 
     it("queries: video, videos and the job behind it", async () => {
       expect((await t.gql(VIDEO, { id: videoA.id }, asB())).data.video).toBeNull();
+      const JOB = `query($id: ID!) { job(id: $id) { id kind } }`;
+      expect((await t.gql(JOB, { id: videoA.jobId })).data.job).toEqual({ id: videoA.jobId, kind: "TRANSCODE" });
+      expect((await t.gql(JOB, { id: videoA.jobId }, asB())).data.job).toBeNull();
+      expect((await t.gql(JOB, { id: "not-a-job" })).data.job).toBeNull();
       expect((await t.gql(VIDEO, { id: waitingA.id }, asB())).data.video).toBeNull();
       const mine = (await t.gql(CREATE_UPLOAD, { title: "b's own" }, asB())).data.createUpload.video.id;
       const listed = (await t.gql(VIDEOS, {}, asB())).data.videos.edges.map((e: any) => e.node.id);

@@ -477,22 +477,60 @@ describe("the console's library and its pages at a phone's width, in Chromium", 
     await summary.getByText(/failed/).waitFor({ timeout: 10_000 });
   });
 
-  it("lists a split transcode's chunk jobs with the part of the source each encodes", async () => {
+  it(`lists a split transcode's chunk jobs under it, in source order with the part each encodes and how many \
+are done; they leave the video's other jobs on the page`, async () => {
     const db = t.app.services.db;
     const { id } = await createUpload(t, "split in chunks");
+    // The video's oldest job, then its transcode, split in 25: 24 chunk jobs after it, queued last to first.
+    const older = await db.job.create({ data: { videoId: id, kind: "STATIC_RENDITIONS", status: "SUCCEEDED" } });
     const parent = await db.job.create({ data: { videoId: id, kind: "TRANSCODE", status: "SUCCEEDED" } });
     const rung = { name: "360p", kind: "VIDEO", width: 640, height: 360, bandwidth: 1, codecs: "avc1.64001e" };
-    const chunk = { index: 1, fromSegment: 2, toSegment: 17, fromSeconds: 5, toSeconds: 65 };
-    await db.job.create({
-      data: {
-        videoId: id,
-        kind: "TRANSCODE_CHUNK",
-        parentId: parent.id,
-        status: "RUNNING",
-        input: { chunk, ladder: [rung] },
-      },
-    });
+    for (let index = 24; index >= 1; index--) {
+      const chunk = { index, fromSegment: index * 15 - 13, toSegment: index * 15 + 2, fromSeconds: index * 60 - 55 };
+      await db.job.create({
+        data: {
+          videoId: id,
+          kind: "TRANSCODE_CHUNK",
+          parentId: parent.id,
+          status: index <= 2 ? "SUCCEEDED" : index === 3 ? "RUNNING" : "QUEUED",
+          // As if handed to the transport already: this app's dispatcher leaves them be.
+          dispatchedAt: new Date(),
+          input: { chunk: { ...chunk, toSeconds: chunk.fromSeconds + 60 }, ladder: [rung] },
+        },
+      });
+    }
+    // The API: every job by default (the newest 20: chunks only), or the chunks under their transcode.
+    const query = `query($id: ID!) { video(id: $id) {
+      all: jobs(first: 20) { edges { node { kind } } }
+      top: jobs(first: 20, chunks: false) { edges { node { id kind chunks { chunk { index } } } } } } }`;
+    const { data } = await t.gql(query, { id });
+    expect(new Set(data.video.all.edges.map((e: { node: { kind: string } }) => e.node.kind))).toEqual(
+      new Set(["TRANSCODE_CHUNK"]),
+    );
+    const top = data.video.top.edges.map((e: { node: object }) => e.node);
+    expect(top.map((j: { id: string }) => j.id)).toEqual([parent.id, older.id]);
+    expect(top[0].chunks.map((c: { chunk: { index: number } }) => c.chunk.index)).toEqual(
+      Array.from({ length: 24 }, (_, i) => i + 1),
+    );
+    expect(top[1].chunks).toEqual([]);
+
     await page.goto(`${t.url}/videos/${id}`);
-    await page.locator("details.job summary").getByText("transcode_chunk 1 (0:05–1:05)").waitFor();
+    const topLevel = page.locator(".operators > details.job > summary");
+    await topLevel.first().waitFor();
+    expect((await topLevel.allInnerTexts()).map((text) => text.split(" ")[0])).toEqual([
+      "transcode",
+      "static_renditions",
+    ]);
+    await topLevel.first().click();
+    const chunks = page.getByRole("region", { name: "Chunks" });
+    await chunks.getByRole("heading", { name: "Chunks · 3 of 25 done (the first is this job's own run)" }).waitFor();
+    const summaries = await chunks.locator("details.job > summary").allInnerTexts();
+    expect(summaries).toHaveLength(24);
+    expect(summaries.slice(0, 3)).toEqual([
+      expect.stringMatching(/^transcode_chunk 1 \(0:05–1:05\) · succeeded/i),
+      expect.stringMatching(/^transcode_chunk 2 \(1:05–2:05\) · succeeded/i),
+      expect.stringMatching(/^transcode_chunk 3 \(2:05–3:05\) · running/i),
+    ]);
+    expect(summaries.at(-1)).toMatch(/^transcode_chunk 24 \(23:05–24:05\) · queued/i);
   });
 });

@@ -102,18 +102,29 @@ export const VideoCostQuery = graphql(`
     video(id: $id) {
       id
       cost { jobCount estimatedUsd actualUsd cpuSeconds wallSeconds }
-      jobs(first: 20) {
-        edges { node { id cost { estimatedUsd estimateBasis actualUsd cpuSeconds wallSeconds } } }
+      jobs(first: 20, chunks: false) {
+        edges {
+          node {
+            id cost { estimatedUsd estimateBasis actualUsd cpuSeconds wallSeconds }
+            chunks { id cost { estimatedUsd estimateBasis actualUsd cpuSeconds wallSeconds } }
+          }
+        }
       }
     }
   }
 `);
 
+/**
+ * The video's jobs, without a split transcode's chunk jobs: `ChunkJobsQuery` reads those under their
+ * transcode (a long video's chunks would fill the page, and one query for both costs more than the
+ * API's limit).
+ */
 export const VideoJobsQuery = graphql(`
   query VideoJobs($id: ID!) {
     video(id: $id) {
       id
-      jobs(first: 20) {
+      transcodeChunks { total done }
+      jobs(first: 20, chunks: false) {
         edges {
           node {
             id kind status attempt maxAttempts progress error rungs dispatchedTo createdAt finishedAt
@@ -121,6 +132,20 @@ export const VideoJobsQuery = graphql(`
             runs { id attempt status workerId startedAt finishedAt command stderrTail exitCode error }
           }
         }
+      }
+    }
+  }
+`);
+
+/** A split transcode's chunk jobs, in source order. */
+export const ChunkJobsQuery = graphql(`
+  query ChunkJobs($id: ID!) {
+    job(id: $id) {
+      id
+      chunks {
+        id kind status attempt maxAttempts progress error rungs dispatchedTo createdAt finishedAt
+        chunk { index fromSeconds toSeconds }
+        runs { id attempt status workerId startedAt finishedAt command stderrTail exitCode error }
       }
     }
   }

@@ -122,6 +122,18 @@ export const JobRef = builder.prismaObject("Job", {
       description: "Which part of the source a TRANSCODE_CHUNK job encodes; null for other kinds.",
       resolve: (job) => (job.kind === "TRANSCODE_CHUNK" ? parseJobInput("TRANSCODE_CHUNK", job.input).chunk : null),
     }),
+    chunks: t.prismaField({
+      type: ["Job"],
+      description:
+        "A split transcode's chunk jobs (TRANSCODE_CHUNK: every chunk after the first, which the transcode's own run " +
+        "encodes), in source order; empty for every other job and for a transcode that is one run.",
+      resolve: async (query, job, _args, ctx) => {
+        if (job.kind !== "TRANSCODE") return [];
+        const chunks = await ctx.db.job.findMany({ ...query, where: { parentId: job.id, kind: "TRANSCODE_CHUNK" } });
+        const index = (chunk: Job) => parseJobInput("TRANSCODE_CHUNK", chunk.input).chunk.index;
+        return chunks.sort((a, b) => index(a) - index(b));
+      },
+    }),
     runs: t.relation("runs", {
       description: "Every worker run of every attempt, oldest first; for operators (scope jobs:admin).",
       authScopes: { scope: "jobs:admin" },
@@ -136,6 +148,22 @@ export const JobRef = builder.prismaObject("Job", {
 const CancelJobSuccess = builder.objectRef<{ job: Job }>("CancelJobSuccess").implement({
   fields: (t) => ({ job: t.field({ type: JobRef, resolve: (r) => r.job }) }),
 });
+
+builder.queryFields((t) => ({
+  job: t.prismaField({
+    type: "Job",
+    nullable: true,
+    description:
+      "A job of one of the caller's tenant's videos (its id from `Video.jobs`); null for any other id. A split " +
+      "transcode's chunk jobs are its `chunks`.",
+    authScopes: { scope: "videos:read" },
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (query, _root, { id }, ctx) =>
+      isUuid(String(id))
+        ? ctx.db.job.findFirst({ ...query, where: { id: String(id), video: { tenantId: tenantOf(ctx) } } })
+        : null,
+  }),
+}));
 
 builder.mutationFields((t) => ({
   cancelJob: t.field({

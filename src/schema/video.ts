@@ -92,9 +92,22 @@ export const VideoRef = builder.prismaObject("Video", {
     }),
     jobs: t.relatedConnection("jobs", {
       cursor: "id",
+      description: "The video's jobs, newest first.",
+      args: {
+        chunks: t.arg.boolean({
+          defaultValue: true,
+          description:
+            "False leaves out a split transcode's chunk jobs, which their transcode lists (`Job.chunks`): a long " +
+            "video's chunks would fill the page.",
+        }),
+      },
       query: (args) => {
-        refuseMalformedIdCursors(args);
-        return { orderBy: { createdAt: "desc" } };
+        // The connection's own arguments come with this field's, though its type names only the latter.
+        refuseMalformedIdCursors(args as typeof args & Parameters<typeof refuseMalformedIdCursors>[0]);
+        return {
+          ...(args.chunks === false ? { where: { kind: { not: "TRANSCODE_CHUNK" as const } } } : {}),
+          orderBy: { createdAt: "desc" },
+        };
       },
     }),
     createdAt: t.expose("createdAt", { type: "DateTime" }),
