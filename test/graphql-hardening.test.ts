@@ -63,6 +63,26 @@ describe("GraphQL hardening", () => {
     );
   });
 
+  it("charges a query that shares fields through fragments about as the same query written inline", async () => {
+    const fields =
+      "id title status duration width height fps variants { name status progress codecs } " +
+      "jobs(first: 3) { edges { node { id kind status progress } } }";
+    const found = async (query: string) => {
+      const message = (await t.gql(query)).errors?.[0]?.message ?? "";
+      return Number(/^Query Cost limit of 150 exceeded, found ([\d.]+)\.$/.exec(message)?.[1]);
+    };
+    const inline = await found(`{ videos { edges { node { ${fields} } } } }`);
+    const named = await found(`{ videos { edges { node { ...F } } } } fragment F on Video { ${fields} }`);
+    const typed = await found(`{ videos { edges { node { ... on Video { ${fields} } } } } }`);
+    expect(inline).toBeGreaterThan(150);
+    // Only the spread itself is charged beyond the fields (GraphQL Armor's flattenFragments): a
+    // fragment used to add a level of depth to everything in it, 2.25× here for a named one.
+    expect(named).toBeGreaterThan(inline);
+    expect(named).toBeLessThan(inline * 1.05);
+    expect(typed).toBeGreaterThan(inline);
+    expect(typed).toBeLessThan(inline * 1.05);
+  });
+
   it("introspection is off when GRAPHQL_INTROSPECTION=false, and errors suggest no field names", async () => {
     const res = await t.gql(`{ __schema { types { name } } }`);
     expect(res.errors![0]!.message).toMatch(/introspection/i);

@@ -111,7 +111,9 @@ const asLimitError = {
 export function graphqlSecurityPlugins(env: Env, limiter: () => RateLimiterPostgres | null): Plugin<Context>[] {
   const armor = EnvelopArmorPlugin({
     maxDepth: { n: env.GRAPHQL_MAX_DEPTH, flattenFragments: true, ...asLimitError },
-    costLimit: { maxCost: env.GRAPHQL_MAX_COST, ...asLimitError },
+    // A fragment costs what its fields would cost written in place: clients that share fields
+    // through fragments (Relay, Apollo, the console) are charged as for the same query inline.
+    costLimit: { maxCost: env.GRAPHQL_MAX_COST, flattenFragments: true, ...asLimitError },
     maxAliases: { n: env.GRAPHQL_MAX_ALIASES, ...asLimitError },
     maxTokens: { n: env.GRAPHQL_MAX_TOKENS, ...asLimitError },
     maxDirectives: { n: 20, ...asLimitError },
