@@ -114,42 +114,42 @@ export const VideoCostQuery = graphql(`
   }
 `);
 
+/** What the video page shows of a job: a transcode's and each of its chunks' alike. */
+const JobFields = graphql(`
+  fragment JobFields on Job {
+    id kind status attempt maxAttempts progress error rungs dispatchedTo createdAt finishedAt
+    chunk { index fromSeconds toSeconds }
+    runs { id attempt status workerId startedAt finishedAt command stderrTail exitCode error }
+  }
+`);
+
 /**
  * The video's jobs, without a split transcode's chunk jobs: `ChunkJobsQuery` reads those under their
  * transcode (a long video's chunks would fill the page, and one query for both costs more than the
  * API's limit).
  */
-export const VideoJobsQuery = graphql(`
+export const VideoJobsQuery = graphql(
+  `
   query VideoJobs($id: ID!) {
     video(id: $id) {
       id
       transcodeChunks { total done }
-      jobs(first: 20, chunks: false) {
-        edges {
-          node {
-            id kind status attempt maxAttempts progress error rungs dispatchedTo createdAt finishedAt
-            chunk { index fromSeconds toSeconds }
-            runs { id attempt status workerId startedAt finishedAt command stderrTail exitCode error }
-          }
-        }
-      }
+      jobs(first: 20, chunks: false) { edges { node { ...JobFields } } }
     }
   }
-`);
+`,
+  [JobFields],
+);
 
 /** A split transcode's chunk jobs, in source order. */
-export const ChunkJobsQuery = graphql(`
+export const ChunkJobsQuery = graphql(
+  `
   query ChunkJobs($id: ID!) {
-    job(id: $id) {
-      id
-      chunks {
-        id kind status attempt maxAttempts progress error rungs dispatchedTo createdAt finishedAt
-        chunk { index fromSeconds toSeconds }
-        runs { id attempt status workerId startedAt finishedAt command stderrTail exitCode error }
-      }
-    }
+    job(id: $id) { id chunks { ...JobFields } }
   }
-`);
+`,
+  [JobFields],
+);
 
 export const VideoEventsSubscription = graphql(
   `
