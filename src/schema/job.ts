@@ -122,18 +122,6 @@ export const JobRef = builder.prismaObject("Job", {
       description: "Which part of the source a TRANSCODE_CHUNK job encodes; null for other kinds.",
       resolve: (job) => (job.kind === "TRANSCODE_CHUNK" ? parseJobInput("TRANSCODE_CHUNK", job.input).chunk : null),
     }),
-    chunks: t.prismaField({
-      type: ["Job"],
-      description:
-        "A split transcode's chunk jobs (TRANSCODE_CHUNK: every chunk after the first, which the transcode's own run " +
-        "encodes), in source order; empty for every other job and for a transcode that is one run.",
-      resolve: async (query, job, _args, ctx) => {
-        if (job.kind !== "TRANSCODE") return [];
-        const chunks = await ctx.db.job.findMany({ ...query, where: { parentId: job.id, kind: "TRANSCODE_CHUNK" } });
-        const index = (chunk: Job) => parseJobInput("TRANSCODE_CHUNK", chunk.input).chunk.index;
-        return chunks.sort((a, b) => index(a) - index(b));
-      },
-    }),
     runs: t.relation("runs", {
       description: "Every worker run of every attempt, oldest first; for operators (scope jobs:admin).",
       authScopes: { scope: "jobs:admin" },

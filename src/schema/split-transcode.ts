@@ -1,4 +1,6 @@
 import { builder } from "../builder.ts";
+import type { Job } from "../generated/prisma/client.ts";
+import { parseJobInput } from "../jobs/create-job.ts";
 
 const TranscodeChunksRef = builder.objectRef<{ total: number; done: number }>("TranscodeChunks").implement({
   description:
@@ -29,6 +31,21 @@ builder.prismaObjectFields("Video", (t) => ({
       const first = video.jobs.find((j) => j.kind === "TRANSCODE");
       const done = chunks.filter((j) => j.status === "SUCCEEDED").length + (first?.status === "SUCCEEDED" ? 1 : 0);
       return { total: chunks.length + 1, done };
+    },
+  }),
+}));
+
+builder.prismaObjectFields("Job", (t) => ({
+  chunks: t.prismaField({
+    type: ["Job"],
+    description:
+      "A split transcode's chunk jobs (TRANSCODE_CHUNK: every chunk after the first, which the transcode's own run " +
+      "encodes), in source order; empty for every other job and for a transcode that is one run.",
+    resolve: async (query, job, _args, ctx) => {
+      if (job.kind !== "TRANSCODE") return [];
+      const chunks = await ctx.db.job.findMany({ ...query, where: { parentId: job.id, kind: "TRANSCODE_CHUNK" } });
+      const index = (chunk: Job) => parseJobInput("TRANSCODE_CHUNK", chunk.input).chunk.index;
+      return chunks.sort((a, b) => index(a) - index(b));
     },
   }),
 }));
