@@ -409,6 +409,53 @@ describe("the API's features on the console's pages: the video page, creation op
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
   });
 
+  it("a SIGNED video's player opens a new session when its session ends while it plays, and plays on", async () => {
+    const id = await publishReadyVideo(t, "a session that ends");
+    await t.app.services.db.video.update({ where: { id }, data: { playbackPolicy: "SIGNED" } });
+    const master =
+      '#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=300000,RESOLUTION=320x180,CODECS="avc1.64000d"\n180p/index.m3u8\n';
+    await t.app.services.storage.write(`videos/${id}/hls/master.m3u8`, Readable.from([Buffer.from(master)]), {
+      limit: master.length,
+      contentType: "application/vnd.apple.mpegurl",
+    });
+    // The API refuses a session's requests once it has ended (PLAYBACK_SESSION_SECONDS, a minute at
+    // least): here the first session ends a second in, after its first segment. (A session's token
+    // is named by when it ends, to the second: one opened later is another.)
+    const masters: string[] = [];
+    let firstSession: string | null = null;
+    const route = `**/media/videos/${id}/**`;
+    await page.route(route, async (request) => {
+      const url = new URL(request.request().url());
+      const token = url.searchParams.get("token") ?? "";
+      if (url.pathname.endsWith("/master.m3u8")) masters.push(token);
+      if (url.pathname.endsWith(".ts")) {
+        firstSession ??= token;
+        if (token === firstSession && !url.pathname.endsWith("/seg-0.ts")) {
+          await new Promise((resolve) => setTimeout(resolve, 1100));
+          return request.fulfill({ status: 403, contentType: "text/plain", body: "playback session ended" });
+        }
+      }
+      return request.continue();
+    });
+    try {
+      await page.goto(`${t.url}/videos/${id}`);
+      // A new session: the master again, with a fresh opening token from the API.
+      await expect.poll(() => masters.length, { timeout: 20_000 }).toBe(2);
+      expect(masters[1]).not.toBe(masters[0]);
+      const video = page.locator("video");
+      await video.evaluate((v: HTMLVideoElement) => {
+        v.muted = true;
+        return v.play();
+      });
+      await expect
+        .poll(() => video.evaluate((v: HTMLVideoElement) => v.currentTime), { timeout: 20_000 })
+        .toBeGreaterThan(3);
+      expect(await page.getByText(/cannot be played|session ended/).count()).toBe(0);
+    } finally {
+      await page.unroute(route);
+    }
+  });
+
   it("shows a thumbnail and an animated preview and their URLs, at the player's time; the API's refusals", async () => {
     const id = await publishReadyVideo(t, "images");
     await page.goto(`${t.url}/videos/${id}`);

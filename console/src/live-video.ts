@@ -1,10 +1,14 @@
 import { useEffect, useState } from "preact/hooks";
 import { type ResultOf, request, subscribe } from "./graphql.ts";
 import type { VideoFields } from "./operations.ts";
-import { VideoEventsSubscription, VideoQueuePositionQuery } from "./operations.ts";
+import { VideoEventsSubscription, VideoPlaybackUrlQuery, VideoQueuePositionQuery } from "./operations.ts";
 import type { QueuePosition } from "./queue.tsx";
 
 export type Video = ResultOf<typeof VideoFields>;
+
+/** A fresh URL to play the video from: a SIGNED video's player asks for one when its session ends. */
+export const freshPlaybackUrl = (videoId: string): Promise<string | null> =>
+  request(VideoPlaybackUrlQuery, { id: videoId }).then((data) => data.video?.playbackUrl ?? null);
 
 /** fps, speed and ETA of a variant from its latest progress event. */
 interface VariantRate {

@@ -141,6 +141,13 @@ export const VideoJobsQuery = graphql(
   [JobFields],
 );
 
+/** A fresh `playbackUrl` (a SIGNED video's carries a new opening token), for a player whose session ended. */
+export const VideoPlaybackUrlQuery = graphql(`
+  query VideoPlaybackUrl($id: ID!) {
+    video(id: $id) { id playbackUrl }
+  }
+`);
+
 /** A split transcode's chunk jobs, in source order. */
 export const ChunkJobsQuery = graphql(
   `

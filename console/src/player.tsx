@@ -46,6 +46,14 @@ export interface PlayerProps {
   element?: { current: HTMLVideoElement | null };
   /** The video's storyboard: a scrub bar under the picture shows its tiles. */
   storyboard?: StoryboardProps | null;
+  /**
+   * Asks the page for a fresh `src` when the server refuses the playback session (401 or 403) after
+   * `src` had played: a SIGNED video's session ends (PLAYBACK_SESSION_SECONDS) while a viewer still
+   * watches, a long broadcast above all. Playback goes on from where it was with the URL it returns
+   * (in place of `src` until `src` changes); a URL refused before it played is an error, as without
+   * this.
+   */
+  renewSource?: () => Promise<string | null>;
 }
 
 /** hls.js with a quality menu (automatic switching by default), or the browser's own HLS (Safari). */
@@ -57,7 +65,10 @@ export function Player(props: PlayerProps) {
   const choiceRef = useRef(-1);
   const [playing, setPlaying] = useState<number | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const source = choice === AUDIO_ONLY && props.audioPlaylist ? props.audioPlaylist : props.src;
+  // The master's URL with a session the page renewed, while `src` is the one it was renewed for.
+  const [renewed, setRenewed] = useState<{ from: string; url: string } | null>(null);
+  const master = renewed?.from === props.src ? renewed.url : props.src;
+  const source = choice === AUDIO_ONLY && props.audioPlaylist ? props.audioPlaylist : master;
 
   useEffect(() => {
     const element = props.element;
@@ -85,19 +96,41 @@ export function Player(props: PlayerProps) {
         return;
       }
       const at = video.currentTime;
+      // A source loaded again (a renewed URL, audio only and back) goes on playing if it was.
+      const wasPlaying = at > 0 && !video.paused;
+      let played = false;
       hls = new Hls({ ...HLS_CONFIG, startPosition: at > 0 ? -1 : (props.startTime ?? -1) });
       const player = hls;
       hlsRef.current = player;
       player.on(Hls.Events.MANIFEST_PARSED, (_event, data) => {
-        setLevels(source === props.src ? data.levels : []);
+        setLevels(source === master ? data.levels : []);
         if (choiceRef.current >= 0) player.currentLevel = choiceRef.current;
         if (at > 0) video.currentTime = at;
+        if (wasPlaying) video.play().catch(() => {});
+      });
+      player.on(Hls.Events.FRAG_BUFFERED, () => {
+        played = true;
       });
       player.on(Hls.Events.LEVEL_SWITCHED, (_event, data) => setPlaying(data.level));
+      let renewing = false;
       player.on(Hls.Events.ERROR, (_event, data: ErrorData) => {
-        if (!data.fatal) return;
         const status = data.response?.code;
-        if (status === 401 || status === 403) setError("This video cannot be played without a valid playback token.");
+        const refusedSession = status === 401 || status === 403;
+        if (refusedSession && played && props.renewSource) {
+          // The session ended while playing (hls.js would retry the refused requests for half a
+          // minute first): a fresh URL from the page, loaded where playback was.
+          if (renewing) return;
+          renewing = true;
+          const refused = "This video's playback session ended, and a new one could not be opened.";
+          const from = props.src;
+          props.renewSource().then(
+            (url) => (url ? setRenewed({ from, url }) : setError(refused)),
+            () => setError(refused),
+          );
+          return;
+        }
+        if (!data.fatal) return;
+        if (refusedSession) setError("This video cannot be played without a valid playback token.");
         else if (status === 404) setError("This video is not available (not public, not playable yet, or deleted).");
         else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) player.recoverMediaError();
         else setError(`Playback failed: ${data.details}`);

@@ -8,6 +8,7 @@ import {
   RotateLiveStreamKeyMutation,
   SetLiveStreamEnabledMutation,
 } from "../operations.ts";
+import { freshPlaybackUrl } from "../live-video.ts";
 import { Player } from "../player.tsx";
 import { Link, useTitle } from "../router.tsx";
 
@@ -201,6 +202,7 @@ function LiveStreamCard(props: {
           title={`${stream.title}, live`}
           autoplay
           muted
+          renewSource={() => freshPlaybackUrl(video.id)}
         />
       )}
       {video?.status === "DISCARDED" && !onAir && (

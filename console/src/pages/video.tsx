@@ -4,7 +4,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { formatBytes } from "../upload.ts";
 import { formatDate, formatDuration, formatPercent, isFinished, statusLabel } from "../format.ts";
 import { ApiError, type ResultOf, request, runAndReload, useLatestReload } from "../graphql.ts";
-import { type LiveVideo, useLiveVideo, type Video } from "../live-video.ts";
+import { freshPlaybackUrl, type LiveVideo, useLiveVideo, type Video } from "../live-video.ts";
 import {
   AddCaptionMutation,
   CancelJobMutation,
@@ -171,7 +171,14 @@ export function LiveSummary({ videoId }: { videoId: string }) {
   return (
     <>
       <Progress live={live} summary />
-      {video?.playable && playback && <Player src={playback} poster={video.posterUrl} title={video.title} />}
+      {video?.playable && playback && (
+        <Player
+          src={playback}
+          poster={video.posterUrl}
+          title={video.title}
+          renewSource={() => freshPlaybackUrl(videoId)}
+        />
+      )}
     </>
   );
 }
@@ -284,6 +291,7 @@ export function VideoPage({ videoId }: { videoId: string }) {
           title={video.title}
           element={playerElement}
           storyboard={storyboard}
+          renewSource={() => freshPlaybackUrl(videoId)}
         />
       ) : (
         video.posterUrl && <img class="poster" src={video.posterUrl} alt="" />
