@@ -123,8 +123,9 @@ export function Player(props: PlayerProps) {
           renewing = true;
           const refused = "This video's playback session ended, and a new one could not be opened.";
           const from = props.src;
+          // The same URL again would be refused again: it opens no new session.
           props.renewSource().then(
-            (url) => (url ? setRenewed({ from, url }) : setError(refused)),
+            (url) => (url && url !== source ? setRenewed({ from, url }) : setError(refused)),
             () => setError(refused),
           );
           return;
