@@ -647,7 +647,7 @@ describe("live streams over RTMP", () => {
     await expectViewerEgress(stream.id, ended.activeVideo.id);
   });
 
-  it("the console's Live page: create a stream, paste its key into a publisher, watch it live with its state, then its recording", async () => {
+  it("the console's Live page: create a SIGNED stream, paste its key into a publisher, watch it live with its state, then its recording", async () => {
     const page = await browser.newPage();
     try {
       await page.goto(`${t.url}/live`);
@@ -655,7 +655,14 @@ describe("live streams over RTMP", () => {
       await page.getByRole("button", { name: "Sign in" }).click();
       await page.getByLabel("Title").fill("Console show");
       await page.getByLabel("Latency").selectOption("LOW");
+      await page.getByLabel("Playback").selectOption("SIGNED");
       await page.getByRole("button", { name: "Create live stream" }).click();
+      // The masters the page's player asks for: a SIGNED stream's events carry a fresh token about
+      // once a second, and the player keeps the URL it started with.
+      const masters: string[] = [];
+      page.on("request", (request) => {
+        if (new URL(request.url()).pathname.endsWith("/master.m3u8")) masters.push(request.url());
+      });
       const settings = page.getByRole("region", { name: "Stream key and OBS settings" });
       await settings.waitFor();
       const codes = await settings.locator("code").allTextContents();
@@ -681,6 +688,8 @@ describe("live streams over RTMP", () => {
           timeout: 20_000,
         },
       );
+      expect(masters).toHaveLength(1);
+      expect(masters[0]).toMatch(/[?&]token=o\./);
       expect(await publisher.stop()).toBeGreaterThan(1);
       expect(await publisher.exited).toBe(0);
       // After the reconnect grace and the encode's end.

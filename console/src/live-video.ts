@@ -1,4 +1,4 @@
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { type ResultOf, request, subscribe } from "./graphql.ts";
 import type { VideoFields } from "./operations.ts";
 import { VideoEventsSubscription, VideoPlaybackUrlQuery, VideoQueuePositionQuery } from "./operations.ts";
@@ -9,6 +9,19 @@ export type Video = ResultOf<typeof VideoFields>;
 /** A fresh URL to play the video from: a SIGNED video's player asks for one when its session ends. */
 export const freshPlaybackUrl = (videoId: string): Promise<string | null> =>
   request(VideoPlaybackUrlQuery, { id: videoId }).then((data) => data.video?.playbackUrl ?? null);
+
+/**
+ * The URL a player of the video plays from: a SIGNED video's events (and a live stream's, about once
+ * a second) each carry a fresh token, and a new URL would load the player again; it keeps the one it
+ * started with while the video is the same (a session that ends is renewed by the player itself).
+ */
+export function usePlaybackUrl(video: { playbackUrl?: string | null } | null | undefined): string | null {
+  const playback = useRef<string | null>(null);
+  if (video?.playbackUrl && playback.current?.split("?")[0] !== video.playbackUrl.split("?")[0]) {
+    playback.current = video.playbackUrl;
+  }
+  return playback.current;
+}
 
 /** fps, speed and ETA of a variant from its latest progress event. */
 interface VariantRate {

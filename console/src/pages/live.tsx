@@ -8,7 +8,7 @@ import {
   RotateLiveStreamKeyMutation,
   SetLiveStreamEnabledMutation,
 } from "../operations.ts";
-import { freshPlaybackUrl } from "../live-video.ts";
+import { freshPlaybackUrl, usePlaybackUrl } from "../live-video.ts";
 import { Player } from "../player.tsx";
 import { Link, useTitle } from "../router.tsx";
 
@@ -160,6 +160,7 @@ function LiveStreamCard(props: {
     [props.initial.id],
   );
   const video = stream.activeVideo;
+  const playback = usePlaybackUrl(video);
   const onAir = stream.status === "CONNECTED" || stream.status === "LIVE";
   return (
     <article class="card" aria-label={`Live stream ${stream.title}`}>
@@ -194,10 +195,10 @@ function LiveStreamCard(props: {
             .join(" · ")}
         </p>
       )}
-      {stream.status === "LIVE" && video?.playbackUrl && (
+      {stream.status === "LIVE" && video && playback && (
         <Player
           key={video.id}
-          src={video.playbackUrl}
+          src={playback}
           poster={video.posterUrl}
           title={`${stream.title}, live`}
           autoplay

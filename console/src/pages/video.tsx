@@ -4,7 +4,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { formatBytes } from "../upload.ts";
 import { formatDate, formatDuration, formatPercent, isFinished, statusLabel } from "../format.ts";
 import { ApiError, type ResultOf, request, runAndReload, useLatestReload } from "../graphql.ts";
-import { freshPlaybackUrl, type LiveVideo, useLiveVideo, type Video } from "../live-video.ts";
+import { freshPlaybackUrl, type LiveVideo, useLiveVideo, usePlaybackUrl, type Video } from "../live-video.ts";
 import {
   AddCaptionMutation,
   CancelJobMutation,
@@ -181,15 +181,6 @@ export function LiveSummary({ videoId }: { videoId: string }) {
       )}
     </>
   );
-}
-
-/** A SIGNED video's events each carry a fresh token: a player keeps the URL it started with. */
-function usePlaybackUrl(video: Video | null | undefined): string | null {
-  const playback = useRef<string | null>(null);
-  if (video?.playbackUrl && playback.current?.split("?")[0] !== video.playbackUrl.split("?")[0]) {
-    playback.current = video.playbackUrl;
-  }
-  return playback.current;
 }
 
 /**
