@@ -398,13 +398,18 @@ the media left`, async () => {
     }
   });
 
+  /** The job's runs were last heard of a minute ago, past the 30 s stall: a new delivery takes it over. */
+  const silenceRuns = async (jobId: string) => {
+    const silent = new Date(Date.now() - 60_000);
+    await db.jobRun.updateMany({ where: { jobId }, data: { startedAt: silent, heartbeatAt: silent } });
+  };
+
   it("counts a chunk taken over within its attempt from its new run only: it encodes its range again", async () => {
     const { jobId, middle, events } = await middleChunkHalfDone();
     try {
-      // Its worker goes silent (its last heartbeat a minute ago, past the 30 s stall) and the
-      // transport delivers the chunk to another worker: the same attempt, a new run.
-      const silent = new Date(Date.now() - 60_000);
-      await db.jobRun.updateMany({ where: { jobId: middle.id }, data: { startedAt: silent, heartbeatAt: silent } });
+      // Its worker goes silent and the transport delivers the chunk to another worker: the same
+      // attempt, a new run.
+      await silenceRuns(middle.id);
       await sendRun(ingestor, middle.id, { workerId: "w2" }, { type: "job.started" });
       expect(await db.jobRun.findFirstOrThrow({ where: { jobId: middle.id, workerId: "w" } })).toMatchObject({
         status: "ABANDONED",
@@ -421,8 +426,7 @@ the media left`, async () => {
     try {
       // Its run stops reporting and the transport delivers the chunk again, to the same worker: the
       // same attempt and worker, a new run id.
-      const silent = new Date(Date.now() - 60_000);
-      await db.jobRun.updateMany({ where: { jobId: middle.id }, data: { startedAt: silent, heartbeatAt: silent } });
+      await silenceRuns(middle.id);
       const runId = randomUUID();
       await sendRun(ingestor, middle.id, { runId }, { type: "job.started" });
       expect(await db.job.findUniqueOrThrow({ where: { id: middle.id } })).toMatchObject({ workerId: "w", runId });

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rmdir, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { processAlive } from "../../src/shared/proc-stat.ts";
 import { log } from "../log.ts";
 
 /** What one sandboxed run may use in total, over all of its processes. */
@@ -90,18 +91,9 @@ async function removeRunsOfDeadWorkers(parents: (string | null)[]): Promise<void
     if (!parent) continue;
     for (const name of await readdir(parent).catch(() => [])) {
       const pid = Number(name.slice(RUN_PREFIX.length).split("-")[0]);
-      if (!name.startsWith(RUN_PREFIX) || !Number.isInteger(pid) || isAlive(pid)) continue;
+      if (!name.startsWith(RUN_PREFIX) || !Number.isInteger(pid) || processAlive(pid)) continue;
       await rmdir(path.join(parent, name)).catch(() => {});
     }
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

@@ -1,5 +1,4 @@
 import { builder } from "../builder.ts";
-import type { Job } from "../generated/prisma/client.ts";
 import { parseJobInput } from "../jobs/create-job.ts";
 
 const TranscodeChunksRef = builder.objectRef<{ total: number; done: number }>("TranscodeChunks").implement({
@@ -44,8 +43,12 @@ builder.prismaObjectFields("Job", (t) => ({
     resolve: async (query, job, _args, ctx) => {
       if (job.kind !== "TRANSCODE") return [];
       const chunks = await ctx.db.job.findMany({ ...query, where: { parentId: job.id, kind: "TRANSCODE_CHUNK" } });
-      const index = (chunk: Job) => parseJobInput("TRANSCODE_CHUNK", chunk.input).chunk.index;
-      return chunks.sort((a, b) => index(a) - index(b));
+      // Each chunk's input read once, not at every comparison of the sort.
+      const indexed = chunks.map((chunk) => ({
+        chunk,
+        index: parseJobInput("TRANSCODE_CHUNK", chunk.input).chunk.index,
+      }));
+      return indexed.sort((a, b) => a.index - b.index).map(({ chunk }) => chunk);
     },
   }),
 }));

@@ -31,3 +31,16 @@ export function parseProcStat(line: string): ProcStat {
     field: (n) => (n >= 3 ? Number(rest[n - 3]) : Number.NaN),
   };
 }
+
+/**
+ * Whether a process with this id exists: signal 0 checks without sending anything (EPERM: it exists,
+ * another user's). An id may be reused once its process has gone.
+ */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import pg from "pg";
+import { processAlive } from "../../src/shared/proc-stat.ts";
 import { inject } from "vitest";
 
 /** Every test database's name starts so; `dropRunDatabases` looks for it. */
@@ -14,16 +15,6 @@ const HOST = createHash("sha256").update(hostname()).digest("hex").slice(0, 6);
  * so that a later run can tell whether the run that made a database is still going.
  */
 export const runDatabasePrefix = (pid = process.pid) => `${PREFIX}${HOST}_${pid}_`;
-
-/** The run whose global setup is `pid`, on this machine, has ended. */
-function ended(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "ESRCH";
-  }
-}
 
 export interface TestDatabase {
   url: string;
@@ -92,7 +83,11 @@ export interface TestDatabaseRow {
  * ended, and a file whose process crashed never released its database), those any run released, and
  * those of an earlier run on this machine whose process is gone (interrupted before its end).
  */
-export function doneWith(rows: TestDatabaseRow[], prefix: string, hasEnded = ended): string[] {
+export function doneWith(
+  rows: TestDatabaseRow[],
+  prefix: string,
+  hasEnded = (pid: number) => !processAlive(pid),
+): string[] {
   const thisMachine = `${PREFIX}${HOST}_`;
   return rows
     .filter(({ datname, datallowconn }) => {

@@ -255,8 +255,9 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
   /** The encoder figures each run of a split transcode last sent here, and when (`figuresClock`). */
   const figuresHeard = new Map<string, RunFigures>();
   /**
-   * A run's key in `heard` and `figuresHeard`: its job's attempt, worker and delivery (`Job.workerId`
-   * and `Job.runId`, the run that holds it). A retried or taken-over run (a chunk, or the first run)
+   * A run's key in `heard` and `figuresHeard`, and what the figures written on its job are checked
+   * against: its job's attempt, worker and delivery (`Job.workerId` and `Job.runId`, the run that
+   * holds it). A retried or taken-over run (a chunk, or the first run)
    * encodes its part again from its start, so what the run before it sent is not its own.
    */
   const runKey = (videoId: string, run: { jobId: string; attempt: number; workerId: string | null; runId: string }) =>
@@ -376,7 +377,7 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
       if (run.status !== "RUNNING") continue;
       const here = figuresHeard.get(jobRunKey(videoId, run));
       const parsed = RunFigures.safeParse(run.encoderFigures).data;
-      const ofRun = parsed?.attempt === run.attempt && parsed.workerId === run.workerId && parsed.runId === run.runId;
+      const ofRun = parsed && runKey(videoId, { ...parsed, jobId: run.id }) === jobRunKey(videoId, run);
       const written = ofRun ? parsed : undefined;
       const heardOf = here && (!written || here.at >= written.at) ? here : written;
       if (!heardOf || now - heardOf.at > FIGURES_FRESH_MS) continue;
