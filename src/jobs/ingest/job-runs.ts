@@ -151,18 +151,6 @@ export function createJobRunIngestor(deps: IngestDeps) {
       await deps.onCanceledJobReported(e.jobId, e.attempt, e.workerId, e.runId);
       return;
     }
-    // The run holds the job now: its worker and delivery, and a redelivered attempt starts its
-    // sequence again at 1. (A newcomer stopped above changes none of it.)
-    const holder = { workerId: e.workerId, runId: key.runId, startedAt: now, heartbeatAt: now };
-    await db.job.updateMany({
-      where: { id: e.jobId, attempt: e.attempt, status: { in: ["QUEUED", "RUNNING"] } },
-      data: { ...holder, status: "RUNNING", lastSeq: e.seq },
-    });
-    // Arriving after the job finished (out of order), it still tells where and when it ran.
-    await db.job.updateMany({
-      where: { id: e.jobId, attempt: e.attempt, status: "SUCCEEDED", startedAt: null },
-      data: holder,
-    });
     let tookOver = false;
     for (const run of others) {
       // Only if it is still RUNNING: a run that reported its end meanwhile stays finished.
@@ -183,12 +171,20 @@ export function createJobRunIngestor(deps: IngestDeps) {
         await deps.onCanceledJobReported(e.jobId, run.attempt, lost.workerId, lost.runId);
       }
     }
-    if (tookOver && (await startsOver(db, { id: e.jobId, kind: job.kind }))) {
-      await db.job.updateMany({
-        where: { id: e.jobId, attempt: e.attempt, status: "RUNNING" },
-        data: { progress: 0 },
-      });
-    }
+    // The run holds the job now: its worker and delivery, and a redelivered attempt starts its
+    // sequence again at 1 (a newcomer stopped above changes none of it); a run of a split transcode
+    // that took over encodes its part again from its start.
+    const holder = { workerId: e.workerId, runId: key.runId, startedAt: now, heartbeatAt: now };
+    const fromZero = tookOver && (await startsOver(db, { id: e.jobId, kind: job.kind }));
+    await db.job.updateMany({
+      where: { id: e.jobId, attempt: e.attempt, status: { in: ["QUEUED", "RUNNING"] } },
+      data: { ...holder, status: "RUNNING", lastSeq: e.seq, ...(fromZero ? { progress: 0 } : {}) },
+    });
+    // Arriving after the job finished (out of order), it still tells where and when it ran.
+    await db.job.updateMany({
+      where: { id: e.jobId, attempt: e.attempt, status: "SUCCEEDED", startedAt: null },
+      data: holder,
+    });
     const { count } = await db.video.updateMany({
       where: { id: videoId, status: "QUEUED" },
       data: { status: "PROCESSING" },
