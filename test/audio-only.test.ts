@@ -14,7 +14,14 @@ import { launchChromium } from "./support/console.ts";
 import { startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
 import { createUpload, finalState } from "./support/uploads.ts";
 import { fixturesDir, runFfmpeg } from "./support/media-fixtures.ts";
-import { largestGap, mtimes, packetTimes } from "./support/media-checks.ts";
+import {
+  averageBitRate,
+  largestGap,
+  mtimes,
+  packetTimes,
+  peakSegmentBitRate,
+  type Segment,
+} from "./support/media-checks.ts";
 
 const run = promisify(execFile);
 const HLS_JS = fileURLToPath(import.meta.resolve("hls.js/dist/hls.min.js"));
@@ -201,11 +208,9 @@ per variant, and playable before READY`, async () => {
     expect(masterText).not.toContain("RESOLUTION");
     expect(masterText).not.toContain("EXT-X-MEDIA");
     const master = parse(masterText);
-    expect(
-      master.playlists.map((p: any) => [p.uri, p.attributes.BANDWIDTH, p.attributes.CODECS, p.attributes.RESOLUTION]),
-    ).toEqual([
-      ["audio128k/index.m3u8", video.variants[0].bandwidth, "mp4a.40.2", undefined],
-      ["audio64k/index.m3u8", video.variants[1].bandwidth, "mp4a.40.2", undefined],
+    expect(master.playlists.map((p: any) => [p.uri, p.attributes.CODECS, p.attributes.RESOLUTION])).toEqual([
+      ["audio128k/index.m3u8", "mp4a.40.2", undefined],
+      ["audio64k/index.m3u8", "mp4a.40.2", undefined],
     ]);
 
     for (const variant of video.variants) {
@@ -219,11 +224,13 @@ per variant, and playable before READY`, async () => {
       const listed = playlist.segments.reduce((sum: number, s: any) => sum + s.duration, 0);
       expect(listed, variant.name).toBeCloseTo(10, 0);
       let bytes = 0;
+      const sized: Segment[] = [];
       for (const [i, segment] of playlist.segments.entries()) {
         const file = path.join(t.dataDir, `${stereo.id}-${variant.name}-${i}.ts`);
         const body = Buffer.from(await (await fetch(new URL(segment.uri, playlistUrl))).arrayBuffer());
         await writeFile(file, body);
         bytes += body.length;
+        sized.push({ bytes: body.length, seconds: segment.duration });
         // BANDWIDTH is the peak: no segment's rate is above it.
         expect((body.length * 8) / segment.duration, `${variant.name}/${segment.uri}`).toBeLessThanOrEqual(
           variant.bandwidth,
@@ -233,6 +240,12 @@ per variant, and playable before READY`, async () => {
           { codec_type: "audio", codec_name: "aac", profile: "LC", channels: 2, sample_rate: "48000" },
         ]);
       }
+      // The ready master states what the rung's segments carry: its peak (RFC 8216) and average.
+      const stated = master.playlists.find((p: any) => p.uri === `${variant.name}/index.m3u8`).attributes;
+      expect(stated.BANDWIDTH, variant.name).toBe(Math.ceil(peakSegmentBitRate(sized, playlist.targetDuration)));
+      // m3u8-parser keeps an attribute it does not know as the text it read.
+      expect(Number(stated["AVERAGE-BANDWIDTH"]), variant.name).toBe(Math.ceil(averageBitRate(sized)));
+      expect(stated.BANDWIDTH, variant.name).toBeLessThanOrEqual(variant.bandwidth);
       // The rung's rate as encoded: its AAC target, plus the MPEG-TS packaging.
       const bitsPerSecond = (bytes * 8) / listed;
       expect(bitsPerSecond, variant.name).toBeGreaterThan(variant.bitrate);
@@ -259,8 +272,11 @@ per variant, and playable before READY`, async () => {
       }));
       expect(played.events.filter((e) => e.fatal)).toEqual([]);
       expect(played.currentTime).toBeGreaterThanOrEqual(2);
-      // hls.js lists its levels from the lowest.
-      expect(played.levels).toEqual(stereo.video.variants.map((v: any) => v.bandwidth).reverse());
+      // hls.js lists its levels from the lowest, each at the BANDWIDTH the ready master states.
+      const master = parse(await (await fetch(`${t.url}${stereo.video.playbackUrl}`)).text());
+      const stated = master.playlists.map((p: any) => [p.uri.split("/")[0], p.attributes.BANDWIDTH]);
+      expect(stated.map(([name]: [string]) => name)).toEqual(stereo.video.variants.map((v: any) => v.name));
+      expect(played.levels).toEqual(stated.map(([, bandwidth]: [string, number]) => bandwidth).reverse());
     } finally {
       await page.close();
       await new Promise((resolve) => server.close(resolve));

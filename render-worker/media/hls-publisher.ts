@@ -10,7 +10,13 @@ import { ObjectExistsError } from "../storage/write-once.ts";
 import { log } from "../log.ts";
 import { splitFragmentedMp4 } from "./fragmented-mp4.ts";
 import { sameSegmentCut } from "./segment-match.ts";
-import { growingPlaylistCacheControl, mediaPlaylist } from "../../src/shared/media-playlist.ts";
+import {
+  growingPlaylistCacheControl,
+  mediaPlaylist,
+  playlistTargetDuration,
+  type SegmentBitRates,
+  segmentBitRates,
+} from "../../src/shared/media-playlist.ts";
 import { masterPlaylist, parsePlaylist } from "./playlists.ts";
 import type { KeptSegment } from "./playlists.ts";
 
@@ -131,6 +137,11 @@ interface RungState {
   init: Buffer | null;
   /** The segments published or kept so far, in order. */
   listed: KeptSegment[];
+  /**
+   * The bytes of each segment whose stored bytes are this run's (not kept from an earlier run nor
+   * published by another): what the master's measured rates are counted from.
+   */
+  sizes: Map<string, number>;
   failure?: RungPublishError;
 }
 
@@ -162,10 +173,12 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
       aheadOfUs: -1,
       init: null,
       listed: kept,
+      sizes: new Map(),
     };
   });
   let masterPublished = false;
   let masterFailedRungs = 0;
+  let masterMeasured = false;
   let stopped = false;
   let started = false;
   let timer: NodeJS.Timeout | undefined;
@@ -206,9 +219,10 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
     file: string,
     options: { contentType: string; cacheControl: string },
     compare: { probeFile: string; format: "mpegts" | "mov"; init?: Buffer },
-  ): Promise<void> {
+  ): Promise<boolean> {
     try {
       await uploadOfRung(rung, key, file, options, true);
+      return true;
     } catch (err) {
       if (!(err instanceof ObjectExistsError)) throw err;
       const stored = path.join(workDir, SNAPSHOT_DIR, `${rung}.stored.${path.basename(key)}`);
@@ -220,6 +234,7 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
         await rm(stored, { force: true });
       }
       log.info("kept a segment an earlier run uploaded and did not list: the same cut, other bytes", { key });
+      return false;
     }
   }
 
@@ -259,7 +274,8 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
       const options = { contentType: FMP4_SEGMENT_TYPE, cacheControl: CACHE_IMMUTABLE };
       // ffmpeg's file has the init before the media: what ffprobe reads the stored media with.
       const compare = { probeFile: path.join(workDir, name, uri), format: "mov" as const, init: state.init };
-      await uploadSegmentOnce(name, `${hls.rungPrefix(name)}/${uri}`, mediaFile, options, compare);
+      if (await uploadSegmentOnce(name, `${hls.rungPrefix(name)}/${uri}`, mediaFile, options, compare))
+        state.sizes.set(uri, parts.media.byteLength);
     } finally {
       await rm(mediaFile, { force: true });
     }
@@ -299,7 +315,8 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
           const segmentOptions = { contentType: SEGMENT_TYPE, cacheControl: CACHE_IMMUTABLE };
           const segmentFile = path.join(workDir, name, segment.uri);
           const compare = { probeFile: segmentFile, format: "mpegts" as const };
-          await uploadSegmentOnce(name, segmentKey, segmentFile, segmentOptions, compare);
+          if (await uploadSegmentOnce(name, segmentKey, segmentFile, segmentOptions, compare))
+            state.sizes.set(segment.uri, size);
         }
       }
       state.uploaded.add(segment.uri);
@@ -383,6 +400,31 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
         await opts.onPlayable?.(masterKey);
       }
     }
+    if (final && masterPublished && !masterMeasured && openRungs.size === 0) {
+      const measured = measuredRates(live);
+      if (measured.size > 0) {
+        const file = path.join(workDir, SNAPSHOT_DIR, "master.m3u8");
+        const ladderLeft = ladder.filter((r) => !failedRungs.has(r.name));
+        await writeFile(file, masterPlaylist(ladderLeft, opts.probe, measured));
+        await storage.upload(masterKey, file, { contentType: PLAYLIST_TYPE, cacheControl: CACHE_FINAL });
+      }
+      masterMeasured = true;
+    }
+  }
+
+  /**
+   * The rates of each rung whose every listed segment this run stored, so their bytes are known: a
+   * rung with segments kept from an earlier run or published by another keeps its bound.
+   */
+  function measuredRates(rungs: RungState[]): Map<string, SegmentBitRates> {
+    const measured = new Map<string, SegmentBitRates>();
+    for (const state of rungs) {
+      const sized = state.listed.map((s) => ({ duration: s.duration, bytes: state.sizes.get(s.uri) }));
+      if (sized.length === 0 || sized.some((s) => s.bytes === undefined)) continue;
+      const target = playlistTargetDuration(state.listed, opts.targetDuration);
+      measured.set(state.rung.name, segmentBitRates(sized as { duration: number; bytes: number }[], target));
+    }
+    return measured;
   }
 
   /** Runs a pass now, or right after the one in flight. */

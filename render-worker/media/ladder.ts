@@ -225,9 +225,10 @@ export function audioRungEncoderOptions(rung: PlannedRung): readonly string[] {
 // 4.3.4.2): a rendition's highest rate over any run of consecutive segments lasting 0.5 to 1.5 target
 // durations, counting the segments' bytes over their EXTINF seconds. A video rung plays with the
 // `audio` rung, so its BANDWIDTH is its own peak plus the audio's. The master playlist is published
-// with the first segments, so the peak is not measured: it is bounded by what the encoder may write
-// over a segment (its rate control) and what the container adds to each frame and segment (measured
-// and derived below, from FFmpeg 5.1's muxers).
+// with the first segments, so the peak is not measured yet: it is bounded by what the encoder may
+// write over a segment (its rate control) and what the container adds to each frame and segment
+// (measured and derived below, from FFmpeg 5.1's muxers). Once every segment is published, the
+// master states the measured peak instead (masterPlaylist, hls-publisher.ts).
 //
 // Measured 2026-11-23 on the 2-core development machine (Debian FFmpeg 5.1, the worker's own
 // encodeLadder, 9–13 s clips, 2 and 4 s segments, TS and fMP4): on testsrc2 panned with temporal

@@ -21,7 +21,12 @@ export const VariantRef = builder.prismaObject("Variant", {
     kind: t.expose("kind", { type: VariantKindEnum }),
     width: t.exposeInt("width", { nullable: true }),
     height: t.exposeInt("height", { nullable: true }),
-    bandwidth: t.exposeInt("bandwidth", { description: "Peak bits per second, as in the master playlist." }),
+    bandwidth: t.exposeInt("bandwidth", {
+      description:
+        "The ladder's bound on the rung's peak bits per second (a video rung's counts the audio it plays " +
+        "with): what the master playlist declares while the video encodes. Once every segment is " +
+        "published, the master states the measured peak and AVERAGE-BANDWIDTH instead, at most this.",
+    }),
     codecs: t.exposeString("codecs"),
     bitrate: t.exposeInt("bitrate", {
       nullable: true,

@@ -20,9 +20,7 @@ export function mediaPlaylist(
   segments: PlaylistSegment[],
   opts: { targetDuration: number; endList: boolean; map?: string },
 ): string {
-  // A segment must not round to more than the target (RFC 8216 4.3.3.1): only a source with a
-  // frame gap longer than half a second makes one, and then the playlist says so.
-  const target = Math.max(opts.targetDuration, ...segments.map((s) => Math.round(s.duration)));
+  const target = playlistTargetDuration(segments, opts.targetDuration);
   const lines = [
     "#EXTM3U",
     // EXT-X-MAP in a playlist of whole segments needs version 6; fMP4 playlists say 7, as Apple's do.
@@ -36,6 +34,58 @@ export function mediaPlaylist(
   for (const s of segments) lines.push(`#EXTINF:${s.duration.toFixed(6)},`, s.uri);
   if (opts.endList) lines.push("#EXT-X-ENDLIST");
   return `${lines.join("\n")}\n`;
+}
+
+/**
+ * The `#EXT-X-TARGETDURATION` a playlist of `segments` declares: the job's, unless a segment rounds
+ * to more. A segment must not (RFC 8216 4.3.3.1): only a source with a frame gap longer than half a
+ * second makes one, and then the playlist says so.
+ */
+export function playlistTargetDuration(segments: readonly PlaylistSegment[], targetDuration: number): number {
+  return Math.max(targetDuration, ...segments.map((s) => Math.round(s.duration)));
+}
+
+/** A published segment's length and the bytes a player fetches for it (an fMP4 segment's without its init). */
+export interface SizedSegment {
+  duration: number;
+  bytes: number;
+}
+
+/** What a rendition's segments carry, in bits per second (RFC 8216bis, 4.3.4.2), each rounded up. */
+export interface SegmentBitRates {
+  /** The highest rate of any run of consecutive segments lasting 0.5 to 1.5 target durations. */
+  peak: number;
+  /** The rendition's bytes over its length. */
+  average: number;
+}
+
+/**
+ * A finished rendition's peak and average segment bit rates, as RFC 8216bis defines them for a
+ * variant's `BANDWIDTH` and `AVERAGE-BANDWIDTH`: a run's rate is its segments' bytes over their
+ * EXTINF seconds. A rendition too short for any run of half a target duration counts its fastest
+ * segment as its peak. One pass per first segment, each stopping past 1.5 target durations.
+ */
+export function segmentBitRates(segments: readonly SizedSegment[], targetDuration: number): SegmentBitRates {
+  let peak = 0;
+  let fastest = 0;
+  let totalBytes = 0;
+  let totalSeconds = 0;
+  for (let first = 0; first < segments.length; first++) {
+    const { bytes: firstBytes, duration: firstSeconds } = segments[first]!;
+    totalBytes += firstBytes;
+    totalSeconds += firstSeconds;
+    if (firstSeconds > 0) fastest = Math.max(fastest, (firstBytes * 8) / firstSeconds);
+    let bytes = 0;
+    let seconds = 0;
+    for (let i = first; i < segments.length; i++) {
+      bytes += segments[i]!.bytes;
+      seconds += segments[i]!.duration;
+      if (seconds > 1.5 * targetDuration) break;
+      if (seconds >= 0.5 * targetDuration) peak = Math.max(peak, (bytes * 8) / seconds);
+    }
+  }
+  const average = totalSeconds > 0 ? (totalBytes * 8) / totalSeconds : 0;
+  return { peak: Math.ceil(peak > 0 ? peak : fastest), average: Math.ceil(average) };
 }
 
 /**

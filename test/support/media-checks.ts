@@ -31,3 +31,32 @@ export async function packetTimes(file: string): Promise<number[]> {
 
 /** The longest step between consecutive times. */
 export const largestGap = (times: number[]): number => Math.max(...times.slice(1).map((time, i) => time - times[i]!));
+
+/** A published segment as a player fetches it: its bytes, its EXTINF seconds. */
+export interface Segment {
+  bytes: number;
+  seconds: number;
+}
+
+/**
+ * A media playlist's peak segment bit rate (RFC 8216, 4.3.4.2), bits per second, as the tests read
+ * the RFC (independently of the product's `segmentBitRates`); 0 when no run lasts half a target.
+ */
+export function peakSegmentBitRate(segments: Segment[], targetDuration: number): number {
+  let peak = 0;
+  for (let first = 0; first < segments.length; first++) {
+    let bytes = 0;
+    let seconds = 0;
+    for (const segment of segments.slice(first)) {
+      bytes += segment.bytes;
+      seconds += segment.seconds;
+      if (seconds > 1.5 * targetDuration) break;
+      if (seconds >= 0.5 * targetDuration) peak = Math.max(peak, (bytes * 8) / seconds);
+    }
+  }
+  return peak;
+}
+
+/** A rendition's average bit rate: its bytes over its EXTINF seconds. */
+export const averageBitRate = (segments: Segment[]) =>
+  (segments.reduce((sum, s) => sum + s.bytes, 0) * 8) / segments.reduce((sum, s) => sum + s.seconds, 0);

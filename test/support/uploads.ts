@@ -198,6 +198,17 @@ export async function uploadClipAndCheckLadder(t: TestApp, clip: string): Promis
   expect(masterRes.headers.get("content-type")).toBe("application/vnd.apple.mpegurl");
   const master = parsePlaylist(await masterRes.text());
   expect(master.playlists!.length).toBe(videoRungs.length);
+  // READY: each variant states what its segments carry (the worker's last master), under the
+  // ladder's bound it declared while it encoded (Variant.bandwidth), its average under its peak.
+  for (const variant of master.playlists!) {
+    const rung = result.variants.find((v: { name: string }) => `${v.name}/index.m3u8` === variant.uri);
+    const peak = variant.attributes.BANDWIDTH!;
+    // m3u8-parser keeps AVERAGE-BANDWIDTH, which it does not know, as the text it read.
+    const average = Number((variant.attributes as Record<string, unknown>)["AVERAGE-BANDWIDTH"]);
+    expect(peak, variant.uri).toBeLessThan(rung.bandwidth);
+    expect(average, variant.uri).toBeGreaterThan(0);
+    expect(average, variant.uri).toBeLessThanOrEqual(peak);
+  }
   for (const v of result.variants) {
     const text = await (await fetch(`${t.url}${v.playlistUrl}`)).text();
     expect(text.trimEnd().endsWith("#EXT-X-ENDLIST")).toBe(true);

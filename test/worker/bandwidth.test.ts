@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { Parser } from "m3u8-parser";
@@ -6,7 +7,9 @@ import type { JobEventBody, ProbeResult, Rung, SegmentFormat } from "../../src/p
 import { transcode } from "../../render-worker/handlers/transcode.ts";
 import { planLadder, videoRateControl } from "../../render-worker/media/ladder.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
+import { segmentBitRates } from "../../src/shared/media-playlist.ts";
 import { contractCheckedEmit } from "../support/job-events.ts";
+import { averageBitRate, peakSegmentBitRate, type Segment } from "../support/media-checks.ts";
 import { jobDirsPerTest, makeCameraClip, makeGrainOnsetClip, stageTranscodeJob } from "../support/media-fixtures.ts";
 
 // What a master playlist promises a player (RFC 8216, 4.3.4.2): each variant's BANDWIDTH is at least
@@ -17,27 +20,6 @@ import { jobDirsPerTest, makeCameraClip, makeGrainOnsetClip, stageTranscodeJob }
 const JOB_ID = "5b0c8a51-6f3e-4d7a-9e21-3c4d5e6f7a8b";
 const VIDEO_ID = "c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f";
 
-interface Segment {
-  bytes: number;
-  seconds: number;
-}
-
-/** A media playlist's peak segment bit rate (RFC 8216, 4.3.4.2), bits per second. */
-function peakSegmentBitRate(segments: Segment[], targetDuration: number): number {
-  let peak = 0;
-  for (let first = 0; first < segments.length; first++) {
-    let bytes = 0;
-    let seconds = 0;
-    for (const segment of segments.slice(first)) {
-      bytes += segment.bytes;
-      seconds += segment.seconds;
-      if (seconds > 1.5 * targetDuration) break;
-      if (seconds >= 0.5 * targetDuration) peak = Math.max(peak, (bytes * 8) / seconds);
-    }
-  }
-  return peak;
-}
-
 describe("peakSegmentBitRate (the test's reading of RFC 8216)", () => {
   it("counts a segment alone from half the target duration, and runs of segments up to one and a half", () => {
     const kb = (kbps: number, seconds: number) => ({ bytes: (kbps * 1000 * seconds) / 8, seconds });
@@ -47,6 +29,47 @@ describe("peakSegmentBitRate (the test's reading of RFC 8216)", () => {
     // Two 2 s segments (4 s) are too long a run for a target of 2; a 0.4 s last one joins its neighbour.
     expect(peakSegmentBitRate([kb(500, 2), kb(700, 2)], 2)).toBe(700_000);
     expect(peakSegmentBitRate([kb(500, 2), kb(2000, 0.4)], 2)).toBe(750_000);
+  });
+});
+
+describe("segmentBitRates (what the worker's final master states)", () => {
+  it("reads RFC 8216's peak as the test does, rounds up, and averages the whole rendition", () => {
+    const kb = (kbps: number, seconds: number) => ({ bytes: (kbps * 1000 * seconds) / 8, duration: seconds });
+    const cases: [ReturnType<typeof kb>[], number][] = [
+      [[kb(900, 1), kb(500, 2), kb(500, 2)], 2],
+      [[kb(900, 1), kb(500, 4), kb(500, 4)], 4],
+      [[kb(500, 2), kb(700, 2)], 2],
+      [[kb(500, 2), kb(2000, 0.4)], 2],
+      [
+        [
+          { bytes: 1001, duration: 3 },
+          { bytes: 77, duration: 1.3 },
+        ],
+        4,
+      ],
+    ];
+    for (const [segments, target] of cases) {
+      const rates = segmentBitRates(segments, target);
+      const asTheTestReads = segments.map((s) => ({ bytes: s.bytes, seconds: s.duration }));
+      expect(rates.peak).toBe(Math.ceil(peakSegmentBitRate(asTheTestReads, target)));
+      expect(rates.average).toBe(Math.ceil(averageBitRate(asTheTestReads)));
+    }
+    expect(segmentBitRates([kb(900, 1), kb(500, 2), kb(500, 2)], 2)).toEqual({ peak: 900_000, average: 580_000 });
+  });
+
+  it("gives a rendition too short for any run of half a target duration its fastest segment as its peak", () => {
+    // Two segments of 0.4 s and 0.5 s against a 2 s target: no run reaches 1 s.
+    const segments = [
+      { bytes: 10_000, duration: 0.4 },
+      { bytes: 5_000, duration: 0.5 },
+    ];
+    expect(
+      peakSegmentBitRate(
+        segments.map((s) => ({ bytes: s.bytes, seconds: s.duration })),
+        2,
+      ),
+    ).toBe(0);
+    expect(segmentBitRates(segments, 2)).toEqual({ peak: 200_000, average: Math.ceil(120_000 / 0.9) });
   });
 });
 
@@ -108,7 +131,7 @@ const CASES: EncodeCase[] = [
   },
 ];
 
-describe("the master playlist's BANDWIDTH bounds every variant's peak segment bit rate (real encodes)", () => {
+describe("the master playlist's BANDWIDTH: the ladder's bound while it encodes, then each variant's measured peak (real encodes)", () => {
   const dirs = jobDirsPerTest("bandwidth");
   const table: string[] = [];
   afterAll(() => console.info(`measured peak ÷ declared BANDWIDTH\n${table.join("\n")}`));
@@ -120,9 +143,15 @@ describe("the master playlist's BANDWIDTH bounds every variant's peak segment bi
       const staged = await stageTranscodeJob(dirs.dataDir, await clip(), ids, segmentSeconds);
       const job = { ...staged, options: { ...staged.options, segmentFormat } };
       const events: JobEventBody[] = [];
+      const hlsDir = path.join(dirs.dataDir, job.outputPrefix, "hls");
+      // The master as a player gets it once the video is playable, long before the encode ends.
+      let firstMaster = "";
+      const onEvent = (e: JobEventBody) => {
+        if (e.type === "video.playable") firstMaster = readFileSync(path.join(hlsDir, "master.m3u8"), "utf8");
+      };
       await transcode(job, {
         storage: createLocalWorkerStorage(dirs.dataDir),
-        emit: contractCheckedEmit(JOB_ID, events),
+        emit: contractCheckedEmit(JOB_ID, events, onEvent),
         signal: new AbortController().signal,
         workDir: dirs.workDir,
         progressIntervalMs: 1000,
@@ -131,15 +160,14 @@ describe("the master playlist's BANDWIDTH bounds every variant's peak segment bi
       if (probed?.type !== "job.probed") throw new Error("no job.probed event");
       const planned = new Map(probed.ladder.map((r) => [r.name, r]));
 
-      const hlsDir = path.join(dirs.dataDir, job.outputPrefix, "hls");
       const master = parsePlaylist(await readFile(path.join(hlsDir, "master.m3u8"), "utf8"));
       const audioUri = Object.values(master.mediaGroups?.AUDIO?.audio ?? {})[0]?.uri;
-      const peakOf = async (rung: string) => {
+      const ratesOf = async (rung: string) => {
         const { segments, target } = await publishedSegments(hlsDir, rung);
         expect(target, rung).toBe(Math.ceil(segmentSeconds));
-        return peakSegmentBitRate(segments, target);
+        return { peak: peakSegmentBitRate(segments, target), average: averageBitRate(segments) };
       };
-      const audio = audioUri ? { name: path.dirname(audioUri), peak: await peakOf(path.dirname(audioUri)) } : null;
+      const audio = audioUri ? { name: path.dirname(audioUri), ...(await ratesOf(path.dirname(audioUri))) } : null;
       expect(audio !== null, "an audio rendition exactly when the source has audio").toBe(probed.probe.hasAudio);
 
       // Over BANDWIDTH: a player stalls. Far under it: a player picks a lower rung than its connection
@@ -154,15 +182,28 @@ describe("the master playlist's BANDWIDTH bounds every variant's peak segment bi
         row.push(`${rung} ${ratio.toFixed(2)}`);
       };
       const variants = master.playlists ?? [];
-      expect(variants.map((v) => path.dirname(v.uri))).toEqual(
-        probed.ladder.filter((r) => r.kind === "VIDEO").map((r) => r.name),
+      const videoRungs = probed.ladder.filter((r) => r.kind === "VIDEO").map((r) => r.name);
+      expect(variants.map((v) => path.dirname(v.uri))).toEqual(videoRungs);
+      // While it encodes, each variant declares the ladder's bound: nothing is measured yet.
+      const first = parsePlaylist(firstMaster).playlists ?? [];
+      expect(first.map((v) => [path.dirname(v.uri), v.attributes.BANDWIDTH])).toEqual(
+        videoRungs.map((rung) => [rung, planned.get(rung)?.bandwidth]),
       );
+      expect(firstMaster).not.toContain("AVERAGE-BANDWIDTH");
       for (const variant of variants) {
         const rung = path.dirname(variant.uri);
-        const declared = variant.attributes.BANDWIDTH ?? 0;
-        expect(declared, rung).toBe(planned.get(rung)?.bandwidth);
+        const declared = planned.get(rung)!.bandwidth;
         // A video rung plays with the audio rendition: its BANDWIDTH counts the audio's peak too.
-        check(rung, (await peakOf(rung)) + (audio?.peak ?? 0), declared, 0.5);
+        const { peak, average } = await ratesOf(rung);
+        check(rung, peak + (audio?.peak ?? 0), declared, 0.5);
+        // Once every segment is published, the master states what they carry (each rate rounded up).
+        const near = (value: number, expected: number) => Math.abs(value - expected) <= 2;
+        const measured = { BANDWIDTH: peak + (audio?.peak ?? 0), "AVERAGE-BANDWIDTH": average + (audio?.average ?? 0) };
+        for (const [attribute, expected] of Object.entries(measured)) {
+          // m3u8-parser keeps AVERAGE-BANDWIDTH, which it does not know, as the text it read.
+          const stated = Number((variant.attributes as Record<string, number | string | undefined>)[attribute]);
+          if (!near(stated, expected)) wrong.push(`${rung}: ${attribute} ${stated}, measured ${Math.ceil(expected)}`);
+        }
       }
       // The audio rendition alone, against the audio rung's own bandwidth (Variant.bandwidth).
       if (audio) check(audio.name, audio.peak, planned.get(audio.name)!.bandwidth, 0.8);
