@@ -8,6 +8,7 @@ import {
   segmentedPlaylist,
   slidingWindowPlaylist,
   withMediaGroup,
+  withVariantBitRates,
 } from "../src/storage/playlists.ts";
 
 describe("the API's playlist edits", () => {
@@ -112,6 +113,49 @@ describe("the API's playlist edits", () => {
     );
     expect(withMediaGroup("#EXTM3U\n", group)).toBe("#EXTM3U\n");
     expect(withMediaGroup(master, { ...group, renditions: [] })).toBe(master);
+  });
+
+  test("each variant states its video's measured rates plus its audio's; one without them keeps its bound", () => {
+    const master = [
+      "#EXTM3U",
+      "#EXT-X-VERSION:6",
+      '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="default",URI="audio/index.m3u8"',
+      '#EXT-X-STREAM-INF:BANDWIDTH=900000,RESOLUTION=640x360,CODECS="avc1.64001e,mp4a.40.2",AUDIO="audio"',
+      "360p/index.m3u8",
+      '#EXT-X-STREAM-INF:AVERAGE-BANDWIDTH=5,BANDWIDTH=400000,CODECS="avc1.64000d,mp4a.40.2",AUDIO="audio"',
+      "",
+      "240p/index.m3u8",
+      '#EXT-X-STREAM-INF:BANDWIDTH=200000,CODECS="avc1.64000b,mp4a.40.2",AUDIO="audio"',
+      "144p/index.m3u8",
+      "",
+    ].join("\n");
+    const video = new Map([
+      ["360p/index.m3u8", { peak: 600_000, average: 450_000 }],
+      ["240p/index.m3u8", { peak: 250_001, average: 200_000 }],
+    ]);
+    expect(withVariantBitRates(master, video, { peak: 140_000, average: 131_000 }).split("\n")).toEqual([
+      "#EXTM3U",
+      "#EXT-X-VERSION:6",
+      '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="default",URI="audio/index.m3u8"',
+      // A comma inside CODECS's quotes stays in its attribute.
+      '#EXT-X-STREAM-INF:BANDWIDTH=740000,AVERAGE-BANDWIDTH=581000,RESOLUTION=640x360,CODECS="avc1.64001e,mp4a.40.2",AUDIO="audio"',
+      "360p/index.m3u8",
+      // An AVERAGE-BANDWIDTH already there is replaced, wherever it stood.
+      '#EXT-X-STREAM-INF:BANDWIDTH=390001,AVERAGE-BANDWIDTH=331000,CODECS="avc1.64000d,mp4a.40.2",AUDIO="audio"',
+      "",
+      "240p/index.m3u8",
+      // Not measured: as declared.
+      '#EXT-X-STREAM-INF:BANDWIDTH=200000,CODECS="avc1.64000b,mp4a.40.2",AUDIO="audio"',
+      "144p/index.m3u8",
+      "",
+    ]);
+    // Audio the variants play with but whose rates are unknown: every variant keeps its bound.
+    expect(withVariantBitRates(master, video, undefined)).toBe(master);
+    // No audio group: the video's rates alone.
+    const silent = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=900000\n360p/index.m3u8\n";
+    expect(withVariantBitRates(silent, video, undefined)).toBe(
+      "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=600000,AVERAGE-BANDWIDTH=450000\n360p/index.m3u8\n",
+    );
   });
 
   test("a second edit joining the same group adds its renditions; each variant still names the group once", () => {

@@ -58,6 +58,9 @@ describe("split transcodes (ingest)", () => {
           written.set(key, Buffer.concat(parts).toString("utf8"));
           return Buffer.concat(parts).length;
         },
+        async readText(key) {
+          return written.get(key) ?? null;
+        },
       },
       onCanceledJobReported: async (jobId) => {
         canceled.push(jobId);

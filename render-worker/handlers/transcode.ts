@@ -277,7 +277,7 @@ async function encodeAndPublish(
     if (signal.aborted) throw abortError(signal);
     if (firstChunk) {
       await sendSplit();
-      await reportFirstChunk(job, ctx, ladder, variants, publisher.segments(), {
+      await reportFirstChunk(job, ctx, ladder, variants, publisher.segments(), publisher.bitRates(), {
         masterKey: publisher.masterKey,
         posterKey,
         ...made,
@@ -372,6 +372,7 @@ async function reportFirstChunk(
   ladder: PlannedRung[],
   variants: Awaited<ReturnType<HlsPublisher["finish"]>>,
   segments: ReturnType<HlsPublisher["segments"]>,
+  bitRates: ReturnType<HlsPublisher["bitRates"]>,
   made: { masterKey: string; posterKey: string | null; storyboard?: Storyboard | null },
 ): Promise<void> {
   for (const v of variants) {
@@ -389,12 +390,17 @@ async function reportFirstChunk(
       });
     }
   }
+  const audioBitRates = ladder.flatMap((rung) => {
+    const rates = rung.kind === "AUDIO" ? bitRates.get(rung.name) : undefined;
+    return rates ? [{ name: rung.name, ...rates }] : [];
+  });
   const firstChunk = {
     // What its playlists said: the API's later versions keep it (Safari stops on a change).
     targetDuration: targetDuration(segmentPlan(job.options.segmentSeconds)),
     variants: variants
       .filter((v) => v.error === undefined && ladder.find((r) => r.name === v.name)?.kind === "VIDEO")
       .map((v) => segments.find((s) => s.name === v.name)!),
+    ...(audioBitRates.length > 0 ? { audioBitRates } : {}),
   };
   await ctx.emit({ type: "job.succeeded", ...made, firstChunk });
 }

@@ -1,7 +1,7 @@
 import { type FSWatcher, mkdirSync, watch } from "node:fs";
 import { mkdir, readFile, rm, stat, statfs, writeFile } from "node:fs/promises";
 import path from "node:path";
-import type { ProbeResult, Rung, SegmentFormat } from "../../src/protocol/messages.ts";
+import type { ProbeResult, PublishedSegments, Rung, SegmentFormat } from "../../src/protocol/messages.ts";
 import { storageUnavailable } from "../../src/shared/storage-errors.ts";
 import { hlsLayout, RUNG_INIT_SEGMENT, RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
 import { publishedFraction } from "../progress/job-progress.ts";
@@ -110,8 +110,13 @@ export interface HlsPublisher {
   /** Starts publishing segments as ffmpeg closes them: on every change of a rung's list, and on a backstop timer. */
   start(): void;
   variants(): VariantPublication[];
-  /** Each rung's segments this run published or kept, in order: what its playlist lists (or would). */
-  segments(): { name: string; segments: KeptSegment[] }[];
+  /**
+   * Each rung's segments this run published or kept, in order: what its playlist lists (or would),
+   * with the bytes storage holds for those this run uploaded or found uploaded.
+   */
+  segments(): PublishedSegments[];
+  /** What each rung carries whose every listed segment's bytes this run knows (`segmentBitRates`). */
+  bitRates(): Map<string, SegmentBitRates>;
   /**
    * After ffmpeg exited successfully: publishes what is left and the final playlists (ended, but
    * for `openRungs`).
@@ -138,8 +143,8 @@ interface RungState {
   /** The segments published or kept so far, in order. */
   listed: KeptSegment[];
   /**
-   * The bytes of each segment whose stored bytes are this run's (not kept from an earlier run nor
-   * published by another): what the master's measured rates are counted from.
+   * How many bytes storage holds for each segment this run uploaded or found uploaded by an earlier
+   * run (not those kept from a published playlist): what the master's measured rates count.
    */
   sizes: Map<string, number>;
   failure?: RungPublishError;
@@ -211,7 +216,8 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
    * threads make two encodes of the same frames differ in their bytes), they are kept and listed
    * as this run's own, as a resumed run keeps an earlier run's segments; anything else still fails
    * the run. `probeFile` is this run's segment as ffprobe can read it (an fMP4 one with its init),
-   * `init` what to put before the stored bytes to read them so.
+   * `init` what to put before the stored bytes to read them so. Resolves with how many bytes the
+   * stored object holds: `file`'s, or the kept object's.
    */
   async function uploadSegmentOnce(
     rung: string,
@@ -219,22 +225,24 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
     file: string,
     options: { contentType: string; cacheControl: string },
     compare: { probeFile: string; format: "mpegts" | "mov"; init?: Buffer },
-  ): Promise<boolean> {
+  ): Promise<number> {
     try {
       await uploadOfRung(rung, key, file, options, true);
-      return true;
+      return (await stat(file)).size;
     } catch (err) {
       if (!(err instanceof ObjectExistsError)) throw err;
       const stored = path.join(workDir, SNAPSHOT_DIR, `${rung}.stored.${path.basename(key)}`);
+      let storedBytes: number;
       try {
         await storage.download(key, stored);
+        storedBytes = (await stat(stored)).size;
         if (compare.init) await writeFile(stored, Buffer.concat([compare.init, await readFile(stored)]));
         if (!(await sameSegmentCut(compare.probeFile, stored, compare.format))) throw err;
       } finally {
         await rm(stored, { force: true });
       }
       log.info("kept a segment an earlier run uploaded and did not list: the same cut, other bytes", { key });
-      return false;
+      return storedBytes;
     }
   }
 
@@ -274,8 +282,10 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
       const options = { contentType: FMP4_SEGMENT_TYPE, cacheControl: CACHE_IMMUTABLE };
       // ffmpeg's file has the init before the media: what ffprobe reads the stored media with.
       const compare = { probeFile: path.join(workDir, name, uri), format: "mov" as const, init: state.init };
-      if (await uploadSegmentOnce(name, `${hls.rungPrefix(name)}/${uri}`, mediaFile, options, compare))
-        state.sizes.set(uri, parts.media.byteLength);
+      state.sizes.set(
+        uri,
+        await uploadSegmentOnce(name, `${hls.rungPrefix(name)}/${uri}`, mediaFile, options, compare),
+      );
     } finally {
       await rm(mediaFile, { force: true });
     }
@@ -315,8 +325,7 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
           const segmentOptions = { contentType: SEGMENT_TYPE, cacheControl: CACHE_IMMUTABLE };
           const segmentFile = path.join(workDir, name, segment.uri);
           const compare = { probeFile: segmentFile, format: "mpegts" as const };
-          if (await uploadSegmentOnce(name, segmentKey, segmentFile, segmentOptions, compare))
-            state.sizes.set(segment.uri, size);
+          state.sizes.set(segment.uri, await uploadSegmentOnce(name, segmentKey, segmentFile, segmentOptions, compare));
         }
       }
       state.uploaded.add(segment.uri);
@@ -401,7 +410,7 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
       }
     }
     if (final && masterPublished && !masterMeasured && openRungs.size === 0) {
-      const measured = measuredRates(live);
+      const measured = bitRatesOf(live);
       if (measured.size > 0) {
         const file = path.join(workDir, SNAPSHOT_DIR, "master.m3u8");
         const ladderLeft = ladder.filter((r) => !failedRungs.has(r.name));
@@ -413,10 +422,10 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
   }
 
   /**
-   * The rates of each rung whose every listed segment this run stored, so their bytes are known: a
-   * rung with segments kept from an earlier run or published by another keeps its bound.
+   * The rates of each rung whose every listed segment's stored bytes this run knows: a rung with
+   * segments kept from a published playlist (a resumed run, or one behind another) keeps its bound.
    */
-  function measuredRates(rungs: RungState[]): Map<string, SegmentBitRates> {
+  function bitRatesOf(rungs: RungState[]): Map<string, SegmentBitRates> {
     const measured = new Map<string, SegmentBitRates>();
     for (const state of rungs) {
       const sized = state.listed.map((s) => ({ duration: s.duration, bytes: state.sizes.get(s.uri) }));
@@ -499,7 +508,15 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
       publishSoon();
     },
     variants,
-    segments: () => states.map((s) => ({ name: s.rung.name, segments: s.listed })),
+    segments: () =>
+      states.map((s) => ({
+        name: s.rung.name,
+        segments: s.listed.map((segment) => {
+          const bytes = s.sizes.get(segment.uri);
+          return bytes === undefined ? segment : { ...segment, bytes };
+        }),
+      })),
+    bitRates: () => bitRatesOf(states.filter((s) => !s.failure)),
     async finish() {
       await halt();
       if (failure) throw failure.error;

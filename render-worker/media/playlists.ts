@@ -6,7 +6,7 @@
 import { type Manifest, Parser } from "m3u8-parser";
 import type { ProbeResult, Rung } from "../../src/protocol/messages.ts";
 import { RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
-import type { PlaylistSegment, SegmentBitRates } from "../../src/shared/media-playlist.ts";
+import { type PlaylistSegment, type SegmentBitRates, variantBitRates } from "../../src/shared/media-playlist.ts";
 
 /** A published segment a resumed run keeps: its URI in the rung's playlist and its length. */
 export type KeptSegment = PlaylistSegment;
@@ -67,12 +67,10 @@ function bandwidthAttributes(
   audio: { rung: Rung; rates: SegmentBitRates | undefined } | undefined,
 ): string[] {
   if (!rates) return [`BANDWIDTH=${rung.bandwidth}`];
-  const audioPeak = audio ? (audio.rates?.peak ?? audio.rung.bandwidth) : 0;
-  const averaged = !audio || audio.rates !== undefined;
-  return [
-    `BANDWIDTH=${rates.peak + audioPeak}`,
-    ...(averaged ? [`AVERAGE-BANDWIDTH=${rates.average + (audio?.rates?.average ?? 0)}`] : []),
-  ];
+  // Audio whose segments were not all measured: its bound with the video's peak, and no average.
+  if (audio && !audio.rates) return [`BANDWIDTH=${rates.peak + audio.rung.bandwidth}`];
+  const variant = variantBitRates(rates, audio?.rates);
+  return [`BANDWIDTH=${variant.peak}`, `AVERAGE-BANDWIDTH=${variant.average}`];
 }
 
 /** An audio-only source's master playlist: each audio rung is a variant of its own, without RESOLUTION. */

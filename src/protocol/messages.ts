@@ -417,10 +417,25 @@ export type PlannedRung = z.infer<typeof PlannedRung>;
 export const PublishedSegments = z.object({
   name: z.string().regex(/^[a-z0-9]+$/),
   segments: z.array(
-    z.object({ uri: z.string().regex(/^seg_[0-9]{5,9}\.(?:ts|m4s)$/), duration: z.number().positive().finite() }),
+    z.object({
+      uri: z.string().regex(/^seg_[0-9]{5,9}\.(?:ts|m4s)$/),
+      duration: z.number().positive().finite(),
+      /**
+       * The bytes storage holds for it (an fMP4 segment's without its init), where the run uploaded it
+       * or found it uploaded: what the master's measured BANDWIDTH counts. Absent from older workers.
+       */
+      bytes: z.number().int().positive().optional(),
+    }),
   ),
 });
 export type PublishedSegments = z.infer<typeof PublishedSegments>;
+
+/** What a rung's published segments carry, in bits per second (`segmentBitRates`). */
+export const RenditionBitRates = z.object({
+  name: z.string().regex(/^[a-z0-9]+$/),
+  peak: z.number().int().positive(),
+  average: z.number().int().positive(),
+});
 
 const VariantProgress = z.object({
   name: z.string(),
@@ -574,6 +589,12 @@ export const JobEvent = z.discriminatedUnion("type", [
         /** The `#EXT-X-TARGETDURATION` of the playlists it published, which every later version keeps. */
         targetDuration: z.number().int().positive(),
         variants: z.array(PublishedSegments).min(1),
+        /**
+         * What the audio rungs it published whole carry (`segmentBitRates`, bits per second): the API
+         * adds them to the video rungs' when it measures the master's variants, once every chunk is
+         * in. Absent from older workers, and for a rung whose segments the run did not all store.
+         */
+        audioBitRates: z.array(RenditionBitRates).optional(),
       })
       .optional(),
     usage: RunUsage.optional(),

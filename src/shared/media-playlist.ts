@@ -89,6 +89,14 @@ export function segmentBitRates(segments: readonly SizedSegment[], targetDuratio
 }
 
 /**
+ * A variant's measured `BANDWIDTH` (peak) and `AVERAGE-BANDWIDTH`: its video rendition's plus those
+ * of the audio it plays with (RFC 8216bis: the largest sums over the renditions that play together).
+ */
+export function variantBitRates(video: SegmentBitRates, audio?: SegmentBitRates): SegmentBitRates {
+  return { peak: video.peak + (audio?.peak ?? 0), average: video.average + (audio?.average ?? 0) };
+}
+
+/**
  * The `Cache-Control` of a media playlist that still grows (a live broadcast's, or a transcode's
  * before it ends), for the API's responses and the stored objects alike. A browser must not keep
  * one: a player that polls every target duration and is answered from its own cache sees each new

@@ -13,6 +13,7 @@ export function createTestEventIngestor(db: Db, options: Partial<IngestOptions> 
     db,
     storage: {
       write: () => Promise.reject(new Error("this test's ingestor has no storage: pass `storage` to list chunks")),
+      readText: () => Promise.reject(new Error("this test's ingestor has no storage: pass `storage` to list chunks")),
     },
     pubSub: createVideoPubSub(undefined),
     webhooks: createWebhookEmitter({ retryHours: 24, onQueued: () => {} }),

@@ -208,7 +208,7 @@ describe.each(FORMATS)("a split transcode, its chunks and their joins (%s, real 
     expect(chunkProbes).toEqual([]);
   });
 
-  it("splits into the planned chunks and reports the first chunk's video and the whole audio", () => {
+  it("splits into the planned chunks and reports the first chunk's video and the whole audio", async () => {
     expect(split.chunks).toEqual(planChunks(PLAN, SECONDS, CHUNKING));
     expect(split.chunks.map((c) => [c.fromSegment, c.toSegment])).toEqual([
       [0, 2],
@@ -234,11 +234,19 @@ describe.each(FORMATS)("a split transcode, its chunks and their joins (%s, real 
       storyboard: expect.objectContaining({ tileCount: SECONDS }),
     });
     expect(succeeded.firstChunk!.variants.map((v) => v.name)).toEqual(VIDEO_RUNGS);
-    for (const v of succeeded.firstChunk!.variants)
-      expect(v.segments, v.name).toEqual([
+    for (const v of succeeded.firstChunk!.variants) {
+      expect(
+        v.segments.map(({ uri, duration }) => ({ uri, duration })),
+        v.name,
+      ).toEqual([
         { uri: `seg_00000.${format === "FMP4" ? "m4s" : "ts"}`, duration: 1 },
         { uri: `seg_00001.${format === "FMP4" ? "m4s" : "ts"}`, duration: 2 },
       ]);
+      // Each with the bytes storage holds (the master's measured rates count them).
+      for (const s of v.segments) expect(s.bytes, s.uri).toBe((await stat(path.join(hlsDir, v.name, s.uri))).size);
+    }
+    // The audio it published whole, measured: the API adds it to each variant's video.
+    expect(succeeded.firstChunk!.audioBitRates?.map((a) => a.name)).toEqual(["audio"]);
   });
 
   it("leaves the video rungs' playlists open after the split run, and publishes the audio rung whole", async () => {
@@ -421,7 +429,18 @@ it does not open, and writes the same segments`,
       const again = events.at(-1) as Event<"job.succeeded">;
       expect(again.type).toBe("job.succeeded");
       expect(again.alreadyDone).toBeUndefined();
-      expect(again.firstChunk).toEqual(succeeded.firstChunk);
+      // The same segments listed; their bytes and the audio's rates only where this run stored them,
+      // and it stored none: every segment was listed already (the API ignores the report of a
+      // transcode that SUCCEEDED).
+      const listed = (report: Event<"job.succeeded">) => ({
+        targetDuration: report.firstChunk!.targetDuration,
+        variants: report.firstChunk!.variants.map((v) => ({
+          name: v.name,
+          segments: v.segments.map(({ uri, duration }) => ({ uri, duration })),
+        })),
+      });
+      expect(listed(again)).toEqual(listed(succeeded));
+      expect(again.firstChunk!.variants.flatMap((v) => v.segments.filter((s) => s.bytes !== undefined))).toEqual([]);
       const after = await filesUnder(hlsDir);
       for (const [file, { bytes, mtimeMs }] of before) {
         // The master, the audio playlist and the encode manifest are written again, the same.

@@ -12,8 +12,11 @@ export type EventOf<T extends JobEvent["type"]> = Extract<JobEvent, { type: T }>
 /** What the event ingestor is built from (createEventIngestor's options). */
 export interface IngestOptions {
   db: Db;
-  /** Where the API writes the playlists of a split transcode as its chunks end. */
-  storage: Pick<ApiStorage, "write">;
+  /**
+   * Where the API writes the playlists of a split transcode as its chunks end, and reads its master
+   * to state what the variants measured.
+   */
+  storage: Pick<ApiStorage, "write" | "readText">;
   pubSub: VideoPubSub;
   webhooks: WebhookEmitter;
   progressWriteIntervalMs: number;

@@ -4,10 +4,16 @@ import { createDbClock } from "../../db/clock.ts";
 import { type EncoderFigures, variantSnapshot, videoSnapshot } from "../../events/video-events.ts";
 import type { Job, Variant } from "../../generated/prisma/client.ts";
 import { log } from "../../log.ts";
-import { PublishedSegments } from "../../protocol/messages.ts";
-import { hlsLayout, RUNG_INIT_SEGMENT, videoPrefix } from "../../protocol/storage-layout.ts";
+import { PublishedSegments, RenditionBitRates } from "../../protocol/messages.ts";
+import { hlsLayout, RUNG_INIT_SEGMENT, RUNG_PLAYLIST, videoPrefix } from "../../protocol/storage-layout.ts";
 import { roundedEncoderFigures } from "../../shared/encoder-figures.ts";
-import { mediaPlaylist } from "../../shared/media-playlist.ts";
+import {
+  mediaPlaylist,
+  playlistTargetDuration,
+  type SegmentBitRates,
+  segmentBitRates,
+} from "../../shared/media-playlist.ts";
+import { withVariantBitRates } from "../../storage/playlists.ts";
 import { videoWebhookData, webhookEventId } from "../../webhooks/events.ts";
 import { cancelSplitFamily } from "../cancel.ts";
 import { DEFAULT_COST_SETTINGS } from "../cost.ts";
@@ -21,10 +27,14 @@ import type { createTranscodeEventIngestor } from "./transcode-events.ts";
 type Tx = Parameters<Parameters<IngestDeps["db"]["$transaction"]>[0]>[0];
 type TranscodeIngestor = ReturnType<typeof createTranscodeEventIngestor>;
 
-/** What a split transcode's job stores in `Job.output` once its run is done: each video rung's segments. */
+/**
+ * What a split transcode's job stores in `Job.output` once its run is done: each video rung's
+ * segments, and what the first run's audio rungs carry.
+ */
 const ChunkOutput = z.object({
   targetDuration: z.number().int().positive().optional(),
   variants: z.array(PublishedSegments),
+  audioBitRates: z.array(RenditionBitRates).optional(),
 });
 type ChunkOutput = z.infer<typeof ChunkOutput>;
 
@@ -231,6 +241,7 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
       segmentCounts.set(name, segments.length);
     }
     if (!complete) return nothing;
+    await measureMaster(hls.masterKey, listed, first, targetDuration);
     const readyVariants: Variant[] = [];
     const ladder = chunkJobs.length > 0 ? parseJobInput("TRANSCODE_CHUNK", chunkJobs[0]!.job.input).ladder : [];
     for (const rung of ladder) {
@@ -243,6 +254,38 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
     const made = { masterKey: hls.masterKey, posterKey: video.posterKey, storyboard: null };
     const renditionsQueued = await transcode.finishVideoIn(tx, parentId, videoId, made, at, "ready");
     return { complete: true, readyVariants, renditionsQueued };
+  }
+
+  /**
+   * Once every chunk is listed: the master the first run published, with each variant's measured
+   * rates (`withVariantBitRates`) where every segment of its video rung came with its bytes and the
+   * first run measured the audio it plays with; else as it was, with the ladder's bounds.
+   */
+  async function measureMaster(
+    masterKey: string,
+    listed: PublishedSegments[],
+    first: ChunkOutput,
+    targetDuration: number,
+  ): Promise<void> {
+    const videoRates = new Map<string, SegmentBitRates>();
+    for (const { name, segments } of listed) {
+      if (segments.length === 0 || segments.some((s) => s.bytes === undefined)) continue;
+      const sized = segments.map((s) => ({ duration: s.duration, bytes: s.bytes! }));
+      videoRates.set(
+        `${name}/${RUNG_PLAYLIST}`,
+        segmentBitRates(sized, playlistTargetDuration(segments, targetDuration)),
+      );
+    }
+    // A video ladder has one audio rung (planLadder).
+    const audio = first.audioBitRates?.[0];
+    const master = videoRates.size > 0 ? await deps.storage.readText(masterKey) : null;
+    if (master === null) return;
+    const measured = withVariantBitRates(master, videoRates, audio);
+    if (measured === master) return;
+    await deps.storage.write(masterKey, Readable.from([Buffer.from(measured)]), {
+      limit: MAX_PLAYLIST_BYTES,
+      contentType: PLAYLIST_TYPE,
+    });
   }
 
   /**
