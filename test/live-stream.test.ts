@@ -581,7 +581,21 @@ describe("live streams over RTMP", () => {
       where: { videoId: ended.activeVideo.id, kind: "VIDEO" },
     });
     expect(rendition?.codecs).toMatch(/^avc1\.42c0[0-9a-f]{2}$/);
-    expect(await text(new URL(ended.activeVideo.playbackUrl, t.url).href)).toContain(rendition!.codecs);
+    const recordedMaster = await text(new URL(ended.activeVideo.playbackUrl, t.url).href);
+    expect(recordedMaster).toContain(rendition!.codecs);
+    // Once the broadcast ended, the master states what the recording's segments carry, under the
+    // live ladder's bound: its measured peak and its average.
+    const variant = recordedMaster.split("\n").find((line) => line.startsWith("#EXT-X-STREAM-INF:"))!;
+    const attribute = (name: string) =>
+      Number(
+        variant
+          .split(/[:,]/)
+          .find((a) => a.startsWith(`${name}=`))
+          ?.split("=")[1],
+      );
+    expect(attribute("AVERAGE-BANDWIDTH")).toBeGreaterThan(0);
+    expect(attribute("AVERAGE-BANDWIDTH")).toBeLessThanOrEqual(attribute("BANDWIDTH"));
+    expect(attribute("BANDWIDTH")).toBeLessThan(rendition!.bandwidth);
     const recording = await text(rungUrl);
     expect(recording).toContain("#EXT-X-ENDLIST");
     expect(Math.abs(durationOf(recording) - ended.activeVideo.duration)).toBeLessThan(0.1);
