@@ -13,9 +13,8 @@ import { sameSegmentCut } from "./segment-match.ts";
 import {
   growingPlaylistCacheControl,
   mediaPlaylist,
-  playlistTargetDuration,
+  renditionBitRates,
   type SegmentBitRates,
-  segmentBitRates,
 } from "../../src/shared/media-playlist.ts";
 import { masterPlaylist, parsePlaylist } from "./playlists.ts";
 import type { KeptSegment } from "./playlists.ts";
@@ -183,7 +182,6 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
   });
   let masterPublished = false;
   let masterFailedRungs = 0;
-  let masterMeasured = false;
   let stopped = false;
   let started = false;
   let timer: NodeJS.Timeout | undefined;
@@ -217,18 +215,18 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
    * as this run's own, as a resumed run keeps an earlier run's segments; anything else still fails
    * the run. `probeFile` is this run's segment as ffprobe can read it (an fMP4 one with its init),
    * `init` what to put before the stored bytes to read them so. Resolves with how many bytes the
-   * stored object holds: `file`'s, or the kept object's.
+   * stored object holds: `file`'s (`bytes`), or the kept object's.
    */
   async function uploadSegmentOnce(
     rung: string,
     key: string,
-    file: string,
+    file: { path: string; bytes: number },
     options: { contentType: string; cacheControl: string },
     compare: { probeFile: string; format: "mpegts" | "mov"; init?: Buffer },
   ): Promise<number> {
     try {
-      await uploadOfRung(rung, key, file, options, true);
-      return (await stat(file)).size;
+      await uploadOfRung(rung, key, file.path, options, true);
+      return file.bytes;
     } catch (err) {
       if (!(err instanceof ObjectExistsError)) throw err;
       const stored = path.join(workDir, SNAPSHOT_DIR, `${rung}.stored.${path.basename(key)}`);
@@ -282,10 +280,8 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
       const options = { contentType: FMP4_SEGMENT_TYPE, cacheControl: CACHE_IMMUTABLE };
       // ffmpeg's file has the init before the media: what ffprobe reads the stored media with.
       const compare = { probeFile: path.join(workDir, name, uri), format: "mov" as const, init: state.init };
-      state.sizes.set(
-        uri,
-        await uploadSegmentOnce(name, `${hls.rungPrefix(name)}/${uri}`, mediaFile, options, compare),
-      );
+      const media = { path: mediaFile, bytes: parts.media.byteLength };
+      state.sizes.set(uri, await uploadSegmentOnce(name, `${hls.rungPrefix(name)}/${uri}`, media, options, compare));
     } finally {
       await rm(mediaFile, { force: true });
     }
@@ -325,7 +321,8 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
           const segmentOptions = { contentType: SEGMENT_TYPE, cacheControl: CACHE_IMMUTABLE };
           const segmentFile = path.join(workDir, name, segment.uri);
           const compare = { probeFile: segmentFile, format: "mpegts" as const };
-          state.sizes.set(segment.uri, await uploadSegmentOnce(name, segmentKey, segmentFile, segmentOptions, compare));
+          const file = { path: segmentFile, bytes: size };
+          state.sizes.set(segment.uri, await uploadSegmentOnce(name, segmentKey, file, segmentOptions, compare));
         }
       }
       state.uploaded.add(segment.uri);
@@ -393,33 +390,40 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
     const failedRungs = new Set(states.filter((s) => s.failure).map((s) => s.rung.name));
     if (opts.segmentsOnly) return;
     const masterIsStale = masterPublished && failedRungs.size > masterFailedRungs;
-    if ((!masterPublished && live.every((s) => s.publishedSegments > 0)) || masterIsStale) {
+    const publishMaster = async (measured?: Map<string, SegmentBitRates>) => {
       const file = path.join(workDir, SNAPSHOT_DIR, "master.m3u8");
       await writeFile(
         file,
         masterPlaylist(
           ladder.filter((r) => !failedRungs.has(r.name)),
           opts.probe,
+          measured,
         ),
       );
       await storage.upload(masterKey, file, { contentType: PLAYLIST_TYPE, cacheControl: CACHE_FINAL });
+    };
+    if ((!masterPublished && live.every((s) => s.publishedSegments > 0)) || masterIsStale) {
+      await publishMaster();
       masterFailedRungs = failedRungs.size;
       if (!masterPublished) {
         masterPublished = true;
         await opts.onPlayable?.(masterKey);
       }
     }
-    if (final && masterPublished && !masterMeasured && openRungs.size === 0) {
+    // The final pass (finish() runs it once): every segment is published, so the master can state
+    // what the rungs carry rather than their bounds.
+    if (final && masterPublished && openRungs.size === 0) {
       const measured = bitRatesOf(live);
-      if (measured.size > 0) {
-        const file = path.join(workDir, SNAPSHOT_DIR, "master.m3u8");
-        const ladderLeft = ladder.filter((r) => !failedRungs.has(r.name));
-        await writeFile(file, masterPlaylist(ladderLeft, opts.probe, measured));
-        await storage.upload(masterKey, file, { contentType: PLAYLIST_TYPE, cacheControl: CACHE_FINAL });
-      }
-      masterMeasured = true;
+      if (measured.size > 0) await publishMaster(measured);
     }
   }
+
+  /** Each rung's segments as segments() reports them: with the bytes storage holds, where known. */
+  const sizedSegments = (state: RungState) =>
+    state.listed.map((segment) => {
+      const bytes = state.sizes.get(segment.uri);
+      return bytes === undefined ? segment : { ...segment, bytes };
+    });
 
   /**
    * The rates of each rung whose every listed segment's stored bytes this run knows: a rung with
@@ -428,10 +432,8 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
   function bitRatesOf(rungs: RungState[]): Map<string, SegmentBitRates> {
     const measured = new Map<string, SegmentBitRates>();
     for (const state of rungs) {
-      const sized = state.listed.map((s) => ({ duration: s.duration, bytes: state.sizes.get(s.uri) }));
-      if (sized.length === 0 || sized.some((s) => s.bytes === undefined)) continue;
-      const target = playlistTargetDuration(state.listed, opts.targetDuration);
-      measured.set(state.rung.name, segmentBitRates(sized as { duration: number; bytes: number }[], target));
+      const rates = renditionBitRates(sizedSegments(state), opts.targetDuration);
+      if (rates) measured.set(state.rung.name, rates);
     }
     return measured;
   }
@@ -508,14 +510,7 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
       publishSoon();
     },
     variants,
-    segments: () =>
-      states.map((s) => ({
-        name: s.rung.name,
-        segments: s.listed.map((segment) => {
-          const bytes = s.sizes.get(segment.uri);
-          return bytes === undefined ? segment : { ...segment, bytes };
-        }),
-      })),
+    segments: () => states.map((s) => ({ name: s.rung.name, segments: sizedSegments(s) })),
     bitRates: () => bitRatesOf(states.filter((s) => !s.failure)),
     async finish() {
       await halt();

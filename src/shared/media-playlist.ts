@@ -41,7 +41,7 @@ export function mediaPlaylist(
  * to more. A segment must not (RFC 8216 4.3.3.1): only a source with a frame gap longer than half a
  * second makes one, and then the playlist says so.
  */
-export function playlistTargetDuration(segments: readonly PlaylistSegment[], targetDuration: number): number {
+function playlistTargetDuration(segments: readonly PlaylistSegment[], targetDuration: number): number {
   return Math.max(targetDuration, ...segments.map((s) => Math.round(s.duration)));
 }
 
@@ -86,6 +86,24 @@ export function segmentBitRates(segments: readonly SizedSegment[], targetDuratio
   }
   const average = totalSeconds > 0 ? (totalBytes * 8) / totalSeconds : 0;
   return { peak: Math.ceil(peak > 0 ? peak : fastest), average: Math.ceil(average) };
+}
+
+/**
+ * What a finished rendition's segments carry (`segmentBitRates`) against the target duration its
+ * playlist declares (`playlistTargetDuration`, from the job's), or undefined when a segment's bytes
+ * are not known (kept from a published playlist, or reported by an older worker) or it has none.
+ */
+export function renditionBitRates(
+  segments: readonly (PlaylistSegment & { bytes?: number })[],
+  targetDuration: number,
+): SegmentBitRates | undefined {
+  const sized: SizedSegment[] = [];
+  for (const { duration, bytes } of segments) {
+    if (bytes === undefined) return undefined;
+    sized.push({ duration, bytes });
+  }
+  if (sized.length === 0) return undefined;
+  return segmentBitRates(sized, playlistTargetDuration(segments, targetDuration));
 }
 
 /**

@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
-import { Parser } from "m3u8-parser";
 import { expect } from "vitest";
+import { parsePlaylist } from "../../src/storage/playlists.ts";
 import { createDb } from "../../src/db/client.ts";
 import { collectSubscription, type TestApp } from "./app.ts";
 import { frameIndices } from "./frames.ts";
@@ -123,13 +123,6 @@ export async function uploadSplitAndCheck(t: TestApp, segmentFormat: "TS" | "FMP
     const frames = await frameIndices(new URL(rung.playlistUrl, t.url).href);
     expect(frames).toEqual(Array.from({ length: FRAMES }, (_, i) => i));
   }
-}
-
-function parsePlaylist(text: string) {
-  const parser = new Parser();
-  parser.push(text);
-  parser.end();
-  return parser.manifest;
 }
 
 /**

@@ -2,8 +2,8 @@ import { execFile } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
-import { Parser } from "m3u8-parser";
 import { expect } from "vitest";
+import { parsePlaylist } from "../../src/storage/playlists.ts";
 import { collectSubscription, gqlAt, type TestApp } from "./app.ts";
 
 const run = promisify(execFile);
@@ -106,13 +106,6 @@ type VideoEvent = {
     etaSeconds?: number | null;
   };
 };
-
-function parsePlaylist(text: string) {
-  const parser = new Parser();
-  parser.push(text);
-  parser.end();
-  return parser.manifest;
-}
 
 /**
  * The foundation flow through the public API only, with the operations front ends and CMSs send:

@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
-import { Parser } from "m3u8-parser";
 import { afterAll, describe, expect, it } from "vitest";
+import { parsePlaylist } from "../../render-worker/media/playlists.ts";
 import type { JobEventBody, ProbeResult, Rung, SegmentFormat } from "../../src/protocol/messages.ts";
 import { transcode } from "../../render-worker/handlers/transcode.ts";
 import { planLadder, videoRateControl } from "../../render-worker/media/ladder.ts";
@@ -72,13 +72,6 @@ describe("segmentBitRates (what the worker's final master states)", () => {
     expect(segmentBitRates(segments, 2)).toEqual({ peak: 200_000, average: Math.ceil(120_000 / 0.9) });
   });
 });
-
-function parsePlaylist(text: string) {
-  const parser = new Parser();
-  parser.push(text);
-  parser.end();
-  return parser.manifest;
-}
 
 /** A published rung's segments as a player fetches them: each segment's bytes, its EXTINF seconds. */
 async function publishedSegments(hlsDir: string, rung: string): Promise<{ segments: Segment[]; target: number }> {

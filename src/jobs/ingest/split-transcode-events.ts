@@ -7,12 +7,7 @@ import { log } from "../../log.ts";
 import { PublishedSegments, RenditionBitRates } from "../../protocol/messages.ts";
 import { hlsLayout, RUNG_INIT_SEGMENT, RUNG_PLAYLIST, videoPrefix } from "../../protocol/storage-layout.ts";
 import { roundedEncoderFigures } from "../../shared/encoder-figures.ts";
-import {
-  mediaPlaylist,
-  playlistTargetDuration,
-  type SegmentBitRates,
-  segmentBitRates,
-} from "../../shared/media-playlist.ts";
+import { mediaPlaylist, renditionBitRates, type SegmentBitRates } from "../../shared/media-playlist.ts";
 import { withVariantBitRates } from "../../storage/playlists.ts";
 import { videoWebhookData, webhookEventId } from "../../webhooks/events.ts";
 import { cancelSplitFamily } from "../cancel.ts";
@@ -269,12 +264,8 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
   ): Promise<void> {
     const videoRates = new Map<string, SegmentBitRates>();
     for (const { name, segments } of listed) {
-      if (segments.length === 0 || segments.some((s) => s.bytes === undefined)) continue;
-      const sized = segments.map((s) => ({ duration: s.duration, bytes: s.bytes! }));
-      videoRates.set(
-        `${name}/${RUNG_PLAYLIST}`,
-        segmentBitRates(sized, playlistTargetDuration(segments, targetDuration)),
-      );
+      const rates = renditionBitRates(segments, targetDuration);
+      if (rates) videoRates.set(`${name}/${RUNG_PLAYLIST}`, rates);
     }
     // A video ladder has one audio rung (planLadder).
     const audio = first.audioBitRates?.[0];
