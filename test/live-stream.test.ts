@@ -2,10 +2,11 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
+import { createRequire } from "node:module";
 import { type AddressInfo, connect } from "node:net";
 import path from "node:path";
 import { createInterface } from "node:readline";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Browser } from "playwright-core";
 import {
   liveBehindSeconds,
@@ -29,6 +30,7 @@ import { TEST_ADMIN_KEY, tenantKeySecret } from "./support/auth.ts";
 // A real publisher (ffmpeg pushing a lavfi source over RTMP or SRT to the API's ingest on loopback), the
 // local worker encoding the broadcast, and the HLS read back while live and after the end.
 
+const require = createRequire(import.meta.url);
 const LIVE_STREAM_FIELDS = "id status ingestUrl lastError streamKeyHint disabled";
 
 let t: TestApp;
@@ -56,6 +58,13 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await t?.stop();
+});
+// A test that failed midway leaves no publisher on air to the next (whose checks count processes
+// and broadcasts): `publishUntilStopped`'s are killed at each test's end.
+const onAir = new Set<ChildProcess>();
+afterEach(() => {
+  for (const child of onAir) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  onAir.clear();
 });
 
 async function createLiveStream(
@@ -110,6 +119,7 @@ function publishUntilStopped(
   const startedAt = Date.now();
   // A bound on a test that never stops it.
   const { process: child, exited } = publish(url, 180, options, { progress: true });
+  onAir.add(child);
   let frames = 0;
   let ended = false;
   createInterface({ input: child.stdout! }).on("line", (line) => {
@@ -272,6 +282,88 @@ async function playsInWatchPage(
     // No player is further behind than the broadcast is old (a loaded host's stalls make it more
     // than the few segments hls.js starts behind the live edge).
     expect(seconds).toBeLessThan((Date.now() - publisher.startedAt) / 1000);
+  } finally {
+    await page.close();
+  }
+}
+
+/**
+ * A player that has not measured its latency yet reports none (hls.js's `latency` is 0 until it
+ * has; the first batch of a loaded host's viewers said 0). A page of its own, as an integrator's: a
+ * real hls.js and the standalone beacon script. hls.js loads the live playlist before it has the
+ * element (it measures on the element's time), the element is told to play and the page is hidden:
+ * no latency goes. Once hls.js has the element and it plays, the same view's next batch carries one
+ * above 0.
+ */
+async function reportsLatencyOnceMeasured(playbackUrl: string): Promise<void> {
+  const page = await browser.newPage();
+  try {
+    // A page of the API's origin, holding nothing of the console.
+    await page.goto(`${t.url}${ANALYTICS_PATHS.script}`);
+    await page.setContent("<!doctype html><title>An integrator's player</title><body></body>");
+    await page.addScriptTag({ path: require.resolve("hls.js/dist/hls.min.js") });
+    await page.addScriptTag({ url: `${t.url}${ANALYTICS_PATHS.script}` });
+    type Page = typeof window & {
+      Hls: typeof import("hls.js").default;
+      videographAnalytics: { track(video: HTMLVideoElement, url: string, hls: unknown): unknown };
+      hls: InstanceType<typeof import("hls.js").default>;
+      video: HTMLVideoElement;
+      hidden(): Promise<{ type: string; latencyMs?: number }[]>;
+    };
+    const master = new URL(playbackUrl, t.url).href;
+    const before = await page.evaluate(async (url) => {
+      const w = window as Page;
+      // What the beacon module hands to sendBeacon at the page's exit, as each batch's events.
+      const sent: Promise<string>[] = [];
+      const send = navigator.sendBeacon.bind(navigator);
+      navigator.sendBeacon = (to, data) => {
+        if (data instanceof Blob) sent.push(data.text());
+        return send(to, data);
+      };
+      w.hidden = async () => {
+        const from = sent.length;
+        window.dispatchEvent(new Event("pagehide"));
+        const texts = await Promise.all(sent.slice(from));
+        return texts.flatMap((text) => JSON.parse(text).events);
+      };
+      w.video = document.createElement("video");
+      w.video.muted = true;
+      document.body.append(w.video);
+      w.hls = new w.Hls();
+      const loaded = new Promise((resolve) => w.hls.once(w.Hls.Events.LEVEL_UPDATED, resolve));
+      w.hls.loadSource(url);
+      await loaded;
+      void w.video.play().catch(() => {});
+      // Its view started (the module's answer handled) before the page hides.
+      const views = window.fetch;
+      let answered!: () => void;
+      const started = new Promise<void>((resolve) => {
+        answered = resolve;
+      });
+      window.fetch = async (input, init) => {
+        const res = await views(input, init);
+        if (String(input).endsWith("/views")) setTimeout(answered, 100);
+        return res;
+      };
+      w.videographAnalytics.track(w.video, url, w.hls);
+      await started;
+      return { live: w.hls.latestLevelDetails?.live, paused: w.video.paused, events: await w.hidden() };
+    }, master);
+    expect(before.live).toBe(true);
+    expect(before.paused).toBe(false);
+    expect(before.events.filter((e) => e.type === "liveLatency")).toEqual([]);
+    await page.evaluate(() => {
+      const w = window as Page;
+      w.hls.attachMedia(w.video);
+      void w.video.play().catch(() => {});
+    });
+    await page.waitForFunction(() => (document.querySelector("video")?.currentTime ?? 0) >= 1, undefined, {
+      timeout: 20_000,
+    });
+    const after = await page.evaluate(() => (window as Page).hidden());
+    const latencies = after.filter((e) => e.type === "liveLatency");
+    expect(latencies.length).toBe(1);
+    expect(latencies[0]!.latencyMs).toBeGreaterThan(0);
   } finally {
     await page.close();
   }
@@ -1299,6 +1391,7 @@ describe("SRT ingest", () => {
     }
     // Played while the caller was still sending: live, not the recording.
     await playsInWatchPage(live.activeVideo.id, publisher, async () => expect(publisher.process.exitCode).toBeNull());
+    await reportsLatencyOnceMeasured(live.activeVideo.playbackUrl);
     // Every second the caller sent, its last frames included: it lingers at its close (`srtUrl`'s
     // linger=3; without it SRT's live mode dropped what was not sent yet, 0.2 s here), and the
     // remux's last packets too (the caller's leaving drains it).

@@ -23,6 +23,23 @@ export interface PlayerHooks {
   liveLatencySeconds?: (() => number | null) | null;
 }
 
+/** What `hlsLiveLatency` reads of an hls.js instance (hls.js 1.6 on). */
+export interface HlsLatency {
+  latency?: number;
+  latestLevelDetails?: { live: boolean } | null;
+}
+
+/**
+ * An hls.js player's live latency for `liveLatencySeconds`: its `latency` while the level it plays
+ * is live, and null before hls.js has measured one (its getter answers 0 until the first
+ * `timeupdate` after a live playlist loaded, which a viewer's first batch reported as a latency of
+ * none).
+ */
+export function hlsLiveLatency(hls: HlsLatency): number | null {
+  const seconds = hls.latency;
+  return hls.latestLevelDetails?.live && seconds !== undefined && seconds > 0 ? seconds : null;
+}
+
 export interface ViewBeacons {
   /** Sends what is gathered and stops watching the element. */
   stop(): void;

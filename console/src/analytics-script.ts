@@ -1,11 +1,9 @@
-import { startViewBeacons, type ViewBeacons } from "./analytics-beacons.ts";
+import { type HlsLatency, hlsLiveLatency, startViewBeacons, type ViewBeacons } from "./analytics-beacons.ts";
 
 /** What the script needs of an hls.js instance: its event emitter, and its live latency (hls.js 1.6 on). */
-interface HlsLike {
+interface HlsLike extends HlsLatency {
   on(event: "hlsError", listener: (event: string, data: { fatal: boolean; details: string }) => void): void;
   off(event: "hlsError", listener: (event: string, data: { fatal: boolean; details: string }) => void): void;
-  latency?: number;
-  latestLevelDetails?: { live: boolean } | null;
 }
 
 /**
@@ -23,7 +21,7 @@ const videographAnalytics = {
         hls.on("hlsError", onError);
         return () => hls.off("hlsError", onError);
       },
-      liveLatencySeconds: () => (hls.latestLevelDetails?.live && hls.latency !== undefined ? hls.latency : null),
+      liveLatencySeconds: () => hlsLiveLatency(hls),
     });
   },
 };

@@ -1,7 +1,7 @@
 import type Hls from "hls.js";
 import type { ErrorData, Level } from "hls.js";
 import { useEffect, useRef, useState } from "preact/hooks";
-import { startViewBeacons, type ViewBeacons } from "./analytics-beacons.ts";
+import { hlsLiveLatency, startViewBeacons, type ViewBeacons } from "./analytics-beacons.ts";
 import { StoryboardScrubber, type StoryboardProps } from "./storyboard-scrubber.tsx";
 
 /**
@@ -142,7 +142,7 @@ export function Player(props: PlayerProps) {
           player.on(Hls.Events.ERROR, onError);
           return () => player.off(Hls.Events.ERROR, onError);
         },
-        liveLatencySeconds: () => (player.latestLevelDetails?.live ? player.latency : null),
+        liveLatencySeconds: () => hlsLiveLatency(player),
       });
       player.loadSource(source);
       player.attachMedia(video);
