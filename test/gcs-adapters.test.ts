@@ -177,7 +177,7 @@ never replacing a source`, async () => {
     requests.length = 0;
     await storage.deletePrefix(`videos/${id}`);
     expect(requests.find((r) => r.method === "GET")!.url.searchParams.get("prefix")).toBe(`videos/${id}/`);
-    expect((await worker.list(`videos/${id}`)).sort()).toEqual([`videos/${id}0/hls/720p/seg_00000.ts`]);
+    expect(await worker.list(`videos/${id}`)).toEqual([{ key: `videos/${id}0/hls/720p/seg_00000.ts`, bytes: 1 }]);
   });
 
   test(`the worker uploads small files in one request with Content-Type and Cache-Control, and reads sources \

@@ -8,12 +8,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { createUpload, finalState, uploadAndWait } from "./support/uploads.ts";
 import { makeClip } from "./support/media-fixtures.ts";
-import { mtimes } from "./support/media-checks.ts";
+import { expectMeasuredMaster, mtimes } from "./support/media-checks.ts";
 
 const run = promisify(execFile);
 const VIDEO = `query($id: ID!) {
   video(id: $id) {
     status
+    playbackUrl
     variants { id name status segmentCount error }
     jobs(first: 5) { edges { node { status rungs } } }
   } }`;
@@ -113,6 +114,9 @@ rungs' files untouched, full master, video READY (%s)`,
       for (const [name, files] of untouched) expect(await mtimes(path.join(hlsDir, name)), name).toEqual(files);
       expect((await stat(path.join(t.dataDir, "videos", id, "thumbnails", "poster.jpg"))).mtimeMs).toBe(posterMtime);
       expect(await masterUris(hlsDir)).toEqual(["360p/index.m3u8", "240p/index.m3u8", "144p/index.m3u8"]);
+      // Its master states what every variant carries: the retried rung measured from this run's
+      // bytes, the others (and the audio) from what storage holds for their published segments.
+      await expectMeasuredMaster(new URL(after.playbackUrl, t.url));
     },
   );
 

@@ -349,7 +349,10 @@ and downloads`, async () => {
         "video/mp4",
         "public, max-age=300",
       ]);
-      expect((await worker.list(prefix)).sort()).toEqual([`${prefix}hls/encode.json`, `${prefix}renders/out.mp4`]);
+      expect((await worker.list(prefix)).sort((a, b) => a.key.localeCompare(b.key))).toEqual([
+        { key: `${prefix}hls/encode.json`, bytes: 0 },
+        { key: `${prefix}renders/out.mp4`, bytes: big.length },
+      ]);
       expect(await worker.list(`${prefix}thumbnails/`)).toEqual([]);
       await worker.download(`${prefix}renders/out.mp4`, path.join(dir, "back.mp4"));
       expect(sha256(await readFile(path.join(dir, "back.mp4")))).toBe(sha256(big));

@@ -309,7 +309,8 @@ stored bytes stay`, async () => {
     await worker.uploadOnce(key, original, opts);
     await expect(worker.uploadOnce(key, other, opts)).rejects.toBeInstanceOf(ObjectExistsError);
     expect(Buffer.compare(await stored(), Buffer.from(bytesOf(5000, 11)))).toBe(0);
-    expect((await worker.list(`${prefix}/hls/360p/`)).sort()).toEqual([key]);
+    // Listed with the bytes storage holds (what the final master's measured rates count).
+    expect(await worker.list(`${prefix}/hls/360p/`)).toEqual([{ key, bytes: 5000 }]);
 
     // Two runs racing for one key: one wins, the other is refused, and the object is the winner's.
     const raced = `${prefix}/hls/360p/seg_00001.ts`;

@@ -18,7 +18,7 @@ export async function restorePartialMovies(
 ): Promise<Set<string>> {
   await mkdir(localDir, { recursive: true });
   const names = (await storage.list(keyPrefix))
-    .map((key) => key.slice(keyPrefix.length))
+    .map(({ key }) => key.slice(keyPrefix.length))
     .filter((name) => PARTIAL_MOVIE_NAME.test(name));
   const restored = new Set<string>();
   for (const name of names.slice(0, MAX_RESTORED)) {

@@ -413,7 +413,7 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
     // The final pass (finish() runs it once): every segment is published, so the master can state
     // what the rungs carry rather than their bounds.
     if (final && masterPublished && openRungs.size === 0) {
-      const measured = bitRatesOf(live);
+      const measured = await masterRates(live, failedRungs);
       if (measured.size > 0) await publishMaster(measured);
     }
   }
@@ -427,7 +427,8 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
 
   /**
    * The rates of each rung whose every listed segment's stored bytes this run knows: a rung with
-   * segments kept from a published playlist (a resumed run, or one behind another) keeps its bound.
+   * segments kept from a published playlist (a resumed run, or one behind another) is left out (the
+   * final master reads it from storage: `masterRates`).
    */
   function bitRatesOf(rungs: RungState[]): Map<string, SegmentBitRates> {
     const measured = new Map<string, SegmentBitRates>();
@@ -436,6 +437,44 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
       if (rates) measured.set(state.rung.name, rates);
     }
     return measured;
+  }
+
+  /**
+   * What each rung the final master lists carries: this run's rungs from the bytes it recorded; a
+   * rung whose segments it did not all upload (kept from a published playlist: a resumed run, or one
+   * behind another) or does not encode at all (a retryVariant run's other rungs) from its published
+   * playlist and the bytes storage lists for its segments. A rung that cannot be read whole (a
+   * playlist not ended, a segment not listed, storage refusing) keeps its bound.
+   */
+  async function masterRates(live: RungState[], failedRungs: Set<string>): Promise<Map<string, SegmentBitRates>> {
+    const measured = bitRatesOf(live);
+    const unmeasured = ladder.filter((r) => !failedRungs.has(r.name) && !measured.has(r.name));
+    await Promise.all(
+      unmeasured.map(async ({ name }) => {
+        try {
+          const rates = await publishedBitRates(name);
+          if (rates) measured.set(name, rates);
+        } catch (err) {
+          log.warn("could not measure a published rung: the master states its bound", {
+            rung: name,
+            error: String(err),
+          });
+        }
+      }),
+    );
+    return measured;
+  }
+
+  /** A published rung's rates, from its ended playlist and the bytes storage lists for its segments. */
+  async function publishedBitRates(rung: string): Promise<SegmentBitRates | undefined> {
+    const prefix = `${hls.rungPrefix(rung)}/`;
+    const [text, objects] = await Promise.all([storage.readText(hls.playlistKey(rung)), storage.list(prefix)]);
+    if (text === null) return undefined;
+    const playlist = parsePlaylist(text);
+    if (!playlist.endList) return undefined;
+    const stored = new Map(objects.map((o) => [o.key, o.bytes]));
+    const segments = playlist.segments.map(({ uri, duration }) => ({ uri, duration, bytes: stored.get(prefix + uri) }));
+    return renditionBitRates(segments, playlist.targetDuration ?? opts.targetDuration);
   }
 
   /** Runs a pass now, or right after the one in flight. */

@@ -73,7 +73,7 @@ export function createGcsWorkerStorage(options: GcsWorkerStorageOptions): Worker
 
     async list(prefix) {
       const [files] = await bucket.getFiles({ prefix, autoPaginate: true });
-      return files.map((f) => f.name);
+      return files.map((f) => ({ key: f.name, bytes: Number(f.metadata.size) }));
     },
 
     async download(key, file) {

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { access, copyFile, link, readdir, readFile, rename, rm } from "node:fs/promises";
+import { access, copyFile, link, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { makeStorageDir } from "../../src/shared/storage-errors.ts";
 import path from "node:path";
 import type { UploadOptions, WorkerStorage } from "./types.ts";
@@ -70,9 +70,22 @@ export function createLocalWorkerStorage(dataDir: string): WorkerStorage {
           throw err;
         },
       );
-      return entries
-        .filter((e) => e.isFile() && !e.name.endsWith(".tmp"))
-        .map((e) => path.relative(root, path.join(e.parentPath, e.name)).split(path.sep).join("/"));
+      const files = entries.filter((e) => e.isFile() && !e.name.endsWith(".tmp"));
+      const objects = await Promise.all(
+        files.map(async (e) => {
+          const file = path.join(e.parentPath, e.name);
+          // A file removed since the directory was read is not listed.
+          const bytes = await stat(file).then(
+            (s) => s.size,
+            (err: NodeJS.ErrnoException) => {
+              if (err.code === "ENOENT") return null;
+              throw err;
+            },
+          );
+          return bytes === null ? null : { key: path.relative(root, file).split(path.sep).join("/"), bytes };
+        }),
+      );
+      return objects.filter((o) => o !== null);
     },
 
     async download(key, file) {

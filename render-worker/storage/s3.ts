@@ -7,7 +7,7 @@ import { Upload } from "@aws-sdk/lib-storage";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { createS3Client, type S3ConnectionOptions } from "../../src/shared/s3-client.ts";
 import { assertValidKey } from "./local.ts";
-import type { UploadOptions, WorkerStorage } from "./types.ts";
+import type { StoredObject, UploadOptions, WorkerStorage } from "./types.ts";
 import { assertSameBytes } from "./write-once.ts";
 
 const PART_BYTES = 16 * 1024 * 1024;
@@ -95,11 +95,11 @@ export function createS3WorkerStorage(options: S3WorkerStorageOptions): WorkerSt
     },
 
     async list(prefix) {
-      const keys: string[] = [];
+      const objects: StoredObject[] = [];
       for await (const page of paginateListObjectsV2({ client }, { Bucket, Prefix: prefix })) {
-        for (const object of page.Contents ?? []) keys.push(object.Key!);
+        for (const object of page.Contents ?? []) objects.push({ key: object.Key!, bytes: object.Size ?? 0 });
       }
-      return keys;
+      return objects;
     },
 
     async download(key, file) {

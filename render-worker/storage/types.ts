@@ -4,6 +4,12 @@ export interface UploadOptions {
   cacheControl: string;
 }
 
+/** An object `list` found: its key, and how many bytes storage holds for it. */
+export interface StoredObject {
+  key: string;
+  bytes: number;
+}
+
 /**
  * The worker's view of media storage. Keys are relative, slash-separated paths such as
  * `videos/{videoId}/hls/720p/index.m3u8`. An upload replaces the object atomically: readers see
@@ -20,8 +26,8 @@ export interface WorkerStorage {
    * of the store (a create-only write), so two runs racing for a key cannot both win.
    */
   uploadOnce(key: string, file: string, opts: UploadOptions): Promise<void>;
-  /** Keys of the objects under `prefix` (a key prefix ending in `/`), in no particular order. */
-  list(prefix: string): Promise<string[]>;
+  /** The objects under `prefix` (a key prefix ending in `/`), in no particular order. */
+  list(prefix: string): Promise<StoredObject[]>;
   /** Copies an object to a local file. */
   download(key: string, file: string): Promise<void>;
   /** A small object's text (a playlist), or null when there is no such object. */

@@ -1,7 +1,9 @@
 import { execFile } from "node:child_process";
-import { readdir, stat } from "node:fs/promises";
+import { readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
+import { expect } from "vitest";
+import { parsePlaylist } from "../../src/storage/playlists.ts";
 
 const run = promisify(execFile);
 
@@ -60,3 +62,51 @@ export function peakSegmentBitRate(segments: Segment[], targetDuration: number):
 /** A rendition's average bit rate: its bytes over its EXTINF seconds. */
 export const averageBitRate = (segments: Segment[]) =>
   (segments.reduce((sum, s) => sum + s.bytes, 0) * 8) / segments.reduce((sum, s) => sum + s.seconds, 0);
+
+/** A playlist's or segment's bytes as a player gets them: over HTTP, or from a `file:` URL. */
+async function bytesAt(url: URL): Promise<Buffer> {
+  if (url.protocol === "file:") return readFile(url);
+  const res = await fetch(url);
+  expect(res.status, url.href).toBe(200);
+  return Buffer.from(await res.arrayBuffer());
+}
+
+/** A rendition's peak and average, as the tests read RFC 8216, from its playlist and segments. */
+async function renditionRates(playlistUrl: URL): Promise<{ peak: number; average: number }> {
+  const playlist = parsePlaylist((await bytesAt(playlistUrl)).toString("utf8"));
+  expect(playlist.endList, playlistUrl.href).toBe(true);
+  const segments: Segment[] = [];
+  for (const s of playlist.segments) {
+    segments.push({ bytes: (await bytesAt(new URL(s.uri, playlistUrl))).byteLength, seconds: s.duration });
+  }
+  return {
+    peak: Math.ceil(peakSegmentBitRate(segments, playlist.targetDuration!)),
+    average: Math.ceil(averageBitRate(segments)),
+  };
+}
+
+/**
+ * A finished video's master states what each variant's segments carry: its BANDWIDTH the peak of its
+ * video rendition plus its audio's, its AVERAGE-BANDWIDTH their averages, against the test's own
+ * reading of RFC 8216 from the playlists and segments (an fMP4 segment without its init) as a player
+ * fetches them from `masterUrl` (the API's, or a `file:` URL of the published files).
+ */
+export async function expectMeasuredMaster(masterUrl: URL): Promise<void> {
+  const master = parsePlaylist((await bytesAt(masterUrl)).toString("utf8"));
+  const audioUri = Object.values(master.mediaGroups?.AUDIO ?? {})
+    .flatMap((group) => Object.values(group))
+    .map((rendition) => rendition.uri)
+    .find((uri) => uri !== undefined);
+  const audio = audioUri ? await renditionRates(new URL(audioUri, masterUrl)) : { peak: 0, average: 0 };
+  expect(master.playlists?.length, masterUrl.href).toBeGreaterThan(0);
+  // Each figure is rounded up on its own: the sum of two may be 1 off the test's.
+  const near = (a: number, b: number) => Math.abs(a - b) <= 2;
+  for (const variant of master.playlists!) {
+    const measured = await renditionRates(new URL(variant.uri, masterUrl));
+    const peak = variant.attributes.BANDWIDTH!;
+    // m3u8-parser keeps AVERAGE-BANDWIDTH, which it does not know, as the text it read.
+    const average = Number((variant.attributes as Record<string, unknown>)["AVERAGE-BANDWIDTH"]);
+    expect(near(peak, measured.peak + audio.peak), `${variant.uri}: BANDWIDTH ${peak}`).toBe(true);
+    expect(near(average, measured.average + audio.average), `${variant.uri}: AVERAGE-BANDWIDTH ${average}`).toBe(true);
+  }
+}

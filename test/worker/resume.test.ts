@@ -1,6 +1,7 @@
 import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { Parser } from "m3u8-parser";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -31,7 +32,7 @@ import {
   type RunPart,
   NTSC_STEP_SECONDS,
 } from "../support/joined-rungs.ts";
-import { largestGap, packetTimes } from "../support/media-checks.ts";
+import { expectMeasuredMaster, largestGap, packetTimes } from "../support/media-checks.ts";
 import { fixturesDir, makeClip, makeFrameCounterClip, stageTranscodeJob } from "../support/media-fixtures.ts";
 
 const run = promisify(execFile);
@@ -318,6 +319,8 @@ play through`, async () => {
       (probed.resumed!.fromSeconds - 0.1) / seconds,
     );
 
+    // The master states what every variant carries, the kept segments counted from storage.
+    await expectMeasuredMaster(pathToFileURL(path.join(hlsDir, "master.m3u8")));
     for (const name of ["360p", "240p", "144p", "audio"]) {
       const text = await readFile(path.join(hlsDir, name, "index.m3u8"), "utf8");
       const parser = new Parser();
