@@ -276,6 +276,8 @@ async function startVideograph(databaseUrl: string, dataDir: string): Promise<Se
         height: 720,
         bandwidth: 3_000_000,
         bitrate: null,
+        peakBitRate: null,
+        averageBitRate: null,
         codecs: "avc1.64001f",
         status: "ENCODING",
         progress: 0.5,

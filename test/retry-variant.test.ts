@@ -8,14 +8,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { createUpload, finalState, uploadAndWait } from "./support/uploads.ts";
 import { makeClip } from "./support/media-fixtures.ts";
-import { expectMeasuredMaster, mtimes } from "./support/media-checks.ts";
+import { expectMeasuredMaster, expectMeasuredVariants, mtimes } from "./support/media-checks.ts";
 
 const run = promisify(execFile);
 const VIDEO = `query($id: ID!) {
   video(id: $id) {
     status
     playbackUrl
-    variants { id name status segmentCount error }
+    variants { id name status segmentCount error playlistUrl peakBitRate averageBitRate }
     jobs(first: 5) { edges { node { status rungs } } }
   } }`;
 const RETRY = `mutation($id: ID!) {
@@ -117,6 +117,8 @@ rungs' files untouched, full master, video READY (%s)`,
       // Its master states what every variant carries: the retried rung measured from this run's
       // bytes, the others (and the audio) from what storage holds for their published segments.
       await expectMeasuredMaster(new URL(after.playbackUrl, t.url));
+      // Each variant's own figures: the retried rung's from this run, the others' from the first.
+      await expectMeasuredVariants(t.url, after.variants);
     },
   );
 

@@ -113,8 +113,15 @@ export async function live(job: LiveJobMessage, ctx: JobContext): Promise<void> 
       if (v.error !== undefined) {
         await ctx.emit({ type: "variant.failed", name: v.name, rung, error: v.error });
       } else {
-        const { playlistKey, segmentCount } = v;
-        await ctx.emit({ type: "variant.ready", name: v.name, rung, playlistKey, segmentCount });
+        const { playlistKey, segmentCount, bitRates } = v;
+        await ctx.emit({
+          type: "variant.ready",
+          name: v.name,
+          rung,
+          playlistKey,
+          segmentCount,
+          ...(bitRates ? { bitRates } : {}),
+        });
       }
     }
     const recorded = publisher.segments().find((s) => s.name === top.name)?.segments ?? [];

@@ -301,8 +301,15 @@ async function encodeAndPublish(
         log.warn("a rung failed alone", { jobId: job.jobId, rung: v.name, error: v.error });
         await ctx.emit({ type: "variant.failed", name: v.name, rung, error: v.error });
       } else {
-        const { playlistKey, segmentCount } = v;
-        await ctx.emit({ type: "variant.ready", name: v.name, rung, playlistKey, segmentCount });
+        const { playlistKey, segmentCount, bitRates } = v;
+        await ctx.emit({
+          type: "variant.ready",
+          name: v.name,
+          rung,
+          playlistKey,
+          segmentCount,
+          ...(bitRates ? { bitRates } : {}),
+        });
       }
     }
     await ctx.emit({ type: "job.succeeded", masterKey: publisher.masterKey, posterKey, ...made });
@@ -381,12 +388,14 @@ async function reportFirstChunk(
       log.warn("a rung failed alone", { jobId: job.jobId, rung: v.name, error: v.error });
       await ctx.emit({ type: "variant.failed", name: v.name, rung, error: v.error });
     } else if (rung.kind === "AUDIO") {
+      const rates = bitRates.get(rung.name);
       await ctx.emit({
         type: "variant.ready",
         name: v.name,
         rung,
         playlistKey: v.playlistKey,
         segmentCount: v.segmentCount,
+        ...(rates ? { bitRates: rates } : {}),
       });
     }
   }

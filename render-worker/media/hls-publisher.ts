@@ -89,6 +89,8 @@ interface VariantPublication {
   publishedSeconds: number;
   /** Set when storage refused this rung's files: the rung failed alone and the master leaves it out. */
   error?: string;
+  /** From finish(): what the rung's published segments carry, where the final master measured it. */
+  bitRates?: SegmentBitRates;
 }
 
 /**
@@ -118,7 +120,8 @@ export interface HlsPublisher {
   bitRates(): Map<string, SegmentBitRates>;
   /**
    * After ffmpeg exited successfully: publishes what is left and the final playlists (ended, but
-   * for `openRungs`).
+   * for `openRungs`), and the master with what the rungs carry; resolves with each rung's
+   * publication, its `bitRates` where the master states them.
    */
   finish(): Promise<VariantPublication[]>;
   /** After a failure or cancellation: stops the timer and waits for the pass in flight. */
@@ -182,6 +185,8 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
   });
   let masterPublished = false;
   let masterFailedRungs = 0;
+  /** What the final master states each rung carries (its last pass). */
+  let finalRates = new Map<string, SegmentBitRates>();
   let stopped = false;
   let started = false;
   let timer: NodeJS.Timeout | undefined;
@@ -413,8 +418,8 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
     // The final pass (finish() runs it once): every segment is published, so the master can state
     // what the rungs carry rather than their bounds.
     if (final && masterPublished && openRungs.size === 0) {
-      const measured = await masterRates(live, failedRungs);
-      if (measured.size > 0) await publishMaster(measured);
+      finalRates = await masterRates(live, failedRungs);
+      if (finalRates.size > 0) await publishMaster(finalRates);
     }
   }
 
@@ -557,7 +562,10 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
       await publishPass(true);
       if (!masterPublished && !opts.segmentsOnly)
         throw new Error("The master playlist was not published: a rung has no segments");
-      return variants();
+      return variants().map((v) => {
+        const bitRates = finalRates.get(v.name);
+        return bitRates ? { ...v, bitRates } : v;
+      });
     },
     stop: halt,
   };

@@ -430,12 +430,23 @@ export const PublishedSegments = z.object({
 });
 export type PublishedSegments = z.infer<typeof PublishedSegments>;
 
-/** What a rung's published segments carry, in bits per second (`segmentBitRates`). */
-export const RenditionBitRates = z.object({
-  name: z.string().regex(/^[a-z0-9]+$/),
-  peak: z.number().int().positive(),
-  average: z.number().int().positive(),
+/** What a rendition's published segments carry, in bits per second (`segmentBitRates`). */
+const BitRates = z.object({
+  // Stored in Variant's INTEGER columns.
+  peak: z
+    .number()
+    .int()
+    .positive()
+    .max(2 ** 31 - 1),
+  average: z
+    .number()
+    .int()
+    .positive()
+    .max(2 ** 31 - 1),
 });
+
+/** What a named rung's published segments carry (`BitRates`). */
+export const RenditionBitRates = BitRates.extend({ name: z.string().regex(/^[a-z0-9]+$/) });
 
 const VariantProgress = z.object({
   name: z.string(),
@@ -554,6 +565,11 @@ export const JobEvent = z.discriminatedUnion("type", [
     rung: Rung,
     playlistKey: z.string(),
     segmentCount: z.number().int().nonnegative(),
+    /**
+     * What the rung's published segments carry (`Variant.peakBitRate`, `averageBitRate`): absent
+     * from older workers, and where the run could not measure every segment.
+     */
+    bitRates: BitRates.optional(),
   }),
   /**
    * Storage refused a rung's files: that rung failed alone (the master playlist leaves it out) and

@@ -27,6 +27,21 @@ export const VariantRef = builder.prismaObject("Variant", {
         "with): what the master playlist declares while the video encodes. Once every segment is " +
         "published, the master states the measured peak and AVERAGE-BANDWIDTH instead, at most this.",
     }),
+    peakBitRate: t.exposeInt("peakBitRate", {
+      nullable: true,
+      description:
+        "What the rung's published segments carry at their peak, in bits per second (RFC 8216: the highest " +
+        "rate over any run of segments lasting 0.5 to 1.5 target durations), of this rendition alone; a " +
+        "finished master's BANDWIDTH is a video rung's peak plus its audio's. Measured once the rung is " +
+        "READY; null before, and where its segments were not all measured.",
+    }),
+    averageBitRate: t.exposeInt("averageBitRate", {
+      nullable: true,
+      description:
+        "The rung's bytes over its length, in bits per second, of this rendition alone (a finished master's " +
+        "AVERAGE-BANDWIDTH adds its audio's): what a viewer fetches per second watched. Measured once the " +
+        "rung is READY; null before, and where its segments were not all measured.",
+    }),
     codecs: t.exposeString("codecs"),
     bitrate: t.exposeInt("bitrate", {
       nullable: true,

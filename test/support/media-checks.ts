@@ -110,3 +110,24 @@ export async function expectMeasuredMaster(masterUrl: URL): Promise<void> {
     expect(near(average, measured.average + audio.average), `${variant.uri}: AVERAGE-BANDWIDTH ${average}`).toBe(true);
   }
 }
+
+/**
+ * Each variant's `peakBitRate` and `averageBitRate` (GraphQL) are what its own segments carry, as
+ * the test reads RFC 8216 from its playlist at `playlistUrl` (resolved against `base`, the API's URL).
+ */
+export async function expectMeasuredVariants(
+  base: string,
+  variants: { name: string; playlistUrl: string; peakBitRate: number | null; averageBitRate: number | null }[],
+): Promise<void> {
+  expect(variants.length).toBeGreaterThan(0);
+  for (const v of variants) {
+    const measured = await renditionRates(new URL(v.playlistUrl, base));
+    expect(v.peakBitRate, `${v.name}: peakBitRate`).not.toBeNull();
+    expect(v.averageBitRate, `${v.name}: averageBitRate`).not.toBeNull();
+    expect(Math.abs(v.peakBitRate! - measured.peak), `${v.name}: peakBitRate ${v.peakBitRate}`).toBeLessThanOrEqual(1);
+    expect(
+      Math.abs(v.averageBitRate! - measured.average),
+      `${v.name}: averageBitRate ${v.averageBitRate}`,
+    ).toBeLessThanOrEqual(1);
+  }
+}

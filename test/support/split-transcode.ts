@@ -3,7 +3,7 @@ import { expect } from "vitest";
 import { createDb } from "../../src/db/client.ts";
 import { collectSubscription, type TestApp } from "./app.ts";
 import { frameIndices } from "./frames.ts";
-import { expectMeasuredMaster } from "./media-checks.ts";
+import { expectMeasuredMaster, expectMeasuredVariants } from "./media-checks.ts";
 import { makeFrameCounterClip } from "./media-fixtures.ts";
 import { createUpload } from "./uploads.ts";
 
@@ -52,7 +52,7 @@ const VIDEO = /* GraphQL */ `
     query ($id: ID!) {
       video(id: $id) {
         status playbackUrl transcodeChunks { total done }
-        variants { name kind status segmentCount playlistUrl }
+        variants { name kind status segmentCount playlistUrl peakBitRate averageBitRate }
         jobs(first: 10) { edges { node { kind status parent { id } chunk { index fromSegment toSegment } } } }
       } }`;
 
@@ -119,6 +119,8 @@ export async function uploadSplitAndCheck(t: TestApp, segmentFormat: "TS" | "FMP
   // READY: the master states what each variant's segments carry, the API having measured the chunks'
   // video rungs and added the first run's audio.
   await expectMeasuredMaster(new URL(video.playbackUrl, t.url));
+  // Each variant's own figures: the video rungs' measured by the API, the audio's by the first run.
+  await expectMeasuredVariants(t.url, video.variants);
   // The top and the bottom rung, decoded through the API as a player reads them.
   for (const rung of [videoRungs[0], videoRungs.at(-1)]) {
     const frames = await frameIndices(new URL(rung.playlistUrl, t.url).href);

@@ -5,6 +5,7 @@ import { promisify } from "node:util";
 import { expect } from "vitest";
 import { parsePlaylist } from "../../src/storage/playlists.ts";
 import { collectSubscription, gqlAt, type TestApp } from "./app.ts";
+import { expectMeasuredVariants } from "./media-checks.ts";
 
 const run = promisify(execFile);
 const RESUMABLE_CHUNK = 256 * 1024;
@@ -92,7 +93,7 @@ const VIDEO = /* GraphQL */ `
   query Video($id: ID!) {
     video(id: $id) {
       id status playable duration width height playbackUrl
-      variants { name width height bandwidth status progress playlistUrl }
+      variants { name width height bandwidth peakBitRate averageBitRate status progress playlistUrl }
       jobs(first: 10) { edges { node { id kind status attempt progress error } } }
     } }`;
 
@@ -202,6 +203,8 @@ export async function uploadClipAndCheckLadder(t: TestApp, clip: string): Promis
     expect(average, variant.uri).toBeGreaterThan(0);
     expect(average, variant.uri).toBeLessThanOrEqual(peak);
   }
+  // And each variant says what its own rendition carries (peakBitRate, averageBitRate).
+  await expectMeasuredVariants(t.url, result.variants);
   for (const v of result.variants) {
     const text = await (await fetch(`${t.url}${v.playlistUrl}`)).text();
     expect(text.trimEnd().endsWith("#EXT-X-ENDLIST")).toBe(true);

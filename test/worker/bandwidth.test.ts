@@ -200,6 +200,16 @@ describe("the master playlist's BANDWIDTH: the ladder's bound while it encodes, 
       }
       // The audio rendition alone, against the audio rung's own bandwidth (Variant.bandwidth).
       if (audio) check(audio.name, audio.peak, planned.get(audio.name)!.bandwidth, 0.8);
+      // Each rung's variant.ready says what that rendition alone carries (Variant.peakBitRate and
+      // averageBitRate), as the test reads its segments (rounded up).
+      for (const rung of [...videoRungs, ...(audio ? [audio.name] : [])]) {
+        const ready = events.find((e) => e.type === "variant.ready" && e.name === rung);
+        const said = ready?.type === "variant.ready" ? ready.bitRates : undefined;
+        const { peak, average } = await ratesOf(rung);
+        expect(said, rung).toBeDefined();
+        expect(Math.abs(said!.peak - Math.ceil(peak)), `${rung} peak ${said!.peak}`).toBeLessThanOrEqual(1);
+        expect(Math.abs(said!.average - Math.ceil(average)), `${rung} average ${said!.average}`).toBeLessThanOrEqual(1);
+      }
       table.push(`${name}: ${row.join(", ")}`);
       expect(wrong).toEqual([]);
     },

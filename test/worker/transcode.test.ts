@@ -180,6 +180,8 @@ describe("transcode", () => {
         rung: expect.objectContaining({ name: rung }),
         playlistKey: `videos/${VIDEO_ID}/hls/${rung}/index.m3u8`,
         segmentCount: playlist.segments.length,
+        // What the rung carries (the figures themselves: test/worker/bandwidth.test.ts).
+        bitRates: { peak: expect.any(Number), average: expect.any(Number) },
       });
       for (const segment of playlist.segments) expect(existsSync(path.join(hlsDir, rung, segment.uri))).toBe(true);
       if (rung !== "audio") {

@@ -236,14 +236,16 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
       segmentCounts.set(name, segments.length);
     }
     if (!complete) return nothing;
-    await measureMaster(hls.masterKey, listed, first, targetDuration);
+    const measured = await measureMaster(hls.masterKey, listed, first, targetDuration);
     const readyVariants: Variant[] = [];
     const ladder = chunkJobs.length > 0 ? parseJobInput("TRANSCODE_CHUNK", chunkJobs[0]!.job.input).ladder : [];
     for (const rung of ladder) {
       const segmentCount = segmentCounts.get(rung.name);
       if (segmentCount === undefined) continue;
       const playlistKey = hls.playlistKey(rung.name);
-      const row = await transcode.readyVariantIn(tx, videoId, { name: rung.name, rung, playlistKey, segmentCount, at });
+      const bitRates = measured.get(rung.name);
+      const ready = { name: rung.name, rung, playlistKey, segmentCount, at, ...(bitRates ? { bitRates } : {}) };
+      const row = await transcode.readyVariantIn(tx, videoId, ready);
       if (row) readyVariants.push(row);
     }
     const made = { masterKey: hls.masterKey, posterKey: video.posterKey, storyboard: null };
@@ -254,29 +256,35 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
   /**
    * Once every chunk is listed: the master the first run published, with each variant's measured
    * rates (`withVariantBitRates`) where every segment of its video rung came with its bytes and the
-   * first run measured the audio it plays with; else as it was, with the ladder's bounds.
+   * first run measured the audio it plays with; else as it was, with the ladder's bounds. Resolves
+   * with the video rungs' own rates by name (`Variant.peakBitRate`, `averageBitRate`).
    */
   async function measureMaster(
     masterKey: string,
     listed: PublishedSegments[],
     first: ChunkOutput,
     targetDuration: number,
-  ): Promise<void> {
+  ): Promise<Map<string, SegmentBitRates>> {
+    const byName = new Map<string, SegmentBitRates>();
     const videoRates = new Map<string, SegmentBitRates>();
     for (const { name, segments } of listed) {
       const rates = renditionBitRates(segments, targetDuration);
-      if (rates) videoRates.set(`${name}/${RUNG_PLAYLIST}`, rates);
+      if (!rates) continue;
+      byName.set(name, rates);
+      videoRates.set(`${name}/${RUNG_PLAYLIST}`, rates);
     }
     // A video ladder has one audio rung (planLadder).
     const audio = first.audioBitRates?.[0];
     const master = videoRates.size > 0 ? await deps.storage.readText(masterKey) : null;
-    if (master === null) return;
+    if (master === null) return byName;
     const measured = withVariantBitRates(master, videoRates, audio);
-    if (measured === master) return;
-    await deps.storage.write(masterKey, Readable.from([Buffer.from(measured)]), {
-      limit: MAX_PLAYLIST_BYTES,
-      contentType: PLAYLIST_TYPE,
-    });
+    if (measured !== master) {
+      await deps.storage.write(masterKey, Readable.from([Buffer.from(measured)]), {
+        limit: MAX_PLAYLIST_BYTES,
+        contentType: PLAYLIST_TYPE,
+      });
+    }
+    return byName;
   }
 
   /**

@@ -22,6 +22,8 @@ interface ReadyRung {
   playlistKey: string;
   segmentCount: number;
   at: Date;
+  /** What its published segments carry, where measured. */
+  bitRates?: { peak: number; average: number };
 }
 
 /** A variant row's fields from its rung of the ladder. */
@@ -132,6 +134,7 @@ export function createTranscodeEventIngestor(deps: IngestDeps, runs: JobRunInges
       playlistKey: e.playlistKey,
       segmentCount: e.segmentCount,
       readyAt: e.at,
+      ...(e.bitRates ? { peakBitRate: e.bitRates.peak, averageBitRate: e.bitRates.average } : {}),
     };
     // Before `job.probed` (events can arrive out of order) the row does not exist yet.
     const { count: created } = await tx.variant.createMany({

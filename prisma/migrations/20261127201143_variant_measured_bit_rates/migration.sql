@@ -1,0 +1,4 @@
+-- AlterTable
+ALTER TABLE "Variant" ADD COLUMN     "averageBitRate" INTEGER,
+ADD COLUMN     "peakBitRate" INTEGER;
+
