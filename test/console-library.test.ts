@@ -84,6 +84,11 @@ describe("the console's library and its pages at a phone's width, in Chromium", 
         },
       });
     }
+    // One rung READY with what its segments carry (Variant.averageBitRate, peakBitRate).
+    await db.variant.updateMany({
+      where: { videoId: longId, name: "360p" },
+      data: { status: "READY", progress: 1, averageBitRate: 612_400, peakBitRate: 1_701_000 },
+    });
     page = await signedIn();
     page.on("dialog", (dialog) => void dialog.accept());
   });
@@ -359,6 +364,11 @@ describe("the console's library and its pages at a phone's width, in Chromium", 
 
   it("the embed snippet fills its container at 16:9, names the video, and carries the chosen options", async () => {
     await page.goto(`${t.url}/videos/${longId}`);
+    // The variants say what a READY rung carries, and the bound of one still encoding.
+    const variants = page.getByRole("table", { name: "Variants" });
+    const row = (rung: string) => variants.getByRole("row").filter({ hasText: rung }).innerText();
+    expect(await row("360p")).toContain("612 kb/s (peak 1,701 kb/s)");
+    expect(await row("720p")).toContain("up to 2,800 kb/s");
     const snippet = page.getByLabel(/^Embed snippet/);
     const html = () => snippet.inputValue();
     await snippet.waitFor();

@@ -15,6 +15,22 @@ export function formatPercent(fraction: number): string {
   return `${Math.floor(Math.max(0, Math.min(1, fraction)) * 100)}%`;
 }
 
+const kbps = (bitsPerSecond: number) => `${Math.round(bitsPerSecond / 1000).toLocaleString("en")} kb/s`;
+
+/**
+ * A variant's bit rate for a table: what its segments carry once measured (their average, and
+ * their peak), else the ladder's bound on its peak.
+ */
+export function formatVariantBitRate(v: {
+  bandwidth: number;
+  averageBitRate: number | null;
+  peakBitRate: number | null;
+}): string {
+  if (v.averageBitRate !== null && v.peakBitRate !== null)
+    return `${kbps(v.averageBitRate)} (peak ${kbps(v.peakBitRate)})`;
+  return `up to ${kbps(v.bandwidth)}`;
+}
+
 const TERMINAL = new Set(["READY", "FAILED", "CANCELED", "DISCARDED"]);
 /** READY, FAILED, CANCELED and DISCARDED end a video's events. */
 export const isFinished = (status: string): boolean => TERMINAL.has(status);

@@ -25,6 +25,8 @@ const VariantFields = graphql(`
     width
     height
     bandwidth
+    peakBitRate
+    averageBitRate
     playlistUrl
     segmentCount
     error

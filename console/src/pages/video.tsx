@@ -2,7 +2,7 @@ import { CheckboxSet } from "../checkbox-set.tsx";
 import type { ComponentChildren } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { formatBytes } from "../upload.ts";
-import { formatDate, formatDuration, formatPercent, isFinished, statusLabel } from "../format.ts";
+import { formatDate, formatDuration, formatPercent, formatVariantBitRate, isFinished, statusLabel } from "../format.ts";
 import { ApiError, type ResultOf, request, runAndReload, useLatestReload } from "../graphql.ts";
 import { freshPlaybackUrl, type LiveVideo, useLiveVideo, usePlaybackUrl, type Video } from "../live-video.ts";
 import {
@@ -1049,7 +1049,7 @@ function Operators({ video, onRetry }: { video: Video; onRetry: (variantId: stri
           <tr>
             <th scope="col">Rung</th>
             <th scope="col">Size</th>
-            <th scope="col">Bandwidth</th>
+            <th scope="col">Bit rate</th>
             <th scope="col">Status</th>
             <th scope="col">Progress</th>
             <th scope="col">
@@ -1062,7 +1062,7 @@ function Operators({ video, onRetry }: { video: Video; onRetry: (variantId: stri
             <tr key={v.id}>
               <td>{v.name}</td>
               <td>{v.width ? `${v.width}×${v.height}` : v.kind.toLowerCase()}</td>
-              <td>{Math.round(v.bandwidth / 1000)} kb/s</td>
+              <td>{formatVariantBitRate(v)}</td>
               <td>{statusLabel(v.status)}</td>
               <td>{formatPercent(v.progress)}</td>
               <td>
