@@ -1,5 +1,6 @@
 import { builder } from "../builder.ts";
 import { parseJobInput } from "../jobs/create-job.ts";
+import { JobRef } from "./job.ts";
 
 const TranscodeChunksRef = builder.objectRef<{ total: number; done: number }>("TranscodeChunks").implement({
   description:
@@ -35,16 +36,21 @@ builder.prismaObjectFields("Video", (t) => ({
 }));
 
 builder.prismaObjectFields("Job", (t) => ({
-  chunks: t.prismaField({
-    type: ["Job"],
+  chunks: t.field({
+    type: [JobRef],
     description:
       "A split transcode's chunk jobs (TRANSCODE_CHUNK: every chunk after the first, which the transcode's own run " +
       "encodes), in source order; empty for every other job and for a transcode that is one run.",
-    resolve: async (query, job, _args, ctx) => {
+    // Loaded with the jobs the query reads (one statement for a page of them, not one per job), with
+    // what the query asks of each chunk (a Job row is read whole: its input gives the order).
+    select: (_args, _ctx, nestedSelection) => ({
+      kind: true,
+      children: nestedSelection({ where: { kind: "TRANSCODE_CHUNK" as const } }),
+    }),
+    resolve: (job) => {
       if (job.kind !== "TRANSCODE") return [];
-      const chunks = await ctx.db.job.findMany({ ...query, where: { parentId: job.id, kind: "TRANSCODE_CHUNK" } });
       // Each chunk's input read once, not at every comparison of the sort.
-      const indexed = chunks.map((chunk) => ({
+      const indexed = job.children.map((chunk) => ({
         chunk,
         index: parseJobInput("TRANSCODE_CHUNK", chunk.input).chunk.index,
       }));
