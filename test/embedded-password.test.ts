@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
@@ -67,5 +67,27 @@ describe("the embedded Postgres has a password of its own, kept owner-only under
     expect(password).not.toBe("videograph");
     expect(await connectAs(db.url)).toBe("connected");
     expect(await connectAs(withPassword(db.url, "videograph"))).toBe("28P01");
+  });
+});
+
+describe("a running embedded Postgres is found only by a postmaster.pid naming a live process", () => {
+  it("a pid of 0, of a process that is gone, or not a number is no running server", async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), "videograph-pg-pid-"));
+    try {
+      await mkdir(path.join(dataDir, "postgres"));
+      // postmaster.pid: the pid, the data dir, the start time, the port (then more).
+      const pidFile = (pid: string) =>
+        writeFile(path.join(dataDir, "postgres", "postmaster.pid"), `${pid}\n${dataDir}\n1700000000\n54329\n`);
+      // 0 would name this process's group, which is always there.
+      for (const pid of ["0", "-1", "2147483646", "not-a-pid"]) {
+        await pidFile(pid);
+        expect(await runningEmbeddedPostgres(dataDir), pid).toBeNull();
+      }
+      // This process stands in for a live postmaster: the server is taken as running on its port.
+      await pidFile(String(process.pid));
+      expect(new URL((await runningEmbeddedPostgres(dataDir))!).port).toBe("54329");
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });

