@@ -151,6 +151,20 @@ describe("webhooks to a CMS through the public API", () => {
     expect(new Set(taken.map((b) => b.id)).size).toBe(taken.length);
     const ready = taken.find((b) => b.type === "video.ready")!;
     expect(ready.data.video).toMatchObject({ id: video.id, status: "READY", playable: true });
+    // Each variant.ready says what its rendition carries, as GraphQL's Variant does.
+    const variants = (
+      await t.gql(`query($id: ID!) { video(id: $id) { variants { id peakBitRate averageBitRate } } }`, {
+        id: video.id,
+      })
+    ).data.video.variants;
+    for (const hook of taken.filter((b) => b.type === "variant.ready")) {
+      const variant = variants.find((v: { id: string }) => v.id === hook.data.variant.id);
+      expect(variant.averageBitRate).toBeGreaterThan(0);
+      expect(hook.data.variant).toMatchObject({
+        peakBitRate: variant.peakBitRate,
+        averageBitRate: variant.averageBitRate,
+      });
+    }
     const readyTries = receiver.received.filter((r) => r.headers["webhook-event"] === "video.ready");
     expect(readyTries.map((r) => r.answered)).toEqual([500, 500, 200]);
     expect(new Set(readyTries.map((r) => r.headers["webhook-id"]))).toEqual(new Set([ready.id]));

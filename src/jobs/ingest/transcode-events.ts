@@ -156,6 +156,9 @@ export function createTranscodeEventIngestor(deps: IngestDeps, runs: JobRunInges
         width: row.width,
         height: row.height,
         segmentCount: row.segmentCount,
+        // What its segments carry (null where not measured: a worker older than the figures).
+        peakBitRate: row.peakBitRate,
+        averageBitRate: row.averageBitRate,
       },
     };
     const eventId = webhookEventId("variant.ready", row.id, row.readyAt!.toISOString());
