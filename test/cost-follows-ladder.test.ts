@@ -1,6 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { planLadder, videoRateControl } from "../render-worker/media/ladder.ts";
-import { type CostSettings, DEFAULT_COST_SETTINGS, estimateTranscodeCost } from "../src/jobs/cost.ts";
+import {
+  actualJobCost,
+  type CostSettings,
+  DEFAULT_COST_SETTINGS,
+  estimateRemuxCost,
+  estimateTranscodeCost,
+} from "../src/jobs/cost.ts";
 import { AUDIO_BITRATE } from "../src/protocol/ladder-profiles.ts";
 
 // Only the figure a test looks at costs anything: one CPU second per megapixel-minute of a video
@@ -36,5 +42,43 @@ describe("a transcode's estimate before its source is probed counts the ladder p
   it("stores every rung at its target bitrate, the audio rung's included", () => {
     const bitrate = videoRungs.reduce((sum, r) => sum + videoRateControl(r).bitrate, 0) + AUDIO_BITRATE;
     expect(estimate.usd).toBeCloseTo((bitrate * 60) / 8 / 1e9, 9);
+  });
+});
+
+describe("a READY rung is stored at what its segments hold, not at its bound", () => {
+  // A minute of 720p with its audio: the bounds, and what the segments were measured to hold.
+  const source = { seconds: 60, width: 1280, height: 720, fps: 30 };
+  const rungs = [
+    { name: "720p", kind: "VIDEO" as const, width: 1280, height: 720, bandwidth: 4_000_000 },
+    { name: "audio", kind: "AUDIO" as const, width: null, height: null, bandwidth: 180_000 },
+  ];
+  const measured = [
+    { ...rungs[0]!, averageBitRate: 2_000_000 },
+    { ...rungs[1]!, averageBitRate: 130_000 },
+  ];
+  const stored = (bitsPerSecond: number) => (bitsPerSecond * 60) / 8 / 1e9;
+  const actual = (ladder: typeof rungs) =>
+    actualJobCost(settings, {
+      cpuSeconds: 0,
+      wallSeconds: 0,
+      queue: "cpu",
+      ladder: { source, rungs: ladder, estimated: [] },
+    });
+
+  it("a transcode's actual cost: each rung's measured average, its bound before", () => {
+    expect(actual(rungs).usd).toBeCloseTo(stored(4_180_000), 12);
+    const measuredCost = actual(measured);
+    expect(measuredCost.usd).toBeCloseTo(stored(2_130_000), 12);
+    expect(measuredCost.rungs!.map((r) => r.actualUsd)).toEqual([
+      expect.closeTo(stored(2_000_000), 12),
+      expect.closeTo(stored(130_000), 12),
+    ]);
+  });
+
+  it("static renditions of READY rungs: their measured averages", () => {
+    expect(estimateRemuxCost(settings, { seconds: 60, rungs: measured, queue: "cpu" }).usd).toBeCloseTo(
+      stored(2_130_000),
+      12,
+    );
   });
 });
