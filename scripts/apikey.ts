@@ -69,9 +69,7 @@ if (command === "create") {
 // The database's modules are imported once the command line is read: --help and a mistake need none of them.
 const { createApiKey, ensureTenant, revokeApiKey } = await import("../src/auth/api-keys.ts");
 const { loadEnv } = await import("../src/config.ts");
-const { createDb } = await import("../src/db/client.ts");
-const { runningEmbeddedPostgres, startEmbeddedPostgres } = await import("../src/db/embedded.ts");
-const { applyMigrations } = await import("../src/db/migrate.ts");
+const { openCommandDatabase } = await import("../src/db/command-database.ts");
 const { setLogLevel } = await import("../src/log.ts");
 
 function fail(message: string): never {
@@ -81,15 +79,7 @@ function fail(message: string): never {
 
 const env = loadEnv();
 setLogLevel("warn");
-let stopEmbedded: (() => Promise<void>) | null = null;
-let url = env.DATABASE_URL ?? (await runningEmbeddedPostgres(env.DATA_DIR));
-if (!url) {
-  const embedded = await startEmbeddedPostgres(env.DATA_DIR);
-  url = embedded.url;
-  stopEmbedded = embedded.stop;
-}
-await applyMigrations(url);
-const db = createDb(url, { max: 2 });
+const { db, close } = await openCommandDatabase(env);
 try {
   if (command === "create") {
     const tenant = await ensureTenant(db, values.tenant!);
@@ -129,6 +119,5 @@ try {
     process.stdout.write(`revoked ${key.id} (${key.prefix}…)\n`);
   }
 } finally {
-  await db.$disconnect();
-  await stopEmbedded?.();
+  await close();
 }

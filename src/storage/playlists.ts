@@ -9,6 +9,14 @@ import { type Manifest, Parser } from "m3u8-parser";
 import { videoKeyParts, videoPrefix } from "../protocol/storage-layout.ts";
 import { type SegmentBitRates, variantBitRates } from "../shared/media-playlist.ts";
 
+/**
+ * The largest playlist the API writes (a split video's rung, a master it measures): about 60 bytes
+ * a segment, ten hours of 1 s segments.
+ */
+export const MAX_PLAYLIST_BYTES = 4 * 1024 * 1024;
+/** The media type of every playlist the API writes. */
+export const PLAYLIST_TYPE = "application/vnd.apple.mpegurl";
+
 /** A playlist as m3u8-parser reads it. */
 export function parsePlaylist(text: string): Manifest {
   const parser = new Parser();

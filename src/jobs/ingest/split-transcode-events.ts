@@ -8,7 +8,7 @@ import { PublishedSegments, RenditionBitRates } from "../../protocol/messages.ts
 import { hlsLayout, RUNG_INIT_SEGMENT, RUNG_PLAYLIST, videoPrefix } from "../../protocol/storage-layout.ts";
 import { roundedEncoderFigures } from "../../shared/encoder-figures.ts";
 import { mediaPlaylist, renditionBitRates, type SegmentBitRates } from "../../shared/media-playlist.ts";
-import { withVariantBitRates } from "../../storage/playlists.ts";
+import { MAX_PLAYLIST_BYTES, PLAYLIST_TYPE, withVariantBitRates } from "../../storage/playlists.ts";
 import { videoWebhookData, webhookEventId } from "../../webhooks/events.ts";
 import { cancelSplitFamily } from "../cancel.ts";
 import { DEFAULT_COST_SETTINGS } from "../cost.ts";
@@ -57,10 +57,6 @@ const RunFigures = z.object({
   runId: z.string().default(""),
 });
 type RunFigures = z.infer<typeof RunFigures>;
-
-/** The largest playlist the API writes for a split video (about 60 bytes a segment: ten hours of 1 s segments). */
-const MAX_PLAYLIST_BYTES = 4 * 1024 * 1024;
-const PLAYLIST_TYPE = "application/vnd.apple.mpegurl";
 
 /**
  * A split transcode (docs/chunked-transcoding.md). The run that splits it says so (`job.split`) and
