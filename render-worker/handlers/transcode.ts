@@ -1,12 +1,13 @@
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
-import type {
-  ChunkSource,
-  ProbeResult,
-  Rung,
-  SegmentFormat,
-  Storyboard,
-  TranscodeJobMessage,
+import {
+  BitRates,
+  type ChunkSource,
+  type ProbeResult,
+  type Rung,
+  type SegmentFormat,
+  type Storyboard,
+  type TranscodeJobMessage,
 } from "../../src/protocol/messages.ts";
 import { storageUnavailable } from "../../src/shared/storage-errors.ts";
 import { ENCODE_MANIFEST, type HlsLayout, hlsLayout, posterKey } from "../../src/protocol/storage-layout.ts";
@@ -293,6 +294,7 @@ async function encodeAndPublish(
         playlistKey: v.playlistKey,
         segmentCount: v.segmentCount,
         ...(v.error !== undefined ? { error: v.error } : {}),
+        ...(v.bitRates ? { bitRates: v.bitRates } : {}),
       })),
     });
     for (const v of variants) {
@@ -468,8 +470,18 @@ async function reportCompletedEncode(
     const rung = done.ladder.find((r) => r.name === v.name);
     if (!rung) continue;
     const { playlistKey, segmentCount } = v;
+    // The figures as the run that finished stored them, if they read as the contract has them.
+    const bitRates = BitRates.safeParse(v.bitRates);
     if (v.error !== undefined) await ctx.emit({ type: "variant.failed", name: v.name, rung, error: v.error });
-    else await ctx.emit({ type: "variant.ready", name: v.name, rung, playlistKey, segmentCount });
+    else
+      await ctx.emit({
+        type: "variant.ready",
+        name: v.name,
+        rung,
+        playlistKey,
+        segmentCount,
+        ...(bitRates.success ? { bitRates: bitRates.data } : {}),
+      });
   }
   const { masterKey, posterKey: poster, storyboard } = done.complete;
   const made = storyboard === undefined ? {} : { storyboard };

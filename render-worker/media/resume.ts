@@ -34,7 +34,14 @@ interface CompletedEncode {
   masterKey: string;
   posterKey: string | null;
   storyboard?: Storyboard | null;
-  variants: { name: string; playlistKey: string; segmentCount: number; error?: string }[];
+  variants: {
+    name: string;
+    playlistKey: string;
+    segmentCount: number;
+    error?: string;
+    /** What the rung carries, as its `variant.ready` said (absent from older workers' manifests). */
+    bitRates?: { peak: number; average: number };
+  }[];
 }
 
 /** Where a run starts: segment `segments` of every rung, at `fromSeconds` of media time. */

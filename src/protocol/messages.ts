@@ -431,7 +431,7 @@ export const PublishedSegments = z.object({
 export type PublishedSegments = z.infer<typeof PublishedSegments>;
 
 /** What a rendition's published segments carry, in bits per second (`segmentBitRates`). */
-const BitRates = z.object({
+export const BitRates = z.object({
   // Stored in Variant's INTEGER columns.
   peak: z
     .number()

@@ -149,6 +149,13 @@ the running one`, async () => {
       alreadyDone: true,
       masterKey: `${job.outputPrefix}/hls/master.m3u8`,
     });
+    // Each rung's figures as the run that finished reported them (its encode.json keeps them), for
+    // an API that never applied that run's events.
+    const figures = (events: WorkerEvent[]) =>
+      new Map(events.flatMap((e) => (e.type === "variant.ready" ? [[e.name, e.bitRates] as const] : [])));
+    const reported = figures(jobEvents().slice(0, finished));
+    expect([...reported.values()].every((rates) => rates !== undefined && rates.average > 0)).toBe(true);
+    expect(figures(again)).toEqual(reported);
     expect(new Set(again.map((e) => e.runId)).size).toBe(1);
     expect(again[0]!.runId).not.toBe(jobEvents()[0]!.runId);
     expect(await hashes(hlsDir)).toEqual(before);
