@@ -23,6 +23,7 @@ import { segmentPlan, targetDuration } from "../media/segments.ts";
 import { reportLiveProgress } from "../progress/job-progress.ts";
 import { publishStoryboard } from "./transcode-storyboard.ts";
 import type { JobContext } from "./types.ts";
+import { emitVariantOutcomes } from "./variant-outcomes.ts";
 
 /**
  * Encodes a live broadcast (docs/live.md): the publisher's feed, read from the API as FLV, into an
@@ -108,22 +109,7 @@ export async function live(job: LiveJobMessage, ctx: JobContext): Promise<void> 
     const variants = await inSpan("publish", {}, () => publisher.finish());
     const posterKeyPublished = (await made.poster) ?? null;
     if (signal.aborted) throw abortError(signal);
-    for (const v of variants) {
-      const rung = ladder.find((r) => r.name === v.name)!;
-      if (v.error !== undefined) {
-        await ctx.emit({ type: "variant.failed", name: v.name, rung, error: v.error });
-      } else {
-        const { playlistKey, segmentCount, bitRates } = v;
-        await ctx.emit({
-          type: "variant.ready",
-          name: v.name,
-          rung,
-          playlistKey,
-          segmentCount,
-          ...(bitRates ? { bitRates } : {}),
-        });
-      }
-    }
+    await emitVariantOutcomes(ctx, job.jobId, ladder, variants);
     const recorded = publisher.segments().find((s) => s.name === top.name)?.segments ?? [];
     const duration = recorded.reduce((sum, s) => sum + s.duration, 0);
     const published = new Set(variants.filter((v) => v.error === undefined).map((v) => v.name));

@@ -1,13 +1,12 @@
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
-import {
-  BitRates,
-  type ChunkSource,
-  type ProbeResult,
-  type Rung,
-  type SegmentFormat,
-  type Storyboard,
-  type TranscodeJobMessage,
+import type {
+  ChunkSource,
+  ProbeResult,
+  Rung,
+  SegmentFormat,
+  Storyboard,
+  TranscodeJobMessage,
 } from "../../src/protocol/messages.ts";
 import { storageUnavailable } from "../../src/shared/storage-errors.ts";
 import { ENCODE_MANIFEST, type HlsLayout, hlsLayout, posterKey } from "../../src/protocol/storage-layout.ts";
@@ -39,6 +38,7 @@ import { observeLadderEncode } from "../metrics.ts";
 import { reportStepProgress, reportTranscodeProgress } from "../progress/job-progress.ts";
 import { publishStoryboard, storyboardInEncode } from "./transcode-storyboard.ts";
 import type { JobContext } from "./types.ts";
+import { emitVariantOutcomes } from "./variant-outcomes.ts";
 
 /**
  * Turns a stored source into an HLS ladder under `{outputPrefix}/hls/`, publishing segments and
@@ -297,23 +297,7 @@ async function encodeAndPublish(
         ...(v.bitRates ? { bitRates: v.bitRates } : {}),
       })),
     });
-    for (const v of variants) {
-      const rung = ladder.find((r) => r.name === v.name)!;
-      if (v.error !== undefined) {
-        log.warn("a rung failed alone", { jobId: job.jobId, rung: v.name, error: v.error });
-        await ctx.emit({ type: "variant.failed", name: v.name, rung, error: v.error });
-      } else {
-        const { playlistKey, segmentCount, bitRates } = v;
-        await ctx.emit({
-          type: "variant.ready",
-          name: v.name,
-          rung,
-          playlistKey,
-          segmentCount,
-          ...(bitRates ? { bitRates } : {}),
-        });
-      }
-    }
+    await emitVariantOutcomes(ctx, job.jobId, ladder, variants);
     await ctx.emit({ type: "job.succeeded", masterKey: publisher.masterKey, posterKey, ...made });
   } finally {
     signal.removeEventListener("abort", abortEncode);
@@ -384,23 +368,15 @@ async function reportFirstChunk(
   bitRates: ReturnType<HlsPublisher["bitRates"]>,
   made: { masterKey: string; posterKey: string | null; storyboard?: Storyboard | null },
 ): Promise<void> {
-  for (const v of variants) {
-    const rung = ladder.find((r) => r.name === v.name)!;
-    if (v.error !== undefined) {
-      log.warn("a rung failed alone", { jobId: job.jobId, rung: v.name, error: v.error });
-      await ctx.emit({ type: "variant.failed", name: v.name, rung, error: v.error });
-    } else if (rung.kind === "AUDIO") {
-      const rates = bitRates.get(rung.name);
-      await ctx.emit({
-        type: "variant.ready",
-        name: v.name,
-        rung,
-        playlistKey: v.playlistKey,
-        segmentCount: v.segmentCount,
-        ...(rates ? { bitRates: rates } : {}),
-      });
-    }
-  }
+  // Every failed rung now, and the audio (published whole); the video rungs are READY once the API
+  // has listed every chunk.
+  const reported = variants
+    .filter((v) => v.error !== undefined || ladder.find((r) => r.name === v.name)?.kind === "AUDIO")
+    .map((v) => {
+      const rates = bitRates.get(v.name);
+      return rates ? { ...v, bitRates: rates } : v;
+    });
+  await emitVariantOutcomes(ctx, job.jobId, ladder, reported);
   const audioBitRates = ladder.flatMap((rung) => {
     const rates = rung.kind === "AUDIO" ? bitRates.get(rung.name) : undefined;
     return rates ? [{ name: rung.name, ...rates }] : [];
@@ -466,23 +442,7 @@ async function reportCompletedEncode(
   if (!done) return false;
   const { jobId, attempt } = job;
   log.info("the job's output is complete in storage: acknowledged without work", { jobId, attempt });
-  for (const v of done.complete.variants) {
-    const rung = done.ladder.find((r) => r.name === v.name);
-    if (!rung) continue;
-    const { playlistKey, segmentCount } = v;
-    // The figures as the run that finished stored them, if they read as the contract has them.
-    const bitRates = BitRates.safeParse(v.bitRates);
-    if (v.error !== undefined) await ctx.emit({ type: "variant.failed", name: v.name, rung, error: v.error });
-    else
-      await ctx.emit({
-        type: "variant.ready",
-        name: v.name,
-        rung,
-        playlistKey,
-        segmentCount,
-        ...(bitRates.success ? { bitRates: bitRates.data } : {}),
-      });
-  }
+  await emitVariantOutcomes(ctx, jobId, done.ladder, done.complete.variants);
   const { masterKey, posterKey: poster, storyboard } = done.complete;
   const made = storyboard === undefined ? {} : { storyboard };
   await ctx.emit({ type: "job.succeeded", masterKey, posterKey: poster, ...made, alreadyDone: true });
