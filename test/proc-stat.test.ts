@@ -3,7 +3,7 @@ import { chmod, copyFile, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { parseProcStat } from "../src/shared/proc-stat.ts";
+import { parseProcStat, processAlive } from "../src/shared/proc-stat.ts";
 
 describe("parseProcStat", () => {
   it("finds the fields after a command name holding spaces and parentheses", () => {
@@ -39,5 +39,13 @@ describe("parseProcStat", () => {
 
   it("rejects a line that is not a stat line", () => {
     expect(() => parseProcStat("no parentheses here")).toThrow(/not a \/proc/);
+  });
+});
+
+describe("processAlive", () => {
+  it("finds this process, and no process for an id that is not a positive integer", () => {
+    expect(processAlive(process.pid)).toBe(true);
+    // 0 and -1 name process groups, which signal 0 would find; 2147483646 is past any pid here.
+    for (const pid of [0, -1, 1.5, Number.NaN, 2147483646]) expect(processAlive(pid), String(pid)).toBe(false);
   });
 });

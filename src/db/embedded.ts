@@ -82,8 +82,7 @@ export async function runningEmbeddedPostgres(dataDir: string): Promise<string |
   }
   const pid = Number(lines[0]);
   const port = Number(lines[3]);
-  // A pid of 0 or less would name a process group, not the postmaster.
-  if (!Number.isInteger(pid) || pid <= 0 || !processAlive(pid)) return null;
+  if (!processAlive(pid)) return null;
   const password = (await readPasswordFile(embeddedPasswordFile(dataDir))) ?? LEGACY_PASSWORD;
   return Number.isInteger(port) && port > 0 ? embeddedUrl(password, port) : null;
 }

@@ -34,9 +34,11 @@ export function parseProcStat(line: string): ProcStat {
 
 /**
  * Whether a process with this id exists: signal 0 checks without sending anything (EPERM: it exists,
- * another user's). An id may be reused once its process has gone.
+ * another user's). An id may be reused once its process has gone. An id that is not a positive
+ * integer names no process (0 and negative ids name process groups, which signal 0 would find).
  */
 export function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
     return true;
