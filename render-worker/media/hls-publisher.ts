@@ -13,6 +13,7 @@ import { sameSegmentCut } from "./segment-match.ts";
 import {
   growingPlaylistCacheControl,
   mediaPlaylist,
+  publishedRenditionBitRates,
   renditionBitRates,
   type SegmentBitRates,
 } from "../../src/shared/media-playlist.ts";
@@ -475,11 +476,8 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
     const prefix = `${hls.rungPrefix(rung)}/`;
     const [text, objects] = await Promise.all([storage.readText(hls.playlistKey(rung)), storage.list(prefix)]);
     if (text === null) return undefined;
-    const playlist = parsePlaylist(text);
-    if (!playlist.endList) return undefined;
     const stored = new Map(objects.map((o) => [o.key, o.bytes]));
-    const segments = playlist.segments.map(({ uri, duration }) => ({ uri, duration, bytes: stored.get(prefix + uri) }));
-    return renditionBitRates(segments, playlist.targetDuration ?? opts.targetDuration);
+    return publishedRenditionBitRates(parsePlaylist(text), (uri) => stored.get(prefix + uri), opts.targetDuration);
   }
 
   /** Runs a pass now, or right after the one in flight. */

@@ -107,6 +107,22 @@ export function renditionBitRates(
 }
 
 /**
+ * A published rendition's rates (`renditionBitRates`) from its playlist as m3u8-parser reads it and
+ * the bytes storage holds for each segment it names (`bytesOf`; undefined where not known), against
+ * its declared target duration (`targetDuration` where it declares none): undefined unless the
+ * playlist is ended and every segment's bytes are known.
+ */
+export function publishedRenditionBitRates(
+  playlist: { endList?: boolean; targetDuration?: number; segments: readonly PlaylistSegment[] },
+  bytesOf: (uri: string) => number | undefined,
+  targetDuration: number,
+): SegmentBitRates | undefined {
+  if (!playlist.endList) return undefined;
+  const segments = playlist.segments.map(({ uri, duration }) => ({ uri, duration, bytes: bytesOf(uri) }));
+  return renditionBitRates(segments, playlist.targetDuration ?? targetDuration);
+}
+
+/**
  * A variant's measured `BANDWIDTH` (peak) and `AVERAGE-BANDWIDTH`: its video rendition's plus those
  * of the audio it plays with (RFC 8216bis: the largest sums over the renditions that play together).
  */

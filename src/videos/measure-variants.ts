@@ -1,7 +1,7 @@
 import { Readable } from "node:stream";
 import type { Db } from "../db/client.ts";
 import { hlsLayout, RUNG_PLAYLIST, videoPrefix } from "../protocol/storage-layout.ts";
-import { renditionBitRates, type SegmentBitRates } from "../shared/media-playlist.ts";
+import { publishedRenditionBitRates, type SegmentBitRates } from "../shared/media-playlist.ts";
 import { MAX_PLAYLIST_BYTES, PLAYLIST_TYPE, parsePlaylist, withVariantBitRates } from "../storage/playlists.ts";
 import type { ApiStorage } from "../storage/types.ts";
 
@@ -116,21 +116,19 @@ async function storedBitRates(storage: ApiStorage, playlistKey: string): Promise
   const text = await storage.readText(playlistKey);
   if (text === null) return null;
   const playlist = parsePlaylist(text);
-  if (!playlist.endList || playlist.segments.length === 0) return null;
+  if (!playlist.endList) return null;
   const prefix = playlistKey.slice(0, playlistKey.lastIndexOf("/") + 1);
-  const segments: { uri: string; duration: number; bytes?: number }[] = playlist.segments.map((s) => ({
-    uri: s.uri,
-    duration: s.duration,
-  }));
-  for (let i = 0; i < segments.length; i += SIZE_CONCURRENCY) {
+  const sizes = new Map<string, number>();
+  const uris = playlist.segments.map((s) => s.uri);
+  for (let i = 0; i < uris.length; i += SIZE_CONCURRENCY) {
     await Promise.all(
-      segments.slice(i, i + SIZE_CONCURRENCY).map(async (segment) => {
+      uris.slice(i, i + SIZE_CONCURRENCY).map(async (uri) => {
         // A stored playlist names its segments relative to itself (hls-publisher.ts).
-        if (segment.uri.includes("/") || segment.uri.includes("?")) return;
-        const bytes = await storage.size(prefix + segment.uri);
-        if (bytes !== null) segment.bytes = bytes;
+        if (uri.includes("/") || uri.includes("?")) return;
+        const bytes = await storage.size(prefix + uri);
+        if (bytes !== null) sizes.set(uri, bytes);
       }),
     );
   }
-  return renditionBitRates(segments, playlist.targetDuration ?? 1) ?? null;
+  return publishedRenditionBitRates(playlist, (uri) => sizes.get(uri), 1) ?? null;
 }
