@@ -58,12 +58,18 @@ async function uploadReady(t: TestApp, clip: string, input: Record<string, unkno
   return id;
 }
 
-/** The video once none of its renditions is PREPARING (a state, polled through the API). */
+/**
+ * The video once none of its renditions is PREPARING and none of its jobs waits or runs (a state,
+ * polled through the API: one query reads the renditions and the jobs in separate statements, so
+ * one answer may hold the renditions after the job's end and the job before it).
+ */
 async function renditionsSettled(t: TestApp, id: string): Promise<{ staticRenditions: Rendition[]; [k: string]: any }> {
   const deadline = Date.now() + 90_000;
   for (;;) {
     const video = (await t.gql(VIDEO, { id })).data.video;
-    if (!video.staticRenditions.some((r: Rendition) => r.status === "PREPARING")) return video;
+    const preparing = video.staticRenditions.some((r: Rendition) => r.status === "PREPARING");
+    const working = video.jobs.edges.some((e: any) => e.node.status === "QUEUED" || e.node.status === "RUNNING");
+    if (!preparing && !working) return video;
     if (Date.now() > deadline) throw new Error(`renditions still preparing: ${JSON.stringify(video)}`);
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
