@@ -3,6 +3,8 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDb, type Db } from "../src/db/client.ts";
 import type { EventIngestor } from "../src/jobs/ingest-events.ts";
+import { actualJobCost, DEFAULT_COST_SETTINGS } from "../src/jobs/cost.ts";
+import { queueOf } from "../src/jobs/queue-position.ts";
 import { createTestEventIngestor } from "./support/event-ingestor.ts";
 import { LADDER_360P, PROBE_640X360 } from "./support/job-events.ts";
 import {
@@ -50,9 +52,16 @@ function cleanRun(jobId: string, videoId: string, attempt = 1, workerId = "worke
         rung,
         playlistKey: `${prefix}/${rung.name}/index.m3u8`,
         segmentCount: 3,
+        // What a worker measured of the published segments: below the ladder's bound.
+        bitRates: { peak: Math.round(rung.bandwidth * 0.8), average: Math.round(rung.bandwidth * 0.4) },
       }),
     ),
-    { type: "job.succeeded", masterKey: `${prefix}/master.m3u8`, posterKey: `videos/${videoId}/thumbnails/poster.jpg` },
+    {
+      type: "job.succeeded",
+      masterKey: `${prefix}/master.m3u8`,
+      posterKey: `videos/${videoId}/thumbnails/poster.jpg`,
+      usage: { cpuSeconds: 12.5, wallSeconds: 4.25 },
+    },
   ];
   const t0 = Date.parse("2026-11-22T10:00:00Z");
   return bodies.map(
@@ -201,6 +210,47 @@ describe("worker events are applied idempotently and in any order", () => {
       for (let i = 0; i < events.length; i += 3) await ingestor.ingest(events.slice(i, i + 3));
       const actual = await outcome(videoId);
       expect(actual, `seed ${seed}`).toEqual(expected);
+    }
+  });
+
+  it(`a job's actual cost comes out the same whether its run's end arrives before or after the probe \
+and the rungs' measured rates`, async () => {
+    const reference = await newJob();
+    await ingestor.ingest(cleanRun(reference.jobId, reference.videoId));
+    const expected = (await outcome(reference.videoId)).jobs;
+    // The reference stores each rung at the average its worker measured, not at its bound.
+    const [job] = await db.job.findMany({ where: { id: reference.jobId } });
+    const atAverages = actualJobCost(DEFAULT_COST_SETTINGS, {
+      cpuSeconds: 12.5,
+      wallSeconds: 4.25,
+      queue: queueOf(job!),
+      ladder: {
+        source: { seconds: PROBE_640X360.duration, width: 640, height: 360, fps: PROBE_640X360.fps },
+        rungs: LADDER.map((r) => ({ ...r, averageBitRate: Math.round(r.bandwidth * 0.4) })),
+        estimated: [],
+      },
+    });
+    expect(job!.actualCostUsd).toBeCloseTo(atAverages.usd, 12);
+    expect((job!.rungCosts as { name: string; actualUsd: number }[]).map((r) => [r.name, r.actualUsd])).toEqual(
+      atAverages.rungs!.map((r) => [r.name, r.actualUsd]),
+    );
+
+    const orders: [string, (events: JobEvent[]) => JobEvent[]][] = [
+      ["the end first", (events) => [events.at(-1)!, ...events.slice(0, -1)]],
+      [
+        "the end before the rungs",
+        (events) => [
+          ...events.filter((e) => e.type !== "variant.ready"),
+          ...events.filter((e) => e.type === "variant.ready"),
+        ],
+      ],
+      ["backwards", (events) => [...events].reverse()],
+    ];
+    for (const [name, order] of orders) {
+      const { videoId, jobId } = await newJob();
+      // One event a delivery, as a queue that reorders them would hand them over.
+      for (const event of order(cleanRun(jobId, videoId))) await ingestor.ingest([event]);
+      expect((await outcome(videoId)).jobs, name).toEqual(expected);
     }
   });
 

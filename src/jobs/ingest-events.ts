@@ -8,10 +8,21 @@ import { createRenderEventIngestor } from "./ingest/render-events.ts";
 import { createSplitTranscodeIngestor } from "./ingest/split-transcode-events.ts";
 import { createTranscodeEventIngestor } from "./ingest/transcode-events.ts";
 import { createProgressWriteThrottle } from "./progress.ts";
+import { DEFAULT_COST_SETTINGS } from "./cost.ts";
+import { recordActualCost } from "./job-cost.ts";
 import { onStaticRenditionsDone } from "./ingest/static-rendition-events.ts";
 
 /** After these the jobs waiting behind the job move: it left the queue's waiting line or freed a slot. */
 const movesQueue = (e: JobEvent) => e.type === "job.started" || endsRun(e);
+
+/**
+ * These change what a job's actual cost is computed from (the probe and the ladder's rows, a
+ * rung's measured rates): once its run has reported its seconds, the cost is computed again, so
+ * the stored figure is the same whatever order the events arrive in. A run's end computes it too
+ * (`finishRun`).
+ */
+const changesActualCost = (e: JobEvent) =>
+  e.type === "job.probed" || e.type === "variant.ready" || e.type === "variant.failed";
 
 export interface EventIngestor {
   /** Parses, orders and applies a batch of raw worker events. */
@@ -112,6 +123,7 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
     await runs.recordSeq(e);
     if (job.kind === "LIVE") await deps.live?.onJobEvent(e, job.videoId);
     if (movesQueue(e)) await deps.queueWatch?.jobChanged(e.jobId);
+    if (changesActualCost(e)) await recordActualCost(deps.db, deps.costs ?? DEFAULT_COST_SETTINGS, e.jobId);
   }
 
   return {

@@ -1,6 +1,7 @@
 import type { Db } from "../db/client.ts";
 import type { Job, Prisma, Variant, Video } from "../generated/prisma/client.ts";
 import type { Rung } from "../protocol/messages.ts";
+import { LADDER_ORDER } from "../videos/ladder-order.ts";
 import {
   actualJobCost,
   estimateRemuxCost,
@@ -74,7 +75,7 @@ export async function estimateAtEnqueue(
   }
   const video = await tx.video.findUnique({ where: { id: job.videoId } });
   if (!video) return {};
-  const variants: Variant[] = await tx.variant.findMany({ where: { videoId: job.videoId } });
+  const variants: Variant[] = await tx.variant.findMany({ where: { videoId: job.videoId }, orderBy: LADDER_ORDER });
   const rungs = rungsOfJob(variants, job.rungs);
   if (job.kind === "STATIC_RENDITIONS") {
     const source = probedSource(video);
@@ -142,7 +143,10 @@ export async function estimateSplitRun(
   const video = await tx.video.findUnique({ where: { id: job.videoId } });
   const source = video ? probedSource(video) : null;
   if (!source) return;
-  const ladder = rungsOfJob(await tx.variant.findMany({ where: { videoId: job.videoId } }), job.rungs);
+  const ladder = rungsOfJob(
+    await tx.variant.findMany({ where: { videoId: job.videoId }, orderBy: LADDER_ORDER }),
+    job.rungs,
+  );
   const queue = queueOf(job);
   const estimateOf = (rungs: Variant[], part: CostSource) =>
     rungs.length > 0 ? estimateTranscodeCost(costs, { source: part, uploadBytes: null, rungs, queue }) : null;
@@ -176,7 +180,10 @@ export async function estimateSplitRun(
 export async function recordActualCost(db: Db, costs: CostSettings, jobId: string): Promise<void> {
   const job = await db.job.findUnique({
     where: { id: jobId },
-    include: { runs: { select: { cpuSeconds: true, wallSeconds: true } }, video: { include: { variants: true } } },
+    include: {
+      runs: { select: { cpuSeconds: true, wallSeconds: true } },
+      video: { include: { variants: { orderBy: LADDER_ORDER } } },
+    },
   });
   if (!job) return;
   const reported = job.runs.filter((r) => r.cpuSeconds !== null && r.wallSeconds !== null);

@@ -12,6 +12,7 @@ import { videoPrefix } from "../protocol/storage-layout.ts";
 import { deleteVideoRow } from "../thumbnails/image-cache-budget.ts";
 import { CMS_LIMITS, validExternalId } from "../videos/cms-fields.ts";
 import { findVideoOrThrow } from "../videos/find-video.ts";
+import { LADDER_ORDER } from "../videos/ladder-order.ts";
 import { findVideoPage, type VideoOrder, videoCursor } from "../videos/video-search.ts";
 import { cmsChangeFields, MetadataEntryInput, validCmsChanges } from "./cms-fields.ts";
 import { refuseMalformedIdCursors } from "./id-cursors.ts";
@@ -88,7 +89,7 @@ export const VideoRef = builder.prismaObject("Video", {
       resolve: (v, _args, ctx) => (v.posterKey ? mediaUrl(ctx, v.posterKey, v) : null),
     }),
     variants: t.relation("variants", {
-      query: { orderBy: [{ kind: "asc" }, { height: "desc" }, { bandwidth: "desc" }] },
+      query: { orderBy: LADDER_ORDER },
     }),
     jobs: t.relatedConnection("jobs", {
       cursor: "id",

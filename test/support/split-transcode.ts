@@ -1,6 +1,8 @@
 import { readFile } from "node:fs/promises";
 import { expect } from "vitest";
 import { createDb } from "../../src/db/client.ts";
+import { DEFAULT_COST_SETTINGS } from "../../src/jobs/cost.ts";
+import { recordActualCost } from "../../src/jobs/job-cost.ts";
 import { collectSubscription, type TestApp } from "./app.ts";
 import { frameIndices } from "./frames.ts";
 import { expectMeasuredMaster, expectMeasuredVariants } from "./media-checks.ts";
@@ -19,6 +21,27 @@ const SECONDS = 6;
 const FRAMES = SECONDS * 25;
 const SEGMENTS = 4;
 const CHUNKS = 3;
+
+/**
+ * The split transcode's own run ended before the chunks made its rungs READY and measured them;
+ * its stored actual cost was computed again then, so computing it once more changes nothing.
+ */
+async function expectActualCostCurrent(t: TestApp, videoId: string): Promise<void> {
+  const db = createDb(t.database.url);
+  try {
+    const stored = () =>
+      db.job.findFirstOrThrow({
+        where: { videoId, kind: "TRANSCODE" },
+        select: { id: true, cpuSeconds: true, actualCostUsd: true, rungCosts: true },
+      });
+    const before = await stored();
+    expect(before.actualCostUsd).not.toBeNull();
+    await recordActualCost(db, DEFAULT_COST_SETTINGS, before.id);
+    expect(await stored()).toEqual(before);
+  } finally {
+    await db.$disconnect();
+  }
+}
 
 /** Waits until the app's workers (two or more) have heartbeated: the API splits only then. */
 export async function waitForWorkers(t: TestApp, count: number): Promise<void> {
@@ -121,6 +144,7 @@ export async function uploadSplitAndCheck(t: TestApp, segmentFormat: "TS" | "FMP
   await expectMeasuredMaster(new URL(video.playbackUrl, t.url));
   // Each variant's own figures: the video rungs' measured by the API, the audio's by the first run.
   await expectMeasuredVariants(t.url, video.variants);
+  await expectActualCostCurrent(t, id);
   // The top and the bottom rung, decoded through the API as a player reads them.
   for (const rung of [videoRungs[0], videoRungs.at(-1)]) {
     const frames = await frameIndices(new URL(rung.playlistUrl, t.url).href);

@@ -13,7 +13,7 @@ import { videoWebhookData, webhookEventId } from "../../webhooks/events.ts";
 import { cancelSplitFamily } from "../cancel.ts";
 import { DEFAULT_COST_SETTINGS } from "../cost.ts";
 import { createJob, parseJobInput } from "../create-job.ts";
-import { estimateSplitRun } from "../job-cost.ts";
+import { estimateSplitRun, recordActualCost } from "../job-cost.ts";
 import { lockVideo } from "../video-lock.ts";
 import { type EventOf, type IngestDeps, publishVideoStatus } from "./ingest-deps.ts";
 import { failVideoIn, type JobRunIngestor } from "./job-runs.ts";
@@ -147,6 +147,8 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
     if (listed.complete) {
       deps.progressWrites.forget(parentId);
       forgetProgress(videoId);
+      // The transcode's own run ended before its rungs were READY and measured.
+      await recordActualCost(db, deps.costs ?? DEFAULT_COST_SETTINGS, parentId);
     }
     await publishVideoStatus(deps, videoId);
   }
