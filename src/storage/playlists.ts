@@ -96,43 +96,18 @@ const uriPath = (uri: string): string => {
 };
 
 /**
- * A tag line with the value of each quoted `URI` attribute replaced by `map(value)`. The attribute
- * list (RFC 8216 4.2: `NAME=value` pairs, commas inside quoted strings included) is read after the
- * tag's first colon; a list it cannot read is left as it is from there on.
+ * A tag line with the value of each quoted `URI` attribute replaced by `map(value)`: the attribute
+ * list after the tag's first colon is read as `attributeItems` reads it, and every other item
+ * (another attribute, or what a tag like `#EXTINF:4.0,title` holds that is no attribute) stays as
+ * it is, as does an item whose quote is not closed.
  */
 function mapTagUris(line: string, map: (uri: string) => string): string {
   const colon = line.indexOf(":");
   if (colon < 0) return line;
-  let out = line.slice(0, colon + 1);
-  let at = colon + 1;
-  while (at < line.length) {
-    const equals = line.indexOf("=", at);
-    const comma = line.indexOf(",", at);
-    if (equals < 0 || (comma >= 0 && comma < equals)) {
-      // Not an attribute (`#EXTINF:4.0,title`): kept up to the next comma.
-      const end = comma < 0 ? line.length : comma + 1;
-      out += line.slice(at, end);
-      at = end;
-      continue;
-    }
-    const name = line.slice(at, equals);
-    if (line[equals + 1] === '"') {
-      const close = line.indexOf('"', equals + 2);
-      if (close < 0) return out + line.slice(at);
-      const value = line.slice(equals + 2, close);
-      out += `${name}="${name === "URI" ? map(value) : value}"`;
-      at = close + 1;
-    } else {
-      const end = comma < 0 ? line.length : comma;
-      out += line.slice(at, end);
-      at = end;
-    }
-    if (line[at] === ",") {
-      out += ",";
-      at += 1;
-    }
-  }
-  return out;
+  const items = attributeItems(line.slice(colon + 1)).map((item) =>
+    item.length >= 6 && item.startsWith('URI="') && item.endsWith('"') ? `URI="${map(item.slice(5, -1))}"` : item,
+  );
+  return `${line.slice(0, colon + 1)}${items.join(",")}`;
 }
 
 /**
