@@ -1,10 +1,10 @@
 import type pg from "pg";
+import { variantBitRateSql } from "../videos/variants.ts";
 
 /**
  * Bytes viewers fetched, estimated from what the players reported (docs/analytics.md, "Egress"):
- * the time watched at each video height (`AnalyticsHeightHour`) times the average bit rate of the
- * video's rung of that height (`Variant.averageBitRate`, measured once it is READY; else its
- * `bandwidth`, the ladder's bound on its peak with its audio's, an upper bound), plus the time
+ * the time watched at each video height (`AnalyticsHeightHour`) times the bit rate of the video's
+ * rung of that height (`variantBitRate`: its measured average, else its bound), plus the time
  * watched (`AnalyticsHour`) times its audio rung's. Only views of players that send beacons
  * count (the console's player, the watch page, the embed, players with the beacon script); a
  * height no rung has is left out. Reads the tenant's hour rows in the period only (their index).
@@ -17,13 +17,13 @@ export async function viewerEgressBytes(
 ): Promise<Map<string, number>> {
   const { rows } = await pool.query<{ videoId: string; bytes: number }>(
     `SELECT "videoId", SUM(bytes)::float8 AS bytes FROM (
-       SELECT h."videoId", h."watchMs"::float8 / 1000 * COALESCE(v."averageBitRate", v.bandwidth) / 8 AS bytes
+       SELECT h."videoId", h."watchMs"::float8 / 1000 * ${variantBitRateSql("v")} / 8 AS bytes
          FROM "AnalyticsHeightHour" h
          JOIN "Variant" v ON v."videoId" = h."videoId" AND v.kind = 'VIDEO' AND v.height = h.height
         WHERE h."tenantId" = $1::uuid AND h.hour >= ($2::timestamptz AT TIME ZONE 'UTC')
           AND h.hour < ($3::timestamptz AT TIME ZONE 'UTC')
        UNION ALL
-       SELECT a."videoId", a."watchMs"::float8 / 1000 * COALESCE(v."averageBitRate", v.bandwidth) / 8 AS bytes
+       SELECT a."videoId", a."watchMs"::float8 / 1000 * ${variantBitRateSql("v")} / 8 AS bytes
          FROM "AnalyticsHour" a
          JOIN "Variant" v ON v."videoId" = a."videoId" AND v.kind = 'AUDIO'
         WHERE a."tenantId" = $1::uuid AND a.hour >= ($2::timestamptz AT TIME ZONE 'UTC')

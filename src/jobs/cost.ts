@@ -1,5 +1,6 @@
 import type { CostEstimateBasis } from "../generated/prisma/enums.ts";
 import { AUDIO_BITRATE, VIDEO_PROFILES } from "../protocol/ladder-profiles.ts";
+import { variantBitRate } from "../videos/variants.ts";
 
 /**
  * CPU seconds per minute of source, from `npm run bench -- --cases=1080p` on 2026-11-22 (2-core AMD
@@ -96,12 +97,6 @@ export interface CostRung {
   averageBitRate?: number | null;
 }
 
-/**
- * The bits a second of a rung takes in storage: its measured average once known, else its bound
- * (an upper bound: the bound is a peak, and a video rung's counts its audio too).
- */
-const storedBitRate = (r: CostRung) => r.averageBitRate ?? r.bandwidth;
-
 /** The source as far as it is known. */
 export interface CostSource {
   seconds: number;
@@ -163,7 +158,7 @@ function split(total: number, weights: readonly number[]): number[] {
  * A transcode's estimated cost: CPU seconds from the CPU table (decode of the source, plus each
  * video rung's encoding by its pixels and frame rate; on nvenc only the decode stays on the CPU),
  * wall seconds from them and `workerVcpus` (on nvenc at least the source at `nvencRealtimeSpeed`),
- * priced for `queue`, plus a month of storage of the ladder (`storedBitRate`). Without the
+ * priced for `queue`, plus a month of storage of the ladder (`variantBitRate`). Without the
  * source's facts it is taken for a 1080p source of `uploadBytes` at `assumedSourceBitrate`; without
  * the ladder, for the ladder planned for such a source. Null when neither facts nor size are known.
  */
@@ -194,7 +189,7 @@ export function estimateTranscodeCost(
     (gpu ? Math.max(cpuSeconds / s.workerVcpus, source.seconds / s.nvencRealtimeSpeed) : cpuSeconds / s.workerVcpus);
   const compute = computeUsd(s, cpuSeconds, wallSeconds, input.queue);
   const ladderBitrate = rungs
-    ? rungs.reduce((a, r) => a + storedBitRate(r), 0)
+    ? rungs.reduce((a, r) => a + variantBitRate(r), 0)
     : (UNPROBED_LADDER_BITRATE * sourceMegapixels) / megapixels(UNPROBED_SOURCE.width, UNPROBED_SOURCE.height);
   const usd = compute + storageUsd(s, (ladderBitrate * source.seconds) / 8);
   const parts = rungs ? rungCosts(s, rungs, weights, source.seconds, compute) : [];
@@ -210,7 +205,7 @@ export function estimateTranscodeCost(
 /**
  * A remux of published rungs into files (static renditions: stream copy, no encode): a job's
  * overhead in CPU and wall seconds, priced for `queue`, plus a month of storage of the files at
- * the rungs' measured averages (they are READY), else their bounds (`storedBitRate`).
+ * the rungs' measured averages (they are READY), else their bounds (`variantBitRate`).
  */
 export function estimateRemuxCost(
   s: CostSettings,
@@ -218,7 +213,7 @@ export function estimateRemuxCost(
 ): CostEstimate {
   const cpuSeconds = s.cpu.jobOverheadCpuSeconds;
   const wallSeconds = JOB_OVERHEAD_WALL_SECONDS;
-  const bytes = (input.rungs.reduce((a, r) => a + storedBitRate(r), 0) * input.seconds) / 8;
+  const bytes = (input.rungs.reduce((a, r) => a + variantBitRate(r), 0) * input.seconds) / 8;
   const usd = computeUsd(s, cpuSeconds, wallSeconds, input.queue) + storageUsd(s, bytes);
   return { basis: "PROBE", cpuSeconds, wallSeconds, usd, rungs: [] };
 }
@@ -233,13 +228,13 @@ function rungCosts(
 ): number[] {
   if (rungs.length === 0) return [];
   const compute = split(computeTotal, weights);
-  return rungs.map((r, i) => compute[i]! + storageUsd(s, (storedBitRate(r) * seconds) / 8));
+  return rungs.map((r, i) => compute[i]! + storageUsd(s, (variantBitRate(r) * seconds) / 8));
 }
 
 /**
  * A job's actual cost from its runs' measured seconds, priced for `queue`. A transcode with a
  * known ladder adds a month of storage of its rungs (their measured averages where the rungs are
- * READY, else their bounds: `storedBitRate`)
+ * READY, else their bounds: `variantBitRate`)
  * and splits the total between rungs as the estimate does; `rungs` then carries each rung's
  * estimate along with its actual part.
  */

@@ -1,7 +1,7 @@
 import type { Db } from "../db/client.ts";
 import type { Job, Prisma, Variant, Video } from "../generated/prisma/client.ts";
 import type { Rung } from "../protocol/messages.ts";
-import { LADDER_ORDER } from "../videos/ladder-order.ts";
+import { LADDER_ORDER } from "../videos/variants.ts";
 import {
   actualJobCost,
   estimateRemuxCost,

@@ -12,7 +12,7 @@ import { videoPrefix } from "../protocol/storage-layout.ts";
 import { deleteVideoRow } from "../thumbnails/image-cache-budget.ts";
 import { CMS_LIMITS, validExternalId } from "../videos/cms-fields.ts";
 import { findVideoOrThrow } from "../videos/find-video.ts";
-import { LADDER_ORDER } from "../videos/ladder-order.ts";
+import { LADDER_ORDER } from "../videos/variants.ts";
 import { findVideoPage, type VideoOrder, videoCursor } from "../videos/video-search.ts";
 import { cmsChangeFields, MetadataEntryInput, validCmsChanges } from "./cms-fields.ts";
 import { refuseMalformedIdCursors } from "./id-cursors.ts";
