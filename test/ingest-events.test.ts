@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDb, type Db } from "../src/db/client.ts";
 import type { EventIngestor } from "../src/jobs/ingest-events.ts";
 import { actualJobCost, DEFAULT_COST_SETTINGS } from "../src/jobs/cost.ts";
+import { recordActualCost } from "../src/jobs/job-cost.ts";
 import { queueOf } from "../src/jobs/queue-position.ts";
 import { createTestEventIngestor } from "./support/event-ingestor.ts";
 import { LADDER_360P, PROBE_640X360 } from "./support/job-events.ts";
@@ -252,6 +253,51 @@ and the rungs' measured rates`, async () => {
       for (const event of order(cleanRun(jobId, videoId))) await ingestor.ingest([event]);
       expect((await outcome(videoId)).jobs, name).toEqual(expected);
     }
+  });
+
+  it(`two computations of one job's cost side by side (two API instances): the one that read older rows \
+does not write over the newer one`, async () => {
+    const { videoId, jobId } = await newJob();
+    await ingestor.ingest(cleanRun(jobId, videoId));
+    const costs = DEFAULT_COST_SETTINGS;
+    const storedCost = () =>
+      db.job.findUniqueOrThrow({ where: { id: jobId }, select: { actualCostUsd: true, rungCosts: true } });
+    // The first UPDATE of a job from here on waits a second before it writes (a statement trigger:
+    // it runs before the row is locked), so the first computation has read the rows and not yet
+    // written when the rows change and the second computation runs.
+    await db.$executeRawUnsafe("CREATE SEQUENCE slow_job_update");
+    await db.$executeRawUnsafe(`CREATE FUNCTION slow_job_update() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF nextval('slow_job_update') = 1 THEN PERFORM pg_sleep(1); END IF; RETURN NULL; END $$`);
+    await db.$executeRawUnsafe(
+      `CREATE TRIGGER slow_job_update BEFORE UPDATE ON "Job" FOR EACH STATEMENT EXECUTE FUNCTION slow_job_update()`,
+    );
+    try {
+      const first = recordActualCost(db, costs, jobId);
+      // Until the first computation sleeps in its UPDATE.
+      for (let i = 0; ; i++) {
+        const [row] = await db.$queryRaw<{ sleeping: number }[]>`
+          SELECT count(*)::int AS sleeping FROM pg_stat_activity
+           WHERE datname = current_database() AND wait_event = 'PgSleep'`;
+        if (row!.sleeping > 0) break;
+        if (i > 200) throw new Error("the first computation never reached its UPDATE");
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      // Another instance applies a rung's newer figures, and computes the cost from them.
+      await db.variant.updateMany({
+        where: { videoId, name: "360p" },
+        data: { averageBitRate: { multiply: 2 } },
+      });
+      await recordActualCost(db, costs, jobId);
+      await first;
+    } finally {
+      await db.$executeRawUnsafe(`DROP TRIGGER slow_job_update ON "Job"`);
+      await db.$executeRawUnsafe("DROP FUNCTION slow_job_update()");
+      await db.$executeRawUnsafe("DROP SEQUENCE slow_job_update");
+    }
+    // What is stored is the cost of the rows as they are now: computing it once more changes nothing.
+    const stored = await storedCost();
+    await recordActualCost(db, costs, jobId);
+    expect(await storedCost()).toEqual(stored);
   });
 
   it("ignores events of a superseded attempt and events that are not worker events", async () => {

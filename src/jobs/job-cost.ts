@@ -13,6 +13,7 @@ import {
   type RungCost,
 } from "./cost.ts";
 import { queueOf } from "./queue-position.ts";
+import { lockVideo } from "./video-lock.ts";
 
 /** The source's facts when the video has been probed; an audio-only source (no video codec) has no frame. */
 function probedSource(video: Pick<Video, "duration" | "width" | "height" | "fps" | "videoCodec">): CostSource | null {
@@ -176,36 +177,49 @@ export async function estimateSplitRun(
 /**
  * The job's measured seconds (every run that reported them) and their cost, per rung for a
  * transcode whose ladder is known. Recomputed from the runs, so applying it again changes nothing.
+ * It runs under the video's lock (video-lock.ts), reading after it: two computations of one job (API
+ * instances applying its events side by side) run one after the other, and the last one reads every
+ * change committed before it began, so no computation from older rows is written over a newer one.
  */
 export async function recordActualCost(db: Db, costs: CostSettings, jobId: string): Promise<void> {
-  const job = await db.job.findUnique({
+  // Most events of a running job come before any run reported: one statement says so. (A run's
+  // end that reports commits its seconds before it computes the cost itself.)
+  const owner = await db.job.findUnique({
     where: { id: jobId },
-    include: {
-      runs: { select: { cpuSeconds: true, wallSeconds: true } },
-      video: { include: { variants: { orderBy: LADDER_ORDER } } },
-    },
+    select: { videoId: true, runs: { where: { cpuSeconds: { not: null } }, select: { id: true }, take: 1 } },
   });
-  if (!job) return;
-  const reported = job.runs.filter((r) => r.cpuSeconds !== null && r.wallSeconds !== null);
-  if (reported.length === 0) return;
-  const cpuSeconds = reported.reduce((a, r) => a + r.cpuSeconds!, 0);
-  const wallSeconds = reported.reduce((a, r) => a + r.wallSeconds!, 0);
-  const source = probedSource(job.video);
-  const rungs: CostRung[] = rungsOfJob(job.video.variants, job.rungs);
-  const estimated = (Array.isArray(job.rungCosts) ? job.rungCosts : []) as unknown as RungCost[];
-  const actual = actualJobCost(costs, {
-    cpuSeconds,
-    wallSeconds,
-    queue: queueOf(job),
-    ladder: job.kind === "TRANSCODE" && source && rungs.length > 0 ? { source, rungs, estimated } : null,
-  });
-  await db.job.update({
-    where: { id: jobId },
-    data: {
+  if (!owner?.runs.length) return;
+  await db.$transaction(async (tx) => {
+    await lockVideo(tx, owner.videoId);
+    const job = await tx.job.findUnique({
+      where: { id: jobId },
+      include: {
+        runs: { select: { cpuSeconds: true, wallSeconds: true } },
+        video: { include: { variants: { orderBy: LADDER_ORDER } } },
+      },
+    });
+    if (!job) return;
+    const reported = job.runs.filter((r) => r.cpuSeconds !== null && r.wallSeconds !== null);
+    if (reported.length === 0) return;
+    const cpuSeconds = reported.reduce((a, r) => a + r.cpuSeconds!, 0);
+    const wallSeconds = reported.reduce((a, r) => a + r.wallSeconds!, 0);
+    const source = probedSource(job.video);
+    const rungs: CostRung[] = rungsOfJob(job.video.variants, job.rungs);
+    const estimated = (Array.isArray(job.rungCosts) ? job.rungCosts : []) as unknown as RungCost[];
+    const actual = actualJobCost(costs, {
       cpuSeconds,
       wallSeconds,
-      actualCostUsd: actual.usd,
-      ...(actual.rungs ? { rungCosts: actual.rungs as unknown as Prisma.InputJsonValue } : {}),
-    },
+      queue: queueOf(job),
+      ladder: job.kind === "TRANSCODE" && source && rungs.length > 0 ? { source, rungs, estimated } : null,
+    });
+    await tx.job.update({
+      where: { id: jobId },
+      data: {
+        cpuSeconds,
+        wallSeconds,
+        actualCostUsd: actual.usd,
+        ...(actual.rungs ? { rungCosts: actual.rungs as unknown as Prisma.InputJsonValue } : {}),
+      },
+    });
   });
 }
