@@ -363,6 +363,64 @@ variant worse`, async () => {
     ]);
   });
 
+  it(`a rung retried alone is stored by the job that made it, once: the run it failed in pays its share of \
+the compute only`, async () => {
+    const { videoId, jobId } = await newJob();
+    const failed = cleanRun(jobId, videoId).map((e) =>
+      e.type === "variant.ready" && e.name === "144p"
+        ? ({ ...e, type: "variant.failed", error: "Publishing the 144p rung failed: 403" } as JobEvent)
+        : e,
+    );
+    await ingestor.ingest(failed);
+    // What retryVariant leaves: the rung PENDING, the video PROCESSING, a transcode of that rung alone.
+    await db.variant.updateMany({ where: { videoId, name: "144p" }, data: { status: "PENDING", error: null } });
+    await db.video.update({ where: { id: videoId }, data: { status: "PROCESSING" } });
+    const retry = await db.job.create({
+      data: {
+        videoId,
+        kind: "TRANSCODE",
+        rungs: ["144p"],
+        dispatchedAt: new Date(),
+        createdAt: new Date(Date.now() + 1000),
+      },
+    });
+    const retryRun = cleanRun(retry.id, videoId).filter((e) => e.type !== "variant.ready" || e.name === "144p");
+    await ingestor.ingest(retryRun);
+    // The transport delivers the first run's events again after the retry: its cost is computed again.
+    await ingestor.ingest(failed);
+    expect((await outcome(videoId)).variants.map((v) => [v.name, v.status])).toEqual([
+      ["144p", "READY"],
+      ["360p", "READY"],
+      ["audio", "READY"],
+    ]);
+
+    const measured = LADDER.map((r) => ({ ...r, averageBitRate: Math.round(r.bandwidth * 0.4) }));
+    const costOf = (rungs: typeof measured) =>
+      actualJobCost(DEFAULT_COST_SETTINGS, {
+        cpuSeconds: 12.5,
+        wallSeconds: 4.25,
+        queue: "cpu",
+        ladder: {
+          source: { seconds: PROBE_640X360.duration, width: 640, height: 360, fps: PROBE_640X360.fps },
+          rungs,
+          estimated: [],
+        },
+      });
+    const stored = async (id: string) => {
+      const job = await db.job.findUniqueOrThrow({ where: { id } });
+      expect(queueOf(job)).toBe("cpu");
+      const rungs = (job.rungCosts as { name: string; actualUsd: number }[]).map((r) => [r.name, r.actualUsd]);
+      return { usd: job.actualCostUsd, rungs };
+    };
+    const first = costOf(measured.map((r) => ({ ...r, stored: r.name !== "144p" })));
+    expect(await stored(jobId)).toEqual({ usd: first.usd, rungs: first.rungs!.map((r) => [r.name, r.actualUsd]) });
+    const second = costOf(measured.filter((r) => r.name === "144p"));
+    expect(await stored(retry.id)).toEqual({
+      usd: second.usd,
+      rungs: second.rungs!.map((r) => [r.name, r.actualUsd]),
+    });
+  });
+
   it("a retryable failure queues the next attempt after a back-off; the last one fails the video", async () => {
     const { videoId, jobId } = await newJob();
     const requeued: Date[] = [];

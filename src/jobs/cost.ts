@@ -95,6 +95,11 @@ export interface CostRung {
   bandwidth: number;
   /** What its segments hold per second, once it is READY (`Variant.averageBitRate`). */
   averageBitRate?: number | null;
+  /**
+   * False where the job left none of the rung's files (it failed there, or a later job of the video
+   * encoded it again): the rung's part of an actual cost is then its share of the compute alone.
+   */
+  stored?: boolean;
 }
 
 /** The source as far as it is known. */
@@ -218,7 +223,10 @@ export function estimateRemuxCost(
   return { basis: "PROBE", cpuSeconds, wallSeconds, usd, rungs: [] };
 }
 
-/** Each rung's cost: its share of the compute by weight, and a month of storage of its own bytes. */
+/**
+ * Each rung's cost: its share of the compute by weight, and a month of storage of its own bytes
+ * (none for a rung not `stored`).
+ */
 function rungCosts(
   s: CostSettings,
   rungs: readonly CostRung[],
@@ -228,13 +236,13 @@ function rungCosts(
 ): number[] {
   if (rungs.length === 0) return [];
   const compute = split(computeTotal, weights);
-  return rungs.map((r, i) => compute[i]! + storageUsd(s, (variantBitRate(r) * seconds) / 8));
+  return rungs.map((r, i) => compute[i]! + (r.stored === false ? 0 : storageUsd(s, (variantBitRate(r) * seconds) / 8)));
 }
 
 /**
  * A job's actual cost from its runs' measured seconds, priced for `queue`. A transcode with a
- * known ladder adds a month of storage of its rungs (their measured averages where the rungs are
- * READY, else their bounds: `variantBitRate`)
+ * known ladder adds a month of storage of the rungs whose files it left (`stored`; their measured
+ * averages where the rungs are READY, else their bounds: `variantBitRate`)
  * and splits the total between rungs as the estimate does; `rungs` then carries each rung's
  * estimate along with its actual part.
  */

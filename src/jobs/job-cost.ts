@@ -176,7 +176,8 @@ export async function estimateSplitRun(
 
 /**
  * The job's measured seconds (every run that reported them) and their cost, per rung for a
- * transcode whose ladder is known. Recomputed from the runs, so applying it again changes nothing.
+ * transcode whose ladder is known, storing the rungs it left READY. Recomputed from the rows, so
+ * applying it again changes nothing.
  * It runs under the video's lock (video-lock.ts), reading after it: two computations of one job (API
  * instances applying its events side by side) run one after the other, and the last one reads every
  * change committed before it began, so no computation from older rows is written over a newer one.
@@ -201,10 +202,20 @@ export async function recordActualCost(db: Db, costs: CostSettings, jobId: strin
     if (!job) return;
     const reported = job.runs.filter((r) => r.cpuSeconds !== null && r.wallSeconds !== null);
     if (reported.length === 0) return;
+    // A rung a later transcode of the video encoded again (`retryVariant`, one job at a time) is
+    // that job's to store: a READY rung was made by the last job that encoded it.
+    const later = await tx.job.findMany({
+      where: { videoId: job.videoId, kind: "TRANSCODE", createdAt: { gt: job.createdAt } },
+      select: { rungs: true },
+    });
+    const remadeLater = (name: string) => later.some((j) => j.rungs.length === 0 || j.rungs.includes(name));
     const cpuSeconds = reported.reduce((a, r) => a + r.cpuSeconds!, 0);
     const wallSeconds = reported.reduce((a, r) => a + r.wallSeconds!, 0);
     const source = probedSource(job.video);
-    const rungs: CostRung[] = rungsOfJob(job.video.variants, job.rungs);
+    const rungs: CostRung[] = rungsOfJob(job.video.variants, job.rungs).map((v) => ({
+      ...v,
+      stored: v.status === "READY" && !remadeLater(v.name),
+    }));
     const estimated = (Array.isArray(job.rungCosts) ? job.rungCosts : []) as unknown as RungCost[];
     const actual = actualJobCost(costs, {
       cpuSeconds,
