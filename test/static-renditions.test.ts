@@ -5,6 +5,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { actualJobCost, DEFAULT_COST_SETTINGS } from "../src/jobs/cost.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { ADMIN_AUTH, tenantKeySecret } from "./support/auth.ts";
 import { finalState } from "./support/uploads.ts";
@@ -24,7 +25,7 @@ const VIDEO = /* GraphQL */ `
     video(id: $id) {
       status playable duration
       staticRenditions { name status width height bitrate sizeBytes error url downloadUrl }
-      jobs(first: 10) { edges { node { kind status runs { status } } } }
+      jobs(first: 10) { edges { node { kind status runs { status } cost { actualUsd cpuSeconds wallSeconds } } } }
     } }`;
 const REQUEST = /* GraphQL */ `
   mutation($id: ID!, $names: [StaticRenditionName!]!) {
@@ -157,6 +158,20 @@ M4A, in sync, served with Range and a safe download name`, async () => {
       ["STATIC_RENDITIONS", "SUCCEEDED", [{ status: "SUCCEEDED" }]],
       ["TRANSCODE", "SUCCEEDED", [{ status: "SUCCEEDED" }]],
     ]);
+    // The renditions job's actual cost stores the files it made a month, as its estimate does
+    // those it would make: read with them (one transaction writes both).
+    const { cost } = video.jobs.edges[0].node;
+    const priced = (storedBytes: number) =>
+      actualJobCost(DEFAULT_COST_SETTINGS, {
+        cpuSeconds: cost.cpuSeconds,
+        wallSeconds: cost.wallSeconds,
+        queue: "cpu",
+        ladder: null,
+        storedBytes,
+      }).usd;
+    const files = video.staticRenditions.reduce((sum, r) => sum + r.sizeBytes!, 0);
+    expect(cost.actualUsd).toBeCloseTo(priced(files), 15);
+    expect(priced(files)).toBeGreaterThan(priced(0));
 
     const hlsDir = path.join(t.dataDir, "videos", id, "hls");
     for (const r of video.staticRenditions) {

@@ -244,7 +244,8 @@ function rungCosts(
  * known ladder adds a month of storage of the rungs whose files it left (`stored`; their measured
  * averages where the rungs are READY, else their bounds: `variantBitRate`)
  * and splits the total between rungs as the estimate does; `rungs` then carries each rung's
- * estimate along with its actual part.
+ * estimate along with its actual part. A static renditions job adds a month of storage of the files
+ * it made (`storedBytes`), as its estimate does of the files it would make.
  */
 export function actualJobCost(
   s: CostSettings,
@@ -253,10 +254,13 @@ export function actualJobCost(
     wallSeconds: number;
     queue: string | null;
     ladder: { source: CostSource; rungs: readonly CostRung[]; estimated: readonly RungCost[] } | null;
+    /** Without a ladder: the bytes of the files the job left (static renditions), stored a month. */
+    storedBytes?: number;
   },
 ): { usd: number; rungs: RungCost[] | null } {
   const compute = computeUsd(s, input.cpuSeconds, input.wallSeconds, input.queue);
-  if (!input.ladder || input.ladder.rungs.length === 0) return { usd: compute, rungs: null };
+  if (!input.ladder || input.ladder.rungs.length === 0)
+    return { usd: compute + storageUsd(s, input.storedBytes ?? 0), rungs: null };
   const { source, rungs, estimated } = input.ladder;
   const parts = rungCosts(s, rungs, rungWeights(rungs, source, s.cpu), source.seconds, compute);
   const rungsOut = rungs.map((r, i) => ({

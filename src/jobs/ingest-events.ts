@@ -19,7 +19,7 @@ const movesQueue = (e: JobEvent) => e.type === "job.started" || endsRun(e);
  * These change what a job's actual cost is computed from (the probe and the ladder's rows, a
  * rung's measured rates): once its run has reported its seconds, the cost is computed again, so
  * the stored figure is the same whatever order the events arrive in. A run's end computes it too
- * (`finishRun`).
+ * (`finishRun`), and a static renditions job's end in the transaction that records its files.
  */
 const changesActualCost = (e: JobEvent) =>
   e.type === "job.probed" || e.type === "variant.ready" || e.type === "variant.failed";

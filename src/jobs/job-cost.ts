@@ -192,45 +192,67 @@ export async function recordActualCost(db: Db, costs: CostSettings, jobId: strin
   if (!owner?.runs.length) return;
   await db.$transaction(async (tx) => {
     await lockVideo(tx, owner.videoId);
-    const job = await tx.job.findUnique({
-      where: { id: jobId },
-      include: {
-        runs: { select: { cpuSeconds: true, wallSeconds: true } },
-        video: { include: { variants: { orderBy: LADDER_ORDER } } },
-      },
-    });
-    if (!job) return;
-    const reported = job.runs.filter((r) => r.cpuSeconds !== null && r.wallSeconds !== null);
-    if (reported.length === 0) return;
-    // A rung a later transcode of the video encoded again (`retryVariant`, one job at a time) is
-    // that job's to store: a READY rung was made by the last job that encoded it.
-    const later = await tx.job.findMany({
-      where: { videoId: job.videoId, kind: "TRANSCODE", createdAt: { gt: job.createdAt } },
-      select: { rungs: true },
-    });
-    const remadeLater = (name: string) => later.some((j) => j.rungs.length === 0 || j.rungs.includes(name));
-    const cpuSeconds = reported.reduce((a, r) => a + r.cpuSeconds!, 0);
-    const wallSeconds = reported.reduce((a, r) => a + r.wallSeconds!, 0);
-    const source = probedSource(job.video);
-    const rungs: CostRung[] = rungsOfJob(job.video.variants, job.rungs).map((v) => ({
-      ...v,
-      stored: v.status === "READY" && !remadeLater(v.name),
-    }));
-    const estimated = (Array.isArray(job.rungCosts) ? job.rungCosts : []) as unknown as RungCost[];
-    const actual = actualJobCost(costs, {
+    await recordActualCostIn(tx, costs, jobId);
+  });
+}
+
+/**
+ * `recordActualCost` in the caller's transaction, which holds the job's video's lock: for a change
+ * that writes what the cost is computed from (a static renditions job's files) and its cost at once.
+ */
+export async function recordActualCostIn(
+  tx: Pick<Db, "job" | "staticRendition">,
+  costs: CostSettings,
+  jobId: string,
+): Promise<void> {
+  const job = await tx.job.findUnique({
+    where: { id: jobId },
+    include: {
+      runs: { select: { cpuSeconds: true, wallSeconds: true } },
+      video: { include: { variants: { orderBy: LADDER_ORDER } } },
+    },
+  });
+  if (!job) return;
+  const reported = job.runs.filter((r) => r.cpuSeconds !== null && r.wallSeconds !== null);
+  if (reported.length === 0) return;
+  // A rung a later transcode of the video encoded again (`retryVariant`, one job at a time) is
+  // that job's to store: a READY rung was made by the last job that encoded it.
+  const later = await tx.job.findMany({
+    where: { videoId: job.videoId, kind: "TRANSCODE", createdAt: { gt: job.createdAt } },
+    select: { rungs: true },
+  });
+  const remadeLater = (name: string) => later.some((j) => j.rungs.length === 0 || j.rungs.includes(name));
+  const cpuSeconds = reported.reduce((a, r) => a + r.cpuSeconds!, 0);
+  const wallSeconds = reported.reduce((a, r) => a + r.wallSeconds!, 0);
+  const source = probedSource(job.video);
+  const rungs: CostRung[] = rungsOfJob(job.video.variants, job.rungs).map((v) => ({
+    ...v,
+    stored: v.status === "READY" && !remadeLater(v.name),
+  }));
+  const estimated = (Array.isArray(job.rungCosts) ? job.rungCosts : []) as unknown as RungCost[];
+  const actual = actualJobCost(costs, {
+    cpuSeconds,
+    wallSeconds,
+    queue: queueOf(job),
+    ladder: job.kind === "TRANSCODE" && source && rungs.length > 0 ? { source, rungs, estimated } : null,
+    storedBytes: job.kind === "STATIC_RENDITIONS" ? await renditionBytes(tx, job.id) : 0,
+  });
+  await tx.job.update({
+    where: { id: jobId },
+    data: {
       cpuSeconds,
       wallSeconds,
-      queue: queueOf(job),
-      ladder: job.kind === "TRANSCODE" && source && rungs.length > 0 ? { source, rungs, estimated } : null,
-    });
-    await tx.job.update({
-      where: { id: jobId },
-      data: {
-        cpuSeconds,
-        wallSeconds,
-        actualCostUsd: actual.usd,
-        ...(actual.rungs ? { rungCosts: actual.rungs as unknown as Prisma.InputJsonValue } : {}),
-      },
-    });
+      actualCostUsd: actual.usd,
+      ...(actual.rungs ? { rungCosts: actual.rungs as unknown as Prisma.InputJsonValue } : {}),
+    },
   });
+}
+
+/** The bytes of the READY files a static renditions job made. */
+async function renditionBytes(tx: Pick<Db, "staticRendition">, jobId: string): Promise<number> {
+  const { _sum } = await tx.staticRendition.aggregate({
+    where: { jobId, status: "READY" },
+    _sum: { sizeBytes: true },
+  });
+  return Number(_sum.sizeBytes ?? 0);
 }

@@ -1,3 +1,5 @@
+import { DEFAULT_COST_SETTINGS } from "../cost.ts";
+import { recordActualCostIn } from "../job-cost.ts";
 import { failStaticRenditions, queueStaticRenditions } from "../queue-static-renditions.ts";
 import { userFacingError } from "../user-facing-error.ts";
 import { lockVideo } from "../video-lock.ts";
@@ -40,6 +42,8 @@ export async function onStaticRenditionsDone(
       });
     }
     await failStaticRenditions(tx, e.jobId, "The worker did not make this rendition");
+    // Its cost stores the files it made: committed with them.
+    await recordActualCostIn(tx, deps.costs ?? DEFAULT_COST_SETTINGS, e.jobId);
     return count;
   });
   if (!count) return;
