@@ -217,10 +217,13 @@ export async function recordActualCostIn(
   if (reported.length === 0) return;
   // A rung a later transcode of the video encoded again (`retryVariant`, one job at a time) is
   // that job's to store: a READY rung was made by the last job that encoded it.
-  const later = await tx.job.findMany({
-    where: { videoId: job.videoId, kind: "TRANSCODE", createdAt: { gt: job.createdAt } },
-    select: { rungs: true },
-  });
+  const later =
+    job.kind === "TRANSCODE"
+      ? await tx.job.findMany({
+          where: { videoId: job.videoId, kind: "TRANSCODE", createdAt: { gt: job.createdAt } },
+          select: { rungs: true },
+        })
+      : [];
   const remadeLater = (name: string) => later.some((j) => j.rungs.length === 0 || j.rungs.includes(name));
   const cpuSeconds = reported.reduce((a, r) => a + r.cpuSeconds!, 0);
   const wallSeconds = reported.reduce((a, r) => a + r.wallSeconds!, 0);
