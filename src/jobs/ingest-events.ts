@@ -37,7 +37,11 @@ export interface EventIngestor {
  * `progressWriteIntervalMs` per job.
  */
 export function createEventIngestor(options: IngestOptions): EventIngestor {
-  const deps = { ...options, progressWrites: createProgressWriteThrottle(options.progressWriteIntervalMs) };
+  const deps = {
+    ...options,
+    costs: options.costs ?? DEFAULT_COST_SETTINGS,
+    progressWrites: createProgressWriteThrottle(options.progressWriteIntervalMs),
+  };
   const runs = createJobRunIngestor(deps);
   const transcode = createTranscodeEventIngestor(deps, runs);
   const render = createRenderEventIngestor(deps, runs);
@@ -123,7 +127,7 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
     await runs.recordSeq(e);
     if (job.kind === "LIVE") await deps.live?.onJobEvent(e, job.videoId);
     if (movesQueue(e)) await deps.queueWatch?.jobChanged(e.jobId);
-    if (changesActualCost(e)) await recordActualCost(deps.db, deps.costs ?? DEFAULT_COST_SETTINGS, e.jobId);
+    if (changesActualCost(e)) await recordActualCost(deps.db, deps.costs, e.jobId);
   }
 
   return {

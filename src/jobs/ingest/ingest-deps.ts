@@ -53,8 +53,9 @@ export interface IngestOptions {
   holdTransition?: (e: JobEvent) => Promise<void>;
 }
 
-/** What every part of the ingestor shares: its options and one progress throttle. */
-export interface IngestDeps extends IngestOptions {
+/** What every part of the ingestor shares: its options, with the costs' defaults, and one progress throttle. */
+export interface IngestDeps extends Omit<IngestOptions, "costs"> {
+  costs: CostSettings;
   progressWrites: ProgressWriteThrottle;
 }
 

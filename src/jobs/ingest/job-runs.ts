@@ -10,7 +10,6 @@ import {
   type WorkerHeartbeat,
 } from "../../protocol/messages.ts";
 import { videoWebhookData, webhookEventId } from "../../webhooks/events.ts";
-import { DEFAULT_COST_SETTINGS } from "../cost.ts";
 import { retryDelayMs } from "../dispatcher.ts";
 import { recordActualCost } from "../job-cost.ts";
 import { userFacingError } from "../user-facing-error.ts";
@@ -223,7 +222,7 @@ export function createJobRunIngestor(deps: IngestDeps) {
       where: { ...key, status: { in: ["RUNNING", "ABANDONED"] } },
       data: { ...failure, ...usage, finishedAt },
     });
-    if (e.usage) await recordActualCost(db, deps.costs ?? DEFAULT_COST_SETTINGS, e.jobId);
+    if (e.usage) await recordActualCost(db, deps.costs, e.jobId);
   }
 
   /** The run resumed from what an earlier run published. */

@@ -11,7 +11,6 @@ import { mediaPlaylist, renditionBitRates, type SegmentBitRates } from "../../sh
 import { MAX_PLAYLIST_BYTES, PLAYLIST_TYPE, withVariantBitRates } from "../../storage/playlists.ts";
 import { videoWebhookData, webhookEventId } from "../../webhooks/events.ts";
 import { cancelSplitFamily } from "../cancel.ts";
-import { DEFAULT_COST_SETTINGS } from "../cost.ts";
 import { createJob, parseJobInput } from "../create-job.ts";
 import { estimateSplitRun, recordActualCost } from "../job-cost.ts";
 import { lockVideo } from "../video-lock.ts";
@@ -82,16 +81,15 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
       const video = await tx.video.findUnique({ where: { id: videoId }, select: { status: true } });
       if (video?.status !== "QUEUED" && video?.status !== "PROCESSING") return 0;
       if ((await tx.job.count({ where: { parentId: parent.id, kind: "TRANSCODE_CHUNK" } })) > 0) return 0;
-      const costs = deps.costs ?? DEFAULT_COST_SETTINGS;
       for (const chunk of e.chunks.slice(1)) {
         const input = { chunk, ladder: e.ladder, ...(e.source ? { source: e.source } : {}) };
         await createJob(
           tx,
           { kind: "TRANSCODE_CHUNK", videoId, parentId: parent.id, input, maxAttempts: parent.maxAttempts },
-          costs,
+          deps.costs,
         );
       }
-      await estimateSplitRun(tx, costs, parent.id, e.chunks[0]!);
+      await estimateSplitRun(tx, deps.costs, parent.id, e.chunks[0]!);
       return e.chunks.length - 1;
     });
     if (!queued) return;
@@ -148,7 +146,7 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
       deps.progressWrites.forget(parentId);
       forgetProgress(videoId);
       // The transcode's own run ended before its rungs were READY and measured.
-      await recordActualCost(db, deps.costs ?? DEFAULT_COST_SETTINGS, parentId);
+      await recordActualCost(db, deps.costs, parentId);
     }
     await publishVideoStatus(deps, videoId);
   }

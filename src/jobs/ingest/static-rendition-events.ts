@@ -1,4 +1,3 @@
-import { DEFAULT_COST_SETTINGS } from "../cost.ts";
 import { recordActualCostIn } from "../job-cost.ts";
 import { failStaticRenditions, queueStaticRenditions } from "../queue-static-renditions.ts";
 import { userFacingError } from "../user-facing-error.ts";
@@ -43,7 +42,7 @@ export async function onStaticRenditionsDone(
     }
     await failStaticRenditions(tx, e.jobId, "The worker did not make this rendition");
     // Its cost stores the files it made: committed with them.
-    await recordActualCostIn(tx, deps.costs ?? DEFAULT_COST_SETTINGS, e.jobId);
+    await recordActualCostIn(tx, deps.costs, e.jobId);
     return count;
   });
   if (!count) return;

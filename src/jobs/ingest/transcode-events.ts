@@ -5,7 +5,6 @@ import { sourceName } from "../../protocol/storage-layout.ts";
 import { inSpan } from "../../shared/tracing.ts";
 import { videoWebhookData, webhookEventId, type WebhookEmitter } from "../../webhooks/events.ts";
 import { userFacingError } from "../user-facing-error.ts";
-import { DEFAULT_COST_SETTINGS } from "../cost.ts";
 import { estimateAtProbe } from "../job-cost.ts";
 import { variantAfterProgress } from "../progress.ts";
 import { lockVideo } from "../video-lock.ts";
@@ -85,7 +84,7 @@ export function createTranscodeEventIngestor(deps: IngestDeps, runs: JobRunInges
     await runs.recordResume(e);
     // An audio-only source has no frame: its cost is its duration's decode and audio rungs.
     const source = { seconds: probe.duration, width: probe.width ?? 0, height: probe.height ?? 0, fps: probe.fps };
-    await estimateAtProbe(db, deps.costs ?? DEFAULT_COST_SETTINGS, e.jobId, source, e.ladder);
+    await estimateAtProbe(db, deps.costs, e.jobId, source, e.ladder);
     await publishVideoStatus(deps, videoId);
   }
 
