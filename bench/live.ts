@@ -387,7 +387,6 @@ try {
         LOCAL_WORKER: "true",
         LIVE_RTMP_PORT: "0",
         LIVE_SRT_PORT: ingests.includes("srt") ? "0" : "off",
-        LIVE_RECONNECT_GRACE_SECONDS: "0",
         LIVE_PASSTHROUGH: passthrough === "on" ? "true" : "false",
         LOG_LEVEL: "info",
       });

@@ -81,7 +81,7 @@ export const liveIngestBytes = new Counter({
 
 export const liveIngestClosed = new Counter({
   name: "videograph_live_ingest_connections_closed_total",
-  help: "RTMP and SRT ingest connections closed, by protocol (rtmp, srt) and why: ended (the publisher ended or dropped), refused (a key, a limit, a codec, a stall: the ingest closed it)",
+  help: "RTMP and SRT ingest connections closed, by protocol (rtmp, srt) and why: ended (the publisher ended its stream), dropped (its connection ended without that, or its broadcast ended first), refused (a key, a limit, a codec, a stall: the ingest closed it)",
   labelNames: ["protocol", "outcome"] as const,
   registers: [apiRegistry],
 });

@@ -1,11 +1,10 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import { createRequire } from "node:module";
 import { type AddressInfo, connect } from "node:net";
 import path from "node:path";
-import { createInterface } from "node:readline";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Browser } from "playwright-core";
 import {
@@ -22,6 +21,7 @@ import { srtGatewayBuilt } from "../src/live/srt-ingest.ts";
 import { PROTOCOL_VERSION } from "../src/protocol/messages.ts";
 import { ANALYTICS_PATHS } from "../src/shared/analytics-beacons.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
+import { killPublishersOnAir, publish, publishUntilStopped } from "./support/live-publisher.ts";
 import { childrenOf } from "./support/process-scan.ts";
 import { createTestEventIngestor } from "./support/event-ingestor.ts";
 import { buildConsole, launchChromium } from "./support/console.ts";
@@ -60,17 +60,18 @@ afterAll(async () => {
   await t?.stop();
 });
 // A test that failed midway leaves no publisher on air to the next (whose checks count processes
-// and broadcasts): `publishUntilStopped`'s are killed at each test's end.
-const onAir = new Set<ChildProcess>();
-afterEach(() => {
-  for (const child of onAir) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-  onAir.clear();
-});
+// and broadcasts).
+afterEach(killPublishersOnAir);
 
 async function createLiveStream(
   title: string,
   playbackPolicy: "PUBLIC" | "SIGNED" = "PUBLIC",
-  cmsData: { description?: string; metadata?: { key: string; value: string }[]; tags?: string[] } = {},
+  input: {
+    description?: string;
+    metadata?: { key: string; value: string }[];
+    tags?: string[];
+    endOnUnpublish?: boolean;
+  } = {},
 ): Promise<{ id: string; key: string; ingestUrl: string; srtPassphrase: string; srtUrl: string | null }> {
   const res = await t.gql(
     `mutation ($input: CreateLiveStreamInput) {
@@ -78,7 +79,7 @@ async function createLiveStream(
         ... on LiveStreamWithKey { streamKey srtPassphrase srtUrl liveStream { ${LIVE_STREAM_FIELDS} } }
       }
     }`,
-    { input: { title, playbackPolicy, ...cmsData } },
+    { input: { title, playbackPolicy, ...input } },
   );
   expect(res.errors).toBeUndefined();
   const { streamKey, srtPassphrase, srtUrl, liveStream } = res.data.createLiveStream;
@@ -104,77 +105,6 @@ async function byProtocol(
   const values = (await metric.get()).values as { value: number; labels: Record<string, string | number> }[];
   const wanted = { protocol, ...labels };
   return values.find((v) => Object.entries(wanted).every(([k, x]) => v.labels[k] === x))?.value ?? 0;
-}
-
-/**
- * A publisher (as `publish`) on air until the test stops it: a broadcast that outlasts what the test
- * checks while it is live, however long a loaded host takes (a fixed length raced the watch page:
- * its broadcast ended first). `stop` ends it as its operator would (ffmpeg's `q`: a clean end, exit
- * 0) and resolves with the seconds of video it sent, from ffmpeg's own count of frames encoded.
- */
-function publishUntilStopped(
-  url: string,
-  options: { srt?: boolean } = {},
-): { process: ChildProcess; exited: Promise<number | null>; startedAt: number; stop(): Promise<number> } {
-  const startedAt = Date.now();
-  // A bound on a test that never stops it.
-  const { process: child, exited } = publish(url, 180, options, { progress: true });
-  onAir.add(child);
-  let frames = 0;
-  let ended = false;
-  createInterface({ input: child.stdout! }).on("line", (line) => {
-    if (line.startsWith("frame=")) frames = Number(line.slice("frame=".length));
-    if (line === "progress=end") ended = true;
-  });
-  // After its exit and its stdout's last lines (`exit` may come before them).
-  const closed = new Promise((resolve) => child.on("close", resolve));
-  return {
-    process: child,
-    exited,
-    startedAt,
-    async stop() {
-      // A publisher that has already exited (its stop is then checked below) closed its end.
-      child.stdin?.on("error", () => {});
-      child.stdin?.end("q");
-      await closed;
-      expect(ended, "ffmpeg's last progress report").toBe(true);
-      return frames / 25;
-    },
-  };
-}
-
-/**
- * ffmpeg publishing `seconds` of a 320x240 25 fps test pattern with a tone, in real time, as FLV
- * over RTMP (or, with `srt`, as MPEG-TS to an srt:// URL); with `jumpAt`, its timestamps leap 100 s
- * forward at that second (a hostile or broken encoder). With `progress`: ffmpeg's `-progress` lines
- * on its stdout, and its stdin open for `q`.
- */
-function publish(
-  url: string,
-  seconds: number,
-  options: { jumpAt?: number; videoCodec?: string; srt?: boolean } = {},
-  { progress = false } = {},
-): { process: ChildProcess; exited: Promise<number | null> } {
-  const jump = (pts: string) =>
-    options.jumpAt === undefined ? [] : [`if(gte(T,${options.jumpAt}),${pts}+100/TB,${pts})`];
-  const child = spawn(
-    "ffmpeg",
-    [
-      ...["-hide_banner", "-loglevel", "error", "-re"],
-      ...["-f", "lavfi", "-i", `testsrc2=size=320x240:rate=25:duration=${seconds}`],
-      ...["-f", "lavfi", "-i", `sine=frequency=440:sample_rate=48000:duration=${seconds}`],
-      ...jump("PTS").flatMap((e) => ["-vf", `setpts='${e}'`, "-af", `asetpts='${e}'`]),
-      ...(options.videoCodec
-        ? ["-c:v", options.videoCodec]
-        : ["-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p"]),
-      ...(progress ? ["-progress", "pipe:1"] : []),
-      ...["-c:a", "aac", "-b:a", "64k", "-f", options.srt ? "mpegts" : "flv", url],
-    ],
-    { stdio: progress ? ["pipe", "pipe", "pipe"] : ["ignore", "ignore", "pipe"] },
-  );
-  child.stderr?.resume();
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  return { process: child, exited };
 }
 
 async function streamState(id: string) {
@@ -816,7 +746,8 @@ describe("live streams over RTMP", () => {
   });
 
   it("a publisher that reconnects within the grace continues the same broadcast, and a timestamp jump leaves no gap", async () => {
-    const stream = await createLiveStream("Flaky uplink", "SIGNED");
+    // Its publisher stops and comes back: a stream whose broadcasts wait for it after a stop too.
+    const stream = await createLiveStream("Flaky uplink", "SIGNED", { endOnUnpublish: false });
     // Two publishers with the same key at the same moment: one broadcasts, the other is refused. The
     // one broadcasting is on air until its broadcast has been seen LIVE (stopped below): on a loaded
     // machine a 4 s publisher had gone before its encode's first segments were out, and the stream
@@ -864,7 +795,8 @@ describe("live streams over RTMP", () => {
       env: { LIVE_SEGMENT_SECONDS: "1", LIVE_STALL_SECONDS: "3", LIVE_RECONNECT_GRACE_SECONDS: "10" },
     });
     try {
-      const stream = await createLiveStream("Moved uplink");
+      // Its publisher stops and comes back: a stream whose broadcasts wait for it after a stop too.
+      const stream = await createLiveStream("Moved uplink", "PUBLIC", { endOnUnpublish: false });
       // On air until its broadcast has been seen LIVE: stopped below.
       const first = publishUntilStopped(`${stream.ingestUrl}/${stream.key}`);
       const live = await waitFor(
@@ -1215,7 +1147,7 @@ describe("a publisher back after its broadcast's grace ran out here, its encode 
       throw new Error(`not a broadcast here: ${JSON.stringify(first)}`);
     const firstFeed = first.feed;
     const firstVideo = (await db.liveStream.findUniqueOrThrow({ where: { id: liveStream.id } })).activeVideoId;
-    await sessions.end(liveStream.id, first.feed, "the publisher's connection dropped");
+    await sessions.end(liveStream.id, first.feed, "the publisher's connection dropped", false);
     // The grace (1 s) runs out: this instance ends the broadcast's feed; its job is still queued.
     await waitFor(
       "the grace's end",
@@ -1236,7 +1168,7 @@ describe("a publisher back after its broadcast's grace ran out here, its encode 
     const now = await db.liveStream.findUniqueOrThrow({ where: { id: liveStream.id } });
     expect(now.status).toBe("CONNECTED");
     expect(now.activeVideoId).not.toBe(firstVideo);
-    if ("feed" in second) await sessions.end(liveStream.id, second.feed, null);
+    if ("feed" in second) await sessions.end(liveStream.id, second.feed, null, false);
   });
 });
 

@@ -28,6 +28,16 @@ describe("errors as users see them carry no internal paths or addresses", () => 
     ],
     ["connect ETIMEDOUT 10.0.3.7:443.", "connect ETIMEDOUT (an internal address)."],
     ["connect ECONNREFUSED [::1]:9000", "connect ECONNREFUSED (an internal address)"],
+    // A signed URL's query (its signature) and its internal host: the live feed's error as ffmpeg wrote it.
+    [
+      "Could not read the feed: http://127.0.0.1:4000/live/v1/feeds/v1.flv?expires=1795000000&sig=c2lnbmF0dXJl: HTTP error 404 Not Found",
+      "Could not read the feed: http://(an internal address)/live/v1/feeds/v1.flv?… HTTP error 404 Not Found",
+    ],
+    [
+      "GET 'https://bucket.example/videos/v1/a.ts?X-Goog-Signature=abc' failed",
+      "GET 'https://bucket.example/videos/v1/a.ts?…' failed",
+    ],
+    ["Which one? a/b? c", "Which one? a/b?… c"],
   ])("%s", (raw, shown) => {
     expect(userFacingError(raw)).toBe(shown);
   });

@@ -32,6 +32,28 @@ import { emitVariantOutcomes } from "./variant-outcomes.ts";
  * broadcast is a VOD recording: `variant.ready` per rung and `job.succeeded`, as a transcode ends.
  */
 export async function live(job: LiveJobMessage, ctx: JobContext): Promise<void> {
+  try {
+    await encodeBroadcast(job, ctx);
+  } catch (err) {
+    throw withoutFeedUrl(err, job.feedUrl);
+  }
+}
+
+/**
+ * An error whose message names the broadcast's feed (a signed URL of an API instance: its address
+ * and signature) by what it is instead; tenants read the message (Video.error, lastError), and the
+ * command and stderr, which keep the URL, go only to operators (JobRun).
+ */
+function withoutFeedUrl(err: unknown, feedUrl: string): unknown {
+  if (!(err instanceof Error)) return err;
+  const { origin, pathname } = new URL(feedUrl);
+  // As ffmpeg may print it: whole, without its query, or by its origin alone.
+  for (const form of [feedUrl, `${origin}${pathname}`, origin])
+    err.message = err.message.replaceAll(form, "the broadcast's feed");
+  return err;
+}
+
+async function encodeBroadcast(job: LiveJobMessage, ctx: JobContext): Promise<void> {
   const { storage, signal } = ctx;
   const { segmentSeconds, maxDurationSeconds } = job.options;
   const probe = liveProbe(job.input);

@@ -7,6 +7,32 @@ const RELATIVE_PREFIX_OF_KEY = /(?<![\w.:/~-])(?:[\w.-]+\/)+(?=(?:videos|tenants
 /** An IPv4 address, or a bracketed IPv6 one, with its port if any: a machine's, never the user's business. */
 const NETWORK_ADDRESS = /(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?(?!\d)|\[[\da-fA-F:.]{2,45}\](?::\d{1,5})?/g;
 
+/** Characters that end a URL in an error's text. */
+const URL_END = new Set([" ", "\n", "\r", "\t", "'", '"', "`", ")", ">", "]", ","]);
+
+/**
+ * The text with each URL's query string (a signature, an expiry, a token) left out: from a `?`
+ * that follows a `/` in the same word to the word's end. One pass, no regular expression.
+ */
+function withoutQueryStrings(text: string): string {
+  let out = "";
+  let pathInWord = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === "?" && pathInWord) {
+      let end = i + 1;
+      while (end < text.length && !URL_END.has(text[end]!)) end++;
+      out += "?…";
+      i = end - 1;
+      continue;
+    }
+    if (URL_END.has(c)) pathInWord = false;
+    else if (c === "/") pathInWord = true;
+    out += c;
+  }
+  return out;
+}
+
 /** What a path says to a user: its part inside a job's work dir or a storage key, else its file name. */
 function shortenPath(absolute: string): string {
   const parts = absolute.split("/").filter(Boolean);
@@ -18,13 +44,13 @@ function shortenPath(absolute: string): string {
 }
 
 /**
- * A worker's error as users see it (Job.error, Video.error, Variant.error, webhooks): without the
- * worker's temp dirs, data directories and network addresses, which say nothing to a user and map
- * the machine.
+ * A worker's error as users see it (Job.error, Video.error, Variant.error, LiveStream.lastError,
+ * webhooks): without the worker's temp dirs, data directories and network addresses, which say
+ * nothing to a user and map the machine, nor URLs' query strings (signatures, tokens).
  * The full text stays on the run (JobRun.error) for operators.
  */
 export function userFacingError(text: string): string {
-  return text
+  return withoutQueryStrings(text)
     .replace(ABSOLUTE_PATH, shortenPath)
     .replace(RELATIVE_PREFIX_OF_KEY, "")
     .replace(NETWORK_ADDRESS, "(an internal address)");

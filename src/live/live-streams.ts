@@ -8,6 +8,7 @@ import type { VideoMetadata } from "../videos/cms-fields.ts";
 import type { LiveStream, LiveStreamStatus, Video } from "../generated/prisma/client.ts";
 import type { CostSettings } from "../jobs/cost.ts";
 import { announceQueuedJob, createJob, parseJobInput } from "../jobs/create-job.ts";
+import { userFacingError } from "../jobs/user-facing-error.ts";
 import { log } from "../log.ts";
 import { endsRun, type JobEvent, type LiveInput, type LiveRenditionHealth } from "../protocol/messages.ts";
 import { videoPrefix } from "../protocol/storage-layout.ts";
@@ -22,6 +23,11 @@ import { videoWebhookData, type WebhookEmitter, type WebhookEventType, webhookEv
 
 /** The fan-out topic that tells every API instance a broadcast is over (its feed, if there, ends). */
 const BROADCAST_ENDED = "liveBroadcastEnded";
+/** The fan-out topic that asks the API instance holding a broadcast's feed to end it now (endLiveStream). */
+const BROADCAST_FINISH = "liveBroadcastFinish";
+
+/** The most seconds a stream's broadcast may wait for its publisher (the worker's feed read gives up at 180 s). */
+export const MAX_RECONNECT_WINDOW_SECONDS = 120;
 
 /** A broadcast that may not start, thrown inside its transaction (which undoes its claim). */
 class BroadcastRefused extends Error {}
@@ -93,7 +99,7 @@ export interface LiveSettings {
   /** A tenant's broadcast minutes per calendar month (UTC); null: no quota. */
   maxMinutesPerTenantMonth: number | null;
   maxDurationSeconds: number;
-  /** A publisher that reconnects within this continues its broadcast (the same video). */
+  /** A publisher that reconnects within this continues its broadcast (the same video), unless its stream says otherwise. */
   reconnectGraceSeconds: number;
   /** The base URL workers reach this API's feeds at. */
   feedBaseUrl: () => string;
@@ -118,8 +124,14 @@ export function createLiveStreams(deps: {
   settings: LiveSettings;
 }) {
   const { db, settings } = deps;
-  /** This instance's broadcasts, by video. */
-  const feeds = new Map<string, { feed: LiveFeed; streamId: string; startedAt: number }>();
+  /**
+   * This instance's broadcasts, by video, with how their stream said to end them when they started:
+   * how long a dropped publisher is waited for, and whether an unpublish ends them at once.
+   */
+  const feeds = new Map<
+    string,
+    { feed: LiveFeed; streamId: string; startedAt: number; reconnectWindowSeconds: number; endOnUnpublish: boolean }
+  >();
   /** Broadcasts whose publisher left, waiting for it to reconnect: by stream. */
   const graces = new Map<string, { videoId: string; timer: NodeJS.Timeout }>();
   /**
@@ -136,6 +148,13 @@ export function createLiveStreams(deps: {
   );
   const endBroadcast = (videoId: string) =>
     deps.target.dispatchEvent(new CustomEvent(BROADCAST_ENDED, { detail: { videoId } }));
+  deps.target.addEventListener(BROADCAST_FINISH, (event) => {
+    const { videoId } = (event as CustomEvent<{ videoId: string }>).detail;
+    const feed = takeFeed(videoId);
+    if (!feed) return;
+    log.info("live: broadcast ended by endLiveStream", { videoId });
+    feed.end();
+  });
 
   function announce(streamId: string, health: LiveHealth | null = null): void {
     deps.target.dispatchEvent(new CustomEvent(topic(streamId), { detail: { health } }));
@@ -225,6 +244,25 @@ export function createLiveStreams(deps: {
       graces.delete(entry.streamId);
     }
     entry.feed.end();
+  }
+
+  /**
+   * Takes a broadcast's feed off this instance (its grace ran out, its publisher unpublished,
+   * endLiveStream) and returns it for the caller to end: its encode then finishes with what it
+   * has. A publisher coming back meanwhile starts a new broadcast (`endedHere`).
+   */
+  function takeFeed(videoId: string): LiveFeed | null {
+    const entry = feeds.get(videoId);
+    if (!entry) return null;
+    feeds.delete(videoId);
+    const grace = graces.get(entry.streamId);
+    if (grace?.videoId === videoId) {
+      clearTimeout(grace.timer);
+      graces.delete(entry.streamId);
+    }
+    endedHere.add(videoId);
+    if (endedHere.size > ENDED_HERE_KEPT) endedHere.delete(endedHere.values().next().value!);
+    return entry.feed;
   }
 
   /**
@@ -326,7 +364,13 @@ export function createLiveStreams(deps: {
       // the transaction commits), so the worker never asks for a feed that does not exist yet.
       const videoId = randomUUID();
       const feed = new LiveFeed();
-      feeds.set(videoId, { feed, streamId, startedAt: Date.now() });
+      feeds.set(videoId, {
+        feed,
+        streamId,
+        startedAt: Date.now(),
+        reconnectWindowSeconds: stream.reconnectWindowSeconds ?? settings.reconnectGraceSeconds,
+        endOnUnpublish: stream.endOnUnpublish,
+      });
       let video: Video;
       try {
         video = await db.$transaction(async (tx) => {
@@ -365,34 +409,41 @@ export function createLiveStreams(deps: {
       return { feed };
     },
 
-    async end(streamId, feed, reason) {
+    async end(streamId, feed, reason, unpublished) {
       // A relayed publisher: the instance holding its broadcast hears it left, and does the rest.
-      if (feed instanceof RelayFeed) return feed.finish(reason);
+      if (feed instanceof RelayFeed) return feed.finish(reason, unpublished);
       // Only the broadcast this connection fed: a refused rival's end touches no other.
       const broadcast = feed ? [...feeds].find(([, entry]) => entry.feed === feed) : undefined;
+      // Ended by its publisher: its feed ends (and its encode with it) once its stream has said so.
+      let endsNow: LiveFeed | null = null;
       if (broadcast) {
-        const [videoId] = broadcast;
-        // The broadcast ends (its feed, then its encode: the stream is ENDED when its job ends)
-        // unless the publisher is back within the grace.
-        const timer = setTimeout(() => {
-          graces.delete(streamId);
-          feeds.delete(videoId);
-          endedHere.add(videoId);
-          if (endedHere.size > ENDED_HERE_KEPT) endedHere.delete(endedHere.values().next().value!);
-          broadcast[1].feed.end();
-        }, settings.reconnectGraceSeconds * 1000);
-        timer.unref();
-        graces.set(streamId, { videoId, timer });
+        const [videoId, entry] = broadcast;
+        if (unpublished && entry.endOnUnpublish) {
+          endsNow = takeFeed(videoId);
+        } else {
+          // The broadcast ends (its feed, then its encode: the stream is ENDED when its job ends)
+          // unless the publisher is back within its stream's reconnect window.
+          const timer = setTimeout(() => {
+            takeFeed(videoId)?.end();
+          }, entry.reconnectWindowSeconds * 1000);
+          timer.unref();
+          graces.set(streamId, { videoId, timer });
+        }
       }
-      const stream = await db.liveStream.findUnique({ where: { id: streamId } });
-      if (!stream) return;
-      const onAir = stream.status === "CONNECTED" || stream.status === "LIVE";
-      if (broadcast && onAir && stream.activeVideoId === broadcast[0]) {
-        await setStatus(streamId, "DISCONNECTED", { lastError: reason });
-      } else if (!broadcast && !onAir && reason) {
-        // Refused after its key was accepted (its codec, size, bit rate…): the stream says why.
-        await db.liveStream.update({ where: { id: streamId }, data: { lastError: reason } });
-        announce(streamId);
+      try {
+        const stream = await db.liveStream.findUnique({ where: { id: streamId } });
+        if (!stream) return;
+        const onAir = stream.status === "CONNECTED" || stream.status === "LIVE";
+        if (broadcast && onAir && stream.activeVideoId === broadcast[0]) {
+          await setStatus(streamId, "DISCONNECTED", { lastError: reason });
+        } else if (!broadcast && !onAir && reason) {
+          // Refused after its key was accepted (its codec, size, bit rate…): the stream says why.
+          await db.liveStream.update({ where: { id: streamId }, data: { lastError: reason } });
+          announce(streamId);
+        }
+      } finally {
+        if (endsNow) log.info("live: publisher ended its broadcast", { streamId, videoId: broadcast![0] });
+        endsNow?.end();
       }
     },
   };
@@ -483,7 +534,7 @@ export function createLiveStreams(deps: {
         await setStatus(streamId, "ENDED");
         break;
       case "job.failed":
-        await setStatus(streamId, "ENDED", { lastError: e.error });
+        await setStatus(streamId, "ENDED", { lastError: userFacingError(e.error) });
         break;
       case "job.canceled":
         await setStatus(streamId, "ENDED", { lastError: "the broadcast's encode was canceled" });
@@ -495,6 +546,26 @@ export function createLiveStreams(deps: {
 
   return {
     sessions,
+
+    /** How long a broadcast waits for a dropped publisher when its stream does not say (LIVE_RECONNECT_GRACE_SECONDS). */
+    defaultReconnectWindowSeconds: settings.reconnectGraceSeconds,
+
+    /**
+     * Ends the stream's broadcast now (endLiveStream), whatever its publisher does: the API instance
+     * holding its feed ends it, its publisher is cut off, and its encode finishes with what it has
+     * (the stream is ENDED when its job ends). False: the stream has no broadcast whose encode is on.
+     */
+    async endBroadcast(stream: LiveStream): Promise<boolean> {
+      const videoId = stream.activeVideoId;
+      if (!videoId || stream.status === "ENDED") return false;
+      const job = await db.job.findFirst({
+        where: { videoId, kind: "LIVE", status: { in: ["QUEUED", "RUNNING"] } },
+        select: { id: true },
+      });
+      if (!job) return false;
+      deps.target.dispatchEvent(new CustomEvent(BROADCAST_FINISH, { detail: { videoId } }));
+      return true;
+    },
 
     /** The tenant's live time this month, and its quota (minutes; null: none). */
     async usage(tenantId: string): Promise<{ month: Date; secondsUsed: number; minutesLimit: number | null }> {

@@ -24,6 +24,8 @@ declare module "node-media-server/src/protocol/rtmp.js" {
     parserData(buffer: Buffer): string | null;
     /** Makes room for the message whose header was just read. */
     packetAlloc(): void;
+    /** The publisher's `deleteStream` command: it ended its stream (the parser does nothing with it). */
+    onDeleteStream(invokeMessage: unknown): void;
     parserPacket: { header: { length: number } };
     inPackets: Map<number, unknown>;
     streamApp: string;

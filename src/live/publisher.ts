@@ -50,10 +50,12 @@ export interface IngestSessions {
   /** The publisher's metadata came: starts its broadcast; the feed to push into, or why it is refused. */
   begin(streamId: string, input: LiveInput): Promise<{ feed: BroadcastFeed } | { refused: string }>;
   /**
-   * The publisher is gone (`reason` null: it ended the stream itself); its broadcast waits for it to
-   * reconnect, then ends.
+   * The publisher is gone: `unpublished`, it ended its stream itself (RTMP deleteStream, an SRT
+   * caller's close), and its broadcast ends at once unless its stream says to wait; else its
+   * connection ended (`reason` says why when the ingest cut it off) and its broadcast waits the
+   * stream's reconnect window for it, then ends.
    */
-  end(streamId: string, feed: BroadcastFeed | null, reason: string | null): Promise<void>;
+  end(streamId: string, feed: BroadcastFeed | null, reason: string | null, unpublished: boolean): Promise<void>;
 }
 
 /** The connection under a publisher, as its protocol's ingest holds it. */
@@ -79,8 +81,10 @@ export interface Publisher {
   received(bytes: number): boolean;
   /** A media message, as FLV tags carry it (an RTMP message or a tag of the SRT remux). */
   packet(packet: RtmpAvPacket): void;
-  /** Ends the connection (`reason` null: the publisher ended it). */
+  /** Ends the connection (`reason` null: no refusal to tell, e.g. its connection dropped or its broadcast ended). */
   close(reason: string | null): void;
+  /** The publisher ended its stream itself (RTMP deleteStream, an SRT caller's close): closes it as such. */
+  unpublish(): void;
   /** Settles once the connection is closed and its stream has been told (an ingest that stops waits for it). */
   readonly settled: Promise<void>;
 }
@@ -110,6 +114,7 @@ export function startPublisher(
   let lastData = Date.now();
   const startedAt = Date.now();
   let authorizedAt = 0;
+  let unpublished = false;
   let settle!: () => void;
   const settled = new Promise<void>((resolve) => {
     settle = resolve;
@@ -118,7 +123,7 @@ export function startPublisher(
   const close = (reason: string | null) => {
     if (state === "closed") return;
     if (state === "live") liveBroadcasts.dec({ protocol });
-    liveIngestClosed.inc({ protocol, outcome: reason === null ? "ended" : "refused" });
+    liveIngestClosed.inc({ protocol, outcome: reason !== null ? "refused" : unpublished ? "ended" : "dropped" });
     const wasStream = streamId;
     state = "closed";
     clearInterval(watch);
@@ -128,7 +133,7 @@ export function startPublisher(
     if (!wasStream) return settle();
     void (starting ?? Promise.resolve())
       .catch(() => {})
-      .then(() => sessions.end(wasStream, feed, reason))
+      .then(() => sessions.end(wasStream, feed, reason, unpublished))
       .catch((err) => log.error("live ingest: end failed", { err }))
       .finally(settle);
   };
@@ -240,6 +245,11 @@ export function startPublisher(
       if (pendingBytes > limits.maxMessageBytes) close("too much media before the broadcast started");
     },
     close,
+    unpublish() {
+      if (state === "closed") return;
+      unpublished = true;
+      close(null);
+    },
     settled,
   };
 }

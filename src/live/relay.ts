@@ -16,8 +16,10 @@ import { type IngestLimits, type IngestSessions, startPublisher } from "./publis
  */
 
 const RELAY_PATH_PREFIX = "/live/v1/relays/";
-/** Why the relaying instance's publisher left (URI-encoded), as a trailer after the last tag; none: it ended its stream. */
+/** Why the relaying instance's publisher left (URI-encoded), as a trailer after the last tag. */
 const END_REASON_TRAILER = "x-videograph-end-reason";
+/** A trailer saying the relaying instance's publisher ended its stream itself (an unpublish). */
+const UNPUBLISHED_TRAILER = "x-videograph-unpublished";
 /** A relay's URL is opened at once: signed for this long. */
 const RELAY_URL_TTL_SECONDS = 60;
 /** The holding instance answers a relay within this long, or the publisher starts a new broadcast where it is. */
@@ -52,7 +54,7 @@ export class RelayFeed implements BroadcastFeed {
     const send = url.startsWith("https:") ? httpsRequest : httpRequest;
     const request = send(url, {
       method: "POST",
-      headers: { "content-type": "video/x-flv", trailer: END_REASON_TRAILER },
+      headers: { "content-type": "video/x-flv", trailer: `${END_REASON_TRAILER}, ${UNPUBLISHED_TRAILER}` },
     });
     const relay = new RelayFeed(request);
     return new Promise((resolve) => {
@@ -99,10 +101,11 @@ export class RelayFeed implements BroadcastFeed {
     else this.#endListeners.push(listener);
   }
 
-  /** The publisher left (`reason` null: it ended its stream): the holding instance is told why, then the relay ends. */
-  finish(reason: string | null): void {
+  /** The publisher left (`unpublished`: it ended its stream): the holding instance is told how, then the relay ends. */
+  finish(reason: string | null, unpublished: boolean): void {
     if (this.#ended) return;
     if (reason) this.#request.addTrailers({ [END_REASON_TRAILER]: encodeURIComponent(reason) });
+    else if (unpublished) this.#request.addTrailers({ [UNPUBLISHED_TRAILER]: "1" });
     this.#request.end();
     this.#ended = true;
   }
@@ -173,7 +176,9 @@ export function createRelayIngest(deps: {
       });
       req.once("end", () => {
         const reason = req.trailers[END_REASON_TRAILER];
-        publisher.close(reason ? decodedReason(reason) : null);
+        if (reason) publisher.close(decodedReason(reason));
+        else if (req.trailers[UNPUBLISHED_TRAILER] === "1") publisher.unpublish();
+        else publisher.close(null);
       });
       req.on("error", () => {});
       req.once("close", () => {

@@ -21,9 +21,14 @@ class IngestRefused extends Error {}
  */
 class GuardedRtmp extends Rtmp {
   readonly limits: IngestLimits;
+  /** Called when the publisher ends its stream (`deleteStream`, which OBS and ffmpeg send when they stop). */
+  onUnpublish: () => void = () => {};
   constructor(limits: IngestLimits) {
     super();
     this.limits = limits;
+  }
+  override onDeleteStream(): void {
+    this.onUnpublish();
   }
   override packetAlloc(): void {
     if (this.parserPacket.header.length > this.limits.maxMessageBytes)
@@ -96,6 +101,7 @@ function serveConnection(socket: Socket, sessions: IngestSessions, limits: Inges
     publisher.publish(key);
   };
   rtmp.onPacketCallback = (packet) => publisher.packet(packet);
+  rtmp.onUnpublish = () => publisher.unpublish();
 
   socket.setNoDelay(true);
   socket.on("data", (data: Buffer) => {

@@ -18,6 +18,12 @@ const MAX_FRAME_PAYLOAD = 64 * 1024;
 const MAX_REMUX_BACKLOG_BYTES = 16 * 1024 * 1024;
 /** After the caller leaves, its remux gets this long to hand over what it still holds. */
 const REMUX_DRAIN_MS = 5000;
+/**
+ * A caller gone within this long of its last media closed its connection (SRT's shutdown): it ended
+ * its stream. libsrt reports a connection that broke only after its peer idle timeout (5 s without a
+ * packet), so a drop always comes later than this.
+ */
+const CLEAN_CLOSE_WITHIN_MS = 2500;
 /** A gateway that stops unexpectedly is started again after this long. */
 const GATEWAY_RESTART_MS = 1000;
 /**
@@ -199,6 +205,9 @@ class SrtCaller {
   #tags = 0;
   #drain: NodeJS.Timeout | null = null;
   readonly #client: string;
+  #lastData = Date.now();
+  /** Set when the caller leaves: whether it closed its connection itself (it ended its stream). */
+  #unpublished = false;
 
   constructor(
     client: string,
@@ -228,6 +237,7 @@ class SrtCaller {
 
   /** Media from the caller. */
   data(payload: Buffer): void {
+    this.#lastData = Date.now();
     if (!this.publisher.received(payload.length) || !this.#remux) return;
     if (this.#remux.stdin.writableLength > MAX_REMUX_BACKLOG_BYTES)
       this.publisher.close("the SRT stream could not be remuxed as fast as it came");
@@ -236,14 +246,21 @@ class SrtCaller {
 
   /** The caller is gone: what its remux holds still reaches the broadcast, then the publisher ends. */
   left(): void {
+    this.#unpublished = Date.now() - this.#lastData < CLEAN_CLOSE_WITHIN_MS;
     const remux = this.#remux;
     if (!remux || remux.exitCode !== null) {
-      this.publisher.close(null);
+      this.#ended();
       return;
     }
     remux.stdin.end();
-    this.#drain = setTimeout(() => this.publisher.close(null), REMUX_DRAIN_MS);
+    this.#drain = setTimeout(() => this.#ended(), REMUX_DRAIN_MS);
     this.#drain.unref();
+  }
+
+  /** The caller's stream is over: ended by the caller, or its connection dropped. */
+  #ended(): void {
+    if (this.#unpublished) this.publisher.unpublish();
+    else this.publisher.close(null);
   }
 
   #startRemux(): void {
@@ -288,8 +305,8 @@ class SrtCaller {
         log.info("live ingest: the SRT remux failed", { client: this.#client, code, stderr: stderr().trim() });
         return this.publisher.close(this.#tags === 0 ? NOT_TS : "the SRT stream could not be remuxed");
       }
-      // The input ended (the caller left, `left` closed its input): the publisher ended its stream.
-      this.publisher.close(null);
+      // The input ended: the caller left (`left` closed its input).
+      this.#ended();
     });
     this.#gateway.accept();
   }

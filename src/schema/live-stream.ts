@@ -5,7 +5,7 @@ import type { LiveStream } from "../generated/prisma/client.ts";
 import { LiveLatencyMode, LiveStreamStatus } from "../generated/prisma/enums.ts";
 import { isUuid } from "../ids.ts";
 import { mutationWork } from "../jobs/mutation-work.ts";
-import type { LiveHealth, LiveStreamEvent } from "../live/live-streams.ts";
+import { type LiveHealth, type LiveStreamEvent, MAX_RECONNECT_WINDOW_SECONDS } from "../live/live-streams.ts";
 import type { LiveRenditionHealth } from "../protocol/messages.ts";
 import { newStreamKey } from "../live/stream-keys.ts";
 import { validDescription, validMetadata, validTags, type VideoMetadata } from "../videos/cms-fields.ts";
@@ -41,6 +41,11 @@ const LiveStreamRef = builder.prismaObject("LiveStream", {
     status: t.expose("status", { type: LiveStreamStatusEnum }),
     latencyMode: t.expose("latencyMode", { type: LiveLatencyModeEnum }),
     recording: t.exposeBoolean("recording", { description: RECORDING }),
+    reconnectWindowSeconds: t.int({
+      description: RECONNECT_WINDOW,
+      resolve: (s, _args, ctx) => s.reconnectWindowSeconds ?? ctx.live.defaultReconnectWindowSeconds,
+    }),
+    endOnUnpublish: t.exposeBoolean("endOnUnpublish", { description: END_ON_UNPUBLISH }),
     playbackPolicy: t.expose("playbackPolicy", { type: PlaybackPolicyEnum }),
     streamKeyHint: t.exposeString("keyHint", {
       description: "The stream key's last characters (the key is shown once).",
@@ -173,6 +178,21 @@ const LiveStreamEventRef = builder.objectRef<LiveStreamEvent>("LiveStreamEvent")
   }),
 });
 
+/** What `reconnectWindowSeconds` and `endOnUnpublish` mean, on the stream and in its inputs. */
+const RECONNECT_WINDOW = `Seconds a broadcast whose publisher's connection dropped waits for it to come back and continue the same video (0 to ${MAX_RECONNECT_WINDOW_SECONDS}; default LIVE_RECONNECT_GRACE_SECONDS). A broadcast keeps the window it started with.`;
+const END_ON_UNPUBLISH =
+  "Whether the publisher ending its stream (the encoder's Stop: RTMP deleteStream, an SRT close) ends the broadcast at once, its recording READY seconds later. False: it waits the reconnect window, as a dropped connection does. Default true.";
+
+/** A reconnect window as given (null: the default), or a ValidationError naming the field. */
+function validReconnectWindow(seconds: number | null): number | null {
+  if (seconds !== null && (seconds < 0 || seconds > MAX_RECONNECT_WINDOW_SECONDS))
+    throw new ValidationError(
+      "reconnectWindowSeconds",
+      `The reconnect window is 0 to ${MAX_RECONNECT_WINDOW_SECONDS} seconds`,
+    );
+  return seconds;
+}
+
 /** What `recording` means, on the stream and in its inputs. */
 const RECORDING =
   "Whether each broadcast's recording is kept as a VOD video (READY when it ends). Off, the broadcast plays live as usual and its video ends DISCARDED: its media are deleted when it ends. A broadcast keeps the setting it started with.";
@@ -202,6 +222,8 @@ const CreateLiveStreamInput = builder.inputType("CreateLiveStreamInput", {
     playbackPolicy: t.field({ type: PlaybackPolicyEnum, description: "Of its broadcasts' videos; default PUBLIC." }),
     latencyMode: t.field({ type: LiveLatencyModeEnum, description: "Default STANDARD." }),
     recording: t.boolean({ description: `${RECORDING} Default true.` }),
+    reconnectWindowSeconds: t.int({ description: RECONNECT_WINDOW }),
+    endOnUnpublish: t.boolean({ description: END_ON_UNPUBLISH }),
     description: t.string({ description: `${DESCRIPTION_INPUT} ${BROADCAST_DATA}` }),
     metadata: t.field({ type: [MetadataEntryInput], description: `${METADATA_INPUT} ${BROADCAST_DATA}` }),
     tags: t.stringList({ description: `${TAGS_INPUT} ${BROADCAST_DATA}` }),
@@ -213,6 +235,8 @@ const UpdateLiveStreamInput = builder.inputType("UpdateLiveStreamInput", {
   fields: (t) => ({
     ...cmsChangeFields(t),
     recording: t.boolean({ description: `${RECORDING} Null leaves it as it is.` }),
+    reconnectWindowSeconds: t.int({ description: `${RECONNECT_WINDOW} Null: the default.` }),
+    endOnUnpublish: t.boolean({ description: `${END_ON_UNPUBLISH} Null leaves it as it is.` }),
   }),
 });
 
@@ -273,6 +297,7 @@ builder.mutationFields((t) => ({
         description: validDescription(input?.description ?? null),
         metadata: validMetadata(input?.metadata ?? null),
         tags: validTags(input?.tags ?? null),
+        reconnectWindowSeconds: validReconnectWindow(input?.reconnectWindowSeconds ?? null),
       };
       const { key, hash, hint } = newStreamKey();
       const stream = await ctx.db.liveStream.create({
@@ -282,6 +307,7 @@ builder.mutationFields((t) => ({
           playbackPolicy: input?.playbackPolicy ?? "PUBLIC",
           latencyMode: input?.latencyMode ?? "STANDARD",
           recording: input?.recording ?? true,
+          endOnUnpublish: input?.endOnUnpublish ?? true,
           keyHash: hash,
           keyHint: hint,
         },
@@ -292,7 +318,7 @@ builder.mutationFields((t) => ({
   updateLiveStream: t.field({
     type: LiveStreamRef,
     description:
-      "Changes a live stream's title, whether its recordings are kept, and the CMS's data its broadcasts' videos start with; a broadcast on air keeps what it started with.",
+      "Changes a live stream's title, whether its recordings are kept, how its broadcasts end, and the CMS's data its broadcasts' videos start with; a broadcast on air keeps what it started with.",
     authScopes: { scope: "videos:write" },
     extensions: mutationWork({ jobs: [] }),
     args: { id: t.arg.id({ required: true }), input: t.arg({ type: UpdateLiveStreamInput, required: true }) },
@@ -301,6 +327,10 @@ builder.mutationFields((t) => ({
       const data = {
         ...validCmsChanges(input),
         ...(typeof input.recording === "boolean" ? { recording: input.recording } : {}),
+        ...(typeof input.endOnUnpublish === "boolean" ? { endOnUnpublish: input.endOnUnpublish } : {}),
+        ...(input.reconnectWindowSeconds !== undefined
+          ? { reconnectWindowSeconds: validReconnectWindow(input.reconnectWindowSeconds) }
+          : {}),
       };
       const current = await tenantStream(ctx, String(id));
       return ctx.db.liveStream.update({ where: { id: current.id }, data });
@@ -321,6 +351,21 @@ builder.mutationFields((t) => ({
         data: { keyHash: hash, keyHint: hint },
       });
       return { stream, streamKey: key };
+    },
+  }),
+  endLiveStream: t.field({
+    type: LiveStreamRef,
+    description:
+      "Ends the stream's broadcast now, on air or waiting for its publisher: the publisher is cut off, and the stream is ENDED (its recording READY) seconds later, as when the publisher stops. The next publish starts a new broadcast.",
+    authScopes: { scope: "videos:write" },
+    extensions: mutationWork({ jobs: [] }),
+    args: { id: t.arg.id({ required: true }) },
+    errors: { types: [ValidationError, NotFoundError], union: { name: "EndLiveStreamResult" } },
+    resolve: async (_root, { id }, ctx) => {
+      const stream = await tenantStream(ctx, String(id));
+      if (!(await ctx.live.endBroadcast(stream)))
+        throw new ValidationError("id", "The live stream has no broadcast to end");
+      return stream;
     },
   }),
   setLiveStreamEnabled: t.field({

@@ -1,0 +1,86 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+import { expect } from "vitest";
+
+// Real publishers for the live tests: ffmpeg pushing a lavfi test pattern and tone over RTMP or SRT
+// to the API's ingest on loopback.
+
+/** `publishUntilStopped`'s publishers not yet stopped: `killPublishersOnAir` ends them after a test. */
+const onAir = new Set<ChildProcess>();
+
+/** Kills every publisher a test left on air (a failed one), so the next test starts with none. */
+export function killPublishersOnAir(): void {
+  for (const child of onAir) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  onAir.clear();
+}
+
+/**
+ * A publisher (as `publish`) on air until the test stops it: a broadcast that outlasts what the test
+ * checks while it is live, however long a loaded host takes (a fixed length raced the watch page:
+ * its broadcast ended first). `stop` ends it as its operator would (ffmpeg's `q`: a clean end, exit
+ * 0) and resolves with the seconds of video it sent, from ffmpeg's own count of frames encoded.
+ */
+export function publishUntilStopped(
+  url: string,
+  options: { srt?: boolean } = {},
+): { process: ChildProcess; exited: Promise<number | null>; startedAt: number; stop(): Promise<number> } {
+  const startedAt = Date.now();
+  // A bound on a test that never stops it.
+  const { process: child, exited } = publish(url, 180, options, { progress: true });
+  onAir.add(child);
+  let frames = 0;
+  let ended = false;
+  createInterface({ input: child.stdout! }).on("line", (line) => {
+    if (line.startsWith("frame=")) frames = Number(line.slice("frame=".length));
+    if (line === "progress=end") ended = true;
+  });
+  // After its exit and its stdout's last lines (`exit` may come before them).
+  const closed = new Promise((resolve) => child.on("close", resolve));
+  return {
+    process: child,
+    exited,
+    startedAt,
+    async stop() {
+      // A publisher that has already exited (its stop is then checked below) closed its end.
+      child.stdin?.on("error", () => {});
+      child.stdin?.end("q");
+      await closed;
+      expect(ended, "ffmpeg's last progress report").toBe(true);
+      return frames / 25;
+    },
+  };
+}
+
+/**
+ * ffmpeg publishing `seconds` of a 320x240 25 fps test pattern with a tone, in real time, as FLV
+ * over RTMP (or, with `srt`, as MPEG-TS to an srt:// URL); with `jumpAt`, its timestamps leap 100 s
+ * forward at that second (a hostile or broken encoder). With `progress`: ffmpeg's `-progress` lines
+ * on its stdout, and its stdin open for `q`.
+ */
+export function publish(
+  url: string,
+  seconds: number,
+  options: { jumpAt?: number; videoCodec?: string; srt?: boolean } = {},
+  { progress = false } = {},
+): { process: ChildProcess; exited: Promise<number | null> } {
+  const jump = (pts: string) =>
+    options.jumpAt === undefined ? [] : [`if(gte(T,${options.jumpAt}),${pts}+100/TB,${pts})`];
+  const child = spawn(
+    "ffmpeg",
+    [
+      ...["-hide_banner", "-loglevel", "error", "-re"],
+      ...["-f", "lavfi", "-i", `testsrc2=size=320x240:rate=25:duration=${seconds}`],
+      ...["-f", "lavfi", "-i", `sine=frequency=440:sample_rate=48000:duration=${seconds}`],
+      ...jump("PTS").flatMap((e) => ["-vf", `setpts='${e}'`, "-af", `asetpts='${e}'`]),
+      ...(options.videoCodec
+        ? ["-c:v", options.videoCodec]
+        : ["-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p"]),
+      ...(progress ? ["-progress", "pipe:1"] : []),
+      ...["-c:a", "aac", "-b:a", "64k", "-f", options.srt ? "mpegts" : "flv", url],
+    ],
+    { stdio: progress ? ["pipe", "pipe", "pipe"] : ["ignore", "ignore", "pipe"] },
+  );
+  child.stderr?.resume();
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return { process: child, exited };
+}
