@@ -72,6 +72,12 @@ export const liveBroadcasts = new Gauge({
   registers: [apiRegistry],
 });
 
+export const liveFeedReplayBytes = new Gauge({
+  name: "videograph_live_feed_replay_bytes",
+  help: "Media the live feeds of this API instance hold that their encodes have not published yet (what a run taking a broadcast over starts from)",
+  registers: [apiRegistry],
+});
+
 export const liveIngestBytes = new Counter({
   name: "videograph_live_ingest_bytes_total",
   help: "Bytes received from live publishers by this instance's RTMP and SRT ingests, by protocol (rtmp, srt)",

@@ -36,26 +36,33 @@ function publish(feed: LiveFeed, fromMs: number, toMs: number): void {
 }
 
 describe("a live feed's readers", () => {
-  it("get everything from the broadcast's first keyframe while it is in its opening seconds, then only the group of pictures in progress", () => {
+  it("get what the encode has not published yet, from the keyframe at or before where it ended; from the first keyframe before it reports any", () => {
     const feed = new LiveFeed();
     feed.push(packet("metadata", 0));
     feed.push(packet("video header", 0));
+    // Before a keyframe, nothing a decoder can start on.
+    feed.push(packet("frame", -100));
     publish(feed, 0, 3000);
-    // A worker that first sampled the opening joins 3 s in: its encode still starts at 0.
+    // A worker that first sampled the opening joins 3 s in: its encode still starts at the first keyframe.
     const early = reader();
     feed.attach(early.res);
     const first = early.mediaTags();
     expect(first).toHaveLength(30);
     expect(first[0]).toEqual([9, 0]);
-    // Past the opening (10 s of media), a reader joins at the group of pictures in progress.
-    publish(feed, 3000, 12_500);
+    // Its encode published 2.5 s: a run taking the broadcast over joins at the keyframe at 2 s.
+    feed.published(2.5);
+    const taker = reader();
+    feed.attach(taker.res);
+    // Its timestamps count from its own first tag.
+    expect(taker.mediaTags().map(([, dts]) => dts)).toEqual([0, 100, 200, 300, 400, 500, 600, 700, 800, 900]);
+    // Nothing published for a long while: the oldest media goes beyond 30 s, a group of pictures at a time.
+    publish(feed, 3000, 40_000);
     const late = reader();
     feed.attach(late.res);
-    const tags = late.mediaTags();
-    expect(tags).toHaveLength(5);
-    // Its timestamps count from its own first tag, the keyframe at 12 s.
-    expect(tags.map(([, dts]) => dts)).toEqual([0, 100, 200, 300, 400]);
+    expect(late.mediaTags()).toHaveLength(310);
     // The early reader got every tag as it came.
-    expect(early.mediaTags()).toHaveLength(125);
+    expect(early.mediaTags()).toHaveLength(400);
+    expect(feed.replayBytes).toBe(310 * 6);
+    expect(feed.receivedSeconds).toBeCloseTo(39.9, 5);
   });
 });

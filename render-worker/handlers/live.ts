@@ -6,6 +6,7 @@ import { inSpan } from "../../src/shared/tracing.ts";
 import { log } from "../log.ts";
 import { abortError, isAbortError } from "../media/errors.ts";
 import { createHlsPublisher } from "../media/hls-publisher.ts";
+import { publishedBroadcast } from "../media/live-continuation.ts";
 import {
   encodeLiveLadder,
   liveFeedInput,
@@ -64,6 +65,14 @@ async function encodeBroadcast(job: LiveJobMessage, ctx: JobContext): Promise<vo
   const copied = copy?.name ?? null;
   await ctx.emit({ type: "job.probed", probe, ladder });
   const top = ladder.find((r) => r.kind === "VIDEO") ?? ladder[0]!;
+  // A run taking the broadcast over (its earlier run's worker died) goes on with its playlists.
+  const continues = await publishedBroadcast(storage, job.outputPrefix, ladder);
+  if (continues)
+    log.info("live: taking over a broadcast an earlier run published", {
+      jobId: job.jobId,
+      rungs: Object.fromEntries([...continues].map(([name, c]) => [name, c.kept.length])),
+    });
+  const firstSegment = `seg_${String(continues?.get(top.name)?.firstSegment ?? 0).padStart(5, "0")}.ts`;
 
   const encodeController = new AbortController();
   const abortEncode = () => encodeController.abort(signal.reason);
@@ -76,12 +85,15 @@ async function encodeBroadcast(job: LiveJobMessage, ctx: JobContext): Promise<vo
     outputPrefix: job.outputPrefix,
     ladder,
     probe,
+    ...(continues
+      ? { kept: new Map([...continues].map(([name, c]) => [name, c.kept])), discontinuityAfterKept: true }
+      : {}),
     targetDuration: targetDuration(segmentPlan(segmentSeconds)),
     // A live list changes every segment: look at it often, not only on file events.
     intervalMs: Math.min(1000, segmentSeconds * 250),
     onPlayable: async (masterKey) => {
       await ctx.emit({ type: "video.playable", masterKey });
-      made.poster ??= publishPoster(job, ctx, probe, path.join(ctx.workDir, top.name, "seg_00000.ts"));
+      made.poster ??= publishPoster(job, ctx, probe, path.join(ctx.workDir, top.name, firstSegment));
     },
     onError: (error) => {
       publishing.failure = error;
@@ -97,6 +109,7 @@ async function encodeBroadcast(job: LiveJobMessage, ctx: JobContext): Promise<vo
       segmentSeconds,
       maxDurationSeconds,
       copiedRung: copied,
+      ...(continues ? { continues } : {}),
       signal: encodeController.signal,
     });
     publisher.start();

@@ -47,6 +47,11 @@ export interface HlsPublisherOptions {
   rungs?: Rung[];
   /** Per rung, the segments an earlier run published that this run keeps (a resumed run). */
   kept?: Map<string, KeptSegment[]>;
+  /**
+   * This run's segments follow the kept ones as another encode (a live broadcast taken over): the
+   * first is listed after `#EXT-X-DISCONTINUITY`.
+   */
+  discontinuityAfterKept?: boolean;
   probe: ProbeResult;
   /** What ffmpeg writes: MPEG-TS segments (default), or fragmented MP4 ones, published as init + media. */
   segmentFormat?: SegmentFormat;
@@ -335,7 +340,15 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
       state.uploadedSeconds += segment.duration;
     }
     // The file ffmpeg keeps replacing may already list more than was uploaded; what was read is listed.
-    const listedSegments = [...state.kept, ...segments.map((s) => ({ uri: s.uri, duration: s.duration }))];
+    const discontinuity = opts.discontinuityAfterKept === true && state.kept.length > 0;
+    const listedSegments = [
+      ...state.kept,
+      ...segments.map((s, i) => ({
+        uri: s.uri,
+        duration: s.duration,
+        ...(discontinuity && i === 0 ? { discontinuity: true } : {}),
+      })),
+    ];
     state.listed = listedSegments;
     if (opts.segmentsOnly) {
       state.publishedSegments = listed;

@@ -34,6 +34,8 @@ export interface LiveLadderArgs {
   maxDurationSeconds: number;
   /** The rung whose video is the publisher's own, copied (`passthroughRung`); the others are encoded. */
   copiedRung?: string | null;
+  /** A broadcast taken over: per rung, its next segment's number and the seconds already published before it. */
+  continues?: ReadonlyMap<string, { firstSegment: number; keptSeconds: number }>;
   signal: AbortSignal;
 }
 
@@ -156,6 +158,11 @@ export function encodeLiveLadder(args: LiveLadderArgs): LadderEncode {
   const videoRungs = ladder.filter((r) => r.kind === "VIDEO" && r !== copied);
   const audioRungs = ladder.filter((r) => r.kind === "AUDIO");
   const input = liveFeedInput(args.feedUrl);
+  // A run taking a broadcast over numbers its segments on and starts its timeline where the published ones end.
+  const where = (rung: PlannedRung): [number, number] => {
+    const continued = args.continues?.get(rung.name);
+    return continued ? [continued.firstSegment, continued.keptSeconds] : [0, 0];
+  };
   const graph = videoRungs.length > 0 ? ladderScaleGraph(videoRungs, LIVE_TUNING.scaling, "[0:V:0]") : "";
   const outputs: FfmpegOutput[] = [
     ...(copied
@@ -164,7 +171,7 @@ export function encodeLiveLadder(args: LiveLadderArgs): LadderEncode {
             target: segmentFiles(copied),
             options: [
               ...["-map", "0:v:0", "-c:v", "copy"],
-              ...segmentOptions(copied, "TS", 0, 0, { everySeconds: segmentSeconds }),
+              ...segmentOptions(copied, "TS", ...where(copied), { everySeconds: segmentSeconds }),
             ],
           },
         ]
@@ -187,7 +194,7 @@ export function encodeLiveLadder(args: LiveLadderArgs): LadderEncode {
         // Frames leave the encoder as they come: no lookahead holding a second of them back.
         "-tune",
         "zerolatency",
-        ...segmentOptions(rung, "TS", 0, 0, { everySeconds: segmentSeconds }),
+        ...segmentOptions(rung, "TS", ...where(rung), { everySeconds: segmentSeconds }),
       ],
     })),
     ...audioRungs.map((rung) => ({
@@ -196,7 +203,7 @@ export function encodeLiveLadder(args: LiveLadderArgs): LadderEncode {
         "-map",
         "0:a:0",
         ...audioRungEncoderOptions(rung),
-        ...segmentOptions(rung, "TS", 0, 0, { everySeconds: segmentSeconds }),
+        ...segmentOptions(rung, "TS", ...where(rung), { everySeconds: segmentSeconds }),
       ],
     })),
   ];

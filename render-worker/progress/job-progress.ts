@@ -212,6 +212,7 @@ export function reportLiveProgress(ctx: ProgressChannel, facts: LiveFacts): Prog
       speed,
       segments,
       behindSeconds: segments > 0 ? Math.max(0, wallSeconds - seconds) : null,
+      publishedSeconds: seconds,
       renditions: facts.renditions(),
     };
   });

@@ -5,14 +5,13 @@ import { FLV_HEADER, flvTag } from "./flv.ts";
 const MAX_READER_BACKLOG_BYTES = 32 * 1024 * 1024;
 /** An FLV AVC video tag's second byte (AVCPacketType) when the tag ends the sequence. */
 const AVC_END_OF_SEQUENCE = 2;
-/** The group of pictures kept for a reader that joins late is bounded (a publisher that sends no keyframe). */
-const MAX_GOP_BYTES = 16 * 1024 * 1024;
 /**
- * A reader that joins within this much media of the broadcast's first keyframe gets all of it, not
- * only the group of pictures in progress: the encode starts at the broadcast's start even when its
- * worker first read the feed's opening seconds (live.ts: whether the top rung can be copied).
+ * The media kept for a reader that joins (the encode's first run, or a run taking the broadcast
+ * over): what its encode has not published yet, bounded by bytes and by media time. Beyond either,
+ * the oldest group of pictures goes (that media is lost to a run that joins later).
  */
-const OPENING_MS = 10_000;
+const MAX_REPLAY_BYTES = 32 * 1024 * 1024;
+const MAX_REPLAY_MS = 30_000;
 
 /** One media message of the publisher's stream, as the RTMP parser hands it over (an FLV tag's parts). */
 export interface FeedPacket {
@@ -44,10 +43,11 @@ const RESUME_STEP_MS = 40;
 
 /**
  * A broadcast's stream as FLV, for the worker that encodes it (GET /live/v1/feeds/{videoId}.flv):
- * a reader gets the header, the metadata and codec headers, the group of pictures in progress (so
- * its decoder starts on a keyframe; within the broadcast's first OPENING_MS, everything from its
- * first keyframe) and then every tag as it arrives, timestamps counted from its first tag. Readers
- * that fall far behind are cut off; `end` ends every reader.
+ * a reader gets the header, the metadata and codec headers, the media its encode has not published
+ * yet from a keyframe (all of it from the broadcast's first keyframe until the encode reports what
+ * it published; bounded), then every tag as it arrives, timestamps counted from its first tag. So a
+ * run that takes the broadcast over (its worker died) goes on where the published media ends.
+ * Readers that fall far behind are cut off; `end` ends every reader.
  *
  * Its timeline only moves forward at the pace of the media: a publisher's timestamps that jump
  * (forward by more than 5 s, back by more than 1 s) continue one frame after the last tag, and a
@@ -58,11 +58,15 @@ export class LiveFeed implements BroadcastFeed {
   #metadata: FeedPacket | null = null;
   #audioHeader: FeedPacket | null = null;
   #videoHeader: FeedPacket | null = null;
-  /** What a reader that joins now gets after the headers: the opening while it lasts, else the group of pictures in progress. */
-  #gop: FeedPacket[] = [];
-  #gopBytes = 0;
-  /** Whether `#gop` still holds everything since the first keyframe (the opening: OPENING_MS). */
-  #opening = true;
+  /**
+   * What a reader that joins now gets after the headers: the media from the keyframe at or before
+   * what its encode has published (`published`), or from the broadcast's first keyframe before
+   * anything is; a keyframe first.
+   */
+  #replay: FeedPacket[] = [];
+  #replayBytes = 0;
+  /** The broadcast's first keyframe on the feed's timeline (ms): where the encode's media time 0 is. */
+  #zero: number | null = null;
   readonly #readers = new Map<ServerResponse, { base: number }>();
   #ended = false;
   readonly #endListeners: (() => void)[] = [];
@@ -110,30 +114,58 @@ export class LiveFeed implements BroadcastFeed {
       case "keyframe":
         // An encoder ending its stream sends an AVC end of sequence flagged as a keyframe: no picture.
         if (packet.data[1] !== AVC_END_OF_SEQUENCE) this.#measureGop(packet.dts);
-        if (
-          this.#opening &&
-          this.#gop.length > 0 &&
-          packet.dts - this.#gop[0]!.dts < OPENING_MS &&
-          this.#gopBytes + packet.data.length <= MAX_GOP_BYTES
-        ) {
-          this.#gop.push(packet);
-          this.#gopBytes += packet.data.length;
-          break;
-        }
-        if (this.#gop.length > 0) this.#opening = false;
-        this.#gop = [packet];
-        this.#gopBytes = packet.data.length;
+        this.#zero ??= packet.dts;
+        this.#keep(packet);
         break;
       default:
         if (packet.kind === "frame") this.#framesSinceKeyframe++;
-        if (this.#gop.length > 0 && this.#gopBytes + packet.data.length <= MAX_GOP_BYTES) {
-          this.#gop.push(packet);
-          this.#gopBytes += packet.data.length;
-        } else if (this.#gop.length > 0) {
-          this.#opening = false;
-        }
+        // Before the first keyframe nothing can be decoded: a reader starts at one.
+        if (this.#replay.length > 0) this.#keep(packet);
     }
     for (const [res, reader] of this.#readers) this.#write(res, reader, packet);
+  }
+
+  /** Adds a packet to what a joining reader gets; the oldest groups of pictures go beyond the bounds. */
+  #keep(packet: FeedPacket): void {
+    this.#replay.push(packet);
+    this.#replayBytes += packet.data.length;
+    while (
+      this.#replayBytes > MAX_REPLAY_BYTES ||
+      (packet.kind === "keyframe" && packet.dts - this.#replay[0]!.dts > MAX_REPLAY_MS)
+    ) {
+      const next = this.#replay.findIndex((p, i) => i > 0 && p.kind === "keyframe");
+      this.#dropReplayBefore(next > 0 ? next : this.#replay.length);
+      if (this.#replay.length === 0) break;
+    }
+  }
+
+  #dropReplayBefore(index: number): void {
+    for (const p of this.#replay.slice(0, index)) this.#replayBytes -= p.data.length;
+    this.#replay = this.#replay.slice(index);
+  }
+
+  /**
+   * The encode has published `seconds` of the broadcast (its media time, from the first keyframe):
+   * a reader that joins from now on (a run taking it over) starts at the keyframe at or before
+   * that point, and what comes before it is let go.
+   */
+  published(seconds: number): void {
+    if (this.#zero === null) return;
+    const point = this.#zero + seconds * 1000;
+    let start = 0;
+    for (let i = 0; i < this.#replay.length && this.#replay[i]!.dts <= point; i++)
+      if (this.#replay[i]!.kind === "keyframe") start = i;
+    if (start > 0) this.#dropReplayBefore(start);
+  }
+
+  /** Bytes held for a reader that joins (what the encode has not published): the broadcast's memory at risk. */
+  get replayBytes(): number {
+    return this.#replayBytes;
+  }
+
+  /** Seconds of media the feed has received, on the encode's media time (from the first keyframe). */
+  get receivedSeconds(): number {
+    return this.#zero === null ? 0 : Math.max(0, this.#lastOut - this.#zero) / 1000;
   }
 
   #measureGop(keyframeMs: number): void {
@@ -173,11 +205,11 @@ export class LiveFeed implements BroadcastFeed {
     }
     res.writeHead(200, { "content-type": "video/x-flv", "cache-control": "no-store" });
     res.write(FLV_HEADER);
-    const start = this.#gop[0] ?? null;
+    const start = this.#replay[0] ?? null;
     const reader = { base: start?.dts ?? -1 };
     this.#readers.set(res, reader);
     res.on("close", () => this.#readers.delete(res));
-    for (const packet of [this.#metadata, this.#videoHeader, this.#audioHeader, ...this.#gop]) {
+    for (const packet of [this.#metadata, this.#videoHeader, this.#audioHeader, ...this.#replay]) {
       if (packet) this.#write(res, reader, packet);
     }
   }

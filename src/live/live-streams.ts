@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { Repeater } from "graphql-yoga";
 import type { Db } from "../db/client.ts";
 import type { VideoPubSub } from "../events/video-events.ts";
-import { liveBehindSeconds, liveEncodeSpeed } from "../metrics.ts";
+import { liveBehindSeconds, liveEncodeSpeed, liveFeedReplayBytes } from "../metrics.ts";
 import type { VideoMetadata } from "../videos/cms-fields.ts";
 import type { LiveStream, LiveStreamStatus, Video } from "../generated/prisma/client.ts";
 import type { CostSettings } from "../jobs/cost.ts";
@@ -25,6 +25,8 @@ import { videoWebhookData, type WebhookEmitter, type WebhookEventType, webhookEv
 const BROADCAST_ENDED = "liveBroadcastEnded";
 /** The fan-out topic that asks the API instance holding a broadcast's feed to end it now (endLiveStream). */
 const BROADCAST_FINISH = "liveBroadcastFinish";
+/** The fan-out topic that tells the API instance holding a broadcast's feed how much its encode published. */
+const BROADCAST_PUBLISHED = "liveBroadcastPublished";
 
 /** The most seconds a stream's broadcast may wait for its publisher (the worker's feed read gives up at 180 s). */
 export const MAX_RECONNECT_WINDOW_SECONDS = 120;
@@ -148,6 +150,10 @@ export function createLiveStreams(deps: {
   );
   const endBroadcast = (videoId: string) =>
     deps.target.dispatchEvent(new CustomEvent(BROADCAST_ENDED, { detail: { videoId } }));
+  deps.target.addEventListener(BROADCAST_PUBLISHED, (event) => {
+    const { videoId, seconds } = (event as CustomEvent<{ videoId: string; seconds: number }>).detail;
+    feeds.get(videoId)?.feed.published(seconds);
+  });
   deps.target.addEventListener(BROADCAST_FINISH, (event) => {
     const { videoId } = (event as CustomEvent<{ videoId: string }>).detail;
     const feed = takeFeed(videoId);
@@ -511,7 +517,20 @@ export function createLiveStreams(deps: {
         const entry = feeds.get(videoId);
         const seconds = entry ? (Date.now() - entry.startedAt) / 1000 : 0;
         const inputBitrate = entry && seconds > 0 ? Math.round((entry.feed.bytesIn * 8) / seconds) : null;
-        const { mediaSeconds, fps, speed, segments, behindSeconds } = e;
+        const { mediaSeconds, fps, speed, segments, publishedSeconds } = e;
+        // The feed lets go of what is published (on the instance holding it); what it received and
+        // the encode has not published yet is how far viewers are behind the publisher.
+        if (entry && publishedSeconds !== undefined) {
+          entry.feed.published(publishedSeconds);
+          liveFeedReplayBytes.set([...feeds.values()].reduce((sum, f) => sum + f.feed.replayBytes, 0));
+        } else if (publishedSeconds !== undefined)
+          deps.target.dispatchEvent(
+            new CustomEvent(BROADCAST_PUBLISHED, { detail: { videoId, seconds: publishedSeconds } }),
+          );
+        const behindSeconds =
+          entry && publishedSeconds !== undefined
+            ? Math.round(Math.max(0, entry.feed.receivedSeconds - publishedSeconds) * 100) / 100
+            : e.behindSeconds;
         if (speed !== null) liveEncodeSpeed.observe(speed);
         if (behindSeconds !== null) liveBehindSeconds.observe(behindSeconds);
         const input = entry?.feed.input ?? null;

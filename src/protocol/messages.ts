@@ -705,6 +705,12 @@ export const JobEvent = z.discriminatedUnion("type", [
     segments: z.number().int().nonnegative(),
     /** Seconds from the newest published segment's end to now, as the worker saw it (the part of the latency it adds). */
     behindSeconds: z.number().nonnegative().nullable(),
+    /**
+     * Media seconds of the top rung in storage, from the broadcast's start (earlier runs' included):
+     * the API lets go of the feed's media before it, and measures how far publication is behind
+     * what the publisher sent. Absent from workers before it was added.
+     */
+    publishedSeconds: z.number().nonnegative().optional(),
     /** Each rendition's health (absent from workers before it was added). */
     renditions: z.array(LiveRenditionHealth).max(16).optional(),
   }),

@@ -9,6 +9,8 @@
 export interface PlaylistSegment {
   uri: string;
   duration: number;
+  /** `#EXT-X-DISCONTINUITY` before it: another encode starts here (a live broadcast taken over by a new run). */
+  discontinuity?: boolean;
 }
 
 /**
@@ -31,7 +33,10 @@ export function mediaPlaylist(
     "#EXT-X-INDEPENDENT-SEGMENTS",
     ...(opts.map ? [`#EXT-X-MAP:URI="${opts.map}"`] : []),
   ];
-  for (const s of segments) lines.push(`#EXTINF:${s.duration.toFixed(6)},`, s.uri);
+  for (const s of segments) {
+    if (s.discontinuity) lines.push("#EXT-X-DISCONTINUITY");
+    lines.push(`#EXTINF:${s.duration.toFixed(6)},`, s.uri);
+  }
   if (opts.endList) lines.push("#EXT-X-ENDLIST");
   return `${lines.join("\n")}\n`;
 }
