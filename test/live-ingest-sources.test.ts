@@ -3,6 +3,7 @@ import { connect, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { liveIngestSourceRefusals } from "../src/metrics.ts";
 import { createSourceLimits, KEY_GUESSING_REFUSAL, sourceOf } from "../src/live/source-limits.ts";
+import { srtGatewayBuilt } from "../src/live/srt-gateway-build.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 
 // The ingest's per-source limits (src/live/source-limits.ts): one address cannot hold the ingest's
@@ -231,5 +232,62 @@ describe("the RTMP ingest's per-source limits", () => {
     const status = await waitForStatus(app, stream.id, "CONNECTED", 15_000);
     publisher.kill("SIGKILL");
     expect(status).toBe("CONNECTED");
+  });
+});
+
+describe("the SRT ingest's per-source limit (LIVE_MAX_CONNECTIONS_PER_SOURCE)", () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    expect(srtGatewayBuilt(), "npm run setup:srt").toBe(true);
+    app = await startTestApp({ worker: false, env: { LIVE_SRT_PORT: "0", LIVE_MAX_CONNECTIONS_PER_SOURCE: "1" } });
+  });
+  afterAll(async () => {
+    await app?.stop();
+  });
+
+  it("refuses a second caller from one source in SRT's handshake, with the ingest far from LIVE_MAX_CONNECTIONS", async () => {
+    const urls: string[] = [];
+    for (const title of ["Held", "Same source"]) {
+      const res = await app.gql(
+        `mutation ($title: String!) { createLiveStream(input: { title: $title }) { ... on LiveStreamWithKey { srtUrl } } }`,
+        { title },
+      );
+      urls.push(res.data.createLiveStream.srtUrl.replace("localhost", "127.0.0.1"));
+    }
+    const srtPublish = (url: string, seconds: number) => {
+      const child = spawn(
+        "ffmpeg",
+        [
+          ...["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"],
+          ...["-t", String(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-f", "mpegts", url],
+        ],
+        { stdio: ["ignore", "ignore", "pipe"] },
+      );
+      let stderr = "";
+      child.stderr.on("data", (chunk) => {
+        stderr += chunk;
+      });
+      const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+      return { child, exited, stderr: () => stderr };
+    };
+    const held = srtPublish(urls[0]!, 30);
+    try {
+      const until = Date.now() + 20_000;
+      let statuses: string[] = [];
+      while (Date.now() < until && !statuses.includes("CONNECTED")) {
+        statuses = (await app.gql(`{ liveStreams { status } }`)).data.liveStreams.map(
+          (s: { status: string }) => s.status,
+        );
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(statuses).toContain("CONNECTED");
+      const second = srtPublish(urls[1]!, 5);
+      const exit = await Promise.race([second.exited, new Promise((r) => setTimeout(() => r("still running"), 4000))]);
+      second.child.kill("SIGKILL");
+      expect(exit).toBe(1);
+      expect(second.stderr()).toMatch(/REJECT/);
+    } finally {
+      held.child.kill("SIGKILL");
+    }
   });
 });

@@ -124,6 +124,7 @@ export function createSourceLimits(settings: SourceLimitSettings, now: () => num
   };
 
   return {
+    settings,
     /** A connection from `address` on an ingest: its accounting, or why it is refused (it is closed at once). */
     admit(ingest: Ingest, address: string): SourceConnection | { refused: string } {
       const at = now();

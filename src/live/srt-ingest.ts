@@ -73,6 +73,8 @@ export function createSrtIngest(
       [
         ...["--host", host, "--port", String(port)],
         ...["--max-connections", String(limits.maxConnections), "--latency-ms", String(options.latencyMs)],
+        // Counted again in the gateway, in SRT's handshake: a source over it is refused before its caller is accepted.
+        ...["--max-connections-per-source", String(sources.settings.maxConnectionsPerSource)],
       ],
       // It parses callers' handshakes: nothing of the API's environment. In its own process group: a
       // terminal's Ctrl-C stops the API, which stops it (its stdin closes), not it first.
