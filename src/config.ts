@@ -150,9 +150,12 @@ const EnvSchema = z.object({
   ANALYTICS_REQUESTS_PER_CLIENT_PER_MINUTE: z.coerce.number().int().min(1).default(600),
   /** `viewersNow` counts views with a beacon in this many seconds. */
   ANALYTICS_VIEWERS_NOW_SECONDS: z.coerce.number().int().min(5).max(3600).default(30),
-  /** Live streams (docs/live.md): the RTMP ingest's port (0: any free port; `off`: no ingest) and address. */
+  /**
+   * Live streams (docs/live.md): the RTMP ingest's port (0: any free port; `off`: no ingest) and
+   * address (default HOST, liveIngestHosts).
+   */
   LIVE_RTMP_PORT: z.union([z.literal("off"), z.coerce.number().int().min(0).max(65535)]).default(1935),
-  LIVE_RTMP_HOST: listenHost.default("0.0.0.0"),
+  LIVE_RTMP_HOST: listenHost.optional(),
   /** The ingest URL publishers are told (OBS's "Server"); default rtmp://localhost:{port}/live. */
   LIVE_RTMP_URL: z
     .string()
@@ -163,7 +166,7 @@ const EnvSchema = z.object({
    * gateway `npm run setup:srt` builds; without it the API runs with RTMP ingest only and says so.
    */
   LIVE_SRT_PORT: z.union([z.literal("off"), z.coerce.number().int().min(0).max(65535)]).default(9000),
-  LIVE_SRT_HOST: listenHost.default("0.0.0.0"),
+  LIVE_SRT_HOST: listenHost.optional(),
   /** The SRT address publishers are told; default srt://localhost:{port}. */
   LIVE_SRT_URL: z
     .string()
@@ -188,6 +191,12 @@ const EnvSchema = z.object({
   LIVE_RECONNECT_GRACE_SECONDS: z.coerce.number().int().min(0).max(120).default(30),
   /** Connections each ingest (RTMP, SRT) holds at once (publishing or still handshaking); more are refused. */
   LIVE_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(100_000).default(200),
+  /** Connections one source address (an IPv6 /64) may hold at once, RTMP and SRT together. */
+  LIVE_MAX_CONNECTIONS_PER_SOURCE: z.coerce.number().int().min(1).max(100_000).default(8),
+  /** Of those, connections whose stream key has not been accepted yet. */
+  LIVE_MAX_HANDSHAKES_PER_SOURCE: z.coerce.number().int().min(1).max(100_000).default(4),
+  /** Wrong stream keys one source may send in a minute; past it, its publishes are refused for a minute, doubling. */
+  LIVE_MAX_KEY_FAILURES_PER_SOURCE: z.coerce.number().int().min(1).max(100_000).default(10),
   /** A publisher that sends nothing for this long is disconnected. */
   LIVE_STALL_SECONDS: z.coerce.number().int().min(2).max(600).default(10),
   /** Segment lengths of the STANDARD and LOW latency modes. */
@@ -299,6 +308,11 @@ export function costSettings(env: Env): CostSettings {
 }
 
 export type Env = Readonly<z.infer<typeof EnvSchema>>;
+
+/** Where the live ingests listen: LIVE_RTMP_HOST and LIVE_SRT_HOST, else HOST (an operator who keeps the API to this machine keeps its ingest there too). */
+export function liveIngestHosts(env: Env): { rtmp: string; srt: string } {
+  return { rtmp: env.LIVE_RTMP_HOST ?? env.HOST, srt: env.LIVE_SRT_HOST ?? env.HOST };
+}
 
 const CheckedEnvSchema = EnvSchema.superRefine((env, ctx) => {
   checkSharedEnv(env, ctx);

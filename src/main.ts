@@ -1,10 +1,11 @@
 import v8 from "node:v8";
-import { loadEnv } from "./config.ts";
+import { liveIngestHosts, loadEnv } from "./config.ts";
 import type { EmbeddedDatabase } from "./db/embedded.ts";
 import type { LocalWorker } from "./local-worker.ts";
 import { log, setLogLevel } from "./log.ts";
 import { loadConfigOrExit, parseCommandLine } from "./shared/command-line.ts";
-import { whyCannotListen } from "./shared/listen.ts";
+import { srtGatewayBuilt } from "./live/srt-gateway-build.ts";
+import { ListenerFailed, type ListenerNames, whyCannotListen } from "./shared/listen.ts";
 import { startTracing } from "./shared/tracing.ts";
 
 parseCommandLine(
@@ -22,17 +23,25 @@ const env = loadConfigOrExit(loadEnv);
 // takes effect here, before the API is loaded.
 v8.setFlagsFromString("--heap-growing-percent=20");
 setLogLevel(env.LOG_LEVEL);
-// Before anything slow starts (an embedded Postgres, migrations): a busy port is one line, at once.
-for (const [port, host, names] of [
+// Before anything slow starts (an embedded Postgres, migrations, the admin key): a busy port is one
+// line, at once, naming the listener and its setting.
+const ingestHosts = liveIngestHosts(env);
+const listeners: [port: number | "off" | undefined, host: string, names: ListenerNames][] = [
   [env.PORT, env.HOST, { port: "PORT", host: "HOST" }],
-  [env.METRICS_PORT ?? 0, env.METRICS_HOST, { port: "METRICS_PORT", host: "METRICS_HOST" }],
+  [env.METRICS_PORT, env.METRICS_HOST, { port: "METRICS_PORT", host: "METRICS_HOST", what: "the metrics port" }],
   [
-    env.LIVE_RTMP_PORT === "off" ? 0 : env.LIVE_RTMP_PORT,
-    env.LIVE_RTMP_HOST,
-    { port: "LIVE_RTMP_PORT", host: "LIVE_RTMP_HOST" },
+    env.LIVE_RTMP_PORT,
+    ingestHosts.rtmp,
+    { port: "LIVE_RTMP_PORT", host: "LIVE_RTMP_HOST", what: "the RTMP ingest's port" },
   ],
-] as const) {
-  const why = port === 0 ? null : await whyCannotListen(port, host, names);
+  [
+    srtGatewayBuilt() ? env.LIVE_SRT_PORT : "off",
+    ingestHosts.srt,
+    { port: "LIVE_SRT_PORT", host: "LIVE_SRT_HOST", what: "the SRT ingest's UDP port", transport: "udp" },
+  ],
+];
+for (const [port, host, names] of listeners) {
+  const why = port === undefined || port === "off" || port === 0 ? null : await whyCannotListen(port, host, names);
   if (why) {
     process.stderr.write(`${why}\n`);
     process.exit(1);
@@ -72,10 +81,9 @@ try {
     },
   });
 } catch (err) {
-  // The port checked free above can be taken meanwhile: still one line, and what started stops.
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === "EADDRINUSE" || code === "EADDRNOTAVAIL" || code === "EACCES")
-    process.stderr.write(`${(await whyCannotListen(env.PORT, env.HOST)) ?? (err as Error).message}\n`);
+  // A port checked free above can be taken meanwhile: still one line naming that listener, and what started stops.
+  if (err instanceof ListenerFailed)
+    process.stderr.write(`${(await whyCannotListen(err.port, err.host, err.names)) ?? err.message}\n`);
   else log.error("the API failed to start", { err });
   await (worker as LocalWorker | null)?.stop().catch(() => {});
   await app.stop().catch(() => {});

@@ -92,6 +92,13 @@ export const liveIngestClosed = new Counter({
   registers: [apiRegistry],
 });
 
+export const liveIngestSourceRefusals = new Counter({
+  name: "videograph_live_ingest_source_refusals_total",
+  help: "RTMP and SRT ingest connections refused for their source address (an IPv6 /64), by protocol (rtmp, srt) and limit: connections, handshakes (connections without an accepted key), key guesses (a source backed off after too many wrong keys)",
+  labelNames: ["protocol", "limit"] as const,
+  registers: [apiRegistry],
+});
+
 /** Live encodes' speed over real time, one sample per progress report (about a second) of each broadcast. */
 export const liveEncodeSpeed = new Histogram({
   name: "videograph_live_encode_speed",

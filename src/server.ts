@@ -7,7 +7,7 @@ import { createAuthenticator } from "./auth/authenticate.ts";
 import { createCaptionCatalog } from "./captions/subtitle-playlists.ts";
 import { LiveCredentials } from "./auth/live-credentials.ts";
 import { parseScopes, type Principal, SCOPES } from "./auth/scopes.ts";
-import { costSettings, type Env } from "./config.ts";
+import { costSettings, type Env, liveIngestHosts } from "./config.ts";
 import type { AppServices, Context } from "./context.ts";
 import { createDb } from "./db/client.ts";
 import { applyMigrations } from "./db/migrate.ts";
@@ -35,12 +35,14 @@ import { createLiveStreams } from "./live/live-streams.ts";
 import { DEFAULT_INGEST_LIMITS } from "./live/publisher.ts";
 import { createRtmpIngest, RTMP_APP } from "./live/rtmp-ingest.ts";
 import { createRelayIngest } from "./live/relay.ts";
-import { createSrtIngest, srtGatewayBuilt } from "./live/srt-ingest.ts";
+import { srtGatewayBuilt } from "./live/srt-gateway-build.ts";
+import { createSrtIngest } from "./live/srt-ingest.ts";
+import { createSourceLimits } from "./live/source-limits.ts";
 import { srtPassphrase, srtPassphraseKey } from "./live/stream-keys.ts";
 import { createQueueWatch } from "./jobs/queue-position.ts";
 import { log, yogaLog } from "./log.ts";
 import { countJobsIn, graphqlMetricsPlugins, observeHttpRequest } from "./metrics.ts";
-import { listenOn } from "./shared/listen.ts";
+import { ListenerFailed, type ListenerNames, listenOn } from "./shared/listen.ts";
 import { schema } from "./schema/index.ts";
 import { createApiStorage } from "./storage/api-storage.ts";
 import { MEDIA_PATH_PREFIX, UPLOAD_PATH_PREFIX } from "./storage/api-urls.ts";
@@ -187,11 +189,17 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     maxConnections: env.LIVE_MAX_CONNECTIONS,
   };
   const passphraseKey = srtPassphraseKey(signingSecret);
-  const rtmpIngest = env.LIVE_RTMP_PORT === "off" ? null : createRtmpIngest(live.sessions, ingestLimits);
+  // One account of each source for both ingests: a source's connections and wrong keys count across them.
+  const sources = createSourceLimits({
+    maxConnectionsPerSource: env.LIVE_MAX_CONNECTIONS_PER_SOURCE,
+    maxHandshakesPerSource: env.LIVE_MAX_HANDSHAKES_PER_SOURCE,
+    maxKeyFailuresPerSource: env.LIVE_MAX_KEY_FAILURES_PER_SOURCE,
+  });
+  const rtmpIngest = env.LIVE_RTMP_PORT === "off" ? null : createRtmpIngest(live.sessions, ingestLimits, sources);
   const srtIngest =
     env.LIVE_SRT_PORT === "off" || !srtGatewayBuilt()
       ? null
-      : createSrtIngest(live.sessions, ingestLimits, { latencyMs: env.LIVE_SRT_LATENCY_MS, passphraseKey });
+      : createSrtIngest(live.sessions, ingestLimits, sources, { latencyMs: env.LIVE_SRT_LATENCY_MS, passphraseKey });
   // A publisher reconnecting to another instance is relayed here while this one holds its broadcast.
   const relayIngest = createRelayIngest({
     resumeSessions: (videoId) => live.resumeSessions(videoId),
@@ -396,17 +404,34 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       analytics.start();
       await notifications?.start();
       await options.beforeListen?.();
-      const { address, port, url } = await listenOn(httpServer, env.PORT, env.HOST);
+      const { address, port, url } = await listening(
+        () => listenOn(httpServer, env.PORT, env.HOST),
+        env.PORT,
+        env.HOST,
+        { port: "PORT", host: "HOST" },
+      );
       addresses.api = url;
+      const ingestHosts = liveIngestHosts(env);
       if (rtmpIngest && env.LIVE_RTMP_PORT !== "off") {
-        const rtmp = await rtmpIngest.listen(env.LIVE_RTMP_PORT, env.LIVE_RTMP_HOST);
+        const rtmpPort = env.LIVE_RTMP_PORT;
+        const rtmp = await listening(() => rtmpIngest.listen(rtmpPort, ingestHosts.rtmp), rtmpPort, ingestHosts.rtmp, {
+          port: "LIVE_RTMP_PORT",
+          host: "LIVE_RTMP_HOST",
+          what: "the RTMP ingest's port",
+        });
         addresses.rtmp = `rtmp://localhost:${rtmp.port}/${RTMP_APP}`;
-        log.info("live ingest listening", { url: addresses.rtmp });
+        log.info("live ingest listening", { protocol: "rtmp", ...rtmp, url: addresses.rtmp });
       }
       if (srtIngest && env.LIVE_SRT_PORT !== "off") {
-        const srt = await srtIngest.listen(env.LIVE_SRT_PORT, env.LIVE_SRT_HOST);
+        const srtPort = env.LIVE_SRT_PORT;
+        const srt = await listening(() => srtIngest.listen(srtPort, ingestHosts.srt), srtPort, ingestHosts.srt, {
+          port: "LIVE_SRT_PORT",
+          host: "LIVE_SRT_HOST",
+          what: "the SRT ingest's UDP port",
+          transport: "udp",
+        });
         addresses.srt = `srt://localhost:${srt.port}`;
-        log.info("live ingest listening", { url: addresses.srt });
+        log.info("live ingest listening", { protocol: "srt", ...srt, url: addresses.srt });
       } else if (env.LIVE_SRT_PORT !== "off") {
         log.warn("SRT ingest off: its gateway is not built (npm run setup:srt; docs/live.md#srt)");
       }
@@ -481,4 +506,13 @@ function refusedForSize(req: IncomingMessage, res: ServerResponse, env: Env): bo
     return true;
   }
   return false;
+}
+
+/** A listener's bind, whose failure names the listener (main.ts turns it into one line). */
+async function listening<T>(bind: () => Promise<T>, port: number, host: string, names: ListenerNames): Promise<T> {
+  try {
+    return await bind();
+  } catch (err) {
+    throw new ListenerFailed(port, host, names, err);
+  }
 }

@@ -2,13 +2,13 @@ import { spawn } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer, type AddressInfo, type Server } from "node:net";
+import { connect, createServer, type AddressInfo, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadEnv } from "../src/config.ts";
+import { liveIngestHosts, loadEnv } from "../src/config.ts";
 import { loadWorkerEnv } from "../render-worker/config.ts";
-import { srtGatewayBuilt } from "../src/live/srt-ingest.ts";
+import { srtGatewayBuilt } from "../src/live/srt-gateway-build.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, stopAllProcesses } from "./support/processes.ts";
 import { API_NODE_FLAGS } from "../src/node-flags.ts";
@@ -61,6 +61,55 @@ describe("the API binds HOST and logs the address it bound", () => {
       expect(await api.stop()).toBe(0);
     }
   });
+
+  it("HOST=127.0.0.1: the RTMP and SRT ingests bind 127.0.0.1 too, and their log records say where", async () => {
+    expect(srtGatewayBuilt(), "npm run setup:srt").toBe(true);
+    const api = await startApiProcess("api-bind-ingest", {
+      HOST: "127.0.0.1",
+      DATABASE_URL: db.url,
+      DATA_DIR: dataDir,
+      LIVE_RTMP_PORT: "0",
+      LIVE_SRT_PORT: "0",
+    });
+    try {
+      const records = api
+        .log()
+        .split("\n")
+        .filter((l) => l.includes('"message":"live ingest listening"'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      const rtmp = records.find((r) => r.protocol === "rtmp")!;
+      const srt = records.find((r) => r.protocol === "srt")!;
+      expect(rtmp).toMatchObject({ address: "127.0.0.1", port: expect.any(Number) });
+      expect(rtmp.url).toBe(`rtmp://localhost:${rtmp.port}/live`);
+      expect(srt).toMatchObject({ address: "127.0.0.1", port: expect.any(Number), url: `srt://localhost:${srt.port}` });
+      // Bound to 127.0.0.1 alone: another loopback address of this machine does not reach the RTMP
+      // ingest, and its UDP port there is free to bind (a wildcard bind would hold both).
+      const reached = await new Promise<string>((resolve) => {
+        const socket = connect({ host: "127.0.0.2", port: Number(rtmp.port) });
+        socket.on("connect", () => resolve("connected"));
+        socket.on("error", (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+      });
+      expect(reached).toBe("ECONNREFUSED");
+      const udp = createSocket("udp4");
+      const bound = await new Promise<string>((resolve) => {
+        udp.once("error", (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+        udp.bind(Number(srt.port), "127.0.0.2", () => resolve("bound"));
+      });
+      udp.close();
+      expect(bound).toBe("bound");
+    } finally {
+      expect(await api.stop()).toBe(0);
+    }
+  });
+
+  it("LIVE_RTMP_HOST and LIVE_SRT_HOST default to HOST, whatever it is", () => {
+    expect(liveIngestHosts(loadEnv({ HOST: "127.0.0.1" }))).toEqual({ rtmp: "127.0.0.1", srt: "127.0.0.1" });
+    expect(liveIngestHosts(loadEnv({ HOST: "::1", LIVE_RTMP_HOST: "0.0.0.0" }))).toEqual({
+      rtmp: "0.0.0.0",
+      srt: "::1",
+    });
+    expect(liveIngestHosts(loadEnv({ LIVE_SRT_HOST: "127.0.0.1" }))).toEqual({ rtmp: "0.0.0.0", srt: "127.0.0.1" });
+  });
 });
 
 /** `node src/main.ts` as `npm start` runs it, with no DATABASE_URL: resolves when it exits. */
@@ -110,31 +159,38 @@ describe("a start that cannot serve says why in one line before it starts anythi
     expect(existsSync(dataDir)).toBe(false);
   });
 
-  it("an SRT port in use, found once the API has started: exits 1 naming it, and stops what it had started without a warning", async () => {
+  it("LIVE_RTMP_PORT in use: exits 1 within 5 s with one line naming the RTMP ingest and LIVE_RTMP_PORT, before any Postgres or admin key", async () => {
+    const dataDir = path.join(parent, "busy-rtmp-port");
+    const run = await runApi({ PORT: "0", LIVE_RTMP_PORT: String(busyPort), LIVE_SRT_PORT: "off", DATA_DIR: dataDir });
+    expect(run.code).toBe(1);
+    expect(run.ms).toBeLessThan(5000);
+    expect(run.stderr.trim()).toMatch(
+      new RegExp(
+        `^the RTMP ingest's port ${busyPort} is in use: set LIVE_RTMP_PORT=\\d+ \\(or LIVE_RTMP_PORT=0 for any free port\\)$`,
+      ),
+    );
+    expect(existsSync(dataDir)).toBe(false);
+  });
+
+  it("LIVE_SRT_PORT in use (UDP): exits 1 within 5 s with one line naming the SRT ingest and LIVE_SRT_PORT, before any Postgres or admin key", async () => {
+    expect(srtGatewayBuilt(), "npm run setup:srt").toBe(true);
     const udp = createSocket("udp4");
     await new Promise<void>((resolve) => udp.bind(0, "0.0.0.0", resolve));
-    const db = await createTestDatabase();
     try {
-      expect(srtGatewayBuilt(), "npm run setup:srt").toBe(true);
       const port = udp.address().port;
-      const run = await runApi({
-        DATABASE_URL: db.url,
-        PORT: "0",
-        LIVE_RTMP_PORT: "0",
-        LIVE_SRT_PORT: String(port),
-        LOCAL_WORKER: "false",
-        DATA_DIR: path.join(parent, "busy-srt-port"),
-      });
+      const dataDir = path.join(parent, "busy-srt-port");
+      const run = await runApi({ PORT: "0", LIVE_RTMP_PORT: "0", LIVE_SRT_PORT: String(port), DATA_DIR: dataDir });
       expect(run.code).toBe(1);
-      expect(run.stderr).toContain(`the SRT ingest did not start (LIVE_SRT_PORT): srt-gateway: UDP port ${port}`);
-      // What the start had begun (the analytics' first pruning among it) ends before the database
-      // closes: the failure is the one error, and nothing warns.
-      expect(run.stderr.match(/"severity":"ERROR"/g)).toHaveLength(1);
-      expect(run.stderr).toContain('"message":"the API failed to start"');
-      expect(run.stderr).not.toContain('"severity":"WARNING"');
+      expect(run.ms).toBeLessThan(5000);
+      expect(run.stderr.trim()).toMatch(
+        new RegExp(
+          `^the SRT ingest's UDP port ${port} is in use: set LIVE_SRT_PORT=\\d+ \\(or LIVE_SRT_PORT=0 for any free port\\)$`,
+        ),
+      );
+      expect(run.stderr).not.toContain("Admin API key");
+      expect(existsSync(dataDir)).toBe(false);
     } finally {
       udp.close();
-      await db.drop();
     }
   });
 

@@ -17,7 +17,7 @@ import {
 } from "../src/metrics.ts";
 import { LiveFeed } from "../src/live/feed.ts";
 import { relayPath } from "../src/live/relay.ts";
-import { srtGatewayBuilt } from "../src/live/srt-ingest.ts";
+import { srtGatewayBuilt } from "../src/live/srt-gateway-build.ts";
 import { PROTOCOL_VERSION } from "../src/protocol/messages.ts";
 import { ANALYTICS_PATHS } from "../src/shared/analytics-beacons.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";

@@ -18,7 +18,7 @@ import { createVideo, NEW_VIDEO_DEFAULTS } from "../videos/creation-options.ts";
 import { LiveFeed } from "./feed.ts";
 import type { IngestSessions } from "./publisher.ts";
 import { RelayFeed, signedRelayUrl } from "./relay.ts";
-import { hashStreamKey } from "./stream-keys.ts";
+import { hashStreamKey, UNKNOWN_STREAM_KEY } from "./stream-keys.ts";
 import { videoWebhookData, type WebhookEmitter, type WebhookEventType, webhookEventId } from "../webhooks/events.ts";
 
 /** The fan-out topic that tells every API instance a broadcast is over (its feed, if there, ends). */
@@ -333,7 +333,7 @@ export function createLiveStreams(deps: {
   const sessions: IngestSessions = {
     async authorize(key) {
       const stream = await db.liveStream.findUnique({ where: { keyHash: hashStreamKey(key) } });
-      if (!stream) return { refused: "unknown stream key" };
+      if (!stream) return { refused: UNKNOWN_STREAM_KEY };
       if (stream.disabledAt) return { refused: "the live stream is disabled" };
       if (stream.status === "CONNECTED" || stream.status === "LIVE")
         return { refused: "the live stream already has a publisher" };

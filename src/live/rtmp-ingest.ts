@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net";
 import nmsLogger from "node-media-server/src/core/logger.js";
 import Rtmp from "node-media-server/src/protocol/rtmp.js";
 import { type IngestLimits, type IngestSessions, type Publisher, startPublisher } from "./publisher.ts";
+import { type SourceConnection, type SourceLimits, sessionsCountedBySource } from "./source-limits.ts";
 import { looksLikeStreamKey } from "./stream-keys.ts";
 
 // The parser logs through its own console logger; ours says what matters.
@@ -45,19 +46,27 @@ class GuardedRtmp extends Rtmp {
  * decoder (the worker's ffmpeg, through the feed) before the stream's metadata says it is H.264
  * (and AAC) within bounds. node-media-server parses RTMP; no byte is decoded in this process.
  */
-export function createRtmpIngest(sessions: IngestSessions, limits: IngestLimits) {
+export function createRtmpIngest(sessions: IngestSessions, limits: IngestLimits, sources: SourceLimits) {
   const sockets = new Set<Socket>();
   const publishers = new Set<Publisher>();
   const server: Server = createServer((socket) => {
+    const source = sources.admit("rtmp", socket.remoteAddress ?? "");
+    if ("refused" in source) {
+      socket.destroy();
+      return;
+    }
     sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
-    const publisher = serveConnection(socket, sessions, limits);
+    socket.on("close", () => {
+      sockets.delete(socket);
+      source.close();
+    });
+    const publisher = serveConnection(socket, sessionsCountedBySource(sessions, source), limits, source);
     publishers.add(publisher);
     void publisher.settled.then(() => publishers.delete(publisher));
   });
   server.maxConnections = limits.maxConnections;
   return {
-    async listen(port: number, host: string): Promise<{ port: number }> {
+    async listen(port: number, host: string): Promise<{ address: string; port: number }> {
       await new Promise<void>((resolve, reject) => {
         server.once("error", reject);
         server.listen({ port, host }, () => {
@@ -65,7 +74,8 @@ export function createRtmpIngest(sessions: IngestSessions, limits: IngestLimits)
           resolve();
         });
       });
-      return { port: (server.address() as AddressInfo).port };
+      const { address, port: bound } = server.address() as AddressInfo;
+      return { address, port: bound };
     },
     async close(): Promise<void> {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -76,7 +86,12 @@ export function createRtmpIngest(sessions: IngestSessions, limits: IngestLimits)
   };
 }
 
-function serveConnection(socket: Socket, sessions: IngestSessions, limits: IngestLimits): Publisher {
+function serveConnection(
+  socket: Socket,
+  sessions: IngestSessions,
+  limits: IngestLimits,
+  source: SourceConnection,
+): Publisher {
   const rtmp = new GuardedRtmp(limits);
   const publisher = startPublisher(
     {
@@ -97,7 +112,10 @@ function serveConnection(socket: Socket, sessions: IngestSessions, limits: Inges
   rtmp.onPlayCallback = () => publisher.close("playing over RTMP is not offered");
   rtmp.onPushCallback = () => {
     const key = (rtmp as unknown as { streamName?: string }).streamName ?? "";
-    if (rtmp.streamApp !== RTMP_APP || !looksLikeStreamKey(key)) return publisher.close("not a stream key");
+    if (rtmp.streamApp !== RTMP_APP || !looksLikeStreamKey(key)) {
+      source.keyRefused();
+      return publisher.close("not a stream key");
+    }
     publisher.publish(key);
   };
   rtmp.onPacketCallback = (packet) => publisher.packet(packet);

@@ -6,8 +6,8 @@
  * Debian's libsrt and does everything else itself (src/live/srt-ingest.ts): it checks each
  * caller's stream key, remuxes the MPEG-TS it sends and bounds it like an RTMP publisher.
  *
- * This program decides nothing about a caller but how many may be connected at once and whether
- * it knows its stream's passphrase. It parses no media: it moves bytes. A caller is accepted at
+ * This program decides nothing about a caller but how many may be connected at once (in all, and
+ * from one source: an IPv4 address, an IPv6 /64) and whether it knows its stream's passphrase. It parses no media: it moves bytes. A caller is accepted at
  * the SRT level, announced to the parent, and not read from until the parent says so (its key is
  * good); until then SRT's own flow control holds what it sends.
  *
@@ -30,11 +30,13 @@
  *   "X <id>"  disconnect the caller (nothing more is said about it)
  * stdin closed: every caller is disconnected and the program exits.
  *
- * Usage: srt-gateway --host ADDRESS --port PORT [--max-connections N] [--latency-ms MS]
+ * Usage: srt-gateway --host ADDRESS --port PORT [--max-connections N] [--max-connections-per-source N]
+ *                    [--latency-ms MS]
  */
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -56,14 +58,23 @@
 #define SRT_PAYLOAD 1500
 #define COMMAND_LINE 64
 
+/* Where a caller comes from: an IPv4 address as its IPv4-mapped IPv6 form, an IPv6 one's first 64 bits. */
+struct source {
+  unsigned char bytes[16];
+};
+
 struct caller {
   SRTSOCKET socket;
   uint32_t id;
   int reading;
+  struct source source;
 };
 
 static struct caller *callers;
 static int max_callers = 200;
+static int max_callers_per_source = 8;
+/* Guards callers[].id and .source between the main thread and the listen callback (SRT's receiving thread). */
+static pthread_mutex_t callers_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Callers held, read by the listen callback (SRT's receiving thread) to refuse more at handshake. */
 static volatile int held;
 static uint32_t next_id = 1;
@@ -121,7 +132,9 @@ static void drop(struct caller *c, int announce) {
   srt_epoll_remove_usock(epoll_id, c->socket);
   srt_close(c->socket);
   if (announce) frame('C', c->id, NULL, 0);
+  pthread_mutex_lock(&callers_lock);
   c->id = 0;
+  pthread_mutex_unlock(&callers_lock);
   c->reading = 0;
   __atomic_sub_fetch(&held, 1, __ATOMIC_SEQ_CST);
 }
@@ -163,6 +176,37 @@ static int stream_key(const char *stream_id, char key[MAX_KEY + 1]) {
   return found;
 }
 
+static int source_of(const struct sockaddr *address, struct source *source) {
+  memset(source->bytes, 0, sizeof source->bytes);
+  if (address == NULL) return 0;
+  if (address->sa_family == AF_INET) {
+    source->bytes[10] = 0xff;
+    source->bytes[11] = 0xff;
+    memcpy(source->bytes + 12, &((const struct sockaddr_in *)address)->sin_addr, 4);
+    return 1;
+  }
+  if (address->sa_family != AF_INET6) return 0;
+  const unsigned char *v6 = ((const struct sockaddr_in6 *)address)->sin6_addr.s6_addr;
+  static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  memcpy(source->bytes, v6, memcmp(v6, mapped, sizeof mapped) == 0 ? 16 : 8);
+  return 1;
+}
+
+/* Callers held from a source; under callers_lock. */
+static int callers_from(const struct source *source) {
+  int count = 0;
+  for (int i = 0; i < max_callers; i++)
+    if (callers[i].id != 0 && memcmp(callers[i].source.bytes, source->bytes, sizeof source->bytes) == 0) count++;
+  return count;
+}
+
+static int source_full(const struct source *source) {
+  pthread_mutex_lock(&callers_lock);
+  int full = callers_from(source) >= max_callers_per_source;
+  pthread_mutex_unlock(&callers_lock);
+  return full;
+}
+
 /* The passphrase of the stream a key belongs to: base64url(HMAC-SHA256(passphrase key, key)), cut. */
 static int stream_passphrase(const char *key, char passphrase[PASSPHRASE_LENGTH + 1]) {
   static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -188,7 +232,6 @@ static int stream_passphrase(const char *key, char passphrase[PASSPHRASE_LENGTH 
 static int on_handshake(void *opaque, SRTSOCKET ns, int hs_version, const struct sockaddr *peer, const char *stream_id) {
   (void)opaque;
   (void)hs_version;
-  (void)peer;
   char key[MAX_KEY + 1];
   char passphrase[PASSPHRASE_LENGTH + 1];
   if (stream_id == NULL || !stream_key(stream_id, key) || !stream_passphrase(key, passphrase)) {
@@ -199,7 +242,8 @@ static int on_handshake(void *opaque, SRTSOCKET ns, int hs_version, const struct
     srt_setrejectreason(ns, SRT_REJX_ISE);
     return -1;
   }
-  if (__atomic_load_n(&held, __ATOMIC_SEQ_CST) >= max_callers) {
+  struct source source;
+  if (__atomic_load_n(&held, __ATOMIC_SEQ_CST) >= max_callers || !source_of(peer, &source) || source_full(&source)) {
     srt_setrejectreason(ns, SRT_REJX_OVERLOAD);
     return -1;
   }
@@ -212,7 +256,8 @@ static void accept_caller(SRTSOCKET listener) {
   SRTSOCKET socket = srt_accept(listener, (struct sockaddr *)&address, &address_length);
   if (socket == SRT_INVALID_SOCK) return;
   struct caller *slot = find(0);
-  if (slot == NULL) {
+  struct source source;
+  if (slot == NULL || !source_of((struct sockaddr *)&address, &source) || source_full(&source)) {
     /* More came through the handshake at once than the callback could count: refused here. */
     srt_close(socket);
     return;
@@ -234,7 +279,10 @@ static void accept_caller(SRTSOCKET listener) {
   int length = snprintf(payload, sizeof payload, "%s:%s\n%s", host, port, key);
 
   slot->socket = socket;
+  pthread_mutex_lock(&callers_lock);
+  slot->source = source;
   slot->id = next_id++;
+  pthread_mutex_unlock(&callers_lock);
   if (next_id == 0) next_id = 1;
   slot->reading = 0;
   __atomic_add_fetch(&held, 1, __ATOMIC_SEQ_CST);
@@ -339,13 +387,15 @@ int main(int argc, char **argv) {
     if (strcmp(argv[i], "--host") == 0) host = argv[i + 1];
     else if (strcmp(argv[i], "--port") == 0) port = atoi(argv[i + 1]);
     else if (strcmp(argv[i], "--max-connections") == 0) max_callers = atoi(argv[i + 1]);
+    else if (strcmp(argv[i], "--max-connections-per-source") == 0) max_callers_per_source = atoi(argv[i + 1]);
     else if (strcmp(argv[i], "--latency-ms") == 0) latency_ms = atoi(argv[i + 1]);
     else {
       fprintf(stderr, "srt-gateway: unknown option %s\n", argv[i]);
       return 2;
     }
   }
-  if (port < 0 || port > 65535 || max_callers < 1 || max_callers > 100000 || latency_ms < 20 || latency_ms > 10000) {
+  if (port < 0 || port > 65535 || max_callers < 1 || max_callers > 100000 || max_callers_per_source < 1 ||
+      max_callers_per_source > 100000 || latency_ms < 20 || latency_ms > 10000) {
     fprintf(stderr, "srt-gateway: an option is out of range\n");
     return 2;
   }

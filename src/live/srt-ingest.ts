@@ -1,14 +1,11 @@
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { log } from "../log.ts";
 import { mediaToolPath, stderrTail, toolEnvironment } from "../shared/media-tools.ts";
 import { type IngestLimits, type IngestSessions, type Publisher, startPublisher } from "./publisher.ts";
 import { flvReader } from "./flv.ts";
+import { SRT_GATEWAY_PATH } from "./srt-gateway-build.ts";
+import { type SourceLimits, sessionsCountedBySource } from "./source-limits.ts";
 import { looksLikeStreamKey } from "./stream-keys.ts";
-
-/** Where `npm run setup:srt` builds the gateway (src/live/srt-gateway.c). */
-const SRT_GATEWAY_PATH = fileURLToPath(new URL("../../.tools/srt-gateway/srt-gateway", import.meta.url));
 
 /** A gateway frame's header: type, connection id, payload length. */
 const FRAME_HEADER_BYTES = 9;
@@ -46,11 +43,6 @@ export interface SrtIngestOptions {
   passphraseKey: Buffer;
 }
 
-/** Whether the gateway is built (`npm run setup:srt`); without it the API runs with RTMP ingest only. */
-export function srtGatewayBuilt(path = SRT_GATEWAY_PATH): boolean {
-  return existsSync(path);
-}
-
 /**
  * The SRT ingest (docs/live.md, "SRT"): callers push MPEG-TS to srt://host:port with their stream
  * key as the stream id, encrypted with their stream's passphrase. The gateway (src/live/srt-gateway.c,
@@ -60,7 +52,12 @@ export function srtGatewayBuilt(path = SRT_GATEWAY_PATH): boolean {
  * network protocol, no secrets in its environment) and hands the tags to the same publisher as
  * an RTMP connection's: the same limits, refusals, broadcasts and feed.
  */
-export function createSrtIngest(sessions: IngestSessions, ingestLimits: IngestLimits, options: SrtIngestOptions) {
+export function createSrtIngest(
+  sessions: IngestSessions,
+  ingestLimits: IngestLimits,
+  sources: SourceLimits,
+  options: SrtIngestOptions,
+) {
   // The remux reads the stream's first seconds before its size and frame rate are known.
   const limits = { ...ingestLimits, metadataSeconds: SRT_METADATA_SECONDS };
   const gatewayPath = options.gatewayPath ?? SRT_GATEWAY_PATH;
@@ -82,6 +79,8 @@ export function createSrtIngest(sessions: IngestSessions, ingestLimits: IngestLi
       [
         ...["--host", host, "--port", String(port)],
         ...["--max-connections", String(limits.maxConnections), "--latency-ms", String(options.latencyMs)],
+        // Counted again in the gateway, in SRT's handshake: a source over it is refused before its caller is accepted.
+        ...["--max-connections-per-source", String(sources.settings.maxConnectionsPerSource)],
       ],
       // It parses callers' handshakes: nothing of the API's environment. In its own process group: a
       // terminal's Ctrl-C stops the API, which stops it (its stdin closes), not it first.
@@ -144,22 +143,33 @@ export function createSrtIngest(sessions: IngestSessions, ingestLimits: IngestLi
     const client = text.slice(0, newline);
     // The gateway read it from the caller's stream id (the key, or `#!::r=KEY,m=publish`).
     const key = text.slice(newline + 1);
-    const caller = new SrtCaller(client, limits, sessions, {
+    const source = sources.admit("srt", client.slice(0, client.lastIndexOf(":")));
+    if ("refused" in source) {
+      send(`X ${id}`);
+      return;
+    }
+    const caller = new SrtCaller(client, limits, sessionsCountedBySource(sessions, source), {
       accept: () => send(`A ${id}`),
       disconnect: () => {
+        source.close();
         callers.delete(id);
         send(`X ${id}`);
       },
     });
     callers.set(id, caller);
-    if (!looksLikeStreamKey(key)) caller.publisher.close("not a stream key");
-    else caller.publisher.publish(key);
+    if (looksLikeStreamKey(key)) caller.publisher.publish(key);
+    else {
+      source.keyRefused();
+      caller.publisher.close("not a stream key");
+    }
   }
 
   return {
-    async listen(port: number, host: string): Promise<{ port: number }> {
-      boundPort = await start(port, host);
-      return { port: boundPort };
+    async listen(port: number, host: string): Promise<{ address: string; port: number }> {
+      // The gateway binds numeric addresses only.
+      const address = host === "localhost" ? "127.0.0.1" : host;
+      boundPort = await start(port, address);
+      return { address, port: boundPort };
     },
     async close(): Promise<void> {
       stopping = true;

@@ -14,6 +14,9 @@ export function hashStreamKey(key: string): string {
   return createHash("sha256").update(key).digest("hex");
 }
 
+/** Why a key that names no stream is refused; the ingests count these against the key's source. */
+export const UNKNOWN_STREAM_KEY = "unknown stream key";
+
 /** Whether a stream name can be a key at all (checked before any lookup). */
 export function looksLikeStreamKey(name: string): boolean {
   return name.length === KEY_PREFIX.length + 43 && name.startsWith(KEY_PREFIX);

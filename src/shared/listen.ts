@@ -1,3 +1,4 @@
+import { createSocket } from "node:dgram";
 import type { Server } from "node:http";
 import { type AddressInfo, createServer } from "node:net";
 
@@ -41,6 +42,29 @@ export function closeListener(server: Server): Promise<void> {
   });
 }
 
+/** A listener as an operator configures it: its settings, and what it is called in a refusal. */
+export interface ListenerNames {
+  port: string;
+  host: string;
+  /** How a refusal names the port: "port" for the API's, "the RTMP ingest's port" for another. */
+  what?: string;
+  /** UDP for the SRT ingest; TCP otherwise. */
+  transport?: "tcp" | "udp";
+}
+
+/** A listener that did not bind while the program started; main.ts says which in one line. */
+export class ListenerFailed extends Error {
+  readonly port: number;
+  readonly host: string;
+  readonly names: ListenerNames;
+  constructor(port: number, host: string, names: ListenerNames, cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+    this.port = port;
+    this.host = host;
+    this.names = names;
+  }
+}
+
 /**
  * Why a listener could not bind `host`:`port` now, in one line for an operator (a busy port, a
  * privileged one, an address this machine lacks), or null when it can. Checked before a program
@@ -49,26 +73,37 @@ export function closeListener(server: Server): Promise<void> {
 export async function whyCannotListen(
   port: number,
   host: string,
-  names: { port: string; host: string } = { port: "PORT", host: "HOST" },
+  names: ListenerNames = { port: "PORT", host: "HOST" },
 ): Promise<string | null> {
-  const portName = names.port;
-  const code = await tryListen(port, host);
+  const { port: portName, what = "port", transport = "tcp" } = names;
+  const code = await tryListen(port, host, transport);
   if (code === null) return null;
   if (code === "EADDRINUSE") {
     let free: number | null = null;
     for (let p = port + 1; p <= Math.min(port + 20, 65535) && free === null; p++)
-      if ((await tryListen(p, host)) === null) free = p;
+      if ((await tryListen(p, host, transport)) === null) free = p;
     const suggestion = free === null ? `another ${portName}` : `${portName}=${free}`;
-    return `port ${port} is in use: set ${suggestion} (or ${portName}=0 for any free port)`;
+    return `${what} ${port} is in use: set ${suggestion} (or ${portName}=0 for any free port)`;
   }
-  if (code === "EACCES") return `port ${port} needs privileges on this machine: set ${portName} to 1024 or above`;
+  if (code === "EACCES") return `${what} ${port} needs privileges on this machine: set ${portName} to 1024 or above`;
   if (code === "EADDRNOTAVAIL")
     return `${host} is not an address of this machine: set ${names.host}=0.0.0.0 or 127.0.0.1`;
   return `cannot listen on ${host}:${port} (${code})`;
 }
 
-function tryListen(port: number, host: string): Promise<string | null> {
+function tryListen(port: number, host: string, transport: "tcp" | "udp"): Promise<string | null> {
   return new Promise((resolve) => {
+    if (transport === "udp") {
+      const socket = createSocket(host.includes(":") ? "udp6" : "udp4");
+      socket.once("error", (err: NodeJS.ErrnoException) => {
+        socket.close();
+        resolve(err.code ?? err.message);
+      });
+      socket.bind({ port, address: host === "localhost" ? "127.0.0.1" : host, exclusive: true }, () =>
+        socket.close(() => resolve(null)),
+      );
+      return;
+    }
     const server = createServer();
     server.once("error", (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
     server.listen({ port, host, exclusive: true }, () => server.close(() => resolve(null)));
