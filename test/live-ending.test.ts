@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { srtGatewayBuilt } from "../src/live/srt-ingest.ts";
+import { srtGatewayBuilt } from "../src/live/srt-gateway-build.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { tenantKeySecret } from "./support/auth.ts";
 import { killPublishersOnAir, publish, publishUntilStopped } from "./support/live-publisher.ts";

@@ -199,7 +199,7 @@ export function createLiveStreams(deps: {
       : null;
     if (!video) return true;
     const now = new Date();
-    const seconds = video.duration ?? Math.max(0, (now.getTime() - video.createdAt.getTime()) / 1000);
+    const seconds = await chargedSeconds(tx, stream.activeVideoId!, video, now);
     const key = { tenantId: stream.tenantId, month: monthOf(now) };
     await tx.liveUsage.upsert({
       where: { tenantId_month: key },
@@ -207,6 +207,52 @@ export function createLiveStreams(deps: {
       update: { seconds: { increment: seconds } },
     });
     return true;
+  }
+
+  /**
+   * What a broadcast ending `now` costs its tenant's month: its time on air by the wall clock, from
+   * its start, at most its longest length (the seconds its encode takes to finish after the cap are
+   * not charged); its recording's duration where that is longer (timestamps that run fast).
+   */
+  async function chargedSeconds(
+    tx: Tx,
+    videoId: string,
+    video: { createdAt: Date; duration: number | null },
+    now: Date,
+  ): Promise<number> {
+    const job = await tx.job.findFirst({ where: { videoId, kind: "LIVE" }, select: { input: true } });
+    const longest = job ? parseJobInput("LIVE", job.input).options.maxDurationSeconds : Number.POSITIVE_INFINITY;
+    const onAir = Math.min(longest, Math.max(0, (now.getTime() - video.createdAt.getTime()) / 1000));
+    return Math.max(onAir, video.duration ?? 0);
+  }
+
+  /**
+   * Ends a broadcast held here when it has been on air its longest length by the wall clock
+   * (LIVE_MAX_DURATION_SECONDS, or the month's time left when it started), in its reconnect grace
+   * or not: its feed ends (its encode finishes) and its publisher is cut off, the stream's lastError
+   * saying why. The worker's cap on media time stays behind it, for timestamps that run fast.
+   */
+  function endAtLongestLength(videoId: string, streamId: string, feed: LiveFeed, longestSeconds: number): void {
+    const entry = feeds.get(videoId);
+    if (!entry) return;
+    const timer = setTimeout(
+      () => {
+        if (feeds.get(videoId)?.feed !== feed) return;
+        const reason = `the broadcast reached its longest length (${longestSeconds} s of wall-clock time)`;
+        log.info("live: broadcast ended at its longest length", { streamId, videoId, longestSeconds });
+        void db.liveStream
+          .updateMany({ where: { id: streamId, activeVideoId: videoId }, data: { lastError: reason } })
+          .then(() => announce(streamId))
+          .catch((err) => log.error("live: the stream's lastError could not be written", { err }))
+          .finally(() => {
+            // Its publisher back while the encode finishes starts a new broadcast (takeFeed).
+            if (feeds.get(videoId)?.feed === feed) takeFeed(videoId)?.end();
+          });
+      },
+      Math.max(0, entry.startedAt + longestSeconds * 1000 - Date.now()),
+    );
+    timer.unref();
+    feed.onEnd(() => clearTimeout(timer));
   }
 
   /**
@@ -378,6 +424,7 @@ export function createLiveStreams(deps: {
         endOnUnpublish: stream.endOnUnpublish,
       });
       let video: Video;
+      let longest = settings.maxDurationSeconds;
       try {
         video = await db.$transaction(async (tx) => {
           // One publisher per stream: two connecting at once with its key both got this far.
@@ -396,9 +443,9 @@ export function createLiveStreams(deps: {
           const left = await secondsLeft(tx, stream.tenantId);
           const spent = quotaSpent(left);
           if (spent) throw new BroadcastRefused(spent);
-          const maxDuration =
+          longest =
             left === null ? settings.maxDurationSeconds : Math.min(settings.maxDurationSeconds, Math.floor(left));
-          const video = await createBroadcast(tx, stream, videoId, input, segmentSeconds, maxDuration);
+          const video = await createBroadcast(tx, stream, videoId, input, segmentSeconds, longest);
           // The stream names its broadcast, and CONNECTED's webhook names the video.
           await changeStatus(tx, streamId, "CONNECTED", { activeVideoId: video.id, lastError: null });
           return video;
@@ -408,6 +455,7 @@ export function createLiveStreams(deps: {
         if (err instanceof BroadcastRefused) return { refused: err.message };
         throw err;
       }
+      endAtLongestLength(videoId, streamId, feed, longest);
       deps.webhooks.flush();
       announce(streamId);
       announceQueuedJob({ dispatcher: deps.dispatcher, pubSub: deps.pubSub }, video);

@@ -35,6 +35,8 @@ declare module "node-media-server/src/protocol/rtmp.js" {
 declare module "node-media-server/src/protocol/amf.js" {
   const amf: {
     decodeAmf0Data(data: Buffer): { cmd?: unknown; dataObj?: Record<string, unknown> | null };
+    /** Script data (`{ cmd: "onMetaData", dataObj }`) as AMF0: the tests write metadata with it. */
+    encodeAmf0Data(data: { cmd: string; dataObj: Record<string, unknown> }): Buffer;
   };
   export default amf;
 }

@@ -2,8 +2,9 @@ import amf from "node-media-server/src/protocol/amf.js";
 import type { RtmpAvPacket } from "node-media-server/src/protocol/rtmp.js";
 import { log } from "../log.ts";
 import { liveBroadcasts, liveIngestBytes, liveIngestClosed } from "../metrics.ts";
-import type { LiveInput } from "../protocol/messages.ts";
+import { type LiveInput, MAX_LIVE_INPUT } from "../protocol/messages.ts";
 import type { BroadcastFeed, FeedPacket } from "./feed.ts";
+import { H264TagReader, type PictureSize, type SpsPicture } from "./h264-sps.ts";
 
 /** Limits on one ingest connection, RTMP or SRT (docs/live.md, docs/security.md). */
 export interface IngestLimits {
@@ -17,9 +18,12 @@ export interface IngestLimits {
   maxChunkStreams: number;
   /** Bits per second over BITRATE_WINDOW_SECONDS. */
   maxBitrate: number;
-  /** Seconds without data after which a publisher is closed. */
+  /** Seconds without media (audio or video frames) after which a publisher is closed. */
   stallSeconds: number;
-  /** A publisher whose metadata (size, frame rate) has not come by then, once its key is accepted, is closed. */
+  /**
+   * A publisher whose metadata (size, frame rate) and H.264 sequence header have not come by then,
+   * once its key is accepted, is closed.
+   */
   metadataSeconds: number;
   /** Connections open at once, publishing or not; more are refused at accept. */
   maxConnections: number;
@@ -91,9 +95,11 @@ export interface Publisher {
 
 /**
  * A publisher's way from key to broadcast, the same for RTMP and SRT: the key is checked before
- * any media is taken; media waits (bounded) until the stream's metadata says what it is; the
- * metadata starts the broadcast; then each message goes to its feed. Limits (time to publish, time
- * to metadata, bit rate, stalls, codecs) close the connection with a reason the stream keeps.
+ * any media is taken; media waits (bounded) until the stream's metadata says what it is and its
+ * H.264 sequence header has come; then the broadcast starts, and each message goes to its feed.
+ * Every SPS the stream sends (in its sequence headers or its frames) must decode to the size its
+ * metadata declared, within the largest input. Limits (time to publish, time to metadata, bit rate,
+ * stalls, codecs, sizes) close the connection with a reason the stream keeps.
  */
 export function startPublisher(
   connection: PublisherConnection,
@@ -111,7 +117,13 @@ export function startPublisher(
   let pending: FeedPacket[] = [];
   let pendingBytes = 0;
   let window = { start: Date.now(), bytes: 0 };
-  let lastData = Date.now();
+  let lastMedia = Date.now();
+  const h264 = new H264TagReader();
+  /** The metadata and what it declares, once it came; the broadcast starts with a sequence header too. */
+  let declared: { packet: FeedPacket; input: LiveInput } | null = null;
+  let sequenceHeader = false;
+  /** Pictures the stream's SPSs declared before its metadata came, checked against it then. */
+  let undeclared: SpsPicture[] = [];
   const startedAt = Date.now();
   let authorizedAt = 0;
   let unpublished = false;
@@ -143,15 +155,38 @@ export function startPublisher(
     if ((state === "handshake" || state === "authorizing") && now - startedAt > limits.handshakeSeconds * 1000)
       close("no publish with a stream key in time");
     else if (state === "waiting for metadata" && now - authorizedAt > limits.metadataSeconds * 1000)
-      close("the stream sent no metadata (size and frame rate) in time");
-    else if (state === "live" && now - lastData > limits.stallSeconds * 1000)
-      close(`the publisher sent nothing for ${limits.stallSeconds} s`);
+      close(
+        declared
+          ? "the stream sent no H.264 sequence header in time"
+          : "the stream sent no metadata (size and frame rate) in time",
+      );
+    else if (state === "live" && now - lastMedia > limits.stallSeconds * 1000)
+      close(`the publisher sent no audio or video for ${limits.stallSeconds} s`);
   }, 1000);
   watch.unref();
 
-  const startBroadcast = (metadata: FeedPacket) => {
+  /** Why a picture an SPS declares is refused (over the bound, or not what the metadata said), or null. */
+  const pictureRefusal = (picture: SpsPicture, input: LiveInput): string | null => {
+    const size = `${picture.width}x${picture.height}`;
+    if (overMaxInput(picture) || overMaxInput(picture.coded, CODED_SLACK))
+      return `the stream's video is ${size} (${picture.coded.width}x${picture.coded.height} coded), over the largest input (${MAX_LIVE_INPUT.width}x${MAX_LIVE_INPUT.height})`;
+    if (even(picture.width) !== input.width || even(picture.height) !== input.height)
+      return `the stream's video is ${size}, where its metadata says ${input.width}x${input.height}`;
+    return null;
+  };
+
+  /** The stream's metadata came: checked, then the broadcast starts once a sequence header has come too. */
+  const declare = (metadata: FeedPacket) => {
     const input = liveInputOf(metadata.data);
     if ("refused" in input) return close(input.refused);
+    declared = { packet: metadata, input };
+    const refused = undeclared.map((p) => pictureRefusal(p, input)).find((r) => r !== null);
+    undeclared = [];
+    if (refused) return close(refused);
+    if (sequenceHeader) startBroadcast(metadata, input);
+  };
+
+  const startBroadcast = (metadata: FeedPacket, input: LiveInput) => {
     connection.hold();
     state = "starting";
     starting = sessions
@@ -162,6 +197,7 @@ export function startPublisher(
         if (state === "closed") return;
         if ("refused" in result) return close(result.refused);
         state = "live";
+        lastMedia = Date.now();
         liveBroadcasts.inc({ protocol });
         // A broadcast that ends first (its encode failed or reached LIVE_MAX_DURATION_SECONDS, the
         // video was canceled) cuts its publisher off.
@@ -208,7 +244,6 @@ export function startPublisher(
     received(count) {
       if (state === "closed") return false;
       const now = Date.now();
-      lastData = now;
       bytes += count;
       liveIngestBytes.inc({ protocol }, count);
       if (state === "handshake" && bytes > limits.preAuthBytes) {
@@ -237,12 +272,24 @@ export function startPublisher(
         data: Buffer.from(packet.data.subarray(0, packet.size)),
         kind,
       };
+      if (packet.codec_type === 9) {
+        const read = h264.read(item.data);
+        if ("refused" in read) return close(read.refused);
+        for (const picture of read.sps) {
+          const refused = declared ? pictureRefusal(picture, declared.input) : null;
+          if (refused) return close(refused);
+          if (!declared) undeclared.push(picture);
+        }
+        if (read.picture) lastMedia = Date.now();
+        if (kind === "video header") sequenceHeader = true;
+      } else if (kind === "audio") lastMedia = Date.now();
       if (state === "live") return feed!.push(item);
-      if (kind === "metadata" && state === "waiting for metadata") return startBroadcast(item);
-      // Codec headers and the first frames wait for the broadcast (bounded like a message).
+      if (kind === "metadata" && state === "waiting for metadata" && !declared) return declare(item);
       pending.push(item);
       pendingBytes += item.data.length;
-      if (pendingBytes > limits.maxMessageBytes) close("too much media before the broadcast started");
+      if (pendingBytes > limits.maxMessageBytes) return close("too much media before the broadcast started");
+      if (kind === "video header" && state === "waiting for metadata" && declared && sequenceHeader)
+        startBroadcast(declared.packet, declared.input);
     },
     close,
     unpublish() {
@@ -252,6 +299,19 @@ export function startPublisher(
     },
     settled,
   };
+}
+
+/** Rounds a dimension down to even, as the ladder takes it. */
+const even = (n: number) => n - (n % 2);
+
+/** What a coded picture may have beyond the largest input: a macroblock's columns, an interlaced pair's rows. */
+const CODED_SLACK: PictureSize = { width: 15, height: 31 };
+
+/** Whether a picture is over the largest input (MAX_LIVE_INPUT: its width, its height or its area), plus `slack`. */
+function overMaxInput({ width, height }: PictureSize, slack: PictureSize = { width: 0, height: 0 }): boolean {
+  const maxWidth = MAX_LIVE_INPUT.width + slack.width;
+  const maxHeight = MAX_LIVE_INPUT.height + slack.height;
+  return width > maxWidth || height > maxHeight || width * height > maxWidth * maxHeight;
 }
 
 /** Why a packet's codec is not accepted, or null. */
@@ -297,8 +357,10 @@ function liveInputOf(data: Buffer): LiveInput | { refused: string } {
   const fps = Number(meta.framerate ?? meta.fps ?? 30);
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 16 || height < 16)
     return { refused: "the stream's metadata has no video size (width, height)" };
-  if (width > 3840 || height > 2160 || width * height > 3840 * 2160)
-    return { refused: `${width}x${height} is over the largest input (3840x2160)` };
+  if (overMaxInput({ width, height }))
+    return {
+      refused: `${width}x${height} is over the largest input (${MAX_LIVE_INPUT.width}x${MAX_LIVE_INPUT.height})`,
+    };
   if (!Number.isFinite(fps) || fps <= 0 || fps > 120) return { refused: `a frame rate of ${fps} is not accepted` };
   // Codecs as the metadata names them (an FLV id, or an enhanced-RTMP FourCC); each packet is checked again.
   if (meta.videocodecid !== undefined && meta.videocodecid !== H264 && meta.videocodecid !== "avc1")
@@ -307,8 +369,8 @@ function liveInputOf(data: Buffer): LiveInput | { refused: string } {
     return { refused: CODEC_REFUSED.audio };
   const audioCodec = meta.audiocodecid;
   return {
-    width: width - (width % 2),
-    height: height - (height % 2),
+    width: even(width),
+    height: even(height),
     fps,
     hasAudio: audioCodec !== undefined && audioCodec !== 0 && audioCodec !== "",
   };

@@ -300,13 +300,17 @@ export const StaticRenditionsJobMessage = z.object({
 });
 export type StaticRenditionsJobMessage = z.infer<typeof StaticRenditionsJobMessage>;
 
+/** The largest picture a broadcast may have (its width, its height and their product): the ingest refuses more. */
+export const MAX_LIVE_INPUT = { width: 3840, height: 2160 } as const;
+
 /**
  * What the API saw of a live publisher's stream when it accepted it (the stream's metadata, which
- * the publisher sends and the API bounded): the ladder is planned from it.
+ * the publisher sends and the API bounded, and the size its H.264 decodes to, checked equal): the
+ * ladder is planned from it.
  */
 export const LiveInput = z.object({
-  width: z.number().int().min(16).max(3840),
-  height: z.number().int().min(16).max(2160),
+  width: z.number().int().min(16).max(MAX_LIVE_INPUT.width),
+  height: z.number().int().min(16).max(MAX_LIVE_INPUT.height),
   fps: z.number().positive().max(120),
   hasAudio: z.boolean(),
 });
