@@ -1216,6 +1216,56 @@ describe("a tenant's monthly live minutes (LIVE_MAX_MINUTES_PER_TENANT_MONTH)", 
     expect(stream).toMatchObject({ status: "ENDED", lastError: "the encode failed" });
   });
 
+  it("a publisher that stops and starts again while its first broadcast's encode finishes: that broadcast is charged all the same, once", async () => {
+    const created = await quota.gql(
+      `mutation { createLiveStream(input: { title: "Stop, start" }) { ... on LiveStreamWithKey { streamKey liveStream { id } } } }`,
+    );
+    const { streamKey, liveStream } = created.data.createLiveStream;
+    const streamId: string = liveStream.id;
+    const db = quota.app.services.db;
+    const live = quota.app.services.live;
+    const { tenantId } = await db.liveStream.findUniqueOrThrow({ where: { id: streamId } });
+    await db.liveUsage.deleteMany();
+    const input = { width: 320, height: 240, fps: 25, hasAudio: true };
+    expect(await live.sessions.authorize(streamKey)).toEqual({ streamId });
+    const first = await live.sessions.begin(streamId, input);
+    if (!("feed" in first)) throw new Error(`no broadcast: ${JSON.stringify(first)}`);
+    const job = await db.job.findFirstOrThrow({ where: { kind: "LIVE", video: { liveStreamId: streamId } } });
+    // The publisher stops (its broadcast ends at once) and starts again before that encode's end is applied.
+    await live.sessions.end(streamId, first.feed, null, true);
+    expect(await live.sessions.authorize(streamKey)).toEqual({ streamId });
+    const second = await live.sessions.begin(streamId, input);
+    if (!("feed" in second)) throw new Error(`no second broadcast: ${JSON.stringify(second)}`);
+    const next = await db.liveStream.findUniqueOrThrow({ where: { id: streamId } });
+    expect(next.activeVideoId).not.toBe(job.videoId);
+    // The first broadcast's encode ends, its end applied twice (a redelivered event).
+    const envelope = (seq: number) => ({
+      v: PROTOCOL_VERSION,
+      jobId: job.id,
+      attempt: 1,
+      seq,
+      workerId: "test-worker",
+      at: new Date().toISOString(),
+    });
+    const failed = { ...envelope(2), type: "job.failed" as const, error: "the feed ended", retryable: false };
+    await createTestEventIngestor(db, { live }).ingest([{ ...envelope(1), type: "job.started" }, failed]);
+    await live.onJobEvent(failed, job.videoId);
+    // Before, only a broadcast its stream still named was charged: a stop and a start in time made its time free.
+    const charges = await db.liveBroadcastCharge.findMany({
+      where: { videoId: { in: [job.videoId, next.activeVideoId!] } },
+    });
+    expect(charges.map((c) => c.videoId)).toEqual([job.videoId]);
+    const month = new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), 1));
+    const row = await db.liveUsage.findUniqueOrThrow({ where: { tenantId_month: { tenantId, month } } });
+    expect(row.seconds).toBeCloseTo(charges[0]!.seconds, 6);
+    // The stream is the second broadcast's, untouched.
+    expect(await db.liveStream.findUniqueOrThrow({ where: { id: streamId } })).toMatchObject({
+      status: "CONNECTED",
+      activeVideoId: next.activeVideoId,
+    });
+    await live.sessions.end(streamId, second.feed, null, true);
+  });
+
   it("caps a broadcast at the time left, counts its end once, and refuses a publisher once the month's minutes are spent", async () => {
     const created = await quota.gql(
       `mutation { createLiveStream(input: { title: "Metered" }) { ... on LiveStreamWithKey { streamKey liveStream { id } } } }`,

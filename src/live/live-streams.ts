@@ -183,9 +183,8 @@ export function createLiveStreams(deps: {
   }
 
   /**
-   * A broadcast's end added to its tenant's month (LiveUsage), once: the stream's move to ENDED
-   * is claimed first (false: it was ENDED already), so an end applied twice (a redelivered event)
-   * counts once. Its length is the recording's when known, else the time since it started.
+   * The stream's move to ENDED, claimed (false: it was ENDED already, so an end applied twice sends
+   * no second webhook), and its broadcast's end added to its tenant's month.
    */
   async function countEndedBroadcast(tx: Tx, streamId: string): Promise<boolean> {
     const claim = await tx.liveStream.updateMany({
@@ -194,19 +193,34 @@ export function createLiveStreams(deps: {
     });
     if (claim.count === 0) return false;
     const stream = await tx.liveStream.findUniqueOrThrow({ where: { id: streamId } });
-    const video = stream.activeVideoId
-      ? await tx.video.findUnique({ where: { id: stream.activeVideoId }, select: { createdAt: true, duration: true } })
-      : null;
-    if (!video) return true;
+    if (stream.activeVideoId) await chargeBroadcast(tx, stream.activeVideoId);
+    return true;
+  }
+
+  /**
+   * A broadcast's end added to its tenant's month (LiveUsage), once per broadcast however often it
+   * is applied (its LiveBroadcastCharge row is the claim), also when its stream has moved on to the
+   * next broadcast (a publisher that stopped and started again while the first one's encode finished).
+   */
+  async function chargeBroadcast(tx: Tx, videoId: string): Promise<void> {
+    const video = await tx.video.findUnique({
+      where: { id: videoId },
+      select: { tenantId: true, createdAt: true, duration: true, source: true },
+    });
+    if (video?.source !== "LIVE") return;
     const now = new Date();
-    const seconds = await chargedSeconds(tx, stream.activeVideoId!, video, now);
-    const key = { tenantId: stream.tenantId, month: monthOf(now) };
+    const seconds = await chargedSeconds(tx, videoId, video, now);
+    const claim = await tx.liveBroadcastCharge.createMany({
+      data: [{ videoId, tenantId: video.tenantId, seconds }],
+      skipDuplicates: true,
+    });
+    if (claim.count === 0) return;
+    const key = { tenantId: video.tenantId, month: monthOf(now) };
     await tx.liveUsage.upsert({
       where: { tenantId_month: key },
       create: { ...key, seconds },
       update: { seconds: { increment: seconds } },
     });
-    return true;
   }
 
   /**
@@ -555,7 +569,12 @@ export function createLiveStreams(deps: {
   /** A LIVE job's event applied to its stream: its state, webhooks and subscribers. */
   async function applyJobEvent(e: JobEvent, videoId: string): Promise<void> {
     const stream = await streamOnAirWith(videoId);
-    if (!stream) return;
+    if (!stream) {
+      // A broadcast its stream has moved on from (the next one started while it finished): its
+      // stream's state is the next one's, but its time is the tenant's all the same.
+      if (endsRun(e)) await db.$transaction((tx) => chargeBroadcast(tx, videoId));
+      return;
+    }
     const streamId = stream.id;
     switch (e.type) {
       case "video.playable":
