@@ -73,7 +73,13 @@ export interface App {
    * The first step of a shutdown; `stop` does it too.
    */
   closeSubscriptions(): Promise<void>;
-  /** Stops in a fixed order: WebSockets, HTTP, storage notifications, dispatcher, transport, fan-out, database. */
+  /**
+   * Closes the live ingest and ends this instance's broadcasts' feeds, so their encodes finish with
+   * what they have (a worker then ends its run in seconds, not at its shutdown grace) while the API
+   * still applies their ends. A shutdown's step before the local worker's; `stop` does it too.
+   */
+  stopLiveIngest(): Promise<void>;
+  /** Stops in a fixed order: WebSockets, live ingest, HTTP, storage notifications, dispatcher, transport, fan-out, database. */
   stop(): Promise<void>;
 }
 
@@ -370,6 +376,18 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
   let started = false;
   let metricsServer: MetricsServer | null = null;
   let subscriptionsClosed: Promise<void> | null = null;
+  let liveIngestStopped: Promise<void> | null = null;
+  function stopLiveIngest(): Promise<void> {
+    liveIngestStopped ??= (async () => {
+      if (rtmpIngest || srtIngest) {
+        log.info("stopping: live ingest (broadcasts end; their recordings are finished)");
+        await Promise.all([rtmpIngest?.close(), srtIngest?.close()]);
+      }
+      live.endAll();
+    })();
+    return liveIngestStopped;
+  }
+
   function closeSubscriptions(): Promise<void> {
     if (!subscriptionsClosed) log.info("stopping: WebSocket subscriptions (close 1001, going away)");
     subscriptionsClosed ??= Promise.resolve(wsHandle.dispose());
@@ -441,13 +459,10 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       return { port, url, metricsUrl: metricsServer ? `${metricsServer.url}${env.METRICS_PATH}` : null };
     },
     closeSubscriptions,
+    stopLiveIngest,
     async stop() {
       if (started) await closeSubscriptions();
-      if (rtmpIngest || srtIngest) {
-        log.info("stopping: live ingest (broadcasts end; their recordings are finished)");
-        await Promise.all([rtmpIngest?.close(), srtIngest?.close()]);
-        live.endAll();
-      }
+      await stopLiveIngest();
       log.info("stopping: HTTP connections");
       await metricsServer?.close();
       if (started) {

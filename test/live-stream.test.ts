@@ -891,9 +891,11 @@ describe("live streams over RTMP", () => {
     );
     expect(job.status).toBe("SUCCEEDED");
     expect(job.cpuSeconds).toBeGreaterThan(0);
-    // Its length was added to the tenant's live time this month, once.
+    // Its time on air was added to the tenant's live time this month, once: its charge, at least its length.
+    const [charge] = await t.app.services.db.liveBroadcastCharge.findMany({ where: { videoId } });
+    expect(charge!.seconds).toBeGreaterThanOrEqual(ended.activeVideo.duration);
     const usage = await t.app.services.db.liveUsage.findMany();
-    expect(usage.reduce((sum, u) => sum + u.seconds, 0) - usedBefore).toBeCloseTo(ended.activeVideo.duration, 3);
+    expect(usage.reduce((sum, u) => sum + u.seconds, 0) - usedBefore).toBeCloseTo(charge!.seconds, 6);
     // The CMS hears the end, with the video DISCARDED, and no video.ready.
     const deliveries = await t.app.services.db.webhookDelivery.findMany({ where: { endpointId } });
     expect(deliveries.map((d) => [d.eventType, (d.payload as any).data.video.status])).toEqual([
