@@ -175,6 +175,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     dispatcher,
     signer,
     storage,
+    stopRun: (jobId, attempt, workerId, runId) => tellWorkersToCancel(transport, jobId, attempt, workerId, runId),
     costs,
     webhooks,
     target: eventTarget,

@@ -24,7 +24,13 @@ const sql = async (text: string, values: unknown[] = []) => {
 beforeAll(async () => {
   t = await startTestApp({
     worker: false,
-    env: { LIVE_SEGMENT_SECONDS: "1", LIVE_STALL_SECONDS: "3", LIVE_RECONNECT_GRACE_SECONDS: "10" },
+    env: {
+      LIVE_SEGMENT_SECONDS: "1",
+      LIVE_STALL_SECONDS: "3",
+      LIVE_RECONNECT_GRACE_SECONDS: "10",
+      // The transport's own redelivery of a dead run's job comes after this: too late for the test.
+      JOB_STALL_SECONDS: "60",
+    },
   });
 });
 afterAll(async () => {
@@ -76,16 +82,24 @@ describe("a live broadcast outlives the process encoding it", () => {
 
     await first.stop("SIGKILL");
     const before = segmentUris(await topPlaylist(videoId));
+    const killedAt = Date.now();
     await startWorkerProcess("live-worker-second", workerEnv);
-    // The killed run's claim lapses now (as in redelivery-takeover): pg-boss delivers the job again.
-    await sql(
-      `UPDATE pgboss.job SET heartbeat_on = now() - make_interval(secs => heartbeat_seconds + 1)
-        WHERE name LIKE 'render-jobs-%' AND state = 'active'`,
-    );
-    // The second run lists its own segments after the first run's, under new names.
+    // The second run lists its own segments after the first run's, under new names: the API saw the
+    // feed lose its reader and queued the job again, long before the transport would have noticed
+    // the dead run (its claim lapses after JOB_STALL_SECONDS, 60 s here).
     await expect
-      .poll(async () => segmentUris(await topPlaylist(videoId)).length, { timeout: 60_000, interval: 250 })
+      .poll(async () => segmentUris(await topPlaylist(videoId)).length, { timeout: 25_000, interval: 250 })
       .toBeGreaterThan(before.length + 2);
+    const resumedSeconds = (Date.now() - killedAt) / 1000;
+    expect(resumedSeconds).toBeLessThan(25);
+    const runs = await sql(
+      `SELECT r."workerId", r.status FROM "JobRun" r JOIN "Job" j ON j.id = r."jobId" WHERE j."videoId" = $1 ORDER BY r."startedAt"`,
+      [videoId],
+    );
+    expect(runs.rows.map((r) => [r.workerId, r.status])).toEqual([
+      ["live-worker-first", "ABANDONED"],
+      ["live-worker-second", "RUNNING"],
+    ]);
     const sent = await publisher.stop();
     await expect.poll(async () => (await state()).status, { timeout: 30_000, interval: 250 }).toBe("ENDED");
     const ended = await state();

@@ -107,7 +107,8 @@ async function encodeBroadcast(job: LiveJobMessage, ctx: JobContext): Promise<vo
       input: job.input,
       workDir: ctx.workDir,
       segmentSeconds,
-      maxDurationSeconds,
+      // The broadcast's longest length counts what earlier runs published.
+      maxDurationSeconds: Math.max(1, maxDurationSeconds - (continues?.get(top.name)?.keptSeconds ?? 0)),
       copiedRung: copied,
       ...(continues ? { continues } : {}),
       signal: encodeController.signal,

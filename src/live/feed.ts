@@ -70,6 +70,7 @@ export class LiveFeed implements BroadcastFeed {
   readonly #readers = new Map<ServerResponse, { base: number }>();
   #ended = false;
   readonly #endListeners: (() => void)[] = [];
+  readonly #readerGoneListeners: (() => void)[] = [];
   /** Added to the publisher's timestamps; the last timestamp received, and the last sent (ms). */
   #offset = 0;
   #lastIn: number | null = null;
@@ -208,7 +209,10 @@ export class LiveFeed implements BroadcastFeed {
     const start = this.#replay[0] ?? null;
     const reader = { base: start?.dts ?? -1 };
     this.#readers.set(res, reader);
-    res.on("close", () => this.#readers.delete(res));
+    res.on("close", () => {
+      this.#readers.delete(res);
+      if (!this.#ended) for (const listener of this.#readerGoneListeners) listener();
+    });
     for (const packet of [this.#metadata, this.#videoHeader, this.#audioHeader, ...this.#replay]) {
       if (packet) this.#write(res, reader, packet);
     }
@@ -221,6 +225,16 @@ export class LiveFeed implements BroadcastFeed {
     for (const res of this.#readers.keys()) res.end();
     this.#readers.clear();
     for (const listener of this.#endListeners) listener();
+  }
+
+  /** Readers attached now. */
+  get readerCount(): number {
+    return this.#readers.size;
+  }
+
+  /** Called each time a reader goes while the feed goes on (its encode's process died, or it fell too far behind). */
+  onReaderGone(listener: () => void): void {
+    this.#readerGoneListeners.push(listener);
   }
 
   /** Called once when the feed ends (its publisher is cut off when its broadcast ends first). */

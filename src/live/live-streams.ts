@@ -38,6 +38,12 @@ class BroadcastRefused extends Error {}
 const FEED_PATH_PREFIX = "/live/v1/feeds/";
 /** How many broadcasts ended here by their grace an instance remembers until their encode ends. */
 const ENDED_HERE_KEPT = 10_000;
+/**
+ * A broadcast's feed without a reader this long while it goes on has lost its encode (its worker
+ * died, or fell too far behind): its job is queued again for another run to take it over. Longer
+ * than a run takes between its sample of the feed and its encode's read.
+ */
+const READERLESS_TAKEOVER_MS = 3000;
 
 /** A transaction of the API's database client. */
 type Tx = Parameters<Parameters<Db["$transaction"]>[0]>[0];
@@ -120,6 +126,8 @@ export function createLiveStreams(deps: {
   signer: UrlSigner;
   /** Where a broadcast whose recording is not kept has its media deleted at its end. */
   storage: Pick<ApiStorage, "deletePrefix">;
+  /** Tells a worker to stop one run of a job (a broadcast's encode that another run takes over). */
+  stopRun(jobId: string, attempt: number, workerId: string, runId: string): Promise<void>;
   costs: CostSettings;
   webhooks: WebhookEmitter;
   target: EventTarget;
@@ -332,6 +340,61 @@ export function createLiveStreams(deps: {
   }
 
   /**
+   * Watches a broadcast's feed held here for its encode's reader going away while the broadcast
+   * goes on: after READERLESS_TAKEOVER_MS without one, its LIVE job is queued again at once (its
+   * runs abandoned, their workers told to stop them), so another run takes it over and goes on with
+   * its playlists (render-worker/media/live-continuation.ts) without waiting for the transport to
+   * notice the dead run. Not once the feed has run its encode's length (the encode's own cap).
+   */
+  function watchReaders(videoId: string, feed: LiveFeed): void {
+    let timer: NodeJS.Timeout | null = null;
+    feed.onReaderGone(() => {
+      if (timer) return;
+      timer = setTimeout(() => {
+        timer = null;
+        if (feed.ended || feed.readerCount > 0 || feeds.get(videoId)?.feed !== feed) return;
+        takeOverEncode(videoId, feed.receivedSeconds).catch((err) =>
+          log.error("live: the broadcast's encode could not be queued again", { videoId, err }),
+        );
+      }, READERLESS_TAKEOVER_MS);
+      timer.unref();
+    });
+  }
+
+  async function takeOverEncode(videoId: string, receivedSeconds: number): Promise<void> {
+    const job = await db.job.findFirst({
+      where: { videoId, kind: "LIVE", status: "RUNNING" },
+      select: { id: true, attempt: true, input: true },
+    });
+    if (!job || receivedSeconds >= parseJobInput("LIVE", job.input).options.maxDurationSeconds - 1) return;
+    const runs = await db.jobRun.findMany({
+      where: { jobId: job.id, attempt: job.attempt, status: "RUNNING" },
+      select: { id: true, workerId: true, runId: true },
+    });
+    const queued = await db.$transaction(async (tx) => {
+      const { count } = await tx.job.updateMany({
+        where: { id: job.id, attempt: job.attempt, status: "RUNNING" },
+        data: { status: "QUEUED", dispatchedAt: null, workerId: null, runId: "" },
+      });
+      if (count === 0) return false;
+      await tx.jobRun.updateMany({
+        where: { id: { in: runs.map((r) => r.id) }, status: "RUNNING" },
+        data: { status: "ABANDONED", finishedAt: new Date() },
+      });
+      return true;
+    });
+    if (!queued) return;
+    log.warn("live: the broadcast's encode lost its feed; queued again for another run to take it over", {
+      videoId,
+      jobId: job.id,
+      runs: runs.map((r) => r.workerId),
+    });
+    // A run whose worker is alive but cut off from the feed stops; a dead one hears nothing.
+    for (const run of runs) if (run.runId) await deps.stopRun(job.id, job.attempt, run.workerId, run.runId);
+    deps.dispatcher.kick();
+  }
+
+  /**
    * Why the tenant may not start another broadcast (LIVE_MAX_STREAMS_PER_TENANT on air, not
    * counting `starting`, the stream asking), or null.
    */
@@ -437,6 +500,7 @@ export function createLiveStreams(deps: {
         reconnectWindowSeconds: stream.reconnectWindowSeconds ?? settings.reconnectGraceSeconds,
         endOnUnpublish: stream.endOnUnpublish,
       });
+      watchReaders(videoId, feed);
       let video: Video;
       let longest = settings.maxDurationSeconds;
       try {
