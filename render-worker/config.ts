@@ -6,6 +6,12 @@ import { LOG_FORMATS, LOG_LEVELS } from "../src/shared/log.ts";
 import { checkSharedEnv, envFlag, listenHost, parseEnv, sharedEnvShape } from "../src/shared/env.ts";
 import type { WorkerConfigEnvName } from "../src/shared/worker-env.ts";
 
+/**
+ * Broadcasts a worker encodes at once unless WORKER_LIVE_SLOTS says: what a 2-core worker holds in
+ * real time with 720p30 publishers and the default ladder (docs/live.md "Capacity").
+ */
+const DEFAULT_LIVE_SLOTS = 2;
+
 /** Every environment variable of the worker's configuration; `.env.template` documents each one. */
 const WorkerEnvSchema = z.object({
   ...sharedEnvShape,
@@ -21,6 +27,8 @@ const WorkerEnvSchema = z.object({
     )
     .pipe(z.array(Capability).min(1)),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(16).default(1),
+  /** Broadcasts it encodes at once, beside WORKER_CONCURRENCY (docs/live.md "Capacity"). */
+  WORKER_LIVE_SLOTS: z.coerce.number().int().min(1).max(64).default(DEFAULT_LIVE_SLOTS),
   /** Memory the worker's jobs may use; default: the cgroup's limit, else the machine's RAM. */
   WORKER_MEMORY_LIMIT_BYTES: z.coerce.number().int().positive().optional(),
   WORKER_TMP_DIR: z.string().optional(),

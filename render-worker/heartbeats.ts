@@ -11,6 +11,7 @@ export function createHeartbeats(options: {
   transport: WorkerTransport;
   workerId: string;
   slots: number;
+  liveSlots: number;
   intervalSeconds: number;
   runs: RunTable;
   capabilities: () => Capability[];
@@ -26,6 +27,7 @@ export function createHeartbeats(options: {
       capabilities: options.capabilities(),
       probing: options.probing(),
       slots: options.slots,
+      liveSlots: options.liveSlots,
       activeJobs: options.runs.all().map((r) => ({ jobId: r.jobId, attempt: r.attempt })),
       at: new Date().toISOString(),
     });

@@ -40,6 +40,7 @@ const worker = createWorker({
   workerId: env.WORKER_ID,
   capabilities: env.WORKER_CAPABILITIES,
   concurrency: env.WORKER_CONCURRENCY,
+  liveSlots: env.WORKER_LIVE_SLOTS,
   memoryLimitBytes: env.WORKER_MEMORY_LIMIT_BYTES,
   transport:
     env.TRANSPORT === "pubsub"

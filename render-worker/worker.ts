@@ -19,6 +19,8 @@ export interface WorkerOptions extends CapabilityOptions {
   workerId: string;
   capabilities: Capability[];
   concurrency: number;
+  /** Broadcasts (the `live` queue) it encodes at once, beside `concurrency` (WORKER_LIVE_SLOTS). */
+  liveSlots: number;
   transport: WorkerTransport;
   storage: WorkerStorage;
   /** How long a run waits for storage to come back before its attempt fails (0: not at all). */
@@ -64,8 +66,14 @@ export function createWorker(options: WorkerOptions): Worker {
   let workDirs: WorkDirs | undefined;
   const runs = createRunTable();
   const cancels = createCancelListener(workerId, runs);
+  /** Broadcasts take slots of their own: a broadcast never waits for an upload's slot, nor the reverse. */
+  async function consume(caps: Capability[]): Promise<void> {
+    const vod = caps.filter((c) => c !== "live");
+    if (vod.length > 0) await transport.consumeJobs(vod, options.concurrency, runJob);
+    if (caps.includes("live")) await transport.consumeJobs(["live"], options.liveSlots, runJob);
+  }
   const capabilities = createCapabilities(options, {
-    consume: (caps) => transport.consumeJobs(caps, options.concurrency, runJob),
+    consume,
     stopConsuming: (caps) => transport.stopConsuming(caps),
     announce: () => heartbeats.send(),
   });
@@ -73,6 +81,7 @@ export function createWorker(options: WorkerOptions): Worker {
     transport,
     workerId,
     slots: options.concurrency,
+    liveSlots: options.liveSlots,
     intervalSeconds: options.heartbeatIntervalSeconds,
     runs,
     capabilities: capabilities.serving,
@@ -98,12 +107,17 @@ export function createWorker(options: WorkerOptions): Worker {
         cancels.onControl,
         () => void heartbeats.send().catch((err) => log.warn("heartbeat after reconnecting failed", { err })),
       );
-      await transport.consumeJobs(capabilities.serving(), options.concurrency, runJob);
+      await consume(capabilities.serving());
       heartbeats.start();
       await heartbeats.send();
       if (!(await capabilities.probeAfterConnecting(() => shuttingDown))) return;
       taking = true;
-      log.info("worker ready", { workerId, capabilities: capabilities.serving(), concurrency: options.concurrency });
+      log.info("worker ready", {
+        workerId,
+        capabilities: capabilities.serving(),
+        concurrency: options.concurrency,
+        liveSlots: options.liveSlots,
+      });
     },
     async readiness() {
       const serving = capabilities.serving();

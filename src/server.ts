@@ -186,6 +186,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       maxMinutesPerTenantMonth: env.LIVE_MAX_MINUTES_PER_TENANT_MONTH ?? null,
       maxDurationSeconds: env.LIVE_MAX_DURATION_SECONDS,
       reconnectGraceSeconds: env.LIVE_RECONNECT_GRACE_SECONDS,
+      workerAliveSeconds: 3 * env.JOB_STALL_SECONDS,
       feedBaseUrl: () => (env.LIVE_FEED_URL ?? env.PUBLIC_URL ?? addresses.api).replace(/\/$/, ""),
     },
   });

@@ -135,6 +135,7 @@ describe("worker liveness and readiness (its ops endpoint over real HTTP)", () =
       workerId: "health-worker",
       capabilities: ["cpu", "nvenc"],
       concurrency: 1,
+      liveSlots: 1,
       transport: createPostgresWorkerTransport(t.database.url),
       storage: createLocalWorkerStorage(t.dataDir),
       tmpDir: tmp,

@@ -3,6 +3,7 @@ import { srtGatewayBuilt } from "../src/live/srt-gateway-build.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { tenantKeySecret } from "./support/auth.ts";
 import { killPublishersOnAir, publish, publishUntilStopped } from "./support/live-publisher.ts";
+import { workersReported } from "./support/live-slots.ts";
 
 // How a broadcast ends (docs/live.md, "How a broadcast ends"): a clean unpublish at once, a dropped
 // connection after its stream's reconnect window, endLiveStream now. Real publishers (ffmpeg over
@@ -23,6 +24,7 @@ beforeAll(async () => {
     },
     workerEnv: { LIVE_PASSTHROUGH: "true" },
   });
+  await workersReported(t);
 });
 afterAll(async () => {
   await t?.stop();

@@ -22,6 +22,7 @@ import { PROTOCOL_VERSION } from "../src/protocol/messages.ts";
 import { ANALYTICS_PATHS } from "../src/shared/analytics-beacons.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { killPublishersOnAir, publish, publishUntilStopped } from "./support/live-publisher.ts";
+import { standInLiveWorker, workersReported } from "./support/live-slots.ts";
 import { childrenOf } from "./support/process-scan.ts";
 import { createTestEventIngestor } from "./support/event-ingestor.ts";
 import { buildConsole, launchChromium } from "./support/console.ts";
@@ -54,6 +55,7 @@ beforeAll(async () => {
     // Every broadcast here copies its top rung (the publisher's 320x240, a keyframe a second).
     workerEnv: { LIVE_PASSTHROUGH: "true" },
   });
+  await workersReported(t);
 });
 afterAll(async () => {
   await browser?.close();
@@ -1063,6 +1065,7 @@ describe("a tenant's limit on broadcasts on air", () => {
   let limited: TestApp;
   beforeAll(async () => {
     limited = await startTestApp({ worker: false, env: { LIVE_MAX_STREAMS_PER_TENANT: "1" } });
+    await standInLiveWorker(limited.app.services.db, 4);
   });
   afterAll(async () => {
     await limited?.stop();
@@ -1128,6 +1131,7 @@ describe("a publisher back after its broadcast's grace ran out here, its encode 
       worker: false,
       env: { LIVE_RECONNECT_GRACE_SECONDS: "1", LIVE_FEED_URL: `http://127.0.0.1:${port}` },
     });
+    await standInLiveWorker(graceful.app.services.db, 4);
   });
   afterAll(async () => {
     await graceful?.stop();
@@ -1178,6 +1182,7 @@ describe("a tenant's monthly live minutes (LIVE_MAX_MINUTES_PER_TENANT_MONTH)", 
   let quota: TestApp;
   beforeAll(async () => {
     quota = await startTestApp({ worker: false, env: { LIVE_MAX_MINUTES_PER_TENANT_MONTH: "1" } });
+    await standInLiveWorker(quota.app.services.db, 4);
   });
   afterAll(async () => {
     await quota?.stop();

@@ -16,6 +16,7 @@ import type { ApiStorage } from "../storage/types.ts";
 import type { UrlSigner } from "../storage/url-signer.ts";
 import { createVideo, NEW_VIDEO_DEFAULTS } from "../videos/creation-options.ts";
 import { LiveFeed } from "./feed.ts";
+import { countLiveSlots, lockLiveAdmission, whyNoLiveSlot } from "./live-capacity.ts";
 import type { IngestSessions } from "./publisher.ts";
 import { RelayFeed, signedRelayUrl } from "./relay.ts";
 import { hashStreamKey, UNKNOWN_STREAM_KEY } from "./stream-keys.ts";
@@ -109,6 +110,8 @@ export interface LiveSettings {
   maxDurationSeconds: number;
   /** A publisher that reconnects within this continues its broadcast (the same video), unless its stream says otherwise. */
   reconnectGraceSeconds: number;
+  /** A worker's live slots count while it heartbeated within this (docs/live.md "Capacity"). */
+  workerAliveSeconds: number;
   /** The base URL workers reach this API's feeds at. */
   feedBaseUrl: () => string;
 }
@@ -465,8 +468,10 @@ export function createLiveStreams(deps: {
       // Checked again when the broadcast starts, under a lock (begin): here it spares a publisher
       // over the limit the wait for its metadata.
       const over =
-        (await onAirOverLimit(db, stream.tenantId, stream.id)) ?? quotaSpent(await secondsLeft(db, stream.tenantId));
-      if (over) return { refused: over };
+        (await onAirOverLimit(db, stream.tenantId, stream.id)) ??
+        quotaSpent(await secondsLeft(db, stream.tenantId)) ??
+        whyNoLiveSlot(await countLiveSlots(db, stream.tenantId, settings.workerAliveSeconds));
+      if (over) return refuseAtConnect(stream.id, over);
       return { streamId: stream.id };
     },
 
@@ -521,6 +526,8 @@ export function createLiveStreams(deps: {
           const left = await secondsLeft(tx, stream.tenantId);
           const spent = quotaSpent(left);
           if (spent) throw new BroadcastRefused(spent);
+          const noSlot = await admitBroadcast(tx, stream.tenantId);
+          if (noSlot) throw new BroadcastRefused(noSlot);
           longest =
             left === null ? settings.maxDurationSeconds : Math.min(settings.maxDurationSeconds, Math.floor(left));
           const video = await createBroadcast(tx, stream, videoId, input, segmentSeconds, longest);
@@ -579,6 +586,22 @@ export function createLiveStreams(deps: {
       }
     },
   };
+
+  /**
+   * Why the broadcast gets no live slot, or null; under the admission lock, which the caller's
+   * transaction holds until the broadcast's job is written (live-capacity.ts).
+   */
+  async function admitBroadcast(tx: Tx, tenantId: string): Promise<string | null> {
+    await lockLiveAdmission(tx);
+    return whyNoLiveSlot(await countLiveSlots(tx, tenantId, settings.workerAliveSeconds));
+  }
+
+  /** A publisher refused before its broadcast: its stream says why (its lastError, to its subscribers). */
+  async function refuseAtConnect(streamId: string, reason: string): Promise<{ refused: string }> {
+    await db.liveStream.update({ where: { id: streamId }, data: { lastError: reason } });
+    announce(streamId);
+    return { refused: reason };
+  }
 
   /**
    * The LIVE job of the stream's broadcast when it waits for its publisher on another API instance

@@ -791,6 +791,11 @@ export const WorkerHeartbeat = z.object({
   probing: z.array(Capability).optional(),
   /** Jobs it runs at once (WORKER_CONCURRENCY); absent from older workers, which count as 1. */
   slots: z.number().int().positive().optional(),
+  /**
+   * Broadcasts it encodes at once when it serves `live` (WORKER_LIVE_SLOTS), beside its `slots`;
+   * absent from older workers, whose live queue took `slots` broadcasts.
+   */
+  liveSlots: z.number().int().positive().optional(),
   /** Jobs (id and attempt) the worker is running right now. */
   activeJobs: z.array(z.object({ jobId: z.uuid(), attempt: z.number().int().positive() })),
   at: z.iso.datetime(),

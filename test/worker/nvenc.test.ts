@@ -298,6 +298,7 @@ describe("the queue a job came from picks its encoder", () => {
       workerId: "encoder-choice",
       capabilities: ["cpu", "nvenc"],
       concurrency: 1,
+      liveSlots: 1,
       transport: memory.transport,
       storage: createLocalWorkerStorage(root),
       tmpDir: root,

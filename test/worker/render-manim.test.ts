@@ -408,6 +408,7 @@ capability, with it it renders jobs from the manim queue`, async () => {
         workerId: `manim-${randomUUID()}`,
         capabilities: ["cpu", "manim"],
         concurrency: 1,
+        liveSlots: 1,
         transport: memory.transport,
         storage: createLocalWorkerStorage(dataDir),
         tmpDir: root,

@@ -344,13 +344,14 @@ export function createJobRunIngestor(deps: IngestDeps) {
 
   async function onHeartbeat(h: WorkerHeartbeat): Promise<void> {
     const at = new Date(h.at);
-    // What is alive, for LOCAL_FALLBACK routing; an older heartbeat delivered late changes nothing.
+    // What is alive, for LOCAL_FALLBACK routing and live admission; an older heartbeat delivered late changes nothing.
     await db.$executeRaw`
-      INSERT INTO "Worker" (id, capabilities, probing, slots, "lastHeartbeatAt")
-        VALUES (${h.workerId}, ${h.capabilities}, ${h.probing ?? []}::text[], ${h.slots ?? 1}, ${at})
+      INSERT INTO "Worker" (id, capabilities, probing, slots, "liveSlots", "lastHeartbeatAt")
+        VALUES (${h.workerId}, ${h.capabilities}, ${h.probing ?? []}::text[], ${h.slots ?? 1}, ${h.liveSlots ?? null}::int,
+          ${at})
       ON CONFLICT (id) DO UPDATE
         SET capabilities = EXCLUDED.capabilities, probing = EXCLUDED.probing, slots = EXCLUDED.slots,
-          "lastHeartbeatAt" = EXCLUDED."lastHeartbeatAt"
+          "liveSlots" = EXCLUDED."liveSlots", "lastHeartbeatAt" = EXCLUDED."lastHeartbeatAt"
       WHERE "Worker"."lastHeartbeatAt" < EXCLUDED."lastHeartbeatAt"`;
     // Runs this worker started before the heartbeat but no longer lists have ended: finished (their
     // own event says so) or handed back at shutdown, so another worker may take them at once.
