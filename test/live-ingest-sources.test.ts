@@ -5,6 +5,7 @@ import { liveIngestSourceRefusals } from "../src/metrics.ts";
 import { createSourceLimits, KEY_GUESSING_REFUSAL, sourceOf } from "../src/live/source-limits.ts";
 import { srtGatewayBuilt } from "../src/live/srt-gateway-build.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
+import { standInLiveWorker } from "./support/live-slots.ts";
 
 // The ingest's per-source limits (src/live/source-limits.ts): one address cannot hold the ingest's
 // connections or guess keys at the database's pace, and a right publisher from another address is
@@ -179,6 +180,8 @@ describe("the RTMP ingest's per-source limits", () => {
       worker: false,
       env: { LIVE_MAX_CONNECTIONS: "16", LIVE_MAX_KEY_FAILURES_PER_SOURCE: "3" },
     });
+    // No worker encodes here: a stand-in's live slots admit the broadcasts, whose jobs stay queued.
+    await standInLiveWorker(app.app.services.db, 8);
     port = Number(new URL((await createLiveStream(app, "port")).url.replace("rtmp:", "http:")).port);
   });
   afterAll(async () => {
@@ -240,6 +243,7 @@ describe("the SRT ingest's per-source limit (LIVE_MAX_CONNECTIONS_PER_SOURCE)", 
   beforeAll(async () => {
     expect(srtGatewayBuilt(), "npm run setup:srt").toBe(true);
     app = await startTestApp({ worker: false, env: { LIVE_SRT_PORT: "0", LIVE_MAX_CONNECTIONS_PER_SOURCE: "1" } });
+    await standInLiveWorker(app.app.services.db, 8);
   });
   afterAll(async () => {
     await app?.stop();

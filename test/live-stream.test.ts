@@ -1458,6 +1458,7 @@ describe("SRT ingest's connection limit (LIVE_MAX_CONNECTIONS)", () => {
   beforeAll(async () => {
     expect(srtGatewayBuilt(), SRT_GATEWAY_NEEDED).toBe(true);
     limited = await startTestApp({ worker: false, env: { LIVE_SRT_PORT: "0", LIVE_MAX_CONNECTIONS: "1" } });
+    await standInLiveWorker(limited.app.services.db, 2);
   });
   afterAll(async () => {
     await limited?.stop();

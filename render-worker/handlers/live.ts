@@ -1,12 +1,13 @@
 import { statSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import path from "node:path";
 import type { LiveJobMessage, ProbeResult, StaticRenditionPlan, Storyboard } from "../../src/protocol/messages.ts";
 import { liveRecordingKey, posterKey } from "../../src/protocol/storage-layout.ts";
 import { inSpan } from "../../src/shared/tracing.ts";
 import { log } from "../log.ts";
-import { abortError, isAbortError } from "../media/errors.ts";
-import { createHlsPublisher } from "../media/hls-publisher.ts";
-import { publishedBroadcast } from "../media/live-continuation.ts";
+import { abortError, isAbortError, MediaError } from "../media/errors.ts";
+import { createHlsPublisher, type HlsPublisher } from "../media/hls-publisher.ts";
+import { publishedBroadcast, type RungContinuation } from "../media/live-continuation.ts";
 import {
   encodeLiveLadder,
   liveFeedInput,
@@ -54,31 +55,100 @@ function withoutFeedUrl(err: unknown, feedUrl: string): unknown {
   return err;
 }
 
+/** How often one run starts its encode again after its ffmpeg failed (killed, say) before the run fails. */
+const MAX_ENCODE_RESTARTS = 3;
+
+/** What a broadcast's encodes share: the ladder planned once, and its poster once made. */
+interface LivePlan {
+  ladder: PlannedRung[];
+  probe: ProbeResult;
+  copied: string | null;
+  top: PlannedRung;
+  made: { poster?: Promise<string | null> };
+}
+
 async function encodeBroadcast(job: LiveJobMessage, ctx: JobContext): Promise<void> {
   const { storage, signal } = ctx;
-  const { segmentSeconds, maxDurationSeconds } = job.options;
+  const { segmentSeconds } = job.options;
   const probe = liveProbe(job.input);
   await ctx.emit({ type: "job.started" });
   const planned = planLiveLadder(job.input, segmentSeconds);
   const copy = ctx.livePassthrough === true ? await copiedTopRung(job, planned, signal) : null;
   const ladder = copy ? planned.map((r) => (r.name === copy.name ? copy : r)) : planned;
-  const copied = copy?.name ?? null;
   await ctx.emit({ type: "job.probed", probe, ladder });
   const top = ladder.find((r) => r.kind === "VIDEO") ?? ladder[0]!;
-  // A run taking the broadcast over (its earlier run's worker died) goes on with its playlists.
-  const continues = await publishedBroadcast(storage, job.outputPrefix, ladder);
-  if (continues)
-    log.info("live: taking over a broadcast an earlier run published", {
-      jobId: job.jobId,
-      rungs: Object.fromEntries([...continues].map(([name, c]) => [name, c.kept.length])),
-    });
-  const firstSegment = `seg_${String(continues?.get(top.name)?.firstSegment ?? 0).padStart(5, "0")}.ts`;
+  const plan: LivePlan = { ladder, probe, copied: copy?.name ?? null, top, made: {} };
+  let publisher: HlsPublisher;
+  for (let restarts = 0; ; restarts++) {
+    // A run taking the broadcast over (its earlier run's worker died), or this run's encode started
+    // again, goes on with the published playlists.
+    const continues = await publishedBroadcast(storage, job.outputPrefix, ladder);
+    if (continues)
+      log.info("live: going on with a broadcast's published playlists", {
+        jobId: job.jobId,
+        rungs: Object.fromEntries([...continues].map(([name, c]) => [name, c.kept.length])),
+      });
+    try {
+      publisher = await encodeLive(job, ctx, plan, continues);
+      break;
+    } catch (err) {
+      if (signal.aborted || isAbortError(err) || !(err instanceof MediaError) || restarts >= MAX_ENCODE_RESTARTS)
+        throw err;
+      // The feed keeps what was not published yet: a new encode loses none of it.
+      log.warn("live: the encode's ffmpeg failed; a new encode goes on with the published playlists", {
+        jobId: job.jobId,
+        err,
+      });
+      await Promise.all(ladder.map((r) => rm(path.join(ctx.workDir, r.name), { recursive: true, force: true })));
+    }
+  }
+  // The feed ended: the last segments, and every playlist ended (the recording).
+  const variants = await inSpan("publish", {}, () => publisher.finish());
+  const posterKeyPublished = (await plan.made.poster) ?? null;
+  if (signal.aborted) throw abortError(signal);
+  await emitVariantOutcomes(ctx, job.jobId, ladder, variants);
+  const recorded = publisher.segments().find((s) => s.name === top.name)?.segments ?? [];
+  const duration = recorded.reduce((sum, s) => sum + s.duration, 0);
+  const published = new Set(variants.filter((v) => v.error === undefined).map((v) => v.name));
+  // A recording not kept (the API deletes its media) needs no source file or storyboard.
+  const { sourceKey, storyboard } = job.options.record
+    ? await inSpan("recording source", {}, () =>
+        publishRecordingSource(
+          job,
+          ctx,
+          ladder.filter((r) => published.has(r.name)),
+        ),
+      )
+    : { sourceKey: null, storyboard: null };
+  await ctx.emit({
+    type: "job.succeeded",
+    masterKey: publisher.masterKey,
+    posterKey: posterKeyPublished,
+    duration,
+    storyboard,
+    ...(sourceKey ? { sourceKey } : {}),
+  });
+}
 
+/**
+ * One encode of the broadcast's feed, published as it is cut, after `continues` (what is published
+ * already) when there is some; resolves with its publisher once the feed has ended (its last
+ * segments still to publish), and throws when ffmpeg or publishing fails.
+ */
+async function encodeLive(
+  job: LiveJobMessage,
+  ctx: JobContext,
+  plan: LivePlan,
+  continues: Map<string, RungContinuation> | null,
+): Promise<HlsPublisher> {
+  const { storage, signal } = ctx;
+  const { segmentSeconds, maxDurationSeconds } = job.options;
+  const { ladder, probe, copied, top, made } = plan;
+  const firstSegment = `seg_${String(continues?.get(top.name)?.firstSegment ?? 0).padStart(5, "0")}.ts`;
   const encodeController = new AbortController();
   const abortEncode = () => encodeController.abort(signal.reason);
   signal.addEventListener("abort", abortEncode, { once: true });
   const publishing: { failure?: unknown } = {};
-  const made: { poster?: Promise<string | null> } = {};
   const publisher = createHlsPublisher({
     storage,
     workDir: ctx.workDir,
@@ -107,7 +177,7 @@ async function encodeBroadcast(job: LiveJobMessage, ctx: JobContext): Promise<vo
       input: job.input,
       workDir: ctx.workDir,
       segmentSeconds,
-      // The broadcast's longest length counts what earlier runs published.
+      // The broadcast's longest length counts what earlier encodes published.
       maxDurationSeconds: Math.max(1, maxDurationSeconds - (continues?.get(top.name)?.keptSeconds ?? 0)),
       copiedRung: copied,
       ...(continues ? { continues } : {}),
@@ -136,37 +206,12 @@ async function encodeBroadcast(job: LiveJobMessage, ctx: JobContext): Promise<vo
         () => encode.done,
       );
     } catch (err) {
-      await Promise.all([progress.stop(), publisher.stop(), made.poster]);
+      await Promise.all([progress.stop(), publisher.stop()]);
       if ("failure" in publishing) throw publishing.failure;
       throw err;
     }
     await progress.stop();
-    // The feed ended: the last segments, and every playlist ended (the recording).
-    const variants = await inSpan("publish", {}, () => publisher.finish());
-    const posterKeyPublished = (await made.poster) ?? null;
-    if (signal.aborted) throw abortError(signal);
-    await emitVariantOutcomes(ctx, job.jobId, ladder, variants);
-    const recorded = publisher.segments().find((s) => s.name === top.name)?.segments ?? [];
-    const duration = recorded.reduce((sum, s) => sum + s.duration, 0);
-    const published = new Set(variants.filter((v) => v.error === undefined).map((v) => v.name));
-    // A recording not kept (the API deletes its media) needs no source file or storyboard.
-    const { sourceKey, storyboard } = job.options.record
-      ? await inSpan("recording source", {}, () =>
-          publishRecordingSource(
-            job,
-            ctx,
-            ladder.filter((r) => published.has(r.name)),
-          ),
-        )
-      : { sourceKey: null, storyboard: null };
-    await ctx.emit({
-      type: "job.succeeded",
-      masterKey: publisher.masterKey,
-      posterKey: posterKeyPublished,
-      duration,
-      storyboard,
-      ...(sourceKey ? { sourceKey } : {}),
-    });
+    return publisher;
   } finally {
     signal.removeEventListener("abort", abortEncode);
   }

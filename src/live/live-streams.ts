@@ -645,6 +645,14 @@ export function createLiveStreams(deps: {
     return relay;
   }
 
+  /** Whether `e`'s run no longer holds its LIVE job: another run (or none yet, queued again) took it over. */
+  async function supersededRun(e: JobEvent): Promise<boolean> {
+    if (e.runId === undefined) return false;
+    const job = await db.job.findUnique({ where: { id: e.jobId }, select: { runId: true, status: true } });
+    if (!job || job.status === "SUCCEEDED" || job.status === "FAILED" || job.status === "CANCELED") return false;
+    return job.runId !== e.runId;
+  }
+
   /** The stream whose current (or last) broadcast is `videoId`, if any: an older broadcast changes no stream. */
   async function streamOnAirWith(videoId: string): Promise<LiveStream | null> {
     const video = await db.video.findUnique({ where: { id: videoId }, select: { liveStreamId: true } });
@@ -792,6 +800,12 @@ export function createLiveStreams(deps: {
 
     /** Applies a LIVE job's event to its stream (the event ingestor calls it once the event is applied). */
     async onJobEvent(e: JobEvent, videoId: string): Promise<void> {
+      // The end of a run another run took the broadcast over from (takeOverEncode) is not the
+      // broadcast's: it was stopped, or lost its feed, while the broadcast goes on.
+      if (endsRun(e) && (await supersededRun(e))) {
+        log.info("live: the end of a run another run took the broadcast over from", { videoId, runId: e.runId });
+        return;
+      }
       try {
         await applyJobEvent(e, videoId);
       } finally {

@@ -257,10 +257,20 @@ export function createJobRunIngestor(deps: IngestDeps) {
     return later > 0;
   }
 
+  /**
+   * Whether `e`'s run, abandoned, was of a broadcast's job queued again for another run to take it
+   * over (its feed lost its reader: src/live/live-streams.ts): its failure is not the broadcast's.
+   */
+  async function liveTakenOver(e: JobEvent): Promise<boolean> {
+    const job = await db.job.findUnique({ where: { id: e.jobId }, select: { kind: true, runId: true } });
+    return job?.kind === "LIVE" && job.runId !== (e.runId ?? "");
+  }
+
   /** The attempt failed: the job is queued again when it may be retried, else it and its video fail. */
   async function onFailed(e: EventOf<"job.failed">, videoId: string): Promise<void> {
+    const run = await db.jobRun.findUnique({ where: { jobId_attempt_workerId_runId: runKey(e) } });
     await finishRun(e);
-    if (await takenOver(e)) {
+    if ((await takenOver(e)) || (run?.status === "ABANDONED" && (await liveTakenOver(e)))) {
       // A run that lost its claim (stopped when it found out, say) fails alone: the redelivery goes on.
       log.warn("a run whose delivery another run took over failed; the attempt goes on", runOf(e));
       return;
