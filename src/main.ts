@@ -104,8 +104,9 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
       // Subscribers go first, at once: a client reconnects elsewhere instead of giving up while
       // the local worker's jobs drain for up to SHUTDOWN_GRACE_SECONDS.
       const subscriptionsClosed = app.closeSubscriptions();
-      // The live ingest before the worker: broadcasts' feeds end, so their encodes finish with what
-      // they have (recordings READY) instead of running until the worker's grace aborts them.
+      // The live ingest before the worker: broadcasts are handed on (their runs stopped, their
+      // publishers' reconnect to any instance continues them) instead of running until the
+      // worker's grace aborts them.
       await app.stopLiveIngest();
       await worker?.stop();
       await subscriptionsClosed;

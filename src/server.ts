@@ -74,9 +74,10 @@ export interface App {
    */
   closeSubscriptions(): Promise<void>;
   /**
-   * Closes the live ingest and ends this instance's broadcasts' feeds, so their encodes finish with
-   * what they have (a worker then ends its run in seconds, not at its shutdown grace) while the API
-   * still applies their ends. A shutdown's step before the local worker's; `stop` does it too.
+   * Closes the live ingest and hands this instance's broadcasts on (their runs stopped, their jobs
+   * waiting for their publishers' reconnect to any API instance), so a worker's run ends in seconds,
+   * not at its shutdown grace, and a deploy does not end a broadcast. A shutdown's step before the
+   * local worker's; `stop` does it too.
    */
   stopLiveIngest(): Promise<void>;
   /** Stops in a fixed order: WebSockets, live ingest, HTTP, storage notifications, dispatcher, transport, fan-out, database. */
@@ -385,7 +386,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
         log.info("stopping: live ingest (broadcasts end; their recordings are finished)");
         await Promise.all([rtmpIngest?.close(), srtIngest?.close()]);
       }
-      live.endAll();
+      await live.handOffAll();
     })();
     return liveIngestStopped;
   }

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { readFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
@@ -9,7 +9,8 @@ import { killPublishersOnAir, publishUntilStopped } from "./support/live-publish
 import { startApiProcess, stopAllProcesses } from "./support/processes.ts";
 
 // A deploy (SIGTERM) of the API holding a broadcast, as `npm start` runs it: its own worker encoding
-// the broadcast in the same process group, an ffmpeg publisher over RTMP.
+// the broadcast, an ffmpeg publisher over RTMP that comes back to the restarted API (an encoder's
+// reconnect), or does not.
 
 let db: TestDatabase;
 let dataDir: string;
@@ -34,53 +35,117 @@ async function sql(text: string, values: unknown[] = []) {
   }
 }
 
-describe("a deploy of the API holding a broadcast", () => {
-  it("SIGTERM: the ingest stops before the worker, the encode finishes with what it has, the recording is READY and the API is gone in seconds", async () => {
-    const api = await startApiProcess("api-live-deploy", {
-      DATABASE_URL: db.url,
-      DATA_DIR: dataDir,
-      LOCAL_WORKER: "true",
-      LIVE_RTMP_PORT: "0",
-      LIVE_SRT_PORT: "off",
-      LIVE_SEGMENT_SECONDS: "1",
-      LIVE_PASSTHROUGH: "true",
-    });
-    const gql = async (query: string) =>
-      (
-        await fetch(`${api.url}/graphql`, {
-          method: "POST",
-          headers: { "content-type": "application/json", authorization: `Bearer ${TEST_ADMIN_KEY}` },
-          body: JSON.stringify({ query }),
-        })
-      ).json();
-    const created = await gql(
-      `mutation { createLiveStream(input: { title: "Deployed" }) { ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
-    );
-    const { streamKey, liveStream } = created.data.createLiveStream;
-    const publisher = publishUntilStopped(`${liveStream.ingestUrl.replace("localhost", "127.0.0.1")}/${streamKey}`);
-    await expect
-      .poll(async () => (await gql(`{ liveStream(id: "${liveStream.id}") { status } }`)).data.liveStream.status, {
-        timeout: 45_000,
-        interval: 250,
+/** An API as `npm start` runs it (its own worker), on the test's database and data dir. */
+async function startApi(name: string) {
+  const api = await startApiProcess(name, {
+    DATABASE_URL: db.url,
+    DATA_DIR: dataDir,
+    LOCAL_WORKER: "true",
+    LIVE_RTMP_PORT: "0",
+    LIVE_SRT_PORT: "off",
+    LIVE_SEGMENT_SECONDS: "1",
+    LIVE_PASSTHROUGH: "true",
+  });
+  const gql = async (query: string, variables: Record<string, unknown> = {}) =>
+    (
+      await fetch(`${api.url}/graphql`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${TEST_ADMIN_KEY}` },
+        body: JSON.stringify({ query, variables }),
       })
-      .toBe("LIVE");
-    // A few seconds on air.
-    await new Promise((r) => setTimeout(r, 3000));
+    ).json();
+  const stream = async (id: string) =>
+    (
+      await gql(`query ($id: ID!) { liveStream(id: $id) { status ingestUrl activeVideo { id status duration } } }`, {
+        id,
+      })
+    ).data.liveStream;
+  /** A publisher of `key` on this API's ingest, once the broadcast is LIVE with 3 segments published. */
+  const publish = async (id: string, key: string) => {
+    const { ingestUrl } = await stream(id);
+    const publisher = publishUntilStopped(`${ingestUrl.replace("localhost", "127.0.0.1")}/${key}`);
+    await expect.poll(async () => (await stream(id)).status, { timeout: 45_000, interval: 250 }).toBe("LIVE");
+    const videoId: string = (await stream(id)).activeVideo.id;
+    await expect.poll(async () => (await topSegments(videoId)).length, { timeout: 20_000 }).toBeGreaterThanOrEqual(3);
+    return { publisher, videoId };
+  };
+  return Object.assign(api, { gql, stream, publish });
+}
 
-    const signalledAt = Date.now();
-    expect(await api.stop("SIGTERM")).toBe(0);
-    const exitSeconds = (Date.now() - signalledAt) / 1000;
-    // Before, the local worker waited its 30 s grace with the feed still open, and the video FAILED.
-    expect(exitSeconds).toBeLessThan(15);
-    // The publisher was cut off.
+/** The top rung's segments as its playlist in storage lists them (the publisher's 320x240: 240p). */
+async function topSegments(videoId: string): Promise<string[]> {
+  const text = await readFile(path.join(dataDir, "videos", videoId, "hls", "240p", "index.m3u8"), "utf8").catch(
+    () => "",
+  );
+  return text.split("\n").filter((l) => l.startsWith("seg_"));
+}
+
+async function createStream(api: Awaited<ReturnType<typeof startApi>>, title: string, window?: number) {
+  const created = await api.gql(
+    `mutation ($input: CreateLiveStreamInput) { createLiveStream(input: $input) { ... on LiveStreamWithKey { streamKey liveStream { id } } } }`,
+    { input: { title, ...(window === undefined ? {} : { reconnectWindowSeconds: window }) } },
+  );
+  return { id: created.data.createLiveStream.liveStream.id as string, key: created.data.createLiveStream.streamKey };
+}
+
+/** SIGTERM, as a deploy stops an instance: it exits 0 within `seconds`. */
+async function deployStop(api: { stop(signal: NodeJS.Signals): Promise<number | null> }, seconds = 15) {
+  const at = Date.now();
+  expect(await api.stop("SIGTERM")).toBe(0);
+  // Before, the local worker waited its 30 s grace with the feed open, and the video FAILED.
+  expect((Date.now() - at) / 1000).toBeLessThan(seconds);
+}
+
+describe("a deploy of the API holding a broadcast", () => {
+  it("SIGTERM hands the broadcast on: the publisher's reconnect to the restarted API continues the same video", async () => {
+    const first = await startApi("api-deploy-first");
+    const s = await createStream(first, "Deployed");
+    const { publisher, videoId } = await first.publish(s.id, s.key);
+    await deployStop(first);
+    // Cut off, like every publisher of a stopping instance; its broadcast waits for it, queued.
     expect(await publisher.exited).not.toBe(0);
+    const before = await topSegments(videoId);
+    const [waiting] = await sql(
+      `SELECT j.status, j."runAfter", v.status AS video, s.status AS stream FROM "Job" j JOIN "Video" v ON v.id = j."videoId" JOIN "LiveStream" s ON s."activeVideoId" = v.id WHERE j."videoId" = $1`,
+      [videoId],
+    );
+    expect(waiting).toMatchObject({ status: "QUEUED", video: "PROCESSING", stream: "DISCONNECTED" });
+    expect(waiting.runAfter).not.toBeNull();
 
-    const [stream] = await sql(`SELECT status, "lastError", "activeVideoId" FROM "LiveStream" WHERE id = $1`, [
-      liveStream.id,
-    ]);
-    expect(stream.status).toBe("ENDED");
-    const [video] = await sql(`SELECT status, error, duration FROM "Video" WHERE id = $1`, [stream.activeVideoId]);
-    expect(video).toMatchObject({ status: "READY", error: null });
-    expect(video.duration).toBeGreaterThan(2);
-  }, 120_000);
+    // The restarted API: the publisher comes back and the same broadcast goes on.
+    const second = await startApi("api-deploy-second");
+    const back = await second.publish(s.id, s.key);
+    expect(back.videoId).toBe(videoId);
+    await expect
+      .poll(async () => (await topSegments(videoId)).length, { timeout: 20_000 })
+      .toBeGreaterThan(before.length + 2);
+    const sent = await back.publisher.stop();
+    await expect.poll(async () => (await second.stream(s.id)).status, { timeout: 30_000, interval: 250 }).toBe("ENDED");
+    const ended = await second.stream(s.id);
+    expect(ended.activeVideo).toMatchObject({ id: videoId, status: "READY" });
+    expect(await sql(`SELECT id FROM "Video" WHERE "liveStreamId" = $1`, [s.id])).toHaveLength(1);
+    const segments = await topSegments(videoId);
+    expect(segments.slice(0, before.length)).toEqual(before);
+    const playlist = await readFile(path.join(dataDir, "videos", videoId, "hls", "240p", "index.m3u8"), "utf8");
+    expect(playlist.split("\n").filter((l) => l === "#EXT-X-DISCONTINUITY")).toHaveLength(1);
+    // What the first API had published and all the second publisher sent.
+    expect(ended.activeVideo.duration).toBeGreaterThan(before.length + sent - 1.5);
+    await deployStop(second);
+  }, 180_000);
+
+  it("a publisher that does not come back within the window: the broadcast ends READY with what was published", async () => {
+    const first = await startApi("api-deploy-alone");
+    const s = await createStream(first, "Not back", 2);
+    const { videoId } = await first.publish(s.id, s.key);
+    await deployStop(first);
+    const before = await topSegments(videoId);
+    // Another instance (the restarted one) finds the broadcast due once its window has passed.
+    const next = await startApi("api-deploy-after");
+    await expect.poll(async () => (await next.stream(s.id)).status, { timeout: 45_000, interval: 250 }).toBe("ENDED");
+    const ended = await next.stream(s.id);
+    expect(ended.activeVideo).toMatchObject({ id: videoId, status: "READY" });
+    expect(await topSegments(videoId)).toEqual(before);
+    expect(ended.activeVideo.duration).toBeGreaterThan(before.length - 1);
+    await deployStop(next);
+  }, 180_000);
 });

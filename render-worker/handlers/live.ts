@@ -1,8 +1,8 @@
 import { statSync } from "node:fs";
-import { rm } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { LiveJobMessage, ProbeResult, StaticRenditionPlan, Storyboard } from "../../src/protocol/messages.ts";
-import { liveRecordingKey, posterKey } from "../../src/protocol/storage-layout.ts";
+import { liveRecordingKey, posterKey, RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
 import { inSpan } from "../../src/shared/tracing.ts";
 import { log } from "../log.ts";
 import { abortError, isAbortError, MediaError } from "../media/errors.ts";
@@ -92,8 +92,18 @@ async function encodeBroadcast(job: LiveJobMessage, ctx: JobContext): Promise<vo
       publisher = await encodeLive(job, ctx, plan, continues);
       break;
     } catch (err) {
-      if (signal.aborted || isAbortError(err) || !(err instanceof MediaError) || restarts >= MAX_ENCODE_RESTARTS)
-        throw err;
+      if (signal.aborted || isAbortError(err) || !(err instanceof MediaError)) throw err;
+      if (restarts >= MAX_ENCODE_RESTARTS) {
+        if (!continues) throw err;
+        // Its feed cannot be read any more (a broadcast handed on by an API instance that stopped,
+        // whose publisher did not come back): it ends with what was published, not FAILED.
+        log.warn("live: the feed cannot be read; the broadcast ends with what was published", {
+          jobId: job.jobId,
+          err,
+        });
+        publisher = await publishedOnly(job, ctx, plan, continues);
+        break;
+      }
       // The feed keeps what was not published yet: a new encode loses none of it.
       log.warn("live: the encode's ffmpeg failed; a new encode goes on with the published playlists", {
         jobId: job.jobId,
@@ -127,6 +137,35 @@ async function encodeBroadcast(job: LiveJobMessage, ctx: JobContext): Promise<vo
     duration,
     storyboard,
     ...(sourceKey ? { sourceKey } : {}),
+  });
+}
+
+/**
+ * A publisher of what is published already and nothing more (no encode): its finish ends the
+ * playlists as they are.
+ */
+async function publishedOnly(
+  job: LiveJobMessage,
+  ctx: JobContext,
+  plan: LivePlan,
+  continues: Map<string, RungContinuation>,
+): Promise<HlsPublisher> {
+  await Promise.all(
+    plan.ladder.map(async (r) => {
+      const dir = path.join(ctx.workDir, r.name);
+      await rm(dir, { recursive: true, force: true });
+      await mkdir(dir, { recursive: true });
+      await writeFile(path.join(dir, RUNG_PLAYLIST), "#EXTM3U\n#EXT-X-ENDLIST\n");
+    }),
+  );
+  return createHlsPublisher({
+    storage: ctx.storage,
+    workDir: ctx.workDir,
+    outputPrefix: job.outputPrefix,
+    ladder: plan.ladder,
+    probe: plan.probe,
+    kept: new Map([...continues].map(([name, c]) => [name, c.kept])),
+    targetDuration: targetDuration(segmentPlan(job.options.segmentSeconds)),
   });
 }
 

@@ -444,16 +444,99 @@ export function createLiveStreams(deps: {
         externalId: null,
       },
     );
-    const feedPath = `${FEED_PATH_PREFIX}${video.id}.flv`;
-    const feedUrl = `${settings.feedBaseUrl()}${deps.signer.sign(feedPath, settings.maxDurationSeconds + 3600)}`;
     const options = { segmentSeconds, maxDurationSeconds, record: stream.recording };
-    // A broadcast cannot be run again: its feed is gone with its publisher.
+    // A broadcast is not encoded again from its start: a run that takes it over goes on from what
+    // is published (its feed, on the instance holding it, keeps what is not).
     await createJob(
       tx,
-      { kind: "LIVE", videoId: video.id, maxAttempts: 1, input: { feedUrl, input, options } },
+      { kind: "LIVE", videoId: video.id, maxAttempts: 1, input: { feedUrl: signedFeedUrl(video.id), input, options } },
       deps.costs,
     );
     return video;
+  }
+
+  /** Where workers read a broadcast's feed on this instance, signed for as long as a broadcast may last. */
+  function signedFeedUrl(videoId: string): string {
+    const feedPath = `${FEED_PATH_PREFIX}${videoId}.flv`;
+    return `${settings.feedBaseUrl()}${deps.signer.sign(feedPath, settings.maxDurationSeconds + 3600)}`;
+  }
+
+  /**
+   * Hands a broadcast held here on (a deploy stops this instance): its encode's runs are stopped
+   * without ending it (they are told to stop before the feed's connection goes, and what they
+   * report then is a superseded run's), and its job waits, queued, for its publisher's reconnect to
+   * any API instance (adoptBroadcast) until its reconnect window has passed; then it is dispatched
+   * as it is, and its run ends it with what was published (render-worker/handlers/live.ts).
+   */
+  async function handOff(videoId: string, reconnectWindowSeconds: number): Promise<boolean> {
+    const job = await db.job.findFirst({
+      where: { videoId, kind: "LIVE", status: { in: ["QUEUED", "RUNNING"] } },
+      select: { id: true, attempt: true },
+    });
+    if (!job) return false;
+    const runs = await db.jobRun.findMany({
+      where: { jobId: job.id, attempt: job.attempt, status: "RUNNING" },
+      select: { id: true, workerId: true, runId: true },
+    });
+    const waitUntil = new Date(Date.now() + reconnectWindowSeconds * 1000);
+    const handed = await db.$transaction(async (tx) => {
+      const { count } = await tx.job.updateMany({
+        where: { id: job.id, attempt: job.attempt, status: { in: ["QUEUED", "RUNNING"] } },
+        data: { status: "QUEUED", dispatchedAt: null, workerId: null, runId: "", runAfter: waitUntil },
+      });
+      if (count === 0) return false;
+      await tx.jobRun.updateMany({
+        where: { id: { in: runs.map((r) => r.id) }, status: "RUNNING" },
+        data: { status: "ABANDONED", finishedAt: new Date() },
+      });
+      return true;
+    });
+    if (!handed) return false;
+    for (const run of runs) if (run.runId) await deps.stopRun(job.id, job.attempt, run.workerId, run.runId);
+    log.info("live: broadcast handed on; its publisher's reconnect to any API instance continues it", {
+      videoId,
+      until: waitUntil.toISOString(),
+    });
+    return true;
+  }
+
+  /**
+   * Continues here a broadcast another API instance handed on (handOff) when its publisher comes
+   * back within the window: a feed of its own for the same video, and its job, still queued,
+   * pointed at it and due now (a run takes it over, going on with its playlists). Null when the
+   * stream's broadcast was not handed on, or another instance took it first.
+   */
+  async function adoptBroadcast(stream: LiveStream): Promise<LiveFeed | null> {
+    const videoId = stream.activeVideoId;
+    if (stream.status !== "DISCONNECTED" || !videoId || feeds.has(videoId) || endedHere.has(videoId)) return null;
+    const job = await db.job.findFirst({ where: { videoId, kind: "LIVE", status: "QUEUED", runAfter: { not: null } } });
+    const video = await db.video.findUnique({ where: { id: videoId }, select: { createdAt: true, playable: true } });
+    if (!job || !video) return null;
+    // One instance adopts it: the stream is claimed as a broadcast's start claims it.
+    const claim = await db.liveStream.updateMany({
+      where: { id: stream.id, status: "DISCONNECTED", activeVideoId: videoId },
+      data: { status: "CONNECTED" },
+    });
+    if (claim.count === 0) return null;
+    const input = parseJobInput("LIVE", job.input);
+    const feed = new LiveFeed();
+    feeds.set(videoId, {
+      feed,
+      streamId: stream.id,
+      startedAt: video.createdAt.getTime(),
+      reconnectWindowSeconds: stream.reconnectWindowSeconds ?? settings.reconnectGraceSeconds,
+      endOnUnpublish: stream.endOnUnpublish,
+    });
+    watchReaders(videoId, feed);
+    await db.job.updateMany({
+      where: { id: job.id, attempt: job.attempt, status: "QUEUED" },
+      data: { input: { ...input, feedUrl: signedFeedUrl(videoId) }, runAfter: null, dispatchedAt: null },
+    });
+    endAtLongestLength(videoId, stream.id, feed, input.options.maxDurationSeconds);
+    await setStatus(stream.id, video.playable ? "LIVE" : "CONNECTED", { lastError: null });
+    deps.dispatcher.kick();
+    log.info("live: a broadcast another API instance handed on continues here", { streamId: stream.id, videoId });
+    return feed;
   }
 
   const sessions: IngestSessions = {
@@ -493,6 +576,9 @@ export function createLiveStreams(deps: {
       // Its broadcast waits for it on another API instance: its media go there.
       const relay = await relayToHolder(stream);
       if (relay) return { feed: relay };
+      // Its broadcast was handed on by an instance that stopped (a deploy): it continues here.
+      const adopted = await adoptBroadcast(stream);
+      if (adopted) return { feed: adopted };
       const segmentSeconds = stream.latencyMode === "LOW" ? settings.lowLatencySegmentSeconds : settings.segmentSeconds;
       // The feed is there before the job can be dispatched (the dispatcher may publish it as soon as
       // the transaction commits), so the worker never asks for a feed that does not exist yet.
@@ -847,12 +933,26 @@ export function createLiveStreams(deps: {
       });
     },
 
-    /** Ends this instance's broadcasts' feeds (shutdown): their encodes finish with what they have. */
-    endAll(): void {
+    /**
+     * Hands this instance's broadcasts on (a deploy: SIGTERM): each one's publisher, cut off by the
+     * ingest's close, continues it by reconnecting to any API instance within its reconnect window
+     * (handOff). A broadcast that cannot be handed on (its job ended, the database unreachable)
+     * has its feed ended: its encode finishes it with what it has.
+     */
+    async handOffAll(): Promise<void> {
       for (const { timer } of graces.values()) clearTimeout(timer);
       graces.clear();
-      for (const { feed } of feeds.values()) feed.end();
+      const held = [...feeds];
       feeds.clear();
+      await Promise.all(
+        held.map(async ([videoId, entry]) => {
+          const handed = await handOff(videoId, entry.reconnectWindowSeconds).catch((err) => {
+            log.error("live: a broadcast could not be handed on; it ends with what it has", { videoId, err });
+            return false;
+          });
+          if (!handed) entry.feed.end();
+        }),
+      );
     },
   };
 }
