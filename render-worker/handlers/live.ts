@@ -1,12 +1,12 @@
 import { statSync } from "node:fs";
 import path from "node:path";
 import type { LiveJobMessage, ProbeResult, StaticRenditionPlan, Storyboard } from "../../src/protocol/messages.ts";
-import { liveRecordingKey, posterKey } from "../../src/protocol/storage-layout.ts";
+import { hlsLayout, liveRecordingKey, posterKey } from "../../src/protocol/storage-layout.ts";
 import { inSpan } from "../../src/shared/tracing.ts";
 import { log } from "../log.ts";
 import { abortError, isAbortError } from "../media/errors.ts";
 import { createHlsPublisher } from "../media/hls-publisher.ts";
-import { publishedBroadcast } from "../media/live-continuation.ts";
+import { publishedBroadcast, type RungContinuation } from "../media/live-continuation.ts";
 import {
   encodeLiveLadder,
   liveFeedInput,
@@ -23,8 +23,17 @@ import { probeSource, sampleLiveVideo } from "../media/probe.ts";
 import { segmentPlan, targetDuration } from "../media/segments.ts";
 import { reportLiveProgress } from "../progress/job-progress.ts";
 import { publishStoryboard } from "./transcode-storyboard.ts";
+import {
+  clearRungDirs,
+  endPublishedPlaylists,
+  FULL_DISK_PATIENCE_MS,
+  FULL_DISK_RETRY_MS,
+  holdFeed,
+  isFullDisk,
+  pause,
+} from "./live-full-disk.ts";
 import type { JobContext } from "./types.ts";
-import { emitVariantOutcomes } from "./variant-outcomes.ts";
+import { emitVariantOutcomes, type VariantOutcome } from "./variant-outcomes.ts";
 
 /**
  * Encodes a live broadcast (docs/live.md): the publisher's feed, read from the API as FLV, into an
@@ -56,29 +65,117 @@ function withoutFeedUrl(err: unknown, feedUrl: string): unknown {
 
 async function encodeBroadcast(job: LiveJobMessage, ctx: JobContext): Promise<void> {
   const { storage, signal } = ctx;
-  const { segmentSeconds, maxDurationSeconds } = job.options;
   const probe = liveProbe(job.input);
   await ctx.emit({ type: "job.started" });
-  const planned = planLiveLadder(job.input, segmentSeconds);
+  const planned = planLiveLadder(job.input, job.options.segmentSeconds);
   const copy = ctx.livePassthrough === true ? await copiedTopRung(job, planned, signal) : null;
   const ladder = copy ? planned.map((r) => (r.name === copy.name ? copy : r)) : planned;
-  const copied = copy?.name ?? null;
   await ctx.emit({ type: "job.probed", probe, ladder });
-  const top = ladder.find((r) => r.kind === "VIDEO") ?? ladder[0]!;
-  // A run taking the broadcast over (its earlier run's worker died) goes on with its playlists.
-  const continues = await publishedBroadcast(storage, job.outputPrefix, ladder);
-  if (continues)
-    log.info("live: taking over a broadcast an earlier run published", {
-      jobId: job.jobId,
-      rungs: Object.fromEntries([...continues].map(([name, c]) => [name, c.kept.length])),
-    });
+  const broadcast: Broadcast = {
+    ladder,
+    copied: copy?.name ?? null,
+    top: ladder.find((r) => r.kind === "VIDEO") ?? ladder[0]!,
+    probe,
+    targetDuration: targetDuration(segmentPlan(job.options.segmentSeconds)),
+    made: {},
+  };
+  const topSegments = (published: Map<string, RungContinuation> | null) =>
+    published?.get(broadcast.top.name)?.kept.length ?? 0;
+  // A full disk pauses the broadcast (docs/live.md "A full disk"): each try goes on with what the
+  // last one published, as a run taking it over does, while the feed is held for the next.
+  let publishedAt = Date.now();
+  const held = { controller: new AbortController(), feedEnded: false, done: null as Promise<void> | null };
+  try {
+    for (let tries = 0; ; tries++) {
+      // A run taking the broadcast over (its earlier run's worker died) goes on with its playlists.
+      const continues = await publishedBroadcast(storage, job.outputPrefix, ladder);
+      if (continues)
+        log.info(
+          tries === 0
+            ? "live: taking over a broadcast an earlier run published"
+            : "live: space is back; the broadcast goes on",
+          {
+            jobId: job.jobId,
+            rungs: Object.fromEntries([...continues].map(([name, c]) => [name, c.kept.length])),
+          },
+        );
+      try {
+        const { variants, masterKey, duration } = await encodeTry(job, ctx, broadcast, continues);
+        await finishRecording(job, ctx, broadcast, { variants, masterKey, duration });
+        return;
+      } catch (err) {
+        if (signal.aborted || !isFullDisk(err)) throw err;
+        const published = await publishedBroadcast(storage, job.outputPrefix, ladder).catch(() => continues);
+        if (topSegments(published) > topSegments(continues)) publishedAt = Date.now();
+        held.done ??= holdFeed(job.feedUrl, AbortSignal.any([held.controller.signal, signal])).then(() => {
+          held.feedEnded = true;
+        });
+        const waited = Date.now() - publishedAt;
+        if (!held.feedEnded && waited < FULL_DISK_PATIENCE_MS) {
+          log.warn("live: the disk is full; the broadcast waits for space", {
+            jobId: job.jobId,
+            err: err instanceof Error ? err.message : String(err),
+            givingUpInSeconds: Math.round((FULL_DISK_PATIENCE_MS - waited) / 1000),
+          });
+          await clearRungDirs(ctx.workDir, ladder);
+          await pause(FULL_DISK_RETRY_MS, held.done);
+          if (signal.aborted) throw abortError(signal);
+          if (!held.feedEnded) continue;
+        }
+        // Space did not come back in time, or the publisher left meanwhile: the recording is what is published.
+        const recorded = await publishedBroadcast(storage, job.outputPrefix, ladder);
+        const variants =
+          recorded &&
+          (await endPublishedPlaylists(storage, job.outputPrefix, recorded, broadcast.targetDuration, ctx.workDir));
+        if (!recorded || !variants) throw err;
+        log.warn("live: the disk stayed full; the broadcast ends with what it recorded", {
+          jobId: job.jobId,
+          seconds: recorded.get(broadcast.top.name)?.keptSeconds ?? 0,
+        });
+        await finishRecording(job, ctx, broadcast, {
+          variants,
+          masterKey: hlsLayout(job.outputPrefix).masterKey,
+          duration: recorded.get(broadcast.top.name)?.keptSeconds ?? 0,
+        });
+        return;
+      }
+    }
+  } finally {
+    held.controller.abort();
+    await Promise.all([held.done, broadcast.made.poster]);
+  }
+}
+
+/** A broadcast's ladder and what its tries share (its poster is made once). */
+interface Broadcast {
+  ladder: PlannedRung[];
+  copied: string | null;
+  top: PlannedRung;
+  probe: ProbeResult;
+  targetDuration: number;
+  made: { poster?: Promise<string | null> };
+}
+
+/**
+ * One try of a broadcast's encode: the feed from where `continues` ends (null: its start) until the
+ * feed ends, published as it goes; resolves with the ended playlists. Throws what stopped it, a
+ * full disk included.
+ */
+async function encodeTry(
+  job: LiveJobMessage,
+  ctx: JobContext,
+  broadcast: Broadcast,
+  continues: Map<string, RungContinuation> | null,
+): Promise<{ variants: VariantOutcome[]; masterKey: string; duration: number }> {
+  const { storage, signal } = ctx;
+  const { segmentSeconds, maxDurationSeconds } = job.options;
+  const { ladder, copied, top, probe, made } = broadcast;
   const firstSegment = `seg_${String(continues?.get(top.name)?.firstSegment ?? 0).padStart(5, "0")}.ts`;
 
   const encodeController = new AbortController();
   const abortEncode = () => encodeController.abort(signal.reason);
   signal.addEventListener("abort", abortEncode, { once: true });
   const publishing: { failure?: unknown } = {};
-  const made: { poster?: Promise<string | null> } = {};
   const publisher = createHlsPublisher({
     storage,
     workDir: ctx.workDir,
@@ -88,7 +185,7 @@ async function encodeBroadcast(job: LiveJobMessage, ctx: JobContext): Promise<vo
     ...(continues
       ? { kept: new Map([...continues].map(([name, c]) => [name, c.kept])), discontinuityAfterKept: true }
       : {}),
-    targetDuration: targetDuration(segmentPlan(segmentSeconds)),
+    targetDuration: broadcast.targetDuration,
     // A live list changes every segment: look at it often, not only on file events.
     intervalMs: Math.min(1000, segmentSeconds * 250),
     onPlayable: async (masterKey) => {
@@ -136,40 +233,55 @@ async function encodeBroadcast(job: LiveJobMessage, ctx: JobContext): Promise<vo
         () => encode.done,
       );
     } catch (err) {
-      await Promise.all([progress.stop(), publisher.stop(), made.poster]);
+      await Promise.all([progress.stop(), publisher.stop()]);
       if ("failure" in publishing) throw publishing.failure;
       throw err;
     }
     await progress.stop();
     // The feed ended: the last segments, and every playlist ended (the recording).
     const variants = await inSpan("publish", {}, () => publisher.finish());
-    const posterKeyPublished = (await made.poster) ?? null;
     if (signal.aborted) throw abortError(signal);
-    await emitVariantOutcomes(ctx, job.jobId, ladder, variants);
     const recorded = publisher.segments().find((s) => s.name === top.name)?.segments ?? [];
     const duration = recorded.reduce((sum, s) => sum + s.duration, 0);
-    const published = new Set(variants.filter((v) => v.error === undefined).map((v) => v.name));
-    // A recording not kept (the API deletes its media) needs no source file or storyboard.
-    const { sourceKey, storyboard } = job.options.record
-      ? await inSpan("recording source", {}, () =>
-          publishRecordingSource(
-            job,
-            ctx,
-            ladder.filter((r) => published.has(r.name)),
-          ),
-        )
-      : { sourceKey: null, storyboard: null };
-    await ctx.emit({
-      type: "job.succeeded",
-      masterKey: publisher.masterKey,
-      posterKey: posterKeyPublished,
-      duration,
-      storyboard,
-      ...(sourceKey ? { sourceKey } : {}),
-    });
+    return { variants, masterKey: publisher.masterKey, duration };
   } finally {
     signal.removeEventListener("abort", abortEncode);
   }
+}
+
+/**
+ * The ended broadcast as a recording: each rung's outcome, the recording's source file and
+ * storyboard where it is kept, and `job.succeeded`.
+ */
+async function finishRecording(
+  job: LiveJobMessage,
+  ctx: JobContext,
+  broadcast: Broadcast,
+  ended: { variants: VariantOutcome[]; masterKey: string; duration: number },
+): Promise<void> {
+  const { ladder } = broadcast;
+  const posterKeyPublished = (await broadcast.made.poster) ?? null;
+  if (ctx.signal.aborted) throw abortError(ctx.signal);
+  await emitVariantOutcomes(ctx, job.jobId, ladder, ended.variants);
+  const published = new Set(ended.variants.filter((v) => v.error === undefined).map((v) => v.name));
+  // A recording not kept (the API deletes its media) needs no source file or storyboard.
+  const { sourceKey, storyboard } = job.options.record
+    ? await inSpan("recording source", {}, () =>
+        publishRecordingSource(
+          job,
+          ctx,
+          ladder.filter((r) => published.has(r.name)),
+        ),
+      )
+    : { sourceKey: null, storyboard: null };
+  await ctx.emit({
+    type: "job.succeeded",
+    masterKey: ended.masterKey,
+    posterKey: posterKeyPublished,
+    duration: ended.duration,
+    storyboard,
+    ...(sourceKey ? { sourceKey } : {}),
+  });
 }
 
 /**
