@@ -3,7 +3,7 @@ import path from "node:path";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
-import { killPublishersOnAir, publishUntilStopped } from "./support/live-publisher.ts";
+import { killPublishersOnAir, publish, publishUntilStopped } from "./support/live-publisher.ts";
 import { workersReported } from "./support/live-slots.ts";
 import { canMountTmpfs, mountSmallDisk } from "./support/tmpfs.ts";
 
@@ -102,5 +102,65 @@ describe.skipIf(!canMountTmpfs)("ENOSPC during a broadcast (a tmpfs; needs root)
     expect(playlist).toContain("#EXT-X-ENDLIST");
     const videos = await sql(`SELECT status FROM "Video" WHERE "liveStreamId" = $1`, [liveStream.id]);
     expect(videos.rows).toEqual([{ status: "READY" }]);
+  }, 120_000);
+
+  it("a publisher that keeps reconnecting while storage is full is refused with the reason and makes no video; once there is room it goes on air", async () => {
+    const created = await t.gql(
+      `mutation { createLiveStream(input: { title: "Refused while full" }) { ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
+    );
+    const { streamKey, liveStream } = created.data.createLiveStream;
+    const url = `${liveStream.ingestUrl.replace("localhost", "127.0.0.1")}/${streamKey}`;
+    const state = async () =>
+      (await t.gql(`query ($id: ID!) { liveStream(id: $id) { status lastError } }`, { id: liveStream.id })).data
+        .liveStream;
+    const videos = async () =>
+      (await sql(`SELECT status FROM "Video" WHERE "liveStreamId" = $1`, [liveStream.id])).rows;
+    const filler = await fillDisk(path.join(t.dataDir, "videos"));
+    try {
+      // An encoder that reconnects at once, as OBS's auto-reconnect does.
+      for (let i = 0; i < 3; i++) await publish(url, 10).exited;
+      expect(await state()).toEqual({
+        status: "IDLE",
+        lastError: "the server's storage is full: no broadcast can start until there is room",
+      });
+      expect(await videos()).toEqual([]);
+    } finally {
+      await rm(filler);
+    }
+    const publisher = publishUntilStopped(url);
+    await expect.poll(async () => (await state()).status, { timeout: 30_000, interval: 200 }).toBe("LIVE");
+    await publisher.stop();
+    await expect.poll(async () => (await state()).status, { timeout: 30_000, interval: 250 }).toBe("ENDED");
+    expect(await videos()).toEqual([{ status: "READY" }]);
+  }, 120_000);
+
+  it("a stream left LIVE whose broadcast has ended (its end's write lost) takes its publisher again", async () => {
+    const created = await t.gql(
+      `mutation { createLiveStream(input: { title: "Left on air" }) { ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
+    );
+    const { streamKey, liveStream } = created.data.createLiveStream;
+    const url = `${liveStream.ingestUrl.replace("localhost", "127.0.0.1")}/${streamKey}`;
+    const state = async () =>
+      (await t.gql(`query ($id: ID!) { liveStream(id: $id) { status activeVideo { id } } }`, { id: liveStream.id }))
+        .data.liveStream;
+    const status = async () => (await state()).status;
+    const first = publishUntilStopped(url);
+    await expect.poll(status, { timeout: 30_000, interval: 200 }).toBe("LIVE");
+    const firstVideo = (await state()).activeVideo.id;
+    await first.stop();
+    await expect.poll(status, { timeout: 30_000, interval: 250 }).toBe("ENDED");
+    // As a database out of space left it: the broadcast's job ended, the stream's move to ENDED lost.
+    await sql(`UPDATE "LiveStream" SET status = 'LIVE' WHERE id = $1`, [liveStream.id]);
+    const second = publishUntilStopped(url);
+    await expect
+      .poll(async () => ((s) => `${s.status} ${s.activeVideo.id === firstVideo ? "first" : "next"}`)(await state()), {
+        timeout: 30_000,
+        interval: 200,
+      })
+      .toBe("LIVE next");
+    await second.stop();
+    await expect.poll(status, { timeout: 30_000, interval: 250 }).toBe("ENDED");
+    const videos = await sql(`SELECT status FROM "Video" WHERE "liveStreamId" = $1`, [liveStream.id]);
+    expect(videos.rows).toEqual([{ status: "READY" }, { status: "READY" }]);
   }, 120_000);
 });
