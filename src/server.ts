@@ -32,6 +32,7 @@ import { tellWorkersToCancel } from "./jobs/cancel.ts";
 import { createDispatcher } from "./jobs/dispatcher.ts";
 import { createEventIngestor } from "./jobs/ingest-events.ts";
 import { createLiveStreams } from "./live/live-streams.ts";
+import { localMediaStorageFull } from "./live/storage-room.ts";
 import { DEFAULT_INGEST_LIMITS } from "./live/publisher.ts";
 import { createRtmpIngest, RTMP_APP } from "./live/rtmp-ingest.ts";
 import { createRelayIngest } from "./live/relay.ts";
@@ -177,6 +178,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     signer,
     storage,
     stopRun: (jobId, attempt, workerId, runId) => tellWorkersToCancel(transport, jobId, attempt, workerId, runId),
+    ...(env.STORAGE === "local" ? { storageFull: () => localMediaStorageFull(env.DATA_DIR) } : {}),
     costs,
     webhooks,
     target: eventTarget,

@@ -1,12 +1,11 @@
 import { statSync } from "node:fs";
-import { mkdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { LiveJobMessage, ProbeResult, StaticRenditionPlan, Storyboard } from "../../src/protocol/messages.ts";
-import { liveRecordingKey, posterKey, RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
+import { hlsLayout, liveRecordingKey, posterKey } from "../../src/protocol/storage-layout.ts";
 import { inSpan } from "../../src/shared/tracing.ts";
 import { log } from "../log.ts";
 import { abortError, isAbortError, MediaError } from "../media/errors.ts";
-import { createHlsPublisher, type HlsPublisher } from "../media/hls-publisher.ts";
+import { createHlsPublisher } from "../media/hls-publisher.ts";
 import { publishedBroadcast, type RungContinuation } from "../media/live-continuation.ts";
 import {
   encodeLiveLadder,
@@ -24,8 +23,17 @@ import { probeSource, sampleLiveVideo } from "../media/probe.ts";
 import { segmentPlan, targetDuration } from "../media/segments.ts";
 import { reportLiveProgress } from "../progress/job-progress.ts";
 import { publishStoryboard } from "./transcode-storyboard.ts";
+import {
+  clearRungDirs,
+  endPublishedPlaylists,
+  FULL_DISK_PATIENCE_MS,
+  FULL_DISK_RETRY_MS,
+  holdFeed,
+  isFullDisk,
+  pause,
+} from "./live-full-disk.ts";
 import type { JobContext } from "./types.ts";
-import { emitVariantOutcomes } from "./variant-outcomes.ts";
+import { emitVariantOutcomes, type VariantOutcome } from "./variant-outcomes.ts";
 
 /**
  * Encodes a live broadcast (docs/live.md): the publisher's feed, read from the API as FLV, into an
@@ -55,135 +63,158 @@ function withoutFeedUrl(err: unknown, feedUrl: string): unknown {
   return err;
 }
 
-/** How often one run starts its encode again after its ffmpeg failed (killed, say) before the run fails. */
-const MAX_ENCODE_RESTARTS = 3;
-
-/** What a broadcast's encodes share: the ladder planned once, and its poster once made. */
-interface LivePlan {
-  ladder: PlannedRung[];
-  probe: ProbeResult;
-  copied: string | null;
-  top: PlannedRung;
-  made: { poster?: Promise<string | null> };
-}
-
 async function encodeBroadcast(job: LiveJobMessage, ctx: JobContext): Promise<void> {
   const { storage, signal } = ctx;
-  const { segmentSeconds } = job.options;
   const probe = liveProbe(job.input);
   await ctx.emit({ type: "job.started" });
-  const planned = planLiveLadder(job.input, segmentSeconds);
+  const planned = planLiveLadder(job.input, job.options.segmentSeconds);
   const copy = ctx.livePassthrough === true ? await copiedTopRung(job, planned, signal) : null;
   const ladder = copy ? planned.map((r) => (r.name === copy.name ? copy : r)) : planned;
   await ctx.emit({ type: "job.probed", probe, ladder });
-  const top = ladder.find((r) => r.kind === "VIDEO") ?? ladder[0]!;
-  const plan: LivePlan = { ladder, probe, copied: copy?.name ?? null, top, made: {} };
-  let publisher: HlsPublisher;
-  for (let restarts = 0; ; restarts++) {
-    // A run taking the broadcast over (its earlier run's worker died), or this run's encode started
-    // again, goes on with the published playlists.
-    const continues = await publishedBroadcast(storage, job.outputPrefix, ladder);
-    if (continues)
-      log.info("live: going on with a broadcast's published playlists", {
-        jobId: job.jobId,
-        rungs: Object.fromEntries([...continues].map(([name, c]) => [name, c.kept.length])),
-      });
-    try {
-      publisher = await encodeLive(job, ctx, plan, continues);
-      break;
-    } catch (err) {
-      if (signal.aborted || isAbortError(err) || !(err instanceof MediaError)) throw err;
-      if (restarts >= MAX_ENCODE_RESTARTS) {
-        if (!continues) throw err;
-        // Its feed cannot be read any more (a broadcast handed on by an API instance that stopped,
-        // whose publisher did not come back): it ends with what was published, not FAILED.
-        log.warn("live: the feed cannot be read; the broadcast ends with what was published", {
-          jobId: job.jobId,
-          err,
-        });
-        publisher = await publishedOnly(job, ctx, plan, continues);
-        break;
-      }
-      // The feed keeps what was not published yet: a new encode loses none of it.
-      log.warn("live: the encode's ffmpeg failed; a new encode goes on with the published playlists", {
-        jobId: job.jobId,
-        err,
-      });
-      await Promise.all(ladder.map((r) => rm(path.join(ctx.workDir, r.name), { recursive: true, force: true })));
-    }
-  }
-  // The feed ended: the last segments, and every playlist ended (the recording).
-  const variants = await inSpan("publish", {}, () => publisher.finish());
-  const posterKeyPublished = (await plan.made.poster) ?? null;
-  if (signal.aborted) throw abortError(signal);
-  await emitVariantOutcomes(ctx, job.jobId, ladder, variants);
-  const recorded = publisher.segments().find((s) => s.name === top.name)?.segments ?? [];
-  const duration = recorded.reduce((sum, s) => sum + s.duration, 0);
-  const published = new Set(variants.filter((v) => v.error === undefined).map((v) => v.name));
-  // A recording not kept (the API deletes its media) needs no source file or storyboard.
-  const { sourceKey, storyboard } = job.options.record
-    ? await inSpan("recording source", {}, () =>
-        publishRecordingSource(
-          job,
-          ctx,
-          ladder.filter((r) => published.has(r.name)),
-        ),
-      )
-    : { sourceKey: null, storyboard: null };
-  await ctx.emit({
-    type: "job.succeeded",
-    masterKey: publisher.masterKey,
-    posterKey: posterKeyPublished,
-    duration,
-    storyboard,
-    ...(sourceKey ? { sourceKey } : {}),
-  });
-}
-
-/**
- * A publisher of what is published already and nothing more (no encode): its finish ends the
- * playlists as they are.
- */
-async function publishedOnly(
-  job: LiveJobMessage,
-  ctx: JobContext,
-  plan: LivePlan,
-  continues: Map<string, RungContinuation>,
-): Promise<HlsPublisher> {
-  await Promise.all(
-    plan.ladder.map(async (r) => {
-      const dir = path.join(ctx.workDir, r.name);
-      await rm(dir, { recursive: true, force: true });
-      await mkdir(dir, { recursive: true });
-      await writeFile(path.join(dir, RUNG_PLAYLIST), "#EXTM3U\n#EXT-X-ENDLIST\n");
-    }),
-  );
-  return createHlsPublisher({
-    storage: ctx.storage,
-    workDir: ctx.workDir,
-    outputPrefix: job.outputPrefix,
-    ladder: plan.ladder,
-    probe: plan.probe,
-    kept: new Map([...continues].map(([name, c]) => [name, c.kept])),
+  const broadcast: Broadcast = {
+    ladder,
+    copied: copy?.name ?? null,
+    top: ladder.find((r) => r.kind === "VIDEO") ?? ladder[0]!,
+    probe,
     targetDuration: targetDuration(segmentPlan(job.options.segmentSeconds)),
-  });
+    made: {},
+  };
+  const topSegments = (published: Map<string, RungContinuation> | null) =>
+    published?.get(broadcast.top.name)?.kept.length ?? 0;
+  // A full disk pauses the broadcast (docs/live.md "A full disk"): each try goes on with what the
+  // last one published, as a run taking it over does, while the feed is held for the next.
+  let publishedAt = Date.now();
+  const held = { controller: new AbortController(), feedEnded: false, done: null as Promise<void> | null };
+  let restarts = 0;
+  try {
+    for (let tries = 0; ; tries++) {
+      // A run taking the broadcast over (its earlier run's worker died), or this run's next encode
+      // (its ffmpeg died, or space came back), goes on with the published playlists.
+      const continues = await publishedBroadcast(storage, job.outputPrefix, ladder);
+      if (continues)
+        log.info("live: going on with the broadcast's published playlists", {
+          jobId: job.jobId,
+          encode: tries + 1,
+          rungs: Object.fromEntries([...continues].map(([name, c]) => [name, c.kept.length])),
+        });
+      try {
+        const { variants, masterKey, duration } = await encodeTry(job, ctx, broadcast, continues);
+        await finishRecording(job, ctx, broadcast, { variants, masterKey, duration });
+        return;
+      } catch (err) {
+        if (signal.aborted || isAbortError(err)) throw err;
+        if (!isFullDisk(err)) {
+          if (!(err instanceof MediaError)) throw err;
+          // Its ffmpeg failed (killed, say): a new encode goes on with the published playlists, and
+          // the feed keeps what was not published yet.
+          if (restarts++ < MAX_ENCODE_RESTARTS) {
+            log.warn("live: the encode's ffmpeg failed; a new encode goes on with the published playlists", {
+              jobId: job.jobId,
+              err,
+            });
+            await clearRungDirs(ctx.workDir, ladder);
+            continue;
+          }
+          // Its feed cannot be read any more (a broadcast handed on by an API instance that stopped,
+          // whose publisher did not come back): it ends with what was published, not FAILED.
+          if (!continues) throw err;
+          log.warn("live: the feed cannot be read; the broadcast ends with what was published", {
+            jobId: job.jobId,
+            err,
+          });
+          await endWithPublished(job, ctx, broadcast, continues, err);
+          return;
+        }
+        const published = await publishedBroadcast(storage, job.outputPrefix, ladder).catch(() => continues);
+        if (topSegments(published) > topSegments(continues)) publishedAt = Date.now();
+        held.done ??= holdFeed(job.feedUrl, AbortSignal.any([held.controller.signal, signal])).then(() => {
+          held.feedEnded = true;
+        });
+        const waited = Date.now() - publishedAt;
+        if (!held.feedEnded && waited < FULL_DISK_PATIENCE_MS) {
+          log.warn("live: the disk is full; the broadcast waits for space", {
+            jobId: job.jobId,
+            err: err instanceof Error ? err.message : String(err),
+            givingUpInSeconds: Math.round((FULL_DISK_PATIENCE_MS - waited) / 1000),
+          });
+          await clearRungDirs(ctx.workDir, ladder);
+          await pause(FULL_DISK_RETRY_MS, held.done);
+          if (signal.aborted) throw abortError(signal);
+          if (!held.feedEnded) continue;
+        }
+        // Space did not come back in time, or the publisher left meanwhile: the recording is what is published.
+        const recorded = await publishedBroadcast(storage, job.outputPrefix, ladder);
+        if (!recorded) throw err;
+        log.warn("live: the disk stayed full; the broadcast ends with what it recorded", {
+          jobId: job.jobId,
+          seconds: recorded.get(broadcast.top.name)?.keptSeconds ?? 0,
+        });
+        await endWithPublished(job, ctx, broadcast, recorded, err);
+        return;
+      }
+    }
+  } finally {
+    held.controller.abort();
+    await Promise.all([held.done, broadcast.made.poster]);
+  }
 }
 
 /**
- * One encode of the broadcast's feed, published as it is cut, after `continues` (what is published
- * already) when there is some; resolves with its publisher once the feed has ended (its last
- * segments still to publish), and throws when ffmpeg or publishing fails.
+ * Ends the broadcast as a recording of what is published (`published`), with no further encode:
+ * its playlists ended, then the recording as after any end. Throws `err` when nothing playable was
+ * published (no master).
  */
-async function encodeLive(
+async function endWithPublished(
   job: LiveJobMessage,
   ctx: JobContext,
-  plan: LivePlan,
+  broadcast: Broadcast,
+  published: Map<string, RungContinuation>,
+  err: unknown,
+): Promise<void> {
+  const variants = await endPublishedPlaylists(
+    ctx.storage,
+    job.outputPrefix,
+    published,
+    broadcast.targetDuration,
+    ctx.workDir,
+  );
+  if (!variants) throw err;
+  await finishRecording(job, ctx, broadcast, {
+    variants,
+    masterKey: hlsLayout(job.outputPrefix).masterKey,
+    duration: published.get(broadcast.top.name)?.keptSeconds ?? 0,
+  });
+}
+
+/** How often one run starts its encode again after its ffmpeg failed (killed, say) before the run fails. */
+const MAX_ENCODE_RESTARTS = 3;
+
+/** A broadcast's ladder and what its tries share (its poster is made once). */
+interface Broadcast {
+  ladder: PlannedRung[];
+  copied: string | null;
+  top: PlannedRung;
+  probe: ProbeResult;
+  targetDuration: number;
+  made: { poster?: Promise<string | null> };
+}
+
+/**
+ * One try of a broadcast's encode: the feed from where `continues` ends (null: its start) until the
+ * feed ends, published as it goes; resolves with the ended playlists. Throws what stopped it, a
+ * full disk included.
+ */
+async function encodeTry(
+  job: LiveJobMessage,
+  ctx: JobContext,
+  broadcast: Broadcast,
   continues: Map<string, RungContinuation> | null,
-): Promise<HlsPublisher> {
+): Promise<{ variants: VariantOutcome[]; masterKey: string; duration: number }> {
   const { storage, signal } = ctx;
   const { segmentSeconds, maxDurationSeconds } = job.options;
-  const { ladder, probe, copied, top, made } = plan;
+  const { ladder, copied, top, probe, made } = broadcast;
   const firstSegment = `seg_${String(continues?.get(top.name)?.firstSegment ?? 0).padStart(5, "0")}.ts`;
+
   const encodeController = new AbortController();
   const abortEncode = () => encodeController.abort(signal.reason);
   signal.addEventListener("abort", abortEncode, { once: true });
@@ -197,7 +228,7 @@ async function encodeLive(
     ...(continues
       ? { kept: new Map([...continues].map(([name, c]) => [name, c.kept])), discontinuityAfterKept: true }
       : {}),
-    targetDuration: targetDuration(segmentPlan(segmentSeconds)),
+    targetDuration: broadcast.targetDuration,
     // A live list changes every segment: look at it often, not only on file events.
     intervalMs: Math.min(1000, segmentSeconds * 250),
     onPlayable: async (masterKey) => {
@@ -216,7 +247,7 @@ async function encodeLive(
       input: job.input,
       workDir: ctx.workDir,
       segmentSeconds,
-      // The broadcast's longest length counts what earlier encodes published.
+      // The broadcast's longest length counts what earlier runs published.
       maxDurationSeconds: Math.max(1, maxDurationSeconds - (continues?.get(top.name)?.keptSeconds ?? 0)),
       copiedRung: copied,
       ...(continues ? { continues } : {}),
@@ -250,10 +281,50 @@ async function encodeLive(
       throw err;
     }
     await progress.stop();
-    return publisher;
+    // The feed ended: the last segments, and every playlist ended (the recording).
+    const variants = await inSpan("publish", {}, () => publisher.finish());
+    if (signal.aborted) throw abortError(signal);
+    const recorded = publisher.segments().find((s) => s.name === top.name)?.segments ?? [];
+    const duration = recorded.reduce((sum, s) => sum + s.duration, 0);
+    return { variants, masterKey: publisher.masterKey, duration };
   } finally {
     signal.removeEventListener("abort", abortEncode);
   }
+}
+
+/**
+ * The ended broadcast as a recording: each rung's outcome, the recording's source file and
+ * storyboard where it is kept, and `job.succeeded`.
+ */
+async function finishRecording(
+  job: LiveJobMessage,
+  ctx: JobContext,
+  broadcast: Broadcast,
+  ended: { variants: VariantOutcome[]; masterKey: string; duration: number },
+): Promise<void> {
+  const { ladder } = broadcast;
+  const posterKeyPublished = (await broadcast.made.poster) ?? null;
+  if (ctx.signal.aborted) throw abortError(ctx.signal);
+  await emitVariantOutcomes(ctx, job.jobId, ladder, ended.variants);
+  const published = new Set(ended.variants.filter((v) => v.error === undefined).map((v) => v.name));
+  // A recording not kept (the API deletes its media) needs no source file or storyboard.
+  const { sourceKey, storyboard } = job.options.record
+    ? await inSpan("recording source", {}, () =>
+        publishRecordingSource(
+          job,
+          ctx,
+          ladder.filter((r) => published.has(r.name)),
+        ),
+      )
+    : { sourceKey: null, storyboard: null };
+  await ctx.emit({
+    type: "job.succeeded",
+    masterKey: ended.masterKey,
+    posterKey: posterKeyPublished,
+    duration: ended.duration,
+    storyboard,
+    ...(sourceKey ? { sourceKey } : {}),
+  });
 }
 
 /**

@@ -32,6 +32,9 @@ const BROADCAST_PUBLISHED = "liveBroadcastPublished";
 /** The most seconds a stream's broadcast may wait for its publisher (the worker's feed read gives up at 180 s). */
 export const MAX_RECONNECT_WINDOW_SECONDS = 120;
 
+/** Why a publisher is refused while media storage is full: its broadcast could publish nothing. */
+const STORAGE_FULL = "the server's storage is full: no broadcast can start until there is room";
+
 /** A broadcast that may not start, thrown inside its transaction (which undoes its claim). */
 class BroadcastRefused extends Error {}
 
@@ -131,6 +134,8 @@ export function createLiveStreams(deps: {
   storage: Pick<ApiStorage, "deletePrefix">;
   /** Tells a worker to stop one run of a job (a broadcast's encode that another run takes over). */
   stopRun(jobId: string, attempt: number, workerId: string, runId: string): Promise<void>;
+  /** Whether media storage is full now (local storage; a cloud store never says so here). */
+  storageFull?: () => Promise<boolean>;
   costs: CostSettings;
   webhooks: WebhookEmitter;
   target: EventTarget;
@@ -544,7 +549,7 @@ export function createLiveStreams(deps: {
       const stream = await db.liveStream.findUnique({ where: { keyHash: hashStreamKey(key) } });
       if (!stream) return { refused: UNKNOWN_STREAM_KEY };
       if (stream.disabledAt) return { refused: "the live stream is disabled" };
-      if (stream.status === "CONNECTED" || stream.status === "LIVE")
+      if ((stream.status === "CONNECTED" || stream.status === "LIVE") && !(await endedWithoutItsEnd(stream)))
         return { refused: "the live stream already has a publisher" };
       // Its publisher reconnecting, here or to another instance (relayed there): no new broadcast is counted.
       if (graces.has(stream.id) || (await waitingBroadcastJob(stream))) return { streamId: stream.id };
@@ -553,7 +558,8 @@ export function createLiveStreams(deps: {
       const over =
         (await onAirOverLimit(db, stream.tenantId, stream.id)) ??
         quotaSpent(await secondsLeft(db, stream.tenantId)) ??
-        whyNoLiveSlot(await countLiveSlots(db, stream.tenantId, settings.workerAliveSeconds));
+        whyNoLiveSlot(await countLiveSlots(db, stream.tenantId, settings.workerAliveSeconds)) ??
+        ((await deps.storageFull?.()) ? STORAGE_FULL : null);
       if (over) return refuseAtConnect(stream.id, over);
       return { streamId: stream.id };
     },
@@ -680,6 +686,23 @@ export function createLiveStreams(deps: {
   async function admitBroadcast(tx: Tx, tenantId: string): Promise<string | null> {
     await lockLiveAdmission(tx);
     return whyNoLiveSlot(await countLiveSlots(tx, tenantId, settings.workerAliveSeconds));
+  }
+
+  /**
+   * Whether a stream on air (CONNECTED, LIVE) has in fact no broadcast: none named, or its LIVE job
+   * ended with no feed here, its end's write lost (a database out of space). The stream is ENDED
+   * then, so its publisher is not refused for ever.
+   */
+  async function endedWithoutItsEnd(stream: LiveStream): Promise<boolean> {
+    const videoId = stream.activeVideoId;
+    if (videoId && feeds.has(videoId)) return false;
+    const onAir = videoId
+      ? await db.job.count({ where: { videoId, kind: "LIVE", status: { in: ["QUEUED", "RUNNING"] } } })
+      : 0;
+    if (onAir > 0) return false;
+    log.warn("live: a stream on air had no broadcast; its end is applied now", { streamId: stream.id, videoId });
+    await setStatus(stream.id, "ENDED");
+    return true;
   }
 
   /** A publisher refused before its broadcast: its stream says why (its lastError, to its subscribers). */

@@ -1,0 +1,166 @@
+import { open, readFile, rm } from "node:fs/promises";
+import path from "node:path";
+import pg from "pg";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { startTestApp, type TestApp } from "./support/app.ts";
+import { killPublishersOnAir, publish, publishUntilStopped } from "./support/live-publisher.ts";
+import { workersReported } from "./support/live-slots.ts";
+import { canMountTmpfs, mountSmallDisk } from "./support/tmpfs.ts";
+
+// A full disk pauses a broadcast, it does not destroy it (docs/live.md "A full disk"). Real parts:
+// the API and its worker process, an ffmpeg publisher over RTMP, and the media storage
+// (DATA_DIR/videos) on a small tmpfs filled to a real ENOSPC and freed again.
+
+if (!canMountTmpfs) console.warn("live-full-disk: SKIPPED, mounting a tmpfs needs root");
+
+let t: TestApp;
+let disk: { unmount(): Promise<void> } | null = null;
+const sql = async (text: string, values: unknown[] = []) => {
+  const client = new pg.Client({ connectionString: t.database.url });
+  await client.connect();
+  try {
+    return await client.query(text, values);
+  } finally {
+    await client.end();
+  }
+};
+beforeAll(async () => {
+  if (!canMountTmpfs) return;
+  t = await startTestApp({
+    env: { LIVE_SEGMENT_SECONDS: "1", LIVE_STALL_SECONDS: "5", LIVE_RECONNECT_GRACE_SECONDS: "10" },
+    workerEnv: { LIVE_PASSTHROUGH: "true" },
+  });
+  disk = await mountSmallDisk(path.join(t.dataDir, "videos"), 16 * 1024 * 1024);
+  await workersReported(t);
+});
+afterAll(async () => {
+  await disk?.unmount();
+  await t?.stop();
+});
+afterEach(killPublishersOnAir);
+
+/** Fills the disk at `dir` to a real ENOSPC with one file; resolves with it (remove it to make room). */
+async function fillDisk(dir: string): Promise<string> {
+  const file = path.join(dir, "filler");
+  const handle = await open(file, "w");
+  const chunk = Buffer.alloc(256 * 1024, 1);
+  try {
+    for (;;) await handle.write(chunk);
+  } catch (err) {
+    expect((err as NodeJS.ErrnoException).code).toBe("ENOSPC");
+  } finally {
+    await handle.close();
+  }
+  return file;
+}
+
+const segmentUris = (playlist: string) => playlist.split("\n").filter((l) => l.startsWith("seg_"));
+
+describe.skipIf(!canMountTmpfs)("ENOSPC during a broadcast (a tmpfs; needs root)", () => {
+  it("storage full for 6 s mid-broadcast: the broadcast waits, goes on once there is room, and its one video is READY with everything sent", async () => {
+    const created = await t.gql(
+      `mutation { createLiveStream(input: { title: "Full disk" }) { ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
+    );
+    const { streamKey, liveStream } = created.data.createLiveStream;
+    const publisher = publishUntilStopped(`${liveStream.ingestUrl.replace("localhost", "127.0.0.1")}/${streamKey}`);
+    const state = async () =>
+      (
+        await t.gql(
+          `query ($id: ID!) { liveStream(id: $id) { status lastError activeVideo { id status duration } } }`,
+          { id: liveStream.id },
+        )
+      ).data.liveStream;
+    await expect.poll(async () => (await state()).status, { timeout: 30_000, interval: 200 }).toBe("LIVE");
+    const videoId = (await state()).activeVideo.id;
+    const topPlaylist = () =>
+      readFile(path.join(t.dataDir, "videos", videoId, "hls", "240p", "index.m3u8"), "utf8").catch(() => "");
+    await expect
+      .poll(async () => segmentUris(await topPlaylist()).length, { timeout: 20_000 })
+      .toBeGreaterThanOrEqual(2);
+
+    const filler = await fillDisk(path.join(t.dataDir, "videos"));
+    await new Promise((resolve) => setTimeout(resolve, 6000));
+    // Paused, not failed: the stream is on air, its video still being made, its publisher kept.
+    const paused = await state();
+    expect(paused).toMatchObject({ status: "LIVE", activeVideo: { id: videoId, status: "PROCESSING" } });
+    expect(publisher.process.exitCode).toBeNull();
+    const before = segmentUris(await topPlaylist());
+
+    await rm(filler);
+    await expect
+      .poll(async () => segmentUris(await topPlaylist()).length, { timeout: 20_000, interval: 250 })
+      .toBeGreaterThan(before.length + 2);
+    const sent = await publisher.stop();
+    await expect.poll(async () => (await state()).status, { timeout: 30_000, interval: 250 }).toBe("ENDED");
+    const ended = await state();
+    expect(ended.activeVideo).toMatchObject({ id: videoId, status: "READY" });
+    // The feed kept what the pause did not publish: the recording holds all that was sent.
+    expect(ended.activeVideo.duration).toBeGreaterThan(sent - 1.5);
+    const playlist = await topPlaylist();
+    expect(segmentUris(playlist).slice(0, before.length)).toEqual(before);
+    expect(playlist).toContain("#EXT-X-DISCONTINUITY");
+    expect(playlist).toContain("#EXT-X-ENDLIST");
+    const videos = await sql(`SELECT status FROM "Video" WHERE "liveStreamId" = $1`, [liveStream.id]);
+    expect(videos.rows).toEqual([{ status: "READY" }]);
+  }, 120_000);
+
+  it("a publisher that keeps reconnecting while storage is full is refused with the reason and makes no video; once there is room it goes on air", async () => {
+    const created = await t.gql(
+      `mutation { createLiveStream(input: { title: "Refused while full" }) { ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
+    );
+    const { streamKey, liveStream } = created.data.createLiveStream;
+    const url = `${liveStream.ingestUrl.replace("localhost", "127.0.0.1")}/${streamKey}`;
+    const state = async () =>
+      (await t.gql(`query ($id: ID!) { liveStream(id: $id) { status lastError } }`, { id: liveStream.id })).data
+        .liveStream;
+    const videos = async () =>
+      (await sql(`SELECT status FROM "Video" WHERE "liveStreamId" = $1`, [liveStream.id])).rows;
+    const filler = await fillDisk(path.join(t.dataDir, "videos"));
+    try {
+      // An encoder that reconnects at once, as OBS's auto-reconnect does.
+      for (let i = 0; i < 3; i++) await publish(url, 10).exited;
+      expect(await state()).toEqual({
+        status: "IDLE",
+        lastError: "the server's storage is full: no broadcast can start until there is room",
+      });
+      expect(await videos()).toEqual([]);
+    } finally {
+      await rm(filler);
+    }
+    const publisher = publishUntilStopped(url);
+    await expect.poll(async () => (await state()).status, { timeout: 30_000, interval: 200 }).toBe("LIVE");
+    await publisher.stop();
+    await expect.poll(async () => (await state()).status, { timeout: 30_000, interval: 250 }).toBe("ENDED");
+    expect(await videos()).toEqual([{ status: "READY" }]);
+  }, 120_000);
+
+  it("a stream left LIVE whose broadcast has ended (its end's write lost) takes its publisher again", async () => {
+    const created = await t.gql(
+      `mutation { createLiveStream(input: { title: "Left on air" }) { ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
+    );
+    const { streamKey, liveStream } = created.data.createLiveStream;
+    const url = `${liveStream.ingestUrl.replace("localhost", "127.0.0.1")}/${streamKey}`;
+    const state = async () =>
+      (await t.gql(`query ($id: ID!) { liveStream(id: $id) { status activeVideo { id } } }`, { id: liveStream.id }))
+        .data.liveStream;
+    const status = async () => (await state()).status;
+    const first = publishUntilStopped(url);
+    await expect.poll(status, { timeout: 30_000, interval: 200 }).toBe("LIVE");
+    const firstVideo = (await state()).activeVideo.id;
+    await first.stop();
+    await expect.poll(status, { timeout: 30_000, interval: 250 }).toBe("ENDED");
+    // As a database out of space left it: the broadcast's job ended, the stream's move to ENDED lost.
+    await sql(`UPDATE "LiveStream" SET status = 'LIVE' WHERE id = $1`, [liveStream.id]);
+    const second = publishUntilStopped(url);
+    await expect
+      .poll(async () => ((s) => `${s.status} ${s.activeVideo.id === firstVideo ? "first" : "next"}`)(await state()), {
+        timeout: 30_000,
+        interval: 200,
+      })
+      .toBe("LIVE next");
+    await second.stop();
+    await expect.poll(status, { timeout: 30_000, interval: 250 }).toBe("ENDED");
+    const videos = await sql(`SELECT status FROM "Video" WHERE "liveStreamId" = $1`, [liveStream.id]);
+    expect(videos.rows).toEqual([{ status: "READY" }, { status: "READY" }]);
+  }, 120_000);
+});
