@@ -7,6 +7,7 @@ import type { FeedPacket } from "../src/live/feed.ts";
 import { FLV_HEADER, flvReader, flvTag } from "../src/live/flv.ts";
 import { DEFAULT_INGEST_LIMITS, type IngestSessions, type Publisher, startPublisher } from "../src/live/publisher.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
+import { waitFor } from "./support/wait-for.ts";
 import { fixturesDir, runFfmpeg } from "./support/media-fixtures.ts";
 
 // What a broadcast is held to, whatever its publisher says: wall-clock time for its length and the
@@ -42,16 +43,6 @@ async function createLiveStream(title: string): Promise<{ id: string; key: strin
   expect(res.errors).toBeUndefined();
   const { streamKey, liveStream } = res.data.createLiveStream;
   return { id: liveStream.id, key: streamKey, ingestUrl: liveStream.ingestUrl.replace("localhost", "127.0.0.1") };
-}
-
-async function waitFor<T>(what: string, read: () => Promise<T>, done: (value: T) => boolean, ms = 45_000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(value)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 const streamRow = (id: string) => t.app.services.db.liveStream.findUniqueOrThrow({ where: { id } });

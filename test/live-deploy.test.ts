@@ -1,10 +1,9 @@
 import { readFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { TEST_ADMIN_KEY } from "./support/auth.ts";
-import { createTestDatabase, type TestDatabase } from "./support/db.ts";
+import { createTestDatabase, queryDatabase, type TestDatabase } from "./support/db.ts";
 import { killPublishersOnAir, publishUntilStopped } from "./support/live-publisher.ts";
 import { startApiProcess, stopAllProcesses } from "./support/processes.ts";
 
@@ -25,15 +24,7 @@ afterAll(async () => {
 });
 afterEach(killPublishersOnAir);
 
-async function sql(text: string, values: unknown[] = []) {
-  const client = new pg.Client({ connectionString: db.url });
-  await client.connect();
-  try {
-    return (await client.query(text, values)).rows;
-  } finally {
-    await client.end();
-  }
-}
+const sql = async (text: string, values: unknown[] = []) => (await queryDatabase(db.url, text, values)).rows;
 
 /** An API as `npm start` runs it (its own worker), on the test's database and data dir. */
 async function startApi(name: string) {

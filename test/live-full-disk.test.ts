@@ -1,8 +1,8 @@
 import { open, readFile, rm } from "node:fs/promises";
 import path from "node:path";
-import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
+import { queryDatabase } from "./support/db.ts";
 import { killPublishersOnAir, publish, publishUntilStopped } from "./support/live-publisher.ts";
 import { workersReported } from "./support/live-slots.ts";
 import { canMountTmpfs, mountSmallDisk } from "./support/tmpfs.ts";
@@ -15,15 +15,7 @@ if (!canMountTmpfs) console.warn("live-full-disk: SKIPPED, mounting a tmpfs need
 
 let t: TestApp;
 let disk: { unmount(): Promise<void> } | null = null;
-const sql = async (text: string, values: unknown[] = []) => {
-  const client = new pg.Client({ connectionString: t.database.url });
-  await client.connect();
-  try {
-    return await client.query(text, values);
-  } finally {
-    await client.end();
-  }
-};
+const sql = (text: string, values: unknown[] = []) => queryDatabase(t.database.url, text, values);
 beforeAll(async () => {
   if (!canMountTmpfs) return;
   t = await startTestApp({

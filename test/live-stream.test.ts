@@ -21,6 +21,7 @@ import { srtGatewayBuilt } from "../src/live/srt-gateway-build.ts";
 import { PROTOCOL_VERSION } from "../src/protocol/messages.ts";
 import { ANALYTICS_PATHS } from "../src/shared/analytics-beacons.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
+import { waitFor } from "./support/wait-for.ts";
 import { killPublishersOnAir, publish, publishUntilStopped } from "./support/live-publisher.ts";
 import { standInLiveWorker, workersReported } from "./support/live-slots.ts";
 import { childrenOf } from "./support/process-scan.ts";
@@ -116,16 +117,6 @@ async function streamState(id: string) {
   );
   expect(res.errors).toBeUndefined();
   return res.data.liveStream;
-}
-
-async function waitFor<T>(what: string, read: () => Promise<T>, done: (value: T) => boolean, ms = 45_000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(value)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 /**
@@ -1178,6 +1169,19 @@ describe("a publisher back after its broadcast's grace ran out here, its encode 
   });
 });
 
+/** The envelope of a LIVE job's events as its worker sends them, by sequence number. */
+function workerEnvelope(jobId: string) {
+  const at = Date.now();
+  return (seq: number) => ({
+    v: PROTOCOL_VERSION,
+    jobId,
+    attempt: 1,
+    seq,
+    workerId: "test-worker",
+    at: new Date(at + seq).toISOString(),
+  });
+}
+
 describe("a tenant's monthly live minutes (LIVE_MAX_MINUTES_PER_TENANT_MONTH)", () => {
   let quota: TestApp;
   beforeAll(async () => {
@@ -1204,15 +1208,7 @@ describe("a tenant's monthly live minutes (LIVE_MAX_MINUTES_PER_TENANT_MONTH)", 
     await writeFile(segment, "segment");
     // Its worker reports the start, then the failure (as the transport hands them to the API).
     const ingestor = createTestEventIngestor(db, { live: quota.app.services.live });
-    const at = Date.now();
-    const envelope = (seq: number) => ({
-      v: PROTOCOL_VERSION,
-      jobId: job.id,
-      attempt: 1,
-      seq,
-      workerId: "test-worker",
-      at: new Date(at + seq).toISOString(),
-    });
+    const envelope = workerEnvelope(job.id);
     await ingestor.ingest([
       { ...envelope(1), type: "job.started" },
       { ...envelope(2), type: "job.failed", error: "the encode failed", retryable: false },
@@ -1246,14 +1242,7 @@ describe("a tenant's monthly live minutes (LIVE_MAX_MINUTES_PER_TENANT_MONTH)", 
     const next = await db.liveStream.findUniqueOrThrow({ where: { id: streamId } });
     expect(next.activeVideoId).not.toBe(job.videoId);
     // The first broadcast's encode ends, its end applied twice (a redelivered event).
-    const envelope = (seq: number) => ({
-      v: PROTOCOL_VERSION,
-      jobId: job.id,
-      attempt: 1,
-      seq,
-      workerId: "test-worker",
-      at: new Date().toISOString(),
-    });
+    const envelope = workerEnvelope(job.id);
     const failed = { ...envelope(2), type: "job.failed" as const, error: "the feed ended", retryable: false };
     await createTestEventIngestor(db, { live }).ingest([{ ...envelope(1), type: "job.started" }, failed]);
     await live.onJobEvent(failed, job.videoId);

@@ -1,6 +1,6 @@
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, uploadUntilEncoding, type TestApp } from "./support/app.ts";
+import { queryDatabase } from "./support/db.ts";
 import { makeClip } from "./support/media-fixtures.ts";
 import { startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
 
@@ -17,15 +17,7 @@ const STALL_SECONDS = 30;
  */
 describe("kill -9 while the run still looks alive: the transport's redelivery takes over (Postgres transport, real processes)", () => {
   let t: TestApp;
-  const sql = async (text: string, values: unknown[] = []) => {
-    const client = new pg.Client({ connectionString: t.database.url });
-    await client.connect();
-    try {
-      return await client.query(text, values);
-    } finally {
-      await client.end();
-    }
-  };
+  const sql = (text: string, values: unknown[] = []) => queryDatabase(t.database.url, text, values);
   beforeAll(async () => {
     t = await startTestApp({ worker: false, env: { JOB_STALL_SECONDS: String(STALL_SECONDS) } });
   });

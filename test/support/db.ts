@@ -27,6 +27,17 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
+/** One statement on the database at `url`, on a connection of its own. */
+export async function queryDatabase(url: string, text: string, values: unknown[] = []): Promise<pg.QueryResult> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await client.query(text, values);
+  } finally {
+    await client.end();
+  }
+}
+
 /** A fresh database cloned from the migrated template; `drop` releases it. */
 export async function createTestDatabase(): Promise<TestDatabase> {
   const adminUrl = inject("adminDatabaseUrl");
