@@ -115,6 +115,60 @@ describe("API keys managed through the public API (keys:admin)", () => {
     ).toBe("FORBIDDEN");
   });
 
+  it("a key mints and rotates only keys that expire no later than itself; rotated, in its grace, it manages none", async () => {
+    const manager = await create({
+      name: "three-day manager",
+      scopes: ["KEYS_ADMIN", "VIDEOS_READ"],
+      expiresInDays: 3,
+    });
+    const m = manager.secret;
+    // Before, a key expiring soon minted keys with no expiry, and so outlived itself.
+    for (const input of [{}, { expiresInDays: 3 }, { expiresInDays: 30 }])
+      expect(await create({ name: "outliving", scopes: ["VIDEOS_READ"], ...input }, m)).toMatchObject({
+        __typename: "ValidationError",
+        field: "expiresInDays",
+        message: `A key makes only keys that expire no later than itself (${manager.apiKey.expiresAt})`,
+      });
+    const shorter = await create({ name: "two-day cms", scopes: ["VIDEOS_READ"], expiresInDays: 2 }, m);
+    expect(shorter.__typename).toBe("CreateApiKeySuccess");
+    // A rotation keeps the key's expiry: one with none (the admin's) is not the manager's to rotate.
+    const forever = await create({ name: "no expiry", scopes: ["VIDEOS_READ"] });
+    expect((await t.gql(ROTATE, { input: { id: forever.apiKey.id } }, bearer(m))).data.rotateApiKey).toMatchObject({
+      __typename: "ValidationError",
+      field: "id",
+    });
+    expect((await t.gql(ROTATE, { input: { id: shorter.apiKey.id } }, bearer(m))).data.rotateApiKey.__typename).toBe(
+      "RotateApiKeySuccess",
+    );
+
+    // The manager is rotated with a grace (it leaked, say): in its grace it still authenticates,
+    // but mints, rotates and revokes nothing, its replacement included.
+    const rotated = (await t.gql(ROTATE, { input: { id: manager.apiKey.id, graceSeconds: 600 } }, bearer(m))).data
+      .rotateApiKey;
+    expect(rotated.__typename).toBe("RotateApiKeySuccess");
+    const replacement = rotated.apiKey.id;
+    expect((await keys(m)).length).toBeGreaterThan(0);
+    const refusal = "This key was rotated: in its grace it authenticates, but manages no key";
+    expect(await create({ name: "from the grace", scopes: ["VIDEOS_READ"], expiresInDays: 1 }, m)).toEqual({
+      __typename: "ValidationError",
+      field: "input",
+      message: refusal,
+    });
+    expect((await t.gql(ROTATE, { input: { id: replacement } }, bearer(m))).data.rotateApiKey).toEqual({
+      __typename: "ValidationError",
+      field: "id",
+      message: refusal,
+    });
+    expect((await t.gql(REVOKE, { id: replacement }, bearer(m))).data.revokeApiKey).toEqual({
+      __typename: "ValidationError",
+      field: "id",
+      message: refusal,
+    });
+    // The replacement manages keys as the manager did.
+    const fresh = await create({ name: "from the new key", scopes: ["VIDEOS_READ"], expiresInDays: 1 }, rotated.secret);
+    expect(fresh.__typename).toBe("CreateApiKeySuccess");
+  });
+
   it("another tenant's keys are never listed, rotated or revoked", async () => {
     expect((await keys()).map((k: any) => k.name)).not.toContain("b-cms");
     expect((await keys(adminB)).map((k: any) => k.name).sort()).toEqual(["b-admin", "b-cms"]);

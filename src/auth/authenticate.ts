@@ -77,6 +77,7 @@ export function createAuthenticator(db: Db, jwt: JwtSettings) {
       scopes: new Set(key.scopes.filter(isScope)),
       subject: key.id,
       expiresAt: key.expiresAt?.getTime() ?? null,
+      replaced: key.rotatedAt !== null,
     };
   }
 
@@ -130,6 +131,7 @@ export function createAuthenticator(db: Db, jwt: JwtSettings) {
       scopes,
       subject: String(payload.sub ?? ""),
       expiresAt: (payload.exp as number) * 1000,
+      replaced: false,
     };
   }
 

@@ -23,4 +23,6 @@ export interface Principal {
   subject: string;
   /** When the credential expires (epoch ms: the key's expiry, the JWT's `exp`), or null if it does not. */
   expiresAt: number | null;
+  /** An API key that rotateApiKey replaced with a grace: it works until it expires, but manages no key. */
+  replaced: boolean;
 }

@@ -126,8 +126,33 @@ function scopesBeyondCaller(ctx: Context, wanted: readonly string[]): string[] {
   return wanted.filter((scope) => !ctx.auth?.scopes.has(scope as Scope));
 }
 
+/**
+ * Why the caller may not manage keys, or null: a key rotateApiKey replaced (in its grace) manages
+ * none, so rotating a leaked key ends what the leak can do to keys at once.
+ */
+function replacedCaller(ctx: Context, field: string): ValidationError | null {
+  return ctx.auth?.replaced
+    ? new ValidationError(field, "This key was rotated: in its grace it authenticates, but manages no key")
+    : null;
+}
+
+/**
+ * Refuses a key that would outlive the caller's credential (`expiresAt` null: it never expires): a
+ * key cannot mint or rotate its way past its own expiry.
+ */
+function withinCallerExpiry(ctx: Context, expiresAt: Date | null, field: string): void {
+  const callerExpiry = ctx.auth?.expiresAt ?? null;
+  if (callerExpiry === null || (expiresAt !== null && expiresAt.getTime() <= callerExpiry)) return;
+  throw new ValidationError(
+    field,
+    `A key makes only keys that expire no later than itself (${new Date(callerExpiry).toISOString()})`,
+  );
+}
+
 /** One of the caller's tenant's keys, that the caller may manage; else NotFoundError or ValidationError. */
 async function manageableKey(ctx: Context, id: string, verb: string): Promise<ApiKey> {
+  const replaced = replacedCaller(ctx, "id");
+  if (replaced) throw replaced;
   const key = isUuid(id) ? await ctx.db.apiKey.findFirst({ where: { id, tenantId: tenantOf(ctx) } }) : null;
   if (!key) throw new NotFoundError("API key", id);
   const beyond = scopesBeyondCaller(ctx, key.scopes);
@@ -176,6 +201,8 @@ builder.mutationFields((t) => ({
     args: { input: t.arg({ type: CreateApiKeyInput, required: true }) },
     errors: { types: [ValidationError], union: { name: "CreateApiKeyResult" } },
     resolve: async (_root, { input }, ctx) => {
+      const replaced = replacedCaller(ctx, "input");
+      if (replaced) throw replaced;
       const name = validKeyName(input.name);
       const scopes = [...new Set(input.scopes)];
       if (!scopes.length) throw new ValidationError("scopes", "A key needs at least one scope");
@@ -188,6 +215,7 @@ builder.mutationFields((t) => ({
       }
       const days = within(input.expiresInDays, "expiresInDays", 1, MAX_EXPIRES_IN_DAYS);
       const expiresAt = days === null ? null : new Date(Date.now() + days * 86_400_000);
+      withinCallerExpiry(ctx, expiresAt, "expiresInDays");
       const tenantId = tenantOf(ctx);
       const max = ctx.apiKeys.maxActivePerTenant;
       const created = await ctx.db.$transaction(async (tx) => {
@@ -211,6 +239,8 @@ builder.mutationFields((t) => ({
       const grace = within(input.graceSeconds, "graceSeconds", 0, MAX_GRACE_SECONDS) ?? 0;
       const old = await manageableKey(ctx, String(input.id), "rotate");
       if (stateOf(old) !== "ACTIVE") throw new ValidationError("id", `The key is ${stateOf(old).toLowerCase()}`);
+      // The new key keeps the old one's expiry: it may not outlive the caller either.
+      withinCallerExpiry(ctx, old.expiresAt, "id");
       const tenantId = tenantOf(ctx);
       const max = ctx.apiKeys.maxActivePerTenant;
       const rotated = await ctx.db.$transaction(async (tx) => {
@@ -223,7 +253,10 @@ builder.mutationFields((t) => ({
             ? await revokeKey(db, old)
             : await db.apiKey.update({
                 where: { id: old.id },
-                data: { expiresAt: old.expiresAt && old.expiresAt < graceEnd ? old.expiresAt : graceEnd },
+                data: {
+                  expiresAt: old.expiresAt && old.expiresAt < graceEnd ? old.expiresAt : graceEnd,
+                  rotatedAt: new Date(),
+                },
               });
         const created = await createApiKey(db, {
           tenantId,
