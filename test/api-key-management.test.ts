@@ -249,11 +249,16 @@ describe("API keys managed through the public API (keys:admin)", () => {
       "name: A key's name has 1 to 100 characters",
     );
     expect(await refusal({ name: "new\nline", scopes: ["VIDEOS_READ"] })).toBe(
-      "name: A key's name may not hold control characters",
+      "name: name must not contain control characters",
     );
     expect(await refusal({ name: "bell\u0085", scopes: ["VIDEOS_READ"] })).toBe(
-      "name: A key's name may not hold control characters",
+      "name: name must not contain control characters",
     );
+    // A name that displays as another key's: a joiner inside it, or a right-to-left override.
+    for (const name of ["ad\u200dmin", "cms\u202e\u200bnimda"])
+      expect(await refusal({ name, scopes: ["VIDEOS_READ"] })).toBe(
+        "name: name must not contain invisible or direction-changing characters (bidi overrides, zero-width characters)",
+      );
     expect(await refusal({ name: "none", scopes: [] })).toBe("scopes: A key needs at least one scope");
     expect(await refusal({ name: "d", scopes: ["VIDEOS_READ"], expiresInDays: 0 })).toBe(
       "expiresInDays: expiresInDays is 1 to 3650",

@@ -145,6 +145,12 @@ describe("CMS data on videos (description, metadata, tags, externalId) through t
     ["an empty externalId", { externalId: "" }, "externalId", /1 to 128/],
     ["an externalId with ESC", { externalId: "id\u001b[31m" }, "externalId", /control characters/],
     ["a title with NUL", { title: "x\u0000y" }, "title", /control characters/],
+    // Text that impersonates: it displays as other text than it holds.
+    ["a title with a right-to-left override", { title: "invoice\u202egnp.exe" }, "title", /direction-changing/],
+    ["a title with a bidi isolate", { title: "a\u2067b\u2069" }, "title", /direction-changing/],
+    ["a tag with a zero-width space", { tags: ["ad\u200bmin"] }, "tags", /invisible/],
+    ["a tag with a zero-width joiner", { tags: ["ad\u200dmin"] }, "tags", /invisible/],
+    ["a metadata value with a byte order mark", { metadata: entries({ a: "\ufeffx" }) }, "metadata", /invisible/],
     ["a title with a lone surrogate", { title: "x\udc00" }, "title", /well-formed/],
   ];
 

@@ -7,7 +7,7 @@ import { NotFoundError, ValidationError } from "../errors.ts";
 import type { ApiKey } from "../generated/prisma/client.ts";
 import { isUuid } from "../ids.ts";
 import { mutationWork } from "../jobs/mutation-work.ts";
-import { hasControlCharacter } from "../plain-text.ts";
+import { validPlainText } from "../plain-text.ts";
 import { refuseMalformedIdCursors } from "./id-cursors.ts";
 
 /** A key's name: what an admin calls it in lists. */
@@ -110,8 +110,7 @@ function validKeyName(raw: string): string {
   if (!name || name.length > MAX_NAME_LENGTH) {
     throw new ValidationError("name", `A key's name has 1 to ${MAX_NAME_LENGTH} characters`);
   }
-  if (hasControlCharacter(name)) throw new ValidationError("name", "A key's name may not hold control characters");
-  return name;
+  return validPlainText("name", name, false, true);
 }
 
 /** An optional whole-number argument `field` within [min, max]; null when not given. */

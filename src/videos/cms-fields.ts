@@ -122,7 +122,7 @@ export function validTags(raw: readonly string[] | null, field = "tags"): string
   }
   const tags: string[] = [];
   for (const tag of raw) {
-    const normal = normalTag(validPlainText(field, tag));
+    const normal = normalTag(validPlainText(field, tag, false, true));
     if (normal === "" || normal.length > CMS_LIMITS.tagLength) {
       throw new ValidationError(field, `A tag has 1 to ${CMS_LIMITS.tagLength} characters besides spaces`);
     }
