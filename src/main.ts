@@ -64,33 +64,7 @@ if (!env.DATABASE_URL) {
 const databaseUrl = env.DATABASE_URL ?? embedded!.url;
 const app = await createApp(env, databaseUrl);
 let worker: LocalWorker | null = null;
-try {
-  await app.start({
-    // The first request already finds the local worker's report, so a scene sent at once is
-    // queued while its Manim is being tested, not refused.
-    beforeListen: async () => {
-      if (!env.LOCAL_WORKER) return;
-      worker = startLocalWorker({
-        databaseUrl,
-        dataDir: env.DATA_DIR,
-        concurrency: env.WORKER_CONCURRENCY,
-        graceSeconds: env.SHUTDOWN_GRACE_SECONDS,
-      });
-      if (env.INGEST_EVENTS && !(await worker.reported(app.services.db, 30_000)))
-        log.warn("the local worker has not reported within 30 s; serving without waiting for it");
-    },
-  });
-} catch (err) {
-  // A port checked free above can be taken meanwhile: still one line naming that listener, and what started stops.
-  if (err instanceof ListenerFailed)
-    process.stderr.write(`${(await whyCannotListen(err.port, err.host, err.names)) ?? err.message}\n`);
-  else log.error("the API failed to start", { err });
-  await (worker as LocalWorker | null)?.stop().catch(() => {});
-  await app.stop().catch(() => {});
-  await embedded?.stop().catch(() => {});
-  process.exit(1);
-}
-
+let starting: Promise<unknown> = Promise.resolve();
 let stopping = false;
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   process.on(signal, async () => {
@@ -101,6 +75,8 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
     stopping = true;
     log.info(`${signal}: shutting down`);
     try {
+      // A signal during the start stops what started once the start has settled, in the same order.
+      await starting.catch(() => {});
       // Subscribers go first, at once: a client reconnects elsewhere instead of giving up while
       // the local worker's jobs drain for up to SHUTDOWN_GRACE_SECONDS.
       const subscriptionsClosed = app.closeSubscriptions();
@@ -119,4 +95,32 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
       process.exit(1);
     }
   });
+}
+
+try {
+  starting = app.start({
+    // The first request already finds the local worker's report, so a scene sent at once is
+    // queued while its Manim is being tested, not refused.
+    beforeListen: async () => {
+      if (!env.LOCAL_WORKER) return;
+      worker = startLocalWorker({
+        databaseUrl,
+        dataDir: env.DATA_DIR,
+        concurrency: env.WORKER_CONCURRENCY,
+        graceSeconds: env.SHUTDOWN_GRACE_SECONDS,
+      });
+      if (env.INGEST_EVENTS && !(await worker.reported(app.services.db, 30_000)))
+        log.warn("the local worker has not reported within 30 s; serving without waiting for it");
+    },
+  });
+  await starting;
+} catch (err) {
+  // A port checked free above can be taken meanwhile: still one line naming that listener, and what started stops.
+  if (err instanceof ListenerFailed)
+    process.stderr.write(`${(await whyCannotListen(err.port, err.host, err.names)) ?? err.message}\n`);
+  else log.error("the API failed to start", { err });
+  await (worker as LocalWorker | null)?.stop().catch(() => {});
+  await app.stop().catch(() => {});
+  await embedded?.stop().catch(() => {});
+  process.exit(1);
 }
