@@ -4,7 +4,7 @@ import { ValidationError } from "./errors.ts";
  * Whether `text` holds a C0 or C1 control character or DEL; `allowLineBreaks` lets tab, LF and CR
  * through (a description). A plain loop: tenant text is never given to a regular expression.
  */
-export function hasControlCharacter(text: string, allowLineBreaks = false): boolean {
+function hasControlCharacter(text: string, allowLineBreaks = false): boolean {
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);
     if (allowLineBreaks && (code === 9 || code === 10 || code === 13)) continue;
@@ -20,7 +20,7 @@ export function hasControlCharacter(text: string, allowLineBreaks = false): bool
  * `identifier` also the zero width joiners (U+200C, U+200D: a tag that displays as another). The
  * marks U+200E and U+200F stay: right-to-left text needs them. A plain loop, as above.
  */
-export function hasInvisibleFormatting(text: string, identifier = false): boolean {
+function hasInvisibleFormatting(text: string, identifier = false): boolean {
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);
     if ((code >= 0x202a && code <= 0x202e) || (code >= 0x2060 && code <= 0x2069) || code === 0x200b) return true;
