@@ -7,6 +7,7 @@ import type { FeedPacket } from "../src/live/feed.ts";
 import { FLV_HEADER, flvReader, flvTag } from "../src/live/flv.ts";
 import { DEFAULT_INGEST_LIMITS, type IngestSessions, type Publisher, startPublisher } from "../src/live/publisher.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
+import { workersReported } from "./support/live-slots.ts";
 import { waitFor } from "./support/wait-for.ts";
 import { fixturesDir, runFfmpeg } from "./support/media-fixtures.ts";
 
@@ -30,6 +31,8 @@ beforeAll(async () => {
     },
     workerEnv: { LIVE_PASSTHROUGH: "true" },
   });
+  // Broadcasts are admitted to the live slots of workers that have heartbeated.
+  await workersReported(t);
 });
 afterAll(async () => {
   await t?.stop();

@@ -13,6 +13,15 @@ export async function standInLiveWorker(db: Db, liveSlots: number, id = "stand-i
   await db.worker.upsert({ where: { id }, create: { id, ...row }, update: row });
 }
 
+/** Waits until the worker `workerId` (a process of the test's own) has heartbeated: its live slots count from then. */
+export async function workerReported(db: Db, workerId: string, ms = 30_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await db.worker.findUnique({ where: { id: workerId }, select: { lastHeartbeatAt: true } }))) {
+    if (Date.now() > until) throw new Error(`the worker ${workerId} did not heartbeat within ${ms / 1000} s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** Waits until each of the app's workers has heartbeated: before that, its live slots do not count. */
 export async function workersReported(t: TestApp): Promise<void> {
   const reported = await Promise.all(t.workers.map((w) => w.reported(t.app.services.db, 30_000)));
