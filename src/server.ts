@@ -385,7 +385,9 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
   function stopLiveIngest(): Promise<void> {
     liveIngestStopped ??= (async () => {
       if (rtmpIngest || srtIngest) {
-        log.info("stopping: live ingest (broadcasts are handed on: a publisher reconnecting to any instance continues its own)");
+        log.info(
+          "stopping: live ingest (broadcasts are handed on: a publisher reconnecting to any instance continues its own)",
+        );
         await Promise.all([rtmpIngest?.close(), srtIngest?.close()]);
       }
       await live.handOffAll();
