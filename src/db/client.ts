@@ -3,6 +3,8 @@ import { PrismaClient } from "../generated/prisma/client.ts";
 import { log } from "../log.ts";
 
 export type Db = PrismaClient;
+/** A transaction of the API's database client (`db.$transaction(async (tx) => …)`). */
+export type DbTransaction = Parameters<Parameters<Db["$transaction"]>[0]>[0];
 
 export function createDb(databaseUrl: string, options: { max?: number } = {}): Db {
   // The adapter's pool drops a connection the server ends (a restart, a failover) and opens

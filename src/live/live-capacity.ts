@@ -1,7 +1,4 @@
-import type { Db } from "../db/client.ts";
-
-/** A transaction of the API's database client. */
-type Tx = Parameters<Parameters<Db["$transaction"]>[0]>[0];
+import type { Db, DbTransaction as Tx } from "../db/client.ts";
 
 /**
  * The key of the transaction-level advisory lock under which broadcasts are admitted: two API

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Repeater } from "graphql-yoga";
-import type { Db } from "../db/client.ts";
+import type { Db, DbTransaction as Tx } from "../db/client.ts";
 import type { VideoPubSub } from "../events/video-events.ts";
 import { liveBehindSeconds, liveEncodeSpeed, liveFeedReplayBytes } from "../metrics.ts";
 import type { VideoMetadata } from "../videos/cms-fields.ts";
@@ -17,6 +17,7 @@ import type { UrlSigner } from "../storage/url-signer.ts";
 import { createVideo, NEW_VIDEO_DEFAULTS } from "../videos/creation-options.ts";
 import { LiveFeed } from "./feed.ts";
 import { countLiveSlots, lockLiveAdmission, whyNoLiveSlot } from "./live-capacity.ts";
+import { chargeBroadcast, liveSecondsUsed, monthOf } from "./live-usage.ts";
 import type { IngestSessions } from "./publisher.ts";
 import { RelayFeed, signedRelayUrl } from "./relay.ts";
 import { hashStreamKey, UNKNOWN_STREAM_KEY } from "./stream-keys.ts";
@@ -49,27 +50,6 @@ const ENDED_HERE_KEPT = 10_000;
  */
 const READERLESS_TAKEOVER_MS = 3000;
 
-/** A transaction of the API's database client. */
-type Tx = Parameters<Parameters<Db["$transaction"]>[0]>[0];
-
-/** The first day (UTC) of `at`'s month: the key of a tenant's LiveUsage row. */
-const monthOf = (at: Date) => new Date(Date.UTC(at.getUTCFullYear(), at.getUTCMonth(), 1));
-
-/**
- * Seconds a tenant has broadcast in `now`'s month: its ended broadcasts' (LiveUsage: each one's
- * length, counted in the month it ended) and its broadcasts not yet ended, since each started.
- */
-async function liveSecondsUsed(client: Tx | Db, tenantId: string, now: Date): Promise<number> {
-  const usage = await client.liveUsage.findUnique({
-    where: { tenantId_month: { tenantId, month: monthOf(now) } },
-  });
-  const onAir = await client.video.findMany({
-    where: { tenantId, source: "LIVE", status: { in: ["QUEUED", "PROCESSING"] } },
-    select: { createdAt: true },
-  });
-  const running = onAir.reduce((sum, v) => sum + Math.max(0, now.getTime() - v.createdAt.getTime()) / 1000, 0);
-  return (usage?.seconds ?? 0) + running;
-}
 /** What a change of state may write beside the status. */
 type StatusExtra = { lastError?: string | null; activeVideoId?: string };
 
@@ -214,49 +194,6 @@ export function createLiveStreams(deps: {
   }
 
   /**
-   * A broadcast's end added to its tenant's month (LiveUsage), once per broadcast however often it
-   * is applied (its LiveBroadcastCharge row is the claim), also when its stream has moved on to the
-   * next broadcast (a publisher that stopped and started again while the first one's encode finished).
-   */
-  async function chargeBroadcast(tx: Tx, videoId: string): Promise<void> {
-    const video = await tx.video.findUnique({
-      where: { id: videoId },
-      select: { tenantId: true, createdAt: true, duration: true, source: true },
-    });
-    if (video?.source !== "LIVE") return;
-    const now = new Date();
-    const seconds = await chargedSeconds(tx, videoId, video, now);
-    const claim = await tx.liveBroadcastCharge.createMany({
-      data: [{ videoId, tenantId: video.tenantId, seconds }],
-      skipDuplicates: true,
-    });
-    if (claim.count === 0) return;
-    const key = { tenantId: video.tenantId, month: monthOf(now) };
-    await tx.liveUsage.upsert({
-      where: { tenantId_month: key },
-      create: { ...key, seconds },
-      update: { seconds: { increment: seconds } },
-    });
-  }
-
-  /**
-   * What a broadcast ending `now` costs its tenant's month: its time on air by the wall clock, from
-   * its start, at most its longest length (the seconds its encode takes to finish after the cap are
-   * not charged); its recording's duration where that is longer (timestamps that run fast).
-   */
-  async function chargedSeconds(
-    tx: Tx,
-    videoId: string,
-    video: { createdAt: Date; duration: number | null },
-    now: Date,
-  ): Promise<number> {
-    const job = await tx.job.findFirst({ where: { videoId, kind: "LIVE" }, select: { input: true } });
-    const longest = job ? parseJobInput("LIVE", job.input).options.maxDurationSeconds : Number.POSITIVE_INFINITY;
-    const onAir = Math.min(longest, Math.max(0, (now.getTime() - video.createdAt.getTime()) / 1000));
-    return Math.max(onAir, video.duration ?? 0);
-  }
-
-  /**
    * Ends a broadcast held here when it has been on air its longest length by the wall clock
    * (LIVE_MAX_DURATION_SECONDS, or the month's time left when it started), in its reconnect grace
    * or not: its feed ends (its encode finishes) and its publisher is cut off, the stream's lastError
@@ -375,14 +312,35 @@ export function createLiveStreams(deps: {
       select: { id: true, attempt: true, input: true },
     });
     if (!job || receivedSeconds >= parseJobInput("LIVE", job.input).options.maxDurationSeconds - 1) return;
+    const runs = await requeueEncode(job, ["RUNNING"], null);
+    if (!runs) return;
+    log.warn("live: the broadcast's encode lost its feed; queued again for another run to take it over", {
+      videoId,
+      jobId: job.id,
+      runs: runs.map((r) => r.workerId),
+    });
+    deps.dispatcher.kick();
+  }
+
+  /**
+   * A broadcast's LIVE job back in the queue for another run to take it over, due at `runAfter`
+   * (null: now), if it is still in one of `statuses`: its runs ABANDONED (what they report after is
+   * a superseded run's), their workers told to stop them (a dead one hears nothing). The runs, or
+   * null when the job had moved on.
+   */
+  async function requeueEncode(
+    job: { id: string; attempt: number },
+    statuses: ("QUEUED" | "RUNNING")[],
+    runAfter: Date | null,
+  ): Promise<{ workerId: string }[] | null> {
     const runs = await db.jobRun.findMany({
       where: { jobId: job.id, attempt: job.attempt, status: "RUNNING" },
       select: { id: true, workerId: true, runId: true },
     });
     const queued = await db.$transaction(async (tx) => {
       const { count } = await tx.job.updateMany({
-        where: { id: job.id, attempt: job.attempt, status: "RUNNING" },
-        data: { status: "QUEUED", dispatchedAt: null, workerId: null, runId: "" },
+        where: { id: job.id, attempt: job.attempt, status: { in: statuses } },
+        data: { status: "QUEUED", dispatchedAt: null, workerId: null, runId: "", runAfter },
       });
       if (count === 0) return false;
       await tx.jobRun.updateMany({
@@ -391,15 +349,9 @@ export function createLiveStreams(deps: {
       });
       return true;
     });
-    if (!queued) return;
-    log.warn("live: the broadcast's encode lost its feed; queued again for another run to take it over", {
-      videoId,
-      jobId: job.id,
-      runs: runs.map((r) => r.workerId),
-    });
-    // A run whose worker is alive but cut off from the feed stops; a dead one hears nothing.
+    if (!queued) return null;
     for (const run of runs) if (run.runId) await deps.stopRun(job.id, job.attempt, run.workerId, run.runId);
-    deps.dispatcher.kick();
+    return runs;
   }
 
   /**
@@ -479,25 +431,8 @@ export function createLiveStreams(deps: {
       select: { id: true, attempt: true },
     });
     if (!job) return false;
-    const runs = await db.jobRun.findMany({
-      where: { jobId: job.id, attempt: job.attempt, status: "RUNNING" },
-      select: { id: true, workerId: true, runId: true },
-    });
     const waitUntil = new Date(Date.now() + reconnectWindowSeconds * 1000);
-    const handed = await db.$transaction(async (tx) => {
-      const { count } = await tx.job.updateMany({
-        where: { id: job.id, attempt: job.attempt, status: { in: ["QUEUED", "RUNNING"] } },
-        data: { status: "QUEUED", dispatchedAt: null, workerId: null, runId: "", runAfter: waitUntil },
-      });
-      if (count === 0) return false;
-      await tx.jobRun.updateMany({
-        where: { id: { in: runs.map((r) => r.id) }, status: "RUNNING" },
-        data: { status: "ABANDONED", finishedAt: new Date() },
-      });
-      return true;
-    });
-    if (!handed) return false;
-    for (const run of runs) if (run.runId) await deps.stopRun(job.id, job.attempt, run.workerId, run.runId);
+    if (!(await requeueEncode(job, ["QUEUED", "RUNNING"], waitUntil))) return false;
     log.info("live: broadcast handed on; its publisher's reconnect to any API instance continues it", {
       videoId,
       until: waitUntil.toISOString(),

@@ -1,4 +1,5 @@
 import { Readable } from "node:stream";
+import type { DbTransaction as Tx } from "../../db/client.ts";
 import { z } from "zod";
 import { createDbClock } from "../../db/clock.ts";
 import { type EncoderFigures, variantSnapshot, videoSnapshot } from "../../events/video-events.ts";
@@ -18,7 +19,6 @@ import { type EventOf, type IngestDeps, publishVideoStatus } from "./ingest-deps
 import { failVideoIn, type JobRunIngestor } from "./job-runs.ts";
 import type { createTranscodeEventIngestor } from "./transcode-events.ts";
 
-type Tx = Parameters<Parameters<IngestDeps["db"]["$transaction"]>[0]>[0];
 type TranscodeIngestor = ReturnType<typeof createTranscodeEventIngestor>;
 
 /**

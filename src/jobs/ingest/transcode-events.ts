@@ -1,4 +1,5 @@
 import type { Variant } from "../../generated/prisma/client.ts";
+import type { DbTransaction as Tx } from "../../db/client.ts";
 import { encoderFigures, variantSnapshot, videoSnapshot } from "../../events/video-events.ts";
 import type { Rung } from "../../protocol/messages.ts";
 import { sourceName } from "../../protocol/storage-layout.ts";
@@ -11,8 +12,6 @@ import { lockVideo } from "../video-lock.ts";
 import { publishVideoStatus, type EventOf, type IngestDeps } from "./ingest-deps.ts";
 import type { JobRunIngestor } from "./job-runs.ts";
 import { queueRequestedStaticRenditions } from "./static-rendition-events.ts";
-
-type Tx = Parameters<Parameters<IngestDeps["db"]["$transaction"]>[0]>[0];
 
 /** A rung whose playlist is complete, as `variant.ready` says it. */
 interface ReadyRung {
