@@ -41,11 +41,9 @@ if (
     USAGE,
     "--broadcasts 1..16 each, --seconds 20..3600, --fps 10..60, --size 320x240..3840x2160, --passthrough on|off",
   );
-const [{ wsClientAt }, { startApiProcess, stopAllProcesses }, { benchDatabase, postGraphQL }] = await Promise.all([
-  import("../test/support/app.ts"),
-  import("../test/support/processes.ts"),
-  import("./support/stack.ts"),
-]);
+const [{ followLiveStream }, { startApiProcess, stopAllProcesses }, { benchDatabase, postGraphQL }] = await Promise.all(
+  [import("./support/live-stream-events.ts"), import("../test/support/processes.ts"), import("./support/stack.ts")],
+);
 /** Reports from the first seconds are left out: the encode is starting. */
 const WARM_UP_SECONDS = 5;
 const log = (message: string) => process.stderr.write(`${message}\n`);
@@ -79,23 +77,16 @@ async function broadcast(api: string, clip: string, index: number) {
   const { streamKey, liveStream } = created.data.createLiveStream;
   const reports: { speed: number; behind: number }[] = [];
   let liveAt = 0;
-  const client = wsClientAt(api);
-  client.subscribe(
-    {
-      query: `subscription ($id: ID!) { liveStreamEvents(id: $id) { status health { speed behindSeconds } } }`,
-      variables: { id: liveStream.id },
+  const client = followLiveStream(
+    api,
+    liveStream.id,
+    (e) => {
+      if (e.status === "LIVE" && !liveAt) liveAt = Date.now();
+      const h = e.health;
+      if (liveAt && Date.now() - liveAt > WARM_UP_SECONDS * 1000 && h?.speed != null && h.behindSeconds != null)
+        reports.push({ speed: h.speed, behind: h.behindSeconds });
     },
-    {
-      next: (msg) => {
-        const e = (msg.data as { liveStreamEvents?: any })?.liveStreamEvents;
-        if (e?.status === "LIVE" && !liveAt) liveAt = Date.now();
-        const h = e?.health;
-        if (liveAt && Date.now() - liveAt > WARM_UP_SECONDS * 1000 && h?.speed != null && h.behindSeconds != null)
-          reports.push({ speed: h.speed, behind: h.behindSeconds });
-      },
-      error: (err) => log(`liveStreamEvents: ${JSON.stringify(err)}`),
-      complete: () => {},
-    },
+    log,
   );
   const url = `${liveStream.ingestUrl.replace("localhost", "127.0.0.1")}/${streamKey}`;
   // A publisher cut off or refused is reported beside the others, not thrown.

@@ -51,13 +51,17 @@ if (flags.floor !== "on" && flags.floor !== "off") usageError(USAGE, "--floor is
 if (!["on", "off", "both"].includes(String(flags.passthrough))) usageError(USAGE, "--passthrough is on, off or both");
 const passthroughSettings = flags.passthrough === "both" ? ["on", "off"] : [String(flags.passthrough)];
 // The bench's machinery is imported once the command line is read: --help needs none of it.
-const [{ wsClientAt }, { launchChromium }, { startApiProcess, stopAllProcesses }, { benchDatabase, postGraphQL }] =
-  await Promise.all([
-    import("../test/support/app.ts"),
-    import("../test/support/console.ts"),
-    import("../test/support/processes.ts"),
-    import("./support/stack.ts"),
-  ]);
+const [
+  { followLiveStream },
+  { launchChromium },
+  { startApiProcess, stopAllProcesses },
+  { benchDatabase, postGraphQL },
+] = await Promise.all([
+  import("./support/live-stream-events.ts"),
+  import("../test/support/console.ts"),
+  import("../test/support/processes.ts"),
+  import("./support/stack.ts"),
+]);
 /** Samples from the first seconds of playback are left out: the player is still finding the live edge. */
 const WARM_UP_SECONDS = 10;
 const seconds = Number(flags.seconds);
@@ -184,22 +188,14 @@ async function runMode(
   };
   const health: Health[] = [];
   const statuses: { status: string; at: number }[] = [];
-  const client = wsClientAt(api);
-  client.subscribe(
-    {
-      query: `subscription ($id: ID!) { liveStreamEvents(id: $id) { status health { speed behindSeconds } } }`,
-      variables: { id: liveStream.id },
+  const client = followLiveStream(
+    api,
+    liveStream.id,
+    (e) => {
+      if (statuses.at(-1)?.status !== e.status) statuses.push({ status: e.status, at: Date.now() });
+      if (e.health) health.push({ at: Date.now(), ...e.health });
     },
-    {
-      next: (msg) => {
-        const e = (msg.data as { liveStreamEvents?: any })?.liveStreamEvents;
-        if (!e) return;
-        if (statuses.at(-1)?.status !== e.status) statuses.push({ status: e.status, at: Date.now() });
-        if (e.health) health.push({ at: Date.now(), ...e.health });
-      },
-      error: (err) => log(`liveStreamEvents: ${JSON.stringify(err)}`),
-      complete: () => {},
-    },
+    log,
   );
   const publisher = startPublisher(
     over === "srt" ? { srt: loopback(srtUrl) } : { rtmp: `${loopback(liveStream.ingestUrl)}/${streamKey}` },
