@@ -31,7 +31,7 @@ const seconds = Number(flags.seconds);
 const fps = Number(flags.fps);
 const [width, height] = String(flags.size).split("x").map(Number) as [number, number];
 if (
-  counts.some((n) => !(Number.isInteger(n) && n >= 1 && n <= 16)) ||
+  counts.some((n) => !(Number.isInteger(n) && n >= 1 && n <= 64)) ||
   !(seconds >= 20 && seconds <= 3600) ||
   !(fps >= 10 && fps <= 60) ||
   !(width >= 320 && height >= 240 && width <= 3840 && height <= 2160) ||
@@ -39,7 +39,7 @@ if (
 )
   usageError(
     USAGE,
-    "--broadcasts 1..16 each, --seconds 20..3600, --fps 10..60, --size 320x240..3840x2160, --passthrough on|off",
+    "--broadcasts 1..64 each, --seconds 20..3600, --fps 10..60, --size 320x240..3840x2160, --passthrough on|off",
   );
 const [{ followLiveStream }, { startApiProcess, stopAllProcesses }, { benchDatabase, postGraphQL }] = await Promise.all(
   [import("./support/live-stream-events.ts"), import("../test/support/processes.ts"), import("./support/stack.ts")],
@@ -147,6 +147,11 @@ try {
     LIVE_SRT_PORT: "off",
     LIVE_PASSTHROUGH: flags.passthrough === "on" ? "true" : "false",
     WORKER_LIVE_SLOTS: String(Math.max(...counts)),
+    // Every publisher is one tenant's and comes from 127.0.0.1: the per-tenant and per-source limits
+    // (5 streams, 8 connections, 4 handshakes at once) would refuse the bench's own publishers.
+    LIVE_MAX_STREAMS_PER_TENANT: String(Math.max(5, ...counts)),
+    LIVE_MAX_CONNECTIONS_PER_SOURCE: String(Math.max(8, 2 * Math.max(...counts))),
+    LIVE_MAX_HANDSHAKES_PER_SOURCE: String(Math.max(4, ...counts)),
     WORKER_DETECT_MANIM: "false",
   });
   // The worker's first heartbeat: its live slots count from then on.

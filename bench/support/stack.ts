@@ -1,6 +1,8 @@
 // Pieces the load test and the chaos run share: a generated clip, a scratch database, a client of
 // the public GraphQL API.
 import { randomBytes } from "node:crypto";
+import { chmod } from "node:fs/promises";
+import path from "node:path";
 import pg from "pg";
 import { startEmbeddedPostgres } from "../../src/db/embedded.ts";
 import { canConnect } from "../../src/db/reachable.ts";
@@ -73,6 +75,9 @@ export async function benchDatabase(
   log: (message: string) => void,
 ): Promise<{ url: string; drop(): Promise<void> }> {
   let admin = await reachableAdminUrl();
+  // As root, the embedded server runs as the "postgres" user, which must traverse the bench's
+  // scratch directory (mkdtemp makes it 0700): others may enter it, not list it.
+  if (!admin && process.getuid?.() === 0) await chmod(path.dirname(path.resolve(embeddedDir)), 0o711);
   const embedded = admin ? null : await startEmbeddedPostgres(embeddedDir);
   if (embedded) log("no Postgres at 127.0.0.1:5432; started an embedded one");
   admin ??= embedded!.url;

@@ -66,9 +66,9 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
     await withLogFields({ videoId: job.videoId }, () => applyAdmitted(e, job));
   }
 
-  /** A broadcast whose recording is not kept ends without media (src/live/live-streams.ts). */
-  async function discardsRecording(e: JobEvent, job: { kind: string; videoId: string }): Promise<boolean> {
-    return job.kind === "LIVE" && deps.live !== undefined && (await deps.live.discardsRecording(e, job.videoId));
+  /** Deletes an unrecorded broadcast's media as it ends; true when it did (src/live/live-streams.ts). */
+  async function discardUnrecordedMedia(e: JobEvent, job: { kind: string; videoId: string }): Promise<boolean> {
+    return job.kind === "LIVE" && deps.live !== undefined && (await deps.live.discardUnrecordedMedia(e, job.videoId));
   }
 
   async function applyAdmitted(e: JobEvent, job: NonNullable<Awaited<ReturnType<typeof runs.admit>>>) {
@@ -93,7 +93,7 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
         break;
       case "job.succeeded":
         if (e.firstChunk) await split.onFirstChunkSucceeded(e, job.videoId);
-        else await transcode.onSucceeded(e, job.videoId, await discardsRecording(e, job));
+        else await transcode.onSucceeded(e, job.videoId, await discardUnrecordedMedia(e, job));
         break;
       case "job.split":
         await split.onSplit(e, job.videoId);
@@ -111,7 +111,7 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
         await onStaticRenditionsDone(deps, runs, e, job.videoId);
         break;
       case "job.failed":
-        await discardsRecording(e, job);
+        await discardUnrecordedMedia(e, job);
         await runs.onFailed(e, job.videoId);
         break;
       // A duplicate run stopped on request (a canceled job's runs end in `admit`).

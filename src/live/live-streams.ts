@@ -829,12 +829,12 @@ export function createLiveStreams(deps: {
     },
 
     /**
-     * Whether the broadcast `e` ends is not recorded (its stream's `recording` was off when it
-     * started): its media are deleted, before the ingestor applies the end (a failed deletion
-     * fails the event, which comes again), and the ingestor leaves its video DISCARDED
+     * Deletes the media of the broadcast `e` ends when it is not recorded (its stream's `recording`
+     * was off when it started), before the ingestor applies the end (a failed deletion fails the
+     * event, which comes again); true when it did, and the ingestor then leaves its video DISCARDED
      * instead of READY. Called by the ingestor with a LIVE job's `job.succeeded` and `job.failed`.
      */
-    async discardsRecording(e: JobEvent, videoId: string): Promise<boolean> {
+    async discardUnrecordedMedia(e: JobEvent, videoId: string): Promise<boolean> {
       const job = await db.job.findUnique({ where: { id: e.jobId }, select: { input: true } });
       if (!job || parseJobInput("LIVE", job.input).options.record) return false;
       await deps.storage.deletePrefix(videoPrefix(videoId));

@@ -36,8 +36,8 @@ export interface IngestOptions {
    */
   live?: {
     onJobEvent(e: JobEvent, videoId: string): Promise<void>;
-    /** Whether the broadcast `e` ends was not recorded (its media then deleted): its video is DISCARDED. */
-    discardsRecording(e: JobEvent, videoId: string): Promise<boolean>;
+    /** Deletes the media of an unrecorded broadcast `e` ends; true when it did: its video is then DISCARDED. */
+    discardUnrecordedMedia(e: JobEvent, videoId: string): Promise<boolean>;
   };
   /**
    * This machine's clock, in ms since the epoch (`Date.now` by default). Times written for other
