@@ -6,8 +6,8 @@ import type { EventIngestor } from "../src/jobs/ingest-events.ts";
 import { actualJobCost, DEFAULT_COST_SETTINGS } from "../src/jobs/cost.ts";
 import { recordActualCost } from "../src/jobs/job-cost.ts";
 import { queueOf } from "../src/jobs/queue-position.ts";
-import { createTestEventIngestor } from "./support/event-ingestor.ts";
-import { LADDER_360P, PROBE_640X360 } from "./support/job-events.ts";
+import { createTestEventIngestor, queuedWebhookTypes } from "./support/event-ingestor.ts";
+import { LADDER_360P, PROBE_640X360, shuffle } from "./support/job-events.ts";
 import {
   parseWorkerEvent,
   PROTOCOL_VERSION,
@@ -79,18 +79,6 @@ function cleanRun(jobId: string, videoId: string, attempt = 1, workerId = "worke
   );
 }
 
-/** A seeded shuffle, so a failure can be replayed. */
-function shuffle<T>(items: T[], seed: number): T[] {
-  const out = [...items];
-  let s = seed;
-  for (let i = out.length - 1; i > 0; i--) {
-    s = (s * 1_103_515_245 + 12_345) % 2 ** 31;
-    const j = s % (i + 1);
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
-  return out;
-}
-
 /** One run's events: `events` with its run id, moved `shiftSeconds` later, its start carrying `delivery`. */
 function asRun(events: JobEvent[], runId: string, shiftSeconds: number, delivery?: JobDelivery): JobEvent[] {
   return events.map((e) => ({
@@ -126,22 +114,6 @@ describe("worker events are applied idempotently and in any order", () => {
     await database.drop();
   });
 
-  /** Webhook deliveries queued for the video: their types, once each, with distinct event ids. */
-  async function queuedWebhooks(videoId: string) {
-    // Video events name the video in data.video.id; variant and job events in data.videoId, and in
-    // data.video too (its CMS fields): each delivery once.
-    const all = await db.webhookDelivery.findMany({
-      where: {
-        OR: [
-          { payload: { path: ["data", "videoId"], equals: videoId } },
-          { payload: { path: ["data", "video", "id"], equals: videoId } },
-        ],
-      },
-    });
-    expect(new Set(all.map((d) => d.eventId)).size).toBe(all.length);
-    return all.map((d) => d.eventType).sort();
-  }
-
   async function newJob() {
     const video = await db.video.create({
       data: { tenantId: DEFAULT_TENANT_ID, title: "t", status: "QUEUED", sourceKey: "x" },
@@ -171,7 +143,7 @@ describe("worker events are applied idempotently and in any order", () => {
         ...j,
         runs: runs.map(({ id, jobId, ...r }) => r),
       })),
-      webhooks: await queuedWebhooks(videoId),
+      webhooks: await queuedWebhookTypes(db, videoId),
     };
   }
 

@@ -18,8 +18,8 @@ import {
   type PublishedSegments,
 } from "../src/protocol/messages.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
-import { createTestEventIngestor } from "./support/event-ingestor.ts";
-import { LADDER_360P, PROBE_640X360 } from "./support/job-events.ts";
+import { createTestEventIngestor, queuedWebhookTypes } from "./support/event-ingestor.ts";
+import { LADDER_360P, PROBE_640X360, shuffle } from "./support/job-events.ts";
 
 /**
  * The API's side of a split transcode, driven by the events the workers send (the worker's side
@@ -496,18 +496,191 @@ the media left`, async () => {
     expect(statuses.map((j) => j.status)).toEqual(["CANCELED", "CANCELED", "CANCELED"]);
   });
 
-  it("fails the video when a split run ends with no chunk queued, rather than call its first chunk the video", async () => {
+  /** An event of a split transcode's runs: the first run's (`chunk` null) or a chunk's, addressed once its job is queued. */
+  interface PlannedEvent {
+    chunk: number | null;
+    body: JobEventBody;
+    seq: number;
+    workerId: string;
+    at: string;
+  }
+
+  /**
+   * Every event a split transcode's runs send, in the order they send them: the first run (probe,
+   * progress, playable, split, its audio rung, its end with the first chunk), and each later chunk's
+   * run (start, progress, end), the chunks ending after the first run.
+   */
+  function splitTranscodeEvents(videoId: string): PlannedEvent[] {
+    const hls = `videos/${videoId}/hls`;
+    const audio = LADDER_360P.find((r) => r.kind === "AUDIO")!;
+    const t0 = Date.parse("2026-11-22T10:00:00Z");
+    const run = (chunk: number | null, workerId: string, fromSecond: number, bodies: JobEventBody[]) =>
+      bodies.map((body, i) => ({
+        chunk,
+        body,
+        seq: i + 1,
+        workerId,
+        at: new Date(t0 + (fromSecond + i) * 1000).toISOString(),
+      }));
+    const first: JobEventBody[] = [
+      { type: "job.started" },
+      { type: "job.probed", probe, ladder: LADDER_360P },
+      progressAt(0.5, 60, 2, 1),
+      { type: "video.playable", masterKey: `${hls}/master.m3u8` },
+      { type: "job.split", chunks, ladder: videoRungs, source },
+      { type: "variant.ready", name: audio.name, rung: audio, playlistKey: `${hls}/audio/index.m3u8`, segmentCount: 7 },
+      {
+        type: "job.succeeded",
+        masterKey: `${hls}/master.m3u8`,
+        posterKey: `videos/${videoId}/thumbnails/poster.jpg`,
+        firstChunk: { targetDuration: 2, variants: segmentsOf(chunks[0]!), chunkCount: chunks.length },
+        usage: { cpuSeconds: 6, wallSeconds: 3 },
+      },
+    ];
+    const ofChunk = (index: number): JobEventBody[] => [
+      { type: "job.started" },
+      progressAt(0.5, 30, 1, 2),
+      {
+        type: "chunk.succeeded",
+        chunk: index,
+        variants: segmentsOf(chunks[index]!),
+        usage: { cpuSeconds: 4, wallSeconds: 2 },
+      },
+    ];
+    return [...run(null, "w0", 0, first), ...run(1, "w1", 5, ofChunk(1)), ...run(2, "w2", 6, ofChunk(2))];
+  }
+
+  /**
+   * Sends `planned` in batches of up to `size`, a chunk's events to the job its chunk was queued as:
+   * a batch ends before a chunk whose job is not queued yet (its split is in the batch). A chunk never
+   * queued has no run, so nothing is sent for it.
+   */
+  async function sendPlanned(parentId: string, planned: PlannedEvent[], size: number) {
+    let batch: JobEvent[] = [];
+    const flush = async () => {
+      if (batch.length > 0) await ingestor.ingest(batch);
+      batch = [];
+    };
+    const jobOfChunk = async (index: number) =>
+      (await chunkJobs(parentId)).find((j) => (j.input as { chunk: ChunkRange }).chunk.index === index);
+    for (const { chunk, body, seq, workerId, at } of planned) {
+      let jobId = parentId;
+      if (chunk !== null) {
+        let job = await jobOfChunk(chunk);
+        if (!job) await flush();
+        job ??= await jobOfChunk(chunk);
+        if (!job) continue;
+        jobId = job.id;
+      }
+      batch.push({ ...body, v: PROTOCOL_VERSION, jobId, attempt: 1, seq, workerId, at } as JobEvent);
+      if (batch.length >= size) await flush();
+    }
+    await flush();
+  }
+
+  /** Everything a split transcode's events decide, without ids and the times rows were made. */
+  async function splitOutcome(videoId: string) {
+    const video = await db.video.findUniqueOrThrow({
+      where: { id: videoId },
+      include: {
+        variants: { orderBy: { name: "asc" } },
+        jobs: { include: { runs: { orderBy: { workerId: "asc" } } } },
+      },
+    });
+    const { id, createdAt, updatedAt, variants, jobs, ...facts } = video;
+    const text = (value: unknown) => JSON.stringify(value, (_, v) => (typeof v === "bigint" ? String(v) : v));
+    const named = <T>(value: T): T => JSON.parse(text(value).replaceAll(videoId, "V"));
+    const chunkIndex = (j: (typeof jobs)[0]) =>
+      j.kind === "TRANSCODE" ? -1 : (j.input as { chunk: ChunkRange }).chunk.index;
+    return named({
+      video: facts,
+      variants: variants.map(({ id, videoId: _v, createdAt, updatedAt, ...v }) => v),
+      jobs: jobs
+        .sort((a, b) => chunkIndex(a) - chunkIndex(b))
+        .map(({ id, videoId: _v, parentId, createdAt, updatedAt, dispatchedAt, runAfter, runs, ...j }) => ({
+          ...j,
+          parentId: parentId === null ? null : "the split transcode",
+          runs: runs.map(({ id, jobId, ...r }) => r),
+        })),
+      playlists: videoRungs.map((r) => playlist(videoId, r.name)),
+      webhooks: await queuedWebhookTypes(db, videoId),
+    });
+  }
+
+  it(`every event of a split transcode twice, in shuffled order and in separate batches, ends as in order: the video \
+READY, its rungs and playlists, each chunk queued once (a run's end before its split waits for it)`, async () => {
+    // An endpoint for every event type, so that the webhooks each event queues are part of the outcome.
+    await db.webhookEndpoint.create({
+      data: { tenantId: DEFAULT_TENANT_ID, url: "http://127.0.0.1:9/hook", secret: "s", events: [] },
+    });
+    const reference = await runningTranscode();
+    await sendPlanned(reference.jobId, splitTranscodeEvents(reference.videoId), 1);
+    const expected = await splitOutcome(reference.videoId);
+    expect(expected.video).toMatchObject({ status: "READY", playable: true, error: null });
+    expect(expected.jobs.map((j) => j.status)).toEqual(["SUCCEEDED", "SUCCEEDED", "SUCCEEDED"]);
+    expect(uris(expected.playlists[0])).toHaveLength(7);
+
+    for (const seed of [1, 2, 3, 7, 11, 42, 77, 1234, 4321, 99_999]) {
+      const { videoId, jobId } = await runningTranscode();
+      const shuffled = shuffle([...splitTranscodeEvents(videoId), ...splitTranscodeEvents(videoId)], seed);
+      // A chunk's job exists once the split is applied: its run's events come after.
+      const split = shuffled.findIndex((p) => p.body.type === "job.split");
+      const before = shuffled.slice(0, split);
+      const order = [
+        ...before.filter((p) => p.chunk === null),
+        shuffled[split]!,
+        ...before.filter((p) => p.chunk !== null),
+        ...shuffled.slice(split + 1),
+      ];
+      await sendPlanned(jobId, order, 3);
+      expect(await splitOutcome(videoId), `seed ${seed}`).toEqual(expected);
+    }
+  });
+
+  /** The first run's end: the first chunk's segments, and the chunks it says it split the transcode into. */
+  const firstRunEnd = (videoId: string, chunkCount?: number): JobEventBody => ({
+    type: "job.succeeded",
+    masterKey: `videos/${videoId}/hls/master.m3u8`,
+    posterKey: null,
+    firstChunk: {
+      targetDuration: 2,
+      variants: segmentsOf(chunks[0]!),
+      ...(chunkCount === undefined ? {} : { chunkCount }),
+    },
+  });
+
+  it("a split run's end that arrives before its split waits for it: the split then queues the chunks", async () => {
+    const { videoId, jobId } = await runningTranscode();
+    await send(jobId, { type: "job.started" }, { type: "job.probed", probe, ladder: LADDER_360P });
+    await send(jobId, firstRunEnd(videoId, chunks.length));
+    let video = await db.video.findUniqueOrThrow({ where: { id: videoId } });
+    expect([video.status, video.playable, video.error]).toEqual(["PROCESSING", true, null]);
+    await send(jobId, { type: "job.split", chunks, ladder: videoRungs, source });
+    expect((await chunkJobs(jobId)).map((j) => (j.input as { chunk: ChunkRange }).chunk.index)).toEqual([1, 2]);
+    video = await db.video.findUniqueOrThrow({ where: { id: videoId } });
+    expect([video.status, video.playable]).toEqual(["PROCESSING", true]);
+    expect(uris(playlist(videoId, "360p"))).toEqual(["seg_00000.ts", "seg_00001.ts"]);
+  });
+
+  it("fails the video when a split run's end and its split disagree on how many chunks there are", async () => {
+    const { videoId, jobId } = await runningTranscode();
+    await send(jobId, { type: "job.started" }, { type: "job.probed", probe, ladder: LADDER_360P });
+    await send(jobId, { type: "job.split", chunks, ladder: videoRungs, source }, firstRunEnd(videoId, 4));
+    const video = await db.video.findUniqueOrThrow({ where: { id: videoId } });
+    expect([video.status, video.error]).toEqual([
+      "FAILED",
+      "The split transcode's run says it made 4 chunks, but its split made 3",
+    ]);
+  });
+
+  it(`fails the video when a split run's end that does not count its chunks (older workers) finds none queued, rather \
+than call its first chunk the video`, async () => {
     const { videoId, jobId } = await runningTranscode();
     await send(
       jobId,
       { type: "job.started" },
       { type: "job.probed", probe, ladder: LADDER_360P },
-      {
-        type: "job.succeeded",
-        masterKey: `videos/${videoId}/hls/master.m3u8`,
-        posterKey: null,
-        firstChunk: { targetDuration: 2, variants: segmentsOf(chunks[0]!) },
-      },
+      firstRunEnd(videoId),
     );
     const video = await db.video.findUniqueOrThrow({ where: { id: videoId } });
     expect([video.status, video.error]).toEqual([

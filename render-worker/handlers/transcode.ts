@@ -276,9 +276,9 @@ async function encodeAndPublish(
     const posterKey = await (poster ?? Promise.resolve(null));
     const made = storyboard ? { storyboard: await storyboard } : {};
     if (signal.aborted) throw abortError(signal);
-    if (firstChunk) {
+    if (chunks) {
       await sendSplit();
-      await reportFirstChunk(job, ctx, ladder, variants, publisher.segments(), publisher.bitRates(), {
+      await reportFirstChunk(job, ctx, ladder, chunks.length, variants, publisher.segments(), publisher.bitRates(), {
         masterKey: publisher.masterKey,
         posterKey,
         ...made,
@@ -363,6 +363,8 @@ async function reportFirstChunk(
   job: TranscodeJobMessage,
   ctx: JobContext,
   ladder: PlannedRung[],
+  /** How many chunks it split the job into (its `job.split`): the API waits for that split to judge the video. */
+  chunkCount: number,
   variants: Awaited<ReturnType<HlsPublisher["finish"]>>,
   segments: ReturnType<HlsPublisher["segments"]>,
   bitRates: ReturnType<HlsPublisher["bitRates"]>,
@@ -388,6 +390,7 @@ async function reportFirstChunk(
       .filter((v) => v.error === undefined && ladder.find((r) => r.name === v.name)?.kind === "VIDEO")
       .map((v) => segments.find((s) => s.name === v.name)!),
     ...(audioBitRates.length > 0 ? { audioBitRates } : {}),
+    chunkCount,
   };
   await ctx.emit({ type: "job.succeeded", ...made, firstChunk });
 }

@@ -111,14 +111,30 @@ export async function createJob(
           [r.videoRung, r.audioRung].filter((name): name is string => name !== null),
         )
       : [];
-  // A chunk is estimated as a transcode of its part of the source, its video rungs only.
-  const chunk = job.kind === "TRANSCODE_CHUNK" ? (input as StoredJobInput<"TRANSCODE_CHUNK">) : null;
-  const estimate = await estimateAtEnqueue(tx, costs, {
-    ...common,
-    rungs: chunk ? chunk.ladder.map((r) => r.name) : [...new Set(remuxed)],
-    ...(chunk ? { seconds: chunk.chunk.toSeconds - chunk.chunk.fromSeconds } : {}),
-  });
+  const estimate =
+    job.kind === "TRANSCODE_CHUNK"
+      ? await estimateChunk(tx, costs, common, input as StoredJobInput<"TRANSCODE_CHUNK">)
+      : await estimateAtEnqueue(tx, costs, { ...common, rungs: [...new Set(remuxed)] });
   return tx.job.create({ data: { ...common, input: stored, ...estimate } });
+}
+
+/**
+ * The estimate columns of a split transcode's chunk: a transcode of its part of the source, its
+ * video rungs only (none before the source is probed).
+ */
+export function estimateChunk(
+  tx: Pick<Db, "video" | "variant">,
+  costs: CostSettings,
+  job: { videoId: string; capability: string },
+  input: StoredJobInput<"TRANSCODE_CHUNK">,
+) {
+  return estimateAtEnqueue(tx, costs, {
+    kind: "TRANSCODE_CHUNK",
+    videoId: job.videoId,
+    capability: job.capability,
+    rungs: input.ladder.map((r) => r.name),
+    seconds: input.chunk.toSeconds - input.chunk.fromSeconds,
+  });
 }
 
 /** After the transaction that queued a job commits: dispatch it now and tell the video's subscribers. */

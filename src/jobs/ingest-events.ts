@@ -78,6 +78,7 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
         break;
       case "job.probed":
         await transcode.onProbed(e, job.videoId);
+        await split.onProbed(e, job.videoId);
         break;
       case "job.progress":
         if (!(await split.onSplitProgress(e, job.videoId))) await transcode.onProgress(e, job.videoId);

@@ -615,6 +615,12 @@ export const JobEvent = z.discriminatedUnion("type", [
          * in. Absent from older workers, and for a rung whose segments the run did not all store.
          */
         audioBitRates: z.array(RenditionBitRates).optional(),
+        /**
+         * How many chunks the run split the transcode into (its `job.split`'s): the API judges the
+         * video once that split is applied too, whichever of the two events arrives first. Absent
+         * from older workers: the API then takes an end with no chunk queued for a split that failed.
+         */
+        chunkCount: z.number().int().min(2).max(10_000).optional(),
       })
       .optional(),
     usage: RunUsage.optional(),

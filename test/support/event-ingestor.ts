@@ -1,3 +1,4 @@
+import { expect } from "vitest";
 import type { Db } from "../../src/db/client.ts";
 import { createVideoPubSub } from "../../src/events/video-events.ts";
 import { createEventIngestor, type EventIngestor } from "../../src/jobs/ingest-events.ts";
@@ -23,4 +24,20 @@ export function createTestEventIngestor(db: Db, options: Partial<IngestOptions> 
     stallSeconds: 30,
     ...options,
   });
+}
+
+/** The webhook deliveries queued for a video: their types, sorted, each once (distinct event ids). */
+export async function queuedWebhookTypes(db: Db, videoId: string): Promise<string[]> {
+  // Video events name the video in data.video.id; variant and job events in data.videoId, and in
+  // data.video too (its CMS fields): each delivery once.
+  const all = await db.webhookDelivery.findMany({
+    where: {
+      OR: [
+        { payload: { path: ["data", "videoId"], equals: videoId } },
+        { payload: { path: ["data", "video", "id"], equals: videoId } },
+      ],
+    },
+  });
+  expect(new Set(all.map((d) => d.eventId)).size).toBe(all.length);
+  return all.map((d) => d.eventType).sort();
 }

@@ -61,3 +61,15 @@ export function transcodeJobMessage(): TranscodeJobMessage {
     options: { segmentSeconds: 4 },
   };
 }
+
+/** A seeded shuffle of events (or anything), so a failure can be replayed. */
+export function shuffle<T>(items: T[], seed: number): T[] {
+  const out = [...items];
+  let s = seed;
+  for (let i = out.length - 1; i > 0; i--) {
+    s = (s * 1_103_515_245 + 12_345) % 2 ** 31;
+    const j = s % (i + 1);
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}

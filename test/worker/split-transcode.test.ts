@@ -247,6 +247,8 @@ describe.each(FORMATS)("a split transcode, its chunks and their joins (%s, real 
     }
     // The audio it published whole, measured: the API adds it to each variant's video.
     expect(succeeded.firstChunk!.audioBitRates?.map((a) => a.name)).toEqual(["audio"]);
+    // The split's chunk count: the API waits for the split should the end arrive first.
+    expect(succeeded.firstChunk!.chunkCount).toBe(split.chunks.length);
   });
 
   it("leaves the video rungs' playlists open after the split run, and publishes the audio rung whole", async () => {

@@ -3,7 +3,7 @@ import type { DbTransaction as Tx } from "../../db/client.ts";
 import { z } from "zod";
 import { createDbClock } from "../../db/clock.ts";
 import { type EncoderFigures, variantSnapshot, videoSnapshot } from "../../events/video-events.ts";
-import type { Job, Variant } from "../../generated/prisma/client.ts";
+import { type Job, Prisma, type Variant } from "../../generated/prisma/client.ts";
 import { log } from "../../log.ts";
 import { PublishedSegments, RenditionBitRates } from "../../protocol/messages.ts";
 import { hlsLayout, RUNG_INIT_SEGMENT, RUNG_PLAYLIST, videoPrefix } from "../../protocol/storage-layout.ts";
@@ -12,8 +12,8 @@ import { mediaPlaylist, renditionBitRates, type SegmentBitRates } from "../../sh
 import { MAX_PLAYLIST_BYTES, PLAYLIST_TYPE, withVariantBitRates } from "../../storage/playlists.ts";
 import { videoWebhookData, webhookEventId } from "../../webhooks/events.ts";
 import { cancelSplitFamily } from "../cancel.ts";
-import { createJob, parseJobInput } from "../create-job.ts";
-import { estimateSplitRun, recordActualCost } from "../job-cost.ts";
+import { createJob, estimateChunk, parseJobInput } from "../create-job.ts";
+import { estimateSplitRun, recordActualCost, recordActualCostIn } from "../job-cost.ts";
 import { lockVideo } from "../video-lock.ts";
 import { type EventOf, type IngestDeps, publishVideoStatus } from "./ingest-deps.ts";
 import { failVideoIn, type JobRunIngestor } from "./job-runs.ts";
@@ -23,12 +23,14 @@ type TranscodeIngestor = ReturnType<typeof createTranscodeEventIngestor>;
 
 /**
  * What a split transcode's job stores in `Job.output` once its run is done: each video rung's
- * segments, and what the first run's audio rungs carry.
+ * segments, what the first run's audio rungs carry, and how many chunks the first run split the
+ * transcode into (absent from older workers).
  */
 const ChunkOutput = z.object({
   targetDuration: z.number().int().positive().optional(),
   variants: z.array(PublishedSegments),
   audioBitRates: z.array(RenditionBitRates).optional(),
+  chunkCount: z.number().int().optional(),
 });
 type ChunkOutput = z.infer<typeof ChunkOutput>;
 
@@ -58,6 +60,12 @@ const RunFigures = z.object({
 type RunFigures = z.infer<typeof RunFigures>;
 
 /**
+ * A run of a split transcode ended: its job SUCCEEDED, and the figures of its encode, which count
+ * only while it runs, gone (a progress event it sent before its end may arrive after it).
+ */
+const ended = { status: "SUCCEEDED" as const, progress: 1, error: null, encoderFigures: Prisma.DbNull };
+
+/**
  * A split transcode (docs/chunked-transcoding.md). The run that splits it says so (`job.split`) and
  * the API queues one `TRANSCODE_CHUNK` job per later chunk. That run encodes the first chunk and the
  * audio and ends with `job.succeeded` and `firstChunk`: its job SUCCEEDED, the video playable, not
@@ -65,22 +73,33 @@ type RunFigures = z.infer<typeof RunFigures>;
  * chunk that follows the first without a gap in each video rung's playlist, under the video's lock:
  * a split video's playlists have one writer at a time (the first run's worker until its run ends,
  * then the API). Once every chunk is listed the playlists end and the video is READY.
+ *
+ * Its events may arrive in any order (docs/failure-model.md): each records its fact, and the video's
+ * state is judged from all of them (`listChunksIn`) whenever one arrives. The first run's end
+ * carries its chunk count, so an end that comes before its `job.split` waits for it rather than
+ * fail the video; the split then queues the chunks.
  */
 export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunIngestor, transcode: TranscodeIngestor) {
   const { db, webhooks } = deps;
   /** The time of the runs' figures: Postgres's, which every API instance reads alike. */
   const figuresClock = createDbClock(db, deps.clock);
 
-  /** Queues the chunks after the first, once per transcode (a later attempt that splits again finds them queued). */
+  /**
+   * Queues the chunks after the first, once per transcode (a later attempt that splits again finds
+   * them queued). The split run's end may have come first: the split is still its attempt's, and
+   * the video is judged once the chunks are queued.
+   */
   async function onSplit(e: EventOf<"job.split">, videoId: string): Promise<void> {
     const queued = await db.$transaction(async (tx) => {
       await lockVideo(tx, videoId);
       const parent = await tx.job.findUnique({ where: { id: e.jobId } });
-      if (parent?.kind !== "TRANSCODE" || parent.attempt !== e.attempt) return 0;
-      if (parent.status !== "QUEUED" && parent.status !== "RUNNING") return 0;
+      if (parent?.kind !== "TRANSCODE" || parent.attempt !== e.attempt) return null;
+      // Only a split run's end stores an output on a transcode's job.
+      const ended = parent.status === "SUCCEEDED" && parent.output !== null;
+      if (parent.status !== "QUEUED" && parent.status !== "RUNNING" && !ended) return null;
       const video = await tx.video.findUnique({ where: { id: videoId }, select: { status: true } });
-      if (video?.status !== "QUEUED" && video?.status !== "PROCESSING") return 0;
-      if ((await tx.job.count({ where: { parentId: parent.id, kind: "TRANSCODE_CHUNK" } })) > 0) return 0;
+      if (video?.status !== "QUEUED" && video?.status !== "PROCESSING") return null;
+      if ((await tx.job.count({ where: { parentId: parent.id, kind: "TRANSCODE_CHUNK" } })) > 0) return null;
       for (const chunk of e.chunks.slice(1)) {
         const input = { chunk, ladder: e.ladder, ...(e.source ? { source: e.source } : {}) };
         await createJob(
@@ -90,11 +109,36 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
         );
       }
       await estimateSplitRun(tx, deps.costs, parent.id, e.chunks[0]!);
-      return e.chunks.length - 1;
+      if (!ended) return { listed: null };
+      // The run's actual cost was computed from the estimate the split just replaced.
+      await recordActualCostIn(tx, deps.costs, parent.id);
+      return { listed: await listChunksIn(tx, parent.id, videoId) };
     });
     if (!queued) return;
     log.info("transcode split into chunks", { jobId: e.jobId, chunks: e.chunks.length });
     deps.onJobRequeued(new Date());
+    if (queued.listed) await afterListing(e.jobId, videoId, queued.listed);
+  }
+
+  /**
+   * The split transcode's probe, arriving after its split (events arrive in any order): the chunks
+   * were queued and the run re-estimated with no source to estimate from, so they are estimated
+   * now, as they are when the probe comes first. The run's actual cost follows (`changesActualCost`).
+   */
+  async function onProbed(e: EventOf<"job.probed">, videoId: string): Promise<void> {
+    await db.$transaction(async (tx) => {
+      await lockVideo(tx, videoId);
+      const chunkJobs = (await tx.job.findMany({ where: { parentId: e.jobId, kind: "TRANSCODE_CHUNK" } })).map(
+        (job) => ({ job, input: parseJobInput("TRANSCODE_CHUNK", job.input) }),
+      );
+      if (chunkJobs.length === 0) return;
+      // The first chunk ends where the second starts.
+      const toSeconds = Math.min(...chunkJobs.map(({ input }) => input.chunk.fromSeconds));
+      await estimateSplitRun(tx, deps.costs, e.jobId, { fromSeconds: 0, toSeconds });
+      for (const { job, input } of chunkJobs) {
+        await tx.job.update({ where: { id: job.id }, data: await estimateChunk(tx, deps.costs, job, input) });
+      }
+    });
   }
 
   /** The first run of a split transcode ended: its chunk is published, the audio rungs are READY. */
@@ -106,11 +150,11 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
       await lockVideo(tx, videoId);
       const { count } = await tx.job.updateMany({
         where: { id: e.jobId, attempt: e.attempt, status: { in: ["QUEUED", "RUNNING"] } },
-        data: { status: "SUCCEEDED", progress: 1, finishedAt: at, error: null, output },
+        data: { ...ended, finishedAt: at, output },
       });
       if (!count) return null;
       await transcode.finishVideoIn(tx, e.jobId, videoId, e, at, "playable");
-      return listChunksIn(tx, e.jobId, videoId, at);
+      return listChunksIn(tx, e.jobId, videoId);
     });
     if (!done) return;
     await afterListing(e.jobId, videoId, done);
@@ -126,10 +170,10 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
       if (job?.kind !== "TRANSCODE_CHUNK" || !job.parentId) return null;
       const { count } = await tx.job.updateMany({
         where: { id: e.jobId, attempt: e.attempt, status: { in: ["QUEUED", "RUNNING"] } },
-        data: { status: "SUCCEEDED", progress: 1, finishedAt: at, error: null, output },
+        data: { ...ended, finishedAt: at, output },
       });
       if (!count) return null;
-      return { ...(await listChunksIn(tx, job.parentId, videoId, at)), parentId: job.parentId };
+      return { ...(await listChunksIn(tx, job.parentId, videoId)), parentId: job.parentId };
     });
     if (!done) return;
     deps.progressWrites.forget(e.jobId);
@@ -179,24 +223,32 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
    * Lists, in each video rung's playlist, the segments of every chunk that follows the first
    * without a gap, and ends the playlists (the rungs and the video READY) once every chunk is in.
    * The whole list is written again each time, from the jobs' outputs: applying it twice writes
-   * the same bytes. A chunk whose segments do not follow the previous one's fails the video.
+   * the same bytes. A chunk whose segments do not follow the previous one's fails the video. What
+   * it decides is dated by the latest end of the runs it lists, whichever event came last.
    */
-  async function listChunksIn(tx: Tx, parentId: string, videoId: string, at: Date): Promise<Listed> {
+  async function listChunksIn(tx: Tx, parentId: string, videoId: string): Promise<Listed> {
     const nothing: Listed = { complete: false, readyVariants: [], renditionsQueued: false };
     const parent = await tx.job.findUnique({ where: { id: parentId } });
-    if (parent?.status !== "SUCCEEDED" || parent.output === null) return nothing;
+    if (parent?.status !== "SUCCEEDED" || parent.output === null || !parent.finishedAt) return nothing;
     const video = await tx.video.findUnique({ where: { id: videoId } });
     if (video?.status !== "QUEUED" && video?.status !== "PROCESSING") return nothing;
     const chunkJobs = (await tx.job.findMany({ where: { parentId, kind: "TRANSCODE_CHUNK" } }))
       .map((job) => ({ job, chunk: parseJobInput("TRANSCODE_CHUNK", job.input).chunk }))
       .sort((a, b) => a.chunk.index - b.chunk.index);
     const first = ChunkOutput.parse(parent.output);
+    // The run's end arrived before its split: the chunks are queued when the split arrives.
+    if (chunkJobs.length === 0 && first.chunkCount !== undefined) return nothing;
     if (chunkJobs.length === 0) {
-      // A split run's end with no chunk queued (its `job.split` refused): the first chunk is not the
-      // whole video, and nothing will bring the rest.
+      // A split run's end that does not say how many chunks it made (older workers) with none
+      // queued: the first chunk is not the whole video, and nothing will bring the rest.
       const error = "The split transcode's chunks were never queued; the video is incomplete";
       log.error("split transcode ended with no chunk queued; the video fails", { videoId, parentId });
-      return failSplitIn(tx, parent, videoId, error, at);
+      return failSplitIn(tx, parent, videoId, error, parent.finishedAt);
+    }
+    if (first.chunkCount !== undefined && first.chunkCount !== chunkJobs.length + 1) {
+      const error = `The split transcode's run says it made ${first.chunkCount} chunks, but its split made ${chunkJobs.length + 1}`;
+      log.error("split transcode's end and split disagree; the video fails", { videoId, parentId, error });
+      return failSplitIn(tx, parent, videoId, error, parent.finishedAt);
     }
     const outputs: (ChunkOutput | null)[] = [
       first,
@@ -207,6 +259,8 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
     const listedCount = outputs.indexOf(null);
     const complete = listedCount === -1;
     const upTo = complete ? outputs.length : listedCount;
+    const ends = [parent, ...chunkJobs.slice(0, upTo - 1).map(({ job }) => job)];
+    const at = new Date(Math.max(...ends.map((job) => job.finishedAt?.getTime() ?? 0)));
     const hls = hlsLayout(videoPrefix(videoId));
     const targetDuration = first.targetDuration ?? 1;
     const map = video.segmentFormat === "FMP4" ? { map: RUNG_INIT_SEGMENT } : {};
@@ -432,7 +486,7 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
     }
   }
 
-  return { onSplit, onFirstChunkSucceeded, onChunkSucceeded, onSplitProgress };
+  return { onSplit, onProbed, onFirstChunkSucceeded, onChunkSucceeded, onSplitProgress };
 }
 
 /** The number in a segment's file name (`seg_00012.ts` → 12), which the contract's pattern guarantees. */
