@@ -2,6 +2,7 @@ import { readFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { parsePlaylist } from "../src/storage/playlists.ts";
 import { TEST_ADMIN_KEY } from "./support/auth.ts";
 import { createTestDatabase, queryDatabase, type TestDatabase } from "./support/db.ts";
 import { killPublishersOnAir, publishUntilStopped } from "./support/live-publisher.ts";
@@ -75,10 +76,9 @@ async function topSegments(videoId: string): Promise<string[]> {
   return (await topPlaylist(videoId)).split("\n").filter((l) => l.startsWith("seg_"));
 }
 
-/** Seconds of media the top rung's playlist lists (its EXTINF durations). */
+/** Seconds of media the top rung's playlist lists. */
 async function topSeconds(videoId: string): Promise<number> {
-  const lines = (await topPlaylist(videoId)).split("\n").filter((l) => l.startsWith("#EXTINF:"));
-  return lines.reduce((sum, l) => sum + Number.parseFloat(l.slice("#EXTINF:".length)), 0);
+  return (parsePlaylist(await topPlaylist(videoId)).segments ?? []).reduce((sum, s) => sum + s.duration, 0);
 }
 
 async function createStream(api: Awaited<ReturnType<typeof startApi>>, title: string, window?: number) {

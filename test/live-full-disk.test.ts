@@ -1,6 +1,7 @@
 import { access, open, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { parsePlaylist } from "../src/storage/playlists.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { queryDatabase } from "./support/db.ts";
 import { killPublishersOnAir, publish, publishUntilStopped } from "./support/live-publisher.ts";
@@ -137,10 +138,7 @@ describe.skipIf(!canMountTmpfs)("ENOSPC during a broadcast (a tmpfs; needs root)
       expect(listed.length).toBeGreaterThanOrEqual(2);
       await Promise.all(listed.map((uri) => access(path.join(hls, "240p", uri))));
       await access(path.join(hls, "master.m3u8"));
-      const seconds = playlist
-        .split("\n")
-        .filter((l) => l.startsWith("#EXTINF:"))
-        .reduce((sum, l) => sum + Number.parseFloat(l.slice("#EXTINF:".length)), 0);
+      const seconds = (parsePlaylist(playlist).segments ?? []).reduce((sum, s) => sum + s.duration, 0);
       expect(Math.abs(ended.activeVideo.duration - seconds)).toBeLessThan(0.1);
       const videos = await sql(`SELECT status FROM "Video" WHERE "liveStreamId" = $1`, [liveStream.id]);
       expect(videos.rows).toEqual([{ status: "READY" }]);
