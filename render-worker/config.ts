@@ -52,6 +52,12 @@ const WorkerEnvSchema = z.object({
     .min(0)
     .max(24 * 3600)
     .default(300),
+  /**
+   * How long a broadcast waits for space (storage or its work dir full) without publishing a segment
+   * before it ends with what it recorded (docs/live.md "A full disk"); within the 30 s of unpublished
+   * media its feed keeps, so what the publisher sent meanwhile is still encoded when space comes back.
+   */
+  LIVE_FULL_DISK_PATIENCE_SECONDS: z.coerce.number().int().min(1).max(30).default(20),
   /** With Pub/Sub: the job's lease; a job whose worker died is redelivered about this long after. */
   JOB_STALL_SECONDS: z.coerce.number().int().min(10).max(600).default(30),
   /**

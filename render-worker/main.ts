@@ -59,6 +59,7 @@ const worker = createWorker({
   nvencMaxConsecutiveFailures: env.NVENC_MAX_CONSECUTIVE_FAILURES,
   x264Preset: env.X264_PRESET,
   livePassthrough: env.LIVE_PASSTHROUGH,
+  liveFullDiskPatienceSeconds: env.LIVE_FULL_DISK_PATIENCE_SECONDS,
   detectManim: env.WORKER_DETECT_MANIM,
   manim: {
     bin: env.MANIM_BIN,

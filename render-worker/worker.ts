@@ -31,6 +31,8 @@ export interface WorkerOptions extends CapabilityOptions {
   x264Preset?: X264Preset;
   /** Whether a broadcast's top rung may be the publisher's own video (LIVE_PASSTHROUGH); default true. */
   livePassthrough?: boolean;
+  /** How long a broadcast waits for space before it ends with what it recorded (LIVE_FULL_DISK_PATIENCE_SECONDS). */
+  liveFullDiskPatienceSeconds?: number;
   heartbeatIntervalSeconds: number;
 }
 

@@ -2,14 +2,17 @@ import { readFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { parsePlaylist } from "../src/storage/playlists.ts";
 import { TEST_ADMIN_KEY } from "./support/auth.ts";
 import { createTestDatabase, queryDatabase, type TestDatabase } from "./support/db.ts";
 import { killPublishersOnAir, publishUntilStopped } from "./support/live-publisher.ts";
-import { startApiProcess, stopAllProcesses } from "./support/processes.ts";
+import { workerReported } from "./support/live-slots.ts";
+import { startApiProcess, startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
 
 // A deploy (SIGTERM) of the API holding a broadcast, as `npm start` runs it: its own worker encoding
 // the broadcast, an ffmpeg publisher over RTMP that comes back to the restarted API (an encoder's
-// reconnect), or does not.
+// reconnect), or does not. Then two API instances behind a balancer with worker processes of their
+// own: the publisher's reconnect reaches the other instance.
 
 let db: TestDatabase;
 let dataDir: string;
@@ -26,8 +29,8 @@ afterEach(killPublishersOnAir);
 
 const sql = async (text: string, values: unknown[] = []) => (await queryDatabase(db.url, text, values)).rows;
 
-/** An API as `npm start` runs it (its own worker), on the test's database and data dir. */
-async function startApi(name: string) {
+/** An API as `npm start` runs it (its own worker unless `env` says otherwise), on the test's database and data dir. */
+async function startApi(name: string, env: Record<string, string> = {}) {
   const api = await startApiProcess(name, {
     DATABASE_URL: db.url,
     DATA_DIR: dataDir,
@@ -36,6 +39,7 @@ async function startApi(name: string) {
     LIVE_SRT_PORT: "off",
     LIVE_SEGMENT_SECONDS: "1",
     LIVE_PASSTHROUGH: "true",
+    ...env,
   });
   const gql = async (query: string, variables: Record<string, unknown> = {}) =>
     (
@@ -63,12 +67,18 @@ async function startApi(name: string) {
   return Object.assign(api, { gql, stream, publish });
 }
 
-/** The top rung's segments as its playlist in storage lists them (the publisher's 320x240: 240p). */
+/** The top rung's playlist as storage holds it (the publisher's 320x240: 240p), or "". */
+const topPlaylist = (videoId: string) =>
+  readFile(path.join(dataDir, "videos", videoId, "hls", "240p", "index.m3u8"), "utf8").catch(() => "");
+
+/** The top rung's segments as its playlist in storage lists them. */
 async function topSegments(videoId: string): Promise<string[]> {
-  const text = await readFile(path.join(dataDir, "videos", videoId, "hls", "240p", "index.m3u8"), "utf8").catch(
-    () => "",
-  );
-  return text.split("\n").filter((l) => l.startsWith("seg_"));
+  return (await topPlaylist(videoId)).split("\n").filter((l) => l.startsWith("seg_"));
+}
+
+/** Seconds of media the top rung's playlist lists. */
+async function topSeconds(videoId: string): Promise<number> {
+  return (parsePlaylist(await topPlaylist(videoId)).segments ?? []).reduce((sum, s) => sum + s.duration, 0);
 }
 
 async function createStream(api: Awaited<ReturnType<typeof startApi>>, title: string, window?: number) {
@@ -117,7 +127,7 @@ describe("a deploy of the API holding a broadcast", () => {
     expect(await sql(`SELECT id FROM "Video" WHERE "liveStreamId" = $1`, [s.id])).toHaveLength(1);
     const segments = await topSegments(videoId);
     expect(segments.slice(0, before.length)).toEqual(before);
-    const playlist = await readFile(path.join(dataDir, "videos", videoId, "hls", "240p", "index.m3u8"), "utf8");
+    const playlist = await topPlaylist(videoId);
     expect(playlist.split("\n").filter((l) => l === "#EXT-X-DISCONTINUITY")).toHaveLength(1);
     // What the first API had published and all the second publisher sent.
     expect(ended.activeVideo.duration).toBeGreaterThan(before.length + sent - 1.5);
@@ -138,5 +148,109 @@ describe("a deploy of the API holding a broadcast", () => {
     expect(await topSegments(videoId)).toEqual(before);
     expect(ended.activeVideo.duration).toBeGreaterThan(before.length - 1);
     await deployStop(next);
+  }, 180_000);
+});
+
+describe("two API instances behind a balancer, on one database, with worker processes of their own", () => {
+  // A holds the broadcasts (their publishers reach it first) and applies no worker events; B applies
+  // them, so what A's feeds hear of their encodes (how much is published) comes through the fan-out.
+  const shared = {
+    LOCAL_WORKER: "false",
+    SIGNING_SECRET: "a-secret-both-instances-and-workers-share-0",
+    JOB_STALL_SECONDS: "60",
+  };
+  let a: Awaited<ReturnType<typeof startApi>>;
+  let b: Awaited<ReturnType<typeof startApi>>;
+  const workers = new Map<string, Awaited<ReturnType<typeof startWorkerProcess>>>();
+  beforeAll(async () => {
+    a = await startApi("api-balanced-a", { ...shared, INGEST_EVENTS: "false" });
+    b = await startApi("api-balanced-b", shared);
+    for (const id of ["live-worker-1", "live-worker-2"]) {
+      workers.set(
+        id,
+        await startWorkerProcess(id, {
+          DATABASE_URL: db.url,
+          DATA_DIR: dataDir,
+          WORKER_CAPABILITIES: "cpu,live",
+          LIVE_PASSTHROUGH: "true",
+          PROGRESS_INTERVAL_MS: "250",
+          HEARTBEAT_INTERVAL_SECONDS: "2",
+          JOB_STALL_SECONDS: shared.JOB_STALL_SECONDS,
+        }),
+      );
+      await workerReported(db, id);
+    }
+  }, 120_000);
+
+  /** The worker whose run holds `videoId`'s LIVE job now. */
+  const encodingWorker = async (videoId: string) =>
+    (
+      await sql(
+        `SELECT r."workerId" FROM "JobRun" r JOIN "Job" j ON j.id = r."jobId" WHERE j."videoId" = $1 AND r.status = 'RUNNING'`,
+        [videoId],
+      )
+    ).map((r) => r.workerId as string);
+
+  /** The publisher stopped, the stream ENDED: one video, READY, its playlist `before` then one discontinuity, every second kept. */
+  async function expectOneRecording(
+    api: typeof b,
+    s: { id: string },
+    videoId: string,
+    before: { segments: string[]; seconds: number },
+    publisher: { stop(): Promise<number> },
+  ) {
+    const sent = await publisher.stop();
+    await expect.poll(async () => (await api.stream(s.id)).status, { timeout: 30_000, interval: 250 }).toBe("ENDED");
+    const ended = await api.stream(s.id);
+    expect(ended.activeVideo).toMatchObject({ id: videoId, status: "READY" });
+    expect(await sql(`SELECT id FROM "Video" WHERE "liveStreamId" = $1`, [s.id])).toHaveLength(1);
+    expect((await topSegments(videoId)).slice(0, before.segments.length)).toEqual(before.segments);
+    const playlist = await topPlaylist(videoId);
+    expect(playlist.split("\n").filter((l) => l === "#EXT-X-DISCONTINUITY")).toHaveLength(1);
+    expect(playlist).toContain("#EXT-X-ENDLIST");
+    return { ended, sent };
+  }
+
+  it("kill -9 of the worker encoding a broadcast held by A: its feed on A loses its reader and the other worker takes it over", async () => {
+    const s = await createStream(a, "Balanced, worker dies");
+    const { publisher, videoId } = await a.publish(s.id, s.key);
+    const [dying] = await encodingWorker(videoId);
+    expect(workers.has(dying!)).toBe(true);
+    await workers.get(dying!)!.stop("SIGKILL");
+    workers.delete(dying!);
+    const before = { segments: await topSegments(videoId), seconds: await topSeconds(videoId) };
+    const [survivor] = workers.keys();
+    // Taken over well before the transport would notice the dead run (JOB_STALL_SECONDS: 60 s).
+    await expect
+      .poll(async () => (await topSegments(videoId)).length, { timeout: 25_000, interval: 250 })
+      .toBeGreaterThan(before.segments.length + 2);
+    expect(await encodingWorker(videoId)).toEqual([survivor]);
+    const { ended, sent } = await expectOneRecording(b, s, videoId, before, publisher);
+    // The publisher never left: the recording holds all it sent (the feed kept what was not published;
+    // the new run starts at the keyframe before it, so a group of pictures may be there twice).
+    expect(ended.activeVideo.duration, `sent ${sent} s`).toBeGreaterThan(sent - 1);
+    expect(ended.activeVideo.duration, `sent ${sent} s`).toBeLessThan(sent + 1.5);
+  }, 150_000);
+
+  it("SIGTERM of A holding a broadcast: the publisher's reconnect to B continues the same video", async () => {
+    const s = await createStream(a, "Balanced deploy");
+    const { publisher, videoId } = await a.publish(s.id, s.key);
+    await deployStop(a);
+    expect(await publisher.exited).not.toBe(0);
+    const before = { segments: await topSegments(videoId), seconds: await topSeconds(videoId) };
+    expect((await b.stream(s.id)).status).toBe("DISCONNECTED");
+    // The balancer sends the reconnecting publisher to the instance still up.
+    const back = await b.publish(s.id, s.key);
+    expect(back.videoId).toBe(videoId);
+    await expect
+      .poll(async () => (await topSegments(videoId)).length, { timeout: 20_000 })
+      .toBeGreaterThan(before.segments.length + 2);
+    const { ended, sent } = await expectOneRecording(b, s, videoId, before, back.publisher);
+    // What A had published, then all the reconnected publisher sent.
+    expect(
+      Math.abs(ended.activeVideo.duration - (before.seconds + sent)),
+      `${before.seconds} s + ${sent} s`,
+    ).toBeLessThan(1);
+    await deployStop(b);
   }, 180_000);
 });

@@ -1,6 +1,7 @@
-import { open, readFile, rm } from "node:fs/promises";
+import { access, open, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { parsePlaylist } from "../src/storage/playlists.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { queryDatabase } from "./support/db.ts";
 import { killPublishersOnAir, publish, publishUntilStopped } from "./support/live-publisher.ts";
@@ -20,7 +21,8 @@ beforeAll(async () => {
   if (!canMountTmpfs) return;
   t = await startTestApp({
     env: { LIVE_SEGMENT_SECONDS: "1", LIVE_STALL_SECONDS: "5", LIVE_RECONNECT_GRACE_SECONDS: "10" },
-    workerEnv: { LIVE_PASSTHROUGH: "true" },
+    // Past the first test's 6 s fill, short enough for the test of space that never comes back.
+    workerEnv: { LIVE_PASSTHROUGH: "true", LIVE_FULL_DISK_PATIENCE_SECONDS: "12" },
   });
   disk = await mountSmallDisk(path.join(t.dataDir, "videos"), 16 * 1024 * 1024);
   await workersReported(t);
@@ -95,6 +97,65 @@ describe.skipIf(!canMountTmpfs)("ENOSPC during a broadcast (a tmpfs; needs root)
     const videos = await sql(`SELECT status FROM "Video" WHERE "liveStreamId" = $1`, [liveStream.id]);
     expect(videos.rows).toEqual([{ status: "READY" }]);
   }, 120_000);
+
+  it("storage full for good mid-broadcast: after LIVE_FULL_DISK_PATIENCE_SECONDS it ends READY with what was published, and the stream takes its next publisher", async () => {
+    const created = await t.gql(
+      `mutation { createLiveStream(input: { title: "Never room again" }) { ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
+    );
+    const { streamKey, liveStream } = created.data.createLiveStream;
+    const url = `${liveStream.ingestUrl.replace("localhost", "127.0.0.1")}/${streamKey}`;
+    const publisher = publishUntilStopped(url);
+    const state = async () =>
+      (
+        await t.gql(
+          `query ($id: ID!) { liveStream(id: $id) { status lastError activeVideo { id status duration playable } } }`,
+          { id: liveStream.id },
+        )
+      ).data.liveStream;
+    await expect.poll(async () => (await state()).status, { timeout: 30_000, interval: 200 }).toBe("LIVE");
+    const videoId = (await state()).activeVideo.id;
+    const hls = path.join(t.dataDir, "videos", videoId, "hls");
+    const topPlaylist = () => readFile(path.join(hls, "240p", "index.m3u8"), "utf8").catch(() => "");
+    await expect
+      .poll(async () => segmentUris(await topPlaylist()).length, { timeout: 20_000 })
+      .toBeGreaterThanOrEqual(2);
+
+    const filler = await fillDisk(path.join(t.dataDir, "videos"));
+    const filledAt = Date.now();
+    try {
+      await expect.poll(async () => (await state()).status, { timeout: 60_000, interval: 250 }).toBe("ENDED");
+      // It waited for space first, LIVE_FULL_DISK_PATIENCE_SECONDS (12 s here, not the default 20 s),
+      // then ended by itself: its publisher was cut off.
+      const waited = (Date.now() - filledAt) / 1000;
+      expect(waited).toBeGreaterThan(10);
+      expect(waited).toBeLessThan(19);
+      expect(await publisher.exited).not.toBe(0);
+      const ended = await state();
+      expect(ended).toMatchObject({ lastError: null, activeVideo: { id: videoId, status: "READY", playable: true } });
+      // The recording is what was published before the disk filled: every listed segment is there.
+      const playlist = await topPlaylist();
+      const listed = segmentUris(playlist);
+      expect(listed.length).toBeGreaterThanOrEqual(2);
+      await Promise.all(listed.map((uri) => access(path.join(hls, "240p", uri))));
+      await access(path.join(hls, "master.m3u8"));
+      const seconds = (parsePlaylist(playlist).segments ?? []).reduce((sum, s) => sum + s.duration, 0);
+      expect(Math.abs(ended.activeVideo.duration - seconds)).toBeLessThan(0.1);
+      const videos = await sql(`SELECT status FROM "Video" WHERE "liveStreamId" = $1`, [liveStream.id]);
+      expect(videos.rows).toEqual([{ status: "READY" }]);
+    } finally {
+      await rm(filler);
+    }
+    // Once there is room, the stream takes its next publisher: a new broadcast.
+    const next = publishUntilStopped(url);
+    await expect
+      .poll(async () => ((s) => `${s.status} ${s.activeVideo.id === videoId ? "same" : "new"}`)(await state()), {
+        timeout: 30_000,
+        interval: 200,
+      })
+      .toBe("LIVE new");
+    await next.stop();
+    await expect.poll(async () => (await state()).status, { timeout: 30_000, interval: 250 }).toBe("ENDED");
+  }, 150_000);
 
   it("a publisher that keeps reconnecting while storage is full is refused with the reason and makes no video; once there is room it goes on air", async () => {
     const created = await t.gql(

@@ -115,7 +115,7 @@ const runsOf = async (videoId: string) =>
 describe("a live broadcast outlives the process encoding it", () => {
   it("kill -9 of its worker: another run takes it over and goes on with the same playlists, and the recording is READY", async () => {
     const first = await startWorkerProcess("live-worker-first", workerEnv());
-    await workerReported(t.app.services.db, "live-worker-first");
+    await workerReported(t.database, "live-worker-first");
     const b = await broadcast("Outlives its worker");
     // What the feed holds for a run that would take over: what is not published yet, a few seconds.
     const held = (await liveFeedReplayBytes.get()).values[0]?.value ?? 0;
@@ -143,7 +143,7 @@ describe("a live broadcast outlives the process encoding it", () => {
 
   it("kill -9 of its ffmpeg alone: the same run starts a new encode that goes on with the same playlists", async () => {
     await startWorkerProcess("live-worker-ffmpeg", workerEnv());
-    await workerReported(t.app.services.db, "live-worker-ffmpeg");
+    await workerReported(t.database, "live-worker-ffmpeg");
     const b = await broadcast("Outlives its ffmpeg");
     const encoder = encoderOf(b.videoId);
     expect(encoder).toBeDefined();

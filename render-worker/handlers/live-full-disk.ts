@@ -12,8 +12,9 @@ import type { VariantOutcome } from "./variant-outcomes.ts";
 
 /**
  * How long a broadcast waits for space (storage or the work dir) without publishing a segment
- * before it ends with what it recorded: within the 30 s of unpublished media its feed keeps
- * (src/live/feed.ts), so what the publisher sent meanwhile is still encoded when space comes back.
+ * before it ends with what it recorded, unless the worker says otherwise
+ * (LIVE_FULL_DISK_PATIENCE_SECONDS, at most 30 s): within the 30 s of unpublished media its feed
+ * keeps (src/live/feed.ts), so what the publisher sent meanwhile is still encoded when space comes back.
  */
 export const FULL_DISK_PATIENCE_MS = 20_000;
 /** Between tries of a broadcast's encode while its disk is full. */

@@ -84,6 +84,7 @@ async function encodeBroadcast(job: LiveJobMessage, ctx: JobContext): Promise<vo
   // A full disk pauses the broadcast (docs/live.md "A full disk"): each try goes on with what the
   // last one published, as a run taking it over does, while the feed is held for the next.
   let publishedAt = Date.now();
+  const patienceMs = ctx.liveFullDiskPatienceMs ?? FULL_DISK_PATIENCE_MS;
   const held = { controller: new AbortController(), feedEnded: false, done: null as Promise<void> | null };
   let restarts = 0;
   try {
@@ -131,11 +132,11 @@ async function encodeBroadcast(job: LiveJobMessage, ctx: JobContext): Promise<vo
           held.feedEnded = true;
         });
         const waited = Date.now() - publishedAt;
-        if (!held.feedEnded && waited < FULL_DISK_PATIENCE_MS) {
+        if (!held.feedEnded && waited < patienceMs) {
           log.warn("live: the disk is full; the broadcast waits for space", {
             jobId: job.jobId,
             err: err instanceof Error ? err.message : String(err),
-            givingUpInSeconds: Math.round((FULL_DISK_PATIENCE_MS - waited) / 1000),
+            givingUpInSeconds: Math.round((patienceMs - waited) / 1000),
           });
           await clearRungDirs(ctx.workDir, ladder);
           await pause(FULL_DISK_RETRY_MS, held.done);

@@ -20,6 +20,8 @@ export interface JobContext {
   x264Preset?: X264Preset;
   /** Whether a broadcast's top rung may be the publisher's own video (LIVE_PASSTHROUGH); default false. */
   livePassthrough?: boolean;
+  /** How long a broadcast waits for space before it ends with what it recorded; default FULL_DISK_PATIENCE_MS. */
+  liveFullDiskPatienceMs?: number;
   /**
    * Reserves memory for the encode and returns its release; throws when it does not fit now
    * (the job is handed back) or on this worker at all (the job fails). Absent: no accounting.

@@ -56,6 +56,8 @@ export interface JobRunnerOptions {
   x264Preset?: X264Preset;
   /** Whether a broadcast's top rung may be the publisher's own video (LIVE_PASSTHROUGH); default false. */
   livePassthrough?: boolean;
+  /** How long a broadcast waits for space before it ends with what it recorded (LIVE_FULL_DISK_PATIENCE_SECONDS). */
+  liveFullDiskPatienceSeconds?: number;
   /** Memory the worker's jobs may use (see admission.ts); default: the cgroup's limit. */
   memoryLimitBytes?: number;
   manim?: ManimSettings;
@@ -178,6 +180,9 @@ export function createJobRunner(options: JobRunnerOptions) {
         encoder,
         ...(options.x264Preset ? { x264Preset: options.x264Preset } : {}),
         ...(options.livePassthrough ? { livePassthrough: true } : {}),
+        ...(options.liveFullDiskPatienceSeconds === undefined
+          ? {}
+          : { liveFullDiskPatienceMs: options.liveFullDiskPatienceSeconds * 1000 }),
         reserveMemory: (bytes) => {
           try {
             return memory.reserve(bytes);

@@ -1,5 +1,6 @@
 import type { Db } from "../../src/db/client.ts";
 import type { TestApp } from "./app.ts";
+import { queryDatabase } from "./db.ts";
 
 // Live admission counts the live slots of the workers it has heard from (docs/live.md "Capacity").
 
@@ -13,10 +14,13 @@ export async function standInLiveWorker(db: Db, liveSlots: number, id = "stand-i
   await db.worker.upsert({ where: { id }, create: { id, ...row }, update: row });
 }
 
-/** Waits until the worker `workerId` (a process of the test's own) has heartbeated: its live slots count from then. */
-export async function workerReported(db: Db, workerId: string, ms = 30_000): Promise<void> {
+/**
+ * Waits until the worker `workerId` (a process of the test's own) has heartbeated into `database`
+ * (a test database, which API processes of the test may share): its live slots count from then.
+ */
+export async function workerReported(database: { url: string }, workerId: string, ms = 30_000): Promise<void> {
   const until = Date.now() + ms;
-  while (!(await db.worker.findUnique({ where: { id: workerId }, select: { lastHeartbeatAt: true } }))) {
+  while ((await queryDatabase(database.url, `SELECT 1 FROM "Worker" WHERE id = $1`, [workerId])).rowCount === 0) {
     if (Date.now() > until) throw new Error(`the worker ${workerId} did not heartbeat within ${ms / 1000} s`);
     await new Promise((r) => setTimeout(r, 100));
   }
