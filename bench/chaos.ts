@@ -130,9 +130,8 @@ const { EVENTS_QUEUE, jobQueueName } = await import("../src/protocol/queues.ts")
 const { createPostgresTransport } = await import("../src/transport/postgres.ts");
 const { ADMIN_AUTH } = await import("../test/support/auth.ts");
 const { startApiProcess, startWorkerProcess, stopAllProcesses } = await import("../test/support/processes.ts");
-const { ageSeconds, familyOf, ffmpegUnder, inGroups, listProcesses, stillRunning, workingDirectory } = await import(
-  "../test/support/process-scan.ts"
-);
+const { ageSeconds, encodesJobs, familyOf, ffmpegUnder, inGroups, listProcesses, stillRunning, workingDirectory } =
+  await import("../test/support/process-scan.ts");
 const { watchSegments } = await import("./support/segment-watch.ts");
 const { publishReconnecting } = await import("./support/reconnecting-publisher.ts");
 const { DROP_ALLOWANCE_SECONDS, RECORDING_ALLOWANCE_SECONDS, missingSentSeconds, playlistDiscontinuities } =
@@ -563,7 +562,7 @@ status }
       ),
       recordedSeconds,
       missingSeconds: missingSentSeconds({
-        sentSeconds: b.publisher?.sentSeconds() ?? 0,
+        sentSeconds: b.publisher?.sentWhileConnected() ?? 0,
         recordedSeconds,
         drops: b.publisher?.drops() ?? 0,
       }),
@@ -955,13 +954,7 @@ progress } } } }`;
       .flatMap((j) => j.runs.filter((r) => r.status === "RUNNING").map((r) => workerPids.get(r.workerId)))
       .filter((pid) => pid !== undefined);
     // Its ffmpeg: one in the job's temp dir, or one started by a worker running the job now.
-    const encodesTheJob = () => {
-      const all = listProcesses();
-      return (
-        ffmpegUnder(workDir, all).some((p) => jobIds.some((id) => p.cwd.includes(id))) ||
-        runners.some((pid) => familyOf(pid, all).some((p) => p.command === "ffmpeg"))
-      );
-    };
+    const encodesTheJob = () => encodesJobs(workDir, jobIds, runners);
     const f = record(
       "cancel",
       `cancelVideo ${videoId} near completion (video ${before.status}, ` +
@@ -1224,9 +1217,10 @@ after the answer`,
       `(${f.videos
         .map((v) => `${v.id} ${v.status} ${secondsOf(v.duration)}, ${v.discontinuities ?? "—"} discontinuities`)
         .join("; ")}); ` +
-      `recorded ${secondsOf(f.recordedSeconds)} of ${secondsOf(p?.sentSeconds() ?? null)} sent over ` +
-      `${connections.length} connection(s) (${p?.drops() ?? 0} cut off, ` +
-      `${connections.filter((c) => c.sentSeconds === 0).length} refused), missing ${secondsOf(f.missingSeconds)}` +
+      `recorded ${secondsOf(f.recordedSeconds)} of ${secondsOf(p?.sentWhileConnected() ?? null)} sent while ` +
+      `connected over ` +
+      `${connections.length} connection(s) (${p?.drops() ?? 0} cut off, ${p?.refusals() ?? 0} refused), ` +
+      `missing ${secondsOf(f.missingSeconds)}` +
       `${f.lastError ? `; lastError: ${f.lastError}` : ""}` +
       f.videos
         .filter((v) => v.error)

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { familyOf, stillRunning } from "./support/process-scan.ts";
+import { encodesJobs, familyOf, stillRunning } from "./support/process-scan.ts";
 import { packetTimes } from "./support/media-checks.ts";
 import { freePort } from "../src/free-port.ts";
 import {
@@ -12,7 +12,12 @@ import {
   playlistDiscontinuities,
   RECORDING_ALLOWANCE_SECONDS,
 } from "../bench/support/broadcast-measures.ts";
-import { publishReconnecting } from "../bench/support/reconnecting-publisher.ts";
+import {
+  connectionEnd,
+  type PublisherConnection,
+  publishReconnecting,
+  REFUSED_BELOW_SECONDS,
+} from "../bench/support/reconnecting-publisher.ts";
 import { watchSegments } from "../bench/support/segment-watch.ts";
 
 // The chaos run (bench/chaos.ts) is too heavy for npm test; what it counts must still be real.
@@ -130,6 +135,43 @@ function rtmpReceiver(port: number, file: string) {
   return { child, exited };
 }
 
+describe("the chaos run's cancel check", () => {
+  it("does not take a live broadcast's ffmpeg beside a canceled job, on the same worker, for the job's", async () => {
+    const dir = await storageDir();
+    const workDir = path.join(dir, "work");
+    await mkdir(path.join(workDir, "videograph-live-job-x1"), { recursive: true });
+    const ffmpeg = "exec ffmpeg -hide_banner -loglevel error -re -f lavfi -i sine=duration=30 -f null -";
+    // A worker (a shell in its own group) running a live job's encode in that job's temp dir; another
+    // running one outside the temp dirs.
+    const shellRunningFfmpegIn = (cwd: string) => {
+      const shell = spawn("sh", ["-c", `(cd "$1" && ${ffmpeg}) & wait`, "sh", cwd], {
+        detached: true,
+        stdio: "ignore",
+      });
+      cleanups.push(async () => {
+        try {
+          process.kill(-shell.pid!, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      });
+      return shell;
+    };
+    const live = shellRunningFfmpegIn(path.join(workDir, "videograph-live-job-x1"));
+    const outside = shellRunningFfmpegIn(dir);
+    const ffmpegOf = (pid: number) => familyOf(pid).filter((p) => p.command === "ffmpeg");
+    for (let tries = 0; (!ffmpegOf(live.pid!).length || !ffmpegOf(outside.pid!).length) && tries < 100; tries++)
+      await new Promise((r) => setTimeout(r, 50));
+    expect(ffmpegOf(live.pid!)).toHaveLength(1);
+    // The canceled upload's job runs nothing on that worker: the live encode beside it is not its.
+    expect(encodesJobs(workDir, ["upload-job-y2"], [live.pid!])).toBe(false);
+    expect(encodesJobs(workDir, ["live-job-x1"], [live.pid!])).toBe(true);
+    expect(encodesJobs(workDir, ["live-job-x1"], [])).toBe(true);
+    // An ffmpeg a runner started outside the temp dirs is counted as the job's, whatever its directory.
+    expect(encodesJobs(workDir, ["upload-job-y2"], [outside.pid!])).toBe(true);
+  }, 30_000);
+});
+
 describe("the chaos run's broadcasts", () => {
   it("a publisher cut off reconnects and sends what is left; what arrived is within the allowance of what it counted", async () => {
     const dir = await storageDir();
@@ -153,6 +195,8 @@ describe("the chaos run's broadcasts", () => {
     // Connections refused while no server listened sent nothing.
     expect(rest.slice(0, -1).every((c) => !c.clean && c.sentSeconds === 0)).toBe(true);
     expect(publisher.drops()).toBe(1);
+    expect(publisher.refusals()).toBe(rest.length - 1);
+    expect(publisher.sentWhileConnected()).toBe(publisher.sentSeconds());
     expect(publisher.gaveUp()).toBe(false);
     expect(publisher.sentSeconds()).toBeGreaterThanOrEqual(6 - 1 / 25);
     expect(publisher.sentSeconds()).toBeLessThan(7);
@@ -162,7 +206,9 @@ describe("the chaos run's broadcasts", () => {
       return times.length ? times.at(-1)! - times[0]! : 0;
     };
     const total = (await received(path.join(dir, "first.flv"))) + (await received(path.join(dir, "second.flv")));
-    expect(missingSentSeconds({ sentSeconds: publisher.sentSeconds(), recordedSeconds: total, drops: 1 })).toBe(0);
+    expect(missingSentSeconds({ sentSeconds: publisher.sentWhileConnected(), recordedSeconds: total, drops: 1 })).toBe(
+      0,
+    );
   }, 40_000);
 
   it("a publisher that finds no server gives up after its patience, having sent nothing", async () => {
@@ -178,6 +224,21 @@ describe("the chaos run's broadcasts", () => {
     expect(publisher.sentSeconds()).toBe(0);
     expect(publisher.drops()).toBe(0);
   }, 30_000);
+
+  it("tells a connection refused after its first frames from one taken and cut off", () => {
+    const connection = (sentSeconds: number, clean: boolean): PublisherConnection => ({
+      at: 0,
+      sentSeconds,
+      exitCode: clean ? 0 : 1,
+      clean,
+    });
+    expect(connectionEnd(connection(0, false))).toBe("refused");
+    // The API refuses after the publish command and the metadata: ffmpeg has encoded a few frames.
+    expect(connectionEnd(connection(0.2, false))).toBe("refused");
+    expect(connectionEnd(connection(REFUSED_BELOW_SECONDS, false))).toBe("dropped");
+    // A last connection sending only what was left ends on its input's end, however short.
+    expect(connectionEnd(connection(0.2, true))).toBe("clean");
+  });
 
   it("counts seconds missing beyond the allowances, and each connection cut off adds its own", () => {
     const allowed = RECORDING_ALLOWANCE_SECONDS + 2 * DROP_ALLOWANCE_SECONDS;

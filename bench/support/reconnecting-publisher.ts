@@ -1,7 +1,7 @@
 import { PUBLISHER_FPS, publish, publisherProgress } from "../../test/support/live-publisher.ts";
 
 /** One connection of a reconnecting publisher: when it started, what it sent, how it ended. */
-interface PublisherConnection {
+export interface PublisherConnection {
   at: number;
   /** Seconds of video ffmpeg reported encoded on this connection (its last `-progress` line). */
   sentSeconds: number;
@@ -10,12 +10,28 @@ interface PublisherConnection {
   clean: boolean;
 }
 
+/**
+ * A connection cut off before it sent this much was refused, not dropped: the API refuses a publisher
+ * after its publish command and its metadata, by when ffmpeg has encoded a few frames (0.2 s here).
+ */
+export const REFUSED_BELOW_SECONDS = 1;
+
+/** How a connection ended: its input's end (`clean`), cut off after it was taken (`dropped`), or `refused`. */
+export function connectionEnd(c: PublisherConnection): "clean" | "dropped" | "refused" {
+  if (c.clean) return "clean";
+  return c.sentSeconds < REFUSED_BELOW_SECONDS ? "refused" : "dropped";
+}
+
 export interface ReconnectingPublisher {
   connections: PublisherConnection[];
   /** Seconds of video sent over every connection so far. */
   sentSeconds(): number;
-  /** Connections that sent media and were cut off (not refusals at connect, which send none). */
+  /** Seconds of video sent over the connections that were taken (not refused). */
+  sentWhileConnected(): number;
+  /** Connections that were taken and cut off. */
   drops(): number;
+  /** Connections refused, at connect or after their first frames. */
+  refusals(): number;
   /** Whether it stopped retrying (`giveUpAfterMs` without a connection that sent anything). */
   gaveUp(): boolean;
   /** Resolves once it has sent `seconds` and ended cleanly, gave up, or was stopped. */
@@ -63,7 +79,7 @@ export function publishReconnecting(
       if (connection.sentSeconds > 0) lastSentAt = Date.now();
       if (connection.clean && seconds - sentSeconds() < 1 / PUBLISHER_FPS) return;
       log(
-        `publisher ${connection.sentSeconds > 0 ? "cut off" : "refused"} after ${connection.sentSeconds.toFixed(2)} s ` +
+        `publisher ${connectionEnd(connection) === "dropped" ? "cut off" : "refused"} after ${connection.sentSeconds.toFixed(2)} s ` +
           `(exit ${exitCode}); ${(seconds - sentSeconds()).toFixed(1)} s left to send`,
       );
       if (Date.now() - lastSentAt > giveUpAfterMs) {
@@ -79,7 +95,10 @@ export function publishReconnecting(
   return {
     connections,
     sentSeconds,
-    drops: () => connections.filter((c) => !c.clean && c.sentSeconds > 0).length,
+    sentWhileConnected: () =>
+      connections.filter((c) => connectionEnd(c) !== "refused").reduce((sum, c) => sum + c.sentSeconds, 0),
+    drops: () => connections.filter((c) => connectionEnd(c) === "dropped").length,
+    refusals: () => connections.filter((c) => connectionEnd(c) === "refused").length,
     gaveUp: () => gaveUp,
     done,
     stop() {
