@@ -12,6 +12,7 @@ import type { Capability } from "../src/protocol/messages.ts";
 import type { EmbeddedDatabase } from "../src/db/embedded.ts";
 import type { ProcessInfo } from "../test/support/process-scan.ts";
 import type { GraphQLResponse } from "./support/stack.ts";
+import type { ReconnectingPublisher } from "./support/reconnecting-publisher.ts";
 import type { SupervisedService } from "./support/supervisor.ts";
 
 const run = promisify(execFile);
@@ -39,11 +40,18 @@ const DEFAULT_FAULTS =
 const STORAGE_OUTAGE_MS = 30_000;
 
 const USAGE = `usage: npm run chaos -- [--uploads=N] [--workers=N] [--seconds=S] [--size=WxH] [--seed=N] \
-[--faults=LIST] [--settle=S] [--keep]
+[--faults=LIST] [--settle=S] [--broadcasts=N] [--broadcast-seconds=S] [--keep]
 Starts an embedded Postgres of its own, an API and N workers (separate processes, TRANSPORT=postgres,
-local storage), uploads N generated clips through the public API while faults land on a seeded
-schedule, then prints uploads, faults, READY, FAILED by reason, lost, stuck, rewritten segments,
-cancels honoured within 5 s and processes needing a human. Exits 1 when a figure that must be 0 is not.
+local storage), uploads N generated clips through the public API and publishes live broadcasts over
+RTMP while faults land on a seeded schedule, then prints uploads, faults, READY, FAILED by reason,
+lost, stuck, rewritten segments, cancels honoured within 5 s, processes needing a human and what
+became of each broadcast. Exits 1 when a figure that must be 0 is not.
+  --broadcasts=N           live broadcasts published beside the uploads (default 2; 0: none), each by
+                           an ffmpeg that reconnects like OBS (2 s after a drop or a refusal, giving up
+                           after 60 s without sending); the workers serve live (WORKER_LIVE_SLOTS=2)
+  --broadcast-seconds=S    seconds of video each broadcast sends in all (default 60, 10 to 1200)
+      gated per broadcast: videos made (must be 1), recording READY, missing seconds (sent while
+      connected and not recorded, beyond 1 s and 3 s per connection cut off) and a publisher that gave up
   --faults=kind:count,...   default ${DEFAULT_FAULTS}
       worker-kill  SIGKILL a worker's pid (not its group, as the OOM killer does), preferably one whose ffmpeg just \
 started;
@@ -78,6 +86,8 @@ const { values: flags } = parseCommandLine(USAGE, {
     seed: { type: "string" },
     faults: { type: "string", default: DEFAULT_FAULTS },
     settle: { type: "string", default: "120" },
+    broadcasts: { type: "string", default: "2" },
+    "broadcast-seconds": { type: "string", default: "60" },
     keep: { type: "boolean", default: false },
   },
 });
@@ -87,6 +97,15 @@ const clipSeconds = Number(flags.seconds);
 const [width, height] = flags.size.split("x").map(Number) as [number, number];
 const settleMs = Number(flags.settle) * 1000;
 const seed = flags.seed === undefined ? Date.now() % 2 ** 31 : Number(flags.seed);
+const broadcastCount = Number(flags.broadcasts);
+const broadcastSeconds = Number(flags["broadcast-seconds"]);
+if (
+  !Number.isInteger(broadcastCount) ||
+  broadcastCount < 0 ||
+  broadcastCount > 8 ||
+  !(broadcastSeconds >= 10 && broadcastSeconds <= 1200)
+)
+  usageError(USAGE, "--broadcasts is 0 to 8, --broadcast-seconds 10 to 1200");
 if (
   ![uploads, workerCount, clipSeconds, width, height, settleMs].every((n) => Number.isFinite(n) && n > 0) ||
   !Number.isInteger(seed)
@@ -111,10 +130,13 @@ const { EVENTS_QUEUE, jobQueueName } = await import("../src/protocol/queues.ts")
 const { createPostgresTransport } = await import("../src/transport/postgres.ts");
 const { ADMIN_AUTH } = await import("../test/support/auth.ts");
 const { startApiProcess, startWorkerProcess, stopAllProcesses } = await import("../test/support/processes.ts");
-const { ageSeconds, familyOf, ffmpegUnder, inGroups, listProcesses, stillRunning, workingDirectory } = await import(
-  "../test/support/process-scan.ts"
-);
+const { ageSeconds, encodesJobs, familyOf, ffmpegUnder, inGroups, listProcesses, stillRunning, workingDirectory } =
+  await import("../test/support/process-scan.ts");
 const { watchSegments } = await import("./support/segment-watch.ts");
+const { publishReconnecting } = await import("./support/reconnecting-publisher.ts");
+const { DROP_ALLOWANCE_SECONDS, RECORDING_ALLOWANCE_SECONDS, missingSentSeconds, playlistDiscontinuities } =
+  await import("./support/broadcast-measures.ts");
+const { hlsLayout, videoPrefix } = await import("../src/protocol/storage-layout.ts");
 const { CREATE_UPLOAD, generateClip, postGraphQL } = await import("./support/stack.ts");
 const { startSlowWebhookFault } = await import("./support/slow-webhook.ts");
 const { supervise } = await import("./support/supervisor.ts");
@@ -167,6 +189,8 @@ if (asRoot && (requested.get("storage-outage") ?? 0) > 0) {
 
 const pgPort = await freePort();
 const apiPort = await freePort();
+// Fixed, so a restarted API takes its publishers back on the same address.
+const rtmpPort = await freePort();
 const apiUrl = `http://127.0.0.1:${apiPort}`;
 let database: EmbeddedDatabase | null = null;
 const postgresGroups = new Set<number>();
@@ -196,6 +220,34 @@ interface Upload {
 }
 const videos: Upload[] = [];
 
+interface Broadcast {
+  index: number;
+  /** The tag its live stream gives each broadcast's video. */
+  tag: string;
+  streamId: string | null;
+  publisher: ReconnectingPublisher | null;
+  /** Why it never went on air, when the harness could not start it. */
+  problem: string | null;
+}
+const broadcasts: Broadcast[] = [];
+/** What became of a broadcast, as the API and storage tell it at the end. */
+interface BroadcastFinal {
+  broadcast: Broadcast;
+  streamStatus: string;
+  lastError: string | null;
+  /** Each video it made, with the discontinuities of its top rung's playlist (null: none stored). */
+  videos: {
+    id: string;
+    status: string;
+    error: string | null;
+    duration: number | null;
+    discontinuities: number | null;
+  }[];
+  /** Its videos' durations together: a broadcast split in two still holds what was sent. */
+  recordedSeconds: number;
+  missingSeconds: number;
+}
+
 const services: SupervisedService[] = [];
 const killedWorkerDebris: { fault: FaultRecord; processes: ProcessInfo[] }[] = [];
 let exitCode = 1;
@@ -221,6 +273,7 @@ async function stopStack(): Promise<{ wouldNotStop: string[]; leftovers: Process
 }
 
 async function cleanUp(leftovers: ProcessInfo[]): Promise<void> {
+  for (const b of broadcasts) b.publisher?.stop();
   for (const p of leftovers) if (stillRunning(p)) process.kill(p.pid, "SIGKILL");
   // A start that timed out may have left its process running, unknown to the supervisor.
   await stopAllProcesses();
@@ -266,6 +319,9 @@ try {
           SIGNING_SECRET: signingSecret,
           HLS_SEGMENT_SECONDS: "2",
           RATE_LIMIT_MUTATIONS_PER_MINUTE: "100000",
+          LIVE_RTMP_PORT: broadcastCount > 0 ? String(rtmpPort) : "off",
+          LIVE_SRT_PORT: "off",
+          LIVE_MAX_STREAMS_PER_TENANT: "20",
           // The slow-webhook fault's receivers are on loopback.
           ...(requested.has("slow-webhook") ? { WEBHOOK_ALLOW_PRIVATE_URLS: "true" } : {}),
         },
@@ -296,6 +352,7 @@ try {
               HEARTBEAT_INTERVAL_SECONDS: "2",
               SHUTDOWN_GRACE_SECONDS: "2",
               PROGRESS_INTERVAL_MS: "250",
+              ...(broadcastCount > 0 ? { WORKER_CAPABILITIES: "cpu,live", WORKER_LIVE_SLOTS: "2" } : {}),
             },
             { ownProcessGroup: true },
           ).then((p) => {
@@ -429,6 +486,87 @@ status }
       if (state && state.status !== "WAITING_FOR_UPLOAD") u.uploaded = true;
       else await sleep(2000);
     }
+  }
+
+  // --- live broadcasts, each by a publisher that reconnects as an encoder does -----------------
+  const CREATE_LIVE_STREAM = /* GraphQL */ `mutation($title: String!, $tag: String!) {
+    createLiveStream(input: { title: $title, tags: [$tag] }) {
+      __typename ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } ... on Error { message } } }`;
+  async function broadcastOne(index: number): Promise<void> {
+    // The stream's tag goes on each of its broadcasts' videos: how the videos it made are counted.
+    const b: Broadcast = { index, tag: `chaos-broadcast-${index}`, streamId: null, publisher: null, problem: null };
+    broadcasts.push(b);
+    let created: { streamKey: string; liveStream: { id: string; ingestUrl: string } } | null = null;
+    for (let tries = 0; !created && tries < 60; tries++) {
+      const r = await gql(CREATE_LIVE_STREAM, { title: `chaos broadcast ${index}`, tag: b.tag }).catch(
+        (): GraphQLResponse => ({}),
+      );
+      if (r.data?.createLiveStream?.streamKey) created = r.data.createLiveStream;
+      else await sleep(1000);
+    }
+    if (!created) {
+      b.problem = "createLiveStream was not answered in 60 tries";
+      return;
+    }
+    b.streamId = created.liveStream.id;
+    say(`broadcast ${index}: publishing ${broadcastSeconds} s to live stream ${b.streamId}`);
+    b.publisher = publishReconnecting(
+      `${created.liveStream.ingestUrl.replace("localhost", "127.0.0.1")}/${created.streamKey}`,
+      { seconds: broadcastSeconds, log: (line) => say(`broadcast ${index}: ${line}`) },
+    );
+    await b.publisher.done;
+    say(
+      `broadcast ${index}: the publisher ${b.publisher.gaveUp() ? "GAVE UP" : "stopped"} after sending ` +
+        `${b.publisher.sentSeconds().toFixed(1)} s over ${b.publisher.connections.length} connection(s)`,
+    );
+  }
+  const STREAM = /* GraphQL */ `query($id: ID!) { liveStream(id: $id) { status lastError activeVideo { id status } } }`;
+  const BROADCAST_VIDEOS = /* GraphQL */ `query($tag: String!) { videos(filter: { tags: [$tag] }, first: 10) {
+    edges { node { id status error duration variants { name height } } } } }`;
+  async function measureBroadcast(b: Broadcast): Promise<BroadcastFinal> {
+    const stream = b.streamId
+      ? (await gql(STREAM, { id: b.streamId }).catch((): GraphQLResponse => ({}))).data?.liveStream
+      : null;
+    const made: {
+      id: string;
+      status: string;
+      error: string | null;
+      duration: number | null;
+      variants: { name: string; height: number | null }[];
+    }[] = (
+      (await gql(BROADCAST_VIDEOS, { tag: b.tag }).catch((): GraphQLResponse => ({}))).data?.videos?.edges ?? []
+    ).map((e: { node: unknown }) => e.node);
+    // The top video rung's playlist as storage holds it: an encode taking the broadcast over starts after a discontinuity.
+    const discontinuitiesOf = async (video: (typeof made)[number]) => {
+      const top = video.variants.filter((v) => v.height !== null).sort((x, y) => y.height! - x.height!)[0];
+      if (!top) return null;
+      const playlist = await readFile(
+        path.join(dataDir, hlsLayout(videoPrefix(video.id)).playlistKey(top.name)),
+        "utf8",
+      ).catch(() => null);
+      return playlist === null ? null : playlistDiscontinuities(playlist);
+    };
+    const recordedSeconds = made.reduce((sum, v) => sum + (v.duration ?? 0), 0);
+    return {
+      broadcast: b,
+      streamStatus: stream?.status ?? "UNKNOWN",
+      lastError: stream?.lastError ?? null,
+      videos: await Promise.all(
+        made.map(async (v) => ({
+          id: v.id,
+          status: v.status,
+          error: v.error,
+          duration: v.duration,
+          discontinuities: await discontinuitiesOf(v),
+        })),
+      ),
+      recordedSeconds,
+      missingSeconds: missingSentSeconds({
+        sentSeconds: b.publisher?.sentWhileConnected() ?? 0,
+        recordedSeconds,
+        drops: b.publisher?.drops() ?? 0,
+      }),
+    };
   }
 
   // --- faults --------------------------------------------------------------------------------
@@ -816,13 +954,7 @@ progress } } } }`;
       .flatMap((j) => j.runs.filter((r) => r.status === "RUNNING").map((r) => workerPids.get(r.workerId)))
       .filter((pid) => pid !== undefined);
     // Its ffmpeg: one in the job's temp dir, or one started by a worker running the job now.
-    const encodesTheJob = () => {
-      const all = listProcesses();
-      return (
-        ffmpegUnder(workDir, all).some((p) => jobIds.some((id) => p.cwd.includes(id))) ||
-        runners.some((pid) => familyOf(pid, all).some((p) => p.command === "ffmpeg"))
-      );
-    };
+    const encodesTheJob = () => encodesJobs(workDir, jobIds, runners);
     const f = record(
       "cancel",
       `cancelVideo ${videoId} near completion (video ${before.status}, ` +
@@ -884,6 +1016,10 @@ progress } } } }`;
     await sleep(at - (Date.now() - t0));
     await uploadOne(i);
   });
+  const broadcasting = Array.from({ length: broadcastCount }, async (_, i) => {
+    await sleep(0.05 * windowMs + i * 3000 - (Date.now() - t0));
+    await broadcastOne(i + 1);
+  });
   const injecting = timed.map(async ({ at, kind }) => {
     await sleep(at - (Date.now() - t0));
     const inject = {
@@ -928,13 +1064,18 @@ progress } } } }`;
     }, 500);
     poll.unref();
   }
-  await Promise.all([...uploading, ...injecting]);
+  await Promise.all([...uploading, ...injecting, ...broadcasting]);
   const lastFaultAt = Date.now();
-  say(`schedule done; waiting up to ${settleMs / 1000} s for every video to end`);
+  say(`schedule done; waiting up to ${settleMs / 1000} s for every video and broadcast to end`);
   const terminal = new Set(["READY", "FAILED", "CANCELED"]);
+  const streamEnded = async (b: Broadcast) => {
+    const stream = (await gql(STREAM, { id: b.streamId }).catch((): GraphQLResponse => ({}))).data?.liveStream;
+    return stream?.status === "ENDED" && terminal.has(stream.activeVideo?.status);
+  };
   for (const deadline = lastFaultAt + settleMs; Date.now() < deadline; await sleep(2000)) {
     const states = await Promise.all(videos.filter((u) => u.uploaded).map((u) => videoState(u.id!).catch(() => null)));
-    if (states.every((s) => s && terminal.has(s.status))) break;
+    const ended = await Promise.all(broadcasts.filter((b) => b.streamId).map(streamEnded));
+    if (states.every((s) => s && terminal.has(s.status)) && ended.every(Boolean)) break;
   }
   await Promise.all(pendingCancels);
   ws.dispose();
@@ -946,6 +1087,8 @@ progress } } } }`;
     const state = await videoState(u.id!).catch(() => null);
     if (state) finals.set(u.id!, state);
   }
+  const broadcastFinals: BroadcastFinal[] = [];
+  for (const b of broadcasts) broadcastFinals.push(await measureBroadcast(b));
   await watcher.stop();
   const { wouldNotStop, leftovers } = await stopStack();
 
@@ -1059,6 +1202,41 @@ after the answer`,
   for (const u of videos) for (const [what, n] of u.refusals) refusals.set(what, (refusals.get(what) ?? 0) + n);
 
   const gate = (n: number) => (n === 0 ? "" : "   <-- must be 0");
+  const notOneVideo = broadcastFinals.filter((f) => f.videos.length !== 1);
+  const notReady = broadcastFinals.filter((f) => f.videos.length === 0 || f.videos.some((v) => v.status !== "READY"));
+  const missingSeconds = broadcastFinals.reduce((sum, f) => sum + f.missingSeconds, 0);
+  const publishersGaveUp = broadcasts.filter((b) => b.publisher === null || b.publisher.gaveUp());
+  const broadcastFailures =
+    broadcastCount - broadcasts.length + notOneVideo.length + notReady.length + publishersGaveUp.length;
+  const secondsOf = (n: number | null) => (n === null ? "—" : `${n.toFixed(1)} s`);
+  const broadcastLines = broadcastFinals.map(({ broadcast: b, ...f }) => {
+    const p = b.publisher;
+    const connections = p?.connections ?? [];
+    return (
+      `\n  #${b.index} ${b.problem ?? `stream ${b.streamId}`} ${f.streamStatus}: ${f.videos.length} video(s) ` +
+      `(${f.videos
+        .map((v) => `${v.id} ${v.status} ${secondsOf(v.duration)}, ${v.discontinuities ?? "—"} discontinuities`)
+        .join("; ")}); ` +
+      `recorded ${secondsOf(f.recordedSeconds)} of ${secondsOf(p?.sentWhileConnected() ?? null)} sent while ` +
+      `connected over ` +
+      `${connections.length} connection(s) (${p?.drops() ?? 0} cut off, ${p?.refusals() ?? 0} refused), ` +
+      `missing ${secondsOf(f.missingSeconds)}` +
+      `${f.lastError ? `; lastError: ${f.lastError}` : ""}` +
+      f.videos
+        .filter((v) => v.error)
+        .map((v) => `\n     ${v.id}: ${v.error!.slice(0, 160)}`)
+        .join("")
+    );
+  });
+  const broadcastBlock = broadcastCount
+    ? `broadcasts                     ${broadcasts.length}/${broadcastCount} on air${broadcastLines.join("")}
+broadcasts not one video       ${notOneVideo.length}${gate(notOneVideo.length)}
+broadcasts not READY           ${notReady.length}${gate(notReady.length)}
+broadcast seconds missing      ${missingSeconds.toFixed(1)}${gate(missingSeconds)} (sent while connected and not \
+recorded, beyond ${RECORDING_ALLOWANCE_SECONDS} s + ${DROP_ALLOWANCE_SECONDS} s per connection cut off)
+publishers that gave up        ${publishersGaveUp.length}${gate(publishersGaveUp.length)}
+`
+    : "";
   const webhookFairness = slowWebhook?.summary() ?? null;
   const webhookLine = webhookFairness
     ? `webhooks beside a slow one     ${webhookFairness.line}${webhookFairness.failed ? "   <-- over a bound" : ""}\n`
@@ -1067,7 +1245,7 @@ after the answer`,
   console.log(`
 videograph chaos run — ${new Date().toISOString()}, seed ${seed} (replay: npm run chaos -- --seed=${seed} \
 --uploads=${uploads} --workers=${workerCount} --seconds=${clipSeconds} --size=${width}x${height} \
---faults=${flags.faults})
+--faults=${flags.faults} --broadcasts=${broadcastCount} --broadcast-seconds=${broadcastSeconds})
 machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? "unknown CPU"}), load average ${os
     .loadavg()
     .map((l) => l.toFixed(1))
@@ -1075,7 +1253,7 @@ machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? "unknown CPU"}), lo
 stack:   1 API, ${workerCount} worker(s), transport postgres, embedded Postgres of its own, local \
 storage${tmpfsMounted ? ` on a ${TMPFS_SIZE} tmpfs` : ""}
 load:    ${uploads} uploads of a ${clipSeconds} s ${width}x${height} clip with audio over ${windowMs / 1000} s, 2 s \
-segments
+segments; ${broadcastCount} live broadcast(s) of ${broadcastSeconds} s (320x240 25 fps over RTMP, 2 s segments)
 
 uploads                        ${uploaded.length}/${uploads} \
 uploaded${refusals.size ? ` (client retries: ${[...refusals].map(([w, n]) => `${n}× ${w}`).join("; ")})` : ""}
@@ -1097,7 +1275,7 @@ processes needing a human      ${needingHuman}${gate(needingHuman)} (${orphaned.
 by ${ORPHAN_GRACE_MS / 1000} s, ${leftovers.length} left after \
 stopping${leftovers.length ? `: ${leftovers.map((p) => `${p.command} ${p.pid}`).join(", ")}` : ""}, \
 ${gaveUp.length} service(s) not coming back${gaveUp.length ? `: ${gaveUp.join(", ")}` : ""})
-${webhookLine}faults not injected            ${missing.length}${gate(missing.length)}\
+${webhookLine}${broadcastBlock}faults not injected            ${missing.length}${gate(missing.length)}\
 ${missing.map(([k, n]) => ` ${k} ${injectedCount(k)}/${n}`).join(",")}\
 ${!asRoot && (requested.get("disk-full") ?? 0) > 0 ? "\n  disk-full skipped: mounting a tmpfs needs root" : ""}\
 ${!asRoot && (requested.get("storage-outage") ?? 0) > 0 ? "\n  storage-outage skipped: a bind mount needs root" : ""}
@@ -1126,7 +1304,9 @@ ${faults
       failedAfterGpu.length +
       needingHuman +
       missing.length +
-      (webhookFairness?.failed ? 1 : 0) ===
+      (webhookFairness?.failed ? 1 : 0) +
+      broadcastFailures +
+      missingSeconds ===
     0
       ? 0
       : 1;

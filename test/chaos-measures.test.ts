@@ -3,7 +3,21 @@ import { mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { familyOf, stillRunning } from "./support/process-scan.ts";
+import { encodesJobs, familyOf, stillRunning } from "./support/process-scan.ts";
+import { packetTimes } from "./support/media-checks.ts";
+import { freePort } from "../src/free-port.ts";
+import {
+  DROP_ALLOWANCE_SECONDS,
+  missingSentSeconds,
+  playlistDiscontinuities,
+  RECORDING_ALLOWANCE_SECONDS,
+} from "../bench/support/broadcast-measures.ts";
+import {
+  connectionEnd,
+  type PublisherConnection,
+  publishReconnecting,
+  REFUSED_BELOW_SECONDS,
+} from "../bench/support/reconnecting-publisher.ts";
 import { watchSegments } from "../bench/support/segment-watch.ts";
 
 // The chaos run (bench/chaos.ts) is too heavy for npm test; what it counts must still be real.
@@ -90,5 +104,174 @@ describe("the chaos run's process scan", () => {
     process.kill(sleeper!.pid, "SIGKILL");
     for (let tries = 0; stillRunning(sleeper!) && tries < 50; tries++) await new Promise((r) => setTimeout(r, 20));
     expect(stillRunning(sleeper!)).toBe(false);
+  });
+});
+
+/** An RTMP server of ffmpeg's own on `port` that writes what it receives to `file` (the chaos run's API in its place). */
+function rtmpReceiver(port: number, file: string) {
+  const child = spawn(
+    "ffmpeg",
+    [
+      "-hide_banner",
+      "-loglevel",
+      "error",
+      "-listen",
+      "1",
+      "-i",
+      `rtmp://127.0.0.1:${port}/live/key`,
+      "-c",
+      "copy",
+      "-f",
+      "flv",
+      file,
+    ],
+    { stdio: "ignore" },
+  );
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  cleanups.push(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    await exited;
+  });
+  return { child, exited };
+}
+
+describe("the chaos run's cancel check", () => {
+  it("does not take a live broadcast's ffmpeg beside a canceled job, on the same worker, for the job's", async () => {
+    const dir = await storageDir();
+    const workDir = path.join(dir, "work");
+    await mkdir(path.join(workDir, "videograph-live-job-x1"), { recursive: true });
+    const ffmpeg = "exec ffmpeg -hide_banner -loglevel error -re -f lavfi -i sine=duration=30 -f null -";
+    // A worker (a shell in its own group) running a live job's encode in that job's temp dir; another
+    // running one outside the temp dirs.
+    const shellRunningFfmpegIn = (cwd: string) => {
+      const shell = spawn("sh", ["-c", `(cd "$1" && ${ffmpeg}) & wait`, "sh", cwd], {
+        detached: true,
+        stdio: "ignore",
+      });
+      cleanups.push(async () => {
+        try {
+          process.kill(-shell.pid!, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      });
+      return shell;
+    };
+    const live = shellRunningFfmpegIn(path.join(workDir, "videograph-live-job-x1"));
+    const outside = shellRunningFfmpegIn(dir);
+    const ffmpegOf = (pid: number) => familyOf(pid).filter((p) => p.command === "ffmpeg");
+    for (let tries = 0; (!ffmpegOf(live.pid!).length || !ffmpegOf(outside.pid!).length) && tries < 100; tries++)
+      await new Promise((r) => setTimeout(r, 50));
+    expect(ffmpegOf(live.pid!)).toHaveLength(1);
+    // The canceled upload's job runs nothing on that worker: the live encode beside it is not its.
+    expect(encodesJobs(workDir, ["upload-job-y2"], [live.pid!])).toBe(false);
+    expect(encodesJobs(workDir, ["live-job-x1"], [live.pid!])).toBe(true);
+    expect(encodesJobs(workDir, ["live-job-x1"], [])).toBe(true);
+    // An ffmpeg a runner started outside the temp dirs is counted as the job's, whatever its directory.
+    expect(encodesJobs(workDir, ["upload-job-y2"], [outside.pid!])).toBe(true);
+  }, 30_000);
+});
+
+describe("the chaos run's broadcasts", () => {
+  it("a publisher cut off reconnects and sends what is left; what arrived is within the allowance of what it counted", async () => {
+    const dir = await storageDir();
+    const port = await freePort();
+    const first = rtmpReceiver(port, path.join(dir, "first.flv"));
+    // Let the first server listen before the publisher connects.
+    await new Promise((r) => setTimeout(r, 1000));
+    const publisher = publishReconnecting(`rtmp://127.0.0.1:${port}/live/key`, { seconds: 6, retryDelayMs: 300 });
+    cleanups.push(async () => publisher.stop());
+    await new Promise((r) => setTimeout(r, 3000));
+    // The server dies (as the API does under a SIGKILL): the publisher's connection drops.
+    first.child.kill("SIGKILL");
+    await first.exited;
+    const second = rtmpReceiver(port, path.join(dir, "second.flv"));
+    await publisher.done;
+    await second.exited;
+    const [cutOff, ...rest] = publisher.connections;
+    expect(cutOff).toMatchObject({ clean: false });
+    expect(cutOff!.sentSeconds).toBeGreaterThan(1);
+    expect(rest.at(-1)).toMatchObject({ clean: true, exitCode: 0 });
+    // Connections refused while no server listened sent nothing.
+    expect(rest.slice(0, -1).every((c) => !c.clean && c.sentSeconds === 0)).toBe(true);
+    expect(publisher.drops()).toBe(1);
+    expect(publisher.refusals()).toBe(rest.length - 1);
+    expect(publisher.sentWhileConnected()).toBe(publisher.sentSeconds());
+    expect(publisher.gaveUp()).toBe(false);
+    expect(publisher.sentSeconds()).toBeGreaterThanOrEqual(6 - 1 / 25);
+    expect(publisher.sentSeconds()).toBeLessThan(7);
+    // What the servers received holds what the publisher counted, but for what the cut-off connection had in flight.
+    const received = async (file: string) => {
+      const times = await packetTimes(file).catch(() => []);
+      return times.length ? times.at(-1)! - times[0]! : 0;
+    };
+    const total = (await received(path.join(dir, "first.flv"))) + (await received(path.join(dir, "second.flv")));
+    expect(missingSentSeconds({ sentSeconds: publisher.sentWhileConnected(), recordedSeconds: total, drops: 1 })).toBe(
+      0,
+    );
+  }, 40_000);
+
+  it("a publisher that finds no server gives up after its patience, having sent nothing", async () => {
+    const port = await freePort();
+    const publisher = publishReconnecting(`rtmp://127.0.0.1:${port}/live/key`, {
+      seconds: 5,
+      retryDelayMs: 200,
+      giveUpAfterMs: 1500,
+    });
+    await publisher.done;
+    expect(publisher.gaveUp()).toBe(true);
+    expect(publisher.connections.length).toBeGreaterThan(1);
+    expect(publisher.sentSeconds()).toBe(0);
+    expect(publisher.drops()).toBe(0);
+  }, 30_000);
+
+  it("tells a connection refused after its first frames from one taken and cut off", () => {
+    const connection = (sentSeconds: number, clean: boolean): PublisherConnection => ({
+      at: 0,
+      sentSeconds,
+      exitCode: clean ? 0 : 1,
+      clean,
+    });
+    expect(connectionEnd(connection(0, false))).toBe("refused");
+    // The API refuses after the publish command and the metadata: ffmpeg has encoded a few frames.
+    expect(connectionEnd(connection(0.2, false))).toBe("refused");
+    expect(connectionEnd(connection(REFUSED_BELOW_SECONDS, false))).toBe("dropped");
+    // A last connection sending only what was left ends on its input's end, however short.
+    expect(connectionEnd(connection(0.2, true))).toBe("clean");
+  });
+
+  it("counts seconds missing beyond the allowances, and each connection cut off adds its own", () => {
+    const allowed = RECORDING_ALLOWANCE_SECONDS + 2 * DROP_ALLOWANCE_SECONDS;
+    expect(missingSentSeconds({ sentSeconds: 60, recordedSeconds: 60 - allowed, drops: 2 })).toBe(0);
+    expect(missingSentSeconds({ sentSeconds: 60, recordedSeconds: 60 - allowed - 1.5, drops: 2 })).toBe(1.5);
+    expect(missingSentSeconds({ sentSeconds: 60, recordedSeconds: 60 - allowed - 1.5, drops: 3 })).toBe(0);
+    // No recording at all: everything sent beyond the allowance is missing.
+    expect(missingSentSeconds({ sentSeconds: 30, recordedSeconds: null, drops: 0 })).toBe(
+      30 - RECORDING_ALLOWANCE_SECONDS,
+    );
+  });
+
+  it("counts a recording's discontinuities, not its discontinuity sequence", () => {
+    const playlist = [
+      "#EXTM3U",
+      "#EXT-X-VERSION:3",
+      "#EXT-X-TARGETDURATION:2",
+      "#EXT-X-MEDIA-SEQUENCE:0",
+      "#EXT-X-DISCONTINUITY-SEQUENCE:4",
+      "#EXTINF:2.000000,",
+      "seg_00000.ts",
+      "#EXT-X-DISCONTINUITY",
+      "#EXTINF:2.000000,",
+      "seg_00003.ts",
+      "#EXTINF:2.000000,",
+      "seg_00004.ts",
+      "#EXT-X-DISCONTINUITY",
+      "#EXTINF:1.500000,",
+      "seg_00007.ts",
+      "#EXT-X-ENDLIST",
+      "",
+    ].join("\n");
+    expect(playlistDiscontinuities(playlist)).toBe(2);
+    expect(playlistDiscontinuities(playlist.replaceAll("#EXT-X-DISCONTINUITY\n", ""))).toBe(0);
   });
 });

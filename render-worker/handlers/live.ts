@@ -58,8 +58,14 @@ function withoutFeedUrl(err: unknown, feedUrl: string): unknown {
   if (!(err instanceof Error)) return err;
   const { origin, pathname } = new URL(feedUrl);
   // As ffmpeg may print it: whole, without its query, or by its origin alone.
-  for (const form of [feedUrl, `${origin}${pathname}`, origin])
-    err.message = err.message.replaceAll(form, "the broadcast's feed");
+  const message = [feedUrl, `${origin}${pathname}`, origin].reduce(
+    (text, form) => text.replaceAll(form, "the broadcast's feed"),
+    err.message,
+  );
+  if (message === err.message) return err;
+  // Defined, not assigned: a DOMException's message (an abort's, a timeout's) has only a getter, and
+  // assigning it threw a TypeError that took the place of the error.
+  Object.defineProperty(err, "message", { value: message, writable: true, configurable: true });
   return err;
 }
 

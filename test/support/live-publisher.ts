@@ -28,14 +28,7 @@ export function publishUntilStopped(
   // A bound on a test that never stops it.
   const { process: child, exited } = publish(url, 180, options, { progress: true });
   onAir.add(child);
-  let frames = 0;
-  let ended = false;
-  createInterface({ input: child.stdout! }).on("line", (line) => {
-    if (line.startsWith("frame=")) frames = Number(line.slice("frame=".length));
-    if (line === "progress=end") ended = true;
-  });
-  // After its exit and its stdout's last lines (`exit` may come before them).
-  const closed = new Promise((resolve) => child.on("close", resolve));
+  const progress = publisherProgress(child);
   return {
     process: child,
     exited,
@@ -44,11 +37,35 @@ export function publishUntilStopped(
       // A publisher that has already exited (its stop is then checked below) closed its end.
       child.stdin?.on("error", () => {});
       child.stdin?.end("q");
-      await closed;
-      expect(ended, "ffmpeg's last progress report").toBe(true);
-      return frames / 25;
+      await progress.closed;
+      expect(progress.ended(), "ffmpeg's last progress report").toBe(true);
+      return progress.sentSeconds();
     },
   };
+}
+
+/** The frame rate `publish` sends at. */
+export const PUBLISHER_FPS = 25;
+
+/**
+ * What a `publish` started with `progress` has sent, from ffmpeg's `-progress` lines: the seconds of
+ * video encoded so far (its frames over `PUBLISHER_FPS`), whether it reported its end
+ * (`progress=end`: its input ended or it was told `q`, not cut off), and `closed`, after its exit and
+ * its stdout's last lines (`exit` may come before them).
+ */
+export function publisherProgress(child: ChildProcess): {
+  sentSeconds(): number;
+  ended(): boolean;
+  closed: Promise<void>;
+} {
+  let frames = 0;
+  let ended = false;
+  createInterface({ input: child.stdout! }).on("line", (line) => {
+    if (line.startsWith("frame=")) frames = Number(line.slice("frame=".length));
+    if (line === "progress=end") ended = true;
+  });
+  const closed = new Promise<void>((resolve) => child.on("close", () => resolve()));
+  return { sentSeconds: () => frames / PUBLISHER_FPS, ended: () => ended, closed };
 }
 
 /**
@@ -69,12 +86,12 @@ export function publish(
     "ffmpeg",
     [
       ...["-hide_banner", "-loglevel", "error", "-re"],
-      ...["-f", "lavfi", "-i", `testsrc2=size=320x240:rate=25:duration=${seconds}`],
+      ...["-f", "lavfi", "-i", `testsrc2=size=320x240:rate=${PUBLISHER_FPS}:duration=${seconds}`],
       ...["-f", "lavfi", "-i", `sine=frequency=440:sample_rate=48000:duration=${seconds}`],
       ...jump("PTS").flatMap((e) => ["-vf", `setpts='${e}'`, "-af", `asetpts='${e}'`]),
       ...(options.videoCodec
         ? ["-c:v", options.videoCodec]
-        : ["-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p"]),
+        : ["-c:v", "libx264", "-preset", "ultrafast", "-g", String(PUBLISHER_FPS), "-pix_fmt", "yuv420p"]),
       ...(progress ? ["-progress", "pipe:1"] : []),
       ...["-c:a", "aac", "-b:a", "64k", "-f", options.srt ? "mpegts" : "flv", url],
     ],

@@ -129,6 +129,31 @@ export function ffmpegUnder(root: string, all: ProcessInfo[] = listProcesses()):
   );
 }
 
+/**
+ * Whether an ffmpeg of one of `jobIds` runs: one whose working directory under `workDir` (the
+ * workers' temp dirs, each named after its job) is one of theirs, or one a process of `runners` (the
+ * workers running those jobs) started whose working directory is not another job's there (a live
+ * broadcast's encode beside it is not theirs).
+ */
+export function encodesJobs(
+  workDir: string,
+  jobIds: readonly string[],
+  runners: readonly number[],
+  all: ProcessInfo[] = listProcesses(),
+): boolean {
+  const theirs = (cwd: string) => jobIds.some((id) => cwd.includes(id));
+  return (
+    ffmpegUnder(workDir, all).some((p) => theirs(p.cwd)) ||
+    runners.some((pid) =>
+      familyOf(pid, all).some((p) => {
+        if (p.command !== "ffmpeg") return false;
+        const cwd = workingDirectory(p.pid) ?? "";
+        return !(cwd === workDir || cwd.startsWith(`${workDir}/`)) || theirs(cwd);
+      }),
+    )
+  );
+}
+
 /** Pids of this process's live children whose command line mentions `entry`. */
 export function childProcessPids(entry: string): number[] {
   return childrenOf()
