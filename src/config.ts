@@ -124,6 +124,8 @@ const EnvSchema = z.object({
   GRAPHQL_MAX_ALIASES: z.coerce.number().int().min(1).default(20),
   GRAPHQL_MAX_TOKENS: z.coerce.number().int().min(50).default(2000),
   RATE_LIMIT_MUTATIONS_PER_MINUTE: z.coerce.number().int().min(1).default(300),
+  /** The longest a `videos` title search's statement may run before it is stopped (SEARCH_TIMEOUT). */
+  VIDEO_SEARCH_TIMEOUT_MS: z.coerce.number().int().min(1).max(60_000).default(500),
   /**
    * Reverse proxies (load balancers) in front of the API that append to X-Forwarded-For; 0: the
    * peer address is the client's. Per-client limits (images made on request) key on the result.

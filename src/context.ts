@@ -41,6 +41,8 @@ export interface AppServices {
   urlImport: { allowPrivateAddresses: boolean };
   /** API_KEYS_MAX_PER_TENANT: keys a tenant may hold at once, neither revoked nor expired. */
   apiKeys: { maxActivePerTenant: number };
+  /** VIDEO_SEARCH_TIMEOUT_MS: how long a title search's statement may run. */
+  videoSearch: { titleTimeoutMs: number };
   webhooks: {
     allowPrivateUrls: boolean;
     retryHours: number;

@@ -262,6 +262,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     gemini: { apiKey: env.GEMINI_API_KEY, model: env.GEMINI_MODEL, baseUrl: env.GEMINI_BASE_URL },
     urlImport: { allowPrivateAddresses: env.URL_IMPORT_ALLOW_PRIVATE },
     apiKeys: { maxActivePerTenant: env.API_KEYS_MAX_PER_TENANT },
+    videoSearch: { titleTimeoutMs: env.VIDEO_SEARCH_TIMEOUT_MS },
     webhooks: {
       allowPrivateUrls: env.WEBHOOK_ALLOW_PRIVATE_URLS,
       retryHours: env.WEBHOOK_RETRY_HOURS,

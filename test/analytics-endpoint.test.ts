@@ -3,8 +3,8 @@ import http from "node:http";
 import { Readable } from "node:stream";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createBatchBuffer } from "../src/analytics/batch-buffer.ts";
-import { batchFigures, createAnalyticsIngest } from "../src/analytics/ingest.ts";
+import { createBatchBuffer, WATCH_BOUNDS } from "../src/analytics/batch-buffer.ts";
+import { batchFigures, createAnalyticsIngest, UNIQUE_VIEWERS_PER_SOURCE } from "../src/analytics/ingest.ts";
 import { ViewTokens } from "../src/analytics/view-tokens.ts";
 import { liveViewerLatencySeconds } from "../src/metrics.ts";
 import { ANALYTICS_PATHS, BEACON_LIMITS, type BeaconEvent } from "../src/shared/analytics-beacons.ts";
@@ -124,7 +124,7 @@ describe("viewer analytics: the collection endpoint", () => {
     const client = newClient();
     const started = await startView(t, id, client);
     expect(started.status).toBe(201);
-    expect(started.body).toMatchObject({ viewId: expect.any(String), viewToken: expect.stringMatching(/^va1\./) });
+    expect(started.body).toMatchObject({ viewId: expect.any(String), viewToken: expect.stringMatching(/^va2\./) });
     const view = { videoId: id, viewToken: started.body.viewToken };
     // The ingest thread is started by the first batch, not by the API (nor by a view's start).
     expect(t.app.services.analytics.ingestThread.threadId).toBeNull();
@@ -201,6 +201,83 @@ describe("viewer analytics: the collection endpoint", () => {
     expect(hidden.data?.video ?? null).toBeNull();
   });
 
+  it("bounds a view's watch time by the time since the server started it and by the video's duration", async () => {
+    // The issue's forgery: one batch on a view a moment old reported 50 hours (50 events of 1 h).
+    const fifty = Array.from({ length: BEACON_LIMITS.eventsPerBatch }, (_, i) => ({
+      type: "watch" as const,
+      at: i,
+      height: 360,
+      watchedMs: BEACON_LIMITS.maxDurationMs,
+    }));
+    const { id: fresh } = await createUpload(t, "forged watch time");
+    const client = newClient();
+    const before = Date.now();
+    const started = await startView(t, fresh, client);
+    const view = { videoId: fresh, viewToken: started.body.viewToken };
+    expect(await sendBatch(t, view, 0, fifty, client)).toMatchObject({ status: 202, body: { counted: true } });
+    // The bound is spent: a later batch adds nothing now, but is still a batch (its seq counts).
+    expect(await sendBatch(t, view, 1, fifty.slice(0, 1), client)).toMatchObject({
+      status: 202,
+      body: { counted: true },
+    });
+    const elapsedMs = Date.now() - before;
+    const a = await analyticsOf(t, fresh);
+    const { playbackRate, allowanceMs, durationMultiple } = WATCH_BOUNDS;
+    expect(a.watchTimeSeconds).toBeGreaterThanOrEqual(allowanceMs / 1000);
+    expect(a.watchTimeSeconds).toBeLessThanOrEqual((allowanceMs + playbackRate * elapsedMs) / 1000);
+    // The heights (what costSummary's egress is estimated from) and the view's row hold the same bound.
+    expect(a.topRenditions).toEqual([{ height: 360, watchTimeSeconds: a.watchTimeSeconds, share: 1 }]);
+    const [row] = await t.app.services.db.$queryRaw<{ watchMs: bigint }[]>`
+      SELECT "watchMs" FROM "AnalyticsView" WHERE id = ${started.body.viewId}::uuid`;
+    expect(Number(row!.watchMs) / 1000).toBe(a.watchTimeSeconds);
+
+    // A 5 s video watched for an hour by its token's clock: at most a few replays of it count.
+    const { id: short } = await createUpload(t, "five seconds");
+    await t.app.services.db.video.update({ where: { id: short }, data: { duration: 5 } });
+    const shortView = await startView(t, short, client);
+    const [, viewId, videoId, tenantId, startedAt, durationMs] = String(shortView.body.viewToken).split(".");
+    expect(durationMs).toBe("5000");
+    // An hour-old start written into the token breaks its MAC; signed by the API's secret, it is genuine.
+    const hourAgo = String(Number(startedAt) - 3600_000);
+    const parts = String(shortView.body.viewToken).split(".");
+    parts[4] = hourAgo;
+    const rewritten = parts.join(".");
+    expect(await sendBatch(t, { videoId: short, viewToken: rewritten }, 0, fifty, client)).toMatchObject({
+      status: 403,
+      body: { error: "invalid view token" },
+    });
+    const anHourOld = new ViewTokens(SIGNING_SECRET, 600).issue({
+      viewId: viewId!,
+      videoId: videoId!,
+      tenantId: tenantId!,
+      startedAt: Number(hourAgo),
+      durationMs: 5000,
+    }).token;
+    expect((await sendBatch(t, { videoId: short, viewToken: anHourOld }, 0, fifty, client)).status).toBe(202);
+    expect((await analyticsOf(t, short)).watchTimeSeconds).toBe((5000 * durationMultiple + allowanceMs) / 1000);
+  });
+
+  it(`counts at most ${UNIQUE_VIEWERS_PER_SOURCE} unique viewers of a video a day from one address, whatever its User-Agents`, async () => {
+    const { id } = await createUpload(t, "many agents");
+    const client = newClient();
+    const AGENTS = 30;
+    // All at once: views starting together cannot pass the bound.
+    const starts = await Promise.all(
+      Array.from({ length: AGENTS }, (_, i) =>
+        post(t, ANALYTICS_PATHS.views, { v: 1, videoId: id }, client, { "user-agent": `agent ${i}` }),
+      ),
+    );
+    expect(starts.map((s) => s.status)).toEqual(Array(AGENTS).fill(201));
+    // One of the counted agents again: a view, not a viewer. Another address: a viewer.
+    await post(t, ANALYTICS_PATHS.views, { v: 1, videoId: id }, client, { "user-agent": "agent 0" });
+    await post(t, ANALYTICS_PATHS.views, { v: 1, videoId: id }, newClient(), { "user-agent": "agent 0" });
+    expect(await analyticsOf(t, id)).toMatchObject({ views: AGENTS + 2, uniqueViewers: UNIQUE_VIEWERS_PER_SOURCE + 1 });
+    // The address is stored only as that day's salted hash, pruned with the viewers'.
+    const sources = await t.app.services.db.analyticsDailySource.findMany({ where: { videoId: id } });
+    expect(sources.map((s) => s.viewers).sort()).toEqual([1, UNIQUE_VIEWERS_PER_SOURCE]);
+    expect(sources.some((s) => s.sourceHash.includes(client))).toBe(false);
+  });
+
   it("takes a live broadcast's latency reports into the operators' histogram, once per batch, and stores nothing of them", async () => {
     const { id } = await createUpload(t, "live latency");
     const client = newClient();
@@ -255,36 +332,26 @@ describe("viewer analytics: the collection endpoint", () => {
     expect(crossed).toMatchObject({ status: 403, body: { error: "view token is for another video" } });
 
     // The tenant or video inside the token rewritten: the MAC no longer matches.
-    const [, viewId, videoId, tenantId, expires, mac] = String(their.body.viewToken).split(".");
+    const [, viewId, videoId, tenantId, startedAt, durationMs, expires, mac] = String(their.body.viewToken).split(".");
     const oursTenant = (await t.app.services.db.video.findUniqueOrThrow({ where: { id: ours } })).tenantId;
-    const rewritten = ["va1", viewId, ours, oursTenant, expires, mac].join(".");
+    const rewritten = ["va2", viewId, ours, oursTenant, startedAt, durationMs, expires, mac].join(".");
     expect(await sendBatch(t, { videoId: ours, viewToken: rewritten }, 0, event, client)).toMatchObject({
       status: 403,
       body: { error: "invalid view token" },
     });
-    const otherSecret = new ViewTokens("not-the-api-signing-secret-0123456789abcdef", 600).issue({
-      viewId: viewId!,
-      videoId: videoId!,
-      tenantId: tenantId!,
-    }).token;
+    const claims = { viewId: viewId!, videoId: videoId!, tenantId: tenantId!, startedAt: Date.now(), durationMs: null };
+    const otherSecret = new ViewTokens("not-the-api-signing-secret-0123456789abcdef", 600).issue(claims).token;
     expect(await sendBatch(t, { videoId: theirs, viewToken: otherSecret }, 0, event, client)).toMatchObject({
       status: 403,
       body: { error: "invalid view token" },
     });
-    const expired = new ViewTokens(SIGNING_SECRET, 60).issue(
-      { viewId: viewId!, videoId: videoId!, tenantId: tenantId! },
-      Date.now() - 120_000,
-    ).token;
+    const expired = new ViewTokens(SIGNING_SECRET, 60).issue(claims, Date.now() - 120_000).token;
     expect(await sendBatch(t, { videoId: theirs, viewToken: expired }, 0, event, client)).toMatchObject({
       status: 403,
       body: { error: expect.stringContaining("expired") },
     });
     // The same claims signed with the API's secret and still valid are taken: the refusals above were the token's.
-    const genuine = new ViewTokens(SIGNING_SECRET, 60).issue({
-      viewId: viewId!,
-      videoId: videoId!,
-      tenantId: tenantId!,
-    }).token;
+    const genuine = new ViewTokens(SIGNING_SECRET, 60).issue(claims).token;
     const withStartup: BeaconEvent[] = [{ type: "startup", at: 0, startupMs: 720 }, ...event];
     expect((await sendBatch(t, { videoId: theirs, viewToken: genuine }, 0, withStartup, client)).status).toBe(202);
     expect((await rowCounts(t, ours)).views).toBe(0);
@@ -464,6 +531,7 @@ describe("viewer analytics: the collection endpoint", () => {
     const daysAgo = (days: number) => new Date(Date.now() - days * 86_400_000);
     await db.analyticsView.create({ data: { id: crypto.randomUUID(), videoId: id, tenantId, startedAt: daysAgo(31) } });
     await db.analyticsDailyViewer.create({ data: { videoId: id, day: daysAgo(3), viewerHash: "old" } });
+    await db.analyticsDailySource.create({ data: { videoId: id, day: daysAgo(3), sourceHash: "old", viewers: 1 } });
     await db.analyticsSalt.create({ data: { day: daysAgo(3), salt: "old" } });
     expect(await rowCounts(t, id)).toMatchObject({ views: 2, viewers: 2 });
 
@@ -471,6 +539,8 @@ describe("viewer analytics: the collection endpoint", () => {
     // The default window is 30 days: the 31-day-old view goes, today's stays; the rollups stay.
     expect(await rowCounts(t, id)).toMatchObject({ views: 1, hours: 1, viewers: 1 });
     expect(await db.analyticsSalt.count({ where: { day: { lt: daysAgo(2) } } })).toBe(0);
+    expect(await db.analyticsDailySource.count({ where: { videoId: id, day: { lt: daysAgo(2) } } })).toBe(0);
+    expect(await db.analyticsDailySource.count({ where: { videoId: id } })).toBe(1);
     expect(await db.analyticsSalt.count()).toBeGreaterThan(0);
   });
 
@@ -517,7 +587,18 @@ describe("viewer analytics: the collection endpoint", () => {
     try {
       for (const until = Date.now() + 1000; Date.now() < until; rounds++) {
         for (let i = 0; i < 3; i++)
-          buffer.add({ viewId: randomUUID(), videoId: id, tenantId, expires: Date.now() + 60_000 }, 0, watched);
+          buffer.add(
+            {
+              viewId: randomUUID(),
+              videoId: id,
+              tenantId,
+              startedAt: Date.now(),
+              durationMs: null,
+              expires: Date.now() + 60_000,
+            },
+            0,
+            watched,
+          );
         const results = await Promise.allSettled([
           buffer.flush(),
           ...Array.from({ length: 5 }, (_, i) =>
@@ -560,7 +641,14 @@ describe("viewer analytics: the collection endpoint", () => {
     const { id, tenantId, pool, other, watcher, end } = await deadlockScene("deadlocked");
     const buffer = createBatchBuffer(pool, 60_000); // not started: flushed below
     const watched = batchFigures([{ type: "watch", at: 1000, height: 180, watchedMs: 1000 }]);
-    const view = () => ({ viewId: randomUUID(), videoId: id, tenantId, expires: Date.now() + 60_000 });
+    const view = () => ({
+      viewId: randomUUID(),
+      videoId: id,
+      tenantId,
+      startedAt: Date.now(),
+      durationMs: null,
+      expires: Date.now() + 60_000,
+    });
     try {
       buffer.add(view(), 0, watched);
       await buffer.flush(); // the rows exist

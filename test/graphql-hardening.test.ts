@@ -3,6 +3,7 @@ import path from "node:path";
 import { buildSchema, isObjectType } from "graphql";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey, ensureTenant } from "../src/auth/api-keys.ts";
+import { TITLE_SEARCH_RATE_POINTS } from "../src/videos/video-search.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { ADMIN_AUTH } from "./support/auth.ts";
 
@@ -163,7 +164,7 @@ describe("GraphQL hardening", () => {
     expect(authed.status).toBe(200);
   });
 
-  it("rate-limits mutations per key (RATE_LIMIT_MUTATIONS_PER_MINUTE), not queries, not other keys", async () => {
+  it("rate-limits mutations per key (RATE_LIMIT_MUTATIONS_PER_MINUTE), not queries without a title search, not other keys", async () => {
     const db = t.app.services.db;
     const tenant = await ensureTenant(db, "limited");
     const { secret } = await createApiKey(db, {
@@ -188,7 +189,7 @@ describe("GraphQL hardening", () => {
     expect((await t.gql(CREATE_UPLOAD, {}, as(other.secret))).data.createUpload.__typename).toBe("CreateUploadSuccess");
   });
 
-  describe("the rate limit counts mutations, not requests", () => {
+  describe("the rate limit counts mutations and title searches, not requests", () => {
     const db = () => t.app.services.db;
     const aliased = (n: number) => {
       const fields = Array.from(
@@ -276,6 +277,28 @@ b: createVideoFromUrl(input: { title: "j", url: "${url}" }) { __typename } }`,
       );
       expectRateLimited(remuxing);
       expect(remuxing.errors![0]!.message).toMatch(/costs 2\)/);
+    });
+
+    it(`a title search costs ${TITLE_SEARCH_RATE_POINTS} points of the same budget, each alias too; other queries cost nothing`, async () => {
+      const key = await freshKey("searches");
+      const search = (text: string) => `v${text}: videos(filter: { titleContains: "${text}" }) { edges { cursor } }`;
+      // Four aliased searches cost 20, more than the whole budget of 15: none runs.
+      const four = await t.gql(`{ ${["aaa", "bbb", "ccc", "ddd"].map(search).join(" ")} }`, {}, key.authorization);
+      expectRateLimited(four);
+      expect(four.errors![0]!.message).toMatch(/costs 20/);
+      // A search given in a variable is weighed as execution reads it.
+      const byVariable = `query ($f: VideoFilter) { videos(filter: $f) { edges { cursor } } }`;
+      for (let i = 0; i < 15 / TITLE_SEARCH_RATE_POINTS; i++) {
+        const res = await t.gql(byVariable, { f: { titleContains: `text ${i}` } }, key.authorization);
+        expect(res.errors).toBeUndefined();
+      }
+      expectRateLimited(await t.gql(byVariable, { f: { titleContains: "one more" } }, key.authorization));
+      // The minute is spent, and the same credential still lists and filters without a title.
+      for (let i = 0; i < 20; i++) {
+        const res = await t.gql(byVariable, { f: { tags: ["x"] } }, key.authorization);
+        expect(res.errors).toBeUndefined();
+      }
+      expect((await t.gql(`{ videos { edges { cursor } } }`, {}, key.authorization)).errors).toBeUndefined();
     });
 
     it("a batched request (an array of operations) runs nothing: batching is off", async () => {

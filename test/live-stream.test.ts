@@ -19,7 +19,8 @@ import { LiveFeed } from "../src/live/feed.ts";
 import { relayPath } from "../src/live/relay.ts";
 import { srtGatewayBuilt } from "../src/live/srt-gateway-build.ts";
 import { PROTOCOL_VERSION } from "../src/protocol/messages.ts";
-import { ANALYTICS_PATHS } from "../src/shared/analytics-beacons.ts";
+import { WATCH_BOUNDS } from "../src/analytics/batch-buffer.ts";
+import { ANALYTICS_PATHS, BEACON_LIMITS } from "../src/shared/analytics-beacons.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { waitFor } from "./support/wait-for.ts";
 import { killPublishersOnAir, publish, publishUntilStopped } from "./support/live-publisher.ts";
@@ -420,6 +421,33 @@ async function expectViewerEgress(streamId: string, videoId: string): Promise<vo
   const added = (10 * (video.averageBitRate! + audio.averageBitRate!)) / 8;
   expect(after.line.egressBytes - before.line.egressBytes).toBeCloseTo(added, 0);
   expect(after.line.egressUsd).toBeCloseTo((after.line.egressBytes / 1e9) * 0.12, 9);
+
+  // A forged batch on a view a moment old (50 events of 1 h) adds the watch-time bound's worth at most:
+  // 30 s and twice the time since the view started (docs/analytics.md, "What is protected").
+  const startedAt = Date.now();
+  const forged = await post(ANALYTICS_PATHS.views, { v: 1, videoId });
+  const hours = Array.from({ length: BEACON_LIMITS.eventsPerBatch }, (_, i) => ({
+    type: "watch",
+    at: i,
+    height: video.height,
+    watchedMs: BEACON_LIMITS.maxDurationMs,
+  }));
+  const forgedBatch = await post(ANALYTICS_PATHS.beacons, {
+    v: 1,
+    videoId,
+    viewToken: forged.body.viewToken,
+    seq: 0,
+    events: hours,
+  });
+  expect(forgedBatch).toMatchObject({ status: 202, body: { counted: true } });
+  const elapsedSeconds = (Date.now() - startedAt) / 1000;
+  const forgedCost = await streamCost();
+  const perSecond = (video.averageBitRate! + audio.averageBitRate!) / 8;
+  const forgedBytes = forgedCost.line.egressBytes - after.line.egressBytes;
+  expect(forgedBytes).toBeGreaterThanOrEqual((WATCH_BOUNDS.allowanceMs / 1000) * perSecond - 1);
+  expect(forgedBytes).toBeLessThanOrEqual(
+    (WATCH_BOUNDS.allowanceMs / 1000 + WATCH_BOUNDS.playbackRate * elapsedSeconds) * perSecond + 1,
+  );
 }
 
 async function expectRecordingIsASource(videoId: string, duration: number): Promise<void> {

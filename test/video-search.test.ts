@@ -290,3 +290,39 @@ describe("finding a tenant's videos: filters, orders and keyset cursors", () => 
     expect(tiedIds).toEqual([...tiedIds].sort());
   });
 });
+
+describe("a title search that would read every title is stopped", () => {
+  let t: TestApp;
+  const TIMEOUT_MS = 10;
+
+  beforeAll(async () => {
+    t = await startTestApp({ worker: false, env: { VIDEO_SEARCH_TIMEOUT_MS: String(TIMEOUT_MS) } });
+  });
+  afterAll(async () => {
+    await t?.stop();
+  });
+
+  it("answers SEARCH_TIMEOUT naming titleContains when every title holds the text's trigrams and none the text", async () => {
+    const db = t.app.services.db;
+    const key = `Bearer ${await tenantKeySecret(db, "tenant-episodes", ["videos:read"], "episodes")}`;
+    const tenant = await db.tenant.findUniqueOrThrow({ where: { name: "tenant-episodes" } });
+    // Every title holds "episode": the trigram index finds them all, and each must be read to see
+    // that none holds "episode-" (the newest thousand, probed first, do not).
+    await db.$executeRaw`
+      INSERT INTO "Video" ("id", "tenantId", "title", "createdAt", "updatedAt")
+      SELECT gen_random_uuid(), ${tenant.id}::uuid, 'Episode ' || i, timestamp '2026-01-01' + i * interval '1 second', now()
+      FROM generate_series(1, 60000) AS i`;
+    await db.$executeRawUnsafe(`ANALYZE "Video"`);
+    const started = performance.now();
+    const res = await t.gql(FIND, { filter: { titleContains: "episode-" }, first: 20 }, key);
+    const tookMs = performance.now() - started;
+    expect(res.data?.videos ?? null).toBeNull();
+    expect(res.errors?.[0]?.extensions).toMatchObject({ code: "SEARCH_TIMEOUT", field: "titleContains" });
+    expect(res.errors?.[0]?.message).toContain(`longer than ${TIMEOUT_MS} ms`);
+    // Stopped, not run to the end: reading 60,000 titles takes tens of times the timeout.
+    expect(tookMs).toBeLessThan(5000);
+    // The listing without the text answers at once.
+    const listed = await t.gql(FIND, { first: 2 }, key);
+    expect(listed.data.videos.edges.map((e: any) => e.node.title)).toEqual(["Episode 60000", "Episode 59999"]);
+  });
+});

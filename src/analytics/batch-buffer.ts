@@ -5,12 +5,49 @@ import type { BatchFigures } from "./ingest.ts";
 import { emptyHourCounters, type HourCounters, startupBucket } from "./startup-histogram.ts";
 import type { ViewClaims } from "./view-tokens.ts";
 
-/** What this process remembers of a view: enough to count each batch, startup, failure and completion once. */
+/**
+ * What this process remembers of a view: enough to count each batch, startup, failure and completion
+ * once, and the watch time it has counted, which `watchBoundMs` bounds.
+ */
 interface ViewState {
   lastSeq: number;
   startup: boolean;
   failed: boolean;
   completed: boolean;
+  watchMs: number;
+}
+
+/**
+ * How much watch time one view may report (docs/analytics.md, "What is protected"): a player counts
+ * the media time it played, so a viewer at up to `playbackRate` times speed, plus `allowanceMs` for
+ * the time between the view's start and its first request; and, for a video of known duration, at
+ * most `durationMultiple` times it (a few replays) plus the same allowance.
+ */
+export const WATCH_BOUNDS = { playbackRate: 2, allowanceMs: 30_000, durationMultiple: 4 } as const;
+
+/** The most watch time a view of these claims may have counted by `now` (ms). */
+function watchBoundMs(view: Pick<ViewClaims, "startedAt" | "durationMs">, now: number): number {
+  const { playbackRate, allowanceMs, durationMultiple } = WATCH_BOUNDS;
+  const bySinceStart = Math.max(0, now - view.startedAt) * playbackRate + allowanceMs;
+  return view.durationMs === null
+    ? bySinceStart
+    : Math.min(bySinceStart, view.durationMs * durationMultiple + allowanceMs);
+}
+
+/**
+ * The batch's watch time cut to what `allowedMs` leaves, height by height in the batch's order; the
+ * same figures when it fits.
+ */
+function withinWatchBound(f: BatchFigures, allowedMs: number): BatchFigures {
+  if (f.watchMs <= allowedMs) return f;
+  const watchMsByHeight = new Map<number, number>();
+  let left = Math.max(0, allowedMs);
+  for (const [height, ms] of f.watchMsByHeight) {
+    const taken = Math.min(ms, left);
+    if (taken > 0) watchMsByHeight.set(height, taken);
+    left -= taken;
+  }
+  return { ...f, watchMs: Math.max(0, allowedMs), watchMsByHeight };
 }
 
 /** A view's batches since the last flush, summed. */
@@ -78,17 +115,19 @@ export function createBatchBuffer(pool: pg.Pool, flushEveryMs: number) {
       // Most recently used last, so the oldest go first.
       views.delete(viewId);
     } else {
-      state = { lastSeq: -1, startup: false, failed: false, completed: false };
+      state = { lastSeq: -1, startup: false, failed: false, completed: false, watchMs: 0 };
       if (views.size >= MAX_REMEMBERED_VIEWS) views.delete(views.keys().next().value!);
     }
     views.set(viewId, state);
     return state;
   }
 
-  function add(view: ViewClaims, seq: number, f: BatchFigures): "counted" | "repeat" {
+  function add(view: ViewClaims, seq: number, reported: BatchFigures, now = Date.now()): "counted" | "repeat" {
     const state = stateOf(view.viewId);
     if (seq <= state.lastSeq) return "repeat";
     state.lastSeq = seq;
+    const f = withinWatchBound(reported, watchBoundMs(view, now) - state.watchMs);
+    state.watchMs += f.watchMs;
     const newStartup = f.startupMs !== null && !state.startup;
     const newFailure = f.fatalFailureCode !== null && !state.failed;
     const newCompletion = f.completed && !state.completed;

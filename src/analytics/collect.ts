@@ -83,8 +83,15 @@ export function createCollectionEndpoint(deps: CollectionDeps) {
     if (req.headers.dnt === "1" || req.headers["sec-gpc"] === "1")
       throw new Refusal(403, "the browser asks not to be tracked (Do Not Track)");
     const { videoId, playbackToken } = parsed.start;
-    const { rows } = await deps.pool.query<{ tenantId: string; playbackPolicy: string; analyticsEnabled: boolean }>(
-      `SELECT v."tenantId", v."playbackPolicy", t."analyticsEnabled"
+    const { rows } = await deps.pool.query<{
+      tenantId: string;
+      playbackPolicy: string;
+      analyticsEnabled: boolean;
+      durationMs: number | null;
+    }>(
+      // A live broadcast's duration grows while it is watched: not known until its recording is READY.
+      `SELECT v."tenantId", v."playbackPolicy", t."analyticsEnabled",
+         CASE WHEN v.source = 'LIVE' AND v.status <> 'READY' THEN NULL ELSE v.duration * 1000 END AS "durationMs"
        FROM "Video" v JOIN "Tenant" t ON t.id = v."tenantId" WHERE v.id = $1`,
       [videoId],
     );
@@ -96,14 +103,25 @@ export function createCollectionEndpoint(deps: CollectionDeps) {
     }
     deps.collection.remember(video.tenantId, video.analyticsEnabled);
     if (!video.analyticsEnabled) throw new Refusal(403, REASONS.collectionOff);
-    const viewId = await deps.ingest.startView({
+    const startedAt = Date.now();
+    const viewId = await deps.ingest.startView(
+      {
+        videoId,
+        tenantId: video.tenantId,
+        client,
+        userAgent: String(req.headers["user-agent"] ?? "").slice(0, 512),
+      },
+      startedAt,
+    );
+    deps.onActivity(videoId);
+    // The view's start and the video's duration go in its token: the ingest bounds its watch time by them.
+    const { token, expires } = deps.viewTokens.issue({
+      viewId,
       videoId,
       tenantId: video.tenantId,
-      client,
-      userAgent: String(req.headers["user-agent"] ?? "").slice(0, 512),
+      startedAt,
+      durationMs: video.durationMs,
     });
-    deps.onActivity(videoId);
-    const { token, expires } = deps.viewTokens.issue({ viewId, videoId, tenantId: video.tenantId });
     return {
       viewId,
       viewToken: token,

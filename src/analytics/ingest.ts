@@ -66,6 +66,14 @@ export function batchFigures(events: readonly BeaconEvent[]): BatchFigures {
   return figures;
 }
 
+/**
+ * Unique viewers one source (a client address, an IPv6 address's /64: `clientAddress`) may count for
+ * a video in a UTC day, however many user agents it sends: a household or an office behind one
+ * address counts up to this many; more from one address (a NAT of many people, or one client
+ * changing its User-Agent) count as views, not viewers (docs/analytics.md, "What is protected").
+ */
+export const UNIQUE_VIEWERS_PER_SOURCE = 10;
+
 const hourOf = (now: number) => new Date(Math.floor(now / 3_600_000) * 3_600_000).toISOString();
 const dayOf = (now: number) => new Date(now).toISOString().slice(0, 10);
 const EMPTY_HISTOGRAM = startupHistogramOf(null);
@@ -95,7 +103,8 @@ export function createAnalyticsIngest(pool: pg.Pool) {
   return {
     /**
      * Records a new view: its row, one view in its video's and tenant's hour and, the first time this viewer (address
-     * and user agent, hashed with the day's salt) watches the video that day, one unique viewer.
+     * and user agent, hashed with the day's salt) watches the video that day, one unique viewer, while its address
+     * has counted fewer than UNIQUE_VIEWERS_PER_SOURCE for the video that day.
      */
     async startView(
       view: { videoId: string; tenantId: string; client: string; userAgent: string },
@@ -103,9 +112,9 @@ export function createAnalyticsIngest(pool: pg.Pool) {
     ): Promise<string> {
       const viewId = randomUUID();
       const day = dayOf(now);
-      const viewerHash = createHmac("sha256", await saltOf(day))
-        .update(`${view.client}\n${view.userAgent}`)
-        .digest("base64url");
+      const salt = await saltOf(day);
+      const viewerHash = createHmac("sha256", salt).update(`${view.client}\n${view.userAgent}`).digest("base64url");
+      const sourceHash = createHmac("sha256", salt).update(`source\n${view.client}`).digest("base64url");
       // One statement: a deadlock's victim runs again (a failed start costs the player its whole view).
       await retryDeadlockVictim("analytics: a view's start", () =>
         pool.query(
@@ -115,9 +124,17 @@ export function createAnalyticsIngest(pool: pg.Pool) {
          ), viewer AS (
            INSERT INTO "AnalyticsDailyViewer" ("videoId", day, "viewerHash") VALUES ($2, $5::date, $6)
            ON CONFLICT DO NOTHING RETURNING 1
+         ), source AS (
+           -- A new viewer counts while its address has counted fewer than $10 for the video that day; the
+           -- upsert locks the address's row, so views starting together cannot pass the bound.
+           INSERT INTO "AnalyticsDailySource" ("videoId", day, "sourceHash", viewers)
+           SELECT $2, $5::date, $9, 1 FROM viewer
+           ON CONFLICT ("videoId", day, "sourceHash") DO UPDATE SET viewers = "AnalyticsDailySource".viewers + 1
+             WHERE "AnalyticsDailySource".viewers < $10
+           RETURNING 1
          ), video_hour AS (
            INSERT INTO "AnalyticsHour" ("videoId", "tenantId", hour, views, "uniqueViewers", "startupHistogram")
-           VALUES ($2, $3, $7::timestamptz AT TIME ZONE 'UTC', 1, (SELECT count(*) FROM viewer), $8::int[])
+           VALUES ($2, $3, $7::timestamptz AT TIME ZONE 'UTC', 1, (SELECT count(*) FROM source), $8::int[])
            ON CONFLICT ("videoId", hour) DO UPDATE SET
              views = "AnalyticsHour".views + 1,
              "uniqueViewers" = "AnalyticsHour"."uniqueViewers" + EXCLUDED."uniqueViewers"
@@ -126,7 +143,7 @@ export function createAnalyticsIngest(pool: pg.Pool) {
          -- The tenant's hour is written from what the video's returned, so after it: the order a flush of
          -- beacons takes them in (batch-buffer.ts), or the two would deadlock.
          INSERT INTO "AnalyticsTenantHour" ("tenantId", hour, views, "uniqueViewers", "startupHistogram")
-         SELECT "tenantId", $7::timestamptz AT TIME ZONE 'UTC', 1, (SELECT count(*) FROM viewer), $8::int[]
+         SELECT "tenantId", $7::timestamptz AT TIME ZONE 'UTC', 1, (SELECT count(*) FROM source), $8::int[]
          FROM video_hour
          ON CONFLICT ("tenantId", hour) DO UPDATE SET
            views = "AnalyticsTenantHour".views + 1,
@@ -140,6 +157,8 @@ export function createAnalyticsIngest(pool: pg.Pool) {
             viewerHash,
             hourOf(now),
             EMPTY_HISTOGRAM,
+            sourceHash,
+            UNIQUE_VIEWERS_PER_SOURCE,
           ],
         ),
       );
@@ -157,7 +176,7 @@ export function createAnalyticsIngest(pool: pg.Pool) {
     },
 
     /**
-     * Deletes raw views older than `retentionDays`, and the viewer hashes and salts of days before
+     * Deletes raw views older than `retentionDays`, and the viewer and source hashes and salts of days before
      * yesterday (a late beacon of yesterday's view may still arrive; its viewer was already counted).
      */
     async prune(retentionDays: number, now = Date.now()): Promise<{ views: number }> {
@@ -168,6 +187,7 @@ export function createAnalyticsIngest(pool: pg.Pool) {
         [cutoff],
       );
       await pool.query(`DELETE FROM "AnalyticsDailyViewer" WHERE day < $1::date`, [yesterday]);
+      await pool.query(`DELETE FROM "AnalyticsDailySource" WHERE day < $1::date`, [yesterday]);
       await pool.query(`DELETE FROM "AnalyticsSalt" WHERE day < $1::date`, [yesterday]);
       return { views: views.rowCount ?? 0 };
     },

@@ -8,7 +8,7 @@ import type pg from "pg";
 import { RateLimiterPostgres, RateLimiterRes } from "rate-limiter-flexible";
 import type { Env } from "../config.ts";
 import type { Context } from "../context.ts";
-import { executedOperation, mutationCost } from "./mutation-cost.ts";
+import { executedOperation, operationCost } from "./mutation-cost.ts";
 
 /**
  * Limits on what one key can do: mutation cost per minute, counted in Postgres so that every API
@@ -31,9 +31,10 @@ export async function createMutationRateLimiter(pool: pg.Pool, perMinute: number
 }
 
 /**
- * Charges a mutation's cost (each field's declared `mutationWork`) to its credential before it runs. A request
- * whose cost does not fit in what is left of the minute runs none of its mutations and is charged
- * nothing. `limiter()` is null until the API has started (its table is made in start()).
+ * Charges an operation's cost (each mutation's declared `mutationWork`, each query field's declared
+ * `queryWork`: a title search) to its credential before it runs. A request whose cost does not fit
+ * in what is left of the minute runs none of its fields and is charged nothing. `limiter()` is null
+ * until the API has started (its table is made in start()).
  */
 function useMutationRateLimit(limiter: () => RateLimiterPostgres | null, perMinute: number): Plugin<Context> {
   return {
@@ -42,8 +43,8 @@ function useMutationRateLimit(limiter: () => RateLimiterPostgres | null, perMinu
       const operation = executedOperation(document, args.operationName);
       const principal = (args.contextValue as Context).auth;
       const counters = limiter();
-      if (operation?.operation !== "mutation" || !principal || !counters) return;
-      const cost = mutationCost(
+      if (!operation || !principal || !counters) return;
+      const cost = operationCost(
         args.schema,
         document,
         operation,
@@ -65,7 +66,7 @@ function useMutationRateLimit(limiter: () => RateLimiterPostgres | null, perMinu
           await counters.reward(key, cost);
           retryAfter = Math.max(1, Math.ceil(err.msBeforeNext / 1000));
           refused =
-            `more than ${perMinute} mutation points a minute for this credential (this request ` +
+            `more than ${perMinute} rate points a minute (mutations and title searches) for this credential (this request ` +
             `costs ${cost}); retry in ${retryAfter} s`;
         }
       }

@@ -49,6 +49,23 @@ export function mutationWeight(work: MutationWork | undefined): number {
   return (work.points ?? (work.jobs.length > 0 ? 0 : 1)) + jobs;
 }
 
+/**
+ * What a root Query field costs against the same per-credential budget as mutations, from its
+ * arguments as execution will see them (0: free), declared `extensions: queryWork(…)` beside the
+ * field: a query whose database work a caller can make expensive (a title search) pays for it.
+ */
+export function queryWork(points: (args: Record<string, unknown>) => number): {
+  queryPoints: (args: Record<string, unknown>) => number;
+} {
+  return { queryPoints: points };
+}
+
+/** Rate-limit points of one execution of a root Query field with these arguments (0 for a field without). */
+export function queryWeight(field: GraphQLField<unknown, unknown>, args: Record<string, unknown>): number {
+  const points = (field.extensions as { queryPoints?: (args: Record<string, unknown>) => number }).queryPoints;
+  return points ? points(args) : 0;
+}
+
 const runningMutation = new AsyncLocalStorage<{ field: string; work: MutationWork | undefined }>();
 
 /** Makes every root mutation resolver run with its declared work known to `assertJobDeclared`. */

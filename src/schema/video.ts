@@ -13,11 +13,17 @@ import { deleteVideoRow } from "../thumbnails/image-cache-budget.ts";
 import { CMS_LIMITS, validExternalId } from "../videos/cms-fields.ts";
 import { findVideoOrThrow } from "../videos/find-video.ts";
 import { LADDER_ORDER } from "../videos/variants.ts";
-import { findVideoPage, type VideoOrder, videoCursor } from "../videos/video-search.ts";
+import {
+  findVideoPage,
+  SearchTimeoutError,
+  TITLE_SEARCH_RATE_POINTS,
+  type VideoOrder,
+  videoCursor,
+} from "../videos/video-search.ts";
 import { cmsChangeFields, MetadataEntryInput, validCmsChanges } from "./cms-fields.ts";
 import { refuseMalformedIdCursors } from "./id-cursors.ts";
 import { mediaUrl } from "./urls.ts";
-import { mutationWork } from "../jobs/mutation-work.ts";
+import { mutationWork, queryWork } from "../jobs/mutation-work.ts";
 
 export const PlaybackPolicyEnum = builder.enumType(PlaybackPolicy, {
   name: "PlaybackPolicy",
@@ -166,6 +172,10 @@ builder.queryFields((t) => ({
       "The caller's tenant's videos that match every filter given, newest first unless `orderBy` says otherwise. " +
       "Cursors are keysets (the sort key and the id): pages stay in place while videos are added.",
     authScopes: { scope: "videos:read" },
+    // A title search costs its credential rate points (docs/security.md): its worst case reads every title.
+    extensions: queryWork((args) =>
+      (args.filter as { titleContains?: string | null } | null)?.titleContains != null ? TITLE_SEARCH_RATE_POINTS : 0,
+    ),
     args: {
       status: t.arg({ type: VideoStatusEnum, description: "Only videos in this state (as `filter.status`)." }),
       filter: t.arg({ type: VideoFilterInput }),
@@ -182,8 +192,11 @@ builder.queryFields((t) => ({
           { ...filter, status: filter.status ?? args.status },
           order,
           args,
+          ctx.videoSearch.titleTimeoutMs,
         );
       } catch (err) {
+        if (err instanceof SearchTimeoutError)
+          throw new GraphQLError(err.message, { extensions: { code: "SEARCH_TIMEOUT", field: err.field } });
         if (!(err instanceof ValidationError)) throw err;
         throw new GraphQLError(err.message, { extensions: { code: "BAD_USER_INPUT", field: err.field } });
       }

@@ -166,6 +166,35 @@ function conditions(tenantId: string, filter: VideoFilter): { where: Prisma.Sql[
  */
 const TITLE_PROBE_ROWS = 1000;
 
+/**
+ * Rate-limit points (RATE_LIMIT_MUTATIONS_PER_MINUTE's budget) of a `videos` query with a title
+ * search: at the defaults, 60 searches a minute, so a credential's worst searches cost the database
+ * at most 60 × VIDEO_SEARCH_TIMEOUT_MS (30 s) a minute.
+ */
+export const TITLE_SEARCH_RATE_POINTS = 5;
+
+/**
+ * A title search whose statement ran past its timeout and was canceled. One whose text's trigrams
+ * every title holds but none matches whole (titles "Episode 1" … "Episode 200000", text "episode-")
+ * reads and rechecks every title of the tenant: 0.9 s at a million (docs/performance.md), growing with them.
+ */
+export class SearchTimeoutError extends Error {
+  readonly field = "titleContains";
+  constructor(timeoutMs: number) {
+    super(
+      `The title search took longer than ${timeoutMs} ms and was stopped: the text is in too many ` +
+        "titles to check them all; give more of the title, or narrow the search (createdFrom, tags, status)",
+    );
+  }
+}
+
+/** Whether Prisma's error is Postgres canceling the statement (57014: statement_timeout). */
+function isStatementTimeout(err: unknown): boolean {
+  const cause = (err as { meta?: { driverAdapterError?: { cause?: { originalCode?: string } } } } | null)?.meta
+    ?.driverAdapterError?.cause;
+  return err instanceof Prisma.PrismaClientKnownRequestError && cause?.originalCode === "57014";
+}
+
 /** The page size asked for: 1 to MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE when none is given. */
 function pageSize(page: PageRequest): { size: number; backward: boolean } {
   if (page.first != null && page.last != null) throw new ValidationError("first", "Give first or last, not both");
@@ -192,11 +221,13 @@ export interface VideoPage {
  * twice). Every order has its index (prisma/schema.prisma), and so do the filters that need one.
  */
 export async function findVideoPage(
-  db: Pick<Db, "$queryRaw">,
+  db: Pick<Db, "$queryRaw" | "$transaction">,
   tenantId: string,
   filter: VideoFilter,
   order: VideoOrder,
   page: PageRequest,
+  /** How long a title search's statement may run (VIDEO_SEARCH_TIMEOUT_MS). */
+  titleTimeoutMs: number,
 ): Promise<VideoPage> {
   const { size, backward } = pageSize(page);
   const { where, title } = conditions(tenantId, filter);
@@ -217,26 +248,48 @@ export async function findVideoPage(
   if (size === 0) return { ids: [], hasNextPage: false, hasPreviousPage: false };
   const direction = descending ? Prisma.sql`DESC` : Prisma.sql`ASC`;
   const orderBy = Prisma.sql`${column} ${direction}, "id" ${direction}`;
-  let rows: { id: string }[] | null = null;
-  if (title) {
-    const [probe] = await db.$queryRaw<{ probed: bigint; ids: string[] }[]>`
-      WITH "next" AS MATERIALIZED (
-        SELECT "id", "title", "createdAt" FROM "Video" WHERE ${Prisma.join(where, " AND ")}
-        ORDER BY ${orderBy} LIMIT ${TITLE_PROBE_ROWS})
-      SELECT (SELECT count(*) FROM "next") AS "probed",
-        array(SELECT "id"::text FROM "next" WHERE ${title} ORDER BY ${orderBy} LIMIT ${size + 1}) AS "ids"`;
-    // A full page, or every row the other conditions leave: the probe's answer is the whole answer.
-    if (probe && (probe.ids.length > size || Number(probe.probed) < TITLE_PROBE_ROWS)) {
-      rows = probe.ids.map((id) => ({ id }));
-    }
-    where.push(title);
-  }
-  rows ??= await db.$queryRaw<{ id: string }[]>`
-    SELECT "id" FROM "Video" WHERE ${Prisma.join(where, " AND ")} ORDER BY ${orderBy} LIMIT ${size + 1}`;
+  const rows = title
+    ? await titleSearch(db, where, title, orderBy, size, titleTimeoutMs)
+    : await db.$queryRaw<{ id: string }[]>`
+        SELECT "id" FROM "Video" WHERE ${Prisma.join(where, " AND ")} ORDER BY ${orderBy} LIMIT ${size + 1}`;
   const more = rows.length > size;
   const ids = rows.slice(0, size).map((r) => r.id);
   if (backward) ids.reverse();
   return backward
     ? { ids, hasPreviousPage: more, hasNextPage: page.before != null }
     : { ids, hasNextPage: more, hasPreviousPage: page.after != null };
+}
+
+/**
+ * A page of a title search: the newest TITLE_PROBE_ROWS rows in the list's order first, then, when
+ * they do not hold a page, the trigram index; each statement canceled past `timeoutMs`.
+ */
+async function titleSearch(
+  db: Pick<Db, "$transaction">,
+  where: Prisma.Sql[],
+  title: Prisma.Sql,
+  orderBy: Prisma.Sql,
+  size: number,
+  timeoutMs: number,
+): Promise<{ id: string }[]> {
+  try {
+    return await db.$transaction(async (tx) => {
+      await tx.$executeRawUnsafe(`SET LOCAL statement_timeout = ${Math.round(timeoutMs)}`);
+      const [probe] = await tx.$queryRaw<{ probed: bigint; ids: string[] }[]>`
+        WITH "next" AS MATERIALIZED (
+          SELECT "id", "title", "createdAt" FROM "Video" WHERE ${Prisma.join(where, " AND ")}
+          ORDER BY ${orderBy} LIMIT ${TITLE_PROBE_ROWS})
+        SELECT (SELECT count(*) FROM "next") AS "probed",
+          array(SELECT "id"::text FROM "next" WHERE ${title} ORDER BY ${orderBy} LIMIT ${size + 1}) AS "ids"`;
+      // A full page, or every row the other conditions leave: the probe's answer is the whole answer.
+      if (probe && (probe.ids.length > size || Number(probe.probed) < TITLE_PROBE_ROWS)) {
+        return probe.ids.map((id) => ({ id }));
+      }
+      return tx.$queryRaw<{ id: string }[]>`
+        SELECT "id" FROM "Video" WHERE ${Prisma.join([...where, title], " AND ")} ORDER BY ${orderBy} LIMIT ${size + 1}`;
+    });
+  } catch (err) {
+    if (isStatementTimeout(err)) throw new SearchTimeoutError(timeoutMs);
+    throw err;
+  }
 }
