@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createHmac, randomUUID } from "node:crypto";
 import http from "node:http";
 import { Readable } from "node:stream";
 import pg from "pg";
@@ -255,6 +255,50 @@ describe("viewer analytics: the collection endpoint", () => {
     }).token;
     expect((await sendBatch(t, { videoId: short, viewToken: anHourOld }, 0, fifty, client)).status).toBe(202);
     expect((await analyticsOf(t, short)).watchTimeSeconds).toBe((5000 * durationMultiple + allowanceMs) / 1000);
+  });
+
+  it(`takes a view token of the release before (va1) until it expires, its watch time bounded from its issue \
+(its expiry less the TTL)`, async () => {
+    const fifty = Array.from({ length: BEACON_LIMITS.eventsPerBatch }, (_, i) => ({
+      type: "watch" as const,
+      at: i,
+      height: 360,
+      watchedMs: BEACON_LIMITS.maxDurationMs,
+    }));
+    const { id } = await createUpload(t, "a view across the upgrade");
+    const client = newClient();
+    const started = await startView(t, id, client);
+    const [, viewId, videoId, tenantId] = String(started.body.viewToken).split(".");
+    // Minted as the release before did: its key, its MAC over view, video, tenant and expiry.
+    const ttlSeconds = 6 * 3600; // ANALYTICS_VIEW_TOKEN_TTL_SECONDS's default, as in this test's API
+    const issuedMsAgo = 20_000;
+    const expires = Math.floor((Date.now() - issuedMsAgo) / 1000) + ttlSeconds;
+    const key = createHmac("sha256", SIGNING_SECRET).update("videograph analytics view tokens v1").digest();
+    const v1 = (expiry: number) =>
+      `va1.${viewId}.${videoId}.${tenantId}.${expiry}.${createHmac("sha256", key)
+        .update(`${viewId}\n${videoId}\n${tenantId}\n${expiry}`)
+        .digest("base64url")}`;
+    const before = Date.now();
+    expect(await sendBatch(t, { videoId: id, viewToken: v1(expires) }, 0, fifty, client)).toMatchObject({
+      status: 202,
+      body: { counted: true },
+    });
+    const { playbackRate, allowanceMs } = WATCH_BOUNDS;
+    const watched = (await analyticsOf(t, id)).watchTimeSeconds;
+    // Bounded from its issue (20 s ago, to the second), not the 50 hours it reported.
+    expect(watched).toBeGreaterThanOrEqual((allowanceMs + playbackRate * issuedMsAgo) / 1000);
+    expect(watched).toBeLessThanOrEqual(
+      (allowanceMs + playbackRate * (issuedMsAgo + 1000 + Date.now() - before)) / 1000,
+    );
+    // Forged or expired, a va1 token is refused as a va2 one is.
+    const forged = v1(expires).replace(/.$/, (c) => (c === "A" ? "B" : "A"));
+    expect(await sendBatch(t, { videoId: id, viewToken: forged }, 1, fifty, client)).toMatchObject({
+      status: 403,
+      body: { error: "invalid view token" },
+    });
+    expect(
+      await sendBatch(t, { videoId: id, viewToken: v1(Math.floor(Date.now() / 1000) - 1) }, 1, fifty, client),
+    ).toMatchObject({ status: 403, body: { error: "view token expired; start a new view" } });
   });
 
   it(`counts at most ${UNIQUE_VIEWERS_PER_SOURCE} unique viewers of a video a day from one address, whatever its User-Agents`, async () => {

@@ -20,6 +20,8 @@ const UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
 const TOKEN = new RegExp(
   `^va2\\.(${UUID})\\.(${UUID})\\.(${UUID})\\.(\\d{1,15})\\.(\\d{1,12}|-)\\.(\\d{1,12})\\.([\\w-]{43})$`,
 );
+/** A token of the release before (`va1.{viewId}.{videoId}.{tenantId}.{expires}.{mac}`), taken until it expires. */
+const TOKEN_V1 = new RegExp(`^va1\\.(${UUID})\\.(${UUID})\\.(${UUID})\\.(\\d{1,12})\\.([\\w-]{43})$`);
 
 /**
  * HMAC view tokens, `va2.{viewId}.{videoId}.{tenantId}.{startedAt}.{durationMs or -}.{expires}.{mac}`:
@@ -56,8 +58,14 @@ export class ViewTokens {
     };
   }
 
-  /** The claims of a genuine, unexpired token for `videoId`, else why not. */
+  /**
+   * The claims of a genuine, unexpired token for `videoId`, else why not. A `va1` token, handed out
+   * before the release that signs a view's start, is still taken until it expires, so players
+   * watching across an upgrade go on reporting: it signs its expiry, which is its issue plus the
+   * TTL, so its view started no earlier than the expiry less the TTL (its duration is not known).
+   */
   check(token: string, videoId: string, now = Date.now()): { claims: ViewClaims } | { problem: string } {
+    if (token.startsWith("va1.")) return this.#checkV1(token, videoId, now);
     const m = TOKEN.exec(token);
     if (!m) return { problem: "malformed view token" };
     const claims: ViewClaims = {
@@ -72,5 +80,20 @@ export class ViewTokens {
     if (claims.expires * 1000 <= now) return { problem: "view token expired; start a new view" };
     if (claims.videoId !== videoId) return { problem: "view token is for another video" };
     return { claims };
+  }
+
+  #checkV1(token: string, videoId: string, now: number): { claims: ViewClaims } | { problem: string } {
+    const m = TOKEN_V1.exec(token);
+    if (!m) return { problem: "malformed view token" };
+    const [viewId, tokenVideoId, tenantId] = [m[1]!, m[2]!, m[3]!];
+    const expires = Number(m[4]);
+    const mac = createHmac("sha256", this.#key)
+      .update(`${viewId}\n${tokenVideoId}\n${tenantId}\n${expires}`)
+      .digest("base64url");
+    if (!timingSafeEqual(Buffer.from(mac), Buffer.from(m[5]!))) return { problem: "invalid view token" };
+    if (expires * 1000 <= now) return { problem: "view token expired; start a new view" };
+    if (tokenVideoId !== videoId) return { problem: "view token is for another video" };
+    const startedAt = (expires - this.ttlSeconds) * 1000;
+    return { claims: { viewId, videoId: tokenVideoId, tenantId, startedAt, durationMs: null, expires } };
   }
 }
