@@ -60,8 +60,13 @@ export interface Context extends AppServices {
   auth: Principal | null;
 }
 
-/** The caller's tenant; resolvers run only after scope auth let a principal through. */
+/** The caller; resolvers run only after scope auth let a principal through. */
+export function principalOf(ctx: Context): Principal {
+  if (!ctx.auth) throw new Error("Called without a principal: the field lacks authScopes");
+  return ctx.auth;
+}
+
+/** The caller's tenant. */
 export function tenantOf(ctx: Context): string {
-  if (!ctx.auth) throw new Error("tenantOf called without a principal: the field lacks authScopes");
-  return ctx.auth.tenantId;
+  return principalOf(ctx).tenantId;
 }

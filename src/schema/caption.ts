@@ -1,28 +1,13 @@
-import { randomUUID } from "node:crypto";
-import { Readable } from "node:stream";
 import { builder } from "../builder.ts";
-import {
-  type CaptionFormat,
-  decodeCaptionBytes,
-  MAX_CAPTION_BYTES,
-  toPublishableWebVtt,
-} from "../captions/caption-text.ts";
-import { timestampMapFor } from "../captions/subtitle-playlists.ts";
-import { canonicalLanguage, trackName } from "../captions/track-attributes.ts";
+import { MAX_CAPTION_BYTES } from "../captions/caption-text.ts";
+import { addCaptionTrack, removeCaptionTrack, updateCaptionTrack } from "../captions/caption-tracks.ts";
 import { tenantOf } from "../context.ts";
 import { FileTooLargeError, InvalidCaptionsError, NotFoundError, ValidationError } from "../errors.ts";
-import { Prisma } from "../generated/prisma/client.ts";
 import { CaptionSource } from "../generated/prisma/enums.ts";
-import { isUuid } from "../ids.ts";
-import { lockVideo } from "../jobs/video-lock.ts";
-import { captionKey, captionPlaylistKey, captionPrefix } from "../protocol/storage-layout.ts";
-import { findVideoOrThrow } from "../videos/find-video.ts";
+import { captionPlaylistKey } from "../protocol/storage-layout.ts";
 import { mediaUrl } from "./urls.ts";
 import { VideoRef } from "./video.ts";
 import { mutationWork } from "../jobs/mutation-work.ts";
-
-/** More tracks than this on one video is a mistake, not a use. */
-const MAX_CAPTIONS_PER_VIDEO = 30;
 
 const CaptionSourceEnum = builder.enumType(CaptionSource, {
   name: "CaptionSource",
@@ -144,24 +129,6 @@ const UpdateCaptionInput = builder.inputType("UpdateCaptionInput", {
 
 const UpdateCaptionSuccess = captionSuccess("UpdateCaptionSuccess");
 
-/** The caption file's text from `text` or `file`, exactly one of them, within MAX_CAPTION_BYTES. */
-async function captionText(text: string | null | undefined, file: File | null | undefined): Promise<string> {
-  if ((text == null) === (file == null)) throw new ValidationError("text", "Give the captions as `text` or as `file`");
-  if (text != null) {
-    if (Buffer.byteLength(text, "utf8") > MAX_CAPTION_BYTES) throw new FileTooLargeError(MAX_CAPTION_BYTES);
-    return text;
-  }
-  if (file!.size > MAX_CAPTION_BYTES) throw new FileTooLargeError(MAX_CAPTION_BYTES);
-  return decodeCaptionBytes(new Uint8Array(await file!.arrayBuffer()));
-}
-
-const isPrismaError = (err: unknown, code: string): boolean =>
-  err instanceof Prisma.PrismaClientKnownRequestError && err.code === code;
-
-/** Track names are unique per video (the database's unique index holds it under concurrent requests). */
-const nameTaken = (name: string) =>
-  new ValidationError("name", `The video already has a caption track named "${name}"`);
-
 builder.mutationFields((t) => ({
   addCaption: t.field({
     type: AddCaptionSuccess,
@@ -175,64 +142,8 @@ builder.mutationFields((t) => ({
       types: [ValidationError, NotFoundError, InvalidCaptionsError, FileTooLargeError],
       union: { name: "AddCaptionResult" },
     },
-    resolve: async (_root, { input }, ctx) => {
-      const video = await findVideoOrThrow(ctx, String(input.videoId));
-      const language = canonicalLanguage(input.language, "language");
-      const name = trackName(input.name, "name");
-      const raw = await captionText(input.text, input.file);
-      const captions = toPublishableWebVtt(
-        raw,
-        (input.format as CaptionFormat | null) ?? null,
-        timestampMapFor(video.segmentFormat),
-      );
-      const tooMany = () =>
-        new ValidationError("videoId", `A video has at most ${MAX_CAPTIONS_PER_VIDEO} caption tracks`);
-      // Checked here to spare storage a file that cannot be kept; the check that holds is the one in the transaction.
-      const existing = await ctx.db.caption.findMany({ where: { videoId: video.id }, select: { name: true } });
-      if (existing.length >= MAX_CAPTIONS_PER_VIDEO) throw tooMany();
-      if (existing.some((c) => c.name === name)) throw nameTaken(name);
-
-      const id = randomUUID();
-      const key = captionKey(video.id, id);
-      const body = Buffer.from(captions.vtt, "utf8");
-      // The file first: a track the master lists is always there to fetch.
-      await ctx.storage.write(key, Readable.from([body]), {
-        limit: body.byteLength,
-        contentType: "text/vtt; charset=utf-8",
-      });
-      try {
-        await ctx.db.$transaction(async (tx) => {
-          // The video's row lock makes count-then-insert one step: concurrent additions count one after the other.
-          if ((await lockVideo(tx, video.id)) === null) throw new NotFoundError("video", video.id);
-          if ((await tx.caption.count({ where: { videoId: video.id } })) >= MAX_CAPTIONS_PER_VIDEO) throw tooMany();
-          if (input.default) await tx.caption.updateMany({ where: { videoId: video.id }, data: { isDefault: false } });
-          await tx.caption.create({
-            data: {
-              id,
-              videoId: video.id,
-              language,
-              name,
-              isDefault: input.default ?? false,
-              autoselect: input.autoselect ?? true,
-              forced: input.forced ?? false,
-              hearingImpaired: input.hearingImpaired ?? false,
-              source: "UPLOADED",
-              key,
-              cueCount: captions.cueCount,
-              lastCueEnd: captions.lastCueEnd,
-              size: body.byteLength,
-            },
-          });
-        });
-      } catch (err) {
-        await ctx.storage.deletePrefix(captionPrefix(video.id, id));
-        // Another request took the name meanwhile, or the video was deleted meanwhile.
-        if (isPrismaError(err, "P2002")) throw nameTaken(name);
-        if (isPrismaError(err, "P2003")) throw new NotFoundError("video", video.id);
-        throw err;
-      }
-      return { captionId: id, videoId: video.id };
-    },
+    resolve: (_root, { input }, ctx) =>
+      addCaptionTrack(ctx, tenantOf(ctx), { ...input, videoId: String(input.videoId) }),
   }),
   updateCaption: t.field({
     type: UpdateCaptionSuccess,
@@ -246,39 +157,7 @@ builder.mutationFields((t) => ({
       input: t.arg({ type: UpdateCaptionInput, required: true }),
     },
     errors: { types: [NotFoundError, ValidationError], union: { name: "UpdateCaptionResult" } },
-    resolve: async (_root, { id, input }, ctx) => {
-      const captionId = String(id);
-      const caption = isUuid(captionId)
-        ? await ctx.db.caption.findFirst({
-            where: { id: captionId, video: { tenantId: tenantOf(ctx) } },
-            select: { id: true, videoId: true },
-          })
-        : null;
-      if (!caption) throw new NotFoundError("caption", captionId);
-      const language = input.language == null ? undefined : canonicalLanguage(input.language, "language");
-      const name = input.name == null ? undefined : trackName(input.name, "name");
-      try {
-        await ctx.db.$transaction(async (tx) => {
-          // The video's row lock orders this with addCaption's default flag: a video keeps at most one default.
-          if ((await lockVideo(tx, caption.videoId)) === null) throw new NotFoundError("caption", captionId);
-          if (input.default) {
-            await tx.caption.updateMany({
-              where: { videoId: caption.videoId, id: { not: caption.id } },
-              data: { isDefault: false },
-            });
-          }
-          const updated = await tx.caption.updateMany({
-            where: { id: caption.id },
-            data: { language, name, isDefault: input.default ?? undefined },
-          });
-          if (updated.count === 0) throw new NotFoundError("caption", captionId);
-        });
-      } catch (err) {
-        if (isPrismaError(err, "P2002")) throw nameTaken(name ?? "");
-        throw err;
-      }
-      return { captionId: caption.id, videoId: caption.videoId };
-    },
+    resolve: (_root, { id, input }, ctx) => updateCaptionTrack(ctx.db, tenantOf(ctx), String(id), input),
   }),
   removeCaption: t.field({
     type: RemoveCaptionSuccess,
@@ -288,16 +167,8 @@ builder.mutationFields((t) => ({
     args: { id: t.arg.id({ required: true }) },
     errors: { types: [NotFoundError], union: { name: "RemoveCaptionResult" } },
     resolve: async (_root, { id }, ctx) => {
-      const captionId = String(id);
-      const caption = isUuid(captionId)
-        ? await ctx.db.caption.findFirst({ where: { id: captionId, video: { tenantId: tenantOf(ctx) } } })
-        : null;
-      if (!caption) throw new NotFoundError("caption", captionId);
-      // The row first: once the master no longer lists the track, its file can go.
-      const removed = await ctx.db.caption.deleteMany({ where: { id: caption.id } });
-      if (removed.count === 0) throw new NotFoundError("caption", captionId);
-      await ctx.storage.deletePrefix(captionPrefix(caption.videoId, caption.id));
-      return { removedCaptionId: caption.id, videoId: caption.videoId };
+      const removed = await removeCaptionTrack(ctx, tenantOf(ctx), String(id));
+      return { removedCaptionId: removed.captionId, videoId: removed.videoId };
     },
   }),
 }));

@@ -1,14 +1,11 @@
-import { randomBytes } from "node:crypto";
 import { builder } from "../builder.ts";
-import { tenantOf, type Context } from "../context.ts";
-import { lockTenant } from "../db/client.ts";
+import { tenantOf } from "../context.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
 import type { WebhookDelivery, WebhookEndpoint } from "../generated/prisma/client.ts";
 import { WebhookDeliveryStatus } from "../generated/prisma/enums.ts";
 import { isUuid } from "../ids.ts";
 import { WEBHOOK_EVENT_TYPES, type WebhookEventType } from "../webhooks/events.ts";
-import { checkWebhookUrl } from "../webhooks/endpoint-url.ts";
-import { hostAddressProblem } from "../http/outbound-url.ts";
+import { createWebhookEndpoint, deleteWebhookEndpoint, resendWebhookDelivery } from "../webhooks/endpoints.ts";
 import { mutationWork } from "../jobs/mutation-work.ts";
 import { refuseMalformedIdCursors } from "./id-cursors.ts";
 
@@ -110,27 +107,6 @@ const ResendWebhookDeliverySuccess = builder
     fields: (t) => ({ delivery: t.field({ type: WebhookDeliveryRef, resolve: (r) => r.delivery }) }),
   });
 
-/**
- * A refused endpoint URL, with why and, for http or a private address, the setting that allows them
- * (the console shows this message as it is).
- */
-function refusedUrl(reason: string, hintSetting: boolean): ValidationError {
-  const why = hintSetting
-    ? "; webhooks go only to https URLs at public addresses, so that signed events are not read on the way and " +
-      "are not sent into the service's own network. For development, the operator can allow http and private " +
-      "addresses with WEBHOOK_ALLOW_PRIVATE_URLS=true"
-    : "";
-  return new ValidationError("url", `Not usable for webhooks: ${reason}${why}`);
-}
-
-async function endpointOrThrow(ctx: Context, id: string): Promise<WebhookEndpoint> {
-  const endpoint = isUuid(id)
-    ? await ctx.db.webhookEndpoint.findFirst({ where: { id, tenantId: tenantOf(ctx) } })
-    : null;
-  if (!endpoint) throw new NotFoundError("webhook endpoint", id);
-  return endpoint;
-}
-
 builder.queryFields((t) => ({
   webhookEndpoints: t.prismaField({
     type: [WebhookEndpointRef],
@@ -162,26 +138,7 @@ builder.mutationFields((t) => ({
     extensions: mutationWork({ jobs: [] }),
     args: { input: t.arg({ type: CreateWebhookEndpointInput, required: true }) },
     errors: { types: [ValidationError], union: { name: "CreateWebhookEndpointResult" } },
-    resolve: async (_root, { input }, ctx) => {
-      const strict = !ctx.webhooks.allowPrivateUrls;
-      const url = checkWebhookUrl(input.url, ctx.webhooks.allowPrivateUrls);
-      if (typeof url === "string") throw refusedUrl(url, strict && URL.parse(input.url)?.protocol === "http:");
-      const unreachable = await hostAddressProblem(url, ctx.webhooks.allowPrivateUrls);
-      if (unreachable) throw refusedUrl(unreachable, strict);
-      const tenantId = tenantOf(ctx);
-      const max = ctx.webhooks.maxEndpointsPerTenant;
-      const secret = `whsec_${randomBytes(24).toString("base64url")}`;
-      const endpoint = await ctx.db.$transaction(async (tx) => {
-        await lockTenant(tx, tenantId);
-        if ((await tx.webhookEndpoint.count({ where: { tenantId } })) >= max) return null;
-        const events = [...new Set(input.events ?? [])];
-        return tx.webhookEndpoint.create({ data: { tenantId, url: url.href, secret, events } });
-      });
-      if (!endpoint) {
-        throw new ValidationError("input", `A tenant has at most ${max} webhook endpoints; delete one first`);
-      }
-      return { endpoint, secret };
-    },
+    resolve: (_root, { input }, ctx) => createWebhookEndpoint(ctx, tenantOf(ctx), input),
   }),
   deleteWebhookEndpoint: t.field({
     type: DeleteWebhookEndpointSuccess,
@@ -189,11 +146,9 @@ builder.mutationFields((t) => ({
     extensions: mutationWork({ jobs: [] }),
     args: { id: t.arg.id({ required: true }) },
     errors: { types: [NotFoundError], union: { name: "DeleteWebhookEndpointResult" } },
-    resolve: async (_root, { id }, ctx) => {
-      const endpoint = await endpointOrThrow(ctx, String(id));
-      await ctx.db.webhookEndpoint.delete({ where: { id: endpoint.id } });
-      return { deletedEndpointId: endpoint.id };
-    },
+    resolve: async (_root, { id }, ctx) => ({
+      deletedEndpointId: await deleteWebhookEndpoint(ctx.db, tenantOf(ctx), String(id)),
+    }),
   }),
   resendWebhookDelivery: t.field({
     type: ResendWebhookDeliverySuccess,
@@ -202,21 +157,8 @@ builder.mutationFields((t) => ({
     extensions: mutationWork({ jobs: [] }),
     args: { id: t.arg.id({ required: true }) },
     errors: { types: [NotFoundError], union: { name: "ResendWebhookDeliveryResult" } },
-    resolve: async (_root, { id }, ctx) => {
-      const found = isUuid(String(id))
-        ? await ctx.db.webhookDelivery.findFirst({ where: { id: String(id), endpoint: { tenantId: tenantOf(ctx) } } })
-        : null;
-      if (!found) throw new NotFoundError("webhook delivery", String(id));
-      const delivery = await ctx.db.webhookDelivery.update({
-        where: { id: found.id },
-        data: {
-          status: "PENDING",
-          nextAttemptAt: new Date(),
-          giveUpAt: new Date(Date.now() + ctx.webhooks.retryHours * 3600_000),
-        },
-      });
-      ctx.webhooks.kick();
-      return { delivery };
-    },
+    resolve: async (_root, { id }, ctx) => ({
+      delivery: await resendWebhookDelivery(ctx, tenantOf(ctx), String(id)),
+    }),
   }),
 }));

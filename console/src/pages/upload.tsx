@@ -2,7 +2,7 @@ import { useState } from "preact/hooks";
 import { formatBytes, isResumable, type UploadState, uploadFile } from "../upload.ts";
 import { Link, useTitle } from "../router.tsx";
 import { creationOptionsInput, DEFAULT_VIDEO_OPTIONS, VideoOptionsFields } from "../video-options.tsx";
-import { LiveSummary } from "./video.tsx";
+import { LiveSummary } from "./video/progress.tsx";
 
 interface Item {
   id: number;
