@@ -1,4 +1,4 @@
-import { access, open, readFile, rm } from "node:fs/promises";
+import { access, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { parsePlaylist } from "../src/storage/playlists.ts";
@@ -6,7 +6,7 @@ import { startTestApp, type TestApp } from "./support/app.ts";
 import { queryDatabase } from "./support/db.ts";
 import { killPublishersOnAir, publish, publishUntilStopped } from "./support/live-publisher.ts";
 import { workersReported } from "./support/live-slots.ts";
-import { canMountTmpfs, mountSmallDisk } from "./support/tmpfs.ts";
+import { canMountTmpfs, fillDisk, mountSmallDisk } from "./support/tmpfs.ts";
 
 // A full disk pauses a broadcast, it does not destroy it (docs/live.md "A full disk"). Real parts:
 // the API and its worker process, an ffmpeg publisher over RTMP, and the media storage
@@ -32,21 +32,6 @@ afterAll(async () => {
   await t?.stop();
 });
 afterEach(killPublishersOnAir);
-
-/** Fills the disk at `dir` to a real ENOSPC with one file; resolves with it (remove it to make room). */
-async function fillDisk(dir: string): Promise<string> {
-  const file = path.join(dir, "filler");
-  const handle = await open(file, "w");
-  const chunk = Buffer.alloc(256 * 1024, 1);
-  try {
-    for (;;) await handle.write(chunk);
-  } catch (err) {
-    expect((err as NodeJS.ErrnoException).code).toBe("ENOSPC");
-  } finally {
-    await handle.close();
-  }
-  return file;
-}
 
 const segmentUris = (playlist: string) => playlist.split("\n").filter((l) => l.startsWith("seg_"));
 
