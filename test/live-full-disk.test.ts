@@ -1,4 +1,4 @@
-import { access, open, readFile, rm } from "node:fs/promises";
+import { access, readdir, readFile, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { parsePlaylist } from "../src/storage/playlists.ts";
@@ -6,7 +6,7 @@ import { startTestApp, type TestApp } from "./support/app.ts";
 import { queryDatabase } from "./support/db.ts";
 import { killPublishersOnAir, publish, publishUntilStopped } from "./support/live-publisher.ts";
 import { workersReported } from "./support/live-slots.ts";
-import { canMountTmpfs, mountSmallDisk } from "./support/tmpfs.ts";
+import { canMountTmpfs, fillDisk, mountSmallDisk } from "./support/tmpfs.ts";
 
 // A full disk pauses a broadcast, it does not destroy it (docs/live.md "A full disk"). Real parts:
 // the API and its worker process, an ffmpeg publisher over RTMP, and the media storage
@@ -32,21 +32,6 @@ afterAll(async () => {
   await t?.stop();
 });
 afterEach(killPublishersOnAir);
-
-/** Fills the disk at `dir` to a real ENOSPC with one file; resolves with it (remove it to make room). */
-async function fillDisk(dir: string): Promise<string> {
-  const file = path.join(dir, "filler");
-  const handle = await open(file, "w");
-  const chunk = Buffer.alloc(256 * 1024, 1);
-  try {
-    for (;;) await handle.write(chunk);
-  } catch (err) {
-    expect((err as NodeJS.ErrnoException).code).toBe("ENOSPC");
-  } finally {
-    await handle.close();
-  }
-  return file;
-}
 
 const segmentUris = (playlist: string) => playlist.split("\n").filter((l) => l.startsWith("seg_"));
 
@@ -98,7 +83,7 @@ describe.skipIf(!canMountTmpfs)("ENOSPC during a broadcast (a tmpfs; needs root)
     expect(videos.rows).toEqual([{ status: "READY" }]);
   }, 120_000);
 
-  it("storage full for good mid-broadcast: after LIVE_FULL_DISK_PATIENCE_SECONDS it ends READY with what was published, and the stream takes its next publisher", async () => {
+  it("storage full for good mid-broadcast: after LIVE_FULL_DISK_PATIENCE_SECONDS it ends READY with what was published, its playlists ended, and the stream takes its next publisher", async () => {
     const created = await t.gql(
       `mutation { createLiveStream(input: { title: "Never room again" }) { ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
     );
@@ -119,6 +104,15 @@ describe.skipIf(!canMountTmpfs)("ENOSPC during a broadcast (a tmpfs; needs root)
     await expect
       .poll(async () => segmentUris(await topPlaylist()).length, { timeout: 20_000 })
       .toBeGreaterThanOrEqual(2);
+    // The room the broadcast keeps to end its playlists: in storage, never served.
+    const reserve = path.join(t.dataDir, "videos", videoId, "live", "disk-reserve");
+    const reserveBytes = () =>
+      stat(reserve).then(
+        (s) => s.size,
+        () => 0,
+      );
+    await expect.poll(reserveBytes, { timeout: 10_000 }).toBeGreaterThan(1024 * 1024);
+    expect((await fetch(`${t.url}/media/videos/${videoId}/live/disk-reserve`)).status).toBe(404);
 
     const filler = await fillDisk(path.join(t.dataDir, "videos"));
     const filledAt = Date.now();
@@ -138,6 +132,19 @@ describe.skipIf(!canMountTmpfs)("ENOSPC during a broadcast (a tmpfs; needs root)
       expect(listed.length).toBeGreaterThanOrEqual(2);
       await Promise.all(listed.map((uri) => access(path.join(hls, "240p", uri))));
       await access(path.join(hls, "master.m3u8"));
+      // A finished recording, not a live stream that stopped: every rung's playlist ended, with the
+      // room the broadcast kept from its start, let go (emptied) at its end.
+      const rungs = (await readdir(hls, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name);
+      expect(rungs.length).toBeGreaterThanOrEqual(2);
+      for (const rung of rungs) {
+        const text = await readFile(path.join(hls, rung, "index.m3u8"), "utf8");
+        expect(text.endsWith("#EXT-X-ENDLIST\n"), `${rung}: ${text.slice(-80)}`).toBe(true);
+      }
+      await access(reserve);
+      expect(await reserveBytes()).toBe(0);
+      // What it lacks: no source file (so no createClip of it) and no storyboard, not made later.
+      const made = await readdir(path.join(t.dataDir, "videos", videoId));
+      expect(made.filter((folder) => folder === "source" || folder === "storyboard")).toEqual([]);
       const seconds = (parsePlaylist(playlist).segments ?? []).reduce((sum, s) => sum + s.duration, 0);
       expect(Math.abs(ended.activeVideo.duration - seconds)).toBeLessThan(0.1);
       const videos = await sql(`SELECT status FROM "Video" WHERE "liveStreamId" = $1`, [liveStream.id]);

@@ -1,8 +1,9 @@
+import { randomBytes } from "node:crypto";
 import { rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Rung } from "../../src/protocol/messages.ts";
-import { hlsLayout } from "../../src/protocol/storage-layout.ts";
+import { hlsLayout, liveDiskReserveKey } from "../../src/protocol/storage-layout.ts";
 import { mediaPlaylist } from "../../src/shared/media-playlist.ts";
 import { storageUnavailable } from "../../src/shared/storage-errors.ts";
 import { log } from "../log.ts";
@@ -50,6 +51,69 @@ export async function pause(ms: number, stop: Promise<void>): Promise<void> {
   controller.abort();
 }
 
+/** An ended playlist's bytes per segment, at most: its `#EXTINF` line, its URI and a discontinuity's tag. */
+const PLAYLIST_BYTES_PER_SEGMENT = 64;
+/** The reserve's room beyond the playlists: their headers, the file system's directory blocks. */
+const RESERVE_SLACK_BYTES = 64 * 1024;
+
+/**
+ * The room a broadcast keeps in storage to end its playlists (`endPublishedPlaylists`) on a disk that
+ * stays full: each ended playlist is written whole beside the one it replaces (a copy in the work
+ * dir, which may share the disk, then storage's temporary copy), one after another, so twice the
+ * longest playlist the broadcast can list (its longest length in segments).
+ */
+export function diskReserveBytes(options: { maxDurationSeconds: number; segmentSeconds: number }): number {
+  const segments = Math.ceil(options.maxDurationSeconds / options.segmentSeconds) + 1;
+  return 2 * segments * PLAYLIST_BYTES_PER_SEGMENT + RESERVE_SLACK_BYTES;
+}
+
+/**
+ * Stores the broadcast's reserve (`liveDiskReserveKey`) of `bytes`, unless an earlier run of the
+ * broadcast left one as large. Random bytes, so no file system keeps it in less room (compression,
+ * shared zero pages). False, with a warning, when storage does not take it: the broadcast goes on
+ * without (and its playlists stay open if its disk fills for good).
+ */
+export async function keepDiskReserve(
+  storage: WorkerStorage,
+  videoId: string,
+  bytes: number,
+  workDir: string,
+): Promise<boolean> {
+  const key = liveDiskReserveKey(videoId);
+  const file = path.join(workDir, "disk-reserve");
+  try {
+    const kept = await storage.list(key.slice(0, key.lastIndexOf("/") + 1));
+    if (kept.some((o) => o.key === key && o.bytes >= bytes)) return true;
+    await writeFile(file, randomBytes(bytes));
+    await storage.upload(key, file, { contentType: "application/octet-stream", cacheControl: "private, max-age=0" });
+    return true;
+  } catch (err) {
+    log.warn("live: the broadcast's disk reserve could not be stored", { videoId, bytes, err: String(err) });
+    return false;
+  } finally {
+    await rm(file, { force: true });
+  }
+}
+
+/**
+ * Lets the reserve's room go: the worker's storage has no delete, so an empty object replaces it
+ * (the API deletes it with the video). Needs no room itself: an empty file. A failure is a warning.
+ */
+export async function releaseDiskReserve(storage: WorkerStorage, videoId: string, workDir: string): Promise<void> {
+  const file = path.join(workDir, "disk-reserve.released");
+  try {
+    await writeFile(file, "");
+    await storage.upload(liveDiskReserveKey(videoId), file, {
+      contentType: "application/octet-stream",
+      cacheControl: "private, max-age=0",
+    });
+  } catch (err) {
+    log.warn("live: the broadcast's disk reserve could not be let go", { videoId, err: String(err) });
+  } finally {
+    await rm(file, { force: true });
+  }
+}
+
 /** Frees the work dir of a try that failed: its rungs' files are encoded again from the feed. */
 export async function clearRungDirs(workDir: string, ladder: readonly Rung[]): Promise<void> {
   await Promise.all(ladder.map((r) => rm(path.join(workDir, r.name), { recursive: true, force: true })));
@@ -57,9 +121,10 @@ export async function clearRungDirs(workDir: string, ladder: readonly Rung[]): P
 
 /**
  * Ends a broadcast's published playlists as a recording of what they list (`#EXT-X-ENDLIST`), when
- * its disk stayed full: each rung's outcome as the publisher's finish would give it. A playlist
- * storage still cannot take stays as it is, unended (players then treat the recording as a live
- * one that stopped). Null when nothing playable was published (no master): the broadcast fails.
+ * its disk stayed full (its reserve let go first): each rung's outcome as the publisher's finish
+ * would give it. A playlist storage still cannot take (no reserve, or others took its room first)
+ * stays as it is, unended (players then treat the recording as a live one that stopped). Null when
+ * nothing playable was published (no master): the broadcast fails.
  */
 export async function endPublishedPlaylists(
   storage: WorkerStorage,

@@ -25,12 +25,15 @@ import { reportLiveProgress } from "../progress/job-progress.ts";
 import { publishStoryboard } from "./transcode-storyboard.ts";
 import {
   clearRungDirs,
+  diskReserveBytes,
   endPublishedPlaylists,
   FULL_DISK_PATIENCE_MS,
   FULL_DISK_RETRY_MS,
   holdFeed,
   isFullDisk,
+  keepDiskReserve,
   pause,
+  releaseDiskReserve,
 } from "./live-full-disk.ts";
 import type { JobContext } from "./types.ts";
 import { emitVariantOutcomes, type VariantOutcome } from "./variant-outcomes.ts";
@@ -84,6 +87,8 @@ async function encodeBroadcast(job: LiveJobMessage, ctx: JobContext): Promise<vo
     probe,
     targetDuration: targetDuration(segmentPlan(job.options.segmentSeconds)),
     made: {},
+    // Stored beside the first encode, not before it: it delays no segment.
+    reserve: keepDiskReserve(storage, job.videoId, diskReserveBytes(job.options), ctx.workDir),
   };
   const topSegments = (published: Map<string, RungContinuation> | null) =>
     published?.get(broadcast.top.name)?.kept.length ?? 0;
@@ -106,7 +111,7 @@ async function encodeBroadcast(job: LiveJobMessage, ctx: JobContext): Promise<vo
         });
       try {
         const { variants, masterKey, duration } = await encodeTry(job, ctx, broadcast, continues);
-        await finishRecording(job, ctx, broadcast, { variants, masterKey, duration });
+        await finishRecording(job, ctx, broadcast, { variants, masterKey, duration, withSource: true });
         return;
       } catch (err) {
         if (signal.aborted || isAbortError(err)) throw err;
@@ -129,7 +134,7 @@ async function encodeBroadcast(job: LiveJobMessage, ctx: JobContext): Promise<vo
             jobId: job.jobId,
             err,
           });
-          await endWithPublished(job, ctx, broadcast, continues, err);
+          await endWithPublished(job, ctx, broadcast, continues, err, { diskFull: false });
           return;
         }
         const published = await publishedBroadcast(storage, job.outputPrefix, ladder).catch(() => continues);
@@ -156,20 +161,29 @@ async function encodeBroadcast(job: LiveJobMessage, ctx: JobContext): Promise<vo
           jobId: job.jobId,
           seconds: recorded.get(broadcast.top.name)?.keptSeconds ?? 0,
         });
-        await endWithPublished(job, ctx, broadcast, recorded, err);
+        await endWithPublished(job, ctx, broadcast, recorded, err, { diskFull: true });
         return;
       }
     }
   } finally {
     held.controller.abort();
-    await Promise.all([held.done, broadcast.made.poster]);
+    await Promise.all([held.done, broadcast.made.poster, letReserveGo(job, ctx, broadcast)]);
   }
+}
+
+/** Lets the broadcast's disk reserve go, once (the recording's end, or the run's failure). */
+async function letReserveGo(job: LiveJobMessage, ctx: JobContext, broadcast: Broadcast): Promise<void> {
+  const held = await broadcast.reserve;
+  broadcast.reserve = Promise.resolve(false);
+  if (held) await releaseDiskReserve(ctx.storage, job.videoId, ctx.workDir);
 }
 
 /**
  * Ends the broadcast as a recording of what is published (`published`), with no further encode:
- * its playlists ended, then the recording as after any end. Throws `err` when nothing playable was
- * published (no master).
+ * its playlists ended, then the recording as after any end, except on a disk that stayed full
+ * (`diskFull`): no source file or storyboard, which would not fit (a source file is as large as the
+ * top rung) and would take back the room other writers wait for. Throws `err` when nothing
+ * playable was published (no master).
  */
 async function endWithPublished(
   job: LiveJobMessage,
@@ -177,7 +191,10 @@ async function endWithPublished(
   broadcast: Broadcast,
   published: Map<string, RungContinuation>,
   err: unknown,
+  { diskFull }: { diskFull: boolean },
 ): Promise<void> {
+  // The reserve's room is what lets the playlists end on a disk that stayed full.
+  await letReserveGo(job, ctx, broadcast);
   const variants = await endPublishedPlaylists(
     ctx.storage,
     job.outputPrefix,
@@ -190,6 +207,7 @@ async function endWithPublished(
     variants,
     masterKey: hlsLayout(job.outputPrefix).masterKey,
     duration: published.get(broadcast.top.name)?.keptSeconds ?? 0,
+    withSource: !diskFull,
   });
 }
 
@@ -204,6 +222,8 @@ interface Broadcast {
   probe: ProbeResult;
   targetDuration: number;
   made: { poster?: Promise<string | null> };
+  /** Whether the broadcast's disk reserve is stored (`keepDiskReserve`) and not let go yet. */
+  reserve: Promise<boolean>;
 }
 
 /**
@@ -301,29 +321,33 @@ async function encodeTry(
 
 /**
  * The ended broadcast as a recording: each rung's outcome, the recording's source file and
- * storyboard where it is kept, and `job.succeeded`.
+ * storyboard where it is kept (and `withSource`), and `job.succeeded`.
  */
 async function finishRecording(
   job: LiveJobMessage,
   ctx: JobContext,
   broadcast: Broadcast,
-  ended: { variants: VariantOutcome[]; masterKey: string; duration: number },
+  ended: { variants: VariantOutcome[]; masterKey: string; duration: number; withSource: boolean },
 ): Promise<void> {
   const { ladder } = broadcast;
+  // Before the recording's source file, which may need the room, and before the end the API applies.
+  await letReserveGo(job, ctx, broadcast);
   const posterKeyPublished = (await broadcast.made.poster) ?? null;
   if (ctx.signal.aborted) throw abortError(ctx.signal);
   await emitVariantOutcomes(ctx, job.jobId, ladder, ended.variants);
   const published = new Set(ended.variants.filter((v) => v.error === undefined).map((v) => v.name));
-  // A recording not kept (the API deletes its media) needs no source file or storyboard.
-  const { sourceKey, storyboard } = job.options.record
-    ? await inSpan("recording source", {}, () =>
-        publishRecordingSource(
-          job,
-          ctx,
-          ladder.filter((r) => published.has(r.name)),
-        ),
-      )
-    : { sourceKey: null, storyboard: null };
+  // A recording not kept (the API deletes its media) needs no source file or storyboard, nor does one
+  // ended on a full disk (endWithPublished).
+  const { sourceKey, storyboard } =
+    job.options.record && ended.withSource
+      ? await inSpan("recording source", {}, () =>
+          publishRecordingSource(
+            job,
+            ctx,
+            ladder.filter((r) => published.has(r.name)),
+          ),
+        )
+      : { sourceKey: null, storyboard: null };
   await ctx.emit({
     type: "job.succeeded",
     masterKey: ended.masterKey,

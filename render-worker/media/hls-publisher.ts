@@ -30,6 +30,13 @@ const CACHE_FINAL = "public, max-age=3600";
 const TS_PACKET_BYTES = 188;
 /** Below this much free space the work dir counts as full. */
 const WORK_DIR_MIN_FREE_BYTES = 1024 * 1024;
+/**
+ * A segment ffmpeg could not write whole is the disk's fault below this much free space, or below
+ * `CUT_SEGMENT_MIN_FREE_ROUNDS` of the ladder's segments where that is more: between ffmpeg's failed
+ * write and the publisher's look, other jobs on the disk free megabytes (the chaos run found 1 MiB).
+ */
+const CUT_SEGMENT_MIN_FREE_BYTES = 64 * 1024 * 1024;
+const CUT_SEGMENT_MIN_FREE_ROUNDS = 8;
 /** Rung names match `^[a-z0-9]+$`, so this directory in the work dir is never a rung's. */
 const SNAPSHOT_DIR = ".publish";
 /** How often the work dir is looked at when no change was seen: a backstop for a missed file event. */
@@ -389,8 +396,13 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
     try {
       await publishRungsAndMaster(final);
     } catch (err) {
-      throw (await workDirFull(workDir, err)) ?? storageUnavailable(err) ?? err;
+      throw (await workDirFull(workDir, err, segmentRoundBytes())) ?? storageUnavailable(err) ?? err;
     }
+  }
+
+  /** The bytes of one segment of every rung (each rung's biggest so far): what a round of ffmpeg's writes needs. */
+  function segmentRoundBytes(): number {
+    return states.reduce((sum, s) => sum + Math.max(0, ...s.sizes.values()), 0);
   }
 
   async function publishRungsAndMaster(final: boolean): Promise<void> {
@@ -583,18 +595,27 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
 }
 
 /** A segment ffmpeg listed but did not write whole: its writes failed (a full disk), and ffmpeg exits 0. */
+class SegmentCutShortError extends Error {
+  readonly code = "EIO";
+}
+
 function segmentCutShort(rung: string, uri: string, how: string): Error {
-  const cut = new Error(`The segment ${rung}/${uri} was cut short ${how} in the work dir`);
-  return Object.assign(cut, { code: "EIO" });
+  return new SegmentCutShortError(`The segment ${rung}/${uri} was cut short ${how} in the work dir`);
 }
 
 /**
  * A failed pass on a full work dir failed for that (a playlist ffmpeg could not finish, a cut
- * segment), whatever the error says: ffmpeg reports no failed write.
+ * segment), whatever the error says: ffmpeg reports no failed write. A cut segment is a failed
+ * write, so it counts as the disk's fault with a wider margin of free space (`roundBytes`: one
+ * segment of every rung) than any other failure.
  */
-async function workDirFull(workDir: string, err: unknown): Promise<Error | null> {
+async function workDirFull(workDir: string, err: unknown, roundBytes: number): Promise<Error | null> {
   const fs = await statfs(workDir).catch(() => null);
-  if (!fs || fs.bavail * fs.bsize >= WORK_DIR_MIN_FREE_BYTES) return null;
+  const minFree =
+    err instanceof SegmentCutShortError
+      ? Math.max(CUT_SEGMENT_MIN_FREE_BYTES, CUT_SEGMENT_MIN_FREE_ROUNDS * roundBytes)
+      : WORK_DIR_MIN_FREE_BYTES;
+  if (!fs || fs.bavail * fs.bsize >= minFree) return null;
   const reason = err instanceof Error ? err.message : String(err);
   const full = new Error(`ENOSPC: no space left on device in the worker's work dir (${reason})`);
   return storageUnavailable(Object.assign(full, { code: "ENOSPC" }));

@@ -16,6 +16,8 @@
  * videos/{videoId}/thumbnails/at/…        thumbnails and animated previews made on request (a cache)
  * videos/{videoId}/storyboard/…           the storyboard: sprite sheets and the WebVTT file indexing them
  * videos/{videoId}/mp4/{name}.mp4|.m4a    a static rendition (highest.mp4, low.mp4, audio.m4a)
+ * videos/{videoId}/live/disk-reserve      room a live broadcast keeps to end its playlists on a full disk
+ *                                         (emptied when it ends; never served)
  * tenants/{tenantId}/assets/{id}/{name}   a tenant's uploaded composition asset
  * tenants/{tenantId}/manim-cache/…        a tenant's cached Manim partial movies
  * ```
@@ -32,6 +34,12 @@ export const sourcePrefix = (videoId: string): string => `${videoPrefix(videoId)
 
 /** A live broadcast's recording as one file (its top rung and audio, remuxed), the source its clips are cut from. */
 export const liveRecordingKey = (videoId: string): string => sourceKey(videoId, "recording.mp4");
+
+/**
+ * Bytes a live broadcast keeps from its start and lets go when it ends, so that its playlists can
+ * still be ended when its storage fills for good (docs/live.md "A full disk"). Not published.
+ */
+export const liveDiskReserveKey = (videoId: string): string => `${videoPrefix(videoId)}/live/disk-reserve`;
 
 /** Where an upload's bytes gather until the upload is complete. */
 export const partialUploadKey = (videoId: string): string => `${sourceKey(videoId)}.part`;

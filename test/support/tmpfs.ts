@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
-import { mkdir, rmdir } from "node:fs/promises";
+import { mkdir, open, rmdir } from "node:fs/promises";
+import path from "node:path";
 import { promisify } from "node:util";
 
 const run = promisify(execFile);
@@ -17,4 +18,22 @@ export async function mountSmallDisk(dir: string, bytes: number): Promise<{ unmo
       await rmdir(dir).catch(() => {});
     },
   };
+}
+
+/**
+ * Fills the disk at `dir` to a real ENOSPC with one file, `name`; resolves with its path (remove it to
+ * make room). Throws when a write fails for another reason.
+ */
+export async function fillDisk(dir: string, name = "filler"): Promise<string> {
+  const file = path.join(dir, name);
+  const handle = await open(file, "w");
+  const chunk = Buffer.alloc(256 * 1024, 1);
+  try {
+    for (;;) await handle.write(chunk);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOSPC") throw err;
+  } finally {
+    await handle.close();
+  }
+  return file;
 }

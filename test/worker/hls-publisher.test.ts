@@ -10,7 +10,7 @@ import { planLadder } from "../../render-worker/media/ladder.ts";
 import { assertValidKey, createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import type { UploadOptions, WorkerStorage } from "../../render-worker/storage/types.ts";
 import { StorageUnavailableError } from "../../src/shared/storage-errors.ts";
-import { canMountTmpfs, mountSmallDisk } from "../support/tmpfs.ts";
+import { canMountTmpfs, fillDisk, mountSmallDisk } from "../support/tmpfs.ts";
 import { fixturesDir } from "../support/media-fixtures.ts";
 import { PROBE_640X360 } from "../support/job-events.ts";
 
@@ -352,6 +352,47 @@ not the rung`, async () => {
     );
     expect(publisher.variants().filter((v) => v.error !== undefined)).toEqual([]);
   });
+
+  it.skipIf(!canMountTmpfs)(
+    "a segment cut short by a real ENOSPC is a full disk although 2 MiB were freed before the publisher looked " +
+      "(an 8 MiB tmpfs as the work dir; needs root)",
+    async () => {
+      const disk = await mountSmallDisk(workDir, 8 * 1024 * 1024);
+      try {
+        const publisher = createHlsPublisher({
+          storage: recordingStorage([]),
+          workDir,
+          outputPrefix: "videos/v1",
+          ladder,
+          probe,
+          targetDuration: 2,
+        });
+        for (const rung of ladder) await writeRung(rung.name, 2, true);
+        // Another job's files, gone between ffmpeg's failed write and the publisher's look.
+        const otherJob = path.join(workDir, "other-job");
+        await writeFile(otherJob, Buffer.alloc(2 * 1024 * 1024, 1));
+        await fillDisk(workDir);
+        // ffmpeg writing its next segment on the full disk: the write fails part way.
+        const cut = await writeFile(path.join(workDir, "240p", "seg_00001.ts"), Buffer.alloc(188 * 2000, 1)).then(
+          () => null,
+          (err: NodeJS.ErrnoException) => err.code,
+        );
+        expect(cut).toBe("ENOSPC");
+        await rm(otherJob);
+        const failure = await publisher.finish().then(
+          () => null,
+          (err: unknown) => err,
+        );
+        expect(failure).toBeInstanceOf(StorageUnavailableError);
+        expect((failure as StorageUnavailableError).full).toBe(true);
+        expect((failure as Error).message).toMatch(
+          /^Storage is full: ENOSPC: no space left on device in the worker's work dir \(The segment 240p\/seg_00001\.ts was cut short at \d+ bytes in the work dir\)$/,
+        );
+      } finally {
+        await disk.unmount();
+      }
+    },
+  );
 
   it("fMP4: publishes each rung's init once, before its playlist, and every segment without it", async () => {
     const uploads: Upload[] = [];
