@@ -31,6 +31,7 @@ import { PlaybackTokens } from "./http/playback-tokens.ts";
 import { tellWorkersToCancel } from "./jobs/cancel.ts";
 import { createDispatcher } from "./jobs/dispatcher.ts";
 import { createEventIngestor } from "./jobs/ingest-events.ts";
+import { createBroadcastHolds } from "./live/broadcast-holds.ts";
 import { createLiveStreams } from "./live/live-streams.ts";
 import { localMediaStorageFull } from "./live/storage-room.ts";
 import { DEFAULT_INGEST_LIMITS } from "./live/publisher.ts";
@@ -171,6 +172,8 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
   });
   // Set once the API and the ingest listen: where workers read feeds, and what publishers are told.
   const addresses = { api: "", rtmp: "", srt: null as string | null };
+  // Which instance holds each broadcast, a dead one's let go by Postgres with its session.
+  const holds = createBroadcastHolds({ connectionString: databaseUrl, onLost: (videoId) => live.dropFeed(videoId) });
   const live = createLiveStreams({
     db,
     pubSub,
@@ -179,6 +182,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
     storage,
     stopRun: (jobId, attempt, workerId, runId) => tellWorkersToCancel(transport, jobId, attempt, workerId, runId),
     ...(env.STORAGE === "local" ? { storageFull: () => localMediaStorageFull(env.DATA_DIR) } : {}),
+    holds,
     costs,
     webhooks,
     target: eventTarget,
@@ -497,6 +501,8 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       await queueWatch.stop();
       log.info("stopping: event fan-out");
       await eventTarget.close();
+      // After the hand-off (stopLiveIngest): a broadcast's hold goes only once its job waits for another instance.
+      await holds.close();
       await limiterPool.end();
       log.info("stopping: database");
       await db.$disconnect();

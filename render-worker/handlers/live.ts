@@ -15,6 +15,7 @@ import {
   planLiveLadder,
   topRungAtInputSize,
 } from "../media/live-ladder.ts";
+import type { EncoderStatus } from "../media/encode-ladder.ts";
 import type { PlannedRung } from "../media/ladder.ts";
 import { ownMediaFile } from "../media/media-input.ts";
 import { remuxRendition } from "../media/mp4-remux.ts";
@@ -35,6 +36,7 @@ import {
   pause,
   releaseDiskReserve,
 } from "./live-full-disk.ts";
+import { afterFeedEnded, FeedBroke, feedStatus } from "./live-feed-break.ts";
 import type { JobContext } from "./types.ts";
 import { emitVariantOutcomes, type VariantOutcome } from "./variant-outcomes.ts";
 
@@ -116,10 +118,21 @@ async function encodeBroadcast(job: LiveJobMessage, ctx: JobContext): Promise<vo
       } catch (err) {
         if (signal.aborted || isAbortError(err)) throw err;
         if (!isFullDisk(err)) {
-          if (!(err instanceof MediaError)) throw err;
+          if (!(err instanceof MediaError) && !(err instanceof FeedBroke)) throw err;
+          // The feed's connection ended without the broadcast's end (its API instance died), or
+          // ffmpeg failed: the run asks the feed, and waits for it while it is not held anywhere.
+          const next = await afterFeedEnded(job.feedUrl, err, job.options.reconnectWindowSeconds, signal);
+          if (next === "encode again") {
+            log.warn("live: the broadcast's feed is back; a new encode goes on with the published playlists", {
+              jobId: job.jobId,
+              encode: tries + 2,
+            });
+            await clearRungDirs(ctx.workDir, ladder);
+            continue;
+          }
           // Its ffmpeg failed (killed, say): a new encode goes on with the published playlists, and
           // the feed keeps what was not published yet.
-          if (restarts++ < MAX_ENCODE_RESTARTS) {
+          if (next === "restart" && restarts++ < MAX_ENCODE_RESTARTS) {
             log.warn("live: the encode's ffmpeg failed; a new encode goes on with the published playlists", {
               jobId: job.jobId,
               err,
@@ -127,14 +140,15 @@ async function encodeBroadcast(job: LiveJobMessage, ctx: JobContext): Promise<vo
             await clearRungDirs(ctx.workDir, ladder);
             continue;
           }
-          // Its feed cannot be read any more (a broadcast handed on by an API instance that stopped,
-          // whose publisher did not come back): it ends with what was published, not FAILED.
-          if (!continues) throw err;
+          // Its feed ended or cannot be read any more (its API instance died, or stopped, and its
+          // publisher did not come back in time): it ends with what was published, not FAILED.
+          const recorded = await publishedBroadcast(storage, job.outputPrefix, ladder);
+          if (!recorded) throw err;
           log.warn("live: the feed cannot be read; the broadcast ends with what was published", {
             jobId: job.jobId,
             err,
           });
-          await endWithPublished(job, ctx, broadcast, continues, err, { diskFull: false });
+          await endWithPublished(job, ctx, broadcast, recorded, err, { diskFull: false });
           return;
         }
         const published = await publishedBroadcast(storage, job.outputPrefix, ladder).catch(() => continues);
@@ -211,6 +225,11 @@ async function endWithPublished(
   });
 }
 
+/** Whether an encode stopped at its longest length (ffmpeg's `-t`), not at its feed's end. */
+function reachedLongest(status: EncoderStatus | null, encodeSeconds: number): boolean {
+  return status !== null && status.outTimeSeconds >= encodeSeconds - 1;
+}
+
 /** How often one run starts its encode again after its ffmpeg failed (killed, say) before the run fails. */
 const MAX_ENCODE_RESTARTS = 3;
 
@@ -267,6 +286,8 @@ async function encodeTry(
       encodeController.abort(error);
     },
   });
+  // The broadcast's longest length counts what earlier runs published.
+  const encodeSeconds = Math.max(1, maxDurationSeconds - (continues?.get(top.name)?.keptSeconds ?? 0));
   try {
     const encode = encodeLiveLadder({
       feedUrl: job.feedUrl,
@@ -274,8 +295,7 @@ async function encodeTry(
       input: job.input,
       workDir: ctx.workDir,
       segmentSeconds,
-      // The broadcast's longest length counts what earlier runs published.
-      maxDurationSeconds: Math.max(1, maxDurationSeconds - (continues?.get(top.name)?.keptSeconds ?? 0)),
+      maxDurationSeconds: encodeSeconds,
       copiedRung: copied,
       ...(continues ? { continues } : {}),
       signal: encodeController.signal,
@@ -302,6 +322,9 @@ async function encodeTry(
         { attributes: { "encode.rungs": ladder.map((r) => r.name).join(",") } },
         () => encode.done,
       );
+      // ffmpeg takes a feed whose connection broke for its end: the API says which it was.
+      if (!reachedLongest(encode.status(), encodeSeconds) && (await feedStatus(job.feedUrl, signal)) !== "ended")
+        throw new FeedBroke();
     } catch (err) {
       await Promise.all([progress.stop(), publisher.stop()]);
       if ("failure" in publishing) throw publishing.failure;

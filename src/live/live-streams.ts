@@ -7,7 +7,7 @@ import { liveBehindSeconds, liveEncodeSpeed, liveFeedReplayBytes } from "../metr
 import type { VideoMetadata } from "../videos/cms-fields.ts";
 import type { LiveStream, LiveStreamStatus, Video } from "../generated/prisma/client.ts";
 import type { CostSettings } from "../jobs/cost.ts";
-import { announceQueuedJob, createJob, parseJobInput } from "../jobs/create-job.ts";
+import { announceQueuedJob, createJob, parseJobInput, type StoredJobInput } from "../jobs/create-job.ts";
 import { userFacingError } from "../jobs/user-facing-error.ts";
 import { log } from "../log.ts";
 import { endsRun, type JobEvent, type LiveInput, type LiveRenditionHealth } from "../protocol/messages.ts";
@@ -15,11 +15,12 @@ import { videoPrefix } from "../protocol/storage-layout.ts";
 import type { ApiStorage } from "../storage/types.ts";
 import type { UrlSigner } from "../storage/url-signer.ts";
 import { createVideo, NEW_VIDEO_DEFAULTS } from "../videos/creation-options.ts";
+import type { BroadcastHolds } from "./broadcast-holds.ts";
 import { LiveFeed } from "./feed.ts";
 import { countLiveSlots, lockLiveAdmission, whyNoLiveSlot } from "./live-capacity.ts";
 import { chargeBroadcast, liveSecondsUsed, monthOf } from "./live-usage.ts";
 import type { IngestSessions } from "./publisher.ts";
-import { RelayFeed, signedRelayUrl } from "./relay.ts";
+import { RelayFeed, type RelayRefusal, signedRelayUrl } from "./relay.ts";
 import { hashStreamKey, UNKNOWN_STREAM_KEY } from "./stream-keys.ts";
 import { videoWebhookData, type WebhookEmitter, type WebhookEventType, webhookEventId } from "../webhooks/events.ts";
 
@@ -49,6 +50,11 @@ const ENDED_HERE_KEPT = 10_000;
  * than a run takes between its sample of the feed and its encode's read.
  */
 const READERLESS_TAKEOVER_MS = 3000;
+/**
+ * How long a publisher's reconnect waits for an API instance handing its broadcast on (a deploy)
+ * to let go of it, before it is refused (its encoder tries again).
+ */
+const HAND_ON_WAIT_MS = 10_000;
 
 /** What a change of state may write beside the status. */
 type StatusExtra = { lastError?: string | null; activeVideoId?: string };
@@ -116,6 +122,8 @@ export function createLiveStreams(deps: {
   stopRun(jobId: string, attempt: number, workerId: string, runId: string): Promise<void>;
   /** Whether media storage is full now (local storage; a cloud store never says so here). */
   storageFull?: () => Promise<boolean>;
+  /** Which instance holds each broadcast, a dead one's let go by Postgres (broadcast-holds.ts). */
+  holds: BroadcastHolds;
   costs: CostSettings;
   webhooks: WebhookEmitter;
   target: EventTarget;
@@ -139,6 +147,8 @@ export function createLiveStreams(deps: {
    * oldest are forgotten beyond ENDED_HERE_KEPT (an encode whose end never arrives).
    */
   const endedHere = new Set<string>();
+  /** Broadcasts this instance is handing on (handOffAll) until their job waits for another instance. */
+  const handingOn = new Set<string>();
   const topic = (streamId: string) => `liveStream:${streamId}`;
   // A broadcast's end reaches the API instance serving its feed, whichever applied it.
   deps.target.addEventListener(BROADCAST_ENDED, (event) =>
@@ -254,6 +264,7 @@ export function createLiveStreams(deps: {
   /** Ends a broadcast's feed on this instance (its publisher is cut off), once its encode has ended. */
   function endFeed(videoId: string): void {
     endedHere.delete(videoId);
+    releaseHold(videoId);
     const entry = feeds.get(videoId);
     if (!entry) return;
     feeds.delete(videoId);
@@ -263,6 +274,13 @@ export function createLiveStreams(deps: {
       graces.delete(entry.streamId);
     }
     entry.feed.end();
+  }
+
+  /** Lets another instance adopt the broadcast: its encode ended, or it was handed on. */
+  function releaseHold(videoId: string): void {
+    deps.holds
+      .release(videoId)
+      .catch((err) => log.warn("live: a broadcast's hold could not be let go", { videoId, err: String(err) }));
   }
 
   /**
@@ -290,10 +308,12 @@ export function createLiveStreams(deps: {
    * runs abandoned, their workers told to stop them), so another run takes it over and goes on with
    * its playlists (render-worker/media/live-continuation.ts) without waiting for the transport to
    * notice the dead run. Not once the feed has run its encode's length (the encode's own cap).
+   * `awaitingReader`: the feed has none yet and its run is expected to ask for it (a broadcast
+   * adopted here whose run waits for its feed): the same wait starts now.
    */
-  function watchReaders(videoId: string, feed: LiveFeed): void {
+  function watchReaders(videoId: string, feed: LiveFeed, awaitingReader = false): void {
     let timer: NodeJS.Timeout | null = null;
-    feed.onReaderGone(() => {
+    const arm = () => {
       if (timer) return;
       timer = setTimeout(() => {
         timer = null;
@@ -303,7 +323,9 @@ export function createLiveStreams(deps: {
         );
       }, READERLESS_TAKEOVER_MS);
       timer.unref();
-    });
+    };
+    feed.onReaderGone(arm);
+    if (awaitingReader) arm();
   }
 
   async function takeOverEncode(videoId: string, receivedSeconds: number): Promise<void> {
@@ -325,13 +347,15 @@ export function createLiveStreams(deps: {
   /**
    * A broadcast's LIVE job back in the queue for another run to take it over, due at `runAfter`
    * (null: now), if it is still in one of `statuses`: its runs ABANDONED (what they report after is
-   * a superseded run's), their workers told to stop them (a dead one hears nothing). The runs, or
-   * null when the job had moved on.
+   * a superseded run's), their workers told to stop them (a dead one hears nothing); `input`, when
+   * given, is the job's from now on (its feed's new address). The runs, or null when the job had
+   * moved on.
    */
   async function requeueEncode(
     job: { id: string; attempt: number },
     statuses: ("QUEUED" | "RUNNING")[],
     runAfter: Date | null,
+    input?: StoredJobInput<"LIVE">,
   ): Promise<{ workerId: string }[] | null> {
     const runs = await db.jobRun.findMany({
       where: { jobId: job.id, attempt: job.attempt, status: "RUNNING" },
@@ -340,7 +364,14 @@ export function createLiveStreams(deps: {
     const queued = await db.$transaction(async (tx) => {
       const { count } = await tx.job.updateMany({
         where: { id: job.id, attempt: job.attempt, status: { in: statuses } },
-        data: { status: "QUEUED", dispatchedAt: null, workerId: null, runId: "", runAfter },
+        data: {
+          status: "QUEUED",
+          dispatchedAt: null,
+          workerId: null,
+          runId: "",
+          runAfter,
+          ...(input ? { input } : {}),
+        },
       });
       if (count === 0) return false;
       await tx.jobRun.updateMany({
@@ -401,7 +432,12 @@ export function createLiveStreams(deps: {
         externalId: null,
       },
     );
-    const options = { segmentSeconds, maxDurationSeconds, record: stream.recording };
+    const options = {
+      segmentSeconds,
+      maxDurationSeconds,
+      record: stream.recording,
+      reconnectWindowSeconds: stream.reconnectWindowSeconds ?? settings.reconnectGraceSeconds,
+    };
     // A broadcast is not encoded again from its start: a run that takes it over goes on from what
     // is published (its feed, on the instance holding it, keeps what is not).
     await createJob(
@@ -441,24 +477,76 @@ export function createLiveStreams(deps: {
   }
 
   /**
-   * Continues here a broadcast another API instance handed on (handOff) when its publisher comes
-   * back within the window: a feed of its own for the same video, and its job, still queued,
-   * pointed at it and due now (a run takes it over, going on with its playlists). Null when the
-   * stream's broadcast was not handed on, or another instance took it first.
+   * Takes `videoId`'s hold for this instance, waiting up to `waitMs` for an instance handing it on
+   * to let go (a deploy: its job is being put back); false: a live instance holds it.
    */
-  async function adoptBroadcast(stream: LiveStream): Promise<LiveFeed | null> {
+  async function takeHold(videoId: string, waitMs: number): Promise<boolean> {
+    const until = Date.now() + waitMs;
+    for (;;) {
+      if (await deps.holds.take(videoId)) return true;
+      if (Date.now() >= until) return false;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+
+  /** The LIVE job of a broadcast whose encode is on (QUEUED or RUNNING), or null. */
+  const liveJobOf = (videoId: string) =>
+    db.job.findFirst({ where: { videoId, kind: "LIVE", status: { in: ["QUEUED", "RUNNING"] } } });
+
+  /**
+   * Whether the stream on air (CONNECTED, LIVE) has lost the API instance holding its broadcast: its
+   * encode is on, and no instance holds it (its holder was killed, or crashed). Its publisher's
+   * reconnect, to any instance, then continues it (adoptBroadcast).
+   */
+  async function holderGone(stream: LiveStream): Promise<boolean> {
     const videoId = stream.activeVideoId;
-    if (stream.status !== "DISCONNECTED" || !videoId || feeds.has(videoId) || endedHere.has(videoId)) return null;
-    const job = await db.job.findFirst({ where: { videoId, kind: "LIVE", status: "QUEUED", runAfter: { not: null } } });
+    if (!videoId || feeds.has(videoId) || endedHere.has(videoId)) return false;
+    return (await liveJobOf(videoId)) !== null && !(await deps.holds.held(videoId));
+  }
+
+  /**
+   * Continues here a broadcast no live API instance holds when its publisher comes back: one
+   * handed on by an instance that stopped (handOff), or one whose holder died (SIGKILL, a crash),
+   * which Postgres let go of with its session (broadcast-holds.ts). Its hold is taken here, with a
+   * feed of its own for the same video; its job points at it: a queued job is due now, a running
+   * one whose run reads another address is queued again for a run that reads here, and one whose
+   * run reads this address (this instance restarted in its place) is left to that run, which asks
+   * its feed again (render-worker/handlers/live-feed-break.ts). A run takes it over going on with
+   * its playlists. `waitMs`: how long to wait for an instance handing it on to let go. Null when the
+   * stream's broadcast is held by a live instance, its encode is over, or another instance took it first.
+   */
+  async function adoptBroadcast(stream: LiveStream, waitMs: number): Promise<LiveFeed | null> {
+    const videoId = stream.activeVideoId;
+    if (stream.status === "IDLE" || stream.status === "ENDED") return null;
+    if (!videoId || feeds.has(videoId) || endedHere.has(videoId)) return null;
+    if (!(await liveJobOf(videoId))) return null;
+    if (!(await takeHold(videoId, waitMs))) return null;
+    try {
+      const adopted = await adoptHeld(stream, videoId);
+      if (!adopted) releaseHold(videoId);
+      return adopted;
+    } catch (err) {
+      releaseHold(videoId);
+      feeds.delete(videoId);
+      throw err;
+    }
+  }
+
+  /** adoptBroadcast once this instance holds the broadcast. */
+  async function adoptHeld(stream: LiveStream, videoId: string): Promise<LiveFeed | null> {
+    // Read again under the hold: the encode may have ended meanwhile.
+    const job = await liveJobOf(videoId);
     const video = await db.video.findUnique({ where: { id: videoId }, select: { createdAt: true, playable: true } });
     if (!job || !video) return null;
     // One instance adopts it: the stream is claimed as a broadcast's start claims it.
     const claim = await db.liveStream.updateMany({
-      where: { id: stream.id, status: "DISCONNECTED", activeVideoId: videoId },
+      where: { id: stream.id, status: { in: ["DISCONNECTED", "CONNECTED", "LIVE"] }, activeVideoId: videoId },
       data: { status: "CONNECTED" },
     });
     if (claim.count === 0) return null;
     const input = parseJobInput("LIVE", job.input);
+    const feedUrl = signedFeedUrl(videoId);
+    const readHere = job.status === "RUNNING" && new URL(input.feedUrl).origin === new URL(feedUrl).origin;
     const feed = new LiveFeed();
     feeds.set(videoId, {
       feed,
@@ -467,15 +555,24 @@ export function createLiveStreams(deps: {
       reconnectWindowSeconds: stream.reconnectWindowSeconds ?? settings.reconnectGraceSeconds,
       endOnUnpublish: stream.endOnUnpublish,
     });
-    watchReaders(videoId, feed);
-    await db.job.updateMany({
-      where: { id: job.id, attempt: job.attempt, status: "QUEUED" },
-      data: { input: { ...input, feedUrl: signedFeedUrl(videoId) }, runAfter: null, dispatchedAt: null },
-    });
+    // Its run asks for the feed within a second or so; without one in time, another run takes over.
+    watchReaders(videoId, feed, readHere);
+    if (job.status === "QUEUED") {
+      await db.job.updateMany({
+        where: { id: job.id, attempt: job.attempt, status: "QUEUED" },
+        data: { input: { ...input, feedUrl }, runAfter: null, dispatchedAt: null },
+      });
+    } else if (!readHere) {
+      await requeueEncode(job, ["RUNNING"], null, { ...input, feedUrl });
+    }
     endAtLongestLength(videoId, stream.id, feed, input.options.maxDurationSeconds);
     await setStatus(stream.id, video.playable ? "LIVE" : "CONNECTED", { lastError: null });
     deps.dispatcher.kick();
-    log.info("live: a broadcast another API instance handed on continues here", { streamId: stream.id, videoId });
+    log.info("live: a broadcast no live API instance holds continues here", {
+      streamId: stream.id,
+      videoId,
+      handedOn: job.status === "QUEUED",
+    });
     return feed;
   }
 
@@ -484,8 +581,11 @@ export function createLiveStreams(deps: {
       const stream = await db.liveStream.findUnique({ where: { keyHash: hashStreamKey(key) } });
       if (!stream) return { refused: UNKNOWN_STREAM_KEY };
       if (stream.disabledAt) return { refused: "the live stream is disabled" };
-      if ((stream.status === "CONNECTED" || stream.status === "LIVE") && !(await endedWithoutItsEnd(stream)))
-        return { refused: "the live stream already has a publisher" };
+      if (stream.status === "CONNECTED" || stream.status === "LIVE") {
+        // Its broadcast's API instance died: its publisher's reconnect continues it (begin).
+        if (await holderGone(stream)) return { streamId: stream.id };
+        if (!(await endedWithoutItsEnd(stream))) return { refused: "the live stream already has a publisher" };
+      }
       // Its publisher reconnecting, here or to another instance (relayed there): no new broadcast is counted.
       if (graces.has(stream.id) || (await waitingBroadcastJob(stream))) return { streamId: stream.id };
       // Checked again when the broadcast starts, under a lock (begin): here it spares a publisher
@@ -516,10 +616,13 @@ export function createLiveStreams(deps: {
       }
       // Its broadcast waits for it on another API instance: its media go there.
       const relay = await relayToHolder(stream);
-      if (relay) return { feed: relay };
-      // Its broadcast was handed on by an instance that stopped (a deploy): it continues here.
-      const adopted = await adoptBroadcast(stream);
+      if (relay instanceof RelayFeed) return { feed: relay };
+      // Its broadcast was handed on by an instance that stopped (a deploy), or its instance died:
+      // it continues here. One being handed on right now is waited for, never started again.
+      const handingOnThere = relay?.handingOn === true;
+      const adopted = await adoptBroadcast(stream, handingOnThere ? HAND_ON_WAIT_MS : 0);
       if (adopted) return { feed: adopted };
+      if (handingOnThere) return { refused: "the live stream's broadcast is being handed on; reconnect" };
       const segmentSeconds = stream.latencyMode === "LOW" ? settings.lowLatencySegmentSeconds : settings.segmentSeconds;
       // The feed is there before the job can be dispatched (the dispatcher may publish it as soon as
       // the transaction commits), so the worker never asks for a feed that does not exist yet.
@@ -536,6 +639,8 @@ export function createLiveStreams(deps: {
       let video: Video;
       let longest = settings.maxDurationSeconds;
       try {
+        // Held by this instance while it serves the feed: no other adopts it while this one lives.
+        if (!(await deps.holds.take(videoId))) throw new Error("a new broadcast's hold was taken already");
         video = await db.$transaction(async (tx) => {
           // One publisher per stream: two connecting at once with its key both got this far.
           const claim = await tx.liveStream.updateMany({
@@ -564,6 +669,7 @@ export function createLiveStreams(deps: {
         });
       } catch (err) {
         feeds.delete(videoId);
+        releaseHold(videoId);
         if (err instanceof BroadcastRefused) return { refused: err.message };
         throw err;
       }
@@ -666,20 +772,20 @@ export function createLiveStreams(deps: {
    * grace, or null: the stream's broadcast is not waiting (or is waiting here), or that instance
    * does not take the relay (its grace ran out meanwhile: a new broadcast starts here).
    */
-  async function relayToHolder(stream: LiveStream): Promise<RelayFeed | null> {
+  async function relayToHolder(stream: LiveStream): Promise<RelayFeed | RelayRefusal | null> {
     const job = await waitingBroadcastJob(stream);
     if (!job) return null;
     const { videoId } = job;
     // The holder serves the broadcast's feed: the relay goes to the same address.
     const holder = new URL(parseJobInput("LIVE", job.input).feedUrl).origin;
     const relay = await RelayFeed.open(signedRelayUrl(holder, videoId, deps.signer));
-    if (typeof relay === "string") {
-      log.warn("live: a reconnecting publisher's broadcast could not be continued; a new one starts", {
+    if (!(relay instanceof RelayFeed)) {
+      log.warn("live: a reconnecting publisher could not be relayed to its broadcast's API instance", {
         streamId: stream.id,
         videoId,
-        why: relay,
+        why: relay.why,
       });
-      return null;
+      return relay;
     }
     log.info("live: publisher reconnected to another API instance; relayed to its broadcast's", {
       streamId: stream.id,
@@ -687,6 +793,22 @@ export function createLiveStreams(deps: {
       holder,
     });
     return relay;
+  }
+
+  /**
+   * What became of a broadcast's feed, as a run whose feed's connection ended asks it: 200 it goes
+   * on here; 410 it ended (here, or its encode is over, or it was handed on and its reconnect window
+   * passed with no publisher back); 404 this instance does not hold it (its holder died and no
+   * instance adopted it yet, or another holds it).
+   */
+  async function feedStatus(videoId: string): Promise<200 | 404 | 410> {
+    const entry = feeds.get(videoId);
+    if (entry && !entry.feed.ended) return 200;
+    if (entry || endedHere.has(videoId)) return 410;
+    const job = await liveJobOf(videoId);
+    if (!job) return 410;
+    if (job.status === "RUNNING" && job.runAfter !== null && job.runAfter.getTime() <= Date.now()) return 410;
+    return 404;
   }
 
   /** Whether `e`'s run no longer holds its LIVE job: another run (or none yet, queued again) took it over. */
@@ -801,9 +923,11 @@ export function createLiveStreams(deps: {
 
     /**
      * The sessions of a publisher relayed from another API instance to continue `videoId`'s
-     * broadcast (relay.ts), or null: this instance holds no such broadcast in its grace.
+     * broadcast (relay.ts); "handing on" while this instance hands it on (handOffAll); null: this
+     * instance holds no such broadcast in its grace.
      */
-    resumeSessions(videoId: string): IngestSessions | null {
+    resumeSessions(videoId: string): IngestSessions | "handing on" | null {
+      if (handingOn.has(videoId)) return "handing on";
       const entry = feeds.get(videoId);
       if (!entry || graces.get(entry.streamId)?.videoId !== videoId) return null;
       return { ...sessions, authorize: async () => ({ streamId: entry.streamId }) };
@@ -812,12 +936,25 @@ export function createLiveStreams(deps: {
     /** Whether `url` is a feed's, which `handleFeed` answers. */
     matchesFeed: (url: URL) => url.pathname.startsWith(FEED_PATH_PREFIX),
 
-    /** GET a broadcast's feed: signed for the worker its job went to. */
+    /**
+     * GET a broadcast's feed: signed for the worker its job went to. HEAD says what became of it
+     * (feedStatus), for a run whose feed's connection ended: 200 it goes on here, 410 it ended,
+     * 404 not held here (its instance died, or it is held elsewhere).
+     */
     handleFeed(req: IncomingMessage, res: ServerResponse, url: URL): void {
       const refused = deps.signer.check(url);
       const videoId = url.pathname.slice(FEED_PATH_PREFIX.length).replace(/\.flv$/, "");
-      if (req.method !== "GET" || refused) {
+      if ((req.method !== "GET" && req.method !== "HEAD") || refused) {
         res.writeHead(403, { "content-type": "text/plain" }).end(`Feed refused: ${refused ?? "GET only"}\n`);
+        return;
+      }
+      if (req.method === "HEAD") {
+        feedStatus(videoId)
+          .then((status) => res.writeHead(status, { "cache-control": "no-store" }).end())
+          .catch((err) => {
+            log.warn("live: a feed's status could not be read", { videoId, err: String(err) });
+            res.writeHead(503).end();
+          });
         return;
       }
       const entry = feeds.get(videoId);
@@ -891,6 +1028,12 @@ export function createLiveStreams(deps: {
       });
     },
 
+    /** The feed of a broadcast whose hold another instance took while this one's session was down. */
+    dropFeed(videoId: string): void {
+      takeFeed(videoId)?.end();
+      endedHere.delete(videoId);
+    },
+
     /**
      * Hands this instance's broadcasts on (a deploy: SIGTERM): each one's publisher, cut off by the
      * ingest's close, continues it by reconnecting to any API instance within its reconnect window
@@ -901,6 +1044,8 @@ export function createLiveStreams(deps: {
       for (const { timer } of graces.values()) clearTimeout(timer);
       graces.clear();
       const held = [...feeds];
+      // A publisher reconnecting to another instance meanwhile waits for the hold (adoptBroadcast).
+      for (const [videoId] of held) handingOn.add(videoId);
       feeds.clear();
       await Promise.all(
         held.map(async ([videoId, entry]) => {
@@ -909,6 +1054,9 @@ export function createLiveStreams(deps: {
             return false;
           });
           if (!handed) entry.feed.end();
+          // Its job waits for another instance now: the hold goes (a feed ended keeps it to the end).
+          else await deps.holds.release(videoId).catch(() => {});
+          handingOn.delete(videoId);
         }),
       );
     },

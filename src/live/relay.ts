@@ -26,6 +26,8 @@ const RELAY_URL_TTL_SECONDS = 60;
 const RELAY_ANSWER_MS = 5000;
 /** A relay this far behind (bytes the holding instance has not taken) is cut off, like a feed's reader. */
 const MAX_RELAY_BACKLOG_BYTES = 32 * 1024 * 1024;
+/** The holding instance's answer while it hands the broadcast on (a deploy): its publisher waits for the hand-off. */
+const HANDING_ON_STATUS = 503;
 
 export function relayPath(videoId: string): string {
   return `${RELAY_PATH_PREFIX}${videoId}`;
@@ -34,6 +36,15 @@ export function relayPath(videoId: string): string {
 /** The relay URL of `videoId`'s broadcast on the instance at `holderOrigin`, signed to be opened at once. */
 export function signedRelayUrl(holderOrigin: string, videoId: string, signer: UrlSigner): string {
   return `${holderOrigin}${signer.sign(relayPath(videoId), RELAY_URL_TTL_SECONDS)}`;
+}
+
+/**
+ * Why a relay was not taken: the holding instance cannot be reached, did not answer, or refused it;
+ * `handingOn`: it is handing the broadcast on (a deploy), so another instance adopts it shortly.
+ */
+export interface RelayRefusal {
+  why: string;
+  handingOn: boolean;
 }
 
 /** The relaying side: a publisher's media on their way to the instance holding its broadcast. */
@@ -50,7 +61,7 @@ export class RelayFeed implements BroadcastFeed {
    * Opens a relay to `url` (the holding instance's signed relay URL): the feed once it answered
    * 200, or why not (it holds no such broadcast any more, it cannot be reached, it did not answer).
    */
-  static open(url: string): Promise<RelayFeed | string> {
+  static open(url: string): Promise<RelayFeed | RelayRefusal> {
     const send = url.startsWith("https:") ? httpsRequest : httpRequest;
     const request = send(url, {
       method: "POST",
@@ -60,11 +71,11 @@ export class RelayFeed implements BroadcastFeed {
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         request.destroy();
-        resolve("the API instance holding the broadcast did not answer");
+        resolve({ why: "the API instance holding the broadcast did not answer", handingOn: false });
       }, RELAY_ANSWER_MS);
       request.on("error", (err) => {
         clearTimeout(timer);
-        resolve(`the API instance holding the broadcast cannot be reached (${err.message})`);
+        resolve({ why: `the API instance holding the broadcast cannot be reached (${err.message})`, handingOn: false });
         relay.#end();
       });
       request.once("response", (res: IncomingMessage) => {
@@ -72,7 +83,10 @@ export class RelayFeed implements BroadcastFeed {
         res.resume();
         if (res.statusCode !== 200) {
           request.destroy();
-          resolve(`the API instance holding the broadcast refused the relay (${res.statusCode})`);
+          resolve({
+            why: `the API instance holding the broadcast refused the relay (${res.statusCode})`,
+            handingOn: res.statusCode === HANDING_ON_STATUS,
+          });
           return;
         }
         // The holding instance ended it: the broadcast is over, or it refused the media.
@@ -123,8 +137,11 @@ export class RelayFeed implements BroadcastFeed {
  * (bounded tags, codecs, bit rate, stalls), then continues the broadcast.
  */
 export function createRelayIngest(deps: {
-  /** The live streams' sessions for a publisher continuing `videoId`'s broadcast, or null: this instance holds no such grace. */
-  resumeSessions(videoId: string): IngestSessions | null;
+  /**
+   * The live streams' sessions for a publisher continuing `videoId`'s broadcast; "handing on" while
+   * this instance hands it on; null: this instance holds no such grace.
+   */
+  resumeSessions(videoId: string): IngestSessions | "handing on" | null;
   limits: IngestLimits;
   signer: { check(url: URL): string | null };
 }) {
@@ -139,6 +156,12 @@ export function createRelayIngest(deps: {
       }
       const videoId = url.pathname.slice(RELAY_PATH_PREFIX.length);
       const sessions = deps.resumeSessions(videoId);
+      if (sessions === "handing on") {
+        res
+          .writeHead(HANDING_ON_STATUS, { "content-type": "text/plain" })
+          .end("This API instance is handing the broadcast on; another instance continues it\n");
+        return;
+      }
       if (!sessions) {
         res
           .writeHead(409, { "content-type": "text/plain" })

@@ -341,6 +341,13 @@ export const LiveJobMessage = z.object({
      * recording source or storyboard at the end, and the API deletes the broadcast's media.
      */
     record: z.boolean().default(true),
+    /**
+     * How long the broadcast waits for its publisher (its stream's reconnect window): a run whose
+     * feed's connection broke (the API instance holding it died) waits this long for the feed to come
+     * back through another instance before it ends the broadcast with what was published. Default:
+     * LIVE_RECONNECT_GRACE_SECONDS' default, for messages of an API before it was sent.
+     */
+    reconnectWindowSeconds: z.number().min(0).max(120).default(30),
   }),
 });
 export type LiveJobMessage = z.infer<typeof LiveJobMessage>;

@@ -23,7 +23,14 @@ export function killPublishersOnAir(): void {
 export function publishUntilStopped(
   url: string,
   options: { srt?: boolean } = {},
-): { process: ChildProcess; exited: Promise<number | null>; startedAt: number; stop(): Promise<number> } {
+): {
+  process: ChildProcess;
+  exited: Promise<number | null>;
+  startedAt: number;
+  stop(): Promise<number>;
+  /** The seconds of video sent so far (all it sent, once `exited`: a publisher cut off). */
+  sent(): number;
+} {
   const startedAt = Date.now();
   // A bound on a test that never stops it.
   const { process: child, exited } = publish(url, 180, options, { progress: true });
@@ -33,6 +40,7 @@ export function publishUntilStopped(
     process: child,
     exited,
     startedAt,
+    sent: () => progress.sentSeconds(),
     async stop() {
       // A publisher that has already exited (its stop is then checked below) closed its end.
       child.stdin?.on("error", () => {});
