@@ -15,7 +15,7 @@ const VIDEO_ID = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d";
 const dirs = jobDirsPerTest("live-errors");
 
 /** A broadcast's job whose feed is at `feedUrl`, and its context with `signal`. */
-function broadcastJob(feedUrl: string, signal: AbortSignal, events: JobEventBody[]) {
+function broadcastJob(feedUrl: string, signal: AbortSignal, events: JobEventBody[], reconnectWindowSeconds = 30) {
   const job = LiveJobMessage.parse({
     v: 1,
     type: "live",
@@ -25,7 +25,7 @@ function broadcastJob(feedUrl: string, signal: AbortSignal, events: JobEventBody
     outputPrefix: `videos/${VIDEO_ID}`,
     feedUrl,
     input: { width: 320, height: 240, fps: 25, hasAudio: true },
-    options: { segmentSeconds: 2, maxDurationSeconds: 60 },
+    options: { segmentSeconds: 2, maxDurationSeconds: 60, reconnectWindowSeconds },
   });
   const ctx: JobContext = {
     storage: createLocalWorkerStorage(dirs.dataDir),
@@ -99,7 +99,8 @@ describe("the error a live broadcast's run ends with", () => {
     const { port } = server.address() as AddressInfo;
     await new Promise((resolve) => server.close(resolve));
     const feedUrl = `http://127.0.0.1:${port}/live/v1/feeds/${VIDEO_ID}.flv?expires=1&sig=secret`;
-    const { job, ctx } = broadcastJob(feedUrl, new AbortController().signal, []);
+    // A feed that breaks is waited for the stream's reconnect window (and a margin): none here.
+    const { job, ctx } = broadcastJob(feedUrl, new AbortController().signal, [], 0);
     const err = await live(job, ctx).then(
       () => null,
       (e: unknown) => e as Error,
