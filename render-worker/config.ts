@@ -45,7 +45,10 @@ const WorkerEnvSchema = z.object({
    * reaches a viewer.
    */
   LIVE_PASSTHROUGH: envFlag.default(true),
-  /** How long a run waits (retrying with back-off) for unreachable or failing storage before its attempt fails. */
+  /**
+   * How long a run waits (retrying with back-off) for unreachable, failing or full storage, or a full
+   * work dir, before its attempt fails.
+   */
   STORAGE_OUTAGE_PATIENCE_SECONDS: z.coerce
     .number()
     .int()

@@ -23,7 +23,7 @@ export interface WorkerOptions extends CapabilityOptions {
   liveSlots: number;
   transport: WorkerTransport;
   storage: WorkerStorage;
-  /** How long a run waits for storage to come back before its attempt fails (0: not at all). */
+  /** How long a run waits for storage (or its work dir) to come back or have room before its attempt fails (0: not at all). */
   storageOutagePatienceSeconds?: number;
   tmpDir: string;
   progressIntervalMs: number;

@@ -160,11 +160,12 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
   });
   const webhooks = createWebhookEmitter({ retryHours: env.WEBHOOK_RETRY_HOURS, onQueued: () => deliverer.kick() });
   const costs = costSettings(env);
-  // A worker counts as serving its queues while the dispatcher counts it alive.
+  // A worker counts as serving its queues' estimates until its jobs would stall: routing waits
+  // longer (3 × JOB_STALL_SECONDS) before it takes one for gone, but nothing starts on it meanwhile.
   const queueWatch = createQueueWatch({
     db,
     pubSub,
-    aliveWithinSeconds: 3 * env.JOB_STALL_SECONDS,
+    aliveWithinSeconds: env.JOB_STALL_SECONDS,
     gpuFallback:
       env.GPU_ROUTING === "off"
         ? undefined
@@ -429,6 +430,7 @@ export async function createApp(env: Env, databaseUrl: string): Promise<App> {
       await transport.start();
       if (env.INGEST_EVENTS) await transport.consumeEvents((events) => ingestor.ingest(events));
       dispatcher.start();
+      queueWatch.start();
       deliverer.start();
       uploadExpiry.start();
       analytics.start();

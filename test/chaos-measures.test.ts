@@ -19,6 +19,7 @@ import {
   REFUSED_BELOW_SECONDS,
 } from "../bench/support/reconnecting-publisher.ts";
 import { watchSegments } from "../bench/support/segment-watch.ts";
+import { cancelOverruled } from "../bench/support/cancel-verdict.ts";
 
 // The chaos run (bench/chaos.ts) is too heavy for npm test; what it counts must still be real.
 const cleanups: (() => Promise<void>)[] = [];
@@ -273,5 +274,27 @@ describe("the chaos run's broadcasts", () => {
     ].join("\n");
     expect(playlistDiscontinuities(playlist)).toBe(2);
     expect(playlistDiscontinuities(playlist.replaceAll("#EXT-X-DISCONTINUITY\n", ""))).toBe(0);
+  });
+});
+
+describe("the chaos run's verdict on a cancel", () => {
+  const job = (id: string, kind: string, status: string) => ({ id, kind, status });
+
+  it(`a split transcode whose first part succeeded just before the cancel landed was not overruled; a whole \
+transcode or a render that succeeded was`, () => {
+    // A split transcode canceled while its first run and a chunk ran: the first run's part had succeeded.
+    const split = [
+      job("first", "TRANSCODE", "SUCCEEDED"),
+      job("c1", "TRANSCODE_CHUNK", "CANCELED"),
+      job("c2", "TRANSCODE_CHUNK", "SUCCEEDED"),
+    ];
+    expect(cancelOverruled(split, ["first", "c1", "c2"])).toBe(false);
+    // A transcode of one run: its success is the video's.
+    expect(cancelOverruled([job("t", "TRANSCODE", "SUCCEEDED")], ["t"])).toBe(true);
+    expect(cancelOverruled([job("t", "TRANSCODE", "CANCELED")], ["t"])).toBe(false);
+    // A render that produced its source went on: overruled, split or not.
+    expect(cancelOverruled([job("r", "RENDER_MANIM", "SUCCEEDED"), ...split], ["r"])).toBe(true);
+    // A job that had succeeded before the cancel was sent is not the cancel's business.
+    expect(cancelOverruled([job("t", "TRANSCODE", "SUCCEEDED")], [])).toBe(false);
   });
 });

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import net from "node:net";
-import { isConnectionLoss } from "../render-worker/transport/postgres.ts";
+import { databaseUnavailable } from "../src/shared/database-errors.ts";
 import {
   EVENTS_CHANNEL,
   notificationPayload,
@@ -137,7 +137,7 @@ request (not retried)`, async () => {
       });
     });
     const unreachable = new pg.Client({ connectionString: `postgresql://x@127.0.0.1:${closedPort}/x` });
-    expect(isConnectionLoss(await errorOf(unreachable.connect()))).toBe(true);
+    expect(databaseUnavailable(await errorOf(unreachable.connect()))).toBe(true);
 
     const victim = new pg.Client({ connectionString: listenerUrl });
     victim.on("error", () => {});
@@ -155,18 +155,18 @@ request (not retried)`, async () => {
       )
       .toBe(1);
     await admin.query("SELECT pg_terminate_backend($1)", [rows[0]!.pid]);
-    expect(isConnectionLoss(await sleeping)).toBe(true);
+    expect(databaseUnavailable(await sleeping)).toBe(true);
     await victim.end().catch(() => {});
 
     await admin.query(`ALTER ROLE "${role}" NOLOGIN`);
     try {
-      expect(isConnectionLoss(await errorOf(new pg.Client({ connectionString: listenerUrl }).connect()))).toBe(true);
+      expect(databaseUnavailable(await errorOf(new pg.Client({ connectionString: listenerUrl }).connect()))).toBe(true);
     } finally {
       await admin.query(`ALTER ROLE "${role}" LOGIN`);
     }
 
-    expect(isConnectionLoss(await errorOf(admin.query("SELECT * FROM no_such_table")))).toBe(false);
-    expect(isConnectionLoss(await errorOf(admin.query("SELECT pg_notify('x', repeat('y', 9000))")))).toBe(false);
+    expect(databaseUnavailable(await errorOf(admin.query("SELECT * FROM no_such_table")))).toBe(false);
+    expect(databaseUnavailable(await errorOf(admin.query("SELECT pg_notify('x', repeat('y', 9000))")))).toBe(false);
   });
 
   it(`both LISTENs notice a connection that went silent (a failover without a goodbye), give up on a connect that \

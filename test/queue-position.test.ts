@@ -61,7 +61,7 @@ describe("queue positions: the simulation and one read per queue change", () => 
       finishedAt: new Date(now - 40_000),
     });
     // One slot busy: half done after 10 s, so 10 s to go; the other slot free.
-    await job({ status: "RUNNING", progress: 0.5, startedAt: new Date(now - 10_000) });
+    await job({ status: "RUNNING", progress: 0.5, startedAt: new Date(now - 10_000), heartbeatAt: new Date(now) });
     const queued = [];
     for (let i = 0; i < waiting; i++) {
       queued.push(await job({ status: "QUEUED", estimatedWallSeconds: 10 * (i + 1), dispatchedAt: new Date(now + i) }));
@@ -210,6 +210,53 @@ sooner than GPU_FALLBACK_AFTER_SECONDS moves it to cpu, then waits its turn ther
     await db.worker.update({ where: { id: "gpu-1" }, data: { lastHeartbeatAt: new Date() } });
     const alive = await watch.positions("nvenc");
     expect(alive.map((p) => p.position.estimatedStartSeconds)).toEqual([0, 10]);
+  });
+
+  it(`counts no slot of a worker that went silent (past JOB_STALL_SECONDS) and no slot freeing when its running job \
+was to end: the next job waits for the live worker's`, async () => {
+    const now = Date.now();
+    await db.job.deleteMany({});
+    await db.worker.deleteMany({});
+    await db.worker.create({ data: { id: "live", capabilities: ["cpu"], slots: 1, lastHeartbeatAt: new Date(now) } });
+    // Killed 40 s ago, nearly done: its job would have ended about 2 s from now.
+    await db.worker.create({
+      data: { id: "dead", capabilities: ["cpu"], slots: 1, lastHeartbeatAt: new Date(now - 40_000) },
+    });
+    const heard = (ago: number) => ({ heartbeatAt: new Date(now - ago), startedAt: new Date(now - ago) });
+    await job({ status: "RUNNING", progress: 0.5, ...heard(0), startedAt: new Date(now - 10_000), workerId: "live" });
+    await job({ status: "RUNNING", progress: 0.95, ...heard(40_000), workerId: "dead" });
+    const waiting = await job({ status: "QUEUED", estimatedWallSeconds: 10, dispatchedAt: new Date(now) });
+    const watch = createQueueWatch({ db, pubSub: createVideoPubSub(undefined), aliveWithinSeconds: 30 });
+    const [only] = await watch.positions("cpu");
+    expect(only!.jobId).toBe(waiting.id);
+    expect(only!.position.slots).toBe(1);
+    // The live worker's job: half done after 10 s, so 10 s to go.
+    expect(only!.position.estimatedStartSeconds).toBeGreaterThanOrEqual(10);
+  });
+
+  it("tells the waiting videos when a worker goes silent, though nothing of the queue changed", async () => {
+    await db.job.deleteMany({});
+    await db.worker.deleteMany({});
+    // Heard from 1 s ago, then never again: silent past the watch's 2 s a second from now.
+    await db.worker.create({
+      data: { id: "dying", capabilities: ["cpu"], slots: 1, lastHeartbeatAt: new Date(Date.now() - 1000) },
+    });
+    const waiting = await job({ status: "QUEUED", estimatedWallSeconds: 10, dispatchedAt: new Date() });
+    const pubSub = createVideoPubSub(undefined);
+    const watch = createQueueWatch({ db, pubSub, aliveWithinSeconds: 2, sweepMs: 200 });
+    expect((await watch.positions("cpu"))[0]!.position.estimatedStartSeconds).toBe(0);
+    const events = pubSub.subscribe("videoEvents", waiting.videoId)[Symbol.asyncIterator]();
+    watch.start();
+    try {
+      const { value } = await events.next();
+      expect(value).toMatchObject({
+        kind: "queuePosition",
+        position: { position: 1, slots: 0, estimatedStartSeconds: null },
+      });
+    } finally {
+      await events.return?.();
+      await watch.stop();
+    }
   });
 
   it("gives no estimate while no live worker serves the queue, but still the position", async () => {

@@ -38,6 +38,13 @@ describe("errors as users see them carry no internal paths or addresses", () => 
       "GET 'https://bucket.example/videos/v1/a.ts?…' failed",
     ],
     ["Which one? a/b? c", "Which one? a/b?… c"],
+    // A database's own files (its data dir inside DATA_DIR, full): relative paths no other rule takes.
+    [
+      'could not extend file "base/16384/17359": No space left on device',
+      'could not extend file "(a database file)": No space left on device',
+    ],
+    ['could not write to file "pg_wal/xlogtemp.123"', 'could not write to file "(a database file)"'],
+    ["could not open file global/1262", "could not open file (a database file)"],
   ])("%s", (raw, shown) => {
     expect(userFacingError(raw)).toBe(shown);
   });

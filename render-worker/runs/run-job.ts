@@ -22,6 +22,7 @@ import type { X264Preset } from "../media/encode-ladder.ts";
 import type { VideoEncoder } from "../media/nvenc.ts";
 import { jobDuration, jobsInFlight, memoryAdmissionsRefused } from "../metrics.ts";
 import { patientStorage } from "../storage/patient-storage.ts";
+import { waitingOutStorage } from "./storage-wait.ts";
 import type { WorkerStorage } from "../storage/types.ts";
 import type { WorkerTransport } from "../transport/types.ts";
 import type { CancelListener } from "./cancel-listener.ts";
@@ -34,6 +35,23 @@ interface FailureDetails {
   command?: string;
   stderrTail?: string;
   exitCode?: number | null;
+}
+
+/** An event the transport did not take: its failure, not the job's. */
+class EventNotSentError extends Error {
+  constructor(cause: unknown) {
+    super(`The run's event could not be sent: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = "EventNotSentError";
+  }
+}
+
+/** Whether `err` is, or wraps, an event the transport did not take. */
+function eventNotSent(err: unknown): boolean {
+  for (let e = err, depth = 0; typeof e === "object" && e !== null && depth < 5; depth++) {
+    if (e instanceof EventNotSentError) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
 }
 
 /** The encoder for jobs from each capability's queue; manim renders are encoded on the CPU. */
@@ -49,7 +67,7 @@ export interface JobRunnerOptions {
   workerId: string;
   transport: WorkerTransport;
   storage: WorkerStorage;
-  /** How long a run waits for storage to come back before its attempt fails (0: not at all). */
+  /** How long a run waits for storage (or its work dir) to come back or have room before its attempt fails (0: not at all). */
   storageOutagePatienceSeconds?: number;
   progressIntervalMs: number;
   /** One libx264 preset for every rung (X264_PRESET); unset: the tuned ladder. */
@@ -133,7 +151,9 @@ export function createJobRunner(options: JobRunnerOptions) {
         at: new Date().toISOString(),
         traceparent: traceparentOf(),
       });
-      await transport.publishEvent(event);
+      await transport.publishEvent(event).catch((err: unknown) => {
+        throw new EventNotSentError(err);
+      });
     };
     if (cancels.wasCanceled(job.jobId, job.attempt)) {
       log.info("job was canceled before it started", { jobId: job.jobId, attempt: job.attempt });
@@ -164,36 +184,43 @@ export function createJobRunner(options: JobRunnerOptions) {
     jobsInFlight.inc({ type: job.type });
     let workDir: string | undefined;
     try {
-      workDir = await mkdtemp(path.join(options.workDirRoot(), `videograph-${job.jobId}-`));
+      const runDir = await mkdtemp(path.join(options.workDirRoot(), `videograph-${job.jobId}-`));
+      workDir = runDir;
       if (cancels.wasCanceled(job.jobId, job.attempt)) {
         // The cancel came while the run was being set up.
         run.canceled = true;
         controller.abort(new Error("job canceled"));
       }
       log.info("job started", { jobId: job.jobId, attempt: job.attempt, runId, type: job.type, capability, encoder });
-      await runHandler(job, {
-        storage: patientStorage(options.storage, options.storageOutagePatienceSeconds ?? 0, controller.signal),
-        emit,
-        signal: controller.signal,
-        workDir,
-        progressIntervalMs: options.progressIntervalMs,
-        encoder,
-        ...(options.x264Preset ? { x264Preset: options.x264Preset } : {}),
-        ...(options.livePassthrough ? { livePassthrough: true } : {}),
-        ...(options.liveFullDiskPatienceSeconds === undefined
-          ? {}
-          : { liveFullDiskPatienceMs: options.liveFullDiskPatienceSeconds * 1000 }),
-        reserveMemory: (bytes) => {
-          try {
-            return memory.reserve(bytes);
-          } catch (err) {
-            if (err instanceof NotAdmittedError) memoryAdmissionsRefused.inc({ reason: "busy" });
-            if (err instanceof TooLargeForWorkerError) memoryAdmissionsRefused.inc({ reason: "too_large" });
-            throw err;
-          }
-        },
-        manim: options.manim,
-      });
+      const patienceSeconds = options.storageOutagePatienceSeconds ?? 0;
+      const storage = patientStorage(options.storage, patienceSeconds, controller.signal);
+      const handle = () =>
+        runHandler(job, {
+          storage,
+          emit,
+          signal: controller.signal,
+          workDir: runDir,
+          progressIntervalMs: options.progressIntervalMs,
+          encoder,
+          ...(options.x264Preset ? { x264Preset: options.x264Preset } : {}),
+          ...(options.livePassthrough ? { livePassthrough: true } : {}),
+          ...(options.liveFullDiskPatienceSeconds === undefined
+            ? {}
+            : { liveFullDiskPatienceMs: options.liveFullDiskPatienceSeconds * 1000 }),
+          reserveMemory: (bytes) => {
+            try {
+              return memory.reserve(bytes);
+            } catch (err) {
+              if (err instanceof NotAdmittedError) memoryAdmissionsRefused.inc({ reason: "busy" });
+              if (err instanceof TooLargeForWorkerError) memoryAdmissionsRefused.inc({ reason: "too_large" });
+              throw err;
+            }
+          },
+          manim: options.manim,
+        });
+      // A broadcast waits for space itself (handlers/live-full-disk.ts): it cannot start over.
+      if (job.type === "live") await handle();
+      else await waitingOutStorage(handle, { patienceSeconds, signal: controller.signal, workDir: runDir });
       log.info("job finished", { jobId: job.jobId, runId, seconds: (Date.now() - started) / 1000 });
       outcome = "ended";
       metricOutcome = "succeeded";
@@ -212,6 +239,12 @@ export function createJobRunner(options: JobRunnerOptions) {
         return;
       }
       if (options.shuttingDown() && controller.signal.aborted) throw new HandedBackError(job.jobId);
+      if (eventNotSent(err)) {
+        // The transport (the database, in the embedded default) failed, not the job: reporting a
+        // failure would burn one of its attempts. The transport delivers it again, same attempt.
+        log.warn("job handed back: its events could not be sent", { jobId: job.jobId, err: (err as Error).message });
+        throw err;
+      }
       if (err instanceof NotAdmittedError) {
         // It fits this worker, just not beside the jobs running now: the transport delivers it
         // again later, here or to another worker.

@@ -6,11 +6,23 @@ import type { WorkerStorage } from "./types.ts";
 const FIRST_RETRY_MS = 1000;
 const MAX_RETRY_MS = 30_000;
 
+/** Errors a storage call failed with after its wait ran out: the run waits for them no more. */
+const waitedOut = new WeakSet<object>();
+
+/** Whether `err` (or what it wraps) is a storage call's failure after it waited its patience out. */
+export function storageWaitedOut(err: unknown): boolean {
+  for (let e = err, depth = 0; typeof e === "object" && e !== null && depth < 5; depth++) {
+    if (waitedOut.has(e)) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
 /**
- * `storage` for one run, waiting out an outage: a call that fails because storage is unreachable or
- * failing (not full, not a refusal of that object) is tried again with back-off (1 s doubling to
- * 30 s) for up to `patienceSeconds`, then fails the attempt as before. The run keeps its place and
- * what it published; a cancel ends the wait.
+ * `storage` for one run, waiting out an outage or a full store: a call that fails because storage is
+ * unreachable, failing or full (not a refusal of that object) is tried again with back-off (1 s
+ * doubling to 30 s) for up to `patienceSeconds`, then fails the attempt as before. The run keeps its
+ * place and what it published; a cancel ends the wait.
  */
 export function patientStorage(storage: WorkerStorage, patienceSeconds: number, signal: AbortSignal): WorkerStorage {
   async function patiently<T>(operation: string, key: string, call: () => Promise<T>): Promise<T> {
@@ -20,8 +32,12 @@ export function patientStorage(storage: WorkerStorage, patienceSeconds: number, 
         return await call();
       } catch (err) {
         const unavailable = storageUnavailable(err);
-        if (!unavailable || unavailable.full || signal.aborted || Date.now() + delayMs > giveUpAt) throw err;
-        log.warn("storage unavailable; retrying", {
+        if (!unavailable || signal.aborted) throw err;
+        if (Date.now() + delayMs > giveUpAt) {
+          if (typeof err === "object" && err !== null) waitedOut.add(err);
+          throw err;
+        }
+        log.warn(unavailable.full ? "storage full; retrying" : "storage unavailable; retrying", {
           operation,
           key,
           err: unavailable.message,

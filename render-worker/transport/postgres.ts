@@ -1,28 +1,18 @@
 import { PgBoss } from "pg-boss";
 import type { WorkerEvent } from "../../src/protocol/messages.ts";
 import { CONTROL_NOTIFY_CHANNEL, EVENTS_QUEUE, jobQueueName } from "../../src/protocol/queues.ts";
+import { databaseUnavailable } from "../../src/shared/database-errors.ts";
 import { listenWithReconnect, type PostgresListener } from "../../src/shared/postgres-listener.ts";
 import { log } from "../log.ts";
 import type { WorkerTransport } from "./types.ts";
 
 const QUEUE_WAIT_MS = 500;
-/** How long an event waits for the database to come back (a restart, a failover) before its send fails. */
+/**
+ * How long an event waits for the database to come back (a restart, a failover, a full disk) before
+ * its send fails.
+ */
 const EVENT_SEND_PATIENCE_MS = 60_000;
 const MAX_SEND_RETRY_MS = 5000;
-
-const CONNECTION_LOSS_CODES = ["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ENOTFOUND", "EAI_AGAIN"];
-const CONNECTION_LOSS_MESSAGE = /Connection terminated|connection timeout|Client has encountered a connection error/i;
-
-/**
- * An error that says the connection or the server went away, or that the server refused the login
- * for now (SQLSTATE class 28: a role locked while a failover or a credential rotation completes),
- * not that the request was wrong.
- */
-export function isConnectionLoss(err: unknown): boolean {
-  const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
-  if (typeof code === "string" && (/^(08|57P|28)/.test(code) || CONNECTION_LOSS_CODES.includes(code))) return true;
-  return typeof message === "string" && CONNECTION_LOSS_MESSAGE.test(message);
-}
 
 /** The embedded transport (pg-boss in Postgres); the API creates the queues. */
 export function createPostgresWorkerTransport(connectionString: string): WorkerTransport {
@@ -62,8 +52,10 @@ export function createPostgresWorkerTransport(connectionString: string): WorkerT
         try {
           return void (await boss.send(EVENTS_QUEUE, event));
         } catch (err) {
-          if (!isConnectionLoss(err) || Date.now() + delayMs > giveUpAt) throw err;
-          log.warn("event not sent: database unreachable; retrying", {
+          // A database out of space (`could not extend file`) is waited out like a restart: the
+          // event is the run's, and failing the run for it would burn the job's attempt.
+          if (!databaseUnavailable(err) || Date.now() + delayMs > giveUpAt) throw err;
+          log.warn("event not sent: database unavailable; retrying", {
             type: event.type,
             err: (err as Error).message,
             retryInMs: delayMs,

@@ -52,6 +52,8 @@ function withinWatchBound(f: BatchFigures, allowedMs: number): BatchFigures {
 
 /** A view's batches since the last flush, summed. */
 interface ViewDelta {
+  /** What this process remembered of the view before them: it remembers that again if their write fails. */
+  before: ViewState;
   videoId: string;
   tenantId: string;
   firstSeq: number;
@@ -89,6 +91,15 @@ function addCounters(table: "AnalyticsHour" | "AnalyticsTenantHour"): string {
 const ADD_TO_VIDEO_HOUR = addCounters("AnalyticsHour");
 const ADD_TO_TENANT_HOUR = addCounters("AnalyticsTenantHour");
 
+/** The batches of one flush: settled when their write lands (rejected when it failed). */
+function writeOutcome() {
+  let settle!: { resolve: () => void; reject: (err: unknown) => void };
+  const written = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+  // A caller that does not wait for it (a test adding figures) leaves no unhandled rejection.
+  written.catch(() => {});
+  return { written, ...settle };
+}
+
 /** Views this process remembers (their last seq and flags); the oldest are forgotten past it. */
 const MAX_REMEMBERED_VIEWS = 200_000;
 
@@ -96,16 +107,19 @@ const MAX_REMEMBERED_VIEWS = 200_000;
  * Beacon batches, summed in memory and written every `flushEveryMs` in one statement for all the
  * views, videos and tenants that reported meanwhile: at 2,000 batches a second Postgres sees a few
  * statements a second instead of 2,000 upserts of the same busy rollup rows. A batch is counted once
- * per view by its `seq` (a repeat answers `repeat`, synchronously); a view's first startup, fatal
- * failure and completion count once. What is pending is lost if the process dies (at most
- * `flushEveryMs` of beacons); readers call `flush()` first, so a query sees every batch this process
- * accepted. A batch retried on another API instance may count twice in the rollups (the raw view
+ * per view by its `seq` (a repeat is null, synchronously); a view's first startup, fatal failure and
+ * completion count once. A batch taken gives a promise settled when its write lands, rejected when
+ * the write failed (the database restarting, say): the endpoint answers only then, so a `202` means
+ * written and a failed write is a `503`, and the view's batches may be sent again. What is pending is
+ * lost if the process dies (at most `flushEveryMs` of beacons, unanswered); readers call `flush()`
+ * first, so a query sees every batch this process accepted. A batch retried on another API instance may count twice in the rollups (the raw view
  * row still takes it once, by `lastSeq`).
  */
 export function createBatchBuffer(pool: pg.Pool, flushEveryMs: number) {
   const views = new Map<string, ViewState>();
   let pendingViews = new Map<string, ViewDelta>();
   let pendingVideos = new Map<string, VideoDelta>();
+  let pendingWrite = writeOutcome();
   let flushing: Promise<void> = Promise.resolve();
   let timer: NodeJS.Timeout | null = null;
 
@@ -122,9 +136,10 @@ export function createBatchBuffer(pool: pg.Pool, flushEveryMs: number) {
     return state;
   }
 
-  function add(view: ViewClaims, seq: number, reported: BatchFigures, now = Date.now()): "counted" | "repeat" {
+  function add(view: ViewClaims, seq: number, reported: BatchFigures, now = Date.now()): Promise<void> | null {
     const state = stateOf(view.viewId);
-    if (seq <= state.lastSeq) return "repeat";
+    if (seq <= state.lastSeq) return null;
+    const before = { ...state };
     state.lastSeq = seq;
     const f = withinWatchBound(reported, watchBoundMs(view, now) - state.watchMs);
     state.watchMs += f.watchMs;
@@ -138,6 +153,7 @@ export function createBatchBuffer(pool: pg.Pool, flushEveryMs: number) {
     let v = pendingViews.get(view.viewId);
     if (!v) {
       v = {
+        before,
         videoId: view.videoId,
         tenantId: view.tenantId,
         firstSeq: seq,
@@ -175,7 +191,15 @@ export function createBatchBuffer(pool: pg.Pool, flushEveryMs: number) {
     if (newStartup) d.histogram[startupBucket(f.startupMs!)]!++;
     for (const [height, ms] of f.watchMsByHeight)
       d.watchMsByHeight.set(height, (d.watchMsByHeight.get(height) ?? 0) + ms);
-    return "counted";
+    return pendingWrite.written;
+  }
+
+  /** A write that failed: each of its views is remembered as before its batches, unless newer ones came since. */
+  function forget(viewDeltas: Map<string, ViewDelta>): void {
+    for (const [viewId, v] of viewDeltas) {
+      const state = views.get(viewId);
+      if (state?.lastSeq === v.lastSeq) Object.assign(state, v.before);
+    }
   }
 
   async function write(viewDeltas: Map<string, ViewDelta>, videoDeltas: Map<string, VideoDelta>): Promise<void> {
@@ -300,14 +324,22 @@ export function createBatchBuffer(pool: pg.Pool, flushEveryMs: number) {
       if (pendingViews.size === 0) return;
       const viewDeltas = pendingViews;
       const videoDeltas = pendingVideos;
+      const outcome = pendingWrite;
       pendingViews = new Map();
       pendingVideos = new Map();
-      // A failed write loses these beacons rather than retrying without end; the views stay countable.
-      // The write is one statement: a deadlock's victim (the views' rows go in the order the join
-      // gives, and a statement from outside keeps no order of ours) is written again.
-      await retryDeadlockVictim("analytics: a write of beacons", () => write(viewDeltas, videoDeltas)).catch((err) =>
-        log.warn("analytics: a write of beacons failed; they are lost", { err, views: viewDeltas.size }),
-      );
+      pendingWrite = writeOutcome();
+      // A failed write loses these beacons rather than retrying without end: their batches are
+      // answered 503 and their views stay countable. The write is one statement: a deadlock's victim
+      // (the views' rows go in the order the join gives, and a statement from outside keeps no order
+      // of ours) is written again.
+      try {
+        await retryDeadlockVictim("analytics: a write of beacons", () => write(viewDeltas, videoDeltas));
+        outcome.resolve();
+      } catch (err) {
+        log.warn("analytics: a write of beacons failed; they are answered 503", { err, views: viewDeltas.size });
+        forget(viewDeltas);
+        outcome.reject(err);
+      }
     });
     return flushing;
   }

@@ -64,7 +64,18 @@ async function takeBatch(bytes: ArrayBuffer): Promise<Omit<BatchAnswer, "id">> {
   }
   if (!(await collection.isEnabled(checked.claims.tenantId))) return refused(refusal(403, REASONS.collectionOff));
   const figures = batchFigures(batch.events);
-  const counted = buffer.add(checked.claims, batch.seq, figures) === "counted";
+  const written = buffer.add(checked.claims, batch.seq, figures);
+  // Answered once its write landed: 202 says it is counted, and a write that failed (logged once for
+  // all its batches) is a 503.
+  if (
+    written &&
+    (await written.then(
+      () => false,
+      () => true,
+    ))
+  )
+    return refused(UNAVAILABLE);
+  const counted = written !== null;
   return {
     answer: { status: 202, body: { counted } },
     countedVideoId: counted ? batch.videoId : null,

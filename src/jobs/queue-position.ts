@@ -28,8 +28,13 @@ async function readQueueState(db: Db, queue: string, aliveWithinSeconds: number,
       select: { id: true, videoId: true, estimatedWallSeconds: true, dispatchedAt: true },
       orderBy: [{ dispatchedAt: { sort: "asc", nulls: "last" } }, { createdAt: "asc" }, { id: "asc" }],
     }),
+    // A run whose worker went silent frees no slot of a live worker: its job is queued again.
     db.job.findMany({
-      where: { status: "RUNNING", dispatchedTo: queue },
+      where: {
+        status: "RUNNING",
+        dispatchedTo: queue,
+        heartbeatAt: { gte: new Date(now - aliveWithinSeconds * 1000) },
+      },
       select: { startedAt: true, progress: true, estimatedWallSeconds: true },
     }),
     db.worker.aggregate({
@@ -175,7 +180,12 @@ function insertSorted(list: number[], value: number): void {
   else list.splice(i, 0, value);
 }
 
+/** How often the watch looks for workers that went silent. */
+const SILENCE_SWEEP_MS = 2000;
+
 export interface QueueWatch {
+  /** Starts looking for workers that go silent: their queues' waiting videos hear where they stand. */
+  start(): void;
   /** The queue changed (a job of it started, ended or was canceled): its waiting jobs' videos hear where they stand. */
   changed(queue: string): void;
   /** As `changed`, for the queue of job `jobId`. */
@@ -192,12 +202,16 @@ export interface QueueWatch {
 /**
  * Publishes a `queuePosition` event to each waiting video of a queue when the queue changes:
  * changes within `coalesceMs` are read once, in one set of queries for the whole queue, and each
- * waiting video gets one event on its own channel (its subscribers only).
+ * waiting video gets one event on its own channel (its subscribers only). A worker that goes silent
+ * (no heartbeat for `aliveWithinSeconds`) changes its queues too: their slots and when they free.
  */
 export function createQueueWatch(deps: {
   db: Db;
   pubSub: VideoPubSub;
+  /** A worker heard from within this long serves its queues (JOB_STALL_SECONDS: silent longer, its jobs stall). */
   aliveWithinSeconds: number;
+  /** How often to look for workers that went silent (2 s). */
+  sweepMs?: number;
   /** GPU routing's fallback, for the nvenc queue's estimates; absent: no fallback is counted. */
   gpuFallback?: GpuFallbackEstimate;
   coalesceMs?: number;
@@ -205,6 +219,8 @@ export function createQueueWatch(deps: {
   const pending = new Map<string, NodeJS.Timeout>();
   const publishing = new Set<Promise<void>>();
   let stopped = false;
+  let sweep: NodeJS.Timeout | undefined;
+  let sweptAt = Date.now();
   const positions = (queue: string) => readQueuePositions(deps.db, queue, deps.aliveWithinSeconds, deps.gpuFallback);
 
   async function publish(queue: string): Promise<void> {
@@ -231,11 +247,35 @@ export function createQueueWatch(deps: {
     pending.set(queue, timer);
   }
 
+  /** The queues of workers whose silence crossed `aliveWithinSeconds` since the last sweep. */
+  async function publishSilenced(): Promise<void> {
+    const now = Date.now();
+    const window = deps.aliveWithinSeconds * 1000;
+    const silenced = await deps.db.worker.findMany({
+      where: { lastHeartbeatAt: { gte: new Date(sweptAt - window), lt: new Date(now - window) } },
+      select: { capabilities: true },
+    });
+    sweptAt = now;
+    for (const queue of new Set(silenced.flatMap((w) => w.capabilities))) changed(queue);
+  }
+
   return {
     changed,
     positions,
+    start() {
+      sweptAt = Date.now();
+      sweep = setInterval(() => {
+        if (stopped) return;
+        const done = publishSilenced()
+          .catch((err) => log.warn("silent workers not looked for", { err }))
+          .finally(() => publishing.delete(done));
+        publishing.add(done);
+      }, deps.sweepMs ?? SILENCE_SWEEP_MS);
+      sweep.unref();
+    },
     async stop() {
       stopped = true;
+      clearInterval(sweep);
       for (const timer of pending.values()) clearTimeout(timer);
       pending.clear();
       await Promise.all(publishing);

@@ -7,6 +7,12 @@ const RELATIVE_PREFIX_OF_KEY = /(?<![\w.:/~-])(?:[\w.-]+\/)+(?=(?:videos|tenants
 /** An IPv4 address, or a bracketed IPv6 one, with its port if any: a machine's, never the user's business. */
 const NETWORK_ADDRESS = /(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?(?!\d)|\[[\da-fA-F:.]{2,45}\](?::\d{1,5})?/g;
 
+/**
+ * A file of a Postgres data dir, as its errors name them relative to it (`base/16384/17359`,
+ * `pg_wal/…`): the database's layout, which says nothing to a user.
+ */
+const DATABASE_FILE = /(?<![\w.:/~-])(?:base|global|pg_wal|pg_xact|pg_multixact|pg_tblspc|pg_stat_tmp)\/[\w./-]*/g;
+
 /** Characters that end a URL in an error's text. */
 const URL_END = new Set([" ", "\n", "\r", "\t", "'", '"', "`", ")", ">", "]", ","]);
 
@@ -45,7 +51,7 @@ function shortenPath(absolute: string): string {
 
 /**
  * A worker's error as users see it (Job.error, Video.error, Variant.error, LiveStream.lastError,
- * webhooks): without the worker's temp dirs, data directories and network addresses, which say
+ * webhooks): without the worker's temp dirs, data directories, a database's files and network addresses, which say
  * nothing to a user and map the machine, nor URLs' query strings (signatures, tokens).
  * The full text stays on the run (JobRun.error) for operators.
  */
@@ -53,5 +59,6 @@ export function userFacingError(text: string): string {
   return withoutQueryStrings(text)
     .replace(ABSOLUTE_PATH, shortenPath)
     .replace(RELATIVE_PREFIX_OF_KEY, "")
+    .replace(DATABASE_FILE, "(a database file)")
     .replace(NETWORK_ADDRESS, "(an internal address)");
 }

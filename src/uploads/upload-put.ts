@@ -3,6 +3,7 @@ import type { Db } from "../db/client.ts";
 import type { VideoPubSub } from "../events/video-events.ts";
 import type { Dispatcher } from "../jobs/dispatcher.ts";
 import { log } from "../log.ts";
+import { databaseUnavailable } from "../shared/database-errors.ts";
 import { storageUnavailable, type StorageUnavailableError } from "../shared/storage-errors.ts";
 import { UPLOAD_PATH_PREFIX } from "../storage/api-urls.ts";
 import { UploadTooLargeError, type ResumableUploads } from "../storage/types.ts";
@@ -112,11 +113,15 @@ async function withUploadLock<T>(videoId: string, fn: () => Promise<T>): Promise
   }
 }
 
+/** How soon a client may try again after a database failure. */
+const DATABASE_RETRY_AFTER_SECONDS = "5";
+
 /**
  * `PUT /uploads/{videoId}?expires&sig`: the body is the file, whole or as a chunk with
  * `Content-Range: bytes start-end/total`. Answers 308 with `Range` while bytes are missing and
  * 200 when the last byte landed (the video is then queued). `Content-Range: bytes *\/total`
- * with an empty body asks how much has arrived.
+ * with an empty body asks how much has arrived. A database that cannot answer (a restart, a
+ * failover) is a 503 with `Retry-After`, as a storage outage is: the client tries again.
  */
 export async function handleUpload(
   deps: UploadDeps,
@@ -124,6 +129,23 @@ export async function handleUpload(
   res: ServerResponse,
   url: URL,
 ): Promise<void> {
+  try {
+    await takeUpload(deps, req, res, url);
+  } catch (err) {
+    if (!databaseUnavailable(err) || res.headersSent) throw err;
+    const videoId = url.pathname.slice(UPLOAD_PATH_PREFIX.length);
+    log.warn("upload refused: the database is unavailable", { videoId, err: (err as Error).message });
+    // What storage kept stays: the client resumes from what a status query then reports.
+    reply(
+      res,
+      503,
+      { error: "The server's database is unavailable, so this request was not recorded; try again later" },
+      { "retry-after": DATABASE_RETRY_AFTER_SECONDS },
+    );
+  }
+}
+
+async function takeUpload(deps: UploadDeps, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
   res.setHeader("access-control-allow-origin", "*");
   res.setHeader("access-control-allow-methods", "PUT, OPTIONS");
   res.setHeader("access-control-allow-headers", "content-type, content-range");

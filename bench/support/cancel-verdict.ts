@@ -1,0 +1,18 @@
+/** A job of a video as `npm run chaos` reads it back. */
+export interface JobOutcome {
+  id: string;
+  kind: string;
+  status: string;
+}
+
+/**
+ * Whether a cancel was overruled: a job unfinished when it was sent went on to succeed with the
+ * video's whole encode. A split transcode's parts are not that (docs/chunked-transcoding.md): its
+ * first run (the TRANSCODE job that has TRANSCODE_CHUNK children) and its chunks each encode a part,
+ * so one of them succeeding just before the cancel landed leaves the video to be canceled.
+ */
+export function cancelOverruled(jobs: readonly JobOutcome[], unfinishedAtCancel: readonly string[]): boolean {
+  const split = jobs.some((j) => j.kind === "TRANSCODE_CHUNK");
+  const endsTheVideo = (j: JobOutcome) => j.kind !== "TRANSCODE_CHUNK" && !(split && j.kind === "TRANSCODE");
+  return jobs.some((j) => unfinishedAtCancel.includes(j.id) && j.status === "SUCCEEDED" && endsTheVideo(j));
+}

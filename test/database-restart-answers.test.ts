@@ -1,0 +1,120 @@
+import { chmod, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startEmbeddedPostgres, type EmbeddedDatabase } from "../src/db/embedded.ts";
+import { ANALYTICS_PATHS } from "../src/shared/analytics-beacons.ts";
+import { gqlAt } from "./support/app.ts";
+import { startApiProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
+
+const CREATE_UPLOAD =
+  `mutation($title: String!) { createUpload(input: { title: $title }) { ... on ` +
+  `CreateUploadSuccess { uploadUrl video { id } } } }`;
+/** Each batch reports this much watch time: well within a view's bound at one batch every 25 ms. */
+const WATCHED_MS = 10;
+const VIEWS = 4;
+
+/**
+ * What the API answers while its database restarts (a real restart of an embedded Postgres of this
+ * test's own, under a real API process) must match what it stored: a beacon batch answered `202`
+ * counted is in the database afterwards, and an upload `PUT` that cannot be recorded is a `503`
+ * with `Retry-After`, not a `500`.
+ */
+describe("answers during a Postgres restart match what was stored", () => {
+  let root: string;
+  let postgres: EmbeddedDatabase;
+  let port: number;
+  let api: ServiceProcess & { url: string };
+
+  beforeAll(async () => {
+    root = await mkdtemp(path.join(tmpdir(), "videograph-restart-answers-"));
+    // As root, Postgres runs as the "postgres" user, which must reach its data dir.
+    await chmod(root, 0o755);
+    postgres = await startEmbeddedPostgres(path.join(root, "db"));
+    port = Number(new URL(postgres.url).port);
+    api = await startApiProcess("api", {
+      DATABASE_URL: postgres.url,
+      DATA_DIR: path.join(root, "data"),
+      SIGNING_SECRET: "a-shared-secret-for-the-restart-answers-0",
+      ANALYTICS_BATCHES_PER_VIEW_PER_MINUTE: "100000",
+      ANALYTICS_REQUESTS_PER_CLIENT_PER_MINUTE: "100000",
+    });
+  }, 120_000);
+  afterAll(async () => {
+    await stopAllProcesses();
+    await postgres?.stop();
+    if (root) await rm(root, { recursive: true, force: true });
+  });
+
+  const post = (pathname: string, body: unknown) =>
+    fetch(`${api.url}${pathname}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+
+  it(`every beacon batch answered 202 counted is counted, and an upload PUT gets 503 with Retry-After`, async () => {
+    const { uploadUrl, video } = (await gqlAt(api.url, CREATE_UPLOAD, { title: "restart" })).createUpload;
+    const views: Array<{ viewId: string; viewToken: string; seq: number }> = [];
+    for (let i = 0; i < VIEWS; i++) {
+      const res = await post(ANALYTICS_PATHS.views, { v: 1, videoId: video.id });
+      expect(res.status).toBe(201);
+      views.push({ ...((await res.json()) as { viewId: string; viewToken: string }), seq: 0 });
+    }
+
+    const answers: Array<{ status: number; counted: boolean }> = [];
+    let sending = true;
+    const senders = views.map(async (view) => {
+      while (sending) {
+        const batch = {
+          v: 1,
+          videoId: video.id,
+          viewToken: view.viewToken,
+          seq: view.seq++,
+          events: [{ type: "watch", at: 1000, height: 180, watchedMs: WATCHED_MS }],
+        };
+        const res = await post(ANALYTICS_PATHS.beacons, batch).catch(() => null);
+        if (res) {
+          const body = (await res.json().catch(() => ({}))) as { counted?: boolean };
+          answers.push({ status: res.status, counted: res.status === 202 && body.counted === true });
+        }
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    });
+
+    await new Promise((r) => setTimeout(r, 1000));
+    await postgres.stop();
+    await new Promise((r) => setTimeout(r, 500));
+    const put = await fetch(`${api.url}${uploadUrl}`, { method: "PUT", body: Buffer.alloc(1024) });
+    await new Promise((r) => setTimeout(r, 2500));
+    postgres = await startEmbeddedPostgres(path.join(root, "db"), port);
+    const answeredBefore = answers.length;
+    // Until batches are counted again, and a little after.
+    await expect
+      .poll(() => answers.slice(answeredBefore).some((a) => a.counted), { timeout: 20_000, interval: 200 })
+      .toBe(true);
+    await new Promise((r) => setTimeout(r, 1000));
+    sending = false;
+    await Promise.all(senders);
+    // Anything still pending is written within the buffer's 250 ms.
+    await new Promise((r) => setTimeout(r, 1000));
+
+    expect(put.status).toBe(503);
+    expect(put.headers.get("retry-after")).toBeTruthy();
+    const client = new pg.Client({ connectionString: postgres.url });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ watchMs: string }>(
+        `SELECT COALESCE(sum("watchMs"), 0) AS "watchMs" FROM "AnalyticsView" WHERE "videoId" = $1`,
+        [video.id],
+      );
+      const counted = answers.filter((a) => a.counted).length;
+      expect(Number(rows[0]!.watchMs)).toBe(counted * WATCHED_MS);
+    } finally {
+      await client.end();
+    }
+    // The premise: the restart reached the beacons (they could not be written meanwhile).
+    expect(answers.filter((a) => a.status === 503).length).toBeGreaterThan(0);
+  }, 120_000);
+});
