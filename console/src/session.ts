@@ -20,7 +20,7 @@ export function saveCredential(secret: string): void {
  * prints (`export VIDEOGRAPH_KEY=vg_…`, with or without `export` and quotes). String steps, no
  * regular expression: the text is whatever was pasted.
  */
-export function credentialFromPaste(text: string): string {
+function credentialFromPaste(text: string): string {
   let value = text.trim();
   const startsWith = (prefix: string) => value.slice(0, prefix.length).toLowerCase() === prefix.toLowerCase();
   const drop = (prefix: string) => {
