@@ -7,7 +7,7 @@ parseCommandLine(
 Runs a render worker: it takes jobs for WORKER_CAPABILITIES from TRANSPORT (postgres: needs
 DATABASE_URL; pubsub: GOOGLE_CLOUD_PROJECT) and writes media to STORAGE. Configured only by
 environment variables (and a .env file): .env.template documents each one. SIGTERM hands back
-what is running after SHUTDOWN_GRACE_SECONDS.`,
+what is running after SHUTDOWN_GRACE_SECONDS; a second signal hands it back at once.`,
   {},
 );
 // The worker's modules are imported once the command line is read: --help needs none of them.
@@ -31,7 +31,7 @@ const [
   import("./worker.ts"),
 ]);
 const env = loadConfigOrExit(loadWorkerEnv);
-/** How long a worker whose API is gone spends stopping before it exits anyway. */
+/** How long a worker whose API is gone, or told twice to stop, spends handing jobs back before it exits anyway. */
 const PARENT_GONE_EXIT_MS = 3000;
 const tracing = await startTracing("videograph-worker");
 
@@ -83,10 +83,23 @@ const ops: OpsServer | null =
       });
 
 let stopping = false;
+let handingBack = false;
 function shutdown(reason: string, graceSeconds = env.SHUTDOWN_GRACE_SECONDS): void {
   if (stopping) {
-    log.warn("second signal: exiting now");
-    process.exit(1);
+    // A second signal hands the jobs back at once (they resume on another worker, or this one
+    // restarted) instead of waiting out the grace; a third, or a hand-back that hangs, exits.
+    if (handingBack) {
+      log.warn("third signal: exiting now");
+      process.exit(1);
+    }
+    handingBack = true;
+    log.warn(`${reason}: handing the jobs in flight back now`);
+    worker.handBackNow();
+    setTimeout(() => {
+      log.warn("jobs not handed back in time: exiting now");
+      process.exit(1);
+    }, PARENT_GONE_EXIT_MS).unref();
+    return;
   }
   stopping = true;
   log.info(`${reason}: shutting down`, { graceSeconds });
@@ -112,6 +125,7 @@ process.on("disconnect", () => {
     process.exit(1);
   }, PARENT_GONE_EXIT_MS).unref();
   if (!stopping) shutdown("API process gone", 0);
+  else worker.handBackNow();
 });
 
 worker.start().catch((err) => {

@@ -6,23 +6,25 @@ import type { WorkDirs } from "./work-dirs.ts";
 
 /**
  * Stops the worker in a fixed, logged order: no new jobs; the runs in flight get `graceSeconds`
- * to finish, then are aborted and handed back; a last heartbeat; the transport closed; the
- * worker's temp root removed.
+ * to finish (or until `handBackNow` resolves: a second signal), then are aborted and handed back;
+ * a last heartbeat; the transport closed; the worker's temp root removed.
  */
 export async function shutDownInOrder(
   parts: { transport: WorkerTransport; runs: RunTable; heartbeats: Heartbeats; workDirs: WorkDirs | undefined },
   graceSeconds: number,
+  handBackNow: Promise<void> = new Promise(() => {}),
 ): Promise<void> {
   const { transport, runs, heartbeats, workDirs } = parts;
   log.info("shutdown: no new jobs", { inFlight: runs.size });
   await transport.stopConsuming();
   const allDone = Promise.all(runs.all().map((r) => r.done));
-  const timedOut = await Promise.race([
-    allDone.then(() => false),
-    new Promise<boolean>((r) => setTimeout(() => r(true), graceSeconds * 1000).unref()),
+  const cutShort = await Promise.race([
+    allDone.then(() => null),
+    new Promise<string>((r) => setTimeout(() => r("grace period over"), graceSeconds * 1000).unref()),
+    handBackNow.then(() => "asked to stop now"),
   ]);
-  if (timedOut) {
-    log.warn("shutdown: grace period over, handing jobs back", { jobs: runs.all().map((r) => r.jobId) });
+  if (cutShort !== null) {
+    log.warn(`shutdown: ${cutShort}, handing jobs back`, { jobs: runs.all().map((r) => r.jobId) });
     for (const run of runs.all()) run.controller.abort(new Error("worker shutting down"));
     await allDone;
   }

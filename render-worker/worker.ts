@@ -54,6 +54,8 @@ export interface Worker {
    * then are aborted and handed back to the transport for another worker.
    */
   shutdown(graceSeconds: number): Promise<void>;
+  /** Ends a shutdown's grace now: the jobs still in flight are aborted and handed back at once. */
+  handBackNow(): void;
 }
 
 /**
@@ -63,6 +65,10 @@ export interface Worker {
 export function createWorker(options: WorkerOptions): Worker {
   const { transport, workerId } = options;
   let shuttingDown = false;
+  let askHandBack = () => {};
+  const handBackAsked = new Promise<void>((resolve) => {
+    askHandBack = resolve;
+  });
   /** Set once the capabilities are probed and the worker consumes its queues. */
   let taking = false;
   let workDirs: WorkDirs | undefined;
@@ -137,8 +143,9 @@ export function createWorker(options: WorkerOptions): Worker {
     },
     async shutdown(graceSeconds) {
       shuttingDown = true;
-      await shutDownInOrder({ transport, runs, heartbeats, workDirs }, graceSeconds);
+      await shutDownInOrder({ transport, runs, heartbeats, workDirs }, graceSeconds, handBackAsked);
     },
+    handBackNow: () => askHandBack(),
   };
 }
 

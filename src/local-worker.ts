@@ -12,7 +12,10 @@ export interface LocalWorker {
    * it is still testing, is known to the API), false after `timeoutMs` without one.
    */
   reported(db: Pick<Db, "worker">, timeoutMs: number): Promise<boolean>;
+  /** Stops it: its jobs in flight get `graceSeconds` to finish, then are handed back. */
   stop(): Promise<void>;
+  /** During `stop()`: its jobs in flight are handed back now (its second signal), to resume on the next start. */
+  handBackNow(): void;
 }
 
 /**
@@ -22,7 +25,8 @@ export interface LocalWorker {
  * (`workerEnvNames`): it parses tenant media, so the API's secrets stay out of its reach.
  *
  * It runs in its own process group, so a terminal's Ctrl-C reaches only the API, which then
- * stops it once (a second signal would force it). The IPC channel tells it when the API is gone.
+ * stops it once, and hands its jobs back at once on a second Ctrl-C (`handBackNow`). The IPC
+ * channel tells it when the API is gone.
  */
 export function startLocalWorker(options: {
   databaseUrl: string;
@@ -88,6 +92,10 @@ export function startLocalWorker(options: {
       const timer = setTimeout(() => c.kill("SIGKILL"), (options.graceSeconds + 10) * 1000);
       await exited;
       clearTimeout(timer);
+    },
+    handBackNow() {
+      const c = child;
+      if (stopping && c && c.exitCode === null) c.kill("SIGTERM");
     },
   };
 }

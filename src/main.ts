@@ -66,14 +66,35 @@ const app = await createApp(env, databaseUrl);
 let worker: LocalWorker | null = null;
 let starting: Promise<unknown> = Promise.resolve();
 let stopping = false;
+let hurried = false;
+/** After a second signal, how long the rest of the shutdown may take before the process exits anyway. */
+const HURRIED_EXIT_MS = 10_000;
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   process.on(signal, async () => {
     if (stopping) {
-      log.warn("second signal: exiting now");
-      process.exit(1);
+      // The second: the local worker hands its jobs back now instead of waiting out its grace,
+      // and the ordered shutdown goes on. A third, or a shutdown that still hangs, exits.
+      if (hurried || !worker) {
+        log.warn("another signal: exiting now");
+        process.exit(1);
+      }
+      hurried = true;
+      log.warn(`${signal} again: the local worker hands its jobs back now; they resume on the next start`);
+      worker.handBackNow();
+      setTimeout(() => {
+        log.warn("shutdown still not done: exiting now");
+        process.exit(1);
+      }, HURRIED_EXIT_MS).unref();
+      return;
     }
     stopping = true;
     log.info(`${signal}: shutting down`);
+    if (worker)
+      log.info(
+        `stopping: the local worker finishes its jobs in flight, or hands them back after ` +
+          `SHUTDOWN_GRACE_SECONDS (${env.SHUTDOWN_GRACE_SECONDS} s); ${signal === "SIGINT" ? "Ctrl-C" : signal} again ` +
+          "hands them back now, and they resume on the next start",
+      );
     try {
       // A signal during the start stops what started once the start has settled, in the same order.
       await starting.catch(() => {});

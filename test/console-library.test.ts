@@ -5,7 +5,7 @@ import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { TEST_ADMIN_KEY } from "./support/auth.ts";
-import { buildConsole, launchChromium } from "./support/console.ts";
+import { buildConsole, launchChromium, screenshotsDir } from "./support/console.ts";
 import { createUpload } from "./support/uploads.ts";
 
 const PHONE = { width: 390, height: 844 };
@@ -325,6 +325,61 @@ describe("the console's library and its pages at a phone's width, in Chromium", 
       }
       await target.context().close();
       expect(found).toEqual([]);
+    },
+  );
+
+  it("signs in with the line npm start prints (export VIDEOGRAPH_KEY=vg_…), quoted or not", async () => {
+    for (const pasted of [`export VIDEOGRAPH_KEY=${TEST_ADMIN_KEY}`, ` VIDEOGRAPH_KEY="${TEST_ADMIN_KEY}" `]) {
+      const target = await (await browser.newContext()).newPage();
+      await target.goto(`${t.url}/`);
+      await target.getByLabel("API key or viewer JWT").fill(pasted);
+      await target.getByRole("button", { name: "Sign in" }).click();
+      await target.getByRole("heading", { name: "Videos" }).waitFor();
+      expect(await target.evaluate(() => sessionStorage.getItem("videograph.authorization"))).toBe(
+        `Bearer ${TEST_ADMIN_KEY}`,
+      );
+      await target.context().close();
+    }
+  });
+
+  it.each([{ width: 1440, height: 900 }, PHONE])(
+    "the keys page shows every key's Rotate and Revoke in sight, not scrolled off, at $width px",
+    async (viewport) => {
+      const name = `${viewport.width} ${"n".repeat(95)}`;
+      const made = await t.gql(`mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { __typename } }`, {
+        input: { name, scopes: ["VIDEOS_READ", "VIDEOS_WRITE", "JOBS_ADMIN", "WEBHOOKS_ADMIN"], expiresInDays: 30 },
+      });
+      expect(made.data.createApiKey.__typename).toBe("CreateApiKeySuccess");
+      const target = await signedIn(viewport);
+      await target.goto(`${t.url}/keys`);
+      const row = target.getByRole("row").filter({ hasText: name });
+      await row.getByRole("button", { name: `Revoke ${name}` }).waitFor();
+      expect(
+        await target.evaluate(() => ({
+          page: document.documentElement.scrollWidth,
+          table: [...document.querySelectorAll("table")].map((t) => t.scrollWidth - t.clientWidth),
+        })),
+      ).toEqual({ page: viewport.width, table: [0] });
+      for (const button of await target.locator("table button").all()) {
+        // Within the screen's width, and the topmost element at its centre once scrolled to (nothing covers it).
+        await button.evaluate((b) => b.scrollIntoView({ block: "center" }));
+        const box = (await button.boundingBox())!;
+        expect(box.x, String(await button.getAttribute("aria-label"))).toBeGreaterThanOrEqual(0);
+        expect(box.x + box.width, String(await button.getAttribute("aria-label"))).toBeLessThanOrEqual(viewport.width);
+        expect(
+          await button.evaluate((b) => {
+            const r = b.getBoundingClientRect();
+            return b.contains(document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2));
+          }),
+        ).toBe(true);
+      }
+      await target.screenshot({ path: `${await screenshotsDir()}/keys-${viewport.width}.png`, fullPage: true });
+      // It works where it is: a trial click (no scrolling by Playwright), then a real one.
+      const revoke = row.getByRole("button", { name: `Revoke ${name}` });
+      await revoke.click({ trial: true });
+      await revoke.click();
+      await row.getByRole("cell", { name: "revoked" }).waitFor();
+      await target.context().close();
     },
   );
 

@@ -15,6 +15,7 @@ import {
   documentedFiles,
   fencedBlocks,
   fixedAddresses,
+  fixedDates,
   GRAPHQL_LANGS,
   NOT_EXAMPLE_LANGS,
   SHELL_LANGS,
@@ -36,6 +37,8 @@ const examples = blocks.filter(
 // Root fields that end or remove a video: the test gives them a video of their own, not the tour's.
 const DESTRUCTIVE = new Set(["cancelVideo", "deleteVideo", "cancelJob"]);
 
+const DAY_MS = 86_400_000;
+
 const name = (b: DocBlock) => `${b.file}:${b.line} (${b.lang})`;
 
 describe("the documentation's fenced blocks", () => {
@@ -56,6 +59,11 @@ describe("the documentation's fenced blocks", () => {
   it("examples address the service as $API, never a fixed localhost port", () => {
     const code = blocks.filter((b) => GRAPHQL_LANGS.has(b.lang) || SHELL_LANGS.has(b.lang) || TS_LANGS.has(b.lang));
     expect(code.flatMap((b) => fixedAddresses(b.code).map((l) => `${name(b)}: ${l}`))).toEqual([]);
+  });
+
+  it("examples carry no fixed date: one in the past answers nothing from the reader's own days", () => {
+    const code = blocks.filter((b) => GRAPHQL_LANGS.has(b.lang) || SHELL_LANGS.has(b.lang) || TS_LANGS.has(b.lang));
+    expect(code.flatMap((b) => fixedDates(b.code).map((l) => `${name(b)}: ${l}`))).toEqual([]);
   });
 
   it("the README's tour comes first and makes the video the other examples use", () => {
@@ -218,6 +226,9 @@ describe("every documented example runs against a started service", () => {
       const { data } = await t.gql(`{ assets { id } }`);
       return data.assets[0]?.id;
     }
+    // Instants are the reader's: the last 30 days up to now, as the blocks suggest, never a fixed date.
+    if (variable === "from" || variable === "since") return new Date(Date.now() - 30 * DAY_MS).toISOString();
+    if (variable === "to") return new Date().toISOString();
     if (variable === "liveStreamId") {
       const { data } = await t.gql(`{ liveStreams { id } }`);
       return data.liveStreams[0]?.id;
@@ -257,20 +268,47 @@ describe("every documented example runs against a started service", () => {
     }
   }
 
-  /** A TypeScript block is a webhook receiver: run it, then send it a signed delivery and a forged one. */
+  /**
+   * A TypeScript block is a webhook receiver: run it as the API guide says, with `node` on Node 24 and
+   * with `npx -y node@24` under the system's Node (Debian's 20 runs no `.ts`), then send it a signed
+   * delivery and a forged one.
+   */
   async function runReceiver(block: DocBlock) {
     const file = path.join(dir, `example-${block.line}.ts`);
     await writeFile(file, block.code);
+    await answersAsDocumented(process.execPath, [file], process.env.PATH ?? "");
+    // The Node outside node_modules/.bin (npm puts the project's Node 24 first), as a CMS's shell has it.
+    const systemPath = (process.env.PATH ?? "")
+      .split(path.delimiter)
+      .filter((d) => !d.includes("node_modules"))
+      .join(path.delimiter);
+    const guide = await readFile(path.join(ROOT, block.file), "utf8");
+    expect(guide, "the guide says how to run it on Node 20").toContain("npx -y node@24 receiver.ts");
+    const npx = programOnPath("npx", systemPath);
+    if (!npx) throw new Error("npx is not on the PATH");
+    // Offline: npm takes node@24 from the checkout (the scratch dir's node_modules) or its cache, never the network.
+    await answersAsDocumented(npx, ["-y", "node@24", file], systemPath, { npm_config_offline: "true" });
+  }
+
+  async function answersAsDocumented(
+    program: string,
+    args: string[],
+    PATH: string,
+    extraEnv: Record<string, string> = {},
+  ): Promise<void> {
     const port = await freePort();
     const secret = "whsec_docs_example";
-    const child = spawn(process.execPath, [file], {
+    // Its own process group: npx's Node child ends with it.
+    const child = spawn(program, args, {
       cwd: dir,
-      env: { ...process.env, PORT: String(port), VIDEOGRAPH_WEBHOOK_SECRET: secret },
+      env: { ...process.env, PATH, PORT: String(port), VIDEOGRAPH_WEBHOOK_SECRET: secret, ...extraEnv },
       stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
     });
     let output = "";
     child.stdout.on("data", (c) => (output += c));
     child.stderr.on("data", (c) => (output += c));
+    const how = `${path.basename(program)} ${args.slice(0, -1).join(" ")}`;
     try {
       const body = JSON.stringify({
         id: "evt_docs",
@@ -289,15 +327,15 @@ describe("every documented example runs against a started service", () => {
       while (status === 0) {
         status = await send(signWebhook(secret, body)).catch(() => 0);
         if (status === 0) {
-          expect(child.exitCode, `the receiver exited:\n${output}`).toBeNull();
-          expect(Date.now() < deadline, `the receiver did not listen on PORT:\n${output}`).toBe(true);
+          expect(child.exitCode, `the receiver (${how}) exited:\n${output}`).toBeNull();
+          expect(Date.now() < deadline, `the receiver (${how}) did not listen on PORT:\n${output}`).toBe(true);
           await new Promise((r) => setTimeout(r, 200));
         }
       }
       expect(status, output).toBe(200);
       expect(await send(signWebhook("another secret", body)), output).toBe(400);
     } finally {
-      child.kill();
+      killGroup(child.pid);
     }
   }
 });

@@ -98,6 +98,79 @@ left running`, async () => {
     expect(alivePids(descendants)).toEqual([]);
   });
 
+  it(`a Ctrl-C mid-encode says what it waits for; a second Ctrl-C hands the job back at once, everything stops, and \
+the job resumes on the next start`, async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), "videograph-start-"));
+    dirs.push(dataDir);
+    await chmod(dataDir, 0o755);
+    const env = { DATA_DIR: dataDir, DATABASE_URL: undefined, LOCAL_WORKER: "true" };
+    const api = await startApiProcess("api-ctrl-c-twice", env, { ownProcessGroup: true });
+    await api.waitForLog('"message":"worker ready"', 30_000);
+    const clip = await makeClip({ width: 640, height: 360, seconds: 30, audio: true });
+    const { uploadUrl, video } = (
+      await gqlAt(
+        api.url,
+        `mutation { createUpload(input: { title: "busy" }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`,
+      )
+    ).createUpload;
+    expect((await fetch(`${api.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
+    const ffmpegRunning = () =>
+      listProcesses().some((p) => p.command === "ffmpeg" && descendantPids(api.child.pid!).includes(p.pid));
+    const encoding = async () =>
+      (await readdir(path.join(dataDir, "videos"), { recursive: true }).catch(() => [])).some((f) =>
+        /seg_\d+\.(ts|m4s)$/.test(String(f)),
+      ) && ffmpegRunning();
+    for (let i = 0; i < 300 && !(await encoding()); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(ffmpegRunning()).toBe(true);
+    const descendants = descendantPids(api.child.pid!);
+    const exited = new Promise<number | null>((resolve) => api.child.once("exit", (code) => resolve(code)));
+
+    // The first Ctrl-C: the worker's grace (30 s) would run; the terminal is told so, and what a second one does.
+    process.kill(-api.child.pid!, "SIGINT");
+    await api.waitForLog(
+      /"message":"stopping: the local worker finishes its jobs in flight[^"]*Ctrl-C again hands them back now/,
+    );
+    await api.waitForLog(/"component":"worker"[^\n]*"message":"SIGTERM: shutting down"/);
+    expect(ffmpegRunning()).toBe(true);
+    const secondAt = Date.now();
+    process.kill(-api.child.pid!, "SIGINT");
+    expect(await exited).toBe(0);
+    for (let i = 0; i < 100 && alivePids(descendants).length; i++) await new Promise((r) => setTimeout(r, 100));
+    const stoppedAt = new Date();
+    expect(alivePids(descendants)).toEqual([]);
+    // Well inside the 30 s grace the first Ctrl-C would have waited.
+    expect(Date.now() - secondAt).toBeLessThan(15_000);
+    const log = api.log();
+    expect(log).toContain(
+      '"message":"SIGINT again: the local worker hands its jobs back now; they resume on the next start"',
+    );
+    expect(log).toContain('"message":"shutdown: asked to stop now, handing jobs back"');
+    expect(log).toContain('"message":"embedded Postgres stopped"');
+    expect(log).not.toMatch(/"severity":"ERROR"/);
+
+    // The next start: the job was handed back before the stop (its run ended then, not when this start
+    // found it stalled), and a new run takes it on (resuming from what the first published, if it got that far).
+    const again = await startApiProcess("api-after-ctrl-c-twice", env);
+    const runsOf = async () =>
+      (
+        await gqlAt(
+          again.url,
+          `query($id: ID!) { video(id: $id) { status jobs { edges { node { kind runs { status finishedAt } } } } } }`,
+          { id: video.id },
+        )
+      ).video;
+    let state = await runsOf();
+    for (let i = 0; i < 1200 && state.status !== "READY"; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      state = await runsOf();
+    }
+    expect(state.status).toBe("READY");
+    const runs = state.jobs.edges.find((e: { node: { kind: string } }) => e.node.kind === "TRANSCODE").node.runs;
+    expect(runs.map((r: { status: string }) => r.status)).toEqual(["ABANDONED", "SUCCEEDED"]);
+    expect(new Date(runs[0].finishedAt).getTime()).toBeLessThanOrEqual(stoppedAt.getTime());
+    await again.stop("SIGTERM");
+  });
+
   it("when the API process is killed outright mid-encode, its worker, ffmpeg and embedded Postgres stop within \
 seconds", async () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), "videograph-start-"));

@@ -10,10 +10,28 @@ export function credential(): string | null {
   return sessionStorage.getItem(CREDENTIAL_KEY);
 }
 
-/** An API key (`vg_…`) or a JWT, with or without `Bearer `. */
+/** An API key (`vg_…`) or a JWT, as pasted: see `credentialFromPaste`. */
 export function saveCredential(secret: string): void {
-  const value = secret.trim().replace(/^Bearer\s+/i, "");
-  sessionStorage.setItem(CREDENTIAL_KEY, `Bearer ${value}`);
+  sessionStorage.setItem(CREDENTIAL_KEY, `Bearer ${credentialFromPaste(secret)}`);
+}
+
+/**
+ * The key or JWT in what a person pastes: the bare secret, `Bearer …`, or the line `npm start`
+ * prints (`export VIDEOGRAPH_KEY=vg_…`, with or without `export` and quotes). String steps, no
+ * regular expression: the text is whatever was pasted.
+ */
+function credentialFromPaste(text: string): string {
+  let value = text.trim();
+  const startsWith = (prefix: string) => value.slice(0, prefix.length).toLowerCase() === prefix.toLowerCase();
+  const drop = (prefix: string) => {
+    if (startsWith(prefix)) value = value.slice(prefix.length).trimStart();
+  };
+  drop("export ");
+  drop("VIDEOGRAPH_KEY=");
+  const quote = value[0];
+  if ((quote === '"' || quote === "'") && value.length > 1 && value.endsWith(quote)) value = value.slice(1, -1).trim();
+  drop("Bearer ");
+  return value;
 }
 
 export function forgetCredential(): void {

@@ -86,7 +86,7 @@ export async function renderManim(job: RenderManimJobMessage, ctx: JobContext): 
       });
       completed = result.exitCode === 0 && result.limit === null;
     } finally {
-      parser.end({ completed });
+      parser.end({ completed, animationCount });
       await progress.stop();
     }
     if (signal.aborted) throw abortError(signal);

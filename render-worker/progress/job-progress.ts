@@ -2,7 +2,7 @@ import type { JobEventBody, LiveRenditionHealth } from "../../src/protocol/messa
 import { roundedEncoderFigures } from "../../src/shared/encoder-figures.ts";
 import type { JobContext } from "../handlers/types.ts";
 import { log } from "../log.ts";
-import type { ManimProgress } from "../manim/progress-bars.ts";
+import type { AnimationStart, ManimProgress } from "../manim/progress-bars.ts";
 import type { EncoderStatus } from "../media/encode-ladder.ts";
 
 /**
@@ -31,22 +31,29 @@ export interface ProgressReport {
 function sampleProgress(
   ctx: ProgressChannel,
   sample: () => JobEventBody | null,
+  /** Events that must each be sent before the sample (a step's start and end), in order. */
+  milestones: () => JobEventBody[] = () => [],
 ): { stop(options?: { final?: boolean }): Promise<void> } {
   let inFlight: Promise<void> | null = null;
   let lastSent = "";
+  const send = async (bodies: JobEventBody[]) => {
+    for (const body of bodies) {
+      await ctx.emit(body).catch((err: unknown) => log.warn("progress event not sent", { err }));
+    }
+  };
   const tick = () => {
     if (inFlight) return;
+    const bodies = milestones();
     const body = sample();
-    if (body === null) return;
-    const serialized = JSON.stringify(body);
-    if (serialized === lastSent) return;
-    lastSent = serialized;
-    inFlight = ctx
-      .emit(body)
-      .catch((err: unknown) => log.warn("progress event not sent", { err }))
-      .finally(() => {
-        inFlight = null;
-      });
+    if (body !== null) {
+      const serialized = JSON.stringify(body);
+      if (serialized !== lastSent || bodies.length > 0) bodies.push(body);
+      lastSent = serialized;
+    }
+    if (bodies.length === 0) return;
+    inFlight = send(bodies).finally(() => {
+      inFlight = null;
+    });
   };
   const timer = setInterval(tick, ctx.progressIntervalMs);
   return {
@@ -219,25 +226,44 @@ export function reportLiveProgress(ctx: ProgressChannel, facts: LiveFacts): Prog
   return { stop: () => sampler.stop() };
 }
 
-/** Sends Manim's progress bars as `step.progress`, one step per animation. */
+/**
+ * Sends Manim's progress bars as `step.progress`, one step per animation: every animation's start
+ * (percent 0) and end (100), however fast it was, then the bar as it stands at each sample.
+ */
 export function reportManimProgress(
   ctx: ProgressChannel,
-  bars: { snapshot(): ManimProgress },
+  bars: { snapshot(): ManimProgress; takeStarts(): AnimationStart[] },
   animationCount: number | null,
 ): ProgressReport {
-  const sampler = sampleProgress(ctx, (): StepProgressBody | null => {
-    const p = bars.snapshot();
-    if (p.animationIndex === null) return null;
-    return {
-      type: "step.progress",
-      index: p.animationIndex,
-      count: animationCount,
-      percent: p.percent,
-      description: p.description,
-      renderedCount: p.renderedCount,
-      cachedCount: p.cachedCount,
-    };
+  // The animation whose start was sent last: its end is sent when the next one starts.
+  let current: AnimationStart | null = null;
+  const step = (p: ManimProgress, index: number, percent: number, description: string | null): StepProgressBody => ({
+    type: "step.progress",
+    index,
+    count: animationCount,
+    percent,
+    description,
+    renderedCount: p.renderedCount,
+    cachedCount: p.cachedCount,
   });
+  const sampler = sampleProgress(
+    ctx,
+    (): StepProgressBody | null => {
+      const p = bars.snapshot();
+      if (p.animationIndex === null) return null;
+      return step(p, p.animationIndex, p.percent, p.description);
+    },
+    () => {
+      const p = bars.snapshot();
+      const bodies: StepProgressBody[] = [];
+      for (const next of bars.takeStarts()) {
+        if (current !== null) bodies.push(step(p, current.index, 100, current.description));
+        bodies.push(step(p, next.index, 0, next.description));
+        current = next;
+      }
+      return bodies;
+    },
+  );
   return { stop: () => sampler.stop({ final: true }) };
 }
 

@@ -11,8 +11,8 @@ export const MEDIA_TOOL_PATH_ENV = {
 export type MediaTool = keyof typeof MEDIA_TOOL_PATH_ENV;
 
 /** The file of `program` in the first directory of PATH (default `/usr/bin:/bin`) that has it, or null. */
-export function programOnPath(program: string): string | null {
-  for (const dir of (process.env.PATH ?? "/usr/bin:/bin").split(path.delimiter)) {
+export function programOnPath(program: string, searchPath = process.env.PATH ?? "/usr/bin:/bin"): string | null {
+  for (const dir of searchPath.split(path.delimiter)) {
     if (!dir) continue;
     const candidate = path.join(dir, program);
     try {

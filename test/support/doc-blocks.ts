@@ -66,6 +66,11 @@ export function callsTheService(code: string): boolean {
  * Lines of a shell or GraphQL block that name the service by a fixed address instead of `$API`, outside `#`
  * comments (the line that sets `$API` aside).
  */
+/** Lines of an example that write a calendar date (`2026-11-01`): the reader's today moves on, the example's would not. */
+export function fixedDates(code: string): string[] {
+  return code.split("\n").filter((line) => /(^|\D)\d{4}-\d{2}-\d{2}/.test(line));
+}
+
 export function fixedAddresses(code: string): string[] {
   return code.split("\n").filter((line) => {
     const comment = line.search(/(^|\s)#/);

@@ -68,6 +68,7 @@ function manimJob(
 
 interface RenderOptions {
   limits?: Partial<SandboxLimits>;
+  progressIntervalMs?: number;
   controller?: AbortController;
   onEvent?: (e: JobEventBody) => void;
 }
@@ -91,7 +92,7 @@ async function render(
       emit,
       signal,
       workDir,
-      progressIntervalMs: 20,
+      progressIntervalMs: opts.progressIntervalMs ?? 20,
       manim: { bin, limits: opts.limits },
     });
     return { events, workDir };
@@ -138,6 +139,27 @@ describe("Manim progress lines", () => {
   });
 });
 
+describe("Manim progress lines", () => {
+  it("an animation that printed no bar (a wait on a still frame) is started all the same; an index far ahead \
+(the scene prints what it likes) fills at most the pending list", () => {
+    const parser = createManimProgressParser();
+    parser.write("stderr", "\rAnimation 0: Create(Square):   0%|          | 0/3\r");
+    parser.write("stderr", "\rAnimation 2: FadeOut(Square):  50%|#####     | 2/3\r");
+    expect(parser.takeStarts()).toEqual([
+      { index: 0, description: "Create(Square)" },
+      { index: 1, description: null },
+      { index: 2, description: "FadeOut(Square)" },
+    ]);
+    parser.end({ completed: true, animationCount: 4 });
+    expect(parser.takeStarts()).toEqual([{ index: 3, description: null }]);
+    expect(parser.snapshot()).toMatchObject({ animationIndex: 3, percent: 100 });
+
+    const hostile = createManimProgressParser();
+    hostile.write("stdout", "Animation 999999999: x:  5%|\n");
+    expect(hostile.takeStarts()).toHaveLength(1000);
+  });
+});
+
 describe("render_manim with real Manim, in the sandbox", () => {
   it(`renders shapes, Text, a Transform and MathTex, uploads the MP4, and reports progress per animation from \
 Manim's own bars`, async () => {
@@ -167,6 +189,37 @@ Manim's own bars`, async () => {
     expect(progress.find((p) => p.index === 0)?.description).toMatch(/^Create\(Square\), etc\./);
     expect(progress.find((p) => p.index === 1)?.description).toBe("Transform(Square)");
     expect(progress.at(-1)).toMatchObject({ index: 2, percent: 100, renderedCount: 3, cachedCount: 0 });
+  });
+
+  it(`reports every animation's start and end, in order, however fast: five animations (two still waits, which \
+print no bar) in less time than one sample`, async () => {
+    const five = scene(
+      "        square = Square()\n" +
+        "        self.play(Create(square), run_time=0.1)\n" +
+        "        self.play(square.animate.shift(RIGHT), run_time=0.1)\n" +
+        "        self.wait(0.1)\n" +
+        "        self.play(square.animate.scale(0.5), run_time=0.1)\n" +
+        "        self.wait(0.1)\n",
+    );
+    // One sample for the whole render (the worker's default is 1 s; the render takes seconds here).
+    const { events, error } = await render(manimJob(five), MANIM, { progressIntervalMs: 600_000 });
+    expect(error).toBeUndefined();
+    const progress = events.filter((e): e is Progress => e.type === "step.progress");
+    const steps = progress.map((p) => `${p.index}:${p.percent}`);
+    for (let i = 0; i < 5; i++) {
+      expect(steps, `animation ${i}'s start`).toContain(`${i}:0`);
+      expect(steps, `animation ${i}'s end`).toContain(`${i}:100`);
+    }
+    // In order: the index never goes back, nor the percent within an animation.
+    const order = progress.map((p) => p.index * 1000 + p.percent);
+    expect(order).toEqual([...order].sort((a, b) => a - b));
+    expect(progress.every((p) => p.count === 5)).toBe(true);
+    expect(progress.find((p) => p.index === 0)?.description).toBe("Create(Square)");
+    // A wait on a still frame prints no bar: it is reported all the same, undescribed.
+    expect(progress.filter((p) => p.index === 4).map((p) => [p.percent, p.description])).toEqual([
+      [0, null],
+      [100, null],
+    ]);
   });
 
   it(`re-renders only the edited animation of three: Manim's partial movie files come back \

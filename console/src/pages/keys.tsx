@@ -87,7 +87,7 @@ export function KeysPage() {
       )}
       {keys?.length === 0 && <p>No keys.</p>}
       {keys && keys.length > 0 && (
-        <Table>
+        <Table stacked>
           <caption>Keys of this tenant, newest first</caption>
           <thead>
             <tr>
@@ -105,15 +105,17 @@ export function KeysPage() {
           <tbody>
             {keys.map((key) => (
               <tr key={key.id}>
-                <td>{key.name}</td>
-                <td>
+                <td data-label="Name" class="long">
+                  {key.name}
+                </td>
+                <td data-label="Prefix">
                   <code>{key.prefix}…</code>
                 </td>
-                <td>{key.scopes.map((s) => SCOPE_LABELS[s]).join(", ")}</td>
-                <td>{key.state.toLowerCase()}</td>
-                <td>{key.lastUsedAt ? formatDate(key.lastUsedAt) : "never"}</td>
-                <td>{key.expiresAt ? formatDate(key.expiresAt) : "never"}</td>
-                <td>
+                <td data-label="Scopes">{key.scopes.map((s) => SCOPE_LABELS[s]).join(", ")}</td>
+                <td data-label="State">{key.state.toLowerCase()}</td>
+                <td data-label="Last used">{key.lastUsedAt ? formatDate(key.lastUsedAt) : "never"}</td>
+                <td data-label="Expires">{key.expiresAt ? formatDate(key.expiresAt) : "never"}</td>
+                <td class="row-actions">
                   {key.state === "ACTIVE" && (
                     <>
                       <button

@@ -42,8 +42,9 @@ export function SignInPage(props: { onSignedIn: () => void }) {
           aria-describedby="secret-help"
         />
         <p id="secret-help" class="muted">
-          <code>npm start</code> prints an admin key (<code>export VIDEOGRAPH_KEY=vg_…</code>) on its first start; more
-          with <code>npm run apikey:create</code>. It is kept in this tab only (sessionStorage).
+          <code>npm start</code> prints an admin key (<code>export VIDEOGRAPH_KEY=vg_…</code>) on its first start: paste
+          the key or that whole line. More with <code>npm run apikey:create</code>. It is kept in this tab only
+          (sessionStorage).
         </p>
         {error && (
           <p role="alert" class="error">
