@@ -38,7 +38,7 @@ export function createLifecycle(
 ) {
   const { services, eventTarget, rateLimits, deliverer, uploadExpiry, holds, ingestor, ingests, notifications } = parts;
   const { db, transport, dispatcher, analytics, queueWatch, live } = services;
-  const { addresses } = parts;
+  const { addresses } = parts; // written as each listener binds: the URLs workers and publishers are told
   const { httpServer, webSockets } = http;
   let serving = false;
   let api: Awaited<ReturnType<typeof listenOn>> | null = null;
