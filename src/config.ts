@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { isScope } from "./auth/scopes.ts";
-import { DEFAULT_COST_SETTINGS, DEFAULT_CPU_TABLE, DEFAULT_PRICES, type CostSettings } from "./jobs/cost.ts";
+import { DEFAULT_COST_SETTINGS, DEFAULT_CPU_TABLE, DEFAULT_PRICES } from "./costs/cost-model.ts";
 import { checkSharedEnv, envFlag, listenHost, parseEnv, sharedEnvShape } from "./shared/env.ts";
 import { LOG_FORMATS, LOG_LEVELS } from "./shared/log.ts";
 
@@ -265,13 +265,13 @@ const EnvSchema = z.object({
     .string()
     .regex(/^\/[\w./-]*$/, "a path such as /metrics")
     .default("/metrics"),
-  /** Prices of job costs in USD (defaults: Google's list prices, src/jobs/cost.ts DEFAULT_PRICES). */
+  /** Prices of job costs in USD (defaults: Google's list prices, src/costs/cost-model.ts DEFAULT_PRICES). */
   COST_VCPU_SECOND_USD: z.coerce.number().min(0).default(DEFAULT_PRICES.vcpuSecondUsd),
   COST_GIB_SECOND_USD: z.coerce.number().min(0).default(DEFAULT_PRICES.gibSecondUsd),
   COST_L4_GPU_SECOND_USD: z.coerce.number().min(0).default(DEFAULT_PRICES.l4GpuSecondUsd),
   COST_STORAGE_GB_MONTH_USD: z.coerce.number().min(0).default(DEFAULT_PRICES.storageGbMonthUsd),
   COST_EGRESS_GB_USD: z.coerce.number().min(0).default(DEFAULT_PRICES.egressGbUsd),
-  /** The CPU table of cost estimates (defaults: `npm run bench`, src/jobs/cost.ts DEFAULT_CPU_TABLE). */
+  /** The CPU table of cost estimates (defaults: `npm run bench`, src/costs/cost-model.ts DEFAULT_CPU_TABLE). */
   COST_X264_CPU_SECONDS_PER_MEGAPIXEL_MINUTE: z.coerce
     .number()
     .positive()
@@ -286,28 +286,6 @@ const EnvSchema = z.object({
   COST_ASSUMED_SOURCE_BITRATE: z.coerce.number().positive().default(DEFAULT_COST_SETTINGS.assumedSourceBitrate),
   COST_NVENC_REALTIME_SPEED: z.coerce.number().positive().default(DEFAULT_COST_SETTINGS.nvencRealtimeSpeed),
 });
-
-/** The cost model's settings from the environment. */
-export function costSettings(env: Env): CostSettings {
-  return {
-    prices: {
-      vcpuSecondUsd: env.COST_VCPU_SECOND_USD,
-      gibSecondUsd: env.COST_GIB_SECOND_USD,
-      l4GpuSecondUsd: env.COST_L4_GPU_SECOND_USD,
-      storageGbMonthUsd: env.COST_STORAGE_GB_MONTH_USD,
-      egressGbUsd: env.COST_EGRESS_GB_USD,
-    },
-    cpu: {
-      x264PerMegapixelMinute: env.COST_X264_CPU_SECONDS_PER_MEGAPIXEL_MINUTE,
-      decodePerMegapixelMinute: env.COST_DECODE_CPU_SECONDS_PER_MEGAPIXEL_MINUTE,
-      jobOverheadCpuSeconds: env.COST_JOB_OVERHEAD_CPU_SECONDS,
-    },
-    workerVcpus: env.COST_WORKER_VCPUS,
-    jobMemoryGib: env.COST_JOB_MEMORY_GIB,
-    assumedSourceBitrate: env.COST_ASSUMED_SOURCE_BITRATE,
-    nvencRealtimeSpeed: env.COST_NVENC_REALTIME_SPEED,
-  };
-}
 
 export type Env = Readonly<z.infer<typeof EnvSchema>>;
 

@@ -4,7 +4,7 @@ import type { Db } from "./db/client.ts";
 import type { VideoPubSub } from "./events/video-events.ts";
 import type { PlaybackTokens } from "./http/playback-tokens.ts";
 import type { UrlSigner } from "./storage/url-signer.ts";
-import type { CostSettings } from "./jobs/cost.ts";
+import type { CostSettings } from "./costs/cost-model.ts";
 import type { Dispatcher } from "./jobs/dispatcher.ts";
 import type { QueueWatch } from "./jobs/queue-position.ts";
 import type { LiveStreams } from "./live/live-streams.ts";

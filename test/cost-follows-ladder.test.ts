@@ -6,7 +6,7 @@ import {
   DEFAULT_COST_SETTINGS,
   estimateRemuxCost,
   estimateTranscodeCost,
-} from "../src/jobs/cost.ts";
+} from "../src/costs/cost-model.ts";
 import { AUDIO_BITRATE } from "../src/protocol/ladder-profiles.ts";
 
 // Only the figure a test looks at costs anything: one CPU second per megapixel-minute of a video

@@ -4,7 +4,7 @@ import { DEFAULT_TENANT_ID } from "../src/auth/api-keys.ts";
 import { createDb, type Db } from "../src/db/client.ts";
 import { createVideoPubSub, type VideoEventMessage } from "../src/events/video-events.ts";
 import { cancelVideo } from "../src/jobs/cancel.ts";
-import { DEFAULT_COST_SETTINGS } from "../src/jobs/cost.ts";
+import { DEFAULT_COST_SETTINGS } from "../src/costs/cost-model.ts";
 import { createJob } from "../src/jobs/create-job.ts";
 import { buildJobMessage } from "../src/jobs/job-messages.ts";
 import { createPostgresTransport } from "../src/transport/postgres.ts";

@@ -5,7 +5,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { actualJobCost, DEFAULT_COST_SETTINGS } from "../src/jobs/cost.ts";
+import { actualJobCost, DEFAULT_COST_SETTINGS } from "../src/costs/cost-model.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { ADMIN_AUTH, tenantKeySecret } from "./support/auth.ts";
 import { finalState } from "./support/uploads.ts";

@@ -4,7 +4,7 @@ import type { Env } from "../config.ts";
 import type { PlaybackTokens } from "../http/playback-tokens.ts";
 import { log } from "../log.ts";
 import { ANALYTICS_PATHS } from "../shared/analytics-beacons.ts";
-import { viewerEgressBytes } from "./egress.ts";
+import { viewerEgressBytes } from "../costs/viewer-egress.ts";
 import { type CollectionLimits, createCollectionEndpoint } from "./collect.ts";
 import { type AnalyticsInterval, type AnalyticsScope, analyticsReport } from "./figures.ts";
 import { COLLECTION_TOPIC, createCollectionSwitch } from "./collection-switch.ts";

@@ -1,8 +1,8 @@
 import { z } from "zod";
 import type { Db } from "../db/client.ts";
 import { videoSnapshot, type VideoPubSub } from "../events/video-events.ts";
-import { DEFAULT_COST_SETTINGS, type CostSettings } from "./cost.ts";
-import { estimateAtEnqueue } from "./job-cost.ts";
+import { DEFAULT_COST_SETTINGS, type CostSettings } from "../costs/cost-model.ts";
+import { estimateAtEnqueue } from "../costs/job-cost.ts";
 import { assertJobDeclared } from "./mutation-work.ts";
 import type { Job, JobKind, Prisma, Video } from "../generated/prisma/client.ts";
 import {

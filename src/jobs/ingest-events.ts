@@ -8,8 +8,8 @@ import { createRenderEventIngestor } from "./ingest/render-events.ts";
 import { createSplitTranscodeIngestor } from "./ingest/split-transcode-events.ts";
 import { createTranscodeEventIngestor } from "./ingest/transcode-events.ts";
 import { createProgressWriteThrottle } from "./progress.ts";
-import { DEFAULT_COST_SETTINGS } from "./cost.ts";
-import { recordActualCost } from "./job-cost.ts";
+import { DEFAULT_COST_SETTINGS } from "../costs/cost-model.ts";
+import { recordActualCost } from "../costs/job-cost.ts";
 import { onStaticRenditionsDone } from "./ingest/static-rendition-events.ts";
 
 /** After these the jobs waiting behind the job move: it left the queue's waiting line or freed a slot. */

@@ -1,7 +1,7 @@
 import type { Db } from "../db/client.ts";
 import type { Job, StaticRenditionName, Variant } from "../generated/prisma/client.ts";
 import type { StaticRenditionPlan } from "../protocol/messages.ts";
-import type { CostSettings } from "./cost.ts";
+import type { CostSettings } from "../costs/cost-model.ts";
 import { createJob } from "./create-job.ts";
 
 type Tx = Pick<Db, "job" | "video" | "variant" | "staticRendition">;

@@ -4,7 +4,7 @@ import type { VideoPubSub } from "../events/video-events.ts";
 import type { Job, Variant, Video } from "../generated/prisma/client.ts";
 import { isUuid } from "../ids.ts";
 import { announceQueuedJob, createJob } from "./create-job.ts";
-import type { CostSettings } from "./cost.ts";
+import type { CostSettings } from "../costs/cost-model.ts";
 import type { Dispatcher } from "./dispatcher.ts";
 
 /**

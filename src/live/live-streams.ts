@@ -6,7 +6,7 @@ import type { VideoPubSub } from "../events/video-events.ts";
 import { liveBehindSeconds, liveEncodeSpeed, liveFeedReplayBytes } from "../metrics.ts";
 import type { VideoMetadata } from "../videos/cms-fields.ts";
 import type { LiveStream, LiveStreamStatus, Video } from "../generated/prisma/client.ts";
-import type { CostSettings } from "../jobs/cost.ts";
+import type { CostSettings } from "../costs/cost-model.ts";
 import { announceQueuedJob, createJob, parseJobInput, type StoredJobInput } from "../jobs/create-job.ts";
 import { userFacingError } from "../jobs/user-facing-error.ts";
 import { log } from "../log.ts";

@@ -1,7 +1,7 @@
 /**
  * The ladder's profiles, which both programs read: the worker plans and encodes its rungs from
  * them (render-worker/media/ladder.ts), the API estimates a transcode's cost from them
- * (src/jobs/cost.ts). A rung is added here, once.
+ * (src/costs/cost-model.ts). A rung is added here, once.
  */
 
 /** Video rungs by short side (the height of a landscape frame) → H.264 target bits per second, highest first. */

@@ -1,9 +1,18 @@
-import { GraphQLError } from "graphql";
 import { builder } from "../builder.ts";
-import { type Context, tenantOf } from "../context.ts";
+import { tenantOf } from "../context.ts";
+import { egressUsd, type RungCost } from "../costs/cost-model.ts";
+import {
+  type CostSummary,
+  type CostTotals,
+  costSummary,
+  jobCostTotals,
+  type LiveStreamCost,
+  liveStreamCosts,
+  MAX_PERIOD_DAYS,
+  totalEgressBytes,
+} from "../costs/cost-summary.ts";
 import type { Job } from "../generated/prisma/client.ts";
 import { CostEstimateBasis } from "../generated/prisma/enums.ts";
-import { egressUsd, type RungCost } from "../jobs/cost.ts";
 
 const CostEstimateBasisEnum = builder.enumType(CostEstimateBasis, {
   name: "CostEstimateBasis",
@@ -92,14 +101,6 @@ builder.prismaObjectFields("Job", (t) => ({
   }),
 }));
 
-interface CostTotals {
-  jobCount: number;
-  estimatedUsd: number;
-  actualUsd: number;
-  cpuSeconds: number;
-  wallSeconds: number;
-}
-
 const VideoCostRef = builder.objectRef<CostTotals>("VideoCost").implement({
   description: "The sum over a video's jobs (a render, its transcode, retried rungs).",
   fields: (t) => ({
@@ -110,17 +111,6 @@ const VideoCostRef = builder.objectRef<CostTotals>("VideoCost").implement({
     wallSeconds: t.exposeFloat("wallSeconds"),
   }),
 });
-
-/** A live stream's part of a costSummary: its broadcasts' encodes and their viewers' egress. */
-interface LiveStreamCost {
-  liveStreamId: string;
-  title: string;
-  broadcasts: number;
-  cpuSeconds: number;
-  actualUsd: number;
-  egressBytes: number;
-  egressUsd: number;
-}
 
 const LiveStreamCostRef = builder.objectRef<LiveStreamCost>("LiveStreamCost").implement({
   description:
@@ -138,16 +128,6 @@ const LiveStreamCostRef = builder.objectRef<LiveStreamCost>("LiveStreamCost").im
   }),
 });
 
-type CostSummary = CostTotals & {
-  tenantId: string;
-  from: Date;
-  to: Date;
-  /** The viewers' estimated egress by video, read once and only when a field asks for it. */
-  egress: () => Promise<Map<string, number>>;
-};
-
-const totalOf = (egress: Map<string, number>) => [...egress.values()].reduce((a, b) => a + b, 0);
-
 const CostSummaryRef = builder.objectRef<CostSummary>("CostSummary").implement({
   description:
     "The caller's tenant's jobs that finished in [from, to), summed, and its viewers' egress in the hours that began in it.",
@@ -162,32 +142,19 @@ const CostSummaryRef = builder.objectRef<CostSummary>("CostSummary").implement({
     egressBytes: t.float({
       description:
         "Estimated bytes viewers fetched: time watched at each rendition, as players reported it (viewer analytics), times that rendition's declared bit rate (a peak: an upper bound), plus the audio's. Views of players that send no beacons are not counted.",
-      resolve: async (s) => totalOf(await s.egress()),
+      resolve: async (s) => totalEgressBytes(await s.egress()),
     }),
     egressUsd: t.float({
       description: "egressBytes at COST_EGRESS_GB_USD.",
-      resolve: async (s, _args, ctx) => egressUsd(ctx.costs, totalOf(await s.egress())),
+      resolve: async (s, _args, ctx) => egressUsd(ctx.costs, totalEgressBytes(await s.egress())),
     }),
     liveStreams: t.field({
       type: [LiveStreamCostRef],
       description: "Each live stream with broadcasts in the period: their encodes and egress.",
-      resolve: async (s, _args, ctx) => liveStreamCosts(ctx, s.tenantId, s.from, s.to, await s.egress()),
+      resolve: (s, _args, ctx) => liveStreamCosts(ctx, s),
     }),
   }),
 });
-
-type CostColumns = Pick<Job, "estimatedCostUsd" | "actualCostUsd" | "cpuSeconds" | "wallSeconds">;
-
-function sum(jobs: readonly CostColumns[]): CostTotals {
-  const add = (key: keyof CostColumns) => jobs.reduce((a, j) => a + (j[key] ?? 0), 0);
-  return {
-    jobCount: jobs.length,
-    estimatedUsd: add("estimatedCostUsd"),
-    actualUsd: add("actualCostUsd"),
-    cpuSeconds: add("cpuSeconds"),
-    wallSeconds: add("wallSeconds"),
-  };
-}
 
 builder.prismaObjectFields("Video", (t) => ({
   cost: t.field({
@@ -198,12 +165,9 @@ builder.prismaObjectFields("Video", (t) => ({
     select: {
       jobs: { select: { estimatedCostUsd: true, actualCostUsd: true, cpuSeconds: true, wallSeconds: true } },
     },
-    resolve: (video) => sum(video.jobs),
+    resolve: (video) => jobCostTotals(video.jobs),
   }),
 }));
-
-/** Longest period one costSummary sums. */
-const MAX_PERIOD_DAYS = 366;
 
 builder.queryFields((t) => ({
   costSummary: t.field({
@@ -216,79 +180,6 @@ builder.queryFields((t) => ({
       from: t.arg({ type: "DateTime", required: true }),
       to: t.arg({ type: "DateTime", required: true }),
     },
-    resolve: async (_root, { from, to }, ctx) => {
-      const days = (to.getTime() - from.getTime()) / 86_400_000;
-      if (!(days > 0) || days > MAX_PERIOD_DAYS) {
-        throw new GraphQLError(`\`to\` must be after \`from\`, by at most ${MAX_PERIOD_DAYS} days`, {
-          extensions: { code: "BAD_USER_INPUT" },
-        });
-      }
-      const tenantId = tenantOf(ctx);
-      const { _count, _sum } = await ctx.db.job.aggregate({
-        where: { finishedAt: { gte: from, lt: to }, video: { tenantId } },
-        _count: { _all: true },
-        _sum: { estimatedCostUsd: true, actualCostUsd: true, cpuSeconds: true, wallSeconds: true },
-      });
-      let egress: Promise<Map<string, number>> | null = null;
-      return {
-        tenantId,
-        from,
-        to,
-        egress: () => {
-          egress ??= ctx.analytics.viewerEgressBytes(tenantId, from, to);
-          return egress;
-        },
-        jobCount: _count._all,
-        estimatedUsd: _sum.estimatedCostUsd ?? 0,
-        actualUsd: _sum.actualCostUsd ?? 0,
-        cpuSeconds: _sum.cpuSeconds ?? 0,
-        wallSeconds: _sum.wallSeconds ?? 0,
-      };
-    },
+    resolve: (_root, { from, to }, ctx) => costSummary(ctx, tenantOf(ctx), { from, to }),
   }),
 }));
-
-/** The tenant's live streams with broadcasts whose encode finished in the period, or whose viewers fetched anything in it. */
-async function liveStreamCosts(
-  ctx: Context,
-  tenantId: string,
-  from: Date,
-  to: Date,
-  egress: Map<string, number>,
-): Promise<LiveStreamCost[]> {
-  const encodes = await ctx.db.job.findMany({
-    where: { kind: "LIVE", finishedAt: { gte: from, lt: to }, video: { tenantId } },
-    select: { cpuSeconds: true, actualCostUsd: true, video: { select: { liveStreamId: true } } },
-  });
-  const watched =
-    egress.size === 0
-      ? []
-      : await ctx.db.video.findMany({
-          where: { id: { in: [...egress.keys()] }, tenantId, liveStreamId: { not: null } },
-          select: { id: true, liveStreamId: true },
-        });
-  const byStream = new Map<string, Omit<LiveStreamCost, "liveStreamId" | "title" | "egressUsd">>();
-  const of = (id: string) => {
-    const entry = byStream.get(id) ?? { broadcasts: 0, cpuSeconds: 0, actualUsd: 0, egressBytes: 0 };
-    byStream.set(id, entry);
-    return entry;
-  };
-  for (const job of encodes) {
-    if (!job.video.liveStreamId) continue;
-    const entry = of(job.video.liveStreamId);
-    entry.broadcasts++;
-    entry.cpuSeconds += job.cpuSeconds ?? 0;
-    entry.actualUsd += job.actualCostUsd ?? 0;
-  }
-  for (const video of watched) of(video.liveStreamId!).egressBytes += egress.get(video.id) ?? 0;
-  if (byStream.size === 0) return [];
-  const streams = await ctx.db.liveStream.findMany({
-    where: { id: { in: [...byStream.keys()] }, tenantId },
-    select: { id: true, title: true },
-    orderBy: { createdAt: "asc" },
-  });
-  return streams.map((s) => {
-    const entry = byStream.get(s.id)!;
-    return { liveStreamId: s.id, title: s.title, ...entry, egressUsd: egressUsd(ctx.costs, entry.egressBytes) };
-  });
-}

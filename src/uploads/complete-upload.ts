@@ -7,7 +7,7 @@ import type { ApiStorage } from "../storage/types.ts";
 import type { Video } from "../generated/prisma/client.ts";
 import type { VideoPubSub } from "../events/video-events.ts";
 import { announceQueuedJob, createJob } from "../jobs/create-job.ts";
-import type { CostSettings } from "../jobs/cost.ts";
+import type { CostSettings } from "../costs/cost-model.ts";
 import type { Dispatcher } from "../jobs/dispatcher.ts";
 import { uploadBytes, uploadsCompleted } from "../metrics.ts";
 

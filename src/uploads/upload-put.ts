@@ -8,7 +8,7 @@ import { storageUnavailable, type StorageUnavailableError } from "../shared/stor
 import { UPLOAD_PATH_PREFIX } from "../storage/api-urls.ts";
 import { UploadTooLargeError, type ResumableUploads } from "../storage/types.ts";
 import type { UrlSigner } from "../storage/url-signer.ts";
-import type { CostSettings } from "../jobs/cost.ts";
+import type { CostSettings } from "../costs/cost-model.ts";
 import { queueUploadedVideo } from "./complete-upload.ts";
 
 export interface UploadDeps {

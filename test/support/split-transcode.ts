@@ -1,8 +1,8 @@
 import { readFile } from "node:fs/promises";
 import { expect } from "vitest";
 import { createDb } from "../../src/db/client.ts";
-import { DEFAULT_COST_SETTINGS } from "../../src/jobs/cost.ts";
-import { recordActualCost } from "../../src/jobs/job-cost.ts";
+import { DEFAULT_COST_SETTINGS } from "../../src/costs/cost-model.ts";
+import { recordActualCost } from "../../src/costs/job-cost.ts";
 import { collectSubscription, type TestApp } from "./app.ts";
 import { frameIndices } from "./frames.ts";
 import { expectMeasuredMaster, expectMeasuredVariants } from "./media-checks.ts";

@@ -3,7 +3,7 @@ import { videoSnapshot, type VideoPubSub } from "../../events/video-events.ts";
 import type { JobEvent } from "../../protocol/messages.ts";
 import type { ApiStorage } from "../../storage/types.ts";
 import type { WebhookEmitter } from "../../webhooks/events.ts";
-import type { CostSettings } from "../cost.ts";
+import type { CostSettings } from "../../costs/cost-model.ts";
 import type { ProgressWriteThrottle } from "../progress.ts";
 import type { QueueWatch } from "../queue-position.ts";
 

@@ -11,7 +11,7 @@ import {
 } from "../../protocol/messages.ts";
 import { videoWebhookData, webhookEventId } from "../../webhooks/events.ts";
 import { retryDelayMs } from "../dispatcher.ts";
-import { recordActualCost } from "../job-cost.ts";
+import { recordActualCost } from "../../costs/job-cost.ts";
 import { userFacingError } from "../user-facing-error.ts";
 import { lockVideo } from "../video-lock.ts";
 import { publishVideoStatus, type EventOf, type IngestDeps } from "./ingest-deps.ts";

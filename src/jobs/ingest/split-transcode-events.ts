@@ -13,7 +13,7 @@ import { MAX_PLAYLIST_BYTES, PLAYLIST_TYPE, withVariantBitRates } from "../../st
 import { videoWebhookData, webhookEventId } from "../../webhooks/events.ts";
 import { cancelSplitFamily } from "../cancel.ts";
 import { createJob, estimateChunk, parseJobInput } from "../create-job.ts";
-import { estimateSplitRun, recordActualCost, recordActualCostIn } from "../job-cost.ts";
+import { estimateSplitRun, recordActualCost, recordActualCostIn } from "../../costs/job-cost.ts";
 import { lockVideo } from "../video-lock.ts";
 import { type EventOf, type IngestDeps, publishVideoStatus } from "./ingest-deps.ts";
 import { failVideoIn, type JobRunIngestor } from "./job-runs.ts";

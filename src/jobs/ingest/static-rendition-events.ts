@@ -1,4 +1,4 @@
-import { recordActualCostIn } from "../job-cost.ts";
+import { recordActualCostIn } from "../../costs/job-cost.ts";
 import { failStaticRenditions, queueStaticRenditions } from "../queue-static-renditions.ts";
 import { userFacingError } from "../user-facing-error.ts";
 import { lockVideo } from "../video-lock.ts";

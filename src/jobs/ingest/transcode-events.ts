@@ -6,7 +6,7 @@ import { sourceName } from "../../protocol/storage-layout.ts";
 import { inSpan } from "../../shared/tracing.ts";
 import { videoWebhookData, webhookEventId, type WebhookEmitter } from "../../webhooks/events.ts";
 import { userFacingError } from "../user-facing-error.ts";
-import { estimateAtProbe } from "../job-cost.ts";
+import { estimateAtProbe } from "../../costs/job-cost.ts";
 import { variantAfterProgress } from "../progress.ts";
 import { lockVideo } from "../video-lock.ts";
 import { publishVideoStatus, type EventOf, type IngestDeps } from "./ingest-deps.ts";

@@ -11,9 +11,9 @@ import {
   type CostSettings,
   type CostSource,
   type RungCost,
-} from "./cost.ts";
-import { queueOf } from "./queue-position.ts";
-import { lockVideo } from "./video-lock.ts";
+} from "./cost-model.ts";
+import { queueOf } from "../jobs/queue-position.ts";
+import { lockVideo } from "../jobs/video-lock.ts";
 
 /** The source's facts when the video has been probed; an audio-only source (no video codec) has no frame. */
 function probedSource(video: Pick<Video, "duration" | "width" | "height" | "fps" | "videoCodec">): CostSource | null {

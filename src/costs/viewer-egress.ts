@@ -1,5 +1,5 @@
 import type pg from "pg";
-import { variantBitRateSql } from "../videos/variants.ts";
+import { variantBitRateSql } from "./variant-bit-rate.ts";
 
 /**
  * Bytes viewers fetched, estimated from what the players reported (docs/analytics.md, "Egress"):

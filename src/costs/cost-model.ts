@@ -1,6 +1,6 @@
 import type { CostEstimateBasis } from "../generated/prisma/enums.ts";
 import { AUDIO_BITRATE, VIDEO_PROFILES } from "../protocol/ladder-profiles.ts";
-import { variantBitRate } from "../videos/variants.ts";
+import { variantBitRate } from "./variant-bit-rate.ts";
 
 /**
  * CPU seconds per minute of source, from `npm run bench -- --cases=1080p` on 2026-11-22 (2-core AMD
