@@ -1,12 +1,11 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../src/free-port.ts";
-import { parsePlaylist } from "../src/storage/playlists.ts";
-import { TEST_ADMIN_KEY } from "./support/auth.ts";
 import { createTestDatabase, queryDatabase, type TestDatabase } from "./support/db.ts";
-import { killPublishersOnAir, publishUntilStopped } from "./support/live-publisher.ts";
+import { createLiveStreamWithKey, liveApi, topPlaylist, topSeconds, topSegments } from "./support/live-api.ts";
+import { killPublishersOnAir } from "./support/live-publisher.ts";
 import { workerReported } from "./support/live-slots.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
 
@@ -61,54 +60,7 @@ async function startApi(name: string, ports: { http: number; rtmp: number }) {
   });
   // The workers' heartbeats reach the database through an API instance: live slots count them.
   for (const id of WORKERS) await workerReported(db, id);
-  const gql = async (query: string, variables: Record<string, unknown> = {}) =>
-    (
-      await fetch(`${api.url}/graphql`, {
-        method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${TEST_ADMIN_KEY}` },
-        body: JSON.stringify({ query, variables }),
-      })
-    ).json();
-  const stream = async (id: string) =>
-    (
-      await gql(`query ($id: ID!) { liveStream(id: $id) { status ingestUrl activeVideo { id status duration } } }`, {
-        id,
-      })
-    ).data.liveStream;
-  /** A publisher of `key` on this instance's ingest, once the broadcast is LIVE with `segments` more published. */
-  const publish = async (id: string, key: string, segments = 3) => {
-    const { ingestUrl } = await stream(id);
-    const already = (await stream(id)).activeVideo?.id;
-    const published = already ? (await topSegments(already)).length : 0;
-    const publisher = publishUntilStopped(`${ingestUrl.replace("localhost", "127.0.0.1")}/${key}`);
-    await expect.poll(async () => (await stream(id)).status, { timeout: 45_000, interval: 250 }).toBe("LIVE");
-    const videoId: string = (await stream(id)).activeVideo.id;
-    await expect
-      .poll(async () => (await topSegments(videoId)).length, { timeout: 30_000 })
-      .toBeGreaterThanOrEqual(published + segments);
-    return { publisher, videoId };
-  };
-  return Object.assign(api, { gql, stream, publish });
-}
-
-/** The top rung's playlist as storage holds it (the publisher's 320x240: 240p), or "". */
-const topPlaylist = (videoId: string) =>
-  readFile(path.join(dataDir, "videos", videoId, "hls", "240p", "index.m3u8"), "utf8").catch(() => "");
-
-async function topSegments(videoId: string): Promise<string[]> {
-  return (await topPlaylist(videoId)).split("\n").filter((l) => l.startsWith("seg_"));
-}
-
-async function topSeconds(videoId: string): Promise<number> {
-  return (parsePlaylist(await topPlaylist(videoId)).segments ?? []).reduce((sum, s) => sum + s.duration, 0);
-}
-
-async function createStream(api: Awaited<ReturnType<typeof startApi>>, title: string) {
-  const created = await api.gql(
-    `mutation ($input: CreateLiveStreamInput) { createLiveStream(input: $input) { ... on LiveStreamWithKey { streamKey liveStream { id } } } }`,
-    { input: { title, reconnectWindowSeconds: 20 } },
-  );
-  return { id: created.data.createLiveStream.liveStream.id as string, key: created.data.createLiveStream.streamKey };
+  return liveApi(api, dataDir);
 }
 
 const ports = async () => ({ http: await freePort(), rtmp: await freePort() });
@@ -122,7 +74,7 @@ async function expectHeld(videoId: string, streamId: string) {
   await new Promise((resolve) => setTimeout(resolve, 4000));
   const [video] = await sql(`SELECT status FROM "Video" WHERE id = $1`, [videoId]);
   expect(video?.status).toBe("PROCESSING");
-  expect(await topPlaylist(videoId)).not.toContain("#EXT-X-ENDLIST");
+  expect(await topPlaylist(dataDir, videoId)).not.toContain("#EXT-X-ENDLIST");
   expect(await sql(`SELECT id FROM "Video" WHERE "liveStreamId" = $1`, [streamId])).toHaveLength(1);
 }
 
@@ -139,8 +91,8 @@ async function expectOneRecording(
   const ended = await api.stream(s.id);
   expect(ended.activeVideo).toMatchObject({ id: videoId, status: "READY" });
   expect(await sql(`SELECT id FROM "Video" WHERE "liveStreamId" = $1`, [s.id])).toHaveLength(1);
-  expect((await topSegments(videoId)).slice(0, before.segments.length)).toEqual(before.segments);
-  const playlist = await topPlaylist(videoId);
+  expect((await topSegments(dataDir, videoId)).slice(0, before.segments.length)).toEqual(before.segments);
+  const playlist = await topPlaylist(dataDir, videoId);
   expect(playlist.split("\n").filter((l) => l === "#EXT-X-DISCONTINUITY")).toHaveLength(1);
   expect(playlist).toContain("#EXT-X-ENDLIST");
   // What was sent while connected, within the chaos run's allowance: 1 s, and 3 s for the connection
@@ -157,14 +109,14 @@ describe("a crash (SIGKILL) of the API instance holding a broadcast", () => {
   it("restarted on the same ports: the publisher's reconnect continues the same video, READY with what was sent", async () => {
     const at = await ports();
     const first = await startApi("api-crash-first", at);
-    const s = await createStream(first, "Crashed");
+    const s = await createLiveStreamWithKey(first, "Crashed", { reconnectWindowSeconds: 20 });
     const { publisher, videoId } = await first.publish(s.id, s.key);
     await first.stop("SIGKILL");
     expect(await publisher.exited).not.toBe(0);
-    const before = { segments: await topSegments(videoId), seconds: 0, sent: publisher.sent() };
+    const before = { segments: await topSegments(dataDir, videoId), seconds: 0, sent: publisher.sent() };
     await expectHeld(videoId, s.id);
-    before.segments = await topSegments(videoId);
-    before.seconds = await topSeconds(videoId);
+    before.segments = await topSegments(dataDir, videoId);
+    before.seconds = await topSeconds(dataDir, videoId);
 
     // The instance comes back on its ports, as a supervisor restarts it; so does the encoder.
     const second = await startApi("api-crash-second", at);
@@ -177,14 +129,14 @@ describe("a crash (SIGKILL) of the API instance holding a broadcast", () => {
   it("one of two instances killed: the publisher back through the other continues the same video", async () => {
     const a = await startApi("api-crash-a", await ports());
     const b = await startApi("api-crash-b", await ports());
-    const s = await createStream(a, "Crashed, balanced");
+    const s = await createLiveStreamWithKey(a, "Crashed, balanced", { reconnectWindowSeconds: 20 });
     const { publisher, videoId } = await a.publish(s.id, s.key);
     await a.stop("SIGKILL");
     expect(await publisher.exited).not.toBe(0);
     const before = { segments: [] as string[], seconds: 0, sent: publisher.sent() };
     await expectHeld(videoId, s.id);
-    before.segments = await topSegments(videoId);
-    before.seconds = await topSeconds(videoId);
+    before.segments = await topSegments(dataDir, videoId);
+    before.seconds = await topSeconds(dataDir, videoId);
 
     // The balancer sends the reconnecting publisher to the instance still up.
     const back = await b.publish(s.id, s.key);

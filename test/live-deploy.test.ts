@@ -1,11 +1,10 @@
-import { readFile, mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { parsePlaylist } from "../src/storage/playlists.ts";
-import { TEST_ADMIN_KEY } from "./support/auth.ts";
 import { createTestDatabase, queryDatabase, type TestDatabase } from "./support/db.ts";
-import { killPublishersOnAir, publishUntilStopped } from "./support/live-publisher.ts";
+import { createLiveStreamWithKey, liveApi, topPlaylist, topSeconds, topSegments } from "./support/live-api.ts";
+import { killPublishersOnAir } from "./support/live-publisher.ts";
 import { workerReported } from "./support/live-slots.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
 
@@ -41,52 +40,7 @@ async function startApi(name: string, env: Record<string, string> = {}) {
     LIVE_PASSTHROUGH: "true",
     ...env,
   });
-  const gql = async (query: string, variables: Record<string, unknown> = {}) =>
-    (
-      await fetch(`${api.url}/graphql`, {
-        method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${TEST_ADMIN_KEY}` },
-        body: JSON.stringify({ query, variables }),
-      })
-    ).json();
-  const stream = async (id: string) =>
-    (
-      await gql(`query ($id: ID!) { liveStream(id: $id) { status ingestUrl activeVideo { id status duration } } }`, {
-        id,
-      })
-    ).data.liveStream;
-  /** A publisher of `key` on this API's ingest, once the broadcast is LIVE with 3 segments published. */
-  const publish = async (id: string, key: string) => {
-    const { ingestUrl } = await stream(id);
-    const publisher = publishUntilStopped(`${ingestUrl.replace("localhost", "127.0.0.1")}/${key}`);
-    await expect.poll(async () => (await stream(id)).status, { timeout: 45_000, interval: 250 }).toBe("LIVE");
-    const videoId: string = (await stream(id)).activeVideo.id;
-    await expect.poll(async () => (await topSegments(videoId)).length, { timeout: 20_000 }).toBeGreaterThanOrEqual(3);
-    return { publisher, videoId };
-  };
-  return Object.assign(api, { gql, stream, publish });
-}
-
-/** The top rung's playlist as storage holds it (the publisher's 320x240: 240p), or "". */
-const topPlaylist = (videoId: string) =>
-  readFile(path.join(dataDir, "videos", videoId, "hls", "240p", "index.m3u8"), "utf8").catch(() => "");
-
-/** The top rung's segments as its playlist in storage lists them. */
-async function topSegments(videoId: string): Promise<string[]> {
-  return (await topPlaylist(videoId)).split("\n").filter((l) => l.startsWith("seg_"));
-}
-
-/** Seconds of media the top rung's playlist lists. */
-async function topSeconds(videoId: string): Promise<number> {
-  return (parsePlaylist(await topPlaylist(videoId)).segments ?? []).reduce((sum, s) => sum + s.duration, 0);
-}
-
-async function createStream(api: Awaited<ReturnType<typeof startApi>>, title: string, window?: number) {
-  const created = await api.gql(
-    `mutation ($input: CreateLiveStreamInput) { createLiveStream(input: $input) { ... on LiveStreamWithKey { streamKey liveStream { id } } } }`,
-    { input: { title, ...(window === undefined ? {} : { reconnectWindowSeconds: window }) } },
-  );
-  return { id: created.data.createLiveStream.liveStream.id as string, key: created.data.createLiveStream.streamKey };
+  return liveApi(api, dataDir);
 }
 
 /** SIGTERM, as a deploy stops an instance: it exits 0 within `seconds`. */
@@ -100,12 +54,12 @@ async function deployStop(api: { stop(signal: NodeJS.Signals): Promise<number | 
 describe("a deploy of the API holding a broadcast", () => {
   it("SIGTERM hands the broadcast on: the publisher's reconnect to the restarted API continues the same video", async () => {
     const first = await startApi("api-deploy-first");
-    const s = await createStream(first, "Deployed");
+    const s = await createLiveStreamWithKey(first, "Deployed");
     const { publisher, videoId } = await first.publish(s.id, s.key);
     await deployStop(first);
     // Cut off, like every publisher of a stopping instance; its broadcast waits for it, queued.
     expect(await publisher.exited).not.toBe(0);
-    const before = await topSegments(videoId);
+    const before = await topSegments(dataDir, videoId);
     const [waiting] = await sql(
       `SELECT j.status, j."runAfter", v.status AS video, s.status AS stream FROM "Job" j JOIN "Video" v ON v.id = j."videoId" JOIN "LiveStream" s ON s."activeVideoId" = v.id WHERE j."videoId" = $1`,
       [videoId],
@@ -118,16 +72,16 @@ describe("a deploy of the API holding a broadcast", () => {
     const back = await second.publish(s.id, s.key);
     expect(back.videoId).toBe(videoId);
     await expect
-      .poll(async () => (await topSegments(videoId)).length, { timeout: 20_000 })
+      .poll(async () => (await topSegments(dataDir, videoId)).length, { timeout: 20_000 })
       .toBeGreaterThan(before.length + 2);
     const sent = await back.publisher.stop();
     await expect.poll(async () => (await second.stream(s.id)).status, { timeout: 30_000, interval: 250 }).toBe("ENDED");
     const ended = await second.stream(s.id);
     expect(ended.activeVideo).toMatchObject({ id: videoId, status: "READY" });
     expect(await sql(`SELECT id FROM "Video" WHERE "liveStreamId" = $1`, [s.id])).toHaveLength(1);
-    const segments = await topSegments(videoId);
+    const segments = await topSegments(dataDir, videoId);
     expect(segments.slice(0, before.length)).toEqual(before);
-    const playlist = await topPlaylist(videoId);
+    const playlist = await topPlaylist(dataDir, videoId);
     expect(playlist.split("\n").filter((l) => l === "#EXT-X-DISCONTINUITY")).toHaveLength(1);
     // What the first API had published and all the second publisher sent.
     expect(ended.activeVideo.duration).toBeGreaterThan(before.length + sent - 1.5);
@@ -136,16 +90,16 @@ describe("a deploy of the API holding a broadcast", () => {
 
   it("a publisher that does not come back within the window: the broadcast ends READY with what was published", async () => {
     const first = await startApi("api-deploy-alone");
-    const s = await createStream(first, "Not back", 2);
+    const s = await createLiveStreamWithKey(first, "Not back", { reconnectWindowSeconds: 2 });
     const { videoId } = await first.publish(s.id, s.key);
     await deployStop(first);
-    const before = await topSegments(videoId);
+    const before = await topSegments(dataDir, videoId);
     // Another instance (the restarted one) finds the broadcast due once its window has passed.
     const next = await startApi("api-deploy-after");
     await expect.poll(async () => (await next.stream(s.id)).status, { timeout: 45_000, interval: 250 }).toBe("ENDED");
     const ended = await next.stream(s.id);
     expect(ended.activeVideo).toMatchObject({ id: videoId, status: "READY" });
-    expect(await topSegments(videoId)).toEqual(before);
+    expect(await topSegments(dataDir, videoId)).toEqual(before);
     expect(ended.activeVideo.duration).toBeGreaterThan(before.length - 1);
     await deployStop(next);
   }, 180_000);
@@ -204,25 +158,25 @@ describe("two API instances behind a balancer, on one database, with worker proc
     const ended = await api.stream(s.id);
     expect(ended.activeVideo).toMatchObject({ id: videoId, status: "READY" });
     expect(await sql(`SELECT id FROM "Video" WHERE "liveStreamId" = $1`, [s.id])).toHaveLength(1);
-    expect((await topSegments(videoId)).slice(0, before.segments.length)).toEqual(before.segments);
-    const playlist = await topPlaylist(videoId);
+    expect((await topSegments(dataDir, videoId)).slice(0, before.segments.length)).toEqual(before.segments);
+    const playlist = await topPlaylist(dataDir, videoId);
     expect(playlist.split("\n").filter((l) => l === "#EXT-X-DISCONTINUITY")).toHaveLength(1);
     expect(playlist).toContain("#EXT-X-ENDLIST");
     return { ended, sent };
   }
 
   it("kill -9 of the worker encoding a broadcast held by A: its feed on A loses its reader and the other worker takes it over", async () => {
-    const s = await createStream(a, "Balanced, worker dies");
+    const s = await createLiveStreamWithKey(a, "Balanced, worker dies");
     const { publisher, videoId } = await a.publish(s.id, s.key);
     const [dying] = await encodingWorker(videoId);
     expect(workers.has(dying!)).toBe(true);
     await workers.get(dying!)!.stop("SIGKILL");
     workers.delete(dying!);
-    const before = { segments: await topSegments(videoId), seconds: await topSeconds(videoId) };
+    const before = { segments: await topSegments(dataDir, videoId), seconds: await topSeconds(dataDir, videoId) };
     const [survivor] = workers.keys();
     // Taken over well before the transport would notice the dead run (JOB_STALL_SECONDS: 60 s).
     await expect
-      .poll(async () => (await topSegments(videoId)).length, { timeout: 25_000, interval: 250 })
+      .poll(async () => (await topSegments(dataDir, videoId)).length, { timeout: 25_000, interval: 250 })
       .toBeGreaterThan(before.segments.length + 2);
     expect(await encodingWorker(videoId)).toEqual([survivor]);
     const { ended, sent } = await expectOneRecording(b, s, videoId, before, publisher);
@@ -233,17 +187,17 @@ describe("two API instances behind a balancer, on one database, with worker proc
   }, 150_000);
 
   it("SIGTERM of A holding a broadcast: the publisher's reconnect to B continues the same video", async () => {
-    const s = await createStream(a, "Balanced deploy");
+    const s = await createLiveStreamWithKey(a, "Balanced deploy");
     const { publisher, videoId } = await a.publish(s.id, s.key);
     await deployStop(a);
     expect(await publisher.exited).not.toBe(0);
-    const before = { segments: await topSegments(videoId), seconds: await topSeconds(videoId) };
+    const before = { segments: await topSegments(dataDir, videoId), seconds: await topSeconds(dataDir, videoId) };
     expect((await b.stream(s.id)).status).toBe("DISCONNECTED");
     // The balancer sends the reconnecting publisher to the instance still up.
     const back = await b.publish(s.id, s.key);
     expect(back.videoId).toBe(videoId);
     await expect
-      .poll(async () => (await topSegments(videoId)).length, { timeout: 20_000 })
+      .poll(async () => (await topSegments(dataDir, videoId)).length, { timeout: 20_000 })
       .toBeGreaterThan(before.segments.length + 2);
     const { ended, sent } = await expectOneRecording(b, s, videoId, before, back.publisher);
     // What A had published, then all the reconnected publisher sent.
