@@ -3,7 +3,14 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, queryDatabase, type TestDatabase } from "./support/db.ts";
-import { createLiveStreamWithKey, liveApi, topPlaylist, topSeconds, topSegments } from "./support/live-api.ts";
+import {
+  createLiveStreamWithKey,
+  expectOneRecording,
+  liveApi,
+  topPlaylist,
+  topSeconds,
+  topSegments,
+} from "./support/live-api.ts";
 import { killPublishersOnAir } from "./support/live-publisher.ts";
 import { workerReported } from "./support/live-slots.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
@@ -145,26 +152,6 @@ describe("two API instances behind a balancer, on one database, with worker proc
       )
     ).map((r) => r.workerId as string);
 
-  /** The publisher stopped, the stream ENDED: one video, READY, its playlist `before` then one discontinuity, every second kept. */
-  async function expectOneRecording(
-    api: typeof b,
-    s: { id: string },
-    videoId: string,
-    before: { segments: string[]; seconds: number },
-    publisher: { stop(): Promise<number> },
-  ) {
-    const sent = await publisher.stop();
-    await expect.poll(async () => (await api.stream(s.id)).status, { timeout: 30_000, interval: 250 }).toBe("ENDED");
-    const ended = await api.stream(s.id);
-    expect(ended.activeVideo).toMatchObject({ id: videoId, status: "READY" });
-    expect(await sql(`SELECT id FROM "Video" WHERE "liveStreamId" = $1`, [s.id])).toHaveLength(1);
-    expect((await topSegments(dataDir, videoId)).slice(0, before.segments.length)).toEqual(before.segments);
-    const playlist = await topPlaylist(dataDir, videoId);
-    expect(playlist.split("\n").filter((l) => l === "#EXT-X-DISCONTINUITY")).toHaveLength(1);
-    expect(playlist).toContain("#EXT-X-ENDLIST");
-    return { ended, sent };
-  }
-
   it("kill -9 of the worker encoding a broadcast held by A: its feed on A loses its reader and the other worker takes it over", async () => {
     const s = await createLiveStreamWithKey(a, "Balanced, worker dies");
     const { publisher, videoId } = await a.publish(s.id, s.key);
@@ -179,7 +166,14 @@ describe("two API instances behind a balancer, on one database, with worker proc
       .poll(async () => (await topSegments(dataDir, videoId)).length, { timeout: 25_000, interval: 250 })
       .toBeGreaterThan(before.segments.length + 2);
     expect(await encodingWorker(videoId)).toEqual([survivor]);
-    const { ended, sent } = await expectOneRecording(b, s, videoId, before, publisher);
+    const { ended, sent } = await expectOneRecording(
+      b,
+      { dataDir, databaseUrl: db.url },
+      s.id,
+      videoId,
+      before,
+      publisher,
+    );
     // The publisher never left: the recording holds all it sent (the feed kept what was not published;
     // the new run starts at the keyframe before it, so a group of pictures may be there twice).
     expect(ended.activeVideo.duration, `sent ${sent} s`).toBeGreaterThan(sent - 1);
@@ -199,7 +193,14 @@ describe("two API instances behind a balancer, on one database, with worker proc
     await expect
       .poll(async () => (await topSegments(dataDir, videoId)).length, { timeout: 20_000 })
       .toBeGreaterThan(before.segments.length + 2);
-    const { ended, sent } = await expectOneRecording(b, s, videoId, before, back.publisher);
+    const { ended, sent } = await expectOneRecording(
+      b,
+      { dataDir, databaseUrl: db.url },
+      s.id,
+      videoId,
+      before,
+      back.publisher,
+    );
     // What A had published, then all the reconnected publisher sent.
     expect(
       Math.abs(ended.activeVideo.duration - (before.seconds + sent)),

@@ -3,6 +3,7 @@ import path from "node:path";
 import { expect } from "vitest";
 import { parsePlaylist } from "../../src/storage/playlists.ts";
 import { TEST_ADMIN_KEY } from "./auth.ts";
+import { queryDatabase } from "./db.ts";
 import { publishUntilStopped } from "./live-publisher.ts";
 
 /**
@@ -66,4 +67,32 @@ export async function topSegments(dataDir: string, videoId: string): Promise<str
 /** Seconds of media the top rung's playlist lists. */
 export async function topSeconds(dataDir: string, videoId: string): Promise<number> {
   return (parsePlaylist(await topPlaylist(dataDir, videoId)).segments ?? []).reduce((sum, s) => sum + s.duration, 0);
+}
+
+/**
+ * The publisher stopped and the stream ENDED: one video, READY, its top rung's playlist `before`'s
+ * segments then one discontinuity, ended. Returns the stream as it ended and the seconds the last
+ * publisher sent.
+ */
+export async function expectOneRecording(
+  api: ReturnType<typeof liveApi>,
+  where: { dataDir: string; databaseUrl: string },
+  streamId: string,
+  videoId: string,
+  before: { segments: string[] },
+  publisher: { stop(): Promise<number> },
+) {
+  const sent = await publisher.stop();
+  await expect.poll(async () => (await api.stream(streamId)).status, { timeout: 30_000, interval: 250 }).toBe("ENDED");
+  const ended = await api.stream(streamId);
+  expect(ended.activeVideo).toMatchObject({ id: videoId, status: "READY" });
+  const { rows } = await queryDatabase(where.databaseUrl, `SELECT id FROM "Video" WHERE "liveStreamId" = $1`, [
+    streamId,
+  ]);
+  expect(rows).toHaveLength(1);
+  expect((await topSegments(where.dataDir, videoId)).slice(0, before.segments.length)).toEqual(before.segments);
+  const playlist = await topPlaylist(where.dataDir, videoId);
+  expect(playlist.split("\n").filter((l) => l === "#EXT-X-DISCONTINUITY")).toHaveLength(1);
+  expect(playlist).toContain("#EXT-X-ENDLIST");
+  return { ended, sent };
 }
