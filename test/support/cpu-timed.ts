@@ -1,7 +1,7 @@
 import vm from "node:vm";
 
 /** Wall time after which a synchronous parse is cut off: far past any linear one, however busy the machine. */
-export const CUT_OFF_MS = 10_000;
+const CUT_OFF_MS = 10_000;
 
 /**
  * Runs `work` with the CPU time it took (the thread's, not wall time, so a busy machine does not fail a
