@@ -1,11 +1,11 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import vm from "node:vm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MAX_CAPTION_BYTES, toPublishableWebVtt } from "../src/captions/caption-text.ts";
 import { InvalidCaptionsError } from "../src/errors.ts";
 import { ADMIN_AUTH } from "./support/auth.ts";
+import { cpuTimed } from "./support/cpu-timed.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, stopAllProcesses } from "./support/processes.ts";
 
@@ -15,8 +15,6 @@ import { startApiProcess, stopAllProcesses } from "./support/processes.ts";
  * 10–100 ms here, the backtracking one it replaced minutes on these inputs.
  */
 const CPU_MS_PER_MIB = 500;
-/** Wall time after which a parse is cut off: far past any linear one, however busy the machine. */
-const CUT_OFF_MS = 10_000;
 const SRT_TIMING = "1\n00:00:01,000 --> 00:00:02,000";
 const VTT_TIMING = "WEBVTT\n\n00:00:01.000 --> 00:00:02.000";
 
@@ -26,26 +24,19 @@ function filled(head: string, unit: string, tail: string): string {
   return head + unit.repeat(Math.floor(room / Buffer.byteLength(unit))) + tail;
 }
 
-/**
- * toPublishableWebVtt on `text`, with the CPU time it took. vm's timeout interrupts a synchronous parse (a regex
- * included) after CUT_OFF_MS, so a slow parse fails the test instead of blocking the run for minutes.
- */
+/** toPublishableWebVtt on `text`, with the CPU time it took; cut off (failing) past CUT_OFF_MS. */
 function parseTimed(text: string): {
   cpuMs: number;
   result: { ok: true; cueCount: number } | { ok: false; error: InvalidCaptionsError };
 } {
-  const parse = () => {
+  return cpuTimed(() => {
     try {
       return { ok: true as const, cueCount: toPublishableWebVtt(text, null, "X-TIMESTAMP-MAP=TEST").cueCount };
     } catch (err) {
       if (err instanceof InvalidCaptionsError) return { ok: false as const, error: err };
       throw err;
     }
-  };
-  const before = process.threadCpuUsage();
-  const result = vm.runInNewContext("parse()", { parse }, { timeout: CUT_OFF_MS });
-  const used = process.threadCpuUsage(before);
-  return { cpuMs: (used.user + used.system) / 1000, result };
+  });
 }
 
 describe("caption parsing takes time in proportion to the file, whatever it holds", () => {

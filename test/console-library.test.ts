@@ -168,6 +168,77 @@ describe("the console's library and its pages at a phone's width, in Chromium", 
     expect(await cards()).toEqual([]);
   });
 
+  it("filters by metadata (every key=value given, through the API's videos filter), kept in the URL", async () => {
+    const db = t.app.services.db;
+    await db.video.updateMany({
+      where: { title: { in: ["alpha lesson", "beta lesson"] } },
+      data: { metadata: { course: "algebra 1", level: "2" } },
+    });
+    await db.video.updateMany({
+      where: { title: "beta lesson" },
+      data: { metadata: { course: "algebra 1", level: "3" } },
+    });
+    try {
+      await page.goto(`${t.url}/`);
+      await expect.poll(cards).toHaveLength(5);
+      await page.getByLabel("Metadata (all of)").fill("course=algebra 1");
+      await page.getByLabel("Metadata (all of)").press("Enter");
+      await expect.poll(cards).toEqual(["beta lesson", "alpha lesson"]);
+      await page.getByLabel("Metadata (all of)").fill(" course = algebra 1 ; level=3 ");
+      await page.getByRole("button", { name: "Apply" }).click();
+      await expect.poll(cards).toEqual(["beta lesson"]);
+      expect(new URL(page.url()).searchParams.get("meta")).toBe("course = algebra 1 ; level=3");
+      await page.reload();
+      await expect.poll(cards).toEqual(["beta lesson"]);
+      expect(await page.getByLabel("Metadata (all of)").inputValue()).toBe("course = algebra 1 ; level=3");
+      // A value is matched exactly: no video has level 2 and course algebra 2.
+      await page.goto(`${t.url}/?meta=${encodeURIComponent("course=algebra 2")}`);
+      await page.getByText("No videos match.").waitFor();
+      // An entry without "=" is refused with a message, and no results beside it.
+      await page.goto(`${t.url}/?meta=course`);
+      await page
+        .getByRole("alert")
+        .getByText(/key=value/)
+        .waitFor();
+      expect(await cards()).toEqual([]);
+    } finally {
+      await db.video.updateMany({
+        where: { title: { in: ["alpha lesson", "beta lesson"] } },
+        data: { metadata: {} },
+      });
+    }
+  });
+
+  it("a video's analytics: rendition shares add up to 100 %, and a chart of zeros says its top is 0", async () => {
+    const db = t.app.services.db;
+    const { tenantId } = await db.video.findUniqueOrThrow({ where: { id: longId } });
+    const hour = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3_600_000);
+    await db.analyticsHour.create({
+      data: { videoId: longId, tenantId, hour, views: 3, watchMs: 100_000n, startupHistogram: [] },
+    });
+    // 73.5 % and 26.5 %: floored, 73 % + 26 %.
+    await db.analyticsHeightHour.createMany({
+      data: [
+        { videoId: longId, tenantId, hour, height: 1080, watchMs: 73_500n },
+        { videoId: longId, tenantId, hour, height: 720, watchMs: 26_500n },
+      ],
+    });
+    try {
+      await page.goto(`${t.url}/videos/${longId}`);
+      const figures = page.getByTestId("video-analytics");
+      await expect.poll(() => figures.getByTestId("analytics-views").textContent()).toBe("3");
+      expect(await figures.locator("dt:text-is('Top renditions') + dd").textContent()).toBe("1080p 74%, 720p 26%");
+      const captions = await page.locator(".analytics figcaption").allTextContents();
+      expect(captions).toContain("Rebuffering per day (max 0%)");
+      expect(captions).toContain("Views per day (max 3)");
+      // No view had a startup time: no bar, and the caption says so.
+      expect(captions).toContain("Startup p95 per day (no data)");
+    } finally {
+      await db.analyticsHeightHour.deleteMany({ where: { videoId: longId } });
+      await db.analyticsHour.deleteMany({ where: { videoId: longId } });
+    }
+  });
+
   it("pages on the connection's cursors, the sort and filters kept", async () => {
     const db = t.app.services.db;
     const tenantId = (await db.video.findFirstOrThrow({ where: { title: "alpha lesson" } })).tenantId;

@@ -1,11 +1,10 @@
-import vm from "node:vm";
 import { describe, expect, it } from "vitest";
 import { MAX_STORYBOARD_VTT_CHARS, parseStoryboardVtt, tileAt } from "../console/src/storyboard-vtt.ts";
+import { cpuTimed } from "./support/cpu-timed.ts";
 
 const VTT_URL = "http://127.0.0.1:4000/media/videos/v1/storyboard/storyboard.vtt?token=t";
-/** As in caption-parsing-time: CPU time per 2 MiB (the most the console reads), and a wall-time cut-off. */
+/** As in caption-parsing-time: CPU time per 2 MiB (the most the console reads). */
 const CPU_MS_PER_FILE = 1000;
-const CUT_OFF_MS = 10_000;
 
 /** `unit` repeated to fill a file of just under MAX_STORYBOARD_VTT_CHARS after `head`. */
 const filled = (head: string, unit: string) =>
@@ -13,16 +12,8 @@ const filled = (head: string, unit: string) =>
 
 /** parseStoryboardVtt with the CPU time it took, interrupted (failing) past CUT_OFF_MS. */
 function parseTimed(text: string): { cpuMs: number; tiles: number } {
-  const before = process.threadCpuUsage();
-  const tiles = vm.runInNewContext(
-    "parse()",
-    { parse: () => parseStoryboardVtt(text, VTT_URL).length },
-    {
-      timeout: CUT_OFF_MS,
-    },
-  );
-  const used = process.threadCpuUsage(before);
-  return { cpuMs: (used.user + used.system) / 1000, tiles };
+  const { cpuMs, result } = cpuTimed(() => parseStoryboardVtt(text, VTT_URL).length);
+  return { cpuMs, tiles: result };
 }
 
 /**

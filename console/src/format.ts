@@ -15,6 +15,27 @@ export function formatPercent(fraction: number): string {
   return `${Math.floor(Math.max(0, Math.min(1, fraction)) * 100)}%`;
 }
 
+/**
+ * Whole percents of `fractions` (shares of one whole, 0..1) that add up to the whole's rounded percent
+ * (100 for shares summing to 1): each is floored, and the points left go to the largest remainders,
+ * the earlier first on a tie (largest-remainder rounding). Flooring alone showed 73% + 26%.
+ */
+export function sharePercents(fractions: readonly number[]): number[] {
+  const exact = fractions.map((f) => Math.max(0, Math.min(1, f)) * 100);
+  const whole = Math.min(100, Math.round(exact.reduce((a, b) => a + b, 0)));
+  const percents = exact.map(Math.floor);
+  let left = whole - percents.reduce((a, b) => a + b, 0);
+  const byRemainder = exact
+    .map((_, i) => i)
+    .sort((a, b) => exact[b]! - percents[b]! - (exact[a]! - percents[a]!) || a - b);
+  for (const i of byRemainder) {
+    if (left <= 0) break;
+    percents[i]!++;
+    left--;
+  }
+  return percents;
+}
+
 const kbps = (bitsPerSecond: number) => `${Math.round(bitsPerSecond / 1000).toLocaleString("en")} kb/s`;
 
 /**

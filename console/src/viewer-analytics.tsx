@@ -1,5 +1,5 @@
 import { useEffect, useState } from "preact/hooks";
-import { formatDuration, formatPercent } from "./format.ts";
+import { formatDuration, formatPercent, sharePercents } from "./format.ts";
 import { type ResultOf, request, subscribe } from "./graphql.ts";
 import { TenantAnalyticsQuery, VideoAnalyticsQuery, ViewersNowSubscription } from "./operations.ts";
 
@@ -49,24 +49,35 @@ function Bars({
     const p = byDay.get(d);
     return p ? value(p) : null;
   });
-  const max = Math.max(0, ...values.map((v) => v ?? 0)) || 1;
+  const known = values.filter((v): v is number => v !== null);
+  const max = Math.max(0, ...known);
+  // Bars of a chart whose values are all 0 stay flat; the caption says the real top, not the scale's.
+  const scale = max || 1;
   const w = 6;
   return (
     <figure class="chart">
       <svg viewBox={`0 0 ${DAYS * w} 40`} width="100%" height="60" role="img" aria-label={label}>
         {values.map((v, i) =>
           v === null ? null : (
-            <rect key={days[i]} x={i * w + 1} y={40 - (v / max) * 38} width={w - 2} height={(v / max) * 38}>
+            <rect key={days[i]} x={i * w + 1} y={40 - (v / scale) * 38} width={w - 2} height={(v / scale) * 38}>
               <title>{`${days[i]}: ${format(v)}`}</title>
             </rect>
           ),
         )}
       </svg>
       <figcaption>
-        {label} (max {format(max)})
+        {label} ({known.length ? `max ${format(max)}` : "no data"})
       </figcaption>
     </figure>
   );
+}
+
+/** The three renditions played most, and the others together: percents that add up to 100. */
+function topRenditions(renditions: Figures["topRenditions"]): string {
+  const percents = sharePercents(renditions.map((r) => r.share));
+  const shown = renditions.slice(0, 3).map((r, i) => `${r.height}p ${percents[i]}%`);
+  const others = percents.slice(3).reduce((a, b) => a + b, 0);
+  return [...shown, ...(renditions.length > 3 ? [`others ${others}%`] : [])].join(", ");
 }
 
 function AnalyticsFigures({ figures, testId }: { figures: Figures; testId: string }) {
@@ -101,14 +112,7 @@ function AnalyticsFigures({ figures, testId }: { figures: Figures; testId: strin
         <dt>Completion</dt>
         <dd>{formatPercent(figures.completionRate)}</dd>
         <dt>Top renditions</dt>
-        <dd>
-          {figures.topRenditions.length
-            ? figures.topRenditions
-                .slice(0, 3)
-                .map((r) => `${r.height}p ${formatPercent(r.share)}`)
-                .join(", ")
-            : "–"}
-        </dd>
+        <dd>{figures.topRenditions.length ? topRenditions(figures.topRenditions) : "–"}</dd>
       </dl>
       <Bars
         points={figures.timeline}

@@ -12,13 +12,137 @@ export interface ManimProgress {
 
 // tqdm's default bar, "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} […]" (tqdm.github.io/docs/tqdm),
 // with Manim's descriptions "Animation {n}: {animation}[, etc.]" and "Waiting {n}"
-// (manim/scene/scene.py, Scene._get_animation_time_progression). The description holds ": " itself,
-// so the greedy match settles on the last ": NN%|". Bars are "#" or block characters depending on
-// the terminal's encoding; only the fields around them are read.
-const PROGRESS_LINE = /(?:^|\s)(?:Animation (\d+): (.*)|Waiting (\d+)): +(\d{1,3})%\|/;
-// Logged by Manim's renderers when an animation's partial movie file exists
-// (manim/renderer/cairo_renderer.py, CairoRenderer.play), behind Rich's time and level columns.
-const CACHED_LINE = /Animation (\d+) : Using cached data \(hash : ([\w.-]+)\)/;
+// (manim/scene/scene.py, Scene._get_animation_time_progression), at the line's start or after a blank.
+// The description holds ": " itself, so the bar is the last ": NN%|" of the line. Bars are "#" or block
+// characters depending on the terminal's encoding; only the fields around them are read. The lines are
+// the scene's to write and unbounded, so they are read by scans that look at each character a bounded
+// number of times, not by a backtracking pattern (docs/security.md).
+
+/** A tqdm bar of Manim's: the animation's index, its description ("Waiting" for a wait) and percent. */
+interface ProgressBar {
+  index: number;
+  description: string;
+  percent: number;
+}
+
+const isDigit = (code: number): boolean => code >= 48 && code <= 57;
+// What `\s` matches in a JavaScript pattern.
+const isBlank = (code: number): boolean =>
+  (code >= 9 && code <= 13) ||
+  code === 32 ||
+  code === 0xa0 ||
+  code === 0x1680 ||
+  (code >= 0x2000 && code <= 0x200a) ||
+  code === 0x2028 ||
+  code === 0x2029 ||
+  code === 0x202f ||
+  code === 0x205f ||
+  code === 0x3000 ||
+  code === 0xfeff;
+// Where a description ends: what `.` does not match.
+const isLineEnd = (code: number): boolean => code === 10 || code === 13 || code === 0x2028 || code === 0x2029;
+
+/** The end of the run of ASCII digits from `from`. */
+function digitsEnd(line: string, from: number): number {
+  let at = from;
+  while (at < line.length && isDigit(line.charCodeAt(at))) at++;
+  return at;
+}
+
+/**
+ * The percent of a bar's tail ": +NN%|" at `at` (one to three digits), or null. The blanks read here
+ * follow this colon and end before any later one, so reading every colon's tail reads each character
+ * at most twice.
+ */
+function barTailAt(line: string, at: number): number | null {
+  if (line.charCodeAt(at) !== 58 /* : */ || line.charCodeAt(at + 1) !== 32) return null;
+  let digits = at + 2;
+  while (line.charCodeAt(digits) === 32) digits++;
+  const end = digitsEnd(line, digits);
+  const count = end - digits;
+  if (count < 1 || count > 3 || !line.startsWith("%|", end)) return null;
+  return Number(line.slice(digits, end));
+}
+
+/** The last bar tail that starts in [from, to), or null: one pass from the end. */
+function lastBarTail(line: string, from: number, to: number): { at: number; percent: number } | null {
+  for (let at = line.lastIndexOf(":", to - 1); at >= from; at = at === 0 ? -1 : line.lastIndexOf(":", at - 1)) {
+    const percent = barTailAt(line, at);
+    if (percent !== null) return { at, percent };
+  }
+  return null;
+}
+
+/**
+ * Manim's progress bar in one line of its output, or null: the first "Animation N: " or "Waiting N"
+ * (at the start or after a blank) that a bar's tail follows, and for an animation the line's last tail
+ * before the next line end. Linear in the line's length.
+ */
+export function readProgressBar(line: string): ProgressBar | null {
+  // The last tail of the stretch of line holding `from`, found once per stretch.
+  let stretchEnd = -1;
+  let lastTail: { at: number; percent: number } | null = null;
+  for (let start = 0; start < line.length; start++) {
+    if (start > 0 && !isBlank(line.charCodeAt(start - 1))) continue;
+    if (line.startsWith("Animation ", start)) {
+      const number = start + "Animation ".length;
+      const numberEnd = digitsEnd(line, number);
+      if (numberEnd > number && line.startsWith(": ", numberEnd)) {
+        const from = numberEnd + 2;
+        if (from > stretchEnd) {
+          stretchEnd = from;
+          while (stretchEnd < line.length && !isLineEnd(line.charCodeAt(stretchEnd))) stretchEnd++;
+          lastTail = lastBarTail(line, from, stretchEnd);
+        }
+        if (lastTail && lastTail.at >= from) {
+          return {
+            index: Number(line.slice(number, numberEnd)),
+            description: line.slice(from, lastTail.at),
+            percent: lastTail.percent,
+          };
+        }
+      }
+    } else if (line.startsWith("Waiting ", start)) {
+      const number = start + "Waiting ".length;
+      const numberEnd = digitsEnd(line, number);
+      const percent = numberEnd > number ? barTailAt(line, numberEnd) : null;
+      if (percent !== null) return { index: Number(line.slice(number, numberEnd)), description: "Waiting", percent };
+    }
+  }
+  return null;
+}
+
+const CACHED_TEXT = " : Using cached data (hash : ";
+
+/**
+ * Logged by Manim's renderers when an animation's partial movie file exists
+ * (manim/renderer/cairo_renderer.py, CairoRenderer.play), behind Rich's time and level columns:
+ * "Animation N : Using cached data (hash : H)", H of word characters, dots and dashes. The first such
+ * text in the line, or null; each "Animation " is looked at once, and the runs read after them do not
+ * overlap.
+ */
+export function readCachedAnimation(line: string): { index: number } | null {
+  for (let start = line.indexOf("Animation "); start >= 0; start = line.indexOf("Animation ", start + 1)) {
+    const number = start + "Animation ".length;
+    const numberEnd = digitsEnd(line, number);
+    if (numberEnd === number || !line.startsWith(CACHED_TEXT, numberEnd)) continue;
+    const hash = numberEnd + CACHED_TEXT.length;
+    let hashEnd = hash;
+    while (hashEnd < line.length && isHashChar(line.charCodeAt(hashEnd))) hashEnd++;
+    if (hashEnd > hash && line.charCodeAt(hashEnd) === 41 /* ) */)
+      return { index: Number(line.slice(number, numberEnd)) };
+  }
+  return null;
+}
+
+// `[\w.-]`: ASCII letters, digits, "_", "." and "-".
+const isHashChar = (code: number): boolean =>
+  isDigit(code) ||
+  (code >= 65 && code <= 90) ||
+  (code >= 97 && code <= 122) ||
+  code === 95 ||
+  code === 46 ||
+  code === 45;
 
 /** An animation Manim started (its first bar or its cached-data line), in the order it started. */
 export interface AnimationStart {
@@ -67,22 +191,21 @@ export function createManimProgressParser() {
   }
 
   function readLine(line: string): void {
-    const hit = CACHED_LINE.exec(line);
+    const hit = readCachedAnimation(line);
     if (hit) {
-      const index = Number(hit[1]);
+      const index = hit.index;
       cached.add(index);
       // Served whole from the cache: it starts and ends here, with no bar.
       started(index, null);
       if (state.animationIndex === index) state.percent = 100;
     } else {
-      const bar = PROGRESS_LINE.exec(line);
+      const bar = readProgressBar(line);
       if (!bar) return;
-      const index = Number(bar[1] ?? bar[3]);
-      shown.add(index);
-      started(index, bar[2] !== undefined ? bar[2] : "Waiting");
-      if (state.animationIndex === index) {
-        state.percent = Math.min(100, Number(bar[4]));
-        state.description = bar[2] !== undefined ? bar[2] : "Waiting";
+      shown.add(bar.index);
+      started(bar.index, bar.description);
+      if (state.animationIndex === bar.index) {
+        state.percent = Math.min(100, bar.percent);
+        state.description = bar.description;
       }
     }
     state.cachedCount = cached.size;

@@ -22,14 +22,16 @@ type Filter = NonNullable<Variables["filter"]>;
 
 /**
  * What the library shows, as the page's URL query says it (so a reload or Back shows the same):
- * `q` (a part of the title), `status`, `source`, `tags` (comma-separated, every one), `from` and
- * `to` (days, both included), `sort`, and the page's cursor (`after` or `before`).
+ * `q` (a part of the title), `status`, `source`, `tags` (comma-separated, every one), `meta`
+ * (`key=value` entries separated by `;`, every one), `from` and `to` (days, both included), `sort`,
+ * and the page's cursor (`after` or `before`).
  */
 interface LibraryQuery {
   q: string;
   status: string;
   source: string;
   tags: string;
+  meta: string;
   from: string;
   to: string;
   sort: Order;
@@ -37,7 +39,7 @@ interface LibraryQuery {
   before: string;
 }
 
-const QUERY_KEYS = ["q", "status", "source", "tags", "from", "to", "sort", "after", "before"] as const;
+const QUERY_KEYS = ["q", "status", "source", "tags", "meta", "from", "to", "sort", "after", "before"] as const;
 
 function readQuery(params: URLSearchParams): LibraryQuery {
   const get = (key: string) => params.get(key) ?? "";
@@ -47,6 +49,7 @@ function readQuery(params: URLSearchParams): LibraryQuery {
     status: (STATUSES as readonly string[]).includes(get("status")) ? get("status") : "",
     source: (SOURCES as readonly string[]).includes(get("source")) ? get("source") : "",
     tags: get("tags"),
+    meta: get("meta"),
     from: get("from"),
     to: get("to"),
     sort: sort in ORDERS ? (sort as Order) : "CREATED_AT_DESC",
@@ -74,6 +77,23 @@ const dayStart = (day: string, days = 0): string | null => {
   return date.toISOString();
 };
 
+/**
+ * The metadata filter's entries: `key=value` separated by `;`, each split at its first `=` (keys
+ * have no `=`), blanks around either trimmed. An entry without `=` is refused with a message.
+ */
+function metadataEntries(text: string): { key: string; value: string }[] | null {
+  const entries = text
+    .split(";")
+    .map((entry) => entry.trim())
+    .filter(Boolean)
+    .map((entry) => {
+      const equals = entry.indexOf("=");
+      if (equals < 1) throw new Error(`Metadata filters are key=value, separated by ";" ("${entry}" is not)`);
+      return { key: entry.slice(0, equals).trim(), value: entry.slice(equals + 1).trim() };
+    });
+  return entries.length ? entries : null;
+}
+
 function variablesOf(query: LibraryQuery): Variables {
   const tags = query.tags
     .split(",")
@@ -84,6 +104,7 @@ function variablesOf(query: LibraryQuery): Variables {
     status: (query.status || null) as Filter["status"],
     source: (query.source || null) as Filter["source"],
     tags: tags.length ? tags : null,
+    metadata: metadataEntries(query.meta),
     createdFrom: query.from ? dayStart(query.from) : null,
     createdBefore: query.to ? dayStart(query.to, 1) : null,
   };
@@ -108,7 +129,8 @@ export function VideosPage() {
 
   // A filter changed twice quickly sends two requests: only the latest one's answer is shown.
   const load = useLatestReload(
-    () => request(VideosQuery, variablesOf(readQuery(new URLSearchParams(search)))),
+    // async: a filter the page cannot send (metadata without "=") is shown as the API's refusals are.
+    async () => request(VideosQuery, variablesOf(readQuery(new URLSearchParams(search)))),
     (data) => {
       setVideos(data.videos);
       setError(null);
@@ -226,7 +248,7 @@ function LibraryFilters({
   onApply: (changes: Partial<LibraryQuery>) => void;
 }) {
   const [draft, setDraft] = useState(query);
-  const text = (key: "q" | "tags" | "from" | "to") => ({
+  const text = (key: "q" | "tags" | "meta" | "from" | "to") => ({
     value: draft[key],
     onInput: (e: Event) => setDraft({ ...draft, [key]: (e.target as HTMLInputElement).value }),
   });
@@ -272,6 +294,10 @@ function LibraryFilters({
       <label>
         Tags (all of)
         <input {...text("tags")} placeholder="comma-separated" />
+      </label>
+      <label>
+        Metadata (all of)
+        <input {...text("meta")} placeholder="key=value; key=value" />
       </label>
       <label>
         Created from
