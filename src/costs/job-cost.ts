@@ -1,5 +1,5 @@
 import type { Db } from "../db/client.ts";
-import type { Job, Prisma, Variant, Video } from "../generated/prisma/client.ts";
+import type { Prisma, Variant, Video } from "../generated/prisma/client.ts";
 import type { Rung } from "../protocol/messages.ts";
 import { LADDER_ORDER } from "../videos/variants.ts";
 import {
@@ -39,51 +39,32 @@ function estimateColumns(estimate: CostEstimate | null) {
   };
 }
 
+/** The estimate columns a job row is created with (none when there is nothing to estimate from). */
+export type EstimateColumns = ReturnType<typeof estimateColumns>;
+
+/** A job about to be queued for `videoId`: the rungs it makes (none: the whole ladder) on `capability`'s queue. */
+interface QueuedWork {
+  videoId: string;
+  rungs: readonly string[];
+  capability: string;
+}
+
 /**
- * The estimate columns of a job about to be queued for `video`. A transcode: from its probe and
- * ladder (variant rows) when it has them (a retried rung), a clip's from the probe of the video it
- * is cut from and the clip's length, else from its upload's size. Static renditions: a remux of
- * the chosen rungs. Nothing for other kinds.
+ * The estimate columns of a transcode about to be queued: from its probe and ladder (variant rows)
+ * when it has them (a retried rung), a clip's from the probe of the video it is cut from and the
+ * clip's length, else from its upload's size.
  */
-export async function estimateAtEnqueue(
+export async function estimateTranscodeAtEnqueue(
   tx: Pick<Db, "video" | "variant">,
   costs: CostSettings,
-  job: {
-    kind: Job["kind"];
-    videoId: string;
-    rungs: readonly string[];
-    capability: string;
+  job: QueuedWork & {
     /** The part of the source the job encodes (a split transcode's chunk), in seconds; default the whole. */
     seconds?: number;
   },
-) {
-  // Which kinds are estimated when queued: a new kind does not compile until it says.
-  switch (job.kind) {
-    case "TRANSCODE":
-    case "TRANSCODE_CHUNK":
-    case "STATIC_RENDITIONS":
-      break;
-    // No estimate; their actual cost is recorded when their runs end.
-    case "RENDER_MANIM":
-    case "RENDER_COMPOSITION":
-    case "IMPORT_URL":
-    // A broadcast's length is unknown until it ends.
-    case "LIVE":
-      return {};
-    default:
-      job.kind satisfies never;
-      return {};
-  }
+): Promise<EstimateColumns> {
   const video = await tx.video.findUnique({ where: { id: job.videoId } });
   if (!video) return {};
-  const variants: Variant[] = await tx.variant.findMany({ where: { videoId: job.videoId }, orderBy: LADDER_ORDER });
-  const rungs = rungsOfJob(variants, job.rungs);
-  if (job.kind === "STATIC_RENDITIONS") {
-    const source = probedSource(video);
-    return source
-      ? estimateColumns(estimateRemuxCost(costs, { seconds: source.seconds, rungs, queue: job.capability }))
-      : {};
-  }
+  const rungs = await queuedRungs(tx, job);
   const probed = probedSource(video);
   // A chunk: its part of the probed source, its video rungs.
   const part = probed && job.seconds !== undefined ? { ...probed, seconds: job.seconds } : probed;
@@ -95,6 +76,27 @@ export async function estimateAtEnqueue(
       queue: job.capability,
     }),
   );
+}
+
+/** The estimate columns of a remux of `job.rungs` about to be queued (static renditions); none before the probe. */
+export async function estimateRemuxAtEnqueue(
+  tx: Pick<Db, "video" | "variant">,
+  costs: CostSettings,
+  job: QueuedWork,
+): Promise<EstimateColumns> {
+  const video = await tx.video.findUnique({ where: { id: job.videoId } });
+  if (!video) return {};
+  const rungs = await queuedRungs(tx, job);
+  const source = probedSource(video);
+  return source
+    ? estimateColumns(estimateRemuxCost(costs, { seconds: source.seconds, rungs, queue: job.capability }))
+    : {};
+}
+
+/** The video's variant rows the queued job makes, in the ladder's order. */
+async function queuedRungs(tx: Pick<Db, "variant">, job: QueuedWork): Promise<Variant[]> {
+  const variants: Variant[] = await tx.variant.findMany({ where: { videoId: job.videoId }, orderBy: LADDER_ORDER });
+  return rungsOfJob(variants, job.rungs);
 }
 
 /** A clip not probed yet: the probed video it is cut from, for the clip's length. */

@@ -1,22 +1,15 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { defaultFieldResolver, type GraphQLField, type GraphQLSchema } from "graphql";
 import type { JobKind } from "../generated/prisma/client.ts";
+import { JOB_KINDS } from "./kinds/index.ts";
 
 /**
  * Rate-limit points (RATE_LIMIT_MUTATIONS_PER_MINUTE) one job of each kind costs the credential
- * whose mutation queues it. A new kind cannot be added without its weight.
+ * whose mutation queues it: each kind's `ratePoints` (`src/jobs/kinds/`).
  */
-export const JOB_RATE_POINTS = {
-  TRANSCODE: 5,
-  RENDER_MANIM: 5,
-  RENDER_COMPOSITION: 5,
-  IMPORT_URL: 5,
-  STATIC_RENDITIONS: 2,
-  // Queued by a split transcode, never by a mutation: its transcode's points cover it.
-  TRANSCODE_CHUNK: 0,
-  // Queued when a publisher connects, never by a mutation (live streams have limits of their own).
-  LIVE: 0,
-} as const satisfies Record<JobKind, number>;
+export const JOB_RATE_POINTS = Object.fromEntries(
+  Object.entries(JOB_KINDS).map(([kind, module]) => [kind, module.ratePoints]),
+) as Record<JobKind, number>;
 
 /**
  * What a root mutation field sets going, declared on every Mutation field (`extensions:

@@ -1,20 +1,6 @@
 import type { JobKind, JobRoutingReason } from "../generated/prisma/enums.ts";
 import type { Capability } from "../protocol/messages.ts";
-
-/** Which kinds of job a worker can encode on its GPU: the nvenc queue's worker encodes with h264_nvenc. */
-const gpuEncodable = {
-  TRANSCODE: true,
-  // Scene and quiz renders encode their source with libx264; their TRANSCODE child follows GPU routing.
-  RENDER_MANIM: false,
-  RENDER_COMPOSITION: false,
-  IMPORT_URL: false,
-  // A remux of published rungs: no encode.
-  STATIC_RENDITIONS: false,
-  // Encoded with the settings of the libx264 run that split its transcode (only a cpu run splits).
-  TRANSCODE_CHUNK: false,
-  // A broadcast cannot wait for a GPU worker, nor move to another mid-stream.
-  LIVE: false,
-} as const satisfies Record<JobKind, boolean>;
+import { JOB_KINDS } from "./kinds/index.ts";
 
 /** GPU_ROUTING and its limits, from the API's environment. */
 export interface GpuRoutingSettings {
@@ -54,9 +40,12 @@ export interface Route {
   reason: JobRoutingReason;
 }
 
-/** A job whose kind can be encoded on a GPU and which needs nothing but a CPU. */
+/**
+ * A job whose kind can be encoded on a GPU (the nvenc queue's worker encodes with h264_nvenc: its
+ * kind's `gpuEncodable`) and which needs nothing but a CPU.
+ */
 export function gpuEncodableJob(kind: JobKind, capability: Capability): boolean {
-  return gpuEncodable[kind] && capability === "cpu";
+  return JOB_KINDS[kind].gpuEncodable && capability === "cpu";
 }
 
 /** The queue a job's attempt is sent to, and why. Pure: the dispatcher gathers the facts. */

@@ -2,7 +2,7 @@ import { builder } from "../builder.ts";
 import { tenantOf, type Context } from "../context.ts";
 import { NotFoundError, quotedId, ValidationError } from "../errors.ts";
 import { isUuid } from "../ids.ts";
-import { jobInputSchemas } from "../jobs/create-job.ts";
+import { renderComposition } from "../jobs/kinds/render-composition.ts";
 import { QuizQuestion } from "../protocol/messages.ts";
 import { GeminiError, GeminiNotConfiguredError, generateQuizQuestions } from "../quiz/generate-quiz.ts";
 import { parseQuizCsv, QuizCsvError } from "../quiz/parse-quiz-csv.ts";
@@ -184,12 +184,14 @@ builder.mutationFields((t) => ({
         height: input.height ?? 720,
       };
       // createJob (and the worker) would refuse these too; refused here, the error names the field.
-      const check = jobInputSchemas.RENDER_COMPOSITION.pick({
-        secondsPerQuestion: true,
-        narration: true,
-        width: true,
-        height: true,
-      }).safeParse(settings);
+      const check = renderComposition.input
+        .pick({
+          secondsPerQuestion: true,
+          narration: true,
+          width: true,
+          height: true,
+        })
+        .safeParse(settings);
       if (!check.success) {
         const issue = check.error.issues[0]!;
         const field = issue.path[0] === "narration" ? "voice" : String(issue.path[0]);

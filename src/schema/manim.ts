@@ -1,6 +1,6 @@
 import { builder } from "../builder.ts";
 import { NoWorkerError, NotFoundError, ValidationError } from "../errors.ts";
-import { jobCapability } from "../jobs/create-job.ts";
+import { renderManim } from "../jobs/kinds/render-manim.ts";
 import { createRenderedVideo, RenderSuccess } from "./rendered-video.ts";
 import { validIdempotencyKey, validTitle } from "../videos/input-rules.ts";
 import { creationOptionFields, validCreationOptions } from "./creation-options.ts";
@@ -56,7 +56,7 @@ builder.mutationFields((t) => ({
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(input.sceneName)) {
         throw new ValidationError("sceneName", "Not a Python class name");
       }
-      const unserved = await ctx.dispatcher.whyUnserved(jobCapability.RENDER_MANIM);
+      const unserved = await ctx.dispatcher.whyUnserved(renderManim.capability);
       if (unserved) throw new NoWorkerError("manim", `No worker can render Manim scenes now: ${unserved}`);
       const options = await validCreationOptions(ctx, input);
       const video = await createRenderedVideo(ctx, {

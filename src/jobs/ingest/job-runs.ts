@@ -16,6 +16,7 @@ import { userFacingError } from "../user-facing-error.ts";
 import { lockVideo } from "../video-lock.ts";
 import { publishVideoStatus, type EventOf, type IngestDeps } from "./ingest-deps.ts";
 import { failStaticRenditions } from "../queue-static-renditions.ts";
+import { JOB_KINDS } from "../kinds/index.ts";
 
 /**
  * The JobRun row of the delivery that sent `e`; workers older than run ids have one run per
@@ -316,24 +317,19 @@ export function createJobRunIngestor(deps: IngestDeps) {
         data: { status: "FAILED", error, finishedAt: at },
       });
       if (!count) return 0;
-      // What a job's last failure does to its video: a new kind does not compile until it says.
-      switch (job.kind) {
-        case "STATIC_RENDITIONS":
-          // A static rendition's failure is its own: the video and its ladder stand.
+      // What a job's last failure does, as its kind's module says.
+      const onLastFailure = JOB_KINDS[job.kind].onLastFailure;
+      switch (onLastFailure) {
+        case "fail its static renditions":
           await failStaticRenditions(tx, job.id, error);
           break;
-        case "TRANSCODE":
-        case "TRANSCODE_CHUNK":
-        case "RENDER_MANIM":
-        case "RENDER_COMPOSITION":
-        case "IMPORT_URL":
-        case "LIVE":
+        case "fail the video":
           // A split transcode's other runs stop: without this job's part the video cannot be whole.
           stopped.push(...(await cancelSplitFamily(tx, job, error, at)));
           await failVideoIn(tx, videoId, error, at);
           break;
         default:
-          job.kind satisfies never;
+          onLastFailure satisfies never;
       }
       const jobData = { id: job.id, kind: job.kind, attempt: job.attempt, error, videoId };
       const jobEventId = webhookEventId("job.failed", job.id, String(job.attempt));

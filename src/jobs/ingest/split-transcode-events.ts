@@ -12,7 +12,8 @@ import { mediaPlaylist, renditionBitRates, type SegmentBitRates } from "../../sh
 import { MAX_PLAYLIST_BYTES, PLAYLIST_TYPE, withVariantBitRates } from "../../storage/playlists.ts";
 import { videoWebhookData, webhookEventId } from "../../webhooks/events.ts";
 import { cancelSplitFamily } from "../cancel.ts";
-import { createJob, estimateChunk, parseJobInput } from "../create-job.ts";
+import { createJob, parseJobInput } from "../create-job.ts";
+import { estimateChunk } from "../kinds/transcode-chunk.ts";
 import { estimateSplitRun, recordActualCost, recordActualCostIn } from "../../costs/job-cost.ts";
 import { lockVideo } from "../video-lock.ts";
 import { type EventOf, type IngestDeps, publishVideoStatus } from "./ingest-deps.ts";
