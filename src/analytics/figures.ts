@@ -1,30 +1,21 @@
 import type pg from "pg";
+import {
+  type CounterSums,
+  emptyCounterSums,
+  type Figures,
+  figuresOf,
+  hourColumnType,
+  ROLLUP_COUNTERS,
+} from "./counters.ts";
 import { histogramOf } from "./ingest.ts";
-import { emptyHourCounters, type HourCounters, histogramQuantile } from "./startup-histogram.ts";
 
 export type AnalyticsInterval = "HOUR" | "DAY";
 
 /** Whose hours are summed: one video's, or every video's of a tenant. */
 export type AnalyticsScope = { videoId: string } | { tenantId: string };
 
-/** Figures of a period (the whole range, or one point of its timeline), from the hourly rollups. */
-export interface AnalyticsFigures {
-  views: number;
-  /** Viewers counted once per video per day, summed over the days (and videos) of the period. */
-  uniqueViewers: number;
-  watchTimeSeconds: number;
-  startupTimeP50Ms: number | null;
-  startupTimeP95Ms: number | null;
-  rebufferCount: number;
-  rebufferSeconds: number;
-  /** Time spent rebuffering over time spent watching or rebuffering; 0 without either. */
-  rebufferRatio: number;
-  renditionSwitches: number;
-  /** Views that ended in a fatal playback error, over views. */
-  failureRate: number;
-  /** Views played to the end, over views. */
-  completionRate: number;
-}
+/** Figures of a period (the whole range, or one point of its timeline), from the hourly rollups (`FIGURES`). */
+export type AnalyticsFigures = Figures;
 
 export interface AnalyticsPoint extends AnalyticsFigures {
   at: Date;
@@ -39,41 +30,18 @@ export interface AnalyticsReport extends AnalyticsFigures {
   topRenditions: { height: number; watchTimeSeconds: number; share: number }[];
 }
 
-interface Sums extends HourCounters {
-  views: number;
-  uniqueViewers: number;
-}
-
-function figuresOf(s: Sums): AnalyticsFigures {
-  const ratio = (a: number, b: number) => (b > 0 ? a / b : 0);
-  return {
-    views: s.views,
-    uniqueViewers: s.uniqueViewers,
-    watchTimeSeconds: s.watchMs / 1000,
-    startupTimeP50Ms: histogramQuantile(s.histogram, 0.5),
-    startupTimeP95Ms: histogramQuantile(s.histogram, 0.95),
-    rebufferCount: s.rebufferCount,
-    rebufferSeconds: s.rebufferMs / 1000,
-    rebufferRatio: ratio(s.rebufferMs, s.watchMs + s.rebufferMs),
-    renditionSwitches: s.renditionSwitches,
-    failureRate: ratio(s.failedViews, s.views),
-    completionRate: ratio(s.completedViews, s.views),
-  };
-}
+type Sums = CounterSums;
 
 function addSums(into: Sums, s: Sums): void {
-  into.views += s.views;
-  into.uniqueViewers += s.uniqueViewers;
-  into.watchMs += s.watchMs;
-  into.rebufferCount += s.rebufferCount;
-  into.rebufferMs += s.rebufferMs;
-  into.renditionSwitches += s.renditionSwitches;
-  into.failedViews += s.failedViews;
-  into.completedViews += s.completedViews;
+  for (const n of ROLLUP_COUNTERS) into[n] += s[n];
   for (let i = 0; i < into.histogram.length; i++) into.histogram[i]! += s.histogram[i] ?? 0;
 }
 
-const emptySums = (): Sums => ({ views: 0, uniqueViewers: 0, ...emptyHourCounters() });
+/** Each counter's sum over a point's hours (a bigint column's as float8: a sum may pass 2^31). */
+const SUMS_SELECT = ROLLUP_COUNTERS.map(
+  (n) => `sum("${n}")::${hourColumnType(n) === "bigint" ? "float8" : "int"} AS "${n}"`,
+).join(", ");
+const SUMS_LIST = ROLLUP_COUNTERS.map((n) => `p."${n}"`).join(", ");
 
 // Fixed tables and filters: nothing of the query is built from input.
 const SCOPE = {
@@ -100,17 +68,13 @@ export async function analyticsReport(
     pool.query<Omit<Sums, "histogram"> & { at: string; histogram: number[] | null }>(
       `WITH hours AS (SELECT * FROM ${hoursTable} WHERE ${rangeFilter}),
        points AS (
-         SELECT date_trunc($4, hour) AS at, sum(views)::int AS "views", sum("uniqueViewers")::int AS "uniqueViewers",
-           sum("watchMs")::float8 AS "watchMs", sum("rebufferCount")::int AS "rebufferCount",
-           sum("rebufferMs")::float8 AS "rebufferMs", sum("renditionSwitches")::int AS "renditionSwitches",
-           sum("failedViews")::int AS "failedViews", sum("completedViews")::int AS "completedViews"
+         SELECT date_trunc($4, hour) AS at, ${SUMS_SELECT}
          FROM hours GROUP BY 1
        ), buckets AS (
          SELECT date_trunc($4, hour) AS at, u.i, sum(u.c)::int AS c
          FROM hours, unnest(hours."startupHistogram") WITH ORDINALITY AS u(c, i) GROUP BY 1, 2
        )
-       SELECT to_char(p.at, 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS at, p.views, p."uniqueViewers", p."watchMs",
-         p."rebufferCount", p."rebufferMs", p."renditionSwitches", p."failedViews", p."completedViews",
+       SELECT to_char(p.at, 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS at, ${SUMS_LIST},
          (SELECT array_agg(b.c ORDER BY b.i) FROM buckets b WHERE b.at = p.at) AS histogram
        FROM points p ORDER BY p.at`,
       params,
@@ -121,7 +85,7 @@ export async function analyticsReport(
       params.slice(0, 3),
     ),
   ]);
-  const total = emptySums();
+  const total = emptyCounterSums();
   const timeline = points.rows.map((row) => {
     const sums: Sums = { ...row, histogram: histogramOf(row.histogram) };
     addSums(total, sums);

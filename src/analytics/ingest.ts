@@ -2,66 +2,63 @@ import { randomBytes, createHmac, randomUUID } from "node:crypto";
 import type pg from "pg";
 import { retryDeadlockVictim } from "../db/deadlock-retry.ts";
 import type { BeaconEvent } from "../shared/analytics-beacons.ts";
+import { COUNTERS, SUM_COUNTERS, type SumCounterName, VIEW_COUNTERS, type ViewCounterName } from "./counters.ts";
 import { STARTUP_BUCKET_COUNT, startupHistogramOf } from "./startup-histogram.ts";
 
 /** What one batch adds to its view and to the video's hour. */
 export interface BatchFigures {
   /** The first startup time the batch reports (a view counts one). */
   startupMs: number | null;
-  watchMs: number;
-  rebufferCount: number;
-  rebufferMs: number;
-  renditionSwitches: number;
-  /** The code of the batch's first fatal failure; null: none. */
-  fatalFailureCode: string | null;
-  completed: boolean;
+  /** Each sum counter's amount over the batch's events. */
+  sums: Record<SumCounterName, number>;
+  /** Each view counter: null when no event of the batch counts; else the first counting event's detail (null: none). */
+  marks: Record<ViewCounterName, { detail: string | null } | null>;
   /** Milliseconds played at each height. */
   watchMsByHeight: Map<number, number>;
   /** The last live latency the batch reports (`liveLatency`; null: none): for the operators' metric, not stored. */
   liveLatencyMs: number | null;
 }
 
+type EventType = BeaconEvent["type"];
+// The counters each event type feeds, from COUNTERS (their functions take the event of their type).
+const SUMS_FED_BY = new Map<EventType, { name: SumCounterName; amount: (e: BeaconEvent) => number }[]>();
+const MARKS_FED_BY = new Map<
+  EventType,
+  { name: ViewCounterName; counts: (e: BeaconEvent) => boolean; detail: ((e: BeaconEvent) => string) | undefined }[]
+>();
+for (const name of SUM_COUNTERS) {
+  const { event, amount } = COUNTERS[name] as { event: EventType; amount: (e: BeaconEvent) => number };
+  SUMS_FED_BY.set(event, [...(SUMS_FED_BY.get(event) ?? []), { name, amount }]);
+}
+for (const name of VIEW_COUNTERS) {
+  const counter = COUNTERS[name] as {
+    event: EventType;
+    counts: (e: BeaconEvent) => boolean;
+    detail?: { of: (e: BeaconEvent) => string };
+  };
+  MARKS_FED_BY.set(counter.event, [
+    ...(MARKS_FED_BY.get(counter.event) ?? []),
+    { name, counts: counter.counts, detail: counter.detail?.of },
+  ]);
+}
+
 export function batchFigures(events: readonly BeaconEvent[]): BatchFigures {
   const figures: BatchFigures = {
     startupMs: null,
-    watchMs: 0,
-    rebufferCount: 0,
-    rebufferMs: 0,
-    renditionSwitches: 0,
-    fatalFailureCode: null,
-    completed: false,
+    sums: Object.fromEntries(SUM_COUNTERS.map((n) => [n, 0])) as Record<SumCounterName, number>,
+    marks: Object.fromEntries(VIEW_COUNTERS.map((n) => [n, null])) as BatchFigures["marks"],
     watchMsByHeight: new Map(),
     liveLatencyMs: null,
   };
   for (const e of events) {
-    switch (e.type) {
-      case "startup":
-        figures.startupMs ??= e.startupMs;
-        break;
-      case "rebuffer":
-        figures.rebufferCount++;
-        figures.rebufferMs += e.durationMs;
-        break;
-      case "rendition":
-        figures.renditionSwitches++;
-        break;
-      case "watch":
-        figures.watchMs += e.watchedMs;
-        figures.watchMsByHeight.set(e.height, (figures.watchMsByHeight.get(e.height) ?? 0) + e.watchedMs);
-        break;
-      case "failure":
-        if (e.fatal) figures.fatalFailureCode ??= e.code;
-        break;
-      case "completed":
-        figures.completed = true;
-        break;
-      case "liveLatency":
-        // One a batch counts, however many it holds: a player sends one.
-        figures.liveLatencyMs = e.latencyMs;
-        break;
-      default:
-        e satisfies never;
-    }
+    for (const { name, amount } of SUMS_FED_BY.get(e.type) ?? []) figures.sums[name] += amount(e);
+    for (const { name, counts, detail } of MARKS_FED_BY.get(e.type) ?? [])
+      if (figures.marks[name] === null && counts(e)) figures.marks[name] = { detail: detail ? detail(e) : null };
+    if (e.type === "startup") figures.startupMs ??= e.startupMs;
+    else if (e.type === "watch")
+      figures.watchMsByHeight.set(e.height, (figures.watchMsByHeight.get(e.height) ?? 0) + e.watchedMs);
+    // One a batch counts, however many it holds: a player sends one.
+    else if (e.type === "liveLatency") figures.liveLatencyMs = e.latencyMs;
   }
   return figures;
 }

@@ -52,28 +52,3 @@ export function histogramQuantile(counts: readonly number[], q: number): number 
   }
   return STARTUP_BUCKETS_MS.at(-1)!;
 }
-
-/**
- * What an hour's rollup row (`AnalyticsHour`, `AnalyticsTenantHour`) adds up besides its views:
- * the ingest sums batches into it, the reports sum rows.
- */
-export interface HourCounters {
-  watchMs: number;
-  rebufferCount: number;
-  rebufferMs: number;
-  renditionSwitches: number;
-  failedViews: number;
-  completedViews: number;
-  /** Views per startup-time bucket (`startupBucket`). */
-  histogram: number[];
-}
-
-export const emptyHourCounters = (): HourCounters => ({
-  watchMs: 0,
-  rebufferCount: 0,
-  rebufferMs: 0,
-  renditionSwitches: 0,
-  failedViews: 0,
-  completedViews: 0,
-  histogram: new Array<number>(STARTUP_BUCKET_COUNT).fill(0),
-});

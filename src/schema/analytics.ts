@@ -1,4 +1,5 @@
 import { GraphQLError } from "graphql";
+import { FIGURES, type FigureName } from "../analytics/counters.ts";
 import type { AnalyticsFigures, AnalyticsInterval, AnalyticsPoint, AnalyticsReport } from "../analytics/figures.ts";
 import { builder } from "../builder.ts";
 import { type Context, tenantOf } from "../context.ts";
@@ -13,43 +14,24 @@ const AnalyticsIntervalEnum = builder.enumType("AnalyticsInterval", {
   values: { HOUR: { value: "HOUR" }, DAY: { value: "DAY" } } as const,
 });
 
-/** The figures an analytics period and each point of its timeline share. */
+/** The figures an analytics period and each point of its timeline share, one field each of `FIGURES`. */
 function figureFields<T extends AnalyticsFigures>(t: PothosSchemaTypes.ObjectFieldBuilder<Types, T>) {
-  return {
-    views: t.int({ description: "Views started.", resolve: (f) => f.views }),
-    uniqueViewers: t.int({
-      description:
-        "Distinct viewers per video per UTC day (a salted daily hash of address and user agent), summed over days and videos.",
-      resolve: (f) => f.uniqueViewers,
+  return Object.fromEntries(
+    (Object.keys(FIGURES) as FigureName[]).map((name) => {
+      const figure: { type: "int" | "float"; nullable?: true; description: string } = FIGURES[name];
+      const options = { description: figure.description, resolve: (f: T) => f[name] };
+      const nonNull = { ...options, resolve: (f: T) => f[name] as number };
+      const field =
+        figure.type === "int"
+          ? figure.nullable
+            ? t.int({ ...options, nullable: true })
+            : t.int(nonNull)
+          : figure.nullable
+            ? t.float({ ...options, nullable: true })
+            : t.float(nonNull);
+      return [name, field];
     }),
-    watchTimeSeconds: t.float({ description: "Content played.", resolve: (f) => f.watchTimeSeconds }),
-    startupTimeP50Ms: t.float({
-      nullable: true,
-      description:
-        "Median time from a view's start to its first frame (ms; under 1,000 is good, over 3,000 viewers leave). Null: no startup reported.",
-      resolve: (f) => f.startupTimeP50Ms,
-    }),
-    startupTimeP95Ms: t.float({
-      nullable: true,
-      description: "95th percentile of startup time (ms): the slow views.",
-      resolve: (f) => f.startupTimeP95Ms,
-    }),
-    rebufferCount: t.int({ description: "Stalls for lack of data.", resolve: (f) => f.rebufferCount }),
-    rebufferSeconds: t.float({ description: "Time spent stalled.", resolve: (f) => f.rebufferSeconds }),
-    rebufferRatio: t.float({
-      description: "Time stalled over time watching or stalled, 0..1 (under 0.01 is good, over 0.05 is bad).",
-      resolve: (f) => f.rebufferRatio,
-    }),
-    renditionSwitches: t.int({ description: "Rendition changes.", resolve: (f) => f.renditionSwitches }),
-    failureRate: t.float({
-      description: "Views that ended in a fatal playback error, over views, 0..1.",
-      resolve: (f) => f.failureRate,
-    }),
-    completionRate: t.float({
-      description: "Views played to the end, over views, 0..1.",
-      resolve: (f) => f.completionRate,
-    }),
-  };
+  );
 }
 
 const AnalyticsPointRef = builder.objectRef<AnalyticsPoint>("AnalyticsPoint").implement({
