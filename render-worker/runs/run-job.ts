@@ -193,7 +193,9 @@ export function createJobRunner(options: JobRunnerOptions) {
       }
       log.info("job started", { jobId: job.jobId, attempt: job.attempt, runId, type: job.type, capability, encoder });
       const patienceSeconds = options.storageOutagePatienceSeconds ?? 0;
-      const storage = patientStorage(options.storage, patienceSeconds, controller.signal);
+      const storage = patientStorage(options.storage, patienceSeconds, controller.signal, {
+        waitWhenFull: job.type !== "live",
+      });
       const handle = () =>
         runHandler(job, {
           storage,

@@ -24,7 +24,18 @@ export function storageWaitedOut(err: unknown): boolean {
  * doubling to 30 s) for up to `patienceSeconds`, then fails the attempt as before. The run keeps its
  * place and what it published; a cancel ends the wait.
  */
-export function patientStorage(storage: WorkerStorage, patienceSeconds: number, signal: AbortSignal): WorkerStorage {
+export function patientStorage(
+  storage: WorkerStorage,
+  patienceSeconds: number,
+  signal: AbortSignal,
+  /**
+   * Whether a full store is waited out too. Not for a live broadcast's run: it pauses the broadcast
+   * itself on a full disk, for LIVE_FULL_DISK_PATIENCE_SECONDS, and ends it with what was published
+   * (render-worker/handlers/live-full-disk.ts); waiting inside a storage call would hide the full
+   * disk from it.
+   */
+  { waitWhenFull = true }: { waitWhenFull?: boolean } = {},
+): WorkerStorage {
   async function patiently<T>(operation: string, key: string, call: () => Promise<T>): Promise<T> {
     const giveUpAt = Date.now() + patienceSeconds * 1000;
     for (let delayMs = FIRST_RETRY_MS; ; delayMs = Math.min(delayMs * 2, MAX_RETRY_MS)) {
@@ -32,7 +43,7 @@ export function patientStorage(storage: WorkerStorage, patienceSeconds: number, 
         return await call();
       } catch (err) {
         const unavailable = storageUnavailable(err);
-        if (!unavailable || signal.aborted) throw err;
+        if (!unavailable || (unavailable.full && !waitWhenFull) || signal.aborted) throw err;
         if (Date.now() + delayMs > giveUpAt) {
           if (typeof err === "object" && err !== null) waitedOut.add(err);
           throw err;
