@@ -31,7 +31,7 @@ import {
   FULL_DISK_PATIENCE_MS,
   FULL_DISK_RETRY_MS,
   holdFeed,
-  isFullDisk,
+  isStorageFailure,
   keepDiskReserve,
   pause,
   releaseDiskReserve,
@@ -117,7 +117,7 @@ async function encodeBroadcast(job: LiveJobMessage, ctx: JobContext): Promise<vo
         return;
       } catch (err) {
         if (signal.aborted || isAbortError(err)) throw err;
-        if (!isFullDisk(err)) {
+        if (!isStorageFailure(err)) {
           if (!(err instanceof MediaError) && !(err instanceof FeedBroke)) throw err;
           // The feed's connection ended without the broadcast's end (its API instance died), or
           // ffmpeg failed: the run asks the feed, and waits for it while it is not held anywhere.
@@ -158,7 +158,7 @@ async function encodeBroadcast(job: LiveJobMessage, ctx: JobContext): Promise<vo
         });
         const waited = Date.now() - publishedAt;
         if (!held.feedEnded && waited < patienceMs) {
-          log.warn("live: the disk is full; the broadcast waits for space", {
+          log.warn("live: storage or the work dir is full or failing; the broadcast waits", {
             jobId: job.jobId,
             err: err instanceof Error ? err.message : String(err),
             givingUpInSeconds: Math.round((patienceMs - waited) / 1000),
