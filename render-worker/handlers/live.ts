@@ -153,8 +153,12 @@ async function encodeBroadcast(job: LiveJobMessage, ctx: JobContext): Promise<vo
         }
         const published = await publishedBroadcast(storage, job.outputPrefix, ladder).catch(() => continues);
         if (topSegments(published) > topSegments(continues)) publishedAt = Date.now();
-        held.done ??= holdFeed(job.feedUrl, AbortSignal.any([held.controller.signal, signal])).then(() => {
-          held.feedEnded = true;
+        held.done ??= holdFeed(job.feedUrl, AbortSignal.any([held.controller.signal, signal])).then(async () => {
+          if (held.controller.signal.aborted || signal.aborted) return;
+          // A held feed whose connection broke (its API instance died) is not the broadcast's end:
+          // the next try finds the feed gone and waits for it as any broken feed (afterFeedEnded).
+          if ((await feedStatus(job.feedUrl, signal).catch(() => "not held")) === "ended") held.feedEnded = true;
+          else held.done = null;
         });
         const waited = Date.now() - publishedAt;
         if (!held.feedEnded && waited < patienceMs) {
