@@ -1,4 +1,5 @@
-import { access, readdir, readFile, rm, stat } from "node:fs/promises";
+import { access, mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { parsePlaylist } from "../src/storage/playlists.ts";
@@ -222,5 +223,65 @@ describe.skipIf(!canMountTmpfs)("ENOSPC during a broadcast (a tmpfs; needs root)
     await expect.poll(status, { timeout: 30_000, interval: 250 }).toBe("ENDED");
     const videos = await sql(`SELECT status FROM "Video" WHERE "liveStreamId" = $1`, [liveStream.id]);
     expect(videos.rows).toEqual([{ status: "READY" }, { status: "READY" }]);
+  }, 120_000);
+});
+
+describe.skipIf(!canMountTmpfs)("the worker's work dir full for a moment (a tmpfs; needs root)", () => {
+  // The worker's temp dir on a tmpfs larger than the free space under which a segment cut short
+  // counts as the disk's fault (64 MiB): filled for 2 s, then freed before the publisher sees the
+  // cut segment, as the chaos run's disk-full fault does to a tmpfs that other writers share.
+  let app: TestApp;
+  let workDisk: { unmount(): Promise<void> } | null = null;
+  let workRoot: string;
+  beforeAll(async () => {
+    workRoot = await mkdtemp(path.join(tmpdir(), "videograph-live-workdir-"));
+    workDisk = await mountSmallDisk(workRoot, 96 * 1024 * 1024);
+    app = await startTestApp({
+      env: { LIVE_SEGMENT_SECONDS: "1", LIVE_STALL_SECONDS: "5", LIVE_RECONNECT_GRACE_SECONDS: "10" },
+      workerEnv: { LIVE_PASSTHROUGH: "true", WORKER_TMP_DIR: workRoot },
+    });
+    await workersReported(app);
+  });
+  afterAll(async () => {
+    await app?.stop();
+    await workDisk?.unmount();
+  });
+
+  it("a segment cut short by a full work dir, seen once there is room again: the broadcast waits and goes on, one video READY with everything sent", async () => {
+    const created = await app.gql(
+      `mutation { createLiveStream(input: { title: "Work dir full" }) { ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
+    );
+    const { streamKey, liveStream } = created.data.createLiveStream;
+    const publisher = publishUntilStopped(`${liveStream.ingestUrl.replace("localhost", "127.0.0.1")}/${streamKey}`);
+    const state = async () =>
+      (
+        await app.gql(`query ($id: ID!) { liveStream(id: $id) { status activeVideo { id status duration error } } }`, {
+          id: liveStream.id,
+        })
+      ).data.liveStream;
+    await expect.poll(async () => (await state()).status, { timeout: 30_000, interval: 200 }).toBe("LIVE");
+    const videoId = (await state()).activeVideo.id;
+    const topPlaylist = () =>
+      readFile(path.join(app.dataDir, "videos", videoId, "hls", "240p", "index.m3u8"), "utf8").catch(() => "");
+    await expect
+      .poll(async () => segmentUris(await topPlaylist()).length, { timeout: 20_000 })
+      .toBeGreaterThanOrEqual(2);
+
+    const filler = await fillDisk(workRoot, "work-dir-filler");
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    await rm(filler);
+    const before = segmentUris(await topPlaylist()).length;
+    await expect
+      .poll(async () => segmentUris(await topPlaylist()).length, { timeout: 20_000, interval: 250 })
+      .toBeGreaterThan(before + 2);
+    expect(await state()).toMatchObject({ status: "LIVE", activeVideo: { id: videoId, status: "PROCESSING" } });
+    const sent = await publisher.stop();
+    await expect.poll(async () => (await state()).status, { timeout: 30_000, interval: 250 }).toBe("ENDED");
+    expect((await state()).activeVideo).toMatchObject({ id: videoId, status: "READY" });
+    expect((await state()).activeVideo.duration).toBeGreaterThan(sent - 1.5);
+    const videos = await queryDatabase(app.database.url, `SELECT status FROM "Video" WHERE "liveStreamId" = $1`, [
+      liveStream.id,
+    ]);
+    expect(videos.rows).toEqual([{ status: "READY" }]);
   }, 120_000);
 });

@@ -22,9 +22,19 @@ export const FULL_DISK_PATIENCE_MS = 20_000;
 export const FULL_DISK_RETRY_MS = 2000;
 
 /** A failure because storage or the work dir is full (not failing, not refusing one file). */
-export function isFullDisk(err: unknown): boolean {
+function isFullDisk(err: unknown): boolean {
   if (storageUnavailable(err)?.full) return true;
   return err instanceof Error && /No space left on device|Disk quota exceeded/i.test(err.message);
+}
+
+/**
+ * A failure of storage or the work dir as a whole, to wait out rather than end a run for: full (the
+ * disk, a quota), failing or unreachable, or a segment ffmpeg could not write whole. Whether a cut
+ * segment was the disk's fault is guessed from the free space when the publisher looks, after other
+ * writers may have freed it, so a broadcast waits for any of them alike.
+ */
+export function isStorageFailure(err: unknown): boolean {
+  return isFullDisk(err) || storageUnavailable(err) !== null;
 }
 
 /**

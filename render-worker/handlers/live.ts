@@ -31,7 +31,7 @@ import {
   FULL_DISK_PATIENCE_MS,
   FULL_DISK_RETRY_MS,
   holdFeed,
-  isFullDisk,
+  isStorageFailure,
   keepDiskReserve,
   pause,
   releaseDiskReserve,
@@ -117,7 +117,7 @@ async function encodeBroadcast(job: LiveJobMessage, ctx: JobContext): Promise<vo
         return;
       } catch (err) {
         if (signal.aborted || isAbortError(err)) throw err;
-        if (!isFullDisk(err)) {
+        if (!isStorageFailure(err)) {
           if (!(err instanceof MediaError) && !(err instanceof FeedBroke)) throw err;
           // The feed's connection ended without the broadcast's end (its API instance died), or
           // ffmpeg failed: the run asks the feed, and waits for it while it is not held anywhere.
@@ -153,12 +153,16 @@ async function encodeBroadcast(job: LiveJobMessage, ctx: JobContext): Promise<vo
         }
         const published = await publishedBroadcast(storage, job.outputPrefix, ladder).catch(() => continues);
         if (topSegments(published) > topSegments(continues)) publishedAt = Date.now();
-        held.done ??= holdFeed(job.feedUrl, AbortSignal.any([held.controller.signal, signal])).then(() => {
-          held.feedEnded = true;
+        held.done ??= holdFeed(job.feedUrl, AbortSignal.any([held.controller.signal, signal])).then(async () => {
+          if (held.controller.signal.aborted || signal.aborted) return;
+          // A held feed whose connection broke (its API instance died) is not the broadcast's end:
+          // the next try finds the feed gone and waits for it as any broken feed (afterFeedEnded).
+          if ((await feedStatus(job.feedUrl, signal).catch(() => "not held")) === "ended") held.feedEnded = true;
+          else held.done = null;
         });
         const waited = Date.now() - publishedAt;
         if (!held.feedEnded && waited < patienceMs) {
-          log.warn("live: the disk is full; the broadcast waits for space", {
+          log.warn("live: storage or the work dir is full or failing; the broadcast waits", {
             jobId: job.jobId,
             err: err instanceof Error ? err.message : String(err),
             givingUpInSeconds: Math.round((patienceMs - waited) / 1000),

@@ -1,7 +1,6 @@
 import { mkdir, rm } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
-import { storageUnavailable } from "../../src/shared/storage-errors.ts";
-import { isFullDisk } from "../handlers/live-full-disk.ts";
+import { isStorageFailure } from "../handlers/live-full-disk.ts";
 import { log } from "../log.ts";
 import { storageWaitedOut } from "../storage/patient-storage.ts";
 
@@ -14,7 +13,7 @@ const MAX_RETRY_MS = 30_000;
  * unless a storage call already waited its patience out for it.
  */
 function worthWaitingFor(err: unknown): boolean {
-  return (isFullDisk(err) || storageUnavailable(err) !== null) && !storageWaitedOut(err);
+  return isStorageFailure(err) && !storageWaitedOut(err);
 }
 
 /**
