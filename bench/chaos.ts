@@ -11,7 +11,7 @@ import type { Client as PgClient, QueryResultRow } from "pg";
 import type { Capability } from "../src/protocol/messages.ts";
 import type { EmbeddedDatabase } from "../src/db/embedded.ts";
 import type { ProcessInfo } from "../test/support/process-scan.ts";
-import { cancelOverruled } from "./support/cancel-verdict.ts";
+import { cancelOverruled, chaosExitCode } from "./support/cancel-verdict.ts";
 import type { GraphQLResponse } from "./support/stack.ts";
 import type { ReconnectingPublisher } from "./support/reconnecting-publisher.ts";
 import type { SupervisedService } from "./support/supervisor.ts";
@@ -1297,23 +1297,19 @@ ${faults
       f.outcome.map((o) => `\n           ${o}`).join(""),
   )
   .join("\n")}`);
-  // No fault sets out to fail a video (a failing GPU's jobs go on to cpu, a cancel ends CANCELED): any FAILED
-  // video is a finding.
-  exitCode =
-    failed.length +
-      lost.length +
-      stuck.length +
-      rewrittenSegments.size +
-      (cancelChecks.length - honoured.length) +
-      failedAfterGpu.length +
-      needingHuman +
-      missing.length +
-      (webhookFairness?.failed ? 1 : 0) +
-      broadcastFailures +
-      missingSeconds ===
-    0
-      ? 0
-      : 1;
+  exitCode = chaosExitCode({
+    failedVideos: failed.length,
+    lostVideos: lost.length,
+    stuckVideos: stuck.length,
+    rewrittenSegments: rewrittenSegments.size,
+    cancelsNotHonoured: cancelChecks.length - honoured.length,
+    failedAfterFailingGpu: failedAfterGpu.length,
+    processesNeedingHuman: needingHuman,
+    faultsNotInjected: missing.length,
+    webhookFairnessBroken: webhookFairness?.failed ? 1 : 0,
+    broadcastFailures,
+    broadcastSecondsMissing: missingSeconds,
+  });
   await cleanUp(leftovers);
 } catch (err) {
   say(`the run failed: ${(err as Error).stack}`);

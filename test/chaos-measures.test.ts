@@ -19,7 +19,7 @@ import {
   REFUSED_BELOW_SECONDS,
 } from "../bench/support/reconnecting-publisher.ts";
 import { watchSegments } from "../bench/support/segment-watch.ts";
-import { cancelOverruled } from "../bench/support/cancel-verdict.ts";
+import { type ChaosGates, cancelOverruled, chaosExitCode } from "../bench/support/cancel-verdict.ts";
 
 // The chaos run (bench/chaos.ts) is too heavy for npm test; what it counts must still be real.
 const cleanups: (() => Promise<void>)[] = [];
@@ -296,5 +296,31 @@ transcode or a render that succeeded was`, () => {
     expect(cancelOverruled([job("r", "RENDER_MANIM", "SUCCEEDED"), ...split], ["r"])).toBe(true);
     // A job that had succeeded before the cancel was sent is not the cancel's business.
     expect(cancelOverruled([job("t", "TRANSCODE", "SUCCEEDED")], [])).toBe(false);
+  });
+});
+
+describe("the chaos run's exit code", () => {
+  const clean: ChaosGates = {
+    failedVideos: 0,
+    lostVideos: 0,
+    stuckVideos: 0,
+    rewrittenSegments: 0,
+    cancelsNotHonoured: 0,
+    failedAfterFailingGpu: 0,
+    processesNeedingHuman: 0,
+    faultsNotInjected: 0,
+    webhookFairnessBroken: 0,
+    broadcastFailures: 0,
+    broadcastSecondsMissing: 0,
+  };
+
+  it("is 0 only when every gate is 0: a FAILED video no fault set out to fail, alone, fails the run", () => {
+    expect(chaosExitCode(clean)).toBe(0);
+    // Before, a FAILED video was printed and the run still exited 0 (#67 item 9).
+    expect(chaosExitCode({ ...clean, failedVideos: 1 })).toBe(1);
+    for (const gate of Object.keys(clean) as (keyof ChaosGates)[]) {
+      expect(chaosExitCode({ ...clean, [gate]: 1 }), gate).toBe(1);
+    }
+    expect(chaosExitCode({ ...clean, broadcastSecondsMissing: 0.4 })).toBe(1);
   });
 });

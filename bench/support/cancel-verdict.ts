@@ -16,3 +16,27 @@ export function cancelOverruled(jobs: readonly JobOutcome[], unfinishedAtCancel:
   const endsTheVideo = (j: JobOutcome) => j.kind !== "TRANSCODE_CHUNK" && !(split && j.kind === "TRANSCODE");
   return jobs.some((j) => unfinishedAtCancel.includes(j.id) && j.status === "SUCCEEDED" && endsTheVideo(j));
 }
+
+/**
+ * The figures a chaos run must end with at 0 (docs/failure-model.md, "Chaos"), each named: no fault
+ * sets out to fail a video (a failing GPU's jobs go on to cpu, a cancel ends CANCELED), so any
+ * FAILED video is a finding, as are lost, stuck and rewritten work and every other count here.
+ */
+export interface ChaosGates {
+  failedVideos: number;
+  lostVideos: number;
+  stuckVideos: number;
+  rewrittenSegments: number;
+  cancelsNotHonoured: number;
+  failedAfterFailingGpu: number;
+  processesNeedingHuman: number;
+  faultsNotInjected: number;
+  webhookFairnessBroken: number;
+  broadcastFailures: number;
+  broadcastSecondsMissing: number;
+}
+
+/** The chaos run's exit code: 0 when every gate is 0, else 1. */
+export function chaosExitCode(gates: ChaosGates): 0 | 1 {
+  return Object.values(gates).every((n) => n === 0) ? 0 : 1;
+}
