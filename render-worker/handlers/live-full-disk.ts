@@ -5,7 +5,6 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Rung } from "../../src/protocol/messages.ts";
 import { hlsLayout, liveDiskReserveKey } from "../../src/protocol/storage-layout.ts";
 import { mediaPlaylist } from "../../src/shared/media-playlist.ts";
-import { storageUnavailable } from "../../src/shared/storage-errors.ts";
 import { log } from "../log.ts";
 import type { RungContinuation } from "../media/live-continuation.ts";
 import type { WorkerStorage } from "../storage/types.ts";
@@ -20,22 +19,6 @@ import type { VariantOutcome } from "./variant-outcomes.ts";
 export const FULL_DISK_PATIENCE_MS = 20_000;
 /** Between tries of a broadcast's encode while its disk is full. */
 export const FULL_DISK_RETRY_MS = 2000;
-
-/** A failure because storage or the work dir is full (not failing, not refusing one file). */
-function isFullDisk(err: unknown): boolean {
-  if (storageUnavailable(err)?.full) return true;
-  return err instanceof Error && /No space left on device|Disk quota exceeded/i.test(err.message);
-}
-
-/**
- * A failure of storage or the work dir as a whole, to wait out rather than end a run for: full (the
- * disk, a quota), failing or unreachable, or a segment ffmpeg could not write whole. Whether a cut
- * segment was the disk's fault is guessed from the free space when the publisher looks, after other
- * writers may have freed it, so a broadcast waits for any of them alike.
- */
-export function isStorageFailure(err: unknown): boolean {
-  return isFullDisk(err) || storageUnavailable(err) !== null;
-}
 
 /**
  * Reads a broadcast's feed and lets its bytes go while its encode waits for space: the API instance

@@ -31,11 +31,11 @@ import {
   FULL_DISK_PATIENCE_MS,
   FULL_DISK_RETRY_MS,
   holdFeed,
-  isStorageFailure,
   keepDiskReserve,
   pause,
   releaseDiskReserve,
 } from "./live-full-disk.ts";
+import { isStorageFailure } from "../storage/storage-failures.ts";
 import { afterFeedEnded, FeedBroke, feedStatus } from "./live-feed-break.ts";
 import type { JobContext } from "./types.ts";
 import { emitVariantOutcomes, type VariantOutcome } from "./variant-outcomes.ts";

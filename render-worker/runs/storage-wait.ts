@@ -1,8 +1,8 @@
 import { mkdir, rm } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
-import { isStorageFailure } from "../handlers/live-full-disk.ts";
 import { log } from "../log.ts";
 import { storageWaitedOut } from "../storage/patient-storage.ts";
+import { isStorageFailure } from "../storage/storage-failures.ts";
 
 const FIRST_RETRY_MS = 1000;
 const MAX_RETRY_MS = 30_000;
