@@ -1,14 +1,10 @@
 import { builder } from "../builder.ts";
-import { tenantOf, type Context } from "../context.ts";
-import { NotFoundError, quotedId, ValidationError } from "../errors.ts";
-import { isUuid } from "../ids.ts";
-import { renderComposition } from "../jobs/kinds/render-composition.ts";
-import { QuizQuestion } from "../protocol/messages.ts";
-import { GeminiError, GeminiNotConfiguredError, generateQuizQuestions } from "../quiz/generate-quiz.ts";
-import { parseQuizCsv, QuizCsvError } from "../quiz/parse-quiz-csv.ts";
+import { createCompositionVideo } from "../compositions/render-composition.ts";
+import { GeminiError, GeminiNotConfiguredError, generateQuizQuestions } from "../compositions/quiz-generation.ts";
+import { NotFoundError, ValidationError } from "../errors.ts";
+import type { QuizQuestion } from "../protocol/messages.ts";
 import { ErrorInterface } from "./errors.ts";
-import { createRenderedVideo, RenderSuccess } from "./rendered-video.ts";
-import { validIdempotencyKey, validTitle } from "../videos/input-rules.ts";
+import { RenderSuccess } from "./rendered-video.ts";
 import { creationOptionFields, validCreationOptions } from "./creation-options.ts";
 import { PlaybackPolicyEnum } from "./video.ts";
 import { mutationWork } from "../jobs/mutation-work.ts";
@@ -68,58 +64,6 @@ const RenderCompositionInput = builder.inputType("RenderCompositionInput", {
   }),
 });
 
-type AssetField = "backgroundAssetId" | "timerAssetId" | "correctSoundAssetId";
-const ASSET_KINDS: Record<AssetField, string> = {
-  backgroundAssetId: "BACKGROUND",
-  timerAssetId: "TIMER",
-  correctSoundAssetId: "CORRECT_SOUND",
-};
-
-/** The storage key of the caller's asset `id`, checked to be of the kind the field takes. */
-async function assetKey(
-  ctx: Context,
-  field: AssetField,
-  id: string | number | null | undefined,
-): Promise<string | undefined> {
-  if (id === null || id === undefined) return undefined;
-  const asset = isUuid(String(id))
-    ? await ctx.db.asset.findFirst({ where: { id: String(id), tenantId: tenantOf(ctx) } })
-    : null;
-  if (!asset) throw new ValidationError(field, `No asset with id ${quotedId(String(id))}`);
-  if (asset.kind !== ASSET_KINDS[field]) {
-    const wanted = ASSET_KINDS[field];
-    throw new ValidationError(field, `Asset ${asset.name} is a ${asset.kind} asset; this field takes a ${wanted} one`);
-  }
-  return asset.key;
-}
-
-/** Questions from either input, each checked by the contract's own schema. */
-function questionsFrom(input: { questions?: readonly unknown[] | null; csv?: string | null }): QuizQuestion[] {
-  const given = (input.questions ? 1 : 0) + (input.csv ? 1 : 0);
-  if (given !== 1) throw new ValidationError("questions", "Give the questions either as `questions` or as `csv`");
-  let questions: QuizQuestion[];
-  if (input.csv) {
-    try {
-      questions = parseQuizCsv(input.csv);
-    } catch (err) {
-      if (err instanceof QuizCsvError) throw new ValidationError("csv", err.message);
-      throw err;
-    }
-  } else {
-    questions = input.questions!.map((q, i) => {
-      const parsed = QuizQuestion.safeParse(q);
-      if (!parsed.success) {
-        const issue = parsed.error.issues[0]!;
-        throw new ValidationError(`questions[${i}].${issue.path.join(".")}`, `Question ${i + 1}: ${issue.message}`);
-      }
-      return parsed.data;
-    });
-  }
-  if (questions.length === 0) throw new ValidationError("questions", "At least one question is needed");
-  if (questions.length > 100) throw new ValidationError("questions", "At most 100 questions");
-  return questions;
-}
-
 const QuizDifficultyEnum = builder.enumType("QuizDifficulty", { values: ["EASY", "MEDIUM", "HARD"] as const });
 
 /** The service cannot do this here (generateQuiz without GEMINI_API_KEY). */
@@ -170,43 +114,8 @@ builder.mutationFields((t) => ({
     args: { input: t.arg({ type: RenderCompositionInput, required: true }) },
     errors: { types: [ValidationError, NotFoundError], union: { name: "RenderCompositionResult" } },
     resolve: async (_root, { input }, ctx) => {
-      const title = validTitle(input.title);
-      const questions = questionsFrom(input);
-      const assets = {
-        backgroundKey: await assetKey(ctx, "backgroundAssetId", input.backgroundAssetId),
-        timerKey: await assetKey(ctx, "timerAssetId", input.timerAssetId),
-        correctSoundKey: await assetKey(ctx, "correctSoundAssetId", input.correctSoundAssetId),
-      };
-      const settings = {
-        secondsPerQuestion: input.secondsPerQuestion ?? 5,
-        narration: input.voice ? { voice: input.voice } : null,
-        width: input.width ?? 1280,
-        height: input.height ?? 720,
-      };
-      // createJob (and the worker) would refuse these too; refused here, the error names the field.
-      const check = renderComposition.input
-        .pick({
-          secondsPerQuestion: true,
-          narration: true,
-          width: true,
-          height: true,
-        })
-        .safeParse(settings);
-      if (!check.success) {
-        const issue = check.error.issues[0]!;
-        const field = issue.path[0] === "narration" ? "voice" : String(issue.path[0]);
-        throw new ValidationError(field, `${field}: ${issue.message}`);
-      }
       const options = await validCreationOptions(ctx, input);
-      const video = await createRenderedVideo(ctx, {
-        title,
-        idempotencyKey: validIdempotencyKey(input.idempotencyKey),
-        playbackPolicy: input.playbackPolicy ?? "PUBLIC",
-        options,
-        source: "COMPOSITION",
-        kind: "RENDER_COMPOSITION",
-        input: { template: input.template, questions, assets, ...settings },
-      });
+      const video = await createCompositionVideo(ctx, input, options);
       return { video };
     },
   }),

@@ -1,7 +1,8 @@
 import { builder } from "../builder.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
 import { checkOutboundUrl, literalAddressProblem } from "../http/outbound-url.ts";
-import { createRenderedVideo, RenderSuccess } from "./rendered-video.ts";
+import { createRenderedVideo } from "../videos/create-rendered-video.ts";
+import { RenderSuccess } from "./rendered-video.ts";
 import { validIdempotencyKey, validTitle } from "../videos/input-rules.ts";
 import { creationOptionFields, validCreationOptions } from "./creation-options.ts";
 import { PlaybackPolicyEnum } from "./video.ts";

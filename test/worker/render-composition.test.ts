@@ -4,7 +4,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { RenderCompositionJobMessage, type JobEventBody, type QuizQuestion } from "../../src/protocol/messages.ts";
-import { parseQuizCsv } from "../../src/quiz/parse-quiz-csv.ts";
+import { parseQuizCsv } from "../../src/compositions/quiz-csv.ts";
 import {
   quizSegmentGraph,
   REVEAL_SECONDS,
