@@ -3,13 +3,18 @@ import { tenantOf, type Context } from "../context.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
 import type { LiveStream } from "../generated/prisma/client.ts";
 import { LiveLatencyMode, LiveStreamStatus } from "../generated/prisma/enums.ts";
-import { isUuid } from "../ids.ts";
 import { mutationWork } from "../jobs/mutation-work.ts";
 import { type LiveHealth, type LiveStreamEvent, MAX_RECONNECT_WINDOW_SECONDS } from "../live/live-streams.ts";
 import type { LiveRenditionHealth } from "../protocol/messages.ts";
-import { newStreamKey } from "../live/stream-keys.ts";
-import { validDescription, validMetadata, validTags, type VideoMetadata } from "../videos/cms-fields.ts";
-import { validTitle } from "../videos/input-rules.ts";
+import {
+  createTenantLiveStream,
+  findTenantStream,
+  rotateTenantStreamKey,
+  setTenantStreamEnabled,
+  tenantStream,
+  updateTenantLiveStream,
+} from "../live/stream-management.ts";
+import type { VideoMetadata } from "../videos/cms-fields.ts";
 import {
   cmsChangeFields,
   DESCRIPTION_INPUT,
@@ -183,16 +188,6 @@ const RECONNECT_WINDOW = `Seconds a broadcast whose publisher's connection dropp
 const END_ON_UNPUBLISH =
   "Whether the publisher ending its stream (the encoder's Stop: RTMP deleteStream, an SRT close) ends the broadcast at once, its recording READY seconds later. False: it waits the reconnect window, as a dropped connection does. Default true.";
 
-/** A reconnect window as given (null: the default), or a ValidationError naming the field. */
-function validReconnectWindow(seconds: number | null): number | null {
-  if (seconds !== null && (seconds < 0 || seconds > MAX_RECONNECT_WINDOW_SECONDS))
-    throw new ValidationError(
-      "reconnectWindowSeconds",
-      `The reconnect window is 0 to ${MAX_RECONNECT_WINDOW_SECONDS} seconds`,
-    );
-  return seconds;
-}
-
 /** What `recording` means, on the stream and in its inputs. */
 const RECORDING =
   "Whether each broadcast's recording is kept as a VOD video (READY when it ends). Off, the broadcast plays live as usual and its video ends DISCARDED: its media are deleted when it ends. A broadcast keeps the setting it started with.";
@@ -240,26 +235,13 @@ const UpdateLiveStreamInput = builder.inputType("UpdateLiveStreamInput", {
   }),
 });
 
-/** One of the caller's tenant's streams, or null (another tenant's is not there for it). */
-function findTenantStream(ctx: Context, id: string, query: object = {}): Promise<LiveStream | null> {
-  return isUuid(id)
-    ? ctx.db.liveStream.findFirst({ ...query, where: { id, tenantId: tenantOf(ctx) } })
-    : Promise.resolve(null);
-}
-
-async function tenantStream(ctx: Context, id: string): Promise<LiveStream> {
-  const stream = await findTenantStream(ctx, id);
-  if (!stream) throw new NotFoundError("live stream", id);
-  return stream;
-}
-
 builder.queryFields((t) => ({
   liveStream: t.prismaField({
     type: "LiveStream",
     nullable: true,
     authScopes: { scope: "videos:read" },
     args: { id: t.arg.id({ required: true }) },
-    resolve: (query, _root, { id }, ctx) => findTenantStream(ctx, String(id), query),
+    resolve: (query, _root, { id }, ctx) => findTenantStream(ctx.db, tenantOf(ctx), String(id), query),
   }),
   liveUsage: t.field({
     type: LiveUsageRef,
@@ -290,30 +272,7 @@ builder.mutationFields((t) => ({
     extensions: mutationWork({ jobs: [] }),
     args: { input: t.arg({ type: CreateLiveStreamInput }) },
     errors: { types: [ValidationError], union: { name: "CreateLiveStreamResult" } },
-    resolve: async (_root, { input }, ctx) => {
-      // The tenant's text is checked (lengths first) before anything else.
-      const data = {
-        title: validTitle(input?.title, "Live stream"),
-        description: validDescription(input?.description ?? null),
-        metadata: validMetadata(input?.metadata ?? null),
-        tags: validTags(input?.tags ?? null),
-        reconnectWindowSeconds: validReconnectWindow(input?.reconnectWindowSeconds ?? null),
-      };
-      const { key, hash, hint } = newStreamKey();
-      const stream = await ctx.db.liveStream.create({
-        data: {
-          ...data,
-          tenantId: tenantOf(ctx),
-          playbackPolicy: input?.playbackPolicy ?? "PUBLIC",
-          latencyMode: input?.latencyMode ?? "STANDARD",
-          recording: input?.recording ?? true,
-          endOnUnpublish: input?.endOnUnpublish ?? true,
-          keyHash: hash,
-          keyHint: hint,
-        },
-      });
-      return { stream, streamKey: key };
-    },
+    resolve: (_root, { input }, ctx) => createTenantLiveStream(ctx.db, tenantOf(ctx), input ?? {}),
   }),
   updateLiveStream: t.field({
     type: LiveStreamRef,
@@ -323,18 +282,13 @@ builder.mutationFields((t) => ({
     extensions: mutationWork({ jobs: [] }),
     args: { id: t.arg.id({ required: true }), input: t.arg({ type: UpdateLiveStreamInput, required: true }) },
     errors: { types: [ValidationError, NotFoundError], union: { name: "UpdateLiveStreamResult" } },
-    resolve: async (_root, { id, input }, ctx) => {
-      const data = {
-        ...validCmsChanges(input),
-        ...(typeof input.recording === "boolean" ? { recording: input.recording } : {}),
-        ...(typeof input.endOnUnpublish === "boolean" ? { endOnUnpublish: input.endOnUnpublish } : {}),
-        ...(input.reconnectWindowSeconds !== undefined
-          ? { reconnectWindowSeconds: validReconnectWindow(input.reconnectWindowSeconds) }
-          : {}),
-      };
-      const current = await tenantStream(ctx, String(id));
-      return ctx.db.liveStream.update({ where: { id: current.id }, data });
-    },
+    resolve: (_root, { id, input }, ctx) =>
+      updateTenantLiveStream(ctx.db, tenantOf(ctx), String(id), {
+        cms: validCmsChanges(input),
+        recording: input.recording,
+        endOnUnpublish: input.endOnUnpublish,
+        reconnectWindowSeconds: input.reconnectWindowSeconds,
+      }),
   }),
   rotateLiveStreamKey: t.field({
     type: LiveStreamWithKey,
@@ -343,15 +297,7 @@ builder.mutationFields((t) => ({
     extensions: mutationWork({ jobs: [] }),
     args: { id: t.arg.id({ required: true }) },
     errors: { types: [NotFoundError], union: { name: "RotateLiveStreamKeyResult" } },
-    resolve: async (_root, { id }, ctx) => {
-      const current = await tenantStream(ctx, String(id));
-      const { key, hash, hint } = newStreamKey();
-      const stream = await ctx.db.liveStream.update({
-        where: { id: current.id },
-        data: { keyHash: hash, keyHint: hint },
-      });
-      return { stream, streamKey: key };
-    },
+    resolve: (_root, { id }, ctx) => rotateTenantStreamKey(ctx.db, tenantOf(ctx), String(id)),
   }),
   endLiveStream: t.field({
     type: LiveStreamRef,
@@ -362,7 +308,7 @@ builder.mutationFields((t) => ({
     args: { id: t.arg.id({ required: true }) },
     errors: { types: [ValidationError, NotFoundError], union: { name: "EndLiveStreamResult" } },
     resolve: async (_root, { id }, ctx) => {
-      const stream = await tenantStream(ctx, String(id));
+      const stream = await tenantStream(ctx.db, tenantOf(ctx), String(id));
       if (!(await ctx.live.endBroadcast(stream)))
         throw new ValidationError("id", "The live stream has no broadcast to end");
       return stream;
@@ -375,13 +321,7 @@ builder.mutationFields((t) => ({
     extensions: mutationWork({ jobs: [] }),
     args: { id: t.arg.id({ required: true }), enabled: t.arg.boolean({ required: true }) },
     errors: { types: [NotFoundError], union: { name: "SetLiveStreamEnabledResult" } },
-    resolve: async (_root, { id, enabled }, ctx) => {
-      const current = await tenantStream(ctx, String(id));
-      return ctx.db.liveStream.update({
-        where: { id: current.id },
-        data: { disabledAt: enabled ? null : (current.disabledAt ?? new Date()) },
-      });
-    },
+    resolve: (_root, { id, enabled }, ctx) => setTenantStreamEnabled(ctx.db, tenantOf(ctx), String(id), enabled),
   }),
 }));
 
@@ -393,7 +333,7 @@ builder.subscriptionFields((t) => ({
     authScopes: { scope: "videos:read" },
     args: { id: t.arg.id({ required: true }) },
     subscribe: async (_root, { id }, ctx: Context) => {
-      const stream = await findTenantStream(ctx, String(id));
+      const stream = await findTenantStream(ctx.db, tenantOf(ctx), String(id));
       if (!stream) throw notFoundGraphQLError("live stream", String(id));
       return ctx.live.follow(stream.id);
     },
