@@ -198,7 +198,7 @@ const scratch = await mkdtemp(path.join(os.tmpdir(), "videograph-bench-fleet-"))
 try {
   log(`generating ${clipSeconds} s of ${source} at ${width}x${height}`);
   // Read from the file as it is sent, not into memory: a minute of 1080p camera is 1.4 GB (CRF 18),
-  // and a buffer stops at 2 GiB (120 s failed so on the lent machine, 2026-11-26).
+  // and a buffer stops at 2 GiB, which 120 s of it passes.
   const clip = await openAsBlob(await generateSource(scratch, { source, seconds: clipSeconds, width, height }));
   const results: Result[] = [];
   for (const layout of layouts) {

@@ -3,22 +3,15 @@ import { AUDIO_BITRATE, VIDEO_PROFILES } from "../protocol/ladder-profiles.ts";
 import { variantBitRate } from "./variant-bit-rate.ts";
 
 /**
- * CPU seconds per minute of source, from `npm run bench -- --cases=1080p` on 2026-11-22 (2-core AMD
- * EPYC, FFmpeg 5.1, libx264 veryfast, 20 s of 1080p30 to the worker's 8-rung ladder;
- * docs/media-pipeline.md#benchmark-and-load-test and FACTS.md): 36.7 CPU s for the whole ladder,
- * 5.8 CPU s for decode + scale + AAC alone. Per megapixel of output (the ladder's video rungs total
- * 4.29 MP) and of source (2.07 MP), at 30 fps.
+ * CPU seconds per minute of source, per megapixel at 30 fps, from `npm run bench -- --cases=1080p`; the run,
+ * its machine and the arithmetic: docs/operations.md, "Cost".
  */
 export const DEFAULT_CPU_TABLE = {
   /** libx264 encoding, per megapixel of a video rung per source minute: (36.7 − 5.8) × 3 / 4.29. */
   x264PerMegapixelMinute: 21.6,
   /** Decode, scale and AAC, per megapixel of source per source minute: 5.8 × 3 / 2.07. */
   decodePerMegapixelMinute: 8.4,
-  /**
-   * Every transcode, whatever its length: worker start-up of the run, probe, poster, uploads. Measured
-   * 2026-11-22 by test/queue-cost.test.ts on the shared 2-core machine under load: 3 s 320x180 clips
-   * used 0.63–0.72 CPU s (the per-minute figures above account for 0.06).
-   */
+  /** Every transcode, whatever its length: start-up, probe, poster, uploads (measured as in docs/operations.md). */
   jobOverheadCpuSeconds: 0.6,
 } as const;
 

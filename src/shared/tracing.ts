@@ -37,8 +37,7 @@ function tracingConfigured(env: NodeJS.ProcessEnv = process.env): boolean {
  * Starts exporting spans over OTLP/HTTP when `tracingConfigured`: the exporter reads the standard
  * variables (OTEL_EXPORTER_OTLP_ENDPOINT, …_HEADERS, …_TRACES_ENDPOINT); the service is
  * OTEL_SERVICE_NAME or `serviceName`. The SDK, the exporter and the context manager are imported
- * only then: with tracing off a program does not load them (the API started on about 60 ms less CPU
- * and 15 MiB less RSS, medians of six starts, 2026-11-24).
+ * only then: with tracing off a program does not load them (what that saves: docs/performance.md, "Memory").
  */
 export async function startTracing(serviceName: string, env: NodeJS.ProcessEnv = process.env): Promise<Tracing> {
   if (!tracingConfigured(env)) return { shutdown: async () => {} };
