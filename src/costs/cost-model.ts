@@ -153,12 +153,10 @@ function split(total: number, weights: readonly number[]): number[] {
 }
 
 /**
- * A transcode's estimated cost: CPU seconds from the CPU table (decode of the source, plus each
- * video rung's encoding by its pixels and frame rate; on nvenc only the decode stays on the CPU),
- * wall seconds from them and `workerVcpus` (on nvenc at least the source at `nvencRealtimeSpeed`),
- * priced for `queue`, plus a month of storage of the ladder (`variantBitRate`). Without the
- * source's facts it is taken for a 1080p source of `uploadBytes` at `assumedSourceBitrate`; without
- * the ladder, for the ladder planned for such a source. Null when neither facts nor size are known.
+ * A transcode's estimated cost (docs/operations.md, "Cost"): CPU seconds from the CPU table (on nvenc only the
+ * decode), wall seconds from them and `workerVcpus`, priced for `queue`, plus a month of storage of the ladder.
+ * Without the source's facts it is taken for a 1080p source of `uploadBytes` at `assumedSourceBitrate`; null
+ * when neither facts nor size are known.
  */
 export function estimateTranscodeCost(
   s: CostSettings,
@@ -233,12 +231,9 @@ function rungCosts(
 }
 
 /**
- * A job's actual cost from its runs' measured seconds, priced for `queue`. A transcode with a
- * known ladder adds a month of storage of the rungs whose files it left (`stored`; their measured
- * averages where the rungs are READY, else their bounds: `variantBitRate`)
- * and splits the total between rungs as the estimate does; `rungs` then carries each rung's
- * estimate along with its actual part. A static renditions job adds a month of storage of the files
- * it made (`storedBytes`), as its estimate does of the files it would make.
+ * A job's actual cost from its runs' measured seconds, priced for `queue`, plus a month of storage of what it
+ * left (a transcode's rungs at their measured averages, else their bounds; a static renditions job's files),
+ * split between rungs as the estimate is, each rung's estimate carried along.
  */
 export function actualJobCost(
   s: CostSettings,

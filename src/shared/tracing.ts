@@ -12,12 +12,8 @@ import {
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 
 /**
- * Traces of both programs (OpenTelemetry). A job message carries the W3C `traceparent` of the API
- * span that sent it and a worker event that of the worker span it reports, so one trace follows a
- * video from upload to READY across the API, the transport and the worker.
- *
- * Off unless an OTLP endpoint is configured: then no provider is registered, every span is
- * OpenTelemetry's no-op and nothing is exported.
+ * Traces of both programs (OpenTelemetry): job messages and worker events carry a W3C `traceparent`, so one
+ * trace follows a video from upload to READY. Off unless an OTLP endpoint is configured: spans are no-ops.
  */
 const tracer = trace.getTracer("videograph");
 const w3c = new W3CTraceContextPropagator();
