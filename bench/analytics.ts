@@ -1,20 +1,9 @@
-// Viewer analytics under load (`npm run bench:analytics`): the API as operators run it (its own
-// process, a throw-away database), warmed up with --warmup seconds of beacons (not measured: the
-// first batch starts its ingest thread), then (1) `video` queries one after another, idle, sent and timed
-// by a process of their own (bench/support/query-prober.ts); (2) beacon batches sent open-loop at
-// --rate per second for --seconds to many views of --videos videos from this process, with the same
-// `video` queries running beside them; (3) `Video.analytics` over 30 days of a video whose
-// rollups hold 1,000 views a day (seeded in SQL, as the ingest writes them). Prints each figure beside
-// its goal. Figures, not assertions (docs/performance.md, "Viewer analytics").
+// Viewer analytics under load (`npm run bench:analytics`): beacon batches into the API as operators run it,
+// `video` queries beside them, 30-day reports, and the floor (a bare sink) in the same run; figures beside
+// their goals, not assertions. Method, options and figures: docs/performance.md, "Viewer analytics".
 //   npm run bench:analytics                          20 s at 2,000 batches/s
 //   npm run bench:analytics -- --seconds=300         the goal's 5 minutes
-//   npm run bench:analytics -- --profile=DIR         the API's V8 CPU profiles (.cpuprofile) into DIR
-//   npm run bench:analytics -- --floor=off           without the floor: (4) the same beacons sent to a bare
-//                                                    HTTP sink of its own process, the `video` queries beside
-//   npm run bench:analytics -- --beacons-to=instance the views and beacons to a second API instance (same
-//                                                    database and secret), as a load balancer routing
-//                                                    /analytics/v1/ to instances of their own would; the
-//                                                    `video` queries to the first
+//   npm run bench:analytics -- --help                --profile, --floor=off, --beacons-to=instance
 import { randomBytes } from "node:crypto";
 import http from "node:http";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";

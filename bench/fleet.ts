@@ -1,15 +1,9 @@
-// One long video on a fleet (`npm run bench:fleet`): for each layout K×C (K worker processes, each
-// pinned with taskset to C cores of its own), a fresh database, one API process (not pinned) and the K
-// workers; one upload of a generated clip, timed from the upload's last byte to the `playable` and
-// READY events on a graphql-ws subscription, and the CPU seconds every job of the video reported. With
-// two or more workers the API splits the transcode into chunks (CHUNK_SECONDS) that the workers share;
-// with one, it is one run, as before chunking. Printed: each layout's READY, playable, speed-up
-// against one worker with the same total cores and against one worker with one share (C cores), the
-// CPU chunking adds, and the issue's goal, READY ≤ 1.2 × (one share's READY ÷ K) + 10 s, beside it.
+// One long video on a fleet (`npm run bench:fleet`): per layout K×C (K workers pinned to C cores each), one
+// upload timed to `playable` and READY, the CPU its jobs reported, and the speed-ups and the chunking goal
+// beside them (docs/performance.md, "One video on a fleet").
 //   npm run bench:fleet                                   2×1 beside 1×1 and 1×2 (a 2-core machine)
 //   npm run bench:fleet -- --layouts=1x4,4x4,1x16 --seconds=120 --height=1080   (a 16-core machine)
-//   DATABASE_URL=postgresql://…  uses that server (a fresh database per layout); default: the local
-//   server on 127.0.0.1:5432, else an embedded Postgres.
+//   DATABASE_URL=postgresql://…  that server (a fresh database per layout); default: 127.0.0.1:5432, else embedded.
 import { randomBytes } from "node:crypto";
 import { execFileSync } from "node:child_process";
 import { openAsBlob } from "node:fs";
@@ -198,7 +192,7 @@ const scratch = await mkdtemp(path.join(os.tmpdir(), "videograph-bench-fleet-"))
 try {
   log(`generating ${clipSeconds} s of ${source} at ${width}x${height}`);
   // Read from the file as it is sent, not into memory: a minute of 1080p camera is 1.4 GB (CRF 18),
-  // and a buffer stops at 2 GiB (120 s failed so on the lent machine, 2026-11-26).
+  // and a buffer stops at 2 GiB, which 120 s of it passes.
   const clip = await openAsBlob(await generateSource(scratch, { source, seconds: clipSeconds, width, height }));
   const results: Result[] = [];
   for (const layout of layouts) {

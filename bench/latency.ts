@@ -1,16 +1,9 @@
-// Time to first frame (`npm run bench:latency`): uploads a generated clip of each source (testsrc2 and
-// a camera-like one, bench/support/sources.ts) N times through the public API of the embedded default
-// stack started here (one API process with its local worker, a fresh database, local storage) and
-// prints, per source over its N runs, how long after the upload's last byte each step of the path
-// happened, up to the `playable` event on a graphql-ws subscription. Beside it, in the same run: the
-// goal, and ffmpeg alone listing a first segment of every rung of the same ladder on the same clip;
-// then the time to READY (the whole ladder) beside its goal and its anchor (half the duration); last,
-// the sources' medians side by side.
+// Time to first frame (`npm run bench:latency`): uploads a clip of each source N times to the embedded stack
+// and prints each step's time up to `playable`, then READY, beside the goals and ffmpeg alone on the same clip
+// (docs/media-pipeline.md, "Time to first frame").
 //   npm run bench:latency                               5 runs of a 60 s 1080p clip of each source
 //   npm run bench:latency -- --runs=2 --seconds=10      a quick look
-//   npm run bench:latency -- --sources=camera           one source only
-//   DATABASE_URL=postgresql://…  uses that server (a fresh database in it); default: the local
-//   server on 127.0.0.1:5432, else an embedded Postgres.
+//   DATABASE_URL=postgresql://…  that server (a fresh database); default: 127.0.0.1:5432, else embedded.
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { access, chmod, mkdir, mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";

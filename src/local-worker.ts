@@ -19,14 +19,10 @@ export interface LocalWorker {
 }
 
 /**
- * Runs the render worker as a child process beside the API (the embedded default), restarting
- * it with back-off if it dies. It is the same program a cloud worker runs, with the same
- * transport. Of the API's environment it gets only the variables a worker reads
- * (`workerEnvNames`): it parses tenant media, so the API's secrets stay out of its reach.
- *
- * It runs in its own process group, so a terminal's Ctrl-C reaches only the API, which then
- * stops it once, and hands its jobs back at once on a second Ctrl-C (`handBackNow`). The IPC
- * channel tells it when the API is gone.
+ * Runs the render worker beside the API (the embedded default), restarted with back-off if it dies. It gets
+ * only the variables a worker reads (`workerEnvNames`): it parses tenant media, so the API's secrets stay out
+ * of reach. Its own process group keeps a terminal's Ctrl-C to the API, which stops it once (a second Ctrl-C:
+ * `handBackNow`); the IPC channel tells it when the API is gone.
  */
 export function startLocalWorker(options: {
   databaseUrl: string;

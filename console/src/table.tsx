@@ -1,14 +1,9 @@
 import type { ComponentChildren } from "preact";
 
 /**
- * A table (give it a `<caption>`: its name). On a narrow screen it scrolls sideways in its own box
- * (style.css), so it takes the keyboard's focus too: the arrow keys scroll it (WCAG's scrollable
- * region, checked by axe-core in test/console-library.test.ts).
- *
- * `stacked`: a table whose rows hold buttons, which must never be scrolled out of sight: its cells
- * wrap at spaces to fit the page (a cell of tenant text, `class="long"`, inside a word too), and on a
- * phone each row is a card of label–value lines (each `<td>` names its column in `data-label`). It
- * never scrolls, so it takes no focus.
+ * A table (give it a `<caption>`). On a narrow screen it scrolls sideways in its own box, so it takes focus and
+ * the arrow keys scroll it (WCAG's scrollable region). `stacked`: rows hold buttons that must never scroll out
+ * of sight, so its cells wrap and on a phone each row is a card of label–value lines (`data-label`); no focus.
  */
 export function Table({ children, stacked = false }: { children: ComponentChildren; stacked?: boolean }) {
   if (stacked) return <table class="stacked">{children}</table>;

@@ -287,9 +287,8 @@ export function quizSegmentGraph(
     );
   } else {
     const [c0, c1] = PALETTE[spec.index % PALETTE.length]!;
-    // The gradient stands still: drawn once and repeated. Drawn for every frame it was most of a
-    // scene's CPU (3.1 of 4.9 CPU-s for a 6 s 720p scene, 2026-11-26); ffmpeg's gradients filter
-    // dithers, so its frames differed only by that noise (68 dB PSNR between the first and last).
+    // The gradient stands still, so it is drawn once and looped: drawn for every frame it was most of a
+    // scene's CPU, and its frames differed only by the filter's dithering (docs/manim-and-compositions.md).
     chains.push(
       `gradients=s=${W}x${H}:r=${COMPOSED_FPS}:c0=${c0}:c1=${c1}:x0=0:y0=0:x1=${W}:y1=${H}:speed=0.00001,` +
         `trim=end_frame=1,format=yuv420p,loop=loop=-1:size=1,trim=duration=${D}[${L("bg")}]`,

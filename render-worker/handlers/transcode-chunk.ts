@@ -16,12 +16,9 @@ import { runEncodeSettings } from "./transcode.ts";
 import type { JobContext } from "./types.ts";
 
 /**
- * Encodes one chunk of a split transcode (`job.split`): segments `chunk.fromSegment` to
- * `chunk.toSegment - 1` of the video rungs the split run planned, as one process encoding the
- * whole source writes them (chunks.ts), published under `{outputPrefix}/hls/` write-once. It writes
- * no playlist and no master: `chunk.succeeded` lists every rung's segments and the API lists them.
- * A run again (a redelivery, a retry) encodes the chunk again; the segments already published stay
- * as they are, and a segment published with another cut fails the run.
+ * Encodes one chunk of a split transcode (`job.split`): its segments of the split run's video rungs, as one
+ * whole-source process writes them (chunks.ts), published write-once with no playlist: the API lists them from
+ * `chunk.succeeded`. A run again encodes the chunk again; a published segment with another cut fails it.
  */
 export async function transcodeChunk(job: TranscodeChunkJobMessage, ctx: JobContext): Promise<void> {
   const audio = job.ladder.filter((r) => r.kind !== "VIDEO").map((r) => r.name);

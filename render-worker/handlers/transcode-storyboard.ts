@@ -45,12 +45,10 @@ async function storyboardDir(
 }
 
 /**
- * Makes and uploads the video's storyboard (sheets first, then the WebVTT file that names them).
- * A video without a storyboard is still a video: a failure other than storage's is logged and
- * gives null. `keyframesOnlyFrom`: when the plan's interval is at least this many seconds, only
- * the keyframes are decoded (a source whose keyframes are that close, such as a live recording's
- * rung: each tile is then the keyframe at or before its time, many times faster to make).
- * `madeInEncode`: the sheets are there already, made by the run's ladder encode; only published.
+ * Makes and uploads the video's storyboard (sheets, then the WebVTT naming them); a failure other than storage's
+ * is logged and gives null, since a video without one is still a video. `keyframesOnlyFrom`: at this interval
+ * or more only keyframes are decoded (a live recording's rung: many times faster). `madeInEncode`: the ladder
+ * encode made the sheets; they are only published.
  */
 export async function publishStoryboard(
   job: Pick<TranscodeJobMessage, "jobId" | "outputPrefix">,

@@ -41,16 +41,10 @@ import type { JobContext } from "./types.ts";
 import { emitVariantOutcomes } from "./variant-outcomes.ts";
 
 /**
- * Turns a stored source into an HLS ladder under `{outputPrefix}/hls/`, publishing segments and
- * playlists while ffmpeg runs. Emits started, probed, progress, playable, variant.ready and
- * succeeded; failures are thrown (a MediaError carries the command and stderr tail). A run after
- * one that died or was handed back keeps the segments every rung published and encodes the rest;
- * `options.rungs` encodes only those rungs (retryVariant).
- *
- * With `options.chunking`, a source long enough is split (docs/chunked-transcoding.md): the run
- * emits `job.split`, encodes the first chunk of every video rung and the whole of every audio rung,
- * leaves the video rungs' playlists open and reports their segments in `job.succeeded.firstChunk`;
- * `transcode_chunk` jobs encode the rest.
+ * Turns a stored source into an HLS ladder under `{outputPrefix}/hls/`, publishing while ffmpeg runs; a run
+ * after one that died keeps what every rung published, and `options.rungs` encodes only those (retryVariant).
+ * With `options.chunking` a long source is split: this run encodes the first chunk and the audio, and
+ * `transcode_chunk` jobs the rest (docs/chunked-transcoding.md).
  */
 export async function transcode(job: TranscodeJobMessage, ctx: JobContext): Promise<void> {
   const { storage, signal } = ctx;

@@ -3,27 +3,17 @@ import type { EncodeLadderArgs } from "./encode-ladder.ts";
 import { segmentCount, segmentStart, type SegmentPlan } from "./segments.ts";
 
 /**
- * A time chunk of a chunked encode: segments `fromSegment` to `toSegment - 1` of every video rung,
- * encoded by one run (`encodeLadder` with `chunkRange(chunk)`) as one process encoding the whole
- * source writes them: the same frames, cuts, timestamps and numbering. The audio is no chunk's: it
- * is encoded once, over the whole source, by a run with the audio rungs alone.
- *
- * Exactly so for a constant frame rate, whether or not a frame starts where the chunk (or its
- * pre-roll) does: 25 fps and 30000/1001 fps (test/worker/chunks.test.ts; encode-ladder.ts's
- * VideoStart says how). A variable-rate source is not: its frames are re-timed onto a grid at
- * the average rate, which moves some across a cut. On makeVfrClip's 60/10 fps pattern a join at
- * 5 s showed a frame twice and a resume there lost one, its timestamps 4–25 ms off the one-process
- * encode's (2026-11-23, as before the 30000/1001 fix).
+ * A time chunk of a chunked encode: segments `fromSegment` to `toSegment - 1` of every video rung, written
+ * exactly as one whole-source process would for a constant frame rate; the audio is encoded once, apart.
+ * A variable-rate source's joins can be off by a frame (docs/chunked-transcoding.md, "Known problems").
  */
 export type Chunk = ChunkRange;
 
 export interface ChunkOptions {
   /**
-   * How long a chunk after the first is, about (rounded to whole segments). 60 s: every chunk pays
-   * a process start, a seek that decodes from the source's keyframe before the chunk (up to 10 s
-   * of frames from x264's defaults) and a 2 s pre-roll, which a minute keeps to a few percent of
-   * its work; and at 0.8–4× realtime on 4–16 cores (FACTS.md, 2026-11-23) a minute of 1080p is
-   * 15–75 s of work, short enough that a 10-minute source spreads over ten workers.
+   * How long a chunk after the first is, about (rounded to whole segments). 60 s keeps each chunk's start,
+   * seek and pre-roll to a few percent of its work, and is short enough that a 10-minute source spreads over
+   * ten workers (docs/performance.md, "One video on a fleet").
    */
   chunkSeconds?: number;
   /**
@@ -49,14 +39,9 @@ const DEFAULT_CHUNK_SECONDS = 60;
 const DEFAULT_FIRST_CHUNK_SECONDS = 10;
 
 /**
- * Splits a source of `durationSeconds` into chunks that cover every segment of `plan` once, in
- * order, cut only where a segment starts: a short first chunk, then the rest in as few chunks of at
- * most `chunkSeconds` (to the nearest segment) as it takes, as equal as whole segments allow.
- * Equal, not full chunks and a remainder: the video is READY when its last chunk is, so the last
- * must not be one and a half chunks long (98 s in 60 s chunks was 9 + 89 s, one worker encoding
- * 89 s while the others waited; it is now 9 + 44 + 45 s). With `slots`, the last round of runs is
- * filled (above). A source no longer than `singleChunkSeconds` (default: `chunkSeconds`) is one
- * chunk.
+ * Splits a source into chunks cut only where a segment starts: a short first chunk, then chunks of at most
+ * `chunkSeconds`, as equal as whole segments allow, since the video is READY only when its last chunk is.
+ * With `slots` the last round of runs is filled; a source up to `singleChunkSeconds` is one chunk.
  */
 export function planChunks(plan: SegmentPlan, durationSeconds: number, options: ChunkOptions = {}): Chunk[] {
   const chunkSeconds = options.chunkSeconds ?? DEFAULT_CHUNK_SECONDS;
@@ -112,14 +97,9 @@ export function chunksStartingAt(plan: SegmentPlan, durationSeconds: number, sta
 }
 
 /**
- * How long a chunk's run encodes before the chunk and drops (encodeLadder's `preRollSeconds`).
- * x264's one-pass rate control starts a run cautiously: without a pre-roll the first segment of a
- * chunk got 5–20 % fewer bits than in a one-process encode, and 3 joins in 12 s cost the 144p rung
- * 0.77 dB PSNR (240p 0.24, 360p 0.07). After 2 s of the frames before it, the joined rungs scored
- * within 0.025 dB and 0.0005 SSIM of the one-process encode (0.5 s: 0.22 dB; 4 s: no better than
- * 2 s); the same one-process encode varies by 0.06–0.16 dB with x264's thread count alone
- * (test/worker/chunks.test.ts's clip, 640x360 25 fps, 2026-11-23). 2 s also stays below x264's
- * 250-frame keyframe interval up to 125 fps, which the pre-roll's dropping relies on.
+ * Seconds a chunk's run encodes before the chunk and drops, so x264's rate control is warm at the join
+ * (its PSNR with and without: docs/chunked-transcoding.md, "Built and tested").
+ * Below x264's 250-frame keyframe interval up to 125 fps, which the dropping relies on.
  */
 const CHUNK_PRE_ROLL_SECONDS = 2;
 

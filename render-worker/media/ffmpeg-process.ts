@@ -85,18 +85,10 @@ export function runFfmpeg(run: FfmpegRun): Promise<string> {
 }
 
 /**
- * fluent-ffmpeg has no option for the child's environment or its launcher, and its one spawn
- * would hand down the worker's whole environment and outlive a killed worker: this command's
- * spawns get the media tools' environment and die with the worker (diesWithWorker).
- *
- * Its capability check is skipped: before a process's first command it runs `ffmpeg -formats` and
- * `ffmpeg -encoders`, to refuse a `-f` the build lacks and codecs named with its setters (this module
- * names none: each run's options are ffmpeg's own). ffmpeg refuses an unknown `-f` or encoder itself,
- * and that reason reaches the error (`errorSummary`), so the check only cost two ffmpeg starts per
- * process: about 0.1 s of CPU each with Debian's build, most of it the dynamic loader. So is the
- * step that adds `-strict experimental` after an experimental `-acodec` or `-vcodec`, which runs
- * `ffmpeg -encoders` to know which are: those are fluent-ffmpeg's setters' arguments, and the
- * commands here name their codecs with ffmpeg's own options (`-c:v`, `-c:a`).
+ * fluent-ffmpeg's one spawn would hand down the worker's whole environment and outlive a killed worker: this
+ * command's spawns get the media tools' environment and die with the worker (diesWithWorker). Its capability
+ * check (`ffmpeg -formats`, `-encoders` before a process's first command) is skipped: ffmpeg refuses an unknown
+ * `-f` or encoder itself, with the reason in the error, so the check only cost two ffmpeg starts per process.
  */
 function asMediaTool(command: ffmpeg.FfmpegCommand): void {
   const spawnable = command as unknown as {

@@ -61,20 +61,10 @@ export type LadderOptions = Partial<Pick<TranscodeOptions, "maxHeight" | "segmen
 const DEFAULT_OPTIONS = TranscodeOptions.parse({});
 
 /**
- * Plans the HLS ladder for a probed source.
- *
- * Video rungs follow the profiles by the frame's short side, so a portrait 1080x1920 source gets
- * `1080p` at 1080x1920. No rung is larger than the source (or than `maxHeight`, also a short
- * side); when the source falls between profiles its own size is the top rung, named after its
- * short side (`1000p`). Dimensions are even and keep the aspect ratio. A source whose short side
- * is under 144 gets a single rung at its own size.
- *
- * Audio is demuxed: when the source has audio there is one `audio` rung (AAC-LC 128k stereo),
- * video rungs are video-only, and each video rung's bandwidth counts the audio it plays with.
- * Order: video rungs from the highest, then audio. An audio-only source gets audio rungs alone
- * (planAudioOnlyLadder). Each rung's bandwidth bounds the peak its segments can reach (the BANDWIDTH
- * model at the end of this file), so it depends on the job's segment length and format (default: 4 s,
- * MPEG-TS).
+ * Plans the HLS ladder for a probed source: video rungs by the frame's short side, never above the source
+ * (a source between profiles is its own top rung, `1000p`), then one demuxed `audio` rung; an audio-only
+ * source gets audio rungs alone. Each rung's bandwidth bounds its segments' peak, so it depends on the
+ * segment length and format (docs/media-pipeline.md, "The ladder and the encoder").
  */
 export function planLadder(probe: ProbeResult, opts: LadderOptions = {}): PlannedRung[] {
   const packaging: Packaging = {
@@ -186,12 +176,8 @@ const SOURCE_BITRATE_SLACK = 1.05;
 const SAMPLE_RATE = 48_000;
 
 /**
- * The ladder of an audio-only source (a podcast, music): AAC-LC rungs and no video. Stereo (and
- * surround, downmixed) gets 128 and 64 kb/s, mono stays mono at 64 and 32 kb/s. No rung is above
- * what the source justifies: a profile above the source's bitrate is left out, and a source below
- * every profile gets one rung at its own rate (at least 16 kb/s). A source whose bitrate ffprobe
- * does not know (lossless, some containers) gets every profile. Rungs are named by their rate,
- * `audio128k`, and listed from the highest.
+ * The ladder of an audio-only source: AAC-LC rungs named by rate (`audio128k`), highest first; stereo gets
+ * 128 and 64 kb/s, mono 64 and 32, none above the source's own rate (docs/media-pipeline.md, "Audio-only sources").
  */
 function planAudioOnlyLadder(probe: ProbeResult, packaging: Packaging): PlannedRung[] {
   const channels = probe.audioChannels === 1 ? 1 : 2;
@@ -219,26 +205,10 @@ export function audioRungEncoderOptions(rung: PlannedRung): readonly string[] {
   return ["-c:a", "aac", "-b:a", String(rung.bitrate), "-ac", String(channels), "-ar", String(SAMPLE_RATE)];
 }
 
-// BANDWIDTH: the peak a rung's segments can reach, declared before any segment exists.
-//
-// A variant's BANDWIDTH must be at least the sum of its renditions' peak segment bit rates (RFC 8216,
-// 4.3.4.2): a rendition's highest rate over any run of consecutive segments lasting 0.5 to 1.5 target
-// durations, counting the segments' bytes over their EXTINF seconds. A video rung plays with the
-// `audio` rung, so its BANDWIDTH is its own peak plus the audio's. The master playlist is published
-// with the first segments, so the peak is not measured yet: it is bounded by what the encoder may
-// write over a segment (its rate control) and what the container adds to each frame and segment
-// (measured and derived below, from FFmpeg 5.1's muxers). Once every segment is published, the
-// master states the measured peak instead (masterPlaylist, hls-publisher.ts).
-//
-// Measured 2026-11-23 on the 2-core development machine (Debian FFmpeg 5.1, the worker's own
-// encodeLadder, 9–13 s clips, 2 and 4 s segments, TS and fMP4): on testsrc2 panned with temporal
-// grain (the bench's `camera`) at 640x360 25 fps and 1280x720 30 fps every video rung's segments
-// carried 0.71–1.11 × its target bitrate (the 1.11 in the first second of 720p, above maxrate, 1.1 ×);
-// on testsrc2 whose heavy grain starts halfway, up to 1.34 × over the 2 s segment where it starts
-// (1.27 × over 4 s). So VBV's allowance, not maxrate, is what bounds a segment, and steady footage
-// stays well under the bound: test/worker/bandwidth.test.ts prints the ratios. The container bounds
-// below held on every segment, 12–35 kb/s above the video's bytes (part-filled packets are half full
-// on average), 3–7 kb/s above the audio's.
+// BANDWIDTH: the peak a rung's segments can reach (RFC 8216 4.3.4.2), declared with the first segments
+// before any is measured, so bounded by the encoder's VBV allowance and the container's overhead (FFmpeg
+// 5.1's muxers, below); the last master states the measured peak. The measurements that fix these bounds:
+// docs/media-pipeline.md, "The ladder and the encoder".
 
 /** How a ladder's segments are cut and packaged. */
 interface Packaging {
@@ -253,11 +223,8 @@ function videoPeakBitrate(rate: VideoRateControl, fps: number, packaging: Packag
 }
 
 /**
- * ffmpeg's AAC encoder keeps no bit reservoir, but holds close to its target: over 20 s of a tone
- * alternating every 3 s with noise bursts (2026-11-23), 128k stereo peaked at 133.7, 131.6 and 130.4
- * kb/s over 1, 2 and 4 s; over 2 s segments mono 32k carried up to 33.4 kb/s, and a last segment of
- * 1 s (the encoder's final frame) up to 36.1. Bounded by the target, this much drift, and the AAC
- * decoder's buffer (6144 bits a channel, ISO/IEC 14496-3) over the shortest stretch a peak counts.
+ * AAC's drift above its target: ffmpeg's encoder keeps no bit reservoir but holds close to it (measured in
+ * docs/media-pipeline.md, "The ladder and the encoder"); the decoder's buffer bounds the rest.
  */
 const AAC_DRIFT_BITS_PER_SECOND = 2_000;
 const AAC_BUFFER_BITS_PER_CHANNEL = 6144;

@@ -102,14 +102,11 @@ const AVC_PROFILES: Record<string, string> = {
 const COPIED_PEAK_FACTOR = 1.1 * 1.5;
 
 /**
- * The top rung as the publisher's own video, copied instead of encoded (no encode of the largest
- * picture: about a quarter of a 720p broadcast's CPU, docs/performance.md), or null when it cannot be: the publisher's
- * picture must be the rung's size, H.264 in a profile players take (High at most, 8-bit 4:2:0),
- * at most twice the bit rate the rung would be encoded at, and its keyframes must fall on every
- * segment boundary, since every rung is cut at the same keyframes: `sample` must hold at least two
- * keyframes, each interval no longer than a segment and dividing it. Its codecs string and
- * bandwidth are the publisher's (the bandwidth: its measured peak with margin, never under the
- * rung's planned one).
+ * The top rung as the publisher's own video, copied instead of encoded (its encode is about a quarter of a
+ * 720p broadcast's CPU: docs/performance.md, "Live streams"), or null when players could not take it or the
+ * rungs could not share its cuts: the rung's size, H.264 High at most (8-bit 4:2:0), at most twice the rung's
+ * bit rate, and keyframes in `sample` (two at least) on every segment boundary. Its codecs and bandwidth are the
+ * publisher's (the measured peak with margin, never under the rung's planned one).
  */
 export function passthroughRung(
   ladder: PlannedRung[],

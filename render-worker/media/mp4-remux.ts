@@ -85,13 +85,10 @@ async function joinRung(
 }
 
 /**
- * Makes one static rendition from a video's published HLS rungs, without encoding: the rungs'
- * segments are joined, then remuxed into MP4 (`-c copy`) with the moov atom first (`+faststart`),
- * so a browser can start playing and seeking before the whole file arrives. The video and audio
- * rungs keep their timeline (`-copyts`), each moved so that the source's time 0 is the file's 0:
- * what comes before it (the AAC encoder's priming, the B-frame delay of the first decode times) is
- * left out by the MP4's edit lists, so the file lasts as long as the source, its streams start at 0
- * and stay in sync as in the rungs.
+ * Makes one static rendition from a video's published HLS rungs without encoding: joined, remuxed to MP4 with
+ * the moov first (`+faststart`) so a browser plays and seeks before the whole file arrives. Each rung keeps its
+ * timeline, moved so the source's 0 is the file's; the AAC priming and B-frame delay before it are left to the
+ * MP4's edit lists, so the file lasts as long as the source and its streams stay in sync.
  */
 export async function remuxRendition(
   storage: WorkerStorage,

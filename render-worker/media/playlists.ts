@@ -20,13 +20,10 @@ export function parsePlaylist(text: string): Manifest {
 }
 
 /**
- * The master playlist: relative URIs, demuxed audio as one group every video rung refers to.
- *
- * Each variant's `BANDWIDTH` is its rungs' bound (`Rung.bandwidth`, the ladder's model of what they
- * may carry) until `measured` holds what a rung's published segments carry: then its measured peak,
- * plus the audio's (measured, else its bound), and `AVERAGE-BANDWIDTH` when every rendition it plays
- * is measured. The worker publishes the master with the bounds as soon as every rung has a segment,
- * and once more with the measured rates when the encode has published them all (hls-publisher.ts).
+ * The master playlist: relative URIs, demuxed audio as one group every video rung refers to. A variant's
+ * `BANDWIDTH` is its rungs' bound until `measured` holds its published segments' figures: then the measured
+ * peak plus the audio's, with `AVERAGE-BANDWIDTH` once every rendition it plays is measured (hls-publisher.ts
+ * writes the master with the bounds first, then with the measures).
  */
 export function masterPlaylist(
   ladder: Rung[],

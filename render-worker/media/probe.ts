@@ -58,14 +58,10 @@ export interface ProbedSource {
 }
 
 /**
- * Probes a source (a path or URL in storage) for what the ladder needs. ffprobe decides the
- * container within the upload whitelist (a playlist or list is refused before anything it names
- * is opened), and every later ffmpeg run opens the source as that container. Width and height
- * are display dimensions: rotation and non-square pixels applied; both are null for an audio-only
- * source, whose first seconds are decoded here (`checkAudioDecodes`). `rotation` is clockwise
- * degrees, 0, 90, 180 or 270. Throws a non-retryable MediaError with a readable message when the
- * file is not a video this worker can encode, or is outside the limits above: a file that
- * declares an enormous frame, frame rate or duration is refused here, before the encoder runs.
+ * Probes a source for what the ladder needs: the container within the upload whitelist (every later ffmpeg run
+ * opens the source as it), display dimensions (rotation, non-square pixels; null for audio-only, whose first
+ * seconds are decoded here), `rotation` clockwise in degrees. A file that is no video this worker can encode,
+ * or declares an enormous frame, rate or duration, is refused here with a non-retryable MediaError.
  */
 export async function probeSource(
   location: string,

@@ -107,12 +107,10 @@ export function earlierMediaFilters(earlier: EarlierEncode, jobId: string): Appl
 }
 
 /**
- * Finds what an earlier run of this encode left published: the number N of segments every rung
- * to encode has published, which end at the same media time in every rung (`segmentStart(N)` of
- * the manifest's plan: a short first segment, then full ones) because each segment starts on a
- * keyframe forced there. The published playlists' durations must add up to it. Resuming from
- * there re-encodes nothing that is published. At least the last segment is always left to
- * encode, so the run still writes every rung's end of list.
+ * Finds what an earlier run of this encode left published: N segments in every rung to encode, which end at
+ * `segmentStart(N)` in all of them since each starts on a forced keyframe, and which the playlists' durations
+ * must add up to. Resuming there re-encodes nothing published; the last segment is always left to encode, so
+ * the run still writes every rung's end of list.
  */
 export async function planResume(args: {
   storage: WorkerStorage;

@@ -45,18 +45,10 @@ function shapeOf(data: FfprobeJson): SegmentShape {
 }
 
 /**
- * True when two segment files are encodes of the same cut of the same rung: the same streams with
- * the same codec, profile, frame size and audio format, as many packets, starting and ending at the
- * same media times. Two runs of one job encode a segment from the same frames between the same cuts
- * with the same settings, but x264's threading makes their bytes differ; either one plays in the
- * other's place, as a resumed run's segments play after an earlier run's. Bytes that are not such a
- * segment (another job's ladder, a foreign file) are not.
- *
- * Audio frames do not start on segment cuts: a resumed run's encoder starts its frames (and its
- * priming frame) at the cut it resumes from, an earlier run's continue from the start of the
- * source, so the same cut of the audio differs by up to one frame at either end and by one frame in
- * number. That is the join a resume makes between the kept segments and its own (resume.test.ts:
- * no gap over one frame), so an audio stream within one frame is the same cut.
+ * True when two segment files are encodes of the same cut of the same rung (same streams and formats, as many
+ * packets, the same start and end times): x264's threading makes two runs' bytes differ, yet either plays in
+ * the other's place. Audio frames do not start on cuts, so a resumed run's audio may differ by one frame at
+ * either end and in number: the join resume.test.ts allows, so it counts as the same cut.
  */
 export async function sameSegmentCut(
   ours: string,

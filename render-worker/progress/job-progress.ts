@@ -123,13 +123,10 @@ function slowestPublishedSeconds(variants: PublishedRung[]): number | null {
 }
 
 /**
- * Where the run is and how fast, from what it published since the report started (`start`):
- * the figures before ffmpeg's first status line. ffmpeg prints none until every output has
- * written its header, and a storyboard's first sheet waits for its grid of tiles to fill, a
- * poster for its frame: a run that makes them says nothing until late (a 20 s 720p run with a
- * storyboard printed 2 status lines, 9 without). Coarser than ffmpeg's (a segment at a time) and
- * a little behind it (an upload), but there from the first segment on. Frames per second are the
- * source's frames that publishing went through per second.
+ * Where the run is and how fast, from what it published since `start`: the figures before ffmpeg's first
+ * status line, which waits for every output's header (a storyboard's first full sheet, a poster's frame).
+ * Coarser than ffmpeg's (a segment at a time) but there from the first segment on; frames per second are
+ * the source frames publishing went through.
  */
 function publishingProgress(
   facts: TranscodeFacts,

@@ -113,16 +113,11 @@ const JOIN_CGROUP_THEN_EXEC =
   `n=$((n - 1)); done; exec "$@"`;
 
 /**
- * Runs an untrusted program under bubblewrap: no network (its own empty network namespace), its
- * own pid/ipc/uts namespaces and session, a read-only /usr and /etc, the job's dir at /job as the
- * only writable host path, a private /tmp with HOME in it, a clean environment, no new user
- * namespaces (seccomp), its own cgroup where the machine allows one, and the limits in `limits`.
- *
- * Run as root, the program runs under a uid of its own (setpriv inside the sandbox), so files
- * the worker's user can read stay closed to it and RLIMIT_NPROC counts only its processes. Run
- * as another user, bwrap needs unprivileged user namespaces and the program keeps the worker's
- * uid (mapped to 65534): narrow binds are then the only file protection, and RLIMIT_NPROC counts
- * the worker's own processes too.
+ * Runs an untrusted program under bubblewrap: no network, its own namespaces and session, read-only /usr and
+ * /etc, the job's dir at /job as the only writable host path, a clean environment, seccomp against new user
+ * namespaces, its own cgroup where allowed, `limits`. As root it runs under a uid of its own (setpriv), so the
+ * worker's files stay closed and RLIMIT_NPROC counts only its processes; as another user it keeps the worker's
+ * uid and narrow binds are the only file protection (docs/security.md).
  */
 export async function runSandboxed(args: SandboxRunArgs): Promise<SandboxResult> {
   const privileged = process.getuid?.() === 0;

@@ -79,16 +79,11 @@ function writeOutcome() {
 const MAX_REMEMBERED_VIEWS = 200_000;
 
 /**
- * Beacon batches, summed in memory and written every `flushEveryMs` in one statement for all the
- * views, videos and tenants that reported meanwhile: at 2,000 batches a second Postgres sees a few
- * statements a second instead of 2,000 upserts of the same busy rollup rows. A batch is counted once
- * per view by its `seq` (a repeat is null, synchronously); a view's first startup, fatal failure and
- * completion count once. A batch taken gives a promise settled when its write lands, rejected when
- * the write failed (the database restarting, say): the endpoint answers only then, so a `202` means
- * written and a failed write is a `503`, and the view's batches may be sent again. What is pending is
- * lost if the process dies (at most `flushEveryMs` of beacons, unanswered); readers call `flush()`
- * first, so a query sees every batch this process accepted. A batch retried on another API instance may count twice in the rollups (the raw view
- * row still takes it once, by `lastSeq`).
+ * Beacon batches, summed in memory and written every `flushEveryMs` in one statement, so 2,000 batches a second
+ * are a few statements, not 2,000 upserts of the same busy rollup rows (docs/performance.md, "Viewer analytics").
+ * A batch counts once per view by its `seq`; its promise settles when its write lands, so a `202` means written
+ * and a failed write is a `503` the player may send again. Readers `flush()` first. A batch retried on another
+ * instance may count twice in the rollups (the view row takes it once, by `lastSeq`).
  */
 export function createBatchBuffer(pool: pg.Pool, flushEveryMs: number) {
   const views = new Map<string, ViewState>();

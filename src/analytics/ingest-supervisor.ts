@@ -18,15 +18,10 @@ type Taken = Omit<BatchAnswer, "id">;
 const NOT_TAKEN: Taken = { answer: UNAVAILABLE, countedVideoId: null, liveLatencyMs: null };
 
 /**
- * The analytics ingest thread (`ingest-thread.ts`), seen from the main thread: batches' bytes go in,
- * answers come back. A thread that dies is logged and started again (after a growing delay if it
- * keeps dying at once); what it had accepted and not yet written is lost, as on a crash of the
- * process, and the requests it held are answered 503, as a database failure would be. Until
- * `start()`, and after `stop()`, batches are answered 503.
- *
- * The thread is started by the first batch after `start()`, not by `start()` itself: an API that
- * takes no beacons never pays for it (a second V8 isolate: about 0.25 s of CPU to load its modules
- * and about 30 MiB of RSS), and the first batch waits for it once.
+ * The analytics ingest thread (`ingest-thread.ts`) seen from the main thread: batches' bytes go in, answers come
+ * back. A thread that dies is restarted with a growing delay; what it held is lost as on a crash and answered
+ * 503, as outside `start()`–`stop()`. The first batch starts it, so an API that takes no beacons never pays
+ * for a second V8 isolate (docs/analytics.md, "The ingest thread").
  */
 export function createIngestThread(options: IngestThreadOptions) {
   let worker: Worker | null = null;

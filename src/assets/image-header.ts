@@ -8,12 +8,10 @@ export interface ImageHeader {
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
 /**
- * Reads the format and dimensions from the file's own bytes (never from the name or declared
- * type), and only when the whole file is that one still image: a PNG whose chunks run from IHDR to
- * an IEND that ends the file (no animation chunks), or a JPEG from its start to an end-of-image
- * marker that ends the file, with one frame header. ffmpeg would decode every image appended after
- * the first, so a small header in front of large images must not pass. Null for anything else.
- * One pass over the bytes, no backtracking.
+ * The format and dimensions from the file's own bytes, only when the whole file is one still image (a PNG from
+ * IHDR to a final IEND with no animation chunks, a JPEG with one frame header up to a final end-of-image): ffmpeg
+ * would decode images appended after the first, so a small header in front of large ones must not pass. Null
+ * otherwise. One pass, no backtracking.
  */
 export function readImageHeader(bytes: Uint8Array): ImageHeader | null {
   if (bytes.length >= 8 && PNG_SIGNATURE.every((b, i) => bytes[i] === b)) return wholePng(bytes);

@@ -30,12 +30,9 @@ interface Watch {
 }
 
 /**
- * Keeps the credentials of long-lived connections (graphql-ws sockets, SSE subscriptions) honest:
- * each credential is authenticated again every `intervalSeconds` (an expired JWT or API key, or a
- * key revoked by any means, fails there), and at once when an API key is revoked (a NOTIFY from
- * `revokeApiKey`, also from the CLI) or when the fan-out reconnected and may have missed one.
- * Connections that share a credential share its re-check: ten thousand front ends of one key cost
- * one query per interval, not ten thousand.
+ * Keeps long-lived connections' credentials (graphql-ws, SSE) honest: each is authenticated again every
+ * `intervalSeconds`, and at once when an API key is revoked (a NOTIFY) or the fan-out reconnected and may have
+ * missed one. Connections sharing a credential share its re-check: one query per interval, not one per socket.
  */
 export class LiveCredentials {
   readonly #authenticate: Authenticate;

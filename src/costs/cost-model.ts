@@ -3,22 +3,15 @@ import { AUDIO_BITRATE, VIDEO_PROFILES } from "../protocol/ladder-profiles.ts";
 import { variantBitRate } from "./variant-bit-rate.ts";
 
 /**
- * CPU seconds per minute of source, from `npm run bench -- --cases=1080p` on 2026-11-22 (2-core AMD
- * EPYC, FFmpeg 5.1, libx264 veryfast, 20 s of 1080p30 to the worker's 8-rung ladder;
- * docs/media-pipeline.md#benchmark-and-load-test and FACTS.md): 36.7 CPU s for the whole ladder,
- * 5.8 CPU s for decode + scale + AAC alone. Per megapixel of output (the ladder's video rungs total
- * 4.29 MP) and of source (2.07 MP), at 30 fps.
+ * CPU seconds per minute of source, per megapixel at 30 fps, from `npm run bench -- --cases=1080p`; the run,
+ * its machine and the arithmetic: docs/operations.md, "Cost".
  */
 export const DEFAULT_CPU_TABLE = {
   /** libx264 encoding, per megapixel of a video rung per source minute: (36.7 − 5.8) × 3 / 4.29. */
   x264PerMegapixelMinute: 21.6,
   /** Decode, scale and AAC, per megapixel of source per source minute: 5.8 × 3 / 2.07. */
   decodePerMegapixelMinute: 8.4,
-  /**
-   * Every transcode, whatever its length: worker start-up of the run, probe, poster, uploads. Measured
-   * 2026-11-22 by test/queue-cost.test.ts on the shared 2-core machine under load: 3 s 320x180 clips
-   * used 0.63–0.72 CPU s (the per-minute figures above account for 0.06).
-   */
+  /** Every transcode, whatever its length: start-up, probe, poster, uploads (measured as in docs/operations.md). */
   jobOverheadCpuSeconds: 0.6,
 } as const;
 
@@ -160,12 +153,10 @@ function split(total: number, weights: readonly number[]): number[] {
 }
 
 /**
- * A transcode's estimated cost: CPU seconds from the CPU table (decode of the source, plus each
- * video rung's encoding by its pixels and frame rate; on nvenc only the decode stays on the CPU),
- * wall seconds from them and `workerVcpus` (on nvenc at least the source at `nvencRealtimeSpeed`),
- * priced for `queue`, plus a month of storage of the ladder (`variantBitRate`). Without the
- * source's facts it is taken for a 1080p source of `uploadBytes` at `assumedSourceBitrate`; without
- * the ladder, for the ladder planned for such a source. Null when neither facts nor size are known.
+ * A transcode's estimated cost (docs/operations.md, "Cost"): CPU seconds from the CPU table (on nvenc only the
+ * decode), wall seconds from them and `workerVcpus`, priced for `queue`, plus a month of storage of the ladder.
+ * Without the source's facts it is taken for a 1080p source of `uploadBytes` at `assumedSourceBitrate`; null
+ * when neither facts nor size are known.
  */
 export function estimateTranscodeCost(
   s: CostSettings,
@@ -240,12 +231,9 @@ function rungCosts(
 }
 
 /**
- * A job's actual cost from its runs' measured seconds, priced for `queue`. A transcode with a
- * known ladder adds a month of storage of the rungs whose files it left (`stored`; their measured
- * averages where the rungs are READY, else their bounds: `variantBitRate`)
- * and splits the total between rungs as the estimate does; `rungs` then carries each rung's
- * estimate along with its actual part. A static renditions job adds a month of storage of the files
- * it made (`storedBytes`), as its estimate does of the files it would make.
+ * A job's actual cost from its runs' measured seconds, priced for `queue`, plus a month of storage of what it
+ * left (a transcode's rungs at their measured averages, else their bounds; a static renditions job's files),
+ * split between rungs as the estimate is, each rung's estimate carried along.
  */
 export function actualJobCost(
   s: CostSettings,

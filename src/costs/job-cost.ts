@@ -177,12 +177,9 @@ export async function estimateSplitRun(
 }
 
 /**
- * The job's measured seconds (every run that reported them) and their cost, per rung for a
- * transcode whose ladder is known, storing the rungs it left READY. Recomputed from the rows, so
- * applying it again changes nothing.
- * It runs under the video's lock (video-lock.ts), reading after it: two computations of one job (API
- * instances applying its events side by side) run one after the other, and the last one reads every
- * change committed before it began, so no computation from older rows is written over a newer one.
+ * The job's measured seconds and their cost, per rung for a transcode whose ladder is known; recomputed from
+ * the rows, so applying it again changes nothing. It runs under the video's lock (video-lock.ts) and reads
+ * after taking it, so two instances' computations run in turn and an older one never overwrites a newer.
  */
 export async function recordActualCost(db: Db, costs: CostSettings, jobId: string): Promise<void> {
   // Most events of a running job come before any run reported: one statement says so. (A run's

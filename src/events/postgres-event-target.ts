@@ -49,19 +49,10 @@ export function notificationParts(payload: string, messageId: string): string[] 
 }
 
 /**
- * An EventTarget for yoga's pubsub that fans events out to every API instance through
- * Postgres LISTEN/NOTIFY: `dispatchEvent` sends a NOTIFY; every instance (this one included)
- * delivers the notification to its local listeners. One connection both listens and notifies,
- * so events published by one instance arrive everywhere in the order it sent them.
- *
- * No event is too large: one that does not fit in a NOTIFY goes as several (`notificationParts`)
- * in one statement, hence one transaction, which Postgres delivers together and in order. Every
- * instance parses each event once, whatever its size and however many listeners it has, and hands
- * them all the same object.
- *
- * One statement is in flight at a time; events dispatched meanwhile wait for the next one and go
- * together (up to MAX_NOTIFYS_PER_STATEMENT NOTIFYs), still in order: a burst of progress from a
- * hundred encodes costs a round trip or two, not a hundred one after the other.
+ * An EventTarget for yoga's pubsub that fans events out to every API instance through Postgres LISTEN/NOTIFY,
+ * on one connection so each instance's events arrive everywhere in its order. An event too large for a NOTIFY
+ * goes as several in one statement; events dispatched while a statement is in flight go together in the next
+ * (up to MAX_NOTIFYS_PER_STATEMENT), so a burst costs a round trip or two. Each instance parses an event once.
  */
 export class PostgresEventTarget<TEvent extends TypedEvent> extends EventTarget implements TypedEventTarget<TEvent> {
   readonly #connectionString: string;

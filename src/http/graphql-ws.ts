@@ -154,12 +154,9 @@ function refuseBeyondCap(wsServer: WebSocketServer, max: number): void {
 }
 
 /**
- * Subscribers who share a result (sharedSubscriptionResults) share its JSON too: graphql-ws would
- * serialise each `next` message whole, once per socket. Instead the result's JSON is made once per
- * result object, graphql-ws serialises a few-byte placeholder in its place (`placeholder`, the
- * `onNext` hook), and the socket's send puts the JSON where the placeholder is, so each socket
- * sends the same bytes with only its subscription id its own. Results are plain data by then
- * (errors turn into JSON through their own toJSON, as graphql-ws does).
+ * Subscribers who share a result share its JSON too: graphql-ws would serialise each `next` whole, once per
+ * socket. It serialises a few-byte `placeholder` instead (the `onNext` hook), and the socket's send puts the
+ * result's JSON, made once per result object, in its place; only the subscription id is each socket's own.
  */
 function serializeResultsOnce(wsServer: WebSocketServer) {
   const jsonOf = new WeakMap<object, string>();
@@ -233,12 +230,9 @@ const PLACEHOLDER_HEAD = `${PAYLOAD_KEY}${JSON.stringify({ [PLACEHOLDER_KEY]: 0 
 const PLACEHOLDER_TAIL_MAX = PLACEHOLDER_HEAD.length + 16 + 2;
 
 /**
- * A client that does not read what it is sent must not hold memory without bound, nor hold up
- * anyone else. graphql-ws waits for each send to be written before it takes a subscription's next
- * event, so a stalled socket would pile events up unseen in its subscriptions' queues: here a send
- * counts as done once ws has it, the backlog stays in ws' buffer, and once more than `maxBytes`
- * wait there the client is closed with SLOW_CONSUMER_CLOSE_CODE (the close frame follows the data it
- * has not read; ws destroys the socket if the close handshake does not finish in 30 s).
+ * A client that does not read must neither hold memory without bound nor hold up anyone else: a send counts as
+ * done once ws has it (graphql-ws would wait for each write, piling events up unseen), and past `maxBytes`
+ * waiting in ws' buffer the client is closed with SLOW_CONSUMER_CLOSE_CODE.
  */
 function closeSlowConsumers(wsServer: WebSocketServer, maxBytes: number): void {
   wsServer.on("connection", (socket) => {

@@ -162,12 +162,9 @@ interface ClipSpan {
 }
 
 /**
- * An audio segment belongs to a clip when the larger part of it lies in the video's segments. The
- * audio rung is cut at the same instants as the video, on the first AAC frame at or after each: its
- * boundaries sit up to the encoder's priming (1024 samples, 21.3 ms at 48 kHz, measured with
- * ffprobe on the published segments) before the video's, far less than half a segment. Picking by
- * the video's range rather than the asked one keeps a range ending a few ms past an audio
- * boundary but not past the video's from adding a whole audio segment the video does not have.
+ * An audio segment belongs to a clip when most of it lies in the video's segments: audio cuts sit up to the
+ * AAC priming (21.3 ms at 48 kHz) before the video's, so picking by the video's range keeps a range ending just
+ * past an audio cut from adding an audio segment the video does not have.
  */
 function pickBySpan(rung: RungPlaylist, span: ClipSpan | null): Picked {
   if (span === null) return { listed: [], ended: false };
@@ -192,13 +189,9 @@ function clipSpanOf(rung: RungPlaylist, picked: Picked): ClipSpan | null {
 }
 
 /**
- * A rung playlist that lists only the segments of the clip `range`, their tags with them: the
- * header is kept, `#EXT-X-MEDIA-SEQUENCE` becomes the first listed segment's number, and the list
- * ends once a listed segment reaches the range's end (or the video's). A playlist still growing
- * that has not reached the range yet lists no segment and no end: the player asks again.
- *
- * With `videoPlaylist` (the video rung of a master whose audio rendition `text` is), the audio
- * segments are those of the video's clip, so the clip's audio and video last as long as each other.
+ * A rung playlist listing only the clip `range`'s segments: the header kept, `#EXT-X-MEDIA-SEQUENCE` the first
+ * listed, the end once a segment reaches the range's end; a growing playlist not there yet lists nothing and
+ * no end. With `videoPlaylist`, audio segments are the video clip's, so both last as long as each other.
  */
 export function clipMediaPlaylist(
   text: string,

@@ -1,13 +1,7 @@
 /**
- * A live broadcast's rung playlists as its viewers get them while they grow: the DVR window, and
- * blocking playlist reload (RFC 8216bis 6.2.5.2), which answers a player's request for the next
- * segment the moment that segment is published instead of leaving the player to poll for it.
- *
- * Why blocking reload: a player that polls every target duration sees each new segment between 0
- * and one target duration after it is published, at a phase that stays about the same for a whole
- * broadcast; hls.js holds its viewer a fixed time behind the newest segment it has seen, so that
- * phase was added to a viewer's latency (docs/live.md, "Latency"). Asked with `_HLS_msn=N`, the
- * API holds the request until segment N is listed, at most three target durations.
+ * A live broadcast's rung playlists as viewers get them while they grow: the DVR window, and blocking playlist
+ * reload (RFC 8216bis 6.2.5.2), which answers `_HLS_msn=N` the moment segment N is listed (at most three target
+ * durations): polling added a fixed phase of up to a segment to each viewer's latency (docs/live.md, "Latency").
  */
 
 import { mediaPlaylistEnd, slidingWindowPlaylist } from "../storage/playlists.ts";
@@ -204,12 +198,9 @@ export function createLivePlaylists(options: LivePlaylistOptions) {
     },
 
     /**
-     * The stored playlist `text` of live rung `key` as its viewers get it: the last
-     * `windowSeconds` of it (`slidingWindowPlaylist`, shared by every viewer until it grows), and,
-     * while it grows and has gained a segment in the last three target durations,
-     * CAN-BLOCK-RELOAD. A broadcast whose publisher stalls loses the tag, so that players poll
-     * rather than wait on a segment that may not come (a held request that times out is
-     * answered without it).
+     * Live rung `key`'s stored playlist as viewers get it: its last `windowSeconds`, shared until it grows, with
+     * CAN-BLOCK-RELOAD while it has gained a segment in the last three target durations; a stalled publisher's
+     * loses the tag, so players poll rather than wait on a segment that may not come.
      */
     view(key: string, text: string): { text: string; growing: boolean; targetDuration: number } {
       const entry = observe(key, text);

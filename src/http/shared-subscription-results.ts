@@ -6,17 +6,11 @@ import type { Context } from "../context.ts";
 import { log } from "../log.ts";
 
 /**
- * Executes a subscription's selection once per event for every subscriber who asked the same
- * thing, and hands them all the same result, serialised once for SSE (`serializedOnce`; graphql-ws
- * does the same in graphql-ws.ts). Thousands of front ends following one video send the
- * same document and variables; without this, each event ran their resolver trees once each.
- *
- * An event is shared by object identity: the fan-out delivers one payload object to every local
- * listener of a topic, so subscribers get the same object exactly when they follow the same
- * thing. Results are keyed by what can change them — the document, operation, variables, and the
- * part of the context resolvers read (tenant, scopes, request origin; see `audienceOf`) — so a
- * result is never handed to a subscriber of another tenant or with other scopes. Each subscriber's
- * own source stream (authorization, its first event read from the database, ordering) is untouched.
+ * Executes a subscription's selection once per event for every subscriber who asked the same thing, and hands
+ * them one result, serialised once for SSE (`serializedOnce`): thousands of front ends following one video no
+ * longer each run the resolver tree. Events are shared by object identity; results are keyed by what can change
+ * them (document, operation, variables, and the context resolvers read: `audienceOf`), so none crosses tenants
+ * or scopes. Each subscriber's own source stream (authorization, first read, ordering) is untouched.
  */
 export function sharedSubscriptionResults(): Plugin<Context> {
   const documentIds = new WeakMap<DocumentNode, number>();
@@ -130,13 +124,9 @@ interface Batch {
 }
 
 /**
- * The WebSocket subscribers of one sharing key whose source streams push (`attach`): each event is
- * executed once and its result written to each of them from here, one `send` each, with no async
- * iteration per subscriber; graphql-ws itself waits on one pending `next()` per subscriber until
- * the end. Results with errors are handed to graphql-ws to emit instead (its hooks, such as yoga's
- * error masking, see them), and so is everything behind one, so a subscriber's order is kept.
- * Events are executed one at a time, in order, with the first member's arguments: the sharing key
- * says the others' would give the same result.
+ * The WebSocket subscribers of one sharing key whose source streams push (`attach`): each event is executed
+ * once and written to each of them from here, with no async iteration per subscriber. Results with errors, and
+ * all behind one, go through graphql-ws (yoga's masking sees them) so order is kept. Events run one at a time.
  */
 export class Audience {
   private members = 0;

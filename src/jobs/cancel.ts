@@ -21,16 +21,10 @@ export interface CancelDeps {
 const CANCELED_REASON = "Canceled on request";
 
 /**
- * Cancels a video and its unfinished jobs (all of them, or only `jobIds`): the rows say CANCELED
- * at once, unfinished variants SKIPPED, and every worker is told to stop those attempts. A worker
- * that missed the message is told again when it reports the job or lists it in a heartbeat
- * (see ingest-events.ts).
- *
- * Compare-and-set under the video's row lock (video-lock.ts): a video that finished first (READY,
- * FAILED, or CANCELED by a concurrent cancel) is refused with a ValidationError and left as it is;
- * a completion or failure that arrives after the cancel changes nothing. A canceled video is not
- * playable and offers no master playlist: its READY rungs stay READY, its master and files stay in
- * storage until the video is deleted. `hold` is a test seam, awaited after the read, before the writes.
+ * Cancels a video and its unfinished jobs (or only `jobIds`): rows CANCELED, unfinished variants SKIPPED, every
+ * worker told to stop (again when it reports or heartbeats the job). Compare-and-set under the video's lock: a
+ * video that finished first is refused, and a completion after the cancel changes nothing. A canceled video is
+ * not playable; its files stay until it is deleted. `hold` is a test seam between the read and the writes.
  */
 export async function cancelVideo(
   deps: CancelDeps,

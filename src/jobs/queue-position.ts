@@ -97,17 +97,10 @@ export interface GpuFallbackEstimate {
 }
 
 /**
- * Positions and estimated starts of every QUEUED job of `queue`, in the order workers take them
- * (dispatched first, by dispatch time, then by creation). The estimate simulates the queue: each
- * of the `slots` of live workers frees when its running job is expected to end (its elapsed time
- * over its progress, or its expected run time), and takes the next job, which then runs for its
- * expected time: its cost model's wall seconds scaled by what the queue's recent jobs really took
- * against their estimates, or their mean time when it has no estimate. A handful of queries per
- * queue, whatever the number of jobs or subscribers.
- *
- * A job waiting on the nvenc queue while no GPU worker has heartbeated for `silentAfterSeconds`
- * (the pool died) starts no sooner than GPU routing's fallback moves it to cpu, and then waits its
- * turn there behind the cpu queue's own jobs.
+ * Positions and estimated starts of `queue`'s QUEUED jobs, in the order workers take them, by simulating the
+ * queue: each live slot frees when its job is expected to end and takes the next, which runs its cost model's
+ * wall seconds scaled by how the queue's recent jobs compared with their estimates. An nvenc job with no GPU
+ * worker heard for `silentAfterSeconds` starts no sooner than GPU routing's fallback moves it to cpu.
  */
 async function readQueuePositions(
   db: Db,

@@ -136,12 +136,9 @@ export function variantBitRates(video: SegmentBitRates, audio?: SegmentBitRates)
 }
 
 /**
- * The `Cache-Control` of a media playlist that still grows (a live broadcast's, or a transcode's
- * before it ends), for the API's responses and the stored objects alike. A browser must not keep
- * one: a player that polls every target duration and is answered from its own cache sees each new
- * segment up to `max-age` late, and that lateness is added to a live viewer's latency. A shared
- * cache (a CDN) may keep it for half a target duration, so a crowd of viewers costs the origin about
- * two requests per segment; with one-second segments it keeps nothing.
+ * The `Cache-Control` of a media playlist that still grows, for responses and stored objects alike: a browser
+ * must not keep it (a poll answered from its cache adds up to `max-age` to a live viewer's latency); a shared
+ * cache may keep it half a target duration, about two origin requests per segment for a crowd.
  */
 export function growingPlaylistCacheControl(targetDuration: number, visibility: "public" | "private"): string {
   const shared = Math.floor(targetDuration / 2);

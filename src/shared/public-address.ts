@@ -35,13 +35,10 @@ function parseAddress(text: string): ipaddr.IPv4 | ipaddr.IPv6 | null {
 }
 
 /**
- * Why the service must not connect to `address` for a tenant (a webhook, a URL import), in words
- * ("a loopback address"), or null for a public unicast address. Shared by the API's and the
- * worker's guards so both refuse the same addresses. IPv4-mapped `::ffff:a.b.c.d` is judged as
- * the IPv4 address it maps; every other IPv6 form that embeds an IPv4 address is refused outright,
- * since it can lead to a private IPv4 network: IPv4-compatible `::a.b.c.d` (`::/96`),
- * IPv4-translated `::ffff:0:a.b.c.d`, NAT64 (`64:ff9b::/96`, `64:ff9b:1::/48`), 6to4
- * (`2002::/16`) and Teredo (`2001::/32`).
+ * Why the service must not connect to `address` for a tenant ("a loopback address"), or null for a public
+ * unicast one; the API's and the worker's guards share it. `::ffff:a.b.c.d` is judged as its IPv4 address;
+ * every other IPv6 form that embeds an IPv4 address (`::/96`, `::ffff:0:0/96`, NAT64, 6to4, Teredo) is refused,
+ * since it can lead to a private IPv4 network.
  */
 export function whyNotPublic(address: string): string | null {
   const parsed = parseAddress(address);

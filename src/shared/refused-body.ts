@@ -4,16 +4,11 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 const REFUSED_BODY_LINGER_MS = 5000;
 
 /**
- * For every request a server takes, whichever handler answers it (a refusal of the upload URL, a
- * GraphQL body over its limit, `/health`, a media file, a page): a body still arriving once the
- * answer is sent is read and dropped, so that the client reads the answer. Closing the connection
- * while the client still sends makes its kernel answer with a reset, and a client (Node's fetch
- * among them) may report that reset ("EPIPE") instead of the answer already sent. The connection
- * stays open for the next request once the body has ended; a body still arriving after
- * REFUSED_BODY_LINGER_MS is cut off (a "lingering close", RFC 9112 section 9.6). Without the
- * cut-off Node reads an unread body to its end, or until the server's `requestTimeout` (5
- * minutes), for as long as a client sends. A handler that reads while it answers (the relayed live
- * ingest) keeps its answer open while it reads: only once it ends that answer is the rest dropped.
+ * For every request, whichever handler answers: a body still arriving after the answer is read and dropped, since
+ * closing while the client sends makes its kernel reset the connection and a client (Node's fetch) may report
+ * "EPIPE" instead of the answer. The connection stays open once the body ends; one still arriving after
+ * REFUSED_BODY_LINGER_MS is cut off (a lingering close, RFC 9112 9.6). A handler that reads while it answers
+ * (the relayed live ingest) keeps its answer open until it ends.
  */
 export function dropBodyLeftAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
   res.once("finish", () => {

@@ -12,12 +12,8 @@ import {
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 
 /**
- * Traces of both programs (OpenTelemetry). A job message carries the W3C `traceparent` of the API
- * span that sent it and a worker event that of the worker span it reports, so one trace follows a
- * video from upload to READY across the API, the transport and the worker.
- *
- * Off unless an OTLP endpoint is configured: then no provider is registered, every span is
- * OpenTelemetry's no-op and nothing is exported.
+ * Traces of both programs (OpenTelemetry): job messages and worker events carry a W3C `traceparent`, so one
+ * trace follows a video from upload to READY. Off unless an OTLP endpoint is configured: spans are no-ops.
  */
 const tracer = trace.getTracer("videograph");
 const w3c = new W3CTraceContextPropagator();
@@ -37,8 +33,7 @@ function tracingConfigured(env: NodeJS.ProcessEnv = process.env): boolean {
  * Starts exporting spans over OTLP/HTTP when `tracingConfigured`: the exporter reads the standard
  * variables (OTEL_EXPORTER_OTLP_ENDPOINT, …_HEADERS, …_TRACES_ENDPOINT); the service is
  * OTEL_SERVICE_NAME or `serviceName`. The SDK, the exporter and the context manager are imported
- * only then: with tracing off a program does not load them (the API started on about 60 ms less CPU
- * and 15 MiB less RSS, medians of six starts, 2026-11-24).
+ * only then: with tracing off a program does not load them (what that saves: docs/performance.md, "Memory").
  */
 export async function startTracing(serviceName: string, env: NodeJS.ProcessEnv = process.env): Promise<Tracing> {
   if (!tracingConfigured(env)) return { shutdown: async () => {} };

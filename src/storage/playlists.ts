@@ -163,13 +163,10 @@ export function resolvePlaylistUri(playlistKey: string, uri: string): string | n
 const SIGN_CONCURRENCY = 32;
 
 /**
- * Rewrites an HLS playlist stored at `playlistKey` (in `videos/{id}/hls/…`) for players that
- * cannot reach the bucket by relative URL: every media URI (segment lines, and `URI="…"` of
- * `EXT-X-MAP`, `EXT-X-KEY` and the like) that resolves to an object of the same video becomes
- * `urlFor(key)`, a signed URL. Playlist URIs (`.m3u8`) and WebVTT files (a caption track's, whose
- * header the API writes as it serves it) stay relative, so players keep asking the API for them;
- * absolute URIs and URIs leaving the video's prefix are left alone. `urlFor` is called once per
- * key, however often it appears.
+ * Rewrites a stored HLS playlist for players that cannot reach the bucket by relative URL: each media URI of the
+ * same video (segments, `URI="…"` of `EXT-X-MAP` and the like) becomes `urlFor(key)`, called once per key.
+ * Playlists and WebVTT files stay relative, so players keep asking the API; absolute URIs and ones leaving the
+ * video's prefix are left alone.
  */
 export async function rewritePlaylistUris(
   text: string,

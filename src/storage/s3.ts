@@ -74,17 +74,11 @@ interface HeldUpload {
 }
 
 /**
- * An S3-compatible bucket (S3, R2, Spaces, MinIO) for the API. Published objects are private and
- * read through presigned URLs, except playlists, which the API serves under `/media/` with their
- * segment URIs presigned (src/http/media.ts), as with GCS.
- *
- * Uploads keep the resumable `PUT` contract of local storage at the API's own signed URL (S3
- * has no resumable session a client could be handed). The bytes go into one S3 multipart upload
- * on the source key, in parts of a fixed size; what does not fill a part yet is held in pieces,
- * one object per request (`…/source/upload.part/{offset}`), never rewritten, so a client sending
- * small chunks cannot make the API copy the same bytes again and again. A piece that went into a
- * part starts before the parts end and is not counted, so a crash between the two counts no byte
- * twice. The source object exists only once the last byte is in.
+ * An S3-compatible bucket (S3, R2, Spaces, MinIO) for the API: objects private, read through presigned URLs but
+ * playlists, which the API serves with presigned segment URIs (src/http/media.ts). Uploads keep local storage's
+ * resumable `PUT`: bytes go into one multipart upload in fixed parts, the remainder held in write-once pieces
+ * (`…/source/upload.part/{offset}`) so small chunks are never copied again and again, and a crash between the
+ * two counts no byte twice. The source object exists only once the last byte is in.
  */
 export class S3Storage implements ApiStorage, ResumableUploads {
   readonly minChunkBytes = MIN_CHUNK_BYTES;

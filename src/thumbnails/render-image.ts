@@ -153,12 +153,9 @@ interface Waiter {
 }
 
 /**
- * Runs at most `concurrency` tasks at once and lets at most `maxWaiting` wait; past that a task is
- * refused with TooBusyError rather than queued without bound. One client may have at most
- * `perClient` tasks running and `perClientWaiting` waiting (more: OverShareError), and a freed slot
- * goes to the first waiter whose client is under its share, so a client that asks for many images
- * cannot hold every slot (nor the queue) while others wait. A waiting task whose signal aborts
- * leaves the queue.
+ * Runs at most `concurrency` tasks and lets `maxWaiting` wait (more: TooBusyError), a client at most
+ * `perClient` running and `perClientWaiting` waiting (more: OverShareError); a freed slot goes to the first
+ * waiter under its share, so one client asking for many images cannot hold every slot. An aborted waiter leaves.
  */
 export function createRenderLimiter(limits: RenderLimits) {
   let running = 0;

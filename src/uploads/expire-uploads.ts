@@ -9,13 +9,10 @@ export const UPLOAD_EXPIRED_REASON = "The upload was not finished before its upl
 const SWEEP_BATCH = 100;
 
 /**
- * Cancels videos whose upload never finished: `WAITING_FOR_UPLOAD` more than `graceSeconds` after
- * their latest upload URL expired (videos created before that was recorded count from `createdAt` +
- * the URL lifetime). The status changes compare-and-set, so API instances sweeping at once cancel
- * each video once; then everything under the video's prefix is deleted: a local partial file, S3
- * pieces and its multipart upload (aborted). A GCS resumable session cannot be deleted: GCS drops
- * it a week after it was made. Runs every `graceSeconds / 2`, at least every minute and at most
- * every second.
+ * Cancels videos still `WAITING_FOR_UPLOAD` `graceSeconds` after their upload URL expired (compare-and-set, so
+ * instances sweeping at once cancel each once), then deletes their prefix: a local partial file, S3 pieces and
+ * the multipart upload (a GCS resumable session cannot be deleted; GCS drops it after a week). Runs every
+ * `graceSeconds / 2`, between once a second and once a minute.
  */
 export function createUploadExpiry(deps: {
   db: Db;

@@ -40,12 +40,9 @@ function validClipRange(start: number, end: number, duration: number): { start: 
 }
 
 /**
- * Creates a clip: a new video of the caller's tenant whose transcode encodes `start`–`end` of the
- * source video's stored source, cut frame-accurately (the job message carries the trim). A clip
- * of a clip is cut from the same stored source, its range moved by the first clip's start. The
- * source video must be READY and its source still stored; another tenant's video is not found.
- * The clip inherits the source video's segment format and media filters unless `request.options`
- * says otherwise: a clip of a watermarked fMP4 video is a watermarked fMP4 video.
+ * Creates a clip: a new video whose transcode encodes `start`–`end` of a READY video's stored source, cut
+ * frame-accurately (a clip of a clip cuts the same source, moved by the first clip's start). It inherits the
+ * source video's segment format and media filters unless `request.options` says otherwise.
  */
 export async function createClip(ctx: Context, request: ClipRequest): Promise<Video> {
   const source = await findVideoOrThrow(ctx, request.sourceVideoId);

@@ -20,13 +20,9 @@ export interface MeasuredVideo {
 }
 
 /**
- * Measures the READY variants of READY videos that have no measured figures (made before workers
- * reported them: `Variant.peakBitRate`, `averageBitRate`) from what storage holds: each rung's
- * playlist and its segments' sizes, as the worker measures them. Then states them in the video's
- * master (`BANDWIDTH`, `AVERAGE-BANDWIDTH`), as a master published since does. A variant whose
- * segments cannot all be sized keeps nothing measured, and its master variant its bound. Videos
- * go one at a time, in id order, `limit` at most; `dryRun` measures and writes nothing.
- * `onVideo` hears each video's outcome.
+ * Measures READY variants made before workers reported their figures, from what storage holds (as the worker
+ * does), then states them in the video's master; a variant whose segments cannot all be sized keeps its bound.
+ * One video at a time in id order, `limit` at most; `dryRun` writes nothing; `onVideo` hears each outcome.
  */
 export async function measureVariants(
   db: Db,

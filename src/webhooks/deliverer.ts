@@ -116,13 +116,9 @@ function post(
 }
 
 /**
- * Sends queued webhook deliveries: claims due ones with a lease (FOR UPDATE SKIP LOCKED, so API
- * instances share the work and none is sent twice at once), POSTs them signed, records every
- * attempt and retries with exponential back-off until the delivery's `giveUpAt` (24 h). A refusal
- * that another try cannot change (a non-public address, a URL the settings no longer allow, 410
- * Gone) fails the delivery at once. Each delivery runs on its own, at most `maxInFlightPerEndpoint`
- * per endpoint: a free slot claims the next due delivery at once, so a slow receiver delays only
- * its own deliveries.
+ * Sends queued webhook deliveries: claims due ones with a lease (FOR UPDATE SKIP LOCKED, so instances share the
+ * work), POSTs them signed, records every attempt and retries with back-off until `giveUpAt`; a refusal no retry
+ * can change fails at once. At most `maxInFlightPerEndpoint` per endpoint, so a slow receiver delays only its own.
  */
 export function createWebhookDeliverer(options: WebhookDelivererOptions) {
   const { db } = options;
