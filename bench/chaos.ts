@@ -11,6 +11,7 @@ import type { Client as PgClient, QueryResultRow } from "pg";
 import type { Capability } from "../src/protocol/messages.ts";
 import type { EmbeddedDatabase } from "../src/db/embedded.ts";
 import type { ProcessInfo } from "../test/support/process-scan.ts";
+import { followCancelTarget } from "./support/cancel-target.ts";
 import { cancelOverruled, chaosExitCode } from "./support/cancel-verdict.ts";
 import type { GraphQLResponse } from "./support/stack.ts";
 import type { ReconnectingPublisher } from "./support/reconnecting-publisher.ts";
@@ -910,25 +911,18 @@ status }
   /** The first terminal status each cancel target's subscription reported (it ends there). */
   const firstTerminalSeen = new Map<string, string>();
   function armCancel(u: Upload): void {
-    let fired = false;
     const EVENTS = /* GraphQL */ `subscription($id: ID!) { videoEvents(videoId: $id) { video { status }
       ... on VariantProgressEvent { variant { status progress } } ... on VariantStatusEvent { variant { status \
 progress } } } }`;
-    ws!.subscribe(
-      { query: EVENTS, variables: { id: u.id } },
+    followCancelTarget(
+      (sink) => ws!.subscribe({ query: EVENTS, variables: { id: u.id } }, sink),
       {
-        next: (m: any) => {
-          const status = m.data?.videoEvents?.video?.status;
+        status: (status) => {
           if (["READY", "FAILED", "CANCELED"].includes(status) && !firstTerminalSeen.has(u.id!))
             firstTerminalSeen.set(u.id!, status);
-          const variant = m.data?.videoEvents?.variant;
-          if (fired || !variant || !(variant.progress >= 0.6 || variant.status === "READY")) return;
-          fired = true;
-          pendingCancels.push(cancelNearCompletion(u.id!));
         },
-        error: () => undefined,
-        complete: () => {
-          if (fired) return;
+        nearCompletion: () => pendingCancels.push(cancelNearCompletion(u.id!)),
+        endedFirst: () => {
           // Moved to an upload not started yet, if any, so the requested number of cancels still lands.
           const later = uploadAt.findIndex(
             (_, i) => i > u.index && !cancelTargets.has(i) && !videos.some((v) => v.index === i),
@@ -942,6 +936,7 @@ progress } } } }`;
             );
         },
       },
+      () => !stackStopped,
     );
   }
 

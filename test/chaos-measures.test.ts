@@ -20,6 +20,7 @@ import {
 } from "../bench/support/reconnecting-publisher.ts";
 import { watchSegments } from "../bench/support/segment-watch.ts";
 import { type ChaosGates, cancelOverruled, chaosExitCode } from "../bench/support/cancel-verdict.ts";
+import { followCancelTarget, type SubscriptionSink } from "../bench/support/cancel-target.ts";
 
 // The chaos run (bench/chaos.ts) is too heavy for npm test; what it counts must still be real.
 const cleanups: (() => Promise<void>)[] = [];
@@ -274,6 +275,64 @@ describe("the chaos run's broadcasts", () => {
     ].join("\n");
     expect(playlistDiscontinuities(playlist)).toBe(2);
     expect(playlistDiscontinuities(playlist.replaceAll("#EXT-X-DISCONTINUITY\n", ""))).toBe(0);
+  });
+});
+
+describe("the chaos run's cancel target", () => {
+  /** A stand-in for the API's videoEvents: each subscription gets the next script, run on its sink. */
+  function scriptedSubscriptions(scripts: ((sink: SubscriptionSink) => void)[]) {
+    let made = 0;
+    const subscribe = (sink: SubscriptionSink) => {
+      const script = scripts[made++];
+      setTimeout(() => script?.(sink), 0);
+      return () => {};
+    };
+    return { subscribe, made: () => made };
+  }
+  const progress = (value: number) => ({
+    data: { videoEvents: { video: { status: "PROCESSING" }, variant: { status: "ENCODING", progress: value } } },
+  });
+  const ended = (sink: SubscriptionSink) => {
+    sink.next({ data: { videoEvents: { video: { status: "READY" } } } });
+    sink.complete();
+  };
+
+  it(`subscribes again after a subscription fails (an API restarting with its database down), so the cancel \
+still lands near completion`, async () => {
+    const api = scriptedSubscriptions([
+      (sink) => {
+        sink.next(progress(0.3));
+        sink.error(new Error("Unexpected error."));
+      },
+      (sink) => sink.next(progress(0.7)),
+    ]);
+    const seen: string[] = [];
+    followCancelTarget(
+      api.subscribe,
+      { status: () => {}, nearCompletion: () => seen.push("cancel"), endedFirst: () => seen.push("ended") },
+      () => true,
+      10,
+    );
+    await expect.poll(() => seen, { timeout: 2000 }).toEqual(["cancel"]);
+    expect(api.made()).toBe(2);
+  });
+
+  it("a video that ended while its subscription was down is moved on, as is a failure once the run stops trying", async () => {
+    const seen: string[] = [];
+    const handlers = {
+      status: (s: string) => seen.push(s),
+      nearCompletion: () => seen.push("cancel"),
+      endedFirst: () => seen.push("ended"),
+    };
+    const api = scriptedSubscriptions([(sink) => sink.error(new Error("closed")), ended]);
+    followCancelTarget(api.subscribe, handlers, () => true, 10);
+    await expect.poll(() => seen, { timeout: 2000 }).toEqual(["READY", "ended"]);
+
+    seen.length = 0;
+    const stopped = scriptedSubscriptions([(sink) => sink.error(new Error("closed"))]);
+    followCancelTarget(stopped.subscribe, handlers, () => false, 10);
+    await expect.poll(() => seen, { timeout: 2000 }).toEqual(["ended"]);
+    expect(stopped.made()).toBe(1);
   });
 });
 

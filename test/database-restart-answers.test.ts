@@ -5,6 +5,8 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "../src/db/embedded.ts";
 import { ANALYTICS_PATHS } from "../src/shared/analytics-beacons.ts";
+import { WebSocket } from "ws";
+import { ADMIN_AUTH } from "./support/auth.ts";
 import { gqlAt } from "./support/app.ts";
 import { startApiProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
 
@@ -18,9 +20,26 @@ const VIEWS = 4;
 /**
  * What the API answers while its database restarts (a real restart of an embedded Postgres of this
  * test's own, under a real API process) must match what it stored: a beacon batch answered `202`
- * counted is in the database afterwards, and an upload `PUT` that cannot be recorded is a `503`
- * with `Retry-After`, not a `500`.
+ * counted is in the database afterwards, an upload `PUT` that cannot be recorded is a `503`
+ * with `Retry-After`, not a `500`, and a WebSocket whose credential cannot be checked is closed with
+ * 1013 (try again later), not graphql-ws' fatal 4500.
  */
+/** A graphql-transport-ws connection_init with the admin key: how the server closed the socket, or its first frame. */
+async function webSocketInit(url: string): Promise<{ code: number; reason: string } | { frame: string }> {
+  const socket = new WebSocket(url, "graphql-transport-ws");
+  return new Promise((resolve, reject) => {
+    socket.on("error", reject);
+    socket.on("open", () =>
+      socket.send(JSON.stringify({ type: "connection_init", payload: { authorization: ADMIN_AUTH.authorization } })),
+    );
+    socket.on("message", (data) => {
+      resolve({ frame: String(data) });
+      socket.close();
+    });
+    socket.on("close", (code, reason) => resolve({ code, reason: String(reason) }));
+  });
+}
+
 describe("answers during a Postgres restart match what was stored", () => {
   let root: string;
   let postgres: EmbeddedDatabase;
@@ -54,7 +73,8 @@ describe("answers during a Postgres restart match what was stored", () => {
       body: JSON.stringify(body),
     });
 
-  it(`every beacon batch answered 202 counted is counted, and an upload PUT gets 503 with Retry-After`, async () => {
+  it(`every beacon batch answered 202 counted is counted, an upload PUT gets 503 with Retry-After, and a \
+WebSocket's connection_init a close to retry`, async () => {
     const { uploadUrl, video } = (await gqlAt(api.url, CREATE_UPLOAD, { title: "restart" })).createUpload;
     const views: Array<{ viewId: string; viewToken: string; seq: number }> = [];
     for (let i = 0; i < VIEWS; i++) {
@@ -86,7 +106,10 @@ describe("answers during a Postgres restart match what was stored", () => {
     await new Promise((r) => setTimeout(r, 1000));
     await postgres.stop();
     await new Promise((r) => setTimeout(r, 500));
-    const put = await fetch(`${api.url}${uploadUrl}`, { method: "PUT", body: Buffer.alloc(1024) });
+    const [put, wsClosed] = await Promise.all([
+      fetch(`${api.url}${uploadUrl}`, { method: "PUT", body: Buffer.alloc(1024) }),
+      webSocketInit(`${api.url.replace("http", "ws")}/graphql`),
+    ]);
     await new Promise((r) => setTimeout(r, 2500));
     postgres = await startEmbeddedPostgres(path.join(root, "db"), port);
     const answeredBefore = answers.length;
@@ -101,6 +124,9 @@ describe("answers during a Postgres restart match what was stored", () => {
     await new Promise((r) => setTimeout(r, 1000));
 
     expect(put.status).toBe(503);
+    // A WebSocket whose credential cannot be checked is closed for a retry: graphql-ws' clients
+    // take its 4500 (a throw in onConnect) as fatal and end every subscription on the socket.
+    expect(wsClosed).toMatchObject({ code: 1013 });
     expect(put.headers.get("retry-after")).toBeTruthy();
     const client = new pg.Client({ connectionString: postgres.url });
     await client.connect();

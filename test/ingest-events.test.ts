@@ -504,6 +504,45 @@ internal path`, async () => {
     expect(result.jobs[0]!.runs.map((r) => [r.workerId, r.status])).toEqual([["worker-1", "SUCCEEDED"]]);
   });
 
+  it(`a broadcast's recording keeps its length when a later delivery's probe arrives after its end (a live \
+probe has no length: the recording's comes with its end)`, async () => {
+    const video = await db.video.create({
+      data: { tenantId: DEFAULT_TENANT_ID, title: "t", status: "QUEUED", source: "LIVE" },
+    });
+    const job = await db.job.create({ data: { videoId: video.id, kind: "LIVE", dispatchedAt: new Date() } });
+    const stopped: string[] = [];
+    const ingest = createTestEventIngestor(db, {
+      onCanceledJobReported: async (_job, _attempt, workerId) => void stopped.push(workerId ?? "all"),
+    });
+    // What render-worker/handlers/live.ts sends: a probe of length 0 first, the recording's length at its end.
+    const liveProbe = { ...PROBE_640X360, duration: 0 };
+    const run = cleanRun(job.id, video.id).map((e): JobEvent => {
+      if (e.type === "job.probed") return { ...e, probe: liveProbe };
+      if (e.type === "job.succeeded") return { ...e, duration: 58.4 };
+      return e;
+    });
+    await ingest.ingest(asRun(run, randomUUID(), 0));
+    expect(await db.video.findUniqueOrThrow({ where: { id: video.id } })).toMatchObject({
+      status: "READY",
+      duration: 58.4,
+    });
+
+    // A delivery the transport made again after the broadcast ended (the killed run's claim lapsed,
+    // chaos worker-kill): its run starts and probes before it is told to stop.
+    const later = new Date(Date.parse(run.at(-1)!.at) + 20_000).toISOString();
+    const [started, probed] = asRun(run.slice(0, 2), randomUUID(), 0).map((e) => ({
+      ...e,
+      workerId: "worker-2",
+      at: later,
+    }));
+    await ingest.ingest([started!, probed!]);
+    expect(stopped).toEqual(["worker-2"]);
+    expect(await db.video.findUniqueOrThrow({ where: { id: video.id } })).toMatchObject({
+      status: "READY",
+      duration: 58.4,
+    });
+  });
+
   it("job events carry a run id or, from workers older than run ids, none; a malformed one is refused", () => {
     const [started] = cleanRun(randomUUID(), randomUUID());
     expect(parseWorkerEvent(started)).not.toHaveProperty("runId");

@@ -11,6 +11,9 @@ import type { SubscriptionChannel } from "./shared-subscription-results.ts";
 import { websocketConnections } from "../metrics.ts";
 import { log } from "../log.ts";
 
+/** WebSocket close code 1013, "Try Again Later" (RFC 6455's registry). */
+const TRY_AGAIN_LATER = 1013;
+
 /** onSubscribe returns yoga's enveloped execute and subscribe as the operation's rootValue. */
 type EnvelopedArgs = ExecutionArgs & { rootValue: { execute: typeof execute; subscribe: typeof subscribe } };
 
@@ -80,8 +83,15 @@ export function serveGraphqlOverWebSocket(
           stopWatching.set(ctx, liveCredentials.watchSocket(authorization!, principal, ctx.extra.socket));
           return true;
         } catch (err) {
-          if (!(err instanceof AuthenticationError)) throw err;
-          closeForbidden(ctx.extra.socket, err.reason);
+          if (err instanceof AuthenticationError) {
+            closeForbidden(ctx.extra.socket, err.reason);
+            return false;
+          }
+          // The credential could not be checked (the database restarting): graphql-ws' own close for
+          // a throw is 4500, which its clients take as fatal and end every subscription on; 1013
+          // they retry, re-subscribing once the check can be made.
+          log.warn("a WebSocket connection's credential could not be checked; closed with 1013 for a retry", { err });
+          ctx.extra.socket.close(TRY_AGAIN_LATER, "the credential cannot be checked now; try again");
           return false;
         }
       },

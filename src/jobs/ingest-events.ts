@@ -77,7 +77,7 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
         await runs.onStarted(e, job);
         break;
       case "job.probed":
-        await transcode.onProbed(e, job.videoId);
+        await transcode.onProbed(e, job.videoId, job.kind);
         await split.onProbed(e, job.videoId);
         break;
       case "job.progress":

@@ -1,4 +1,4 @@
-import type { Variant } from "../../generated/prisma/client.ts";
+import type { JobKind, Variant } from "../../generated/prisma/client.ts";
 import type { DbTransaction as Tx } from "../../db/client.ts";
 import { encoderFigures, variantSnapshot, videoSnapshot } from "../../events/video-events.ts";
 import type { Rung } from "../../protocol/messages.ts";
@@ -59,13 +59,15 @@ export function createTranscodeEventIngestor(deps: IngestDeps, runs: JobRunInges
     await webhooks.emit(tx, videoId, "video.playable", eventId, { video: videoWebhookData(video) });
   }
 
-  async function onProbed(e: EventOf<"job.probed">, videoId: string): Promise<void> {
+  async function onProbed(e: EventOf<"job.probed">, videoId: string, kind: JobKind): Promise<void> {
     const { probe } = e;
     await db.$transaction([
       db.video.update({
         where: { id: videoId },
         data: {
-          duration: probe.duration,
+          // A broadcast's probe has no length (0): its recording's comes with its end (finishVideoIn),
+          // and a later run's probe (a delivery made again after the end) must not overwrite it.
+          ...(kind === "LIVE" ? {} : { duration: probe.duration }),
           width: probe.width,
           height: probe.height,
           fps: probe.fps,
