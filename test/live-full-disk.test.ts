@@ -7,7 +7,9 @@ import { startTestApp, type TestApp } from "./support/app.ts";
 import { queryDatabase } from "./support/db.ts";
 import { killPublishersOnAir, publish, publishUntilStopped } from "./support/live-publisher.ts";
 import { workersReported } from "./support/live-slots.ts";
-import { canMountTmpfs, fillDisk, mountSmallDisk } from "./support/tmpfs.ts";
+import { FULL_DISK_RETRY_MS } from "../render-worker/handlers/live-full-disk.ts";
+import { type BreakableProxy, startBreakableProxy } from "./support/cuttable-proxy.ts";
+import { canMountTmpfs, fillDisk, fillInodes, keepDiskFull, mountSmallDisk } from "./support/tmpfs.ts";
 
 // A full disk pauses a broadcast, it does not destroy it (docs/live.md "A full disk"). Real parts:
 // the API and its worker process, an ffmpeg publisher over RTMP, and the media storage
@@ -15,22 +17,34 @@ import { canMountTmpfs, fillDisk, mountSmallDisk } from "./support/tmpfs.ts";
 
 if (!canMountTmpfs) console.warn("live-full-disk: SKIPPED, mounting a tmpfs needs root");
 
+/** Past the first test's 6 s fill, short enough for the test of space that never comes back. */
+const PATIENCE_SECONDS = 12;
+
 let t: TestApp;
 let disk: { unmount(): Promise<void> } | null = null;
+/** The feed's address the worker reads (LIVE_FEED_URL), in front of the API: its reads can be broken. */
+let feedAddress: BreakableProxy | null = null;
 const sql = (text: string, values: unknown[] = []) => queryDatabase(t.database.url, text, values);
 beforeAll(async () => {
   if (!canMountTmpfs) return;
+  feedAddress = await startBreakableProxy();
   t = await startTestApp({
-    env: { LIVE_SEGMENT_SECONDS: "1", LIVE_STALL_SECONDS: "5", LIVE_RECONNECT_GRACE_SECONDS: "10" },
-    // Past the first test's 6 s fill, short enough for the test of space that never comes back.
-    workerEnv: { LIVE_PASSTHROUGH: "true", LIVE_FULL_DISK_PATIENCE_SECONDS: "12" },
+    env: {
+      LIVE_SEGMENT_SECONDS: "1",
+      LIVE_STALL_SECONDS: "5",
+      LIVE_RECONNECT_GRACE_SECONDS: "10",
+      LIVE_FEED_URL: feedAddress.url,
+    },
+    workerEnv: { LIVE_PASSTHROUGH: "true", LIVE_FULL_DISK_PATIENCE_SECONDS: String(PATIENCE_SECONDS) },
   });
+  feedAddress.forwardTo(t.url);
   disk = await mountSmallDisk(path.join(t.dataDir, "videos"), 16 * 1024 * 1024);
   await workersReported(t);
 });
 afterAll(async () => {
   await disk?.unmount();
   await t?.stop();
+  await feedAddress?.stop();
 });
 afterEach(killPublishersOnAir);
 
@@ -105,6 +119,9 @@ describe.skipIf(!canMountTmpfs)("ENOSPC during a broadcast (a tmpfs; needs root)
     await expect
       .poll(async () => segmentUris(await topPlaylist()).length, { timeout: 20_000 })
       .toBeGreaterThanOrEqual(2);
+    // What an encode's start costs on this host now (ingest, the job, ffmpeg, two segments published):
+    // the slack the end's bound allows for a try after the patience and the end's own work.
+    const startupSeconds = (Date.now() - publisher.startedAt) / 1000;
     // The room the broadcast keeps to end its playlists: in storage, never served.
     const reserve = path.join(t.dataDir, "videos", videoId, "live", "disk-reserve");
     const reserveBytes = () =>
@@ -119,11 +136,14 @@ describe.skipIf(!canMountTmpfs)("ENOSPC during a broadcast (a tmpfs; needs root)
     const filledAt = Date.now();
     try {
       await expect.poll(async () => (await state()).status, { timeout: 60_000, interval: 250 }).toBe("ENDED");
-      // It waited for space first, LIVE_FULL_DISK_PATIENCE_SECONDS (12 s here, not the default 20 s),
-      // then ended by itself: its publisher was cut off.
+      // It waited for space first, LIVE_FULL_DISK_PATIENCE_SECONDS (12 s here, not the default 20 s)
+      // from its first failed try (after the fill), then ended by itself: its publisher was cut off.
+      // The bound: the patience, one retry's interval, and twice what an encode's start took here (a
+      // fixed bound fails on a loaded host); a run that ignored the patience (the default 20 s, or
+      // storage's 300 s wait) still fails it.
       const waited = (Date.now() - filledAt) / 1000;
-      expect(waited).toBeGreaterThan(10);
-      expect(waited).toBeLessThan(19);
+      expect(waited).toBeGreaterThan(PATIENCE_SECONDS - 0.5);
+      expect(waited).toBeLessThan(PATIENCE_SECONDS + FULL_DISK_RETRY_MS / 1000 + 2 * startupSeconds);
       expect(await publisher.exited).not.toBe(0);
       const ended = await state();
       expect(ended).toMatchObject({ lastError: null, activeVideo: { id: videoId, status: "READY", playable: true } });
@@ -164,6 +184,52 @@ describe.skipIf(!canMountTmpfs)("ENOSPC during a broadcast (a tmpfs; needs root)
     await next.stop();
     await expect.poll(async () => (await state()).status, { timeout: 30_000, interval: 250 }).toBe("ENDED");
   }, 150_000);
+
+  it("the held feed's connection broken while storage is full (as its API instance's death breaks it): not the broadcast's end; it waits on and goes on once there is room", async () => {
+    const created = await t.gql(
+      `mutation { createLiveStream(input: { title: "Feed broken while full" }) { ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
+    );
+    const { streamKey, liveStream } = created.data.createLiveStream;
+    const publisher = publishUntilStopped(`${liveStream.ingestUrl.replace("localhost", "127.0.0.1")}/${streamKey}`);
+    const state = async () =>
+      (
+        await t.gql(`query ($id: ID!) { liveStream(id: $id) { status activeVideo { id status duration } } }`, {
+          id: liveStream.id,
+        })
+      ).data.liveStream;
+    await expect.poll(async () => (await state()).status, { timeout: 30_000, interval: 200 }).toBe("LIVE");
+    const videoId = (await state()).activeVideo.id;
+    const topPlaylist = () =>
+      readFile(path.join(t.dataDir, "videos", videoId, "hls", "240p", "index.m3u8"), "utf8").catch(() => "");
+    await expect
+      .poll(async () => segmentUris(await topPlaylist()).length, { timeout: 20_000 })
+      .toBeGreaterThanOrEqual(2);
+
+    const filler = await fillDisk(path.join(t.dataDir, "videos"));
+    try {
+      // Paused, its feed held; then every read of the feed's address is cut off, the address still
+      // answering (HEAD: the broadcast goes on), as an API instance restarted in place answers.
+      await new Promise((resolve) => setTimeout(resolve, 4000));
+      feedAddress!.breakConnections();
+      await new Promise((resolve) => setTimeout(resolve, 4000));
+      // A broken hold taken for the broadcast's end would have ended it by now: READY, its publisher cut off.
+      expect(await state()).toMatchObject({ status: "LIVE", activeVideo: { id: videoId, status: "PROCESSING" } });
+      expect(publisher.process.exitCode).toBeNull();
+    } finally {
+      await rm(filler);
+    }
+    const before = segmentUris(await topPlaylist()).length;
+    await expect
+      .poll(async () => segmentUris(await topPlaylist()).length, { timeout: 20_000, interval: 250 })
+      .toBeGreaterThan(before + 2);
+    const sent = await publisher.stop();
+    await expect.poll(async () => (await state()).status, { timeout: 30_000, interval: 250 }).toBe("ENDED");
+    const ended = await state();
+    expect(ended.activeVideo).toMatchObject({ id: videoId, status: "READY" });
+    expect(ended.activeVideo.duration).toBeGreaterThan(sent - 1.5);
+    const videos = await sql(`SELECT status FROM "Video" WHERE "liveStreamId" = $1`, [liveStream.id]);
+    expect(videos.rows).toEqual([{ status: "READY" }]);
+  }, 120_000);
 
   it("a publisher that keeps reconnecting while storage is full is refused with the reason and makes no video; once there is room it goes on air", async () => {
     const created = await t.gql(
@@ -233,12 +299,18 @@ describe.skipIf(!canMountTmpfs)("the worker's work dir full for a moment (a tmpf
   let app: TestApp;
   let workDisk: { unmount(): Promise<void> } | null = null;
   let workRoot: string;
+  // Its inodes bounded too, so that filling them leaves no room for a run's own dir (fillInodes).
+  const WORK_DIR_PATIENCE_SECONDS = 8;
   beforeAll(async () => {
     workRoot = await mkdtemp(path.join(tmpdir(), "videograph-live-workdir-"));
-    workDisk = await mountSmallDisk(workRoot, 96 * 1024 * 1024);
+    workDisk = await mountSmallDisk(workRoot, 96 * 1024 * 1024, { inodes: 4096 });
     app = await startTestApp({
       env: { LIVE_SEGMENT_SECONDS: "1", LIVE_STALL_SECONDS: "5", LIVE_RECONNECT_GRACE_SECONDS: "10" },
-      workerEnv: { LIVE_PASSTHROUGH: "true", WORKER_TMP_DIR: workRoot },
+      workerEnv: {
+        LIVE_PASSTHROUGH: "true",
+        WORKER_TMP_DIR: workRoot,
+        LIVE_FULL_DISK_PATIENCE_SECONDS: String(WORK_DIR_PATIENCE_SECONDS),
+      },
     });
     await workersReported(app);
   });
@@ -284,4 +356,103 @@ describe.skipIf(!canMountTmpfs)("the worker's work dir full for a moment (a tmpf
     ]);
     expect(videos.rows).toEqual([{ status: "READY" }]);
   }, 120_000);
+
+  it("a work dir too full for the run's own dir when the broadcast's run starts: it waits, holding the feed, and goes on once there is room, one video READY with everything sent", async () => {
+    const created = await app.gql(
+      `mutation { createLiveStream(input: { title: "Work dir full at start" }) { ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
+    );
+    const { streamKey, liveStream } = created.data.createLiveStream;
+    const state = async () =>
+      (
+        await app.gql(`query ($id: ID!) { liveStream(id: $id) { status activeVideo { id status duration error } } }`, {
+          id: liveStream.id,
+        })
+      ).data.liveStream;
+    // No byte and no inode left: the run's dir cannot be made (a tmpfs full of bytes still makes one).
+    const bytes = await fillDisk(workRoot, "work-dir-filler");
+    const inodes = await fillInodes(workRoot);
+    let publisher: ReturnType<typeof publishUntilStopped>;
+    try {
+      publisher = publishUntilStopped(`${liveStream.ingestUrl.replace("localhost", "127.0.0.1")}/${streamKey}`);
+      await expect
+        .poll(async () => (await state()).activeVideo?.status, { timeout: 30_000, interval: 200 })
+        .toBe("PROCESSING");
+      // Past the run's start and a few of its tries (2 s apart), within its patience: still on air.
+      await new Promise((resolve) => setTimeout(resolve, 5000));
+      // A run that fails making its dir fails the video ("ENOSPC: no space left on device, mkdtemp").
+      expect((await state()).activeVideo).toMatchObject({ status: "PROCESSING", error: null });
+      expect(publisher.process.exitCode).toBeNull();
+    } finally {
+      await rm(inodes, { recursive: true, force: true });
+      await rm(bytes, { force: true });
+    }
+    const videoId = (await state()).activeVideo.id;
+    const topPlaylist = () =>
+      readFile(path.join(app.dataDir, "videos", videoId, "hls", "240p", "index.m3u8"), "utf8").catch(() => "");
+    await expect
+      .poll(async () => segmentUris(await topPlaylist()).length, { timeout: 30_000, interval: 250 })
+      .toBeGreaterThanOrEqual(3);
+    expect(await state()).toMatchObject({ status: "LIVE", activeVideo: { id: videoId, status: "PROCESSING" } });
+    const sent = await publisher.stop();
+    await expect.poll(async () => (await state()).status, { timeout: 30_000, interval: 250 }).toBe("ENDED");
+    expect((await state()).activeVideo).toMatchObject({ id: videoId, status: "READY" });
+    // The feed kept what the publisher sent while the run waited.
+    expect((await state()).activeVideo.duration).toBeGreaterThan(sent - 1.5);
+    const videos = await queryDatabase(app.database.url, `SELECT status FROM "Video" WHERE "liveStreamId" = $1`, [
+      liveStream.id,
+    ]);
+    expect(videos.rows).toEqual([{ status: "READY" }]);
+  }, 120_000);
+
+  it("a work dir that fills for good mid-broadcast (ffmpeg's writes fail, its lists empty): paused, then after the patience it ends READY with what was published, its publisher cut off", async () => {
+    const created = await app.gql(
+      `mutation { createLiveStream(input: { title: "Work dir full for good" }) { ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
+    );
+    const { streamKey, liveStream } = created.data.createLiveStream;
+    const publisher = publishUntilStopped(`${liveStream.ingestUrl.replace("localhost", "127.0.0.1")}/${streamKey}`);
+    const state = async () =>
+      (
+        await app.gql(
+          `query ($id: ID!) { liveStream(id: $id) { status lastError activeVideo { id status duration playable } } }`,
+          { id: liveStream.id },
+        )
+      ).data.liveStream;
+    await expect.poll(async () => (await state()).status, { timeout: 30_000, interval: 200 }).toBe("LIVE");
+    const videoId = (await state()).activeVideo.id;
+    const topPlaylist = () =>
+      readFile(path.join(app.dataDir, "videos", videoId, "hls", "240p", "index.m3u8"), "utf8").catch(() => "");
+    await expect
+      .poll(async () => segmentUris(await topPlaylist()).length, { timeout: 20_000 })
+      .toBeGreaterThanOrEqual(2);
+    const startupSeconds = (Date.now() - publisher.startedAt) / 1000;
+
+    // Another writer takes every byte the run lets go of (its segments, emptied at each pause).
+    const full = await keepDiskFull(workRoot);
+    const filledAt = Date.now();
+    try {
+      // ffmpeg's failed writes leave its lists empty: unless the publisher sees that, the broadcast
+      // stalls on air for as long as its publisher sends.
+      await expect
+        .poll(async () => (await state()).status, {
+          timeout: (WORK_DIR_PATIENCE_SECONDS + FULL_DISK_RETRY_MS / 1000 + 2 * startupSeconds + 10) * 1000,
+          interval: 250,
+        })
+        .toBe("ENDED");
+      const waited = (Date.now() - filledAt) / 1000;
+      expect(waited).toBeGreaterThan(WORK_DIR_PATIENCE_SECONDS - 0.5);
+      expect(await publisher.exited).not.toBe(0);
+    } finally {
+      await full.stop();
+    }
+    const ended = await state();
+    expect(ended).toMatchObject({ lastError: null, activeVideo: { id: videoId, status: "READY", playable: true } });
+    // The recording is what was published before the work dir filled.
+    const listed = segmentUris(await topPlaylist());
+    expect(listed.length).toBeGreaterThanOrEqual(2);
+    await Promise.all(listed.map((uri) => access(path.join(app.dataDir, "videos", videoId, "hls", "240p", uri))));
+    const videos = await queryDatabase(app.database.url, `SELECT status FROM "Video" WHERE "liveStreamId" = $1`, [
+      liveStream.id,
+    ]);
+    expect(videos.rows).toEqual([{ status: "READY" }]);
+  }, 150_000);
 });

@@ -1,4 +1,5 @@
 import { statSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import type { LiveJobMessage, ProbeResult, StaticRenditionPlan, Storyboard } from "../../src/protocol/messages.ts";
 import { hlsLayout, liveRecordingKey, posterKey } from "../../src/protocol/storage-layout.ts";
@@ -89,8 +90,7 @@ async function encodeBroadcast(job: LiveJobMessage, ctx: JobContext): Promise<vo
     probe,
     targetDuration: targetDuration(segmentPlan(job.options.segmentSeconds)),
     made: {},
-    // Stored beside the first encode, not before it: it delays no segment.
-    reserve: keepDiskReserve(storage, job.videoId, diskReserveBytes(job.options), ctx.workDir),
+    reserve: null,
   };
   const topSegments = (published: Map<string, RungContinuation> | null) =>
     published?.get(broadcast.top.name)?.kept.length ?? 0;
@@ -112,6 +112,10 @@ async function encodeBroadcast(job: LiveJobMessage, ctx: JobContext): Promise<vo
           rungs: Object.fromEntries([...continues].map(([name, c]) => [name, c.kept.length])),
         });
       try {
+        // Made by each try, as it may have been full when the run started (runs/run-job.ts).
+        await mkdir(ctx.workDir, { recursive: true, mode: 0o700 });
+        // Stored beside the first encode, not before it: it delays no segment.
+        broadcast.reserve ??= keepDiskReserve(storage, job.videoId, diskReserveBytes(job.options), ctx.workDir);
         const { variants, masterKey, duration } = await encodeTry(job, ctx, broadcast, continues);
         await finishRecording(job, ctx, broadcast, { variants, masterKey, duration, withSource: true });
         return;
@@ -245,8 +249,8 @@ interface Broadcast {
   probe: ProbeResult;
   targetDuration: number;
   made: { poster?: Promise<string | null> };
-  /** Whether the broadcast's disk reserve is stored (`keepDiskReserve`) and not let go yet. */
-  reserve: Promise<boolean>;
+  /** Whether the broadcast's disk reserve is stored (`keepDiskReserve`) and not let go yet; null before its first try. */
+  reserve: Promise<boolean> | null;
 }
 
 /**

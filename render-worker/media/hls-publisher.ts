@@ -162,6 +162,8 @@ interface RungState {
    * run (not those kept from a published playlist): what the master's measured rates count.
    */
   sizes: Map<string, number>;
+  /** The most segments ffmpeg's list of the rung has listed: a list that lists fewer was cut short. */
+  ffmpegListed: number;
   failure?: RungPublishError;
 }
 
@@ -194,6 +196,7 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
       init: null,
       listed: kept,
       sizes: new Map(),
+      ffmpegListed: 0,
     };
   });
   let masterPublished = false;
@@ -316,6 +319,15 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
       throw err;
     }
     const { segments, endList } = parsePlaylist(text);
+    // ffmpeg writes its list whole and renames it into place, so a list that is not a playlist, or
+    // lists fewer segments than before, is a write that failed (a full work dir), which ffmpeg does
+    // not report: the publication would stall, silently, until there is room again.
+    if (!text.startsWith("#EXTM3U") || segments.length < state.ffmpegListed)
+      throw listCutShort(
+        name,
+        `at ${Buffer.byteLength(text)} bytes, ${segments.length} of ${state.ffmpegListed} segments`,
+      );
+    state.ffmpegListed = segments.length;
     if (final && !endList) throw new Error(`The ${name} playlist has no #EXT-X-ENDLIST after ffmpeg finished`);
     const listed = state.kept.length + segments.length;
     const fresh = segments.filter((s) => !state.uploaded.has(s.uri));
@@ -594,13 +606,21 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
   };
 }
 
-/** A segment ffmpeg listed but did not write whole: its writes failed (a full disk), and ffmpeg exits 0. */
+/**
+ * A segment ffmpeg listed but did not write whole, or a list it did not write whole: its writes
+ * failed (a full disk), and ffmpeg exits 0.
+ */
 class SegmentCutShortError extends Error {
   readonly code = "EIO";
 }
 
 function segmentCutShort(rung: string, uri: string, how: string): Error {
   return new SegmentCutShortError(`The segment ${rung}/${uri} was cut short ${how} in the work dir`);
+}
+
+/** A rung's list ffmpeg did not write whole: a failed write, as a cut segment is. */
+function listCutShort(rung: string, how: string): Error {
+  return new SegmentCutShortError(`The ${rung} segment list was cut short ${how} in the work dir`);
 }
 
 /**

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import path from "node:path";
 import {
   type Capability,
@@ -184,7 +184,9 @@ export function createJobRunner(options: JobRunnerOptions) {
     jobsInFlight.inc({ type: job.type });
     let workDir: string | undefined;
     try {
-      const runDir = await mkdtemp(path.join(options.workDirRoot(), `videograph-${job.jobId}-`));
+      // Named here, made by each try of the run (waitingOutStorage's, or a broadcast's own): a work
+      // dir too full to make one in is waited out as one that fills mid-run is, not the run's failure.
+      const runDir = path.join(options.workDirRoot(), `videograph-${job.jobId}-${randomUUID().slice(0, 8)}`);
       workDir = runDir;
       if (cancels.wasCanceled(job.jobId, job.attempt)) {
         // The cancel came while the run was being set up.
@@ -220,7 +222,8 @@ export function createJobRunner(options: JobRunnerOptions) {
           },
           manim: options.manim,
         });
-      // A broadcast waits for space itself (handlers/live-full-disk.ts): it cannot start over.
+      // A broadcast waits for space itself, its work dir made by each try (handlers/live.ts,
+      // live-full-disk.ts): it cannot start over.
       if (job.type === "live") await handle();
       else await waitingOutStorage(handle, { patienceSeconds, signal: controller.signal, workDir: runDir });
       log.info("job finished", { jobId: job.jobId, runId, seconds: (Date.now() - started) / 1000 });

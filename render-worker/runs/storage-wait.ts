@@ -17,9 +17,9 @@ function worthWaitingFor(err: unknown): boolean {
 }
 
 /**
- * Runs `run` (a job's handler) and, when it fails on a full disk or failing storage, runs it again
- * once there may be room, as a storage outage is waited out (patient-storage.ts): its work dir
- * emptied (its own files may be what filled the disk), after 1 s doubling to 30 s, for up to
+ * Makes the run's work dir and runs `run` (a job's handler) in it and, when either fails on a full
+ * disk or failing storage, does it again once there may be room, as a storage outage is waited out
+ * (patient-storage.ts): its work dir emptied (its own files may be what filled the disk), after 1 s doubling to 30 s, for up to
  * `patienceSeconds` from the first such failure. The run keeps its attempt and id: a handler run
  * again resumes from what it published, as one taking over a delivery does. A try that ran longer
  * than the longest pause before failing again starts a new wait. A cancel ends the wait.
@@ -30,11 +30,11 @@ export async function waitingOutStorage(
 ): Promise<void> {
   let giveUpAt = 0;
   let delayMs = FIRST_RETRY_MS;
-  for (let again = false; ; again = true) {
+  for (;;) {
     const triedAt = Date.now();
     try {
-      // Made again inside the try: on a disk still full that fails as the run would.
-      if (again) await mkdir(opts.workDir, { recursive: true });
+      // Made inside the try, the first time too: on a full disk that fails as the run would.
+      await mkdir(opts.workDir, { recursive: true, mode: 0o700 });
       return await run();
     } catch (err) {
       if (opts.patienceSeconds <= 0 || opts.signal.aborted || !worthWaitingFor(err)) throw err;

@@ -65,3 +65,47 @@ export async function startCuttableProxy(target: string): Promise<CuttableProxy>
     },
   };
 }
+
+/**
+ * A pass-through in front of a server not started yet (`forwardTo` names it), whose open connections
+ * can be broken at once (`breakConnections`), as a killed server's are, while it goes on taking new
+ * ones: a broadcast's feed address (LIVE_FEED_URL) whose worker's reads are cut off.
+ */
+export interface BreakableProxy {
+  url: string;
+  forwardTo(target: string): void;
+  breakConnections(): void;
+  stop(): Promise<void>;
+}
+
+export async function startBreakableProxy(): Promise<BreakableProxy> {
+  let upstream: URL | null = null;
+  const server = createServer((req, res) => {
+    if (!upstream) return void req.socket.destroy();
+    const forwarded = request(
+      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
+      (answer) => {
+        res.writeHead(answer.statusCode!, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    forwarded.on("error", () => res.destroy());
+    // A broken connection's read ends upstream too, as the reader's death would end it.
+    res.on("close", () => forwarded.destroy());
+    req.pipe(forwarded);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    forwardTo(target) {
+      upstream = new URL(target);
+    },
+    breakConnections() {
+      server.closeAllConnections();
+    },
+    async stop() {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}

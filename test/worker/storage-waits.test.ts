@@ -10,7 +10,7 @@ import type { JobEvent, TranscodeJobMessage } from "../../src/protocol/messages.
 import { EVENTS_QUEUE } from "../../src/protocol/queues.ts";
 import { createTestDatabase, queryDatabase, type TestDatabase } from "../support/db.ts";
 import { jobDirsPerTest, makeClip, stageTranscodeJob } from "../support/media-fixtures.ts";
-import { canMountTmpfs, mountSmallDisk } from "../support/tmpfs.ts";
+import { canMountTmpfs, fillInodes, mountSmallDisk } from "../support/tmpfs.ts";
 import { inMemoryTransport } from "./in-memory-transport.ts";
 
 const dirs = jobDirsPerTest("storage-waits");
@@ -78,6 +78,29 @@ describe.skipIf(!canMountTmpfs)("a full disk is waited out like a storage outage
     await delivered;
     const events = memory.events.filter((e): e is JobEvent => e.type !== "worker.heartbeat");
     expect(duringFull).toContain("job.started");
+    expect(typesOf(events)).not.toContain("job.failed");
+    expect(typesOf(events)).toContain("job.succeeded");
+    expect(new Set(events.map((e) => e.attempt))).toEqual(new Set([1]));
+  }, 90_000);
+
+  it("a work dir with no room for the run's own dir (no byte or inode left): the run waits and goes on once there is room, in its attempt, with no failure reported", async () => {
+    const job = await transcodeJob();
+    const tmpDir = path.join(dirs.root, "tmp-inodes");
+    const disk = await mountSmallDisk(tmpDir, 8 * 1024 * 1024, { inodes: 256 });
+    cleanups.push(() => disk.unmount());
+    const memory = inMemoryTransport();
+    await startWorker(memory.transport, tmpDir, dirs.dataDir);
+    const full = await fill(tmpDir, 16 * 1024);
+    const inodes = await fillInodes(tmpDir);
+    const delivered = memory.deliver(job, "cpu");
+    await new Promise((r) => setTimeout(r, 3500));
+    const duringFull = typesOf(memory.events.filter((e) => e.type !== "worker.heartbeat"));
+    await rm(inodes, { recursive: true, force: true });
+    await full.makeRoom();
+    await delivered;
+    const events = memory.events.filter((e): e is JobEvent => e.type !== "worker.heartbeat");
+    // A run that fails making its dir reports job.failed at once (ENOSPC, mkdtemp), before job.started.
+    expect(duringFull).not.toContain("job.failed");
     expect(typesOf(events)).not.toContain("job.failed");
     expect(typesOf(events)).toContain("job.succeeded");
     expect(new Set(events.map((e) => e.attempt))).toEqual(new Set([1]));
