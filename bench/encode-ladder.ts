@@ -14,13 +14,8 @@ import path from "node:path";
 import { promisify } from "node:util";
 import cliProgress from "cli-progress";
 import type { Rung } from "../src/protocol/messages.ts";
-import {
-  type EncodeLadderArgs,
-  encodeLadder,
-  LADDER_TUNING,
-  type LadderTuning,
-  ladderScaleGraph,
-} from "../render-worker/media/encode-ladder.ts";
+import { type EncodeLadderArgs, encodeLadder } from "../render-worker/media/encode-ladder.ts";
+import { LADDER_TUNING, type LadderTuning, ladderScaleGraph } from "../render-worker/media/rung-encoding.ts";
 import type { VideoEncoder } from "../render-worker/media/nvenc.ts";
 import { AUDIO_ENCODER_OPTIONS, planLadder, videoRateControl } from "../render-worker/media/ladder.ts";
 import { probeNvenc } from "../render-worker/media/nvenc.ts";

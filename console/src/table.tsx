@@ -12,3 +12,17 @@ export function Table({ children, stacked = false }: { children: ComponentChildr
     <table tabIndex={0}>{children}</table>
   );
 }
+
+/** The header of a table's last column, its rows' actions: named for screen readers, blank on screen. */
+export function ActionsHeader() {
+  return (
+    <th scope="col">
+      <span class="visually-hidden">Actions</span>
+    </th>
+  );
+}
+
+/** A row's actions (its buttons), under ActionsHeader; a stacked table keeps them on one line, a phone's wraps them. */
+export function ActionsCell({ children }: { children?: ComponentChildren }) {
+  return <td class="row-actions">{children}</td>;
+}

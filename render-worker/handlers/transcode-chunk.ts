@@ -3,7 +3,7 @@ import { inSpan } from "../../src/shared/tracing.ts";
 import { estimateJobMemoryBytes } from "../admission.ts";
 import { log } from "../log.ts";
 import { chunkRange } from "../media/chunks.ts";
-import { encodeLadder } from "../media/encode-ladder.ts";
+import { encodeLadder, runEncodeSettings } from "../media/encode-ladder.ts";
 import { abortError, MediaError } from "../media/errors.ts";
 import { createHlsPublisher } from "../media/hls-publisher.ts";
 import { mediaInputAt, type ProbedInput, probedInput } from "../media/media-input.ts";
@@ -12,7 +12,6 @@ import { probeSource } from "../media/probe.ts";
 import { segmentPlan, targetDuration } from "../media/segments.ts";
 import { observeLadderEncode } from "../metrics.ts";
 import { reportTranscodeProgress } from "../progress/job-progress.ts";
-import { runEncodeSettings } from "./transcode.ts";
 import type { JobContext } from "./types.ts";
 
 /**

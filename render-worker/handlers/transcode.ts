@@ -8,19 +8,17 @@ import type {
   Storyboard,
   TranscodeJobMessage,
 } from "../../src/protocol/messages.ts";
-import { storageUnavailable } from "../../src/shared/storage-errors.ts";
-import { ENCODE_MANIFEST, type HlsLayout, hlsLayout, posterKey } from "../../src/protocol/storage-layout.ts";
+import { ENCODE_MANIFEST, type HlsLayout, hlsLayout } from "../../src/protocol/storage-layout.ts";
 import { inSpan } from "../../src/shared/tracing.ts";
 import { estimateJobMemoryBytes } from "../admission.ts";
 import { log } from "../log.ts";
-import { type Chunk, planChunks } from "../media/chunks.ts";
-import { type EncodeLadderArgs, encodeLadder, type LadderEncode, presetTuning } from "../media/encode-ladder.ts";
+import { type Chunk, encodeFirstChunk, planChunks } from "../media/chunks.ts";
+import { type EncodeLadderArgs, encodeLadder, runEncodeSettings } from "../media/encode-ladder.ts";
 import { prepareMediaFilters } from "../media/media-filters.ts";
-import { abortError, isAbortError, MediaError } from "../media/errors.ts";
+import { abortError, MediaError } from "../media/errors.ts";
 import { createHlsPublisher, type HlsPublisher } from "../media/hls-publisher.ts";
 import { planLadder, type PlannedRung } from "../media/ladder.ts";
 import type { ProbedInput } from "../media/media-input.ts";
-import { extractPoster, planPoster, type PosterPlan, posterWritten } from "../media/poster.ts";
 import { probeSource } from "../media/probe.ts";
 import { trimProbedSource } from "../media/trim.ts";
 import { type SegmentPlan, segmentPlan, targetDuration } from "../media/segments.ts";
@@ -36,6 +34,7 @@ import {
 } from "../media/resume.ts";
 import { observeLadderEncode } from "../metrics.ts";
 import { reportStepProgress, reportTranscodeProgress } from "../progress/job-progress.ts";
+import { posterInEncode, publishPoster } from "./transcode-poster.ts";
 import { publishStoryboard, storyboardInEncode } from "./transcode-storyboard.ts";
 import type { JobContext } from "./types.ts";
 import { emitVariantOutcomes } from "./variant-outcomes.ts";
@@ -70,51 +69,39 @@ export async function transcode(job: TranscodeJobMessage, ctx: JobContext): Prom
   }
 }
 
-/**
- * What every transcode run encodes with beside its media and rungs (a whole run, a split run, a
- * chunk: the same, so their segments join): the segment plan, the encoder and its tuning
- * (X264_PRESET), the packaging, the signal that stops it.
- */
-export function runEncodeSettings(
-  ctx: JobContext,
-  plan: SegmentPlan,
-  segmentFormat: SegmentFormat,
-  signal: AbortSignal,
-): Pick<
-  EncodeLadderArgs,
-  "segmentSeconds" | "firstSegmentSeconds" | "signal" | "encoder" | "segmentFormat" | "tuning"
-> {
-  return {
-    segmentSeconds: plan.segmentSeconds,
-    firstSegmentSeconds: plan.firstSegmentSeconds,
-    signal,
-    encoder: ctx.encoder ?? "libx264",
-    segmentFormat,
-    ...(ctx.x264Preset ? { tuning: presetTuning(ctx.x264Preset) } : {}),
-  };
-}
-
 /** Where a run publishes its HLS, and what an earlier run left there: read once, at the start. */
 interface HlsOutput {
   hls: HlsLayout;
   earlier: EarlierEncode;
 }
 
-async function encodeAndPublish(
+/** How a run encodes, decided before it starts: its rungs, its packaging, where it resumes. */
+interface RunPlan {
+  rungs: PlannedRung[];
+  segments: SegmentPlan;
+  segmentFormat: SegmentFormat;
+  manifest: EncodeManifest;
+  resume: ResumePoint | null;
+  resumed: { segments: number; fromSeconds: number } | null;
+  sourceFilters: EncodeLadderArgs["sourceFilters"] | undefined;
+}
+
+/**
+ * Plans the run: the rungs it encodes, its media filters (a measuring pass), its encode manifest and
+ * where it resumes; emits `job.probed`.
+ */
+async function planRun(
   job: TranscodeJobMessage,
   ctx: JobContext,
   output: HlsOutput,
   input: ProbedInput,
   probe: ProbeResult,
   ladder: PlannedRung[],
-  /** The chunks of a split run (it encodes the first and the audio); null: the whole ladder. */
-  chunks: Chunk[] | null,
-): Promise<void> {
-  const { storage, signal } = ctx;
+  firstChunk: Chunk | null,
+): Promise<RunPlan> {
+  const { storage } = ctx;
   const { hls, earlier } = output;
   const rungs = rungsToEncode(ladder, job.options.rungs);
-  const videoRungs = ladder.filter((r) => r.kind === "VIDEO");
-  const firstChunk = chunks?.[0] ?? null;
   const encoder = ctx.encoder ?? "libx264";
   const segments = segmentPlan(job.options.segmentSeconds);
   const { applied, sourceFilters } = await mediaFiltersOf(job, ctx, earlier, input, probe);
@@ -141,6 +128,26 @@ async function encodeAndPublish(
     log.info("encoding from the start", { jobId: job.jobId, reason: plan.reason });
   }
   await ctx.emit({ type: "job.probed", probe, ladder, ...(resumed ? { resumed } : {}) });
+  return { rungs, segments, segmentFormat, manifest, resume, resumed, sourceFilters };
+}
+
+async function encodeAndPublish(
+  job: TranscodeJobMessage,
+  ctx: JobContext,
+  output: HlsOutput,
+  input: ProbedInput,
+  probe: ProbeResult,
+  ladder: PlannedRung[],
+  /** The chunks of a split run (it encodes the first and the audio); null: the whole ladder. */
+  chunks: Chunk[] | null,
+): Promise<void> {
+  const { storage, signal } = ctx;
+  const { hls } = output;
+  const videoRungs = ladder.filter((r) => r.kind === "VIDEO");
+  const firstChunk = chunks?.[0] ?? null;
+  const encoder = ctx.encoder ?? "libx264";
+  const run = await planRun(job, ctx, output, input, probe, ladder, firstChunk);
+  const { rungs, segments, segmentFormat, manifest, resume, resumed, sourceFilters } = run;
   // The chunks are queued once the video is playable (or the run ends first): until then no other
   // run competes with the first segments for the source, the storage or the API.
   let splitSent = false;
@@ -164,30 +171,10 @@ async function encodeAndPublish(
   const abortEncode = () => encodeController.abort(signal.reason);
   signal.addEventListener("abort", abortEncode, { once: true });
   const publishing: { failure?: unknown } = {};
-  // The poster and the storyboard are published once the video is playable, beside the encode:
-  // they are not on the way to the first frame. A retried rung keeps the video's poster and
-  // storyboard; an audio-only source has neither. A run that encodes from the source's start makes
-  // the poster in the ladder's own decode (its frame early: published at playable), and one that
-  // encodes the whole source the storyboard's sheets too (by the end: published then); a resumed or
-  // trimmed run decodes the source for them apart, a split run for its storyboard.
-  const fromStart = !job.options.rungs && !resumed && !input.trim;
-  const storyboardMade = fromStart && !firstChunk ? await storyboardInEncode(ctx, probe) : null;
-  const posterMade = fromStart && probe.width !== null ? posterInEncode(ctx, probe) : null;
-  /** Whether the encode ran to its end; set once it has started. */
-  let encodeSucceeded: Promise<boolean> = Promise.resolve(false);
-  let poster: Promise<string | null> | null = null;
-  let storyboard: Promise<Storyboard | null> | null = null;
-  const startStoryboard = (options: Parameters<typeof publishStoryboard>[4] = {}) => {
-    storyboard = publishStoryboard(job, ctx, input, probe, options);
-    // Awaited before the job ends; until then a failure must not count as unhandled.
-    storyboard.catch(() => {});
-  };
-  const startPoster = () => {
-    if (job.options.rungs || poster || probe.width === null) return;
-    poster = publishPoster(job, ctx, input, probe, posterMade ? { ...posterMade, encodeSucceeded } : undefined);
-    poster.catch(() => {});
-    if (!storyboardMade) startStoryboard();
-  };
+  const images = await runImages(job, ctx, input, probe, {
+    fromStart: !job.options.rungs && !resumed && !input.trim,
+    split: firstChunk !== null,
+  });
   const publisher = createHlsPublisher({
     storage,
     workDir: ctx.workDir,
@@ -206,7 +193,7 @@ async function encodeAndPublish(
         await publishManifest(undefined);
         await ctx.emit({ type: "video.playable", masterKey });
         await sendSplit();
-        startPoster();
+        images.startPoster();
       }),
     onError: (error) => {
       publishing.failure = error;
@@ -224,16 +211,12 @@ async function encodeAndPublish(
       ...runEncodeSettings(ctx, segments, segmentFormat, encodeController.signal),
       ...(resumed ? { resumeFrom: resumed } : {}),
       ...(sourceFilters ? { sourceFilters } : {}),
-      ...(storyboardMade ? { storyboard: storyboardMade } : {}),
-      ...(posterMade ? { poster: posterMade } : {}),
+      ...images.inEncode,
     };
     const encode = firstChunk
       ? encodeFirstChunk(encodeArgs, firstChunk, (error) => encodeController.abort(error))
       : encodeLadder(encodeArgs);
-    encodeSucceeded = encode.done.then(
-      () => true,
-      () => false,
-    );
+    images.encodeStarted(encode.done);
     publisher.start();
     const progress = reportTranscodeProgress(ctx, {
       durationSeconds: firstChunk?.toSeconds ?? probe.duration,
@@ -245,12 +228,12 @@ async function encodeAndPublish(
       const attributes = { "encode.encoder": encoder, "encode.rungs": rungs.map((r) => r.name).join(",") };
       await inSpan("encode", { attributes }, () => encode.done);
     } catch (err) {
-      await Promise.all([progress.stop(), publisher.stop(), settled(poster), settled(storyboard)]);
+      await Promise.all([progress.stop(), publisher.stop(), images.settled()]);
       if ("failure" in publishing) throw publishing.failure;
       throw err;
     }
     await progress.stop();
-    if (storyboardMade) startStoryboard({ madeInEncode: storyboardMade });
+    images.encodeEnded();
     observeLadderEncode({
       rungs: firstChunk ? videoRungs : rungs,
       encoder,
@@ -263,25 +246,20 @@ async function encodeAndPublish(
     try {
       variants = await inSpan("publish", {}, () => publisher.finish());
     } finally {
-      await Promise.all([settled(poster), settled(storyboard)]);
+      await images.settled();
     }
-    // A run too short to have been playable before ffmpeg ended makes its poster now.
-    startPoster();
-    const posterKey = await (poster ?? Promise.resolve(null));
-    const made = storyboard ? { storyboard: await storyboard } : {};
+    const made = await images.published();
     if (signal.aborted) throw abortError(signal);
     if (chunks) {
       await sendSplit();
       await reportFirstChunk(job, ctx, ladder, chunks.length, variants, publisher.segments(), publisher.bitRates(), {
         masterKey: publisher.masterKey,
-        posterKey,
         ...made,
       });
       return;
     }
     await publishManifest({
       masterKey: publisher.masterKey,
-      posterKey,
       ...made,
       variants: variants.map((v) => ({
         name: v.name,
@@ -292,10 +270,83 @@ async function encodeAndPublish(
       })),
     });
     await emitVariantOutcomes(ctx, job.jobId, ladder, variants);
-    await ctx.emit({ type: "job.succeeded", masterKey: publisher.masterKey, posterKey, ...made });
+    await ctx.emit({ type: "job.succeeded", masterKey: publisher.masterKey, ...made });
   } finally {
     signal.removeEventListener("abort", abortEncode);
   }
+}
+
+/** A run's poster and storyboard, beside its encode (runImages). */
+interface RunImages {
+  /** What the ladder's own decode makes of them (`EncodeLadderArgs.poster`, `.storyboard`). */
+  inEncode: Pick<EncodeLadderArgs, "poster" | "storyboard">;
+  /** Publishes the poster (and a storyboard made apart) once the video is playable; once only. */
+  startPoster(): void;
+  encodeStarted(done: Promise<void>): void;
+  /** After the encode succeeded: publishes the storyboard it made. */
+  encodeEnded(): void;
+  /** Waits for their uploads, whatever they did (a failure is reported where `published` awaits it). */
+  settled(): Promise<void>;
+  /** Their keys once published, a run too short to have been playable making its poster now. */
+  published(): Promise<{ posterKey: string | null; storyboard?: Storyboard | null }>;
+}
+
+/**
+ * The poster and the storyboard are published once the video is playable, beside the encode: they
+ * are not on the way to the first frame. A retried rung keeps the video's poster and storyboard; an
+ * audio-only source has neither. A run that encodes from the source's start makes the poster in the
+ * ladder's own decode (its frame early: published at playable), and one that encodes the whole
+ * source the storyboard's sheets too (by the end: published then); a resumed or trimmed run decodes
+ * the source for them apart, a split run for its storyboard.
+ */
+async function runImages(
+  job: TranscodeJobMessage,
+  ctx: JobContext,
+  input: ProbedInput,
+  probe: ProbeResult,
+  { fromStart, split }: { fromStart: boolean; split: boolean },
+): Promise<RunImages> {
+  const storyboardMade = fromStart && !split ? await storyboardInEncode(ctx, probe) : null;
+  const posterMade = fromStart && probe.width !== null ? posterInEncode(ctx, probe) : null;
+  /** Whether the encode ran to its end; set once it has started. */
+  let encodeSucceeded: Promise<boolean> = Promise.resolve(false);
+  let poster: Promise<string | null> | null = null;
+  let storyboard: Promise<Storyboard | null> | null = null;
+  const startStoryboard = (options: Parameters<typeof publishStoryboard>[4] = {}) => {
+    storyboard = publishStoryboard(job, ctx, input, probe, options);
+    // Awaited before the job ends; until then a failure must not count as unhandled.
+    storyboard.catch(() => {});
+  };
+  const startPoster = () => {
+    if (job.options.rungs || poster || probe.width === null) return;
+    poster = publishPoster(job, ctx, input, probe, posterMade ? { ...posterMade, encodeSucceeded } : undefined);
+    poster.catch(() => {});
+    if (!storyboardMade) startStoryboard();
+  };
+  return {
+    inEncode: {
+      ...(storyboardMade ? { storyboard: storyboardMade } : {}),
+      ...(posterMade ? { poster: posterMade } : {}),
+    },
+    startPoster,
+    encodeStarted(done) {
+      encodeSucceeded = done.then(
+        () => true,
+        () => false,
+      );
+    },
+    encodeEnded() {
+      if (storyboardMade) startStoryboard({ madeInEncode: storyboardMade });
+    },
+    settled: async () => {
+      await Promise.all([settled(poster), settled(storyboard)]);
+    },
+    async published() {
+      startPoster();
+      const posterKey = await (poster ?? Promise.resolve(null));
+      return { posterKey, ...(storyboard ? { storyboard: await storyboard } : {}) };
+    },
+  };
 }
 
 /**
@@ -308,44 +359,6 @@ function splitChunks(job: TranscodeJobMessage, probe: ProbeResult): Chunk[] | nu
   if (!chunking || rungs || trim || probe.width === null) return null;
   const chunks = planChunks(segmentPlan(segmentSeconds), probe.duration, chunking);
   return chunks.length >= 2 ? chunks : null;
-}
-
-/**
- * A split run's encode: the first chunk of the video rungs and the whole of the audio rungs, in two
- * ffmpeg processes at once (a run that stops before the source's end encodes video only). Its
- * status is the video's. The first failure stops the other process and is the encode's.
- */
-function encodeFirstChunk(args: EncodeLadderArgs, first: Chunk, stopAll: (error: unknown) => void): LadderEncode {
-  const audioRungs = args.ladder.filter((r) => r.kind === "AUDIO");
-  const video = encodeLadder({
-    ...args,
-    ladder: args.ladder.filter((r) => r.kind === "VIDEO"),
-    stopAt: { segments: first.toSegment },
-  });
-  const audioFilter = args.sourceFilters?.audio;
-  // The video's run makes the poster.
-  const { sourceFilters: _, poster: __, ...audioArgs } = args;
-  const audio =
-    audioRungs.length === 0
-      ? null
-      : encodeLadder({
-          ...audioArgs,
-          ladder: audioRungs,
-          ...(audioFilter ? { sourceFilters: { inputs: [], audio: audioFilter } } : {}),
-          // The first segments of the video are on the way to playable; the audio's cost little.
-          niceness: 10,
-        });
-  let failure: { error: unknown } | null = null;
-  const stopOnFailure = (done: Promise<void>) =>
-    done.catch((error: unknown) => {
-      failure ??= { error };
-      stopAll(error);
-    });
-  // Settles once both processes have exited, whatever either did.
-  const done = Promise.all([stopOnFailure(video.done), stopOnFailure(audio?.done ?? Promise.resolve())]).then(() => {
-    if (failure) throw failure.error;
-  });
-  return { done, status: video.status };
 }
 
 /**
@@ -491,64 +504,4 @@ function trimOf(input: ProbedInput): Pick<EncodeManifest, "trim"> {
 /** Waits for a promise to settle, whatever its outcome (a failure is reported where it is awaited). */
 async function settled(promise: Promise<unknown> | null): Promise<void> {
   await promise?.catch(() => {});
-}
-
-/** The poster a run from the source's start makes in its ladder's decode (`EncodeLadderArgs.poster`). */
-function posterInEncode(ctx: JobContext, probe: ProbeResult): { plan: PosterPlan; outFile: string } {
-  return { plan: planPoster(probe), outFile: path.join(ctx.workDir, "poster.jpg") };
-}
-
-/** How often a poster made in the encode is looked for until it is there. */
-const POSTER_POLL_MS = 50;
-
-/**
- * Waits for the poster the run's encode writes (whole: `posterOutput`): "written" once it is
- * there, else how the encode ended without it. Its frame is in the source's first second, so it is
- * there before the first segments are published, or soon after.
- */
-async function posterFromEncode(
-  outFile: string,
-  encodeSucceeded: Promise<boolean>,
-): Promise<"written" | "missing" | "encode failed"> {
-  let ended: boolean | null = null;
-  void encodeSucceeded.then((ok) => (ended = ok));
-  for (;;) {
-    const endedBefore = ended;
-    if (await posterWritten(outFile)) return "written";
-    if (endedBefore !== null) return endedBefore ? "missing" : "encode failed";
-    await new Promise((r) => setTimeout(r, POSTER_POLL_MS));
-  }
-}
-
-/**
- * Uploads the video's poster: the one the encode made (`made`), else one made in a run of its own;
- * a video without a poster is still a video.
- */
-async function publishPoster(
-  job: TranscodeJobMessage,
-  ctx: JobContext,
-  input: ProbedInput,
-  probe: ProbeResult,
-  made?: { outFile: string; encodeSucceeded: Promise<boolean> },
-): Promise<string | null> {
-  const key = posterKey(job.outputPrefix);
-  const outFile = made?.outFile ?? path.join(ctx.workDir, "poster.jpg");
-  try {
-    const fromEncode = made ? await posterFromEncode(made.outFile, made.encodeSucceeded) : "missing";
-    // An encode that failed fails the attempt: no run of its own for a poster nobody will see.
-    if (fromEncode === "encode failed") return null;
-    if (fromEncode === "missing") {
-      if (made) log.warn("the encode wrote no poster; making it apart", { jobId: job.jobId });
-      await extractPoster({ input, probe, outFile, signal: ctx.signal });
-    }
-    await ctx.storage.upload(key, outFile, { contentType: "image/jpeg", cacheControl: "public, max-age=3600" });
-    return key;
-  } catch (err) {
-    if (isAbortError(err)) throw err;
-    // A full or failing storage fails the attempt; the retry makes the poster.
-    const unavailable = storageUnavailable(err);
-    if (unavailable) throw unavailable;
-    log.warn("poster failed; the video will have none", { jobId: job.jobId, err });
-    return null;
-  }
 }

@@ -1,5 +1,5 @@
 import type { ChunkRange } from "../../src/protocol/messages.ts";
-import type { EncodeLadderArgs } from "./encode-ladder.ts";
+import { type EncodeLadderArgs, encodeLadder, type LadderEncode } from "./encode-ladder.ts";
 import { segmentCount, segmentStart, type SegmentPlan } from "./segments.ts";
 
 /**
@@ -110,4 +110,46 @@ export function chunkRange(chunk: Chunk): Required<Pick<EncodeLadderArgs, "resum
     stopAt: { segments: chunk.toSegment },
     preRollSeconds: CHUNK_PRE_ROLL_SECONDS,
   };
+}
+
+/**
+ * A split run's encode: the first chunk of the video rungs and the whole of the audio rungs, in two
+ * ffmpeg processes at once (a run that stops before the source's end encodes video only). Its
+ * status is the video's. The first failure stops the other process and is the encode's.
+ */
+export function encodeFirstChunk(
+  args: EncodeLadderArgs,
+  first: Chunk,
+  stopAll: (error: unknown) => void,
+): LadderEncode {
+  const audioRungs = args.ladder.filter((r) => r.kind === "AUDIO");
+  const video = encodeLadder({
+    ...args,
+    ladder: args.ladder.filter((r) => r.kind === "VIDEO"),
+    stopAt: { segments: first.toSegment },
+  });
+  const audioFilter = args.sourceFilters?.audio;
+  // The video's run makes the poster.
+  const { sourceFilters: _, poster: __, ...audioArgs } = args;
+  const audio =
+    audioRungs.length === 0
+      ? null
+      : encodeLadder({
+          ...audioArgs,
+          ladder: audioRungs,
+          ...(audioFilter ? { sourceFilters: { inputs: [], audio: audioFilter } } : {}),
+          // The first segments of the video are on the way to playable; the audio's cost little.
+          niceness: 10,
+        });
+  let failure: { error: unknown } | null = null;
+  const stopOnFailure = (done: Promise<void>) =>
+    done.catch((error: unknown) => {
+      failure ??= { error };
+      stopAll(error);
+    });
+  // Settles once both processes have exited, whatever either did.
+  const done = Promise.all([stopOnFailure(video.done), stopOnFailure(audio?.done ?? Promise.resolve())]).then(() => {
+    if (failure) throw failure.error;
+  });
+  return { done, status: video.status };
 }

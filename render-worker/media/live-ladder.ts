@@ -1,14 +1,9 @@
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import type { ProbeResult, LiveInput } from "../../src/protocol/messages.ts";
-import {
-  type EncoderStatus,
-  type LadderEncode,
-  ladderScaleGraph,
-  presetTuning,
-  segmentOptions,
-  videoEncoderOptions,
-} from "./encode-ladder.ts";
+import { type EncoderStatus, type LadderEncode, presetTuning } from "./encode-ladder.ts";
+import { ladderScaleGraph, videoEncoderOptions } from "./rung-encoding.ts";
+import { segmentOptions } from "./segment-muxer.ts";
 import { type FfmpegOutput, runFfmpeg } from "./ffmpeg-process.ts";
 import { audioRungEncoderOptions, type PlannedRung, planLadder } from "./ladder.ts";
 import { decodeLimitOptions, type MediaInput, mediaInputOptions } from "./media-input.ts";

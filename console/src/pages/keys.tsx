@@ -4,7 +4,7 @@ import { formatDate } from "../format.ts";
 import { type ResultOf, request, runAndReload, useLatestReload } from "../graphql.ts";
 import { ApiKeysQuery, CreateApiKeyMutation, RevokeApiKeyMutation, RotateApiKeyMutation } from "../operations.ts";
 import { useTitle } from "../router.tsx";
-import { Table } from "../table.tsx";
+import { ActionsCell, ActionsHeader, Table } from "../table.tsx";
 
 type Key = ResultOf<typeof ApiKeysQuery>["apiKeys"]["edges"][number]["node"];
 type ScopeName = Key["scopes"][number];
@@ -97,9 +97,7 @@ export function KeysPage() {
               <th scope="col">State</th>
               <th scope="col">Last used</th>
               <th scope="col">Expires</th>
-              <th scope="col">
-                <span class="visually-hidden">Actions</span>
-              </th>
+              <ActionsHeader />
             </tr>
           </thead>
           <tbody>
@@ -115,7 +113,7 @@ export function KeysPage() {
                 <td data-label="State">{key.state.toLowerCase()}</td>
                 <td data-label="Last used">{key.lastUsedAt ? formatDate(key.lastUsedAt) : "never"}</td>
                 <td data-label="Expires">{key.expiresAt ? formatDate(key.expiresAt) : "never"}</td>
-                <td class="row-actions">
+                <ActionsCell>
                   {key.state === "ACTIVE" && (
                     <>
                       <button
@@ -146,7 +144,7 @@ export function KeysPage() {
                       </button>
                     </>
                   )}
-                </td>
+                </ActionsCell>
               </tr>
             ))}
           </tbody>

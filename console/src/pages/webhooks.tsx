@@ -10,7 +10,7 @@ import {
   WebhooksQuery,
 } from "../operations.ts";
 import { useTitle } from "../router.tsx";
-import { Table } from "../table.tsx";
+import { ActionsCell, ActionsHeader, Table } from "../table.tsx";
 
 type Endpoint = ResultOf<typeof WebhooksQuery>["webhookEndpoints"][number];
 type Delivery = Endpoint["deliveries"]["edges"][number]["node"];
@@ -134,9 +134,7 @@ export function WebhooksPage() {
                 <th scope="col">Attempts</th>
                 <th scope="col">Last answer</th>
                 <th scope="col">Created</th>
-                <th scope="col">
-                  <span class="visually-hidden">Actions</span>
-                </th>
+                <ActionsHeader />
               </tr>
             </thead>
             <tbody>
@@ -158,7 +156,7 @@ export function WebhooksPage() {
                   <td>{d.attemptCount}</td>
                   <td>{d.lastStatusCode ?? d.lastError ?? "–"}</td>
                   <td>{formatDate(d.createdAt)}</td>
-                  <td>
+                  <ActionsCell>
                     <button
                       type="button"
                       onClick={() =>
@@ -170,7 +168,7 @@ export function WebhooksPage() {
                     >
                       Resend
                     </button>
-                  </td>
+                  </ActionsCell>
                 </tr>,
                 opened.has(d.id) && (
                   <tr key={`${d.id}-detail`} id={`delivery-${d.id}`} class="delivery-detail">

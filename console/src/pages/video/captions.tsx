@@ -19,12 +19,8 @@ const captionFlags = (c: Caption) => [c.forced && "forced", c.hearingImpaired &&
 export function Captions({ videoId }: { videoId: string }) {
   const [captions, setCaptions] = useState<Caption[] | null>(null);
   const [message, setMessage] = useState<string | null>(null);
-  const [form, setForm] = useState({ name: "", language: "", isDefault: false, forced: false, sdh: false });
-  const [file, setFile] = useState<File | null>(null);
-  const [busy, setBusy] = useState(false);
   // The track being renamed, the name typed for it, and the API's refusal of it.
-  const [renaming, setRenaming] = useState<{ id: string; name: string; error?: string } | null>(null);
-  const fileInput = useRef<HTMLInputElement>(null);
+  const [renaming, setRenaming] = useState<Renaming | null>(null);
   const load = useLatestReload(
     () => request(VideoCaptionsQuery, { id: videoId }),
     (data) => setCaptions(data.video?.captions ?? []),
@@ -34,6 +30,154 @@ export function Captions({ videoId }: { videoId: string }) {
     void load();
   }, [videoId]);
 
+  const update = (id: string, input: { name?: string; default?: boolean }) =>
+    runAndReload(
+      async () => {
+        const result = (await request(UpdateCaptionMutation, { id, input })).updateCaption;
+        if (result.__typename === "UpdateCaptionSuccess") setRenaming(null);
+        // A refused name is shown in the rename form, beside the name.
+        if (result.__typename === "ValidationError" && input.name !== undefined) {
+          setRenaming({ id, name: input.name, error: result.message });
+          return { __typename: result.__typename };
+        }
+        return result;
+      },
+      setMessage,
+      load,
+    );
+  const remove = async (c: Caption) => {
+    if (!confirm(`Remove the caption track "${c.name}"?`)) return;
+    await runAndReload(
+      async () => (await request(RemoveCaptionMutation, { id: c.id })).removeCaption,
+      setMessage,
+      load,
+    );
+  };
+
+  return (
+    <section aria-labelledby="captions-title" class="captions">
+      <h2 id="captions-title">Captions</h2>
+      {captions?.length === 0 && <p class="muted">No caption tracks.</p>}
+      {captions && captions.length > 0 && (
+        <ul aria-label="Caption tracks">
+          {captions.map((c) => (
+            <CaptionTrack
+              key={c.id}
+              caption={c}
+              renaming={renaming?.id === c.id ? renaming : null}
+              setRenaming={setRenaming}
+              onUpdate={(input) => update(c.id, input)}
+              onRemove={() => remove(c)}
+            />
+          ))}
+        </ul>
+      )}
+      <AddCaptionForm videoId={videoId} message={message} setMessage={setMessage} onAdded={load} />
+    </section>
+  );
+}
+
+type Renaming = { id: string; name: string; error?: string };
+
+/** One track: its file, language and flags, and its buttons (default, rename with its form, remove). */
+function CaptionTrack({
+  caption: c,
+  renaming,
+  setRenaming,
+  onUpdate,
+  onRemove,
+}: {
+  caption: Caption;
+  /** This track's rename, while it is being renamed. */
+  renaming: Renaming | null;
+  setRenaming: (renaming: Renaming | null) => void;
+  onUpdate: (input: { name?: string; default?: boolean }) => Promise<unknown>;
+  onRemove: () => Promise<void>;
+}) {
+  return (
+    <li data-testid="caption" data-default={c.default}>
+      <a href={c.url}>{c.name}</a>{" "}
+      {c.default && (
+        <span class="badge" data-testid="default-caption">
+          default
+        </span>
+      )}{" "}
+      <span class="muted">
+        · {c.language} · {c.cueCount} cue{c.cueCount === 1 ? "" : "s"}
+        {captionFlags(c) ? ` · ${captionFlags(c)}` : ""}
+      </span>{" "}
+      {!c.default && (
+        <button
+          type="button"
+          class="secondary"
+          aria-label={`Make ${c.name} the default track`}
+          onClick={() => onUpdate({ default: true })}
+        >
+          Make default
+        </button>
+      )}{" "}
+      {renaming ? (
+        <form
+          class="caption-rename"
+          aria-label={`Rename caption ${c.name}`}
+          onSubmit={(e) => {
+            e.preventDefault();
+            void onUpdate({ name: renaming.name });
+          }}
+        >
+          <label for={`caption-rename-${c.id}`}>New name for {c.name}</label>
+          <input
+            id={`caption-rename-${c.id}`}
+            required
+            value={renaming.name}
+            onInput={(e) => setRenaming({ id: c.id, name: (e.target as HTMLInputElement).value })}
+            {...(renaming.error ? { "aria-invalid": true, "aria-describedby": `caption-rename-${c.id}-error` } : {})}
+          />
+          {renaming.error && (
+            <p id={`caption-rename-${c.id}-error`} class="error" role="alert">
+              {renaming.error}
+            </p>
+          )}
+          <button type="submit">Save name</button>
+          <button type="button" class="secondary" onClick={() => setRenaming(null)}>
+            Cancel
+          </button>
+        </form>
+      ) : (
+        <button
+          type="button"
+          class="secondary"
+          aria-label={`Rename caption ${c.name}`}
+          onClick={() => setRenaming({ id: c.id, name: c.name })}
+        >
+          Rename
+        </button>
+      )}{" "}
+      <button type="button" class="secondary" aria-label={`Remove caption ${c.name}`} onClick={onRemove}>
+        Remove
+      </button>
+    </li>
+  );
+}
+
+const EMPTY_FORM = { name: "", language: "", isDefault: false, forced: false, sdh: false };
+
+/** The form that adds a track from a file; it shows the section's message (any action's refusal). */
+function AddCaptionForm({
+  videoId,
+  message,
+  setMessage,
+  onAdded,
+}: {
+  videoId: string;
+  message: string | null;
+  setMessage: (message: string | null) => void;
+  onAdded: () => Promise<void>;
+}) {
+  const [form, setForm] = useState(EMPTY_FORM);
+  const [file, setFile] = useState<File | null>(null);
+  const [busy, setBusy] = useState(false);
+  const fileInput = useRef<HTMLInputElement>(null);
   const add = async (e: Event) => {
     e.preventDefault();
     if (!file) return;
@@ -53,7 +197,7 @@ export function Captions({ videoId }: { videoId: string }) {
         },
       });
       if (result.__typename === "AddCaptionSuccess") {
-        setForm({ name: "", language: "", isDefault: false, forced: false, sdh: false });
+        setForm(EMPTY_FORM);
         setFile(null);
         if (fileInput.current) fileInput.current.value = "";
       } else if (result.__typename === "ValidationError") setMessage(`${result.field}: ${result.message}`);
@@ -63,23 +207,8 @@ export function Captions({ videoId }: { videoId: string }) {
     } finally {
       setBusy(false);
     }
-    await load();
+    await onAdded();
   };
-  const update = (id: string, input: { name?: string; default?: boolean }) =>
-    runAndReload(
-      async () => {
-        const result = (await request(UpdateCaptionMutation, { id, input })).updateCaption;
-        if (result.__typename === "UpdateCaptionSuccess") setRenaming(null);
-        // A refused name is shown in the rename form, beside the name.
-        if (result.__typename === "ValidationError" && input.name !== undefined) {
-          setRenaming({ id, name: input.name, error: result.message });
-          return { __typename: result.__typename };
-        }
-        return result;
-      },
-      setMessage,
-      load,
-    );
   const check = (name: "isDefault" | "forced" | "sdh", label: string) => (
     <label class="check">
       <input
@@ -92,131 +221,45 @@ export function Captions({ videoId }: { videoId: string }) {
   );
 
   return (
-    <section aria-labelledby="captions-title" class="captions">
-      <h2 id="captions-title">Captions</h2>
-      {captions?.length === 0 && <p class="muted">No caption tracks.</p>}
-      {captions && captions.length > 0 && (
-        <ul aria-label="Caption tracks">
-          {captions.map((c) => (
-            <li key={c.id} data-testid="caption" data-default={c.default}>
-              <a href={c.url}>{c.name}</a>{" "}
-              {c.default && (
-                <span class="badge" data-testid="default-caption">
-                  default
-                </span>
-              )}{" "}
-              <span class="muted">
-                · {c.language} · {c.cueCount} cue{c.cueCount === 1 ? "" : "s"}
-                {captionFlags(c) ? ` · ${captionFlags(c)}` : ""}
-              </span>{" "}
-              {!c.default && (
-                <button
-                  type="button"
-                  class="secondary"
-                  aria-label={`Make ${c.name} the default track`}
-                  onClick={() => update(c.id, { default: true })}
-                >
-                  Make default
-                </button>
-              )}{" "}
-              {renaming?.id === c.id ? (
-                <form
-                  class="caption-rename"
-                  aria-label={`Rename caption ${c.name}`}
-                  onSubmit={(e) => {
-                    e.preventDefault();
-                    void update(c.id, { name: renaming.name });
-                  }}
-                >
-                  <label for={`caption-rename-${c.id}`}>New name for {c.name}</label>
-                  <input
-                    id={`caption-rename-${c.id}`}
-                    required
-                    value={renaming.name}
-                    onInput={(e) => setRenaming({ id: c.id, name: (e.target as HTMLInputElement).value })}
-                    {...(renaming.error
-                      ? { "aria-invalid": true, "aria-describedby": `caption-rename-${c.id}-error` }
-                      : {})}
-                  />
-                  {renaming.error && (
-                    <p id={`caption-rename-${c.id}-error`} class="error" role="alert">
-                      {renaming.error}
-                    </p>
-                  )}
-                  <button type="submit">Save name</button>
-                  <button type="button" class="secondary" onClick={() => setRenaming(null)}>
-                    Cancel
-                  </button>
-                </form>
-              ) : (
-                <button
-                  type="button"
-                  class="secondary"
-                  aria-label={`Rename caption ${c.name}`}
-                  onClick={() => setRenaming({ id: c.id, name: c.name })}
-                >
-                  Rename
-                </button>
-              )}{" "}
-              <button
-                type="button"
-                class="secondary"
-                aria-label={`Remove caption ${c.name}`}
-                onClick={async () => {
-                  if (!confirm(`Remove the caption track "${c.name}"?`)) return;
-                  await runAndReload(
-                    async () => (await request(RemoveCaptionMutation, { id: c.id })).removeCaption,
-                    setMessage,
-                    load,
-                  );
-                }}
-              >
-                Remove
-              </button>
-            </li>
-          ))}
-        </ul>
+    <form onSubmit={add} aria-label="Add a caption track">
+      <label for="caption-file">Caption file (WebVTT or SRT, at most 1 MiB)</label>
+      <input
+        id="caption-file"
+        ref={fileInput}
+        type="file"
+        accept=".vtt,.srt,text/vtt"
+        required
+        onChange={(e) => {
+          const chosen = (e.target as HTMLInputElement).files?.[0] ?? null;
+          setFile(chosen);
+          if (chosen && !form.name) setForm({ ...form, name: chosen.name.replace(/\.[^.]+$/, "") });
+        }}
+      />
+      <label for="caption-name">Track name (as players list it)</label>
+      <input
+        id="caption-name"
+        required
+        value={form.name}
+        onInput={(e) => setForm({ ...form, name: (e.target as HTMLInputElement).value })}
+      />
+      <label for="caption-language">Language (BCP-47, e.g. en, de-CH)</label>
+      <input
+        id="caption-language"
+        required
+        value={form.language}
+        onInput={(e) => setForm({ ...form, language: (e.target as HTMLInputElement).value })}
+      />
+      {check("isDefault", "Default track (players show it unless the viewer chose otherwise)")}
+      {check("forced", "Forced (only the cues shown with subtitles off)")}
+      {check("sdh", "For the deaf and hard of hearing (SDH)")}
+      {message && (
+        <p role="alert" class="error">
+          {message}
+        </p>
       )}
-      <form onSubmit={add} aria-label="Add a caption track">
-        <label for="caption-file">Caption file (WebVTT or SRT, at most 1 MiB)</label>
-        <input
-          id="caption-file"
-          ref={fileInput}
-          type="file"
-          accept=".vtt,.srt,text/vtt"
-          required
-          onChange={(e) => {
-            const chosen = (e.target as HTMLInputElement).files?.[0] ?? null;
-            setFile(chosen);
-            if (chosen && !form.name) setForm({ ...form, name: chosen.name.replace(/\.[^.]+$/, "") });
-          }}
-        />
-        <label for="caption-name">Track name (as players list it)</label>
-        <input
-          id="caption-name"
-          required
-          value={form.name}
-          onInput={(e) => setForm({ ...form, name: (e.target as HTMLInputElement).value })}
-        />
-        <label for="caption-language">Language (BCP-47, e.g. en, de-CH)</label>
-        <input
-          id="caption-language"
-          required
-          value={form.language}
-          onInput={(e) => setForm({ ...form, language: (e.target as HTMLInputElement).value })}
-        />
-        {check("isDefault", "Default track (players show it unless the viewer chose otherwise)")}
-        {check("forced", "Forced (only the cues shown with subtitles off)")}
-        {check("sdh", "For the deaf and hard of hearing (SDH)")}
-        {message && (
-          <p role="alert" class="error">
-            {message}
-          </p>
-        )}
-        <button type="submit" disabled={busy}>
-          Add caption
-        </button>
-      </form>
-    </section>
+      <button type="submit" disabled={busy}>
+        Add caption
+      </button>
+    </form>
   );
 }

@@ -4,7 +4,7 @@ import { formatDate, formatDuration, formatPercent, formatVariantBitRate, status
 import { ApiError, type ResultOf, request } from "../../graphql.ts";
 import type { Video } from "../../live-video.ts";
 import { CancelJobMutation, VideoCostQuery, VideoJobsQuery, ChunkJobsQuery } from "../../operations.ts";
-import { Table } from "../../table.tsx";
+import { ActionsCell, ActionsHeader, Table } from "../../table.tsx";
 
 type Jobs = NonNullable<ResultOf<typeof VideoJobsQuery>["video"]>["jobs"]["edges"];
 type Costs = NonNullable<ResultOf<typeof VideoCostQuery>["video"]>;
@@ -81,9 +81,7 @@ export function Operators({ video, onRetry }: { video: Video; onRetry: (variantI
             <th scope="col">Bit rate</th>
             <th scope="col">Status</th>
             <th scope="col">Progress</th>
-            <th scope="col">
-              <span class="visually-hidden">Actions</span>
-            </th>
+            <ActionsHeader />
           </tr>
         </thead>
         <tbody>
@@ -94,13 +92,13 @@ export function Operators({ video, onRetry }: { video: Video; onRetry: (variantI
               <td>{formatVariantBitRate(v)}</td>
               <td>{statusLabel(v.status)}</td>
               <td>{formatPercent(v.progress)}</td>
-              <td>
+              <ActionsCell>
                 {v.status === "FAILED" && (
                   <button type="button" onClick={() => onRetry(v.id)}>
                     Retry {v.name}
                   </button>
                 )}
-              </td>
+              </ActionsCell>
             </tr>
           ))}
         </tbody>
