@@ -12,15 +12,16 @@ import { splitFragmentedMp4 } from "./fragmented-mp4.ts";
 import { sameSegmentCut } from "./segment-match.ts";
 import {
   growingPlaylistCacheControl,
+  masterPlaylist,
   mediaPlaylist,
+  PLAYLIST_TYPE,
+  type PlaylistSegment,
+  parsePlaylist,
   publishedRenditionBitRates,
   renditionBitRates,
   type SegmentBitRates,
-} from "../../src/shared/media-playlist.ts";
-import { masterPlaylist, parsePlaylist } from "./playlists.ts";
-import type { KeptSegment } from "./playlists.ts";
+} from "../../src/shared/hls-playlists.ts";
 
-const PLAYLIST_TYPE = "application/vnd.apple.mpegurl";
 const SEGMENT_TYPE = "video/mp2t";
 const FMP4_SEGMENT_TYPE = "video/iso.segment";
 const FMP4_INIT_TYPE = "video/mp4";
@@ -53,7 +54,7 @@ export interface HlsPublisherOptions {
   /** The rungs ffmpeg writes and this publisher publishes; default the whole ladder (retryVariant: some). */
   rungs?: Rung[];
   /** Per rung, the segments an earlier run published that this run keeps (a resumed run). */
-  kept?: Map<string, KeptSegment[]>;
+  kept?: Map<string, PlaylistSegment[]>;
   /**
    * This run's segments follow the kept ones as another encode (a live broadcast taken over): the
    * first is listed after `#EXT-X-DISCONTINUITY`.
@@ -143,7 +144,7 @@ export interface HlsPublisher {
 
 interface RungState {
   rung: Rung;
-  kept: KeptSegment[];
+  kept: PlaylistSegment[];
   uploaded: Set<string>;
   uploadedSeconds: number;
   /** Segments listed in the last playlist uploaded; -1 before the first. */
@@ -156,7 +157,7 @@ interface RungState {
   /** fMP4: the rung's init segment, once this run has published it. */
   init: Buffer | null;
   /** The segments published or kept so far, in order. */
-  listed: KeptSegment[];
+  listed: PlaylistSegment[];
   /**
    * How many bytes storage holds for each segment this run uploaded or found uploaded by an earlier
    * run (not those kept from a published playlist): what the master's measured rates count.

@@ -1,4 +1,3 @@
-import { Readable } from "node:stream";
 import type { DbTransaction as Tx } from "../../db/client.ts";
 import { z } from "zod";
 import { createDbClock } from "../../db/clock.ts";
@@ -8,8 +7,13 @@ import { log } from "../../log.ts";
 import { PublishedSegments, RenditionBitRates } from "../../protocol/messages.ts";
 import { hlsLayout, RUNG_INIT_SEGMENT, RUNG_PLAYLIST, videoPrefix } from "../../protocol/storage-layout.ts";
 import { roundedEncoderFigures } from "../../shared/encoder-figures.ts";
-import { mediaPlaylist, renditionBitRates, type SegmentBitRates } from "../../shared/media-playlist.ts";
-import { MAX_PLAYLIST_BYTES, PLAYLIST_TYPE, withVariantBitRates } from "../../storage/playlists.ts";
+import {
+  mediaPlaylist,
+  renditionBitRates,
+  type SegmentBitRates,
+  withVariantBitRates,
+} from "../../shared/hls-playlists.ts";
+import { storePlaylist } from "../../storage/playlists.ts";
 import { videoWebhookData, webhookEventId } from "../../webhooks/events.ts";
 import { cancelSplitFamily } from "../cancel.ts";
 import { createJob, parseJobInput } from "../create-job.ts";
@@ -280,10 +284,7 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
     }
     for (const { name, segments } of listed) {
       const text = mediaPlaylist(segments, { targetDuration, endList: complete, ...map });
-      await deps.storage.write(hls.playlistKey(name), Readable.from([Buffer.from(text)]), {
-        limit: MAX_PLAYLIST_BYTES,
-        contentType: PLAYLIST_TYPE,
-      });
+      await storePlaylist(deps.storage, hls.playlistKey(name), text);
       segmentCounts.set(name, segments.length);
     }
     if (!complete) return nothing;
@@ -329,12 +330,7 @@ export function createSplitTranscodeIngestor(deps: IngestDeps, runs: JobRunInges
     const master = videoRates.size > 0 ? await deps.storage.readText(masterKey) : null;
     if (master === null) return byName;
     const measured = withVariantBitRates(master, videoRates, audio);
-    if (measured !== master) {
-      await deps.storage.write(masterKey, Readable.from([Buffer.from(measured)]), {
-        limit: MAX_PLAYLIST_BYTES,
-        contentType: PLAYLIST_TYPE,
-      });
-    }
+    if (measured !== master) await storePlaylist(deps.storage, masterKey, measured);
     return byName;
   }
 
