@@ -2,7 +2,7 @@ import { access, mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { parsePlaylist } from "../src/storage/playlists.ts";
+import { parsePlaylist } from "../src/shared/hls-playlists.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { queryDatabase } from "./support/db.ts";
 import { killPublishersOnAir, publish, publishUntilStopped } from "./support/live-publisher.ts";

@@ -8,8 +8,8 @@ import {
   segmentedPlaylist,
   slidingWindowPlaylist,
   withMediaGroup,
-  withVariantBitRates,
 } from "../src/storage/playlists.ts";
+import { withVariantBitRates } from "../src/shared/hls-playlists.ts";
 
 describe("the API's playlist edits", () => {
   test("a media playlist's end: its last segment's number, target duration and whether it ended", () => {

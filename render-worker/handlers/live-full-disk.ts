@@ -4,7 +4,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Rung } from "../../src/protocol/messages.ts";
 import { hlsLayout, liveDiskReserveKey } from "../../src/protocol/storage-layout.ts";
-import { mediaPlaylist } from "../../src/shared/media-playlist.ts";
+import { mediaPlaylist, PLAYLIST_TYPE } from "../../src/shared/hls-playlists.ts";
 import { log } from "../log.ts";
 import type { RungContinuation } from "../media/live-continuation.ts";
 import type { WorkerStorage } from "../storage/types.ts";
@@ -135,7 +135,7 @@ export async function endPublishedPlaylists(
     try {
       await writeFile(file, mediaPlaylist(kept, { targetDuration, endList: true }));
       await storage.upload(hls.playlistKey(name), file, {
-        contentType: "application/vnd.apple.mpegurl",
+        contentType: PLAYLIST_TYPE,
         cacheControl: "public, max-age=3600",
       });
     } catch (err) {

@@ -5,10 +5,11 @@ import {
   publishedRenditionBitRates,
   renditionBitRates,
   type SegmentBitRates,
-} from "../../src/shared/media-playlist.ts";
+  masterPlaylist,
+  parsePlaylist,
+} from "../../src/shared/hls-playlists.ts";
 import { log } from "../log.ts";
 import { CACHE_FINAL, PLAYLIST_TYPE, type PublishTarget, type RungState, SNAPSHOT_DIR } from "./hls-rung-state.ts";
-import { masterPlaylist, parsePlaylist } from "./playlists.ts";
 
 export interface MasterPublication {
   /** Whether the master playlist is in storage. */

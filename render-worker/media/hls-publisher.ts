@@ -3,7 +3,7 @@ import path from "node:path";
 import type { ProbeResult, PublishedSegments, Rung, SegmentFormat } from "../../src/protocol/messages.ts";
 import { storageUnavailable } from "../../src/shared/storage-errors.ts";
 import { hlsLayout } from "../../src/protocol/storage-layout.ts";
-import type { SegmentBitRates } from "../../src/shared/media-playlist.ts";
+import type { PlaylistSegment, SegmentBitRates } from "../../src/shared/hls-playlists.ts";
 import { publishedFraction } from "../progress/job-progress.ts";
 import type { WorkerStorage } from "../storage/types.ts";
 import { bitRatesOf, createMasterPublication, sizedSegments } from "./hls-master.ts";
@@ -11,7 +11,6 @@ import { schedulePasses } from "./hls-publish-watch.ts";
 import { publishRung } from "./hls-rung-playlist.ts";
 import { newRungState, type PublishTarget, RungPublishError, type RungState, SNAPSHOT_DIR } from "./hls-rung-state.ts";
 import { SegmentCutShortError } from "./hls-segment-upload.ts";
-import type { KeptSegment } from "./playlists.ts";
 
 /** Below this much free space the work dir counts as full. */
 const WORK_DIR_MIN_FREE_BYTES = 1024 * 1024;
@@ -34,7 +33,7 @@ export interface HlsPublisherOptions {
   /** The rungs ffmpeg writes and this publisher publishes; default the whole ladder (retryVariant: some). */
   rungs?: Rung[];
   /** Per rung, the segments an earlier run published that this run keeps (a resumed run). */
-  kept?: Map<string, KeptSegment[]>;
+  kept?: Map<string, PlaylistSegment[]>;
   /**
    * This run's segments follow the kept ones as another encode (a live broadcast taken over): the
    * first is listed after `#EXT-X-DISCONTINUITY`.

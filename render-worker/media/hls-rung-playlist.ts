@@ -1,10 +1,9 @@
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { RUNG_INIT_SEGMENT, RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
-import { growingPlaylistCacheControl, mediaPlaylist } from "../../src/shared/media-playlist.ts";
+import { growingPlaylistCacheControl, mediaPlaylist, parsePlaylist } from "../../src/shared/hls-playlists.ts";
 import { CACHE_FINAL, PLAYLIST_TYPE, type PublishTarget, type RungState, SNAPSHOT_DIR } from "./hls-rung-state.ts";
 import { listCutShort, publishSegment, uploadOfRung } from "./hls-segment-upload.ts";
-import { parsePlaylist } from "./playlists.ts";
 
 /** How a rung's playlist is published (HlsPublisherOptions says what each means). */
 export interface RungPlaylistOptions {

@@ -1,7 +1,7 @@
 import type { Rung } from "../../src/protocol/messages.ts";
 import type { HlsLayout } from "../../src/protocol/storage-layout.ts";
 import type { WorkerStorage } from "../storage/types.ts";
-import type { KeptSegment } from "./playlists.ts";
+import type { PlaylistSegment } from "../../src/shared/hls-playlists.ts";
 
 /** What every part of a publication writes with (hls-publisher.ts wires the parts). */
 export interface PublishTarget {
@@ -15,7 +15,7 @@ export interface PublishTarget {
   targetDuration: number;
 }
 
-export const PLAYLIST_TYPE = "application/vnd.apple.mpegurl";
+export { PLAYLIST_TYPE } from "../../src/shared/hls-playlists.ts";
 export const CACHE_IMMUTABLE = "public, max-age=31536000, immutable";
 export const CACHE_FINAL = "public, max-age=3600";
 /** Rung names match `^[a-z0-9]+$`, so this directory in the work dir is never a rung's. */
@@ -24,7 +24,7 @@ export const SNAPSHOT_DIR = ".publish";
 /** One rung's publishing state. */
 export interface RungState {
   rung: Rung;
-  kept: KeptSegment[];
+  kept: PlaylistSegment[];
   uploaded: Set<string>;
   uploadedSeconds: number;
   /** Segments listed in the last playlist uploaded; -1 before the first. */
@@ -37,7 +37,7 @@ export interface RungState {
   /** fMP4: the rung's init segment, once this run has published it. */
   init: Buffer | null;
   /** The segments published or kept so far, in order. */
-  listed: KeptSegment[];
+  listed: PlaylistSegment[];
   /**
    * How many bytes storage holds for each segment this run uploaded or found uploaded by an earlier
    * run (not those kept from a published playlist): what the master's measured rates count.
@@ -49,7 +49,7 @@ export interface RungState {
 }
 
 /** A rung's state before its first pass: what it keeps counts as uploaded and listed. */
-export function newRungState(rung: Rung, kept: KeptSegment[]): RungState {
+export function newRungState(rung: Rung, kept: PlaylistSegment[]): RungState {
   return {
     rung,
     kept,

@@ -2,12 +2,12 @@ import path from "node:path";
 import type { Rung } from "../../src/protocol/messages.ts";
 import { hlsLayout } from "../../src/protocol/storage-layout.ts";
 import type { WorkerStorage } from "../storage/types.ts";
-import { type KeptSegment, parsePlaylist } from "./playlists.ts";
+import { type PlaylistSegment, parsePlaylist } from "../../src/shared/hls-playlists.ts";
 
 /** Where a rung of a broadcast taken over goes on: what its playlist lists, and what this run writes next. */
 export interface RungContinuation {
   /** The segments its published playlist lists, which this run's follow. */
-  kept: KeptSegment[];
+  kept: PlaylistSegment[];
   /** The number of this run's first segment: past every segment in storage, listed or not. */
   firstSegment: number;
   /** The media seconds the kept segments last: where this run's timeline starts. */
@@ -37,7 +37,7 @@ export async function publishedBroadcast(
   const rungs = await Promise.all(
     ladder.map(async (rung) => {
       const text = await storage.readText(hls.playlistKey(rung.name));
-      const kept: KeptSegment[] = text
+      const kept: PlaylistSegment[] = text
         ? parsePlaylist(text).segments.map((s) => ({
             uri: s.uri,
             duration: s.duration,

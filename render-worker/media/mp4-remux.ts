@@ -1,4 +1,4 @@
-import { parsePlaylist } from "./playlists.ts";
+import { parsePlaylist } from "../../src/shared/hls-playlists.ts";
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, rm, stat } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";

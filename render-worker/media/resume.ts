@@ -1,4 +1,4 @@
-import { type KeptSegment, parsePlaylist } from "./playlists.ts";
+import { type PlaylistSegment, parsePlaylist } from "../../src/shared/hls-playlists.ts";
 import { Rung, type SegmentFormat, type Storyboard } from "../../src/protocol/messages.ts";
 import { type HlsLayout, RUNG_INIT_SEGMENT } from "../../src/protocol/storage-layout.ts";
 import type { WorkerStorage } from "../storage/types.ts";
@@ -49,7 +49,7 @@ export interface ResumePoint {
   segments: number;
   fromSeconds: number;
   /** Per rung name, the first `segments` segments of its published playlist. */
-  kept: Map<string, KeptSegment[]>;
+  kept: Map<string, PlaylistSegment[]>;
 }
 
 export type ResumePlan = { resume: ResumePoint } | { resume: null; reason: string };
@@ -147,7 +147,7 @@ async function findResumePoint(args: Parameters<typeof planResume>[0]): Promise<
     segmentSeconds: manifest.segmentSeconds,
     firstSegmentSeconds: manifest.firstSegmentSeconds,
   };
-  const published = new Map<string, KeptSegment[]>();
+  const published = new Map<string, PlaylistSegment[]>();
   for (const rung of rungs) {
     const text = await storage.readText(hls.playlistKey(rung.name));
     if (text === null) return { resume: null, reason: `the ${rung.name} rung has no published playlist` };
@@ -185,10 +185,10 @@ async function findResumePoint(args: Parameters<typeof planResume>[0]): Promise<
  * The segments of a playlist whose segments are `seg_00000.ts`, `seg_00001.ts`… from 0 (`.m4s`
  * after the rung's `init.mp4` for fMP4); else null.
  */
-function publishedSegments(text: string, format: SegmentFormat): KeptSegment[] | null {
+function publishedSegments(text: string, format: SegmentFormat): PlaylistSegment[] | null {
   const { segments, mediaSequence } = parsePlaylist(text);
   if ((mediaSequence ?? 0) !== 0) return null;
-  const kept: KeptSegment[] = [];
+  const kept: PlaylistSegment[] = [];
   for (const [i, segment] of segments.entries()) {
     if (segment.uri !== segmentFileName(format, i) || !(segment.duration > 0)) return null;
     if ((format === "FMP4") !== (segment.map?.uri === RUNG_INIT_SEGMENT)) return null;

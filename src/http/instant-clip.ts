@@ -9,11 +9,11 @@
 import {
   appendQueryToChildPlaylists,
   hasUriScheme,
-  parsePlaylist,
   playlistOfSegments,
   type SegmentedPlaylist,
   segmentedPlaylist,
 } from "../storage/playlists.ts";
+import { parsePlaylist } from "../shared/hls-playlists.ts";
 
 const CLIP_START_PARAM = "asset_start_time";
 const CLIP_END_PARAM = "asset_end_time";

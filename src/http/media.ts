@@ -21,7 +21,7 @@ import {
   targetDurationOf,
 } from "../storage/playlists.ts";
 import { type ApiStorage, assertValidKey, type ByteRange, type PublishedObjectAccess } from "../storage/types.ts";
-import { growingPlaylistCacheControl } from "../shared/media-playlist.ts";
+import { growingPlaylistCacheControl } from "../shared/hls-playlists.ts";
 import { isSafeDownloadName } from "../videos/download-filename.ts";
 import { admitPlayback, type PlaybackGuard } from "./playback-guard.ts";
 import {

@@ -13,7 +13,7 @@ import { createRenderLimiter, OverShareError, renderImage, TooBusyError } from "
 import { type ImageRequest, parseAnimatedRequest, parseThumbnailRequest } from "../thumbnails/requests.ts";
 import { clientAddress } from "./client-address.ts";
 import { admitPlayback, type PlaybackGuard } from "./playback-guard.ts";
-import { parsePlaylist } from "../storage/playlists.ts";
+import { parsePlaylist } from "../shared/hls-playlists.ts";
 
 /** `/media/videos/{id}/thumbnail.jpg`, `/media/videos/{id}/animated.webp` or `.gif`. */
 const IMAGE_PATH =

@@ -1,33 +1,30 @@
 /**
- * HLS playlists as the API reads and edits them: m3u8-parser reads them, and every edit works on
+ * HLS playlists as the API reads, edits and stores them: m3u8-parser reads them, and every edit works on
  * whole lines and on the attribute lists of tags, scanned once from left to right, never by a
  * pattern over the text (playlists name tenant media, and a scan cannot backtrack). Edits keep
  * every line they do not change as it was written; lines end in LF once edited.
  */
 
-import { type Manifest, Parser } from "m3u8-parser";
+import { Readable } from "node:stream";
 import { videoKeyParts, videoPrefix } from "../protocol/storage-layout.ts";
-import { type SegmentBitRates, variantBitRates } from "../shared/media-playlist.ts";
+import { attributeItems, PLAYLIST_TYPE, parsePlaylist, playlistLines } from "../shared/hls-playlists.ts";
+import type { ApiStorage } from "./types.ts";
 
 /**
  * The largest playlist the API writes (a split video's rung, a master it measures): about 60 bytes
  * a segment, ten hours of 1 s segments.
  */
-export const MAX_PLAYLIST_BYTES = 4 * 1024 * 1024;
-/** The media type of every playlist the API writes. */
-export const PLAYLIST_TYPE = "application/vnd.apple.mpegurl";
+const MAX_PLAYLIST_BYTES = 4 * 1024 * 1024;
 
-/** A playlist as m3u8-parser reads it. */
-export function parsePlaylist(text: string): Manifest {
-  const parser = new Parser();
-  parser.push(text);
-  parser.end();
-  return parser.manifest;
-}
-
-/** The playlist's lines without their ends (LF or CRLF). */
-function playlistLines(text: string): string[] {
-  return text.split("\n").map((line) => (line.endsWith("\r") ? line.slice(0, -1) : line));
+/**
+ * Stores a playlist the API wrote (its text from src/shared/hls-playlists.ts, the one writer both
+ * programs call): every playlist the API stores goes through here.
+ */
+export async function storePlaylist(storage: Pick<ApiStorage, "write">, key: string, text: string): Promise<void> {
+  await storage.write(key, Readable.from([Buffer.from(text)]), {
+    limit: MAX_PLAYLIST_BYTES,
+    contentType: PLAYLIST_TYPE,
+  });
 }
 
 const hasTag = (text: string, tag: string): boolean => playlistLines(text).some((line) => line.startsWith(tag));
@@ -305,60 +302,6 @@ export function withMediaGroup(master: string, group: MediaGroup): string {
     out.push(isVariant && !refersToGroup(line) ? `${line},${reference}` : line);
   }
   return out.join("\n");
-}
-
-/**
- * A tag's attribute list (RFC 8216 4.2) split into its `NAME=value` items, a comma inside a quoted
- * string kept in its item: one pass from left to right.
- */
-function attributeItems(list: string): string[] {
-  const items: string[] = [];
-  let quoted = false;
-  let start = 0;
-  for (let i = 0; i < list.length; i++) {
-    if (list[i] === '"') quoted = !quoted;
-    else if (list[i] === "," && !quoted) {
-      items.push(list.slice(start, i));
-      start = i + 1;
-    }
-  }
-  items.push(list.slice(start));
-  return items;
-}
-
-const STREAM_INF = "#EXT-X-STREAM-INF:";
-
-/**
- * `master` with each variant's `BANDWIDTH` and `AVERAGE-BANDWIDTH` what its renditions measured
- * (`variantBitRates`): the rates of the video rendition its URI line names (`videoRates`), plus
- * `audio`'s when it plays with an audio group. A variant whose video is not in `videoRates`, or that
- * plays audio when `audio` is absent, keeps what it declares. The other attributes stay in order.
- */
-export function withVariantBitRates(
-  master: string,
-  videoRates: ReadonlyMap<string, SegmentBitRates>,
-  audio: SegmentBitRates | undefined,
-): string {
-  const lines = playlistLines(master);
-  // The URI line after each line (a variant's), found in one pass from the end.
-  const nextUri: (string | undefined)[] = [];
-  for (let i = lines.length - 1, uri: string | undefined; i >= 0; i--) {
-    nextUri[i] = uri;
-    if (lines[i]!.trim() !== "" && !lines[i]!.startsWith("#")) uri = lines[i]!.trim();
-  }
-  return lines
-    .map((line, i) => {
-      if (!line.startsWith(STREAM_INF)) return line;
-      const uri = nextUri[i];
-      const video = uri === undefined ? undefined : videoRates.get(uri);
-      const items = attributeItems(line.slice(STREAM_INF.length));
-      const playsAudio = items.some((item) => item.startsWith("AUDIO="));
-      if (!video || (playsAudio && !audio)) return line;
-      const rates = variantBitRates(video, playsAudio ? audio : undefined);
-      const others = items.filter((item) => !item.startsWith("BANDWIDTH=") && !item.startsWith("AVERAGE-BANDWIDTH="));
-      return `${STREAM_INF}${[`BANDWIDTH=${rates.peak}`, `AVERAGE-BANDWIDTH=${rates.average}`, ...others].join(",")}`;
-    })
-    .join("\n");
 }
 
 /** A VOD media playlist of one segment, `uri`, lasting `seconds` (at least 1). */

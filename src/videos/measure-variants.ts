@@ -1,8 +1,12 @@
-import { Readable } from "node:stream";
 import type { Db } from "../db/client.ts";
 import { hlsLayout, RUNG_PLAYLIST, videoPrefix } from "../protocol/storage-layout.ts";
-import { publishedRenditionBitRates, type SegmentBitRates } from "../shared/media-playlist.ts";
-import { MAX_PLAYLIST_BYTES, PLAYLIST_TYPE, parsePlaylist, withVariantBitRates } from "../storage/playlists.ts";
+import {
+  parsePlaylist,
+  publishedRenditionBitRates,
+  type SegmentBitRates,
+  withVariantBitRates,
+} from "../shared/hls-playlists.ts";
+import { storePlaylist } from "../storage/playlists.ts";
 import type { ApiStorage } from "../storage/types.ts";
 
 /** How many segments' sizes are asked of storage at once. */
@@ -98,10 +102,7 @@ async function measureVideo(db: Db, storage: ApiStorage, video: VideoToMeasure, 
   if (stated !== master) {
     outcome.masterUpdated = true;
     if (!dryRun) {
-      await storage.write(video.masterKey!, Readable.from([Buffer.from(stated)]), {
-        limit: MAX_PLAYLIST_BYTES,
-        contentType: PLAYLIST_TYPE,
-      });
+      await storePlaylist(storage, video.masterKey!, stated);
     }
   }
   return outcome;

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { expect } from "vitest";
-import { parsePlaylist } from "../../src/storage/playlists.ts";
+import { parsePlaylist } from "../../src/shared/hls-playlists.ts";
 import { TEST_ADMIN_KEY } from "./auth.ts";
 import { queryDatabase } from "./db.ts";
 import { publishUntilStopped } from "./live-publisher.ts";

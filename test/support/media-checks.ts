@@ -3,7 +3,7 @@ import { readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import { expect } from "vitest";
-import { parsePlaylist } from "../../src/storage/playlists.ts";
+import { parsePlaylist } from "../../src/shared/hls-playlists.ts";
 
 const run = promisify(execFile);
 

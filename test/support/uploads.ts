@@ -3,7 +3,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import { expect } from "vitest";
-import { parsePlaylist } from "../../src/storage/playlists.ts";
+import { parsePlaylist } from "../../src/shared/hls-playlists.ts";
 import { collectSubscription, gqlAt, type TestApp } from "./app.ts";
 import { expectMeasuredVariants } from "./media-checks.ts";
 

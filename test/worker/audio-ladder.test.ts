@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Rung, type ProbeResult } from "../../src/protocol/messages.ts";
-import { masterPlaylist } from "../../render-worker/media/playlists.ts";
+import { masterPlaylist } from "../../src/shared/hls-playlists.ts";
 import { AUDIO_ENCODER_OPTIONS, audioRungEncoderOptions, planLadder } from "../../render-worker/media/ladder.ts";
 
 function audioSource(channels: number, bitrate: number | null): ProbeResult {

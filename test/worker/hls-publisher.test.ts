@@ -5,7 +5,7 @@ import { Parser } from "m3u8-parser";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Rung } from "../../src/protocol/messages.ts";
 import { createHlsPublisher } from "../../render-worker/media/hls-publisher.ts";
-import { masterPlaylist } from "../../render-worker/media/playlists.ts";
+import { masterPlaylist } from "../../src/shared/hls-playlists.ts";
 import { planLadder } from "../../render-worker/media/ladder.ts";
 import { assertValidKey, createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import type { UploadOptions, WorkerStorage } from "../../render-worker/storage/types.ts";

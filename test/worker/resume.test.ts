@@ -9,7 +9,7 @@ import type { JobEventBody, Rung, SegmentFormat } from "../../src/protocol/messa
 import { transcode } from "../../render-worker/handlers/transcode.ts";
 import { encodeLadder, type EncodeLadderArgs } from "../../render-worker/media/encode-ladder.ts";
 import { planLadder } from "../../render-worker/media/ladder.ts";
-import { mediaPlaylist } from "../../src/shared/media-playlist.ts";
+import { mediaPlaylist } from "../../src/shared/hls-playlists.ts";
 import { probeSource } from "../../render-worker/media/probe.ts";
 import {
   encodeManifestText,
