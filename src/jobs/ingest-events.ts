@@ -43,7 +43,7 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
     progressWrites: createProgressWriteThrottle(options.progressWriteIntervalMs),
   };
   const runs = createJobRunIngestor(deps);
-  const transcode = createTranscodeEventIngestor(deps, runs);
+  const transcode = createTranscodeEventIngestor(deps);
   const render = createRenderEventIngestor(deps, runs);
   const split = createSplitTranscodeIngestor(deps, runs, transcode);
 
