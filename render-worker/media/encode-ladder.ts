@@ -1,7 +1,7 @@
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { TIMELINE_LEAD_SECONDS } from "../../src/protocol/media-timeline.ts";
-import type { ProbeResult, Rung, SegmentFormat } from "../../src/protocol/messages.ts";
+import type { ProbeResult, Rung, SegmentFormat } from "../../src/protocol/media-facts.ts";
 import { RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
 import { MediaError } from "./errors.ts";
 import { runFfmpeg, type FfmpegInput, type FfmpegOutput, type FfmpegRun, type FfmpegStatus } from "./ffmpeg-process.ts";

@@ -1,7 +1,7 @@
 import { type FSWatcher, mkdirSync, watch } from "node:fs";
 import { mkdir, readFile, rm, stat, statfs, writeFile } from "node:fs/promises";
 import path from "node:path";
-import type { ProbeResult, PublishedSegments, Rung, SegmentFormat } from "../../src/protocol/messages.ts";
+import type { ProbeResult, PublishedSegments, Rung, SegmentFormat } from "../../src/protocol/media-facts.ts";
 import { storageUnavailable } from "../../src/shared/storage-errors.ts";
 import { hlsLayout, RUNG_INIT_SEGMENT, RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
 import { publishedFraction } from "../progress/job-progress.ts";

@@ -4,7 +4,7 @@
  */
 
 import { type Manifest, Parser } from "m3u8-parser";
-import type { ProbeResult, Rung } from "../../src/protocol/messages.ts";
+import type { ProbeResult, Rung } from "../../src/protocol/media-facts.ts";
 import { RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
 import { type PlaylistSegment, type SegmentBitRates, variantBitRates } from "../../src/shared/media-playlist.ts";
 

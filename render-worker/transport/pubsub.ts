@@ -7,7 +7,7 @@ import {
   type Subscription,
   type Topic,
 } from "@google-cloud/pubsub";
-import type { Capability, WorkerEvent } from "../../src/protocol/messages.ts";
+import type { Capability, WorkerEvent } from "../../src/protocol/worker-messages.ts";
 import { DEFAULT_TOPIC_PREFIX, pubSubResourceNames } from "../../src/protocol/queues.ts";
 import { log } from "../log.ts";
 import type { JobHandler, WorkerTransport } from "./types.ts";

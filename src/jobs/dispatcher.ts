@@ -1,6 +1,6 @@
 import { log } from "../log.ts";
 import { detached } from "../shared/log.ts";
-import type { Capability } from "../protocol/messages.ts";
+import type { Capability } from "../protocol/worker-messages.ts";
 import type { GpuRoutingSettings } from "./routing.ts";
 import { dispatchPending } from "./dispatch/batch.ts";
 import { type DispatchContext, type DispatcherOptions, workerAlive } from "./dispatch/context.ts";

@@ -3,7 +3,7 @@ import { tenantOf, type Context } from "../context.ts";
 import { NotFoundError, quotedId, ValidationError } from "../errors.ts";
 import { isUuid } from "../ids.ts";
 import { renderComposition } from "../jobs/kinds/render-composition.ts";
-import { QuizQuestion } from "../protocol/messages.ts";
+import { QuizQuestion } from "../protocol/source-messages.ts";
 import { GeminiError, GeminiNotConfiguredError, generateQuizQuestions } from "../quiz/generate-quiz.ts";
 import { parseQuizCsv, QuizCsvError } from "../quiz/parse-quiz-csv.ts";
 import { ErrorInterface } from "./errors.ts";

@@ -6,7 +6,7 @@ import { LiveLatencyMode, LiveStreamStatus } from "../generated/prisma/enums.ts"
 import { isUuid } from "../ids.ts";
 import { mutationWork } from "../jobs/mutation-work.ts";
 import { type LiveHealth, type LiveStreamEvent, MAX_RECONNECT_WINDOW_SECONDS } from "../live/live-streams.ts";
-import type { LiveRenditionHealth } from "../protocol/messages.ts";
+import type { LiveRenditionHealth } from "../protocol/live-messages.ts";
 import { newStreamKey } from "../live/stream-keys.ts";
 import { validDescription, validMetadata, validTags, type VideoMetadata } from "../videos/cms-fields.ts";
 import { validTitle } from "../videos/input-rules.ts";

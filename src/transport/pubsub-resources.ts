@@ -1,5 +1,5 @@
 import type { PubSub, CreateSubscriptionOptions, Topic } from "@google-cloud/pubsub";
-import { Capability } from "../protocol/messages.ts";
+import { Capability } from "../protocol/worker-messages.ts";
 import type { pubSubResourceNames } from "../protocol/queues.ts";
 import { log } from "../log.ts";
 

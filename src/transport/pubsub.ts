@@ -1,5 +1,6 @@
 import { PubSub } from "@google-cloud/pubsub";
-import type { Capability, ControlMessage, JobMessage } from "../protocol/messages.ts";
+import type { Capability, ControlMessage } from "../protocol/worker-messages.ts";
+import type { JobMessage } from "../protocol/job-message.ts";
 import { DEFAULT_TOPIC_PREFIX, pubSubResourceNames } from "../protocol/queues.ts";
 import { consumePubSubEvents } from "./pubsub-events.ts";
 import {

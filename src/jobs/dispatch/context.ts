@@ -1,5 +1,5 @@
 import type { Db } from "../../db/client.ts";
-import type { Capability } from "../../protocol/messages.ts";
+import type { Capability } from "../../protocol/worker-messages.ts";
 import type { ApiTransport } from "../../transport/types.ts";
 import type { GpuRoutingSettings } from "../routing.ts";
 

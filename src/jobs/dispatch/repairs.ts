@@ -1,5 +1,5 @@
 import { log } from "../../log.ts";
-import type { Capability } from "../../protocol/messages.ts";
+import type { Capability } from "../../protocol/worker-messages.ts";
 import { capabilityUnserved, type DispatchContext } from "./context.ts";
 
 /**

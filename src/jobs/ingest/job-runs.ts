@@ -2,13 +2,8 @@ import type { Db } from "../../db/client.ts";
 import { log } from "../../log.ts";
 import type { Job, JobKind, JobStatus } from "../../generated/prisma/client.ts";
 import { cancelSplitFamily } from "../cancel.ts";
-import {
-  endsRun,
-  isProgressEvent,
-  type JobEvent,
-  type RunEndEvent,
-  type WorkerHeartbeat,
-} from "../../protocol/messages.ts";
+import { endsRun, isProgressEvent, type JobEvent, type RunEndEvent } from "../../protocol/job-events.ts";
+import type { WorkerHeartbeat } from "../../protocol/worker-messages.ts";
 import { videoWebhookData, webhookEventId } from "../../webhooks/events.ts";
 import { retryDelayMs } from "../dispatcher.ts";
 import { userFacingError } from "../user-facing-error.ts";

@@ -1,7 +1,7 @@
 import type { Db } from "../../db/client.ts";
 import type { JobKind } from "../../generated/prisma/client.ts";
 import { log } from "../../log.ts";
-import type { JobEvent, RunEndEvent } from "../../protocol/messages.ts";
+import type { JobEvent, RunEndEvent } from "../../protocol/job-events.ts";
 import { recordActualCost } from "../../costs/job-cost.ts";
 import type { EventOf, IngestDeps } from "./ingest-deps.ts";
 

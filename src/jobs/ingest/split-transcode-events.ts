@@ -5,7 +5,7 @@ import { createDbClock } from "../../db/clock.ts";
 import { type EncoderFigures, variantSnapshot, videoSnapshot } from "../../events/video-events.ts";
 import { type Job, Prisma, type Variant } from "../../generated/prisma/client.ts";
 import { log } from "../../log.ts";
-import { PublishedSegments, RenditionBitRates } from "../../protocol/messages.ts";
+import { PublishedSegments, RenditionBitRates } from "../../protocol/media-facts.ts";
 import { hlsLayout, RUNG_INIT_SEGMENT, RUNG_PLAYLIST, videoPrefix } from "../../protocol/storage-layout.ts";
 import { roundedEncoderFigures } from "../../shared/encoder-figures.ts";
 import { mediaPlaylist, renditionBitRates, type SegmentBitRates } from "../../shared/media-playlist.ts";

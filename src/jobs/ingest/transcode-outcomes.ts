@@ -1,7 +1,7 @@
 import type { Variant } from "../../generated/prisma/client.ts";
 import type { DbTransaction as Tx } from "../../db/client.ts";
 import { variantSnapshot, videoSnapshot } from "../../events/video-events.ts";
-import type { Rung } from "../../protocol/messages.ts";
+import type { Rung } from "../../protocol/media-facts.ts";
 import { sourceName } from "../../protocol/storage-layout.ts";
 import { inSpan } from "../../shared/tracing.ts";
 import { videoWebhookData, webhookEventId, type WebhookEmitter } from "../../webhooks/events.ts";

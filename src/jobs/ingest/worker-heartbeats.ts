@@ -1,4 +1,4 @@
-import type { WorkerHeartbeat } from "../../protocol/messages.ts";
+import type { WorkerHeartbeat } from "../../protocol/worker-messages.ts";
 import type { IngestDeps } from "./ingest-deps.ts";
 
 /**
