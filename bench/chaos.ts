@@ -8,7 +8,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { parseCommandLine, usageError } from "../src/shared/command-line.ts";
 import type { Client as PgClient, QueryResultRow } from "pg";
-import type { Capability } from "../src/protocol/messages.ts";
+import type { Capability } from "../src/protocol/worker-messages.ts";
 import type { EmbeddedDatabase } from "../src/db/embedded.ts";
 import type { ProcessInfo } from "../test/support/process-scan.ts";
 import { followCancelTarget } from "./support/cancel-target.ts";

@@ -13,7 +13,7 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import cliProgress from "cli-progress";
-import type { Rung } from "../src/protocol/messages.ts";
+import type { Rung } from "../src/protocol/media-facts.ts";
 import { type EncodeLadderArgs, encodeLadder } from "../render-worker/media/encode-ladder.ts";
 import { LADDER_TUNING, type LadderTuning, ladderScaleGraph } from "../render-worker/media/rung-encoding.ts";
 import type { VideoEncoder } from "../render-worker/media/nvenc.ts";

@@ -7,7 +7,7 @@
 import { copyFile, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import type { ManimQuality } from "../src/protocol/messages.ts";
+import type { ManimQuality } from "../src/protocol/source-messages.ts";
 import { parseCommandLine, usageError } from "../src/shared/command-line.ts";
 
 const SCENE = path.join(import.meta.dirname, "manim-standard-scene.py");

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import os from "node:os";
-import type { ProbeResult } from "../src/protocol/messages.ts";
+import type { ProbeResult } from "../src/protocol/media-facts.ts";
 
 const MiB = 1024 * 1024;
 

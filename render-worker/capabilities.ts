@@ -1,4 +1,4 @@
-import type { Capability } from "../src/protocol/messages.ts";
+import type { Capability } from "../src/protocol/worker-messages.ts";
 import type { ManimSettings } from "./handlers/types.ts";
 import { log } from "./log.ts";
 import { checkManimAtStart, manimDetected, type probeManim } from "./manim/capability.ts";

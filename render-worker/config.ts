@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { z } from "zod";
-import { Capability } from "../src/protocol/messages.ts";
+import { Capability } from "../src/protocol/worker-messages.ts";
 import { X264_PRESETS } from "./media/encode-ladder.ts";
 import { LOG_FORMATS, LOG_LEVELS } from "../src/shared/log.ts";
 import { checkSharedEnv, envFlag, listenHost, parseEnv, sharedEnvShape } from "../src/shared/env.ts";

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import type { RunUsage } from "../src/protocol/messages.ts";
+import type { RunUsage } from "../src/protocol/job-events.ts";
 import { CLOCK_TICKS_PER_SECOND, parseProcStat } from "../src/shared/proc-stat.ts";
 
 /**

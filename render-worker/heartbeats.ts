@@ -1,4 +1,5 @@
-import { type Capability, PROTOCOL_VERSION } from "../src/protocol/messages.ts";
+import type { Capability } from "../src/protocol/worker-messages.ts";
+import { PROTOCOL_VERSION } from "../src/protocol/version.ts";
 import { log } from "./log.ts";
 import type { RunTable } from "./runs/run-table.ts";
 import type { WorkerTransport } from "./transport/types.ts";

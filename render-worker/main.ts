@@ -1,4 +1,5 @@
 import { loadConfigOrExit, parseCommandLine } from "../src/shared/command-line.ts";
+import { createStopSignals, STOP_SIGNALS } from "../src/shared/stop-signals.ts";
 import type { OpsServer } from "./ops-server.ts";
 import type { WorkerStorage } from "./storage/types.ts";
 
@@ -82,26 +83,14 @@ const ops: OpsServer | null =
         process.exit(1);
       });
 
-let stopping = false;
-let handingBack = false;
+const stops = createStopSignals({
+  log,
+  handBack: () => worker.handBackNow(),
+  handBackLine: (reason) => `${reason}: handing the jobs in flight back now`,
+  hurriedExitMs: PARENT_GONE_EXIT_MS,
+});
+/** The ordered stop: the jobs in flight get `graceSeconds` to finish before they are handed back. */
 function shutdown(reason: string, graceSeconds = env.SHUTDOWN_GRACE_SECONDS): void {
-  if (stopping) {
-    // A second signal hands the jobs back at once (they resume on another worker, or this one
-    // restarted) instead of waiting out the grace; a third, or a hand-back that hangs, exits.
-    if (handingBack) {
-      log.warn("third signal: exiting now");
-      process.exit(1);
-    }
-    handingBack = true;
-    log.warn(`${reason}: handing the jobs in flight back now`);
-    worker.handBackNow();
-    setTimeout(() => {
-      log.warn("jobs not handed back in time: exiting now");
-      process.exit(1);
-    }, PARENT_GONE_EXIT_MS).unref();
-    return;
-  }
-  stopping = true;
   log.info(`${reason}: shutting down`, { graceSeconds });
   worker
     .shutdown(graceSeconds)
@@ -114,7 +103,7 @@ function shutdown(reason: string, graceSeconds = env.SHUTDOWN_GRACE_SECONDS): vo
       },
     );
 }
-for (const signal of ["SIGTERM", "SIGINT"] as const) process.on(signal, () => shutdown(signal));
+for (const signal of STOP_SIGNALS) process.on(signal, () => stops.received(signal, () => shutdown(signal)));
 // The API's local worker (src/local-worker.ts) has an IPC channel to it, closed when the API is
 // gone. The database its events go to may have died with the API (the embedded one), so its jobs
 // are handed back at once and what cannot be sent within a few seconds is given up: the transport
@@ -124,7 +113,7 @@ process.on("disconnect", () => {
     log.warn("API process gone: exiting without finishing the shutdown");
     process.exit(1);
   }, PARENT_GONE_EXIT_MS).unref();
-  if (!stopping) shutdown("API process gone", 0);
+  if (!stops.stopping) stops.received("API process gone", () => shutdown("API process gone", 0));
   else worker.handBackNow();
 });
 

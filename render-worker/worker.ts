@@ -1,5 +1,5 @@
 import { tmpdir } from "node:os";
-import type { Capability } from "../src/protocol/messages.ts";
+import type { Capability } from "../src/protocol/worker-messages.ts";
 import { runCheck } from "../src/shared/health-check.ts";
 import { type CapabilityOptions, createCapabilities } from "./capabilities.ts";
 import { createHeartbeats } from "./heartbeats.ts";

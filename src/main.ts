@@ -6,6 +6,7 @@ import { log, setLogLevel } from "./log.ts";
 import { loadConfigOrExit, parseCommandLine } from "./shared/command-line.ts";
 import { srtGatewayBuilt } from "./live/srt-gateway-build.ts";
 import { ListenerFailed, type ListenerNames, whyCannotListen } from "./shared/listen.ts";
+import { createStopSignals, STOP_SIGNALS } from "./shared/stop-signals.ts";
 import { startTracing } from "./shared/tracing.ts";
 
 parseCommandLine(
@@ -16,6 +17,8 @@ by environment variables (and a .env file): .env.template documents each one. Ct
   {},
 );
 const env = loadConfigOrExit(loadEnv);
+/** After a second signal, how long the rest of the shutdown may take before the process exits anyway. */
+const HURRIED_EXIT_MS = 10_000;
 // V8 lets the old space grow to up to four times what was live after its last full collection before
 // it collects again: with 10,000 subscribers, bursts of events left about 570 MiB of garbage in it and
 // an RSS of 920 MiB. Growing it by at most 20 % keeps the peak near 600 MiB for the same load, at the
@@ -65,57 +68,44 @@ const databaseUrl = env.DATABASE_URL ?? embedded!.url;
 const app = await createApp(env, databaseUrl);
 let worker: LocalWorker | null = null;
 let starting: Promise<unknown> = Promise.resolve();
-let stopping = false;
-let hurried = false;
-/** After a second signal, how long the rest of the shutdown may take before the process exits anyway. */
-const HURRIED_EXIT_MS = 10_000;
-for (const signal of ["SIGTERM", "SIGINT"] as const) {
-  process.on(signal, async () => {
-    if (stopping) {
-      // The second: the local worker hands its jobs back now instead of waiting out its grace,
-      // and the ordered shutdown goes on. A third, or a shutdown that still hangs, exits.
-      if (hurried || !worker) {
-        log.warn("another signal: exiting now");
-        process.exit(1);
-      }
-      hurried = true;
-      log.warn(`${signal} again: the local worker hands its jobs back now; they resume on the next start`);
-      worker.handBackNow();
-      setTimeout(() => {
-        log.warn("shutdown still not done: exiting now");
-        process.exit(1);
-      }, HURRIED_EXIT_MS).unref();
-      return;
-    }
-    stopping = true;
-    log.info(`${signal}: shutting down`);
-    if (worker)
-      log.info(
-        `stopping: the local worker finishes its jobs in flight, or hands them back after ` +
-          `SHUTDOWN_GRACE_SECONDS (${env.SHUTDOWN_GRACE_SECONDS} s); ${signal === "SIGINT" ? "Ctrl-C" : signal} again ` +
-          "hands them back now, and they resume on the next start",
-      );
-    try {
-      // A signal during the start stops what started once the start has settled, in the same order.
-      await starting.catch(() => {});
-      // Subscribers go first, at once: a client reconnects elsewhere instead of giving up while
-      // the local worker's jobs drain for up to SHUTDOWN_GRACE_SECONDS.
-      const subscriptionsClosed = app.closeSubscriptions();
-      // The live ingest before the worker: broadcasts are handed on (their runs stopped, their
-      // publishers' reconnect to any instance continues them) instead of running until the
-      // worker's grace aborts them.
-      await app.stopLiveIngest();
-      await worker?.stop();
-      await subscriptionsClosed;
-      await app.stop();
-      await embedded?.stop();
-      await tracing.shutdown();
-      process.exit(0);
-    } catch (err) {
-      log.error("shutdown failed", { err });
-      process.exit(1);
-    }
-  });
+const stops = createStopSignals({
+  log,
+  canHandBack: () => worker !== null,
+  handBack: () => worker!.handBackNow(),
+  handBackLine: (signal) => `${signal} again: the local worker hands its jobs back now; they resume on the next start`,
+  hurriedExitMs: HURRIED_EXIT_MS,
+});
+for (const signal of STOP_SIGNALS) process.on(signal, () => stops.received(signal, () => void shutdown(signal)));
+
+/** The ordered stop of the first signal. */
+async function shutdown(signal: string): Promise<void> {
+  log.info(`${signal}: shutting down`);
+  if (worker)
+    log.info(
+      `stopping: the local worker finishes its jobs in flight, or hands them back after ` +
+        `SHUTDOWN_GRACE_SECONDS (${env.SHUTDOWN_GRACE_SECONDS} s); ${signal === "SIGINT" ? "Ctrl-C" : signal} again ` +
+        "hands them back now, and they resume on the next start",
+    );
+  try {
+    // A signal during the start stops what started once the start has settled, in the same order.
+    await starting.catch(() => {});
+    // Subscribers go first, at once: a client reconnects elsewhere instead of giving up while
+    // the local worker's jobs drain for up to SHUTDOWN_GRACE_SECONDS.
+    const subscriptionsClosed = app.closeSubscriptions();
+    // The live ingest before the worker: broadcasts are handed on (their runs stopped, their
+    // publishers' reconnect to any instance continues them) instead of running until the
+    // worker's grace aborts them.
+    await app.stopLiveIngest();
+    await worker?.stop();
+    await subscriptionsClosed;
+    await app.stop();
+    await embedded?.stop();
+    await tracing.shutdown();
+    process.exit(0);
+  } catch (err) {
+    log.error("shutdown failed", { err });
+    process.exit(1);
+  }
 }
 
 try {

@@ -3,7 +3,7 @@ import { PgBoss } from "pg-boss";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDb, type Db } from "../src/db/client.ts";
 import { createDispatcher } from "../src/jobs/dispatcher.ts";
-import { TranscodeJobMessage } from "../src/protocol/messages.ts";
+import { TranscodeJobMessage } from "../src/protocol/transcode-messages.ts";
 import { jobQueueName } from "../src/protocol/queues.ts";
 import { createPostgresTransport } from "../src/transport/postgres.ts";
 import type { ApiTransport } from "../src/transport/types.ts";

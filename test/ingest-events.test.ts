@@ -8,13 +8,9 @@ import { recordActualCost } from "../src/costs/job-cost.ts";
 import { queueOf } from "../src/jobs/queue-position.ts";
 import { createTestEventIngestor, queuedWebhookTypes } from "./support/event-ingestor.ts";
 import { LADDER_360P, PROBE_640X360, shuffle } from "./support/job-events.ts";
-import {
-  parseWorkerEvent,
-  PROTOCOL_VERSION,
-  type JobDelivery,
-  type JobEvent,
-  type JobEventBody,
-} from "../src/protocol/messages.ts";
+import { parseWorkerEvent } from "../src/protocol/worker-messages.ts";
+import { PROTOCOL_VERSION } from "../src/protocol/version.ts";
+import type { JobDelivery, JobEvent, JobEventBody } from "../src/protocol/job-events.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 
 const LADDER = LADDER_360P;

@@ -18,7 +18,7 @@ import {
 import { LiveFeed } from "../src/live/feed.ts";
 import { relayPath } from "../src/live/relay.ts";
 import { srtGatewayBuilt } from "../src/live/srt-gateway-build.ts";
-import { PROTOCOL_VERSION } from "../src/protocol/messages.ts";
+import { PROTOCOL_VERSION } from "../src/protocol/version.ts";
 import { WATCH_BOUNDS } from "../src/analytics/batch-buffer.ts";
 import { ANALYTICS_PATHS, BEACON_LIMITS } from "../src/shared/analytics-beacons.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";

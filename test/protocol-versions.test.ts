@@ -3,13 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_TENANT_ID } from "../src/auth/api-keys.ts";
 import { createDb, type Db } from "../src/db/client.ts";
 import { createTestEventIngestor } from "./support/event-ingestor.ts";
-import {
-  parseControlMessage,
-  parseJobMessage,
-  parseWorkerEvent,
-  PROTOCOL_VERSION,
-  ProtocolError,
-} from "../src/protocol/messages.ts";
+import { parseControlMessage, parseWorkerEvent } from "../src/protocol/worker-messages.ts";
+import { parseJobMessage } from "../src/protocol/job-message.ts";
+import { PROTOCOL_VERSION, ProtocolError } from "../src/protocol/version.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 
 // Version 1 as its workers and APIs sent it, written out by hand so a change to the current

@@ -3,13 +3,10 @@ import { PubSub, type Message } from "@google-cloud/pubsub";
 import { afterEach, describe, expect, test } from "vitest";
 import { createPubSubWorkerTransport, type PubSubWorkerTransportOptions } from "../render-worker/transport/pubsub.ts";
 import type { JobHandler, WorkerTransport } from "../render-worker/transport/types.ts";
-import {
-  PROTOCOL_VERSION,
-  type Capability,
-  type JobDelivery,
-  type JobMessage,
-  type WorkerEvent,
-} from "../src/protocol/messages.ts";
+import { PROTOCOL_VERSION } from "../src/protocol/version.ts";
+import type { Capability, WorkerEvent } from "../src/protocol/worker-messages.ts";
+import type { JobDelivery } from "../src/protocol/job-events.ts";
+import type { JobMessage } from "../src/protocol/job-message.ts";
 import { pubSubResourceNames } from "../src/protocol/queues.ts";
 import { createPubSubApiTransport, type PubSubApiTransport } from "../src/transport/pubsub.ts";
 import { pubSubEmulatorUnavailableReason, startPubSubEmulator } from "./support/pubsub-emulator.ts";

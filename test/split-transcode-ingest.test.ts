@@ -9,14 +9,9 @@ import { createJob } from "../src/jobs/create-job.ts";
 import { buildJobMessage } from "../src/jobs/job-messages.ts";
 import { createPostgresTransport } from "../src/transport/postgres.ts";
 import type { EventIngestor } from "../src/jobs/ingest-events.ts";
-import {
-  type ChunkRange,
-  type JobEvent,
-  type JobEventBody,
-  type PlannedRung,
-  PROTOCOL_VERSION,
-  type PublishedSegments,
-} from "../src/protocol/messages.ts";
+import type { ChunkRange, PlannedRung, PublishedSegments } from "../src/protocol/media-facts.ts";
+import type { JobEvent, JobEventBody } from "../src/protocol/job-events.ts";
+import { PROTOCOL_VERSION } from "../src/protocol/version.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { createTestEventIngestor, queuedWebhookTypes } from "./support/event-ingestor.ts";
 import { LADDER_360P, PROBE_640X360, shuffle } from "./support/job-events.ts";

@@ -4,7 +4,8 @@ import { createDb, type Db } from "../src/db/client.ts";
 import type { EventIngestor } from "../src/jobs/ingest-events.ts";
 import { createTestEventIngestor } from "./support/event-ingestor.ts";
 import { queueStaticRenditions, requestStaticRenditions } from "../src/jobs/queue-static-renditions.ts";
-import { PROTOCOL_VERSION, type JobEvent, type JobEventBody } from "../src/protocol/messages.ts";
+import { PROTOCOL_VERSION } from "../src/protocol/version.ts";
+import type { JobEvent, JobEventBody } from "../src/protocol/job-events.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 
 describe("static renditions jobs' events (ingest)", () => {

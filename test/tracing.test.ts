@@ -3,7 +3,9 @@ import { context, SpanStatusCode, trace } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from "@opentelemetry/sdk-trace";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { parseJobMessage, parseWorkerEvent, TranscodeJobMessage } from "../src/protocol/messages.ts";
+import { parseJobMessage } from "../src/protocol/job-message.ts";
+import { parseWorkerEvent } from "../src/protocol/worker-messages.ts";
+import { TranscodeJobMessage } from "../src/protocol/transcode-messages.ts";
 import { contextOf, inSpan, startTracing, traceparentOf } from "../src/shared/tracing.ts";
 
 const TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";

@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { encoderFigures } from "../src/events/video-events.ts";
-import { parseWorkerEvent, PROTOCOL_VERSION } from "../src/protocol/messages.ts";
+import { parseWorkerEvent } from "../src/protocol/worker-messages.ts";
+import { PROTOCOL_VERSION } from "../src/protocol/version.ts";
 
 describe("what a VariantProgressEvent carries of the worker's job.progress", () => {
   it("the encoder's figures as the worker sent them, none of the event's envelope nor what the API applies to rows", () => {

@@ -4,7 +4,7 @@ import { execFile } from "node:child_process";
 import { readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
-import type { Rung } from "../../src/protocol/messages.ts";
+import type { Rung } from "../../src/protocol/media-facts.ts";
 import { RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
 
 const run = promisify(execFile);

@@ -1,6 +1,6 @@
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
-import type { QuizQuestion } from "../../src/protocol/messages.ts";
+import type { QuizQuestion } from "../../src/protocol/source-messages.ts";
 import { COMPOSED_FPS, type GraphInput } from "./render-graph.ts";
 import { ownMediaFile, type ProbedInput } from "../media/media-input.ts";
 

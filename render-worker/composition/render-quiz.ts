@@ -1,4 +1,4 @@
-import type { QuizQuestion } from "../../src/protocol/messages.ts";
+import type { QuizQuestion } from "../../src/protocol/source-messages.ts";
 import { concatParts, renderFilterGraph } from "./render-graph.ts";
 import { synthesizeSpeech } from "../media/speech.ts";
 import {

@@ -1,5 +1,5 @@
 import path from "node:path";
-import type { ImportUrlJobMessage } from "../../src/protocol/messages.ts";
+import type { ImportUrlJobMessage } from "../../src/protocol/source-messages.ts";
 import { anyAddress, publicAddressesOnly } from "../net/address-policy.ts";
 import { downloadUrl, type ResolveHost } from "../net/download.ts";
 import { sourceReady, storeSource } from "./rendered-source.ts";

@@ -1,4 +1,4 @@
-import type { JobMessage } from "../../src/protocol/messages.ts";
+import type { JobMessage } from "../../src/protocol/job-message.ts";
 import { importUrl } from "./import-url.ts";
 import { live } from "./live.ts";
 import { renderComposition } from "./render-composition.ts";

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Rung } from "../../src/protocol/messages.ts";
+import type { Rung } from "../../src/protocol/media-facts.ts";
 import { hlsLayout, liveDiskReserveKey } from "../../src/protocol/storage-layout.ts";
 import { mediaPlaylist, PLAYLIST_TYPE } from "../../src/shared/hls-playlists.ts";
 import { log } from "../log.ts";

@@ -1,7 +1,9 @@
 import { statSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
-import type { LiveJobMessage, ProbeResult, StaticRenditionPlan, Storyboard } from "../../src/protocol/messages.ts";
+import type { LiveJobMessage } from "../../src/protocol/live-messages.ts";
+import type { ProbeResult, Storyboard } from "../../src/protocol/media-facts.ts";
+import type { StaticRenditionPlan } from "../../src/protocol/static-rendition-messages.ts";
 import { hlsLayout, liveRecordingKey, posterKey } from "../../src/protocol/storage-layout.ts";
 import { inSpan } from "../../src/shared/tracing.ts";
 import { log } from "../log.ts";

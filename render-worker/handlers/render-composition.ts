@@ -1,5 +1,5 @@
 import path from "node:path";
-import type { RenderCompositionJobMessage } from "../../src/protocol/messages.ts";
+import type { RenderCompositionJobMessage } from "../../src/protocol/source-messages.ts";
 import { estimateJobMemoryBytes } from "../admission.ts";
 import type { QuizAssets } from "../composition/quiz-graph.ts";
 import { renderQuiz } from "../composition/render-quiz.ts";

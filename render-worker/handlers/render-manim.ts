@@ -1,6 +1,6 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import type { RenderManimJobMessage } from "../../src/protocol/messages.ts";
+import type { RenderManimJobMessage } from "../../src/protocol/source-messages.ts";
 import { estimateJobMemoryBytes } from "../admission.ts";
 import { log } from "../log.ts";
 import { restorePartialMovies, realFileInside, uploadNewPartialMovies } from "../manim/cache.ts";

@@ -1,6 +1,7 @@
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
-import type { JobEventBody, JobMessage } from "../../src/protocol/messages.ts";
+import type { JobEventBody } from "../../src/protocol/job-events.ts";
+import type { JobMessage } from "../../src/protocol/job-message.ts";
 import { log } from "../log.ts";
 import type { JobContext } from "./types.ts";
 

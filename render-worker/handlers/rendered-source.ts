@@ -1,4 +1,5 @@
-import type { JobEventBody, ProbeResult } from "../../src/protocol/messages.ts";
+import type { JobEventBody } from "../../src/protocol/job-events.ts";
+import type { ProbeResult } from "../../src/protocol/media-facts.ts";
 import { probeSource } from "../media/probe.ts";
 import type { JobContext } from "./types.ts";
 

@@ -1,4 +1,7 @@
-import type { StaticRenditionOutcome, StaticRenditionsJobMessage } from "../../src/protocol/messages.ts";
+import type {
+  StaticRenditionOutcome,
+  StaticRenditionsJobMessage,
+} from "../../src/protocol/static-rendition-messages.ts";
 import { staticRenditionKey } from "../../src/protocol/storage-layout.ts";
 import { log } from "../log.ts";
 import { abortError, MediaError } from "../media/errors.ts";

@@ -1,4 +1,5 @@
-import type { ProbeResult, TranscodeChunkJobMessage } from "../../src/protocol/messages.ts";
+import type { ProbeResult } from "../../src/protocol/media-facts.ts";
+import type { TranscodeChunkJobMessage } from "../../src/protocol/transcode-messages.ts";
 import { inSpan } from "../../src/shared/tracing.ts";
 import { estimateJobMemoryBytes } from "../admission.ts";
 import { log } from "../log.ts";

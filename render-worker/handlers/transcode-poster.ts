@@ -1,5 +1,6 @@
 import path from "node:path";
-import type { ProbeResult, TranscodeJobMessage } from "../../src/protocol/messages.ts";
+import type { ProbeResult } from "../../src/protocol/media-facts.ts";
+import type { TranscodeJobMessage } from "../../src/protocol/transcode-messages.ts";
 import { posterKey } from "../../src/protocol/storage-layout.ts";
 import { storageUnavailable } from "../../src/shared/storage-errors.ts";
 import { log } from "../log.ts";

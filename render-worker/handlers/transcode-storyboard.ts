@@ -1,6 +1,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import type { ProbeResult, Storyboard, TranscodeJobMessage } from "../../src/protocol/messages.ts";
+import type { ProbeResult, Storyboard } from "../../src/protocol/media-facts.ts";
+import type { TranscodeJobMessage } from "../../src/protocol/transcode-messages.ts";
 import { storageUnavailable } from "../../src/shared/storage-errors.ts";
 import { storyboardLayout } from "../../src/protocol/storage-layout.ts";
 import { log } from "../log.ts";

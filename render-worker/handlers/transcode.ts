@@ -1,13 +1,7 @@
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
-import type {
-  ChunkSource,
-  ProbeResult,
-  Rung,
-  SegmentFormat,
-  Storyboard,
-  TranscodeJobMessage,
-} from "../../src/protocol/messages.ts";
+import type { ChunkSource, ProbeResult, Rung, SegmentFormat, Storyboard } from "../../src/protocol/media-facts.ts";
+import type { TranscodeJobMessage } from "../../src/protocol/transcode-messages.ts";
 import { ENCODE_MANIFEST, type HlsLayout, hlsLayout } from "../../src/protocol/storage-layout.ts";
 import { inSpan } from "../../src/shared/tracing.ts";
 import { estimateJobMemoryBytes } from "../admission.ts";

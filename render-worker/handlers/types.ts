@@ -1,4 +1,5 @@
-import type { JobEventBody, JobMessage } from "../../src/protocol/messages.ts";
+import type { JobEventBody } from "../../src/protocol/job-events.ts";
+import type { JobMessage } from "../../src/protocol/job-message.ts";
 import type { X264Preset } from "../media/encode-ladder.ts";
 import type { VideoEncoder } from "../media/nvenc.ts";
 import type { SandboxLimits } from "../sandbox/bubblewrap.ts";

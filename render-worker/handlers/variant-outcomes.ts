@@ -1,4 +1,4 @@
-import { BitRates, type Rung } from "../../src/protocol/messages.ts";
+import { BitRates, type Rung } from "../../src/protocol/media-facts.ts";
 import { log } from "../log.ts";
 import type { JobContext } from "./types.ts";
 

@@ -1,4 +1,4 @@
-import type { ManimQuality, ManimRenderer } from "../../src/protocol/messages.ts";
+import type { ManimQuality, ManimRenderer } from "../../src/protocol/source-messages.ts";
 
 /** The scene file's name in the sandbox's work dir; Manim names its output dirs after the module. */
 export const SCENE_FILE = "scene.py";

@@ -1,5 +1,5 @@
 import os from "node:os";
-import type { ProbeResult } from "../../src/protocol/messages.ts";
+import type { ProbeResult } from "../../src/protocol/media-facts.ts";
 import { MediaError } from "./errors.ts";
 import { runFfmpeg } from "./ffmpeg-process.ts";
 import { mediaInputOptions, type ProbedInput } from "./media-input.ts";

@@ -1,4 +1,4 @@
-import type { ChunkRange } from "../../src/protocol/messages.ts";
+import type { ChunkRange } from "../../src/protocol/media-facts.ts";
 import { type EncodeLadderArgs, encodeLadder, type LadderEncode } from "./encode-ladder.ts";
 import { segmentCount, segmentStart, type SegmentPlan } from "./segments.ts";
 

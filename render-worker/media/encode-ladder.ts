@@ -1,6 +1,6 @@
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
-import type { ProbeResult, SegmentFormat } from "../../src/protocol/messages.ts";
+import type { ProbeResult, SegmentFormat } from "../../src/protocol/media-facts.ts";
 import { MediaError } from "./errors.ts";
 import { runFfmpeg, type FfmpegInput, type FfmpegOutput, type FfmpegRun, type FfmpegStatus } from "./ffmpeg-process.ts";
 import { audioRungEncoderOptions, type PlannedRung } from "./ladder.ts";

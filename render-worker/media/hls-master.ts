@@ -1,6 +1,6 @@
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
-import type { ProbeResult, Rung } from "../../src/protocol/messages.ts";
+import type { ProbeResult, Rung } from "../../src/protocol/media-facts.ts";
 import {
   publishedRenditionBitRates,
   renditionBitRates,

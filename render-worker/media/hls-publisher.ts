@@ -1,6 +1,6 @@
 import { mkdir, statfs } from "node:fs/promises";
 import path from "node:path";
-import type { ProbeResult, PublishedSegments, Rung, SegmentFormat } from "../../src/protocol/messages.ts";
+import type { ProbeResult, PublishedSegments, Rung, SegmentFormat } from "../../src/protocol/media-facts.ts";
 import { storageUnavailable } from "../../src/shared/storage-errors.ts";
 import { hlsLayout } from "../../src/protocol/storage-layout.ts";
 import type { PlaylistSegment, SegmentBitRates } from "../../src/shared/hls-playlists.ts";

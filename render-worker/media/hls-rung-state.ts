@@ -1,4 +1,4 @@
-import type { Rung } from "../../src/protocol/messages.ts";
+import type { Rung } from "../../src/protocol/media-facts.ts";
 import type { HlsLayout } from "../../src/protocol/storage-layout.ts";
 import type { WorkerStorage } from "../storage/types.ts";
 import type { PlaylistSegment } from "../../src/shared/hls-playlists.ts";

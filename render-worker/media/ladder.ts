@@ -1,11 +1,6 @@
 import { AUDIO_BITRATE, AUDIO_ONLY_PROFILES, VIDEO_PROFILES } from "../../src/protocol/ladder-profiles.ts";
-import {
-  type PlannedRung,
-  type ProbeResult,
-  type Rung,
-  type SegmentFormat,
-  TranscodeOptions,
-} from "../../src/protocol/messages.ts";
+import type { PlannedRung, ProbeResult, Rung, SegmentFormat } from "../../src/protocol/media-facts.ts";
+import { TranscodeOptions } from "../../src/protocol/transcode-messages.ts";
 import { segmentPlan, targetDuration } from "./segments.ts";
 
 const LARGEST_PROFILE = VIDEO_PROFILES[0]!;

@@ -1,5 +1,5 @@
 import path from "node:path";
-import type { Rung } from "../../src/protocol/messages.ts";
+import type { Rung } from "../../src/protocol/media-facts.ts";
 import { hlsLayout } from "../../src/protocol/storage-layout.ts";
 import type { WorkerStorage } from "../storage/types.ts";
 import { type PlaylistSegment, parsePlaylist } from "../../src/shared/hls-playlists.ts";

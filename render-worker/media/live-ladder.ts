@@ -1,6 +1,7 @@
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
-import type { ProbeResult, LiveInput } from "../../src/protocol/messages.ts";
+import type { ProbeResult } from "../../src/protocol/media-facts.ts";
+import type { LiveInput } from "../../src/protocol/live-messages.ts";
 import { type EncoderStatus, type LadderEncode, presetTuning } from "./encode-ladder.ts";
 import { ladderScaleGraph, videoEncoderOptions } from "./rung-encoding.ts";
 import { segmentOptions } from "./segment-muxer.ts";

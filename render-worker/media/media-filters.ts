@@ -1,6 +1,7 @@
 import path from "node:path";
 import type { LoudnessTarget, Watermark } from "../../src/protocol/media-filters.ts";
-import type { ProbeResult, TranscodeOptions } from "../../src/protocol/messages.ts";
+import type { ProbeResult } from "../../src/protocol/media-facts.ts";
+import type { TranscodeOptions } from "../../src/protocol/transcode-messages.ts";
 import type { WorkerStorage } from "../storage/types.ts";
 import type { EncodeLadderArgs } from "./encode-ladder.ts";
 import type { FfmpegStatus } from "./ffmpeg-process.ts";

@@ -3,7 +3,7 @@ import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, rm, stat } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
 import path from "node:path";
-import type { StaticRenditionPlan } from "../../src/protocol/messages.ts";
+import type { StaticRenditionPlan } from "../../src/protocol/static-rendition-messages.ts";
 import { timelineZeroSeconds } from "../../src/protocol/media-timeline.ts";
 import { hlsLayout, RUNG_INIT_SEGMENT } from "../../src/protocol/storage-layout.ts";
 import type { WorkerStorage } from "../storage/types.ts";

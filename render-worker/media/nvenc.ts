@@ -1,5 +1,6 @@
 import { tmpdir } from "node:os";
-import type { Capability, Rung } from "../../src/protocol/messages.ts";
+import type { Capability } from "../../src/protocol/worker-messages.ts";
+import type { Rung } from "../../src/protocol/media-facts.ts";
 import { withoutLogPrefix, type MediaError } from "./errors.ts";
 import { runFfmpeg } from "./ffmpeg-process.ts";
 import { log } from "../log.ts";

@@ -1,6 +1,6 @@
 import { stat } from "node:fs/promises";
 import path from "node:path";
-import type { ProbeResult } from "../../src/protocol/messages.ts";
+import type { ProbeResult } from "../../src/protocol/media-facts.ts";
 import { MediaError } from "./errors.ts";
 import { runFfmpeg } from "./ffmpeg-process.ts";
 import { decodeLimitOptions, inputSeekOptions, mediaInputOptions, type ProbedInput } from "./media-input.ts";

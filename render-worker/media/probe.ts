@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { stat } from "node:fs/promises";
-import type { ProbeResult } from "../../src/protocol/messages.ts";
+import type { ProbeResult } from "../../src/protocol/media-facts.ts";
 import { mediaToolPath } from "../../src/shared/media-tools.ts";
 import { checkAudioDecodes } from "./audio-decode-check.ts";
 import { abortError, MediaError, redactUrls, stderrTailOf, withoutLogPrefix } from "./errors.ts";

@@ -1,5 +1,5 @@
 import { type PlaylistSegment, parsePlaylist } from "../../src/shared/hls-playlists.ts";
-import { Rung, type SegmentFormat, type Storyboard } from "../../src/protocol/messages.ts";
+import { Rung, type SegmentFormat, type Storyboard } from "../../src/protocol/media-facts.ts";
 import { type HlsLayout, RUNG_INIT_SEGMENT } from "../../src/protocol/storage-layout.ts";
 import type { WorkerStorage } from "../storage/types.ts";
 import type { AppliedMediaFilters } from "./media-filters.ts";

@@ -1,4 +1,4 @@
-import type { Rung } from "../../src/protocol/messages.ts";
+import type { Rung } from "../../src/protocol/media-facts.ts";
 import { videoRateControl, type PlannedRung } from "./ladder.ts";
 import type { VideoEncoder } from "./nvenc.ts";
 

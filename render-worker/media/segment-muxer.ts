@@ -1,5 +1,5 @@
 import { TIMELINE_LEAD_SECONDS } from "../../src/protocol/media-timeline.ts";
-import type { Rung, SegmentFormat } from "../../src/protocol/messages.ts";
+import type { Rung, SegmentFormat } from "../../src/protocol/media-facts.ts";
 import { RUNG_PLAYLIST } from "../../src/protocol/storage-layout.ts";
 import { segmentCount, segmentExtension, segmentStart, type SegmentPlan } from "./segments.ts";
 

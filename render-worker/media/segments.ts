@@ -1,4 +1,4 @@
-import type { SegmentFormat } from "../../src/protocol/messages.ts";
+import type { SegmentFormat } from "../../src/protocol/media-facts.ts";
 
 /**
  * Where a ladder's segments are cut: the first segment lasts `firstSegmentSeconds`, every later one

@@ -1,4 +1,5 @@
-import type { ProbeResult, TranscodeOptions } from "../../src/protocol/messages.ts";
+import type { ProbeResult } from "../../src/protocol/media-facts.ts";
+import type { TranscodeOptions } from "../../src/protocol/transcode-messages.ts";
 import { MediaError } from "./errors.ts";
 import type { ProbedInput } from "./media-input.ts";
 

@@ -1,4 +1,5 @@
-import type { JobEventBody, LiveRenditionHealth } from "../../src/protocol/messages.ts";
+import type { JobEventBody } from "../../src/protocol/job-events.ts";
+import type { LiveRenditionHealth } from "../../src/protocol/live-messages.ts";
 import { roundedEncoderFigures } from "../../src/shared/encoder-figures.ts";
 import type { JobContext } from "../handlers/types.ts";
 import { log } from "../log.ts";

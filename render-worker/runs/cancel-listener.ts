@@ -1,4 +1,4 @@
-import { type ControlMessage, parseControlMessage } from "../../src/protocol/messages.ts";
+import { type ControlMessage, parseControlMessage } from "../../src/protocol/worker-messages.ts";
 import { log } from "../log.ts";
 import type { ActiveRun, RunTable } from "./run-table.ts";
 

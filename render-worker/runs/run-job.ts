@@ -1,16 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { rm } from "node:fs/promises";
 import path from "node:path";
-import {
-  type Capability,
-  type JobDelivery,
-  JobEvent,
-  type JobEventBody,
-  type JobMessage,
-  endsRun,
-  PROTOCOL_VERSION,
-  parseJobMessage,
-} from "../../src/protocol/messages.ts";
+import type { Capability } from "../../src/protocol/worker-messages.ts";
+import { type JobDelivery, JobEvent, type JobEventBody, endsRun } from "../../src/protocol/job-events.ts";
+import { type JobMessage, parseJobMessage } from "../../src/protocol/job-message.ts";
+import { PROTOCOL_VERSION } from "../../src/protocol/version.ts";
 import { withLogFields } from "../../src/shared/log.ts";
 import { contextOf, inSpan, SpanKind, traceparentOf } from "../../src/shared/tracing.ts";
 import { MemoryBudget, memoryLimitBytes, NotAdmittedError, TooLargeForWorkerError } from "../admission.ts";

@@ -1,5 +1,5 @@
 import { PgBoss } from "pg-boss";
-import type { WorkerEvent } from "../../src/protocol/messages.ts";
+import type { WorkerEvent } from "../../src/protocol/worker-messages.ts";
 import { CONTROL_NOTIFY_CHANNEL, EVENTS_QUEUE, jobQueueName } from "../../src/protocol/queues.ts";
 import { databaseUnavailable } from "../../src/shared/database-errors.ts";
 import { listenWithReconnect, type PostgresListener } from "../../src/shared/postgres-listener.ts";

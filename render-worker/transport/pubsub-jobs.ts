@@ -1,5 +1,5 @@
 import { Duration, type Message, type PubSub, SubscriptionCloseBehaviors } from "@google-cloud/pubsub";
-import type { Capability } from "../../src/protocol/messages.ts";
+import type { Capability } from "../../src/protocol/worker-messages.ts";
 import { log } from "../log.ts";
 import type { JobHandler } from "./types.ts";
 

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { Duration, type Message, PubSub, type Subscription, type Topic } from "@google-cloud/pubsub";
-import type { Capability, WorkerEvent } from "../../src/protocol/messages.ts";
+import type { Capability, WorkerEvent } from "../../src/protocol/worker-messages.ts";
 import { DEFAULT_TOPIC_PREFIX, pubSubResourceNames } from "../../src/protocol/queues.ts";
 import { log } from "../log.ts";
 import { consumeJobSubscription, type JobConsumer } from "./pubsub-jobs.ts";

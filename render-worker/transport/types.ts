@@ -1,4 +1,5 @@
-import type { Capability, JobDelivery, WorkerEvent } from "../../src/protocol/messages.ts";
+import type { Capability, WorkerEvent } from "../../src/protocol/worker-messages.ts";
+import type { JobDelivery } from "../../src/protocol/job-events.ts";
 
 /**
  * Handles one job message; `capability` is the queue it came from, so a job on the nvenc queue

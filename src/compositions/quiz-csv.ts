@@ -1,5 +1,5 @@
 import { parse } from "csv-parse/sync";
-import { QuizQuestion } from "../protocol/messages.ts";
+import { QuizQuestion } from "../protocol/source-messages.ts";
 
 /** A CSV that cannot become quiz questions; the message names the row. */
 export class QuizCsvError extends Error {

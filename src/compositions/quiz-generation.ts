@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { QuizQuestion } from "../protocol/messages.ts";
+import { QuizQuestion } from "../protocol/source-messages.ts";
 
 const GEMINI_BASE_URL = "https://generativelanguage.googleapis.com";
 

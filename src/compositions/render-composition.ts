@@ -3,7 +3,7 @@ import { quotedId, ValidationError } from "../errors.ts";
 import type { Video } from "../generated/prisma/client.ts";
 import { isUuid } from "../ids.ts";
 import { renderComposition } from "../jobs/kinds/render-composition.ts";
-import { QuizQuestion } from "../protocol/messages.ts";
+import { QuizQuestion } from "../protocol/source-messages.ts";
 import { createRenderedVideo } from "../videos/create-rendered-video.ts";
 import type { CreationOptions } from "../videos/creation-options.ts";
 import { validIdempotencyKey, validTitle } from "../videos/input-rules.ts";

@@ -1,6 +1,6 @@
 import type { Db } from "../db/client.ts";
 import type { Prisma, Variant, Video } from "../generated/prisma/client.ts";
-import type { Rung } from "../protocol/messages.ts";
+import type { Rung } from "../protocol/media-facts.ts";
 import { LADDER_ORDER } from "../videos/variants.ts";
 import {
   actualJobCost,

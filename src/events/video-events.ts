@@ -1,7 +1,7 @@
 import { createPubSub } from "graphql-yoga";
 import type { Variant, Video } from "../generated/prisma/client.ts";
 import type { VariantStatus, VideoStatus } from "../generated/prisma/enums.ts";
-import type { JobEvent } from "../protocol/messages.ts";
+import type { JobEvent } from "../protocol/job-events.ts";
 import type { PostgresEventTarget } from "./postgres-event-target.ts";
 
 /**

@@ -3,7 +3,7 @@ import { NotFoundError, ValidationError } from "../errors.ts";
 import { TERMINAL_VIDEO_STATUSES, videoSnapshot, type VideoPubSub } from "../events/video-events.ts";
 import type { Job, JobStatus, Video } from "../generated/prisma/client.ts";
 import { log } from "../log.ts";
-import { PROTOCOL_VERSION } from "../protocol/messages.ts";
+import { PROTOCOL_VERSION } from "../protocol/version.ts";
 import type { ApiTransport } from "../transport/types.ts";
 import { queueOf, type QueueWatch } from "./queue-position.ts";
 import { lockVideo } from "./video-lock.ts";

@@ -1,6 +1,7 @@
 import { log } from "../log.ts";
 import { withLogFields } from "../shared/log.ts";
-import { endsRun, isProgressEvent, parseWorkerEvent, type JobEvent, type WorkerEvent } from "../protocol/messages.ts";
+import { endsRun, isProgressEvent, type JobEvent } from "../protocol/job-events.ts";
+import { parseWorkerEvent, type WorkerEvent } from "../protocol/worker-messages.ts";
 import { contextOf, inSpan, SpanKind } from "../shared/tracing.ts";
 import type { IngestOptions } from "./ingest/ingest-deps.ts";
 import { createJobRunIngestor } from "./ingest/job-runs.ts";
@@ -43,7 +44,7 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
     progressWrites: createProgressWriteThrottle(options.progressWriteIntervalMs),
   };
   const runs = createJobRunIngestor(deps);
-  const transcode = createTranscodeEventIngestor(deps, runs);
+  const transcode = createTranscodeEventIngestor(deps);
   const render = createRenderEventIngestor(deps, runs);
   const split = createSplitTranscodeIngestor(deps, runs, transcode);
 

@@ -1,5 +1,6 @@
 import type { Job, Video } from "../generated/prisma/client.ts";
-import { PROTOCOL_VERSION, type JobMessage } from "../protocol/messages.ts";
+import { PROTOCOL_VERSION } from "../protocol/version.ts";
+import type { JobMessage } from "../protocol/job-message.ts";
 import { parseJobInput } from "./create-job.ts";
 import { JOB_KINDS } from "./kinds/index.ts";
 import type { JobKindModule, JobMessageSettings } from "./kinds/job-kind-module.ts";

@@ -1,5 +1,5 @@
 import type { Variant } from "../generated/prisma/client.ts";
-import type { JobEvent } from "../protocol/messages.ts";
+import type { JobEvent } from "../protocol/job-events.ts";
 import { TERMINAL_VARIANT_STATUSES } from "../events/video-events.ts";
 
 /*

@@ -1,6 +1,6 @@
 import type { Db } from "../db/client.ts";
 import type { Job, StaticRenditionName, Variant } from "../generated/prisma/client.ts";
-import type { StaticRenditionPlan } from "../protocol/messages.ts";
+import type { StaticRenditionPlan } from "../protocol/static-rendition-messages.ts";
 import type { CostSettings } from "../costs/cost-model.ts";
 import { createJob } from "./create-job.ts";
 

@@ -1,5 +1,5 @@
 import type { JobKind, JobRoutingReason } from "../generated/prisma/enums.ts";
-import type { Capability } from "../protocol/messages.ts";
+import type { Capability } from "../protocol/worker-messages.ts";
 import { JOB_KINDS } from "./kinds/index.ts";
 
 /** GPU_ROUTING and its limits, from the API's environment. */

@@ -2,7 +2,7 @@ import amf from "node-media-server/src/protocol/amf.js";
 import type { RtmpAvPacket } from "node-media-server/src/protocol/rtmp.js";
 import { log } from "../log.ts";
 import { liveBroadcasts, liveIngestBytes, liveIngestClosed } from "../metrics.ts";
-import { type LiveInput, MAX_LIVE_INPUT } from "../protocol/messages.ts";
+import { type LiveInput, MAX_LIVE_INPUT } from "../protocol/live-messages.ts";
 import type { BroadcastFeed, FeedPacket } from "./feed.ts";
 import { H264TagReader, type PictureSize, type SpsPicture } from "./h264-sps.ts";
 

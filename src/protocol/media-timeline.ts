@@ -1,4 +1,4 @@
-import type { SegmentFormat } from "./messages.ts";
+import type { SegmentFormat } from "./media-facts.ts";
 
 /**
  * Where a published video's time 0 sits in its segments. The worker writes it; the API

@@ -4,7 +4,7 @@
  * each is written down once. The embedded transport uses the queue names as they are and a NOTIFY
  * channel for control; Pub/Sub puts a prefix before each name (`pubSubResourceNames`).
  */
-import type { Capability } from "./messages.ts";
+import type { Capability } from "./worker-messages.ts";
 
 /** Queue (embedded transport) or topic (Pub/Sub) that carries jobs for one capability. */
 export const jobQueueName = (capability: Capability): string => `render-jobs-${capability}`;

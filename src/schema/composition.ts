@@ -2,7 +2,7 @@ import { builder } from "../builder.ts";
 import { createCompositionVideo } from "../compositions/render-composition.ts";
 import { GeminiError, GeminiNotConfiguredError, generateQuizQuestions } from "../compositions/quiz-generation.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
-import type { QuizQuestion } from "../protocol/messages.ts";
+import type { QuizQuestion } from "../protocol/source-messages.ts";
 import { ErrorInterface } from "./errors.ts";
 import { RenderSuccess } from "./rendered-video.ts";
 import { creationOptionFields, validCreationOptions } from "./creation-options.ts";

@@ -7,7 +7,7 @@ import { cancelVideo } from "../jobs/cancel.ts";
 import { isUuid } from "../ids.ts";
 import { mutationWork } from "../jobs/mutation-work.ts";
 import { parseJobInput } from "../jobs/create-job.ts";
-import type { ChunkRange } from "../protocol/messages.ts";
+import type { ChunkRange } from "../protocol/media-facts.ts";
 
 const JobStatusEnum = builder.enumType(JobStatus, { name: "JobStatus" });
 const JobKindEnum = builder.enumType(JobKind, { name: "JobKind" });

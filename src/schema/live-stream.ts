@@ -5,7 +5,7 @@ import type { LiveStream } from "../generated/prisma/client.ts";
 import { LiveLatencyMode, LiveStreamStatus } from "../generated/prisma/enums.ts";
 import { mutationWork } from "../jobs/mutation-work.ts";
 import { type LiveHealth, type LiveStreamEvent, MAX_RECONNECT_WINDOW_SECONDS } from "../live/live-streams.ts";
-import type { LiveRenditionHealth } from "../protocol/messages.ts";
+import type { LiveRenditionHealth } from "../protocol/live-messages.ts";
 import {
   createTenantLiveStream,
   findTenantStream,

@@ -1,6 +1,6 @@
 import { GraphQLError } from "graphql";
 import { builder } from "../builder.ts";
-import { Storyboard } from "../protocol/messages.ts";
+import { Storyboard } from "../protocol/media-facts.ts";
 import { videoPrefix } from "../protocol/storage-layout.ts";
 import { mediaUrl as apiMediaUrl } from "../storage/api-urls.ts";
 import {

@@ -8,7 +8,7 @@
  */
 
 import { type Manifest, Parser } from "m3u8-parser";
-import type { ProbeResult, Rung } from "../protocol/messages.ts";
+import type { ProbeResult, Rung } from "../protocol/media-facts.ts";
 import { RUNG_PLAYLIST } from "../protocol/storage-layout.ts";
 
 /** The media type of every playlist either program stores. */

@@ -1,6 +1,7 @@
 import pg from "pg";
 import { PgBoss } from "pg-boss";
-import { Capability, type ControlMessage, type JobMessage } from "../protocol/messages.ts";
+import { Capability, type ControlMessage } from "../protocol/worker-messages.ts";
+import type { JobMessage } from "../protocol/job-message.ts";
 import { CONTROL_NOTIFY_CHANNEL, EVENTS_QUEUE, jobQueueName } from "../protocol/queues.ts";
 import { log } from "../log.ts";
 import type { ApiTransport } from "./types.ts";

@@ -1,4 +1,5 @@
-import type { Capability, ControlMessage, JobMessage } from "../protocol/messages.ts";
+import type { Capability, ControlMessage } from "../protocol/worker-messages.ts";
+import type { JobMessage } from "../protocol/job-message.ts";
 
 /**
  * The API's side of the transport port: it hands job messages to workers of a capability and

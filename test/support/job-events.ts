@@ -1,12 +1,8 @@
 import { randomUUID } from "node:crypto";
-import {
-  JobEvent,
-  PROTOCOL_VERSION,
-  type JobEventBody,
-  type ProbeResult,
-  type Rung,
-  type TranscodeJobMessage,
-} from "../../src/protocol/messages.ts";
+import { JobEvent, type JobEventBody } from "../../src/protocol/job-events.ts";
+import { PROTOCOL_VERSION } from "../../src/protocol/version.ts";
+import type { ProbeResult, Rung } from "../../src/protocol/media-facts.ts";
+import type { TranscodeJobMessage } from "../../src/protocol/transcode-messages.ts";
 
 /**
  * An `emit` for a handler under test: parses each body with the contract's schema inside the

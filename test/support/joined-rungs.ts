@@ -3,7 +3,7 @@ import { readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import { expect } from "vitest";
-import type { SegmentFormat } from "../../src/protocol/messages.ts";
+import type { SegmentFormat } from "../../src/protocol/media-facts.ts";
 import { splitFragmentedMp4 } from "../../render-worker/media/fragmented-mp4.ts";
 
 /**

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterEach, beforeEach, inject } from "vitest";
-import type { TranscodeJobMessage } from "../../src/protocol/messages.ts";
+import type { TranscodeJobMessage } from "../../src/protocol/transcode-messages.ts";
 import { BENCH_SOURCES } from "../../bench/support/sources.ts";
 
 const run = promisify(execFile);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Rung, type ProbeResult } from "../../src/protocol/messages.ts";
+import { Rung, type ProbeResult } from "../../src/protocol/media-facts.ts";
 import { masterPlaylist } from "../../src/shared/hls-playlists.ts";
 import { AUDIO_ENCODER_OPTIONS, audioRungEncoderOptions, planLadder } from "../../render-worker/media/ladder.ts";
 

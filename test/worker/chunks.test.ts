@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { SegmentFormat } from "../../src/protocol/messages.ts";
+import type { SegmentFormat } from "../../src/protocol/media-facts.ts";
 import { chunkRange, chunksStartingAt, planChunks } from "../../render-worker/media/chunks.ts";
 import { encodeLadder, type EncodeLadderArgs } from "../../render-worker/media/encode-ladder.ts";
 import { planLadder, type PlannedRung } from "../../render-worker/media/ladder.ts";

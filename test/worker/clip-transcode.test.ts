@@ -11,7 +11,7 @@ import {
   type EncodeManifest,
 } from "../../render-worker/media/resume.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
-import type { JobEventBody } from "../../src/protocol/messages.ts";
+import type { JobEventBody } from "../../src/protocol/job-events.ts";
 import { hlsLayout } from "../../src/protocol/storage-layout.ts";
 import { greyFrames, sourceFrameShown } from "../support/frames.ts";
 import { fixturesDir, makeClip, stageTranscodeJob } from "../support/media-fixtures.ts";

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { transcode } from "../../render-worker/handlers/transcode.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import type { WorkerStorage } from "../../render-worker/storage/types.ts";
-import type { JobEventBody } from "../../src/protocol/messages.ts";
+import type { JobEventBody } from "../../src/protocol/job-events.ts";
 import { ENCODE_MANIFEST } from "../../src/protocol/storage-layout.ts";
 import { fixturesDir, makeClip, stageTranscodeJob } from "../support/media-fixtures.ts";
 

@@ -1,6 +1,7 @@
 import { stat } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
-import type { JobEventBody, TranscodeJobMessage } from "../../src/protocol/messages.ts";
+import type { JobEventBody } from "../../src/protocol/job-events.ts";
+import type { TranscodeJobMessage } from "../../src/protocol/transcode-messages.ts";
 import { transcode } from "../../render-worker/handlers/transcode.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import { canMountTmpfs, mountSmallDisk } from "../support/tmpfs.ts";

@@ -3,7 +3,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Parser } from "m3u8-parser";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { Rung } from "../../src/protocol/messages.ts";
+import type { Rung } from "../../src/protocol/media-facts.ts";
 import { createHlsPublisher } from "../../render-worker/media/hls-publisher.ts";
 import { masterPlaylist } from "../../src/shared/hls-playlists.ts";
 import { planLadder } from "../../render-worker/media/ladder.ts";

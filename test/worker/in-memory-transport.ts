@@ -1,5 +1,6 @@
 import type { JobHandler, WorkerTransport } from "../../render-worker/transport/types.ts";
-import type { Capability, JobDelivery, WorkerEvent } from "../../src/protocol/messages.ts";
+import type { Capability, WorkerEvent } from "../../src/protocol/worker-messages.ts";
+import type { JobDelivery } from "../../src/protocol/job-events.ts";
 
 /** A worker transport that hands the test the worker's job handler and keeps what the worker sends. */
 export function inMemoryTransport() {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Rung, type ProbeResult } from "../../src/protocol/messages.ts";
+import { Rung, type ProbeResult } from "../../src/protocol/media-facts.ts";
 import { planLadder } from "../../render-worker/media/ladder.ts";
 import { probeResultFrom } from "../../render-worker/media/probe.ts";
 

@@ -6,7 +6,8 @@ import { describe, expect, it } from "vitest";
 import { live } from "../../render-worker/handlers/live.ts";
 import type { JobContext } from "../../render-worker/handlers/types.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
-import { type JobEventBody, LiveJobMessage } from "../../src/protocol/messages.ts";
+import type { JobEventBody } from "../../src/protocol/job-events.ts";
+import { LiveJobMessage } from "../../src/protocol/live-messages.ts";
 import { contractCheckedEmit } from "../support/job-events.ts";
 import { jobDirsPerTest, runFfmpeg } from "../support/media-fixtures.ts";
 

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { transcode } from "../../render-worker/handlers/transcode.ts";
 import type { EncodeManifest } from "../../render-worker/media/resume.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
-import type { JobEventBody } from "../../src/protocol/messages.ts";
+import type { JobEventBody } from "../../src/protocol/job-events.ts";
 import { ENCODE_MANIFEST } from "../../src/protocol/storage-layout.ts";
 import { fixturesDir, makeClip, runFfmpeg, stageTranscodeJob } from "../support/media-fixtures.ts";
 

@@ -11,12 +11,9 @@ import { probeNvenc, rungEncoder } from "../../render-worker/media/nvenc.ts";
 import { planLadder } from "../../render-worker/media/ladder.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import { createWorker } from "../../render-worker/worker.ts";
-import {
-  parseWorkerEvent,
-  type JobEvent,
-  type TranscodeJobMessage,
-  type WorkerEvent,
-} from "../../src/protocol/messages.ts";
+import { parseWorkerEvent, type WorkerEvent } from "../../src/protocol/worker-messages.ts";
+import type { JobEvent } from "../../src/protocol/job-events.ts";
+import type { TranscodeJobMessage } from "../../src/protocol/transcode-messages.ts";
 import { createPostgresTransport } from "../../src/transport/postgres.ts";
 import { createTestDatabase } from "../support/db.ts";
 import { fixturesDir, makeClip, stageTranscodeJob } from "../support/media-fixtures.ts";

@@ -3,7 +3,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { ProbeResult } from "../../src/protocol/messages.ts";
+import { ProbeResult } from "../../src/protocol/media-facts.ts";
 import { MediaError } from "../../render-worker/media/errors.ts";
 import { probeResultFrom, probeSource } from "../../render-worker/media/probe.ts";
 import {

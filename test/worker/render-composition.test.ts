@@ -3,7 +3,8 @@ import { mkdir, readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { RenderCompositionJobMessage, type JobEventBody, type QuizQuestion } from "../../src/protocol/messages.ts";
+import { RenderCompositionJobMessage, type QuizQuestion } from "../../src/protocol/source-messages.ts";
+import type { JobEventBody } from "../../src/protocol/job-events.ts";
 import { parseQuizCsv } from "../../src/compositions/quiz-csv.ts";
 import {
   quizSegmentGraph,

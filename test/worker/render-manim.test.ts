@@ -12,7 +12,8 @@ import { createManimProgressParser } from "../../render-worker/manim/progress-ba
 import type { SandboxLimits } from "../../render-worker/sandbox/bubblewrap.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import { createWorker } from "../../render-worker/worker.ts";
-import type { JobEventBody, RenderManimJobMessage } from "../../src/protocol/messages.ts";
+import type { JobEventBody } from "../../src/protocol/job-events.ts";
+import type { RenderManimJobMessage } from "../../src/protocol/source-messages.ts";
 import { fixturesDir } from "../support/media-fixtures.ts";
 import { contractCheckedEmit } from "../support/job-events.ts";
 import { inMemoryTransport } from "./in-memory-transport.ts";

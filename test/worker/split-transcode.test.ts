@@ -3,13 +3,9 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type {
-  JobEventBody,
-  PublishedSegments,
-  SegmentFormat,
-  TranscodeChunkJobMessage,
-  TranscodeJobMessage,
-} from "../../src/protocol/messages.ts";
+import type { JobEventBody } from "../../src/protocol/job-events.ts";
+import type { PublishedSegments, SegmentFormat } from "../../src/protocol/media-facts.ts";
+import type { TranscodeChunkJobMessage, TranscodeJobMessage } from "../../src/protocol/transcode-messages.ts";
 import { RUNG_INIT_SEGMENT } from "../../src/protocol/storage-layout.ts";
 import { transcode } from "../../render-worker/handlers/transcode.ts";
 import { transcodeChunk } from "../../render-worker/handlers/transcode-chunk.ts";

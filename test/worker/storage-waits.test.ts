@@ -6,7 +6,8 @@ import { createPostgresWorkerTransport } from "../../render-worker/transport/pos
 import type { WorkerTransport } from "../../render-worker/transport/types.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import { createWorker, type Worker } from "../../render-worker/worker.ts";
-import type { JobEvent, TranscodeJobMessage } from "../../src/protocol/messages.ts";
+import type { JobEvent } from "../../src/protocol/job-events.ts";
+import type { TranscodeJobMessage } from "../../src/protocol/transcode-messages.ts";
 import { EVENTS_QUEUE } from "../../src/protocol/queues.ts";
 import { createTestDatabase, queryDatabase, type TestDatabase } from "../support/db.ts";
 import { jobDirsPerTest, makeClip, stageTranscodeJob } from "../support/media-fixtures.ts";

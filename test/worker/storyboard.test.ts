@@ -12,7 +12,8 @@ import { type ProbedSource, probeSource } from "../../render-worker/media/probe.
 import { trimProbedSource } from "../../render-worker/media/trim.ts";
 import { MAX_STORYBOARD_TILES, makeStoryboardSheets, planStoryboard } from "../../render-worker/media/storyboard.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
-import type { JobEventBody, TranscodeJobMessage } from "../../src/protocol/messages.ts";
+import type { JobEventBody } from "../../src/protocol/job-events.ts";
+import type { TranscodeJobMessage } from "../../src/protocol/transcode-messages.ts";
 import { contractCheckedEmit } from "../support/job-events.ts";
 import { recordingFfmpeg } from "../support/recording-ffmpeg.ts";
 import { fixturesDir, jobDirsPerTest, makeClip, runFfmpeg, stageTranscodeJob } from "../support/media-fixtures.ts";

@@ -1,6 +1,6 @@
 import type { Db } from "../../db/client.ts";
 import { videoSnapshot, type VideoPubSub } from "../../events/video-events.ts";
-import type { JobEvent } from "../../protocol/messages.ts";
+import type { JobEvent } from "../../protocol/job-events.ts";
 import type { ApiStorage } from "../../storage/types.ts";
 import type { WebhookEmitter } from "../../webhooks/events.ts";
 import type { CostSettings } from "../../costs/cost-model.ts";

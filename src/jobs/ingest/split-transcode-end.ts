@@ -1,7 +1,7 @@
 import type { DbTransaction as Tx } from "../../db/client.ts";
 import { recordActualCost } from "../../costs/job-cost.ts";
 import type { Job, Variant } from "../../generated/prisma/client.ts";
-import type { Rung } from "../../protocol/messages.ts";
+import type { Rung } from "../../protocol/media-facts.ts";
 import { hlsLayout, videoPrefix } from "../../protocol/storage-layout.ts";
 import type { SegmentBitRates } from "../../shared/hls-playlists.ts";
 import { videoWebhookData, webhookEventId } from "../../webhooks/events.ts";

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { DbTransaction as Tx } from "../../db/client.ts";
 import { log } from "../../log.ts";
-import { PublishedSegments, RenditionBitRates } from "../../protocol/messages.ts";
+import { PublishedSegments, RenditionBitRates } from "../../protocol/media-facts.ts";
 import { hlsLayout, RUNG_INIT_SEGMENT, RUNG_PLAYLIST, videoPrefix } from "../../protocol/storage-layout.ts";
 import {
   mediaPlaylist,

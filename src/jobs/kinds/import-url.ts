@@ -1,4 +1,4 @@
-import { ImportUrlJobMessage } from "../../protocol/messages.ts";
+import { ImportUrlJobMessage } from "../../protocol/source-messages.ts";
 import { sourceKey } from "../../protocol/storage-layout.ts";
 import { inputColumn, type JobKindModule, noEstimate } from "./job-kind-module.ts";
 

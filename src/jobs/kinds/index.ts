@@ -1,5 +1,5 @@
 import type { JobKind } from "../../generated/prisma/enums.ts";
-import type { JobMessage } from "../../protocol/messages.ts";
+import type { JobMessage } from "../../protocol/job-message.ts";
 import { importUrl } from "./import-url.ts";
 import type { JobKindModule } from "./job-kind-module.ts";
 import { live } from "./live.ts";

@@ -3,7 +3,8 @@ import type { Db } from "../../db/client.ts";
 import type { CostSettings } from "../../costs/cost-model.ts";
 import type { EstimateColumns } from "../../costs/job-cost.ts";
 import type { Job, Prisma, Video } from "../../generated/prisma/client.ts";
-import type { Capability, JobMessage } from "../../protocol/messages.ts";
+import type { Capability } from "../../protocol/worker-messages.ts";
+import type { JobMessage } from "../../protocol/job-message.ts";
 
 /** What the API's settings give every job message. */
 export interface JobMessageSettings {

@@ -1,4 +1,4 @@
-import { LiveJobMessage } from "../../protocol/messages.ts";
+import { LiveJobMessage } from "../../protocol/live-messages.ts";
 import { videoPrefix } from "../../protocol/storage-layout.ts";
 import { inputColumn, type JobKindModule, noEstimate } from "./job-kind-module.ts";
 

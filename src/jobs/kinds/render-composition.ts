@@ -1,4 +1,4 @@
-import { RenderCompositionJobMessage } from "../../protocol/messages.ts";
+import { RenderCompositionJobMessage } from "../../protocol/source-messages.ts";
 import { sourceKey } from "../../protocol/storage-layout.ts";
 import { inputColumn, type JobKindModule, noEstimate } from "./job-kind-module.ts";
 

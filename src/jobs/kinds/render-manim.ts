@@ -1,4 +1,4 @@
-import { RenderManimJobMessage } from "../../protocol/messages.ts";
+import { RenderManimJobMessage } from "../../protocol/source-messages.ts";
 import { manimCachePrefix, sourceKey } from "../../protocol/storage-layout.ts";
 import { inputColumn, type JobKindModule, noEstimate } from "./job-kind-module.ts";
 

@@ -1,5 +1,5 @@
 import { estimateRemuxAtEnqueue } from "../../costs/job-cost.ts";
-import { StaticRenditionsJobMessage } from "../../protocol/messages.ts";
+import { StaticRenditionsJobMessage } from "../../protocol/static-rendition-messages.ts";
 import { videoPrefix } from "../../protocol/storage-layout.ts";
 import { inputColumn, type JobKindModule } from "./job-kind-module.ts";
 

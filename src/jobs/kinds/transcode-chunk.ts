@@ -3,7 +3,7 @@ import type { Db } from "../../db/client.ts";
 import type { CostSettings } from "../../costs/cost-model.ts";
 import { estimateTranscodeAtEnqueue } from "../../costs/job-cost.ts";
 import { MediaFilters } from "../../protocol/media-filters.ts";
-import { TranscodeChunkJobMessage } from "../../protocol/messages.ts";
+import { TranscodeChunkJobMessage } from "../../protocol/transcode-messages.ts";
 import { videoPrefix } from "../../protocol/storage-layout.ts";
 import { inputColumn, type JobKindModule } from "./job-kind-module.ts";
 

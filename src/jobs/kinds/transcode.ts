@@ -2,7 +2,7 @@ import { z } from "zod";
 import { estimateTranscodeAtEnqueue } from "../../costs/job-cost.ts";
 import type { Video } from "../../generated/prisma/client.ts";
 import { MediaFilters } from "../../protocol/media-filters.ts";
-import { TranscodeOptions } from "../../protocol/messages.ts";
+import { TranscodeOptions } from "../../protocol/transcode-messages.ts";
 import { videoPrefix } from "../../protocol/storage-layout.ts";
 import type { JobKindModule } from "./job-kind-module.ts";
 

@@ -1,0 +1,151 @@
+import type { Db, DbTransaction } from "../../db/client.ts";
+import type { Job, Video } from "../../generated/prisma/client.ts";
+import { log } from "../../log.ts";
+import { dispatchLatency } from "../../metrics.ts";
+import { withLogFields } from "../../shared/log.ts";
+import type { Capability } from "../../protocol/worker-messages.ts";
+import type { JobMessage } from "../../protocol/job-message.ts";
+import { contextOf, inSpan, SpanKind, traceparentOf } from "../../shared/tracing.ts";
+import { buildJobMessage } from "../job-messages.ts";
+import { chooseQueue, gpuEncodableJob, type Route } from "../routing.ts";
+import { aliveWith, capabilityUnserved, type DispatchContext, workerAlive } from "./context.ts";
+import { repairQueue } from "./repairs.ts";
+
+/** Jobs locked and published per transaction. */
+const BATCH_SIZE = 20;
+
+type JobWithVideo = Job & { video: Video };
+
+/** One sweep: the queue's repairs, then every due job published, a batch at a time. */
+export async function dispatchPending(ctx: DispatchContext): Promise<void> {
+  await repairQueue(ctx);
+  for (;;) {
+    const count = await ctx.db.$transaction((tx) => dispatchBatch(ctx, tx), { timeout: 30_000 });
+    if (count < BATCH_SIZE) return;
+  }
+}
+
+/** Locks up to a batch of due jobs (SKIP LOCKED: other API instances take others) and publishes each. */
+async function dispatchBatch(ctx: DispatchContext, tx: DbTransaction): Promise<number> {
+  const rows = await tx.$queryRaw<{ id: string }[]>`
+    SELECT id FROM "Job" WHERE status = 'QUEUED' AND "dispatchedAt" IS NULL
+      AND ("runAfter" IS NULL OR "runAfter" <= now())
+    ORDER BY "createdAt" LIMIT ${BATCH_SIZE} FOR UPDATE SKIP LOCKED`;
+  // Asked at most once per batch, and only when a job could go to a GPU.
+  let nvencAlive: Promise<boolean> | undefined;
+  const gpuWorkerAlive = () => (nvencAlive ??= workerAlive(tx, "nvenc", ctx.vanishedAfterSeconds));
+  for (const { id } of rows) {
+    const job = await tx.job.findUniqueOrThrow({ where: { id }, include: { video: true } });
+    let message: JobMessage;
+    try {
+      message = buildJobMessage(job, job.video, ctx);
+    } catch (err) {
+      await failUndispatchable(tx, job, err as Error);
+      continue;
+    }
+    const queue = await publishJob(ctx, tx, job, message, gpuWorkerAlive);
+    if (queue === "nvenc") ctx.kickAt(new Date(Date.now() + ctx.gpu.fallbackAfterSeconds * 1000 + 100));
+  }
+  return rows.length;
+}
+
+/** A job no worker could run fails, with its video, so it does not hold up the jobs behind it. */
+async function failUndispatchable(tx: DbTransaction, job: Job, err: Error): Promise<void> {
+  const error = `The job cannot be sent to a worker: ${err.message}`;
+  // The job's row is locked before its video's here, the other way round from every other
+  // state change (video-lock.ts): wait for no video lock, or the two could deadlock.
+  const videoFree = await tx.$queryRaw<
+    unknown[]
+  >`SELECT 1 FROM "Video" WHERE id = ${job.videoId}::uuid FOR NO KEY UPDATE SKIP LOCKED`;
+  if (!videoFree.length) return;
+  log.error("job not dispatchable; failed", { jobId: job.id, err });
+  await tx.job.update({ where: { id: job.id }, data: { status: "FAILED", error, finishedAt: new Date() } });
+  await tx.video.updateMany({
+    where: { id: job.videoId, status: { in: ["QUEUED", "PROCESSING"] } },
+    data: { status: "FAILED", playable: false, error, finishedAt: new Date() },
+  });
+}
+
+/** Routes the job's attempt, publishes its message there and stamps the row; the queue it went to. */
+function publishJob(
+  ctx: DispatchContext,
+  tx: DbTransaction,
+  job: JobWithVideo,
+  message: JobMessage,
+  gpuWorkerAlive: () => Promise<boolean>,
+): Promise<Capability> {
+  const { id } = job;
+  // Each attempt's message continues the trace of what created the job.
+  const dispatchSpan = {
+    parent: contextOf(job.traceparent ?? undefined),
+    kind: SpanKind.PRODUCER,
+    attributes: { "job.id": id, "job.attempt": job.attempt, "job.kind": job.kind, "video.id": job.videoId },
+  };
+  return withLogFields({ jobId: id, videoId: job.videoId }, () =>
+    inSpan("dispatch job", dispatchSpan, async (span) => {
+      const { queue, reason } = await routeFor(ctx, tx, job, job.video, gpuWorkerAlive);
+      span.setAttribute("job.queue", queue);
+      const sent = await withChunking(ctx, tx, message, queue);
+      await ctx.transport.publishJob(queue, { ...sent, traceparent: traceparentOf() });
+      const dueAt = Math.max(job.createdAt.getTime(), job.runAfter?.getTime() ?? 0);
+      dispatchLatency.observe({ queue }, Math.max(0, Date.now() - dueAt) / 1000);
+      await tx.job.update({
+        where: { id },
+        data: { dispatchedAt: new Date(), dispatchedTo: queue, routingReason: reason },
+      });
+      log.info("job dispatched", { attempt: job.attempt, kind: job.kind, queue, reason });
+      return queue;
+    }),
+  );
+}
+
+/** Where a job's attempt goes now, and why (routing.ts decides; this gathers the facts). */
+async function routeFor(
+  ctx: DispatchContext,
+  tx: Pick<Db, "worker">,
+  job: Pick<Job, "kind" | "capability" | "routingReason">,
+  video: Pick<Video, "duration" | "height" | "hasAudio" | "videoCodec"> | null,
+  gpuWorkerAlive: () => Promise<boolean>,
+): Promise<Route> {
+  const { gpu } = ctx;
+  const capability = job.capability as Capability;
+  const askGpu = gpu.mode !== "off" && gpuEncodableJob(job.kind, capability);
+  return chooseQueue({
+    kind: job.kind,
+    capability,
+    leftGpu:
+      job.routingReason === "GPU_WAIT_EXPIRED" || job.routingReason === "GPU_ENCODE_FAILED" ? job.routingReason : null,
+    source: {
+      seconds: video?.duration ?? null,
+      height: video?.height ?? null,
+      // Probed (hasAudio is set) with no video codec: there is no picture for a GPU to encode.
+      audioOnly: video !== null && video.hasAudio !== null && video.videoCodec === null,
+    },
+    gpuWorkerAlive: askGpu && (await gpuWorkerAlive()),
+    capabilityUnserved: await capabilityUnserved(ctx, tx, capability),
+    gpu,
+  });
+}
+
+/**
+ * The message as sent to `queue`: a whole transcode on the cpu queue may be split while more than
+ * one cpu worker can take its chunks (a retried rung or a clip is never split), told how many
+ * cpu jobs those workers run at once.
+ */
+async function withChunking(
+  ctx: DispatchContext,
+  tx: Pick<Db, "worker">,
+  message: JobMessage,
+  queue: Capability,
+): Promise<JobMessage> {
+  const chunking = ctx.chunking;
+  if (!chunking || queue !== "cpu" || message.type !== "transcode") return message;
+  if (message.options.rungs || message.options.trim) return message;
+  const alive = await tx.worker.aggregate({
+    where: aliveWith("cpu", ctx.vanishedAfterSeconds),
+    _count: true,
+    _sum: { slots: true },
+  });
+  if (alive._count < 2) return message;
+  return { ...message, options: { ...message.options, chunking: { ...chunking, slots: alive._sum.slots ?? 2 } } };
+}

@@ -1,0 +1,68 @@
+/** A live broadcast's job message, and each rendition's health in its `live.progress`. */
+import { z } from "zod";
+import { readVersion, Traceparent } from "./version.ts";
+
+/** The largest picture a broadcast may have (its width, its height and their product): the ingest refuses more. */
+export const MAX_LIVE_INPUT = { width: 3840, height: 2160 } as const;
+
+/**
+ * What the API saw of a live publisher's stream when it accepted it (the stream's metadata, which
+ * the publisher sends and the API bounded, and the size its H.264 decodes to, checked equal): the
+ * ladder is planned from it.
+ */
+export const LiveInput = z.object({
+  width: z.number().int().min(16).max(MAX_LIVE_INPUT.width),
+  height: z.number().int().min(16).max(MAX_LIVE_INPUT.height),
+  fps: z.number().positive().max(120),
+  hasAudio: z.boolean(),
+});
+export type LiveInput = z.infer<typeof LiveInput>;
+
+/**
+ * Encodes a live broadcast (docs/live.md): reads the publisher's stream as FLV from `feedUrl` (the
+ * API that accepted the publisher serves it, the token in the URL bound to this video) until it
+ * ends, and publishes an HLS ladder under `{outputPrefix}/hls/` as segments are cut: event
+ * playlists while live, ended (a VOD recording) when the feed ends. Ends with `job.succeeded`.
+ */
+export const LiveJobMessage = z.object({
+  v: readVersion,
+  type: z.literal("live"),
+  jobId: z.uuid(),
+  attempt: z.number().int().positive(),
+  traceparent: Traceparent,
+  videoId: z.uuid(),
+  outputPrefix: z.string().min(1),
+  feedUrl: z.url({ protocol: /^https?$/ }),
+  input: LiveInput,
+  options: z.object({
+    segmentSeconds: z.number().min(1).max(10),
+    /** The longest broadcast: the encode stops there and the recording ends. */
+    maxDurationSeconds: z.number().positive(),
+    /**
+     * Whether the recording is kept (its stream's `recording`): when false, the worker makes no
+     * recording source or storyboard at the end, and the API deletes the broadcast's media.
+     */
+    record: z.boolean().default(true),
+    /**
+     * How long the broadcast waits for its publisher (its stream's reconnect window): a run whose
+     * feed's connection broke (the API instance holding it died) waits this long for the feed to come
+     * back through another instance before it ends the broadcast with what was published. Default:
+     * LIVE_RECONNECT_GRACE_SECONDS' default, for messages of an API before it was sent.
+     */
+    reconnectWindowSeconds: z.number().min(0).max(120).default(30),
+  }),
+});
+export type LiveJobMessage = z.infer<typeof LiveJobMessage>;
+
+/** One rendition of a live encode, in `live.progress`. */
+export const LiveRenditionHealth = z.object({
+  /** The rung's name (`720p`, `audio`). */
+  name: z.string().min(1).max(32),
+  /** Segments of it published so far. */
+  segments: z.number().int().nonnegative(),
+  /** Bits per second of its newest segments (up to three), as published; null before its first. */
+  bitrate: z.number().int().nonnegative().nullable(),
+  /** Whether it is the publisher's own video, copied (LIVE_PASSTHROUGH), not encoded. */
+  copied: z.boolean(),
+});
+export type LiveRenditionHealth = z.infer<typeof LiveRenditionHealth>;
