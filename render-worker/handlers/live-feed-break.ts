@@ -12,7 +12,7 @@ export class FeedBroke extends Error {
   }
 }
 
-/** What became of a broadcast's feed, as the API answers HEAD on it (src/live/live-streams.ts `feedStatus`). */
+/** What became of a broadcast's feed, as the API answers HEAD on it (src/live/feed-endpoint.ts `feedStatus`). */
 type FeedStatus = "goes on" | "ended" | "not held";
 
 /** A HEAD on the feed that does not answer within this is a feed not held (its instance is down or starting). */

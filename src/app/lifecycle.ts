@@ -172,30 +172,36 @@ async function createAdminKeyIfNone(env: Env, db: AppParts["services"]["db"]): P
 async function listenLiveIngest(env: Env, { ingests, addresses }: AppParts): Promise<void> {
   const ingestHosts = liveIngestHosts(env);
   if (ingests.rtmp && env.LIVE_RTMP_PORT !== "off") {
-    const rtmpPort = env.LIVE_RTMP_PORT;
-    const rtmpIngest = ingests.rtmp;
-    const rtmp = await listening(() => rtmpIngest.listen(rtmpPort, ingestHosts.rtmp), rtmpPort, ingestHosts.rtmp, {
-      port: "LIVE_RTMP_PORT",
-      host: "LIVE_RTMP_HOST",
-      what: "the RTMP ingest's port",
+    addresses.rtmp = await listenIngest("rtmp", ingests.rtmp, env.LIVE_RTMP_PORT, ingestHosts.rtmp, {
+      names: { port: "LIVE_RTMP_PORT", host: "LIVE_RTMP_HOST", what: "the RTMP ingest's port" },
+      url: (port) => `rtmp://localhost:${port}/${RTMP_APP}`,
     });
-    addresses.rtmp = `rtmp://localhost:${rtmp.port}/${RTMP_APP}`;
-    log.info("live ingest listening", { protocol: "rtmp", ...rtmp, url: addresses.rtmp });
   }
   if (ingests.srt && env.LIVE_SRT_PORT !== "off") {
-    const srtPort = env.LIVE_SRT_PORT;
-    const srtIngest = ingests.srt;
-    const srt = await listening(() => srtIngest.listen(srtPort, ingestHosts.srt), srtPort, ingestHosts.srt, {
-      port: "LIVE_SRT_PORT",
-      host: "LIVE_SRT_HOST",
-      what: "the SRT ingest's UDP port",
-      transport: "udp",
+    addresses.srt = await listenIngest("srt", ingests.srt, env.LIVE_SRT_PORT, ingestHosts.srt, {
+      names: { port: "LIVE_SRT_PORT", host: "LIVE_SRT_HOST", what: "the SRT ingest's UDP port", transport: "udp" },
+      url: (port) => `srt://localhost:${port}`,
     });
-    addresses.srt = `srt://localhost:${srt.port}`;
-    log.info("live ingest listening", { protocol: "srt", ...srt, url: addresses.srt });
   } else if (env.LIVE_SRT_PORT !== "off") {
     log.warn("SRT ingest off: its gateway is not built (npm run setup:srt; docs/live.md#srt)");
   }
+}
+
+/**
+ * Binds one live ingest (a failure names its variables: `names`) and logs where it listens; the URL
+ * publishers are told, from the port it bound.
+ */
+async function listenIngest(
+  protocol: "rtmp" | "srt",
+  ingest: { listen(port: number, host: string): Promise<{ address: string; port: number }> },
+  port: number,
+  host: string,
+  { names, url }: { names: ListenerNames; url: (boundPort: number) => string },
+): Promise<string> {
+  const bound = await listening(() => ingest.listen(port, host), port, host, names);
+  const publishersUrl = url(bound.port);
+  log.info("live ingest listening", { protocol, ...bound, url: publishersUrl });
+  return publishersUrl;
 }
 
 /** Takes no new connections, ends idle ones now and the rest after 5 s at most. */

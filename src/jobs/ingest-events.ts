@@ -67,7 +67,7 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
     await withLogFields({ videoId: job.videoId }, () => applyAdmitted(e, job));
   }
 
-  /** Deletes an unrecorded broadcast's media as it ends; true when it did (src/live/live-streams.ts). */
+  /** Deletes an unrecorded broadcast's media as it ends; true when it did (src/live/broadcast-job-events.ts). */
   async function discardUnrecordedMedia(e: JobEvent, job: { kind: string; videoId: string }): Promise<boolean> {
     return job.kind === "LIVE" && deps.live !== undefined && (await deps.live.discardUnrecordedMedia(e, job.videoId));
   }

@@ -47,7 +47,7 @@ const CODEC_REFUSED = {
 const H264 = 7;
 const AAC = 10;
 
-/** What the ingest asks of the live streams it serves (live-streams.ts). */
+/** What the ingest asks of the live streams it serves (live-streams.ts wires it). */
 export interface IngestSessions {
   /** Checks a stream key; the stream's id, or why it is refused. */
   authorize(key: string): Promise<{ streamId: string } | { refused: string }>;
@@ -141,7 +141,7 @@ export function startPublisher(
     clearInterval(watch);
     connection.destroy();
     if (reason) log.info("live ingest: connection closed", { client, streamId: wasStream, reason });
-    // The feed stays open for a publisher that reconnects in time (live-streams.ts ends it).
+    // The feed stays open for a publisher that reconnects in time (broadcast-reconnects.ts ends it).
     if (!wasStream) return settle();
     void (starting ?? Promise.resolve())
       .catch(() => {})

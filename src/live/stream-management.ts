@@ -4,7 +4,7 @@ import type { LiveLatencyMode, LiveStream, PlaybackPolicy, Prisma } from "../gen
 import { isUuid } from "../ids.ts";
 import { validDescription, validMetadata, validTags } from "../videos/cms-fields.ts";
 import { validTitle } from "../videos/input-rules.ts";
-import { MAX_RECONNECT_WINDOW_SECONDS } from "./live-streams.ts";
+import { MAX_RECONNECT_WINDOW_SECONDS } from "./broadcast-reconnects.ts";
 import { newStreamKey } from "./stream-keys.ts";
 
 /** A stream and its key, shown once: at creation and at each rotation. */

@@ -4,7 +4,8 @@ import { NotFoundError, ValidationError } from "../errors.ts";
 import type { LiveStream } from "../generated/prisma/client.ts";
 import { LiveLatencyMode, LiveStreamStatus } from "../generated/prisma/enums.ts";
 import { mutationWork } from "../jobs/mutation-work.ts";
-import { type LiveHealth, type LiveStreamEvent, MAX_RECONNECT_WINDOW_SECONDS } from "../live/live-streams.ts";
+import { MAX_RECONNECT_WINDOW_SECONDS } from "../live/broadcast-reconnects.ts";
+import type { LiveHealth, LiveStreamEvent } from "../live/stream-events.ts";
 import type { LiveRenditionHealth } from "../protocol/live-messages.ts";
 import {
   createTenantLiveStream,

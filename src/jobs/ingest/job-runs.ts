@@ -99,7 +99,7 @@ async function takenOver(db: Db, e: JobEvent): Promise<boolean> {
 
 /**
  * Whether `e`'s run, abandoned, was of a broadcast's job queued again for another run to take it
- * over (its feed lost its reader: src/live/live-streams.ts): its failure is not the broadcast's.
+ * over (its feed lost its reader: src/live/broadcast-handovers.ts): its failure is not the broadcast's.
  */
 async function liveTakenOver(db: Db, e: JobEvent): Promise<boolean> {
   const job = await db.job.findUnique({ where: { id: e.jobId }, select: { kind: true, runId: true } });

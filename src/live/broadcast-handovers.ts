@@ -1,0 +1,144 @@
+import { parseJobInput, type StoredJobInput } from "../jobs/create-job.ts";
+import { log } from "../log.ts";
+import type { LiveFeed } from "./feed.ts";
+import type { LiveContext } from "./live-context.ts";
+
+/**
+ * A broadcast's feed without a reader this long while it goes on has lost its encode (its worker
+ * died, or fell too far behind): its job is queued again for another run to take it over. Longer
+ * than a run takes between its sample of the feed and its encode's read.
+ */
+const READERLESS_TAKEOVER_MS = 3000;
+
+/**
+ * Watches a broadcast's feed held here for its encode's reader going away while the broadcast
+ * goes on: after READERLESS_TAKEOVER_MS without one, its LIVE job is queued again at once (its
+ * runs abandoned, their workers told to stop them), so another run takes it over and goes on with
+ * its playlists (render-worker/media/live-continuation.ts) without waiting for the transport to
+ * notice the dead run. Not once the feed has run its encode's length (the encode's own cap).
+ * `awaitingReader`: the feed has none yet and its run is expected to ask for it (a broadcast
+ * adopted here whose run waits for its feed): the same wait starts now.
+ */
+export function watchReaders(ctx: LiveContext, videoId: string, feed: LiveFeed, awaitingReader = false): void {
+  let timer: NodeJS.Timeout | null = null;
+  const arm = () => {
+    if (timer) return;
+    timer = setTimeout(() => {
+      timer = null;
+      if (feed.ended || feed.readerCount > 0 || ctx.feeds.get(videoId)?.feed !== feed) return;
+      takeOverEncode(ctx, videoId, feed.receivedSeconds).catch((err) =>
+        log.error("live: the broadcast's encode could not be queued again", { videoId, err }),
+      );
+    }, READERLESS_TAKEOVER_MS);
+    timer.unref();
+  };
+  feed.onReaderGone(arm);
+  if (awaitingReader) arm();
+}
+
+async function takeOverEncode(ctx: LiveContext, videoId: string, receivedSeconds: number): Promise<void> {
+  const job = await ctx.db.job.findFirst({
+    where: { videoId, kind: "LIVE", status: "RUNNING" },
+    select: { id: true, attempt: true, input: true },
+  });
+  if (!job || receivedSeconds >= parseJobInput("LIVE", job.input).options.maxDurationSeconds - 1) return;
+  const runs = await requeueEncode(ctx, job, ["RUNNING"], null);
+  if (!runs) return;
+  log.warn("live: the broadcast's encode lost its feed; queued again for another run to take it over", {
+    videoId,
+    jobId: job.id,
+    runs: runs.map((r) => r.workerId),
+  });
+  ctx.dispatcher.kick();
+}
+
+/**
+ * A broadcast's LIVE job back in the queue for another run to take it over, due at `runAfter`
+ * (null: now), if it is still in one of `statuses`: its runs ABANDONED (what they report after is
+ * a superseded run's), their workers told to stop them (a dead one hears nothing); `input`, when
+ * given, is the job's from now on (its feed's new address). The runs, or null when the job had
+ * moved on.
+ */
+export async function requeueEncode(
+  ctx: LiveContext,
+  job: { id: string; attempt: number },
+  statuses: ("QUEUED" | "RUNNING")[],
+  runAfter: Date | null,
+  input?: StoredJobInput<"LIVE">,
+): Promise<{ workerId: string }[] | null> {
+  const runs = await ctx.db.jobRun.findMany({
+    where: { jobId: job.id, attempt: job.attempt, status: "RUNNING" },
+    select: { id: true, workerId: true, runId: true },
+  });
+  const queued = await ctx.db.$transaction(async (tx) => {
+    const { count } = await tx.job.updateMany({
+      where: { id: job.id, attempt: job.attempt, status: { in: statuses } },
+      data: {
+        status: "QUEUED",
+        dispatchedAt: null,
+        workerId: null,
+        runId: "",
+        runAfter,
+        ...(input ? { input } : {}),
+      },
+    });
+    if (count === 0) return false;
+    await tx.jobRun.updateMany({
+      where: { id: { in: runs.map((r) => r.id) }, status: "RUNNING" },
+      data: { status: "ABANDONED", finishedAt: new Date() },
+    });
+    return true;
+  });
+  if (!queued) return null;
+  for (const run of runs) if (run.runId) await ctx.stopRun(job.id, job.attempt, run.workerId, run.runId);
+  return runs;
+}
+
+/**
+ * Hands this instance's broadcasts on (a deploy: SIGTERM): each one's publisher, cut off by the
+ * ingest's close, continues it by reconnecting to any API instance within its reconnect window
+ * (handOff). A broadcast that cannot be handed on (its job ended, the database unreachable)
+ * has its feed ended: its encode finishes it with what it has.
+ */
+export async function handOffAll(ctx: LiveContext): Promise<void> {
+  for (const { timer } of ctx.graces.values()) clearTimeout(timer);
+  ctx.graces.clear();
+  const held = [...ctx.feeds];
+  // A publisher reconnecting to another instance meanwhile waits for the hold (adoptBroadcast).
+  for (const [videoId] of held) ctx.handingOn.add(videoId);
+  ctx.feeds.clear();
+  await Promise.all(
+    held.map(async ([videoId, entry]) => {
+      const handed = await handOff(ctx, videoId, entry.reconnectWindowSeconds).catch((err) => {
+        log.error("live: a broadcast could not be handed on; it ends with what it has", { videoId, err });
+        return false;
+      });
+      if (!handed) entry.feed.end();
+      // Its job waits for another instance now: the hold goes (a feed ended keeps it to the end).
+      else await ctx.holds.release(videoId).catch(() => {});
+      ctx.handingOn.delete(videoId);
+    }),
+  );
+}
+
+/**
+ * Hands a broadcast held here on (a deploy stops this instance): its encode's runs are stopped
+ * without ending it (they are told to stop before the feed's connection goes, and what they
+ * report then is a superseded run's), and its job waits, queued, for its publisher's reconnect to
+ * any API instance (adoptBroadcast) until its reconnect window has passed; then it is dispatched
+ * as it is, and its run ends it with what was published (render-worker/handlers/live.ts).
+ */
+async function handOff(ctx: LiveContext, videoId: string, reconnectWindowSeconds: number): Promise<boolean> {
+  const job = await ctx.db.job.findFirst({
+    where: { videoId, kind: "LIVE", status: { in: ["QUEUED", "RUNNING"] } },
+    select: { id: true, attempt: true },
+  });
+  if (!job) return false;
+  const waitUntil = new Date(Date.now() + reconnectWindowSeconds * 1000);
+  if (!(await requeueEncode(ctx, job, ["QUEUED", "RUNNING"], waitUntil))) return false;
+  log.info("live: broadcast handed on; its publisher's reconnect to any API instance continues it", {
+    videoId,
+    until: waitUntil.toISOString(),
+  });
+  return true;
+}
