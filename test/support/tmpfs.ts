@@ -37,3 +37,16 @@ export async function fillDisk(dir: string, name = "filler"): Promise<string> {
   }
   return file;
 }
+
+/**
+ * Runs `body` with a tmpfs of `bytes` mounted at `dir` (a full-disk test's set-up), unmounted after
+ * it whatever its outcome.
+ */
+export async function onSmallDisk<T>(dir: string, bytes: number, body: () => Promise<T>): Promise<T> {
+  const disk = await mountSmallDisk(dir, bytes);
+  try {
+    return await body();
+  } finally {
+    await disk.unmount();
+  }
+}
