@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { notificationParts, PostgresEventTarget } from "../src/events/postgres-event-target.ts";
 import { createVideoPubSub, variantSnapshot, videoSnapshot } from "../src/events/video-events.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
+import { createUpload } from "./support/uploads.ts";
 
-const CREATE_UPLOAD = `mutation($t: String!) { createUpload(input: { title: $t }) { ... on CreateUploadSuccess { video { id } } } }`;
 const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) {
   __typename video { title status error }
   ... on VariantProgressEvent { variant { name progress } fps }
@@ -22,7 +22,7 @@ describe("video events larger than one NOTIFY reach the subscribers of every API
   it("a video whose row is far over 8000 bytes: its status, progress and variant events published by another \
 instance arrive whole and in order, with a small event after them", async () => {
     const db = t.app.services.db;
-    const videoId = (await t.gql(CREATE_UPLOAD, { t: "large row" })).data.createUpload.video.id as string;
+    const videoId = (await createUpload(t, "large row")).id;
     const variant = await db.variant.create({
       data: { videoId, name: "720p", kind: "VIDEO", bandwidth: 3_000_000, codecs: "avc1.64001f,mp4a.40.2" },
     });

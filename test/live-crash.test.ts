@@ -1,28 +1,21 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../src/free-port.ts";
-import { createTestDatabase, queryDatabase, type TestDatabase } from "./support/db.ts";
 import {
   createLiveStreamWithKey,
   expectOneRecording,
-  liveApi,
+  liveDeployment,
   topPlaylist,
   topSeconds,
   topSegments,
 } from "./support/live-api.ts";
-import { killPublishersOnAir } from "./support/live-publisher.ts";
 import { workerReported } from "./support/live-slots.ts";
-import { startApiProcess, startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
 
 // A crash (SIGKILL) of the API instance holding a broadcast, with worker processes of their own
 // reading its feed over HTTP: the feed's connection breaks, the run holds the broadcast, and the
 // publisher's reconnect (to the instance restarted on the same ports, or through another instance)
 // continues the same video.
 
-let db: TestDatabase;
-let dataDir: string;
+const live = liveDeployment("live-crash");
 const WORKERS = ["crash-worker-1", "crash-worker-2"];
 const shared = {
   LOCAL_WORKER: "false",
@@ -30,44 +23,19 @@ const shared = {
   JOB_STALL_SECONDS: "60",
 };
 beforeAll(async () => {
-  db = await createTestDatabase();
-  dataDir = await mkdtemp(path.join(tmpdir(), "videograph-live-crash-"));
-  for (const id of WORKERS) {
-    await startWorkerProcess(id, {
-      DATABASE_URL: db.url,
-      DATA_DIR: dataDir,
-      WORKER_CAPABILITIES: "cpu,live",
-      LIVE_PASSTHROUGH: "true",
-      PROGRESS_INTERVAL_MS: "250",
-      HEARTBEAT_INTERVAL_SECONDS: "2",
-      JOB_STALL_SECONDS: shared.JOB_STALL_SECONDS,
-    });
-  }
+  for (const id of WORKERS) await live.startWorker(id, { JOB_STALL_SECONDS: shared.JOB_STALL_SECONDS });
 }, 120_000);
-afterAll(async () => {
-  await stopAllProcesses();
-  await db?.drop();
-  await rm(dataDir, { recursive: true, force: true });
-});
-afterEach(killPublishersOnAir);
-
-const sql = async (text: string, values: unknown[] = []) => (await queryDatabase(db.url, text, values)).rows;
 
 /** An API instance on the test's database and data dir, on the given ports (a restart takes the same). */
 async function startApi(name: string, ports: { http: number; rtmp: number }) {
-  const api = await startApiProcess(name, {
+  const api = await live.startApi(name, {
     ...shared,
-    DATABASE_URL: db.url,
-    DATA_DIR: dataDir,
     PORT: String(ports.http),
     LIVE_RTMP_PORT: String(ports.rtmp),
-    LIVE_SRT_PORT: "off",
-    LIVE_SEGMENT_SECONDS: "1",
-    LIVE_PASSTHROUGH: "true",
   });
   // The workers' heartbeats reach the database through an API instance: live slots count them.
-  for (const id of WORKERS) await workerReported(db, id);
-  return liveApi(api, dataDir);
+  for (const id of WORKERS) await workerReported(live.db, id);
+  return api;
 }
 
 const ports = async () => ({ http: await freePort(), rtmp: await freePort() });
@@ -79,10 +47,10 @@ const ports = async () => ({ http: await freePort(), rtmp: await freePort() });
 async function expectHeld(videoId: string, streamId: string) {
   // Longer than the run took to end the broadcast before (0.7 s in chaos; its recording's remux here).
   await new Promise((resolve) => setTimeout(resolve, 4000));
-  const [video] = await sql(`SELECT status FROM "Video" WHERE id = $1`, [videoId]);
+  const [video] = await live.sql(`SELECT status FROM "Video" WHERE id = $1`, [videoId]);
   expect(video?.status).toBe("PROCESSING");
-  expect(await topPlaylist(dataDir, videoId)).not.toContain("#EXT-X-ENDLIST");
-  expect(await sql(`SELECT id FROM "Video" WHERE "liveStreamId" = $1`, [streamId])).toHaveLength(1);
+  expect(await topPlaylist(live.dataDir, videoId)).not.toContain("#EXT-X-ENDLIST");
+  expect(await live.sql(`SELECT id FROM "Video" WHERE "liveStreamId" = $1`, [streamId])).toHaveLength(1);
 }
 
 /** One recording of what was sent while connected (expectOneRecording), within the chaos run's allowance. */
@@ -95,7 +63,7 @@ async function expectRecordingOfWhatWasSent(
 ) {
   const { ended, sent } = await expectOneRecording(
     api,
-    { dataDir, databaseUrl: db.url },
+    { dataDir: live.dataDir, databaseUrl: live.db.url },
     s.id,
     videoId,
     before,
@@ -119,10 +87,10 @@ describe("a crash (SIGKILL) of the API instance holding a broadcast", () => {
     const { publisher, videoId } = await first.publish(s.id, s.key);
     await first.stop("SIGKILL");
     expect(await publisher.exited).not.toBe(0);
-    const before = { segments: await topSegments(dataDir, videoId), seconds: 0, sent: publisher.sent() };
+    const before = { segments: await topSegments(live.dataDir, videoId), seconds: 0, sent: publisher.sent() };
     await expectHeld(videoId, s.id);
-    before.segments = await topSegments(dataDir, videoId);
-    before.seconds = await topSeconds(dataDir, videoId);
+    before.segments = await topSegments(live.dataDir, videoId);
+    before.seconds = await topSeconds(live.dataDir, videoId);
 
     // The instance comes back on its ports, as a supervisor restarts it; so does the encoder.
     const second = await startApi("api-crash-second", at);
@@ -141,8 +109,8 @@ describe("a crash (SIGKILL) of the API instance holding a broadcast", () => {
     expect(await publisher.exited).not.toBe(0);
     const before = { segments: [] as string[], seconds: 0, sent: publisher.sent() };
     await expectHeld(videoId, s.id);
-    before.segments = await topSegments(dataDir, videoId);
-    before.seconds = await topSeconds(dataDir, videoId);
+    before.segments = await topSegments(live.dataDir, videoId);
+    before.seconds = await topSeconds(live.dataDir, videoId);
 
     // The balancer sends the reconnecting publisher to the instance still up.
     const back = await b.publish(s.id, s.key);

@@ -1,54 +1,24 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, queryDatabase, type TestDatabase } from "./support/db.ts";
+import { beforeAll, describe, expect, it } from "vitest";
 import {
   createLiveStreamWithKey,
   expectOneRecording,
-  liveApi,
+  liveDeployment,
   topPlaylist,
   topSeconds,
   topSegments,
 } from "./support/live-api.ts";
-import { killPublishersOnAir } from "./support/live-publisher.ts";
 import { workerReported } from "./support/live-slots.ts";
-import { startApiProcess, startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
 
 // A deploy (SIGTERM) of the API holding a broadcast, as `npm start` runs it: its own worker encoding
 // the broadcast, an ffmpeg publisher over RTMP that comes back to the restarted API (an encoder's
 // reconnect), or does not. Then two API instances behind a balancer with worker processes of their
 // own: the publisher's reconnect reaches the other instance.
 
-let db: TestDatabase;
-let dataDir: string;
-beforeAll(async () => {
-  db = await createTestDatabase();
-  dataDir = await mkdtemp(path.join(tmpdir(), "videograph-live-deploy-"));
-});
-afterAll(async () => {
-  await stopAllProcesses();
-  await db?.drop();
-  await rm(dataDir, { recursive: true, force: true });
-});
-afterEach(killPublishersOnAir);
-
-const sql = async (text: string, values: unknown[] = []) => (await queryDatabase(db.url, text, values)).rows;
+const live = liveDeployment("live-deploy");
 
 /** An API as `npm start` runs it (its own worker unless `env` says otherwise), on the test's database and data dir. */
-async function startApi(name: string, env: Record<string, string> = {}) {
-  const api = await startApiProcess(name, {
-    DATABASE_URL: db.url,
-    DATA_DIR: dataDir,
-    LOCAL_WORKER: "true",
-    LIVE_RTMP_PORT: "0",
-    LIVE_SRT_PORT: "off",
-    LIVE_SEGMENT_SECONDS: "1",
-    LIVE_PASSTHROUGH: "true",
-    ...env,
-  });
-  return liveApi(api, dataDir);
-}
+const startApi = (name: string, env: Record<string, string> = {}) =>
+  live.startApi(name, { LOCAL_WORKER: "true", LIVE_RTMP_PORT: "0", ...env });
 
 /** SIGTERM, as a deploy stops an instance: it exits 0 within `seconds`. */
 async function deployStop(api: { stop(signal: NodeJS.Signals): Promise<number | null> }, seconds = 15) {
@@ -66,8 +36,8 @@ describe("a deploy of the API holding a broadcast", () => {
     await deployStop(first);
     // Cut off, like every publisher of a stopping instance; its broadcast waits for it, queued.
     expect(await publisher.exited).not.toBe(0);
-    const before = await topSegments(dataDir, videoId);
-    const [waiting] = await sql(
+    const before = await topSegments(live.dataDir, videoId);
+    const [waiting] = await live.sql(
       `SELECT j.status, j."runAfter", v.status AS video, s.status AS stream FROM "Job" j JOIN "Video" v ON v.id = j."videoId" JOIN "LiveStream" s ON s."activeVideoId" = v.id WHERE j."videoId" = $1`,
       [videoId],
     );
@@ -79,16 +49,16 @@ describe("a deploy of the API holding a broadcast", () => {
     const back = await second.publish(s.id, s.key);
     expect(back.videoId).toBe(videoId);
     await expect
-      .poll(async () => (await topSegments(dataDir, videoId)).length, { timeout: 20_000 })
+      .poll(async () => (await topSegments(live.dataDir, videoId)).length, { timeout: 20_000 })
       .toBeGreaterThan(before.length + 2);
     const sent = await back.publisher.stop();
     await expect.poll(async () => (await second.stream(s.id)).status, { timeout: 30_000, interval: 250 }).toBe("ENDED");
     const ended = await second.stream(s.id);
     expect(ended.activeVideo).toMatchObject({ id: videoId, status: "READY" });
-    expect(await sql(`SELECT id FROM "Video" WHERE "liveStreamId" = $1`, [s.id])).toHaveLength(1);
-    const segments = await topSegments(dataDir, videoId);
+    expect(await live.sql(`SELECT id FROM "Video" WHERE "liveStreamId" = $1`, [s.id])).toHaveLength(1);
+    const segments = await topSegments(live.dataDir, videoId);
     expect(segments.slice(0, before.length)).toEqual(before);
-    const playlist = await topPlaylist(dataDir, videoId);
+    const playlist = await topPlaylist(live.dataDir, videoId);
     expect(playlist.split("\n").filter((l) => l === "#EXT-X-DISCONTINUITY")).toHaveLength(1);
     // What the first API had published and all the second publisher sent.
     expect(ended.activeVideo.duration).toBeGreaterThan(before.length + sent - 1.5);
@@ -100,13 +70,13 @@ describe("a deploy of the API holding a broadcast", () => {
     const s = await createLiveStreamWithKey(first, "Not back", { reconnectWindowSeconds: 2 });
     const { videoId } = await first.publish(s.id, s.key);
     await deployStop(first);
-    const before = await topSegments(dataDir, videoId);
+    const before = await topSegments(live.dataDir, videoId);
     // Another instance (the restarted one) finds the broadcast due once its window has passed.
     const next = await startApi("api-deploy-after");
     await expect.poll(async () => (await next.stream(s.id)).status, { timeout: 45_000, interval: 250 }).toBe("ENDED");
     const ended = await next.stream(s.id);
     expect(ended.activeVideo).toMatchObject({ id: videoId, status: "READY" });
-    expect(await topSegments(dataDir, videoId)).toEqual(before);
+    expect(await topSegments(live.dataDir, videoId)).toEqual(before);
     expect(ended.activeVideo.duration).toBeGreaterThan(before.length - 1);
     await deployStop(next);
   }, 180_000);
@@ -122,31 +92,20 @@ describe("two API instances behind a balancer, on one database, with worker proc
   };
   let a: Awaited<ReturnType<typeof startApi>>;
   let b: Awaited<ReturnType<typeof startApi>>;
-  const workers = new Map<string, Awaited<ReturnType<typeof startWorkerProcess>>>();
+  const workers = new Map<string, Awaited<ReturnType<typeof live.startWorker>>>();
   beforeAll(async () => {
     a = await startApi("api-balanced-a", { ...shared, INGEST_EVENTS: "false" });
     b = await startApi("api-balanced-b", shared);
     for (const id of ["live-worker-1", "live-worker-2"]) {
-      workers.set(
-        id,
-        await startWorkerProcess(id, {
-          DATABASE_URL: db.url,
-          DATA_DIR: dataDir,
-          WORKER_CAPABILITIES: "cpu,live",
-          LIVE_PASSTHROUGH: "true",
-          PROGRESS_INTERVAL_MS: "250",
-          HEARTBEAT_INTERVAL_SECONDS: "2",
-          JOB_STALL_SECONDS: shared.JOB_STALL_SECONDS,
-        }),
-      );
-      await workerReported(db, id);
+      workers.set(id, await live.startWorker(id, { JOB_STALL_SECONDS: shared.JOB_STALL_SECONDS }));
+      await workerReported(live.db, id);
     }
   }, 120_000);
 
   /** The worker whose run holds `videoId`'s LIVE job now. */
   const encodingWorker = async (videoId: string) =>
     (
-      await sql(
+      await live.sql(
         `SELECT r."workerId" FROM "JobRun" r JOIN "Job" j ON j.id = r."jobId" WHERE j."videoId" = $1 AND r.status = 'RUNNING'`,
         [videoId],
       )
@@ -159,16 +118,19 @@ describe("two API instances behind a balancer, on one database, with worker proc
     expect(workers.has(dying!)).toBe(true);
     await workers.get(dying!)!.stop("SIGKILL");
     workers.delete(dying!);
-    const before = { segments: await topSegments(dataDir, videoId), seconds: await topSeconds(dataDir, videoId) };
+    const before = {
+      segments: await topSegments(live.dataDir, videoId),
+      seconds: await topSeconds(live.dataDir, videoId),
+    };
     const [survivor] = workers.keys();
     // Taken over well before the transport would notice the dead run (JOB_STALL_SECONDS: 60 s).
     await expect
-      .poll(async () => (await topSegments(dataDir, videoId)).length, { timeout: 25_000, interval: 250 })
+      .poll(async () => (await topSegments(live.dataDir, videoId)).length, { timeout: 25_000, interval: 250 })
       .toBeGreaterThan(before.segments.length + 2);
     expect(await encodingWorker(videoId)).toEqual([survivor]);
     const { ended, sent } = await expectOneRecording(
       b,
-      { dataDir, databaseUrl: db.url },
+      { dataDir: live.dataDir, databaseUrl: live.db.url },
       s.id,
       videoId,
       before,
@@ -185,17 +147,20 @@ describe("two API instances behind a balancer, on one database, with worker proc
     const { publisher, videoId } = await a.publish(s.id, s.key);
     await deployStop(a);
     expect(await publisher.exited).not.toBe(0);
-    const before = { segments: await topSegments(dataDir, videoId), seconds: await topSeconds(dataDir, videoId) };
+    const before = {
+      segments: await topSegments(live.dataDir, videoId),
+      seconds: await topSeconds(live.dataDir, videoId),
+    };
     expect((await b.stream(s.id)).status).toBe("DISCONNECTED");
     // The balancer sends the reconnecting publisher to the instance still up.
     const back = await b.publish(s.id, s.key);
     expect(back.videoId).toBe(videoId);
     await expect
-      .poll(async () => (await topSegments(dataDir, videoId)).length, { timeout: 20_000 })
+      .poll(async () => (await topSegments(live.dataDir, videoId)).length, { timeout: 20_000 })
       .toBeGreaterThan(before.segments.length + 2);
     const { ended, sent } = await expectOneRecording(
       b,
-      { dataDir, databaseUrl: db.url },
+      { dataDir: live.dataDir, databaseUrl: live.db.url },
       s.id,
       videoId,
       before,

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
+import { createUpload } from "./support/uploads.ts";
 
-const CREATE_UPLOAD = `mutation($t: String!) { createUpload(input: { title: $t }) { ... on CreateUploadSuccess { video { id } } } }`;
 const QUERY = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { id title } } }`;
 
 describe("after the fan-out reconnects, the subscribers of a video on one instance re-read it once", () => {
@@ -12,7 +12,7 @@ describe("after the fan-out reconnects, the subscribers of a video on one instan
   afterAll(() => t?.stop());
 
   it("three subscribers told to resync get the video's new state as one result object, from one read", async () => {
-    const videoId = (await t.gql(CREATE_UPLOAD, { t: "before" })).data.createUpload.video.id as string;
+    const videoId = (await createUpload(t, "before")).id;
     const open = async () => {
       const { schema, subscribe, contextFactory, parse } = t.app.yoga.getEnveloped({
         connectionParams: { authorization: `Bearer vg_test_admin_key_not_a_secret_0123456789` },

@@ -7,10 +7,8 @@ import { partialUploadKey, videoPrefix } from "../src/protocol/storage-layout.ts
 import { UPLOAD_EXPIRED_REASON } from "../src/uploads/expire-uploads.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { MOTO_KEYS, startMotoS3, type MotoS3 } from "./support/moto-s3.ts";
+import { CREATE_UPLOAD } from "./support/uploads.ts";
 
-const CREATE_UPLOAD =
-  `mutation($title: String!) { createUpload(input: { title: $title }) { ... on ` +
-  `CreateUploadSuccess { uploadUrl expiresAt video { id } } } }`;
 const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { status error } } }`;
 /** Upload URLs live 3 s and expire with no grace: the sweep then runs every second. */
 const EXPIRING = { UPLOAD_URL_TTL_SECONDS: "3", UPLOAD_EXPIRY_GRACE_SECONDS: "0" };
@@ -27,8 +25,8 @@ describe("abandoned uploads expire (local storage)", () => {
 
   it(`a partial upload whose URL expired is CANCELED with a reason, its partial file deleted, and subscribers \
 told; a finished upload is left alone`, async () => {
-    const abandoned = (await t.gql(CREATE_UPLOAD, { title: "abandoned" })).data.createUpload;
-    const finished = (await t.gql(CREATE_UPLOAD, { title: "finished" })).data.createUpload;
+    const abandoned = (await t.gql(CREATE_UPLOAD, { input: { title: "abandoned" } })).data.createUpload;
+    const finished = (await t.gql(CREATE_UPLOAD, { input: { title: "finished" } })).data.createUpload;
     const events = collectSubscription<any>(t.wsClient(), EVENTS, { id: abandoned.video.id }).done;
     const put = (url: string, body: Uint8Array<ArrayBuffer>, range: string) =>
       fetch(`${t.url}${url}`, { method: "PUT", body, headers: { "content-range": range } });
@@ -63,7 +61,7 @@ describe("abandoned uploads expire (S3)", () => {
   });
 
   it("its multipart upload is aborted and its pieces deleted", async () => {
-    const created = (await t.gql(CREATE_UPLOAD, { title: "abandoned" })).data.createUpload;
+    const created = (await t.gql(CREATE_UPLOAD, { input: { title: "abandoned" } })).data.createUpload;
     const chunk = 9 * 1024 * 1024;
     const res = await fetch(`${t.url}${created.uploadUrl}`, {
       method: "PUT",

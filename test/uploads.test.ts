@@ -3,15 +3,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseContentRange } from "../src/uploads/upload-put.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
-
-const CREATE_UPLOAD = /* GraphQL */ `
-  mutation CreateUpload($title: String!) {
-    createUpload(input: { title: $title }) {
-      __typename
-      ... on CreateUploadSuccess { uploadUrl video { id status } }
-      ... on Error { message }
-    }
-  }`;
+import { CREATE_UPLOAD } from "./support/uploads.ts";
 
 describe("parseContentRange", () => {
   it("reads chunks, unknown totals and status queries", () => {
@@ -36,7 +28,7 @@ describe("resumable upload URL", () => {
   afterAll(() => t.stop());
 
   async function newUpload(title = "clip") {
-    const res = await t.gql(CREATE_UPLOAD, { title });
+    const res = await t.gql(CREATE_UPLOAD, { input: { title } });
     expect(res.errors).toBeUndefined();
     return res.data.createUpload as { uploadUrl: string; video: { id: string; status: string } };
   }
@@ -46,7 +38,7 @@ describe("resumable upload URL", () => {
     (await t.gql(`query($id: ID!) { video(id: $id) { status uploadedBytes } }`, { id })).data.video;
 
   it("createUpload validates its input", async () => {
-    const res = await t.gql(CREATE_UPLOAD, { title: "   " });
+    const res = await t.gql(CREATE_UPLOAD, { input: { title: "   " } });
     expect(res.data.createUpload).toEqual({ __typename: "ValidationError", message: "A title is required" });
   });
 
@@ -169,7 +161,7 @@ describe("transports for GraphQL", () => {
   afterAll(() => t.stop());
 
   it("streams videoEvents over SSE, starting with the current state", async () => {
-    const created = await t.gql(CREATE_UPLOAD, { title: "sse" });
+    const created = await t.gql(CREATE_UPLOAD, { input: { title: "sse" } });
     const id = created.data.createUpload.video.id;
     const controller = new AbortController();
     const res = await fetch(`${t.url}/graphql`, {
@@ -194,7 +186,7 @@ describe("transports for GraphQL", () => {
   });
 
   it("a subscription catches up after the fan-out connection drops (events missed meanwhile)", async () => {
-    const created = await t.gql(CREATE_UPLOAD, { title: "resync" });
+    const created = await t.gql(CREATE_UPLOAD, { input: { title: "resync" } });
     const id = created.data.createUpload.video.id;
     const sub = collectSubscription<any>(
       t.wsClient(),

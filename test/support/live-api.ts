@@ -1,10 +1,59 @@
-import { readFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import path from "node:path";
-import { expect } from "vitest";
+import { afterAll, afterEach, beforeAll, expect } from "vitest";
+import type { liveBroadcasts, liveIngestBytes, liveIngestClosed } from "../../src/metrics.ts";
 import { parsePlaylist } from "../../src/shared/hls-playlists.ts";
+import { startTestApp, type TestApp } from "./app.ts";
 import { TEST_ADMIN_KEY } from "./auth.ts";
-import { queryDatabase } from "./db.ts";
-import { publishUntilStopped } from "./live-publisher.ts";
+import { createTestDatabase, queryDatabase, type TestDatabase } from "./db.ts";
+import { killPublishersOnAir, publishUntilStopped } from "./live-publisher.ts";
+import { workersReported } from "./live-slots.ts";
+import { startApiProcess, startWorkerProcess, stopAllProcesses } from "./processes.ts";
+import { waitFor } from "./wait-for.ts";
+
+/** An API to ask GraphQL of: a test app, or `liveApi`'s process (both answer `{ data, errors }`). */
+interface GraphqlApi {
+  gql(query: string, variables?: Record<string, unknown>): Promise<any>;
+}
+
+/** The sliding window viewers of a broadcast on air get on `startLiveTestApp`'s app (LIVE_DVR_WINDOW_SECONDS). */
+export const DVR_WINDOW_SECONDS = 10;
+
+/**
+ * The app the live files that broadcast through one API run (live-broadcast, live-srt,
+ * live-reconnects, live-stream): its worker, 1 s segments, a 3 s stall, a 10 s reconnect grace and
+ * DVR window, with `srt` an SRT ingest too (a gateway process); every broadcast copies its top rung
+ * (the publisher's 320x240, a keyframe a second). Resolves once its worker has heartbeated (its live
+ * slots count).
+ */
+export async function startLiveTestApp({ srt = false } = {}): Promise<TestApp> {
+  const t = await startTestApp({
+    env: {
+      LIVE_SEGMENT_SECONDS: "1",
+      LIVE_STALL_SECONDS: "3",
+      // Room for a reconnect on a loaded machine: 0.6 s from the publisher's stop to its broadcast
+      // LIVE again beside four x264 encodes, over 3 s once in a full run beside one.
+      LIVE_RECONNECT_GRACE_SECONDS: "10",
+      LIVE_DVR_WINDOW_SECONDS: String(DVR_WINDOW_SECONDS),
+      LIVE_SRT_PORT: srt ? "0" : "off",
+    },
+    workerEnv: { LIVE_PASSTHROUGH: "true" },
+  });
+  await workersReported(t);
+  return t;
+}
+
+const STREAM_STATE = `query ($id: ID!) { liveStream(id: $id) {
+  id status ingestUrl lastError streamKeyHint disabled
+  activeVideo { id status source duration playbackUrl posterUrl } } }`;
+
+/** A live stream's state and its broadcast's video (none: null), as `api` answers it. */
+export async function streamState(api: GraphqlApi, id: string) {
+  const res = await api.gql(STREAM_STATE, { id });
+  expect(res.errors).toBeUndefined();
+  return res.data.liveStream;
+}
 
 /**
  * What the live tests that run API processes on one data dir ask of an instance: GraphQL with the
@@ -21,12 +70,7 @@ export function liveApi<T extends { url: string }>(api: T, dataDir: string) {
         body: JSON.stringify({ query, variables }),
       })
     ).json();
-  const stream = async (id: string) =>
-    (
-      await gql(`query ($id: ID!) { liveStream(id: $id) { status ingestUrl activeVideo { id status duration } } }`, {
-        id,
-      })
-    ).data.liveStream;
+  const stream = (id: string) => streamState({ gql }, id);
   const publish = async (id: string, key: string, segments = 3) => {
     const { ingestUrl, activeVideo } = await stream(id);
     const published = activeVideo ? (await topSegments(dataDir, activeVideo.id)).length : 0;
@@ -42,18 +86,98 @@ export function liveApi<T extends { url: string }>(api: T, dataDir: string) {
   return Object.assign(api, { gql, stream, publish });
 }
 
-/** A live stream made through `api`, with its key (`input`: more of CreateLiveStreamInput). */
+/**
+ * A live stream made through `api` (`input`: more of CreateLiveStreamInput), IDLE, with its key, its
+ * SRT passphrase and its addresses. Published on loopback only: the URLs say localhost, the
+ * publisher connects to 127.0.0.1 (as returned here).
+ */
 export async function createLiveStreamWithKey(
-  api: { gql(query: string, variables?: Record<string, unknown>): Promise<any> },
+  api: GraphqlApi,
   title: string,
   input: Record<string, unknown> = {},
-): Promise<{ id: string; key: string }> {
-  const created = await api.gql(
-    `mutation ($input: CreateLiveStreamInput) { createLiveStream(input: $input) { ... on LiveStreamWithKey { streamKey liveStream { id } } } }`,
+): Promise<{ id: string; key: string; ingestUrl: string; srtPassphrase: string; srtUrl: string | null }> {
+  const res = await api.gql(
+    `mutation ($input: CreateLiveStreamInput) {
+      createLiveStream(input: $input) {
+        ... on LiveStreamWithKey { streamKey srtPassphrase srtUrl liveStream { id status ingestUrl streamKeyHint } }
+      }
+    }`,
     { input: { title, ...input } },
   );
-  return { id: created.data.createLiveStream.liveStream.id, key: created.data.createLiveStream.streamKey };
+  expect(res.errors).toBeUndefined();
+  const { streamKey, srtPassphrase, srtUrl, liveStream } = res.data.createLiveStream;
+  expect(liveStream.status).toBe("IDLE");
+  expect(streamKey.endsWith(liveStream.streamKeyHint)).toBe(true);
+  expect(srtPassphrase).toMatch(/^[A-Za-z0-9_-]{32}$/);
+  return {
+    id: liveStream.id,
+    key: streamKey,
+    ingestUrl: liveStream.ingestUrl.replace("localhost", "127.0.0.1"),
+    srtPassphrase,
+    srtUrl: srtUrl?.replace("localhost", "127.0.0.1") ?? null,
+  };
 }
+
+/** A live metric's value in this process for one ingest protocol (and other labels); 0 where it has none yet. */
+export async function byProtocol(
+  metric: typeof liveIngestBytes | typeof liveBroadcasts | typeof liveIngestClosed,
+  protocol: "rtmp" | "srt" | "relay",
+  labels: Record<string, string> = {},
+): Promise<number> {
+  const values = (await metric.get()).values as { value: number; labels: Record<string, string | number> }[];
+  const wanted = { protocol, ...labels };
+  return values.find((v) => Object.entries(wanted).every(([k, x]) => v.labels[k] === x))?.value ?? 0;
+}
+
+/**
+ * The moment a live stream's publisher goes (DISCONNECTED), watched from now while it still
+ * broadcasts, so that the reconnect after it comes within the grace; a rejection is handled
+ * where it is awaited.
+ */
+export function disconnectOf(api: GraphqlApi, id: string): Promise<unknown> {
+  const watched = waitFor(
+    "the disconnect",
+    () => streamState(api, id),
+    (s) => s.status === "DISCONNECTED",
+    20_000,
+  );
+  watched.catch(() => {});
+  return watched;
+}
+
+/** The publisher's clean end, then its stream ENDED with a READY recording about `seconds` long. */
+export async function expectRecording(
+  api: GraphqlApi,
+  streamId: string,
+  publisher: { exited: Promise<number | null> },
+  seconds: number,
+) {
+  expect(await publisher.exited).toBe(0);
+  const ended = await waitFor(
+    "the recording",
+    () => streamState(api, streamId),
+    (s) => s.status === "ENDED",
+  );
+  expect(ended.lastError).toBeNull();
+  expect(ended.activeVideo.status).toBe("READY");
+  expect(ended.activeVideo.duration).toBeGreaterThan(seconds - 0.5);
+  expect(ended.activeVideo.duration).toBeLessThan(seconds + 1.5);
+  return ended;
+}
+
+/** A URL's body, answered 200. */
+export async function text(url: string): Promise<string> {
+  const res = await fetch(url);
+  expect(res.status, url).toBe(200);
+  return res.text();
+}
+
+/** The seconds of media a playlist's text lists (its #EXTINF lines). */
+export const durationOf = (playlist: string) =>
+  playlist
+    .split("\n")
+    .filter((line) => line.startsWith("#EXTINF:"))
+    .reduce((sum, line) => sum + Number.parseFloat(line.slice("#EXTINF:".length)), 0);
 
 /** The top rung's playlist as storage in `dataDir` holds it (the test publishers' 320x240: 240p), or "". */
 export const topPlaylist = (dataDir: string, videoId: string) =>
@@ -95,4 +219,63 @@ export async function expectOneRecording(
   expect(playlist.split("\n").filter((l) => l === "#EXT-X-DISCONTINUITY")).toHaveLength(1);
   expect(playlist).toContain("#EXT-X-ENDLIST");
   return { ended, sent };
+}
+
+/**
+ * A live deployment of processes for one test file (live-crash, live-deploy): its own database and
+ * data dir, made before its tests and removed after them with every process it started; a publisher
+ * left on air by a failed test is killed after it. Call it at the file's top level (it registers the
+ * file's hooks). `startApi` starts an API instance as `npm start` runs it on them (RTMP only, 1 s
+ * segments, the top rung copied; `env` adds to or overrides that), as `liveApi`; `startWorker` a
+ * worker process of its own serving `cpu,live`, reporting progress every 250 ms and heartbeating
+ * every 2 s.
+ */
+export function liveDeployment(name: string) {
+  let db: TestDatabase | undefined;
+  let dataDir: string | undefined;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    dataDir = await mkdtemp(path.join(tmpdir(), `videograph-${name}-`));
+  });
+  afterAll(async () => {
+    await stopAllProcesses();
+    await db?.drop();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+  afterEach(killPublishersOnAir);
+  const made = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error("the live deployment is made in beforeAll");
+    return value;
+  };
+  const deployment = {
+    get db(): TestDatabase {
+      return made(db);
+    },
+    get dataDir(): string {
+      return made(dataDir);
+    },
+    sql: async (text: string, values: unknown[] = []) => (await queryDatabase(deployment.db.url, text, values)).rows,
+    async startApi(apiName: string, env: Record<string, string> = {}) {
+      const api = await startApiProcess(apiName, {
+        DATABASE_URL: deployment.db.url,
+        DATA_DIR: deployment.dataDir,
+        LIVE_SRT_PORT: "off",
+        LIVE_SEGMENT_SECONDS: "1",
+        LIVE_PASSTHROUGH: "true",
+        ...env,
+      });
+      return liveApi(api, deployment.dataDir);
+    },
+    startWorker: (id: string, env: Record<string, string> = {}) =>
+      startWorkerProcess(id, {
+        DATABASE_URL: deployment.db.url,
+        DATA_DIR: deployment.dataDir,
+        WORKER_CAPABILITIES: "cpu,live",
+        LIVE_PASSTHROUGH: "true",
+        PROGRESS_INTERVAL_MS: "250",
+        HEARTBEAT_INTERVAL_SECONDS: "2",
+        ...env,
+      }),
+  };
+  return deployment;
 }

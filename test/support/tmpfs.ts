@@ -84,3 +84,16 @@ export async function keepDiskFull(dir: string, everyMs = 100): Promise<{ stop()
     },
   };
 }
+
+/**
+ * Runs `body` with a tmpfs of `bytes` mounted at `dir` (a full-disk test's set-up), unmounted after
+ * it whatever its outcome.
+ */
+export async function onSmallDisk<T>(dir: string, bytes: number, body: () => Promise<T>): Promise<T> {
+  const disk = await mountSmallDisk(dir, bytes);
+  try {
+    return await body();
+  } finally {
+    await disk.unmount();
+  }
+}

@@ -10,12 +10,16 @@ import { expectMeasuredVariants } from "./media-checks.ts";
 const run = promisify(execFile);
 const RESUMABLE_CHUNK = 256 * 1024;
 
-/** createUpload with any of CreateUploadInput's fields; the outcome's type name, the video and its upload URL. */
-const CREATE_UPLOAD = /* GraphQL */ `
+/**
+ * The tests' createUpload, with any of CreateUploadInput's fields: the outcome's type name, the video,
+ * its upload URL and when it expires, or the refusal's message. `createUpload` below sends it; a test
+ * that checks a refusal or another caller's answer sends it itself (`{ input: { title } }`).
+ */
+export const CREATE_UPLOAD = /* GraphQL */ `
   mutation CreateUpload($input: CreateUploadInput!) {
     createUpload(input: $input) {
       __typename
-      ... on CreateUploadSuccess { uploadUrl video { id status } }
+      ... on CreateUploadSuccess { uploadUrl expiresAt video { id status } }
       ... on Error { message }
     } }`;
 const FINAL_STATE = /* GraphQL */ `
@@ -31,22 +35,23 @@ export interface FinalVideo {
 
 /**
  * Creates a video waiting for its upload (with `input`'s other fields of CreateUploadInput) on a test
- * app, or on the API at a URL, as the admin key unless `authorization` says otherwise; returns its id
- * and signed upload URL (relative).
+ * app, or on the API at a URL, as the admin key unless `authorization` says otherwise; returns its
+ * id, its signed upload URL (relative) and when that expires.
  */
 export async function createUpload(
   api: TestApp | string,
   title: string,
   input: Record<string, unknown> = {},
   authorization?: string,
-): Promise<{ id: string; uploadUrl: string }> {
+): Promise<{ id: string; uploadUrl: string; expiresAt: string }> {
   const variables = { input: { ...input, title } };
   const data =
     typeof api === "string"
       ? await gqlAt(api, CREATE_UPLOAD, variables)
       : await createdBy(api, variables, authorization);
   expect(data.createUpload.__typename).toBe("CreateUploadSuccess");
-  return { id: data.createUpload.video.id, uploadUrl: data.createUpload.uploadUrl };
+  const { video, uploadUrl, expiresAt } = data.createUpload;
+  return { id: video.id, uploadUrl, expiresAt };
 }
 
 async function createdBy(t: TestApp, variables: Record<string, unknown>, authorization?: string) {

@@ -10,7 +10,7 @@ import { planLadder } from "../../render-worker/media/ladder.ts";
 import { assertValidKey, createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import type { UploadOptions, WorkerStorage } from "../../render-worker/storage/types.ts";
 import { StorageUnavailableError } from "../../src/shared/storage-errors.ts";
-import { canMountTmpfs, fillDisk, mountSmallDisk } from "../support/tmpfs.ts";
+import { canMountTmpfs, fillDisk, onSmallDisk } from "../support/tmpfs.ts";
 import { fixturesDir } from "../support/media-fixtures.ts";
 import { PROBE_640X360 } from "../support/job-events.ts";
 
@@ -270,9 +270,8 @@ describe("createHlsPublisher", () => {
   it.skipIf(!canMountTmpfs)(
     "a full storage disk (a real ENOSPC on a 256 KiB tmpfs; needs root) fails the publication, retryable, " +
       "and no rung fails alone",
-    async () => {
-      const disk = await mountSmallDisk(dataDir, 256 * 1024);
-      try {
+    () =>
+      onSmallDisk(dataDir, 256 * 1024, async () => {
         const errors: unknown[] = [];
         const publisher = createHlsPublisher({
           storage: createLocalWorkerStorage(dataDir),
@@ -296,10 +295,7 @@ describe("createHlsPublisher", () => {
         expect((errors[0] as Error).message).toMatch(/^Storage is full: ENOSPC/);
         expect(publisher.variants().filter((v) => v.error !== undefined)).toEqual([]);
         await expect(publisher.finish()).rejects.toThrow(/Storage is full/);
-      } finally {
-        await disk.unmount();
-      }
-    },
+      }),
   );
 
   it(`a storage quota or outage from a cloud store fails the publication, not the rung (S3 and GCS \
@@ -356,9 +352,8 @@ not the rung`, async () => {
   it.skipIf(!canMountTmpfs)(
     "a segment cut short by a real ENOSPC is a full disk although 2 MiB were freed before the publisher looked " +
       "(an 8 MiB tmpfs as the work dir; needs root)",
-    async () => {
-      const disk = await mountSmallDisk(workDir, 8 * 1024 * 1024);
-      try {
+    () =>
+      onSmallDisk(workDir, 8 * 1024 * 1024, async () => {
         const publisher = createHlsPublisher({
           storage: recordingStorage([]),
           workDir,
@@ -388,10 +383,7 @@ not the rung`, async () => {
         expect((failure as Error).message).toMatch(
           /^Storage is full: ENOSPC: no space left on device in the worker's work dir \(The segment 240p\/seg_00001\.ts was cut short at \d+ bytes in the work dir\)$/,
         );
-      } finally {
-        await disk.unmount();
-      }
-    },
+      }),
   );
 
   it("fMP4: publishes each rung's init once, before its playlist, and every segment without it", async () => {
