@@ -137,6 +137,7 @@ export async function createServices(env: Env, databaseUrl: string) {
     signer,
     storage,
     stopRun: (jobId, attempt, workerId, runId) => tellWorkersToCancel(transport, jobId, attempt, workerId, runId),
+    ...(transport.withdrawJob ? { withdrawJob: transport.withdrawJob.bind(transport) } : {}),
     ...(env.STORAGE === "local" ? { storageFull: () => localMediaStorageFull(env.DATA_DIR) } : {}),
     holds,
     costs,

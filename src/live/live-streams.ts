@@ -10,7 +10,7 @@ import type { CostSettings } from "../costs/cost-model.ts";
 import { announceQueuedJob, createJob, parseJobInput, type StoredJobInput } from "../jobs/create-job.ts";
 import { userFacingError } from "../jobs/user-facing-error.ts";
 import { log } from "../log.ts";
-import { endsRun, type JobEvent, type LiveInput, type LiveRenditionHealth } from "../protocol/messages.ts";
+import { Capability, endsRun, type JobEvent, type LiveInput, type LiveRenditionHealth } from "../protocol/messages.ts";
 import { videoPrefix } from "../protocol/storage-layout.ts";
 import type { ApiStorage } from "../storage/types.ts";
 import type { UrlSigner } from "../storage/url-signer.ts";
@@ -120,6 +120,8 @@ export function createLiveStreams(deps: {
   storage: Pick<ApiStorage, "deletePrefix">;
   /** Tells a worker to stop one run of a job (a broadcast's encode that another run takes over). */
   stopRun(jobId: string, attempt: number, workerId: string, runId: string): Promise<void>;
+  /** Withdraws a job message from the transport (ApiTransport.withdrawJob), where it can. */
+  withdrawJob?(capability: Capability, messageId: string): Promise<void>;
   /** Whether media storage is full now (local storage; a cloud store never says so here). */
   storageFull?: () => Promise<boolean>;
   /** Which instance holds each broadcast, a dead one's let go by Postgres (broadcast-holds.ts). */
@@ -361,6 +363,12 @@ export function createLiveStreams(deps: {
       where: { jobId: job.id, attempt: job.attempt, status: "RUNNING" },
       select: { id: true, workerId: true, runId: true },
     });
+    // Every message the attempt's runs were delivered (a run handed back at shutdown is ABANDONED already).
+    const delivered = await db.jobRun.findMany({
+      where: { jobId: job.id, attempt: job.attempt, deliveryMessageId: { not: null } },
+      select: { deliveryMessageId: true },
+    });
+    const { dispatchedTo } = await db.job.findUniqueOrThrow({ where: { id: job.id }, select: { dispatchedTo: true } });
     const queued = await db.$transaction(async (tx) => {
       const { count } = await tx.job.updateMany({
         where: { id: job.id, attempt: job.attempt, status: { in: statuses } },
@@ -382,7 +390,22 @@ export function createLiveStreams(deps: {
     });
     if (!queued) return null;
     for (const run of runs) if (run.runId) await deps.stopRun(job.id, job.attempt, run.workerId, run.runId);
+    // The runs' messages go too: a handed-back or lapsed one delivered again would be a second run
+    // beside the one the dispatcher sends now (docs/live.md, "When the encode's process dies").
+    await withdrawDeliveries(dispatchedTo, delivered);
     return runs;
+  }
+
+  /** Withdraws the transport's messages of a broadcast's runs taken over (`dispatchedTo`: their queue). */
+  async function withdrawDeliveries(dispatchedTo: string | null, runs: { deliveryMessageId: string | null }[]) {
+    const queue = Capability.safeParse(dispatchedTo ?? "live");
+    for (const messageId of new Set(runs.map((r) => r.deliveryMessageId)))
+      if (messageId && queue.success)
+        await deps
+          .withdrawJob?.(queue.data, messageId)
+          .catch((err) =>
+            log.warn("live: a taken-over run's message could not be withdrawn", { messageId, err: String(err) }),
+          );
   }
 
   /**
