@@ -1,10 +1,11 @@
-import { readFile } from "node:fs/promises";
+import { chmod, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { queryDatabase } from "./support/db.ts";
 import { killPublishersOnAir, publishUntilStopped } from "./support/live-publisher.ts";
 import { workerReported } from "./support/live-slots.ts";
+import { fixturesDir } from "./support/media-fixtures.ts";
 import { startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
 
 // A broadcast's encode taken over leaves one delivery of its job (issue #66): the messages of the
@@ -151,6 +152,63 @@ describe("one delivery per takeover of a live job", () => {
     ]);
     expect(await messageState(runs[0]!.deliveryMessageId!)).toBe("cancelled");
     await expectWholeRecording(b);
+    await second.stop("SIGTERM");
+  }, 180_000);
+});
+
+/**
+ * A stand-in ffmpeg for a worker (its FFMPEG_PATH) whose live encodes read their feed at half its
+ * pace (`-readrate 0.5`): an encode behind its broadcast on any machine, as a loaded one runs.
+ */
+async function slowLiveFfmpeg(): Promise<string> {
+  const script = path.join(fixturesDir(), "slow-live-ffmpeg");
+  await writeFile(
+    script,
+    `#!/bin/sh
+# Written by test/live-one-takeover.test.ts: a live encode reads its feed at half its pace.
+case " $* " in
+  *"/live/v1/feeds/"*" -f segment "*) exec ffmpeg -readrate 0.5 "$@" ;;
+esac
+exec ffmpeg "$@"
+`,
+  );
+  await chmod(script, 0o755);
+  return script;
+}
+
+/** Seconds a media playlist lists. */
+const listedSeconds = (playlist: string) =>
+  playlist
+    .split("\n")
+    .filter((l) => l.startsWith("#EXTINF:"))
+    .reduce((sum, l) => sum + Number.parseFloat(l.slice(8)), 0);
+
+describe("a broadcast's encode killed after its publisher stopped", () => {
+  it("kill -9 of its worker with the encode behind: a run takes it over with the tail the ended feed kept, and the recording holds every second sent", async () => {
+    const slow = await startWorkerProcess("tail-slow", workerEnv({ FFMPEG_PATH: await slowLiveFfmpeg() }));
+    await workerReported(t.database, "tail-slow");
+    const b = await broadcast("The tail after the stop", 2);
+    await new Promise((r) => setTimeout(r, 4000));
+    const sent = await b.publisher.stop();
+    await slow.stop("SIGKILL");
+    // The encode was behind: what it had published lacks seconds the feed had received.
+    const published = listedSeconds(await topPlaylist(b.videoId));
+    expect(published).toBeLessThan(sent - 2);
+    const second = await startWorkerProcess("tail-second", workerEnv());
+    await expect.poll(async () => (await b.state()).status, { timeout: 60_000, interval: 250 }).toBe("ENDED");
+    const ended = await b.state();
+    expect(ended.activeVideo).toMatchObject({ id: b.videoId, status: "READY" });
+    // Before, the ended feed was gone (GET 404, HEAD 410) and nothing took over: the recording was
+    // what the killed run had published, READY and short.
+    expect(ended.activeVideo.duration).toBeGreaterThan(sent - 1);
+    expect(ended.activeVideo.duration).toBeLessThan(sent + 1.5);
+    // The API's takeover, not the transport's redelivery of the dead run's message, ran the tail.
+    const runs = await runsOf(b.videoId);
+    expect(runs.map((r) => [r.workerId, r.status])).toEqual([
+      ["tail-slow", "ABANDONED"],
+      ["tail-second", "SUCCEEDED"],
+    ]);
+    expect(runs[0]!.deliveryMessageId).not.toBe(runs[1]!.deliveryMessageId);
     await second.stop("SIGTERM");
   }, 180_000);
 });

@@ -10,12 +10,20 @@ import type { CostSettings } from "../costs/cost-model.ts";
 import { announceQueuedJob, createJob, parseJobInput, type StoredJobInput } from "../jobs/create-job.ts";
 import { userFacingError } from "../jobs/user-facing-error.ts";
 import { log } from "../log.ts";
-import { Capability, endsRun, type JobEvent, type LiveInput, type LiveRenditionHealth } from "../protocol/messages.ts";
+import {
+  Capability,
+  endsRun,
+  type JobEvent,
+  LIVE_PRESENCE_HEADER,
+  type LiveInput,
+  type LiveRenditionHealth,
+} from "../protocol/messages.ts";
 import { videoPrefix } from "../protocol/storage-layout.ts";
 import type { ApiStorage } from "../storage/types.ts";
 import type { UrlSigner } from "../storage/url-signer.ts";
 import { createVideo, NEW_VIDEO_DEFAULTS } from "../videos/creation-options.ts";
 import type { BroadcastHolds } from "./broadcast-holds.ts";
+import { createEndedFeeds } from "./ended-feeds.ts";
 import { LiveFeed } from "./feed.ts";
 import { countLiveSlots, lockLiveAdmission, whyNoLiveSlot } from "./live-capacity.ts";
 import { chargeBroadcast, liveSecondsUsed, monthOf } from "./live-usage.ts";
@@ -149,6 +157,8 @@ export function createLiveStreams(deps: {
    * oldest are forgotten beyond ENDED_HERE_KEPT (an encode whose end never arrives).
    */
   const endedHere = new Set<string>();
+  /** Feeds ended here whose encode goes on: a run taking it over gets their tail (ended-feeds.ts). */
+  const endedFeeds = createEndedFeeds();
   /** Broadcasts this instance is handing on (handOffAll) until their job waits for another instance. */
   const handingOn = new Set<string>();
   const topic = (streamId: string) => `liveStream:${streamId}`;
@@ -160,7 +170,7 @@ export function createLiveStreams(deps: {
     deps.target.dispatchEvent(new CustomEvent(BROADCAST_ENDED, { detail: { videoId } }));
   deps.target.addEventListener(BROADCAST_PUBLISHED, (event) => {
     const { videoId, seconds } = (event as CustomEvent<{ videoId: string; seconds: number }>).detail;
-    feeds.get(videoId)?.feed.published(seconds);
+    (feeds.get(videoId)?.feed ?? endedFeeds.get(videoId))?.published(seconds);
   });
   deps.target.addEventListener(BROADCAST_FINISH, (event) => {
     const { videoId } = (event as CustomEvent<{ videoId: string }>).detail;
@@ -266,6 +276,7 @@ export function createLiveStreams(deps: {
   /** Ends a broadcast's feed on this instance (its publisher is cut off), once its encode has ended. */
   function endFeed(videoId: string): void {
     endedHere.delete(videoId);
+    endedFeeds.drop(videoId);
     releaseHold(videoId);
     const entry = feeds.get(videoId);
     if (!entry) return;
@@ -301,6 +312,7 @@ export function createLiveStreams(deps: {
     }
     endedHere.add(videoId);
     if (endedHere.size > ENDED_HERE_KEPT) endedHere.delete(endedHere.values().next().value!);
+    endedFeeds.keep(videoId, entry.feed);
     return entry.feed;
   }
 
@@ -309,7 +321,8 @@ export function createLiveStreams(deps: {
    * goes on: after READERLESS_TAKEOVER_MS without one, its LIVE job is queued again at once (its
    * runs abandoned, their workers told to stop them), so another run takes it over and goes on with
    * its playlists (render-worker/media/live-continuation.ts) without waiting for the transport to
-   * notice the dead run. Not once the feed has run its encode's length (the encode's own cap).
+   * notice the dead run. Not once the feed has run its encode's length (the encode's own cap). After
+   * the feed's end (kept until its encode ends), the same when no run holds it any more.
    * `awaitingReader`: the feed has none yet and its run is expected to ask for it (a broadcast
    * adopted here whose run waits for its feed): the same wait starts now.
    */
@@ -319,7 +332,9 @@ export function createLiveStreams(deps: {
       if (timer) return;
       timer = setTimeout(() => {
         timer = null;
-        if (feed.ended || feed.readerCount > 0 || feeds.get(videoId)?.feed !== feed) return;
+        const ended = endedFeeds.get(videoId) === feed;
+        if (!ended && (feed.ended || feeds.get(videoId)?.feed !== feed)) return;
+        if (feed.readerCount > 0 || (ended && feed.presenceCount > 0)) return;
         takeOverEncode(videoId, feed.receivedSeconds).catch((err) =>
           log.error("live: the broadcast's encode could not be queued again", { videoId, err }),
         );
@@ -834,6 +849,22 @@ export function createLiveStreams(deps: {
     return 404;
   }
 
+  /**
+   * A run took the broadcast over after its feed had let go of media its encode had not published
+   * (beyond 30 s or 32 MiB): the recording lacks it, and its stream's lastError says so.
+   */
+  function recordMissed(videoId: string, seconds: number): void {
+    const lastError = `the recording lacks ${seconds.toFixed(1)} s of the broadcast: its encode was taken over after the feed had let go of media not yet published (it keeps 30 s, 32 MiB)`;
+    log.warn("live: a run took the broadcast over past what its feed kept", { videoId, seconds });
+    void db.liveStream
+      .updateMany({ where: { activeVideoId: videoId }, data: { lastError } })
+      .then(({ count }) => {
+        const entry = feeds.get(videoId);
+        if (count && entry) announce(entry.streamId);
+      })
+      .catch((err) => log.error("live: the stream's lastError could not be written", { err }));
+  }
+
   /** Whether `e`'s run no longer holds its LIVE job: another run (or none yet, queued again) took it over. */
   async function supersededRun(e: JobEvent): Promise<boolean> {
     if (e.runId === undefined) return false;
@@ -873,7 +904,9 @@ export function createLiveStreams(deps: {
         // the encode has not published yet is how far viewers are behind the publisher.
         if (entry && publishedSeconds !== undefined) {
           entry.feed.published(publishedSeconds);
-          liveFeedReplayBytes.set([...feeds.values()].reduce((sum, f) => sum + f.feed.replayBytes, 0));
+          liveFeedReplayBytes.set(
+            [...feeds.values()].reduce((sum, f) => sum + f.feed.replayBytes, endedFeeds.replayBytes()),
+          );
         } else if (publishedSeconds !== undefined)
           deps.target.dispatchEvent(
             new CustomEvent(BROADCAST_PUBLISHED, { detail: { videoId, seconds: publishedSeconds } }),
@@ -967,7 +1000,7 @@ export function createLiveStreams(deps: {
     handleFeed(req: IncomingMessage, res: ServerResponse, url: URL): void {
       const refused = deps.signer.check(url);
       const videoId = url.pathname.slice(FEED_PATH_PREFIX.length).replace(/\.flv$/, "");
-      if ((req.method !== "GET" && req.method !== "HEAD") || refused) {
+      if ((req.method !== "GET" && req.method !== "HEAD" && req.method !== "POST") || refused) {
         res.writeHead(403, { "content-type": "text/plain" }).end(`Feed refused: ${refused ?? "GET only"}\n`);
         return;
       }
@@ -980,12 +1013,22 @@ export function createLiveStreams(deps: {
           });
         return;
       }
-      const entry = feeds.get(videoId);
-      if (!entry) {
+      const feed = feeds.get(videoId)?.feed ?? endedFeeds.get(videoId);
+      const presence = req.headers[LIVE_PRESENCE_HEADER];
+      if (!feed || (req.method === "POST" && typeof presence !== "string")) {
         res.writeHead(404, { "content-type": "text/plain" }).end("No broadcast of this video on this API instance\n");
         return;
       }
-      entry.feed.attach(res);
+      if (typeof presence === "string") {
+        // A run holding the feed while it lives (GET), or saying it is done (POST): feed.ts.
+        if (req.method === "POST") {
+          feed.presenceDone(presence);
+          res.writeHead(204).end();
+        } else feed.holdPresence(presence, res);
+        return;
+      }
+      const missed = feed.attach(res);
+      if (missed > 0) recordMissed(videoId, missed);
     },
 
     /**
@@ -1055,6 +1098,7 @@ export function createLiveStreams(deps: {
     dropFeed(videoId: string): void {
       takeFeed(videoId)?.end();
       endedHere.delete(videoId);
+      endedFeeds.drop(videoId);
     },
 
     /**
