@@ -52,17 +52,39 @@ describe("a live feed's readers", () => {
     // Its encode published 2.5 s: a run taking the broadcast over joins at the keyframe at 2 s.
     feed.published(2.5);
     const taker = reader();
-    feed.attach(taker.res);
+    // It misses nothing: the feed kept all its encode had not published.
+    expect(feed.attach(taker.res)).toBe(0);
     // Its timestamps count from its own first tag.
     expect(taker.mediaTags().map(([, dts]) => dts)).toEqual([0, 100, 200, 300, 400, 500, 600, 700, 800, 900]);
     // Nothing published for a long while: the oldest media goes beyond 30 s, a group of pictures at a time.
     publish(feed, 3000, 40_000);
     const late = reader();
-    feed.attach(late.res);
+    // A run joining now misses what went beyond the bounds and was never published: 2.5 s to 9 s.
+    expect(feed.attach(late.res)).toBeCloseTo(6.5, 5);
     expect(late.mediaTags()).toHaveLength(310);
     // The early reader got every tag as it came.
     expect(early.mediaTags()).toHaveLength(400);
     expect(feed.replayBytes).toBe(310 * 6);
     expect(feed.receivedSeconds).toBeCloseTo(39.9, 5);
+  });
+
+  it("of a feed that ended get what it held, then its end; let go, it holds nothing", () => {
+    const feed = new LiveFeed();
+    feed.push(packet("video header", 0));
+    publish(feed, 0, 5000);
+    feed.published(3.2);
+    feed.end();
+    // A run taking the broadcast over after its publisher stopped: the tail from the keyframe at 3 s.
+    const taker = reader();
+    let ended = false;
+    (taker.res as unknown as { end: () => void }).end = () => {
+      ended = true;
+    };
+    expect(feed.attach(taker.res)).toBe(0);
+    expect(taker.mediaTags()).toHaveLength(20);
+    expect(ended).toBe(true);
+    expect(feed.readerCount).toBe(0);
+    feed.release();
+    expect(feed.replayBytes).toBe(0);
   });
 });

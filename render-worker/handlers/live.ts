@@ -40,6 +40,7 @@ import {
 } from "./live-full-disk.ts";
 import { isStorageFailure } from "../storage/storage-failures.ts";
 import { afterFeedEnded, FeedBroke, feedStatus } from "./live-feed-break.ts";
+import { holdPresence } from "./live-presence.ts";
 import type { JobContext } from "./types.ts";
 import { emitVariantOutcomes, type VariantOutcome } from "./variant-outcomes.ts";
 
@@ -50,9 +51,13 @@ import { emitVariantOutcomes, type VariantOutcome } from "./variant-outcomes.ts"
  * broadcast is a VOD recording: `variant.ready` per rung and `job.succeeded`, as a transcode ends.
  */
 export async function live(job: LiveJobMessage, ctx: JobContext): Promise<void> {
+  const presence = holdPresence(job.feedUrl, ctx.signal);
   try {
     await encodeBroadcast(job, ctx);
+    await presence.done();
   } catch (err) {
+    // A failure the run reports is its end; a stop (or a hand-back) is not, and the API takes over.
+    if (!ctx.signal.aborted) await presence.done();
     throw withoutFeedUrl(err, job.feedUrl);
   }
 }

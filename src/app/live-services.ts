@@ -55,6 +55,7 @@ export function createLiveParts(env: Env, deps: LivePartsDeps) {
     signer,
     storage: deps.storage,
     stopRun: (jobId, attempt, workerId, runId) => tellWorkersToCancel(transport, jobId, attempt, workerId, runId),
+    ...(transport.withdrawJob ? { withdrawJob: transport.withdrawJob.bind(transport) } : {}),
     ...(env.STORAGE === "local" ? { storageFull: () => localMediaStorageFull(env.DATA_DIR) } : {}),
     holds,
     costs: deps.costs,

@@ -46,6 +46,7 @@ export async function finishBroadcast(ctx: LiveContext, stream: LiveStream): Pro
 /** Ends a broadcast's feed on this instance (its publisher is cut off), once its encode has ended. */
 function endFeed(ctx: LiveContext, videoId: string): void {
   ctx.endedHere.delete(videoId);
+  ctx.endedFeeds.drop(videoId);
   releaseHold(ctx, videoId);
   const entry = ctx.feeds.get(videoId);
   if (!entry) return;
@@ -81,6 +82,7 @@ export function takeFeed(ctx: LiveContext, videoId: string): LiveFeed | null {
   }
   ctx.endedHere.add(videoId);
   if (ctx.endedHere.size > ENDED_HERE_KEPT) ctx.endedHere.delete(ctx.endedHere.values().next().value!);
+  ctx.endedFeeds.keep(videoId, entry.feed);
   return entry.feed;
 }
 
@@ -88,6 +90,7 @@ export function takeFeed(ctx: LiveContext, videoId: string): LiveFeed | null {
 export function dropFeed(ctx: LiveContext, videoId: string): void {
   takeFeed(ctx, videoId)?.end();
   ctx.endedHere.delete(videoId);
+  ctx.endedFeeds.drop(videoId);
 }
 
 /**

@@ -1,5 +1,6 @@
 import { parseJobInput, type StoredJobInput } from "../jobs/create-job.ts";
 import { log } from "../log.ts";
+import { Capability } from "../protocol/worker-messages.ts";
 import type { LiveFeed } from "./feed.ts";
 import type { LiveContext } from "./live-context.ts";
 
@@ -15,7 +16,8 @@ const READERLESS_TAKEOVER_MS = 3000;
  * goes on: after READERLESS_TAKEOVER_MS without one, its LIVE job is queued again at once (its
  * runs abandoned, their workers told to stop them), so another run takes it over and goes on with
  * its playlists (render-worker/media/live-continuation.ts) without waiting for the transport to
- * notice the dead run. Not once the feed has run its encode's length (the encode's own cap).
+ * notice the dead run. Not once the feed has run its encode's length (the encode's own cap). After
+ * the feed's end (kept until its encode ends), the same when no run holds it any more.
  * `awaitingReader`: the feed has none yet and its run is expected to ask for it (a broadcast
  * adopted here whose run waits for its feed): the same wait starts now.
  */
@@ -25,7 +27,9 @@ export function watchReaders(ctx: LiveContext, videoId: string, feed: LiveFeed, 
     if (timer) return;
     timer = setTimeout(() => {
       timer = null;
-      if (feed.ended || feed.readerCount > 0 || ctx.feeds.get(videoId)?.feed !== feed) return;
+      const ended = ctx.endedFeeds.get(videoId) === feed;
+      if (!ended && (feed.ended || ctx.feeds.get(videoId)?.feed !== feed)) return;
+      if (feed.readerCount > 0 || (ended && feed.presenceCount > 0)) return;
       takeOverEncode(ctx, videoId, feed.receivedSeconds).catch((err) =>
         log.error("live: the broadcast's encode could not be queued again", { videoId, err }),
       );
@@ -70,6 +74,15 @@ export async function requeueEncode(
     where: { jobId: job.id, attempt: job.attempt, status: "RUNNING" },
     select: { id: true, workerId: true, runId: true },
   });
+  // Every message the attempt's runs were delivered (a run handed back at shutdown is ABANDONED already).
+  const delivered = await ctx.db.jobRun.findMany({
+    where: { jobId: job.id, attempt: job.attempt, deliveryMessageId: { not: null } },
+    select: { deliveryMessageId: true },
+  });
+  const { dispatchedTo } = await ctx.db.job.findUniqueOrThrow({
+    where: { id: job.id },
+    select: { dispatchedTo: true },
+  });
   const queued = await ctx.db.$transaction(async (tx) => {
     const { count } = await tx.job.updateMany({
       where: { id: job.id, attempt: job.attempt, status: { in: statuses } },
@@ -91,7 +104,26 @@ export async function requeueEncode(
   });
   if (!queued) return null;
   for (const run of runs) if (run.runId) await ctx.stopRun(job.id, job.attempt, run.workerId, run.runId);
+  // The runs' messages go too: a handed-back or lapsed one delivered again would be a second run
+  // beside the one the dispatcher sends now (docs/live.md, "When the encode's process dies").
+  await withdrawDeliveries(ctx, dispatchedTo, delivered);
   return runs;
+}
+
+/** Withdraws the transport's messages of a broadcast's runs taken over (`dispatchedTo`: their queue). */
+async function withdrawDeliveries(
+  ctx: LiveContext,
+  dispatchedTo: string | null,
+  runs: { deliveryMessageId: string | null }[],
+): Promise<void> {
+  const queue = Capability.safeParse(dispatchedTo ?? "live");
+  for (const messageId of new Set(runs.map((r) => r.deliveryMessageId)))
+    if (messageId && queue.success)
+      await ctx
+        .withdrawJob?.(queue.data, messageId)
+        .catch((err) =>
+          log.warn("live: a taken-over run's message could not be withdrawn", { messageId, err: String(err) }),
+        );
 }
 
 /**

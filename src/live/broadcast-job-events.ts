@@ -20,7 +20,7 @@ type LiveProgress = Extract<JobEvent, { type: "live.progress" }>;
 export function listenForPublished(ctx: LiveContext): void {
   ctx.target.addEventListener(BROADCAST_PUBLISHED, (event) => {
     const { videoId, seconds } = (event as CustomEvent<{ videoId: string; seconds: number }>).detail;
-    ctx.feeds.get(videoId)?.feed.published(seconds);
+    (ctx.feeds.get(videoId)?.feed ?? ctx.endedFeeds.get(videoId))?.published(seconds);
   });
 }
 
@@ -127,7 +127,9 @@ function reportProgress(ctx: LiveContext, streamId: string, videoId: string, e: 
   // the encode has not published yet is how far viewers are behind the publisher.
   if (entry && publishedSeconds !== undefined) {
     entry.feed.published(publishedSeconds);
-    liveFeedReplayBytes.set([...ctx.feeds.values()].reduce((sum, f) => sum + f.feed.replayBytes, 0));
+    liveFeedReplayBytes.set(
+      [...ctx.feeds.values()].reduce((sum, f) => sum + f.feed.replayBytes, ctx.endedFeeds.replayBytes()),
+    );
   } else if (publishedSeconds !== undefined)
     ctx.target.dispatchEvent(new CustomEvent(BROADCAST_PUBLISHED, { detail: { videoId, seconds: publishedSeconds } }));
   const behindSeconds =

@@ -1,5 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { log } from "../log.ts";
+import { LIVE_PRESENCE_HEADER } from "../protocol/live-messages.ts";
+import { announce } from "./stream-events.ts";
 import { type LiveContext, liveJobOf } from "./live-context.ts";
 
 /** Where workers read a broadcast's feed: GET {LIVE_FEED_URL}/live/v1/feeds/{videoId}.flv?expires&sig. */
@@ -22,7 +24,7 @@ export const matchesFeed = (url: URL) => url.pathname.startsWith(FEED_PATH_PREFI
 export function handleFeed(ctx: LiveContext, req: IncomingMessage, res: ServerResponse, url: URL): void {
   const refused = ctx.signer.check(url);
   const videoId = url.pathname.slice(FEED_PATH_PREFIX.length).replace(/\.flv$/, "");
-  if ((req.method !== "GET" && req.method !== "HEAD") || refused) {
+  if ((req.method !== "GET" && req.method !== "HEAD" && req.method !== "POST") || refused) {
     res.writeHead(403, { "content-type": "text/plain" }).end(`Feed refused: ${refused ?? "GET only"}\n`);
     return;
   }
@@ -35,12 +37,38 @@ export function handleFeed(ctx: LiveContext, req: IncomingMessage, res: ServerRe
       });
     return;
   }
-  const entry = ctx.feeds.get(videoId);
-  if (!entry) {
+  const feed = ctx.feeds.get(videoId)?.feed ?? ctx.endedFeeds.get(videoId);
+  const presence = req.headers[LIVE_PRESENCE_HEADER];
+  if (!feed || (req.method === "POST" && typeof presence !== "string")) {
     res.writeHead(404, { "content-type": "text/plain" }).end("No broadcast of this video on this API instance\n");
     return;
   }
-  entry.feed.attach(res);
+  if (typeof presence === "string") {
+    // A run holding the feed while it lives (GET), or saying it is done (POST): feed.ts.
+    if (req.method === "POST") {
+      feed.presenceDone(presence);
+      res.writeHead(204).end();
+    } else feed.holdPresence(presence, res);
+    return;
+  }
+  const missed = feed.attach(res);
+  if (missed > 0) recordMissed(ctx, videoId, missed);
+}
+
+/**
+ * A run took the broadcast over after its feed had let go of media its encode had not published
+ * (beyond 30 s or 32 MiB): the recording lacks it, and its stream's lastError says so.
+ */
+function recordMissed(ctx: LiveContext, videoId: string, seconds: number): void {
+  const lastError = `the recording lacks ${seconds.toFixed(1)} s of the broadcast: its encode was taken over after the feed had let go of media not yet published (it keeps 30 s, 32 MiB)`;
+  log.warn("live: a run took the broadcast over past what its feed kept", { videoId, seconds });
+  void ctx.db.liveStream
+    .updateMany({ where: { activeVideoId: videoId }, data: { lastError } })
+    .then(({ count }) => {
+      const entry = ctx.feeds.get(videoId);
+      if (count && entry) announce(ctx, entry.streamId);
+    })
+    .catch((err) => log.error("live: the stream's lastError could not be written", { err }));
 }
 
 /**

@@ -68,6 +68,10 @@ export class LiveFeed implements BroadcastFeed {
   /** The broadcast's first keyframe on the feed's timeline (ms): where the encode's media time 0 is. */
   #zero: number | null = null;
   readonly #readers = new Map<ServerResponse, { base: number }>();
+  /** Runs holding the feed (`holdPresence`), by the id each gave: how a run's death is seen after the feed's end. */
+  readonly #presences = new Map<string, ServerResponse>();
+  /** Where the encode's published media ends on the feed's timeline (ms), once it reported it. */
+  #publishedMs: number | null = null;
   #ended = false;
   readonly #endListeners: (() => void)[] = [];
   readonly #readerGoneListeners: (() => void)[] = [];
@@ -153,6 +157,7 @@ export class LiveFeed implements BroadcastFeed {
   published(seconds: number): void {
     if (this.#zero === null) return;
     const point = this.#zero + seconds * 1000;
+    this.#publishedMs = Math.max(this.#publishedMs ?? 0, point);
     let start = 0;
     for (let i = 0; i < this.#replay.length && this.#replay[i]!.dts <= point; i++)
       if (this.#replay[i]!.kind === "keyframe") start = i;
@@ -198,15 +203,18 @@ export class LiveFeed implements BroadcastFeed {
     return out;
   }
 
-  /** Adds a reader: what a decoder needs to start, then the live tags. */
-  attach(res: ServerResponse): void {
-    if (this.#ended) {
-      res.writeHead(410, { "content-type": "text/plain" }).end("The broadcast has ended\n");
-      return;
-    }
+  /**
+   * Adds a reader: what a decoder needs to start, then the live tags; on an ended feed (kept until
+   * its encode ends), what it held, then its end: a run taking the broadcast over after its
+   * publisher stopped publishes the tail the dead run had not. Returns the seconds of unpublished
+   * media the reader misses: let go beyond the bounds (30 s, 32 MiB) before it joined.
+   */
+  attach(res: ServerResponse): number {
     res.writeHead(200, { "content-type": "video/x-flv", "cache-control": "no-store" });
     res.write(FLV_HEADER);
     const start = this.#replay[0] ?? null;
+    const from = this.#publishedMs ?? this.#zero;
+    const missed = start && from !== null && start.dts > from ? (start.dts - from) / 1000 : 0;
     const reader = { base: start?.dts ?? -1 };
     this.#readers.set(res, reader);
     res.on("close", () => {
@@ -216,9 +224,53 @@ export class LiveFeed implements BroadcastFeed {
     for (const packet of [this.#metadata, this.#videoHeader, this.#audioHeader, ...this.#replay]) {
       if (packet) this.#write(res, reader, packet);
     }
+    if (this.#ended) {
+      this.#readers.delete(res);
+      res.end();
+    }
+    return missed;
   }
 
-  /** Ends every reader (the broadcast is over); later readers get 410, and `onEnd` hears it. */
+  /**
+   * A run holds the feed while it lives (`id`: its own): an answer with no body, open until the run
+   * says it is done (`presenceDone`) or the feed is let go (`release`). Its connection closing
+   * otherwise is the run's death (or stop): once the feed has ended, when its encode's reader has
+   * gone, the only sign of it; `onReaderGone` hears it then.
+   */
+  holdPresence(id: string, res: ServerResponse): void {
+    res.writeHead(200, { "content-type": "text/plain", "cache-control": "no-store" });
+    res.flushHeaders();
+    this.#presences.get(id)?.end();
+    this.#presences.set(id, res);
+    res.on("close", () => {
+      if (this.#presences.get(id) !== res) return;
+      this.#presences.delete(id);
+      if (this.#ended) for (const listener of this.#readerGoneListeners) listener();
+    });
+  }
+
+  /** The run `id` ended as it reports (its end event is on its way): its presence goes without a takeover. */
+  presenceDone(id: string): void {
+    const res = this.#presences.get(id);
+    this.#presences.delete(id);
+    res?.end();
+  }
+
+  /** Runs holding the feed now. */
+  get presenceCount(): number {
+    return this.#presences.size;
+  }
+
+  /** Lets go of an ended feed (its encode is over): what it held, and the runs holding it. */
+  release(): void {
+    this.end();
+    for (const res of this.#presences.values()) res.end();
+    this.#presences.clear();
+    this.#replay = [];
+    this.#replayBytes = 0;
+  }
+
+  /** Ends every reader (the broadcast is over; a later one gets what it held, then its end), and `onEnd` hears it. */
   end(): void {
     if (this.#ended) return;
     this.#ended = true;

@@ -6,6 +6,8 @@ import type { UrlSigner } from "../storage/url-signer.ts";
 import type { WebhookEmitter } from "../webhooks/events.ts";
 import type { BroadcastHolds } from "./broadcast-holds.ts";
 import type { LiveFeed } from "./feed.ts";
+import type { Capability } from "../protocol/worker-messages.ts";
+import { createEndedFeeds } from "./ended-feeds.ts";
 
 interface LiveSettings {
   segmentSeconds: number;
@@ -35,6 +37,8 @@ export interface LiveDeps {
   storage: Pick<ApiStorage, "deletePrefix">;
   /** Tells a worker to stop one run of a job (a broadcast's encode that another run takes over). */
   stopRun(jobId: string, attempt: number, workerId: string, runId: string): Promise<void>;
+  /** Withdraws a job message from the transport (ApiTransport.withdrawJob), where it can. */
+  withdrawJob?(capability: Capability, messageId: string): Promise<void>;
   /** Whether media storage is full now (local storage; a cloud store never says so here). */
   storageFull?: () => Promise<boolean>;
   /** Which instance holds each broadcast, a dead one's let go by Postgres (broadcast-holds.ts). */
@@ -76,10 +80,19 @@ export interface LiveContext extends LiveDeps {
   endedHere: Set<string>;
   /** Broadcasts this instance is handing on (handOffAll) until their job waits for another instance. */
   handingOn: Set<string>;
+  /** Feeds ended here whose encode goes on: a run taking it over gets their tail (ended-feeds.ts). */
+  endedFeeds: ReturnType<typeof createEndedFeeds>;
 }
 
 export function createLiveContext(deps: LiveDeps): LiveContext {
-  return { ...deps, feeds: new Map(), graces: new Map(), endedHere: new Set(), handingOn: new Set() };
+  return {
+    ...deps,
+    feeds: new Map(),
+    graces: new Map(),
+    endedHere: new Set(),
+    handingOn: new Set(),
+    endedFeeds: createEndedFeeds(),
+  };
 }
 
 /** The LIVE job of a broadcast whose encode is on (QUEUED or RUNNING), or null. */

@@ -19,6 +19,14 @@ export const LiveInput = z.object({
 export type LiveInput = z.infer<typeof LiveInput>;
 
 /**
+ * A live run holds its feed while it lives: GET `feedUrl` with this header (its own id) is answered
+ * with no body and kept open; POST with it says the run is done. The connection closing without
+ * that POST is the run's death, which the API holding the feed takes the broadcast over for, also
+ * after the feed has ended (docs/live.md, "When the encode's process dies").
+ */
+export const LIVE_PRESENCE_HEADER = "x-videograph-run-presence";
+
+/**
  * Encodes a live broadcast (docs/live.md): reads the publisher's stream as FLV from `feedUrl` (the
  * API that accepted the publisher serves it, the token in the URL bound to this video) until it
  * ends, and publishes an HLS ladder under `{outputPrefix}/hls/` as segments are cut: event

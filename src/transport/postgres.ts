@@ -58,6 +58,9 @@ export function createPostgresTransport(options: PostgresTransportOptions): ApiT
     async publishJob(capability: Capability, message: JobMessage) {
       await boss.send(jobQueueName(capability), message);
     },
+    async withdrawJob(capability: Capability, messageId: string) {
+      await boss.cancel(jobQueueName(capability), messageId);
+    },
     async publishControl(message: ControlMessage) {
       await control.query("SELECT pg_notify($1, $2)", [CONTROL_NOTIFY_CHANNEL, JSON.stringify(message)]);
     },

@@ -17,6 +17,14 @@ export interface ApiTransport {
    * when the handler resolves and redelivered when it throws.
    */
   consumeEvents(handler: (events: unknown[]) => Promise<void>): Promise<void>;
+  /**
+   * Withdraws a message published to `capability`'s queue, whatever became of it (waiting, handed
+   * back, or claimed by a worker that died), so the transport never delivers it again: a broadcast's
+   * job queued again for another run to take it over (src/live/) leaves one delivery. Absent where
+   * the transport cannot (Pub/Sub: only the subscriber acknowledges); a delivery made anyway is
+   * stopped as a duplicate when its start is applied (src/jobs/ingest/job-runs.ts).
+   */
+  withdrawJob?(capability: Capability, messageId: string): Promise<void>;
   /** Broadcasts a control message to every worker that is running now (best effort). */
   publishControl(message: ControlMessage): Promise<void>;
   /** Resolves when the transport answers now (readiness); throws when it does not. */

@@ -1,0 +1,214 @@
+import { chmod, readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { startTestApp, type TestApp } from "./support/app.ts";
+import { queryDatabase } from "./support/db.ts";
+import { killPublishersOnAir, publishUntilStopped } from "./support/live-publisher.ts";
+import { workerReported } from "./support/live-slots.ts";
+import { fixturesDir } from "./support/media-fixtures.ts";
+import { startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
+
+// A broadcast's encode taken over leaves one delivery of its job (issue #66): the messages of the
+// runs taken over are withdrawn from the transport, whether their worker was killed (its claim
+// lapses) or handed its run back (SIGTERM). Real processes: the API, worker processes serving
+// `live`, an ffmpeg publisher over RTMP.
+
+let t: TestApp;
+const sql = (text: string, values: unknown[] = []) => queryDatabase(t.database.url, text, values);
+beforeAll(async () => {
+  t = await startTestApp({
+    worker: false,
+    env: {
+      LIVE_SEGMENT_SECONDS: "1",
+      LIVE_STALL_SECONDS: "3",
+      LIVE_RECONNECT_GRACE_SECONDS: "10",
+      // A dead run's claim lapses after this, and pg-boss delivers its message again: within the test.
+      JOB_STALL_SECONDS: "10",
+    },
+  });
+});
+afterAll(async () => {
+  await stopAllProcesses();
+  await t?.stop();
+});
+afterEach(killPublishersOnAir);
+
+/** The top rung's playlist as storage holds it (the publisher's 320x240: the 240p rung), or "". */
+async function topPlaylist(videoId: string): Promise<string> {
+  return readFile(path.join(t.dataDir, "videos", videoId, "hls", "240p", "index.m3u8"), "utf8").catch(() => "");
+}
+
+const segmentUris = (playlist: string) => playlist.split("\n").filter((l) => l.startsWith("seg_"));
+
+const workerEnv = (extra: Record<string, string> = {}) => ({
+  DATABASE_URL: t.database.url,
+  DATA_DIR: t.dataDir,
+  WORKER_CAPABILITIES: "cpu,live",
+  LIVE_PASSTHROUGH: "true",
+  PROGRESS_INTERVAL_MS: "250",
+  HEARTBEAT_INTERVAL_SECONDS: "2",
+  SHUTDOWN_GRACE_SECONDS: "1",
+  ...extra,
+});
+
+/** A publisher on air on a new stream, once its broadcast is LIVE with `segments` segments published. */
+async function broadcast(title: string, segments = 3) {
+  const created = await t.gql(
+    `mutation ($title: String!) { createLiveStream(input: { title: $title }) { ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
+    { title },
+  );
+  const { streamKey, liveStream } = created.data.createLiveStream;
+  const publisher = publishUntilStopped(`${liveStream.ingestUrl.replace("localhost", "127.0.0.1")}/${streamKey}`);
+  const state = async () =>
+    (
+      await t.gql(`query ($id: ID!) { liveStream(id: $id) { status activeVideo { id status duration } } }`, {
+        id: liveStream.id,
+      })
+    ).data.liveStream;
+  await expect.poll(async () => (await state()).status, { timeout: 30_000, interval: 200 }).toBe("LIVE");
+  const videoId: string = (await state()).activeVideo.id;
+  await expect
+    .poll(async () => segmentUris(await topPlaylist(videoId)).length, { timeout: 30_000 })
+    .toBeGreaterThanOrEqual(segments);
+  return { videoId, publisher, state };
+}
+
+/** The broadcast's runs in the order they started: worker, status and the transport's message. */
+const runsOf = async (videoId: string) =>
+  (
+    await sql(
+      `SELECT r."workerId", r.status, r."deliveryMessageId" FROM "JobRun" r JOIN "Job" j ON j.id = r."jobId"
+       WHERE j."videoId" = $1 ORDER BY r."startedAt"`,
+      [videoId],
+    )
+  ).rows as { workerId: string; status: string; deliveryMessageId: string | null }[];
+
+/** pg-boss's state of a job message. */
+const messageState = async (id: string) =>
+  (await sql(`SELECT state FROM pgboss.job WHERE id = $1`, [id])).rows[0]?.state as string | undefined;
+
+/** The publisher stopped, the recording READY with every second sent. */
+async function expectWholeRecording(b: Awaited<ReturnType<typeof broadcast>>): Promise<void> {
+  const sent = await b.publisher.stop();
+  await expect.poll(async () => (await b.state()).status, { timeout: 60_000, interval: 250 }).toBe("ENDED");
+  const ended = await b.state();
+  expect(ended.activeVideo).toMatchObject({ id: b.videoId, status: "READY" });
+  expect(await topPlaylist(b.videoId)).toContain("#EXT-X-ENDLIST");
+  expect(ended.activeVideo.duration).toBeGreaterThan(sent - 1);
+  expect(ended.activeVideo.duration).toBeLessThan(sent + 1.5);
+}
+
+describe("one delivery per takeover of a live job", () => {
+  it("kill -9 of its worker: the API's takeover is the one run; the dead run's message is withdrawn, not delivered again when its claim lapses", async () => {
+    const first = await startWorkerProcess("one-kill-first", workerEnv());
+    await workerReported(t.database, "one-kill-first");
+    const b = await broadcast("One takeover after a kill");
+    await first.stop("SIGKILL");
+    const killedAt = Date.now();
+    const second = await startWorkerProcess("one-kill-second", workerEnv());
+    const before = segmentUris(await topPlaylist(b.videoId)).length;
+    await expect
+      .poll(async () => segmentUris(await topPlaylist(b.videoId)).length, { timeout: 30_000, interval: 250 })
+      .toBeGreaterThan(before + 1);
+    // Past the dead run's claim (JOB_STALL_SECONDS, 10 s, and pg-boss's check every 4 s): without the
+    // withdrawal its message came back and a third run started beside the second (stopped as a duplicate).
+    const lapsed = killedAt + 20_000;
+    while (Date.now() < lapsed) await new Promise((r) => setTimeout(r, 500));
+    const runs = await runsOf(b.videoId);
+    expect(runs.map((r) => [r.workerId, r.status])).toEqual([
+      ["one-kill-first", "ABANDONED"],
+      ["one-kill-second", "RUNNING"],
+    ]);
+    expect(runs[0]!.deliveryMessageId).not.toBe(runs[1]!.deliveryMessageId);
+    expect(await messageState(runs[0]!.deliveryMessageId!)).toBe("cancelled");
+    await expectWholeRecording(b);
+    await second.stop("SIGTERM");
+  }, 180_000);
+
+  it("SIGTERM of its worker: the run handed back is not delivered again beside the API's takeover", async () => {
+    const first = await startWorkerProcess("one-term-first", workerEnv());
+    await workerReported(t.database, "one-term-first");
+    const b = await broadcast("One takeover after a SIGTERM");
+    expect(await first.stop("SIGTERM")).toBe(0);
+    // The takeover (3 s without a reader) has queued the job again before a worker is there to take
+    // either message: without the withdrawal the next worker took both, the hand-back's and the takeover's.
+    await expect
+      .poll(
+        async () =>
+          (await sql(`SELECT status FROM "Job" WHERE "videoId" = $1 AND kind = 'LIVE'`, [b.videoId])).rows[0]?.status,
+        { timeout: 20_000, interval: 250 },
+      )
+      .toBe("QUEUED");
+    const second = await startWorkerProcess("one-term-second", workerEnv());
+    const before = segmentUris(await topPlaylist(b.videoId)).length;
+    await expect
+      .poll(async () => segmentUris(await topPlaylist(b.videoId)).length, { timeout: 30_000, interval: 250 })
+      .toBeGreaterThan(before + 1);
+    await new Promise((r) => setTimeout(r, 3000));
+    const runs = await runsOf(b.videoId);
+    expect(runs.map((r) => [r.workerId, r.status])).toEqual([
+      ["one-term-first", "ABANDONED"],
+      ["one-term-second", "RUNNING"],
+    ]);
+    expect(await messageState(runs[0]!.deliveryMessageId!)).toBe("cancelled");
+    await expectWholeRecording(b);
+    await second.stop("SIGTERM");
+  }, 180_000);
+});
+
+/**
+ * A stand-in ffmpeg for a worker (its FFMPEG_PATH) whose live encodes read their feed at half its
+ * pace (`-readrate 0.5`): an encode behind its broadcast on any machine, as a loaded one runs.
+ */
+async function slowLiveFfmpeg(): Promise<string> {
+  const script = path.join(fixturesDir(), "slow-live-ffmpeg");
+  await writeFile(
+    script,
+    `#!/bin/sh
+# Written by test/live-one-takeover.test.ts: a live encode reads its feed at half its pace.
+case " $* " in
+  *"/live/v1/feeds/"*" -f segment "*) exec ffmpeg -readrate 0.5 "$@" ;;
+esac
+exec ffmpeg "$@"
+`,
+  );
+  await chmod(script, 0o755);
+  return script;
+}
+
+/** Seconds a media playlist lists. */
+const listedSeconds = (playlist: string) =>
+  playlist
+    .split("\n")
+    .filter((l) => l.startsWith("#EXTINF:"))
+    .reduce((sum, l) => sum + Number.parseFloat(l.slice(8)), 0);
+
+describe("a broadcast's encode killed after its publisher stopped", () => {
+  it("kill -9 of its worker with the encode behind: a run takes it over with the tail the ended feed kept, and the recording holds every second sent", async () => {
+    const slow = await startWorkerProcess("tail-slow", workerEnv({ FFMPEG_PATH: await slowLiveFfmpeg() }));
+    await workerReported(t.database, "tail-slow");
+    const b = await broadcast("The tail after the stop", 2);
+    await new Promise((r) => setTimeout(r, 4000));
+    const sent = await b.publisher.stop();
+    await slow.stop("SIGKILL");
+    // The encode was behind: what it had published lacks seconds the feed had received.
+    const published = listedSeconds(await topPlaylist(b.videoId));
+    expect(published).toBeLessThan(sent - 2);
+    const second = await startWorkerProcess("tail-second", workerEnv());
+    await expect.poll(async () => (await b.state()).status, { timeout: 60_000, interval: 250 }).toBe("ENDED");
+    const ended = await b.state();
+    expect(ended.activeVideo).toMatchObject({ id: b.videoId, status: "READY" });
+    // Before, the ended feed was gone (GET 404, HEAD 410) and nothing took over: the recording was
+    // what the killed run had published, READY and short.
+    expect(ended.activeVideo.duration).toBeGreaterThan(sent - 1);
+    expect(ended.activeVideo.duration).toBeLessThan(sent + 1.5);
+    // The API's takeover, not the transport's redelivery of the dead run's message, ran the tail.
+    const runs = await runsOf(b.videoId);
+    expect(runs.map((r) => [r.workerId, r.status])).toEqual([
+      ["tail-slow", "ABANDONED"],
+      ["tail-second", "SUCCEEDED"],
+    ]);
+    expect(runs[0]!.deliveryMessageId).not.toBe(runs[1]!.deliveryMessageId);
+    await second.stop("SIGTERM");
+  }, 180_000);
+});
