@@ -1,5 +1,5 @@
 import pg from "pg";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_TENANT_ID } from "../src/auth/api-keys.ts";
 import { createDb, type Db } from "../src/db/client.ts";
 import { ValidationError } from "../src/errors.ts";
@@ -18,6 +18,7 @@ import { CONTROL_NOTIFY_CHANNEL } from "../src/protocol/queues.ts";
 import { createPostgresTransport } from "../src/transport/postgres.ts";
 import type { ApiTransport } from "../src/transport/types.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
+import { jobDeps } from "./support/job-deps.ts";
 
 const LADDER = LADDER_360P;
 const T0 = Date.parse("2026-11-22T10:00:00Z");
@@ -93,6 +94,24 @@ function gate() {
   };
 }
 
+/** The advisory lock a job's final transition waits for at its commit while the test holds it. */
+const FINAL_TRANSITION_LOCK = 68_009;
+
+/**
+ * In this test's database alone: a job's final transition (SUCCEEDED or FAILED) takes the advisory
+ * lock at its commit, still inside its transaction and under its video's lock, so a test holding
+ * that lock (`holdFinalTransition`) stops it there while a competing change arrives.
+ */
+async function holdFinalTransitionsAtCommit(sql: pg.Client): Promise<void> {
+  await sql.query(`CREATE FUNCTION test_hold_final_transition() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN PERFORM pg_advisory_xact_lock(${FINAL_TRANSITION_LOCK}); RETURN NULL; END $$`);
+  await sql.query(
+    `CREATE CONSTRAINT TRIGGER test_hold_final_transition AFTER UPDATE OF status ON "Job" DEFERRABLE INITIALLY ` +
+      `DEFERRED FOR EACH ROW WHEN (NEW.status IN ('SUCCEEDED', 'FAILED') AND OLD.status IS DISTINCT FROM NEW.status) ` +
+      `EXECUTE FUNCTION test_hold_final_transition()`,
+  );
+}
+
 /** `p` as a value: what it resolved to, or the error it rejected with. */
 const outcomeOf = <T>(p: Promise<T>): Promise<T | Error> => p.catch((err: Error) => err);
 
@@ -104,16 +123,16 @@ describe("state changes are compare-and-set; races with the interleaving injecte
   let transport: ApiTransport;
   let dispatcher: Dispatcher;
   let ingestor: EventIngestor;
-  let holdTransition: ((e: JobEvent) => Promise<void>) | undefined;
   const control: { type?: string; jobId?: string; marker?: number }[] = [];
   const pubSub = createVideoPubSub(undefined);
-  const deps = () => ({ db, pubSub, transport, dispatcher, maxAttempts: 3 });
+  const deps = () => jobDeps({ db, pubSub, transport, dispatcher });
 
   beforeAll(async () => {
     database = await createTestDatabase();
     db = createDb(database.url);
     sql = new pg.Client({ connectionString: database.url });
     await sql.connect();
+    await holdFinalTransitionsAtCommit(sql);
     listener = new pg.Client({ connectionString: database.url });
     await listener.connect();
     listener.on("notification", (n) => control.push(JSON.parse(n.payload!)));
@@ -134,7 +153,6 @@ describe("state changes are compare-and-set; races with the interleaving injecte
     ingestor = createTestEventIngestor(db, {
       pubSub,
       onCanceledJobReported: (jobId, attempt, workerId) => tellWorkersToCancel(transport, jobId, attempt, workerId),
-      holdTransition: async (e) => holdTransition?.(e),
     });
   }, 60_000);
   afterAll(async () => {
@@ -144,9 +162,6 @@ describe("state changes are compare-and-set; races with the interleaving injecte
     await sql.end();
     await db.$disconnect();
     await database.drop();
-  });
-  beforeEach(() => {
-    holdTransition = undefined;
   });
 
   /**
@@ -164,6 +179,26 @@ describe("state changes are compare-and-set; races with the interleaving injecte
         )
       ).rows[0].n;
     await expect.poll(async () => settled || (await lockWaits()) > 0, { timeout: 10_000, interval: 20 }).toBe(true);
+  }
+
+  /**
+   * Holds the next job's final transition at its commit (`holdFinalTransitionsAtCommit`): `reached` once its
+   * transaction waits there, `release` lets it commit.
+   */
+  async function holdFinalTransition() {
+    await sql.query("SELECT pg_advisory_lock($1)", [FINAL_TRANSITION_LOCK]);
+    const waiters = async () =>
+      (
+        await sql.query(
+          `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = $1 ` +
+            `AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+          [FINAL_TRANSITION_LOCK],
+        )
+      ).rows[0].n;
+    return {
+      reached: expect.poll(waiters, { timeout: 10_000, interval: 20 }).toBe(1),
+      release: () => sql.query("SELECT pg_advisory_unlock($1)", [FINAL_TRANSITION_LOCK]),
+    };
   }
 
   /** The cancels broadcast to workers for `jobId` so far (a marker notified after them arrives after them). */
@@ -237,13 +272,12 @@ no video.ready`, async () => {
   it(`a completion holding before its commit wins over a cancel arriving then: the cancel is refused and \
 changes nothing`, async () => {
     const { videoId, jobId, succeeded } = await processingVideo();
-    const g = gate();
-    holdTransition = (e) => (e.type === "job.succeeded" ? g.hold() : Promise.resolve());
+    const g = await holdFinalTransition();
     const completion = ingestor.ingest(succeeded);
     await g.reached;
     const cancel = outcomeOf(cancelVideo(deps(), videoId));
     await settledOrBlocked(cancel);
-    g.release();
+    await g.release();
     await completion;
 
     const refused = await cancel;
@@ -335,13 +369,12 @@ run's failure recorded`, async () => {
 
   it("a final failure holding before its commit wins over a cancel arriving then: the cancel is refused", async () => {
     const { videoId, jobId, failed } = await processingVideo();
-    const g = gate();
-    holdTransition = (e) => (e.type === "job.failed" ? g.hold() : Promise.resolve());
+    const g = await holdFinalTransition();
     const failure = ingestor.ingest(failed);
     await g.reached;
     const cancel = outcomeOf(cancelVideo(deps(), videoId));
     await settledOrBlocked(cancel);
-    g.release();
+    await g.release();
     await failure;
 
     expect(await cancel).toBeInstanceOf(ValidationError);

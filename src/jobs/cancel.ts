@@ -13,9 +13,9 @@ export interface CancelDeps {
   pubSub: VideoPubSub;
   transport: ApiTransport;
   /** Told of canceled jobs, so the jobs behind them in their queues hear their new positions. */
-  queueWatch?: Pick<QueueWatch, "changed">;
+  queueWatch: Pick<QueueWatch, "changed">;
   /** Live streams: a canceled broadcast ends its stream and cuts its publisher off. */
-  live?: { onVideoCanceled(videoId: string): Promise<void> };
+  live: { onVideoCanceled(videoId: string): Promise<void> };
 }
 
 const CANCELED_REASON = "Canceled on request";
@@ -75,8 +75,8 @@ export async function cancelVideo(
   });
   deps.pubSub.publish("videoEvents", videoId, { kind: "status", video: videoSnapshot(result.video) });
   for (const job of result.jobs) await tellWorkersToCancel(deps.transport, job.id, job.attempt);
-  for (const queue of new Set(result.jobs.map(queueOf))) deps.queueWatch?.changed(queue);
-  if (result.video.source === "LIVE") await deps.live?.onVideoCanceled(videoId);
+  for (const queue of new Set(result.jobs.map(queueOf))) deps.queueWatch.changed(queue);
+  if (result.video.source === "LIVE") await deps.live.onVideoCanceled(videoId);
   return result;
 }
 

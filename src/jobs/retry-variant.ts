@@ -15,7 +15,7 @@ import type { Dispatcher } from "./dispatcher.ts";
  * `hold` is a test seam, awaited after the read, before the writes.
  */
 export async function retryVariant(
-  deps: { db: Db; pubSub: VideoPubSub; dispatcher: Dispatcher; maxAttempts: number; costs?: CostSettings },
+  deps: { db: Db; pubSub: VideoPubSub; dispatcher: Dispatcher; maxAttempts: number; costs: CostSettings },
   variantId: string,
   tenantId: string,
   hold?: () => Promise<void>,
