@@ -24,13 +24,12 @@ const CANCELED_REASON = "Canceled on request";
  * Cancels a video and its unfinished jobs (or only `jobIds`): rows CANCELED, unfinished variants SKIPPED, every
  * worker told to stop (again when it reports or heartbeats the job). Compare-and-set under the video's lock: a
  * video that finished first is refused, and a completion after the cancel changes nothing. A canceled video is
- * not playable; its files stay until it is deleted. `hold` is a test seam between the read and the writes.
+ * not playable; its files stay until it is deleted.
  */
 export async function cancelVideo(
   deps: CancelDeps,
   videoId: string,
   jobIds?: string[],
-  hold?: () => Promise<void>,
 ): Promise<{ video: Video; jobs: Job[] }> {
   const at = new Date();
   const result = await deps.db.$transaction(async (tx) => {
@@ -57,7 +56,6 @@ export async function cancelVideo(
           `can be canceled`,
       );
     }
-    await hold?.();
     const ids = jobs.map((j) => j.id);
     await tx.job.updateMany({
       where: { id: { in: ids }, ...unfinished },
