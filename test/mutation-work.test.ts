@@ -15,7 +15,13 @@ describe("a mutation queues only the jobs it declares (so it is charged for them
       type: GraphQLID,
       args: { videoId: { type: GraphQLID } },
       resolve: async (_root: unknown, args: { videoId: string }) =>
-        (await createJob(db, { videoId: args.videoId, kind: "TRANSCODE", input: {}, maxAttempts: 1 })).id,
+        (
+          await createJob(
+            db,
+            { videoId: args.videoId, kind: "TRANSCODE", input: {}, maxAttempts: 1 },
+            t.app.services.costs,
+          )
+        ).id,
     };
     // A stand-in for a new mutation that queues a transcode, declared and undeclared.
     schema = withDeclaredMutationWork(
@@ -61,7 +67,8 @@ describe("a mutation queues only the jobs it declares (so it is charged for them
       variableValues: { id },
     });
     expect(res.errors).toBeUndefined();
-    const outside = await createJob(t.app.services.db, { videoId: id, kind: "TRANSCODE", input: {}, maxAttempts: 1 });
+    const { db, costs } = t.app.services;
+    const outside = await createJob(db, { videoId: id, kind: "TRANSCODE", input: {}, maxAttempts: 1 }, costs);
     expect(await t.app.services.db.job.count({ where: { videoId: id } })).toBe(2);
     expect(outside.kind).toBe("TRANSCODE");
   });

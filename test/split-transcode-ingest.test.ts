@@ -15,6 +15,7 @@ import { PROTOCOL_VERSION } from "../src/protocol/version.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { createTestEventIngestor, queuedWebhookTypes } from "./support/event-ingestor.ts";
 import { LADDER_360P, PROBE_640X360, shuffle } from "./support/job-events.ts";
+import { cancelDeps } from "./support/job-deps.ts";
 
 /**
  * The API's side of a split transcode, driven by the events the workers send (the worker's side
@@ -78,7 +79,7 @@ describe("split transcodes (ingest)", () => {
       data: { tenantId: DEFAULT_TENANT_ID, title: "t", status: "PROCESSING", sourceKey: "s", segmentFormat },
     });
     const job = await db.$transaction((tx) =>
-      createJob(tx, { kind: "TRANSCODE", videoId: video.id, input: {}, maxAttempts: 2 }),
+      createJob(tx, { kind: "TRANSCODE", videoId: video.id, input: {}, maxAttempts: 2 }, DEFAULT_COST_SETTINGS),
     );
     await dispatch(job.id);
     return { videoId: video.id, jobId: job.id };
@@ -482,7 +483,7 @@ the media left`, async () => {
     await transport.start();
     try {
       const pubSub = createVideoPubSub(undefined);
-      const { jobs } = await cancelVideo({ db, pubSub, transport }, videoId, [jobId]);
+      const { jobs } = await cancelVideo(cancelDeps({ db, pubSub, transport }), videoId, [jobId]);
       expect(jobs.map((j) => j.id).sort()).toEqual([jobId, ...queued.map((j) => j.id)].sort());
     } finally {
       await transport.stop();

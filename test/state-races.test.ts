@@ -1,5 +1,5 @@
 import pg from "pg";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_TENANT_ID } from "../src/auth/api-keys.ts";
 import { createDb, type Db } from "../src/db/client.ts";
 import { ValidationError } from "../src/errors.ts";
@@ -18,6 +18,7 @@ import { CONTROL_NOTIFY_CHANNEL } from "../src/protocol/queues.ts";
 import { createPostgresTransport } from "../src/transport/postgres.ts";
 import type { ApiTransport } from "../src/transport/types.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
+import { jobDeps } from "./support/job-deps.ts";
 
 const LADDER = LADDER_360P;
 const T0 = Date.parse("2026-11-22T10:00:00Z");
@@ -77,20 +78,39 @@ function runUntilLastRung(
   };
 }
 
-/** A point a state change stops at until the test lets it go on. */
-function gate() {
-  let reach!: () => void;
-  let release!: () => void;
-  const reached = new Promise<void>((r) => (reach = r));
-  const released = new Promise<void>((r) => (release = r));
-  return {
-    reached,
-    release,
-    hold: async () => {
-      reach();
-      await released;
-    },
-  };
+/**
+ * The points where a test stops a change while a competing one arrives: triggers created in this test's
+ * database alone (`createHolds`) make the change wait there for an advisory lock the test holds (`holdAt`).
+ */
+const HOLDS = {
+  /** A job's final transition (SUCCEEDED or FAILED), at its commit: inside its transaction, under its video's lock. */
+  finalTransition: { lock: 68_009 },
+  /** The first statement that updates jobs: cancelVideo's writes, after its read, under the video's lock. */
+  jobWrites: { lock: 68_010, first: 68_011, table: "Job" },
+  /** The first statement that updates videos: retryVariant's compare-and-set, after its read. */
+  videoWrites: { lock: 68_012, first: 68_013, table: "Video" },
+} as const;
+
+async function createHolds(sql: pg.Client): Promise<void> {
+  await sql.query(`CREATE FUNCTION test_hold() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN PERFORM pg_advisory_xact_lock(TG_ARGV[0]::bigint); RETURN NULL; END $$`);
+  await sql.query(
+    `CREATE CONSTRAINT TRIGGER test_hold_final_transition AFTER UPDATE OF status ON "Job" DEFERRABLE INITIALLY ` +
+      `DEFERRED FOR EACH ROW WHEN (NEW.status IN ('SUCCEEDED', 'FAILED') AND OLD.status IS DISTINCT FROM NEW.status) ` +
+      `EXECUTE FUNCTION test_hold('${HOLDS.finalTransition.lock}')`,
+  );
+  // Only the first transaction to run such a statement waits: its competitors' statements pass.
+  await sql.query(`CREATE FUNCTION test_hold_first() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF pg_try_advisory_xact_lock(TG_ARGV[1]::bigint) THEN PERFORM pg_advisory_xact_lock(TG_ARGV[0]::bigint); END IF;
+      RETURN NULL;
+    END $$`);
+  for (const { table, lock, first } of [HOLDS.jobWrites, HOLDS.videoWrites]) {
+    await sql.query(
+      `CREATE TRIGGER test_hold_first BEFORE UPDATE ON "${table}" FOR EACH STATEMENT ` +
+        `EXECUTE FUNCTION test_hold_first('${lock}', '${first}')`,
+    );
+  }
 }
 
 /** `p` as a value: what it resolved to, or the error it rejected with. */
@@ -104,16 +124,16 @@ describe("state changes are compare-and-set; races with the interleaving injecte
   let transport: ApiTransport;
   let dispatcher: Dispatcher;
   let ingestor: EventIngestor;
-  let holdTransition: ((e: JobEvent) => Promise<void>) | undefined;
   const control: { type?: string; jobId?: string; marker?: number }[] = [];
   const pubSub = createVideoPubSub(undefined);
-  const deps = () => ({ db, pubSub, transport, dispatcher, maxAttempts: 3 });
+  const deps = () => jobDeps({ db, pubSub, transport, dispatcher });
 
   beforeAll(async () => {
     database = await createTestDatabase();
     db = createDb(database.url);
     sql = new pg.Client({ connectionString: database.url });
     await sql.connect();
+    await createHolds(sql);
     listener = new pg.Client({ connectionString: database.url });
     await listener.connect();
     listener.on("notification", (n) => control.push(JSON.parse(n.payload!)));
@@ -134,7 +154,6 @@ describe("state changes are compare-and-set; races with the interleaving injecte
     ingestor = createTestEventIngestor(db, {
       pubSub,
       onCanceledJobReported: (jobId, attempt, workerId) => tellWorkersToCancel(transport, jobId, attempt, workerId),
-      holdTransition: async (e) => holdTransition?.(e),
     });
   }, 60_000);
   afterAll(async () => {
@@ -144,9 +163,6 @@ describe("state changes are compare-and-set; races with the interleaving injecte
     await sql.end();
     await db.$disconnect();
     await database.drop();
-  });
-  beforeEach(() => {
-    holdTransition = undefined;
   });
 
   /**
@@ -164,6 +180,28 @@ describe("state changes are compare-and-set; races with the interleaving injecte
         )
       ).rows[0].n;
     await expect.poll(async () => settled || (await lockWaits()) > 0, { timeout: 10_000, interval: 20 }).toBe(true);
+  }
+
+  /**
+   * Holds the next change that reaches `point` (`HOLDS`) there: `reached` once its transaction waits there (seen
+   * in `pg_locks`), `release` lets it go on.
+   */
+  async function holdAt(point: { lock: number }) {
+    await sql.query("SELECT pg_advisory_lock($1)", [point.lock]);
+    const waiters = async () =>
+      (
+        await sql.query(
+          `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = $1 ` +
+            `AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+          [point.lock],
+        )
+      ).rows[0].n;
+    return {
+      reached: expect.poll(waiters, { timeout: 10_000, interval: 20 }).toBe(1),
+      release: async () => {
+        await sql.query("SELECT pg_advisory_unlock($1)", [point.lock]);
+      },
+    };
   }
 
   /** The cancels broadcast to workers for `jobId` so far (a marker notified after them arrives after them). */
@@ -212,12 +250,12 @@ describe("state changes are compare-and-set; races with the interleaving injecte
   it(`a cancel holding after its read wins over a completion arriving then: CANCELED, no master, \
 no video.ready`, async () => {
     const { videoId, jobId, succeeded } = await processingVideo();
-    const g = gate();
-    const cancel = outcomeOf(cancelVideo(deps(), videoId, undefined, g.hold));
+    const g = await holdAt(HOLDS.jobWrites);
+    const cancel = outcomeOf(cancelVideo(deps(), videoId));
     await g.reached;
     const completion = ingestor.ingest(succeeded);
     await settledOrBlocked(completion);
-    g.release();
+    await g.release();
     expect(await cancel).not.toBeInstanceOf(Error);
     await completion;
 
@@ -237,13 +275,12 @@ no video.ready`, async () => {
   it(`a completion holding before its commit wins over a cancel arriving then: the cancel is refused and \
 changes nothing`, async () => {
     const { videoId, jobId, succeeded } = await processingVideo();
-    const g = gate();
-    holdTransition = (e) => (e.type === "job.succeeded" ? g.hold() : Promise.resolve());
+    const g = await holdAt(HOLDS.finalTransition);
     const completion = ingestor.ingest(succeeded);
     await g.reached;
     const cancel = outcomeOf(cancelVideo(deps(), videoId));
     await settledOrBlocked(cancel);
-    g.release();
+    await g.release();
     await completion;
 
     const refused = await cancel;
@@ -265,12 +302,12 @@ video playable`, async () => {
     const job = await db.job.create({ data: { videoId: video.id, kind: "TRANSCODE", dispatchedAt: new Date() } });
     const [started, probed, playable] = runUntilLastRung(job.id, video.id).applied;
     await ingestor.ingest([started!, probed!]);
-    const g = gate();
-    const cancel = outcomeOf(cancelVideo(deps(), video.id, undefined, g.hold));
+    const g = await holdAt(HOLDS.jobWrites);
+    const cancel = outcomeOf(cancelVideo(deps(), video.id));
     await g.reached;
     const late = ingestor.ingest([playable!]);
     await settledOrBlocked(late);
-    g.release();
+    await g.release();
     expect(await cancel).not.toBeInstanceOf(Error);
     await late;
 
@@ -298,12 +335,12 @@ changing the job`, async () => {
 
   it("of two concurrent cancels one succeeds, the other is refused, and workers are told once", async () => {
     const { videoId, jobId } = await processingVideo();
-    const g = gate();
-    const first = outcomeOf(cancelVideo(deps(), videoId, undefined, g.hold));
+    const g = await holdAt(HOLDS.jobWrites);
+    const first = outcomeOf(cancelVideo(deps(), videoId));
     await g.reached;
     const second = outcomeOf(cancelVideo(deps(), videoId));
     await settledOrBlocked(second);
-    g.release();
+    await g.release();
 
     const results = [await first, await second];
     expect(results.filter((r) => r instanceof ValidationError)).toHaveLength(1);
@@ -316,12 +353,12 @@ changing the job`, async () => {
   it(`a cancel holding after its read wins over a final failure arriving then: CANCELED, no failure webhooks, the \
 run's failure recorded`, async () => {
     const { videoId, failed } = await processingVideo();
-    const g = gate();
-    const cancel = outcomeOf(cancelVideo(deps(), videoId, undefined, g.hold));
+    const g = await holdAt(HOLDS.jobWrites);
+    const cancel = outcomeOf(cancelVideo(deps(), videoId));
     await g.reached;
     const failure = ingestor.ingest(failed);
     await settledOrBlocked(failure);
-    g.release();
+    await g.release();
     expect(await cancel).not.toBeInstanceOf(Error);
     await failure;
 
@@ -335,13 +372,12 @@ run's failure recorded`, async () => {
 
   it("a final failure holding before its commit wins over a cancel arriving then: the cancel is refused", async () => {
     const { videoId, jobId, failed } = await processingVideo();
-    const g = gate();
-    holdTransition = (e) => (e.type === "job.failed" ? g.hold() : Promise.resolve());
+    const g = await holdAt(HOLDS.finalTransition);
     const failure = ingestor.ingest(failed);
     await g.reached;
     const cancel = outcomeOf(cancelVideo(deps(), videoId));
     await settledOrBlocked(cancel);
-    g.release();
+    await g.release();
     await failure;
 
     expect(await cancel).toBeInstanceOf(ValidationError);
@@ -357,8 +393,8 @@ CANCELED with no job`, async () => {
     const video = await db.video.create({
       data: { tenantId: DEFAULT_TENANT_ID, title: "race", status: "WAITING_FOR_UPLOAD" },
     });
-    const g = gate();
-    const cancel = outcomeOf(cancelVideo(deps(), video.id, undefined, g.hold));
+    const g = await holdAt(HOLDS.jobWrites);
+    const cancel = outcomeOf(cancelVideo(deps(), video.id));
     await g.reached;
     const queued = queueUploadedVideo(deps(), video.id, {
       key: `videos/${video.id}/source/upload`,
@@ -366,7 +402,7 @@ CANCELED with no job`, async () => {
       size: 10,
     });
     await settledOrBlocked(queued);
-    g.release();
+    await g.release();
 
     expect(await cancel).not.toBeInstanceOf(Error);
     expect(await queued).toBeNull();
@@ -380,12 +416,12 @@ CANCELED with no job`, async () => {
     expect((await stateOf(videoId)).variants["144p"]).toBe("FAILED");
     const variantId = (await db.variant.findFirstOrThrow({ where: { videoId, name: "144p" } })).id;
 
-    const g = gate();
-    const first = outcomeOf(retryVariant(deps(), variantId, DEFAULT_TENANT_ID, g.hold));
+    const g = await holdAt(HOLDS.videoWrites);
+    const first = outcomeOf(retryVariant(deps(), variantId, DEFAULT_TENANT_ID));
     await g.reached;
     const second = await outcomeOf(retryVariant(deps(), variantId, DEFAULT_TENANT_ID));
     expect(second).not.toBeInstanceOf(Error);
-    g.release();
+    await g.release();
 
     const lost = await first;
     expect(lost).toBeInstanceOf(ValidationError);

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_TENANT_ID } from "../src/auth/api-keys.ts";
+import { DEFAULT_COST_SETTINGS } from "../src/costs/cost-model.ts";
 import { createDb, type Db } from "../src/db/client.ts";
 import type { EventIngestor } from "../src/jobs/ingest-events.ts";
 import { createTestEventIngestor } from "./support/event-ingestor.ts";
@@ -55,7 +56,7 @@ describe("static renditions jobs' events (ingest)", () => {
     });
     const job = await db.$transaction(async (tx) => {
       await requestStaticRenditions(tx, video.id, ["HIGHEST", "LOW", "AUDIO"]);
-      return queueStaticRenditions(tx, video.id, { maxAttempts });
+      return queueStaticRenditions(tx, video.id, { maxAttempts, costs: DEFAULT_COST_SETTINGS });
     });
     expect(job).not.toBeNull();
     await db.job.update({ where: { id: job!.id }, data: { dispatchedAt: new Date() } });
@@ -171,7 +172,7 @@ describe("static renditions jobs' events (ingest)", () => {
     for (const id of [audioOnly.id, ladder.id]) {
       await db.$transaction(async (tx) => {
         await requestStaticRenditions(tx, id, ["HIGHEST", "LOW", "AUDIO"]);
-        await queueStaticRenditions(tx, id, { maxAttempts: 1 });
+        await queueStaticRenditions(tx, id, { maxAttempts: 1, costs: DEFAULT_COST_SETTINGS });
       });
     }
     expect(await renditions(audioOnly.id)).toEqual([

@@ -95,6 +95,7 @@ export async function createServices(env: Env, databaseUrl: string) {
     onCanceledJobReported: (jobId, attempt, workerId, runId) =>
       tellWorkersToCancel(transport, jobId, attempt, workerId, runId),
     stallSeconds: env.JOB_STALL_SECONDS,
+    clock: Date.now,
   });
   const analytics = createAnalytics({
     databaseUrl,

@@ -9,7 +9,7 @@ const REMEASURE_MS = 60_000;
  * clocks differ still agree. How far `localClock` is from it is measured once a minute (a round trip
  * to `clock_timestamp()`, taken at its middle); between, it is `localClock` plus that offset.
  */
-export function createDbClock(db: Db, localClock: () => number = Date.now): () => Promise<number> {
+export function createDbClock(db: Db, localClock: () => number): () => Promise<number> {
   let offset = 0;
   let measuredAt = Number.NEGATIVE_INFINITY;
   let measuring: Promise<void> | null = null;

@@ -13,9 +13,9 @@ export interface CancelDeps {
   pubSub: VideoPubSub;
   transport: ApiTransport;
   /** Told of canceled jobs, so the jobs behind them in their queues hear their new positions. */
-  queueWatch?: Pick<QueueWatch, "changed">;
+  queueWatch: Pick<QueueWatch, "changed">;
   /** Live streams: a canceled broadcast ends its stream and cuts its publisher off. */
-  live?: { onVideoCanceled(videoId: string): Promise<void> };
+  live: { onVideoCanceled(videoId: string): Promise<void> };
 }
 
 const CANCELED_REASON = "Canceled on request";
@@ -24,13 +24,12 @@ const CANCELED_REASON = "Canceled on request";
  * Cancels a video and its unfinished jobs (or only `jobIds`): rows CANCELED, unfinished variants SKIPPED, every
  * worker told to stop (again when it reports or heartbeats the job). Compare-and-set under the video's lock: a
  * video that finished first is refused, and a completion after the cancel changes nothing. A canceled video is
- * not playable; its files stay until it is deleted. `hold` is a test seam between the read and the writes.
+ * not playable; its files stay until it is deleted.
  */
 export async function cancelVideo(
   deps: CancelDeps,
   videoId: string,
   jobIds?: string[],
-  hold?: () => Promise<void>,
 ): Promise<{ video: Video; jobs: Job[] }> {
   const at = new Date();
   const result = await deps.db.$transaction(async (tx) => {
@@ -57,7 +56,6 @@ export async function cancelVideo(
           `can be canceled`,
       );
     }
-    await hold?.();
     const ids = jobs.map((j) => j.id);
     await tx.job.updateMany({
       where: { id: { in: ids }, ...unfinished },
@@ -75,8 +73,8 @@ export async function cancelVideo(
   });
   deps.pubSub.publish("videoEvents", videoId, { kind: "status", video: videoSnapshot(result.video) });
   for (const job of result.jobs) await tellWorkersToCancel(deps.transport, job.id, job.attempt);
-  for (const queue of new Set(result.jobs.map(queueOf))) deps.queueWatch?.changed(queue);
-  if (result.video.source === "LIVE") await deps.live?.onVideoCanceled(videoId);
+  for (const queue of new Set(result.jobs.map(queueOf))) deps.queueWatch.changed(queue);
+  if (result.video.source === "LIVE") await deps.live.onVideoCanceled(videoId);
   return result;
 }
 

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { Db } from "../db/client.ts";
 import { videoSnapshot, type VideoPubSub } from "../events/video-events.ts";
-import { DEFAULT_COST_SETTINGS, type CostSettings } from "../costs/cost-model.ts";
+import type { CostSettings } from "../costs/cost-model.ts";
 import { assertJobDeclared } from "./mutation-work.ts";
 import type { Job, JobKind, Video } from "../generated/prisma/client.ts";
 import { traceparentOf } from "../shared/tracing.ts";
@@ -40,7 +40,7 @@ export function parseJobInput<K extends JobKind>(kind: K, input: unknown): Store
 export async function createJob(
   tx: Pick<Db, "job" | "video" | "variant">,
   job: NewJob,
-  costs: CostSettings = DEFAULT_COST_SETTINGS,
+  costs: CostSettings,
 ): Promise<Job> {
   assertJobDeclared(job.kind);
   const kind = JOB_KINDS[job.kind] as JobKindModule;

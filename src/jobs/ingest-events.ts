@@ -9,7 +9,6 @@ import { createRenderEventIngestor } from "./ingest/render-events.ts";
 import { createSplitTranscodeIngestor } from "./ingest/split-transcode-events.ts";
 import { createTranscodeEventIngestor } from "./ingest/transcode-events.ts";
 import { createProgressWriteThrottle } from "./progress.ts";
-import { DEFAULT_COST_SETTINGS } from "../costs/cost-model.ts";
 import { recordActualCost } from "../costs/job-cost.ts";
 import { onStaticRenditionsDone } from "./ingest/static-rendition-events.ts";
 
@@ -40,7 +39,6 @@ export interface EventIngestor {
 export function createEventIngestor(options: IngestOptions): EventIngestor {
   const deps = {
     ...options,
-    costs: options.costs ?? DEFAULT_COST_SETTINGS,
     progressWrites: createProgressWriteThrottle(options.progressWriteIntervalMs),
   };
   const runs = createJobRunIngestor(deps);
@@ -69,7 +67,7 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
 
   /** Deletes an unrecorded broadcast's media as it ends; true when it did (src/live/broadcast-job-events.ts). */
   async function discardUnrecordedMedia(e: JobEvent, job: { kind: string; videoId: string }): Promise<boolean> {
-    return job.kind === "LIVE" && deps.live !== undefined && (await deps.live.discardUnrecordedMedia(e, job.videoId));
+    return job.kind === "LIVE" && (await deps.live.discardUnrecordedMedia(e, job.videoId));
   }
 
   async function applyAdmitted(e: JobEvent, job: NonNullable<Awaited<ReturnType<typeof runs.admit>>>) {
@@ -127,8 +125,8 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
         e satisfies never;
     }
     await runs.recordSeq(e);
-    if (job.kind === "LIVE") await deps.live?.onJobEvent(e, job.videoId);
-    if (movesQueue(e)) await deps.queueWatch?.jobChanged(e.jobId);
+    if (job.kind === "LIVE") await deps.live.onJobEvent(e, job.videoId);
+    if (movesQueue(e)) await deps.queueWatch.jobChanged(e.jobId);
     if (changesActualCost(e)) await recordActualCost(deps.db, deps.costs, e.jobId);
   }
 

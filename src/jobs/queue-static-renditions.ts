@@ -63,7 +63,7 @@ export async function requestStaticRenditions(
 export async function queueStaticRenditions(
   tx: Tx,
   videoId: string,
-  options: { maxAttempts: number; costs?: CostSettings },
+  options: { maxAttempts: number; costs: CostSettings },
 ): Promise<Job | null> {
   const video = await tx.video.findUnique({ where: { id: videoId }, select: { status: true } });
   if (video?.status !== "READY") return null;

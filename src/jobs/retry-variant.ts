@@ -12,13 +12,11 @@ import type { Dispatcher } from "./dispatcher.ts";
  * video to PROCESSING (READY again when the rung is), and a job with `rungs = [name]` encodes
  * only that rung and republishes the master playlist with it and every other complete rung,
  * leaving the other rungs' files as they are. One job per video at a time: refused while one is queued or running.
- * `hold` is a test seam, awaited after the read, before the writes.
  */
 export async function retryVariant(
-  deps: { db: Db; pubSub: VideoPubSub; dispatcher: Dispatcher; maxAttempts: number; costs?: CostSettings },
+  deps: { db: Db; pubSub: VideoPubSub; dispatcher: Dispatcher; maxAttempts: number; costs: CostSettings },
   variantId: string,
   tenantId: string,
-  hold?: () => Promise<void>,
 ): Promise<{ variant: Variant; video: Video; job: Job }> {
   const result = await deps.db.$transaction(async (tx) => {
     const variant = isUuid(variantId)
@@ -36,7 +34,6 @@ export async function retryVariant(
       // Its rungs were cut live on one timeline; a rung encoded again from the recording would not line up.
       throw new ValidationError("id", "A live recording's rendition cannot be encoded again");
     }
-    await hold?.();
     // The status update below is the lock: of two concurrent retries of one video, one finds it PROCESSING.
     const { count } = await tx.video.updateMany({
       where: {

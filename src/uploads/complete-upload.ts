@@ -17,7 +17,7 @@ import { uploadBytes, uploadsCompleted } from "../metrics.ts";
  * video was no longer waiting for its upload (a repeated completion changes nothing).
  */
 export async function queueUploadedVideo(
-  deps: { db: Db; pubSub: VideoPubSub; dispatcher: Dispatcher; maxAttempts: number; costs?: CostSettings },
+  deps: { db: Db; pubSub: VideoPubSub; dispatcher: Dispatcher; maxAttempts: number; costs: CostSettings },
   videoId: string,
   source: { key: string; name: string; size: number },
 ): Promise<Video | null> {
@@ -57,7 +57,7 @@ export interface UploadCompletionDeps {
   dispatcher: Dispatcher;
   maxAttempts: number;
   maxUploadBytes: number;
-  costs?: CostSettings;
+  costs: CostSettings;
 }
 
 /**

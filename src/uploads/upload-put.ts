@@ -19,7 +19,7 @@ export interface UploadDeps {
   dispatcher: Dispatcher;
   maxUploadBytes: number;
   maxAttempts: number;
-  costs?: CostSettings;
+  costs: CostSettings;
   /** A chunk whose bytes stop arriving for this long is cut off (UPLOAD_IDLE_TIMEOUT_SECONDS). */
   idleTimeoutMs: number;
 }

@@ -1,29 +1,49 @@
 import { expect } from "vitest";
+import { DEFAULT_COST_SETTINGS } from "../../src/costs/cost-model.ts";
 import type { Db } from "../../src/db/client.ts";
 import { createVideoPubSub } from "../../src/events/video-events.ts";
 import { createEventIngestor, type EventIngestor } from "../../src/jobs/ingest-events.ts";
 import type { IngestOptions } from "../../src/jobs/ingest/ingest-deps.ts";
 import { createWebhookEmitter } from "../../src/webhooks/events.ts";
 
+/** Live-stream hooks for a test with no live streams: nothing is live, so there is nothing to tell. */
+export const NO_LIVE_STREAMS = {
+  onJobEvent: async () => {},
+  discardUnrecordedMedia: async () => false,
+  onVideoCanceled: async () => {},
+};
+
+/** A queue watch for a test that does not follow queue positions: no one is told. */
+export const UNWATCHED_QUEUES = { changed: () => {}, jobChanged: async () => {} };
+
 /**
- * The API's event ingestor on `db` alone: no fan-out beyond this process, every progress event
- * written at once, requeues and cancel reports dropped unless `options` says what to do with them.
+ * The event ingestor's options on `db` alone: no fan-out beyond this process, every progress event
+ * written at once, the default cost settings, this machine's clock, no live streams or queue
+ * watch, requeues and cancel reports dropped; `overrides` says what the test cares about.
  */
-export function createTestEventIngestor(db: Db, options: Partial<IngestOptions> = {}): EventIngestor {
-  return createEventIngestor({
+function ingestOptions(db: Db, overrides: Partial<IngestOptions> = {}): IngestOptions {
+  const noStorage = () =>
+    Promise.reject(new Error("this test's ingestor has no storage: pass `storage` to list chunks"));
+  return {
     db,
-    storage: {
-      write: () => Promise.reject(new Error("this test's ingestor has no storage: pass `storage` to list chunks")),
-      readText: () => Promise.reject(new Error("this test's ingestor has no storage: pass `storage` to list chunks")),
-    },
+    storage: { write: noStorage, readText: noStorage },
     pubSub: createVideoPubSub(undefined),
     webhooks: createWebhookEmitter({ retryHours: 24, onQueued: () => {} }),
     progressWriteIntervalMs: 0,
     onJobRequeued: () => {},
     onCanceledJobReported: async () => {},
+    costs: DEFAULT_COST_SETTINGS,
+    queueWatch: UNWATCHED_QUEUES,
+    live: NO_LIVE_STREAMS,
+    clock: Date.now,
     stallSeconds: 30,
-    ...options,
-  });
+    ...overrides,
+  };
+}
+
+/** The API's event ingestor built from `ingestOptions(db, overrides)`. */
+export function createTestEventIngestor(db: Db, overrides: Partial<IngestOptions> = {}): EventIngestor {
+  return createEventIngestor(ingestOptions(db, overrides));
 }
 
 /** The webhook deliveries queued for a video: their types, sorted, each once (distinct event ids). */

@@ -26,36 +26,30 @@ export interface IngestOptions {
    * or only its run `runId`) to stop.
    */
   onCanceledJobReported: (jobId: string, attempt: number, workerId?: string, runId?: string) => Promise<void>;
-  /** Prices and the CPU table of the jobs' costs; the defaults when absent. */
-  costs?: CostSettings;
+  /** Prices and the CPU table of the jobs' costs (COST_* settings). */
+  costs: CostSettings;
   /** Told when a job of a queue starts or ends, so the jobs behind it hear their new positions. */
-  queueWatch?: Pick<QueueWatch, "jobChanged">;
+  queueWatch: Pick<QueueWatch, "jobChanged">;
   /**
    * Live streams (src/live/): told of every event of a LIVE job once it is applied (its stream's
    * state follows the broadcast's encode), and of `live.progress`, which only they use.
    */
-  live?: {
+  live: {
     onJobEvent(e: JobEvent, videoId: string): Promise<void>;
     /** Deletes the media of an unrecorded broadcast `e` ends; true when it did: its video is then DISCARDED. */
     discardUnrecordedMedia(e: JobEvent, videoId: string): Promise<boolean>;
   };
   /**
-   * This machine's clock, in ms since the epoch (`Date.now` by default). Times written for other
-   * API instances are in Postgres's clock (`createDbClock`); a test gives an instance a wrong one.
+   * This machine's clock, in ms since the epoch (`Date.now`). Times written for other API
+   * instances are in Postgres's clock (`createDbClock`), so instances whose clocks differ agree.
    */
-  clock?: () => number;
+  clock: () => number;
   /** A run whose worker has not been heard of for this long is presumed dead. */
   stallSeconds: number;
-  /**
-   * Test seam: awaited inside the transaction of a job's final transition (under the video's
-   * lock), just before it commits.
-   */
-  holdTransition?: (e: JobEvent) => Promise<void>;
 }
 
-/** What every part of the ingestor shares: its options, with the costs' defaults, and one progress throttle. */
-export interface IngestDeps extends Omit<IngestOptions, "costs"> {
-  costs: CostSettings;
+/** What every part of the ingestor shares: its options and one progress throttle. */
+export interface IngestDeps extends IngestOptions {
   progressWrites: ProgressWriteThrottle;
 }
 

@@ -196,7 +196,6 @@ async function failLastAttempt(
       const eventId = webhookEventId("video.failed", videoId, video.finishedAt!.toISOString());
       await webhooks.emit(tx, videoId, "video.failed", eventId, { video: videoWebhookData(video) });
     }
-    await deps.holdTransition?.(e);
     return count;
   });
   if (!count) return;

@@ -176,7 +176,6 @@ async function onSucceeded(
     if (!count) return 0;
     if (discarded) await discardVideoIn(tx, videoId, e, at);
     else renditionsQueued = await finishVideoIn(deps, tx, e.jobId, videoId, e, at, "ready");
-    await deps.holdTransition?.(e);
     return count;
   });
   if (!count) return;
