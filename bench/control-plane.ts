@@ -21,7 +21,7 @@ import type { OpenSubscribers, TakenReport } from "./support/fanout-clients.ts";
 
 const USAGE = `usage: npm run bench:control-plane -- [--transport=postgres|pubsub] [--apis=1|2] [--start=N] [--step=N] \
 [--step-seconds=S] [--max=N] [--subscribers=N] [--per-video=K] [--video-seconds=S] [--height=H] [--speed=X] \
-[--failure-percent=P] [--cancel-percent=P] [--slots-per-worker=N]
+[--failure-percent=P] [--cancel-percent=P] [--slots-per-worker=N] [--all-steps]
 Starts --apis API processes on a fresh database, registers a loopback webhook receiver, then uploads
 videos (createUpload and a PUT of a tiny real file: the API queues real TRANSCODE jobs) at a rate that
 starts at --start videos a day and rises by --step every --step-seconds up to --max. A simulated fleet
@@ -32,7 +32,9 @@ gets --per-video graphql-ws subscribers while fewer than --subscribers are open.
 Per step: arrival rate (videos a day), completed a second, progress latency p50/p99 (sent by the
 simulated worker → received by a subscriber), queue trends (events, run ends, jobs, webhooks,
 NOTIFY), CPU of the APIs, Postgres, the fleet, the subscribers and the emulator; then the highest
-rate sustained (p99 < 1 s, no queue growing) and what saturated first.
+rate sustained (p99 < 1 s, no queue growing) and what saturated first. The ramp stops at the first
+step not sustained; --all-steps runs every step (on a machine whose other load decides the latency,
+the CPU per event still says where the limit is).
 Defaults: postgres, 1 API, 100000 to 1000000 by 100000, 180 s a step, 3000 subscribers, 2 per video,
 180 s 1080p sources at 1.2 × real time (deploy/CAPACITY.md), 2 % failures, 1 % cancels, 250 slots a
 simulated worker.`;
@@ -52,6 +54,7 @@ const { values: flags } = parseCommandLine(USAGE, {
     "failure-percent": { type: "string", default: "2" },
     "cancel-percent": { type: "string", default: "1" },
     "slots-per-worker": { type: "string", default: "250" },
+    "all-steps": { type: "boolean", default: false },
   },
 });
 const transport = flags.transport;
@@ -206,7 +209,7 @@ try {
   if (registered.data?.createWebhookEndpoint?.__typename !== "CreateWebhookEndpointSuccess")
     throw new Error(`createWebhookEndpoint: ${JSON.stringify(registered.errors ?? registered.data)}`);
 
-  const fleetEnv = { ...process.env, ...(emulator ? { PUBSUB_EMULATOR_HOST: emulator.host } : {}), LOG_LEVEL: "warn" };
+  const fleetEnv = { ...process.env, ...(emulator ? { PUBSUB_EMULATOR_HOST: emulator.host } : {}), LOG_LEVEL: "error" };
   const fleet = forkChild("bench/support/simulated-fleet.ts", fleetEnv);
   children.push(fleet);
   const fleetStart: FleetStart = {
@@ -377,8 +380,8 @@ try {
   await sample(); // zero the counters
   log(`${cores} cores (${os.cpus()[0]?.model ?? "unknown CPU"}), load average ${os.loadavg()[0]!.toFixed(1)}`);
   console.log(
-    "rate/day   offered/s done/s  p50 ms  p99 ms  subs  running  events  ends  jobs  hooks notify  " +
-      "API %core  PG %  fleet %  subs %  emul %  load",
+    "rate/day   offered/s done/s events/s  p50 ms  p99 ms  subs  running  events  ends  jobs  hooks notify  " +
+      "API %core  PG %  fleet %  subs %  emul %  API ms/ev  PG ms/ev  load",
   );
   for (let target = startRate; target <= maxRate; target += stepRate || maxRate) {
     const neededSlots = Math.ceil((target / 86_400) * (videoSeconds / speed + 10) * 1.25) + 10;
@@ -431,15 +434,23 @@ try {
             ? `Postgres locks (${lockWaits.toFixed(1)} backends waiting on average)`
             : last.notifyUsage > 0.01
               ? `the NOTIFY queue (${(last.notifyUsage * 100).toFixed(1)} % full)`
-              : machineShare >= 85 || os.loadavg()[0]! > cores
-                ? `the machine's CPU (the bench's own processes ${machineShare.toFixed(0)} % of ${cores} cores, load average ${os.loadavg()[0]!.toFixed(1)}; Postgres ${pgShare.toFixed(0)} %)`
-                : "nothing at its limit: the ingest's round trips, one event after another";
+              : growing.includes("events") || growing.includes("run ends")
+                ? `the API's ingest of worker events (queue growing with its CPU at ${Math.max(...apiShares).toFixed(0)} % of a core and Postgres at ${pgShare.toFixed(0)} %: it waits on round trips)`
+                : machineShare >= 85 || os.loadavg()[0]! > cores
+                  ? `the machine's CPU (the bench's own processes ${machineShare.toFixed(0)} % of ${cores} cores, load average ${os.loadavg()[0]!.toFixed(1)}; Postgres ${pgShare.toFixed(0)} %)`
+                  : "nothing at its limit: the ingest's round trips, one event after another";
     const sustained = p99 < P99_BOUND_MS && growing.length === 0 && counts.notOffered === 0;
     const offeredPerSecond = (counts.offered - offeredAtStart) / seconds;
+    const sent = (t: FleetTaken) => t.progress + t.ends + t.other;
+    const events = sent(last.fleet) - sent(first.fleet);
+    // What one worker event costs, whatever else the machine runs: the API's and Postgres's CPU over the events.
+    const apiMsPerEvent = (apiShares.reduce((a, b) => a + b, 0) * seconds * 10) / Math.max(1, events);
+    const pgMsPerEvent = (pgShare * seconds * 10) / Math.max(1, events);
     const completedPerSecond = (last.finished - first.finished) / seconds;
     const n = (v: number | null, w: number) => (v === null ? "—" : String(v)).padStart(w);
     const line =
       `${String(target).padStart(9)} ${offeredPerSecond.toFixed(2).padStart(9)} ${completedPerSecond.toFixed(2).padStart(6)} ` +
+      `${(events / seconds).toFixed(0).padStart(8)} ` +
       `${p50.toFixed(0).padStart(7)} ${p99.toFixed(0).padStart(7)} ${n(subscribersOpen, 5)} ${n(last.fleet.running, 8)} ` +
       `${n(first.events, 4)}→${n(last.events, 0)} ${n(first.ends, 3)}→${n(last.ends, 0)} ${n(first.jobsQueued, 2)}→${n(last.jobsQueued, 0)} ` +
       `${n(first.webhooksPending, 3)}→${n(last.webhooksPending, 0)} ${(last.notifyUsage * 100).toFixed(1).padStart(5)} ` +
@@ -447,11 +458,13 @@ try {
         .map((s) => s.toFixed(0))
         .join("+")
         .padStart(9)} ${pgShare.toFixed(0).padStart(5)} ${fleetShare.toFixed(0).padStart(7)} ` +
-      `${clientShare.toFixed(0).padStart(6)} ${emulatorShare.toFixed(0).padStart(7)} ${os.loadavg()[0]!.toFixed(1).padStart(5)}` +
-      `${growing.length ? `  growing: ${growing.join(", ")}` : ""}${counts.notOffered ? `  ${counts.notOffered} arrivals not offered` : ""}`;
+      `${clientShare.toFixed(0).padStart(6)} ${emulatorShare.toFixed(0).padStart(7)} ${apiMsPerEvent.toFixed(2).padStart(10)} ` +
+      `${pgMsPerEvent.toFixed(2).padStart(9)} ${os.loadavg()[0]!.toFixed(1).padStart(5)}` +
+      `${growing.length ? `  growing: ${growing.join(", ")}` : ""}${counts.notOffered ? `  ${counts.notOffered} arrivals not offered` : ""}` +
+      `${sustained ? "" : `  saturated: ${saturated}`}`;
     console.log(line);
     results.push({ rate: target, p50, p99, completedPerSecond, growing, saturated, sustained, line });
-    if (!sustained) break;
+    if (!sustained && !flags["all-steps"]) break;
   }
   rate = 0;
 
