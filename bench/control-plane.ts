@@ -291,6 +291,8 @@ try {
     webhooksPending: number;
     notifyUsage: number;
     lockWaits: number;
+    /** Lock waits by pg_locks' locktype: `object` is the database-wide lock NOTIFY takes at commit. */
+    lockTypes: Record<string, number>;
     finished: number;
     cpu: { api: number[]; postgres: number; fleet: number; clients: number; emulator: number };
     fleet: FleetTaken;
@@ -350,6 +352,13 @@ try {
       webhooksPending: row.webhooks,
       notifyUsage: Number(row.notify),
       lockWaits: row.locks,
+      lockTypes: Object.fromEntries(
+        (
+          await sql.query<{ locktype: string; n: number }>(
+            `SELECT locktype, count(*)::int AS n FROM pg_locks WHERE NOT granted GROUP BY locktype`,
+          )
+        ).rows.map((r) => [r.locktype, r.n]),
+      ),
       finished: row.finished,
       cpu: {
         api: apiPids.map((p) => api.get(p) ?? 0),
@@ -423,6 +432,11 @@ try {
     const clientShare = share(first.cpu.clients, last.cpu.clients);
     const emulatorShare = share(first.cpu.emulator, last.cpu.emulator);
     const lockWaits = samples.reduce((n, s) => n + s.lockWaits, 0) / samples.length;
+    const lockTypes = new Map<string, number>();
+    for (const s of samples)
+      for (const [t, n] of Object.entries(s.lockTypes)) lockTypes.set(t, (lockTypes.get(t) ?? 0) + n);
+    const topLock = [...lockTypes].sort((a, b) => b[1] - a[1])[0]?.[0];
+    const lockName = topLock === "object" ? "object: NOTIFY's commit lock" : (topLock ?? "?");
     const machineShare =
       (apiShares.reduce((a, b) => a + b, 0) + pgShare + fleetShare + clientShare + emulatorShare) / cores;
     const saturated =
@@ -431,7 +445,7 @@ try {
         : emulatorShare >= 85
           ? `the Pub/Sub emulator (${emulatorShare.toFixed(0)} % of a core)`
           : lockWaits >= 1
-            ? `Postgres locks (${lockWaits.toFixed(1)} backends waiting on average)`
+            ? `Postgres locks (${lockWaits.toFixed(1)} backends waiting on average, mostly ${lockName})`
             : last.notifyUsage > 0.01
               ? `the NOTIFY queue (${(last.notifyUsage * 100).toFixed(1)} % full)`
               : growing.includes("events") || growing.includes("run ends")
