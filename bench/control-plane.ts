@@ -21,7 +21,7 @@ import type { OpenSubscribers, TakenReport } from "./support/fanout-clients.ts";
 
 const USAGE = `usage: npm run bench:control-plane -- [--transport=postgres|pubsub] [--apis=1|2] [--start=N] [--step=N] \
 [--step-seconds=S] [--max=N] [--subscribers=N] [--per-video=K] [--video-seconds=S] [--height=H] [--speed=X] \
-[--failure-percent=P] [--cancel-percent=P] [--slots-per-worker=N] [--all-steps]
+[--failure-percent=P] [--cancel-percent=P] [--slots-per-worker=N] [--all-steps] [--profile=DIR]
 Starts --apis API processes on a fresh database, registers a loopback webhook receiver, then uploads
 videos (createUpload and a PUT of a tiny real file: the API queues real TRANSCODE jobs) at a rate that
 starts at --start videos a day and rises by --step every --step-seconds up to --max. A simulated fleet
@@ -34,7 +34,8 @@ simulated worker → received by a subscriber), queue trends (events, run ends, 
 NOTIFY), CPU of the APIs, Postgres, the fleet, the subscribers and the emulator; then the highest
 rate sustained (p99 < 1 s, no queue growing) and what saturated first. The ramp stops at the first
 step not sustained; --all-steps runs every step (on a machine whose other load decides the latency,
-the CPU per event still says where the limit is).
+the CPU per event still says where the limit is). --profile=DIR writes each API's V8 CPU profile
+(.cpuprofile, for Chrome DevTools) into DIR as it stops.
 Defaults: postgres, 1 API, 100000 to 1000000 by 100000, 180 s a step, 3000 subscribers, 2 per video,
 180 s 1080p sources at 1.2 × real time (deploy/CAPACITY.md), 2 % failures, 1 % cancels, 250 slots a
 simulated worker.`;
@@ -55,6 +56,7 @@ const { values: flags } = parseCommandLine(USAGE, {
     "cancel-percent": { type: "string", default: "1" },
     "slots-per-worker": { type: "string", default: "250" },
     "all-steps": { type: "boolean", default: false },
+    profile: { type: "string" },
   },
 });
 const transport = flags.transport;
@@ -196,7 +198,9 @@ try {
   };
   log(`starting ${apiCount} API process(es), transport ${transport}`);
   const apis: Awaited<ReturnType<typeof startApiProcess>>[] = [];
-  for (let i = 0; i < apiCount; i++) apis.push(await startApiProcess(`api-${i + 1}`, { ...common, LOG_LEVEL: "info" }));
+  const profileFlags = flags.profile ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(flags.profile)}`] : [];
+  for (let i = 0; i < apiCount; i++)
+    apis.push(await startApiProcess(`api-${i + 1}`, { ...common, LOG_LEVEL: "info" }, { nodeFlags: profileFlags }));
   const apiPids = apis.map((a) => a.child.pid!);
 
   await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
@@ -291,6 +295,8 @@ try {
     webhooksPending: number;
     notifyUsage: number;
     lockWaits: number;
+    /** What our database's active backends were doing: wait event and the statement's start. */
+    activity: string[];
     /** Lock waits by pg_locks' locktype: `object` is the database-wide lock NOTIFY takes at commit. */
     lockTypes: Record<string, number>;
     finished: number;
@@ -352,6 +358,12 @@ try {
       webhooksPending: row.webhooks,
       notifyUsage: Number(row.notify),
       lockWaits: row.locks,
+      activity: (
+        await sql.query<{ what: string }>(
+          `SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU') || ' ' || left(regexp_replace(query, '[[:space:]]+', ' ', 'g'), 70) AS what
+           FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND pid <> pg_backend_pid()`,
+        )
+      ).rows.map((r) => r.what),
       lockTypes: Object.fromEntries(
         (
           await sql.query<{ locktype: string; n: number }>(
@@ -435,6 +447,12 @@ try {
     const lockTypes = new Map<string, number>();
     for (const s of samples)
       for (const [t, n] of Object.entries(s.lockTypes)) lockTypes.set(t, (lockTypes.get(t) ?? 0) + n);
+    const activity = new Map<string, number>();
+    for (const s of samples) for (const a of s.activity) activity.set(a, (activity.get(a) ?? 0) + 1);
+    const busiest = [...activity]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 4)
+      .map(([what, n]) => `${(n / samples.length).toFixed(1)}× ${what}`);
     const topLock = [...lockTypes].sort((a, b) => b[1] - a[1])[0]?.[0];
     const lockName = topLock === "object" ? "object: NOTIFY's commit lock" : (topLock ?? "?");
     const machineShare =
@@ -449,7 +467,7 @@ try {
             : last.notifyUsage > 0.01
               ? `the NOTIFY queue (${(last.notifyUsage * 100).toFixed(1)} % full)`
               : growing.includes("events") || growing.includes("run ends")
-                ? `the API's ingest of worker events (queue growing with its CPU at ${Math.max(...apiShares).toFixed(0)} % of a core and Postgres at ${pgShare.toFixed(0)} %: it waits on round trips)`
+                ? `the API's ingest of worker events (queue growing; the API at ${Math.max(...apiShares).toFixed(0)} % of a core, Postgres at ${pgShare.toFixed(0)} %, load average ${os.loadavg()[0]!.toFixed(1)} on ${cores} cores)`
                 : machineShare >= 85 || os.loadavg()[0]! > cores
                   ? `the machine's CPU (the bench's own processes ${machineShare.toFixed(0)} % of ${cores} cores, load average ${os.loadavg()[0]!.toFixed(1)}; Postgres ${pgShare.toFixed(0)} %)`
                   : "nothing at its limit: the ingest's round trips, one event after another";
@@ -477,6 +495,7 @@ try {
       `${growing.length ? `  growing: ${growing.join(", ")}` : ""}${counts.notOffered ? `  ${counts.notOffered} arrivals not offered` : ""}` +
       `${sustained ? "" : `  saturated: ${saturated}`}`;
     console.log(line);
+    if (busiest.length) console.log(`          Postgres busy with (backends on average): ${busiest.join(" | ")}`);
     results.push({ rate: target, p50, p99, completedPerSecond, growing, saturated, sustained, line });
     if (!sustained && !flags["all-steps"]) break;
   }
@@ -505,6 +524,8 @@ verdict: ${sustainedRate === null ? "no step sustained" : `sustained ${sustained
   }`);
   fleet.send({ stop: true });
   await Promise.race([nextMessage(fleet, "stopped"), sleep(15_000)]);
+  // Stopped gracefully, so a profiled API writes its profile.
+  await Promise.all(apis.map((a) => a.stop()));
   process.exitCode = sustainedRate === null ? 1 : 0;
 } finally {
   for (const child of children) if (child.exitCode === null) child.kill("SIGKILL");

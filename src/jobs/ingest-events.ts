@@ -157,8 +157,8 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
         return ka < kb ? -1 : ka > kb ? 1 : aa - ab || sa - sb;
       });
       // Each job's (or worker's) events in order; different jobs side by side, as two API instances
-      // apply two batches (docs/performance.md, "The control plane": one at a time, the round trips
-      // bounded the events a second an instance applies, with its CPU mostly idle).
+      // apply two batches: one job waiting on a round trip or a lock no longer holds up the rest
+      // (docs/performance.md, "The control plane").
       const groups = new Map<string, WorkerEvent[]>();
       for (const e of events) {
         const key = order(e)[0];
