@@ -1,5 +1,6 @@
 import { DEFAULT_TENANT_ID } from "../src/auth/api-keys.ts";
 import { randomUUID } from "node:crypto";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDb, type Db } from "../src/db/client.ts";
 import type { EventIngestor } from "../src/jobs/ingest-events.ts";
@@ -165,6 +166,34 @@ describe("worker events are applied idempotently and in any order", () => {
       progress: 1,
       runs: [expect.objectContaining({ workerId: "worker-1", status: "SUCCEEDED" })],
     });
+  });
+
+  it(`one job's event waiting on a lock does not hold up the other jobs' events of its batch (each job's \
+events in order, jobs side by side)`, async () => {
+    const [blocked, free] = [await newJob(), await newJob()].sort((a, b) => (a.jobId < b.jobId ? -1 : 1));
+    const blockedRun = cleanRun(blocked!.jobId, blocked!.videoId);
+    await ingestor.ingest(blockedRun.slice(0, -1));
+    // Another session holds the blocked job's video, as a long transaction of another API instance would.
+    const holder = new pg.Client({ connectionString: database.url });
+    await holder.connect();
+    await holder.query("BEGIN");
+    await holder.query(`SELECT 1 FROM "Video" WHERE id = $1 FOR UPDATE`, [blocked!.videoId]);
+    // The blocked job's end sorts first in the batch.
+    const batch = ingestor.ingest([blockedRun.at(-1)!, ...cleanRun(free!.jobId, free!.videoId)]);
+    try {
+      const deadline = Date.now() + 10_000;
+      let status = "";
+      while (Date.now() < deadline && status !== "READY") {
+        status = (await db.video.findUniqueOrThrow({ where: { id: free!.videoId } })).status;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(status).toBe("READY");
+    } finally {
+      await holder.query("COMMIT");
+      await holder.end();
+    }
+    await batch;
+    expect((await db.video.findUniqueOrThrow({ where: { id: blocked!.videoId } })).status).toBe("READY");
   });
 
   it("every event twice, in shuffled order and in separate batches, gives the same final state", async () => {

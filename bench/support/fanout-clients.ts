@@ -2,7 +2,9 @@
 // serialization). On { open } it opens one graphql-ws connection per subscriber, each subscribed
 // to its video with the front end's document, at most `concurrency` handshakes at a time, and
 // answers { connected }. Stalled subscribers stop reading their socket after the first event. On
-// { finish } it answers { report } with every progress event's latency and its own CPU time.
+// { finish } it answers { report } with every progress event's latency and its own CPU time; on
+// { take } (bench/control-plane.ts, whose subscribers follow videos until they end) it answers
+// { taken } with the latencies since the last take and how many subscriptions are still open.
 import type { Socket } from "node:net";
 import { type Client, createClient } from "graphql-ws";
 import WebSocket from "ws";
@@ -23,6 +25,13 @@ export interface ConnectedReport {
   errors: Record<string, number>;
   /** CPU time spent opening the subscribers. */
   cpuMs: number;
+}
+
+export interface TakenReport {
+  latenciesMs: Float64Array;
+  /** Subscriptions whose first event arrived and that have not ended since. */
+  open: number;
+  errors: Record<string, number>;
 }
 
 export interface FinishReport {
@@ -46,6 +55,8 @@ const receivedByVideo: Record<string, number> = {};
 const readingByVideo: Record<string, number> = {};
 const stalledSockets: WebSocket[] = [];
 let stalledClosed = 0;
+let accepted = 0;
+let ended = 0;
 let cpuWhenOpen: NodeJS.CpuUsage | undefined;
 
 function countError(err: unknown): void {
@@ -75,6 +86,7 @@ function openSubscriber(open: OpenSubscribers, subscriber: { videoId: string; st
           const event = result.data?.videoEvents as Record<string, unknown> | undefined;
           if (!ready) {
             ready = true;
+            accepted++;
             if (subscriber.stalled && socket) {
               stalledSockets.push(socket);
               (socket as unknown as { _socket: Socket })._socket.pause();
@@ -90,9 +102,13 @@ function openSubscriber(open: OpenSubscribers, subscriber: { videoId: string; st
         },
         error: (err) => {
           if (!(ready && subscriber.stalled)) countError(err);
+          if (ready) ended++;
           resolve(false);
         },
-        complete: () => resolve(ready),
+        complete: () => {
+          if (ready) ended++;
+          resolve(ready);
+        },
       },
     );
   });
@@ -150,7 +166,16 @@ function finish(cpu: NodeJS.CpuUsage): FinishReport {
   };
 }
 
-process.on("message", async (message: { open?: OpenSubscribers; finish?: true }) => {
+process.on("message", async (message: { open?: OpenSubscribers; finish?: true; take?: true }) => {
+  if (message.take) {
+    const taken: TakenReport = {
+      // Taken once: a long run's latencies are not kept.
+      latenciesMs: Float64Array.from(latencies.splice(0)),
+      open: accepted - ended,
+      errors,
+    };
+    process.send?.({ taken });
+  }
   if (message.open) process.send?.({ connected: await openAll(message.open) });
   if (message.finish) {
     const cpu = process.cpuUsage(cpuWhenOpen);

@@ -24,6 +24,13 @@ const movesQueue = (e: JobEvent) => e.type === "job.started" || endsRun(e);
 const changesActualCost = (e: JobEvent) =>
   e.type === "job.probed" || e.type === "variant.ready" || e.type === "variant.failed";
 
+/**
+ * Jobs whose events a batch applies at once. A lane holds at most two of the database pool's ten
+ * connections (`createDb`; a progress event reads its video and variants together), leaving the
+ * rest to GraphQL, the dispatcher and webhooks.
+ */
+const EVENT_LANES = 4;
+
 export interface EventIngestor {
   /** Parses, orders and applies a batch of raw worker events. */
   ingest(raw: unknown[]): Promise<void>;
@@ -148,10 +155,30 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
         const [kb, ab, sb] = order(b);
         return ka < kb ? -1 : ka > kb ? 1 : aa - ab || sa - sb;
       });
+      // Each job's (or worker's) events in order; different jobs side by side, as two API instances
+      // apply two batches: one job waiting on a round trip or a lock no longer holds up the rest
+      // (docs/performance.md, "The control plane").
+      const groups = new Map<string, WorkerEvent[]>();
       for (const e of events) {
-        if (e.type === "worker.heartbeat") await runs.onHeartbeat(e);
-        else await applyJobEvent(e);
+        const key = order(e)[0];
+        const group = groups.get(key);
+        if (group) group.push(e);
+        else groups.set(key, [e]);
       }
+      const queue = [...groups.values()];
+      const lane = async () => {
+        for (let group = queue.shift(); group; group = queue.shift()) {
+          for (const e of group) {
+            if (e.type === "worker.heartbeat") await runs.onHeartbeat(e);
+            else await applyJobEvent(e);
+          }
+        }
+      };
+      // Every lane ends before the batch is answered: a failed one fails the batch (redelivered whole,
+      // which is harmless), with no lane still writing.
+      const lanes = await Promise.allSettled(Array.from({ length: Math.min(EVENT_LANES, queue.length) }, lane));
+      const failed = lanes.find((l) => l.status === "rejected");
+      if (failed) throw failed.reason;
     },
   };
 }

@@ -1,0 +1,73 @@
+// The control plane benchmark's simulated worker (bench/support/simulated-worker.ts) speaks the
+// contract as the API's ingest takes it: one upload through it end to end, its first attempt failing
+// on purpose, so the bench cannot drift from the worker it stands for without this failing.
+import { readFile } from "node:fs/promises";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { epochMs, FRONT_END_VIDEO_EVENTS } from "../bench/support/fanout-load.ts";
+import { startSimulatedWorker, type SimulatedWorker } from "../bench/support/simulated-worker.ts";
+import { createPostgresWorkerTransport } from "../render-worker/transport/postgres.ts";
+import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
+import { makeClip } from "./support/media-fixtures.ts";
+import { createUpload } from "./support/uploads.ts";
+
+interface Event {
+  videoEvents: { __typename: string; video: { id: string; status: string }; etaSeconds?: number | null };
+}
+
+let t: TestApp;
+let worker: SimulatedWorker;
+beforeAll(async () => {
+  t = await startTestApp({ worker: false });
+  worker = await startSimulatedWorker({
+    transport: createPostgresWorkerTransport(t.database.url),
+    workerId: "simulated-test",
+    slots: 2,
+    source: { seconds: 2, height: 1080, speed: 4 },
+    progressIntervalMs: 100,
+    heartbeatIntervalSeconds: 2,
+    failureRate: 1,
+  });
+});
+afterAll(async () => {
+  await worker?.stop();
+  await t?.stop();
+});
+
+it("takes a real transcode job, fails its first attempt, and its retry makes the video READY with the 1080p ladder", async () => {
+  const clip = await readFile(await makeClip({ width: 320, height: 240, seconds: 1, audio: false }));
+  const { id, uploadUrl } = await createUpload(t, "simulated");
+  const events = collectSubscription<Event>(t.wsClient(), FRONT_END_VIDEO_EVENTS, { id });
+  const sentFrom = epochMs();
+  expect((await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: clip })).status).toBe(200);
+  const received = await events.done;
+  expect(received.at(-1)!.videoEvents.video.status).toBe("READY");
+  // Its progress reaches subscribers with its send time in the ETA, which the benchmark's latency reads.
+  const sentAt = received
+    .filter((e) => e.videoEvents.__typename === "VariantProgressEvent")
+    .map((e) => e.videoEvents.etaSeconds!);
+  expect(sentAt.length).toBeGreaterThan(0);
+  for (const at of sentAt) expect(at).toBeGreaterThanOrEqual(sentFrom);
+  for (const at of sentAt) expect(at).toBeLessThanOrEqual(epochMs());
+  const { data } = await t.gql(
+    `query($id: ID!) { video(id: $id) { playable height variants { name status }
+       jobs(first: 5) { edges { node { kind status attempt } } } } }`,
+    { id },
+  );
+  expect(data.video.playable).toBe(true);
+  expect(data.video.height).toBe(1080);
+  expect(data.video.variants.map((v: { name: string }) => v.name)).toEqual([
+    "1080p",
+    "720p",
+    "540p",
+    "480p",
+    "360p",
+    "240p",
+    "144p",
+    "audio",
+  ]);
+  expect(data.video.variants.every((v: { status: string }) => v.status === "READY")).toBe(true);
+  const transcode = data.video.jobs.edges
+    .map((e: { node: unknown }) => e.node)
+    .find((j: { kind: string }) => j.kind === "TRANSCODE");
+  expect(transcode).toMatchObject({ status: "SUCCEEDED", attempt: 2 });
+}, 60_000);
