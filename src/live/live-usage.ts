@@ -1,7 +1,7 @@
 import type { Db, DbTransaction as Tx } from "../db/client.ts";
 import { parseJobInput } from "../jobs/create-job.ts";
 
-// A tenant's live minutes in a month (docs/live.md, "Monthly minutes"): what its broadcasts used,
+// A tenant's live minutes in a month (docs/live.md#limits-and-refusals, "Monthly minutes"): what its broadcasts used,
 // and each ended broadcast's charge, added once.
 
 /** The first day (UTC) of `at`'s month: the key of a tenant's LiveUsage row. */
