@@ -1,9 +1,10 @@
-import { chmod, readFile, writeFile } from "node:fs/promises";
+import { chmod, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { queryDatabase } from "./support/db.ts";
 import { killPublishersOnAir, publishUntilStopped } from "./support/live-publisher.ts";
+import { durationOf, topPlaylist, topSegments } from "./support/live-api.ts";
 import { workerReported } from "./support/live-slots.ts";
 import { fixturesDir } from "./support/media-fixtures.ts";
 import { startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
@@ -33,13 +34,6 @@ afterAll(async () => {
 });
 afterEach(killPublishersOnAir);
 
-/** The top rung's playlist as storage holds it (the publisher's 320x240: the 240p rung), or "". */
-async function topPlaylist(videoId: string): Promise<string> {
-  return readFile(path.join(t.dataDir, "videos", videoId, "hls", "240p", "index.m3u8"), "utf8").catch(() => "");
-}
-
-const segmentUris = (playlist: string) => playlist.split("\n").filter((l) => l.startsWith("seg_"));
-
 const workerEnv = (extra: Record<string, string> = {}) => ({
   DATABASE_URL: t.database.url,
   DATA_DIR: t.dataDir,
@@ -68,7 +62,7 @@ async function broadcast(title: string, segments = 3) {
   await expect.poll(async () => (await state()).status, { timeout: 30_000, interval: 200 }).toBe("LIVE");
   const videoId: string = (await state()).activeVideo.id;
   await expect
-    .poll(async () => segmentUris(await topPlaylist(videoId)).length, { timeout: 30_000 })
+    .poll(async () => (await topSegments(t.dataDir, videoId)).length, { timeout: 30_000 })
     .toBeGreaterThanOrEqual(segments);
   return { videoId, publisher, state };
 }
@@ -93,7 +87,7 @@ async function expectWholeRecording(b: Awaited<ReturnType<typeof broadcast>>): P
   await expect.poll(async () => (await b.state()).status, { timeout: 60_000, interval: 250 }).toBe("ENDED");
   const ended = await b.state();
   expect(ended.activeVideo).toMatchObject({ id: b.videoId, status: "READY" });
-  expect(await topPlaylist(b.videoId)).toContain("#EXT-X-ENDLIST");
+  expect(await topPlaylist(t.dataDir, b.videoId)).toContain("#EXT-X-ENDLIST");
   expect(ended.activeVideo.duration).toBeGreaterThan(sent - 1);
   expect(ended.activeVideo.duration).toBeLessThan(sent + 1.5);
 }
@@ -106,9 +100,9 @@ describe("one delivery per takeover of a live job", () => {
     await first.stop("SIGKILL");
     const killedAt = Date.now();
     const second = await startWorkerProcess("one-kill-second", workerEnv());
-    const before = segmentUris(await topPlaylist(b.videoId)).length;
+    const before = (await topSegments(t.dataDir, b.videoId)).length;
     await expect
-      .poll(async () => segmentUris(await topPlaylist(b.videoId)).length, { timeout: 30_000, interval: 250 })
+      .poll(async () => (await topSegments(t.dataDir, b.videoId)).length, { timeout: 30_000, interval: 250 })
       .toBeGreaterThan(before + 1);
     // Past the dead run's claim (JOB_STALL_SECONDS, 10 s, and pg-boss's check every 4 s): without the
     // withdrawal its message came back and a third run started beside the second (stopped as a duplicate).
@@ -140,9 +134,9 @@ describe("one delivery per takeover of a live job", () => {
       )
       .toBe("QUEUED");
     const second = await startWorkerProcess("one-term-second", workerEnv());
-    const before = segmentUris(await topPlaylist(b.videoId)).length;
+    const before = (await topSegments(t.dataDir, b.videoId)).length;
     await expect
-      .poll(async () => segmentUris(await topPlaylist(b.videoId)).length, { timeout: 30_000, interval: 250 })
+      .poll(async () => (await topSegments(t.dataDir, b.videoId)).length, { timeout: 30_000, interval: 250 })
       .toBeGreaterThan(before + 1);
     await new Promise((r) => setTimeout(r, 3000));
     const runs = await runsOf(b.videoId);
@@ -177,12 +171,6 @@ exec ffmpeg "$@"
 }
 
 /** Seconds a media playlist lists. */
-const listedSeconds = (playlist: string) =>
-  playlist
-    .split("\n")
-    .filter((l) => l.startsWith("#EXTINF:"))
-    .reduce((sum, l) => sum + Number.parseFloat(l.slice(8)), 0);
-
 describe("a broadcast's encode killed after its publisher stopped", () => {
   it("kill -9 of its worker with the encode behind: a run takes it over with the tail the ended feed kept, and the recording holds every second sent", async () => {
     const slow = await startWorkerProcess("tail-slow", workerEnv({ FFMPEG_PATH: await slowLiveFfmpeg() }));
@@ -192,7 +180,7 @@ describe("a broadcast's encode killed after its publisher stopped", () => {
     const sent = await b.publisher.stop();
     await slow.stop("SIGKILL");
     // The encode was behind: what it had published lacks seconds the feed had received.
-    const published = listedSeconds(await topPlaylist(b.videoId));
+    const published = durationOf(await topPlaylist(t.dataDir, b.videoId));
     expect(published).toBeLessThan(sent - 2);
     const second = await startWorkerProcess("tail-second", workerEnv());
     await expect.poll(async () => (await b.state()).status, { timeout: 60_000, interval: 250 }).toBe("ENDED");

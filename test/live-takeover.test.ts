@@ -1,11 +1,10 @@
 import { readFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
-import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { liveFeedReplayBytes } from "../src/metrics.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { queryDatabase } from "./support/db.ts";
 import { killPublishersOnAir, publishUntilStopped } from "./support/live-publisher.ts";
+import { segmentsOf, topPlaylist, topSegments } from "./support/live-api.ts";
 import { workerReported } from "./support/live-slots.ts";
 import { listProcesses } from "./support/process-scan.ts";
 import { startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
@@ -34,14 +33,6 @@ afterAll(async () => {
 });
 afterEach(killPublishersOnAir);
 
-/** The top rung's playlist as storage holds it (the publisher's 320x240: the 240p rung), or "". */
-async function topPlaylist(videoId: string): Promise<string> {
-  const file = path.join(t.dataDir, "videos", videoId, "hls", "240p", "index.m3u8");
-  return readFile(file, "utf8").catch(() => "");
-}
-
-const segmentUris = (playlist: string) => playlist.split("\n").filter((l) => l.startsWith("seg_"));
-
 /** The workers' environment: each serves `live`, with the broadcast's top rung copied. */
 const workerEnv = () => ({
   DATABASE_URL: t.database.url,
@@ -69,7 +60,7 @@ async function broadcast(title: string) {
   await expect.poll(async () => (await state()).status, { timeout: 30_000, interval: 200 }).toBe("LIVE");
   const videoId: string = (await state()).activeVideo.id;
   await expect
-    .poll(async () => segmentUris(await topPlaylist(videoId)).length, { timeout: 20_000 })
+    .poll(async () => (await topSegments(t.dataDir, videoId)).length, { timeout: 20_000 })
     .toBeGreaterThanOrEqual(3);
   return { videoId, publisher, state };
 }
@@ -80,8 +71,8 @@ async function expectWholeRecording(b: Awaited<ReturnType<typeof broadcast>>, be
   await expect.poll(async () => (await b.state()).status, { timeout: 30_000, interval: 250 }).toBe("ENDED");
   const ended = await b.state();
   expect(ended.activeVideo).toMatchObject({ id: b.videoId, status: "READY" });
-  const playlist = await topPlaylist(b.videoId);
-  const uris = segmentUris(playlist);
+  const playlist = await topPlaylist(t.dataDir, b.videoId);
+  const uris = segmentsOf(playlist);
   // What viewers saw stays listed first, as it was; the numbers only go up.
   expect(uris.slice(0, before.length)).toEqual(before);
   const numbers = uris.map((u) => Number(u.slice(4, -3)));
@@ -123,14 +114,14 @@ describe("a live broadcast outlives the process encoding it", () => {
     expect(held).toBeLessThan(1024 * 1024);
 
     await first.stop("SIGKILL");
-    const before = segmentUris(await topPlaylist(b.videoId));
+    const before = await topSegments(t.dataDir, b.videoId);
     const killedAt = Date.now();
     const second = await startWorkerProcess("live-worker-second", workerEnv());
     // The second run lists its own segments after the first run's, under new names: the API saw the
     // feed lose its reader and queued the job again, long before the transport would have noticed
     // the dead run (its claim lapses after JOB_STALL_SECONDS, 60 s here).
     await expect
-      .poll(async () => segmentUris(await topPlaylist(b.videoId)).length, { timeout: 25_000, interval: 250 })
+      .poll(async () => (await topSegments(t.dataDir, b.videoId)).length, { timeout: 25_000, interval: 250 })
       .toBeGreaterThan(before.length + 2);
     expect((Date.now() - killedAt) / 1000).toBeLessThan(25);
     expect(await runsOf(b.videoId)).toEqual([
@@ -148,9 +139,9 @@ describe("a live broadcast outlives the process encoding it", () => {
     const encoder = encoderOf(b.videoId);
     expect(encoder).toBeDefined();
     process.kill(encoder!, "SIGKILL");
-    const before = segmentUris(await topPlaylist(b.videoId));
+    const before = await topSegments(t.dataDir, b.videoId);
     await expect
-      .poll(async () => segmentUris(await topPlaylist(b.videoId)).length, { timeout: 20_000, interval: 250 })
+      .poll(async () => (await topSegments(t.dataDir, b.videoId)).length, { timeout: 20_000, interval: 250 })
       .toBeGreaterThan(before.length + 2);
     // Before, the run failed with its ffmpeg and the broadcast with it. (On a loaded host the new
     // encode may attach later than the API waits: then the API's takeover goes on instead.)

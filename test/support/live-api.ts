@@ -183,9 +183,12 @@ export const durationOf = (playlist: string) =>
 export const topPlaylist = (dataDir: string, videoId: string) =>
   readFile(path.join(dataDir, "videos", videoId, "hls", "240p", "index.m3u8"), "utf8").catch(() => "");
 
+/** The segments a playlist's text lists (their URIs). */
+export const segmentsOf = (playlist: string) => playlist.split("\n").filter((l) => l.startsWith("seg_"));
+
 /** The top rung's segments as its playlist in storage lists them. */
 export async function topSegments(dataDir: string, videoId: string): Promise<string[]> {
-  return (await topPlaylist(dataDir, videoId)).split("\n").filter((l) => l.startsWith("seg_"));
+  return segmentsOf(await topPlaylist(dataDir, videoId));
 }
 
 /** Seconds of media the top rung's playlist lists. */
