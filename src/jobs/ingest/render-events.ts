@@ -5,6 +5,7 @@ import { renderJobProgress } from "../progress.ts";
 import { lockVideo } from "../video-lock.ts";
 import type { EventOf, IngestDeps } from "./ingest-deps.ts";
 import type { JobRunIngestor } from "./job-runs.ts";
+import { succeedAttemptIn } from "./run-records.ts";
 
 /** The events of jobs that make a video's source (Manim and composition renders, URL imports). */
 export function createRenderEventIngestor(deps: IngestDeps, runs: JobRunIngestor) {
@@ -42,10 +43,7 @@ export function createRenderEventIngestor(deps: IngestDeps, runs: JobRunIngestor
     const at = new Date(e.at);
     const video = await db.$transaction(async (tx) => {
       await lockVideo(tx, videoId);
-      const { count } = await tx.job.updateMany({
-        where: { id: e.jobId, attempt: e.attempt, status: { in: ["QUEUED", "RUNNING"] } },
-        data: { status: "SUCCEEDED", progress: 1, finishedAt: at, error: null },
-      });
+      const count = await succeedAttemptIn(tx, e, at);
       if (!count) return null;
       const parent = await tx.job.findUniqueOrThrow({ where: { id: e.jobId } });
       await tx.video.updateMany({

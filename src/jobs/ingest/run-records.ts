@@ -1,4 +1,4 @@
-import type { Db } from "../../db/client.ts";
+import type { Db, DbTransaction as Tx } from "../../db/client.ts";
 import type { JobKind } from "../../generated/prisma/client.ts";
 import { log } from "../../log.ts";
 import type { JobEvent, RunEndEvent } from "../../protocol/job-events.ts";
@@ -82,4 +82,17 @@ export async function recordResume(db: Db, e: EventOf<"job.probed">): Promise<vo
     create: { ...key, ...resumed, startedAt: at, heartbeatAt: at },
     update: resumed,
   });
+}
+
+/**
+ * `e`'s attempt SUCCEEDED at `at`, if it is still queued or running (a later attempt, a cancel or an
+ * end applied before leaves it as it is): the number of jobs moved, 0 or 1. Inside the caller's
+ * transaction, under the video's lock.
+ */
+export async function succeedAttemptIn(tx: Tx, e: JobEvent, at: Date): Promise<number> {
+  const { count } = await tx.job.updateMany({
+    where: { id: e.jobId, attempt: e.attempt, status: { in: ["QUEUED", "RUNNING"] } },
+    data: { status: "SUCCEEDED", progress: 1, finishedAt: at, error: null },
+  });
+  return count;
 }

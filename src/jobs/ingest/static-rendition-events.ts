@@ -4,6 +4,7 @@ import { userFacingError } from "../user-facing-error.ts";
 import { lockVideo } from "../video-lock.ts";
 import { publishVideoStatus, type EventOf, type IngestDeps } from "./ingest-deps.ts";
 import type { JobRunIngestor } from "./job-runs.ts";
+import { succeedAttemptIn } from "./run-records.ts";
 
 /** A static renditions job ended: it succeeds, and each rendition is READY or FAILED as the worker says. */
 export async function onStaticRenditionsDone(
@@ -16,10 +17,7 @@ export async function onStaticRenditionsDone(
   const at = new Date(e.at);
   const count = await deps.db.$transaction(async (tx) => {
     await lockVideo(tx, videoId);
-    const { count } = await tx.job.updateMany({
-      where: { id: e.jobId, attempt: e.attempt, status: { in: ["QUEUED", "RUNNING"] } },
-      data: { status: "SUCCEEDED", progress: 1, finishedAt: at, error: null },
-    });
+    const count = await succeedAttemptIn(tx, e, at);
     if (!count) return 0;
     for (const r of e.renditions) {
       const data =

@@ -6,7 +6,7 @@ import { estimateAtProbe } from "../../costs/job-cost.ts";
 import { variantAfterProgress } from "../progress.ts";
 import { lockVideo } from "../video-lock.ts";
 import { publishVideoStatus, type EventOf, type IngestDeps } from "./ingest-deps.ts";
-import { finishRun, recordResume } from "./run-records.ts";
+import { finishRun, recordResume, succeedAttemptIn } from "./run-records.ts";
 import {
   discardVideoIn,
   emitPlayable,
@@ -169,10 +169,7 @@ async function onSucceeded(
   let renditionsQueued = false;
   const count = await deps.db.$transaction(async (tx) => {
     await lockVideo(tx, videoId);
-    const { count } = await tx.job.updateMany({
-      where: { id: e.jobId, attempt: e.attempt, status: { in: ["QUEUED", "RUNNING"] } },
-      data: { status: "SUCCEEDED", progress: 1, finishedAt: at, error: null },
-    });
+    const count = await succeedAttemptIn(tx, e, at);
     if (!count) return 0;
     if (discarded) await discardVideoIn(tx, videoId, e, at);
     else renditionsQueued = await finishVideoIn(deps, tx, e.jobId, videoId, e, at, "ready");
