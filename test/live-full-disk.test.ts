@@ -346,7 +346,10 @@ describe.skipIf(!canMountTmpfs)("the worker's work dir full for a moment (a tmpf
     await expect
       .poll(async () => segmentUris(await topPlaylist()).length, { timeout: 20_000, interval: 250 })
       .toBeGreaterThan(before + 2);
-    expect(await state()).toMatchObject({ status: "LIVE", activeVideo: { id: videoId, status: "PROCESSING" } });
+    // LIVE again once the API has applied the resumed encode's events, which may come after its segments are stored.
+    await expect
+      .poll(state, { timeout: 10_000, interval: 250 })
+      .toMatchObject({ status: "LIVE", activeVideo: { id: videoId, status: "PROCESSING" } });
     const sent = await publisher.stop();
     await expect.poll(async () => (await state()).status, { timeout: 30_000, interval: 250 }).toBe("ENDED");
     expect((await state()).activeVideo).toMatchObject({ id: videoId, status: "READY" });
@@ -392,7 +395,10 @@ describe.skipIf(!canMountTmpfs)("the worker's work dir full for a moment (a tmpf
     await expect
       .poll(async () => segmentUris(await topPlaylist()).length, { timeout: 30_000, interval: 250 })
       .toBeGreaterThanOrEqual(3);
-    expect(await state()).toMatchObject({ status: "LIVE", activeVideo: { id: videoId, status: "PROCESSING" } });
+    // LIVE once the API has applied the run's first segments' event, which may come after they are stored.
+    await expect
+      .poll(state, { timeout: 10_000, interval: 250 })
+      .toMatchObject({ status: "LIVE", activeVideo: { id: videoId, status: "PROCESSING" } });
     const sent = await publisher.stop();
     await expect.poll(async () => (await state()).status, { timeout: 30_000, interval: 250 }).toBe("ENDED");
     expect((await state()).activeVideo).toMatchObject({ id: videoId, status: "READY" });
