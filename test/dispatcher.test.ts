@@ -129,23 +129,55 @@ ones behind it`, async () => {
     expect(await db.video.findUniqueOrThrow({ where: { id: broken.id } })).toMatchObject({ status: "FAILED" });
   });
 
-  it("lets a transcode split only while two cpu workers are alive, and tells it their slots", async () => {
+  it("lets a transcode split only while two cpu workers have free slots, and tells it how many", async () => {
     const video = await db.video.create({
       data: { tenantId: DEFAULT_TENANT_ID, title: "t", status: "QUEUED", sourceKey: "videos/c/source/upload" },
     });
+    // Earlier tests' jobs, sent and never taken, would hold cpu slots here.
+    await db.job.updateMany({ where: { status: { in: ["QUEUED", "RUNNING"] } }, data: { status: "CANCELED" } });
     const transcode = async () => {
       const job = await db.job.create({ data: { videoId: video.id, kind: "TRANSCODE" } });
       await sweep(90, CHUNKING);
-      return (await queuedMessages()).find((m) => m.jobId === job.id)!.options.chunking;
+      const sent = (await queuedMessages()).find((m) => m.jobId === job.id)!;
+      // Taken and done: it holds no slot in the next sweep.
+      await db.job.update({ where: { id: job.id }, data: { status: "SUCCEEDED" } });
+      return sent.options.chunking;
     };
+    const runningOn = (workerId: string) =>
+      db.job.create({
+        data: {
+          videoId: video.id,
+          kind: "RENDER_MANIM",
+          status: "RUNNING",
+          workerId,
+          dispatchedAt: new Date(),
+          heartbeatAt: new Date(),
+        },
+      });
+    const sentNotTaken = () =>
+      db.job.create({
+        data: { videoId: video.id, kind: "TRANSCODE", dispatchedAt: new Date(), dispatchedTo: "cpu" },
+      });
     await db.worker.deleteMany();
     const now = new Date();
     await db.worker.create({ data: { id: "cpu-a", capabilities: ["cpu"], slots: 3, lastHeartbeatAt: now } });
     await db.worker.create({ data: { id: "gpu-b", capabilities: ["nvenc"], slots: 8, lastHeartbeatAt: now } });
     await db.worker.create({ data: { id: "cpu-gone", capabilities: ["cpu"], slots: 8, lastHeartbeatAt: new Date(0) } });
+    // One cpu worker alive (the embedded default's one): never split, whatever its slots.
     expect(await transcode()).toBeUndefined();
     await db.worker.create({ data: { id: "cpu-c", capabilities: ["cpu", "manim"], slots: 2, lastHeartbeatAt: now } });
     expect(await transcode()).toEqual({ ...CHUNKING, slots: 5 });
+    // cpu-a busy: only cpu-c has room, and its two slots are one machine's.
+    const busy = await Promise.all([runningOn("cpu-a"), runningOn("cpu-a"), runningOn("cpu-a")]);
+    expect(await transcode()).toBeUndefined();
+    await db.job.update({ where: { id: busy[0]!.id }, data: { status: "SUCCEEDED" } });
+    expect(await transcode()).toEqual({ ...CHUNKING, slots: 3 });
+    // Jobs sent to cpu and not yet taken take the next free slots.
+    await sentNotTaken();
+    expect(await transcode()).toEqual({ ...CHUNKING, slots: 2 });
+    await sentNotTaken();
+    expect(await transcode()).toBeUndefined();
+    await db.job.updateMany({ where: { videoId: video.id }, data: { status: "CANCELED" } });
     await db.worker.deleteMany();
   });
 

@@ -18,7 +18,7 @@ builder.prismaObjectFields("Video", (t) => ({
     nullable: true,
     description:
       "The chunks of the video's split transcode and how many are done; null when its transcode is one run " +
-      "(the API splits only where the operator set CHUNK_SECONDS and two or more workers are alive).",
+      "(the API splits a source longer than one chunk, CHUNK_SECONDS, only while two or more cpu workers have free slots).",
     select: {
       jobs: {
         where: { OR: [{ kind: "TRANSCODE_CHUNK" }, { children: { some: { kind: "TRANSCODE_CHUNK" } } }] },

@@ -128,24 +128,52 @@ async function routeFor(
 }
 
 /**
- * The message as sent to `queue`: a whole transcode on the cpu queue may be split while more than
- * one cpu worker can take its chunks (a retried rung or a clip is never split), told how many
- * cpu jobs those workers run at once.
+ * The message as sent to `queue`: a whole transcode on the cpu queue may be split while its chunks
+ * can run side by side now (a retried rung or a clip is never split), told how many cpu slots are
+ * free for them (docs/chunked-transcoding.md, "When the API lets a transcode split").
  */
 async function withChunking(
   ctx: DispatchContext,
-  tx: Pick<Db, "worker">,
+  tx: Pick<Db, "worker" | "job">,
   message: JobMessage,
   queue: Capability,
 ): Promise<JobMessage> {
   const chunking = ctx.chunking;
   if (!chunking || queue !== "cpu" || message.type !== "transcode") return message;
   if (message.options.rungs || message.options.trim) return message;
-  const alive = await tx.worker.aggregate({
+  const free = await freeCpuSlots(ctx, tx, message.jobId);
+  if (free.workers < 2 || free.slots < 2) return message;
+  return { ...message, options: { ...message.options, chunking: { ...chunking, slots: free.slots } } };
+}
+
+/**
+ * The cpu slots free for a split's runs: every alive cpu worker's slots less the jobs it runs,
+ * less the cpu jobs sent and not yet taken (they take the next free slots), and how many workers
+ * have a free slot. Chunks gain only across workers that run them at once; on one worker, or on a
+ * busy fleet where they would queue behind other work, a split only adds each chunk's pre-roll.
+ */
+async function freeCpuSlots(
+  ctx: DispatchContext,
+  tx: Pick<Db, "worker" | "job">,
+  jobId: string,
+): Promise<{ workers: number; slots: number }> {
+  const workers = await tx.worker.findMany({
     where: aliveWith("cpu", ctx.vanishedAfterSeconds),
-    _count: true,
-    _sum: { slots: true },
+    select: { id: true, slots: true },
   });
-  if (alive._count < 2) return message;
-  return { ...message, options: { ...message.options, chunking: { ...chunking, slots: alive._sum.slots ?? 2 } } };
+  if (workers.length < 2) return { workers: workers.length, slots: 0 };
+  const running = await tx.job.groupBy({
+    by: ["workerId"],
+    where: { status: "RUNNING", workerId: { in: workers.map((w) => w.id) } },
+    _count: true,
+  });
+  const busy = new Map(running.map((r) => [r.workerId, r._count]));
+  const room = workers.map((w) => Math.max(0, w.slots - (busy.get(w.id) ?? 0)));
+  const waiting = await tx.job.count({
+    where: { status: "QUEUED", dispatchedTo: "cpu", dispatchedAt: { not: null }, id: { not: jobId } },
+  });
+  return {
+    workers: room.filter((r) => r > 0).length,
+    slots: room.reduce((sum, r) => sum + r, 0) - waiting,
+  };
 }

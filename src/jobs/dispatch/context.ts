@@ -20,8 +20,8 @@ export interface DispatcherOptions {
   /** GPU_ROUTING: transcodes go to the nvenc queue while a worker advertising nvenc is alive; off when absent. */
   gpuRouting?: GpuRoutingSettings;
   /**
-   * CHUNK_SECONDS: a transcode sent to the cpu queue while two or more cpu workers are alive may be
-   * split into chunks of about this length; null or absent: never.
+   * CHUNK_SECONDS: a transcode sent to the cpu queue while two or more cpu workers have free slots
+   * may be split into chunks of about this length; null or absent: never.
    */
   chunking?: { chunkSeconds: number; firstChunkSeconds: number } | null;
 }
