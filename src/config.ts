@@ -237,13 +237,14 @@ const EnvSchema = z.object({
   GPU_MIN_HEIGHT: z.coerce.number().int().min(0).default(0),
   /**
    * Split a transcode into time chunks of about this many seconds that other cpu workers encode,
-   * while two or more cpu workers are alive (docs/chunked-transcoding.md); 0, the default: off,
-   * every transcode is one run. A source no longer than one chunk is never split.
+   * while two or more cpu workers have free slots (docs/chunked-transcoding.md, "The default": 60 s
+   * keeps each chunk's pre-roll to a few percent of its work); 0: off, every transcode is one run.
+   * A source no longer than one chunk is never split.
    */
   CHUNK_SECONDS: z.coerce
     .number()
     .refine((s) => s === 0 || (s >= 2 && s <= 3600), "0 (off) or 2 to 3600")
-    .default(0),
+    .default(60),
   /** The first chunk of a split transcode, about this long: it makes the video playable, so it is short. */
   FIRST_CHUNK_SECONDS: z.coerce.number().min(1).max(3600).default(10),
   /** Largest file createVideoFromUrl downloads (default MAX_UPLOAD_BYTES). */
