@@ -44,6 +44,7 @@ const LONGEST_FIRST = [
   "test/live-srt.test.ts",
   "test/worker/ffmpeg.test.ts",
   "test/exit-codes.test.ts",
+  "test/split-transcode-default.test.ts",
   "test/split-transcode-cloud.test.ts",
   "test/pubsub-transport.test.ts",
   "test/worker/storage-waits.test.ts",
