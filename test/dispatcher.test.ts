@@ -129,7 +129,7 @@ ones behind it`, async () => {
     expect(await db.video.findUniqueOrThrow({ where: { id: broken.id } })).toMatchObject({ status: "FAILED" });
   });
 
-  it("lets a transcode split only while two cpu workers have free slots, and tells it how many", async () => {
+  it("lets a transcode split only while two cpu workers have free slots, and tells it their slots", async () => {
     const video = await db.video.create({
       data: { tenantId: DEFAULT_TENANT_ID, title: "t", status: "QUEUED", sourceKey: "videos/c/source/upload" },
     });
@@ -170,11 +170,25 @@ ones behind it`, async () => {
     // cpu-a busy: only cpu-c has room, and its two slots are one machine's.
     const busy = await Promise.all([runningOn("cpu-a"), runningOn("cpu-a"), runningOn("cpu-a")]);
     expect(await transcode()).toBeUndefined();
+    // A transcode split before (its first run retried) splits again, busy or not: its chunks are queued.
+    const retried = await db.job.create({ data: { videoId: video.id, kind: "TRANSCODE", attempt: 2 } });
+    await db.job.create({
+      data: { videoId: video.id, kind: "TRANSCODE_CHUNK", parentId: retried.id, status: "RUNNING" },
+    });
+    await sweep(90, CHUNKING);
+    expect((await queuedMessages()).find((m) => m.jobId === retried.id)!.options.chunking).toEqual({
+      ...CHUNKING,
+      slots: 5,
+    });
+    await db.job.updateMany({
+      where: { OR: [{ id: retried.id }, { parentId: retried.id }] },
+      data: { status: "SUCCEEDED" },
+    });
     await db.job.update({ where: { id: busy[0]!.id }, data: { status: "SUCCEEDED" } });
-    expect(await transcode()).toEqual({ ...CHUNKING, slots: 3 });
-    // Jobs sent to cpu and not yet taken take the next free slots.
+    expect(await transcode()).toEqual({ ...CHUNKING, slots: 5 });
+    // Jobs sent to cpu and not yet taken take the next free slots: three free less two waiting.
     await sentNotTaken();
-    expect(await transcode()).toEqual({ ...CHUNKING, slots: 2 });
+    expect(await transcode()).toEqual({ ...CHUNKING, slots: 5 });
     await sentNotTaken();
     expect(await transcode()).toBeUndefined();
     await db.job.updateMany({ where: { videoId: video.id }, data: { status: "CANCELED" } });

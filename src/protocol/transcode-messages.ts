@@ -37,11 +37,11 @@ export const TranscodeOptions = z.object({
   /**
    * The worker may split this transcode into time chunks that other workers encode
    * (docs/chunked-transcoding.md): chunks of about `chunkSeconds`, the first about
-   * `firstChunkSeconds`. The API sets it only while two or more workers have a free cpu slot;
-   * a source no longer than one chunk is not split. Absent: one run encodes the whole ladder.
-   * `slots`: how many cpu jobs can start then (the alive workers' WORKER_CONCURRENCY summed, less
-   * the jobs they run and those queued before), so that the last round of chunks is not left
-   * partly idle (APIs before it do not send it, workers before it ignore it).
+   * `firstChunkSeconds`. The API sets it only while two or more workers have a free cpu slot (or
+   * the transcode split before); a source no longer than one chunk is not split. Absent: one run
+   * encodes the whole ladder. `slots`: how many cpu jobs the workers alive then run at once (their
+   * WORKER_CONCURRENCY summed), so that the last round of chunks is not left partly idle (APIs
+   * before it do not send it, workers before it ignore it).
    */
   chunking: z
     .object({

@@ -85,7 +85,7 @@ function publishJob(
     inSpan("dispatch job", dispatchSpan, async (span) => {
       const { queue, reason } = await routeFor(ctx, tx, job, job.video, gpuWorkerAlive);
       span.setAttribute("job.queue", queue);
-      const sent = await withChunking(ctx, tx, message, queue);
+      const sent = await withChunking(ctx, tx, job, message, queue);
       await ctx.transport.publishJob(queue, { ...sent, traceparent: traceparentOf() });
       const dueAt = Math.max(job.createdAt.getTime(), job.runAfter?.getTime() ?? 0);
       dispatchLatency.observe({ queue }, Math.max(0, Date.now() - dueAt) / 1000);
@@ -129,39 +129,44 @@ async function routeFor(
 
 /**
  * The message as sent to `queue`: a whole transcode on the cpu queue may be split while its chunks
- * can run side by side now (a retried rung or a clip is never split), told how many cpu slots are
- * free for them (docs/chunked-transcoding.md, "When the API lets a transcode split").
+ * can run side by side now (a retried rung or a clip is never split), told how many cpu jobs the
+ * workers alive run at once (docs/chunked-transcoding.md, "The default"). A transcode that split
+ * before (a retry, a redelivery) may split again however busy the fleet is: its chunks are queued,
+ * and a whole run beside them would publish what they publish.
  */
 async function withChunking(
   ctx: DispatchContext,
   tx: Pick<Db, "worker" | "job">,
+  job: Pick<Job, "id" | "videoId">,
   message: JobMessage,
   queue: Capability,
 ): Promise<JobMessage> {
   const chunking = ctx.chunking;
   if (!chunking || queue !== "cpu" || message.type !== "transcode") return message;
   if (message.options.rungs || message.options.trim) return message;
-  const free = await freeCpuSlots(ctx, tx, message.jobId);
-  if (free.workers < 2 || free.slots < 2) return message;
-  return { ...message, options: { ...message.options, chunking: { ...chunking, slots: free.slots } } };
+  const fleet = await cpuFleet(ctx, tx, job.id);
+  const room = fleet.workersWithRoom >= 2 && fleet.freeSlots >= 2;
+  if (!room && !(await splitBefore(tx, job))) return message;
+  return { ...message, options: { ...message.options, chunking: { ...chunking, slots: Math.max(1, fleet.slots) } } };
 }
 
 /**
- * The cpu slots free for a split's runs: every alive cpu worker's slots less the jobs it runs,
- * less the cpu jobs sent and not yet taken (they take the next free slots), and how many workers
- * have a free slot. Chunks gain only across workers that run them at once; on one worker, or on a
- * busy fleet where they would queue behind other work, a split only adds each chunk's pre-roll.
+ * The alive cpu workers' slots, and those free for a split's runs: each worker's slots less the
+ * jobs it runs, less the cpu jobs sent and not yet taken (they take the next free slots). Chunks
+ * gain only across workers that run them at once; on one worker, or on a busy fleet where they
+ * would queue behind other work, a split only adds each chunk's pre-roll.
  */
-async function freeCpuSlots(
+async function cpuFleet(
   ctx: DispatchContext,
   tx: Pick<Db, "worker" | "job">,
   jobId: string,
-): Promise<{ workers: number; slots: number }> {
+): Promise<{ slots: number; workersWithRoom: number; freeSlots: number }> {
   const workers = await tx.worker.findMany({
     where: aliveWith("cpu", ctx.vanishedAfterSeconds),
     select: { id: true, slots: true },
   });
-  if (workers.length < 2) return { workers: workers.length, slots: 0 };
+  const slots = workers.reduce((sum, w) => sum + w.slots, 0);
+  if (workers.length < 2) return { slots, workersWithRoom: workers.length, freeSlots: 0 };
   const running = await tx.job.groupBy({
     by: ["workerId"],
     where: { status: "RUNNING", workerId: { in: workers.map((w) => w.id) } },
@@ -173,7 +178,12 @@ async function freeCpuSlots(
     where: { status: "QUEUED", dispatchedTo: "cpu", dispatchedAt: { not: null }, id: { not: jobId } },
   });
   return {
-    workers: room.filter((r) => r > 0).length,
-    slots: room.reduce((sum, r) => sum + r, 0) - waiting,
+    slots,
+    workersWithRoom: room.filter((r) => r > 0).length,
+    freeSlots: room.reduce((sum, r) => sum + r, 0) - waiting,
   };
 }
+
+/** Whether the transcode's chunks were queued by an earlier run (its video's jobs: indexed). */
+const splitBefore = async (tx: Pick<Db, "job">, job: Pick<Job, "id" | "videoId">) =>
+  (await tx.job.count({ where: { videoId: job.videoId, parentId: job.id, kind: "TRANSCODE_CHUNK" } })) > 0;
