@@ -183,8 +183,8 @@ interface TextLine {
   x: string;
   y: number;
   color: string;
-  /** A timeline expression: when the line shows. */
-  enable?: string;
+  /** Shown only from the reveal on (the answer's explanation), not while the question is asked. */
+  afterReveal?: true;
 }
 
 /**
@@ -247,7 +247,7 @@ export async function writeQuestionText(spec: QuizSegmentSpec, workDir: string, 
         x: "(w-text_w)/2",
         y: e.top + i * e.lineHeight,
         color: "white",
-        enable: `gte(t,${S})`,
+        afterReveal: true,
       });
     }
   }
@@ -277,22 +277,51 @@ export function quizSegmentGraph(
   const chains: string[] = [];
   const L = (name: string) => `${prefix}${name}`;
 
+  // What is drawn over the background, in this order: the choices' boxes, the correct one marked from
+  // the reveal on, then the text over them (the explanation from the reveal on).
+  const boxAt = (box: ReturnType<typeof quizLayout>["choices"][number]) =>
+    `drawbox=x=${box.x}:y=${box.y}:w=${box.w}:h=${box.h}`;
+  const boxes = layout.choices.map((box) => `${boxAt(box)}:color=black@0.55:t=fill`);
+  const correct = layout.choices[spec.question.answerIndex]!;
+  const marked = [
+    `${boxAt(correct)}:color=0x16a34a:t=fill`,
+    `${boxAt(correct)}:color=white:t=${Math.max(2, Math.round(layout.timer.h / 4))}`,
+  ];
+  const text = (shown: (line: TextLine) => boolean) =>
+    lines
+      .filter(shown)
+      .map(
+        (line) =>
+          `drawtext=fontfile=${line.font}:textfile=${line.file}:expansion=none:` +
+          `fontsize=${line.fontSize}:fontcolor=${line.color}:x=${line.x}:y=${line.y}`,
+      );
+  const askedText = text((line) => !line.afterReveal);
+  const revealedText = text((line) => line.afterReveal === true);
+
   if (spec.assets.background) {
     const bg = addInput(spec.assets.background, true);
+    const fromReveal = (draw: string) => `${draw}:enable='gte(t,${S})'`;
+    const draw = [...boxes, ...marked.map(fromReveal), ...askedText, ...revealedText.map(fromReveal)];
     chains.push(
       `[${bg}:v:0]scale=${W}:${H}:force_original_aspect_ratio=increase,crop=${W}:${H},setsar=1,` +
         `fps=${COMPOSED_FPS},trim=duration=${D},setpts=PTS-STARTPTS,` +
         // Darkened so white text stays readable on any background.
-        `colorlevels=romax=0.55:gomax=0.55:bomax=0.55,format=yuv420p[${L("bg")}]`,
+        `colorlevels=romax=0.55:gomax=0.55:bomax=0.55,format=yuv420p,${draw.join(",")}[${L("drawn")}]`,
     );
   } else {
     const [c0, c1] = PALETTE[spec.index % PALETTE.length]!;
-    // The gradient stands still, so it is drawn once and looped: drawn for every frame it was most of a
-    // scene's CPU, and its frames differed only by the filter's dithering (docs/manim-and-compositions.md).
+    // Nothing under the countdown moves: the question's frame and the answer's are each drawn once and
+    // looped. Drawn for every frame, the gradient, boxes and text were most of a question's filtering
+    // (docs/manim-and-compositions.md, "What a composition costs").
+    const still = (draw: string[], seconds: number, label: string) =>
+      `[${L(`${label}bg`)}]${draw.join(",")},loop=loop=-1:size=1,trim=duration=${seconds},setpts=PTS-STARTPTS[${L(label)}]`;
     chains.push(
       `gradients=s=${W}x${H}:r=${COMPOSED_FPS}:c0=${c0}:c1=${c1}:x0=0:y0=0:x1=${W}:y1=${H}:speed=0.00001,` +
-        `trim=end_frame=1,format=yuv420p,loop=loop=-1:size=1,trim=duration=${D}[${L("bg")}]`,
+        `trim=end_frame=1,format=yuv420p,split[${L("askedbg")}][${L("answeredbg")}]`,
     );
+    chains.push(still([...boxes, ...askedText], S, "asked"));
+    chains.push(still([...boxes, ...marked, ...askedText, ...revealedText], D - S, "answered"));
+    chains.push(`[${L("asked")}][${L("answered")}]concat=n=2:v=1:a=0[${L("drawn")}]`);
   }
 
   const t = layout.timer;
@@ -310,21 +339,6 @@ export function quizSegmentGraph(
     chains.push(`[${L("track")}][${L("bar")}]overlay=x='-w*t/${S}':y=0:eval=frame[${L("timer")}]`);
   }
 
-  const draw: string[] = [];
-  const boxAt = (box: ReturnType<typeof quizLayout>["choices"][number]) =>
-    `drawbox=x=${box.x}:y=${box.y}:w=${box.w}:h=${box.h}`;
-  for (const box of layout.choices) draw.push(`${boxAt(box)}:color=black@0.55:t=fill`);
-  const correct = layout.choices[spec.question.answerIndex]!;
-  draw.push(`${boxAt(correct)}:color=0x16a34a:t=fill:enable='gte(t,${S})'`);
-  draw.push(`${boxAt(correct)}:color=white:t=${Math.max(2, Math.round(t.h / 4))}:enable='gte(t,${S})'`);
-  for (const line of lines) {
-    const enable = line.enable ? `:enable='${line.enable}'` : "";
-    draw.push(
-      `drawtext=fontfile=${line.font}:textfile=${line.file}:expansion=none:` +
-        `fontsize=${line.fontSize}:fontcolor=${line.color}:x=${line.x}:y=${line.y}${enable}`,
-    );
-  }
-  chains.push(`[${L("bg")}]${draw.join(",")}[${L("drawn")}]`);
   const timerX = spec.assets.timer ? `${t.x}+(${t.w}-w)/2` : String(t.x);
   // eof_action=pass: once the countdown's stream ends, the frame shows without it.
   chains.push(`[${L("drawn")}][${L("timer")}]overlay=x=${timerX}:y=${t.y}:eof_action=pass,format=yuv420p[${L("v")}]`);
