@@ -100,14 +100,14 @@ export type VideoEventMessage = VideoEventPayload | { kind: "resync" };
  * not one per rung, each with the whole video: docs/performance.md, "The control plane"). A
  * subscription receives it as one `variantProgress` per rung, in the rungs' order (`unpacked`).
  */
-export type VariantsProgressMessage = {
+type VariantsProgressMessage = {
   kind: "variantsProgress";
   video: VideoSnapshot;
   variants: VariantSnapshot[];
 } & EncoderFigures;
 
 /** What is published: an event, or several rungs' progress in one message. */
-export type VideoFanOutMessage = VideoEventMessage | VariantsProgressMessage;
+type VideoFanOutMessage = VideoEventMessage | VariantsProgressMessage;
 
 type VideoPubSubEvents = { videoEvents: [videoId: string, payload: VideoFanOutMessage] };
 
