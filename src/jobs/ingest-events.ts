@@ -28,8 +28,9 @@ const changesActualCost = (e: JobEvent) =>
 
 /**
  * Jobs whose events a batch applies at once. A lane holds at most two of the database pool's ten
- * connections (`createDb`; a progress event reads its video and variants together), leaving the
- * rest to GraphQL, the dispatcher and webhooks.
+ * connections (`createDb`; a progress event reads its video and variants together), and the
+ * batch's progress (progress-batch.ts) one beside them, leaving the rest to GraphQL, the dispatcher
+ * and webhooks.
  */
 const EVENT_LANES = 4;
 
