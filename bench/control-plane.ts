@@ -31,7 +31,8 @@ of first attempts fail (retried by the API) and P % of videos are canceled part-
 gets --per-video graphql-ws subscribers while fewer than --subscribers are open.
 Per step: arrival rate (videos a day), completed a second, progress latency p50/p99 (sent by the
 simulated worker → received by a subscriber), queue trends (events, run ends, jobs, webhooks,
-NOTIFY), CPU of the APIs, Postgres, the fleet, the subscribers and the emulator; then the highest
+NOTIFY), CPU of the APIs, Postgres, the fleet, the subscribers and the emulator, the API's and
+Postgres's CPU per worker event sent and per event applied (postgres transport); then the highest
 rate sustained (p99 < 1 s, no queue growing) and what saturated first. The ramp stops at the first
 step not sustained; --all-steps runs every step (on a machine whose other load decides the latency,
 the CPU per event still says where the limit is). --profile=DIR writes each API's V8 CPU profile
@@ -402,7 +403,7 @@ try {
   log(`${cores} cores (${os.cpus()[0]?.model ?? "unknown CPU"}), load average ${os.loadavg()[0]!.toFixed(1)}`);
   console.log(
     "rate/day   offered/s done/s events/s  p50 ms  p99 ms  subs  running  events  ends  jobs  hooks notify  " +
-      "API %core  PG %  fleet %  subs %  emul %  API ms/ev  PG ms/ev  load",
+      "API %core  PG %  fleet %  subs %  emul %  API ms/ev  PG ms/ev  applied/s  API ms/ap  PG ms/ap  load",
   );
   for (let target = startRate; target <= maxRate; target += stepRate || maxRate) {
     const neededSlots = Math.ceil((target / 86_400) * (videoSeconds / speed + 10) * 1.25) + 10;
@@ -478,6 +479,12 @@ try {
     // What one worker event costs, whatever else the machine runs: the API's and Postgres's CPU over the events.
     const apiMsPerEvent = (apiShares.reduce((a, b) => a + b, 0) * seconds * 10) / Math.max(1, events);
     const pgMsPerEvent = (pgShare * seconds * 10) / Math.max(1, events);
+    // And over the events applied: those sent less what the events queue gained (Postgres transport
+    // only: the emulator's backlog is not visible). While the queue grows this is the figure that
+    // travels; over events sent it is a floor.
+    const applied = first.events === null || last.events === null ? null : events - (last.events - first.events);
+    const perApplied = (share: number) =>
+      applied === null ? "—" : ((share * seconds * 10) / Math.max(1, applied)).toFixed(2);
     const completedPerSecond = (last.finished - first.finished) / seconds;
     const n = (v: number | null, w: number) => (v === null ? "—" : String(v)).padStart(w);
     const line =
@@ -491,7 +498,9 @@ try {
         .join("+")
         .padStart(9)} ${pgShare.toFixed(0).padStart(5)} ${fleetShare.toFixed(0).padStart(7)} ` +
       `${clientShare.toFixed(0).padStart(6)} ${emulatorShare.toFixed(0).padStart(7)} ${apiMsPerEvent.toFixed(2).padStart(10)} ` +
-      `${pgMsPerEvent.toFixed(2).padStart(9)} ${os.loadavg()[0]!.toFixed(1).padStart(5)}` +
+      `${pgMsPerEvent.toFixed(2).padStart(9)} ${(applied === null ? "—" : (applied / seconds).toFixed(0)).padStart(9)} ` +
+      `${perApplied(apiShares.reduce((a, b) => a + b, 0)).padStart(10)} ${perApplied(pgShare).padStart(9)} ` +
+      `${os.loadavg()[0]!.toFixed(1).padStart(5)}` +
       `${growing.length ? `  growing: ${growing.join(", ")}` : ""}${counts.notOffered ? `  ${counts.notOffered} arrivals not offered` : ""}` +
       `${sustained ? "" : `  saturated: ${saturated}`}`;
     console.log(line);

@@ -95,7 +95,21 @@ export function variantSnapshot(variant: Variant): VariantSnapshot {
 /** What a subscription can receive: an event, or word that events may have been missed. */
 export type VideoEventMessage = VideoEventPayload | { kind: "resync" };
 
-type VideoPubSubEvents = { videoEvents: [videoId: string, payload: VideoEventMessage] };
+/**
+ * One `job.progress` applied: every rung it moved, in one message over the fan-out (one NOTIFY,
+ * not one per rung, each with the whole video: docs/performance.md, "The control plane"). A
+ * subscription receives it as one `variantProgress` per rung, in the rungs' order (`unpacked`).
+ */
+type VariantsProgressMessage = {
+  kind: "variantsProgress";
+  video: VideoSnapshot;
+  variants: VariantSnapshot[];
+} & EncoderFigures;
+
+/** What is published: an event, or several rungs' progress in one message. */
+type VideoFanOutMessage = VideoEventMessage | VariantsProgressMessage;
+
+type VideoPubSubEvents = { videoEvents: [videoId: string, payload: VideoFanOutMessage] };
 
 /**
  * Events a subscriber may have waiting before it is told to catch up instead: its queue is
@@ -117,7 +131,7 @@ export function createVideoPubSub(eventTarget: PostgresEventTarget<never> | unde
     publish,
     /** The events of one video, from now on. */
     subscribe(routingKey: "videoEvents", videoId: string): AsyncIterableIterator<VideoEventMessage> {
-      return listen(target, `${routingKey}:${videoId}`, RESYNC_MESSAGE, MAX_QUEUED_VIDEO_EVENTS);
+      return listen(target, `${routingKey}:${videoId}`, unpacked, RESYNC_MESSAGE, MAX_QUEUED_VIDEO_EVENTS);
     },
   };
 }
@@ -126,17 +140,29 @@ export type VideoPubSub = ReturnType<typeof createVideoPubSub>;
 
 const RESYNC_MESSAGE: VideoEventMessage = { kind: "resync" };
 
+/** A published message as the events a subscription receives: one per rung of a `variantsProgress`. */
+function unpacked(message: VideoFanOutMessage): VideoEventMessage | VideoEventMessage[] {
+  if (message.kind !== "variantsProgress") return message;
+  const { kind, video, variants, ...figures } = message;
+  return variants.map((variant) => ({ kind: "variantProgress", video, variant, ...figures }));
+}
+
 /**
- * The `detail` of every event dispatched on `target` under `topic`, from now until `return()`.
- * One promise per event: a waiting `next()` is resolved with it, else it is queued; past `max`
- * queued, the queue becomes `[overflow]`.
+ * The `detail` of every event dispatched on `target` under `topic`, from now until `return()`, as
+ * `unpack` makes it one value or several. One promise per value: a waiting `next()` is resolved
+ * with it, else it is queued; past `max` queued, the queue becomes `[overflow]`.
  */
-function listen<T>(target: EventTarget, topic: string, overflow: T, max: number): AsyncIterableIterator<T> {
+function listen<D, T>(
+  target: EventTarget,
+  topic: string,
+  unpack: (detail: D) => T | T[],
+  overflow: T,
+  max: number,
+): AsyncIterableIterator<T> {
   const queue: T[] = [];
   const waiting: ((result: IteratorResult<T>) => void)[] = [];
   let stopped = false;
-  const onEvent = (event: Event) => {
-    const value = (event as CustomEvent<T>).detail;
+  const take = (value: T) => {
     if (waiting.length) {
       waiting.shift()!({ value, done: false });
     } else if (queue.length >= max) {
@@ -145,6 +171,11 @@ function listen<T>(target: EventTarget, topic: string, overflow: T, max: number)
     } else {
       queue.push(value);
     }
+  };
+  const onEvent = (event: Event) => {
+    const values = unpack((event as CustomEvent<D>).detail);
+    if (Array.isArray(values)) for (const value of values) take(value);
+    else take(values);
   };
   const stop = () => {
     if (stopped) return;

@@ -8,6 +8,8 @@ import { createJobRunIngestor } from "./ingest/job-runs.ts";
 import { createRenderEventIngestor } from "./ingest/render-events.ts";
 import { createSplitTranscodeIngestor } from "./ingest/split-transcode-events.ts";
 import { createTranscodeEventIngestor } from "./ingest/transcode-events.ts";
+import { createProgressBatch } from "./ingest/progress-batch.ts";
+import type { EventOf } from "./ingest/ingest-deps.ts";
 import { createProgressWriteThrottle } from "./progress.ts";
 import { recordActualCost } from "../costs/job-cost.ts";
 import { onStaticRenditionsDone } from "./ingest/static-rendition-events.ts";
@@ -26,8 +28,9 @@ const changesActualCost = (e: JobEvent) =>
 
 /**
  * Jobs whose events a batch applies at once. A lane holds at most two of the database pool's ten
- * connections (`createDb`; a progress event reads its video and variants together), leaving the
- * rest to GraphQL, the dispatcher and webhooks.
+ * connections (`createDb`; a progress event reads its video and variants together), and the
+ * batch's progress (progress-batch.ts) one beside them, leaving the rest to GraphQL, the dispatcher
+ * and webhooks.
  */
 const EVENT_LANES = 4;
 
@@ -52,6 +55,7 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
   const transcode = createTranscodeEventIngestor(deps);
   const render = createRenderEventIngestor(deps, runs);
   const split = createSplitTranscodeIngestor(deps, runs, transcode);
+  const progressBatch = createProgressBatch(deps, split.noteWholeRunProgress);
 
   /**
    * Applies `e` in a span of the worker's trace (`e.traceparent`), except progress, which comes
@@ -165,7 +169,16 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
         if (group) group.push(e);
         else groups.set(key, [e]);
       }
-      const queue = [...groups.values()];
+      // Jobs of which the batch holds only progress (most of a busy batch) are applied together, with a
+      // constant number of statements (progress-batch.ts); the rest one event after another.
+      const progressOnly: EventOf<"job.progress">[][] = [];
+      const queue: WorkerEvent[][] = [];
+      for (const group of groups.values()) {
+        if (group.every((e): e is EventOf<"job.progress"> => e.type === "job.progress")) progressOnly.push(group);
+        else queue.push(group);
+      }
+      const batched = await progressBatch.take(progressOnly);
+      queue.push(...batched.left);
       const lane = async () => {
         for (let group = queue.shift(); group; group = queue.shift()) {
           for (const e of group) {
@@ -176,7 +189,10 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
       };
       // Every lane ends before the batch is answered: a failed one fails the batch (redelivered whole,
       // which is harmless), with no lane still writing.
-      const lanes = await Promise.allSettled(Array.from({ length: Math.min(EVENT_LANES, queue.length) }, lane));
+      const lanes = await Promise.allSettled([
+        batched.apply(),
+        ...Array.from({ length: Math.min(EVENT_LANES, queue.length) }, lane),
+      ]);
       const failed = lanes.find((l) => l.status === "rejected");
       if (failed) throw failed.reason;
     },

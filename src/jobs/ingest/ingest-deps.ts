@@ -1,5 +1,6 @@
 import type { Db } from "../../db/client.ts";
-import { videoSnapshot, type VideoPubSub } from "../../events/video-events.ts";
+import type { Variant, Video } from "../../generated/prisma/client.ts";
+import { type EncoderFigures, type VideoPubSub, variantSnapshot, videoSnapshot } from "../../events/video-events.ts";
 import type { JobEvent } from "../../protocol/job-events.ts";
 import type { ApiStorage } from "../../storage/types.ts";
 import type { WebhookEmitter } from "../../webhooks/events.ts";
@@ -57,4 +58,23 @@ export interface IngestDeps extends IngestOptions {
 export async function publishVideoStatus(deps: Pick<IngestDeps, "db" | "pubSub">, videoId: string): Promise<void> {
   const video = await deps.db.video.findUnique({ where: { id: videoId } });
   if (video) deps.pubSub.publish("videoEvents", videoId, { kind: "status", video: videoSnapshot(video) });
+}
+
+/**
+ * Tells the video's subscribers one progress report's rungs (`variants`, as it left them), in one
+ * message for them all (`VariantsProgressMessage`); nothing when it moved none.
+ */
+export function publishProgress(
+  pubSub: VideoPubSub,
+  video: Video,
+  variants: readonly Variant[],
+  figures: EncoderFigures,
+): void {
+  if (!variants.length) return;
+  pubSub.publish("videoEvents", video.id, {
+    kind: "variantsProgress",
+    video: videoSnapshot(video),
+    variants: variants.map(variantSnapshot),
+    ...figures,
+  });
 }

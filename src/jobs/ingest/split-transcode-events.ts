@@ -88,5 +88,6 @@ export function createSplitTranscodeIngestor(
     onFirstChunkSucceeded,
     onChunkSucceeded,
     onSplitProgress: progress.onSplitProgress,
+    noteWholeRunProgress: progress.noteWholeRunProgress,
   };
 }

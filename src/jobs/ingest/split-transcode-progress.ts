@@ -1,10 +1,10 @@
 import { z } from "zod";
 import { createDbClock } from "../../db/clock.ts";
-import { type EncoderFigures, variantSnapshot, videoSnapshot } from "../../events/video-events.ts";
-import type { Job } from "../../generated/prisma/client.ts";
+import type { EncoderFigures } from "../../events/video-events.ts";
+import type { Job, Variant } from "../../generated/prisma/client.ts";
 import { roundedEncoderFigures } from "../../shared/encoder-figures.ts";
 import { parseJobInput } from "../create-job.ts";
-import type { EventOf, IngestDeps } from "./ingest-deps.ts";
+import { type EventOf, type IngestDeps, publishProgress } from "./ingest-deps.ts";
 
 /** How many jobs' and rungs' latest progress the ingestor keeps for split transcodes in flight. */
 const MAX_REMEMBERED = 10_000;
@@ -67,6 +67,17 @@ export function createSplitProgress(deps: IngestDeps) {
   };
 
   /**
+   * What a transcode's run reports per rung counts over the whole source: the floor of its video's
+   * progress should the run split later (the chunks are queued once it is playable).
+   */
+  function noteWholeRunProgress(e: EventOf<"job.progress">, videoId: string): void {
+    for (const v of e.variants) {
+      const key = `${videoId}/${v.name}`;
+      remember(published, key, Math.max(published.get(key) ?? 0, v.progress));
+    }
+  }
+
+  /**
    * A chunk's progress, or the first run's, while the transcode is split: each video rung's progress
    * over the whole source is the sum, over the runs, of the share of the source each run encodes
    * times how far it is (a run's `progress` counts in its own media; the first run's share is what
@@ -81,14 +92,7 @@ export function createSplitProgress(deps: IngestDeps) {
     });
     const parentId = job?.kind === "TRANSCODE_CHUNK" ? job.parentId : job?.kind === "TRANSCODE" ? job.id : null;
     if (!job || !parentId) return false;
-    // What a transcode's run reports per rung counts over the whole source: the floor of its
-    // video's progress should the run split later (the chunks are queued once it is playable).
-    if (job.kind === "TRANSCODE") {
-      for (const v of e.variants) {
-        const key = `${videoId}/${v.name}`;
-        remember(published, key, Math.max(published.get(key) ?? 0, v.progress));
-      }
-    }
+    if (job.kind === "TRANSCODE") noteWholeRunProgress(e, videoId);
     if (job.kind === "TRANSCODE" && job._count.children === 0) return false;
     const chunkJobs = await db.job.findMany({ where: { parentId, kind: "TRANSCODE_CHUNK" } });
     if (chunkJobs.length === 0) return false;
@@ -133,7 +137,7 @@ export function createSplitProgress(deps: IngestDeps) {
         data: { progress: e.progress, encoderFigures: runFigures },
       });
     }
-    const snapshot = videoSnapshot(video);
+    const moved: Variant[] = [];
     for (const row of variants) {
       if (row.status !== "PENDING" && row.status !== "ENCODING") continue;
       const reported = row.kind === "AUDIO" ? ownAudio.get(row.name) : whole;
@@ -141,15 +145,13 @@ export function createSplitProgress(deps: IngestDeps) {
       const key = `${videoId}/${row.name}`;
       const progress = Math.round(Math.min(1, Math.max(reported, row.progress, published.get(key) ?? 0)) * 1000) / 1000;
       remember(published, key, progress);
-      deps.pubSub.publish("videoEvents", videoId, {
-        kind: "variantProgress",
-        video: snapshot,
-        variant: variantSnapshot({ ...row, status: "ENCODING", progress }),
-        ...figures,
-      });
-      if (writeNow) {
+      moved.push({ ...row, status: "ENCODING", progress });
+    }
+    publishProgress(deps.pubSub, video, moved, figures);
+    if (writeNow) {
+      for (const { id, progress } of moved) {
         await db.variant.updateMany({
-          where: { id: row.id, status: { in: ["PENDING", "ENCODING"] }, progress: { lte: progress } },
+          where: { id, status: { in: ["PENDING", "ENCODING"] }, progress: { lte: progress } },
           data: { status: "ENCODING", progress },
         });
       }
@@ -189,5 +191,5 @@ export function createSplitProgress(deps: IngestDeps) {
     }
   }
 
-  return { onSplitProgress, forgetProgress };
+  return { onSplitProgress, noteWholeRunProgress, forgetProgress };
 }

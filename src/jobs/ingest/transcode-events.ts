@@ -1,11 +1,11 @@
 import type { DbTransaction as Tx } from "../../db/client.ts";
 import type { JobKind, Variant } from "../../generated/prisma/client.ts";
-import { encoderFigures, variantSnapshot, videoSnapshot } from "../../events/video-events.ts";
+import { encoderFigures } from "../../events/video-events.ts";
 import { userFacingError } from "../user-facing-error.ts";
 import { estimateAtProbe } from "../../costs/job-cost.ts";
 import { variantAfterProgress } from "../progress.ts";
 import { lockVideo } from "../video-lock.ts";
-import { publishVideoStatus, type EventOf, type IngestDeps } from "./ingest-deps.ts";
+import { publishProgress, publishVideoStatus, type EventOf, type IngestDeps } from "./ingest-deps.ts";
 import { finishRun, recordResume, succeedAttemptIn } from "./run-records.ts";
 import {
   discardVideoIn,
@@ -84,20 +84,17 @@ async function onProgress(deps: IngestDeps, e: EventOf<"job.progress">, videoId:
   if (!video) return;
   const byName = new Map(variants.map((v) => [v.name, v]));
   const writeNow = deps.progressWrites.due(e.jobId);
-  const snapshot = videoSnapshot(video);
+  const moved: Variant[] = [];
   for (const reported of e.variants) {
     const row = byName.get(reported.name);
     const live = row && variantAfterProgress(row, reported);
-    if (!row || !live) continue;
-    pubSub.publish("videoEvents", videoId, {
-      kind: "variantProgress",
-      video: snapshot,
-      variant: variantSnapshot(live),
-      ...encoderFigures(e),
-    });
-    if (writeNow) {
+    if (live) moved.push(live);
+  }
+  publishProgress(pubSub, video, moved, encoderFigures(e));
+  if (writeNow) {
+    for (const live of moved) {
       await db.variant.updateMany({
-        where: { id: row.id, status: { in: ["PENDING", "ENCODING"] }, progress: { lte: live.progress } },
+        where: { id: live.id, status: { in: ["PENDING", "ENCODING"] }, progress: { lte: live.progress } },
         data: { status: "ENCODING", progress: live.progress, segmentCount: live.segmentCount },
       });
     }
