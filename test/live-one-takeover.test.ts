@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { queryDatabase } from "./support/db.ts";
 import { killPublishersOnAir, publishUntilStopped } from "./support/live-publisher.ts";
-import { durationOf, topPlaylist, topSegments } from "./support/live-api.ts";
+import { durationOf, encoderOf, topPlaylist, topSegments } from "./support/live-api.ts";
 import { workerReported } from "./support/live-slots.ts";
 import { fixturesDir } from "./support/media-fixtures.ts";
 import { startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
@@ -198,5 +198,29 @@ describe("a broadcast's encode killed after its publisher stopped", () => {
     ]);
     expect(runs[0]!.deliveryMessageId).not.toBe(runs[1]!.deliveryMessageId);
     await second.stop("SIGTERM");
+  }, 180_000);
+
+  it("kill -9 of its ffmpeg alone with the encode behind: the same run starts a new encode from the tail the ended feed kept, and the recording holds every second sent", async () => {
+    const slow = await startWorkerProcess("tail-ffmpeg", workerEnv({ FFMPEG_PATH: await slowLiveFfmpeg() }));
+    await workerReported(t.database, "tail-ffmpeg");
+    const b = await broadcast("The tail after the stop, ffmpeg killed", 2);
+    await new Promise((r) => setTimeout(r, 4000));
+    const sent = await b.publisher.stop();
+    const encoder = encoderOf(b.videoId);
+    expect(encoder).toBeDefined();
+    process.kill(encoder!, "SIGKILL");
+    // The encode was behind: what it had published lacks seconds the feed had received.
+    const published = durationOf(await topPlaylist(t.dataDir, b.videoId));
+    expect(published).toBeLessThan(sent - 2);
+    await expect.poll(async () => (await b.state()).status, { timeout: 60_000, interval: 250 }).toBe("ENDED");
+    const ended = await b.state();
+    expect(ended.activeVideo).toMatchObject({ id: b.videoId, status: "READY" });
+    // Before, the run took the ended feed for the end of the broadcast and ended it with what it had
+    // published: READY and short.
+    expect(ended.activeVideo.duration).toBeGreaterThan(sent - 1);
+    expect(ended.activeVideo.duration).toBeLessThan(sent + 1.5);
+    // The same run, not a takeover: its worker lived.
+    expect((await runsOf(b.videoId)).map((r) => [r.workerId, r.status])).toEqual([["tail-ffmpeg", "SUCCEEDED"]]);
+    await slow.stop("SIGTERM");
   }, 180_000);
 });
