@@ -249,13 +249,20 @@ describe("a broadcast taken over after its feed let go of unpublished media", ()
     await expect
       .poll(async () => (await b.state()).lastError ?? "", { timeout: 30_000, interval: 250 })
       .toMatch(lacking);
+    // The takeover's run publishing: every reader it attached (its sample, its encode) has said what it missed.
+    const before = (await topSegments(t.dataDir, b.videoId)).length;
+    await expect
+      .poll(async () => (await topSegments(t.dataDir, b.videoId)).length, { timeout: 30_000, interval: 250 })
+      .toBeGreaterThan(before + 2);
     const sent = await b.publisher.stop();
     await expect.poll(async () => (await b.state()).status, { timeout: 60_000, interval: 250 }).toBe("ENDED");
     const ended = await b.state();
     expect(ended.activeVideo).toMatchObject({ id: b.videoId, status: "READY" });
-    // It says what the recording lacks, and it stays said once the broadcast has ended: the seconds
-    // sent less the recording's, within a group of pictures (a second) and what the dead run
-    // published after its last progress report (at half pace, a fraction of a second).
+    // It says what the recording lacks, and it stays said once the broadcast has ended (before, the
+    // publisher's stop cleared it): the seconds sent less the recording's, within a group of
+    // pictures (a second) and what the dead run published after its last progress report (at half
+    // pace, a fraction of a second).
+    expect(ended.lastError).toMatch(lacking);
     const lacks = Number(lacking.exec(ended.lastError)![1]);
     expect(lacks).toBeGreaterThan(5);
     expect(ended.activeVideo.duration).toBeGreaterThan(sent - lacks - 1.5);
