@@ -50,6 +50,19 @@ afterEach(killPublishersOnAir);
 
 const segmentUris = (playlist: string) => playlist.split("\n").filter((l) => l.startsWith("seg_"));
 
+/** The stream's lastError for a recording cut short by a disk that stayed full. */
+const DISK_STAYED_FULL = "the server's disk stayed full: the recording holds only what was published before it filled";
+
+/** Every rung's playlist under `hls` ends (`#EXT-X-ENDLIST`): a finished recording, not a live stream that stopped. */
+async function expectEveryPlaylistEnded(hls: string): Promise<void> {
+  const rungs = (await readdir(hls, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name);
+  expect(rungs.length).toBeGreaterThanOrEqual(2);
+  for (const rung of rungs) {
+    const text = await readFile(path.join(hls, rung, "index.m3u8"), "utf8");
+    expect(text.endsWith("#EXT-X-ENDLIST\n"), `${rung}: ${text.slice(-80)}`).toBe(true);
+  }
+}
+
 describe.skipIf(!canMountTmpfs)("ENOSPC during a broadcast (a tmpfs; needs root)", () => {
   it("storage full for 6 s mid-broadcast: the broadcast waits, goes on once there is room, and its one video is READY with everything sent", async () => {
     const created = await t.gql(
@@ -146,7 +159,10 @@ describe.skipIf(!canMountTmpfs)("ENOSPC during a broadcast (a tmpfs; needs root)
       expect(waited).toBeLessThan(PATIENCE_SECONDS + FULL_DISK_RETRY_MS / 1000 + 2 * startupSeconds);
       expect(await publisher.exited).not.toBe(0);
       const ended = await state();
-      expect(ended).toMatchObject({ lastError: null, activeVideo: { id: videoId, status: "READY", playable: true } });
+      expect(ended).toMatchObject({
+        lastError: DISK_STAYED_FULL,
+        activeVideo: { id: videoId, status: "READY", playable: true },
+      });
       // The recording is what was published before the disk filled: every listed segment is there.
       const playlist = await topPlaylist();
       const listed = segmentUris(playlist);
@@ -155,12 +171,7 @@ describe.skipIf(!canMountTmpfs)("ENOSPC during a broadcast (a tmpfs; needs root)
       await access(path.join(hls, "master.m3u8"));
       // A finished recording, not a live stream that stopped: every rung's playlist ended, with the
       // room the broadcast kept from its start, let go (emptied) at its end.
-      const rungs = (await readdir(hls, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name);
-      expect(rungs.length).toBeGreaterThanOrEqual(2);
-      for (const rung of rungs) {
-        const text = await readFile(path.join(hls, rung, "index.m3u8"), "utf8");
-        expect(text.endsWith("#EXT-X-ENDLIST\n"), `${rung}: ${text.slice(-80)}`).toBe(true);
-      }
+      await expectEveryPlaylistEnded(hls);
       await access(reserve);
       expect(await reserveBytes()).toBe(0);
       // What it lacks: no source file (so no createClip of it) and no storyboard, not made later.
@@ -410,7 +421,7 @@ describe.skipIf(!canMountTmpfs)("the worker's work dir full for a moment (a tmpf
     expect(videos.rows).toEqual([{ status: "READY" }]);
   }, 120_000);
 
-  it("a work dir that fills for good mid-broadcast (ffmpeg's writes fail, its lists empty): paused, then after the patience it ends READY with what was published, its publisher cut off", async () => {
+  it("a work dir that fills for good mid-broadcast (ffmpeg's writes fail, its lists empty): paused, then after the patience it ends READY with what was published, its playlists ended, its publisher cut off, and lastError says why", async () => {
     const created = await app.gql(
       `mutation { createLiveStream(input: { title: "Work dir full for good" }) { ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
     );
@@ -451,11 +462,20 @@ describe.skipIf(!canMountTmpfs)("the worker's work dir full for a moment (a tmpf
       await full.stop();
     }
     const ended = await state();
-    expect(ended).toMatchObject({ lastError: null, activeVideo: { id: videoId, status: "READY", playable: true } });
-    // The recording is what was published before the work dir filled.
+    expect(ended).toMatchObject({
+      lastError: DISK_STAYED_FULL,
+      activeVideo: { id: videoId, status: "READY", playable: true },
+    });
+    // The recording is what was published before the work dir filled, every playlist ended with the
+    // room the run kept in its work dir (before, they stayed open: the ended playlists, written in
+    // the work dir first, found no room, and viewers' players waited for more).
+    const hls = path.join(app.dataDir, "videos", videoId, "hls");
     const listed = segmentUris(await topPlaylist());
     expect(listed.length).toBeGreaterThanOrEqual(2);
-    await Promise.all(listed.map((uri) => access(path.join(app.dataDir, "videos", videoId, "hls", "240p", uri))));
+    await Promise.all(listed.map((uri) => access(path.join(hls, "240p", uri))));
+    await expectEveryPlaylistEnded(hls);
+    const seconds = (parsePlaylist(await topPlaylist()).segments ?? []).reduce((sum, s) => sum + s.duration, 0);
+    expect(Math.abs(ended.activeVideo.duration - seconds)).toBeLessThan(0.1);
     const videos = await queryDatabase(app.database.url, `SELECT status FROM "Video" WHERE "liveStreamId" = $1`, [
       liveStream.id,
     ]);

@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { queryDatabase } from "./support/db.ts";
 import { killPublishersOnAir, publishUntilStopped } from "./support/live-publisher.ts";
-import { durationOf, topPlaylist, topSegments } from "./support/live-api.ts";
+import { durationOf, encoderOf, topPlaylist, topSegments } from "./support/live-api.ts";
 import { workerReported } from "./support/live-slots.ts";
 import { fixturesDir } from "./support/media-fixtures.ts";
 import { startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
@@ -33,6 +33,8 @@ afterAll(async () => {
   await t?.stop();
 });
 afterEach(killPublishersOnAir);
+// A worker a failed test left running would take the next test's broadcast over.
+afterEach(stopAllProcesses);
 
 const workerEnv = (extra: Record<string, string> = {}) => ({
   DATABASE_URL: t.database.url,
@@ -45,17 +47,23 @@ const workerEnv = (extra: Record<string, string> = {}) => ({
   ...extra,
 });
 
-/** A publisher on air on a new stream, once its broadcast is LIVE with `segments` segments published. */
-async function broadcast(title: string, segments = 3) {
+/**
+ * A publisher on air on a new stream (`readrate`: `publish`'s), once its broadcast is LIVE with
+ * `segments` segments published.
+ */
+async function broadcast(title: string, segments = 3, publishing: { readrate?: number } = {}) {
   const created = await t.gql(
     `mutation ($title: String!) { createLiveStream(input: { title: $title }) { ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
     { title },
   );
   const { streamKey, liveStream } = created.data.createLiveStream;
-  const publisher = publishUntilStopped(`${liveStream.ingestUrl.replace("localhost", "127.0.0.1")}/${streamKey}`);
+  const publisher = publishUntilStopped(
+    `${liveStream.ingestUrl.replace("localhost", "127.0.0.1")}/${streamKey}`,
+    publishing,
+  );
   const state = async () =>
     (
-      await t.gql(`query ($id: ID!) { liveStream(id: $id) { status activeVideo { id status duration } } }`, {
+      await t.gql(`query ($id: ID!) { liveStream(id: $id) { status lastError activeVideo { id status duration } } }`, {
         id: liveStream.id,
       })
     ).data.liveStream;
@@ -197,6 +205,68 @@ describe("a broadcast's encode killed after its publisher stopped", () => {
       ["tail-second", "SUCCEEDED"],
     ]);
     expect(runs[0]!.deliveryMessageId).not.toBe(runs[1]!.deliveryMessageId);
+    await second.stop("SIGTERM");
+  }, 180_000);
+
+  it("kill -9 of its ffmpeg alone with the encode behind: the same run starts a new encode from the tail the ended feed kept, and the recording holds every second sent", async () => {
+    const slow = await startWorkerProcess("tail-ffmpeg", workerEnv({ FFMPEG_PATH: await slowLiveFfmpeg() }));
+    await workerReported(t.database, "tail-ffmpeg");
+    const b = await broadcast("The tail after the stop, ffmpeg killed", 2);
+    await new Promise((r) => setTimeout(r, 4000));
+    const sent = await b.publisher.stop();
+    const encoder = encoderOf(b.videoId);
+    expect(encoder).toBeDefined();
+    process.kill(encoder!, "SIGKILL");
+    // The encode was behind: what it had published lacks seconds the feed had received.
+    const published = durationOf(await topPlaylist(t.dataDir, b.videoId));
+    expect(published).toBeLessThan(sent - 2);
+    await expect.poll(async () => (await b.state()).status, { timeout: 60_000, interval: 250 }).toBe("ENDED");
+    const ended = await b.state();
+    expect(ended.activeVideo).toMatchObject({ id: b.videoId, status: "READY" });
+    // Before, the run took the ended feed for the end of the broadcast and ended it with what it had
+    // published: READY and short.
+    expect(ended.activeVideo.duration).toBeGreaterThan(sent - 1);
+    expect(ended.activeVideo.duration).toBeLessThan(sent + 1.5);
+    // The same run, not a takeover: its worker lived.
+    expect((await runsOf(b.videoId)).map((r) => [r.workerId, r.status])).toEqual([["tail-ffmpeg", "SUCCEEDED"]]);
+    await slow.stop("SIGTERM");
+  }, 180_000);
+});
+
+describe("a broadcast taken over after its feed let go of unpublished media", () => {
+  it("kill -9 of its worker with the encode far behind: the stream's lastError says how many seconds the recording lacks, and the recording lacks them", async () => {
+    // The feed keeps 30 s of media its encode has not published. An encode at half pace behind a
+    // publisher at 4 times real time (an encoder emptying its buffer after its uplink stalled)
+    // passes that in about 9 s, where a publisher in real time needs over 30 s of an outage.
+    const slow = await startWorkerProcess("lacks-slow", workerEnv({ FFMPEG_PATH: await slowLiveFfmpeg() }));
+    await workerReported(t.database, "lacks-slow");
+    const b = await broadcast("Lacks seconds", 2, { readrate: 4 });
+    await expect.poll(() => b.publisher.sent(), { timeout: 30_000, interval: 250 }).toBeGreaterThan(45);
+    await slow.stop("SIGKILL");
+    expect((await b.state()).lastError).toBeNull();
+    const second = await startWorkerProcess("lacks-second", workerEnv());
+    const lacking = /^the recording lacks (\d+\.\d) s of the broadcast/;
+    await expect
+      .poll(async () => (await b.state()).lastError ?? "", { timeout: 30_000, interval: 250 })
+      .toMatch(lacking);
+    // The takeover's run publishing: every reader it attached (its sample, its encode) has said what it missed.
+    const before = (await topSegments(t.dataDir, b.videoId)).length;
+    await expect
+      .poll(async () => (await topSegments(t.dataDir, b.videoId)).length, { timeout: 30_000, interval: 250 })
+      .toBeGreaterThan(before + 2);
+    const sent = await b.publisher.stop();
+    await expect.poll(async () => (await b.state()).status, { timeout: 60_000, interval: 250 }).toBe("ENDED");
+    const ended = await b.state();
+    expect(ended.activeVideo).toMatchObject({ id: b.videoId, status: "READY" });
+    // It says what the recording lacks, and it stays said once the broadcast has ended (before, the
+    // publisher's stop cleared it): the seconds sent less the recording's, within a group of
+    // pictures (a second) and what the dead run published after its last progress report (at half
+    // pace, a fraction of a second).
+    expect(ended.lastError).toMatch(lacking);
+    const lacks = Number(lacking.exec(ended.lastError)![1]);
+    expect(lacks).toBeGreaterThan(5);
+    expect(ended.activeVideo.duration).toBeGreaterThan(sent - lacks - 1.5);
+    expect(ended.activeVideo.duration).toBeLessThan(sent - lacks + 1.5);
     await second.stop("SIGTERM");
   }, 180_000);
 });

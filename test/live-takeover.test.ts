@@ -1,12 +1,10 @@
-import { readFileSync } from "node:fs";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { liveFeedReplayBytes } from "../src/metrics.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { queryDatabase } from "./support/db.ts";
 import { killPublishersOnAir, publishUntilStopped } from "./support/live-publisher.ts";
-import { segmentsOf, topPlaylist, topSegments } from "./support/live-api.ts";
+import { encoderOf, segmentsOf, topPlaylist, topSegments } from "./support/live-api.ts";
 import { workerReported } from "./support/live-slots.ts";
-import { listProcesses } from "./support/process-scan.ts";
 import { startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
 
 // A broadcast whose encoding worker dies (kill -9) is taken over by another run, which goes on with
@@ -86,13 +84,6 @@ async function expectWholeRecording(b: Awaited<ReturnType<typeof broadcast>>, be
   // encode had not published and the next one started there (at most a group of pictures again).
   expect(ended.activeVideo.duration).toBeGreaterThan(sent - 1);
   expect(ended.activeVideo.duration).toBeLessThan(sent + 1.5);
-}
-
-/** The ffmpeg encoding `videoId`'s broadcast: the process reading its feed. */
-function encoderOf(videoId: string): number | undefined {
-  return listProcesses()
-    .filter((p) => p.command === "ffmpeg")
-    .find((p) => readFileSync(`/proc/${p.pid}/cmdline`, "utf8").includes(`/live/v1/feeds/${videoId}`))?.pid;
 }
 
 const runsOf = async (videoId: string) =>

@@ -48,8 +48,11 @@ export async function feedStatus(feedUrl: string, signal: AbortSignal): Promise<
  * What a run does after its encode's input ended without the broadcast's end (`FeedBroke`) or its
  * ffmpeg failed (`MediaError`): "encode again" when the feed is there again (the instance restarted
  * in its place, or another, adopted the broadcast when its publisher came back), "restart" when
- * the feed goes on and ffmpeg itself failed, "end" when the feed ended or did not come back within
- * the stream's reconnect window (the broadcast then ends with what was published). While the feed
+ * ffmpeg itself failed and the feed goes on or has ended (an ended feed is kept with what the
+ * encode had not published, src/live/ended-feeds.ts: the next encode publishes that tail, as a run
+ * taking the broadcast over does; docs/live.md "When the encode's process dies"), "end" when the
+ * feed ended under an encode that did not fail, or did not come back within the stream's reconnect
+ * window (the broadcast then ends with what was published). While the feed
  * is not held, the run waits and asks again every second, holding the broadcast as a full disk
  * does; an API instance that adopts it with another address stops this run (its job is queued
  * again for a run that reads there).
@@ -61,7 +64,7 @@ export async function afterFeedEnded(
   signal: AbortSignal,
 ): Promise<"encode again" | "restart" | "end"> {
   const first = await feedStatus(feedUrl, signal);
-  if (first === "ended") return "end";
+  if (first === "ended") return err instanceof FeedBroke ? "end" : "restart";
   if (first === "goes on") return err instanceof FeedBroke ? "encode again" : "restart";
   const until = Date.now() + reconnectWindowSeconds * 1000 + ADOPTION_MARGIN_MS;
   while (Date.now() < until) {

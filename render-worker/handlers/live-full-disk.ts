@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { rm, writeFile } from "node:fs/promises";
+import { mkdir, open, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Rung } from "../../src/protocol/media-facts.ts";
@@ -60,6 +60,63 @@ export function diskReserveBytes(options: { maxDurationSeconds: number; segmentS
   return 2 * segments * PLAYLIST_BYTES_PER_SEGMENT + RESERVE_SLACK_BYTES;
 }
 
+/** Where a run keeps the room for its ended playlists in its work dir (`keepPlaylistRoom`). */
+const PLAYLIST_ROOM_DIR = "ended-playlists";
+/** A playlist's lines before its segments' (and its `#EXT-X-ENDLIST`), at most. */
+const PLAYLIST_HEADER_BYTES = 4096;
+
+/**
+ * Keeps room in the run's work dir for each rung's ended playlist (`endPublishedPlaylists`): a file
+ * per rung, as large as the longest playlist the broadcast can list, of random bytes (no file
+ * system keeps it in less room). The ended playlist is written over it in place, so a work dir on
+ * a disk of its own that stays full (whose other writers take any room let go) still ends the
+ * playlists; on a file system that copies on write (btrfs, ZFS) an overwrite may need room of its
+ * own. A rung whose file could not be written (the work dir already full) goes without, with a
+ * warning. Let go with the run's work dir.
+ */
+export async function keepPlaylistRoom(
+  workDir: string,
+  ladder: readonly Rung[],
+  options: { maxDurationSeconds: number; segmentSeconds: number },
+): Promise<void> {
+  const segments = Math.ceil(options.maxDurationSeconds / options.segmentSeconds) + 1;
+  const bytes = segments * PLAYLIST_BYTES_PER_SEGMENT + PLAYLIST_HEADER_BYTES;
+  try {
+    await mkdir(path.join(workDir, PLAYLIST_ROOM_DIR), { recursive: true });
+    for (const rung of ladder) await writeFile(playlistRoom(workDir, rung.name), randomBytes(bytes));
+  } catch (err) {
+    log.warn("live: the room for the broadcast's ended playlists could not be kept in the work dir", {
+      bytes,
+      err: String(err),
+    });
+  }
+}
+
+const playlistRoom = (workDir: string, rung: string) => path.join(workDir, PLAYLIST_ROOM_DIR, `${rung}.m3u8`);
+
+/**
+ * Writes `text` into `file`: over the bytes it holds when it is a rung's kept room (no new room
+ * needed while the text is no longer), else a new file.
+ */
+async function writeInKeptRoom(file: string, text: string): Promise<void> {
+  const bytes = Buffer.from(text);
+  const handle = await open(file, "r+").catch((err: NodeJS.ErrnoException) => {
+    if (err.code === "ENOENT") return null;
+    throw err;
+  });
+  if (!handle) {
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, bytes);
+    return;
+  }
+  try {
+    await handle.write(bytes, 0, bytes.length, 0);
+    await handle.truncate(bytes.length);
+  } finally {
+    await handle.close();
+  }
+}
+
 /**
  * Stores the broadcast's reserve (`liveDiskReserveKey`) of `bytes`, unless an earlier run of the
  * broadcast left one as large. Random bytes, so no file system keeps it in less room (compression,
@@ -115,9 +172,11 @@ export async function clearRungDirs(workDir: string, ladder: readonly Rung[]): P
 /**
  * Ends a broadcast's published playlists as a recording of what they list (`#EXT-X-ENDLIST`), when
  * its disk stayed full (its reserve let go first): each rung's outcome as the publisher's finish
- * would give it. A playlist storage still cannot take (no reserve, or others took its room first)
- * stays as it is, unended (players then treat the recording as a live one that stopped). Null when
- * nothing playable was published (no master): the broadcast fails.
+ * would give it. Each is written in the work dir in the room the run kept for it
+ * (`keepPlaylistRoom`), then stored. A playlist that cannot be written or stored still (no room
+ * kept, or others took storage's first) stays as it is, unended (players then treat the recording
+ * as a live one that stopped). Null when nothing playable was published (no master): the broadcast
+ * fails.
  */
 export async function endPublishedPlaylists(
   storage: WorkerStorage,
@@ -131,9 +190,9 @@ export async function endPublishedPlaylists(
   const outcomes: VariantOutcome[] = [];
   for (const [name, { kept }] of published) {
     if (kept.length === 0) continue;
-    const file = path.join(workDir, `${name}.ended.m3u8`);
+    const file = playlistRoom(workDir, name);
     try {
-      await writeFile(file, mediaPlaylist(kept, { targetDuration, endList: true }));
+      await writeInKeptRoom(file, mediaPlaylist(kept, { targetDuration, endList: true }));
       await storage.upload(hls.playlistKey(name), file, {
         contentType: PLAYLIST_TYPE,
         cacheControl: "public, max-age=3600",

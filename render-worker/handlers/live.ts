@@ -35,6 +35,7 @@ import {
   FULL_DISK_RETRY_MS,
   holdFeed,
   keepDiskReserve,
+  keepPlaylistRoom,
   pause,
   releaseDiskReserve,
 } from "./live-full-disk.ts";
@@ -121,8 +122,11 @@ async function encodeBroadcast(job: LiveJobMessage, ctx: JobContext): Promise<vo
       try {
         // Made by each try, as it may have been full when the run started (runs/run-job.ts).
         await mkdir(ctx.workDir, { recursive: true, mode: 0o700 });
-        // Stored beside the first encode, not before it: it delays no segment.
-        broadcast.reserve ??= keepDiskReserve(storage, job.videoId, diskReserveBytes(job.options), ctx.workDir);
+        // Kept beside the first encode, not before it: it delays no segment. The room for the ended
+        // playlists in the work dir, then the reserve in storage (docs/live.md "A full disk").
+        broadcast.reserve ??= keepPlaylistRoom(ctx.workDir, ladder, job.options).then(() =>
+          keepDiskReserve(storage, job.videoId, diskReserveBytes(job.options), ctx.workDir),
+        );
         const { variants, masterKey, duration } = await encodeTry(job, ctx, broadcast, continues);
         await finishRecording(job, ctx, broadcast, { variants, masterKey, duration, withSource: true });
         return;
@@ -142,7 +146,8 @@ async function encodeBroadcast(job: LiveJobMessage, ctx: JobContext): Promise<vo
             continue;
           }
           // Its ffmpeg failed (killed, say): a new encode goes on with the published playlists, and
-          // the feed keeps what was not published yet.
+          // the feed keeps what was not published yet, after the publisher's stop too (the ended
+          // feed's tail, then its end).
           if (next === "restart" && restarts++ < MAX_ENCODE_RESTARTS) {
             log.warn("live: the encode's ffmpeg failed; a new encode goes on with the published playlists", {
               jobId: job.jobId,
@@ -237,6 +242,7 @@ async function endWithPublished(
     masterKey: hlsLayout(job.outputPrefix).masterKey,
     duration: published.get(broadcast.top.name)?.keptSeconds ?? 0,
     withSource: !diskFull,
+    ...(diskFull ? { endedEarly: "disk full" as const } : {}),
   });
 }
 
@@ -365,7 +371,13 @@ async function finishRecording(
   job: LiveJobMessage,
   ctx: JobContext,
   broadcast: Broadcast,
-  ended: { variants: VariantOutcome[]; masterKey: string; duration: number; withSource: boolean },
+  ended: {
+    variants: VariantOutcome[];
+    masterKey: string;
+    duration: number;
+    withSource: boolean;
+    endedEarly?: "disk full";
+  },
 ): Promise<void> {
   const { ladder } = broadcast;
   // Before the recording's source file, which may need the room, and before the end the API applies.
@@ -393,6 +405,7 @@ async function finishRecording(
     duration: ended.duration,
     storyboard,
     ...(sourceKey ? { sourceKey } : {}),
+    ...(ended.endedEarly ? { endedEarly: ended.endedEarly } : {}),
   });
 }
 

@@ -16,6 +16,11 @@ const BROADCAST_PUBLISHED = "liveBroadcastPublished";
 
 type LiveProgress = Extract<JobEvent, { type: "live.progress" }>;
 
+/** The stream's `lastError` for a recording its run cut short (`endedEarly`). */
+const ENDED_EARLY: Record<NonNullable<Extract<JobEvent, { type: "job.succeeded" }>["endedEarly"]>, string> = {
+  "disk full": "the server's disk stayed full: the recording holds only what was published before it filled",
+};
+
 /** What an encode published reaches the API instance holding its feed, whichever applied its event. */
 export function listenForPublished(ctx: LiveContext): void {
   ctx.target.addEventListener(BROADCAST_PUBLISHED, (event) => {
@@ -100,8 +105,8 @@ async function applyJobEvent(ctx: LiveContext, e: JobEvent, videoId: string): Pr
       break;
     case "job.succeeded":
       // The recording's length and source were written with its READY, or its video DISCARDED
-      // (transcode-events.ts).
-      await setStatus(ctx, streamId, "ENDED");
+      // (transcode-events.ts). A run that cut the recording short says why.
+      await setStatus(ctx, streamId, "ENDED", e.endedEarly ? { lastError: ENDED_EARLY[e.endedEarly] } : {});
       break;
     case "job.failed":
       await setStatus(ctx, streamId, "ENDED", { lastError: userFacingError(e.error) });

@@ -35,7 +35,9 @@ export async function publisherLeft(
     if (!stream) return;
     const onAir = stream.status === "CONNECTED" || stream.status === "LIVE";
     if (broadcast && onAir && stream.activeVideoId === broadcast[0]) {
-      await setStatus(ctx, streamId, "DISCONNECTED", { lastError: reason });
+      // A publisher gone with no reason (its stop, a dropped connection) leaves what the stream says:
+      // the seconds a takeover's recording lacks (feed-endpoint.ts) outlast the broadcast.
+      await setStatus(ctx, streamId, "DISCONNECTED", reason === null ? {} : { lastError: reason });
     } else if (!broadcast && !onAir && reason) {
       // Refused after its key was accepted (its codec, size, bit rate…): the stream says why.
       await ctx.db.liveStream.update({ where: { id: streamId }, data: { lastError: reason } });

@@ -134,6 +134,13 @@ export const JobEvent = z.discriminatedUnion("type", [
      */
     sourceKey: z.string().min(1).optional(),
     /**
+     * Why a live run cut its recording short, the recording being what was published until then:
+     * `disk full`, storage or the worker's work dir stayed full, and the broadcast ended (or its
+     * publisher stopped) before there was room (render-worker/handlers/live-full-disk.ts). The
+     * stream's `lastError` says so.
+     */
+    endedEarly: z.enum(["disk full"]).optional(),
+    /**
      * The run split the transcode (`job.split`) and encoded the first chunk of every video rung
      * (these segments, their playlists left open) and the whole of every audio rung: the video is
      * ready once the API has listed every chunk's segments.

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -9,6 +10,7 @@ import { TEST_ADMIN_KEY } from "./auth.ts";
 import { createTestDatabase, queryDatabase, type TestDatabase } from "./db.ts";
 import { killPublishersOnAir, publishUntilStopped } from "./live-publisher.ts";
 import { workersReported } from "./live-slots.ts";
+import { listProcesses } from "./process-scan.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses } from "./processes.ts";
 import { waitFor } from "./wait-for.ts";
 
@@ -170,6 +172,13 @@ export async function text(url: string): Promise<string> {
   const res = await fetch(url);
   expect(res.status, url).toBe(200);
   return res.text();
+}
+
+/** The ffmpeg encoding `videoId`'s broadcast on this machine: the process reading its feed (by its command line). */
+export function encoderOf(videoId: string): number | undefined {
+  return listProcesses()
+    .filter((p) => p.command === "ffmpeg")
+    .find((p) => readFileSync(`/proc/${p.pid}/cmdline`, "utf8").includes(`/live/v1/feeds/${videoId}`))?.pid;
 }
 
 /** The seconds of media a playlist's text lists (its #EXTINF lines). */

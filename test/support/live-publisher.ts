@@ -22,7 +22,7 @@ export function killPublishersOnAir(): void {
  */
 export function publishUntilStopped(
   url: string,
-  options: { srt?: boolean } = {},
+  options: { srt?: boolean; readrate?: number } = {},
 ): {
   process: ChildProcess;
   exited: Promise<number | null>;
@@ -79,13 +79,14 @@ export function publisherProgress(child: ChildProcess): {
 /**
  * ffmpeg publishing `seconds` of a 320x240 25 fps test pattern with a tone, in real time, as FLV
  * over RTMP (or, with `srt`, as MPEG-TS to an srt:// URL); with `jumpAt`, its timestamps leap 100 s
- * forward at that second (a hostile or broken encoder). With `progress`: ffmpeg's `-progress` lines
- * on its stdout, and its stdin open for `q`.
+ * forward at that second (a hostile or broken encoder); with `readrate`, at that many times real
+ * time (an encoder emptying its buffer after its uplink stalled, a file pushed without `-re`). With
+ * `progress`: ffmpeg's `-progress` lines on its stdout, and its stdin open for `q`.
  */
 export function publish(
   url: string,
   seconds: number,
-  options: { jumpAt?: number; videoCodec?: string; srt?: boolean } = {},
+  options: { jumpAt?: number; videoCodec?: string; srt?: boolean; readrate?: number } = {},
   { progress = false } = {},
 ): { process: ChildProcess; exited: Promise<number | null> } {
   const jump = (pts: string) =>
@@ -93,7 +94,8 @@ export function publish(
   const child = spawn(
     "ffmpeg",
     [
-      ...["-hide_banner", "-loglevel", "error", "-re"],
+      ...["-hide_banner", "-loglevel", "error"],
+      ...(options.readrate === undefined ? ["-re"] : ["-readrate", String(options.readrate)]),
       ...["-f", "lavfi", "-i", `testsrc2=size=320x240:rate=${PUBLISHER_FPS}:duration=${seconds}`],
       ...["-f", "lavfi", "-i", `sine=frequency=440:sample_rate=48000:duration=${seconds}`],
       ...jump("PTS").flatMap((e) => ["-vf", `setpts='${e}'`, "-af", `asetpts='${e}'`]),
