@@ -412,10 +412,7 @@ describe("viewer analytics: the collection endpoint", () => {
   });
 
   it("starts a view of a SIGNED video only with its playback token", async () => {
-    const { data } = await t.gql(
-      `mutation { createUpload(input: { title: "signed", playbackPolicy: SIGNED }) { ... on CreateUploadSuccess { video { id } } } }`,
-    );
-    const id = data.createUpload.video.id;
+    const { id } = await createUpload(t, "signed", { playbackPolicy: "SIGNED" });
     const client = newClient();
     expect(await startView(t, id, client)).toMatchObject({
       status: 403,

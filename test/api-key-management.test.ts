@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey, ensureTenant } from "../src/auth/api-keys.ts";
 import { startTestApp, wsClientAt, type TestApp } from "./support/app.ts";
 import { tenantKeySecret } from "./support/auth.ts";
+import { CREATE_UPLOAD, createUpload } from "./support/uploads.ts";
 
 const bearer = (secret: string) => `Bearer ${secret}`;
 
@@ -35,7 +36,6 @@ const REVOKE = /* GraphQL */ `
   }`;
 const KEYS = `{ apiKeys(first: 50) { edges { node { id name prefix scopes state createdAt lastUsedAt expiresAt revokedAt } } } }`;
 const VIDEOS = `{ videos { edges { node { id } } } }`;
-const CREATE_UPLOAD = `mutation { createUpload(input: { title: "t" }) { __typename } }`;
 
 describe("API keys managed through the public API (keys:admin)", () => {
   let t: TestApp;
@@ -73,7 +73,7 @@ describe("API keys managed through the public API (keys:admin)", () => {
     expect(days).toBeLessThanOrEqual(30);
 
     expect((await t.gql(VIDEOS, {}, bearer(made.secret))).data.videos.edges).toEqual([]);
-    const write = await t.gql(CREATE_UPLOAD, {}, bearer(made.secret));
+    const write = await t.gql(CREATE_UPLOAD, { input: { title: "t" } }, bearer(made.secret));
     expect(write.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
 
     // Listed, with when it was used, and nothing of the secret but its prefix.
@@ -183,9 +183,7 @@ describe("API keys managed through the public API (keys:admin)", () => {
   it("a revoked key is refused on its next request, and its live subscription is closed at once", async () => {
     const made = await create({ name: "live", scopes: ["VIDEOS_READ"] });
     // A video waiting for its file: its events stay open until the key is revoked.
-    const video = (
-      await t.gql(`mutation { createUpload(input: { title: "w" }) { ... on CreateUploadSuccess { video { id } } } }`)
-    ).data.createUpload.video.id;
+    const video = (await createUpload(t, "w")).id;
     const client = wsClientAt(t.url, bearer(made.secret));
     const closed = new Promise<{ code: number; reason: string }>((resolve) =>
       client.on("closed", (event: any) => resolve({ code: event.code, reason: event.reason })),

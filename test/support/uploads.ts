@@ -6,7 +6,16 @@ import { expect } from "vitest";
 import { parsePlaylist } from "../../src/shared/hls-playlists.ts";
 import type { Client } from "graphql-ws";
 import { collectSubscription, gqlAt, type TestApp } from "./app.ts";
-import { expectTypename, graphql, type Operation, operationText, type ResultOf, type VariablesOf } from "./graphql.ts";
+import {
+  type Checked,
+  expectTypename,
+  graphql,
+  type Operation,
+  operationText,
+  type ResultOf,
+  type VariablesFor,
+  type VariablesOf,
+} from "./graphql.ts";
 import { expectMeasuredVariants } from "./media-checks.ts";
 
 const run = promisify(execFile);
@@ -56,6 +65,21 @@ export async function createUpload(
       : await createdBy(api, variables, authorization);
   const created = expectTypename(data.createUpload, "CreateUploadSuccess");
   return { id: created.video.id, uploadUrl: created.uploadUrl, expiresAt: created.expiresAt };
+}
+
+/**
+ * `createUpload` on the API at `url`, asked again every 250 ms until it succeeds (the API's database
+ * coming back) within `timeout` ms.
+ */
+export async function createUploadOnceAnswered(url: string, title: string, timeout: number) {
+  let created: Awaited<ReturnType<typeof createUpload>> | undefined;
+  await expect
+    .poll(async () => (created ??= (await createUpload(url, title).catch(() => null)) ?? undefined), {
+      timeout,
+      interval: 250,
+    })
+    .toBeTruthy();
+  return created!;
 }
 
 async function createdBy(t: TestApp, variables: VariablesOf<typeof CREATE_UPLOAD>, authorization?: string) {
@@ -241,10 +265,16 @@ function firstProgress(client: Client, videoId: string): Promise<void> {
  * encoding (the first VariantProgressEvent); `final` collects the video's `events` subscription
  * until it ends.
  */
-export async function uploadUntilEncoding(url: string, client: Client, clip: string, title: string, events: Operation) {
+export async function uploadUntilEncoding<D extends Operation>(
+  url: string,
+  client: Client,
+  clip: string,
+  title: string,
+  events: D & Checked<D>,
+) {
   const { id, uploadUrl } = await createUpload(url, title);
   const started = firstProgress(client, id);
-  const final = collectSubscription<any>(client, events, { id });
+  const final = collectSubscription<never, D>(client, events, { id } as VariablesFor<D>);
   const res = await fetch(`${url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) });
   if (res.status !== 200) throw new Error(`upload answered ${res.status}`);
   await started;
