@@ -10,6 +10,7 @@ const STATUS = graphql(`query($id: ID!) { video(id: $id) { status uploadedBytes 
 const JOBS = graphql(
   `query($id: ID!) { video(id: $id) { jobs(first: 10) { edges { node { kind status attempt } } } } }`,
 );
+// Its own createUpload: a fixed idempotencyKey and the maxBytes a repeat answers with.
 const REPEAT = graphql(`
   mutation($size: Float) { createUpload(input: { title: "clip", size: $size, idempotencyKey: "cms-42" }) {
     __typename ... on CreateUploadSuccess { uploadUrl maxBytes video { id } } ... on ValidationError { field message }
