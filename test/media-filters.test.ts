@@ -106,6 +106,15 @@ describe("loudness normalization and a watermark, chosen at creation (public API
   });
   afterAll(() => t.stop());
 
+  /** The watermark both tests draw: the asset across a fifth of the top right corner. */
+  const topRightMark = () => ({
+    assetId: watermarkId,
+    position: "TOP_RIGHT" as const,
+    widthFraction: 0.2,
+    margin: 0,
+    opacity: 1,
+  });
+
   /** Creates a video with `options`, uploads `bytes` and returns its events once it ends. */
   async function transcode(bytes: Buffer, options: Parameters<typeof createUpload>[2]) {
     const { id, uploadUrl } = await createUpload(t, "media filters", options);
@@ -175,13 +184,7 @@ describe("loudness normalization and a watermark, chosen at creation (public API
   });
 
   it("draws the watermark in its corner of every rung; without the option every corner stays black", async () => {
-    const watermark = {
-      assetId: watermarkId,
-      position: "TOP_RIGHT" as const,
-      widthFraction: 0.2,
-      margin: 0,
-      opacity: 1,
-    };
+    const watermark = topRightMark();
     const marked = await transcode(black, { watermark });
     expect(marked.watermark).toEqual({
       position: "TOP_RIGHT",
@@ -207,13 +210,7 @@ describe("loudness normalization and a watermark, chosen at creation (public API
   });
 
   it("a clip keeps its source's segment format, loudness and watermark unless it chooses otherwise", async () => {
-    const watermark = {
-      assetId: watermarkId,
-      position: "TOP_RIGHT" as const,
-      widthFraction: 0.2,
-      margin: 0,
-      opacity: 1,
-    };
+    const watermark = topRightMark();
     const options = {
       segmentFormat: "FMP4" as const,
       loudness: { integratedLufs: -16 },

@@ -47,7 +47,7 @@ export type DataOf<D extends Operation> = D extends string ? any : ResultOf<D>;
 export type VariablesFor<D extends Operation> = D extends string ? Record<string, unknown> : VariablesOf<D>;
 
 /** One error of a GraphQL answer. */
-export interface GraphqlError {
+interface GraphqlError {
   message: string;
   path?: (string | number)[];
   extensions?: Record<string, unknown>;
