@@ -10,6 +10,7 @@ import { liveViewerLatencySeconds } from "../src/metrics.ts";
 import { ANALYTICS_PATHS, BEACON_LIMITS, type BeaconEvent } from "../src/shared/analytics-beacons.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { tenantKeySecret } from "./support/auth.ts";
+import { graphql } from "./support/graphql.ts";
 import { createUpload } from "./support/uploads.ts";
 
 const SIGNING_SECRET = "analytics-test-signing-secret-0123456789abcdef";
@@ -17,13 +18,24 @@ const PER_VIEW = 8;
 const PER_CLIENT = 40;
 const MAX_BODY = 4096;
 
-const ANALYTICS = `query ($id: ID!, $from: DateTime!, $to: DateTime!) { video(id: $id) { analytics(from: $from, to: $to, interval: HOUR) {
-  views uniqueViewers watchTimeSeconds startupTimeP50Ms startupTimeP95Ms rebufferCount rebufferSeconds rebufferRatio
-  renditionSwitches failureRate completionRate topRenditions { height watchTimeSeconds share }
-  timeline { at views watchTimeSeconds }
-} } }`;
-const TENANT_ANALYTICS = `query ($from: DateTime!, $to: DateTime!) { tenantAnalytics(from: $from, to: $to) { views watchTimeSeconds } }`;
-const SET_COLLECTION = `mutation ($enabled: Boolean!) { setAnalyticsCollection(enabled: $enabled) { enabled } }`;
+const ANALYTICS = graphql(`
+  query ($id: ID!, $from: DateTime!, $to: DateTime!) { video(id: $id) { analytics(from: $from, to: $to, interval: HOUR) {
+    views uniqueViewers watchTimeSeconds startupTimeP50Ms startupTimeP95Ms rebufferCount rebufferSeconds rebufferRatio
+    renditionSwitches failureRate completionRate topRenditions { height watchTimeSeconds share }
+    timeline { at views watchTimeSeconds }
+  } } }`);
+const TENANT_ANALYTICS = graphql(
+  `query ($from: DateTime!, $to: DateTime!) { tenantAnalytics(from: $from, to: $to) { views watchTimeSeconds } }`,
+);
+const TENANT_STARTUP = graphql(`
+  query ($from: DateTime!, $to: DateTime!) { tenantAnalytics(from: $from, to: $to) {
+    views watchTimeSeconds startupTimeP50Ms } }`);
+const SET_COLLECTION = graphql(
+  `mutation ($enabled: Boolean!) { setAnalyticsCollection(enabled: $enabled) { enabled } }`,
+);
+const COLLECTION = graphql(`{ analyticsCollection { enabled } }`);
+const TITLE = graphql(`query ($id: ID!) { video(id: $id) { id title } }`);
+const DELETE = graphql(`mutation ($id: ID!) { deleteVideo(id: $id) { __typename } }`);
 
 /** Each test speaks from its own address (TRUST_PROXY_HOPS=1), so the per-client limit of one never touches another. */
 let nextClient = 1;
@@ -81,7 +93,7 @@ const range = () => ({
 async function analyticsOf(t: TestApp, id: string, authorization?: string) {
   const { data, errors } = await t.gql(ANALYTICS, { id, ...range() }, authorization);
   expect(errors).toBeUndefined();
-  return data.video.analytics;
+  return data.video!.analytics;
 }
 
 async function rowCounts(t: TestApp, videoId: string) {
@@ -401,21 +413,14 @@ describe("viewer analytics: the collection endpoint", () => {
     expect((await rowCounts(t, ours)).views).toBe(0);
     expect((await analyticsOf(t, theirs, otherKey)).watchTimeSeconds).toBe(1);
     // The rival tenant's own rollup holds exactly its one view.
-    const { data } = await t.gql(
-      `query ($from: DateTime!, $to: DateTime!) { tenantAnalytics(from: $from, to: $to) { views watchTimeSeconds startupTimeP50Ms } }`,
-      range(),
-      otherKey,
-    );
+    const { data } = await t.gql(TENANT_STARTUP, range(), otherKey);
     expect(data.tenantAnalytics).toMatchObject({ views: 1, watchTimeSeconds: 1 });
     expect(data.tenantAnalytics.startupTimeP50Ms).toBeGreaterThanOrEqual(700);
     expect(data.tenantAnalytics.startupTimeP50Ms).toBeLessThanOrEqual(800);
   });
 
   it("starts a view of a SIGNED video only with its playback token", async () => {
-    const { data } = await t.gql(
-      `mutation { createUpload(input: { title: "signed", playbackPolicy: SIGNED }) { ... on CreateUploadSuccess { video { id } } } }`,
-    );
-    const id = data.createUpload.video.id;
+    const { id } = await createUpload(t, "signed", { playbackPolicy: "SIGNED" });
     const client = newClient();
     expect(await startView(t, id, client)).toMatchObject({
       status: 403,
@@ -547,7 +552,7 @@ describe("viewer analytics: the collection endpoint", () => {
       setAnalyticsCollection: { enabled: false },
     });
     try {
-      expect((await t.gql(`{ analyticsCollection { enabled } }`, {}, viewer)).data).toEqual({
+      expect((await t.gql(COLLECTION, {}, viewer)).data).toEqual({
         analyticsCollection: { enabled: false },
       });
       const off = { status: 403, body: { error: "analytics collection is off for this video's tenant" } };
@@ -610,8 +615,7 @@ describe("viewer analytics: the collection endpoint", () => {
       }),
     );
     const answered: unknown[] = [];
-    for (let i = 0; i < 10; i++)
-      answered.push((await t.gql(`query ($id: ID!) { video(id: $id) { id title } }`, { id })).data);
+    for (let i = 0; i < 10; i++) answered.push((await t.gql(TITLE, { id })).data);
     expect((await sending).flat()).toEqual(Array(VIEWS * BATCHES).fill(202));
     expect(answered).toEqual(Array(10).fill({ video: { id, title: "burst" } }));
     expect(await analyticsOf(t, id)).toMatchObject({ views: VIEWS, watchTimeSeconds: VIEWS * BATCHES });
@@ -790,7 +794,7 @@ describe("viewer analytics: the collection endpoint", () => {
     expect(counts).toEqual([0, 1, 2]);
 
     expect(await rowCounts(t, id)).toMatchObject({ views: 2, hours: 1, viewers: 2 });
-    const { data } = await t.gql(`mutation ($id: ID!) { deleteVideo(id: $id) { __typename } }`, { id });
+    const { data } = await t.gql(DELETE, { id });
     expect(data.deleteVideo.__typename).toBe("DeleteVideoSuccess");
     expect(await rowCounts(t, id)).toEqual({ views: 0, hours: 0, heights: 0, viewers: 0 });
   });

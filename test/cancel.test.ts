@@ -3,16 +3,31 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { collectSubscription, startTestApp, type TestApp, uploadUntilEncoding } from "./support/app.ts";
-import { createUpload } from "./support/uploads.ts";
+import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
+import { expectTypename, graphql } from "./support/graphql.ts";
+import { createUpload, uploadUntilEncoding } from "./support/uploads.ts";
 import { processesWorkingUnder } from "./support/process-scan.ts";
 import { makeClip } from "./support/media-fixtures.ts";
 import { pacedFfmpeg } from "./support/paced-ffmpeg.ts";
 
-const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { status } } }`;
-const JOB =
-  `query($id: ID!) { video(id: $id) { status error variants { status } jobs(first: 1) { edges { node { id ` +
-  `status error runs { status finishedAt } } } } } }`;
+const EVENTS = graphql(`subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { status } } }`);
+const JOB = graphql(`
+  query($id: ID!) { video(id: $id) { status error variants { status } jobs(first: 1) { edges { node { id
+    status error runs { status finishedAt } } } } } }`);
+const CANCEL = graphql(`
+  mutation($id: ID!) { cancelVideo(id: $id) { __typename ... on CancelVideoSuccess { video { status error } }
+    ... on Error { message } } }`);
+const CANCEL_WAITING = graphql(
+  `mutation($id: ID!) { cancelVideo(id: $id) { __typename ... on CancelVideoSuccess { video { status } } } }`,
+);
+const CANCEL_REFUSED = graphql(`mutation($id: ID!) { cancelVideo(id: $id) { __typename ... on Error { message } } }`);
+const CANCEL_JOB = graphql(`mutation($id: ID!) { cancelJob(id: $id) { __typename ... on Error { message } } }`);
+const CANCEL_UNKNOWN_JOB = graphql(`mutation { cancelJob(id: "00000000-0000-4000-8000-000000000000") { __typename } }`);
+const DELETE = graphql(
+  `mutation($id: ID!) { deleteVideo(id: $id) { __typename ... on DeleteVideoSuccess { deletedVideoId } } }`,
+);
+const DELETE_AGAIN = graphql(`mutation($id: ID!) { deleteVideo(id: $id) { __typename } }`);
+const VIDEO_ID = graphql(`query($id: ID!) { video(id: $id) { id } }`);
 
 /** Processes working in a job's temp dir: `{root}/videograph-worker-…/videograph-{jobId}-…`. */
 const ffmpegUnder = (root: string): number[] => processesWorkingUnder(root);
@@ -39,19 +54,15 @@ describe("cancel and delete (public API, real worker)", () => {
     await expect.poll(() => ffmpegUnder(workerTmp).length, { timeout: 10_000, interval: 50 }).toBeGreaterThan(0);
 
     const canceledAt = Date.now();
-    const res = await t.gql(
-      `mutation($id: ID!) { cancelVideo(id: $id) { __typename ... on CancelVideoSuccess { video { status error } } ` +
-        `... on Error { message } } }`,
-      { id },
-    );
+    const res = await t.gql(CANCEL, { id });
     expect(res.data.cancelVideo).toEqual({
       __typename: "CancelVideoSuccess",
       video: { status: "CANCELED", error: "Canceled on request" },
     });
-    expect((await final.done).at(-1).videoEvents.video.status).toBe("CANCELED");
+    expect((await final.done).at(-1)!.videoEvents.video.status).toBe("CANCELED");
 
     await expect
-      .poll(async () => (await t.gql(JOB, { id })).data.video.jobs.edges[0].node.runs[0]?.status, {
+      .poll(async () => (await t.gql(JOB, { id })).data.video!.jobs.edges[0]!.node.runs[0]?.status, {
         timeout: 5000,
         interval: 100,
       })
@@ -67,60 +78,50 @@ describe("cancel and delete (public API, real worker)", () => {
     await expect.poll(leftovers, { timeout: 2000, interval: 100 }).toEqual([]);
     expect(Date.now() - canceledAt).toBeLessThan(5000);
 
-    const video = (await t.gql(JOB, { id })).data.video;
+    const video = (await t.gql(JOB, { id })).data.video!;
     expect(video.status).toBe("CANCELED");
-    expect(video.jobs.edges[0].node).toMatchObject({ status: "CANCELED", error: "Canceled on request" });
+    expect(video.jobs.edges[0]!.node).toMatchObject({ status: "CANCELED", error: "Canceled on request" });
     for (const v of video.variants) expect(v.status).toBe("SKIPPED");
   });
 
   it("cancels a video still waiting for its upload; the upload URL is then refused", async () => {
     const { id, uploadUrl } = await createUpload(t, "never uploaded");
-    const res = await t.gql(
-      `mutation($id: ID!) { cancelVideo(id: $id) { __typename ... on CancelVideoSuccess { video { status } } } }`,
-      { id },
-    );
-    expect(res.data.cancelVideo.video.status).toBe("CANCELED");
+    const res = await t.gql(CANCEL_WAITING, { id });
+    expect(expectTypename(res.data.cancelVideo, "CancelVideoSuccess").video.status).toBe("CANCELED");
     expect((await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: "bytes" })).status).toBe(409);
   });
 
   it("refuses to cancel a finished video or job, and says when an id is unknown", async () => {
     const clip = await makeClip({ width: 320, height: 180, seconds: 2, audio: false });
     const { id, uploadUrl } = await createUpload(t, "finished");
-    const done = collectSubscription<any>(t.wsClient(), EVENTS, { id }).done;
+    const done = collectSubscription(t.wsClient(), EVENTS, { id }).done;
     await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) });
-    expect((await done).at(-1).videoEvents.video.status).toBe("READY");
-    const jobId = (await t.gql(JOB, { id })).data.video.jobs.edges[0].node.id;
+    expect((await done).at(-1)!.videoEvents.video.status).toBe("READY");
+    const jobId = (await t.gql(JOB, { id })).data.video!.jobs.edges[0]!.node.id;
 
-    const video = await t.gql(`mutation($id: ID!) { cancelVideo(id: $id) { __typename ... on Error { message } } }`, {
-      id,
-    });
+    const video = await t.gql(CANCEL_REFUSED, { id });
     expect(video.data.cancelVideo).toEqual({ __typename: "ValidationError", message: expect.stringMatching(/READY/) });
-    const job = await t.gql(`mutation($id: ID!) { cancelJob(id: $id) { __typename ... on Error { message } } }`, {
-      id: jobId,
-    });
+    const job = await t.gql(CANCEL_JOB, { id: jobId });
     expect(job.data.cancelJob).toEqual({ __typename: "ValidationError", message: expect.stringMatching(/SUCCEEDED/) });
-    const unknown = await t.gql(`mutation { cancelJob(id: "00000000-0000-4000-8000-000000000000") { __typename } }`);
+    const unknown = await t.gql(CANCEL_UNKNOWN_JOB);
     expect(unknown.data.cancelJob.__typename).toBe("NotFoundError");
   });
 
   it("deleteVideo removes the video, its jobs and its media", async () => {
     const clip = await makeClip({ width: 320, height: 180, seconds: 2, audio: true });
     const { id, uploadUrl } = await createUpload(t, "to delete");
-    const done = collectSubscription<any>(t.wsClient(), EVENTS, { id }).done;
+    const done = collectSubscription(t.wsClient(), EVENTS, { id }).done;
     await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) });
-    expect((await done).at(-1).videoEvents.video.status).toBe("READY");
+    expect((await done).at(-1)!.videoEvents.video.status).toBe("READY");
     const dir = path.join(t.dataDir, "videos", id);
     expect(existsSync(path.join(dir, "hls", "master.m3u8"))).toBe(true);
 
-    const res = await t.gql(
-      `mutation($id: ID!) { deleteVideo(id: $id) { __typename ... on DeleteVideoSuccess { deletedVideoId } } }`,
-      { id },
-    );
+    const res = await t.gql(DELETE, { id });
     expect(res.data.deleteVideo).toEqual({ __typename: "DeleteVideoSuccess", deletedVideoId: id });
     expect(existsSync(dir)).toBe(false);
-    expect((await t.gql(`query($id: ID!) { video(id: $id) { id } }`, { id })).data.video).toBeNull();
+    expect((await t.gql(VIDEO_ID, { id })).data.video).toBeNull();
     expect((await fetch(`${t.url}/media/videos/${id}/hls/master.m3u8`)).status).toBe(404);
-    const again = await t.gql(`mutation($id: ID!) { deleteVideo(id: $id) { __typename } }`, { id });
+    const again = await t.gql(DELETE_AGAIN, { id });
     expect(again.data.deleteVideo.__typename).toBe("NotFoundError");
   });
 });

@@ -7,7 +7,12 @@ import { InvalidCaptionsError } from "../src/errors.ts";
 import { ADMIN_AUTH } from "./support/auth.ts";
 import { cpuTimed } from "./support/cpu-timed.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
+import { graphql, operationText } from "./support/graphql.ts";
 import { startApiProcess, stopAllProcesses } from "./support/processes.ts";
+import { createUpload } from "./support/uploads.ts";
+
+const ADD_CAPTION = graphql(`mutation($input: AddCaptionInput!) {
+  addCaption(input: $input) { __typename ... on InvalidCaptionsError { message line } } }`);
 
 /**
  * A caption file's parse must cost time in proportion to its size: at most this much of the thread's CPU time
@@ -112,20 +117,12 @@ describe("a hostile caption file through a running API", () => {
     const api = await startApiProcess("api-caption-parse", { DATABASE_URL: db.url, DATA_DIR: dataDir });
     const gql = async (body: BodyInit, headers: Record<string, string> = {}) =>
       (await fetch(`${api.url}/graphql`, { method: "POST", body, headers: { ...ADMIN_AUTH, ...headers } })).json();
-    const created = await gql(
-      JSON.stringify({
-        query: `mutation { createUpload(input: { title: "hostile captions" }) { ... on CreateUploadSuccess { video { id } } } }`,
-      }),
-      { "content-type": "application/json" },
-    );
-    const videoId = created.data.createUpload.video.id;
+    const { id: videoId } = await createUpload(api.url, "hostile captions");
 
     // As a multipart file, so the API's default request limits let 1 MiB through.
     const form = new FormData();
-    const query = `mutation($input: AddCaptionInput!) {
-      addCaption(input: $input) { __typename ... on InvalidCaptionsError { message line } } }`;
     const input = { videoId, language: "en", name: "hostile", file: null };
-    form.append("operations", JSON.stringify({ query, variables: { input } }));
+    form.append("operations", JSON.stringify({ query: operationText(ADD_CAPTION), variables: { input } }));
     form.append("map", JSON.stringify({ 0: ["variables.input.file"] }));
     form.append("0", new Blob([filled(SRT_TIMING, " ", "x\ntext\n")]), "hostile.srt");
 

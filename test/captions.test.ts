@@ -6,11 +6,12 @@ import { captionKey } from "../src/protocol/storage-layout.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { ADMIN_AUTH, tenantKeySecret } from "./support/auth.ts";
 import { makeClip } from "./support/media-fixtures.ts";
+import { expectTypename, graphql, operationText, type VariablesOf } from "./support/graphql.ts";
 import { createUpload } from "./support/uploads.ts";
 
 const SIGNING_SECRET = "test-signing-secret-test-signing-secret-0123";
-const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`;
-const ADD = /* GraphQL */ `
+const EVENTS = graphql(`subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`);
+const ADD = graphql(`
   mutation($input: AddCaptionInput!) {
     addCaption(input: $input) {
       __typename
@@ -22,24 +23,25 @@ const ADD = /* GraphQL */ `
       ... on ValidationError { message field }
       ... on NotFoundError { message id }
       ... on FileTooLargeError { message maxBytes }
-    } }`;
-const REMOVE = /* GraphQL */ `
+    } }`);
+const REMOVE = graphql(`
   mutation($id: ID!) {
     removeCaption(id: $id) {
       __typename
       ... on RemoveCaptionSuccess { removedCaptionId video { captions { id } } }
       ... on NotFoundError { id }
-    } }`;
-const UPDATE = /* GraphQL */ `
+    } }`);
+const UPDATE = graphql(`
   mutation($id: ID!, $input: UpdateCaptionInput!) {
     updateCaption(id: $id, input: $input) {
       __typename
       ... on UpdateCaptionSuccess { caption { id name language default } video { captions { name default } } }
       ... on ValidationError { message field }
       ... on NotFoundError { id }
-    } }`;
-const VIDEO = /* GraphQL */ `
-  query($id: ID!) { video(id: $id) { status playbackUrl captions { id language name url playlistUrl } } }`;
+    } }`);
+const VIDEO = graphql(`
+  query($id: ID!) { video(id: $id) { status playbackUrl captions { id language name url playlistUrl } } }`);
+const CAPTIONS = graphql(`query($id: ID!) { video(id: $id) { captions { name language default } } }`);
 
 // A header, an identifier and settings, a NOTE, a line of no-break spaces that positions a cue, a one-digit hour.
 const VTT =
@@ -55,16 +57,19 @@ describe("captions through the public API", () => {
   let clip: Uint8Array<ArrayBuffer>;
   let keyB: string;
   const get = (p: string, init?: RequestInit) => fetch(p.startsWith("http") ? p : `${t.url}${p}`, init);
-  const add = async (input: Record<string, unknown>, authorization?: string) =>
+  const add = async (input: VariablesOf<typeof ADD>["input"], authorization?: string) =>
     (await t.gql(ADD, { input }, authorization)).data!.addCaption;
+  /** `add`, expecting AddCaptionSuccess. */
+  const added = async (input: VariablesOf<typeof ADD>["input"]) =>
+    expectTypename(await add(input), "AddCaptionSuccess");
 
   async function createVideo(policy: "PUBLIC" | "SIGNED"): Promise<{ id: string; uploadUrl: string }> {
     return createUpload(t, policy, { playbackPolicy: policy });
   }
   async function uploadAndWait(video: { id: string; uploadUrl: string }): Promise<void> {
-    const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: video.id }).done;
+    const done = collectSubscription(t.wsClient(), EVENTS, { id: video.id }).done;
     expect((await get(video.uploadUrl, { method: "PUT", body: clip })).status).toBe(200);
-    expect((await done).at(-1).videoEvents.video.status).toBe("READY");
+    expect((await done).at(-1)!.videoEvents.video.status).toBe("READY");
   }
   async function readyVideo(policy: "PUBLIC" | "SIGNED"): Promise<string> {
     const video = await createVideo(policy);
@@ -73,7 +78,7 @@ describe("captions through the public API", () => {
   }
   /** The master playlist as a player gets it, and the URL it came from. */
   async function master(id: string): Promise<{ url: string; text: string }> {
-    const { playbackUrl } = (await t.gql(VIDEO, { id })).data.video;
+    const playbackUrl = (await t.gql(VIDEO, { id })).data.video!.playbackUrl!;
     const res = await get(playbackUrl);
     expect(res.status).toBe(200);
     return { url: new URL(playbackUrl, t.url).href, text: await res.text() };
@@ -96,8 +101,7 @@ describe("captions through the public API", () => {
     });
 
     it("adds WebVTT and SRT tracks; the master lists them as SUBTITLES renditions that play", async () => {
-      const en = await add({ videoId: id, language: "EN-us", name: "English", text: VTT, default: true });
-      expect(en.__typename).toBe("AddCaptionSuccess");
+      const en = await added({ videoId: id, language: "EN-us", name: "English", text: VTT, default: true });
       expect(en.caption).toMatchObject({
         language: "en-US",
         name: "English",
@@ -108,9 +112,8 @@ describe("captions through the public API", () => {
         source: "UPLOADED",
         cueCount: 2,
       });
-      const de = await add({ videoId: id, language: "de", name: "Deutsch (SDH)", text: SRT, hearingImpaired: true });
-      expect(de.__typename).toBe("AddCaptionSuccess");
-      expect(de.video.captions.map((c: { name: string }) => c.name)).toEqual(["English", "Deutsch (SDH)"]);
+      const de = await added({ videoId: id, language: "de", name: "Deutsch (SDH)", text: SRT, hearingImpaired: true });
+      expect(de.video.captions.map((c) => c.name)).toEqual(["English", "Deutsch (SDH)"]);
 
       // Both files are WebVTT aligned with the segments' timestamps; the SRT one converted.
       const enFile = await get(en.caption.url);
@@ -148,7 +151,7 @@ describe("captions through the public API", () => {
       expect((await get(new URL("track.vtt", playlistUrl).href)).status).toBe(200);
 
       // A new default takes over from the old one; names stay unique.
-      const forced = await add({
+      const forced = await added({
         videoId: id,
         language: "fr",
         name: "Français",
@@ -156,7 +159,7 @@ describe("captions through the public API", () => {
         default: true,
         forced: true,
       });
-      expect(forced.video.captions.map((c: { name: string; default: boolean }) => [c.name, c.default])).toEqual([
+      expect(forced.video.captions.map((c) => [c.name, c.default])).toEqual([
         ["English", false],
         ["Deutsch (SDH)", false],
         ["Français", true],
@@ -168,12 +171,14 @@ describe("captions through the public API", () => {
       expect((await master(id)).text).toContain('NAME="Français",LANGUAGE="fr",DEFAULT=YES,AUTOSELECT=YES,FORCED=YES');
 
       // Removed: the master no longer lists it, its playlist and file are gone.
-      const removed = (await t.gql(REMOVE, { id: forced.caption.id })).data.removeCaption;
-      expect(removed.__typename).toBe("RemoveCaptionSuccess");
-      expect(removed.video.captions.map((c: { id: string }) => c.id)).toEqual([en.caption.id, de.caption.id]);
+      const removed = expectTypename(
+        (await t.gql(REMOVE, { id: forced.caption.id })).data.removeCaption,
+        "RemoveCaptionSuccess",
+      );
+      expect(removed.video.captions.map((c) => c.id)).toEqual([en.caption.id, de.caption.id]);
       expect((await master(id)).text).not.toContain("Français");
-      expect((await get(forced.caption.playlistUrl)).status).toBe(404);
-      expect((await get(forced.caption.url)).status).toBe(404);
+      expect((await get(forced.caption.playlistUrl!)).status).toBe(404);
+      expect((await get(forced.caption.url!)).status).toBe(404);
       expect((await t.gql(REMOVE, { id: forced.caption.id })).data.removeCaption.__typename).toBe("NotFoundError");
 
       // All removed: the master is the worker's again.
@@ -184,14 +189,14 @@ describe("captions through the public API", () => {
     });
 
     it("tracks made default at the same time: the master still has one default", async () => {
-      const added = await Promise.all(
-        ["One", "Two", "Three"].map((name) => add({ videoId: id, language: "en", name, text: VTT, default: true })),
+      const tracks = await Promise.all(
+        ["One", "Two", "Three"].map((name) => added({ videoId: id, language: "en", name, text: VTT, default: true })),
       );
       const { text } = await master(id);
       const defaults = text.split("\n").filter((l) => l.includes("TYPE=SUBTITLES") && l.includes("DEFAULT=YES"));
       expect(defaults).toHaveLength(1);
       expect(defaults[0]).toMatch(/NAME="(One|Two|Three)"/);
-      for (const a of added) await t.gql(REMOVE, { id: a.caption.id });
+      for (const a of tracks) await t.gql(REMOVE, { id: a.caption.id });
     });
 
     it("40 concurrent addCaption on one video leave 30 tracks; the other 10 are refused with the limit", async () => {
@@ -208,14 +213,14 @@ describe("captions through the public API", () => {
           message: "A video has at most 30 caption tracks",
         })),
       );
-      expect((await t.gql(VIDEO, { id: video.id })).data.video.captions).toHaveLength(30);
+      expect((await t.gql(VIDEO, { id: video.id })).data.video!.captions).toHaveLength(30);
     });
 
     it("takes the file in a multipart request, up to 1 MiB", async () => {
       const upload = (bytes: Uint8Array<ArrayBuffer>) => {
         const form = new FormData();
         const input = { videoId: id, language: "es", name: `Español ${bytes.byteLength}`, file: null };
-        form.append("operations", JSON.stringify({ query: ADD, variables: { input } }));
+        form.append("operations", JSON.stringify({ query: operationText(ADD), variables: { input } }));
         form.append("map", JSON.stringify({ 0: ["variables.input.file"] }));
         form.append("0", new Blob([bytes]), "es.srt");
         return get("/graphql", { method: "POST", body: form, headers: ADMIN_AUTH }).then((r) => r.json());
@@ -257,12 +262,12 @@ describe("captions through the public API", () => {
       for (const [what, text, line, message] of invalid) {
         const result = await add({ videoId: id, language: "en", name: what, text });
         expect(result, what).toMatchObject({ __typename: "InvalidCaptionsError", line });
-        expect(result.message, what).toMatch(message);
+        expect(expectTypename(result, "InvalidCaptionsError").message, what).toMatch(message);
       }
       const srtAsVtt = await add({ videoId: id, language: "en", name: "x", text: SRT, format: "WEBVTT" });
       expect(srtAsVtt).toMatchObject({ __typename: "InvalidCaptionsError", line: 1 });
 
-      const rejected: [Record<string, unknown>, string][] = [
+      const rejected: [Partial<VariablesOf<typeof ADD>["input"]>, string][] = [
         [{ language: "en_US" }, "language"],
         [{ language: "not a tag" }, "language"],
         [{ language: "x".repeat(36) }, "language"],
@@ -285,14 +290,14 @@ describe("captions through the public API", () => {
         __typename: "NotFoundError",
         id: missing,
       });
-      expect((await t.gql(VIDEO, { id })).data.video.captions).toEqual([]);
+      expect((await t.gql(VIDEO, { id })).data.video!.captions).toEqual([]);
     });
 
     it("updateCaption: name, language and default by addCaption's rules; the master follows", async () => {
-      const update = async (captionId: string, input: Record<string, unknown>, authorization?: string) =>
+      const update = async (captionId: string, input: VariablesOf<typeof UPDATE>["input"], authorization?: string) =>
         (await t.gql(UPDATE, { id: captionId, input }, authorization)).data!.updateCaption;
-      const first = (await add({ videoId: id, language: "en", name: "First", text: VTT, default: true })).caption;
-      const second = (await add({ videoId: id, language: "fr", name: "Second", text: SRT })).caption;
+      const first = (await added({ videoId: id, language: "en", name: "First", text: VTT, default: true })).caption;
+      const second = (await added({ videoId: id, language: "fr", name: "Second", text: SRT })).caption;
 
       // One track becomes the default: the other loses it in the same step.
       expect(await update(second.id, { default: true, name: " Français ", language: "FR-ca" })).toEqual({
@@ -334,9 +339,7 @@ describe("captions through the public API", () => {
         field: "name",
         message: 'The video already has a caption track named "Français"',
       });
-      const captions = async () =>
-        (await t.gql(`query($id: ID!) { video(id: $id) { captions { name language default } } }`, { id })).data.video
-          .captions;
+      const captions = async () => (await t.gql(CAPTIONS, { id })).data.video!.captions;
       expect(await captions()).toEqual([
         { name: "Erste", language: "en", default: false },
         { name: "Français", language: "fr-CA", default: true },
@@ -351,21 +354,20 @@ describe("captions through the public API", () => {
       const missing = "00000000-0000-4000-8000-000000000000";
       expect(await update(missing, { default: true })).toEqual({ __typename: "NotFoundError", id: missing });
       expect(await update("nope", { default: true })).toEqual({ __typename: "NotFoundError", id: "nope" });
-      expect((await captions()).map((c: { name: string }) => c.name)).toEqual(["Erste", "Français"]);
+      expect((await captions()).map((c) => c.name)).toEqual(["Erste", "Français"]);
       await t.gql(REMOVE, { id: first.id });
       await t.gql(REMOVE, { id: second.id });
     });
 
     it("another tenant can neither add to, read nor remove the video's captions", async () => {
-      const own = await add({ videoId: id, language: "en", name: "Own", text: VTT });
-      expect(own.__typename).toBe("AddCaptionSuccess");
+      const own = await added({ videoId: id, language: "en", name: "Own", text: VTT });
       expect(await add({ videoId: id, language: "en", name: "Intruder", text: VTT }, keyB)).toMatchObject({
         __typename: "NotFoundError",
         id,
       });
       expect((await t.gql(VIDEO, { id }, keyB)).data.video).toBeNull();
       expect((await t.gql(REMOVE, { id: own.caption.id }, keyB)).data.removeCaption.__typename).toBe("NotFoundError");
-      expect((await t.gql(VIDEO, { id })).data.video.captions.map((c: { name: string }) => c.name)).toEqual(["Own"]);
+      expect((await t.gql(VIDEO, { id })).data.video!.captions.map((c) => c.name)).toEqual(["Own"]);
       // A playlist URL naming one video's caption under another video's prefix finds nothing.
       const other = await readyVideo("PUBLIC");
       expect((await get(`/media/videos/${other}/captions/${own.caption.id}/index.m3u8`)).status).toBe(404);
@@ -375,25 +377,23 @@ describe("captions through the public API", () => {
 
   it("an fMP4 video's caption file maps cue time 0 to its first frame, also one stored with the MPEG-TS map", async () => {
     const created = await createUpload(t, "fmp4", { playbackPolicy: "PUBLIC", segmentFormat: "FMP4" });
-    const added = await add({ videoId: created.id, language: "en", name: "English", text: VTT });
-    expect(added.__typename).toBe("AddCaptionSuccess");
+    const caption = await added({ videoId: created.id, language: "en", name: "English", text: VTT });
     const fmp4Map = `X-TIMESTAMP-MAP=MPEGTS:${MEDIA_TIME_ZERO_90KHZ.FMP4},LOCAL:00:00:00.000`;
-    const served = await (await get(added.caption.url)).text();
+    const served = await (await get(caption.caption.url)).text();
     expect(served.split("\n").slice(0, 3)).toEqual(["WEBVTT", fmp4Map, ""]);
     // As every caption was once stored, whatever the video's segments: served with the map they need.
     const tsMap = `X-TIMESTAMP-MAP=MPEGTS:${MEDIA_TIME_ZERO_90KHZ.TS},LOCAL:00:00:00.000`;
     const body = Buffer.from(served.replace(fmp4Map, tsMap));
-    await t.app.services.storage.write(captionKey(created.id, added.caption.id), Readable.from([body]), {
+    await t.app.services.storage.write(captionKey(created.id, caption.caption.id), Readable.from([body]), {
       limit: body.byteLength,
       contentType: "text/vtt; charset=utf-8",
     });
-    expect(await (await get(added.caption.url)).text()).toBe(served);
+    expect(await (await get(caption.caption.url)).text()).toBe(served);
   });
 
   it("a caption added before the upload is in the master the encode publishes", async () => {
     const video = await createVideo("PUBLIC");
-    const early = await add({ videoId: video.id, language: "en", name: "Early", text: VTT });
-    expect(early.__typename).toBe("AddCaptionSuccess");
+    const early = await added({ videoId: video.id, language: "en", name: "Early", text: VTT });
     await uploadAndWait(video);
     const { text } = await master(video.id);
     expect(text).toContain(`NAME="Early",LANGUAGE="en"`);
@@ -402,15 +402,15 @@ describe("captions through the public API", () => {
 
   it("a SIGNED video's subtitle playlist and file need its token", async () => {
     const id = await readyVideo("SIGNED");
-    const added = await add({ videoId: id, language: "en", name: "English", text: VTT });
-    expect(added.caption.playlistUrl).toMatch(/\/index\.m3u8\?token=/);
+    const caption = await added({ videoId: id, language: "en", name: "English", text: VTT });
+    expect(caption.caption.playlistUrl).toMatch(/\/index\.m3u8\?token=/);
     const bare = (u: string) => new URL(u.split("?")[0]!, t.url).href;
-    expect((await get(bare(added.caption.playlistUrl))).status).toBe(403);
-    expect((await get(bare(added.caption.url))).status).toBe(403);
+    expect((await get(bare(caption.caption.playlistUrl))).status).toBe(403);
+    expect((await get(bare(caption.caption.url))).status).toBe(403);
 
     const { url, text } = await master(id);
     const uri = /TYPE=SUBTITLES,.*URI="([^"]+)"/.exec(text)![1]!;
-    expect(uri).toMatch(new RegExp(`^\\.\\./captions/${added.caption.id}/index\\.m3u8\\?token=`));
+    expect(uri).toMatch(new RegExp(`^\\.\\./captions/${caption.caption.id}/index\\.m3u8\\?token=`));
     const playlistRes = await get(new URL(uri, url).href);
     expect(playlistRes.status).toBe(200);
     const playlist = await playlistRes.text();
@@ -420,6 +420,6 @@ describe("captions through the public API", () => {
     expect(file.status).toBe(200);
     expect(await file.text()).toContain("Hello <i>there</i>");
     // The caption's own URLs, as the API hands them out, work too.
-    expect((await get(added.caption.url)).status).toBe(200);
+    expect((await get(caption.caption.url)).status).toBe(200);
   });
 });

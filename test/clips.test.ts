@@ -6,8 +6,9 @@ import { tenantKeySecret } from "./support/auth.ts";
 import { greyFrames, sourceFrameShown } from "./support/frames.ts";
 import { createUpload, uploadAndWait } from "./support/uploads.ts";
 import { makeClip } from "./support/media-fixtures.ts";
+import { expectTypename, graphql, type VariablesOf } from "./support/graphql.ts";
 
-const CREATE_CLIP = /* GraphQL */ `
+const CREATE_CLIP = graphql(`
   mutation($input: CreateClipInput!) {
     createClip(input: $input) {
       __typename
@@ -16,38 +17,39 @@ const CREATE_CLIP = /* GraphQL */ `
       ... on ValidationError { field }
       ... on NotFoundError { id }
       ... on SourceUnavailableError { sourceVideoId }
-    } }`;
-const EVENTS = /* GraphQL */ `
+    } }`);
+const EVENTS = graphql(`
   subscription($id: ID!) { videoEvents(videoId: $id) {
     __typename video { status playable }
     ... on VideoStatusEvent { status }
-  } }`;
-const CLIP = /* GraphQL */ `
+  } }`);
+const CLIP = graphql(`
   query($id: ID!) { video(id: $id) {
     status duration source error playbackUrl variants { name }
     clip { start end sourceVideo { id } }
-  } }`;
+  } }`);
+const REQUEST_LOW = graphql(
+  `mutation($id: ID!) { requestStaticRenditions(videoId: $id, names: [LOW]) { __typename } }`,
+);
 
 describe("createClip: a new video cut frame-accurately from a range of a READY video (real worker)", () => {
   let t: TestApp;
   let sourceFile: string;
   let sourceId: string;
   let keyB: string;
-  const createClip = (input: Record<string, unknown>, authorization?: string) =>
+  const createClip = (input: VariablesOf<typeof CREATE_CLIP>["input"], authorization?: string) =>
     t.gql(CREATE_CLIP, { input }, authorization).then((r) => {
       expect(r.errors).toBeUndefined();
       return r.data.createClip;
     });
   /** Follows a video's events to its end; the event kinds seen and the final video. */
   async function follow(id: string) {
-    const events = await collectSubscription<any>(t.wsClient(), EVENTS, { id }).done;
-    const statuses = events
-      .filter((e) => e.videoEvents.__typename === "VideoStatusEvent")
-      .map((e) => e.videoEvents.status);
+    const events = await collectSubscription(t.wsClient(), EVENTS, { id }).done;
+    const statuses = events.flatMap(({ videoEvents: e }) => (e.__typename === "VideoStatusEvent" ? [e.status] : []));
     return {
       kinds: new Set(events.map((e) => e.videoEvents.__typename)),
       statuses,
-      last: events.at(-1).videoEvents.video,
+      last: events.at(-1)!.videoEvents.video,
     };
   }
 
@@ -63,7 +65,10 @@ describe("createClip: a new video cut frame-accurately from a range of a READY v
   afterAll(() => t?.stop());
 
   it("goes READY through the usual events, lasting the range; its frames are the range's", async () => {
-    const created = await createClip({ sourceVideoId: sourceId, start: 1.3, end: 4.1 });
+    const created = expectTypename(
+      await createClip({ sourceVideoId: sourceId, start: 1.3, end: 4.1 }),
+      "CreateClipSuccess",
+    );
     expect(created).toMatchObject({
       __typename: "CreateClipSuccess",
       video: { title: "the source (clip)", source: "CLIP", playbackPolicy: "PUBLIC" },
@@ -80,12 +85,12 @@ describe("createClip: a new video cut frame-accurately from a range of a READY v
     expect(statuses).toContain("PROCESSING");
     expect(kinds).toContain("VariantStatusEvent");
 
-    const clip = (await t.gql(CLIP, { id: created.video.id })).data.video;
+    const clip = (await t.gql(CLIP, { id: created.video.id })).data.video!;
     expect(clip).toMatchObject({ status: "READY", source: "CLIP", clip: { start: 1.3, end: 4.1 } });
-    expect(clip.clip.sourceVideo.id).toBe(sourceId);
+    expect(clip.clip!.sourceVideo!.id).toBe(sourceId);
     // 25 fps: frames 33 (1.32 s) to 102 (4.08 s), 70 frames, 2.8 s.
-    expect(Math.abs(clip.duration - 2.8)).toBeLessThanOrEqual(1 / 25);
-    const rung = clip.variants.find((v: { name: string }) => v.name !== "audio").name;
+    expect(Math.abs(clip.duration! - 2.8)).toBeLessThanOrEqual(1 / 25);
+    const rung = clip.variants.find((v) => v.name !== "audio")!.name;
     const playlist = path.join(t.dataDir, "videos", created.video.id, "hls", rung, "index.m3u8");
     const frames = await greyFrames(playlist, 100_000);
     expect(frames.length).toBe(70);
@@ -97,10 +102,7 @@ describe("createClip: a new video cut frame-accurately from a range of a READY v
     // The clip plays at its own playback URL.
     expect((await fetch(`${t.url}${clip.playbackUrl}`)).status).toBe(200);
     // Static renditions asked for later are priced too (a remux of the chosen rung).
-    const asked = await t.gql(
-      `mutation($id: ID!) { requestStaticRenditions(videoId: $id, names: [LOW]) { __typename } }`,
-      { id: created.video.id },
-    );
+    const asked = await t.gql(REQUEST_LOW, { id: created.video.id });
     expect(asked.data.requestStaticRenditions.__typename).toBe("RequestStaticRenditionsSuccess");
     const remux = await t.app.services.db.job.findFirstOrThrow({
       where: { videoId: created.video.id, kind: "STATIC_RENDITIONS" },
@@ -109,12 +111,15 @@ describe("createClip: a new video cut frame-accurately from a range of a READY v
     expect(remux.estimatedCostUsd).toBeGreaterThan(0);
 
     // A clip of the clip is cut from the same stored source, its range moved by the first clip's start.
-    const again = await createClip({ sourceVideoId: created.video.id, start: 0.5, end: 1.5, title: "second" });
+    const again = expectTypename(
+      await createClip({ sourceVideoId: created.video.id, start: 0.5, end: 1.5, title: "second" }),
+      "CreateClipSuccess",
+    );
     expect(again.video.title).toBe("second");
     expect((await follow(again.video.id)).last.status).toBe("READY");
-    const second = (await t.gql(CLIP, { id: again.video.id })).data.video;
+    const second = (await t.gql(CLIP, { id: again.video.id })).data.video!;
     expect(second.clip).toEqual({ start: 1.8, end: 2.8, sourceVideo: { id: sourceId } });
-    expect(Math.abs(second.duration - 1)).toBeLessThanOrEqual(1 / 25);
+    expect(Math.abs(second.duration! - 1)).toBeLessThanOrEqual(1 / 25);
   });
 
   it("refuses bad ranges with a ValidationError naming the field", async () => {
@@ -130,8 +135,8 @@ describe("createClip: a new video cut frame-accurately from a range of a READY v
       const result = await createClip({ sourceVideoId: sourceId, start, end });
       expect(result, `${start}–${end}`).toMatchObject({ __typename: "ValidationError", field });
     }
-    // GraphQL refuses what is not a finite number before the resolver runs.
-    const nan = await t.gql(CREATE_CLIP, { input: { sourceVideoId: sourceId, start: "NaN", end: 2 } });
+    // GraphQL refuses what is not a finite number before the resolver runs (a string where a Float goes, on purpose).
+    const nan = await t.gql(CREATE_CLIP, { input: { sourceVideoId: sourceId, start: "NaN" as never, end: 2 } });
     expect(nan.errors?.[0]?.message).toMatch(/Float/);
     const title = await createClip({ sourceVideoId: sourceId, start: 0, end: 1, title: " " });
     expect(title).toMatchObject({ __typename: "ValidationError", field: "title" });

@@ -48,7 +48,7 @@ describe("the console's library and its pages at a phone's width, in Chromium", 
       ["gamma talk", ["intro"]],
       ["delta talk", []],
     ] as const) {
-      await createUpload(t, title, { tags });
+      await createUpload(t, title, { tags: [...tags] });
     }
     const gamma = await db.video.findFirstOrThrow({ where: { title: "gamma talk" } });
     await db.video.update({ where: { id: gamma.id }, data: { source: "MANIM", status: "FAILED", error: "it broke" } });

@@ -5,20 +5,20 @@ import path from "node:path";
 import type { Client } from "graphql-ws";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { collectSubscription, gqlAt, uploadUntilEncoding, wsClientAt } from "./support/app.ts";
+import { collectSubscription, gqlAt, wsClientAt } from "./support/app.ts";
+import { graphql } from "./support/graphql.ts";
+import { createUpload, createUploadOnceAnswered, uploadUntilEncoding } from "./support/uploads.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
 import { processesWorkingUnder } from "./support/process-scan.ts";
 import { makeClip } from "./support/media-fixtures.ts";
 import { pacedFfmpeg } from "./support/paced-ffmpeg.ts";
 
-const CREATE_UPLOAD =
-  `mutation($title: String!) { createUpload(input: { title: $title }) { ... on ` +
-  `CreateUploadSuccess { uploadUrl video { id } } } }`;
-const CANCEL = `mutation($id: ID!) { cancelVideo(id: $id) { __typename ... on Error { message } } }`;
-const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { status } } }`;
-const STATUS =
-  `query($id: ID!) { video(id: $id) { status ` + `jobs(first: 1) { edges { node { status runs { status } } } } } }`;
+const CANCEL = graphql(`mutation($id: ID!) { cancelVideo(id: $id) { __typename ... on Error { message } } }`);
+const EVENTS = graphql(`subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { status } } }`);
+const STATUS = graphql(
+  `query($id: ID!) { video(id: $id) { status jobs(first: 1) { edges { node { status runs { status } } } } } }`,
+);
 
 /**
  * What a database restart or failover does to the clients of both programs, simulated without
@@ -104,16 +104,16 @@ within seconds`, async () => {
     const clip = await makeClip({ width: 640, height: 360, seconds: 8, audio: false });
     const { id } = await uploadUntilEncoding(api.url, wsClient(), clip, "canceled before the kill", EVENTS);
     expect((await gqlAt(api.url, CANCEL, { id })).cancelVideo.__typename).toBe("CancelVideoSuccess");
-    await gqlAt(api.url, CREATE_UPLOAD, { title: "leaves an idle rate-limiter connection" });
+    await createUpload(api.url, "leaves an idle rate-limiter connection");
 
     expect(await terminate()).toBeGreaterThanOrEqual(5);
     const killedAt = Date.now();
     await expect
       .poll(
         async () => {
-          const created = await gqlAt(api.url, CREATE_UPLOAD, { title: "after the kill" }).catch(() => null);
+          const created = await createUpload(api.url, "after the kill").catch(() => null);
           const read = await gqlAt(api.url, STATUS, { id }).catch(() => null);
-          return { created: Boolean(created?.createUpload?.video?.id), status: read?.video?.status ?? null };
+          return { created: Boolean(created?.id), status: read?.video?.status ?? null };
         },
         { timeout: 10_000, interval: 250 },
       )
@@ -139,9 +139,9 @@ ffmpeg within 5 s`, async () => {
       })
       .toBe("CancelVideoSuccess");
     await expect.poll(ffmpegRunning, { timeout: 5000 - (Date.now() - canceledAt), interval: 100 }).toBe(0);
-    expect((await final.done).at(-1).videoEvents.video.status).toBe("CANCELED");
+    expect((await final.done).at(-1)!.videoEvents.video.status).toBe("CANCELED");
     await expect
-      .poll(async () => (await gqlAt(api.url, STATUS, { id })).video.jobs.edges[0].node.runs[0]?.status, {
+      .poll(async () => (await gqlAt(api.url, STATUS, { id })).video!.jobs.edges[0]!.node.runs[0]?.status, {
         timeout: 10_000,
       })
       .toBe("CANCELED");
@@ -173,7 +173,7 @@ within 5 s of that`, async () => {
     expect(Date.now() - backAt).toBeLessThan(5000);
     expect(worker.log()).toContain("control channel reconnected");
     await expect
-      .poll(async () => (await gqlAt(api.url, STATUS, { id })).video.jobs.edges[0].node.runs[0]?.status, {
+      .poll(async () => (await gqlAt(api.url, STATUS, { id })).video!.jobs.edges[0]!.node.runs[0]?.status, {
         timeout: 10_000,
       })
       .toBe("CANCELED");
@@ -183,19 +183,10 @@ within 5 s of that`, async () => {
 reaches READY`, async () => {
     expect(await terminate()).toBeGreaterThanOrEqual(5);
     const clip = await makeClip({ width: 640, height: 360, seconds: 4, audio: true });
-    let created: { uploadUrl: string; video: { id: string } } | undefined;
-    await expect
-      .poll(
-        async () =>
-          (created ??= (await gqlAt(api.url, CREATE_UPLOAD, { title: "after the kill" }).catch(() => null))
-            ?.createUpload),
-        { timeout: 10_000, interval: 250 },
-      )
-      .toBeTruthy();
-    const { uploadUrl, video } = created!;
-    const final = collectSubscription<any>(wsClient(), EVENTS, { id: video.id });
+    const { uploadUrl, id } = await createUploadOnceAnswered(api.url, "after the kill", 10_000);
+    const final = collectSubscription(wsClient(), EVENTS, { id });
     expect((await fetch(`${api.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
-    expect((await final.done).at(-1).videoEvents.video.status).toBe("READY");
+    expect((await final.done).at(-1)!.videoEvents.video.status).toBe("READY");
     expect(alive(api) && alive(worker)).toBe(true);
   });
 });

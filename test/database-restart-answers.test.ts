@@ -7,12 +7,9 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from "../src/db/embedded
 import { ANALYTICS_PATHS } from "../src/shared/analytics-beacons.ts";
 import { WebSocket } from "ws";
 import { ADMIN_AUTH } from "./support/auth.ts";
-import { gqlAt } from "./support/app.ts";
+import { createUpload } from "./support/uploads.ts";
 import { startApiProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
 
-const CREATE_UPLOAD =
-  `mutation($title: String!) { createUpload(input: { title: $title }) { ... on ` +
-  `CreateUploadSuccess { uploadUrl video { id } } } }`;
 /** Each batch reports this much watch time: well within a view's bound at one batch every 25 ms. */
 const WATCHED_MS = 10;
 const VIEWS = 4;
@@ -75,10 +72,10 @@ describe("answers during a Postgres restart match what was stored", () => {
 
   it(`every beacon batch answered 202 counted is counted, an upload PUT gets 503 with Retry-After, and a \
 WebSocket's connection_init a close to retry`, async () => {
-    const { uploadUrl, video } = (await gqlAt(api.url, CREATE_UPLOAD, { title: "restart" })).createUpload;
+    const { uploadUrl, id: videoId } = await createUpload(api.url, "restart");
     const views: Array<{ viewId: string; viewToken: string; seq: number }> = [];
     for (let i = 0; i < VIEWS; i++) {
-      const res = await post(ANALYTICS_PATHS.views, { v: 1, videoId: video.id });
+      const res = await post(ANALYTICS_PATHS.views, { v: 1, videoId });
       expect(res.status).toBe(201);
       views.push({ ...((await res.json()) as { viewId: string; viewToken: string }), seq: 0 });
     }
@@ -89,7 +86,7 @@ WebSocket's connection_init a close to retry`, async () => {
       while (sending) {
         const batch = {
           v: 1,
-          videoId: video.id,
+          videoId,
           viewToken: view.viewToken,
           seq: view.seq++,
           events: [{ type: "watch", at: 1000, height: 180, watchedMs: WATCHED_MS }],
@@ -133,7 +130,7 @@ WebSocket's connection_init a close to retry`, async () => {
     try {
       const { rows } = await client.query<{ watchMs: string }>(
         `SELECT COALESCE(sum("watchMs"), 0) AS "watchMs" FROM "AnalyticsView" WHERE "videoId" = $1`,
-        [video.id],
+        [videoId],
       );
       const counted = answers.filter((a) => a.counted).length;
       expect(Number(rows[0]!.watchMs)).toBe(counted * WATCHED_MS);

@@ -4,17 +4,16 @@ import path from "node:path";
 import type { Client } from "graphql-ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "../src/db/embedded.ts";
-import { collectSubscription, gqlAt, uploadUntilEncoding, wsClientAt } from "./support/app.ts";
+import { collectSubscription, gqlAt, wsClientAt } from "./support/app.ts";
+import { graphql } from "./support/graphql.ts";
+import { createUploadOnceAnswered, uploadUntilEncoding } from "./support/uploads.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
 import { processesWorkingUnder } from "./support/process-scan.ts";
 import { makeClip } from "./support/media-fixtures.ts";
 import { pacedFfmpeg } from "./support/paced-ffmpeg.ts";
 
-const CREATE_UPLOAD =
-  `mutation($title: String!) { createUpload(input: { title: $title }) { ... on ` +
-  `CreateUploadSuccess { uploadUrl video { id } } } }`;
-const CANCEL = `mutation($id: ID!) { cancelVideo(id: $id) { __typename ... on Error { message } } }`;
-const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { status } } }`;
+const CANCEL = graphql(`mutation($id: ID!) { cancelVideo(id: $id) { __typename ... on Error { message } } }`);
+const EVENTS = graphql(`subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { status } } }`);
 
 /**
  * A real restart, not a simulation: the API and a worker (separate processes) run on an embedded
@@ -82,24 +81,16 @@ stops ffmpeg within 5 s`, async () => {
     await new Promise((r) => setTimeout(r, 2000));
     postgres = await startEmbeddedPostgres(path.join(root, "db"), port);
 
-    let created: { uploadUrl: string; video: { id: string } } | undefined;
-    await expect
-      .poll(
-        async () =>
-          (created ??= (await gqlAt(api.url, CREATE_UPLOAD, { title: "after the restart" }).catch(() => null))
-            ?.createUpload),
-        { timeout: 15_000, interval: 250 },
-      )
-      .toBeTruthy();
+    const created = await createUploadOnceAnswered(api.url, "after the restart", 15_000);
     // The subscription from before the restart was served by the fan-out that reconnected.
-    expect((await duringFinal.done).at(-1).videoEvents.video.status).toBe("READY");
+    expect((await duringFinal.done).at(-1)!.videoEvents.video.status).toBe("READY");
 
     const after = await makeClip({ width: 640, height: 360, seconds: 4, audio: true });
-    const afterFinal = collectSubscription<any>(wsClient(), EVENTS, { id: created!.video.id });
-    expect(
-      (await fetch(`${api.url}${created!.uploadUrl}`, { method: "PUT", body: await readFile(after) })).status,
-    ).toBe(200);
-    expect((await afterFinal.done).at(-1).videoEvents.video.status).toBe("READY");
+    const afterFinal = collectSubscription(wsClient(), EVENTS, { id: created.id });
+    expect((await fetch(`${api.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(after) })).status).toBe(
+      200,
+    );
+    expect((await afterFinal.done).at(-1)!.videoEvents.video.status).toBe("READY");
 
     const canceled = await makeClip({ width: 640, height: 360, seconds: 60, audio: true });
     const { id } = await uploadUntilEncoding(api.url, wsClient(), canceled, "canceled after the restart", EVENTS);

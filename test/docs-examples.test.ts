@@ -9,6 +9,8 @@ import { programOnPath } from "../src/shared/media-tools.ts";
 import { signWebhook } from "../src/webhooks/signature.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { TEST_ADMIN_KEY } from "./support/auth.ts";
+import { graphql } from "./support/graphql.ts";
+import { createUpload } from "./support/uploads.ts";
 import {
   callsTheService,
   type DocBlock,
@@ -21,6 +23,8 @@ import {
   SHELL_LANGS,
   TS_LANGS,
 } from "./support/doc-blocks.ts";
+
+const FIRST_JOB = graphql(`query($id: ID!) { video(id: $id) { jobs(first: 1) { edges { node { id } } } } }`);
 
 // Every fenced example of README.md and docs/*.md, run in order against one service, as a reader
 // pastes them: the README's tour first (its upload is "the tour's video"), then each doc's blocks.
@@ -238,26 +242,19 @@ describe("every documented example runs against a started service", () => {
   }
 
   async function throwawayVideo(): Promise<string> {
-    const { data } = await t.gql(
-      `mutation { createUpload(input: { title: "throwaway" }) { ... on CreateUploadSuccess { video { id } } } }`,
-    );
-    return data.createUpload.video.id;
+    return (await createUpload(t, "throwaway")).id;
   }
 
   /** A job that is still queued or running: the tour's clip uploaded again. */
   async function throwawayJob(): Promise<string> {
-    const { data } = await t.gql(
-      `mutation { createUpload(input: { title: "throwaway" }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`,
-    );
-    const put = await fetch(`${t.url}${data.createUpload.uploadUrl}`, {
+    const { id, uploadUrl } = await createUpload(t, "throwaway");
+    const put = await fetch(`${t.url}${uploadUrl}`, {
       method: "PUT",
       body: await readFile(path.join(dir, "clip.mp4")),
     });
     expect(put.status).toBe(200);
-    const jobs = await t.gql(`query($id: ID!) { video(id: $id) { jobs(first: 1) { edges { node { id } } } } }`, {
-      id: data.createUpload.video.id,
-    });
-    return jobs.data.video.jobs.edges[0].node.id;
+    const jobs = await t.gql(FIRST_JOB, { id });
+    return jobs.data.video!.jobs.edges[0]!.node.id;
   }
 
   async function manimWorkerReady() {

@@ -6,6 +6,12 @@ import { gqlAt } from "./support/app.ts";
 import { alivePids, descendantPids, listProcesses } from "./support/process-scan.ts";
 import { startApiProcess, stopAllProcesses } from "./support/processes.ts";
 import { makeClip } from "./support/media-fixtures.ts";
+import { graphql } from "./support/graphql.ts";
+import { createUpload } from "./support/uploads.ts";
+
+const RUNS = graphql(
+  `query($id: ID!) { video(id: $id) { status jobs { edges { node { kind runs { status finishedAt } } } } } }`,
+);
 
 /**
  * `npm start` with nothing configured: the entry file starts an embedded Postgres, applies
@@ -41,6 +47,7 @@ describe("npm start with no configuration", () => {
     const res = await fetch(`${api.url}/graphql`, {
       method: "POST",
       headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
+      // Not createUpload (support/uploads.ts): with the key this start printed, and its whole answer.
       body: JSON.stringify({ query: `mutation { createUpload(input: { title: "x" }) { __typename } }` }),
     });
     expect(await res.json()).toEqual({ data: { createUpload: { __typename: "CreateUploadSuccess" } } });
@@ -107,12 +114,7 @@ the job resumes on the next start`, async () => {
     const api = await startApiProcess("api-ctrl-c-twice", env, { ownProcessGroup: true });
     await api.waitForLog('"message":"worker ready"', 30_000);
     const clip = await makeClip({ width: 640, height: 360, seconds: 30, audio: true });
-    const { uploadUrl, video } = (
-      await gqlAt(
-        api.url,
-        `mutation { createUpload(input: { title: "busy" }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`,
-      )
-    ).createUpload;
+    const { uploadUrl, id: videoId } = await createUpload(api.url, "busy");
     expect((await fetch(`${api.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
     const ffmpegRunning = () =>
       listProcesses().some((p) => p.command === "ffmpeg" && descendantPids(api.child.pid!).includes(p.pid));
@@ -151,23 +153,16 @@ the job resumes on the next start`, async () => {
     // The next start: the job was handed back before the stop (its run ended then, not when this start
     // found it stalled), and a new run takes it on (resuming from what the first published, if it got that far).
     const again = await startApiProcess("api-after-ctrl-c-twice", env);
-    const runsOf = async () =>
-      (
-        await gqlAt(
-          again.url,
-          `query($id: ID!) { video(id: $id) { status jobs { edges { node { kind runs { status finishedAt } } } } } }`,
-          { id: video.id },
-        )
-      ).video;
+    const runsOf = async () => (await gqlAt(again.url, RUNS, { id: videoId })).video!;
     let state = await runsOf();
     for (let i = 0; i < 1200 && state.status !== "READY"; i++) {
       await new Promise((r) => setTimeout(r, 100));
       state = await runsOf();
     }
     expect(state.status).toBe("READY");
-    const runs = state.jobs.edges.find((e: { node: { kind: string } }) => e.node.kind === "TRANSCODE").node.runs;
-    expect(runs.map((r: { status: string }) => r.status)).toEqual(["ABANDONED", "SUCCEEDED"]);
-    expect(new Date(runs[0].finishedAt).getTime()).toBeLessThanOrEqual(stoppedAt.getTime());
+    const runs = state.jobs.edges.find((e) => e.node.kind === "TRANSCODE")!.node.runs;
+    expect(runs.map((r) => r.status)).toEqual(["ABANDONED", "SUCCEEDED"]);
+    expect(new Date(runs[0]!.finishedAt!).getTime()).toBeLessThanOrEqual(stoppedAt.getTime());
     await again.stop("SIGTERM");
   });
 
@@ -186,12 +181,7 @@ seconds", async () => {
     await api.waitForLog('"message":"worker ready"', 30_000);
     // Busy: a job in flight is what a shutdown waits on (its grace, then events it cannot send).
     const clip = await makeClip({ width: 640, height: 360, seconds: 60, audio: true });
-    const { uploadUrl } = (
-      await gqlAt(
-        api.url,
-        `mutation { createUpload(input: { title: "busy" }) { ... on CreateUploadSuccess { uploadUrl } } }`,
-      )
-    ).createUpload;
+    const { uploadUrl } = await createUpload(api.url, "busy");
     expect((await fetch(`${api.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
     const ffmpegRunning = () =>
       listProcesses().some((p) => p.command === "ffmpeg" && descendantPids(api.child.pid!).includes(p.pid));

@@ -16,6 +16,7 @@ import { makeClip } from "./support/media-fixtures.ts";
 const run = promisify(execFile);
 const HLS_JS = fileURLToPath(import.meta.resolve("hls.js/dist/hls.min.js"));
 
+// Not the shared CREATE_UPLOAD (support/uploads.ts): this checks the segmentFormat createUpload answers with.
 const CREATE_UPLOAD = /* GraphQL */ `
   mutation($input: CreateUploadInput!) {
     createUpload(input: $input) {

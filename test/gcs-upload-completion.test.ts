@@ -9,6 +9,7 @@ import { pubSubEmulatorUnavailableReason, startPubSubEmulator } from "./support/
 
 const MAX_UPLOAD_BYTES = 1000;
 
+// Not the shared CREATE_UPLOAD (support/uploads.ts): this checks uploadSize and each refusal's own fields.
 const CREATE_UPLOAD = /* GraphQL */ `
   mutation($input: CreateUploadInput!) {
     createUpload(input: $input) {

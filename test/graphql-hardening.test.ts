@@ -7,6 +7,10 @@ import { TITLE_SEARCH_RATE_POINTS } from "../src/videos/video-search.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { ADMIN_AUTH } from "./support/auth.ts";
 
+// Documents here stay strings, not `graphql` (support/graphql.ts): they are too deep, too wide, aliased,
+// spread or sent raw on purpose (docs/testing.md, "How tests send GraphQL"). CREATE_UPLOAD is not the shared
+// one (support/uploads.ts): one mutation with no variables, sent raw (a form post, a bare POST) where the
+// CSRF check and the rate limit are what is tested.
 const CREATE_UPLOAD = `mutation { createUpload(input: { title: "x" }) { __typename } }`;
 
 describe("GraphQL hardening", () => {

@@ -28,6 +28,8 @@ import { startTestApp, type TestApp } from "./support/app.ts";
  * refusal, never an unexpected error or a socket the server closes as broken. No refusal's message
  * runs past 500 characters: it quotes at most the start of a hostile value (`quotedId`).
  */
+// Its documents are strings built from the printed schema at run time (and hostile on purpose), not
+// `graphql` documents (docs/testing.md, "How tests send GraphQL").
 const PLAIN_ID = "00000000-0000-4000-8000-000000000000";
 
 /** A plain value of `type` (required input fields only); an ID is `id`, the row the field names where one was made. */

@@ -71,7 +71,7 @@ async function expectRecordingOfWhatWasSent(
   );
   // What was sent while connected, within the chaos run's allowance: 1 s, and 3 s for the connection
   // cut off (what the killed instance had received and not published: a segment and a progress interval).
-  const duration: number = ended.activeVideo.duration;
+  const duration: number = ended.activeVideo!.duration!;
   const total = before.sent + sent;
   expect(duration, `published ${before.seconds} s before; sent ${before.sent} s + ${sent} s`).toBeGreaterThan(
     Math.max(before.seconds + sent - 1, total - 4),

@@ -61,7 +61,7 @@ describe("a deploy of the API holding a broadcast", () => {
     const playlist = await topPlaylist(live.dataDir, videoId);
     expect(playlist.split("\n").filter((l) => l === "#EXT-X-DISCONTINUITY")).toHaveLength(1);
     // What the first API had published and all the second publisher sent.
-    expect(ended.activeVideo.duration).toBeGreaterThan(before.length + sent - 1.5);
+    expect(ended.activeVideo!.duration!).toBeGreaterThan(before.length + sent - 1.5);
     await deployStop(second);
   }, 180_000);
 
@@ -77,7 +77,7 @@ describe("a deploy of the API holding a broadcast", () => {
     const ended = await next.stream(s.id);
     expect(ended.activeVideo).toMatchObject({ id: videoId, status: "READY" });
     expect(await topSegments(live.dataDir, videoId)).toEqual(before);
-    expect(ended.activeVideo.duration).toBeGreaterThan(before.length - 1);
+    expect(ended.activeVideo!.duration!).toBeGreaterThan(before.length - 1);
     await deployStop(next);
   }, 180_000);
 });
@@ -138,8 +138,8 @@ describe("two API instances behind a balancer, on one database, with worker proc
     );
     // The publisher never left: the recording holds all it sent (the feed kept what was not published;
     // the new run starts at the keyframe before it, so a group of pictures may be there twice).
-    expect(ended.activeVideo.duration, `sent ${sent} s`).toBeGreaterThan(sent - 1);
-    expect(ended.activeVideo.duration, `sent ${sent} s`).toBeLessThan(sent + 1.5);
+    expect(ended.activeVideo!.duration!, `sent ${sent} s`).toBeGreaterThan(sent - 1);
+    expect(ended.activeVideo!.duration!, `sent ${sent} s`).toBeLessThan(sent + 1.5);
   }, 150_000);
 
   it("SIGTERM of A holding a broadcast: the publisher's reconnect to B continues the same video", async () => {
@@ -168,7 +168,7 @@ describe("two API instances behind a balancer, on one database, with worker proc
     );
     // What A had published, then all the reconnected publisher sent.
     expect(
-      Math.abs(ended.activeVideo.duration - (before.seconds + sent)),
+      Math.abs(ended.activeVideo!.duration! - (before.seconds + sent)),
       `${before.seconds} s + ${sent} s`,
     ).toBeLessThan(1);
     await deployStop(b);

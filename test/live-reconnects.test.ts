@@ -38,10 +38,10 @@ async function expectOneRecordingOf(streamId: string, videoId: string, seconds: 
     () => streamState(t, streamId),
     (s) => s.status === "ENDED",
   );
-  expect(ended.activeVideo.id).toBe(videoId);
-  expect(ended.activeVideo.status).toBe("READY");
-  expect(ended.activeVideo.duration).toBeGreaterThan(seconds - 1.5);
-  expect(ended.activeVideo.duration).toBeLessThan(seconds + 1.5);
+  expect(ended.activeVideo!.id).toBe(videoId);
+  expect(ended.activeVideo!.status).toBe("READY");
+  expect(ended.activeVideo!.duration!).toBeGreaterThan(seconds - 1.5);
+  expect(ended.activeVideo!.duration!).toBeLessThan(seconds + 1.5);
   expect(await t.app.services.db.video.count({ where: { liveStreamId: streamId } })).toBe(1);
 }
 
@@ -64,7 +64,7 @@ describe("a publisher that drops and comes back within the grace", () => {
       (s) => s.status === "LIVE",
     );
     // A SIGNED stream's broadcast plays only with its token.
-    const signed = new URL(live.activeVideo.playbackUrl, t.url);
+    const signed = new URL(live.activeVideo!.playbackUrl!, t.url);
     expect(signed.searchParams.get("token")).toBeTruthy();
     expect((await fetch(signed)).status).toBe(200);
     expect((await fetch(new URL(signed.pathname, t.url))).status).toBe(403);
@@ -85,10 +85,10 @@ describe("a publisher that drops and comes back within the grace", () => {
       () => streamState(t, stream.id),
       (s) => s.status === "LIVE",
     );
-    expect(back.activeVideo.id).toBe(live.activeVideo.id);
+    expect(back.activeVideo!.id).toBe(live.activeVideo!.id);
     expect(await second.exited).toBe(0);
     // Both publishers' seconds, without the time between them or the 100 s leap.
-    await expectOneRecordingOf(stream.id, live.activeVideo.id, firstSeconds + 4);
+    await expectOneRecordingOf(stream.id, live.activeVideo!.id, firstSeconds + 4);
   });
 
   it("a publisher that reconnects to another API instance within the grace continues the same broadcast: relayed to the instance holding it", async () => {
@@ -124,18 +124,18 @@ describe("a publisher that drops and comes back within the grace", () => {
         () => streamState(t, stream.id),
         (s) => s.status === "LIVE",
       );
-      expect(back.activeVideo.id).toBe(live.activeVideo.id);
+      expect(back.activeVideo!.id).toBe(live.activeVideo!.id);
       // The holding instance took it as a publisher relayed to it.
       expect(await byProtocol(liveBroadcasts, "relay")).toBe(1);
       expect(await second.exited).toBe(0);
       // Both publishers' seconds, one recording.
-      await expectOneRecordingOf(stream.id, live.activeVideo.id, firstSeconds + 4);
+      await expectOneRecordingOf(stream.id, live.activeVideo!.id, firstSeconds + 4);
       expect(await byProtocol(liveBroadcasts, "relay")).toBe(0);
       // The relay takes only a signed request, and only while this instance holds that broadcast.
       const relayUrl = (videoId: string) => `${t.url}${t.app.services.signer.sign(relayPath(videoId), 60)}`;
-      const unsigned = await fetch(`${t.url}${relayPath(live.activeVideo.id)}`, { method: "POST", body: "FLV" });
+      const unsigned = await fetch(`${t.url}${relayPath(live.activeVideo!.id)}`, { method: "POST", body: "FLV" });
       expect(unsigned.status).toBe(403);
-      const notHeld = await fetch(relayUrl(live.activeVideo.id), { method: "POST", body: "FLV" });
+      const notHeld = await fetch(relayUrl(live.activeVideo!.id), { method: "POST", body: "FLV" });
       expect(notHeld.status).toBe(409);
     } finally {
       await other.stop();

@@ -82,9 +82,9 @@ describe("SRT ingest", () => {
       () => streamState(t, stream.id),
       (s) => s.status === "LIVE",
     );
-    const master = await text(new URL(live.activeVideo.playbackUrl, t.url).toString());
+    const master = await text(new URL(live.activeVideo!.playbackUrl!, t.url).toString());
     const rung = master.split("\n").find((line) => line.endsWith(".m3u8") && !line.startsWith("#"))!;
-    const rungUrl = new URL(rung, new URL(live.activeVideo.playbackUrl, t.url)).toString();
+    const rungUrl = new URL(rung, new URL(live.activeVideo!.playbackUrl!, t.url)).toString();
     const whileLive = await text(rungUrl);
     expect(whileLive).toContain("#EXTINF:");
     expect(whileLive).not.toContain("#EXT-X-ENDLIST");
@@ -99,23 +99,23 @@ describe("SRT ingest", () => {
       expect(environment.map((e) => e.split("=")[0])).toEqual(p.command === "ffmpeg" ? ["PATH"] : []);
     }
     // Played while the caller was still sending: live, not the recording.
-    await playsInWatchPage(t, browser, live.activeVideo.id, publisher, async () =>
+    await playsInWatchPage(t, browser, live.activeVideo!.id, publisher, async () =>
       expect(publisher.process.exitCode).toBeNull(),
     );
-    await reportsLatencyOnceMeasured(t, browser, live.activeVideo.playbackUrl);
+    await reportsLatencyOnceMeasured(t, browser, live.activeVideo!.playbackUrl!);
     // Every second the caller sent, its last frames included: it lingers at its close (`srtUrl`'s
     // linger=3; without it SRT's live mode dropped what was not sent yet, 0.2 s here), and the
     // remux's last packets too (the caller's leaving drains it).
     const srtBytesBefore = await byProtocol(liveIngestBytes, "srt");
     const seconds = await publisher.stop();
     const ended = await expectRecording(t, stream.id, publisher, seconds);
-    expect(ended.activeVideo.duration).toBeGreaterThanOrEqual(seconds - 0.05);
+    expect(ended.activeVideo!.duration!).toBeGreaterThanOrEqual(seconds - 0.05);
     expect(await byProtocol(liveIngestBytes, "srt")).toBeGreaterThan(srtBytesBefore);
     expect(await byProtocol(liveBroadcasts, "srt")).toBe(0);
     expect(await byProtocol(liveIngestClosed, "srt", { outcome: "ended" })).toBeGreaterThanOrEqual(1);
     const recording = await text(rungUrl);
     expect(recording).toContain("#EXT-X-ENDLIST");
-    expect(Math.abs(durationOf(recording) - ended.activeVideo.duration)).toBeLessThan(0.1);
+    expect(Math.abs(durationOf(recording) - ended.activeVideo!.duration!)).toBeLessThan(0.1);
   });
 
   it("refuses a wrong key, a stream id that asks to play, a caller without its stream's passphrase, and a stream whose video the feed cannot carry", async () => {

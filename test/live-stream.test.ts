@@ -51,9 +51,9 @@ describe("live streams over RTMP", () => {
       () => streamState(t, liveStream.id),
       (s) => s.status === "LIVE",
     );
-    const videoId = live.activeVideo.id;
+    const videoId = live.activeVideo!.id;
     // It plays live as any broadcast does, from media in storage.
-    expect(await text(new URL(live.activeVideo.playbackUrl, t.url).href)).toContain("#EXTM3U");
+    expect(await text(new URL(live.activeVideo!.playbackUrl!, t.url).href)).toContain("#EXTM3U");
     const hls = path.join(t.dataDir, "videos", videoId, "hls");
     expect((await readdir(hls)).length).toBeGreaterThan(0);
     const seconds = await publisher.stop();
@@ -73,10 +73,10 @@ describe("live streams over RTMP", () => {
     for (const rung of rungs.data.video.variants) expect(rung).toMatchObject({ playlistUrl: null });
     expect(rungs.data.video.variants.some((r: { segmentCount: number }) => r.segmentCount > 0)).toBe(true);
     // Its length is what its publisher sent.
-    expect(Math.abs(ended.activeVideo.duration - seconds)).toBeLessThan(1.5);
+    expect(Math.abs(ended.activeVideo!.duration! - seconds)).toBeLessThan(1.5);
     // Nothing of it is left in storage (no playlists, segments, poster or recording source).
     await expect(readdir(path.join(t.dataDir, "videos", videoId))).rejects.toThrow(/ENOENT/);
-    expect((await fetch(new URL(live.activeVideo.playbackUrl, t.url))).status).toBe(404);
+    expect((await fetch(new URL(live.activeVideo!.playbackUrl!, t.url))).status).toBe(404);
     // Its row stays, with its job's measured cost (what the operator bills).
     const job = await waitFor(
       "the broadcast's measured cost",
@@ -87,7 +87,7 @@ describe("live streams over RTMP", () => {
     expect(job.cpuSeconds).toBeGreaterThan(0);
     // Its time on air was added to the tenant's live time this month, once: its charge, at least its length.
     const [charge] = await t.app.services.db.liveBroadcastCharge.findMany({ where: { videoId } });
-    expect(charge!.seconds).toBeGreaterThanOrEqual(ended.activeVideo.duration);
+    expect(charge!.seconds).toBeGreaterThanOrEqual(ended.activeVideo!.duration!);
     const usage = await t.app.services.db.liveUsage.findMany();
     expect(usage.reduce((sum, u) => sum + u.seconds, 0) - usedBefore).toBeCloseTo(charge!.seconds, 6);
     // The CMS hears the end, with the video DISCARDED, and no video.ready.
@@ -112,7 +112,7 @@ describe("live streams over RTMP", () => {
       (s) => s.status === "LIVE",
     );
     const canceled = await t.gql(`mutation ($id: ID!) { cancelVideo(id: $id) { __typename } }`, {
-      id: live.activeVideo.id,
+      id: live.activeVideo!.id,
     });
     expect(canceled.data.cancelVideo.__typename).toBe("CancelVideoSuccess");
     const ended = await waitFor(

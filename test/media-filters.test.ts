@@ -7,9 +7,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { tenantKeySecret } from "./support/auth.ts";
 import { fixturesDir, runFfmpeg } from "./support/media-fixtures.ts";
+import { createUpload } from "./support/uploads.ts";
 
 const run = promisify(execFile);
 
+// Its refusals' `field`, which the shared CREATE_UPLOAD (support/uploads.ts) does not ask for.
 const CREATE_UPLOAD = /* GraphQL */ `
   mutation($input: CreateUploadInput!) {
     createUpload(input: $input) {
@@ -104,13 +106,20 @@ describe("loudness normalization and a watermark, chosen at creation (public API
   });
   afterAll(() => t.stop());
 
+  /** The watermark both tests draw: the asset across a fifth of the top right corner. */
+  const topRightMark = () => ({
+    assetId: watermarkId,
+    position: "TOP_RIGHT" as const,
+    widthFraction: 0.2,
+    margin: 0,
+    opacity: 1,
+  });
+
   /** Creates a video with `options`, uploads `bytes` and returns its events once it ends. */
-  async function transcode(bytes: Buffer, options: Record<string, unknown>) {
-    const created = (await t.gql(CREATE_UPLOAD, { input: { title: "media filters", ...options } })).data.createUpload;
-    expect(created.__typename).toBe("CreateUploadSuccess");
-    const id: string = created.video.id;
+  async function transcode(bytes: Buffer, options: Parameters<typeof createUpload>[2]) {
+    const { id, uploadUrl } = await createUpload(t, "media filters", options);
     const events = collectSubscription<any>(t.wsClient(), EVENTS, { id }).done;
-    const res = await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: new Uint8Array(bytes) });
+    const res = await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: new Uint8Array(bytes) });
     expect(res.status).toBe(200);
     return finished(id, events);
   }
@@ -175,7 +184,7 @@ describe("loudness normalization and a watermark, chosen at creation (public API
   });
 
   it("draws the watermark in its corner of every rung; without the option every corner stays black", async () => {
-    const watermark = { assetId: watermarkId, position: "TOP_RIGHT", widthFraction: 0.2, margin: 0, opacity: 1 };
+    const watermark = topRightMark();
     const marked = await transcode(black, { watermark });
     expect(marked.watermark).toEqual({
       position: "TOP_RIGHT",
@@ -201,12 +210,12 @@ describe("loudness normalization and a watermark, chosen at creation (public API
   });
 
   it("a clip keeps its source's segment format, loudness and watermark unless it chooses otherwise", async () => {
-    const watermark = { assetId: watermarkId, position: "TOP_RIGHT", widthFraction: 0.2, margin: 0, opacity: 1 };
+    const watermark = topRightMark();
     const options = {
-      segmentFormat: "FMP4",
+      segmentFormat: "FMP4" as const,
       loudness: { integratedLufs: -16 },
       watermark,
-      staticRenditions: ["AUDIO"],
+      staticRenditions: ["AUDIO" as const],
     };
     const source = await transcode(tone, options);
     expect(source).toMatchObject({ segmentFormat: "FMP4", staticRenditions: [{ name: "AUDIO" }] });

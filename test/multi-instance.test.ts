@@ -3,11 +3,11 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Client } from "graphql-ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { collectSubscription, gqlAt, uploadUntilEncoding, wsClientAt } from "./support/app.ts";
+import { collectSubscription, gqlAt, wsClientAt } from "./support/app.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
 import { makeClip } from "./support/media-fixtures.ts";
-import { createUpload } from "./support/uploads.ts";
+import { createUpload, uploadUntilEncoding } from "./support/uploads.ts";
 
 const EVENTS = `subscription($id: ID!) {
   videoEvents(videoId: $id) {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestApp, uploadUntilEncoding, type TestApp } from "./support/app.ts";
+import { startTestApp, type TestApp } from "./support/app.ts";
+import { uploadUntilEncoding } from "./support/uploads.ts";
 import { queryDatabase } from "./support/db.ts";
 import { makeClip } from "./support/media-fixtures.ts";
 import { startWorkerProcess, stopAllProcesses } from "./support/processes.ts";

@@ -23,6 +23,7 @@ import { S3Storage } from "../src/storage/s3.ts";
 import { UploadTooLargeError } from "../src/storage/types.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { MOTO_KEYS, startMotoS3, type MotoS3 } from "./support/moto-s3.ts";
+import { createUpload } from "./support/uploads.ts";
 
 const run = promisify(execFile);
 const MIB = 1024 * 1024;
@@ -388,13 +389,9 @@ describe("the resumable PUT contract with STORAGE=s3, across several parts", () 
 
   test(`3 MiB chunks of a 20 MiB file with a status query and a resent chunk; the video is queued with \
 the exact bytes`, async () => {
-    const created = (
-      await t.gql(
-        `mutation { createUpload(input: { title: "big" }) { ... on CreateUploadSuccess { uploadUrl video { id } } } }`,
-      )
-    ).data.createUpload;
+    const created = await createUpload(t, "big");
     const url = `${t.url}${created.uploadUrl}`;
-    expect(new URL(url).pathname).toBe(`/uploads/${created.video.id}`);
+    expect(new URL(url).pathname).toBe(`/uploads/${created.id}`);
     const file = bytesOf(20 * MIB + 123, 11);
     const put = (start: number, end: number) =>
       fetch(url, {
@@ -414,29 +411,24 @@ the exact bytes`, async () => {
     expect((await put(9 * MIB, 15 * MIB)).headers.get("range")).toBe(`bytes=0-${15 * MIB - 1}`);
     const last = await put(15 * MIB, file.length);
     expect(last.status).toBe(200);
-    expect(await last.json()).toEqual({ videoId: created.video.id, bytes: file.length, status: "QUEUED" });
+    expect(await last.json()).toEqual({ videoId: created.id, bytes: file.length, status: "QUEUED" });
 
     const storage = t.app.services.storage as S3Storage;
     const stored = await storage.client.send(
-      new GetObjectCommand({ Bucket: storage.bucket, Key: `videos/${created.video.id}/source/upload` }),
+      new GetObjectCommand({ Bucket: storage.bucket, Key: `videos/${created.id}/source/upload` }),
     );
     expect(sha256(await stored.Body!.transformToByteArray())).toBe(sha256(file));
-    const video = await t.app.services.db.video.findUniqueOrThrow({ where: { id: created.video.id } });
+    const video = await t.app.services.db.video.findUniqueOrThrow({ where: { id: created.id } });
     expect([video.status, Number(video.uploadedBytes), video.sourceKey]).toEqual([
       "QUEUED",
       file.length,
-      `videos/${created.video.id}/source/upload`,
+      `videos/${created.id}/source/upload`,
     ]);
     expect((await put(0, 10)).status).toBe(409);
   });
 
   test("chunks other than the last must be at least 256 KiB; a short last chunk is fine", async () => {
-    const created = (
-      await t.gql(
-        `mutation { createUpload(input: { title: "small chunks" }) { ... on CreateUploadSuccess { uploadUrl ` +
-          `video { id } } } }`,
-      )
-    ).data.createUpload;
+    const created = await createUpload(t, "small chunks");
     const url = `${t.url}${created.uploadUrl}`;
     const file = bytesOf(256 * 1024 + 100, 13);
     const small = await fetch(url, {

@@ -19,7 +19,7 @@ describe("static renditions with STORAGE=s3 (moto's S3 server, real worker)", ()
 
   it("a SIGNED video's rendition is a presigned bucket URL that answers Range; its download URL names the file", async () => {
     const clip = await makeClip({ width: 320, height: 240, seconds: 2, audio: true });
-    const input = { title: "Ünïcode / talk", playbackPolicy: "SIGNED", staticRenditions: ["LOW"] };
+    const input = { title: "Ünïcode / talk", playbackPolicy: "SIGNED" as const, staticRenditions: ["LOW" as const] };
     const created = await createUpload(t, input.title, input);
     const id = created.id;
     const final = finalState(t, id);

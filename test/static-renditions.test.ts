@@ -8,11 +8,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { actualJobCost, DEFAULT_COST_SETTINGS } from "../src/costs/cost-model.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { ADMIN_AUTH, tenantKeySecret } from "./support/auth.ts";
-import { finalState } from "./support/uploads.ts";
+import { createUpload, finalState } from "./support/uploads.ts";
 import { makeAudioOnly, makeClip } from "./support/media-fixtures.ts";
 
 const run = promisify(execFile);
 
+// The renditions createUpload answers with, which the shared createUpload (support/uploads.ts) does not read.
 const CREATE_UPLOAD = /* GraphQL */ `
   mutation($input: CreateUploadInput!) {
     createUpload(input: $input) {
@@ -49,12 +50,14 @@ interface Rendition {
 }
 
 /** Uploads `clip` through createUpload with `input` and resolves with the video's id once it is READY. */
-async function uploadReady(t: TestApp, clip: string, input: Record<string, unknown>): Promise<string> {
-  const created = (await t.gql(CREATE_UPLOAD, { input })).data.createUpload;
-  expect(created.__typename).toBe("CreateUploadSuccess");
-  const { id } = created.video;
+async function uploadReady(
+  t: TestApp,
+  clip: string,
+  { title, ...input }: { title: string } & Parameters<typeof createUpload>[2],
+): Promise<string> {
+  const { id, uploadUrl } = await createUpload(t, title, input);
   const final = finalState(t, id);
-  expect((await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
+  expect((await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
   expect((await final).status).toBe("READY");
   return id;
 }

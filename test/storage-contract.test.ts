@@ -13,8 +13,10 @@ import type { ApiStorage } from "../src/storage/types.ts";
 import { UploadTooLargeError } from "../src/storage/types.ts";
 import { createGcsClient } from "../src/shared/gcs-client.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
+import { expectTypename } from "./support/graphql.ts";
 import { startGcsEmulator } from "./support/gcs-emulator.ts";
 import { MOTO_KEYS, startMotoS3 } from "./support/moto-s3.ts";
+import { CREATE_UPLOAD } from "./support/uploads.ts";
 
 const MAX_UPLOAD_BYTES = 1024 * 1024;
 const GCS_CHUNK = 256 * 1024;
@@ -85,14 +87,6 @@ const ADAPTERS: Adapter[] = [
   },
 ];
 
-const CREATE_UPLOAD = /* GraphQL */ `
-  mutation($title: String!, $size: Float) {
-    createUpload(input: { title: $title, size: $size }) {
-      __typename
-      ... on CreateUploadSuccess { uploadUrl expiresAt maxBytes video { id status } }
-      ... on Error { message }
-    }
-  }`;
 const COMPLETE_UPLOAD = /* GraphQL */ `
   mutation($id: ID!) {
     completeUpload(videoId: $id) {
@@ -327,16 +321,16 @@ stored bytes stay`, async () => {
     expect(Buffer.compare(await readFile(file), Buffer.from(winner))).toBe(0);
   });
 
-  async function createUpload(size?: number) {
-    const res = await t.gql(CREATE_UPLOAD, { title: "contract", size });
+  async function contractUpload(size?: number) {
+    const res = await t.gql(CREATE_UPLOAD, { input: { title: "contract", size } });
     expect(res.errors).toBeUndefined();
-    expect(res.data.createUpload.__typename).toBe("CreateUploadSuccess");
-    used.push(`videos/${res.data.createUpload.video.id}`);
-    return res.data.createUpload as { uploadUrl: string; expiresAt: string; video: { id: string; status: string } };
+    const created = expectTypename(res.data.createUpload, "CreateUploadSuccess");
+    used.push(`videos/${created.video.id}`);
+    return created;
   }
 
   test("the upload target takes the whole file by PUT; completeUpload then has the video queued", async () => {
-    const upload = await createUpload();
+    const upload = await contractUpload();
     expect(new Date(upload.expiresAt).getTime()).toBeGreaterThan(Date.now());
     const body = bytesOf(5000);
     const res = await fetch(absolute(upload.uploadUrl), { method: "PUT", body });
@@ -350,7 +344,7 @@ stored bytes stay`, async () => {
   });
 
   test("the upload target is resumable: 308 with Range until the last chunk, then the whole object", async () => {
-    const upload = await createUpload();
+    const upload = await contractUpload();
     const url = absolute(upload.uploadUrl);
     const total = GCS_CHUNK + 1000;
     const body = bytesOf(total, 4);
@@ -378,7 +372,7 @@ stored bytes stay`, async () => {
 
   if (!adapter.cannotShow?.resumeStatusQuery) {
     test("an interrupted upload asks where to resume: a status query answers 308 with the Range received", async () => {
-      const upload = await createUpload();
+      const upload = await contractUpload();
       const url = absolute(upload.uploadUrl);
       const total = GCS_CHUNK + 1000;
       const body = bytesOf(total, 4);
@@ -403,7 +397,7 @@ stored bytes stay`, async () => {
 
   if (!adapter.cannotShow?.declaredSizeBinding) {
     test("a declared size binds the upload target: a bigger file is refused and nothing is stored", async () => {
-      const upload = await createUpload(100);
+      const upload = await contractUpload(100);
       const res = await fetch(absolute(upload.uploadUrl), { method: "PUT", body: bytesOf(101) });
       expect(res.status).toBeGreaterThanOrEqual(400);
       expect(res.status).toBeLessThan(500);

@@ -3,7 +3,23 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseContentRange } from "../src/uploads/upload-put.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
-import { CREATE_UPLOAD } from "./support/uploads.ts";
+import { expectTypename, graphql, operationText } from "./support/graphql.ts";
+import { CREATE_UPLOAD, createUpload } from "./support/uploads.ts";
+
+const STATUS = graphql(`query($id: ID!) { video(id: $id) { status uploadedBytes } }`);
+const JOBS = graphql(
+  `query($id: ID!) { video(id: $id) { jobs(first: 10) { edges { node { kind status attempt } } } } }`,
+);
+// Its own createUpload: a fixed idempotencyKey and the maxBytes a repeat answers with.
+const REPEAT = graphql(`
+  mutation($size: Float) { createUpload(input: { title: "clip", size: $size, idempotencyKey: "cms-42" }) {
+    __typename ... on CreateUploadSuccess { uploadUrl maxBytes video { id } } ... on ValidationError { field message }
+  } }`);
+const EVENTS = graphql(`subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { id status } } }`);
+const STATUS_EVENTS = graphql(`subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`);
+const UNKNOWN_VIDEO_EVENTS = graphql(
+  `subscription { videoEvents(videoId: "00000000-0000-4000-8000-000000000000") { __typename } }`,
+);
 
 describe("parseContentRange", () => {
   it("reads chunks, unknown totals and status queries", () => {
@@ -30,12 +46,11 @@ describe("resumable upload URL", () => {
   async function newUpload(title = "clip") {
     const res = await t.gql(CREATE_UPLOAD, { input: { title } });
     expect(res.errors).toBeUndefined();
-    return res.data.createUpload as { uploadUrl: string; video: { id: string; status: string } };
+    return expectTypename(res.data.createUpload, "CreateUploadSuccess");
   }
   const put = (url: string, body: Uint8Array<ArrayBuffer> | string, headers: Record<string, string> = {}) =>
     fetch(`${t.url}${url}`, { method: "PUT", body, headers });
-  const status = async (id: string) =>
-    (await t.gql(`query($id: ID!) { video(id: $id) { status uploadedBytes } }`, { id })).data.video;
+  const status = async (id: string) => (await t.gql(STATUS, { id })).data.video!;
 
   it("createUpload validates its input", async () => {
     const res = await t.gql(CREATE_UPLOAD, { input: { title: "   " } });
@@ -44,12 +59,7 @@ describe("resumable upload URL", () => {
 
   it(`a repeated createUpload with the same idempotencyKey returns the same video and URL; with another size it is \
 refused on size`, async () => {
-    const REPEAT = /* GraphQL */ `
-      mutation($size: Float) { createUpload(input: { title: "clip", size: $size, idempotencyKey: "cms-42" }) {
-        __typename ... on CreateUploadSuccess { uploadUrl maxBytes video { id } } ... on ValidationError { field message }
-      } }`;
-    const first = (await t.gql(REPEAT, { size: 300 })).data.createUpload;
-    expect(first.__typename).toBe("CreateUploadSuccess");
+    const first = expectTypename((await t.gql(REPEAT, { size: 300 })).data.createUpload, "CreateUploadSuccess");
     // The same upload: its video, size and nonce; the URL is signed anew, so its expiry is counted from
     // this call (the same URL when both fall in one second).
     const sameUpload = (answer: any) => {
@@ -110,11 +120,7 @@ refused on size`, async () => {
 
     res = await put(upload.uploadUrl, body);
     expect(res.status).toBe(409);
-    const jobs = (
-      await t.gql(`query($id: ID!) { video(id: $id) { jobs(first: 10) { edges { node { kind status attempt } } } } }`, {
-        id: upload.video.id,
-      })
-    ).data.video.jobs.edges;
+    const jobs = (await t.gql(JOBS, { id: upload.video.id })).data.video!.jobs.edges;
     expect(jobs).toEqual([{ node: { kind: "TRANSCODE", status: "QUEUED", attempt: 1 } }]);
   });
 
@@ -161,14 +167,13 @@ describe("transports for GraphQL", () => {
   afterAll(() => t.stop());
 
   it("streams videoEvents over SSE, starting with the current state", async () => {
-    const created = await t.gql(CREATE_UPLOAD, { input: { title: "sse" } });
-    const id = created.data.createUpload.video.id;
+    const { id } = await createUpload(t, "sse");
     const controller = new AbortController();
     const res = await fetch(`${t.url}/graphql`, {
       method: "POST",
       headers: { "content-type": "application/json", accept: "text/event-stream", ...ADMIN_AUTH },
       body: JSON.stringify({
-        query: `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { id status } } }`,
+        query: operationText(EVENTS),
         variables: { id },
       }),
       signal: controller.signal,
@@ -186,13 +191,8 @@ describe("transports for GraphQL", () => {
   });
 
   it("a subscription catches up after the fan-out connection drops (events missed meanwhile)", async () => {
-    const created = await t.gql(CREATE_UPLOAD, { input: { title: "resync" } });
-    const id = created.data.createUpload.video.id;
-    const sub = collectSubscription<any>(
-      t.wsClient(),
-      `subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`,
-      { id },
-    );
+    const { id } = await createUpload(t, "resync");
+    const sub = collectSubscription(t.wsClient(), STATUS_EVENTS, { id });
     await expect.poll(() => sub.events.length).toBe(1);
     const admin = new pg.Client({ connectionString: t.database.url });
     await admin.connect();
@@ -210,14 +210,14 @@ describe("transports for GraphQL", () => {
       await admin.end();
     }
     const events = await sub.done;
-    expect(events.map((e: any) => e.videoEvents.video.status)).toEqual(["WAITING_FOR_UPLOAD", "CANCELED"]);
+    expect(events.map((e) => e.videoEvents.video.status)).toEqual(["WAITING_FOR_UPLOAD", "CANCELED"]);
   });
 
   it("answers an unknown video on the subscription with NOT_FOUND", async () => {
     const client = t.wsClient();
     const err = await new Promise<any>((resolve) => {
       client.subscribe(
-        { query: `subscription { videoEvents(videoId: "00000000-0000-4000-8000-000000000000") { __typename } }` },
+        { query: operationText(UNKNOWN_VIDEO_EVENTS) },
         { next: (m) => resolve(m.errors), error: resolve, complete: () => resolve("completed") },
       );
     });

@@ -11,6 +11,7 @@ import { pacedFfmpeg } from "./support/paced-ffmpeg.ts";
 import { createUpload } from "./support/uploads.ts";
 
 const CMS_FIELDS = "title description externalId tags metadata { key value }";
+// Not the shared CREATE_UPLOAD (support/uploads.ts): this checks the CMS fields createUpload answers with.
 const CREATE_UPLOAD = /* GraphQL */ `
   mutation($input: CreateUploadInput!) {
     createUpload(input: $input) {

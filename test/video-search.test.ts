@@ -1,17 +1,23 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { tenantKeySecret } from "./support/auth.ts";
+import { expectTypename, type GraphqlAnswer, graphql, type ResultOf, type VariablesOf } from "./support/graphql.ts";
 import { createUpload } from "./support/uploads.ts";
 
-const FIND = /* GraphQL */ `
+const FIND = graphql(`
   query($filter: VideoFilter, $orderBy: VideoOrder, $first: Int, $after: String, $last: Int, $before: String) {
     videos(filter: $filter, orderBy: $orderBy, first: $first, after: $after, last: $last, before: $before) {
       edges { cursor node { id title } }
       pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
-    } }`;
-const FROM_URL = /* GraphQL */ `
+    } }`);
+type Find = VariablesOf<typeof FIND>;
+type Found = GraphqlAnswer<ResultOf<typeof FIND>>;
+const FROM_URL = graphql(`
   mutation($input: CreateVideoFromUrlInput!) {
-    createVideoFromUrl(input: $input) { __typename ... on RenderSuccess { video { id } } } }`;
+    createVideoFromUrl(input: $input) { __typename ... on RenderSuccess { video { id } } } }`);
+const CREATED_AT = graphql(`query($id: ID!) { video(id: $id) { createdAt } }`);
+const CANCEL = graphql(`mutation($id: ID!) { cancelVideo(id: $id) { __typename } }`);
+const BY_STATUS = graphql(`{ videos(status: CANCELED, first: 50) { edges { node { id } } } }`);
 
 const entries = (metadata: Record<string, string>) => Object.entries(metadata).map(([key, value]) => ({ key, value }));
 
@@ -24,10 +30,10 @@ describe("finding a tenant's videos: filters, orders and keyset cursors", () => 
   const createdAt: Record<string, string> = {};
 
   /** The ids `filter` finds (as tenant A unless `authorization` says otherwise), newest first. */
-  async function found(filter: Record<string, unknown>, authorization?: string): Promise<string[]> {
+  async function found(filter: Find["filter"], authorization?: string): Promise<string[]> {
     const res = await t.gql(FIND, { filter, first: 100 }, authorization);
     expect(res.errors, JSON.stringify(res.errors)).toBeUndefined();
-    return res.data.videos.edges.map((e: any) => e.node.id);
+    return res.data.videos.edges.map((e) => e.node.id);
   }
   const ids = (names: string[], of = a) => names.map((n) => of[n]!);
 
@@ -85,15 +91,15 @@ describe("finding a tenant's videos: filters, orders and keyset cursors", () => 
             tags: [...(rest as any).tags, "catalogue"],
           };
           const res = await t.gql(FROM_URL, { input }, auth);
-          tenant[name] = res.data.createVideoFromUrl.video.id;
+          tenant[name] = expectTypename(res.data.createVideoFromUrl, "RenderSuccess").video.id;
         }
       }
-      const read = await t.gql(`query($id: ID!) { video(id: $id) { createdAt } }`, { id: a[name] });
-      createdAt[name] = read.data.video.createdAt;
+      const read = await t.gql(CREATED_AT, { id: a[name]! });
+      createdAt[name] = read.data.video!.createdAt;
     }
-    const canceled = await t.gql(`mutation($id: ID!) { cancelVideo(id: $id) { __typename } }`, { id: a.sports });
+    const canceled = await t.gql(CANCEL, { id: a.sports! });
     expect(canceled.data.cancelVideo.__typename).toBe("CancelVideoSuccess");
-    await t.gql(`mutation($id: ID!) { cancelVideo(id: $id) { __typename } }`, { id: b.sports }, keyB);
+    await t.gql(CANCEL, { id: b.sports! }, keyB);
   });
   afterAll(() => t?.stop());
 
@@ -130,13 +136,13 @@ describe("finding a tenant's videos: filters, orders and keyset cursors", () => 
       expect((await found(scoped, keyB)).filter((id) => everyA.has(id))).toEqual([]);
     }
     // The older `status` argument still filters.
-    const old = await t.gql(`{ videos(status: CANCELED, first: 50) { edges { node { id } } } }`);
-    expect(old.data.videos.edges.map((e: any) => e.node.id)).toEqual([a.sports]);
+    const old = await t.gql(BY_STATUS);
+    expect(old.data.videos.edges.map((e) => e.node.id)).toEqual([a.sports]);
   });
 
   it("refuses hostile or malformed search input with BAD_USER_INPUT naming the limit", async () => {
     const page = (await t.gql(FIND, { first: 2, orderBy: "TITLE_ASC" })).data.videos.pageInfo;
-    const bad: [Record<string, unknown>, RegExp][] = [
+    const bad: [Find, RegExp][] = [
       [{ filter: { titleContains: "" } }, /1 to 200 characters/],
       [{ filter: { titleContains: "x".repeat(201) } }, /1 to 200 characters/],
       [{ filter: { titleContains: "abc\u0000" } }, /control characters/],
@@ -171,20 +177,16 @@ describe("finding a tenant's videos: filters, orders and keyset cursors", () => 
         timestamp '2026-01-01' + i * interval '1 second', now()
       FROM generate_series(1, 1500) AS i`;
     const needle = await t.gql(FIND, { filter: { titleContains: "NEEDLE" }, first: 5 }, keyMany);
-    expect(needle.data.videos.edges.map((e: any) => e.node.title)).toEqual(["the needle"]);
+    expect(needle.data.videos.edges.map((e) => e.node.title)).toEqual(["the needle"]);
     const common = await t.gql(FIND, { filter: { titleContains: "common" }, first: 3 }, keyMany);
-    expect(common.data.videos.edges.map((e: any) => e.node.title)).toEqual([
-      "common 1500",
-      "common 1495",
-      "common 1490",
-    ]);
+    expect(common.data.videos.edges.map((e) => e.node.title)).toEqual(["common 1500", "common 1495", "common 1490"]);
     expect(common.data.videos.pageInfo.hasNextPage).toBe(true);
     // Far down the list, a page past the probe's reach.
     let after: string | null = common.data.videos.pageInfo.endCursor;
     let last: string[] = [];
     for (let pages = 0; pages < 3; pages++) {
-      const res: any = await t.gql(FIND, { filter: { titleContains: "common" }, first: 100, after }, keyMany);
-      last = res.data.videos.edges.map((e: any) => e.node.title);
+      const res: Found = await t.gql(FIND, { filter: { titleContains: "common" }, first: 100, after }, keyMany);
+      last = res.data.videos.edges.map((e) => e.node.title);
       after = res.data.videos.pageInfo.endCursor;
     }
     expect(last[0]).toBe(`common ${1490 - 5 * 201}`);
@@ -194,8 +196,8 @@ describe("finding a tenant's videos: filters, orders and keyset cursors", () => 
 
   /** Pages through `filter` in `order`, `size` at a time, calling `between` after the first page. */
   async function pageThrough(
-    filter: Record<string, unknown>,
-    orderBy: string,
+    filter: Find["filter"],
+    orderBy: Find["orderBy"],
     size: number,
     between: () => Promise<void>,
     direction: "forward" | "backward" = "forward",
@@ -203,14 +205,14 @@ describe("finding a tenant's videos: filters, orders and keyset cursors", () => 
     const titles: string[] = [];
     let cursor: string | null = null;
     for (let pages = 0; pages < 20; pages++) {
-      const variables: Record<string, unknown> =
+      const variables: Find =
         direction === "forward"
           ? { filter, orderBy, first: size, after: cursor }
           : { filter, orderBy, last: size, before: cursor };
-      const res: { data?: any; errors?: unknown } = await t.gql(FIND, variables);
+      const res: Found = await t.gql(FIND, variables);
       expect(res.errors).toBeUndefined();
-      const { edges, pageInfo } = res.data.videos as { edges: any[]; pageInfo: any };
-      const page = edges.map((e: any) => e.node.title);
+      const { edges, pageInfo } = res.data.videos;
+      const page = edges.map((e) => e.node.title);
       if (direction === "forward") titles.push(...page);
       else titles.unshift(...page);
       if (pages === 0) await between();
@@ -281,8 +283,8 @@ describe("finding a tenant's videos: filters, orders and keyset cursors", () => 
     const tiedIds = [];
     let after: string | null = null;
     for (;;) {
-      const res: any = await t.gql(FIND, { filter: { tags: ["ties"] }, orderBy: "TITLE_ASC", first: 2, after });
-      tiedIds.push(...res.data.videos.edges.map((e: any) => e.node.id));
+      const res: Found = await t.gql(FIND, { filter: { tags: ["ties"] }, orderBy: "TITLE_ASC", first: 2, after });
+      tiedIds.push(...res.data.videos.edges.map((e) => e.node.id));
       if (!res.data.videos.pageInfo.hasNextPage) break;
       after = res.data.videos.pageInfo.endCursor;
     }
@@ -323,6 +325,6 @@ describe("a title search that would read every title is stopped", () => {
     expect(tookMs).toBeLessThan(5000);
     // The listing without the text answers at once.
     const listed = await t.gql(FIND, { first: 2 }, key);
-    expect(listed.data.videos.edges.map((e: any) => e.node.title)).toEqual(["Episode 60000", "Episode 59999"]);
+    expect(listed.data.videos.edges.map((e) => e.node.title)).toEqual(["Episode 60000", "Episode 59999"]);
   });
 });

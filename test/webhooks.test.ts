@@ -8,20 +8,38 @@ import { signWebhook, verifyWebhookSignature } from "../src/webhooks/signature.t
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { makeClip } from "./support/media-fixtures.ts";
 import { NON_PUBLIC_ADDRESSES, PUBLIC_ADDRESSES } from "./fixtures/non-public-addresses.ts";
+import { expectTypename, graphql, type VariablesOf } from "./support/graphql.ts";
 import { createUpload } from "./support/uploads.ts";
 
-const CREATE_ENDPOINT = /* GraphQL */ `
+const CREATE_ENDPOINT = graphql(`
   mutation($url: String!, $events: [WebhookEventType!]) {
     createWebhookEndpoint(input: { url: $url, events: $events }) {
       __typename
       ... on CreateWebhookEndpointSuccess { secret endpoint { id url events } }
       ... on ValidationError { field message }
-    } }`;
-const DELIVERIES = /* GraphQL */ `
+    } }`);
+const DELIVERIES = graphql(`
   { webhookEndpoints { id deliveries(first: 50) { edges { node {
       id eventId eventType status attemptCount lastStatusCode payload attempts { statusCode responseBody durationMs }
-  } } } } }`;
-const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`;
+  } } } } }`);
+const EVENTS = graphql(`subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`);
+const ENDPOINTS = graphql(`{ webhookEndpoints { id url events enabled } }`);
+const ENDPOINT_IDS = graphql(`{ webhookEndpoints { id } }`);
+const VARIANT_RATES = graphql(`query($id: ID!) { video(id: $id) { variants { id peakBitRate averageBitRate } } }`);
+const RESEND = graphql(`
+  mutation($id: ID!) { resendWebhookDelivery(id: $id) { __typename ... on ResendWebhookDeliverySuccess {
+    delivery { status } } } }`);
+const DELETE_ENDPOINT = graphql(`mutation($id: ID!) { deleteWebhookEndpoint(id: $id) { __typename } }`);
+
+/** An endpoint created through CREATE_ENDPOINT: expects CreateWebhookEndpointSuccess. */
+async function createdEndpoint(t: TestApp, variables: VariablesOf<typeof CREATE_ENDPOINT>) {
+  const created = (await t.gql(CREATE_ENDPOINT, variables)).data.createWebhookEndpoint;
+  return expectTypename(created, "CreateWebhookEndpointSuccess");
+}
+/** A refusal of CREATE_ENDPOINT: expects a ValidationError. */
+async function refusedEndpoint(t: TestApp, url: string) {
+  return expectTypename((await t.gql(CREATE_ENDPOINT, { url })).data.createWebhookEndpoint, "ValidationError");
+}
 
 interface Received {
   headers: Record<string, string | string[] | undefined>;
@@ -57,9 +75,9 @@ async function uploadClip(
   title: string,
 ): Promise<{ id: string; status: string }> {
   const created = await createUpload(t, title);
-  const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: created.id }).done;
+  const done = collectSubscription(t.wsClient(), EVENTS, { id: created.id }).done;
   expect((await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: bytes })).status).toBe(200);
-  return { id: created.id, status: (await done).at(-1).videoEvents.video.status };
+  return { id: created.id, status: (await done).at(-1)!.videoEvents.video.status };
 }
 
 describe("webhook signatures (the verification helper CMSs copy)", () => {
@@ -116,12 +134,11 @@ describe("webhooks to a CMS through the public API", () => {
   });
 
   it("signs every event, retries a failing receiver with the same event id, and records each attempt", async () => {
-    const created = (await t.gql(CREATE_ENDPOINT, { url: receiver.url })).data.createWebhookEndpoint;
-    expect(created.__typename).toBe("CreateWebhookEndpointSuccess");
+    const created = await createdEndpoint(t, { url: receiver.url });
     const secret: string = created.secret;
     expect(secret).toMatch(/^whsec_/);
     // The secret is shown once: the endpoint's fields do not have it.
-    expect(JSON.stringify((await t.gql(`{ webhookEndpoints { id url events enabled } }`)).data)).not.toContain(secret);
+    expect(JSON.stringify((await t.gql(ENDPOINTS)).data)).not.toContain(secret);
 
     const video = await uploadClip(t, clip, "hooked");
     expect(video.status).toBe("READY");
@@ -152,13 +169,9 @@ describe("webhooks to a CMS through the public API", () => {
     const ready = taken.find((b) => b.type === "video.ready")!;
     expect(ready.data.video).toMatchObject({ id: video.id, status: "READY", playable: true });
     // Each variant.ready says what its rendition carries, as GraphQL's Variant does.
-    const variants = (
-      await t.gql(`query($id: ID!) { video(id: $id) { variants { id peakBitRate averageBitRate } } }`, {
-        id: video.id,
-      })
-    ).data.video.variants;
+    const variants = (await t.gql(VARIANT_RATES, { id: video.id })).data.video!.variants;
     for (const hook of taken.filter((b) => b.type === "variant.ready")) {
-      const variant = variants.find((v: { id: string }) => v.id === hook.data.variant.id);
+      const variant = variants.find((v) => v.id === hook.data.variant.id)!;
       expect(variant.averageBitRate).toBeGreaterThan(0);
       expect(hook.data.variant).toMatchObject({
         peakBitRate: variant.peakBitRate,
@@ -171,18 +184,18 @@ describe("webhooks to a CMS through the public API", () => {
 
     // The receiver has answered; the API records the answer just after, so read until it has.
     const readyDeliveryNow = async () =>
-      (await t.gql(DELIVERIES)).data.webhookEndpoints[0].deliveries.edges
-        .map((e: any) => e.node)
-        .find((d: any) => d.eventType === "VIDEO_READY");
+      (await t.gql(DELIVERIES)).data.webhookEndpoints[0]!.deliveries.edges.map((e) => e.node).find(
+        (d) => d.eventType === "VIDEO_READY",
+      );
     await expect.poll(async () => (await readyDeliveryNow())?.status, { timeout: 10_000 }).toBe("DELIVERED");
-    const readyDelivery = await readyDeliveryNow();
+    const readyDelivery = (await readyDeliveryNow())!;
     expect(readyDelivery).toMatchObject({
       eventId: ready.id,
       status: "DELIVERED",
       attemptCount: 3,
       lastStatusCode: 200,
     });
-    expect(readyDelivery.attempts.map((a: any) => [a.statusCode, a.responseBody])).toEqual([
+    expect(readyDelivery.attempts.map((a) => [a.statusCode, a.responseBody])).toEqual([
       [500, "receiver is down"],
       [500, "receiver is down"],
       [200, "thanks"],
@@ -191,11 +204,7 @@ describe("webhooks to a CMS through the public API", () => {
 
     // Re-sent on request, with the same event id, so the CMS can dedupe it.
     const before = receiver.received.length;
-    const resent = await t.gql(
-      `mutation($id: ID!) { resendWebhookDelivery(id: $id) { __typename ... on ResendWebhookDeliverySuccess { ` +
-        `delivery { status } } } }`,
-      { id: readyDelivery.id },
-    );
+    const resent = await t.gql(RESEND, { id: readyDelivery.id });
     expect(resent.data.resendWebhookDelivery.__typename).toBe("ResendWebhookDeliverySuccess");
     await expect.poll(() => receiver.received.length, { timeout: 10_000 }).toBe(before + 1);
     expect(receiver.received.at(-1)!.headers["webhook-id"]).toBe(ready.id);
@@ -206,10 +215,8 @@ window closes`, async () => {
     const gone = await startReceiver(() => 410);
     const down = await startReceiver(() => 503);
     try {
-      const goneId = (await t.gql(CREATE_ENDPOINT, { url: gone.url, events: ["JOB_FAILED"] })).data
-        .createWebhookEndpoint.endpoint.id;
-      const downId = (await t.gql(CREATE_ENDPOINT, { url: down.url, events: ["JOB_FAILED"] })).data
-        .createWebhookEndpoint.endpoint.id;
+      const goneId = (await createdEndpoint(t, { url: gone.url, events: ["JOB_FAILED"] })).endpoint.id;
+      const downId = (await createdEndpoint(t, { url: down.url, events: ["JOB_FAILED"] })).endpoint.id;
       const goneDelivery = await queueDelivery(t, goneId, 3600_000);
       const downDelivery = await queueDelivery(t, downId, 1500);
       t.app.services.webhooks.kick();
@@ -229,8 +236,7 @@ window closes`, async () => {
   it("sends only the event types an endpoint asked for: a failed video reaches a failures-only endpoint", async () => {
     const failures = await startReceiver(() => 204);
     try {
-      const created = (await t.gql(CREATE_ENDPOINT, { url: failures.url, events: ["VIDEO_FAILED", "JOB_FAILED"] })).data
-        .createWebhookEndpoint;
+      const created = await createdEndpoint(t, { url: failures.url, events: ["VIDEO_FAILED", "JOB_FAILED"] });
       expect(created.endpoint.events).toEqual(["VIDEO_FAILED", "JOB_FAILED"]);
       const good = await uploadClip(t, clip, "fine");
       expect(good.status).toBe("READY");
@@ -336,11 +342,10 @@ describe("webhook URLs are checked like any request the service makes for a tena
       expect(res, url).toMatchObject({ __typename: "ValidationError", field: "url" });
     }
     // http says why, and which setting allows it in development.
-    const http = (await t.gql(CREATE_ENDPOINT, { url: "http://cms.example.com/hooks" })).data.createWebhookEndpoint;
+    const http = await refusedEndpoint(t, "http://cms.example.com/hooks");
     expect(http.message).toMatch(/^Not usable for webhooks: use an https URL, not http:; webhooks go only to https/);
     expect(http.message).toContain("WEBHOOK_ALLOW_PRIVATE_URLS=true");
-    const credentials = (await t.gql(CREATE_ENDPOINT, { url: "https://u:p@cms.example.com/" })).data
-      .createWebhookEndpoint;
+    const credentials = await refusedEndpoint(t, "https://u:p@cms.example.com/");
     expect(credentials.message).toBe("Not usable for webhooks: credentials in the URL are not allowed");
   });
 
@@ -354,12 +359,12 @@ describe("webhook URLs are checked like any request the service makes for a tena
       ["https://localhost:8443/hooks", "refused: localhost is not a public address"],
     ];
     for (const [url, reason] of cases) {
-      const res = (await t.gql(CREATE_ENDPOINT, { url })).data.createWebhookEndpoint;
+      const res = await refusedEndpoint(t, url);
       expect(res, url).toMatchObject({ __typename: "ValidationError", field: "url" });
       expect(res.message, url).toContain(reason);
       expect(res.message, url).toContain("WEBHOOK_ALLOW_PRIVATE_URLS=true");
     }
-    expect((await t.gql(`{ webhookEndpoints { id } }`)).data.webhookEndpoints).toEqual([]);
+    expect((await t.gql(ENDPOINT_IDS)).data.webhookEndpoints).toEqual([]);
     // A public literal, and a name that does not resolve yet (delivery checks it again), are taken.
     for (const url of ["https://93.184.216.34/hooks", "https://cms.invalid/hooks"]) {
       expect((await t.gql(CREATE_ENDPOINT, { url })).data.createWebhookEndpoint.__typename, url).toBe(
@@ -382,14 +387,13 @@ describe("webhook URLs are checked like any request the service makes for a tena
       "ValidationError",
       "ValidationError",
     ]);
-    expect(
-      created.find((r) => r.data.createWebhookEndpoint.__typename === "ValidationError")!.data.createWebhookEndpoint
-        .message,
-    ).toBe("A tenant has at most 3 webhook endpoints; delete one first");
+    const answers = created.map((r) => r.data.createWebhookEndpoint);
+    expect(answers.find((a) => a.__typename === "ValidationError")!.message).toBe(
+      "A tenant has at most 3 webhook endpoints; delete one first",
+    );
     expect(await db.webhookEndpoint.count()).toBe(3);
-    const first = created.find((r) => r.data.createWebhookEndpoint.__typename === "CreateWebhookEndpointSuccess")!.data
-      .createWebhookEndpoint.endpoint.id;
-    await t.gql(`mutation($id: ID!) { deleteWebhookEndpoint(id: $id) { __typename } }`, { id: first });
+    const first = answers.find((a) => a.__typename === "CreateWebhookEndpointSuccess")!.endpoint.id;
+    await t.gql(DELETE_ENDPOINT, { id: first });
     expect(
       (await t.gql(CREATE_ENDPOINT, { url: "https://93.184.216.34/hooks/again" })).data.createWebhookEndpoint
         .__typename,

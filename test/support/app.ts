@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createClient, type Client } from "graphql-ws";
@@ -9,6 +9,15 @@ import { setLogLevel } from "../../src/log.ts";
 import { createApp, type App } from "../../src/server.ts";
 import { ADMIN_AUTH, TEST_ADMIN_KEY } from "./auth.ts";
 import { createTestDatabase, type TestDatabase } from "./db.ts";
+import {
+  type Checked,
+  type DataOf,
+  type GraphqlAnswer,
+  type Operation,
+  operationText,
+  postGraphql,
+  type VariablesFor,
+} from "./graphql.ts";
 
 export interface TestApp {
   app: App;
@@ -24,11 +33,11 @@ export interface TestApp {
    * POSTs a GraphQL operation with fetch, like a CMS would: as the admin key unless `authorization` says otherwise (""
    * sends none).
    */
-  gql<T = any>(
-    query: string,
-    variables?: Record<string, unknown>,
+  gql<D extends Operation>(
+    operation: D & Checked<D>,
+    variables?: VariablesFor<D>,
     authorization?: string,
-  ): Promise<{ data?: T; errors?: { message: string; extensions?: Record<string, unknown> }[] }>;
+  ): Promise<GraphqlAnswer<DataOf<D>>>;
   /** A graphql-ws client on this app (as the admin key unless `authorization` says otherwise); closed by `stop`. */
   wsClient(authorization?: string): Client;
   stop(): Promise<void>;
@@ -119,14 +128,8 @@ export async function startTestApp(
     database,
     worker,
     workers,
-    async gql(query, variables, authorization = ADMIN_AUTH.authorization) {
-      const res = await fetch(`${url}/graphql`, {
-        method: "POST",
-        headers: { "content-type": "application/json", ...(authorization ? { authorization } : {}) },
-        body: JSON.stringify({ query, variables }),
-      });
-      return res.json() as never;
-    },
+    gql: (operation, variables, authorization = ADMIN_AUTH.authorization) =>
+      postGraphql(url, operation, variables, authorization),
     wsClient(authorization = ADMIN_AUTH.authorization) {
       const client = wsClientAt(url, authorization);
       clients.push(client);
@@ -156,16 +159,24 @@ export function wsClientAt(url: string, authorization: string = ADMIN_AUTH.autho
   });
 }
 
-/** Collects every event of a subscription until it completes (or errors). */
-export function collectSubscription<T>(client: Client, query: string, variables: Record<string, unknown>) {
-  const events: T[] = [];
-  const done = new Promise<T[]>((resolve, reject) => {
-    client.subscribe<T>(
-      { query, variables },
+/**
+ * Collects every event of a subscription until it completes (or errors): typed by a `graphql`
+ * document, or `T` for a string.
+ */
+export function collectSubscription<T = never, D extends Operation = Operation>(
+  client: Client,
+  operation: D & Checked<D>,
+  variables: VariablesFor<D>,
+) {
+  type Event = [T] extends [never] ? DataOf<D> : T;
+  const events: Event[] = [];
+  const done = new Promise<Event[]>((resolve, reject) => {
+    client.subscribe<Event>(
+      { query: operationText<D>(operation), variables },
       {
         next: (msg) => {
           if (msg.errors) reject(new Error(JSON.stringify(msg.errors)));
-          else events.push(msg.data as T);
+          else events.push(msg.data as Event);
         },
         error: (err) => reject(err instanceof Error ? err : new Error(JSON.stringify(err))),
         complete: () => resolve(events),
@@ -175,51 +186,13 @@ export function collectSubscription<T>(client: Client, query: string, variables:
   return { events, done };
 }
 
-/** Resolves at the first VariantProgressEvent of a video: its encode is under way. */
-function firstProgress(client: Client, videoId: string): Promise<void> {
-  return new Promise((resolve) => {
-    client.subscribe(
-      { query: `subscription($id: ID!) { videoEvents(videoId: $id) { __typename } }`, variables: { id: videoId } },
-      {
-        next: (m: any) => m.data?.videoEvents.__typename === "VariantProgressEvent" && resolve(),
-        error: () => {},
-        complete: () => {},
-      },
-    );
-  });
-}
-
-/** POSTs an operation to the API at `url` and returns `data`; GraphQL errors throw. */
-export async function gqlAt(url: string, query: string, variables: Record<string, unknown> = {}): Promise<any> {
-  const res = await fetch(`${url}/graphql`, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...ADMIN_AUTH },
-    body: JSON.stringify({ query, variables }),
-  });
-  const body = await res.json();
+/** POSTs an operation to the API at `url` as the admin key and returns `data`; GraphQL errors throw. */
+export async function gqlAt<D extends Operation>(
+  url: string,
+  operation: D & Checked<D>,
+  variables: VariablesFor<D> = {} as VariablesFor<D>,
+): Promise<DataOf<D>> {
+  const body = await postGraphql(url, operation, variables, ADMIN_AUTH.authorization);
   if (body.errors) throw new Error(JSON.stringify(body.errors));
   return body.data;
-}
-
-/**
- * Creates an upload on the API at `url`, PUTs `clip` to it and resolves once the worker is
- * encoding (the first VariantProgressEvent); `final` collects the video's `events` subscription
- * until it ends.
- */
-export async function uploadUntilEncoding(url: string, client: Client, clip: string, title: string, events: string) {
-  const { uploadUrl, video } = (
-    await gqlAt(
-      url,
-      `mutation($title: String!) { createUpload(input: { title: $title }) { ... on CreateUploadSuccess { uploadUrl ` +
-        `video { id } } } }`,
-      { title },
-    )
-  ).createUpload;
-  const id = video.id as string;
-  const started = firstProgress(client, id);
-  const final = collectSubscription<any>(client, events, { id });
-  const res = await fetch(`${url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) });
-  if (res.status !== 200) throw new Error(`upload answered ${res.status}`);
-  await started;
-  return { id, final };
 }

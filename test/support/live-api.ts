@@ -6,8 +6,19 @@ import { afterAll, afterEach, beforeAll, expect } from "vitest";
 import type { liveBroadcasts, liveIngestBytes, liveIngestClosed } from "../../src/metrics.ts";
 import { parsePlaylist } from "../../src/shared/hls-playlists.ts";
 import { startTestApp, type TestApp } from "./app.ts";
-import { TEST_ADMIN_KEY } from "./auth.ts";
+import { ADMIN_AUTH } from "./auth.ts";
 import { createTestDatabase, queryDatabase, type TestDatabase } from "./db.ts";
+import {
+  type Checked,
+  type DataOf,
+  expectTypename,
+  type GraphqlAnswer,
+  graphql,
+  type Operation,
+  postGraphql,
+  type VariablesFor,
+  type VariablesOf,
+} from "./graphql.ts";
 import { killPublishersOnAir, publishUntilStopped } from "./live-publisher.ts";
 import { workersReported } from "./live-slots.ts";
 import { listProcesses } from "./process-scan.ts";
@@ -16,7 +27,7 @@ import { waitFor } from "./wait-for.ts";
 
 /** An API to ask GraphQL of: a test app, or `liveApi`'s process (both answer `{ data, errors }`). */
 interface GraphqlApi {
-  gql(query: string, variables?: Record<string, unknown>): Promise<any>;
+  gql<D extends Operation>(operation: D & Checked<D>, variables?: VariablesFor<D>): Promise<GraphqlAnswer<DataOf<D>>>;
 }
 
 /** The sliding window viewers of a broadcast on air get on `startLiveTestApp`'s app (LIVE_DVR_WINDOW_SECONDS). */
@@ -46,15 +57,15 @@ export async function startLiveTestApp({ srt = false } = {}): Promise<TestApp> {
   return t;
 }
 
-const STREAM_STATE = `query ($id: ID!) { liveStream(id: $id) {
+const STREAM_STATE = graphql(`query ($id: ID!) { liveStream(id: $id) {
   id status ingestUrl lastError streamKeyHint disabled
-  activeVideo { id status source duration playbackUrl posterUrl } } }`;
+  activeVideo { id status source duration playbackUrl posterUrl } } }`);
 
 /** A live stream's state and its broadcast's video (none: null), as `api` answers it. */
 export async function streamState(api: GraphqlApi, id: string) {
   const res = await api.gql(STREAM_STATE, { id });
   expect(res.errors).toBeUndefined();
-  return res.data.liveStream;
+  return res.data.liveStream!;
 }
 
 /**
@@ -64,21 +75,15 @@ export async function streamState(api: GraphqlApi, id: string) {
  * back to a broadcast on air).
  */
 export function liveApi<T extends { url: string }>(api: T, dataDir: string) {
-  const gql = async (query: string, variables: Record<string, unknown> = {}) =>
-    (
-      await fetch(`${api.url}/graphql`, {
-        method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${TEST_ADMIN_KEY}` },
-        body: JSON.stringify({ query, variables }),
-      })
-    ).json();
+  const gql = <D extends Operation>(operation: D & Checked<D>, variables: VariablesFor<D> = {} as VariablesFor<D>) =>
+    postGraphql(api.url, operation, variables, ADMIN_AUTH.authorization);
   const stream = (id: string) => streamState({ gql }, id);
   const publish = async (id: string, key: string, segments = 3) => {
     const { ingestUrl, activeVideo } = await stream(id);
     const published = activeVideo ? (await topSegments(dataDir, activeVideo.id)).length : 0;
     const publisher = publishUntilStopped(`${ingestUrl.replace("localhost", "127.0.0.1")}/${key}`);
     await expect.poll(async () => (await stream(id)).status, { timeout: 45_000, interval: 250 }).toBe("LIVE");
-    const videoId: string = (await stream(id)).activeVideo.id;
+    const videoId: string = (await stream(id)).activeVideo!.id;
     const base = videoId === activeVideo?.id ? published : 0;
     await expect
       .poll(async () => (await topSegments(dataDir, videoId)).length, { timeout: 30_000 })
@@ -88,6 +93,14 @@ export function liveApi<T extends { url: string }>(api: T, dataDir: string) {
   return Object.assign(api, { gql, stream, publish });
 }
 
+const CREATE_LIVE_STREAM = graphql(`
+  mutation ($input: CreateLiveStreamInput) {
+    createLiveStream(input: $input) {
+      __typename
+      ... on LiveStreamWithKey { streamKey srtPassphrase srtUrl liveStream { id status ingestUrl streamKeyHint } }
+    }
+  }`);
+
 /**
  * A live stream made through `api` (`input`: more of CreateLiveStreamInput), IDLE, with its key, its
  * SRT passphrase and its addresses. Published on loopback only: the URLs say localhost, the
@@ -96,18 +109,14 @@ export function liveApi<T extends { url: string }>(api: T, dataDir: string) {
 export async function createLiveStreamWithKey(
   api: GraphqlApi,
   title: string,
-  input: Record<string, unknown> = {},
+  input: Omit<VariablesOf<typeof CREATE_LIVE_STREAM>["input"] & {}, "title"> = {},
 ): Promise<{ id: string; key: string; ingestUrl: string; srtPassphrase: string; srtUrl: string | null }> {
-  const res = await api.gql(
-    `mutation ($input: CreateLiveStreamInput) {
-      createLiveStream(input: $input) {
-        ... on LiveStreamWithKey { streamKey srtPassphrase srtUrl liveStream { id status ingestUrl streamKeyHint } }
-      }
-    }`,
-    { input: { title, ...input } },
-  );
+  const res = await api.gql(CREATE_LIVE_STREAM, { input: { title, ...input } });
   expect(res.errors).toBeUndefined();
-  const { streamKey, srtPassphrase, srtUrl, liveStream } = res.data.createLiveStream;
+  const { streamKey, srtPassphrase, srtUrl, liveStream } = expectTypename(
+    res.data.createLiveStream,
+    "LiveStreamWithKey",
+  );
   expect(liveStream.status).toBe("IDLE");
   expect(streamKey.endsWith(liveStream.streamKeyHint)).toBe(true);
   expect(srtPassphrase).toMatch(/^[A-Za-z0-9_-]{32}$/);
@@ -161,9 +170,9 @@ export async function expectRecording(
     (s) => s.status === "ENDED",
   );
   expect(ended.lastError).toBeNull();
-  expect(ended.activeVideo.status).toBe("READY");
-  expect(ended.activeVideo.duration).toBeGreaterThan(seconds - 0.5);
-  expect(ended.activeVideo.duration).toBeLessThan(seconds + 1.5);
+  expect(ended.activeVideo!.status).toBe("READY");
+  expect(ended.activeVideo!.duration).toBeGreaterThan(seconds - 0.5);
+  expect(ended.activeVideo!.duration).toBeLessThan(seconds + 1.5);
   return ended;
 }
 

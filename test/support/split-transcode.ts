@@ -5,6 +5,7 @@ import { DEFAULT_COST_SETTINGS } from "../../src/costs/cost-model.ts";
 import { recordActualCost } from "../../src/costs/job-cost.ts";
 import { collectSubscription, type TestApp } from "./app.ts";
 import { frameIndices } from "./frames.ts";
+import { graphql } from "./graphql.ts";
 import { expectMeasuredMaster, expectMeasuredVariants } from "./media-checks.ts";
 import { makeFrameCounterClip } from "./media-fixtures.ts";
 import { createUpload } from "./uploads.ts";
@@ -56,28 +57,21 @@ export async function waitForWorkers(t: TestApp, count: number): Promise<void> {
   }
 }
 
-type Event = {
-  videoEvents: {
-    __typename: string;
-    video: { status: string; playable: boolean; transcodeChunks: { total: number; done: number } | null };
-    variant?: { name: string; status: string; progress: number } | null;
-  };
-};
-const EVENTS = /* GraphQL */ `
+const EVENTS = graphql(`
     subscription ($id: ID!) {
       videoEvents(videoId: $id) {
         __typename
         video { status playable transcodeChunks { total done } }
         ... on VariantProgressEvent { variant { name status progress } }
         ... on VariantStatusEvent { variant { name status progress } }
-      } }`;
-const VIDEO = /* GraphQL */ `
+      } }`);
+const VIDEO = graphql(`
     query ($id: ID!) {
       video(id: $id) {
         status playbackUrl transcodeChunks { total done }
         variants { name kind status segmentCount playlistUrl peakBitRate averageBitRate }
         jobs(first: 10) { edges { node { kind status parent { id } chunk { index fromSegment toSegment } } } }
-      } }`;
+      } }`);
 
 /**
  * Uploads makeFrameCounterClip(6) in `segmentFormat` to an app started with SPLIT_ENV and two
@@ -88,7 +82,7 @@ const VIDEO = /* GraphQL */ `
 export async function uploadSplitAndCheck(t: TestApp, segmentFormat: "TS" | "FMP4"): Promise<void> {
   const clip = await readFile(await makeFrameCounterClip(SECONDS));
   const { id, uploadUrl } = await createUpload(t, `split ${segmentFormat}`, { segmentFormat });
-  const events = collectSubscription<Event>(t.wsClient(), EVENTS, { id });
+  const events = collectSubscription(t.wsClient(), EVENTS, { id });
   // The API's own upload URL (local storage, S3: relative) answers 200; a GCS resumable session
   // (absolute, on the bucket's server) answers 200 or 201 to its whole body in one PUT.
   const put = await fetch(new URL(uploadUrl, t.url), { method: "PUT", body: new Uint8Array(clip) });
@@ -99,25 +93,20 @@ export async function uploadSplitAndCheck(t: TestApp, segmentFormat: "TS" | "FMP
   // Progress over the whole video only grows, however the chunks' runs interleave.
   const last = new Map<string, number>();
   for (const { videoEvents: e } of seen) {
-    if (!e.variant) continue;
+    if (!("variant" in e) || !e.variant) continue;
     expect(e.variant.progress, `${e.variant.name} went back`).toBeGreaterThanOrEqual(last.get(e.variant.name) ?? 0);
     last.set(e.variant.name, e.variant.progress);
   }
 
   const { data, errors } = await t.gql(VIDEO, { id });
   expect(errors).toBeUndefined();
-  const video = data.video;
+  const video = data.video!;
   expect(video.transcodeChunks).toEqual({ total: CHUNKS, done: CHUNKS });
   // Chunks done only grow, up to all of them by READY.
   const done = seen.flatMap(({ videoEvents: e }) => (e.video.transcodeChunks ? [e.video.transcodeChunks.done] : []));
   expect(done).toEqual([...done].sort((a, b) => a - b));
   expect(seen.at(-1)!.videoEvents.video.transcodeChunks).toEqual({ total: CHUNKS, done: CHUNKS });
-  const jobs = video.jobs.edges.map((e: { node: unknown }) => e.node) as {
-    kind: string;
-    status: string;
-    parent: { id: string } | null;
-    chunk: { index: number; fromSegment: number; toSegment: number } | null;
-  }[];
+  const jobs = video.jobs.edges.map((e) => e.node);
   const chunkJobs = jobs.filter((j) => j.kind === "TRANSCODE_CHUNK").sort((a, b) => a.chunk!.index - b.chunk!.index);
   expect(chunkJobs.map((j) => [j.status, j.chunk])).toEqual([
     ["SUCCEEDED", { index: 1, fromSegment: 2, toSegment: 3 }],
@@ -125,11 +114,11 @@ export async function uploadSplitAndCheck(t: TestApp, segmentFormat: "TS" | "FMP
   ]);
   expect(jobs.find((j) => j.kind === "TRANSCODE")?.status).toBe("SUCCEEDED");
 
-  const videoRungs = video.variants.filter((v: { kind: string }) => v.kind === "VIDEO");
-  expect(videoRungs.map((v: { name: string }) => v.name)).toEqual(["360p", "240p", "144p"]);
+  const videoRungs = video.variants.filter((v) => v.kind === "VIDEO");
+  expect(videoRungs.map((v) => v.name)).toEqual(["360p", "240p", "144p"]);
   for (const rung of video.variants) {
     expect([rung.name, rung.status, rung.segmentCount]).toEqual([rung.name, "READY", SEGMENTS]);
-    const playlist = await (await fetch(new URL(rung.playlistUrl, t.url))).text();
+    const playlist = await (await fetch(new URL(rung.playlistUrl!, t.url))).text();
     expect(playlist).toContain("#EXT-X-ENDLIST");
     const uris = playlist
       .split("\n")
@@ -141,13 +130,13 @@ export async function uploadSplitAndCheck(t: TestApp, segmentFormat: "TS" | "FMP
   }
   // READY: the master states what each variant's segments carry, the API having measured the chunks'
   // video rungs and added the first run's audio.
-  await expectMeasuredMaster(new URL(video.playbackUrl, t.url));
+  await expectMeasuredMaster(new URL(video.playbackUrl!, t.url));
   // Each variant's own figures: the video rungs' measured by the API, the audio's by the first run.
   await expectMeasuredVariants(t.url, video.variants);
   await expectActualCostCurrent(t, id);
   // The top and the bottom rung, decoded through the API as a player reads them.
-  for (const rung of [videoRungs[0], videoRungs.at(-1)]) {
-    const frames = await frameIndices(new URL(rung.playlistUrl, t.url).href);
+  for (const rung of [videoRungs[0]!, videoRungs.at(-1)!]) {
+    const frames = await frameIndices(new URL(rung.playlistUrl!, t.url).href);
     expect(frames).toEqual(Array.from({ length: FRAMES }, (_, i) => i));
   }
 }

@@ -4,7 +4,18 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { expect } from "vitest";
 import { parsePlaylist } from "../../src/shared/hls-playlists.ts";
+import type { Client } from "graphql-ws";
 import { collectSubscription, gqlAt, type TestApp } from "./app.ts";
+import {
+  type Checked,
+  expectTypename,
+  graphql,
+  type Operation,
+  operationText,
+  type ResultOf,
+  type VariablesFor,
+  type VariablesOf,
+} from "./graphql.ts";
 import { expectMeasuredVariants } from "./media-checks.ts";
 
 const run = promisify(execFile);
@@ -15,15 +26,18 @@ const RESUMABLE_CHUNK = 256 * 1024;
  * its upload URL and when it expires, or the refusal's message. `createUpload` below sends it; a test
  * that checks a refusal or another caller's answer sends it itself (`{ input: { title } }`).
  */
-export const CREATE_UPLOAD = /* GraphQL */ `
+export const CREATE_UPLOAD = graphql(`
   mutation CreateUpload($input: CreateUploadInput!) {
     createUpload(input: $input) {
       __typename
       ... on CreateUploadSuccess { uploadUrl expiresAt video { id status } }
       ... on Error { message }
-    } }`;
-const FINAL_STATE = /* GraphQL */ `
-  subscription($id: ID!) { videoEvents(videoId: $id) { video { id status error playable } } }`;
+    } }`);
+const FINAL_STATE = graphql(`
+  subscription($id: ID!) { videoEvents(videoId: $id) { video { id status error playable } } }`);
+
+/** CreateUploadInput's fields but the title. */
+type UploadInput = Omit<VariablesOf<typeof CREATE_UPLOAD>["input"], "title">;
 
 /** A video as the last event of its `videoEvents` subscription left it. */
 export interface FinalVideo {
@@ -41,7 +55,7 @@ export interface FinalVideo {
 export async function createUpload(
   api: TestApp | string,
   title: string,
-  input: Record<string, unknown> = {},
+  input: UploadInput = {},
   authorization?: string,
 ): Promise<{ id: string; uploadUrl: string; expiresAt: string }> {
   const variables = { input: { ...input, title } };
@@ -49,12 +63,26 @@ export async function createUpload(
     typeof api === "string"
       ? await gqlAt(api, CREATE_UPLOAD, variables)
       : await createdBy(api, variables, authorization);
-  expect(data.createUpload.__typename).toBe("CreateUploadSuccess");
-  const { video, uploadUrl, expiresAt } = data.createUpload;
-  return { id: video.id, uploadUrl, expiresAt };
+  const created = expectTypename(data.createUpload, "CreateUploadSuccess");
+  return { id: created.video.id, uploadUrl: created.uploadUrl, expiresAt: created.expiresAt };
 }
 
-async function createdBy(t: TestApp, variables: Record<string, unknown>, authorization?: string) {
+/**
+ * `createUpload` on the API at `url`, asked again every 250 ms until it succeeds (the API's database
+ * coming back) within `timeout` ms.
+ */
+export async function createUploadOnceAnswered(url: string, title: string, timeout: number) {
+  let created: Awaited<ReturnType<typeof createUpload>> | undefined;
+  await expect
+    .poll(async () => (created ??= (await createUpload(url, title).catch(() => null)) ?? undefined), {
+      timeout,
+      interval: 250,
+    })
+    .toBeTruthy();
+  return created!;
+}
+
+async function createdBy(t: TestApp, variables: VariablesOf<typeof CREATE_UPLOAD>, authorization?: string) {
   const { data, errors } = await t.gql(CREATE_UPLOAD, variables, authorization);
   expect(errors).toBeUndefined();
   return data;
@@ -66,7 +94,7 @@ async function createdBy(t: TestApp, variables: Record<string, unknown>, authori
  */
 export async function finalState(t: TestApp, id: string, authorization?: string): Promise<FinalVideo> {
   const client = t.wsClient(authorization);
-  const events = await collectSubscription<{ videoEvents: { video: FinalVideo } }>(client, FINAL_STATE, { id }).done;
+  const events = await collectSubscription(client, FINAL_STATE, { id }).done;
   return events.at(-1)!.videoEvents.video;
 }
 
@@ -80,38 +108,27 @@ export async function uploadAndWait(t: TestApp, bytes: Uint8Array<ArrayBuffer>, 
 }
 
 // The operations front ends and CMSs already send, unchanged.
-const CREATE_UPLOAD_AS_CLIENTS_SEND = /* GraphQL */ `
+const CREATE_UPLOAD_AS_CLIENTS_SEND = graphql(`
   mutation CreateUpload($title: String!) {
     createUpload(input: { title: $title }) {
       __typename
       ... on CreateUploadSuccess { uploadUrl video { id status } }
       ... on Error { message }
-    } }`;
-const VIDEO_EVENTS = /* GraphQL */ `
+    } }`);
+const VIDEO_EVENTS = graphql(`
   subscription VideoEvents($id: ID!) {
     videoEvents(videoId: $id) {
       __typename
       video { id status playable }
       ... on VariantProgressEvent { variant { name height status progress } fps speed etaSeconds }
-    } }`;
-const VIDEO = /* GraphQL */ `
+    } }`);
+const VIDEO = graphql(`
   query Video($id: ID!) {
     video(id: $id) {
       id status playable duration width height playbackUrl
       variants { name width height bandwidth peakBitRate averageBitRate status progress playlistUrl }
       jobs(first: 10) { edges { node { id kind status attempt progress error } } }
-    } }`;
-
-type VideoEvent = {
-  videoEvents: {
-    __typename: string;
-    video: { id: string; status: string; playable: boolean };
-    variant?: { name: string; height: number | null; status: string; progress: number };
-    fps?: number | null;
-    speed?: number | null;
-    etaSeconds?: number | null;
-  };
-};
+    } }`);
 
 /**
  * The foundation flow through the public API only, with the operations front ends and CMSs send:
@@ -122,10 +139,10 @@ type VideoEvent = {
 export async function uploadClipAndCheckLadder(t: TestApp, clip: string): Promise<void> {
   const created = await t.gql(CREATE_UPLOAD_AS_CLIENTS_SEND, { title: "8 s 720p" });
   expect(created.errors).toBeUndefined();
-  const { uploadUrl, video } = created.data.createUpload;
+  const { uploadUrl, video } = expectTypename(created.data.createUpload, "CreateUploadSuccess");
   expect(video.status).toBe("WAITING_FOR_UPLOAD");
 
-  const sub = collectSubscription<VideoEvent>(t.wsClient(), VIDEO_EVENTS, { id: video.id });
+  const sub = collectSubscription(t.wsClient(), VIDEO_EVENTS, { id: video.id });
 
   // Upload in two chunks, as a resumable client does (GCS takes chunks in multiples of 256 KiB).
   const bytes = await readFile(clip);
@@ -167,7 +184,7 @@ export async function uploadClipAndCheckLadder(t: TestApp, clip: string): Promis
   const figures = (e: (typeof progress)[number]) => (e.fps ?? 0) > 0 && (e.speed ?? 0) > 0 && e.etaSeconds !== null;
   expect(progress.some((e) => e.variant!.progress < 0.5 && figures(e))).toBe(true);
 
-  const result = (await t.gql(VIDEO, { id: video.id })).data.video;
+  const result = (await t.gql(VIDEO, { id: video.id })).data.video!;
   expect(result.status).toBe("READY");
   expect(result.playable).toBe(true);
   expect(result.width).toBe(1280);
@@ -175,7 +192,7 @@ export async function uploadClipAndCheckLadder(t: TestApp, clip: string): Promis
   expect(result.duration).toBeCloseTo(8, 0);
   expect(result.playbackUrl).toBe(`/media/videos/${video.id}/hls/master.m3u8`);
   expect(result.jobs.edges).toHaveLength(1);
-  expect(result.jobs.edges[0].node).toMatchObject({
+  expect(result.jobs.edges[0]!.node).toMatchObject({
     kind: "TRANSCODE",
     status: "SUCCEEDED",
     attempt: 1,
@@ -183,9 +200,9 @@ export async function uploadClipAndCheckLadder(t: TestApp, clip: string): Promis
     error: null,
   });
 
-  const videoRungs = result.variants.filter((v: { height: number | null }) => v.height !== null);
+  const videoRungs = result.variants.filter((v) => v.height !== null);
   expect(videoRungs.length).toBeGreaterThanOrEqual(5);
-  expect(Math.max(...videoRungs.map((v: { height: number }) => v.height))).toBe(720);
+  expect(Math.max(...videoRungs.map((v) => v.height!))).toBe(720);
   for (const v of result.variants) {
     expect(v.status).toBe("READY");
     expect(v.progress).toBe(1);
@@ -200,7 +217,7 @@ export async function uploadClipAndCheckLadder(t: TestApp, clip: string): Promis
   // READY: each variant states what its segments carry (the worker's last master), under the
   // ladder's bound it declared while it encoded (Variant.bandwidth), its average under its peak.
   for (const variant of master.playlists!) {
-    const rung = result.variants.find((v: { name: string }) => `${v.name}/index.m3u8` === variant.uri);
+    const rung = result.variants.find((v) => `${v.name}/index.m3u8` === variant.uri)!;
     const peak = variant.attributes.BANDWIDTH!;
     // m3u8-parser keeps AVERAGE-BANDWIDTH, which it does not know, as the text it read.
     const average = Number((variant.attributes as Record<string, unknown>)["AVERAGE-BANDWIDTH"]);
@@ -225,4 +242,41 @@ export async function uploadClipAndCheckLadder(t: TestApp, clip: string): Promis
     const { stderr } = await run("ffmpeg", ["-v", "error", "-i", file, "-f", "null", "-"]);
     expect(stderr).toBe("");
   }
+}
+
+const EVENT_TYPES = graphql(`subscription($id: ID!) { videoEvents(videoId: $id) { __typename } }`);
+
+/** Resolves at the first VariantProgressEvent of a video: its encode is under way. */
+function firstProgress(client: Client, videoId: string): Promise<void> {
+  return new Promise((resolve) => {
+    client.subscribe<ResultOf<typeof EVENT_TYPES>>(
+      { query: operationText(EVENT_TYPES), variables: { id: videoId } },
+      {
+        next: (m) => m.data?.videoEvents.__typename === "VariantProgressEvent" && resolve(),
+        error: () => {},
+        complete: () => {},
+      },
+    );
+  });
+}
+
+/**
+ * Creates an upload on the API at `url`, PUTs `clip` to it and resolves once the worker is
+ * encoding (the first VariantProgressEvent); `final` collects the video's `events` subscription
+ * until it ends.
+ */
+export async function uploadUntilEncoding<D extends Operation>(
+  url: string,
+  client: Client,
+  clip: string,
+  title: string,
+  events: D & Checked<D>,
+) {
+  const { id, uploadUrl } = await createUpload(url, title);
+  const started = firstProgress(client, id);
+  const final = collectSubscription<never, D>(client, events, { id } as VariablesFor<D>);
+  const res = await fetch(`${url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) });
+  if (res.status !== 200) throw new Error(`upload answered ${res.status}`);
+  await started;
+  return { id, final };
 }
