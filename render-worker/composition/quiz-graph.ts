@@ -195,7 +195,6 @@ interface TextLine {
 export async function writeQuestionText(spec: QuizSegmentSpec, workDir: string, prefix: string): Promise<TextLine[]> {
   const layout = quizLayout(spec.width, spec.height, spec.question.choices.length);
   const lines: TextLine[] = [];
-  const S = spec.secondsPerQuestion;
   lines.push({
     file: `${prefix}counter.txt`,
     text: `Question ${spec.index + 1}/${spec.count}`,
