@@ -310,7 +310,7 @@ async function encodeTry(
       input: job.input,
       workDir: ctx.workDir,
       segmentSeconds,
-      maxDurationSeconds: encodeSeconds,
+      maxDurationSeconds,
       copiedRung: copied,
       ...(continues ? { continues } : {}),
       signal: encodeController.signal,

@@ -45,8 +45,9 @@ const RESUME_STEP_MS = 40;
  * A broadcast's stream as FLV, for the worker that encodes it (GET /live/v1/feeds/{videoId}.flv):
  * a reader gets the header, the metadata and codec headers, the media its encode has not published
  * yet from a keyframe (all of it from the broadcast's first keyframe until the encode reports what
- * it published; bounded), then every tag as it arrives, timestamps counted from its first tag. So a
- * run that takes the broadcast over (its worker died) goes on where the published media ends.
+ * it published; bounded), then every tag as it arrives, timestamped on the encode's media time (0
+ * at the broadcast's first keyframe). So a run that takes the broadcast over (its worker died)
+ * decodes from that keyframe and drops what comes before the point where the published media ends.
  * Readers that fall far behind are cut off; `end` ends every reader.
  *
  * Its timeline only moves forward at the pace of the media: a publisher's timestamps that jump
@@ -156,12 +157,22 @@ export class LiveFeed implements BroadcastFeed {
    */
   published(seconds: number): void {
     if (this.#zero === null) return;
-    const point = this.#zero + seconds * 1000;
-    this.#publishedMs = Math.max(this.#publishedMs ?? 0, point);
+    this.#publishedMs = Math.max(this.#publishedMs ?? 0, this.#zero + seconds * 1000);
+    const start = this.#keyframeAtOrBefore(seconds);
+    if (start > 0) this.#dropReplayBefore(start);
+  }
+
+  /**
+   * The index in what a joining reader gets of the keyframe at or before `seconds` of the encode's
+   * media time (a millisecond's slack: the point is summed from playlist lengths), or 0.
+   */
+  #keyframeAtOrBefore(seconds: number): number {
+    if (this.#zero === null) return 0;
+    const point = this.#zero + seconds * 1000 + 1;
     let start = 0;
     for (let i = 0; i < this.#replay.length && this.#replay[i]!.dts <= point; i++)
       if (this.#replay[i]!.kind === "keyframe") start = i;
-    if (start > 0) this.#dropReplayBefore(start);
+    return start;
   }
 
   /** Bytes held for a reader that joins (what the encode has not published): the broadcast's memory at risk. */
@@ -206,22 +217,29 @@ export class LiveFeed implements BroadcastFeed {
   /**
    * Adds a reader: what a decoder needs to start, then the live tags; on an ended feed (kept until
    * its encode ends), what it held, then its end: a run taking the broadcast over after its
-   * publisher stopped publishes the tail the dead run had not. Returns the seconds of unpublished
-   * media the reader misses: let go beyond the bounds (30 s, 32 MiB) before it joined.
+   * publisher stopped publishes the tail the dead run had not. `fromSeconds` (a run taking the
+   * broadcast over: where its published media ends, on the encode's media time): what it holds from
+   * the keyframe at or before that point, not from the one before what the encode reported. Returns
+   * the seconds of unpublished media the reader misses: let go beyond the bounds (30 s, 32 MiB)
+   * before it joined.
    */
-  attach(res: ServerResponse): number {
+  attach(res: ServerResponse, fromSeconds: number | null = null): number {
     res.writeHead(200, { "content-type": "video/x-flv", "cache-control": "no-store" });
     res.write(FLV_HEADER);
+    const skipped = fromSeconds === null ? 0 : this.#keyframeAtOrBefore(fromSeconds);
     const start = this.#replay[0] ?? null;
     const from = this.#publishedMs ?? this.#zero;
     const missed = start && from !== null && start.dts > from ? (start.dts - from) / 1000 : 0;
-    const reader = { base: start?.dts ?? -1 };
+    // Its timestamps are the encode's media time (from the broadcast's first keyframe): a run taking
+    // the broadcast over finds where its published media ends on them (docs/live.md, "When the
+    // encode's process dies"). Before the first keyframe, from the reader's first media tag.
+    const reader = { base: this.#zero ?? -1 };
     this.#readers.set(res, reader);
     res.on("close", () => {
       this.#readers.delete(res);
       if (!this.#ended) for (const listener of this.#readerGoneListeners) listener();
     });
-    for (const packet of [this.#metadata, this.#videoHeader, this.#audioHeader, ...this.#replay]) {
+    for (const packet of [this.#metadata, this.#videoHeader, this.#audioHeader, ...this.#replay.slice(skipped)]) {
       if (packet) this.#write(res, reader, packet);
     }
     if (this.#ended) {
@@ -300,7 +318,8 @@ export class LiveFeed implements BroadcastFeed {
       this.#readers.delete(res);
       return;
     }
-    // Media counts from the reader's first media tag; what comes before it goes at 0.
+    // Media counts from the broadcast's first keyframe (or the reader's first media tag, when it
+    // joined before it); what comes before it goes at 0.
     if (reader.base < 0 && isMedia(packet)) reader.base = packet.dts;
     const dts = reader.base < 0 ? 0 : Math.max(0, packet.dts - reader.base);
     res.write(flvTag(packet.type, dts, packet.data));
