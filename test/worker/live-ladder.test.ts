@@ -216,7 +216,7 @@ describe("a run taking a broadcast over (issue #66)", () => {
   });
   afterAll(async () => {
     server?.close();
-    console.log("KEEP", dir);
+    if (dir) await rm(dir, { recursive: true, force: true });
   });
   /** Encodes the feed as a run that goes on after `kept` seconds per rung; the rungs' pictures, seconds and first timestamps. */
   async function continueFrom(name: string, kept: Record<string, number>, segmentSeconds: number, copy: boolean) {
