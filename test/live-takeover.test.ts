@@ -142,11 +142,15 @@ describe("a live broadcast outlives the process encoding it", () => {
   }, 150_000);
 
   it("kill -9 of its worker within a group of pictures: the next run's first picture is the first not published, none recorded twice", async () => {
-    // A keyframe every 5 s (1 s segments, every rung encoded): the worker dies 3 or 4 s into the
-    // broadcast's first group of pictures, which the feed replays from its keyframe at 0.
+    // A keyframe every 5 s (1 s segments, every rung encoded): the worker dies 2 to 4 s into the
+    // broadcast's second group of pictures, which the feed replays from its keyframe at 5 s.
     const first = await startWorkerProcess("live-worker-gop", workerEnv());
     await workerReported(t.database, "live-worker-gop");
     const b = await broadcast("Nothing twice", 5);
+    // Past the keyframe at 5 s by 2 s or more (the first segments come at once, then one a second).
+    await expect
+      .poll(async () => (await topSegments(t.dataDir, b.videoId)).length, { timeout: 20_000, interval: 100 })
+      .toBeGreaterThanOrEqual(7);
     await first.stop("SIGKILL");
     const before = await topSegments(t.dataDir, b.videoId);
     const second = await startWorkerProcess("live-worker-gop-second", workerEnv());
@@ -156,7 +160,7 @@ describe("a live broadcast outlives the process encoding it", () => {
     const { sent, recorded } = await expectWholeRecording(b, before);
     // Measured from outside, against what was sent: the recording's pictures (decoded) and its length
     // are the publisher's within a fraction of its 5 s group of pictures. Before, the next run encoded
-    // again from the keyframe at 0 and the recording was 3-4 s longer than what was sent.
+    // again from the keyframe at 5 s and the recording was 2 to 4 s longer than what was sent.
     const sentPictures = Math.round(sent * PUBLISHER_FPS);
     expect(Math.abs((await topPictures(t.dataDir, b.videoId)) - sentPictures)).toBeLessThanOrEqual(PUBLISHER_FPS / 2);
     expect(Math.abs(recorded - sent)).toBeLessThan(0.5);

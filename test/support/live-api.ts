@@ -195,7 +195,8 @@ export async function topPictures(dataDir: string, videoId: string): Promise<num
     ...["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"],
     path.join(dataDir, "videos", videoId, "hls", "240p", "index.m3u8"),
   ]);
-  return Number(stdout.trim());
+  // The stream is printed once under the playlist's program and once on its own.
+  return Number(stdout.trim().split("\n")[0]);
 }
 
 /** The segments a playlist's text lists (their URIs). */
