@@ -54,10 +54,21 @@ describe("a live feed's readers", () => {
     const taker = reader();
     // It misses nothing: the feed kept all its encode had not published.
     expect(feed.attach(taker.res)).toBe(0);
-    // Its timestamps count from its own first tag.
-    expect(taker.mediaTags().map(([, dts]) => dts)).toEqual([0, 100, 200, 300, 400, 500, 600, 700, 800, 900]);
+    // Its timestamps are the encode's media time: where the published media ends is found on them.
+    expect(taker.mediaTags().map(([, dts]) => dts)).toEqual([2000, 2100, 2200, 2300, 2400, 2500, 2600, 2700, 2800, 2900]);
+    // A run that says where its published media ends (x-videograph-feed-from: its rungs published
+    // more than the encode last reported) gets it from the keyframe at or before that point; one
+    // that asks for less than the feed holds, all it holds.
+    publish(feed, 3000, 4000);
+    const asking = reader();
+    expect(feed.attach(asking.res, 3.5)).toBe(0);
+    expect(asking.mediaTags()[0]).toEqual([9, 3000]);
+    expect(asking.mediaTags()).toHaveLength(10);
+    const behind = reader();
+    feed.attach(behind.res, 1);
+    expect(behind.mediaTags()[0]).toEqual([9, 2000]);
     // Nothing published for a long while: the oldest media goes beyond 30 s, a group of pictures at a time.
-    publish(feed, 3000, 40_000);
+    publish(feed, 4000, 40_000);
     const late = reader();
     // A run joining now misses what went beyond the bounds and was never published: 2.5 s to 9 s.
     expect(feed.attach(late.res)).toBeCloseTo(6.5, 5);

@@ -246,8 +246,8 @@ describe("a broadcast's encode killed after its publisher stopped", () => {
     const ended = await b.state();
     expect(ended.activeVideo).toMatchObject({ id: b.videoId, status: "READY" });
     // The run taking over ended the recording with what was published, and added nothing to it.
-    // Before, it encoded the last group of pictures again from its keyframe: a recording 2.5 s or
-    // more longer than what was sent, its last seconds twice after a discontinuity.
+    // Read whole without its trim, the feed's tail (from the keyframe at 5 s) was encoded again: 10.36 s
+    // recorded of 7.68 s sent, its last seconds twice after a discontinuity.
     expect(await topPlaylist(t.dataDir, b.videoId)).toBe(published);
     expect(ended.activeVideo.duration).toBeGreaterThan(sent - 1);
     expect(ended.activeVideo.duration).toBeLessThan(sent + 0.5);
