@@ -79,6 +79,25 @@ describe("a live feed's readers", () => {
     expect(feed.receivedSeconds).toBeCloseTo(39.9, 5);
   });
 
+  it("of a feed that continues a broadcast published from another feed get its media after what was published", () => {
+    // An instance adopted the broadcast (its holder died): its encode had published 7.5 s elsewhere.
+    const feed = new LiveFeed({ continuesBroadcast: true });
+    feed.push(packet("video header", 0));
+    publish(feed, 0, 2000);
+    const run = reader();
+    expect(feed.attach(run.res, 7.5)).toBe(0);
+    expect(run.mediaTags().slice(0, 2)).toEqual([
+      [9, 7500],
+      [9, 7600],
+    ]);
+    // Its encode reports 8.7 s published: 1.2 s of this feed's; a run taking over joins at its keyframe at 1 s.
+    feed.published(8.7);
+    expect(feed.receivedSeconds).toBeCloseTo(9.4, 5);
+    const taker = reader();
+    feed.attach(taker.res, 8.7);
+    expect(taker.mediaTags()[0]).toEqual([9, 8500]);
+  });
+
   it("of a feed that ended get what it held, then its end; let go, it holds nothing", () => {
     const feed = new LiveFeed();
     feed.push(packet("video header", 0));
