@@ -55,7 +55,9 @@ describe("a live feed's readers", () => {
     // It misses nothing: the feed kept all its encode had not published.
     expect(feed.attach(taker.res)).toBe(0);
     // Its timestamps are the encode's media time: where the published media ends is found on them.
-    expect(taker.mediaTags().map(([, dts]) => dts)).toEqual([2000, 2100, 2200, 2300, 2400, 2500, 2600, 2700, 2800, 2900]);
+    expect(taker.mediaTags().map(([, dts]) => dts)).toEqual([
+      2000, 2100, 2200, 2300, 2400, 2500, 2600, 2700, 2800, 2900,
+    ]);
     // A run that says where its published media ends (x-videograph-feed-from: its rungs published
     // more than the encode last reported) gets it from the keyframe at or before that point; one
     // that asks for less than the feed holds, all it holds.

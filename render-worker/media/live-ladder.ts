@@ -284,8 +284,7 @@ function continuationTrim(continues: LiveLadderArgs["continues"]) {
   };
   const least = continues && continues.size > 0 ? Math.min(...[...continues.values()].map((c) => c.keptSeconds)) : null;
   return {
-    input:
-      least === null ? [] : ["-headers", `${LIVE_FEED_FROM_HEADER}: ${least.toFixed(6)}\r\n`, "-copyts"],
+    input: least === null ? [] : ["-headers", `${LIVE_FEED_FROM_HEADER}: ${least.toFixed(6)}\r\n`, "-copyts"],
     /** The `i`th encoded rung's trim after its scaling (`[v{i}]`), if any, and the label its output maps. */
     video: (rung: PlannedRung, i: number): { filter: string; label: string } => {
       const start = from(rung);

@@ -34,10 +34,14 @@ async function serveFeed(flv: string): Promise<{ server: Server; feedUrl: string
 
 /** The MD5 of each decoded picture of a video file or playlist (`cwd`: where its segments are). */
 async function pictures(file: string, cwd: string): Promise<string[]> {
-  const { stdout } = await promisify(execFile)("ffmpeg", ["-v", "error", "-i", file, "-map", "0:v:0", "-f", "framemd5", "-"], {
-    cwd,
-    maxBuffer: 16 * 1024 * 1024,
-  });
+  const { stdout } = await promisify(execFile)(
+    "ffmpeg",
+    ["-v", "error", "-i", file, "-map", "0:v:0", "-f", "framemd5", "-"],
+    {
+      cwd,
+      maxBuffer: 16 * 1024 * 1024,
+    },
+  );
   return stdout
     .split("\n")
     .filter((line) => line && !line.startsWith("#"))
@@ -222,7 +226,12 @@ describe("a run taking a broadcast over (issue #66)", () => {
   async function continueFrom(name: string, kept: Record<string, number>, segmentSeconds: number, copy: boolean) {
     const planned = planLiveLadder(feedInput, segmentSeconds);
     const copied = copy
-      ? passthroughRung(planned, feedInput, await sampleLiveVideo(liveFeedInput(feedUrl), segmentSeconds + 0.2), segmentSeconds)
+      ? passthroughRung(
+          planned,
+          feedInput,
+          await sampleLiveVideo(liveFeedInput(feedUrl), segmentSeconds + 0.2),
+          segmentSeconds,
+        )
       : null;
     if (copy) expect(copied?.name).toBe("480p");
     const workDir = path.join(dir, name);
