@@ -223,7 +223,13 @@ describe("a run taking a broadcast over (issue #66)", () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
   /** Encodes the feed as a run that goes on after `kept` seconds per rung; the rungs' pictures, seconds and first timestamps. */
-  async function continueFrom(name: string, kept: Record<string, number>, segmentSeconds: number, copy: boolean) {
+  async function continueFrom(
+    name: string,
+    kept: Record<string, number>,
+    segmentSeconds: number,
+    copy: boolean,
+    maxDurationSeconds = 60,
+  ) {
     const planned = planLiveLadder(feedInput, segmentSeconds);
     const copied = copy
       ? passthroughRung(
@@ -241,7 +247,7 @@ describe("a run taking a broadcast over (issue #66)", () => {
       input: feedInput,
       workDir,
       segmentSeconds,
-      maxDurationSeconds: 60,
+      maxDurationSeconds,
       copiedRung: copied?.name ?? null,
       continues: new Map(
         Object.entries(kept).map(([rung, keptSeconds]) => [rung, { firstSegment: 7, keptSeconds }] as const),
@@ -286,5 +292,15 @@ describe("a run taking a broadcast over (issue #66)", () => {
     expect(Math.abs((await rung("audio")).seconds - 2)).toBeLessThan(0.05);
     // Every rung goes on at the same time.
     for (const name of ["480p", "360p"]) expect(Math.abs((await rung(name)).firstPts - (zero + 4))).toBeLessThan(0.01);
+  });
+
+  it("stops every rung at the broadcast's longest length, what earlier runs published counted", async () => {
+    const { workDir, rung } = await continueFrom("longest", { "480p": 4, "360p": 4, audio: 4 }, 2, true, 5);
+    // The copied rung stops at the first packet whose decoded picture reaches 5 s: a picture later at most.
+    const copied = (await pictures(RUNG_PLAYLIST, path.join(workDir, "480p"))).length;
+    expect(copied).toBeGreaterThanOrEqual(25);
+    expect(copied).toBeLessThanOrEqual(26);
+    expect(await pictures(RUNG_PLAYLIST, path.join(workDir, "360p"))).toHaveLength(25);
+    expect(Math.abs((await rung("audio")).seconds - 1)).toBeLessThan(0.05);
   });
 });
