@@ -258,7 +258,7 @@ export function encodeLiveLadder(args: LiveLadderArgs): LadderEncode {
  */
 const TRIM_SLACK_SECONDS = 0.001;
 
-/** An encoded rung's output stops at the broadcast's longest length, less what its earlier runs published. */
+/** An encoded rung's or the audio's output stops at the broadcast's longest length, less what its earlier runs published. */
 function longest(args: LiveLadderArgs, rung: PlannedRung): string[] {
   const kept = args.continues?.get(rung.name)?.keptSeconds ?? 0;
   return ["-t", Math.max(1, args.maxDurationSeconds - kept).toFixed(6)];
@@ -266,15 +266,16 @@ function longest(args: LiveLadderArgs, rung: PlannedRung): string[] {
 
 /**
  * What a run taking a broadcast over drops, per rung, so that each rung's first frame is the first
- * it has not published (docs/live.md, "When the encode's process dies"). The feed, asked from where
+ * it has not published (docs/live.md, "Nothing recorded twice"). The feed, asked from where
  * the rungs' published media ends (the least of their kept segments' lengths, `LIVE_FEED_FROM_HEADER`),
  * replays from the keyframe at or before it, timestamped on the encode's media time (`-copyts`). An
  * encoded rung or the audio is trimmed at its own kept length (its timestamps then start at 0 again,
  * as a first run's do, so its keyframes and cuts fall where they would). The copied rung cannot
- * start between keyframes and is not trimmed: it starts at the feed's first keyframe, which is its
- * kept length itself when that is where the rungs' published media ends (its segments end on the
- * publisher's keyframes); its timestamps are moved back by its kept length, so its cuts fall on the
- * other rungs'. Nothing is trimmed in a first run.
+ * start between keyframes and is not trimmed (an output `-ss` on it is judged by the decoded
+ * pictures' times, which lag its packets: it skipped the keyframe): it starts at the feed's first
+ * keyframe, which is its kept length itself when that is where the rungs' published media ends (its
+ * segments end on the publisher's keyframes); its timestamps are moved back by its kept length, so
+ * its cuts fall on the other rungs'. Nothing is trimmed in a first run.
  */
 function continuationTrim(continues: LiveLadderArgs["continues"]) {
   const kept = (rung: PlannedRung): number | null => continues?.get(rung.name)?.keptSeconds ?? null;
