@@ -54,10 +54,23 @@ describe("a live feed's readers", () => {
     const taker = reader();
     // It misses nothing: the feed kept all its encode had not published.
     expect(feed.attach(taker.res)).toBe(0);
-    // Its timestamps count from its own first tag.
-    expect(taker.mediaTags().map(([, dts]) => dts)).toEqual([0, 100, 200, 300, 400, 500, 600, 700, 800, 900]);
+    // Its timestamps are the encode's media time: where the published media ends is found on them.
+    expect(taker.mediaTags().map(([, dts]) => dts)).toEqual([
+      2000, 2100, 2200, 2300, 2400, 2500, 2600, 2700, 2800, 2900,
+    ]);
+    // A run that says where its published media ends (x-videograph-feed-from: its rungs published
+    // more than the encode last reported) gets it from the keyframe at or before that point; one
+    // that asks for less than the feed holds, all it holds.
+    publish(feed, 3000, 4000);
+    const asking = reader();
+    expect(feed.attach(asking.res, 3.5)).toBe(0);
+    expect(asking.mediaTags()[0]).toEqual([9, 3000]);
+    expect(asking.mediaTags()).toHaveLength(10);
+    const behind = reader();
+    feed.attach(behind.res, 1);
+    expect(behind.mediaTags()[0]).toEqual([9, 2000]);
     // Nothing published for a long while: the oldest media goes beyond 30 s, a group of pictures at a time.
-    publish(feed, 3000, 40_000);
+    publish(feed, 4000, 40_000);
     const late = reader();
     // A run joining now misses what went beyond the bounds and was never published: 2.5 s to 9 s.
     expect(feed.attach(late.res)).toBeCloseTo(6.5, 5);
@@ -66,6 +79,25 @@ describe("a live feed's readers", () => {
     expect(early.mediaTags()).toHaveLength(400);
     expect(feed.replayBytes).toBe(310 * 6);
     expect(feed.receivedSeconds).toBeCloseTo(39.9, 5);
+  });
+
+  it("of a feed that continues a broadcast published from another feed get its media after what was published", () => {
+    // An instance adopted the broadcast (its holder died): its encode had published 7.5 s elsewhere.
+    const feed = new LiveFeed({ continuesBroadcast: true });
+    feed.push(packet("video header", 0));
+    publish(feed, 0, 2000);
+    const run = reader();
+    expect(feed.attach(run.res, 7.5)).toBe(0);
+    expect(run.mediaTags().slice(0, 2)).toEqual([
+      [9, 7500],
+      [9, 7600],
+    ]);
+    // Its encode reports 8.7 s published: 1.2 s of this feed's; a run taking over joins at its keyframe at 1 s.
+    feed.published(8.7);
+    expect(feed.receivedSeconds).toBeCloseTo(9.4, 5);
+    const taker = reader();
+    feed.attach(taker.res, 8.7);
+    expect(taker.mediaTags()[0]).toEqual([9, 8500]);
   });
 
   it("of a feed that ended get what it held, then its end; let go, it holds nothing", () => {

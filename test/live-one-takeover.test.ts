@@ -48,10 +48,14 @@ const workerEnv = (extra: Record<string, string> = {}) => ({
 });
 
 /**
- * A publisher on air on a new stream (`readrate`: `publish`'s), once its broadcast is LIVE with
- * `segments` segments published.
+ * A publisher on air on a new stream (`publishing`: `publish`'s `readrate` and `gopSeconds`), once its
+ * broadcast is LIVE with `segments` segments published.
  */
-async function broadcast(title: string, segments = 3, publishing: { readrate?: number } = {}) {
+async function broadcast(
+  title: string,
+  segments = 3,
+  publishing: { readrate?: number; gopSeconds?: number } = {},
+) {
   const created = await t.gql(
     `mutation ($title: String!) { createLiveStream(input: { title: $title }) { ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
     { title },
@@ -159,17 +163,17 @@ describe("one delivery per takeover of a live job", () => {
 });
 
 /**
- * A stand-in ffmpeg for a worker (its FFMPEG_PATH) whose live encodes read their feed at half its
- * pace (`-readrate 0.5`): an encode behind its broadcast on any machine, as a loaded one runs.
+ * A stand-in ffmpeg for a worker (its FFMPEG_PATH): a run whose arguments match `pattern` (a shell
+ * `case` pattern) runs `command` instead (`what` says what it does); any other is ffmpeg's own.
  */
-async function slowLiveFfmpeg(): Promise<string> {
-  const script = path.join(fixturesDir(), "slow-live-ffmpeg");
+async function ffmpegStandIn(name: string, what: string, pattern: string, command: string): Promise<string> {
+  const script = path.join(fixturesDir(), name);
   await writeFile(
     script,
     `#!/bin/sh
-# Written by test/live-one-takeover.test.ts: a live encode reads its feed at half its pace.
+# Written by test/live-one-takeover.test.ts: ${what}.
 case " $* " in
-  *"/live/v1/feeds/"*" -f segment "*) exec ffmpeg -readrate 0.5 "$@" ;;
+  ${pattern}) ${command} ;;
 esac
 exec ffmpeg "$@"
 `,
@@ -177,6 +181,27 @@ exec ffmpeg "$@"
   await chmod(script, 0o755);
   return script;
 }
+
+/** Live encodes read their feed at half its pace (`-readrate 0.5`): an encode behind its broadcast on any machine, as a loaded one runs. */
+const slowLiveFfmpeg = () =>
+  ffmpegStandIn(
+    "slow-live-ffmpeg",
+    "a live encode reads its feed at half its pace",
+    `*"/live/v1/feeds/"*" -f segment "*`,
+    `exec ffmpeg -readrate 0.5 "$@"`,
+  );
+
+/**
+ * The recording's remux into its source file (its inputs in the work dir's `highest/`) starts a
+ * minute late: a run that has published every segment and ended its playlists, its end not sent yet.
+ */
+const lateRecordingFfmpeg = () =>
+  ffmpegStandIn(
+    "late-recording-ffmpeg",
+    "the live recording's remux starts a minute late",
+    `*"/highest/"*`,
+    `sleep 60; exec ffmpeg "$@"`,
+  );
 
 /** Seconds a media playlist lists. */
 describe("a broadcast's encode killed after its publisher stopped", () => {
@@ -230,6 +255,38 @@ describe("a broadcast's encode killed after its publisher stopped", () => {
     // The same run, not a takeover: its worker lived.
     expect((await runsOf(b.videoId)).map((r) => [r.workerId, r.status])).toEqual([["tail-ffmpeg", "SUCCEEDED"]]);
     await slow.stop("SIGTERM");
+  }, 180_000);
+  it("kill -9 of its worker after it published everything, before its end was sent: the run taking over publishes nothing again", async () => {
+    const late = await startWorkerProcess("whole-late-end", workerEnv({ FFMPEG_PATH: await lateRecordingFfmpeg() }));
+    await workerReported(t.database, "whole-late-end");
+    // A keyframe every 5 s; stopped 2.5 s or more past the one at 5 s, so the last group of pictures
+    // holds seconds the run taking over could record again.
+    const b = await broadcast("Everything published", 2, { gopSeconds: 5 });
+    await expect.poll(() => b.publisher.sent(), { timeout: 30_000, interval: 100 }).toBeGreaterThanOrEqual(7.5);
+    const sent = await b.publisher.stop();
+    // Every segment published and the playlists ended; the recording's end not sent (its remux waits).
+    await expect
+      .poll(async () => await topPlaylist(t.dataDir, b.videoId), { timeout: 30_000, interval: 250 })
+      .toContain("#EXT-X-ENDLIST");
+    const published = await topPlaylist(t.dataDir, b.videoId);
+    expect((await b.state()).activeVideo.status).not.toBe("READY");
+    await late.stop("SIGKILL");
+    const second = await startWorkerProcess("whole-second", workerEnv());
+    await expect.poll(async () => (await b.state()).status, { timeout: 60_000, interval: 250 }).toBe("ENDED");
+    const ended = await b.state();
+    expect(ended.activeVideo).toMatchObject({ id: b.videoId, status: "READY" });
+    // The run taking over ended the recording with what was published, and added nothing to it.
+    // Read whole without its trim, the feed's tail (from the keyframe at 5 s) was encoded again: 10.36 s
+    // recorded of 7.68 s sent, its last seconds twice after a discontinuity.
+    expect(await topPlaylist(t.dataDir, b.videoId)).toBe(published);
+    expect(ended.activeVideo.duration).toBeGreaterThan(sent - 1);
+    expect(ended.activeVideo.duration).toBeLessThan(sent + 0.5);
+    const runs = await runsOf(b.videoId);
+    expect(runs.map((r) => [r.workerId, r.status])).toEqual([
+      ["whole-late-end", "ABANDONED"],
+      ["whole-second", "SUCCEEDED"],
+    ]);
+    await second.stop("SIGTERM");
   }, 180_000);
 });
 

@@ -2,8 +2,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { liveFeedReplayBytes } from "../src/metrics.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { queryDatabase } from "./support/db.ts";
-import { killPublishersOnAir, publishUntilStopped } from "./support/live-publisher.ts";
-import { encoderOf, segmentsOf, topPlaylist, topSegments } from "./support/live-api.ts";
+import { killPublishersOnAir, PUBLISHER_FPS, publishUntilStopped } from "./support/live-publisher.ts";
+import { encoderOf, segmentsOf, topPictures, topPlaylist, topSegments } from "./support/live-api.ts";
 import { workerReported } from "./support/live-slots.ts";
 import { startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
 
@@ -41,14 +41,16 @@ const workerEnv = () => ({
   HEARTBEAT_INTERVAL_SECONDS: "2",
 });
 
-/** A publisher on air on a new stream, once its broadcast is LIVE with 3 segments published. */
-async function broadcast(title: string) {
+/** A publisher on air on a new stream (a keyframe every `gopSeconds`), once its broadcast is LIVE with 3 segments published. */
+async function broadcast(title: string, gopSeconds = 1) {
   const created = await t.gql(
     `mutation ($title: String!) { createLiveStream(input: { title: $title }) { ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
     { title },
   );
   const { streamKey, liveStream } = created.data.createLiveStream;
-  const publisher = publishUntilStopped(`${liveStream.ingestUrl.replace("localhost", "127.0.0.1")}/${streamKey}`);
+  const publisher = publishUntilStopped(`${liveStream.ingestUrl.replace("localhost", "127.0.0.1")}/${streamKey}`, {
+    gopSeconds,
+  });
   const state = async () =>
     (
       await t.gql(`query ($id: ID!) { liveStream(id: $id) { status activeVideo { id status duration } } }`, {
@@ -63,8 +65,14 @@ async function broadcast(title: string) {
   return { videoId, publisher, state };
 }
 
-/** The publisher stopped, the recording READY: the segments listed `before` first, then the next encode's after one discontinuity, and every second sent. */
-async function expectWholeRecording(b: Awaited<ReturnType<typeof broadcast>>, before: string[]): Promise<void> {
+/**
+ * The publisher stopped, the recording READY: the segments listed `before` first, then the next
+ * encode's after one discontinuity, and every second sent. Returns the seconds sent and recorded.
+ */
+async function expectWholeRecording(
+  b: Awaited<ReturnType<typeof broadcast>>,
+  before: string[],
+): Promise<{ sent: number; recorded: number }> {
   const sent = await b.publisher.stop();
   await expect.poll(async () => (await b.state()).status, { timeout: 30_000, interval: 250 }).toBe("ENDED");
   const ended = await b.state();
@@ -84,6 +92,7 @@ async function expectWholeRecording(b: Awaited<ReturnType<typeof broadcast>>, be
   // encode had not published and the next one started there (at most a group of pictures again).
   expect(ended.activeVideo.duration).toBeGreaterThan(sent - 1);
   expect(ended.activeVideo.duration).toBeLessThan(sent + 1.5);
+  return { sent, recorded: ended.activeVideo.duration };
 }
 
 const runsOf = async (videoId: string) =>
@@ -120,6 +129,32 @@ describe("a live broadcast outlives the process encoding it", () => {
       ["live-worker-second", "RUNNING"],
     ]);
     await expectWholeRecording(b, before);
+    await second.stop("SIGTERM");
+  }, 150_000);
+
+  it("kill -9 of its worker within a group of pictures: the next run's first picture is the first not published, none recorded twice", async () => {
+    // A keyframe every 5 s (1 s segments, every rung encoded): the worker dies 2 to 4 s into the
+    // broadcast's second group of pictures, which the feed replays from its keyframe at 5 s.
+    const first = await startWorkerProcess("live-worker-gop", workerEnv());
+    await workerReported(t.database, "live-worker-gop");
+    const b = await broadcast("Nothing twice", 5);
+    // Past the keyframe at 5 s by 2 s or more (the first segments come at once, then one a second).
+    await expect
+      .poll(async () => (await topSegments(t.dataDir, b.videoId)).length, { timeout: 20_000, interval: 100 })
+      .toBeGreaterThanOrEqual(7);
+    await first.stop("SIGKILL");
+    const before = await topSegments(t.dataDir, b.videoId);
+    const second = await startWorkerProcess("live-worker-gop-second", workerEnv());
+    await expect
+      .poll(async () => (await topSegments(t.dataDir, b.videoId)).length, { timeout: 25_000, interval: 250 })
+      .toBeGreaterThan(before.length + 2);
+    const { sent, recorded } = await expectWholeRecording(b, before);
+    // Measured from outside, against what was sent: the recording's pictures (decoded) and its length
+    // are the publisher's within a fraction of its 5 s group of pictures. Before, the next run encoded
+    // again from the keyframe at 5 s and the recording was 2 to 4 s longer than what was sent.
+    const sentPictures = Math.round(sent * PUBLISHER_FPS);
+    expect(Math.abs((await topPictures(t.dataDir, b.videoId)) - sentPictures)).toBeLessThanOrEqual(PUBLISHER_FPS / 2);
+    expect(Math.abs(recorded - sent)).toBeLessThan(0.5);
     await second.stop("SIGTERM");
   }, 150_000);
 

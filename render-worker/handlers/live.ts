@@ -316,7 +316,7 @@ async function encodeTry(
       input: job.input,
       workDir: ctx.workDir,
       segmentSeconds,
-      maxDurationSeconds: encodeSeconds,
+      maxDurationSeconds,
       copiedRung: copied,
       ...(continues ? { continues } : {}),
       signal: encodeController.signal,

@@ -1,7 +1,7 @@
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import type { ProbeResult } from "../../src/protocol/media-facts.ts";
-import type { LiveInput } from "../../src/protocol/live-messages.ts";
+import { LIVE_FEED_FROM_HEADER, type LiveInput } from "../../src/protocol/live-messages.ts";
 import { type EncoderStatus, type LadderEncode, presetTuning } from "./encode-ladder.ts";
 import { ladderScaleGraph, videoEncoderOptions } from "./rung-encoding.ts";
 import { segmentOptions } from "./segment-muxer.ts";
@@ -26,7 +26,7 @@ export interface LiveLadderArgs {
   input: LiveInput;
   workDir: string;
   segmentSeconds: number;
-  /** The encode stops reading there: the broadcast's longest. */
+  /** The broadcast's longest: every rung stops there (what earlier runs published counts). */
   maxDurationSeconds: number;
   /** The rung whose video is the publisher's own, copied (`passthroughRung`); the others are encoded. */
   copiedRung?: string | null;
@@ -156,7 +156,10 @@ export function encodeLiveLadder(args: LiveLadderArgs): LadderEncode {
     const continued = args.continues?.get(rung.name);
     return continued ? [continued.firstSegment, continued.keptSeconds] : [0, 0];
   };
-  const graph = videoRungs.length > 0 ? ladderScaleGraph(videoRungs, LIVE_TUNING.scaling, "[0:V:0]") : "";
+  const trim = continuationTrim(args.continues);
+  const scaled = videoRungs.length > 0 ? ladderScaleGraph(videoRungs, LIVE_TUNING.scaling, "[0:V:0]") : "";
+  const trimmed = videoRungs.map((rung, i) => trim.video(rung, i));
+  const graph = [scaled, ...trimmed.map((t) => t.filter)].filter((part) => part.length > 0).join(";");
   const outputs: FfmpegOutput[] = [
     ...(copied
       ? [
@@ -164,6 +167,9 @@ export function encodeLiveLadder(args: LiveLadderArgs): LadderEncode {
             target: segmentFiles(copied),
             options: [
               ...["-map", "0:v:0", "-c:v", "copy"],
+              ...trim.copied(copied),
+              // Copied packets keep the input's timestamps: the broadcast's media time, from 0 in a first run.
+              ...["-t", String(args.maxDurationSeconds)],
               ...segmentOptions(copied, "TS", ...where(copied), { everySeconds: segmentSeconds }),
             ],
           },
@@ -173,7 +179,8 @@ export function encodeLiveLadder(args: LiveLadderArgs): LadderEncode {
       target: segmentFiles(rung),
       options: [
         "-map",
-        `[v${i}]`,
+        trimmed[i]!.label,
+        ...longest(args, rung),
         // Beside a copied rung, its keyframes are the publisher's, so every rung is cut at the same frames.
         ...videoEncoderOptions(
           "libx264",
@@ -195,6 +202,8 @@ export function encodeLiveLadder(args: LiveLadderArgs): LadderEncode {
       options: [
         "-map",
         "0:a:0",
+        ...trim.audio(rung),
+        ...longest(args, rung),
         ...audioRungEncoderOptions(rung),
         ...segmentOptions(rung, "TS", ...where(rung), { everySeconds: segmentSeconds }),
       ],
@@ -214,13 +223,16 @@ export function encodeLiveLadder(args: LiveLadderArgs): LadderEncode {
             // Start from what the feed sends first (its metadata and codec headers come before any frame).
             // Not beside a copied rung: the packets read while probing would not reach it, and the
             // segment muxer, starting late, would miss its first cuts (a first segment of 3 s, not 1).
-            ...(copied === null ? ["-fflags", "+nobuffer"] : []),
+            // Nor in a run taking the broadcast over: the feed's replay comes at once, and the probe
+            // would take its first keyframe from the decoder (its first group of pictures lost).
+            ...(copied === null && !args.continues ? ["-fflags", "+nobuffer"] : []),
             "-analyzeduration",
             "200000",
             "-rw_timeout",
             String(FEED_READ_TIMEOUT_SECONDS * 1_000_000),
-            "-t",
-            String(args.maxDurationSeconds),
+            // A run taking the broadcast over reads the feed from where its published media ends, with
+            // the feed's timestamps as they are (the encode's media time): `continuationTrim`.
+            ...trim.input,
           ],
         },
       ],
@@ -237,6 +249,59 @@ export function encodeLiveLadder(args: LiveLadderArgs): LadderEncode {
     }),
   );
   return { done: done.then(() => undefined), status: () => latest };
+}
+
+/**
+ * How far below where a rung's published media ends a continuing run keeps its frames: the kept
+ * segments' lengths are summed from six-decimal EXTINFs, so that end can be a hair past the frame
+ * on it; a frame is never this close to the one before it.
+ */
+const TRIM_SLACK_SECONDS = 0.001;
+
+/** An encoded rung's or the audio's output stops at the broadcast's longest length, less what its earlier runs published. */
+function longest(args: LiveLadderArgs, rung: PlannedRung): string[] {
+  const kept = args.continues?.get(rung.name)?.keptSeconds ?? 0;
+  return ["-t", Math.max(1, args.maxDurationSeconds - kept).toFixed(6)];
+}
+
+/**
+ * What a run taking a broadcast over drops, per rung, so that each rung's first frame is the first
+ * it has not published (docs/live.md, "Nothing recorded twice"). The feed, asked from where
+ * the rungs' published media ends (the least of their kept segments' lengths, `LIVE_FEED_FROM_HEADER`),
+ * replays from the keyframe at or before it, timestamped on the encode's media time (`-copyts`). An
+ * encoded rung or the audio is trimmed at its own kept length (its timestamps then start at 0 again,
+ * as a first run's do, so its keyframes and cuts fall where they would). The copied rung cannot
+ * start between keyframes and is not trimmed (an output `-ss` on it is judged by the decoded
+ * pictures' times, which lag its packets: it skipped the keyframe): it starts at the feed's first
+ * keyframe, which is its kept length itself when that is where the rungs' published media ends (its
+ * segments end on the publisher's keyframes); its timestamps are moved back by its kept length, so
+ * its cuts fall on the other rungs'. Nothing is trimmed in a first run.
+ */
+function continuationTrim(continues: LiveLadderArgs["continues"]) {
+  const kept = (rung: PlannedRung): number | null => continues?.get(rung.name)?.keptSeconds ?? null;
+  const from = (rung: PlannedRung): string | null => {
+    const seconds = kept(rung);
+    return seconds === null ? null : Math.max(0, seconds - TRIM_SLACK_SECONDS).toFixed(6);
+  };
+  const least = continues && continues.size > 0 ? Math.min(...[...continues.values()].map((c) => c.keptSeconds)) : null;
+  return {
+    input: least === null ? [] : ["-headers", `${LIVE_FEED_FROM_HEADER}: ${least.toFixed(6)}\r\n`, "-copyts"],
+    /** The `i`th encoded rung's trim after its scaling (`[v{i}]`), if any, and the label its output maps. */
+    video: (rung: PlannedRung, i: number): { filter: string; label: string } => {
+      const start = from(rung);
+      return start === null
+        ? { filter: "", label: `[v${i}]` }
+        : { filter: `[v${i}]trim=start=${start},setpts=PTS-STARTPTS[t${i}]`, label: `[t${i}]` };
+    },
+    audio: (rung: PlannedRung): string[] => {
+      const start = from(rung);
+      return start === null ? [] : ["-filter:a", `atrim=start=${start},asetpts=PTS-STARTPTS`];
+    },
+    copied: (rung: PlannedRung): string[] => {
+      const seconds = kept(rung);
+      return seconds === null ? [] : ["-output_ts_offset", (-seconds).toFixed(6)];
+    },
+  };
 }
 
 function segmentFiles(rung: PlannedRung): string {

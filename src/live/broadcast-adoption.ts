@@ -81,7 +81,8 @@ async function adoptHeld(ctx: LiveContext, stream: LiveStream, videoId: string):
   const input = parseJobInput("LIVE", job.input);
   const feedUrl = signedFeedUrl(ctx, videoId);
   const readHere = job.status === "RUNNING" && new URL(input.feedUrl).origin === new URL(feedUrl).origin;
-  const feed = new LiveFeed();
+  // What its encode published came from another feed: this one's media follows it.
+  const feed = new LiveFeed({ continuesBroadcast: true });
   ctx.feeds.set(videoId, {
     feed,
     streamId: stream.id,

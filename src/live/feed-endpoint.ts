@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { log } from "../log.ts";
-import { LIVE_PRESENCE_HEADER } from "../protocol/live-messages.ts";
+import { LIVE_FEED_FROM_HEADER, LIVE_PRESENCE_HEADER } from "../protocol/live-messages.ts";
 import { announce } from "./stream-events.ts";
 import { type LiveContext, liveJobOf } from "./live-context.ts";
 
@@ -51,8 +51,15 @@ export function handleFeed(ctx: LiveContext, req: IncomingMessage, res: ServerRe
     } else feed.holdPresence(presence, res);
     return;
   }
-  const missed = feed.attach(res);
+  const missed = feed.attach(res, feedFrom(req.headers[LIVE_FEED_FROM_HEADER]));
   if (missed > 0) recordMissed(ctx, videoId, missed);
+}
+
+/** A run's `x-videograph-feed-from` (seconds of media time, `LIVE_FEED_FROM_HEADER`), or null when absent or not a time. */
+function feedFrom(header: string | string[] | undefined): number | null {
+  if (typeof header !== "string" || header.length > 32) return null;
+  const seconds = Number(header);
+  return Number.isFinite(seconds) && seconds >= 0 ? seconds : null;
 }
 
 /**

@@ -45,8 +45,9 @@ const RESUME_STEP_MS = 40;
  * A broadcast's stream as FLV, for the worker that encodes it (GET /live/v1/feeds/{videoId}.flv):
  * a reader gets the header, the metadata and codec headers, the media its encode has not published
  * yet from a keyframe (all of it from the broadcast's first keyframe until the encode reports what
- * it published; bounded), then every tag as it arrives, timestamps counted from its first tag. So a
- * run that takes the broadcast over (its worker died) goes on where the published media ends.
+ * it published; bounded), then every tag as it arrives, timestamped on the encode's media time (0
+ * at the broadcast's first keyframe). So a run that takes the broadcast over (its worker died)
+ * decodes from that keyframe and drops what comes before the point where the published media ends.
  * Readers that fall far behind are cut off; `end` ends every reader.
  *
  * Its timeline only moves forward at the pace of the media: a publisher's timestamps that jump
@@ -67,7 +68,13 @@ export class LiveFeed implements BroadcastFeed {
   #replayBytes = 0;
   /** The broadcast's first keyframe on the feed's timeline (ms): where the encode's media time 0 is. */
   #zero: number | null = null;
-  readonly #readers = new Map<ServerResponse, { base: number }>();
+  /**
+   * The encode's media time (ms) at `#zero`: 0 for the feed a broadcast started with; for one that
+   * continues a broadcast another feed carried until then (`continuesBroadcast`), where its
+   * published media ends, which the first run asking for a point (`attach`'s `fromSeconds`) says.
+   */
+  #origin: number | null;
+  readonly #readers = new Map<ServerResponse, { base: number | null }>();
   /** Runs holding the feed (`holdPresence`), by the id each gave: how a run's death is seen after the feed's end. */
   readonly #presences = new Map<string, ServerResponse>();
   /** Where the encode's published media ends on the feed's timeline (ms), once it reported it. */
@@ -91,6 +98,14 @@ export class LiveFeed implements BroadcastFeed {
   input: { keyframeInterval: number; fps: number } | null = null;
   #lastKeyframeMs: number | null = null;
   #framesSinceKeyframe = 0;
+
+  /**
+   * `continuesBroadcast`: the broadcast's encode published media from another feed (an instance
+   * that adopted it after its holder died or was stopped): this feed's media follows that.
+   */
+  constructor({ continuesBroadcast = false }: { continuesBroadcast?: boolean } = {}) {
+    this.#origin = continuesBroadcast ? null : 0;
+  }
 
   get ended(): boolean {
     return this.#ended;
@@ -155,13 +170,23 @@ export class LiveFeed implements BroadcastFeed {
    * that point, and what comes before it is let go.
    */
   published(seconds: number): void {
-    if (this.#zero === null) return;
-    const point = this.#zero + seconds * 1000;
-    this.#publishedMs = Math.max(this.#publishedMs ?? 0, point);
+    if (this.#zero === null || this.#origin === null) return;
+    this.#publishedMs = Math.max(this.#publishedMs ?? 0, this.#zero + seconds * 1000 - this.#origin);
+    const start = this.#keyframeAtOrBefore(seconds);
+    if (start > 0) this.#dropReplayBefore(start);
+  }
+
+  /**
+   * The index in what a joining reader gets of the keyframe at or before `seconds` of the encode's
+   * media time (a millisecond's slack: the point is summed from playlist lengths), or 0.
+   */
+  #keyframeAtOrBefore(seconds: number): number {
+    if (this.#zero === null) return 0;
+    const point = this.#zero + seconds * 1000 - (this.#origin ?? 0) + 1;
     let start = 0;
     for (let i = 0; i < this.#replay.length && this.#replay[i]!.dts <= point; i++)
       if (this.#replay[i]!.kind === "keyframe") start = i;
-    if (start > 0) this.#dropReplayBefore(start);
+    return start;
   }
 
   /** Bytes held for a reader that joins (what the encode has not published): the broadcast's memory at risk. */
@@ -171,7 +196,7 @@ export class LiveFeed implements BroadcastFeed {
 
   /** Seconds of media the feed has received, on the encode's media time (from the first keyframe). */
   get receivedSeconds(): number {
-    return this.#zero === null ? 0 : Math.max(0, this.#lastOut - this.#zero) / 1000;
+    return this.#zero === null ? 0 : (Math.max(0, this.#lastOut - this.#zero) + (this.#origin ?? 0)) / 1000;
   }
 
   #measureGop(keyframeMs: number): void {
@@ -206,22 +231,31 @@ export class LiveFeed implements BroadcastFeed {
   /**
    * Adds a reader: what a decoder needs to start, then the live tags; on an ended feed (kept until
    * its encode ends), what it held, then its end: a run taking the broadcast over after its
-   * publisher stopped publishes the tail the dead run had not. Returns the seconds of unpublished
-   * media the reader misses: let go beyond the bounds (30 s, 32 MiB) before it joined.
+   * publisher stopped publishes the tail the dead run had not. `fromSeconds` (a run taking the
+   * broadcast over: where its published media ends, on the encode's media time): what it holds from
+   * the keyframe at or before that point, not from the one before what the encode reported. Returns
+   * the seconds of unpublished media the reader misses: let go beyond the bounds (30 s, 32 MiB)
+   * before it joined.
    */
-  attach(res: ServerResponse): number {
+  attach(res: ServerResponse, fromSeconds: number | null = null): number {
     res.writeHead(200, { "content-type": "video/x-flv", "cache-control": "no-store" });
     res.write(FLV_HEADER);
+    // A continuing feed's media starts where the first run asking for a point says its published media ends.
+    if (this.#origin === null && fromSeconds !== null) this.#origin = Math.round(fromSeconds * 1000);
+    const skipped = fromSeconds === null ? 0 : this.#keyframeAtOrBefore(fromSeconds);
     const start = this.#replay[0] ?? null;
     const from = this.#publishedMs ?? this.#zero;
     const missed = start && from !== null && start.dts > from ? (start.dts - from) / 1000 : 0;
-    const reader = { base: start?.dts ?? -1 };
+    // Its timestamps are the encode's media time (from the broadcast's first keyframe): a run taking
+    // the broadcast over finds where its published media ends on them (docs/live.md, "When the
+    // encode's process dies"). Before the first keyframe, from the reader's first media tag.
+    const reader = { base: this.#zero === null ? null : this.#zero - (this.#origin ?? 0) };
     this.#readers.set(res, reader);
     res.on("close", () => {
       this.#readers.delete(res);
       if (!this.#ended) for (const listener of this.#readerGoneListeners) listener();
     });
-    for (const packet of [this.#metadata, this.#videoHeader, this.#audioHeader, ...this.#replay]) {
+    for (const packet of [this.#metadata, this.#videoHeader, this.#audioHeader, ...this.#replay.slice(skipped)]) {
       if (packet) this.#write(res, reader, packet);
     }
     if (this.#ended) {
@@ -294,15 +328,16 @@ export class LiveFeed implements BroadcastFeed {
     this.#endListeners.push(listener);
   }
 
-  #write(res: ServerResponse, reader: { base: number }, packet: FeedPacket): void {
+  #write(res: ServerResponse, reader: { base: number | null }, packet: FeedPacket): void {
     if (res.writableLength > MAX_READER_BACKLOG_BYTES) {
       res.destroy(new Error("the feed's reader fell too far behind"));
       this.#readers.delete(res);
       return;
     }
-    // Media counts from the reader's first media tag; what comes before it goes at 0.
-    if (reader.base < 0 && isMedia(packet)) reader.base = packet.dts;
-    const dts = reader.base < 0 ? 0 : Math.max(0, packet.dts - reader.base);
+    // Media counts from the broadcast's first keyframe (or the reader's first media tag, when it
+    // joined before it); what comes before it goes at 0.
+    if (reader.base === null && isMedia(packet)) reader.base = packet.dts - (this.#origin ?? 0);
+    const dts = reader.base === null ? 0 : Math.max(0, packet.dts - reader.base);
     res.write(flvTag(packet.type, dts, packet.data));
   }
 }

@@ -264,14 +264,9 @@ export function startPublisher(
         return close("media before an accepted publish");
       const refused = codecRefusal(packet);
       if (refused) return close(refused);
-      const kind = packetKind(packet);
-      if (kind === null) return;
-      const item: FeedPacket = {
-        type: packet.codec_type,
-        dts: packet.dts,
-        data: Buffer.from(packet.data.subarray(0, packet.size)),
-        kind,
-      };
+      const item = feedPacketOf(packet);
+      if (item === null) return;
+      const { kind } = item;
       if (packet.codec_type === 9) {
         const read = h264.read(item.data);
         if ("refused" in read) return close(read.refused);
@@ -319,6 +314,13 @@ function codecRefusal(packet: RtmpAvPacket): string | null {
   if (packet.codec_type === 9 && packet.codec_id !== H264) return CODEC_REFUSED.video;
   if (packet.codec_type === 8 && packet.codec_id !== AAC) return CODEC_REFUSED.audio;
   return null;
+}
+
+/** A media message of the RTMP (or FLV) parser as a broadcast's feed takes it, or null for one it does not. */
+export function feedPacketOf(packet: RtmpAvPacket): FeedPacket | null {
+  const kind = packetKind(packet);
+  if (kind === null) return null;
+  return { type: packet.codec_type, dts: packet.dts, data: Buffer.from(packet.data.subarray(0, packet.size)), kind };
 }
 
 function packetKind(packet: RtmpAvPacket): FeedPacket["kind"] | null {

@@ -27,6 +27,14 @@ export type LiveInput = z.infer<typeof LiveInput>;
 export const LIVE_PRESENCE_HEADER = "x-videograph-run-presence";
 
 /**
+ * Sent with a run's read of its feed when it takes the broadcast over: the media time (seconds from
+ * the broadcast's first keyframe) its published media ends at. The feed replays from the keyframe at
+ * or before it, so a rung copied from the publisher, which can only start at a keyframe, starts
+ * where it ended (docs/live.md, "When the encode's process dies").
+ */
+export const LIVE_FEED_FROM_HEADER = "x-videograph-feed-from";
+
+/**
  * Encodes a live broadcast (docs/live.md): reads the publisher's stream as FLV from `feedUrl` (the
  * API that accepted the publisher serves it, the token in the URL bound to this video) until it
  * ends, and publishes an HLS ladder under `{outputPrefix}/hls/` as segments are cut: event

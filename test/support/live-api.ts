@@ -1,7 +1,9 @@
+import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { promisify } from "node:util";
 import { afterAll, afterEach, beforeAll, expect } from "vitest";
 import type { liveBroadcasts, liveIngestBytes, liveIngestClosed } from "../../src/metrics.ts";
 import { parsePlaylist } from "../../src/shared/hls-playlists.ts";
@@ -200,6 +202,20 @@ export const durationOf = (playlist: string) =>
 /** The top rung's playlist as storage in `dataDir` holds it (the test publishers' 320x240: 240p), or "". */
 export const topPlaylist = (dataDir: string, videoId: string) =>
   readFile(path.join(dataDir, "videos", videoId, "hls", "240p", "index.m3u8"), "utf8").catch(() => "");
+
+/**
+ * The pictures the top rung's playlist in storage decodes to (ffprobe counts them, every segment
+ * of every encode): a recording measured from outside, against the frames a publisher sent.
+ */
+export async function topPictures(dataDir: string, videoId: string): Promise<number> {
+  const { stdout } = await promisify(execFile)("ffprobe", [
+    ...["-v", "error", "-select_streams", "v:0", "-count_frames"],
+    ...["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"],
+    path.join(dataDir, "videos", videoId, "hls", "240p", "index.m3u8"),
+  ]);
+  // The stream is printed once under the playlist's program and once on its own.
+  return Number(stdout.trim().split("\n")[0]);
+}
 
 /** The segments a playlist's text lists (their URIs). */
 export const segmentsOf = (playlist: string) => playlist.split("\n").filter((l) => l.startsWith("seg_"));

@@ -22,7 +22,7 @@ export function killPublishersOnAir(): void {
  */
 export function publishUntilStopped(
   url: string,
-  options: { srt?: boolean; readrate?: number } = {},
+  options: { srt?: boolean; readrate?: number; gopSeconds?: number } = {},
 ): {
   process: ChildProcess;
   exited: Promise<number | null>;
@@ -80,13 +80,14 @@ export function publisherProgress(child: ChildProcess): {
  * ffmpeg publishing `seconds` of a 320x240 25 fps test pattern with a tone, in real time, as FLV
  * over RTMP (or, with `srt`, as MPEG-TS to an srt:// URL); with `jumpAt`, its timestamps leap 100 s
  * forward at that second (a hostile or broken encoder); with `readrate`, at that many times real
- * time (an encoder emptying its buffer after its uplink stalled, a file pushed without `-re`). With
- * `progress`: ffmpeg's `-progress` lines on its stdout, and its stdin open for `q`.
+ * time (an encoder emptying its buffer after its uplink stalled, a file pushed without `-re`). A
+ * keyframe every second, or every `gopSeconds`. With `progress`: ffmpeg's `-progress` lines on its
+ * stdout, and its stdin open for `q`.
  */
 export function publish(
   url: string,
   seconds: number,
-  options: { jumpAt?: number; videoCodec?: string; srt?: boolean; readrate?: number } = {},
+  options: { jumpAt?: number; videoCodec?: string; srt?: boolean; readrate?: number; gopSeconds?: number } = {},
   { progress = false } = {},
 ): { process: ChildProcess; exited: Promise<number | null> } {
   const jump = (pts: string) =>
@@ -101,7 +102,8 @@ export function publish(
       ...jump("PTS").flatMap((e) => ["-vf", `setpts='${e}'`, "-af", `asetpts='${e}'`]),
       ...(options.videoCodec
         ? ["-c:v", options.videoCodec]
-        : ["-c:v", "libx264", "-preset", "ultrafast", "-g", String(PUBLISHER_FPS), "-pix_fmt", "yuv420p"]),
+        : ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]),
+      ...(options.videoCodec ? [] : ["-g", String(PUBLISHER_FPS * (options.gopSeconds ?? 1))]),
       ...(progress ? ["-progress", "pipe:1"] : []),
       ...["-c:a", "aac", "-b:a", "64k", "-f", options.srt ? "mpegts" : "flv", url],
     ],
