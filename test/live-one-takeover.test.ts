@@ -51,11 +51,7 @@ const workerEnv = (extra: Record<string, string> = {}) => ({
  * A publisher on air on a new stream (`publishing`: `publish`'s `readrate` and `gopSeconds`), once its
  * broadcast is LIVE with `segments` segments published.
  */
-async function broadcast(
-  title: string,
-  segments = 3,
-  publishing: { readrate?: number; gopSeconds?: number } = {},
-) {
+async function broadcast(title: string, segments = 3, publishing: { readrate?: number; gopSeconds?: number } = {}) {
   const created = await t.gql(
     `mutation ($title: String!) { createLiveStream(input: { title: $title }) { ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
     { title },
