@@ -79,6 +79,20 @@ describe("a live feed's readers", () => {
     expect(early.mediaTags()).toHaveLength(400);
     expect(feed.replayBytes).toBe(310 * 6);
     expect(feed.receivedSeconds).toBeCloseTo(39.9, 5);
+    // A run taking over that says its published media ends at 2.5 s gets what is kept from there on
+    // its media time: the 6.5 s lost are not a hole in its timeline (a recording as long as the sent
+    // less what it lacks); what it reports published from then on maps to the feed's own timeline.
+    const taking = reader();
+    expect(feed.attach(taking.res, 2.5)).toBeCloseTo(6.5, 5);
+    expect(taking.mediaTags().slice(0, 2)).toEqual([
+      [9, 2500],
+      [9, 2600],
+    ]);
+    expect(feed.receivedSeconds).toBeCloseTo(33.4, 5);
+    feed.published(12.5);
+    const next = reader();
+    feed.attach(next.res, 12.5);
+    expect(next.mediaTags()[0]).toEqual([9, 12_500]);
   });
 
   it("of a feed that continues a broadcast published from another feed get its media after what was published", () => {

@@ -246,6 +246,13 @@ export class LiveFeed implements BroadcastFeed {
     const start = this.#replay[0] ?? null;
     const from = this.#publishedMs ?? this.#zero;
     const missed = start && from !== null && start.dts > from ? (start.dts - from) / 1000 : 0;
+    // What it holds begins after the run's point because the feed let go of media the encode had not
+    // published (`missed`): the encode's media time closes over what is lost, so the run's first
+    // picture lands where its published media ends, and what it reports from then on maps back here.
+    if (missed > 0 && fromSeconds !== null && start && this.#zero !== null && skipped === 0) {
+      const lost = start.dts - this.#zero + (this.#origin ?? 0) - fromSeconds * 1000;
+      if (lost > 1) this.#origin = (this.#origin ?? 0) - lost;
+    }
     // Its timestamps are the encode's media time (from the broadcast's first keyframe): a run taking
     // the broadcast over finds where its published media ends on them (docs/live.md, "When the
     // encode's process dies"). Before the first keyframe, from the reader's first media tag.
