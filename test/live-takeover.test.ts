@@ -167,7 +167,8 @@ describe("a live broadcast outlives the process encoding it", () => {
     process.kill(encoder!, "SIGKILL");
     const before = await topSegments(t.dataDir, b.videoId);
     await expect
-      .poll(async () => (await topSegments(t.dataDir, b.videoId)).length, { timeout: 20_000, interval: 250 })
+      // 45 s: under a full suite's load a new encode (its probe, the feed's replay) took over 20 s.
+      .poll(async () => (await topSegments(t.dataDir, b.videoId)).length, { timeout: 45_000, interval: 250 })
       .toBeGreaterThan(before.length + 2);
     // Before, the run failed with its ffmpeg and the broadcast with it. (On a loaded host the new
     // encode may attach later than the API waits: then the API's takeover goes on instead.)

@@ -1,7 +1,7 @@
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Db } from "../src/db/client.ts";
-import { EVENTS_CHANNEL, PostgresEventTarget } from "../src/events/postgres-event-target.ts";
+import { PostgresEventTarget } from "../src/events/postgres-event-target.ts";
+import { listenToEventFanOut } from "./support/db.ts";
 import { createVideoPubSub } from "../src/events/video-events.ts";
 import type { EventIngestor } from "../src/jobs/ingest-events.ts";
 import { variantOfRung } from "../src/jobs/ingest/transcode-outcomes.ts";
@@ -41,8 +41,8 @@ describe("a batch of progress events for many jobs is applied together", () => {
   /** Database operations the ingestor made (Prisma's, raw statements included). */
   let operations = 0;
   /** Every NOTIFY of the fan-out's channel, as a listener of it received them. */
-  const notifications: string[] = [];
-  let listener: pg.Client;
+  let notifications: string[] = [];
+  let listener: Awaited<ReturnType<typeof listenToEventFanOut>>;
 
   beforeAll(async () => {
     t = await startTestApp({ worker: false });
@@ -58,10 +58,8 @@ describe("a batch of progress events for many jobs is applied together", () => {
       },
     }) as unknown as Db;
     ingestor = createTestEventIngestor(counted, { pubSub: createVideoPubSub(otherInstance) });
-    listener = new pg.Client({ connectionString: t.database.url });
-    await listener.connect();
-    listener.on("notification", (n) => notifications.push(n.payload ?? ""));
-    await listener.query(`LISTEN ${EVENTS_CHANNEL}`);
+    listener = await listenToEventFanOut(t.database.url);
+    notifications = listener.payloads;
   });
   afterAll(async () => {
     await listener?.end();

@@ -1,9 +1,8 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { readFile } from "node:fs/promises";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EVENTS_CHANNEL } from "../src/events/postgres-event-target.ts";
+import { listenToEventFanOut } from "./support/db.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { tenantKeySecret } from "./support/auth.ts";
 import { makeClip } from "./support/media-fixtures.ts";
@@ -225,8 +224,8 @@ describe("webhooks and videoEvents carry the CMS data; the events' NOTIFYs do no
   let receiver: Server;
   let receiverUrl: string;
   const delivered: Delivery[] = [];
-  let listener: pg.Client;
-  const notifications: string[] = [];
+  let listener: Awaited<ReturnType<typeof listenToEventFanOut>>;
+  let notifications: string[] = [];
 
   beforeAll(async () => {
     receiver = createServer((req, res) => {
@@ -243,10 +242,8 @@ describe("webhooks and videoEvents carry the CMS data; the events' NOTIFYs do no
     // progress on any machine: unpaced, a fast host finished the 160x90 ladder before its first
     // progress report, and the test saw no VariantProgressEvent to check.
     t = await startTestApp({ workerEnv: { FFMPEG_PATH: await pacedFfmpeg() } });
-    listener = new pg.Client({ connectionString: t.database.url });
-    await listener.connect();
-    listener.on("notification", (n) => notifications.push(n.payload ?? ""));
-    await listener.query(`LISTEN ${EVENTS_CHANNEL}`);
+    listener = await listenToEventFanOut(t.database.url);
+    notifications = listener.payloads;
   });
   afterAll(async () => {
     await listener?.end();

@@ -173,28 +173,32 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
       // constant number of statements (progress-batch.ts); the rest one event after another.
       const progressOnly: EventOf<"job.progress">[][] = [];
       const queue: WorkerEvent[][] = [];
+      // Workers' heartbeats go after the jobs' events: a heartbeat names runs that a start in the same
+      // batch may create (applied first, the run's last heartbeat was lost).
+      const heartbeats: WorkerEvent[][] = [];
       for (const group of groups.values()) {
         if (group.every((e): e is EventOf<"job.progress"> => e.type === "job.progress")) progressOnly.push(group);
+        else if (group[0]!.type === "worker.heartbeat") heartbeats.push(group);
         else queue.push(group);
       }
       const batched = await progressBatch.take(progressOnly);
       queue.push(...batched.left);
-      const lane = async () => {
-        for (let group = queue.shift(); group; group = queue.shift()) {
+      const lane = (groups: WorkerEvent[][]) => async () => {
+        for (let group = groups.shift(); group; group = groups.shift()) {
           for (const e of group) {
             if (e.type === "worker.heartbeat") await runs.onHeartbeat(e);
             else await applyJobEvent(e);
           }
         }
       };
+      const lanes = (groups: WorkerEvent[][]) =>
+        Array.from({ length: Math.min(EVENT_LANES, groups.length) }, () => lane(groups)());
       // Every lane ends before the batch is answered: a failed one fails the batch (redelivered whole,
       // which is harmless), with no lane still writing.
-      const lanes = await Promise.allSettled([
-        batched.apply(),
-        ...Array.from({ length: Math.min(EVENT_LANES, queue.length) }, lane),
-      ]);
-      const failed = lanes.find((l) => l.status === "rejected");
-      if (failed) throw failed.reason;
+      for (const step of [() => [batched.apply(), ...lanes(queue)], () => lanes(heartbeats)]) {
+        const failed = (await Promise.allSettled(step())).find((l) => l.status === "rejected");
+        if (failed) throw failed.reason;
+      }
     },
   };
 }

@@ -3,6 +3,7 @@ import { hostname } from "node:os";
 import pg from "pg";
 import { processAlive } from "../../src/shared/proc-stat.ts";
 import { inject } from "vitest";
+import { EVENTS_CHANNEL } from "../../src/events/postgres-event-target.ts";
 
 /** Every test database's name starts so; `dropRunDatabases` looks for it. */
 const PREFIX = "videograph_test_";
@@ -39,6 +40,19 @@ export async function queryDatabase(url: string, text: string, values: unknown[]
 }
 
 /** A fresh database cloned from the migrated template; `drop` releases it. */
+/**
+ * A listener of the event fan-out's NOTIFY channel on `url`: every payload it receives, in order
+ * (`payloads`, which a test may empty), until `end`.
+ */
+export async function listenToEventFanOut(url: string): Promise<{ payloads: string[]; end(): Promise<void> }> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  const payloads: string[] = [];
+  client.on("notification", (n) => payloads.push(n.payload ?? ""));
+  await client.query(`LISTEN ${EVENTS_CHANNEL}`);
+  return { payloads, end: () => client.end() };
+}
+
 export async function createTestDatabase(): Promise<TestDatabase> {
   const adminUrl = inject("adminDatabaseUrl");
   const name = `${inject("testDatabasePrefix")}${randomBytes(6).toString("hex")}`;
