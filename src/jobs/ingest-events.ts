@@ -183,7 +183,7 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
       }
       const batched = await progressBatch.take(progressOnly);
       queue.push(...batched.left);
-      const lane = (groups: WorkerEvent[][]) => async () => {
+      const lane = async (groups: WorkerEvent[][]) => {
         for (let group = groups.shift(); group; group = groups.shift()) {
           for (const e of group) {
             if (e.type === "worker.heartbeat") await runs.onHeartbeat(e);
@@ -192,7 +192,7 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
         }
       };
       const lanes = (groups: WorkerEvent[][]) =>
-        Array.from({ length: Math.min(EVENT_LANES, groups.length) }, () => lane(groups)());
+        Array.from({ length: Math.min(EVENT_LANES, groups.length) }, () => lane(groups));
       // Every lane ends before the batch is answered: a failed one fails the batch (redelivered whole,
       // which is harmless), with no lane still writing.
       for (const step of [() => [batched.apply(), ...lanes(queue)], () => lanes(heartbeats)]) {
