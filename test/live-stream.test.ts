@@ -395,6 +395,40 @@ describe("a tenant's monthly live minutes (LIVE_MAX_MINUTES_PER_TENANT_MONTH)", 
     await live.sessions.end(streamId, second.feed, null, true);
   });
 
+  it("a publisher that leaves while its broadcast's first segments are being announced: the stream stays DISCONNECTED, not LIVE with no one on air", async () => {
+    const created = await quota.gql(
+      `mutation { createLiveStream(input: { title: "Gone before live", endOnUnpublish: false }) { ... on LiveStreamWithKey { streamKey liveStream { id } } } }`,
+    );
+    const streamId: string = created.data.createLiveStream.liveStream.id;
+    const db = quota.app.services.db;
+    const live = quota.app.services.live;
+    const begun = await live.sessions.begin(streamId, { width: 320, height: 240, fps: 25, hasAudio: true });
+    if (!("feed" in begun)) throw new Error(`no broadcast: ${JSON.stringify(begun)}`);
+    const job = await db.job.findFirstOrThrow({ where: { kind: "LIVE", video: { liveStreamId: streamId } } });
+    const playable = { ...workerEnvelope(job.id)(3), type: "video.playable" as const, masterKey: "master.m3u8" };
+    // The leave's write lands between the playable event's read of the stream (CONNECTED) and its
+    // own write: the row is held while the event reads it, then moved to DISCONNECTED and let go.
+    // Before, the event's write made it LIVE again (seen under CI load: a 3 s publisher gone before its first segment).
+    let applied: Promise<void> | undefined;
+    await db.$transaction(
+      async (tx) => {
+        await tx.$queryRaw`SELECT id FROM "LiveStream" WHERE id = ${streamId} FOR UPDATE`;
+        applied = live.onJobEvent(playable, job.videoId);
+        await waitFor(
+          "the playable event to wait for the stream's row",
+          () => db.$queryRaw<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted`,
+          (rows) => rows[0]!.n > 0,
+          20_000,
+        );
+        await tx.liveStream.update({ where: { id: streamId }, data: { status: "DISCONNECTED" } });
+      },
+      { timeout: 30_000 },
+    );
+    await applied;
+    expect((await db.liveStream.findUniqueOrThrow({ where: { id: streamId } })).status).toBe("DISCONNECTED");
+    await live.sessions.end(streamId, begun.feed, null, true);
+  });
+
   it("caps a broadcast at the time left, counts its end once, and refuses a publisher once the month's minutes are spent", async () => {
     const created = await quota.gql(
       `mutation { createLiveStream(input: { title: "Metered" }) { ... on LiveStreamWithKey { streamKey liveStream { id } } } }`,

@@ -98,7 +98,9 @@ async function applyJobEvent(ctx: LiveContext, e: JobEvent, videoId: string): Pr
   const streamId = stream.id;
   switch (e.type) {
     case "video.playable":
-      if (stream.status === "CONNECTED") await setStatus(ctx, streamId, "LIVE");
+      // Only from CONNECTED as it is now: a publisher that left since the read above has made it
+      // DISCONNECTED, which a first segment published after does not undo.
+      if (stream.status === "CONNECTED") await setStatus(ctx, streamId, "LIVE", { from: ["CONNECTED"] });
       break;
     case "live.progress":
       reportProgress(ctx, streamId, videoId, e);

@@ -5,8 +5,11 @@ import type { LiveContext } from "./live-context.ts";
 import { chargeBroadcast } from "./live-usage.ts";
 import { announce } from "./stream-events.ts";
 
-/** What a change of state may write beside the status. */
-type StatusExtra = { lastError?: string | null; activeVideoId?: string };
+/**
+ * What a change of state may write beside the status, and `from`: the states it may move from (a
+ * move decided on a read made earlier, which a publisher's leave may have overtaken since).
+ */
+type StatusExtra = { lastError?: string | null; activeVideoId?: string; from?: BroadcastStatus[] };
 
 /** The states a broadcast moves its stream to, and the webhook each sends. */
 type BroadcastStatus = Exclude<LiveStreamStatus, "IDLE">;
@@ -30,8 +33,7 @@ export async function setStatus(
   const changed = await ctx.db.$transaction(async (tx) => {
     // An end applied again (a redelivered event) changes nothing and sends no second webhook.
     if (status === "ENDED" && !(await countEndedBroadcast(tx, streamId))) return false;
-    await changeStatus(ctx, tx, streamId, status, extra);
-    return true;
+    return changeStatus(ctx, tx, streamId, status, extra);
   });
   if (!changed) return;
   ctx.webhooks.flush();
@@ -53,22 +55,33 @@ async function countEndedBroadcast(tx: Tx, streamId: string): Promise<boolean> {
   return true;
 }
 
-/** The row's change and its webhook, in the caller's transaction (setStatus, or a broadcast's start). */
+/**
+ * The row's change and its webhook, in the caller's transaction (setStatus, or a broadcast's start);
+ * false where the stream was no longer in a state `extra.from` names (nothing changed, no webhook).
+ */
 export async function changeStatus(
   ctx: LiveContext,
   tx: Tx,
   streamId: string,
   status: BroadcastStatus,
   extra: StatusExtra,
-): Promise<void> {
-  const stream = await tx.liveStream.update({ where: { id: streamId }, data: { status, ...extra } });
-  if (!stream.activeVideoId) return;
+): Promise<boolean> {
+  const { from, ...data } = extra;
+  if (from) {
+    const moved = await tx.liveStream.updateMany({ where: { id: streamId, status: { in: from } }, data: { status, ...data } });
+    if (moved.count === 0) return false;
+  }
+  const stream = from
+    ? await tx.liveStream.findUniqueOrThrow({ where: { id: streamId } })
+    : await tx.liveStream.update({ where: { id: streamId }, data: { status, ...data } });
+  if (!stream.activeVideoId) return true;
   const video = await tx.video.findUnique({ where: { id: stream.activeVideoId } });
-  if (!video) return;
+  if (!video) return true;
   const type = WEBHOOK_OF_STATUS[status];
   const eventId = webhookEventId(type, stream.id, video.id, stream.updatedAt.toISOString());
   await ctx.webhooks.emit(tx, video.id, type, eventId, {
     liveStream: { id: stream.id, title: stream.title, status: stream.status, lastError: stream.lastError },
     video: videoWebhookData(video),
   });
+  return true;
 }
