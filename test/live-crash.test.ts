@@ -8,6 +8,7 @@ import {
   topSeconds,
   topSegments,
 } from "./support/live-api.ts";
+import { slowLiveFfmpeg } from "./support/ffmpeg-stand-in.ts";
 import { workerReported } from "./support/live-slots.ts";
 
 // A crash (SIGKILL) of the API instance holding a broadcast, with worker processes of their own
@@ -22,19 +23,24 @@ const shared = {
   SIGNING_SECRET: "a-secret-the-instances-and-workers-share-0",
   JOB_STALL_SECONDS: "60",
 };
+/** The file's workers, which the last test stops. */
+const workers: Awaited<ReturnType<typeof live.startWorker>>[] = [];
 beforeAll(async () => {
-  for (const id of WORKERS) await live.startWorker(id, { JOB_STALL_SECONDS: shared.JOB_STALL_SECONDS });
+  for (const id of WORKERS) workers.push(await live.startWorker(id, { JOB_STALL_SECONDS: shared.JOB_STALL_SECONDS }));
 }, 120_000);
 
 /** An API instance on the test's database and data dir, on the given ports (a restart takes the same). */
-async function startApi(name: string, ports: { http: number; rtmp: number }) {
+const startApi = (name: string, ports: { http: number; rtmp: number }) => startApiOf(WORKERS, name, ports);
+
+/** startApi, once the workers `workerIds` have reported through it. */
+async function startApiOf(workerIds: string[], name: string, ports: { http: number; rtmp: number }) {
   const api = await live.startApi(name, {
     ...shared,
     PORT: String(ports.http),
     LIVE_RTMP_PORT: String(ports.rtmp),
   });
   // The workers' heartbeats reach the database through an API instance: live slots count them.
-  for (const id of WORKERS) await workerReported(live.db, id);
+  for (const id of workerIds) await workerReported(live.db, id);
   return api;
 }
 
@@ -117,5 +123,55 @@ describe("a crash (SIGKILL) of the API instance holding a broadcast", () => {
     expect(back.videoId).toBe(videoId);
     await expectRecordingOfWhatWasSent(b, s, videoId, before, back.publisher);
     await b.stop("SIGTERM");
+  }, 240_000);
+});
+
+describe("a crash of the API instance and the worker of a broadcast whose encode is behind (one machine lost)", () => {
+  it("what died with them is said: the stream's lastError gives the seconds the recording lacks, and it lacks them", async () => {
+    // Last in the file: its own worker only, whose encode reads its feed at half pace, so what the
+    // API has received and the encode has not published grows (a loaded machine's encode).
+    for (const worker of workers) await worker.stop("SIGTERM");
+    const slow = await live.startWorker("crash-slow", {
+      JOB_STALL_SECONDS: shared.JOB_STALL_SECONDS,
+      FFMPEG_PATH: await slowLiveFfmpeg(),
+    });
+    const at = await ports();
+    const first = await startApiOf(["crash-slow"], "api-lacks-first", at);
+    const s = await createLiveStreamWithKey(first, "Crashed behind", { reconnectWindowSeconds: 30 });
+    const { publisher, videoId } = await first.publish(s.id, s.key, 2);
+    await expect
+      .poll(async () => publisher.sent() - (await topSeconds(live.dataDir, videoId)), {
+        timeout: 60_000,
+        interval: 250,
+      })
+      .toBeGreaterThan(8);
+    // The machine goes: the API and the worker encoding the broadcast together (kill -9), so neither
+    // the feed's memory nor the run's ffmpeg keeps what was received and not published.
+    await Promise.all([first.stop("SIGKILL"), slow.stop("SIGKILL")]);
+    const sentBefore = publisher.sent();
+    expect(await publisher.exited).not.toBe(0);
+    const publishedBefore = await topSeconds(live.dataDir, videoId);
+
+    await live.startWorker("crash-after", { JOB_STALL_SECONDS: shared.JOB_STALL_SECONDS });
+    const second = await startApiOf(["crash-after"], "api-lacks-second", at);
+    const back = await second.publish(s.id, s.key);
+    expect(back.videoId).toBe(videoId);
+    const lacking = /^the recording lacks (\d+\.\d) s of the broadcast: the API instance holding it stopped/;
+    const sent = await back.publisher.stop();
+    await expect.poll(async () => (await second.stream(s.id)).status, { timeout: 60_000, interval: 250 }).toBe("ENDED");
+    const ended = await second.stream(s.id);
+    expect(ended.activeVideo).toMatchObject({ id: videoId, status: "READY" });
+    // Said, and still said once it ended (before: ENDED with no lastError, the seconds gone unsaid).
+    expect(ended.lastError).toMatch(lacking);
+    const lacks = Number(lacking.exec(ended.lastError!)![1]);
+    // What the dead instance had received beyond what was published, less up to its last write's
+    // interval (2 s) and a group of pictures: a lower bound of what the recording lacks.
+    const lost = sentBefore - publishedBefore;
+    expect(lacks, `sent ${sentBefore} s, published ${publishedBefore} s before the crash`).toBeGreaterThan(lost - 3.5);
+    expect(lacks).toBeLessThan(lost + 1);
+    const duration: number = ended.activeVideo!.duration!;
+    expect(duration).toBeGreaterThan(sentBefore + sent - lacks - 4.5);
+    expect(duration).toBeLessThan(sentBefore + sent - lacks + 1.5);
+    await second.stop("SIGTERM");
   }, 240_000);
 });

@@ -1,12 +1,10 @@
-import { chmod, writeFile } from "node:fs/promises";
-import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { queryDatabase } from "./support/db.ts";
+import { ffmpegStandIn, slowLiveFfmpeg } from "./support/ffmpeg-stand-in.ts";
 import { killPublishersOnAir, publishUntilStopped } from "./support/live-publisher.ts";
 import { durationOf, encoderOf, topPlaylist, topSegments } from "./support/live-api.ts";
 import { workerReported } from "./support/live-slots.ts";
-import { fixturesDir } from "./support/media-fixtures.ts";
 import { startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
 
 // A broadcast's encode taken over leaves one delivery of its job (issue #66): the messages of the
@@ -157,35 +155,6 @@ describe("one delivery per takeover of a live job", () => {
     await second.stop("SIGTERM");
   }, 180_000);
 });
-
-/**
- * A stand-in ffmpeg for a worker (its FFMPEG_PATH): a run whose arguments match `pattern` (a shell
- * `case` pattern) runs `command` instead (`what` says what it does); any other is ffmpeg's own.
- */
-async function ffmpegStandIn(name: string, what: string, pattern: string, command: string): Promise<string> {
-  const script = path.join(fixturesDir(), name);
-  await writeFile(
-    script,
-    `#!/bin/sh
-# Written by test/live-one-takeover.test.ts: ${what}.
-case " $* " in
-  ${pattern}) ${command} ;;
-esac
-exec ffmpeg "$@"
-`,
-  );
-  await chmod(script, 0o755);
-  return script;
-}
-
-/** Live encodes read their feed at half its pace (`-readrate 0.5`): an encode behind its broadcast on any machine, as a loaded one runs. */
-const slowLiveFfmpeg = () =>
-  ffmpegStandIn(
-    "slow-live-ffmpeg",
-    "a live encode reads its feed at half its pace",
-    `*"/live/v1/feeds/"*" -f segment "*`,
-    `exec ffmpeg -readrate 0.5 "$@"`,
-  );
 
 /**
  * The recording's remux into its source file (its inputs in the work dir's `highest/`) starts a

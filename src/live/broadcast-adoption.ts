@@ -7,6 +7,7 @@ import { setStatus } from "./broadcast-status.ts";
 import { LiveFeed } from "./feed.ts";
 import { signedFeedUrl } from "./feed-endpoint.ts";
 import { type LiveContext, liveJobOf } from "./live-context.ts";
+import { gapsOfAdopted, keepReceived, saysLack } from "./recording-gaps.ts";
 
 /**
  * How long a publisher's reconnect waits for an API instance handing its broadcast on (a deploy)
@@ -89,9 +90,12 @@ async function adoptHeld(ctx: LiveContext, stream: LiveStream, videoId: string):
     startedAt: video.createdAt.getTime(),
     reconnectWindowSeconds: stream.reconnectWindowSeconds ?? ctx.settings.reconnectGraceSeconds,
     endOnUnpublish: stream.endOnUnpublish,
+    // What its dead holder had received: beyond what its encode published, the recording lacks it.
+    gaps: await gapsOfAdopted(ctx, videoId),
   });
   // Its run asks for the feed within a second or so; without one in time, another run takes over.
   watchReaders(ctx, videoId, feed, readHere);
+  keepReceived(ctx, videoId, feed);
   if (job.status === "QUEUED") {
     await ctx.db.job.updateMany({
       where: { id: job.id, attempt: job.attempt, status: "QUEUED" },
@@ -101,7 +105,9 @@ async function adoptHeld(ctx: LiveContext, stream: LiveStream, videoId: string):
     await requeueEncode(ctx, job, ["RUNNING"], null, { ...input, feedUrl });
   }
   endAtLongestLength(ctx, videoId, stream.id, feed, input.options.maxDurationSeconds);
-  await setStatus(ctx, stream.id, video.playable ? "LIVE" : "CONNECTED", { lastError: null });
+  // What the recording lacks stays said while the broadcast goes on.
+  const lastError = saysLack(stream.lastError) ? stream.lastError : null;
+  await setStatus(ctx, stream.id, video.playable ? "LIVE" : "CONNECTED", { lastError });
   ctx.dispatcher.kick();
   log.info("live: a broadcast no live API instance holds continues here", {
     streamId: stream.id,

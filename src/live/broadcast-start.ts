@@ -15,6 +15,7 @@ import { changeStatus } from "./broadcast-status.ts";
 import { type BroadcastFeed, LiveFeed } from "./feed.ts";
 import { signedFeedUrl } from "./feed-endpoint.ts";
 import type { LiveContext } from "./live-context.ts";
+import { keepReceived, noGaps } from "./recording-gaps.ts";
 import { RelayFeed } from "./relay.ts";
 import { announce } from "./stream-events.ts";
 
@@ -65,8 +66,10 @@ async function startBroadcast(
     startedAt: Date.now(),
     reconnectWindowSeconds: stream.reconnectWindowSeconds ?? ctx.settings.reconnectGraceSeconds,
     endOnUnpublish: stream.endOnUnpublish,
+    gaps: noGaps(),
   });
   watchReaders(ctx, videoId, feed);
+  keepReceived(ctx, videoId, feed);
   let started: { video: Video; longestSeconds: number };
   try {
     // Held by this instance while it serves the feed: no other adopts it while this one lives.

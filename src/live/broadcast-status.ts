@@ -68,7 +68,10 @@ export async function changeStatus(
 ): Promise<boolean> {
   const { from, ...data } = extra;
   if (from) {
-    const moved = await tx.liveStream.updateMany({ where: { id: streamId, status: { in: from } }, data: { status, ...data } });
+    const moved = await tx.liveStream.updateMany({
+      where: { id: streamId, status: { in: from } },
+      data: { status, ...data },
+    });
     if (moved.count === 0) return false;
   }
   const stream = from

@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { log } from "../log.ts";
 import { LIVE_FEED_FROM_HEADER, LIVE_PRESENCE_HEADER } from "../protocol/live-messages.ts";
-import { announce } from "./stream-events.ts";
 import { type LiveContext, liveJobOf } from "./live-context.ts";
+import { recordGaps } from "./recording-gaps.ts";
 
 /** Where workers read a broadcast's feed: GET {LIVE_FEED_URL}/live/v1/feeds/{videoId}.flv?expires&sig. */
 const FEED_PATH_PREFIX = "/live/v1/feeds/";
@@ -51,8 +51,9 @@ export function handleFeed(ctx: LiveContext, req: IncomingMessage, res: ServerRe
     } else feed.holdPresence(presence, res);
     return;
   }
-  const missed = feed.attach(res, feedFrom(req.headers[LIVE_FEED_FROM_HEADER]));
-  if (missed > 0) recordMissed(ctx, videoId, missed);
+  const from = feedFrom(req.headers[LIVE_FEED_FROM_HEADER]);
+  const missed = feed.attach(res, from);
+  recordGaps(ctx, videoId, ctx.feeds.get(videoId), from, missed, feed.missedFrom);
 }
 
 /** A run's `x-videograph-feed-from` (seconds of media time, `LIVE_FEED_FROM_HEADER`), or null when absent or not a time. */
@@ -60,22 +61,6 @@ function feedFrom(header: string | string[] | undefined): number | null {
   if (typeof header !== "string" || header.length > 32) return null;
   const seconds = Number(header);
   return Number.isFinite(seconds) && seconds >= 0 ? seconds : null;
-}
-
-/**
- * A run took the broadcast over after its feed had let go of media its encode had not published
- * (beyond 30 s or 32 MiB): the recording lacks it, and its stream's lastError says so.
- */
-function recordMissed(ctx: LiveContext, videoId: string, seconds: number): void {
-  const lastError = `the recording lacks ${seconds.toFixed(1)} s of the broadcast: its encode was taken over after the feed had let go of media not yet published (it keeps 30 s, 32 MiB)`;
-  log.warn("live: a run took the broadcast over past what its feed kept", { videoId, seconds });
-  void ctx.db.liveStream
-    .updateMany({ where: { activeVideoId: videoId }, data: { lastError } })
-    .then(({ count }) => {
-      const entry = ctx.feeds.get(videoId);
-      if (count && entry) announce(ctx, entry.streamId);
-    })
-    .catch((err) => log.error("live: the stream's lastError could not be written", { err }));
 }
 
 /**

@@ -81,6 +81,8 @@ export class LiveFeed implements BroadcastFeed {
   #publishedMs: number | null = null;
   #ended = false;
   readonly #endListeners: (() => void)[] = [];
+  readonly #keyframeListeners: (() => void)[] = [];
+  #missedFrom: number | null = null;
   readonly #readerGoneListeners: (() => void)[] = [];
   /** Added to the publisher's timestamps; the last timestamp received, and the last sent (ms). */
   #offset = 0;
@@ -136,6 +138,7 @@ export class LiveFeed implements BroadcastFeed {
         if (packet.data[1] !== AVC_END_OF_SEQUENCE) this.#measureGop(packet.dts);
         this.#zero ??= packet.dts;
         this.#keep(packet);
+        for (const listener of this.#keyframeListeners) listener();
         break;
       default:
         if (packet.kind === "frame") this.#framesSinceKeyframe++;
@@ -194,6 +197,27 @@ export class LiveFeed implements BroadcastFeed {
     return this.#replayBytes;
   }
 
+  /**
+   * Whether `receivedSeconds` is on the encode's media time yet: a feed continuing a broadcast
+   * (`continuesBroadcast`) is once the first run asking for a point has said where it is (`attach`).
+   */
+  get mediaTimeKnown(): boolean {
+    return this.#zero !== null && this.#origin !== null;
+  }
+
+  /**
+   * Where the media the last reader to miss some (`attach`'s result) began missing, on the feed's
+   * timeline (ms), or null: the readers of one takeover (its sample, its encode) miss the same media.
+   */
+  get missedFrom(): number | null {
+    return this.#missedFrom;
+  }
+
+  /** Called at each keyframe the publisher sends (about once a group of pictures): what was received grew. */
+  onKeyframe(listener: () => void): void {
+    this.#keyframeListeners.push(listener);
+  }
+
   /** Seconds of media the feed has received, on the encode's media time (from the first keyframe). */
   get receivedSeconds(): number {
     return this.#zero === null ? 0 : (Math.max(0, this.#lastOut - this.#zero) + (this.#origin ?? 0)) / 1000;
@@ -246,6 +270,7 @@ export class LiveFeed implements BroadcastFeed {
     const start = this.#replay[0] ?? null;
     const from = this.#publishedMs ?? this.#zero;
     const missed = start && from !== null && start.dts > from ? (start.dts - from) / 1000 : 0;
+    if (missed > 0) this.#missedFrom = from;
     // What it holds begins after the run's point because the feed let go of media the encode had not
     // published (`missed`): the encode's media time closes over what is lost, so the run's first
     // picture lands where its published media ends, and what it reports from then on maps back here.

@@ -60,6 +60,18 @@ export interface HeldBroadcast {
   startedAt: number;
   reconnectWindowSeconds: number;
   endOnUnpublish: boolean;
+  /** What its recording is known to lack (recording-gaps.ts). */
+  gaps: RecordingGaps;
+}
+
+/** What a broadcast held here knows of its recording's gaps (recording-gaps.ts). */
+export interface RecordingGaps {
+  /** Seconds lacked before this instance held it (its earlier holders', read when it adopted it). */
+  before: number;
+  /** What an earlier holder had received, until the first run asking for a point here says where that is. */
+  received: number | null;
+  /** Seconds lacked since, per takeover (the runs of one takeover ask from one point: counted once). */
+  since: Map<string, number>;
 }
 
 /**
