@@ -33,11 +33,13 @@ import { recordingFfmpeg } from "../support/recording-ffmpeg.ts";
 
 const run = promisify(execFile);
 
-// A 12 s frame-counter clip at 25 fps in 2 s segments after a 1 s first one (7 segments, starting
+// A 12 s frame-counter clip at 10 fps in 2 s segments after a 1 s first one (7 segments, starting
 // at 0, 1, 3, 5, 7, 9 and 11 s), split into chunks 0–3 s (the split run's), 3–7 s and 7–12 s: the
-// joins fall on none of the source's keyframes (0 and 10 s).
+// joins fall on none of the source's keyframes (its first only: x264's interval is 250 frames).
+// 10 fps: every cut still falls on a frame and each 2 s pre-roll outlasts x264's lookahead, for
+// under half the frames of 25 fps (chunks.test.ts measures the joins' quality at 25 fps).
 const SECONDS = 12;
-const FPS = 25;
+const FPS = 10;
 const SEGMENT_SECONDS = 2;
 const PLAN = segmentPlan(SEGMENT_SECONDS);
 const CHUNKING = { chunkSeconds: 6, firstChunkSeconds: 2 };
@@ -55,7 +57,7 @@ let clip: string;
 
 beforeAll(async () => {
   root = await mkdtemp(path.join(fixturesDir(), "split-"));
-  clip = await makeFrameCounterClip(SECONDS);
+  clip = await makeFrameCounterClip(SECONDS, FPS);
 }, 120_000);
 
 afterAll(async () => {
@@ -320,7 +322,7 @@ describe.each(FORMATS)("a split transcode, its chunks and their joins (%s, real 
         starts.map((s) => s.keyframe),
         rung,
       ).not.toContain(false);
-      // Whole seconds at 25 fps: each segment's first frame is the frame at the plan's cut.
+      // Cuts at whole seconds fall on frames: each segment's first frame is the frame at the plan's cut.
       const { timeBase } = await packetsOf(joined.file);
       expect(
         starts.map((s) => Math.round((s.start - starts[0]!.start) * timeBase * FPS)),
