@@ -86,6 +86,12 @@ async function expectRecordingOfWhatWasSent(
 }
 
 describe("a crash (SIGKILL) of the API instance holding a broadcast", () => {
+  /**
+   * The restarted instance the first test leaves running, which the next crashes instead of starting
+   * one of its own (an instance costs seconds of CPU to start); null when none is.
+   */
+  let restarted: Awaited<ReturnType<typeof startApi>> | null = null;
+
   it("restarted on the same ports: the publisher's reconnect continues the same video, READY with what was sent", async () => {
     const at = await ports();
     const first = await startApi("api-crash-first", at);
@@ -103,11 +109,12 @@ describe("a crash (SIGKILL) of the API instance holding a broadcast", () => {
     const back = await second.publish(s.id, s.key);
     expect(back.videoId).toBe(videoId);
     await expectRecordingOfWhatWasSent(second, s, videoId, before, back.publisher);
-    await second.stop("SIGTERM");
+    restarted = second;
   }, 240_000);
 
   it("one of two instances killed: the publisher back through the other continues the same video", async () => {
-    const a = await startApi("api-crash-a", await ports());
+    const a = restarted ?? (await startApi("api-crash-a", await ports()));
+    restarted = null;
     const b = await startApi("api-crash-b", await ports());
     const s = await createLiveStreamWithKey(a, "Crashed, balanced", { reconnectWindowSeconds: 20 });
     const { publisher, videoId } = await a.publish(s.id, s.key);

@@ -29,6 +29,12 @@ async function deployStop(api: { stop(signal: NodeJS.Signals): Promise<number | 
 }
 
 describe("a deploy of the API holding a broadcast", () => {
+  /**
+   * The restarted API the first test leaves running, which the next deploys over instead of starting
+   * one of its own (an instance and its worker cost seconds of CPU to start); null when none is.
+   */
+  let restarted: Awaited<ReturnType<typeof startApi>> | null = null;
+
   it("SIGTERM hands the broadcast on: the publisher's reconnect to the restarted API continues the same video", async () => {
     const first = await startApi("api-deploy-first");
     const s = await createLiveStreamWithKey(first, "Deployed");
@@ -62,11 +68,12 @@ describe("a deploy of the API holding a broadcast", () => {
     expect(playlist.split("\n").filter((l) => l === "#EXT-X-DISCONTINUITY")).toHaveLength(1);
     // What the first API had published and all the second publisher sent.
     expect(ended.activeVideo!.duration!).toBeGreaterThan(before.length + sent - 1.5);
-    await deployStop(second);
+    restarted = second;
   }, 180_000);
 
   it("a publisher that does not come back within the window: the broadcast ends READY with what was published", async () => {
-    const first = await startApi("api-deploy-alone");
+    const first = restarted ?? (await startApi("api-deploy-alone"));
+    restarted = null;
     const s = await createLiveStreamWithKey(first, "Not back", { reconnectWindowSeconds: 2 });
     const { videoId } = await first.publish(s.id, s.key);
     await deployStop(first);

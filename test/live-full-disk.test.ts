@@ -17,17 +17,28 @@ import { canMountTmpfs, fillDisk, fillInodes, keepDiskFull, mountSmallDisk } fro
 
 if (!canMountTmpfs) console.warn("live-full-disk: SKIPPED, mounting a tmpfs needs root");
 
-/** Past the first test's 6 s fill, short enough for the test of space that never comes back. */
+/**
+ * Past the storage tests' 6 s fill and 8 s with the held feed broken, short enough for the tests of
+ * space that never comes back.
+ */
 const PATIENCE_SECONDS = 12;
 
+// One app for the file: its media storage (DATA_DIR/videos) on a small tmpfs, and its worker's temp
+// dir on another, larger than the free space under which a segment cut short counts as the disk's
+// fault (64 MiB), its inodes bounded too, so that filling them leaves no room for a run's own dir
+// (fillInodes). Each test fills only the disk it is about.
 let t: TestApp;
 let disk: { unmount(): Promise<void> } | null = null;
+let workDisk: { unmount(): Promise<void> } | null = null;
+let workRoot: string;
 /** The feed's address the worker reads (LIVE_FEED_URL), in front of the API: its reads can be broken. */
 let feedAddress: BreakableProxy | null = null;
 const sql = (text: string, values: unknown[] = []) => queryDatabase(t.database.url, text, values);
 beforeAll(async () => {
   if (!canMountTmpfs) return;
   feedAddress = await startBreakableProxy();
+  workRoot = await mkdtemp(path.join(tmpdir(), "videograph-live-workdir-"));
+  workDisk = await mountSmallDisk(workRoot, 96 * 1024 * 1024, { inodes: 4096 });
   t = await startTestApp({
     env: {
       LIVE_SEGMENT_SECONDS: "1",
@@ -35,7 +46,11 @@ beforeAll(async () => {
       LIVE_RECONNECT_GRACE_SECONDS: "10",
       LIVE_FEED_URL: feedAddress.url,
     },
-    workerEnv: { LIVE_PASSTHROUGH: "true", LIVE_FULL_DISK_PATIENCE_SECONDS: String(PATIENCE_SECONDS) },
+    workerEnv: {
+      LIVE_PASSTHROUGH: "true",
+      WORKER_TMP_DIR: workRoot,
+      LIVE_FULL_DISK_PATIENCE_SECONDS: String(PATIENCE_SECONDS),
+    },
   });
   feedAddress.forwardTo(t.url);
   disk = await mountSmallDisk(path.join(t.dataDir, "videos"), 16 * 1024 * 1024);
@@ -44,6 +59,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await disk?.unmount();
   await t?.stop();
+  await workDisk?.unmount();
   await feedAddress?.stop();
 });
 afterEach(killPublishersOnAir);
@@ -304,48 +320,24 @@ describe.skipIf(!canMountTmpfs)("ENOSPC during a broadcast (a tmpfs; needs root)
 });
 
 describe.skipIf(!canMountTmpfs)("the worker's work dir full for a moment (a tmpfs; needs root)", () => {
-  // The worker's temp dir on a tmpfs larger than the free space under which a segment cut short
-  // counts as the disk's fault (64 MiB): filled for 2 s, then freed before the publisher sees the
-  // cut segment, as the chaos run's disk-full fault does to a tmpfs that other writers share.
-  let app: TestApp;
-  let workDisk: { unmount(): Promise<void> } | null = null;
-  let workRoot: string;
-  // Its inodes bounded too, so that filling them leaves no room for a run's own dir (fillInodes).
-  const WORK_DIR_PATIENCE_SECONDS = 8;
-  beforeAll(async () => {
-    workRoot = await mkdtemp(path.join(tmpdir(), "videograph-live-workdir-"));
-    workDisk = await mountSmallDisk(workRoot, 96 * 1024 * 1024, { inodes: 4096 });
-    app = await startTestApp({
-      env: { LIVE_SEGMENT_SECONDS: "1", LIVE_STALL_SECONDS: "5", LIVE_RECONNECT_GRACE_SECONDS: "10" },
-      workerEnv: {
-        LIVE_PASSTHROUGH: "true",
-        WORKER_TMP_DIR: workRoot,
-        LIVE_FULL_DISK_PATIENCE_SECONDS: String(WORK_DIR_PATIENCE_SECONDS),
-      },
-    });
-    await workersReported(app);
-  });
-  afterAll(async () => {
-    await app?.stop();
-    await workDisk?.unmount();
-  });
-
+  // Filled for 2 s, then freed before the publisher sees the cut segment, as the chaos run's
+  // disk-full fault does to a tmpfs that other writers share.
   it("a segment cut short by a full work dir, seen once there is room again: the broadcast waits and goes on, one video READY with everything sent", async () => {
-    const created = await app.gql(
+    const created = await t.gql(
       `mutation { createLiveStream(input: { title: "Work dir full" }) { ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
     );
     const { streamKey, liveStream } = created.data.createLiveStream;
     const publisher = publishUntilStopped(`${liveStream.ingestUrl.replace("localhost", "127.0.0.1")}/${streamKey}`);
     const state = async () =>
       (
-        await app.gql(`query ($id: ID!) { liveStream(id: $id) { status activeVideo { id status duration error } } }`, {
+        await t.gql(`query ($id: ID!) { liveStream(id: $id) { status activeVideo { id status duration error } } }`, {
           id: liveStream.id,
         })
       ).data.liveStream;
     await expect.poll(async () => (await state()).status, { timeout: 30_000, interval: 200 }).toBe("LIVE");
     const videoId = (await state()).activeVideo.id;
     const topPlaylist = () =>
-      readFile(path.join(app.dataDir, "videos", videoId, "hls", "240p", "index.m3u8"), "utf8").catch(() => "");
+      readFile(path.join(t.dataDir, "videos", videoId, "hls", "240p", "index.m3u8"), "utf8").catch(() => "");
     await expect
       .poll(async () => segmentUris(await topPlaylist()).length, { timeout: 20_000 })
       .toBeGreaterThanOrEqual(2);
@@ -365,20 +357,18 @@ describe.skipIf(!canMountTmpfs)("the worker's work dir full for a moment (a tmpf
     await expect.poll(async () => (await state()).status, { timeout: 30_000, interval: 250 }).toBe("ENDED");
     expect((await state()).activeVideo).toMatchObject({ id: videoId, status: "READY" });
     expect((await state()).activeVideo.duration).toBeGreaterThan(sent - 1.5);
-    const videos = await queryDatabase(app.database.url, `SELECT status FROM "Video" WHERE "liveStreamId" = $1`, [
-      liveStream.id,
-    ]);
+    const videos = await sql(`SELECT status FROM "Video" WHERE "liveStreamId" = $1`, [liveStream.id]);
     expect(videos.rows).toEqual([{ status: "READY" }]);
   }, 120_000);
 
   it("a work dir too full for the run's own dir when the broadcast's run starts: it waits, holding the feed, and goes on once there is room, one video READY with everything sent", async () => {
-    const created = await app.gql(
+    const created = await t.gql(
       `mutation { createLiveStream(input: { title: "Work dir full at start" }) { ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
     );
     const { streamKey, liveStream } = created.data.createLiveStream;
     const state = async () =>
       (
-        await app.gql(`query ($id: ID!) { liveStream(id: $id) { status activeVideo { id status duration error } } }`, {
+        await t.gql(`query ($id: ID!) { liveStream(id: $id) { status activeVideo { id status duration error } } }`, {
           id: liveStream.id,
         })
       ).data.liveStream;
@@ -402,7 +392,7 @@ describe.skipIf(!canMountTmpfs)("the worker's work dir full for a moment (a tmpf
     }
     const videoId = (await state()).activeVideo.id;
     const topPlaylist = () =>
-      readFile(path.join(app.dataDir, "videos", videoId, "hls", "240p", "index.m3u8"), "utf8").catch(() => "");
+      readFile(path.join(t.dataDir, "videos", videoId, "hls", "240p", "index.m3u8"), "utf8").catch(() => "");
     await expect
       .poll(async () => segmentUris(await topPlaylist()).length, { timeout: 30_000, interval: 250 })
       .toBeGreaterThanOrEqual(3);
@@ -415,21 +405,19 @@ describe.skipIf(!canMountTmpfs)("the worker's work dir full for a moment (a tmpf
     expect((await state()).activeVideo).toMatchObject({ id: videoId, status: "READY" });
     // The feed kept what the publisher sent while the run waited.
     expect((await state()).activeVideo.duration).toBeGreaterThan(sent - 1.5);
-    const videos = await queryDatabase(app.database.url, `SELECT status FROM "Video" WHERE "liveStreamId" = $1`, [
-      liveStream.id,
-    ]);
+    const videos = await sql(`SELECT status FROM "Video" WHERE "liveStreamId" = $1`, [liveStream.id]);
     expect(videos.rows).toEqual([{ status: "READY" }]);
   }, 120_000);
 
   it("a work dir that fills for good mid-broadcast (ffmpeg's writes fail, its lists empty): paused, then after the patience it ends READY with what was published, its playlists ended, its publisher cut off, and lastError says why", async () => {
-    const created = await app.gql(
+    const created = await t.gql(
       `mutation { createLiveStream(input: { title: "Work dir full for good" }) { ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
     );
     const { streamKey, liveStream } = created.data.createLiveStream;
     const publisher = publishUntilStopped(`${liveStream.ingestUrl.replace("localhost", "127.0.0.1")}/${streamKey}`);
     const state = async () =>
       (
-        await app.gql(
+        await t.gql(
           `query ($id: ID!) { liveStream(id: $id) { status lastError activeVideo { id status duration playable } } }`,
           { id: liveStream.id },
         )
@@ -437,7 +425,7 @@ describe.skipIf(!canMountTmpfs)("the worker's work dir full for a moment (a tmpf
     await expect.poll(async () => (await state()).status, { timeout: 30_000, interval: 200 }).toBe("LIVE");
     const videoId = (await state()).activeVideo.id;
     const topPlaylist = () =>
-      readFile(path.join(app.dataDir, "videos", videoId, "hls", "240p", "index.m3u8"), "utf8").catch(() => "");
+      readFile(path.join(t.dataDir, "videos", videoId, "hls", "240p", "index.m3u8"), "utf8").catch(() => "");
     await expect
       .poll(async () => segmentUris(await topPlaylist()).length, { timeout: 20_000 })
       .toBeGreaterThanOrEqual(2);
@@ -451,12 +439,12 @@ describe.skipIf(!canMountTmpfs)("the worker's work dir full for a moment (a tmpf
       // stalls on air for as long as its publisher sends.
       await expect
         .poll(async () => (await state()).status, {
-          timeout: (WORK_DIR_PATIENCE_SECONDS + FULL_DISK_RETRY_MS / 1000 + 2 * startupSeconds + 10) * 1000,
+          timeout: (PATIENCE_SECONDS + FULL_DISK_RETRY_MS / 1000 + 2 * startupSeconds + 10) * 1000,
           interval: 250,
         })
         .toBe("ENDED");
       const waited = (Date.now() - filledAt) / 1000;
-      expect(waited).toBeGreaterThan(WORK_DIR_PATIENCE_SECONDS - 0.5);
+      expect(waited).toBeGreaterThan(PATIENCE_SECONDS - 0.5);
       expect(await publisher.exited).not.toBe(0);
     } finally {
       await full.stop();
@@ -469,16 +457,14 @@ describe.skipIf(!canMountTmpfs)("the worker's work dir full for a moment (a tmpf
     // The recording is what was published before the work dir filled, every playlist ended with the
     // room the run kept in its work dir (before, they stayed open: the ended playlists, written in
     // the work dir first, found no room, and viewers' players waited for more).
-    const hls = path.join(app.dataDir, "videos", videoId, "hls");
+    const hls = path.join(t.dataDir, "videos", videoId, "hls");
     const listed = segmentUris(await topPlaylist());
     expect(listed.length).toBeGreaterThanOrEqual(2);
     await Promise.all(listed.map((uri) => access(path.join(hls, "240p", uri))));
     await expectEveryPlaylistEnded(hls);
     const seconds = (parsePlaylist(await topPlaylist()).segments ?? []).reduce((sum, s) => sum + s.duration, 0);
     expect(Math.abs(ended.activeVideo.duration - seconds)).toBeLessThan(0.1);
-    const videos = await queryDatabase(app.database.url, `SELECT status FROM "Video" WHERE "liveStreamId" = $1`, [
-      liveStream.id,
-    ]);
+    const videos = await sql(`SELECT status FROM "Video" WHERE "liveStreamId" = $1`, [liveStream.id]);
     expect(videos.rows).toEqual([{ status: "READY" }]);
   }, 150_000);
 });

@@ -47,9 +47,9 @@ const workerEnv = (extra: Record<string, string> = {}) => ({
 
 /**
  * A publisher on air on a new stream (`publishing`: `publish`'s `readrate` and `gopSeconds`), once its
- * broadcast is LIVE with `segments` segments published.
+ * broadcast is LIVE with two segments published.
  */
-async function broadcast(title: string, segments = 3, publishing: { readrate?: number; gopSeconds?: number } = {}) {
+async function broadcast(title: string, publishing: { readrate?: number; gopSeconds?: number } = {}) {
   const created = await t.gql(
     `mutation ($title: String!) { createLiveStream(input: { title: $title }) { ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
     { title },
@@ -69,7 +69,7 @@ async function broadcast(title: string, segments = 3, publishing: { readrate?: n
   const videoId: string = (await state()).activeVideo.id;
   await expect
     .poll(async () => (await topSegments(t.dataDir, videoId)).length, { timeout: 30_000 })
-    .toBeGreaterThanOrEqual(segments);
+    .toBeGreaterThanOrEqual(2);
   return { videoId, publisher, state };
 }
 
@@ -173,7 +173,7 @@ describe("a broadcast's encode killed after its publisher stopped", () => {
   it("kill -9 of its worker with the encode behind: a run takes it over with the tail the ended feed kept, and the recording holds every second sent", async () => {
     const slow = await startWorkerProcess("tail-slow", workerEnv({ FFMPEG_PATH: await slowLiveFfmpeg() }));
     await workerReported(t.database, "tail-slow");
-    const b = await broadcast("The tail after the stop", 2);
+    const b = await broadcast("The tail after the stop");
     await new Promise((r) => setTimeout(r, 4000));
     const sent = await b.publisher.stop();
     await slow.stop("SIGKILL");
@@ -199,9 +199,12 @@ describe("a broadcast's encode killed after its publisher stopped", () => {
   }, 180_000);
 
   it("kill -9 of its ffmpeg alone with the encode behind: the same run starts a new encode from the tail the ended feed kept, and the recording holds every second sent", async () => {
-    const slow = await startWorkerProcess("tail-ffmpeg", workerEnv({ FFMPEG_PATH: await slowLiveFfmpeg() }));
+    const slow = await startWorkerProcess(
+      "tail-ffmpeg",
+      workerEnv({ FFMPEG_PATH: await slowLiveFfmpeg({ once: true }) }),
+    );
     await workerReported(t.database, "tail-ffmpeg");
-    const b = await broadcast("The tail after the stop, ffmpeg killed", 2);
+    const b = await broadcast("The tail after the stop, ffmpeg killed");
     await new Promise((r) => setTimeout(r, 4000));
     const sent = await b.publisher.stop();
     const encoder = encoderOf(b.videoId);
@@ -226,7 +229,7 @@ describe("a broadcast's encode killed after its publisher stopped", () => {
     await workerReported(t.database, "whole-late-end");
     // A keyframe every 5 s; stopped 2.5 s or more past the one at 5 s, so the last group of pictures
     // holds seconds the run taking over could record again.
-    const b = await broadcast("Everything published", 2, { gopSeconds: 5 });
+    const b = await broadcast("Everything published", { gopSeconds: 5 });
     await expect.poll(() => b.publisher.sent(), { timeout: 30_000, interval: 100 }).toBeGreaterThanOrEqual(7.5);
     const sent = await b.publisher.stop();
     // Every segment published and the playlists ended; the recording's end not sent (its remux waits).
@@ -262,7 +265,7 @@ describe("a broadcast taken over after its feed let go of unpublished media", ()
     // passes that in about 9 s, where a publisher in real time needs over 30 s of an outage.
     const slow = await startWorkerProcess("lacks-slow", workerEnv({ FFMPEG_PATH: await slowLiveFfmpeg() }));
     await workerReported(t.database, "lacks-slow");
-    const b = await broadcast("Lacks seconds", 2, { readrate: 4 });
+    const b = await broadcast("Lacks seconds", { readrate: 4 });
     await expect.poll(() => b.publisher.sent(), { timeout: 30_000, interval: 250 }).toBeGreaterThan(45);
     await slow.stop("SIGKILL");
     expect((await b.state()).lastError).toBeNull();

@@ -1,4 +1,4 @@
-import { chmod, writeFile } from "node:fs/promises";
+import { chmod, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fixturesDir } from "./media-fixtures.ts";
 
@@ -23,11 +23,20 @@ exec ffmpeg "$@"
   return script;
 }
 
-/** Live encodes read their feed at half its pace (`-readrate 0.5`): an encode behind its broadcast on any machine, as a loaded one runs. */
-export const slowLiveFfmpeg = () =>
-  ffmpegStandIn(
-    "slow-live-ffmpeg",
-    "a live encode reads its feed at half its pace",
+/**
+ * Live encodes read their feed at half its pace (`-readrate 0.5`): an encode behind its broadcast on
+ * any machine, as a loaded one runs. With `once`, only the worker's first live encode does: the
+ * encode after it reads the tail at the feed's own pace (a tail read at half pace is seconds of wall
+ * that prove nothing more).
+ */
+export async function slowLiveFfmpeg({ once = false } = {}): Promise<string> {
+  const slowed = path.join(fixturesDir(), "slow-live-ffmpeg.slowed");
+  await rm(slowed, { force: true });
+  const slow = `exec ffmpeg -readrate 0.5 "$@"`;
+  return ffmpegStandIn(
+    once ? "slow-once-live-ffmpeg" : "slow-live-ffmpeg",
+    once ? "the first live encode reads its feed at half its pace" : "a live encode reads its feed at half its pace",
     `*"/live/v1/feeds/"*" -f segment "*`,
-    `exec ffmpeg -readrate 0.5 "$@"`,
+    once ? `[ -e '${slowed}' ] || { : > '${slowed}'; ${slow}; }` : slow,
   );
+}

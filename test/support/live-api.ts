@@ -263,9 +263,9 @@ export async function expectOneRecording(
  * data dir, made before its tests and removed after them with every process it started; a publisher
  * left on air by a failed test is killed after it. Call it at the file's top level (it registers the
  * file's hooks). `startApi` starts an API instance as `npm start` runs it on them (RTMP only, 1 s
- * segments, the top rung copied; `env` adds to or overrides that), as `liveApi`; `startWorker` a
- * worker process of its own serving `cpu,live`, reporting progress every 250 ms and heartbeating
- * every 2 s.
+ * segments, the top rung copied, no Manim test render by its own worker; `env` adds to or overrides
+ * that), as `liveApi`; `startWorker` a worker process of its own serving `cpu,live`, reporting
+ * progress every 250 ms and heartbeating every 2 s.
  */
 export function liveDeployment(name: string) {
   let db: TestDatabase | undefined;
@@ -299,6 +299,9 @@ export function liveDeployment(name: string) {
         LIVE_SRT_PORT: "off",
         LIVE_SEGMENT_SECONDS: "1",
         LIVE_PASSTHROUGH: "true",
+        // An instance's own worker (LOCAL_WORKER) would otherwise test-render Manim: seconds of CPU
+        // for a capability no live test uses.
+        WORKER_DETECT_MANIM: "false",
         ...env,
       });
       return liveApi(api, deployment.dataDir);
