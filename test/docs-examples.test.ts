@@ -86,7 +86,9 @@ describe("every documented example runs against a started service", () => {
     t = await startTestApp({
       // The URL-import recipe imports from a file server on this machine, which needs the test-only setting.
       env: { URL_IMPORT_ALLOW_PRIVATE: "true" },
-      workerEnv: { WORKER_CAPABILITIES: "cpu,local,manim" },
+      // The file ends with a render in flight that no block waits for (the Manim guide's MEDIUM scene):
+      // handed back at once, not given the tests' usual 5 s to go on.
+      workerEnv: { WORKER_CAPABILITIES: "cpu,local,manim", SHUTDOWN_GRACE_SECONDS: "0" },
     });
     // "This directory" of the tour: its files land here; node_modules is the checkout's (graphql-ws, ws).
     dir = await mkdtemp(path.join(tmpdir(), "videograph-doc-examples-"));

@@ -55,11 +55,14 @@ interface Variant {
   playlistUrl: string;
 }
 
-/** A black 640x360 clip (three video rungs) with a 1 kHz tone at about −30 LUFS, as an mp4. */
+/**
+ * A black 426x240 clip (two video rungs: as many as the watermark's checks read, and no more to encode)
+ * with a 1 kHz tone at about −30 LUFS, as an mp4.
+ */
 async function makeToneClip(name: string, seconds: number): Promise<string> {
   const file = path.join(fixturesDir(), name);
   await runFfmpeg([
-    ...["-f", "lavfi", "-i", `color=black:size=640x360:rate=25:duration=${seconds}`],
+    ...["-f", "lavfi", "-i", `color=black:size=426x240:rate=25:duration=${seconds}`],
     ...["-f", "lavfi", "-i", `sine=frequency=1000:sample_rate=48000:duration=${seconds}`],
     // The sine source is 1/8 full scale (about −21 LUFS in stereo); −9 dB takes it to about −30.
     ...["-af", "volume=-9dB", "-ac", "2", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-b:a", "192k"],
@@ -124,6 +127,16 @@ describe("loudness normalization and a watermark, chosen at creation (public API
     return finished(id, events);
   }
 
+  let plainOnce: Promise<FinishedVideo> | undefined;
+  /**
+   * The tone clip transcoded without options, once for the file: the first two tests' baseline (its
+   * audio untouched, its black picture without a mark).
+   */
+  const plainTone = () => {
+    plainOnce ??= transcode(tone, {});
+    return plainOnce;
+  };
+
   /** Cuts a clip with `input`, and returns its events once it ends. */
   async function clip(input: Record<string, unknown>) {
     const created = (await t.gql(CREATE_CLIP, { input })).data.createClip;
@@ -174,7 +187,7 @@ describe("loudness normalization and a watermark, chosen at creation (public API
     const loud = await integratedLoudness(await rungFile(audio, "normalized-audio"));
     expect(Math.abs(loud - -16)).toBeLessThanOrEqual(1);
 
-    const plain = await transcode(tone, {});
+    const plain = await plainTone();
     expect(plain.loudness).toBeNull();
     expect(plain.events.some((e) => e.__typename === "RenderProgressEvent")).toBe(false);
     const untouched = await integratedLoudness(
@@ -203,7 +216,8 @@ describe("loudness normalization and a watermark, chosen at creation (public API
       expect(corners.bottomRight, rung.name).toBeLessThan(40);
     }
 
-    const plain = await transcode(black, {});
+    // The tone clip's picture is as black as this one's.
+    const plain = await plainTone();
     const top = plain.variants.filter((v) => v.kind === "VIDEO")[0]!;
     const corners = await cornerLuma(await rungFile(top, "plain-video"));
     expect(Math.max(...Object.values(corners))).toBeLessThan(40);
