@@ -13,7 +13,7 @@ import { collectSubscription, startTestApp, type TestApp } from "./support/app.t
 import { launchChromium } from "./support/console.ts";
 import { startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
 import { createUpload, finalState } from "./support/uploads.ts";
-import { fixturesDir, runFfmpeg } from "./support/media-fixtures.ts";
+import { fixturesDir, makeClip, runFfmpeg } from "./support/media-fixtures.ts";
 import {
   averageBitRate,
   largestGap,
@@ -157,15 +157,23 @@ async function servePlayer(): Promise<{ url: string; server: Server }> {
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`, server };
 }
 
+/**
+ * One app for the file. JOB_STALL_SECONDS: the resume test's killed run is found stalled after 10 s;
+ * the other tests' workers heartbeat every 2 s.
+ */
+let t: TestApp;
+beforeAll(async () => {
+  t = await startTestApp({ env: { JOB_STALL_SECONDS: "10" } });
+});
+afterAll(async () => {
+  await stopAllProcesses();
+  await t?.stop();
+});
+
 describe("audio-only sources become an audio-only HLS ladder (public API, real worker)", () => {
-  let t: TestApp;
   let browser: Browser | undefined;
-  beforeAll(async () => {
-    t = await startTestApp();
-  });
   afterAll(async () => {
     await browser?.close();
-    await t?.stop();
   });
 
   let stereo: { id: string; video: any };
@@ -302,24 +310,7 @@ per variant, and playable before READY`, async () => {
   }, 60_000);
 
   it("a video source is still a VIDEO with its video rungs and one audio rung", async () => {
-    const clip = path.join(fixturesDir(), "audio-only-test-av.mp4");
-    await runFfmpeg([
-      "-f",
-      "lavfi",
-      "-i",
-      "testsrc2=size=320x180:rate=25:duration=2",
-      "-f",
-      "lavfi",
-      "-i",
-      "sine=duration=2",
-      "-c:v",
-      "libx264",
-      "-preset",
-      "ultrafast",
-      "-c:a",
-      "aac",
-      clip,
-    ]);
+    const clip = await makeClip({ width: 320, height: 180, seconds: 2, audio: true });
     const { id, events } = await uploadWithEvents(t, clip, "a video");
     expect(events.at(-1)!.videoEvents.video.status).toBe("READY");
     const video = (await t.gql(VIDEO, { id })).data.video;
@@ -379,7 +370,6 @@ master lists both again`, async () => {
 });
 
 describe("an audio-only transcode whose worker died resumes from what was published (public API, real workers)", () => {
-  let t: TestApp;
   const RESULT = /* GraphQL */ `query($id: ID!) {
     video(id: $id) {
       status mediaType
@@ -393,11 +383,8 @@ describe("an audio-only transcode whose worker died resumes from what was publis
     HEARTBEAT_INTERVAL_SECONDS: "2",
   });
   beforeAll(async () => {
-    t = await startTestApp({ worker: false, env: { JOB_STALL_SECONDS: "10" } });
-  });
-  afterAll(async () => {
-    await stopAllProcesses();
-    await t?.stop();
+    // The app's own worker stops: the two this test starts, one after the other, are the only ones.
+    await t.worker!.stop();
   });
 
   it("kill -9 mid-encode: the next run keeps the published segments, encodes the rest, and both rungs play through", async () => {

@@ -1,10 +1,10 @@
 import { chmod, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { gqlAt } from "./support/app.ts";
 import { alivePids, descendantPids, listProcesses } from "./support/process-scan.ts";
-import { startApiProcess, stopAllProcesses } from "./support/processes.ts";
+import { type ServiceProcess, startApiProcess, stopAllProcesses } from "./support/processes.ts";
 import { makeClip } from "./support/media-fixtures.ts";
 import { graphql } from "./support/graphql.ts";
 import { createUpload } from "./support/uploads.ts";
@@ -16,23 +16,41 @@ const RUNS = graphql(
 /**
  * `npm start` with nothing configured: the entry file starts an embedded Postgres, applies
  * migrations, serves, runs a local worker, and stops cleanly on SIGTERM.
+ *
+ * The tests start one after another on one data dir, as `npm start` is run again and again: only
+ * the first start initialises Postgres and applies the migrations (about 2.3 CPU-s a start), and the
+ * API that ends the resume test is the one the last test kills.
  */
 describe("npm start with no configuration", () => {
-  const dirs: string[] = [];
-  afterAll(async () => {
-    await stopAllProcesses();
-    for (const d of dirs) await rm(d, { recursive: true, force: true });
-  });
-
-  it("serves GraphQL on an embedded Postgres and exits 0 on SIGTERM", async () => {
-    const dataDir = await mkdtemp(path.join(tmpdir(), "videograph-start-"));
-    dirs.push(dataDir);
+  let dataDir: string;
+  /** The API the resume test started last, still running, with its SRT ingest: the last test kills it. */
+  let resumedApi: (ServiceProcess & { url: string }) | undefined;
+  const env = () => ({ DATA_DIR: dataDir, DATABASE_URL: undefined, LOCAL_WORKER: "true" });
+  beforeAll(async () => {
+    dataDir = await mkdtemp(path.join(tmpdir(), "videograph-start-"));
     // As root (CI), the embedded Postgres runs as the "postgres" user, which must reach the data dir.
     await chmod(dataDir, 0o755);
+  });
+  afterAll(async () => {
+    await stopAllProcesses();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+  /** Resolves once the ladder's encode of `videoId` runs under `api`: it has published a first segment. */
+  async function encodingUnder(api: ServiceProcess, videoId: string): Promise<() => boolean> {
+    const ffmpegRunning = () =>
+      listProcesses().some((p) => p.command === "ffmpeg" && descendantPids(api.child.pid!).includes(p.pid));
+    // This video's segments only: the data dir holds those of the videos earlier tests encoded.
+    const encoding = async () =>
+      (await readdir(path.join(dataDir, "videos", videoId), { recursive: true }).catch(() => [])).some((f) =>
+        /seg_\d+\.(ts|m4s)$/.test(String(f)),
+      ) && ffmpegRunning();
+    for (let i = 0; i < 300 && !(await encoding()); i++) await new Promise((r) => setTimeout(r, 100));
+    return ffmpegRunning;
+  }
+
+  it("serves GraphQL on an embedded Postgres and exits 0 on SIGTERM", async () => {
     const api = await startApiProcess("api", {
-      DATA_DIR: dataDir,
-      DATABASE_URL: undefined,
-      LOCAL_WORKER: "true",
+      ...env(),
       BOOTSTRAP_API_KEY: undefined,
     });
     expect(api.log()).toContain("embedded Postgres started");
@@ -61,13 +79,10 @@ describe("npm start with no configuration", () => {
 
   it(`stops in order on a terminal's Ctrl-C (SIGINT to the whole process group), with no errors and nothing \
 left running`, async () => {
-    const dataDir = await mkdtemp(path.join(tmpdir(), "videograph-start-"));
-    dirs.push(dataDir);
-    await chmod(dataDir, 0o755);
     const api = await startApiProcess(
       "api-ctrl-c",
       // With its SRT ingest: the gateway (a process of its own) is stopped by the API, not by the Ctrl-C.
-      { DATA_DIR: dataDir, DATABASE_URL: undefined, LOCAL_WORKER: "true", LIVE_SRT_PORT: "0" },
+      { ...env(), LIVE_SRT_PORT: "0" },
       { ownProcessGroup: true },
     );
     await api.waitForLog('"message":"worker ready"', 30_000);
@@ -107,22 +122,12 @@ left running`, async () => {
 
   it(`a Ctrl-C mid-encode says what it waits for; a second Ctrl-C hands the job back at once, everything stops, and \
 the job resumes on the next start`, async () => {
-    const dataDir = await mkdtemp(path.join(tmpdir(), "videograph-start-"));
-    dirs.push(dataDir);
-    await chmod(dataDir, 0o755);
-    const env = { DATA_DIR: dataDir, DATABASE_URL: undefined, LOCAL_WORKER: "true" };
-    const api = await startApiProcess("api-ctrl-c-twice", env, { ownProcessGroup: true });
+    const api = await startApiProcess("api-ctrl-c-twice", env(), { ownProcessGroup: true });
     await api.waitForLog('"message":"worker ready"', 30_000);
     const clip = await makeClip({ width: 640, height: 360, seconds: 30, audio: true });
     const { uploadUrl, id: videoId } = await createUpload(api.url, "busy");
     expect((await fetch(`${api.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
-    const ffmpegRunning = () =>
-      listProcesses().some((p) => p.command === "ffmpeg" && descendantPids(api.child.pid!).includes(p.pid));
-    const encoding = async () =>
-      (await readdir(path.join(dataDir, "videos"), { recursive: true }).catch(() => [])).some((f) =>
-        /seg_\d+\.(ts|m4s)$/.test(String(f)),
-      ) && ffmpegRunning();
-    for (let i = 0; i < 300 && !(await encoding()); i++) await new Promise((r) => setTimeout(r, 100));
+    const ffmpegRunning = await encodingUnder(api, videoId);
     expect(ffmpegRunning()).toBe(true);
     const descendants = descendantPids(api.child.pid!);
     const exited = new Promise<number | null>((resolve) => api.child.once("exit", (code) => resolve(code)));
@@ -152,7 +157,8 @@ the job resumes on the next start`, async () => {
 
     // The next start: the job was handed back before the stop (its run ended then, not when this start
     // found it stalled), and a new run takes it on (resuming from what the first published, if it got that far).
-    const again = await startApiProcess("api-after-ctrl-c-twice", env);
+    // With its SRT ingest: the last test kills this API.
+    const again = await startApiProcess("api-after-ctrl-c-twice", { ...env(), LIVE_SRT_PORT: "0" });
     const runsOf = async () => (await gqlAt(again.url, RUNS, { id: videoId })).video!;
     let state = await runsOf();
     for (let i = 0; i < 1200 && state.status !== "READY"; i++) {
@@ -163,34 +169,21 @@ the job resumes on the next start`, async () => {
     const runs = state.jobs.edges.find((e) => e.node.kind === "TRANSCODE")!.node.runs;
     expect(runs.map((r) => r.status)).toEqual(["ABANDONED", "SUCCEEDED"]);
     expect(new Date(runs[0]!.finishedAt!).getTime()).toBeLessThanOrEqual(stoppedAt.getTime());
-    await again.stop("SIGTERM");
+    resumedApi = again;
   });
 
   it("when the API process is killed outright mid-encode, its worker, ffmpeg and embedded Postgres stop within \
 seconds", async () => {
-    const dataDir = await mkdtemp(path.join(tmpdir(), "videograph-start-"));
-    dirs.push(dataDir);
-    await chmod(dataDir, 0o755);
-    const api = await startApiProcess("api-killed", {
-      DATA_DIR: dataDir,
-      DATABASE_URL: undefined,
-      LOCAL_WORKER: "true",
-      // The SRT gateway too: it ends when its stdin (the API) is gone.
-      LIVE_SRT_PORT: "0",
-    });
+    // The API the resume test left running (it has its SRT gateway: that ends when its stdin, the API,
+    // is gone); a start of its own where that test did not run or failed.
+    const api = resumedApi ?? (await startApiProcess("api-killed", { ...env(), LIVE_SRT_PORT: "0" }));
     await api.waitForLog('"message":"worker ready"', 30_000);
     // Busy: a job in flight is what a shutdown waits on (its grace, then events it cannot send).
     const clip = await makeClip({ width: 640, height: 360, seconds: 60, audio: true });
-    const { uploadUrl } = await createUpload(api.url, "busy");
+    const { uploadUrl, id: videoId } = await createUpload(api.url, "busy");
     expect((await fetch(`${api.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
-    const ffmpegRunning = () =>
-      listProcesses().some((p) => p.command === "ffmpeg" && descendantPids(api.child.pid!).includes(p.pid));
     // The ladder's encode, not a short check before it: it has published a first segment.
-    const encoding = async () =>
-      (await readdir(path.join(dataDir, "videos"), { recursive: true }).catch(() => [])).some((f) =>
-        /seg_\d+\.(ts|m4s)$/.test(String(f)),
-      ) && ffmpegRunning();
-    for (let i = 0; i < 300 && !(await encoding()); i++) await new Promise((r) => setTimeout(r, 100));
+    const ffmpegRunning = await encodingUnder(api, videoId);
     expect(ffmpegRunning()).toBe(true);
     const descendants = descendantPids(api.child.pid!);
     expect(descendants.length).toBeGreaterThanOrEqual(5);

@@ -349,10 +349,18 @@ AAC priming trimmed by an edit list), in sync as in the HLS rungs`, async () => 
     });
   }
 
+  /** A READY video with no audio and no renditions asked for, made once: the errors test ends it FAILED. */
+  let silentVideo: Promise<string> | undefined;
+  const silentId = () => {
+    silentVideo ??= makeClip({ width: 320, height: 240, seconds: 2, audio: false }).then((clip) =>
+      uploadReady(t, clip, { title: "later" }),
+    );
+    return silentVideo;
+  };
+
   it(`asked for later on a READY video: one job however often it is asked; AUDIO without audio is SKIPPED; a \
 rendition that fails leaves the video READY and is made again when asked`, async () => {
-    const clip = await makeClip({ width: 320, height: 240, seconds: 2, audio: false });
-    const id = await uploadReady(t, clip, { title: "later" });
+    const id = await silentId();
     expect((await t.gql(VIDEO, { id })).data.video.staticRenditions).toEqual([]);
 
     // The rung LOW is made from refers to a file outside the rung: the remux refuses it.
@@ -428,8 +436,8 @@ rendition that fails leaves the video READY and is made again when asked`, async
   });
 
   it("errors are union members: no names, an unknown video, a FAILED video", async () => {
-    const clip = await makeClip({ width: 320, height: 240, seconds: 2, audio: false });
-    const id = await uploadReady(t, clip, { title: "errors" });
+    // The video the test above asked renditions of: any READY video will do, and this one is last.
+    const id = await silentId();
     expect((await t.gql(REQUEST, { id, names: [] })).data.requestStaticRenditions).toEqual({
       __typename: "ValidationError",
       field: "names",
