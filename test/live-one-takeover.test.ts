@@ -168,7 +168,6 @@ const lateRecordingFfmpeg = () =>
     `sleep 60; exec ffmpeg "$@"`,
   );
 
-/** Seconds a media playlist lists. */
 describe("a broadcast's encode killed after its publisher stopped", () => {
   it("kill -9 of its worker with the encode behind: a run takes it over with the tail the ended feed kept, and the recording holds every second sent", async () => {
     const slow = await startWorkerProcess("tail-slow", workerEnv({ FFMPEG_PATH: await slowLiveFfmpeg() }));
