@@ -58,10 +58,12 @@ describe.skipIf(!emulator)("two API processes, two workers, TRANSPORT=pubsub (re
 
   it(`ten uploads at once reach READY, each job on one worker at a time (a redelivered duplicate is stopped within \
 seconds), progress seen on both instances`, async () => {
-    // 320x180 (two rungs): the test is about delivery across programs, not the ladder's size.
+    // 640x360: encodes long enough that a redelivery (the emulator's lease lapsing on a loaded
+    // machine) is stopped or takes over before the first run ends; at 320x180 (2 s encodes) a
+    // redelivery that took over could see the first run succeed anyway, and both did the work.
     const clips = await Promise.all(
       Array.from({ length: 10 }, (_, i) =>
-        makeClip({ width: 320, height: 180, seconds: 6 + (i % 3), audio: i % 2 === 0 }),
+        makeClip({ width: 640, height: 360, seconds: 6 + (i % 3), audio: i % 2 === 0 }),
       ),
     );
     const videos = await Promise.all(
