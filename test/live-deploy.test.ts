@@ -61,6 +61,9 @@ describe("a deploy of the API holding a broadcast", () => {
     await expect.poll(async () => (await second.stream(s.id)).status, { timeout: 30_000, interval: 250 }).toBe("ENDED");
     const ended = await second.stream(s.id);
     expect(ended.activeVideo).toMatchObject({ id: videoId, status: "READY" });
+    // A deploy loses nothing, so nothing is said to be lacking (recording-gaps.ts compares what the
+    // stopped instance received with what was published).
+    expect(ended.lastError).toBeNull();
     expect(await live.sql(`SELECT id FROM "Video" WHERE "liveStreamId" = $1`, [s.id])).toHaveLength(1);
     const segments = await topSegments(live.dataDir, videoId);
     expect(segments.slice(0, before.length)).toEqual(before);
@@ -147,6 +150,7 @@ describe("two API instances behind a balancer, on one database, with worker proc
     // the new run starts at the keyframe before it, so a group of pictures may be there twice).
     expect(ended.activeVideo!.duration!, `sent ${sent} s`).toBeGreaterThan(sent - 1);
     expect(ended.activeVideo!.duration!, `sent ${sent} s`).toBeLessThan(sent + 1.5);
+    expect(ended.lastError).toBeNull();
   }, 150_000);
 
   it("SIGTERM of A holding a broadcast: the publisher's reconnect to B continues the same video", async () => {
@@ -178,6 +182,7 @@ describe("two API instances behind a balancer, on one database, with worker proc
       Math.abs(ended.activeVideo!.duration! - (before.seconds + sent)),
       `${before.seconds} s + ${sent} s`,
     ).toBeLessThan(1);
+    expect(ended.lastError).toBeNull();
     await deployStop(b);
   }, 180_000);
 });
