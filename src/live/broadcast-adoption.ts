@@ -7,7 +7,7 @@ import { setStatus } from "./broadcast-status.ts";
 import { LiveFeed } from "./feed.ts";
 import { signedFeedUrl } from "./feed-endpoint.ts";
 import { type LiveContext, liveJobOf } from "./live-context.ts";
-import { gapsOfAdopted, keepReceived, saysLack } from "./recording-gaps.ts";
+import { gapsOfAdopted, keepReceived, lastErrorGoingOn } from "./recording-gaps.ts";
 
 /**
  * How long a publisher's reconnect waits for an API instance handing its broadcast on (a deploy)
@@ -105,9 +105,9 @@ async function adoptHeld(ctx: LiveContext, stream: LiveStream, videoId: string):
     await requeueEncode(ctx, job, ["RUNNING"], null, { ...input, feedUrl });
   }
   endAtLongestLength(ctx, videoId, stream.id, feed, input.options.maxDurationSeconds);
-  // What the recording lacks stays said while the broadcast goes on.
-  const lastError = saysLack(stream.lastError) ? stream.lastError : null;
-  await setStatus(ctx, stream.id, video.playable ? "LIVE" : "CONNECTED", { lastError });
+  await setStatus(ctx, stream.id, video.playable ? "LIVE" : "CONNECTED", {
+    lastError: lastErrorGoingOn(stream.lastError),
+  });
   ctx.dispatcher.kick();
   log.info("live: a broadcast no live API instance holds continues here", {
     streamId: stream.id,

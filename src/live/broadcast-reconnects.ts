@@ -3,7 +3,7 @@ import { parseJobInput } from "../jobs/create-job.ts";
 import { log } from "../log.ts";
 import { takeFeed } from "./broadcast-ends.ts";
 import { setStatus } from "./broadcast-status.ts";
-import { saysLack } from "./recording-gaps.ts";
+import { lastErrorGoingOn } from "./recording-gaps.ts";
 import type { BroadcastFeed, LiveFeed } from "./feed.ts";
 import type { HeldBroadcast, LiveContext } from "./live-context.ts";
 import type { IngestSessions } from "./publisher.ts";
@@ -86,8 +86,9 @@ export async function resumeInGrace(ctx: LiveContext, streamId: string): Promise
   const video = await ctx.db.video.findUnique({ where: { id: grace.videoId }, select: { playable: true } });
   // Why the publisher was gone no longer holds; what the recording lacks (recording-gaps.ts) still does.
   const stream = await ctx.db.liveStream.findUnique({ where: { id: streamId }, select: { lastError: true } });
-  const lastError = saysLack(stream?.lastError ?? null) ? stream!.lastError : null;
-  await setStatus(ctx, streamId, video?.playable ? "LIVE" : "CONNECTED", { lastError });
+  await setStatus(ctx, streamId, video?.playable ? "LIVE" : "CONNECTED", {
+    lastError: lastErrorGoingOn(stream?.lastError),
+  });
   log.info("live: publisher reconnected", { streamId, videoId: grace.videoId });
   return waiting.feed;
 }

@@ -33,8 +33,12 @@ export async function gapsOfAdopted(ctx: LiveContext, videoId: string): Promise<
   return { before: row?.lackedSeconds ?? 0, received: row?.receivedSeconds ?? null, since: new Map() };
 }
 
-/** Whether a stream's lastError says what its recording lacks: a broadcast going on keeps saying it. */
-export const saysLack = (lastError: string | null): boolean => lastError?.startsWith(LACKS_PREFIX) === true;
+/**
+ * A stream's lastError once its broadcast goes on (an adoption, a publisher back): what its recording
+ * lacks stays said; any other reason no longer holds.
+ */
+export const lastErrorGoingOn = (lastError: string | null | undefined): string | null =>
+  lastError?.startsWith(LACKS_PREFIX) ? lastError : null;
 
 /**
  * Writes what the feed of `videoId`'s broadcast has received, at a keyframe, at most every
