@@ -178,6 +178,11 @@ const EnvSchema = z.object({
   LIVE_SRT_LATENCY_MS: z.coerce.number().int().min(20).max(10_000).default(200),
   /** Where workers read a broadcast's feed from this API; default PUBLIC_URL, else its own address. */
   LIVE_FEED_URL: z.url().optional(),
+  /**
+   * Where broadcasts' feeds keep what their encode has not published on this instance's disk, for the
+   * instance restarted after a crash (default DATA_DIR/live-spool; `off`: memory only).
+   */
+  LIVE_SPOOL_DIR: z.string().min(1).optional(),
   /** Broadcasts a tenant may have at once. */
   LIVE_MAX_STREAMS_PER_TENANT: z.coerce.number().int().min(1).max(1000).default(5),
   /**

@@ -36,7 +36,18 @@ export function createLifecycle(
   parts: AppParts,
   http: ReturnType<typeof createHttpRoutes>,
 ) {
-  const { services, eventTarget, rateLimits, deliverer, uploadExpiry, holds, ingestor, ingests, notifications } = parts;
+  const {
+    services,
+    eventTarget,
+    rateLimits,
+    deliverer,
+    uploadExpiry,
+    holds,
+    spools,
+    ingestor,
+    ingests,
+    notifications,
+  } = parts;
   const { db, transport, dispatcher, analytics, queueWatch, live } = services;
   const { addresses } = parts; // written as each listener binds: the URLs workers and publishers are told
   const { httpServer, webSockets } = http;
@@ -83,6 +94,8 @@ export function createLifecycle(
     },
     // After the hand-off (stopLiveIngest): a broadcast's hold goes only once its job waits for another instance.
     { stop: () => holds.close() },
+    // Spools no broadcast can come back to (feed-spool.ts), swept now and then.
+    { start: () => spools.startSweeping(), stop: () => spools.stop() },
     { stopping: "event fan-out", start: () => eventTarget.start(), stop: () => eventTarget.close() },
     { start: () => createAdminKeyIfNone(env, db) },
     // Looks for workers that went silent, to tell the videos waiting on them (its first look once jobs can flow).

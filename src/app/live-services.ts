@@ -1,3 +1,4 @@
+import path from "node:path";
 import type { Env } from "../config.ts";
 import type { CostSettings } from "../costs/cost-model.ts";
 import type { Db } from "../db/client.ts";
@@ -6,6 +7,7 @@ import type { VideoPubSub } from "../events/video-events.ts";
 import { tellWorkersToCancel } from "../jobs/cancel.ts";
 import type { Dispatcher } from "../jobs/dispatcher.ts";
 import { createBroadcastHolds } from "../live/broadcast-holds.ts";
+import { createFeedSpools } from "../live/feed-spool.ts";
 import { createLiveStreams } from "../live/live-streams.ts";
 import { DEFAULT_INGEST_LIMITS } from "../live/publisher.ts";
 import { createRelayIngest } from "../live/relay.ts";
@@ -48,6 +50,10 @@ export function createLiveParts(env: Env, deps: LivePartsDeps) {
     connectionString: deps.databaseUrl,
     onLost: (videoId) => live.dropFeed(videoId),
   });
+  // What feeds hold unpublished, on this instance's disk: the instance restarted after a crash gives it back.
+  const spools = createFeedSpools(
+    env.LIVE_SPOOL_DIR === "off" ? null : path.resolve(env.LIVE_SPOOL_DIR ?? path.join(env.DATA_DIR, "live-spool")),
+  );
   const live = createLiveStreams({
     db: deps.db,
     pubSub: deps.pubSub,
@@ -58,6 +64,7 @@ export function createLiveParts(env: Env, deps: LivePartsDeps) {
     ...(transport.withdrawJob ? { withdrawJob: transport.withdrawJob.bind(transport) } : {}),
     ...(env.STORAGE === "local" ? { storageFull: () => localMediaStorageFull(env.DATA_DIR) } : {}),
     holds,
+    spools,
     costs: deps.costs,
     webhooks: deps.webhooks,
     target: deps.eventTarget,
@@ -79,7 +86,7 @@ export function createLiveParts(env: Env, deps: LivePartsDeps) {
     srtIngestUrl: () => (addresses.srt === null ? null : (env.LIVE_SRT_URL ?? addresses.srt)),
     srtPassphrase: (key: string) => srtPassphrase(passphraseKey, key),
   };
-  return { live, service, holds, ingests: createIngests(env, live, signer, passphraseKey) };
+  return { live, service, holds, spools, ingests: createIngests(env, live, signer, passphraseKey) };
 }
 
 /** The ingests that take publishers' streams to `live`'s sessions; an ingest turned off is null. */

@@ -147,6 +147,7 @@ export async function createServices(env: Env, databaseUrl: string) {
     deliverer,
     uploadExpiry,
     holds: live.holds,
+    spools: live.spools,
     ingestor,
     ingests: live.ingests,
     notifications,

@@ -82,8 +82,16 @@ async function adoptHeld(ctx: LiveContext, stream: LiveStream, videoId: string):
   const input = parseJobInput("LIVE", job.input);
   const feedUrl = signedFeedUrl(ctx, videoId);
   const readHere = job.status === "RUNNING" && new URL(input.feedUrl).origin === new URL(feedUrl).origin;
-  // What its encode published came from another feed: this one's media follows it.
+  // What its encode published came from another feed: this one's media follows it, from what the
+  // spool of an instance that died here holds (this instance restarted in its place), if any.
   const feed = new LiveFeed({ continuesBroadcast: true });
+  const spooled = await ctx.spools?.read(videoId);
+  const restored = spooled ? feed.restore(spooled.headers, spooled.media) : null;
+  if (restored)
+    log.info("live: an adopted broadcast's feed starts with what its dead holder's spool held", {
+      videoId,
+      ...restored,
+    });
   ctx.feeds.set(videoId, {
     feed,
     streamId: stream.id,
@@ -91,8 +99,9 @@ async function adoptHeld(ctx: LiveContext, stream: LiveStream, videoId: string):
     reconnectWindowSeconds: stream.reconnectWindowSeconds ?? ctx.settings.reconnectGraceSeconds,
     endOnUnpublish: stream.endOnUnpublish,
     // What its dead holder had received: beyond what its encode published, the recording lacks it.
-    gaps: await gapsOfAdopted(ctx, videoId),
+    gaps: await gapsOfAdopted(ctx, videoId, restored),
   });
+  feed.spoolTo((await ctx.spools?.open(videoId)) ?? null);
   // Its run asks for the feed within a second or so; without one in time, another run takes over.
   watchReaders(ctx, videoId, feed, readHere);
   keepReceived(ctx, videoId, feed);

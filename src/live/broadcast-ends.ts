@@ -45,6 +45,7 @@ export async function finishBroadcast(ctx: LiveContext, stream: LiveStream): Pro
 
 /** Ends a broadcast's feed on this instance (its publisher is cut off), once its encode has ended. */
 function endFeed(ctx: LiveContext, videoId: string): void {
+  ctx.spools?.remove(videoId);
   ctx.endedHere.delete(videoId);
   ctx.endedFeeds.drop(videoId);
   releaseHold(ctx, videoId);
@@ -88,6 +89,7 @@ export function takeFeed(ctx: LiveContext, videoId: string): LiveFeed | null {
 
 /** The feed of a broadcast whose hold another instance took while this one's session was down. */
 export function dropFeed(ctx: LiveContext, videoId: string): void {
+  ctx.spools?.remove(videoId);
   takeFeed(ctx, videoId)?.end();
   ctx.endedHere.delete(videoId);
   ctx.endedFeeds.drop(videoId);

@@ -82,6 +82,8 @@ async function startBroadcast(
     throw err;
   }
   const { video, longestSeconds } = started;
+  // Its media are on this instance's disk too, until its encode publishes them (feed-spool.ts).
+  feed.spoolTo((await ctx.spools?.open(videoId)) ?? null);
   endAtLongestLength(ctx, videoId, streamId, feed, longestSeconds);
   ctx.webhooks.flush();
   announce(ctx, streamId);

@@ -35,6 +35,19 @@ export interface BroadcastFeed {
   onEnd(listener: () => void): void;
 }
 
+/**
+ * Where a feed also writes what it keeps for a joining reader, each packet at its time on the
+ * encode's media time (ms), once that is known: a spool on the instance's disk (feed-spool.ts).
+ */
+export interface FeedSink {
+  keep(packet: FeedPacket, mediaMs: number): void;
+  /** The encode has published up to `mediaMs`: what only a reader joining before that needs may go. */
+  published(mediaMs: number): void;
+  /** What it was given goes (the feed's media time moved): the feed gives it again. */
+  clear(): void;
+  close(): void;
+}
+
 /** A step in the publisher's timestamps beyond these is a jump, not time passing (milliseconds). */
 const MAX_FORWARD_STEP_MS = 5000;
 const MAX_BACKWARD_STEP_MS = 1000;
@@ -83,6 +96,9 @@ export class LiveFeed implements BroadcastFeed {
   readonly #endListeners: (() => void)[] = [];
   readonly #keyframeListeners: (() => void)[] = [];
   #missedFrom: number | null = null;
+  #sink: FeedSink | null = null;
+  /** Restored from a spool (`restore`): its media time is the spool's, before any run asked. */
+  #restored = false;
   readonly #readerGoneListeners: (() => void)[] = [];
   /** Added to the publisher's timestamps; the last timestamp received, and the last sent (ms). */
   #offset = 0;
@@ -126,17 +142,24 @@ export class LiveFeed implements BroadcastFeed {
     switch (packet.kind) {
       case "metadata":
         this.#metadata = packet;
+        this.#toSink(packet);
         break;
       case "audio header":
         this.#audioHeader = packet;
+        this.#toSink(packet);
         break;
       case "video header":
         this.#videoHeader = packet;
+        this.#toSink(packet);
         break;
       case "keyframe":
         // An encoder ending its stream sends an AVC end of sequence flagged as a keyframe: no picture.
         if (packet.data[1] !== AVC_END_OF_SEQUENCE) this.#measureGop(packet.dts);
-        this.#zero ??= packet.dts;
+        if (this.#zero === null) {
+          this.#zero = packet.dts;
+          // The headers that came before it go to the spool now that media time is known.
+          this.#refillSink();
+        }
         this.#keep(packet);
         for (const listener of this.#keyframeListeners) listener();
         break;
@@ -150,6 +173,7 @@ export class LiveFeed implements BroadcastFeed {
 
   /** Adds a packet to what a joining reader gets; the oldest groups of pictures go beyond the bounds. */
   #keep(packet: FeedPacket): void {
+    this.#toSink(packet);
     this.#replay.push(packet);
     this.#replayBytes += packet.data.length;
     while (
@@ -175,6 +199,7 @@ export class LiveFeed implements BroadcastFeed {
   published(seconds: number): void {
     if (this.#zero === null || this.#origin === null) return;
     this.#publishedMs = Math.max(this.#publishedMs ?? 0, this.#zero + seconds * 1000 - this.#origin);
+    this.#sink?.published(seconds * 1000);
     const start = this.#keyframeAtOrBefore(seconds);
     if (start > 0) this.#dropReplayBefore(start);
   }
@@ -265,10 +290,18 @@ export class LiveFeed implements BroadcastFeed {
     res.writeHead(200, { "content-type": "video/x-flv", "cache-control": "no-store" });
     res.write(FLV_HEADER);
     // A continuing feed's media starts where the first run asking for a point says its published media ends.
-    if (this.#origin === null && fromSeconds !== null) this.#origin = Math.round(fromSeconds * 1000);
+    if (this.#origin === null && fromSeconds !== null) {
+      this.#origin = Math.round(fromSeconds * 1000);
+      this.#refillSink();
+    }
     const skipped = fromSeconds === null ? 0 : this.#keyframeAtOrBefore(fromSeconds);
     const start = this.#replay[0] ?? null;
-    const from = this.#publishedMs ?? this.#zero;
+    // A restored feed's media may begin after the run's point (its spool had let go of some).
+    const restoredFrom =
+      this.#restored && fromSeconds !== null && this.#zero !== null
+        ? this.#zero - (this.#origin ?? 0) + fromSeconds * 1000
+        : null;
+    const from = this.#publishedMs ?? restoredFrom ?? this.#zero;
     const missed = start && from !== null && start.dts > from ? (start.dts - from) / 1000 : 0;
     if (missed > 0) this.#missedFrom = from;
     // What it holds begins after the run's point because the feed let go of media the encode had not
@@ -276,7 +309,10 @@ export class LiveFeed implements BroadcastFeed {
     // picture lands where its published media ends, and what it reports from then on maps back here.
     if (missed > 0 && fromSeconds !== null && start && this.#zero !== null && skipped === 0) {
       const lost = start.dts - this.#zero + (this.#origin ?? 0) - fromSeconds * 1000;
-      if (lost > 1) this.#origin = (this.#origin ?? 0) - lost;
+      if (lost > 1) {
+        this.#origin = (this.#origin ?? 0) - lost;
+        this.#refillSink();
+      }
     }
     // Its timestamps are the encode's media time (from the broadcast's first keyframe): a run taking
     // the broadcast over finds where its published media ends on them (docs/live.md, "When the
@@ -334,6 +370,8 @@ export class LiveFeed implements BroadcastFeed {
     this.#presences.clear();
     this.#replay = [];
     this.#replayBytes = 0;
+    this.#sink?.close();
+    this.#sink = null;
   }
 
   /** Ends every reader (the broadcast is over; a later one gets what it held, then its end), and `onEnd` hears it. */
@@ -343,6 +381,51 @@ export class LiveFeed implements BroadcastFeed {
     for (const res of this.#readers.keys()) res.end();
     this.#readers.clear();
     for (const listener of this.#endListeners) listener();
+  }
+
+  /**
+   * Writes what the feed keeps to `sink` as well (a spool), from now on and what it holds now once
+   * its media time is known; `release` closes it.
+   */
+  spoolTo(sink: FeedSink | null): void {
+    this.#sink = sink;
+    this.#refillSink();
+  }
+
+  /**
+   * Starts a feed that continues a broadcast (`continuesBroadcast`) with what a crashed instance's
+   * spool held (`media` from a keyframe, timestamped on the encode's media time): a run taking the
+   * broadcast over gets it from the keyframe at or before its point, and the publisher coming back
+   * continues after it. Returns the media time (seconds) it spans, or null (nothing to restore).
+   */
+  restore(headers: FeedPacket[], media: FeedPacket[]): { fromSeconds: number; toSeconds: number } | null {
+    const first = media[0];
+    if (first?.kind !== "keyframe" || this.#zero !== null || this.#origin !== null) return null;
+    for (const header of headers) {
+      if (header.kind === "metadata") this.#metadata = header;
+      if (header.kind === "audio header") this.#audioHeader = header;
+      if (header.kind === "video header") this.#videoHeader = header;
+    }
+    // Its timeline is the encode's media time.
+    this.#zero = first.dts;
+    this.#origin = first.dts;
+    this.#restored = true;
+    for (const packet of media) this.#keep(packet);
+    this.#lastOut = Math.max(...media.map((p) => p.dts));
+    return { fromSeconds: first.dts / 1000, toSeconds: this.#lastOut / 1000 };
+  }
+
+  /** Gives the sink the headers and what a joining reader gets now, afresh, once the media time is known. */
+  #refillSink(): void {
+    if (!this.#sink || !this.mediaTimeKnown) return;
+    this.#sink.clear();
+    for (const packet of [this.#metadata, this.#videoHeader, this.#audioHeader, ...this.#replay])
+      if (packet) this.#toSink(packet);
+  }
+
+  #toSink(packet: FeedPacket): void {
+    if (!this.#sink || this.#zero === null || this.#origin === null) return;
+    this.#sink.keep(packet, Math.max(0, packet.dts - this.#zero + this.#origin));
   }
 
   /** Readers attached now. */

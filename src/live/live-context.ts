@@ -6,6 +6,7 @@ import type { UrlSigner } from "../storage/url-signer.ts";
 import type { WebhookEmitter } from "../webhooks/events.ts";
 import type { BroadcastHolds } from "./broadcast-holds.ts";
 import type { LiveFeed } from "./feed.ts";
+import type { FeedSpools } from "./feed-spool.ts";
 import type { Capability } from "../protocol/worker-messages.ts";
 import { createEndedFeeds } from "./ended-feeds.ts";
 
@@ -43,6 +44,8 @@ export interface LiveDeps {
   storageFull?: () => Promise<boolean>;
   /** Which instance holds each broadcast, a dead one's let go by Postgres (broadcast-holds.ts). */
   holds: BroadcastHolds;
+  /** Where feeds keep what their encode has not published on this instance's disk (feed-spool.ts); none: memory only. */
+  spools?: FeedSpools;
   costs: CostSettings;
   webhooks: WebhookEmitter;
   /** The event fan-out: state changes and a broadcast's end reach every API instance through it. */
@@ -72,6 +75,8 @@ export interface RecordingGaps {
   received: number | null;
   /** Seconds lacked since, per takeover (the runs of one takeover ask from one point: counted once). */
   since: Map<string, number>;
+  /** The media time (seconds) a dead holder's spool gave back when this instance adopted it, or null. */
+  restored: { fromSeconds: number; toSeconds: number } | null;
 }
 
 /**

@@ -25,12 +25,19 @@ const CAUSES = {
   "holder died": "the API instance holding it stopped before its encode had published what that instance had received",
 } as const;
 
-export const noGaps = (): RecordingGaps => ({ before: 0, received: null, since: new Map() });
+export const noGaps = (): RecordingGaps => ({ before: 0, received: null, since: new Map(), restored: null });
 
-/** What an instance adopting `videoId`'s broadcast starts from: what its earlier holders wrote. */
-export async function gapsOfAdopted(ctx: LiveContext, videoId: string): Promise<RecordingGaps> {
+/**
+ * What an instance adopting `videoId`'s broadcast starts from: what its earlier holders wrote, and
+ * the media time its dead holder's spool gave back (`restored`), if any.
+ */
+export async function gapsOfAdopted(
+  ctx: LiveContext,
+  videoId: string,
+  restored: RecordingGaps["restored"],
+): Promise<RecordingGaps> {
   const row = await ctx.db.liveBroadcastFeed.findUnique({ where: { videoId } });
-  return { before: row?.lackedSeconds ?? 0, received: row?.receivedSeconds ?? null, since: new Map() };
+  return { before: row?.lackedSeconds ?? 0, received: row?.receivedSeconds ?? null, since: new Map(), restored };
 }
 
 /**
@@ -83,7 +90,9 @@ export function recordGaps(
   const gaps = entry?.gaps;
   let cause: keyof typeof CAUSES | null = null;
   if (gaps && gaps.received !== null && fromSeconds !== null) {
-    const diedWith = gaps.received - fromSeconds;
+    // What the dead holder had received and did not reach the encode: beyond its point, or, where its
+    // spool gave media back, beyond what it gave (what it gave begins late: `missed`, below).
+    const diedWith = gaps.restored ? Math.max(0, gaps.received - gaps.restored.toSeconds) : gaps.received - fromSeconds;
     gaps.received = null;
     if (diedWith > LOSS_SAID_SECONDS) {
       gaps.before += diedWith;
@@ -98,7 +107,7 @@ export function recordGaps(
     // The readers of one takeover (its sample, its encode) miss the same media, from one point.
     const takeover = String(missedFrom);
     gaps?.since.set(takeover, Math.max(missed, gaps.since.get(takeover) ?? 0));
-    cause = "feed let go";
+    cause = gaps?.restored && gaps.since.size === 1 ? "holder died" : "feed let go";
     log.warn("live: a run took the broadcast over past what its feed kept", { videoId, seconds: missed });
   }
   if (!cause) return;
