@@ -323,6 +323,9 @@ try {
           RATE_LIMIT_MUTATIONS_PER_MINUTE: "100000",
           LIVE_RTMP_PORT: broadcastCount > 0 ? String(rtmpPort) : "off",
           LIVE_SRT_PORT: "off",
+          // Broadcasts' spools on the API's own disk, apart from media storage (which storage-outage
+          // and disk-full fault), as on a cloud deployment whose storage is a bucket.
+          LIVE_SPOOL_DIR: path.join(root, "api-spool"),
           LIVE_MAX_STREAMS_PER_TENANT: "20",
           // The slow-webhook fault's receivers are on loopback.
           ...(requested.has("slow-webhook") ? { WEBHOOK_ALLOW_PRIVATE_URLS: "true" } : {}),

@@ -3,8 +3,11 @@ import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from "node:fs/promises
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { RESYNC } from "../src/events/postgres-event-target.ts";
+import { listenForEnds } from "../src/live/broadcast-ends.ts";
 import { LiveFeed } from "../src/live/feed.ts";
 import { createFeedSpools } from "../src/live/feed-spool.ts";
+import { createLiveContext, type LiveDeps } from "../src/live/live-context.ts";
 import { packet, publish, reader } from "./support/live-feed-packets.ts";
 
 // A broadcast's spool (feed-spool.ts): what its feed holds unpublished, on disk, given back to the
@@ -69,9 +72,18 @@ describe("a broadcast's feed spool", () => {
     const feed = new LiveFeed({ continuesBroadcast: true });
     feed.restore(spooled!.headers, spooled!.media);
     const taker = reader();
-    // Its encode had published only 6 s: the spool, from 8 s, lacks 2 s.
-    expect(feed.attach(taker.res, 6)).toBeCloseTo(2);
-    expect(taker.mediaTags()[0]).toEqual([9, 6000]);
+    // Its encode had published only 5.9835 s: the spool, from 8 s, lacks 2.0165 s.
+    expect(feed.attach(taker.res, 5.9835)).toBeCloseTo(2.0165);
+    expect(taker.mediaTags()[0]).toEqual([9, 5983]);
+    // Spooled again on the moved media time, in whole milliseconds, and read back after another crash.
+    const spools = createFeedSpools(dir);
+    feed.spoolTo(await spools.open(videoId));
+    feed.resume();
+    publish(feed, 50_000, 50_500);
+    await flushed();
+    const again = await spools.read(videoId);
+    expect(again?.media[0]).toMatchObject({ kind: "keyframe", dts: 5984 });
+    expect(again?.media.at(-1)?.dts).toBe(10_324);
   });
 
   it("that fails to write is deleted, not left part-written; one not written for 30 minutes is swept", async () => {
@@ -101,5 +113,33 @@ describe("a broadcast's feed spool", () => {
     spools.startSweeping();
     await expect.poll(() => readdir(dir)).toEqual([path.basename(fresh)]);
     spools.stop();
+  });
+
+  it("of an ended broadcast goes at its end; the event fan-out's resync after a database restart (no video named) ends nothing and throws nothing", async () => {
+    const dir = await spoolDir();
+    const videoId = randomUUID();
+    const target = new EventTarget();
+    const spools = createFeedSpools(dir);
+    const ctx = createLiveContext({ target, spools, holds: { release: async () => {} } } as unknown as LiveDeps);
+    listenForEnds(ctx);
+    const feed = new LiveFeed();
+    feed.spoolTo(await spools.open(videoId));
+    publish(feed, 0, 2000);
+    await flushed();
+    // Before, this listener's spool removal threw on it (a crash of the API at chaos's pg-restart).
+    const thrown: unknown[] = [];
+    const onUncaught = (err: unknown) => thrown.push(err);
+    process.on("uncaughtException", onUncaught);
+    try {
+      for (const topic of ["liveBroadcastEnded", "liveBroadcastFinish"])
+        target.dispatchEvent(new CustomEvent(topic, { detail: RESYNC }));
+      await flushed();
+    } finally {
+      process.off("uncaughtException", onUncaught);
+    }
+    expect(thrown).toEqual([]);
+    expect(await readdir(path.join(dir, videoId))).toEqual(["0.flv"]);
+    target.dispatchEvent(new CustomEvent("liveBroadcastEnded", { detail: { videoId } }));
+    await expect.poll(() => readdir(dir)).toEqual([]);
   });
 });

@@ -13,16 +13,23 @@ const ENDED_HERE_KEPT = 10_000;
 
 /** A broadcast's end, and endLiveStream's ask, reach the API instance serving its feed, whichever applied it. */
 export function listenForEnds(ctx: LiveContext): void {
-  ctx.target.addEventListener(BROADCAST_ENDED, (event) =>
-    endFeed(ctx, (event as CustomEvent<{ videoId: string }>).detail.videoId),
-  );
+  ctx.target.addEventListener(BROADCAST_ENDED, (event) => {
+    const videoId = videoIdOf(event);
+    if (videoId) endFeed(ctx, videoId);
+  });
   ctx.target.addEventListener(BROADCAST_FINISH, (event) => {
-    const { videoId } = (event as CustomEvent<{ videoId: string }>).detail;
-    const feed = takeFeed(ctx, videoId);
+    const videoId = videoIdOf(event);
+    const feed = videoId ? takeFeed(ctx, videoId) : null;
     if (!feed) return;
     log.info("live: broadcast ended by endLiveStream", { videoId });
     feed.end();
   });
+}
+
+/** The video an end names; null for the fan-out's resync after its connection came back (it names none). */
+function videoIdOf(event: Event): string | null {
+  const detail = (event as CustomEvent<{ videoId?: unknown }>).detail;
+  return typeof detail?.videoId === "string" ? detail.videoId : null;
 }
 
 /** Tells every API instance the broadcast's encode is over: the one serving its feed ends it. */

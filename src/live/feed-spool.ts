@@ -43,9 +43,10 @@ export interface SpooledFeed {
 /** The spools of this instance's broadcasts under `dir`; `dir` null: none kept. */
 export function createFeedSpools(dir: string | null) {
   let sweeper: NodeJS.Timeout | null = null;
+  // A video id is a UUID the API made; anything else never names a path.
+  const isVideoId = (videoId: string) => /^[0-9a-f-]{36}$/.test(videoId);
   const broadcastDir = (videoId: string) => {
-    // A video id is a UUID the API made; anything else never names a path.
-    if (!/^[0-9a-f-]{36}$/.test(videoId)) throw new Error(`not a video id: ${videoId}`);
+    if (!isVideoId(videoId)) throw new Error(`not a video id: ${videoId}`);
     return path.join(dir!, videoId);
   };
   const sweep = async () => {
@@ -87,7 +88,7 @@ export function createFeedSpools(dir: string | null) {
     },
     /** Deletes `videoId`'s spool: its encode is over. */
     remove(videoId: string): void {
-      if (!dir) return;
+      if (!dir || !isVideoId(videoId)) return;
       void rm(broadcastDir(videoId), { recursive: true, force: true }).catch(() => {});
     },
     /** Sweeps spools no broadcast can come back to now and every SWEEP_EVERY_MS, until `stop`. */
@@ -147,8 +148,11 @@ class FeedSpool implements FeedSink {
   readonly #videoId: string;
   readonly #dir: string;
   readonly #headers = new Map<FeedPacket["kind"], FeedPacket>();
-  /** Its files, oldest first: each one's media start and bytes; the last is the one written. */
-  #files: { startMs: number; file: string; bytes: number; out: WriteStream | null }[] = [];
+  /**
+   * Its files, oldest first: each one's media start, bytes, its stream and when that stream closed
+   * (a file is deleted only then: its stream would make it again); the last is the one written.
+   */
+  #files: { startMs: number; file: string; bytes: number; out: WriteStream; closed: Promise<void> }[] = [];
   #failed = false;
 
   constructor(videoId: string, dir: string) {
@@ -176,19 +180,18 @@ class FeedSpool implements FeedSink {
   }
 
   close(): void {
-    for (const f of this.#files) f.out?.end();
+    this.#files.at(-1)?.out.end();
   }
 
   #startFile(startMs: number): void {
-    this.#files.at(-1)?.out?.end();
+    this.#files.at(-1)?.out.end();
     const file = path.join(this.#dir, `${startMs}.flv`);
     const out = createWriteStream(file);
     out.on("error", (err) => this.#fail(err));
-    const entry = { startMs, file, bytes: 0, out };
-    this.#files.push(entry);
+    const closed = new Promise<void>((resolve) => out.once("close", resolve));
+    this.#files.push({ startMs, file, bytes: 0, out, closed });
     this.#write(FLV_HEADER);
     for (const header of this.#headers.values()) this.#write(flvTag(header.type, startMs, header.data));
-    for (const f of this.#files.slice(0, -1)) f.out = null;
     let total = this.#files.reduce((sum, f) => sum + f.bytes, 0);
     while (this.#files.length > 1 && total > MAX_SPOOL_BYTES) {
       total -= this.#files[0]!.bytes;
@@ -199,13 +202,13 @@ class FeedSpool implements FeedSink {
   #write(bytes: Buffer): void {
     const current = this.#files.at(-1)!;
     current.bytes += bytes.length;
-    current.out?.write(bytes);
+    current.out.write(bytes);
   }
 
   #dropOldest(): void {
     const oldest = this.#files.shift()!;
-    oldest.out?.end();
-    void rm(oldest.file, { force: true }).catch(() => {});
+    oldest.out.end();
+    void oldest.closed.then(() => rm(oldest.file, { force: true })).catch(() => {});
   }
 
   #fail(err: Error): void {
@@ -215,7 +218,7 @@ class FeedSpool implements FeedSink {
       videoId: this.#videoId,
       err: err.message,
     });
-    for (const f of this.#files) f.out?.destroy();
+    for (const f of this.#files) f.out.destroy();
     this.#files = [];
     void rm(this.#dir, { recursive: true, force: true }).catch(() => {});
   }

@@ -425,7 +425,8 @@ export class LiveFeed implements BroadcastFeed {
 
   #toSink(packet: FeedPacket): void {
     if (!this.#sink || this.#zero === null || this.#origin === null) return;
-    this.#sink.keep(packet, Math.max(0, packet.dts - this.#zero + this.#origin));
+    // Whole milliseconds: an FLV timestamp, and a spool file's name (the origin moves by a fraction).
+    this.#sink.keep(packet, Math.max(0, Math.round(packet.dts - this.#zero + this.#origin)));
   }
 
   /** Readers attached now. */
