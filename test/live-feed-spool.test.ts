@@ -86,6 +86,30 @@ describe("a broadcast's feed spool", () => {
     expect(again?.media.at(-1)?.dts).toBe(10_324);
   });
 
+  it("restored, keeps all it was given past the feed's 30 s until its encode publishes it; a reader naming no point (a run's sample) misses nothing", async () => {
+    const dir = await spoolDir();
+    const videoId = randomUUID();
+    const spools = createFeedSpools(dir);
+    const first = new LiveFeed();
+    first.spoolTo(await spools.open(videoId));
+    first.push(packet("video header", 0));
+    // An encode stuck at 0.5 s (storage out): memory keeps the last 30 s, the spool all 45 s.
+    publish(first, 0, 45_000);
+    first.published(0.5);
+    await flushed();
+    const spooled = await spools.read(videoId);
+    const feed = new LiveFeed({ continuesBroadcast: true });
+    expect(feed.restore(spooled!.headers, spooled!.media)).toEqual({ fromSeconds: 0, toSeconds: 44.9 });
+    feed.resume();
+    publish(feed, 90_000, 95_000);
+    const sample = reader();
+    expect(feed.attach(sample.res)).toBe(0);
+    const run = reader();
+    expect(feed.attach(run.res, 0.5)).toBe(0);
+    expect(run.mediaTags()[0]).toEqual([9, 0]);
+    expect(run.mediaTags().at(-1)).toEqual([9, 49_840]);
+  });
+
   it("that fails to write is deleted, not left part-written; one not written for 30 minutes is swept", async () => {
     const dir = await spoolDir();
     const videoId = randomUUID();

@@ -99,6 +99,9 @@ export class LiveFeed implements BroadcastFeed {
   #sink: FeedSink | null = null;
   /** Restored from a spool (`restore`): its media time is the spool's, before any run asked. */
   #restored = false;
+  /** The bounds of what a joining reader gets: a restored feed's add what it was given (it is still to publish). */
+  #maxReplayBytes = MAX_REPLAY_BYTES;
+  #maxReplayMs = MAX_REPLAY_MS;
   readonly #readerGoneListeners: (() => void)[] = [];
   /** Added to the publisher's timestamps; the last timestamp received, and the last sent (ms). */
   #offset = 0;
@@ -177,8 +180,8 @@ export class LiveFeed implements BroadcastFeed {
     this.#replay.push(packet);
     this.#replayBytes += packet.data.length;
     while (
-      this.#replayBytes > MAX_REPLAY_BYTES ||
-      (packet.kind === "keyframe" && packet.dts - this.#replay[0]!.dts > MAX_REPLAY_MS)
+      this.#replayBytes > this.#maxReplayBytes ||
+      (packet.kind === "keyframe" && packet.dts - this.#replay[0]!.dts > this.#maxReplayMs)
     ) {
       const next = this.#replay.findIndex((p, i) => i > 0 && p.kind === "keyframe");
       this.#dropReplayBefore(next > 0 ? next : this.#replay.length);
@@ -301,7 +304,8 @@ export class LiveFeed implements BroadcastFeed {
       this.#restored && fromSeconds !== null && this.#zero !== null
         ? this.#zero - (this.#origin ?? 0) + fromSeconds * 1000
         : null;
-    const from = this.#publishedMs ?? restoredFrom ?? this.#zero;
+    // (A restored feed's own start is no point of the encode's: a reader naming none, a run's sample, misses nothing.)
+    const from = this.#publishedMs ?? (this.#restored ? restoredFrom : this.#zero);
     const missed = start && from !== null && start.dts > from ? (start.dts - from) / 1000 : 0;
     if (missed > 0) this.#missedFrom = from;
     // What it holds begins after the run's point because the feed let go of media the encode had not
@@ -410,8 +414,11 @@ export class LiveFeed implements BroadcastFeed {
     this.#zero = first.dts;
     this.#origin = first.dts;
     this.#restored = true;
-    for (const packet of media) this.#keep(packet);
     this.#lastOut = Math.max(...media.map((p) => p.dts));
+    // All of it is kept until its encode publishes it, beside the usual bounds for what comes after.
+    this.#maxReplayMs = MAX_REPLAY_MS + (this.#lastOut - first.dts);
+    this.#maxReplayBytes = MAX_REPLAY_BYTES + media.reduce((sum, p) => sum + p.data.length, 0);
+    for (const packet of media) this.#keep(packet);
     return { fromSeconds: first.dts / 1000, toSeconds: this.#lastOut / 1000 };
   }
 
