@@ -80,8 +80,8 @@ export async function publishRung(
       ...(discontinuity && i === 0 ? { discontinuity: true } : {}),
     })),
   ];
-  state.listed = listedSegments;
   if (options.segmentsOnly) {
+    state.listed = listedSegments;
     state.publishedSegments = listed;
     return;
   }
@@ -95,6 +95,7 @@ export async function publishRung(
     throw new Error(`The ${name} playlist this run finished lists fewer segments than the published one`);
   }
   if (behind) {
+    state.listed = listedSegments;
     state.aheadOfUs = published.endList ? Number.MAX_SAFE_INTEGER : published.uris.size;
     // Finished: what storage lists already covers this run's segments.
     if (final) state.publishedSegments = listed;
@@ -114,4 +115,7 @@ export async function publishRung(
     });
     state.publishedSegments = listed;
   }
+  // Listed once storage's playlist lists it: what a run taking over continues after (a live feed
+  // lets go of what is before it), not what this run uploaded before a playlist write failed.
+  state.listed = listedSegments;
 }

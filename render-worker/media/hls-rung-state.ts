@@ -36,7 +36,7 @@ export interface RungState {
   aheadOfUs: number;
   /** fMP4: the rung's init segment, once this run has published it. */
   init: Buffer | null;
-  /** The segments published or kept so far, in order. */
+  /** The segments published or kept so far, in order: what the rung's playlist in storage lists. */
   listed: PlaylistSegment[];
   /**
    * How many bytes storage holds for each segment this run uploaded or found uploaded by an earlier

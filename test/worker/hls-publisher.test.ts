@@ -525,6 +525,42 @@ segments it lists`, async () => {
     await expect(publisher.finish()).rejects.toThrow(/144p playlist has no #EXT-X-ENDLIST/);
   });
 
+  it("reports as published only what storage's playlists list: segments uploaded before a playlist write failed are not", async () => {
+    const uploads: Upload[] = [];
+    let playlistsFail = false;
+    const recording = recordingStorage(uploads);
+    const storage: WorkerStorage = {
+      ...recording,
+      upload: async (key, file, opts) => {
+        if (playlistsFail) throw new StorageUnavailableError("storage is read-only");
+        await recording.upload(key, file, opts);
+      },
+    };
+    const errors: unknown[] = [];
+    const publisher = createHlsPublisher({
+      storage,
+      workDir,
+      outputPrefix: "videos/v1",
+      ladder,
+      probe,
+      targetDuration: 2,
+      intervalMs: 10,
+      onError: (e) => errors.push(e),
+    });
+    const topListed = () => publisher.segments().find((r) => r.name === "240p")!.segments.length;
+    publisher.start();
+    for (const rung of ladder) await writeRung(rung.name, 1, false);
+    await waitFor(() => topListed() === 1, "the first segment listed");
+    // Storage turns read-only between a segment's upload and its playlist's (as `uploadOnce` goes on here).
+    playlistsFail = true;
+    for (const rung of ladder) await writeRung(rung.name, 3, false);
+    await waitFor(() => uploads.some((u) => u.key.endsWith("240p/seg_00002.ts")), "the later segments uploaded");
+    await waitFor(() => errors.length > 0, "the playlist's failure");
+    // A run taking over continues after storage's playlist (2 s): the feed must keep what follows it.
+    expect(topListed()).toBe(1);
+    await expect(publisher.finish()).rejects.toThrow();
+  });
+
   it("stops and reports an upload failure while ffmpeg runs once no video rung can be published", async () => {
     const errors: unknown[] = [];
     const failing: WorkerStorage = {
