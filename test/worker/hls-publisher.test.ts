@@ -532,7 +532,7 @@ segments it lists`, async () => {
     const storage: WorkerStorage = {
       ...recording,
       upload: async (key, file, opts) => {
-        if (playlistsFail) throw new StorageUnavailableError("storage is read-only");
+        if (playlistsFail) throw new StorageUnavailableError(new Error("EROFS: read-only file system"), false);
         await recording.upload(key, file, opts);
       },
     };
