@@ -30,9 +30,10 @@ export function watchReaders(ctx: LiveContext, videoId: string, feed: LiveFeed, 
       const ended = ctx.endedFeeds.get(videoId) === feed;
       if (!ended && (feed.ended || ctx.feeds.get(videoId)?.feed !== feed)) return;
       if (feed.readerCount > 0 || (ended && feed.presenceCount > 0)) return;
-      takeOverEncode(ctx, videoId, feed.receivedSeconds).catch((err) =>
-        log.error("live: the broadcast's encode could not be queued again", { videoId, err }),
-      );
+      takeOverEncode(ctx, videoId, feed.receivedSeconds)
+        // A run dispatched or started meanwhile is given the same wait to ask for the feed.
+        .then((taken) => taken === "too soon" && arm())
+        .catch((err) => log.error("live: the broadcast's encode could not be queued again", { videoId, err }));
     }, READERLESS_TAKEOVER_MS);
     timer.unref();
   };
@@ -40,12 +41,28 @@ export function watchReaders(ctx: LiveContext, videoId: string, feed: LiveFeed, 
   if (awaitingReader) arm();
 }
 
-async function takeOverEncode(ctx: LiveContext, videoId: string, receivedSeconds: number): Promise<void> {
+/**
+ * Queues a readerless broadcast's encode again; "too soon" when its job was dispatched, or a run of
+ * it started, within READERLESS_TAKEOVER_MS: that run has not had the time to ask for the feed (a
+ * takeover then withdrew the message it had just claimed, and the run failed the broadcast).
+ */
+async function takeOverEncode(
+  ctx: LiveContext,
+  videoId: string,
+  receivedSeconds: number,
+): Promise<"too soon" | undefined> {
   const job = await ctx.db.job.findFirst({
     where: { videoId, kind: "LIVE", status: "RUNNING" },
-    select: { id: true, attempt: true, input: true },
+    select: { id: true, attempt: true, input: true, dispatchedAt: true },
   });
   if (!job || receivedSeconds >= parseJobInput("LIVE", job.input).options.maxDurationSeconds - 1) return;
+  const newestRun = await ctx.db.jobRun.findFirst({
+    where: { jobId: job.id, attempt: job.attempt, status: "RUNNING" },
+    orderBy: { startedAt: "desc" },
+    select: { startedAt: true },
+  });
+  const newest = Math.max(job.dispatchedAt?.getTime() ?? 0, newestRun?.startedAt.getTime() ?? 0);
+  if (Date.now() - newest < READERLESS_TAKEOVER_MS) return "too soon";
   const runs = await requeueEncode(ctx, job, ["RUNNING"], null);
   if (!runs) return;
   log.warn("live: the broadcast's encode lost its feed; queued again for another run to take it over", {
