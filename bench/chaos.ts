@@ -1274,12 +1274,13 @@ processes needing a human      ${needingHuman}${gate(needingHuman)} (${orphaned.
 by ${ORPHAN_GRACE_MS / 1000} s, ${leftovers.length} left after \
 stopping${leftovers.length ? `: ${leftovers.map((p) => `${p.command} ${p.pid}`).join(", ")}` : ""}, \
 ${gaveUp.length} service(s) not coming back${gaveUp.length ? `: ${gaveUp.join(", ")}` : ""})
+services that exited by themselves ${unplanned.length}${gate(unplanned.length)}\
+${unplanned.length ? ` (${unplanned.join(", ")}: the fault log says why)` : ""}
 ${webhookLine}${broadcastBlock}faults not injected            ${missing.length}${gate(missing.length)}\
 ${missing.map(([k, n]) => ` ${k} ${injectedCount(k)}/${n}`).join(",")}\
 ${!asRoot && (requested.get("disk-full") ?? 0) > 0 ? "\n  disk-full skipped: mounting a tmpfs needs root" : ""}\
 ${!asRoot && (requested.get("storage-outage") ?? 0) > 0 ? "\n  storage-outage skipped: a bind mount needs root" : ""}
 not gated:
-  services that exited by themselves   ${unplanned.length}${unplanned.length ? ` (${unplanned.join(", ")})` : ""}
   services SIGKILLed at the end        ${wouldNotStop.length} (no exit within 40 s of \
 SIGTERM)${wouldNotStop.length ? `: ${wouldNotStop.join(", ")}` : ""}
   FAILED videos still playable         ${failedPlayable}
@@ -1307,6 +1308,7 @@ ${faults
     webhookFairnessBroken: webhookFairness?.failed ? 1 : 0,
     broadcastFailures,
     broadcastSecondsMissing: missingSeconds,
+    unplannedExits: unplanned.length,
   });
   await cleanUp(leftovers);
 } catch (err) {

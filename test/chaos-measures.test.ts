@@ -371,6 +371,7 @@ describe("the chaos run's exit code", () => {
     webhookFairnessBroken: 0,
     broadcastFailures: 0,
     broadcastSecondsMissing: 0,
+    unplannedExits: 0,
   };
 
   it("is 0 only when every gate is 0: a FAILED video no fault set out to fail, alone, fails the run", () => {

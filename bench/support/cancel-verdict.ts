@@ -34,6 +34,8 @@ export interface ChaosGates {
   webhookFairnessBroken: number;
   broadcastFailures: number;
   broadcastSecondsMissing: number;
+  /** Services that exited without a fault killing them (a crash: an uncaught error, an abort). */
+  unplannedExits: number;
 }
 
 /** The chaos run's exit code: 0 when every gate is 0, else 1. */
