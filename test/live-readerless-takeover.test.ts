@@ -1,3 +1,5 @@
+import { EventEmitter } from "node:events";
+import type { ServerResponse } from "node:http";
 import { DEFAULT_TENANT_ID } from "../src/auth/api-keys.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDb, type Db } from "../src/db/client.ts";
@@ -28,11 +30,11 @@ describe("a broadcast's feed with no reader", () => {
     await database?.drop();
   });
 
-  it("is taken over 3 s after a run was dispatched or started, not 3 s after the feed was left", async () => {
+  /** A RUNNING LIVE job dispatched a minute ago, its feed held here with no reader, and the watch on it. */
+  async function readerlessBroadcast() {
     const video = await db.video.create({
       data: { tenantId: DEFAULT_TENANT_ID, title: "live", status: "PROCESSING", sourceKey: "live" },
     });
-    // Its encode's run was dispatched long ago; the feed has no reader.
     const job = await db.job.create({
       data: {
         videoId: video.id,
@@ -42,21 +44,39 @@ describe("a broadcast's feed with no reader", () => {
         dispatchedAt: new Date(Date.now() - 60_000),
       },
     });
-    const withdrawn: string[] = [];
     const ctx = createLiveContext({
       db,
       dispatcher: { kick: () => {} },
       stopRun: async () => {},
-      withdrawJob: async (_queue: string, messageId: string) => {
-        withdrawn.push(messageId);
-      },
+      withdrawJob: async () => {},
     } as unknown as LiveDeps);
     const feed = new LiveFeed();
     const held = { feed, streamId: "s", startedAt: Date.now(), reconnectWindowSeconds: 30, endOnUnpublish: true };
     ctx.feeds.set(video.id, { ...held, gaps: noGaps() });
-    const armedAt = Date.now();
-    watchReaders(ctx, video.id, feed, true);
     const status = async () => (await db.job.findUniqueOrThrow({ where: { id: job.id } })).status;
+    return { job, feed, status, watch: () => watchReaders(ctx, video.id, feed, true) };
+  }
+
+  it("whose run holds its presence (alive, not reading: its end being written) is not taken over; once the presence goes, it is", async () => {
+    const { feed, status, watch } = await readerlessBroadcast();
+    const presence = Object.assign(new EventEmitter(), { writeHead: () => presence, flushHeaders() {}, end() {} });
+    feed.holdPresence("run-1", presence as unknown as ServerResponse);
+    watch();
+    // Before: taken over 3 s after the reader went, while the run wrote its end; the new run kept a
+    // disk reserve on the disk the old one had just let go of.
+    await new Promise((resolve) => setTimeout(resolve, 3500));
+    expect(await status()).toBe("RUNNING");
+    // The run dies (its connection closes without its word that it is done).
+    const diedAt = Date.now();
+    presence.emit("close");
+    await expect.poll(status, { timeout: 6000, interval: 100 }).toBe("QUEUED");
+    expect(Date.now() - diedAt).toBeGreaterThan(2900);
+  });
+
+  it("is taken over 3 s after a run was dispatched or started, not 3 s after the feed was left", async () => {
+    const { job, status, watch } = await readerlessBroadcast();
+    const armedAt = Date.now();
+    watch();
 
     // 2.5 s in, a run is dispatched (another takeover's, a lapsed claim's redelivery).
     await new Promise((resolve) => setTimeout(resolve, 2500));

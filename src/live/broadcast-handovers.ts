@@ -12,12 +12,12 @@ import type { LiveContext } from "./live-context.ts";
 const READERLESS_TAKEOVER_MS = 3000;
 
 /**
- * Watches a broadcast's feed held here for its encode's reader going away while the broadcast
- * goes on: after READERLESS_TAKEOVER_MS without one, its LIVE job is queued again at once (its
+ * Watches a broadcast's feed held here for its encode's run going away while the broadcast goes
+ * on: after READERLESS_TAKEOVER_MS without a reader or a run's presence, its LIVE job is queued again at once (its
  * runs abandoned, their workers told to stop them), so another run takes it over and goes on with
  * its playlists (render-worker/media/live-continuation.ts) without waiting for the transport to
- * notice the dead run. Not once the feed has run its encode's length (the encode's own cap). After
- * the feed's end (kept until its encode ends), the same when no run holds it any more.
+ * notice the dead run. Not once the feed has run its encode's length (the encode's own cap); the
+ * same after the feed's end (kept until its encode ends).
  * `awaitingReader`: the feed has none yet and its run is expected to ask for it (a broadcast
  * adopted here whose run waits for its feed): the same wait starts now.
  */
@@ -29,7 +29,10 @@ export function watchReaders(ctx: LiveContext, videoId: string, feed: LiveFeed, 
       timer = null;
       const ended = ctx.endedFeeds.get(videoId) === feed;
       if (!ended && (feed.ended || ctx.feeds.get(videoId)?.feed !== feed)) return;
-      if (feed.readerCount > 0 || (ended && feed.presenceCount > 0)) return;
+      // A run that lives holds its presence (render-worker/handlers/live-presence.ts): one that stopped
+      // reading (its ffmpeg restarting, its end being written on a disk that stayed full) is left to
+      // itself; its presence going is its death, which arms this again.
+      if (feed.readerCount > 0 || feed.presenceCount > 0) return;
       takeOverEncode(ctx, videoId, feed.receivedSeconds)
         // A run dispatched or started meanwhile is given the same wait to ask for the feed.
         .then((taken) => taken === "too soon" && arm())

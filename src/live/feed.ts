@@ -340,8 +340,9 @@ export class LiveFeed implements BroadcastFeed {
   /**
    * A run holds the feed while it lives (`id`: its own): an answer with no body, open until the run
    * says it is done (`presenceDone`) or the feed is let go (`release`). Its connection closing
-   * otherwise is the run's death (or stop): once the feed has ended, when its encode's reader has
-   * gone, the only sign of it; `onReaderGone` hears it then.
+   * otherwise is the run's death (or stop), which `onReaderGone` hears: once the feed has ended,
+   * when its encode's reader has gone, the only sign of it; while it goes on, the sign of a run that
+   * stopped reading (its ffmpeg restarting, its end being written) and then died.
    */
   holdPresence(id: string, res: ServerResponse): void {
     res.writeHead(200, { "content-type": "text/plain", "cache-control": "no-store" });
@@ -351,7 +352,7 @@ export class LiveFeed implements BroadcastFeed {
     res.on("close", () => {
       if (this.#presences.get(id) !== res) return;
       this.#presences.delete(id);
-      if (this.#ended) for (const listener of this.#readerGoneListeners) listener();
+      for (const listener of this.#readerGoneListeners) listener();
     });
   }
 
