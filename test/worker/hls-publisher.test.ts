@@ -122,6 +122,20 @@ function recordingStorage(uploads: Upload[]): WorkerStorage {
   };
 }
 
+/** A publisher on `storage` polling every 10 ms, whose errors while ffmpeg runs go to `errors`. */
+function publisherReporting(storage: WorkerStorage, errors: unknown[]) {
+  return createHlsPublisher({
+    storage,
+    workDir,
+    outputPrefix: "videos/v1",
+    ladder,
+    probe,
+    targetDuration: 2,
+    intervalMs: 10,
+    onError: (e) => errors.push(e),
+  });
+}
+
 async function waitFor(condition: () => boolean, what: string): Promise<void> {
   for (let i = 0; i < 200 && !condition(); i++) await sleep(10);
   if (!condition()) throw new Error(`Timed out waiting for ${what}`);
@@ -537,16 +551,7 @@ segments it lists`, async () => {
       },
     };
     const errors: unknown[] = [];
-    const publisher = createHlsPublisher({
-      storage,
-      workDir,
-      outputPrefix: "videos/v1",
-      ladder,
-      probe,
-      targetDuration: 2,
-      intervalMs: 10,
-      onError: (e) => errors.push(e),
-    });
+    const publisher = publisherReporting(storage, errors);
     const listed = (name: string) => publisher.segments().find((r) => r.name === name)!.segments.length;
     publisher.start();
     for (const rung of ladder) await writeRung(rung.name, 1, false);
@@ -577,16 +582,7 @@ segments it lists`, async () => {
       list: async () => [],
       download: async () => {},
     };
-    const publisher = createHlsPublisher({
-      storage: failing,
-      workDir,
-      outputPrefix: "videos/v1",
-      ladder,
-      probe,
-      targetDuration: 2,
-      intervalMs: 10,
-      onError: (e) => errors.push(e),
-    });
+    const publisher = publisherReporting(failing, errors);
     await writeRung("240p", 1, false);
     await writeRung("144p", 1, false);
     publisher.start();
