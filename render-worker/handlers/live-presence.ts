@@ -5,8 +5,12 @@ import { log } from "../log.ts";
 
 /** Between tries while the feed's API instance does not hold it (restarting, or not adopted yet). */
 const RETRY_MS = 1000;
-/** The most the run's last word waits for an answer. */
-const DONE_TIMEOUT_MS = 2000;
+/**
+ * The most the run's last word waits for an answer: past it the hold closes unannounced, which the
+ * API takes for the run's death (a takeover 3 s later, if the run's end is not applied by then).
+ * Generous, as a loaded API answers late; an API that is gone refuses at once.
+ */
+const DONE_TIMEOUT_MS = 10_000;
 
 /**
  * Holds the run's presence on its broadcast's feed while it lives (LIVE_PRESENCE_HEADER): the API
