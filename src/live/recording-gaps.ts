@@ -108,7 +108,15 @@ export function recordGaps(
     const takeover = String(missedFrom);
     gaps?.since.set(takeover, Math.max(missed, gaps.since.get(takeover) ?? 0));
     cause = gaps?.restored && gaps.since.size === 1 ? "holder died" : "feed let go";
-    log.warn("live: a run took the broadcast over past what its feed kept", { videoId, seconds: missed });
+    // Where the run asked from (media time; null: a sample) and where the feed's media began missing
+    // (its own timeline): what a wrong figure is traced from (docs/failure-model.md, "Chaos").
+    log.warn("live: a run took the broadcast over past what its feed kept", {
+      videoId,
+      seconds: missed,
+      fromSeconds,
+      missedFromMs: missedFrom,
+      restored: gaps?.restored ?? null,
+    });
   }
   if (!cause) return;
   const total = gaps ? gaps.before + [...gaps.since.values()].reduce((a, b) => a + b, 0) : missed;
