@@ -32,12 +32,18 @@ beforeAll(async () => {
 /** An API instance on the test's database and data dir, on the given ports (a restart takes the same). */
 const startApi = (name: string, ports: { http: number; rtmp: number }) => startApiOf(WORKERS, name, ports);
 
-/** startApi, once the workers `workerIds` have reported through it. */
-async function startApiOf(workerIds: string[], name: string, ports: { http: number; rtmp: number }) {
+/** startApi, once the workers `workerIds` have reported through it; `env` beside the file's. */
+async function startApiOf(
+  workerIds: string[],
+  name: string,
+  ports: { http: number; rtmp: number },
+  env: Record<string, string> = {},
+) {
   const api = await live.startApi(name, {
     ...shared,
     PORT: String(ports.http),
     LIVE_RTMP_PORT: String(ports.rtmp),
+    ...env,
   });
   // The workers' heartbeats reach the database through an API instance: live slots count them.
   for (const id of workerIds) await workerReported(live.db, id);
@@ -178,13 +184,9 @@ describe("a crash of the API instance and the worker of a broadcast whose encode
     const sentBefore = sentFirst + again.publisher.sent();
     const publishedBefore = await topSeconds(live.dataDir, videoId);
     await live.startWorker("crash-after", { JOB_STALL_SECONDS: shared.JOB_STALL_SECONDS });
-    const third = await live.startApi("api-spool-elsewhere", {
-      ...shared,
-      PORT: String(at.http),
-      LIVE_RTMP_PORT: String(at.rtmp),
+    const third = await startApiOf(["crash-after"], "api-spool-elsewhere", at, {
       LIVE_SPOOL_DIR: `${live.dataDir}/another-machine-spool`,
     });
-    await workerReported(live.db, "crash-after");
     const back = await third.publish(s.id, s.key);
     expect(back.videoId).toBe(videoId);
     const lacking = /^the recording lacks (\d+\.\d) s of the broadcast: the API instance holding it stopped/;

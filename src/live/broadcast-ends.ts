@@ -1,7 +1,7 @@
 import type { LiveStream } from "../generated/prisma/client.ts";
 import { log } from "../log.ts";
 import type { LiveFeed } from "./feed.ts";
-import type { LiveContext } from "./live-context.ts";
+import { type LiveContext, videoIdOf } from "./live-context.ts";
 import { announce } from "./stream-events.ts";
 
 /** The fan-out topic that tells every API instance a broadcast is over (its feed, if there, ends). */
@@ -24,12 +24,6 @@ export function listenForEnds(ctx: LiveContext): void {
     log.info("live: broadcast ended by endLiveStream", { videoId });
     feed.end();
   });
-}
-
-/** The video an end names; null for the fan-out's resync after its connection came back (it names none). */
-function videoIdOf(event: Event): string | null {
-  const detail = (event as CustomEvent<{ videoId?: unknown }>).detail;
-  return typeof detail?.videoId === "string" ? detail.videoId : null;
 }
 
 /** Tells every API instance the broadcast's encode is over: the one serving its feed ends it. */

@@ -7,7 +7,7 @@ import { endsRun, type JobEvent } from "../protocol/job-events.ts";
 import { videoPrefix } from "../protocol/storage-layout.ts";
 import { broadcastOver } from "./broadcast-ends.ts";
 import { setStatus } from "./broadcast-status.ts";
-import type { LiveContext } from "./live-context.ts";
+import { type LiveContext, videoIdOf } from "./live-context.ts";
 import { chargeBroadcast } from "./live-usage.ts";
 import { announce } from "./stream-events.ts";
 
@@ -24,7 +24,9 @@ const ENDED_EARLY: Record<NonNullable<Extract<JobEvent, { type: "job.succeeded" 
 /** What an encode published reaches the API instance holding its feed, whichever applied its event. */
 export function listenForPublished(ctx: LiveContext): void {
   ctx.target.addEventListener(BROADCAST_PUBLISHED, (event) => {
-    const { videoId, seconds } = (event as CustomEvent<{ videoId: string; seconds: number }>).detail;
+    const videoId = videoIdOf(event);
+    if (!videoId) return;
+    const { seconds } = (event as CustomEvent<{ seconds: number }>).detail;
     (ctx.feeds.get(videoId)?.feed ?? ctx.endedFeeds.get(videoId))?.published(seconds);
   });
 }

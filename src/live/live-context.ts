@@ -112,6 +112,15 @@ export function createLiveContext(deps: LiveDeps): LiveContext {
   };
 }
 
+/**
+ * The video a live fan-out event names (a broadcast's end, endLiveStream's ask, what its encode
+ * published); null for the fan-out's resync after its connection came back, which names none.
+ */
+export function videoIdOf(event: Event): string | null {
+  const detail = (event as CustomEvent<{ videoId?: unknown }>).detail;
+  return typeof detail?.videoId === "string" ? detail.videoId : null;
+}
+
 /** The LIVE job of a broadcast whose encode is on (QUEUED or RUNNING), or null. */
 export const liveJobOf = (ctx: LiveContext, videoId: string) =>
   ctx.db.job.findFirst({ where: { videoId, kind: "LIVE", status: { in: ["QUEUED", "RUNNING"] } } });
