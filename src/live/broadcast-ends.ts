@@ -84,7 +84,7 @@ export function takeFeed(ctx: LiveContext, videoId: string): LiveFeed | null {
   }
   ctx.endedHere.add(videoId);
   if (ctx.endedHere.size > ENDED_HERE_KEPT) ctx.endedHere.delete(ctx.endedHere.values().next().value!);
-  ctx.endedFeeds.keep(videoId, entry.feed);
+  ctx.endedFeeds.keep(videoId, entry);
   return entry.feed;
 }
 

@@ -13,26 +13,28 @@ const KEPT_MAX_MS = 10 * 60_000;
  * worker died after the end) publishes that tail, then ends the recording (docs/live.md, "When the
  * encode's process dies"). Let go when the job ends, or after KEPT_MAX_MS.
  */
-export function createEndedFeeds() {
-  const kept = new Map<string, { feed: LiveFeed; timer: NodeJS.Timeout }>();
+export function createEndedFeeds<Held extends { feed: LiveFeed }>() {
+  const kept = new Map<string, { held: Held; timer: NodeJS.Timeout }>();
   const drop = (videoId: string) => {
     const entry = kept.get(videoId);
     if (!entry) return;
     kept.delete(videoId);
     clearTimeout(entry.timer);
-    entry.feed.release();
+    entry.held.feed.release();
   };
   return {
-    keep(videoId: string, feed: LiveFeed): void {
-      if (kept.get(videoId)?.feed === feed) return;
+    /** Keeps a broadcast that ended here: its feed, and what else it held (what its recording lacks). */
+    keep(videoId: string, held: Held): void {
+      if (kept.get(videoId)?.held.feed === held.feed) return;
       drop(videoId);
       const timer = setTimeout(() => drop(videoId), KEPT_MAX_MS);
       timer.unref();
-      kept.set(videoId, { feed, timer });
+      kept.set(videoId, { held, timer });
     },
-    get: (videoId: string): LiveFeed | undefined => kept.get(videoId)?.feed,
+    get: (videoId: string): LiveFeed | undefined => kept.get(videoId)?.held.feed,
+    held: (videoId: string): Held | undefined => kept.get(videoId)?.held,
     drop,
     /** Bytes the kept feeds hold (`videograph_live_feed_replay_bytes` counts them beside the live ones'). */
-    replayBytes: () => [...kept.values()].reduce((sum, { feed }) => sum + feed.replayBytes, 0),
+    replayBytes: () => [...kept.values()].reduce((sum, { held }) => sum + held.feed.replayBytes, 0),
   };
 }

@@ -37,7 +37,8 @@ export function handleFeed(ctx: LiveContext, req: IncomingMessage, res: ServerRe
       });
     return;
   }
-  const feed = ctx.feeds.get(videoId)?.feed ?? ctx.endedFeeds.get(videoId);
+  const held = ctx.feeds.get(videoId) ?? ctx.endedFeeds.held(videoId);
+  const feed = held?.feed;
   const presence = req.headers[LIVE_PRESENCE_HEADER];
   if (!feed || (req.method === "POST" && typeof presence !== "string")) {
     res.writeHead(404, { "content-type": "text/plain" }).end("No broadcast of this video on this API instance\n");
@@ -53,7 +54,7 @@ export function handleFeed(ctx: LiveContext, req: IncomingMessage, res: ServerRe
   }
   const from = feedFrom(req.headers[LIVE_FEED_FROM_HEADER]);
   const missed = feed.attach(res, from);
-  recordGaps(ctx, videoId, ctx.feeds.get(videoId), from, missed, feed.missedFrom);
+  recordGaps(ctx, videoId, held, from, missed, feed.missedFrom);
 }
 
 /** A run's `x-videograph-feed-from` (seconds of media time, `LIVE_FEED_FROM_HEADER`), or null when absent or not a time. */

@@ -287,7 +287,8 @@ export class LiveFeed implements BroadcastFeed {
    * broadcast over: where its published media ends, on the encode's media time): what it holds from
    * the keyframe at or before that point, not from the one before what the encode reported. Returns
    * the seconds of unpublished media the reader misses: let go beyond the bounds (30 s, 32 MiB)
-   * before it joined.
+   * before it joined, counted from that point where it is past what the encode reported (a reader
+   * naming none, once something is published, is told of none: docs/live.md, "Nothing recorded twice").
    */
   attach(res: ServerResponse, fromSeconds: number | null = null): number {
     res.writeHead(200, { "content-type": "video/x-flv", "cache-control": "no-store" });
@@ -299,24 +300,27 @@ export class LiveFeed implements BroadcastFeed {
     }
     const skipped = fromSeconds === null ? 0 : this.#keyframeAtOrBefore(fromSeconds);
     const start = this.#replay[0] ?? null;
-    // A restored feed's media may begin after the run's point (its spool had let go of some).
-    const restoredFrom =
-      this.#restored && fromSeconds !== null && this.#zero !== null
-        ? this.#zero - (this.#origin ?? 0) + fromSeconds * 1000
-        : null;
-    // (A restored feed's own start is no point of the encode's: a reader naming none, a run's sample, misses nothing.)
-    const from = this.#publishedMs ?? (this.#restored ? restoredFrom : this.#zero);
-    const missed = start && from !== null && start.dts > from ? (start.dts - from) / 1000 : 0;
+    // Where its media must begin on the feed's timeline: where the encode's published media ends, as
+    // it reported it or, further on, as the point the reader names says (a run reads it from storage's
+    // playlists, which the encode's reports may lag). A reader naming none misses only what a first
+    // run does (nothing published or restored yet): after that it is a run's sample, and the run's
+    // encode, which names its point, says what is missed.
+    const named =
+      fromSeconds !== null && this.#zero !== null ? this.#zero - (this.#origin ?? 0) + fromSeconds * 1000 : null;
+    const from =
+      named !== null
+        ? Math.max(named, this.#publishedMs ?? named)
+        : this.#publishedMs === null && !this.#restored
+          ? this.#zero
+          : null;
+    const missed = start && from !== null && start.dts - from > 1 ? (start.dts - from) / 1000 : 0;
     if (missed > 0) this.#missedFrom = from;
     // What it holds begins after the run's point because the feed let go of media the encode had not
     // published (`missed`): the encode's media time closes over what is lost, so the run's first
     // picture lands where its published media ends, and what it reports from then on maps back here.
-    if (missed > 0 && fromSeconds !== null && start && this.#zero !== null && skipped === 0) {
-      const lost = start.dts - this.#zero + (this.#origin ?? 0) - fromSeconds * 1000;
-      if (lost > 1) {
-        this.#origin = (this.#origin ?? 0) - lost;
-        this.#refillSink();
-      }
+    if (missed > 0 && named !== null && skipped === 0) {
+      this.#origin = (this.#origin ?? 0) - missed * 1000;
+      this.#refillSink();
     }
     // Its timestamps are the encode's media time (from the broadcast's first keyframe): a run taking
     // the broadcast over finds where its published media ends on them (docs/live.md, "When the

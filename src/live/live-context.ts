@@ -98,7 +98,7 @@ export interface LiveContext extends LiveDeps {
   /** Broadcasts this instance is handing on (handOffAll) until their job waits for another instance. */
   handingOn: Set<string>;
   /** Feeds ended here whose encode goes on: a run taking it over gets their tail (ended-feeds.ts). */
-  endedFeeds: ReturnType<typeof createEndedFeeds>;
+  endedFeeds: ReturnType<typeof createEndedFeeds<HeldBroadcast>>;
 }
 
 export function createLiveContext(deps: LiveDeps): LiveContext {
@@ -108,7 +108,7 @@ export function createLiveContext(deps: LiveDeps): LiveContext {
     graces: new Map(),
     endedHere: new Set(),
     handingOn: new Set(),
-    endedFeeds: createEndedFeeds(),
+    endedFeeds: createEndedFeeds<HeldBroadcast>(),
   };
 }
 
