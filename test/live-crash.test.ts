@@ -128,6 +128,10 @@ describe("a crash (SIGKILL) of the API instance holding a broadcast", () => {
     expect(await publisher.exited).not.toBe(0);
     const before = { segments: [] as string[], seconds: 0, sent: publisher.sent() };
     await expectHeld(videoId, s.id);
+    // The instance still up says the stream lost its publisher: nobody holds its broadcast any more
+    // (before, it said LIVE until the publisher was back). Its reconnect then adopts it from there.
+    const status = async () => (await live.sql(`SELECT status FROM "LiveStream" WHERE id = $1`, [s.id]))[0]?.status;
+    await expect.poll(status, { timeout: 15_000, interval: 250 }).toBe("DISCONNECTED");
     before.segments = await topSegments(live.dataDir, videoId);
     before.seconds = await topSeconds(live.dataDir, videoId);
 

@@ -27,7 +27,7 @@ interface LifecycleStep {
 /**
  * The API's start and stop, written once: `start` runs the steps top-down, `stop` runs their stops
  * bottom-up (WebSockets, live ingest, HTTP, storage notifications, webhook deliveries, upload expiry,
- * analytics, dispatcher, transport, queue watch, event fan-out, broadcast holds, rate limiter pool,
+ * analytics, dispatcher, transport, queue watch, holder watch, event fan-out, broadcast holds, rate limiter pool,
  * database), whether or not `start` ran or finished.
  */
 export function createLifecycle(
@@ -56,6 +56,7 @@ export function createLifecycle(
   let metricsServer: MetricsServer | null = null;
   let subscriptionsClosed: Promise<void> | null = null;
   let liveIngestStopped: Promise<void> | null = null;
+  let holderWatch: { stop(): void } | null = null;
 
   function closeSubscriptions(): Promise<void> {
     if (!subscriptionsClosed) log.info("stopping: WebSocket subscriptions (close 1001, going away)");
@@ -97,6 +98,13 @@ export function createLifecycle(
     // Spools no broadcast can come back to (feed-spool.ts), swept now and then.
     { start: () => spools.startSweeping(), stop: () => spools.stop() },
     { stopping: "event fan-out", start: () => eventTarget.start(), stop: () => eventTarget.close() },
+    // Says a stream on air whose broadcast no instance holds any more (its holder died) disconnected.
+    {
+      start() {
+        holderWatch = live.watchHolders();
+      },
+      stop: () => holderWatch?.stop(),
+    },
     { start: () => createAdminKeyIfNone(env, db) },
     // Looks for workers that went silent, to tell the videos waiting on them (its first look once jobs can flow).
     { start: () => queueWatch.start(), stop: () => queueWatch.stop() },

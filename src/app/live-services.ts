@@ -49,6 +49,7 @@ export function createLiveParts(env: Env, deps: LivePartsDeps) {
   const holds = createBroadcastHolds({
     connectionString: deps.databaseUrl,
     onLost: (videoId) => live.dropFeed(videoId),
+    onRetaken: (videoId) => live.reclaimStatus(videoId),
   });
   // What feeds hold unpublished, on this instance's disk: the instance restarted after a crash gives it back.
   const spools = createFeedSpools(

@@ -30,17 +30,21 @@ export interface BroadcastHolds {
   release(videoId: string): Promise<void>;
   /** Whether an API instance (this one included) holds `videoId`'s broadcast now. */
   held(videoId: string): Promise<boolean>;
+  /** Those of `videoIds` whose broadcast no API instance holds now (one query). */
+  unheld(videoIds: readonly string[]): Promise<Set<string>>;
   close(): Promise<void>;
 }
 
 /**
  * The holds over one connection of their own (kept up through restarts, as the event fan-out's is).
- * After a lost connection every hold is taken again; one another instance took meanwhile is lost,
- * and `onLost` hears it (its feed here is dropped).
+ * After a lost connection every hold is taken again (`onRetaken` hears each); one another instance
+ * took meanwhile is lost, and `onLost` hears it (its feed here is dropped).
  */
 export function createBroadcastHolds(options: {
   connectionString: string;
   onLost: (videoId: string) => void;
+  /** A hold taken again after the connection came back (its stream may have been said disconnected meanwhile). */
+  onRetaken?: (videoId: string) => void;
 }): BroadcastHolds {
   const mine = new Set<string>();
   const configured = new WeakSet<pg.Client>();
@@ -59,7 +63,10 @@ export function createBroadcastHolds(options: {
         retaking = retaking.then(async () => {
           for (const videoId of [...mine]) {
             const taken = await tryLock(videoId).catch(() => false);
-            if (taken) continue;
+            if (taken) {
+              options.onRetaken?.(videoId);
+              continue;
+            }
             mine.delete(videoId);
             log.error("live: another API instance took a broadcast's hold while this one's connection was down", {
               videoId,
@@ -101,6 +108,20 @@ export function createBroadcastHolds(options: {
     return rows[0]?.taken === true;
   }
 
+  /** Those of `videoIds` whose broadcast no API instance holds now. */
+  async function unheld(videoIds: readonly string[]): Promise<Set<string>> {
+    const others = videoIds.filter((videoId) => !mine.has(videoId));
+    if (others.length === 0) return new Set();
+    // The two-key form: classid is the first key, objid the second, objsubid 2.
+    const { rows } = await query<{ videoId: string }>(
+      `SELECT v AS "videoId" FROM unnest($2::text[]) AS v WHERE NOT EXISTS (
+         SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2
+           AND classid = $1::int::oid AND objid = hashtext(v)::oid)`,
+      [HOLD_LOCK_SPACE, others],
+    );
+    return new Set(rows.map((row) => row.videoId));
+  }
+
   return {
     async take(videoId) {
       await retaking;
@@ -114,16 +135,8 @@ export function createBroadcastHolds(options: {
       if (!mine.delete(videoId)) return;
       await query("SELECT pg_advisory_unlock($1, hashtext($2))", [HOLD_LOCK_SPACE, videoId]);
     },
-    async held(videoId) {
-      if (mine.has(videoId)) return true;
-      // The two-key form: classid is the first key, objid the second, objsubid 2.
-      const { rows } = await query<{ held: boolean }>(
-        `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2
-           AND classid = $1::int::oid AND objid = hashtext($2)::oid) AS held`,
-        [HOLD_LOCK_SPACE, videoId],
-      );
-      return rows[0]?.held === true;
-    },
+    held: async (videoId) => !(await unheld([videoId])).has(videoId),
+    unheld,
     async close() {
       const listener = await opened?.catch(() => null);
       await listener?.close();

@@ -135,6 +135,8 @@ export async function relayToHolder(ctx: LiveContext, stream: LiveStream): Promi
   const job = await waitingBroadcastJob(ctx, stream);
   if (!job) return null;
   const { videoId } = job;
+  // No instance holds it (its holder died, or handed it on and let go): it is adopted, not relayed.
+  if (!(await ctx.holds.held(videoId))) return null;
   // The holder serves the broadcast's feed: the relay goes to the same address.
   const holder = new URL(parseJobInput("LIVE", job.input).feedUrl).origin;
   const relay = await RelayFeed.open(signedRelayUrl(holder, videoId, ctx.signer));

@@ -8,6 +8,8 @@ import { discardUnrecordedMedia, listenForPublished, onJobEvent, onVideoCanceled
 import { publisherLeft, resumeSessions } from "./broadcast-reconnects.ts";
 import { beginBroadcast } from "./broadcast-start.ts";
 import { handleFeed, matchesFeed } from "./feed-endpoint.ts";
+import { reclaimStatus, watchHolders } from "./holder-watch.ts";
+import { log } from "../log.ts";
 import { createLiveContext, type LiveDeps } from "./live-context.ts";
 import { liveSecondsUsed, monthOf } from "./live-usage.ts";
 import type { IngestSessions } from "./publisher.ts";
@@ -78,6 +80,18 @@ export function createLiveStreams(deps: LiveDeps) {
 
     /** The feed of a broadcast whose hold another instance took while this one's session was down. */
     dropFeed: (videoId: string): void => dropFeed(ctx, videoId),
+
+    /** A hold taken again after this instance's session was down: a publisher still here is said on air again. */
+    reclaimStatus: (videoId: string): void =>
+      void reclaimStatus(ctx, videoId).catch((err) =>
+        log.warn("live: a broadcast's stream could not be said on air again", { videoId, err: String(err) }),
+      ),
+
+    /**
+     * Looks now and then for broadcasts on air that no API instance holds (their holder died or
+     * handed them on): their stream says it is disconnected. Returns how to stop.
+     */
+    watchHolders: (): { stop(): void } => watchHolders(ctx),
 
     /**
      * Hands this instance's broadcasts on (a deploy: SIGTERM): each one's publisher continues it by
