@@ -5,7 +5,7 @@ import { holderGone } from "./broadcast-adoption.ts";
 import { waitingBroadcastJob } from "./broadcast-reconnects.ts";
 import { setStatus } from "./broadcast-status.ts";
 import { countLiveSlots, lockLiveAdmission, whyNoLiveSlot } from "./live-capacity.ts";
-import type { LiveContext } from "./live-context.ts";
+import { type LiveContext, liveJobOf } from "./live-context.ts";
 import { liveSecondsUsed } from "./live-usage.ts";
 import { hashStreamKey, UNKNOWN_STREAM_KEY } from "./stream-keys.ts";
 import { announce } from "./stream-events.ts";
@@ -124,10 +124,7 @@ async function admitBroadcast(ctx: LiveContext, tx: Tx, tenantId: string): Promi
 async function endedWithoutItsEnd(ctx: LiveContext, stream: LiveStream): Promise<boolean> {
   const videoId = stream.activeVideoId;
   if (videoId && ctx.feeds.has(videoId)) return false;
-  const onAir = videoId
-    ? await ctx.db.job.count({ where: { videoId, kind: "LIVE", status: { in: ["QUEUED", "RUNNING"] } } })
-    : 0;
-  if (onAir > 0) return false;
+  if (videoId && (await liveJobOf(ctx, videoId))) return false;
   log.warn("live: a stream on air had no broadcast; its end is applied now", { streamId: stream.id, videoId });
   await setStatus(ctx, stream.id, "ENDED");
   return true;

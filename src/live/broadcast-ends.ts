@@ -1,7 +1,7 @@
 import type { LiveStream } from "../generated/prisma/client.ts";
 import { log } from "../log.ts";
 import type { LiveFeed } from "./feed.ts";
-import { type LiveContext, videoIdOf } from "./live-context.ts";
+import { type LiveContext, liveJobOf, videoIdOf } from "./live-context.ts";
 import { announce } from "./stream-events.ts";
 
 /** The fan-out topic that tells every API instance a broadcast is over (its feed, if there, ends). */
@@ -35,11 +35,7 @@ export function broadcastOver(ctx: LiveContext, videoId: string): void {
 export async function finishBroadcast(ctx: LiveContext, stream: LiveStream): Promise<boolean> {
   const videoId = stream.activeVideoId;
   if (!videoId || stream.status === "ENDED") return false;
-  const job = await ctx.db.job.findFirst({
-    where: { videoId, kind: "LIVE", status: { in: ["QUEUED", "RUNNING"] } },
-    select: { id: true },
-  });
-  if (!job) return false;
+  if (!(await liveJobOf(ctx, videoId))) return false;
   ctx.target.dispatchEvent(new CustomEvent(BROADCAST_FINISH, { detail: { videoId } }));
   return true;
 }

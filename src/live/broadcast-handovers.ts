@@ -2,7 +2,7 @@ import { parseJobInput, type StoredJobInput } from "../jobs/create-job.ts";
 import { log } from "../log.ts";
 import { Capability } from "../protocol/worker-messages.ts";
 import type { LiveFeed } from "./feed.ts";
-import type { LiveContext } from "./live-context.ts";
+import { type LiveContext, liveJobOf } from "./live-context.ts";
 
 /**
  * A broadcast's feed without a reader this long while it goes on has lost its encode (its worker
@@ -181,10 +181,7 @@ export async function handOffAll(ctx: LiveContext): Promise<void> {
  * as it is, and its run ends it with what was published (render-worker/handlers/live.ts).
  */
 async function handOff(ctx: LiveContext, videoId: string, reconnectWindowSeconds: number): Promise<boolean> {
-  const job = await ctx.db.job.findFirst({
-    where: { videoId, kind: "LIVE", status: { in: ["QUEUED", "RUNNING"] } },
-    select: { id: true, attempt: true },
-  });
+  const job = await liveJobOf(ctx, videoId);
   if (!job) return false;
   const waitUntil = new Date(Date.now() + reconnectWindowSeconds * 1000);
   if (!(await requeueEncode(ctx, job, ["QUEUED", "RUNNING"], waitUntil))) return false;

@@ -5,7 +5,7 @@ import { takeFeed } from "./broadcast-ends.ts";
 import { setStatus } from "./broadcast-status.ts";
 import { lastErrorGoingOn } from "./recording-gaps.ts";
 import type { BroadcastFeed, LiveFeed } from "./feed.ts";
-import type { HeldBroadcast, LiveContext } from "./live-context.ts";
+import { type HeldBroadcast, type LiveContext, liveJobOf } from "./live-context.ts";
 import type { IngestSessions } from "./publisher.ts";
 import { RelayFeed, type RelayRefusal, signedRelayUrl } from "./relay.ts";
 import { announce } from "./stream-events.ts";
@@ -119,10 +119,7 @@ export async function waitingBroadcastJob(
 ): Promise<{ videoId: string; input: unknown } | null> {
   const videoId = stream.activeVideoId;
   if (stream.status !== "DISCONNECTED" || !videoId || ctx.feeds.has(videoId) || ctx.endedHere.has(videoId)) return null;
-  const job = await ctx.db.job.findFirst({
-    where: { videoId, kind: "LIVE", status: { in: ["QUEUED", "RUNNING"] } },
-    select: { input: true },
-  });
+  const job = await liveJobOf(ctx, videoId);
   return job ? { videoId, input: job.input } : null;
 }
 

@@ -1,6 +1,6 @@
 import { log } from "../log.ts";
 import { setStatus } from "./broadcast-status.ts";
-import type { LiveContext } from "./live-context.ts";
+import { type LiveContext, liveJobOf } from "./live-context.ts";
 
 /**
  * A stream on air (CONNECTED, LIVE) whose broadcast no API instance holds any more (its holder was
@@ -61,10 +61,7 @@ async function lookForHolderless(ctx: LiveContext, unheldSince: Map<string, numb
     if (now - since < HOLDERLESS_FOR_MS) continue;
     unheldSince.delete(videoId);
     // Its encode is over: its end says ENDED (or the next publisher's key check applies it).
-    const encoding = await ctx.db.job.count({
-      where: { videoId, kind: "LIVE", status: { in: ["QUEUED", "RUNNING"] } },
-    });
-    if (encoding === 0) continue;
+    if (!(await liveJobOf(ctx, videoId))) continue;
     log.warn("live: a broadcast on air has no API instance holding it; its stream says it is disconnected", {
       streamId: stream.id,
       videoId,
