@@ -7,6 +7,7 @@ import { startTestApp, type TestApp } from "./support/app.ts";
 import { TEST_ADMIN_KEY } from "./support/auth.ts";
 import { buildConsole, launchChromium } from "./support/console.ts";
 import { fixturesDir, runFfmpeg } from "./support/media-fixtures.ts";
+import { graphql } from "./support/graphql.ts";
 import { createUpload } from "./support/uploads.ts";
 
 const OPTIONS = `query ($id: ID!) { video(id: $id) {
@@ -14,6 +15,10 @@ const OPTIONS = `query ($id: ID!) { video(id: $id) {
   watermark { position opacity widthFraction } staticRenditions { name status }
 } }`;
 const DETAILS = `query ($id: ID!) { video(id: $id) { title description tags externalId metadata { key value } } }`;
+
+const SET_CHAPTERS = graphql(`
+  mutation ($input: SetChaptersInput!) { setChapters(input: $input) { __typename } }`);
+const CHAPTERS = graphql(`query ($id: ID!) { video(id: $id) { chapters { startSeconds title } } }`);
 
 /**
  * Makes a video READY with one published 320×180 rung of 4 s (MPEG-TS, 1 s segments, made here by
@@ -596,6 +601,67 @@ describe("the API's features on the console's pages: the video page, creation op
     await page.getByRole("heading", { name: "no storyboard", level: 1 }).waitFor();
     await page.getByRole("region", { name: "Thumbnail" }).waitFor();
     expect(await page.getByRole("slider", { name: "Seek (storyboard)" }).count()).toBe(0);
+  });
+
+  it("shows a video's chapters on the scrub bar and under the player, seeks to one, and edits them (setChapters)", async () => {
+    const vtt = "WEBVTT\n\n00:00:00.000 --> 00:00:04.000\nsheet-0.jpg#xywh=0,0,80,45\n";
+    const id = await publishReadyVideo(t, "chaptered", { storyboardVtt: vtt });
+    const set = await t.gql(SET_CHAPTERS, {
+      input: {
+        videoId: id,
+        chapters: [
+          { startSeconds: 0, title: "Intro" },
+          { startSeconds: 2.5, title: "Main <part>" },
+        ],
+      },
+    });
+    expect(set.data.setChapters.__typename).toBe("SetChaptersSuccess");
+    await page.goto(`${t.url}/videos/${id}`);
+    const chapters = page.getByRole("navigation", { name: "Chapters" });
+    await chapters.waitFor();
+    // Listed under the player, the first playing; a tick on the scrub bar where the second starts.
+    expect(await chapters.getByRole("button").allInnerTexts()).toEqual(["0:00 Intro", "0:02 Main <part>"]);
+    expect(await chapters.getByRole("button", { name: "0:00 Intro" }).getAttribute("aria-current")).toBe("true");
+    const tick = page.getByTestId("scrubber-chapter");
+    expect(await tick.getAttribute("title")).toBe("Main <part>");
+    expect(await tick.evaluate((e) => (e as HTMLElement).style.left)).toBe("62.5%");
+    const slider = page.getByRole("slider", { name: "Seek (storyboard)" });
+    expect(await slider.getAttribute("aria-valuetext")).toBe("0:00 of 0:04 · Intro");
+    // The browser has the WebVTT as a chapters track.
+    const track = page.locator('video track[kind="chapters"]');
+    expect(await (await fetch(new URL((await track.getAttribute("src"))!, t.url))).text()).toContain(
+      "Main &lt;part&gt;",
+    );
+
+    // A chapter's button seeks to its start, and it becomes the one playing.
+    await chapters.getByRole("button", { name: "0:02 Main <part>" }).click();
+    const currentTime = () => page.evaluate(() => (document.querySelector("video") as HTMLVideoElement).currentTime);
+    await expect.poll(currentTime).toBe(2.5);
+    await expect
+      .poll(() => chapters.getByRole("button", { name: "0:02 Main <part>" }).getAttribute("aria-current"))
+      .toBe("true");
+    // The scrub bar names the chapter of the time it shows (no media plays here: it follows its own seeks).
+    await slider.focus();
+    await page.keyboard.press("End");
+    await expect.poll(() => slider.getAttribute("aria-valuetext")).toBe("0:04 of 0:04 · Main <part>");
+
+    // Edited as lines: a refusal names its chapter; a good text is saved and shown.
+    const text = page.getByTestId("chapters-text");
+    expect(await text.inputValue()).toBe("0:00 Intro\n0:02.500 Main <part>");
+    await text.fill("0:00 Start\n0:09 Past the end");
+    await page.getByRole("button", { name: "Save chapters" }).click();
+    await expect
+      .poll(() => page.getByTestId("chapters-message").innerText())
+      .toMatch(/^Chapter 2 starts at 9 s, outside/);
+    await text.fill("0:00 Start\n1.25 Then");
+    await page.getByRole("button", { name: "Save chapters" }).click();
+    await page.getByTestId("chapters-message").getByText("Saved.").waitFor();
+    await expect.poll(() => chapters.getByRole("button").allInnerTexts()).toEqual(["0:00 Start", "0:01 Then"]);
+    const saved = await t.gql(CHAPTERS, { id });
+    expect(saved.data.video!.chapters).toEqual([
+      { startSeconds: 0, title: "Start" },
+      { startSeconds: 1.25, title: "Then" },
+    ]);
   });
 
   it("adds a webhook endpoint for the event types checked", async () => {

@@ -518,3 +518,20 @@ export const LiveStreamEventsSubscription = graphql(
 `,
   [LiveStreamFields],
 );
+
+export const VideoChaptersQuery = graphql(`
+  query VideoChapters($id: ID!) {
+    video(id: $id) { id duration chapters { startSeconds endSeconds title } chaptersUrl }
+  }
+`);
+
+export const SetChaptersMutation = graphql(`
+  mutation SetChapters($input: SetChaptersInput!) {
+    setChapters(input: $input) {
+      __typename
+      ... on SetChaptersSuccess { video { id chapters { startSeconds endSeconds title } chaptersUrl } }
+      ... on ValidationError { message field }
+      ... on NotFoundError { message }
+    }
+  }
+`);

@@ -2,6 +2,7 @@ import type Hls from "hls.js";
 import type { ErrorData, Level } from "hls.js";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { hlsLiveLatency, startViewBeacons, type ViewBeacons } from "./analytics-beacons.ts";
+import { ChapterList, type PlayerChapter } from "./chapters.tsx";
 import { StoryboardScrubber, type StoryboardProps } from "./storyboard-scrubber.tsx";
 
 /**
@@ -46,6 +47,11 @@ export interface PlayerProps {
   element?: { current: HTMLVideoElement | null };
   /** The video's storyboard: a scrub bar under the picture shows its tiles. */
   storyboard?: StoryboardProps | null;
+  /**
+   * The video's chapters: marked on the scrub bar, listed under the picture (each seeks to its
+   * start), and its WebVTT file (`url`) given to the browser as a chapters track.
+   */
+  chapters?: { url: string | null; list: readonly PlayerChapter[] } | null;
   /**
    * Asks the page for a fresh `src` when the server refuses the playback session (401 or 403) after
    * `src` had played: a SIGNED video's session ends (PLAYBACK_SESSION_SECONDS) while a viewer still
@@ -178,8 +184,15 @@ export function Player(props: PlayerProps) {
         poster={props.poster ?? undefined}
         aria-label={`Video player: ${props.title}`}
         data-testid="player"
-      />
-      {props.storyboard && <StoryboardScrubber video={videoRef} storyboard={props.storyboard} />}
+      >
+        {props.chapters?.url && <track kind="chapters" src={props.chapters.url} default />}
+      </video>
+      {props.storyboard && (
+        <StoryboardScrubber video={videoRef} storyboard={props.storyboard} chapters={props.chapters?.list ?? []} />
+      )}
+      {props.chapters && props.chapters.list.length > 0 && (
+        <ChapterList video={videoRef} chapters={props.chapters.list} />
+      )}
       {error && (
         <p role="alert" class="error">
           {error}

@@ -1,4 +1,5 @@
 import { useEffect, useRef, useState } from "preact/hooks";
+import { chapterAt, type PlayerChapter } from "./chapters.tsx";
 import { formatDuration } from "./format.ts";
 import { MAX_STORYBOARD_VTT_CHARS, parseStoryboardVtt, type StoryboardTile, tileAt } from "./storyboard-vtt.ts";
 
@@ -48,9 +49,12 @@ const clock = (seconds: number) => formatDuration(Math.floor(seconds));
 export function StoryboardScrubber({
   video,
   storyboard,
+  chapters = [],
 }: {
   video: { current: HTMLVideoElement | null };
   storyboard: StoryboardProps;
+  /** The video's chapters: a tick at each start (after the first), and the title in the preview. */
+  chapters?: readonly PlayerChapter[];
 }) {
   const { duration } = storyboard;
   const tiles = useTiles(storyboard.vttUrl);
@@ -125,6 +129,10 @@ export function StoryboardScrubber({
     setPreview(seek(target));
   };
 
+  const chapterTitle = (seconds: number) => {
+    const chapter = chapterAt(chapters, seconds);
+    return chapter ? ` · ${chapter.title}` : "";
+  };
   const tile = preview !== null ? tileAt(tiles, preview) : null;
   const fraction = (seconds: number) => (duration > 0 ? Math.min(seconds, duration) / duration : 0);
   const percent = fraction(preview ?? now) * 100;
@@ -142,7 +150,7 @@ export function StoryboardScrubber({
         aria-valuemin={0}
         aria-valuemax={round(duration)}
         aria-valuenow={round(now)}
-        aria-valuetext={`${clock(now)} of ${clock(duration)}`}
+        aria-valuetext={`${clock(now)} of ${clock(duration)}${chapterTitle(now)}`}
         onPointerDown={onPointerDown}
         onPointerMove={onPointerMove}
         onPointerUp={onPointerUp}
@@ -155,6 +163,17 @@ export function StoryboardScrubber({
         onBlur={() => setPreview(null)}
       >
         <div class="scrubber-played" style={{ width: `${fraction(now) * 100}%` }} />
+        {chapters
+          .filter((c) => c.startSeconds > 0)
+          .map((c) => (
+            <div
+              key={c.startSeconds}
+              class="scrubber-chapter"
+              data-testid="scrubber-chapter"
+              title={c.title}
+              style={{ left: `${fraction(c.startSeconds) * 100}%` }}
+            />
+          ))}
         {preview !== null && <div class="scrubber-mark" style={{ left: `${percent}%` }} />}
       </div>
       {preview !== null && (
@@ -169,7 +188,10 @@ export function StoryboardScrubber({
               <img src={tile.sheet} alt="" style={{ left: `${-tile.x}px`, top: `${-tile.y}px` }} />
             </div>
           )}
-          <span>{clock(preview)}</span>
+          <span>
+            {clock(preview)}
+            {chapterTitle(preview)}
+          </span>
         </div>
       )}
     </div>

@@ -101,6 +101,10 @@ export function captionFileParts(key: string): { videoId: string; captionId: str
   return m ? { videoId: m[1]!, captionId: m[2]! } : null;
 }
 
+/** Where a video's chapters are stored as WebVTT: a new key per version, so a replaced file is never served stale. */
+export const chaptersKey = (videoId: string, version: string): string =>
+  `${videoPrefix(videoId)}/chapters/${version}.vtt`;
+
 /** The storyboard of a video, under its prefix: its WebVTT file and sprite sheets. */
 export function storyboardLayout(outputPrefix: string) {
   const prefix = `${outputPrefix}/storyboard`;
@@ -142,13 +146,18 @@ export function videoKeyParts(key: string): { videoId: string; folder: string } 
 }
 
 /**
- * Whether a key is published media (HLS, captions, images, the storyboard, static renditions), which
+ * Whether a key is published media (HLS, captions, chapters, images, the storyboard, static renditions), which
  * players may read; sources are not.
  */
 export function isPublishedKey(key: string): boolean {
   const folder = videoKeyParts(key)?.folder;
   return (
-    folder === "hls" || folder === "thumbnails" || folder === "captions" || folder === "storyboard" || folder === "mp4"
+    folder === "hls" ||
+    folder === "thumbnails" ||
+    folder === "captions" ||
+    folder === "chapters" ||
+    folder === "storyboard" ||
+    folder === "mp4"
   );
 }
 

@@ -15,6 +15,7 @@ import { Link, navigate, useTitle } from "../router.tsx";
 import { VideoImages } from "../video-images.tsx";
 import { VideoAnalytics } from "../viewer-analytics.tsx";
 import { Captions } from "./video/captions.tsx";
+import { Chapters, useChapters } from "./video/chapters.tsx";
 import { ClipForm } from "./video/clip-form.tsx";
 import { Details } from "./video/details.tsx";
 import { Downloads } from "./video/downloads.tsx";
@@ -57,6 +58,7 @@ export function VideoPage({ videoId }: { videoId: string }) {
   const playback = usePlaybackUrl(video);
   const playerElement = useRef<HTMLVideoElement | null>(null);
   const storyboard = useStoryboard(videoId, video);
+  const { chapters, reload: reloadChapters } = useChapters(videoId, video?.playable ?? false, video?.status);
 
   if (initial === null) return <p role="alert">No such video.</p>;
   if (!video) return <p>{message ?? "Loading…"}</p>;
@@ -121,6 +123,7 @@ export function VideoPage({ videoId }: { videoId: string }) {
           title={video.title}
           element={playerElement}
           storyboard={storyboard}
+          chapters={chapters}
           renewSource={() => freshPlaybackUrl(videoId)}
         />
       ) : (
@@ -141,6 +144,9 @@ export function VideoPage({ videoId }: { videoId: string }) {
         <VideoImages videoId={video.id} duration={video.duration} player={playerElement} />
       )}
       <Captions videoId={video.id} />
+      {video.duration != null && (
+        <Chapters videoId={video.id} chapters={chapters?.list ?? []} onSaved={() => void reloadChapters()} />
+      )}
       <Downloads videoId={video.id} status={video.status} />
       {video.playable && <Share video={video} />}
       {video.playable && <VideoAnalytics videoId={video.id} />}
