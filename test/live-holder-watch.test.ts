@@ -2,6 +2,8 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_TENANT_ID } from "../src/auth/api-keys.ts";
 import { createDb, type Db } from "../src/db/client.ts";
+import { RESYNC } from "../src/events/postgres-event-target.ts";
+import { listenForEnds } from "../src/live/broadcast-ends.ts";
 import { type BroadcastHolds, createBroadcastHolds } from "../src/live/broadcast-holds.ts";
 import { LiveFeed } from "../src/live/feed.ts";
 import { HOLDER_GONE, reclaimStatus, watchHolders } from "../src/live/holder-watch.ts";
@@ -55,12 +57,12 @@ describe("a broadcast on air whose API instance is gone", () => {
     } as unknown as LiveDeps);
   }
 
-  /** A stream LIVE with a broadcast whose encode is on. */
-  async function streamOnAir() {
+  /** A stream LIVE with a broadcast whose encode is `encode` (RUNNING: on). */
+  async function streamOnAir(encode: "RUNNING" | "SUCCEEDED" = "RUNNING") {
     const video = await db.video.create({
       data: { tenantId: DEFAULT_TENANT_ID, title: "live", status: "PROCESSING", sourceKey: "live", playable: true },
     });
-    await db.job.create({ data: { videoId: video.id, kind: "LIVE", status: "RUNNING", input: LIVE_INPUT } });
+    await db.job.create({ data: { videoId: video.id, kind: "LIVE", status: encode, input: LIVE_INPUT } });
     const stream = await db.liveStream.create({
       data: {
         tenantId: DEFAULT_TENANT_ID,
@@ -96,6 +98,33 @@ describe("a broadcast on air whose API instance is gone", () => {
       watch.stop();
     }
   }, 30_000);
+
+  it("whose encode ended while the event fan-out was down: its feed here ends at the fan-out's resync; one whose encode goes on stays", async () => {
+    const ctx = contextOf(instanceHolds());
+    listenForEnds(ctx);
+    const held = (streamId: string) => ({
+      feed: new LiveFeed(),
+      streamId,
+      startedAt: Date.now(),
+      reconnectWindowSeconds: 30,
+      endOnUnpublish: true,
+      gaps: noGaps(),
+    });
+    const over = await streamOnAir("SUCCEEDED");
+    const on = await streamOnAir("RUNNING");
+    const overAfterItsStop = await streamOnAir("SUCCEEDED");
+    ctx.feeds.set(over.videoId, held(over.streamId));
+    ctx.feeds.set(on.videoId, held(on.streamId));
+    const stopped = held(overAfterItsStop.streamId);
+    ctx.endedFeeds.keep(overAfterItsStop.videoId, stopped);
+    const overFeed = ctx.feeds.get(over.videoId)!.feed;
+    // Before, the resync (no video named) was ignored: a publisher fed an encode that had ended, for good.
+    ctx.target.dispatchEvent(new CustomEvent("liveBroadcastEnded", { detail: RESYNC }));
+    await expect.poll(() => ctx.feeds.has(over.videoId)).toBe(false);
+    expect(overFeed.ended).toBe(true);
+    await expect.poll(() => ctx.endedFeeds.get(overAfterItsStop.videoId)).toBeUndefined();
+    expect(ctx.feeds.get(on.videoId)?.feed.ended).toBe(false);
+  });
 
   it("an instance that took its hold again after its session was lost says its publisher is still there", async () => {
     const { videoId, streamId, state } = await streamOnAir();

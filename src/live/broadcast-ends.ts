@@ -16,6 +16,11 @@ export function listenForEnds(ctx: LiveContext): void {
   ctx.target.addEventListener(BROADCAST_ENDED, (event) => {
     const videoId = videoIdOf(event);
     if (videoId) endFeed(ctx, videoId);
+    // The fan-out's resync (its connection came back; no video named): an end sent meanwhile was missed.
+    else
+      void endFeedsOfEndedEncodes(ctx).catch((err) =>
+        log.warn("live: feeds were not checked after the event fan-out came back", { err: String(err) }),
+      );
   });
   ctx.target.addEventListener(BROADCAST_FINISH, (event) => {
     const videoId = videoIdOf(event);
@@ -24,6 +29,15 @@ export function listenForEnds(ctx: LiveContext): void {
     log.info("live: broadcast ended by endLiveStream", { videoId });
     feed.end();
   });
+}
+
+/** Ends the feeds held here (live, or ended and kept) whose encode is over: their end was missed. */
+async function endFeedsOfEndedEncodes(ctx: LiveContext): Promise<void> {
+  for (const videoId of new Set([...ctx.feeds.keys(), ...ctx.endedFeeds.videoIds()])) {
+    if (await liveJobOf(ctx, videoId)) continue;
+    log.info("live: a broadcast's encode ended while the event fan-out was down; its feed here ends", { videoId });
+    endFeed(ctx, videoId);
+  }
 }
 
 /** Tells every API instance the broadcast's encode is over: the one serving its feed ends it. */

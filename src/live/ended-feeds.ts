@@ -33,6 +33,7 @@ export function createEndedFeeds<Held extends { feed: LiveFeed }>() {
     },
     get: (videoId: string): LiveFeed | undefined => kept.get(videoId)?.held.feed,
     held: (videoId: string): Held | undefined => kept.get(videoId)?.held,
+    videoIds: (): string[] => [...kept.keys()],
     drop,
     /** Bytes the kept feeds hold (`videograph_live_feed_replay_bytes` counts them beside the live ones'). */
     replayBytes: () => [...kept.values()].reduce((sum, { held }) => sum + held.feed.replayBytes, 0),
