@@ -2,23 +2,26 @@ import { ADMIN_AUTH } from "./support/auth.ts";
 import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
+import { expectTypename, type GraphqlAnswer, graphql, operationText, type ResultOf } from "./support/graphql.ts";
 import { trickleBody } from "./support/trickled-body.ts";
 import { finalState, uploadAndWait } from "./support/uploads.ts";
 import { makeClip } from "./support/media-fixtures.ts";
 
-const UPLOAD_VIDEO = /* GraphQL */ `
+const UPLOAD_VIDEO = graphql(`
   mutation($file: File!, $title: String) {
     uploadVideo(file: $file, title: $title) {
       __typename
       ... on UploadVideoSuccess { video { id status } }
       ... on FileTooLargeError { maxBytes }
       ... on Error { message }
-    } }`;
+    } }`);
+const TITLES_AND_STATUSES = graphql(`{ videos(first: 20) { edges { node { title status } } } }`);
+const VIDEO_OF_A_BAD_ID = graphql(`{ video(id: "not-a-uuid") { id } }`);
 
 /** Sends a file with the GraphQL multipart request spec, as a server-side CMS would. */
 async function multipartUpload(t: TestApp, bytes: Uint8Array<ArrayBuffer>, name: string, title?: string) {
   const form = new FormData();
-  form.append("operations", JSON.stringify({ query: UPLOAD_VIDEO, variables: { file: null, title } }));
+  form.append("operations", JSON.stringify({ query: operationText(UPLOAD_VIDEO), variables: { file: null, title } }));
   form.append("map", JSON.stringify({ 0: ["variables.file"] }));
   form.append("0", new Blob([bytes]), name);
   return fetch(`${t.url}/graphql`, { method: "POST", body: form, headers: ADMIN_AUTH });
@@ -74,20 +77,18 @@ describe("bad input gets a clear answer and loses nothing", () => {
 
   it("keeps serving: afterwards a good file sent with uploadVideo reaches READY", async () => {
     const res = await multipartUpload(t, new Uint8Array(goodClip), "good.mp4", "good one");
-    const body = await res.json();
-    expect(body.data.uploadVideo.__typename).toBe("UploadVideoSuccess");
-    const id = body.data.uploadVideo.video.id;
+    const body = (await res.json()) as GraphqlAnswer<ResultOf<typeof UPLOAD_VIDEO>>;
+    const id = expectTypename(body.data.uploadVideo, "UploadVideoSuccess").video.id;
     expect(await finalState(t, id)).toMatchObject({ status: "READY", playable: true, error: null });
 
     // The failed videos stayed failed and nothing else changed state.
-    const list = (await t.gql(`{ videos(first: 20) { edges { node { title status } } } }`)).data.videos.edges.map(
-      (e: any) => e.node,
-    );
-    expect(list.filter((v: any) => v.status === "FAILED")).toHaveLength(2);
-    expect(list.filter((v: any) => v.status === "READY")).toEqual([{ title: "good one", status: "READY" }]);
+    const list = (await t.gql(TITLES_AND_STATUSES)).data.videos.edges.map((e) => e.node);
+    expect(list.filter((v) => v.status === "FAILED")).toHaveLength(2);
+    expect(list.filter((v) => v.status === "READY")).toEqual([{ title: "good one", status: "READY" }]);
   });
 
   it("refuses an oversized GraphQL request before reading it", async () => {
+    // A string, not a `graphql` document: a raw request made oversized at run time (a 1 MiB comment).
     const query = `{ videos(first: 1) { edges { node { id } } } } #${"x".repeat(1024 * 1024)}`;
     const res = await fetch(`${t.url}/graphql`, {
       method: "POST",
@@ -128,7 +129,7 @@ after it, instead of reading it for as long as the client sends`, async () => {
       body: "{ not json",
     });
     expect(res.status).toBe(400);
-    const res2 = await t.gql(`{ video(id: "not-a-uuid") { id } }`);
+    const res2 = await t.gql(VIDEO_OF_A_BAD_ID);
     expect(res2).toEqual({ data: { video: null } });
     expect((await fetch(`${t.url}/health`)).status).toBe(200);
   });

@@ -6,9 +6,11 @@ import { gqlAt } from "./support/app.ts";
 import { alivePids, descendantPids, listProcesses } from "./support/process-scan.ts";
 import { type ServiceProcess, startApiProcess, stopAllProcesses } from "./support/processes.ts";
 import { makeClip } from "./support/media-fixtures.ts";
-import { graphql } from "./support/graphql.ts";
+import { graphql, operationText } from "./support/graphql.ts";
 import { createUpload } from "./support/uploads.ts";
 
+// Not createUpload (support/uploads.ts): sent with the key the start printed, and its whole answer read.
+const CREATE_UPLOAD = graphql(`mutation { createUpload(input: { title: "x" }) { __typename } }`);
 const RUNS = graphql(
   `query($id: ID!) { video(id: $id) { status jobs { edges { node { kind runs { status finishedAt } } } } } }`,
 );
@@ -65,8 +67,7 @@ describe("npm start with no configuration", () => {
     const res = await fetch(`${api.url}/graphql`, {
       method: "POST",
       headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
-      // Not createUpload (support/uploads.ts): with the key this start printed, and its whole answer.
-      body: JSON.stringify({ query: `mutation { createUpload(input: { title: "x" }) { __typename } }` }),
+      body: JSON.stringify({ query: operationText(CREATE_UPLOAD) }),
     });
     expect(await res.json()).toEqual({ data: { createUpload: { __typename: "CreateUploadSuccess" } } });
 

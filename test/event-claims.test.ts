@@ -8,9 +8,12 @@ import { gqlAt } from "./support/app.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, startScriptProcess, startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
 import { makeClip } from "./support/media-fixtures.ts";
+import { graphql } from "./support/graphql.ts";
 import { createUpload } from "./support/uploads.ts";
 
-const VIDEO = `query($id: ID!) { video(id: $id) { status jobs(first: 1) { edges { node { status dispatchedTo runs { status } } } } } }`;
+const VIDEO = graphql(
+  `query($id: ID!) { video(id: $id) { status jobs(first: 1) { edges { node { status dispatchedTo runs { status } } } } } }`,
+);
 
 /**
  * Worker events claimed by an API that then died (SIGKILL right after claiming a batch) are
@@ -83,11 +86,11 @@ describe("events claimed by an API killed mid-batch (Postgres transport, real pr
 
     const next = await startApiProcess("api-next", common);
     const startedAfterMs = Date.now() - killedAt;
-    const before = (await gqlAt(next.url, VIDEO, { id: videoId })).video;
+    const before = (await gqlAt(next.url, VIDEO, { id: videoId })).video!;
     expect(before.status).toBe("QUEUED");
-    expect(before.jobs.edges[0].node.runs).toEqual([]);
+    expect(before.jobs.edges[0]!.node.runs).toEqual([]);
     await expect
-      .poll(async () => (await gqlAt(next.url, VIDEO, { id: videoId })).video.status, {
+      .poll(async () => (await gqlAt(next.url, VIDEO, { id: videoId })).video!.status, {
         timeout: 40_000,
         interval: 250,
       })
@@ -99,8 +102,8 @@ describe("events claimed by an API killed mid-batch (Postgres transport, real pr
     // host took (its next API started 14.2 s after the kill, and the video was READY 11.3 s later).
     const readyAfterMs = Date.now() - killedAt;
     expect(readyAfterMs).toBeLessThan(Math.max(10_000, startedAfterMs) + 20_000);
-    const after = (await gqlAt(next.url, VIDEO, { id: videoId })).video;
-    expect(after.jobs.edges[0].node.status).toBe("SUCCEEDED");
-    expect(after.jobs.edges[0].node.runs.map((r: { status: string }) => r.status)).toEqual(["SUCCEEDED"]);
+    const after = (await gqlAt(next.url, VIDEO, { id: videoId })).video!;
+    expect(after.jobs.edges[0]!.node.status).toBe("SUCCEEDED");
+    expect(after.jobs.edges[0]!.node.runs.map((r) => r.status)).toEqual(["SUCCEEDED"]);
   });
 });

@@ -5,12 +5,13 @@ import { PubSub } from "@google-cloud/pubsub";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createUploadNotificationListener, type NotificationOutcome } from "../src/uploads/gcs-notifications.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
+import { expectTypename, graphql, type VariablesOf } from "./support/graphql.ts";
 import { pubSubEmulatorUnavailableReason, startPubSubEmulator } from "./support/pubsub-emulator.ts";
 
 const MAX_UPLOAD_BYTES = 1000;
 
 // Not the shared CREATE_UPLOAD (support/uploads.ts): this checks uploadSize and each refusal's own fields.
-const CREATE_UPLOAD = /* GraphQL */ `
+const CREATE_UPLOAD = graphql(`
   mutation($input: CreateUploadInput!) {
     createUpload(input: $input) {
       __typename
@@ -19,8 +20,8 @@ const CREATE_UPLOAD = /* GraphQL */ `
       ... on FileTooLargeError { maxBytes }
       ... on Error { message }
     }
-  }`;
-const COMPLETE_UPLOAD = /* GraphQL */ `
+  }`);
+const COMPLETE_UPLOAD = graphql(`
   mutation($id: ID!) {
     completeUpload(videoId: $id) {
       __typename
@@ -30,18 +31,14 @@ const COMPLETE_UPLOAD = /* GraphQL */ `
       ... on FileTooLargeError { maxBytes }
       ... on Error { message }
     }
-  }`;
-const VIDEO = /* GraphQL */ `
-  query($id: ID!) { video(id: $id) { status jobs(first: 10) { edges { node { kind status } } } } }`;
+  }`);
+const VIDEO = graphql(`
+  query($id: ID!) { video(id: $id) { status jobs(first: 10) { edges { node { kind status } } } } }`);
 
-async function createVideo(t: TestApp, input: Record<string, unknown> = {}) {
+async function createVideo(t: TestApp, input: Partial<VariablesOf<typeof CREATE_UPLOAD>["input"]> = {}) {
   const res = await t.gql(CREATE_UPLOAD, { input: { title: "direct upload", ...input } });
   expect(res.errors).toBeUndefined();
-  expect(res.data.createUpload.__typename).toBe("CreateUploadSuccess");
-  return res.data.createUpload as {
-    uploadUrl: string;
-    video: { id: string; status: string; uploadSize: number | null };
-  };
+  return expectTypename(res.data.createUpload, "CreateUploadSuccess");
 }
 
 /** Puts a file where a direct-to-storage upload ends, as if GCS had received it. */
@@ -53,7 +50,7 @@ async function landSource(t: TestApp, videoId: string, bytes: number): Promise<s
 }
 
 const complete = async (t: TestApp, id: string) => (await t.gql(COMPLETE_UPLOAD, { id })).data.completeUpload;
-const jobsOf = async (t: TestApp, id: string) => (await t.gql(VIDEO, { id })).data.video.jobs.edges;
+const jobsOf = async (t: TestApp, id: string) => (await t.gql(VIDEO, { id })).data.video!.jobs.edges;
 
 describe("completeUpload (local storage, no worker)", () => {
   let t: TestApp;
@@ -115,7 +112,7 @@ describe("completeUpload (local storage, no worker)", () => {
       message: expect.any(String),
     });
     await expect(access(file)).rejects.toThrow();
-    expect((await t.gql(VIDEO, { id: video.id })).data.video.status).toBe("WAITING_FOR_UPLOAD");
+    expect((await t.gql(VIDEO, { id: video.id })).data.video!.status).toBe("WAITING_FOR_UPLOAD");
   });
 
   test("answers unknown and malformed ids with NotFoundError", async () => {
@@ -226,7 +223,7 @@ notification arrives`, async () => {
         await landSource(t, video.id, 700);
         await topic.publishMessage(gcsNotification(`videos/${video.id}/source/upload`, 700));
         const status = await waitFor("the video to be queued", async () => {
-          const v = (await t.gql(VIDEO, { id: video.id })).data.video;
+          const v = (await t.gql(VIDEO, { id: video.id })).data.video!;
           return v.status === "QUEUED" ? v : undefined;
         });
         expect(status.jobs.edges).toEqual([{ node: { kind: "TRANSCODE", status: "QUEUED" } }]);
@@ -290,7 +287,7 @@ nothing, refusals are not retried`, async () => {
         ]);
 
         expect(await jobsOf(t, uploaded)).toEqual([{ node: { kind: "TRANSCODE", status: "QUEUED" } }]);
-        expect((await t.gql(VIDEO, { id: empty })).data.video.status).toBe("WAITING_FOR_UPLOAD");
+        expect((await t.gql(VIDEO, { id: empty })).data.video!.status).toBe("WAITING_FOR_UPLOAD");
         // Acked messages are not delivered again (the emulator's ack deadline is 10 s).
         await new Promise((r) => setTimeout(r, 11_000));
         expect([...outcomes.values()].every((list) => list.length === 1)).toBe(true);

@@ -2,14 +2,15 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
+import { expectTypename, graphql } from "./support/graphql.ts";
 
-const GENERATE = /* GraphQL */ `
+const GENERATE = graphql(`
   mutation($topic: String!, $count: Int!) {
     generateQuiz(topic: $topic, count: $count, difficulty: EASY) {
       __typename
       ... on GenerateQuizSuccess { questions { question choices answerIndex explanation } }
       ... on Error { message }
-    } }`;
+    } }`);
 
 interface Seen {
   path: string;
@@ -71,8 +72,8 @@ describe("generateQuiz against a stand-in for Google's Gemini endpoint", () => {
   });
 
   it("asks for structured output with the quiz schema and returns checked questions", async () => {
-    const res = (await t.gql(GENERATE, { topic: "the solar system", count: 3 })).data.generateQuiz;
-    expect(res.__typename).toBe("GenerateQuizSuccess");
+    const answer = (await t.gql(GENERATE, { topic: "the solar system", count: 3 })).data.generateQuiz;
+    const res = expectTypename(answer, "GenerateQuizSuccess");
     expect(res.questions).toEqual([0, 1, 2].map((i) => question(i)));
     const request = gemini.seen.at(-1)!;
     expect(request.path).toBe("/v1beta/models/gemini-test:generateContent");

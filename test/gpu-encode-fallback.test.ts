@@ -3,6 +3,7 @@ import path from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
+import { graphql, type ResultOf } from "./support/graphql.ts";
 import { uploadAndWait } from "./support/uploads.ts";
 import { makeClip } from "./support/media-fixtures.ts";
 
@@ -10,18 +11,11 @@ import { makeClip } from "./support/media-fixtures.ts";
 const FAILING_GPU_FFMPEG = path.resolve(import.meta.dirname, "fixtures/stand-in-ffmpeg/failing-nvenc");
 const GPU_WORKER_ID = "stand-in-failing-gpu";
 
-const JOBS = /* GraphQL */ `
+const JOBS = graphql(`
   query($id: ID!) { video(id: $id) { jobs(first: 5) { edges { node {
-    kind status attempt dispatchedTo routingReason runs { workerId status error } } } } } }`;
+    kind status attempt dispatchedTo routingReason runs { workerId status error } } } } } }`);
 
-interface JobView {
-  kind: string;
-  status: string;
-  attempt: number;
-  dispatchedTo: string | null;
-  routingReason: string | null;
-  runs: { workerId: string; status: string; error: string | null }[];
-}
+type JobView = NonNullable<ResultOf<typeof JOBS>["video"]>["jobs"]["edges"][number]["node"];
 
 let t: TestApp | undefined;
 afterEach(async () => {
@@ -38,7 +32,7 @@ beforeAll(async () => {
 async function transcodeJob(app: TestApp, id: string): Promise<JobView> {
   const res = await app.gql(JOBS, { id });
   if (res.errors) throw new Error(JSON.stringify(res.errors));
-  return res.data.video.jobs.edges.map((e: { node: JobView }) => e.node).find((j: JobView) => j.kind === "TRANSCODE");
+  return res.data.video!.jobs.edges.map((e) => e.node).find((j) => j.kind === "TRANSCODE")!;
 }
 
 async function advertised(app: TestApp, workerId: string): Promise<string[] | null> {

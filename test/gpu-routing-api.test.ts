@@ -8,22 +8,16 @@ import { PROTOCOL_VERSION } from "../src/protocol/version.ts";
 import type { Capability } from "../src/protocol/worker-messages.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { pubSubEmulatorUnavailableReason, startPubSubEmulator } from "./support/pubsub-emulator.ts";
+import { graphql, type ResultOf } from "./support/graphql.ts";
 import { createUpload, finalState } from "./support/uploads.ts";
 import { makeClip } from "./support/media-fixtures.ts";
 
 const STAND_IN_ID = "stand-in-nvenc";
-const JOBS = /* GraphQL */ `
+const JOBS = graphql(`
   query($id: ID!) { video(id: $id) { jobs(first: 5) { edges { node {
-    kind status capability dispatchedTo routingReason runs { workerId } } } } } }`;
+    kind status capability dispatchedTo routingReason runs { workerId } } } } } }`);
 
-interface JobView {
-  kind: string;
-  status: string;
-  capability: string;
-  dispatchedTo: string | null;
-  routingReason: string | null;
-  runs: { workerId: string }[];
-}
+type JobView = NonNullable<ResultOf<typeof JOBS>["video"]>["jobs"]["edges"][number]["node"];
 
 const emulator = await startPubSubEmulator();
 if (emulator) process.env.PUBSUB_EMULATOR_HOST = emulator.host;
@@ -77,7 +71,7 @@ async function standInNvencWorker(
 async function transcodeJob(t: TestApp, id: string): Promise<JobView> {
   const res = await t.gql(JOBS, { id });
   if (res.errors) throw new Error(JSON.stringify(res.errors));
-  const jobs: JobView[] = res.data.video.jobs.edges.map((e: { node: JobView }) => e.node);
+  const jobs: JobView[] = res.data.video!.jobs.edges.map((e) => e.node);
   return jobs.find((j) => j.kind === "TRANSCODE")!;
 }
 

@@ -6,12 +6,30 @@ import { createApiKey, ensureTenant } from "../src/auth/api-keys.ts";
 import { TITLE_SEARCH_RATE_POINTS } from "../src/videos/video-search.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { ADMIN_AUTH } from "./support/auth.ts";
+import { graphql, operationText } from "./support/graphql.ts";
 
-// Documents here stay strings, not `graphql` (support/graphql.ts): they are too deep, too wide, aliased,
-// spread or sent raw on purpose (docs/testing.md, "How tests send GraphQL"). CREATE_UPLOAD is not the shared
-// one (support/uploads.ts): one mutation with no variables, sent raw (a form post, a bare POST) where the
-// CSRF check and the rate limit are what is tested.
-const CREATE_UPLOAD = `mutation { createUpload(input: { title: "x" }) { __typename } }`;
+// The documents a test sends as strings, not `graphql` (support/graphql.ts), are so on purpose: too deep,
+// too many tokens, too wide, aliased, spread, with a typo, asking for introspection that is off, or built at
+// run time (docs/testing.md, "How tests send GraphQL"); each says so. The plain ones below are `graphql`
+// documents, their text put in a raw request (a GET, a form post, a bare POST) with `operationText`.
+// CREATE_UPLOAD is not the shared one (support/uploads.ts): one mutation with no variables, sent raw where
+// the CSRF check and the rate limit are what is tested.
+const CREATE_UPLOAD = graphql(`mutation { createUpload(input: { title: "x" }) { __typename } }`);
+const VIDEO_IDS = graphql(`{ videos { edges { node { id } } } }`);
+const VIDEO_CURSORS = graphql(`{ videos { edges { cursor } } }`);
+const JOB_CURSORS = graphql(`{ videos(first: 1) { edges { node { jobs { edges { cursor } } } } } }`);
+const VIDEO_CURSORS_FILTERED = graphql(`query ($f: VideoFilter) { videos(filter: $f) { edges { cursor } } }`);
+// Every list paged by Pothos' id cursors, with a cursor of the caller's.
+const JOBS_AFTER = graphql(
+  `query($c: String) { videos(first: 1) { edges { node { jobs(after: $c) { edges { cursor } } } } } }`,
+);
+const DELIVERIES_BEFORE = graphql(
+  `query($c: String) { webhookEndpoints { deliveries(before: $c, last: 1) { edges { cursor } } } }`,
+);
+const API_KEYS_AFTER = graphql(`query($c: String) { apiKeys(after: $c) { edges { cursor } } }`);
+const REMUX_UNKNOWN_VIDEO = graphql(
+  `mutation { requestStaticRenditions(videoId: "00000000-0000-4000-8000-000000000000", names: [HIGHEST]) { __typename } }`,
+);
 
 describe("GraphQL hardening", () => {
   let t: TestApp;
@@ -32,8 +50,9 @@ describe("GraphQL hardening", () => {
   afterAll(() => t?.stop());
 
   it("refuses a query nested deeper than GRAPHQL_MAX_DEPTH, before running it", async () => {
-    const shallow = await t.gql(`{ videos { edges { node { id } } } }`);
+    const shallow = await t.gql(VIDEO_IDS);
     expect(shallow.errors).toBeUndefined();
+    // A string: deeper than the limit on purpose.
     const deep = await t.gql(`{ videos { edges { node { jobs { edges { node { parent { parent { id } } } } } } } } }`);
     // Worded as the limit it is, not as GraphQL Armor's "Syntax Error: …".
     expect(deep.errors!.map((e) => e.message)).toEqual(["Query depth limit of 6 exceeded, found 9."]);
@@ -41,6 +60,7 @@ describe("GraphQL hardening", () => {
   });
 
   it("refuses a document of more than GRAPHQL_MAX_TOKENS tokens while parsing it, worded as the limit", async () => {
+    // A string built at run time: more tokens than the limit, on purpose.
     const fields = Array.from({ length: 700 }, () => "__typename").join(" ");
     const res = await fetch(`${t.url}/graphql`, {
       method: "POST",
@@ -53,6 +73,7 @@ describe("GraphQL hardening", () => {
   });
 
   it("refuses too many aliases and too costly queries", async () => {
+    // Strings built at run time: more aliases than the limit, and too costly, on purpose.
     const aliases = Array.from({ length: 6 }, (_, i) => `a${i}: videos { edges { cursor } }`).join(" ");
     const tooMany = await t.gql(`{ ${aliases} }`);
     expect(tooMany.errors?.[0]?.message, JSON.stringify(tooMany).slice(0, 300)).toMatch(/^Aliases limit of 5 exceeded/);
@@ -69,6 +90,7 @@ describe("GraphQL hardening", () => {
   });
 
   it("charges a query that shares fields through fragments about as the same query written inline", async () => {
+    // Strings built at run time from one list of fields: inline, in a named fragment, in an inline one.
     const fields =
       "id title status duration width height fps variants { name status progress codecs } " +
       "jobs(first: 3) { edges { node { id kind status progress } } }";
@@ -89,6 +111,7 @@ describe("GraphQL hardening", () => {
   });
 
   it("introspection is off when GRAPHQL_INTROSPECTION=false, and errors suggest no field names", async () => {
+    // Strings: introspection, which is off, and a field the schema does not have (a typo), on purpose.
     const res = await t.gql(`{ __schema { types { name } } }`);
     expect(res.errors![0]!.message).toMatch(/introspection/i);
     const typo = await t.gql(`{ vidoes { edges { cursor } } }`);
@@ -103,7 +126,7 @@ describe("GraphQL hardening", () => {
     await db.$executeRawUnsafe(`ALTER TABLE "Job" RENAME TO "JobHidden"`);
     let res: Awaited<ReturnType<TestApp["gql"]>>;
     try {
-      res = await t.gql(`{ videos(first: 1) { edges { node { jobs { edges { cursor } } } } } }`);
+      res = await t.gql(JOB_CURSORS);
     } finally {
       await db.$executeRawUnsafe(`ALTER TABLE "JobHidden" RENAME TO "Job"`);
     }
@@ -119,11 +142,7 @@ describe("GraphQL hardening", () => {
     await t.app.services.db.webhookEndpoint.create({
       data: { url: "http://127.0.0.1:9/hook", secret: "whsec_test", tenant: { connect: { name: "default" } } },
     });
-    const lists = [
-      `query($c: String) { videos(first: 1) { edges { node { jobs(after: $c) { edges { cursor } } } } } }`,
-      `query($c: String) { webhookEndpoints { deliveries(before: $c, last: 1) { edges { cursor } } } }`,
-      `query($c: String) { apiKeys(after: $c) { edges { cursor } } }`,
-    ];
+    const lists = [JOBS_AFTER, DELIVERIES_BEFORE, API_KEYS_AFTER];
     // Every list paged by Pothos' id cursors (its connection arguments, in the printed schema) is one of these.
     // `videos` pages by keysets of its own, bound to its `orderBy` (src/videos/video-search.ts).
     const sdl = await readFile(path.resolve(import.meta.dirname, "../schema/schema.graphql"), "utf8");
@@ -138,12 +157,12 @@ describe("GraphQL hardening", () => {
     for (const query of lists) {
       for (const c of malformed) {
         const res = await t.gql(query, { c });
-        expect(res.errors?.[0]?.extensions?.code, `${query} ${c}`).toBe("BAD_USER_INPUT");
+        expect(res.errors?.[0]?.extensions?.code, `${operationText(query)} ${c}`).toBe("BAD_USER_INPUT");
         expect(res.errors![0]!.message).toMatch(/is not a cursor of this list/);
         if (c) expect(res.errors![0]!.message).not.toContain(c);
       }
     }
-    // A page's other arguments that Pothos refuses are the client's input too.
+    // A page's other arguments that Pothos refuses are the client's input too (strings, built from them).
     for (const args of ["first: -1", 'after: "x", before: "y"']) {
       const res = await t.gql(`{ apiKeys(${args}) { edges { cursor } } }`);
       expect(res.errors?.[0]?.extensions?.code, args).toBe("BAD_USER_INPUT");
@@ -152,17 +171,17 @@ describe("GraphQL hardening", () => {
 
   it("CSRF: a request a browser could send without a preflight is refused", async () => {
     // A simple GET (no Authorization, no custom header) as a cross-site <img> or link would make.
-    const get = await fetch(`${t.url}/graphql?query=${encodeURIComponent("{ videos { edges { cursor } } }")}`);
+    const get = await fetch(`${t.url}/graphql?query=${encodeURIComponent(operationText(VIDEO_CURSORS))}`);
     expect(get.status).toBe(403);
     expect(JSON.stringify(await get.json())).toContain("CSRF");
     // A form post (multipart, no custom header).
     const form = new FormData();
-    form.append("operations", JSON.stringify({ query: CREATE_UPLOAD }));
+    form.append("operations", JSON.stringify({ query: operationText(CREATE_UPLOAD) }));
     form.append("map", "{}");
     const post = await fetch(`${t.url}/graphql`, { method: "POST", body: form });
     expect(post.status).toBe(403);
     // The same GET from a client that sends its credential (never a simple request) works.
-    const authed = await fetch(`${t.url}/graphql?query=${encodeURIComponent("{ videos { edges { cursor } } }")}`, {
+    const authed = await fetch(`${t.url}/graphql?query=${encodeURIComponent(operationText(VIDEO_CURSORS))}`, {
       headers: ADMIN_AUTH,
     });
     expect(authed.status).toBe(200);
@@ -183,18 +202,19 @@ describe("GraphQL hardening", () => {
     const limited = await fetch(`${t.url}/graphql`, {
       method: "POST",
       headers: { "content-type": "application/json", authorization: as(secret) },
-      body: JSON.stringify({ query: CREATE_UPLOAD }),
+      body: JSON.stringify({ query: operationText(CREATE_UPLOAD) }),
     });
     const body = await limited.json();
     expect(body.errors[0].extensions).toMatchObject({ code: "RATE_LIMITED" });
     expect(body.errors[0].extensions.retryAfterSeconds).toBeGreaterThan(0);
     expect(await db.video.count({ where: { tenantId: tenant.id } })).toBe(3);
-    expect((await t.gql(`{ videos { edges { cursor } } }`, {}, as(secret))).errors).toBeUndefined();
+    expect((await t.gql(VIDEO_CURSORS, {}, as(secret))).errors).toBeUndefined();
     expect((await t.gql(CREATE_UPLOAD, {}, as(other.secret))).data.createUpload.__typename).toBe("CreateUploadSuccess");
   });
 
   describe("the rate limit counts mutations and title searches, not requests", () => {
     const db = () => t.app.services.db;
+    // Strings built at run time (aliased root fields, fragments, interpolated values), on purpose.
     const aliased = (n: number) => {
       const fields = Array.from(
         { length: n },
@@ -274,11 +294,7 @@ b: createVideoFromUrl(input: { title: "j", url: "${url}" }) { __typename } }`,
       expect(
         (await t.gql(`mutation { ${clips.slice(0, 3).join(" ")} }`, {}, key.authorization)).errors,
       ).toBeUndefined();
-      const remuxing = await t.gql(
-        `mutation { requestStaticRenditions(videoId: "${id}", names: [HIGHEST]) { __typename } }`,
-        {},
-        key.authorization,
-      );
+      const remuxing = await t.gql(REMUX_UNKNOWN_VIDEO, {}, key.authorization);
       expectRateLimited(remuxing);
       expect(remuxing.errors![0]!.message).toMatch(/costs 2\)/);
     });
@@ -291,7 +307,7 @@ b: createVideoFromUrl(input: { title: "j", url: "${url}" }) { __typename } }`,
       expectRateLimited(four);
       expect(four.errors![0]!.message).toMatch(/costs 20/);
       // A search given in a variable is weighed as execution reads it.
-      const byVariable = `query ($f: VideoFilter) { videos(filter: $f) { edges { cursor } } }`;
+      const byVariable = VIDEO_CURSORS_FILTERED;
       for (let i = 0; i < 15 / TITLE_SEARCH_RATE_POINTS; i++) {
         const res = await t.gql(byVariable, { f: { titleContains: `text ${i}` } }, key.authorization);
         expect(res.errors).toBeUndefined();
@@ -302,7 +318,7 @@ b: createVideoFromUrl(input: { title: "j", url: "${url}" }) { __typename } }`,
         const res = await t.gql(byVariable, { f: { tags: ["x"] } }, key.authorization);
         expect(res.errors).toBeUndefined();
       }
-      expect((await t.gql(`{ videos { edges { cursor } } }`, {}, key.authorization)).errors).toBeUndefined();
+      expect((await t.gql(VIDEO_CURSORS, {}, key.authorization)).errors).toBeUndefined();
     });
 
     it("a batched request (an array of operations) runs nothing: batching is off", async () => {

@@ -17,6 +17,7 @@ import {
 } from "graphql";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
+import { expectTypename, graphql } from "./support/graphql.ts";
 
 /**
  * Every query and mutation of the printed schema, called once with plain arguments and then once per
@@ -28,9 +29,16 @@ import { startTestApp, type TestApp } from "./support/app.ts";
  * refusal, never an unexpected error or a socket the server closes as broken. No refusal's message
  * runs past 500 characters: it quotes at most the start of a hostile value (`quotedId`).
  */
-// Its documents are strings built from the printed schema at run time (and hostile on purpose), not
-// `graphql` documents (docs/testing.md, "How tests send GraphQL").
+// The documents it calls fields with are strings built from the printed schema at run time (and hostile on
+// purpose), not `graphql` documents (docs/testing.md, "How tests send GraphQL"); the two that make the rows
+// the plain calls name are.
 const PLAIN_ID = "00000000-0000-4000-8000-000000000000";
+const CREATE_VICTIM_KEY = graphql(`
+  mutation { createApiKey(input: { name: "victim", scopes: [VIDEOS_READ] }) {
+    __typename ... on CreateApiKeySuccess { apiKey { id } } } }`);
+const CREATE_LIVE_STREAM = graphql(
+  `mutation { createLiveStream { __typename ... on LiveStreamWithKey { liveStream { id } } } }`,
+);
 
 /** A plain value of `type` (required input fields only); an ID is `id`, the row the field names where one was made. */
 function plain(type: GraphQLInputType, id: string, depth = 0): unknown {
@@ -148,13 +156,11 @@ describe("hostile arguments to every query and mutation", () => {
     const endpoint = await db.webhookEndpoint.create({
       data: { url: "http://127.0.0.1:9/hook", secret: "whsec_test", tenant },
     });
-    const key = await t.gql(
-      `mutation { createApiKey(input: { name: "victim", scopes: [VIDEOS_READ] }) { ... on CreateApiKeySuccess { apiKey { id } } } }`,
-    );
-    const stream = await t.gql(`mutation { createLiveStream { ... on LiveStreamWithKey { liveStream { id } } } }`);
+    const key = await t.gql(CREATE_VICTIM_KEY);
+    const stream = await t.gql(CREATE_LIVE_STREAM);
     const ids: [RegExp, string][] = [
-      [/ApiKey/i, key.data.createApiKey.apiKey.id],
-      [/LiveStream/i, stream.data.createLiveStream.liveStream.id],
+      [/ApiKey/i, expectTypename(key.data.createApiKey, "CreateApiKeySuccess").apiKey.id],
+      [/LiveStream/i, expectTypename(stream.data.createLiveStream, "LiveStreamWithKey").liveStream.id],
       [/WebhookEndpoint/i, endpoint.id],
       [/video|clip|StaticRenditions|Caption|viewers/i, video.id],
     ];

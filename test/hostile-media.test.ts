@@ -5,6 +5,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { childProcessPids } from "./support/process-scan.ts";
+import { graphql, type ResultOf } from "./support/graphql.ts";
 import { createUpload, uploadAndWait, type FinalVideo } from "./support/uploads.ts";
 import {
   makeAudioOnly,
@@ -41,31 +42,15 @@ async function countFrames(file: string): Promise<number> {
 const WORKER_ENTRY = "render-worker/main.ts";
 const MAX_UPLOAD_BYTES = 2 * 1024 * 1024;
 
-const VIDEO = /* GraphQL */ `
+const VIDEO = graphql(`
   query($id: ID!) {
     video(id: $id) {
       id status error playable duration width height
       variants { name width height status playlistUrl }
       jobs(first: 5) { edges { node { status attempt error } } }
-    } }`;
+    } }`);
 
-interface VideoDetails {
-  id: string;
-  status: string;
-  error: string | null;
-  playable: boolean;
-  duration: number | null;
-  width: number | null;
-  height: number | null;
-  variants: Array<{
-    name: string;
-    width: number | null;
-    height: number | null;
-    status: string;
-    playlistUrl: string | null;
-  }>;
-  jobs: { edges: Array<{ node: { status: string; attempt: number; error: string | null } }> };
-}
+type VideoDetails = NonNullable<ResultOf<typeof VIDEO>["video"]>;
 
 async function fileBytes(file: Promise<string>): Promise<Uint8Array<ArrayBuffer>> {
   return new Uint8Array(await readFile(await file));
@@ -149,7 +134,7 @@ describe("hostile and unusual media each end in a correct state with a readable 
   afterAll(() => t?.stop());
 
   async function details(id: string): Promise<VideoDetails> {
-    return (await t.gql(VIDEO, { id })).data.video;
+    return (await t.gql(VIDEO, { id })).data.video!;
   }
 
   /** Uploads, waits for the end, and checks READY with every variant READY. */

@@ -3,10 +3,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectSubscription, type TestApp } from "./support/app.ts";
 import { startAppOnMotoS3, type MotoS3 } from "./support/moto-s3.ts";
 import { makeClip } from "./support/media-fixtures.ts";
+import { graphql } from "./support/graphql.ts";
 import { createUpload } from "./support/uploads.ts";
 
-const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`;
-const URLS = `query($id: ID!) { video(id: $id) { playbackUrl } }`;
+const EVENTS = graphql(`subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`);
+const URLS = graphql(`query($id: ID!) { video(id: $id) { playbackUrl } }`);
 
 describe("instant clips with STORAGE=s3 (moto, presigned segment URLs)", () => {
   let moto: MotoS3;
@@ -20,11 +21,11 @@ describe("instant clips with STORAGE=s3 (moto, presigned segment URLs)", () => {
   it("a SIGNED video's clip lists the range's segments as presigned bucket URLs, its playlists with the token", async () => {
     const clip = await makeClip({ width: 320, height: 180, seconds: 6, audio: false });
     const created = await createUpload(t, "s3 clip source", { playbackPolicy: "SIGNED" });
-    const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: created.id }).done;
+    const done = collectSubscription(t.wsClient(), EVENTS, { id: created.id }).done;
     const put = await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) });
     expect(put.status).toBe(200);
-    expect((await done).at(-1).videoEvents.video.status).toBe("READY");
-    const { playbackUrl } = (await t.gql(URLS, { id: created.id })).data.video;
+    expect((await done).at(-1)!.videoEvents.video.status).toBe("READY");
+    const { playbackUrl } = (await t.gql(URLS, { id: created.id })).data.video!;
 
     const masterUrl = `${t.url}${playbackUrl}&asset_start_time=1.5&asset_end_time=4`;
     const master = await fetch(masterUrl);

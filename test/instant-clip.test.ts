@@ -12,12 +12,16 @@ import { clipMediaPlaylist } from "../src/http/instant-clip.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { launchChromium } from "./support/console.ts";
 import { makeClip } from "./support/media-fixtures.ts";
+import { graphql } from "./support/graphql.ts";
 import { createUpload } from "./support/uploads.ts";
 
 const SIGNING_SECRET = "test-signing-secret-test-signing-secret-0123";
 const HLS_JS = fileURLToPath(import.meta.resolve("hls.js/dist/hls.min.js"));
-const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`;
-const URLS = `query($id: ID!) { video(id: $id) { duration playbackUrl variants { name } } }`;
+const EVENTS = graphql(`subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`);
+const URLS = graphql(`query($id: ID!) { video(id: $id) { duration playbackUrl variants { name } } }`);
+const ADD_CAPTION = graphql(`
+  mutation($id: ID!) { addCaption(input: { videoId: $id, language: "en", name: "English",
+    text: "WEBVTT\\n\\n00:00:01.000 --> 00:00:02.000\\nhello\\n" }) { __typename } }`);
 
 /** The URI lines of a playlist, and the `URI="…"` attributes of its tags. */
 function urisOf(text: string): string[] {
@@ -62,11 +66,13 @@ describe("instant clips: playback URLs over a range of a video (asset_start_time
   async function readyVideo(policy: "PUBLIC" | "SIGNED", audio = true) {
     const clip = await makeClip({ width: 320, height: 180, seconds: 10, audio });
     const created = await createUpload(t, `clip source ${policy}`, { playbackPolicy: policy });
-    const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: created.id }).done;
+    const done = collectSubscription(t.wsClient(), EVENTS, { id: created.id }).done;
     const put = await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) });
     expect(put.status).toBe(200);
-    expect((await done).at(-1).videoEvents.video.status).toBe("READY");
-    return { id: created.id as string, ...(await t.gql(URLS, { id: created.id })).data.video };
+    expect((await done).at(-1)!.videoEvents.video.status).toBe("READY");
+    const video = (await t.gql(URLS, { id: created.id })).data.video!;
+    // READY: its duration and playback URL are known.
+    return { id: created.id, ...video, duration: video.duration!, playbackUrl: video.playbackUrl! };
   }
 
   beforeAll(async () => {
@@ -94,10 +100,10 @@ describe("instant clips: playback URLs over a range of a video (asset_start_time
     twelve ??= (async () => {
       const clip = await makeClip({ width: 320, height: 180, seconds: 12, audio: true });
       const created = await createUpload(t, "twelve seconds", { playbackPolicy: "PUBLIC" });
-      const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: created.id }).done;
+      const done = collectSubscription(t.wsClient(), EVENTS, { id: created.id }).done;
       await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) });
-      expect((await done).at(-1).videoEvents.video.status).toBe("READY");
-      const { playbackUrl } = (await t.gql(URLS, { id: created.id })).data.video;
+      expect((await done).at(-1)!.videoEvents.video.status).toBe("READY");
+      const playbackUrl = (await t.gql(URLS, { id: created.id })).data.video!.playbackUrl!;
       const audio = await (await get(new URL("audio/index.m3u8", new URL(playbackUrl, t.url)).href)).text();
       const durations = extinfs(audio);
       return { playbackUrl, audioStarts: durations.map((_, i) => sum(durations.slice(0, i))) };
@@ -258,11 +264,7 @@ describe("instant clips: playback URLs over a range of a video (asset_start_time
   it("a silent video with a caption track: its clip carries the range to the subtitles; a start past its end is refused", async () => {
     // No audio rung: the subtitle playlist is the master's first child playlist.
     const video = await readyVideo("PUBLIC", false);
-    const added = await t.gql(
-      `mutation($id: ID!) { addCaption(input: { videoId: $id, language: "en", name: "English",
-        text: "WEBVTT\\n\\n00:00:01.000 --> 00:00:02.000\\nhello\\n" }) { __typename } }`,
-      { id: video.id },
-    );
+    const added = await t.gql(ADD_CAPTION, { id: video.id });
     expect(added.data.addCaption.__typename).toBe("AddCaptionSuccess");
     const master = await (await get(withRange(video.playbackUrl, "asset_start_time=3&asset_end_time=5"))).text();
     const subtitles = /TYPE=SUBTITLES.*URI="([^"]+)"/.exec(master)?.[1];

@@ -2,12 +2,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { notificationParts, PostgresEventTarget } from "../src/events/postgres-event-target.ts";
 import { createVideoPubSub, variantSnapshot, videoSnapshot } from "../src/events/video-events.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
+import { graphql } from "./support/graphql.ts";
 import { createUpload } from "./support/uploads.ts";
 
-const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) {
+const EVENTS = graphql(`subscription($id: ID!) { videoEvents(videoId: $id) {
   __typename video { title status error }
   ... on VariantProgressEvent { variant { name progress } fps }
-  ... on VariantStatusEvent { variant { name status } } } }`;
+  ... on VariantStatusEvent { variant { name status } } } }`);
 
 // Characters of 1 to 4 UTF-8 bytes, so that a cut between parts can fall inside any of them.
 const LONG_TEXT = "aé€😀".repeat(2500);
@@ -26,7 +27,7 @@ instance arrive whole and in order, with a small event after them", async () => 
     const variant = await db.variant.create({
       data: { videoId, name: "720p", kind: "VIDEO", bandwidth: 3_000_000, codecs: "avc1.64001f,mp4a.40.2" },
     });
-    const subscription = collectSubscription<any>(t.wsClient(), EVENTS, { id: videoId });
+    const subscription = collectSubscription(t.wsClient(), EVENTS, { id: videoId });
     await expect.poll(() => subscription.events.length, { timeout: 10_000 }).toBe(1);
 
     const video = await db.video.update({

@@ -4,12 +4,14 @@ import { PlaybackTokens } from "../src/http/playback-tokens.ts";
 import { UrlSigner } from "../src/storage/url-signer.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { makeClip } from "./support/media-fixtures.ts";
+import { graphql } from "./support/graphql.ts";
 import { createUpload } from "./support/uploads.ts";
 
 const SIGNING_SECRET = "test-signing-secret-test-signing-secret-0123";
-const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`;
-const URLS =
-  `query($id: ID!) { video(id: $id) { ` + `playbackPolicy playbackUrl posterUrl variants { name playlistUrl } } }`;
+const EVENTS = graphql(`subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`);
+const URLS = graphql(
+  `query($id: ID!) { video(id: $id) { playbackPolicy playbackUrl posterUrl variants { name playlistUrl } } }`,
+);
 
 describe("signed playback and upload URLs", () => {
   let t: TestApp;
@@ -20,11 +22,11 @@ describe("signed playback and upload URLs", () => {
 
   async function readyVideo(policy: "PUBLIC" | "SIGNED"): Promise<string> {
     const created = await createUpload(t, policy, { playbackPolicy: policy });
-    const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: created.id }).done;
+    const done = collectSubscription(t.wsClient(), EVENTS, { id: created.id }).done;
     expect((await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(
       200,
     );
-    expect((await done).at(-1).videoEvents.video.status).toBe("READY");
+    expect((await done).at(-1)!.videoEvents.video.status).toBe("READY");
     return created.id;
   }
 
@@ -39,7 +41,13 @@ describe("signed playback and upload URLs", () => {
     let urls: { playbackUrl: string; posterUrl: string; variants: { name: string; playlistUrl: string }[] };
     beforeAll(async () => {
       id = await readyVideo("SIGNED");
-      urls = (await t.gql(URLS, { id })).data.video;
+      const video = (await t.gql(URLS, { id })).data.video!;
+      // READY: its URLs are given.
+      urls = {
+        playbackUrl: video.playbackUrl!,
+        posterUrl: video.posterUrl!,
+        variants: video.variants.map((v) => ({ name: v.name, playlistUrl: v.playlistUrl! })),
+      };
     });
 
     it("hands out URLs that carry a token and play: master, variant playlists, segments, poster", async () => {
@@ -162,10 +170,10 @@ extends the session`, async () => {
 
   it("a PUBLIC video plays without a token and its URLs carry none", async () => {
     const id = await readyVideo("PUBLIC");
-    const video = (await t.gql(URLS, { id })).data.video;
+    const video = (await t.gql(URLS, { id })).data.video!;
     expect(video.playbackPolicy).toBe("PUBLIC");
     expect(video.playbackUrl).not.toContain("token=");
-    const master = await get(video.playbackUrl);
+    const master = await get(video.playbackUrl!);
     expect(master.status).toBe(200);
     expect(master.headers.get("cache-control")).toMatch(/^public/);
   });
@@ -201,7 +209,7 @@ extends the session`, async () => {
 
     it("after the upload completes the URL is spent; a URL whose nonce is not the video's is refused", async () => {
       const { id, url } = await newUpload();
-      const done = collectSubscription<any>(t.wsClient(), EVENTS, { id }).done;
+      const done = collectSubscription(t.wsClient(), EVENTS, { id }).done;
       expect((await fetch(url, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
       const replay = await fetch(url, { method: "PUT", body: await readFile(clip) });
       expect(replay.status).toBe(409);

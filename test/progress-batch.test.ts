@@ -9,10 +9,11 @@ import { PROTOCOL_VERSION } from "../src/protocol/version.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { createTestEventIngestor } from "./support/event-ingestor.ts";
 import { LADDER_360P } from "./support/job-events.ts";
+import { graphql } from "./support/graphql.ts";
 import { createUpload } from "./support/uploads.ts";
 
-const PROGRESS = `subscription($id: ID!) { videoEvents(videoId: $id) {
-  __typename ... on VariantProgressEvent { variant { name status progress segmentCount } fps speed etaSeconds } } }`;
+const PROGRESS = graphql(`subscription($id: ID!) { videoEvents(videoId: $id) {
+  __typename ... on VariantProgressEvent { variant { name status progress segmentCount } fps speed etaSeconds } } }`);
 
 /** A worker's `job.progress` of attempt `attempt`: every rung of LADDER_360P at `progress`. */
 function progressOf(jobId: string, attempt: number, seq: number, progress: number, segmentCount: number) {
@@ -113,7 +114,7 @@ is kept, and a subscriber gets every rung's VariantProgressEvent, one NOTIFY per
     // Its job was retried: attempt 2 runs, and attempt 1's run still reports.
     const superseded = (await runningJobs(1, 2))[0]!;
     const followed = jobs[0]!;
-    const subscription = collectSubscription<any>(t.wsClient(), PROGRESS, { id: followed.videoId });
+    const subscription = collectSubscription(t.wsClient(), PROGRESS, { id: followed.videoId });
     await expect.poll(() => subscription.events.length, { timeout: 10_000 }).toBe(1);
 
     notifications.length = 0;

@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
+import { graphql, operationText } from "./support/graphql.ts";
 import { createUpload } from "./support/uploads.ts";
 
-const QUERY = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { id title } } }`;
+const TITLE_EVENTS = graphql(`subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { id title } } }`);
 
 describe("after the fan-out reconnects, the subscribers of a video on one instance re-read it once", () => {
   let t: TestApp;
@@ -19,7 +20,7 @@ describe("after the fan-out reconnects, the subscribers of a video on one instan
       });
       const stream = (await subscribe({
         schema,
-        document: parse(QUERY),
+        document: parse(operationText(TITLE_EVENTS)),
         variableValues: { id: videoId },
         contextValue: await contextFactory(),
       })) as AsyncIterableIterator<unknown>;

@@ -8,7 +8,12 @@ import { startSimulatedWorker, type SimulatedWorker } from "../bench/support/sim
 import { createPostgresWorkerTransport } from "../render-worker/transport/postgres.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { makeClip } from "./support/media-fixtures.ts";
+import { graphql } from "./support/graphql.ts";
 import { createUpload } from "./support/uploads.ts";
+
+const VIDEO = graphql(`
+  query($id: ID!) { video(id: $id) { playable height variants { name status }
+    jobs(first: 5) { edges { node { kind status attempt } } } } }`);
 
 interface Event {
   videoEvents: { __typename: string; video: { id: string; status: string }; etaSeconds?: number | null };
@@ -48,14 +53,10 @@ it("takes a real transcode job, fails its first attempt, and its retry makes the
   expect(sentAt.length).toBeGreaterThan(0);
   for (const at of sentAt) expect(at).toBeGreaterThanOrEqual(sentFrom);
   for (const at of sentAt) expect(at).toBeLessThanOrEqual(epochMs());
-  const { data } = await t.gql(
-    `query($id: ID!) { video(id: $id) { playable height variants { name status }
-       jobs(first: 5) { edges { node { kind status attempt } } } } }`,
-    { id },
-  );
-  expect(data.video.playable).toBe(true);
-  expect(data.video.height).toBe(1080);
-  expect(data.video.variants.map((v: { name: string }) => v.name)).toEqual([
+  const { data } = await t.gql(VIDEO, { id });
+  expect(data.video!.playable).toBe(true);
+  expect(data.video!.height).toBe(1080);
+  expect(data.video!.variants.map((v) => v.name)).toEqual([
     "1080p",
     "720p",
     "540p",
@@ -65,9 +66,7 @@ it("takes a real transcode job, fails its first attempt, and its retry makes the
     "144p",
     "audio",
   ]);
-  expect(data.video.variants.every((v: { status: string }) => v.status === "READY")).toBe(true);
-  const transcode = data.video.jobs.edges
-    .map((e: { node: unknown }) => e.node)
-    .find((j: { kind: string }) => j.kind === "TRANSCODE");
+  expect(data.video!.variants.every((v) => v.status === "READY")).toBe(true);
+  const transcode = data.video!.jobs.edges.map((e) => e.node).find((j) => j.kind === "TRANSCODE");
   expect(transcode).toMatchObject({ status: "SUCCEEDED", attempt: 2 });
 }, 60_000);

@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { makeClip } from "./support/media-fixtures.ts";
+import { graphql } from "./support/graphql.ts";
 import { waitForWorkers } from "./support/split-transcode.ts";
 import { uploadAndWait } from "./support/uploads.ts";
 
@@ -12,16 +13,16 @@ import { uploadAndWait } from "./support/uploads.ts";
  * slots, and not on one worker (the embedded default's one local worker). The sources are the
  * cheapest that cross the threshold: 160x90 at 5 fps, no audio (split-transcode.test.ts has it).
  */
-const VIDEO = /* GraphQL */ `
+const VIDEO = graphql(`
   query ($id: ID!) {
     video(id: $id) {
       status duration transcodeChunks { total done }
       jobs(first: 10) { edges { node { kind status chunk { index fromSegment toSegment } } } }
-    } }`;
+    } }`);
 
 type Split = {
   status: string;
-  duration: number;
+  duration: number | null;
   transcodeChunks: { total: number; done: number } | null;
   jobs: string[];
   chunks: ({ index: number; fromSegment: number; toSegment: number } | null)[];
@@ -33,15 +34,11 @@ async function uploadOf(t: TestApp, seconds: number): Promise<Split> {
   const final = await uploadAndWait(t, new Uint8Array(clip), `${seconds} s`);
   const { data, errors } = await t.gql(VIDEO, { id: final.id });
   expect(errors).toBeUndefined();
-  const nodes = data.video.jobs.edges.map((e: { node: unknown }) => e.node) as {
-    kind: string;
-    status: string;
-    chunk: Split["chunks"][number];
-  }[];
+  const nodes = data.video!.jobs.edges.map((e) => e.node);
   return {
-    status: data.video.status,
-    duration: data.video.duration,
-    transcodeChunks: data.video.transcodeChunks,
+    status: data.video!.status,
+    duration: data.video!.duration,
+    transcodeChunks: data.video!.transcodeChunks,
     jobs: nodes.map((n) => `${n.kind} ${n.status}`).sort(),
     chunks: nodes.filter((n) => n.kind === "TRANSCODE_CHUNK").map((n) => n.chunk),
   };

@@ -13,7 +13,7 @@ import type { ApiStorage } from "../src/storage/types.ts";
 import { UploadTooLargeError } from "../src/storage/types.ts";
 import { createGcsClient } from "../src/shared/gcs-client.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
-import { expectTypename } from "./support/graphql.ts";
+import { expectTypename, graphql } from "./support/graphql.ts";
 import { startGcsEmulator } from "./support/gcs-emulator.ts";
 import { MOTO_KEYS, startMotoS3 } from "./support/moto-s3.ts";
 import { CREATE_UPLOAD } from "./support/uploads.ts";
@@ -87,14 +87,14 @@ const ADAPTERS: Adapter[] = [
   },
 ];
 
-const COMPLETE_UPLOAD = /* GraphQL */ `
+const COMPLETE_UPLOAD = graphql(`
   mutation($id: ID!) {
     completeUpload(videoId: $id) {
       __typename
       ... on CompleteUploadSuccess { video { id status } }
       ... on Error { message }
     }
-  }`;
+  }`);
 
 async function* chunksOf(bytes: Uint8Array, size = 64 * 1024): AsyncGenerator<Uint8Array> {
   for (let i = 0; i < bytes.length; i += size) yield bytes.slice(i, i + size);

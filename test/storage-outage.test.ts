@@ -8,11 +8,13 @@ import { startTestApp, type TestApp } from "./support/app.ts";
 import { startCuttableProxy, type CuttableProxy } from "./support/cuttable-proxy.ts";
 import { MOTO_KEYS, startMotoS3, type MotoS3 } from "./support/moto-s3.ts";
 import { canMountTmpfs } from "./support/tmpfs.ts";
+import { graphql } from "./support/graphql.ts";
 import { createUpload, finalState } from "./support/uploads.ts";
 import { makeClip } from "./support/media-fixtures.ts";
 
-const JOBS = `query($id: ID!) { video(id: $id) { status error jobs(first: 1) { edges { node { attempt \
-runs { status error } } } } } }`;
+const JOBS = graphql(
+  `query($id: ID!) { video(id: $id) { status error jobs(first: 1) { edges { node { attempt runs { status error } } } } } }`,
+);
 
 /**
  * S3 (moto) behind a proxy the test cuts: new connections refused, requests on kept-alive ones
@@ -79,9 +81,9 @@ describe("a storage outage (S3 behind a cut proxy, real API and worker)", () => 
     await new Promise((r) => setTimeout(r, 12_000));
     await proxy.restore();
     expect((await final).status).toBe("READY");
-    const { video } = (await t.gql(JOBS, { id })).data;
-    expect(video.jobs.edges[0].node.attempt).toBe(1);
-    expect(video.jobs.edges[0].node.runs.map((r: { status: string }) => r.status)).toEqual(["SUCCEEDED"]);
+    const video = (await t.gql(JOBS, { id })).data.video!;
+    expect(video.jobs.edges[0]!.node.attempt).toBe(1);
+    expect(video.jobs.edges[0]!.node.runs.map((r) => r.status)).toEqual(["SUCCEEDED"]);
   });
 
   it("an outage longer than STORAGE_OUTAGE_PATIENCE_SECONDS fails the video with an error naming no address", async () => {

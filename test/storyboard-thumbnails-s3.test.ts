@@ -3,14 +3,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { startMotoS3, type MotoS3 } from "./support/moto-s3.ts";
 import { makeClip } from "./support/media-fixtures.ts";
+import { graphql } from "./support/graphql.ts";
 import { createUpload } from "./support/uploads.ts";
 
-const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`;
-const VIDEO = /* GraphQL */ `
+const EVENTS = graphql(`subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`);
+const VIDEO = graphql(`
   query($id: ID!) { video(id: $id) {
     storyboard { vttUrl sheetUrls tileCount }
     thumbnailUrl(time: 2, width: 160)
-  } }`;
+  } }`);
 
 describe("storyboards and thumbnails with STORAGE=s3 (moto), a SIGNED video", () => {
   let moto: MotoS3;
@@ -24,11 +25,13 @@ describe("storyboards and thumbnails with STORAGE=s3 (moto), a SIGNED video", ()
     t = await startTestApp({ env, workerEnv: env });
     const clip = await makeClip({ width: 320, height: 180, seconds: 4, audio: false });
     const created = await createUpload(t, "s3", { playbackPolicy: "SIGNED" });
-    const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: created.id }).done;
+    const done = collectSubscription(t.wsClient(), EVENTS, { id: created.id }).done;
     const put = await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) });
     expect(put.status).toBe(200);
-    expect((await done).at(-1).videoEvents.video.status).toBe("READY");
-    video = (await t.gql(VIDEO, { id: created.id })).data.video;
+    expect((await done).at(-1)!.videoEvents.video.status).toBe("READY");
+    // READY: the storyboard is made and the thumbnail URL given.
+    const read = (await t.gql(VIDEO, { id: created.id })).data.video!;
+    video = { storyboard: read.storyboard!, thumbnailUrl: read.thumbnailUrl! };
   });
   afterAll(async () => {
     await t?.stop();

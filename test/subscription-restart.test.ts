@@ -9,11 +9,12 @@ import { ADMIN_AUTH } from "./support/auth.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
 import { makeClip } from "./support/media-fixtures.ts";
+import { graphql, operationText, type ResultOf } from "./support/graphql.ts";
 import { createUpload } from "./support/uploads.ts";
 
 /** A ladder encode that never ends until it is killed: holds a job in the local worker while the API drains. */
 const ENDLESS_ENCODE_FFMPEG = path.resolve(import.meta.dirname, "fixtures/stand-in-ffmpeg/endless-encode");
-const EVENTS = /* GraphQL */ `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { status } } }`;
+const EVENTS = graphql(`subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { status } } }`);
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -85,7 +86,7 @@ its job (a stand-in encode that never ends)`, async () => {
     cleanups.push(async () => client.dispose());
     const first = new Promise<void>((resolve) =>
       client.subscribe(
-        { query: EVENTS, variables: { id } },
+        { query: operationText(EVENTS), variables: { id } },
         { next: () => resolve(), error: () => {}, complete: () => {} },
       ),
     );
@@ -125,8 +126,8 @@ video that finished while no API ran`, async () => {
     let sawQueued!: () => void;
     const queued = new Promise<void>((resolve) => (sawQueued = resolve));
     const ended = new Promise<void>((resolve, reject) =>
-      client.subscribe<{ videoEvents: { video: { status: string } } }>(
-        { query: EVENTS, variables: { id } },
+      client.subscribe<ResultOf<typeof EVENTS>>(
+        { query: operationText(EVENTS), variables: { id } },
         {
           next: (m) => {
             const status = m.data?.videoEvents.video.status;

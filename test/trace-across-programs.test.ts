@@ -11,6 +11,7 @@ import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
 import { pubSubEmulatorUnavailableReason, startPubSubEmulator } from "./support/pubsub-emulator.ts";
 import { makeClip } from "./support/media-fixtures.ts";
+import { graphql } from "./support/graphql.ts";
 import { createUpload } from "./support/uploads.ts";
 
 interface ReceivedSpan {
@@ -85,7 +86,7 @@ async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T 
   }
 }
 
-const VIDEO = `query($id: ID!) { video(id: $id) { status jobs(first: 1) { edges { node { id } } } } }`;
+const VIDEO = graphql(`query($id: ID!) { video(id: $id) { status jobs(first: 1) { edges { node { id } } } } }`);
 
 const emulator = await startPubSubEmulator();
 if (emulator) process.env.PUBSUB_EMULATOR_HOST = emulator.host;
@@ -142,10 +143,10 @@ describe.each(transports)(
         const put = await fetch(new URL(uploadUrl, api.url), { method: "PUT", body: await readFile(clip) });
         expect([200, 201]).toContain(put.status);
         const ready = await waitFor("READY", async () => {
-          const v = (await gqlAt(api.url, VIDEO, { id: videoId })).video;
+          const v = (await gqlAt(api.url, VIDEO, { id: videoId })).video!;
           return v.status === "READY" ? v : undefined;
         });
-        const jobId: string = ready.jobs.edges[0].node.id;
+        const jobId: string = ready.jobs.edges[0]!.node.id;
 
         const readySpan = await waitFor("the video ready span", () =>
           receiver.spans.find((s) => s.name === "video ready" && s.attributes["video.id"] === videoId),

@@ -7,6 +7,7 @@ import { WORKER_ENV_NAMES } from "../src/shared/worker-env.ts";
 import { MEDIA_TOOL_ENV_NAMES } from "../render-worker/media/tool-environment.ts";
 import { startTestApp, TESTS_OWN_WORKER_ENV, type TestApp } from "./support/app.ts";
 import { childProcessPids } from "./support/process-scan.ts";
+import { graphql } from "./support/graphql.ts";
 import { uploadAndWait } from "./support/uploads.ts";
 import { makeClip } from "./support/media-fixtures.ts";
 
@@ -21,13 +22,13 @@ const API_SECRETS = {
   BOOTSTRAP_API_KEY: "vg_bootstrap_5e1d9c3b7a2f4e6d8c0b",
 };
 
-const VIDEO = /* GraphQL */ `
+const VIDEO = graphql(`
   query($id: ID!) {
     video(id: $id) {
       id status error posterUrl
       variants { name status playlistUrl }
       jobs(first: 5) { edges { node { status attempt error } } }
-    } }`;
+    } }`);
 
 /** A wrapper that writes the environment it was started with to `dir`, then runs the real program. */
 async function revealingWrapper(dir: string, program: string): Promise<string> {
@@ -73,7 +74,7 @@ media unread`, async () => {
       "victim",
     );
     expect(victim.status).toBe("READY");
-    const rung = (await t.gql(VIDEO, { id: victim.id })).data.video.variants[0].name;
+    const rung = (await t.gql(VIDEO, { id: victim.id })).data.video!.variants[0]!.name;
     const segment = path.join(t.dataDir, "videos", victim.id, "hls", rung, "seg_00000.ts");
     const sha256 = createHash("sha256")
       .update(await readFile(segment))
@@ -93,11 +94,9 @@ media unread`, async () => {
       const final = await uploadAndWait(t, new TextEncoder().encode(attack), `attack ${i}`);
       expect(final.status).toBe("FAILED");
       expect(final.error).toMatch(reasons[i]!);
-      const video = (await t.gql(VIDEO, { id: final.id })).data.video;
+      const video = (await t.gql(VIDEO, { id: final.id })).data.video!;
       expect(video).toMatchObject({ posterUrl: null, variants: [] });
-      expect(video.jobs.edges.map((e: { node: unknown }) => e.node)).toEqual([
-        { status: "FAILED", attempt: 1, error: final.error },
-      ]);
+      expect(video.jobs.edges.map((e) => e.node)).toEqual([{ status: "FAILED", attempt: 1, error: final.error }]);
       // Nothing was published for the attacker: its directory holds its upload only.
       expect(await readdir(path.join(t.dataDir, "videos", final.id))).toEqual(["source"]);
     }

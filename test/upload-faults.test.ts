@@ -13,10 +13,11 @@ import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { startApiProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
 import { canMountTmpfs, mountSmallDisk } from "./support/tmpfs.ts";
 import { trickleBody } from "./support/trickled-body.ts";
+import { graphql } from "./support/graphql.ts";
 import { createUpload } from "./support/uploads.ts";
 
 const run = promisify(execFile);
-const VIDEO = `query($id: ID!) { video(id: $id) { status uploadedBytes } }`;
+const VIDEO = graphql(`query($id: ID!) { video(id: $id) { status uploadedBytes } }`);
 const DISK_BYTES = 1024 * 1024;
 
 /** Faults a client or the disk brings to `PUT /uploads/…`, seen from a real API process and its log. */
@@ -71,7 +72,7 @@ that arrived`, async () => {
       10_000,
     );
     expect(errorLines()).toEqual([]);
-    const held = (await gqlAt(api.url, VIDEO, { id })).video;
+    const held = (await gqlAt(api.url, VIDEO, { id })).video!;
     expect(held.status).toBe("WAITING_FOR_UPLOAD");
     expect(held.uploadedBytes).toBeGreaterThan(0);
     const res = await put(uploadUrl, "", { "content-range": "bytes */500000" });
@@ -180,6 +181,6 @@ answer, instead of reading it for as long as the client sends`, async () => {
         "send it from byte 0.",
     );
     expect(await partSize(id)).toBeNull();
-    expect((await gqlAt(api.url, VIDEO, { id })).video.status).toBe("WAITING_FOR_UPLOAD");
+    expect((await gqlAt(api.url, VIDEO, { id })).video!.status).toBe("WAITING_FOR_UPLOAD");
   });
 });

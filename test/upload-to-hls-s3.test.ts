@@ -10,17 +10,21 @@ import type { S3Storage } from "../src/storage/s3.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { forwardRequest } from "./support/cuttable-proxy.ts";
 import { startMotoS3, type MotoS3 } from "./support/moto-s3.ts";
+import { graphql } from "./support/graphql.ts";
 import { uploadClipAndCheckLadder, createUpload } from "./support/uploads.ts";
 import { makeClip } from "./support/media-fixtures.ts";
 
 const run = promisify(execFile);
 
-const ADD_CAPTION = /* GraphQL */ `
-  mutation($input: AddCaptionInput!) { addCaption(input: $input) { __typename } }`;
-const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`;
-const URLS = `query($id: ID!) { video(id: $id) { status playbackUrl posterUrl variants { name playlistUrl } } }`;
-const DELETE =
-  `mutation($id: ID!) { deleteVideo(id: $id) { ` + `__typename ... on DeleteVideoSuccess { deletedVideoId } } }`;
+const ADD_CAPTION = graphql(`
+  mutation($input: AddCaptionInput!) { addCaption(input: $input) { __typename } }`);
+const EVENTS = graphql(`subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`);
+const URLS = graphql(
+  `query($id: ID!) { video(id: $id) { status playbackUrl posterUrl variants { name playlistUrl } } }`,
+);
+const DELETE = graphql(
+  `mutation($id: ID!) { deleteVideo(id: $id) { __typename ... on DeleteVideoSuccess { deletedVideoId } } }`,
+);
 
 interface Recorded {
   method: string;
@@ -67,11 +71,11 @@ describe("upload → HLS with STORAGE=s3 (moto's S3 server, real worker, presign
 
   async function uploadAndWait(clip: string, policy: "PUBLIC" | "SIGNED"): Promise<string> {
     const created = await createUpload(t, policy, { playbackPolicy: policy });
-    const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: created.id }).done;
+    const done = collectSubscription(t.wsClient(), EVENTS, { id: created.id }).done;
     expect((await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(
       200,
     );
-    expect((await done).at(-1).videoEvents.video.status).toBe("READY");
+    expect((await done).at(-1)!.videoEvents.video.status).toBe("READY");
     return created.id;
   }
 
@@ -95,10 +99,10 @@ Range requests`, async () => {
 from the bucket`, async () => {
     const clip = await makeClip({ width: 320, height: 180, seconds: 3, audio: true });
     const id = await uploadAndWait(clip, "SIGNED");
-    const urls = (await t.gql(URLS, { id })).data.video;
+    const urls = (await t.gql(URLS, { id })).data.video!;
     expect(urls.playbackUrl).toMatch(/\/master\.m3u8\?token=/);
 
-    expect((await fetch(`${t.url}${urls.playbackUrl.split("?")[0]}`)).status).toBe(403);
+    expect((await fetch(`${t.url}${urls.playbackUrl!.split("?")[0]}`)).status).toBe(403);
     const master = await fetch(`${t.url}${urls.playbackUrl}`);
     expect(master.status).toBe(200);
     const child = (await master.text()).split("\n").find((l) => l && !l.startsWith("#"))!;
@@ -122,8 +126,8 @@ from the bucket`, async () => {
     await writeFile(file, Buffer.from(await segment.arrayBuffer()));
     expect((await run("ffmpeg", ["-v", "error", "-i", file, "-f", "null", "-"])).stderr).toBe("");
 
-    expect(new URL(urls.posterUrl).origin).toBe(moto.endpoint);
-    const poster = await fetch(urls.posterUrl);
+    expect(new URL(urls.posterUrl!).origin).toBe(moto.endpoint);
+    const poster = await fetch(urls.posterUrl!);
     expect(poster.status).toBe(200);
     expect(poster.headers.get("content-type")).toBe("image/jpeg");
     // A request for a segment at the API is redirected to the bucket.
