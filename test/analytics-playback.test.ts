@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { TEST_ADMIN_KEY } from "./support/auth.ts";
 import { buildConsole, launchChromium } from "./support/console.ts";
+import { graphql } from "./support/graphql.ts";
 import { fixturesDir, runFfmpeg } from "./support/media-fixtures.ts";
 import { createUpload } from "./support/uploads.ts";
 
@@ -15,10 +16,11 @@ const STALL_MS = 1500;
 /** The segment held back until playback has stalled for STALL_MS: one second each, so it starts at 2 s. */
 const HELD_SEGMENT = 2;
 
-const ANALYTICS = `query ($id: ID!, $from: DateTime!, $to: DateTime!) { video(id: $id) { analytics(from: $from, to: $to) {
-  views watchTimeSeconds startupTimeP50Ms rebufferCount rebufferSeconds failureRate completionRate
-  topRenditions { height }
-} } }`;
+const ANALYTICS = graphql(`
+  query ($id: ID!, $from: DateTime!, $to: DateTime!) { video(id: $id) { analytics(from: $from, to: $to) {
+    views watchTimeSeconds startupTimeP50Ms rebufferCount rebufferSeconds failureRate completionRate
+    topRenditions { height }
+  } } }`);
 
 /**
  * A READY video with one 320×180 rung of SEGMENTS one-second segments and its master playlist,
@@ -151,11 +153,11 @@ describe("viewer analytics from a real player (Chromium + hls.js, the embed)", (
       // The player sends its batch when playback ends (or as soon as its view has started, if later:
       // on a loaded machine the start can answer after the end).
       await expect
-        .poll(async () => (await t.gql(ANALYTICS, { id, ...range })).data?.video.analytics.completionRate, {
+        .poll(async () => (await t.gql(ANALYTICS, { id, ...range })).data?.video?.analytics.completionRate, {
           timeout: 20_000,
         })
         .toBe(1);
-      const a = (await t.gql(ANALYTICS, { id, ...range })).data.video.analytics;
+      const a = (await t.gql(ANALYTICS, { id, ...range })).data.video!.analytics;
       expect(a).toMatchObject({
         views: 1,
         rebufferCount: stallsMs.length,
@@ -170,7 +172,7 @@ describe("viewer analytics from a real player (Chromium + hls.js, the embed)", (
       const pageStartupMs = firstFrame.at - viewStart.at;
       expect(a.startupTimeP50Ms).toBeGreaterThanOrEqual(STARTUP_DELAY_MS);
       expect(pageStartupMs).toBeLessThan(5000);
-      expect(Math.abs(a.startupTimeP50Ms - pageStartupMs)).toBeLessThanOrEqual(260);
+      expect(Math.abs(a.startupTimeP50Ms! - pageStartupMs)).toBeLessThanOrEqual(260);
       // The stalls the API reports are the ones the page saw (the held one alone where nothing else
       // stalled), to a fifth of a second each.
       const pageStallSeconds = stallsMs.reduce((sum, ms) => sum + ms, 0) / 1000;
@@ -250,7 +252,7 @@ describe("viewer analytics from a real player (Chromium + hls.js, the embed)", (
       from: new Date(Date.now() - 3600_000).toISOString(),
       to: new Date(Date.now() + 3600_000).toISOString(),
     };
-    expect((await t.gql(ANALYTICS, { id, ...range })).data.video.analytics.views).toBe(0);
+    expect((await t.gql(ANALYTICS, { id, ...range })).data.video!.analytics.views).toBe(0);
   });
 
   it("serves the standalone beacon script to any page", async () => {

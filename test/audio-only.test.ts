@@ -11,6 +11,7 @@ import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { launchChromium } from "./support/console.ts";
+import { expectTypename, graphql, type ResultOf } from "./support/graphql.ts";
 import { startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
 import { createUpload, finalState } from "./support/uploads.ts";
 import { fixturesDir, makeClip, runFfmpeg } from "./support/media-fixtures.ts";
@@ -26,28 +27,23 @@ import {
 const run = promisify(execFile);
 const HLS_JS = fileURLToPath(import.meta.resolve("hls.js/dist/hls.min.js"));
 
-const EVENTS = /* GraphQL */ `
+const EVENTS = graphql(`
   subscription($id: ID!) {
     videoEvents(videoId: $id) {
       __typename
       video { status playable }
       ... on VariantProgressEvent { variant { name progress segmentCount } }
-    } }`;
-const VIDEO = /* GraphQL */ `
+    } }`);
+const VIDEO = graphql(`
   query($id: ID!) {
     video(id: $id) {
       status error playable mediaType duration width height hasAudio posterUrl playbackUrl
       variants { id name kind width height bandwidth bitrate codecs status segmentCount playlistUrl }
       jobs(first: 5) { edges { node { status attempt rungs } } }
-    } }`;
-
-interface VideoEvent {
-  videoEvents: {
-    __typename: string;
-    video: { status: string; playable: boolean };
-    variant?: { name: string; progress: number; segmentCount: number };
-  };
-}
+    } }`);
+const RETRY_VARIANT = graphql(`
+  mutation($id: ID!) { retryVariant(id: $id) { __typename ... on RetryVariantSuccess {
+    job { rungs cost { estimateBasis estimatedCpuSeconds } } } } }`);
 
 /** An audio file made by lavfi: `sine` or pink `anoisesrc`, encoded as given; once per test process. */
 const made = new Map<string, Promise<string>>();
@@ -130,7 +126,7 @@ function parse(text: string): any {
 /** Uploads a file and collects its `videoEvents` until the end state. */
 async function uploadWithEvents(t: TestApp, file: string, title: string) {
   const { id, uploadUrl } = await createUpload(t, title);
-  const events = collectSubscription<VideoEvent>(t.wsClient(), EVENTS, { id });
+  const events = collectSubscription(t.wsClient(), EVENTS, { id });
   const res = await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: await readFile(file) });
   expect(res.status).toBe(200);
   return { id, events: await events.done };
@@ -176,7 +172,7 @@ describe("audio-only sources become an audio-only HLS ladder (public API, real w
     await browser?.close();
   });
 
-  let stereo: { id: string; video: any };
+  let stereo: { id: string; video: NonNullable<ResultOf<typeof VIDEO>["video"]> };
 
   it(`a stereo MP3 ends READY with 128k and 64k AAC rungs, a master of audio-only variants, no poster, progress \
 per variant, and playable before READY`, async () => {
@@ -187,13 +183,15 @@ per variant, and playable before READY`, async () => {
     // Progress per rung, each rising to the end.
     for (const name of ["audio128k", "audio64k"]) {
       const progress = events
-        .filter((e) => e.videoEvents.__typename === "VariantProgressEvent" && e.videoEvents.variant!.name === name)
-        .map((e) => e.videoEvents.variant!.progress);
+        .map((e) => e.videoEvents)
+        .filter((e) => e.__typename === "VariantProgressEvent")
+        .filter((e) => e.variant.name === name)
+        .map((e) => e.variant.progress);
       expect(progress.length, name).toBeGreaterThan(0);
       expect(progress, name).toEqual([...progress].sort((a, b) => a - b));
     }
 
-    const video = (await t.gql(VIDEO, { id })).data.video;
+    const video = (await t.gql(VIDEO, { id })).data.video!;
     stereo = { id, video };
     expect(video).toMatchObject({
       status: "READY",
@@ -206,11 +204,11 @@ per variant, and playable before READY`, async () => {
       posterUrl: null,
     });
     expect(video.duration).toBeCloseTo(10, 0);
-    expect(video.variants.map((v: any) => [v.name, v.kind, v.width, v.height, v.bitrate, v.codecs, v.status])).toEqual([
+    expect(video.variants.map((v) => [v.name, v.kind, v.width, v.height, v.bitrate, v.codecs, v.status])).toEqual([
       ["audio128k", "AUDIO", null, null, 128_000, "mp4a.40.2", "READY"],
       ["audio64k", "AUDIO", null, null, 64_000, "mp4a.40.2", "READY"],
     ]);
-    expect(video.jobs.edges.map((e: any) => e.node)).toEqual([{ status: "SUCCEEDED", attempt: 1, rungs: [] }]);
+    expect(video.jobs.edges.map((e) => e.node)).toEqual([{ status: "SUCCEEDED", attempt: 1, rungs: [] }]);
 
     const masterText = await (await fetch(`${t.url}${video.playbackUrl}`)).text();
     expect(masterText).not.toContain("RESOLUTION");
@@ -256,8 +254,8 @@ per variant, and playable before READY`, async () => {
       expect(stated.BANDWIDTH, variant.name).toBeLessThanOrEqual(variant.bandwidth);
       // The rung's rate as encoded: its AAC target, plus the MPEG-TS packaging.
       const bitsPerSecond = (bytes * 8) / listed;
-      expect(bitsPerSecond, variant.name).toBeGreaterThan(variant.bitrate);
-      expect(bitsPerSecond, variant.name).toBeLessThan(variant.bitrate * 1.4);
+      expect(bitsPerSecond, variant.name).toBeGreaterThan(variant.bitrate!);
+      expect(bitsPerSecond, variant.name).toBeLessThan(variant.bitrate! * 1.4);
     }
   }, 120_000);
 
@@ -283,7 +281,7 @@ per variant, and playable before READY`, async () => {
       // hls.js lists its levels from the lowest, each at the BANDWIDTH the ready master states.
       const master = parse(await (await fetch(`${t.url}${stereo.video.playbackUrl}`)).text());
       const stated = master.playlists.map((p: any) => [p.uri.split("/")[0], p.attributes.BANDWIDTH]);
-      expect(stated.map(([name]: [string]) => name)).toEqual(stereo.video.variants.map((v: any) => v.name));
+      expect(stated.map(([name]: [string]) => name)).toEqual(stereo.video.variants.map((v) => v.name));
       expect(played.levels).toEqual(stated.map(([, bandwidth]: [string, number]) => bandwidth).reverse());
     } finally {
       await page.close();
@@ -294,11 +292,11 @@ per variant, and playable before READY`, async () => {
   it("mono stays mono, and no rung is above what a 48 kb/s source justifies", async () => {
     const { id, events } = await uploadWithEvents(t, await monoAac(), "voice memo");
     expect(events.at(-1)!.videoEvents.video).toEqual({ status: "READY", playable: true });
-    const video = (await t.gql(VIDEO, { id })).data.video;
+    const video = (await t.gql(VIDEO, { id })).data.video!;
     expect(video).toMatchObject({ mediaType: "AUDIO", width: null, posterUrl: null });
     // The mono ladder is 64k and 32k; 64k is above the source's 48k.
-    expect(video.variants.map((v: any) => [v.name, v.bitrate, v.status])).toEqual([["audio32k", 32_000, "READY"]]);
-    const playlistUrl = `${t.url}${video.variants[0].playlistUrl}`;
+    expect(video.variants.map((v) => [v.name, v.bitrate, v.status])).toEqual([["audio32k", 32_000, "READY"]]);
+    const playlistUrl = `${t.url}${video.variants[0]!.playlistUrl}`;
     const playlist = parse(await (await fetch(playlistUrl)).text());
     const file = path.join(t.dataDir, `${id}-mono.ts`);
     await writeFile(
@@ -313,10 +311,10 @@ per variant, and playable before READY`, async () => {
     const clip = await makeClip({ width: 320, height: 180, seconds: 2, audio: true });
     const { id, events } = await uploadWithEvents(t, clip, "a video");
     expect(events.at(-1)!.videoEvents.video.status).toBe("READY");
-    const video = (await t.gql(VIDEO, { id })).data.video;
+    const video = (await t.gql(VIDEO, { id })).data.video!;
     expect(video).toMatchObject({ mediaType: "VIDEO", width: 320, height: 180 });
     expect(video.posterUrl).not.toBeNull();
-    expect(video.variants.map((v: any) => [v.name, v.bitrate])).toEqual([
+    expect(video.variants.map((v) => [v.name, v.bitrate])).toEqual([
       ["180p", null],
       ["144p", null],
       ["audio", null],
@@ -335,8 +333,8 @@ master lists both again`, async () => {
       (await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: await readFile(await stereoMp3()) })).status,
     ).toBe(200);
     expect((await first).status).toBe("READY");
-    const before = (await t.gql(VIDEO, { id })).data.video;
-    const failed = before.variants.find((v: any) => v.name === "audio64k");
+    const before = (await t.gql(VIDEO, { id })).data.video!;
+    const failed = before.variants.find((v) => v.name === "audio64k")!;
     expect(failed).toMatchObject({ status: "FAILED" });
     const masterUris = async () =>
       parse(await readFile(path.join(hlsDir, "master.m3u8"), "utf8")).playlists.map((p: any) => p.uri);
@@ -344,21 +342,19 @@ master lists both again`, async () => {
 
     await rm(path.join(hlsDir, "audio64k"));
     const untouched = await mtimes(path.join(hlsDir, "audio128k"));
-    const retried = await t.gql(
-      `mutation($id: ID!) { retryVariant(id: $id) { __typename ... on RetryVariantSuccess {
-        job { rungs cost { estimateBasis estimatedCpuSeconds } } } } }`,
-      { id: failed.id },
-    );
+    const retried = await t.gql(RETRY_VARIANT, { id: failed.id });
     // The retry's estimate comes from the probe (an audio source, no frames to decode), not from the upload's size.
     expect(retried.data.retryVariant).toMatchObject({
       __typename: "RetryVariantSuccess",
       job: { rungs: ["audio64k"], cost: { estimateBasis: "PROBE" } },
     });
-    expect(retried.data.retryVariant.job.cost.estimatedCpuSeconds).toBeLessThan(10);
+    expect(expectTypename(retried.data.retryVariant, "RetryVariantSuccess").job.cost!.estimatedCpuSeconds).toBeLessThan(
+      10,
+    );
     expect((await finalState(t, id)).status).toBe("READY");
 
-    const after = (await t.gql(VIDEO, { id })).data.video;
-    expect(after.variants.map((v: any) => [v.name, v.status])).toEqual([
+    const after = (await t.gql(VIDEO, { id })).data.video!;
+    expect(after.variants.map((v) => [v.name, v.status])).toEqual([
       ["audio128k", "READY"],
       ["audio64k", "READY"],
     ]);
@@ -370,12 +366,12 @@ master lists both again`, async () => {
 });
 
 describe("an audio-only transcode whose worker died resumes from what was published (public API, real workers)", () => {
-  const RESULT = /* GraphQL */ `query($id: ID!) {
+  const RESULT = graphql(`query($id: ID!) {
     video(id: $id) {
       status mediaType
       variants { name status segmentCount progress }
       jobs(first: 1) { edges { node { status runs { workerId status resumedSegments resumedFromSeconds } } } }
-    } }`;
+    } }`);
   const workerEnv = () => ({
     DATABASE_URL: t.database.url,
     DATA_DIR: t.dataDir,
@@ -421,16 +417,16 @@ describe("an audio-only transcode whose worker died resumes from what was publis
 
     await startWorkerProcess("audio-worker-second", workerEnv());
     expect((await final).status).toBe("READY");
-    const video = (await t.gql(RESULT, { id })).data.video;
+    const video = (await t.gql(RESULT, { id })).data.video!;
     expect(video.mediaType).toBe("AUDIO");
-    const job = video.jobs.edges[0].node;
-    expect(job.runs.map((r: any) => [r.workerId, r.status])).toEqual([
+    const job = video.jobs.edges[0]!.node;
+    expect(job.runs.map((r) => [r.workerId, r.status])).toEqual([
       ["audio-worker-first", "ABANDONED"],
       ["audio-worker-second", "SUCCEEDED"],
     ]);
-    const resumed = job.runs[1];
+    const resumed = job.runs[1]!;
     expect(resumed.resumedSegments).toBeGreaterThanOrEqual(keptCount);
-    expect(resumed.resumedFromSeconds).toBe(1 + (resumed.resumedSegments - 1) * 2);
+    expect(resumed.resumedFromSeconds).toBe(1 + (resumed.resumedSegments! - 1) * 2);
     for (const [segment, mtime] of kept) {
       expect((await stat(path.join(hlsDir, segment))).mtimeMs, `${segment} kept as the first worker wrote it`).toBe(
         mtime,

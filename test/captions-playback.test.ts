@@ -9,17 +9,18 @@ import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { launchChromium } from "./support/console.ts";
+import { graphql } from "./support/graphql.ts";
 import { createUpload, finalState } from "./support/uploads.ts";
 import { makeClip } from "./support/media-fixtures.ts";
 
 const HLS_JS = fileURLToPath(import.meta.resolve("hls.js/dist/hls.min.js"));
-const ADD = /* GraphQL */ `
+const ADD = graphql(`
   mutation($input: AddCaptionInput!) {
     addCaption(input: $input) { __typename ... on AddCaptionSuccess { caption { id } } }
-  }`;
-const CAPTION_URL = /* GraphQL */ `query($id: ID!) { video(id: $id) { captions { url } } }`;
-const VIDEO = /* GraphQL */ `
-  query($id: ID!) { video(id: $id) { playbackUrl variants { kind playlistUrl } } }`;
+  }`);
+const CAPTION_URL = graphql(`query($id: ID!) { video(id: $id) { captions { url } } }`);
+const VIDEO = graphql(`
+  query($id: ID!) { video(id: $id) { playbackUrl variants { kind playlistUrl } } }`);
 // Two cues, apart from each other and from the start: an offset of a second or more shows.
 const CUES = "WEBVTT\n\n00:00:01.000 --> 00:00:03.000\none\n\n00:00:04.000 --> 00:00:06.000\ntwo\n";
 const CUE_TIMES: [number, number][] = [
@@ -93,9 +94,9 @@ describe("captions in a player (Chromium + hls.js)", () => {
         const input = { videoId: id, language, name, text: CUES, default: isDefault, hearingImpaired: !isDefault };
         expect((await t.gql(ADD, { input })).data.addCaption.__typename).toBe("AddCaptionSuccess");
       }
-      const { playbackUrl, variants } = (await t.gql(VIDEO, { id })).data.video;
+      const { playbackUrl, variants } = (await t.gql(VIDEO, { id })).data.video!;
 
-      const { url, server } = await servePage(page(new URL(playbackUrl, t.url).href));
+      const { url, server } = await servePage(page(new URL(playbackUrl!, t.url).href));
       const tab = await browser.newPage();
       try {
         await tab.goto(url);
@@ -181,7 +182,7 @@ describe("captions in a player (Chromium + hls.js)", () => {
       }
 
       // The captions' X-TIMESTAMP-MAP says where the video's time 0 is in its segments: the first frame's PTS, measured.
-      const rung = variants.find((v: { kind: string }) => v.kind === "VIDEO").playlistUrl;
+      const rung = variants.find((v) => v.kind === "VIDEO")!.playlistUrl!;
       const rungUrl = new URL(rung, t.url);
       const rungText = await (await fetch(rungUrl)).text();
       const firstSegment = rungText.split("\n").find((l) => /\.(ts|m4s)$/.test(l))!;
@@ -194,7 +195,7 @@ describe("captions in a player (Chromium + hls.js)", () => {
         ...["-of", "csv=p=0", segmentFile],
       ]);
       const vtt = await (
-        await fetch(new URL((await t.gql(CAPTION_URL, { id })).data.video.captions[0].url, t.url))
+        await fetch(new URL((await t.gql(CAPTION_URL, { id })).data.video!.captions[0]!.url, t.url))
       ).text();
       const map = /^X-TIMESTAMP-MAP=MPEGTS:(\d+),LOCAL:00:00:00\.000$/m.exec(vtt);
       expect(Math.round(Number.parseFloat(stdout) * 90_000)).toBe(Number(map?.[1]));

@@ -10,11 +10,24 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { TEST_ADMIN_KEY, tenantKeySecret } from "./support/auth.ts";
 import { buildConsole, launchChromium, screenshotsDir } from "./support/console.ts";
+import { graphql } from "./support/graphql.ts";
 import { createUpload, finalState } from "./support/uploads.ts";
 import { makeAudioOnly, makeClip } from "./support/media-fixtures.ts";
 
 const JWT_SECRET = "a-shared-hs256-secret-of-at-least-32-chars";
 const DESKTOP = { width: 1280, height: 860 };
+const PROGRESS_EVENTS = graphql(`
+  subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { status }
+    ... on VariantProgressEvent { variant { progress } } } }`);
+const VIDEO_ID = graphql(`query($id: ID!) { video(id: $id) { id } }`);
+const VIDEO_STATUS = graphql(`query($id: ID!) { video(id: $id) { status } }`);
+const VIDEO_SOURCE = graphql(`query($id: ID!) { video(id: $id) { source } }`);
+const CANCEL = graphql(`mutation($id: ID!) { cancelVideo(id: $id) { __typename } }`);
+const UPLOADED_VIDEOS = graphql(`{ videos(first: 20) { edges { node { id title uploadSize uploadedBytes } } } }`);
+const VIDEO_CURSORS = graphql(`{ videos(first: 50) { edges { cursor } } }`);
+const FIRST_CURSOR = graphql(`{ videos(first: 1) { edges { cursor } } }`);
+const NEWEST = graphql(`{ videos(first: 5) { edges { node { id } } } }`);
+const LISTED = graphql(`{ videos(first: 50) { edges { node { id status } } } }`);
 
 /** One page state as the video page rendered it, recorded on every DOM change. */
 interface Rendered {
@@ -138,11 +151,7 @@ describe("the console in real Chromium: sign in, upload, live progress, playback
       setInterval(record, 50);
     });
     // What the API sends from here on, followed beside the page: the progress the page can show.
-    const sent = collectSubscription<any>(
-      t.wsClient(),
-      `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { status } ... on VariantProgressEvent { variant { progress } } } }`,
-      { id: uploadedId },
-    );
+    const sent = collectSubscription(t.wsClient(), PROGRESS_EVENTS, { id: uploadedId });
     await page.waitForFunction(
       () => document.querySelector("[data-testid=video-status]")?.textContent === "ready",
       undefined,
@@ -157,9 +166,9 @@ describe("the console in real Chromium: sign in, upload, live progress, playback
     // (on a loaded machine a short encode can end between two progress writes, and then no event has
     // one to show).
     await expect.poll(() => sent.events.some((e) => e.videoEvents.video.status === "READY")).toBe(true);
-    const sentPartial = sent.events.some((e) => {
-      const progress = e.videoEvents.variant?.progress;
-      return progress > 0 && progress < 1;
+    const sentPartial = sent.events.some(({ videoEvents: e }) => {
+      const progress = e.__typename === "VariantProgressEvent" ? e.variant.progress : undefined;
+      return progress !== undefined && progress > 0 && progress < 1;
     });
     const partial = rendered.flatMap((r) => r.progress).filter((v) => v > 0 && v < 1);
     if (sentPartial) expect(partial.length, JSON.stringify(rendered.map((r) => r.progress))).toBeGreaterThan(0);
@@ -237,7 +246,7 @@ describe("the console in real Chromium: sign in, upload, live progress, playback
       .getByRole("alert")
       .getByText(/^Delete: /)
       .waitFor();
-    expect((await t.gql(`query($id: ID!) { video(id: $id) { id } }`, { id: uploadedId })).data.video).not.toBeNull();
+    expect((await t.gql(VIDEO_ID, { id: uploadedId })).data.video).not.toBeNull();
     await viewerContext.close();
   });
 
@@ -310,10 +319,10 @@ describe("the console in real Chromium: sign in, upload, live progress, playback
     await page.getByTestId("video-status").getByText("waiting for upload").waitFor();
     await page.getByRole("button", { name: "Cancel" }).click();
     await page.getByTestId("video-status").getByText("canceled").waitFor();
-    expect((await t.gql(`query($id: ID!) { video(id: $id) { status } }`, { id })).data.video.status).toBe("CANCELED");
+    expect((await t.gql(VIDEO_STATUS, { id })).data.video!.status).toBe("CANCELED");
     await page.getByRole("button", { name: "Delete" }).click();
     await page.getByRole("heading", { name: "Videos" }).waitFor();
-    expect((await t.gql(`query($id: ID!) { video(id: $id) { id } }`, { id })).data.video).toBeNull();
+    expect((await t.gql(VIDEO_ID, { id })).data.video).toBeNull();
   });
 
   it("an upload resumes after a page reload and after a dropped connection, asking the server where", async () => {
@@ -390,16 +399,16 @@ describe("the console in real Chromium: sign in, upload, live progress, playback
         `bytes ${2 * chunk}-${3 * chunk - 1}/${total}`,
       ]);
 
-      const videos = await t.gql(`{ videos(first: 20) { edges { node { id title uploadSize uploadedBytes } } } }`);
-      const resumed = videos.data.videos.edges.map((e: any) => e.node).filter((v: any) => v.title === "resumed");
+      const videos = await t.gql(UPLOADED_VIDEOS);
+      const resumed = videos.data.videos.edges.map((e) => e.node).filter((v) => v.title === "resumed");
       expect(resumed).toHaveLength(1);
       expect(resumed[0]).toMatchObject({ uploadSize: bytes.length, uploadedBytes: bytes.length });
-      const stored = await readFile(path.join(t.dataDir, "videos", resumed[0].id, "source", "upload"));
+      const stored = await readFile(path.join(t.dataDir, "videos", resumed[0]!.id, "source", "upload"));
       const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
       expect(sha(stored)).toBe(sha(bytes));
 
       // Not a video: it fails at the probe, and the operator's view shows the run's command and stderr.
-      await page.goto(`${t.url}/videos/${resumed[0].id}`);
+      await page.goto(`${t.url}/videos/${resumed[0]!.id}`);
       await page.getByTestId("video-status").getByText("failed").waitFor({ timeout: 60_000 });
       const job = page.locator("details.job").first();
       await job.locator("summary").click();
@@ -443,17 +452,17 @@ describe("the console in real Chromium: sign in, upload, live progress, playback
     const id = new URL(page.url()).pathname.split("/").pop()!;
     // The render's progress, then the ladder's: the page follows it without a reload.
     await page.getByTestId("render-progress").or(page.getByTestId("variant")).first().waitFor({ timeout: 90_000 });
-    const video = (await t.gql(`query($id: ID!) { video(id: $id) { source } }`, { id })).data.video;
+    const video = (await t.gql(VIDEO_SOURCE, { id })).data.video!;
     expect(video.source).toBe("COMPOSITION");
     // Nothing after this reads the quiz: canceled, its render and ladder leave the one worker slot (and
     // the CPU) to the uploads of the tests that follow.
-    const canceled = await t.gql(`mutation($id: ID!) { cancelVideo(id: $id) { __typename } }`, { id });
+    const canceled = await t.gql(CANCEL, { id });
     expect(canceled.data.cancelVideo.__typename).toBe("CancelVideoSuccess");
   });
 
   it("the URL import form shows the API's refusal (credentials in the URL), and makes no video", async () => {
     await page.goto(`${t.url}/sources`);
-    const before = (await t.gql(`{ videos(first: 50) { edges { cursor } } }`)).data.videos.edges.length;
+    const before = (await t.gql(VIDEO_CURSORS)).data.videos.edges.length;
     await page.getByLabel("Public http(s) URL of a video file").fill("http://user:secret@127.0.0.1:9/clip.mp4");
     await page.getByRole("button", { name: "Import" }).click();
     await page
@@ -461,7 +470,7 @@ describe("the console in real Chromium: sign in, upload, live progress, playback
       .getByText("url: Cannot be imported: credentials in the URL are not allowed")
       .waitFor();
     expect(new URL(page.url()).pathname).toBe("/sources");
-    expect((await t.gql(`{ videos(first: 50) { edges { cursor } } }`)).data.videos.edges.length).toBe(before);
+    expect((await t.gql(VIDEO_CURSORS)).data.videos.edges.length).toBe(before);
   });
 
   it("lists webhook endpoints with their deliveries, and resends one", async () => {
@@ -517,7 +526,7 @@ describe("the console in real Chromium: sign in, upload, live progress, playback
     const shown = page.getByRole("status").filter({ hasText: "shown once" });
     const secretOf = async () => (await shown.locator("code").textContent())!;
     const first = await secretOf();
-    expect((await t.gql(`{ videos(first: 1) { edges { cursor } } }`, {}, `Bearer ${first}`)).data).toBeDefined();
+    expect((await t.gql(FIRST_CURSOR, {}, `Bearer ${first}`)).data).toBeDefined();
     const row = () => page.getByRole("row").filter({ hasText: "cms from the console" });
     await row().getByRole("cell", { name: "videos:read, videos:write", exact: true }).waitFor();
     await row().getByRole("cell", { name: "active", exact: true }).waitFor();
@@ -526,14 +535,14 @@ describe("the console in real Chromium: sign in, upload, live progress, playback
     await row().getByRole("button", { name: "Rotate cms from the console" }).click();
     await expect.poll(secretOf).not.toBe(first);
     const second = await secretOf();
-    expect((await t.gql(`{ videos(first: 1) { edges { cursor } } }`, {}, `Bearer ${first}`)).errors?.[0]?.message).toBe(
+    expect((await t.gql(FIRST_CURSOR, {}, `Bearer ${first}`)).errors?.[0]?.message).toBe(
       "Unauthenticated: the API key was revoked",
     );
     // The new key is the active row; revoke it.
     const active = () => row().filter({ has: page.getByRole("cell", { name: "active", exact: true }) });
     await active().getByRole("button", { name: "Revoke cms from the console" }).click();
     await expect.poll(() => active().count()).toBe(0);
-    expect((await t.gql(`{ videos(first: 1) { edges { cursor } } }`, {}, `Bearer ${second}`)).errors).toBeDefined();
+    expect((await t.gql(FIRST_CURSOR, {}, `Bearer ${second}`)).errors).toBeDefined();
 
     // More than the signed-in key holds: the API's reason on the page. (The admin key holds every scope,
     // so sign in with a narrower manager for this.)
@@ -569,18 +578,16 @@ describe("the console in real Chromium: sign in, upload, live progress, playback
     );
     await page.getByRole("button", { name: /Execute query/ }).click();
     const body = JSON.parse(await (await answer).text());
-    const newest = await t.gql(`{ videos(first: 5) { edges { node { id } } } }`);
-    expect(body.data.videos.edges.map((e: any) => e.node.id)).toEqual(
-      newest.data.videos.edges.map((e: any) => e.node.id),
-    );
+    const newest = await t.gql(NEWEST);
+    expect(body.data.videos.edges.map((e: any) => e.node.id)).toEqual(newest.data.videos.edges.map((e) => e.node.id));
     // The result pane shows the answer (its first lines: the editor renders only what is in view).
     await page.getByText(body.data.videos.edges[0].node.id).first().waitFor();
     await page.screenshot({ path: `${await screenshotsDir()}/graphiql.png` });
 
     // A subscription goes over graphql-ws with the Headers tab's credential as the connection's
     // parameters: a READY video's events start with its state (refused, it would be an error).
-    const listed = await t.gql(`{ videos(first: 50) { edges { node { id status } } } }`);
-    const ready = listed.data.videos.edges.find((e: any) => e.node.status === "READY").node.id;
+    const listed = await t.gql(LISTED);
+    const ready = listed.data.videos.edges.find((e) => e.node.status === "READY")!.node.id;
     const subscription = `subscription Follow { videoEvents(videoId: "${ready}") { __typename ... on VideoStatusEvent { status } } }`;
     await page.evaluate((text) => {
       // CodeMirror 5 keeps its editor object on its element.

@@ -6,10 +6,26 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { TEST_ADMIN_KEY } from "./support/auth.ts";
 import { buildConsole, launchChromium, screenshotsDir } from "./support/console.ts";
+import { expectTypename, graphql } from "./support/graphql.ts";
 import { createUpload } from "./support/uploads.ts";
 
 const PHONE = { width: 390, height: 844 };
 const LONG_TITLE = "x".repeat(300);
+const DELETE = graphql(`mutation($id: ID!) { deleteVideo(id: $id) { __typename } }`);
+const CREATE_HOOK = graphql(
+  `mutation($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) { __typename } }`,
+);
+const CREATE_HOOK_ID = graphql(`
+  mutation($input: CreateWebhookEndpointInput!) {
+    createWebhookEndpoint(input: $input) { __typename ... on CreateWebhookEndpointSuccess { endpoint { id } } } }`);
+const CREATE_KEY = graphql(`mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { __typename } }`);
+const CREATE_STREAM = graphql(`
+  mutation($input: CreateLiveStreamInput) {
+    createLiveStream(input: $input) { __typename ... on LiveStreamWithKey { streamKey } } }`);
+const JOBS = graphql(`
+  query($id: ID!) { video(id: $id) {
+    all: jobs(first: 20) { edges { node { kind } } }
+    top: jobs(first: 20, chunks: false) { edges { node { id kind chunks { chunk { index } } } } } } }`);
 
 /**
  * The console's library (search, filters, sort, bulk delete), its titles, and how it fits a phone,
@@ -276,7 +292,7 @@ describe("the console's library and its pages at a phone's width, in Chromium", 
     page.removeAllListeners("dialog");
     page.once("dialog", async (dialog) => {
       expect(dialog.message()).toBe("Delete 2 videos and all their media?");
-      await t.gql(`mutation($id: ID!) { deleteVideo(id: $id) { __typename } }`, { id: alpha });
+      await t.gql(DELETE, { id: alpha });
       await dialog.accept();
     });
     await page.getByRole("button", { name: "Delete selected (2)" }).click();
@@ -309,24 +325,18 @@ describe("the console's library and its pages at a phone's width, in Chromium", 
   });
 
   it("nothing is wider than a 390 px phone on any route, with a 300-character unbroken title", async () => {
-    const hook = await t.gql(
-      `mutation($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) { __typename } }`,
-      { input: { url: `http://127.0.0.1:9/${"h".repeat(300)}` } },
-    );
-    const key = await t.gql(`mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { __typename } }`, {
+    const hook = await t.gql(CREATE_HOOK, { input: { url: `http://127.0.0.1:9/${"h".repeat(300)}` } });
+    const key = await t.gql(CREATE_KEY, {
       input: { name: "k".repeat(100), scopes: ["VIDEOS_READ"] },
     });
-    const stream = await t.gql(
-      `mutation($input: CreateLiveStreamInput) { createLiveStream(input: $input) { ... on LiveStreamWithKey { streamKey } } }`,
-      {
-        input: { title: "l".repeat(300) },
-      },
-    );
+    const stream = await t.gql(CREATE_STREAM, {
+      input: { title: "l".repeat(300) },
+    });
     expect([hook.data.createWebhookEndpoint.__typename, key.data.createApiKey.__typename]).toEqual([
       "CreateWebhookEndpointSuccess",
       "CreateApiKeySuccess",
     ]);
-    expect(stream.data.createLiveStream.streamKey).toMatch(/^lsk_/);
+    expect(expectTypename(stream.data.createLiveStream, "LiveStreamWithKey").streamKey).toMatch(/^lsk_/);
     const phone = await signedIn(PHONE);
     for (const path of [
       "/",
@@ -417,7 +427,7 @@ describe("the console's library and its pages at a phone's width, in Chromium", 
     "the keys page shows every key's Rotate and Revoke in sight, not scrolled off, at $width px",
     async (viewport) => {
       const name = `${viewport.width} ${"n".repeat(95)}`;
-      const made = await t.gql(`mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { __typename } }`, {
+      const made = await t.gql(CREATE_KEY, {
         input: { name, scopes: ["VIDEOS_READ", "VIDEOS_WRITE", "JOBS_ADMIN", "WEBHOOKS_ADMIN"], expiresInDays: 30 },
       });
       expect(made.data.createApiKey.__typename).toBe("CreateApiKeySuccess");
@@ -548,12 +558,8 @@ describe("the console's library and its pages at a phone's width, in Chromium", 
     await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
     try {
       const { port } = receiver.address() as AddressInfo;
-      const created = await t.gql(
-        `mutation($input: CreateWebhookEndpointInput!) {
-          createWebhookEndpoint(input: $input) { ... on CreateWebhookEndpointSuccess { endpoint { id } } } }`,
-        { input: { url: `http://127.0.0.1:${port}/resend-hook` } },
-      );
-      const endpointId = created.data.createWebhookEndpoint.endpoint.id;
+      const created = await t.gql(CREATE_HOOK_ID, { input: { url: `http://127.0.0.1:${port}/resend-hook` } });
+      const endpointId = expectTypename(created.data.createWebhookEndpoint, "CreateWebhookEndpointSuccess").endpoint.id;
       await t.app.services.db.webhookDelivery.create({
         data: {
           endpointId,
@@ -636,9 +642,6 @@ are done; they leave the video's other jobs on the page`, async () => {
       });
     }
     // The API: every job by default (the newest 20: chunks only), or the chunks under their transcode.
-    const query = `query($id: ID!) { video(id: $id) {
-      all: jobs(first: 20) { edges { node { kind } } }
-      top: jobs(first: 20, chunks: false) { edges { node { id kind chunks { chunk { index } } } } } } }`;
     // The chunks come with the jobs the query reads, not from a statement per transcode. (The
     // dispatcher's sweeps, for jobs silent since a time or dispatched before one, may fall in the
     // same moment: they are not the query's.)
@@ -651,19 +654,15 @@ are done; they leave the video's other jobs on the page`, async () => {
       if (!sweep(read?.where ?? {})) jobReads.push(read);
       return findMany.apply(db.job, args);
     };
-    const { data } = await t.gql(query, { id }).finally(() => {
+    const { data } = await t.gql(JOBS, { id }).finally(() => {
       jobs.findMany = findMany;
     });
     expect(jobReads).toEqual([]);
-    expect(new Set(data.video.all.edges.map((e: { node: { kind: string } }) => e.node.kind))).toEqual(
-      new Set(["TRANSCODE_CHUNK"]),
-    );
-    const top = data.video.top.edges.map((e: { node: object }) => e.node);
-    expect(top.map((j: { id: string }) => j.id)).toEqual([parent.id, older.id]);
-    expect(top[0].chunks.map((c: { chunk: { index: number } }) => c.chunk.index)).toEqual(
-      Array.from({ length: 24 }, (_, i) => i + 1),
-    );
-    expect(top[1].chunks).toEqual([]);
+    expect(new Set(data.video!.all.edges.map((e) => e.node.kind))).toEqual(new Set(["TRANSCODE_CHUNK"]));
+    const top = data.video!.top.edges.map((e) => e.node);
+    expect(top.map((j) => j.id)).toEqual([parent.id, older.id]);
+    expect(top[0]!.chunks.map((c) => c.chunk!.index)).toEqual(Array.from({ length: 24 }, (_, i) => i + 1));
+    expect(top[1]!.chunks).toEqual([]);
 
     await page.goto(`${t.url}/videos/${id}`);
     const topLevel = page.locator(".operators > details.job > summary");

@@ -5,11 +5,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { TEST_ADMIN_KEY } from "./support/auth.ts";
 import { buildConsole, launchChromium, screenshotsDir } from "./support/console.ts";
+import { graphql } from "./support/graphql.ts";
 import { finalState, createUpload } from "./support/uploads.ts";
 import { heldFfmpeg } from "./support/held-ffmpeg.ts";
 import { fixturesDir, makeClip } from "./support/media-fixtures.ts";
 
 const JWT_SECRET = "a-shared-hs256-secret-of-at-least-32-chars";
+const VIDEO_STATUS = graphql(`query($id: ID!) { video(id: $id) { status } }`);
 
 /** What the queued video's page showed, recorded on every DOM change. */
 interface Seen {
@@ -50,8 +52,7 @@ describe("the console in real Chromium shows a queued video's place in line, and
     expect(res.status).toBe(200);
     return created.id;
   }
-  const statusOf = async (id: string): Promise<string> =>
-    (await t.gql(`query($id: ID!) { video(id: $id) { status } }`, { id })).data.video.status;
+  const statusOf = async (id: string): Promise<string> => (await t.gql(VIDEO_STATUS, { id })).data.video!.status;
 
   beforeAll(async () => {
     await buildConsole();

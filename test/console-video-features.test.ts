@@ -6,15 +6,31 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { TEST_ADMIN_KEY } from "./support/auth.ts";
 import { buildConsole, launchChromium } from "./support/console.ts";
+import { expectTypename, graphql } from "./support/graphql.ts";
 import { fixturesDir, runFfmpeg } from "./support/media-fixtures.ts";
 import { graphql } from "./support/graphql.ts";
 import { createUpload } from "./support/uploads.ts";
 
-const OPTIONS = `query ($id: ID!) { video(id: $id) {
+const OPTIONS = graphql(`query ($id: ID!) { video(id: $id) {
   title segmentFormat playbackPolicy loudness { integratedLufs truePeakDb lra }
   watermark { position opacity widthFraction } staticRenditions { name status }
-} }`;
-const DETAILS = `query ($id: ID!) { video(id: $id) { title description tags externalId metadata { key value } } }`;
+} }`);
+const DETAILS = graphql(
+  `query ($id: ID!) { video(id: $id) { title description tags externalId metadata { key value } } }`,
+);
+const CAPTIONS = graphql(
+  `query ($id: ID!) { video(id: $id) { captions { name language default hearingImpaired cueCount } } }`,
+);
+const ADD_CAPTION = graphql(`mutation ($input: AddCaptionInput!) { addCaption(input: $input) { __typename } }`);
+const CAPTION_NAMES = graphql(`query ($id: ID!) { video(id: $id) { captions { name default } } }`);
+const STATIC_RENDITIONS = graphql(`query ($id: ID!) { video(id: $id) { staticRenditions { name status } } }`);
+const CLIP = graphql(`query ($id: ID!) { video(id: $id) { title source clip { start end sourceVideo { id } } } }`);
+const THUMBNAIL_URL = graphql(`query ($id: ID!) { video(id: $id) { thumbnailUrl(time: 2.5, width: 160) } }`);
+const WEBHOOK_ENDPOINTS = graphql(`{ webhookEndpoints { url events } }`);
+const CREATE_HOOK = graphql(`
+  mutation($input: CreateWebhookEndpointInput!) {
+    createWebhookEndpoint(input: $input) { __typename ... on CreateWebhookEndpointSuccess { endpoint { id } } } }`);
+const DELIVERY_PAYLOAD = graphql(`query ($id: ID!) { webhookDelivery(id: $id) { payload } }`);
 
 const SET_CHAPTERS = graphql(`
   mutation ($input: SetChaptersInput!) { setChapters(input: $input) { __typename } }`);
@@ -167,7 +183,7 @@ describe("the API's features on the console's pages: the video page, creation op
     const error = page.locator(`#${await tags.getAttribute("aria-describedby")}`);
     expect(await error.textContent()).toMatch(/longer than 64 characters/);
     expect(await page.getByLabel("Title", { exact: true }).getAttribute("aria-invalid")).toBeNull();
-    expect((await t.gql(DETAILS, { id })).data.video.tags).toEqual(["math", "intro"]);
+    expect((await t.gql(DETAILS, { id })).data.video!.tags).toEqual(["math", "intro"]);
     // Nothing is wider than the phone.
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
   });
@@ -195,7 +211,7 @@ describe("the API's features on the console's pages: the video page, creation op
       .setInputFiles({ name: "with-options.mp4", mimeType: "video/mp4", buffer: Buffer.alloc(4096, 1) });
     const open = page.getByRole("link", { name: "Open the video" });
     await open.waitFor();
-    const uploaded = (await open.getAttribute("href"))!.split("/").at(-1);
+    const uploaded = (await open.getAttribute("href"))!.split("/").at(-1)!;
     expect((await t.gql(OPTIONS, { id: uploaded })).data.video).toEqual({
       title: "with-options",
       segmentFormat: "FMP4",
@@ -219,7 +235,7 @@ describe("the API's features on the console's pages: the video page, creation op
     await form.getByLabel("Public http(s) URL of a video file").fill("https://example.com/video.mp4");
     await form.getByRole("button", { name: "Import" }).click();
     await page.waitForURL(/\/videos\//);
-    const imported = new URL(page.url()).pathname.split("/").at(-1);
+    const imported = new URL(page.url()).pathname.split("/").at(-1)!;
     expect((await t.gql(OPTIONS, { id: imported })).data.video).toEqual({
       title: "Imported video",
       segmentFormat: "FMP4",
@@ -240,7 +256,7 @@ describe("the API's features on the console's pages: the video page, creation op
     expect(await quiz.getByLabel("M4A, audio only").isChecked()).toBe(true);
     await quiz.getByRole("button", { name: "Render quiz" }).click();
     await page.waitForURL((url) => url.pathname !== "/sources");
-    const quizVideo = new URL(page.url()).pathname.split("/").at(-1);
+    const quizVideo = new URL(page.url()).pathname.split("/").at(-1)!;
     expect((await t.gql(OPTIONS, { id: quizVideo })).data.video).toMatchObject({
       segmentFormat: "TS",
       playbackPolicy: "SIGNED",
@@ -251,15 +267,7 @@ describe("the API's features on the console's pages: the video page, creation op
 
   it("lists, adds (addCaption) and removes (removeCaption) caption tracks, showing a refusal", async () => {
     const { id } = await createUpload(t, "captioned");
-    const captions = async () =>
-      (
-        await t.gql(
-          `query ($id: ID!) { video(id: $id) { captions { name language default hearingImpaired cueCount } } }`,
-          {
-            id,
-          },
-        )
-      ).data.video.captions;
+    const captions = async () => (await t.gql(CAPTIONS, { id })).data.video!.captions;
     await page.goto(`${t.url}/videos/${id}`);
     await page.getByText("No caption tracks.").waitFor();
     const vtt = "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nHello\n\n00:00:01.000 --> 00:00:02.000\nWorld\n";
@@ -300,13 +308,12 @@ describe("the API's features on the console's pages: the video page, creation op
       ["English", "en", true],
       ["Deutsch", "de", false],
     ] as const) {
-      const added = await t.gql(`mutation ($input: AddCaptionInput!) { addCaption(input: $input) { __typename } }`, {
+      const added = await t.gql(ADD_CAPTION, {
         input: { videoId: id, name, language, text: vtt, default: isDefault },
       });
       expect(added.data.addCaption.__typename).toBe("AddCaptionSuccess");
     }
-    const captions = async () =>
-      (await t.gql(`query ($id: ID!) { video(id: $id) { captions { name default } } }`, { id })).data.video.captions;
+    const captions = async () => (await t.gql(CAPTION_NAMES, { id })).data.video!.captions;
     await page.goto(`${t.url}/videos/${id}`);
     const track = (name: string) => page.getByTestId("caption").filter({ has: page.getByRole("link", { name }) });
     // The default track is marked and has no "Make default"; the other has one.
@@ -356,14 +363,14 @@ describe("the API's features on the console's pages: the video page, creation op
     await page.getByLabel("M4A, audio only").check();
     await page.getByRole("button", { name: "Request downloads" }).click();
     await page.locator('[data-testid="static-rendition"][data-name="AUDIO"]').getByText("preparing").waitFor();
-    const { data } = await t.gql(`query ($id: ID!) { video(id: $id) { staticRenditions { name status } } }`, { id });
-    expect(data.video.staticRenditions).toEqual(
+    const { data } = await t.gql(STATIC_RENDITIONS, { id });
+    expect(data.video!.staticRenditions).toEqual(
       expect.arrayContaining([
         { name: "HIGHEST", status: "READY" },
         { name: "AUDIO", status: "PREPARING" },
       ]),
     );
-    expect(data.video.staticRenditions).toHaveLength(2);
+    expect(data.video!.staticRenditions).toHaveLength(2);
     // Those asked for are no longer offered; the one left is.
     expect(await page.getByLabel("M4A, audio only").count()).toBe(0);
     expect(await page.getByLabel("MP4, small").count()).toBe(1);
@@ -401,11 +408,8 @@ describe("the API's features on the console's pages: the video page, creation op
     await page.getByRole("button", { name: "Set end" }).click();
     await page.getByRole("button", { name: "Create clip" }).click();
     await page.waitForURL((url) => !url.pathname.endsWith(id));
-    const clipId = new URL(page.url()).pathname.split("/").at(-1);
-    const { data } = await t.gql(
-      `query ($id: ID!) { video(id: $id) { title source clip { start end sourceVideo { id } } } }`,
-      { id: clipId },
-    );
+    const clipId = new URL(page.url()).pathname.split("/").at(-1)!;
+    const { data } = await t.gql(CLIP, { id: clipId });
     expect(data.video).toEqual({
       title: "source talk (clip)",
       source: "CLIP",
@@ -493,9 +497,8 @@ describe("the API's features on the console's pages: the video page, creation op
     const image = thumbnail.getByRole("img", { name: "The frame at 2.5 s, 160 px wide" });
     await expect.poll(() => image.evaluate((img: HTMLImageElement) => img.naturalWidth), { timeout: 20_000 }).toBe(160);
     const url = await thumbnail.getByLabel("Thumbnail URL").inputValue();
-    const api = (await t.gql(`query ($id: ID!) { video(id: $id) { thumbnailUrl(time: 2.5, width: 160) } }`, { id }))
-      .data.video.thumbnailUrl;
-    expect(url).toBe(new URL(api, t.url).href);
+    const api = (await t.gql(THUMBNAIL_URL, { id })).data.video!.thumbnailUrl;
+    expect(url).toBe(new URL(api!, t.url).href);
     const jpeg = await fetch(url);
     expect([jpeg.status, jpeg.headers.get("content-type")]).toEqual([200, "image/jpeg"]);
 
@@ -671,19 +674,15 @@ describe("the API's features on the console's pages: the video page, creation op
     await page.getByLabel("job.failed").check();
     await page.getByRole("button", { name: "Add endpoint" }).click();
     await page.getByText("Signing secret, shown once").waitFor();
-    const { data } = await t.gql(`{ webhookEndpoints { url events } }`);
+    const { data } = await t.gql(WEBHOOK_ENDPOINTS);
     expect(data.webhookEndpoints).toEqual([{ url: "http://127.0.0.1:9/hooks", events: ["VIDEO_READY", "JOB_FAILED"] }]);
     await page.getByText("video_ready, job_failed").waitFor();
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
   });
 
   it("opens a webhook delivery: its body as indented text (never HTML) and its attempts", async () => {
-    const created = await t.gql(
-      `mutation($input: CreateWebhookEndpointInput!) {
-        createWebhookEndpoint(input: $input) { ... on CreateWebhookEndpointSuccess { endpoint { id } } } }`,
-      { input: { url: "http://127.0.0.1:9/deliveries" } },
-    );
-    const endpointId = created.data.createWebhookEndpoint.endpoint.id;
+    const created = await t.gql(CREATE_HOOK, { input: { url: "http://127.0.0.1:9/deliveries" } });
+    const endpointId = expectTypename(created.data.createWebhookEndpoint, "CreateWebhookEndpointSuccess").endpoint.id;
     // A title is the tenant's own text: markup in it must reach the page as text.
     const payload = { type: "video.ready", data: { title: '<img src=x onerror="window.__injected=1">' } };
     const db = t.app.services.db;
@@ -715,8 +714,7 @@ describe("the API's features on the console's pages: the video page, creation op
     await detail.waitFor();
     expect(await open.getAttribute("aria-expanded")).toBe("true");
     // The body as the API gives it (Postgres keeps JSON's keys in its own order), indented.
-    const sent = (await t.gql(`query ($id: ID!) { webhookDelivery(id: $id) { payload } }`, { id: delivery.id })).data
-      .webhookDelivery.payload;
+    const sent = (await t.gql(DELIVERY_PAYLOAD, { id: delivery.id })).data.webhookDelivery!.payload;
     expect(JSON.parse(sent)).toEqual(payload);
     expect(await detail.getByTestId("delivery-payload").textContent()).toBe(JSON.stringify(JSON.parse(sent), null, 2));
     expect(await detail.getByTestId("delivery-payload").textContent()).toContain('"<img src=x onerror=\\"window');

@@ -7,27 +7,28 @@ import WebSocket from "ws";
 import { collectSubscription, gqlAt, startTestApp, type TestApp } from "./support/app.ts";
 import { ADMIN_AUTH } from "./support/auth.ts";
 import { createTestDatabase } from "./support/db.ts";
+import { expectTypename, graphql } from "./support/graphql.ts";
 import { startApiProcess, stopAllProcesses } from "./support/processes.ts";
 
 // The worker renders with the Manim of `npm run setup:manim` (.tools/manim), found without MANIM_BIN.
 
-const RENDER = /* GraphQL */ `
+const RENDER = graphql(`
   mutation($code: String!, $scene: String!, $key: String) {
     renderManim(input: { code: $code, sceneName: $scene, quality: LOW, title: "scene", idempotencyKey: $key }) {
       __typename
       ... on RenderSuccess { video { id status source } }
       ... on ValidationError { field message }
       ... on NoWorkerError { capability message }
-    } }`;
-const EVENTS = /* GraphQL */ `
+    } }`);
+const EVENTS = graphql(`
   subscription($id: ID!) { videoEvents(videoId: $id) {
     __typename video { status error }
     ... on RenderProgressEvent { index count percent description renderedCount cachedCount }
-  } }`;
-const VIDEO = /* GraphQL */ `
+  } }`);
+const VIDEO = graphql(`
   query($id: ID!) { video(id: $id) { status source duration width height playbackUrl
     variants { name status }
-    jobs(first: 5) { edges { node { id kind status capability parent { id kind } runs { workerId status } } } } } }`;
+    jobs(first: 5) { edges { node { id kind status capability parent { id kind } runs { workerId status } } } } } }`);
 
 // Shapes, Text, a Transform and MathTex.
 const scene = (lastShift: string) => `from manim import *
@@ -58,16 +59,15 @@ describe("renderManim through the public API, with real Manim in the sandbox", (
   afterAll(() => t?.stop());
 
   async function renderToEnd(code: string, key?: string) {
-    const res = (await t.gql(RENDER, { code, scene: "Demo", key })).data.renderManim;
-    expect(res.__typename).toBe("RenderSuccess");
-    const events = await collectSubscription<any>(t.wsClient(), EVENTS, { id: res.video.id }).done;
-    return { id: res.video.id as string, events: events.map((e) => e.videoEvents) };
+    const res = expectTypename((await t.gql(RENDER, { code, scene: "Demo", key })).data.renderManim, "RenderSuccess");
+    const events = await collectSubscription(t.wsClient(), EVENTS, { id: res.video.id }).done;
+    return { id: res.video.id, events: events.map((e) => e.videoEvents) };
   }
 
   it(`renders the scene, streams progress per animation before the ladder's, and ends READY \
 with a ladder`, async () => {
     const { id, events } = await renderToEnd(scene("RIGHT"));
-    expect(events.at(-1).video.status).toBe("READY");
+    expect(events.at(-1)!.video.status).toBe("READY");
     const renderEvents = events.filter((e) => e.__typename === "RenderProgressEvent");
     expect(renderEvents.length).toBeGreaterThan(0);
     const indexes = renderEvents.map((e) => e.index);
@@ -80,13 +80,13 @@ with a ladder`, async () => {
     const lastRender = events.findLastIndex((e) => e.__typename === "RenderProgressEvent");
     expect(firstLadder).toBeGreaterThan(lastRender);
 
-    const video = (await t.gql(VIDEO, { id })).data.video;
+    const video = (await t.gql(VIDEO, { id })).data.video!;
     expect(video).toMatchObject({ status: "READY", source: "MANIM", width: 854, height: 480 });
     expect(video.duration).toBeCloseTo(2, 0);
-    expect(video.variants.every((v: any) => v.status === "READY")).toBe(true);
-    const jobs = video.jobs.edges.map((e: any) => e.node);
-    const render = jobs.find((j: any) => j.kind === "RENDER_MANIM");
-    const transcode = jobs.find((j: any) => j.kind === "TRANSCODE");
+    expect(video.variants.every((v) => v.status === "READY")).toBe(true);
+    const jobs = video.jobs.edges.map((e) => e.node);
+    const render = jobs.find((j) => j.kind === "RENDER_MANIM")!;
+    const transcode = jobs.find((j) => j.kind === "TRANSCODE");
     expect(render).toMatchObject({ status: "SUCCEEDED", capability: "manim" });
     expect(transcode).toMatchObject({ status: "SUCCEEDED", parent: { id: render.id, kind: "RENDER_MANIM" } });
     expect((await fetch(`${t.url}${video.playbackUrl}`)).status).toBe(200);
@@ -95,7 +95,7 @@ with a ladder`, async () => {
   it(`after an edit of the last animation, only that one is rendered again (the tenant's cache \
 has the rest)`, async () => {
     const { events } = await renderToEnd(scene("LEFT * 2"));
-    expect(events.at(-1).video.status).toBe("READY");
+    expect(events.at(-1)!.video.status).toBe("READY");
     const last = events.filter((e) => e.__typename === "RenderProgressEvent").at(-1);
     expect(last).toMatchObject({ renderedCount: 1, cachedCount: 2 });
   });
@@ -104,11 +104,11 @@ has the rest)`, async () => {
     const broken = scene("RIGHT").replace("def construct(self):", "def construct(self)");
     const { id, events } = await renderToEnd(broken);
     expect(events.some((e) => e.__typename === "RenderProgressEvent")).toBe(false);
-    const final = events.at(-1).video;
+    const final = events.at(-1)!.video;
     expect(final.status).toBe("FAILED");
     expect(final.error).toMatch(/line 4/);
-    const jobs = (await t.gql(VIDEO, { id })).data.video.jobs.edges.map((e: any) => e.node);
-    expect(jobs.map((j: any) => [j.kind, j.status])).toEqual([["RENDER_MANIM", "FAILED"]]);
+    const jobs = (await t.gql(VIDEO, { id })).data.video!.jobs.edges.map((e) => e.node);
+    expect(jobs.map((j) => [j.kind, j.status])).toEqual([["RENDER_MANIM", "FAILED"]]);
   });
 
   it(`an exception in construct() and a LaTeX error fail the video once (no retry), naming the line and \
@@ -125,16 +125,19 @@ the expression`, async () => {
     ] as const;
     for (const [code, error] of cases) {
       const { id, events } = await renderToEnd(code);
-      expect(events.at(-1).video).toMatchObject({ status: "FAILED", error: expect.stringMatching(error) });
-      const jobs = (await t.gql(VIDEO, { id })).data.video.jobs.edges.map((e: any) => e.node);
+      expect(events.at(-1)!.video).toMatchObject({ status: "FAILED", error: expect.stringMatching(error) });
+      const jobs = (await t.gql(VIDEO, { id })).data.video!.jobs.edges.map((e) => e.node);
       expect(jobs).toMatchObject([{ kind: "RENDER_MANIM", status: "FAILED", runs: [{ status: "FAILED" }] }]);
     }
   });
 
   it("a missing scene class is named; bad input is refused before a video exists", async () => {
-    const res = (await t.gql(RENDER, { code: scene("RIGHT"), scene: "Nope" })).data.renderManim;
-    const events = await collectSubscription<any>(t.wsClient(), EVENTS, { id: res.video.id }).done;
-    expect(events.at(-1).videoEvents.video).toMatchObject({
+    const res = expectTypename(
+      (await t.gql(RENDER, { code: scene("RIGHT"), scene: "Nope" })).data.renderManim,
+      "RenderSuccess",
+    );
+    const events = await collectSubscription(t.wsClient(), EVENTS, { id: res.video.id }).done;
+    expect(events.at(-1)!.videoEvents.video).toMatchObject({
       status: "FAILED",
       error: "The code has no class named Nope (classes found: Demo)",
     });
@@ -149,17 +152,22 @@ the expression`, async () => {
   });
 
   it("the same idempotency key returns the same video instead of rendering again", async () => {
-    const a = (await t.gql(RENDER, { code: scene("UP"), scene: "Demo", key: "lesson-7" })).data.renderManim.video.id;
-    const b = (await t.gql(RENDER, { code: scene("UP"), scene: "Demo", key: "lesson-7" })).data.renderManim.video.id;
+    const render = async () =>
+      expectTypename(
+        (await t.gql(RENDER, { code: scene("UP"), scene: "Demo", key: "lesson-7" })).data.renderManim,
+        "RenderSuccess",
+      ).video.id;
+    const a = await render();
+    const b = await render();
     expect(b).toBe(a);
     expect(await t.app.services.db.job.count({ where: { videoId: a, kind: "RENDER_MANIM" } })).toBe(1);
   });
 });
 
 describe("renderManim with no manim worker alive", () => {
-  const JOB =
-    `query($id: ID!) { video(id: $id) { status jobs(first: 5) { edges { node { kind status capability ` +
-    `dispatchedTo routingReason runs { workerId } } } } } }`;
+  const JOB = graphql(`
+    query($id: ID!) { video(id: $id) { status jobs(first: 5) { edges { node { kind status capability
+      dispatchedTo routingReason runs { workerId } } } } } }`);
   const code = scene("DOWN");
 
   it("answers at once that no worker can render Manim when LOCAL_FALLBACK is off, and creates nothing", async () => {
@@ -186,12 +194,13 @@ where it ran`, async () => {
       workerEnv: { WORKER_CAPABILITIES: "cpu,local" },
     });
     try {
-      const id = (await t.gql(RENDER, { code, scene: "Demo" })).data.renderManim.video.id;
-      const events = await collectSubscription<any>(t.wsClient(), EVENTS, { id }).done;
-      expect(events.at(-1).videoEvents.video.status).toBe("READY");
-      const render = (await t.gql(JOB, { id })).data.video.jobs.edges
-        .map((e: any) => e.node)
-        .find((j: any) => j.kind === "RENDER_MANIM");
+      const id = expectTypename((await t.gql(RENDER, { code, scene: "Demo" })).data.renderManim, "RenderSuccess").video
+        .id;
+      const events = await collectSubscription(t.wsClient(), EVENTS, { id }).done;
+      expect(events.at(-1)!.videoEvents.video.status).toBe("READY");
+      const render = (await t.gql(JOB, { id })).data
+        .video!.jobs.edges.map((e) => e.node)
+        .find((j) => j.kind === "RENDER_MANIM")!;
       expect(render).toMatchObject({
         status: "SUCCEEDED",
         capability: "manim",
@@ -234,8 +243,10 @@ describe("npm start finds the project's Manim by itself (nothing set: no WORKER_
   it(`a scene sent the moment the API listens is queued while the local worker tests Manim, then renders \
 with progress per animation and ends READY`, async () => {
     const api = await startApi("api-manim-detected", {});
-    const res = (await gqlAt(api.url, RENDER, { code: scene("RIGHT"), scene: "Demo" })).renderManim;
-    expect(res.__typename).toBe("RenderSuccess");
+    const res = expectTypename(
+      (await gqlAt(api.url, RENDER, { code: scene("RIGHT"), scene: "Demo" })).renderManim,
+      "RenderSuccess",
+    );
     const client = createClient({
       url: `${api.url.replace("http", "ws")}/graphql`,
       webSocketImpl: WebSocket,
@@ -243,10 +254,8 @@ with progress per animation and ends READY`, async () => {
       connectionParams: ADMIN_AUTH,
     });
     cleanups.push(async () => client.dispose());
-    const events = (await collectSubscription<any>(client, EVENTS, { id: res.video.id }).done).map(
-      (e) => e.videoEvents,
-    );
-    expect(events.at(-1).video.status).toBe("READY");
+    const events = (await collectSubscription(client, EVENTS, { id: res.video.id }).done).map((e) => e.videoEvents);
+    expect(events.at(-1)!.video.status).toBe("READY");
     expect(events.filter((e) => e.__typename === "RenderProgressEvent").at(-1)).toMatchObject({ count: 3 });
     expect(api.log()).toContain("a test render with manim succeeded in the sandbox: taking manim jobs");
     expect(await api.stop()).toBe(0);

@@ -8,46 +8,40 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { actualJobCost, DEFAULT_COST_SETTINGS } from "../src/costs/cost-model.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { ADMIN_AUTH, tenantKeySecret } from "./support/auth.ts";
+import { expectTypename, graphql, operationText, type ResultOf } from "./support/graphql.ts";
 import { createUpload, finalState } from "./support/uploads.ts";
 import { makeAudioOnly, makeClip } from "./support/media-fixtures.ts";
 
 const run = promisify(execFile);
 
 // The renditions createUpload answers with, which the shared createUpload (support/uploads.ts) does not read.
-const CREATE_UPLOAD = /* GraphQL */ `
+const CREATE_UPLOAD = graphql(`
   mutation($input: CreateUploadInput!) {
     createUpload(input: $input) {
       __typename
       ... on CreateUploadSuccess { uploadUrl video { id staticRenditions { name status url } } }
       ... on Error { message }
-    } }`;
-const VIDEO = /* GraphQL */ `
+    } }`);
+const VIDEO = graphql(`
   query($id: ID!) {
     video(id: $id) {
       status playable duration
       staticRenditions { name status width height bitrate sizeBytes error url downloadUrl }
       jobs(first: 10) { edges { node { kind status runs { status } cost { actualUsd cpuSeconds wallSeconds } } } }
-    } }`;
-const REQUEST = /* GraphQL */ `
+    } }`);
+const REQUEST = graphql(`
   mutation($id: ID!, $names: [StaticRenditionName!]!) {
     requestStaticRenditions(videoId: $id, names: $names) {
       __typename
       ... on RequestStaticRenditionsSuccess { video { status staticRenditions { name status error } } }
       ... on ValidationError { field message }
       ... on NotFoundError { id message }
-    } }`;
+    } }`);
+const UPLOAD_VIDEO = graphql(`
+  mutation($f: File!) { uploadVideo(file: $f, title: "podcast", staticRenditions: [HIGHEST, AUDIO]) {
+    __typename ... on UploadVideoSuccess { video { id staticRenditions { name status } } } } }`);
 
-interface Rendition {
-  name: string;
-  status: string;
-  width: number | null;
-  height: number | null;
-  bitrate: number | null;
-  sizeBytes: number | null;
-  error: string | null;
-  url: string | null;
-  downloadUrl: string | null;
-}
+type Video = NonNullable<ResultOf<typeof VIDEO>["video"]>;
 
 /** Uploads `clip` through createUpload with `input` and resolves with the video's id once it is READY. */
 async function uploadReady(
@@ -67,12 +61,12 @@ async function uploadReady(
  * polled through the API: one query reads the renditions and the jobs in separate statements, so
  * one answer may hold the renditions after the job's end and the job before it).
  */
-async function renditionsSettled(t: TestApp, id: string): Promise<{ staticRenditions: Rendition[]; [k: string]: any }> {
+async function renditionsSettled(t: TestApp, id: string): Promise<Video> {
   const deadline = Date.now() + 90_000;
   for (;;) {
-    const video = (await t.gql(VIDEO, { id })).data.video;
-    const preparing = video.staticRenditions.some((r: Rendition) => r.status === "PREPARING");
-    const working = video.jobs.edges.some((e: any) => e.node.status === "QUEUED" || e.node.status === "RUNNING");
+    const video = (await t.gql(VIDEO, { id })).data.video!;
+    const preparing = video.staticRenditions.some((r) => r.status === "PREPARING");
+    const working = video.jobs.edges.some((e) => e.node.status === "QUEUED" || e.node.status === "RUNNING");
     if (!preparing && !working) return video;
     if (Date.now() > deadline) throw new Error(`renditions still preparing: ${JSON.stringify(video)}`);
     await new Promise((resolve) => setTimeout(resolve, 200));
@@ -131,11 +125,14 @@ describe("static MP4 renditions (public API, real worker and ffmpeg)", () => {
   it(`asked for at creation: PREPARING until READY, then a faststart MP4 of the highest and of a small rung and an \
 M4A, in sync, served with Range and a safe download name`, async () => {
     const clip = await makeClip({ width: 640, height: 480, seconds: 4, audio: true });
-    const created = (
-      await t.gql(CREATE_UPLOAD, {
-        input: { title: `../../"évil" name<script>.exe`, staticRenditions: ["HIGHEST", "LOW", "AUDIO", "LOW"] },
-      })
-    ).data.createUpload;
+    const created = expectTypename(
+      (
+        await t.gql(CREATE_UPLOAD, {
+          input: { title: `../../"évil" name<script>.exe`, staticRenditions: ["HIGHEST", "LOW", "AUDIO", "LOW"] },
+        })
+      ).data.createUpload,
+      "CreateUploadSuccess",
+    );
     expect(created.video.staticRenditions).toEqual([
       { name: "HIGHEST", status: "PREPARING", url: null },
       { name: "LOW", status: "PREPARING", url: null },
@@ -157,17 +154,17 @@ M4A, in sync, served with Range and a safe download name`, async () => {
     expect(byName.get("HIGHEST")).toMatchObject({ status: "READY", width: 640, height: 480, error: null });
     expect(byName.get("LOW")).toMatchObject({ status: "READY", width: 480, height: 360, error: null });
     expect(byName.get("AUDIO")).toMatchObject({ status: "READY", width: null, height: null, error: null });
-    expect(video.jobs.edges.map((e: any) => [e.node.kind, e.node.status, e.node.runs])).toEqual([
+    expect(video.jobs.edges.map((e) => [e.node.kind, e.node.status, e.node.runs])).toEqual([
       ["STATIC_RENDITIONS", "SUCCEEDED", [{ status: "SUCCEEDED" }]],
       ["TRANSCODE", "SUCCEEDED", [{ status: "SUCCEEDED" }]],
     ]);
     // The renditions job's actual cost stores the files it made a month, as its estimate does
     // those it would make: read with them (one transaction writes both).
-    const { cost } = video.jobs.edges[0].node;
+    const cost = video.jobs.edges[0]!.node.cost!;
     const priced = (storedBytes: number) =>
       actualJobCost(DEFAULT_COST_SETTINGS, {
-        cpuSeconds: cost.cpuSeconds,
-        wallSeconds: cost.wallSeconds,
+        cpuSeconds: cost.cpuSeconds!,
+        wallSeconds: cost.wallSeconds!,
         queue: "cpu",
         ladder: null,
         storedBytes,
@@ -192,7 +189,7 @@ M4A, in sync, served with Range and a safe download name`, async () => {
       const file = path.join(t.dataDir, `probe-${r.name}`);
       await writeFile(file, bytes);
       const probe = await ffprobe(file);
-      expect(Number(probe.format.duration)).toBeCloseTo(video.duration, 0);
+      expect(Number(probe.format.duration)).toBeCloseTo(video.duration!, 0);
       expect(Math.abs(Number(probe.format.duration) - 4)).toBeLessThan(0.15);
       const codecs = probe.streams.map((s: any) => s.codec_name).sort();
       expect(codecs).toEqual(r.name === "AUDIO" ? ["aac"] : ["aac", "h264"]);
@@ -230,14 +227,12 @@ M4A, in sync, served with Range and a safe download name`, async () => {
   it("an audio-only upload sent as uploadVideo gets its M4A; HIGHEST is SKIPPED (no picture)", async () => {
     const audio = await readFile(await makeAudioOnly(3));
     const form = new FormData();
-    const query = `mutation($f: File!) { uploadVideo(file: $f, title: "podcast", staticRenditions: [HIGHEST, AUDIO]) {
-      __typename ... on UploadVideoSuccess { video { id staticRenditions { name status } } } } }`;
-    form.append("operations", JSON.stringify({ query, variables: { f: null } }));
+    form.append("operations", JSON.stringify({ query: operationText(UPLOAD_VIDEO), variables: { f: null } }));
     form.append("map", JSON.stringify({ 0: ["variables.f"] }));
     form.append("0", new Blob([audio], { type: "audio/mp4" }), "podcast.m4a");
     const res = await fetch(`${t.url}/graphql`, { method: "POST", body: form, headers: ADMIN_AUTH });
-    const uploaded = (await res.json()).data.uploadVideo;
-    expect(uploaded.__typename).toBe("UploadVideoSuccess");
+    const answer = (await res.json()) as { data: ResultOf<typeof UPLOAD_VIDEO> };
+    const uploaded = expectTypename(answer.data.uploadVideo, "UploadVideoSuccess");
     expect(uploaded.video.staticRenditions).toEqual([
       { name: "HIGHEST", status: "PREPARING" },
       { name: "AUDIO", status: "PREPARING" },
@@ -361,7 +356,7 @@ AAC priming trimmed by an edit list), in sync as in the HLS rungs`, async () => 
   it(`asked for later on a READY video: one job however often it is asked; AUDIO without audio is SKIPPED; a \
 rendition that fails leaves the video READY and is made again when asked`, async () => {
     const id = await silentId();
-    expect((await t.gql(VIDEO, { id })).data.video.staticRenditions).toEqual([]);
+    expect((await t.gql(VIDEO, { id })).data.video!.staticRenditions).toEqual([]);
 
     // The rung LOW is made from refers to a file outside the rung: the remux refuses it.
     const playlist = path.join(t.dataDir, "videos", id, "hls", "240p", "index.m3u8");
@@ -386,7 +381,7 @@ rendition that fails leaves the video READY and is made again when asked`, async
       expect.objectContaining({ name: "LOW", status: "FAILED", url: null, error: expect.stringMatching(/240p/) }),
       expect.objectContaining({ name: "AUDIO", status: "SKIPPED" }),
     ]);
-    expect(video.jobs.edges.map((e: any) => e.node.kind)).toEqual(["STATIC_RENDITIONS", "TRANSCODE"]);
+    expect(video.jobs.edges.map((e) => e.node.kind)).toEqual(["STATIC_RENDITIONS", "TRANSCODE"]);
 
     await writeFile(playlist, published);
     // Asked twice at once: the video's lock lets one of them queue the job.
@@ -400,7 +395,7 @@ rendition that fails leaves the video READY and is made again when asked`, async
     ]);
     video = await renditionsSettled(t, id);
     expect(video.staticRenditions[0]).toMatchObject({ name: "LOW", status: "READY", width: 320, height: 240 });
-    expect(video.jobs.edges.map((e: any) => [e.node.kind, e.node.status])).toEqual([
+    expect(video.jobs.edges.map((e) => [e.node.kind, e.node.status])).toEqual([
       ["STATIC_RENDITIONS", "SUCCEEDED"],
       ["STATIC_RENDITIONS", "SUCCEEDED"],
       ["TRANSCODE", "SUCCEEDED"],
@@ -432,7 +427,7 @@ rendition that fails leaves the video READY and is made again when asked`, async
       message: expect.any(String),
     });
     expect((await t.gql(VIDEO, { id }, b)).data.video).toBeNull();
-    expect((await t.gql(VIDEO, { id })).data.video.staticRenditions.map((r: Rendition) => r.name)).toEqual(["AUDIO"]);
+    expect((await t.gql(VIDEO, { id })).data.video!.staticRenditions.map((r) => r.name)).toEqual(["AUDIO"]);
   });
 
   it("errors are union members: no names, an unknown video, a FAILED video", async () => {
@@ -455,7 +450,8 @@ rendition that fails leaves the video READY and is made again when asked`, async
       field: "videoId",
       message: expect.stringMatching(/FAILED/),
     });
-    const unknown = await t.gql(REQUEST, { id, names: ["ORIGINAL"] });
+    // A name StaticRenditionName does not have, sent on purpose: the API refuses the variable.
+    const unknown = await t.gql(REQUEST, { id, names: ["ORIGINAL"] as never });
     expect(unknown.errors?.[0]?.message).toMatch(/ORIGINAL/);
   });
 });

@@ -7,6 +7,7 @@ import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { launchChromium } from "./support/console.ts";
+import { graphql, type ResultOf } from "./support/graphql.ts";
 import { childrenOf, type ProcessInfo, stillRunning } from "./support/process-scan.ts";
 import { MAX_CACHED_IMAGES_PER_VIDEO } from "../src/thumbnails/image-cache-budget.ts";
 import { makeClip } from "./support/media-fixtures.ts";
@@ -18,25 +19,20 @@ const SECONDS = 12;
 const VIDEO_BUDGET = 8 * 1024 ** 2;
 const TENANT_BUDGET = 1024 ** 3;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`;
-const VIDEO = /* GraphQL */ `
+const EVENTS = graphql(`subscription($id: ID!) { videoEvents(videoId: $id) { video { status } } }`);
+const VIDEO = graphql(`
   query($id: ID!) { video(id: $id) {
     duration width height
     storyboard { vttUrl sheetUrls intervalSeconds tileCount tileWidth tileHeight columns rows }
     thumbnailUrl(time: 1, width: 160)
     animatedPreviewUrl(start: 2, end: 4, width: 160, format: GIF)
-  } }`;
+  } }`);
+const DELETE = graphql(`mutation($id: ID!) { deleteVideo(id: $id) { __typename } }`);
+const THUMBNAIL_URL = graphql(
+  `query($id: ID!, $t: Float!, $w: Int) { video(id: $id) { thumbnailUrl(time: $t, width: $w) } }`,
+);
 
-interface StoryboardFields {
-  vttUrl: string;
-  sheetUrls: string[];
-  intervalSeconds: number;
-  tileCount: number;
-  tileWidth: number;
-  tileHeight: number;
-  columns: number;
-  rows: number;
-}
+type Video = NonNullable<ResultOf<typeof VIDEO>["video"]>;
 
 interface Cue {
   start: number;
@@ -136,7 +132,7 @@ describe("storyboards, thumbnails and animated previews", () => {
   let clip: string;
   let scratch: string;
   let publicId: string;
-  let video: { duration: number; storyboard: StoryboardFields; thumbnailUrl: string; animatedPreviewUrl: string };
+  let video: Video;
   const absolute = (p: string) => (p.startsWith("http") ? p : `${t.url}${p}`);
   const get = (p: string) => fetch(absolute(p));
   /** A GET sent from another loopback address: another client, as the API counts clients. */
@@ -160,10 +156,10 @@ describe("storyboards, thumbnails and animated previews", () => {
 
   async function readyVideo(policy: "PUBLIC" | "SIGNED", format: "TS" | "FMP4" = "TS"): Promise<string> {
     const created = await createUpload(t, policy, { playbackPolicy: policy, segmentFormat: format });
-    const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: created.id }).done;
+    const done = collectSubscription(t.wsClient(), EVENTS, { id: created.id }).done;
     const put = await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) });
     expect(put.status).toBe(200);
-    expect((await done).at(-1).videoEvents.video.status).toBe("READY");
+    expect((await done).at(-1)!.videoEvents.video.status).toBe("READY");
     return created.id;
   }
 
@@ -174,7 +170,7 @@ describe("storyboards, thumbnails and animated previews", () => {
     });
     clip = await makeClip({ width: 320, height: 180, seconds: SECONDS, audio: false });
     publicId = await readyVideo("PUBLIC");
-    video = (await t.gql(VIDEO, { id: publicId })).data.video;
+    video = (await t.gql(VIDEO, { id: publicId })).data.video!;
   });
   afterAll(async () => {
     await t?.stop();
@@ -182,7 +178,7 @@ describe("storyboards, thumbnails and animated previews", () => {
   });
 
   it("makes a storyboard: sheets of cols × tile, and WebVTT cues that cover the video and point inside them", async () => {
-    const sb = video.storyboard;
+    const sb = video.storyboard!;
     expect(sb).toMatchObject({ intervalSeconds: 1, tileCount: SECONDS, tileWidth: 160, tileHeight: 90 });
     expect(sb.columns).toBe(10);
     expect(sb.rows).toBe(2);
@@ -213,7 +209,7 @@ describe("storyboards, thumbnails and animated previews", () => {
       // The cue's URI resolves, relative to the VTT file, to the sheet the API lists.
       expect(new URL(cue.uri, absolute(sb.vttUrl)).pathname).toBe(new URL(absolute(sb.sheetUrls[0]!)).pathname);
     }
-    expect(cues.at(-1)!.end).toBeCloseTo(video.duration, 2);
+    expect(cues.at(-1)!.end).toBeCloseTo(video.duration!, 2);
 
     // Tile 7 (second row) shows the source's frame at 7 s, not the one at 3 s.
     const cue = cues[7]!;
@@ -247,11 +243,11 @@ describe("storyboards, thumbnails and animated previews", () => {
           end: c.endTime,
           text: (c as VTTCue).text,
         }));
-      }, absolute(video.storyboard.vttUrl));
-      expect(cues).toHaveLength(video.storyboard.tileCount);
+      }, absolute(video.storyboard!.vttUrl));
+      expect(cues).toHaveLength(video.storyboard!.tileCount);
       expect(cues[0]).toEqual({ start: 0, end: 1, text: "sheet-0.jpg#xywh=0,0,160,90" });
       expect(cues[11]).toMatchObject({ start: 11, text: "sheet-0.jpg#xywh=160,90,160,90" });
-      expect(cues.at(-1)!.end).toBeCloseTo(video.duration, 2);
+      expect(cues.at(-1)!.end).toBeCloseTo(video.duration!, 2);
     } finally {
       await browser.close();
     }
@@ -374,7 +370,7 @@ describe("storyboards, thumbnails and animated previews", () => {
     expect(bytes.includes(Buffer.from("ANIM"))).toBe(true);
     expect(bytes.includes(Buffer.from("ANMF"))).toBe(true);
 
-    const gifRes = await get(video.animatedPreviewUrl);
+    const gifRes = await get(video.animatedPreviewUrl!);
     expect(gifRes.status).toBe(200);
     expect(gifRes.headers.get("content-type")).toBe("image/gif");
     const gif = await saved(gifRes, "preview.gif");
@@ -386,7 +382,7 @@ describe("storyboards, thumbnails and animated previews", () => {
     expect(Number(stream.nb_read_frames)).toBeGreaterThanOrEqual(19);
     expect(Number(stream.nb_read_frames)).toBeLessThanOrEqual(21);
 
-    const again = await get(video.animatedPreviewUrl);
+    const again = await get(video.animatedPreviewUrl!);
     expect(again.headers.get("x-image-cache")).toBe("hit");
 
     // Without `end` and `width`: 3 s, 240 px wide.
@@ -513,7 +509,7 @@ describe("storyboards, thumbnails and animated previews", () => {
     await db.tenant.update({ where: { id: tenantId }, data: { cachedImageBytes: start.tenant + BigInt(size) } });
 
     // Deleting the video gives its images' bytes back to the tenant.
-    const deleted = await t.gql(`mutation($id: ID!) { deleteVideo(id: $id) { __typename } }`, { id });
+    const deleted = await t.gql(DELETE, { id });
     expect(deleted.errors).toBeUndefined();
     const tenant = await db.tenant.findUniqueOrThrow({ where: { id: tenantId }, select: { cachedImageBytes: true } });
     expect(tenant.cachedImageBytes).toBe(start.tenant);
@@ -569,21 +565,20 @@ describe("storyboards, thumbnails and animated previews", () => {
     const none = (await t.gql(VIDEO, { id: waiting })).data.video;
     expect(none).toMatchObject({ storyboard: null, thumbnailUrl: null, animatedPreviewUrl: null });
 
-    const q = `query($id: ID!, $t: Float!, $w: Int) { video(id: $id) { thumbnailUrl(time: $t, width: $w) } }`;
     for (const [time, width] of [
       [-1, 160],
       [SECONDS + 5, 160],
       [1, 17],
       [1, 4096],
-    ]) {
-      const res = await t.gql(q, { id: publicId, t: time, w: width });
+    ] as const) {
+      const res = await t.gql(THUMBNAIL_URL, { id: publicId, t: time, w: width });
       expect(res.errors?.[0]?.extensions?.code, `${time} ${width}`).toBe("BAD_USER_INPUT");
     }
   });
 
   describe("a SIGNED video", () => {
     let signedId: string;
-    let signed: { storyboard: StoryboardFields; thumbnailUrl: string; animatedPreviewUrl: string };
+    let signed: Video;
     const withToken = (url: string, token: string | null) => {
       const u = new URL(absolute(url));
       if (token === null) u.searchParams.delete("token");
@@ -592,15 +587,15 @@ describe("storyboards, thumbnails and animated previews", () => {
     };
     beforeAll(async () => {
       signedId = await readyVideo("SIGNED");
-      signed = (await t.gql(VIDEO, { id: signedId })).data.video;
+      signed = (await t.gql(VIDEO, { id: signedId })).data.video!;
     });
 
     it("needs a playback token for the storyboard, thumbnails and previews", async () => {
       const urls = [
-        signed.storyboard.vttUrl,
-        signed.storyboard.sheetUrls[0]!,
-        signed.thumbnailUrl,
-        signed.animatedPreviewUrl,
+        signed.storyboard!.vttUrl,
+        signed.storyboard!.sheetUrls[0]!,
+        signed.thumbnailUrl!,
+        signed.animatedPreviewUrl!,
       ];
       for (const url of urls) {
         expect(url).toMatch(/[?&]token=/);
@@ -616,7 +611,7 @@ describe("storyboards, thumbnails and animated previews", () => {
     });
 
     it("hands the token on to the sheets the VTT names", async () => {
-      const vttUrl = absolute(signed.storyboard.vttUrl);
+      const vttUrl = absolute(signed.storyboard!.vttUrl);
       const cues = parseVtt(await (await get(vttUrl)).text());
       for (const uri of new Set(cues.map((c) => c.uri))) {
         expect(uri).toMatch(/^sheet-\d+\.jpg\?token=/);
