@@ -8,7 +8,6 @@ import { TEST_ADMIN_KEY } from "./support/auth.ts";
 import { buildConsole, launchChromium } from "./support/console.ts";
 import { expectTypename, graphql } from "./support/graphql.ts";
 import { fixturesDir, runFfmpeg } from "./support/media-fixtures.ts";
-import { graphql } from "./support/graphql.ts";
 import { createUpload } from "./support/uploads.ts";
 
 const OPTIONS = graphql(`query ($id: ID!) { video(id: $id) {
