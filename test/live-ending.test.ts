@@ -12,7 +12,9 @@ import { workersReported } from "./support/live-slots.ts";
 
 /** The default window here is long, so a broadcast that waits it fails each test's bound on the end. */
 const DEFAULT_WINDOW_SECONDS = 60;
-// The stream fields the tests read: id status lastError reconnectWindowSeconds endOnUnpublish.
+
+// createLiveStream, liveStream and updateLiveStream select the same stream's fields (id status
+// lastError reconnectWindowSeconds endOnUnpublish).
 const CREATE_STREAM = graphql(`
   mutation ($input: CreateLiveStreamInput) {
     createLiveStream(input: $input) {
