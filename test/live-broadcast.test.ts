@@ -14,6 +14,7 @@ import { ANALYTICS_PATHS, BEACON_LIMITS } from "../src/shared/analytics-beacons.
 import type { TestApp } from "./support/app.ts";
 import { TEST_ADMIN_KEY } from "./support/auth.ts";
 import { buildConsole, launchChromium } from "./support/console.ts";
+import { expectTypename, type GraphqlAnswer, graphql, operationText, type ResultOf } from "./support/graphql.ts";
 import {
   byProtocol,
   createLiveStreamWithKey,
@@ -31,6 +32,39 @@ import { waitFor } from "./support/wait-for.ts";
 // A real publisher (ffmpeg pushing a lavfi source over RTMP to the API's ingest on loopback), the
 // local worker encoding the broadcast, the watch page and the console's Live page in Chromium, and
 // the HLS read back while live and after the end.
+
+const STREAM_COSTS = graphql(`
+  query ($from: DateTime!, $to: DateTime!) { costSummary(from: $from, to: $to) {
+    egressBytes egressUsd liveStreams { liveStreamId broadcasts cpuSeconds actualUsd egressBytes egressUsd } } }`);
+const STORYBOARD = graphql(
+  `query ($id: ID!) { video(id: $id) { storyboard { vttUrl sheetUrls tileCount intervalSeconds } } }`,
+);
+const COSTS = graphql(
+  `query ($from: DateTime!, $to: DateTime!) { costSummary(from: $from, to: $to) { actualUsd jobCount } }`,
+);
+const CREATE_CLIP = graphql(`
+  mutation ($input: CreateClipInput!) {
+    createClip(input: $input) { __typename ... on CreateClipSuccess { video { id source } } ... on Error { message } }
+  }`);
+const REQUEST_HIGHEST = graphql(
+  `mutation ($id: ID!) { requestStaticRenditions(videoId: $id, names: [HIGHEST]) { __typename } }`,
+);
+const CLIP = graphql(`query ($id: ID!) { video(id: $id) { status duration clip { start end } } }`);
+const STATIC_RENDITIONS = graphql(`query ($id: ID!) { video(id: $id) { staticRenditions { name status sizeBytes } } }`);
+const RETRY_VARIANT = graphql(
+  `mutation ($id: ID!) { retryVariant(id: $id) { __typename ... on ValidationError { message } } }`,
+);
+const CREATE_ENDPOINT = graphql(`mutation {
+  createWebhookEndpoint(input: { url: "http://127.0.0.1:9/hooks",
+    events: [LIVE_STREAM_CONNECTED, LIVE_STREAM_LIVE, LIVE_STREAM_DISCONNECTED, LIVE_STREAM_ENDED, VIDEO_READY] }) {
+    __typename } }`);
+const LIVE_EVENTS = graphql(`
+  subscription ($id: ID!) { liveStreamEvents(id: $id) { status health { segments speed fps mediaSeconds inputBitrate
+    inputKeyframeInterval inputFps renditions { name segments bitrate copied } } } }`);
+const MORNING_VIDEOS = graphql(`
+  { videos(filter: { tags: ["morning"], metadata: [{ key: "show", value: "am-7" }] }) {
+    edges { node { id description tags } } } }`);
+const SRT_INGEST_URLS = graphql(`{ liveStreams { srtIngestUrl } }`);
 
 let t: TestApp;
 let browser: Browser;
@@ -94,14 +128,10 @@ async function expectViewerEgress(streamId: string, videoId: string): Promise<vo
     to: new Date(Date.now() + 3600_000).toISOString(),
   };
   const streamCost = async () => {
-    const res = await t.gql(
-      `query ($from: DateTime!, $to: DateTime!) { costSummary(from: $from, to: $to) {
-        egressBytes egressUsd liveStreams { liveStreamId broadcasts cpuSeconds actualUsd egressBytes egressUsd } } }`,
-      range,
-    );
+    const res = await t.gql(STREAM_COSTS, range);
     expect(res.errors).toBeUndefined();
-    const line = res.data.costSummary.liveStreams.find((l: { liveStreamId: string }) => l.liveStreamId === streamId);
-    return { summary: res.data.costSummary, line };
+    const line = res.data.costSummary.liveStreams.find((l) => l.liveStreamId === streamId);
+    return { summary: res.data.costSummary, line: line! };
   };
   const before = await streamCost();
   expect(before.line).toMatchObject({ broadcasts: 1 });
@@ -166,17 +196,14 @@ async function expectViewerEgress(streamId: string, videoId: string): Promise<vo
  * static renditions can be asked for.
  */
 async function expectRecordingIsASource(videoId: string, duration: number): Promise<void> {
-  const res = await t.gql(
-    `query ($id: ID!) { video(id: $id) { storyboard { vttUrl sheetUrls tileCount intervalSeconds } } }`,
-    { id: videoId },
-  );
+  const res = await t.gql(STORYBOARD, { id: videoId });
   expect(res.errors).toBeUndefined();
-  const storyboard = res.data.video.storyboard;
+  const storyboard = res.data.video!.storyboard;
   expect(storyboard, "the recording's storyboard").not.toBeNull();
-  expect(storyboard.tileCount).toBe(Math.ceil(duration / storyboard.intervalSeconds));
-  const vtt = await text(new URL(storyboard.vttUrl, t.url).toString());
-  expect(vtt.split("\n").filter((line) => line.includes(" --> "))).toHaveLength(storyboard.tileCount);
-  const sheet = await fetch(new URL(storyboard.sheetUrls[0], t.url));
+  expect(storyboard!.tileCount).toBe(Math.ceil(duration / storyboard!.intervalSeconds));
+  const vtt = await text(new URL(storyboard!.vttUrl, t.url).toString());
+  expect(vtt.split("\n").filter((line) => line.includes(" --> "))).toHaveLength(storyboard!.tileCount);
+  const sheet = await fetch(new URL(storyboard!.sheetUrls[0]!, t.url));
   expect(sheet.headers.get("content-type")).toBe("image/jpeg");
   expect((await sheet.arrayBuffer()).byteLength).toBeGreaterThan(1000);
 
@@ -188,46 +215,32 @@ async function expectRecordingIsASource(videoId: string, duration: number): Prom
   );
   expect(job.cpuSeconds).toBeGreaterThan(1);
   expect(job.wallSeconds).toBeGreaterThan(duration - 2);
-  const summary = await t.gql(
-    `query ($from: DateTime!, $to: DateTime!) { costSummary(from: $from, to: $to) { actualUsd jobCount } }`,
-    { from: job.createdAt.toISOString(), to: new Date(Date.now() + 1000).toISOString() },
-  );
+  const summary = await t.gql(COSTS, {
+    from: job.createdAt.toISOString(),
+    to: new Date(Date.now() + 1000).toISOString(),
+  });
   expect(summary.data.costSummary.actualUsd).toBeGreaterThanOrEqual(job.actualCostUsd!);
 
   const [start, end] = [2, 6];
-  const clip = await t.gql(
-    `mutation ($input: CreateClipInput!) {
-      createClip(input: $input) { __typename ... on CreateClipSuccess { video { id source } } ... on Error { message } }
-    }`,
-    { input: { sourceVideoId: videoId, start, end } },
-  );
+  const clip = await t.gql(CREATE_CLIP, { input: { sourceVideoId: videoId, start, end } });
   expect(clip.errors).toBeUndefined();
-  expect(clip.data.createClip.__typename, clip.data.createClip.message).toBe("CreateClipSuccess");
-  const renditions = await t.gql(
-    `mutation ($id: ID!) { requestStaticRenditions(videoId: $id, names: [HIGHEST]) { __typename } }`,
-    { id: videoId },
-  );
+  const created = clip.data.createClip;
+  expect(created.__typename, "message" in created ? created.message : undefined).toBe("CreateClipSuccess");
+  const renditions = await t.gql(REQUEST_HIGHEST, { id: videoId });
   expect(renditions.data.requestStaticRenditions.__typename).toBe("RequestStaticRenditionsSuccess");
-  const clipId = clip.data.createClip.video.id;
+  const clipId = expectTypename(created, "CreateClipSuccess").video.id;
   const clipped = await waitFor(
     "the clip of the recording",
-    async () =>
-      (await t.gql(`query ($id: ID!) { video(id: $id) { status duration clip { start end } } }`, { id: clipId })).data
-        .video,
+    async () => (await t.gql(CLIP, { id: clipId })).data.video!,
     (v) => v.status === "READY" || v.status === "FAILED",
     60_000,
   );
   expect(clipped.status).toBe("READY");
   expect(clipped.clip).toEqual({ start, end });
-  expect(Math.abs(clipped.duration - (end - start))).toBeLessThan(0.1);
+  expect(Math.abs(clipped.duration! - (end - start))).toBeLessThan(0.1);
   const highest = await waitFor(
     "the recording's static rendition",
-    async () =>
-      (
-        await t.gql(`query ($id: ID!) { video(id: $id) { staticRenditions { name status sizeBytes } } }`, {
-          id: videoId,
-        })
-      ).data.video.staticRenditions,
+    async () => (await t.gql(STATIC_RENDITIONS, { id: videoId })).data.video!.staticRenditions,
     (r) => r.some((x: { status: string }) => x.status === "READY" || x.status === "FAILED"),
   );
   expect(highest).toEqual([expect.objectContaining({ name: "HIGHEST", status: "READY" })]);
@@ -236,10 +249,7 @@ async function expectRecordingIsASource(videoId: string, duration: number): Prom
   const db = t.app.services.db;
   const variant = await db.variant.findFirstOrThrow({ where: { videoId, kind: "VIDEO" } });
   await db.variant.update({ where: { id: variant.id }, data: { status: "FAILED", error: "lost" } });
-  const retried = await t.gql(
-    `mutation ($id: ID!) { retryVariant(id: $id) { __typename ... on ValidationError { message } } }`,
-    { id: variant.id },
-  );
+  const retried = await t.gql(RETRY_VARIANT, { id: variant.id });
   expect(retried.data.retryVariant).toEqual({
     __typename: "ValidationError",
     message: "A live recording's rendition cannot be encoded again",
@@ -252,7 +262,7 @@ describe("a broadcast over RTMP, from its publisher to its recording", () => {
   // thing of it. What is checked while it is on air is run then and awaited by its test.
   let stream: Awaited<ReturnType<typeof createLiveStreamWithKey>>;
   let live: any;
-  let found: any;
+  let found: GraphqlAnswer<ResultOf<typeof MORNING_VIDEOS>>;
   let feedStatuses: { unsigned: number; forged: number };
   let whileLive: string;
   let rungUrl: string;
@@ -284,19 +294,17 @@ describe("a broadcast over RTMP, from its publisher to its recording", () => {
       tags: ["Morning", "news"],
     });
     // A CMS's endpoint for the stream's webhooks (its deliveries are read from the outbox below).
-    const endpoint = await t.gql(
-      `mutation { createWebhookEndpoint(input: { url: "http://127.0.0.1:9/hooks", events: [LIVE_STREAM_CONNECTED, LIVE_STREAM_LIVE, LIVE_STREAM_DISCONNECTED, LIVE_STREAM_ENDED, VIDEO_READY] }) { __typename } }`,
-    );
+    const endpoint = await t.gql(CREATE_ENDPOINT);
     expect(endpoint.errors).toBeUndefined();
     const client = t.wsClient();
     unsubscribe = client.subscribe(
       {
-        query: `subscription ($id: ID!) { liveStreamEvents(id: $id) { status health { segments speed fps mediaSeconds inputBitrate inputKeyframeInterval inputFps renditions { name segments bitrate copied } } } }`,
+        query: operationText(LIVE_EVENTS),
         variables: { id: stream.id },
       },
       {
         next: (msg) => {
-          const event = (msg.data as any)?.liveStreamEvents;
+          const event = (msg.data as ResultOf<typeof LIVE_EVENTS> | null | undefined)?.liveStreamEvents;
           if (!event) return;
           if (statuses.at(-1) !== event.status) statuses.push(event.status);
           if (event.health) health = event.health;
@@ -317,9 +325,7 @@ describe("a broadcast over RTMP, from its publisher to its recording", () => {
       // The stream turns LIVE once the encode's first segments are out (video.playable).
       (s) => s.status === "LIVE",
     );
-    found = await t.gql(
-      `{ videos(filter: { tags: ["morning"], metadata: [{ key: "show", value: "am-7" }] }) { edges { node { id description tags } } } }`,
-    );
+    found = await t.gql(MORNING_VIDEOS);
     const master = await text(new URL(live.activeVideo.playbackUrl, t.url).toString());
     const rung = master.split("\n").find((line) => line.endsWith(".m3u8") && !line.startsWith("#"))!;
     rungUrl = new URL(rung, new URL(live.activeVideo.playbackUrl, t.url)).toString();
@@ -348,7 +354,7 @@ describe("a broadcast over RTMP, from its publisher to its recording", () => {
   it("is a video of source LIVE, playable while on air, that starts with the stream's CMS data", async () => {
     expect(live.activeVideo.playbackUrl).not.toBeNull();
     expect(live.activeVideo.source).toBe("LIVE");
-    expect(found.data.videos.edges.map((e: any) => e.node)).toEqual([
+    expect(found.data.videos.edges.map((e) => e.node)).toEqual([
       { id: live.activeVideo.id, description: "Every weekday at seven", tags: ["morning", "news"] },
     ]);
   });
@@ -510,7 +516,7 @@ it("the console's Live page: create a SIGNED stream, paste its key into a publis
     expect(key).toMatch(/^lsk_/);
     // The same key over SRT (this API runs its SRT ingest), with the stream's passphrase: the one
     // URL OBS takes as its Server.
-    const srtAddress = (await t.gql(`{ liveStreams { srtIngestUrl } }`)).data.liveStreams[0].srtIngestUrl;
+    const srtAddress = (await t.gql(SRT_INGEST_URLS)).data.liveStreams[0]!.srtIngestUrl;
     expect(codes[3]).toMatch(new RegExp(`^${srtAddress}\\?streamid=${key}&passphrase=[A-Za-z0-9_-]{32}&linger=3$`));
     const card = page.getByRole("article", { name: "Live stream Console show" });
     await card.getByText("Status: IDLE").waitFor();

@@ -1,13 +1,16 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { tenantKeySecret } from "./support/auth.ts";
+import { expectTypename, graphql } from "./support/graphql.ts";
 import { killPublishersOnAir, publish, publishUntilStopped } from "./support/live-publisher.ts";
 import { standInLiveWorker, workersReported } from "./support/live-slots.ts";
 
 // Live capacity (docs/live.md "Capacity"): broadcasts take the workers' live slots, beside their
 // upload slots; a publisher that finds none free is refused at connect, with the reason on its stream.
 
-const STREAM_FIELDS = "id status lastError activeVideo { id status }";
+const CREATE_STREAM = graphql(`mutation { createLiveStream(input: { title: "Capacity" }) {
+  __typename ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`);
+const STREAM = graphql(`query ($id: ID!) { liveStream(id: $id) { id status lastError activeVideo { id status } } }`);
 const INPUT = { width: 320, height: 240, fps: 25, hasAudio: true };
 
 async function tenantAuth(t: TestApp, tenant: string): Promise<string> {
@@ -15,19 +18,14 @@ async function tenantAuth(t: TestApp, tenant: string): Promise<string> {
 }
 
 async function createStream(t: TestApp, authorization: string) {
-  const res = await t.gql(
-    `mutation { createLiveStream(input: { title: "Capacity" }) {
-      ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
-    {},
-    authorization,
-  );
+  const res = await t.gql(CREATE_STREAM, {}, authorization);
   expect(res.errors).toBeUndefined();
-  const { streamKey, liveStream } = res.data.createLiveStream;
+  const { streamKey, liveStream } = expectTypename(res.data.createLiveStream, "LiveStreamWithKey");
   // Published on loopback only: the URL says localhost, the publisher connects to 127.0.0.1.
   return {
     authorization,
-    id: liveStream.id as string,
-    key: streamKey as string,
+    id: liveStream.id,
+    key: streamKey,
     rtmpUrl: `${liveStream.ingestUrl.replace("localhost", "127.0.0.1")}/${streamKey}`,
   };
 }
@@ -49,13 +47,9 @@ describe("two tenants' broadcasts at once", () => {
 
   /** The stream as its tenant reads it. */
   async function streamState(stream: { id: string; authorization: string }) {
-    const res = await t.gql(
-      `query ($id: ID!) { liveStream(id: $id) { ${STREAM_FIELDS} } }`,
-      { id: stream.id },
-      stream.authorization,
-    );
+    const res = await t.gql(STREAM, { id: stream.id }, stream.authorization);
     expect(res.errors).toBeUndefined();
-    return res.data.liveStream;
+    return res.data.liveStream!;
   }
   const statusOf = async (stream: { id: string; authorization: string }) => (await streamState(stream)).status;
 
@@ -83,7 +77,7 @@ describe("two tenants' broadcasts at once", () => {
     for (const publisher of publishers) await publisher.stop();
     for (const stream of [streamA, streamB]) {
       await expect.poll(() => statusOf(stream), { timeout: 30_000, interval: 250 }).toBe("ENDED");
-      expect((await streamState(stream)).activeVideo.status).toBe("READY");
+      expect((await streamState(stream)).activeVideo!.status).toBe("READY");
     }
   });
 });

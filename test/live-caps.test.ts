@@ -7,6 +7,7 @@ import type { FeedPacket } from "../src/live/feed.ts";
 import { FLV_HEADER, flvReader, flvTag } from "../src/live/flv.ts";
 import { DEFAULT_INGEST_LIMITS, type IngestSessions, type Publisher, startPublisher } from "../src/live/publisher.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
+import { expectTypename, graphql } from "./support/graphql.ts";
 import { workersReported } from "./support/live-slots.ts";
 import { waitFor } from "./support/wait-for.ts";
 import { fixturesDir, runFfmpeg } from "./support/media-fixtures.ts";
@@ -16,6 +17,8 @@ import { fixturesDir, runFfmpeg } from "./support/media-fixtures.ts";
 // real ffmpeg over RTMP, or FLV tags of real encodes written to a publisher as the SRT remux and the
 // relay write them (a metadata tag that lies, tags of nothing but metadata).
 
+const CREATE_STREAM = graphql(`mutation ($title: String!) { createLiveStream(input: { title: $title }) {
+  __typename ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`);
 const STALL_SECONDS = 2;
 let t: TestApp;
 
@@ -39,12 +42,9 @@ afterAll(async () => {
 });
 
 async function createLiveStream(title: string): Promise<{ id: string; key: string; ingestUrl: string }> {
-  const res = await t.gql(
-    `mutation ($title: String!) { createLiveStream(input: { title: $title }) { ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
-    { title },
-  );
+  const res = await t.gql(CREATE_STREAM, { title });
   expect(res.errors).toBeUndefined();
-  const { streamKey, liveStream } = res.data.createLiveStream;
+  const { streamKey, liveStream } = expectTypename(res.data.createLiveStream, "LiveStreamWithKey");
   return { id: liveStream.id, key: streamKey, ingestUrl: liveStream.ingestUrl.replace("localhost", "127.0.0.1") };
 }
 

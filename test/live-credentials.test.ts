@@ -3,10 +3,11 @@ import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey, DEFAULT_TENANT_ID, revokeApiKey } from "../src/auth/api-keys.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
+import { graphql, operationText } from "./support/graphql.ts";
 import { createUpload } from "./support/uploads.ts";
 
 const JWT_SECRET = "a-shared-hs256-secret-of-at-least-32-chars";
-const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { id status } } }`;
+const EVENTS = graphql(`subscription($id: ID!) { videoEvents(videoId: $id) { video { id status } } }`);
 const bearer = (secret: string) => `Bearer ${secret}`;
 
 /** What `promise` gave within `ms`, or "still open". */
@@ -21,7 +22,7 @@ async function openWs(t: TestApp, authorization: string, videoId: string) {
   );
   await new Promise((resolve, reject) => {
     client.subscribe(
-      { query: EVENTS, variables: { id: videoId } },
+      { query: operationText(EVENTS), variables: { id: videoId } },
       { next: resolve, error: reject, complete: () => {} },
     );
   });
@@ -36,7 +37,7 @@ async function openSse(t: TestApp, authorization: string, videoId: string) {
   const res = await fetch(`${t.url}/graphql`, {
     method: "POST",
     headers: { "content-type": "application/json", accept: "text/event-stream", authorization },
-    body: JSON.stringify({ query: EVENTS, variables: { id: videoId } }),
+    body: JSON.stringify({ query: operationText(EVENTS), variables: { id: videoId } }),
   });
   expect(res.status).toBe(200);
   const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();

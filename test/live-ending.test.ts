@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { srtGatewayBuilt } from "../src/live/srt-gateway-build.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { tenantKeySecret } from "./support/auth.ts";
+import { expectTypename, graphql, type VariablesOf } from "./support/graphql.ts";
 import { killPublishersOnAir, publishUntilStopped } from "./support/live-publisher.ts";
 import { workersReported } from "./support/live-slots.ts";
 
@@ -11,7 +12,38 @@ import { workersReported } from "./support/live-slots.ts";
 
 /** The default window here is long, so a broadcast that waits it fails each test's bound on the end. */
 const DEFAULT_WINDOW_SECONDS = 60;
-const STREAM_FIELDS = "id status lastError reconnectWindowSeconds endOnUnpublish";
+
+// createLiveStream, liveStream and updateLiveStream select the same stream's fields (id status
+// lastError reconnectWindowSeconds endOnUnpublish).
+const CREATE_STREAM = graphql(`
+  mutation ($input: CreateLiveStreamInput) {
+    createLiveStream(input: $input) {
+      __typename
+      ... on LiveStreamWithKey {
+        streamKey srtUrl liveStream { id status lastError reconnectWindowSeconds endOnUnpublish ingestUrl } }
+      ... on ValidationError { field message }
+    }
+  }`);
+const STREAM = graphql(`
+  query ($id: ID!) { liveStream(id: $id) {
+    id status lastError reconnectWindowSeconds endOnUnpublish activeVideo { id status duration } } }`);
+const END_STREAM = graphql(`
+  mutation ($id: ID!) {
+    endLiveStream(id: $id) {
+      __typename
+      ... on LiveStream { id status }
+      ... on ValidationError { field message }
+      ... on NotFoundError { message }
+    }
+  }`);
+const CREATE_OUT_OF_BOUNDS = graphql(
+  `mutation { createLiveStream(input: { reconnectWindowSeconds: 121 }) { ... on ValidationError { field message } } }`,
+);
+const UPDATE_STREAM = graphql(`
+  mutation ($id: ID!, $input: UpdateLiveStreamInput!) {
+    updateLiveStream(id: $id, input: $input) {
+      ... on LiveStream { id status lastError reconnectWindowSeconds endOnUnpublish } ... on ValidationError { field } }
+  }`);
 
 let t: TestApp;
 beforeAll(async () => {
@@ -37,18 +69,10 @@ interface Stream {
   srtUrl: string | null;
 }
 
-async function createStream(input: Record<string, unknown> = {}): Promise<Stream> {
-  const res = await t.gql(
-    `mutation ($input: CreateLiveStreamInput) {
-      createLiveStream(input: $input) {
-        ... on LiveStreamWithKey { streamKey srtUrl liveStream { ${STREAM_FIELDS} ingestUrl } }
-        ... on ValidationError { field message }
-      }
-    }`,
-    { input: { title: "Ending", ...input } },
-  );
+async function createStream(input: NonNullable<VariablesOf<typeof CREATE_STREAM>["input"]> = {}): Promise<Stream> {
+  const res = await t.gql(CREATE_STREAM, { input: { title: "Ending", ...input } });
   expect(res.errors).toBeUndefined();
-  const { streamKey, srtUrl, liveStream } = res.data.createLiveStream;
+  const { streamKey, srtUrl, liveStream } = expectTypename(res.data.createLiveStream, "LiveStreamWithKey");
   // Published on loopback only: the URLs say localhost, the publisher connects to 127.0.0.1.
   return {
     id: liveStream.id,
@@ -58,12 +82,9 @@ async function createStream(input: Record<string, unknown> = {}): Promise<Stream
 }
 
 async function streamState(id: string) {
-  const res = await t.gql(
-    `query ($id: ID!) { liveStream(id: $id) { ${STREAM_FIELDS} activeVideo { id status duration } } }`,
-    { id },
-  );
+  const res = await t.gql(STREAM, { id });
   expect(res.errors).toBeUndefined();
-  return res.data.liveStream;
+  return res.data.liveStream!;
 }
 
 /** The stream once its state is `status` (polled), within `seconds`. */
@@ -82,18 +103,7 @@ async function reaches(id: string, status: string, seconds: number) {
 }
 
 async function endLiveStream(id: string, authorization?: string) {
-  const res = await t.gql(
-    `mutation ($id: ID!) {
-      endLiveStream(id: $id) {
-        __typename
-        ... on LiveStream { id status }
-        ... on ValidationError { field message }
-        ... on NotFoundError { message }
-      }
-    }`,
-    { id },
-    authorization,
-  );
+  const res = await t.gql(END_STREAM, { id }, authorization);
   expect(res.errors).toBeUndefined();
   return res.data.endLiveStream;
 }
@@ -113,8 +123,8 @@ describe("how a broadcast ends", () => {
     const ended = await reaches(stream.id, "ENDED", 25);
     const seconds = (Date.now() - stoppedAt) / 1000;
     expect(ended.lastError).toBeNull();
-    expect(ended.activeVideo.status).toBe("READY");
-    expect(ended.activeVideo.duration).toBeGreaterThan(sent - 1.5);
+    expect(ended.activeVideo!.status).toBe("READY");
+    expect(ended.activeVideo!.duration).toBeGreaterThan(sent - 1.5);
     expect(seconds).toBeLessThan(25);
   });
 
@@ -127,8 +137,8 @@ describe("how a broadcast ends", () => {
       const sent = await publisher.stop();
       const ended = await reaches(stream.id, "ENDED", 25);
       expect(ended.lastError).toBeNull();
-      expect(ended.activeVideo.status).toBe("READY");
-      expect(ended.activeVideo.duration).toBeGreaterThan(sent - 1.5);
+      expect(ended.activeVideo!.status).toBe("READY");
+      expect(ended.activeVideo!.duration).toBeGreaterThan(sent - 1.5);
     },
   );
 
@@ -150,7 +160,7 @@ describe("how a broadcast ends", () => {
     // …and ended once its 4 s are over (the default would be 60).
     const ended = await reaches(stream.id, "ENDED", 30);
     expect((Date.now() - droppedAt) / 1000).toBeGreaterThan(3);
-    expect(ended.activeVideo.status).toBe("READY");
+    expect(ended.activeVideo!.status).toBe("READY");
   });
 
   it("with endOnUnpublish false, an unpublish waits the window: a publisher back in time continues the same video, and endLiveStream ends it", async () => {
@@ -159,14 +169,14 @@ describe("how a broadcast ends", () => {
     // segment on a loaded host: its stream then goes from CONNECTED to DISCONNECTED, never LIVE).
     const first = publishUntilStopped(stream.rtmpUrl);
     await reaches(stream.id, "LIVE", 30);
-    const video = (await streamState(stream.id)).activeVideo.id;
+    const video = (await streamState(stream.id)).activeVideo!.id;
     const firstSent = await first.stop();
     expect(await first.exited).toBe(0);
     await reaches(stream.id, "DISCONNECTED", 10);
 
     const again = publishUntilStopped(stream.rtmpUrl);
     await reaches(stream.id, "LIVE", 30);
-    expect((await streamState(stream.id)).activeVideo.id).toBe(video);
+    expect((await streamState(stream.id)).activeVideo!.id).toBe(video);
     await expect.poll(() => again.sent(), { timeout: 20_000 }).toBeGreaterThan(2);
 
     const ended = await endLiveStream(stream.id);
@@ -176,7 +186,7 @@ describe("how a broadcast ends", () => {
     const state = await reaches(stream.id, "ENDED", 25);
     expect(state.activeVideo).toMatchObject({ id: video, status: "READY" });
     // Both publishers' media: more than the first sent.
-    expect(state.activeVideo.duration).toBeGreaterThan(firstSent + 1);
+    expect(state.activeVideo!.duration).toBeGreaterThan(firstSent + 1);
     expect(await t.app.services.db.video.count({ where: { liveStreamId: stream.id } })).toBe(1);
 
     // Nothing left to end.
@@ -195,26 +205,19 @@ describe("how a broadcast ends", () => {
     await reaches(stream.id, "DISCONNECTED", 10);
     expect((await endLiveStream(stream.id)).__typename).toBe("LiveStream");
     const ended = await reaches(stream.id, "ENDED", 25);
-    expect(ended.activeVideo.status).toBe("READY");
+    expect(ended.activeVideo!.status).toBe("READY");
   });
 
   it("refuses a reconnect window out of bounds, changes it with updateLiveStream, and ends no other tenant's stream", async () => {
-    const refused = await t.gql(
-      `mutation { createLiveStream(input: { reconnectWindowSeconds: 121 }) { ... on ValidationError { field message } } }`,
-    );
+    const refused = await t.gql(CREATE_OUT_OF_BOUNDS);
     expect(refused.data.createLiveStream).toEqual({
       field: "reconnectWindowSeconds",
       message: "The reconnect window is 0 to 120 seconds",
     });
     const stream = await createStream({ reconnectWindowSeconds: 0 });
     expect((await streamState(stream.id)).reconnectWindowSeconds).toBe(0);
-    const update = (input: Record<string, unknown>) =>
-      t.gql(
-        `mutation ($id: ID!, $input: UpdateLiveStreamInput!) {
-          updateLiveStream(id: $id, input: $input) { ... on LiveStream { ${STREAM_FIELDS} } ... on ValidationError { field } }
-        }`,
-        { id: stream.id, input },
-      );
+    const update = (input: VariablesOf<typeof UPDATE_STREAM>["input"]) =>
+      t.gql(UPDATE_STREAM, { id: stream.id, input });
     expect((await update({ reconnectWindowSeconds: 45, endOnUnpublish: false })).data.updateLiveStream).toMatchObject({
       reconnectWindowSeconds: 45,
       endOnUnpublish: false,

@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { parsePlaylist } from "../src/shared/hls-playlists.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { queryDatabase } from "./support/db.ts";
+import { expectTypename, graphql } from "./support/graphql.ts";
 import { killPublishersOnAir, publish, publishUntilStopped } from "./support/live-publisher.ts";
 import { workersReported } from "./support/live-slots.ts";
 import { FULL_DISK_RETRY_MS } from "../render-worker/handlers/live-full-disk.ts";
@@ -64,6 +65,20 @@ afterAll(async () => {
 });
 afterEach(killPublishersOnAir);
 
+// A new stream (each test names its own).
+const CREATE_STREAM = graphql(`mutation ($title: String!) { createLiveStream(input: { title: $title }) {
+  __typename ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`);
+const STREAM = graphql(
+  `query ($id: ID!) { liveStream(id: $id) { status lastError activeVideo { id status duration } } }`,
+);
+const STREAM_PLAYABLE = graphql(`
+  query ($id: ID!) { liveStream(id: $id) { status lastError activeVideo { id status duration playable } } }`);
+const STREAM_VIDEO = graphql(`query ($id: ID!) { liveStream(id: $id) { status activeVideo { id status duration } } }`);
+const STREAM_ERROR = graphql(`query ($id: ID!) { liveStream(id: $id) { status lastError } }`);
+const STREAM_VIDEO_ID = graphql(`query ($id: ID!) { liveStream(id: $id) { status activeVideo { id } } }`);
+const STREAM_VIDEO_ERROR = graphql(`
+  query ($id: ID!) { liveStream(id: $id) { status activeVideo { id status duration error } } }`);
+
 const segmentUris = (playlist: string) => playlist.split("\n").filter((l) => l.startsWith("seg_"));
 
 /** The stream's lastError for a recording cut short by a disk that stayed full. */
@@ -81,20 +96,12 @@ async function expectEveryPlaylistEnded(hls: string): Promise<void> {
 
 describe.skipIf(!canMountTmpfs)("ENOSPC during a broadcast (a tmpfs; needs root)", () => {
   it("storage full for 6 s mid-broadcast: the broadcast waits, goes on once there is room, and its one video is READY with everything sent", async () => {
-    const created = await t.gql(
-      `mutation { createLiveStream(input: { title: "Full disk" }) { ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
-    );
-    const { streamKey, liveStream } = created.data.createLiveStream;
+    const created = await t.gql(CREATE_STREAM, { title: "Full disk" });
+    const { streamKey, liveStream } = expectTypename(created.data.createLiveStream, "LiveStreamWithKey");
     const publisher = publishUntilStopped(`${liveStream.ingestUrl.replace("localhost", "127.0.0.1")}/${streamKey}`);
-    const state = async () =>
-      (
-        await t.gql(
-          `query ($id: ID!) { liveStream(id: $id) { status lastError activeVideo { id status duration } } }`,
-          { id: liveStream.id },
-        )
-      ).data.liveStream;
+    const state = async () => (await t.gql(STREAM, { id: liveStream.id })).data.liveStream!;
     await expect.poll(async () => (await state()).status, { timeout: 30_000, interval: 200 }).toBe("LIVE");
-    const videoId = (await state()).activeVideo.id;
+    const videoId = (await state()).activeVideo!.id;
     const topPlaylist = () =>
       readFile(path.join(t.dataDir, "videos", videoId, "hls", "240p", "index.m3u8"), "utf8").catch(() => "");
     await expect
@@ -118,7 +125,7 @@ describe.skipIf(!canMountTmpfs)("ENOSPC during a broadcast (a tmpfs; needs root)
     const ended = await state();
     expect(ended.activeVideo).toMatchObject({ id: videoId, status: "READY" });
     // The feed kept what the pause did not publish: the recording holds all that was sent.
-    expect(ended.activeVideo.duration).toBeGreaterThan(sent - 1.5);
+    expect(ended.activeVideo!.duration).toBeGreaterThan(sent - 1.5);
     const playlist = await topPlaylist();
     expect(segmentUris(playlist).slice(0, before.length)).toEqual(before);
     expect(playlist).toContain("#EXT-X-DISCONTINUITY");
@@ -128,21 +135,13 @@ describe.skipIf(!canMountTmpfs)("ENOSPC during a broadcast (a tmpfs; needs root)
   }, 120_000);
 
   it("storage full for good mid-broadcast: after LIVE_FULL_DISK_PATIENCE_SECONDS it ends READY with what was published, its playlists ended, and the stream takes its next publisher", async () => {
-    const created = await t.gql(
-      `mutation { createLiveStream(input: { title: "Never room again" }) { ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
-    );
-    const { streamKey, liveStream } = created.data.createLiveStream;
+    const created = await t.gql(CREATE_STREAM, { title: "Never room again" });
+    const { streamKey, liveStream } = expectTypename(created.data.createLiveStream, "LiveStreamWithKey");
     const url = `${liveStream.ingestUrl.replace("localhost", "127.0.0.1")}/${streamKey}`;
     const publisher = publishUntilStopped(url);
-    const state = async () =>
-      (
-        await t.gql(
-          `query ($id: ID!) { liveStream(id: $id) { status lastError activeVideo { id status duration playable } } }`,
-          { id: liveStream.id },
-        )
-      ).data.liveStream;
+    const state = async () => (await t.gql(STREAM_PLAYABLE, { id: liveStream.id })).data.liveStream!;
     await expect.poll(async () => (await state()).status, { timeout: 30_000, interval: 200 }).toBe("LIVE");
-    const videoId = (await state()).activeVideo.id;
+    const videoId = (await state()).activeVideo!.id;
     const hls = path.join(t.dataDir, "videos", videoId, "hls");
     const topPlaylist = () => readFile(path.join(hls, "240p", "index.m3u8"), "utf8").catch(() => "");
     await expect
@@ -194,7 +193,7 @@ describe.skipIf(!canMountTmpfs)("ENOSPC during a broadcast (a tmpfs; needs root)
       const made = await readdir(path.join(t.dataDir, "videos", videoId));
       expect(made.filter((folder) => folder === "source" || folder === "storyboard")).toEqual([]);
       const seconds = (parsePlaylist(playlist).segments ?? []).reduce((sum, s) => sum + s.duration, 0);
-      expect(Math.abs(ended.activeVideo.duration - seconds)).toBeLessThan(0.1);
+      expect(Math.abs(ended.activeVideo!.duration! - seconds)).toBeLessThan(0.1);
       const videos = await sql(`SELECT status FROM "Video" WHERE "liveStreamId" = $1`, [liveStream.id]);
       expect(videos.rows).toEqual([{ status: "READY" }]);
     } finally {
@@ -203,7 +202,7 @@ describe.skipIf(!canMountTmpfs)("ENOSPC during a broadcast (a tmpfs; needs root)
     // Once there is room, the stream takes its next publisher: a new broadcast.
     const next = publishUntilStopped(url);
     await expect
-      .poll(async () => ((s) => `${s.status} ${s.activeVideo.id === videoId ? "same" : "new"}`)(await state()), {
+      .poll(async () => ((s) => `${s.status} ${s.activeVideo!.id === videoId ? "same" : "new"}`)(await state()), {
         timeout: 30_000,
         interval: 200,
       })
@@ -213,19 +212,12 @@ describe.skipIf(!canMountTmpfs)("ENOSPC during a broadcast (a tmpfs; needs root)
   }, 150_000);
 
   it("the held feed's connection broken while storage is full (as its API instance's death breaks it): not the broadcast's end; it waits on and goes on once there is room", async () => {
-    const created = await t.gql(
-      `mutation { createLiveStream(input: { title: "Feed broken while full" }) { ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
-    );
-    const { streamKey, liveStream } = created.data.createLiveStream;
+    const created = await t.gql(CREATE_STREAM, { title: "Feed broken while full" });
+    const { streamKey, liveStream } = expectTypename(created.data.createLiveStream, "LiveStreamWithKey");
     const publisher = publishUntilStopped(`${liveStream.ingestUrl.replace("localhost", "127.0.0.1")}/${streamKey}`);
-    const state = async () =>
-      (
-        await t.gql(`query ($id: ID!) { liveStream(id: $id) { status activeVideo { id status duration } } }`, {
-          id: liveStream.id,
-        })
-      ).data.liveStream;
+    const state = async () => (await t.gql(STREAM_VIDEO, { id: liveStream.id })).data.liveStream!;
     await expect.poll(async () => (await state()).status, { timeout: 30_000, interval: 200 }).toBe("LIVE");
-    const videoId = (await state()).activeVideo.id;
+    const videoId = (await state()).activeVideo!.id;
     const topPlaylist = () =>
       readFile(path.join(t.dataDir, "videos", videoId, "hls", "240p", "index.m3u8"), "utf8").catch(() => "");
     await expect
@@ -253,20 +245,16 @@ describe.skipIf(!canMountTmpfs)("ENOSPC during a broadcast (a tmpfs; needs root)
     await expect.poll(async () => (await state()).status, { timeout: 30_000, interval: 250 }).toBe("ENDED");
     const ended = await state();
     expect(ended.activeVideo).toMatchObject({ id: videoId, status: "READY" });
-    expect(ended.activeVideo.duration).toBeGreaterThan(sent - 1.5);
+    expect(ended.activeVideo!.duration).toBeGreaterThan(sent - 1.5);
     const videos = await sql(`SELECT status FROM "Video" WHERE "liveStreamId" = $1`, [liveStream.id]);
     expect(videos.rows).toEqual([{ status: "READY" }]);
   }, 120_000);
 
   it("a publisher that keeps reconnecting while storage is full is refused with the reason and makes no video; once there is room it goes on air", async () => {
-    const created = await t.gql(
-      `mutation { createLiveStream(input: { title: "Refused while full" }) { ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
-    );
-    const { streamKey, liveStream } = created.data.createLiveStream;
+    const created = await t.gql(CREATE_STREAM, { title: "Refused while full" });
+    const { streamKey, liveStream } = expectTypename(created.data.createLiveStream, "LiveStreamWithKey");
     const url = `${liveStream.ingestUrl.replace("localhost", "127.0.0.1")}/${streamKey}`;
-    const state = async () =>
-      (await t.gql(`query ($id: ID!) { liveStream(id: $id) { status lastError } }`, { id: liveStream.id })).data
-        .liveStream;
+    const state = async () => (await t.gql(STREAM_ERROR, { id: liveStream.id })).data.liveStream!;
     const videos = async () =>
       (await sql(`SELECT status FROM "Video" WHERE "liveStreamId" = $1`, [liveStream.id])).rows;
     const filler = await fillDisk(path.join(t.dataDir, "videos"));
@@ -289,25 +277,21 @@ describe.skipIf(!canMountTmpfs)("ENOSPC during a broadcast (a tmpfs; needs root)
   }, 120_000);
 
   it("a stream left LIVE whose broadcast has ended (its end's write lost) takes its publisher again", async () => {
-    const created = await t.gql(
-      `mutation { createLiveStream(input: { title: "Left on air" }) { ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
-    );
-    const { streamKey, liveStream } = created.data.createLiveStream;
+    const created = await t.gql(CREATE_STREAM, { title: "Left on air" });
+    const { streamKey, liveStream } = expectTypename(created.data.createLiveStream, "LiveStreamWithKey");
     const url = `${liveStream.ingestUrl.replace("localhost", "127.0.0.1")}/${streamKey}`;
-    const state = async () =>
-      (await t.gql(`query ($id: ID!) { liveStream(id: $id) { status activeVideo { id } } }`, { id: liveStream.id }))
-        .data.liveStream;
+    const state = async () => (await t.gql(STREAM_VIDEO_ID, { id: liveStream.id })).data.liveStream!;
     const status = async () => (await state()).status;
     const first = publishUntilStopped(url);
     await expect.poll(status, { timeout: 30_000, interval: 200 }).toBe("LIVE");
-    const firstVideo = (await state()).activeVideo.id;
+    const firstVideo = (await state()).activeVideo!.id;
     await first.stop();
     await expect.poll(status, { timeout: 30_000, interval: 250 }).toBe("ENDED");
     // As a database out of space left it: the broadcast's job ended, the stream's move to ENDED lost.
     await sql(`UPDATE "LiveStream" SET status = 'LIVE' WHERE id = $1`, [liveStream.id]);
     const second = publishUntilStopped(url);
     await expect
-      .poll(async () => ((s) => `${s.status} ${s.activeVideo.id === firstVideo ? "first" : "next"}`)(await state()), {
+      .poll(async () => ((s) => `${s.status} ${s.activeVideo!.id === firstVideo ? "first" : "next"}`)(await state()), {
         timeout: 30_000,
         interval: 200,
       })
@@ -323,19 +307,12 @@ describe.skipIf(!canMountTmpfs)("the worker's work dir full for a moment (a tmpf
   // Filled for 2 s, then freed before the publisher sees the cut segment, as the chaos run's
   // disk-full fault does to a tmpfs that other writers share.
   it("a segment cut short by a full work dir, seen once there is room again: the broadcast waits and goes on, one video READY with everything sent", async () => {
-    const created = await t.gql(
-      `mutation { createLiveStream(input: { title: "Work dir full" }) { ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
-    );
-    const { streamKey, liveStream } = created.data.createLiveStream;
+    const created = await t.gql(CREATE_STREAM, { title: "Work dir full" });
+    const { streamKey, liveStream } = expectTypename(created.data.createLiveStream, "LiveStreamWithKey");
     const publisher = publishUntilStopped(`${liveStream.ingestUrl.replace("localhost", "127.0.0.1")}/${streamKey}`);
-    const state = async () =>
-      (
-        await t.gql(`query ($id: ID!) { liveStream(id: $id) { status activeVideo { id status duration error } } }`, {
-          id: liveStream.id,
-        })
-      ).data.liveStream;
+    const state = async () => (await t.gql(STREAM_VIDEO_ERROR, { id: liveStream.id })).data.liveStream!;
     await expect.poll(async () => (await state()).status, { timeout: 30_000, interval: 200 }).toBe("LIVE");
-    const videoId = (await state()).activeVideo.id;
+    const videoId = (await state()).activeVideo!.id;
     const topPlaylist = () =>
       readFile(path.join(t.dataDir, "videos", videoId, "hls", "240p", "index.m3u8"), "utf8").catch(() => "");
     await expect
@@ -356,22 +333,15 @@ describe.skipIf(!canMountTmpfs)("the worker's work dir full for a moment (a tmpf
     const sent = await publisher.stop();
     await expect.poll(async () => (await state()).status, { timeout: 30_000, interval: 250 }).toBe("ENDED");
     expect((await state()).activeVideo).toMatchObject({ id: videoId, status: "READY" });
-    expect((await state()).activeVideo.duration).toBeGreaterThan(sent - 1.5);
+    expect((await state()).activeVideo!.duration).toBeGreaterThan(sent - 1.5);
     const videos = await sql(`SELECT status FROM "Video" WHERE "liveStreamId" = $1`, [liveStream.id]);
     expect(videos.rows).toEqual([{ status: "READY" }]);
   }, 120_000);
 
   it("a work dir too full for the run's own dir when the broadcast's run starts: it waits, holding the feed, and goes on once there is room, one video READY with everything sent", async () => {
-    const created = await t.gql(
-      `mutation { createLiveStream(input: { title: "Work dir full at start" }) { ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
-    );
-    const { streamKey, liveStream } = created.data.createLiveStream;
-    const state = async () =>
-      (
-        await t.gql(`query ($id: ID!) { liveStream(id: $id) { status activeVideo { id status duration error } } }`, {
-          id: liveStream.id,
-        })
-      ).data.liveStream;
+    const created = await t.gql(CREATE_STREAM, { title: "Work dir full at start" });
+    const { streamKey, liveStream } = expectTypename(created.data.createLiveStream, "LiveStreamWithKey");
+    const state = async () => (await t.gql(STREAM_VIDEO_ERROR, { id: liveStream.id })).data.liveStream!;
     // No byte and no inode left: the run's dir cannot be made (a tmpfs full of bytes still makes one).
     const bytes = await fillDisk(workRoot, "work-dir-filler");
     const inodes = await fillInodes(workRoot);
@@ -390,7 +360,7 @@ describe.skipIf(!canMountTmpfs)("the worker's work dir full for a moment (a tmpf
       await rm(inodes, { recursive: true, force: true });
       await rm(bytes, { force: true });
     }
-    const videoId = (await state()).activeVideo.id;
+    const videoId = (await state()).activeVideo!.id;
     const topPlaylist = () =>
       readFile(path.join(t.dataDir, "videos", videoId, "hls", "240p", "index.m3u8"), "utf8").catch(() => "");
     await expect
@@ -404,26 +374,18 @@ describe.skipIf(!canMountTmpfs)("the worker's work dir full for a moment (a tmpf
     await expect.poll(async () => (await state()).status, { timeout: 30_000, interval: 250 }).toBe("ENDED");
     expect((await state()).activeVideo).toMatchObject({ id: videoId, status: "READY" });
     // The feed kept what the publisher sent while the run waited.
-    expect((await state()).activeVideo.duration).toBeGreaterThan(sent - 1.5);
+    expect((await state()).activeVideo!.duration).toBeGreaterThan(sent - 1.5);
     const videos = await sql(`SELECT status FROM "Video" WHERE "liveStreamId" = $1`, [liveStream.id]);
     expect(videos.rows).toEqual([{ status: "READY" }]);
   }, 120_000);
 
   it("a work dir that fills for good mid-broadcast (ffmpeg's writes fail, its lists empty): paused, then after the patience it ends READY with what was published, its playlists ended, its publisher cut off, and lastError says why", async () => {
-    const created = await t.gql(
-      `mutation { createLiveStream(input: { title: "Work dir full for good" }) { ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
-    );
-    const { streamKey, liveStream } = created.data.createLiveStream;
+    const created = await t.gql(CREATE_STREAM, { title: "Work dir full for good" });
+    const { streamKey, liveStream } = expectTypename(created.data.createLiveStream, "LiveStreamWithKey");
     const publisher = publishUntilStopped(`${liveStream.ingestUrl.replace("localhost", "127.0.0.1")}/${streamKey}`);
-    const state = async () =>
-      (
-        await t.gql(
-          `query ($id: ID!) { liveStream(id: $id) { status lastError activeVideo { id status duration playable } } }`,
-          { id: liveStream.id },
-        )
-      ).data.liveStream;
+    const state = async () => (await t.gql(STREAM_PLAYABLE, { id: liveStream.id })).data.liveStream!;
     await expect.poll(async () => (await state()).status, { timeout: 30_000, interval: 200 }).toBe("LIVE");
-    const videoId = (await state()).activeVideo.id;
+    const videoId = (await state()).activeVideo!.id;
     const topPlaylist = () =>
       readFile(path.join(t.dataDir, "videos", videoId, "hls", "240p", "index.m3u8"), "utf8").catch(() => "");
     await expect
@@ -463,7 +425,7 @@ describe.skipIf(!canMountTmpfs)("the worker's work dir full for a moment (a tmpf
     await Promise.all(listed.map((uri) => access(path.join(hls, "240p", uri))));
     await expectEveryPlaylistEnded(hls);
     const seconds = (parsePlaylist(await topPlaylist()).segments ?? []).reduce((sum, s) => sum + s.duration, 0);
-    expect(Math.abs(ended.activeVideo.duration - seconds)).toBeLessThan(0.1);
+    expect(Math.abs(ended.activeVideo!.duration! - seconds)).toBeLessThan(0.1);
     const videos = await sql(`SELECT status FROM "Video" WHERE "liveStreamId" = $1`, [liveStream.id]);
     expect(videos.rows).toEqual([{ status: "READY" }]);
   }, 150_000);

@@ -5,11 +5,19 @@ import { liveIngestSourceRefusals } from "../src/metrics.ts";
 import { createSourceLimits, KEY_GUESSING_REFUSAL, sourceOf } from "../src/live/source-limits.ts";
 import { srtGatewayBuilt } from "../src/live/srt-gateway-build.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
+import { expectTypename, graphql } from "./support/graphql.ts";
 import { standInLiveWorker } from "./support/live-slots.ts";
 
 // The ingest's per-source limits (src/live/source-limits.ts): one address cannot hold the ingest's
 // connections or guess keys at the database's pace, and a right publisher from another address is
 // unaffected. Linux routes all of 127/8 to loopback: the hostile source is 127.0.0.2 or .3.
+
+const CREATE_STREAM = graphql(`mutation ($title: String!) { createLiveStream(input: { title: $title }) {
+  __typename ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`);
+const STREAM_STATUS = graphql(`query ($id: ID!) { liveStream(id: $id) { status } }`);
+const CREATE_SRT_STREAM = graphql(`mutation ($title: String!) { createLiveStream(input: { title: $title }) {
+  __typename ... on LiveStreamWithKey { srtUrl } } }`);
+const STATUSES = graphql(`{ liveStreams { status } }`);
 
 describe("sources and their back-off", () => {
   it("counts an IPv4-mapped address as its IPv4 and an IPv6 address by its /64", () => {
@@ -71,17 +79,13 @@ describe("sources and their back-off", () => {
 
 /** A stream's key and RTMP URL on `app`, as createLiveStream shows them. */
 async function createLiveStream(app: TestApp, title: string): Promise<{ id: string; key: string; url: string }> {
-  const res = await app.gql(
-    `mutation ($title: String!) { createLiveStream(input: { title: $title }) {
-      ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
-    { title },
-  );
-  const { streamKey, liveStream } = res.data.createLiveStream;
+  const res = await app.gql(CREATE_STREAM, { title });
+  const { streamKey, liveStream } = expectTypename(res.data.createLiveStream, "LiveStreamWithKey");
   return { id: liveStream.id, key: streamKey, url: liveStream.ingestUrl.replace("localhost", "127.0.0.1") };
 }
 
 async function streamStatus(app: TestApp, id: string): Promise<string> {
-  return (await app.gql(`query ($id: ID!) { liveStream(id: $id) { status } }`, { id })).data.liveStream.status;
+  return (await app.gql(STREAM_STATUS, { id })).data.liveStream!.status;
 }
 
 /** ffmpeg publishing a 320x240 test pattern from 127.0.0.1 for `seconds`. */
@@ -252,11 +256,10 @@ describe("the SRT ingest's per-source limit (LIVE_MAX_CONNECTIONS_PER_SOURCE)", 
   it("refuses a second caller from one source in SRT's handshake, with the ingest far from LIVE_MAX_CONNECTIONS", async () => {
     const urls: string[] = [];
     for (const title of ["Held", "Same source"]) {
-      const res = await app.gql(
-        `mutation ($title: String!) { createLiveStream(input: { title: $title }) { ... on LiveStreamWithKey { srtUrl } } }`,
-        { title },
+      const res = await app.gql(CREATE_SRT_STREAM, { title });
+      urls.push(
+        expectTypename(res.data.createLiveStream, "LiveStreamWithKey").srtUrl!.replace("localhost", "127.0.0.1"),
       );
-      urls.push(res.data.createLiveStream.srtUrl.replace("localhost", "127.0.0.1"));
     }
     const srtPublish = (url: string, seconds: number) => {
       const child = spawn(
@@ -279,9 +282,7 @@ describe("the SRT ingest's per-source limit (LIVE_MAX_CONNECTIONS_PER_SOURCE)", 
       const until = Date.now() + 20_000;
       let statuses: string[] = [];
       while (Date.now() < until && !statuses.includes("CONNECTED")) {
-        statuses = (await app.gql(`{ liveStreams { status } }`)).data.liveStreams.map(
-          (s: { status: string }) => s.status,
-        );
+        statuses = (await app.gql(STATUSES)).data.liveStreams.map((s) => s.status);
         await new Promise((r) => setTimeout(r, 200));
       }
       expect(statuses).toContain("CONNECTED");

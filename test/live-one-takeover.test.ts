@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { queryDatabase } from "./support/db.ts";
+import { expectTypename, graphql } from "./support/graphql.ts";
 import { ffmpegStandIn, slowLiveFfmpeg } from "./support/ffmpeg-stand-in.ts";
 import { killPublishersOnAir, publishUntilStopped } from "./support/live-publisher.ts";
 import { durationOf, encoderOf, topPlaylist, topSegments } from "./support/live-api.ts";
@@ -11,6 +12,12 @@ import { startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
 // runs taken over are withdrawn from the transport, whether their worker was killed (its claim
 // lapses) or handed its run back (SIGTERM). Real processes: the API, worker processes serving
 // `live`, an ffmpeg publisher over RTMP.
+
+const CREATE_STREAM = graphql(`mutation ($title: String!) { createLiveStream(input: { title: $title }) {
+  __typename ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`);
+const STREAM = graphql(
+  `query ($id: ID!) { liveStream(id: $id) { status lastError activeVideo { id status duration } } }`,
+);
 
 let t: TestApp;
 const sql = (text: string, values: unknown[] = []) => queryDatabase(t.database.url, text, values);
@@ -50,23 +57,15 @@ const workerEnv = (extra: Record<string, string> = {}) => ({
  * broadcast is LIVE with two segments published.
  */
 async function broadcast(title: string, publishing: { readrate?: number; gopSeconds?: number } = {}) {
-  const created = await t.gql(
-    `mutation ($title: String!) { createLiveStream(input: { title: $title }) { ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
-    { title },
-  );
-  const { streamKey, liveStream } = created.data.createLiveStream;
+  const created = await t.gql(CREATE_STREAM, { title });
+  const { streamKey, liveStream } = expectTypename(created.data.createLiveStream, "LiveStreamWithKey");
   const publisher = publishUntilStopped(
     `${liveStream.ingestUrl.replace("localhost", "127.0.0.1")}/${streamKey}`,
     publishing,
   );
-  const state = async () =>
-    (
-      await t.gql(`query ($id: ID!) { liveStream(id: $id) { status lastError activeVideo { id status duration } } }`, {
-        id: liveStream.id,
-      })
-    ).data.liveStream;
+  const state = async () => (await t.gql(STREAM, { id: liveStream.id })).data.liveStream!;
   await expect.poll(async () => (await state()).status, { timeout: 30_000, interval: 200 }).toBe("LIVE");
-  const videoId: string = (await state()).activeVideo.id;
+  const videoId: string = (await state()).activeVideo!.id;
   await expect
     .poll(async () => (await topSegments(t.dataDir, videoId)).length, { timeout: 30_000 })
     .toBeGreaterThanOrEqual(2);
@@ -94,8 +93,8 @@ async function expectWholeRecording(b: Awaited<ReturnType<typeof broadcast>>): P
   const ended = await b.state();
   expect(ended.activeVideo).toMatchObject({ id: b.videoId, status: "READY" });
   expect(await topPlaylist(t.dataDir, b.videoId)).toContain("#EXT-X-ENDLIST");
-  expect(ended.activeVideo.duration).toBeGreaterThan(sent - 1);
-  expect(ended.activeVideo.duration).toBeLessThan(sent + 1.5);
+  expect(ended.activeVideo!.duration).toBeGreaterThan(sent - 1);
+  expect(ended.activeVideo!.duration).toBeLessThan(sent + 1.5);
 }
 
 describe("one delivery per takeover of a live job", () => {
@@ -185,8 +184,8 @@ describe("a broadcast's encode killed after its publisher stopped", () => {
     expect(ended.activeVideo).toMatchObject({ id: b.videoId, status: "READY" });
     // Before, the ended feed was gone (GET 404, HEAD 410) and nothing took over: the recording was
     // what the killed run had published, READY and short.
-    expect(ended.activeVideo.duration).toBeGreaterThan(sent - 1);
-    expect(ended.activeVideo.duration).toBeLessThan(sent + 1.5);
+    expect(ended.activeVideo!.duration).toBeGreaterThan(sent - 1);
+    expect(ended.activeVideo!.duration).toBeLessThan(sent + 1.5);
     // The API's takeover, not the transport's redelivery of the dead run's message, ran the tail.
     const runs = await runsOf(b.videoId);
     expect(runs.map((r) => [r.workerId, r.status])).toEqual([
@@ -217,8 +216,8 @@ describe("a broadcast's encode killed after its publisher stopped", () => {
     expect(ended.activeVideo).toMatchObject({ id: b.videoId, status: "READY" });
     // Before, the run took the ended feed for the end of the broadcast and ended it with what it had
     // published: READY and short.
-    expect(ended.activeVideo.duration).toBeGreaterThan(sent - 1);
-    expect(ended.activeVideo.duration).toBeLessThan(sent + 1.5);
+    expect(ended.activeVideo!.duration).toBeGreaterThan(sent - 1);
+    expect(ended.activeVideo!.duration).toBeLessThan(sent + 1.5);
     // The same run, not a takeover: its worker lived.
     expect((await runsOf(b.videoId)).map((r) => [r.workerId, r.status])).toEqual([["tail-ffmpeg", "SUCCEEDED"]]);
     await slow.stop("SIGTERM");
@@ -236,7 +235,7 @@ describe("a broadcast's encode killed after its publisher stopped", () => {
       .poll(async () => await topPlaylist(t.dataDir, b.videoId), { timeout: 30_000, interval: 250 })
       .toContain("#EXT-X-ENDLIST");
     const published = await topPlaylist(t.dataDir, b.videoId);
-    expect((await b.state()).activeVideo.status).not.toBe("READY");
+    expect((await b.state()).activeVideo!.status).not.toBe("READY");
     await late.stop("SIGKILL");
     const second = await startWorkerProcess("whole-second", workerEnv());
     await expect.poll(async () => (await b.state()).status, { timeout: 60_000, interval: 250 }).toBe("ENDED");
@@ -246,8 +245,8 @@ describe("a broadcast's encode killed after its publisher stopped", () => {
     // Read whole without its trim, the feed's tail (from the keyframe at 5 s) was encoded again: 10.36 s
     // recorded of 7.68 s sent, its last seconds twice after a discontinuity.
     expect(await topPlaylist(t.dataDir, b.videoId)).toBe(published);
-    expect(ended.activeVideo.duration).toBeGreaterThan(sent - 1);
-    expect(ended.activeVideo.duration).toBeLessThan(sent + 0.5);
+    expect(ended.activeVideo!.duration).toBeGreaterThan(sent - 1);
+    expect(ended.activeVideo!.duration).toBeLessThan(sent + 0.5);
     const runs = await runsOf(b.videoId);
     expect(runs.map((r) => [r.workerId, r.status])).toEqual([
       ["whole-late-end", "ABANDONED"],
@@ -287,10 +286,10 @@ describe("a broadcast taken over after its feed let go of unpublished media", ()
     // pictures (a second) and what the dead run published after its last progress report (at half
     // pace, a fraction of a second).
     expect(ended.lastError).toMatch(lacking);
-    const lacks = Number(lacking.exec(ended.lastError)![1]);
+    const lacks = Number(lacking.exec(ended.lastError!)![1]);
     expect(lacks).toBeGreaterThan(5);
-    expect(ended.activeVideo.duration).toBeGreaterThan(sent - lacks - 1.5);
-    expect(ended.activeVideo.duration).toBeLessThan(sent - lacks + 1.5);
+    expect(ended.activeVideo!.duration).toBeGreaterThan(sent - lacks - 1.5);
+    expect(ended.activeVideo!.duration).toBeLessThan(sent - lacks + 1.5);
     await second.stop("SIGTERM");
   }, 180_000);
 });

@@ -5,6 +5,7 @@ import { LiveFeed } from "../src/live/feed.ts";
 import { relayPath } from "../src/live/relay.ts";
 import { liveBroadcasts } from "../src/metrics.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
+import { expectTypename, graphql } from "./support/graphql.ts";
 import {
   byProtocol,
   createLiveStreamWithKey,
@@ -18,6 +19,10 @@ import { waitFor } from "./support/wait-for.ts";
 
 // A publisher that drops and comes back over RTMP: within the grace to the same API instance or to
 // another (relayed to the one holding its broadcast), and after its grace ran out.
+
+const INGEST_URLS = graphql(`{ liveStreams { ingestUrl } }`);
+const CREATE_BACK_LATE = graphql(`mutation { createLiveStream(input: { title: "Back late" }) {
+  __typename ... on LiveStreamWithKey { streamKey liveStream { id } } } }`);
 
 let t: TestApp;
 
@@ -116,7 +121,7 @@ describe("a publisher that drops and comes back within the grace", () => {
       expect(await first.exited).toBe(0);
       await disconnected;
       // Back within the grace, through the other instance's ingest (a load balancer's choice).
-      const otherIngest = (await other.gql(`{ liveStreams { ingestUrl } }`)).data.liveStreams[0].ingestUrl as string;
+      const otherIngest = (await other.gql(INGEST_URLS)).data.liveStreams[0]!.ingestUrl;
       expect(otherIngest).not.toBe(stream.ingestUrl.replace("127.0.0.1", "localhost"));
       const second = publish(`${otherIngest.replace("localhost", "127.0.0.1")}/${stream.key}`, 4);
       const back = await waitFor(
@@ -172,11 +177,9 @@ describe("a publisher back after its broadcast's grace ran out here, its encode 
   });
 
   it("starts a new broadcast here at once, without relaying its media to this instance's own address", async () => {
-    const created = await graceful.gql(
-      `mutation { createLiveStream(input: { title: "Back late" }) { ... on LiveStreamWithKey { streamKey liveStream { id } } } }`,
-    );
+    const created = await graceful.gql(CREATE_BACK_LATE);
     expect(created.errors).toBeUndefined();
-    const { streamKey: key, liveStream } = created.data.createLiveStream;
+    const { streamKey: key, liveStream } = expectTypename(created.data.createLiveStream, "LiveStreamWithKey");
     const { sessions } = graceful.app.services.live;
     const db = graceful.app.services.db;
     const input = { width: 320, height: 240, fps: 25, hasAudio: true };

@@ -6,6 +6,7 @@ import { srtGatewayBuilt } from "../src/live/srt-gateway-build.ts";
 import { liveBroadcasts, liveIngestBytes, liveIngestClosed } from "../src/metrics.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { buildConsole, launchChromium } from "./support/console.ts";
+import { expectTypename, graphql } from "./support/graphql.ts";
 import {
   byProtocol,
   createLiveStreamWithKey,
@@ -23,6 +24,13 @@ import { waitFor } from "./support/wait-for.ts";
 
 // The SRT ingest: a real caller (ffmpeg pushing MPEG-TS over SRT to the API's gateway on loopback),
 // the local worker encoding the broadcast, the watch page in Chromium, and the ingest's refusals.
+
+const SRT_INGEST_URLS = graphql(`{ liveStreams { srtIngestUrl } }`);
+const ROTATE_KEY = graphql(`mutation ($id: ID!) { rotateLiveStreamKey(id: $id) {
+  __typename ... on LiveStreamWithKey { srtPassphrase } } }`);
+const CREATE_STREAM = graphql(`mutation ($title: String!) { createLiveStream(input: { title: $title }) {
+  __typename ... on LiveStreamWithKey { srtUrl } } }`);
+const STATUSES = graphql(`{ liveStreams { status } }`);
 
 let t: TestApp;
 let browser: Browser;
@@ -61,8 +69,8 @@ describe("SRT ingest", () => {
    * the caller does not encrypt), lingering 3 s at its close as `srtUrl` asks.
    */
   async function srtUrl(streamId: string, passphrase: string | null): Promise<string> {
-    const res = await t.gql(`{ liveStreams { srtIngestUrl } }`);
-    const address: string = res.data.liveStreams[0].srtIngestUrl;
+    const res = await t.gql(SRT_INGEST_URLS);
+    const address: string = res.data.liveStreams[0]!.srtIngestUrl!;
     expect(address).toMatch(/^srt:\/\/localhost:\d+$/);
     // As ffmpeg takes it: the stream id as is (a key is base64url; ffmpeg 5.1 decodes no %-escapes).
     const url = `${address.replace("localhost", "127.0.0.1")}?streamid=${streamId}`;
@@ -140,13 +148,10 @@ describe("SRT ingest", () => {
     await refusedCaller(stream.key, other.srtPassphrase);
     expect(stream.srtPassphrase).not.toBe(other.srtPassphrase);
     // A rotated-away key with its passphrase gets through SRT's handshake; the API refuses the key.
-    const rotated = await t.gql(
-      `mutation ($id: ID!) { rotateLiveStreamKey(id: $id) { ... on LiveStreamWithKey { srtPassphrase } } }`,
-      {
-        id: other.id,
-      },
+    const rotated = await t.gql(ROTATE_KEY, { id: other.id });
+    expect(expectTypename(rotated.data.rotateLiveStreamKey, "LiveStreamWithKey").srtPassphrase).not.toBe(
+      other.srtPassphrase,
     );
-    expect(rotated.data.rotateLiveStreamKey.srtPassphrase).not.toBe(other.srtPassphrase);
     await refusedCaller(other.key, other.srtPassphrase);
     expect((await streamState(t, stream.id)).lastError).toBeNull();
     expect((await streamState(t, stream.id)).status).toBe("IDLE");
@@ -184,21 +189,18 @@ describe("SRT ingest's connection limit (LIVE_MAX_CONNECTIONS)", () => {
   });
 
   it("refuses a caller over the limit in SRT's handshake, before its stream id is looked at", async () => {
-    const created: { srtUrl: string }[] = [];
+    const created: { srtUrl: string | null }[] = [];
     for (const title of ["Held", "Turned away"]) {
-      const res = await limited.gql(
-        `mutation ($title: String!) { createLiveStream(input: { title: $title }) { ... on LiveStreamWithKey { srtUrl } } }`,
-        { title },
-      );
-      created.push(res.data.createLiveStream);
+      const res = await limited.gql(CREATE_STREAM, { title });
+      created.push(expectTypename(res.data.createLiveStream, "LiveStreamWithKey"));
     }
-    const url = (i: number) => created[i]!.srtUrl.replace("localhost", "127.0.0.1");
+    const url = (i: number) => created[i]!.srtUrl!.replace("localhost", "127.0.0.1");
     // On air until the test ends (not a fixed 8 s): the second caller must meet the limit while the
     // first still holds the one connection, however long a loaded host takes to get this far.
     const held = publishUntilStopped(url(0), { srt: true });
     await waitFor(
       "the first caller's broadcast",
-      async () => (await limited.gql(`{ liveStreams { status } }`)).data.liveStreams,
+      async () => (await limited.gql(STATUSES)).data.liveStreams,
       (streams: { status: string }[]) => streams.some((s) => s.status === "CONNECTED"),
       30_000,
     );

@@ -6,6 +6,7 @@ import { PROTOCOL_VERSION } from "../src/protocol/version.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { tenantKeySecret } from "./support/auth.ts";
 import { createTestEventIngestor } from "./support/event-ingestor.ts";
+import { expectTypename, graphql, operationText } from "./support/graphql.ts";
 import { createLiveStreamWithKey, startLiveTestApp, streamState, text } from "./support/live-api.ts";
 import { killPublishersOnAir, publish, publishUntilStopped } from "./support/live-publisher.ts";
 import { standInLiveWorker } from "./support/live-slots.ts";
@@ -15,6 +16,48 @@ import { waitFor } from "./support/wait-for.ts";
 // ingest's refusals (keys, codecs, a disabled stream, a hostile header), another tenant's view, and
 // a tenant's limits (broadcasts on air, monthly minutes). How a broadcast plays and is recorded:
 // live-broadcast; reconnects: live-reconnects; SRT: live-srt.
+
+const CREATE_UNRECORDED = graphql(`mutation { createLiveStream(input: { title: "Unrecorded", recording: false }) {
+  __typename ... on LiveStreamWithKey { streamKey liveStream { id recording ingestUrl } } } }`);
+const CREATE_ENDPOINT = graphql(`mutation {
+  createWebhookEndpoint(input: { url: "http://127.0.0.1:9/unrecorded", events: [LIVE_STREAM_ENDED, VIDEO_READY] }) {
+    __typename ... on CreateWebhookEndpointSuccess { endpoint { id } } } }`);
+const RUNGS = graphql(`query ($id: ID!) { video(id: $id) { variants { segmentCount playlistUrl } } }`);
+const RECORD_AGAIN = graphql(`mutation ($id: ID!) { updateLiveStream(id: $id, input: { recording: true }) {
+  __typename ... on LiveStream { recording } } }`);
+const CANCEL_VIDEO = graphql(`mutation ($id: ID!) { cancelVideo(id: $id) { __typename } }`);
+const ROTATE_KEY = graphql(`mutation ($id: ID!) { rotateLiveStreamKey(id: $id) {
+  __typename ... on LiveStreamWithKey { streamKey liveStream { streamKeyHint } } } }`);
+const DISABLE = graphql(
+  `mutation ($id: ID!) { setLiveStreamEnabled(id: $id, enabled: false) { ... on LiveStream { disabled } } }`,
+);
+const CREATE_WITH_TAGS = graphql(`mutation ($tags: [String!]) { createLiveStream(input: { tags: $tags }) {
+  __typename ... on ValidationError { field } } }`);
+const UPDATE_CMS_DATA = graphql(`
+  mutation ($id: ID!) { updateLiveStream(id: $id, input: { title: "Renamed", tags: [" Late "], description: null }) {
+    __typename ... on LiveStream { title tags description metadata { key } } } }`);
+const READ_STREAMS = graphql(`query ($id: ID!) { liveStream(id: $id) { id } liveStreams { id } }`);
+const ROTATE_KEY_OUTCOME = graphql(`mutation ($id: ID!) { rotateLiveStreamKey(id: $id) { __typename } }`);
+const ENABLE_OUTCOME = graphql(`mutation ($id: ID!) { setLiveStreamEnabled(id: $id, enabled: true) { __typename } }`);
+const RENAME_OUTCOME = graphql(
+  `mutation ($id: ID!) { updateLiveStream(id: $id, input: { title: "Mine" }) { __typename } }`,
+);
+const FOLLOW = graphql(`subscription ($id: ID!) { liveStreamEvents(id: $id) { status } }`);
+const CREATE_TITLED = graphql(`mutation ($title: String!) { createLiveStream(input: { title: $title }) {
+  __typename ... on LiveStreamWithKey { liveStream { id } } } }`);
+const ROTATED_KEY = graphql(`mutation ($id: ID!) { rotateLiveStreamKey(id: $id) {
+  __typename ... on LiveStreamWithKey { streamKey } } }`);
+const CREATE_UNRECORDED_FAILING = graphql(`
+  mutation { createLiveStream(input: { title: "Unrecorded, failing", recording: false }) {
+    __typename ... on LiveStreamWithKey { liveStream { id } } } }`);
+const CREATE_STOP_START = graphql(`mutation { createLiveStream(input: { title: "Stop, start" }) {
+  __typename ... on LiveStreamWithKey { streamKey liveStream { id } } } }`);
+const CREATE_GONE_BEFORE_LIVE = graphql(`
+  mutation { createLiveStream(input: { title: "Gone before live", endOnUnpublish: false }) {
+    __typename ... on LiveStreamWithKey { streamKey liveStream { id } } } }`);
+const CREATE_METERED = graphql(`mutation { createLiveStream(input: { title: "Metered" }) {
+  __typename ... on LiveStreamWithKey { streamKey liveStream { id } } } }`);
+const LIVE_USAGE = graphql(`{ liveUsage { month secondsUsed minutesLimit } }`);
 
 let t: TestApp;
 
@@ -30,17 +73,13 @@ afterEach(killPublishersOnAir);
 
 describe("live streams over RTMP", () => {
   it("a stream that keeps no recording: its broadcast plays live, then its video ends DISCARDED with its media deleted, its cost kept and the ENDED webhook saying so", async () => {
-    const created = await t.gql(
-      `mutation { createLiveStream(input: { title: "Unrecorded", recording: false }) { ... on LiveStreamWithKey { streamKey liveStream { id recording ingestUrl } } } }`,
-    );
+    const created = await t.gql(CREATE_UNRECORDED);
     expect(created.errors).toBeUndefined();
-    const { streamKey, liveStream } = created.data.createLiveStream;
+    const { streamKey, liveStream } = expectTypename(created.data.createLiveStream, "LiveStreamWithKey");
     expect(liveStream.recording).toBe(false);
-    const endpoint = await t.gql(
-      `mutation { createWebhookEndpoint(input: { url: "http://127.0.0.1:9/unrecorded", events: [LIVE_STREAM_ENDED, VIDEO_READY] }) { ... on CreateWebhookEndpointSuccess { endpoint { id } } } }`,
-    );
+    const endpoint = await t.gql(CREATE_ENDPOINT);
     expect(endpoint.errors).toBeUndefined();
-    const endpointId = endpoint.data.createWebhookEndpoint.endpoint.id;
+    const endpointId = expectTypename(endpoint.data.createWebhookEndpoint, "CreateWebhookEndpointSuccess").endpoint.id;
     const ingestUrl = liveStream.ingestUrl.replace("localhost", "127.0.0.1");
     const usedBefore = (await t.app.services.db.liveUsage.findMany()).reduce((sum, u) => sum + u.seconds, 0);
     // On air until its broadcast has been seen LIVE (on a loaded machine a 4 s publisher had gone
@@ -66,12 +105,10 @@ describe("live streams over RTMP", () => {
     expect(ended.lastError).toBeNull();
     expect(ended.activeVideo).toMatchObject({ id: videoId, status: "DISCARDED", playbackUrl: null, posterUrl: null });
     // Its rungs were on air, and say so (their segments), but name no playlist: it is deleted.
-    const rungs = await t.gql(`query ($id: ID!) { video(id: $id) { variants { segmentCount playlistUrl } } }`, {
-      id: videoId,
-    });
-    expect(rungs.data.video.variants.length).toBeGreaterThan(1);
-    for (const rung of rungs.data.video.variants) expect(rung).toMatchObject({ playlistUrl: null });
-    expect(rungs.data.video.variants.some((r: { segmentCount: number }) => r.segmentCount > 0)).toBe(true);
+    const rungs = await t.gql(RUNGS, { id: videoId });
+    expect(rungs.data.video!.variants.length).toBeGreaterThan(1);
+    for (const rung of rungs.data.video!.variants) expect(rung).toMatchObject({ playlistUrl: null });
+    expect(rungs.data.video!.variants.some((r) => r.segmentCount > 0)).toBe(true);
     // Its length is what its publisher sent.
     expect(Math.abs(ended.activeVideo!.duration! - seconds)).toBeLessThan(1.5);
     // Nothing of it is left in storage (no playlists, segments, poster or recording source).
@@ -96,11 +133,8 @@ describe("live streams over RTMP", () => {
       ["live_stream.ended", "DISCARDED"],
     ]);
     // Recording on again: the stream's next broadcast keeps its recording.
-    const updated = await t.gql(
-      `mutation ($id: ID!) { updateLiveStream(id: $id, input: { recording: true }) { ... on LiveStream { recording } } }`,
-      { id: liveStream.id },
-    );
-    expect(updated.data.updateLiveStream.recording).toBe(true);
+    const updated = await t.gql(RECORD_AGAIN, { id: liveStream.id });
+    expect(expectTypename(updated.data.updateLiveStream, "LiveStream").recording).toBe(true);
   });
 
   it("a broadcast whose video is canceled ends, and its publisher is cut off", async () => {
@@ -111,9 +145,7 @@ describe("live streams over RTMP", () => {
       () => streamState(t, stream.id),
       (s) => s.status === "LIVE",
     );
-    const canceled = await t.gql(`mutation ($id: ID!) { cancelVideo(id: $id) { __typename } }`, {
-      id: live.activeVideo!.id,
-    });
+    const canceled = await t.gql(CANCEL_VIDEO, { id: live.activeVideo!.id });
     expect(canceled.data.cancelVideo.__typename).toBe("CancelVideoSuccess");
     const ended = await waitFor(
       "the end",
@@ -147,22 +179,13 @@ describe("live streams over RTMP", () => {
       5000,
     );
     expect(said.lastError).toMatch(/not H\.264/);
-    const rotated = await t.gql(
-      `mutation ($id: ID!) { rotateLiveStreamKey(id: $id) { ... on LiveStreamWithKey { streamKey liveStream { streamKeyHint } } } }`,
-      {
-        id: stream.id,
-      },
-    );
-    const newKey: string = rotated.data.rotateLiveStreamKey.streamKey;
+    const rotated = await t.gql(ROTATE_KEY, { id: stream.id });
+    const withKey = expectTypename(rotated.data.rotateLiveStreamKey, "LiveStreamWithKey");
+    const newKey: string = withKey.streamKey;
     expect(newKey).not.toBe(stream.key);
-    expect(newKey.endsWith(rotated.data.rotateLiveStreamKey.liveStream.streamKeyHint)).toBe(true);
+    expect(newKey.endsWith(withKey.liveStream.streamKeyHint)).toBe(true);
     await refused(stream.key);
-    await t.gql(
-      `mutation ($id: ID!) { setLiveStreamEnabled(id: $id, enabled: false) { ... on LiveStream { disabled } } }`,
-      {
-        id: stream.id,
-      },
-    );
+    await t.gql(DISABLE, { id: stream.id });
     await refused(newKey);
     const state = await streamState(t, stream.id);
     expect(state.status).toBe("IDLE");
@@ -170,15 +193,10 @@ describe("live streams over RTMP", () => {
     expect(await t.app.services.db.video.count({ where: { liveStreamId: stream.id } })).toBe(0);
 
     // The stream's CMS data is checked as a video's, and changed for the next broadcasts.
-    const tooLong = await t.gql(
-      `mutation { createLiveStream(input: { tags: ["${"t".repeat(65)}"] }) { __typename ... on ValidationError { field } } }`,
-    );
+    // The tag of 65 characters goes as a variable (it was written into the operation's text).
+    const tooLong = await t.gql(CREATE_WITH_TAGS, { tags: ["t".repeat(65)] });
     expect(tooLong.data.createLiveStream).toEqual({ __typename: "ValidationError", field: "tags" });
-    const updated = await t.gql(
-      `mutation ($id: ID!) { updateLiveStream(id: $id, input: { title: "Renamed", tags: [" Late "], description: null }) {
-        __typename ... on LiveStream { title tags description metadata { key } } } }`,
-      { id: stream.id },
-    );
+    const updated = await t.gql(UPDATE_CMS_DATA, { id: stream.id });
     expect(updated.data.updateLiveStream).toEqual({
       __typename: "LiveStream",
       title: "Renamed",
@@ -189,33 +207,17 @@ describe("live streams over RTMP", () => {
 
     // Another tenant: the stream is not there for it, to read, follow, rotate, enable or change.
     const other = `Bearer ${await tenantKeySecret(t.app.services.db, "live-other", ["videos:read", "videos:write"])}`;
-    const read = await t.gql(
-      `query ($id: ID!) { liveStream(id: $id) { id } liveStreams { id } }`,
-      { id: stream.id },
-      other,
-    );
+    const read = await t.gql(READ_STREAMS, { id: stream.id }, other);
     expect(read.data).toEqual({ liveStream: null, liveStreams: [] });
-    const rotate = await t.gql(
-      `mutation ($id: ID!) { rotateLiveStreamKey(id: $id) { __typename } }`,
-      { id: stream.id },
-      other,
-    );
+    const rotate = await t.gql(ROTATE_KEY_OUTCOME, { id: stream.id }, other);
     expect(rotate.data.rotateLiveStreamKey.__typename).toBe("NotFoundError");
-    const enable = await t.gql(
-      `mutation ($id: ID!) { setLiveStreamEnabled(id: $id, enabled: true) { __typename } }`,
-      { id: stream.id },
-      other,
-    );
+    const enable = await t.gql(ENABLE_OUTCOME, { id: stream.id }, other);
     expect(enable.data.setLiveStreamEnabled.__typename).toBe("NotFoundError");
-    const change = await t.gql(
-      `mutation ($id: ID!) { updateLiveStream(id: $id, input: { title: "Mine" }) { __typename } }`,
-      { id: stream.id },
-      other,
-    );
+    const change = await t.gql(RENAME_OUTCOME, { id: stream.id }, other);
     expect(change.data.updateLiveStream.__typename).toBe("NotFoundError");
     const follow = await new Promise<string>((resolve) => {
       t.wsClient(other).subscribe(
-        { query: `subscription ($id: ID!) { liveStreamEvents(id: $id) { status } }`, variables: { id: stream.id } },
+        { query: operationText(FOLLOW), variables: { id: stream.id } },
         {
           // A refused subscription's errors come as its one result.
           next: (result) => resolve(JSON.stringify(result)),
@@ -266,12 +268,9 @@ describe("a tenant's limit on broadcasts on air", () => {
   it("holds when two of its streams start broadcasts at the same instant: one starts, the other is refused", async () => {
     const streams: string[] = [];
     for (const title of ["Studio A", "Studio B"]) {
-      const res = await limited.gql(
-        `mutation ($title: String!) { createLiveStream(input: { title: $title }) { ... on LiveStreamWithKey { liveStream { id } } } }`,
-        { title },
-      );
+      const res = await limited.gql(CREATE_TITLED, { title });
       expect(res.errors).toBeUndefined();
-      streams.push(res.data.createLiveStream.liveStream.id);
+      streams.push(expectTypename(res.data.createLiveStream, "LiveStreamWithKey").liveStream.id);
     }
     const { sessions } = limited.app.services.live;
     // Both publishers were authorized (none on air yet) and their metadata came at once.
@@ -291,14 +290,9 @@ describe("a tenant's limit on broadcasts on air", () => {
 
   /** A fresh key of the stream (rotated: keys are shown once). */
   async function keyOf(id: string): Promise<string> {
-    const res = await limited.gql(
-      `mutation ($id: ID!) { rotateLiveStreamKey(id: $id) { ... on LiveStreamWithKey { streamKey } } }`,
-      {
-        id,
-      },
-    );
+    const res = await limited.gql(ROTATED_KEY, { id });
     expect(res.errors).toBeUndefined();
-    return res.data.rotateLiveStreamKey.streamKey;
+    return expectTypename(res.data.rotateLiveStreamKey, "LiveStreamWithKey").streamKey;
   }
 });
 
@@ -326,11 +320,9 @@ describe("a tenant's monthly live minutes (LIVE_MAX_MINUTES_PER_TENANT_MONTH)", 
   });
 
   it("a broadcast of a stream that keeps no recording whose encode fails: its media are deleted, its video FAILED, its stream ENDED with the reason", async () => {
-    const created = await quota.gql(
-      `mutation { createLiveStream(input: { title: "Unrecorded, failing", recording: false }) { ... on LiveStreamWithKey { liveStream { id } } } }`,
-    );
+    const created = await quota.gql(CREATE_UNRECORDED_FAILING);
     expect(created.errors).toBeUndefined();
-    const streamId = created.data.createLiveStream.liveStream.id;
+    const streamId = expectTypename(created.data.createLiveStream, "LiveStreamWithKey").liveStream.id;
     const { sessions } = quota.app.services.live;
     expect("feed" in (await sessions.begin(streamId, { width: 320, height: 240, fps: 25, hasAudio: true }))).toBe(true);
     const db = quota.app.services.db;
@@ -353,10 +345,8 @@ describe("a tenant's monthly live minutes (LIVE_MAX_MINUTES_PER_TENANT_MONTH)", 
   });
 
   it("a publisher that stops and starts again while its first broadcast's encode finishes: that broadcast is charged all the same, once", async () => {
-    const created = await quota.gql(
-      `mutation { createLiveStream(input: { title: "Stop, start" }) { ... on LiveStreamWithKey { streamKey liveStream { id } } } }`,
-    );
-    const { streamKey, liveStream } = created.data.createLiveStream;
+    const created = await quota.gql(CREATE_STOP_START);
+    const { streamKey, liveStream } = expectTypename(created.data.createLiveStream, "LiveStreamWithKey");
     const streamId: string = liveStream.id;
     const db = quota.app.services.db;
     const live = quota.app.services.live;
@@ -396,10 +386,8 @@ describe("a tenant's monthly live minutes (LIVE_MAX_MINUTES_PER_TENANT_MONTH)", 
   });
 
   it("a publisher that leaves while its broadcast's first segments are being announced: the stream stays DISCONNECTED, not LIVE with no one on air", async () => {
-    const created = await quota.gql(
-      `mutation { createLiveStream(input: { title: "Gone before live", endOnUnpublish: false }) { ... on LiveStreamWithKey { streamKey liveStream { id } } } }`,
-    );
-    const streamId: string = created.data.createLiveStream.liveStream.id;
+    const created = await quota.gql(CREATE_GONE_BEFORE_LIVE);
+    const streamId: string = expectTypename(created.data.createLiveStream, "LiveStreamWithKey").liveStream.id;
     const db = quota.app.services.db;
     const live = quota.app.services.live;
     const begun = await live.sessions.begin(streamId, { width: 320, height: 240, fps: 25, hasAudio: true });
@@ -433,11 +421,9 @@ describe("a tenant's monthly live minutes (LIVE_MAX_MINUTES_PER_TENANT_MONTH)", 
   });
 
   it("caps a broadcast at the time left, counts its end once, and refuses a publisher once the month's minutes are spent", async () => {
-    const created = await quota.gql(
-      `mutation { createLiveStream(input: { title: "Metered" }) { ... on LiveStreamWithKey { streamKey liveStream { id } } } }`,
-    );
+    const created = await quota.gql(CREATE_METERED);
     expect(created.errors).toBeUndefined();
-    const { streamKey, liveStream } = created.data.createLiveStream;
+    const { streamKey, liveStream } = expectTypename(created.data.createLiveStream, "LiveStreamWithKey");
     const db = quota.app.services.db;
     const { tenantId } = await db.liveStream.findUniqueOrThrow({ where: { id: liveStream.id } });
     const now = new Date();
@@ -454,16 +440,14 @@ describe("a tenant's monthly live minutes (LIVE_MAX_MINUTES_PER_TENANT_MONTH)", 
     const { maxDurationSeconds } = (job.input as { options: { maxDurationSeconds: number } }).options;
     expect(maxDurationSeconds).toBeLessThanOrEqual(10);
     expect(maxDurationSeconds).toBeGreaterThanOrEqual(8);
-    const usage = await quota.gql(`{ liveUsage { month secondsUsed minutesLimit } }`);
+    const usage = await quota.gql(LIVE_USAGE);
     expect(usage.errors).toBeUndefined();
     expect(usage.data.liveUsage).toMatchObject({ month: month.toISOString(), minutesLimit: 1 });
     // The 50 s, and the broadcast on air since it started.
     expect(usage.data.liveUsage.secondsUsed).toBeGreaterThanOrEqual(50);
     expect(usage.data.liveUsage.secondsUsed).toBeLessThan(55);
     // Its end (its video canceled) is added to the month once, however often it is applied.
-    const canceled = await quota.gql(`mutation ($id: ID!) { cancelVideo(id: $id) { __typename } }`, {
-      id: job.videoId,
-    });
+    const canceled = await quota.gql(CANCEL_VIDEO, { id: job.videoId });
     expect(canceled.data.cancelVideo.__typename).toBe("CancelVideoSuccess");
     await quota.app.services.live.onVideoCanceled(job.videoId);
     const row = await db.liveUsage.findUniqueOrThrow({ where: { tenantId_month: { tenantId, month } } });

@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { liveFeedReplayBytes } from "../src/metrics.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { queryDatabase } from "./support/db.ts";
+import { expectTypename, graphql } from "./support/graphql.ts";
 import { killPublishersOnAir, PUBLISHER_FPS, publishUntilStopped } from "./support/live-publisher.ts";
 import { encoderOf, segmentsOf, topPictures, topPlaylist, topSegments } from "./support/live-api.ts";
 import { workerReported } from "./support/live-slots.ts";
@@ -10,6 +11,10 @@ import { startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
 // A broadcast whose encoding worker dies (kill -9) is taken over by another run, which goes on with
 // the same playlists: numbering continues, a discontinuity is tagged, and the video ends READY.
 // Real processes: the API, two worker processes serving `live`, an ffmpeg publisher over RTMP.
+
+const CREATE_STREAM = graphql(`mutation ($title: String!) { createLiveStream(input: { title: $title }) {
+  __typename ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`);
+const STREAM = graphql(`query ($id: ID!) { liveStream(id: $id) { status activeVideo { id status duration } } }`);
 
 let t: TestApp;
 const sql = (text: string, values: unknown[] = []) => queryDatabase(t.database.url, text, values);
@@ -43,22 +48,14 @@ const workerEnv = () => ({
 
 /** A publisher on air on a new stream (a keyframe every `gopSeconds`), once its broadcast is LIVE with 3 segments published. */
 async function broadcast(title: string, gopSeconds = 1) {
-  const created = await t.gql(
-    `mutation ($title: String!) { createLiveStream(input: { title: $title }) { ... on LiveStreamWithKey { streamKey liveStream { id ingestUrl } } } }`,
-    { title },
-  );
-  const { streamKey, liveStream } = created.data.createLiveStream;
+  const created = await t.gql(CREATE_STREAM, { title });
+  const { streamKey, liveStream } = expectTypename(created.data.createLiveStream, "LiveStreamWithKey");
   const publisher = publishUntilStopped(`${liveStream.ingestUrl.replace("localhost", "127.0.0.1")}/${streamKey}`, {
     gopSeconds,
   });
-  const state = async () =>
-    (
-      await t.gql(`query ($id: ID!) { liveStream(id: $id) { status activeVideo { id status duration } } }`, {
-        id: liveStream.id,
-      })
-    ).data.liveStream;
+  const state = async () => (await t.gql(STREAM, { id: liveStream.id })).data.liveStream!;
   await expect.poll(async () => (await state()).status, { timeout: 30_000, interval: 200 }).toBe("LIVE");
-  const videoId: string = (await state()).activeVideo.id;
+  const videoId: string = (await state()).activeVideo!.id;
   await expect
     .poll(async () => (await topSegments(t.dataDir, videoId)).length, { timeout: 20_000 })
     .toBeGreaterThanOrEqual(3);
@@ -90,9 +87,9 @@ async function expectWholeRecording(
   expect(playlist).toContain("#EXT-X-ENDLIST");
   // Nothing published is lost, nor what the publisher sent meanwhile: the feed kept what the dead
   // encode had not published and the next one started there (at most a group of pictures again).
-  expect(ended.activeVideo.duration).toBeGreaterThan(sent - 1);
-  expect(ended.activeVideo.duration).toBeLessThan(sent + 1.5);
-  return { sent, recorded: ended.activeVideo.duration };
+  expect(ended.activeVideo!.duration).toBeGreaterThan(sent - 1);
+  expect(ended.activeVideo!.duration).toBeLessThan(sent + 1.5);
+  return { sent, recorded: ended.activeVideo!.duration! };
 }
 
 const runsOf = async (videoId: string) =>
