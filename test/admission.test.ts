@@ -1,9 +1,17 @@
 import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
+import { graphql } from "./support/graphql.ts";
 import { startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
 import { uploadAndWait } from "./support/uploads.ts";
 import { makeClip } from "./support/media-fixtures.ts";
+
+const JOB_ATTEMPT = graphql(
+  `query($id: ID!) { video(id: $id) { jobs(first: 1) { edges { node { status attempt } } } } }`,
+);
+const JOB_RUNS = graphql(`
+  query($id: ID!) { video(id: $id) { jobs(first: 1) { edges { node { status attempt runs { status
+    startedAt finishedAt } } } } } }`);
 
 // 400 MiB for jobs, minus the worker's own 150 MiB: a 320x180 source (estimated 240 MiB) fits,
 // a 640x360 one (284 MiB) never can.
@@ -26,12 +34,8 @@ describe("a worker never starts an encode its memory cannot hold (public API, re
     );
     expect(big.status).toBe("FAILED");
     expect(big.error).toMatch(/needs about 284 MiB to encode; workers have 250 MiB/);
-    const jobs = (
-      await t.gql(`query($id: ID!) { video(id: $id) { jobs(first: 1) { edges { node { status attempt } } } } }`, {
-        id: big.id,
-      })
-    ).data.video.jobs.edges;
-    expect(jobs[0].node).toEqual({ status: "FAILED", attempt: 1 });
+    const jobs = (await t.gql(JOB_ATTEMPT, { id: big.id })).data.video!.jobs.edges;
+    expect(jobs[0]!.node).toEqual({ status: "FAILED", attempt: 1 });
   });
 });
 
@@ -70,17 +74,11 @@ never overlap`, async () => {
     expect(worker.log()).toContain("job handed back: not enough memory now");
     const runs = [];
     for (const { id } of finals) {
-      const job = (
-        await t.gql(
-          `query($id: ID!) { video(id: $id) { jobs(first: 1) { edges { node { status attempt runs { status ` +
-            `startedAt finishedAt } } } } } }`,
-          { id },
-        )
-      ).data.video.jobs.edges[0].node;
+      const job = (await t.gql(JOB_RUNS, { id })).data.video!.jobs.edges[0]!.node;
       expect(job).toMatchObject({ status: "SUCCEEDED", attempt: 1 });
       expect(job.runs).toHaveLength(1);
-      expect(job.runs[0].status).toBe("SUCCEEDED");
-      runs.push({ start: Date.parse(job.runs[0].startedAt), end: Date.parse(job.runs[0].finishedAt) });
+      expect(job.runs[0]!.status).toBe("SUCCEEDED");
+      runs.push({ start: Date.parse(job.runs[0]!.startedAt), end: Date.parse(job.runs[0]!.finishedAt!) });
     }
     const [first, second] = runs.sort((a, b) => a.start - b.start);
     expect(second!.start).toBeGreaterThanOrEqual(first!.end);

@@ -9,6 +9,7 @@ import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { ADMIN_AUTH } from "./support/auth.ts";
+import { expectTypename, graphql, operationText, type ResultOf } from "./support/graphql.ts";
 import { launchChromium } from "./support/console.ts";
 import { startAppOnMotoS3, type MotoS3 } from "./support/moto-s3.ts";
 import { makeClip } from "./support/media-fixtures.ts";
@@ -17,36 +18,38 @@ const run = promisify(execFile);
 const HLS_JS = fileURLToPath(import.meta.resolve("hls.js/dist/hls.min.js"));
 
 // Not the shared CREATE_UPLOAD (support/uploads.ts): this checks the segmentFormat createUpload answers with.
-const CREATE_UPLOAD = /* GraphQL */ `
+const CREATE_UPLOAD = graphql(`
   mutation($input: CreateUploadInput!) {
     createUpload(input: $input) {
       __typename ... on CreateUploadSuccess { uploadUrl video { id segmentFormat } }
-    } }`;
-const UPLOAD_VIDEO = /* GraphQL */ `
+    } }`);
+const UPLOAD_VIDEO = graphql(`
   mutation($f: File!, $format: SegmentFormat) {
     uploadVideo(file: $f, title: "multipart", segmentFormat: $format) {
       __typename ... on UploadVideoSuccess { video { id segmentFormat } }
-    } }`;
-const FROM_URL = /* GraphQL */ `
+    } }`);
+const FROM_URL = graphql(`
   mutation($url: String!) {
     createVideoFromUrl(input: { url: $url, title: "imported", segmentFormat: FMP4 }) {
       __typename ... on RenderSuccess { video { id segmentFormat } }
-    } }`;
-const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { video { status error } } }`;
-const VIDEO = `query($id: ID!) { video(id: $id) { status segmentFormat playbackUrl variants { name status } } }`;
+    } }`);
+const EVENTS = graphql(`subscription($id: ID!) { videoEvents(videoId: $id) { video { status error } } }`);
+const VIDEO = graphql(
+  `query($id: ID!) { video(id: $id) { status segmentFormat playbackUrl variants { name status } } }`,
+);
 
 type Input = { title: string; segmentFormat?: "TS" | "FMP4"; playbackPolicy?: "PUBLIC" | "SIGNED" };
 
 /** Creates a video through `createUpload`, PUTs the clip and waits for READY; the video as `video(id)` tells it. */
 async function uploadAndWait(t: TestApp, clip: string, input: Input) {
-  const created = (await t.gql(CREATE_UPLOAD, { input })).data.createUpload;
+  const created = expectTypename((await t.gql(CREATE_UPLOAD, { input })).data.createUpload, "CreateUploadSuccess");
   expect(created.video.segmentFormat).toBe(input.segmentFormat ?? "TS");
-  const done = collectSubscription<any>(t.wsClient(), EVENTS, { id: created.video.id }).done;
+  const done = collectSubscription(t.wsClient(), EVENTS, { id: created.video.id }).done;
   const put = await fetch(`${t.url}${created.uploadUrl}`, { method: "PUT", body: await readFile(clip) });
   expect(put.status).toBe(200);
-  expect((await done).at(-1).videoEvents.video).toEqual({ status: "READY", error: null });
-  const video = (await t.gql(VIDEO, { id: created.video.id })).data.video;
-  return { id: created.video.id as string, ...video };
+  expect((await done).at(-1)!.videoEvents.video).toEqual({ status: "READY", error: null });
+  const video = (await t.gql(VIDEO, { id: created.video.id })).data.video!;
+  return { id: created.video.id, ...video };
 }
 
 const uriLines = (text: string) => text.split("\n").filter((l) => l && !l.startsWith("#"));
@@ -161,14 +164,12 @@ describe("fMP4 (CMAF) segments, chosen per video (public API, local storage, rea
     const clip = await makeClip({ width: 640, height: 360, seconds: 5, audio: true });
     const video = await uploadAndWait(t, clip, { title: "fmp4", segmentFormat: "FMP4" });
     expect(video.segmentFormat).toBe("FMP4");
-    expect(video.variants.every((v: { status: string }) => v.status === "READY")).toBe(true);
+    expect(video.variants.every((v) => v.status === "READY")).toBe(true);
     const masterUrl = `${t.url}${video.playbackUrl}`;
     const rungs = await checkFragmentedLadder(t, masterUrl, false);
-    expect([...rungs.keys()].sort()).toEqual(
-      video.variants.map((v: { name: string }) => `${v.name}/index.m3u8`).sort(),
-    );
+    expect([...rungs.keys()].sort()).toEqual(video.variants.map((v) => `${v.name}/index.m3u8`).sort());
 
-    const rung = video.variants.find((v: { name: string }) => v.name !== "audio").name;
+    const rung = video.variants.find((v) => v.name !== "audio")!.name;
     const base = `${t.url}/media/videos/${video.id}/hls/${rung}`;
     expect((await get(`${base}/init.mp4`)).type).toBe("video/mp4");
     expect((await get(`${base}/seg_00000.m4s`)).type).toBe("video/iso.segment");
@@ -184,7 +185,7 @@ describe("fMP4 (CMAF) segments, chosen per video (public API, local storage, rea
     expect(video.playbackUrl).toMatch(/\/master\.m3u8\?token=/);
     const masterUrl = `${t.url}${video.playbackUrl}`;
     await checkFragmentedLadder(t, masterUrl, true);
-    const rung = video.variants.find((v: { name: string }) => v.name !== "audio").name;
+    const rung = video.variants.find((v) => v.name !== "audio")!.name;
     const init = `${t.url}/media/videos/${video.id}/hls/${rung}/init.mp4`;
     const refused = await fetch(init);
     expect(refused.status).toBe(403);
@@ -197,24 +198,27 @@ describe("fMP4 (CMAF) segments, chosen per video (public API, local storage, rea
   it("uploadVideo and createVideoFromUrl (a made source's transcode) take segmentFormat too", async () => {
     const clip = await readFile(await makeClip({ width: 320, height: 180, seconds: 2, audio: true }));
     const form = new FormData();
-    const operations = { query: UPLOAD_VIDEO, variables: { f: null, format: "FMP4" } };
+    const operations = { query: operationText(UPLOAD_VIDEO), variables: { f: null, format: "FMP4" } };
     form.append("operations", JSON.stringify(operations));
     form.append("map", JSON.stringify({ 0: ["variables.f"] }));
     form.append("0", new Blob([clip], { type: "video/mp4" }), "clip.mp4");
     const res = await fetch(`${t.url}/graphql`, { method: "POST", body: form, headers: ADMIN_AUTH });
-    const uploaded = (await res.json()).data.uploadVideo.video;
+    const uploaded = expectTypename(
+      ((await res.json()) as { data: ResultOf<typeof UPLOAD_VIDEO> }).data.uploadVideo,
+      "UploadVideoSuccess",
+    ).video;
     expect(uploaded.segmentFormat).toBe("FMP4");
 
     const files = createServer((_req, res) => res.writeHead(200, { "content-type": "video/mp4" }).end(clip));
     await new Promise<void>((resolve) => files.listen(0, "127.0.0.1", resolve));
     try {
       const url = `http://127.0.0.1:${(files.address() as AddressInfo).port}/clip.mp4`;
-      const imported = (await t.gql(FROM_URL, { url })).data.createVideoFromUrl.video;
+      const imported = expectTypename((await t.gql(FROM_URL, { url })).data.createVideoFromUrl, "RenderSuccess").video;
       expect(imported.segmentFormat).toBe("FMP4");
       for (const id of [uploaded.id, imported.id]) {
-        const done = collectSubscription<any>(t.wsClient(), EVENTS, { id }).done;
-        expect((await done).at(-1).videoEvents.video).toEqual({ status: "READY", error: null });
-        const video = (await t.gql(VIDEO, { id })).data.video;
+        const done = collectSubscription(t.wsClient(), EVENTS, { id }).done;
+        expect((await done).at(-1)!.videoEvents.video).toEqual({ status: "READY", error: null });
+        const video = (await t.gql(VIDEO, { id })).data.video!;
         await checkFragmentedLadder(t, `${t.url}${video.playbackUrl}`, false);
       }
     } finally {
@@ -251,7 +255,7 @@ describe("fMP4 with bucket storage (moto's S3 server): the EXT-X-MAP URI is pres
   it("a SIGNED fMP4 video: playlists from the API need the token, init and segments come presigned", async () => {
     const clip = await makeClip({ width: 320, height: 180, seconds: 3, audio: true });
     const video = await uploadAndWait(t, clip, { title: "s3", segmentFormat: "FMP4", playbackPolicy: "SIGNED" });
-    expect((await fetch(`${t.url}${video.playbackUrl.split("?")[0]}`)).status).toBe(403);
+    expect((await fetch(`${t.url}${video.playbackUrl!.split("?")[0]}`)).status).toBe(403);
     const rungs = await checkFragmentedLadder(t, `${t.url}${video.playbackUrl}`, false);
     for (const text of rungs.values()) {
       const map = new URL(/^#EXT-X-MAP:URI="([^"]+)"$/m.exec(text)![1]!);

@@ -6,54 +6,46 @@ import { Parser } from "m3u8-parser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { tenantKeySecret } from "./support/auth.ts";
+import { expectTypename, graphql, operationText, type ResultOf, type VariablesOf } from "./support/graphql.ts";
 import { fixturesDir, runFfmpeg } from "./support/media-fixtures.ts";
 import { createUpload } from "./support/uploads.ts";
 
 const run = promisify(execFile);
 
 // Its refusals' `field`, which the shared CREATE_UPLOAD (support/uploads.ts) does not ask for.
-const CREATE_UPLOAD = /* GraphQL */ `
+const CREATE_UPLOAD = graphql(`
   mutation($input: CreateUploadInput!) {
     createUpload(input: $input) {
       __typename
       ... on CreateUploadSuccess { uploadUrl video { id } }
       ... on Error { message }
       ... on ValidationError { field }
-    } }`;
-const EVENTS = /* GraphQL */ `
+    } }`);
+const EVENTS = graphql(`
   subscription($id: ID!) { videoEvents(videoId: $id) {
     __typename video { status error playbackUrl }
     ... on RenderProgressEvent { description percent }
-  } }`;
-const CREATE_CLIP = /* GraphQL */ `
+  } }`);
+const CREATE_CLIP = graphql(`
   mutation($input: CreateClipInput!) {
-    createClip(input: $input) { __typename ... on CreateClipSuccess { video { id } } ... on Error { message } } }`;
-const VARIANTS = /* GraphQL */ `
+    createClip(input: $input) { __typename ... on CreateClipSuccess { video { id } } ... on Error { message } } }`);
+const VARIANTS = graphql(`
   query($id: ID!) { video(id: $id) {
     status segmentFormat staticRenditions { name } variants { name kind height playlistUrl }
     loudness { integratedLufs truePeakDb lra } watermark { position widthFraction margin marginUnit opacity }
-  } }`;
-const UPLOAD_ASSET = /* GraphQL */ `
+  } }`);
+const UPLOAD_ASSET = graphql(`
   mutation($f: File!, $kind: AssetKind!) { uploadAsset(file: $f, kind: $kind) {
     __typename ... on UploadAssetSuccess { asset { id kind contentType } } ... on ValidationError { field message }
-  } }`;
+  } }`);
 
-interface FinishedVideo {
+/** A video as VARIANTS reads it back once it is READY, with the events it sent. */
+type FinishedVideo = NonNullable<ResultOf<typeof VARIANTS>["video"]> & {
   id: string;
-  events: any[];
-  variants: Variant[];
-  segmentFormat: string;
-  staticRenditions: { name: string }[];
-  loudness: unknown;
-  watermark: unknown;
-}
+  events: ResultOf<typeof EVENTS>["videoEvents"][];
+};
 
-interface Variant {
-  name: string;
-  kind: string;
-  height: number | null;
-  playlistUrl: string;
-}
+type Variant = FinishedVideo["variants"][number];
 
 /**
  * A black 426x240 clip (two video rungs: as many as the watermark's checks read, and no more to encode)
@@ -104,7 +96,7 @@ describe("loudness normalization and a watermark, chosen at creation (public API
     await runFfmpeg(["-f", "lavfi", "-i", "color=white:size=64x64", "-frames:v", "1", "-y", png]);
     const uploaded = await uploadAsset(t, await readFile(png), "logo.png", "image/png", "WATERMARK");
     expect(uploaded).toMatchObject({ __typename: "UploadAssetSuccess", asset: { contentType: "image/png" } });
-    watermarkId = uploaded.asset.id;
+    watermarkId = expectTypename(uploaded, "UploadAssetSuccess").asset.id;
     otherTenantKey = await tenantKeySecret(t.app.services.db, "tenant-b", ["videos:read", "videos:write"], "b");
   });
   afterAll(() => t.stop());
@@ -121,7 +113,7 @@ describe("loudness normalization and a watermark, chosen at creation (public API
   /** Creates a video with `options`, uploads `bytes` and returns its events once it ends. */
   async function transcode(bytes: Buffer, options: Parameters<typeof createUpload>[2]) {
     const { id, uploadUrl } = await createUpload(t, "media filters", options);
-    const events = collectSubscription<any>(t.wsClient(), EVENTS, { id }).done;
+    const events = collectSubscription(t.wsClient(), EVENTS, { id }).done;
     const res = await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: new Uint8Array(bytes) });
     expect(res.status).toBe(200);
     return finished(id, events);
@@ -138,19 +130,18 @@ describe("loudness normalization and a watermark, chosen at creation (public API
   };
 
   /** Cuts a clip with `input`, and returns its events once it ends. */
-  async function clip(input: Record<string, unknown>) {
+  async function clip(input: VariablesOf<typeof CREATE_CLIP>["input"]) {
     const created = (await t.gql(CREATE_CLIP, { input })).data.createClip;
-    expect(created.__typename).toBe("CreateClipSuccess");
-    const id: string = created.video.id;
-    return finished(id, collectSubscription<any>(t.wsClient(), EVENTS, { id }).done);
+    const id = expectTypename(created, "CreateClipSuccess").video.id;
+    return finished(id, collectSubscription(t.wsClient(), EVENTS, { id }).done);
   }
 
   /** The video once `events` end READY, as the API reads it back. */
-  async function finished(id: string, events: Promise<any[]>): Promise<FinishedVideo> {
+  async function finished(id: string, events: Promise<ResultOf<typeof EVENTS>[]>): Promise<FinishedVideo> {
     const all = (await events).map((e) => e.videoEvents);
-    expect(all.at(-1).video).toMatchObject({ status: "READY", error: null });
-    const video = (await t.gql(VARIANTS, { id })).data.video;
-    return { ...video, id, events: all, variants: video.variants as Variant[] };
+    expect(all.at(-1)!.video).toMatchObject({ status: "READY", error: null });
+    const video = (await t.gql(VARIANTS, { id })).data.video!;
+    return { ...video, id, events: all };
   }
 
   /**
@@ -182,7 +173,7 @@ describe("loudness normalization and a watermark, chosen at creation (public API
     const steps = normalized.events.filter((e) => e.__typename === "RenderProgressEvent");
     expect(steps.length).toBeGreaterThan(0);
     expect(steps.every((e) => e.description === "Measuring loudness")).toBe(true);
-    expect(steps.at(-1).percent).toBe(100);
+    expect(steps.at(-1)!.percent).toBe(100);
     const audio = normalized.variants.find((v) => v.kind === "AUDIO")!;
     const loud = await integratedLoudness(await rungFile(audio, "normalized-audio"));
     expect(Math.abs(loud - -16)).toBeLessThanOrEqual(1);
@@ -271,7 +262,7 @@ describe("loudness normalization and a watermark, chosen at creation (public API
   }, 300_000);
 
   it("refuses hostile options at creation with union errors", async () => {
-    const create = async (options: Record<string, unknown>, authorization?: string) =>
+    const create = async (options: Omit<VariablesOf<typeof CREATE_UPLOAD>["input"], "title">, authorization?: string) =>
       (await t.gql(CREATE_UPLOAD, { input: { title: "hostile", ...options } }, authorization)).data.createUpload;
 
     // Another tenant's asset is not found.
@@ -281,7 +272,9 @@ describe("loudness normalization and a watermark, chosen at creation (public API
     const wav = path.join(fixturesDir(), "ding.wav");
     await runFfmpeg(["-f", "lavfi", "-i", "sine=duration=0.2", "-y", wav]);
     const sound = await uploadAsset(t, await readFile(wav), "ding.wav", "audio/wav", "CORRECT_SOUND");
-    expect(await create({ watermark: { assetId: sound.asset.id } })).toMatchObject({
+    expect(
+      await create({ watermark: { assetId: expectTypename(sound, "UploadAssetSuccess").asset.id } }),
+    ).toMatchObject({
       __typename: "ValidationError",
       field: "watermark.assetId",
     });
@@ -304,20 +297,26 @@ describe("loudness normalization and a watermark, chosen at creation (public API
     await runFfmpeg(["-f", "lavfi", "-i", "color=white:size=5000x16", "-frames:v", "1", "-y", huge]);
     const tooLarge = await uploadAsset(t, await readFile(huge), "huge.png", "image/png", "WATERMARK");
     expect(tooLarge).toMatchObject({ __typename: "ValidationError", field: "file" });
-    expect(tooLarge.message).toMatch(/4096 pixels/);
+    expect(expectTypename(tooLarge, "ValidationError").message).toMatch(/4096 pixels/);
     // A small image in front of a huge one: ffmpeg would decode both, so the file is not one image.
     const small = path.join(fixturesDir(), "small.png");
     await runFfmpeg(["-f", "lavfi", "-i", "color=white:size=16x16", "-frames:v", "1", "-y", small]);
     const appended = Buffer.concat([await readFile(small), await readFile(huge)]);
     const stacked = await uploadAsset(t, appended, "stacked.png", "image/png", "WATERMARK");
     expect(stacked).toMatchObject({ __typename: "ValidationError", field: "file" });
-    expect(stacked.message).toMatch(/one PNG or JPEG image, the whole file/);
+    expect(expectTypename(stacked, "ValidationError").message).toMatch(/one PNG or JPEG image, the whole file/);
   });
 });
 
-async function uploadAsset(t: TestApp, bytes: Uint8Array, name: string, type: string, kind: string) {
+async function uploadAsset(
+  t: TestApp,
+  bytes: Uint8Array,
+  name: string,
+  type: string,
+  kind: VariablesOf<typeof UPLOAD_ASSET>["kind"],
+) {
   const form = new FormData();
-  form.append("operations", JSON.stringify({ query: UPLOAD_ASSET, variables: { f: null, kind } }));
+  form.append("operations", JSON.stringify({ query: operationText(UPLOAD_ASSET), variables: { f: null, kind } }));
   form.append("map", JSON.stringify({ 0: ["variables.f"] }));
   form.append("0", new Blob([bytes as Uint8Array<ArrayBuffer>], { type }), name);
   const res = await fetch(`${t.url}/graphql`, {
@@ -325,7 +324,7 @@ async function uploadAsset(t: TestApp, bytes: Uint8Array, name: string, type: st
     body: form,
     headers: { authorization: "Bearer vg_test_admin_key_not_a_secret_0123456789" },
   });
-  return (await res.json()).data.uploadAsset;
+  return ((await res.json()) as { data: ResultOf<typeof UPLOAD_ASSET> }).data.uploadAsset;
 }
 
 /**

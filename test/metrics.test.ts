@@ -2,6 +2,7 @@ import { readFile, stat } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../src/free-port.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
+import { graphql } from "./support/graphql.ts";
 import { parseMetrics, sampleValue, type Sample } from "./support/prometheus-text.ts";
 import { createUpload, uploadAndWait } from "./support/uploads.ts";
 import { makeClip } from "./support/media-fixtures.ts";
@@ -13,7 +14,8 @@ async function scrape(url: string): Promise<Sample[]> {
   return parseMetrics(await res.text());
 }
 
-const LADDER = `query($id: ID!) { video(id: $id) { variants { name status } } }`;
+const LADDER = graphql(`query($id: ID!) { video(id: $id) { variants { name status } } }`);
+const EVENT_TYPES = graphql(`subscription($id: ID!) { videoEvents(videoId: $id) { __typename } }`);
 
 describe("Prometheus metrics of the API and a worker after an upload reaches READY", () => {
   let t: TestApp;
@@ -44,6 +46,7 @@ describe("Prometheus metrics of the API and a worker after an upload reaches REA
     await expect.poll(async () => (await fetch(`${workerOps}/readyz`)).status, { timeout: 30_000 }).toBe(200);
     // An operation name a client chose must not become a label (one series per name would be unbounded).
     const clientChosen = "ClientChosen_7f3a9c";
+    // A string on purpose: the operation selects a field the schema does not have (refused in validation).
     const res = await fetch(`${t.url}/graphql`, {
       method: "POST",
       headers: { "content-type": "application/json" },
@@ -53,7 +56,7 @@ describe("Prometheus metrics of the API and a worker after an upload reaches REA
 
     const final = await uploadAndWait(t, new Uint8Array(await readFile(clip)), "metrics");
     expect(final.status).toBe("READY");
-    const rungs: { name: string; status: string }[] = (await t.gql(LADDER, { id: final.id })).data.video.variants;
+    const rungs = (await t.gql(LADDER, { id: final.id })).data.video!.variants;
     expect(rungs.length).toBeGreaterThan(1);
 
     const api = await scrape(t.metricsUrl!);
@@ -117,9 +120,7 @@ describe("Prometheus metrics of the API and a worker after an upload reaches REA
     const before = await scrape(t.metricsUrl!);
     const client = t.wsClient();
     const { id } = await createUpload(t, "waiting");
-    const sub = collectSubscription(client, `subscription($id: ID!) { videoEvents(videoId: $id) { __typename } }`, {
-      id,
-    });
+    const sub = collectSubscription(client, EVENT_TYPES, { id });
     void sub.done.catch(() => {});
     await expect
       .poll(async () => sampleValue(await scrape(t.metricsUrl!), "videograph_graphql_subscriptions_active"), {

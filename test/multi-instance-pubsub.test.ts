@@ -6,6 +6,7 @@ import type { Client } from "graphql-ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectSubscription, gqlAt, wsClientAt } from "./support/app.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
+import { graphql } from "./support/graphql.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
 import { pubSubEmulatorUnavailableReason, startPubSubEmulator } from "./support/pubsub-emulator.ts";
 import { makeClip } from "./support/media-fixtures.ts";
@@ -14,16 +15,16 @@ import { createUpload } from "./support/uploads.ts";
 const emulator = await startPubSubEmulator();
 if (!emulator) console.warn(`[test] two-instance Pub/Sub test SKIPPED: ${pubSubEmulatorUnavailableReason}`);
 
-const EVENTS = `subscription($id: ID!) {
+const EVENTS = graphql(`subscription($id: ID!) {
   videoEvents(videoId: $id) {
     __typename video { status }
     ... on VariantProgressEvent { variant { name } }
-  } }`;
-const RUNS = `query($id: ID!) {
+  } }`);
+const RUNS = graphql(`query($id: ID!) {
   video(id: $id) {
     status variants { name status }
     jobs(first: 5) { edges { node { status runs { workerId status alreadyDone startedAt heartbeatAt finishedAt } } } }
-  } }`;
+  } }`);
 
 /** The cloud issue's acceptance run, on one machine: every component is its own process. */
 describe.skipIf(!emulator)("two API processes, two workers, TRANSPORT=pubsub (real Pub/Sub emulator)", () => {
@@ -74,7 +75,7 @@ seconds), progress seen on both instances`, async () => {
         const subs = apis.map((a) => {
           const client = wsClientAt(a.url);
           clients.push(client);
-          return collectSubscription<any>(client, EVENTS, { id });
+          return collectSubscription(client, EVENTS, { id });
         });
         await new Promise((r) => setTimeout(r, 200));
         return { id, uploadUrl, api, clip, subs };
@@ -92,30 +93,24 @@ seconds), progress seen on both instances`, async () => {
       // A redelivery that found the output complete can make the video READY (an alreadyDone run)
       // while the run that made it is still reporting its end: the runs are read once none runs.
       let { video } = await gqlAt(apis[0]!.url, RUNS, { id: v.id });
-      const settled = () => !video.jobs.edges[0].node.runs.some((r: { status: string }) => r.status === "RUNNING");
+      const settled = () => !video!.jobs.edges[0]!.node.runs.some((r) => r.status === "RUNNING");
       for (let i = 0; i < 100 && !settled(); i++) {
         await new Promise((r) => setTimeout(r, 100));
         ({ video } = await gqlAt(apis[0]!.url, RUNS, { id: v.id }));
       }
-      expect(video.status).toBe("READY");
-      const names = video.variants.map((x: { name: string }) => x.name).sort();
+      expect(video!.status).toBe("READY");
+      const names = video!.variants.map((x) => x.name).sort();
       for (const events of seen) {
-        expect(events.at(-1).videoEvents.video.status).toBe("READY");
+        expect(events.at(-1)!.videoEvents.video.status).toBe("READY");
         const progressed = new Set(
           events
-            .filter((e) => e.videoEvents.__typename === "VariantProgressEvent")
-            .map((e) => e.videoEvents.variant.name),
+            .map((e) => e.videoEvents)
+            .filter((e) => e.__typename === "VariantProgressEvent")
+            .map((e) => e.variant.name),
         );
         expect([...progressed].sort()).toEqual(names);
       }
-      const runs = video.jobs.edges[0].node.runs as {
-        workerId: string;
-        status: string;
-        alreadyDone: boolean;
-        startedAt: string;
-        heartbeatAt: string;
-        finishedAt: string;
-      }[];
+      const runs = video!.jobs.edges[0]!.node.runs;
       // One run did the work. Pub/Sub may deliver the job again after it finished: that delivery finds
       // its output complete and does nothing (a SUCCEEDED run with alreadyDone, after the other).
       expect(
@@ -132,11 +127,11 @@ seconds), progress seen on both instances`, async () => {
       const duplicates = runs.filter((r) => r.status === "CANCELED");
       for (const d of duplicates) {
         const overlapFrom = Math.max(new Date(d.startedAt).getTime(), succeededAt);
-        expect(new Date(d.finishedAt).getTime() - overlapFrom, JSON.stringify(runs)).toBeLessThan(15_000);
+        expect(new Date(d.finishedAt!).getTime() - overlapFrom, JSON.stringify(runs)).toBeLessThan(15_000);
       }
       const kept = runs.filter((r) => r.status !== "CANCELED" && !r.alreadyDone);
       for (let i = 1; i < kept.length; i++) {
-        expect(new Date(kept[i - 1]!.finishedAt).getTime(), JSON.stringify(runs)).toBeLessThanOrEqual(
+        expect(new Date(kept[i - 1]!.finishedAt!).getTime(), JSON.stringify(runs)).toBeLessThanOrEqual(
           new Date(kept[i]!.startedAt).getTime(),
         );
       }

@@ -5,21 +5,22 @@ import type { Client } from "graphql-ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectSubscription, gqlAt, wsClientAt } from "./support/app.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
+import { graphql } from "./support/graphql.ts";
 import { startApiProcess, startWorkerProcess, stopAllProcesses, type ServiceProcess } from "./support/processes.ts";
 import { makeClip } from "./support/media-fixtures.ts";
 import { createUpload, uploadUntilEncoding } from "./support/uploads.ts";
 
-const EVENTS = `subscription($id: ID!) {
+const EVENTS = graphql(`subscription($id: ID!) {
   videoEvents(videoId: $id) {
     __typename video { status playable }
     ... on VariantProgressEvent { variant { name progress } }
-  } }`;
-const RUNS = `query($id: ID!) {
+  } }`);
+const RUNS = graphql(`query($id: ID!) {
   video(id: $id) {
     status
     variants { name status segmentCount }
     jobs(first: 5) { edges { node { status attempt runs { workerId status startedAt heartbeatAt finishedAt } } } }
-  } }`;
+  } }`);
 
 /**
  * Many API instances and many workers on one database, each its own process, as deployed:
@@ -81,15 +82,15 @@ describe("two API processes and two workers on one database (Postgres transport)
     // 320x180 (two rungs): what is checked is every rung's progress, whatever the ladder's size.
     const clip = await makeClip({ width: 320, height: 180, seconds: 8, audio: true });
     const { uploadUrl, id } = await createUpload(apiB.url, "fan-out");
-    const sub = collectSubscription<any>(wsClient(apiA.url), EVENTS, { id });
+    const sub = collectSubscription(wsClient(apiA.url), EVENTS, { id });
     await new Promise((r) => setTimeout(r, 300));
     expect((await fetch(`${apiB.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
     const events = (await sub.done).map((e) => e.videoEvents);
-    expect(events.at(-1).video.status).toBe("READY");
+    expect(events.at(-1)!.video.status).toBe("READY");
     const progressed = new Set(
       events.filter((e) => e.__typename === "VariantProgressEvent").map((e) => e.variant.name),
     );
-    const { variants } = (await gqlAt(apiA.url, RUNS, { id })).video;
+    const { variants } = (await gqlAt(apiA.url, RUNS, { id })).video!;
     expect([...progressed].sort()).toEqual(variants.map((v: { name: string }) => v.name).sort());
     // Only B ingests: A's log never shows it applying an event, yet A's subscriber heard them all.
     expect(apiA.log()).not.toContain("job attempt failed");
@@ -99,18 +100,16 @@ describe("two API processes and two workers on one database (Postgres transport)
     // One clip, four uploads: each is a video and a job of its own.
     const clip = await makeClip({ width: 320, height: 180, seconds: 4, audio: false });
     const ids = await Promise.all([0, 1, 2, 3].map((i) => upload(i % 2 ? apiA : apiB, clip)));
-    const finals = await Promise.all(
-      ids.map((id) => collectSubscription<any>(wsClient(apiA.url), EVENTS, { id }).done),
-    );
-    for (const events of finals) expect(events.at(-1).videoEvents.video.status).toBe("READY");
+    const finals = await Promise.all(ids.map((id) => collectSubscription(wsClient(apiA.url), EVENTS, { id }).done));
+    for (const events of finals) expect(events.at(-1)!.videoEvents.video.status).toBe("READY");
     const usedWorkers = new Set<string>();
     for (const id of ids) {
-      const { jobs } = (await gqlAt(apiA.url, RUNS, { id })).video;
+      const { jobs } = (await gqlAt(apiA.url, RUNS, { id })).video!;
       expect(jobs.edges).toHaveLength(1);
-      const runs = jobs.edges[0].node.runs;
+      const runs = jobs.edges[0]!.node.runs;
       expect(runs).toHaveLength(1);
-      expect(runs[0].status).toBe("SUCCEEDED");
-      usedWorkers.add(runs[0].workerId);
+      expect(runs[0]!.status).toBe("SUCCEEDED");
+      usedWorkers.add(runs[0]!.workerId);
     }
     expect([...usedWorkers].sort()).toEqual(["worker-1", "worker-2"]);
   });
@@ -119,23 +118,25 @@ describe("two API processes and two workers on one database (Postgres transport)
     const clip = await makeClip({ width: 960, height: 540, seconds: 12, audio: true });
     const { id, final } = await uploadUntilEncoding(apiA.url, wsClient(apiA.url), clip, "killed", EVENTS);
 
-    const running = (await gqlAt(apiA.url, RUNS, { id })).video.jobs.edges[0].node.runs;
+    const running = (await gqlAt(apiA.url, RUNS, { id })).video!.jobs.edges[0]!.node.runs;
     expect(running).toHaveLength(1);
-    const victim = running[0].workerId as string;
+    const victim = running[0]!.workerId;
     const survivor = [...workers.keys()].find((w) => w !== victim)!;
     await workers.get(victim)!.stop("SIGKILL");
 
     const events = await final.done;
-    expect(events.at(-1).videoEvents.video).toEqual({ status: "READY", playable: true });
-    const result = (await gqlAt(apiA.url, RUNS, { id })).video;
-    const job = result.jobs.edges[0].node;
+    expect(events.at(-1)!.videoEvents.video).toEqual({ status: "READY", playable: true });
+    const result = (await gqlAt(apiA.url, RUNS, { id })).video!;
+    const job = result.jobs.edges[0]!.node;
     expect(job.status).toBe("SUCCEEDED");
-    expect(job.runs.map((r: any) => [r.workerId, r.status])).toEqual([
+    expect(job.runs.map((r) => [r.workerId, r.status])).toEqual([
       [victim, "ABANDONED"],
       [survivor, "SUCCEEDED"],
     ]);
     // Never on both at once: the dead run's last sign of life precedes the new run.
-    expect(new Date(job.runs[0].finishedAt).getTime()).toBeLessThanOrEqual(new Date(job.runs[1].startedAt).getTime());
+    expect(new Date(job.runs[0]!.finishedAt!).getTime()).toBeLessThanOrEqual(
+      new Date(job.runs[1]!.startedAt).getTime(),
+    );
     for (const v of result.variants) {
       expect(v.status).toBe("READY");
       expect(v.segmentCount).toBeGreaterThanOrEqual(6);
@@ -150,9 +151,9 @@ job completes`, async () => {
     for (const [id, w] of workers) if (w.child.exitCode !== null || w.child.signalCode !== null) workers.delete(id);
     const clip = await makeClip({ width: 960, height: 540, seconds: 12, audio: true });
     const { id, final } = await uploadUntilEncoding(apiA.url, wsClient(apiA.url), clip, "sigterm", EVENTS);
-    const running = (await gqlAt(apiA.url, RUNS, { id })).video.jobs.edges[0].node.runs;
+    const running = (await gqlAt(apiA.url, RUNS, { id })).video!.jobs.edges[0]!.node.runs;
     expect(running).toHaveLength(1);
-    const busyId = running[0].workerId as string;
+    const busyId = running[0]!.workerId;
     const busy = workers.get(busyId)!;
     workers.delete(busyId);
 
@@ -162,11 +163,11 @@ job completes`, async () => {
     expect(busy.log()).toContain("handing jobs back");
 
     const events = await final.done;
-    expect(events.at(-1).videoEvents.video.status).toBe("READY");
-    const runs = (await gqlAt(apiA.url, RUNS, { id })).video.jobs.edges[0].node.runs;
-    expect(runs.map((r: any) => r.status)).toEqual(["ABANDONED", "SUCCEEDED"]);
-    expect(runs[0].workerId).toBe(busyId);
-    expect([...workers.keys()]).toContain(runs[1].workerId);
+    expect(events.at(-1)!.videoEvents.video.status).toBe("READY");
+    const runs = (await gqlAt(apiA.url, RUNS, { id })).video!.jobs.edges[0]!.node.runs;
+    expect(runs.map((r) => r.status)).toEqual(["ABANDONED", "SUCCEEDED"]);
+    expect(runs[0]!.workerId).toBe(busyId);
+    expect([...workers.keys()]).toContain(runs[1]!.workerId);
 
     // Every worker left is idle now, the one that completed the job too.
     for (const [workerId, w] of workers) {

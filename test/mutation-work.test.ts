@@ -47,6 +47,7 @@ describe("a mutation queues only the jobs it declares (so it is charged for them
   it("createJob refuses a kind the running mutation did not declare, and writes no job", async () => {
     for (const field of ["forgotten", "undeclared"]) {
       const id = await videoId();
+      // Strings on purpose: sent to the stand-in schema above (not the API's), built per field at run time.
       const res = await graphql({
         schema,
         source: `mutation($id: ID) { ${field}(videoId: $id) }`,
@@ -61,6 +62,7 @@ describe("a mutation queues only the jobs it declares (so it is charged for them
 
   it("a declared kind is queued, and so is a job queued outside any mutation (an upload's bytes arriving)", async () => {
     const id = await videoId();
+    // A string on purpose: sent to the stand-in schema above, not the API's.
     const res = await graphql({
       schema,
       source: `mutation($id: ID) { declared(videoId: $id) }`,

@@ -1,12 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
+import { graphql } from "./support/graphql.ts";
 import { uploadUntilEncoding } from "./support/uploads.ts";
 import { queryDatabase } from "./support/db.ts";
 import { makeClip } from "./support/media-fixtures.ts";
 import { startWorkerProcess, stopAllProcesses } from "./support/processes.ts";
 
-const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { status playable } } }`;
-const STATUS = `query($id: ID!) { video(id: $id) { status } }`;
+const EVENTS = graphql(`subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { status playable } } }`);
+const STATUS = graphql(`query($id: ID!) { video(id: $id) { status } }`);
 /** A dead run's job goes back to the queue by the backstop after 3 × this, the transport's redelivery after it. */
 const STALL_SECONDS = 30;
 
@@ -52,7 +53,7 @@ describe("kill -9 while the run still looks alive: the transport's redelivery ta
     // Without the takeover the newcomer is stopped as a duplicate and the job waits for the backstop
     // (3 × 30 s after the last heartbeat).
     await expect
-      .poll(async () => (await t.gql(STATUS, { id })).data.video.status, { timeout: 75_000, interval: 250 })
+      .poll(async () => (await t.gql(STATUS, { id })).data.video!.status, { timeout: 75_000, interval: 250 })
       .toBe("READY");
     const readyAfterSeconds = (Date.now() - killedAt) / 1000;
 

@@ -5,33 +5,34 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey, ensureTenant } from "../src/auth/api-keys.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { ADMIN_AUTH } from "./support/auth.ts";
+import { expectTypename, graphql, operationText, type ResultOf, type VariablesOf } from "./support/graphql.ts";
 import { makeAudioOnly, makeClip } from "./support/media-fixtures.ts";
 
-const COMPOSE = /* GraphQL */ `
+const COMPOSE = graphql(`
   mutation($input: RenderCompositionInput!) {
     renderComposition(input: $input) {
       __typename
       ... on RenderSuccess { video { id status source } }
       ... on ValidationError { field message }
-    } }`;
-const FROM_URL = /* GraphQL */ `
+    } }`);
+const FROM_URL = graphql(`
   mutation($url: String!) {
     createVideoFromUrl(input: { url: $url, title: "imported" }) {
       __typename
       ... on RenderSuccess { video { id status source } }
       ... on ValidationError { field message }
-    } }`;
-const EVENTS = /* GraphQL */ `
+    } }`);
+const EVENTS = graphql(`
   subscription($id: ID!) { videoEvents(videoId: $id) {
     __typename video { status error }
     ... on RenderProgressEvent { index count percent description }
-  } }`;
-const VIDEO =
-  `query($id: ID!) { video(id: $id) { status source duration width height hasAudio variants { name ` +
-  `status } jobs(first: 5) { edges { node { kind status parent { kind } } } } } }`;
-const UPLOAD_ASSET =
-  `mutation($f: File!, $kind: AssetKind!) { uploadAsset(file: $f, kind: $kind) { __typename ... ` +
-  `on UploadAssetSuccess { asset { id kind name size } } ... on ValidationError { field message } } }`;
+  } }`);
+const VIDEO = graphql(`
+  query($id: ID!) { video(id: $id) { status source duration width height hasAudio variants { name
+    status } jobs(first: 5) { edges { node { kind status parent { kind } } } } } }`);
+const UPLOAD_ASSET = graphql(`
+  mutation($f: File!, $kind: AssetKind!) { uploadAsset(file: $f, kind: $kind) { __typename ...
+    on UploadAssetSuccess { asset { id kind name size } } ... on ValidationError { field message } } }`);
 
 const QUESTIONS = [
   { question: "2 + 2 = ?", choices: ["3", "4", "5"], answerIndex: 1 },
@@ -44,19 +45,19 @@ async function uploadAsset(
   bytes: Uint8Array,
   name: string,
   type: string,
-  kind: string,
+  kind: VariablesOf<typeof UPLOAD_ASSET>["kind"],
   authorization = ADMIN_AUTH.authorization,
 ) {
   const form = new FormData();
-  form.append("operations", JSON.stringify({ query: UPLOAD_ASSET, variables: { f: null, kind } }));
+  form.append("operations", JSON.stringify({ query: operationText(UPLOAD_ASSET), variables: { f: null, kind } }));
   form.append("map", JSON.stringify({ 0: ["variables.f"] }));
   form.append("0", new Blob([bytes as Uint8Array<ArrayBuffer>], { type }), name);
   const res = await fetch(`${t.url}/graphql`, { method: "POST", body: form, headers: { authorization } });
-  return (await res.json()).data.uploadAsset;
+  return ((await res.json()) as { data: ResultOf<typeof UPLOAD_ASSET> }).data.uploadAsset;
 }
 
 async function untilEnd(t: TestApp, id: string) {
-  return (await collectSubscription<any>(t.wsClient(), EVENTS, { id }).done).map((e) => e.videoEvents);
+  return (await collectSubscription(t.wsClient(), EVENTS, { id }).done).map((e) => e.videoEvents);
 }
 
 describe("renderComposition and createVideoFromUrl through the public API", () => {
@@ -96,8 +97,8 @@ and ends READY`, async () => {
       "BACKGROUND",
     );
     const ding = await uploadAsset(t, await readFile(await makeAudioOnly(1)), "ding.m4a", "audio/mp4", "CORRECT_SOUND");
-    expect(background.__typename).toBe("UploadAssetSuccess");
-    expect(ding.__typename).toBe("UploadAssetSuccess");
+    const backgroundAsset = expectTypename(background, "UploadAssetSuccess").asset;
+    const dingAsset = expectTypename(ding, "UploadAssetSuccess").asset;
     const res = (
       await t.gql(COMPOSE, {
         input: {
@@ -108,28 +109,29 @@ and ends READY`, async () => {
           width: 640,
           height: 360,
           title: "quiz",
-          backgroundAssetId: background.asset.id,
-          correctSoundAssetId: ding.asset.id,
+          backgroundAssetId: backgroundAsset.id,
+          correctSoundAssetId: dingAsset.id,
         },
       })
     ).data.renderComposition;
     expect(res).toMatchObject({ __typename: "RenderSuccess", video: { status: "QUEUED", source: "COMPOSITION" } });
-    const events = await untilEnd(t, res.video.id);
-    expect(events.at(-1).video.status).toBe("READY");
+    const { video: rendered } = expectTypename(res, "RenderSuccess");
+    const events = await untilEnd(t, rendered.id);
+    expect(events.at(-1)!.video.status).toBe("READY");
     const progress = events.filter((e) => e.__typename === "RenderProgressEvent");
     expect(new Set(progress.map((e) => e.index))).toEqual(new Set([0, 1, 2]));
     expect(progress.every((e) => e.count === 3)).toBe(true);
-    expect(progress.find((e) => e.index === 2).description).toContain('Which is "quoted": 100%?');
+    expect(progress.find((e) => e.index === 2)!.description).toContain('Which is "quoted": 100%?');
     const lastRender = events.findLastIndex((e) => e.__typename === "RenderProgressEvent");
     expect(
       events.findIndex((e) => e.__typename === "VariantProgressEvent" || e.__typename === "VariantStatusEvent"),
     ).toBeGreaterThan(lastRender);
 
-    const video = (await t.gql(VIDEO, { id: res.video.id })).data.video;
+    const video = (await t.gql(VIDEO, { id: rendered.id })).data.video!;
     expect(video).toMatchObject({ status: "READY", source: "COMPOSITION", width: 640, height: 360, hasAudio: true });
     // 3 × (2 s of question + 3 s of answer reveal).
     expect(video.duration).toBeCloseTo(15, 0);
-    expect(video.jobs.edges.map((e: any) => [e.node.kind, e.node.status, e.node.parent?.kind ?? null]).sort()).toEqual([
+    expect(video.jobs.edges.map((e) => [e.node.kind, e.node.status, e.node.parent?.kind ?? null]).sort()).toEqual([
       ["RENDER_COMPOSITION", "SUCCEEDED", null],
       ["TRANSCODE", "SUCCEEDED", "RENDER_COMPOSITION"],
     ]);
@@ -137,8 +139,8 @@ and ends READY`, async () => {
 
   it(`refuses bad questions, CSV rows, assets of the wrong kind or tenant, and bad settings before \
 anything is queued`, async () => {
-    const base = { template: "QUIZ", title: "q" };
-    const cases: [Record<string, unknown>, string, RegExp][] = [
+    const base = { template: "QUIZ" as const, title: "q" };
+    const cases: [VariablesOf<typeof COMPOSE>["input"], string, RegExp][] = [
       [{ ...base }, "questions", /either as `questions` or as `csv`/],
       [
         { ...base, questions: [{ question: "?", choices: ["a"], answerIndex: 0 }] },
@@ -166,12 +168,12 @@ anything is queued`, async () => {
     for (const [input, field, message] of cases) {
       const res = (await t.gql(COMPOSE, { input })).data.renderComposition;
       expect(res, JSON.stringify(input)).toMatchObject({ __typename: "ValidationError", field });
-      expect(res.message).toMatch(message);
+      expect(expectTypename(res, "ValidationError").message).toMatch(message);
     }
     const sound = await uploadAsset(t, await readFile(await makeAudioOnly(1)), "s.m4a", "audio/mp4", "CORRECT_SOUND");
-    const wrongKind = (
-      await t.gql(COMPOSE, { input: { ...base, questions: QUESTIONS, backgroundAssetId: sound.asset.id } })
-    ).data.renderComposition;
+    const soundId = expectTypename(sound, "UploadAssetSuccess").asset.id;
+    const wrongKind = (await t.gql(COMPOSE, { input: { ...base, questions: QUESTIONS, backgroundAssetId: soundId } }))
+      .data.renderComposition;
     expect(wrongKind).toMatchObject({
       __typename: "ValidationError",
       field: "backgroundAssetId",
@@ -184,11 +186,7 @@ anything is queued`, async () => {
     const keyB = (await createApiKey(t.app.services.db, { tenantId: other.id, name: "b", scopes: ["videos:write"] }))
       .secret;
     const foreign = (
-      await t.gql(
-        COMPOSE,
-        { input: { ...base, questions: QUESTIONS, correctSoundAssetId: sound.asset.id } },
-        `Bearer ${keyB}`,
-      )
+      await t.gql(COMPOSE, { input: { ...base, questions: QUESTIONS, correctSoundAssetId: soundId } }, `Bearer ${keyB}`)
     ).data.renderComposition;
     expect(foreign).toMatchObject({
       __typename: "ValidationError",
@@ -205,20 +203,20 @@ anything is queued`, async () => {
         input: { template: "QUIZ", csv, secondsPerQuestion: 1, width: 320, height: 240, title: "csv" },
       })
     ).data.renderComposition;
-    expect(res.__typename).toBe("RenderSuccess");
-    expect((await untilEnd(t, res.video.id)).at(-1).video.status).toBe("READY");
+    expect((await untilEnd(t, expectTypename(res, "RenderSuccess").video.id)).at(-1)!.video.status).toBe("READY");
   });
 
   it("createVideoFromUrl imports a file from a server and ends READY; bad URLs are refused at once", async () => {
     const res = (await t.gql(FROM_URL, { url: `${filesUrl}/clip.mp4` })).data.createVideoFromUrl;
     expect(res).toMatchObject({ __typename: "RenderSuccess", video: { source: "URL" } });
-    expect((await untilEnd(t, res.video.id)).at(-1).video.status).toBe("READY");
-    const video = (await t.gql(VIDEO, { id: res.video.id })).data.video;
+    const { video: imported } = expectTypename(res, "RenderSuccess");
+    expect((await untilEnd(t, imported.id)).at(-1)!.video.status).toBe("READY");
+    const video = (await t.gql(VIDEO, { id: imported.id })).data.video!;
     expect(video).toMatchObject({ width: 320, height: 180, hasAudio: true });
-    expect(video.jobs.edges.map((e: any) => e.node.kind).sort()).toEqual(["IMPORT_URL", "TRANSCODE"]);
+    expect(video.jobs.edges.map((e) => e.node.kind).sort()).toEqual(["IMPORT_URL", "TRANSCODE"]);
 
     const missing = (await t.gql(FROM_URL, { url: `${filesUrl}/nope.mp4` })).data.createVideoFromUrl;
-    const failed = (await untilEnd(t, missing.video.id)).at(-1).video;
+    const failed = (await untilEnd(t, expectTypename(missing, "RenderSuccess").video.id)).at(-1)!.video;
     expect(failed).toMatchObject({ status: "FAILED", error: expect.stringMatching(/404/) });
 
     for (const url of [
@@ -253,7 +251,7 @@ describe("createVideoFromUrl refuses private addresses (without the test-only se
     ]) {
       const res = (await t.gql(FROM_URL, { url })).data.createVideoFromUrl;
       expect(res, url).toMatchObject({ __typename: "ValidationError", field: "url" });
-      expect(res.message, url).toMatch(/is not a public address/);
+      expect(expectTypename(res, "ValidationError").message, url).toMatch(/is not a public address/);
     }
     expect(await t.app.services.db.video.count({ where: { source: "URL" } })).toBe(0);
   });
@@ -269,7 +267,7 @@ describe("createVideoFromUrl refuses private addresses (without the test-only se
       // Names are checked by the worker after DNS resolution (a name may point elsewhere by then).
       const url = `http://localhost:${(server.address() as AddressInfo).port}/clip.mp4`;
       const res = (await t.gql(FROM_URL, { url })).data.createVideoFromUrl;
-      const final = (await untilEnd(t, res.video.id)).at(-1).video;
+      const final = (await untilEnd(t, expectTypename(res, "RenderSuccess").video.id)).at(-1)!.video;
       expect(final).toMatchObject({
         status: "FAILED",
         error: expect.stringMatching(/refused: localhost is not a public address/),

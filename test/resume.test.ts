@@ -6,20 +6,21 @@ import { promisify } from "node:util";
 import { Parser } from "m3u8-parser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
+import { graphql } from "./support/graphql.ts";
 import { type ServiceProcess, startWorkerProcess } from "./support/processes.ts";
 import { createUpload } from "./support/uploads.ts";
 import { makeClip } from "./support/media-fixtures.ts";
 import { largestGap, packetTimes } from "./support/media-checks.ts";
 
 const run = promisify(execFile);
-const EVENTS = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { status playable } } }`;
-const RESULT = `query($id: ID!) {
+const EVENTS = graphql(`subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { status playable } } }`);
+const RESULT = graphql(`query($id: ID!) {
   video(id: $id) {
     status duration
     variants { name status segmentCount progress }
     jobs(first: 1) { edges { node { status attempt runs { workerId status startedAt finishedAt resumedSegments \
 resumedFromSeconds } } } }
-  } }`;
+  } }`);
 
 function segmentsOf(text: string): { uri: string; duration: number }[] {
   const parser = new Parser();
@@ -80,7 +81,7 @@ plays through`, async () => {
       const clip = await makeClip({ width: 640, height: 360, seconds, audio: true });
       const first = await startWorker("worker-first");
       const { id, uploadUrl } = await createUpload(t, "resumed", { segmentFormat: format });
-      const final = collectSubscription<any>(t.wsClient(), EVENTS, { id }).done;
+      const final = collectSubscription(t.wsClient(), EVENTS, { id }).done;
       expect((await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
 
       const hlsDir = path.join(t.dataDir, "videos", id, "hls");
@@ -107,29 +108,30 @@ plays through`, async () => {
       }
 
       await startWorker("worker-second");
-      expect((await final).at(-1).videoEvents.video).toEqual({ status: "READY", playable: true });
+      expect((await final).at(-1)!.videoEvents.video).toEqual({ status: "READY", playable: true });
 
-      const video = (await t.gql(RESULT, { id })).data.video;
-      const job = video.jobs.edges[0].node;
+      const video = (await t.gql(RESULT, { id })).data.video!;
+      const job = video.jobs.edges[0]!.node;
       expect(job.status).toBe("SUCCEEDED");
       // The redelivery may reach the second worker while the killed run's last heartbeat is still fresh:
       // being the transport's later delivery of the same message, it takes the job over all the same.
       const runs = job.runs;
-      expect(runs.map((r: any) => [r.workerId, r.status])).toEqual([
+      expect(runs.map((r) => [r.workerId, r.status])).toEqual([
         ["worker-first", "ABANDONED"],
         ["worker-second", "SUCCEEDED"],
       ]);
-      const [dead, resumed] = runs;
+      const dead = runs[0]!;
+      const resumed = runs[1]!;
       expect(dead.resumedSegments).toBeNull();
       // It kept at least what every rung had published when the first worker died, and encoded the rest.
       expect(resumed.resumedSegments).toBeGreaterThanOrEqual(Math.min(...publishedAtKill.values()));
       expect(resumed.resumedSegments).toBeLessThan(segmentCount);
-      expect(resumed.resumedFromSeconds).toBe(1 + (resumed.resumedSegments - 1) * 2);
-      expect(new Date(dead.finishedAt).getTime()).toBeLessThanOrEqual(new Date(resumed.startedAt).getTime());
+      expect(resumed.resumedFromSeconds).toBe(1 + (resumed.resumedSegments! - 1) * 2);
+      expect(new Date(dead.finishedAt!).getTime()).toBeLessThanOrEqual(new Date(resumed.startedAt).getTime());
 
       for (const [file, mtime] of keptMtimes)
         expect((await stat(path.join(hlsDir, file))).mtimeMs, `${file} kept as the first worker wrote it`).toBe(mtime);
-      expect(video.variants.map((v: any) => v.name).sort()).toEqual([...publishedAtKill.keys()].sort());
+      expect(video.variants.map((v) => v.name).sort()).toEqual([...publishedAtKill.keys()].sort());
       for (const variant of video.variants) {
         const playlistFile = path.join(hlsDir, variant.name, "index.m3u8");
         const segments = segmentsOf(await readFile(playlistFile, "utf8"));
@@ -143,7 +145,7 @@ plays through`, async () => {
         // Each segment around the join decodes on its own, as a player that starts there reads it (after
         // its rung's init segment); then the whole rung is decoded through its playlist.
         const init = format === "FMP4" ? await readFile(path.join(hlsDir, variant.name, "init.mp4")) : Buffer.alloc(0);
-        const join = resumed.resumedSegments as number;
+        const join = resumed.resumedSegments!;
         for (const segment of segments.slice(Math.max(0, join - 1), join + 1)) {
           const segmentFile = path.join(t.dataDir, "segment-with-init");
           await writeFile(

@@ -6,24 +6,25 @@ import { Parser } from "m3u8-parser";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
+import { graphql } from "./support/graphql.ts";
 import { createUpload, finalState, uploadAndWait } from "./support/uploads.ts";
 import { makeClip } from "./support/media-fixtures.ts";
 import { expectMeasuredMaster, expectMeasuredVariants, mtimes } from "./support/media-checks.ts";
 
 const run = promisify(execFile);
-const VIDEO = `query($id: ID!) {
+const VIDEO = graphql(`query($id: ID!) {
   video(id: $id) {
     status
     playbackUrl
     variants { id name status segmentCount error playlistUrl peakBitRate averageBitRate }
     jobs(first: 5) { edges { node { status rungs } } }
-  } }`;
-const RETRY = `mutation($id: ID!) {
+  } }`);
+const RETRY = graphql(`mutation($id: ID!) {
   retryVariant(id: $id) {
     __typename
     ... on RetryVariantSuccess { variant { name status } video { status } job { status rungs } }
     ... on Error { message }
-  } }`;
+  } }`);
 
 async function masterUris(hlsDir: string): Promise<string[]> {
   const parser = new Parser();
@@ -55,14 +56,14 @@ rungs' files untouched, full master, video READY (%s)`,
       expect((await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
       expect((await first).status).toBe("READY");
 
-      const before = (await t.gql(VIDEO, { id })).data.video;
-      const target = before.variants.find((v: any) => v.name === "240p");
+      const before = (await t.gql(VIDEO, { id })).data.video!;
+      const target = before.variants.find((v) => v.name === "240p")!;
       expect(target).toMatchObject({
         status: "FAILED",
         error: expect.stringMatching(/^Publishing the 240p rung failed: /),
       });
-      const others = before.variants.filter((v: any) => v.name !== "240p");
-      expect(others.map((v: any) => [v.name, v.status]).sort()).toEqual([
+      const others = before.variants.filter((v) => v.name !== "240p");
+      expect(others.map((v) => [v.name, v.status]).sort()).toEqual([
         ["144p", "READY"],
         ["360p", "READY"],
         ["audio", "READY"],
@@ -88,8 +89,8 @@ rungs' files untouched, full master, video READY (%s)`,
       });
       expect((await finalState(t, id)).status).toBe("READY");
 
-      const after = (await t.gql(VIDEO, { id })).data.video;
-      expect(after.jobs.edges.map((e: any) => [e.node.status, e.node.rungs])).toEqual([
+      const after = (await t.gql(VIDEO, { id })).data.video!;
+      expect(after.jobs.edges.map((e) => [e.node.status, e.node.rungs])).toEqual([
         ["SUCCEEDED", ["240p"]],
         ["SUCCEEDED", []],
       ]);
@@ -100,7 +101,7 @@ rungs' files untouched, full master, video READY (%s)`,
       expect(parser.manifest.endList).toBe(true);
       // 6 s: a 1 s first segment, two of 2 s, and the last second.
       expect(parser.manifest.segments).toHaveLength(4);
-      expect(after.variants.find((v: any) => v.name === "240p").segmentCount).toBe(4);
+      expect(after.variants.find((v) => v.name === "240p")!.segmentCount).toBe(4);
       // An fMP4 segment decodes after its rung's init, as a player reads it.
       const init = format === "FMP4" ? await readFile(path.join(hlsDir, "240p", "init.mp4")) : Buffer.alloc(0);
       for (const segment of parser.manifest.segments) {
@@ -116,7 +117,7 @@ rungs' files untouched, full master, video READY (%s)`,
       expect(await masterUris(hlsDir)).toEqual(["360p/index.m3u8", "240p/index.m3u8", "144p/index.m3u8"]);
       // Its master states what every variant carries: the retried rung measured from this run's
       // bytes, the others (and the audio) from what storage holds for their published segments.
-      await expectMeasuredMaster(new URL(after.playbackUrl, t.url));
+      await expectMeasuredMaster(new URL(after.playbackUrl!, t.url));
       // Each variant's own figures: the retried rung's from this run, the others' from the first.
       await expectMeasuredVariants(t.url, after.variants);
     },
@@ -126,7 +127,7 @@ rungs' files untouched, full master, video READY (%s)`,
 the database)`, async () => {
     const clip = await makeClip({ width: 320, height: 180, seconds: 2, audio: false });
     const { id } = await uploadAndWait(t, new Uint8Array(await readFile(clip)), "not failed");
-    const [variant] = (await t.gql(VIDEO, { id })).data.video.variants;
+    const variant = (await t.gql(VIDEO, { id })).data.video!.variants[0]!;
     expect((await t.gql(RETRY, { id: variant.id })).data.retryVariant).toEqual({
       __typename: "ValidationError",
       message: expect.stringMatching(/READY/),

@@ -17,6 +17,14 @@ import { followVideoEvents } from "../src/events/follow-video.ts";
 import { SLOW_CONSUMER_CLOSE_CODE, TRY_AGAIN_LATER_CLOSE_CODE } from "../src/http/graphql-ws.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { ADMIN_AUTH } from "./support/auth.ts";
+import {
+  type Checked,
+  type DataOf,
+  expectTypename,
+  graphql,
+  type Operation,
+  operationText,
+} from "./support/graphql.ts";
 import { createUpload } from "./support/uploads.ts";
 
 const bearer = (secret: string) => `Bearer ${secret}`;
@@ -25,20 +33,32 @@ v8.setFlagsFromString("--expose-gc");
 /** A full collection, so that a WeakRef to what nothing else holds is cleared. */
 const collectGarbage = vm.runInNewContext("gc") as () => void;
 
-type Result = { data?: any; errors?: { message: string; extensions?: Record<string, unknown> }[] };
+const EVENT_TYPES = graphql(`subscription($id: ID!) { videoEvents(videoId: $id) { __typename } }`);
+const EVENT_STATUS = graphql(`subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { id status } } }`);
+const EVENT_TITLES = graphql(
+  `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { title status } } }`,
+);
+const EVENT_DESCRIPTIONS = graphql(
+  `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { description } } }`,
+);
+const EVENT_INDEXES = graphql(`subscription($id: ID!) { videoEvents(videoId: $id) {
+      __typename video { status } ... on RenderProgressEvent { index } } }`);
+
+type Result<T> = { data?: T; errors?: { message: string; extensions?: Record<string, unknown> }[] };
 
 /** Subscribes; `results` fills with every `next`; `first` resolves at the first one (the current state). */
-function follow(client: Client, query: string, videoId: string) {
-  const results: Result[] = [];
+function follow<D extends Operation>(client: Client, operation: D & Checked<D>, videoId: string) {
+  type Event = Result<DataOf<D>>;
+  const results: Event[] = [];
   let ended!: (how: unknown) => void;
   const end = new Promise((resolve) => (ended = resolve));
-  const first = new Promise<Result>((resolve, reject) => {
+  const first = new Promise<Event>((resolve, reject) => {
     client.subscribe(
-      { query, variables: { id: videoId } },
+      { query: operationText<D>(operation), variables: { id: videoId } },
       {
         next: (result) => {
-          results.push(result as Result);
-          resolve(result as Result);
+          results.push(result as Event);
+          resolve(result as Event);
         },
         error: (err) => {
           reject(err);
@@ -82,8 +102,8 @@ describe("subscribers of one video that ask the same thing share one execution p
   });
 
   // `runs` needs jobs:admin: a result executed for the admin key must never reach the read-only key, nor the reverse.
-  const JOB_RUNS = `subscription($id: ID!) { videoEvents(videoId: $id) {
-    __typename video { id jobs(first: 5) { edges { node { kind runs { id } } } } } } }`;
+  const JOB_RUNS = graphql(`subscription($id: ID!) { videoEvents(videoId: $id) {
+    __typename video { id jobs(first: 5) { edges { node { kind runs { id } } } } } } }`);
 
   it("a read-only key is refused a jobs:admin field on every event while admin keys on the same video get it", async () => {
     const videoId = await createVideo(t, "shared by scope");
@@ -109,7 +129,7 @@ describe("subscribers of one video that ask the same thing share one execution p
       for (const result of s.results) {
         if (i % 2 === 0) {
           expect(result.errors).toBeUndefined();
-          expect(result.data.videoEvents.video.jobs.edges).toEqual([{ node: { kind: "TRANSCODE", runs: [] } }]);
+          expect(result.data!.videoEvents.video.jobs.edges).toEqual([{ node: { kind: "TRANSCODE", runs: [] } }]);
         } else {
           expect(result.errors?.[0]?.message).toMatch(/Job.runs needs a scope/);
           expect(JSON.stringify(result.data ?? null)).not.toContain("runs");
@@ -120,14 +140,13 @@ describe("subscribers of one video that ask the same thing share one execution p
 
   it("the same event executed for two subscribers with the same key and document is one result object", async () => {
     const videoId = await createVideo(t, "shared result");
-    const query = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { id status } } }`;
     const open = async () => {
       const { schema, subscribe, contextFactory, parse } = t.app.yoga.getEnveloped({
         connectionParams: { authorization: `Bearer vg_test_admin_key_not_a_secret_0123456789` },
       });
       const stream = (await subscribe({
         schema,
-        document: parse(query),
+        document: parse(operationText(EVENT_STATUS)),
         variableValues: { id: videoId },
         contextValue: await contextFactory(),
       })) as AsyncIterableIterator<unknown>;
@@ -145,7 +164,7 @@ describe("subscribers of one video that ask the same thing share one execution p
     });
     const c = (await subscribe({
       schema,
-      document: parse(query),
+      document: parse(operationText(EVENT_STATUS)),
       variableValues: { id: videoId },
       contextValue: await contextFactory(),
     })) as AsyncIterableIterator<unknown>;
@@ -174,7 +193,6 @@ describe("a subscriber who joins others' results keeps nothing it no longer need
 
   it("its Pothos request cache is let go while it stays subscribed; the first subscriber's, used for every event, is kept", async () => {
     const videoId = await createVideo(t, "request caches");
-    const query = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { id status } } }`;
     // Observes each context's scope-auth cache as Pothos makes it (it calls the class' static).
     const caches = new Map<object, WeakRef<object>>();
     const fromContext = RequestCache.fromContext;
@@ -193,7 +211,7 @@ describe("a subscriber who joins others' results keeps nothing it no longer need
       const contextValue = await contextFactory();
       const stream = (await subscribe({
         schema,
-        document: parse(query),
+        document: parse(operationText(EVENT_STATUS)),
         variableValues: { id: videoId },
         contextValue,
       })) as AsyncGenerator<unknown>;
@@ -238,13 +256,19 @@ describe("subscribers who share a result share its bytes", () => {
   });
 
   /** A graphql-transport-ws conversation on a plain socket: every frame the server sent, as text. */
-  async function rawSubscriber(authorization: string, id: string, query: string, videoId: string) {
+  async function rawSubscriber<D extends Operation>(
+    authorization: string,
+    id: string,
+    operation: D & Checked<D>,
+    videoId: string,
+  ) {
     const socket = new WebSocket(`${t.url.replace("http", "ws")}/graphql`, "graphql-transport-ws");
     const frames: string[] = [];
     socket.on("message", (data) => frames.push(String(data)));
     await once(socket, "open");
     socket.send(JSON.stringify({ type: "connection_init", payload: { authorization } }));
     await until(() => frames.length === 1, 5000);
+    const query = operationText<D>(operation);
     socket.send(JSON.stringify({ id, type: "subscribe", payload: { query, variables: { id: videoId } } }));
     await until(() => frames.length === 2, 5000);
     return { frames, close: () => socket.close(), send: (message: object) => socket.send(JSON.stringify(message)) };
@@ -266,7 +290,6 @@ describe("subscribers who share a result share its bytes", () => {
     // Text that looks like the placeholder the result's JSON replaces, inside the result itself.
     const title = 'x"payload":{"\\u0000r":0}} {"\\u0000r":1}}';
     const videoId = await createVideo(t, title);
-    const query = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { title status } } }`;
     const readOnly = await createApiKey(t.app.services.db, {
       tenantId: DEFAULT_TENANT_ID,
       name: "reader",
@@ -274,9 +297,9 @@ describe("subscribers who share a result share its bytes", () => {
     });
     const admin = ADMIN_AUTH.authorization;
     const [a, b, c] = [
-      await rawSubscriber(admin, "a", query, videoId),
-      await rawSubscriber(admin, "a-much-longer-id", query, videoId),
-      await rawSubscriber(bearer(readOnly.secret), "c", query, videoId),
+      await rawSubscriber(admin, "a", EVENT_TITLES, videoId),
+      await rawSubscriber(admin, "a-much-longer-id", EVENT_TITLES, videoId),
+      await rawSubscriber(bearer(readOnly.secret), "c", EVENT_TITLES, videoId),
     ];
     t.app.services.pubSub.publish("videoEvents", videoId, { kind: "status", video: await snapshotOf(t, videoId) });
     await until(() => [a, b, c].every((s) => s.frames.length === 3), 5000);
@@ -294,10 +317,9 @@ describe("subscribers who share a result share its bytes", () => {
   });
   it("a shared result with an error goes out through graphql-ws, masked as any other: no internal message reaches the socket", async () => {
     const videoId = await createVideo(t, "masked");
-    const query = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { description } } }`;
     const [a, b] = [
-      await rawSubscriber(ADMIN_AUTH.authorization, "a", query, videoId),
-      await rawSubscriber(ADMIN_AUTH.authorization, "b", query, videoId),
+      await rawSubscriber(ADMIN_AUTH.authorization, "a", EVENT_DESCRIPTIONS, videoId),
+      await rawSubscriber(ADMIN_AUTH.authorization, "b", EVENT_DESCRIPTIONS, videoId),
     ];
     const video = await snapshotOf(t, videoId);
     // A row's version that is no date: reading its CMS fields throws a RangeError inside the resolver.
@@ -326,13 +348,11 @@ describe("subscribers who share a result share its bytes", () => {
 
   it("written to each socket as it comes: in order, none after a client's complete, a late joiner from its own state, complete after the last", async () => {
     const videoId = await createVideo(t, "direct");
-    const query = `subscription($id: ID!) { videoEvents(videoId: $id) {
-      __typename video { status } ... on RenderProgressEvent { index } } }`;
     const admin = ADMIN_AUTH.authorization;
     const [a, b, c] = [
-      await rawSubscriber(admin, "a", query, videoId),
-      await rawSubscriber(admin, "b", query, videoId),
-      await rawSubscriber(admin, "c", query, videoId),
+      await rawSubscriber(admin, "a", EVENT_INDEXES, videoId),
+      await rawSubscriber(admin, "b", EVENT_INDEXES, videoId),
+      await rawSubscriber(admin, "c", EVENT_INDEXES, videoId),
     ];
     const video = await snapshotOf(t, videoId);
     const indexes = (frames: string[], id: string) =>
@@ -350,7 +370,7 @@ describe("subscribers who share a result share its bytes", () => {
     const aFrames = a.frames.length;
     for (let i = 5; i < 8; i++) t.app.services.pubSub.publish("videoEvents", videoId, renderProgress(video, i));
     await until(() => indexes(c.frames, "c").length === 8, 5000);
-    const d = await rawSubscriber(admin, "d", query, videoId);
+    const d = await rawSubscriber(admin, "d", EVENT_INDEXES, videoId);
     expect(JSON.parse(d.frames[1]!).payload.data.videoEvents).toEqual({
       __typename: "VideoStatusEvent",
       video: { status: "WAITING_FOR_UPLOAD" },
@@ -399,8 +419,7 @@ describe("connections of a credential other live connections hold", () => {
       name: "front ends",
       scopes: ["videos:read"],
     });
-    const query = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename } }`;
-    const first = follow(t.wsClient(bearer(secret)), query, videoId);
+    const first = follow(t.wsClient(bearer(secret)), EVENT_TYPES, videoId);
     await first.first;
     const apiKeys = t.app.services.db.apiKey as unknown as { findUnique: (...args: unknown[]) => Promise<unknown> };
     const findUnique = apiKeys.findUnique;
@@ -410,14 +429,16 @@ describe("connections of a credential other live connections hold", () => {
       return findUnique.apply(apiKeys, args);
     };
     try {
-      const more = Array.from({ length: 5 }, () => follow(t.wsClient(bearer(secret)), query, videoId));
+      const more = Array.from({ length: 5 }, () => follow(t.wsClient(bearer(secret)), EVENT_TYPES, videoId));
       await Promise.all(more.map((m) => m.first));
       expect(lookups).toBe(0);
       await revokeApiKey(t.app.services.db, key.id);
       const ends = (await Promise.all([first, ...more].map((m) => m.end))) as { code?: number }[];
       expect(ends.map((e) => e.code)).toEqual(Array.from({ length: 6 }, () => 4403));
       // No live connection holds it now: a new one is looked up, and refused.
-      await expect(follow(t.wsClient(bearer(secret)), query, videoId).first).rejects.toMatchObject({ code: 4403 });
+      await expect(follow(t.wsClient(bearer(secret)), EVENT_TYPES, videoId).first).rejects.toMatchObject({
+        code: 4403,
+      });
       expect(lookups).toBeGreaterThan(0);
     } finally {
       apiKeys.findUnique = findUnique;
@@ -613,8 +634,8 @@ describe("slow consumers", () => {
   });
   afterAll(() => t?.stop());
 
-  const RENDER_PROGRESS = `subscription($id: ID!) { videoEvents(videoId: $id) {
-    __typename ... on RenderProgressEvent { index description } } }`;
+  const RENDER_PROGRESS = graphql(`subscription($id: ID!) { videoEvents(videoId: $id) {
+    __typename ... on RenderProgressEvent { index description } } }`);
 
   it(`a client that stops reading is closed with ${SLOW_CONSUMER_CLOSE_CODE}; a reader of the same video gets every event in order`, async () => {
     const videoId = await createVideo(t, "slow consumer");
@@ -672,7 +693,9 @@ describe("slow consumers", () => {
     } finally {
       await notifier.end();
     }
-    const indexes = reader.results.slice(1).map((r) => r.data.videoEvents.index);
+    const indexes = reader.results
+      .slice(1)
+      .map((r) => expectTypename(r.data!.videoEvents, "RenderProgressEvent").index);
     expect(indexes).toEqual(Array.from({ length: count }, (_, i) => i));
 
     // What the server sent before closing is read first, then the close frame.
@@ -693,14 +716,13 @@ describe("the connection cap", () => {
 
   it(`connections beyond WS_MAX_CONNECTIONS are closed with ${TRY_AGAIN_LATER_CLOSE_CODE}; the others stay served`, async () => {
     const videoId = await createVideo(t, "cap");
-    const query = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename } }`;
-    const served = [follow(t.wsClient(), query, videoId), follow(t.wsClient(), query, videoId)];
+    const served = [follow(t.wsClient(), EVENT_TYPES, videoId), follow(t.wsClient(), EVENT_TYPES, videoId)];
     await Promise.all(served.map((s) => s.first));
     const refusedClient = t.wsClient();
     const refused = new Promise<{ code: number; reason: string }>((resolve) =>
       refusedClient.on("closed", (e) => resolve(e as never)),
     );
-    const attempt = follow(refusedClient, query, videoId);
+    const attempt = follow(refusedClient, EVENT_TYPES, videoId);
     await expect(attempt.first).rejects.toMatchObject({ code: TRY_AGAIN_LATER_CLOSE_CODE });
     expect(await refused).toMatchObject({
       code: TRY_AGAIN_LATER_CLOSE_CODE,
@@ -729,10 +751,9 @@ describe("operations on a socket reuse the principal it opened with, until the c
       .setExpirationTime(Math.floor(Date.now() / 1000) + 2)
       .sign(new TextEncoder().encode(JWT_SECRET));
     const client = t.wsClient(bearer(token));
-    const query = `subscription($id: ID!) { videoEvents(videoId: $id) { __typename } }`;
-    await follow(client, query, videoId).first;
+    await follow(client, EVENT_TYPES, videoId).first;
     await sleep(3000);
-    const late = follow(client, query, videoId);
+    const late = follow(client, EVENT_TYPES, videoId);
     await expect(late.first).rejects.toMatchObject({ reason: expect.stringContaining("expired") });
   });
 });

@@ -5,36 +5,58 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listenToEventFanOut } from "./support/db.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { tenantKeySecret } from "./support/auth.ts";
+import { expectTypename, graphql, type VariablesOf } from "./support/graphql.ts";
 import { makeClip } from "./support/media-fixtures.ts";
 import { pacedFfmpeg } from "./support/paced-ffmpeg.ts";
 import { createUpload } from "./support/uploads.ts";
 
-const CMS_FIELDS = "title description externalId tags metadata { key value }";
+const CMS_FIELDS = graphql(`fragment CmsFields on Video { title description externalId tags metadata { key value } }`);
 // Not the shared CREATE_UPLOAD (support/uploads.ts): this checks the CMS fields createUpload answers with.
-const CREATE_UPLOAD = /* GraphQL */ `
+const CREATE_UPLOAD = graphql(
+  `
   mutation($input: CreateUploadInput!) {
     createUpload(input: $input) {
       __typename
-      ... on CreateUploadSuccess { uploadUrl video { id ${CMS_FIELDS} } }
+      ... on CreateUploadSuccess { uploadUrl video { id ...CmsFields } }
       ... on ValidationError { field message }
-    } }`;
-const FROM_URL = /* GraphQL */ `
+    } }`,
+  [CMS_FIELDS],
+);
+const FROM_URL = graphql(
+  `
   mutation($input: CreateVideoFromUrlInput!) {
     createVideoFromUrl(input: $input) {
       __typename
-      ... on RenderSuccess { video { id source ${CMS_FIELDS} } }
+      ... on RenderSuccess { video { id source ...CmsFields } }
       ... on ValidationError { field message }
-    } }`;
-const UPDATE = /* GraphQL */ `
+    } }`,
+  [CMS_FIELDS],
+);
+const UPDATE = graphql(
+  `
   mutation($input: UpdateVideoInput!) {
     updateVideo(input: $input) {
       __typename
-      ... on UpdateVideoSuccess { video { id ${CMS_FIELDS} } }
+      ... on UpdateVideoSuccess { video { id ...CmsFields } }
       ... on ValidationError { field message }
       ... on NotFoundError { id }
-    } }`;
-const VIDEO = `query($id: ID!) { video(id: $id) { id ${CMS_FIELDS} } }`;
-const COUNT = `{ videos(first: 100) { edges { node { id } } } }`;
+    } }`,
+  [CMS_FIELDS],
+);
+const VIDEO = graphql(`query($id: ID!) { video(id: $id) { id ...CmsFields } }`, [CMS_FIELDS]);
+const COUNT = graphql(`{ videos(first: 100) { edges { node { id } } } }`);
+const BY_EXTERNAL_ID = graphql(`{ videos(filter: { externalId: "cms-race" }) { edges { node { id } } } }`);
+const CREATE_WEBHOOK_ENDPOINT = graphql(
+  `mutation($url: String!) { createWebhookEndpoint(input: { url: $url }) { __typename } }`,
+);
+const CMS_EVENTS = graphql(
+  `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { status externalId tags metadata { key value } } } }`,
+);
+const CANCEL = graphql(`mutation($id: ID!) { cancelVideo(id: $id) { __typename } }`);
+/** The CMS fields every create mutation and updateVideo take. */
+type CmsInput = Partial<
+  Pick<VariablesOf<typeof CREATE_UPLOAD>["input"], "title" | "description" | "externalId" | "tags" | "metadata">
+>;
 
 const entries = (metadata: Record<string, string>) => Object.entries(metadata).map(([key, value]) => ({ key, value }));
 
@@ -58,9 +80,11 @@ describe("CMS data on videos (description, metadata, tags, externalId) through t
       metadata: entries({ lang: "en", course: "alg-101", "cms:rev": "7" }),
       tags: [" Lecture ", "MATH", "lecture", "Mathé"],
     };
-    const upload = (await t.gql(CREATE_UPLOAD, { input: { title: "Lecture 1", externalId: "cms-item-1", ...chosen } }))
-      .data.createUpload;
-    expect(upload.__typename).toBe("CreateUploadSuccess");
+    const upload = expectTypename(
+      (await t.gql(CREATE_UPLOAD, { input: { title: "Lecture 1", externalId: "cms-item-1", ...chosen } })).data
+        .createUpload,
+      "CreateUploadSuccess",
+    );
     const expected = {
       title: "Lecture 1",
       description: "Week 1.\nAlgebra, with examples.",
@@ -75,14 +99,18 @@ describe("CMS data on videos (description, metadata, tags, externalId) through t
     expect(upload.video).toMatchObject(expected);
     expect((await t.gql(VIDEO, { id: upload.video.id })).data.video).toMatchObject(expected);
 
-    const imported = (
-      await t.gql(FROM_URL, { input: { url: UNREACHABLE, title: "Imported", externalId: "cms-item-2", ...chosen } })
-    ).data.createVideoFromUrl;
-    expect(imported.__typename).toBe("RenderSuccess");
+    const imported = expectTypename(
+      (await t.gql(FROM_URL, { input: { url: UNREACHABLE, title: "Imported", externalId: "cms-item-2", ...chosen } }))
+        .data.createVideoFromUrl,
+      "RenderSuccess",
+    );
     expect(imported.video).toMatchObject({ ...expected, title: "Imported", externalId: "cms-item-2", source: "URL" });
 
     // Left out: none of them.
-    const plain = (await t.gql(CREATE_UPLOAD, { input: { title: "plain" } })).data.createUpload.video;
+    const plain = expectTypename(
+      (await t.gql(CREATE_UPLOAD, { input: { title: "plain" } })).data.createUpload,
+      "CreateUploadSuccess",
+    ).video;
     expect(plain).toMatchObject({ description: null, externalId: null, tags: [], metadata: [] });
   });
 
@@ -93,9 +121,10 @@ describe("CMS data on videos (description, metadata, tags, externalId) through t
       tags: ["x"],
       externalId: "upd-1",
     });
-    const changed = (await t.gql(UPDATE, { input: { id, title: "after", metadata: entries({ c: "3" }) } })).data
-      .updateVideo;
-    expect(changed.__typename).toBe("UpdateVideoSuccess");
+    const changed = expectTypename(
+      (await t.gql(UPDATE, { input: { id, title: "after", metadata: entries({ c: "3" }) } })).data.updateVideo,
+      "UpdateVideoSuccess",
+    );
     expect(changed.video).toMatchObject({
       title: "after",
       description: "old",
@@ -103,9 +132,11 @@ describe("CMS data on videos (description, metadata, tags, externalId) through t
       tags: ["x"],
       metadata: [{ key: "c", value: "3" }],
     });
-    const cleared = (
-      await t.gql(UPDATE, { input: { id, description: null, metadata: null, tags: null, externalId: null } })
-    ).data.updateVideo;
+    const cleared = expectTypename(
+      (await t.gql(UPDATE, { input: { id, description: null, metadata: null, tags: null, externalId: null } })).data
+        .updateVideo,
+      "UpdateVideoSuccess",
+    );
     expect(cleared.video).toMatchObject({
       title: "after",
       description: null,
@@ -119,12 +150,12 @@ describe("CMS data on videos (description, metadata, tags, externalId) through t
     expect(noTitle).toMatchObject({ __typename: "ValidationError", field: "title" });
     const foreign = (await t.gql(UPDATE, { input: { id, title: "taken over" } }, keyB)).data.updateVideo;
     expect(foreign).toMatchObject({ __typename: "NotFoundError", id });
-    expect((await t.gql(VIDEO, { id })).data.video.title).toBe("after");
+    expect((await t.gql(VIDEO, { id })).data.video!.title).toBe("after");
   });
 
   const manyKeys = Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`k${i}`, "v"]));
   const heavy = Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, "v".repeat(1000)]));
-  const refusals: [string, Record<string, unknown>, string, RegExp][] = [
+  const refusals: [string, CmsInput, string, RegExp][] = [
     ["a description over 5000 characters", { description: "d".repeat(5001) }, "description", /5000 characters/],
     ["a description with a control character", { description: "bell\u0007" }, "description", /control characters/],
     ["more than 50 metadata keys", { metadata: entries(manyKeys) }, "metadata", /more than 50 keys/],
@@ -160,7 +191,7 @@ describe("CMS data on videos (description, metadata, tags, externalId) through t
       const before = (await t.gql(COUNT)).data.videos.edges.length;
       const created = (await t.gql(CREATE_UPLOAD, { input: { title: "refused", ...fields } })).data.createUpload;
       expect(created).toMatchObject({ __typename: "ValidationError", field });
-      expect(created.message).toMatch(message);
+      expect(expectTypename(created, "ValidationError").message).toMatch(message);
       const imported = (await t.gql(FROM_URL, { input: { url: UNREACHABLE, title: "refused", ...fields } })).data
         .createVideoFromUrl;
       expect(imported).toMatchObject({ __typename: "ValidationError", field });
@@ -169,7 +200,7 @@ describe("CMS data on videos (description, metadata, tags, externalId) through t
       const { id } = await createUpload(t, "kept", { tags: ["kept"] });
       const updated = (await t.gql(UPDATE, { input: { id, ...fields } })).data.updateVideo;
       expect(updated).toMatchObject({ __typename: "ValidationError", field });
-      expect(updated.message).toMatch(message);
+      expect(expectTypename(updated, "ValidationError").message).toMatch(message);
       expect((await t.gql(VIDEO, { id })).data.video).toMatchObject({
         tags: ["kept"],
         metadata: [],
@@ -180,18 +211,28 @@ describe("CMS data on videos (description, metadata, tags, externalId) through t
 
   it(`a create with an externalId the tenant has returns that video as it is, from any create mutation and when \
 calls race; another tenant may use the same externalId; updateVideo cannot take one that is taken`, async () => {
-    const first = (await t.gql(CREATE_UPLOAD, { input: { title: "first", externalId: "cms-42", tags: ["one"] } })).data
-      .createUpload;
-    const again = (await t.gql(CREATE_UPLOAD, { input: { title: "second", externalId: "cms-42", tags: ["two"] } })).data
-      .createUpload;
-    expect(again.__typename).toBe("CreateUploadSuccess");
+    const first = expectTypename(
+      (await t.gql(CREATE_UPLOAD, { input: { title: "first", externalId: "cms-42", tags: ["one"] } })).data
+        .createUpload,
+      "CreateUploadSuccess",
+    );
+    const again = expectTypename(
+      (await t.gql(CREATE_UPLOAD, { input: { title: "second", externalId: "cms-42", tags: ["two"] } })).data
+        .createUpload,
+      "CreateUploadSuccess",
+    );
     expect(again.video).toMatchObject({ id: first.video.id, title: "first", tags: ["one"] });
-    const viaUrl = (await t.gql(FROM_URL, { input: { url: UNREACHABLE, title: "third", externalId: "cms-42" } })).data
-      .createVideoFromUrl;
+    const viaUrl = expectTypename(
+      (await t.gql(FROM_URL, { input: { url: UNREACHABLE, title: "third", externalId: "cms-42" } })).data
+        .createVideoFromUrl,
+      "RenderSuccess",
+    );
     expect(viaUrl.video).toMatchObject({ id: first.video.id, title: "first", source: "UPLOAD" });
 
-    const inB = (await t.gql(CREATE_UPLOAD, { input: { title: "b's", externalId: "cms-42" } }, keyB)).data.createUpload;
-    expect(inB.__typename).toBe("CreateUploadSuccess");
+    const inB = expectTypename(
+      (await t.gql(CREATE_UPLOAD, { input: { title: "b's", externalId: "cms-42" } }, keyB)).data.createUpload,
+      "CreateUploadSuccess",
+    );
     expect(inB.video.id).not.toBe(first.video.id);
     expect(inB.video.externalId).toBe("cms-42");
 
@@ -200,17 +241,16 @@ calls race; another tenant may use the same externalId; updateVideo cannot take 
         t.gql(CREATE_UPLOAD, { input: { title: `race ${i}`, externalId: "cms-race" } }),
       ),
     );
-    const ids = new Set(raced.map((r) => r.data.createUpload.video.id));
+    const ids = new Set(raced.map((r) => expectTypename(r.data.createUpload, "CreateUploadSuccess").video.id));
     expect(ids.size).toBe(1);
-    const found = (await t.gql(`{ videos(filter: { externalId: "cms-race" }) { edges { node { id } } } }`)).data.videos
-      .edges;
+    const found = (await t.gql(BY_EXTERNAL_ID)).data.videos.edges;
     expect(found).toHaveLength(1);
 
     const other = await createUpload(t, "other", { externalId: "cms-43" });
     const taken = (await t.gql(UPDATE, { input: { id: other.id, externalId: "cms-42" } })).data.updateVideo;
     expect(taken).toMatchObject({ __typename: "ValidationError", field: "externalId" });
-    expect(taken.message).toMatch(/Another video of this tenant/);
-    expect((await t.gql(VIDEO, { id: other.id })).data.video.externalId).toBe("cms-43");
+    expect(expectTypename(taken, "ValidationError").message).toMatch(/Another video of this tenant/);
+    expect((await t.gql(VIDEO, { id: other.id })).data.video!.externalId).toBe("cms-43");
   });
 });
 
@@ -253,11 +293,7 @@ describe("webhooks and videoEvents carry the CMS data; the events' NOTIFYs do no
 
   it(`a subscriber reads the data as the video has it at each event (updateVideo included), every webhook's \
 data.video has it, and no NOTIFY carries it`, async () => {
-    const endpoint = (
-      await t.gql(`mutation($url: String!) { createWebhookEndpoint(input: { url: $url }) { __typename } }`, {
-        url: receiverUrl,
-      })
-    ).data.createWebhookEndpoint;
+    const endpoint = (await t.gql(CREATE_WEBHOOK_ENDPOINT, { url: receiverUrl })).data.createWebhookEndpoint;
     expect(endpoint.__typename).toBe("CreateWebhookEndpointSuccess");
     const clip = await readFile(await makeClip({ width: 160, height: 90, seconds: 2, audio: true }));
     const { id, uploadUrl } = await createUpload(t, "hooked", {
@@ -265,11 +301,7 @@ data.video has it, and no NOTIFY carries it`, async () => {
       tags: ["first"],
       metadata: entries({ marker: "mk-before-update" }),
     });
-    const events = collectSubscription<any>(
-      t.wsClient(),
-      `subscription($id: ID!) { videoEvents(videoId: $id) { __typename video { status externalId tags metadata { key value } } } }`,
-      { id },
-    );
+    const events = collectSubscription(t.wsClient(), CMS_EVENTS, { id });
     await expect.poll(() => events.events.length).toBeGreaterThan(0);
     const updated = (
       await t.gql(UPDATE, { input: { id, tags: ["second"], metadata: entries({ marker: "mk-after-update" }) } })
@@ -278,8 +310,8 @@ data.video has it, and no NOTIFY carries it`, async () => {
     expect((await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: clip })).status).toBe(200);
 
     const seen = (await events.done).map((e) => e.videoEvents);
-    expect(seen.at(-1).video.status).toBe("READY");
-    expect(seen[0].video).toMatchObject({
+    expect(seen.at(-1)!.video.status).toBe("READY");
+    expect(seen[0]!.video).toMatchObject({
       externalId: "cms-hooked",
       tags: ["first"],
       metadata: [{ key: "marker", value: "mk-before-update" }],
@@ -308,14 +340,22 @@ data.video has it, and no NOTIFY carries it`, async () => {
     expect(delivered.find((d) => d.type === "video.ready")!.data.video).toMatchObject({ status: "READY" });
 
     // A clip of it has none of its CMS data; a clip asked with its externalId is that video, not a clip.
-    const CLIP = `mutation($input: CreateClipInput!) { createClip(input: $input) {
-      __typename ... on CreateClipSuccess { video { id source ${CMS_FIELDS} } } } }`;
-    const cut = (await t.gql(CLIP, { input: { sourceVideoId: id, start: 0, end: 1 } })).data.createClip;
+    const CLIP = graphql(
+      `mutation($input: CreateClipInput!) { createClip(input: $input) {
+      __typename ... on CreateClipSuccess { video { id source ...CmsFields } } } }`,
+      [CMS_FIELDS],
+    );
+    const cut = expectTypename(
+      (await t.gql(CLIP, { input: { sourceVideoId: id, start: 0, end: 1 } })).data.createClip,
+      "CreateClipSuccess",
+    );
     expect(cut.video).toMatchObject({ source: "CLIP", description: null, externalId: null, tags: [], metadata: [] });
-    const same = (await t.gql(CLIP, { input: { sourceVideoId: id, start: 0, end: 1, externalId: "cms-hooked" } })).data
-      .createClip;
+    const same = expectTypename(
+      (await t.gql(CLIP, { input: { sourceVideoId: id, start: 0, end: 1, externalId: "cms-hooked" } })).data.createClip,
+      "CreateClipSuccess",
+    );
     expect(same.video).toMatchObject({ id, source: "UPLOAD", externalId: "cms-hooked" });
-    await t.gql(`mutation($id: ID!) { cancelVideo(id: $id) { __typename } }`, { id: cut.video.id });
+    await t.gql(CANCEL, { id: cut.video.id });
 
     // The events went through the fan-out's NOTIFYs, which name the video but not its CMS data.
     const sent = notifications.join("\n");
