@@ -6,9 +6,9 @@ import { Parser } from "m3u8-parser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
 import { tenantKeySecret } from "./support/auth.ts";
-import { expectTypename, graphql, operationText, type ResultOf, type VariablesOf } from "./support/graphql.ts";
+import { expectTypename, graphql, type ResultOf, type VariablesOf } from "./support/graphql.ts";
 import { fixturesDir, runFfmpeg } from "./support/media-fixtures.ts";
-import { createUpload } from "./support/uploads.ts";
+import { createUpload, uploadAsset } from "./support/uploads.ts";
 
 const run = promisify(execFile);
 
@@ -34,11 +34,6 @@ const VARIANTS = graphql(`
     status segmentFormat staticRenditions { name } variants { name kind height playlistUrl }
     loudness { integratedLufs truePeakDb lra } watermark { position widthFraction margin marginUnit opacity }
   } }`);
-const UPLOAD_ASSET = graphql(`
-  mutation($f: File!, $kind: AssetKind!) { uploadAsset(file: $f, kind: $kind) {
-    __typename ... on UploadAssetSuccess { asset { id kind contentType } } ... on ValidationError { field message }
-  } }`);
-
 /** A video as VARIANTS reads it back once it is READY, with the events it sent. */
 type FinishedVideo = NonNullable<ResultOf<typeof VARIANTS>["video"]> & {
   id: string;
@@ -307,25 +302,6 @@ describe("loudness normalization and a watermark, chosen at creation (public API
     expect(expectTypename(stacked, "ValidationError").message).toMatch(/one PNG or JPEG image, the whole file/);
   });
 });
-
-async function uploadAsset(
-  t: TestApp,
-  bytes: Uint8Array,
-  name: string,
-  type: string,
-  kind: VariablesOf<typeof UPLOAD_ASSET>["kind"],
-) {
-  const form = new FormData();
-  form.append("operations", JSON.stringify({ query: operationText(UPLOAD_ASSET), variables: { f: null, kind } }));
-  form.append("map", JSON.stringify({ 0: ["variables.f"] }));
-  form.append("0", new Blob([bytes as Uint8Array<ArrayBuffer>], { type }), name);
-  const res = await fetch(`${t.url}/graphql`, {
-    method: "POST",
-    body: form,
-    headers: { authorization: "Bearer vg_test_admin_key_not_a_secret_0123456789" },
-  });
-  return ((await res.json()) as { data: ResultOf<typeof UPLOAD_ASSET> }).data.uploadAsset;
-}
 
 /**
  * The mean luma of each corner (a tenth of the width and height) of the file's first frame, decoded

@@ -4,8 +4,8 @@ import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey, ensureTenant } from "../src/auth/api-keys.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
-import { ADMIN_AUTH } from "./support/auth.ts";
-import { expectTypename, graphql, operationText, type ResultOf, type VariablesOf } from "./support/graphql.ts";
+import { uploadAsset } from "./support/uploads.ts";
+import { expectTypename, graphql, type VariablesOf } from "./support/graphql.ts";
 import { makeAudioOnly, makeClip } from "./support/media-fixtures.ts";
 
 const COMPOSE = graphql(`
@@ -30,31 +30,11 @@ const EVENTS = graphql(`
 const VIDEO = graphql(`
   query($id: ID!) { video(id: $id) { status source duration width height hasAudio variants { name
     status } jobs(first: 5) { edges { node { kind status parent { kind } } } } } }`);
-const UPLOAD_ASSET = graphql(`
-  mutation($f: File!, $kind: AssetKind!) { uploadAsset(file: $f, kind: $kind) { __typename ...
-    on UploadAssetSuccess { asset { id kind name size } } ... on ValidationError { field message } } }`);
-
 const QUESTIONS = [
   { question: "2 + 2 = ?", choices: ["3", "4", "5"], answerIndex: 1 },
   { question: "Capital of France?", choices: ["Paris", "Lyon"], answerIndex: 0 },
   { question: 'Which is "quoted": 100%?', choices: ["a:b", "c\\d", "e"], answerIndex: 2 },
 ];
-
-async function uploadAsset(
-  t: TestApp,
-  bytes: Uint8Array,
-  name: string,
-  type: string,
-  kind: VariablesOf<typeof UPLOAD_ASSET>["kind"],
-  authorization = ADMIN_AUTH.authorization,
-) {
-  const form = new FormData();
-  form.append("operations", JSON.stringify({ query: operationText(UPLOAD_ASSET), variables: { f: null, kind } }));
-  form.append("map", JSON.stringify({ 0: ["variables.f"] }));
-  form.append("0", new Blob([bytes as Uint8Array<ArrayBuffer>], { type }), name);
-  const res = await fetch(`${t.url}/graphql`, { method: "POST", body: form, headers: { authorization } });
-  return ((await res.json()) as { data: ResultOf<typeof UPLOAD_ASSET> }).data.uploadAsset;
-}
 
 async function untilEnd(t: TestApp, id: string) {
   return (await collectSubscription(t.wsClient(), EVENTS, { id }).done).map((e) => e.videoEvents);

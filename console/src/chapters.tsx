@@ -1,5 +1,5 @@
-import { useEffect, useState } from "preact/hooks";
 import { formatDuration } from "./format.ts";
+import { usePlaybackTime } from "./playback-time.ts";
 
 /** A chapter as the API gives it (`Video.chapters`). */
 export interface PlayerChapter {
@@ -65,18 +65,7 @@ export function ChapterList({
   video: { current: HTMLVideoElement | null };
   chapters: readonly PlayerChapter[];
 }) {
-  const [now, setNow] = useState(0);
-  useEffect(() => {
-    const element = video.current;
-    if (!element) return;
-    const follow = () => setNow(element.currentTime);
-    element.addEventListener("timeupdate", follow);
-    element.addEventListener("seeked", follow);
-    return () => {
-      element.removeEventListener("timeupdate", follow);
-      element.removeEventListener("seeked", follow);
-    };
-  }, [video.current]);
+  const [now, setNow] = usePlaybackTime(video);
   const playing = chapterAt(chapters, now);
   return (
     <nav class="chapters" aria-label="Chapters" data-testid="chapters">

@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { chapterAt, type PlayerChapter } from "./chapters.tsx";
 import { formatDuration } from "./format.ts";
+import { usePlaybackTime } from "./playback-time.ts";
 import { MAX_STORYBOARD_VTT_CHARS, parseStoryboardVtt, type StoryboardTile, tileAt } from "./storyboard-vtt.ts";
 
 export interface StoryboardProps {
@@ -59,22 +60,10 @@ export function StoryboardScrubber({
   const { duration } = storyboard;
   const tiles = useTiles(storyboard.vttUrl);
   const bar = useRef<HTMLDivElement>(null);
-  const [now, setNow] = useState(0);
+  const [now, setNow] = usePlaybackTime(video);
   // The time the preview shows (pointer over the bar, a drag, or a key just pressed); null: hidden.
   const [preview, setPreview] = useState<number | null>(null);
   const dragging = useRef(false);
-
-  useEffect(() => {
-    const element = video.current;
-    if (!element) return;
-    const follow = () => setNow(element.currentTime);
-    element.addEventListener("timeupdate", follow);
-    element.addEventListener("seeked", follow);
-    return () => {
-      element.removeEventListener("timeupdate", follow);
-      element.removeEventListener("seeked", follow);
-    };
-  }, [video.current]);
 
   const seek = (seconds: number) => {
     const to = round(Math.min(duration, Math.max(0, seconds)));

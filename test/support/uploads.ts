@@ -6,6 +6,7 @@ import { expect } from "vitest";
 import { parsePlaylist } from "../../src/shared/hls-playlists.ts";
 import type { Client } from "graphql-ws";
 import { collectSubscription, gqlAt, type TestApp } from "./app.ts";
+import { ADMIN_AUTH } from "./auth.ts";
 import {
   type Checked,
   expectTypename,
@@ -279,4 +280,31 @@ export async function uploadUntilEncoding<D extends Operation>(
   if (res.status !== 200) throw new Error(`upload answered ${res.status}`);
   await started;
   return { id, final };
+}
+
+const UPLOAD_ASSET = graphql(`
+  mutation($f: File!, $kind: AssetKind!) { uploadAsset(file: $f, kind: $kind) {
+    __typename
+    ... on UploadAssetSuccess { asset { id kind name size contentType } }
+    ... on ValidationError { field message }
+  } }`);
+
+/**
+ * uploadAsset as a browser sends it: a GraphQL multipart request with the file (its `f` variable
+ * is the file's slot, null in `operations`); the mutation's answer.
+ */
+export async function uploadAsset(
+  t: TestApp,
+  bytes: Uint8Array,
+  name: string,
+  type: string,
+  kind: VariablesOf<typeof UPLOAD_ASSET>["kind"],
+  authorization = ADMIN_AUTH.authorization,
+) {
+  const form = new FormData();
+  form.append("operations", JSON.stringify({ query: operationText(UPLOAD_ASSET), variables: { f: null, kind } }));
+  form.append("map", JSON.stringify({ 0: ["variables.f"] }));
+  form.append("0", new Blob([bytes as Uint8Array<ArrayBuffer>], { type }), name);
+  const res = await fetch(`${t.url}/graphql`, { method: "POST", body: form, headers: { authorization } });
+  return ((await res.json()) as { data: ResultOf<typeof UPLOAD_ASSET> }).data.uploadAsset;
 }
