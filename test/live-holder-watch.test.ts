@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_TENANT_ID } from "../src/auth/api-keys.ts";
@@ -115,6 +116,9 @@ describe("a broadcast on air whose API instance is gone", () => {
     const overAfterItsStop = await streamOnAir("SUCCEEDED");
     ctx.feeds.set(over.videoId, held(over.streamId));
     ctx.feeds.set(on.videoId, held(on.streamId));
+    // A broadcast starting: its feed is here before its video and job are written.
+    const starting = randomUUID();
+    ctx.feeds.set(starting, held(on.streamId));
     const stopped = held(overAfterItsStop.streamId);
     ctx.endedFeeds.keep(overAfterItsStop.videoId, stopped);
     const overFeed = ctx.feeds.get(over.videoId)!.feed;
@@ -124,6 +128,7 @@ describe("a broadcast on air whose API instance is gone", () => {
     expect(overFeed.ended).toBe(true);
     await expect.poll(() => ctx.endedFeeds.get(overAfterItsStop.videoId)).toBeUndefined();
     expect(ctx.feeds.get(on.videoId)?.feed.ended).toBe(false);
+    expect(ctx.feeds.get(starting)?.feed.ended).toBe(false);
   });
 
   it("an instance that took its hold again after its session was lost says its publisher is still there", async () => {

@@ -31,10 +31,14 @@ export function listenForEnds(ctx: LiveContext): void {
   });
 }
 
-/** Ends the feeds held here (live, or ended and kept) whose encode is over: their end was missed. */
+/**
+ * Ends the feeds held here (live, or ended and kept) whose encode is over: their end was missed. A
+ * feed whose job is not written yet (a broadcast starting: its feed comes first) is not one.
+ */
 async function endFeedsOfEndedEncodes(ctx: LiveContext): Promise<void> {
   for (const videoId of new Set([...ctx.feeds.keys(), ...ctx.endedFeeds.videoIds()])) {
-    if (await liveJobOf(ctx, videoId)) continue;
+    const job = await ctx.db.job.findFirst({ where: { videoId, kind: "LIVE" }, select: { status: true } });
+    if (!job || job.status === "QUEUED" || job.status === "RUNNING") continue;
     log.info("live: a broadcast's encode ended while the event fan-out was down; its feed here ends", { videoId });
     endFeed(ctx, videoId);
   }
