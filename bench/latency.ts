@@ -46,7 +46,7 @@ const { default: WebSocket } = await import("ws");
 const { encodeLadder } = await import("../render-worker/media/encode-ladder.ts");
 const { planLadder } = await import("../render-worker/media/ladder.ts");
 const { probeSource } = await import("../render-worker/media/probe.ts");
-const { processesWithCwd } = await import("../test/support/process-scan.ts");
+const { ffmpegUnder, listProcesses, processesWithCwd } = await import("../test/support/process-scan.ts");
 const { startApiProcess, stopAllProcesses } = await import("../test/support/processes.ts");
 const { CREATE_UPLOAD, postGraphQL, benchDatabase } = await import("./support/stack.ts");
 const runs = Number(flags.runs);
@@ -88,7 +88,7 @@ const STEPS = [
 ] as const;
 type Step = (typeof STEPS)[number];
 /** When each step happened, as Date.now(), in one run; the poster is made off the path, after playable. */
-type Timeline = Record<Step, number> & { lastByte: number; posterPublished: number; ready: number };
+type Timeline = Record<Step, number> & { lastByte: number; posterPublished: number; ready: number; cpu: StackCpu };
 
 /** Resolves with `check()`'s first truthy answer, asked every POLL_MS; rejects after `timeoutMs`. */
 async function pollUntil<T>(check: () => Promise<T | null>, timeoutMs: number, what: string): Promise<T> {
@@ -225,9 +225,32 @@ const seconds = (ms: number) => `${(ms / 1000).toFixed(2).padStart(6)} s`;
 const CLOCK_TICKS = 100;
 
 /** CPU seconds (user + system) the processes working in `dir` have used so far: less load-sensitive than wall time. */
-function cpuSecondsIn(dir: string): number {
+const cpuSecondsIn = (dir: string): number => cpuSecondsOf(processesWithCwd(dir));
+
+/** Where the CPU went while a video became playable: CPU seconds of each part of the stack. */
+interface StackCpu {
+  /** The API process, its local worker in it (the segment watch and uploads, the events). */
+  api: number;
+  /** The worker's ffmpeg processes. */
+  ffmpeg: number;
+  /** Every Postgres process on the machine (nothing else uses one in the benchmark's run). */
+  postgres: number;
+}
+
+/** The CPU the stack's parts have used so far (ffmpeg: those running now under `workerTmpDir`). */
+function stackCpu(apiPid: number, workerTmpDir: string): StackCpu {
+  const all = listProcesses();
+  return {
+    api: cpuSecondsOf([apiPid]),
+    ffmpeg: cpuSecondsOf(ffmpegUnder(workerTmpDir, all).map((p) => p.pid)),
+    postgres: cpuSecondsOf(all.filter((p) => p.command === "postgres").map((p) => p.pid)),
+  };
+}
+
+/** CPU seconds (user + system) the processes `pids` have used so far. */
+function cpuSecondsOf(pids: readonly number[]): number {
   let ticks = 0;
-  for (const pid of processesWithCwd(dir)) {
+  for (const pid of pids) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
       // After the parenthesised command: state is field 3, utime 14, stime 15.
@@ -285,6 +308,7 @@ function sourceReport(source: SourceRuns): string {
   const aloneCpu = summary(source.ffmpegAlone.map((a) => a.cpuSeconds * 1000));
   const aloneFullFirstCpu = summary(source.ffmpegAloneFullFirst.map((a) => a.cpuSeconds * 1000));
   const poster = summary(timelines.map((t) => t.posterPublished - t.lastByte));
+  const cpuMedian = (part: keyof StackCpu) => `${(summary(timelines.map((t) => t.cpu[part])).median).toFixed(2)} CPU s`;
   const ready = summary(timelines.map((t) => t.ready - t.lastByte));
   return `
 source ${source.name}
@@ -302,6 +326,9 @@ ffmpeg alone (every rung lists a segment):  median ${seconds(alone.median)}  \
   the same with a ${SEGMENT_SECONDS} s first segment:    median ${seconds(aloneFullFirst.median)}  \
 (min ${seconds(aloneFullFirst.min).trim()}, max ${seconds(aloneFullFirst.max).trim()}), \
 CPU median ${seconds(aloneFullFirstCpu.median).trim()}
+
+where the CPU went from the last byte to playable (medians; the machine has ${os.cpus().length} × the wall time)
+ffmpeg ${cpuMedian("ffmpeg")}, the API process with its local worker ${cpuMedian("api")}, Postgres ${cpuMedian("postgres")}
 
 off the path (after playable)
 poster published:  median ${seconds(poster.median)}  (min ${seconds(poster.min).trim()}, \
@@ -376,6 +403,7 @@ try {
     WORKER_TMP_DIR: workerTmpDir,
   });
   api = stack;
+  const apiPid = stack.child.pid!;
   await stack.waitForLog('"message":"worker ready"');
   await db.connect();
   const ws = createClient({
@@ -433,8 +461,16 @@ try {
       await Promise.race([inPlace, playable]);
       const put = await fetch(`${stack.url}${ticket.uploadUrl}`, { method: "PUT", body: bytes });
       const lastByte = Date.now();
+      const cpuAtLastByte = stackCpu(apiPid, workerTmpDir);
       if (put.status !== 200) throw new Error(`upload HTTP ${put.status}`);
       const playableAt = await withTimeout(playable, "playable");
+      // The ladder's ffmpeg started after the last byte: all its CPU so far is in the window.
+      const cpuAtPlayable = stackCpu(apiPid, workerTmpDir);
+      const cpu = {
+        api: cpuAtPlayable.api - cpuAtLastByte.api,
+        ffmpeg: cpuAtPlayable.ffmpeg,
+        postgres: cpuAtPlayable.postgres - cpuAtLastByte.postgres,
+      };
       await pollUntil(async () => published.seen.master ?? null, 10_000, "master playlist in storage");
       await pollUntil(async () => published.seen.everyRung ?? null, 10_000, "every rung's list in the work dir");
       const { rows } = await db.query<{ id: string; dispatchedAt: Date }>(
@@ -463,6 +499,7 @@ try {
         "playable event received": playableAt,
         posterPublished,
         ready: readyAt,
+        cpu,
       };
     } finally {
       unsubscribe();
