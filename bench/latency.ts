@@ -45,6 +45,8 @@ const { default: pg } = await import("pg");
 const { default: WebSocket } = await import("ws");
 const { encodeLadder } = await import("../render-worker/media/encode-ladder.ts");
 const { planLadder } = await import("../render-worker/media/ladder.ts");
+const { planPoster } = await import("../render-worker/media/poster.ts");
+const { planStoryboard } = await import("../render-worker/media/storyboard.ts");
 const { probeSource } = await import("../render-worker/media/probe.ts");
 const { ffmpegUnder, listProcesses, processesWithCwd } = await import("../test/support/process-scan.ts");
 const { startApiProcess, stopAllProcesses } = await import("../test/support/processes.ts");
@@ -185,13 +187,17 @@ async function ffmpegAloneMs(
   source: string,
   ladder: PlannedRung[],
   scratch: string,
-  firstSegmentSeconds?: number,
+  options: { firstSegmentSeconds?: number; images?: boolean } = {},
 ): Promise<{ ms: number; cpuSeconds: number }> {
   const workDir = await mkdtemp(path.join(scratch, "ffmpeg-alone-"));
   const controller = new AbortController();
   let encode: ReturnType<typeof encodeLadder> | undefined;
   try {
     const { input, probe } = await probeSource(source);
+    // `images`: the poster and storyboard outputs a whole run's ladder process carries beside the rungs.
+    const images = options.images && probe.width !== null && probe.height !== null ? probe : null;
+    const storyboardDir = path.join(workDir, "storyboard");
+    if (images) await mkdir(storyboardDir);
     const started = Date.now();
     encode = encodeLadder({
       input,
@@ -199,7 +205,16 @@ async function ffmpegAloneMs(
       ladder,
       workDir,
       segmentSeconds: SEGMENT_SECONDS,
-      ...(firstSegmentSeconds !== undefined ? { firstSegmentSeconds } : {}),
+      ...(options.firstSegmentSeconds !== undefined ? { firstSegmentSeconds: options.firstSegmentSeconds } : {}),
+      ...(images
+        ? {
+            poster: { plan: planPoster(probe), outFile: path.join(workDir, "poster.jpg") },
+            storyboard: {
+              plan: planStoryboard({ duration: probe.duration, width: images.width!, height: images.height! }),
+              outDir: storyboardDir,
+            },
+          }
+        : {}),
       signal: controller.signal,
     });
     const playlists = ladder.map((rung) => path.join(workDir, rung.name, RUNG_PLAYLIST));
@@ -288,6 +303,8 @@ interface SourceRuns {
   timelines: Timeline[];
   ffmpegAlone: { ms: number; cpuSeconds: number }[];
   ffmpegAloneFullFirst: { ms: number; cpuSeconds: number }[];
+  /** The same command with the poster and storyboard outputs a whole run's ladder process carries. */
+  ffmpegAloneWithImages: { ms: number; cpuSeconds: number }[];
 }
 
 /** One source's runs: each step after the last byte, the anchors, the poster and READY. */
@@ -307,6 +324,8 @@ function sourceReport(source: SourceRuns): string {
   const aloneFullFirst = summary(source.ffmpegAloneFullFirst.map((a) => a.ms));
   const aloneCpu = summary(source.ffmpegAlone.map((a) => a.cpuSeconds * 1000));
   const aloneFullFirstCpu = summary(source.ffmpegAloneFullFirst.map((a) => a.cpuSeconds * 1000));
+  const aloneImages = summary(source.ffmpegAloneWithImages.map((a) => a.ms));
+  const aloneImagesCpu = summary(source.ffmpegAloneWithImages.map((a) => a.cpuSeconds * 1000));
   const poster = summary(timelines.map((t) => t.posterPublished - t.lastByte));
   const cpuMedian = (part: keyof StackCpu) => `${(summary(timelines.map((t) => t.cpu[part])).median).toFixed(2)} CPU s`;
   const ready = summary(timelines.map((t) => t.ready - t.lastByte));
@@ -326,6 +345,8 @@ ffmpeg alone (every rung lists a segment):  median ${seconds(alone.median)}  \
   the same with a ${SEGMENT_SECONDS} s first segment:    median ${seconds(aloneFullFirst.median)}  \
 (min ${seconds(aloneFullFirst.min).trim()}, max ${seconds(aloneFullFirst.max).trim()}), \
 CPU median ${seconds(aloneFullFirstCpu.median).trim()}
+  the same with the poster and storyboard outputs (the worker's whole command):  median ${seconds(aloneImages.median)}  \
+(min ${seconds(aloneImages.min).trim()}, max ${seconds(aloneImages.max).trim()}), CPU median ${seconds(aloneImagesCpu.median).trim()}
 
 where the CPU went from the last byte to playable (medians; the machine has ${os.cpus().length} × the wall time)
 ffmpeg ${cpuMedian("ffmpeg")}, the API process with its local worker ${cpuMedian("api")}, Postgres ${cpuMedian("postgres")}
@@ -387,6 +408,7 @@ try {
       timelines: [],
       ffmpegAlone: [],
       ffmpegAloneFullFirst: [],
+      ffmpegAloneWithImages: [],
     });
   }
   const workerTmpDir = path.join(scratch, "work");
@@ -514,7 +536,10 @@ try {
       source.timelines.push(timeline);
       const alone = await ffmpegAloneMs(source.file, source.ladder, scratch);
       source.ffmpegAlone.push(alone);
-      const aloneFullFirst = await ffmpegAloneMs(source.file, source.ladder, scratch, SEGMENT_SECONDS);
+      const aloneFullFirst = await ffmpegAloneMs(source.file, source.ladder, scratch, {
+        firstSegmentSeconds: SEGMENT_SECONDS,
+      });
+      source.ffmpegAloneWithImages.push(await ffmpegAloneMs(source.file, source.ladder, scratch, { images: true }));
       source.ffmpegAloneFullFirst.push(aloneFullFirst);
       const total = timeline["playable event received"] - timeline.lastByte;
       log(
