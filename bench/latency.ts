@@ -27,8 +27,9 @@ const USAGE = `usage: npm run bench:latency -- [--runs=N] [--seconds=S] [--heigh
 Uploads a generated S s clip of height H (16:9) of each source N times, one after another (the sources
 in turn), to the embedded stack started here and prints, per source, the median, min and max time from
 the upload's last byte to each step up to the playable event, to the poster (made after it) and to
-READY, beside the goals, ffmpeg alone on the same clip (with the worker's short first segment and with a
-full-length one) and half the duration; then each source's medians side by side. The sources:
+READY, beside the goals, ffmpeg alone on the same clip (with the worker's short first segment, with a
+full-length one, and with the poster and storyboard outputs) and half the duration, and the CPU the
+ladder's ffmpeg, the API process and Postgres used until playable; then each source's medians side by side. The sources:
 ${BENCH_SOURCE_NAMES.map((name) => `  ${name}: ${BENCH_SOURCES[name].description}`).join("\n")}
 Defaults: 5 runs, 60 s, 1080, --sources=${BENCH_SOURCE_NAMES.join(",")}.`;
 const { values: flags } = parseCommandLine(USAGE, {
