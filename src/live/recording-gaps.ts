@@ -121,16 +121,27 @@ export function recordGaps(
   if (!cause) return;
   const total = gaps ? gaps.before + [...gaps.since.values()].reduce((a, b) => a + b, 0) : missed;
   const lastError = `${LACKS_PREFIX}${total.toFixed(1)} s of the broadcast: ${CAUSES[cause]}`;
-  void Promise.all([
-    ctx.db.liveStream.updateMany({ where: { activeVideoId: videoId }, data: { lastError } }),
-    ctx.db.liveBroadcastFeed.upsert({
-      where: { videoId },
-      create: { videoId, lackedSeconds: total },
-      update: { lackedSeconds: total },
-    }),
-  ])
+  // After the video's writes before it: a total written late must not overwrite a later, larger one.
+  const write = (lackWrites.get(videoId) ?? Promise.resolve())
+    .then(() =>
+      Promise.all([
+        ctx.db.liveStream.updateMany({ where: { activeVideoId: videoId }, data: { lastError } }),
+        ctx.db.liveBroadcastFeed.upsert({
+          where: { videoId },
+          create: { videoId, lackedSeconds: total },
+          update: { lackedSeconds: total },
+        }),
+      ]),
+    )
     .then(([{ count }]) => {
       if (count && entry) announce(ctx, entry.streamId);
     })
     .catch((err) => log.error("live: what the recording lacks could not be written", { videoId, err }));
+  lackWrites.set(videoId, write);
+  void write.finally(() => {
+    if (lackWrites.get(videoId) === write) lackWrites.delete(videoId);
+  });
 }
+
+/** Each video's latest write of what its recording lacks, which the next one waits for (recordGaps). */
+const lackWrites = new Map<string, Promise<void>>();
