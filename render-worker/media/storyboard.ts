@@ -4,6 +4,7 @@ import type { ProbeResult } from "../../src/protocol/media-facts.ts";
 import { MediaError } from "./errors.ts";
 import { runFfmpeg } from "./ffmpeg-process.ts";
 import { decodeLimitOptions, inputSeekOptions, mediaInputOptions, type ProbedInput } from "./media-input.ts";
+import { vttTime } from "../../src/shared/webvtt.ts";
 
 /** Frames a storyboard holds at most: the interval grows with the duration to stay under it. */
 export const MAX_STORYBOARD_TILES = 200;
@@ -131,16 +132,6 @@ export async function makeStoryboardSheets(args: MakeStoryboardArgs): Promise<st
     signal: args.signal,
   });
   return storyboardSheetsWritten(plan, outDir, commandLine);
-}
-
-/** `HH:MM:SS.mmm`, as WebVTT writes times. */
-function vttTime(seconds: number): string {
-  const ms = Math.round(seconds * 1000);
-  const h = Math.floor(ms / 3_600_000);
-  const m = Math.floor(ms / 60_000) % 60;
-  const s = Math.floor(ms / 1000) % 60;
-  const pad = (n: number, width = 2) => String(n).padStart(width, "0");
-  return `${pad(h)}:${pad(m)}:${pad(s)}.${pad(ms % 1000, 3)}`;
 }
 
 /**

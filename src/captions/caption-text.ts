@@ -1,4 +1,5 @@
 import { InvalidCaptionsError } from "../errors.ts";
+import { vttTime } from "../shared/webvtt.ts";
 
 /** Largest caption file accepted, in UTF-8 bytes. */
 export const MAX_CAPTION_BYTES = 1024 * 1024;
@@ -283,15 +284,6 @@ function parseTime(text: string, pattern: RegExp, lineNumber: number): number {
     throw new InvalidCaptionsError(`"${clip(text)}" is past ${MAX_CUE_SECONDS / 3600} hours`, lineNumber);
   }
   return seconds;
-}
-
-function vttTime(seconds: number): string {
-  const ms = Math.round(seconds * 1000);
-  const h = Math.floor(ms / 3_600_000);
-  const m = Math.floor(ms / 60_000) % 60;
-  const s = Math.floor(ms / 1000) % 60;
-  const pad = (n: number, w = 2) => String(n).padStart(w, "0");
-  return `${pad(h)}:${pad(m)}:${pad(s)}.${pad(ms % 1000, 3)}`;
 }
 
 /** A caption file's bytes as text; bytes that are not UTF-8 become U+FFFD, which the checks refuse with their line. */

@@ -7,6 +7,7 @@ import { log } from "../log.ts";
 import { chaptersKey } from "../protocol/storage-layout.ts";
 import type { ApiStorage } from "../storage/types.ts";
 import { findTenantVideoOrThrow } from "../videos/find-video.ts";
+import { vttTime } from "../shared/webvtt.ts";
 
 /**
  * A video's chapters (docs/api-guide.md, "Chapters"): set and replaced whole by `setChapters`,
@@ -71,13 +72,6 @@ function chapterTitle(title: string, field: string): string {
 /** Each chapter with where it ends: where the next starts, the last at the video's end. */
 export function chapterSpans(chapters: readonly Chapter[], duration: number) {
   return chapters.map((c, i) => ({ ...c, endSeconds: chapters[i + 1]?.startSeconds ?? duration }));
-}
-
-/** A WebVTT time: hh:mm:ss.ttt. */
-function vttTime(seconds: number): string {
-  const ms = Math.round(seconds * 1000);
-  const pad = (n: number, width = 2) => String(n).padStart(width, "0");
-  return `${pad(Math.floor(ms / 3_600_000))}:${pad(Math.floor(ms / 60_000) % 60)}:${pad(Math.floor(ms / 1000) % 60)}.${pad(ms % 1000, 3)}`;
 }
 
 /** Text as a WebVTT cue's payload shows it: `&`, `<` and `>` escaped (so no tag, and no `-->`). */
