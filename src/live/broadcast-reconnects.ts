@@ -2,7 +2,7 @@ import type { LiveStream } from "../generated/prisma/client.ts";
 import { parseJobInput } from "../jobs/create-job.ts";
 import { log } from "../log.ts";
 import { takeFeed } from "./broadcast-ends.ts";
-import { setStatus } from "./broadcast-status.ts";
+import { type BroadcastStatus, setStatus } from "./broadcast-status.ts";
 import { lastErrorGoingOn } from "./recording-gaps.ts";
 import type { BroadcastFeed, LiveFeed } from "./feed.ts";
 import { type HeldBroadcast, type LiveContext, liveJobOf } from "./live-context.ts";
@@ -83,14 +83,28 @@ export async function resumeInGrace(ctx: LiveContext, streamId: string): Promise
   clearTimeout(grace.timer);
   ctx.graces.delete(streamId);
   waiting.feed.resume();
-  const video = await ctx.db.video.findUnique({ where: { id: grace.videoId }, select: { playable: true } });
-  // Why the publisher was gone no longer holds; what the recording lacks (recording-gaps.ts) still does.
+  await sayGoingOn(ctx, streamId, grace.videoId);
+  log.info("live: publisher reconnected", { streamId, videoId: grace.videoId });
+  return waiting.feed;
+}
+
+/**
+ * The stream says its broadcast `videoId` goes on with its publisher here: LIVE once playable, else
+ * CONNECTED. Why the publisher was gone no longer holds; what the recording lacks (recording-gaps.ts)
+ * still does. `from`: the states it may move from (setStatus).
+ */
+export async function sayGoingOn(
+  ctx: LiveContext,
+  streamId: string,
+  videoId: string,
+  from?: BroadcastStatus[],
+): Promise<void> {
+  const video = await ctx.db.video.findUnique({ where: { id: videoId }, select: { playable: true } });
   const stream = await ctx.db.liveStream.findUnique({ where: { id: streamId }, select: { lastError: true } });
   await setStatus(ctx, streamId, video?.playable ? "LIVE" : "CONNECTED", {
     lastError: lastErrorGoingOn(stream?.lastError),
+    ...(from ? { from } : {}),
   });
-  log.info("live: publisher reconnected", { streamId, videoId: grace.videoId });
-  return waiting.feed;
 }
 
 /**

@@ -12,7 +12,7 @@ import { announce } from "./stream-events.ts";
 type StatusExtra = { lastError?: string | null; activeVideoId?: string; from?: BroadcastStatus[] };
 
 /** The states a broadcast moves its stream to, and the webhook each sends. */
-type BroadcastStatus = Exclude<LiveStreamStatus, "IDLE">;
+export type BroadcastStatus = Exclude<LiveStreamStatus, "IDLE">;
 const WEBHOOK_OF_STATUS = {
   CONNECTED: "live_stream.connected",
   LIVE: "live_stream.live",

@@ -1,4 +1,5 @@
 import { log } from "../log.ts";
+import { sayGoingOn } from "./broadcast-reconnects.ts";
 import { setStatus } from "./broadcast-status.ts";
 import { type LiveContext, liveJobOf } from "./live-context.ts";
 
@@ -77,15 +78,10 @@ async function lookForHolderless(ctx: LiveContext, unheldSince: Map<string, numb
 /**
  * This instance took `videoId`'s hold again after its session to Postgres was down: where its
  * publisher is still here, its stream says so again (another instance may have said it
- * disconnected meanwhile).
+ * disconnected meanwhile), as a publisher's reconnect does.
  */
 export async function reclaimStatus(ctx: LiveContext, videoId: string): Promise<void> {
   const entry = ctx.feeds.get(videoId);
   if (!entry || entry.feed.ended || ctx.graces.has(entry.streamId)) return;
-  const video = await ctx.db.video.findUnique({ where: { id: videoId }, select: { playable: true } });
-  const stream = await ctx.db.liveStream.findUnique({ where: { id: entry.streamId }, select: { lastError: true } });
-  await setStatus(ctx, entry.streamId, video?.playable ? "LIVE" : "CONNECTED", {
-    from: ["DISCONNECTED"],
-    ...(stream?.lastError === HOLDER_GONE ? { lastError: null } : {}),
-  });
+  await sayGoingOn(ctx, entry.streamId, videoId, ["DISCONNECTED"]);
 }
