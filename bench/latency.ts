@@ -5,7 +5,6 @@
 //   npm run bench:latency -- --runs=2 --seconds=10      a quick look
 //   DATABASE_URL=postgresql://…  that server (a fresh database); default: 127.0.0.1:5432, else embedded.
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { access, chmod, mkdir, mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -49,7 +48,7 @@ const { planLadder } = await import("../render-worker/media/ladder.ts");
 const { planPoster } = await import("../render-worker/media/poster.ts");
 const { planStoryboard } = await import("../render-worker/media/storyboard.ts");
 const { probeSource } = await import("../render-worker/media/probe.ts");
-const { ffmpegUnder, listProcesses, processesWithCwd } = await import("../test/support/process-scan.ts");
+const { cpuSecondsOf, ffmpegUnder, listProcesses, processesWithCwd } = await import("../test/support/process-scan.ts");
 const { startApiProcess, stopAllProcesses } = await import("../test/support/processes.ts");
 const { CREATE_UPLOAD, postGraphQL, benchDatabase } = await import("./support/stack.ts");
 const runs = Number(flags.runs);
@@ -237,9 +236,6 @@ async function ffmpegAloneMs(
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(2).padStart(6)} s`;
 
-/** Linux's clock ticks per second in /proc/{pid}/stat (USER_HZ, 100 on every Linux this runs on). */
-const CLOCK_TICKS = 100;
-
 /** CPU seconds (user + system) the processes working in `dir` have used so far: less load-sensitive than wall time. */
 const cpuSecondsIn = (dir: string): number => cpuSecondsOf(processesWithCwd(dir));
 
@@ -261,22 +257,6 @@ function stackCpu(apiPid: number, workerTmpDir: string): StackCpu {
     ffmpeg: cpuSecondsOf(ffmpegUnder(workerTmpDir, all).map((p) => p.pid)),
     postgres: cpuSecondsOf(all.filter((p) => p.command === "postgres").map((p) => p.pid)),
   };
-}
-
-/** CPU seconds (user + system) the processes `pids` have used so far. */
-function cpuSecondsOf(pids: readonly number[]): number {
-  let ticks = 0;
-  for (const pid of pids) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      // After the parenthesised command: state is field 3, utime 14, stime 15.
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      ticks += Number(fields[11]) + Number(fields[12]);
-    } catch {
-      // Exited meanwhile.
-    }
-  }
-  return ticks / CLOCK_TICKS;
 }
 
 function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {

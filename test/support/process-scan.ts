@@ -194,3 +194,17 @@ export function inGroups(groups: Iterable<number>): ProcessInfo[] {
   const wanted = new Set(groups);
   return listProcesses().filter((p) => wanted.has(p.pgrp));
 }
+
+/** CPU seconds (user + system) the processes `pids` have used so far; one that exited counts none. */
+export function cpuSecondsOf(pids: readonly number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = parseProcStat(readFileSync(`/proc/${pid}/stat`, "utf8"));
+      ticks += stat.field(14) + stat.field(15);
+    } catch {
+      // Exited meanwhile.
+    }
+  }
+  return ticks / CLOCK_TICKS_PER_SECOND;
+}
