@@ -4,7 +4,7 @@ import path from "node:path";
 import type { LiveJobMessage } from "../../src/protocol/live-messages.ts";
 import type { ProbeResult, Storyboard } from "../../src/protocol/media-facts.ts";
 import type { StaticRenditionPlan } from "../../src/protocol/static-rendition-messages.ts";
-import { hlsLayout, liveRecordingKey, posterKey } from "../../src/protocol/storage-layout.ts";
+import { hlsLayout, liveRecordingKey, posterKey, storyboardLayout } from "../../src/protocol/storage-layout.ts";
 import { inSpan } from "../../src/shared/tracing.ts";
 import { log } from "../log.ts";
 import { abortError, isAbortError, MediaError } from "../media/errors.ts";
@@ -289,7 +289,7 @@ async function encodeTry(
   const publisher = createHlsPublisher({
     storage,
     workDir: ctx.workDir,
-    outputPrefix: job.outputPrefix,
+    hls: hlsLayout(job.outputPrefix),
     ladder,
     probe,
     ...(continues
@@ -472,7 +472,8 @@ async function publishRecordingSource(
   const storyboard = await (async () => {
     const made = await remuxed({ name: "LOW", videoRung: video.at(-1)!.name, audioRung: null }, "storyboard-source");
     const { input, probe } = await probeSource(made.file, { signal: ctx.signal });
-    return publishStoryboard(job, ctx, input, probe, { keyframesOnlyFrom: 2 * job.options.segmentSeconds });
+    const target = { jobId: job.jobId, layout: storyboardLayout(job.outputPrefix) };
+    return publishStoryboard(target, ctx, input, probe, { keyframesOnlyFrom: 2 * job.options.segmentSeconds });
   })().catch(failed("storyboard"));
   return { sourceKey, storyboard };
 }

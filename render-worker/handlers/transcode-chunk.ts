@@ -1,5 +1,6 @@
 import type { ProbeResult } from "../../src/protocol/media-facts.ts";
 import type { TranscodeChunkJobMessage } from "../../src/protocol/transcode-messages.ts";
+import { hlsLayout } from "../../src/protocol/storage-layout.ts";
 import { inSpan } from "../../src/shared/tracing.ts";
 import { estimateJobMemoryBytes } from "../admission.ts";
 import { log } from "../log.ts";
@@ -94,7 +95,7 @@ async function encodeAndPublishChunk(
   const publisher = createHlsPublisher({
     storage,
     workDir,
-    outputPrefix: job.outputPrefix,
+    hls: hlsLayout(job.outputPrefix),
     ladder,
     probe,
     segmentFormat,

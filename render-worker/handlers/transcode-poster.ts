@@ -1,7 +1,5 @@
 import path from "node:path";
 import type { ProbeResult } from "../../src/protocol/media-facts.ts";
-import type { TranscodeJobMessage } from "../../src/protocol/transcode-messages.ts";
-import { posterKey } from "../../src/protocol/storage-layout.ts";
 import { storageUnavailable } from "../../src/shared/storage-errors.ts";
 import { log } from "../log.ts";
 import { isAbortError } from "../media/errors.ts";
@@ -41,13 +39,13 @@ async function posterFromEncode(
  * a video without a poster is still a video.
  */
 export async function publishPoster(
-  job: TranscodeJobMessage,
+  job: { jobId: string; key: string },
   ctx: JobContext,
   input: ProbedInput,
   probe: ProbeResult,
   made?: { outFile: string; encodeSucceeded: Promise<boolean> },
 ): Promise<string | null> {
-  const key = posterKey(job.outputPrefix);
+  const { key } = job;
   const outFile = made?.outFile ?? path.join(ctx.workDir, "poster.jpg");
   try {
     const fromEncode = made ? await posterFromEncode(made.outFile, made.encodeSucceeded) : "missing";

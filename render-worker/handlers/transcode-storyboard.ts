@@ -1,9 +1,8 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { ProbeResult, Storyboard } from "../../src/protocol/media-facts.ts";
-import type { TranscodeJobMessage } from "../../src/protocol/transcode-messages.ts";
 import { storageUnavailable } from "../../src/shared/storage-errors.ts";
-import { storyboardLayout } from "../../src/protocol/storage-layout.ts";
+import type { StoryboardLayout } from "../../src/protocol/storage-layout.ts";
 import { log } from "../log.ts";
 import { isAbortError } from "../media/errors.ts";
 import type { ProbedInput } from "../media/media-input.ts";
@@ -52,7 +51,7 @@ async function storyboardDir(
  * encode made the sheets; they are only published.
  */
 export async function publishStoryboard(
-  job: Pick<TranscodeJobMessage, "jobId" | "outputPrefix">,
+  job: { jobId: string; layout: StoryboardLayout },
   ctx: JobContext,
   input: ProbedInput,
   probe: ProbeResult,
@@ -60,7 +59,7 @@ export async function publishStoryboard(
 ): Promise<Storyboard | null> {
   const { duration, width, height } = probe;
   if (width === null || height === null) return null; // audio only: no pictures
-  const layout = storyboardLayout(job.outputPrefix);
+  const { layout } = job;
   try {
     const { plan, outDir } = options.madeInEncode ?? (await storyboardDir(ctx, { duration, width, height }));
     let sheets: string[];

@@ -2,7 +2,7 @@ import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { ChunkSource, ProbeResult, Rung, SegmentFormat, Storyboard } from "../../src/protocol/media-facts.ts";
 import type { TranscodeJobMessage } from "../../src/protocol/transcode-messages.ts";
-import { ENCODE_MANIFEST, type HlsLayout, hlsLayout } from "../../src/protocol/storage-layout.ts";
+import { ENCODE_MANIFEST, type OutputLayout, outputLayout } from "../../src/protocol/storage-layout.ts";
 import { inSpan } from "../../src/shared/tracing.ts";
 import { estimateJobMemoryBytes } from "../admission.ts";
 import { log } from "../log.ts";
@@ -41,8 +41,8 @@ import { emitVariantOutcomes } from "./variant-outcomes.ts";
  */
 export async function transcode(job: TranscodeJobMessage, ctx: JobContext): Promise<void> {
   const { storage, signal } = ctx;
-  const hls = hlsLayout(job.outputPrefix);
-  const output: HlsOutput = { hls, earlier: await readEarlierEncode(storage, hls) };
+  const layout = outputLayout(job.outputPrefix);
+  const output: RunOutput = { layout, hls: layout.hls, earlier: await readEarlierEncode(storage, layout.hls) };
   if (await reportCompletedEncode(job, ctx, output.earlier)) return;
   const source = await storage.inputFor(job.sourceKey);
   const probed = await inSpan("probe", {}, () =>
@@ -63,9 +63,10 @@ export async function transcode(job: TranscodeJobMessage, ctx: JobContext): Prom
   }
 }
 
-/** Where a run publishes its HLS, and what an earlier run left there: read once, at the start. */
-interface HlsOutput {
-  hls: HlsLayout;
+/** Where a run publishes (its HLS, storyboard, poster), and what an earlier run left there: read once, at the start. */
+interface RunOutput {
+  layout: OutputLayout;
+  hls: OutputLayout["hls"];
   earlier: EarlierEncode;
 }
 
@@ -87,7 +88,7 @@ interface RunPlan {
 async function planRun(
   job: TranscodeJobMessage,
   ctx: JobContext,
-  output: HlsOutput,
+  output: RunOutput,
   input: ProbedInput,
   probe: ProbeResult,
   ladder: PlannedRung[],
@@ -128,7 +129,7 @@ async function planRun(
 async function encodeAndPublish(
   job: TranscodeJobMessage,
   ctx: JobContext,
-  output: HlsOutput,
+  output: RunOutput,
   input: ProbedInput,
   probe: ProbeResult,
   ladder: PlannedRung[],
@@ -165,14 +166,14 @@ async function encodeAndPublish(
   const abortEncode = () => encodeController.abort(signal.reason);
   signal.addEventListener("abort", abortEncode, { once: true });
   const publishing: { failure?: unknown } = {};
-  const images = await runImages(job, ctx, input, probe, {
+  const images = await runImages(job, ctx, output.layout, input, probe, {
     fromStart: !job.options.rungs && !resumed && !input.trim,
     split: firstChunk !== null,
   });
   const publisher = createHlsPublisher({
     storage,
     workDir: ctx.workDir,
-    outputPrefix: job.outputPrefix,
+    hls,
     ladder: await masterLadder(storage, hls, ladder, rungs),
     rungs,
     kept: resume?.kept,
@@ -226,15 +227,9 @@ async function encodeAndPublish(
       if ("failure" in publishing) throw publishing.failure;
       throw err;
     }
+    const encodeWallSeconds = (Date.now() - encodeStartedAt) / 1000;
     await progress.stop();
     images.encodeEnded();
-    observeLadderEncode({
-      rungs: firstChunk ? videoRungs : rungs,
-      encoder,
-      mediaSeconds: firstChunk?.toSeconds ?? probe.duration - (resumed?.fromSeconds ?? 0),
-      wallSeconds: (Date.now() - encodeStartedAt) / 1000,
-      fps: probe.fps,
-    });
     // The rest of every rung: its last segments, and its playlist ended.
     let variants: Awaited<ReturnType<typeof publisher.finish>>;
     try {
@@ -242,6 +237,14 @@ async function encodeAndPublish(
     } finally {
       await images.settled();
     }
+    // Counted once its output is out: a run whose publishing failed is retried, and counted then.
+    observeLadderEncode({
+      rungs: firstChunk ? videoRungs : rungs,
+      encoder,
+      mediaSeconds: firstChunk?.toSeconds ?? probe.duration - (resumed?.fromSeconds ?? 0),
+      wallSeconds: encodeWallSeconds,
+      fps: probe.fps,
+    });
     const made = await images.published();
     if (signal.aborted) throw abortError(signal);
     if (chunks) {
@@ -296,6 +299,7 @@ interface RunImages {
 async function runImages(
   job: TranscodeJobMessage,
   ctx: JobContext,
+  layout: OutputLayout,
   input: ProbedInput,
   probe: ProbeResult,
   { fromStart, split }: { fromStart: boolean; split: boolean },
@@ -307,13 +311,14 @@ async function runImages(
   let poster: Promise<string | null> | null = null;
   let storyboard: Promise<Storyboard | null> | null = null;
   const startStoryboard = (options: Parameters<typeof publishStoryboard>[4] = {}) => {
-    storyboard = publishStoryboard(job, ctx, input, probe, options);
+    storyboard = publishStoryboard({ jobId: job.jobId, layout: layout.storyboard }, ctx, input, probe, options);
     // Awaited before the job ends; until then a failure must not count as unhandled.
     storyboard.catch(() => {});
   };
   const startPoster = () => {
     if (job.options.rungs || poster || probe.width === null) return;
-    poster = publishPoster(job, ctx, input, probe, posterMade ? { ...posterMade, encodeSucceeded } : undefined);
+    const made = posterMade ? { ...posterMade, encodeSucceeded } : undefined;
+    poster = publishPoster({ jobId: job.jobId, key: layout.posterKey }, ctx, input, probe, made);
     poster.catch(() => {});
     if (!storyboardMade) startStoryboard();
   };
@@ -459,7 +464,7 @@ async function reportCompletedEncode(
  */
 async function masterLadder(
   storage: JobContext["storage"],
-  hls: HlsLayout,
+  hls: OutputLayout["hls"],
   ladder: Rung[],
   rungs: Rung[],
 ): Promise<Rung[]> {

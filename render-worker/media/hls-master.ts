@@ -2,14 +2,21 @@ import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { ProbeResult, Rung } from "../../src/protocol/media-facts.ts";
 import {
+  bitRatesByName,
   publishedRenditionBitRates,
-  renditionBitRates,
   type SegmentBitRates,
   masterPlaylist,
   parsePlaylist,
 } from "../../src/shared/hls-playlists.ts";
 import { log } from "../log.ts";
-import { CACHE_FINAL, PLAYLIST_TYPE, type PublishTarget, type RungState, SNAPSHOT_DIR } from "./hls-rung-state.ts";
+import {
+  CACHE_FINAL,
+  PLAYLIST_TYPE,
+  type PublishTarget,
+  type RungState,
+  SNAPSHOT_DIR,
+  sizedRendition,
+} from "./hls-rung-state.ts";
 
 export interface MasterPublication {
   /** Whether the master playlist is in storage. */
@@ -79,7 +86,9 @@ export function createMasterPublication(
    * playlist not ended, a segment not listed, storage refusing) keeps its bound.
    */
   async function masterRates(live: RungState[], failedRungs: Set<string>): Promise<Map<string, SegmentBitRates>> {
-    const measured = bitRatesOf(live, target.targetDuration);
+    // A rung with segments kept from a published playlist (a resumed run, or one behind another) is
+    // left out by bitRatesByName (their bytes are not known here) and read from storage below.
+    const measured = bitRatesByName(live.map(sizedRendition), target.targetDuration);
     const unmeasured = ladder.filter((r) => !failedRungs.has(r.name) && !measured.has(r.name));
     await Promise.all(
       unmeasured.map(async ({ name }) => {
@@ -115,25 +124,4 @@ export function createMasterPublication(
     },
     afterPass,
   };
-}
-
-/** Each rung's segments as segments() reports them: with the bytes storage holds, where known. */
-export const sizedSegments = (state: RungState) =>
-  state.listed.map((segment) => {
-    const bytes = state.sizes.get(segment.uri);
-    return bytes === undefined ? segment : { ...segment, bytes };
-  });
-
-/**
- * The rates of each rung whose every listed segment's stored bytes this run knows: a rung with
- * segments kept from a published playlist (a resumed run, or one behind another) is left out (the
- * final master reads it from storage: `masterRates`).
- */
-export function bitRatesOf(rungs: RungState[], targetDuration: number): Map<string, SegmentBitRates> {
-  const measured = new Map<string, SegmentBitRates>();
-  for (const state of rungs) {
-    const rates = renditionBitRates(sizedSegments(state), targetDuration);
-    if (rates) measured.set(state.rung.name, rates);
-  }
-  return measured;
 }

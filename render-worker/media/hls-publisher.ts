@@ -2,14 +2,21 @@ import { mkdir, statfs } from "node:fs/promises";
 import path from "node:path";
 import type { ProbeResult, PublishedSegments, Rung, SegmentFormat } from "../../src/protocol/media-facts.ts";
 import { storageUnavailable } from "../../src/shared/storage-errors.ts";
-import { hlsLayout } from "../../src/protocol/storage-layout.ts";
-import type { PlaylistSegment, SegmentBitRates } from "../../src/shared/hls-playlists.ts";
+import type { HlsLayout } from "../../src/protocol/storage-layout.ts";
+import { bitRatesByName, type PlaylistSegment, type SegmentBitRates } from "../../src/shared/hls-playlists.ts";
 import { publishedFraction } from "../progress/job-progress.ts";
 import type { WorkerStorage } from "../storage/types.ts";
-import { bitRatesOf, createMasterPublication, sizedSegments } from "./hls-master.ts";
+import { createMasterPublication } from "./hls-master.ts";
 import { schedulePasses } from "./hls-publish-watch.ts";
 import { publishRung } from "./hls-rung-playlist.ts";
-import { newRungState, type PublishTarget, RungPublishError, type RungState, SNAPSHOT_DIR } from "./hls-rung-state.ts";
+import {
+  newRungState,
+  type PublishTarget,
+  RungPublishError,
+  type RungState,
+  SNAPSHOT_DIR,
+  sizedRendition,
+} from "./hls-rung-state.ts";
 import { SegmentCutShortError } from "./hls-segment-upload.ts";
 
 /** Below this much free space the work dir counts as full. */
@@ -26,8 +33,8 @@ export interface HlsPublisherOptions {
   storage: WorkerStorage;
   /** The directory ffmpeg writes `{rung}/index.m3u8` and its segments into. */
   workDir: string;
-  /** Storage prefix of the video; HLS goes under `{outputPrefix}/hls/`. */
-  outputPrefix: string;
+  /** Where the video's HLS goes (`hlsLayout` of its prefix, built once by the job's handler). */
+  hls: HlsLayout;
   /** The rungs the master playlist lists (those of `rungs` that fail to publish are left out). */
   ladder: Rung[];
   /** The rungs ffmpeg writes and this publisher publishes; default the whole ladder (retryVariant: some). */
@@ -124,7 +131,7 @@ export interface HlsPublisher {
  */
 export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
   const { workDir, ladder } = opts;
-  const hls = hlsLayout(opts.outputPrefix);
+  const { hls } = opts;
   const masterKey = hls.masterKey;
   const target: PublishTarget = {
     storage: opts.storage,
@@ -200,12 +207,8 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
     masterKey,
     start: passes.start,
     variants,
-    segments: () => states.map((s) => ({ name: s.rung.name, segments: sizedSegments(s) })),
-    bitRates: () =>
-      bitRatesOf(
-        states.filter((s) => !s.failure),
-        opts.targetDuration,
-      ),
+    segments: () => states.map(sizedRendition),
+    bitRates: () => bitRatesByName(states.filter((s) => !s.failure).map(sizedRendition), opts.targetDuration),
     async finish() {
       await passes.halt();
       if (passes.failure) throw passes.failure.error;

@@ -103,16 +103,14 @@ export async function publishRung(
   }
   if (final || listed > state.publishedSegments) {
     const snapshot = path.join(workDir, SNAPSHOT_DIR, `${name}.m3u8`);
+    const cacheControl = ends ? CACHE_FINAL : growingPlaylistCacheControl(target.targetDuration, "public");
     const playlist = mediaPlaylist(listedSegments, {
       targetDuration: target.targetDuration,
       endList: ends,
       ...(target.fragmented ? { map: RUNG_INIT_SEGMENT } : {}),
     });
     await writeFile(snapshot, playlist);
-    await uploadOfRung(target, name, playlistKey, snapshot, {
-      contentType: PLAYLIST_TYPE,
-      cacheControl: ends ? CACHE_FINAL : growingPlaylistCacheControl(target.targetDuration, "public"),
-    });
+    await uploadOfRung(target, name, playlistKey, snapshot, { contentType: PLAYLIST_TYPE, cacheControl });
     state.publishedSegments = listed;
   }
   // Listed once storage's playlist lists it: what a run taking over continues after (a live feed

@@ -48,6 +48,15 @@ export interface RungState {
   failure?: RungPublishError;
 }
 
+/** A rung's published segments with the bytes storage holds, where known: what its rates are measured from. */
+export function sizedRendition(state: RungState): { name: string; segments: (PlaylistSegment & { bytes?: number })[] } {
+  const segments = state.listed.map((segment) => {
+    const bytes = state.sizes.get(segment.uri);
+    return bytes === undefined ? segment : { ...segment, bytes };
+  });
+  return { name: state.rung.name, segments };
+}
+
 /** A rung's state before its first pass: what it keeps counts as uploaded and listed. */
 export function newRungState(rung: Rung, kept: PlaylistSegment[]): RungState {
   return {

@@ -71,6 +71,20 @@ export function hlsLayout(outputPrefix: string) {
 /** Where one video's HLS output lives: its playlists, segments and encode manifest. */
 export type HlsLayout = ReturnType<typeof hlsLayout>;
 
+/**
+ * Where a transcode writes everything under its prefix: the HLS ladder, the storyboard and the poster.
+ * Built once per job by its handler and handed to the parts that write each.
+ */
+export function outputLayout(outputPrefix: string) {
+  return {
+    hls: hlsLayout(outputPrefix),
+    storyboard: storyboardLayout(outputPrefix),
+    posterKey: posterKey(outputPrefix),
+  };
+}
+
+export type OutputLayout = ReturnType<typeof outputLayout>;
+
 /** The poster of a video, under its prefix. */
 export const posterKey = (outputPrefix: string): string => `${outputPrefix}/thumbnails/poster.jpg`;
 
@@ -116,6 +130,9 @@ export function storyboardLayout(outputPrefix: string) {
     sheetKey: (index: number) => `${prefix}/sheet-${index}.jpg`,
   };
 }
+
+/** Where one video's storyboard lives: its sheets and the WebVTT naming them. */
+export type StoryboardLayout = ReturnType<typeof storyboardLayout>;
 
 /**
  * Where a thumbnail made on request is cached: one object per video, time (in milliseconds,

@@ -134,6 +134,22 @@ export function renditionBitRates(
 }
 
 /**
+ * Each named rendition's rates (`renditionBitRates`), leaving out those whose segments' bytes are not
+ * all known: what the worker's final master and the API's split master state.
+ */
+export function bitRatesByName(
+  renditions: readonly { name: string; segments: readonly (PlaylistSegment & { bytes?: number })[] }[],
+  targetDuration: number,
+): Map<string, SegmentBitRates> {
+  const byName = new Map<string, SegmentBitRates>();
+  for (const { name, segments } of renditions) {
+    const rates = renditionBitRates(segments, targetDuration);
+    if (rates) byName.set(name, rates);
+  }
+  return byName;
+}
+
+/**
  * A published rendition's rates (`renditionBitRates`) from its playlist as m3u8-parser reads it and
  * the bytes storage holds for each segment it names (`bytesOf`; undefined where not known), against
  * its declared target duration (`targetDuration` where it declares none): undefined unless the

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Parser } from "m3u8-parser";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Rung } from "../../src/protocol/media-facts.ts";
+import { hlsLayout } from "../../src/protocol/storage-layout.ts";
 import { createHlsPublisher } from "../../render-worker/media/hls-publisher.ts";
 import { masterPlaylist } from "../../src/shared/hls-playlists.ts";
 import { planLadder } from "../../render-worker/media/ladder.ts";
@@ -127,7 +128,7 @@ function publisherReporting(storage: WorkerStorage, errors: unknown[]) {
   return createHlsPublisher({
     storage,
     workDir,
-    outputPrefix: "videos/v1",
+    hls: hlsLayout("videos/v1"),
     ladder,
     probe,
     targetDuration: 2,
@@ -148,7 +149,7 @@ describe("createHlsPublisher", () => {
     const publisher = createHlsPublisher({
       storage: recordingStorage(uploads),
       workDir,
-      outputPrefix: "videos/v1",
+      hls: hlsLayout("videos/v1"),
       ladder,
       probe,
       targetDuration: 2,
@@ -255,7 +256,7 @@ describe("createHlsPublisher", () => {
     const publisher = createHlsPublisher({
       storage: refusing144p,
       workDir,
-      outputPrefix: "videos/v1",
+      hls: hlsLayout("videos/v1"),
       ladder,
       probe,
       targetDuration: 2,
@@ -290,7 +291,7 @@ describe("createHlsPublisher", () => {
         const publisher = createHlsPublisher({
           storage: createLocalWorkerStorage(dataDir),
           workDir,
-          outputPrefix: "videos/v1",
+          hls: hlsLayout("videos/v1"),
           ladder,
           probe,
           targetDuration: 2,
@@ -328,7 +329,7 @@ error shapes)`, async () => {
     ];
     for (const refusal of quotaErrors) {
       const storage: WorkerStorage = { ...recordingStorage([]), upload: async () => Promise.reject(refusal) };
-      const options = { storage, workDir, outputPrefix: "videos/v1", ladder, probe, targetDuration: 2 };
+      const options = { storage, workDir, hls: hlsLayout("videos/v1"), ladder, probe, targetDuration: 2 };
       const publisher = createHlsPublisher(options);
       for (const rung of ladder) await writeRung(rung.name, 1, true);
       const failure = await publisher.finish().then(
@@ -345,7 +346,7 @@ not the rung`, async () => {
     const publisher = createHlsPublisher({
       storage: recordingStorage([]),
       workDir,
-      outputPrefix: "videos/v1",
+      hls: hlsLayout("videos/v1"),
       ladder,
       probe,
       targetDuration: 2,
@@ -371,7 +372,7 @@ not the rung`, async () => {
         const publisher = createHlsPublisher({
           storage: recordingStorage([]),
           workDir,
-          outputPrefix: "videos/v1",
+          hls: hlsLayout("videos/v1"),
           ladder,
           probe,
           targetDuration: 2,
@@ -405,7 +406,7 @@ not the rung`, async () => {
     const publisher = createHlsPublisher({
       storage: recordingStorage(uploads),
       workDir,
-      outputPrefix: "videos/v1",
+      hls: hlsLayout("videos/v1"),
       ladder,
       probe,
       segmentFormat: "FMP4",
@@ -446,7 +447,7 @@ not the rung`, async () => {
       const publisher = createHlsPublisher({
         storage: recordingStorage([]),
         workDir,
-        outputPrefix: "videos/v1",
+        hls: hlsLayout("videos/v1"),
         ladder,
         probe,
         segmentFormat: "FMP4",
@@ -477,7 +478,7 @@ segments it lists`, async () => {
     const finished = createHlsPublisher({
       storage: recordingStorage([]),
       workDir,
-      outputPrefix: "videos/v1",
+      hls: hlsLayout("videos/v1"),
       ladder,
       probe,
       targetDuration: 2,
@@ -502,7 +503,7 @@ segments it lists`, async () => {
     const stale = createHlsPublisher({
       storage: recordingStorage(uploads),
       workDir,
-      outputPrefix: "videos/v1",
+      hls: hlsLayout("videos/v1"),
       ladder,
       probe,
       targetDuration: 2,
@@ -529,7 +530,7 @@ segments it lists`, async () => {
     const publisher = createHlsPublisher({
       storage: recordingStorage([]),
       workDir,
-      outputPrefix: "videos/v1",
+      hls: hlsLayout("videos/v1"),
       ladder,
       probe,
       targetDuration: 2,
@@ -600,7 +601,7 @@ describe("createHlsPublisher reacts to ffmpeg's writes", () => {
     const publisher = createHlsPublisher({
       storage: recordingStorage(uploads),
       workDir,
-      outputPrefix: "videos/v1",
+      hls: hlsLayout("videos/v1"),
       ladder,
       probe,
       targetDuration: 2,
@@ -624,7 +625,7 @@ describe("createHlsPublisher reacts to ffmpeg's writes", () => {
     const publisher = createHlsPublisher({
       storage: recordingStorage(uploads),
       workDir,
-      outputPrefix: "videos/v1",
+      hls: hlsLayout("videos/v1"),
       ladder,
       probe,
       targetDuration: 2,

@@ -5,7 +5,7 @@ import { PublishedSegments, RenditionBitRates } from "../../protocol/media-facts
 import { hlsLayout, RUNG_INIT_SEGMENT, RUNG_PLAYLIST, videoPrefix } from "../../protocol/storage-layout.ts";
 import {
   mediaPlaylist,
-  renditionBitRates,
+  bitRatesByName,
   type SegmentBitRates,
   withVariantBitRates,
 } from "../../shared/hls-playlists.ts";
@@ -117,14 +117,8 @@ async function measureMaster(
   first: ChunkOutput,
   targetDuration: number,
 ): Promise<Map<string, SegmentBitRates>> {
-  const byName = new Map<string, SegmentBitRates>();
-  const videoRates = new Map<string, SegmentBitRates>();
-  for (const { name, segments } of listed) {
-    const rates = renditionBitRates(segments, targetDuration);
-    if (!rates) continue;
-    byName.set(name, rates);
-    videoRates.set(`${name}/${RUNG_PLAYLIST}`, rates);
-  }
+  const byName = bitRatesByName(listed, targetDuration);
+  const videoRates = new Map([...byName].map(([name, rates]) => [`${name}/${RUNG_PLAYLIST}`, rates]));
   // A video ladder has one audio rung (planLadder).
   const audio = first.audioBitRates?.[0];
   const master = videoRates.size > 0 ? await deps.storage.readText(masterKey) : null;
