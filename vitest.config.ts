@@ -24,6 +24,33 @@ const OWN_PROCESS = [
   "test/tracing.test.ts",
 ];
 
+/**
+ * The process-fault tier: files that kill, stop, fill or cut off a real API, worker, Postgres or
+ * storage process mid-work (a crash, a deploy, a full disk, an outage, a redelivery across
+ * instances) and check what the users' uploads, broadcasts and views see. They are a quarter of the
+ * suite's CPU: `npm run test:faults` runs them, `npm test` the rest, CI both (testing.md, "Two
+ * tiers"). A new file of that kind goes here.
+ */
+const FAULT_FILES = [
+  "test/database-failover.test.ts",
+  "test/database-restart.test.ts",
+  "test/database-restart-answers.test.ts",
+  "test/event-claims.test.ts",
+  "test/live-crash.test.ts",
+  "test/live-deploy.test.ts",
+  "test/live-full-disk.test.ts",
+  "test/live-one-takeover.test.ts",
+  "test/live-takeover.test.ts",
+  "test/multi-instance.test.ts",
+  "test/multi-instance-pubsub.test.ts",
+  "test/redelivery-takeover.test.ts",
+  "test/resume.test.ts",
+  "test/storage-outage.test.ts",
+  "test/subscription-restart.test.ts",
+  "test/worker-debris.test.ts",
+  "test/worker/full-disk.test.ts",
+];
+
 export default defineConfig({
   resolve: {
     // graphql 16 has no "exports" map: Node loads its CommonJS build for the packages vitest
@@ -63,8 +90,17 @@ export default defineConfig({
     testTimeout: 90_000,
     hookTimeout: 90_000,
     projects: [
-      { extends: true, test: { name: "shared", include: ["test/**/*.test.ts"], exclude: OWN_PROCESS, isolate: false } },
+      {
+        extends: true,
+        test: {
+          name: "shared",
+          include: ["test/**/*.test.ts"],
+          exclude: [...OWN_PROCESS, ...FAULT_FILES],
+          isolate: false,
+        },
+      },
       { extends: true, test: { name: "own-process", include: OWN_PROCESS } },
+      { extends: true, test: { name: "faults", include: FAULT_FILES, isolate: false } },
     ],
   },
 });

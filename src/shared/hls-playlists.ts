@@ -120,7 +120,7 @@ export function segmentBitRates(segments: readonly SizedSegment[], targetDuratio
  * playlist declares (`playlistTargetDuration`, from the job's), or undefined when a segment's bytes
  * are not known (kept from a published playlist, or reported by an older worker) or it has none.
  */
-export function renditionBitRates(
+function renditionBitRates(
   segments: readonly (PlaylistSegment & { bytes?: number })[],
   targetDuration: number,
 ): SegmentBitRates | undefined {

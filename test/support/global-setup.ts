@@ -44,7 +44,7 @@ async function templateHash(): Promise<string> {
  * else an embedded one. A template database is migrated once; each test file clones it.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  // vitest calls a global setup once for the root and once per project (vitest.config.ts has two):
+  // vitest calls a global setup once for the root and once per project (vitest.config.ts has three):
   // all of them share one Postgres template and one media fixtures directory, torn down after the last.
   const run = globalThis as { videographTestRun?: SharedRun };
   run.videographTestRun ??= { ready: prepareRun(), users: 0 };
