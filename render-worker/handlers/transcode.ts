@@ -42,7 +42,7 @@ import { emitVariantOutcomes } from "./variant-outcomes.ts";
 export async function transcode(job: TranscodeJobMessage, ctx: JobContext): Promise<void> {
   const { storage, signal } = ctx;
   const layout = outputLayout(job.outputPrefix);
-  const output: RunOutput = { layout, hls: layout.hls, earlier: await readEarlierEncode(storage, layout.hls) };
+  const output: RunOutput = { layout, earlier: await readEarlierEncode(storage, layout.hls) };
   if (await reportCompletedEncode(job, ctx, output.earlier)) return;
   const source = await storage.inputFor(job.sourceKey);
   const probed = await inSpan("probe", {}, () =>
@@ -66,7 +66,6 @@ export async function transcode(job: TranscodeJobMessage, ctx: JobContext): Prom
 /** Where a run publishes (its HLS, storyboard, poster), and what an earlier run left there: read once, at the start. */
 interface RunOutput {
   layout: OutputLayout;
-  hls: OutputLayout["hls"];
   earlier: EarlierEncode;
 }
 
@@ -95,7 +94,8 @@ async function planRun(
   firstChunk: Chunk | null,
 ): Promise<RunPlan> {
   const { storage } = ctx;
-  const { hls, earlier } = output;
+  const { earlier } = output;
+  const { hls } = output.layout;
   const rungs = rungsToEncode(ladder, job.options.rungs);
   const encoder = ctx.encoder ?? "libx264";
   const segments = segmentPlan(job.options.segmentSeconds);
@@ -137,7 +137,7 @@ async function encodeAndPublish(
   chunks: Chunk[] | null,
 ): Promise<void> {
   const { storage, signal } = ctx;
-  const { hls } = output;
+  const { hls } = output.layout;
   const videoRungs = ladder.filter((r) => r.kind === "VIDEO");
   const firstChunk = chunks?.[0] ?? null;
   const encoder = ctx.encoder ?? "libx264";
