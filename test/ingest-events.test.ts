@@ -168,6 +168,39 @@ describe("worker events are applied idempotently and in any order", () => {
     });
   });
 
+  it(`applies a run's variant.ready events of one batch together: as many database operations for three \
+rungs as for one, and the outcome of applying them one by one`, async () => {
+    /** A job's clean run with its variant.ready events (the first `rungs`) ingested as `delivered`. */
+    const runWithReady = async (rungs: number, delivered: "one batch" | "one by one") => {
+      const { videoId, jobId } = await newJob();
+      const run = cleanRun(jobId, videoId);
+      const ready = run.filter((e) => e.type === "variant.ready").slice(0, rungs);
+      await ingestor.ingest(run.filter((e) => e.type !== "variant.ready" && e.type !== "job.succeeded"));
+      let operations = 0;
+      const counted = db.$extends({
+        query: {
+          async $allOperations({ args, query }) {
+            operations++;
+            return query(args);
+          },
+        },
+      }) as unknown as Db;
+      const countedIngestor = createTestEventIngestor(counted);
+      if (delivered === "one batch") await countedIngestor.ingest(ready);
+      else for (const e of ready) await countedIngestor.ingest([e]);
+      await ingestor.ingest(run.filter((e) => e.type === "job.succeeded"));
+      return { operations, outcome: await outcome(videoId) };
+    };
+    const one = await runWithReady(1, "one batch");
+    const together = await runWithReady(3, "one batch");
+    const apart = await runWithReady(3, "one by one");
+    expect(together.operations).toBe(one.operations);
+    expect(apart.operations).toBe(3 * one.operations);
+    expect(together.outcome).toEqual(apart.outcome);
+    expect(together.outcome.variants.map((v) => v.status)).toEqual(["READY", "READY", "READY"]);
+    expect(together.outcome.webhooks.filter((type) => type === "variant.ready")).toHaveLength(3);
+  });
+
   it(`one job's event waiting on a lock does not hold up the other jobs' events of its batch (each job's \
 events in order, jobs side by side)`, async () => {
     const [blocked, free] = [await newJob(), await newJob()].sort((a, b) => (a.jobId < b.jobId ? -1 : 1));

@@ -34,6 +34,22 @@ const changesActualCost = (e: JobEvent) =>
  */
 const EVENT_LANES = 4;
 
+/**
+ * A job's events (in order) as the steps a lane applies: each event alone, but consecutive
+ * `variant.ready` events of one attempt together (a run's rungs end together, and their rows,
+ * webhooks and fan-out take a constant number of statements: `readyVariantsIn`).
+ */
+function stepsOf(events: JobEvent[]): JobEvent[][] {
+  const steps: JobEvent[][] = [];
+  for (const e of events) {
+    const last = steps.at(-1);
+    const lead = last?.[0];
+    if (e.type === "variant.ready" && lead?.type === "variant.ready" && lead.attempt === e.attempt) last!.push(e);
+    else steps.push([e]);
+  }
+  return steps;
+}
+
 export interface EventIngestor {
   /** Parses, orders and applies a batch of raw worker events. */
   ingest(raw: unknown[]): Promise<void>;
@@ -58,22 +74,25 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
   const progressBatch = createProgressBatch(deps, split.noteWholeRunProgress);
 
   /**
-   * Applies `e` in a span of the worker's trace (`e.traceparent`), except progress, which comes
-   * every few seconds and would bury the steps.
+   * Applies `step` (one event, or a run's consecutive `variant.ready` events: `stepsOf`) in a span
+   * of the worker's trace (`traceparent`), except progress, which comes every few seconds and would
+   * bury the steps.
    */
-  function applyJobEvent(e: JobEvent): Promise<void> {
+  function applyJobEvents(step: JobEvent[]): Promise<void> {
+    const e = step[0]!;
     return withLogFields({ jobId: e.jobId, attempt: e.attempt }, () => {
-      if (isProgressEvent(e)) return applyEvent(e);
-      const attributes = { "job.id": e.jobId, "job.attempt": e.attempt, "worker.id": e.workerId };
+      if (isProgressEvent(e)) return applyEvents(step);
+      const attributes = { "job.id": e.jobId, "job.attempt": e.attempt, "worker.id": e.workerId, events: step.length };
       const span = { parent: contextOf(e.traceparent), kind: SpanKind.CONSUMER, attributes };
-      return inSpan(`ingest ${e.type}`, span, () => applyEvent(e));
+      return inSpan(`ingest ${e.type}`, span, () => applyEvents(step));
     });
   }
 
-  async function applyEvent(e: JobEvent): Promise<void> {
-    const job = await runs.admit(e);
+  /** The events of one step share their job and attempt, so the first one's admission is theirs. */
+  async function applyEvents(step: JobEvent[]): Promise<void> {
+    const job = await runs.admit(step[0]!);
     if (!job) return;
-    await withLogFields({ videoId: job.videoId }, () => applyAdmitted(e, job));
+    await withLogFields({ videoId: job.videoId }, () => applyAdmitted(step, job));
   }
 
   /** Deletes an unrecorded broadcast's media as it ends; true when it did (src/live/broadcast-job-events.ts). */
@@ -81,7 +100,8 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
     return job.kind === "LIVE" && (await deps.live.discardUnrecordedMedia(e, job.videoId));
   }
 
-  async function applyAdmitted(e: JobEvent, job: NonNullable<Awaited<ReturnType<typeof runs.admit>>>) {
+  async function applyAdmitted(step: JobEvent[], job: NonNullable<Awaited<ReturnType<typeof runs.admit>>>) {
+    const e = step[0]!;
     switch (e.type) {
       case "job.started":
         await runs.onStarted(e, job);
@@ -94,7 +114,7 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
         if (!(await split.onSplitProgress(e, job.videoId))) await transcode.onProgress(e, job.videoId);
         break;
       case "variant.ready":
-        await transcode.onVariantReady(e, job.videoId);
+        await transcode.onVariantsReady(step as EventOf<"variant.ready">[], job.videoId);
         break;
       case "variant.failed":
         await transcode.onVariantFailed(e, job.videoId);
@@ -135,8 +155,9 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
       default:
         e satisfies never;
     }
-    await runs.recordSeq(e);
-    if (job.kind === "LIVE") await deps.live.onJobEvent(e, job.videoId);
+    // A step's events are in order: its last carries its highest sequence number.
+    await runs.recordSeq(step.at(-1)!);
+    if (job.kind === "LIVE") for (const x of step) await deps.live.onJobEvent(x, job.videoId);
     if (movesQueue(e)) await deps.queueWatch.jobChanged(e.jobId);
     if (changesActualCost(e)) await recordActualCost(deps.db, deps.costs, e.jobId);
   }
@@ -185,9 +206,10 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
       queue.push(...batched.left);
       const lane = async (groups: WorkerEvent[][]) => {
         for (let group = groups.shift(); group; group = groups.shift()) {
-          for (const e of group) {
-            if (e.type === "worker.heartbeat") await runs.onHeartbeat(e);
-            else await applyJobEvent(e);
+          if (group[0]!.type === "worker.heartbeat") {
+            for (const e of group) if (e.type === "worker.heartbeat") await runs.onHeartbeat(e);
+          } else {
+            for (const step of stepsOf(group as JobEvent[])) await applyJobEvents(step);
           }
         }
       };

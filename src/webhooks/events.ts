@@ -44,6 +44,13 @@ export interface WebhookEmitter {
     eventId: string,
     data: Record<string, unknown>,
   ): Promise<void>;
+  /** `emit` of several events of one type about one video, with one read of the video and its endpoints. */
+  emitMany(
+    client: DbClient,
+    videoId: string,
+    type: WebhookEventType,
+    events: readonly { eventId: string; data: Record<string, unknown> }[],
+  ): Promise<void>;
   /** Wakes the deliverer; call after the transaction that queued events committed. */
   flush(): void;
 }
@@ -64,9 +71,11 @@ export function videoWebhookData(video: Video): Record<string, unknown> {
 }
 
 export function createWebhookEmitter(options: { retryHours: number; onQueued: () => void }): WebhookEmitter {
-  return {
+  const emitter: WebhookEmitter = {
     flush: options.onQueued,
-    async emit(client, videoId, type, eventId, data) {
+    emit: (client, videoId, type, eventId, data) => emitter.emitMany(client, videoId, type, [{ eventId, data }]),
+    async emitMany(client, videoId, type, events) {
+      if (events.length === 0) return;
       const video = await client.video.findUnique({
         where: { id: videoId },
         select: { tenantId: true, externalId: true, metadata: true, tags: true },
@@ -82,20 +91,26 @@ export function createWebhookEmitter(options: { retryHours: number; onQueued: ()
       });
       if (endpoints.length === 0) return;
       const createdAt = new Date();
+      const giveUpAt = new Date(createdAt.getTime() + options.retryHours * 3600_000);
       // Every event names its video with the CMS's own id and data, so a receiver needs no query.
       const cms = { externalId: video.externalId, metadata: storedMetadata(video.metadata), tags: video.tags };
-      const about = { ...data, video: { id: videoId, ...(data.video as Record<string, unknown> | undefined), ...cms } };
-      const payload = { id: eventId, type, createdAt: createdAt.toISOString(), data: about } as Prisma.InputJsonValue;
       await client.webhookDelivery.createMany({
-        data: endpoints.map((e) => ({
-          eventId,
-          endpointId: e.id,
-          eventType: type,
-          payload,
-          giveUpAt: new Date(createdAt.getTime() + options.retryHours * 3600_000),
-        })),
+        data: events.flatMap(({ eventId, data }) => {
+          const about = {
+            ...data,
+            video: { id: videoId, ...(data.video as Record<string, unknown> | undefined), ...cms },
+          };
+          const payload = {
+            id: eventId,
+            type,
+            createdAt: createdAt.toISOString(),
+            data: about,
+          } as Prisma.InputJsonValue;
+          return endpoints.map((e) => ({ eventId, endpointId: e.id, eventType: type, payload, giveUpAt }));
+        }),
         skipDuplicates: true,
       });
     },
   };
+  return emitter;
 }

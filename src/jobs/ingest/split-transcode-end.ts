@@ -9,6 +9,7 @@ import { cancelSplitFamily } from "../cancel.ts";
 import { type IngestDeps, publishVideoStatus } from "./ingest-deps.ts";
 import { failVideoIn } from "./job-runs.ts";
 import type { createTranscodeEventIngestor } from "./transcode-events.ts";
+import type { ReadyRung } from "./transcode-outcomes.ts";
 
 /**
  * The end of a split transcode (docs/chunked-transcoding.md): once every chunk is listed, its video
@@ -77,16 +78,15 @@ export interface ListedRungs {
 export async function readySplitIn({ transcode }: SplitContext, tx: Tx, listed: ListedRungs): Promise<Listed> {
   const { videoId, at } = listed;
   const hls = hlsLayout(videoPrefix(videoId));
-  const readyVariants: Variant[] = [];
+  const rungs: ReadyRung[] = [];
   for (const rung of listed.ladder) {
     const segmentCount = listed.segmentCounts.get(rung.name);
     if (segmentCount === undefined) continue;
     const playlistKey = hls.playlistKey(rung.name);
     const bitRates = listed.measured.get(rung.name);
-    const ready = { name: rung.name, rung, playlistKey, segmentCount, at, ...(bitRates ? { bitRates } : {}) };
-    const row = await transcode.readyVariantIn(tx, videoId, ready);
-    if (row) readyVariants.push(row);
+    rungs.push({ name: rung.name, rung, playlistKey, segmentCount, at, ...(bitRates ? { bitRates } : {}) });
   }
+  const readyVariants = await transcode.readyVariantsIn(tx, videoId, rungs);
   const made = { masterKey: hls.masterKey, posterKey: listed.posterKey, storyboard: null };
   const renditionsQueued = await transcode.finishVideoIn(tx, listed.parentId, videoId, made, at, "ready");
   return { complete: true, readyVariants, renditionsQueued };
@@ -106,7 +106,7 @@ export async function afterListing(
 ): Promise<void> {
   deps.webhooks.flush();
   for (const job of listed.canceled ?? []) await deps.onCanceledJobReported(job.id, job.attempt);
-  for (const variant of listed.readyVariants) await transcode.publishVariant(videoId, variant);
+  await transcode.publishVariants(videoId, listed.readyVariants);
   if (listed.renditionsQueued) deps.onJobRequeued(new Date());
   if (listed.complete) {
     deps.progressWrites.forget(parentId);

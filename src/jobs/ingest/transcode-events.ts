@@ -11,9 +11,9 @@ import {
   discardVideoIn,
   emitPlayable,
   finishVideoIn,
-  publishVariant,
+  publishVariants,
   type ReadyRung,
-  readyVariantIn,
+  readyVariantsIn,
   variantOfRung,
 } from "./transcode-outcomes.ts";
 
@@ -26,12 +26,14 @@ export function createTranscodeEventIngestor(deps: IngestDeps) {
   return {
     onProbed: (e: EventOf<"job.probed">, videoId: string, kind: JobKind) => onProbed(deps, e, videoId, kind),
     onProgress: (e: EventOf<"job.progress">, videoId: string) => onProgress(deps, e, videoId),
-    onVariantReady: (e: EventOf<"variant.ready">, videoId: string) => onVariantReady(deps, e, videoId),
+    /** One run's `variant.ready` events, applied together (consecutive in a batch: a run's rungs end together). */
+    onVariantsReady: (events: EventOf<"variant.ready">[], videoId: string) => onVariantsReady(deps, events, videoId),
     onVariantFailed: (e: EventOf<"variant.failed">, videoId: string) => onVariantFailed(deps, e, videoId),
     onPlayable: (e: EventOf<"video.playable">, videoId: string) => onPlayable(deps, e, videoId),
     onSucceeded: (e: EventOf<"job.succeeded">, videoId: string, discarded = false) =>
       onSucceeded(deps, e, videoId, discarded),
-    readyVariantIn: (tx: Tx, videoId: string, e: ReadyRung) => readyVariantIn(deps.webhooks, tx, videoId, e),
+    readyVariantsIn: (tx: Tx, videoId: string, rungs: ReadyRung[]) =>
+      readyVariantsIn(deps.webhooks, tx, videoId, rungs),
     finishVideoIn: (
       tx: Tx,
       jobId: string,
@@ -40,7 +42,7 @@ export function createTranscodeEventIngestor(deps: IngestDeps) {
       at: Date,
       state: "playable" | "ready",
     ) => finishVideoIn(deps, tx, jobId, videoId, made, at, state),
-    publishVariant: (videoId: string, variant: Variant) => publishVariant(deps, videoId, variant),
+    publishVariants: (videoId: string, variants: Variant[]) => publishVariants(deps, videoId, variants),
   };
 }
 
@@ -107,13 +109,12 @@ async function onProgress(deps: IngestDeps, e: EventOf<"job.progress">, videoId:
   }
 }
 
-async function onVariantReady(deps: IngestDeps, e: EventOf<"variant.ready">, videoId: string): Promise<void> {
-  const variant = await deps.db.$transaction((tx) =>
-    readyVariantIn(deps.webhooks, tx, videoId, { ...e, at: new Date(e.at) }),
-  );
-  if (!variant) return;
+async function onVariantsReady(deps: IngestDeps, events: EventOf<"variant.ready">[], videoId: string): Promise<void> {
+  const rungs = events.map((e) => ({ ...e, at: new Date(e.at) }));
+  const variants = await deps.db.$transaction((tx) => readyVariantsIn(deps.webhooks, tx, videoId, rungs));
+  if (variants.length === 0) return;
   deps.webhooks.flush();
-  await publishVariant(deps, videoId, variant);
+  await publishVariants(deps, videoId, variants);
 }
 
 async function onVariantFailed(deps: IngestDeps, e: EventOf<"variant.failed">, videoId: string): Promise<void> {
@@ -130,7 +131,7 @@ async function onVariantFailed(deps: IngestDeps, e: EventOf<"variant.failed">, v
   });
   if (!count) return;
   const variant = await db.variant.findUnique({ where: { videoId_name: { videoId, name: e.name } } });
-  if (variant) await publishVariant(deps, videoId, variant);
+  if (variant) await publishVariants(deps, videoId, [variant]);
 }
 
 async function onPlayable(deps: IngestDeps, e: EventOf<"video.playable">, videoId: string): Promise<void> {

@@ -31,19 +31,22 @@ export const variantOfRung = (videoId: string, name: string, rung: Rung) => ({
   bitrate: rung.bitrate ?? null,
 });
 
-/** Tells the video's subscribers a variant's new state. */
-export async function publishVariant(
+/** Tells the video's subscribers the variants' new states, in order, with one read of the video. */
+export async function publishVariants(
   deps: Pick<IngestDeps, "db" | "pubSub">,
   videoId: string,
-  variant: Variant,
+  variants: readonly Variant[],
 ): Promise<void> {
+  if (variants.length === 0) return;
   const video = await deps.db.video.findUnique({ where: { id: videoId } });
   if (!video) return;
-  deps.pubSub.publish("videoEvents", videoId, {
-    kind: "variantStatus",
-    video: videoSnapshot(video),
-    variant: variantSnapshot(variant),
-  });
+  for (const variant of variants) {
+    deps.pubSub.publish("videoEvents", videoId, {
+      kind: "variantStatus",
+      video: videoSnapshot(video),
+      variant: variantSnapshot(variant),
+    });
+  }
 }
 
 /** Says by webhook, in `tx`, that the video is playable. */
@@ -58,51 +61,83 @@ export async function emitPlayable(
 }
 
 /**
- * Makes a rung's variant READY in `tx` and says so by webhook; null when it was no longer
- * pending or encoding. The caller flushes the webhooks and publishes the variant once `tx` commits.
+ * Makes the rungs' variants READY in `tx` and says so by webhook, one `variant.ready` each; resolves
+ * with the rows it moved, in the rungs' order, leaving out those no longer pending or encoding. The
+ * caller flushes the webhooks and publishes the variants once `tx` commits. Six statements for any
+ * number of rungs: a run's rungs end together, and their events come in one batch
+ * (docs/performance.md, "What a transcode's other events cost").
  */
-export async function readyVariantIn(
+export async function readyVariantsIn(
   webhooks: WebhookEmitter,
   tx: Tx,
   videoId: string,
-  e: ReadyRung,
-): Promise<Variant | null> {
-  const ready = {
+  rungs: readonly ReadyRung[],
+): Promise<Variant[]> {
+  if (rungs.length === 0) return [];
+  const readyOf = (e: ReadyRung) => ({
     status: "READY" as const,
     progress: 1,
     playlistKey: e.playlistKey,
     segmentCount: e.segmentCount,
     readyAt: e.at,
     ...(e.bitRates ? { peakBitRate: e.bitRates.peak, averageBitRate: e.bitRates.average } : {}),
-  };
-  // Before `job.probed` (events can arrive out of order) the row does not exist yet.
-  const { count: created } = await tx.variant.createMany({
-    data: [{ ...variantOfRung(videoId, e.name, e.rung), ...ready }],
+  });
+  // Before `job.probed` (events can arrive out of order) the rows do not exist yet.
+  const created = await tx.variant.createManyAndReturn({
+    data: rungs.map((e) => ({ ...variantOfRung(videoId, e.name, e.rung), ...readyOf(e) })),
     skipDuplicates: true,
+    select: { name: true },
   });
-  const { count } = await tx.variant.updateMany({
-    where: { videoId, name: e.name, status: { in: ["PENDING", "ENCODING"] } },
-    data: ready,
-  });
-  if (!count && !created) return null;
-  const row = await tx.variant.findUniqueOrThrow({ where: { videoId_name: { videoId, name: e.name } } });
-  const data = {
+  const moved = new Set(created.map((v) => v.name));
+  const rest = rungs.filter((e) => !moved.has(e.name));
+  if (rest.length > 0) {
+    // Rows locked in id order, as the progress batch locks them (progress-batch.ts): two writers wait, never deadlock.
+    // A rung's measured rates replace the row's only where the event has them.
+    const updated = await tx.$queryRaw<{ name: string }[]>`
+      WITH locked AS MATERIALIZED (
+        SELECT id FROM "Variant" WHERE "videoId" = ${videoId}::uuid AND name = ANY(${rest.map((e) => e.name)}::text[])
+        ORDER BY id FOR NO KEY UPDATE
+      )
+      UPDATE "Variant" AS v
+      SET status = 'READY', progress = 1, "playlistKey" = x.key, "segmentCount" = x.segments,
+        "readyAt" = x.at::timestamptz AT TIME ZONE 'UTC', "peakBitRate" = COALESCE(x.peak, v."peakBitRate"),
+        "averageBitRate" = COALESCE(x.average, v."averageBitRate"), "updatedAt" = now()
+      FROM locked, unnest(
+        ${rest.map((e) => e.name)}::text[], ${rest.map((e) => e.playlistKey)}::text[],
+        ${rest.map((e) => e.segmentCount)}::int[], ${rest.map((e) => e.at.toISOString())}::text[],
+        ${rest.map((e) => e.bitRates?.peak ?? null)}::int[], ${rest.map((e) => e.bitRates?.average ?? null)}::int[]
+      ) AS x(name, key, segments, at, peak, average)
+      WHERE v.id = locked.id AND v.name = x.name AND v.status IN ('PENDING', 'ENCODING')
+      RETURNING v.name`;
+    for (const { name } of updated) moved.add(name);
+  }
+  if (moved.size === 0) return [];
+  const rows = await tx.variant.findMany({ where: { videoId, name: { in: [...moved] } } });
+  const order = new Map(rungs.map((e, i) => [e.name, i]));
+  rows.sort((a, b) => order.get(a.name)! - order.get(b.name)!);
+  await webhooks.emitMany(
+    tx,
     videoId,
-    variant: {
-      id: row.id,
-      name: row.name,
-      kind: row.kind,
-      width: row.width,
-      height: row.height,
-      segmentCount: row.segmentCount,
-      // What its segments carry (null where not measured: a worker older than the figures).
-      peakBitRate: row.peakBitRate,
-      averageBitRate: row.averageBitRate,
-    },
-  };
-  const eventId = webhookEventId("variant.ready", row.id, row.readyAt!.toISOString());
-  await webhooks.emit(tx, videoId, "variant.ready", eventId, data);
-  return row;
+    "variant.ready",
+    rows.map((row) => ({
+      eventId: webhookEventId("variant.ready", row.id, row.readyAt!.toISOString()),
+      data: {
+        videoId,
+        variant: {
+          id: row.id,
+          name: row.name,
+          kind: row.kind,
+          width: row.width,
+          height: row.height,
+          segmentCount: row.segmentCount,
+          // What its segments carry (null where not measured: a worker older than the figures).
+          peakBitRate: row.peakBitRate,
+          averageBitRate: row.averageBitRate,
+        },
+      },
+    })),
+  );
+  return rows;
 }
 
 /**
