@@ -8,6 +8,7 @@ import { startTestApp, type TestApp } from "./support/app.ts";
 import { launchChromium } from "./support/console.ts";
 import { graphql } from "./support/graphql.ts";
 import { makeClip } from "./support/media-fixtures.ts";
+import { type MotoS3, startAppOnMotoS3 } from "./support/moto-s3.ts";
 import { createUpload, finalState } from "./support/uploads.ts";
 
 const SHAKA = fileURLToPath(import.meta.resolve("shaka-player/dist/shaka-player.compiled.js"));
@@ -220,5 +221,37 @@ describe("DASH: an MPD over an fMP4 video's HLS segments (public API, real worke
     const res = await fetch(`${t.url}/media/videos/${id}/hls/manifest.mpd`);
     expect(res.status).toBe(404);
     expect(await res.text()).toMatch(/fMP4/);
+  });
+});
+
+describe("DASH with bucket storage (moto's S3 server): the MPD names init and segments by presigned URL", () => {
+  let moto: MotoS3;
+  let t: TestApp;
+  let stop = async () => {};
+  beforeAll(async () => {
+    ({ t, moto, stop } = await startAppOnMotoS3());
+  });
+  afterAll(() => stop());
+
+  it("a SIGNED video: the MPD comes from the API with its token, every segment URL presigned and XML-escaped", async () => {
+    const id = await readyVideo(t, "dash s3", { segmentFormat: "FMP4", signed: true });
+    const { dashUrl } = (await t.gql(VIDEO, { id })).data.video!;
+    // From the API, which makes it, not a presigned URL of the bucket, which has no such object.
+    expect(dashUrl).toMatch(new RegExp(`^/media/videos/${id}/hls/manifest\\.mpd\\?token=`));
+    const mpdUrl = new URL(dashUrl!, t.url);
+    expect((await fetch(mpdUrl.href.split("?")[0]!)).status).toBe(403);
+    const mpd = await (await fetch(mpdUrl)).text();
+    const urls = [
+      ...attributeValues(mpd, "SegmentURL", "media"),
+      ...attributeValues(mpd, "Initialization", "sourceURL"),
+    ];
+    expect(urls.length).toBeGreaterThan(4);
+    // Signed URLs have several query parameters: written as &amp; in the MPD.
+    expect(mpd).toContain("&amp;X-Amz-");
+    for (const url of urls) {
+      expect(new URL(url).origin).toBe(moto.endpoint);
+      expect(new URL(url).searchParams.get("X-Amz-Signature")).toMatch(/^[0-9a-f]{64}$/);
+    }
+    expect((await fetch(urls[0]!)).status).toBe(200);
   });
 });
