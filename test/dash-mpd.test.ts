@@ -132,6 +132,24 @@ describe("the MPD made from a ladder's HLS playlists", () => {
     expect(sets[2]).toContain('<Representation id="t1"');
   });
 
+  it("an audio-only video's AAC rungs are one audio set, without a video set", async () => {
+    const rungs: Rung[] = [
+      { name: "a128", kind: "AUDIO", width: null, height: null, bandwidth: 140_000, codecs: "mp4a.40.2" },
+      { name: "a64", kind: "AUDIO", width: null, height: null, bandwidth: 70_000, codecs: "mp4a.40.5" },
+    ];
+    const probe = { ...PROBE, width: null, height: null, fps: 0, videoCodec: null };
+    const files = {
+      "master.m3u8": masterPlaylist(rungs, probe),
+      "a128/index.m3u8": fmp4Rung(),
+      "a64/index.m3u8": fmp4Rung(),
+    };
+    const sets = adaptationSets(await mpdOf(files));
+    expect(sets).toHaveLength(1);
+    expect(sets[0]).toContain('contentType="audio"');
+    expect(sets[0]).toContain('<Representation id="a128" bandwidth="140000" codecs="mp4a.40.2">');
+    expect(sets[0]).toContain('<Representation id="a64" bandwidth="70000" codecs="mp4a.40.5">');
+  });
+
   it("refuses MPEG-TS segments, a rung still growing, a missing rung and a missing master", async () => {
     const tsRung = mediaPlaylist(SEGMENTS, { targetDuration: 2, endList: true });
     const refusedWith = async (files: Record<string, string>) => {
