@@ -63,12 +63,18 @@ window.player = player;
 player.addEventListener("error", (e) => window.shakaErrors.push(String(e.detail && e.detail.code)));
 player.attach(video)
   .then(() => player.load(${JSON.stringify(mpd)}))
+  .then(() => player.selectTextTrack(player.getTextTracks()[0]))
   .then(() => video.play())
-  .catch((e) => window.shakaErrors.push(String(e && e.code)));
+  .catch((e) => window.shakaErrors.push(String(e && (e.code || e.message))));
 </script>`;
 
 interface Played {
   currentTime: number;
+  duration: number;
+  /** Where the media starts on the element's timeline: 0 when presentationTimeOffset is right. */
+  firstBuffered: number | null;
+  /** The start and end of each cue of the text track shown (the first, selected once loaded). */
+  shownCues: number[][];
   videoHeight: number;
   activeHeight: number | null;
   texts: { language: string; label: string | null }[];
@@ -103,6 +109,11 @@ async function playWithShaka(browser: Browser, mpd: string, seconds: number): Pr
         texts: w.player.getTextTracks().map((track) => ({ language: track.language, label: track.label })),
         audios: w.player.getAudioTracks().map((track) => ({ language: track.language, label: track.label })),
         errors: w.shakaErrors,
+        duration: video.duration,
+        firstBuffered: video.buffered.length > 0 ? video.buffered.start(0) : null,
+        shownCues: [...video.textTracks]
+          .filter((track) => track.mode === "showing")
+          .flatMap((track) => [...(track.cues ?? [])].map((cue) => [cue.startTime, cue.endTime])),
       };
     });
   } finally {
@@ -176,6 +187,10 @@ describe("DASH: an MPD over an fMP4 video's HLS segments (public API, real worke
     expect(played.activeHeight).toBe(played.videoHeight);
     expect(rungs.map((r) => r.height)).toContain(played.activeHeight);
     expect(played.texts).toEqual([{ language: "en", label: "English <CC> & more" }]);
+    // The presentation starts at 0 and lasts the clip, and the cue sits where the file puts it.
+    expect(played.firstBuffered).toBeLessThan(0.2);
+    expect(Math.abs(played.duration - 3)).toBeLessThan(0.2);
+    expect(played.shownCues).toEqual([[0.5, 2]]);
     expect(played.audios).toHaveLength(1);
   });
 
