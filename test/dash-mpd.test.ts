@@ -150,7 +150,7 @@ describe("the MPD made from a ladder's HLS playlists", () => {
     expect(sets[0]).toContain('<Representation id="a64" bandwidth="70000" codecs="mp4a.40.5">');
   });
 
-  it("refuses MPEG-TS segments, a rung still growing, a missing rung and a missing master", async () => {
+  it("refuses MPEG-TS segments, a rung still growing, a discontinuity, a missing rung and a missing master", async () => {
     const tsRung = mediaPlaylist(SEGMENTS, { targetDuration: 2, endList: true });
     const refusedWith = async (files: Record<string, string>) => {
       const outcome = await dashManifest(`${HLS}/master.m3u8`, readsOf(files));
@@ -158,6 +158,11 @@ describe("the MPD made from a ladder's HLS playlists", () => {
     };
     expect(await refusedWith({ ...ladderFiles(), "144p/index.m3u8": tsRung })).toBe("not fragmented");
     expect(await refusedWith({ ...ladderFiles(), "audio/index.m3u8": fmp4Rung(false) })).toBe("not finished");
+    const takenOver = mediaPlaylist(
+      SEGMENTS.map((s, i) => ({ ...s, discontinuity: i === 3 })),
+      { targetDuration: 2, endList: true, map: "init.mp4" },
+    );
+    expect(await refusedWith({ ...ladderFiles(), "360p/index.m3u8": takenOver })).toBe("unlistable");
     const { "144p/index.m3u8": _, ...missing } = ladderFiles();
     expect(await refusedWith(missing)).toBe("not found");
     expect(await refusedWith({})).toBe("not found");
@@ -215,6 +220,6 @@ describe("hostile playlist text: bounded in size, read in linear time", () => {
       `${HLS}/master.m3u8`,
       readsOf({ ...ladderFiles(), "360p/index.m3u8": long, "144p/index.m3u8": long }),
     );
-    expect(outcome).toEqual({ refused: "too large", problem: "too many segments for one MPD" });
+    expect(outcome).toEqual({ refused: "unlistable", problem: "too many segments for one MPD" });
   });
 });

@@ -33,9 +33,12 @@ export interface DashReads {
   linked(text: string, key: string): Promise<string>;
 }
 
-/** Why a video has no MPD: no such media, MPEG-TS segments, a rung still growing, or too many segments. */
+/**
+ * Why a video has no MPD: no such media, MPEG-TS segments, a rung still growing, or a playlist an MPD
+ * cannot list (too many segments, byte ranges, encryption, a segment without a length).
+ */
 export type DashRefusal = {
-  refused: "not found" | "not fragmented" | "not finished" | "too large";
+  refused: "not found" | "not fragmented" | "not finished" | "unlistable";
   problem: string;
 };
 
@@ -82,7 +85,7 @@ async function renditionMedia(build: DashBuild, uri: string): Promise<RenditionM
   const stored = key === null ? null : await build.reads.playlistText(key);
   if (key === null || stored === null) return refusal("not found", "a rendition's playlist is missing");
   const plain = readMediaPlaylist(stored, build.segmentsLeft);
-  if ("problem" in plain) return refusal("too large", plain.problem);
+  if ("problem" in plain) return refusal("unlistable", plain.problem);
   if (plain.initUri === null) {
     return refusal("not fragmented", "DASH needs fMP4 (CMAF) segments; this video has MPEG-TS segments");
   }
@@ -119,8 +122,8 @@ async function videoRepresentations(
 
 /**
  * An audio set per rendition of the group the variants play with: the ladder's own audio (`NAME="default"`)
- * and any audio track the master lists beside it. The default rendition must be listable; another one
- * that is not (still encoding, say) is left out.
+ * and any audio track the master lists beside it. A rendition that cannot be listed (a track still
+ * encoding, say) is left out, unless none can: then the first one's refusal is the MPD's.
  */
 async function audioSets(
   build: DashBuild,
@@ -131,11 +134,12 @@ async function audioSets(
   if (group === undefined) return [];
   const codecs = group.codecs.filter((c) => !isVideoCodec(c)).join(",") || "mp4a.40.2";
   const sets: DashAudioSet[] = [];
+  let firstRefusal: DashRefusal | null = null;
   for (const rendition of renditions) {
     if (rendition.type !== "AUDIO" || rendition.groupId !== group.audioGroup || rendition.uri === undefined) continue;
     const media = await renditionMedia(build, rendition.uri);
     if ("refused" in media) {
-      if (rendition.isDefault) return media;
+      firstRefusal ??= media;
       continue;
     }
     const representation: DashAudioRepresentation = {
@@ -151,7 +155,7 @@ async function audioSets(
       representations: [representation],
     });
   }
-  return sets;
+  return sets.length === 0 && firstRefusal ? firstRefusal : sets;
 }
 
 /** An audio-only video's variants, each an AAC rung, as one audio set. */

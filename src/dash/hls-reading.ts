@@ -147,7 +147,7 @@ export type UnlistablePlaylist = { problem: string };
 /**
  * A media playlist's init segment and segments, or why an MPD cannot list it: too long, more than
  * `maxSegments`, a second `#EXT-X-MAP` or one after the first segment (a representation has one
- * init), byte ranges, encryption, or a segment without a sane `#EXTINF`.
+ * init), byte ranges, encryption, a discontinuity, or a segment without a sane `#EXTINF`.
  */
 export function readMediaPlaylist(text: string, maxSegments: number): MediaPlaylistForDash | UnlistablePlaylist {
   if (text.length > MAX_DASH_PLAYLIST_CHARS) return { problem: "a playlist is too long" };
@@ -169,6 +169,9 @@ export function readMediaPlaylist(text: string, maxSegments: number): MediaPlayl
       initUri = uri;
     } else if (line.startsWith("#EXT-X-BYTERANGE") || line.startsWith("#EXT-X-KEY")) {
       return { problem: "byte ranges and encryption are not listed in an MPD" };
+    } else if (line.startsWith("#EXT-X-DISCONTINUITY") && !line.startsWith("#EXT-X-DISCONTINUITY-SEQUENCE")) {
+      // The media's timestamps jump there (a live broadcast taken over): one period's timeline cannot follow.
+      return { problem: "a rung has a discontinuity" };
     } else if (line.startsWith("#EXT-X-ENDLIST")) ended = true;
     else if (line.trim() !== "" && !line.startsWith("#")) {
       if (duration === null) return { problem: "a segment has no usable length" };
