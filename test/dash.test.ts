@@ -1,9 +1,11 @@
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { withMediaGroup } from "../src/storage/playlists.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { launchChromium } from "./support/console.ts";
 import { graphql } from "./support/graphql.ts";
@@ -128,6 +130,8 @@ const uriLines = (text: string) => text.split("\n").filter((l) => l && !l.starts
 describe("DASH: an MPD over an fMP4 video's HLS segments (public API, real worker, Chromium + Shaka Player)", () => {
   let t: TestApp;
   let browser: Browser;
+  /** The video the first test played, which the next one gives an audio track. */
+  let playedVideo = "";
   beforeAll(async () => {
     t = await startTestApp();
     browser = await launchChromium();
@@ -139,6 +143,7 @@ describe("DASH: an MPD over an fMP4 video's HLS segments (public API, real worke
 
   it("lists every rung, the audio and a caption track over the HLS segments; Shaka Player plays it", async () => {
     const id = await readyVideo(t, "dash", { segmentFormat: "FMP4" });
+    playedVideo = id;
     const caption = { videoId: id, language: "en", name: "English <CC> & more", text: CUES, default: true };
     expect((await t.gql(ADD_CAPTION, { input: caption })).data.addCaption.__typename).toBe("AddCaptionSuccess");
     const video = (await t.gql(VIDEO, { id })).data.video!;
@@ -191,7 +196,31 @@ describe("DASH: an MPD over an fMP4 video's HLS segments (public API, real worke
     expect(played.firstBuffered).toBeLessThan(0.2);
     expect(Math.abs(played.duration - 3)).toBeLessThan(0.2);
     expect(played.shownCues).toEqual([[0.5, 2]]);
-    expect(played.audios).toHaveLength(1);
+    expect(played.audios).toEqual([{ language: "und", label: "default" }]);
+  });
+
+  it("an audio rendition the master lists beside the ladder's (as audio tracks are) is an audio set Shaka offers", async () => {
+    // The master as an audio track would make it per request, stored here instead: a German
+    // rendition of the group every variant plays (over the ladder's own audio playlist).
+    const masterFile = path.join(t.dataDir, "videos", playedVideo, "hls", "master.m3u8");
+    const master = await readFile(masterFile, "utf8");
+    const german = ['NAME="Deutsch"', 'LANGUAGE="de"', "DEFAULT=NO", "AUTOSELECT=YES", 'URI="audio/index.m3u8"'];
+    await writeFile(masterFile, withMediaGroup(master, { type: "AUDIO", groupId: "audio", renditions: [german] }));
+    const mpdUrl = `${t.url}/media/videos/${playedVideo}/hls/manifest.mpd`;
+    const sets = adaptationSets(await (await fetch(mpdUrl)).text());
+    expect(sets.map((s) => [s.contentType, s.lang ?? null])).toEqual([
+      ["video", null],
+      ["audio", null],
+      ["audio", "de"],
+      ["text", "en"],
+    ]);
+    const played = await playWithShaka(browser, mpdUrl, 1);
+    expect(played.errors).toEqual([]);
+    expect(played.currentTime).toBeGreaterThanOrEqual(1);
+    expect(played.audios).toEqual([
+      { language: "und", label: "default" },
+      { language: "de", label: "Deutsch" },
+    ]);
   });
 
   it("a SIGNED video: the MPD needs its token and hands a session token to every URL; Shaka plays it", async () => {
