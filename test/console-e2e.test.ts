@@ -308,6 +308,9 @@ describe("the console in real Chromium: sign in, upload, live progress, playback
     await page.goto(`${t.url}/videos/${videoId}`);
     const link = await page.getByTestId("watch-link").getAttribute("href");
     expect(link).toMatch(/\?token=/);
+    // Its stream URLs for a player of one's own: HLS, with a token; no DASH for MPEG-TS segments.
+    expect(await page.getByTestId("hls-url").textContent()).toMatch(/\/hls\/master\.m3u8\?token=/);
+    await page.locator(".stream-urls").getByText("needs fMP4 segments").waitFor();
     await watch.goto(link!);
     expect(await playFor(watch, 1)).toBeGreaterThan(0);
     await outsider.close();

@@ -49,6 +49,8 @@ export const VideoFields = graphql(
   fragment VideoFields on Video {
     ...VideoSummary
     playbackUrl
+    dashUrl
+    segmentFormat
     width
     height
     fps

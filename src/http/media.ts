@@ -1,12 +1,15 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import path from "node:path";
 import { type CaptionCatalog, withSubtitles } from "../captions/subtitle-playlists.ts";
+import { dashManifest } from "../dash/dash-manifest.ts";
 import {
   captionFileParts,
   captionPlaylistParts,
   hlsLayout,
+  isDashManifestKey,
   isMasterPlaylistKey,
   isPublishedKey,
+  opensPlayback,
   videoKeyParts,
   videoPrefix,
 } from "../protocol/storage-layout.ts";
@@ -66,6 +69,7 @@ function cacheControlFor(ext: string, token: string): string {
 
 const CONTENT_TYPES: Record<string, string> = {
   ".m3u8": "application/vnd.apple.mpegurl",
+  ".mpd": "application/dash+xml",
   ".ts": "video/mp2t",
   ".m4s": "video/iso.segment",
   ".mp4": "video/mp4",
@@ -222,14 +226,14 @@ const signedTextMaxAge = (objects: { signedUrlTtlSeconds: number }): number =>
   Math.min(3600, Math.floor(objects.signedUrlTtlSeconds / 4));
 
 /**
- * How long a finished playlist (a master, or a media playlist with its end) may be cached. Naming
- * the API's own objects, 2 s; naming a bucket's: a master, whose caption tracks can change at any
- * time, briefly, a media playlist as long as its signed URLs allow. A growing one:
+ * How long a finished playlist (a master, or a media playlist with its end) or a DASH MPD may be
+ * cached. Naming the API's own objects, 2 s; naming a bucket's: a master or an MPD, whose caption
+ * tracks can change at any time, briefly, a media playlist as long as its signed URLs allow. A growing one:
  * `growingPlaylistCacheControl`.
  */
 function finishedPlaylistMaxAge(objects: PublishedObjectAccess, key: string): number {
   if (objects.servedBy === "api") return 2;
-  if (isMasterPlaylistKey(key)) return MASTER_MAX_AGE_SECONDS;
+  if (opensPlayback(key)) return MASTER_MAX_AGE_SECONDS;
   return signedTextMaxAge(objects);
 }
 
@@ -260,6 +264,54 @@ async function serveStoryboard(
   res.writeHead(200, {
     "content-type": CONTENT_TYPES[".vtt"]!,
     "cache-control": `private, max-age=${maxAge}`,
+    "content-length": body.byteLength,
+    "access-control-allow-origin": "*",
+  });
+  res.end(req.method === "HEAD" ? undefined : body);
+}
+
+/**
+ * The playlist `text` stored at `key` with its URIs as this request must name them: a bucket's
+ * objects by signed URL, and the token on every URI that comes back here.
+ */
+async function linkedPlaylist(objects: PublishedObjectAccess, text: string, key: string, token: string) {
+  const linked =
+    objects.servedBy === "bucket" ? await rewritePlaylistUris(text, key, (k) => objects.signedReadUrl(k)) : text;
+  // Signed URLs are absolute: only the URIs that come back here (child playlists, captions) get the token.
+  return token ? appendTokenToPlaylist(linked, token) : linked;
+}
+
+/**
+ * A video's DASH MPD (src/dash/), made from its playlists as this request would get them: 404 for
+ * a video without fMP4 segments, 409 while a rung still grows.
+ */
+async function serveDashManifest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  objects: PublishedObjectAccess,
+  captions: CaptionCatalog,
+  request: { key: string; token: string },
+  readText: (key: string) => Promise<string | null>,
+): Promise<void> {
+  const { key, token } = request;
+  const outcome = await dashManifest(hlsLayout(videoPrefix(videoKeyParts(key)!.videoId)).masterKey, {
+    playlistText: (k) => playlistText(k, captions, readText),
+    linked: (text, k) => linkedPlaylist(objects, text, k, token),
+  });
+  if ("refused" in outcome) {
+    const status = outcome.refused === "not finished" ? 409 : 404;
+    res.writeHead(status, {
+      "content-type": "text/plain",
+      "cache-control": "no-store",
+      "access-control-allow-origin": "*",
+    });
+    res.end(`No DASH manifest: ${outcome.problem}`);
+    return;
+  }
+  const body = Buffer.from(outcome.mpd);
+  res.writeHead(200, {
+    "content-type": CONTENT_TYPES[".mpd"]!,
+    "cache-control": `${token ? "private" : "public"}, max-age=${finishedPlaylistMaxAge(objects, key)}`,
     "content-length": body.byteLength,
     "access-control-allow-origin": "*",
   });
@@ -299,12 +351,7 @@ async function servePlaylist(
   const view = live ? live.view(key, stored) : null;
   const clipped = await clippedPlaylist(readText, key, view?.text ?? stored, url);
   if ("problem" in clipped) return badRequest(res, clipped.problem);
-  const linked =
-    objects.servedBy === "bucket"
-      ? await rewritePlaylistUris(clipped.text, key, (k) => objects.signedReadUrl(k))
-      : clipped.text;
-  // Signed URLs are absolute: only the URIs that come back here (child playlists, captions) get the token.
-  const body = Buffer.from(token ? appendTokenToPlaylist(linked, token) : linked);
+  const body = Buffer.from(await linkedPlaylist(objects, clipped.text, key, token));
   const visibility = token ? "private" : "public";
   const targetDuration = view?.targetDuration ?? targetDurationOf(clipped.text);
   res.writeHead(200, {
@@ -384,7 +431,7 @@ async function sendObject(
 }
 
 /**
- * `GET /media/{storage key}`: published media (HLS, storyboards, captions, images, MP4 renditions),
+ * `GET /media/{storage key}`: published media (HLS, the DASH MPD, storyboards, captions, images, MP4 renditions),
  * never sources, each request checked against its video's playback policy. Playlists and
  * storyboards are served with what the request needs written into them; any other object is sent
  * from storage or redirected to its signed URL in the bucket, as the storage's
@@ -414,6 +461,7 @@ export async function handleMedia(
   }
   const captionFile = captionFileParts(key);
   if (captionFile) return serveCaptionFile(req, res, captions, captionFile, token, readText);
+  if (isDashManifestKey(key)) return serveDashManifest(req, res, objects, captions, { key, token }, readText);
   if (path.extname(key) === ".m3u8") {
     const live = liveRung ? livePlaylists : null;
     return servePlaylist(req, res, objects, captions, { key, token, url, live }, readText);

@@ -1,5 +1,5 @@
 import type { Db } from "../db/client.ts";
-import { isMasterPlaylistKey, videoKeyParts } from "../protocol/storage-layout.ts";
+import { opensPlayback, videoKeyParts } from "../protocol/storage-layout.ts";
 import type { PlaybackTokens } from "./playback-tokens.ts";
 
 /** A video as its media requests see it: its playback policy, and whether it is a live broadcast's. */
@@ -48,7 +48,7 @@ export type PlaybackAdmission =
 
 /**
  * Checks a request for the published object `key` against its video's playback policy. The master
- * playlist opens a playback session and takes only an opening token (the API's URLs); the URIs
+ * playlist (or the DASH MPD) opens a playback session and takes only an opening token (the API's URLs); the URIs
  * inside carry a session token that ends PLAYBACK_SESSION_SECONDS after that opening, so a long
  * video keeps playing after the opening token expired. Variant playlists fetched with a session
  * token carry that same token on: replaying it never extends the session.
@@ -61,8 +61,9 @@ export async function admitPlayback(guard: PlaybackGuard, key: string, url: URL)
   const { live } = video;
   if (video.policy === "PUBLIC") return { token: "", live };
   const token = url.searchParams.get("token");
-  const checked = guard.tokens.check(videoId, token, isMasterPlaylistKey(key) ? ["open"] : ["open", "session"]);
+  const checked = guard.tokens.check(videoId, token, opensPlayback(key) ? ["open"] : ["open", "session"]);
   if ("problem" in checked) return { refused: "forbidden", problem: checked.problem };
-  const carried = key.endsWith(".m3u8") && checked.kind === "open" ? guard.tokens.startSession(videoId) : token!;
+  const namesMedia = key.endsWith(".m3u8") || key.endsWith(".mpd");
+  const carried = namesMedia && checked.kind === "open" ? guard.tokens.startSession(videoId) : token!;
   return { token: carried, live };
 }

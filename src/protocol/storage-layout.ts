@@ -9,6 +9,7 @@
  *                                         or a live recording remuxed into one file (recording.mp4)
  * videos/{videoId}/hls/master.m3u8        the master playlist
  * videos/{videoId}/hls/encode.json        what the finished encode published (resume and redelivery)
+ * videos/{videoId}/hls/manifest.mpd       the MPEG-DASH MPD of an fMP4 video (made by the API per request, never stored)
  * videos/{videoId}/hls/{rung}/index.m3u8  a rung's playlist, its segments beside it
  * videos/{videoId}/hls/{rung}/init.mp4    a fragmented-MP4 rung's init segment (`#EXT-X-MAP`)
  * videos/{videoId}/thumbnails/poster.jpg  the poster
@@ -56,6 +57,9 @@ export const RUNG_INIT_SEGMENT = "init.mp4";
 /** What the finished encode published, beside the master playlist. */
 export const ENCODE_MANIFEST = "encode.json";
 
+/** An fMP4 video's MPEG-DASH MPD, beside the master playlist, so it names the rungs by the master's URIs. */
+const DASH_MANIFEST = "manifest.mpd";
+
 /** The HLS keys under a video's prefix (the `outputPrefix` of a transcode job). */
 export function hlsLayout(outputPrefix: string) {
   const prefix = `${outputPrefix}/hls`;
@@ -63,6 +67,7 @@ export function hlsLayout(outputPrefix: string) {
     prefix,
     masterKey: `${prefix}/master.m3u8`,
     encodeManifestKey: `${prefix}/${ENCODE_MANIFEST}`,
+    dashManifestKey: `${prefix}/${DASH_MANIFEST}`,
     rungPrefix: (rung: string) => `${prefix}/${rung}`,
     playlistKey: (rung: string) => `${prefix}/${rung}/${RUNG_PLAYLIST}`,
   };
@@ -180,6 +185,12 @@ export function isPublishedKey(key: string): boolean {
 
 /** Whether a key is a master playlist: opening it starts a playback session. */
 export const isMasterPlaylistKey = (key: string): boolean => key.endsWith("/hls/master.m3u8");
+
+/** Whether a key is a video's DASH MPD (`hlsLayout(…).dashManifestKey`). */
+export const isDashManifestKey = (key: string): boolean => key.endsWith(`/hls/${DASH_MANIFEST}`);
+
+/** Whether a key opens a playback, as a master playlist or a DASH MPD does: only an opening token opens it. */
+export const opensPlayback = (key: string): boolean => isMasterPlaylistKey(key) || isDashManifestKey(key);
 
 /** Where a tenant's uploaded asset is stored. */
 export const tenantAssetKey = (tenantId: string, assetId: string, name: string): string =>

@@ -22,11 +22,11 @@ export class SignedUrlCache {
   }
 
   /**
-   * The URL a client is handed for a stored object: a playlist goes through the API's /media/
-   * under `publicUrl`, which signs the URIs inside it per request; anything else is signed here.
+   * The URL a client is handed for a stored object: a playlist (or a DASH MPD) goes through the API's
+   * /media/ under `publicUrl`, which signs the URIs inside it per request; anything else is signed here.
    */
   clientUrlFor(key: string, publicUrl: string): Promise<string> {
-    const servedByApi = key.endsWith(".m3u8") || key.endsWith(".vtt");
+    const servedByApi = key.endsWith(".m3u8") || key.endsWith(".vtt") || key.endsWith(".mpd");
     return servedByApi ? Promise.resolve(mediaUrl(publicUrl, key)) : this.urlFor(key);
   }
 

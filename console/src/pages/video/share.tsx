@@ -11,7 +11,30 @@ function embedSnippet(src: string, title: string): string {
   );
 }
 
-/** The public watch page and an embed snippet; a SIGNED video's link carries a short-lived token. */
+/** The manifests a player of one's own loads: the HLS master, and the DASH MPD of a READY fMP4 video. */
+function StreamUrls({ video }: { video: Video }) {
+  const absolute = (url: string) => new URL(url, location.href).href;
+  return (
+    <dl class="stream-urls">
+      <dt>HLS</dt>
+      <dd>
+        <code data-testid="hls-url">{video.playbackUrl ? absolute(video.playbackUrl) : "—"}</code>
+      </dd>
+      <dt>DASH</dt>
+      <dd>
+        {video.dashUrl ? (
+          <code data-testid="dash-url">{absolute(video.dashUrl)}</code>
+        ) : (
+          <span class="muted">
+            {video.segmentFormat === "FMP4" ? "once the video is READY" : "needs fMP4 segments (this video has TS)"}
+          </span>
+        )}
+      </dd>
+    </dl>
+  );
+}
+
+/** The public watch page, the stream URLs and an embed snippet; a SIGNED video's link carries a short-lived token. */
 export function Share({ video }: { video: Video }) {
   const token = video.playbackUrl ? new URL(video.playbackUrl, location.href).searchParams.get("token") : null;
   const watch = `${location.origin}/watch/${video.id}${token ? `?token=${encodeURIComponent(token)}` : ""}`;
@@ -46,6 +69,7 @@ export function Share({ video }: { video: Video }) {
           {watch}
         </a>
       </p>
+      <StreamUrls video={video} />
       <fieldset>
         <legend>Embed options</legend>
         {check("autoplay", "Autoplay (muted: browsers allow autoplay only without sound)")}
