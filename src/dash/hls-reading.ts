@@ -3,6 +3,8 @@
  * playlist's init segment and segments. Each reader is one pass over the lines, with each tag's
  * attribute list split by `attributeItems` (no pattern over the text, so nothing can backtrack) and
  * bounded: the playlists were stored by our worker or made by the API, but are read as untrusted.
+ * Not `parsePlaylist` (m3u8-parser), which the other readers use: its attribute pattern backtracks
+ * (test/dash-mpd.test.ts's hostile lists took 10 s through it, 2026-11-29).
  */
 
 import { attributeItems, playlistLines } from "../shared/hls-playlists.ts";
