@@ -5,8 +5,8 @@ import { fileURLToPath } from "node:url";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
-import { launchChromium } from "./support/console.ts";
-import { ADMIN_AUTH } from "./support/auth.ts";
+import { buildConsole, launchChromium } from "./support/console.ts";
+import { ADMIN_AUTH, TEST_ADMIN_KEY } from "./support/auth.ts";
 import { graphql, operationText } from "./support/graphql.ts";
 import { makeClip, makeTone } from "./support/media-fixtures.ts";
 import { createUpload, finalState } from "./support/uploads.ts";
@@ -17,7 +17,7 @@ const ADD = graphql(`
   mutation($input: AddAudioTrackInput!) {
     addAudioTrack(input: $input) { __typename ... on AddAudioTrackSuccess { audioTrack { id } } }
   }`);
-const VIDEO = graphql(`query($id: ID!) { video(id: $id) { playbackUrl audioTracks { status } } }`);
+const VIDEO = graphql(`query($id: ID!) { video(id: $id) { playbackUrl audioTracks { name status } } }`);
 
 /** hls.js plays `master` muted and logs the audio fragments it buffers (their URLs) and its errors. */
 const page = (master: string) => `<!doctype html><video muted autoplay playsinline></video>
@@ -55,7 +55,9 @@ interface PlayerState {
 describe("alternate audio tracks in a player (Chromium + hls.js)", () => {
   let t: TestApp;
   let browser: Browser;
+  let videoId: string;
   beforeAll(async () => {
+    await buildConsole();
     t = await startTestApp();
     browser = await launchChromium();
   });
@@ -70,6 +72,7 @@ describe("alternate audio tracks in a player (Chromium + hls.js)", () => {
     const final = finalState(t, video.id);
     expect((await fetch(`${t.url}${video.uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
     expect((await final).status).toBe("READY");
+    videoId = video.id;
     const form = new FormData();
     const input = { videoId: video.id, language: "de", name: "Deutsch", default: true, file: null };
     form.append("operations", JSON.stringify({ query: operationText(ADD), variables: { input } }));
@@ -137,6 +140,43 @@ describe("alternate audio tracks in a player (Chromium + hls.js)", () => {
     } finally {
       await tab.close();
       await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it("the console's video page lists the tracks, adds one from a file and removes it; its player offers the audio", async () => {
+    const ctx = await browser.newContext();
+    await ctx.route(
+      (url) => url.hostname !== "127.0.0.1",
+      (route) => route.abort(),
+    );
+    const tab = await ctx.newPage();
+    tab.on("dialog", (dialog) => void dialog.accept());
+    try {
+      await tab.goto(`${t.url}/`);
+      await tab.getByLabel("API key or viewer JWT").fill(TEST_ADMIN_KEY);
+      await tab.getByRole("button", { name: "Sign in" }).click();
+      await tab.getByRole("heading", { name: "Videos" }).waitFor();
+      await tab.goto(`${t.url}/videos/${videoId}`);
+      const list = tab.getByRole("list", { name: "Audio tracks" });
+      await list.getByText("Deutsch").waitFor();
+      expect(await list.getByTestId("default-audio-track").count()).toBe(1);
+      // hls.js found the video's own audio and the track: the player offers both.
+      const audio = tab.getByRole("combobox", { name: "Audio" });
+      await audio.waitFor({ timeout: 30_000 });
+      expect(await audio.locator("option").allTextContents()).toEqual(["Original", "Deutsch (de)"]);
+
+      const form = tab.getByRole("form", { name: "Add an audio track" });
+      await form.getByLabel("Audio file (MP3, AAC, WAV, FLAC, Ogg, M4A…)").setInputFiles(await makeTone(2, 550, "wav"));
+      await form.getByLabel("Track name (as players list it)").fill("Commentary");
+      await form.getByLabel("Language (BCP-47, e.g. en, de-CH)").fill("en");
+      await form.getByRole("button", { name: "Add audio track" }).click();
+      await list.locator('[data-status="READY"]', { hasText: "Commentary" }).waitFor({ timeout: 30_000 });
+      await tab.getByRole("button", { name: "Remove audio track Commentary" }).click();
+      await list.getByText("Commentary").waitFor({ state: "detached" });
+      const tracks = (await t.gql(VIDEO, { id: videoId })).data.video!.audioTracks;
+      expect(tracks.map((track) => track.name)).toEqual(["Deutsch"]);
+    } finally {
+      await ctx.close();
     }
   });
 });
