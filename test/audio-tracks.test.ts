@@ -258,6 +258,20 @@ describe("alternate audio tracks through the public API", () => {
       __typename: "ValidationError",
       field: "name",
     });
+    // At most 8 tracks on a video, whatever their state: fill it up with rows, as failed tracks would.
+    const db = t.app.services.db;
+    const have = (await tracksOf(videoId)).length;
+    const names = Array.from({ length: 8 - have }, (_, i) => `Filler ${i}`);
+    await db.audioTrack.createMany({
+      data: names.map((name) => ({ videoId, language: "en", name, status: "FAILED" })),
+    });
+    const full = await refused({ name: "The ninth" });
+    expect(full).toMatchObject({
+      __typename: "ValidationError",
+      field: "videoId",
+      message: expect.stringMatching(/at most 8/),
+    });
+    await db.audioTrack.deleteMany({ where: { videoId, name: { in: names } } });
     const waiting = await createUpload(t, "not yet");
     expect(await refused({ videoId: waiting.id })).toMatchObject({ __typename: "ValidationError", field: "videoId" });
   });
