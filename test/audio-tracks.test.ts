@@ -274,6 +274,20 @@ describe("alternate audio tracks through the public API", () => {
     await db.audioTrack.deleteMany({ where: { videoId, name: { in: names } } });
     const waiting = await createUpload(t, "not yet");
     expect(await refused({ videoId: waiting.id })).toMatchObject({ __typename: "ValidationError", field: "videoId" });
+    // READY, but silent, or with no pictures (set on the row: no encode needed to show the refusal).
+    await db.video.update({
+      where: { id: waiting.id },
+      data: { status: "READY", width: 160, height: 90, hasAudio: false },
+    });
+    expect(await refused({ videoId: waiting.id })).toMatchObject({
+      field: "videoId",
+      message: expect.stringMatching(/without sound/),
+    });
+    await db.video.update({ where: { id: waiting.id }, data: { width: null, height: null, hasAudio: true } });
+    expect(await refused({ videoId: waiting.id })).toMatchObject({
+      field: "videoId",
+      message: expect.stringMatching(/audio-only/),
+    });
   });
 
   it("is another tenant's: not found, exactly like a missing one", async () => {

@@ -62,13 +62,17 @@ const nameTaken = (name: string) => new ValidationError("name", `The video alrea
 const tooManyTracks = () =>
   new ValidationError("videoId", `A video has at most ${MAX_AUDIO_TRACKS_PER_VIDEO} audio tracks`);
 
-/** A READY video with pictures: the track is cut to its length and joins its variants' audio group. */
-function checkVideoTakesTracks(video: { status: string; width: number | null }): void {
+/** A READY video with pictures and sound: the track is cut to its length and joins its variants' audio group. */
+function checkVideoTakesTracks(video: { status: string; width: number | null; hasAudio: boolean | null }): void {
   if (video.status !== "READY") {
     throw new ValidationError("videoId", `Audio tracks are added to READY videos; this one is ${video.status}`);
   }
   if (video.width === null) {
     throw new ValidationError("videoId", "An audio-only video has no variants an alternate audio track could join");
+  }
+  // Its variants name no audio group and no audio codec: players would not take a track added to them.
+  if (video.hasAudio === false) {
+    throw new ValidationError("videoId", "A video without sound cannot take alternate audio tracks yet");
   }
 }
 
@@ -135,7 +139,7 @@ export async function addAudioTrack(
       // The video's row lock makes count-then-insert one step, and orders the default flag with updates.
       const status = await lockVideo(tx, video.id);
       if (status === null) throw new NotFoundError("video", video.id);
-      checkVideoTakesTracks({ status, width: video.width });
+      checkVideoTakesTracks({ ...video, status });
       if ((await tx.audioTrack.count({ where: { videoId: video.id } })) >= MAX_AUDIO_TRACKS_PER_VIDEO) {
         throw tooManyTracks();
       }
