@@ -290,6 +290,28 @@ describe("alternate audio tracks through the public API", () => {
     });
   });
 
+  it("holds the bound and one default when additions race, under the video's lock", async () => {
+    const before = await tracksOf(videoId);
+    // URLs that answer 404: their jobs fail at once, with the reason, and encode nothing.
+    const answers = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        add({ videoId, language: "en", name: `Racer ${i}`, url: `${filesUrl}/missing-${i}.mp3`, default: true }),
+      ),
+    );
+    const added = answers.filter((a) => a.__typename === "AddAudioTrackSuccess");
+    expect(added).toHaveLength(8 - before.length);
+    for (const refusal of answers.filter((a) => a.__typename !== "AddAudioTrackSuccess")) {
+      expect(refusal).toMatchObject({ __typename: "ValidationError", field: "videoId" });
+    }
+    const tracks = await settled(videoId);
+    expect(tracks.filter((track) => track.default)).toHaveLength(1);
+    const racers = tracks.filter((track) => track.name.startsWith("Racer"));
+    for (const racer of racers) expect(racer).toMatchObject({ status: "FAILED", error: expect.stringMatching(/404/) });
+    // The default is a failed track: the master lists no track as its default, so the video's own audio keeps it.
+    expect((await masterOf(videoId)).text).toMatch(/NAME="default",DEFAULT=YES,/);
+    for (const racer of racers) await t.gql(REMOVE, { id: racer.id });
+  });
+
   it("is another tenant's: not found, exactly like a missing one", async () => {
     const [track] = await tracksOf(videoId);
     const input = { videoId, language: "en", name: "Intruder", url: `${filesUrl}/long.mp3` };
