@@ -4,7 +4,7 @@ import type { CostSettings } from "../costs/cost-model.ts";
 import type { Db } from "../db/client.ts";
 import { FileTooLargeError, NotFoundError, ValidationError } from "../errors.ts";
 import type { VideoPubSub } from "../events/video-events.ts";
-import { Prisma } from "../generated/prisma/client.ts";
+import { Prisma, type Video } from "../generated/prisma/client.ts";
 import { checkOutboundUrl, literalAddressProblem } from "../http/outbound-url.ts";
 import { isUuid } from "../ids.ts";
 import { announceQueuedJob, createJob } from "../jobs/create-job.ts";
@@ -117,25 +117,10 @@ export async function addAudioTrack(
   if (existing.some((t) => t.name === name)) throw nameTaken(name);
 
   const id = randomUUID();
-  let source: AudioTrackSource;
-  if ("file" in given) {
-    const key = audioTrackSourceKey(video.id, id);
-    try {
-      await deps.storage.write(key, given.file.stream() as unknown as AsyncIterable<Uint8Array>, {
-        limit: deps.maxUploadBytes,
-        contentType: given.file.type || "application/octet-stream",
-      });
-    } catch (err) {
-      await deps.storage.deletePrefix(key);
-      if (err instanceof UploadTooLargeError) throw new FileTooLargeError(deps.maxUploadBytes);
-      throw err;
-    }
-    source = { kind: "stored", key };
-  } else {
-    source = { kind: "url", url: given.url };
-  }
+  const source = await trackSource(deps, video.id, id, given);
+  let locked: Video;
   try {
-    const locked = await deps.db.$transaction(async (tx) => {
+    locked = await deps.db.$transaction(async (tx) => {
       // The video's row lock makes count-then-insert one step, and orders the default flag with updates.
       const status = await lockVideo(tx, video.id);
       if (status === null) throw new NotFoundError("video", video.id);
@@ -163,7 +148,6 @@ export async function addAudioTrack(
       });
       return tx.video.findUniqueOrThrow({ where: { id: video.id } });
     });
-    announceQueuedJob(deps, locked);
   } catch (err) {
     if (source.kind === "stored") await deps.storage.deletePrefix(source.key);
     // Another request took the name meanwhile, or the video was deleted meanwhile.
@@ -171,7 +155,30 @@ export async function addAudioTrack(
     if (isPrismaError(err, "P2003")) throw new NotFoundError("video", video.id);
     throw err;
   }
+  announceQueuedJob(deps, locked);
   return { audioTrackId: id, videoId: video.id };
+}
+
+/** The job's source: an uploaded file stored among the video's sources (within maxUploadBytes), or the URL. */
+async function trackSource(
+  deps: Pick<AudioTrackDeps, "storage" | "maxUploadBytes">,
+  videoId: string,
+  trackId: string,
+  given: { url: string } | { file: File },
+): Promise<AudioTrackSource> {
+  if ("url" in given) return { kind: "url", url: given.url };
+  const key = audioTrackSourceKey(videoId, trackId);
+  try {
+    await deps.storage.write(key, given.file.stream() as unknown as AsyncIterable<Uint8Array>, {
+      limit: deps.maxUploadBytes,
+      contentType: given.file.type || "application/octet-stream",
+    });
+  } catch (err) {
+    await deps.storage.deletePrefix(key);
+    if (err instanceof UploadTooLargeError) throw new FileTooLargeError(deps.maxUploadBytes);
+    throw err;
+  }
+  return { kind: "stored", key };
 }
 
 /** Tenant `tenantId`'s audio track `trackId`; another tenant's is "not found", exactly like a missing one. */
