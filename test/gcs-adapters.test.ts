@@ -81,11 +81,12 @@ beforeAll(async () => {
     subtitlePlaylistOf: async () => null,
     captionFileOf: async () => null,
   };
+  const noTracks = { captions: noCaptions, audioTracks: { readyTracksOf: async () => [] } };
   mediaServer = createServer((req, res) => {
     handleMedia(
       storage,
       publicGuard,
-      noCaptions,
+      noTracks,
       createLivePlaylists({ windowSeconds: 0, readText: (key) => storage.readText(key) }),
       req,
       res,

@@ -45,6 +45,7 @@ beforeAll(async () => {
     subtitlePlaylistOf: async () => null,
     captionFileOf: async () => null,
   };
+  const noTracks = { captions: noCaptions, audioTracks: { readyTracksOf: async () => [] } };
   const live = createLivePlaylists({
     windowSeconds: 0,
     readText: async (key) => {
@@ -54,7 +55,7 @@ beforeAll(async () => {
     },
   });
   server = createServer((req, res) => {
-    handleMedia(storage, guard, noCaptions, live, req, res, new URL(req.url!, "http://api")).catch(() => {
+    handleMedia(storage, guard, noTracks, live, req, res, new URL(req.url!, "http://api")).catch(() => {
       res.writeHead(500);
       res.end();
     });

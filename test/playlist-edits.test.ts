@@ -8,6 +8,7 @@ import {
   segmentedPlaylist,
   slidingWindowPlaylist,
   withMediaGroup,
+  withoutGroupDefault,
 } from "../src/storage/playlists.ts";
 import { withVariantBitRates } from "../src/shared/hls-playlists.ts";
 
@@ -113,6 +114,23 @@ describe("the API's playlist edits", () => {
     );
     expect(withMediaGroup("#EXTM3U\n", group)).toBe("#EXTM3U\n");
     expect(withMediaGroup(master, { ...group, renditions: [] })).toBe(master);
+  });
+
+  test("a group's default is taken off its renditions, and only that group's", () => {
+    const master = [
+      "#EXTM3U",
+      '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="default",DEFAULT=YES,AUTOSELECT=YES,URI="audio/index.m3u8"',
+      '#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="a, DEFAULT=YES",DEFAULT=YES,URI="en.m3u8"',
+      '#EXT-X-STREAM-INF:BANDWIDTH=1,AUDIO="audio"',
+      "a.m3u8",
+      "",
+    ].join("\n");
+    const edited = withoutGroupDefault(master, "AUDIO", "audio").split("\n");
+    expect(edited[1]).toBe(
+      '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="default",DEFAULT=NO,AUTOSELECT=YES,URI="audio/index.m3u8"',
+    );
+    expect(edited.filter((_, i) => i !== 1)).toEqual(master.split("\n").filter((_, i) => i !== 1));
+    expect(withoutGroupDefault(master, "AUDIO", "other")).toBe(master);
   });
 
   test("each variant states its video's measured rates plus its audio's; one without them keeps its bound", () => {

@@ -396,6 +396,45 @@ export const RemoveCaptionMutation = graphql(`
   }
 `);
 
+export const VideoAudioTracksQuery = graphql(`
+  query VideoAudioTracks($id: ID!) {
+    video(id: $id) { id status audioTracks { id name language default status error sourceDuration } }
+  }
+`);
+
+/** A track from a file, sent as a GraphQL multipart request (`requestWithFile`). */
+export const AddAudioTrackFileMutation = graphql(`
+  mutation AddAudioTrackFile($videoId: ID!, $language: String!, $name: String!, $default: Boolean, $file: File!) {
+    addAudioTrack(input: { videoId: $videoId, language: $language, name: $name, default: $default, file: $file }) {
+      __typename
+      ... on ValidationError { field }
+      ... on Error { message }
+    }
+  }
+`);
+
+export const AddAudioTrackUrlMutation = graphql(`
+  mutation AddAudioTrackUrl($input: AddAudioTrackInput!) {
+    addAudioTrack(input: $input) {
+      __typename
+      ... on ValidationError { field }
+      ... on Error { message }
+    }
+  }
+`);
+
+export const UpdateAudioTrackMutation = graphql(`
+  mutation UpdateAudioTrack($id: ID!, $input: UpdateAudioTrackInput!) {
+    updateAudioTrack(id: $id, input: $input) { __typename ... on Error { message } }
+  }
+`);
+
+export const RemoveAudioTrackMutation = graphql(`
+  mutation RemoveAudioTrack($id: ID!) {
+    removeAudioTrack(id: $id) { __typename ... on Error { message } }
+  }
+`);
+
 const StaticRenditionFields = graphql(`
   fragment StaticRenditionFields on StaticRendition {
     name status downloadUrl sizeBytes width height bitrate error

@@ -70,6 +70,9 @@ export function Player(props: PlayerProps) {
   const [choice, setChoice] = useState(-1);
   const choiceRef = useRef(-1);
   const [playing, setPlaying] = useState<number | null>(null);
+  // The master's AUDIO renditions as hls.js lists them (the video's own audio and any alternate tracks).
+  const [audioTracks, setAudioTracks] = useState<{ name: string; lang?: string }[]>([]);
+  const [audioTrack, setAudioTrack] = useState(-1);
   const [error, setError] = useState<string | null>(null);
   // The master's URL with a session the page renewed, while `src` is the one it was renewed for.
   const [renewed, setRenewed] = useState<{ from: string; url: string } | null>(null);
@@ -118,6 +121,11 @@ export function Player(props: PlayerProps) {
         played = true;
       });
       player.on(Hls.Events.LEVEL_SWITCHED, (_event, data) => setPlaying(data.level));
+      player.on(Hls.Events.AUDIO_TRACKS_UPDATED, (_event, data) => {
+        setAudioTracks(data.audioTracks.map((track) => ({ name: track.name, lang: track.lang })));
+        setAudioTrack(player.audioTrack);
+      });
+      player.on(Hls.Events.AUDIO_TRACK_SWITCHED, (_event, data) => setAudioTrack(data.id));
       let renewing = false;
       player.on(Hls.Events.ERROR, (_event, data: ErrorData) => {
         const status = data.response?.code;
@@ -211,6 +219,25 @@ export function Player(props: PlayerProps) {
             {props.audioPlaylist && <option value={AUDIO_ONLY}>Audio only</option>}
           </select>
         </label>
+        {audioTracks.length > 1 && (
+          <label>
+            Audio{" "}
+            <select
+              value={audioTrack}
+              onChange={(e) => {
+                if (hlsRef.current) hlsRef.current.audioTrack = Number((e.target as HTMLSelectElement).value);
+              }}
+            >
+              {audioTracks.map((track, index) => (
+                // The API names the video's own audio "default" in its master.
+                <option key={`${index}-${track.name}`} value={index}>
+                  {track.name === "default" ? "Original" : track.name}
+                  {track.lang ? ` (${track.lang})` : ""}
+                </option>
+              ))}
+            </select>
+          </label>
+        )}
         <span data-testid="playing-level">
           {choice === AUDIO_ONLY ? "audio only" : playingLevel ? `playing ${levelName(playingLevel)}` : ""}
         </span>

@@ -1,4 +1,5 @@
 import type { JobMessage } from "../../src/protocol/job-message.ts";
+import { encodeAudioTrack } from "./audio-track.ts";
 import { importUrl } from "./import-url.ts";
 import { live } from "./live.ts";
 import { renderComposition } from "./render-composition.ts";
@@ -21,6 +22,7 @@ const handlers = {
   import_url: importUrl,
   static_renditions: makeStaticRenditions,
   live,
+  audio_track: encodeAudioTrack,
 } satisfies { [Type in JobMessage["type"]]: JobHandler<Extract<JobMessage, { type: Type }>> };
 
 /**
@@ -39,6 +41,8 @@ const redelivery = {
   static_renditions: "handler",
   // A broadcast is not run twice: a second delivery finds its feed gone (LIVE jobs have one attempt).
   live: "handler",
+  // Encoded again: the same AAC bytes, so its write-once segments stand.
+  audio_track: "handler",
 } as const satisfies Record<JobMessage["type"], "record" | "handler">;
 
 type Redelivery = typeof redelivery;

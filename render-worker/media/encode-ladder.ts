@@ -391,4 +391,4 @@ function preRollOptions(seconds: number): string[] {
 }
 
 /** ffmpeg's AAC encoder starts with 1024 samples of priming, at the audio rung's 48 kHz. */
-const AAC_PRIMING_SECONDS = 1024 / 48_000;
+export const AAC_PRIMING_SECONDS = 1024 / 48_000;

@@ -70,6 +70,8 @@ export interface HlsPublisherOptions {
    * of a split encode, whose segments the API lists; the write-once rules are a full publication's.
    */
   segmentsOnly?: boolean;
+  /** Publishes the rungs' segments and playlists but no master: an alternate audio track, which the API lists in the video's. */
+  withoutMaster?: boolean;
   /** The media seconds a rung's progress counts against (a chunk's length); default the probe's duration. */
   progressSeconds?: (rung: Rung) => number;
   /** Called once, when the master playlist and a first segment of every rung are published. */
@@ -188,7 +190,7 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
     const needed = states.some((s) => s.rung.kind === "VIDEO") ? live.filter((s) => s.rung.kind === "VIDEO") : live;
     if (needed.length === 0) throw states.find((s) => s.failure)!.failure;
     const failedRungs = new Set(states.filter((s) => s.failure).map((s) => s.rung.name));
-    if (opts.segmentsOnly) return;
+    if (opts.segmentsOnly || opts.withoutMaster) return;
     await master.afterPass(live, failedRungs, final);
   }
 
@@ -213,7 +215,7 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
       await passes.halt();
       if (passes.failure) throw passes.failure.error;
       await publishPass(true);
-      if (!master.published && !opts.segmentsOnly)
+      if (!master.published && !opts.segmentsOnly && !opts.withoutMaster)
         throw new Error("The master playlist was not published: a rung has no segments");
       return variants().map((v) => {
         const bitRates = master.finalRates.get(v.name);

@@ -193,6 +193,16 @@ function planAudioOnlyLadder(probe: ProbeResult, packaging: Packaging): PlannedR
   }));
 }
 
+/**
+ * An alternate audio track's one rung (`name`): AAC encoded with AUDIO_ENCODER_OPTIONS, the rate and
+ * bound of the ladder's own audio rung, which the variants' CODECS already name.
+ */
+export function alternateAudioRung(name: string, opts: { segmentSeconds: number; segmentFormat: SegmentFormat }): Rung {
+  const packaging: Packaging = { segmentSeconds: opts.segmentSeconds, format: opts.segmentFormat };
+  const bandwidth = audioPeakBitrate(AUDIO_BITRATE, 2, packaging);
+  return { name, kind: "AUDIO", width: null, height: null, bandwidth, codecs: AUDIO_CODECS };
+}
+
 /** How an audio rung is encoded: an audio-only rung at its own rate and channels, else AUDIO_ENCODER_OPTIONS. */
 export function audioRungEncoderOptions(rung: PlannedRung): readonly string[] {
   if (rung.bitrate === undefined) return AUDIO_ENCODER_OPTIONS;

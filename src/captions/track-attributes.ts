@@ -30,10 +30,10 @@ export function canonicalLanguage(tag: string, field: string): string {
 export function trackName(name: string, field: string): string {
   const trimmed = name.trim();
   if (trimmed.length === 0 || trimmed.length > MAX_NAME_LENGTH) {
-    throw new ValidationError(field, `A caption's name has 1 to ${MAX_NAME_LENGTH} characters`);
+    throw new ValidationError(field, `A track's name has 1 to ${MAX_NAME_LENGTH} characters`);
   }
   if (/[\p{Cc}"]/u.test(trimmed) || !trimmed.isWellFormed()) {
-    throw new ValidationError(field, "A caption's name is one line of text without double quotes");
+    throw new ValidationError(field, "A track's name is one line of text without double quotes");
   }
   return trimmed;
 }

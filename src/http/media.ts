@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import path from "node:path";
+import { type AudioTrackCatalog, withAudioTracks } from "../audio-tracks/audio-renditions.ts";
 import { type CaptionCatalog, withSubtitles } from "../captions/subtitle-playlists.ts";
 import { dashManifest } from "../dash/dash-manifest.ts";
 import {
@@ -89,21 +90,32 @@ const isStoryboardVtt = (key: string): boolean =>
 
 /**
  * The playlists the API writes or amends rather than serving them as stored: a master, to which
- * it adds the video's caption tracks, and a caption's subtitle playlist, which is never stored.
+ * it adds the video's caption and audio tracks, and a caption's subtitle playlist, which is never stored.
  */
 const isComposedPlaylist = (key: string): boolean => isMasterPlaylistKey(key) || captionPlaylistParts(key) !== null;
+
+/** What the media handlers read from the database: a video's caption tracks and READY audio tracks. */
+export interface MediaCatalogs {
+  captions: CaptionCatalog;
+  audioTracks: AudioTrackCatalog;
+}
 
 /** The text of the playlist `key`, as players get it before URIs are signed or tokens added; null: none. */
 async function playlistText(
   key: string,
-  captions: CaptionCatalog,
+  catalogs: MediaCatalogs,
   readStored: (key: string) => Promise<string | null>,
 ): Promise<string | null> {
   const caption = captionPlaylistParts(key);
-  if (caption) return captions.subtitlePlaylistOf(caption.videoId, caption.captionId);
+  if (caption) return catalogs.captions.subtitlePlaylistOf(caption.videoId, caption.captionId);
   const text = await readStored(key);
   if (text === null || !isMasterPlaylistKey(key)) return text;
-  return withSubtitles(text, await captions.tracksOf(videoKeyParts(key)!.videoId));
+  const videoId = videoKeyParts(key)!.videoId;
+  const [subtitles, audio] = await Promise.all([
+    catalogs.captions.tracksOf(videoId),
+    catalogs.audioTracks.readyTracksOf(videoId),
+  ]);
+  return withSubtitles(withAudioTracks(text, audio), subtitles);
 }
 
 /** A caption track's WebVTT file, with the header the video's segments need (CaptionCatalog.captionFileOf). */
@@ -289,13 +301,13 @@ async function serveDashManifest(
   req: IncomingMessage,
   res: ServerResponse,
   objects: PublishedObjectAccess,
-  captions: CaptionCatalog,
+  catalogs: MediaCatalogs,
   request: { key: string; token: string },
   readText: (key: string) => Promise<string | null>,
 ): Promise<void> {
   const { key, token } = request;
   const outcome = await dashManifest(hlsLayout(videoPrefix(videoKeyParts(key)!.videoId)).masterKey, {
-    playlistText: (k) => playlistText(k, captions, readText),
+    playlistText: (k) => playlistText(k, catalogs, readText),
     linked: (text, k) => linkedPlaylist(objects, text, k, token),
   });
   if ("refused" in outcome) {
@@ -329,7 +341,7 @@ async function servePlaylist(
   req: IncomingMessage,
   res: ServerResponse,
   objects: PublishedObjectAccess,
-  captions: CaptionCatalog,
+  catalogs: MediaCatalogs,
   request: { key: string; token: string; url: URL; live: LivePlaylists | null },
   readText: (key: string) => Promise<string | null>,
 ): Promise<void> {
@@ -346,7 +358,7 @@ async function servePlaylist(
       answersDirective = outcome === "ready";
     }
   }
-  const stored = await playlistText(key, captions, readText);
+  const stored = await playlistText(key, catalogs, readText);
   if (stored === null) return notFound(res);
   const view = live ? live.view(key, stored) : null;
   const clipped = await clippedPlaylist(readText, key, view?.text ?? stored, url);
@@ -440,7 +452,7 @@ async function sendObject(
 export async function handleMedia(
   storage: MediaStorage,
   guard: PlaybackGuard,
-  captions: CaptionCatalog,
+  catalogs: MediaCatalogs,
   livePlaylists: LivePlaylists,
   req: IncomingMessage,
   res: ServerResponse,
@@ -460,11 +472,11 @@ export async function handleMedia(
     return serveStoryboard(req, res, objects, key, token, readText);
   }
   const captionFile = captionFileParts(key);
-  if (captionFile) return serveCaptionFile(req, res, captions, captionFile, token, readText);
-  if (isDashManifestKey(key)) return serveDashManifest(req, res, objects, captions, { key, token }, readText);
+  if (captionFile) return serveCaptionFile(req, res, catalogs.captions, captionFile, token, readText);
+  if (isDashManifestKey(key)) return serveDashManifest(req, res, objects, catalogs, { key, token }, readText);
   if (path.extname(key) === ".m3u8") {
     const live = liveRung ? livePlaylists : null;
-    return servePlaylist(req, res, objects, captions, { key, token, url, live }, readText);
+    return servePlaylist(req, res, objects, catalogs, { key, token, url, live }, readText);
   }
   if (objects.servedBy === "api") return sendObject(req, res, storage, objects.read, { key, token, url });
   res.writeHead(302, {

@@ -2,6 +2,7 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import { createYoga } from "graphql-yoga";
 import type { AppParts } from "../app/services.ts";
 import type { Principal } from "../auth/scopes.ts";
+import { createAudioTrackCatalog } from "../audio-tracks/audio-renditions.ts";
 import { createCaptionCatalog } from "../captions/subtitle-playlists.ts";
 import type { Env } from "../config.ts";
 import type { Context } from "../context.ts";
@@ -39,9 +40,9 @@ export function createHttpRoutes(env: Env, parts: AppParts) {
     windowSeconds: env.LIVE_DVR_WINDOW_SECONDS,
     readText: (key) => storage.readText(key),
   });
-  const captions = createCaptionCatalog(db);
+  const catalogs = { captions: createCaptionCatalog(db), audioTracks: createAudioTrackCatalog(db) };
   const serveMedia = (req: IncomingMessage, res: ServerResponse, url: URL) =>
-    handleMedia(storage, guard, captions, livePlaylists, req, res, url);
+    handleMedia(storage, guard, catalogs, livePlaylists, req, res, url);
   const videoImages = createVideoImageRoute({
     db,
     storage,

@@ -13,6 +13,7 @@ import type { EventOf } from "./ingest/ingest-deps.ts";
 import { createProgressWriteThrottle } from "./progress.ts";
 import { recordActualCost } from "../costs/job-cost.ts";
 import { onStaticRenditionsDone } from "./ingest/static-rendition-events.ts";
+import { onAudioTrackDone } from "./ingest/audio-track-events.ts";
 
 /** After these the jobs waiting behind the job move: it left the queue's waiting line or freed a slot. */
 const movesQueue = (e: JobEvent) => e.type === "job.started" || endsRun(e);
@@ -140,6 +141,9 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
         break;
       case "static_renditions.done":
         await onStaticRenditionsDone(deps, runs, e, job.videoId);
+        break;
+      case "audio_track.done":
+        await onAudioTrackDone(deps, runs, e, job.videoId);
         break;
       case "job.failed":
         await discardUnrecordedMedia(e, job);

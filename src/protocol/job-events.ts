@@ -243,6 +243,17 @@ export const JobEvent = z.discriminatedUnion("type", [
     alreadyDone: z.boolean().optional(),
     usage: RunUsage.optional(),
   }),
+  /** An audio track's rung is published whole (its playlist ended). */
+  z.object({
+    ...jobEventBase,
+    type: z.literal("audio_track.done"),
+    /** Seconds of the source's audio, before it was padded or cut to the video's length. */
+    sourceDuration: z.number().nonnegative(),
+    /** Media seconds published (the video's length). */
+    publishedSeconds: z.number().nonnegative(),
+    alreadyDone: z.boolean().optional(),
+    usage: RunUsage.optional(),
+  }),
   /** A live encode's health, sampled on a timer (docs/live.md). */
   z.object({
     ...jobEventBase,
@@ -301,6 +312,7 @@ const JOB_EVENT_ROLES = {
   "step.progress": "progress",
   "source.ready": "ends run",
   "static_renditions.done": "ends run",
+  "audio_track.done": "ends run",
   "live.progress": "progress",
   "job.canceled": "ends run",
   "job.failed": "ends run",

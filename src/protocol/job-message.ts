@@ -1,4 +1,5 @@
 /** Every job message (API → worker), and the one parser of them. */
+import { AudioTrackJobMessage } from "./audio-track-messages.ts";
 import { ImportUrlJobMessage, RenderCompositionJobMessage, RenderManimJobMessage } from "./source-messages.ts";
 import { LiveJobMessage } from "./live-messages.ts";
 import { StaticRenditionsJobMessage } from "./static-rendition-messages.ts";
@@ -15,6 +16,7 @@ export const JobMessage = z.discriminatedUnion("type", [
   StaticRenditionsJobMessage,
   TranscodeChunkJobMessage,
   LiveJobMessage,
+  AudioTrackJobMessage,
 ]);
 export type JobMessage = z.infer<typeof JobMessage>;
 

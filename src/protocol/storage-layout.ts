@@ -120,6 +120,20 @@ export function captionFileParts(key: string): { videoId: string; captionId: str
   return m ? { videoId: m[1]!, captionId: m[2]! } : null;
 }
 
+/** Where an alternate audio track is published: its one rung under `{prefix}/hls/`, no master. */
+export const audioTrackPrefix = (videoId: string, trackId: string): string =>
+  `${videoPrefix(videoId)}/audio/${trackId}`;
+
+/** The rung name of an audio track's segments and playlist. */
+export const AUDIO_TRACK_RUNG = "track";
+
+/** An audio track's media playlist, as the master's AUDIO rendition names it. */
+export const audioTrackPlaylistKey = (videoId: string, trackId: string): string =>
+  hlsLayout(audioTrackPrefix(videoId, trackId)).playlistKey(AUDIO_TRACK_RUNG);
+
+/** An audio track's uploaded file: among the video's sources, never served. */
+export const audioTrackSourceKey = (videoId: string, trackId: string): string => sourceKey(videoId, `audio-${trackId}`);
+
 /** Where a video's chapters are stored as WebVTT: a new key per version, so a replaced file is never served stale. */
 export const chaptersKey = (videoId: string, version: string): string =>
   `${videoPrefix(videoId)}/chapters/${version}.vtt`;
@@ -168,7 +182,7 @@ export function videoKeyParts(key: string): { videoId: string; folder: string } 
 }
 
 /**
- * Whether a key is published media (HLS, captions, chapters, images, the storyboard, static renditions), which
+ * Whether a key is published media (HLS, captions, audio tracks, chapters, images, the storyboard, static renditions), which
  * players may read; sources are not.
  */
 export function isPublishedKey(key: string): boolean {
@@ -177,6 +191,7 @@ export function isPublishedKey(key: string): boolean {
     folder === "hls" ||
     folder === "thumbnails" ||
     folder === "captions" ||
+    folder === "audio" ||
     folder === "chapters" ||
     folder === "storyboard" ||
     folder === "mp4"

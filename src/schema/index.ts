@@ -16,6 +16,7 @@ import "./manim.ts";
 import "./url-import.ts";
 import "./asset.ts";
 import "./caption.ts";
+import "./audio-track.ts";
 import "./chapters.ts";
 import "./composition.ts";
 import "./webhook.ts";

@@ -304,6 +304,23 @@ export function withMediaGroup(master: string, group: MediaGroup): string {
   return out.join("\n");
 }
 
+/**
+ * `master` with `DEFAULT=NO` on every rendition of the `type` group `groupId` it lists (the ladder's own
+ * audio, which the worker wrote `DEFAULT=YES`): done before a rendition chosen as the default joins the
+ * group, which has at most one default (RFC 8216 4.3.4.1.1).
+ */
+export function withoutGroupDefault(master: string, type: string, groupId: string): string {
+  const inGroup = (items: string[]) => items.includes(`TYPE=${type}`) && items.includes(`GROUP-ID="${groupId}"`);
+  return playlistLines(master)
+    .map((line) => {
+      if (!line.startsWith("#EXT-X-MEDIA:")) return line;
+      const items = attributeItems(line.slice("#EXT-X-MEDIA:".length));
+      if (!inGroup(items) || !items.includes("DEFAULT=YES")) return line;
+      return `#EXT-X-MEDIA:${items.map((item) => (item === "DEFAULT=YES" ? "DEFAULT=NO" : item)).join(",")}`;
+    })
+    .join("\n");
+}
+
 /** A VOD media playlist of one segment, `uri`, lasting `seconds` (at least 1). */
 export function singleSegmentPlaylist(uri: string, seconds: number): string {
   const duration = Math.max(seconds, 1);

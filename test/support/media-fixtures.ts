@@ -195,6 +195,13 @@ function exists(file: string): Promise<boolean> {
   );
 }
 
+/** A sine tone of `seconds` at 44.1 kHz, as WAV or MP3: an alternate audio track's file. */
+export function makeTone(seconds: number, frequency: number, container: "wav" | "mp3"): Promise<string> {
+  return fixture(`tone-${frequency}hz-${seconds}s.${container}`, (file) =>
+    runFfmpeg(["-f", "lavfi", "-i", `sine=frequency=${frequency}:sample_rate=44100:duration=${seconds}`, file]),
+  );
+}
+
 /** An AAC file with no video at all. */
 export function makeAudioOnly(seconds: number): Promise<string> {
   return fixture(`audio-${seconds}s.m4a`, (file) =>

@@ -14,6 +14,7 @@ import type { StoryboardProps } from "../storyboard-scrubber.tsx";
 import { Link, navigate, useTitle } from "../router.tsx";
 import { VideoImages } from "../video-images.tsx";
 import { VideoAnalytics } from "../viewer-analytics.tsx";
+import { AudioTracks } from "./video/audio-tracks.tsx";
 import { Captions } from "./video/captions.tsx";
 import { Chapters, useChapters } from "./video/chapters.tsx";
 import { ClipForm } from "./video/clip-form.tsx";
@@ -144,6 +145,7 @@ export function VideoPage({ videoId }: { videoId: string }) {
         <VideoImages videoId={video.id} duration={video.duration} player={playerElement} />
       )}
       <Captions videoId={video.id} />
+      <AudioTracks videoId={video.id} />
       {video.duration != null && (
         <Chapters videoId={video.id} chapters={chapters?.list ?? []} onSaved={() => void reloadChapters()} />
       )}

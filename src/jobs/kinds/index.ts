@@ -1,5 +1,6 @@
 import type { JobKind } from "../../generated/prisma/enums.ts";
 import type { JobMessage } from "../../protocol/job-message.ts";
+import { audioTrack } from "./audio-track.ts";
 import { importUrl } from "./import-url.ts";
 import type { JobKindModule } from "./job-kind-module.ts";
 import { live } from "./live.ts";
@@ -18,6 +19,7 @@ export const JOB_KINDS = {
   IMPORT_URL: importUrl,
   STATIC_RENDITIONS: staticRenditions,
   LIVE: live,
+  AUDIO_TRACK: audioTrack,
 } satisfies Record<JobKind, JobKindModule>;
 
 // A message type of the contract that no job kind sends fails to compile here.
