@@ -17,7 +17,7 @@ const ADD = graphql(`
   mutation($input: AddAudioTrackInput!) {
     addAudioTrack(input: $input) { __typename ... on AddAudioTrackSuccess { audioTrack { id } } }
   }`);
-const VIDEO = graphql(`query($id: ID!) { video(id: $id) { playbackUrl audioTracks { name status } } }`);
+const VIDEO = graphql(`query($id: ID!) { video(id: $id) { playbackUrl dashUrl audioTracks { name status } } }`);
 
 /** hls.js plays `master` muted and logs the audio fragments it buffers (their URLs) and its errors. */
 const page = (master: string) => `<!doctype html><video muted autoplay playsinline></video>
@@ -85,7 +85,17 @@ describe("alternate audio tracks in a player (Chromium + hls.js)", () => {
       async () => (await t.gql(VIDEO, { id: video.id })).data.video!.audioTracks,
       (tracks) => tracks[0]?.status === "READY",
     );
-    const { playbackUrl } = (await t.gql(VIDEO, { id: video.id })).data.video!;
+    const { playbackUrl, dashUrl } = (await t.gql(VIDEO, { id: video.id })).data.video!;
+    // The DASH MPD over the same segments lists the track as an audio set of its own, the default's role main.
+    const mpd = await (await fetch(new URL(dashUrl!, t.url))).text();
+    const audioSets = mpd.split("<AdaptationSet").filter((set) => set.includes('contentType="audio"'));
+    expect(audioSets).toHaveLength(2);
+    const dubbed = audioSets.find((set) => set.includes('lang="de"'))!;
+    expect(dubbed).toContain("<Label>Deutsch</Label>");
+    expect(dubbed).toContain('value="main"');
+    // Its own segments, beside the master, each with the session token.
+    expect(dubbed).toMatch(/<BaseURL>\.\.\/audio\/[0-9a-f-]+\/hls\/track\/<\/BaseURL>/);
+    expect(dubbed).toMatch(/<SegmentURL media="seg_00000\.m4s\?token=[^"]+"\/>/);
 
     const { url, server } = await servePage(page(new URL(playbackUrl!, t.url).href));
     const tab = await browser.newPage();
