@@ -7,6 +7,7 @@ import { runRenderOnce } from "./render-record.ts";
 import { makeStaticRenditions } from "./static-renditions.ts";
 import { transcode } from "./transcode.ts";
 import { transcodeChunk } from "./transcode-chunk.ts";
+import { transcribe } from "./transcribe.ts";
 import type { JobContext, JobHandler } from "./types.ts";
 
 /**
@@ -21,6 +22,7 @@ const handlers = {
   import_url: importUrl,
   static_renditions: makeStaticRenditions,
   live,
+  transcribe,
 } satisfies { [Type in JobMessage["type"]]: JobHandler<Extract<JobMessage, { type: Type }>> };
 
 /**
@@ -39,6 +41,8 @@ const redelivery = {
   static_renditions: "handler",
   // A broadcast is not run twice: a second delivery finds its feed gone (LIVE jobs have one attempt).
   live: "handler",
+  // A second delivery transcribes again and stores the same file.
+  transcribe: "handler",
 } as const satisfies Record<JobMessage["type"], "record" | "handler">;
 
 type Redelivery = typeof redelivery;

@@ -2,6 +2,7 @@
 import { ImportUrlJobMessage, RenderCompositionJobMessage, RenderManimJobMessage } from "./source-messages.ts";
 import { LiveJobMessage } from "./live-messages.ts";
 import { StaticRenditionsJobMessage } from "./static-rendition-messages.ts";
+import { TranscribeJobMessage } from "./transcribe-messages.ts";
 import { TranscodeChunkJobMessage, TranscodeJobMessage } from "./transcode-messages.ts";
 import { ProtocolError } from "./version.ts";
 import { z } from "zod";
@@ -15,6 +16,7 @@ export const JobMessage = z.discriminatedUnion("type", [
   StaticRenditionsJobMessage,
   TranscodeChunkJobMessage,
   LiveJobMessage,
+  TranscribeJobMessage,
 ]);
 export type JobMessage = z.infer<typeof JobMessage>;
 

@@ -10,6 +10,7 @@ import { userFacingError } from "../user-facing-error.ts";
 import { lockVideo } from "../video-lock.ts";
 import { publishVideoStatus, type EventOf, type IngestDeps } from "./ingest-deps.ts";
 import { failStaticRenditions } from "../queue-static-renditions.ts";
+import { failGeneratedCaption } from "../../captions/generated-caption-jobs.ts";
 import { JOB_KINDS } from "../kinds/index.ts";
 import { finishRun, recordResume, runKey, runOf, startsOver } from "./run-records.ts";
 import { onRunStarted } from "./run-starts.ts";
@@ -179,6 +180,9 @@ async function failLastAttempt(
     switch (onLastFailure) {
       case "fail its static renditions":
         await failStaticRenditions(tx, job.id, error);
+        break;
+      case "fail its caption":
+        await failGeneratedCaption(tx, job.id, error);
         break;
       case "fail the video":
         // A split transcode's other runs stop: without this job's part the video cannot be whole.

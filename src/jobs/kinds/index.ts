@@ -8,6 +8,7 @@ import { renderManim } from "./render-manim.ts";
 import { staticRenditions } from "./static-renditions.ts";
 import { transcode } from "./transcode.ts";
 import { transcodeChunk } from "./transcode-chunk.ts";
+import { transcribe } from "./transcribe.ts";
 
 /** Every job kind's module: a new kind does not compile until it has one. */
 export const JOB_KINDS = {
@@ -18,6 +19,7 @@ export const JOB_KINDS = {
   IMPORT_URL: importUrl,
   STATIC_RENDITIONS: staticRenditions,
   LIVE: live,
+  TRANSCRIBE: transcribe,
 } satisfies Record<JobKind, JobKindModule>;
 
 // A message type of the contract that no job kind sends fails to compile here.
