@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { tenantKeySecret } from "./support/auth.ts";
 import { expectTypename, graphql } from "./support/graphql.ts";
+import { makeClip } from "./support/media-fixtures.ts";
 import { createUpload, finalState } from "./support/uploads.ts";
 
 // The worker transcribes with the speech model of `npm run setup:asr` (.tools/asr), in the sandbox.
@@ -180,6 +181,23 @@ READY; another language is refused before anything is created`, async () => {
     expect(caption!.cueCount).toBeGreaterThan(0);
     expect(caption!.job).toMatchObject({ kind: "TRANSCRIBE", status: "SUCCEEDED" });
   }, 120_000);
+
+  it("a failed transcription fails its track, not the video: a video with no audio", async () => {
+    const silent = await uploadReady(t, await makeClip({ width: 160, height: 120, seconds: 1, audio: false }));
+    const res = expectTypename(
+      (await t.gql(GENERATE, { input: { videoId: silent, language: "en" } })).data.generateCaptions,
+      "GenerateCaptionsSuccess",
+    );
+    await expect
+      .poll(async () => (await captionsOf(t, silent)).captions.map((c) => c.status), { timeout: 60_000, interval: 200 })
+      .toEqual(["FAILED"]);
+    const [caption] = (await captionsOf(t, silent)).captions;
+    expect(caption).toMatchObject({ id: res.caption.id, error: "The video has no audio to transcribe" });
+    expect(caption!.job).toMatchObject({ kind: "TRANSCRIBE", status: "FAILED" });
+    expect((await t.app.services.db.video.findUniqueOrThrow({ where: { id: silent } })).status).toBe("READY");
+    const master = await (await fetch(`${t.url}${(await captionsOf(t, silent)).playbackUrl}`)).text();
+    expect(master).not.toContain("SUBTITLES");
+  }, 60_000);
 
   it("answers another tenant's video as not found", async () => {
     const keyB = await tenantKeySecret(t.app.services.db, "tenant-b", ["videos:read", "videos:write"], "b");

@@ -15,13 +15,16 @@ export interface WebVttCue {
   text: string;
 }
 
-/** A cue's text as WebVTT shows it literally: `&`, `<` and `>` escaped, no blank line (which would end the cue). */
+/**
+ * A cue's text as WebVTT shows it literally: `&`, `<` and `>` escaped (so no `-->` either), no blank
+ * line (which would end the cue).
+ */
 function cueText(text: string): string {
   const escaped = text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
   return escaped
     .split(/\r\n|\r|\n/)
     .map((line) => line.trim())
-    .filter((line) => line !== "" && !line.includes("-->"))
+    .filter((line) => line !== "")
     .join("\n");
 }
 
