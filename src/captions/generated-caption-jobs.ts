@@ -2,7 +2,7 @@ import type { CostSettings } from "../costs/cost-model.ts";
 import type { Db, DbTransaction } from "../db/client.ts";
 import type { Job } from "../generated/prisma/client.ts";
 import { createJob } from "../jobs/create-job.ts";
-import { transcribeLanguageOf } from "./generated-caption-row.ts";
+import { modelLanguageOf } from "./generated-caption-row.ts";
 
 /**
  * Queues a TRANSCRIBE job for each of a READY video's generated tracks that has none yet (the caller
@@ -22,7 +22,13 @@ export async function queueGeneratedCaptions(
   });
   const jobs: Job[] = [];
   for (const caption of waiting) {
-    const { model } = transcribeLanguageOf(caption.language, "language");
+    const model = modelLanguageOf(caption.language);
+    if (model === null) {
+      // updateCaption changed its language meanwhile: the video's READY must not fail for it.
+      const error = `Generated captions are made in English only, not "${caption.language}"`;
+      await tx.caption.update({ where: { id: caption.id }, data: { status: "FAILED", error } });
+      continue;
+    }
     const job = await createJob(
       tx,
       {

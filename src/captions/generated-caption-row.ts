@@ -4,15 +4,20 @@ import { canonicalLanguage } from "./track-attributes.ts";
 
 type TranscribeLanguage = (typeof TRANSCRIBE_LANGUAGES)[number];
 
+/** The model's language for a canonical BCP-47 tag (`en-GB` is English), or null when it knows none. */
+export function modelLanguageOf(language: string): TranscribeLanguage | null {
+  const primary = language.split("-")[0]!.toLowerCase();
+  return TRANSCRIBE_LANGUAGES.find((l) => l === primary) ?? null;
+}
+
 /**
  * The model's language for a BCP-47 tag (`en-GB` is English), or a ValidationError naming `field`:
  * the worker's model (Whisper tiny.en) recognises English only.
  */
 export function transcribeLanguageOf(tag: string, field: string): { language: string; model: TranscribeLanguage } {
   const language = canonicalLanguage(tag, field);
-  const primary = language.split("-")[0]!.toLowerCase();
-  const model = TRANSCRIBE_LANGUAGES.find((l) => l === primary);
-  if (!model) {
+  const model = modelLanguageOf(language);
+  if (model === null) {
     throw new ValidationError(
       field,
       `Generated captions are made in English only (the speech model is Whisper tiny.en), not "${language}"`,

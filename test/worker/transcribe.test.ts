@@ -3,6 +3,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
+import { createCapabilities } from "../../render-worker/capabilities.ts";
 import { transcribe } from "../../render-worker/handlers/transcribe.ts";
 import type { JobContext } from "../../render-worker/handlers/types.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
@@ -99,5 +100,32 @@ describe("writeWebVtt", () => {
         "00:00:00.000 --> 00:00:01.500\nTom &amp; &lt;b&gt;Jerry&lt;/b&gt;\n\n" +
         "00:00:01.500 --> 00:00:01.501\na\n00:00:09.000 --&gt; 00:00:10.000\nforged\n",
     );
+  });
+});
+
+describe("the asr capability", () => {
+  const hooks = { consume: async () => {}, stopConsuming: async () => {}, announce: async () => {} };
+  const serving = async (options: Omit<Parameters<typeof createCapabilities>[0], "tmpDir">) => {
+    const capabilities = createCapabilities({ tmpDir: dirs.workDir, ...options }, hooks);
+    await capabilities.probeBeforeConnecting();
+    return capabilities.serving();
+  };
+
+  it("is served where speech recognition is installed: asked for, or detected; dropped where it is not", async () => {
+    expect(await serving({ capabilities: ["cpu", "asr"], asrInstalled: () => true })).toEqual(["cpu", "asr"]);
+    expect(await serving({ capabilities: ["cpu"], detectAsr: true, asrInstalled: () => true })).toEqual(["cpu", "asr"]);
+    expect(await serving({ capabilities: ["cpu"], asrInstalled: () => true })).toEqual(["cpu"]);
+    expect(await serving({ capabilities: ["cpu"], detectAsr: true, asrInstalled: () => false })).toEqual(["cpu"]);
+    expect(await serving({ capabilities: ["cpu", "asr"], asrInstalled: () => false })).toEqual(["cpu"]);
+    await expect(serving({ capabilities: ["asr"], asrInstalled: () => false })).rejects.toThrow(
+      "WORKER_CAPABILITIES asks only for asr, but speech recognition is not installed (npm run setup:asr)",
+    );
+  });
+
+  it("npm run setup:asr does nothing, fast, when .tools/asr is up to date", async () => {
+    const started = performance.now();
+    const { stdout } = await run("bash", ["scripts/setup-asr.sh"]);
+    expect(stdout).toBe("[setup:asr] up to date in .tools/asr\n");
+    expect(performance.now() - started).toBeLessThan(5000);
   });
 });
