@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -32,6 +32,7 @@ const CREATE_WITH_CAPTIONS = graphql(`
       ... on CreateUploadSuccess { uploadUrl video { id captions { source status language name job { id } } } }
       ... on ValidationError { field message }
     } }`);
+const REMOVE = graphql(`mutation($id: ID!) { removeCaption(id: $id) { __typename } }`);
 const CAPTIONS = graphql(`
   query($id: ID!) { video(id: $id) { playbackUrl
     captions { id source status progress error cueCount url language
@@ -197,6 +198,28 @@ READY; another language is refused before anything is created`, async () => {
     expect((await t.app.services.db.video.findUniqueOrThrow({ where: { id: silent } })).status).toBe("READY");
     const master = await (await fetch(`${t.url}${(await captionsOf(t, silent)).playbackUrl}`)).text();
     expect(master).not.toContain("SUBTITLES");
+  }, 60_000);
+
+  it("a track removed while it is transcribed stays removed, and its file is deleted when the job ends", async () => {
+    const res = expectTypename(
+      (await t.gql(GENERATE, { input: { videoId, language: "en", name: "Removed early" } })).data.generateCaptions,
+      "GenerateCaptionsSuccess",
+    );
+    const removed = (await t.gql(REMOVE, { id: res.caption.id })).data.removeCaption;
+    expect(removed).toEqual({ __typename: "RemoveCaptionSuccess" });
+    const job = await t.app.services.db.job.findFirstOrThrow({
+      where: { kind: "TRANSCRIBE", input: { path: ["captionId"], equals: res.caption.id } },
+    });
+    await expect
+      .poll(async () => (await t.app.services.db.job.findUniqueOrThrow({ where: { id: job.id } })).status, {
+        timeout: 60_000,
+        interval: 200,
+      })
+      .toBe("SUCCEEDED");
+    expect(await t.app.services.db.caption.count({ where: { id: res.caption.id } })).toBe(0);
+    await expect(
+      stat(path.join(t.dataDir, "videos", videoId, "captions", res.caption.id, "track.vtt")),
+    ).rejects.toMatchObject({ code: "ENOENT" });
   }, 60_000);
 
   it("answers another tenant's video as not found", async () => {

@@ -1,5 +1,7 @@
 import { recordActualCostIn } from "../../costs/job-cost.ts";
 import type { Db } from "../../db/client.ts";
+import { captionKey, captionPrefix } from "../../protocol/storage-layout.ts";
+import { parseJobInput } from "../create-job.ts";
 import { lockVideo } from "../video-lock.ts";
 import { publishVideoStatus, type EventOf, type IngestDeps } from "./ingest-deps.ts";
 import type { JobRunIngestor } from "./job-runs.ts";
@@ -22,16 +24,19 @@ export async function onCaptionsGenerated(
   videoId: string,
 ): Promise<void> {
   await runs.finishRun(e);
-  const count = await deps.db.$transaction(async (tx) => {
+  const outcome = await deps.db.$transaction(async (tx) => {
     await lockVideo(tx, videoId);
     const count = await succeedAttemptIn(tx, e, new Date(e.at));
-    if (!count) return 0;
-    await tx.caption.updateMany({
+    if (!count) return null;
+    const job = await tx.job.findUniqueOrThrow({ where: { id: e.jobId }, select: { input: true } });
+    const { captionId } = parseJobInput("TRANSCRIBE", job.input);
+    const updated = await tx.caption.updateMany({
       where: { jobId: e.jobId, status: "PROCESSING" },
       data: {
         status: "READY",
         progress: 1,
-        key: e.key,
+        // The key the API chose for the job (its message's outputKey), not one the event names.
+        key: captionKey(videoId, captionId),
         cueCount: e.cueCount,
         lastCueEnd: e.lastCueEnd,
         size: e.size,
@@ -39,9 +44,11 @@ export async function onCaptionsGenerated(
       },
     });
     await recordActualCostIn(tx, deps.costs, e.jobId);
-    return count;
+    return { count, orphan: updated.count === 0 ? captionId : null };
   });
-  if (!count) return;
+  if (!outcome) return;
+  // The track was removed while it was transcribed: its file goes too (the job's own caption, never a key the event names).
+  if (outcome.orphan) await deps.storage.deletePrefix(captionPrefix(videoId, outcome.orphan));
   deps.progressWrites.forget(e.jobId);
   await publishVideoStatus(deps, videoId);
 }
