@@ -118,6 +118,11 @@ close to what was said, listed in the master playlist, with the job's cost`, asy
     expect(caption.job!.cost!.cpuSeconds).toBeGreaterThan(0);
     expect(caption.job!.cost!.actualUsd).toBeGreaterThan(0);
 
+    // Asked again: the same track, no second job.
+    const again = (await t.gql(GENERATE, { input: { videoId, language: "en" } })).data.generateCaptions;
+    expect(again).toMatchObject({ caption: { id: caption.id, status: "READY" } });
+    expect(await t.app.services.db.job.count({ where: { videoId, kind: "TRANSCRIBE" } })).toBe(1);
+
     const vtt = await (await fetch(`${t.url}${caption.url}`)).text();
     expect(vtt).toMatch(/^WEBVTT\nX-TIMESTAMP-MAP=/);
     const said = new Set(words(SENTENCE));
@@ -198,6 +203,16 @@ READY; another language is refused before anything is created`, async () => {
     expect((await t.app.services.db.video.findUniqueOrThrow({ where: { id: silent } })).status).toBe("READY");
     const master = await (await fetch(`${t.url}${(await captionsOf(t, silent)).playbackUrl}`)).text();
     expect(master).not.toContain("SUBTITLES");
+    // Asked again, a FAILED track is made again in place (and fails again: still no audio).
+    const again = (await t.gql(GENERATE, { input: { videoId: silent, language: "en" } })).data.generateCaptions;
+    expect(again).toMatchObject({ caption: { id: res.caption.id, status: "PROCESSING", progress: 0 } });
+    await expect
+      .poll(async () => await t.app.services.db.job.count({ where: { videoId: silent, status: "FAILED" } }), {
+        timeout: 60_000,
+        interval: 200,
+      })
+      .toBe(2);
+    expect((await captionsOf(t, silent)).captions).toMatchObject([{ id: res.caption.id, status: "FAILED" }]);
   }, 60_000);
 
   it("a track removed while it is transcribed stays removed, and its file is deleted when the job ends", async () => {

@@ -59,7 +59,8 @@ export interface GeneratedCaptionDeps {
 /**
  * Asks for a generated caption track of tenant `tenantId`'s video: a GENERATED caption, PROCESSING,
  * whose TRANSCRIBE job is queued now for a READY video and once it is READY for one still encoding.
- * NoWorkerError when no live worker has `asr`, so nothing waits forever.
+ * Asking again by the same name answers the track there is (a FAILED one is made again). NoWorkerError
+ * when no live worker has `asr`, so nothing waits forever.
  */
 export async function requestGeneratedCaptions(
   deps: GeneratedCaptionDeps,
@@ -77,14 +78,25 @@ export async function requestGeneratedCaptions(
     if (status === "FAILED" || status === "CANCELED") {
       throw new ValidationError("videoId", `The video is ${status}; it has no audio to transcribe`);
     }
-    const existing = await tx.caption.findMany({ where: { videoId: video.id }, select: { name: true } });
-    if (existing.length >= MAX_CAPTIONS_PER_VIDEO) {
-      throw new ValidationError("videoId", `A video has at most ${MAX_CAPTIONS_PER_VIDEO} caption tracks`);
-    }
-    if (existing.some((c) => c.name === name)) {
+    const existing = await tx.caption.findMany({
+      where: { videoId: video.id },
+      select: { id: true, name: true, source: true, status: true },
+    });
+    const same = existing.find((c) => c.name === name);
+    if (same && same.source !== "GENERATED") {
       throw new ValidationError("name", `The video already has a caption track named "${name}"`);
     }
-    const caption = await tx.caption.create({ data: { videoId: video.id, ...generatedCaptionRow(language, name) } });
+    if (same && same.status !== "FAILED") return { captionId: same.id, job: null };
+    if (!same && existing.length >= MAX_CAPTIONS_PER_VIDEO) {
+      throw new ValidationError("videoId", `A video has at most ${MAX_CAPTIONS_PER_VIDEO} caption tracks`);
+    }
+    // A generated track that FAILED is made again in place; otherwise a new one.
+    const caption = same
+      ? await tx.caption.update({
+          where: { id: same.id },
+          data: { ...generatedCaptionRow(language, name), error: null, jobId: null },
+        })
+      : await tx.caption.create({ data: { videoId: video.id, ...generatedCaptionRow(language, name) } });
     const jobs = await queueGeneratedCaptions(tx, video.id, deps);
     return { captionId: caption.id, job: jobs[0] ?? null };
   });
