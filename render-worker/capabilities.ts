@@ -1,5 +1,6 @@
 import type { Capability } from "../src/protocol/worker-messages.ts";
 import type { ManimSettings } from "./handlers/types.ts";
+import { asrInstalled } from "./asr/transcriber.ts";
 import { log } from "./log.ts";
 import { checkManimAtStart, manimDetected, type probeManim } from "./manim/capability.ts";
 import { checkNvencAtStart, createNvencFailureCounter, type probeNvenc } from "./media/nvenc.ts";
@@ -17,6 +18,10 @@ export interface CapabilityOptions {
   probeManim?: typeof probeManim;
   /** Also take manim jobs, unasked, when Manim is installed and its test render passes (WORKER_DETECT_MANIM). */
   detectManim?: boolean;
+  /** Also take asr jobs, unasked, when speech recognition is installed (WORKER_DETECT_ASR). */
+  detectAsr?: boolean;
+  /** Whether speech recognition is installed here. Default `asrInstalled` (.tools/asr, npm run setup:asr). */
+  asrInstalled?: () => boolean;
 }
 
 /** What the capability set asks of the worker when it changes. */
@@ -67,6 +72,7 @@ export function createCapabilities(options: CapabilityOptions, hooks: Capability
           }
         }
       }
+      serving = withAsrIfInstalled(serving, options);
       probing = await manimToProbe();
       askedManim = serving.includes("manim");
       serving = serving.filter((c) => !probing.includes(c));
@@ -124,4 +130,26 @@ export function createCapabilities(options: CapabilityOptions, hooks: Capability
       await hooks.announce();
     },
   };
+}
+
+/**
+ * `capabilities` with `asr` where speech recognition is installed: added when detecting, dropped
+ * (loudly) when asked for and missing. Throws when nothing is left to serve.
+ */
+function withAsrIfInstalled(capabilities: Capability[], options: CapabilityOptions): Capability[] {
+  const installed = (options.asrInstalled ?? asrInstalled)();
+  const asked = capabilities.includes("asr");
+  if (installed) return asked || !options.detectAsr ? capabilities : [...capabilities, "asr"];
+  if (!asked) return capabilities;
+  const left = capabilities.filter((c) => c !== "asr");
+  if (left.length === 0) {
+    throw new Error(
+      "WORKER_CAPABILITIES asks only for asr, but speech recognition is not installed (npm run setup:asr)",
+    );
+  }
+  log.error("ASR DROPPED: WORKER_CAPABILITIES asks for asr, but speech recognition is not installed here", {
+    hint: "npm run setup:asr installs it into .tools/asr",
+    capabilities: left,
+  });
+  return left;
 }

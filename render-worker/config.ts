@@ -73,6 +73,11 @@ const WorkerEnvSchema = z.object({
    * passes; nothing is said when it is not installed. The API's own worker sets it.
    */
   WORKER_DETECT_MANIM: envFlag.default(false),
+  /**
+   * Also take asr jobs (generated captions) when speech recognition is installed (`npm run setup:asr`);
+   * nothing is said when it is not. The API's own worker sets it.
+   */
+  WORKER_DETECT_ASR: envFlag.default(false),
   /** PATH inside the sandbox, for what Manim runs (latex, dvisvgm); directories must be under /usr. */
   MANIM_SANDBOX_PATH: z.string().min(1).optional(),
   /** Wall-clock limit of one Manim render. */

@@ -62,6 +62,7 @@ const worker = createWorker({
   livePassthrough: env.LIVE_PASSTHROUGH,
   liveFullDiskPatienceSeconds: env.LIVE_FULL_DISK_PATIENCE_SECONDS,
   detectManim: env.WORKER_DETECT_MANIM,
+  detectAsr: env.WORKER_DETECT_ASR,
   manim: {
     bin: env.MANIM_BIN,
     limits: { wallMs: env.MANIM_TIMEOUT_SECONDS * 1000 },

@@ -53,6 +53,8 @@ export function startLocalWorker(options: {
         WORKER_CAPABILITIES: localWorkerCapabilities(process.env.WORKER_CAPABILITIES),
         // Manim installed by `npm run setup:manim` renders scenes with no setting (its test render decides).
         WORKER_DETECT_MANIM: process.env.WORKER_DETECT_MANIM || "true",
+        // Speech recognition installed by `npm run setup:asr` transcribes with no setting.
+        WORKER_DETECT_ASR: process.env.WORKER_DETECT_ASR || "true",
         SHUTDOWN_GRACE_SECONDS: String(options.graceSeconds),
         ...options.extraEnv,
       },

@@ -300,6 +300,42 @@ describe("the API's features on the console's pages: the video page, creation op
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
   });
 
+  it(`offers "Generate captions", showing the API's refusal with no asr worker, and shows a generated track's \
+source and progress`, async () => {
+    const { id } = await createUpload(t, "spoken");
+    await page.goto(`${t.url}/videos/${id}`);
+    await page.getByText("No caption tracks.").waitFor();
+    await page.getByRole("button", { name: "Generate captions" }).click();
+    expect(await page.getByRole("alert").textContent()).toMatch(
+      /^No worker can generate captions now: no worker with the asr/,
+    );
+    // A generated track part-way through its transcription, as a worker with asr leaves it.
+    await t.app.services.db.caption.create({
+      data: {
+        videoId: id,
+        language: "en",
+        name: "English (generated)",
+        source: "GENERATED",
+        status: "PROCESSING",
+        progress: 0.4,
+        key: "",
+        cueCount: 0,
+        lastCueEnd: 0,
+        size: 0,
+      },
+    });
+    await page.reload();
+    const track = page.getByTestId("caption");
+    expect(await track.getByTestId("generated-caption").textContent()).toBe("generated");
+    expect(await track.getByTestId("caption-progress").textContent()).toBe(" transcribing 40 %");
+    await t.app.services.db.caption.updateMany({
+      where: { videoId: id },
+      data: { status: "FAILED", error: "The video has no audio to transcribe" },
+    });
+    // The section reads its tracks again while one is PROCESSING.
+    await track.getByTestId("caption-failed").getByText("failed: The video has no audio to transcribe").waitFor();
+  });
+
   it("makes a track the default and renames one (updateCaption), showing a refusal", async () => {
     const { id } = await createUpload(t, "two tracks");
     const vtt = "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nHi\n";

@@ -88,7 +88,7 @@ describe("every documented example runs against a started service", () => {
       env: { URL_IMPORT_ALLOW_PRIVATE: "true" },
       // The file ends with a render in flight that no block waits for (the Manim guide's MEDIUM scene):
       // handed back at once, not given the tests' usual 5 s to go on.
-      workerEnv: { WORKER_CAPABILITIES: "cpu,local,manim", SHUTDOWN_GRACE_SECONDS: "0" },
+      workerEnv: { WORKER_CAPABILITIES: "cpu,local,manim,asr", SHUTDOWN_GRACE_SECONDS: "0" },
     });
     // "This directory" of the tour: its files land here; node_modules is the checkout's (graphql-ws, ws).
     dir = await mkdtemp(path.join(tmpdir(), "videograph-doc-examples-"));

@@ -57,6 +57,7 @@ describe("split transcodes (ingest)", () => {
         async readText(key) {
           return written.get(key) ?? null;
         },
+        async deletePrefix() {},
       },
       onCanceledJobReported: async (jobId) => {
         canceled.push(jobId);

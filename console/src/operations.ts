@@ -356,7 +356,9 @@ export const UpdateVideoMutation = graphql(`
 `);
 
 const CaptionFields = graphql(`
-  fragment CaptionFields on Caption { id name language default forced hearingImpaired autoselect cueCount url }
+  fragment CaptionFields on Caption {
+    id name language default forced hearingImpaired autoselect cueCount url source status progress error
+  }
 `);
 
 export const VideoCaptionsQuery = graphql(
@@ -374,6 +376,18 @@ export const AddCaptionMutation = graphql(`
     addCaption(input: $input) {
       __typename
       ... on AddCaptionSuccess { caption { id } }
+      ... on ValidationError { field }
+      ... on Error { message }
+    }
+  }
+`);
+
+/** Speech recognition on a worker with `asr`: English only. */
+export const GenerateCaptionsMutation = graphql(`
+  mutation GenerateCaptions($input: GenerateCaptionsInput!) {
+    generateCaptions(input: $input) {
+      __typename
+      ... on GenerateCaptionsSuccess { caption { id } }
       ... on ValidationError { field }
       ... on Error { message }
     }

@@ -8,6 +8,7 @@ import { runRenderOnce } from "./render-record.ts";
 import { makeStaticRenditions } from "./static-renditions.ts";
 import { transcode } from "./transcode.ts";
 import { transcodeChunk } from "./transcode-chunk.ts";
+import { transcribe } from "./transcribe.ts";
 import type { JobContext, JobHandler } from "./types.ts";
 
 /**
@@ -23,6 +24,7 @@ const handlers = {
   static_renditions: makeStaticRenditions,
   live,
   audio_track: encodeAudioTrack,
+  transcribe,
 } satisfies { [Type in JobMessage["type"]]: JobHandler<Extract<JobMessage, { type: Type }>> };
 
 /**
@@ -43,6 +45,8 @@ const redelivery = {
   live: "handler",
   // Encoded again: the same AAC bytes, so its write-once segments stand.
   audio_track: "handler",
+  // A second delivery transcribes again and stores the same file.
+  transcribe: "handler",
 } as const satisfies Record<JobMessage["type"], "record" | "handler">;
 
 type Redelivery = typeof redelivery;

@@ -55,6 +55,8 @@ const ENCODER_OF: Record<Capability, VideoEncoder> = {
   manim: "libx264",
   local: "libx264",
   live: "libx264",
+  // Encodes nothing: it extracts audio and runs the speech model.
+  asr: "libx264",
 };
 
 export interface JobRunnerOptions {

@@ -13,7 +13,7 @@ import { timestampMapFor } from "./subtitle-playlists.ts";
 import { canonicalLanguage, trackName } from "./track-attributes.ts";
 
 /** More tracks than this on one video is a mistake, not a use. */
-const MAX_CAPTIONS_PER_VIDEO = 30;
+export const MAX_CAPTIONS_PER_VIDEO = 30;
 
 /** What adding, changing and removing a video's caption tracks needs: the rows and the files. */
 export interface CaptionTrackDeps {

@@ -74,7 +74,7 @@ function withTimestampMap(vtt: string, format: SegmentFormat): string {
 
 /** What the media handlers ask about captions when they serve a master or a subtitle playlist. */
 export interface CaptionCatalog {
-  /** The caption tracks of a video, oldest first. */
+  /** The READY caption tracks of a video, oldest first (a generated track joins once transcribed). */
   tracksOf(videoId: string): Promise<SubtitleTrack[]>;
   /** The subtitle playlist of one of the video's captions, or null when it has no such caption. */
   subtitlePlaylistOf(videoId: string, captionId: string): Promise<string | null>;
@@ -93,7 +93,7 @@ export function createCaptionCatalog(db: Db): CaptionCatalog {
   return {
     tracksOf: (videoId) =>
       db.caption.findMany({
-        where: { videoId },
+        where: { videoId, status: "READY" },
         orderBy: [{ createdAt: "asc" }, { id: "asc" }],
         select: {
           id: true,
@@ -108,7 +108,7 @@ export function createCaptionCatalog(db: Db): CaptionCatalog {
     async subtitlePlaylistOf(videoId, captionId) {
       if (!isUuid(captionId)) return null;
       const caption = await db.caption.findFirst({
-        where: { id: captionId, videoId },
+        where: { id: captionId, videoId, status: "READY" },
         select: { lastCueEnd: true, video: { select: { duration: true } } },
       });
       return caption ? subtitlePlaylist(caption.video.duration ?? caption.lastCueEnd) : null;
@@ -116,7 +116,7 @@ export function createCaptionCatalog(db: Db): CaptionCatalog {
     async captionFileOf(videoId, captionId, readStored) {
       if (!isUuid(captionId)) return null;
       const caption = await db.caption.findFirst({
-        where: { id: captionId, videoId },
+        where: { id: captionId, videoId, status: "READY" },
         select: { key: true, video: { select: { segmentFormat: true } } },
       });
       const stored = caption && (await readStored(caption.key));

@@ -14,6 +14,7 @@ import { createProgressWriteThrottle } from "./progress.ts";
 import { recordActualCost } from "../costs/job-cost.ts";
 import { onStaticRenditionsDone } from "./ingest/static-rendition-events.ts";
 import { onAudioTrackDone } from "./ingest/audio-track-events.ts";
+import { onCaptionsGenerated, onTranscribeProgress } from "./ingest/caption-events.ts";
 
 /** After these the jobs waiting behind the job move: it left the queue's waiting line or freed a slot. */
 const movesQueue = (e: JobEvent) => e.type === "job.started" || endsRun(e);
@@ -135,6 +136,7 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
         break;
       case "step.progress":
         await render.onStepProgress(e, job.videoId);
+        if (job.kind === "TRANSCRIBE") await onTranscribeProgress(deps.db, e);
         break;
       case "source.ready":
         await render.onSourceReady(e, job.videoId);
@@ -144,6 +146,9 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
         break;
       case "audio_track.done":
         await onAudioTrackDone(deps, runs, e, job.videoId);
+        break;
+      case "captions.generated":
+        await onCaptionsGenerated(deps, runs, e, job.videoId);
         break;
       case "job.failed":
         await discardUnrecordedMedia(e, job);

@@ -145,6 +145,7 @@ async function createBroadcast(
     {
       ...NEW_VIDEO_DEFAULTS,
       staticRenditions: [],
+      captions: [],
       // The CMS's data the stream holds for its broadcasts (an externalId names one video: none).
       description: stream.description,
       metadata: stream.metadata as VideoMetadata,

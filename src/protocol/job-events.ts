@@ -254,6 +254,20 @@ export const JobEvent = z.discriminatedUnion("type", [
     alreadyDone: z.boolean().optional(),
     usage: RunUsage.optional(),
   }),
+  /** A transcribe job stored its captions: a WebVTT file at `key` (a TranscribeJobMessage's `outputKey`). */
+  z.object({
+    ...jobEventBase,
+    type: z.literal("captions.generated"),
+    key: z.string().min(1),
+    cueCount: z.number().int().nonnegative(),
+    /** End of the last cue, in seconds. */
+    lastCueEnd: z.number().nonnegative(),
+    size: z.number().int().positive(),
+    /** Seconds of audio transcribed. */
+    audioSeconds: z.number().nonnegative(),
+    alreadyDone: z.boolean().optional(),
+    usage: RunUsage.optional(),
+  }),
   /** A live encode's health, sampled on a timer (docs/live.md). */
   z.object({
     ...jobEventBase,
@@ -313,6 +327,7 @@ const JOB_EVENT_ROLES = {
   "source.ready": "ends run",
   "static_renditions.done": "ends run",
   "audio_track.done": "ends run",
+  "captions.generated": "ends run",
   "live.progress": "progress",
   "job.canceled": "ends run",
   "job.failed": "ends run",

@@ -3,6 +3,7 @@ import { AudioTrackJobMessage } from "./audio-track-messages.ts";
 import { ImportUrlJobMessage, RenderCompositionJobMessage, RenderManimJobMessage } from "./source-messages.ts";
 import { LiveJobMessage } from "./live-messages.ts";
 import { StaticRenditionsJobMessage } from "./static-rendition-messages.ts";
+import { TranscribeJobMessage } from "./transcribe-messages.ts";
 import { TranscodeChunkJobMessage, TranscodeJobMessage } from "./transcode-messages.ts";
 import { ProtocolError } from "./version.ts";
 import { z } from "zod";
@@ -17,6 +18,7 @@ export const JobMessage = z.discriminatedUnion("type", [
   TranscodeChunkJobMessage,
   LiveJobMessage,
   AudioTrackJobMessage,
+  TranscribeJobMessage,
 ]);
 export type JobMessage = z.infer<typeof JobMessage>;
 

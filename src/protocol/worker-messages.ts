@@ -6,9 +6,10 @@ import { ProtocolError, readVersion } from "./version.ts";
 /**
  * What a worker can do; each capability has its own job queue/topic. `local` is the queue of the
  * API's own worker (npm start): the API sends a job there when no worker with the job's
- * capability is alive and LOCAL_FALLBACK is on.
+ * capability is alive and LOCAL_FALLBACK is on. `asr`: speech recognition (generated captions), served
+ * where `npm run setup:asr` installed the model.
  */
-export const Capability = z.enum(["cpu", "nvenc", "manim", "local", "live"]);
+export const Capability = z.enum(["cpu", "nvenc", "manim", "local", "live", "asr"]);
 export type Capability = z.infer<typeof Capability>;
 
 /** Sent by every worker on a timer, with what it can do and what it is running. */

@@ -2,9 +2,11 @@ import { builder } from "../builder.ts";
 import { MAX_CAPTION_BYTES } from "../captions/caption-text.ts";
 import { addCaptionTrack, removeCaptionTrack, updateCaptionTrack } from "../captions/caption-tracks.ts";
 import { tenantOf } from "../context.ts";
-import { FileTooLargeError, InvalidCaptionsError, NotFoundError, ValidationError } from "../errors.ts";
-import { CaptionSource } from "../generated/prisma/enums.ts";
-import { captionPlaylistKey } from "../protocol/storage-layout.ts";
+import { GENERATED_CAPTION_LANGUAGES, requestGeneratedCaptions } from "../captions/generated-captions.ts";
+import { FileTooLargeError, InvalidCaptionsError, NotFoundError, NoWorkerError, ValidationError } from "../errors.ts";
+import { CaptionSource, CaptionStatus } from "../generated/prisma/enums.ts";
+import { captionKey, captionPlaylistKey } from "../protocol/storage-layout.ts";
+import { JobRef } from "./job.ts";
 import { mediaUrl } from "./urls.ts";
 import { VideoRef } from "./video.ts";
 import { mutationWork } from "../jobs/mutation-work.ts";
@@ -12,6 +14,11 @@ import { mutationWork } from "../jobs/mutation-work.ts";
 const CaptionSourceEnum = builder.enumType(CaptionSource, {
   name: "CaptionSource",
   description: "Where a caption track's cues come from.",
+});
+
+const CaptionStatusEnum = builder.enumType(CaptionStatus, {
+  name: "CaptionStatus",
+  description: "Where a caption track is: uploaded tracks are READY at once, generated ones are transcribed first.",
 });
 
 const CaptionFormatEnum = builder.enumType("CaptionFormat", {
@@ -39,11 +46,30 @@ const CaptionRef = builder.prismaObject("Caption", {
       description: "Subtitles for the deaf and hard of hearing: describes sounds and music as well as speech.",
     }),
     source: t.expose("source", { type: CaptionSourceEnum }),
+    status: t.expose("status", {
+      type: CaptionStatusEnum,
+      description: "Only READY tracks are in the master playlist; a generated track is PROCESSING until transcribed.",
+    }),
+    progress: t.exposeFloat("progress", {
+      description:
+        "How far a generated track's transcription is, 0..1 (media time of the speech recognised / duration).",
+    }),
+    error: t.exposeString("error", { nullable: true, description: "Why a generated track FAILED." }),
+    job: t.prismaField({
+      type: JobRef,
+      nullable: true,
+      description:
+        "The TRANSCRIBE job that makes a generated track (its `cost` says what it cost); null for uploaded tracks.",
+      resolve: (query, caption, _args, ctx) =>
+        caption.jobId ? ctx.db.job.findUnique({ ...query, where: { id: caption.jobId } }) : null,
+    }),
     cueCount: t.exposeInt("cueCount"),
     url: t.string({
-      description: "The WebVTT file (with GCS or S3 storage a signed URL that expires).",
+      description:
+        "The WebVTT file (with GCS or S3 storage a signed URL that expires); a generated track's answers 404 until READY.",
       select: { video: { select: { id: true, playbackPolicy: true } } },
-      resolve: (caption, _args, ctx) => mediaUrl(ctx, caption.key, caption.video),
+      resolve: (caption, _args, ctx) =>
+        mediaUrl(ctx, caption.key || captionKey(caption.videoId, caption.id), caption.video),
     }),
     playlistUrl: t.string({
       description: "Its HLS subtitle playlist, as the master playlist lists it.",
@@ -129,6 +155,21 @@ const UpdateCaptionInput = builder.inputType("UpdateCaptionInput", {
 
 const UpdateCaptionSuccess = captionSuccess("UpdateCaptionSuccess");
 
+const GenerateCaptionsInput = builder.inputType("GenerateCaptionsInput", {
+  fields: (t) => ({
+    videoId: t.id({ required: true }),
+    language: t.string({
+      required: true,
+      description: `BCP-47 tag of the speech: ${GENERATED_CAPTION_LANGUAGES.join(", ")} only (e.g. "en", "en-GB").`,
+    }),
+    name: t.string({
+      description: "The track's name in players' menus; unique per video. Default \"English (generated)\".",
+    }),
+  }),
+});
+
+const GenerateCaptionsSuccess = captionSuccess("GenerateCaptionsSuccess");
+
 builder.mutationFields((t) => ({
   addCaption: t.field({
     type: AddCaptionSuccess,
@@ -158,6 +199,24 @@ builder.mutationFields((t) => ({
     },
     errors: { types: [NotFoundError, ValidationError], union: { name: "UpdateCaptionResult" } },
     resolve: (_root, { id, input }, ctx) => updateCaptionTrack(ctx.db, tenantOf(ctx), String(id), input),
+  }),
+  generateCaptions: t.field({
+    type: GenerateCaptionsSuccess,
+    description:
+      "Generates a caption track from the video's speech (a TRANSCRIBE job on a worker with the `asr` capability): " +
+      "the track is GENERATED and PROCESSING, with its `progress`, until it is READY and listed in the master " +
+      "playlist like an uploaded one. A READY video's is made now, a video still encoding gets it once READY. " +
+      `English only (${GENERATED_CAPTION_LANGUAGES.join(", ")}): another language is a ValidationError. ` +
+      "NoWorkerError when no worker can transcribe now. Its failure fails the track, not the video.",
+    authScopes: { scope: "videos:write" },
+    extensions: mutationWork({ jobs: ["TRANSCRIBE"] }),
+    args: { input: t.arg({ type: GenerateCaptionsInput, required: true }) },
+    errors: {
+      types: [ValidationError, NotFoundError, NoWorkerError],
+      union: { name: "GenerateCaptionsResult" },
+    },
+    resolve: (_root, { input }, ctx) =>
+      requestGeneratedCaptions(ctx, tenantOf(ctx), { ...input, videoId: String(input.videoId) }),
   }),
   removeCaption: t.field({
     type: RemoveCaptionSuccess,

@@ -7,6 +7,7 @@ import { DESCRIPTION_INPUT, EXTERNAL_ID_INPUT, METADATA_INPUT, MetadataEntryInpu
 import { LoudnessInput, validLoudness, validWatermark, WatermarkInput } from "./media-filters.ts";
 import { SegmentFormatEnum } from "./segment-format.ts";
 import { STATIC_RENDITIONS_INPUT, StaticRenditionNameEnum } from "./static-rendition.ts";
+import { GENERATED_CAPTIONS_INPUT, validGeneratedCaptions } from "../captions/generated-captions.ts";
 
 type Types = typeof builder extends PothosSchemaTypes.SchemaBuilder<infer T> ? T : never;
 
@@ -42,6 +43,12 @@ export function creationOptionFields<Kind extends "Arg" | "InputObject">(
     staticRenditions: t.field<[typeof StaticRenditionNameEnum], false>({
       type: [StaticRenditionNameEnum],
       description: STATIC_RENDITIONS_INPUT,
+    }),
+    generatedCaptions: t.field<["String"], false>({
+      type: ["String"],
+      description: inherits
+        ? `${GENERATED_CAPTIONS_INPUT} The clip's own (not the source video's).`
+        : GENERATED_CAPTIONS_INPUT,
     }),
     description: t.field<"String", false>({
       type: "String",
@@ -89,6 +96,7 @@ export async function validCreationOptions(
       ),
     },
     staticRenditions: args.staticRenditions ?? [],
+    captions: await validGeneratedCaptions(ctx, args.generatedCaptions ?? []),
     ...cms,
   };
 }

@@ -2,6 +2,7 @@ import type { Db } from "../db/client.ts";
 import { Prisma, type SegmentFormat, type StaticRenditionName, type Video } from "../generated/prisma/client.ts";
 import { MediaFilters } from "../protocol/media-filters.ts";
 import type { VideoMetadata } from "./cms-fields.ts";
+import { generatedCaptionRow } from "../captions/generated-caption-row.ts";
 
 /**
  * What the creator of a video chooses for it, as the video keeps it: every create mutation takes
@@ -13,6 +14,8 @@ export interface CreationOptions {
   mediaFilters: MediaFilters;
   /** Made once the video is READY; asked for per video, so a clip does not inherit them. */
   staticRenditions: readonly StaticRenditionName[];
+  /** Generated caption tracks (language and name), transcribed once the video is READY; a clip does not inherit them. */
+  captions: readonly { language: string; name: string }[];
   /** A CMS's data (src/videos/cms-fields.ts): its own per video, so a clip does not inherit it. */
   description: string | null;
   metadata: VideoMetadata;
@@ -24,7 +27,7 @@ export interface CreationOptions {
 /** The options a clip inherits from the video it is cut from, unless it chooses otherwise. */
 export type InheritedOptions = Omit<
   CreationOptions,
-  "staticRenditions" | "description" | "metadata" | "tags" | "externalId"
+  "staticRenditions" | "captions" | "description" | "metadata" | "tags" | "externalId"
 >;
 
 /** What a video made from a new source gets for an option its creator left out. */
@@ -50,6 +53,7 @@ function creationFields(
     segmentFormat: options.segmentFormat,
     mediaFilters: Object.keys(filters).length > 0 ? filters : Prisma.DbNull,
     staticRenditions: { create: [...new Set(options.staticRenditions)].map((name) => ({ name })) },
+    captions: { create: options.captions.map((c) => generatedCaptionRow(c.language, c.name)) },
     description: options.description,
     metadata: { ...options.metadata },
     tags: [...options.tags],

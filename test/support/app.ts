@@ -106,6 +106,8 @@ export async function startTestApp(
       extraEnv: {
         // A test render of Manim costs seconds of CPU: only the tests that render scenes ask for it.
         WORKER_DETECT_MANIM: "false",
+        // Speech recognition: only the tests that transcribe ask for it (WORKER_CAPABILITIES asr).
+        WORKER_DETECT_ASR: "false",
         PROGRESS_INTERVAL_MS: "250",
         HEARTBEAT_INTERVAL_SECONDS: "2",
         LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",

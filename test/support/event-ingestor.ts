@@ -26,7 +26,7 @@ function ingestOptions(db: Db, overrides: Partial<IngestOptions> = {}): IngestOp
     Promise.reject(new Error("this test's ingestor has no storage: pass `storage` to list chunks"));
   return {
     db,
-    storage: { write: noStorage, readText: noStorage },
+    storage: { write: noStorage, readText: noStorage, deletePrefix: noStorage },
     pubSub: createVideoPubSub(undefined),
     webhooks: createWebhookEmitter({ retryHours: 24, onQueued: () => {} }),
     progressWriteIntervalMs: 0,

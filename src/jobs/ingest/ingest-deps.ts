@@ -17,7 +17,7 @@ export interface IngestOptions {
    * Where the API writes the playlists of a split transcode as its chunks end, and reads its master
    * to state what the variants measured.
    */
-  storage: Pick<ApiStorage, "write" | "readText">;
+  storage: Pick<ApiStorage, "write" | "readText" | "deletePrefix">;
   pubSub: VideoPubSub;
   webhooks: WebhookEmitter;
   progressWriteIntervalMs: number;

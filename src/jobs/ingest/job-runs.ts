@@ -11,6 +11,7 @@ import { lockVideo } from "../video-lock.ts";
 import { publishVideoStatus, type EventOf, type IngestDeps } from "./ingest-deps.ts";
 import { failStaticRenditions } from "../queue-static-renditions.ts";
 import { failAudioTrackOfJob } from "../../audio-tracks/audio-track-jobs.ts";
+import { failGeneratedCaption } from "../../captions/generated-caption-jobs.ts";
 import { JOB_KINDS } from "../kinds/index.ts";
 import { finishRun, recordResume, runKey, runOf, startsOver } from "./run-records.ts";
 import { onRunStarted } from "./run-starts.ts";
@@ -183,6 +184,9 @@ async function failLastAttempt(
         break;
       case "fail its audio track":
         await failAudioTrackOfJob(tx, job.id, error);
+        break;
+      case "fail its caption":
+        await failGeneratedCaption(tx, job.id, error);
         break;
       case "fail the video":
         // A split transcode's other runs stop: without this job's part the video cannot be whole.

@@ -7,6 +7,7 @@ import { inSpan } from "../../shared/tracing.ts";
 import { videoWebhookData, webhookEventId, type WebhookEmitter } from "../../webhooks/events.ts";
 import type { EventOf, IngestDeps } from "./ingest-deps.ts";
 import { queueRequestedStaticRenditions } from "./static-rendition-events.ts";
+import { queueGeneratedCaptions } from "../../captions/generated-caption-jobs.ts";
 
 /** A rung whose playlist is complete, as `variant.ready` says it. */
 export interface ReadyRung {
@@ -166,7 +167,8 @@ export async function discardVideoIn(
 /**
  * What a transcode's end does to its video, in `tx` under the video's lock: playable with its
  * master, poster and storyboard (a live recording's also with its duration and source file), and
- * READY (`ready`) with its webhook and the static renditions asked for queued (true when some were);
+ * READY (`ready`) with its webhook and the static renditions and generated captions asked for queued (true
+ * when some were);
  * a split transcode's first run leaves it at `playable` until its last chunk is listed.
  */
 export async function finishVideoIn(
@@ -206,5 +208,8 @@ export async function finishVideoIn(
       await webhooks.emit(tx, videoId, "video.ready", eventId, { video: videoWebhookData(video) });
     });
   }
-  return queueRequestedStaticRenditions(tx, jobId, videoId, deps);
+  const renditions = await queueRequestedStaticRenditions(tx, jobId, videoId, deps);
+  const { maxAttempts } = await tx.job.findUniqueOrThrow({ where: { id: jobId }, select: { maxAttempts: true } });
+  const captions = await queueGeneratedCaptions(tx, videoId, { maxAttempts, costs: deps.costs });
+  return renditions || captions.length > 0;
 }

@@ -9,6 +9,7 @@ import { renderManim } from "./render-manim.ts";
 import { staticRenditions } from "./static-renditions.ts";
 import { transcode } from "./transcode.ts";
 import { transcodeChunk } from "./transcode-chunk.ts";
+import { transcribe } from "./transcribe.ts";
 
 /** Every job kind's module: a new kind does not compile until it has one. */
 export const JOB_KINDS = {
@@ -20,6 +21,7 @@ export const JOB_KINDS = {
   STATIC_RENDITIONS: staticRenditions,
   LIVE: live,
   AUDIO_TRACK: audioTrack,
+  TRANSCRIBE: transcribe,
 } satisfies Record<JobKind, JobKindModule>;
 
 // A message type of the contract that no job kind sends fails to compile here.

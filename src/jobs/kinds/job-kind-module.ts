@@ -52,7 +52,7 @@ export interface JobKindModule<
   /** Rate-limit points (RATE_LIMIT_MUTATIONS_PER_MINUTE) one job of the kind costs the credential whose mutation queues it. */
   ratePoints: number;
   /** What the job's last failure does: fails its video (and a split transcode's other runs), or only what the job was making. */
-  onLastFailure: "fail the video" | "fail its static renditions" | "fail its audio track";
+  onLastFailure: "fail the video" | "fail its static renditions" | "fail its audio track" | "fail its caption";
   /** The cost estimate the row is created with (src/costs/ computes it; `{}`: none). */
   estimateAtEnqueue(
     tx: Pick<Db, "video" | "variant">,

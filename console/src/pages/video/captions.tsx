@@ -2,6 +2,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { type ResultOf, request, runAndReload, useLatestReload } from "../../graphql.ts";
 import {
   AddCaptionMutation,
+  GenerateCaptionsMutation,
   RemoveCaptionMutation,
   UpdateCaptionMutation,
   VideoCaptionsQuery,
@@ -12,9 +13,13 @@ type Caption = NonNullable<ResultOf<typeof VideoCaptionsQuery>["video"]>["captio
 /** The flags beside a track's name; the default track has its own badge. */
 const captionFlags = (c: Caption) => [c.forced && "forced", c.hearingImpaired && "SDH"].filter(Boolean).join(", ");
 
+/** How often the section reads its tracks again while one is being generated. */
+const GENERATING_POLL_MS = 2000;
+
 /**
  * The video's caption tracks (WebVTT or SRT files, which players list from the master playlist):
- * add one from a file, make one the default, rename one, remove one.
+ * add one from a file, generate one from the speech (English), make one the default, rename one,
+ * remove one.
  */
 export function Captions({ videoId }: { videoId: string }) {
   const [captions, setCaptions] = useState<Caption[] | null>(null);
@@ -29,6 +34,19 @@ export function Captions({ videoId }: { videoId: string }) {
   useEffect(() => {
     void load();
   }, [videoId]);
+  // A generated track moves on its own: read again until none is PROCESSING.
+  const generating = captions?.some((c) => c.status === "PROCESSING") ?? false;
+  useEffect(() => {
+    if (!generating) return;
+    const timer = setInterval(() => void load(), GENERATING_POLL_MS);
+    return () => clearInterval(timer);
+  }, [generating, videoId]);
+  const generate = () =>
+    runAndReload(
+      async () => (await request(GenerateCaptionsMutation, { input: { videoId, language: "en" } })).generateCaptions,
+      setMessage,
+      load,
+    );
 
   const update = (id: string, input: { name?: string; default?: boolean }) =>
     runAndReload(
@@ -72,6 +90,12 @@ export function Captions({ videoId }: { videoId: string }) {
           ))}
         </ul>
       )}
+      <p>
+        <button type="button" class="secondary" onClick={generate} disabled={generating}>
+          Generate captions
+        </button>{" "}
+        <span class="muted">from the video's speech, in English (the only language the speech model knows)</span>
+      </p>
       <AddCaptionForm videoId={videoId} message={message} setMessage={setMessage} onAdded={load} />
     </section>
   );
@@ -102,10 +126,26 @@ function CaptionTrack({
           default
         </span>
       )}{" "}
+      {c.source === "GENERATED" && (
+        <span class="badge" data-testid="generated-caption">
+          generated
+        </span>
+      )}{" "}
       <span class="muted">
         · {c.language} · {c.cueCount} cue{c.cueCount === 1 ? "" : "s"}
         {captionFlags(c) ? ` · ${captionFlags(c)}` : ""}
       </span>{" "}
+      {c.status === "PROCESSING" && (
+        <span data-testid="caption-progress">
+          <progress max={1} value={c.progress} aria-label={`${c.name}: transcribing`} /> transcribing{" "}
+          {Math.round(c.progress * 100)} %
+        </span>
+      )}
+      {c.status === "FAILED" && (
+        <span class="error" data-testid="caption-failed">
+          failed: {c.error}
+        </span>
+      )}{" "}
       {!c.default && (
         <button
           type="button"
