@@ -232,9 +232,21 @@ READY; another language is refused before anything is created`, async () => {
       })
       .toBe("SUCCEEDED");
     expect(await t.app.services.db.caption.count({ where: { id: res.caption.id } })).toBe(0);
-    await expect(
-      stat(path.join(t.dataDir, "videos", videoId, "captions", res.caption.id, "track.vtt")),
-    ).rejects.toMatchObject({ code: "ENOENT" });
+    // Deleted once the job's end has committed: just after the job reads SUCCEEDED.
+    const file = path.join(t.dataDir, "videos", videoId, "captions", res.caption.id, "track.vtt");
+    await expect
+      .poll(
+        async () =>
+          await stat(file).then(
+            () => "present",
+            (err: NodeJS.ErrnoException) => err.code,
+          ),
+        {
+          timeout: 10_000,
+          interval: 100,
+        },
+      )
+      .toBe("ENOENT");
   }, 60_000);
 
   it("answers another tenant's video as not found", async () => {

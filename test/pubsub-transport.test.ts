@@ -87,6 +87,7 @@ describe.skipIf(!emulator)("Pub/Sub transport (emulator)", () => {
       names.jobsSubscription("manim"),
       names.jobsSubscription("local"),
       names.jobsSubscription("live"),
+      names.jobsSubscription("asr"),
       names.eventsSubscription,
       names.deadLetterSubscription,
     ].sort();
@@ -96,6 +97,7 @@ describe.skipIf(!emulator)("Pub/Sub transport (emulator)", () => {
       names.jobsTopic("manim"),
       names.jobsTopic("local"),
       names.jobsTopic("live"),
+      names.jobsTopic("asr"),
       names.eventsTopic,
       names.deadLetterTopic,
       names.controlTopic,
