@@ -1,11 +1,9 @@
-import { recordActualCostIn } from "../../costs/job-cost.ts";
 import type { Db } from "../../db/client.ts";
 import { captionKey, captionPrefix } from "../../protocol/storage-layout.ts";
 import { parseJobInput } from "../create-job.ts";
-import { lockVideo } from "../video-lock.ts";
-import { publishVideoStatus, type EventOf, type IngestDeps } from "./ingest-deps.ts";
+import type { EventOf, IngestDeps } from "./ingest-deps.ts";
 import type { JobRunIngestor } from "./job-runs.ts";
-import { succeedAttemptIn } from "./run-records.ts";
+import { succeedOutputJob } from "./output-jobs.ts";
 
 /** A transcription's progress (its `step.progress`): the track's `progress`, which only grows. */
 export async function onTranscribeProgress(db: Db, e: EventOf<"step.progress">): Promise<void> {
@@ -23,11 +21,7 @@ export async function onCaptionsGenerated(
   e: EventOf<"captions.generated">,
   videoId: string,
 ): Promise<void> {
-  await runs.finishRun(e);
-  const outcome = await deps.db.$transaction(async (tx) => {
-    await lockVideo(tx, videoId);
-    const count = await succeedAttemptIn(tx, e, new Date(e.at));
-    if (!count) return null;
+  const done = await succeedOutputJob(deps, runs, e, videoId, async (tx) => {
     const job = await tx.job.findUniqueOrThrow({ where: { id: e.jobId }, select: { input: true } });
     const { captionId } = parseJobInput("TRANSCRIBE", job.input);
     const updated = await tx.caption.updateMany({
@@ -43,12 +37,9 @@ export async function onCaptionsGenerated(
         error: null,
       },
     });
-    await recordActualCostIn(tx, deps.costs, e.jobId);
-    return { count, orphan: updated.count === 0 ? captionId : null };
+    return updated.count === 0 ? captionId : null;
   });
-  if (!outcome) return;
   // The track was removed while it was transcribed: its file goes too (the job's own caption, never a key the event names).
-  if (outcome.orphan) await deps.storage.deletePrefix(captionPrefix(videoId, outcome.orphan));
-  deps.progressWrites.forget(e.jobId);
-  await publishVideoStatus(deps, videoId);
+  const orphan = done?.outputs;
+  if (orphan) await deps.storage.deletePrefix(captionPrefix(videoId, orphan));
 }

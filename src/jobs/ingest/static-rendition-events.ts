@@ -1,10 +1,8 @@
-import { recordActualCostIn } from "../../costs/job-cost.ts";
 import { failStaticRenditions, queueStaticRenditions } from "../queue-static-renditions.ts";
 import { userFacingError } from "../user-facing-error.ts";
-import { lockVideo } from "../video-lock.ts";
-import { publishVideoStatus, type EventOf, type IngestDeps } from "./ingest-deps.ts";
+import type { EventOf, IngestDeps } from "./ingest-deps.ts";
 import type { JobRunIngestor } from "./job-runs.ts";
-import { succeedAttemptIn } from "./run-records.ts";
+import { succeedOutputJob } from "./output-jobs.ts";
 
 /** A static renditions job ended: it succeeds, and each rendition is READY or FAILED as the worker says. */
 export async function onStaticRenditionsDone(
@@ -13,12 +11,7 @@ export async function onStaticRenditionsDone(
   e: EventOf<"static_renditions.done">,
   videoId: string,
 ): Promise<void> {
-  await runs.finishRun(e);
-  const at = new Date(e.at);
-  const count = await deps.db.$transaction(async (tx) => {
-    await lockVideo(tx, videoId);
-    const count = await succeedAttemptIn(tx, e, at);
-    if (!count) return 0;
+  await succeedOutputJob(deps, runs, e, videoId, async (tx, at) => {
     for (const r of e.renditions) {
       const data =
         r.status === "READY"
@@ -39,13 +32,7 @@ export async function onStaticRenditionsDone(
       });
     }
     await failStaticRenditions(tx, e.jobId, "The worker did not make this rendition");
-    // Its cost stores the files it made: committed with them.
-    await recordActualCostIn(tx, deps.costs, e.jobId);
-    return count;
   });
-  if (!count) return;
-  deps.progressWrites.forget(e.jobId);
-  await publishVideoStatus(deps, videoId);
 }
 
 /**
