@@ -84,7 +84,12 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
     const e = step[0]!;
     return withLogFields({ jobId: e.jobId, attempt: e.attempt }, () => {
       if (isProgressEvent(e)) return applyEvents(step);
-      const attributes = { "job.id": e.jobId, "job.attempt": e.attempt, "worker.id": e.workerId, events: step.length };
+      const attributes = {
+        "job.id": e.jobId,
+        "job.attempt": e.attempt,
+        "worker.id": e.workerId,
+        "job.events": step.length,
+      };
       const span = { parent: contextOf(e.traceparent), kind: SpanKind.CONSUMER, attributes };
       return inSpan(`ingest ${e.type}`, span, () => applyEvents(step));
     });
