@@ -1,10 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { canonicalLanguage, trackName } from "../captions/track-attributes.ts";
+import { changeTrack, isPrismaError } from "../captions/track-changes.ts";
 import type { CostSettings } from "../costs/cost-model.ts";
 import type { Db } from "../db/client.ts";
 import { FileTooLargeError, NotFoundError, ValidationError } from "../errors.ts";
 import type { VideoPubSub } from "../events/video-events.ts";
-import { Prisma, type Video } from "../generated/prisma/client.ts";
+import type { Video } from "../generated/prisma/client.ts";
 import { checkOutboundUrl, literalAddressProblem } from "../http/outbound-url.ts";
 import { isUuid } from "../ids.ts";
 import { announceQueuedJob, createJob } from "../jobs/create-job.ts";
@@ -53,9 +54,6 @@ export interface AudioTrackRef {
   audioTrackId: string;
   videoId: string;
 }
-
-const isPrismaError = (err: unknown, code: string): boolean =>
-  err instanceof Prisma.PrismaClientKnownRequestError && err.code === code;
 
 const nameTaken = (name: string) => new ValidationError("name", `The video already has an audio track named "${name}"`);
 
@@ -203,26 +201,21 @@ export async function updateAudioTrack(
   const track = await tenantTrackOrThrow(db, tenantId, trackId);
   const language = changes.language == null ? undefined : canonicalLanguage(changes.language, "language");
   const name = changes.name == null ? undefined : trackName(changes.name, "name");
-  try {
-    await db.$transaction(async (tx) => {
-      // The video's row lock orders this with addAudioTrack's default flag: a video keeps at most one default.
-      if ((await lockVideo(tx, track.videoId)) === null) throw new NotFoundError("audio track", trackId);
-      if (changes.default) {
-        await tx.audioTrack.updateMany({
-          where: { videoId: track.videoId, id: { not: track.id } },
-          data: { isDefault: false },
-        });
-      }
-      const updated = await tx.audioTrack.updateMany({
+  await changeTrack(db, track.videoId, {
+    makesDefault: changes.default === true,
+    clearOtherDefaults: (tx) =>
+      tx.audioTrack.updateMany({
+        where: { videoId: track.videoId, id: { not: track.id } },
+        data: { isDefault: false },
+      }),
+    update: (tx) =>
+      tx.audioTrack.updateMany({
         where: { id: track.id },
         data: { language, name, isDefault: changes.default ?? undefined },
-      });
-      if (updated.count === 0) throw new NotFoundError("audio track", trackId);
-    });
-  } catch (err) {
-    if (isPrismaError(err, "P2002")) throw nameTaken(name ?? "");
-    throw err;
-  }
+      }),
+    notFound: () => new NotFoundError("audio track", trackId),
+    nameTaken: () => nameTaken(name ?? ""),
+  });
   return { audioTrackId: track.id, videoId: track.videoId };
 }
 

@@ -2,7 +2,6 @@ import { randomUUID } from "node:crypto";
 import { Readable } from "node:stream";
 import type { Db } from "../db/client.ts";
 import { FileTooLargeError, NotFoundError, ValidationError } from "../errors.ts";
-import { Prisma } from "../generated/prisma/client.ts";
 import { isUuid } from "../ids.ts";
 import { lockVideo } from "../jobs/video-lock.ts";
 import { captionKey, captionPrefix } from "../protocol/storage-layout.ts";
@@ -11,6 +10,7 @@ import { findTenantVideoOrThrow } from "../videos/find-video.ts";
 import { type CaptionFormat, decodeCaptionBytes, MAX_CAPTION_BYTES, toPublishableWebVtt } from "./caption-text.ts";
 import { timestampMapFor } from "./subtitle-playlists.ts";
 import { canonicalLanguage, trackName } from "./track-attributes.ts";
+import { changeTrack, isPrismaError } from "./track-changes.ts";
 
 /** More tracks than this on one video is a mistake, not a use. */
 export const MAX_CAPTIONS_PER_VIDEO = 30;
@@ -59,9 +59,6 @@ async function captionText(text: string | null | undefined, file: File | null | 
   if (file!.size > MAX_CAPTION_BYTES) throw new FileTooLargeError(MAX_CAPTION_BYTES);
   return decodeCaptionBytes(new Uint8Array(await file!.arrayBuffer()));
 }
-
-const isPrismaError = (err: unknown, code: string): boolean =>
-  err instanceof Prisma.PrismaClientKnownRequestError && err.code === code;
 
 /** Track names are unique per video (the database's unique index holds it under concurrent requests). */
 const nameTaken = (name: string) =>
@@ -154,26 +151,21 @@ export async function updateCaptionTrack(
   const caption = await tenantCaptionOrThrow(db, tenantId, captionId);
   const language = changes.language == null ? undefined : canonicalLanguage(changes.language, "language");
   const name = changes.name == null ? undefined : trackName(changes.name, "name");
-  try {
-    await db.$transaction(async (tx) => {
-      // The video's row lock orders this with addCaptionTrack's default flag: a video keeps at most one default.
-      if ((await lockVideo(tx, caption.videoId)) === null) throw new NotFoundError("caption", captionId);
-      if (changes.default) {
-        await tx.caption.updateMany({
-          where: { videoId: caption.videoId, id: { not: caption.captionId } },
-          data: { isDefault: false },
-        });
-      }
-      const updated = await tx.caption.updateMany({
+  await changeTrack(db, caption.videoId, {
+    makesDefault: changes.default === true,
+    clearOtherDefaults: (tx) =>
+      tx.caption.updateMany({
+        where: { videoId: caption.videoId, id: { not: caption.captionId } },
+        data: { isDefault: false },
+      }),
+    update: (tx) =>
+      tx.caption.updateMany({
         where: { id: caption.captionId },
         data: { language, name, isDefault: changes.default ?? undefined },
-      });
-      if (updated.count === 0) throw new NotFoundError("caption", captionId);
-    });
-  } catch (err) {
-    if (isPrismaError(err, "P2002")) throw nameTaken(name ?? "");
-    throw err;
-  }
+      }),
+    notFound: () => new NotFoundError("caption", captionId),
+    nameTaken: () => nameTaken(name ?? ""),
+  });
   return caption;
 }
 
