@@ -92,11 +92,12 @@ export async function readyVariantsIn(
   const moved = new Set(created.map((v) => v.name));
   const rest = rungs.filter((e) => !moved.has(e.name));
   if (rest.length > 0) {
+    const names = rest.map((e) => e.name);
     // Rows locked in id order, as the progress batch locks them (progress-batch.ts): two writers wait, never deadlock.
     // A rung's measured rates replace the row's only where the event has them.
     const updated = await tx.$queryRaw<{ name: string }[]>`
       WITH locked AS MATERIALIZED (
-        SELECT id FROM "Variant" WHERE "videoId" = ${videoId}::uuid AND name = ANY(${rest.map((e) => e.name)}::text[])
+        SELECT id FROM "Variant" WHERE "videoId" = ${videoId}::uuid AND name = ANY(${names}::text[])
         ORDER BY id FOR NO KEY UPDATE
       )
       UPDATE "Variant" AS v
@@ -104,7 +105,7 @@ export async function readyVariantsIn(
         "readyAt" = x.at::timestamptz AT TIME ZONE 'UTC', "peakBitRate" = COALESCE(x.peak, v."peakBitRate"),
         "averageBitRate" = COALESCE(x.average, v."averageBitRate"), "updatedAt" = now()
       FROM locked, unnest(
-        ${rest.map((e) => e.name)}::text[], ${rest.map((e) => e.playlistKey)}::text[],
+        ${names}::text[], ${rest.map((e) => e.playlistKey)}::text[],
         ${rest.map((e) => e.segmentCount)}::int[], ${rest.map((e) => e.at.toISOString())}::text[],
         ${rest.map((e) => e.bitRates?.peak ?? null)}::int[], ${rest.map((e) => e.bitRates?.average ?? null)}::int[]
       ) AS x(name, key, segments, at, peak, average)
