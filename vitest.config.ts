@@ -43,6 +43,7 @@ const FAULT_FILES = [
   "test/live-takeover.test.ts",
   "test/multi-instance.test.ts",
   "test/multi-instance-pubsub.test.ts",
+  "test/progress-samples-takeover.test.ts",
   "test/redelivery-takeover.test.ts",
   "test/resume.test.ts",
   "test/storage-outage.test.ts",

@@ -52,6 +52,13 @@ export const webhookDeliveries = new Counter({
   registers: [apiRegistry],
 });
 
+export const progressSamples = new Counter({
+  name: "videograph_progress_samples_total",
+  help: "Workers' progress samples taken over NOTIFY (embedded transport) by outcome: applied, superseded (a later one of the job came before it was applied), failed, malformed",
+  labelNames: ["outcome"] as const,
+  registers: [apiRegistry],
+});
+
 export const uploadBytes = new Counter({
   name: "videograph_upload_bytes_total",
   help: "Bytes of uploads completed (every way an upload completes: PUT to the API, S3, a GCS notification)",

@@ -15,6 +15,20 @@ const CONTROL_CHANNEL = "render-control";
 /** The same for the embedded transport: a Postgres NOTIFY channel every worker LISTENs on. */
 export const CONTROL_NOTIFY_CHANNEL = "videograph_render_control";
 
+/**
+ * The embedded transport's channel for the fleet's `job.progress`: samples sent with `pg_notify`
+ * rather than as rows of the events queue, taken by the one API instance holding
+ * `PROGRESS_LOCK_KEY` (src/transport/progress-samples.ts).
+ */
+export const PROGRESS_NOTIFY_CHANNEL = "videograph_job_progress";
+/** The session advisory lock (a single bigint key, like the migration's) of the instance taking progress samples. */
+export const PROGRESS_LOCK_KEY = 4_245_001;
+/**
+ * A sample's text must fit a NOTIFY payload (Postgres: under 8,000 bytes); a longer one (a ladder
+ * of very many rungs) goes through the events queue as every other event does.
+ */
+export const MAX_PROGRESS_SAMPLE_BYTES = 7900;
+
 /** Prefix of every Pub/Sub topic and subscription name unless PUBSUB_TOPIC_PREFIX says otherwise. */
 export const DEFAULT_TOPIC_PREFIX = "videograph";
 

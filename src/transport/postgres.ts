@@ -4,6 +4,7 @@ import { Capability, type ControlMessage } from "../protocol/worker-messages.ts"
 import type { JobMessage } from "../protocol/job-message.ts";
 import { CONTROL_NOTIFY_CHANNEL, EVENTS_QUEUE, jobQueueName } from "../protocol/queues.ts";
 import { log } from "../log.ts";
+import { takeProgressSamples } from "./progress-samples.ts";
 import type { ApiTransport } from "./types.ts";
 
 export interface PostgresTransportOptions {
@@ -33,6 +34,7 @@ export function createPostgresTransport(options: PostgresTransportOptions): ApiT
   const control = new pg.Pool({ connectionString: options.connectionString, max: 1, connectionTimeoutMillis: 10_000 });
   // An idle connection the server ends (a restart, a failover) is dropped; the next NOTIFY opens another.
   control.on("error", (err) => log.warn("control connection lost", { err: err.message }));
+  let samples: { close(): Promise<void> } | null = null;
 
   return {
     async start() {
@@ -69,11 +71,15 @@ export function createPostgresTransport(options: PostgresTransportOptions): ApiT
       await boss.work(EVENTS_QUEUE, workOptions, async (jobs) => {
         await handler(jobs.map((j) => j.data));
       });
+      // The fleet's progress comes as NOTIFY samples, not queue rows (progress-samples.ts).
+      samples = takeProgressSamples({ connectionString: options.connectionString, log, apply: handler });
     },
     async checkReachable() {
       await boss.getQueue(EVENTS_QUEUE);
     },
     async stop() {
+      // First, so another instance takes the samples while this one finishes its batches.
+      await samples?.close();
       await boss.stop({ graceful: true, timeout: 10_000 });
       await control.end();
     },

@@ -1,0 +1,152 @@
+import pg from "pg";
+import { PROGRESS_LOCK_KEY, PROGRESS_NOTIFY_CHANNEL } from "../protocol/queues.ts";
+import { progressSamples } from "../metrics.ts";
+import type { Log } from "../shared/log.ts";
+
+/** How often an instance that does not take the samples tries to (the holder died or stopped). */
+const TAKE_OVER_INTERVAL_MS = 2000;
+/** A silent connection (a failover without a FIN) is noticed by a probe that does not answer. */
+const PROBE_INTERVAL_MS = 10_000;
+const QUERY_TIMEOUT_MS = 5000;
+const CONNECT_TIMEOUT_MS = 10_000;
+
+export interface ProgressSampleOptions {
+  connectionString: string;
+  log: Pick<Log, "info" | "warn">;
+  /** Applies a batch of raw samples (the ingestor's `ingest`); one batch at a time. */
+  apply: (samples: unknown[]) => Promise<void>;
+}
+
+/**
+ * The fleet's `job.progress`, taken as the samples they are (docs/performance.md, "The control
+ * plane"): over the embedded transport a worker sends each with `pg_notify` instead of a row in
+ * pg-boss's queue, so a sample costs Postgres no insert, fetch, completion or WAL flush. One API
+ * instance takes them: the one whose connection holds the session advisory lock `PROGRESS_LOCK_KEY`
+ * LISTENs; the others try for the lock every 2 s, so when the taker dies or stops, another takes
+ * over within about that (its connection's end releases the lock).
+ *
+ * What arrives is applied in batches, one at a time. While one is applied, the samples that come
+ * wait, each job keeping only its latest (a job's progress only grows and each sample carries all
+ * of it), so an API behind the fleet skips samples instead of queueing them: what it holds is
+ * bounded by the jobs running. A sample sent while no instance listens (a takeover, a restart) is
+ * lost, as a missed tick of a progress bar is; the next one says more.
+ */
+export function takeProgressSamples(options: ProgressSampleOptions): { close(): Promise<void> } {
+  const { log } = options;
+  let client: pg.Client | null = null;
+  let closed = false;
+  let timer: NodeJS.Timeout | null = null;
+  let probe: NodeJS.Timeout | null = null;
+  /** The latest sample of each job (by its id), waiting for the next batch. */
+  let waiting = new Map<string, { attempt: number; seq: number; raw: unknown }>();
+  let applying: Promise<void> | null = null;
+
+  function received(payload: string): void {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(payload);
+    } catch {
+      progressSamples.inc({ outcome: "malformed" });
+      return;
+    }
+    const { jobId, attempt, seq } = (raw ?? {}) as { jobId?: unknown; attempt?: unknown; seq?: unknown };
+    if (typeof jobId !== "string" || typeof attempt !== "number" || typeof seq !== "number") {
+      progressSamples.inc({ outcome: "malformed" });
+      return;
+    }
+    const held = waiting.get(jobId);
+    if (held && (held.attempt > attempt || (held.attempt === attempt && held.seq > seq))) {
+      progressSamples.inc({ outcome: "superseded" });
+      return;
+    }
+    if (held) progressSamples.inc({ outcome: "superseded" });
+    waiting.set(jobId, { attempt, seq, raw });
+    // The notifications of one read from the socket arrive in one turn: they make one batch.
+    if (!applying) applying = new Promise<void>((r) => setImmediate(r)).then(drain);
+  }
+
+  async function drain(): Promise<void> {
+    while (waiting.size) {
+      const batch = [...waiting.values()].map((w) => w.raw);
+      waiting = new Map();
+      try {
+        await options.apply(batch);
+        progressSamples.inc({ outcome: "applied" }, batch.length);
+      } catch (err) {
+        // A sample is not redelivered: the job's next one carries everything it did.
+        progressSamples.inc({ outcome: "failed" }, batch.length);
+        log.warn("progress samples not applied", { count: batch.length, err: (err as Error).message });
+      }
+    }
+    applying = null;
+  }
+
+  async function tryToTake(): Promise<void> {
+    timer = null;
+    if (closed) return;
+    const next = new pg.Client({
+      connectionString: options.connectionString,
+      keepAlive: true,
+      query_timeout: QUERY_TIMEOUT_MS,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    });
+    next.on("notification", (msg) => {
+      if (msg.payload !== undefined && client === next) received(msg.payload);
+    });
+    next.on("error", (err) => lost(next, err));
+    next.on("end", () => lost(next, new Error("connection ended")));
+    try {
+      await next.connect();
+      const { rows } = await next.query<{ taken: boolean }>("SELECT pg_try_advisory_lock($1) AS taken", [
+        PROGRESS_LOCK_KEY,
+      ]);
+      if (!rows[0]?.taken || closed) {
+        await next.end().catch(() => {});
+        return later();
+      }
+      await next.query(`LISTEN ${PROGRESS_NOTIFY_CHANNEL}`);
+    } catch (err) {
+      await next.end().catch(() => {});
+      if (!closed) log.warn("progress samples: could not listen; retrying", { err: (err as Error).message });
+      return later();
+    }
+    client = next;
+    log.info("progress samples: this instance takes them");
+    probe = setInterval(() => {
+      next.query("SELECT 1").catch((err: Error) => lost(next, err));
+    }, PROBE_INTERVAL_MS);
+    probe.unref();
+  }
+
+  function lost(which: pg.Client, err: Error): void {
+    if (client !== which) return;
+    client = null;
+    if (probe) clearInterval(probe);
+    probe = null;
+    which.end().catch(() => {});
+    if (closed) return;
+    log.warn("progress samples: connection lost; trying again", { err: err.message });
+    later();
+  }
+
+  function later(): void {
+    if (closed || timer) return;
+    timer = setTimeout(() => void tryToTake(), TAKE_OVER_INTERVAL_MS);
+    timer.unref();
+  }
+
+  void tryToTake();
+
+  return {
+    async close() {
+      closed = true;
+      if (timer) clearTimeout(timer);
+      if (probe) clearInterval(probe);
+      const current = client;
+      client = null;
+      // Ending the session releases the lock: another instance takes over at its next try.
+      await current?.end().catch(() => {});
+      await applying;
+    },
+  };
+}

@@ -1,0 +1,147 @@
+// The fleet's progress over the embedded transport travels as NOTIFY samples, not queue rows
+// (src/transport/progress-samples.ts): taken by one API instance at a time, another taking over when
+// it stops, each job's latest kept while a batch is applied; every other event still in the queue.
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import type { JobEvent } from "../src/protocol/job-events.ts";
+import { EVENTS_QUEUE, PROGRESS_LOCK_KEY } from "../src/protocol/queues.ts";
+import { PROTOCOL_VERSION } from "../src/protocol/version.ts";
+import { createPostgresTransport } from "../src/transport/postgres.ts";
+import type { ApiTransport } from "../src/transport/types.ts";
+import { createPostgresWorkerTransport } from "../render-worker/transport/postgres.ts";
+import type { WorkerTransport } from "../render-worker/transport/types.ts";
+import { createTestDatabase, queryDatabase, type TestDatabase } from "./support/db.ts";
+
+let db: TestDatabase;
+let worker: WorkerTransport;
+const apis = new Map<string, ApiTransport>();
+
+/** An API instance's transport whose ingest records what it is handed (and may be slowed). */
+async function startApi(name: string, received: { api: string; event: JobEvent }[], applyMs = 0) {
+  const transport = createPostgresTransport({ connectionString: db.url, stallSeconds: 30 });
+  await transport.start();
+  await transport.consumeEvents(async (events) => {
+    for (const event of events) received.push({ api: name, event: event as JobEvent });
+    if (applyMs) await new Promise((r) => setTimeout(r, applyMs));
+  });
+  apis.set(name, transport);
+  return transport;
+}
+
+function progress(jobId: string, seq: number, rungs = 1): JobEvent {
+  return {
+    v: PROTOCOL_VERSION,
+    type: "job.progress",
+    jobId,
+    attempt: 1,
+    seq,
+    workerId: "worker-1",
+    at: new Date().toISOString(),
+    progress: Math.min(1, seq / 100),
+    fps: 30,
+    speed: 1.2,
+    etaSeconds: 10,
+    variants: Array.from({ length: rungs }, (_, i) => ({ name: `rung-${i}`, progress: 0.5, segmentCount: 3 })),
+  };
+}
+
+/** Whether an instance holds the samples' lock (and so LISTENs). */
+const takerHolds = async () =>
+  (
+    await queryDatabase(
+      db.url,
+      "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND classid = 0 AND objid = $1",
+      [PROGRESS_LOCK_KEY],
+    )
+  ).rows[0].n === 1;
+
+const queueRows = async (type: string) =>
+  (
+    await queryDatabase(db.url, "SELECT count(*)::int AS n FROM pgboss.job WHERE name = $1 AND data->>'type' = $2", [
+      EVENTS_QUEUE,
+      type,
+    ])
+  ).rows[0].n as number;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(async () => {
+  await worker?.stop();
+  for (const api of apis.values()) await api.stop().catch(() => {});
+  await db?.drop();
+});
+
+it("a job's progress reaches one API instance as a sample with no queue row; its other events go through the queue", async () => {
+  const received: { api: string; event: JobEvent }[] = [];
+  await startApi("a", received);
+  await startApi("b", received);
+  worker = createPostgresWorkerTransport(db.url);
+  await worker.start();
+  // Both instances try for the samples at once; one of them listens.
+  await expect.poll(takerHolds, { timeout: 5000 }).toBe(true);
+  const jobId = randomUUID();
+  await new Promise((r) => setTimeout(r, 500));
+  for (let seq = 1; seq <= 5; seq++) {
+    await worker.publishEvent(progress(jobId, seq));
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await expect.poll(() => received.filter((r) => r.event.type === "job.progress").length, { timeout: 5000 }).toBe(5);
+  // Exactly once each, all at one instance.
+  expect(new Set(received.map((r) => r.api)).size).toBe(1);
+  expect(received.map((r) => r.event.seq)).toEqual([1, 2, 3, 4, 5]);
+  expect(await queueRows("job.progress")).toBe(0);
+
+  // A state event still goes through the queue (durable, retried, in order).
+  await worker.publishEvent({ ...progress(jobId, 6), type: "job.canceled" } as JobEvent);
+  await expect.poll(() => received.some((r) => r.event.type === "job.canceled"), { timeout: 5000 }).toBe(true);
+  expect(await queueRows("job.canceled")).toBe(1);
+
+  // A sample too long for a NOTIFY payload goes through the queue as every other event.
+  const long = progress(jobId, 7, 200);
+  expect(JSON.stringify(long).length).toBeGreaterThan(7900);
+  await worker.publishEvent(long);
+  expect(await queueRows("job.progress")).toBe(1);
+  await expect.poll(() => received.some((r) => r.event.seq === 7), { timeout: 5000 }).toBe(true);
+
+  // The instance taking the samples stops (a deploy): the other takes over within seconds.
+  const taker = received[0]!.api;
+  const other = taker === "a" ? "b" : "a";
+  await apis.get(taker)!.stop();
+  apis.delete(taker);
+  const tookOver = Date.now();
+  let seq = 100;
+  await expect
+    .poll(
+      async () => {
+        await worker.publishEvent(progress(jobId, ++seq));
+        return received.some((r) => r.api === other && r.event.type === "job.progress");
+      },
+      { timeout: 8000, interval: 200 },
+    )
+    .toBe(true);
+  expect(Date.now() - tookOver).toBeLessThan(4000);
+});
+
+it("while a batch is applied, each job's samples wait as its latest only", async () => {
+  for (const [name, api] of apis) {
+    await api.stop();
+    apis.delete(name);
+  }
+  const received: { api: string; event: JobEvent }[] = [];
+  await startApi("slow", received, 1000);
+  await expect.poll(takerHolds, { timeout: 5000 }).toBe(true);
+  const jobs = [randomUUID(), randomUUID()];
+  // The first sample starts a batch that takes a second; twenty more of each job come meanwhile.
+  await worker.publishEvent(progress(jobs[0]!, 1));
+  await new Promise((r) => setTimeout(r, 100));
+  for (let seq = 2; seq <= 21; seq++) for (const jobId of jobs) await worker.publishEvent(progress(jobId, seq));
+  await expect.poll(() => received.length, { timeout: 5000 }).toBe(3);
+  await new Promise((r) => setTimeout(r, 1500));
+  // The first, then one batch holding each job's latest: nothing older applied after something newer.
+  expect(received.map((r) => [jobs.indexOf(r.event.jobId as (typeof jobs)[number]), r.event.seq])).toEqual([
+    [0, 1],
+    [0, 21],
+    [1, 21],
+  ]);
+});
