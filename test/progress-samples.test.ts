@@ -84,7 +84,8 @@ it("a job's progress reaches one API instance as a sample with no queue row; its
   await new Promise((r) => setTimeout(r, 500));
   for (let seq = 1; seq <= 5; seq++) {
     await worker.publishEvent(progress(jobId, seq));
-    await new Promise((r) => setTimeout(r, 50));
+    // Further apart than a batch gathers (50 ms): each applied, none superseded.
+    await new Promise((r) => setTimeout(r, 150));
   }
   await expect.poll(() => received.filter((r) => r.event.type === "job.progress").length, { timeout: 5000 }).toBe(5);
   // Exactly once each, all at one instance.

@@ -9,6 +9,12 @@ const TAKE_OVER_INTERVAL_MS = 2000;
 const PROBE_INTERVAL_MS = 10_000;
 const QUERY_TIMEOUT_MS = 5000;
 const CONNECT_TIMEOUT_MS = 10_000;
+/**
+ * A batch starts this long after the one before it (or after the first sample that finds none
+ * applied): what comes meanwhile joins it. Each batch reads its jobs and videos once, so a fleet's
+ * samples spread over the second cost a few batches, not one each; 50 ms of a progress bar's 1 s.
+ */
+const GATHER_MS = 50;
 
 export interface ProgressSampleOptions {
   connectionString: string;
@@ -25,10 +31,10 @@ export interface ProgressSampleOptions {
  * LISTENs; the others try for the lock every 2 s, so when the taker dies or stops, another takes
  * over within about that (its connection's end releases the lock).
  *
- * What arrives is applied in batches, one at a time. While one is applied, the samples that come
- * wait, each job keeping only its latest (a job's progress only grows and each sample carries all
- * of it), so an API behind the fleet skips samples instead of queueing them: what it holds is
- * bounded by the jobs running. A sample sent while no instance listens (a takeover, a restart) is
+ * What arrives is applied in batches, one at a time, at most one every 50 ms. While one is gathered
+ * or applied, the samples that come wait, each job keeping only its latest (a job's progress only
+ * grows and each sample carries all of it), so an API behind the fleet skips samples instead of
+ * queueing them: what it holds is bounded by the jobs running. A sample sent while no instance listens (a takeover, a restart) is
  * lost, as a missed tick of a progress bar is; the next one says more.
  */
 export function takeProgressSamples(options: ProgressSampleOptions): { close(): Promise<void> } {
@@ -61,12 +67,12 @@ export function takeProgressSamples(options: ProgressSampleOptions): { close(): 
     }
     if (held) progressSamples.inc({ outcome: "superseded" });
     waiting.set(jobId, { attempt, seq, raw });
-    // The notifications of one read from the socket arrive in one turn: they make one batch.
-    if (!applying) applying = new Promise<void>((r) => setImmediate(r)).then(drain);
+    if (!applying) applying = sleep(GATHER_MS).then(drain);
   }
 
   async function drain(): Promise<void> {
     while (waiting.size) {
+      const started = Date.now();
       const batch = [...waiting.values()].map((w) => w.raw);
       waiting = new Map();
       try {
@@ -77,6 +83,8 @@ export function takeProgressSamples(options: ProgressSampleOptions): { close(): 
         progressSamples.inc({ outcome: "failed" }, batch.length);
         log.warn("progress samples not applied", { count: batch.length, err: (err as Error).message });
       }
+      const rest = GATHER_MS - (Date.now() - started);
+      if (rest > 0) await sleep(rest);
     }
     applying = null;
   }
@@ -86,6 +94,8 @@ export function takeProgressSamples(options: ProgressSampleOptions): { close(): 
     if (closed) return;
     const next = new pg.Client({
       connectionString: options.connectionString,
+      // Which session holds the samples' lock, as operators see it in pg_stat_activity.
+      application_name: "videograph progress samples",
       keepAlive: true,
       query_timeout: QUERY_TIMEOUT_MS,
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
@@ -150,3 +160,5 @@ export function takeProgressSamples(options: ProgressSampleOptions): { close(): 
     },
   };
 }
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
