@@ -2,7 +2,7 @@
 // (src/transport/progress-samples.ts): taken by one API instance at a time, another taking over when
 // it stops, each job's latest kept while a batch is applied; every other event still in the queue.
 import { randomUUID } from "node:crypto";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { afterEach, beforeEach, expect, it } from "vitest";
 import type { JobEvent } from "../src/protocol/job-events.ts";
 import { EVENTS_QUEUE, PROGRESS_LOCK_KEY } from "../src/protocol/queues.ts";
 import { PROTOCOL_VERSION } from "../src/protocol/version.ts";
@@ -13,19 +13,28 @@ import type { WorkerTransport } from "../render-worker/transport/types.ts";
 import { createTestDatabase, queryDatabase, type TestDatabase } from "./support/db.ts";
 
 let db: TestDatabase;
-let worker: WorkerTransport;
+let worker: WorkerTransport | null = null;
 const apis = new Map<string, ApiTransport>();
 
-/** An API instance's transport whose ingest records what it is handed (and may be slowed). */
-async function startApi(name: string, received: { api: string; event: JobEvent }[], applyMs = 0) {
+/** An API instance's transport whose ingest records what it is handed (and may be slowed); `ingest: false` takes none. */
+async function startApi(name: string, received: { api: string; event: JobEvent }[], applyMs = 0, ingest = true) {
   const transport = createPostgresTransport({ connectionString: db.url, stallSeconds: 30 });
   await transport.start();
-  await transport.consumeEvents(async (events) => {
-    for (const event of events) received.push({ api: name, event: event as JobEvent });
-    if (applyMs) await new Promise((r) => setTimeout(r, applyMs));
-  });
+  const consume = () =>
+    transport.consumeEvents(async (events) => {
+      for (const event of events) received.push({ api: name, event: event as JobEvent });
+      if (applyMs) await new Promise((r) => setTimeout(r, applyMs));
+    });
+  if (ingest) await consume();
   apis.set(name, transport);
-  return transport;
+  return { transport, consume };
+}
+
+/** A worker's transport, started once an instance takes samples (it looks at its start, then every 5 s). */
+async function startWorker() {
+  worker = createPostgresWorkerTransport(db.url);
+  await worker.start();
+  return worker;
 }
 
 function progress(jobId: string, seq: number, rungs = 1): JobEvent {
@@ -63,12 +72,14 @@ const queueRows = async (type: string) =>
     ])
   ).rows[0].n as number;
 
-beforeAll(async () => {
+beforeEach(async () => {
   db = await createTestDatabase();
 });
-afterAll(async () => {
+afterEach(async () => {
   await worker?.stop();
+  worker = null;
   for (const api of apis.values()) await api.stop().catch(() => {});
+  apis.clear();
   await db?.drop();
 });
 
@@ -76,12 +87,10 @@ it("a job's progress reaches one API instance as a sample with no queue row; its
   const received: { api: string; event: JobEvent }[] = [];
   await startApi("a", received);
   await startApi("b", received);
-  worker = createPostgresWorkerTransport(db.url);
-  await worker.start();
   // Both instances try for the samples at once; one of them listens.
   await expect.poll(takerHolds, { timeout: 5000 }).toBe(true);
+  const worker = await startWorker();
   const jobId = randomUUID();
-  await new Promise((r) => setTimeout(r, 500));
   for (let seq = 1; seq <= 5; seq++) {
     await worker.publishEvent(progress(jobId, seq));
     // Further apart than a batch gathers (50 ms): each applied, none superseded.
@@ -125,13 +134,10 @@ it("a job's progress reaches one API instance as a sample with no queue row; its
 });
 
 it("while a batch is applied, each job's samples wait as its latest only", async () => {
-  for (const [name, api] of apis) {
-    await api.stop();
-    apis.delete(name);
-  }
   const received: { api: string; event: JobEvent }[] = [];
   await startApi("slow", received, 1000);
   await expect.poll(takerHolds, { timeout: 5000 }).toBe(true);
+  const worker = await startWorker();
   const jobs = [randomUUID(), randomUUID()];
   // The first sample starts a batch that takes a second; twenty more of each job come meanwhile.
   await worker.publishEvent(progress(jobs[0]!, 1));
@@ -145,4 +151,32 @@ it("while a batch is applied, each job's samples wait as its latest only", async
     [0, 21],
     [1, 21],
   ]);
+});
+
+it("while no API instance takes samples, progress goes through the events queue; once one does, as samples", async () => {
+  const received: { api: string; event: JobEvent }[] = [];
+  // An API that ingests nothing yet (an earlier release, or INGEST_EVENTS=false): no one holds the lock.
+  const api = await startApi("late", received, 0, false);
+  const worker = await startWorker();
+  const jobId = randomUUID();
+  await worker.publishEvent(progress(jobId, 1));
+  expect(await queueRows("job.progress")).toBe(1);
+
+  await api.consume();
+  await expect.poll(takerHolds, { timeout: 5000 }).toBe(true);
+  // The queued one is applied; within the worker's next look (5 s), progress goes as samples.
+  let seq = 1;
+  await expect
+    .poll(
+      async () => {
+        const before = await queueRows("job.progress");
+        await worker.publishEvent(progress(jobId, ++seq));
+        return (await queueRows("job.progress")) === before;
+      },
+      { timeout: 8000, interval: 500 },
+    )
+    .toBe(true);
+  await expect.poll(() => received.some((r) => r.event.seq === seq), { timeout: 5000 }).toBe(true);
+  // The one sent while no one took samples was applied from the queue.
+  expect(received.some((r) => r.event.seq === 1)).toBe(true);
 });

@@ -1,16 +1,10 @@
-import pg from "pg";
 import { PgBoss } from "pg-boss";
 import type { WorkerEvent } from "../../src/protocol/worker-messages.ts";
-import {
-  CONTROL_NOTIFY_CHANNEL,
-  EVENTS_QUEUE,
-  jobQueueName,
-  MAX_PROGRESS_SAMPLE_BYTES,
-  PROGRESS_NOTIFY_CHANNEL,
-} from "../../src/protocol/queues.ts";
+import { CONTROL_NOTIFY_CHANNEL, EVENTS_QUEUE, jobQueueName } from "../../src/protocol/queues.ts";
 import { databaseUnavailable } from "../../src/shared/database-errors.ts";
 import { listenWithReconnect, type PostgresListener } from "../../src/shared/postgres-listener.ts";
 import { log } from "../log.ts";
+import { createProgressSampleSender } from "./progress-samples.ts";
 import type { WorkerTransport } from "./types.ts";
 
 const QUEUE_WAIT_MS = 500;
@@ -27,13 +21,12 @@ export function createPostgresWorkerTransport(connectionString: string): WorkerT
   boss.on("error", (err) => log.error("pg-boss error", { err }));
   const queues: string[] = [];
   let control: PostgresListener | null = null;
-  // Progress samples' own connection: a NOTIFY needs no transaction of pg-boss's.
-  const samples = new pg.Pool({ connectionString, max: 1, connectionTimeoutMillis: 5000 });
-  samples.on("error", (err) => log.warn("progress sample connection lost", { err: err.message }));
+  const samples = createProgressSampleSender(connectionString);
 
   return {
     async start() {
       await boss.start();
+      await samples.start();
     },
     async consumeJobs(capabilities, concurrency, handler) {
       for (const capability of capabilities) {
@@ -57,17 +50,8 @@ export function createPostgresWorkerTransport(connectionString: string): WorkerT
       }
     },
     async publishEvent(event: WorkerEvent) {
-      // A transcode's progress is a sample: sent as a NOTIFY, with no row, no retry and no wait for
-      // a database that is down (the next one says more; src/transport/progress-samples.ts).
-      if (event.type === "job.progress") {
-        const text = JSON.stringify(event);
-        if (Buffer.byteLength(text) <= MAX_PROGRESS_SAMPLE_BYTES) {
-          await samples.query("SELECT pg_notify($1, $2)", [PROGRESS_NOTIFY_CHANNEL, text]).catch((err: Error) => {
-            log.debug("progress sample not sent", { jobId: event.jobId, err: err.message });
-          });
-          return;
-        }
-      }
+      // A transcode's progress is a sample while an API instance takes them (progress-samples.ts).
+      if (await samples.send(event)) return;
       const giveUpAt = Date.now() + EVENT_SEND_PATIENCE_MS;
       for (let delayMs = 250; ; delayMs = Math.min(delayMs * 2, MAX_SEND_RETRY_MS)) {
         try {
@@ -110,7 +94,7 @@ export function createPostgresWorkerTransport(connectionString: string): WorkerT
     },
     async stop() {
       await control?.close();
-      await samples.end().catch(() => {});
+      await samples.stop();
       await boss.stop({ graceful: true, timeout: 5000 });
     },
   };
