@@ -5,7 +5,7 @@ const FIRST_RETRY_MS = 250;
 const MAX_RETRY_MS = 5000;
 // A failover can leave the old connection silently dead (no FIN, no error); a query that does
 // not answer in time is how the listener notices.
-const PROBE_INTERVAL_MS = 10_000;
+export const PROBE_INTERVAL_MS = 10_000;
 const QUERY_TIMEOUT_MS = 5000;
 // A connect to an address that no longer answers would otherwise hang for minutes, not retry.
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -36,6 +36,20 @@ export interface PostgresListener {
 }
 
 /**
+ * A connection for LISTEN, as every listener opens it: kept alive, and a query or a connect that
+ * does not answer in time fails (a probe every PROBE_INTERVAL_MS finds a connection gone silent).
+ */
+export function listeningClient(connectionString: string, applicationName?: string): pg.Client {
+  return new pg.Client({
+    connectionString,
+    keepAlive: true,
+    query_timeout: QUERY_TIMEOUT_MS,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    ...(applicationName ? { application_name: applicationName } : {}),
+  });
+}
+
+/**
  * LISTENs on `channel` over a connection of its own and keeps listening through restarts and
  * failovers: a lost connection is replaced with back-off (250 ms doubling to 5 s) until one
  * LISTENs again, and a probe every 10 s notices a connection that went silent. Resolves once the
@@ -51,12 +65,7 @@ export async function listenWithReconnect(options: PostgresListenerOptions): Pro
   let waiters: { resolve: (c: pg.Client) => void; reject: (err: Error) => void }[] = [];
 
   async function connect(): Promise<void> {
-    const next = new pg.Client({
-      connectionString: options.connectionString,
-      keepAlive: true,
-      query_timeout: QUERY_TIMEOUT_MS,
-      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-    });
+    const next = listeningClient(options.connectionString);
     next.on("notification", (msg) => {
       if (msg.payload !== undefined) options.onNotification(msg.payload);
     });

@@ -1,14 +1,11 @@
-import pg from "pg";
+import type pg from "pg";
 import { PROGRESS_LOCK_KEY, PROGRESS_NOTIFY_CHANNEL } from "../protocol/queues.ts";
 import { progressSamples } from "../metrics.ts";
 import type { Log } from "../shared/log.ts";
+import { listeningClient, PROBE_INTERVAL_MS } from "../shared/postgres-listener.ts";
 
 /** How often an instance that does not take the samples tries to (the holder died or stopped). */
 const TAKE_OVER_INTERVAL_MS = 2000;
-/** A silent connection (a failover without a FIN) is noticed by a probe that does not answer. */
-const PROBE_INTERVAL_MS = 10_000;
-const QUERY_TIMEOUT_MS = 5000;
-const CONNECT_TIMEOUT_MS = 10_000;
 /**
  * A batch starts this long after the one before it (or after the first sample that finds none
  * applied): what comes meanwhile joins it. Each batch reads its jobs and videos once, so a fleet's
@@ -92,14 +89,8 @@ export function takeProgressSamples(options: ProgressSampleOptions): { close(): 
   async function tryToTake(): Promise<void> {
     timer = null;
     if (closed) return;
-    const next = new pg.Client({
-      connectionString: options.connectionString,
-      // Which session holds the samples' lock, as operators see it in pg_stat_activity.
-      application_name: "videograph progress samples",
-      keepAlive: true,
-      query_timeout: QUERY_TIMEOUT_MS,
-      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-    });
+    // Named, so operators see which session holds the samples' lock in pg_stat_activity.
+    const next = listeningClient(options.connectionString, "videograph progress samples");
     next.on("notification", (msg) => {
       if (msg.payload !== undefined && client === next) received(msg.payload);
     });
