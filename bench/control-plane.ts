@@ -31,9 +31,10 @@ of first attempts fail (retried by the API) and P % of videos are canceled part-
 gets --per-video graphql-ws subscribers while fewer than --subscribers are open.
 Per step: arrival rate (videos a day), completed a second, progress latency p50/p99 (sent by the
 simulated worker → received by a subscriber), queue trends (events, run ends, jobs, webhooks,
-NOTIFY), CPU of the APIs, Postgres, the fleet, the subscribers and the emulator, the API's and
+NOTIFY; over postgres, the progress samples the API skipped because a newer one of the job came
+first), CPU of the APIs, Postgres, the fleet, the subscribers and the emulator, the API's and
 Postgres's CPU per worker event sent and per event applied (postgres transport); then the highest
-rate sustained (p99 < 1 s, no queue growing) and what saturated first. The ramp stops at the first
+rate sustained (p99 < 1 s, no queue growing, at most 5 % of samples skipped) and what saturated first. The ramp stops at the first
 step not sustained; --all-steps runs every step (on a machine whose other load decides the latency,
 the CPU per event still says where the limit is). --profile=DIR writes each API's V8 CPU profile
 (.cpuprofile, for Chrome DevTools) into DIR as it stops.
@@ -101,6 +102,11 @@ const P99_BOUND_MS = 1000;
 const MAX_UPLOADS_IN_FLIGHT = 200;
 /** A queue grows when it gains more than this over a step's second half. */
 const GROWTH_SLACK = 50;
+/**
+ * The share of the fleet's progress samples the API may skip (a newer one of the job came before it
+ * applied the older) in a sustained step: above it, the API is behind the fleet.
+ */
+const MAX_SKIPPED_SAMPLES = 0.05;
 
 function nextMessage<T>(child: ChildProcess, key: string): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -201,8 +207,35 @@ try {
   const apis: Awaited<ReturnType<typeof startApiProcess>>[] = [];
   const profileFlags = flags.profile ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(flags.profile)}`] : [];
   for (let i = 0; i < apiCount; i++)
-    apis.push(await startApiProcess(`api-${i + 1}`, { ...common, LOG_LEVEL: "info" }, { nodeFlags: profileFlags }));
+    apis.push(
+      await startApiProcess(
+        `api-${i + 1}`,
+        { ...common, LOG_LEVEL: "info", METRICS_PORT: "0" },
+        { nodeFlags: profileFlags },
+      ),
+    );
   const apiPids = apis.map((a) => a.child.pid!);
+  // Each API's metrics: what became of the fleet's progress samples (Postgres transport).
+  const metricsUrls = await Promise.all(
+    apis.map(async (a) => {
+      const line = await a.waitForLog(/"url":"([^"]+)","message":"metrics listening"/, 30_000);
+      return (line as RegExpMatchArray)[1]!;
+    }),
+  );
+  /** The progress samples the APIs applied and skipped (a newer one of the job came first), summed. */
+  async function progressSamples(): Promise<{ applied: number; superseded: number }> {
+    const total = { applied: 0, superseded: 0 };
+    for (const url of metricsUrls) {
+      const text = await (await fetch(url)).text();
+      for (const outcome of ["applied", "superseded"] as const) {
+        const line = text
+          .split("\n")
+          .find((l) => l.startsWith(`videograph_progress_samples_total{outcome="${outcome}"}`));
+        total[outcome] += line ? Number(line.slice(line.lastIndexOf(" ") + 1)) : 0;
+      }
+    }
+    return total;
+  }
 
   await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
   const hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`;
@@ -301,6 +334,7 @@ try {
     /** Lock waits by pg_locks' locktype: `object` is the database-wide lock NOTIFY takes at commit. */
     lockTypes: Record<string, number>;
     finished: number;
+    samples: { applied: number; superseded: number };
     cpu: { api: number[]; postgres: number; fleet: number; clients: number; emulator: number };
     fleet: FleetTaken;
   }
@@ -373,6 +407,7 @@ try {
         ).rows.map((r) => [r.locktype, r.n]),
       ),
       finished: row.finished,
+      samples: await progressSamples(),
       cpu: {
         api: apiPids.map((p) => api.get(p) ?? 0),
         postgres: await postgresCpu(),
@@ -472,6 +507,13 @@ try {
                 : machineShare >= 85 || os.loadavg()[0]! > cores
                   ? `the machine's CPU (the bench's own processes ${machineShare.toFixed(0)} % of ${cores} cores, load average ${os.loadavg()[0]!.toFixed(1)}; Postgres ${pgShare.toFixed(0)} %)`
                   : "nothing at its limit: the ingest's round trips, one event after another";
+    // Progress samples a newer one of the same job replaced before the API applied it: an API behind
+    // the fleet skips samples rather than queue them, so this is its backlog (Postgres transport).
+    const samplesApplied = last.samples.applied - first.samples.applied;
+    const samplesSkipped = last.samples.superseded - first.samples.superseded;
+    const skippedShare = samplesSkipped / Math.max(1, samplesApplied + samplesSkipped);
+    if (skippedShare > MAX_SKIPPED_SAMPLES)
+      growing.push(`progress samples skipped (${(skippedShare * 100).toFixed(0)} %)`);
     const sustained = p99 < P99_BOUND_MS && growing.length === 0 && counts.notOffered === 0;
     const offeredPerSecond = (counts.offered - offeredAtStart) / seconds;
     const sent = (t: FleetTaken) => t.progress + t.ends + t.other;
@@ -505,6 +547,10 @@ try {
       `${sustained ? "" : `  saturated: ${saturated}`}`;
     console.log(line);
     if (busiest.length) console.log(`          Postgres busy with (backends on average): ${busiest.join(" | ")}`);
+    if (samplesApplied + samplesSkipped > 0)
+      console.log(
+        `          progress samples: ${(samplesApplied / seconds).toFixed(0)}/s applied, ${(samplesSkipped / seconds).toFixed(0)}/s skipped (${(skippedShare * 100).toFixed(1)} %: a newer one of the job came first)`,
+      );
     results.push({ rate: target, p50, p99, completedPerSecond, growing, saturated, sustained, line });
     if (!sustained && !flags["all-steps"]) break;
   }
