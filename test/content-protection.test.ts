@@ -29,6 +29,12 @@ const VIDEO = graphql(`
   }`);
 const CREATE = graphql(`
   mutation($input: CreateUploadInput!) { createUpload(input: $input) { __typename ... on Error { message } } }`);
+const CLIP = graphql(`
+  mutation($input: CreateClipInput!) {
+    createClip(input: $input) {
+      __typename ... on CreateClipSuccess { video { id contentProtection { method keyRotationSegments } } }
+    }
+  }`);
 const REQUEST_MP4 = graphql(`
   mutation($id: ID!) {
     requestStaticRenditions(videoId: $id, names: [HIGHEST]) { __typename ... on Error { message } }
@@ -216,8 +222,9 @@ describe("content protection: AES-128 segments, keys only with the video's playb
     120_000,
   );
 
-  it("an instant clip keeps each segment's key and IV, a PUBLIC video's keys still need the session token its " +
-    "playlists carry, and static renditions, DASH and on-request images are refused with a reason", async () => {
+  it("an instant clip keeps each segment's key and IV, a clip (createClip) gets a key of its own, a PUBLIC " +
+    "video's keys still need the session token its playlists carry, and static renditions, DASH and on-request " +
+    "images are refused with a reason", async () => {
     const id = await protectedVideo("TS", 2, "PUBLIC");
     const { video } = (await t.gql(VIDEO, { id })).data;
     const rungUrl = at(video!.variants.find((v) => v.kind === "VIDEO")!.playlistUrl!, t.url);
@@ -247,6 +254,19 @@ describe("content protection: AES-128 segments, keys only with the video's playb
       input: { title: "rotation", contentProtection: { method: "AES_128", keyRotationSegments: 0 } },
     });
     expect(badRotation.data.createUpload.__typename).toBe("ValidationError");
+
+    // A clip is protected as its source is, with a key of its own; or unprotected when it says so.
+    const clip = await t.gql(CLIP, { input: { sourceVideoId: id, start: 1, end: 4 } });
+    expect(clip.data.createClip).toMatchObject({
+      __typename: "CreateClipSuccess",
+      video: { contentProtection: { method: "AES_128", keyRotationSegments: 2 } },
+    });
+    const clipId = (clip.data.createClip as { video: { id: string } }).video.id;
+    const rows = await t.app.services.db.contentKey.findMany({ where: { videoId: { in: [id, clipId] } } });
+    expect(rows).toHaveLength(2);
+    expect(Buffer.from(rows[0]!.keyId).equals(Buffer.from(rows[1]!.keyId))).toBe(false);
+    const clearClip = await t.gql(CLIP, { input: { sourceVideoId: id, start: 1, end: 4, contentProtection: null } });
+    expect(clearClip.data.createClip).toMatchObject({ video: { contentProtection: null } });
 
     const mpd = await fetch(`${t.url}/media/videos/${id}/hls/manifest.mpd`);
     expect(mpd.status).toBe(404);

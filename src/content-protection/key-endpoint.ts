@@ -49,7 +49,14 @@ export async function serveSegmentKey(
     select: { contentProtection: true, contentKey: { select: { keyId: true, sealedKey: true } } },
   });
   if (!video?.contentProtection || !video.contentKey) return refuse(res, 404, "Not found");
-  const key = segmentGroupKey(deps.contentKeys.open(video.contentKey), group);
+  let contentKey: Buffer;
+  try {
+    contentKey = deps.contentKeys.open(video.contentKey);
+  } catch {
+    // Sealed under another SIGNING_SECRET (docs/failure-model.md): nothing a caller can change.
+    return refuse(res, 500, "The video's key cannot be opened with this service's SIGNING_SECRET");
+  }
+  const key = segmentGroupKey(contentKey, group);
   res.writeHead(200, {
     "content-type": "application/octet-stream",
     "content-length": key.byteLength,
