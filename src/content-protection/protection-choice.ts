@@ -9,22 +9,19 @@ export interface ContentProtectionChoice {
   keyRotationSegments: number | null;
 }
 
-/** A chosen protection, checked, or why not. Static renditions are refused: an MP4 download is the media in the clear. */
-export function validProtection(
-  choice: { method: ContentProtection; keyRotationSegments?: number | null },
-  staticRenditions: readonly string[],
-): ContentProtectionChoice {
+/** A chosen protection, checked, or a `ValidationError` naming what is wrong. */
+export function validProtection(choice: {
+  method: ContentProtection;
+  keyRotationSegments?: number | null;
+}): ContentProtectionChoice {
   const rotation = choice.keyRotationSegments ?? null;
-  if (
-    rotation !== null &&
-    (!Number.isInteger(rotation) || rotation < KEY_ROTATION_LIMITS.min || rotation > KEY_ROTATION_LIMITS.max)
-  ) {
+  const { min, max } = KEY_ROTATION_LIMITS;
+  if (rotation !== null && (!Number.isInteger(rotation) || rotation < min || rotation > max)) {
     throw new ValidationError(
       "contentProtection.keyRotationSegments",
-      `keyRotationSegments is a whole number from ${KEY_ROTATION_LIMITS.min} to ${KEY_ROTATION_LIMITS.max}`,
+      `keyRotationSegments is a whole number from ${min} to ${max}`,
     );
   }
-  refuseStaticRenditions(choice.method, staticRenditions.length);
   return { method: choice.method, keyRotationSegments: rotation };
 }
 

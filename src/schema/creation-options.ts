@@ -96,9 +96,8 @@ export async function validCreationOptions(
     externalId: validExternalId(args.externalId ?? null),
   };
   const staticRenditions = args.staticRenditions ?? [];
-  const protection = await chosen(args.contentProtection, defaults.contentProtection, null, (choice) =>
-    validProtection(choice, staticRenditions),
-  );
+  const protection = await chosen(args.contentProtection, defaults.contentProtection, null, validProtection);
+  // Also for a protection a clip inherits: its MP4s would be its source's media in the clear.
   refuseStaticRenditions(protection?.method ?? null, staticRenditions.length);
   return {
     segmentFormat: await chosen(args.segmentFormat, defaults.segmentFormat, "TS", (format) => format),
