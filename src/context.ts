@@ -1,3 +1,4 @@
+import type { ContentKeys } from "./content-protection/content-keys.ts";
 import type { Analytics } from "./analytics/analytics.ts";
 import type { Principal } from "./auth/scopes.ts";
 import type { Db } from "./db/client.ts";
@@ -24,6 +25,8 @@ export interface AppServices {
   live: LiveStreams & { ingestUrl(): string; srtIngestUrl(): string | null; srtPassphrase(key: string): string };
   signer: UrlSigner;
   playbackTokens: PlaybackTokens;
+  /** Protected videos' content keys, sealed at rest (src/content-protection/). */
+  contentKeys: ContentKeys;
   pubSub: VideoPubSub;
   dispatcher: Dispatcher;
   transport: ApiTransport;

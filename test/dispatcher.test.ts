@@ -1,3 +1,4 @@
+import { ContentKeys } from "../src/content-protection/content-keys.ts";
 import { DEFAULT_TENANT_ID } from "../src/auth/api-keys.ts";
 import { PgBoss } from "pg-boss";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -42,6 +43,7 @@ describe("dispatcher (outbox) with the Postgres transport", () => {
       transport,
       segmentSeconds: 2,
       maxDurationSeconds: 60,
+      contentKeys: new ContentKeys("a dispatcher test's signing secret, 32+ bytes"),
       urlImport: { maxBytes: 1e6, allowPrivateAddresses: false },
       vanishedAfterSeconds,
       chunking,

@@ -73,7 +73,7 @@ beforeAll(async () => {
   storage = new GcsStorage({ bucket: BUCKET, apiEndpoint, publicUrl: "", signedUrlTtlSeconds: TTL });
   worker = createGcsWorkerStorage({ bucket: BUCKET, apiEndpoint, signedUrlTtlSeconds: 3600 });
   const publicGuard: PlaybackGuard = {
-    videoOf: async () => ({ policy: "PUBLIC", live: false }),
+    videoOf: async () => ({ policy: "PUBLIC", live: false, protection: null }),
     tokens: new PlaybackTokens("x".repeat(32), 60),
   };
   const noCaptions: CaptionCatalog = {

@@ -37,7 +37,7 @@ beforeAll(async () => {
     uploadUrlTtlSeconds: 60,
   });
   const guard: PlaybackGuard = {
-    videoOf: async (videoId) => ({ policy: "PUBLIC", live: liveVideos.has(videoId) }),
+    videoOf: async (videoId) => ({ policy: "PUBLIC", live: liveVideos.has(videoId), protection: null }),
     tokens: new PlaybackTokens("x".repeat(32), 60),
   };
   const noCaptions: CaptionCatalog = {

@@ -1,3 +1,4 @@
+import { ContentKeys } from "../src/content-protection/content-keys.ts";
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_TENANT_ID } from "../src/auth/api-keys.ts";
@@ -155,6 +156,7 @@ run probed it`, async () => {
     const settings = {
       segmentSeconds: 2,
       maxDurationSeconds: 3600,
+      contentKeys: new ContentKeys("a split transcode test's signing secret, 32+ bytes"),
       urlImport: { maxBytes: 1, allowPrivateAddresses: false },
     };
     for (const job of queued) expect(buildJobMessage(job, video, settings)).toMatchObject({ source });

@@ -1,3 +1,4 @@
+import { ContentKeys } from "../src/content-protection/content-keys.ts";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_TENANT_ID } from "../src/auth/api-keys.ts";
@@ -145,6 +146,7 @@ describe("state changes are compare-and-set; races with the interleaving injecte
       transport,
       segmentSeconds: 2,
       maxDurationSeconds: 3600,
+      contentKeys: new ContentKeys("a state races test's signing secret, 32+ bytes"),
       urlImport: { maxBytes: 1e6, allowPrivateAddresses: false },
       vanishedAfterSeconds: 90,
     });

@@ -51,6 +51,7 @@ export const VideoFields = graphql(
     playbackUrl
     dashUrl
     segmentFormat
+    contentProtection { method keyRotationSegments }
     width
     height
     fps

@@ -12,6 +12,9 @@ type WatermarkPosition = NonNullable<NonNullable<UploadInput["watermark"]>["posi
 export interface VideoOptions {
   segmentFormat: NonNullable<UploadInput["segmentFormat"]>;
   playbackPolicy: NonNullable<UploadInput["playbackPolicy"]>;
+  /** Encrypt the segments (AES-128); `keyRotationSegments` as typed, "" for one key. */
+  encrypted: boolean;
+  keyRotationSegments: string;
   staticRenditions: StaticRenditionName[];
   loudness: boolean;
   integratedLufs: string;
@@ -23,10 +26,12 @@ export interface VideoOptions {
   watermarkWidth: string;
 }
 
-/** The API's defaults: TS segments, PUBLIC, no static renditions, no loudness target, no watermark. */
+/** The API's defaults: TS segments, PUBLIC, not encrypted, no static renditions, no loudness target, no watermark. */
 export const DEFAULT_VIDEO_OPTIONS: VideoOptions = {
   segmentFormat: "TS",
   playbackPolicy: "PUBLIC",
+  encrypted: false,
+  keyRotationSegments: "",
   staticRenditions: [],
   loudness: false,
   integratedLufs: "-16",
@@ -44,7 +49,7 @@ export const DEFAULT_VIDEO_OPTIONS: VideoOptions = {
  */
 export type CreationOptionsInput = Pick<
   UploadInput,
-  "segmentFormat" | "playbackPolicy" | "staticRenditions" | "loudness" | "watermark"
+  "segmentFormat" | "playbackPolicy" | "contentProtection" | "staticRenditions" | "loudness" | "watermark"
 >;
 
 const number = (text: string) => (text.trim() === "" ? null : Number(text));
@@ -53,6 +58,9 @@ export function creationOptionsInput(options: VideoOptions): CreationOptionsInpu
   return {
     ...(options.segmentFormat !== "TS" && { segmentFormat: options.segmentFormat }),
     ...(options.playbackPolicy !== "PUBLIC" && { playbackPolicy: options.playbackPolicy }),
+    ...(options.encrypted && {
+      contentProtection: { method: "AES_128" as const, keyRotationSegments: number(options.keyRotationSegments) },
+    }),
     ...(options.staticRenditions.length > 0 && { staticRenditions: options.staticRenditions }),
     ...(options.loudness && {
       loudness: {
@@ -91,8 +99,8 @@ const POSITIONS: [WatermarkPosition, string][] = [
 const text = (e: Event) => (e.target as HTMLInputElement).value;
 
 /**
- * The per-video creation options, folded in a `<details>`: segment format, playback policy, static
- * renditions, a loudness target and a watermark (a WATERMARK asset, chosen or uploaded here).
+ * The per-video creation options, folded in a `<details>`: segment format, playback policy, content
+ * protection, static renditions, a loudness target and a watermark (a WATERMARK asset, chosen or uploaded here).
  * `id` prefixes the controls' ids, so several forms on one page each have their own.
  */
 export function VideoOptionsFields({
@@ -129,6 +137,31 @@ export function VideoOptionsFields({
         <option value="PUBLIC">Public: anyone with the URL</option>
         <option value="SIGNED">Signed: short-lived tokens</option>
       </select>
+      <fieldset>
+        <legend>Content protection</legend>
+        <label class="check">
+          <input
+            type="checkbox"
+            checked={value.encrypted}
+            onChange={(e) => set({ encrypted: (e.target as HTMLInputElement).checked })}
+          />
+          Encrypt the segments (AES-128, keys served with the video's token; no downloads, no DASH)
+        </label>
+        {value.encrypted && (
+          <div class="option-numbers">
+            <label>
+              New key every (segments; empty: one key)
+              <input
+                type="number"
+                min={1}
+                step={1}
+                value={value.keyRotationSegments}
+                onInput={(e) => set({ keyRotationSegments: text(e) })}
+              />
+            </label>
+          </div>
+        )}
+      </fieldset>
       <CheckboxSet
         legend="Downloads (static renditions)"
         options={STATIC_RENDITIONS}

@@ -99,6 +99,7 @@ async function encodeAndPublishChunk(
     ladder,
     probe,
     segmentFormat,
+    contentProtection: job.options.contentProtection,
     targetDuration: targetDuration(segments),
     segmentsOnly: true,
     progressSeconds: () => chunkSeconds,

@@ -179,6 +179,7 @@ async function encodeAndPublish(
     kept: resume?.kept,
     probe,
     segmentFormat,
+    contentProtection: job.options.contentProtection,
     targetDuration: targetDuration(segments),
     // Each rung's progress counts over the whole source: before the API knows of the split, it
     // shows the run's progress as a whole run's.

@@ -1,3 +1,5 @@
+import type { ContentProtection } from "../../src/protocol/transcode-messages.ts";
+import { segmentEncryption } from "./encryption.ts";
 import { mkdir, statfs } from "node:fs/promises";
 import path from "node:path";
 import type { ProbeResult, PublishedSegments, Rung, SegmentFormat } from "../../src/protocol/media-facts.ts";
@@ -49,6 +51,8 @@ export interface HlsPublisherOptions {
   probe: ProbeResult;
   /** What ffmpeg writes: MPEG-TS segments (default), or fragmented MP4 ones, published as init + media. */
   segmentFormat?: SegmentFormat;
+  /** The job's content protection: every media segment encrypted before it is uploaded (encryption.ts). */
+  contentProtection?: ContentProtection;
   /**
    * Every rung playlist's `#EXT-X-TARGETDURATION`, the same in every version published
    * (`targetDuration` of segments.ts); a segment that rounds to more raises it.
@@ -140,6 +144,7 @@ export function createHlsPublisher(opts: HlsPublisherOptions): HlsPublisher {
     workDir,
     hls,
     fragmented: opts.segmentFormat === "FMP4",
+    encryption: segmentEncryption(opts.contentProtection),
     targetDuration: opts.targetDuration,
   };
   const openRungs = new Set(opts.openRungs ?? []);

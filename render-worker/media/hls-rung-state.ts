@@ -1,3 +1,4 @@
+import type { SegmentEncryption } from "./encryption.ts";
 import type { Rung } from "../../src/protocol/media-facts.ts";
 import type { HlsLayout } from "../../src/protocol/storage-layout.ts";
 import type { WorkerStorage } from "../storage/types.ts";
@@ -11,6 +12,8 @@ export interface PublishTarget {
   hls: HlsLayout;
   /** fMP4 segments, published as init + media; else MPEG-TS. */
   fragmented: boolean;
+  /** Each media segment encrypted before it is uploaded (encryption.ts); null: as ffmpeg wrote it. */
+  encryption: SegmentEncryption | null;
   /** Every rung playlist's `#EXT-X-TARGETDURATION` (HlsPublisherOptions.targetDuration). */
   targetDuration: number;
 }

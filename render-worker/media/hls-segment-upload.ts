@@ -57,7 +57,7 @@ async function uploadSegmentOnce(
   key: string,
   file: { path: string; bytes: number },
   options: { contentType: string; cacheControl: string },
-  compare: { probeFile: string; format: "mpegts" | "mov"; init?: Buffer },
+  compare: { probeFile: string; format: "mpegts" | "mov"; init?: Buffer; decrypt?: (stored: Buffer) => Buffer },
 ): Promise<number> {
   const { storage, workDir } = target;
   try {
@@ -70,7 +70,11 @@ async function uploadSegmentOnce(
     try {
       await storage.download(key, stored);
       storedBytes = (await stat(stored)).size;
-      if (compare.init) await writeFile(stored, Buffer.concat([compare.init, await readFile(stored)]));
+      if (compare.init || compare.decrypt) {
+        const bytes = await readFile(stored);
+        const clear = compare.decrypt ? compare.decrypt(bytes) : bytes;
+        await writeFile(stored, compare.init ? Buffer.concat([compare.init, clear]) : clear);
+      }
       if (!(await sameSegmentCut(compare.probeFile, stored, compare.format))) throw err;
     } finally {
       await rm(stored, { force: true });
@@ -93,9 +97,26 @@ export async function publishSegment(target: PublishTarget, state: RungState, ur
   if (size === 0 || size % TS_PACKET_BYTES !== 0) throw segmentCutShort(name, uri, `at ${size} bytes`);
   const segmentOptions = { contentType: SEGMENT_TYPE, cacheControl: CACHE_IMMUTABLE };
   const segmentFile = path.join(workDir, name, uri);
-  const compare = { probeFile: segmentFile, format: "mpegts" as const };
-  const file = { path: segmentFile, bytes: size };
-  state.sizes.set(uri, await uploadSegmentOnce(target, name, segmentKey, file, segmentOptions, compare));
+  const { encryption } = target;
+  const compare = {
+    probeFile: segmentFile,
+    format: "mpegts" as const,
+    ...(encryption ? { decrypt: (stored: Buffer) => encryption.decrypt(uri, stored) } : {}),
+  };
+  if (!encryption) {
+    const file = { path: segmentFile, bytes: size };
+    state.sizes.set(uri, await uploadSegmentOnce(target, name, segmentKey, file, segmentOptions, compare));
+    return;
+  }
+  const encrypted = encryption.encrypt(uri, await readFile(segmentFile));
+  const encryptedFile = path.join(workDir, SNAPSHOT_DIR, `${name}.${uri}`);
+  await writeFile(encryptedFile, encrypted);
+  try {
+    const file = { path: encryptedFile, bytes: encrypted.byteLength };
+    state.sizes.set(uri, await uploadSegmentOnce(target, name, segmentKey, file, segmentOptions, compare));
+  } finally {
+    await rm(encryptedFile, { force: true });
+  }
 }
 
 /**
@@ -122,14 +143,21 @@ async function publishFragmentedSegment(target: PublishTarget, state: RungState,
     throw new Error(`The segment ${name}/${uri} has another init (codec configuration) than the rung's first`);
   }
   const mediaFile = path.join(workDir, SNAPSHOT_DIR, `${name}.${uri}`);
-  await writeFile(mediaFile, parts.media);
+  const { encryption } = target;
+  const media = encryption ? encryption.encrypt(uri, parts.media) : parts.media;
+  await writeFile(mediaFile, media);
   try {
     const options = { contentType: FMP4_SEGMENT_TYPE, cacheControl: CACHE_IMMUTABLE };
     // ffmpeg's file has the init before the media: what ffprobe reads the stored media with.
-    const compare = { probeFile: path.join(workDir, name, uri), format: "mov" as const, init: state.init };
-    const media = { path: mediaFile, bytes: parts.media.byteLength };
+    const compare = {
+      probeFile: path.join(workDir, name, uri),
+      format: "mov" as const,
+      init: state.init,
+      ...(encryption ? { decrypt: (stored: Buffer) => encryption.decrypt(uri, stored) } : {}),
+    };
+    const file = { path: mediaFile, bytes: media.byteLength };
     const key = `${hls.rungPrefix(name)}/${uri}`;
-    state.sizes.set(uri, await uploadSegmentOnce(target, name, key, media, options, compare));
+    state.sizes.set(uri, await uploadSegmentOnce(target, name, key, file, options, compare));
   } finally {
     await rm(mediaFile, { force: true });
   }

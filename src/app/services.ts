@@ -11,6 +11,7 @@ import { PostgresEventTarget } from "../events/postgres-event-target.ts";
 import { createVideoPubSub } from "../events/video-events.ts";
 import type { createMutationRateLimiter } from "../http/graphql-security.ts";
 import { PlaybackTokens } from "../http/playback-tokens.ts";
+import { ContentKeys } from "../content-protection/content-keys.ts";
 import { tellWorkersToCancel } from "../jobs/cancel.ts";
 import { createDispatcher, type Dispatcher } from "../jobs/dispatcher.ts";
 import { createEventIngestor } from "../jobs/ingest-events.ts";
@@ -39,7 +40,7 @@ export async function createServices(env: Env, databaseUrl: string) {
   const access = createAccess(env, db, eventTarget, signingSecret, databaseUrl);
   const publicUrl = env.PUBLIC_URL?.replace(/\/$/, "") ?? "";
   const storage = await createApiStorage(env, { publicUrl, signer });
-  const { transport, dispatcher } = await createJobQueue(env, db, databaseUrl);
+  const { transport, dispatcher } = await createJobQueue(env, db, databaseUrl, access.contentKeys);
   const deliverer = createWebhookDeliverer({
     db,
     timeoutMs: env.WEBHOOK_TIMEOUT_MS,
@@ -111,6 +112,7 @@ export async function createServices(env: Env, databaseUrl: string) {
     live: live.service,
     signer,
     playbackTokens: access.playbackTokens,
+    contentKeys: access.contentKeys,
     pubSub,
     dispatcher,
     transport,
@@ -187,7 +189,7 @@ function createAccess(
   };
   // An idle client whose connection the server ends (a restart, a failover) must not crash the API.
   rateLimits.pool.on("error", (err) => log.warn("rate limiter connection lost", { err }));
-  return { playbackTokens, authenticate, liveCredentials, rateLimits };
+  return { playbackTokens, contentKeys: new ContentKeys(signingSecret), authenticate, liveCredentials, rateLimits };
 }
 
 /** The job transport TRANSPORT names and the dispatcher that publishes on it. */
@@ -195,6 +197,7 @@ async function createJobQueue(
   env: Env,
   db: Db,
   databaseUrl: string,
+  contentKeys: ContentKeys,
 ): Promise<{ transport: ApiTransport; dispatcher: Dispatcher }> {
   // The Pub/Sub SDK is imported only when configured: it weighs tens of MiB of resident memory.
   const transport =
@@ -211,6 +214,7 @@ async function createJobQueue(
     transport,
     segmentSeconds: env.HLS_SEGMENT_SECONDS,
     maxDurationSeconds: env.MAX_DURATION_SECONDS,
+    contentKeys,
     urlImport: {
       maxBytes: env.URL_IMPORT_MAX_BYTES ?? env.MAX_UPLOAD_BYTES,
       allowPrivateAddresses: env.URL_IMPORT_ALLOW_PRIVATE,

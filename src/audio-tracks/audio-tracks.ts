@@ -61,7 +61,16 @@ const tooManyTracks = () =>
   new ValidationError("videoId", `A video has at most ${MAX_AUDIO_TRACKS_PER_VIDEO} audio tracks`);
 
 /** A READY video with pictures and sound: the track is cut to its length and joins its variants' audio group. */
-function checkVideoTakesTracks(video: { status: string; width: number | null; hasAudio: boolean | null }): void {
+function checkVideoTakesTracks(video: {
+  status: string;
+  width: number | null;
+  hasAudio: boolean | null;
+  contentProtection: string | null;
+}): void {
+  // Its track's segments would be published unencrypted beside the protected ladder.
+  if (video.contentProtection !== null) {
+    throw new ValidationError("videoId", "A protected video cannot take alternate audio tracks yet");
+  }
   if (video.status !== "READY") {
     throw new ValidationError("videoId", `Audio tracks are added to READY videos; this one is ${video.status}`);
   }

@@ -3,6 +3,7 @@ import path from "node:path";
 import { type AudioTrackCatalog, withAudioTracks } from "../audio-tracks/audio-renditions.ts";
 import { type CaptionCatalog, withSubtitles } from "../captions/subtitle-playlists.ts";
 import { dashManifest } from "../dash/dash-manifest.ts";
+import { type ServedProtection, withSegmentKeys } from "../content-protection/playlist-keys.ts";
 import {
   captionFileParts,
   captionPlaylistParts,
@@ -49,7 +50,7 @@ async function admitRequest(
   req: IncomingMessage,
   res: ServerResponse,
   url: URL,
-): Promise<{ key: string; token: string; live: boolean } | null> {
+): Promise<{ key: string; token: string; live: boolean; protection: ServedProtection | null } | null> {
   if (methodNotAllowed(req, res)) return null;
   const key = publishedKey(url);
   if (key === null) {
@@ -209,9 +210,9 @@ function badRequest(res: ServerResponse, problem: string): void {
   res.end(`Bad request: ${problem}`);
 }
 
-function notFound(res: ServerResponse): void {
+function notFound(res: ServerResponse, why = "Not found"): void {
   res.writeHead(404, { "content-type": "text/plain" });
-  res.end("Not found");
+  res.end(why);
 }
 
 function forbidden(res: ServerResponse, problem: string): void {
@@ -342,10 +343,10 @@ async function servePlaylist(
   res: ServerResponse,
   objects: PublishedObjectAccess,
   catalogs: MediaCatalogs,
-  request: { key: string; token: string; url: URL; live: LivePlaylists | null },
+  request: { key: string; token: string; url: URL; live: LivePlaylists | null; protection: ServedProtection | null },
   readText: (key: string) => Promise<string | null>,
 ): Promise<void> {
-  const { key, token, url, live } = request;
+  const { key, token, url, live, protection } = request;
   let answersDirective = false;
   if (live) {
     const directives = deliveryDirectives(url);
@@ -363,7 +364,9 @@ async function servePlaylist(
   const view = live ? live.view(key, stored) : null;
   const clipped = await clippedPlaylist(readText, key, view?.text ?? stored, url);
   if ("problem" in clipped) return badRequest(res, clipped.problem);
-  const body = Buffer.from(await linkedPlaylist(objects, clipped.text, key, token));
+  const keyed =
+    protection && !isMasterPlaylist(clipped.text) ? withSegmentKeys(clipped.text, key, protection) : clipped.text;
+  const body = Buffer.from(await linkedPlaylist(objects, keyed, key, token));
   const visibility = token ? "private" : "public";
   const targetDuration = view?.targetDuration ?? targetDurationOf(clipped.text);
   res.writeHead(200, {
@@ -460,7 +463,7 @@ export async function handleMedia(
 ): Promise<void> {
   const admitted = await admitRequest(guard, req, res, url);
   if (admitted === null) return;
-  const { key, token } = admitted;
+  const { key, token, protection } = admitted;
   // A live broadcast's rung playlist as its viewers poll it (an instant clip's range is cut from the whole broadcast).
   const liveRung =
     admitted.live && path.extname(key) === ".m3u8" && !isComposedPlaylist(key) && clipRangeOf(url) === null;
@@ -473,10 +476,13 @@ export async function handleMedia(
   }
   const captionFile = captionFileParts(key);
   if (captionFile) return serveCaptionFile(req, res, catalogs.captions, captionFile, token, readText);
-  if (isDashManifestKey(key)) return serveDashManifest(req, res, objects, catalogs, { key, token }, readText);
+  if (isDashManifestKey(key)) {
+    if (protection) return notFound(res, "No DASH manifest: the video's segments are encrypted for HLS (AES-128)");
+    return serveDashManifest(req, res, objects, catalogs, { key, token }, readText);
+  }
   if (path.extname(key) === ".m3u8") {
     const live = liveRung ? livePlaylists : null;
-    return servePlaylist(req, res, objects, catalogs, { key, token, url, live }, readText);
+    return servePlaylist(req, res, objects, catalogs, { key, token, url, live, protection }, readText);
   }
   if (objects.servedBy === "api") return sendObject(req, res, storage, objects.read, { key, token, url });
   res.writeHead(302, {

@@ -1,11 +1,14 @@
 import type { Db } from "../db/client.ts";
 import { opensPlayback, videoKeyParts } from "../protocol/storage-layout.ts";
 import type { PlaybackTokens } from "./playback-tokens.ts";
+import type { ServedProtection } from "../content-protection/playlist-keys.ts";
 
 /** A video as its media requests see it: its playback policy, and whether it is a live broadcast's. */
 interface PlaybackVideo {
   policy: "PUBLIC" | "SIGNED";
   live: boolean;
+  /** How its segments are encrypted; null: not encrypted. */
+  protection: ServedProtection | null;
 }
 
 /** Who may read a video's media: the video (null: no such video) and the token checker. */
@@ -17,7 +20,7 @@ export interface PlaybackGuard {
 const POLICY_CACHE_MS = 60_000;
 const MAX_CACHED_POLICIES = 50_000;
 
-/** Media of SIGNED videos needs a token; a video's policy and source never change, so they are cached. */
+/** Media of SIGNED videos needs a token; a video's policy, source and protection never change, so they are cached. */
 export function createPlaybackGuard(db: Db, tokens: PlaybackTokens): PlaybackGuard {
   const videos = new Map<string, { video: PlaybackVideo; at: number }>();
   return {
@@ -26,11 +29,16 @@ export function createPlaybackGuard(db: Db, tokens: PlaybackTokens): PlaybackGua
       const cached = videos.get(videoId);
       if (cached && Date.now() - cached.at < POLICY_CACHE_MS) return cached.video;
       const row = await db.video
-        .findUnique({ where: { id: videoId }, select: { playbackPolicy: true, source: true } })
+        .findUnique({
+          where: { id: videoId },
+          select: { playbackPolicy: true, source: true, contentProtection: true, keyRotationSegments: true },
+        })
         .catch(() => null);
       if (!row) return null;
       if (videos.size > MAX_CACHED_POLICIES) videos.clear();
-      const video = { policy: row.playbackPolicy, live: row.source === "LIVE" };
+      const { contentProtection: method, keyRotationSegments } = row;
+      const protection = method === null ? null : { method, keyRotationSegments };
+      const video = { policy: row.playbackPolicy, live: row.source === "LIVE", protection };
       videos.set(videoId, { video, at: Date.now() });
       return video;
     },
@@ -42,7 +50,7 @@ export function createPlaybackGuard(db: Db, tokens: PlaybackTokens): PlaybackGua
  * `live`: the video is a live broadcast's.
  */
 export type PlaybackAdmission =
-  | { token: string; live: boolean }
+  | { token: string; live: boolean; protection: ServedProtection | null }
   | { refused: "not found" }
   | { refused: "forbidden"; problem: string };
 
@@ -58,12 +66,18 @@ export async function admitPlayback(guard: PlaybackGuard, key: string, url: URL)
   if (!videoId) return { refused: "not found" };
   const video = await guard.videoOf(videoId);
   if (video === null) return { refused: "not found" };
-  const { live } = video;
-  if (video.policy === "PUBLIC") return { token: "", live };
+  const { live, protection } = video;
   const token = url.searchParams.get("token");
+  const namesMedia = key.endsWith(".m3u8") || key.endsWith(".mpd");
+  if (video.policy === "PUBLIC") {
+    // A protected public video's playlists carry a session token, which its key URIs need
+    // (src/content-protection/key-endpoint.ts): the session a request carries on, else a new one.
+    if (!protection || !key.endsWith(".m3u8")) return { token: "", live, protection };
+    const carried = guard.tokens.check(videoId, token, ["session"]);
+    return { token: "problem" in carried ? guard.tokens.startSession(videoId) : token!, live, protection };
+  }
   const checked = guard.tokens.check(videoId, token, opensPlayback(key) ? ["open"] : ["open", "session"]);
   if ("problem" in checked) return { refused: "forbidden", problem: checked.problem };
-  const namesMedia = key.endsWith(".m3u8") || key.endsWith(".mpd");
   const carried = namesMedia && checked.kind === "open" ? guard.tokens.startSession(videoId) : token!;
-  return { token: carried, live };
+  return { token: carried, live, protection };
 }

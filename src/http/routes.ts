@@ -20,6 +20,8 @@ import { authorizationParam, serveGraphqlOverWebSocket } from "./graphql-ws.ts";
 import { serveHealthPath } from "./health.ts";
 import { createLivePlaylists } from "./live-playlists.ts";
 import { handleMedia } from "./media.ts";
+import { serveSegmentKey } from "../content-protection/key-endpoint.ts";
+import { contentKeyRequest } from "../content-protection/playlist-keys.ts";
 import { createPlaybackGuard } from "./playback-guard.ts";
 import { traceRequest } from "./request-trace.ts";
 import { sharedSubscriptionResults } from "./shared-subscription-results.ts";
@@ -36,6 +38,7 @@ export function createHttpRoutes(env: Env, parts: AppParts) {
   const { services, storage, authenticate, liveCredentials, rateLimits, ingests } = parts;
   const { db, playbackTokens, analytics, live, transport } = services;
   const guard = createPlaybackGuard(db, playbackTokens);
+  const keyEndpoint = { db, contentKeys: services.contentKeys, tokens: playbackTokens };
   const livePlaylists = createLivePlaylists({
     windowSeconds: env.LIVE_DVR_WINDOW_SECONDS,
     readText: (key) => storage.readText(key),
@@ -103,6 +106,8 @@ export function createHttpRoutes(env: Env, parts: AppParts) {
     if (url.pathname.startsWith(MEDIA_PATH_PREFIX)) {
       // Tenant bytes: a browser must never guess them into HTML or script.
       res.setHeader("x-content-type-options", "nosniff");
+      const keyRequest = contentKeyRequest(url.pathname.slice(MEDIA_PATH_PREFIX.length));
+      if (keyRequest) return serveSegmentKey(keyEndpoint, req, res, url, keyRequest);
       return videoImages.matches(url) ? videoImages.handle(req, res, url) : serveMedia(req, res, url);
     }
     if (analytics.matches(url)) return analytics.handle(req, res, url);

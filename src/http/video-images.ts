@@ -201,6 +201,10 @@ export function createVideoImageRoute(deps: VideoImageDeps) {
         if (admission.refused === "not found") return answer(res, 404, "Not found");
         return answer(res, 403, `Forbidden: ${admission.problem}`);
       }
+      // The API would have to decrypt segments to cut them; the ladder's poster and storyboard are still there.
+      if (admission.protection) {
+        return answer(res, 409, "Images are not made on request from a protected video's encrypted segments");
+      }
       const video = await deps.db.video.findUnique({
         where: { id: videoId! },
         select: {

@@ -1,4 +1,5 @@
-import type { Job, Video } from "../generated/prisma/client.ts";
+import type { Job } from "../generated/prisma/client.ts";
+import type { VideoWithKey } from "../content-protection/job-protection.ts";
 import { PROTOCOL_VERSION } from "../protocol/version.ts";
 import type { JobMessage } from "../protocol/job-message.ts";
 import { parseJobInput } from "./create-job.ts";
@@ -10,7 +11,7 @@ import type { JobKindModule, JobMessageSettings } from "./kinds/job-kind-module.
  * attempt carries the same input) by its kind's module. Throws when the row's input does not fit
  * its kind's schema.
  */
-export function buildJobMessage(job: Job, video: Video, settings: JobMessageSettings): JobMessage {
+export function buildJobMessage(job: Job, video: VideoWithKey, settings: JobMessageSettings): JobMessage {
   const envelope = { v: PROTOCOL_VERSION, jobId: job.id, attempt: job.attempt, videoId: job.videoId };
   const kind = JOB_KINDS[job.kind] as JobKindModule;
   const input = parseJobInput(job.kind, kind.row.read(job));

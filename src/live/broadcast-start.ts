@@ -144,6 +144,8 @@ async function createBroadcast(
     },
     {
       ...NEW_VIDEO_DEFAULTS,
+      // A broadcast's segments are not encrypted (docs/security.md: content protection is for VOD).
+      contentProtection: null,
       staticRenditions: [],
       captions: [],
       // The CMS's data the stream holds for its broadcasts (an externalId names one video: none).

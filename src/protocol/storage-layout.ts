@@ -213,3 +213,9 @@ export const tenantAssetKey = (tenantId: string, assetId: string, name: string):
 
 /** The prefix of a tenant's cached Manim partial movies. */
 export const manimCachePrefix = (tenantId: string): string => `tenants/${tenantId}/manim-cache`;
+
+/** The number of the rung segment a playlist names `seg_00012.ts` or `seg_00012.m4s` (the segment muxer's names); null for any other URI. */
+export function segmentNumberOf(uri: string): number | null {
+  const m = /^seg_(\d{5,9})\.(?:ts|m4s)$/.exec(uri);
+  return m ? Number(m[1]) : null;
+}

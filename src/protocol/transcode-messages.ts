@@ -4,6 +4,20 @@ import { ChunkRange, ChunkSource, PlannedRung, SegmentFormat } from "./media-fac
 import { LoudnessTarget, Watermark } from "./media-filters.ts";
 import { readVersion, Traceparent } from "./version.ts";
 
+/**
+ * How a protected video's segments are encrypted (src/content-protection/): AES-128 whole
+ * segments with keys derived from `key` (src/shared/segment-keys.ts), a new one every
+ * `keyRotationSegments` segments (null: one for the whole video). The key travels only in job
+ * messages, never in storage.
+ */
+export const ContentProtection = z.object({
+  method: z.literal("AES_128"),
+  /** The video's 16-byte content key, hex. */
+  key: z.string().regex(/^[0-9a-f]{32}$/),
+  keyRotationSegments: z.number().int().min(1).max(100_000).nullable(),
+});
+export type ContentProtection = z.infer<typeof ContentProtection>;
+
 /** Encoding options the API passes along; the worker has defaults for each. */
 export const TranscodeOptions = z.object({
   /** Target HLS segment length in seconds. */
@@ -26,6 +40,8 @@ export const TranscodeOptions = z.object({
   loudness: LoudnessTarget.optional(),
   /** Draw this image over the video before the ladder is scaled. */
   watermark: Watermark.optional(),
+  /** Encrypt every segment (workers before it do not read it: the API sends it to this protocol's workers). */
+  contentProtection: ContentProtection.optional(),
   /**
    * Encode only this range of the source, in seconds, cut frame-accurately (a clip, createClip): the
    * published video starts at `start` and lasts `end - start` (less when the source ends first).
@@ -96,6 +112,7 @@ export const TranscodeChunkJobMessage = z.object({
     segmentFormat: true,
     watermark: true,
     maxDurationSeconds: true,
+    contentProtection: true,
   }),
 });
 export type TranscodeChunkJobMessage = z.infer<typeof TranscodeChunkJobMessage>;

@@ -6,6 +6,8 @@ import { type CreationOptions, type InheritedOptions, NEW_VIDEO_DEFAULTS } from 
 import { DESCRIPTION_INPUT, EXTERNAL_ID_INPUT, METADATA_INPUT, MetadataEntryInput, TAGS_INPUT } from "./cms-fields.ts";
 import { LoudnessInput, validLoudness, validWatermark, WatermarkInput } from "./media-filters.ts";
 import { SegmentFormatEnum } from "./segment-format.ts";
+import { ContentProtectionInput } from "./content-protection.ts";
+import { refuseStaticRenditions, validProtection } from "../content-protection/protection-choice.ts";
 import { STATIC_RENDITIONS_INPUT, StaticRenditionNameEnum } from "./static-rendition.ts";
 import { GENERATED_CAPTIONS_INPUT, validGeneratedCaptions } from "../captions/generated-captions.ts";
 
@@ -27,6 +29,12 @@ export function creationOptionFields<Kind extends "Arg" | "InputObject">(
       description: inherits
         ? "How the HLS segments are packaged; default: the source video's (null: TS)."
         : "How the HLS segments are packaged; default TS.",
+    }),
+    contentProtection: t.field<typeof ContentProtectionInput, false>({
+      type: ContentProtectionInput,
+      description: inherits
+        ? "Encrypt its segments (with a key of its own). Default: the source video's protection; null: none."
+        : "Encrypt its segments with keys made for it, served only with its playback token; default none.",
     }),
     loudness: t.field<typeof LoudnessInput, false>({
       type: LoudnessInput,
@@ -87,15 +95,20 @@ export async function validCreationOptions(
     tags: validTags(args.tags ?? null),
     externalId: validExternalId(args.externalId ?? null),
   };
+  const staticRenditions = args.staticRenditions ?? [];
+  const protection = await chosen(args.contentProtection, defaults.contentProtection, null, validProtection);
+  // Also for a protection a clip inherits: its MP4s would be its source's media in the clear.
+  refuseStaticRenditions(protection?.method ?? null, staticRenditions.length);
   return {
     segmentFormat: await chosen(args.segmentFormat, defaults.segmentFormat, "TS", (format) => format),
+    contentProtection: protection && { ...protection, key: ctx.contentKeys.create() },
     mediaFilters: {
       loudness: await chosen(args.loudness, defaults.mediaFilters.loudness, undefined, validLoudness),
       watermark: await chosen(args.watermark, defaults.mediaFilters.watermark, undefined, (w) =>
         validWatermark(ctx, w),
       ),
     },
-    staticRenditions: args.staticRenditions ?? [],
+    staticRenditions,
     captions: await validGeneratedCaptions(ctx, args.generatedCaptions ?? []),
     ...cms,
   };

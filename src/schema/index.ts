@@ -9,6 +9,7 @@ import "./video-events.ts";
 import "./video.ts";
 import "./cms-fields.ts";
 import "./segment-format.ts";
+import "./content-protection.ts";
 import "./dash.ts";
 import "./storyboard.ts";
 import "./rendered-video.ts";

@@ -1,3 +1,4 @@
+import { refuseStaticRenditions } from "../content-protection/protection-choice.ts";
 import { builder } from "../builder.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
 import type { Video } from "../generated/prisma/client.ts";
@@ -100,6 +101,7 @@ builder.mutationFields((t) => ({
       const found = await findVideoOrThrow(ctx, String(args.videoId));
       const names = args.names;
       if (names.length === 0) throw new ValidationError("names", "Name at least one rendition");
+      refuseStaticRenditions(found.contentProtection, names.length);
       const { video, job } = await ctx.db.$transaction(async (tx) => {
         const status = await lockVideo(tx, found.id);
         if (status === null) throw new NotFoundError("video", found.id);

@@ -162,8 +162,8 @@ const SIGN_CONCURRENCY = 32;
 /**
  * Rewrites a stored HLS playlist for players that cannot reach the bucket by relative URL: each media URI of the
  * same video (segments, `URI="…"` of `EXT-X-MAP` and the like) becomes `urlFor(key)`, called once per key.
- * Playlists and WebVTT files stay relative, so players keep asking the API; absolute URIs and ones leaving the
- * video's prefix are left alone.
+ * Playlists, WebVTT files and content keys stay relative, so players keep asking the API; absolute URIs and
+ * ones leaving the video's prefix are left alone.
  */
 export async function rewritePlaylistUris(
   text: string,
@@ -175,7 +175,8 @@ export async function rewritePlaylistUris(
   const ownPrefix = `${videoPrefix(videoId)}/`;
   const keyFor = (uri: string): string | null => {
     const path = uriPath(uri);
-    if (path.endsWith(".m3u8") || path.endsWith(".vtt")) return null;
+    // A protected video's keys are the API's own (src/content-protection/), never in the bucket.
+    if (path.endsWith(".m3u8") || path.endsWith(".vtt") || path.endsWith(".key")) return null;
     const key = resolvePlaylistUri(playlistKey, uri);
     return key?.startsWith(ownPrefix) ? key : null;
   };

@@ -1,4 +1,6 @@
 import type { Db } from "../db/client.ts";
+import type { SealedContentKey } from "../content-protection/content-keys.ts";
+import type { ContentProtectionChoice } from "../content-protection/protection-choice.ts";
 import { Prisma, type SegmentFormat, type StaticRenditionName, type Video } from "../generated/prisma/client.ts";
 import { MediaFilters } from "../protocol/media-filters.ts";
 import type { VideoMetadata } from "./cms-fields.ts";
@@ -11,6 +13,8 @@ import { generatedCaptionRow } from "../captions/generated-caption-row.ts";
  */
 export interface CreationOptions {
   segmentFormat: SegmentFormat;
+  /** Its segments encrypted, with a key made for it (a clip gets its own key, never its source's). */
+  contentProtection: (ContentProtectionChoice & { key: SealedContentKey }) | null;
   mediaFilters: MediaFilters;
   /** Made once the video is READY; asked for per video, so a clip does not inherit them. */
   staticRenditions: readonly StaticRenditionName[];
@@ -27,11 +31,11 @@ export interface CreationOptions {
 /** The options a clip inherits from the video it is cut from, unless it chooses otherwise. */
 export type InheritedOptions = Omit<
   CreationOptions,
-  "staticRenditions" | "captions" | "description" | "metadata" | "tags" | "externalId"
->;
+  "staticRenditions" | "captions" | "description" | "metadata" | "tags" | "externalId" | "contentProtection"
+> & { contentProtection: ContentProtectionChoice | null };
 
 /** What a video made from a new source gets for an option its creator left out. */
-export const NEW_VIDEO_DEFAULTS: InheritedOptions = { segmentFormat: "TS", mediaFilters: {} };
+export const NEW_VIDEO_DEFAULTS: InheritedOptions = { segmentFormat: "TS", mediaFilters: {}, contentProtection: null };
 
 /** The media filters a video stores, or none when the row holds none (or something that is not them). */
 export function storedMediaFilters(value: Prisma.JsonValue): MediaFilters {
@@ -40,17 +44,30 @@ export function storedMediaFilters(value: Prisma.JsonValue): MediaFilters {
 }
 
 /** What a clip of `video` inherits. */
-export function inheritedOptions(video: Pick<Video, keyof InheritedOptions>): InheritedOptions {
-  return { segmentFormat: video.segmentFormat, mediaFilters: storedMediaFilters(video.mediaFilters) };
+export function inheritedOptions(video: Pick<Video, keyof InheritedOptions | "keyRotationSegments">): InheritedOptions {
+  const { contentProtection: method, keyRotationSegments } = video;
+  return {
+    segmentFormat: video.segmentFormat,
+    mediaFilters: storedMediaFilters(video.mediaFilters),
+    contentProtection: method === null ? null : { method, keyRotationSegments },
+  };
 }
 
 /** A new video's fields that hold its creation options (a missing one fails to compile). */
 function creationFields(
   options: CreationOptions,
-): Required<Pick<Prisma.VideoUncheckedCreateInput, keyof CreationOptions>> {
+): Required<Pick<Prisma.VideoUncheckedCreateInput, keyof CreationOptions>> &
+  Pick<Prisma.VideoUncheckedCreateInput, "keyRotationSegments" | "contentKey"> {
   const filters = JSON.parse(JSON.stringify(MediaFilters.parse(options.mediaFilters))) as Prisma.InputJsonObject;
   return {
     segmentFormat: options.segmentFormat,
+    contentProtection: options.contentProtection?.method ?? null,
+    ...(options.contentProtection
+      ? {
+          keyRotationSegments: options.contentProtection.keyRotationSegments,
+          contentKey: { create: options.contentProtection.key },
+        }
+      : {}),
     mediaFilters: Object.keys(filters).length > 0 ? filters : Prisma.DbNull,
     staticRenditions: { create: [...new Set(options.staticRenditions)].map((name) => ({ name })) },
     captions: { create: options.captions.map((c) => generatedCaptionRow(c.language, c.name)) },

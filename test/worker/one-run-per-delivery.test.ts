@@ -15,6 +15,7 @@ import { ENCODE_MANIFEST } from "../../src/protocol/storage-layout.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import type { WorkerStorage } from "../../render-worker/storage/types.ts";
 import { sameSegmentCut } from "../../render-worker/media/segment-match.ts";
+import { segmentEncryption } from "../../render-worker/media/encryption.ts";
 import { createWorker, type Worker } from "../../render-worker/worker.ts";
 import { inMemoryTransport } from "./in-memory-transport.ts";
 import { jobDirsPerTest, makeClip, stageTranscodeJob } from "../support/media-fixtures.ts";
@@ -242,6 +243,37 @@ kept and listed: the run goes on (%s)`,
       expect(await readFile(playlist, "utf8")).toContain("#EXT-X-ENDLIST");
     },
   );
+
+  it(`a protected video's segment an earlier run uploaded and died before listing is compared in the clear: \
+kept and listed, the run goes on`, async () => {
+    const { job, memory, hlsDir, jobEvents } = await setUp();
+    const protection = { method: "AES_128" as const, key: "00112233445566778899aabbccddeeff", keyRotationSegments: 2 };
+    job.options.contentProtection = protection;
+    const encryption = segmentEncryption(protection)!;
+    await memory.deliver(job, "cpu");
+    await rm(path.join(hlsDir, ENCODE_MANIFEST));
+    const playlist = path.join(hlsDir, "240p", "index.m3u8");
+    const lines = (await readFile(playlist, "utf8")).split("\n");
+    await writeFile(playlist, `${lines.slice(0, lines.indexOf("seg_00001.ts") - 1).join("\n")}\n`);
+    // Another encode's bytes of the same cut, encrypted as the worker stores them.
+    const stored = path.join(hlsDir, "240p", "seg_00001.ts");
+    const clear = `${stored}.clear.ts`;
+    await writeFile(clear, encryption.decrypt("seg_00001.ts", await readFile(stored)));
+    const remuxed = `${stored}.remuxed.ts`;
+    const copy = ["-map", "0", "-c", "copy", "-copyts", "-muxdelay", "0", "-mpegts_transport_stream_id", "77"];
+    await run("ffmpeg", ["-v", "error", "-i", clear, ...copy, remuxed]);
+    await writeFile(stored, encryption.encrypt("seg_00001.ts", await readFile(remuxed)));
+    await rm(clear);
+    await rm(remuxed);
+    const before = await readFile(stored);
+    const finished = jobEvents().length;
+
+    await memory.deliver(job, "cpu");
+    // Without decrypting the stored bytes first, ffprobe reads no media there and the run fails.
+    expect(jobEvents().slice(finished).at(-1)).toMatchObject({ type: "job.succeeded" });
+    expect(await readFile(stored)).toEqual(before);
+    expect(await readFile(playlist, "utf8")).toContain("seg_00001.ts\n");
+  });
 
   it(`a resumed run whose earlier run uploaded segments and died before listing them keeps them, the \
 audio's too (its frames fall on the resumed encoder's own grid, up to one frame off)`, async () => {

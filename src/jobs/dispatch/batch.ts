@@ -35,7 +35,10 @@ async function dispatchBatch(ctx: DispatchContext, tx: DbTransaction): Promise<n
   let nvencAlive: Promise<boolean> | undefined;
   const gpuWorkerAlive = () => (nvencAlive ??= workerAlive(tx, "nvenc", ctx.vanishedAfterSeconds));
   for (const { id } of rows) {
-    const job = await tx.job.findUniqueOrThrow({ where: { id }, include: { video: true } });
+    const job = await tx.job.findUniqueOrThrow({
+      where: { id },
+      include: { video: { include: { contentKey: true } } },
+    });
     let message: JobMessage;
     try {
       message = buildJobMessage(job, job.video, ctx);

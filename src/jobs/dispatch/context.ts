@@ -1,3 +1,4 @@
+import type { ContentKeys } from "../../content-protection/content-keys.ts";
 import type { Db } from "../../db/client.ts";
 import type { Capability } from "../../protocol/worker-messages.ts";
 import type { ApiTransport } from "../../transport/types.ts";
@@ -9,6 +10,8 @@ export interface DispatcherOptions {
   transport: ApiTransport;
   segmentSeconds: number;
   maxDurationSeconds: number;
+  /** Opens a protected video's content key for its transcode's message. */
+  contentKeys: ContentKeys;
   urlImport: { maxBytes: number; allowPrivateAddresses: boolean };
   /** A RUNNING job whose worker has been silent this long is queued again. */
   vanishedAfterSeconds: number;

@@ -1,8 +1,10 @@
+import type { ContentKeys } from "../../content-protection/content-keys.ts";
+import type { VideoWithKey } from "../../content-protection/job-protection.ts";
 import type { z } from "zod";
 import type { Db } from "../../db/client.ts";
 import type { CostSettings } from "../../costs/cost-model.ts";
 import type { EstimateColumns } from "../../costs/job-cost.ts";
-import type { Job, Prisma, Video } from "../../generated/prisma/client.ts";
+import type { Job, Prisma } from "../../generated/prisma/client.ts";
 import type { Capability } from "../../protocol/worker-messages.ts";
 import type { JobMessage } from "../../protocol/job-message.ts";
 
@@ -10,6 +12,8 @@ import type { JobMessage } from "../../protocol/job-message.ts";
 export interface JobMessageSettings {
   segmentSeconds: number;
   maxDurationSeconds: number;
+  /** Opens a protected video's content key for its transcode's message. */
+  contentKeys: ContentKeys;
   /** createVideoFromUrl: the largest download, and the test-only private-address switch. */
   urlImport: { maxBytes: number; allowPrivateAddresses: boolean };
 }
@@ -17,7 +21,7 @@ export interface JobMessageSettings {
 /** Everything a message builder needs: the job's row, its video, its input parsed by its kind's schema. */
 interface BuildFrom<Input> {
   job: Job;
-  video: Video;
+  video: VideoWithKey;
   input: Input;
   settings: JobMessageSettings;
   envelope: Pick<JobMessage, "v" | "jobId" | "attempt" | "videoId">;

@@ -1,3 +1,4 @@
+import { messageProtection } from "../../content-protection/job-protection.ts";
 import type { z } from "zod";
 import type { Db } from "../../db/client.ts";
 import type { CostSettings } from "../../costs/cost-model.ts";
@@ -35,6 +36,7 @@ export const transcodeChunk = {
         segmentFormat: video.segmentFormat,
         // The same mark as the split run drew on the first chunk; the audio is not a chunk's.
         ...(watermark ? { watermark } : {}),
+        ...messageProtection(video, settings.contentKeys),
       },
     };
   },

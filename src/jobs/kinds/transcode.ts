@@ -1,3 +1,4 @@
+import { messageProtection } from "../../content-protection/job-protection.ts";
 import { z } from "zod";
 import { estimateTranscodeAtEnqueue } from "../../costs/job-cost.ts";
 import type { Video } from "../../generated/prisma/client.ts";
@@ -35,6 +36,7 @@ export const transcode = {
         // The video's loudness target and watermark: every attempt and every job of it the same.
         ...(video.mediaFilters === null ? {} : MediaFilters.parse(video.mediaFilters)),
         ...clipTrim(video),
+        ...messageProtection(video, settings.contentKeys),
       },
     };
   },

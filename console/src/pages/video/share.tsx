@@ -26,8 +26,26 @@ function StreamUrls({ video }: { video: Video }) {
           <code data-testid="dash-url">{absolute(video.dashUrl)}</code>
         ) : (
           <span class="muted">
-            {video.segmentFormat === "FMP4" ? "once the video is READY" : "needs fMP4 segments (this video has TS)"}
+            {video.contentProtection
+              ? "not for protected videos (their segments are encrypted for HLS)"
+              : video.segmentFormat === "FMP4"
+                ? "once the video is READY"
+                : "needs fMP4 segments (this video has TS)"}
           </span>
+        )}
+      </dd>
+      <dt>Protection</dt>
+      <dd data-testid="content-protection">
+        {video.contentProtection ? (
+          <>
+            AES-128 segments
+            {video.contentProtection.keyRotationSegments
+              ? `, a new key every ${video.contentProtection.keyRotationSegments} segments`
+              : ", one key"}
+            ; keys only with the playback URL's token
+          </>
+        ) : (
+          <span class="muted">none</span>
         )}
       </dd>
     </dl>
