@@ -4,12 +4,14 @@ import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../src/free-port.ts";
 import { simulcastKeyCipher } from "../src/simulcast/target-keys.ts";
 import { addTenantTarget } from "../src/simulcast/targets.ts";
 import { startTestApp, type TestApp, collectSubscription } from "./support/app.ts";
-import { tenantKeySecret } from "./support/auth.ts";
+import { TEST_ADMIN_KEY, tenantKeySecret } from "./support/auth.ts";
+import { buildConsole, launchChromium } from "./support/console.ts";
 import { queryDatabase } from "./support/db.ts";
 import { expectTypename, graphql } from "./support/graphql.ts";
 import { createLiveStreamWithKey, streamState, topSegments } from "./support/live-api.ts";
@@ -46,6 +48,7 @@ const FOLLOW_TARGETS = graphql(`
 const MAX_TARGETS = 4;
 
 let t: TestApp;
+let browser: Browser;
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
 beforeAll(async () => {
   t = await startTestApp({
@@ -61,12 +64,24 @@ beforeAll(async () => {
     workerEnv: { LIVE_PASSTHROUGH: "true" },
   });
   await workersReported(t);
+  await buildConsole();
+  browser = await launchChromium();
 });
 afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
+  await browser?.close();
   await t?.stop();
 });
 afterEach(killPublishersOnAir);
+
+/** The console's Live page, signed in as the admin key. */
+async function livePage(): Promise<Page> {
+  const page = await browser.newPage();
+  await page.goto(`${t.url}/live`);
+  await page.getByLabel("API key or viewer JWT").fill(TEST_ADMIN_KEY);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  return page;
+}
 
 async function addTarget(liveStreamId: string, name: string, url: string, streamKey: string) {
   const res = await t.gql(ADD_TARGET, { input: { liveStreamId, name, url, streamKey } });
@@ -75,7 +90,7 @@ async function addTarget(liveStreamId: string, name: string, url: string, stream
 }
 
 describe("simulcast targets through the API", () => {
-  it("keeps a target's stream key sealed and never returns it, and refuses hostile URLs, keys and a sixth target", async () => {
+  it("keeps a target's stream key sealed and never returns it, and refuses hostile URLs, keys and a target past the bound", async () => {
     const { id } = await createLiveStreamWithKey(t, "Targets");
     const key = "live_secret_key_1234_abcd";
     const added = expectTypename(await addTarget(id, "YouTube", "rtmp://127.0.0.1:1935/live2", key), "SimulcastTarget");
@@ -197,6 +212,37 @@ async function probeStreams(file: string): Promise<{ streams: ProbedStream[]; du
   return { streams: parsed.streams, duration: Number(parsed.format.duration) };
 }
 
+describe("the console's Live page", () => {
+  it("adds a target with its key masked, shows its state, and removes it", async () => {
+    await createLiveStreamWithKey(t, "Console simulcast");
+    const page = await livePage();
+    try {
+      const card = page.getByRole("article", { name: "Live stream Console simulcast" });
+      const targets = card.getByRole("region", { name: "Simulcast targets" });
+      await targets.getByLabel("Name").fill("Twitch");
+      await targets.getByLabel("Server (rtmp://, rtmps:// or srt://)").fill("rtmp://127.0.0.1/app");
+      await targets.getByLabel("Stream key (stored encrypted, never shown again)").fill("live_console_key_wxyz");
+      await targets.getByRole("button", { name: "Add target" }).click();
+      const row = targets.getByTestId("simulcast-target");
+      await expect.poll(() => row.textContent()).toContain("Twitch");
+      const text = (await row.textContent())!;
+      expect(text).toContain("••••wxyz");
+      expect(text).toContain("IDLE");
+      expect(await page.content()).not.toContain("live_console_key_wxyz");
+      // A hostile URL is refused with its reason.
+      await targets.getByLabel("Name").fill("Bad");
+      await targets.getByLabel("Server (rtmp://, rtmps:// or srt://)").fill("file:///etc/passwd");
+      await targets.getByLabel("Stream key (stored encrypted, never shown again)").fill("k");
+      await targets.getByRole("button", { name: "Add target" }).click();
+      await expect.poll(() => page.getByRole("alert").textContent()).toContain("rtmp://, rtmps:// or srt://");
+      await row.getByRole("button", { name: "Remove" }).click();
+      await expect.poll(() => row.count()).toBe(0);
+    } finally {
+      await page.close();
+    }
+  });
+});
+
 describe("a broadcast forwarded to its targets", () => {
   it("copies the publisher's stream to RTMP and SRT receivers while a refusing and a stalling target retry, and stops them all at its end", async () => {
     const dir = await mkdtemp(path.join(tmpdir(), "vg-simulcast-"));
@@ -261,6 +307,18 @@ describe("a broadcast forwarded to its targets", () => {
     expect(stateOf(onAir, ids.stalled).lastError).toContain("took nothing");
     // No error names a stream key.
     expect(JSON.stringify(onAir)).not.toMatch(/refused_key|stalled_key|target_key_rtmp|srt_stream_id/);
+
+    // The console shows each target's state and last error as the stream's events bring them.
+    const page = await livePage();
+    try {
+      const targets = page
+        .getByRole("article", { name: "Live stream Simulcast" })
+        .getByRole("region", { name: "Simulcast targets" });
+      await expect.poll(() => targets.textContent(), { timeout: 15_000 }).toContain("Connection refused");
+      expect(await targets.getByTestId("simulcast-target").first().textContent()).toContain("LIVE");
+    } finally {
+      await page.close();
+    }
 
     // The broadcast goes on beside them: new segments keep coming while the bad targets retry.
     const videoId = (await streamState(t, stream.id)).activeVideo!.id;
