@@ -1,6 +1,7 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
-import { createServer, type Server, type Socket } from "node:net";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { connect, createServer, type Server, type Socket } from "node:net";
+import { createServer as createTlsServer } from "node:tls";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -45,7 +46,7 @@ const TARGETS = graphql(`
 const FOLLOW_TARGETS = graphql(`
   subscription ($id: ID!) { liveStreamEvents(id: $id) { status liveStream { simulcastTargets { id state lastError } } } }`);
 
-const MAX_TARGETS = 4;
+const MAX_TARGETS = 5;
 
 let t: TestApp;
 let browser: Browser;
@@ -188,6 +189,27 @@ async function stallingServer(port: number): Promise<{ server: Server; sockets: 
   return { server, sockets };
 }
 
+/**
+ * An RTMPS receiver on the loopback: a TLS server (a self-signed certificate made by openssl) in
+ * front of an RTMP receiver's port, each connection piped to it.
+ */
+async function tlsFront(port: number, backPort: number, dir: string): Promise<Server> {
+  const key = path.join(dir, "key.pem");
+  const cert = path.join(dir, "cert.pem");
+  await promisify(execFile)("openssl", [
+    ...["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert],
+    ...["-days", "1", "-subj", "/CN=localhost"],
+  ]);
+  const server = createTlsServer({ key: await readFile(key), cert: await readFile(cert) }, (socket) => {
+    const back = connect(backPort, "127.0.0.1");
+    socket.pipe(back).pipe(socket);
+    socket.on("error", () => back.destroy());
+    back.on("error", () => socket.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  return server;
+}
+
 const exited = (child: ChildProcess) =>
   child.exitCode !== null || child.signalCode !== null
     ? Promise.resolve()
@@ -244,22 +266,29 @@ describe("the console's Live page", () => {
 });
 
 describe("a broadcast forwarded to its targets", () => {
-  it("copies the publisher's stream to RTMP and SRT receivers while a refusing and a stalling target retry, and stops them all at its end", async () => {
+  it("copies the publisher's stream to RTMP, RTMPS and SRT receivers while a refusing and a stalling target retry, and stops them all at its end", async () => {
     const dir = await mkdtemp(path.join(tmpdir(), "vg-simulcast-"));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
-    const [rtmpPort, srtPort, refusedPort, stallPort] = await Promise.all([
-      freePort(),
-      freePort(),
-      freePort(),
-      freePort(),
-    ]);
+    const ports = await Promise.all(Array.from({ length: 6 }, () => freePort()));
+    const [rtmpPort, srtPort, refusedPort, stallPort, rtmpsPort, rtmpsBackPort] = ports as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
     const rtmpFile = path.join(dir, "rtmp.flv");
     const srtFile = path.join(dir, "srt.ts");
     const rtmp = rtmpReceiver(rtmpPort, "target_key_rtmp", rtmpFile);
     const srt = srtReceiver(srtPort, srtFile);
     const stall = await stallingServer(stallPort);
+    const rtmpsFile = path.join(dir, "rtmps.flv");
+    const rtmps = rtmpReceiver(rtmpsBackPort, "target_key_rtmps", rtmpsFile);
+    const front = await tlsFront(rtmpsPort, rtmpsBackPort, dir);
     cleanups.push(() => {
-      for (const c of [rtmp, srt]) c.kill("SIGKILL");
+      front.close();
+      for (const c of [rtmp, srt, rtmps]) c.kill("SIGKILL");
       for (const s of stall.sockets) s.destroy();
       stall.server.close();
     });
@@ -268,6 +297,10 @@ describe("a broadcast forwarded to its targets", () => {
     const ids = {
       rtmp: expectTypename(
         await addTarget(stream.id, "RTMP", `rtmp://127.0.0.1:${rtmpPort}/app`, "target_key_rtmp"),
+        "SimulcastTarget",
+      ).id,
+      rtmps: expectTypename(
+        await addTarget(stream.id, "RTMPS", `rtmps://127.0.0.1:${rtmpsPort}/app`, "target_key_rtmps"),
         "SimulcastTarget",
       ).id,
       srt: expectTypename(
@@ -298,6 +331,7 @@ describe("a broadcast forwarded to its targets", () => {
       (s) =>
         stateOf(s, ids.rtmp).state === "LIVE" &&
         stateOf(s, ids.srt).state === "LIVE" &&
+        stateOf(s, ids.rtmps).state === "LIVE" &&
         stateOf(s, ids.refused).lastError !== null &&
         stateOf(s, ids.stalled).lastError !== null,
       60_000,
@@ -332,18 +366,19 @@ describe("a broadcast forwarded to its targets", () => {
     const stillOn = await targetsOf();
     expect(stateOf(stillOn, ids.rtmp).state).toBe("LIVE");
     expect(stateOf(stillOn, ids.srt).state).toBe("LIVE");
+    expect(stateOf(stillOn, ids.rtmps).state).toBe("LIVE");
     expect(["CONNECTING", "RETRYING"]).toContain(stateOf(stillOn, ids.refused).state);
 
     const sent = await publisher.stop();
     const ended = await waitFor("the end", targetsOf, (s) => s.status === "ENDED", 45_000);
-    expect(ended.simulcastTargets.map((x) => x.state)).toEqual(["STOPPED", "STOPPED", "STOPPED", "STOPPED"]);
-    await Promise.all([exited(rtmp), exited(srt)]);
+    expect(ended.simulcastTargets.map((x) => x.state)).toEqual(["STOPPED", "STOPPED", "STOPPED", "STOPPED", "STOPPED"]);
+    await Promise.all([exited(rtmp), exited(srt), exited(rtmps)]);
 
     // What the receivers got is the publisher's stream copied: the same H.264 (its parameter sets,
     // by their hash) and AAC as the recording's copied top rung, and about as long as was sent.
     const recording = await probeStreams(path.join(t.dataDir, "videos", videoId, "hls", "240p", "index.m3u8"));
     const published = recording.streams.find((s) => s.codec_name === "h264")!;
-    for (const file of [rtmpFile, srtFile]) {
+    for (const file of [rtmpFile, rtmpsFile, srtFile]) {
       const got = await probeStreams(file);
       const video = got.streams.find((s) => s.codec_name === "h264")!;
       const audio = got.streams.find((s) => s.codec_name === "aac")!;
