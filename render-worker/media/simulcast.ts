@@ -106,7 +106,7 @@ async function askTargets(feedUrl: string, signal: AbortSignal): Promise<Simulca
 /** One target's forwarding, tried again with back-off until `signal`; ends reported STOPPED. */
 async function forwardTarget(
   options: SimulcastOptions,
-  target: { id: string; url: string },
+  target: SimulcastTargets["targets"][number],
   policy: AddressPolicy,
   signal: AbortSignal,
 ): Promise<void> {
@@ -127,7 +127,7 @@ async function forwardTarget(
       error = "the broadcast's feed to the target ended";
     } catch (err) {
       if (signal.aborted) break;
-      error = forwardingError(err, target.url, options.feedUrl);
+      error = forwardingError(err, target, options.feedUrl);
     }
     if (signal.aborted) break;
     if (Date.now() - started > HEALTHY_MS) failures = 0;
@@ -231,30 +231,20 @@ async function forwardOnce(
 
 /**
  * A failed try's reason, as the tenant reads it: the last line ffmpeg said (its stderr's tail), with
- * the target's URL and stream key and the feed's address taken out.
+ * the target's URL, its stream key and the feed's address taken out.
  */
-function forwardingError(err: unknown, targetUrl: string, feedUrl: string): string {
+function forwardingError(err: unknown, target: { url: string; streamKey: string }, feedUrl: string): string {
   const tail = err instanceof MediaError ? err.stderrTail?.trim().split("\n").at(-1) : undefined;
   const text = tail || (err instanceof Error && !isAbortError(err) ? err.message : String(err));
-  return withoutSecrets(text, targetUrl, feedUrl).slice(0, 300);
-}
-
-/** `text` without a target's URL, its stream key (its RTMP stream name, its SRT streamid) or the feed's URL. */
-function withoutSecrets(text: string, targetUrl: string, feedUrl: string): string {
-  const target = new URL(targetUrl);
-  const key =
-    target.protocol === "srt:"
-      ? target.searchParams.get("streamid")
-      : target.pathname.slice(target.pathname.lastIndexOf("/") + 1);
   const feed = new URL(feedUrl);
-  const secrets = [targetUrl, feedUrl, `${feed.origin}${feed.pathname}`, key].filter(
-    (s): s is string => typeof s === "string" && s.length >= 4,
-  );
-  const names = new Map([
-    [targetUrl, "the target"],
-    [key ?? "", "…"],
-  ]);
+  const secrets: [string, string][] = [
+    [target.url, "the target"],
+    [feedUrl, "the broadcast's feed"],
+    [`${feed.origin}${feed.pathname}`, "the broadcast's feed"],
+    [target.streamKey, "…"],
+    [encodeURIComponent(target.streamKey), "…"],
+  ];
   let out = text;
-  for (const secret of secrets) out = out.replaceAll(secret, names.get(secret) ?? "the broadcast's feed");
-  return out.replaceAll(`${target.protocol}//${target.host}`, target.host);
+  for (const [secret, name] of secrets) out = out.replaceAll(secret, name);
+  return out.slice(0, 300);
 }

@@ -40,6 +40,8 @@ export async function onJobEvent(ctx: LiveContext, e: JobEvent, videoId: string)
     log.info("live: the end of a run another run took the broadcast over from", { videoId, runId: e.runId });
     return;
   }
+  // Nor are its targets' states: the run that took over forwards to them now (a late STOPPED would hide it).
+  if (e.type === "live.simulcast" && (await supersededRun(ctx, e))) return;
   try {
     await applyJobEvent(ctx, e, videoId);
   } finally {

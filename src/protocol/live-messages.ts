@@ -59,6 +59,8 @@ export const SimulcastTargets = z.object({
         id: z.uuid(),
         /** Where ffmpeg connects: rtmp, rtmps or srt, the stream key in it; a secret. */
         url: z.string().min(1).max(2048),
+        /** The stream key in `url`, alone: taken out of every error the run reports. */
+        streamKey: z.string().min(1).max(256),
       }),
     )
     .max(64),

@@ -91,10 +91,8 @@ export async function forwardedTargets(
   const targets = [];
   for (const t of await targetsOf(db, streamId)) {
     try {
-      targets.push({
-        id: t.id,
-        url: forwardingUrl(t.url, openStreamKey(settings.cipherKey, streamId, t.keyCiphertext)),
-      });
+      const streamKey = openStreamKey(settings.cipherKey, streamId, t.keyCiphertext);
+      targets.push({ id: t.id, url: forwardingUrl(t.url, streamKey), streamKey });
     } catch (err) {
       log.warn("simulcast: a target's stream key does not open; it is not forwarded to", { targetId: t.id, err });
     }
