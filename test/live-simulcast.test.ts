@@ -266,7 +266,7 @@ describe("the console's Live page", () => {
 });
 
 describe("a broadcast forwarded to its targets", () => {
-  it("copies the publisher's stream to RTMP, RTMPS and SRT receivers while a refusing and a stalling target retry, and stops them all at its end", async () => {
+  it("copies the publisher's stream to RTMP, RTMPS and SRT receivers while a refusing and a stalling target retry, forwards to one added on air, and stops them all at its end", async () => {
     const dir = await mkdtemp(path.join(tmpdir(), "vg-simulcast-"));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
     const ports = await Promise.all(Array.from({ length: 6 }, () => freePort()));
@@ -363,16 +363,28 @@ describe("a broadcast forwarded to its targets", () => {
       (s) => s.length >= before + 4,
       30_000,
     );
+    // A target removed on air is let go, and one added on air is forwarded to within seconds.
+    const removed = await t.gql(REMOVE_TARGET, { id: ids.refused });
+    expect(removed.data.removeSimulcastTarget.__typename).toBe("RemoveSimulcastTargetSuccess");
+    const latePort = await freePort();
+    const lateFile = path.join(dir, "late.flv");
+    const late = rtmpReceiver(latePort, "late_key", lateFile);
+    cleanups.push(() => late.kill("SIGKILL"));
+    const lateId = expectTypename(
+      await addTarget(stream.id, "Late", `rtmp://127.0.0.1:${latePort}/app`, "late_key"),
+      "SimulcastTarget",
+    ).id;
+    await waitFor("the late target LIVE", targetsOf, (s) => stateOf(s, lateId)?.state === "LIVE", 30_000);
     const stillOn = await targetsOf();
     expect(stateOf(stillOn, ids.rtmp).state).toBe("LIVE");
     expect(stateOf(stillOn, ids.srt).state).toBe("LIVE");
     expect(stateOf(stillOn, ids.rtmps).state).toBe("LIVE");
-    expect(["CONNECTING", "RETRYING"]).toContain(stateOf(stillOn, ids.refused).state);
 
     const sent = await publisher.stop();
     const ended = await waitFor("the end", targetsOf, (s) => s.status === "ENDED", 45_000);
     expect(ended.simulcastTargets.map((x) => x.state)).toEqual(["STOPPED", "STOPPED", "STOPPED", "STOPPED", "STOPPED"]);
-    await Promise.all([exited(rtmp), exited(srt), exited(rtmps)]);
+    await Promise.all([exited(rtmp), exited(srt), exited(rtmps), exited(late)]);
+    expect((await probeStreams(lateFile)).streams.map((x) => x.codec_name).sort()).toEqual(["aac", "h264"]);
 
     // What the receivers got is the publisher's stream copied: the same H.264 (its parameter sets,
     // by their hash) and AAC as the recording's copied top rung, and about as long as was sent.
@@ -403,6 +415,6 @@ describe("a broadcast forwarded to its targets", () => {
         ),
       );
     expect([...seen(ids.rtmp)]).toEqual(expect.arrayContaining(["IDLE", "LIVE", "STOPPED"]));
-    expect([...seen(ids.refused)]).toEqual(expect.arrayContaining(["RETRYING", "STOPPED"]));
+    expect([...seen(ids.stalled)]).toEqual(expect.arrayContaining(["CONNECTING", "RETRYING", "STOPPED"]));
   });
 });
