@@ -1,4 +1,5 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { createServer as createTlsServer } from "node:tls";
@@ -18,6 +19,7 @@ import { expectTypename, graphql } from "./support/graphql.ts";
 import { createLiveStreamWithKey, streamState, topSegments } from "./support/live-api.ts";
 import { killPublishersOnAir, publishUntilStopped } from "./support/live-publisher.ts";
 import { workersReported } from "./support/live-slots.ts";
+import { listProcesses } from "./support/process-scan.ts";
 import { waitFor } from "./support/wait-for.ts";
 
 // Simulcast (docs/live.md, "Simulcast"): a broadcast forwarded, copied, to targets on the loopback
@@ -266,7 +268,7 @@ describe("the console's Live page", () => {
 });
 
 describe("a broadcast forwarded to its targets", () => {
-  it("copies the publisher's stream to RTMP, RTMPS and SRT receivers while a refusing and a stalling target retry, forwards to one added on air, and stops them all at its end", async () => {
+  it("copies the publisher's stream to RTMP, RTMPS and SRT receivers while a refusing and a stalling target retry, forwards to one added on air and again after its ffmpeg is killed, and stops them all at its end", async () => {
     const dir = await mkdtemp(path.join(tmpdir(), "vg-simulcast-"));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
     const ports = await Promise.all(Array.from({ length: 6 }, () => freePort()));
@@ -367,14 +369,25 @@ describe("a broadcast forwarded to its targets", () => {
     const removed = await t.gql(REMOVE_TARGET, { id: ids.refused });
     expect(removed.data.removeSimulcastTarget.__typename).toBe("RemoveSimulcastTargetSuccess");
     const latePort = await freePort();
-    const lateFile = path.join(dir, "late.flv");
-    const late = rtmpReceiver(latePort, "late_key", lateFile);
+    const late = rtmpReceiver(latePort, "late_key", path.join(dir, "late.flv"));
     cleanups.push(() => late.kill("SIGKILL"));
     const lateId = expectTypename(
       await addTarget(stream.id, "Late", `rtmp://127.0.0.1:${latePort}/app`, "late_key"),
       "SimulcastTarget",
     ).id;
     await waitFor("the late target LIVE", targetsOf, (s) => stateOf(s, lateId)?.state === "LIVE", 30_000);
+    // Its forwarding killed (SIGKILL, as the OOM killer does), it is tried again and LIVE again on a new receiver.
+    const forwarder = listProcesses()
+      .filter((p) => p.command === "ffmpeg")
+      .find((p) => readFileSync(`/proc/${p.pid}/cmdline`, "utf8").includes(`127.0.0.1:${latePort}/app/late_key`));
+    expect(forwarder, "the late target's forwarding ffmpeg").toBeDefined();
+    process.kill(forwarder!.pid, "SIGKILL");
+    await exited(late);
+    const againFile = path.join(dir, "again.flv");
+    const again = rtmpReceiver(latePort, "late_key", againFile);
+    cleanups.push(() => again.kill("SIGKILL"));
+    await waitFor("the late target retrying", targetsOf, (s) => stateOf(s, lateId).state !== "LIVE", 15_000);
+    await waitFor("the late target LIVE again", targetsOf, (s) => stateOf(s, lateId).state === "LIVE", 30_000);
     const stillOn = await targetsOf();
     expect(stateOf(stillOn, ids.rtmp).state).toBe("LIVE");
     expect(stateOf(stillOn, ids.srt).state).toBe("LIVE");
@@ -383,8 +396,9 @@ describe("a broadcast forwarded to its targets", () => {
     const sent = await publisher.stop();
     const ended = await waitFor("the end", targetsOf, (s) => s.status === "ENDED", 45_000);
     expect(ended.simulcastTargets.map((x) => x.state)).toEqual(["STOPPED", "STOPPED", "STOPPED", "STOPPED", "STOPPED"]);
-    await Promise.all([exited(rtmp), exited(srt), exited(rtmps), exited(late)]);
-    expect((await probeStreams(lateFile)).streams.map((x) => x.codec_name).sort()).toEqual(["aac", "h264"]);
+    await Promise.all([exited(rtmp), exited(srt), exited(rtmps), exited(again)]);
+    // (The first receiver was cut off before it wrote anything: ffmpeg probes its input first.)
+    expect((await probeStreams(againFile)).streams.map((x) => x.codec_name).sort()).toEqual(["aac", "h264"]);
 
     // What the receivers got is the publisher's stream copied: the same H.264 (its parameter sets,
     // by their hash) and AAC as the recording's copied top rung, and about as long as was sent.
