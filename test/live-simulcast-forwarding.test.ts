@@ -45,6 +45,7 @@ beforeAll(async () => {
     if (req.method === "HEAD") return void res.writeHead(200).end();
     if (req.headers[LIVE_SIMULCAST_TARGETS_HEADER]) {
       const targets = [{ id: TARGET_ID, url: `rtmp://127.0.0.1:${targetPort}/app/the_key`, streamKey: "the_key" }];
+      res.setHeader("content-type", "application/json");
       return void res.end(JSON.stringify({ allowPrivateAddresses, targets }));
     }
     forwarderReads.push(String(req.headers[LIVE_SIMULCAST_HEADER]));

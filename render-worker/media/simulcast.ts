@@ -95,7 +95,11 @@ async function askTargets(feedUrl: string, signal: AbortSignal): Promise<Simulca
       headers: { [LIVE_SIMULCAST_TARGETS_HEADER]: "1" },
       signal: AbortSignal.any([signal, AbortSignal.timeout(TARGETS_TIMEOUT_MS)]),
     });
-    if (!res.ok) return null;
+    // An API that does not know the header answers with the feed itself: not read.
+    if (!res.ok || !res.headers.get("content-type")?.startsWith("application/json")) {
+      await res.body?.cancel();
+      return null;
+    }
     return SimulcastTargets.parse(await res.json());
   } catch (err) {
     if (!signal.aborted) log.warn("simulcast: the stream's targets could not be read", { err: String(err) });
