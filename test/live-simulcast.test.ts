@@ -99,6 +99,10 @@ describe("simulcast targets through the API", () => {
     const added = expectTypename(await addTarget(id, "YouTube", "rtmp://127.0.0.1:1935/live2", key), "SimulcastTarget");
     expect(added).toMatchObject({ name: "YouTube", url: "rtmp://127.0.0.1:1935/live2", state: "IDLE" });
     expect(added.streamKey).toBe("••••abcd");
+    // A short key's last characters would be most of it: none are shown.
+    const short = expectTypename(await addTarget(id, "Short", "rtmp://127.0.0.1/live", "abcdefgh"), "SimulcastTarget");
+    expect(short.streamKey).toBe("••••");
+    await t.gql(REMOVE_TARGET, { id: short.id });
     const listed = (await t.gql(TARGETS, { id })).data.liveStream!;
     expect(JSON.stringify(listed)).not.toContain(key);
     // At rest: sealed (AES-256-GCM), the key nowhere in the row.

@@ -25,7 +25,8 @@ const SimulcastTargetRef = builder.prismaObject("SimulcastTarget", {
       description: "The server's rtmp://, rtmps:// or srt:// URL, without the stream key.",
     }),
     streamKey: t.string({
-      description: "The stream key, masked: its last four characters. The key itself is never returned.",
+      description:
+        "The stream key, masked: its last four characters (none for a key of 8 or fewer). The key itself is never returned.",
       resolve: (target) => maskedStreamKey(target.keyHint),
     }),
     state: t.expose("state", { type: SimulcastTargetStateEnum }),

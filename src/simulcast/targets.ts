@@ -56,7 +56,8 @@ export async function addTenantTarget(
         name,
         url: url.href,
         keyCiphertext: sealStreamKey(settings.cipherKey, stream.id, input.streamKey),
-        keyHint: input.streamKey.slice(-4),
+        // A short key's last characters would be most of it: none are shown.
+        keyHint: input.streamKey.length > 8 ? input.streamKey.slice(-4) : "",
       },
     });
   });
