@@ -94,7 +94,10 @@ async function feedStatus(ctx: LiveContext, videoId: string): Promise<200 | 404 
   return 404;
 }
 
-/** The stream's simulcast targets, keys opened, for the run forwarding its broadcast (LIVE_SIMULCAST_TARGETS_HEADER). */
+/**
+ * The stream's simulcast targets, keys opened, for the run forwarding its broadcast
+ * (LIVE_SIMULCAST_TARGETS_HEADER).
+ */
 function answerTargets(ctx: LiveContext, res: ServerResponse, streamId: string): void {
   const targets = ctx.simulcast
     ? forwardedTargets(ctx.db, ctx.simulcast, streamId)

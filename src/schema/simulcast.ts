@@ -10,7 +10,8 @@ const SimulcastTargetStateEnum = builder.enumType(SimulcastTargetState, {
   name: "SimulcastTargetState",
   description:
     "IDLE (no broadcast yet), CONNECTING, LIVE (the broadcast is forwarded to it), RETRYING (its connection failed " +
-    "or stalled: `lastError`, and it tries again with back-off while the broadcast lasts), STOPPED (the broadcast ended).",
+    "or stalled: `lastError`, and it tries again with back-off while the broadcast lasts), " +
+    "STOPPED (the broadcast ended).",
 });
 
 const SimulcastTargetRef = builder.prismaObject("SimulcastTarget", {
@@ -26,7 +27,8 @@ const SimulcastTargetRef = builder.prismaObject("SimulcastTarget", {
     }),
     streamKey: t.string({
       description:
-        "The stream key, masked: its last four characters (none for a key of 8 or fewer). The key itself is never returned.",
+        "The stream key, masked: its last four characters (none for a key of 8 or fewer). " +
+        "The key itself is never returned.",
       resolve: (target) => maskedStreamKey(target.keyHint),
     }),
     state: t.expose("state", { type: SimulcastTargetStateEnum }),
