@@ -23,7 +23,8 @@ const ADD_TARGET = graphql(`
     addSimulcastTarget(input: $input) { __typename ... on SimulcastTarget { id } ... on Error { message } }
   }`);
 const TARGETS = graphql(`
-  query ($id: ID!) { liveStream(id: $id) { status activeVideo { id } simulcastTargets { state lastError updatedAt } } }`);
+  query ($id: ID!) {
+    liveStream(id: $id) { status activeVideo { id } simulcastTargets { state lastError updatedAt } } }`);
 
 let t: TestApp;
 let dir: string;

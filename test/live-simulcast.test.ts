@@ -46,7 +46,8 @@ const REMOVE_TARGET = graphql(`
 const TARGETS = graphql(`
   query ($id: ID!) { liveStream(id: $id) { status simulcastTargets { id name url streamKey state lastError } } }`);
 const FOLLOW_TARGETS = graphql(`
-  subscription ($id: ID!) { liveStreamEvents(id: $id) { status liveStream { simulcastTargets { id state lastError } } } }`);
+  subscription ($id: ID!) {
+    liveStreamEvents(id: $id) { status liveStream { simulcastTargets { id state lastError } } } }`);
 
 const MAX_TARGETS = 5;
 
@@ -135,7 +136,8 @@ describe("simulcast targets through the API", () => {
     expect(over.message).toContain(`at most ${MAX_TARGETS}`);
 
     // Another tenant sees neither the stream nor its targets.
-    const other = `Bearer ${await tenantKeySecret(t.app.services.db, "simulcast-other", ["videos:read", "videos:write"])}`;
+    const scopes = ["videos:read", "videos:write"] as const;
+    const other = `Bearer ${await tenantKeySecret(t.app.services.db, "simulcast-other", scopes)}`;
     const foreign = await t.gql(
       ADD_TARGET,
       { input: { liveStreamId: id, name: "x", url: "rtmp://h/a", streamKey: "k" } },
