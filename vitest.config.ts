@@ -40,6 +40,7 @@ const FAULT_FILES = [
   "test/live-deploy.test.ts",
   "test/live-full-disk.test.ts",
   "test/live-one-takeover.test.ts",
+  "test/live-simulcast-takeover.test.ts",
   "test/live-takeover.test.ts",
   "test/multi-instance.test.ts",
   "test/multi-instance-pubsub.test.ts",

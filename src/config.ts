@@ -183,6 +183,8 @@ const EnvSchema = z.object({
    * instance restarted after a crash (default DATA_DIR/live-spool; `off`: memory only).
    */
   LIVE_SPOOL_DIR: z.string().min(1).optional(),
+  /** Simulcast targets one live stream may have (docs/live.md, "Simulcast"). */
+  LIVE_SIMULCAST_MAX_TARGETS: z.coerce.number().int().min(0).max(64).default(5),
   /** Broadcasts a tenant may have at once. */
   LIVE_MAX_STREAMS_PER_TENANT: z.coerce.number().int().min(1).max(1000).default(5),
   /**

@@ -9,6 +9,7 @@ import type { CostSettings } from "./costs/cost-model.ts";
 import type { Dispatcher } from "./jobs/dispatcher.ts";
 import type { QueueWatch } from "./jobs/queue-position.ts";
 import type { LiveStreams } from "./live/live-streams.ts";
+import type { SimulcastSettings } from "./simulcast/simulcast-settings.ts";
 import type { ApiStorage } from "./storage/types.ts";
 import type { ApiTransport } from "./transport/types.ts";
 
@@ -22,7 +23,13 @@ export interface AppServices {
    * Live streams: broadcasts, their feeds and states (docs/live.md); `ingestUrl`, `srtIngestUrl`
    * and a key's `srtPassphrase` are what publishers are told.
    */
-  live: LiveStreams & { ingestUrl(): string; srtIngestUrl(): string | null; srtPassphrase(key: string): string };
+  live: LiveStreams & {
+    ingestUrl(): string;
+    srtIngestUrl(): string | null;
+    srtPassphrase(key: string): string;
+    /** Simulcast targets' settings (src/simulcast/targets.ts). */
+    simulcast: SimulcastSettings;
+  };
   signer: UrlSigner;
   playbackTokens: PlaybackTokens;
   /** Protected videos' content keys, sealed at rest (src/content-protection/). */

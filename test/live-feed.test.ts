@@ -174,3 +174,38 @@ describe("a live feed's readers", () => {
     expect(feed.replayBytes).toBe(0);
   });
 });
+
+describe("a live feed's simulcast forwarders", () => {
+  it("start at the newest keyframe from 0, never count as the encode's reader, and only a slow one is cut off", () => {
+    const feed = new LiveFeed();
+    let readerGone = 0;
+    feed.onReaderGone(() => readerGone++);
+    feed.push(packet("metadata", 0));
+    feed.push(packet("video header", 0));
+    const encode = reader();
+    feed.attach(encode.res);
+    publish(feed, 0, 2500);
+    const target = reader();
+    feed.attachForwarder(target.res);
+    // From the keyframe at 2 s, timestamped from 0 there.
+    expect(target.mediaTags()[0]).toEqual([9, 0]);
+    expect(target.mediaTags()).toHaveLength(5);
+    expect(feed.readerCount).toBe(1);
+    expect(feed.forwarderCount).toBe(1);
+    // A target whose backlog passed 4 MiB (it stopped taking the stream) is cut off, alone.
+    const slow = reader();
+    let destroyed = false;
+    Object.assign(slow.res, { destroy: () => (destroyed = true) });
+    feed.attachForwarder(slow.res);
+    Object.assign(slow.res, { writableLength: 5 * 1024 * 1024 });
+    publish(feed, 2500, 3000);
+    expect(destroyed).toBe(true);
+    expect(feed.forwarderCount).toBe(1);
+    expect(encode.mediaTags()).toHaveLength(30);
+    expect(target.mediaTags()).toHaveLength(10);
+    // Neither a forwarder's going nor its cut is the encode's reader going (no takeover for it).
+    expect(readerGone).toBe(0);
+    feed.end();
+    expect(feed.forwarderCount).toBe(0);
+  });
+});

@@ -531,6 +531,7 @@ const LiveStreamFields = graphql(`
   fragment LiveStreamFields on LiveStream {
     id title status latencyMode recording playbackPolicy streamKeyHint disabled lastError ingestUrl createdAt
     activeVideo { id title status playable playbackUrl posterUrl duration }
+    simulcastTargets { id name url streamKey state lastError }
   }
 `);
 
@@ -560,6 +561,18 @@ export const RotateLiveStreamKeyMutation = graphql(`
 export const SetLiveStreamEnabledMutation = graphql(`
   mutation SetLiveStreamEnabled($id: ID!, $enabled: Boolean!) {
     setLiveStreamEnabled(id: $id, enabled: $enabled) { __typename ... on Error { message } }
+  }
+`);
+
+export const AddSimulcastTargetMutation = graphql(`
+  mutation AddSimulcastTarget($input: AddSimulcastTargetInput!) {
+    addSimulcastTarget(input: $input) { __typename ... on Error { message } }
+  }
+`);
+
+export const RemoveSimulcastTargetMutation = graphql(`
+  mutation RemoveSimulcastTarget($id: ID!) {
+    removeSimulcastTarget(id: $id) { __typename ... on Error { message } }
   }
 `);
 

@@ -25,6 +25,7 @@ import { remuxRendition } from "../media/mp4-remux.ts";
 import { extractPoster } from "../media/poster.ts";
 import { probeSource, sampleLiveVideo } from "../media/probe.ts";
 import { segmentPlan, targetDuration } from "../media/segments.ts";
+import { forwardSimulcast } from "../media/simulcast.ts";
 import { reportLiveProgress } from "../progress/job-progress.ts";
 import { publishStoryboard } from "./transcode-storyboard.ts";
 import {
@@ -84,9 +85,30 @@ function withoutFeedUrl(err: unknown, feedUrl: string): unknown {
 }
 
 async function encodeBroadcast(job: LiveJobMessage, ctx: JobContext): Promise<void> {
+  const { signal } = ctx;
+  await ctx.emit({ type: "job.started" });
+  // Beside the encode, from the run's start: the targets get the publisher's stream whatever the encode does.
+  await mkdir(ctx.workDir, { recursive: true, mode: 0o700 }).catch(() => {});
+  const simulcast = forwardSimulcast({
+    feedUrl: job.feedUrl,
+    workDir: ctx.workDir,
+    signal,
+    report: (change) => ctx.emit({ type: "live.simulcast", ...change }),
+  });
+  try {
+    await encodeWithSimulcast(job, ctx, simulcast);
+  } finally {
+    await simulcast.stop();
+  }
+}
+
+async function encodeWithSimulcast(
+  job: LiveJobMessage,
+  ctx: JobContext,
+  simulcast: Broadcast["simulcast"],
+): Promise<void> {
   const { storage, signal } = ctx;
   const probe = liveProbe(job.input);
-  await ctx.emit({ type: "job.started" });
   const planned = planLiveLadder(job.input, job.options.segmentSeconds);
   const copy = ctx.livePassthrough === true ? await copiedTopRung(job, planned, signal) : null;
   const ladder = copy ? planned.map((r) => (r.name === copy.name ? copy : r)) : planned;
@@ -99,6 +121,7 @@ async function encodeBroadcast(job: LiveJobMessage, ctx: JobContext): Promise<vo
     targetDuration: targetDuration(segmentPlan(job.options.segmentSeconds)),
     made: {},
     reserve: null,
+    simulcast,
   };
   const topSegments = (published: Map<string, RungContinuation> | null) =>
     published?.get(broadcast.top.name)?.kept.length ?? 0;
@@ -264,6 +287,8 @@ interface Broadcast {
   made: { poster?: Promise<string | null> };
   /** Whether the broadcast's disk reserve is stored (`keepDiskReserve`) and not let go yet; null before its first try. */
   reserve: Promise<boolean> | null;
+  /** Its forwarding to the stream's simulcast targets, stopped before the run's end is sent. */
+  simulcast: ReturnType<typeof forwardSimulcast>;
 }
 
 /**
@@ -383,6 +408,8 @@ async function finishRecording(
   // Before the recording's source file, which may need the room, and before the end the API applies.
   await letReserveGo(job, ctx, broadcast);
   const posterKeyPublished = (await broadcast.made.poster) ?? null;
+  // Every target's STOPPED goes before the run's end.
+  await broadcast.simulcast.stop();
   if (ctx.signal.aborted) throw abortError(ctx.signal);
   await emitVariantOutcomes(ctx, job.jobId, ladder, ended.variants);
   const published = new Set(ended.variants.filter((v) => v.error === undefined).map((v) => v.name));

@@ -17,6 +17,7 @@ import { srtGatewayBuilt } from "../live/srt-gateway-build.ts";
 import { createSrtIngest } from "../live/srt-ingest.ts";
 import { localMediaStorageFull } from "../live/storage-room.ts";
 import { srtPassphrase, srtPassphraseKey } from "../live/stream-keys.ts";
+import { simulcastKeyCipher } from "../simulcast/target-keys.ts";
 import type { ApiStorage } from "../storage/types.ts";
 import type { UrlSigner } from "../storage/url-signer.ts";
 import type { ApiTransport } from "../transport/types.ts";
@@ -55,6 +56,11 @@ export function createLiveParts(env: Env, deps: LivePartsDeps) {
   const spools = createFeedSpools(
     env.LIVE_SPOOL_DIR === "off" ? null : path.resolve(env.LIVE_SPOOL_DIR ?? path.join(env.DATA_DIR, "live-spool")),
   );
+  const simulcast = {
+    cipherKey: simulcastKeyCipher(deps.signingSecret),
+    maxTargets: env.LIVE_SIMULCAST_MAX_TARGETS,
+    allowPrivateAddresses: env.URL_IMPORT_ALLOW_PRIVATE,
+  };
   const live = createLiveStreams({
     db: deps.db,
     pubSub: deps.pubSub,
@@ -69,6 +75,7 @@ export function createLiveParts(env: Env, deps: LivePartsDeps) {
     costs: deps.costs,
     webhooks: deps.webhooks,
     target: deps.eventTarget,
+    simulcast,
     settings: {
       segmentSeconds: env.LIVE_SEGMENT_SECONDS,
       lowLatencySegmentSeconds: env.LIVE_LOW_LATENCY_SEGMENT_SECONDS,
@@ -86,6 +93,7 @@ export function createLiveParts(env: Env, deps: LivePartsDeps) {
     ingestUrl: () => env.LIVE_RTMP_URL ?? addresses.rtmp,
     srtIngestUrl: () => (addresses.srt === null ? null : (env.LIVE_SRT_URL ?? addresses.srt)),
     srtPassphrase: (key: string) => srtPassphrase(passphraseKey, key),
+    simulcast,
   };
   return { live, service, holds, spools, ingests: createIngests(env, live, signer, passphraseKey) };
 }

@@ -166,6 +166,9 @@ export function createEventIngestor(options: IngestOptions): EventIngestor {
       // A broadcast's health: its stream's subscribers hear it (below); nothing is stored.
       case "live.progress":
         break;
+      // A simulcast target's state: the live module stores it on the target (below).
+      case "live.simulcast":
+        break;
       default:
         e satisfies never;
     }

@@ -10,6 +10,7 @@ import { setStatus } from "./broadcast-status.ts";
 import { type LiveContext, videoIdOf } from "./live-context.ts";
 import { chargeBroadcast } from "./live-usage.ts";
 import { announce } from "./stream-events.ts";
+import { setTargetState, stopTargets } from "../simulcast/targets.ts";
 
 /** The fan-out topic that tells the API instance holding a broadcast's feed how much its encode published. */
 const BROADCAST_PUBLISHED = "liveBroadcastPublished";
@@ -39,6 +40,8 @@ export async function onJobEvent(ctx: LiveContext, e: JobEvent, videoId: string)
     log.info("live: the end of a run another run took the broadcast over from", { videoId, runId: e.runId });
     return;
   }
+  // Nor are its targets' states: the run that took over forwards to them now (a late STOPPED would hide it).
+  if (e.type === "live.simulcast" && (await supersededRun(ctx, e))) return;
   try {
     await applyJobEvent(ctx, e, videoId);
   } finally {
@@ -98,6 +101,8 @@ async function applyJobEvent(ctx: LiveContext, e: JobEvent, videoId: string): Pr
     return;
   }
   const streamId = stream.id;
+  // The broadcast's end stops its forwarding, whatever its run last said of each target.
+  if (endsRun(e) && (await stopTargets(ctx.db, streamId))) announce(ctx, streamId);
   switch (e.type) {
     case "video.playable":
       // Only from CONNECTED as it is now: a publisher that left since the read above has made it
@@ -106,6 +111,9 @@ async function applyJobEvent(ctx: LiveContext, e: JobEvent, videoId: string): Pr
       break;
     case "live.progress":
       reportProgress(ctx, streamId, videoId, e);
+      break;
+    case "live.simulcast":
+      if (await setTargetState(ctx.db, streamId, e)) announce(ctx, streamId);
       break;
     case "job.succeeded":
       // The recording's length and source were written with its READY, or its video DISCARDED

@@ -1,6 +1,12 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { log } from "../log.ts";
-import { LIVE_FEED_FROM_HEADER, LIVE_PRESENCE_HEADER } from "../protocol/live-messages.ts";
+import {
+  LIVE_FEED_FROM_HEADER,
+  LIVE_PRESENCE_HEADER,
+  LIVE_SIMULCAST_HEADER,
+  LIVE_SIMULCAST_TARGETS_HEADER,
+} from "../protocol/live-messages.ts";
+import { forwardedTargets } from "../simulcast/targets.ts";
 import { type LiveContext, liveJobOf } from "./live-context.ts";
 import { recordGaps } from "./recording-gaps.ts";
 
@@ -44,6 +50,14 @@ export function handleFeed(ctx: LiveContext, req: IncomingMessage, res: ServerRe
     res.writeHead(404, { "content-type": "text/plain" }).end("No broadcast of this video on this API instance\n");
     return;
   }
+  if (req.method === "GET" && req.headers[LIVE_SIMULCAST_TARGETS_HEADER] !== undefined) {
+    answerTargets(ctx, res, held!.streamId);
+    return;
+  }
+  if (req.method === "GET" && req.headers[LIVE_SIMULCAST_HEADER] !== undefined) {
+    feed.attachForwarder(res);
+    return;
+  }
   if (typeof presence === "string") {
     // A run holding the feed while it lives (GET), or saying it is done (POST): feed.ts.
     if (req.method === "POST") {
@@ -78,4 +92,22 @@ async function feedStatus(ctx: LiveContext, videoId: string): Promise<200 | 404 
   if (!job) return 410;
   if (job.status === "RUNNING" && job.runAfter !== null && job.runAfter.getTime() <= Date.now()) return 410;
   return 404;
+}
+
+/**
+ * The stream's simulcast targets, keys opened, for the run forwarding its broadcast
+ * (LIVE_SIMULCAST_TARGETS_HEADER).
+ */
+function answerTargets(ctx: LiveContext, res: ServerResponse, streamId: string): void {
+  const targets = ctx.simulcast
+    ? forwardedTargets(ctx.db, ctx.simulcast, streamId)
+    : Promise.resolve({ allowPrivateAddresses: false, targets: [] });
+  targets
+    .then((body) =>
+      res.writeHead(200, { "content-type": "application/json", "cache-control": "no-store" }).end(JSON.stringify(body)),
+    )
+    .catch((err) => {
+      log.warn("live: a stream's simulcast targets could not be read", { streamId, err: String(err) });
+      res.writeHead(503).end();
+    });
 }

@@ -3,6 +3,11 @@ import { FLV_HEADER, flvTag } from "./flv.ts";
 
 /** A reader this far behind (bytes it has not taken) is cut off: the encode could not keep up. */
 const MAX_READER_BACKLOG_BYTES = 32 * 1024 * 1024;
+/**
+ * A simulcast target's reader this far behind is cut off (its forwarding reconnects from the live
+ * edge): a slow target costs the API this much memory, never the broadcast's encode.
+ */
+const MAX_FORWARDER_BACKLOG_BYTES = 4 * 1024 * 1024;
 /** An FLV AVC video tag's second byte (AVCPacketType) when the tag ends the sequence. */
 const AVC_END_OF_SEQUENCE = 2;
 /**
@@ -88,6 +93,8 @@ export class LiveFeed implements BroadcastFeed {
    */
   #origin: number | null;
   readonly #readers = new Map<ServerResponse, { base: number | null }>();
+  /** Simulcast targets' readers (`attachForwarder`): not the encode's, so never counted as its reader. */
+  readonly #forwarders = new Map<ServerResponse, { base: number | null; started: boolean }>();
   /** Runs holding the feed (`holdPresence`), by the id each gave: how a run's death is seen after the feed's end. */
   readonly #presences = new Map<string, ServerResponse>();
   /** Where the encode's published media ends on the feed's timeline (ms), once it reported it. */
@@ -172,6 +179,51 @@ export class LiveFeed implements BroadcastFeed {
         if (this.#replay.length > 0) this.#keep(packet);
     }
     for (const [res, reader] of this.#readers) this.#write(res, reader, packet);
+    for (const [res, forwarder] of this.#forwarders) this.#forward(res, forwarder, packet);
+  }
+
+  /**
+   * Adds a simulcast target's reader (docs/live.md, "Simulcast"): the metadata and codec headers,
+   * then the media from the newest keyframe on, timestamped from 0 there. It is cut off when it falls
+   * more than 4 MiB behind (a slow target), and ended with the feed; it is not the encode's reader,
+   * so it never holds back or stands in for the encode's takeover (`readerCount`, `onReaderGone`).
+   */
+  attachForwarder(res: ServerResponse): void {
+    res.writeHead(200, { "content-type": "video/x-flv", "cache-control": "no-store" });
+    res.write(FLV_HEADER);
+    if (this.#ended) {
+      res.end();
+      return;
+    }
+    const forwarder = { base: null, started: false };
+    this.#forwarders.set(res, forwarder);
+    res.on("close", () => this.#forwarders.delete(res));
+    const newest = this.#replay.findLastIndex((p) => p.kind === "keyframe");
+    const media = newest >= 0 ? this.#replay.slice(newest) : [];
+    for (const packet of [this.#metadata, this.#videoHeader, this.#audioHeader, ...media]) {
+      if (packet) this.#forward(res, forwarder, packet);
+    }
+  }
+
+  /** Simulcast targets' readers attached now. */
+  get forwarderCount(): number {
+    return this.#forwarders.size;
+  }
+
+  #forward(res: ServerResponse, forwarder: { base: number | null; started: boolean }, packet: FeedPacket): void {
+    if (res.writableLength > MAX_FORWARDER_BACKLOG_BYTES) {
+      res.destroy(new Error("the simulcast target fell too far behind"));
+      this.#forwarders.delete(res);
+      return;
+    }
+    // Media starts at a keyframe (the target's decoder needs one), at time 0.
+    if (isMedia(packet) && !forwarder.started) {
+      if (packet.kind !== "keyframe") return;
+      forwarder.started = true;
+      forwarder.base = packet.dts;
+    }
+    const dts = forwarder.base === null ? 0 : Math.max(0, packet.dts - forwarder.base);
+    res.write(flvTag(packet.type, dts, packet.data));
   }
 
   /** Adds a packet to what a joining reader gets; the oldest groups of pictures go beyond the bounds. */
@@ -389,6 +441,8 @@ export class LiveFeed implements BroadcastFeed {
     this.#ended = true;
     for (const res of this.#readers.keys()) res.end();
     this.#readers.clear();
+    for (const res of this.#forwarders.keys()) res.end();
+    this.#forwarders.clear();
     for (const listener of this.#endListeners) listener();
   }
 

@@ -9,6 +9,7 @@ import type { LiveFeed } from "./feed.ts";
 import type { FeedSpools } from "./feed-spool.ts";
 import type { Capability } from "../protocol/worker-messages.ts";
 import { createEndedFeeds } from "./ended-feeds.ts";
+import type { SimulcastSettings } from "../simulcast/simulcast-settings.ts";
 
 interface LiveSettings {
   segmentSeconds: number;
@@ -51,6 +52,8 @@ export interface LiveDeps {
   /** The event fan-out: state changes and a broadcast's end reach every API instance through it. */
   target: EventTarget;
   settings: LiveSettings;
+  /** Where broadcasts are forwarded to (docs/live.md, "Simulcast"); none: no target is forwarded to. */
+  simulcast?: SimulcastSettings;
 }
 
 /**

@@ -290,6 +290,15 @@ export const JobEvent = z.discriminatedUnion("type", [
     /** Each rendition's health (absent from workers before it was added). */
     renditions: z.array(LiveRenditionHealth).max(16).optional(),
   }),
+  /** A simulcast target's forwarding changed state (docs/live.md, "Simulcast"). */
+  z.object({
+    ...jobEventBase,
+    type: z.literal("live.simulcast"),
+    targetId: z.uuid(),
+    state: z.enum(["CONNECTING", "LIVE", "RETRYING", "STOPPED"]),
+    /** Why its connection failed (RETRYING), stream key removed. */
+    error: z.string().max(500).nullable(),
+  }),
   /** The worker stopped the attempt because it was canceled (a control message). */
   z.object({ ...jobEventBase, type: z.literal("job.canceled"), usage: RunUsage.optional() }),
   z.object({
@@ -329,6 +338,7 @@ const JOB_EVENT_ROLES = {
   "audio_track.done": "ends run",
   "captions.generated": "ends run",
   "live.progress": "progress",
+  "live.simulcast": "state",
   "job.canceled": "ends run",
   "job.failed": "ends run",
 } as const satisfies Record<JobEvent["type"], "ends run" | "progress" | "state">;

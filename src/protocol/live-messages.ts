@@ -35,6 +35,39 @@ export const LIVE_PRESENCE_HEADER = "x-videograph-run-presence";
 export const LIVE_FEED_FROM_HEADER = "x-videograph-feed-from";
 
 /**
+ * Sent with a read of the feed that forwards it to a simulcast target (its id): the API gives that
+ * reader the codec headers and the live tags from the newest keyframe, cuts it off when it falls
+ * behind (a slow target), and never counts it as the encode's reader (docs/live.md, "Simulcast").
+ */
+export const LIVE_SIMULCAST_HEADER = "x-videograph-simulcast";
+
+/**
+ * Sent with a GET of the feed's address to ask for its stream's simulcast targets instead of the
+ * feed (answered as `SimulcastTargets`, JSON): each target's URL with its stream key, decrypted by
+ * the API holding the feed, over the feed's signed URL. A run asks again every few seconds, so a
+ * target added or removed on air is forwarded to, or stopped.
+ */
+export const LIVE_SIMULCAST_TARGETS_HEADER = "x-videograph-simulcast-targets";
+
+/** The stream's simulcast targets as the API holding its feed answers them (`LIVE_SIMULCAST_TARGETS_HEADER`). */
+export const SimulcastTargets = z.object({
+  /** URL_IMPORT_ALLOW_PRIVATE (tests only): targets may be loopback and private addresses. */
+  allowPrivateAddresses: z.boolean(),
+  targets: z
+    .array(
+      z.object({
+        id: z.uuid(),
+        /** Where ffmpeg connects: rtmp, rtmps or srt, the stream key in it; a secret. */
+        url: z.string().min(1).max(2048),
+        /** The stream key in `url`, alone: taken out of every error the run reports. */
+        streamKey: z.string().min(1).max(256),
+      }),
+    )
+    .max(64),
+});
+export type SimulcastTargets = z.infer<typeof SimulcastTargets>;
+
+/**
  * Encodes a live broadcast (docs/live.md): reads the publisher's stream as FLV from `feedUrl` (the
  * API that accepted the publisher serves it, the token in the URL bound to this video) until it
  * ends, and publishes an HLS ladder under `{outputPrefix}/hls/` as segments are cut: event

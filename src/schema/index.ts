@@ -29,6 +29,7 @@ import "./static-rendition.ts";
 import "./split-transcode.ts";
 import "./analytics.ts";
 import "./live-stream.ts";
+import "./simulcast.ts";
 
 builder.queryType({});
 builder.mutationType({});

@@ -11,6 +11,7 @@ import {
 import { freshPlaybackUrl, usePlaybackUrl } from "../live-video.ts";
 import { Player } from "../player.tsx";
 import { Link, useTitle } from "../router.tsx";
+import { SimulcastTargets } from "./live/simulcast-targets.tsx";
 
 type Stream = ResultOf<typeof LiveStreamsQuery>["liveStreams"][number];
 type Usage = ResultOf<typeof LiveStreamsQuery>["liveUsage"];
@@ -129,6 +130,7 @@ export function LivePage() {
                 (await request(SetLiveStreamEnabledMutation, { id: stream.id, enabled })).setLiveStreamEnabled,
             )
           }
+          run={run}
         />
       ))}
     </section>
@@ -141,6 +143,7 @@ function LiveStreamCard(props: {
   shown: ShownKey | null;
   onRotate: () => void;
   onEnable: (enabled: boolean) => void;
+  run: (work: () => Promise<{ __typename: string; message?: string }>) => Promise<void>;
 }) {
   const [stream, setStream] = useState<Stream>(props.initial);
   const [health, setHealth] = useState<Health | null>(null);
@@ -215,6 +218,7 @@ function LiveStreamCard(props: {
           <Link href={`/videos/${video.id}`}>{video.title}</Link> ({statusLabel(video.status)})
         </p>
       )}
+      <SimulcastTargets streamId={stream.id} targets={stream.simulcastTargets} run={props.run} />
       <div class="actions">
         <button type="button" onClick={props.onRotate}>
           Rotate key
