@@ -8,7 +8,8 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../src/free-port.ts";
 import { LIVE_SIMULCAST_HEADER, LIVE_SIMULCAST_TARGETS_HEADER } from "../src/protocol/live-messages.ts";
-import { forwardSimulcast } from "../render-worker/media/simulcast.ts";
+import { anyAddress, publicAddressesOnly } from "../render-worker/net/address-policy.ts";
+import { checkedUrl, forwardSimulcast } from "../render-worker/media/simulcast.ts";
 import { waitFor } from "./support/wait-for.ts";
 
 // The worker's forwarding on its own (render-worker/media/simulcast.ts), against a stand-in for the
@@ -105,5 +106,22 @@ describe("a target's forwarding", () => {
     const errors = changes.map((x) => x.error ?? "").join(" ");
     expect(errors).not.toContain("the_key");
     expect(changes.at(-1)!.state).toBe("STOPPED");
+  });
+});
+
+describe("where a target's ffmpeg connects", () => {
+  it("pins an rtmp:// or srt:// target named by host to the address it checked (RTMP's tcUrl still names the host); rtmps keeps its name for TLS", async () => {
+    // `localhost` stands for any name: what is resolved and checked is what ffmpeg is given, so a
+    // DNS answer that changes between the check and the connect (rebinding) cannot move it.
+    const rtmp = await checkedUrl("rtmp://localhost:19350/live2/the-key", anyAddress);
+    expect(rtmp.url).toMatch(/^rtmp:\/\/(127\.0\.0\.1|\[::1\]):19350\/live2\/the-key$/);
+    expect(rtmp.tcUrl).toBe("rtmp://localhost:19350/live2");
+    const defaultPort = await checkedUrl("rtmp://localhost/app/key", anyAddress);
+    expect(defaultPort.tcUrl).toBe("rtmp://localhost:1935/app");
+    const srt = await checkedUrl("srt://localhost:9000?mode=caller&streamid=k", anyAddress);
+    expect(srt.url).toMatch(/^srt:\/\/(127\.0\.0\.1|\[::1\]):9000\?/);
+    expect(srt.tcUrl).toBeUndefined();
+    expect((await checkedUrl("rtmps://localhost/app/key", anyAddress)).url).toBe("rtmps://localhost/app/key");
+    await expect(checkedUrl("rtmp://localhost/app/key", publicAddressesOnly)).rejects.toThrow(/not a public address/);
   });
 });

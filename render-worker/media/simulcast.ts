@@ -124,8 +124,8 @@ async function forwardTarget(
     const started = Date.now();
     let error: string;
     try {
-      const url = await checkedUrl(target.url, policy);
-      await forwardOnce(options, target.id, url, signal, () => report("LIVE"));
+      const checked = await checkedUrl(target.url, policy);
+      await forwardOnce(options, target.id, checked, signal, () => report("LIVE"));
       // The feed ended (ffmpeg took it for its input's end): the broadcast is over, or its feed moves.
       if (await feedEnded(options.feedUrl, signal)) break;
       error = "the broadcast's feed to the target ended";
@@ -156,13 +156,21 @@ async function feedEnded(feedUrl: string, signal: AbortSignal): Promise<boolean>
   }
 }
 
+/** Where a target's ffmpeg connects: its URL, and for RTMP the tcUrl its connect command names. */
+export interface CheckedTarget {
+  url: string;
+  /** `-rtmp_tcurl`: ffmpeg's own default for the target's name, where `url` names the checked address. */
+  tcUrl?: string;
+}
+
 /**
  * The target's URL once its host is allowed now (DNS can change since it was added): every address
- * its name resolves to must pass the policy. An srt:// target is then given that address, so ffmpeg
- * connects where was checked; an RTMP target keeps its name (RTMP's tcUrl and TLS need it), which
- * ffmpeg resolves again (docs/security.md's threat table).
+ * its name resolves to must pass the policy. An srt:// or rtmp:// target is then given that address,
+ * so ffmpeg connects where was checked (RTMP's connect command still names the host: `tcUrl`, as
+ * ffmpeg would have made it, `proto://host:port/app`); an RTMPS target keeps its name (TLS needs
+ * it), which ffmpeg resolves again (docs/security.md's threat table).
  */
-async function checkedUrl(raw: string, policy: AddressPolicy): Promise<string> {
+export async function checkedUrl(raw: string, policy: AddressPolicy): Promise<CheckedTarget> {
   const url = new URL(raw);
   if (!(url.protocol in OUTPUTS)) throw new Error(`${url.protocol} is not a simulcast scheme`);
   const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
@@ -171,18 +179,23 @@ async function checkedUrl(raw: string, policy: AddressPolicy): Promise<string> {
   for (const address of addresses) {
     if (policy(address) !== null) throw new Error(`refused: ${host} is not a public address`);
   }
-  if (url.protocol === "srt:" && !isIP(host)) {
-    const address = addresses[0]!;
-    url.hostname = address.includes(":") ? `[${address}]` : address;
-  }
-  return url.href;
+  if (isIP(host) || url.protocol === "rtmps:") return { url: url.href };
+  const address = addresses[0]!;
+  const named = new URL(url.href);
+  url.hostname = address.includes(":") ? `[${address}]` : address;
+  if (url.protocol === "srt:") return { url: url.href };
+  const app = named.pathname.split("/")[1] ?? "";
+  return { url: url.href, tcUrl: `rtmp://${named.hostname}:${named.port || RTMP_PORT}/${app}` };
 }
+
+/** RTMP's port when a URL names none (ffmpeg's too). */
+const RTMP_PORT = 1935;
 
 /** One ffmpeg forwarding the feed to `url` until the feed ends (resolves) or it fails or stalls (rejects). */
 async function forwardOnce(
   options: SimulcastOptions,
   targetId: string,
-  url: string,
+  { url, tcUrl }: CheckedTarget,
   signal: AbortSignal,
   onLive: () => void,
 ): Promise<void> {
@@ -214,6 +227,7 @@ async function forwardOnce(
           options: [
             ...["-map", "0:v?", "-map", "0:a?", "-c", "copy"],
             ...["-protocol_whitelist", output.protocols],
+            ...(tcUrl ? ["-rtmp_tcurl", tcUrl] : []),
             ...["-f", output.format],
           ],
         },
