@@ -1,4 +1,4 @@
-import { createCipheriv } from "node:crypto";
+import { createCipheriv, createDecipheriv } from "node:crypto";
 
 /**
  * Common Encryption (ISO/IEC 23001-7), scheme `cenc` (AES-128-CTR), written into a rung's
@@ -326,6 +326,74 @@ export function encryptFragments(media: Buffer, track: CencTrack, key: Buffer, s
       sencAt += boxSize(child);
     }
     saio.head.writeUInt32BE(sencAt + 8 + 8, 8);
+    out.push(writeBox(moof), writeBox({ ...mdat, head: data }));
+  }
+  return Buffer.concat(out);
+}
+
+/**
+ * `encryptFragments` undone: each sample decrypted with the IV and subsamples its `senc` gives
+ * (which needs no init), `senc`, `saiz` and `saio` taken out of each `traf` and the `trun` data
+ * offsets moved back. What a segment an earlier run uploaded is compared in the clear with.
+ */
+export function decryptFragments(media: Buffer, key: Buffer): Buffer {
+  if (key.length !== 16) throw new Error(`an AES-128 key is 16 bytes, not ${key.length}`);
+  const top = parseBoxes(media, "segment");
+  const out: Buffer[] = [];
+  for (let i = 0; i < top.length; i += 2) {
+    const moof = top[i]!;
+    const mdat = top[i + 1];
+    if (moof.type !== "moof" || mdat?.type !== "mdat") throw new Error("segment: not moof + mdat pairs");
+    const oldMoofSize = boxSize(moof);
+    const mdatStart = oldMoofSize + 8;
+    const data = Buffer.from(mdat.head);
+    const trafs = (moof.children ?? []).filter((box) => box.type === "traf");
+    if (trafs.length !== 1) throw new Error(`moof: expected one traf, found ${trafs.length}`);
+    const traf = trafs[0]!;
+    const senc = only(traf.children, "senc", "traf").head;
+    const subsampled = (senc.readUInt32BE(0) & 0x2) !== 0;
+    const count = senc.readUInt32BE(4);
+    let at = 8;
+    const { defaultSize } = readTfhd(only(traf.children, "tfhd", "traf"));
+    const truns = (traf.children ?? [])
+      .filter((box) => box.type === "trun")
+      .map((trun) => ({ trun, ...readTrun(trun, defaultSize) }));
+    if (truns.reduce((sum, { sizes }) => sum + sizes.length, 0) !== count) {
+      throw new Error("senc: not one entry per sample");
+    }
+    for (const { dataOffset, sizes } of truns) {
+      let sampleAt = dataOffset - mdatStart;
+      for (const size of sizes) {
+        if (sampleAt < 0 || sampleAt + size > data.length) throw new Error("trun: a sample outside the mdat");
+        const sample = data.subarray(sampleAt, sampleAt + size);
+        if (senc.length < at + IV_SIZE) throw new Error("senc: cut short");
+        const iv = senc.subarray(at, at + IV_SIZE);
+        at += IV_SIZE;
+        const decipher = createDecipheriv("aes-128-ctr", key, Buffer.concat([iv, Buffer.alloc(8)]));
+        if (subsampled) {
+          const n = senc.readUInt16BE(at);
+          at += 2;
+          let offset = 0;
+          for (let s = 0; s < n; s++) {
+            offset += senc.readUInt16BE(at);
+            const length = senc.readUInt32BE(at + 2);
+            at += 6;
+            if (offset + length > sample.length) throw new Error("senc: a subsample runs past its sample");
+            decipher.update(sample.subarray(offset, offset + length)).copy(sample, offset);
+            offset += length;
+          }
+        } else {
+          decipher.update(sample).copy(sample, 0);
+        }
+        sampleAt += size;
+      }
+    }
+    traf.children = (traf.children ?? []).filter((box) => !["senc", "saiz", "saio"].includes(box.type));
+    const shrunk = oldMoofSize - boxSize(moof);
+    for (const { trun, dataOffset, dataOffsetAt } of truns) {
+      trun.head = Buffer.from(trun.head);
+      trun.head.writeInt32BE(dataOffset - shrunk, dataOffsetAt);
+    }
     out.push(writeBox(moof), writeBox({ ...mdat, head: data }));
   }
   return Buffer.concat(out);

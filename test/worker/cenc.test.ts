@@ -3,7 +3,15 @@ import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { COMMON_SYSTEM_ID, encryptFragments, protectInit, sampleIv } from "../../render-worker/media/cenc.ts";
+import {
+  COMMON_SYSTEM_ID,
+  decryptFragments,
+  encryptFragments,
+  protectInit,
+  sampleIv,
+} from "../../render-worker/media/cenc.ts";
+import { segmentEncryption } from "../../render-worker/media/encryption.ts";
+import { cencKey } from "../../src/shared/segment-keys.ts";
 import { splitFragmentedMp4 } from "../../render-worker/media/fragmented-mp4.ts";
 import { segmentOptions } from "../../render-worker/media/segment-muxer.ts";
 import type { Rung } from "../../src/protocol/media-facts.ts";
@@ -155,6 +163,35 @@ describe("CENC fragments (real ffmpeg output, decrypted by ffmpeg's mov demuxer)
       // Every size still adds up: the init is a file the clear segments' muxer output would split.
       expect(() => splitFragmentedMp4(Buffer.concat([init, segments[rung.name]![0]!.media]))).not.toThrow();
     }
+  });
+
+  it("decryptFragments gives back ffmpeg's fragments byte for byte", () => {
+    for (const rung of [VIDEO, AUDIO]) {
+      const parts = segments[rung.name]!;
+      const { track } = protectInit(parts[0]!.init, KID);
+      for (const [n, part] of parts.entries()) {
+        expect(decryptFragments(encryptFragments(part.media, track, KEY, n), KEY).equals(part.media)).toBe(true);
+      }
+    }
+  });
+
+  it("a job's CENC protection publishes an init and segments that decrypt with the video's derived key, TS refused", async () => {
+    const contentKey = Buffer.from("ffeeddccbbaa99887766554433221100", "hex");
+    const protection = { method: "CENC" as const, key: contentKey.toString("hex"), keyRotationSegments: null };
+    const encryption = segmentEncryption(protection)!;
+    const { key, keyId } = cencKey(contentKey);
+    const parts = segments[VIDEO.name]!;
+    const init = encryption.init(parts[0]!.init);
+    expect(init.subarray(init.indexOf("tenc", 0, "latin1") + 12, init.indexOf("tenc", 0, "latin1") + 28)).toEqual(
+      keyId,
+    );
+    const uris = ["seg_00000.m4s", "seg_00001.m4s", "seg_00002.m4s"];
+    const encrypted = parts.map((part, n) => encryption.encrypt(uris[n]!, part.media, part.init));
+    const clear = await frameMd5(Buffer.concat([parts[0]!.init, ...parts.map((part) => part.media)]));
+    expect(await frameMd5(Buffer.concat([init, ...encrypted]), key)).toEqual(clear);
+    expect(await frameMd5(Buffer.concat([init, ...encrypted]), contentKey)).not.toEqual(clear);
+    expect(encryption.decrypt(uris[1]!, encrypted[1]!).equals(parts[1]!.media)).toBe(true);
+    expect(() => encryption.encrypt("seg_00000.ts", parts[0]!.media)).toThrow(/fMP4/);
   });
 
   it("refuses what it cannot encrypt: a short key or key id, a segment it already encrypted, a cut-short fragment", () => {
