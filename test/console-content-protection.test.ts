@@ -6,6 +6,7 @@ import { TEST_ADMIN_KEY } from "./support/auth.ts";
 import { buildConsole, launchChromium } from "./support/console.ts";
 import { graphql } from "./support/graphql.ts";
 import { makeClip } from "./support/media-fixtures.ts";
+import { createUpload, finalState } from "./support/uploads.ts";
 
 const PROTECTION = graphql(`query ($id: ID!) {
   video(id: $id) { status playbackPolicy contentProtection { method keyRotationSegments } }
@@ -14,7 +15,8 @@ const PROTECTION = graphql(`query ($id: ID!) {
 /**
  * Content protection through the console: the upload form's option makes an encrypted SIGNED video
  * (a real worker encodes it), the video page says how it is protected, and the console's player
- * (hls.js in Chromium) plays it, fetching its keys with the session's token.
+ * (hls.js in Chromium) plays it, fetching its keys (AES-128) or its ClearKey licence (CENC, through
+ * EME) with the session's token.
  */
 describe("content protection in the console", () => {
   let t: TestApp;
@@ -83,6 +85,40 @@ describe("content protection in the console", () => {
     expect(groups.size).toBeGreaterThanOrEqual(3);
     for (const r of keyRequests) {
       expect(r.status).toBe(200);
+      expect(new URL(r.url).searchParams.get("token")).toMatch(/^s\./);
+    }
+  }, 120_000);
+
+  it("plays a CENC video through EME's ClearKey, its licence asked for with the session's token", async () => {
+    const clip = await makeClip({ width: 320, height: 180, seconds: 8, audio: true });
+    const { id, uploadUrl } = await createUpload(t, "cenc in the console", {
+      segmentFormat: "FMP4",
+      playbackPolicy: "SIGNED",
+      contentProtection: { method: "CENC" },
+    });
+    const final = finalState(t, id);
+    expect((await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
+    expect((await final).status).toBe("READY");
+
+    const licences: { url: string; method: string; status: number }[] = [];
+    page.on("response", (res) => {
+      if (res.url().includes(`/media/videos/${id}/keys/clearkey`)) {
+        licences.push({ url: res.url(), method: res.request().method(), status: res.status() });
+      }
+    });
+    await page.goto(`${t.url}/videos/${id}`);
+    await expect.poll(() => page.getByTestId("content-protection").textContent()).toContain("CENC (ClearKey)");
+    const video = page.locator("video");
+    await video.evaluate((v: HTMLVideoElement) => {
+      v.muted = true;
+      return v.play();
+    });
+    await expect
+      .poll(() => video.evaluate((v: HTMLVideoElement) => v.currentTime), { timeout: 30_000 })
+      .toBeGreaterThan(4);
+    expect(licences.length).toBeGreaterThanOrEqual(1);
+    for (const r of licences) {
+      expect(r).toMatchObject({ method: "POST", status: 200 });
       expect(new URL(r.url).searchParams.get("token")).toMatch(/^s\./);
     }
   }, 120_000);
