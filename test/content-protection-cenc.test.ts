@@ -26,6 +26,14 @@ const VIDEO = graphql(`
       variants { kind playlistUrl }
     }
   }`);
+const CLIP = graphql(`
+  mutation($input: CreateClipInput!) {
+    createClip(input: $input) {
+      __typename
+      ... on CreateClipSuccess { video { id contentProtection { method keyRotationSegments } } }
+      ... on Error { message }
+    }
+  }`);
 const CREATE = graphql(`
   mutation($input: CreateUploadInput!) { createUpload(input: $input) { __typename ... on Error { message } } }`);
 
@@ -200,6 +208,52 @@ describe("content protection: CENC (ClearKey) fMP4, licences only with the video
       await tab.close();
       server.close();
     }
+  }, 120_000);
+
+  it("a PUBLIC CENC video's licence still needs the session token its playlists carry, an instant clip keeps the key " +
+    "lines, and a clip (createClip) is CENC with a content key of its own, or a ValidationError when it asks for TS", async () => {
+    const clip = await makeClip({ width: 320, height: 180, seconds: 7, audio: true });
+    const { id, uploadUrl } = await createUpload(t, "public cenc", {
+      segmentFormat: "FMP4",
+      playbackPolicy: "PUBLIC",
+      contentProtection: { method: "CENC" },
+    });
+    const final = finalState(t, id);
+    expect((await fetch(`${t.url}${uploadUrl}`, { method: "PUT", body: await readFile(clip) })).status).toBe(200);
+    expect((await final).status).toBe("READY");
+    const { video } = (await t.gql(VIDEO, { id })).data;
+    const rungUrl = at(video!.variants.find((v) => v.kind === "VIDEO")!.playlistUrl!, t.url);
+    expect(rungUrl).not.toContain("token=");
+    const playlist = await (await fetch(rungUrl)).text();
+    const licenceUri = /#EXT-X-KEY:METHOD=SAMPLE-AES-CTR,.*URI="([^"]+)"/.exec(playlist)![1]!;
+    expect(licenceUri).toMatch(/^\.\.\/\.\.\/keys\/clearkey\?token=s\./);
+    const init = Buffer.from(
+      await (await fetch(at(/#EXT-X-MAP:URI="([^"]+)"/.exec(playlist)![1]!, rungUrl))).arrayBuffer(),
+    );
+    const kid = init.subarray(init.indexOf("tenc") + 12, init.indexOf("tenc") + 28).toString("base64url");
+    expect((await askLicence(at(licenceUri, rungUrl), { kids: [kid] })).status).toBe(200);
+    expect((await askLicence(at(licenceUri, rungUrl).split("?")[0]!, { kids: [kid] })).status).toBe(403);
+
+    const clipped = await (await fetch(`${rungUrl}?asset_start_time=4.5`)).text();
+    const clippedSegments = clipped.split("\n").filter((l) => l && !l.startsWith("#"));
+    expect(clippedSegments.length).toBeGreaterThan(0);
+    expect(clipped.split("\n").filter((l) => l.startsWith("#EXT-X-KEY:METHOD=SAMPLE-AES-CTR"))).toHaveLength(
+      clippedSegments.length,
+    );
+
+    const made = await t.gql(CLIP, { input: { sourceVideoId: id, start: 1, end: 4 } });
+    expect(made.data.createClip).toMatchObject({
+      __typename: "CreateClipSuccess",
+      video: { contentProtection: { method: "CENC", keyRotationSegments: null } },
+    });
+    const clipId = (made.data.createClip as { video: { id: string } }).video.id;
+    const rows = await t.app.services.db.contentKey.findMany({ where: { videoId: { in: [id, clipId] } } });
+    expect(rows).toHaveLength(2);
+    const asTs = await t.gql(CLIP, { input: { sourceVideoId: id, start: 1, end: 4, segmentFormat: "TS" } });
+    expect(asTs.data.createClip).toMatchObject({
+      __typename: "ValidationError",
+      message: expect.stringContaining("fMP4"),
+    });
   }, 120_000);
 
   it("CENC is refused for TS segments and with key rotation, with a reason", async () => {
