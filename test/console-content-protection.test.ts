@@ -14,7 +14,8 @@ const PROTECTION = graphql(`query ($id: ID!) {
 /**
  * Content protection through the console: the upload form's option makes an encrypted SIGNED video
  * (a real worker encodes it), the video page says how it is protected, and the console's player
- * (hls.js in Chromium) plays it, fetching its keys with the session's token.
+ * (hls.js in Chromium) plays it, fetching its keys (AES-128) or its ClearKey licence (CENC, through
+ * EME) with the session's token.
  */
 describe("content protection in the console", () => {
   let t: TestApp;
@@ -83,6 +84,57 @@ describe("content protection in the console", () => {
     expect(groups.size).toBeGreaterThanOrEqual(3);
     for (const r of keyRequests) {
       expect(r.status).toBe(200);
+      expect(new URL(r.url).searchParams.get("token")).toMatch(/^s\./);
+    }
+  }, 120_000);
+
+  it("uploads with CENC chosen (fMP4), shows it, and the player plays it through EME's ClearKey, its licence asked for with the session's token", async () => {
+    const clip = await makeClip({ width: 320, height: 180, seconds: 8, audio: true });
+    await page.goto(`${t.url}/upload`);
+    await page.getByText("Video options").click();
+    await page.getByLabel("Segment format").selectOption("FMP4");
+    await page.getByLabel("Playback").selectOption("SIGNED");
+    await page.getByLabel(/Encrypt the segments/).check();
+    await page.getByLabel("Encryption").selectOption("CENC");
+    await expect.poll(() => page.getByLabel(/New key every/).count()).toBe(0);
+    await page
+      .getByTestId("file-input")
+      .setInputFiles({ name: "cenc.mp4", mimeType: "video/mp4", buffer: await readFile(clip) });
+    const open = page.getByRole("link", { name: "Open the video" });
+    await open.waitFor();
+    const id = (await open.getAttribute("href"))!.split("/").at(-1)!;
+    await expect
+      .poll(async () => (await t.gql(PROTECTION, { id })).data.video?.status, { timeout: 60_000 })
+      .toBe("READY");
+    expect((await t.gql(PROTECTION, { id })).data.video).toMatchObject({
+      playbackPolicy: "SIGNED",
+      contentProtection: { method: "CENC", keyRotationSegments: null },
+    });
+
+    const licences: { url: string; method: string; status: number }[] = [];
+    page.on("response", (res) => {
+      if (res.url().includes(`/media/videos/${id}/keys/clearkey`)) {
+        licences.push({ url: res.url(), method: res.request().method(), status: res.status() });
+      }
+    });
+    await page.goto(`${t.url}/videos/${id}`);
+    await expect.poll(() => page.getByTestId("content-protection").textContent()).toContain("CENC (ClearKey)");
+    const video = page.locator("video");
+    // play() again until it takes: the player may load its source again (EME's keys attached) meanwhile.
+    await expect
+      .poll(
+        () =>
+          video.evaluate((v: HTMLVideoElement) => {
+            v.muted = true;
+            if (v.paused) v.play().catch(() => {});
+            return v.currentTime;
+          }),
+        { timeout: 30_000 },
+      )
+      .toBeGreaterThan(4);
+    expect(licences.length).toBeGreaterThanOrEqual(1);
+    for (const r of licences) {
+      expect(r).toMatchObject({ method: "POST", status: 200 });
       expect(new URL(r.url).searchParams.get("token")).toMatch(/^s\./);
     }
   }, 120_000);

@@ -35,7 +35,7 @@ export type introspection_types = {
     'CompleteUploadResult': { kind: 'UNION'; name: 'CompleteUploadResult'; fields: {}; possibleTypes: 'CompleteUploadSuccess' | 'FileTooLargeError' | 'NotFoundError' | 'ValidationError'; };
     'CompleteUploadSuccess': { kind: 'OBJECT'; name: 'CompleteUploadSuccess'; fields: { 'video': { name: 'video'; type: { kind: 'NON_NULL'; name: never; ofType: { kind: 'OBJECT'; name: 'Video'; ofType: null; }; } }; }; };
     'CompositionTemplate': { name: 'CompositionTemplate'; enumValues: 'QUIZ'; };
-    'ContentProtection': { name: 'ContentProtection'; enumValues: 'AES_128'; };
+    'ContentProtection': { name: 'ContentProtection'; enumValues: 'AES_128' | 'CENC'; };
     'ContentProtectionInput': { kind: 'INPUT_OBJECT'; name: 'ContentProtectionInput'; isOneOf: false; inputFields: [{ name: 'keyRotationSegments'; type: { kind: 'SCALAR'; name: 'Int'; ofType: null; }; defaultValue: null }, { name: 'method'; type: { kind: 'NON_NULL'; name: never; ofType: { kind: 'ENUM'; name: 'ContentProtection'; ofType: null; }; }; defaultValue: null }]; };
     'ContentProtectionSettings': { kind: 'OBJECT'; name: 'ContentProtectionSettings'; fields: { 'keyRotationSegments': { name: 'keyRotationSegments'; type: { kind: 'SCALAR'; name: 'Int'; ofType: null; } }; 'method': { name: 'method'; type: { kind: 'NON_NULL'; name: never; ofType: { kind: 'ENUM'; name: 'ContentProtection'; ofType: null; }; } }; }; };
     'CostEstimateBasis': { name: 'CostEstimateBasis'; enumValues: 'PROBE' | 'UPLOAD_SIZE'; };

@@ -1,5 +1,5 @@
 import type Hls from "hls.js";
-import type { ErrorData, Level } from "hls.js";
+import type { ErrorData, HlsConfig, Level } from "hls.js";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { hlsLiveLatency, startViewBeacons, type ViewBeacons } from "./analytics-beacons.ts";
 import { ChapterList, type PlayerChapter } from "./chapters.tsx";
@@ -26,6 +26,18 @@ const HLS_CONFIG = {
 
 /** The audio rung's own media playlist, offered as "audio only" when known. */
 const AUDIO_ONLY = -2;
+
+/**
+ * EME with the browser's own ClearKey: the licence is asked of the key's URI (the API's
+ * `/media/videos/{id}/keys/clearkey?token=…`); hls.js wants a licence URL configured as well.
+ */
+function clearKeyConfig(source: string): Partial<HlsConfig> {
+  return {
+    emeEnabled: true,
+    drmSystems: { "org.w3.clearkey": { licenseUrl: new URL("/media/", new URL(source, location.href)).href } },
+    licenseXhrSetup: (xhr, _url, context) => xhr.open("POST", context.decryptdata.uri, true),
+  };
+}
 
 /** A level's name in the quality menu: its height, or "audio" for an audio-only source's rungs. */
 const levelName = (level: Pick<Level, "height">): string => (level.height ? `${level.height}p` : "audio");
@@ -60,6 +72,11 @@ export interface PlayerProps {
    * this.
    */
   renewSource?: () => Promise<string | null>;
+  /**
+   * The video is CENC-protected: hls.js plays it through EME's ClearKey, asking for the licence at
+   * the URI of its playlists' `EXT-X-KEY` (which carries the playback token).
+   */
+  clearKey?: boolean;
 }
 
 /** hls.js with a quality menu (automatic switching by default), or the browser's own HLS (Safari). */
@@ -108,7 +125,11 @@ export function Player(props: PlayerProps) {
       // A source loaded again (a renewed URL, audio only and back) goes on playing if it was.
       const wasPlaying = at > 0 && !video.paused;
       let played = false;
-      hls = new Hls({ ...HLS_CONFIG, startPosition: at > 0 ? -1 : (props.startTime ?? -1) });
+      hls = new Hls({
+        ...HLS_CONFIG,
+        ...(props.clearKey ? clearKeyConfig(source) : {}),
+        startPosition: at > 0 ? -1 : (props.startTime ?? -1),
+      });
       const player = hls;
       hlsRef.current = player;
       player.on(Hls.Events.MANIFEST_PARSED, (_event, data) => {

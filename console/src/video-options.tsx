@@ -12,8 +12,9 @@ type WatermarkPosition = NonNullable<NonNullable<UploadInput["watermark"]>["posi
 export interface VideoOptions {
   segmentFormat: NonNullable<UploadInput["segmentFormat"]>;
   playbackPolicy: NonNullable<UploadInput["playbackPolicy"]>;
-  /** Encrypt the segments (AES-128); `keyRotationSegments` as typed, "" for one key. */
+  /** Encrypt the segments (AES-128, or CENC for fMP4); `keyRotationSegments` (AES-128) as typed, "" for one key. */
   encrypted: boolean;
+  protectionMethod: "AES_128" | "CENC";
   keyRotationSegments: string;
   staticRenditions: StaticRenditionName[];
   loudness: boolean;
@@ -31,6 +32,7 @@ export const DEFAULT_VIDEO_OPTIONS: VideoOptions = {
   segmentFormat: "TS",
   playbackPolicy: "PUBLIC",
   encrypted: false,
+  protectionMethod: "AES_128",
   keyRotationSegments: "",
   staticRenditions: [],
   loudness: false,
@@ -59,7 +61,10 @@ export function creationOptionsInput(options: VideoOptions): CreationOptionsInpu
     ...(options.segmentFormat !== "TS" && { segmentFormat: options.segmentFormat }),
     ...(options.playbackPolicy !== "PUBLIC" && { playbackPolicy: options.playbackPolicy }),
     ...(options.encrypted && {
-      contentProtection: { method: "AES_128" as const, keyRotationSegments: number(options.keyRotationSegments) },
+      contentProtection:
+        options.protectionMethod === "CENC"
+          ? { method: "CENC" as const }
+          : { method: "AES_128" as const, keyRotationSegments: number(options.keyRotationSegments) },
     }),
     ...(options.staticRenditions.length > 0 && { staticRenditions: options.staticRenditions }),
     ...(options.loudness && {
@@ -145,9 +150,21 @@ export function VideoOptionsFields({
             checked={value.encrypted}
             onChange={(e) => set({ encrypted: (e.target as HTMLInputElement).checked })}
           />
-          Encrypt the segments (AES-128, keys served with the video's token; no downloads, no DASH)
+          Encrypt the segments (keys served with the video's token; no downloads, no DASH)
         </label>
         {value.encrypted && (
+          <label>
+            Encryption
+            <select
+              value={value.protectionMethod}
+              onChange={(e) => set({ protectionMethod: text(e) as VideoOptions["protectionMethod"] })}
+            >
+              <option value="AES_128">AES-128 segments: every HLS player</option>
+              <option value="CENC">CENC (ClearKey): fMP4 only, players with EME</option>
+            </select>
+          </label>
+        )}
+        {value.encrypted && value.protectionMethod === "AES_128" && (
           <div class="option-numbers">
             <label>
               New key every (segments; empty: one key)

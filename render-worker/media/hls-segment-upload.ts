@@ -133,9 +133,10 @@ async function publishFragmentedSegment(target: PublishTarget, state: RungState,
   } catch (err) {
     throw segmentCutShort(name, uri, `(${err instanceof Error ? err.message : String(err)})`);
   }
+  const { encryption } = target;
   if (state.init === null) {
     const initFile = path.join(workDir, SNAPSHOT_DIR, `${name}.${RUNG_INIT_SEGMENT}`);
-    await writeFile(initFile, parts.init);
+    await writeFile(initFile, encryption ? encryption.init(parts.init) : parts.init);
     const initOptions = { contentType: FMP4_INIT_TYPE, cacheControl: CACHE_IMMUTABLE };
     await uploadOfRung(target, name, `${hls.rungPrefix(name)}/${RUNG_INIT_SEGMENT}`, initFile, initOptions, true);
     state.init = Buffer.from(parts.init);
@@ -143,8 +144,7 @@ async function publishFragmentedSegment(target: PublishTarget, state: RungState,
     throw new Error(`The segment ${name}/${uri} has another init (codec configuration) than the rung's first`);
   }
   const mediaFile = path.join(workDir, SNAPSHOT_DIR, `${name}.${uri}`);
-  const { encryption } = target;
-  const media = encryption ? encryption.encrypt(uri, parts.media) : parts.media;
+  const media = encryption ? encryption.encrypt(uri, parts.media, parts.init) : parts.media;
   await writeFile(mediaFile, media);
   try {
     const options = { contentType: FMP4_SEGMENT_TYPE, cacheControl: CACHE_IMMUTABLE };

@@ -17,9 +17,9 @@ const KEYS_FOLDER = "keys";
  * (`videos/{id}/hls/{rung}/index.m3u8`): relative, so it comes back to the API whatever serves the
  * segments, and the media route's token is added to it as to any relative URI.
  */
-function keyUri(playlistKey: string, group: number): string {
+function keyUri(playlistKey: string, name: string): string {
   const depth = playlistKey.split("/").length - 3;
-  return `${"../".repeat(depth)}${KEYS_FOLDER}/${group}.key`;
+  return `${"../".repeat(depth)}${KEYS_FOLDER}/${name}`;
 }
 
 /**
@@ -33,13 +33,31 @@ export function withSegmentKeys(text: string, playlistKey: string, protection: S
   const out: string[] = [];
   for (const line of playlistLines(text)) {
     const n = line.startsWith("#") ? null : segmentNumberOf(line.trim());
-    if (n !== null) {
+    if (n !== null && protection.method === "CENC") {
+      // The key id is in the init (tenc); the URI is where an EME player (hls.js licenseXhrSetup) asks for the licence.
+      const uri = keyUri(playlistKey, CLEARKEY_LICENCE);
+      out.push(`#EXT-X-KEY:METHOD=SAMPLE-AES-CTR,KEYFORMAT="org.w3.clearkey",KEYFORMATVERSIONS="1",URI="${uri}"`);
+    } else if (n !== null) {
       const group = segmentKeyGroup(n, protection.keyRotationSegments);
-      out.push(`#EXT-X-KEY:METHOD=AES-128,URI="${keyUri(playlistKey, group)}",IV=0x${segmentIv(n).toString("hex")}`);
+      out.push(
+        `#EXT-X-KEY:METHOD=AES-128,URI="${keyUri(playlistKey, `${group}.key`)}",IV=0x${segmentIv(n).toString("hex")}`,
+      );
     }
     out.push(line);
   }
   return out.join("\n");
+}
+
+/** Where a CENC video's ClearKey licences are asked for: `/media/videos/{id}/keys/clearkey` (POST). */
+const CLEARKEY_LICENCE = "clearkey";
+
+/** The video whose ClearKey licence a `/media/` path names (`videos/{id}/keys/clearkey`), or null. */
+export function clearKeyLicenceRequest(mediaPath: string): { videoId: string } | null {
+  const parts = mediaPath.split("/");
+  if (parts.length !== 4 || parts[0] !== "videos" || parts[2] !== KEYS_FOLDER || parts[3] !== CLEARKEY_LICENCE) {
+    return null;
+  }
+  return parts[1] ? { videoId: parts[1] } : null;
 }
 
 /** The video and key group a `/media/` path names (`videos/{id}/keys/{group}.key`), or null for any other path. */

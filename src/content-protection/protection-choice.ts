@@ -1,5 +1,5 @@
 import { ValidationError } from "../errors.ts";
-import type { ContentProtection } from "../generated/prisma/client.ts";
+import type { ContentProtection, SegmentFormat } from "../generated/prisma/client.ts";
 import { KEY_ROTATION_LIMITS } from "../shared/segment-keys.ts";
 
 /** What a video's creator chooses: the method, and how often its key changes. */
@@ -22,7 +22,19 @@ export function validProtection(choice: {
       `keyRotationSegments is a whole number from ${min} to ${max}`,
     );
   }
+  if (choice.method === "CENC" && rotation !== null) {
+    throw new ValidationError("contentProtection.keyRotationSegments", "Key rotation is not supported with CENC yet");
+  }
   return { method: choice.method, keyRotationSegments: rotation };
+}
+
+/** Throws when CENC is asked of TS segments: Common Encryption is written into fMP4 fragments. */
+export function refuseCencForTs(protection: ContentProtection | null, segmentFormat: SegmentFormat): void {
+  if (protection !== "CENC" || segmentFormat === "FMP4") return;
+  throw new ValidationError(
+    "contentProtection.method",
+    "CENC encrypts fMP4 segments: choose segmentFormat FMP4, or AES_128 for TS",
+  );
 }
 
 /** Throws when static renditions are asked of a protected video: an MP4 file is its media unencrypted. */

@@ -20,8 +20,8 @@ import { authorizationParam, serveGraphqlOverWebSocket } from "./graphql-ws.ts";
 import { serveHealthPath } from "./health.ts";
 import { createLivePlaylists } from "./live-playlists.ts";
 import { handleMedia } from "./media.ts";
-import { serveSegmentKey } from "../content-protection/key-endpoint.ts";
-import { contentKeyRequest } from "../content-protection/playlist-keys.ts";
+import { serveClearKeyLicence, serveSegmentKey } from "../content-protection/key-endpoint.ts";
+import { clearKeyLicenceRequest, contentKeyRequest } from "../content-protection/playlist-keys.ts";
 import { createPlaybackGuard } from "./playback-guard.ts";
 import { traceRequest } from "./request-trace.ts";
 import { sharedSubscriptionResults } from "./shared-subscription-results.ts";
@@ -108,6 +108,8 @@ export function createHttpRoutes(env: Env, parts: AppParts) {
       res.setHeader("x-content-type-options", "nosniff");
       const keyRequest = contentKeyRequest(url.pathname.slice(MEDIA_PATH_PREFIX.length));
       if (keyRequest) return serveSegmentKey(keyEndpoint, req, res, url, keyRequest);
+      const licenceRequest = clearKeyLicenceRequest(url.pathname.slice(MEDIA_PATH_PREFIX.length));
+      if (licenceRequest) return serveClearKeyLicence(keyEndpoint, req, res, url, licenceRequest);
       return videoImages.matches(url) ? videoImages.handle(req, res, url) : serveMedia(req, res, url);
     }
     if (analytics.matches(url)) return analytics.handle(req, res, url);

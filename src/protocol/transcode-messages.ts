@@ -7,11 +7,12 @@ import { readVersion, Traceparent } from "./version.ts";
 /**
  * How a protected video's segments are encrypted (src/content-protection/): AES-128 whole
  * segments with keys derived from `key` (src/shared/segment-keys.ts), a new one every
- * `keyRotationSegments` segments (null: one for the whole video). The key travels only in job
- * messages, never in storage.
+ * `keyRotationSegments` segments (null: one for the whole video); or CENC (fMP4 only, no
+ * rotation): samples encrypted in the fragments with one key and key id derived from `key`. The
+ * key travels only in job messages, never in storage.
  */
 export const ContentProtection = z.object({
-  method: z.literal("AES_128"),
+  method: z.enum(["AES_128", "CENC"]),
   /** The video's 16-byte content key, hex. */
   key: z.string().regex(/^[0-9a-f]{32}$/),
   keyRotationSegments: z.number().int().min(1).max(100_000).nullable(),

@@ -11,6 +11,12 @@ const ContentProtectionEnum = builder.enumType(ContentProtection, {
         "Whole segments encrypted with AES-128-CBC (`#EXT-X-KEY:METHOD=AES-128`), TS or fMP4; the key is served " +
         "only with the video's playback token, never stored beside the segments. Every HLS player.",
     },
+    CENC: {
+      description:
+        "Common Encryption (scheme `cenc`, AES-128-CTR) of the samples in fMP4 segments (`#EXT-X-KEY:METHOD=SAMPLE-AES-CTR`, " +
+        '`KEYFORMAT="org.w3.clearkey"`), for players with EME (hls.js `emeEnabled` with a ClearKey `licenseUrl`); ' +
+        "the licence is served only with the video's playback token. FMP4 only; no key rotation yet.",
+    },
   },
 });
 

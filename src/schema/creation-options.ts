@@ -7,7 +7,7 @@ import { DESCRIPTION_INPUT, EXTERNAL_ID_INPUT, METADATA_INPUT, MetadataEntryInpu
 import { LoudnessInput, validLoudness, validWatermark, WatermarkInput } from "./media-filters.ts";
 import { SegmentFormatEnum } from "./segment-format.ts";
 import { ContentProtectionInput } from "./content-protection.ts";
-import { refuseStaticRenditions, validProtection } from "../content-protection/protection-choice.ts";
+import { refuseCencForTs, refuseStaticRenditions, validProtection } from "../content-protection/protection-choice.ts";
 import { STATIC_RENDITIONS_INPUT, StaticRenditionNameEnum } from "./static-rendition.ts";
 import { GENERATED_CAPTIONS_INPUT, validGeneratedCaptions } from "../captions/generated-captions.ts";
 
@@ -99,8 +99,10 @@ export async function validCreationOptions(
   const protection = await chosen(args.contentProtection, defaults.contentProtection, null, validProtection);
   // Also for a protection a clip inherits: its MP4s would be its source's media in the clear.
   refuseStaticRenditions(protection?.method ?? null, staticRenditions.length);
+  const segmentFormat = await chosen(args.segmentFormat, defaults.segmentFormat, "TS", (format) => format);
+  refuseCencForTs(protection?.method ?? null, segmentFormat);
   return {
-    segmentFormat: await chosen(args.segmentFormat, defaults.segmentFormat, "TS", (format) => format),
+    segmentFormat,
     contentProtection: protection && { ...protection, key: ctx.contentKeys.create() },
     mediaFilters: {
       loudness: await chosen(args.loudness, defaults.mediaFilters.loudness, undefined, validLoudness),

@@ -26,3 +26,14 @@ export function segmentIv(segment: number): Buffer {
 
 /** The most segments a key group may span, and the fewest: a key per segment costs a key request each. */
 export const KEY_ROTATION_LIMITS = { min: 1, max: 100_000 } as const;
+
+/**
+ * A CENC video's one key and its key id (ISO/IEC 23001-7 `cenc`, no rotation), both following
+ * from its content key: the first 16 bytes of HMAC-SHA256(content key, "cenc key") and of
+ * HMAC-SHA256(content key, "cenc key id"). The worker writes the id into each init (`tenc`,
+ * `pssh`) and encrypts with the key; the API answers a licence request for that id alone.
+ */
+export function cencKey(contentKey: Buffer): { keyId: Buffer; key: Buffer } {
+  const derive = (label: string) => createHmac("sha256", contentKey).update(label).digest().subarray(0, 16);
+  return { keyId: derive("cenc key id"), key: derive("cenc key") };
+}

@@ -175,8 +175,10 @@ export async function rewritePlaylistUris(
   const ownPrefix = `${videoPrefix(videoId)}/`;
   const keyFor = (uri: string): string | null => {
     const path = uriPath(uri);
-    // A protected video's keys are the API's own (src/content-protection/), never in the bucket.
-    if (path.endsWith(".m3u8") || path.endsWith(".vtt") || path.endsWith(".key")) return null;
+    // A protected video's keys and ClearKey licences are the API's own (src/content-protection/), never in the bucket.
+    if (path.endsWith(".m3u8") || path.endsWith(".vtt") || path.endsWith(".key") || path.endsWith("/keys/clearkey")) {
+      return null;
+    }
     const key = resolvePlaylistUri(playlistKey, uri);
     return key?.startsWith(ownPrefix) ? key : null;
   };

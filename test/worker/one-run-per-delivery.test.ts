@@ -15,7 +15,9 @@ import { ENCODE_MANIFEST } from "../../src/protocol/storage-layout.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
 import type { WorkerStorage } from "../../render-worker/storage/types.ts";
 import { sameSegmentCut } from "../../render-worker/media/segment-match.ts";
+import { decryptFragments, encryptFragments } from "../../render-worker/media/cenc.ts";
 import { segmentEncryption } from "../../render-worker/media/encryption.ts";
+import { cencKey } from "../../src/shared/segment-keys.ts";
 import { createWorker, type Worker } from "../../render-worker/worker.ts";
 import { inMemoryTransport } from "./in-memory-transport.ts";
 import { jobDirsPerTest, makeClip, stageTranscodeJob } from "../support/media-fixtures.ts";
@@ -273,6 +275,32 @@ kept and listed, the run goes on`, async () => {
     expect(jobEvents().slice(finished).at(-1)).toMatchObject({ type: "job.succeeded" });
     expect(await readFile(stored)).toEqual(before);
     expect(await readFile(playlist, "utf8")).toContain("seg_00001.ts\n");
+  });
+
+  it(`a CENC video's fMP4 segment an earlier run uploaded (its samples under other IVs) and died before listing is \
+the same cut: kept and listed, the run goes on`, async () => {
+    const { job, memory, hlsDir, jobEvents } = await setUp();
+    const contentKey = "00112233445566778899aabbccddeeff";
+    job.options.segmentFormat = "FMP4";
+    job.options.contentProtection = { method: "CENC", key: contentKey, keyRotationSegments: null };
+    await memory.deliver(job, "cpu");
+    await rm(path.join(hlsDir, ENCODE_MANIFEST));
+    const playlist = path.join(hlsDir, "240p", "index.m3u8");
+    const lines = (await readFile(playlist, "utf8")).split("\n");
+    await writeFile(playlist, `${lines.slice(0, lines.indexOf("seg_00001.m4s") - 1).join("\n")}\n`);
+    // The same samples encrypted with other IVs: other bytes, the same cut.
+    const stored = path.join(hlsDir, "240p", "seg_00001.m4s");
+    const { key } = cencKey(Buffer.from(contentKey, "hex"));
+    const track = { kind: "video" as const, codec: "avc" as const, nalLengthSize: 4 };
+    const reencrypted = encryptFragments(decryptFragments(await readFile(stored), key), track, key, 99);
+    expect(reencrypted.equals(await readFile(stored))).toBe(false);
+    await writeFile(stored, reencrypted);
+    const finished = jobEvents().length;
+
+    await memory.deliver(job, "cpu");
+    expect(jobEvents().slice(finished).at(-1)).toMatchObject({ type: "job.succeeded" });
+    expect(await readFile(stored)).toEqual(reencrypted);
+    expect(await readFile(playlist, "utf8")).toContain("seg_00001.m4s\n");
   });
 
   it(`a resumed run whose earlier run uploaded segments and died before listing them keeps them, the \

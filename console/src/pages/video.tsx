@@ -126,6 +126,7 @@ export function VideoPage({ videoId }: { videoId: string }) {
           storyboard={storyboard}
           chapters={chapters}
           renewSource={() => freshPlaybackUrl(videoId)}
+          clearKey={video.contentProtection?.method === "CENC"}
         />
       ) : (
         video.posterUrl && <img class="poster" src={video.posterUrl} alt="" />

@@ -38,11 +38,11 @@ function StreamUrls({ video }: { video: Video }) {
       <dd data-testid="content-protection">
         {video.contentProtection ? (
           <>
-            AES-128 segments
+            {video.contentProtection.method === "CENC" ? "CENC (ClearKey) samples" : "AES-128 segments"}
             {video.contentProtection.keyRotationSegments
               ? `, a new key every ${video.contentProtection.keyRotationSegments} segments`
               : ", one key"}
-            ; keys only with the playback URL's token
+            ; {video.contentProtection.method === "CENC" ? "licences" : "keys"} only with the playback URL's token
           </>
         ) : (
           <span class="muted">none</span>

@@ -1,0 +1,2 @@
+-- AlterEnum
+ALTER TYPE "ContentProtection" ADD VALUE 'CENC';
