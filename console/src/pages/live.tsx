@@ -7,7 +7,7 @@ import {
   LiveStreamsQuery,
   RotateLiveStreamKeyMutation,
   SetLiveStreamEnabledMutation,
-} from "../operations.ts";
+} from "../live-operations.ts";
 import { freshPlaybackUrl, usePlaybackUrl } from "../live-video.ts";
 import { Player } from "../player.tsx";
 import { Link, useTitle } from "../router.tsx";

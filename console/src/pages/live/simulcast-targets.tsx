@@ -1,6 +1,10 @@
 import { useState } from "preact/hooks";
 import { type ResultOf, request } from "../../graphql.ts";
-import { AddSimulcastTargetMutation, type LiveStreamsQuery, RemoveSimulcastTargetMutation } from "../../operations.ts";
+import {
+  AddSimulcastTargetMutation,
+  type LiveStreamsQuery,
+  RemoveSimulcastTargetMutation,
+} from "../../live-operations.ts";
 
 type Target = ResultOf<typeof LiveStreamsQuery>["liveStreams"][number]["simulcastTargets"][number];
 
