@@ -59,7 +59,8 @@ const takerHolds = async () =>
   (
     await queryDatabase(
       db.url,
-      "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND classid = 0 AND objid = $1",
+      `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND classid = 0
+       AND objid = $1 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
       [PROGRESS_LOCK_KEY],
     )
   ).rows[0].n === 1;
@@ -153,11 +154,19 @@ it("while a batch is applied, each job's samples wait as its latest only", async
   ]);
 });
 
-it("while no API instance takes samples, progress goes through the events queue; once one does, as samples", async () => {
+it("while no API instance takes samples, progress goes through the events queue (a taker in another database of the server does not count); once one does, as samples", async () => {
   const received: { api: string; event: JobEvent }[] = [];
-  // An API that ingests nothing yet (an earlier release, or INGEST_EVENTS=false): no one holds the lock.
+  // Another database of the same server has a taker: its lock is not this database's.
+  const elsewhere = await createTestDatabase();
+  const otherApi = createPostgresTransport({ connectionString: elsewhere.url, stallSeconds: 30 });
+  await otherApi.start();
+  await otherApi.consumeEvents(async () => {});
+  // An API that ingests nothing yet (an earlier release, or INGEST_EVENTS=false): no one holds the lock here.
   const api = await startApi("late", received, 0, false);
-  const worker = await startWorker();
+  const worker = await startWorker().finally(async () => {
+    await otherApi.stop();
+    await elsewhere.drop();
+  });
   const jobId = randomUUID();
   await worker.publishEvent(progress(jobId, 1));
   expect(await queueRows("job.progress")).toBe(1);

@@ -24,7 +24,9 @@ export function createProgressSampleSender(connectionString: string) {
   async function check(): Promise<void> {
     try {
       const { rows } = await pool.query<{ taken: boolean }>(
+        // pg_locks is the whole cluster's: only a taker in this database takes this database's NOTIFYs.
         `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
            AND classid = 0 AND objid = $1 AND objsubid = 1) AS taken`,
         [PROGRESS_LOCK_KEY],
       );

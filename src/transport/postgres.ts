@@ -72,7 +72,7 @@ export function createPostgresTransport(options: PostgresTransportOptions): ApiT
         await handler(jobs.map((j) => j.data));
       });
       // The fleet's progress comes as NOTIFY samples, not queue rows (progress-samples.ts).
-      samples = takeProgressSamples({ connectionString: options.connectionString, log, apply: handler });
+      samples = await takeProgressSamples({ connectionString: options.connectionString, log, apply: handler });
     },
     async checkReachable() {
       await boss.getQueue(EVENTS_QUEUE);

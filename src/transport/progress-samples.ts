@@ -26,7 +26,7 @@ export interface ProgressSampleOptions {
  * pg-boss's queue, so a sample costs Postgres no insert, fetch, completion or WAL flush. One API
  * instance takes them: the one whose connection holds the session advisory lock `PROGRESS_LOCK_KEY`
  * LISTENs; the others try for the lock every 2 s, so when the taker dies or stops, another takes
- * over within about that (its connection's end releases the lock).
+ * over within about that (its connection's end releases the lock). Resolves after the first try.
  *
  * What arrives is applied in batches, one at a time, at most one every 50 ms. While one is gathered
  * or applied, the samples that come wait, each job keeping only its latest (a job's progress only
@@ -34,7 +34,7 @@ export interface ProgressSampleOptions {
  * queueing them: what it holds is bounded by the jobs running. A sample sent while no instance listens (a takeover, a restart) is
  * lost, as a missed tick of a progress bar is; the next one says more.
  */
-export function takeProgressSamples(options: ProgressSampleOptions): { close(): Promise<void> } {
+export async function takeProgressSamples(options: ProgressSampleOptions): Promise<{ close(): Promise<void> }> {
   const { log } = options;
   let client: pg.Client | null = null;
   let closed = false;
@@ -136,7 +136,8 @@ export function takeProgressSamples(options: ProgressSampleOptions): { close(): 
     timer.unref();
   }
 
-  void tryToTake();
+  // The first try before the API announces itself (a failed one is tried again later).
+  await tryToTake();
 
   return {
     async close() {
