@@ -31,8 +31,9 @@ export interface ProgressSampleOptions {
  * What arrives is applied in batches, one at a time, at most one every 50 ms. While one is gathered
  * or applied, the samples that come wait, each job keeping only its latest (a job's progress only
  * grows and each sample carries all of it), so an API behind the fleet skips samples instead of
- * queueing them: what it holds is bounded by the jobs running. A sample sent while no instance listens (a takeover, a restart) is
- * lost, as a missed tick of a progress bar is; the next one says more.
+ * queueing them: what it holds is bounded by the jobs running. A sample sent while no instance
+ * listens (a takeover, a restart) is lost, as a missed tick of a progress bar is; the next one says
+ * more.
  */
 export async function takeProgressSamples(options: ProgressSampleOptions): Promise<{ close(): Promise<void> }> {
   const { log } = options;
