@@ -72,12 +72,18 @@ describe("content protection in the console", () => {
       .poll(() => page.getByTestId("content-protection").textContent())
       .toContain("a new key every 2 segments");
     const video = page.locator("video");
-    await video.evaluate((v: HTMLVideoElement) => {
-      v.muted = true;
-      return v.play();
-    });
+    // play() again until it takes: the player may load its source again meanwhile (the page's
+    // playback URL refreshed), which interrupts a play() under way.
     await expect
-      .poll(() => video.evaluate((v: HTMLVideoElement) => v.currentTime), { timeout: 30_000 })
+      .poll(
+        () =>
+          video.evaluate((v: HTMLVideoElement) => {
+            v.muted = true;
+            if (v.paused) v.play().catch(() => {});
+            return v.currentTime;
+          }),
+        { timeout: 30_000 },
+      )
       .toBeGreaterThan(5);
     // Segments 0-1, 2-3 and 4-5 are three key groups: each key fetched with the session's token.
     const groups = new Set(keyRequests.map((r) => new URL(r.url).pathname.split("/").at(-1)));
