@@ -239,6 +239,51 @@ function readTrun(trun: Box, defaultSize: number | null) {
   return { dataOffset: head.readInt32BE(dataOffsetAt), dataOffsetAt, sizes };
 }
 
+/** One `moof` + `mdat` pair of a media segment, read: its one `traf`, its `trun`s and a copy of its data. */
+interface Fragment {
+  moof: Box;
+  mdat: Box;
+  traf: Box;
+  /** The `moof`'s size as read: what a `trun`'s data offset counted. */
+  oldMoofSize: number;
+  /** A copy of the `mdat`'s payload, which the samples are decrypted or encrypted in place in. */
+  data: Buffer;
+  truns: ({ trun: Box } & ReturnType<typeof readTrun>)[];
+}
+
+/** A media segment's fragments, each checked: moof + mdat pairs, one traf, its truns. */
+function fragmentsOf(media: Buffer): Fragment[] {
+  const top = parseBoxes(media, "segment");
+  const fragments: Fragment[] = [];
+  for (let i = 0; i < top.length; i += 2) {
+    const moof = top[i]!;
+    const mdat = top[i + 1];
+    if (moof.type !== "moof" || mdat?.type !== "mdat") throw new Error("segment: not moof + mdat pairs");
+    const trafs = (moof.children ?? []).filter((box) => box.type === "traf");
+    if (trafs.length !== 1) throw new Error(`moof: expected one traf, found ${trafs.length}`);
+    const traf = trafs[0]!;
+    const { defaultSize } = readTfhd(only(traf.children, "tfhd", "traf"));
+    const truns = (traf.children ?? [])
+      .filter((box) => box.type === "trun")
+      .map((trun) => ({ trun, ...readTrun(trun, defaultSize) }));
+    fragments.push({ moof, mdat, traf, oldMoofSize: boxSize(moof), data: Buffer.from(mdat.head), truns });
+  }
+  return fragments;
+}
+
+/** Each sample of `fragment`, in order, as a view into its data (changed in place). */
+function* samplesOf(fragment: Fragment): Generator<Buffer> {
+  const mdatStart = fragment.oldMoofSize + 8;
+  for (const { dataOffset, sizes } of fragment.truns) {
+    let at = dataOffset - mdatStart;
+    for (const size of sizes) {
+      if (at < 0 || at + size > fragment.data.length) throw new Error("trun: a sample outside the mdat");
+      yield fragment.data.subarray(at, at + size);
+      at += size;
+    }
+  }
+}
+
 /**
  * A media segment's `moof` + `mdat` pairs with every sample encrypted (AES-128-CTR with `key`,
  * the counter block the sample's IV then 8 zero bytes, one counter stream across a sample's
@@ -248,50 +293,31 @@ function readTrun(trun: Box, defaultSize: number | null) {
 export function encryptFragments(media: Buffer, track: CencTrack, key: Buffer, segment: number): Buffer {
   if (key.length !== 16) throw new Error(`an AES-128 key is 16 bytes, not ${key.length}`);
   if (!Number.isInteger(segment) || segment < 0 || segment > 0xffffffff) throw new Error(`segment ${segment}`);
-  const top = parseBoxes(media, "segment");
   const out: Buffer[] = [];
   let sampleNumber = 0;
-  for (let i = 0; i < top.length; i += 2) {
-    const moof = top[i]!;
-    const mdat = top[i + 1];
-    if (moof.type !== "moof" || mdat?.type !== "mdat") throw new Error("segment: not moof + mdat pairs");
-    const oldMoofSize = boxSize(moof);
-    const mdatStart = oldMoofSize + 8;
-    const data = Buffer.from(mdat.head);
-    const trafs = (moof.children ?? []).filter((box) => box.type === "traf");
-    if (trafs.length !== 1) throw new Error(`moof: expected one traf, found ${trafs.length}`);
-    const traf = trafs[0]!;
-    const { defaultSize } = readTfhd(only(traf.children, "tfhd", "traf"));
-    const truns = (traf.children ?? [])
-      .filter((box) => box.type === "trun")
-      .map((trun) => ({ trun, ...readTrun(trun, defaultSize) }));
+  for (const fragment of fragmentsOf(media)) {
+    const { moof, mdat, traf, oldMoofSize, data, truns } = fragment;
     if (truns.length === 0) throw new Error("traf: no trun");
     if ((traf.children ?? []).some((box) => ["senc", "saiz", "saio"].includes(box.type))) {
       throw new Error("traf: its samples are already encrypted");
     }
     const auxInfo: Buffer[] = [];
-    for (const { dataOffset, sizes } of truns) {
-      let at = dataOffset - mdatStart;
-      for (const size of sizes) {
-        if (at < 0 || at + size > data.length) throw new Error("trun: a sample outside the mdat");
-        const sample = data.subarray(at, at + size);
-        const iv = sampleIv(segment, sampleNumber++);
-        const cipher = createCipheriv("aes-128-ctr", key, Buffer.concat([iv, Buffer.alloc(8)]));
-        if (track.kind === "video") {
-          const subsamples = videoSubsamples(sample, track);
-          let offset = 0;
-          for (const part of subsamples) {
-            offset += part.clear;
-            cipher.update(sample.subarray(offset, offset + part.protected)).copy(sample, offset);
-            offset += part.protected;
-          }
-          const entries = subsamples.map((part) => Buffer.concat([u16(part.clear), u32(part.protected)]));
-          auxInfo.push(Buffer.concat([iv, u16(subsamples.length), ...entries]));
-        } else {
-          cipher.update(sample).copy(sample, 0);
-          auxInfo.push(iv);
+    for (const sample of samplesOf(fragment)) {
+      const iv = sampleIv(segment, sampleNumber++);
+      const cipher = createCipheriv("aes-128-ctr", key, Buffer.concat([iv, Buffer.alloc(8)]));
+      if (track.kind === "video") {
+        const subsamples = videoSubsamples(sample, track);
+        let offset = 0;
+        for (const part of subsamples) {
+          offset += part.clear;
+          cipher.update(sample.subarray(offset, offset + part.protected)).copy(sample, offset);
+          offset += part.protected;
         }
-        at += size;
+        const entries = subsamples.map((part) => Buffer.concat([u16(part.clear), u32(part.protected)]));
+        auxInfo.push(Buffer.concat([iv, u16(subsamples.length), ...entries]));
+      } else {
+        cipher.update(sample).copy(sample, 0);
+        auxInfo.push(iv);
       }
     }
     const subsampleFlag = track.kind === "video" ? 0x2 : 0;
@@ -338,54 +364,35 @@ export function encryptFragments(media: Buffer, track: CencTrack, key: Buffer, s
  */
 export function decryptFragments(media: Buffer, key: Buffer): Buffer {
   if (key.length !== 16) throw new Error(`an AES-128 key is 16 bytes, not ${key.length}`);
-  const top = parseBoxes(media, "segment");
   const out: Buffer[] = [];
-  for (let i = 0; i < top.length; i += 2) {
-    const moof = top[i]!;
-    const mdat = top[i + 1];
-    if (moof.type !== "moof" || mdat?.type !== "mdat") throw new Error("segment: not moof + mdat pairs");
-    const oldMoofSize = boxSize(moof);
-    const mdatStart = oldMoofSize + 8;
-    const data = Buffer.from(mdat.head);
-    const trafs = (moof.children ?? []).filter((box) => box.type === "traf");
-    if (trafs.length !== 1) throw new Error(`moof: expected one traf, found ${trafs.length}`);
-    const traf = trafs[0]!;
+  for (const fragment of fragmentsOf(media)) {
+    const { moof, mdat, traf, oldMoofSize, data, truns } = fragment;
     const senc = only(traf.children, "senc", "traf").head;
     const subsampled = (senc.readUInt32BE(0) & 0x2) !== 0;
     const count = senc.readUInt32BE(4);
     let at = 8;
-    const { defaultSize } = readTfhd(only(traf.children, "tfhd", "traf"));
-    const truns = (traf.children ?? [])
-      .filter((box) => box.type === "trun")
-      .map((trun) => ({ trun, ...readTrun(trun, defaultSize) }));
     if (truns.reduce((sum, { sizes }) => sum + sizes.length, 0) !== count) {
       throw new Error("senc: not one entry per sample");
     }
-    for (const { dataOffset, sizes } of truns) {
-      let sampleAt = dataOffset - mdatStart;
-      for (const size of sizes) {
-        if (sampleAt < 0 || sampleAt + size > data.length) throw new Error("trun: a sample outside the mdat");
-        const sample = data.subarray(sampleAt, sampleAt + size);
-        if (senc.length < at + IV_SIZE) throw new Error("senc: cut short");
-        const iv = senc.subarray(at, at + IV_SIZE);
-        at += IV_SIZE;
-        const decipher = createDecipheriv("aes-128-ctr", key, Buffer.concat([iv, Buffer.alloc(8)]));
-        if (subsampled) {
-          const n = senc.readUInt16BE(at);
-          at += 2;
-          let offset = 0;
-          for (let s = 0; s < n; s++) {
-            offset += senc.readUInt16BE(at);
-            const length = senc.readUInt32BE(at + 2);
-            at += 6;
-            if (offset + length > sample.length) throw new Error("senc: a subsample runs past its sample");
-            decipher.update(sample.subarray(offset, offset + length)).copy(sample, offset);
-            offset += length;
-          }
-        } else {
-          decipher.update(sample).copy(sample, 0);
+    for (const sample of samplesOf(fragment)) {
+      if (senc.length < at + IV_SIZE) throw new Error("senc: cut short");
+      const iv = senc.subarray(at, at + IV_SIZE);
+      at += IV_SIZE;
+      const decipher = createDecipheriv("aes-128-ctr", key, Buffer.concat([iv, Buffer.alloc(8)]));
+      if (subsampled) {
+        const n = senc.readUInt16BE(at);
+        at += 2;
+        let offset = 0;
+        for (let s = 0; s < n; s++) {
+          offset += senc.readUInt16BE(at);
+          const length = senc.readUInt32BE(at + 2);
+          at += 6;
+          if (offset + length > sample.length) throw new Error("senc: a subsample runs past its sample");
+          decipher.update(sample.subarray(offset, offset + length)).copy(sample, offset);
+          offset += length;
         }
-        sampleAt += size;
+      } else {
+        decipher.update(sample).copy(sample, 0);
       }
     }
     traf.children = (traf.children ?? []).filter((box) => !["senc", "saiz", "saio"].includes(box.type));
