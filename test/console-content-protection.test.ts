@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import type { Browser, Page } from "playwright-core";
+import type { Browser, Locator, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { TEST_ADMIN_KEY } from "./support/auth.ts";
@@ -17,6 +17,18 @@ const PROTECTION = graphql(`query ($id: ID!) {
  * (hls.js in Chromium) plays it, fetching its keys (AES-128) or its ClearKey licence (CENC, through
  * EME) with the session's token.
  */
+/**
+ * The player's time, after play() again if it is paused: polled until it takes, since the player may
+ * load its source again meanwhile (its playback URL refreshed, EME's keys attached), which
+ * interrupts a play() under way.
+ */
+const playingAt = (video: Locator) =>
+  video.evaluate((v: HTMLVideoElement) => {
+    v.muted = true;
+    if (v.paused) v.play().catch(() => {});
+    return v.currentTime;
+  });
+
 describe("content protection in the console", () => {
   let t: TestApp;
   let browser: Browser;
@@ -72,19 +84,7 @@ describe("content protection in the console", () => {
       .poll(() => page.getByTestId("content-protection").textContent())
       .toContain("a new key every 2 segments");
     const video = page.locator("video");
-    // play() again until it takes: the player may load its source again meanwhile (the page's
-    // playback URL refreshed), which interrupts a play() under way.
-    await expect
-      .poll(
-        () =>
-          video.evaluate((v: HTMLVideoElement) => {
-            v.muted = true;
-            if (v.paused) v.play().catch(() => {});
-            return v.currentTime;
-          }),
-        { timeout: 30_000 },
-      )
-      .toBeGreaterThan(5);
+    await expect.poll(() => playingAt(video), { timeout: 30_000 }).toBeGreaterThan(5);
     // Segments 0-1, 2-3 and 4-5 are three key groups: each key fetched with the session's token.
     const groups = new Set(keyRequests.map((r) => new URL(r.url).pathname.split("/").at(-1)));
     expect(groups.size).toBeGreaterThanOrEqual(3);
@@ -126,18 +126,7 @@ describe("content protection in the console", () => {
     await page.goto(`${t.url}/videos/${id}`);
     await expect.poll(() => page.getByTestId("content-protection").textContent()).toContain("CENC (ClearKey)");
     const video = page.locator("video");
-    // play() again until it takes: the player may load its source again (EME's keys attached) meanwhile.
-    await expect
-      .poll(
-        () =>
-          video.evaluate((v: HTMLVideoElement) => {
-            v.muted = true;
-            if (v.paused) v.play().catch(() => {});
-            return v.currentTime;
-          }),
-        { timeout: 30_000 },
-      )
-      .toBeGreaterThan(4);
+    await expect.poll(() => playingAt(video), { timeout: 30_000 }).toBeGreaterThan(4);
     expect(licences.length).toBeGreaterThanOrEqual(1);
     for (const r of licences) {
       expect(r).toMatchObject({ method: "POST", status: 200 });
