@@ -4,6 +4,7 @@ import { CONTROL_NOTIFY_CHANNEL, EVENTS_QUEUE, jobQueueName } from "../../src/pr
 import { databaseUnavailable } from "../../src/shared/database-errors.ts";
 import { listenWithReconnect, type PostgresListener } from "../../src/shared/postgres-listener.ts";
 import { log } from "../log.ts";
+import { type JobWakes, listenForJobWakes, type QueueSlot } from "./job-wakes.ts";
 import { createProgressSampleSender } from "./progress-samples.ts";
 import type { WorkerTransport } from "./types.ts";
 
@@ -14,13 +15,30 @@ const QUEUE_WAIT_MS = 500;
  */
 const EVENT_SEND_PATIENCE_MS = 60_000;
 const MAX_SEND_RETRY_MS = 5000;
+/**
+ * How often an idle slot looks at its queue unwoken: only a signal lost while the wake listener
+ * reconnects (it wakes every slot once it is back) or a job made due by time (a retry's delay)
+ * waits for this.
+ */
+const BACKSTOP_POLL_SECONDS = 10;
+/** pg-boss's schema, the one the API creates the queues in (its default). */
+const BOSS_SCHEMA = "pgboss";
 
 /** The embedded transport (pg-boss in Postgres); the API creates the queues. */
 export function createPostgresWorkerTransport(connectionString: string): WorkerTransport {
-  const boss = new PgBoss({ connectionString, useListenNotify: true, max: 3, supervise: false, schedule: false });
+  // No LISTEN of pg-boss's own: it would wake every idle slot for each job; job-wakes.ts wakes one.
+  const boss = new PgBoss({
+    connectionString,
+    schema: BOSS_SCHEMA,
+    useListenNotify: false,
+    max: 3,
+    supervise: false,
+    schedule: false,
+  });
   boss.on("error", (err) => log.error("pg-boss error", { err }));
   const queues: string[] = [];
   let control: PostgresListener | null = null;
+  let wakes: JobWakes | null = null;
   const samples = createProgressSampleSender(connectionString);
 
   return {
@@ -36,17 +54,31 @@ export function createPostgresWorkerTransport(connectionString: string): WorkerT
           await new Promise((r) => setTimeout(r, QUEUE_WAIT_MS));
         }
         queues.push(queue);
-        const workOptions = {
-          localConcurrency: concurrency,
-          batchSize: 1,
-          pollingIntervalSeconds: 1,
-          notifyPollingIntervalSeconds: 1,
-        };
-        await boss.work(queue, workOptions, async ([job]) => {
-          // pg-boss counts a retry each time a claim lapses (no heartbeat) or is handed back.
-          const delivery = { messageId: job!.id, count: job!.retryCount + 1 };
-          await handler(job!.data, job!.signal, capability, delivery);
+        wakes ??= await listenForJobWakes({
+          connectionString,
+          schema: BOSS_SCHEMA,
+          wake: (id) => boss.notifyWorker(id),
         });
+        const slots = wakes.slotsOf(queue);
+        // A pg-boss worker per slot, each claiming one job at a time, so a wake can go to one of them.
+        const workOptions = { batchSize: 1, pollingIntervalSeconds: BACKSTOP_POLL_SECONDS };
+        for (let i = 0; i < concurrency; i++) {
+          const slot: QueueSlot = { workerId: "", busy: false, wokenAt: 0 };
+          slot.workerId = await boss.work(queue, workOptions, async ([job]) => {
+            slot.busy = true;
+            try {
+              // pg-boss counts a retry each time a claim lapses (no heartbeat) or is handed back.
+              const delivery = { messageId: job!.id, count: job!.retryCount + 1 };
+              await handler(job!.data, job!.signal, capability, delivery);
+            } finally {
+              slot.busy = false;
+              // Looks again at once rather than after the backstop: a job that came while every slot
+              // was busy woke none.
+              boss.notifyWorker(slot.workerId);
+            }
+          });
+          slots.push(slot);
+        }
       }
     },
     async publishEvent(event: WorkerEvent) {
@@ -94,6 +126,7 @@ export function createPostgresWorkerTransport(connectionString: string): WorkerT
     },
     async stop() {
       await control?.close();
+      await wakes?.close();
       await samples.stop();
       await boss.stop({ graceful: true, timeout: 5000 });
     },

@@ -1,0 +1,130 @@
+// The Postgres worker transport wakes one idle slot per job published (render-worker/transport/
+// job-wakes.ts), where pg-boss's own LISTEN woke every idle slot and each fetched.
+import { afterEach, describe, expect, it } from "vitest";
+import { bossChannel, listenForJobWakes, type QueueSlot } from "../../render-worker/transport/job-wakes.ts";
+import { createPostgresWorkerTransport } from "../../render-worker/transport/postgres.ts";
+import { jobQueueName } from "../../src/protocol/queues.ts";
+import { createPostgresTransport } from "../../src/transport/postgres.ts";
+import { createTestDatabase, queryDatabase } from "../support/db.ts";
+import { transcodeJobMessage } from "../support/job-events.ts";
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function apiTransport() {
+  const db = await createTestDatabase();
+  cleanups.push(() => db.drop());
+  const api = createPostgresTransport({ connectionString: db.url, stallSeconds: 30 });
+  await api.start();
+  cleanups.push(() => api.stop());
+  return { db, api };
+}
+
+async function until(check: () => boolean | Promise<boolean>, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Index and sequential scans of pg-boss's job table in this database: a fetch is one. */
+async function jobTableScans(url: string): Promise<number> {
+  await new Promise((r) => setTimeout(r, 1500)); // backends report their counts within a second of idling
+  const { rows } = await queryDatabase(
+    url,
+    `SELECT coalesce(sum(coalesce(idx_scan, 0) + coalesce(seq_scan, 0)), 0)::int AS n
+       FROM pg_stat_user_tables WHERE schemaname = 'pgboss' AND relname = 'job_common'`,
+  );
+  return rows[0].n as number;
+}
+
+describe("job wakes (Postgres transport)", () => {
+  it("the channel is pg-boss's own: the name its SQL derives for the schema", async () => {
+    const { db } = await apiTransport();
+    const { rows } = await queryDatabase(
+      db.url,
+      "SELECT 'pgboss_' || left(encode(sha224('pgboss'::bytea), 'hex'), 24) AS c",
+    );
+    expect(bossChannel("pgboss")).toBe(rows[0].c);
+  });
+
+  it("each job published wakes one idle slot, none while all are busy, every idle slot after a reconnect", async () => {
+    const { db, api } = await apiTransport();
+    const woken: string[] = [];
+    const wakes = await listenForJobWakes({ connectionString: db.url, schema: "pgboss", wake: (id) => woken.push(id) });
+    cleanups.push(() => wakes.close());
+    const slots = wakes.slotsOf(jobQueueName("cpu"));
+    for (let i = 0; i < 8; i++) slots.push({ workerId: `slot-${i}`, busy: false, wokenAt: 0 } satisfies QueueSlot);
+
+    for (let i = 0; i < 3; i++) await api.publishJob("cpu", transcodeJobMessage());
+    await until(() => woken.length >= 3, 5000);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(woken).toHaveLength(3);
+    expect(new Set(woken).size).toBe(3); // three different slots, none twice
+
+    // A job of another queue wakes none of these.
+    await api.publishJob("nvenc", transcodeJobMessage());
+    await new Promise((r) => setTimeout(r, 300));
+    expect(woken).toHaveLength(3);
+
+    for (const slot of slots) slot.busy = true;
+    await api.publishJob("cpu", transcodeJobMessage());
+    await new Promise((r) => setTimeout(r, 300));
+    expect(woken).toHaveLength(3);
+
+    // The listener's connection is cut: signals sent meanwhile are lost, so every idle slot looks once.
+    slots[0]!.busy = false;
+    slots[1]!.busy = false;
+    woken.length = 0;
+    await queryDatabase(
+      db.url,
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN pgboss_%'",
+    );
+    await until(() => woken.length >= 2, 10_000);
+    expect(woken.sort()).toEqual(["slot-0", "slot-1"]);
+  });
+
+  it("a worker of 16 idle slots takes a job within a second and fetches about once a job, not once a slot", async () => {
+    const { db, api } = await apiTransport();
+    const worker = createPostgresWorkerTransport(db.url);
+    await worker.start();
+    cleanups.push(() => worker.stop());
+    const taken: number[] = [];
+    await worker.consumeJobs(["cpu"], 16, async () => {
+      taken.push(Date.now());
+    });
+    await new Promise((r) => setTimeout(r, 1000)); // every slot's first fetch is done
+    const before = await jobTableScans(db.url);
+    for (let i = 0; i < 5; i++) {
+      const publishedAt = Date.now();
+      await api.publishJob("cpu", transcodeJobMessage());
+      await until(() => taken.length > i, 5000);
+      // Well under the 10 s backstop poll: a wake reached a slot.
+      expect(taken[i]! - publishedAt).toBeLessThan(1000);
+    }
+    const scans = (await jobTableScans(db.url)) - before;
+    // pg-boss's own LISTEN: each job woke the 15–16 idle slots, 5 jobs ≥ 75 fetches. Now: a fetch to
+    // take each job, one after each finishes, the API's event fetches and supervision, a few backstop polls.
+    expect(scans).toBeLessThan(40);
+  });
+
+  it("a backlog drains through one slot without waiting for the backstop poll", async () => {
+    const { db, api } = await apiTransport();
+    for (let i = 0; i < 4; i++) await api.publishJob("cpu", transcodeJobMessage());
+    const worker = createPostgresWorkerTransport(db.url);
+    await worker.start();
+    cleanups.push(() => worker.stop());
+    let done = 0;
+    const startedAt = Date.now();
+    await worker.consumeJobs(["cpu"], 1, async () => {
+      await new Promise((r) => setTimeout(r, 100));
+      done++;
+    });
+    // Each finished job looks again at once: four in well under the 10 s a slot polls unwoken.
+    await until(() => done === 4, 5000);
+    expect(Date.now() - startedAt).toBeLessThan(5000);
+  });
+});
