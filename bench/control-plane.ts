@@ -21,14 +21,16 @@ import type { OpenSubscribers, TakenReport } from "./support/fanout-clients.ts";
 
 const USAGE = `usage: npm run bench:control-plane -- [--transport=postgres|pubsub] [--apis=1|2] [--start=N] [--step=N] \
 [--step-seconds=S] [--max=N] [--subscribers=N] [--per-video=K] [--video-seconds=S] [--height=H] [--speed=X] \
-[--failure-percent=P] [--cancel-percent=P] [--slots-per-worker=N] [--all-steps] [--profile=DIR]
+[--failure-percent=P] [--cancel-percent=P] [--slots-per-worker=N] [--worker-concurrency=N] [--all-steps] [--profile=DIR]
 Starts --apis API processes on a fresh database, registers a loopback webhook receiver, then uploads
 videos (createUpload and a PUT of a tiny real file: the API queues real TRANSCODE jobs) at a rate that
 starts at --start videos a day and rises by --step every --step-seconds up to --max. A simulated fleet
 (no ffmpeg) takes the jobs from the real transport and sends what a worker sends for a --video-seconds
 source of --height (its planned ladder), encoding at --speed × real time, progress every second; P %
 of first attempts fail (retried by the API) and P % of videos are canceled part-way. Each new video
-gets --per-video graphql-ws subscribers while fewer than --subscribers are open.
+gets --per-video graphql-ws subscribers while fewer than --subscribers are open. A simulated process
+has --slots-per-worker slots and stands for workers of --worker-concurrency jobs each (their
+WORKER_CONCURRENCY), each with its own id and heartbeat every 10 s, added as the runs need them.
 Per step: arrival rate (videos a day), completed a second, progress latency p50/p99 (sent by the
 simulated worker → received by a subscriber), queue trends (events, run ends, jobs, webhooks,
 NOTIFY; over postgres, the progress samples the API skipped because a newer one of the job came
@@ -40,7 +42,7 @@ the CPU per event still says where the limit is). --profile=DIR writes each API'
 (.cpuprofile, for Chrome DevTools) into DIR as it stops.
 Defaults: postgres, 1 API, 100000 to 1000000 by 100000, 180 s a step, 3000 subscribers, 2 per video,
 180 s 1080p sources at 1.2 × real time (deploy/CAPACITY.md), 2 % failures, 1 % cancels, 250 slots a
-simulated worker.`;
+simulated process, workers of 1 job each (the render worker's default).`;
 const { values: flags } = parseCommandLine(USAGE, {
   options: {
     transport: { type: "string", default: "postgres" },
@@ -57,6 +59,7 @@ const { values: flags } = parseCommandLine(USAGE, {
     "failure-percent": { type: "string", default: "2" },
     "cancel-percent": { type: "string", default: "1" },
     "slots-per-worker": { type: "string", default: "250" },
+    "worker-concurrency": { type: "string", default: "1" },
     "all-steps": { type: "boolean", default: false },
     profile: { type: "string" },
   },
@@ -74,10 +77,13 @@ const speed = Number(flags.speed);
 const failurePercent = Number(flags["failure-percent"]);
 const cancelPercent = Number(flags["cancel-percent"]);
 const slotsPerWorker = Number(flags["slots-per-worker"]);
+const workerConcurrency = Number(flags["worker-concurrency"]);
 if (transport !== "postgres" && transport !== "pubsub") usageError(USAGE, "--transport is postgres or pubsub");
 if (apiCount !== 1 && apiCount !== 2) usageError(USAGE, "--apis is 1 or 2");
 if (
-  ![startRate, stepSeconds, maxRate, videoSeconds, height, speed, slotsPerWorker].every((n) => n > 0) ||
+  ![startRate, stepSeconds, maxRate, videoSeconds, height, speed, slotsPerWorker, workerConcurrency].every(
+    (n) => n > 0,
+  ) ||
   !(stepRate >= 0) ||
   ![subscriberCap, perVideo].every((n) => Number.isInteger(n) && n >= 0) ||
   ![failurePercent, cancelPercent].every((p) => p >= 0 && p < 100) ||
@@ -254,6 +260,7 @@ try {
     transport: fleetTransport,
     source: { seconds: videoSeconds, height, speed },
     slotsPerWorker,
+    workerConcurrency,
     progressIntervalMs: 1000,
     failureRate: failurePercent / 100,
   };
@@ -566,8 +573,8 @@ videograph control plane — ${new Date().toISOString()}
 machine: ${cores} cores (${os.cpus()[0]?.model ?? "unknown CPU"}), ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB, \
 Node ${process.version}, load average ${load} during the run
 stack:   ${apiCount} API process(es), transport ${transport}${emulator ? " (Pub/Sub emulator)" : ""}, one Postgres; a \
-simulated fleet (${failurePercent} % failures, ${cancelPercent} % cancels) of ${videoSeconds} s ${height}p sources \
-at ${speed} × real time; ${perVideo} subscribers a video up to ${subscriberCap}; webhooks to a loopback receiver \
+simulated fleet (${failurePercent} % failures, ${cancelPercent} % cancels; workers of ${workerConcurrency} job(s) \
+each, ${slotsPerWorker} slots a process) of ${videoSeconds} s ${height}p sources at ${speed} × real time; ${perVideo} subscribers a video up to ${subscriberCap}; webhooks to a loopback receiver \
 (${hooks.received} deliveries)
 uploads: ${counts.uploaded} (${counts.uploadErrors} errors${uploadErrors.size ? `: ${[...uploadErrors.keys()].slice(0, 3).join("; ")}` : ""}), \
 ${counts.canceled} canceled

@@ -778,6 +778,41 @@ heartbeat is still fresh`, async () => {
     expect(stopped).toHaveLength(1);
   });
 
+  it("one heartbeat refreshes every run it lists, and only those of its worker and attempt", async () => {
+    const jobs = await Promise.all([newJob(), newJob(), newJob()]);
+    // Two runs of worker-1 and one of worker-2, each started at 10:00:00 (cleanRun's first event).
+    await ingestor.ingest([
+      cleanRun(jobs[0]!.jobId, jobs[0]!.videoId, 1, "worker-1")[0]!,
+      cleanRun(jobs[1]!.jobId, jobs[1]!.videoId, 1, "worker-1")[0]!,
+      cleanRun(jobs[2]!.jobId, jobs[2]!.videoId, 1, "worker-2")[0]!,
+    ]);
+    const at = "2026-11-22T10:00:07.000Z";
+    await ingestor.ingest([
+      {
+        ...heartbeatOf("worker-1", [], at),
+        // Job 0 and 1 as running; job 2 is worker-2's (not refreshed); job 0 again at a later attempt (none).
+        activeJobs: [
+          { jobId: jobs[0]!.jobId, attempt: 1 },
+          { jobId: jobs[1]!.jobId, attempt: 1 },
+          { jobId: jobs[2]!.jobId, attempt: 1 },
+          { jobId: jobs[0]!.jobId, attempt: 2 },
+        ],
+      },
+    ]);
+    const heard = await Promise.all(
+      jobs.map(async ({ jobId }) => {
+        const job = await db.job.findUniqueOrThrow({ where: { id: jobId }, include: { runs: true } });
+        return [job.heartbeatAt?.toISOString(), job.runs.map((r) => [r.workerId, r.heartbeatAt?.toISOString()])];
+      }),
+    );
+    expect(heard).toEqual([
+      [at, [["worker-1", at]]],
+      [at, [["worker-1", at]]],
+      // The job's heartbeat is the attempt's, whoever runs it; the run is worker-2's and keeps its own.
+      [at, [["worker-2", "2026-11-22T10:00:00.000Z"]]],
+    ]);
+  });
+
   it("a run whose delivery was taken over fails alone: the attempt goes on with the redelivery", async () => {
     const { videoId, jobId } = await newJob();
     const requeued: Date[] = [];

@@ -27,6 +27,8 @@ beforeAll(async () => {
     transport: createPostgresWorkerTransport(t.database.url),
     workerId: "simulated-test",
     slots: 2,
+    // Stands for two workers of one job each, as a fleet of the render worker's default.
+    workerSlots: 1,
     source: { seconds: 2, height: 1080, speed: 4 },
     progressIntervalMs: 100,
     heartbeatIntervalSeconds: 2,
@@ -69,4 +71,16 @@ it("takes a real transcode job, fails its first attempt, and its retry makes the
   expect(data.video!.variants.every((v) => v.status === "READY")).toBe(true);
   const transcode = data.video!.jobs.edges.map((e) => e.node).find((j) => j.kind === "TRANSCODE");
   expect(transcode).toMatchObject({ status: "SUCCEEDED", attempt: 2 });
+  // Each run was a worker's of its own id, which heartbeats as the API records workers.
+  const db = t.app.services.db;
+  const runs = await db.jobRun.findMany({ where: { job: { videoId: id } }, orderBy: { attempt: "asc" } });
+  expect(runs.map((r) => [r.attempt, r.status])).toEqual([
+    [1, "FAILED"],
+    [2, "SUCCEEDED"],
+  ]);
+  const heard = new Set((await db.worker.findMany()).map((w) => w.id));
+  for (const r of runs) {
+    expect(r.workerId).toMatch(/^simulated-test-\d+$/);
+    expect(heard).toContain(r.workerId);
+  }
 }, 60_000);

@@ -201,6 +201,13 @@ describe("webhooks to a CMS through the public API", () => {
       [200, "thanks"],
     ]);
     expect(JSON.parse(readyDelivery.payload)).toEqual(ready);
+    // Its times are instants: read back, they are now, not off by the server's time zone.
+    const row = await t.app.services.db.webhookDelivery.findUniqueOrThrow({
+      where: { id: readyDelivery.id },
+      include: { attempts: true },
+    });
+    expect(Math.abs(row.deliveredAt!.getTime() - Date.now())).toBeLessThan(60_000);
+    for (const a of row.attempts) expect(Math.abs(a.at.getTime() - Date.now())).toBeLessThan(60_000);
 
     // Re-sent on request, with the same event id, so the CMS can dedupe it.
     const before = receiver.received.length;

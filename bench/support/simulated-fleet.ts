@@ -12,6 +12,8 @@ export interface FleetStart {
   transport: { kind: "postgres"; databaseUrl: string } | { kind: "pubsub"; projectId: string };
   source: SimulatedSource;
   slotsPerWorker: number;
+  /** Jobs each worker a process stands for runs at once (WORKER_CONCURRENCY): each heartbeats apart. */
+  workerConcurrency: number;
   progressIntervalMs: number;
   failureRate: number;
 }
@@ -48,6 +50,7 @@ async function addWorker(options: FleetStart): Promise<void> {
       transport,
       workerId,
       slots: options.slotsPerWorker,
+      workerSlots: options.workerConcurrency,
       source: options.source,
       progressIntervalMs: options.progressIntervalMs,
       heartbeatIntervalSeconds: 10,

@@ -30,8 +30,14 @@ export interface SimulatedSource {
 export interface SimulatedWorkerOptions {
   transport: WorkerTransport;
   workerId: string;
-  /** Jobs it runs at once (WORKER_CONCURRENCY). */
+  /** Jobs it runs at once, over all the workers it stands for. */
   slots: number;
+  /**
+   * Jobs one worker of the fleet it stands for runs at once (WORKER_CONCURRENCY, 1 by default): its
+   * runs go to virtual workers of this many slots, each with its own id and heartbeat, added as the
+   * runs at once reach them, as an autoscaler adds workers. Defaults to `slots` (one worker).
+   */
+  workerSlots?: number;
   source: SimulatedSource;
   /** The worker's PROGRESS_INTERVAL_MS (1000 by default). */
   progressIntervalMs: number;
@@ -53,7 +59,7 @@ export interface SimulatedWorker {
 
 export async function startSimulatedWorker(options: SimulatedWorkerOptions): Promise<SimulatedWorker> {
   const { transport, workerId, source } = options;
-  const runs = new Map<string, { jobId: string; attempt: number; cancel: () => void }>();
+  const runs = new Map<string, { jobId: string; attempt: number; workerId: string; cancel: () => void }>();
   let stopping = false;
   const probe: ProbeResult = {
     duration: source.seconds,
@@ -65,19 +71,45 @@ export async function startSimulatedWorker(options: SimulatedWorkerOptions): Pro
     videoCodec: "h264",
     audioCodec: "aac",
   };
-  const heartbeat = () =>
+  const workerSlots = Math.max(1, Math.min(options.workerSlots ?? options.slots, options.slots));
+  /** The workers it stands for, by index: each one's runs. Added as runs need them, never removed. */
+  const workers: Set<string>[] = [];
+  const virtualId = (index: number) => (workerSlots === options.slots ? workerId : `${workerId}-${index}`);
+  const heartbeat = (index: number) =>
     transport.publishEvent({
       v: PROTOCOL_VERSION,
       type: "worker.heartbeat",
-      workerId,
+      workerId: virtualId(index),
       capabilities: ["cpu"],
-      slots: options.slots,
-      activeJobs: [...runs.values()].map(({ jobId, attempt }) => ({ jobId, attempt })),
+      slots: workerSlots,
+      activeJobs: [...(workers[index] ?? [])].flatMap((runId) => {
+        const r = runs.get(runId);
+        return r ? [{ jobId: r.jobId, attempt: r.attempt }] : [];
+      }),
       at: new Date().toISOString(),
     });
+  const heartbeatTimers: NodeJS.Timeout[] = [];
+  /** A worker of `workerSlots` more, heartbeating from now; its index. */
+  function addWorker(): number {
+    const index = workers.push(new Set()) - 1;
+    void heartbeat(index).catch(() => undefined);
+    heartbeatTimers.push(
+      setInterval(() => void heartbeat(index).catch(() => undefined), options.heartbeatIntervalSeconds * 1000),
+    );
+    return index;
+  }
+  /** A worker with a free slot for `runId`: the first that has one, else a new one. */
+  function assign(runId: string): number {
+    const free = workers.findIndex((w) => w.size < workerSlots);
+    const index = free >= 0 ? free : addWorker();
+    workers[index]!.add(runId);
+    return index;
+  }
 
   async function run(job: TranscodeJobMessage, delivery: JobDelivery | undefined): Promise<void> {
     const runId = randomUUID();
+    const worker = assign(runId);
+    const runWorkerId = virtualId(worker);
     let seq = 0;
     const emit = async (body: JobEventBody) => {
       const event = JobEvent.parse({
@@ -87,7 +119,7 @@ export async function startSimulatedWorker(options: SimulatedWorkerOptions): Pro
         jobId: job.jobId,
         attempt: job.attempt,
         seq: ++seq,
-        workerId,
+        workerId: runWorkerId,
         runId,
         at: new Date().toISOString(),
       });
@@ -107,6 +139,7 @@ export async function startSimulatedWorker(options: SimulatedWorkerOptions): Pro
     runs.set(runId, {
       jobId: job.jobId,
       attempt: job.attempt,
+      workerId: runWorkerId,
       cancel: () => {
         canceled = true;
         wake();
@@ -163,6 +196,7 @@ export async function startSimulatedWorker(options: SimulatedWorkerOptions): Pro
       await emit({ type: "job.succeeded", masterKey: layout.masterKey, posterKey: posterKey(job.outputPrefix) });
     } finally {
       runs.delete(runId);
+      workers[worker]!.delete(runId);
     }
   }
 
@@ -175,16 +209,15 @@ export async function startSimulatedWorker(options: SimulatedWorkerOptions): Pro
       } catch {
         return;
       }
-      if (message.workerId !== undefined && message.workerId !== workerId) return;
       for (const [runId, r] of runs) {
+        if (message.workerId !== undefined && message.workerId !== r.workerId) continue;
         if (r.jobId === message.jobId && r.attempt === message.attempt && (!message.runId || message.runId === runId))
           r.cancel();
       }
     },
-    () => void heartbeat().catch(() => undefined),
+    () => void Promise.all(workers.map((_, i) => heartbeat(i))).catch(() => undefined),
   );
-  await heartbeat();
-  const timer = setInterval(() => void heartbeat().catch(() => undefined), options.heartbeatIntervalSeconds * 1000);
+  addWorker(); // the first heartbeats from the start, as a worker does
   await transport.consumeJobs(["cpu"], options.slots, async (raw, _signal, _capability, delivery) => {
     let job: ReturnType<typeof parseJobMessage>;
     try {
@@ -199,7 +232,7 @@ export async function startSimulatedWorker(options: SimulatedWorkerOptions): Pro
     running: () => runs.size,
     async stop() {
       stopping = true;
-      clearInterval(timer);
+      for (const timer of heartbeatTimers) clearInterval(timer);
       for (const r of runs.values()) r.cancel();
       await transport.stop();
     },

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import http from "node:http";
 import https from "node:https";
 import type { Db } from "../db/client.ts";
@@ -20,7 +21,20 @@ export interface WebhookDelivererOptions {
   maxInFlightPerEndpoint?: number;
 }
 
-/** Time a claimed delivery has, beyond its deadline, to read its row and record its attempt. */
+/** A delivery as its claim returns it: the row and its endpoint's URL and secret. */
+interface ClaimedDelivery {
+  id: string;
+  endpointId: string;
+  eventId: string;
+  eventType: string;
+  payload: unknown;
+  attemptCount: number;
+  giveUpAt: Date;
+  url: string;
+  secret: string;
+}
+
+/** Time a claimed delivery has, beyond its deadline, to record its attempt. */
 const RECORDING_MARGIN_SECONDS = 30;
 
 /**
@@ -132,15 +146,14 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions) {
   let stopped = true;
   let again = false;
 
-  async function deliver(id: string): Promise<void> {
-    const delivery = await db.webhookDelivery.findUnique({ where: { id }, include: { endpoint: true } });
-    if (!delivery || delivery.status === "DELIVERED") return;
+  async function deliver(delivery: ClaimedDelivery): Promise<void> {
+    const { id } = delivery;
     const body = JSON.stringify(delivery.payload);
     const result = await post(
-      delivery.endpoint.url,
+      delivery.url,
       body,
       {
-        signature: signWebhook(delivery.endpoint.secret, body),
+        signature: signWebhook(delivery.secret, body),
         "webhook-id": delivery.eventId,
         "webhook-event": delivery.eventType,
       },
@@ -153,28 +166,19 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions) {
     const wait = Math.min(3600, options.retryBaseSeconds * 2 ** (attemptCount - 1)) * 1000;
     const next = new Date(Date.now() + wait);
     const giveUp = !ok && (result.permanent || next > delivery.giveUpAt);
-    await db.$transaction([
-      db.webhookAttempt.create({
-        data: {
-          deliveryId: id,
-          statusCode: result.statusCode,
-          responseBody: result.responseBody,
-          error,
-          durationMs: result.durationMs,
-        },
-      }),
-      db.webhookDelivery.update({
-        where: { id },
-        data: {
-          attemptCount,
-          lastStatusCode: result.statusCode,
-          lastError: error,
-          status: ok ? "DELIVERED" : giveUp ? "FAILED" : "PENDING",
-          deliveredAt: ok ? new Date() : null,
-          nextAttemptAt: ok || giveUp ? null : next,
-        },
-      }),
-    ]);
+    const status = ok ? "DELIVERED" : giveUp ? "FAILED" : "PENDING";
+    // The attempt and the delivery's new state in one statement: one round trip, one commit.
+    await db.$executeRaw`
+      WITH attempt AS (
+        INSERT INTO "WebhookAttempt" (id, "deliveryId", at, "statusCode", "responseBody", error, "durationMs")
+        VALUES (${randomUUID()}::uuid, ${id}::uuid, ${new Date()}, ${result.statusCode}::int, ${result.responseBody}::text,
+          ${error}::text, ${result.durationMs}::int)
+      )
+      UPDATE "WebhookDelivery"
+      SET "attemptCount" = ${attemptCount}::int, "lastStatusCode" = ${result.statusCode}::int, "lastError" = ${error}::text,
+        status = ${status}::"WebhookDeliveryStatus", "deliveredAt" = ${ok ? new Date() : null},
+        "nextAttemptAt" = ${ok || giveUp ? null : next}
+      WHERE id = ${id}::uuid`;
     webhookDeliveries.inc({ outcome: ok ? "delivered" : giveUp ? "abandoned" : "failed" });
     if (!ok)
       log.warn("webhook delivery failed", {
@@ -187,7 +191,7 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions) {
   }
 
   /** Claims due deliveries for the free slots: none of an endpoint already at its limit here. */
-  async function claim(): Promise<{ id: string; endpointId: string }[]> {
+  async function claim(): Promise<ClaimedDelivery[]> {
     const free = maxInFlight - inFlight.size;
     if (free <= 0) return [];
     const busy = new Map<string, number>();
@@ -195,7 +199,8 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions) {
     const endpoints = [...busy.keys()];
     const counts = endpoints.map((e) => busy.get(e)!);
     const full = endpoints.filter((e) => busy.get(e)! >= perEndpoint);
-    return db.$queryRaw<{ id: string; endpointId: string }[]>`
+    // The claimed rows come back with what sending them takes (their endpoint's URL and secret).
+    return db.$queryRaw<ClaimedDelivery[]>`
       WITH due AS (
         SELECT id, "endpointId", "nextAttemptAt" FROM "WebhookDelivery"
         WHERE status = 'PENDING' AND "nextAttemptAt" <= now() AND "endpointId" <> ALL (${full}::uuid[])
@@ -209,16 +214,17 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions) {
       ), chosen AS (
         SELECT id FROM ranked WHERE n + sending <= ${perEndpoint} ORDER BY n LIMIT ${free}
       )
-      UPDATE "WebhookDelivery" SET "nextAttemptAt" = now() + make_interval(secs => ${lease})
-      WHERE id IN (SELECT id FROM chosen)
-      RETURNING id, "endpointId"`;
+      UPDATE "WebhookDelivery" AS d SET "nextAttemptAt" = now() + make_interval(secs => ${lease})
+      FROM "WebhookEndpoint" AS e
+      WHERE d.id IN (SELECT id FROM chosen) AND e.id = d."endpointId"
+      RETURNING d.id, d."endpointId", d."eventId", d."eventType", d.payload, d."attemptCount", d."giveUpAt", e.url, e.secret`;
   }
 
   /** Starts the claimed deliveries without waiting for them; true when any was claimed. */
   async function runOnce(): Promise<boolean> {
     const claimed = await claim();
     for (const c of claimed) {
-      const done = deliver(c.id)
+      const done = deliver(c)
         .catch((err) => log.error("webhook delivery crashed", { err, deliveryId: c.id }))
         .finally(() => {
           inFlight.delete(c.id);

@@ -40,14 +40,24 @@ export async function onHeartbeat(
     });
     for (const job of canceled) await deps.onCanceledJobReported(job.id, job.attempt, h.workerId);
   }
-  for (const active of h.activeJobs) {
-    await db.job.updateMany({
-      where: { id: active.jobId, attempt: active.attempt, status: "RUNNING" },
-      data: { heartbeatAt: at },
-    });
-    await db.jobRun.updateMany({
-      where: { jobId: active.jobId, attempt: active.attempt, workerId: h.workerId, status: "RUNNING" },
-      data: { heartbeatAt: at },
-    });
-  }
+  if (h.activeJobs.length === 0) return;
+  // Its runs' heartbeats: one statement for the jobs and one for the runs, whatever their number (a
+  // worker of 16 slots lists 16), each locking its rows in id order as the progress batch does.
+  const jobIds = h.activeJobs.map((a) => a.jobId);
+  const attempts = h.activeJobs.map((a) => a.attempt);
+  await db.$executeRaw`
+    WITH locked AS MATERIALIZED (
+      SELECT id FROM "Job" WHERE id = ANY(${jobIds}::uuid[]) ORDER BY id FOR NO KEY UPDATE
+    )
+    UPDATE "Job" AS j SET "heartbeatAt" = ${at}, "updatedAt" = now()
+    FROM locked, unnest(${jobIds}::uuid[], ${attempts}::int[]) AS x(id, attempt)
+    WHERE j.id = locked.id AND j.id = x.id AND j.attempt = x.attempt AND j.status = 'RUNNING'`;
+  await db.$executeRaw`
+    WITH locked AS MATERIALIZED (
+      SELECT id FROM "JobRun" WHERE "jobId" = ANY(${jobIds}::uuid[]) AND "workerId" = ${h.workerId}
+      ORDER BY id FOR NO KEY UPDATE
+    )
+    UPDATE "JobRun" AS r SET "heartbeatAt" = ${at}
+    FROM locked, unnest(${jobIds}::uuid[], ${attempts}::int[]) AS x("jobId", attempt)
+    WHERE r.id = locked.id AND r."jobId" = x."jobId" AND r.attempt = x.attempt AND r.status = 'RUNNING'`;
 }
