@@ -2,10 +2,13 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEFAULT_TENANT_ID } from "../src/auth/api-keys.ts";
+import { createDb, type Db } from "../src/db/client.ts";
 import { isPublicAddress } from "../src/http/outbound-url.ts";
 import { createWebhookDeliverer, webhookClaimLeaseSeconds } from "../src/webhooks/deliverer.ts";
 import { signWebhook, verifyWebhookSignature } from "../src/webhooks/signature.ts";
 import { collectSubscription, startTestApp, type TestApp } from "./support/app.ts";
+import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { makeClip } from "./support/media-fixtures.ts";
 import { NON_PUBLIC_ADDRESSES, PUBLIC_ADDRESSES } from "./fixtures/non-public-addresses.ts";
 import { expectTypename, graphql, type VariablesOf } from "./support/graphql.ts";
@@ -595,5 +598,74 @@ describe("webhook endpoints are delivered independently", () => {
     // The slow receiver still holds its deliveries, at most a few of them at once.
     expect(slow.openNow()).toBeGreaterThan(0);
     expect(slow.openNow()).toBeLessThanOrEqual(4);
+  });
+});
+
+describe("the deliverer's claims", () => {
+  // A database of its own and no API: the deliverer under test is the only one claiming.
+  let database: TestDatabase;
+  let db: Db;
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  beforeAll(async () => {
+    receiver = await startReceiver(() => 200);
+    database = await createTestDatabase();
+    db = createDb(database.url);
+  });
+  afterAll(async () => {
+    await receiver?.close();
+    await db?.$disconnect();
+    await database?.drop();
+  });
+
+  it("a burst of deliveries below every limit takes one claim: none to find that no more are due", async () => {
+    let claims = 0;
+    const counted = new Proxy(db, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop);
+        if (prop === "$queryRaw")
+          return (...args: unknown[]) => {
+            claims++;
+            return value.apply(target, args);
+          };
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const deliverer = createWebhookDeliverer({
+      db: counted,
+      timeoutMs: 5000,
+      retryBaseSeconds: 1,
+      allowPrivateUrls: true,
+    });
+    const { id: endpointId } = await db.webhookEndpoint.create({
+      data: { tenantId: DEFAULT_TENANT_ID, url: receiver.url, secret: "whsec_x", events: [] },
+    });
+    const queued = await Promise.all(
+      [1, 2, 3].map(() =>
+        db.webhookDelivery.create({
+          data: {
+            eventId: crypto.randomUUID(),
+            endpointId,
+            eventType: "video.ready",
+            payload: { id: "x" },
+            giveUpAt: new Date(Date.now() + 3600_000),
+          },
+        }),
+      ),
+    );
+    deliverer.start(3_600_000); // no poll: only the kick at start
+    try {
+      await expect
+        .poll(async () => db.webhookDelivery.count({ where: { endpointId, status: "DELIVERED" } }), { timeout: 10_000 })
+        .toBe(3);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(new Set(receiver.received.map((r) => r.headers["webhook-id"]))).toEqual(
+        new Set(queued.map((d) => d.eventId)),
+      );
+      // Three under the endpoint's 4 and the instance's 32: the first claim took them all. Before, a
+      // second claim found none, and each delivery's end claimed again.
+      expect(claims).toBe(1);
+    } finally {
+      await deliverer.stop();
+    }
   });
 });

@@ -220,19 +220,38 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions) {
       RETURNING d.id, d."endpointId", d."eventId", d."eventType", d.payload, d."attemptCount", d."giveUpAt", e.url, e.secret`;
   }
 
-  /** Starts the claimed deliveries without waiting for them; true when any was claimed. */
+  /**
+   * Starts the claimed deliveries without waiting for them; true when another claim may find more:
+   * this one filled every free slot, or it filled an endpoint's, whose other due deliveries hid
+   * later ones of other endpoints from it. Otherwise no more were due (a claim that finds none is
+   * what every burst of deliveries would end with).
+   */
   async function runOnce(): Promise<boolean> {
+    const free = maxInFlight - inFlight.size;
     const claimed = await claim();
     for (const c of claimed) {
       const done = deliver(c)
         .catch((err) => log.error("webhook delivery crashed", { err, deliveryId: c.id }))
         .finally(() => {
+          // Its slot may let a due delivery go that waited for one: when this instance or this
+          // endpoint was at its limit. Otherwise nothing due was left unclaimed (deliveries queued
+          // since kick the deliverer themselves; retries falling due wait for the poll).
+          const wasLimit = inFlight.size >= maxInFlight || sending(c.endpointId) >= perEndpoint;
           inFlight.delete(c.id);
-          kick();
+          if (wasLimit) kick();
         });
       inFlight.set(c.id, { endpointId: c.endpointId, done });
     }
-    return claimed.length > 0;
+    if (claimed.length === 0) return false;
+    if (claimed.length >= free) return true;
+    return claimed.some((c) => sending(c.endpointId) >= perEndpoint);
+  }
+
+  /** Deliveries to `endpointId` this instance is sending. */
+  function sending(endpointId: string): number {
+    let n = 0;
+    for (const d of inFlight.values()) if (d.endpointId === endpointId) n++;
+    return n;
   }
 
   async function loop(): Promise<void> {
