@@ -11,6 +11,8 @@ export interface QueueSlot {
   busy: boolean;
   /** When a wake last went to it; a slot woken this recently is passed over for an idle one. */
   wokenAt: number;
+  /** Whether that wake was the poll's rather than a job's signal. */
+  polled?: boolean;
 }
 
 /** How long a woken slot has to claim its job before a new wake may go to it again. */
@@ -26,11 +28,20 @@ const WAKE_GRACE_MS = 1000;
  * every signal: over this transport the fleet's wakes cost one fetch per job per process with an
  * idle slot, which is why a fleet of more than a few dozen processes belongs on Pub/Sub
  * (deploy/CAPACITY.md). A signal lost while the listener is down is made up on reconnecting (every
- * slot fetches once) and, meanwhile, by each slot's backstop poll.
+ * slot fetches once).
+ *
+ * What no signal announces: a job pg-boss puts back (a claim that lapsed, a job handed back at a
+ * worker's stop, a failure it retries) is due once its retry delay has passed. For those, every
+ * `pollMs` one idle slot of each queue looks (one fetch a second a process, where each slot polled
+ * before), and a slot that a poll's wake found a job for wakes another, so a backlog drains.
  */
 export interface JobWakes {
   /** The slots of `queue`, to be filled as they are registered; woken by this from then on. */
   slotsOf(queue: string): QueueSlot[];
+  /** `slot` took a job: after a poll's wake, another idle slot looks too. */
+  took(queue: string, slot: QueueSlot): void;
+  /** The slots of `queue` are gone (it is no longer consumed): none is woken again. */
+  forget(queue: string): void;
   close(): Promise<void>;
 }
 
@@ -39,10 +50,12 @@ export async function listenForJobWakes(options: {
   /** pg-boss's schema, from which its NOTIFY channel's name is derived. */
   schema: string;
   wake: (workerId: string) => void;
+  /** How often one idle slot of each queue looks unwoken (1000). */
+  pollMs?: number;
 }): Promise<JobWakes> {
   const slots = new Map<string, QueueSlot[]>();
   const channel = bossChannel(options.schema);
-  const wakeOne = (queue: string): void => {
+  const wakeOne = (queue: string, polled = false): void => {
     const of = slots.get(queue);
     if (!of) return;
     const now = Date.now();
@@ -50,14 +63,19 @@ export async function listenForJobWakes(options: {
     const slot = idle.find((s) => now - s.wokenAt >= WAKE_GRACE_MS) ?? idle.sort((a, b) => a.wokenAt - b.wokenAt)[0];
     if (!slot) return;
     slot.wokenAt = now;
+    slot.polled = polled;
     options.wake(slot.workerId);
   };
+  const poll = setInterval(() => {
+    for (const queue of slots.keys()) wakeOne(queue, true);
+  }, options.pollMs ?? 1000);
+  poll.unref();
   const listener: PostgresListener = await listenWithReconnect({
     connectionString: options.connectionString,
     channel,
     name: "job wakes",
     log,
-    onNotification: wakeOne,
+    onNotification: (queue) => wakeOne(queue),
     onReconnected() {
       for (const of of slots.values()) for (const slot of of) if (!slot.busy) options.wake(slot.workerId);
     },
@@ -68,7 +86,18 @@ export async function listenForJobWakes(options: {
       slots.set(queue, of);
       return of;
     },
-    close: () => listener.close(),
+    took(queue, slot) {
+      if (!slot.polled) return;
+      slot.polled = false;
+      wakeOne(queue, true);
+    },
+    forget(queue) {
+      slots.delete(queue);
+    },
+    async close() {
+      clearInterval(poll);
+      await listener.close();
+    },
   };
 }
 

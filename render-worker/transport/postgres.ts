@@ -16,11 +16,10 @@ const QUEUE_WAIT_MS = 500;
 const EVENT_SEND_PATIENCE_MS = 60_000;
 const MAX_SEND_RETRY_MS = 5000;
 /**
- * How often an idle slot looks at its queue unwoken: only a signal lost while the wake listener
- * reconnects (it wakes every slot once it is back) or a job made due by time (a retry's delay)
- * waits for this.
+ * How often each idle slot looks at its queue of its own accord, a last resort: job-wakes.ts wakes
+ * one for each job's signal, and one a second a queue for jobs no signal announces.
  */
-const BACKSTOP_POLL_SECONDS = 10;
+const BACKSTOP_POLL_SECONDS = 30;
 /** pg-boss's schema, the one the API creates the queues in (its default). */
 const BOSS_SCHEMA = "pgboss";
 
@@ -66,6 +65,7 @@ export function createPostgresWorkerTransport(connectionString: string): WorkerT
           const slot: QueueSlot = { workerId: "", busy: false, wokenAt: 0 };
           slot.workerId = await boss.work(queue, workOptions, async ([job]) => {
             slot.busy = true;
+            wakes?.took(queue, slot);
             try {
               // pg-boss counts a retry each time a claim lapses (no heartbeat) or is handed back.
               const delivery = { messageId: job!.id, count: job!.retryCount + 1 };
@@ -122,6 +122,7 @@ export function createPostgresWorkerTransport(connectionString: string): WorkerT
     },
     async stopConsuming(capabilities) {
       const stopping = capabilities ? queues.filter((q) => capabilities.some((c) => jobQueueName(c) === q)) : queues;
+      for (const q of stopping) wakes?.forget(q);
       await Promise.all(stopping.map((q) => boss.offWork(q, { wait: false })));
     },
     async stop() {

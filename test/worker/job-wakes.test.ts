@@ -1,5 +1,6 @@
 // The Postgres worker transport wakes one idle slot per job published (render-worker/transport/
 // job-wakes.ts), where pg-boss's own LISTEN woke every idle slot and each fetched.
+import { PgBoss } from "pg-boss";
 import { afterEach, describe, expect, it } from "vitest";
 import { bossChannel, listenForJobWakes, type QueueSlot } from "../../render-worker/transport/job-wakes.ts";
 import { createPostgresWorkerTransport } from "../../render-worker/transport/postgres.ts";
@@ -54,7 +55,12 @@ describe("job wakes (Postgres transport)", () => {
   it("each job published wakes one idle slot, none while all are busy, every idle slot after a reconnect", async () => {
     const { db, api } = await apiTransport();
     const woken: string[] = [];
-    const wakes = await listenForJobWakes({ connectionString: db.url, schema: "pgboss", wake: (id) => woken.push(id) });
+    const wakes = await listenForJobWakes({
+      connectionString: db.url,
+      schema: "pgboss",
+      wake: (id) => woken.push(id),
+      pollMs: 3_600_000, // signals only
+    });
     cleanups.push(() => wakes.close());
     const slots = wakes.slotsOf(jobQueueName("cpu"));
     for (let i = 0; i < 8; i++) slots.push({ workerId: `slot-${i}`, busy: false, wokenAt: 0 } satisfies QueueSlot);
@@ -126,5 +132,26 @@ describe("job wakes (Postgres transport)", () => {
     // Each finished job looks again at once: four in well under the 10 s a slot polls unwoken.
     await until(() => done === 4, 5000);
     expect(Date.now() - startedAt).toBeLessThan(5000);
+  });
+
+  it("a job no signal announces (due after a delay, as pg-boss puts back a lapsed one) is taken within a second or so of being due", async () => {
+    const { db } = await apiTransport();
+    const worker = createPostgresWorkerTransport(db.url);
+    await worker.start();
+    cleanups.push(() => worker.stop());
+    const taken: number[] = [];
+    await worker.consumeJobs(["cpu"], 4, async () => {
+      taken.push(Date.now());
+    });
+    const boss = new PgBoss({ connectionString: db.url });
+    await boss.start();
+    cleanups.push(() => boss.stop({ graceful: false }));
+    // Its insert signals nothing: it is not runnable yet. Two, so the second is found by the chain.
+    const dueAt = Date.now() + 2000;
+    await boss.send(jobQueueName("cpu"), transcodeJobMessage(), { startAfter: 2 });
+    await boss.send(jobQueueName("cpu"), transcodeJobMessage(), { startAfter: 2 });
+    await until(() => taken.length === 2, 15_000);
+    // Each slot alone looks every 30 s; one idle slot a second looks for the process.
+    for (const at of taken) expect(at - dueAt).toBeLessThan(2500);
   });
 });
