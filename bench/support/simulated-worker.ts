@@ -59,7 +59,7 @@ export interface SimulatedWorker {
 
 export async function startSimulatedWorker(options: SimulatedWorkerOptions): Promise<SimulatedWorker> {
   const { transport, workerId, source } = options;
-  const runs = new Map<string, { jobId: string; attempt: number; workerId: string; cancel: () => void }>();
+  const runs = new Map<string, { jobId: string; attempt: number; worker: number; cancel: () => void }>();
   let stopping = false;
   const probe: ProbeResult = {
     duration: source.seconds,
@@ -72,9 +72,10 @@ export async function startSimulatedWorker(options: SimulatedWorkerOptions): Pro
     audioCodec: "aac",
   };
   const workerSlots = Math.max(1, Math.min(options.workerSlots ?? options.slots, options.slots));
-  /** The workers it stands for, by index: each one's runs. Added as runs need them, never removed. */
-  const workers: Set<string>[] = [];
+  /** The workers it stands for, by index, added as runs need them and never removed; each run names its own. */
+  let workerCount = 0;
   const virtualId = (index: number) => (workerSlots === options.slots ? workerId : `${workerId}-${index}`);
+  const runsOf = (index: number) => [...runs.values()].filter((r) => r.worker === index);
   const heartbeat = (index: number) =>
     transport.publishEvent({
       v: PROTOCOL_VERSION,
@@ -82,33 +83,32 @@ export async function startSimulatedWorker(options: SimulatedWorkerOptions): Pro
       workerId: virtualId(index),
       capabilities: ["cpu"],
       slots: workerSlots,
-      activeJobs: [...(workers[index] ?? [])].flatMap((runId) => {
-        const r = runs.get(runId);
-        return r ? [{ jobId: r.jobId, attempt: r.attempt }] : [];
-      }),
+      activeJobs: runsOf(index).map(({ jobId, attempt }) => ({ jobId, attempt })),
       at: new Date().toISOString(),
     });
   const heartbeatTimers: NodeJS.Timeout[] = [];
-  /** A worker of `workerSlots` more, heartbeating from now; its index. */
-  function addWorker(): number {
-    const index = workers.push(new Set()) - 1;
-    void heartbeat(index).catch(() => undefined);
+  /** A worker of `workerSlots` more, heartbeating every interval from now; its index and first heartbeat. */
+  function addWorker(): { index: number; heard: Promise<void> } {
+    const index = workerCount++;
     heartbeatTimers.push(
       setInterval(() => void heartbeat(index).catch(() => undefined), options.heartbeatIntervalSeconds * 1000),
     );
-    return index;
+    return { index, heard: heartbeat(index) };
   }
-  /** A worker with a free slot for `runId`: the first that has one, else a new one. */
-  function assign(runId: string): number {
-    const free = workers.findIndex((w) => w.size < workerSlots);
-    const index = free >= 0 ? free : addWorker();
-    workers[index]!.add(runId);
-    return index;
+  /** The first worker with a free slot, else a new one. */
+  function assign(): number {
+    const counts = new Array<number>(workerCount).fill(0);
+    for (const r of runs.values()) counts[r.worker]!++;
+    const free = counts.findIndex((n) => n < workerSlots);
+    if (free >= 0) return free;
+    const added = addWorker();
+    void added.heard.catch(() => undefined);
+    return added.index;
   }
 
   async function run(job: TranscodeJobMessage, delivery: JobDelivery | undefined): Promise<void> {
     const runId = randomUUID();
-    const worker = assign(runId);
+    const worker = assign();
     const runWorkerId = virtualId(worker);
     let seq = 0;
     const emit = async (body: JobEventBody) => {
@@ -139,7 +139,7 @@ export async function startSimulatedWorker(options: SimulatedWorkerOptions): Pro
     runs.set(runId, {
       jobId: job.jobId,
       attempt: job.attempt,
-      workerId: runWorkerId,
+      worker,
       cancel: () => {
         canceled = true;
         wake();
@@ -196,7 +196,6 @@ export async function startSimulatedWorker(options: SimulatedWorkerOptions): Pro
       await emit({ type: "job.succeeded", masterKey: layout.masterKey, posterKey: posterKey(job.outputPrefix) });
     } finally {
       runs.delete(runId);
-      workers[worker]!.delete(runId);
     }
   }
 
@@ -210,14 +209,14 @@ export async function startSimulatedWorker(options: SimulatedWorkerOptions): Pro
         return;
       }
       for (const [runId, r] of runs) {
-        if (message.workerId !== undefined && message.workerId !== r.workerId) continue;
+        if (message.workerId !== undefined && message.workerId !== virtualId(r.worker)) continue;
         if (r.jobId === message.jobId && r.attempt === message.attempt && (!message.runId || message.runId === runId))
           r.cancel();
       }
     },
-    () => void Promise.all(workers.map((_, i) => heartbeat(i))).catch(() => undefined),
+    () => void Promise.all(Array.from({ length: workerCount }, (_, i) => heartbeat(i))).catch(() => undefined),
   );
-  addWorker(); // the first heartbeats from the start, as a worker does
+  await addWorker().heard; // the first heartbeats from the start, as a worker does
   await transport.consumeJobs(["cpu"], options.slots, async (raw, _signal, _capability, delivery) => {
     let job: ReturnType<typeof parseJobMessage>;
     try {

@@ -66,10 +66,6 @@ export async function listenForJobWakes(options: {
     slot.polled = polled;
     options.wake(slot.workerId);
   };
-  const poll = setInterval(() => {
-    for (const queue of slots.keys()) wakeOne(queue, true);
-  }, options.pollMs ?? 1000);
-  poll.unref();
   const listener: PostgresListener = await listenWithReconnect({
     connectionString: options.connectionString,
     channel,
@@ -80,6 +76,11 @@ export async function listenForJobWakes(options: {
       for (const of of slots.values()) for (const slot of of) if (!slot.busy) options.wake(slot.workerId);
     },
   });
+  // Once the listener is in place (a first connect that fails leaves nothing running).
+  const poll = setInterval(() => {
+    for (const queue of slots.keys()) wakeOne(queue, true);
+  }, options.pollMs ?? 1000);
+  poll.unref();
   return {
     slotsOf(queue) {
       const of = slots.get(queue) ?? [];

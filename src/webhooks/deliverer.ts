@@ -190,15 +190,13 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions) {
       });
   }
 
-  /** Claims due deliveries for the free slots: none of an endpoint already at its limit here. */
-  async function claim(): Promise<ClaimedDelivery[]> {
-    const free = maxInFlight - inFlight.size;
+  /** Claims due deliveries for the `free` slots: none of an endpoint already at its limit here. */
+  async function claim(free: number): Promise<ClaimedDelivery[]> {
     if (free <= 0) return [];
-    const busy = new Map<string, number>();
-    for (const d of inFlight.values()) busy.set(d.endpointId, (busy.get(d.endpointId) ?? 0) + 1);
+    const busy = sendingByEndpoint();
     const endpoints = [...busy.keys()];
     const counts = endpoints.map((e) => busy.get(e)!);
-    const full = endpoints.filter((e) => busy.get(e)! >= perEndpoint);
+    const full = endpoints.filter((e) => atLimit(e, busy));
     // The claimed rows come back with what sending them takes (their endpoint's URL and secret).
     return db.$queryRaw<ClaimedDelivery[]>`
       WITH due AS (
@@ -228,7 +226,7 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions) {
    */
   async function runOnce(): Promise<boolean> {
     const free = maxInFlight - inFlight.size;
-    const claimed = await claim();
+    const claimed = await claim(free);
     for (const c of claimed) {
       const done = deliver(c)
         .catch((err) => log.error("webhook delivery crashed", { err, deliveryId: c.id }))
@@ -236,7 +234,7 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions) {
           // Its slot may let a due delivery go that waited for one: when this instance or this
           // endpoint was at its limit. Otherwise nothing due was left unclaimed (deliveries queued
           // since kick the deliverer themselves; retries falling due wait for the poll).
-          const wasLimit = inFlight.size >= maxInFlight || sending(c.endpointId) >= perEndpoint;
+          const wasLimit = inFlight.size >= maxInFlight || atLimit(c.endpointId, sendingByEndpoint());
           inFlight.delete(c.id);
           if (wasLimit) kick();
         });
@@ -244,14 +242,19 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions) {
     }
     if (claimed.length === 0) return false;
     if (claimed.length >= free) return true;
-    return claimed.some((c) => sending(c.endpointId) >= perEndpoint);
+    const busy = sendingByEndpoint();
+    return claimed.some((c) => atLimit(c.endpointId, busy));
   }
 
-  /** Deliveries to `endpointId` this instance is sending. */
-  function sending(endpointId: string): number {
-    let n = 0;
-    for (const d of inFlight.values()) if (d.endpointId === endpointId) n++;
-    return n;
+  /** The deliveries this instance is sending, counted by endpoint. */
+  function sendingByEndpoint(): Map<string, number> {
+    const busy = new Map<string, number>();
+    for (const d of inFlight.values()) busy.set(d.endpointId, (busy.get(d.endpointId) ?? 0) + 1);
+    return busy;
+  }
+
+  function atLimit(endpointId: string, busy: Map<string, number>): boolean {
+    return (busy.get(endpointId) ?? 0) >= perEndpoint;
   }
 
   async function loop(): Promise<void> {
