@@ -5,7 +5,8 @@
 //   npm run bench:latency -- --runs=2 --seconds=10      a quick look
 //   DATABASE_URL=postgresql://…  that server (a fresh database); default: 127.0.0.1:5432, else embedded.
 import { randomBytes } from "node:crypto";
-import { access, chmod, mkdir, mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
+import { existsSync, readdirSync, readFileSync, watch } from "node:fs";
+import { chmod, mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { parseCommandLine, usageError } from "../src/shared/command-line.ts";
@@ -103,12 +104,6 @@ async function pollUntil<T>(check: () => Promise<T | null>, timeoutMs: number, w
   }
 }
 
-const exists = (file: string): Promise<boolean> =>
-  access(file).then(
-    () => true,
-    () => false,
-  );
-
 /** Whether a playlist exists and lists at least one segment. */
 async function listsSegment(playlist: string): Promise<boolean> {
   const text = await readFile(playlist, "utf8").catch(() => "");
@@ -116,39 +111,82 @@ async function listsSegment(playlist: string): Promise<boolean> {
 }
 
 /**
- * Watches one upload's files: in the worker's temp dir, when the ladder's encode started and when
- * ffmpeg's playlists first list a segment (of any rung, then of all `rungCount`); in local storage,
- * when the master playlist appeared.
+ * When the rungs' playlists in `jobDir` list a segment: the first of them, then every one. Each
+ * list is read again on its dir's file events (ffmpeg renames a list into place), with a 100 ms
+ * poll behind them: the watch costs next to no CPU between events, so it takes none from the
+ * encode it times. The rungs' dirs must exist.
  */
-async function watchFiles(opts: { dataDir: string; workerTmpDir: string; videoId: string; rungCount: number }) {
+function watchRungLists(
+  jobDir: string,
+  rungs: string[],
+): { first: Promise<number>; every: Promise<number>; close(): void } {
+  const listed = new Set<string>();
+  let first = (_at: number) => {};
+  let every = (_at: number) => {};
+  const firstAt = new Promise<number>((resolve) => (first = resolve));
+  const everyAt = new Promise<number>((resolve) => (every = resolve));
+  const check = async (rung: string) => {
+    if (listed.has(rung) || !(await listsSegment(path.join(jobDir, rung, RUNG_PLAYLIST))) || listed.has(rung)) return;
+    const now = Date.now();
+    listed.add(rung);
+    if (listed.size === 1) first(now);
+    if (listed.size === rungs.length) {
+      every(now);
+      close();
+    }
+  };
+  const watchers = rungs.map((rung) =>
+    watch(path.join(jobDir, rung), (_event, name) => {
+      if (name?.startsWith(RUNG_PLAYLIST)) void check(rung);
+    }),
+  );
+  const poll = setInterval(() => rungs.forEach((rung) => void check(rung)), 100);
+  const close = () => {
+    clearInterval(poll);
+    for (const watcher of watchers) watcher.close();
+  };
+  for (const rung of rungs) void check(rung);
+  return { first: firstAt, every: everyAt, close };
+}
+
+/**
+ * Watches one upload's files: in the worker's temp dir, when the ladder's encode started (its rung
+ * dirs appeared) and when ffmpeg's playlists first list a segment (of any rung, then of all of
+ * `rungs`: `watchRungLists`, as for ffmpeg alone); in local storage, when the master playlist
+ * appeared. Until the rung dirs appear it polls a dir or two every POLL_MS.
+ */
+async function watchFiles(opts: { dataDir: string; workerTmpDir: string; videoId: string; rungs: string[] }) {
   const masterFile = path.join(opts.dataDir, "videos", opts.videoId, "hls", "master.m3u8");
   const seen: { encodeStarted?: number; firstSegment?: number; everyRung?: number; master?: number } = {};
-  const jobDirOf = (entry: string) => entry.split("/").slice(0, 2).join("/");
-  // The job dir of an earlier run may still be there while its worker cleans up.
-  const earlier = new Set((await readdir(opts.workerTmpDir, { recursive: true })).map(jobDirOf));
+  // {worker root}/{job dir}: the job dir of an earlier run may still be there while its worker cleans up.
+  // Read synchronously, as the master's presence below: a loop of promises every 10 ms costs the
+  // 2-core machine a few per cent of a core, taken from the encode it times.
+  const entries = (dir: string): string[] => {
+    try {
+      return readdirSync(dir).map((entry) => path.join(dir, entry));
+    } catch {
+      return []; // not there yet, or cleaned up meanwhile
+    }
+  };
+  const jobDirs = () => entries(opts.workerTmpDir).flatMap(entries);
+  const earlier = new Set(jobDirs());
+  let jobDir: string | null = null;
+  let lists: ReturnType<typeof watchRungLists> | null = null;
   let stopped = false;
   const done = (async () => {
-    // Until both are seen: the master may come before this loop has seen every rung's list.
+    // Until both are seen: the master may come before every rung's list.
     while (!stopped && (seen.master === undefined || seen.everyRung === undefined)) {
       const now = Date.now();
-      if (seen.everyRung === undefined) {
-        // The worker takes one job at a time: the only new job dir is this upload's.
-        const entries = await readdir(opts.workerTmpDir, { recursive: true }).catch(() => [] as string[]);
-        // {worker root}/{job dir}/{rung}/index.m3u8, not the publisher's snapshots in {job dir}/.publish/.
-        const playlists = entries.filter(
-          (e) => /^[^/]+\/[^/]+\/[a-z0-9]+\/index\.m3u8$/.test(e) && !earlier.has(jobDirOf(e)),
-        );
-        // encodeLadder makes the rung dirs just before it starts ffmpeg.
-        if (entries.some((e) => /^[^/]+\/[^/]+\/[a-z0-9]+$/.test(e) && !earlier.has(jobDirOf(e)))) {
-          seen.encodeStarted ??= now;
-        }
-        const listed = (await Promise.all(playlists.map((p) => listsSegment(path.join(opts.workerTmpDir, p))))).filter(
-          Boolean,
-        ).length;
-        if (listed > 0) seen.firstSegment ??= now;
-        if (listed >= opts.rungCount) seen.everyRung = now;
+      // The worker takes one job at a time: the only new job dir is this upload's.
+      jobDir ??= jobDirs().find((dir) => !earlier.has(dir)) ?? null;
+      // encodeLadder makes the rung dirs just before it starts ffmpeg.
+      if (jobDir !== null && lists === null && opts.rungs.every((r) => existsSync(path.join(jobDir!, r)))) {
+        seen.encodeStarted = now;
+        lists = watchRungLists(jobDir, opts.rungs);
+        void lists.first.then((at) => (seen.firstSegment = at));
+        void lists.every.then((at) => (seen.everyRung = at));
       }
-      if (seen.master === undefined && (await exists(masterFile))) seen.master = now;
+      if (seen.master === undefined && existsSync(masterFile)) seen.master = now;
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
   })();
@@ -157,6 +195,7 @@ async function watchFiles(opts: { dataDir: string; workerTmpDir: string; videoId
     async stop() {
       stopped = true;
       await done;
+      lists?.close();
     },
   };
 }
@@ -192,6 +231,7 @@ async function ffmpegAloneMs(
   const workDir = await mkdtemp(path.join(scratch, "ffmpeg-alone-"));
   const controller = new AbortController();
   let encode: ReturnType<typeof encodeLadder> | undefined;
+  let lists: ReturnType<typeof watchRungLists> | undefined;
   try {
     const { input, probe } = await probeSource(source);
     // `images`: the poster and storyboard outputs a whole run's ladder process carries beside the rungs.
@@ -217,17 +257,21 @@ async function ffmpegAloneMs(
         : {}),
       signal: controller.signal,
     });
-    const playlists = ladder.map((rung) => path.join(workDir, rung.name, RUNG_PLAYLIST));
-    const everyRungListsOne = pollUntil(
-      async () =>
-        (await Promise.all(playlists.map(listsSegment))).every(Boolean)
-          ? { ms: Date.now() - started, cpuSeconds: cpuSecondsIn(workDir) }
-          : null,
+    // encodeLadder makes the rung dirs before it starts ffmpeg.
+    const rungs = ladder.map((rung) => rung.name);
+    await pollUntil(
+      async () => rungs.every((r) => existsSync(path.join(workDir, r))) || null,
       RUN_TIMEOUT_MS,
+      "rung dirs from ffmpeg alone",
+    );
+    lists = watchRungLists(workDir, rungs);
+    const everyRungListsOne = withTimeout(
+      lists.every.then((at) => ({ ms: at - started, cpuSeconds: cpuSecondsIn(workDir) })),
       "first segment of every rung from ffmpeg alone",
     );
     return await Promise.race([everyRungListsOne, encode.done.then(() => everyRungListsOne)]);
   } finally {
+    lists?.close();
     controller.abort();
     await encode?.done.catch(() => {});
     await rm(workDir, { recursive: true, force: true });
@@ -247,15 +291,34 @@ interface StackCpu {
   ffmpeg: number;
   /** Every Postgres process on the machine (nothing else uses one in the benchmark's run). */
   postgres: number;
+  /** This benchmark's own process: its file watch and subscription. */
+  bench: number;
+  /** The whole machine's busy CPU (/proc/stat): what the parts above leave is everything else. */
+  machine: number;
 }
+
+/** CPU seconds the machine has spent busy since boot, all cores (/proc/stat: all but idle and iowait). */
+function machineBusySeconds(): number {
+  const [, user, nice, system, , , irq, softirq, steal] = readFileSync("/proc/stat", "utf8")
+    .split("\n", 1)[0]!
+    .trim()
+    .split(/\s+/)
+    .map(Number);
+  return (user! + nice! + system! + irq! + softirq! + (steal ?? 0)) / CLOCK_TICKS;
+}
+/** Linux's USER_HZ, in which /proc/stat counts: 100 on every architecture Node runs on. */
+const CLOCK_TICKS = 100;
 
 /** The CPU the stack's parts have used so far (ffmpeg: those running now under `workerTmpDir`). */
 function stackCpu(apiPid: number, workerTmpDir: string): StackCpu {
   const all = listProcesses();
+  const own = process.cpuUsage();
   return {
     api: cpuSecondsOf([apiPid]),
     ffmpeg: cpuSecondsOf(ffmpegUnder(workerTmpDir, all).map((p) => p.pid)),
     postgres: cpuSecondsOf(all.filter((p) => p.command === "postgres").map((p) => p.pid)),
+    bench: (own.user + own.system) / 1e6,
+    machine: machineBusySeconds(),
   };
 }
 
@@ -308,7 +371,9 @@ function sourceReport(source: SourceRuns): string {
   const aloneImages = summary(source.ffmpegAloneWithImages.map((a) => a.ms));
   const aloneImagesCpu = summary(source.ffmpegAloneWithImages.map((a) => a.cpuSeconds * 1000));
   const poster = summary(timelines.map((t) => t.posterPublished - t.lastByte));
-  const cpuMedian = (part: keyof StackCpu) => `${(summary(timelines.map((t) => t.cpu[part])).median).toFixed(2)} CPU s`;
+  const others = (cpu: StackCpu) => cpu.machine - cpu.api - cpu.ffmpeg - cpu.postgres - cpu.bench;
+  const cpuMedian = (part: keyof StackCpu | "others") =>
+    `${summary(timelines.map((t) => (part === "others" ? others(t.cpu) : t.cpu[part]))).median.toFixed(2)} CPU s`;
   const ready = summary(timelines.map((t) => t.ready - t.lastByte));
   return `
 source ${source.name}
@@ -330,7 +395,8 @@ CPU median ${seconds(aloneFullFirstCpu.median).trim()}
 (min ${seconds(aloneImages.min).trim()}, max ${seconds(aloneImages.max).trim()}), CPU median ${seconds(aloneImagesCpu.median).trim()}
 
 where the CPU went from the last byte to playable (medians; the machine has ${os.cpus().length} × the wall time)
-ffmpeg ${cpuMedian("ffmpeg")}, the API process with its local worker ${cpuMedian("api")}, Postgres ${cpuMedian("postgres")}
+ffmpeg ${cpuMedian("ffmpeg")}, the API process with its local worker ${cpuMedian("api")}, Postgres ${cpuMedian("postgres")}, \
+this benchmark's watch ${cpuMedian("bench")}, everything else ${cpuMedian("others")}; the machine ${cpuMedian("machine")}
 
 off the path (after playable)
 poster published:  median ${seconds(poster.median)}  (min ${seconds(poster.min).trim()}, \
@@ -456,7 +522,7 @@ try {
         },
       );
     });
-    const published = await watchFiles({ dataDir, workerTmpDir, videoId, rungCount: source.ladder.length });
+    const published = await watchFiles({ dataDir, workerTmpDir, videoId, rungs: source.ladder.map((r) => r.name) });
     // Read for each upload: a camera-like clip is large, and only one is held at a time.
     const bytes = await readFile(source.file);
     try {
@@ -467,12 +533,14 @@ try {
       const cpuAtLastByte = stackCpu(apiPid, workerTmpDir);
       if (put.status !== 200) throw new Error(`upload HTTP ${put.status}`);
       const playableAt = await withTimeout(playable, "playable");
-      // The ladder's ffmpeg started after the last byte: all its CPU so far is in the window.
       const cpuAtPlayable = stackCpu(apiPid, workerTmpDir);
-      const cpu = {
+      // The ladder's ffmpeg started after the last byte: all its CPU so far is in the window.
+      const cpu: StackCpu = {
         api: cpuAtPlayable.api - cpuAtLastByte.api,
         ffmpeg: cpuAtPlayable.ffmpeg,
         postgres: cpuAtPlayable.postgres - cpuAtLastByte.postgres,
+        bench: cpuAtPlayable.bench - cpuAtLastByte.bench,
+        machine: cpuAtPlayable.machine - cpuAtLastByte.machine,
       };
       await pollUntil(async () => published.seen.master ?? null, 10_000, "master playlist in storage");
       await pollUntil(async () => published.seen.everyRung ?? null, 10_000, "every rung's list in the work dir");
