@@ -3,7 +3,8 @@
 // parses them with the contract and sends what a transcode's run sends, on the worker's timers:
 // `job.started`, `job.probed` with the ladder `planLadder` plans, `job.progress` every
 // `progressIntervalMs` while the "encode" runs at `speed` × real time, `video.playable` once the
-// first segment would be out, each rung's `variant.ready`, `job.succeeded`; a share of first
+// first segment would be out, then each rung's `variant.ready` and `job.succeeded` in one send (the
+// worker's `emitTogether`); a share of first
 // attempts fail (`job.failed`, retryable, so the API retries them) and a cancel on the control
 // channel ends a run with `job.canceled`. Heartbeats say what it serves, like a worker's.
 import { randomUUID } from "node:crypto";
@@ -111,8 +112,8 @@ export async function startSimulatedWorker(options: SimulatedWorkerOptions): Pro
     const worker = assign();
     const runWorkerId = virtualId(worker);
     let seq = 0;
-    const emit = async (body: JobEventBody) => {
-      const event = JobEvent.parse({
+    const envelope = (body: JobEventBody) =>
+      JobEvent.parse({
         ...body,
         ...(body.type === "job.started" && delivery ? { delivery } : {}),
         v: PROTOCOL_VERSION,
@@ -123,8 +124,16 @@ export async function startSimulatedWorker(options: SimulatedWorkerOptions): Pro
         runId,
         at: new Date().toISOString(),
       });
+    const emit = async (body: JobEventBody) => {
+      const event = envelope(body);
       await transport.publishEvent(event);
       options.onSent?.(event);
+    };
+    // A run's end, sent together as the worker's is (`emitTogether`).
+    const emitAll = async (bodies: JobEventBody[]) => {
+      const events = bodies.map(envelope);
+      await transport.publishEvents(events);
+      for (const event of events) options.onSent?.(event);
     };
     let canceled = false;
     let wake: () => void = () => undefined;
@@ -184,16 +193,16 @@ export async function startSimulatedWorker(options: SimulatedWorkerOptions): Pro
       }
       const segmentCount = Math.ceil(source.seconds / segmentSeconds);
       if (!playable) await emit({ type: "video.playable", masterKey: layout.masterKey });
-      for (const rung of ladder) {
-        await emit({
-          type: "variant.ready",
+      await emitAll([
+        ...ladder.map((rung) => ({
+          type: "variant.ready" as const,
           name: rung.name,
           rung,
           playlistKey: layout.playlistKey(rung.name),
           segmentCount,
-        });
-      }
-      await emit({ type: "job.succeeded", masterKey: layout.masterKey, posterKey: posterKey(job.outputPrefix) });
+        })),
+        { type: "job.succeeded", masterKey: layout.masterKey, posterKey: posterKey(job.outputPrefix) },
+      ]);
     } finally {
       runs.delete(runId);
     }

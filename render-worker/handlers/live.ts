@@ -43,8 +43,8 @@ import {
 import { isStorageFailure } from "../storage/storage-failures.ts";
 import { afterFeedEnded, FeedBroke, feedStatus } from "./live-feed-break.ts";
 import { holdPresence } from "./live-presence.ts";
-import type { JobContext } from "./types.ts";
-import { emitVariantOutcomes, type VariantOutcome } from "./variant-outcomes.ts";
+import { emitTogether, type JobContext } from "./types.ts";
+import { variantOutcomeEvents, type VariantOutcome } from "./variant-outcomes.ts";
 
 /**
  * Encodes a live broadcast (docs/live.md): the publisher's feed, read from the API as FLV, into an
@@ -411,7 +411,7 @@ async function finishRecording(
   // Every target's STOPPED goes before the run's end.
   await broadcast.simulcast.stop();
   if (ctx.signal.aborted) throw abortError(ctx.signal);
-  await emitVariantOutcomes(ctx, job.jobId, ladder, ended.variants);
+  await emitTogether(ctx, variantOutcomeEvents(job.jobId, ladder, ended.variants));
   const published = new Set(ended.variants.filter((v) => v.error === undefined).map((v) => v.name));
   // A recording not kept (the API deletes its media) needs no source file or storyboard, nor does one
   // ended on a full disk (endWithPublished).

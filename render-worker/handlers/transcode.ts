@@ -30,8 +30,8 @@ import { observeLadderEncode } from "../metrics.ts";
 import { reportStepProgress, reportTranscodeProgress } from "../progress/job-progress.ts";
 import { posterInEncode, publishPoster } from "./transcode-poster.ts";
 import { publishStoryboard, storyboardInEncode } from "./transcode-storyboard.ts";
-import type { JobContext } from "./types.ts";
-import { emitVariantOutcomes } from "./variant-outcomes.ts";
+import { emitTogether, type JobContext } from "./types.ts";
+import { variantOutcomeEvents } from "./variant-outcomes.ts";
 
 /**
  * Turns a stored source into an HLS ladder under `{outputPrefix}/hls/`, publishing while ffmpeg runs; a run
@@ -267,8 +267,10 @@ async function encodeAndPublish(
         ...(v.bitRates ? { bitRates: v.bitRates } : {}),
       })),
     });
-    await emitVariantOutcomes(ctx, job.jobId, ladder, variants);
-    await ctx.emit({ type: "job.succeeded", masterKey: publisher.masterKey, ...made });
+    await emitTogether(ctx, [
+      ...variantOutcomeEvents(job.jobId, ladder, variants),
+      { type: "job.succeeded", masterKey: publisher.masterKey, ...made },
+    ]);
   } finally {
     signal.removeEventListener("abort", abortEncode);
   }
@@ -385,7 +387,6 @@ async function reportFirstChunk(
       const rates = bitRates.get(v.name);
       return rates ? { ...v, bitRates: rates } : v;
     });
-  await emitVariantOutcomes(ctx, job.jobId, ladder, reported);
   const audioBitRates = ladder.flatMap((rung) => {
     const rates = rung.kind === "AUDIO" ? bitRates.get(rung.name) : undefined;
     return rates ? [{ name: rung.name, ...rates }] : [];
@@ -399,7 +400,10 @@ async function reportFirstChunk(
     ...(audioBitRates.length > 0 ? { audioBitRates } : {}),
     chunkCount,
   };
-  await ctx.emit({ type: "job.succeeded", ...made, firstChunk });
+  await emitTogether(ctx, [
+    ...variantOutcomeEvents(job.jobId, ladder, reported),
+    { type: "job.succeeded", ...made, firstChunk },
+  ]);
 }
 
 /**
@@ -452,10 +456,12 @@ async function reportCompletedEncode(
   if (!done) return false;
   const { jobId, attempt } = job;
   log.info("the job's output is complete in storage: acknowledged without work", { jobId, attempt });
-  await emitVariantOutcomes(ctx, jobId, done.ladder, done.complete.variants);
   const { masterKey, posterKey: poster, storyboard } = done.complete;
   const made = storyboard === undefined ? {} : { storyboard };
-  await ctx.emit({ type: "job.succeeded", masterKey, posterKey: poster, ...made, alreadyDone: true });
+  await emitTogether(ctx, [
+    ...variantOutcomeEvents(jobId, done.ladder, done.complete.variants),
+    { type: "job.succeeded", masterKey, posterKey: poster, ...made, alreadyDone: true },
+  ]);
   return true;
 }
 

@@ -10,6 +10,12 @@ export interface JobContext {
   storage: WorkerStorage;
   /** Sends an event about this job attempt; the worker adds the envelope (ids, seq, time). */
   emit(event: JobEventBody): Promise<void>;
+  /**
+   * Sends events that are ready together, in order, in one send to the transport
+   * (`WorkerTransport.publishEvents`): a run's end, its rungs' outcomes and its `job.succeeded`.
+   * Handlers call it through `emitTogether`; a context made by hand (a test's) may leave it out.
+   */
+  emitAll?(events: JobEventBody[]): Promise<void>;
   /** Fires when the job is canceled or the worker hands it back. */
   signal: AbortSignal;
   /** An empty temp dir for this job, created and removed by the caller. */
@@ -41,4 +47,10 @@ export interface ManimSettings {
   limits?: Partial<SandboxLimits>;
   /** PATH inside the sandbox, for programs Manim runs (latex, dvisvgm); default DEFAULT_SANDBOX_PATH. */
   sandboxPath?: string;
+}
+
+/** Sends `events` in order, in one send where the context can (`JobContext.emitAll`), else one by one. */
+export async function emitTogether(ctx: Pick<JobContext, "emit" | "emitAll">, events: JobEventBody[]): Promise<void> {
+  if (ctx.emitAll) return ctx.emitAll(events);
+  for (const event of events) await ctx.emit(event);
 }

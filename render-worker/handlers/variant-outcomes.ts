@@ -1,6 +1,6 @@
 import { BitRates, type Rung } from "../../src/protocol/media-facts.ts";
 import { log } from "../log.ts";
-import type { JobContext } from "./types.ts";
+import type { JobEventBody } from "../../src/protocol/job-events.ts";
 
 /** How a run's publication of one rung ended (the publisher's, or as a finished run's encode.json kept it). */
 export interface VariantOutcome {
@@ -14,26 +14,27 @@ export interface VariantOutcome {
 }
 
 /**
- * Says how each rung of a publication ended: `variant.failed` with why storage refused it, else
- * `variant.ready` with its playlist, segment count and what it carries (where that reads as the
- * contract has it: an encode.json is read back from storage). A rung not in `ladder` is skipped.
+ * How each rung of a publication ended, as the events that say it: `variant.failed` with why storage
+ * refused it, else `variant.ready` with its playlist, segment count and what it carries (where that
+ * reads as the contract has it: an encode.json is read back from storage). A rung not in `ladder` is
+ * skipped. The caller sends them with the run's end (`emitTogether`).
  */
-export async function emitVariantOutcomes(
-  ctx: Pick<JobContext, "emit">,
+export function variantOutcomeEvents(
   jobId: string,
   ladder: readonly Rung[],
   variants: readonly VariantOutcome[],
-): Promise<void> {
+): JobEventBody[] {
+  const events: JobEventBody[] = [];
   for (const v of variants) {
     const rung = ladder.find((r) => r.name === v.name);
     if (!rung) continue;
     if (v.error !== undefined) {
       log.warn("a rung failed alone", { jobId, rung: v.name, error: v.error });
-      await ctx.emit({ type: "variant.failed", name: v.name, rung, error: v.error });
+      events.push({ type: "variant.failed", name: v.name, rung, error: v.error });
       continue;
     }
     const bitRates = BitRates.safeParse(v.bitRates);
-    await ctx.emit({
+    events.push({
       type: "variant.ready",
       name: v.name,
       rung,
@@ -42,4 +43,5 @@ export async function emitVariantOutcomes(
       ...(bitRates.success ? { bitRates: bitRates.data } : {}),
     });
   }
+  return events;
 }

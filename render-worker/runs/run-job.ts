@@ -130,9 +130,9 @@ export function createJobRunner(options: JobRunnerOptions) {
     const runId = randomUUID();
     cpuMeter.start(runId);
     let seq = 0;
-    const emit = async (body: JobEventBody): Promise<void> => {
+    const envelope = (body: JobEventBody): JobEvent => {
       const usage = endsRun(body) ? cpuMeter.usage(runId) : null;
-      const event = JobEvent.parse({
+      return JobEvent.parse({
         ...body,
         ...(usage ? { usage } : {}),
         // The transport's count of this delivery, as it gave it: what lets the API tell a redelivery
@@ -147,7 +147,15 @@ export function createJobRunner(options: JobRunnerOptions) {
         at: new Date().toISOString(),
         traceparent: traceparentOf(),
       });
-      await transport.publishEvent(event).catch((err: unknown) => {
+    };
+    const emit = async (body: JobEventBody): Promise<void> => {
+      await transport.publishEvent(envelope(body)).catch((err: unknown) => {
+        throw new EventNotSentError(err);
+      });
+    };
+    // In order: each takes the next sequence number.
+    const emitAll = async (bodies: JobEventBody[]): Promise<void> => {
+      await transport.publishEvents(bodies.map(envelope)).catch((err: unknown) => {
         throw new EventNotSentError(err);
       });
     };
@@ -198,6 +206,7 @@ export function createJobRunner(options: JobRunnerOptions) {
         runHandler(job, {
           storage,
           emit,
+          emitAll,
           signal: controller.signal,
           workDir: runDir,
           progressIntervalMs: options.progressIntervalMs,

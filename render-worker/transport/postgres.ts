@@ -40,6 +40,31 @@ export function createPostgresWorkerTransport(connectionString: string): WorkerT
   let wakes: JobWakes | null = null;
   const samples = createProgressSampleSender(connectionString);
 
+  /** Queues `events` in one statement (one commit, one NOTIFY), all or none. */
+  async function publishEvents(events: WorkerEvent[]): Promise<void> {
+    // A transcode's progress is a sample while an API instance takes them (progress-samples.ts).
+    if (events.length === 1 && (await samples.send(events[0]!))) return;
+    const giveUpAt = Date.now() + EVENT_SEND_PATIENCE_MS;
+    for (let delayMs = 250; ; delayMs = Math.min(delayMs * 2, MAX_SEND_RETRY_MS)) {
+      try {
+        return void (await boss.insert(
+          EVENTS_QUEUE,
+          events.map((data) => ({ data })),
+        ));
+      } catch (err) {
+        // A database out of space (`could not extend file`) is waited out like a restart: the
+        // events are the run's, and failing the run for them would burn the job's attempt.
+        if (!databaseUnavailable(err) || Date.now() + delayMs > giveUpAt) throw err;
+        log.warn("events not sent: database unavailable; retrying", {
+          types: events.map((e) => e.type),
+          err: (err as Error).message,
+          retryInMs: delayMs,
+        });
+        await new Promise((r) => setTimeout(r, delayMs));
+      }
+    }
+  }
+
   return {
     async start() {
       await boss.start();
@@ -81,26 +106,8 @@ export function createPostgresWorkerTransport(connectionString: string): WorkerT
         }
       }
     },
-    async publishEvent(event: WorkerEvent) {
-      // A transcode's progress is a sample while an API instance takes them (progress-samples.ts).
-      if (await samples.send(event)) return;
-      const giveUpAt = Date.now() + EVENT_SEND_PATIENCE_MS;
-      for (let delayMs = 250; ; delayMs = Math.min(delayMs * 2, MAX_SEND_RETRY_MS)) {
-        try {
-          return void (await boss.send(EVENTS_QUEUE, event));
-        } catch (err) {
-          // A database out of space (`could not extend file`) is waited out like a restart: the
-          // event is the run's, and failing the run for it would burn the job's attempt.
-          if (!databaseUnavailable(err) || Date.now() + delayMs > giveUpAt) throw err;
-          log.warn("event not sent: database unavailable; retrying", {
-            type: event.type,
-            err: (err as Error).message,
-            retryInMs: delayMs,
-          });
-          await new Promise((r) => setTimeout(r, delayMs));
-        }
-      }
-    },
+    publishEvent: (event: WorkerEvent) => publishEvents([event]),
+    publishEvents,
     async onControl(handler, onReconnected) {
       control = await listenWithReconnect({
         connectionString,

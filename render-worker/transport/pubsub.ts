@@ -64,6 +64,20 @@ export function createPubSubWorkerTransport(options: PubSubWorkerTransportOption
     return false;
   }
 
+  /** Publishes `events` together: the client sends what is published within its batching window in one request. */
+  async function publishEvents(events: WorkerEvent[]): Promise<void> {
+    eventsTopic ??= pubsub.topic(names.eventsTopic);
+    const topic = eventsTopic;
+    await Promise.all(
+      events.map((event) =>
+        topic.publishMessage({
+          data: Buffer.from(JSON.stringify(event)),
+          attributes: { v: String(event.v), type: event.type },
+        }),
+      ),
+    );
+  }
+
   function stopConsuming(capabilities?: Capability[]): void {
     if (!capabilities) stopping = true;
     for (const consumer of consumers)
@@ -86,11 +100,8 @@ export function createPubSubWorkerTransport(options: PubSubWorkerTransportOption
       if (!exists) throw new Error(`topic ${names.eventsTopic} does not exist`);
     },
 
-    async publishEvent(event: WorkerEvent) {
-      eventsTopic ??= pubsub.topic(names.eventsTopic);
-      const attributes = { v: String(event.v), type: event.type };
-      await eventsTopic.publishMessage({ data: Buffer.from(JSON.stringify(event)), attributes });
-    },
+    publishEvent: (event: WorkerEvent) => publishEvents([event]),
+    publishEvents,
 
     async onControl(handler) {
       // A broadcast needs a subscription per worker. It removes itself after a day without this

@@ -25,6 +25,12 @@ export interface WorkerTransport {
   /** Resolves once the event is durably with the transport. */
   publishEvent(event: WorkerEvent): Promise<void>;
   /**
+   * Sends events that are ready together (a run's end: its rungs' outcomes and its `job.succeeded`)
+   * in one go where the transport can: Postgres queues them in one statement, all or none; Pub/Sub
+   * publishes them in one batch. Resolves once every one is durably with the transport.
+   */
+  publishEvents(events: WorkerEvent[]): Promise<void>;
+  /**
    * Calls `handler` with every control message (still `unknown`) broadcast while this worker
    * runs; messages sent while it was down are not replayed. A transport whose channel can drop
    * and come back calls `onReconnected` then, so the worker can ask for what it missed.

@@ -5,6 +5,8 @@ import type { JobDelivery } from "../../src/protocol/job-events.ts";
 /** A worker transport that hands the test the worker's job handler and keeps what the worker sends. */
 export function inMemoryTransport() {
   const events: WorkerEvent[] = [];
+  /** Each send as the worker made it: one event, or the list of `publishEvents`. */
+  const sends: WorkerEvent[][] = [];
   let handler: JobHandler | undefined;
   let controlHandler: ((message: unknown) => void) | undefined;
   let consumed: Capability[] = [];
@@ -16,6 +18,11 @@ export function inMemoryTransport() {
     },
     async publishEvent(event) {
       events.push(event);
+      sends.push([event]);
+    },
+    async publishEvents(list) {
+      events.push(...list);
+      sends.push([...list]);
     },
     async onControl(h) {
       controlHandler = h;
@@ -27,6 +34,7 @@ export function inMemoryTransport() {
   return {
     transport,
     events,
+    sends,
     /** Delivers a job as if it came from `capability`'s queue (and the transport counted `delivery`). */
     deliver: (job: unknown, capability: Capability, signal = new AbortController().signal, delivery?: JobDelivery) =>
       handler!(job, signal, capability, delivery),
