@@ -39,6 +39,48 @@ class EventNotSentError extends Error {
   }
 }
 
+/**
+ * How a run sends its events: each in the envelope the contract has (ids, the next `seq`, the time,
+ * the trace; the run's CPU on the event that ends it; the delivery on its start), alone (`emit`) or
+ * several in one send (`emitAll`, in order); a send the transport refuses is an EventNotSentError.
+ */
+function runEvents(run: {
+  transport: WorkerTransport;
+  cpuMeter: ReturnType<typeof createCpuMeter>;
+  job: JobMessage;
+  runId: string;
+  workerId: string;
+  delivery: JobDelivery | undefined;
+}): { emit(body: JobEventBody): Promise<void>; emitAll(bodies: JobEventBody[]): Promise<void> } {
+  const { transport, cpuMeter, job, runId, workerId, delivery } = run;
+  let seq = 0;
+  const envelope = (body: JobEventBody): JobEvent => {
+    const usage = endsRun(body) ? cpuMeter.usage(runId) : null;
+    return JobEvent.parse({
+      ...body,
+      ...(usage ? { usage } : {}),
+      // The transport's count of this delivery, as it gave it: what lets the API tell a redelivery
+      // after a lapsed claim from a duplicate.
+      ...(body.type === "job.started" && delivery ? { delivery } : {}),
+      v: PROTOCOL_VERSION,
+      jobId: job.jobId,
+      attempt: job.attempt,
+      seq: ++seq,
+      workerId,
+      runId,
+      at: new Date().toISOString(),
+      traceparent: traceparentOf(),
+    });
+  };
+  const notSent = (err: unknown) => {
+    throw new EventNotSentError(err);
+  };
+  return {
+    emit: async (body) => transport.publishEvent(envelope(body)).catch(notSent),
+    emitAll: async (bodies) => transport.publishEvents(bodies.map(envelope)).catch(notSent),
+  };
+}
+
 /** Whether `err` is, or wraps, an event the transport did not take. */
 function eventNotSent(err: unknown): boolean {
   for (let e = err, depth = 0; typeof e === "object" && e !== null && depth < 5; depth++) {
@@ -129,36 +171,7 @@ export function createJobRunner(options: JobRunnerOptions) {
     if (running) return joinRunningRun(running, transportSignal);
     const runId = randomUUID();
     cpuMeter.start(runId);
-    let seq = 0;
-    const envelope = (body: JobEventBody): JobEvent => {
-      const usage = endsRun(body) ? cpuMeter.usage(runId) : null;
-      return JobEvent.parse({
-        ...body,
-        ...(usage ? { usage } : {}),
-        // The transport's count of this delivery, as it gave it: what lets the API tell a redelivery
-        // after a lapsed claim from a duplicate.
-        ...(body.type === "job.started" && delivery ? { delivery } : {}),
-        v: PROTOCOL_VERSION,
-        jobId: job.jobId,
-        attempt: job.attempt,
-        seq: ++seq,
-        workerId,
-        runId,
-        at: new Date().toISOString(),
-        traceparent: traceparentOf(),
-      });
-    };
-    const emit = async (body: JobEventBody): Promise<void> => {
-      await transport.publishEvent(envelope(body)).catch((err: unknown) => {
-        throw new EventNotSentError(err);
-      });
-    };
-    // In order: each takes the next sequence number.
-    const emitAll = async (bodies: JobEventBody[]): Promise<void> => {
-      await transport.publishEvents(bodies.map(envelope)).catch((err: unknown) => {
-        throw new EventNotSentError(err);
-      });
-    };
+    const { emit, emitAll } = runEvents({ transport, cpuMeter, job, runId, workerId, delivery });
     if (cancels.wasCanceled(job.jobId, job.attempt)) {
       log.info("job was canceled before it started", { jobId: job.jobId, attempt: job.attempt });
       await emit({ type: "job.canceled" }).finally(() => cpuMeter.stop(runId));

@@ -150,6 +150,10 @@ describe("a database that refuses a run's events does not cost the job an attemp
         await postgres.publishEvent(event);
         await memory.transport.publishEvent(event);
       },
+      async publishEvents(events) {
+        await postgres.publishEvents(events);
+        await memory.transport.publishEvents(events);
+      },
     };
     return { memory, transport };
   }
