@@ -1,6 +1,6 @@
 // A run's end (each rung's outcome and its `job.succeeded`) goes to the transport in one send: over
 // Postgres one statement (one commit, one NOTIFY), all or none, where it was one per event
-// (docs/performance.md, "A run's end in one statement").
+// (docs/performance.md, "A run's end in one send").
 import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import path from "node:path";
