@@ -42,15 +42,14 @@ export function createPostgresWorkerTransport(connectionString: string): WorkerT
 
   /** Queues `events` in one statement (one commit, one NOTIFY), all or none. */
   async function publishEvents(events: WorkerEvent[]): Promise<void> {
+    if (events.length === 0) return;
     // A transcode's progress is a sample while an API instance takes them (progress-samples.ts).
     if (events.length === 1 && (await samples.send(events[0]!))) return;
+    const jobs = events.map((data) => ({ data }));
     const giveUpAt = Date.now() + EVENT_SEND_PATIENCE_MS;
     for (let delayMs = 250; ; delayMs = Math.min(delayMs * 2, MAX_SEND_RETRY_MS)) {
       try {
-        return void (await boss.insert(
-          EVENTS_QUEUE,
-          events.map((data) => ({ data })),
-        ));
+        return void (await boss.insert(EVENTS_QUEUE, jobs));
       } catch (err) {
         // A database out of space (`could not extend file`) is waited out like a restart: the
         // events are the run's, and failing the run for them would burn the job's attempt.
