@@ -10,7 +10,6 @@ import { videoEncoderOptions } from "../../render-worker/media/rung-encoding.ts"
 import { probeNvenc, rungEncoder } from "../../render-worker/media/nvenc.ts";
 import { planLadder } from "../../render-worker/media/ladder.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
-import { createWorker } from "../../render-worker/worker.ts";
 import { parseWorkerEvent, type WorkerEvent } from "../../src/protocol/worker-messages.ts";
 import type { JobEvent } from "../../src/protocol/job-events.ts";
 import type { TranscodeJobMessage } from "../../src/protocol/transcode-messages.ts";
@@ -18,6 +17,7 @@ import { createPostgresTransport } from "../../src/transport/postgres.ts";
 import { createTestDatabase } from "../support/db.ts";
 import { fixturesDir, makeClip, stageTranscodeJob } from "../support/media-fixtures.ts";
 import { inMemoryTransport } from "./in-memory-transport.ts";
+import { startTestWorker } from "./test-worker.ts";
 
 const run = promisify(execFile);
 const WORKER_ENTRY = path.resolve(import.meta.dirname, "../../render-worker/main.ts");
@@ -292,20 +292,15 @@ describe("the queue a job came from picks its encoder", () => {
     const root = await mkdtemp(path.join(fixturesDir(), "encoder-choice-"));
     cleanups.push(() => rm(root, { recursive: true, force: true }));
     const memory = inMemoryTransport();
-    const worker = createWorker({
+    const worker = await startTestWorker({
       workerId: "encoder-choice",
       capabilities: ["cpu", "nvenc"],
-      concurrency: 1,
-      liveSlots: 1,
       transport: memory.transport,
       storage: createLocalWorkerStorage(root),
       tmpDir: root,
-      progressIntervalMs: 200,
-      heartbeatIntervalSeconds: 60,
       // Stands in for a GPU that passed the probe; the encode below is real and fails here.
       probeNvenc: async () => true,
     });
-    await worker.start();
     cleanups.push(() => worker.shutdown(0));
     expect(memory.consumed()).toEqual(["cpu", "nvenc"]);
     expect(memory.events.find((e) => e.type === "worker.heartbeat")).toMatchObject({ capabilities: ["cpu", "nvenc"] });

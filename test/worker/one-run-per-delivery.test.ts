@@ -18,9 +18,10 @@ import { sameSegmentCut } from "../../render-worker/media/segment-match.ts";
 import { decryptFragments, encryptFragments } from "../../render-worker/media/cenc.ts";
 import { segmentEncryption } from "../../render-worker/media/encryption.ts";
 import { cencKey } from "../../src/shared/segment-keys.ts";
-import { createWorker, type Worker } from "../../render-worker/worker.ts";
+import type { Worker } from "../../render-worker/worker.ts";
 import { inMemoryTransport } from "./in-memory-transport.ts";
 import { jobDirsPerTest, makeClip, stageTranscodeJob } from "../support/media-fixtures.ts";
+import { startTestWorker } from "./test-worker.ts";
 
 const run = promisify(execFile);
 const dirs = jobDirsPerTest("one-run");
@@ -58,22 +59,17 @@ async function setUp(opts: { concurrency?: number } = {}) {
   const job = await stageTranscodeJob(dirs.dataDir, clip, { jobId: randomUUID(), videoId: randomUUID() }, 2);
   const playlistWrites: PlaylistWrite[] = [];
   const memory = inMemoryTransport();
-  const worker = createWorker({
-    workerId: "w1",
-    capabilities: ["cpu"],
+  const worker = await startTestWorker({
     concurrency: opts.concurrency ?? 2,
-    liveSlots: 1,
     transport: memory.transport,
     storage: recordingPlaylists(createLocalWorkerStorage(dirs.dataDir), playlistWrites),
     tmpDir: dirs.workDir,
     progressIntervalMs: 100,
-    heartbeatIntervalSeconds: 60,
     // What a delivery does and keeps, not how the ladder compresses: the API-level tests' preset
     // (vitest.config.ts), about half the CPU of the tuned ladder, which test/worker/ladder and
     // bandwidth exercise.
     x264Preset: "ultrafast",
   });
-  await worker.start();
   workers.push(worker);
   const hlsDir = path.join(dirs.dataDir, job.outputPrefix, "hls");
   const jobEvents = () =>
@@ -400,18 +396,12 @@ describe("a render or import job delivered again after it finished", () => {
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     try {
       const memory = inMemoryTransport();
-      const worker = createWorker({
-        workerId: "w1",
-        capabilities: ["cpu"],
-        concurrency: 1,
-        liveSlots: 1,
+      const worker = await startTestWorker({
         transport: memory.transport,
         storage: createLocalWorkerStorage(dirs.dataDir),
         tmpDir: dirs.workDir,
         progressIntervalMs: 100,
-        heartbeatIntervalSeconds: 60,
       });
-      await worker.start();
       workers.push(worker);
       const videoId = randomUUID();
       const job: ImportUrlJobMessage = {

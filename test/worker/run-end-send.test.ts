@@ -8,7 +8,6 @@ import { afterEach, expect, it } from "vitest";
 import { createPostgresWorkerTransport } from "../../render-worker/transport/postgres.ts";
 import type { WorkerTransport } from "../../render-worker/transport/types.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
-import { createWorker } from "../../render-worker/worker.ts";
 import type { JobEvent } from "../../src/protocol/job-events.ts";
 import { EVENTS_QUEUE } from "../../src/protocol/queues.ts";
 import { PROTOCOL_VERSION } from "../../src/protocol/version.ts";
@@ -18,6 +17,7 @@ import type { ApiTransport } from "../../src/transport/types.ts";
 import { createTestDatabase, queryDatabase, type TestDatabase } from "../support/db.ts";
 import { fixturesDir, makeClip, stageTranscodeJob } from "../support/media-fixtures.ts";
 import { inMemoryTransport } from "./in-memory-transport.ts";
+import { startTestWorker } from "./test-worker.ts";
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -89,18 +89,11 @@ it("a transcode's end, each rung's variant.ready and job.succeeded, is one send 
   const root = await mkdtemp(path.join(fixturesDir(), "run-end-"));
   cleanups.push(() => rm(root, { recursive: true, force: true }));
   const memory = inMemoryTransport();
-  const worker = createWorker({
-    workerId: "run-end",
-    capabilities: ["cpu"],
-    concurrency: 1,
-    liveSlots: 1,
+  const worker = await startTestWorker({
     transport: memory.transport,
     storage: createLocalWorkerStorage(root),
     tmpDir: root,
-    progressIntervalMs: 200,
-    heartbeatIntervalSeconds: 60,
   });
-  await worker.start();
   cleanups.push(() => worker.shutdown(0));
   const clip = await makeClip({ width: 320, height: 180, seconds: 2, audio: true });
   const job = await stageTranscodeJob(root, clip, { jobId: randomUUID(), videoId: randomUUID() }, 2);

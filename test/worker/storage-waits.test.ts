@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { createPostgresWorkerTransport } from "../../render-worker/transport/postgres.ts";
 import type { WorkerTransport } from "../../render-worker/transport/types.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
-import { createWorker, type Worker } from "../../render-worker/worker.ts";
+import type { Worker } from "../../render-worker/worker.ts";
 import type { JobEvent } from "../../src/protocol/job-events.ts";
 import type { TranscodeJobMessage } from "../../src/protocol/transcode-messages.ts";
 import { EVENTS_QUEUE } from "../../src/protocol/queues.ts";
@@ -13,6 +13,7 @@ import { createTestDatabase, queryDatabase, type TestDatabase } from "../support
 import { jobDirsPerTest, makeClip, stageTranscodeJob } from "../support/media-fixtures.ts";
 import { canMountTmpfs, fillInodes, mountSmallDisk } from "../support/tmpfs.ts";
 import { inMemoryTransport } from "./in-memory-transport.ts";
+import { startTestWorker } from "./test-worker.ts";
 
 const dirs = jobDirsPerTest("storage-waits");
 const cleanups: Array<() => Promise<void>> = [];
@@ -22,20 +23,13 @@ afterEach(async () => {
 
 /** A worker on `transport` whose runs wait out storage for 60 s; its work dirs under `tmpDir`. */
 async function startWorker(transport: WorkerTransport, tmpDir: string, storageDir: string): Promise<Worker> {
-  const worker = createWorker({
-    workerId: "w1",
-    capabilities: ["cpu"],
-    concurrency: 1,
-    liveSlots: 1,
+  const worker = await startTestWorker({
     transport,
     storage: createLocalWorkerStorage(storageDir),
     storageOutagePatienceSeconds: 60,
     tmpDir,
-    progressIntervalMs: 200,
-    heartbeatIntervalSeconds: 60,
     x264Preset: "ultrafast",
   });
-  await worker.start();
   cleanups.push(() => worker.shutdown(0));
   return worker;
 }
