@@ -7,6 +7,9 @@ import type { WorkerTransport } from "./transport/types.ts";
 /**
  * The worker's heartbeat: what it serves, what it is testing and which attempts it runs, sent on
  * a timer and whenever any of it changes. The API takes a worker without heartbeats for gone.
+ * One on the timer repeats what the last one said, so it goes as a sample (a lost one is said
+ * again by the next, 10 s later: docs/failure-model.md); one that says something new (a
+ * capability, a reconnect, the last at shutdown) goes durably.
  */
 export function createHeartbeats(options: {
   transport: WorkerTransport;
@@ -20,24 +23,27 @@ export function createHeartbeats(options: {
   probing: () => Capability[];
 }) {
   let timer: NodeJS.Timeout | undefined;
-  async function send(): Promise<void> {
-    await options.transport.publishEvent({
-      v: PROTOCOL_VERSION,
-      type: "worker.heartbeat",
-      workerId: options.workerId,
-      capabilities: options.capabilities(),
-      probing: options.probing(),
-      slots: options.slots,
-      liveSlots: options.liveSlots,
-      activeJobs: options.runs.all().map((r) => ({ jobId: r.jobId, attempt: r.attempt })),
-      at: new Date().toISOString(),
-    });
+  async function send(sendOptions?: { sample?: boolean }): Promise<void> {
+    await options.transport.publishEvent(
+      {
+        v: PROTOCOL_VERSION,
+        type: "worker.heartbeat",
+        workerId: options.workerId,
+        capabilities: options.capabilities(),
+        probing: options.probing(),
+        slots: options.slots,
+        liveSlots: options.liveSlots,
+        activeJobs: options.runs.all().map((r) => ({ jobId: r.jobId, attempt: r.attempt })),
+        at: new Date().toISOString(),
+      },
+      sendOptions,
+    );
   }
   return {
     send,
     start(): void {
       timer = setInterval(
-        () => send().catch((err) => log.warn("heartbeat failed", { err })),
+        () => send({ sample: true }).catch((err) => log.warn("heartbeat failed", { err })),
         options.intervalSeconds * 1000,
       );
     },

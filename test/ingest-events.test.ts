@@ -811,6 +811,33 @@ heartbeat is still fresh`, async () => {
       // The job's heartbeat is the attempt's, whoever runs it; the run is worker-2's and keeps its own.
       [at, [["worker-2", "2026-11-22T10:00:00.000Z"]]],
     ]);
+    // An older heartbeat applied late (the queue redelivers it; a newer one went as a sample, which
+    // overtakes the queue) moves no heartbeat back, and ends none of the runs it lists.
+    await ingestor.ingest([
+      { ...heartbeatOf("worker-1", [jobs[0]!.jobId, jobs[1]!.jobId], "2026-11-22T10:00:03.000Z") },
+    ]);
+    const late = await db.jobRun.findMany({
+      where: { workerId: "worker-1", jobId: { in: [jobs[0]!.jobId, jobs[1]!.jobId] } },
+      include: { job: true },
+    });
+    expect(late.map((r) => [r.status, r.heartbeatAt?.toISOString(), r.job.heartbeatAt?.toISOString()])).toEqual([
+      ["RUNNING", at, at],
+      ["RUNNING", at, at],
+    ]);
+  });
+
+  it("a heartbeat finds its worker's running runs by an index, not a scan of every run ever recorded", async () => {
+    // The planner scans a small table whatever its indexes; told not to, it still must without one.
+    const plan = await db.$transaction(async (tx) => {
+      await tx.$executeRawUnsafe("SET LOCAL enable_seqscan = off");
+      return tx.$queryRawUnsafe<{ "QUERY PLAN": string }[]>(
+        `EXPLAIN SELECT id FROM "JobRun" WHERE "workerId" = 'worker-1' AND status = 'RUNNING' ORDER BY id FOR NO KEY UPDATE`,
+      );
+    });
+    const text = plan.map((row) => row["QUERY PLAN"]).join("\n");
+    expect(text).toMatch(
+      /Index (Only )?Scan using "JobRun_workerId_status_idx"|Bitmap Index Scan on "JobRun_workerId_status_idx"/,
+    );
   });
 
   it("a run whose delivery was taken over fails alone: the attempt goes on with the redelivery", async () => {

@@ -111,6 +111,38 @@ every one, in order", async () => {
     }
   });
 
+  it("a snapshot is its row as JSON gives it back, without the CMS's fields or a relation the read included", async () => {
+    const db = t.app.services.db;
+    const videoId = (await createUpload(t, "snapshot")).id;
+    await db.variant.create({
+      data: { videoId, name: "360p", kind: "VIDEO", bandwidth: 800_000, codecs: "avc1.64001e,mp4a.40.2" },
+    });
+    const video = await db.video.update({
+      where: { id: videoId },
+      data: {
+        description: "a CMS's text",
+        metadata: { shelf: 3 },
+        tags: ["quiz"],
+        externalId: "cms-1",
+        duration: 12.5,
+        storyboard: { tiles: [{ x: 0, y: 0 }] },
+        chapters: [{ title: "Intro", startTime: 0 }],
+        uploadSize: 1234n,
+      },
+      include: { variants: true },
+    });
+    const { description, metadata, tags, externalId, variants, ...columns } = video;
+    const asJson = (row: object) =>
+      JSON.parse(JSON.stringify(row, (_, value) => (typeof value === "bigint" ? Number(value) : value)));
+    const snapshot = videoSnapshot(video);
+    expect(snapshot).toEqual(asJson(columns));
+    expect(snapshot).not.toHaveProperty("variants");
+    expect(snapshot.uploadSize).toBe(1234);
+    // A JSON column is the snapshot's own copy: a change to the row read does not reach what was published.
+    expect(snapshot.storyboard).not.toBe(video.storyboard);
+    expect(variantSnapshot(variants[0]!)).toEqual(asJson(variants[0]!));
+  });
+
   it("an event's NOTIFY parts each fit in one NOTIFY, are text on their own, and join to the event", () => {
     for (const text of ["x".repeat(7800), "😀".repeat(2000), LONG_TEXT, LONG_TEXT.repeat(4)]) {
       const payload = JSON.stringify({ t: "topic", d: text });

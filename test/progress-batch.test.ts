@@ -130,6 +130,15 @@ is kept, and a subscriber gets every rung's VariantProgressEvent, one NOTIFY per
     await expect.poll(() => notifications.length, { timeout: 10_000 }).toBeGreaterThanOrEqual(jobs.length);
     await new Promise((r) => setTimeout(r, 300));
     expect(notifications.length).toBe(jobs.length);
+    // Each carries its video's own columns and the rungs it moved, not the rungs the batch's read of the
+    // video included besides: the ladder once, not twice.
+    for (const payload of notifications) {
+      const message = JSON.parse(payload).d;
+      expect(message.kind).toBe("variantsProgress");
+      expect(message.video).not.toHaveProperty("variants");
+      expect(message.video.id).toBeTypeOf("string");
+      expect(message.variants).toHaveLength(LADDER_360P.length);
+    }
 
     // Older reports (an earlier sequence, delivered late) in a batch of their own change nothing; in one
     // batch with a newer one, the lower report after it changes nothing either.

@@ -1,9 +1,10 @@
-// The fleet's progress over the embedded transport travels as NOTIFY samples, not queue rows
-// (src/transport/progress-samples.ts): taken by one API instance at a time, another taking over when
+// The fleet's progress (and its workers' heartbeats on their timers) over the embedded transport
+// travels as NOTIFY samples, not queue rows (src/transport/progress-samples.ts): taken by one API instance at a time, another taking over when
 // it stops, each job's latest kept while a batch is applied; every other event still in the queue.
 import { randomUUID } from "node:crypto";
 import { afterEach, beforeEach, expect, it } from "vitest";
 import type { JobEvent } from "../src/protocol/job-events.ts";
+import type { WorkerEvent } from "../src/protocol/worker-messages.ts";
 import { EVENTS_QUEUE, PROGRESS_LOCK_KEY } from "../src/protocol/queues.ts";
 import { PROTOCOL_VERSION } from "../src/protocol/version.ts";
 import { createPostgresTransport } from "../src/transport/postgres.ts";
@@ -152,6 +153,41 @@ it("while a batch is applied, each job's samples wait as its latest only", async
     [0, 21],
     [1, 21],
   ]);
+});
+
+it("a worker's heartbeat on its timer goes as a sample, each worker's latest kept while a batch is applied; one that says something new goes through the queue", async () => {
+  const received: { api: string; event: JobEvent }[] = [];
+  await startApi("slow", received, 1000);
+  await expect.poll(takerHolds, { timeout: 5000 }).toBe(true);
+  const worker = await startWorker();
+  const beat = (workerId: string, second: number): WorkerEvent => ({
+    v: PROTOCOL_VERSION,
+    type: "worker.heartbeat",
+    workerId,
+    capabilities: ["cpu"],
+    activeJobs: [],
+    at: `2026-11-29T10:00:${String(second).padStart(2, "0")}.000Z`,
+  });
+  // The first starts a batch that takes a second; meanwhile worker-1 beats five times more, and
+  // worker-2's newer heartbeat comes before its older one.
+  await worker.publishEvent(beat("worker-1", 0), { sample: true });
+  await new Promise((r) => setTimeout(r, 100));
+  for (let second = 1; second <= 5; second++) await worker.publishEvent(beat("worker-1", second), { sample: true });
+  await worker.publishEvent(beat("worker-2", 9), { sample: true });
+  await worker.publishEvent(beat("worker-2", 8), { sample: true });
+  await expect.poll(() => received.length, { timeout: 5000 }).toBe(3);
+  const heard = () =>
+    received.map(({ event }) => [(event as { workerId: string }).workerId, (event as { at: string }).at]);
+  expect(heard()).toEqual([
+    ["worker-1", "2026-11-29T10:00:00.000Z"],
+    ["worker-1", "2026-11-29T10:00:05.000Z"],
+    ["worker-2", "2026-11-29T10:00:09.000Z"],
+  ]);
+  expect(await queueRows("worker.heartbeat")).toBe(0);
+  // A heartbeat sent without `sample` (a capability changed, a reconnect, the last at shutdown) is durable.
+  await worker.publishEvent(beat("worker-1", 10));
+  expect(await queueRows("worker.heartbeat")).toBe(1);
+  await expect.poll(() => heard().at(-1), { timeout: 5000 }).toEqual(["worker-1", "2026-11-29T10:00:10.000Z"]);
 });
 
 it("while no API instance takes samples, progress goes through the events queue (a taker in another database of the server does not count); once one does, as samples", async () => {

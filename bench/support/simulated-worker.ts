@@ -77,22 +77,26 @@ export async function startSimulatedWorker(options: SimulatedWorkerOptions): Pro
   let workerCount = 0;
   const virtualId = (index: number) => (workerSlots === options.slots ? workerId : `${workerId}-${index}`);
   const runsOf = (index: number) => [...runs.values()].filter((r) => r.worker === index);
-  const heartbeat = (index: number) =>
-    transport.publishEvent({
-      v: PROTOCOL_VERSION,
-      type: "worker.heartbeat",
-      workerId: virtualId(index),
-      capabilities: ["cpu"],
-      slots: workerSlots,
-      activeJobs: runsOf(index).map(({ jobId, attempt }) => ({ jobId, attempt })),
-      at: new Date().toISOString(),
-    });
+  /** On the timer a sample, as the render worker's (render-worker/heartbeats.ts); a worker's first durably. */
+  const heartbeat = (index: number, sample = false) =>
+    transport.publishEvent(
+      {
+        v: PROTOCOL_VERSION,
+        type: "worker.heartbeat",
+        workerId: virtualId(index),
+        capabilities: ["cpu"],
+        slots: workerSlots,
+        activeJobs: runsOf(index).map(({ jobId, attempt }) => ({ jobId, attempt })),
+        at: new Date().toISOString(),
+      },
+      { sample },
+    );
   const heartbeatTimers: NodeJS.Timeout[] = [];
   /** A worker of `workerSlots` more, heartbeating every interval from now; its index and first heartbeat. */
   function addWorker(): { index: number; heard: Promise<void> } {
     const index = workerCount++;
     heartbeatTimers.push(
-      setInterval(() => void heartbeat(index).catch(() => undefined), options.heartbeatIntervalSeconds * 1000),
+      setInterval(() => void heartbeat(index, true).catch(() => undefined), options.heartbeatIntervalSeconds * 1000),
     );
     return { index, heard: heartbeat(index) };
   }

@@ -44,7 +44,7 @@ export function createPostgresWorkerTransport(connectionString: string): WorkerT
   async function publishEvents(events: WorkerEvent[]): Promise<void> {
     if (events.length === 0) return;
     // A transcode's progress is a sample while an API instance takes them (progress-samples.ts).
-    if (events.length === 1 && (await samples.send(events[0]!))) return;
+    if (events.length === 1 && events[0]!.type === "job.progress" && (await samples.send(events[0]!))) return;
     const jobs = events.map((data) => ({ data }));
     const giveUpAt = Date.now() + EVENT_SEND_PATIENCE_MS;
     for (let delayMs = 250; ; delayMs = Math.min(delayMs * 2, MAX_SEND_RETRY_MS)) {
@@ -105,7 +105,10 @@ export function createPostgresWorkerTransport(connectionString: string): WorkerT
         }
       }
     },
-    publishEvent: (event: WorkerEvent) => publishEvents([event]),
+    publishEvent: async (event, options) => {
+      if (options?.sample && (await samples.send(event))) return;
+      await publishEvents([event]);
+    },
     publishEvents,
     async onControl(handler, onReconnected) {
       control = await listenWithReconnect({

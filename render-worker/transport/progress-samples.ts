@@ -8,8 +8,8 @@ const TAKER_CHECK_MS = 5000;
 
 /**
  * The worker's side of progress samples (src/transport/progress-samples.ts): a transcode's
- * `job.progress` sent with `pg_notify`, with no row, no retry and no wait for a database that is
- * down (the next one says more). Only while an API instance takes them: every 5 s the worker looks
+ * `job.progress`, and a heartbeat on the timer, sent with `pg_notify`, with no row, no retry and no
+ * wait for a database that is down (the next one says more). Only while an API instance takes them: every 5 s the worker looks
  * whether one holds their lock, and while none does (an API of an earlier release during a rolling
  * deploy, every instance restarting, none ingesting) it sends them through the events queue, where
  * they wait for the API as every event does.
@@ -44,13 +44,16 @@ export function createProgressSampleSender(connectionString: string) {
       timer = setInterval(() => void check(), TAKER_CHECK_MS);
       timer.unref();
     },
-    /** Sends `event` as a sample and resolves true, or resolves false: it goes through the queue. */
+    /**
+     * Sends `event` (a `job.progress` or a `worker.heartbeat`: the API takes no other kind as a
+     * sample) as a sample and resolves true, or resolves false: it goes through the queue.
+     */
     async send(event: WorkerEvent): Promise<boolean> {
-      if (event.type !== "job.progress" || !taken) return false;
+      if ((event.type !== "job.progress" && event.type !== "worker.heartbeat") || !taken) return false;
       const text = JSON.stringify(event);
       if (Buffer.byteLength(text) > MAX_PROGRESS_SAMPLE_BYTES) return false;
       await pool.query("SELECT pg_notify($1, $2)", [PROGRESS_NOTIFY_CHANNEL, text]).catch((err: Error) => {
-        log.debug("progress sample not sent", { jobId: event.jobId, err: err.message });
+        log.debug("sample not sent", { type: event.type, err: err.message });
       });
       return true;
     },

@@ -22,8 +22,13 @@ export type JobHandler = (
 export interface WorkerTransport {
   start(): Promise<void>;
   consumeJobs(capabilities: Capability[], concurrency: number, handler: JobHandler): Promise<void>;
-  /** Resolves once the event is durably with the transport. */
-  publishEvent(event: WorkerEvent): Promise<void>;
+  /**
+   * Resolves once the event is durably with the transport. With `sample`, the event is one that
+   * the next of its kind says all of (a heartbeat on the timer, which repeats what the last one
+   * said): the transport may send it where a crash or a reconnect drops it (over Postgres a NOTIFY,
+   * as progress goes: progress-samples.ts), and resolves once it is sent.
+   */
+  publishEvent(event: WorkerEvent, options?: { sample?: boolean }): Promise<void>;
   /**
    * Sends events that are ready together (a run's end: its rungs' outcomes and its `job.succeeded`)
    * in one go where the transport can: Postgres queues them in one statement, all or none; Pub/Sub

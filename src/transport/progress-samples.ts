@@ -13,6 +13,26 @@ const TAKE_OVER_INTERVAL_MS = 2000;
  */
 const GATHER_MS = 50;
 
+/** Heartbeats wait under their worker's id with this before it: a job's id is a UUID, never this. */
+const HEARTBEAT_KEY = "worker ";
+
+/**
+ * Where a sample waits and what orders it against the one it may replace: a `job.progress` under
+ * its job, by attempt and sequence number; a `worker.heartbeat` (a worker's on its timer:
+ * render-worker/heartbeats.ts) under its worker, by its time. Null for anything else: the sample's
+ * contract is parsed when its batch is applied, like every worker event.
+ */
+function sampleKey(raw: unknown): { key: string; order: [number, number]; progress: boolean } | null {
+  const { type, jobId, attempt, seq, workerId, at } = (raw ?? {}) as Record<string, unknown>;
+  if (type === "worker.heartbeat") {
+    const time = typeof at === "string" ? Date.parse(at) : Number.NaN;
+    if (typeof workerId !== "string" || Number.isNaN(time)) return null;
+    return { key: HEARTBEAT_KEY + workerId, order: [time, 0], progress: false };
+  }
+  if (typeof jobId !== "string" || typeof attempt !== "number" || typeof seq !== "number") return null;
+  return { key: jobId, order: [attempt, seq], progress: true };
+}
+
 export interface ProgressSampleOptions {
   connectionString: string;
   log: Pick<Log, "info" | "warn">;
@@ -21,9 +41,10 @@ export interface ProgressSampleOptions {
 }
 
 /**
- * The fleet's `job.progress`, taken as the samples they are (docs/performance.md, "The control
- * plane"): over the embedded transport a worker sends each with `pg_notify` instead of a row in
- * pg-boss's queue, so a sample costs Postgres no insert, fetch, completion or WAL flush. One API
+ * The fleet's `job.progress`, and its workers' heartbeats on their timers, taken as the samples they
+ * are (docs/performance.md, "The control plane"): over the embedded transport a worker sends each
+ * with `pg_notify` instead of a row in pg-boss's queue, so a sample costs Postgres no insert, fetch,
+ * completion or WAL flush. One API
  * instance takes them: the one whose connection holds the session advisory lock `PROGRESS_LOCK_KEY`
  * LISTENs; the others try for the lock every 2 s, so when the taker dies or stops, another takes
  * over within about that (its connection's end releases the lock). Resolves after the first try.
@@ -41,8 +62,11 @@ export async function takeProgressSamples(options: ProgressSampleOptions): Promi
   let closed = false;
   let timer: NodeJS.Timeout | null = null;
   let probe: NodeJS.Timeout | null = null;
-  /** The latest sample of each job (by its id), waiting for the next batch. */
-  let waiting = new Map<string, { attempt: number; seq: number; raw: unknown }>();
+  /**
+   * The latest sample of each job (by its id) and of each worker (its heartbeat), waiting for the
+   * next batch, with what orders two of them: a job's attempt and sequence number, a heartbeat's time.
+   */
+  let waiting = new Map<string, { order: [number, number]; raw: unknown }>();
   let applying: Promise<void> | null = null;
 
   function received(payload: string): void {
@@ -53,18 +77,20 @@ export async function takeProgressSamples(options: ProgressSampleOptions): Promi
       progressSamples.inc({ outcome: "malformed" });
       return;
     }
-    const { jobId, attempt, seq } = (raw ?? {}) as { jobId?: unknown; attempt?: unknown; seq?: unknown };
-    if (typeof jobId !== "string" || typeof attempt !== "number" || typeof seq !== "number") {
+    const sample = sampleKey(raw);
+    if (!sample) {
       progressSamples.inc({ outcome: "malformed" });
       return;
     }
-    const held = waiting.get(jobId);
-    if (held && (held.attempt > attempt || (held.attempt === attempt && held.seq > seq))) {
-      progressSamples.inc({ outcome: "superseded" });
+    const { key, order, progress } = sample;
+    const held = waiting.get(key);
+    // A heartbeat superseded by a newer one of its worker is not counted: the metric is progress's.
+    if (held && (held.order[0] > order[0] || (held.order[0] === order[0] && held.order[1] > order[1]))) {
+      if (progress) progressSamples.inc({ outcome: "superseded" });
       return;
     }
-    if (held) progressSamples.inc({ outcome: "superseded" });
-    waiting.set(jobId, { attempt, seq, raw });
+    if (held && progress) progressSamples.inc({ outcome: "superseded" });
+    waiting.set(key, { order, raw });
     if (!applying) applying = sleep(GATHER_MS).then(drain);
   }
 
@@ -72,14 +98,15 @@ export async function takeProgressSamples(options: ProgressSampleOptions): Promi
     while (waiting.size) {
       const started = Date.now();
       const batch = [...waiting.values()].map((w) => w.raw);
+      const progress = [...waiting.keys()].filter((key) => !key.startsWith(HEARTBEAT_KEY)).length;
       waiting = new Map();
       try {
         await options.apply(batch);
-        progressSamples.inc({ outcome: "applied" }, batch.length);
+        progressSamples.inc({ outcome: "applied" }, progress);
       } catch (err) {
-        // A sample is not redelivered: the job's next one carries everything it did.
-        progressSamples.inc({ outcome: "failed" }, batch.length);
-        log.warn("progress samples not applied", { count: batch.length, err: (err as Error).message });
+        // A sample is not redelivered: the job's (or worker's) next one carries everything it did.
+        progressSamples.inc({ outcome: "failed" }, progress);
+        log.warn("samples not applied", { count: batch.length, err: (err as Error).message });
       }
       const rest = GATHER_MS - (Date.now() - started);
       if (rest > 0) await sleep(rest);
