@@ -3,24 +3,30 @@ import { log } from "../log.ts";
 import { notFound, type PubSubContext, restoreResources } from "./pubsub-resources.ts";
 
 const EVENT_BATCH_SIZE = 100;
-const EVENT_BATCH_WINDOW_MS = 50;
 const REOPEN_DELAY_MS = 5000;
 
 type EventHandler = (events: unknown[]) => Promise<void>;
 
+/** What the buffer takes of a Pub/Sub message (a test hands it its own). */
+export type EventMessage = Pick<Message, "id" | "data" | "ack" | "nack">;
+
 /** Worker events taken from the subscription and not yet handed to the handler, one batch at a time. */
-interface EventBuffer {
-  ctx: PubSubContext;
+export interface EventBuffer {
+  ctx: Pick<PubSubContext, "stopping">;
   handler: EventHandler;
-  buffered: Message[];
-  batchTimer: NodeJS.Timeout | undefined;
+  buffered: EventMessage[];
+  /** The hand-over of what came in this turn of the event loop, while none is under way. */
+  handOver: NodeJS.Immediate | undefined;
   handling: Promise<void> | null;
 }
 
 /**
- * Hands the events subscription's messages to `handler` in batches (up to EVENT_BATCH_SIZE, or what
- * came within EVENT_BATCH_WINDOW_MS), acked when it resolves; the subscription is made again when
- * someone deleted it and reopened when it closes. Resolves with what stops it.
+ * Hands the events subscription's messages to `handler` in batches, acked when it resolves; the
+ * subscription is made again when someone deleted it and reopened when it closes. Resolves with
+ * what stops it. An event that finds no batch under way goes at once (with what the same pull
+ * brought), so a quiet API applies a `video.playable` as soon as it arrives; what comes while a
+ * batch is applied waits for the next, up to EVENT_BATCH_SIZE: a busy API takes large batches.
+ * Until 2026-11-29 every batch waited 50 ms for more (docs/performance.md, "Events at once").
  */
 export function consumePubSubEvents(ctx: PubSubContext, handler: EventHandler): () => Promise<void> {
   const subscription = ctx.pubsub.subscription(ctx.names.eventsSubscription, {
@@ -28,33 +34,34 @@ export function consumePubSubEvents(ctx: PubSubContext, handler: EventHandler): 
     // close() keeps leasing until the batch being handled is acked instead of nacking it.
     closeOptions: { behavior: SubscriptionCloseBehaviors.WaitForProcessing },
   });
-  const buffer: EventBuffer = { ctx, handler, buffered: [], batchTimer: undefined, handling: null };
+  const buffer: EventBuffer = { ctx, handler, buffered: [], handOver: undefined, handling: null };
   subscription.on("message", (message: Message) => bufferEvent(buffer, message));
   keepSubscriptionOpen(ctx, subscription);
   return async () => {
     const closed = subscription.close();
-    clearTimeout(buffer.batchTimer);
+    if (buffer.handOver) clearImmediate(buffer.handOver);
     for (const message of buffer.buffered.splice(0)) message.nack();
     await buffer.handling;
     await closed;
   };
 }
 
-function bufferEvent(buffer: EventBuffer, message: Message): void {
+/** Takes one message of the subscription (exported for its test). */
+export function bufferEvent(buffer: EventBuffer, message: EventMessage): void {
   if (buffer.ctx.stopping) {
     message.nack();
     return;
   }
   buffer.buffered.push(message);
   if (buffer.handling) return;
-  if (buffer.buffered.length >= EVENT_BATCH_SIZE) handleBuffered(buffer);
-  else buffer.batchTimer ??= setTimeout(() => handleBuffered(buffer), EVENT_BATCH_WINDOW_MS);
+  // The messages of one pull arrive in one turn of the event loop: they go together.
+  buffer.handOver ??= setImmediate(() => handleBuffered(buffer));
 }
 
 /** One batch at a time, so the handler sees events roughly in arrival order. */
 function handleBuffered(buffer: EventBuffer): void {
-  clearTimeout(buffer.batchTimer);
-  buffer.batchTimer = undefined;
+  if (buffer.handOver) clearImmediate(buffer.handOver);
+  buffer.handOver = undefined;
   if (buffer.handling) return;
   const { ctx } = buffer;
   buffer.handling = (async () => {
@@ -66,9 +73,9 @@ function handleBuffered(buffer: EventBuffer): void {
   });
 }
 
-async function handleBatch(handler: EventHandler, batch: Message[]): Promise<void> {
+async function handleBatch(handler: EventHandler, batch: EventMessage[]): Promise<void> {
   const events: unknown[] = [];
-  const parsed: Message[] = [];
+  const parsed: EventMessage[] = [];
   for (const message of batch) {
     try {
       events.push(JSON.parse(message.data.toString("utf8")));
