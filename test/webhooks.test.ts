@@ -668,4 +668,57 @@ describe("the deliverer's claims", () => {
       await deliverer.stop();
     }
   });
+
+  it("deliveries that end while one's outcome is written are recorded together, each with its attempt", async () => {
+    let writes = 0;
+    const counted = new Proxy(db, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop);
+        if (prop === "$executeRaw")
+          return async (...args: unknown[]) => {
+            // The first write is slow: the other deliveries end meanwhile.
+            if (++writes === 1) await new Promise((r) => setTimeout(r, 500));
+            return value.apply(target, args);
+          };
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const deliverer = createWebhookDeliverer({
+      db: counted,
+      timeoutMs: 5000,
+      retryBaseSeconds: 1,
+      allowPrivateUrls: true,
+      maxInFlightPerEndpoint: 8,
+    });
+    const { id: endpointId } = await db.webhookEndpoint.create({
+      data: { tenantId: DEFAULT_TENANT_ID, url: receiver.url, secret: "whsec_x", events: [] },
+    });
+    const queued = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        db.webhookDelivery.create({
+          data: {
+            eventId: crypto.randomUUID(),
+            endpointId,
+            eventType: "video.ready",
+            payload: { id: "x" },
+            giveUpAt: new Date(Date.now() + 3600_000),
+          },
+        }),
+      ),
+    );
+    deliverer.start(3_600_000);
+    try {
+      await expect
+        .poll(async () => db.webhookDelivery.count({ where: { endpointId, status: "DELIVERED" } }), { timeout: 10_000 })
+        .toBe(8);
+      const rows = await db.webhookDelivery.findMany({ where: { endpointId }, include: { attempts: true } });
+      expect(
+        rows.map((r) => [r.attemptCount, r.attempts.length, r.attempts[0]!.statusCode, r.deliveredAt !== null]),
+      ).toEqual(queued.map(() => [1, 1, 200, true]));
+      // The first alone, the seven that ended while it was written in one more (before, one each).
+      expect(writes).toBeLessThanOrEqual(3);
+    } finally {
+      await deliverer.stop();
+    }
+  });
 });

@@ -48,6 +48,22 @@ export function webhookClaimLeaseSeconds(timeoutMs: number): number {
 
 const RESPONSE_KEEP_BYTES = 2048;
 
+/** Attempts one statement records at most; more wait for the next. */
+const MAX_OUTCOMES_PER_STATEMENT = 100;
+
+/** A delivery's attempt and its new state, waiting to be recorded. */
+interface Outcome {
+  deliveryId: string;
+  at: Date;
+  statusCode: number | null;
+  responseBody: string | null;
+  error: string | null;
+  durationMs: number;
+  attemptCount: number;
+  status: "DELIVERED" | "FAILED" | "PENDING";
+  nextAttemptAt: Date | null;
+}
+
 interface PostResult {
   statusCode: number | null;
   responseBody: string | null;
@@ -141,6 +157,7 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions) {
   const perEndpoint = options.maxInFlightPerEndpoint ?? 4;
   /** Deliveries being sent by this instance, by id, with their endpoint. */
   const inFlight = new Map<string, { endpointId: string; done: Promise<void> }>();
+  const outcomes = createOutcomeWriter(db);
   let timer: NodeJS.Timeout | null = null;
   let running: Promise<void> | null = null;
   let stopped = true;
@@ -167,18 +184,17 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions) {
     const next = new Date(Date.now() + wait);
     const giveUp = !ok && (result.permanent || next > delivery.giveUpAt);
     const status = ok ? "DELIVERED" : giveUp ? "FAILED" : "PENDING";
-    // The attempt and the delivery's new state in one statement: one round trip, one commit.
-    await db.$executeRaw`
-      WITH attempt AS (
-        INSERT INTO "WebhookAttempt" (id, "deliveryId", at, "statusCode", "responseBody", error, "durationMs")
-        VALUES (${randomUUID()}::uuid, ${id}::uuid, ${new Date()}, ${result.statusCode}::int, ${result.responseBody}::text,
-          ${error}::text, ${result.durationMs}::int)
-      )
-      UPDATE "WebhookDelivery"
-      SET "attemptCount" = ${attemptCount}::int, "lastStatusCode" = ${result.statusCode}::int, "lastError" = ${error}::text,
-        status = ${status}::"WebhookDeliveryStatus", "deliveredAt" = ${ok ? new Date() : null},
-        "nextAttemptAt" = ${ok || giveUp ? null : next}
-      WHERE id = ${id}::uuid`;
+    await outcomes.record({
+      deliveryId: id,
+      at: new Date(),
+      statusCode: result.statusCode,
+      responseBody: result.responseBody,
+      error,
+      durationMs: result.durationMs,
+      attemptCount,
+      status,
+      nextAttemptAt: ok || giveUp ? null : next,
+    });
     webhookDeliveries.inc({ outcome: ok ? "delivered" : giveUp ? "abandoned" : "failed" });
     if (!ok)
       log.warn("webhook delivery failed", {
@@ -291,6 +307,68 @@ export function createWebhookDeliverer(options: WebhookDelivererOptions) {
       await running;
       // Each ends by its deadline.
       await Promise.all([...inFlight.values()].map((d) => d.done));
+    },
+  };
+}
+
+/**
+ * Records deliveries' attempts and new states: each attempt and its delivery's state in one
+ * statement (one round trip, one commit), and the outcomes that come while one is written together
+ * in the next (an endpoint's deliveries end close together, four at a time by default), so a busy
+ * deliverer writes a few statements where it wrote one a delivery; a quiet one writes each at once.
+ * A delivery's `record` resolves once its row is written, or rejects with the statement's error
+ * (its claim lapses and it is sent again, as when the API dies before recording it).
+ */
+function createOutcomeWriter(db: Db) {
+  let waiting: { outcome: Outcome; resolve: () => void; reject: (err: unknown) => void }[] = [];
+  let writing = false;
+
+  async function write(batch: Outcome[]): Promise<void> {
+    const column = <K extends keyof Outcome>(key: K) => batch.map((o) => o[key]);
+    const iso = (dates: (Date | null)[]) => dates.map((d) => d?.toISOString() ?? null);
+    // The deliveries' rows locked in id order, as the progress batch locks its rows, so two
+    // instances' statements never wait on each other in a cycle.
+    await db.$executeRaw`
+      WITH o AS (
+        SELECT * FROM unnest(${column("deliveryId")}::uuid[], ${batch.map(() => randomUUID())}::uuid[],
+          ${iso(column("at"))}::timestamp(3)[], ${column("statusCode")}::int[], ${column("responseBody")}::text[],
+          ${column("error")}::text[], ${column("durationMs")}::int[], ${column("attemptCount")}::int[],
+          ${column("status")}::text[], ${iso(column("nextAttemptAt"))}::timestamp(3)[])
+          AS o(id, "attemptId", at, "statusCode", "responseBody", error, "durationMs", "attemptCount", status, "nextAttemptAt")
+      ), attempt AS (
+        INSERT INTO "WebhookAttempt" (id, "deliveryId", at, "statusCode", "responseBody", error, "durationMs")
+        SELECT "attemptId", id, at, "statusCode", "responseBody", error, "durationMs" FROM o
+      ), locked AS MATERIALIZED (
+        SELECT id FROM "WebhookDelivery" WHERE id IN (SELECT id FROM o) ORDER BY id FOR NO KEY UPDATE
+      )
+      UPDATE "WebhookDelivery" AS d
+      SET "attemptCount" = o."attemptCount", "lastStatusCode" = o."statusCode", "lastError" = o.error,
+        status = o.status::"WebhookDeliveryStatus", "deliveredAt" = CASE WHEN o.status = 'DELIVERED' THEN o.at END,
+        "nextAttemptAt" = o."nextAttemptAt"
+      FROM locked, o WHERE d.id = locked.id AND o.id = locked.id`;
+  }
+
+  async function drain(): Promise<void> {
+    writing = true;
+    while (waiting.length) {
+      const batch = waiting.slice(0, MAX_OUTCOMES_PER_STATEMENT);
+      waiting = waiting.slice(batch.length);
+      try {
+        await write(batch.map((w) => w.outcome));
+        for (const w of batch) w.resolve();
+      } catch (err) {
+        for (const w of batch) w.reject(err);
+      }
+    }
+    writing = false;
+  }
+
+  return {
+    record(outcome: Outcome): Promise<void> {
+      return new Promise<void>((resolve, reject) => {
+        waiting.push({ outcome, resolve, reject });
+        if (!writing) void drain();
+      });
     },
   };
 }
