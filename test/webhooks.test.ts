@@ -617,30 +617,31 @@ describe("the deliverer's claims", () => {
     await database?.drop();
   });
 
-  it("a burst of deliveries below every limit takes one claim: none to find that no more are due", async () => {
-    let claims = 0;
-    const counted = new Proxy(db, {
+  /** The database, counting the calls of one of its raw methods (each waiting for `before` first). */
+  function counted(method: "$queryRaw" | "$executeRaw", before?: (call: number) => Promise<unknown> | undefined) {
+    const counter = { calls: 0, db };
+    counter.db = new Proxy(db, {
       get(target, prop) {
         const value = Reflect.get(target, prop);
-        if (prop === "$queryRaw")
-          return (...args: unknown[]) => {
-            claims++;
+        if (prop === method)
+          return async (...args: unknown[]) => {
+            counter.calls++;
+            await before?.(counter.calls);
             return value.apply(target, args);
           };
         return typeof value === "function" ? value.bind(target) : value;
       },
     });
-    const deliverer = createWebhookDeliverer({
-      db: counted,
-      timeoutMs: 5000,
-      retryBaseSeconds: 1,
-      allowPrivateUrls: true,
-    });
+    return counter;
+  }
+
+  /** An endpoint of the receiver with `count` deliveries due. */
+  async function endpointWithDeliveries(count: number) {
     const { id: endpointId } = await db.webhookEndpoint.create({
       data: { tenantId: DEFAULT_TENANT_ID, url: receiver.url, secret: "whsec_x", events: [] },
     });
     const queued = await Promise.all(
-      [1, 2, 3].map(() =>
+      Array.from({ length: count }, () =>
         db.webhookDelivery.create({
           data: {
             eventId: crypto.randomUUID(),
@@ -652,6 +653,18 @@ describe("the deliverer's claims", () => {
         }),
       ),
     );
+    return { endpointId, queued };
+  }
+
+  it("a burst of deliveries below every limit takes one claim: none to find that no more are due", async () => {
+    const claims = counted("$queryRaw");
+    const deliverer = createWebhookDeliverer({
+      db: claims.db,
+      timeoutMs: 5000,
+      retryBaseSeconds: 1,
+      allowPrivateUrls: true,
+    });
+    const { endpointId, queued } = await endpointWithDeliveries(3);
     deliverer.start(3_600_000); // no poll: only the kick at start
     try {
       await expect
@@ -663,49 +676,23 @@ describe("the deliverer's claims", () => {
       );
       // Three under the endpoint's 4 and the instance's 32: the first claim took them all. Before, a
       // second claim found none, and each delivery's end claimed again.
-      expect(claims).toBe(1);
+      expect(claims.calls).toBe(1);
     } finally {
       await deliverer.stop();
     }
   });
 
   it("deliveries that end while one's outcome is written are recorded together, each with its attempt", async () => {
-    let writes = 0;
-    const counted = new Proxy(db, {
-      get(target, prop) {
-        const value = Reflect.get(target, prop);
-        if (prop === "$executeRaw")
-          return async (...args: unknown[]) => {
-            // The first write is slow: the other deliveries end meanwhile.
-            if (++writes === 1) await new Promise((r) => setTimeout(r, 500));
-            return value.apply(target, args);
-          };
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
+    // The first write is slow: the other deliveries end meanwhile.
+    const writes = counted("$executeRaw", (n) => (n === 1 ? new Promise((r) => setTimeout(r, 500)) : undefined));
     const deliverer = createWebhookDeliverer({
-      db: counted,
+      db: writes.db,
       timeoutMs: 5000,
       retryBaseSeconds: 1,
       allowPrivateUrls: true,
       maxInFlightPerEndpoint: 8,
     });
-    const { id: endpointId } = await db.webhookEndpoint.create({
-      data: { tenantId: DEFAULT_TENANT_ID, url: receiver.url, secret: "whsec_x", events: [] },
-    });
-    const queued = await Promise.all(
-      Array.from({ length: 8 }, () =>
-        db.webhookDelivery.create({
-          data: {
-            eventId: crypto.randomUUID(),
-            endpointId,
-            eventType: "video.ready",
-            payload: { id: "x" },
-            giveUpAt: new Date(Date.now() + 3600_000),
-          },
-        }),
-      ),
-    );
+    const { endpointId, queued } = await endpointWithDeliveries(8);
     deliverer.start(3_600_000);
     try {
       await expect
@@ -716,7 +703,7 @@ describe("the deliverer's claims", () => {
         rows.map((r) => [r.attemptCount, r.attempts.length, r.attempts[0]!.statusCode, r.deliveredAt !== null]),
       ).toEqual(queued.map(() => [1, 1, 200, true]));
       // The first alone, the seven that ended while it was written in one more (before, one each).
-      expect(writes).toBeLessThanOrEqual(3);
+      expect(writes.calls).toBeLessThanOrEqual(3);
     } finally {
       await deliverer.stop();
     }
