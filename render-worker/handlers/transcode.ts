@@ -42,12 +42,29 @@ import { variantOutcomeEvents } from "./variant-outcomes.ts";
 export async function transcode(job: TranscodeJobMessage, ctx: JobContext): Promise<void> {
   const { storage, signal } = ctx;
   const layout = outputLayout(job.outputPrefix);
-  const output: RunOutput = { layout, earlier: await readEarlierEncode(storage, layout.hls) };
-  if (await reportCompletedEncode(job, ctx, output.earlier)) return;
-  const source = await storage.inputFor(job.sourceKey);
-  const probed = await inSpan("probe", {}, () =>
-    probeSource(source, { signal, maxDurationSeconds: job.options.maxDurationSeconds }),
+  // What an earlier run left is read while the source is found and probed: on a cloud store each is
+  // a round trip, on the way to the first frame. A run whose encode is complete stops the probe
+  // and reports without the source (which may be gone); the probe's failure counts only after that.
+  const stopProbe = new AbortController();
+  const probeRun = storage.inputFor(job.sourceKey).then((source) =>
+    inSpan("probe", {}, () =>
+      probeSource(source, {
+        signal: AbortSignal.any([signal, stopProbe.signal]),
+        maxDurationSeconds: job.options.maxDurationSeconds,
+      }),
+    ),
   );
+  probeRun.catch(() => {});
+  const output: RunOutput = { layout, earlier: await readEarlierEncode(storage, layout.hls) };
+  const completed = await reportCompletedEncode(job, ctx, output.earlier).catch((err: unknown) => {
+    stopProbe.abort();
+    throw err;
+  });
+  if (completed) {
+    stopProbe.abort();
+    return;
+  }
+  const probed = await probeRun;
   const { input, probe } = trimProbedSource(probed, job.options.trim);
   // The rungs' BANDWIDTH depends on the segments' length and format: the job's, as encoded below.
   const ladder = planLadder(probe, job.options);

@@ -80,4 +80,49 @@ describe("a transcode run (real ffmpeg)", () => {
     expect(done.events.find((e) => e.type === "job.succeeded")).toMatchObject({ alreadyDone: true });
     expect(done.reads).toBe(1);
   });
+
+  it(`reads what an earlier run left while it finds and probes the source, and reports a finished job \
+though its source is gone`, async () => {
+    const clip = await makeClip({ width: 320, height: 180, seconds: 2, audio: false });
+    const dataDir = path.join(root, "data");
+    const ids = { jobId: "7d2c1b0a-9f8e-4d7c-8b6a-5f4e3d2c1b0a", videoId: "1a2b3c4d-5e6f-4789-8abc-def012345678" };
+    const job = await stageTranscodeJob(dataDir, clip, ids, 2);
+    const local = createLocalWorkerStorage(dataDir);
+    let sourceLookedUp = false;
+    let overlapped: boolean | null = null;
+    // The manifest's read holds until the source is looked up (at most 2 s): a run that read it
+    // first, and looked the source up only after, waits the 2 s and is caught.
+    const storage: WorkerStorage = {
+      ...local,
+      inputFor: (key) => {
+        sourceLookedUp = true;
+        return local.inputFor(key);
+      },
+      readText: async (key) => {
+        if (!key.endsWith(`/${ENCODE_MANIFEST}`)) return local.readText(key);
+        for (const started = Date.now(); !sourceLookedUp && Date.now() - started < 2000; )
+          await new Promise((r) => setTimeout(r, 10));
+        overlapped ??= sourceLookedUp;
+        return local.readText(key);
+      },
+    };
+    const run = async () => {
+      const events: JobEventBody[] = [];
+      await transcode(job, {
+        storage,
+        signal: new AbortController().signal,
+        workDir: await mkdtemp(path.join(root, "work-")),
+        progressIntervalMs: 100,
+        emit: async (e) => void events.push(e),
+      });
+      return events;
+    };
+    expect((await run()).some((e) => e.type === "job.succeeded")).toBe(true);
+    expect(overlapped).toBe(true);
+    // The source deleted after the job finished (a retention rule): a redelivery still finds it done.
+    await rm(path.join(dataDir, job.sourceKey));
+    const again = await run();
+    expect(again.find((e) => e.type === "job.succeeded")).toMatchObject({ alreadyDone: true });
+    expect(again.some((e) => e.type === "job.failed")).toBe(false);
+  });
 });
