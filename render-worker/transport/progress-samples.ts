@@ -9,10 +9,10 @@ const TAKER_CHECK_MS = 5000;
 /**
  * The worker's side of progress samples (src/transport/progress-samples.ts): a transcode's
  * `job.progress`, and a heartbeat on the timer, sent with `pg_notify`, with no row, no retry and no
- * wait for a database that is down (the next one says more). Only while an API instance takes them: every 5 s the worker looks
- * whether one holds their lock, and while none does (an API of an earlier release during a rolling
- * deploy, every instance restarting, none ingesting) it sends them through the events queue, where
- * they wait for the API as every event does.
+ * wait for a database that is down (the next one says more). Only while an API instance takes
+ * them: every 5 s the worker looks whether one holds their lock, and while none does (an API of an
+ * earlier release during a rolling deploy, every instance restarting, none ingesting) it sends them
+ * through the events queue, where they wait for the API as every event does.
  */
 export function createProgressSampleSender(connectionString: string) {
   // Its own connection: a NOTIFY needs no transaction of pg-boss's.

@@ -44,17 +44,17 @@ export interface ProgressSampleOptions {
  * The fleet's `job.progress`, and its workers' heartbeats on their timers, taken as the samples they
  * are (docs/performance.md, "The control plane"): over the embedded transport a worker sends each
  * with `pg_notify` instead of a row in pg-boss's queue, so a sample costs Postgres no insert, fetch,
- * completion or WAL flush. One API
- * instance takes them: the one whose connection holds the session advisory lock `PROGRESS_LOCK_KEY`
- * LISTENs; the others try for the lock every 2 s, so when the taker dies or stops, another takes
- * over within about that (its connection's end releases the lock). Resolves after the first try.
+ * completion or WAL flush. One API instance takes them: the one whose connection holds the session
+ * advisory lock `PROGRESS_LOCK_KEY` LISTENs; the others try for the lock every 2 s, so when the taker
+ * dies or stops, another takes over within about that (its connection's end releases the lock).
+ * Resolves after the first try.
  *
  * What arrives is applied in batches, one at a time, at most one every 50 ms. While one is gathered
- * or applied, the samples that come wait, each job keeping only its latest (a job's progress only
- * grows and each sample carries all of it), so an API behind the fleet skips samples instead of
- * queueing them: what it holds is bounded by the jobs running. A sample sent while no instance
- * listens (a takeover, a restart) is lost, as a missed tick of a progress bar is; the next one says
- * more.
+ * or applied, the samples that come wait, each job (and each worker's heartbeat) keeping only its
+ * latest (a job's progress only grows and each sample carries all of it; a heartbeat says all a
+ * worker runs), so an API behind the fleet skips samples instead of queueing them: what it holds is
+ * bounded by the jobs and workers running. A sample sent while no instance listens (a takeover, a
+ * restart) is lost, as a missed tick of a progress bar is; the next one says more.
  */
 export async function takeProgressSamples(options: ProgressSampleOptions): Promise<{ close(): Promise<void> }> {
   const { log } = options;
