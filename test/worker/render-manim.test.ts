@@ -11,7 +11,7 @@ import { realFileInside } from "../../render-worker/manim/cache.ts";
 import { createManimProgressParser } from "../../render-worker/manim/progress-bars.ts";
 import type { SandboxLimits } from "../../render-worker/sandbox/bubblewrap.ts";
 import { createLocalWorkerStorage } from "../../render-worker/storage/local.ts";
-import { createWorker } from "../../render-worker/worker.ts";
+import { startTestWorker } from "./test-worker.ts";
 import type { JobEventBody } from "../../src/protocol/job-events.ts";
 import type { RenderManimJobMessage } from "../../src/protocol/source-messages.ts";
 import { fixturesDir } from "../support/media-fixtures.ts";
@@ -458,19 +458,15 @@ with the reason`, async () => {
 capability, with it it renders jobs from the manim queue`, async () => {
     const start = async (bin: string | undefined) => {
       const memory = inMemoryTransport();
-      const worker = createWorker({
+      const worker = await startTestWorker({
         workerId: `manim-${randomUUID()}`,
         capabilities: ["cpu", "manim"],
-        concurrency: 1,
-        liveSlots: 1,
         transport: memory.transport,
         storage: createLocalWorkerStorage(dataDir),
         tmpDir: root,
         progressIntervalMs: 50,
-        heartbeatIntervalSeconds: 60,
         manim: { bin },
       });
-      await worker.start();
       return { worker, memory };
     };
     const heartbeats = (memory: ReturnType<typeof inMemoryTransport>) =>
