@@ -1,6 +1,7 @@
 // The fleet's progress (and its workers' heartbeats on their timers) over the embedded transport
-// travels as NOTIFY samples, not queue rows (src/transport/progress-samples.ts): taken by one API instance at a time, another taking over when
-// it stops, each job's latest kept while a batch is applied; every other event still in the queue.
+// travels as NOTIFY samples, not queue rows (src/transport/progress-samples.ts): taken by one API
+// instance at a time, another taking over when it stops, each job's latest kept while a batch is
+// applied; every other event still in the queue.
 import { randomUUID } from "node:crypto";
 import { afterEach, beforeEach, expect, it } from "vitest";
 import type { JobEvent } from "../src/protocol/job-events.ts";

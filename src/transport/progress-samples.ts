@@ -66,7 +66,7 @@ export async function takeProgressSamples(options: ProgressSampleOptions): Promi
    * The latest sample of each job (by its id) and of each worker (its heartbeat), waiting for the
    * next batch, with what orders two of them: a job's attempt and sequence number, a heartbeat's time.
    */
-  let waiting = new Map<string, { order: [number, number]; raw: unknown }>();
+  let waiting = new Map<string, { order: [number, number]; progress: boolean; raw: unknown }>();
   let applying: Promise<void> | null = null;
 
   function received(payload: string): void {
@@ -90,7 +90,7 @@ export async function takeProgressSamples(options: ProgressSampleOptions): Promi
       return;
     }
     if (held && progress) progressSamples.inc({ outcome: "superseded" });
-    waiting.set(key, { order, raw });
+    waiting.set(key, { order, progress, raw });
     if (!applying) applying = sleep(GATHER_MS).then(drain);
   }
 
@@ -98,7 +98,7 @@ export async function takeProgressSamples(options: ProgressSampleOptions): Promi
     while (waiting.size) {
       const started = Date.now();
       const batch = [...waiting.values()].map((w) => w.raw);
-      const progress = [...waiting.keys()].filter((key) => !key.startsWith(HEARTBEAT_KEY)).length;
+      const progress = [...waiting.values()].filter((w) => w.progress).length;
       waiting = new Map();
       try {
         await options.apply(batch);
